@@ -1,0 +1,2 @@
+"""OrbitAI core."""
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+import sys
+
+from orbitai.cli import main
+
+sys.exit(main())

@@ -1,0 +1,191 @@
+"""Model bundles: a folder with ``metadata.json`` and ``model.pt`` (a state_dict).
+
+``metadata.json`` follows MONAI Bundle metadata conventions where they fit::
+
+    {"name": "orbit_svnet_ct_demo", "version": "0.1.0", "task": "segmentation",
+     "architecture": {"name": "svnet", "args": {...}},
+     "input": {"modality": "CT", "spacing": [...], "patch": [...], "intensity": {...}},
+     "labels": {"1": {"name": "eyeball_left", ...}, ...},
+     "training_data": "...", "metrics": {...}, "weights_sha256": "<hex>"}
+
+Loading checks the SHA-256 of ``model.pt`` against the metadata *before* deserialising,
+then uses ``torch.load(weights_only=True)`` so a pickle carrying code is refused.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+METADATA = "metadata.json"
+WEIGHTS = "model.pt"
+REQUIRED_KEYS = ("name", "version", "task", "architecture", "weights_sha256")
+#: Bundles shipped with the extension (the repository's / extension's Resources/Models).
+BUILTIN_DIR = Path(__file__).resolve().parent.parent / "Resources" / "Models"
+
+
+class BundleError(RuntimeError):
+    """A bundle is missing, corrupt, tampered with or does not fit its architecture."""
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class Bundle:
+    path: Path
+    metadata: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.metadata["name"]
+
+    @property
+    def architecture(self) -> str:
+        return self.metadata["architecture"]["name"]
+
+    @property
+    def arch_args(self) -> dict[str, Any]:
+        return dict(self.metadata["architecture"].get("args", {}))
+
+    @property
+    def weights_path(self) -> Path:
+        return self.path / WEIGHTS
+
+    def verify(self) -> None:
+        """Raise `BundleError` unless the weights file exists and matches its checksum."""
+        if not self.weights_path.is_file():
+            raise BundleError(f"Bundle '{self.name}' ({self.path}): weights file {WEIGHTS} is missing.")
+        digest = sha256_file(self.weights_path)
+        if digest != self.metadata["weights_sha256"]:
+            raise BundleError(
+                f"Bundle '{self.name}' ({self.path}): checksum mismatch for {WEIGHTS} "
+                f"(expected {self.metadata['weights_sha256'][:12]}..., got {digest[:12]}...). "
+                "The file is corrupt or was replaced; reinstall or retrain the bundle."
+            )
+
+    def load_state_dict(self) -> dict[str, torch.Tensor]:
+        self.verify()
+        try:
+            state = torch.load(self.weights_path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
+            raise BundleError(
+                f"Bundle '{self.name}' ({self.path}): {WEIGHTS} is not a plain tensor state_dict "
+                f"and was refused for safety ({type(exc).__name__}: {str(exc).splitlines()[0]})."
+            ) from exc
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise BundleError(f"Bundle '{self.name}' ({self.path}): {WEIGHTS} is not a state_dict of tensors.")
+        return state
+
+    def load_model(self, device: str | torch.device = "cpu") -> torch.nn.Module:
+        """Build the architecture, load the verified weights, return it in eval mode."""
+        from orbitai.models import build_model
+
+        try:
+            model = build_model(self.architecture, **self.arch_args)
+        except (KeyError, TypeError) as exc:
+            raise BundleError(f"Bundle '{self.name}': cannot build architecture {self.architecture!r}: {exc}") from exc
+        state = self.load_state_dict()
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()
+            raise BundleError(
+                f"Bundle '{self.name}': weights do not fit architecture {self.architecture!r} "
+                f"with args {self.arch_args} ({first[0] if first else exc})."
+            ) from exc
+        return model.to(device).eval()
+
+
+def load_bundle(path: str | os.PathLike) -> Bundle:
+    """Read and validate a bundle folder's metadata (weights are checked when loaded)."""
+    p = Path(path)
+    meta_path = p / METADATA
+    if not p.is_dir():
+        raise BundleError(f"Model bundle folder not found: {p}")
+    if not meta_path.is_file():
+        raise BundleError(f"Bundle {p} has no {METADATA}.")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"Bundle {p}: {METADATA} is not valid JSON ({exc}).") from exc
+    missing = [k for k in REQUIRED_KEYS if k not in meta]
+    if missing:
+        raise BundleError(f"Bundle {p}: {METADATA} lacks required keys {missing}.")
+    if not isinstance(meta["architecture"], dict) or "name" not in meta["architecture"]:
+        raise BundleError(f"Bundle {p}: 'architecture' must be an object with a 'name'.")
+    return Bundle(p, meta)
+
+
+def save_bundle(model: torch.nn.Module, path: str | os.PathLike, metadata: dict[str, Any]) -> Bundle:
+    """Write a bundle atomically: a temp folder renamed into place once complete."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{p.name}-", dir=p.parent))
+    try:
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        torch.save(state, tmp / WEIGHTS)
+        meta = dict(metadata)
+        meta["weights_sha256"] = sha256_file(tmp / WEIGHTS)
+        for key in ("name", "version", "task", "architecture"):
+            if key not in meta:
+                raise BundleError(f"Bundle metadata lacks required key {key!r}.")
+        (tmp / METADATA).write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n")
+        if p.exists():
+            shutil.rmtree(p)
+        os.replace(tmp, p)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return Bundle(p, meta)
+
+
+def search_paths() -> list[Path]:
+    """Where bundles are looked up: $ORBITAI_MODEL_PATH entries, the built-ins, ~/.orbitai/models."""
+    paths = [Path(x) for x in os.environ.get("ORBITAI_MODEL_PATH", "").split(os.pathsep) if x]
+    paths += [BUILTIN_DIR, Path.home() / ".orbitai" / "models"]
+    return paths
+
+
+def iter_bundles() -> Iterator[Bundle]:
+    seen = set()
+    for root in search_paths():
+        if not root.is_dir():
+            continue
+        for meta in sorted(root.glob(f"*/{METADATA}")):
+            try:
+                b = load_bundle(meta.parent)
+            except BundleError:
+                continue
+            if b.name not in seen:
+                seen.add(b.name)
+                yield b
+
+
+def find_bundle(name_or_path: str) -> Bundle:
+    """A bundle by folder path or by name on the search paths (clear error listing what exists)."""
+    p = Path(name_or_path)
+    if (p / METADATA).is_file():
+        return load_bundle(p)
+    available = []
+    for b in iter_bundles():
+        if name_or_path in (b.name, b.path.name):
+            return b
+        available.append(b.name)
+    raise BundleError(
+        f"No model bundle named {name_or_path!r}. Available: {', '.join(available) or 'none'}. "
+        "Pass a bundle folder path or set ORBITAI_MODEL_PATH."
+    )

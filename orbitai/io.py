@@ -1,0 +1,303 @@
+"""Image I/O with geometry: one `Volume` type for NIfTI, NRRD, MetaImage and DICOM series.
+
+Axis order and conventions (the same as SimpleITK and Slicer's ``arrayFromVolume``):
+
+* ``Volume.array`` is indexed ``[k, j, i]`` = ``[z, y, x]`` (slice, row, column).
+* ``spacing``, ``origin`` are given in ``(x, y, z)`` order, in millimetres.
+* ``direction`` is a 3x3 matrix whose *columns* are the physical directions of the
+  i, j, k axes, in the **LPS** patient coordinate system used by ITK/DICOM/NRRD files.
+  Slicer's RAS system differs by negating the first two physical axes; see
+  :meth:`Volume.ijk_to_ras` and :meth:`Volume.from_ijk_to_ras`.
+
+SimpleITK does the file work; this module adds validation with clear errors and exact
+round trips (label maps keep their integer type, oblique directions are preserved).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+#: Files that SimpleITK reads as one volume, by suffix.
+VOLUME_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
+
+
+class VolumeError(ValueError):
+    """Raised for input that is not a usable 3D volume (the message says what to do)."""
+
+
+@dataclass
+class Volume:
+    """A 3D image or label map with its physical geometry (see module docstring for axes)."""
+
+    array: np.ndarray
+    spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    direction: np.ndarray = field(default_factory=lambda: np.eye(3))
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.array = np.asarray(self.array)
+        self.spacing = tuple(float(s) for s in self.spacing)  # type: ignore[assignment]
+        self.origin = tuple(float(o) for o in self.origin)  # type: ignore[assignment]
+        self.direction = np.asarray(self.direction, dtype=float).reshape(3, 3)
+        validate_geometry(self.array, self.spacing, self.origin, self.direction)
+
+    # ----------------------------------------------------------------- geometry
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.array.shape)  # type: ignore[return-value]
+
+    @property
+    def size_xyz(self) -> tuple[int, int, int]:
+        """Number of voxels along i, j, k (ITK order)."""
+        return tuple(int(n) for n in self.array.shape[::-1])  # type: ignore[return-value]
+
+    def ijk_to_lps(self) -> np.ndarray:
+        """4x4 matrix mapping (i, j, k, 1) voxel indices to LPS millimetres."""
+        m = np.eye(4)
+        m[:3, :3] = self.direction @ np.diag(self.spacing)
+        m[:3, 3] = self.origin
+        return m
+
+    def ijk_to_ras(self) -> np.ndarray:
+        """4x4 matrix mapping (i, j, k, 1) voxel indices to RAS millimetres (Slicer's IJKToRAS)."""
+        m = self.ijk_to_lps()
+        m[:3, :] = LPS_TO_RAS @ m[:3, :]
+        return m
+
+    @classmethod
+    def from_ijk_to_ras(cls, array: np.ndarray, ijk_to_ras: np.ndarray, **kw) -> "Volume":
+        """Build a volume from an array in [k, j, i] order and a Slicer IJKToRAS matrix."""
+        m = np.asarray(ijk_to_ras, dtype=float)
+        if m.shape != (4, 4):
+            raise VolumeError(f"IJKToRAS must be a 4x4 matrix, got shape {m.shape}.")
+        lin = LPS_TO_RAS @ m[:3, :3]
+        spacing = np.linalg.norm(lin, axis=0)
+        if np.any(spacing <= 0):
+            raise VolumeError("IJKToRAS has a zero-length axis: the voxel spacing would be 0.")
+        direction = lin / spacing
+        origin = LPS_TO_RAS @ m[:3, 3]
+        return cls(array, tuple(spacing), tuple(origin), direction, **kw)
+
+    def index_to_physical(self, ijk: Sequence[float]) -> np.ndarray:
+        """LPS position (mm) of a continuous (i, j, k) index."""
+        return self.ijk_to_lps()[:3, :3] @ np.asarray(ijk, float) + np.asarray(self.origin)
+
+    def physical_to_index(self, lps: Sequence[float]) -> np.ndarray:
+        """Continuous (i, j, k) index of an LPS position (mm)."""
+        lin = self.ijk_to_lps()[:3, :3]
+        return np.linalg.solve(lin, np.asarray(lps, float) - np.asarray(self.origin))
+
+    def voxel_volume_mm3(self) -> float:
+        return float(np.prod(self.spacing))
+
+    def same_geometry(self, other: "Volume", tol: float = 1e-5) -> bool:
+        """True when both volumes sample the same physical grid."""
+        return (
+            self.shape == other.shape
+            and np.allclose(self.spacing, other.spacing, atol=tol)
+            and np.allclose(self.origin, other.origin, atol=tol)
+            and np.allclose(self.direction, other.direction, atol=tol)
+        )
+
+    def with_array(self, array: np.ndarray) -> "Volume":
+        """A new volume on this volume's grid holding ``array`` (same shape required)."""
+        array = np.asarray(array)
+        if array.shape != self.array.shape:
+            raise VolumeError(
+                f"Array shape {array.shape} does not match the volume grid {self.array.shape}."
+            )
+        return Volume(array, self.spacing, self.origin, self.direction.copy())
+
+    # ------------------------------------------------------------ SimpleITK
+    def to_sitk(self) -> sitk.Image:
+        img = sitk.GetImageFromArray(np.ascontiguousarray(self.array), isVector=False)
+        img.SetSpacing(self.spacing)
+        img.SetOrigin(self.origin)
+        img.SetDirection(tuple(self.direction.ravel()))
+        for k, v in self.metadata.items():
+            img.SetMetaData(k, v)
+        return img
+
+    @classmethod
+    def from_sitk(cls, img: sitk.Image, keep_metadata: bool = False) -> "Volume":
+        if img.GetDimension() != 3:
+            raise VolumeError(
+                f"Expected a 3D image, got a {img.GetDimension()}D image of size {img.GetSize()}. "
+                "Load a volume (a stack of slices), not a single slice or a time series."
+            )
+        if img.GetNumberOfComponentsPerPixel() != 1:
+            raise VolumeError(
+                f"Expected a scalar image, got {img.GetNumberOfComponentsPerPixel()} components per "
+                "voxel (a colour/vector/4D image). Select a single-channel volume."
+            )
+        meta = {}
+        if keep_metadata:
+            meta = {k: img.GetMetaData(k) for k in img.GetMetaDataKeys()}
+        return cls(
+            sitk.GetArrayFromImage(img),
+            img.GetSpacing(),
+            img.GetOrigin(),
+            np.array(img.GetDirection()).reshape(3, 3),
+            meta,
+        )
+
+
+def validate_geometry(array: np.ndarray, spacing, origin, direction) -> None:
+    """Raise `VolumeError` with a clear message if the geometry is not a valid 3D grid."""
+    if array.ndim != 3:
+        hint = (
+            "a single 2D slice" if array.ndim == 2 else
+            "a 4D series (time or channels)" if array.ndim == 4 else f"{array.ndim}D data"
+        )
+        raise VolumeError(
+            f"Expected a 3D volume, got {hint} with shape {array.shape}. "
+            "Provide a 3D scan (for a 4D series pick one time point or channel)."
+        )
+    if min(array.shape) < 1:
+        raise VolumeError(f"The volume is empty (shape {array.shape}).")
+    if array.dtype.kind not in "biuf":
+        raise VolumeError(f"Unsupported voxel type {array.dtype}; expected integers or floats.")
+    sp = np.asarray(spacing, float)
+    if sp.shape != (3,) or not np.all(np.isfinite(sp)) or np.any(sp <= 0):
+        raise VolumeError(f"Voxel spacing must be three positive numbers, got {tuple(sp)}.")
+    org = np.asarray(origin, float)
+    if org.shape != (3,) or not np.all(np.isfinite(org)):
+        raise VolumeError(f"Origin must be three finite numbers, got {tuple(org)}.")
+    d = np.asarray(direction, float)
+    if d.shape != (3, 3) or not np.all(np.isfinite(d)):
+        raise VolumeError("Direction must be a finite 3x3 matrix.")
+    if not np.allclose(d.T @ d, np.eye(3), atol=1e-4):
+        raise VolumeError(
+            "Direction matrix is not orthonormal (sheared or scaled axes). "
+            "Resample the image to an orthogonal grid first."
+        )
+
+
+def require_finite(vol: Volume, what: str = "image") -> None:
+    """Raise `VolumeError` if the volume holds NaN or infinite values."""
+    if vol.array.dtype.kind == "f" and not np.all(np.isfinite(vol.array)):
+        n = int(np.count_nonzero(~np.isfinite(vol.array)))
+        raise VolumeError(
+            f"The {what} contains {n} NaN/infinite voxels. Fix or mask them before running "
+            "(e.g. replace NaN by the background value)."
+        )
+
+
+def _is_volume_file(path: Path) -> bool:
+    name = path.name.lower()
+    return any(name.endswith(s) for s in VOLUME_SUFFIXES)
+
+
+def read_volume(path: str | os.PathLike, keep_metadata: bool = False) -> Volume:
+    """Read a 3D volume from a file (NIfTI/NRRD/MetaImage) or a DICOM series folder."""
+    p = Path(path)
+    if not p.exists():
+        raise VolumeError(f"No such file or folder: {p}")
+    if p.is_dir():
+        return read_dicom_series(p)
+    try:
+        img = sitk.ReadImage(str(p))
+    except RuntimeError as exc:
+        raise VolumeError(f"Could not read {p} as an image: {str(exc).strip().splitlines()[-1]}") from exc
+    if img.GetDimension() == 4 and img.GetSize()[3] == 1:
+        img = img[:, :, :, 0]
+    return Volume.from_sitk(img, keep_metadata=keep_metadata)
+
+
+def read_dicom_series(folder: str | os.PathLike, series_id: str | None = None) -> Volume:
+    """Read one DICOM series from a folder (the first, or ``series_id``)."""
+    folder = str(folder)
+    ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(folder)
+    if not ids:
+        raise VolumeError(f"No DICOM series found in {folder}.")
+    if series_id is None:
+        series_id = ids[0]
+    elif series_id not in ids:
+        raise VolumeError(f"Series {series_id} not in {folder}; found: {', '.join(ids)}")
+    files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, series_id)
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(files)
+    return Volume.from_sitk(reader.Execute())
+
+
+def write_volume(vol: Volume, path: str | os.PathLike, compress: bool = True) -> Path:
+    """Write atomically (temp file + rename) so a failure never leaves a half-written file."""
+    p = Path(path)
+    if not _is_volume_file(p):
+        raise VolumeError(f"Unsupported output format for {p.name}; use one of {VOLUME_SUFFIXES}.")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    img = vol.to_sitk()
+    suffix = "".join(p.suffixes[-2:]) if p.name.lower().endswith(".nii.gz") else p.suffix
+    if p.name.lower().endswith(".mhd"):
+        # A header/raw pair cannot be renamed atomically as one file; write directly.
+        sitk.WriteImage(img, str(p), compress)
+        return p
+    fd, tmp = tempfile.mkstemp(suffix=suffix, dir=p.parent, prefix=".tmp-")
+    os.close(fd)
+    try:
+        sitk.WriteImage(img, tmp, compress)
+        os.replace(tmp, p)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return p
+
+
+def write_dicom_series(vol: Volume, folder: str | os.PathLike, modality: str = "CT") -> Path:
+    """Write a scalar volume as a DICOM series (one file per slice) with its geometry.
+
+    Values are stored as int16 with rescale slope 1 (HU for CT); this is for exchange and
+    tests, not a full DICOM authoring tool.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    img = sitk.Cast(vol.to_sitk(), sitk.sitkInt16)
+    d = vol.direction
+    orient = "\\".join(f"{v:.10f}" for v in (*d[:, 0], *d[:, 1]))
+    uid = "1.2.826.0.1.3680043.2.1125.1"
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    for k in range(img.GetDepth()):
+        sl = img[:, :, k]
+        pos = vol.index_to_physical((0, 0, k))
+        tags = {
+            "0008|0060": modality,
+            "0020|000d": uid + ".1",
+            "0020|000e": uid + ".2",
+            "0020|0037": orient,
+            "0020|0032": "\\".join(f"{v:.10f}" for v in pos),
+            "0020|0013": str(k + 1),
+            "0028|0030": f"{vol.spacing[1]:.10f}\\{vol.spacing[0]:.10f}",
+            "0018|0050": f"{vol.spacing[2]:.10f}",
+        }
+        for tag, val in tags.items():
+            sl.SetMetaData(tag, val)
+        writer.SetFileName(str(folder / f"slice{k:04d}.dcm"))
+        writer.Execute(sl)
+    return folder
+
+
+def resample_like(vol: Volume, reference: Volume, label: bool = False, default: float = 0.0) -> Volume:
+    """Resample ``vol`` onto ``reference``'s grid in physical space (nearest for labels)."""
+    interp = sitk.sitkNearestNeighbor if label else sitk.sitkLinear
+    out = sitk.Resample(vol.to_sitk(), reference.to_sitk(), sitk.Transform(), interp, default,
+                        vol.to_sitk().GetPixelID())
+    return Volume.from_sitk(out)
+
+
+def resample_spacing(vol: Volume, spacing: Sequence[float], label: bool = False) -> Volume:
+    """Resample to a new voxel spacing, covering the same physical extent."""
+    img = vol.to_sitk()
+    new_size = [max(1, int(round(n * s / t))) for n, s, t in zip(img.GetSize(), img.GetSpacing(), spacing)]
+    interp = sitk.sitkNearestNeighbor if label else sitk.sitkLinear
+    out = sitk.Resample(img, new_size, sitk.Transform(), interp, img.GetOrigin(), tuple(spacing),
+                        img.GetDirection(), 0.0, img.GetPixelID())
+    return Volume.from_sitk(out)

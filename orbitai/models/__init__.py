@@ -1,0 +1,50 @@
+"""Network architectures, built by name through one registry (used by model bundles).
+
+A module defining a network decorates its factory with ``@register("name")``; bundles
+store that name and the factory's keyword arguments in ``metadata.json``.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Callable
+
+import torch
+
+_REGISTRY: dict[str, Callable[..., torch.nn.Module]] = {}
+#: Modules imported on first use so that their @register decorators run.
+_ARCH_MODULES = ("orbitai.models.svnet", "orbitai.models.sequnet", "orbitai.models.tao_nets",
+                 "orbitai.models.simple")
+
+
+def register(name: str):
+    def deco(factory):
+        if name in _REGISTRY and _REGISTRY[name] is not factory:
+            raise ValueError(f"Architecture {name!r} registered twice.")
+        _REGISTRY[name] = factory
+        return factory
+    return deco
+
+
+def _load_all() -> None:
+    for mod in _ARCH_MODULES:
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if not (exc.name and (mod == exc.name or mod.startswith(exc.name + "."))):
+                raise
+
+
+def available() -> list[str]:
+    _load_all()
+    return sorted(_REGISTRY)
+
+
+def build_model(name: str, **kwargs) -> torch.nn.Module:
+    _load_all()
+    if name not in _REGISTRY:
+        raise KeyError(f"Unknown architecture {name!r}; known: {', '.join(sorted(_REGISTRY)) or 'none'}")
+    return _REGISTRY[name](**kwargs)
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
