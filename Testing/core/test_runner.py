@@ -1,0 +1,49 @@
+"""orbitai.runner: progress streaming, hand-over on success only, cancel kills the child."""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from orbitai.runner import JobError, OrbitaiJob
+
+HERE = Path(__file__).resolve().parent
+
+
+def job(args, dest=None):
+    return OrbitaiJob(args, dest=dest, module="child_job", env={"PYTHONPATH": str(HERE)})
+
+
+def test_progress_and_handover(tmp_path):
+    events = []
+    res = job(["3", "0.01", "{out}"], dest=tmp_path / "out").run(lambda d, t, m: events.append((d, t, m)))
+    assert events == [(1, 3, "step 1"), (2, 3, "step 2"), (3, 3, "step 3")]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["part0.txt", "part1.txt", "part2.txt"]
+    assert res.ok and "all done" in res.stdout
+
+
+def test_failure_discards_outputs_and_reports_stderr(tmp_path):
+    j = job(["2", "0.01", "{out}", "fail"], dest=tmp_path / "out")
+    with pytest.raises(JobError, match="exit 3.*bad input"):
+        j.run()
+    assert not (tmp_path / "out").exists()
+    assert not j.tmp.exists()
+
+
+def test_cancel_kills_child_and_leaves_nothing(tmp_path):
+    cancel = threading.Event()
+    j = job(["200", "0.05", "{out}"], dest=tmp_path / "out")
+    threading.Timer(0.5, cancel.set).start()
+    t0 = time.time()
+    with pytest.raises(JobError, match="Cancelled"):
+        j.run(cancel=cancel)
+    assert time.time() - t0 < 5
+    assert j.proc.poll() is not None
+    assert not (tmp_path / "out").exists() and not j.tmp.exists()
+
+
+def test_real_cli_child(tmp_path):
+    res = OrbitaiJob(["info"]).run()
+    assert any(line.startswith("orbitai") for line in res.stdout)

@@ -1,0 +1,224 @@
+"""Run an ``orbitai`` CLI command in a child process, with progress and cancel.
+
+Slicer modules run models this way so that the GUI stays responsive, a crash cannot take
+the application down, and *Cancel* can kill the work at any moment. The child writes its
+outputs into a fresh temporary folder (the token ``{out}`` in the argument list is replaced
+by it); they are handed over (moved to ``dest``) only when the child exits with status 0,
+so a cancel or a failure never leaves half-written results where the caller looks.
+
+Two ways to use it::
+
+    result = OrbitaiJob(["seg", "predict", img, "--out", "{out}/seg.seg.nrrd"]).run(callback)
+
+    job = OrbitaiJob([...]); job.start()          # from a GUI: poll on a timer
+    for done, total, msg in job.poll(): ...       # progress events since the last poll
+    if job.finished: result = job.result()
+    job.cancel()                                  # kills the whole process tree
+"""
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+from orbitai.progress import ProgressCallback, parse
+
+OUT_TOKEN = "{out}"
+
+
+class JobError(RuntimeError):
+    """The child command failed or was cancelled; the message carries its last error lines."""
+
+
+@dataclass
+class JobResult:
+    returncode: int
+    out_dir: Optional[Path]
+    stdout: list[str] = field(default_factory=list)
+    stderr: str = ""
+    cancelled: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.cancelled
+
+
+def default_python() -> str:
+    """The interpreter for child runs: Slicer's ``PythonSlicer`` when inside Slicer, else this one."""
+    here = Path(sys.executable).parent
+    for name in ("PythonSlicer", "PythonSlicer.exe"):
+        cand = here / name
+        if cand.exists():
+            return str(cand)
+    return sys.executable
+
+
+class OrbitaiJob:
+    """One ``python -m orbitai <args>`` child process (see module docstring)."""
+
+    def __init__(self, args: Sequence[str], dest: str | os.PathLike | None = None,
+                 python: str | None = None, env: dict[str, str] | None = None,
+                 keep_stdout_lines: int = 200, module: str = "orbitai"):
+        self.module = module
+        self.args = [str(a) for a in args]
+        self.dest = Path(dest) if dest is not None else None
+        self.python = python or default_python()
+        self.env = env
+        self.keep = keep_stdout_lines
+        self.tmp: Optional[Path] = None
+        self.proc: Optional[subprocess.Popen] = None
+        self._events: "queue.Queue[tuple[int, int, str]]" = queue.Queue()
+        self._stdout: list[str] = []
+        self._stderr: list[str] = []
+        self._threads: list[threading.Thread] = []
+        self._cancelled = False
+        self._result: Optional[JobResult] = None
+
+    # ------------------------------------------------------------------ control
+    def start(self) -> "OrbitaiJob":
+        if self.proc is not None:
+            raise RuntimeError("This job was already started.")
+        self.tmp = Path(tempfile.mkdtemp(prefix="orbitai-job-"))
+        argv = [self.python, "-m", self.module] + [a.replace(OUT_TOKEN, str(self.tmp)) for a in self.args]
+        env = dict(os.environ)
+        env.update(self.env or {})
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        # The child must import this very orbitai package (e.g. the copy inside the extension).
+        pkg_root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join([pkg_root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+        kwargs: dict = {}
+        if os.name == "posix":
+            kwargs["start_new_session"] = True  # own process group: cancel kills all of it
+        else:  # pragma: no cover - Windows
+            kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     stdin=subprocess.DEVNULL, text=True, bufsize=1, env=env, **kwargs)
+        self._threads = [
+            threading.Thread(target=self._read_stdout, daemon=True),
+            threading.Thread(target=self._read_stderr, daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+        return self
+
+    def _read_stdout(self) -> None:
+        assert self.proc and self.proc.stdout
+        for line in self.proc.stdout:
+            ev = parse(line)
+            if ev is not None:
+                self._events.put(ev)
+            else:
+                self._stdout.append(line.rstrip("\n"))
+                del self._stdout[:-self.keep]
+
+    def _read_stderr(self) -> None:
+        assert self.proc and self.proc.stderr
+        for line in self.proc.stderr:
+            self._stderr.append(line)
+            del self._stderr[:-self.keep]
+
+    def poll(self) -> list[tuple[int, int, str]]:
+        """Progress events received since the last call (never blocks)."""
+        out = []
+        while True:
+            try:
+                out.append(self._events.get_nowait())
+            except queue.Empty:
+                return out
+
+    @property
+    def finished(self) -> bool:
+        return self.proc is not None and self.proc.poll() is not None
+
+    def cancel(self, grace_s: float = 2.0) -> None:
+        """Stop the child and everything it started; its outputs are discarded."""
+        if self.proc is None or self.proc.poll() is not None:
+            self._cancelled = True
+            return
+        self._cancelled = True
+        try:
+            if os.name == "posix":
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            else:  # pragma: no cover
+                self.proc.send_signal(signal.CTRL_BREAK_EVENT)
+            self.proc.wait(timeout=grace_s)
+        except (subprocess.TimeoutExpired, ProcessLookupError):
+            pass
+        if self.proc.poll() is None:
+            try:
+                if os.name == "posix":
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                else:  # pragma: no cover
+                    self.proc.kill()
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+
+    def result(self) -> JobResult:
+        """Finish up a completed job: hand outputs over on success, discard them otherwise."""
+        if self._result is not None:
+            return self._result
+        if self.proc is None:
+            raise RuntimeError("The job was never started.")
+        rc = self.proc.wait()
+        for t in self._threads:
+            t.join(timeout=5)
+        out_dir: Optional[Path] = None
+        ok = rc == 0 and not self._cancelled
+        if ok and self.tmp is not None:
+            if self.dest is not None:
+                self.dest.mkdir(parents=True, exist_ok=True)
+                for item in self.tmp.iterdir():
+                    target = self.dest / item.name
+                    if target.is_dir():
+                        shutil.rmtree(target)
+                    shutil.move(str(item), str(target))
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                out_dir = self.dest
+            else:
+                out_dir = self.tmp  # the caller reads it, then calls cleanup()
+        elif self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        self._result = JobResult(rc, out_dir, list(self._stdout), "".join(self._stderr), self._cancelled)
+        return self._result
+
+    def cleanup(self) -> None:
+        """Remove the temporary output folder (when no ``dest`` was given)."""
+        if self.tmp is not None and self.tmp.exists():
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # ----------------------------------------------------------------- blocking
+    def run(self, callback: Optional[ProgressCallback] = None, cancel: Optional[threading.Event] = None,
+            poll_s: float = 0.05, check: bool = True) -> JobResult:
+        """Start, stream progress to ``callback``, honour ``cancel``; raise `JobError` on failure."""
+        if self.proc is None:
+            self.start()
+        while not self.finished:
+            if cancel is not None and cancel.is_set():
+                self.cancel()
+                break
+            for ev in self.poll():
+                if callback:
+                    callback(*ev)
+            time.sleep(poll_s)
+        for t in self._threads:
+            t.join(timeout=5)
+        for ev in self.poll():
+            if callback:
+                callback(*ev)
+        res = self.result()
+        if check and not res.ok:
+            if res.cancelled:
+                raise JobError("Cancelled; nothing was written.")
+            tail = [ln for ln in res.stderr.strip().splitlines() if ln.strip()][-5:]
+            raise JobError(f"orbitai {' '.join(self.args[:2])} failed (exit {res.returncode}): " + " | ".join(tail))
+        return res
