@@ -1,0 +1,84 @@
+"""Static checks of the Slicer modules, which cannot run without the Slicer application here.
+
+For every module folder listed in the extension's CMakeLists.txt:
+* every Python file compiles;
+* the module's CMakeLists lists every Python file of the module (so nothing is left out of
+  the build) and registers the self-test;
+* every widget the module code uses as ``self.ui.<name>`` exists in its ``.ui`` with a
+  plausible Qt/CTK/Slicer class;
+* the module's ``ScriptedLoadableModuleTest`` calls test functions that exist in Testing/.
+"""
+from __future__ import annotations
+
+import ast
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+TOP_CMAKE = (REPO / "CMakeLists.txt").read_text()
+MODULES = re.findall(r"^add_subdirectory\((\w+)\)", TOP_CMAKE, flags=re.M)
+WIDGET_CLASS = re.compile(r"^(Q\w+|ctk\w+|qMRML\w+|qSlicer\w+)$")
+
+
+def test_top_level_layout():
+    for name in ("CMakeLists.txt", "README.md", "pyproject.toml", "Makefile", "orbitai", "Resources",
+                 "Testing", "benchmarks", ".ci/run"):
+        assert (REPO / name).exists(), f"{name} missing from the repository top level"
+    for mod in MODULES:
+        assert (REPO / mod).is_dir(), f"CMakeLists.txt adds module {mod} but the folder is missing"
+
+
+def module_python_files(mod: str) -> list[Path]:
+    return sorted(p for p in (REPO / mod).rglob("*.py") if "__pycache__" not in p.parts)
+
+
+@pytest.mark.parametrize("mod", MODULES)
+def test_module_files_compile_and_are_listed(mod):
+    cmake = (REPO / mod / "CMakeLists.txt").read_text()
+    assert "slicerMacroBuildScriptedModule" in cmake and "WITH_GENERIC_TESTS" in cmake
+    for path in module_python_files(mod):
+        compile(path.read_text(), str(path), "exec")
+        rel = path.relative_to(REPO / mod).as_posix()
+        if rel.startswith("Testing/"):
+            continue
+        assert rel in cmake or rel.removesuffix(".py") in cmake, f"{mod}/CMakeLists.txt does not list {rel}"
+    tests_cmake = REPO / mod / "Testing" / "Python" / "CMakeLists.txt"
+    assert tests_cmake.exists() and "slicer_add_python_unittest" in tests_cmake.read_text()
+
+
+def ui_widgets(ui_path: Path) -> dict[str, str]:
+    root = ET.parse(ui_path).getroot()
+    return {w.get("name"): w.get("class") for w in root.iter("widget")}
+
+
+@pytest.mark.parametrize("mod", MODULES)
+def test_ui_has_every_widget_the_code_uses(mod):
+    ui_path = REPO / mod / "Resources" / "UI" / f"{mod}.ui"
+    assert ui_path.exists(), f"{ui_path} missing"
+    widgets = ui_widgets(ui_path)
+    for name, cls in widgets.items():
+        assert WIDGET_CLASS.match(cls or ""), f"{mod}.ui: widget {name} has an unexpected class {cls}"
+    code = (REPO / mod / f"{mod}.py").read_text()
+    used = set(re.findall(r"self\.ui\.(\w+)", code))
+    missing = sorted(used - set(widgets))
+    assert not missing, f"{mod}.py uses widgets missing from {mod}.ui: {missing}"
+    assert (REPO / mod / "Resources" / "Icons" / f"{mod}.png").exists()
+
+
+@pytest.mark.parametrize("mod", MODULES)
+def test_self_test_calls_shared_test_functions(mod):
+    """The module's Test class runs functions from Testing/ (one body of tests for both)."""
+    tree = ast.parse((REPO / mod / f"{mod}.py").read_text())
+    test_classes = [n for n in tree.body if isinstance(n, ast.ClassDef)
+                    and any(getattr(b, "id", "") == "ScriptedLoadableModuleTest" for b in n.bases)]
+    assert test_classes, f"{mod}.py has no ScriptedLoadableModuleTest"
+    src = ast.unparse(test_classes[0])
+    called = set(re.findall(r"\b(test_\w+)\(", src))
+    assert called, f"{mod} self-test calls no shared test function"
+    shared = "\n".join(p.read_text() for p in (REPO / "Testing").rglob("test_*.py"))
+    for fn in called:
+        if f"def {fn}(" not in src:
+            assert f"def {fn}(" in shared, f"{mod} self-test calls {fn}, which is not in Testing/"
