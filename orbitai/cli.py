@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "orbitai.commands.info",
     "orbitai.commands.demo",
     "orbitai.phantoms.cli",
+    "orbitai.seg.cli",
 ]
 
 

@@ -114,3 +114,19 @@ def label_value(name: str) -> int:
 def values_for(structure: str) -> tuple[int, int]:
     """(left, right) label values of a structure."""
     return label_value(f"{structure}_left"), label_value(f"{structure}_right")
+
+
+# --------------------------------------------------------------------------- side-agnostic classes
+#: Structure classes (1-based) that segmentation models predict without a side; the side is
+#: assigned afterwards from the patient's midline. Class c <-> orbit values (2c-1, 2c).
+STRUCTURES: tuple[str, ...] = tuple(_STRUCTURES)
+
+
+def structure_class(value: int) -> int:
+    """Side-agnostic class of an orbit-scheme label value (0 stays background)."""
+    return 0 if value == 0 else (int(value) + 1) // 2
+
+
+def class_values(n_classes: int) -> dict[int, tuple[int, int]]:
+    """class -> (left value, right value) for the first ``n_classes`` structures."""
+    return {c: (2 * c - 1, 2 * c) for c in range(1, n_classes + 1)}

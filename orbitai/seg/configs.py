@@ -1,0 +1,88 @@
+"""Named segmentation configurations: architecture, model grid, recipe.
+
+``*-paper`` configurations reproduce the papers (sizes, heads, optimiser); ``*-demo``
+configurations shrink width and window so that they train on 2 CPU cores within the
+documented time and give the bundled demo models.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from orbitai.seg.inference import SegSpec
+
+#: Paper 002's five targets in its channel order (background first, implied).
+SVNET_PAPER_STRUCTURES = ("superior_rectus_muscle", "lateral_rectus_muscle", "medial_rectus_muscle",
+                          "inferior_rectus_muscle", "optic_nerve")
+#: OrbitAI's own models: eyeball, optic nerve and the four recti (the orbit label scheme).
+ORBIT_STRUCTURES = ("eyeball", "optic_nerve", "superior_rectus_muscle", "inferior_rectus_muscle",
+                    "medial_rectus_muscle", "lateral_rectus_muscle")
+
+
+@dataclass(frozen=True)
+class SegConfig:
+    name: str
+    arch: str
+    arch_args: dict[str, Any]
+    spec: SegSpec
+    description: str = ""
+    lr: float = 1e-4
+    batch_size: int = 4
+    epochs: int = 125
+    iters_per_epoch: int = 50
+    loss: str = "bce"
+    rotate_deg: float = 10.0
+    flip_lr: bool = True
+    noise_std: float = 0.03
+    fg_prob: float = 0.8
+    val_every: int = 5
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _spec(structures, spacing, patch, intensity, modality="any") -> SegSpec:
+    return SegSpec(tuple(spacing), tuple(patch), tuple(structures), dict(intensity), modality)
+
+
+CT_WINDOW = {"mode": "ct_window", "level": 48, "width": 400}
+PERCENTILE = {"mode": "percentile", "low": 0.5, "high": 99.5}
+
+CONFIGS: dict[str, SegConfig] = {}
+
+
+def _add(cfg: SegConfig) -> None:
+    CONFIGS[cfg.name] = cfg
+
+
+# Paper-exact SV-net: 256 x 256 x 32 window, six channels, sigmoid CE, Adam 1e-4, batch 4, 125 epochs.
+_add(SegConfig("svnet-paper", "svnet", {"in_channels": 1, "out_channels": 6},
+               _spec(SVNET_PAPER_STRUCTURES, (0.34, 0.34, 0.5), (32, 256, 256), CT_WINDOW, "CT"),
+               "SV-net as published (paper 002): 8.6 M weights, CT, 6 channels."))
+_add(SegConfig("sunet-paper", "sunet", {"in_channels": 1, "out_channels": 6},
+               _spec(SVNET_PAPER_STRUCTURES, (0.34, 0.34, 0.5), (32, 256, 256), CT_WINDOW, "CT"),
+               "SU-net, the 2D baseline of paper 002."))
+_add(SegConfig("sequnet-paper", "sequnet", {"out_channels": 4},
+               _spec(("eyeball", "extraocular_muscles", "optic_nerve"), (0.75, 0.75, 1.0), (3, 64, 64),
+                     CT_WINDOW, "CT"),
+               "SEQ-UNET as published (paper 004): 3 sequential 64x64 slices, labels eyeball/EOM/ON.",
+               batch_size=32, epochs=500))
+
+# Demo configurations: orbit label scheme, width-reduced, trainable on 2 CPU cores.
+_DEMO = dict(lr=1e-3, batch_size=2, epochs=40, iters_per_epoch=30, loss="bce_dice", val_every=10)
+_add(SegConfig("svnet-demo-ct", "svnet", {"in_channels": 1, "out_channels": 7, "base_channels": 8},
+               _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), CT_WINDOW, "CT"),
+               "Width-reduced SV-net trained on orbital CT phantoms (demo, not for clinical use).", **_DEMO))
+_add(SegConfig("svnet-demo-dr", "svnet", {"in_channels": 1, "out_channels": 7, "base_channels": 8},
+               _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), PERCENTILE, "any"),
+               "Width-reduced SV-net trained on domain-randomised phantoms (CT and MRI; demo).", **_DEMO))
+_add(SegConfig("sunet-demo-ct", "sunet", {"in_channels": 1, "out_channels": 7, "base_channels": 8},
+               _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), CT_WINDOW, "CT"),
+               "Width-reduced SU-net (2D baseline) on orbital CT phantoms (demo).", **_DEMO))
+_add(SegConfig("sequnet-demo-ct", "sequnet", {"out_channels": 7, "base_channels": 8},
+               _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), CT_WINDOW, "CT"),
+               "Width-reduced SEQ-UNET on orbital CT phantoms (demo).", **_DEMO))
+
+
+def get_config(name: str, **overrides) -> SegConfig:
+    if name not in CONFIGS:
+        raise KeyError(f"Unknown segmentation config {name!r}; choose one of: {', '.join(CONFIGS)}")
+    return replace(CONFIGS[name], **overrides) if overrides else CONFIGS[name]
