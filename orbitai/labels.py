@@ -130,3 +130,18 @@ def structure_class(value: int) -> int:
 def class_values(n_classes: int) -> dict[int, tuple[int, int]]:
     """class -> (left value, right value) for the first ``n_classes`` structures."""
     return {c: (2 * c - 1, 2 * c) for c in range(1, n_classes + 1)}
+
+
+# --------------------------------------------------------------------------- group labels
+#: Structures merged into one class by some published heads (SEQ-UNET's "extraocular muscle").
+#: They get values after the scheme (17/18), used only by models trained with that head.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "extraocular_muscles": ("superior_rectus_muscle", "inferior_rectus_muscle", "medial_rectus_muscle",
+                            "lateral_rectus_muscle", "superior_oblique_muscle", "levator_palpebrae_superioris"),
+}
+STRUCTURE_CODES.setdefault("extraocular_muscles", Code("SCT", "28652008", "Extraocular muscle"))
+STRUCTURE_COLOURS.setdefault("extraocular_muscles", (192, 104, 88))
+for _k, _g in enumerate(GROUPS):
+    for _j, _side in enumerate(("left", "right")):
+        _lab = Label(len(_STRUCTURES) * 2 + 2 * _k + _j + 1, f"{_g}_{_side}", _g, _side)
+        LABEL_BY_NAME[_lab.name] = _lab

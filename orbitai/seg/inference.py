@@ -23,7 +23,7 @@ import SimpleITK as sitk
 import torch
 
 from orbitai.io import Volume, VolumeError, require_finite
-from orbitai.labels import ORBIT_LABELS, values_for
+from orbitai.labels import GROUPS, ORBIT_LABELS, values_for
 from orbitai.seg.postprocess import classes_to_orbit_labels
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,25 @@ class SegSpec:
         return {"spacing": list(self.spacing), "patch_dhw": list(self.patch_dhw),
                 "structures": list(self.structures), "intensity": self.intensity, "modality": self.modality}
 
+    @property
+    def n_classes(self) -> int:
+        return len(self.structures)
+
+    def class_values(self) -> dict[int, tuple[int, int]]:
+        """class -> (left, right) output label values."""
+        return {c: values_for(s) for c, s in enumerate(self.structures, start=1)}
+
+    def class_lut(self) -> np.ndarray:
+        """Label value -> class index (structures not in the model -> 0); group labels such as
+        ``extraocular_muscles`` collect all their members' values."""
+        lut = np.zeros(max(ORBIT_LABELS) + 1 + 2 * len(GROUPS), np.uint8)
+        for c, s in enumerate(self.structures, start=1):
+            for member in GROUPS.get(s, (s,)):
+                lv, rv = values_for(member)
+                lut[lv] = lut[rv] = c
+        return lut
+
+
 
 # ----------------------------------------------------------------------------- checks
 def looks_like_ct(vol: Volume) -> bool:
@@ -61,22 +80,6 @@ def looks_like_ct(vol: Volume) -> bool:
     a = vol.array
     sample = a.ravel()[:: max(1, a.size // 200_000)].astype(np.float32)
     return float(np.percentile(sample, 1)) < -500 and float(np.percentile(sample, 99)) > 0
-
-
-    @property
-    def n_classes(self) -> int:
-        return len(self.structures)
-
-    def class_values(self) -> dict[int, tuple[int, int]]:
-        """class -> (left, right) orbit-scheme values."""
-        return {c: values_for(s) for c, s in enumerate(self.structures, start=1)}
-
-    def class_lut(self) -> np.ndarray:
-        """Orbit-scheme value (0..16) -> class index (structures not in the model -> 0)."""
-        lut = np.zeros(17, np.uint8)
-        for c, (lv, rv) in self.class_values().items():
-            lut[lv] = lut[rv] = c
-        return lut
 
 
 def check_input(vol: Volume, spec: SegSpec) -> list[str]:
