@@ -111,11 +111,19 @@ class OrbitSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin)
             self.initializeParameterNode()
 
     def initializeParameterNode(self) -> None:
-        self.setParameterNode(OrbitSegmentationParameterNode(self.logic.getParameterNode()))
+        self.setParameterNode(OrbitSegmentationParameterNode(self._parameterLogic().getParameterNode()))
         if not self._parameterNode.inputVolume:
             first = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
             if first:
                 self._parameterNode.inputVolume = first
+
+    @staticmethod
+    def _parameterLogic():
+        from slicer.ScriptedLoadableModule import ScriptedLoadableModuleLogic
+
+        logic = ScriptedLoadableModuleLogic()
+        logic.moduleName = "OrbitSegmentation"
+        return logic
 
     def setParameterNode(self, node) -> None:
         if self._parameterNode:

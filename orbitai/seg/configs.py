@@ -57,10 +57,10 @@ def _add(cfg: SegConfig) -> None:
 _add(SegConfig("svnet-paper", "svnet", {"in_channels": 1, "out_channels": 6},
                _spec(SVNET_PAPER_STRUCTURES, (0.34, 0.34, 0.5), (32, 256, 256), CT_WINDOW, "CT"),
                "SV-net as published (paper 002): 8.6 M weights, CT, 6 channels."))
-_add(SegConfig("sunet-paper", "sunet", {"in_channels": 1, "out_channels": 6},
+_add(SegConfig("sunet-paper", "sunet_volume", {"in_channels": 1, "out_channels": 6},
                _spec(SVNET_PAPER_STRUCTURES, (0.34, 0.34, 0.5), (32, 256, 256), CT_WINDOW, "CT"),
                "SU-net, the 2D baseline of paper 002."))
-_add(SegConfig("sequnet-paper", "sequnet", {"out_channels": 4},
+_add(SegConfig("sequnet-paper", "sequnet_volume", {"out_channels": 4},
                _spec(("eyeball", "extraocular_muscles", "optic_nerve"), (0.75, 0.75, 1.0), (3, 64, 64),
                      CT_WINDOW, "CT"),
                "SEQ-UNET as published (paper 004): 3 sequential 64x64 slices, labels eyeball/EOM/ON.",
@@ -68,16 +68,16 @@ _add(SegConfig("sequnet-paper", "sequnet", {"out_channels": 4},
 
 # Demo configurations: orbit label scheme, width-reduced, trainable on 2 CPU cores.
 _DEMO = dict(lr=1e-3, batch_size=2, epochs=40, iters_per_epoch=30, loss="bce_dice", val_every=10)
-_add(SegConfig("svnet-demo-ct", "svnet", {"in_channels": 1, "out_channels": 7, "base_channels": 8},
+_add(SegConfig("svnet-demo-ct", "svnet", {"in_channels": 1, "out_channels": 7, "base_channels": 6},
                _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), CT_WINDOW, "CT"),
                "Width-reduced SV-net trained on orbital CT phantoms (demo, not for clinical use).", **_DEMO))
-_add(SegConfig("svnet-demo-dr", "svnet", {"in_channels": 1, "out_channels": 7, "base_channels": 8},
+_add(SegConfig("svnet-demo-dr", "svnet", {"in_channels": 1, "out_channels": 7, "base_channels": 6},
                _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), PERCENTILE, "any"),
                "Width-reduced SV-net trained on domain-randomised phantoms (CT and MRI; demo).", **_DEMO))
-_add(SegConfig("sunet-demo-ct", "sunet", {"in_channels": 1, "out_channels": 7, "base_channels": 8},
+_add(SegConfig("sunet-demo-ct", "sunet_volume", {"in_channels": 1, "out_channels": 7, "base_channels": 6},
                _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), CT_WINDOW, "CT"),
                "Width-reduced SU-net (2D baseline) on orbital CT phantoms (demo).", **_DEMO))
-_add(SegConfig("sequnet-demo-ct", "sequnet", {"out_channels": 7, "base_channels": 8},
+_add(SegConfig("sequnet-demo-ct", "sequnet_volume", {"out_channels": 7, "base_channels": 16},
                _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), CT_WINDOW, "CT"),
                "Width-reduced SEQ-UNET on orbital CT phantoms (demo).", **_DEMO))
 

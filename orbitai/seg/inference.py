@@ -182,6 +182,7 @@ class SegResult:
     labels: Volume                     # orbit-scheme label map on the input grid
     warnings: list[str]
     seconds: float = 0.0
+    confidence: Optional[Volume] = None  # max class probability per voxel (input grid)
 
 
 def segment(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "overlap",
@@ -219,7 +220,8 @@ def segment(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "o
         better = pc > best
         best[better] = pc[better]
         classes[better] = c
-    del probs, best
+    del probs
+    confidence = vol.with_array(best)
     eye_class = spec.structures.index("eyeball") + 1 if "eyeball" in spec.structures else -1
     labels = classes_to_orbit_labels(vol.with_array(classes), spec.class_values(), eyeball_class=eye_class)
     if eye_class > 0:
@@ -230,7 +232,7 @@ def segment(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "o
                 "Is this an orbital CT/MRI with the eyes in the field of view?")
     elif not labels.array.any():
         raise OrbitNotFoundError("No orbit structure found. Is this an orbital CT/MRI?")
-    return SegResult(labels, warnings, time.perf_counter() - t0)
+    return SegResult(labels, warnings, time.perf_counter() - t0, confidence)
 
 
 def structure_volumes(labels: Volume) -> list[dict[str, Any]]:
