@@ -244,6 +244,9 @@ def write_volume(vol: Volume, path: str | os.PathLike, compress: bool = True) ->
     os.close(fd)
     try:
         sitk.WriteImage(img, tmp, compress)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
         os.replace(tmp, p)
     finally:
         if os.path.exists(tmp):

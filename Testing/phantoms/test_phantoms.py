@@ -1,0 +1,157 @@
+"""Phantoms: geometry, determinism, anatomy against literature ranges, class separability."""
+from __future__ import annotations
+
+import csv
+import hashlib
+
+import numpy as np
+import pytest
+
+from orbitai.phantoms import brain_flair_case, orbit_case, write_cohort
+from orbitai.phantoms.cohort import CLINICAL_SCHEMA
+
+
+def anatomy(case):
+    """Rectus volumes (cm3), globe equivalent-sphere diameters (mm), optic-nerve diameters (mm)."""
+    L = case.labels.array
+    vv = case.labels.voxel_volume_mm3()
+    rect = {v: (L == v).sum() * vv / 1000 for v in range(5, 13)}
+    globe = {v: (6 * (L == v).sum() * vv / np.pi) ** (1 / 3) for v in (1, 2)}
+    nerve = {}
+    for v in (3, 4):
+        pts = np.argwhere(L == v)[:, ::-1] * np.array(case.labels.spacing)
+        mu = pts.mean(0)
+        _, _, vt = np.linalg.svd(pts - mu, full_matrices=False)
+        pr = (pts - mu) @ vt[0]
+        nerve[v] = 2 * np.sqrt(len(pts) * vv / (pr.max() - pr.min()) / np.pi)
+    return rect, globe, nerve
+
+
+@pytest.fixture(scope="module")
+def ct_cases():
+    return [orbit_case(s, "ct", size=(256, 256, 64), spacing=(0.45, 0.45, 0.9), orientation="axial")
+            for s in range(4)]
+
+
+def test_anatomy_in_literature_ranges(ct_cases):
+    for c in ct_cases:
+        rect, globe, nerve = anatomy(c)
+        for v, cm3 in rect.items():
+            assert 0.4 <= cm3 <= 1.5, (v, cm3)
+        for v, d in globe.items():
+            assert 22.0 <= d <= 26.0, (v, d)
+        for v, d in nerve.items():
+            assert 3.0 <= d <= 5.0, (v, d)
+        assert set(np.unique(c.labels.array)) == set(range(17))
+
+
+def test_image_and_labels_share_geometry_and_ct_intensities(ct_cases):
+    c = ct_cases[0]
+    assert c.image.same_geometry(c.labels, tol=0)
+    im, L = c.image.array, c.labels.array
+    assert im.dtype == np.int16 and L.dtype == np.uint8
+    assert 0 <= np.median(im[np.isin(L, [1, 2])]) <= 30            # vitreous
+    assert 20 <= np.median(im[np.isin(L, range(5, 13))]) <= 80      # muscle (blurred by fat around)
+    assert im.max() > 700 and im.min() <= -900                      # bone, air
+
+
+@pytest.mark.parametrize("mod,orient", [("t2", "coronal"), ("t1", "axial")])
+def test_mri_oblique_geometry(mod, orient):
+    c = orbit_case(11, mod, orientation=orient, oblique=8.0, size=(128, 128, 16))
+    assert c.image.same_geometry(c.labels, tol=0)
+    d = c.labels.direction
+    assert not np.allclose(d, np.round(d))          # oblique
+    assert 2.0 <= c.image.spacing[2] <= 3.3 and 0.5 <= c.image.spacing[0] <= 0.9
+    L, im = c.labels.array, c.image.array.astype(float)
+    eye, mus = im[np.isin(L, [1, 2])].mean(), im[np.isin(L, range(5, 13))].mean()
+    assert (eye > 2 * mus) if mod == "t2" else (eye < mus)
+
+
+def test_deterministic_and_varied():
+    a = orbit_case(5, "t2", size=(96, 96, 8))
+    b = orbit_case(5, "t2", size=(96, 96, 8))
+    c = orbit_case(6, "t2", size=(96, 96, 8))
+    assert np.array_equal(a.image.array, b.image.array) and np.array_equal(a.labels.array, b.labels.array)
+    assert not np.array_equal(a.labels.array, c.labels.array)
+
+
+def test_domain_random_mode():
+    c = orbit_case(3, "ct", domain_random=True, size=(96, 96, 12))
+    assert c.image.array.dtype == np.float32 and c.info["modality"] == "synth"
+    assert c.image.same_geometry(c.labels, tol=0)
+
+
+def _cv_auc(x, y):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    p = cross_val_predict(LogisticRegression(), np.asarray(x)[:, None], y,
+                          cv=StratifiedKFold(5, shuffle=True, random_state=0), method="predict_proba")[:, 1]
+    return roc_auc_score(y, p)
+
+
+def test_tao_activity_auc_band():
+    """Mean rectus T2 signal alone separates active from inactive TAO with AUC 0.70-0.90."""
+    x, y = [], []
+    for i in range(80):
+        lab = i % 2
+        c = orbit_case(1000 + i, "t2", tao="active" if lab else "inactive", orientation="axial", size=(112, 112, 10))
+        x.append(c.image.array[np.isin(c.labels.array, range(5, 13))].mean())
+        y.append(lab)
+    auc = _cv_auc(x, np.array(y))
+    assert 0.70 <= auc <= 0.90, auc
+
+
+def test_ivgc_mr_lr_separate_better_than_sr_ir():
+    from sklearn.metrics import roc_auc_score
+
+    a, b, y = [], [], []
+    for i in range(50):
+        lab = i % 2
+        c = orbit_case(2000 + i, "t2", ivgc=lab, orientation="coronal", size=(112, 112, 12))
+        L, im = c.labels.array, c.image.array.astype(float)
+        a.append(im[np.isin(L, [9, 10, 11, 12])].mean())
+        b.append(im[np.isin(L, [5, 6, 7, 8])].mean())
+        y.append(lab)
+    auc_mrlr, auc_srir = roc_auc_score(y, a), roc_auc_score(y, b)
+    assert auc_mrlr > auc_srir + 0.1 and 0.7 <= auc_mrlr < 0.99, (auc_mrlr, auc_srir)
+
+
+def test_brain_flair_ms_vs_nmosd():
+    ms = [brain_flair_case(s, "ms") for s in range(3)]
+    nm = [brain_flair_case(s, "nmosd") for s in range(3)]
+    for c in ms + nm:
+        assert c.image.same_geometry(c.labels, tol=0) and c.image.shape == (182, 218, 182)
+        assert c.labels.array.max() <= 1
+        if c.labels.array.any():
+            les = c.image.array[c.labels.array > 0].mean()
+            assert les > np.median(c.image.array[c.image.array > 20])
+    assert np.mean([c.info["n_lesions"] for c in ms]) > np.mean([c.info["n_lesions"] for c in nm])
+    assert all(c.info["lesion_counts"].get("periventricular", 0) > 0 for c in ms)
+
+
+def test_cohort_cli_writes_manifest_segmentations_and_is_byte_deterministic(tmp_path):
+    from orbitai.cli import main
+    from orbitai.segfile import read_segmentation
+
+    for out in ("a", "b"):
+        assert main(["phantom", "ivgc", "--n", "2", "--seed", "3", "--out", str(tmp_path / out),
+                     "--montage-cases", "1" if out == "a" else "0"]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "a" / "manifest.csv")))
+    assert list(rows[0])[:4] == ["case_id", "image", "segmentation", "label"]
+    assert [n for n, _, _ in CLINICAL_SCHEMA] == list(rows[0])[4:20]
+    for r in rows:
+        for col in ("image", "segmentation"):
+            fa, fb = tmp_path / "a" / r[col], tmp_path / "b" / r[col]
+            assert hashlib.sha256(fa.read_bytes()).digest() == hashlib.sha256(fb.read_bytes()).digest()
+        lab, table = read_segmentation(tmp_path / "a" / r["segmentation"])
+        assert table[9].name == "medial_rectus_muscle_left"
+    assert (tmp_path / "a" / "montage.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_every_kind_writes(tmp_path):
+    for kind in ("orbit-ct", "orbit-mri", "tao", "brain-flair"):
+        write_cohort(kind, 2, 1, tmp_path / kind)
+        assert (tmp_path / kind / "montage.png").exists()
