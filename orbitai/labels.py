@@ -24,16 +24,18 @@ ANATOMICAL_STRUCTURE = Code("SCT", "123037004", "Anatomical Structure")
 LEFT = Code("SCT", "7771000", "Left")
 RIGHT = Code("SCT", "24028007", "Right")
 
-# Structure type codes (SNOMED CT).
+# Structure type codes (SNOMED CT), checked against the SNOMED mapping of Slicer's TotalSegmentator
+# extension (totalsegmentator_snomed_mapping.csv) and Slicer's "3D Slicer General Anatomy list"
+# terminology, whose eyeball type is 79652003 "Eyeball" (81745001 "Eye" is the broader eye concept).
 STRUCTURE_CODES: dict[str, Code] = {
-    "eyeball": Code("SCT", "81745001", "Eye"),
+    "eyeball": Code("SCT", "79652003", "Eyeball"),
     "optic_nerve": Code("SCT", "18234004", "Optic nerve"),
     "superior_rectus_muscle": Code("SCT", "5815008", "Superior rectus muscle"),
-    "inferior_rectus_muscle": Code("SCT", "75021007", "Inferior rectus muscle"),
-    "medial_rectus_muscle": Code("SCT", "37809002", "Medial rectus muscle"),
-    "lateral_rectus_muscle": Code("SCT", "36404000", "Lateral rectus muscle"),
-    "superior_oblique_muscle": Code("SCT", "73911003", "Superior oblique muscle"),
-    "levator_palpebrae_superioris": Code("SCT", "59819004", "Levator palpebrae superioris muscle"),
+    "inferior_rectus_muscle": Code("SCT", "47869003", "Inferior rectus muscle"),
+    "medial_rectus_muscle": Code("SCT", "24937009", "Medial rectus muscle"),
+    "lateral_rectus_muscle": Code("SCT", "31836009", "Lateral rectus muscle"),
+    "superior_oblique_muscle": Code("SCT", "66041005", "Superior oblique muscle"),
+    "levator_palpebrae_superioris": Code("SCT", "58641002", "Levator palpebrae superioris muscle"),
 }
 
 # Display colours (RGB 0-255) per structure, close to Slicer's GenericAnatomyColors.

@@ -83,11 +83,11 @@ class OrbitSegmentationLogic:
     def start(self, input_node, model: Optional[str] = None, device: str = "auto",
               window: str = "overlap") -> SegmentationJob:
         """Write the input to a temporary file and start the child; returns at once."""
-        from orbitai.mrml import volume_from_node
+        from orbitai.mrml import volume_from_volume_node
 
         if input_node is None:
             raise VolumeError("Select an input volume.")
-        vol = volume_from_node(input_node)  # raises a clear error for 2D/4D/NaN-free checks below
+        vol = volume_from_volume_node(input_node)
         if min(vol.shape) < 3:
             raise VolumeError(f"'{input_node.GetName()}' is not a 3D volume (shape {vol.shape}); load a 3D CT or MRI.")
         workdir = Path(tempfile.mkdtemp(prefix="orbitseg-"))
@@ -133,7 +133,7 @@ class OrbitSegmentationLogic:
 
     # ------------------------------------------------------------------------ results
     def _import_results(self, out: Path, input_node, reference_node, warnings) -> SegmentationOutputs:
-        from orbitai.mrml import segmentation_node_from_volume, table_node_from_rows, volume_from_segmentation_node
+        from orbitai.mrml import labels_from_segmentation_node, segmentation_node_from_labels, table_node_from_rows
         from orbitai.segfile import read_segmentation
 
         labels, _table = read_segmentation(out / "segmentation.seg.nrrd")
@@ -144,11 +144,11 @@ class OrbitSegmentationLogic:
         if reference_node is not None:
             from orbitai.seg.evaluate import score_case
 
-            ref = volume_from_segmentation_node(reference_node, input_node)
+            ref = labels_from_segmentation_node(reference_node, input_node)
             structures = sorted({r["structure"] for r in volumes}, key=lambda s: [r["structure"] for r in volumes].index(s))
             metric_rows = score_case(labels.array, ref.array, structures, labels.spacing)
         base = input_node.GetName()
-        seg_node = segmentation_node_from_volume(self.ctx, labels, name=f"{base} orbit segmentation",
+        seg_node = segmentation_node_from_labels(self.ctx, labels, name=f"{base} orbit segmentation",
                                                  reference_node=input_node)
         rows = [{"structure": r["name"], "side": r["side"], "volume (cm3)": float(r["volume_cm3"])} for r in volumes]
         vol_table = table_node_from_rows(self.ctx, rows, name=f"{base} orbit volumes",

@@ -27,6 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--window", default="overlap", choices=("overlap", "step1"),
                     help="overlap: Gaussian-weighted overlapped windows (default, fast); step1: the paper's 32-slice window moved one slice at a time")
     pr.add_argument("--volumes", help="also write a CSV of structure volumes (cm3) here")
+    pr.add_argument("--uncertainty", help="also write the model's uncertainty map (1 - max class probability) as a volume here")
     pr.set_defaults(func=run_predict)
 
     ev = s.add_parser("evaluate", help="evaluate a model on a manifest with ground truth",
@@ -88,6 +89,8 @@ def run_predict(args) -> int:
     rows = structure_volumes(res.labels)
     if args.volumes:
         _write_csv(Path(args.volumes), rows)
+    if args.uncertainty and res.confidence is not None:
+        write_volume(res.confidence.with_array((1.0 - res.confidence.array).astype("float32")), args.uncertainty)
     for w in res.warnings:
         print(f"warning: {w}")
     print(f"wrote {out} ({len(rows)} structures, {res.seconds:.1f} s, model {bundle.name})")

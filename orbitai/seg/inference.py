@@ -139,12 +139,13 @@ def _divisible(n: int, d: int) -> int:
 
 def sliding_window(x: torch.Tensor, model: torch.nn.Module, patch_dhw, window: str = "overlap",
                    overlap: float = 0.5, sw_batch_size: int = 1, progress: Optional[ProgressFn] = None,
-                   divisor: int = 16) -> torch.Tensor:
+                   divisor: int = 16, max_inplane: int = 256) -> torch.Tensor:
     """Logits for a (1, 1, D, H, W) tensor by MONAI's sliding-window inference.
 
     ``step1`` uses windows spanning the whole slice in-plane and ``patch_dhw[0]`` slices,
-    moved one slice at a time with plain averaging (the paper); ``overlap`` uses the
-    bundle's window with Gaussian-weighted blending.
+    moved one slice at a time with plain averaging (the paper); ``overlap`` uses windows of
+    ``patch_dhw[0]`` slices spanning the slice in-plane (at most ``max_inplane`` voxels), half
+    overlapping, blended with Gaussian weights.
     """
     from monai.inferers import sliding_window_inference
 
@@ -154,7 +155,11 @@ def sliding_window(x: torch.Tensor, model: torch.nn.Module, patch_dhw, window: s
         ov, mode = (roi[0] - 1) / roi[0], "constant"
         total = max(1, D - roi[0] + 1)
     elif window == "overlap":
-        roi, ov, mode = tuple(patch_dhw), overlap, "gaussian"
+        # The network is fully convolutional: in-plane the window grows to the whole slice (up
+        # to max_inplane voxels), so a voxel is seen by ~2 windows instead of step-1's 32.
+        roi = (patch_dhw[0],) + tuple(max(p, min(_divisible(n, divisor), max_inplane))
+                                      for p, n in zip(patch_dhw[1:], (H, W)))
+        ov, mode = overlap, "gaussian"
         total = 1
         for n, r in zip((D, H, W), roi):
             step = max(1, int(r * (1 - ov)))

@@ -192,7 +192,7 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, seed: int = 0, folds: in
             loss = loss_fn(model(x), y, cfg.spec.n_classes + 1, cfg.loss)
             loss.backward()
             opt.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             done = epoch * cfg.iters_per_epoch + it + 1
             if it % 5 == 4 or it == cfg.iters_per_epoch - 1:
                 progress(done, total_iters, f"epoch {epoch + 1}/{epochs} loss {np.mean(losses[-5:]):.4f}")

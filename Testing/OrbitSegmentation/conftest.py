@@ -1,0 +1,24 @@
+"""Fixtures for the OrbitSegmentation module Logic tests (headless slicer-core scene)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "OrbitSegmentation"))
+
+try:
+    import slicer  # noqa: F401
+except ImportError:
+    collect_ignore_glob = ["test_*logic*.py"]
+
+
+@pytest.fixture()
+def ctx():
+    from orbitai.mrml import new_scene
+
+    context = new_scene()
+    yield context
+    context.close()

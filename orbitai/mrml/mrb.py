@@ -1,0 +1,70 @@
+"""Save and load Slicer scene bundles (``.mrb``) with ``WriteToMRB`` / ``ReadFromMRB``.
+
+``slicer.util.saveScene``/``loadScene`` need the application; these scene methods do not, so the
+same code runs in Slicer and headless. Writes are atomic (temporary file, then rename).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import slicer
+
+from orbitai.mrml.scene import MRMLContext, new_scene
+
+__all__ = ["save_mrb", "load_mrb"]
+
+
+def _messages(collection) -> str:
+    if collection is None:
+        return ""
+    try:
+        return collection.GetAllMessagesAsString().strip()
+    except AttributeError:  # older Slicer
+        return ""
+
+
+def save_mrb(ctx: MRMLContext, path: str | os.PathLike) -> Path:
+    """Write the whole scene to ``path`` (``.mrb``) atomically; returns the path."""
+    p = Path(path)
+    if p.suffix.lower() != ".mrb":
+        raise ValueError(f"A scene bundle file must end in .mrb, got {p.name!r}.")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    # The bundle's inner folder is named after the file, so write <parent>/.tmp-*/<name>.mrb
+    # and move it into place.
+    tmp_dir = tempfile.mkdtemp(prefix=".tmp-", dir=p.parent)
+    tmp = os.path.join(tmp_dir, p.name)
+    messages = slicer.vtkMRMLMessageCollection() if hasattr(slicer, "vtkMRMLMessageCollection") else None
+    # WriteToMRB points the scene URL / root directory at a temporary folder; restore them.
+    url, root = ctx.scene.GetURL(), ctx.scene.GetRootDirectory()
+    try:
+        ok = ctx.scene.WriteToMRB(tmp, None, messages) if messages is not None else ctx.scene.WriteToMRB(tmp)
+        if not ok or not os.path.exists(tmp):
+            raise OSError(f"Saving the scene to {p} failed. {_messages(messages)}".strip())
+        os.replace(tmp, p)
+    finally:
+        ctx.scene.SetURL(url)
+        ctx.scene.SetRootDirectory(root)
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    return p
+
+
+def load_mrb(path: str | os.PathLike, ctx: Optional[MRMLContext] = None, clear: bool = True) -> MRMLContext:
+    """Load a ``.mrb`` into ``ctx`` (a fresh headless scene when None); returns the context.
+
+    ``clear=False`` adds the bundle's nodes to the existing scene. Inside Slicer, ``ctx=None`` is
+    the application's scene, which is then replaced (like File > Load Scene).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"No such scene bundle: {p}")
+    ctx = ctx or new_scene()
+    messages = slicer.vtkMRMLMessageCollection() if hasattr(slicer, "vtkMRMLMessageCollection") else None
+    ok = (ctx.scene.ReadFromMRB(str(p), clear, messages) if messages is not None
+          else ctx.scene.ReadFromMRB(str(p), clear))
+    if not ok:
+        raise OSError(f"Could not load the scene bundle {p}: {_messages(messages) or 'not a valid .mrb file'}")
+    return ctx
