@@ -18,7 +18,6 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
 from slicer.util import VTKObservationMixin
 
 MODULE_DIR = os.path.dirname(os.path.abspath(__file__))
-EFFECTS = ("SmartPencil", "SmartFill", "AutoCorrection")
 
 
 class OrbitSegmentation(ScriptedLoadableModule):
@@ -40,16 +39,10 @@ class OrbitSegmentation(ScriptedLoadableModule):
 
 
 def registerEditorEffects() -> None:
-    """Register the OrbitAI annotation effects with the Segment Editor."""
-    import qSlicerSegmentationsEditorEffectsPythonQt as effects
+    """Register the OrbitAI annotation effects with the Segment Editor (after start-up)."""
+    from OrbitSegmentationLib.annotation_logic import register_annotation_effects
 
-    for name in EFFECTS:
-        path = os.path.join(MODULE_DIR, "SegmentEditorEffects", f"SegmentEditor{name}Effect.py")
-        if not os.path.exists(path):
-            continue
-        instance = effects.qSlicerSegmentEditorScriptedEffect(None)
-        instance.setPythonSource(path.replace("\\", "/"))
-        instance.self().register()
+    register_annotation_effects()
 
 
 @parameterNodeWrapper

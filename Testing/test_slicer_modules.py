@@ -37,7 +37,7 @@ def module_python_files(mod: str) -> list[Path]:
 
 @pytest.mark.parametrize("mod", MODULES)
 def test_module_files_compile_and_are_listed(mod):
-    cmake = (REPO / mod / "CMakeLists.txt").read_text()
+    cmake = (REPO / mod / "CMakeLists.txt").read_text().replace("${MODULE_NAME}", mod)
     assert "slicerMacroBuildScriptedModule" in cmake and "WITH_GENERIC_TESTS" in cmake
     for path in module_python_files(mod):
         compile(path.read_text(), str(path), "exec")
@@ -47,6 +47,9 @@ def test_module_files_compile_and_are_listed(mod):
         assert rel in cmake or rel.removesuffix(".py") in cmake, f"{mod}/CMakeLists.txt does not list {rel}"
     tests_cmake = REPO / mod / "Testing" / "Python" / "CMakeLists.txt"
     assert tests_cmake.exists() and "slicer_add_python_unittest" in tests_cmake.read_text()
+    listed = re.findall(r"^\s+(\S+\.py)\s*$", cmake, flags=re.M)
+    for rel in listed:
+        assert (REPO / mod / rel).exists(), f"{mod}/CMakeLists.txt lists {rel}, which does not exist"
 
 
 def ui_widgets(ui_path: Path) -> dict[str, str]:

@@ -62,10 +62,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     from orbitai.io import VolumeError
     from orbitai.bundle import BundleError
+    from orbitai.runner import JobError
 
     try:
         return int(args.func(args) or 0)
-    except (UserError, VolumeError, BundleError, FileNotFoundError) as exc:
+    except (UserError, VolumeError, BundleError, JobError, FileNotFoundError) as exc:
         print(f"orbitai {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -7,6 +7,7 @@ kind           images                                          ``label`` column
 =============  ==============================================  =========================
 orbit-ct       orbital CT (HU), axial, some oblique             (none)
 orbit-mri      orbital MRI, T2 fat-suppressed or T1, ax/cor     (none)
+orbit-synth    domain-randomised (SynthSeg-style) orbit images  (none)
 tao            axial T2-SPIR, TAO active vs inactive            1 = active, 0 = inactive
 ivgc           coronal T2, IVGC response + 16 clinical features 1 = responder, 0 = non
 brain-flair    brain FLAIR with lesions, MS vs NMOSD            1 = NMOSD, 0 = MS
@@ -25,7 +26,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-KINDS = ("orbit-ct", "orbit-mri", "tao", "ivgc", "brain-flair")
+KINDS = ("orbit-ct", "orbit-mri", "orbit-synth", "tao", "ivgc", "brain-flair")
 
 #: The 16 clinical features of the IVGC cohort: (column, unit, description).
 CLINICAL_SCHEMA: list[tuple[str, str, str]] = [
@@ -89,6 +90,8 @@ def make_case(kind: str, seed: int, i: int, label: Optional[int] = None):
         return orbit_case(s, "ct")
     if kind == "orbit-mri":
         return orbit_case(s, "t2" if rng.random() < 0.65 else "t1")
+    if kind == "orbit-synth":  # random intensity per tissue, resolution, bias, noise (for segmentation training)
+        return orbit_case(s, str(rng.choice(["ct", "t2", "t1"])), domain_random=True)
     if kind == "tao":
         return orbit_case(s, "t2", tao="active" if label else "inactive", orientation="axial")
     if kind == "ivgc":
@@ -103,7 +106,7 @@ def make_case(kind: str, seed: int, i: int, label: Optional[int] = None):
 
 def cohort_labels(kind: str, n: int, seed: int) -> list[Optional[int]]:
     """Balanced, shuffled class labels of a cohort (None for kinds without a label)."""
-    if kind in ("orbit-ct", "orbit-mri"):
+    if kind in ("orbit-ct", "orbit-mri", "orbit-synth"):
         return [None] * n
     lab = np.arange(n) % 2
     np.random.default_rng(np.random.SeedSequence([int(seed), 99])).shuffle(lab)
@@ -146,7 +149,7 @@ def write_cohort(kind: str, n: int, seed: int, out_dir: str | os.PathLike,
         if kind == "brain-flair":
             row["n_lesions"] = case.info["n_lesions"]
             row["lesion_volume_ml"] = case.info["lesion_volume_ml"]
-        if kind in ("orbit-ct", "orbit-mri", "tao", "ivgc"):
+        if kind in ("orbit-ct", "orbit-mri", "orbit-synth", "tao", "ivgc"):
             row["modality"] = case.info["modality"]
             row["orientation"] = case.info["orientation"]
         rows.append(row)

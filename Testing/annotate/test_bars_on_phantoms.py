@@ -1,0 +1,42 @@
+"""Quality bars on orbitai.phantoms (slow: one phantom takes ~8 s to synthesise)."""
+import numpy as np
+import pytest
+
+from orbitai import annotate as A
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def right_orbit():
+    phantoms = pytest.importorskip("orbitai.phantoms")
+    case = phantoms.orbit_case(0, modality="ct", orientation="axial")
+    lab = case.labels.array
+    box = A._common.bbox(np.isin(lab, [v for v in range(2, 17, 2)]),
+                         np.ceil(6.0 / np.asarray(case.image.spacing[::-1])).astype(int))
+    return case.image.array[box].astype(np.float32), lab[box], case.image.spacing
+
+
+def test_smartfill_eyeball_and_inferior_rectus(right_orbit):
+    img, lab, sp = right_orbit
+    for value, bar in ((2, 0.90), (8, 0.80)):
+        truth = lab == value
+        fg = np.any(A.simulate_strokes(truth, sp, 3), axis=0)
+        assert A.dice(A.smartfill(img, sp, fg).mask, truth) >= bar
+
+
+def test_smartpencil_inferior_rectus(right_orbit):
+    img, lab, sp = right_orbit
+    truth = lab == 8
+    seg = np.zeros(truth.shape, bool)
+    for _ in range(10):
+        nc = A.next_click(seg, truth, sp)
+        seg = A.smartpencil_click(img, sp, seg, nc[0], remove=nc[1], n_superpixels=1000).mask
+    assert A.dice(seg, truth) >= 0.85
+
+
+def test_autocorrect_keeps_correct_masks(right_orbit):
+    img, lab, sp = right_orbit
+    for value in (2, 4, 6, 8, 10, 12):
+        truth = lab == value
+        assert 1.0 - A.dice(A.autocorrect(img, sp, truth).mask, truth) <= 0.01

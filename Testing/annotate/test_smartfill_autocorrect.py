@@ -1,0 +1,95 @@
+"""SmartFill and AutoCorrection on the orbit phantom: quality bars where cheap, bad input."""
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from orbitai.annotate import AnnotationError, autocorrect, dice, simulate_strokes, smartfill
+
+
+def _holey_dilated(truth, seed=0):
+    bad = ndi.binary_dilation(truth)
+    rng = np.random.default_rng(seed)
+    inner = np.argwhere(ndi.binary_erosion(truth))
+    z, y, x = np.ogrid[: truth.shape[0], : truth.shape[1], : truth.shape[2]]
+    for p in inner[rng.choice(len(inner), 3, replace=False)]:
+        bad &= ((z - p[0]) ** 2 + (y - p[1]) ** 2 + (x - p[2]) ** 2) > 1
+    return bad
+
+
+def test_strokes_stay_inside_the_truth(left_orbit):
+    _, labels = left_orbit
+    for v in (1, 7, 11):
+        truth = labels.array == v
+        strokes = simulate_strokes(truth, labels.spacing, 3)
+        assert 1 <= len(strokes) <= 3
+        assert all(s.any() and not (s & ~truth).any() for s in strokes)
+
+
+def test_smartfill_eyeball_bar(left_orbit):
+    image, labels = left_orbit
+    truth = labels.array == 1
+    fg = np.any(simulate_strokes(truth, image.spacing, 3), axis=0)
+    r = smartfill(image.array, image.spacing, fg)
+    assert dice(r.mask, truth) >= 0.90
+    assert r.mask[fg].all()                      # strokes are hard constraints
+
+
+def test_smartfill_respects_background_strokes(left_orbit):
+    image, labels = left_orbit
+    truth = labels.array == 1
+    fg = np.any(simulate_strokes(truth, image.spacing, 2), axis=0)
+    bg = ndi.binary_dilation(truth, iterations=3) & ~ndi.binary_dilation(truth, iterations=2)
+    r = smartfill(image.array, image.spacing, fg, bg)
+    assert not r.mask[bg].any()
+
+
+def test_smartfill_bad_input(left_orbit):
+    image, _ = left_orbit
+    empty = np.zeros(image.shape, bool)
+    with pytest.raises(AnnotationError, match="at least one stroke"):
+        smartfill(image.array, image.spacing, empty)
+    fg = empty.copy()
+    fg[5, 5, 5] = True
+    with pytest.raises(AnnotationError, match="overlap"):
+        smartfill(image.array, image.spacing, fg, fg)
+    with pytest.raises(AnnotationError, match="3D volume"):
+        smartfill(image.array[0], image.spacing, fg[0])
+
+
+@pytest.mark.parametrize("value", [1, 7])
+def test_autocorrect_bars(left_orbit, value):
+    image, labels = left_orbit
+    truth = labels.array == value
+    bad = _holey_dilated(truth)
+    fixed = autocorrect(image.array, image.spacing, bad)
+    assert dice(fixed.mask, truth) - dice(bad, truth) >= 0.05
+    kept = autocorrect(image.array, image.spacing, truth)
+    assert dice(truth, truth) - dice(kept.mask, truth) <= 0.01
+
+
+def test_autocorrect_moves_border_at_most_max_distance(left_orbit):
+    image, labels = left_orbit
+    m = ndi.binary_dilation(labels.array == 1, iterations=3)
+    r = autocorrect(image.array, image.spacing, m, max_distance_mm=1.0, fill_holes=False, stay_cost=0.0)
+    d_in = ndi.distance_transform_edt(m, sampling=image.spacing[::-1])
+    d_out = ndi.distance_transform_edt(~m, sampling=image.spacing[::-1])
+    assert not (r.mask & (d_out > 1.0)).any() and r.mask[d_in > 1.0].all()
+    assert r.voxels_removed > 0
+
+
+def test_autocorrect_fills_holes_and_removes_islands():
+    img = np.zeros((20, 20, 20), np.float32)
+    m = np.zeros(img.shape, bool)
+    m[5:15, 5:15, 5:15] = True
+    m[9, 9, 9] = False
+    m[1, 1, 1] = True
+    r = autocorrect(img, (1, 1, 1), m, snap=False)
+    assert r.holes_filled == 1 and r.islands_removed == 1 and r.mask[9, 9, 9] and not r.mask[1, 1, 1]
+
+
+def test_autocorrect_bad_input(left_orbit):
+    image, _ = left_orbit
+    with pytest.raises(AnnotationError, match="non-empty"):
+        autocorrect(image.array, image.spacing, np.zeros(image.shape, bool))
+    with pytest.raises(AnnotationError, match="NaN"):
+        autocorrect(image.array, image.spacing, np.full(image.shape, np.nan))

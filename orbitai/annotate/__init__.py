@@ -1,0 +1,18 @@
+"""Annotation tools on arrays with spacing (no Slicer): SmartPencil, SmartFill, AutoCorrection.
+
+Arrays are indexed [k, j, i] and spacing is (x, y, z) in mm, as in `orbitai.io.Volume`.
+"""
+from ._common import AnnotationError, dice, region_around
+from .autocorrect import CorrectionResult, autocorrect, fill_holes_and_islands
+from .graphcut import min_cut
+from .simulate import next_click, simulate_strokes
+from .smartfill import FillResult, smartfill, smartfill_full
+from .smartpencil import ClickResult, smartpencil_click, superpixel_map
+from .superpixels import DEFAULT_CACHE, RESOLUTIONS, SuperpixelCache, Superpixels, compute_superpixels
+
+__all__ = [
+    "AnnotationError", "dice", "region_around", "autocorrect", "CorrectionResult", "fill_holes_and_islands",
+    "min_cut", "next_click", "simulate_strokes", "smartfill", "smartfill_full", "FillResult",
+    "smartpencil_click", "superpixel_map", "ClickResult", "compute_superpixels", "Superpixels",
+    "SuperpixelCache", "DEFAULT_CACHE", "RESOLUTIONS",
+]

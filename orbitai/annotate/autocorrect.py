@@ -1,0 +1,134 @@
+"""AutoCorrection: clean a segment so that its border follows the image.
+
+1. Fill holes (cavities enclosed in 3D) and remove islands (components smaller than a fraction of
+   the largest one, or only keep the largest).
+2. Snap the border to the image with a graph cut restricted to a band of ``max_distance_mm`` on
+   both sides of the current border: voxels deeper inside stay object, voxels farther outside stay
+   background, so the border never moves more than that distance. Unary terms are intensity
+   likelihoods of an object model (the segment's voxels, weighted towards its interior so that a
+   too-large mask still gives a clean sample) and a background model (a shell just outside the
+   band), plus a small cost for changing a voxel's current label (keeps a correct mask where the
+   image is ambiguous); neighbour terms are contrast-weighted as in SmartFill.
+All the work happens in the segment's bounding box grown by the band, not the whole image.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from ._common import AnnotationError, bbox, check_image, check_mask, noise_sigma, spacing_kji
+from .graphcut import contrast_weights, grid_cut
+from .smartfill import IntensityModel
+
+
+@dataclass
+class CorrectionResult:
+    mask: np.ndarray
+    holes_filled: int = 0
+    islands_removed: int = 0
+    voxels_added: int = 0
+    voxels_removed: int = 0
+    timings: dict = field(default_factory=dict)
+    message: str = ""
+
+
+def fill_holes_and_islands(mask: np.ndarray, island_fraction: float = 0.1, keep_largest: bool = False):
+    """(cleaned mask, holes filled voxels, islands removed count)."""
+    m = np.asarray(mask, bool)
+    box = bbox(m, 1)
+    if box is None:
+        return m.copy(), 0, 0
+    sub = m[box]
+    filled = ndi.binary_fill_holes(sub)
+    holes = int(filled.sum() - sub.sum())
+    lab, n = ndi.label(filled)
+    removed = 0
+    if n > 1:
+        sizes = np.bincount(lab.ravel())[1:]
+        keep = np.zeros(n + 1, bool)
+        if keep_largest:
+            keep[1 + int(np.argmax(sizes))] = True
+        else:
+            keep[1:] = sizes >= island_fraction * sizes.max()
+        removed = int(n - keep[1:].sum())
+        filled = keep[lab]
+    out = np.zeros_like(m)
+    out[box] = filled
+    return out, holes, removed
+
+
+def autocorrect(image, spacing, mask, *, max_distance_mm: float = 1.0, smoothness: float = 1.0,
+                edge_sigma: float | None = None, stay_cost: float = 3.0, island_fraction: float = 0.1,
+                keep_largest: bool = False, fill_holes: bool = True, snap: bool = True,
+                full_volume: bool = False) -> CorrectionResult:
+    """Clean ``mask`` (bool, image shape) against ``image``; see the module docstring.
+
+    ``full_volume=True`` solves the snapping cut on every voxel of the image (the naive reference
+    the benchmark compares with; the band constraint is kept as hard labels so results match).
+    """
+    t0 = time.perf_counter()
+    a, sp = check_image(image, spacing)
+    m = check_mask(mask, a.shape, "segment")
+    if not m.any():
+        raise AnnotationError("AutoCorrection needs a non-empty segment: paint or fill the structure first.")
+    if max_distance_mm < 0:
+        raise AnnotationError("The maximum border shift must be zero or positive (mm).")
+    sk = spacing_kji(sp)
+    if fill_holes:
+        cleaned, holes, islands = fill_holes_and_islands(m, island_fraction, keep_largest)
+    else:
+        cleaned, holes, islands = m.copy(), 0, 0
+    out = cleaned
+    if snap and max_distance_mm > 0:
+        out = _snap(a, sk, cleaned, max_distance_mm, smoothness, edge_sigma, stay_cost, full_volume)
+    added = int(np.count_nonzero(out & ~m))
+    removed = int(np.count_nonzero(m & ~out))
+    msg = (f"AutoCorrection: {holes} hole voxels filled, {islands} islands removed, border snapped "
+           f"(+{added} / -{removed} voxels overall).")
+    return CorrectionResult(out, holes, islands, added, removed, {"total_s": time.perf_counter() - t0}, msg)
+
+
+def _snap(a, sk, m, max_mm, smoothness, edge_sigma, stay_cost, full_volume):
+    shell_mm = max_mm + 3.0 * float(sk.max())
+    margin = np.ceil((shell_mm + float(sk.max())) / sk).astype(int)
+    region = tuple(slice(0, n) for n in a.shape) if full_volume else bbox(m, margin)
+    x = np.asarray(a[region], np.float32)
+    mm = m[region]
+    d_in = ndi.distance_transform_edt(mm, sampling=sk)          # inside: distance to background
+    d_out = ndi.distance_transform_edt(~mm, sampling=sk)        # outside: distance to object
+    band = ((mm & (d_in <= max_mm)) | (~mm & (d_out <= max_mm)))
+    shell = ~mm & (d_out > max_mm) & (d_out <= shell_mm)
+    sigma = noise_sigma(x)
+    lo, hi = float(x.min()) - 3 * sigma, float(x.max()) + 3 * sigma
+    # interior-weighted object sample: border voxels of a too-large mask count little
+    w_fg = (d_in[mm] / float(sk.min())) ** 2
+    fg_model = IntensityModel(x[mm], lo, hi, sigma, w_fg)
+    bg_sample = x[shell] if shell.any() else x[~mm]
+    bg_model = IntensityModel(bg_sample, lo, hi, sigma)
+    cf0 = fg_model.cost(x)
+    cb0 = bg_model.cost(x)
+    # Guard against touching structures of the same intensity (no edge between them): object-like
+    # tissue outside the segment that continues beyond the band is a neighbour, not a missed
+    # border, so it stays background.
+    reach = ~mm & (d_out <= max_mm + 2.0 * float(sk.max()))
+    lab, n = ndi.label((cf0 < cb0) & reach)
+    guard = np.zeros_like(mm)
+    if n:
+        beyond = np.zeros(n + 1, bool)
+        beyond[np.unique(lab[(lab > 0) & (d_out > max_mm)])] = True
+        beyond[0] = False
+        guard = beyond[lab] & band
+    cf = cf0 + np.where(mm, 0.0, stay_cost).astype(np.float32)
+    cb = cb0 + np.where(mm, stay_cost, 0.0).astype(np.float32)
+    es = 2.0 * sigma if edge_sigma is None else float(edge_sigma)
+    weights = contrast_weights(x, sk, es, smoothness)
+    if full_volume:
+        res = grid_cut(cf, cb, weights, hard_fg=mm & ~band, hard_bg=(~mm & ~band) | guard)
+    else:
+        res = grid_cut(cf, cb, weights, active=band, fixed=mm, hard_bg=guard)
+    out = m.copy()
+    out[region] = res
+    return out
