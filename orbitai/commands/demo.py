@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     res = OrbitaiJob(cmd, dest=out).run(_bar)
     print()
     for line in res.stdout:
-        print(f"   {line}")
+        if not line.startswith("wrote "):  # the child names its temporary folder; outputs are listed below
+            print(f"   {line}")
     pred, _ = read_segmentation(out / "predicted.seg.nrrd")
     rows = score_case(pred.array, case.labels.array, ORBIT_STRUCTURES, case.image.spacing)
 

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import argparse
 
-KINDS = ("orbit-ct", "orbit-mri", "tao", "ivgc", "brain-flair")
+from orbitai.phantoms.cohort import KINDS
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "phantom", help="write a synthetic cohort (orbital CT/MRI, TAO, IVGC, brain FLAIR) with ground truth",
+        "phantom", help="write a synthetic cohort (orbital CT/MRI, domain-randomised, TAO, IVGC, brain FLAIR) with ground truth",
         description=("Write N synthetic cases with exact ground truth: images (.nrrd), segmentations "
                      "(.seg.nrrd; orbit label scheme, or lesion masks for brain-flair), manifest.csv "
                      "(case_id,image,segmentation[,label][,clinical features]) and montage.png. "
