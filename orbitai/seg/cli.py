@@ -70,12 +70,13 @@ def load_seg_model(name: str | None, image_is_ct: bool, device):
 
 def run_predict(args) -> int:
     from orbitai.device import run_with_fallback, select_device
-    from orbitai.io import read_volume, write_volume
+    from orbitai.io import read_volume, require_finite, write_volume
     from orbitai.progress import emit
     from orbitai.seg.inference import looks_like_ct, segment, structure_volumes
     from orbitai.segfile import write_segmentation
 
     vol = read_volume(args.image)
+    require_finite(vol, "image")
     device = select_device(args.device)
     emit(0, 1, "loading model")
     bundle, model, spec = load_seg_model(args.model, looks_like_ct(vol), device)
