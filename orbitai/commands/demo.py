@@ -70,6 +70,12 @@ def run(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"   {r['structure']:<26} {r['dice']:6.3f} {r['iou']:6.3f} {r['volume_pred_cm3']:9.3f} {r['volume_true_cm3']:9.3f}")
 
+    from orbitai.seg.figure import save_comparison
+
+    fig = save_comparison(case.image, case.labels, pred, out / "segmentation_vs_truth.png",
+                          title="OrbitAI demo: synthetic orbital CT, bundled demo SV-net")
+    print(f"   figure: {fig.name}")
+
     print("4. Slicer scene (headless MRML)")
     try:
         import orbitai.mrml as mrml
