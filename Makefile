@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.orbitai-installed
 
-.PHONY: demo test test-all bench venv clean
+.PHONY: demo test test-all bench models venv clean
 
 venv: $(STAMP)
 
@@ -27,6 +27,16 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
+
+# Re-train the bundled demo models from phantoms (deterministic; ~45 min per SV-net on 2 CPU cores).
+COHORTS := build/cohorts
+models: $(STAMP)
+	$(PY) -m orbitai phantom orbit-ct --n 24 --seed 1000 --out $(COHORTS)/ct_train --montage-cases 0
+	$(PY) -m orbitai phantom orbit-synth --n 24 --seed 2000 --out $(COHORTS)/synth_train --montage-cases 0
+	$(PY) -m orbitai seg train --manifest $(COHORTS)/ct_train/manifest.csv --config svnet-demo-ct --epochs 90 --out Resources/Models/orbit_svnet_ct_demo
+	$(PY) -m orbitai seg train --manifest $(COHORTS)/synth_train/manifest.csv --config svnet-demo-dr --epochs 60 --out Resources/Models/orbit_svnet_dr_demo
+	$(PY) -m orbitai seg train --manifest $(COHORTS)/ct_train/manifest.csv --config sunet-demo-ct --epochs 30 --out Resources/Models/orbit_sunet_ct_demo
+	$(PY) -m orbitai seg train --manifest $(COHORTS)/ct_train/manifest.csv --config sequnet-demo-ct --epochs 30 --out Resources/Models/orbit_sequnet_ct_demo
 
 clean:
 	rm -rf $(VENV) demo_output

@@ -17,6 +17,17 @@ def repo_root() -> Path:
     return REPO
 
 
+@pytest.fixture()
+def ctx():
+    """A fresh headless MRML scene (slicer-core) with its module logics, closed after the test."""
+    pytest.importorskip("slicer")
+    from orbitai.mrml import new_scene
+
+    context = new_scene()
+    yield context
+    context.close()
+
+
 def pytest_collection_modifyitems(config, items):
     try:
         import torch

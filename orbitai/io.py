@@ -150,6 +150,15 @@ class Volume:
         )
 
 
+def rotation(ax: float, ay: float, az: float) -> np.ndarray:
+    """Orthonormal 3x3 rotation ``Rz @ Ry @ Rx`` from angles about x, y, z (radians)."""
+    cx, sx, cy, sy, cz, sz = np.cos(ax), np.sin(ax), np.cos(ay), np.sin(ay), np.cos(az), np.sin(az)
+    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
 def validate_geometry(array: np.ndarray, spacing, origin, direction) -> None:
     """Raise `VolumeError` with a clear message if the geometry is not a valid 3D grid."""
     if array.ndim != 3:

@@ -4,8 +4,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "OrbitSegmentation"))
 
@@ -13,12 +11,3 @@ try:
     import slicer  # noqa: F401
 except ImportError:
     collect_ignore_glob = ["test_*logic*.py"]
-
-
-@pytest.fixture()
-def ctx():
-    from orbitai.mrml import new_scene
-
-    context = new_scene()
-    yield context
-    context.close()

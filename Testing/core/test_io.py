@@ -5,16 +5,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from orbitai.io import (Volume, VolumeError, read_volume, require_finite, resample_like,
+from orbitai.io import (Volume, VolumeError, read_volume, require_finite, resample_like, rotation,
                         resample_spacing, write_dicom_series, write_volume)
-
-
-def rotation(ax: float, ay: float, az: float) -> np.ndarray:
-    cx, sx, cy, sy, cz, sz = np.cos(ax), np.sin(ax), np.cos(ay), np.sin(ay), np.cos(az), np.sin(az)
-    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
-    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
-    return rz @ ry @ rx
 
 
 @pytest.fixture

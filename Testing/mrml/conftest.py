@@ -4,29 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from orbitai.io import rotation
+
 try:
     import slicer  # noqa: F401
 except ImportError:  # the whole folder is skipped (each test module also calls importorskip)
     collect_ignore_glob = ["test_*.py"]
-
-
-@pytest.fixture()
-def ctx():
-    """A fresh headless scene with its module logics, closed after the test."""
-    from orbitai.mrml import new_scene
-
-    context = new_scene()
-    yield context
-    context.close()
-
-
-def rotation(ax: float, ay: float, az: float) -> np.ndarray:
-    """An orthonormal (oblique) direction matrix from three angles in radians."""
-    cx, sx, cy, sy, cz, sz = np.cos(ax), np.sin(ax), np.cos(ay), np.sin(ay), np.cos(az), np.sin(az)
-    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
-    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
-    return rz @ ry @ rx
 
 
 @pytest.fixture()

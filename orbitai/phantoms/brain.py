@@ -20,9 +20,9 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage as ndi
 
-from orbitai.io import Volume
+from orbitai.io import Volume, rotation
 from orbitai.phantoms.atlas import data_path, upsample_linear
-from orbitai.phantoms.orbit import PhantomCase, _rot
+from orbitai.phantoms.orbit import PhantomCase
 
 DISEASES = ("ms", "nmosd")
 
@@ -186,7 +186,7 @@ def brain_flair_case(seed: int, disease: str = "ms", noise: bool = True) -> Phan
     nc = [int(np.ceil((n - 1) / step)) + 1 for n in shape]
     g = np.stack(np.meshgrid(*[np.arange(n) * step for n in nc], indexing="ij"), -1).astype(np.float32)
     centre = (np.array(shape) - 1) / 2.0
-    R = _rot(*np.radians(rng.normal(0, 3.0, 3)))
+    R = rotation(*np.radians(rng.normal(0, 3.0, 3)))
     S = np.diag(1.0 / (rng.uniform(0.95, 1.05) * (1 + rng.normal(0, 0.015, 3))))
     M = (R @ S).astype(np.float32)
     q = centre + (g - centre) @ M.T + rng.normal(0, 1.5, 3).astype(np.float32)

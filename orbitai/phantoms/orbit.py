@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
-from orbitai.io import Volume
+from orbitai.io import Volume, rotation
 from orbitai.phantoms import atlas as A
 
 MODALITIES = ("ct", "t2", "t1")
@@ -47,14 +47,6 @@ class PhantomCase:
     image: Volume
     labels: Volume
     info: dict[str, Any] = field(default_factory=dict)
-
-
-def _rot(ax: float, ay: float, az: float) -> np.ndarray:
-    cx, sx, cy, sy, cz, sz = np.cos(ax), np.sin(ax), np.cos(ay), np.sin(ay), np.cos(az), np.sin(az)
-    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
-    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
-    return rz @ ry @ rx
 
 
 def _smooth_field(rng, shape, n_ctrl, out_shape=None) -> np.ndarray:
@@ -179,7 +171,7 @@ def orbit_case(seed: int, modality: str = "ct", domain_random: bool = False, tao
     nx, ny, nz = size
     # ---- per-case anatomy transform (output physical -> atlas physical)
     scale = rng.uniform(0.96, 1.03) * (1 + rng.normal(0, 0.01, 3))
-    R = _rot(*np.radians(rng.normal(0, [3.0, 3.0, 3.0])))
+    R = rotation(*np.radians(rng.normal(0, [3.0, 3.0, 3.0])))
     Ainv = np.diag(1.0 / scale) @ R.T
     c_atlas = model.orbit_centre + np.array([0.0, rng.normal(-4, 2), rng.normal(0, 2)])
     c_pat = c_atlas + rng.normal(0, 3, 3)
