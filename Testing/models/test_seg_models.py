@@ -178,3 +178,22 @@ def test_sequnet_centre_output_sees_every_slice():
             x2 = x.clone()
             x2[:, t] += 1.0
             assert not torch.allclose(model(x2), ref), f"slice {t} ignored"
+
+
+def test_volume_adapters_match_the_2d_networks_slice_by_slice():
+    """SU-net / SEQ-UNET inside the volumetric engine give exactly the 2D networks' outputs."""
+    torch.manual_seed(0)
+    x = torch.rand(1, 1, 5, 16, 16)
+    su = build_model("sunet_volume", out_channels=3, base_channels=4).eval()
+    with torch.no_grad():
+        y = su(x)
+        assert y.shape == (1, 3, 5, 16, 16)
+        torch.testing.assert_close(y[:, :, 2], su.net(x[:, :, 2]))
+    seq = build_model("sequnet_volume", out_channels=3, base_channels=4).eval()
+    with torch.no_grad():
+        y = seq(x)
+        assert y.shape == (1, 3, 5, 16, 16)
+        mid = x[:, :, 1:4].permute(0, 2, 1, 3, 4)          # slices 1, 2, 3 around slice 2
+        torch.testing.assert_close(y[:, :, 2], seq.net(mid), atol=1e-5, rtol=1e-4)
+        edge = torch.cat([x[:, :, :1], x[:, :, :2]], dim=2).permute(0, 2, 1, 3, 4)  # slice 0 repeated
+        torch.testing.assert_close(y[:, :, 0], seq.net(edge), atol=1e-5, rtol=1e-4)
