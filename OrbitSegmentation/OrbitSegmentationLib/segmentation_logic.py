@@ -144,14 +144,8 @@ class OrbitSegmentationLogic:
         if reference_node is not None:
             from orbitai.seg.evaluate import score_case
 
-            import numpy as np
-
-            from orbitai.labels import ORBIT_LABELS
-
             ref = labels_from_segmentation_node(reference_node, input_node)
-            present = set(np.unique(labels.array).tolist()) | set(np.unique(ref.array).tolist())
-            # Structures in the prediction or the reference, in scheme order (a missed one scores 0).
-            structures = list(dict.fromkeys(ORBIT_LABELS[v].structure for v in sorted(present) if v in ORBIT_LABELS))
+            structures = list(dict.fromkeys(r["structure"] for r in volumes))  # the model's structures
             metric_rows = score_case(labels.array, ref.array, structures, labels.spacing)
         base = input_node.GetName()
         seg_node = segmentation_node_from_labels(self.ctx, labels, name=f"{base} orbit segmentation",

@@ -87,7 +87,7 @@ def run_predict(args) -> int:
         write_segmentation(res.labels, out)
     else:
         write_volume(res.labels, out)
-    rows = structure_volumes(res.labels)
+    rows = structure_volumes(res.labels, spec.structures)
     if args.volumes:
         _write_csv(Path(args.volumes), rows)
     if args.uncertainty and res.confidence is not None:

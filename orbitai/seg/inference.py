@@ -240,13 +240,14 @@ def segment(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "o
     return SegResult(labels, warnings, time.perf_counter() - t0, confidence)
 
 
-def structure_volumes(labels: Volume) -> list[dict[str, Any]]:
-    """One row per orbit label present in the scheme: name, side, voxels, volume (cm^3)."""
+def structure_volumes(labels: Volume, structures: Optional[tuple[str, ...]] = None) -> list[dict[str, Any]]:
+    """One row per orbit label: name, side, voxels, volume (cm^3). With ``structures`` (the
+    model's), every side of each is listed, 0 when not found; otherwise the labels present."""
     rows = []
     vv = labels.voxel_volume_mm3() / 1000.0
     counts = np.bincount(labels.array.ravel().astype(np.int64), minlength=17)
     for value, lab in ORBIT_LABELS.items():
-        if value < len(counts) and counts[value]:
+        if (lab.structure in structures) if structures is not None else counts[value]:
             rows.append({"label": value, "name": lab.name, "structure": lab.structure, "side": lab.side,
                          "voxels": int(counts[value]), "volume_cm3": float(counts[value] * vv)})
     return rows
