@@ -27,6 +27,8 @@ class SegConfig:
     spec: SegSpec
     description: str = ""
     lr: float = 1e-4
+    lr_decay_epoch: int = 0           # from this epoch on (1-based) lr *= lr_decay_factor; 0 = never
+    lr_decay_factor: float = 0.1
     batch_size: int = 4
     epochs: int = 125
     iters_per_epoch: int = 50
@@ -69,7 +71,7 @@ _add(SegConfig("sequnet-paper", "sequnet_volume", {"out_channels": 4},
 # Demo configurations: orbit label scheme, width-reduced, trainable on 2 CPU cores.
 # Demo recipe: Adam 1e-3 and softmax CE + Dice instead of the paper's sigmoid CE at 1e-4, so
 # the small networks learn thin muscles within a CPU budget (the paper configs keep the paper's).
-_DEMO = dict(lr=1e-3, batch_size=2, epochs=60, iters_per_epoch=30, loss="ce_dice", val_every=10)
+_DEMO = dict(lr=1e-3, lr_decay_epoch=61, batch_size=2, epochs=60, iters_per_epoch=30, loss="ce_dice", val_every=10)
 _add(SegConfig("svnet-demo-ct", "svnet", {"in_channels": 1, "out_channels": 7, "base_channels": 6},
                _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), CT_WINDOW, "CT"),
                "Width-reduced SV-net trained on orbital CT phantoms (demo, not for clinical use).", **_DEMO))

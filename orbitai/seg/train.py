@@ -181,6 +181,9 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, seed: int = 0, folds: in
     last_val: dict[str, float] = {}
     for epoch in range(start_epoch, epochs):
         rng = np.random.default_rng([seed, epoch])  # per-epoch stream: identical after a resume
+        decayed = cfg.lr_decay_epoch and epoch + 1 >= cfg.lr_decay_epoch
+        for group in opt.param_groups:  # step schedule, set from the epoch so a resume matches
+            group["lr"] = cfg.lr * (cfg.lr_decay_factor if decayed else 1.0)
         torch.manual_seed(seed * 100003 + epoch)
         t0 = time.perf_counter()
         losses = []
@@ -222,7 +225,8 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, seed: int = 0, folds: in
         "labels": {str(c): s for c, s in enumerate(cfg.spec.structures, 1)},
         "training": {"config": cfg.name, "cases": len(tr), "validation_cases": len(va), "seed": seed,
                      "epochs": epoch + 1, "iterations_per_epoch": cfg.iters_per_epoch,
-                     "batch_size": cfg.batch_size, "lr": cfg.lr, "loss": cfg.loss,
+                     "batch_size": cfg.batch_size, "lr": cfg.lr, "lr_decay_epoch": cfg.lr_decay_epoch,
+                     "lr_decay_factor": cfg.lr_decay_factor, "loss": cfg.loss,
                      "seconds": round(time.perf_counter() - t_start, 1)},
         "metrics": {"validation_dice": last_val} if last_val else {},
     }
