@@ -33,10 +33,10 @@ COHORTS := build/cohorts
 models: $(STAMP)
 	$(PY) -m orbitai phantom orbit-ct --n 24 --seed 1000 --out $(COHORTS)/ct_train --montage-cases 0
 	$(PY) -m orbitai phantom orbit-synth --n 24 --seed 2000 --out $(COHORTS)/synth_train --montage-cases 0
-	$(PY) -m orbitai seg train --manifest $(COHORTS)/ct_train/manifest.csv --config svnet-demo-ct --epochs 90 --out Resources/Models/orbit_svnet_ct_demo
-	$(PY) -m orbitai seg train --manifest $(COHORTS)/synth_train/manifest.csv --config svnet-demo-dr --epochs 60 --out Resources/Models/orbit_svnet_dr_demo
-	$(PY) -m orbitai seg train --manifest $(COHORTS)/ct_train/manifest.csv --config sunet-demo-ct --epochs 30 --out Resources/Models/orbit_sunet_ct_demo
-	$(PY) -m orbitai seg train --manifest $(COHORTS)/ct_train/manifest.csv --config sequnet-demo-ct --epochs 30 --out Resources/Models/orbit_sequnet_ct_demo
+	$(PY) -m orbitai seg train --manifest $(COHORTS)/ct_train/manifest.csv --config svnet-demo-ct --out Resources/Models/orbit_svnet_ct_demo
+	$(PY) -m orbitai seg train --manifest $(COHORTS)/synth_train/manifest.csv --config svnet-demo-dr --out Resources/Models/orbit_svnet_dr_demo
+	$(PY) -m orbitai seg train --manifest $(COHORTS)/ct_train/manifest.csv --config sunet-demo-ct --out Resources/Models/orbit_sunet_ct_demo
+	$(PY) -m orbitai seg train --manifest $(COHORTS)/ct_train/manifest.csv --config sequnet-demo-ct --out Resources/Models/orbit_sequnet_ct_demo
 
 clean:
 	rm -rf $(VENV) demo_output

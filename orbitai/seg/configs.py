@@ -74,17 +74,18 @@ _add(SegConfig("sequnet-paper", "sequnet_volume", {"out_channels": 4},
 _DEMO = dict(lr=1e-3, lr_decay_epoch=61, batch_size=2, epochs=60, iters_per_epoch=30, loss="ce_dice", val_every=10)
 _add(SegConfig("svnet-demo-ct", "svnet", {"in_channels": 1, "out_channels": 7, "base_channels": 6},
                _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), CT_WINDOW, "CT"),
-               "Width-reduced SV-net trained on orbital CT phantoms (demo, not for clinical use).", **_DEMO))
+               "Width-reduced SV-net trained on orbital CT phantoms (demo, not for clinical use).",
+               **{**_DEMO, "epochs": 90}))
 _add(SegConfig("svnet-demo-dr", "svnet", {"in_channels": 1, "out_channels": 7, "base_channels": 6},
                _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), PERCENTILE, "any"),
                "Width-reduced SV-net trained on domain-randomised phantoms (CT and MRI; demo).",
                **{**_DEMO, "lr_decay_epoch": 41}))
 _add(SegConfig("sunet-demo-ct", "sunet_volume", {"in_channels": 1, "out_channels": 7, "base_channels": 6},
                _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), CT_WINDOW, "CT"),
-               "Width-reduced SU-net (2D baseline) on orbital CT phantoms (demo).", **{**_DEMO, "lr_decay_epoch": 21}))
+               "Width-reduced SU-net (2D baseline) on orbital CT phantoms (demo).", **{**_DEMO, "lr_decay_epoch": 21, "epochs": 30}))
 _add(SegConfig("sequnet-demo-ct", "sequnet_volume", {"out_channels": 7, "base_channels": 16},
                _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), CT_WINDOW, "CT"),
-               "Width-reduced SEQ-UNET on orbital CT phantoms (demo).", **{**_DEMO, "lr_decay_epoch": 21}))
+               "Width-reduced SEQ-UNET on orbital CT phantoms (demo).", **{**_DEMO, "lr_decay_epoch": 21, "epochs": 30}))
 
 
 def get_config(name: str, **overrides) -> SegConfig:
