@@ -144,6 +144,9 @@ def save_bundle(model: torch.nn.Module, path: str | os.PathLike, metadata: dict[
             if key not in meta:
                 raise BundleError(f"Bundle metadata lacks required key {key!r}.")
         (tmp / METADATA).write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp creates 0700; give the usual permissions
         if p.exists():
             shutil.rmtree(p)
         os.replace(tmp, p)
