@@ -95,6 +95,7 @@ def run_predict(args) -> int:
     for w in res.warnings:
         print(f"warning: {w}")
     print(f"wrote {out} ({len(rows)} structures, {res.seconds:.1f} s, model {bundle.name})")
+    print(f"timing: window {res.window_seconds:.2f} s, total {res.seconds:.2f} s")
     for r in rows:
         print(f"  {r['name']:<36} {r['volume_cm3']:.3f} cm3")
     return 0

@@ -181,6 +181,24 @@ def sliding_window(x: torch.Tensor, model: torch.nn.Module, patch_dhw, window: s
                                         padding_mode="constant", cval=0.0)
 
 
+def foreground_box(fg: np.ndarray, grid: sitk.Image, vol: Volume, margin_mm: float = 5.0):
+    """[(k0, k1), (j0, j1), (i0, i1)] of ``vol`` covering the model-grid mask ``fg`` plus a margin;
+    None when ``fg`` is empty."""
+    idx = np.argwhere(fg)
+    if not len(idx):
+        return None
+    lo, hi = idx.min(0)[::-1], idx.max(0)[::-1]          # (i, j, k) on the model grid
+    m = np.ceil(margin_mm / np.array(grid.GetSpacing())).astype(int)
+    lo, hi = lo - m, hi + m
+    corners = [grid.TransformContinuousIndexToPhysicalPoint([float(c) for c in (x, y, z)])
+               for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
+    ijk = np.array([vol.physical_to_index(c) for c in corners])
+    size = np.array(vol.size_xyz)
+    a = np.clip(np.floor(ijk.min(0)).astype(int), 0, size - 1)
+    b = np.clip(np.ceil(ijk.max(0)).astype(int) + 1, 1, size)
+    return [(int(a[2]), int(b[2])), (int(a[1]), int(b[1])), (int(a[0]), int(b[0]))]
+
+
 # --------------------------------------------------------------------------- pipeline
 @dataclass
 class SegResult:
@@ -188,6 +206,7 @@ class SegResult:
     warnings: list[str]
     seconds: float = 0.0
     confidence: Optional[Volume] = None  # max class probability per voxel (input grid)
+    window_seconds: float = 0.0          # the sliding-window inference alone
 
 
 def segment(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "overlap",
@@ -207,28 +226,40 @@ def segment(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "o
     fill = float(np.min(vol.array))
     grid = sitk.GetArrayFromImage(sitk.Resample(img, ref, sitk.Transform(), sitk.sitkLinear, fill))
     x = torch.from_numpy(normalise(grid, spec.intensity))[None, None]
+    t1 = time.perf_counter()
     device = torch.device(device)
     model = model.to(device).eval()
     logits = sliding_window(x.to(device), model, spec.patch_dhw, window, sw_batch_size=sw_batch_size,
                             progress=progress).float().cpu()
     probs = torch.softmax(logits[0], dim=0).numpy()
     del logits
-    # Map back: resample each class probability onto the input grid, keep the running argmax.
-    best = np.full(vol.shape, -1.0, np.float32)
-    classes = np.zeros(vol.shape, np.uint8)
-    ref_in = vol.to_sitk()
-    for c in range(probs.shape[0]):
-        p = sitk.GetImageFromArray(probs[c])
-        p.CopyInformation(ref)
-        pc = sitk.GetArrayFromImage(sitk.Resample(p, ref_in, sitk.Transform(), sitk.sitkLinear,
-                                                  1.0 if c == 0 else 0.0, sitk.sitkFloat32))
-        better = pc > best
-        best[better] = pc[better]
-        classes[better] = c
-    del probs
-    confidence = vol.with_array(best)
+    t_window = time.perf_counter() - t1
+    labels_arr = np.zeros(vol.shape, np.uint8)
+    confidence = np.ones(vol.shape, np.float32)   # outside the orbit region: background, certain
+    box = foreground_box(probs.argmax(0) > 0, ref, vol, margin_mm=5.0)
     eye_class = spec.structures.index("eyeball") + 1 if "eyeball" in spec.structures else -1
-    labels = classes_to_orbit_labels(vol.with_array(classes), spec.class_values(), eyeball_class=eye_class)
+    if box is not None:
+        # Map back only the region around what was found: each class probability is resampled
+        # onto that part of the input grid (running argmax), then post-processed there.
+        sub = tuple(slice(a, b) for a, b in box)
+        sub_vol = Volume(np.zeros([b - a for a, b in box], np.uint8), vol.spacing,
+                         vol.index_to_physical([box[2][0], box[1][0], box[0][0]]), vol.direction)
+        ref_sub = sub_vol.to_sitk()
+        best = np.full(sub_vol.shape, -1.0, np.float32)
+        classes = np.zeros(sub_vol.shape, np.uint8)
+        for c in range(probs.shape[0]):
+            p = sitk.GetImageFromArray(probs[c])
+            p.CopyInformation(ref)
+            pc = sitk.GetArrayFromImage(sitk.Resample(p, ref_sub, sitk.Transform(), sitk.sitkLinear,
+                                                      1.0 if c == 0 else 0.0, sitk.sitkFloat32))
+            better = pc > best
+            best[better] = pc[better]
+            classes[better] = c
+        labels_arr[sub] = classes_to_orbit_labels(sub_vol.with_array(classes), spec.class_values(),
+                                                  eyeball_class=eye_class).array
+        confidence[sub] = best
+    del probs
+    labels = vol.with_array(labels_arr)
     if eye_class > 0:
         eye_ml = sum(np.count_nonzero(labels.array == v) for v in values_for("eyeball")) * vol.voxel_volume_mm3() / 1000
         if eye_ml < min_eyeball_ml:
@@ -237,7 +268,7 @@ def segment(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "o
                 "Is this an orbital CT/MRI with the eyes in the field of view?")
     elif not labels.array.any():
         raise OrbitNotFoundError("No orbit structure found. Is this an orbital CT/MRI?")
-    return SegResult(labels, warnings, time.perf_counter() - t0, confidence)
+    return SegResult(labels, warnings, time.perf_counter() - t0, vol.with_array(confidence), t_window)
 
 
 def structure_volumes(labels: Volume, structures: Optional[tuple[str, ...]] = None) -> list[dict[str, Any]]:

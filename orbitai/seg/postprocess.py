@@ -12,17 +12,34 @@ import SimpleITK as sitk
 from orbitai.io import Volume
 
 
+def _on_bounding_box(mask: np.ndarray, fn) -> np.ndarray:
+    """Apply ``fn`` to the mask's bounding box (1-voxel border) only: same result, far less work."""
+    out = np.zeros(mask.shape, bool)
+    idx = np.argwhere(mask)
+    if not len(idx):
+        return out
+    lo = np.maximum(idx.min(0) - 1, 0)
+    hi = np.minimum(idx.max(0) + 2, mask.shape)
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
+    out[box] = fn(mask[box])
+    return out
+
+
 def fill_holes(mask: np.ndarray) -> np.ndarray:
-    img = sitk.GetImageFromArray(mask.astype(np.uint8))
-    return sitk.GetArrayFromImage(sitk.BinaryFillhole(img, fullyConnected=False, foregroundValue=1)).astype(bool)
+    def fill(m: np.ndarray) -> np.ndarray:
+        img = sitk.GetImageFromArray(m.astype(np.uint8))
+        return sitk.GetArrayFromImage(sitk.BinaryFillhole(img, fullyConnected=False, foregroundValue=1)).astype(bool)
+
+    return _on_bounding_box(mask, fill)
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
-    if not mask.any():
-        return mask.astype(bool)
-    cc = sitk.ConnectedComponent(sitk.GetImageFromArray(mask.astype(np.uint8)))
-    cc = sitk.RelabelComponent(cc, sortByObjectSize=True)
-    return sitk.GetArrayFromImage(cc) == 1
+    def largest(m: np.ndarray) -> np.ndarray:
+        cc = sitk.RelabelComponent(sitk.ConnectedComponent(sitk.GetImageFromArray(m.astype(np.uint8))),
+                                   sortByObjectSize=True)
+        return sitk.GetArrayFromImage(cc) == 1
+
+    return _on_bounding_box(mask, largest)
 
 
 def midline_split(classes: Volume, eyeball_class: int = 1) -> np.ndarray:
