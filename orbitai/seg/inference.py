@@ -139,13 +139,13 @@ def _divisible(n: int, d: int) -> int:
 
 def sliding_window(x: torch.Tensor, model: torch.nn.Module, patch_dhw, window: str = "overlap",
                    overlap: float = 0.5, sw_batch_size: int = 1, progress: Optional[ProgressFn] = None,
-                   divisor: int = 16, max_inplane: int = 256) -> torch.Tensor:
+                   divisor: int = 16, max_inplane: int = 256, max_slices: int = 64) -> torch.Tensor:
     """Logits for a (1, 1, D, H, W) tensor by MONAI's sliding-window inference.
 
     ``step1`` uses windows spanning the whole slice in-plane and ``patch_dhw[0]`` slices,
-    moved one slice at a time with plain averaging (the paper); ``overlap`` uses windows of
-    ``patch_dhw[0]`` slices spanning the slice in-plane (at most ``max_inplane`` voxels), half
-    overlapping, blended with Gaussian weights.
+    moved one slice at a time with plain averaging (the paper); ``overlap`` uses windows spanning
+    up to ``max_slices`` slices and ``max_inplane`` voxels in-plane (at least the bundle's window),
+    half overlapping, blended with Gaussian weights.
     """
     from monai.inferers import sliding_window_inference
 
@@ -155,10 +155,11 @@ def sliding_window(x: torch.Tensor, model: torch.nn.Module, patch_dhw, window: s
         ov, mode = (roi[0] - 1) / roi[0], "constant"
         total = max(1, D - roi[0] + 1)
     elif window == "overlap":
-        # The network is fully convolutional: in-plane the window grows to the whole slice (up
-        # to max_inplane voxels), so a voxel is seen by ~2 windows instead of step-1's 32.
-        roi = (patch_dhw[0],) + tuple(max(p, min(_divisible(n, divisor), max_inplane))
-                                      for p, n in zip(patch_dhw[1:], (H, W)))
+        # The network is fully convolutional: the window grows to the whole slice in-plane (up to
+        # max_inplane voxels) and to max_slices slices, so a voxel is seen by 1-2 windows instead
+        # of step-1's 32; larger scans are covered by half-overlapping, Gaussian-blended windows.
+        roi = tuple(max(p, min(_divisible(n, divisor), cap))
+                    for p, n, cap in zip(patch_dhw, (D, H, W), (max_slices, max_inplane, max_inplane)))
         ov, mode = overlap, "gaussian"
         total = 1
         for n, r in zip((D, H, W), roi):
@@ -276,7 +277,7 @@ def structure_volumes(labels: Volume, structures: Optional[tuple[str, ...]] = No
     model's), every side of each is listed, 0 when not found; otherwise the labels present."""
     rows = []
     vv = labels.voxel_volume_mm3() / 1000.0
-    counts = np.bincount(labels.array.ravel().astype(np.int64), minlength=17)
+    counts = {v: int(np.count_nonzero(labels.array == v)) for v in ORBIT_LABELS}  # no int64 copy of the map
     for value, lab in ORBIT_LABELS.items():
         if (lab.structure in structures) if structures is not None else counts[value]:
             rows.append({"label": value, "name": lab.name, "structure": lab.structure, "side": lab.side,
