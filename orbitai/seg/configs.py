@@ -79,7 +79,7 @@ _add(SegConfig("svnet-demo-ct", "svnet", {"in_channels": 1, "out_channels": 7, "
 _add(SegConfig("svnet-demo-dr", "svnet", {"in_channels": 1, "out_channels": 7, "base_channels": 6},
                _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), PERCENTILE, "any"),
                "Width-reduced SV-net trained on domain-randomised phantoms (CT and MRI; demo).",
-               **{**_DEMO, "lr_decay_epoch": 41}))
+               **{**_DEMO, "lr_decay_epoch": 31, "epochs": 45}))
 _add(SegConfig("sunet-demo-ct", "sunet_volume", {"in_channels": 1, "out_channels": 7, "base_channels": 6},
                _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), CT_WINDOW, "CT"),
                "Width-reduced SU-net (2D baseline) on orbital CT phantoms (demo).", **{**_DEMO, "lr_decay_epoch": 16, "epochs": 20}))
