@@ -131,7 +131,8 @@ def run_train(args) -> int:
     cases = read_manifest(args.manifest)
     out = train(cases, cfg, Path(args.out), seed=args.seed, folds=args.folds, fold=args.fold,
                 epochs=args.epochs, device=select_device(args.device), resume=not args.no_resume,
-                time_limit_s=args.time_limit * 60 if args.time_limit else None)
+                time_limit_s=args.time_limit * 60 if args.time_limit else None,
+                training_data=f"{len(cases)} cases listed in {Path(args.manifest).name}")
     print(f"wrote bundle {out}")
     return 0
 

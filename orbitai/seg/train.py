@@ -146,7 +146,8 @@ def validate(model: torch.nn.Module, val: list[Prepared], cfg: SegConfig, device
 
 def train(cases: list[Case], cfg: SegConfig, out: Path, seed: int = 0, folds: int = 1, fold: int = 0,
           epochs: Optional[int] = None, device: str | torch.device = "cpu", resume: bool = True,
-          time_limit_s: Optional[float] = None, progress: Optional[ProgressCallback] = None) -> Path:
+          time_limit_s: Optional[float] = None, progress: Optional[ProgressCallback] = None,
+          training_data: str = "") -> Path:
     """Train ``cfg`` on ``cases`` and write a bundle to ``out`` (returns its path)."""
     out = Path(out)
     work = out.parent / f".{out.name}-training"
@@ -228,6 +229,7 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, seed: int = 0, folds: in
                      "batch_size": cfg.batch_size, "lr": cfg.lr, "lr_decay_epoch": cfg.lr_decay_epoch,
                      "lr_decay_factor": cfg.lr_decay_factor, "loss": cfg.loss,
                      "seconds": round(time.perf_counter() - t_start, 1)},
+        "training_data": training_data or f"{len(tr)} cases",
         "metrics": {"validation_dice": last_val} if last_val else {},
     }
     save_bundle(model.cpu(), out, meta)
