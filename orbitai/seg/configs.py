@@ -83,8 +83,8 @@ _add(SegConfig("svnet-demo-dr", "svnet", {"in_channels": 1, "out_channels": 7, "
 _add(SegConfig("sunet-demo-ct", "sunet_volume", {"in_channels": 1, "out_channels": 7, "base_channels": 6},
                _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), CT_WINDOW, "CT"),
                "Width-reduced SU-net (2D baseline) on orbital CT phantoms (demo).", **{**_DEMO, "lr_decay_epoch": 16, "epochs": 20}))
-_add(SegConfig("sequnet-demo-ct", "sequnet_volume", {"out_channels": 7, "base_channels": 16},
-               _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), CT_WINDOW, "CT"),
+_add(SegConfig("sequnet-demo-ct", "sequnet_volume", {"out_channels": 7, "base_channels": 8},
+               _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (8, 96, 96), CT_WINDOW, "CT"),
                "Width-reduced SEQ-UNET on orbital CT phantoms (demo).", **{**_DEMO, "lr_decay_epoch": 16, "epochs": 20}))
 
 
