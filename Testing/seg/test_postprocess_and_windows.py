@@ -84,3 +84,10 @@ def test_bad_inputs_are_refused():
         check_input(Volume(np.zeros((1, 50, 50), np.float32)), spec)
     warn = check_input(Volume(np.full((10, 60, 60), 300.0, np.float32), (1, 1, 1)), spec)
     assert any("does not look like CT" in w for w in warn)
+
+
+@pytest.mark.parametrize("mode", ["ct_window", "percentile", "zscore"])
+def test_normalisation_gives_float32_for_any_input_type(mode):
+    for dtype in (np.int16, np.float32, np.float64):
+        out = normalise(np.arange(1000, dtype=dtype).reshape(10, 10, 10), {"mode": mode})
+        assert out.dtype == np.float32

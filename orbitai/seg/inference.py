@@ -116,7 +116,12 @@ def model_grid(vol: Volume, spacing) -> sitk.Image:
 
 
 def normalise(arr: np.ndarray, intensity: dict[str, Any]) -> np.ndarray:
-    """Intensity normalisation named in the bundle: ``ct_window``, ``percentile`` or ``zscore``."""
+    """Intensity normalisation named in the bundle: ``ct_window``, ``percentile`` or ``zscore``
+    (float32 out, whatever the input type)."""
+    return _normalise(arr, intensity).astype(np.float32, copy=False)
+
+
+def _normalise(arr: np.ndarray, intensity: dict[str, Any]) -> np.ndarray:
     mode = intensity.get("mode", "percentile")
     arr = arr.astype(np.float32, copy=False)
     if mode == "ct_window":  # SEQ-UNET: level 48 HU, width 400 HU
