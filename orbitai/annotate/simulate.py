@@ -67,21 +67,9 @@ def _stroke_in_slice(shape2d: np.ndarray, psp: np.ndarray, max_len_mm: float) ->
     return sk if sk.sum() >= line.sum() else line
 
 
-def simulate_strokes(truth: np.ndarray, spacing, n_strokes: int = 3, axis: int | None = None,
-                     max_len_mm: float = 30.0) -> list[np.ndarray]:
-    """``n_strokes`` object strokes (boolean masks, image shape) on different slices along
-    ``axis`` (default: the axis whose slices show the structure largest), at slices spread
-    evenly among those where the structure is at least 30 % of its largest cross-section."""
-    t = np.asarray(truth, bool)
-    if not t.any():
-        raise AnnotationError("The truth mask is empty: nothing to draw strokes in.")
-    sk = spacing_kji(spacing)
-    areas = {ax: np.array([np.take(t, k, axis=ax).sum() for k in range(t.shape[ax])]) * np.prod(np.delete(sk, ax))
-             for ax in range(3)}
-    if axis is None:
-        axis = max(range(3), key=lambda ax: (areas[ax].max(), -ax))
+def _slice_strokes(t: np.ndarray, sk: np.ndarray, axis: int, n_strokes: int, max_len_mm: float) -> list[np.ndarray]:
     psp = np.delete(sk, axis)
-    area = areas[axis]
+    area = t.sum(axis=tuple(a for a in range(3) if a != axis))
     cand = np.nonzero(area >= 0.3 * area.max())[0]
     picks = np.round(np.linspace(cand[0], cand[-1], n_strokes + 2)[1:-1]).astype(int)
     picks = sorted({int(cand[np.argmin(np.abs(cand - k))]) for k in picks})
@@ -94,6 +82,102 @@ def simulate_strokes(truth: np.ndarray, spacing, n_strokes: int = 3, axis: int |
         m[tuple(idx)] = line
         strokes.append(m)
     return strokes
+
+
+def _stroke_length_mm(strokes: list[np.ndarray], psp: np.ndarray) -> float:
+    return float(sum(int(s.sum()) for s in strokes)) * float(np.sqrt(np.prod(psp)))
+
+
+def simulate_strokes(truth: np.ndarray, spacing, n_strokes: int = 3, axis: int | None = None,
+                     max_len_mm: float = 30.0) -> list[np.ndarray]:
+    """``n_strokes`` object strokes (boolean masks, image shape) on different slices along
+    ``axis``, at slices spread evenly among those where the structure is at least 30 % of its
+    largest cross-section. Default axis: the view in which the strokes come out longest (an
+    annotator draws along a muscle where it looks long, not across it); ties go to the view where
+    the structure looks largest."""
+    t = np.asarray(truth, bool)
+    if not t.any():
+        raise AnnotationError("The truth mask is empty: nothing to draw strokes in.")
+    sk = spacing_kji(spacing)
+    if axis is not None:
+        return _slice_strokes(t, sk, axis, n_strokes, max_len_mm)
+    box = tuple(slice(max(0, s.start - 1), s.stop + 1) for s in ndi.find_objects(t.astype(np.uint8))[0])
+    best = None
+    for ax in range(3):
+        sub = _slice_strokes(t[box], sk, ax, n_strokes, max_len_mm)
+        area = float(t.sum(axis=tuple(a for a in range(3) if a != ax)).max()) * float(np.prod(np.delete(sk, ax)))
+        key = (round(_stroke_length_mm(sub, np.delete(sk, ax)), 3), area, -ax)
+        if best is None or key > best[0]:
+            best = (key, ax, sub)
+    out = []
+    for s in best[2]:
+        m = np.zeros(t.shape, bool)
+        m[box] = s
+        out.append(m)
+    return out
+
+
+def correction_stroke(segment: np.ndarray, truth: np.ndarray, spacing, axis: int | None = None,
+                      max_len_mm: float = 30.0):
+    """What an annotator adds after looking at a preview: one stroke on the largest error.
+
+    Returns ``(stroke, background)``: a stroke drawn along the middle of the largest connected
+    region that the preview wrongly included (``background=True``: a background stroke, outside the
+    truth) or missed (``background=False``: an object stroke, inside the truth), on the slice
+    along ``axis`` (default: the view where that region looks largest) where it is largest;
+    ``None`` when the preview equals the truth. Only the error region is looked at, never the
+    answer: the tool still has to find the border itself.
+    """
+    seg = np.asarray(segment, bool)
+    t = np.asarray(truth, bool)
+    sk = spacing_kji(spacing)
+    best = None
+    for background, err in ((True, seg & ~t), (False, t & ~seg)):
+        if not err.any():
+            continue
+        comp = _largest_component(err)
+        size = int(comp.sum())
+        if best is None or size > best[0]:
+            best = (size, comp, background)
+    if best is None:
+        return None
+    _, comp, background = best
+    areas = {ax: comp.sum(axis=tuple(a for a in range(3) if a != ax)) * float(np.prod(np.delete(sk, ax)))
+             for ax in range(3)}
+    if axis is None:
+        axis = max(range(3), key=lambda ax: (areas[ax].max(), -ax))
+    k = int(np.argmax(areas[axis]))
+    line = _stroke_in_slice(np.take(comp, k, axis=axis), np.delete(sk, axis), max_len_mm)
+    stroke = np.zeros(t.shape, bool)
+    idx = [slice(None)] * 3
+    idx[axis] = k
+    stroke[tuple(idx)] = line
+    return stroke, background
+
+
+def interactive_fill(fill, truth: np.ndarray, spacing, n_strokes: int = 3, max_len_mm: float = 30.0):
+    """Simulated SmartFill session with at most ``n_strokes`` strokes in all: ``n_strokes - 1``
+    object strokes, a look at the preview, then one correction stroke on its largest error (a
+    background stroke where it leaked, an object stroke where it fell short).
+
+    ``fill(fg, bg)`` runs the tool (``bg`` may be None) and returns the object mask. Returns
+    ``(mask, fg_strokes, bg_strokes)``.
+    """
+    t = np.asarray(truth, bool)
+    strokes = simulate_strokes(t, spacing, max(1, n_strokes - 1), max_len_mm=max_len_mm)
+    fg = np.any(strokes, axis=0)
+    bg = None
+    mask = fill(fg, bg)
+    if len(strokes) < n_strokes:
+        corr = correction_stroke(mask, t, spacing, max_len_mm=max_len_mm)
+        if corr is not None and corr[0].any():
+            stroke, background = corr
+            if background:
+                bg = stroke
+            else:
+                fg = fg | stroke
+            mask = fill(fg, bg)
+    return mask, fg, bg
 
 
 def next_click(segment: np.ndarray, truth: np.ndarray, spacing=(1.0, 1.0, 1.0)):
