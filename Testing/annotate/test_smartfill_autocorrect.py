@@ -93,3 +93,16 @@ def test_autocorrect_bad_input(left_orbit):
         autocorrect(image.array, image.spacing, np.zeros(image.shape, bool))
     with pytest.raises(AnnotationError, match="NaN"):
         autocorrect(image.array, image.spacing, np.full(image.shape, np.nan))
+
+
+def test_correction_stroke_targets_the_largest_error(left_orbit):
+    from orbitai.annotate import correction_stroke
+
+    _, labels = left_orbit
+    truth = labels.array == 1
+    leak = ndi.binary_dilation(truth, iterations=4)
+    stroke, background = correction_stroke(leak, truth, labels.spacing)
+    assert background and stroke.any() and not (stroke & truth).any() and not (stroke & ~leak).any()
+    short = truth & ~ndi.binary_dilation(~truth, iterations=6)
+    stroke, background = correction_stroke(short, truth, labels.spacing)
+    assert not background and stroke.any() and not (stroke & ~truth).any() and not (stroke & short).any()

@@ -156,28 +156,37 @@ def correction_stroke(segment: np.ndarray, truth: np.ndarray, spacing, axis: int
 
 
 def interactive_fill(fill, truth: np.ndarray, spacing, n_strokes: int = 3, max_len_mm: float = 30.0):
-    """Simulated SmartFill session with at most ``n_strokes`` strokes in all: ``n_strokes - 1``
-    object strokes, a look at the preview, then one correction stroke on its largest error (a
-    background stroke where it leaked, an object stroke where it fell short).
+    """Simulated SmartFill session with at most ``n_strokes`` strokes in the final result.
+
+    The annotator draws ``n_strokes - 1`` object strokes, looks at the preview and adds one
+    correction stroke on its largest error (a background stroke where it leaked, an object stroke
+    where it fell short; see `correction_stroke`). If that made the preview worse, they undo it and
+    draw ``n_strokes`` object strokes instead (`simulate_strokes`). The truth is only used the way
+    a person looks at the image and the preview; the tool never sees it.
 
     ``fill(fg, bg)`` runs the tool (``bg`` may be None) and returns the object mask. Returns
     ``(mask, fg_strokes, bg_strokes)``.
     """
     t = np.asarray(truth, bool)
+
+    def score(m: np.ndarray) -> float:
+        s = int(m.sum()) + int(t.sum())
+        return 2.0 * int(np.count_nonzero(m & t)) / s if s else 1.0
+
     strokes = simulate_strokes(t, spacing, max(1, n_strokes - 1), max_len_mm=max_len_mm)
     fg = np.any(strokes, axis=0)
-    bg = None
-    mask = fill(fg, bg)
-    if len(strokes) < n_strokes:
-        corr = correction_stroke(mask, t, spacing, max_len_mm=max_len_mm)
-        if corr is not None and corr[0].any():
-            stroke, background = corr
-            if background:
-                bg = stroke
-            else:
-                fg = fg | stroke
-            mask = fill(fg, bg)
-    return mask, fg, bg
+    preview = fill(fg, None)
+    if n_strokes < 2:
+        return preview, fg, None
+    corr = correction_stroke(preview, t, spacing, max_len_mm=max_len_mm)
+    if corr is not None and corr[0].any():
+        stroke, background = corr
+        f2, b2 = (fg, stroke) if background else (fg | stroke, None)
+        mask = fill(f2, b2)
+        if score(mask) >= score(preview):
+            return mask, f2, b2
+    fg3 = np.any(simulate_strokes(t, spacing, n_strokes, max_len_mm=max_len_mm), axis=0)
+    return fill(fg3, None), fg3, None
 
 
 def next_click(segment: np.ndarray, truth: np.ndarray, spacing=(1.0, 1.0, 1.0)):
