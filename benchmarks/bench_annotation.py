@@ -24,7 +24,6 @@ sys.path.insert(0, str(REPO / "Testing" / "annotate"))
 
 import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
-from scipy import ndimage as ndi  # noqa: E402
 
 from benchmarks.common import write_result  # noqa: E402
 from orbitai import annotate as A  # noqa: E402
@@ -33,16 +32,6 @@ from orbitai.labels import ORBIT_LABELS  # noqa: E402
 RECTI = {"left": (5, 7, 9, 11), "right": (6, 8, 10, 12)}
 EYE = {"left": 1, "right": 2}
 ON = {"left": 3, "right": 4}
-
-
-def _holey_dilated(truth, seed=0):
-    bad = ndi.binary_dilation(truth)
-    rng = np.random.default_rng(seed)
-    inner = np.argwhere(ndi.binary_erosion(truth))
-    z, y, x = np.ogrid[: truth.shape[0], : truth.shape[1], : truth.shape[2]]
-    for p in inner[rng.choice(len(inner), 3, replace=False)]:
-        bad &= ((z - p[0]) ** 2 + (y - p[1]) ** 2 + (x - p[2]) ** 2) > 1
-    return bad
 
 
 def _crop(image, labels, box):
@@ -96,7 +85,7 @@ def quality(cases, notes):
             per["smartpencil"][ORBIT_LABELS[v].name] = A.dice(seg, truth)
         for v in (EYE[side], ON[side]) + RECTI[side]:
             truth = lab == v
-            bad = _holey_dilated(truth)
+            bad = A.rough_mask(truth)
             per["autocorrect_gain"][ORBIT_LABELS[v].name] = A.dice(A.autocorrect(a, sp, bad).mask, truth) - A.dice(bad, truth)
             per["autocorrect_loss"][ORBIT_LABELS[v].name] = 1.0 - A.dice(A.autocorrect(a, sp, truth).mask, truth)
     notes["per_structure"] = {k: {n: round(x, 4) for n, x in d.items()} for k, d in per.items()}
@@ -145,7 +134,7 @@ def latency(full, notes, naive: bool = True):
     m["smartfill_preview_s"] = statistics.median(runs)
     m["smartfill_dice_eyeball_full_image"] = A.dice(r.mask, eye)
     # AutoCorrection of a dilated, holey eyeball
-    bad = _holey_dilated(eye)
+    bad = A.rough_mask(eye)
     runs = []
     for _ in range(3):
         t0 = time.perf_counter()

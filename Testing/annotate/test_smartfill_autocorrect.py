@@ -3,17 +3,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from orbitai.annotate import AnnotationError, autocorrect, dice, simulate_strokes, smartfill
-
-
-def _holey_dilated(truth, seed=0):
-    bad = ndi.binary_dilation(truth)
-    rng = np.random.default_rng(seed)
-    inner = np.argwhere(ndi.binary_erosion(truth))
-    z, y, x = np.ogrid[: truth.shape[0], : truth.shape[1], : truth.shape[2]]
-    for p in inner[rng.choice(len(inner), 3, replace=False)]:
-        bad &= ((z - p[0]) ** 2 + (y - p[1]) ** 2 + (x - p[2]) ** 2) > 1
-    return bad
+from orbitai.annotate import AnnotationError, autocorrect, dice, rough_mask, simulate_strokes, smartfill
 
 
 def test_strokes_stay_inside_the_truth(left_orbit):
@@ -60,7 +50,7 @@ def test_smartfill_bad_input(left_orbit):
 def test_autocorrect_bars(left_orbit, value):
     image, labels = left_orbit
     truth = labels.array == value
-    bad = _holey_dilated(truth)
+    bad = rough_mask(truth)
     fixed = autocorrect(image.array, image.spacing, bad)
     assert dice(fixed.mask, truth) - dice(bad, truth) >= 0.05
     kept = autocorrect(image.array, image.spacing, truth)

@@ -5,14 +5,15 @@ Arrays are indexed [k, j, i] and spacing is (x, y, z) in mm, as in `orbitai.io.V
 from ._common import AnnotationError, dice, region_around
 from .autocorrect import CorrectionResult, autocorrect, fill_holes_and_islands
 from .graphcut import min_cut
-from .simulate import correction_stroke, interactive_fill, next_click, simulate_strokes
+from .simulate import correction_stroke, interactive_fill, next_click, rough_mask, simulate_strokes
 from .smartfill import FillResult, smartfill, smartfill_full
 from .smartpencil import ClickResult, smartpencil_click, superpixel_map
 from .superpixels import DEFAULT_CACHE, RESOLUTIONS, SuperpixelCache, Superpixels, compute_superpixels
 
 __all__ = [
     "AnnotationError", "dice", "region_around", "autocorrect", "CorrectionResult", "fill_holes_and_islands",
-    "min_cut", "next_click", "simulate_strokes", "correction_stroke", "interactive_fill", "smartfill", "smartfill_full", "FillResult",
+    "min_cut", "next_click", "simulate_strokes", "correction_stroke", "interactive_fill", "rough_mask",
+    "smartfill", "smartfill_full", "FillResult",
     "smartpencil_click", "superpixel_map", "ClickResult", "compute_superpixels", "Superpixels",
     "SuperpixelCache", "DEFAULT_CACHE", "RESOLUTIONS",
 ]

@@ -208,3 +208,17 @@ def next_click(segment: np.ndarray, truth: np.ndarray, spacing=(1.0, 1.0, 1.0)):
     dist = ndi.distance_transform_edt(np.pad(comp, 1), sampling=spacing_kji(spacing))[1:-1, 1:-1, 1:-1]
     p = np.unravel_index(int(np.argmax(dist)), comp.shape)
     return tuple(int(v) for v in p), remove
+
+
+def rough_mask(truth: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The AutoCorrection benchmark's damaged mask: the truth dilated by one voxel with three
+    small holes punched inside (deterministic for a seed)."""
+    from scipy import ndimage as ndi
+
+    bad = ndi.binary_dilation(truth)
+    rng = np.random.default_rng(seed)
+    inner = np.argwhere(ndi.binary_erosion(truth))
+    z, y, x = np.ogrid[: truth.shape[0], : truth.shape[1], : truth.shape[2]]
+    for p in inner[rng.choice(len(inner), 3, replace=False)]:
+        bad &= ((z - p[0]) ** 2 + (y - p[1]) ** 2 + (x - p[2]) ** 2) > 1
+    return bad
