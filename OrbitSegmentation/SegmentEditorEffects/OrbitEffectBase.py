@@ -20,6 +20,11 @@ from OrbitSegmentationLib import annotation_logic as alogic  # noqa: E402
 class OrbitEffectBase(AbstractScriptedSegmentEditorEffect):
     """Common helpers: images from the editor, status messages, applying a mask with undo."""
 
+    def icon(self):
+        """Resources/<effect name>.png beside the effect files, or no icon."""
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "Resources", f"{self.scriptedEffect.name}.png")
+        return qt.QIcon(path) if os.path.exists(path) else qt.QIcon()
+
     def sourceImage(self):
         get = getattr(self.scriptedEffect, "sourceVolumeImageData", None) or self.scriptedEffect.masterVolumeImageData
         return get()

@@ -23,10 +23,6 @@ class SegmentEditorAutoCorrectionEffect(OrbitEffectBase):
         cloned.setPythonSource(__file__.replace("\\", "/"))
         return cloned
 
-    def icon(self):
-        path = os.path.join(os.path.dirname(__file__), "Resources", "AutoCorrection.png")
-        return qt.QIcon(path) if os.path.exists(path) else qt.QIcon()
-
     def helpText(self):
         return ("<html>Cleans the selected segment: fills holes, removes islands and moves its border onto "
                 "the image edges (graph cut in a thin band), never farther than the maximum shift.</html>")

@@ -28,10 +28,6 @@ class SegmentEditorSmartFillEffect(OrbitEffectBase):
         cloned.setPythonSource(__file__.replace("\\", "/"))
         return cloned
 
-    def icon(self):
-        path = os.path.join(os.path.dirname(__file__), "Resources", "SmartFill.png")
-        return qt.QIcon(path) if os.path.exists(path) else qt.QIcon()
-
     def helpText(self):
         return ("<html>Paint a few strokes inside the structure into the selected segment (Paint effect), "
                 "optionally strokes outside it into a background segment, then Preview: a graph cut fills the "

@@ -28,10 +28,6 @@ class SegmentEditorSmartPencilEffect(OrbitEffectBase):
         cloned.setPythonSource(__file__.replace("\\", "/"))
         return cloned
 
-    def icon(self):
-        path = os.path.join(os.path.dirname(__file__), "Resources", "SmartPencil.png")
-        return qt.QIcon(path) if os.path.exists(path) else qt.QIcon()
-
     def helpText(self):
         return ("<html>Click a superpixel to add it to the selected segment; shift-click removes it.<br>"
                 "Superpixels (100-2000 over the working region, 2D on the slice or 3D supervoxels) are "

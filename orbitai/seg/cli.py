@@ -23,9 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("image", help="input image file or DICOM series folder")
     pr.add_argument("--out", required=True, help="output segmentation (.seg.nrrd; .nrrd/.nii.gz for a plain label map)")
     pr.add_argument("--model", help="bundle name or folder (default: the bundled model for the image's modality)")
-    pr.add_argument("--device", default="auto", help="auto|cpu|cuda|mps (default auto)")
-    pr.add_argument("--window", default="overlap", choices=("overlap", "step1"),
-                    help="overlap: Gaussian-weighted overlapped windows (default, fast); step1: the paper's 32-slice window moved one slice at a time")
+    _add_window_options(pr)
     pr.add_argument("--volumes", help="also write a CSV of structure volumes (cm3) here")
     pr.add_argument("--no-mirror", action="store_true",
                     help="skip test-time left-right mirroring (about twice as fast, slightly less accurate)")
@@ -37,8 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--manifest", required=True, help="CSV with case_id,image,segmentation")
     ev.add_argument("--model", required=True, help="bundle name or folder")
     ev.add_argument("--out", required=True, help="output folder for per_case.csv and summary.csv/json")
-    ev.add_argument("--device", default="auto")
-    ev.add_argument("--window", default="overlap", choices=("overlap", "step1"))
+    _add_window_options(ev)
     ev.set_defaults(func=run_evaluate)
 
     tr = s.add_parser("train", help="train a model on a manifest and write a bundle",
@@ -57,6 +54,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     cf = s.add_parser("configs", help="list the training configurations")
     cf.set_defaults(func=run_configs)
+
+
+def _add_window_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda|mps (default auto)")
+    p.add_argument("--window", default="overlap", choices=("overlap", "step1"),
+                   help="overlap: Gaussian-weighted overlapped windows (default, fast); "
+                        "step1: the paper's 32-slice window moved one slice at a time")
 
 
 def load_seg_model(name: str | None, image_is_ct: bool, device):
