@@ -32,7 +32,11 @@ def test_forward_shapes_softmax_and_cam_layer(name):
     torch.manual_seed(0)
     model = build_model(name, base_channels=8).eval()
     seen = {}
-    model.cam_layer.register_forward_hook(lambda m, i, o: seen.setdefault("shape", tuple(o.shape)))
+
+    def keep_shape(module, inputs, output):
+        seen["shape"] = tuple(output.shape)
+
+    model.cam_layer.register_forward_hook(keep_shape)
     logits = model(torch.randn(3, 5, 128, 128))
     assert logits.shape == (3, 2)
     p = probabilities(logits)
