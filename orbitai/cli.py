@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "orbitai.commands.demo",
     "orbitai.phantoms.cli",
     "orbitai.seg.cli",
+    "orbitai.tao.cli",
 ]
 
 

@@ -1,0 +1,163 @@
+"""``orbitai tao train|predict|evaluate|cv|configs``: TAO activity (paper 000) from the command line."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("tao", help="TAO activity (active vs inactive) on orbital T2 MRI: train, predict, evaluate",
+                       description="Active vs inactive thyroid-associated ophthalmopathy per eye (Lin et al. 2021).")
+    s = p.add_subparsers(dest="tao_command", metavar="<tao command>", required=True)
+
+    pr = s.add_parser("predict", help="classify both eyes of one MRI; writes result.json and heat maps",
+                      description="Writes OUT/result.json (per eye: probability of the active phase, call, crop box "
+                                  "in RAS) and OUT/occlusion.nrrd, OUT/gradcam.nrrd in the input's geometry.")
+    pr.add_argument("image", help="axial orbital T2 MRI (NRRD/NIfTI/MHA file or DICOM folder)")
+    pr.add_argument("--segmentation", help="orbit segmentation (.seg.nrrd or label map) placing the crops; "
+                                           "default: found by OrbitSegmentation's MRI model")
+    pr.add_argument("--model", default="B", help="A, B (the bundled demo networks) or a bundle name/folder (default B)")
+    pr.add_argument("--device", default="auto")
+    pr.add_argument("--no-maps", action="store_true", help="skip the occlusion and Grad-CAM maps")
+    pr.add_argument("--out", required=True, help="output folder")
+    pr.set_defaults(func=run_predict)
+
+    ev = s.add_parser("evaluate", help="metrics of a model on a labelled manifest (paper's Table 2, AUC 95%% CI)")
+    ev.add_argument("--manifest", required=True, help="CSV with case_id,image,label[,segmentation]")
+    ev.add_argument("--model", required=True, help="A, B or a bundle name/folder")
+    ev.add_argument("--out", required=True, help="report folder (predictions.csv, metrics.json, report.png)")
+    ev.add_argument("--auto-orbits", action="store_true", help="ignore the manifest's segmentations; find the orbits")
+    ev.add_argument("--no-maps", action="store_true", help="skip the maps (faster; no occlusion-mass figure)")
+    ev.add_argument("--device", default="auto")
+    ev.set_defaults(func=run_evaluate)
+
+    tr = s.add_parser("train", help="train Network A or B on a manifest and write a bundle",
+                      description="Paper recipe (Adam, batch 64, Table 1 schedules, L2 0.01 conv / 0.001 FC); "
+                                  "20 %% of the cases held out as a test split; resumable; per-epoch CSV.")
+    tr.add_argument("--manifest", required=True, help="CSV with case_id,image,segmentation,label (1 = active)")
+    tr.add_argument("--network", default="B", help="A or B (demo configurations) or a configuration name")
+    tr.add_argument("--out", required=True, help="bundle folder to write")
+    tr.add_argument("--epochs", type=int, help="override the number of epochs (the decay epoch scales along)")
+    tr.add_argument("--holdout", type=float, default=0.2, help="fraction of cases held out as test split (default 0.2)")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--device", default="auto")
+    tr.set_defaults(func=run_train)
+
+    cv = s.add_parser("cv", help="k-fold cross-validation, repeated runs, mean +- SD")
+    cv.add_argument("--manifest", required=True)
+    cv.add_argument("--network", default="B")
+    cv.add_argument("--folds", type=int, default=5)
+    cv.add_argument("--runs", type=int, default=1)
+    cv.add_argument("--epochs", type=int)
+    cv.add_argument("--seed", type=int, default=0)
+    cv.add_argument("--device", default="auto")
+    cv.add_argument("--out", required=True)
+    cv.set_defaults(func=run_cv)
+
+    cf = s.add_parser("configs", help="list the training configurations")
+    cf.set_defaults(func=run_configs)
+
+
+def _user_errors(fn):
+    def wrapped(args):
+        from orbitai.cli import UserError
+
+        try:
+            return fn(args)
+        except (KeyError, ValueError) as exc:
+            from orbitai.io import VolumeError
+
+            if isinstance(exc, VolumeError):
+                raise
+            raise UserError(str(exc).strip("'\"")) from exc
+    return wrapped
+
+
+@_user_errors
+def run_predict(args) -> int:
+    from orbitai.device import run_with_fallback, select_device
+    from orbitai.io import read_volume, write_volume
+    from orbitai.progress import emit
+    from orbitai.seg.data import read_labels
+    from orbitai.tao.predict import predict_tao
+
+    image = read_volume(args.image)
+    labels = read_labels(Path(args.segmentation)) if args.segmentation else None
+    device = select_device(args.device)
+    pred = run_with_fallback(lambda d: predict_tao(image, labels, args.model, d, maps=not args.no_maps,
+                                                   progress=emit), device)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    # write everything into a temp folder first, then move into place: no half-written results
+    tmp = Path(tempfile.mkdtemp(prefix=".tao-", dir=out))
+    try:
+        for kind, vol in pred.maps_in(image).items():
+            write_volume(vol, tmp / f"{kind}.nrrd")
+        (tmp / "result.json").write_text(json.dumps(pred.to_json(), indent=2) + "\n")
+        for f in sorted(tmp.iterdir(), key=lambda f: f.name == "result.json"):   # result.json last
+            os.replace(f, out / f.name)
+    finally:
+        for f in tmp.iterdir():
+            f.unlink()
+        tmp.rmdir()
+    for w in pred.warnings:
+        print(f"warning: {w}")
+    for e in pred.to_json()["eyes"]:
+        print(f"{e['side']:<6} P(active) = {e['probability_active']:.3f} -> {e['call']}")
+    print(f"wrote {out}/result.json ({pred.seconds:.1f} s, model {pred.model})")
+    return 0
+
+
+@_user_errors
+def run_evaluate(args) -> int:
+    from orbitai.device import select_device
+    from orbitai.progress import emit
+    from orbitai.tao.evaluate import evaluate_tao
+
+    m = evaluate_tao(args.manifest, args.model, Path(args.out), select_device(args.device),
+                     use_segmentation=not args.auto_orbits, maps=not args.no_maps, progress=emit)
+    keys = ("accuracy", "precision", "sensitivity", "specificity", "f1", "auc", "auc_ci95",
+            "occlusion_mass_on_eom_active_mean")
+    print(json.dumps({k: m[k] for k in keys if k in m}, indent=2, default=float))
+    print(f"wrote {args.out}/predictions.csv, metrics.json, report.png")
+    return 0
+
+
+@_user_errors
+def run_train(args) -> int:
+    from orbitai.device import select_device
+    from orbitai.seg.data import read_manifest
+    from orbitai.tao.configs import get_config
+    from orbitai.tao.train import train_tao
+
+    cfg = get_config(args.network)
+    cases = read_manifest(args.manifest)
+    out = train_tao(cases, cfg, Path(args.out), seed=args.seed, holdout=args.holdout, epochs=args.epochs,
+                    device=select_device(args.device),
+                    training_data=f"{len(cases)} cases listed in {Path(args.manifest).name}")
+    print(f"wrote bundle {out}")
+    return 0
+
+
+@_user_errors
+def run_cv(args) -> int:
+    from orbitai.device import select_device
+    from orbitai.seg.data import read_manifest
+    from orbitai.tao.configs import get_config
+    from orbitai.tao.train import cross_validate
+
+    s = cross_validate(read_manifest(args.manifest), get_config(args.network), Path(args.out), args.folds,
+                       args.runs, args.seed, args.epochs, select_device(args.device))
+    print(json.dumps(s["mean_sd"], indent=2))
+    return 0
+
+
+def run_configs(args) -> int:
+    from orbitai.tao.configs import CONFIGS
+
+    for c in CONFIGS.values():
+        print(f"{c.name:<9} Network {c.network} width {c.base_channels:<3} {c.description}")
+    return 0

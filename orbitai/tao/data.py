@@ -1,0 +1,98 @@
+"""TAO cohorts as arrays: one sample per eye (five 164 x 164 slices), the case's label for both
+eyes, and the paper's augmentation (random flip, random crop to 128 x 128)."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from orbitai.io import read_volume
+from orbitai.progress import ProgressCallback
+from orbitai.seg.data import Case, read_labels
+from orbitai.tao.preprocess import CROP_PIXELS, NET_PIXELS, preprocess_eyes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EyeSamples:
+    x: np.ndarray            # (N, 5, 164, 164) float32
+    y: np.ndarray            # (N,) int, 1 = active
+    case_ids: list[str]
+    sides: list[str]
+
+    def subset(self, idx) -> "EyeSamples":
+        idx = list(idx)
+        return EyeSamples(self.x[idx], self.y[idx], [self.case_ids[i] for i in idx], [self.sides[i] for i in idx])
+
+
+def case_label(case: Case) -> int:
+    raw = case.row.get("label", "")
+    if raw in ("", None):
+        raise ValueError(f"Case {case.case_id} has no label; the manifest needs a 'label' column "
+                         "(1 = active, 0 = inactive).")
+    value = int(float(raw))
+    if value not in (0, 1):
+        raise ValueError(f"Case {case.case_id}: label must be 0 (inactive) or 1 (active), got {raw!r}.")
+    return value
+
+
+def prepare_eyes(cases: list[Case], progress: Optional[ProgressCallback] = None,
+                 cache: Optional[Path] = None) -> EyeSamples:
+    """Preprocess every case's eyes (the manifest's segmentation places the crops). With
+    ``cache`` the arrays are kept in that .npz and reused when the case list is the same."""
+    key = "|".join(f"{c.case_id}:{c.image}:{c.segmentation}:{c.row.get('label', '')}" for c in cases)
+    if cache is not None and cache.exists():
+        with np.load(cache, allow_pickle=False) as z:
+            if str(z["key"]) == key:
+                return EyeSamples(z["x"], z["y"], z["case_ids"].tolist(), z["sides"].tolist())
+    xs, ys, ids, sides = [], [], [], []
+    for n, case in enumerate(cases, start=1):
+        if case.segmentation is None:
+            raise ValueError(f"Case {case.case_id} has no segmentation; training places the orbit crops "
+                             "from the manifest's 'segmentation' column.")
+        label = case_label(case)
+        crops = preprocess_eyes(read_volume(case.image), read_labels(case.segmentation))
+        for c in crops:
+            xs.append(c.canonical())
+            ys.append(label)
+            ids.append(case.case_id)
+            sides.append(c.side)
+            for w in c.warnings:
+                log.warning("%s: %s", case.case_id, w)
+        if progress:
+            progress(n, len(cases), f"preprocessed {case.case_id}")
+    out = EyeSamples(np.stack(xs).astype(np.float32), np.array(ys, np.int64), ids, sides)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(cache.name + ".tmp.npz")
+        np.savez(tmp, x=out.x, y=out.y, case_ids=np.array(ids), sides=np.array(sides), key=np.array(key))
+        tmp.replace(cache)
+    return out
+
+
+def augment(sample: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The paper's augmentation: random left-right flip, random 128 x 128 crop of the 164 x 164."""
+    if rng.random() < 0.5:
+        sample = sample[:, :, ::-1]
+    i, j = rng.integers(0, CROP_PIXELS - NET_PIXELS + 1, size=2)
+    return np.ascontiguousarray(sample[:, i:i + NET_PIXELS, j:j + NET_PIXELS])
+
+
+def centre_crop(x: np.ndarray) -> np.ndarray:
+    """The prediction-time input: the centred 128 x 128 of each 164 x 164 sample."""
+    m = (CROP_PIXELS - NET_PIXELS) // 2
+    return np.ascontiguousarray(x[..., m:m + NET_PIXELS, m:m + NET_PIXELS])
+
+
+def split_by_case(case_ids: list[str], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """(train, held-out) sample indices, splitting whole cases so no patient is on both sides."""
+    uniq = sorted(set(case_ids))
+    rng = np.random.default_rng(seed)
+    held = set(rng.permutation(uniq)[: int(round(fraction * len(uniq)))].tolist())
+    tr = [i for i, c in enumerate(case_ids) if c not in held]
+    te = [i for i, c in enumerate(case_ids) if c in held]
+    return tr, te

@@ -1,0 +1,125 @@
+"""Per-eye TAO activity prediction with occlusion and Grad-CAM maps in the input's geometry."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+import torch
+
+from orbitai.bundle import Bundle, BundleError, find_bundle
+from orbitai.classify.train import predict_proba
+from orbitai.io import Volume
+from orbitai.progress import ProgressCallback
+from orbitai.tao.data import centre_crop
+from orbitai.tao.preprocess import EyeCrop, check_tao_input, preprocess_eyes
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODELS = {"A": "tao_network_a_demo", "B": "tao_network_b_demo"}
+OCCLUSION_PATCH = 16     # pixels of the 128 x 128 input (6.2 mm with the default crop)
+OCCLUSION_STRIDE = 8
+
+
+@dataclass
+class EyeResult:
+    crop: EyeCrop
+    probability_active: float
+    occlusion: Optional[np.ndarray] = None     # (128, 128) drop in P(predicted class), >= 0
+    gradcam: Optional[np.ndarray] = None       # (128, 128) in [0, 1]
+
+
+@dataclass
+class TaoPrediction:
+    eyes: list[EyeResult]
+    model: str
+    network: str
+    threshold: float
+    seconds: float
+    device: str
+    warnings: list[str] = field(default_factory=list)
+    segmentation_source: str = "given"
+
+    def to_json(self) -> dict:
+        return {"model": self.model, "network": self.network, "device": self.device,
+                "seconds": round(self.seconds, 3), "threshold": self.threshold,
+                "segmentation": self.segmentation_source, "warnings": self.warnings,
+                "eyes": [{"side": e.crop.side, "probability_active": round(e.probability_active, 6),
+                          "call": "active" if e.probability_active >= self.threshold else "inactive",
+                          "crop_box_ras": e.crop.box_ras(), "slices": int(e.crop.grid.shape[0])}
+                         for e in self.eyes]}
+
+    def maps_in(self, reference: Volume) -> dict[str, Volume]:
+        """Occlusion and Grad-CAM maps of all eyes as float32 volumes on ``reference``'s grid."""
+        out = {}
+        for kind in ("occlusion", "gradcam"):
+            acc = np.zeros(reference.shape, np.float32)
+            for e in self.eyes:
+                m = getattr(e, kind)
+                if m is None:
+                    break
+                vol = e.crop.map_to_input(np.broadcast_to(m, (e.crop.grid.shape[0],) + m.shape), reference)
+                acc = np.maximum(acc, vol.array)
+            else:
+                out[kind] = reference.with_array(np.clip(acc, 0.0, 1.0))
+        return out
+
+
+def load_tao_model(name_or_network: str, device="cpu") -> tuple[Bundle, torch.nn.Module]:
+    name = DEFAULT_MODELS.get(name_or_network.upper(), name_or_network)
+    bundle = find_bundle(name)
+    if bundle.metadata.get("task") != "tao_activity":
+        raise BundleError(f"Bundle '{bundle.name}' is a {bundle.metadata.get('task')} model, "
+                          "not a TAO activity classifier.")
+    return bundle, bundle.load_model(device).eval()
+
+
+def locate_orbits(image: Volume, device="cpu", progress: Optional[ProgressCallback] = None) -> Volume:
+    """Orbit labels from OrbitSegmentation's MRI model (used when no segmentation is given)."""
+    from orbitai.seg.cli import load_seg_model
+    from orbitai.seg.inference import segment
+
+    _, model, spec = load_seg_model(None, image_is_ct=False, device=device)
+    return segment(image, model, spec, "overlap", device, progress=progress, mirror=False).labels
+
+
+def explain_eye(model: torch.nn.Module, x: np.ndarray, target: int, device="cpu") -> tuple[np.ndarray, np.ndarray]:
+    from orbitai.explain import grad_cam, occlusion_map
+
+    xt = torch.from_numpy(x[None]).to(device)
+    occ = occlusion_map(model, xt, target, patch=OCCLUSION_PATCH, stride=OCCLUSION_STRIDE)
+    cam = grad_cam(model, xt, target, model.cam_layer)
+    return np.clip(np.asarray(occ, np.float32), 0, 1), np.asarray(cam, np.float32)
+
+
+def predict_tao(image: Volume, labels: Optional[Volume], model_name: str = "B", device="cpu",
+                maps: bool = True, threshold: float = 0.5,
+                progress: Optional[ProgressCallback] = None) -> TaoPrediction:
+    """Classify each eye of an axial T2 MRI as active/inactive TAO; ``labels`` (orbit scheme)
+    place the crops, else OrbitSegmentation's MRI model finds the orbits."""
+    t0 = time.perf_counter()
+    report = progress or (lambda d, t, m: None)
+    check_tao_input(image)
+    report(0, 4, "loading model")
+    bundle, model = load_tao_model(model_name, device)
+    source = "given"
+    if labels is None:
+        report(1, 4, "finding the orbits")
+        labels = locate_orbits(image, device)
+        source = "predicted by OrbitSegmentation"
+    report(2, 4, "preprocessing (N4, z-score, orbit crops)")
+    crops = preprocess_eyes(image, labels)
+    x = centre_crop(np.stack([c.canonical() for c in crops]))
+    probs = predict_proba(model, x, device)[:, 1]
+    eyes = [EyeResult(c, float(p)) for c, p in zip(crops, probs)]
+    if maps:
+        report(3, 4, "occlusion and Grad-CAM maps")
+        for e, xi in zip(eyes, x):
+            target = int(e.probability_active >= threshold)
+            e.occlusion, e.gradcam = explain_eye(model, xi, target, device)
+    report(4, 4, "done")
+    warnings = sorted({w for c in crops for w in c.warnings})
+    return TaoPrediction(eyes, bundle.name, bundle.metadata.get("network", "?"), threshold,
+                         time.perf_counter() - t0, str(device), warnings, source)
