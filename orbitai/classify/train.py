@@ -118,7 +118,7 @@ def train_classifier(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, setti
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            tot_loss += float(loss) * len(idx)
+            tot_loss += loss.item() * len(idx)
             tot_ok += int((logits.argmax(1) == yb_t).sum())
             seen += len(idx)
         row = {"epoch": epoch, "lr": lr_at(epoch, settings), "train_loss": tot_loss / max(seen, 1),
