@@ -1,0 +1,85 @@
+"""``orbitai tao predict|evaluate|train`` end to end with the bundled demo networks, and bad input."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from orbitai.bundle import load_bundle
+from orbitai.cli import main
+from orbitai.io import Volume, read_volume, write_volume
+from orbitai.phantoms import orbit_case, write_cohort
+from orbitai.segfile import write_segmentation
+
+SEED = 777060  # never used for training cohorts
+
+
+@pytest.fixture(scope="module")
+def t2(tmp_path_factory):
+    d = tmp_path_factory.mktemp("t2")
+    case = orbit_case(SEED, "t2", tao="active", orientation="axial")
+    return case, write_volume(case.image, d / "t2.nrrd"), write_segmentation(case.labels, d / "t2.seg.nrrd")
+
+
+@pytest.mark.parametrize("model", ["A", "B"])
+def test_predict_writes_result_and_maps_in_input_geometry(t2, tmp_path, model, capsys):
+    case, img, seg = t2
+    out = tmp_path / "out"
+    assert main(["tao", "predict", str(img), "--segmentation", str(seg), "--model", model,
+                 "--device", "cpu", "--out", str(out)]) == 0
+    res = json.loads((out / "result.json").read_text())
+    assert res["network"] == model and res["segmentation"] == "given"
+    assert [e["side"] for e in res["eyes"]] == ["right", "left"]
+    for e in res["eyes"]:
+        assert 0.0 <= e["probability_active"] <= 1.0
+        assert e["call"] == ("active" if e["probability_active"] >= res["threshold"] else "inactive")
+        box = e["crop_box_ras"]
+        assert len(box["corners"]) == 8 and np.allclose(box["size_mm"][:2], 49.95, atol=0.05)
+    for kind in ("occlusion", "gradcam"):
+        m = read_volume(out / f"{kind}.nrrd")
+        assert m.same_geometry(case.image) and m.array.dtype == np.float32
+        assert m.array.min() >= 0 and m.array.max() <= 1 and m.array.max() > 0
+    assert "P(active)" in capsys.readouterr().out
+
+
+def test_predict_finds_the_orbits_itself(t2, tmp_path):
+    _, img, _ = t2
+    out = tmp_path / "auto"
+    assert main(["tao", "predict", str(img), "--model", "B", "--no-maps", "--device", "cpu", "--out", str(out)]) == 0
+    res = json.loads((out / "result.json").read_text())
+    assert res["segmentation"].startswith("predicted") and len(res["eyes"]) >= 1
+
+
+def test_bad_input_is_refused_and_nothing_written(tmp_path, capsys):
+    ct = orbit_case(SEED, "ct", orientation="axial")
+    ct_path = write_volume(ct.image, tmp_path / "ct.nrrd")
+    assert main(["tao", "predict", str(ct_path), "--out", str(tmp_path / "o1")]) == 2
+    assert "looks like CT" in capsys.readouterr().err
+    mri = orbit_case(SEED, "t2", orientation="axial").image
+    flat = write_volume(Volume(mri.array[5:6], mri.spacing, mri.origin, mri.direction), tmp_path / "one.nrrd")
+    assert main(["tao", "predict", str(flat), "--out", str(tmp_path / "o2")]) == 2
+    assert "slice" in capsys.readouterr().err
+    noorbit = write_volume(mri.with_array(np.full_like(mri.array, 100)), tmp_path / "blank.nrrd")
+    assert main(["tao", "predict", str(noorbit), "--out", str(tmp_path / "o3"), "--device", "cpu"]) == 2
+    assert "No orbit found" in capsys.readouterr().err
+    for o in ("o1", "o2", "o3"):
+        assert not (tmp_path / o / "result.json").exists()
+
+
+def test_train_and_evaluate_small_cohort(tmp_path, capsys):
+    man = write_cohort("tao", 6, SEED, tmp_path / "cohort", montage_cases=0)
+    bundle = tmp_path / "tiny_b"
+    assert main(["tao", "train", "--manifest", str(man), "--network", "B", "--epochs", "1", "--holdout", "0.34",
+                 "--device", "cpu", "--out", str(bundle)]) == 0
+    b = load_bundle(bundle)
+    assert b.metadata["task"] == "tao_activity" and b.metadata["training"]["heldout_eyes"] == 4
+    assert (tmp_path / ".tiny_b-training" / "epochs.csv").exists()
+    rep = tmp_path / "report"
+    assert main(["tao", "evaluate", "--manifest", str(man), "--model", str(bundle), "--no-maps",
+                 "--device", "cpu", "--out", str(rep)]) == 0
+    metrics = json.loads((rep / "metrics.json").read_text())
+    assert 0 <= metrics["auc"] <= 1 and (rep / "report.png").exists()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("case_id,image\nx,missing.nrrd\n")
+    assert main(["tao", "train", "--manifest", str(bad), "--out", str(tmp_path / "b2")]) == 2

@@ -1,0 +1,90 @@
+"""TAO activity: the bundled demo Networks A and B on a held-out phantom cohort (the paper's Table 2
+columns with the AUC 95 % CI), where the occlusion maps of active cases put their mass (on the
+extraocular muscles, the paper's finding), training time, and the time of one prediction with both
+maps on the CPU.
+
+Run: ``python -m benchmarks tao`` (writes benchmarks/results/tao.json), or
+``python -m benchmarks.bench_tao accuracy`` / ``speed`` for one part.
+The held-out cohort (seed 9100) is never used by the training command (seed 3000, see the Makefile).
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from benchmarks.common import write_result
+
+TEST_SEED, TEST_N = 9100, 60
+MODELS = {"a": "tao_network_a_demo", "b": "tao_network_b_demo"}
+TABLE2 = ("accuracy", "precision", "sensitivity", "specificity", "f1", "auc")
+PAPER = {"a": {"accuracy": 0.863, "specificity": 0.896, "sensitivity": 0.750, "auc": 0.922},
+         "b": {"accuracy": 0.855, "sensitivity": 0.821, "auc": 0.922}}
+
+
+def accuracy(tmp: Path, metrics: dict, notes: dict) -> None:
+    from orbitai.bundle import find_bundle
+    from orbitai.phantoms import write_cohort
+    from orbitai.tao.evaluate import evaluate_tao
+
+    manifest = write_cohort("tao", TEST_N, TEST_SEED, tmp / "test", montage_cases=0)
+    for short, name in MODELS.items():
+        b = find_bundle(name)
+        m = evaluate_tao(manifest, name, tmp / f"eval_{short}", device="cpu")
+        for k in TABLE2:
+            metrics[f"tao_{short}_{k}"] = float(m[k])
+        metrics[f"tao_{short}_auc_ci95_low"], metrics[f"tao_{short}_auc_ci95_high"] = map(float, m["auc_ci95"])
+        metrics[f"tao_{short}_occlusion_mass_on_eom_active"] = float(m["occlusion_mass_on_eom_active_mean"])
+        metrics[f"tao_{short}_training_minutes"] = float(b.metadata["training"]["minutes"])
+        notes[f"{short}_bundle"] = {"name": name, "parameters": b.metadata["parameters"],
+                                    "config": b.metadata["config"], "training": b.metadata["training"]}
+    notes["test_cohort"] = f"write_cohort('tao', {TEST_N}, seed={TEST_SEED}): {2 * TEST_N} eyes, half active"
+    notes["paper_table2"] = PAPER
+    notes["occlusion_mass"] = ("fraction of the positive occlusion map (drop in P(active)) on voxels labelled as an "
+                               "extraocular muscle in the phantom truth, mean over active eyes")
+
+
+def speed(tmp: Path, metrics: dict, notes: dict) -> None:
+    from orbitai.io import write_volume
+    from orbitai.phantoms import orbit_case
+    from orbitai.segfile import write_segmentation
+
+    case = orbit_case(TEST_SEED + 1, "t2", tao="active", orientation="axial")
+    img = write_volume(case.image, tmp / "t2.nrrd")
+    seg = write_segmentation(case.labels, tmp / "t2.seg.nrrd")
+    for label, extra in (("given_segmentation", ["--segmentation", str(seg)]), ("auto_orbits", [])):
+        out = tmp / f"pred_{label}"
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "orbitai", "tao", "predict", str(img), *extra, "--model", "B",
+                        "--device", "cpu", "--out", str(out)], check=True, capture_output=True)
+        wall = time.perf_counter() - t0
+        res = json.loads((out / "result.json").read_text())
+        metrics[f"tao_predict_with_maps_s_{label}"] = float(res["seconds"])
+        metrics[f"tao_predict_with_maps_wall_s_{label}"] = wall
+    notes["predict"] = ("one axial T2 phantom (176x176x17), Network B, CPU: '_s' is the prediction with "
+                        "preprocessing and both maps as the command reports it; '_wall_s' adds starting Python "
+                        "and reading/writing files")
+
+
+def main(parts=("accuracy", "speed")) -> None:
+    torch.set_num_threads(2)
+    metrics: dict = {}
+    notes: dict = {"threads": 2}
+    with tempfile.TemporaryDirectory() as d:
+        for part in parts:
+            {"accuracy": accuracy, "speed": speed}[part](Path(d), metrics, notes)
+    targets = {"tao_b_auc": ">= 0.90", "tao_b_occlusion_mass_on_eom_active": ">= 0.60",
+               "tao_a_occlusion_mass_on_eom_active": ">= 0.60",
+               "tao_a_training_minutes": "<= 30", "tao_b_training_minutes": "<= 30",
+               "tao_predict_with_maps_s_given_segmentation": "<= 10",
+               "tao_predict_with_maps_s_auto_orbits": "<= 10"}
+    write_result("tao", metrics, {k: v for k, v in targets.items() if k in metrics}, notes)
+
+
+if __name__ == "__main__":
+    main(tuple(sys.argv[1:]) or ("accuracy", "speed"))
