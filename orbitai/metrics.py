@@ -129,3 +129,12 @@ def volume_agreement(pred_cm3: Sequence[float], true_cm3: Sequence[float]) -> di
         "mae_cm3": float(np.mean(np.abs(err))), "rmse_cm3": float(np.sqrt(np.mean(err ** 2))),
         "relative_error_pct": float(np.nanmean(rel)),
     }
+
+
+# Classification metrics live in their own module; re-exported so one namespace has them all.
+from orbitai.classification_metrics import (  # noqa: E402,F401
+    binary_classification_metrics,
+    delong_auc_ci,
+    mean_sd,
+    write_cohort_report,
+)

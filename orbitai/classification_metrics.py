@@ -1,0 +1,135 @@
+"""Binary classification metrics shared by TAOActivity, IVGCResponse and NeuroDifferential:
+accuracy, precision, sensitivity, specificity, F1 (paper 000's Table 2), ROC AUC with a 95 %
+confidence interval (DeLong), mean +- SD over repeated runs, and a cohort report (CSV, JSON, PNG)."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+from scipy.stats import norm
+from sklearn.metrics import confusion_matrix, roc_curve
+
+
+def _check(y_true, prob) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(y_true).astype(int).ravel()
+    p = np.asarray(prob, dtype=float).ravel()
+    if y.shape != p.shape:
+        raise ValueError(f"{len(y)} labels but {len(p)} probabilities.")
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError("Labels must be 0 or 1.")
+    if len(np.unique(y)) < 2:
+        raise ValueError(f"All {len(y)} cases have label {int(y[0]) if len(y) else '?'}; sensitivity, "
+                         "specificity and AUC need both classes in the evaluation set.")
+    if not np.all(np.isfinite(p)):
+        raise ValueError("Probabilities contain NaN or infinity.")
+    return y, p
+
+
+def delong_auc_ci(y_true, prob, level: float = 0.95) -> tuple[float, float, float]:
+    """AUC and its DeLong confidence interval (clipped to [0, 1]).
+
+    Written here because scikit-learn has no DeLong variance; this is the structural-components
+    form (DeLong et al. 1988) using midranks for ties."""
+    y, p = _check(y_true, prob)
+    pos, neg = p[y == 1], p[y == 0]
+    m, n = len(pos), len(neg)
+    # placement values: V10[i] = P(neg < pos_i) + 0.5 P(tie), V01[j] = P(pos > neg_j) + 0.5 P(tie)
+    v10 = ((pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])).mean(1)
+    v01 = ((pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])).mean(0)
+    auc = float(v10.mean())
+    var = (v10.var(ddof=1) / m if m > 1 else 0.0) + (v01.var(ddof=1) / n if n > 1 else 0.0)
+    half = norm.ppf(0.5 + level / 2) * math.sqrt(max(var, 0.0))
+    return auc, float(max(0.0, auc - half)), float(min(1.0, auc + half))
+
+
+def binary_classification_metrics(y_true, prob, threshold: float = 0.5) -> dict:
+    """Table-2 metrics at ``threshold`` plus AUC with its 95 % DeLong CI."""
+    y, p = _check(y_true, prob)
+    call = (p >= threshold).astype(int)
+    tn, fp, fn, tp = confusion_matrix(y, call, labels=[0, 1]).ravel()
+
+    def ratio(a, b):
+        return float(a / b) if b else 0.0
+
+    sens, prec = ratio(tp, tp + fn), ratio(tp, tp + fp)
+    auc, lo, hi = delong_auc_ci(y, p)
+    return {"n": int(len(y)), "n_pos": int(y.sum()), "threshold": threshold,
+            "accuracy": ratio(tp + tn, len(y)), "precision": prec, "sensitivity": sens,
+            "specificity": ratio(tn, tn + fp), "f1": ratio(2 * prec * sens, prec + sens),
+            "auc": auc, "auc_ci95": [lo, hi], "tp": int(tp), "fp": int(fp), "fn": int(fn), "tn": int(tn)}
+
+
+def mean_sd(runs: Sequence[Mapping[str, float]]) -> dict[str, tuple[float, float]]:
+    """Mean and sample SD of each metric over repeated runs (the paper's mean +- SD)."""
+    keys = [k for k in runs[0] if all(isinstance(r.get(k), (int, float)) for r in runs)]
+    out = {}
+    for k in keys:
+        v = np.array([float(r[k]) for r in runs])
+        out[k] = (float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0)
+    return out
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    with os.fdopen(fd, "w", newline="") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def write_cohort_report(rows: Iterable[Mapping], out_dir: str | os.PathLike, title: str = "",
+                        threshold: float = 0.5) -> dict:
+    """Write ``predictions.csv``, ``metrics.json`` and ``report.png`` (ROC with AUC and CI,
+    confusion matrix, probabilities by class) for rows with ``y_true`` and ``prob``."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [dict(r) for r in rows]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    y = np.array([int(r["y_true"]) for r in rows])
+    p = np.array([float(r["prob"]) for r in rows])
+    m = binary_classification_metrics(y, p, threshold)
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields)
+    w.writeheader()
+    w.writerows(rows)
+    _atomic_text(out / "predictions.csv", buf.getvalue())
+    _atomic_text(out / "metrics.json", json.dumps(m, indent=2) + "\n")
+
+    fig, ax = plt.subplots(1, 3, figsize=(13, 4.2))
+    fpr, tpr, _ = roc_curve(y, p)
+    ax[0].plot(fpr, tpr, lw=2, label=f"AUC {m['auc']:.3f} (95% CI {m['auc_ci95'][0]:.3f}-{m['auc_ci95'][1]:.3f})")
+    ax[0].plot([0, 1], [0, 1], "k:", lw=1)
+    ax[0].set(xlabel="1 - specificity", ylabel="sensitivity", title="ROC")
+    ax[0].legend(loc="lower right", fontsize=8)
+    cm = np.array([[m["tn"], m["fp"]], [m["fn"], m["tp"]]])
+    ax[1].imshow(cm, cmap="Blues")
+    for (i, j), v in np.ndenumerate(cm):
+        ax[1].text(j, i, str(v), ha="center", va="center", fontsize=14)
+    ax[1].set(xticks=[0, 1], yticks=[0, 1], xlabel="predicted", ylabel="true",
+              title=f"threshold {threshold}: acc {m['accuracy']:.3f}")
+    bins = np.linspace(0, 1, 21)
+    ax[2].hist(p[y == 0], bins, alpha=0.6, label="negative (0)")
+    ax[2].hist(p[y == 1], bins, alpha=0.6, label="positive (1)")
+    ax[2].axvline(threshold, color="k", ls=":")
+    ax[2].set(xlabel="predicted probability of class 1", ylabel="count", title="probabilities by class")
+    ax[2].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fd, tmp = tempfile.mkstemp(dir=out, prefix=".report-", suffix=".png")
+    os.close(fd)
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, out / "report.png")
+    return m
