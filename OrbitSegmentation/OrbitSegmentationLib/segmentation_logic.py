@@ -13,34 +13,15 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from orbitai.io import VolumeError, write_volume
-from orbitai.runner import JobError, OrbitaiJob
+from orbitai.mrml.jobs import ModuleJob, ProgressFn
+from orbitai.runner import OrbitaiJob
 
-ProgressFn = Callable[[int, int, str], None]
 
-
-@dataclass
-class SegmentationJob:
-    """A running ``orbitai seg predict`` child, with the temporary input it reads."""
-
-    job: OrbitaiJob
-    workdir: Path
-
-    def poll(self):
-        return self.job.poll()
-
-    @property
-    def finished(self) -> bool:
-        return self.job.finished
-
-    def cancel(self) -> None:
-        self.job.cancel()
-
-    def cleanup(self) -> None:
-        self.job.cleanup()
-        shutil.rmtree(self.workdir, ignore_errors=True)
+#: The running child of a segmentation (shared job type of all OrbitAI module Logics).
+SegmentationJob = ModuleJob
 
 
 @dataclass
@@ -105,10 +86,7 @@ class OrbitSegmentationLogic:
     def finish(self, job: SegmentationJob, input_node, reference_node=None) -> SegmentationOutputs:
         """Collect a finished child's results into the scene (raises if it failed)."""
         try:
-            res = job.job.result()
-            if not res.ok:
-                tail = [ln for ln in res.stderr.strip().splitlines() if ln.strip()][-3:]
-                raise JobError("Segmentation failed: " + (" | ".join(tail) or f"exit code {res.returncode}"))
+            res = job.checked_result("Segmentation")
             out = res.out_dir
             warnings = [ln[len("warning: "):] for ln in res.stdout if ln.startswith("warning: ")]
             return self._import_results(out, input_node, reference_node, warnings)
@@ -120,15 +98,7 @@ class OrbitSegmentationLogic:
             cancel: Optional[threading.Event] = None) -> SegmentationOutputs:
         """Blocking run (scripts and tests): progress callback, optional cancel event."""
         job = self.start(input_node, model, device, window)
-        try:
-            job.job.run(progress, cancel=cancel, check=False)
-        except BaseException:
-            job.cancel()
-            job.cleanup()
-            raise
-        if cancel is not None and cancel.is_set():
-            job.cleanup()
-            raise JobError("Cancelled; the scene was not changed.")
+        job.wait(progress, cancel)
         return self.finish(job, input_node, reference_node)
 
     # ------------------------------------------------------------------------ results

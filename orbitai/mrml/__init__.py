@@ -14,6 +14,7 @@ from orbitai.mrml.overlays import HEAT_COLOR_NAME, heat_color_node, overlay_node
 from orbitai.mrml.tables import column_units, rows_from_table_node, table_column, table_node_from_rows
 from orbitai.mrml.plots import plot_chart_from_arrays, plot_series_from_table, roc_chart, show_plot_chart
 from orbitai.mrml.mrb import load_mrb, save_mrb
+from orbitai.mrml.markups import box_of_roi_node, roi_node_from_box
 
 __all__ = [
     "MRMLContext", "new_scene", "get_context", "in_slicer_app",
@@ -23,5 +24,5 @@ __all__ = [
     "HEAT_COLOR_NAME", "heat_color_node", "overlay_node_from_volume", "show_overlay",
     "table_node_from_rows", "rows_from_table_node", "table_column", "column_units",
     "plot_series_from_table", "plot_chart_from_arrays", "roc_chart", "show_plot_chart",
-    "save_mrb", "load_mrb",
+    "save_mrb", "load_mrb", "roi_node_from_box", "box_of_roi_node",
 ]

@@ -8,7 +8,7 @@ from typing import Optional
 
 import numpy as np
 
-from orbitai.io import read_volume, resample_like
+from orbitai.io import read_volume
 from orbitai.labels import GROUPS, values_for
 from orbitai.progress import ProgressCallback
 from orbitai.seg.data import read_labels, read_manifest
