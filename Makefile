@@ -39,10 +39,10 @@ models: $(STAMP)
 	$(PY) -m orbitai seg train --manifest $(COHORTS)/ct_train/manifest.csv --config sequnet-demo-ct --out Resources/Models/orbit_sequnet_ct_demo
 	$(MAKE) tao-models
 
-# TAO activity demo networks (paper 000): 200 phantom cases (400 eyes), the paper's schedules at
-# reduced width; ~25 min per network on 2 CPU cores after ~3 min of preprocessing.
+# TAO activity demo networks (paper 000): 800 phantom cases (1600 eyes), reduced width, the paper's
+# schedules compressed; ~25 min per network on 2 CPU cores after ~8 min of preprocessing.
 tao-models: $(STAMP)
-	$(PY) -m orbitai phantom tao --n 200 --seed 3000 --out $(COHORTS)/tao_train --montage-cases 0
+	$(PY) -m orbitai phantom tao --n 800 --seed 3000 --out $(COHORTS)/tao_train --montage-cases 0
 	$(PY) -m orbitai tao train --manifest $(COHORTS)/tao_train/manifest.csv --network B --holdout 0 --device cpu --out Resources/Models/tao_network_b_demo
 	$(PY) -m orbitai tao train --manifest $(COHORTS)/tao_train/manifest.csv --network A --holdout 0 --device cpu --out Resources/Models/tao_network_a_demo
 

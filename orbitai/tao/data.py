@@ -3,8 +3,11 @@ eyes, and the paper's augmentation (random flip, random crop to 128 x 128)."""
 from __future__ import annotations
 
 import logging
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from multiprocessing import get_context
 from typing import Optional
 
 import numpy as np
@@ -40,31 +43,51 @@ def case_label(case: Case) -> int:
     return value
 
 
+def _case_eyes(case: Case) -> tuple[list[np.ndarray], list[str], int, list[str]]:
+    if case.segmentation is None:
+        raise ValueError(f"Case {case.case_id} has no segmentation; training places the orbit crops "
+                         "from the manifest's 'segmentation' column.")
+    label = case_label(case)
+    crops = preprocess_eyes(read_volume(case.image), read_labels(case.segmentation))
+    return [c.canonical() for c in crops], [c.side for c in crops], label, [w for c in crops for w in c.warnings]
+
+
+def _init_worker() -> None:
+    import SimpleITK as sitk
+
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)   # one case per core
+
+
 def prepare_eyes(cases: list[Case], progress: Optional[ProgressCallback] = None,
-                 cache: Optional[Path] = None) -> EyeSamples:
-    """Preprocess every case's eyes (the manifest's segmentation places the crops). With
-    ``cache`` the arrays are kept in that .npz and reused when the case list is the same."""
+                 cache: Optional[Path] = None, workers: Optional[int] = None) -> EyeSamples:
+    """Preprocess every case's eyes (the manifest's segmentation places the crops), ``workers``
+    cases at a time (default: one per CPU core). With ``cache`` the arrays are kept in that .npz
+    and reused when the case list is the same."""
     key = "|".join(f"{c.case_id}:{c.image}:{c.segmentation}:{c.row.get('label', '')}" for c in cases)
     if cache is not None and cache.exists():
         with np.load(cache, allow_pickle=False) as z:
             if str(z["key"]) == key:
                 return EyeSamples(z["x"], z["y"], z["case_ids"].tolist(), z["sides"].tolist())
     xs, ys, ids, sides = [], [], [], []
-    for n, case in enumerate(cases, start=1):
-        if case.segmentation is None:
-            raise ValueError(f"Case {case.case_id} has no segmentation; training places the orbit crops "
-                             "from the manifest's 'segmentation' column.")
-        label = case_label(case)
-        crops = preprocess_eyes(read_volume(case.image), read_labels(case.segmentation))
-        for c in crops:
-            xs.append(c.canonical())
-            ys.append(label)
-            ids.append(case.case_id)
-            sides.append(c.side)
-            for w in c.warnings:
+    workers = max(1, min(workers or os.cpu_count() or 1, len(cases)))
+    if workers > 1:
+        pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker)
+        results = pool.map(_case_eyes, cases, chunksize=4)
+    else:
+        pool, results = None, map(_case_eyes, cases)
+    try:
+        for n, (case, (arrays, case_sides, label, warnings)) in enumerate(zip(cases, results), start=1):
+            xs += arrays
+            ys += [label] * len(arrays)
+            ids += [case.case_id] * len(arrays)
+            sides += case_sides
+            for w in warnings:
                 log.warning("%s: %s", case.case_id, w)
-        if progress:
-            progress(n, len(cases), f"preprocessed {case.case_id}")
+            if progress:
+                progress(n, len(cases), f"preprocessed {case.case_id}")
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     out = EyeSamples(np.stack(xs).astype(np.float32), np.array(ys, np.int64), ids, sides)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)

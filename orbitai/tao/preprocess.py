@@ -176,7 +176,7 @@ def _region_around(image: Volume, grid: Volume, margin_mm: float = 8.0) -> Volum
     return Volume(sub, image.spacing, tuple(image.index_to_physical(lo)), image.direction.copy())
 
 
-def n4_correct(region: Volume, shrink: int = 2, iterations: int = 30) -> Volume:
+def n4_correct(region: Volume, shrink: int = 2, iterations: int = 20, levels: int = 2) -> Volume:
     """N4 bias-field correction (SimpleITK) with an Otsu head mask, fitted on a shrunk copy and
     applied at full resolution."""
     img = region.to_sitk()
@@ -185,7 +185,7 @@ def n4_correct(region: Volume, shrink: int = 2, iterations: int = 30) -> Volume:
     shrink_xyz = [shrink if s > 8 * shrink else 1 for s in img.GetSize()]
     small, small_mask = sitk.Shrink(img, shrink_xyz), sitk.Shrink(mask, shrink_xyz)
     n4 = sitk.N4BiasFieldCorrectionImageFilter()
-    n4.SetMaximumNumberOfIterations([iterations] * 3)
+    n4.SetMaximumNumberOfIterations([iterations] * levels)   # an orbit-sized region needs few levels
     n4.Execute(small, small_mask)
     log_bias = n4.GetLogBiasFieldAsImage(img)
     out = img / sitk.Exp(log_bias)

@@ -57,8 +57,7 @@ def train_tao(cases: list[Case], cfg: TaoConfig, out: Path, seed: int = 0, holdo
     train_set, test_set = data.subset(tr), (data.subset(te) if te else None)
     log.info("%d training eyes, %d held-out eyes", len(tr), len(te))
     model, summary = _fit(train_set, test_set, cfg, work, seed, epochs, device, progress)
-    meta = {"name": out.name, "version": "1", "task": "tao_activity", "architecture": cfg.arch,
-            "arch_args": {"base_channels": cfg.base_channels}, "network": cfg.network, "config": cfg.name,
+    meta = {"name": out.name, "version": "1", "task": "tao_activity", "architecture": {"name": cfg.arch, "args": {"base_channels": cfg.base_channels}}, "network": cfg.network, "config": cfg.name,
             "classes": ["inactive", "active"], "input": {"slices": 5, "crop_pixels": 164, "net_pixels": 128},
             "parameters": count_parameters(model), "training": {
                 "settings": asdict(cfg.settings) | ({"epochs": epochs} if epochs else {}), "seed": seed,
