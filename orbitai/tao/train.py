@@ -52,7 +52,8 @@ def train_tao(cases: list[Case], cfg: TaoConfig, out: Path, seed: int = 0, holdo
     work = out.parent / f".{out.name}-training"
     progress = progress or (lambda d, t, m: emit(d, t, m))
     t0 = time.perf_counter()
-    data = prepare_eyes(cases, cache=work / "eyes.npz")
+    data = prepare_eyes(cases, progress=lambda d, t, m: progress(d, t, f"preprocessing: {m}"),
+                        cache=work / "eyes.npz")
     tr, te = split_by_case(data.case_ids, holdout, seed) if holdout > 0 else (list(range(len(data.y))), [])
     train_set, test_set = data.subset(tr), (data.subset(te) if te else None)
     log.info("%d training eyes, %d held-out eyes", len(tr), len(te))
