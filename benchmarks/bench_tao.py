@@ -4,7 +4,8 @@ extraocular muscles, the paper's finding), training time, and the time of one pr
 maps on the CPU.
 
 Run: ``python -m benchmarks tao`` (writes benchmarks/results/tao.json), or
-``python -m benchmarks.bench_tao accuracy`` / ``speed`` for one part.
+``python -m benchmarks.bench_tao accuracy`` / ``speed`` / ``occlusion`` for one part (a partial run
+updates that part of tao.json).
 The held-out cohort (seed 9100) is never used by the training command (seed 3000, see the Makefile).
 """
 from __future__ import annotations
@@ -71,20 +72,59 @@ def speed(tmp: Path, metrics: dict, notes: dict) -> None:
                         "and reading/writing files")
 
 
-def main(parts=("accuracy", "speed")) -> None:
+def occlusion(tmp: Path, metrics: dict, notes: dict) -> None:
+    """Batched occlusion (captum, 64 occluded copies per forward pass) against the plain
+    one-patch-at-a-time loop, same model, same input, same no-grad settings, same run."""
+    from orbitai.explain import occlusion_map, occlusion_map_loop
+    from orbitai.tao.predict import OCCLUSION_PATCH, OCCLUSION_STRIDE, load_tao_model
+
+    for short in ("b", "a"):
+        _, model = load_tao_model(short.upper())
+        x = torch.from_numpy(_real_input())
+        occlusion_map(model, x, 1, OCCLUSION_PATCH, OCCLUSION_STRIDE)        # warm-up
+        t0 = time.perf_counter()
+        fast = occlusion_map(model, x, 1, OCCLUSION_PATCH, OCCLUSION_STRIDE, batch_size=64)
+        t_fast = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        slow = occlusion_map_loop(model, x, 1, OCCLUSION_PATCH, OCCLUSION_STRIDE)
+        t_slow = time.perf_counter() - t0
+        metrics[f"occlusion_batched_s_{short}"] = t_fast
+        metrics[f"occlusion_loop_s_{short}"] = t_slow
+        metrics[f"occlusion_speedup_{short}"] = t_slow / t_fast
+        metrics[f"occlusion_max_abs_diff_{short}"] = float(abs(fast - slow).max())
+    notes["occlusion"] = (f"one 5x128x128 network input of a T2 phantom, patch {OCCLUSION_PATCH}, stride {OCCLUSION_STRIDE} "
+                          f"({((128 - OCCLUSION_PATCH) // OCCLUSION_STRIDE + 1) ** 2} occluded inputs), batch 64, CPU")
+
+
+def _real_input():
+    from orbitai.phantoms import orbit_case
+    from orbitai.tao.data import centre_crop
+    from orbitai.tao.preprocess import preprocess_eyes
+
+    case = orbit_case(TEST_SEED + 2, "t2", tao="active", orientation="axial")
+    return centre_crop(preprocess_eyes(case.image, case.labels)[0].canonical()[None])
+
+
+def main(parts=("accuracy", "speed", "occlusion")) -> None:
     torch.set_num_threads(2)
     metrics: dict = {}
     notes: dict = {"threads": 2}
+    previous = Path(__file__).resolve().parent / "results" / "tao.json"
+    if set(parts) != {"accuracy", "speed", "occlusion"} and previous.exists():   # a partial run keeps the rest
+        old = json.loads(previous.read_text())
+        metrics, notes = old.get("metrics", {}), old.get("notes", notes)
     with tempfile.TemporaryDirectory() as d:
         for part in parts:
-            {"accuracy": accuracy, "speed": speed}[part](Path(d), metrics, notes)
+            {"accuracy": accuracy, "speed": speed, "occlusion": occlusion}[part](Path(d), metrics, notes)
     targets = {"tao_b_auc": ">= 0.90", "tao_b_occlusion_mass_on_eom_active": ">= 0.60",
                "tao_a_occlusion_mass_on_eom_active": ">= 0.60",
                "tao_a_training_minutes": "<= 30", "tao_b_training_minutes": "<= 30",
                "tao_predict_with_maps_s_given_segmentation": "<= 10",
-               "tao_predict_with_maps_s_auto_orbits": "<= 10"}
+               "tao_predict_with_maps_s_auto_orbits": "<= 10",
+               "occlusion_speedup_b": ">= 5", "occlusion_speedup_a": ">= 5",
+               "occlusion_max_abs_diff_b": "<= 1e-5", "occlusion_max_abs_diff_a": "<= 1e-5"}
     write_result("tao", metrics, {k: v for k, v in targets.items() if k in metrics}, notes)
 
 
 if __name__ == "__main__":
-    main(tuple(sys.argv[1:]) or ("accuracy", "speed"))
+    main(tuple(sys.argv[1:]) or ("accuracy", "speed", "occlusion"))
