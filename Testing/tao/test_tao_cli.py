@@ -27,8 +27,9 @@ def test_predict_writes_result_and_maps_in_input_geometry(t2, tmp_path, model, c
     case, img, seg = t2
     out = tmp_path / "out"
     assert main(["tao", "predict", str(img), "--segmentation", str(seg), "--model", model,
-                 "--device", "cpu", "--out", str(out)]) == 0
+                 "--device", "cpu", "--figure", "--out", str(out)]) == 0
     res = json.loads((out / "result.json").read_text())
+    assert (out / "tao_maps.png").stat().st_size > 10_000
     assert res["network"] == model and res["segmentation"] == "given"
     assert [e["side"] for e in res["eyes"]] == ["right", "left"]
     for e in res["eyes"]:

@@ -22,6 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--model", default="B", help="A, B (the bundled demo networks) or a bundle name/folder (default B)")
     pr.add_argument("--device", default="auto")
     pr.add_argument("--no-maps", action="store_true", help="skip the occlusion and Grad-CAM maps")
+    pr.add_argument("--figure", action="store_true", help="also write OUT/tao_maps.png (inputs with both maps)")
     pr.add_argument("--out", required=True, help="output folder")
     pr.set_defaults(func=run_predict)
 
@@ -96,6 +97,10 @@ def run_predict(args) -> int:
     try:
         for kind, vol in pred.maps_in(image).items():
             write_volume(vol, tmp / f"{kind}.nrrd")
+        if args.figure and not args.no_maps:
+            from orbitai.tao.figure import save_tao_figure
+
+            save_tao_figure(pred, tmp / "tao_maps.png", labels, title=f"{Path(args.image).name} - {pred.model}")
         (tmp / "result.json").write_text(json.dumps(pred.to_json(), indent=2) + "\n")
         for f in sorted(tmp.iterdir(), key=lambda f: f.name == "result.json"):   # result.json last
             os.replace(f, out / f.name)
