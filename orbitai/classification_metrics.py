@@ -67,6 +67,8 @@ def binary_classification_metrics(y_true, prob, threshold: float = 0.5) -> dict:
 
 def mean_sd(runs: Sequence[Mapping[str, float]]) -> dict[str, tuple[float, float]]:
     """Mean and sample SD of each metric over repeated runs (the paper's mean +- SD)."""
+    if not runs:
+        raise ValueError("mean_sd needs at least one run.")
     keys = [k for k in runs[0] if all(isinstance(r.get(k), (int, float)) for r in runs)]
     out = {}
     for k in keys:
@@ -94,6 +96,10 @@ def write_cohort_report(rows: Iterable[Mapping], out_dir: str | os.PathLike, tit
     import matplotlib.pyplot as plt
 
     rows = [dict(r) for r in rows]
+    missing = {"case_id", "y_true", "prob"} - set().union(*rows) if rows else {"case_id", "y_true", "prob"}
+    if missing or any(k not in r for r in rows for k in ("case_id", "y_true", "prob")):
+        raise ValueError("Every row needs case_id, y_true and prob"
+                         + (f"; none has {', '.join(sorted(missing))}." if missing else "; some rows lack one."))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     y = np.array([int(r["y_true"]) for r in rows])

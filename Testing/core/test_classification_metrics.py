@@ -25,6 +25,15 @@ def test_hand_computed_example():
     assert 0 <= lo < 7 / 9 < hi <= 1
 
 
+def test_auc_matches_sklearn():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 80)
+    p = np.round(rng.random(80) + 0.3 * y, 1)            # rounded: many ties
+    assert delong_auc_ci(y, p)[0] == pytest.approx(roc_auc_score(y, p))
+
+
 def test_ties_count_half():
     auc, _, _ = delong_auc_ci([0, 1], [0.5, 0.5])
     assert auc == pytest.approx(0.5)
@@ -48,6 +57,8 @@ def test_one_class_and_shape_errors():
         binary_classification_metrics([1, 1, 1], [0.2, 0.5, 0.9])
     with pytest.raises(ValueError, match="labels but"):
         binary_classification_metrics([0, 1], [0.5])
+    with pytest.raises(ValueError, match="at least one run"):
+        mean_sd([])
 
 
 def test_mean_sd():
@@ -62,3 +73,9 @@ def test_cohort_report(tmp_path):
     assert (tmp_path / "rep" / "predictions.csv").read_text().count("\n") == 7
     assert (tmp_path / "rep" / "report.png").stat().st_size > 10_000
     assert not [f for f in (tmp_path / "rep").iterdir() if f.name.startswith(".")]
+
+
+def test_cohort_report_needs_columns(tmp_path):
+    with pytest.raises(ValueError, match="case_id, y_true and prob"):
+        write_cohort_report([{"y_true": 0, "prob": 0.2}, {"y_true": 1, "prob": 0.7}], tmp_path)
+    assert not list(tmp_path.iterdir())

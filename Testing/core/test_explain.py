@@ -34,14 +34,19 @@ def _seeded(nd, region):
     return m
 
 
-@pytest.mark.parametrize("nd, shape, patch, stride", [(2, (32, 32), 8, 4), (3, (12, 16, 16), (4, 8, 8), (2, 4, 4))])
+@pytest.mark.parametrize("nd, shape, patch, stride", [
+    (2, (32, 32), 8, 4), (3, (12, 16, 16), (4, 8, 8), (2, 4, 4)),
+    (2, (30, 27), (8, 5), (4, 3)),                      # stride does not divide: last window cut by the edge
+])
 def test_batched_equals_loop(nd, shape, patch, stride):
-    region = tuple(slice(s // 4, s // 2) for s in shape)
+    region = tuple(slice(s // 3, None) for s in shape)      # reaches the far edges
     model = _seeded(nd, region)
     x = torch.rand(1, 3, *shape)
     a = occlusion_map(model, x, 1, patch, stride, batch_size=7)
     b = occlusion_map_loop(model, x, 1, patch, stride)
     assert a.shape == shape and np.abs(a - b).max() <= 1e-5
+    for axis in range(nd):                              # the far edge is covered (not left at 0)
+        assert np.abs(np.take(b, -1, axis=axis)).max() > 1e-4
 
 
 def test_maps_find_the_region_the_model_uses():
@@ -72,3 +77,5 @@ def test_training_flag_restored_and_bad_input():
         occlusion_map(model, x, 1, 32, 4)
     with pytest.raises(ValueError):
         occlusion_map(model, torch.rand(2, 3, 16, 16), 1, 4, 4)
+    with pytest.raises(ValueError, match="leaves gaps"):
+        occlusion_map_loop(model, x, 1, 4, 8)

@@ -1,7 +1,12 @@
 """Occlusion sensitivity. The value at each position is the mean, over the patches covering it, of
 p_target(original) - p_target(occluded), p the softmax probability; all channels are occluded
 together (the five slices of a TAO crop are one image). With z-scored input the grey value 0 is
-the image mean."""
+the image mean.
+
+Window placement is captum's: along an axis of length n with patch p and stride s, patches start at
+0, s, 2s, ..., ceil((n - p) / s) * s. When s does not divide n - p the last patch sticks out over the
+far edge and is cut there (it covers fewer than p positions), so every position is covered at least
+once. The loop reference places its windows the same way."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -16,8 +21,12 @@ def _window(x: torch.Tensor, patch: int | Sequence[int], stride: int | Sequence[
         raise ValueError(f"Expected one input of shape (1, C, H, W) or (1, C, D, H, W), got {tuple(x.shape)}.")
     patch = (patch,) * nsp if isinstance(patch, int) else tuple(patch)
     stride = (stride,) * nsp if isinstance(stride, int) else tuple(stride)
-    if any(p > s for p, s in zip(patch, x.shape[2:])):
+    if len(patch) != nsp or len(stride) != nsp:
+        raise ValueError(f"Patch {patch} and stride {stride} need {nsp} values for a {nsp}D input.")
+    if any(p > n for p, n in zip(patch, x.shape[2:])):
         raise ValueError(f"Patch {patch} is larger than the input {tuple(x.shape[2:])}.")
+    if any(s < 1 or s > p for p, s in zip(patch, stride)):
+        raise ValueError(f"Stride {stride} must be between 1 and the patch {patch} (a larger stride leaves gaps).")
     return patch, stride
 
 
@@ -48,6 +57,8 @@ def occlusion_map(model: torch.nn.Module, x: torch.Tensor, target: int, patch: i
     from captum.attr import Occlusion
 
     patch, stride = _window(x, patch, stride)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
     c = x.shape[1]
     with _eval_mode(model), torch.no_grad():
         attr = Occlusion(_Prob(model)).attribute(
@@ -63,7 +74,8 @@ def occlusion_map_loop(model: torch.nn.Module, x: torch.Tensor, target: int, pat
     shape = x.shape[2:]
     total = torch.zeros(shape, dtype=torch.float64)
     count = torch.zeros(shape, dtype=torch.float64)
-    starts = [range(0, n - p + 1, s) for n, p, s in zip(shape, patch, stride)]
+    # 0, s, ..., ceil((n - p) / s) * s: the last window may be cut by the edge (slicing clips it)
+    starts = [range(0, -(-(n - p) // s) * s + 1, s) for n, p, s in zip(shape, patch, stride)]
     prob = _Prob(model)
     with _eval_mode(model), torch.no_grad():
         p0 = float(prob(x)[0, target])
@@ -73,4 +85,4 @@ def occlusion_map_loop(model: torch.nn.Module, x: torch.Tensor, target: int, pat
             occluded[(0, slice(None)) + sl] = baseline
             total[sl] += p0 - float(prob(occluded)[0, target])
             count[sl] += 1
-    return (total / count.clamp(min=1)).numpy().astype(np.float32)
+    return (total / count).numpy().astype(np.float32)
