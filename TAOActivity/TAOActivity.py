@@ -51,7 +51,9 @@ class TAOActivityWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self._job = None
+        self._jobInput = None   # the MRI the running job was started on
         self._outputs = None
+        self._outputsInput = None
         self._timer = qt.QTimer()
         self._timer.setInterval(200)
         self._timer.timeout.connect(self.onPoll)
@@ -66,11 +68,11 @@ class TAOActivityWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         from TAOActivityLib import TAOActivityLogic
 
         self.logic = TAOActivityLogic()
-        self.ui.modelSelector.addItem("Network B (ResNet-like)", "B")
-        self.ui.modelSelector.addItem("Network A (VGG-like)", "A")
-        for name in self.logic.availableModels():
-            if not name.startswith(("tao_network_a_demo", "tao_network_b_demo")):
-                self.ui.modelSelector.addItem(name, name)
+        for label, model in self.logic.modelChoices():   # only installed bundles (find_bundle)
+            self.ui.modelSelector.addItem(label, model)
+        index = self.ui.modelSelector.findData("B")
+        if index >= 0:
+            self.ui.modelSelector.currentIndex = index
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
@@ -94,6 +96,7 @@ class TAOActivityWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onSceneStartClose(self, caller, event) -> None:
         self.cancelJob()
         self._outputs = None
+        self._outputsInput = None
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -124,9 +127,16 @@ class TAOActivityWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def _checkCanApply(self, caller=None, event=None) -> None:
         if self._job is not None:
             return
-        ok = bool(self._parameterNode and self._parameterNode.inputVolume)
-        self.ui.applyButton.enabled = ok
-        self.ui.applyButton.toolTip = "Classify both eyes" if ok else "Select an orbital T2 MRI"
+        reason = ""
+        if self.ui.modelSelector.count == 0:
+            reason = ("No TAO model is installed (bundles tao_network_a_demo / tao_network_b_demo); "
+                      "see the README to train or install one.")
+        elif not (self._parameterNode and self._parameterNode.inputVolume):
+            reason = "Select an axial orbital T2 MRI volume."
+        self.ui.applyButton.enabled = not reason
+        self.ui.applyButton.toolTip = reason or "Classify both eyes"
+        if reason:
+            self.ui.statusLabel.text = reason
 
     # ------------------------------------------------------------------ run / cancel
     def onApplyButton(self) -> None:
@@ -141,10 +151,12 @@ class TAOActivityWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                          model=self.ui.modelSelector.currentData,
                                          device=self.ui.deviceSelector.currentText,
                                          maps=self.ui.mapsCheckBox.checked)
-        except Exception as exc:  # noqa: BLE001 - shown to the user
-            slicer.util.errorDisplay(f"Could not start: {exc}")
+        except Exception as exc:  # noqa: BLE001 - shown to the user; nothing was added to the scene
             self._job = None
+            self.ui.statusLabel.text = f"Not started: {exc}"
+            slicer.util.errorDisplay(f"Could not start: {exc}")
             return
+        self._jobInput = p.inputVolume
         self.ui.applyButton.text = "Cancel"
         self.ui.progressBar.value = 0
         self.ui.progressBar.visible = True
@@ -162,20 +174,25 @@ class TAOActivityWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         self._timer.stop()
         job, self._job = self._job, None
+        inputVolume, self._jobInput = self._jobInput, None
         try:
-            self._outputs = self.logic.finish(job, self._parameterNode.inputVolume)
+            if inputVolume is None or inputVolume.GetScene() is None:
+                job.cleanup()
+                raise RuntimeError("The input volume was removed from the scene while the model ran.")
+            self._outputs = self.logic.finish(job, inputVolume)
+            self._outputsInput = inputVolume
             self.ui.statusLabel.text = self._outputs.summary()
             self.onMapChanged()
         except Exception as exc:  # noqa: BLE001 - shown to the user; the scene is unchanged
-            self.ui.statusLabel.text = "Failed; the scene was not changed."
+            self.ui.statusLabel.text = f"Failed; the scene was not changed. {exc}"
             slicer.util.errorDisplay(str(exc))
         finally:
             self._resetButton()
 
     def onMapChanged(self, index=None) -> None:
         if self._outputs is not None:
-            kind = "occlusion" if self.ui.mapSelector.currentIndex == 0 else "gradcam"
-            self.logic.show(self._outputs, self._parameterNode.inputVolume, kind)
+            kind = ("occlusion", "gradcam", "none")[max(0, min(self.ui.mapSelector.currentIndex, 2))]
+            self.logic.show(self._outputs, self._outputsInput, kind)
 
     def cancelJob(self) -> None:
         if self._job is not None:
@@ -183,6 +200,7 @@ class TAOActivityWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._job.cancel()
             self._job.cleanup()
             self._job = None
+            self._jobInput = None
             self.ui.statusLabel.text = "Cancelled; the scene was not changed."
             self._resetButton()
 
@@ -200,12 +218,24 @@ class TAOActivityTest(ScriptedLoadableModuleTest):
 
     def runTest(self):
         import sys
+        import tempfile
+        from pathlib import Path
 
         self.setUp()
         sys.path.insert(0, os.path.join(MODULE_DIR, "..", "Testing", "TAOActivity"))
         import test_tao_activity_logic as t
 
-        t.test_logic_classifies_phantom_into_scene(t.slicer_context())
-        t.test_logic_cancel_leaves_scene_unchanged(t.slicer_context())
-        t.test_logic_refuses_ct_and_2d_input(t.slicer_context())
+        with tempfile.TemporaryDirectory() as tmp:
+            t.test_load_results_writes_table_rois_and_overlays(t.slicer_context(), Path(tmp) / "a")
+            t.test_load_results_without_maps(t.slicer_context(), Path(tmp) / "b")
+            t.test_load_results_refuses_broken_folders_scene_unchanged(t.slicer_context(), Path(tmp) / "c")
+        t.test_logic_refuses_bad_choices_before_starting(t.slicer_context())
+        from TAOActivityLib import TAOActivityLogic
+
+        if "B" in TAOActivityLogic.availableModels():
+            t.test_logic_heat_maps_on_phantom(t.slicer_context())
+            t.test_logic_cancel_leaves_scene_unchanged(t.slicer_context())
+            t.test_logic_refuses_ct_and_2d_input(t.slicer_context())
+        else:
+            self.delayDisplay("TAO Network B bundle not installed: end-to-end tests skipped")
         self.delayDisplay("TAOActivity self-test passed")

@@ -85,3 +85,59 @@ def test_self_test_calls_shared_test_functions(mod):
     for fn in called:
         if f"def {fn}(" not in src:
             assert f"def {fn}(" in shared, f"{mod} self-test calls {fn}, which is not in Testing/"
+
+
+def _parameter_node_fields(tree: ast.Module) -> set[str]:
+    """Annotated fields of the module's ``@parameterNodeWrapper`` class(es)."""
+    fields = set()
+    for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
+        if any("parameterNodeWrapper" in ast.unparse(d) for d in cls.decorator_list):
+            fields |= {s.target.id for s in cls.body if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)}
+    return fields
+
+
+@pytest.mark.parametrize("mod", MODULES)
+def test_ui_parameter_bindings_match_the_parameter_node(mod):
+    """Every ``SlicerParameterName`` in the .ui is a parameter-node field and every field is bound
+    (``connectGui`` silently ignores a misspelt name)."""
+    root = ET.parse(REPO / mod / "Resources" / "UI" / f"{mod}.ui").getroot()
+    bound = {p.findtext("string") for p in root.iter("property") if p.get("name") == "SlicerParameterName"}
+    fields = _parameter_node_fields(ast.parse((REPO / mod / f"{mod}.py").read_text()))
+    assert not bound - fields, f"{mod}.ui binds {sorted(bound - fields)}, not fields of the parameter node {sorted(fields)}"
+    assert not fields - bound, f"{mod} parameter-node fields {sorted(fields - bound)} have no widget in {mod}.ui"
+
+
+@pytest.mark.parametrize("mod", MODULES)
+def test_self_test_passes_every_argument(mod):
+    """The module's self-test calls each shared test function with as many arguments as it takes
+    (pytest fixtures are not there to fill the gaps inside Slicer)."""
+    tree = ast.parse((REPO / mod / f"{mod}.py").read_text())
+    test_class = next(n for n in tree.body if isinstance(n, ast.ClassDef)
+                      and any(getattr(b, "id", "") == "ScriptedLoadableModuleTest" for b in n.bases))
+    defs = {}
+    for path in (REPO / "Testing").rglob("test_*.py"):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                defs.setdefault(node.name, []).append(node)
+    for call in (n for n in ast.walk(test_class) if isinstance(n, ast.Call)):
+        name = getattr(call.func, "attr", getattr(call.func, "id", ""))
+        if not name.startswith("test_") or name not in defs:
+            continue
+        wanted = {len(d.args.args) - len(d.args.defaults) for d in defs[name]}
+        assert len(call.args) + len(call.keywords) in wanted, (
+            f"{mod} self-test calls {name} with {len(call.args) + len(call.keywords)} argument(s); it takes {wanted}")
+
+
+@pytest.mark.parametrize("mod", MODULES)
+def test_logic_imports_no_qt(mod):
+    """The Logic (``<Module>Lib``) runs headless: no qt or ctk imports at module level."""
+    for path in sorted((REPO / mod / f"{mod}Lib").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in tree.body:
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            bad = [n for n in names if n.split(".")[0] in ("qt", "ctk")]
+            assert not bad, f"{path.relative_to(REPO)} imports {bad} at module level; the Logic must run headless"

@@ -1,2 +1,2 @@
 """Logic of the TAOActivity module (no Qt: tested headless on a real MRML scene)."""
-from .tao_logic import TAOActivityLogic, TAOOutputs  # noqa: F401
+from .tao_logic import TAOActivityLogic, TAOOutputs, TAOResultError, read_result  # noqa: F401
