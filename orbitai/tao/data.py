@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from multiprocessing import get_context
@@ -58,6 +59,13 @@ def _init_worker() -> None:
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)   # one case per core
 
 
+def _map_cases(cases: list[Case], workers: int) -> list:
+    if workers == 1:
+        return [_case_eyes(c) for c in cases]
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker) as pool:
+        return list(pool.map(_case_eyes, cases, chunksize=4))
+
+
 def prepare_eyes(cases: list[Case], progress: Optional[ProgressCallback] = None,
                  cache: Optional[Path] = None, workers: Optional[int] = None) -> EyeSamples:
     """Preprocess every case's eyes (the manifest's segmentation places the crops), ``workers``
@@ -70,24 +78,22 @@ def prepare_eyes(cases: list[Case], progress: Optional[ProgressCallback] = None,
                 return EyeSamples(z["x"], z["y"], z["case_ids"].tolist(), z["sides"].tolist())
     xs, ys, ids, sides = [], [], [], []
     workers = max(1, min(workers or os.cpu_count() or 1, len(cases)))
-    if workers > 1:
-        pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker)
-        results = pool.map(_case_eyes, cases, chunksize=4)
-    else:
-        pool, results = None, map(_case_eyes, cases)
+    if len(cases) < 8 * workers:    # a pool's start-up costs more than it saves on a few cases
+        workers = 1
     try:
-        for n, (case, (arrays, case_sides, label, warnings)) in enumerate(zip(cases, results), start=1):
-            xs += arrays
-            ys += [label] * len(arrays)
-            ids += [case.case_id] * len(arrays)
-            sides += case_sides
-            for w in warnings:
-                log.warning("%s: %s", case.case_id, w)
-            if progress:
-                progress(n, len(cases), f"preprocessed {case.case_id}")
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+        results = _map_cases(cases, workers)
+    except (BrokenProcessPool, OSError) as exc:   # e.g. no way to start worker processes here
+        log.warning("parallel preprocessing unavailable (%s); preprocessing one case at a time", exc)
+        results = [_case_eyes(c) for c in cases]
+    for n, (case, (arrays, case_sides, label, warnings)) in enumerate(zip(cases, results), start=1):
+        xs += arrays
+        ys += [label] * len(arrays)
+        ids += [case.case_id] * len(arrays)
+        sides += case_sides
+        for w in warnings:
+            log.warning("%s: %s", case.case_id, w)
+        if progress:
+            progress(n, len(cases), f"preprocessed {case.case_id}")
     out = EyeSamples(np.stack(xs).astype(np.float32), np.array(ys, np.int64), ids, sides)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
