@@ -84,3 +84,15 @@ def test_train_and_evaluate_small_cohort(tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("case_id,image\nx,missing.nrrd\n")
     assert main(["tao", "train", "--manifest", str(bad), "--out", str(tmp_path / "b2")]) == 2
+
+
+def test_cross_validation_reports_mean_sd(tmp_path):
+    man = write_cohort("tao", 8, 777070, tmp_path / "cohort", montage_cases=0)
+    out = tmp_path / "cv"
+    assert main(["tao", "cv", "--manifest", str(man), "--network", "B", "--folds", "2", "--runs", "2",
+                 "--epochs", "1", "--device", "cpu", "--out", str(out)]) == 0
+    cv = json.loads((out / "cv.json").read_text())
+    assert len(cv["per_fold"]) == 4 and {f["run"] for f in cv["per_fold"]} == {0, 1}
+    aucs = [f["auc"] for f in cv["per_fold"]]
+    assert cv["mean_sd"]["auc"][0] == pytest.approx(np.mean(aucs))
+    assert cv["mean_sd"]["auc"][1] == pytest.approx(np.std(aucs, ddof=1))
