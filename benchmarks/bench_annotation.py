@@ -100,6 +100,27 @@ def quality(cases, notes):
     }
 
 
+def autocorrect_other_phantoms(standin, notes, seeds=(1, 2)):
+    """AutoCorrection's two figures on further phantoms (other spacing, noise and anatomy draws):
+    robustness notes beside the headline phantom (seed 0)."""
+    out = {}
+    for seed in seeds:
+        _, sides, _ = phantom_cases(standin, seed=seed)
+        gain, loss = [], []
+        for side in ("left", "right"):
+            image, labels = sides[side]
+            a, sp, lab = image.array.astype(np.float32), image.spacing, labels.array
+            for v in (EYE[side], ON[side]) + RECTI[side]:
+                truth = lab == v
+                bad = A.rough_mask(truth)
+                gain.append(A.dice(A.autocorrect(a, sp, bad).mask, truth) - A.dice(bad, truth))
+                loss.append(1.0 - A.dice(A.autocorrect(a, sp, truth).mask, truth))
+        out[f"seed_{seed}"] = {"spacing_xyz_mm": [round(float(v), 3) for v in sides["left"][0].spacing],
+                               "autocorrect_dice_gain": round(min(gain), 4),
+                               "autocorrect_dice_loss_on_truth": round(max(loss), 4)}
+    notes["autocorrect_other_phantoms"] = out
+
+
 def latency(full, notes, naive: bool = True):
     image, labels = full                                              # 64 x 256 x 256 (k, j, i)
     a, sp, lab = image.array.astype(np.float32), image.spacing, labels.array
@@ -169,6 +190,7 @@ def main(naive: bool = True) -> Path:
         "smartpencil_dice_rectus": "best rectus over both orbits (the bar asks for a rectus muscle); _min is the worst",
     }
     metrics = quality(sides, notes)
+    autocorrect_other_phantoms(standin, notes)
     metrics.update(latency(full, notes, naive))
     targets = {
         "smartpencil_click_ms": "<= 50", "superpixel_precompute_s": "<= 3", "smartfill_preview_s": "<= 1",

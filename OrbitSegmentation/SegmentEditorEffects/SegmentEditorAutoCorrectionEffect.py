@@ -40,13 +40,17 @@ class SegmentEditorAutoCorrectionEffect(OrbitEffectBase):
         self.scriptedEffect.addOptionsWidget(self.holesCheck)
         self.largestCheck = qt.QCheckBox("Keep only the largest island")
         self.scriptedEffect.addOptionsWidget(self.largestCheck)
+        self.shiftCheck = qt.QCheckBox("Move the border also where no edge is visible")
+        self.shiftCheck.toolTip = ("Where the segment touches tissue of its own intensity, move its border as far as "
+                                   "it moved at the visible edges around it (a second cut).")
+        self.scriptedEffect.addOptionsWidget(self.shiftCheck)
         self.applyButton = qt.QPushButton("Apply")
         self.scriptedEffect.addOptionsWidget(self.applyButton)
         self.addStatusLabel()
         self.applyButton.connect("clicked()", self.onApply)
         for s in (self.distanceSlider, self.stiffnessSlider):
             s.connect("valueChanged(double)", self.updateMRMLFromGUI)
-        for c in (self.holesCheck, self.largestCheck):
+        for c in (self.holesCheck, self.largestCheck, self.shiftCheck):
             c.connect("toggled(bool)", self.updateMRMLFromGUI)
 
     def setMRMLDefaults(self):
@@ -54,15 +58,17 @@ class SegmentEditorAutoCorrectionEffect(OrbitEffectBase):
         self.scriptedEffect.setParameterDefault("Stiffness", 3.0)
         self.scriptedEffect.setParameterDefault("FillHoles", 1)
         self.scriptedEffect.setParameterDefault("KeepLargest", 0)
+        self.scriptedEffect.setParameterDefault("ConsistentShift", 1)
 
     def updateGUIFromMRML(self):
-        widgets = (self.distanceSlider, self.stiffnessSlider, self.holesCheck, self.largestCheck)
+        widgets = (self.distanceSlider, self.stiffnessSlider, self.holesCheck, self.largestCheck, self.shiftCheck)
         for w in widgets:
             w.blockSignals(True)
         self.distanceSlider.value = self.scriptedEffect.doubleParameter("MaxDistanceMm")
         self.stiffnessSlider.value = self.scriptedEffect.doubleParameter("Stiffness")
         self.holesCheck.checked = bool(self.scriptedEffect.integerParameter("FillHoles"))
         self.largestCheck.checked = bool(self.scriptedEffect.integerParameter("KeepLargest"))
+        self.shiftCheck.checked = bool(self.scriptedEffect.integerParameter("ConsistentShift"))
         for w in widgets:
             w.blockSignals(False)
 
@@ -71,6 +77,7 @@ class SegmentEditorAutoCorrectionEffect(OrbitEffectBase):
         self.scriptedEffect.setParameter("Stiffness", self.stiffnessSlider.value)
         self.scriptedEffect.setParameter("FillHoles", int(self.holesCheck.checked))
         self.scriptedEffect.setParameter("KeepLargest", int(self.largestCheck.checked))
+        self.scriptedEffect.setParameter("ConsistentShift", int(self.shiftCheck.checked))
 
     def onApply(self):
         why = self.ready()
@@ -85,7 +92,8 @@ class SegmentEditorAutoCorrectionEffect(OrbitEffectBase):
                 max_distance_mm=self.scriptedEffect.doubleParameter("MaxDistanceMm"),
                 stay_cost=self.scriptedEffect.doubleParameter("Stiffness"),
                 fill_holes=bool(self.scriptedEffect.integerParameter("FillHoles")),
-                keep_largest=bool(self.scriptedEffect.integerParameter("KeepLargest")))
+                keep_largest=bool(self.scriptedEffect.integerParameter("KeepLargest")),
+                shift_sigma_mm=3.0 if self.scriptedEffect.integerParameter("ConsistentShift") else None)
         except annotate.AnnotationError as exc:
             self.say(str(exc))
             return
