@@ -92,8 +92,30 @@ def occlusion(tmp: Path, metrics: dict, notes: dict) -> None:
         metrics[f"occlusion_loop_s_{short}"] = t_slow
         metrics[f"occlusion_speedup_{short}"] = t_slow / t_fast
         metrics[f"occlusion_max_abs_diff_{short}"] = float(abs(fast - slow).max())
+        notes[f"stage_ms_per_input_batch64_{short}"] = _stage_times(model, x)
     notes["occlusion"] = (f"one 5x128x128 network input of a T2 phantom, patch {OCCLUSION_PATCH}, stride {OCCLUSION_STRIDE} "
                           f"({((128 - OCCLUSION_PATCH) // OCCLUSION_STRIDE + 1) ** 2} occluded inputs), batch 64, CPU")
+
+
+def _stage_times(model, x, batch: int = 64, rounds: int = 3) -> dict:
+    """Forward time per input (ms) by feature-map size, batched: where an occluding patch could save
+    work (the early, large maps, which a patch changes only locally) and where it cannot."""
+    feats = list(model.features)
+    xb = x.expand(batch, -1, -1, -1).contiguous()
+    best: dict = {}
+    with torch.no_grad():
+        for _ in range(rounds):
+            h, times = xb, {}
+            for m in feats:
+                t0 = time.perf_counter()
+                h = m(h)
+                key = f"{h.shape[-1]}px_out"
+                times[key] = times.get(key, 0.0) + time.perf_counter() - t0
+            t0 = time.perf_counter()
+            model.head(h)
+            times["head"] = time.perf_counter() - t0
+            best = {k: min(v, best.get(k, float("inf"))) for k, v in times.items()}
+    return {k: round(1000 * v / batch, 3) for k, v in best.items()}
 
 
 class _MuscleEvidence(torch.nn.Module):
