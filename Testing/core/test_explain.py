@@ -79,3 +79,73 @@ def test_training_flag_restored_and_bad_input():
         occlusion_map(model, torch.rand(2, 3, 16, 16), 1, 4, 4)
     with pytest.raises(ValueError, match="leaves gaps"):
         occlusion_map_loop(model, x, 1, 4, 8)
+
+
+# ---------------------------------------------------------------- incremental occlusion
+def _tao_net(name, width=4):
+    """A TAO network with seeded weights and batch-norm statistics taken from seeded inputs (as
+    training would), so that occluding a patch moves the probability."""
+    from orbitai.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(name, in_channels=5, n_classes=2, base_channels=width)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = None
+    with torch.no_grad():
+        model.train()
+        for _ in range(3):
+            model(torch.randn(8, 5, 64, 64))
+    return model.eval()
+
+
+@pytest.mark.parametrize("name", ["tao_network_a", "tao_network_b"])
+@pytest.mark.parametrize("patch, stride", [(16, 8), (12, 7), ((9, 14), (5, 6))])
+def test_incremental_equals_loop_on_the_tao_networks(name, patch, stride):
+    from orbitai.explain.incremental import supports
+
+    model = _tao_net(name)
+    assert supports(model)
+    x = torch.randn(1, 5, 64, 64, generator=torch.Generator().manual_seed(1))
+    inc = occlusion_map(model, x, 1, patch, stride, batch_size=5, method="incremental")
+    ref = occlusion_map_loop(model, x, 1, patch, stride)
+    assert np.abs(ref).max() > 1e-3                     # the map is not trivially zero
+    assert np.abs(inc - ref).max() <= 1e-5
+    assert np.abs(np.take(ref, -1, axis=1)).max() > 0   # far edge covered
+
+
+def test_incremental_switches_to_whole_maps_at_an_unsupported_layer():
+    class Odd(nn.Module):                               # not one of the supported layers
+        def forward(self, x):
+            return x * torch.sigmoid(x)
+
+    model = _tao_net("tao_network_b")
+    model.features.insert(3, Odd())                     # after the stem's conv, BN, ReLU
+    x = torch.randn(1, 5, 64, 64, generator=torch.Generator().manual_seed(2))
+    inc = occlusion_map(model, x, 0, 16, 8, method="incremental")
+    assert np.abs(inc - occlusion_map_loop(model, x, 0, 16, 8)).max() <= 1e-5
+
+
+def test_auto_method_and_clear_errors_and_model_untouched():
+    from orbitai.explain.incremental import supports
+
+    region_model = _seeded(2, (slice(0, 8), slice(0, 8)))
+    assert not supports(region_model)                   # forward is not head(features(x))
+    x = torch.rand(1, 3, 16, 16)
+    with pytest.raises(ValueError, match="method='batched'"):
+        occlusion_map(region_model, x, 1, 4, 4, method="incremental")
+    with pytest.raises(ValueError, match="method must be"):
+        occlusion_map(region_model, x, 1, 4, 4, method="fast")
+    auto = occlusion_map(region_model, x, 1, 4, 4)      # falls back to captum batching
+    assert np.abs(auto - occlusion_map_loop(region_model, x, 1, 4, 4)).max() <= 1e-5
+
+    model = _tao_net("tao_network_a").train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    layouts = [p.is_contiguous() for p in model.parameters()]
+    xt = torch.randn(1, 5, 64, 64)
+    a = occlusion_map(model, xt, 1, 16, 8)              # auto: incremental
+    b = occlusion_map(model, xt, 1, 16, 8, method="batched")
+    assert np.abs(a - b).max() <= 1e-5
+    assert model.training                               # flag restored
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert layouts == [p.is_contiguous() for p in model.parameters()]   # no channels-last left behind

@@ -14,6 +14,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from orbitai.explain.incremental import window_starts
+
 
 def _window(x: torch.Tensor, patch: int | Sequence[int], stride: int | Sequence[int]):
     nsp = x.ndim - 2
@@ -51,16 +53,34 @@ class _eval_mode:
 
 
 def occlusion_map(model: torch.nn.Module, x: torch.Tensor, target: int, patch: int | Sequence[int] = 16,
-                  stride: int | Sequence[int] = 8, baseline: float = 0.0, batch_size: int = 64) -> np.ndarray:
+                  stride: int | Sequence[int] = 8, baseline: float = 0.0, batch_size: int = 64,
+                  method: str = "auto") -> np.ndarray:
     """Occlusion map over the spatial grid of ``x`` (1, C, ...), ``batch_size`` occluded copies per
-    forward pass (captum's :class:`~captum.attr.Occlusion`, which computes exactly the definition above)."""
-    from captum.attr import Occlusion
+    forward pass.
+
+    ``method``: ``"incremental"`` reuses the unoccluded activations and recomputes only what each
+    patch changes (2D models that :func:`orbitai.explain.incremental.supports`, e.g. the TAO
+    networks); ``"batched"`` runs every occluded copy through the whole model (captum's
+    :class:`~captum.attr.Occlusion`); ``"auto"`` takes the first that applies. Both compute exactly
+    the definition above.
+    """
+    from orbitai.explain.incremental import incremental_occlusion, supports
 
     patch, stride = _window(x, patch, stride)
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
-    c = x.shape[1]
+    if method not in ("auto", "incremental", "batched"):
+        raise ValueError(f"method must be 'auto', 'incremental' or 'batched', got {method!r}.")
+    can = x.ndim == 4 and supports(model)
+    if method == "incremental" and not can:
+        raise ValueError("Incremental occlusion needs a 2D model whose forward is head(features(x)) of supported "
+                         "layers (see orbitai.explain.incremental); use method='batched'.")
     with _eval_mode(model), torch.no_grad():
+        if can and method != "batched":
+            return incremental_occlusion(model, x, int(target), patch, stride, baseline, int(batch_size))
+        from captum.attr import Occlusion
+
+        c = x.shape[1]
         attr = Occlusion(_Prob(model)).attribute(
             x, sliding_window_shapes=(c, *patch), strides=(c, *stride), baselines=baseline, target=int(target),
             perturbations_per_eval=int(batch_size))
@@ -74,12 +94,10 @@ def occlusion_map_loop(model: torch.nn.Module, x: torch.Tensor, target: int, pat
     shape = x.shape[2:]
     total = torch.zeros(shape, dtype=torch.float64)
     count = torch.zeros(shape, dtype=torch.float64)
-    # 0, s, ..., ceil((n - p) / s) * s: the last window may be cut by the edge (slicing clips it)
-    starts = [range(0, -(-(n - p) // s) * s + 1, s) for n, p, s in zip(shape, patch, stride)]
     prob = _Prob(model)
     with _eval_mode(model), torch.no_grad():
         p0 = float(prob(x)[0, target])
-        for corner in np.stack(np.meshgrid(*starts, indexing="ij"), -1).reshape(-1, len(shape)):
+        for corner in window_starts(shape, patch, stride):      # the last may be cut by the edge
             sl = tuple(slice(int(a), int(a) + p) for a, p in zip(corner, patch))
             occluded = x.clone()
             occluded[(0, slice(None)) + sl] = baseline

@@ -61,6 +61,9 @@ class _Head(nn.Module):
 class TAONet(nn.Module):
     """Feature extractor + fully connected head; ``cam_layer`` is the last feature block."""
 
+    #: forward is head(features(x)): lets orbitai.explain reuse unoccluded activations
+    forward_is_head_of_features = True
+
     def __init__(self, features: nn.Sequential, cam_layer: nn.Module, channels: int, base: int,
                  n_classes: int, dropout: float, network: str):
         super().__init__()
