@@ -72,7 +72,7 @@ def speed(tmp: Path, metrics: dict, notes: dict) -> None:
                         "and reading/writing files")
 
 
-def occlusion(tmp: Path, metrics: dict, notes: dict, rounds: int = 3) -> None:
+def occlusion(tmp: Path, metrics: dict, notes: dict, rounds: int = 5) -> None:
     """The product's occlusion (``occlusion_map``: incremental, 64 occluded copies per pass) against
     the plain one-patch-at-a-time loop, and captum's batching of whole copies for comparison; same
     model, input, no-grad settings; interleaved, best of ``rounds``, after a warm-up."""
