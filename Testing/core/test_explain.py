@@ -149,3 +149,19 @@ def test_auto_method_and_clear_errors_and_model_untouched():
     assert model.training                               # flag restored
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert layouts == [p.is_contiguous() for p in model.parameters()]   # no channels-last left behind
+
+
+def test_only_declared_residual_blocks_are_recomputed_incrementally():
+    from orbitai.explain.incremental import _supported
+    from orbitai.models.tao_nets import ResBlock
+
+    class LooksResidual(nn.Module):                     # has body and act, but forward is something else
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1))
+            self.act = nn.ReLU()
+
+        def forward(self, x):
+            return self.act(self.body(x) - x)
+
+    assert _supported(ResBlock(4)) and not _supported(LooksResidual())

@@ -13,9 +13,9 @@ network; neither reuses the unoccluded activations.
 
 Supported modules: ``Conv2d`` (dilation 1), ``BatchNorm2d`` in eval mode, ``ReLU``, ``MaxPool2d``
 (no padding, floor mode), ``Dropout``/``Identity`` (eval), ``Sequential`` of these, and residual
-blocks with ``body`` (a ``Sequential`` of these) and ``act`` computing ``act(x + body(x))``. The
-model must be ``head(features(x))`` with ``features`` a ``Sequential``; :func:`supports` says
-whether a model qualifies.
+blocks that declare ``forward_is_act_of_x_plus_body`` (``body`` a ``Sequential`` of these, ``act``
+a ReLU). The model must declare ``forward_is_head_of_features`` with ``features`` a ``Sequential``;
+:func:`supports` says whether a model qualifies.
 """
 from __future__ import annotations
 
@@ -31,7 +31,9 @@ _POINTWISE = (nn.BatchNorm2d, nn.ReLU, nn.Dropout, nn.Identity)
 
 
 def _is_residual(m: nn.Module) -> bool:
-    return isinstance(getattr(m, "body", None), nn.Sequential) and isinstance(getattr(m, "act", None), nn.Module)
+    """A block that declares ``forward_is_act_of_x_plus_body``: its forward is ``act(x + body(x))``."""
+    return (bool(getattr(m, "forward_is_act_of_x_plus_body", False)) and isinstance(getattr(m, "body", None), nn.Sequential)
+            and isinstance(getattr(m, "act", None), nn.Module))
 
 
 def _supported(m: nn.Module) -> bool:

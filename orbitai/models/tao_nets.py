@@ -29,6 +29,9 @@ def _conv_bn_relu(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
 class ResBlock(nn.Module):
     """Two 3x3 conv (BN between conv and ReLU) plus the identity path."""
 
+    #: forward is act(x + body(x)): lets orbitai.explain recompute it on a patch's footprint
+    forward_is_act_of_x_plus_body = True
+
     def __init__(self, channels: int):
         super().__init__()
         self.body = nn.Sequential(
