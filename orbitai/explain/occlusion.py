@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from orbitai.explain.incremental import window_starts
+from orbitai.explain.incremental import incremental_occlusion, supports, window_starts
 
 
 def _window(x: torch.Tensor, patch: int | Sequence[int], stride: int | Sequence[int]):
@@ -64,8 +64,6 @@ def occlusion_map(model: torch.nn.Module, x: torch.Tensor, target: int, patch: i
     :class:`~captum.attr.Occlusion`); ``"auto"`` takes the first that applies. Both compute exactly
     the definition above.
     """
-    from orbitai.explain.incremental import incremental_occlusion, supports
-
     patch, stride = _window(x, patch, stride)
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
