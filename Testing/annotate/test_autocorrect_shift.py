@@ -68,7 +68,7 @@ def test_too_small_mask_grows_back(globe):
     assert dice(grown, truth) - dice(small, truth) >= 0.03
 
 
-def test_shift_option_is_validated_and_optional(globe):
+def test_shift_is_off_for_zero_or_none(globe):
     img, truth, _ = globe
     a = autocorrect(img, SPACING, truth, shift_sigma_mm=0).mask
     b = autocorrect(img, SPACING, truth, shift_sigma_mm=None).mask

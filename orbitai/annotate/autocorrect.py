@@ -110,7 +110,7 @@ def _border_shift(drawn, moved, band, sk, sigma_mm, max_mm):
     vv = float(np.prod(sk))
     g = sigma_mm / sk
     w = band.astype(np.float32)
-    dv = (moved.astype(np.float32) - drawn.astype(np.float32)) * w * np.float32(vv)
+    dv = (moved.astype(np.float32) - drawn.astype(np.float32)) * np.float32(vv)
     sm = ndi.gaussian_filter(drawn.astype(np.float32), 1.0, mode="constant")
     area = np.sqrt(sum(gr * gr for gr in np.gradient(sm, *sk))).astype(np.float32) * np.float32(vv) * w
     num = ndi.gaussian_filter(dv, g, mode="constant")

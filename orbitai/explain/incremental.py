@@ -20,7 +20,7 @@ a ReLU). The model must declare ``forward_is_head_of_features`` with ``features`
 from __future__ import annotations
 
 import copy
-from typing import Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -58,13 +58,26 @@ def supports(model: nn.Module) -> bool:
             and len(feats) > 0 and isinstance(getattr(model, "head", None), nn.Module) and _supported(feats[0]))
 
 
-class _Tiles:
+class _Tiles(NamedTuple):
     """New values of every occluded copy on a box of the same size: ``v`` (n, C, h, w), box corners
     ``y``/``x`` (n,) in the coordinates of the current feature map, which may reach past its edges
     (entries there are meaningless and read as zero padding)."""
 
-    def __init__(self, v: torch.Tensor, y: torch.Tensor, x: torch.Tensor):
-        self.v, self.y, self.x = v, y, x
+    v: torch.Tensor
+    y: torch.Tensor
+    x: torch.Tensor
+
+
+def _once(memo: dict, m: nn.Module, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """The unoccluded output of ``m``: computed for the first batch of copies, reused after."""
+    if id(m) not in memo:
+        memo[id(m)] = compute()
+    return memo[id(m)]
+
+
+def _unoccluded(m: nn.Module, base: torch.Tensor, memo: dict) -> torch.Tensor:
+    # an in-place layer gets a copy: its input is kept in the memo too
+    return _once(memo, m, lambda: m(base.clone() if getattr(m, "inplace", False) else base))
 
 
 def _gather(base: torch.Tensor, y: torch.Tensor, x: torch.Tensor, h: int, w: int, margin: int) -> torch.Tensor:
@@ -105,12 +118,11 @@ def _overlay(base: torch.Tensor, t: _Tiles, y: torch.Tensor, x: torch.Tensor, h:
     return crop
 
 
-def _window_op(m: nn.Module, base: torch.Tensor, t: _Tiles) -> tuple[torch.Tensor, _Tiles]:
+def _window_op(m: nn.Module, base: torch.Tensor, t: _Tiles, memo: dict) -> tuple[torch.Tensor, _Tiles]:
     """A convolution or max pool on the footprint of the tiles."""
     k = m.kernel_size if isinstance(m.kernel_size, tuple) else (m.kernel_size,) * 2
     s = m.stride if isinstance(m.stride, tuple) else (m.stride,) * 2
     p = m.padding if isinstance(m.padding, tuple) else (m.padding,) * 2
-    out_base = m(base)
     h, w = t.v.shape[-2:]
     # outputs whose window meets the tile: ceil((a + p - k + 1) / s) .. floor((a + size - 1 + p) / s)
     oy = -((-(t.y + p[0] - k[0] + 1)) // s[0])
@@ -122,24 +134,25 @@ def _window_op(m: nn.Module, base: torch.Tensor, t: _Tiles) -> tuple[torch.Tenso
         v = F.conv2d(crop, m.weight, m.bias, s, 0, 1, m.groups)
     else:
         v = F.max_pool2d(crop, k, s, 0)
-    return out_base, _Tiles(v, oy, ox)
+    return _unoccluded(m, base, memo), _Tiles(v, oy, ox)
 
 
-def _step(m: nn.Module, base: torch.Tensor, t: _Tiles) -> tuple[torch.Tensor, _Tiles]:
-    """Apply ``m`` to the unoccluded map ``base`` and to the tiles; returns both results."""
+def _step(m: nn.Module, base: torch.Tensor, t: _Tiles, memo: dict) -> tuple[torch.Tensor, _Tiles]:
+    """Apply ``m`` to the unoccluded map ``base`` (once per call, ``memo``) and to the tiles;
+    returns both results."""
     if isinstance(m, (nn.Conv2d, nn.MaxPool2d)):
-        return _window_op(m, base, t)
+        return _window_op(m, base, t, memo)
     if isinstance(m, _POINTWISE):
-        return m(base), _Tiles(m(t.v), t.y, t.x)
+        return _unoccluded(m, base, memo), _Tiles(m(t.v), t.y, t.x)
     if isinstance(m, nn.Sequential):
         for c in m:
-            base, t = _step(c, base, t)
+            base, t = _step(c, base, t, memo)
         return base, t
     if _is_residual(m):
-        body_base, bt = _step(m.body, base, t)
+        body_base, bt = _step(m.body, base, t, memo)
         h, w = bt.v.shape[-2:]
         skip = _overlay(base, t, bt.y, bt.x, h, w)
-        return m.act(base + body_base), _Tiles(m.act(skip + bt.v), bt.y, bt.x)
+        return _once(memo, m, lambda: m.act(base + body_base)), _Tiles(m.act(skip + bt.v), bt.y, bt.x)
     raise TypeError(f"incremental occlusion does not support {type(m).__name__}")
 
 
@@ -168,6 +181,7 @@ def incremental_occlusion(model: nn.Module, x: torch.Tensor, target: int, patch:
     feats = list(model.features)
     p0 = float(torch.softmax(model.head(model.features(x)), 1)[0, target])
     rest: dict[int, nn.Module] = {}      # channels-last copies of what runs on whole maps (faster on CPU)
+    memo: dict[int, torch.Tensor] = {}   # unoccluded activations, by module
     for b0 in range(0, len(corners), batch_size):
         cb = corners[b0:b0 + batch_size]
         n = len(cb)
@@ -177,7 +191,7 @@ def incremental_occlusion(model: nn.Module, x: torch.Tensor, target: int, patch:
         base, h = x, None
         for i, m in enumerate(feats):
             if h is None and _supported(m):
-                base, t = _step(m, base, t)
+                base, t = _step(m, base, t, memo)
                 if t.v.shape[-2] * t.v.shape[-1] > switch_fraction * base.shape[-2] * base.shape[-1]:
                     h = _full(base, t).contiguous(memory_format=torch.channels_last)
                 continue
