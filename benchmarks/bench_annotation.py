@@ -65,14 +65,23 @@ def phantom_cases(standin, seed=0):
 
 
 def quality(cases, notes):
-    per = {"smartfill": {}, "smartpencil": {}, "autocorrect_gain": {}, "autocorrect_loss": {}}
+    per = {"smartfill": {}, "smartfill_nearest_stroke_bound": {}, "smartpencil": {}, "autocorrect_gain": {},
+           "autocorrect_loss": {}}
     for side in ("left", "right"):
         image, labels = cases[side]
         a, sp, lab = image.array.astype(np.float32), image.spacing, labels.array
         for v in (EYE[side],) + RECTI[side]:
             truth = lab == v
-            mask, _, _ = A.interactive_fill(lambda f, b: A.smartfill(a, sp, f, b).mask, truth, sp, 3)
+            tried = []
+
+            def fill(f, b):
+                tried.append((f, b))
+                return A.smartfill(a, sp, f, b).mask
+
+            mask, _, _ = A.interactive_fill(fill, truth, sp, 3)
             per["smartfill"][ORBIT_LABELS[v].name] = A.dice(mask, truth)
+            if v in RECTI[side]:
+                per["smartfill_nearest_stroke_bound"][ORBIT_LABELS[v].name] = nearest_stroke_bound(a, lab, v, sp, tried)
         cache = A.SuperpixelCache()
         for v in RECTI[side]:
             truth = lab == v
@@ -91,11 +100,38 @@ def quality(cases, notes):
     return {
         "smartfill_dice_eyeball": min(sf["eyeball_left"], sf["eyeball_right"]),
         "smartfill_dice_rectus_min": min(x for n, x in sf.items() if "rectus" in n),
+        "smartfill_nearest_stroke_bound_rectus_min": min(per["smartfill_nearest_stroke_bound"].values()),
         "smartpencil_dice_rectus": max(per["smartpencil"].values()),
         "smartpencil_dice_rectus_min": min(per["smartpencil"].values()),
         "autocorrect_dice_gain": min(per["autocorrect_gain"].values()),
         "autocorrect_dice_loss_on_truth": max(per["autocorrect_loss"].values()),
     }
+
+
+def nearest_stroke_bound(a, lab, v, sp, tried) -> float:
+    """Best Dice any tool could reach from the strokes the simulated annotator tried for structure
+    ``v`` if it knew the truth region of ``v`` and of the labelled structures of ``v``'s intensity
+    touching it (over 5 % of its surface, median within one SD: for the superior rectus, the
+    levator) and split that region between object and background strokes by the nearest stroke
+    (no background stroke: the whole region). A bound for tools that separate same-intensity structures by where
+    the strokes are, not for tools that bring shape knowledge."""
+    from scipy import ndimage as ndi
+
+    from orbitai.annotate._common import spacing_kji
+
+    truth = lab == v
+    shell = ndi.binary_dilation(truth) & ~truth
+    vals, counts = np.unique(lab[shell], return_counts=True)
+    mid, sd = float(np.median(a[truth])), float(a[truth].std())
+    region = truth | np.isin(lab, [u for u, c in zip(vals, counts) if u not in (0, v) and c >= 0.05 * shell.sum()
+                                   and abs(float(np.median(a[lab == u])) - mid) < sd])
+    sk = spacing_kji(sp)
+    best = 0.0
+    for f, b in tried:
+        split = region if b is None else region & (ndi.distance_transform_edt(~f, sampling=sk)
+                                                   < ndi.distance_transform_edt(~b, sampling=sk))
+        best = max(best, A.dice(split, truth))
+    return best
 
 
 def autocorrect_figures(a, sp, lab, side):
@@ -195,6 +231,10 @@ def main(naive: bool = True) -> Path:
                       "the view where they come out longest, then 1 correction stroke on the preview's largest "
                       "error, or a third object stroke if that correction made it worse); clicks at the largest error"),
         "smartpencil_dice_rectus": "best rectus over both orbits (the bar asks for a rectus muscle); _min is the worst",
+        "smartfill_nearest_stroke_bound": ("per rectus, the best Dice that splitting the truth region of the muscle and "
+                                           "of the labelled structures of the same intensity touching it (the levator "
+                                           "for the superior rectus) by nearest object/background stroke gives from the strokes the "
+                                           "simulated annotator tried: what stroke position alone can separate"),
     }
     metrics = quality(sides, notes)
     autocorrect_other_phantoms(standin, notes)
