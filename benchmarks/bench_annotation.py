@@ -113,8 +113,8 @@ def nearest_stroke_bound(a, lab, v, sp, tried) -> float:
     ``v`` if it knew the truth region of ``v`` and of the labelled structures of ``v``'s intensity
     touching it (over 5 % of its surface, median within one SD: for the superior rectus, the
     levator) and split that region between object and background strokes by the nearest stroke
-    (no background stroke: the whole region). A bound for tools that separate same-intensity structures by where
-    the strokes are, not for tools that bring shape knowledge."""
+    (no background stroke: the whole region). A bound for tools that separate same-intensity
+    structures by where the strokes are, not for tools that bring shape knowledge."""
     from scipy import ndimage as ndi
 
     from orbitai.annotate._common import spacing_kji
@@ -233,8 +233,9 @@ def main(naive: bool = True) -> Path:
         "smartpencil_dice_rectus": "best rectus over both orbits (the bar asks for a rectus muscle); _min is the worst",
         "smartfill_nearest_stroke_bound": ("per rectus, the best Dice that splitting the truth region of the muscle and "
                                            "of the labelled structures of the same intensity touching it (the levator "
-                                           "for the superior rectus) by nearest object/background stroke gives from the strokes the "
-                                           "simulated annotator tried: what stroke position alone can separate"),
+                                           "for the superior rectus) by nearest object/background stroke gives "
+                                           "from the strokes the simulated annotator tried: what stroke position "
+                                           "alone can separate"),
     }
     metrics = quality(sides, notes)
     autocorrect_other_phantoms(standin, notes)

@@ -85,9 +85,6 @@ def fit(tmp: Path, metrics: dict, notes: dict, n_cases: int = 60, n_oracle: int 
                     f"{len(y_latent)} eyes of the same cohort")
 
 
-_SIDES = {"right": ((6, 8, 10, 12), 2), "left": ((5, 7, 9, 11), 1)}   # (recti, eyeball) label values
-
-
 def _true_mask_features(kind_seed_i_label: tuple) -> list[list[float]]:
     """Per eye (right, left): intensity features of the T2 image on the TRUE masks, in 3D. Per
     rectus and over all four: mean and median relative to the vitreous (cancels the scanner gain),
@@ -95,13 +92,16 @@ def _true_mask_features(kind_seed_i_label: tuple) -> list[list[float]]:
     import numpy as np
     from scipy import ndimage as ndi
 
+    from orbitai.labels import RECTI, label_value
     from orbitai.phantoms.cohort import make_case
 
     case = make_case(*kind_seed_i_label)
     img = case.image.array.astype(np.float64)
     lab = np.rint(case.labels.array).astype(int)
     out = []
-    for recti, eyeball in _SIDES.values():
+    for side in ("right", "left"):
+        recti = tuple(label_value(f"{r}_{side}") for r in RECTI)
+        eyeball = label_value(f"eyeball_{side}")
         ref = float(np.median(img[ndi.binary_erosion(lab == eyeball, iterations=2)]))
         f: list[float] = []
         for group in [(v,) for v in recti] + [recti]:
