@@ -50,6 +50,13 @@ def accuracy(tmp: Path, metrics: dict, notes: dict) -> None:
                                "extraocular muscle in the phantom truth, mean over active eyes")
 
 
+def _recti(side: str) -> tuple[int, ...]:
+    """Label values of the four recti of one side."""
+    from orbitai.labels import RECTI, label_value
+
+    return tuple(label_value(f"{r}_{side}") for r in RECTI)
+
+
 def fit(tmp: Path, metrics: dict, notes: dict, n_cases: int = 60, n_oracle: int = 100) -> None:
     """Is a bundle limited by fitting or by what it can see? AUC of each bundle on the first
     ``n_cases`` cases of its own training cohort (seed 3000, 800 cases, as made by ``make
@@ -67,8 +74,8 @@ def fit(tmp: Path, metrics: dict, notes: dict, n_cases: int = 60, n_oracle: int 
     y, probs, latent, y_latent = [], {k: [] for k in MODELS}, [], []
     for i in range(max(n_cases, n_oracle)):
         case = make_case("tao", 3000, i, labels[i])
-        for side in ((5, 7, 9, 11), (6, 8, 10, 12)):
-            latent.append([np.mean([case.info[k][v] for v in side]) for k in ("oedema", "fibrosis")])
+        for side in ("left", "right"):
+            latent.append([np.mean([case.info[k][v] for v in _recti(side)]) for k in ("oedema", "fibrosis")])
             y_latent.append(labels[i])
         if i >= n_cases:
             continue
@@ -92,7 +99,7 @@ def _true_mask_features(kind_seed_i_label: tuple) -> list[list[float]]:
     import numpy as np
     from scipy import ndimage as ndi
 
-    from orbitai.labels import RECTI, label_value
+    from orbitai.labels import label_value
     from orbitai.phantoms.cohort import make_case
 
     case = make_case(*kind_seed_i_label)
@@ -100,7 +107,7 @@ def _true_mask_features(kind_seed_i_label: tuple) -> list[list[float]]:
     lab = np.rint(case.labels.array).astype(int)
     out = []
     for side in ("right", "left"):
-        recti = tuple(label_value(f"{r}_{side}") for r in RECTI)
+        recti = _recti(side)
         eyeball = label_value(f"eyeball_{side}")
         ref = float(np.median(img[ndi.binary_erosion(lab == eyeball, iterations=2)]))
         f: list[float] = []
