@@ -101,13 +101,14 @@ def _tao_net(name, width=4):
 
 @pytest.mark.parametrize("name", ["tao_network_a", "tao_network_b"])
 @pytest.mark.parametrize("patch, stride", [(16, 8), (12, 7), ((9, 14), (5, 6))])
-def test_incremental_equals_loop_on_the_tao_networks(name, patch, stride):
+@pytest.mark.parametrize("batch_size", [5, 14])      # pieces of a grid row; whole rows
+def test_incremental_equals_loop_on_the_tao_networks(name, patch, stride, batch_size):
     from orbitai.explain.incremental import supports
 
     model = _tao_net(name)
     assert supports(model)
     x = torch.randn(1, 5, 64, 64, generator=torch.Generator().manual_seed(1))
-    inc = occlusion_map(model, x, 1, patch, stride, batch_size=5, method="incremental")
+    inc = occlusion_map(model, x, 1, patch, stride, batch_size=batch_size, method="incremental")
     ref = occlusion_map_loop(model, x, 1, patch, stride)
     assert np.abs(ref).max() > 1e-3                     # the map is not trivially zero
     assert np.abs(inc - ref).max() <= 1e-5
@@ -165,3 +166,14 @@ def test_only_declared_residual_blocks_are_recomputed_incrementally():
             return self.act(self.body(x) - x)
 
     assert _supported(ResBlock(4)) and not _supported(LooksResidual())
+
+
+def test_batch_norm_without_running_statistics_is_not_pointwise():
+    """Such a layer normalises with the batch's own statistics in eval mode too, so a copy's output
+    depends on the other copies: it must not be recomputed on crops or folded into a convolution."""
+    from orbitai.explain.incremental import _folded, _supported
+
+    bn = nn.BatchNorm2d(4, track_running_stats=False)
+    assert _supported(nn.BatchNorm2d(4).eval()) and not _supported(bn)
+    seq = nn.Sequential(nn.Conv2d(3, 4, 3), bn)
+    assert list(_folded(seq)) == [seq[0], bn]

@@ -6,12 +6,17 @@ inside the patch's growing footprint. The unoccluded input is run once; for ever
 only that footprint is recomputed, layer by layer, from small crops of the unoccluded activations
 with the new values laid over them. When the footprint covers most of a feature map the copies
 are completed to full maps and the rest of the network runs on them in batches. The arithmetic is
-the network's own (the same kernels on crops), so the map equals the plain loop's to rounding.
+the network's own (the same kernels on crops, each batch norm folded into the convolution before
+it), so the map equals the plain loop's to rounding.
+
+Speed on CPU: the windows of a batch form whole rows of the occlusion grid, so while their corners
+stay evenly spaced all crops of a layer are one strided view of the (padded, channels-last) map and
+are taken with one copy; everything runs channels-last, the faster layout for CPU convolutions.
 
 Why hand-written: captum and MONAI occlude by running every occluded copy through the whole
 network; neither reuses the unoccluded activations.
 
-Supported modules: ``Conv2d`` (dilation 1), ``BatchNorm2d`` in eval mode, ``ReLU``, ``MaxPool2d``
+Supported modules: ``Conv2d`` (dilation 1), ``BatchNorm2d`` in eval mode with running statistics, ``ReLU``, ``MaxPool2d``
 (no padding, floor mode), ``Dropout``/``Identity`` (eval), ``Sequential`` of these, and residual
 blocks that declare ``forward_is_act_of_x_plus_body`` (``body`` a ``Sequential`` of these, ``act``
 a ReLU). The model must declare ``forward_is_head_of_features`` with ``features`` a ``Sequential``;
@@ -26,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 _POINTWISE = (nn.BatchNorm2d, nn.ReLU, nn.Dropout, nn.Identity)
 
@@ -41,6 +47,8 @@ def _supported(m: nn.Module) -> bool:
         return m.dilation == (1, 1) and m.padding_mode == "zeros" and not isinstance(m.padding, str)
     if isinstance(m, nn.MaxPool2d):
         return m.padding in (0, (0, 0)) and m.dilation in (1, (1, 1)) and not m.ceil_mode
+    if isinstance(m, nn.BatchNorm2d):           # pointwise only with running statistics
+        return m.running_mean is not None and m.running_var is not None
     if isinstance(m, _POINTWISE):
         return True
     if isinstance(m, nn.Sequential):
@@ -58,14 +66,51 @@ def supports(model: nn.Module) -> bool:
             and len(feats) > 0 and isinstance(getattr(model, "head", None), nn.Module) and _supported(feats[0]))
 
 
+def _folded(m: nn.Module) -> nn.Module:
+    """``m`` with every Conv2d that a BatchNorm2d follows in a Sequential merged with it into one
+    convolution (torch's ``fuse_conv_bn_eval``; eval mode): one pass over each map instead of two.
+    The weights of ``m`` are not touched; unchanged children are shared, not copied."""
+    if isinstance(m, nn.Sequential):
+        kids, out = list(m), []
+        while kids:
+            a = kids.pop(0)
+            if isinstance(a, nn.Conv2d) and kids and isinstance(kids[0], nn.BatchNorm2d) and _supported(kids[0]):
+                out.append(fuse_conv_bn_eval(a, kids.pop(0)))
+            else:
+                out.append(_folded(a))
+        return nn.Sequential(*out)
+    if _is_residual(m):
+        block = copy.copy(m)
+        block._modules = dict(m._modules)
+        block._modules["body"] = _folded(m.body)
+        return block
+    return m
+
+
 class _Tiles(NamedTuple):
     """New values of every occluded copy on a box of the same size: ``v`` (n, C, h, w), box corners
     ``y``/``x`` (n,) in the coordinates of the current feature map, which may reach past its edges
-    (entries there are meaningless and read as zero padding)."""
+    (entries there are meaningless and read as zero padding). ``grid`` (rows, cols): the copies are
+    a row-major grid of windows (their corners may or may not be evenly spaced on this map)."""
 
     v: torch.Tensor
     y: torch.Tensor
     x: torch.Tensor
+    grid: tuple[int, int]
+
+
+def _even_steps(y: torch.Tensor, x: torch.Tensor, grid: tuple[int, int]) -> tuple[int, int] | None:
+    """Steps (sy, sx) when the corners of a row-major ``grid`` are evenly spaced (rows share y,
+    columns share x); None otherwise (e.g. after a stride that does not divide the spacing)."""
+    rows, cols = grid
+    ys, xs = y.view(rows, cols), x.view(rows, cols)
+    if not (bool((ys == ys[:, :1]).all()) and bool((xs == xs[:1]).all())):
+        return None
+    dy, dx = ys[1:, 0] - ys[:-1, 0], xs[0, 1:] - xs[0, :-1]
+    sy, sx = (int(dy[0]) if rows > 1 else 1), (int(dx[0]) if cols > 1 else 1)
+    if sy < 1 or sx < 1 or not (bool((dy == sy).all()) and bool((dx == sx).all())):
+        return None
+    return sy, sx
 
 
 def _once(memo: dict, m: nn.Module, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
@@ -80,27 +125,65 @@ def _unoccluded(m: nn.Module, base: torch.Tensor, memo: dict) -> torch.Tensor:
     return _once(memo, m, lambda: m(base.clone() if getattr(m, "inplace", False) else base))
 
 
-def _gather(base: torch.Tensor, y: torch.Tensor, x: torch.Tensor, h: int, w: int, margin: int) -> torch.Tensor:
-    """Crops (n, C, h, w) of ``base`` (1, C, H, W) at corners (y, x), zero outside the map."""
-    pad = F.pad(base[0], (margin, margin, margin, margin))
+def _padded(base: torch.Tensor, margin: int, memo: dict) -> torch.Tensor:
+    """``base[0]`` (C, H, W) with ``margin`` zeros around it, made once per map and margin."""
+    key = ("pad", id(base), margin)
+    if key not in memo or memo[key][0] is not base:
+        memo[key] = (base, F.pad(base, (margin,) * 4).contiguous(memory_format=torch.channels_last)[0])
+    return memo[key][1]
+
+
+def _gather(base: torch.Tensor, y: torch.Tensor, x: torch.Tensor, h: int, w: int, grid: tuple[int, int],
+            memo: dict) -> torch.Tensor:
+    """Crops (n, C, h, w) of ``base`` (1, C, H, W) at corners (y, x) of a row-major ``grid``, zero
+    outside the map."""
+    margin = max(h, w, int(-min(int(y.min()), int(x.min()), 0))) + 1
+    pad = _padded(base, margin, memo)
+    steps = _even_steps(y, x, grid)
+    if steps is not None:   # evenly spaced crops are one strided view of the map: one copy for all
+        y0, x0 = int(y[0]) + margin, int(x[0]) + margin
+        rows, cols = grid
+        win = pad[:, y0:, x0:].unfold(1, h, steps[0]).unfold(2, w, steps[1])[:, :rows, :cols]
+        if win.shape[1:3] != (rows, cols):
+            raise RuntimeError("incremental occlusion: crop grid runs past the padded map")
+        # clone: a reshape may return a view into the shared padded map, which the tiles then overwrite
+        return win.permute(1, 2, 3, 4, 0).clone(memory_format=torch.contiguous_format).view(
+            rows * cols, h, w, base.shape[1]).permute(0, 3, 1, 2)
     return torch.stack([pad[:, a:a + h, b:b + w] for a, b in zip((y + margin).tolist(), (x + margin).tolist())])
 
 
-def _valid(t: _Tiles, shape) -> torch.Tensor:
-    h, w = t.v.shape[-2:]
-    ry = t.y[:, None] + torch.arange(h)
-    rx = t.x[:, None] + torch.arange(w)
-    ok_y = (ry >= 0) & (ry < shape[-2])
-    ok_x = (rx >= 0) & (rx < shape[-1])
-    return (ok_y[:, :, None] & ok_x[:, None, :])[:, None]               # (n, 1, h, w)
+def _zero_outside(t: _Tiles, shape) -> torch.Tensor:
+    """``t.v`` with the entries that lie past the edges of a map of ``shape`` set to zero (in place:
+    they are meaningless, and the next layer must read zero padding there). The copies of a grid
+    row share their y and those of a grid column their x, so this is a few strip assignments."""
+    rows, cols = t.grid
+    th, tw = t.v.shape[-2:]
+    v = t.v.unflatten(0, (rows, cols))
+    for r, y in enumerate(t.y[::cols].tolist()):
+        if y < 0:
+            v[r, :, :, :min(-y, th)] = 0
+        if y + th > shape[-2]:
+            v[r, :, :, max(shape[-2] - y, 0):] = 0
+    for c, x in enumerate(t.x[:cols].tolist()):
+        if x < 0:
+            v[:, c, :, :, :min(-x, tw)] = 0
+        if x + tw > shape[-1]:
+            v[:, c, :, :, max(shape[-1] - x, 0):] = 0
+    return t.v
 
 
-def _overlay(base: torch.Tensor, t: _Tiles, y: torch.Tensor, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+def _overlay(base: torch.Tensor, t: _Tiles, y: torch.Tensor, x: torch.Tensor, h: int, w: int,
+             memo: dict) -> torch.Tensor:
     """The occluded copies' feature map on boxes (y, x, h, w): unoccluded values with the tiles'
     new values laid over them; zero outside the map."""
-    margin = int(max(h, w, *t.v.shape[-2:])) + 1
-    crop = _gather(base, y, x, h, w, margin)
-    v = t.v * _valid(t, base.shape).to(t.v.dtype)
+    return _lay_tiles(_gather(base, y, x, h, w, t.grid, memo), t, y, x, base.shape)
+
+
+def _lay_tiles(crop: torch.Tensor, t: _Tiles, y: torch.Tensor, x: torch.Tensor, shape) -> torch.Tensor:
+    """Write the tiles' values (zero where a tile reaches past the map of ``shape``) into ``crop``,
+    the copies' boxes with corners (y, x)."""
+    h, w = crop.shape[-2:]
+    v = _zero_outside(t, shape)
     th, tw = t.v.shape[-2:]
     dys, dxs = t.y - y, t.x - x
     if bool((dys == dys[0]).all() and (dxs == dxs[0]).all()):   # one offset for all: one assignment
@@ -129,12 +212,12 @@ def _window_op(m: nn.Module, base: torch.Tensor, t: _Tiles, memo: dict) -> tuple
     ox = -((-(t.x + p[1] - k[1] + 1)) // s[1])
     oh = int(((t.y + h - 1 + p[0]) // s[0] - oy).max()) + 1
     ow = int(((t.x + w - 1 + p[1]) // s[1] - ox).max()) + 1
-    crop = _overlay(base, t, oy * s[0] - p[0], ox * s[1] - p[1], (oh - 1) * s[0] + k[0], (ow - 1) * s[1] + k[1])
+    crop = _overlay(base, t, oy * s[0] - p[0], ox * s[1] - p[1], (oh - 1) * s[0] + k[0], (ow - 1) * s[1] + k[1], memo)
     if isinstance(m, nn.Conv2d):
         v = F.conv2d(crop, m.weight, m.bias, s, 0, 1, m.groups)
     else:
         v = F.max_pool2d(crop, k, s, 0)
-    return _unoccluded(m, base, memo), _Tiles(v, oy, ox)
+    return _unoccluded(m, base, memo), _Tiles(v, oy, ox, t.grid)
 
 
 def _step(m: nn.Module, base: torch.Tensor, t: _Tiles, memo: dict) -> tuple[torch.Tensor, _Tiles]:
@@ -143,7 +226,7 @@ def _step(m: nn.Module, base: torch.Tensor, t: _Tiles, memo: dict) -> tuple[torc
     if isinstance(m, (nn.Conv2d, nn.MaxPool2d)):
         return _window_op(m, base, t, memo)
     if isinstance(m, _POINTWISE):
-        return _unoccluded(m, base, memo), _Tiles(m(t.v), t.y, t.x)
+        return _unoccluded(m, base, memo), _Tiles(m(t.v), t.y, t.x, t.grid)
     if isinstance(m, nn.Sequential):
         for c in m:
             base, t = _step(c, base, t, memo)
@@ -151,14 +234,27 @@ def _step(m: nn.Module, base: torch.Tensor, t: _Tiles, memo: dict) -> tuple[torc
     if _is_residual(m):
         body_base, bt = _step(m.body, base, t, memo)
         h, w = bt.v.shape[-2:]
-        skip = _overlay(base, t, bt.y, bt.x, h, w)
-        return _once(memo, m, lambda: m.act(base + body_base)), _Tiles(m.act(skip + bt.v), bt.y, bt.x)
+        skip = _overlay(base, t, bt.y, bt.x, h, w, memo)
+        return _once(memo, m, lambda: m.act(base + body_base)), _Tiles(m.act(skip + bt.v), bt.y, bt.x, t.grid)
     raise TypeError(f"incremental occlusion does not support {type(m).__name__}")
 
 
 def _full(base: torch.Tensor, t: _Tiles) -> torch.Tensor:
-    """The occluded copies' whole feature maps."""
-    return _overlay(base, t, torch.zeros_like(t.y), torch.zeros_like(t.x), base.shape[-2], base.shape[-1])
+    """The occluded copies' whole feature maps, channels-last (the faster layout for the convolutions
+    that follow on CPU)."""
+    n = len(t.y)
+    crop = base.expand(n, -1, -1, -1).contiguous(memory_format=torch.channels_last)
+    zero = torch.zeros_like(t.y)
+    return _lay_tiles(crop, t, zero, zero, base.shape)
+
+
+def _grid_batches(rows: int, cols: int, batch_size: int) -> list[tuple[slice, slice]]:
+    """Split a rows x cols grid of windows into rectangles of at most ``batch_size``: whole rows
+    together where a row fits, otherwise pieces of one row."""
+    if cols <= batch_size:
+        k = batch_size // cols
+        return [(slice(r, min(r + k, rows)), slice(0, cols)) for r in range(0, rows, k)]
+    return [(slice(r, r + 1), slice(c, min(c + batch_size, cols))) for r in range(rows) for c in range(0, cols, batch_size)]
 
 
 def window_starts(shape: Sequence[int], patch: Sequence[int], stride: Sequence[int]) -> np.ndarray:
@@ -178,28 +274,28 @@ def incremental_occlusion(model: nn.Module, x: torch.Tensor, target: int, patch:
     corners = window_starts(shape, patch, stride)
     total = torch.zeros(shape, dtype=torch.float64)
     count = torch.zeros(shape, dtype=torch.float64)
-    feats = list(model.features)
+    feats = list(_folded(model.features))
     p0 = float(torch.softmax(model.head(model.features(x)), 1)[0, target])
-    rest: dict[int, nn.Module] = {}      # channels-last copies of what runs on whole maps (faster on CPU)
     memo: dict[int, torch.Tensor] = {}   # unoccluded activations, by module
-    for b0 in range(0, len(corners), batch_size):
-        cb = corners[b0:b0 + batch_size]
+    x_cl = x.contiguous(memory_format=torch.channels_last)   # channels-last: the faster layout on CPU
+    ys, xs = (np.unique(corners[:, k]) for k in (0, 1))
+    for rs, cs in _grid_batches(len(ys), len(xs), batch_size):
+        by, bx = np.meshgrid(ys[rs], xs[cs], indexing="ij")
+        cb = np.stack([by.ravel(), bx.ravel()], 1)
         n = len(cb)
         # the occluded input on the patch box: baseline inside the image
         t = _Tiles(torch.full((n, x.shape[1], *patch), float(baseline), dtype=x.dtype),
-                   torch.as_tensor(cb[:, 0]), torch.as_tensor(cb[:, 1]))
-        base, h = x, None
+                   torch.as_tensor(cb[:, 0]), torch.as_tensor(cb[:, 1]), by.shape)
+        base, h = x_cl, None
         for i, m in enumerate(feats):
             if h is None and _supported(m):
                 base, t = _step(m, base, t, memo)
                 if t.v.shape[-2] * t.v.shape[-1] > switch_fraction * base.shape[-2] * base.shape[-1]:
-                    h = _full(base, t).contiguous(memory_format=torch.channels_last)
+                    h = _full(base, t)
                 continue
             if h is None:
-                h = _full(base, t).contiguous(memory_format=torch.channels_last)
-            if i not in rest:
-                rest[i] = copy.deepcopy(m).to(memory_format=torch.channels_last)
-            h = rest[i](h)
+                h = _full(base, t)
+            h = m(h)
         if h is None:
             h = _full(base, t)
         p = torch.softmax(model.head(h), 1)[:, target].double()
