@@ -181,7 +181,7 @@ def speed(tmp: Path, metrics: dict, notes: dict) -> None:
 
 
 def occlusion(tmp: Path, metrics: dict, notes: dict, rounds: int = 5) -> None:
-    """The product's occlusion (``occlusion_map``: incremental, 64 occluded copies per pass) against
+    """The product's occlusion (``occlusion_map`` with its defaults: incremental) against
     the plain one-patch-at-a-time loop, and captum's batching of whole copies for comparison; same
     model, input, no-grad settings; interleaved, best of ``rounds``, after a warm-up."""
     from orbitai.explain import occlusion_map, occlusion_map_loop
@@ -191,7 +191,7 @@ def occlusion(tmp: Path, metrics: dict, notes: dict, rounds: int = 5) -> None:
         _, model = load_tao_model(short.upper())
         x = torch.from_numpy(_real_input())
         runs = {
-            "product": lambda: occlusion_map(model, x, 1, OCCLUSION_PATCH, OCCLUSION_STRIDE, batch_size=64),
+            "product": lambda: occlusion_map(model, x, 1, OCCLUSION_PATCH, OCCLUSION_STRIDE),
             "captum": lambda: occlusion_map(model, x, 1, OCCLUSION_PATCH, OCCLUSION_STRIDE, batch_size=64,
                                             method="batched"),
             "loop": lambda: occlusion_map_loop(model, x, 1, OCCLUSION_PATCH, OCCLUSION_STRIDE),
@@ -215,7 +215,9 @@ def occlusion(tmp: Path, metrics: dict, notes: dict, rounds: int = 5) -> None:
                           f"({((128 - OCCLUSION_PATCH) // OCCLUSION_STRIDE + 1) ** 2} occluded inputs), CPU; "
                           "'batched' is the product's occlusion_map (incremental: the unoccluded activations are "
                           "reused and only each patch's footprint is recomputed until it covers half a feature "
-                          "map, then whole maps, channels-last, 64 copies per pass); 'captum_batched' runs whole "
+                          "map, then whole maps; its default of up to 256 copies per pass, here all of them; "
+                          "the crops of a layer taken from one strided view, batch norm folded into the convs, "
+                          "channels-last); 'captum_batched' runs whole "
                           f"copies 64 per pass; interleaved, best of {rounds} after a warm-up")
 
 

@@ -24,6 +24,11 @@ RESULTS = Path(__file__).resolve().parent / "results"
 _OPS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt, "==": operator.eq}
 
 
+def _rounded(v: float) -> float:
+    """Six decimals, but three significant digits for tiny values (a 1e-7 difference must not read 0)."""
+    return round(v, 6) if abs(v) >= 1e-3 or v == 0 else float(f"{v:.3g}")
+
+
 def machine() -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     try:
@@ -82,7 +87,7 @@ def write_result(area: str, metrics: dict[str, float], targets: dict[str, str],
         "area": area,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
-        "metrics": {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()},
+        "metrics": {k: (_rounded(v) if isinstance(v, float) else v) for k, v in metrics.items()},
         "targets": targets,
     }
     if notes:

@@ -177,3 +177,15 @@ def test_batch_norm_without_running_statistics_is_not_pointwise():
     assert _supported(nn.BatchNorm2d(4).eval()) and not _supported(bn)
     seq = nn.Sequential(nn.Conv2d(3, 4, 3), bn)
     assert list(_folded(seq)) == [seq[0], bn]
+
+
+def test_incremental_whole_maps_in_pieces_within_the_memory_budget(monkeypatch):
+    """With a budget smaller than one copy's maps, each grid row's whole maps go through the rest
+    of the network on their own: the same map as the loop."""
+    from orbitai.explain import incremental
+
+    monkeypatch.setattr(incremental, "FULL_MAP_BYTES", 1)
+    model = _tao_net("tao_network_b")
+    x = torch.randn(1, 5, 64, 64, generator=torch.Generator().manual_seed(3))
+    inc = occlusion_map(model, x, 1, 16, 8, method="incremental")     # default: all 49 copies in one pass
+    assert np.abs(inc - occlusion_map_loop(model, x, 1, 16, 8)).max() <= 1e-5

@@ -264,12 +264,27 @@ def window_starts(shape: Sequence[int], patch: Sequence[int], stride: Sequence[i
     return np.stack(np.meshgrid(*starts, indexing="ij"), -1).reshape(-1, len(shape))
 
 
+def _grid_rows(t: _Tiles, r0: int, r1: int) -> _Tiles:
+    """The copies of grid rows r0..r1-1."""
+    cols = t.grid[1]
+    sl = slice(r0 * cols, r1 * cols)
+    return _Tiles(t.v[sl], t.y[sl], t.x[sl], (r1 - r0, cols))
+
+
+#: copies per pass when the caller gives none: the incremental path holds only each copy's footprint
+#: until the maps are small, so it can take many more than a pass of whole copies
+DEFAULT_BATCH = 256
+#: the most bytes of whole feature maps made at once after the switch (larger batches go in pieces)
+FULL_MAP_BYTES = 256 * 2 ** 20
+
+
 def incremental_occlusion(model: nn.Module, x: torch.Tensor, target: int, patch: Sequence[int],
-                          stride: Sequence[int], baseline: float = 0.0, batch_size: int = 64,
+                          stride: Sequence[int], baseline: float = 0.0, batch_size: int = DEFAULT_BATCH,
                           switch_fraction: float = 0.5) -> np.ndarray:
     """Occlusion map (mean over covering windows of p_target(x) - p_target(occluded)) of a model
     that :func:`supports`; ``model`` in eval mode, called under ``torch.no_grad``. Feature modules
-    run incrementally until a footprint covers more than ``switch_fraction`` of its map."""
+    run incrementally until a footprint covers more than ``switch_fraction`` of its map, then on
+    whole maps, at most :data:`FULL_MAP_BYTES` of them at a time."""
     shape = tuple(x.shape[2:])
     corners = window_starts(shape, patch, stride)
     total = torch.zeros(shape, dtype=torch.float64)
@@ -286,19 +301,24 @@ def incremental_occlusion(model: nn.Module, x: torch.Tensor, target: int, patch:
         # the occluded input on the patch box: baseline inside the image
         t = _Tiles(torch.full((n, x.shape[1], *patch), float(baseline), dtype=x.dtype),
                    torch.as_tensor(cb[:, 0]), torch.as_tensor(cb[:, 1]), by.shape)
-        base, h = x_cl, None
+        base, start = x_cl, len(feats)
         for i, m in enumerate(feats):
-            if h is None and _supported(m):
-                base, t = _step(m, base, t, memo)
-                if t.v.shape[-2] * t.v.shape[-1] > switch_fraction * base.shape[-2] * base.shape[-1]:
-                    h = _full(base, t)
-                continue
-            if h is None:
-                h = _full(base, t)
-            h = m(h)
-        if h is None:
-            h = _full(base, t)
-        p = torch.softmax(model.head(h), 1)[:, target].double()
+            if not _supported(m):
+                start = i
+                break
+            base, t = _step(m, base, t, memo)
+            if t.v.shape[-2] * t.v.shape[-1] > switch_fraction * base.shape[-2] * base.shape[-1]:
+                start = i + 1
+                break
+        rows, cols = t.grid
+        step = max(1, FULL_MAP_BYTES // (cols * base[0].numel() * base.element_size()))
+        parts = []
+        for r0 in range(0, rows, step):
+            h = _full(base, _grid_rows(t, r0, min(r0 + step, rows)))
+            for m in feats[start:]:
+                h = m(h)
+            parts.append(model.head(h))
+        p = torch.softmax(torch.cat(parts), 1)[:, target].double()
         for (a, c), pi in zip(cb, p):
             sl = (slice(int(a), int(a) + patch[0]), slice(int(c), int(c) + patch[1]))
             total[sl] += p0 - float(pi)

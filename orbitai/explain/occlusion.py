@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from orbitai.explain.incremental import incremental_occlusion, supports, window_starts
+from orbitai.explain.incremental import DEFAULT_BATCH, incremental_occlusion, supports, window_starts
 
 
 def _window(x: torch.Tensor, patch: int | Sequence[int], stride: int | Sequence[int]):
@@ -53,10 +53,11 @@ class _eval_mode:
 
 
 def occlusion_map(model: torch.nn.Module, x: torch.Tensor, target: int, patch: int | Sequence[int] = 16,
-                  stride: int | Sequence[int] = 8, baseline: float = 0.0, batch_size: int = 64,
+                  stride: int | Sequence[int] = 8, baseline: float = 0.0, batch_size: int | None = None,
                   method: str = "auto") -> np.ndarray:
     """Occlusion map over the spatial grid of ``x`` (1, C, ...), ``batch_size`` occluded copies per
-    forward pass.
+    forward pass (default: 256 for the incremental method, which holds only each copy's changed
+    footprint until the maps are small; 64 whole copies for the batched one).
 
     ``method``: ``"incremental"`` reuses the unoccluded activations and recomputes only what each
     patch changes (2D models that :func:`orbitai.explain.incremental.supports`, e.g. the TAO
@@ -65,7 +66,7 @@ def occlusion_map(model: torch.nn.Module, x: torch.Tensor, target: int, patch: i
     the definition above.
     """
     patch, stride = _window(x, patch, stride)
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
     if method not in ("auto", "incremental", "batched"):
         raise ValueError(f"method must be 'auto', 'incremental' or 'batched', got {method!r}.")
@@ -75,13 +76,14 @@ def occlusion_map(model: torch.nn.Module, x: torch.Tensor, target: int, patch: i
                          "layers (see orbitai.explain.incremental); use method='batched'.")
     with _eval_mode(model), torch.no_grad():
         if can and method != "batched":
-            return incremental_occlusion(model, x, int(target), patch, stride, baseline, int(batch_size))
+            return incremental_occlusion(model, x, int(target), patch, stride, baseline,
+                                         int(batch_size or DEFAULT_BATCH))
         from captum.attr import Occlusion
 
         c = x.shape[1]
         attr = Occlusion(_Prob(model)).attribute(
             x, sliding_window_shapes=(c, *patch), strides=(c, *stride), baselines=baseline, target=int(target),
-            perturbations_per_eval=int(batch_size))
+            perturbations_per_eval=int(batch_size or 64))
     return attr[0, 0].detach().cpu().numpy().astype(np.float32)
 
 
