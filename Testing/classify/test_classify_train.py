@@ -37,6 +37,8 @@ def test_learns_and_writes_csv(tmp_path):
     rows = list(csv.DictReader((tmp_path / "epochs.csv").open()))
     assert [int(r["epoch"]) for r in rows] == list(range(25))
     assert float(rows[0]["lr"]) == 3e-3 and float(rows[-1]["lr"]) == 1e-3
+    # trained channels-last for speed, handed back in the default layout (and so saved)
+    assert all(p.is_contiguous() for p in model.parameters())
 
 
 def test_resume_is_exact(tmp_path):
