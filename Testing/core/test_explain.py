@@ -101,7 +101,7 @@ def _tao_net(name, width=4):
 
 @pytest.mark.parametrize("name", ["tao_network_a", "tao_network_b"])
 @pytest.mark.parametrize("patch, stride", [(16, 8), (12, 7), ((9, 14), (5, 6))])
-@pytest.mark.parametrize("batch_size", [5, 14])      # pieces of a grid row; whole rows
+@pytest.mark.parametrize("batch_size", [1, 5, 14])   # one copy; pieces of a grid row; whole rows
 def test_incremental_equals_loop_on_the_tao_networks(name, patch, stride, batch_size):
     from orbitai.explain.incremental import supports
 
@@ -189,3 +189,19 @@ def test_incremental_whole_maps_in_pieces_within_the_memory_budget(monkeypatch):
     x = torch.randn(1, 5, 64, 64, generator=torch.Generator().manual_seed(3))
     inc = occlusion_map(model, x, 1, 16, 8, method="incremental")     # default: all 49 copies in one pass
     assert np.abs(inc - occlusion_map_loop(model, x, 1, 16, 8)).max() <= 1e-5
+
+
+def test_incremental_equals_loop_on_random_shapes_patches_and_batches():
+    """Seeded random image sizes, patches, strides (even spacing or not) and batch sizes."""
+    rng = np.random.default_rng(0)
+    nets = {n: _tao_net(n) for n in ("tao_network_a", "tao_network_b")}
+    for k in range(8):
+        h, w = (int(v) for v in rng.integers(32, 80, 2))
+        patch = (int(rng.integers(1, 24)), int(rng.integers(1, 24)))
+        stride = tuple(int(rng.integers(1, p + 1)) for p in patch)
+        batch = int(rng.choice([1, 3, 7, 50, 256]))
+        model = nets[("tao_network_a", "tao_network_b")[k % 2]]
+        x = torch.randn(1, 5, h, w, generator=torch.Generator().manual_seed(k))
+        inc = occlusion_map(model, x, 1, patch, stride, batch_size=batch, method="incremental")
+        ref = occlusion_map_loop(model, x, 1, patch, stride)
+        assert np.abs(inc - ref).max() <= 1e-5, (h, w, patch, stride, batch)

@@ -243,7 +243,9 @@ def _full(base: torch.Tensor, t: _Tiles) -> torch.Tensor:
     """The occluded copies' whole feature maps, channels-last (the faster layout for the convolutions
     that follow on CPU)."""
     n = len(t.y)
-    crop = base.expand(n, -1, -1, -1).contiguous(memory_format=torch.channels_last)
+    # clone, not contiguous(): for one copy that would hand back ``base`` itself, and the tiles
+    # would then be written into the kept unoccluded activations
+    crop = base.expand(n, -1, -1, -1).clone(memory_format=torch.channels_last)
     zero = torch.zeros_like(t.y)
     return _lay_tiles(crop, t, zero, zero, base.shape)
 
