@@ -16,9 +16,9 @@ are taken with one copy; everything runs channels-last, the faster layout for CP
 Why hand-written: captum and MONAI occlude by running every occluded copy through the whole
 network; neither reuses the unoccluded activations.
 
-Supported modules: ``Conv2d`` (dilation 1), ``BatchNorm2d`` in eval mode with running statistics, ``ReLU``, ``MaxPool2d``
-(no padding, floor mode), ``Dropout``/``Identity`` (eval), ``Sequential`` of these, and residual
-blocks that declare ``forward_is_act_of_x_plus_body`` (``body`` a ``Sequential`` of these, ``act``
+Supported modules: ``Conv2d`` (dilation 1), ``BatchNorm2d`` in eval mode with running statistics,
+``ReLU``, ``MaxPool2d`` (no padding, floor mode), ``Dropout``/``Identity`` (eval), ``Sequential`` of
+these, and residual blocks that declare ``forward_is_act_of_x_plus_body`` (``body`` a ``Sequential`` of these, ``act``
 a ReLU). The model must declare ``forward_is_head_of_features`` with ``features`` a ``Sequential``;
 :func:`supports` says whether a model qualifies.
 """
@@ -256,7 +256,8 @@ def _grid_batches(rows: int, cols: int, batch_size: int) -> list[tuple[slice, sl
     if cols <= batch_size:
         k = batch_size // cols
         return [(slice(r, min(r + k, rows)), slice(0, cols)) for r in range(0, rows, k)]
-    return [(slice(r, r + 1), slice(c, min(c + batch_size, cols))) for r in range(rows) for c in range(0, cols, batch_size)]
+    return [(slice(r, r + 1), slice(c, min(c + batch_size, cols)))
+            for r in range(rows) for c in range(0, cols, batch_size)]
 
 
 def window_starts(shape: Sequence[int], patch: Sequence[int], stride: Sequence[int]) -> np.ndarray:
