@@ -18,9 +18,9 @@ network; neither reuses the unoccluded activations.
 
 Supported modules: ``Conv2d`` (dilation 1), ``BatchNorm2d`` in eval mode with running statistics,
 ``ReLU``, ``MaxPool2d`` (no padding, floor mode), ``Dropout``/``Identity`` (eval), ``Sequential`` of
-these, and residual blocks that declare ``forward_is_act_of_x_plus_body`` (``body`` a ``Sequential`` of these, ``act``
-a ReLU). The model must declare ``forward_is_head_of_features`` with ``features`` a ``Sequential``;
-:func:`supports` says whether a model qualifies.
+these, and residual blocks that declare ``forward_is_act_of_x_plus_body`` (``body`` a
+``Sequential`` of these, ``act`` a ReLU). The model must declare ``forward_is_head_of_features``
+with ``features`` a ``Sequential``; :func:`supports` says whether a model qualifies.
 """
 from __future__ import annotations
 
