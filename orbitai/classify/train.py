@@ -91,8 +91,11 @@ def train_classifier(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, setti
         model.to(memory_format=torch.contiguous_format)
 
 
-def _train(model, x, y, settings, workdir, augment, x_val, y_val, seed, device, progress, should_stop,
-           layout) -> dict:
+def _train(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, settings: TrainSettings, workdir: Path,
+           augment: Optional[Augment], x_val: Optional[np.ndarray], y_val: Optional[np.ndarray], seed: int,
+           device, progress: Optional[ProgressCallback], should_stop: Optional[Callable[[], bool]],
+           layout: torch.memory_format) -> dict:
+    """The epochs of :func:`train_classifier`, on a model already in ``layout``."""
     ckpt_path, csv_path = workdir / "checkpoint.pt", workdir / "epochs.csv"
     opt = make_optimizer(model, settings)
     rng = np.random.default_rng(seed)

@@ -100,17 +100,16 @@ class _Tiles(NamedTuple):
 
 
 def _even_steps(y: torch.Tensor, x: torch.Tensor, grid: tuple[int, int]) -> tuple[int, int] | None:
-    """Steps (sy, sx) when the corners of a row-major ``grid`` are evenly spaced (rows share y,
-    columns share x); None otherwise (e.g. after a stride that does not divide the spacing)."""
+    """Steps (sy, sx) when the corners of a row-major ``grid`` are evenly spaced; None otherwise
+    (e.g. after a stride that does not divide the spacing). The copies of a grid row share their y
+    and those of a grid column their x (each is a function of the window's row resp. column), so
+    one value per row and per column says it."""
     rows, cols = grid
-    ys, xs = y.view(rows, cols), x.view(rows, cols)
-    if not (bool((ys == ys[:, :1]).all()) and bool((xs == xs[:1]).all())):
-        return None
-    dy, dx = ys[1:, 0] - ys[:-1, 0], xs[0, 1:] - xs[0, :-1]
-    sy, sx = (int(dy[0]) if rows > 1 else 1), (int(dx[0]) if cols > 1 else 1)
-    if sy < 1 or sx < 1 or not (bool((dy == sy).all()) and bool((dx == sx).all())):
-        return None
-    return sy, sx
+    ys, xs = y[::cols].tolist(), x[:cols].tolist()
+    sy = ys[1] - ys[0] if rows > 1 else 1
+    sx = xs[1] - xs[0] if cols > 1 else 1
+    even = all(b - a == sy for a, b in zip(ys, ys[1:])) and all(b - a == sx for a, b in zip(xs, xs[1:]))
+    return (sy, sx) if even and sy >= 1 and sx >= 1 else None
 
 
 def _once(memo: dict, m: nn.Module, compute: Callable[[], torch.Tensor]) -> torch.Tensor:

@@ -16,6 +16,9 @@ import torch
 
 from orbitai.explain.incremental import DEFAULT_BATCH, incremental_occlusion, supports, window_starts
 
+#: whole occluded copies per forward pass of the batched (captum) method when the caller gives none
+WHOLE_COPY_BATCH = 64
+
 
 def _window(x: torch.Tensor, patch: int | Sequence[int], stride: int | Sequence[int]):
     nsp = x.ndim - 2
@@ -83,7 +86,7 @@ def occlusion_map(model: torch.nn.Module, x: torch.Tensor, target: int, patch: i
         c = x.shape[1]
         attr = Occlusion(_Prob(model)).attribute(
             x, sliding_window_shapes=(c, *patch), strides=(c, *stride), baselines=baseline, target=int(target),
-            perturbations_per_eval=int(batch_size or 64))
+            perturbations_per_eval=int(batch_size or WHOLE_COPY_BATCH))
     return attr[0, 0].detach().cpu().numpy().astype(np.float32)
 
 
