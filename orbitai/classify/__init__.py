@@ -1,6 +1,16 @@
-"""Image classification core shared by TAOActivity, IVGCResponse and NeuroDifferential:
-training (:mod:`orbitai.classify.train`); metrics live in :mod:`orbitai.metrics`, explanation maps
-in :mod:`orbitai.explain`."""
-from orbitai.classify.train import TrainSettings, predict_proba, train_classifier
+"""Classification core shared by TAOActivity, IVGCResponse and NeuroDifferential.
 
-__all__ = ["TrainSettings", "predict_proba", "train_classifier"]
+- :mod:`orbitai.classify.data`: the dataset hook (samples of named inputs; in memory or streamed
+  from disk);
+- :mod:`orbitai.classify.train`: the seeded, resumable trainer over such datasets;
+- :mod:`orbitai.classify.fusion`: a late-fusion network over several named inputs.
+
+Metrics live in :mod:`orbitai.metrics`, explanation maps in :mod:`orbitai.explain`.
+"""
+from orbitai.classify.data import ArrayDataset, ClassificationDataset, FileDataset, Sample, collate, read_image
+from orbitai.classify.fusion import FusionNet, image_encoder, vector_encoder
+from orbitai.classify.train import SampleAugment, TrainSettings, fit, predict_proba, train_classifier
+
+__all__ = ["ArrayDataset", "ClassificationDataset", "FileDataset", "FusionNet", "Sample", "SampleAugment",
+           "TrainSettings", "collate", "fit", "image_encoder", "predict_proba", "read_image", "train_classifier",
+           "vector_encoder"]
