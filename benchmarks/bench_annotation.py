@@ -19,8 +19,6 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "Testing" / "annotate"))
 
 import numpy as np  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
@@ -42,12 +40,8 @@ def _crop(image, labels, box):
             Volume(np.ascontiguousarray(labels.array[box]), labels.spacing, tuple(org), labels.direction))
 
 
-def phantom_cases(standin, seed=0):
-    """(full 64-slice working region, {side: per-orbit box}) from orbitai.phantoms when it exists
-    (axial CT), else from the stand-in."""
-    if not standin._phantoms_available() or os.environ.get("ORBITAI_ANNOTATE_STANDIN"):
-        return (standin.orbit_ct(seed=seed, crop="both"),
-                {side: standin.orbit_ct(seed=seed, crop=side) for side in ("left", "right")}, "stand-in")
+def phantom_cases(seed=0):
+    """(full 64-slice working region, {side: per-orbit box}) of the axial CT phantom."""
     from orbitai.phantoms import orbit_case
 
     case = orbit_case(seed, modality="ct", orientation="axial")
@@ -146,12 +140,12 @@ def autocorrect_figures(a, sp, lab, side):
     return gain, loss
 
 
-def autocorrect_other_phantoms(standin, notes, seeds=(1, 2)):
+def autocorrect_other_phantoms(notes, seeds=(1, 2)):
     """AutoCorrection's two figures on further phantoms (other spacing, noise and anatomy draws):
     robustness notes beside the headline phantom (seed 0)."""
     out = {}
     for seed in seeds:
-        _, sides, _ = phantom_cases(standin, seed=seed)
+        _, sides, _ = phantom_cases(seed=seed)
         gain, loss = [], []
         for side in ("left", "right"):
             image, labels = sides[side]
@@ -221,9 +215,7 @@ def latency(full, notes, naive: bool = True):
 
 def main(naive: bool = True) -> Path:
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(2)
-    import standin
-
-    full, sides, source = phantom_cases(standin)
+    full, sides, source = phantom_cases()
     notes = {
         "phantom": source,
         "threads": 2,
@@ -238,7 +230,7 @@ def main(naive: bool = True) -> Path:
                                            "alone can separate"),
     }
     metrics = quality(sides, notes)
-    autocorrect_other_phantoms(standin, notes)
+    autocorrect_other_phantoms(notes)
     metrics.update(latency(full, notes, naive))
     targets = {
         "smartpencil_click_ms": "<= 50", "superpixel_precompute_s": "<= 3", "smartfill_preview_s": "<= 1",

@@ -1,20 +1,28 @@
-"""MRML-level annotation operations: SmartPencil, SmartFill and AutoCorrection on a segment.
+"""The annotation effects' logic: SmartPencil, SmartFill and AutoCorrection on a segment (no Qt).
 
-No Qt: runs inside Slicer and headless with ``slicer-core``. Two layers:
+One code path for Slicer and headless use (``slicer-core``). The Segment Editor effects in
+``OrbitSegmentation/SegmentEditorEffects`` only build widgets and call `AnnotationLogic`; tests drive
+the same class on a real MRML scene.
 
-* array helpers (`oriented_image_to_array`, `fill_oriented_image`, `ras_to_ijk`) used by the
-  Segment Editor effects, which get their images from ``scriptedEffect`` (source volume aligned to
-  the modifier labelmap, selected segment labelmap);
-* `AnnotationLogic`, which does the same through ``vtkSlicerSegmentEditorLogic`` (the logic behind
-  Slicer's Segment Editor): every change is preceded by ``SaveStateForUndo`` and goes through
-  ``ModifySegmentByLabelmap``, so the editor's masking settings (editable area, editable intensity
-  range, overwrite of other segments) apply and undo/redo restore the segmentation exactly.
+* Options: every user choice of an effect is an *effect parameter* stored on the
+  ``vtkMRMLSegmentEditorNode`` as Slicer's own effects store theirs (attribute ``"<Effect>.<Name>"``,
+  what ``scriptedEffect.setParameter``/``parameter`` read and write). `EFFECT_OPTIONS` declares them
+  with their defaults and ranges; `EffectParameters` reads and writes them.
+* Editing: `AnnotationLogic` works through an *editor*: `SegmentEditorLogicEditor`
+  (``vtkSlicerSegmentEditorLogic``: headless and in scripts) or `ScriptedEffectEditor` (inside an
+  effect, through ``scriptedEffect``). Every change is preceded by an undo state and goes through
+  the editor's ``ModifySegmentByLabelmap``, so the masking settings (editable area, intensity
+  range, overwrite of other segments) apply.
+* Previews and overlays live in their own hidden segmentation nodes (referenced from the segment
+  editor node): the user's segments and slice-view layers are never touched until Accept.
 
 The algorithms are in `orbitai.annotate` (arrays with spacing, no Slicer).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Protocol
 
 import numpy as np
 import vtk
@@ -23,25 +31,183 @@ from vtk.util import numpy_support
 from orbitai import annotate
 
 MODE_ADD, MODE_REMOVE, MODE_SET = "add", "remove", "set"
+SMARTPENCIL, SMARTFILL, AUTOCORRECTION = "SmartPencil", "SmartFill", "AutoCorrection"
+
+#: Node reference roles on the segment editor node (like Grow from seeds' preview reference).
+PREVIEW_ROLE = "SmartFill.Preview"
+BOUNDARIES_ROLE = "SmartPencil.Boundaries"
+NO_SEGMENT = ""
+NO_SEGMENT_TEXT = "(none)"
 
 
-@dataclass
-class OperationResult:
-    """What an operation did: ``ok`` False means nothing was changed and ``message`` says why."""
+# --------------------------------------------------------------------------- effect options
+@dataclass(frozen=True)
+class EffectOption:
+    """One user choice of an effect. ``kind``: ``float`` (slider), ``int`` (one of ``choices``),
+    ``choice`` (text, one of ``choices``), ``bool`` (check box) or ``segment`` (a segment ID of
+    the edited segmentation, ``""`` for none)."""
 
-    ok: bool
-    message: str
-    changed_voxels: int = 0
-    details: dict = field(default_factory=dict)
+    name: str
+    kind: str
+    default: Any
+    label: str
+    tooltip: str = ""
+    minimum: float = 0.0
+    maximum: float = 0.0
+    step: float = 1.0
+    suffix: str = ""
+    choices: tuple[str, ...] = ()
+
+    def parse(self, text: Optional[str]) -> Any:
+        """The typed value of a stored text; the default when it is missing or invalid."""
+        if text is None:
+            return self.default
+        try:
+            if self.kind == "float":
+                value = float(text)
+                return min(max(value, self.minimum), self.maximum) if np.isfinite(value) else self.default
+            if self.kind == "bool":
+                return bool(int(float(text)))
+            if self.kind == "int":
+                value = int(float(text))
+                return value if str(value) in self.choices else self.default
+            if self.kind == "choice":
+                return text if text in self.choices else self.default
+            return str(text)  # segment
+        except ValueError:
+            return self.default
+
+    def format(self, value: Any) -> str:
+        """The stored text of a value (numbers as ``setParameter`` stores them, booleans as 0/1)."""
+        if self.kind == "bool":
+            return "1" if value else "0"
+        if self.kind == "float":
+            return repr(float(value))
+        if self.kind == "int":
+            return str(int(value))
+        return "" if value is None else str(value)
+
+
+EFFECT_OPTIONS: dict[str, tuple[EffectOption, ...]] = {
+    SMARTPENCIL: (
+        EffectOption("Superpixels", "int", 1000, "Superpixels:", "Number of superpixels over the working region.",
+                     choices=tuple(str(n) for n in annotate.RESOLUTIONS)),
+        EffectOption("Mode", "choice", "3D", "Mode:", "3D supervoxels, or 2D superpixels on the clicked slice.",
+                     choices=("3D", "2D")),
+        EffectOption("RegionMm", "float", 0.0, "Working region:",
+                     "Working region: a box of this size around the first click (0 = whole volume).",
+                     0.0, 200.0, 5.0, " mm"),
+        EffectOption("ShowBoundaries", "bool", False, "Show superpixel boundaries"),
+    ),
+    SMARTFILL: (
+        EffectOption("BackgroundSegmentID", "segment", NO_SEGMENT, "Background strokes:",
+                     "Segment holding background strokes (optional)."),
+        EffectOption("Smoothness", "float", 2.0, "Smoothness:", "Weight of the boundary term.", 0.0, 10.0, 0.1),
+        EffectOption("MarginMm", "float", 10.0, "Region margin:", "Working region around the strokes.",
+                     2.0, 60.0, 1.0, " mm"),
+        EffectOption("LocalityMm", "float", 8.0, "Locality:",
+                     "Stroke locality: distance that costs one unit of evidence (0 = off).", 0.0, 100.0, 1.0, " mm"),
+    ),
+    AUTOCORRECTION: (
+        EffectOption("MaxDistanceMm", "float", 1.0, "Maximum border shift:", "", 0.0, 10.0, 0.1, " mm"),
+        EffectOption("Stiffness", "float", 3.0, "Border stiffness:",
+                     "Evidence needed to move a border voxel (higher = keeps the mask more).", 0.0, 10.0, 0.1),
+        EffectOption("FillHoles", "bool", True, "Fill holes and remove islands"),
+        EffectOption("KeepLargest", "bool", False, "Keep only the largest island"),
+        EffectOption("ConsistentShift", "bool", True, "Move the border also where no edge is visible",
+                     "Where the segment touches tissue of its own intensity, move its border as far as it moved "
+                     "at the visible edges around it (a second cut)."),
+    ),
+}
+
+#: AutoCorrection's smoothing radius of the consistent border shift when that option is on.
+CONSISTENT_SHIFT_SIGMA_MM = 3.0
+
+
+class EffectParameters:
+    """An effect's options on a segment editor node, stored where ``scriptedEffect.setParameter``
+    stores them (attribute ``"<effect>.<name>"``), so they are saved with the scene and survive any
+    rebuild of the effect's widgets."""
+
+    def __init__(self, editor_node, effect: str):
+        if effect not in EFFECT_OPTIONS:
+            raise ValueError(f"Unknown effect '{effect}': use one of {', '.join(EFFECT_OPTIONS)}.")
+        self.node = editor_node
+        self.effect = effect
+        self.options = {o.name: o for o in EFFECT_OPTIONS[effect]}
+
+    def key(self, name: str) -> str:
+        return f"{self.effect}.{self.option(name).name}"
+
+    def option(self, name: str) -> EffectOption:
+        try:
+            return self.options[name]
+        except KeyError:
+            raise ValueError(f"{self.effect} has no option '{name}': use one of {', '.join(self.options)}.") from None
+
+    def set_defaults(self) -> None:
+        """Store the default of every option not stored yet (``setMRMLDefaults``)."""
+        for o in self.options.values():
+            if self.node.GetAttribute(self.key(o.name)) is None:
+                self.node.SetAttribute(self.key(o.name), o.format(o.default))
+
+    def get(self, name: str) -> Any:
+        o = self.option(name)
+        return o.parse(self.node.GetAttribute(self.key(name)))
+
+    def set(self, name: str, value: Any) -> bool:
+        """Store a value (normalised and range-checked); True when the stored text changed."""
+        o = self.option(name)
+        text = o.format(o.parse(o.format(value)))
+        if self.node.GetAttribute(self.key(name)) == text:
+            return False
+        self.node.SetAttribute(self.key(name), text)
+        return True
+
+    def update(self, values: dict[str, Any]) -> None:
+        """Store several values with one Modified event."""
+        was = self.node.StartModify()
+        try:
+            for name, value in values.items():
+                self.set(name, value)
+        finally:
+            self.node.EndModify(was)
+
+    def values(self) -> dict[str, Any]:
+        return {name: self.get(name) for name in self.options}
+
+
+def segment_choices(segmentation_node, exclude: Optional[str] = None) -> list[tuple[str, str]]:
+    """(segment ID, name) pairs a ``segment`` option offers: none first, then every segment but
+    ``exclude`` (the segment being edited)."""
+    out = [(NO_SEGMENT, NO_SEGMENT_TEXT)]
+    if segmentation_node is None:
+        return out
+    seg = segmentation_node.GetSegmentation()
+    for i in range(seg.GetNumberOfSegments()):
+        sid = seg.GetNthSegmentID(i)
+        if sid != exclude:
+            out.append((sid, seg.GetSegment(sid).GetName()))
+    return out
+
+
+def choice_index(choices: list[tuple[str, str]], chosen: str) -> int:
+    """Index of the stored choice in `segment_choices` (0, none, when it is not offered now; the
+    stored choice itself is kept, so it comes back when the segment is offered again)."""
+    return next((i for i, (sid, _) in enumerate(choices) if sid == chosen), 0)
 
 
 # --------------------------------------------------------------------------- array helpers
+def _dims(image) -> tuple[int, int, int]:
+    ext = image.GetExtent()
+    return ext[5] - ext[4] + 1, ext[3] - ext[2] + 1, ext[1] - ext[0] + 1
+
+
 def oriented_image_to_array(image) -> tuple[np.ndarray, tuple[float, float, float]]:
-    """(array [k, j, i] view-copy, spacing (x, y, z)) of a vtkOrientedImageData / vtkImageData."""
+    """(array [k, j, i] copy, spacing (x, y, z)) of a vtkOrientedImageData / vtkImageData."""
     if image is None or image.GetPointData() is None or image.GetPointData().GetScalars() is None:
         raise annotate.AnnotationError("The image has no voxels (no source volume selected?).")
-    ext = image.GetExtent()
-    dims = (ext[5] - ext[4] + 1, ext[3] - ext[2] + 1, ext[1] - ext[0] + 1)
+    dims = _dims(image)
     if min(dims) <= 0:
         raise annotate.AnnotationError("The image is empty.")
     scalars = image.GetPointData().GetScalars()
@@ -53,8 +219,7 @@ def oriented_image_to_array(image) -> tuple[np.ndarray, tuple[float, float, floa
 
 def fill_oriented_image(image, mask: np.ndarray) -> None:
     """Write a boolean mask (shape matching ``image``'s extent) into ``image`` as 0/1 uint8."""
-    ext = image.GetExtent()
-    dims = (ext[5] - ext[4] + 1, ext[3] - ext[2] + 1, ext[1] - ext[0] + 1)
+    dims = _dims(image)
     if tuple(mask.shape) != dims:
         raise annotate.AnnotationError(f"Mask shape {mask.shape} does not match the labelmap extent {dims}.")
     image.AllocateScalars(vtk.VTK_UNSIGNED_CHAR, 1)
@@ -73,12 +238,22 @@ def ras_to_ijk(image, ras) -> tuple[int, int, int]:
     return k, j, i
 
 
-def segment_extent_mask(labelmap, reference, value: int | None = None) -> np.ndarray:
+def slice_axis(slice_to_ras, image) -> int:
+    """Array axis (0 = k, 1 = j, 2 = i) of ``image`` most aligned with a slice view's normal
+    (``slice_to_ras``: the slice node's SliceToRAS vtkMatrix4x4)."""
+    normal = np.array([slice_to_ras.GetElement(r, 2) for r in range(3)])
+    m = vtk.vtkMatrix4x4()
+    image.GetImageToWorldMatrix(m)
+    axes = np.array([[m.GetElement(r, c) for r in range(3)] for c in range(3)])  # i, j, k directions
+    best = int(np.argmax(np.abs(axes @ normal) / np.linalg.norm(axes, axis=1)))
+    return 2 - best
+
+
+def segment_extent_mask(labelmap, reference, value: Optional[int] = None) -> np.ndarray:
     """A segment labelmap (any extent, on the same grid as ``reference``) as a bool array of the
     reference's extent: voxels equal to ``value`` (shared labelmap layers), or non-zero."""
     ref_ext = reference.GetExtent()
-    dims = (ref_ext[5] - ref_ext[4] + 1, ref_ext[3] - ref_ext[2] + 1, ref_ext[1] - ref_ext[0] + 1)
-    out = np.zeros(dims, bool)
+    out = np.zeros(_dims(reference), bool)
     if labelmap is None or labelmap.GetPointData() is None or labelmap.GetPointData().GetScalars() is None:
         return out
     ext = labelmap.GetExtent()
@@ -95,55 +270,193 @@ def segment_extent_mask(labelmap, reference, value: int | None = None) -> np.nda
     return out
 
 
-# --------------------------------------------------------------------------- MRML logic
-class AnnotationLogic:
-    """SmartPencil / SmartFill / AutoCorrection on a segmentation node, with undo.
+def superpixel_edges(superpixels, shape) -> np.ndarray:
+    """Boundaries between superpixels as a bool array of the full image ``shape``."""
+    lab = superpixels.labels
+    edge = np.zeros(lab.shape, bool)
+    for ax in range(3):
+        if lab.shape[ax] > 1:
+            d = np.diff(lab, axis=ax) != 0
+            sl = [slice(None)] * 3
+            sl[ax] = slice(0, -1)
+            edge[tuple(sl)] |= d
+    out = np.zeros(shape, bool)
+    out[superpixels.region] = edge
+    return out
 
-    ``scene``: a vtkMRMLScene (Slicer's ``slicer.mrmlScene`` or a headless one); ``app_logic``: the
-    application logic (``slicer.app.applicationLogic()`` in Slicer). Select the inputs with
-    `set_inputs`, then call the operations; each returns an `OperationResult`.
-    """
 
-    def __init__(self, scene, app_logic=None, editor_node=None, cache=None):
+# --------------------------------------------------------------------------- editors
+class Editor(Protocol):
+    """What `AnnotationLogic` needs from a segment editor."""
+
+    @property
+    def editor_node(self): ...
+
+    def aligned(self) -> tuple[Any, Any]:
+        """(modifier labelmap reset to the default geometry, source volume on that geometry)."""
+
+    def save_state_for_undo(self) -> None: ...
+
+    def modify_selected_segment(self, modifier, mode: str) -> None: ...
+
+
+class SegmentEditorLogicEditor:
+    """The editor behind Slicer's Segment Editor, ``vtkSlicerSegmentEditorLogic``, on a scene of
+    its own segment editor node: for headless use and scripts (it keeps its own undo history)."""
+
+    def __init__(self, scene, app_logic=None, editor_node=None):
         import slicer
 
         self.scene = scene
-        self.editor = slicer.vtkSlicerSegmentEditorLogic()
+        self.logic = slicer.vtkSlicerSegmentEditorLogic()
         if app_logic is not None:
-            self.editor.SetMRMLApplicationLogic(app_logic)
-        self.editor.SetMRMLScene(scene)
-        if editor_node is None:
-            editor_node = scene.AddNewNodeByClass("vtkMRMLSegmentEditorNode")
-        self.editor_node = editor_node
-        self.editor.SetSegmentEditorNode(editor_node)
-        self.cache = annotate.SuperpixelCache() if cache is None else cache
-        self.segmentation_node = None
-        self.volume_node = None
-        self._pending_fill: np.ndarray | None = None
+            self.logic.SetMRMLApplicationLogic(app_logic)
+        self.logic.SetMRMLScene(scene)
+        self._node = editor_node if editor_node is not None else scene.AddNewNodeByClass("vtkMRMLSegmentEditorNode")
+        self.logic.SetSegmentEditorNode(self._node)
 
-    # ---------------------------------------------------------------- inputs
-    def set_inputs(self, segmentation_node, volume_node, segment_id: str | None = None) -> None:
-        self.segmentation_node = segmentation_node
-        self.volume_node = volume_node
-        self.editor.SetSegmentationNode(segmentation_node)
-        self.editor.SetSourceVolumeNode(volume_node)
+    @property
+    def editor_node(self):
+        return self._node
+
+    def set_inputs(self, segmentation_node, volume_node, segment_id: Optional[str] = None) -> None:
+        self.logic.SetSegmentationNode(segmentation_node)
+        self.logic.SetSourceVolumeNode(volume_node)
         if segment_id is not None:
-            self.select_segment(segment_id)
-        self._pending_fill = None
+            self.logic.SetCurrentSegmentID(segment_id)
 
     def select_segment(self, segment_id: str) -> None:
-        self.editor.SetCurrentSegmentID(segment_id)
-        self._pending_fill = None
+        self.logic.SetCurrentSegmentID(segment_id)
+
+    def aligned(self):
+        if not self.logic.ResetModifierLabelmapToDefault():
+            raise annotate.AnnotationError("Could not set up the segmentation geometry.")
+        if not self.logic.UpdateAlignedSourceVolume():
+            raise annotate.AnnotationError("Could not resample the source volume to the segmentation geometry.")
+        return self.logic.GetModifierLabelmap(), self.logic.GetAlignedSourceVolume()
+
+    def save_state_for_undo(self) -> None:
+        self.logic.SaveStateForUndo()
+
+    def modify_selected_segment(self, modifier, mode: str) -> None:
+        m = {MODE_ADD: self.logic.ModificationModeAdd, MODE_REMOVE: self.logic.ModificationModeRemove,
+             MODE_SET: self.logic.ModificationModeSet}[mode]
+        self.logic.ModifySegmentByLabelmap(self._node.GetSegmentationNode(), self._node.GetSelectedSegmentID(),
+                                           modifier, m, True, False)
+
+    def undo(self) -> bool:
+        if not self.logic.CanUndo():
+            return False
+        self.logic.Undo()
+        return True
+
+    def redo(self) -> bool:
+        if not self.logic.CanRedo():
+            return False
+        self.logic.Redo()
+        return True
+
+
+class ScriptedEffectEditor:
+    """The Segment Editor widget seen from inside a scripted effect (``scriptedEffect``): its undo
+    stack, masking settings and aligned source volume (Slicer only)."""
+
+    def __init__(self, scripted_effect):
+        self.effect = scripted_effect
+
+    @property
+    def editor_node(self):
+        return self.effect.parameterSetNode()
+
+    def aligned(self):
+        get_source = getattr(self.effect, "sourceVolumeImageData", None) or self.effect.masterVolumeImageData
+        return self.effect.defaultModifierLabelmap(), get_source()
+
+    def save_state_for_undo(self) -> None:
+        self.effect.saveStateForUndo()
+
+    def modify_selected_segment(self, modifier, mode: str) -> None:
+        import slicer
+
+        e = slicer.qSlicerSegmentEditorAbstractEffect
+        m = {MODE_ADD: e.ModificationModeAdd, MODE_REMOVE: e.ModificationModeRemove, MODE_SET: e.ModificationModeSet}
+        self.effect.modifySelectedSegmentByLabelmap(modifier, m[mode])
+
+
+# --------------------------------------------------------------------------- the logic
+@dataclass
+class OperationResult:
+    """What an operation did: ``ok`` False means nothing was changed and ``message`` says why."""
+
+    ok: bool
+    message: str
+    changed_voxels: int = 0
+    details: dict = field(default_factory=dict)
+
+
+class AnnotationLogic:
+    """SmartPencil / SmartFill / AutoCorrection on the segment selected in a segment editor.
+
+    Options come from the segment editor node (`params`); each operation returns an
+    `OperationResult` (it never raises for bad input or state: the message says what to do).
+    ``AnnotationLogic(scene, app_logic)`` gives a headless editor (`SegmentEditorLogicEditor`);
+    effects pass their `ScriptedEffectEditor` as ``editor``.
+    """
+
+    def __init__(self, scene=None, app_logic=None, editor_node=None, cache=None, editor: Optional[Editor] = None):
+        if editor is None:
+            if scene is None:
+                raise ValueError("Give a scene (headless editor) or an editor.")
+            editor = SegmentEditorLogicEditor(scene, app_logic, editor_node)
+        self.editor = editor
+        self.cache = annotate.SuperpixelCache() if cache is None else cache
+        self._region: Optional[tuple] = None
+        self._region_key: Optional[tuple] = None
+
+    # ---------------------------------------------------------------- state
+    @property
+    def editor_node(self):
+        return self.editor.editor_node
+
+    @property
+    def segmentation_node(self):
+        node = self.editor_node
+        return None if node is None else node.GetSegmentationNode()
+
+    @property
+    def volume_node(self):
+        node = self.editor_node
+        return None if node is None else node.GetSourceVolumeNode()
 
     @property
     def segment_id(self) -> str:
-        return self.editor.GetCurrentSegmentID() or ""
+        node = self.editor_node
+        return (node.GetSelectedSegmentID() or "") if node is not None else ""
 
-    def _check(self) -> str | None:
+    def params(self, effect: str) -> EffectParameters:
+        return EffectParameters(self.editor_node, effect)
+
+    def set_inputs(self, segmentation_node, volume_node, segment_id: Optional[str] = None) -> None:
+        """Select segmentation, source volume and segment (headless editor; in Slicer the editor
+        widget does this)."""
+        self.editor.set_inputs(segmentation_node, volume_node, segment_id)
+
+    def select_segment(self, segment_id: str) -> None:
+        self.editor.select_segment(segment_id)
+
+    def undo(self) -> OperationResult:
+        """Undo the last change (headless editor; in Slicer use the Segment Editor's Undo)."""
+        return OperationResult(True, "Undone.") if self.editor.undo() else OperationResult(False, "Nothing to undo.")
+
+    def redo(self) -> OperationResult:
+        return OperationResult(True, "Redone.") if self.editor.redo() else OperationResult(False, "Nothing to redo.")
+
+    def _check(self) -> Optional[str]:
         """Why an operation cannot run now (None when it can)."""
-        if self.segmentation_node is None:
+        if self.editor_node is None or self.segmentation_node is None:
             return "No segmentation selected: choose or create a segmentation first."
-        if self.volume_node is None or self.volume_node.GetImageData() is None:
+        volume = self.volume_node
+        if volume is None or volume.GetImageData() is None:
             return "No source volume selected: choose the image to annotate."
         seg = self.segmentation_node.GetSegmentation()
         if seg.GetNumberOfSegments() == 0:
@@ -155,38 +468,35 @@ class AnnotationLogic:
 
     def _grid(self):
         """(modifier labelmap, source array [k, j, i], spacing) on the editor's aligned geometry."""
-        if not self.editor.ResetModifierLabelmapToDefault():
+        modifier, source = self.editor.aligned()
+        if modifier is None:
             raise annotate.AnnotationError("Could not set up the segmentation geometry.")
-        if not self.editor.UpdateAlignedSourceVolume():
-            raise annotate.AnnotationError("Could not resample the source volume to the segmentation geometry.")
-        modifier = self.editor.GetModifierLabelmap()
-        src, spacing = oriented_image_to_array(self.editor.GetAlignedSourceVolume())
+        src, spacing = oriented_image_to_array(source)
         return modifier, src, spacing
 
-    def segment_mask(self, segment_id: str | None = None) -> np.ndarray:
-        """The segment as a bool array on the source volume's aligned grid."""
+    def segment_mask(self, segment_id: Optional[str] = None, reference=None) -> np.ndarray:
+        """A segment (default: the selected one) as a bool array on the aligned grid."""
         import slicer
 
-        modifier, _, _ = self._grid()
+        if reference is None:
+            reference, _ = self.editor.aligned()
         sid = segment_id or self.segment_id
         lm = slicer.vtkOrientedImageData()
         slicer.vtkSlicerSegmentationsModuleLogic.GetSegmentBinaryLabelmapRepresentation(
             self.segmentation_node, sid, lm, False)
         # Segments may share one labelmap layer: the segment is the voxels holding its value.
         value = self.segmentation_node.GetSegmentation().GetSegment(sid).GetLabelValue()
-        return segment_extent_mask(lm, modifier, value)
+        return segment_extent_mask(lm, reference, value)
 
     def _apply(self, modifier, mask: np.ndarray, mode: str) -> int:
-        before = self.segment_mask()
+        """Save an undo state and change the selected segment; the number of voxels that changed."""
+        before = self.segment_mask(reference=modifier)
         fill_oriented_image(modifier, mask)
-        self.editor.SaveStateForUndo()
-        m = {MODE_ADD: self.editor.ModificationModeAdd, MODE_REMOVE: self.editor.ModificationModeRemove,
-             MODE_SET: self.editor.ModificationModeSet}[mode]
-        self.editor.ModifySegmentByLabelmap(self.segmentation_node, self.segment_id, modifier, m, True, False)
-        after = self.segment_mask()
-        return int(np.count_nonzero(before != after))
+        self.editor.save_state_for_undo()
+        self.editor.modify_selected_segment(modifier, mode)
+        return int(np.count_nonzero(before != self.segment_mask(reference=modifier)))
 
-    def _run(self, fn) -> OperationResult:
+    def _run(self, fn: Callable[[], OperationResult]) -> OperationResult:
         why = self._check()
         if why:
             return OperationResult(False, why)
@@ -195,23 +505,79 @@ class AnnotationLogic:
         except annotate.AnnotationError as exc:
             return OperationResult(False, str(exc))
 
+    def _image_key(self) -> tuple:
+        volume = self.volume_node
+        return volume.GetID(), volume.GetImageData().GetMTime()
+
+    # ---------------------------------------------------------------- overlay nodes
+    def _overlay_node(self, role: str):
+        node = self.editor_node
+        return None if node is None else node.GetNodeReference(role)
+
+    def _show_overlay(self, role: str, name: str, modifier, mask: np.ndarray, color, fill_opacity: float):
+        """A hidden segmentation node holding ``mask`` on the modifier's grid, referenced from the
+        segment editor node under ``role`` (created on first use)."""
+        import slicer
+
+        scene = self.editor_node.GetScene()
+        node = self._overlay_node(role)
+        if node is None:
+            node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", scene.GenerateUniqueName(name))
+            node.SetHideFromEditors(True)
+            node.SetSaveWithScene(False)
+            node.CreateDefaultDisplayNodes()
+            node.GetDisplayNode().SetSaveWithScene(False)
+            node.GetDisplayNode().SetVisibility3D(False)
+            node.GetDisplayNode().SetOpacity2DFill(fill_opacity)
+            self.editor_node.SetNodeReferenceID(role, node.GetID())
+        segmentation = node.GetSegmentation()
+        geometry = self.segmentation_node.GetSegmentation().GetConversionParameter(
+            slicer.vtkSegmentationConverter.GetReferenceImageGeometryParameterName())
+        segmentation.SetConversionParameter(
+            slicer.vtkSegmentationConverter.GetReferenceImageGeometryParameterName(), geometry)
+        image = slicer.vtkOrientedImageData()
+        image.DeepCopy(modifier)
+        fill_oriented_image(image, mask)
+        segmentation.RemoveAllSegments()
+        segment = slicer.vtkSegment()
+        segment.SetName(name)
+        segment.SetColor(*color)
+        segment.AddRepresentation(slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName(),
+                                  image)
+        segmentation.AddSegment(segment, name)
+        return node
+
+    def _remove_overlay(self, role: str) -> bool:
+        node = self._overlay_node(role)
+        if node is None:
+            return False
+        self.editor_node.RemoveNodeReferenceIDs(role)
+        if node.GetScene() is not None:
+            node.GetScene().RemoveNode(node)
+        return True
+
     # ---------------------------------------------------------------- SmartPencil
-    def smartpencil_click(self, ijk=None, ras=None, remove: bool = False, n_superpixels: int = 1000,
-                          mode: str = "3d", region_mm: float | None = None, compactness: float = 3.0) -> OperationResult:
+    def smartpencil_click(self, ijk=None, ras=None, remove: bool = False, slice_to_ras=None) -> OperationResult:
         """Add (or remove) the superpixel under a voxel (``ijk`` = (k, j, i) on the aligned grid)
-        or a RAS point. ``region_mm``: working region = a box of that size around the click (None:
-        the whole volume)."""
+        or a RAS point, with the SmartPencil options of the editor node. ``slice_to_ras``: the
+        clicked slice view's SliceToRAS matrix (2D mode: the slice axis; default the k axis)."""
         def go():
             modifier, src, spacing = self._grid()
             p = ras_to_ijk(modifier, ras) if ras is not None else ijk
             if p is None:
                 raise annotate.AnnotationError("Give the click position (ijk or ras).")
             point = annotate._common.check_point(p, src.shape)
-            region = None if not region_mm else annotate.region_around(point, region_mm, spacing, src.shape)
-            key = (self.volume_node.GetID(), self.volume_node.GetImageData().GetMTime())
-            r = annotate.smartpencil_click(src, spacing, self.segment_mask(), point, remove=remove,
-                                           n_superpixels=n_superpixels, region=region, mode=mode,
-                                           compactness=compactness, cache=self.cache, key_extra=key)
+            opts = self.params(SMARTPENCIL)
+            key = self._image_key()
+            region = self._working_region(point, opts.get("RegionMm"), spacing, src.shape, key)
+            axis = slice_axis(slice_to_ras, modifier) if slice_to_ras is not None else 0
+            r = annotate.smartpencil_click(src, spacing, self.segment_mask(reference=modifier), point, remove=remove,
+                                           n_superpixels=opts.get("Superpixels"), region=region,
+                                           mode=opts.get("Mode").lower(), axis=axis, cache=self.cache,
+                                           key_extra=key)
+            if opts.get("ShowBoundaries"):
+                self._show_overlay(BOUNDARIES_ROLE, "SmartPencil boundaries", modifier,
+                                   superpixel_edges(r.superpixels, src.shape), (1.0, 1.0, 0.0), 0.6)
             if r.changed == 0:
                 return OperationResult(True, r.message, 0, {"label": r.label})
             changed = self._apply(modifier, r.modifier, MODE_REMOVE if remove else MODE_ADD)
@@ -219,63 +585,107 @@ class AnnotationLogic:
             return OperationResult(True, msg, changed, {"label": r.label})
         return self._run(go)
 
+    def _working_region(self, point, size_mm: float, spacing, shape, key):
+        """The working region: a box of ``size_mm`` around the first click, kept while clicks fall
+        inside it and the image and options stay the same (so superpixels come from the cache)."""
+        if not size_mm:
+            self._region = None
+            return None
+        region_key = (float(size_mm), tuple(shape), key)
+        inside = self._region is not None and all(s.start <= v < s.stop for v, s in zip(point, self._region))
+        if region_key != self._region_key or not inside:
+            self._region = annotate.region_around(point, size_mm, spacing, shape)
+            self._region_key = region_key
+        return self._region
+
+    @property
+    def boundaries_node(self):
+        return self._overlay_node(BOUNDARIES_ROLE)
+
+    def remove_boundaries(self) -> bool:
+        return self._remove_overlay(BOUNDARIES_ROLE)
+
     # ---------------------------------------------------------------- SmartFill
-    def smartfill_preview(self, fg_strokes: np.ndarray, bg_strokes: np.ndarray | None = None, **params) -> OperationResult:
-        """Compute the fill from stroke masks (bool arrays on the aligned grid); nothing changes
-        until `smartfill_accept`. The preview mask is in ``details['mask']``."""
+    @property
+    def preview_node(self):
+        """The SmartFill preview (a hidden segmentation node), or None."""
+        return self._overlay_node(PREVIEW_ROLE)
+
+    def background_segment_id(self) -> Optional[str]:
+        """The chosen background-stroke segment when it exists and is not the edited segment."""
+        sid = self.params(SMARTFILL).get("BackgroundSegmentID")
+        seg = self.segmentation_node.GetSegmentation() if self.segmentation_node is not None else None
+        if not sid or seg is None or seg.GetSegment(sid) is None or sid == self.segment_id:
+            return None
+        return sid
+
+    def smartfill_preview(self, fg_strokes: Optional[np.ndarray] = None,
+                          bg_strokes: Optional[np.ndarray] = None) -> OperationResult:
+        """Fill the structure around the strokes into a preview node; no segment changes until
+        `smartfill_accept`. Strokes default to the selected segment (object) and the
+        ``BackgroundSegmentID`` segment (background); options come from the editor node. The
+        preview mask is in ``details['mask']``."""
         def go():
-            _, src, spacing = self._grid()
-            r = annotate.smartfill(src, spacing, fg_strokes, bg_strokes, **params)
-            self._pending_fill = r.mask
+            modifier, src, spacing = self._grid()
+            fg = self.segment_mask(reference=modifier) if fg_strokes is None else fg_strokes
+            bg = bg_strokes
+            if bg is None and self.background_segment_id():
+                bg = self.segment_mask(self.background_segment_id(), reference=modifier)
+            opts = self.params(SMARTFILL)
+            locality = opts.get("LocalityMm")
+            r = annotate.smartfill(src, spacing, fg, bg, smoothness=opts.get("Smoothness"),
+                                   margin_mm=opts.get("MarginMm"), locality_mm=locality if locality > 0 else None)
+            segment = self.segmentation_node.GetSegmentation().GetSegment(self.segment_id)
+            node = self._show_overlay(PREVIEW_ROLE, "SmartFill preview", modifier, r.mask, segment.GetColor(), 0.5)
             return OperationResult(True, r.message + " Accept or cancel the preview.", 0,
-                                   {"mask": r.mask, "region": r.region})
+                                   {"mask": r.mask, "region": r.region, "preview_node": node})
         return self._run(go)
 
     def smartfill_accept(self) -> OperationResult:
+        """Add the preview to the selected segment (one undo state) and remove the preview."""
         def go():
-            if self._pending_fill is None:
+            import slicer
+
+            node = self.preview_node
+            if node is None:
                 return OperationResult(False, "There is no SmartFill preview to accept: paint strokes and preview first.")
-            modifier, src, _ = self._grid()
-            if self._pending_fill.shape != src.shape:
-                self._pending_fill = None
-                return OperationResult(False, "The image geometry changed since the preview; preview again.")
+            modifier, _, _ = self._grid()
+            preview = node.GetSegmentation().GetNthSegment(0)
+            image = preview.GetRepresentation(
+                slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName())
+            ser = slicer.vtkSegmentationConverter.SerializeImageGeometry
+            if image is None or ser(image) != ser(modifier):
+                self.smartfill_cancel()
+                return OperationResult(False, "The segmentation geometry changed since the preview; preview again.")
+            mask = segment_extent_mask(image, modifier)
             # The fill adds to the segment (strokes define the structure; the rest of the segment stays).
-            changed = self._apply(modifier, self._pending_fill, MODE_ADD)
-            self._pending_fill = None
+            changed = self._apply(modifier, mask, MODE_ADD)
+            self._remove_overlay(PREVIEW_ROLE)
             return OperationResult(True, f"SmartFill accepted: {changed} voxels changed.", changed)
         return self._run(go)
 
     def smartfill_cancel(self) -> OperationResult:
-        had = self._pending_fill is not None
-        self._pending_fill = None
+        had = self._remove_overlay(PREVIEW_ROLE)
         return OperationResult(True, "SmartFill preview discarded." if had else "No preview to cancel.")
 
     # ---------------------------------------------------------------- AutoCorrection
-    def autocorrect(self, **params) -> OperationResult:
+    def autocorrect(self) -> OperationResult:
+        """Clean the selected segment with the AutoCorrection options of the editor node."""
         def go():
             modifier, src, spacing = self._grid()
-            current = self.segment_mask()
+            current = self.segment_mask(reference=modifier)
             if not current.any():
                 return OperationResult(False, "The selected segment is empty: nothing to correct.")
-            r = annotate.autocorrect(src, spacing, current, **params)
+            opts = self.params(AUTOCORRECTION)
+            r = annotate.autocorrect(
+                src, spacing, current, max_distance_mm=opts.get("MaxDistanceMm"), stay_cost=opts.get("Stiffness"),
+                fill_holes=opts.get("FillHoles"), keep_largest=opts.get("KeepLargest"),
+                shift_sigma_mm=CONSISTENT_SHIFT_SIGMA_MM if opts.get("ConsistentShift") else None)
             if np.array_equal(r.mask, current):
                 return OperationResult(True, r.message + " The segment already follows the image.", 0)
             changed = self._apply(modifier, r.mask, MODE_SET)
             return OperationResult(True, r.message, changed)
         return self._run(go)
-
-    # ---------------------------------------------------------------- undo
-    def undo(self) -> OperationResult:
-        if not self.editor.CanUndo():
-            return OperationResult(False, "Nothing to undo.")
-        self.editor.Undo()
-        return OperationResult(True, "Undone.")
-
-    def redo(self) -> OperationResult:
-        if not self.editor.CanRedo():
-            return OperationResult(False, "Nothing to redo.")
-        self.editor.Redo()
-        return OperationResult(True, "Redone.")
 
 
 # --------------------------------------------------------------------------- Slicer registration
@@ -289,8 +699,6 @@ EFFECT_FILES = (
 
 
 def effect_paths() -> list[str]:
-    import os
-
     here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "SegmentEditorEffects")
     return [os.path.join(here, f).replace("\\", "/") for f in EFFECT_FILES]
 

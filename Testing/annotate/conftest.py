@@ -1,80 +1,75 @@
-"""Fixtures for the annotation tests: stand-in phantoms and a headless MRML scene."""
+"""Fixtures for the annotation tests: the packaged orbit CT phantom and a headless MRML scene."""
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
-for p in (str(HERE), str(REPO / "OrbitSegmentation")):
-    if p not in sys.path:
-        sys.path.insert(0, p)
+from orbitai.annotate._common import bbox
+from orbitai.io import Volume
+from orbitai.phantoms import orbit_case
 
-import standin  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO / "OrbitSegmentation") not in sys.path:
+    sys.path.insert(0, str(REPO / "OrbitSegmentation"))
+
+#: Orbit-scheme labels of each orbit (odd: left, even: right).
+SIDE_VALUES = {"left": tuple(range(1, 17, 2)), "right": tuple(range(2, 17, 2))}
+
+
+def orbit_box(seed: int = 0, side: str = "right", margin_mm: float = 6.0):
+    """(image, labels) Volumes of a box around one orbit of the axial CT phantom built from the
+    packaged SPL/NAC atlas (`orbitai.phantoms.orbit_case`; the case of the annotation benchmark
+    and of the slow quality bars)."""
+    case = orbit_case(seed, modality="ct", orientation="axial")
+    image, labels = case.image, case.labels
+    box = bbox(np.isin(labels.array, SIDE_VALUES[side]), np.ceil(margin_mm / np.asarray(image.spacing[::-1])).astype(int))
+    origin = tuple(image.index_to_physical([b.start for b in box[::-1]]))
+    return (Volume(np.ascontiguousarray(image.array[box], np.float32), image.spacing, origin, image.direction),
+            Volume(np.ascontiguousarray(labels.array[box]), labels.spacing, origin, labels.direction))
 
 
 @pytest.fixture(scope="session")
-def left_orbit():
-    """(image, labels) Volumes of a small box around the left orbit (fast)."""
-    if not standin.have_atlas():
-        pytest.skip("the SPL/NAC atlas (../shared/data) is not available")
-    return standin.orbit_ct(seed=0, crop="left")
+def right_orbit():
+    """(image, labels) Volumes of a box around the right orbit (eyeball 2, inferior rectus 8,
+    lateral rectus 12)."""
+    return orbit_box()
 
 
 def headless_scene():
     """A scene set up like Slicer's application does (see DESIGN.md, Headless MRML notes)."""
-    try:
-        from orbitai.mrml import scene as _bridge  # the MRML bridge, once it exists
-        return _bridge.new_scene()
-    except (ImportError, AttributeError):
-        pass
-    slicer = pytest.importorskip("slicer")
-    if not hasattr(slicer, "vtkSlicerSegmentEditorLogic"):
-        pytest.skip("slicer-core without vtkSlicerSegmentEditorLogic")
-    scene = slicer.vtkMRMLScene()
-    app = slicer.vtkSlicerApplicationLogic()
-    app.SetMRMLScene(scene)
-    colors = slicer.vtkSlicerColorLogic()
-    colors.SetMRMLApplicationLogic(app)
-    colors.SetMRMLScene(scene)
-    app.SetModuleLogic("Colors", colors)
-    seg_logic = slicer.vtkSlicerSegmentationsModuleLogic()   # registers the converter rules
-    seg_logic.SetMRMLApplicationLogic(app)
-    seg_logic.SetMRMLScene(scene)
-    app.SetModuleLogic("Segmentations", seg_logic)
-    slicer.mrmlScene = scene
-    return scene, app, [colors, seg_logic]
+    pytest.importorskip("slicer", reason="needs 3D Slicer's Python or the PyPI package slicer-core")
+    from orbitai.mrml.scene import new_scene
+
+    return new_scene()
 
 
 @pytest.fixture()
-def mrml(left_orbit):
-    """A headless scene with the left-orbit image as a volume node and a segmentation with
-    two empty segments; returns a namespace with scene, app, volume, segmentation, ids, logic."""
-    import slicer
+def mrml(right_orbit):
+    """A headless scene with the right-orbit image as a volume node and a segmentation with two
+    empty segments; returns a namespace with ctx, scene, volume, segmentation, ids, logic."""
     from OrbitSegmentationLib.annotation_logic import AnnotationLogic
 
-    scene, app, keep = headless_scene()
-    image, labels = left_orbit
-    vol = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "orbit_ct")
-    m = image.ijk_to_ras()
-    vtk_m = slicer.util.vtkMatrixFromArray(m)
-    vol.SetIJKToRASMatrix(vtk_m)
-    slicer.util.updateVolumeFromArray(vol, np.ascontiguousarray(image.array))
-    seg = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "annotation")
+    from orbitai.mrml.volumes import volume_node_from_volume
+
+    ctx = headless_scene()
+    image, labels = right_orbit
+    vol = volume_node_from_volume(ctx, image, "orbit_ct")
+    seg = ctx.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "annotation")
     seg.CreateDefaultDisplayNodes()
     seg.SetReferenceImageGeometryParameterFromVolumeNode(vol)
-    ids = [seg.GetSegmentation().AddEmptySegment(n, n) for n in ("inferior_rectus_muscle_left", "eyeball_left")]
-    logic = AnnotationLogic(scene, app)
+    ids = [seg.GetSegmentation().AddEmptySegment(n, n) for n in ("inferior_rectus_muscle_right", "eyeball_right")]
+    logic = AnnotationLogic(ctx.scene, ctx.app_logic)
     logic.set_inputs(seg, vol, ids[0])
 
     class NS:
         pass
 
     ns = NS()
-    ns.scene, ns.app, ns.keep, ns.volume, ns.segmentation, ns.ids, ns.logic = scene, app, keep, vol, seg, ids, logic
+    ns.ctx, ns.scene, ns.app = ctx, ctx.scene, ctx.app_logic
+    ns.volume, ns.segmentation, ns.ids, ns.logic = vol, seg, ids, logic
     ns.image, ns.labels = image, labels
-    return ns
+    yield ns
+    ctx.close()

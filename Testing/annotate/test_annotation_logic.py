@@ -1,6 +1,6 @@
 """The MRML-level operations on a headless scene: undo bit for bit, masking, bad clicks."""
 import numpy as np
-import pytest
+from OrbitSegmentationLib.annotation_logic import SMARTPENCIL
 
 from orbitai.annotate import dice, simulate_strokes
 
@@ -12,8 +12,9 @@ def _segment_bytes(ns, sid):
 def test_smartpencil_click_and_undo_restore_bit_for_bit(mrml):
     L = mrml.logic
     before = [_segment_bytes(mrml, s) for s in mrml.ids]
-    p = tuple(np.argwhere(mrml.labels.array == 7)[0])
-    r = L.smartpencil_click(ijk=p, n_superpixels=1000)
+    p = tuple(np.argwhere(mrml.labels.array == 8)[0])
+    L.params(SMARTPENCIL).set("Superpixels", 1000)
+    r = L.smartpencil_click(ijk=p)
     assert r.ok and r.changed_voxels > 0 and L.segment_mask()[p]
     assert L.undo().ok
     assert [_segment_bytes(mrml, s) for s in mrml.ids] == before
@@ -23,7 +24,7 @@ def test_smartpencil_click_and_undo_restore_bit_for_bit(mrml):
 def test_smartfill_preview_accept_cancel_and_autocorrect_undo(mrml):
     L = mrml.logic
     L.select_segment(mrml.ids[1])
-    truth = mrml.labels.array == 1
+    truth = mrml.labels.array == 2
     fg = np.any(simulate_strokes(truth, mrml.image.spacing, 3), axis=0)
     r = L.smartfill_preview(fg)
     assert r.ok and not L.segment_mask().any()          # a preview changes nothing
@@ -63,16 +64,17 @@ def test_empty_segment_autocorrect_says_why(mrml):
 
 def test_masking_overwrite_none_protects_other_segment(mrml):
     L = mrml.logic
-    p = tuple(np.argwhere(mrml.labels.array == 7)[0])
+    p = tuple(np.argwhere(mrml.labels.array == 8)[0])
     L.select_segment(mrml.ids[1])
-    assert L.smartpencil_click(ijk=p, n_superpixels=500).ok      # eyeball segment takes the superpixel
+    L.params(SMARTPENCIL).set("Superpixels", 500)
+    assert L.smartpencil_click(ijk=p).ok      # eyeball segment takes the superpixel
     other = L.segment_mask(mrml.ids[1]).copy()
     import slicer
 
     mrml.logic.editor_node.SetOverwriteMode(mrml.logic.editor_node.OverwriteNone)
     mrml.logic.editor_node.SetMaskMode(slicer.vtkMRMLSegmentationNode.EditAllowedOutsideAllSegments)
     L.select_segment(mrml.ids[0])
-    r = L.smartpencil_click(ijk=p, n_superpixels=500)
+    r = L.smartpencil_click(ijk=p)
     assert r.ok and "blocked" in r.message                        # the whole superpixel is masked out
     assert np.array_equal(L.segment_mask(mrml.ids[1]), other)     # the other segment is untouched
     assert not (L.segment_mask(mrml.ids[0]) & other).any()

@@ -6,8 +6,8 @@ from orbitai.annotate import (AnnotationError, SuperpixelCache, compute_superpix
                               smartpencil_click)
 
 
-def test_superpixel_count_follows_resolution(left_orbit):
-    image, _ = left_orbit
+def test_superpixel_count_follows_resolution(right_orbit):
+    image, _ = right_orbit
     counts = [compute_superpixels(image.array, image.spacing, n).n_labels for n in (100, 500, 2000)]
     assert counts[0] < counts[1] < counts[2]
     assert 0.3 * 2000 < counts[2] < 2.0 * 2000
@@ -18,8 +18,8 @@ def test_superpixel_count_follows_resolution(left_orbit):
     assert np.array_equal(spx.labels, again.labels)                                     # deterministic
 
 
-def test_cache_hits_and_keys(left_orbit):
-    image, _ = left_orbit
+def test_cache_hits_and_keys(right_orbit):
+    image, _ = right_orbit
     cache = SuperpixelCache(max_items=2)
     a = cache.get_or_compute(image.array, image.spacing, 500)
     b = cache.get_or_compute(image.array, image.spacing, 500)
@@ -32,8 +32,8 @@ def test_cache_hits_and_keys(left_orbit):
     assert d is not a                                   # a different image is not served from the cache
 
 
-def test_2d_mode_and_boundaries(left_orbit):
-    image, labels = left_orbit
+def test_2d_mode_and_boundaries(right_orbit):
+    image, labels = right_orbit
     k = image.shape[0] // 2
     spx = compute_superpixels(image.array, image.spacing, 200, region=(slice(k, k + 1), slice(None), slice(None)),
                               mode="2d")
@@ -43,10 +43,10 @@ def test_2d_mode_and_boundaries(left_orbit):
     assert not spx.boundaries(k + 1, 0, image.shape).any()
 
 
-def test_click_adds_and_shift_click_removes(left_orbit):
-    image, labels = left_orbit
+def test_click_adds_and_shift_click_removes(right_orbit):
+    image, labels = right_orbit
     seg = np.zeros(image.shape, bool)
-    p = tuple(np.argwhere(labels.array == 7)[0])
+    p = tuple(np.argwhere(labels.array == 8)[0])
     r = smartpencil_click(image.array, image.spacing, seg, p, n_superpixels=1000)
     assert r.changed > 0 and r.mask[p] and not seg.any()
     r2 = smartpencil_click(image.array, image.spacing, r.mask, p, remove=True, n_superpixels=1000)
@@ -55,10 +55,10 @@ def test_click_adds_and_shift_click_removes(left_orbit):
     assert r3.changed == 0 and "nothing changed" in r3.message
 
 
-def test_smartpencil_rectus_bar(left_orbit):
+def test_smartpencil_rectus_bar(right_orbit):
     """<= 10 simulated clicks reach Dice >= 0.85 on the inferior rectus (1000 superpixels)."""
-    image, labels = left_orbit
-    truth = labels.array == 7
+    image, labels = right_orbit
+    truth = labels.array == 8
     seg = np.zeros(truth.shape, bool)
     for _ in range(10):
         nc = next_click(seg, truth, image.spacing)
@@ -67,14 +67,14 @@ def test_smartpencil_rectus_bar(left_orbit):
 
 
 @pytest.mark.parametrize("point", [(-1, 0, 0), (0, 10_000, 0), (1, 2), "abc"])
-def test_click_outside_image_is_refused(left_orbit, point):
-    image, _ = left_orbit
+def test_click_outside_image_is_refused(right_orbit, point):
+    image, _ = right_orbit
     with pytest.raises(AnnotationError, match="outside the image|three voxel indices"):
         smartpencil_click(image.array, image.spacing, np.zeros(image.shape, bool), point)
 
 
-def test_click_outside_region_and_bad_inputs(left_orbit):
-    image, _ = left_orbit
+def test_click_outside_region_and_bad_inputs(right_orbit):
+    image, _ = right_orbit
     seg = np.zeros(image.shape, bool)
     with pytest.raises(AnnotationError, match="working region"):
         smartpencil_click(image.array, image.spacing, seg, (0, 0, 0), region=(slice(5, 10), slice(5, 10), slice(5, 10)))
