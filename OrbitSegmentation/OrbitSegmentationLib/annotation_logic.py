@@ -120,6 +120,18 @@ EFFECT_OPTIONS: dict[str, tuple[EffectOption, ...]] = {
     ),
 }
 
+#: Help text of each effect (HTML, shown by the Segment Editor).
+EFFECT_HELP: dict[str, str] = {
+    SMARTPENCIL: ("<html>Click a superpixel to add it to the selected segment; shift-click removes it.<br>"
+                  "Superpixels (100-2000 over the working region, 2D on the slice or 3D supervoxels) are "
+                  "computed once per image and region and cached.</html>"),
+    SMARTFILL: ("<html>Paint a few strokes inside the structure into the selected segment (Paint effect), "
+                "optionally strokes outside it into a background segment, then Preview: a graph cut fills the "
+                "structure in 3D around the strokes. Accept or Cancel the preview.</html>"),
+    AUTOCORRECTION: ("<html>Cleans the selected segment: fills holes, removes islands and moves its border onto "
+                     "the image edges (graph cut in a thin band), never farther than the maximum shift.</html>"),
+}
+
 #: AutoCorrection's smoothing radius of the consistent border shift when that option is on.
 CONSISTENT_SHIFT_SIGMA_MM = 3.0
 
@@ -195,6 +207,15 @@ def choice_index(choices: list[tuple[str, str]], chosen: str) -> int:
     """Index of the stored choice in `segment_choices` (0, none, when it is not offered now; the
     stored choice itself is kept, so it comes back when the segment is offered again)."""
     return next((i for i, (sid, _) in enumerate(choices) if sid == chosen), 0)
+
+
+def chosen_segment(choices: list[tuple[str, str]], stored: str, picked: Optional[str]) -> str:
+    """The segment ID to store when the widget shows ``picked``: a stored segment that is not
+    offered now (the widget shows none) is kept, so another option's change does not erase it."""
+    picked = picked or NO_SEGMENT
+    if picked == NO_SEGMENT and stored not in {sid for sid, _ in choices}:
+        return stored
+    return picked
 
 
 # --------------------------------------------------------------------------- array helpers
@@ -708,8 +729,13 @@ def register_annotation_effects() -> None:
 
     Call inside Slicer once it has started, e.g. in the OrbitSegmentation module's ``__init__``:
     ``slicer.app.connect("startupCompleted()", register_annotation_effects)``."""
+    import sys
+
     import qSlicerSegmentationsEditorEffectsPythonQt as effects  # Slicer only
 
+    folder = os.path.dirname(effect_paths()[0])
+    if folder not in sys.path:  # the effect files import OrbitEffectBase from beside them
+        sys.path.insert(0, folder)
     for path in effect_paths():
         instance = effects.qSlicerSegmentEditorScriptedEffect(None)
         instance.setPythonSource(path)

@@ -46,6 +46,19 @@ def headless_scene():
     return new_scene()
 
 
+def paint(ns, segment_id, mask):
+    """Set a segment to a mask on the aligned grid (what painting strokes does)."""
+    import slicer
+
+    from OrbitSegmentationLib.annotation_logic import fill_oriented_image
+
+    image = slicer.vtkOrientedImageData()
+    image.DeepCopy(ns.logic.editor.aligned()[0])
+    fill_oriented_image(image, mask)
+    slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
+        image, ns.segmentation, segment_id, slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE)
+
+
 @pytest.fixture()
 def mrml(right_orbit):
     """A headless scene with the right-orbit image as a volume node and a segmentation with two
