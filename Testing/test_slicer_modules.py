@@ -6,7 +6,10 @@ For every module folder listed in the extension's CMakeLists.txt:
   the build) and registers the self-test;
 * every widget the module code uses as ``self.ui.<name>`` exists in its ``.ui`` with a
   plausible Qt/CTK/Slicer class;
-* the module's ``ScriptedLoadableModuleTest`` calls test functions that exist in Testing/.
+* the module's ``ScriptedLoadableModuleTest`` calls shared test functions of ``orbitai/testing``
+  (importable from an installed extension, no pytest), never anything under ``Testing/``;
+* the module's pinned requirements file agrees with ``pyproject.toml``;
+* the module's main file stays thin: the job panel is the shared one.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+SHARED_TESTS = REPO / "orbitai" / "testing"
 TOP_CMAKE = (REPO / "CMakeLists.txt").read_text()
 MODULES = re.findall(r"^add_subdirectory\((\w+)\)", TOP_CMAKE, flags=re.M)
 WIDGET_CLASS = re.compile(r"^(Q\w+|ctk\w+|qMRML\w+|qSlicer\w+)$")
@@ -71,20 +75,30 @@ def test_ui_has_every_widget_the_code_uses(mod):
     assert (REPO / mod / "Resources" / "Icons" / f"{mod}.png").exists()
 
 
+def _shared_sources() -> dict[str, str]:
+    return {p.stem: p.read_text() for p in SHARED_TESTS.glob("*.py")}
+
+
 @pytest.mark.parametrize("mod", MODULES)
 def test_self_test_calls_shared_test_functions(mod):
-    """The module's Test class runs functions from Testing/ (one body of tests for both)."""
+    """The module's Test class runs functions of orbitai.testing (one body of tests for both runners),
+    which an installed extension has; it never reaches into Testing/ and the functions need no pytest."""
     tree = ast.parse((REPO / mod / f"{mod}.py").read_text())
     test_classes = [n for n in tree.body if isinstance(n, ast.ClassDef)
                     and any(getattr(b, "id", "") == "ScriptedLoadableModuleTest" for b in n.bases)]
     assert test_classes, f"{mod}.py has no ScriptedLoadableModuleTest"
     src = ast.unparse(test_classes[0])
+    assert "Testing" not in src and "sys.path" not in src, f"{mod} self-test reaches into Testing/"
+    imported = set(re.findall(r"from orbitai\.testing import (\w+)", src))
+    assert imported, f"{mod} self-test imports nothing from orbitai.testing"
+    shared = _shared_sources()
+    assert imported <= set(shared), f"{mod} self-test imports {sorted(imported - set(shared))}, not in orbitai/testing"
     called = set(re.findall(r"\b(test_\w+)\(", src))
     assert called, f"{mod} self-test calls no shared test function"
-    shared = "\n".join(p.read_text() for p in (REPO / "Testing").rglob("test_*.py"))
     for fn in called:
-        if f"def {fn}(" not in src:
-            assert f"def {fn}(" in shared, f"{mod} self-test calls {fn}, which is not in Testing/"
+        assert any(f"def {fn}(" in shared[m] for m in imported), f"{mod} self-test calls {fn}, not in orbitai/testing"
+    for name, text in shared.items():
+        assert not re.search(r"^\s*(import pytest|from pytest)", text, re.M), f"orbitai/testing/{name}.py imports pytest"
 
 
 def _parameter_node_fields(tree: ast.Module) -> set[str]:
@@ -115,7 +129,7 @@ def test_self_test_passes_every_argument(mod):
     test_class = next(n for n in tree.body if isinstance(n, ast.ClassDef)
                       and any(getattr(b, "id", "") == "ScriptedLoadableModuleTest" for b in n.bases))
     defs = {}
-    for path in (REPO / "Testing").rglob("test_*.py"):
+    for path in SHARED_TESTS.glob("*.py"):
         for node in ast.parse(path.read_text()).body:
             if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
                 defs.setdefault(node.name, []).append(node)
@@ -141,3 +155,44 @@ def test_logic_imports_no_qt(mod):
                 names = [node.module or ""]
             bad = [n for n in names if n.split(".")[0] in ("qt", "ctk")]
             assert not bad, f"{path.relative_to(REPO)} imports {bad} at module level; the Logic must run headless"
+
+
+def _pyproject_dependencies() -> set[str]:
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    deps = set(project["dependencies"])
+    for extra in project.get("optional-dependencies", {}).values():
+        deps |= {d for d in extra if not d.startswith("orbitai")}
+    return deps
+
+
+@pytest.mark.parametrize("mod", MODULES)
+def test_requirements_file_agrees_with_pyproject(mod):
+    """One pinned requirements file per module (read by the Logic's ensureDependencies), listed in the
+    module's CMakeLists, each line exactly a specifier of pyproject.toml."""
+    from orbitai.mrml.dependencies import read_requirements, requirement_name
+
+    path = REPO / mod / f"{mod}Lib" / "requirements.txt"
+    assert path.is_file(), f"{mod} has no {path.relative_to(REPO)}"
+    lines = read_requirements(path)
+    assert lines and "torch" in [requirement_name(r) for r in lines]
+    unknown = sorted(set(lines) - _pyproject_dependencies())
+    assert not unknown, f"{path.relative_to(REPO)} lines {unknown} differ from pyproject.toml's specifiers"
+    assert len({requirement_name(r) for r in lines}) == len(lines), f"{path.name} names a package twice"
+    assert f"{mod}Lib/requirements.txt" in (REPO / mod / "CMakeLists.txt").read_text().replace("${MODULE_NAME}", mod)
+    logic = "\n".join(p.read_text() for p in (REPO / mod / f"{mod}Lib").glob("*.py"))
+    assert 'with_name("requirements.txt")' in logic, f"{mod}'s Logic does not read its requirements file"
+
+
+@pytest.mark.parametrize("mod", MODULES)
+def test_module_main_file_is_thin(mod):
+    """The module file declares the Module, the parameter node, the panel hooks and the self-test; the
+    Apply/Cancel/poll/finish machinery is the shared `orbitai.mrml.panel` one (no copies)."""
+    src = (REPO / mod / f"{mod}.py").read_text()
+    assert "JobPanelMixin" in src and "setupJobPanel(" in src
+    for copied in ("QTimer", "def onPoll", "def cancelJob", "def onApplyButton", "errorDisplay", "ensureDependencies"):
+        assert copied not in src, f"{mod}.py has its own {copied}: use orbitai.mrml.panel"
+    assert len(src.splitlines()) < 160, f"{mod}.py has {len(src.splitlines())} lines; keep the module file thin"
+    assert not re.search(r'"cuda"|"mps"', src), f"{mod}.py repeats the device list; use orbitai.device.DEVICE_CHOICES"
+

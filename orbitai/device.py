@@ -6,26 +6,31 @@ retries a computation on the CPU, with a warning, when CUDA runs out of memory.
 from __future__ import annotations
 
 import logging
-from typing import Callable, TypeVar
+from typing import TYPE_CHECKING, Callable, TypeVar
 
-import torch
+from orbitai.errors import DeviceError
+
+if TYPE_CHECKING:  # torch is imported where it is used: the device list must import without it
+    import torch
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-CHOICES = ("auto", "cpu", "cuda", "mps")
-
-
-class DeviceError(RuntimeError):
-    """The requested device is not available."""
+#: The one list of device choices (CLI, Slicer panels, parameter nodes).
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+CHOICES = DEVICE_CHOICES
 
 
 def mps_available() -> bool:
+    import torch
+
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())
 
 
 def select_device(choice: str | torch.device | None = "auto") -> torch.device:
     """Resolve ``auto|cpu|cuda[:N]|mps`` (or a torch.device) to an available torch.device."""
+    import torch
+
     if isinstance(choice, torch.device):
         choice = str(choice)
     choice = (choice or "auto").strip().lower()
@@ -54,18 +59,24 @@ def select_device(choice: str | torch.device | None = "auto") -> torch.device:
 
 
 def describe(device: torch.device) -> str:
+    import torch
+
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     return device.type
 
 
 def is_oom(exc: BaseException) -> bool:
+    import torch
+
     oom = getattr(torch.cuda, "OutOfMemoryError", None)
     return (oom is not None and isinstance(exc, oom)) or "out of memory" in str(exc).lower()
 
 
 def run_with_fallback(fn: Callable[[torch.device], T], device: torch.device) -> T:
     """Run ``fn(device)``; if CUDA runs out of memory, warn and run ``fn(cpu)`` instead."""
+    import torch
+
     try:
         return fn(device)
     except RuntimeError as exc:

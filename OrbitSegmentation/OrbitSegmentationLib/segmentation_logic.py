@@ -1,27 +1,26 @@
 """Logic of the OrbitSegmentation module: MRML in, MRML out, model in a child process.
 
-No Qt here, so the same code runs inside Slicer and headless (slicer-core) in the tests.
-The input volume is written to a temporary NRRD, ``orbitai seg predict`` runs as a child
-process (progress lines, cancel kills it), and only when it succeeds are the segmentation
-and tables added to the scene: a failure or cancel leaves the scene as it was.
+No Qt here, so the same code runs inside Slicer and headless (slicer-core) in the tests. The
+shared `orbitai.mrml.jobs.JobLogic` runs the job; this module declares its two hooks: the start
+hook writes the input volume to a temporary NRRD and names the ``orbitai seg predict`` command,
+the finish hook reads its result folder (`orbitai.seg.result.SegmentationResult`) and adds the
+segmentation and tables. A failure or cancel leaves the scene as it was.
 """
 from __future__ import annotations
 
-import csv
-import shutil
-import tempfile
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 from orbitai.io import VolumeError, write_volume
-from orbitai.mrml.jobs import ModuleJob, ProgressFn
-from orbitai.runner import OrbitaiJob
-
+from orbitai.mrml.jobs import JobLogic, ModuleJob
 
 #: The running child of a segmentation (shared job type of all OrbitAI module Logics).
 SegmentationJob = ModuleJob
+#: Model choice that lets the child pick the bundled model for the scan's modality.
+AUTOMATIC_MODEL = "Automatic (by modality)"
+#: Sliding-window modes of ``orbitai seg predict --window``.
+WINDOW_CHOICES = ("overlap", "step1")
 
 
 @dataclass
@@ -39,13 +38,15 @@ class SegmentationOutputs:
         return text
 
 
-class OrbitSegmentationLogic:
-    """Segment the orbits of a volume node; write a segmentation node and volume/metric tables."""
+class OrbitSegmentationLogic(JobLogic):
+    """Segment the orbits of a volume node; write a segmentation node and volume/metric tables.
 
-    def __init__(self, context=None) -> None:
-        from orbitai.mrml import get_context
+    ``start(input_node, model=None, device="auto", window="overlap", reference_node=None)``,
+    ``finish(job)`` and ``run(...)`` come from `JobLogic`; ``model`` is a bundle name, None or
+    `AUTOMATIC_MODEL` (the bundled model for the scan's modality)."""
 
-        self.ctx = context or get_context()
+    job_title = "Segmentation"
+    requirements = Path(__file__).with_name("requirements.txt")
 
     # ------------------------------------------------------------------------ models
     @staticmethod
@@ -54,16 +55,15 @@ class OrbitSegmentationLogic:
 
         return [b.name for b in iter_bundles() if b.metadata.get("task") == "segmentation"]
 
-    @staticmethod
-    def ensureDependencies() -> bool:
-        from orbitai.mrml.dependencies import ensure_dependencies
+    @classmethod
+    def modelChoices(cls) -> list[str]:
+        """The panel's model choices: automatic, then every installed segmentation bundle."""
+        return [AUTOMATIC_MODEL, *cls.availableModels()]
 
-        return ensure_dependencies(["monai", "skimage"])
-
-    # ---------------------------------------------------------------------------- run
-    def start(self, input_node, model: Optional[str] = None, device: str = "auto",
-              window: str = "overlap") -> SegmentationJob:
-        """Write the input to a temporary file and start the child; returns at once."""
+    # ------------------------------------------------------------------------ hooks
+    def job_arguments(self, workdir: Path, input_node, model: Optional[str] = None, device: str = "auto",
+                      window: str = "overlap", reference_node=None) -> list[str]:
+        """Start hook: check the input, write it to ``workdir``, name the ``seg predict`` command."""
         from orbitai.mrml import volume_from_volume_node
 
         if input_node is None:
@@ -71,44 +71,25 @@ class OrbitSegmentationLogic:
         vol = volume_from_volume_node(input_node)
         if min(vol.shape) < 3:
             raise VolumeError(f"'{input_node.GetName()}' is not a 3D volume (shape {vol.shape}); load a 3D CT or MRI.")
-        workdir = Path(tempfile.mkdtemp(prefix="orbitseg-"))
-        try:
-            image = write_volume(vol, workdir / "input.nrrd")
-        except Exception:
-            shutil.rmtree(workdir, ignore_errors=True)
-            raise
-        args = ["seg", "predict", str(image), "--out", "{out}/segmentation.seg.nrrd",
-                "--volumes", "{out}/volumes.csv", "--device", device, "--window", window]
-        if model:
+        if window not in WINDOW_CHOICES:
+            raise ValueError(f"Unknown window {window!r}; use one of {', '.join(WINDOW_CHOICES)}.")
+        if reference_node is not None and not reference_node.IsA("vtkMRMLSegmentationNode"):
+            raise ValueError(f"'{reference_node.GetName()}' is not a segmentation node.")
+        image = write_volume(vol, workdir / "input.nrrd")
+        args = ["seg", "predict", str(image), "--out", "{out}", "--device", self.check_device(device),
+                "--window", window]
+        if model and model != AUTOMATIC_MODEL:
             args += ["--model", model]
-        return SegmentationJob(OrbitaiJob(args).start(), workdir)
+        return args
 
-    def finish(self, job: SegmentationJob, input_node, reference_node=None) -> SegmentationOutputs:
-        """Collect a finished child's results into the scene (raises if it failed)."""
-        try:
-            res = job.checked_result("Segmentation")
-            out = res.out_dir
-            warnings = [ln[len("warning: "):] for ln in res.stdout if ln.startswith("warning: ")]
-            return self._import_results(out, input_node, reference_node, warnings)
-        finally:
-            job.cleanup()
+    def import_results(self, out: Path, input_node, reference_node=None, **_options: Any) -> SegmentationOutputs:
+        """Finish hook: read and check the ``seg predict`` result folder, then add its nodes."""
+        from orbitai.mrml import (geometry_of, labels_from_segmentation_node, segmentation_node_from_labels,
+                                  table_node_from_rows)
+        from orbitai.seg.result import SegmentationResult
 
-    def run(self, input_node, model: Optional[str] = None, device: str = "auto", window: str = "overlap",
-            reference_node=None, progress: Optional[ProgressFn] = None,
-            cancel: Optional[threading.Event] = None) -> SegmentationOutputs:
-        """Blocking run (scripts and tests): progress callback, optional cancel event."""
-        job = self.start(input_node, model, device, window)
-        job.wait(progress, cancel)
-        return self.finish(job, input_node, reference_node)
-
-    # ------------------------------------------------------------------------ results
-    def _import_results(self, out: Path, input_node, reference_node, warnings) -> SegmentationOutputs:
-        from orbitai.mrml import labels_from_segmentation_node, segmentation_node_from_labels, table_node_from_rows
-        from orbitai.segfile import read_segmentation
-
-        labels, _table = read_segmentation(out / "segmentation.seg.nrrd")
-        with (out / "volumes.csv").open(newline="") as f:
-            volumes = [dict(r) for r in csv.DictReader(f)]
+        result = SegmentationResult.read(out, geometry_of(input_node))
+        labels, volumes, warnings = result.labels, result.volumes, result.warnings
         # Everything is computed before the scene is touched.
         metric_rows = None
         if reference_node is not None:

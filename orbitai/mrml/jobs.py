@@ -1,26 +1,50 @@
-"""A module Logic's running child process (``orbitai ...`` through :class:`orbitai.runner.OrbitaiJob`)
-with the temporary folder holding its inputs; shared by every OrbitAI module's Logic."""
+"""The Logic side of every OrbitAI module panel: a model run in a child process, results into the scene.
+
+`JobLogic` is the base of each module's Logic (no Qt, so it runs headless on a real scene). A module
+declares only what differs:
+
+* ``job_title`` and ``requirements`` (its pinned requirements file, read by `ensureDependencies`);
+* the start hook `JobLogic.job_arguments`: check the inputs, write them into the job's temporary
+  folder, return the ``orbitai ...`` command line (``{out}`` is the child's output folder);
+* the finish hook `JobLogic.import_results`: read the child's output folder and add nodes.
+
+The base starts the child (`ModuleJob`), remembers the input node and options the job started on,
+refuses to import when that input left the scene meanwhile, and imports inside
+`orbitai.mrml.transaction.rollback_on_error`, so a failure or a cancel leaves the scene as it was.
+"""
 from __future__ import annotations
 
+import inspect
 import shutil
+import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, ClassVar, Optional
 
+from orbitai.progress import ProgressCallback
 from orbitai.runner import JobError, JobResult, OrbitaiJob
 
-ProgressFn = Callable[[int, int, str], None]
+__all__ = ["ModuleJob", "JobLogic", "ProgressFn"]
+
+#: Kept for older imports; the one progress-callback type is `orbitai.progress.ProgressCallback`.
+ProgressFn = ProgressCallback
+
+
+def _is_node(value: Any) -> bool:
+    return hasattr(value, "GetScene") and hasattr(value, "GetID")
 
 
 @dataclass
 class ModuleJob:
-    """A started child and its temporary input folder; ``cleanup`` removes both."""
+    """A started child, its temporary input folder, and the input node and options it started on."""
 
     job: OrbitaiJob
     workdir: Path
+    input_node: Any = None
+    options: dict[str, Any] = field(default_factory=dict)
 
-    def poll(self):
+    def poll(self) -> list[tuple[int, int, str]]:
         return self.job.poll()
 
     @property
@@ -31,18 +55,21 @@ class ModuleJob:
         self.job.cancel()
 
     def cleanup(self) -> None:
+        """Remove the child's output folder and the temporary inputs."""
         self.job.cleanup()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def checked_result(self, what: str) -> JobResult:
         """The finished child's result; raises :class:`JobError` with its last error lines if it failed."""
         res = self.job.result()
+        if res.cancelled:
+            raise JobError("Cancelled; the scene was not changed.")
         if not res.ok:
             tail = [ln for ln in res.stderr.strip().splitlines() if ln.strip()][-3:]
             raise JobError(f"{what} failed: " + (" | ".join(tail) or f"exit code {res.returncode}"))
         return res
 
-    def wait(self, progress: Optional[ProgressFn] = None, cancel: Optional[threading.Event] = None) -> None:
+    def wait(self, progress: Optional[ProgressCallback] = None, cancel: Optional[threading.Event] = None) -> None:
         """Block until the child ends (scripts and tests); a set ``cancel`` kills it and raises."""
         try:
             self.job.run(progress, cancel=cancel, check=False)
@@ -53,3 +80,108 @@ class ModuleJob:
         if cancel is not None and cancel.is_set():
             self.cleanup()
             raise JobError("Cancelled; the scene was not changed.")
+
+
+class JobLogic:
+    """Base of a module Logic that runs one ``orbitai`` command per Apply (see module docstring)."""
+
+    #: What the job does, for messages ("Segmentation", "TAO activity prediction").
+    job_title: ClassVar[str] = "The job"
+    #: The module's pinned requirements file (third-party packages; torch through the PyTorch extension).
+    requirements: ClassVar[Optional[Path]] = None
+
+    def __init__(self, context=None) -> None:
+        from orbitai.mrml import get_context
+
+        self.ctx = context or get_context()
+
+    # ------------------------------------------------------------------ hooks (per module)
+    def job_arguments(self, workdir: Path, input_node, *args: Any, **options: Any) -> list[str]:
+        """Start hook: check the inputs, write them into ``workdir``, return the ``orbitai`` arguments."""
+        raise NotImplementedError
+
+    def import_results(self, out_dir: Path, input_node, **options: Any) -> Any:
+        """Finish hook: read the child's output folder and add the result nodes; returns the outputs."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------ dependencies
+    @classmethod
+    def requirementLines(cls) -> list[str]:
+        """The requirement specifiers of the module's requirements file (comments dropped)."""
+        from orbitai.mrml.dependencies import read_requirements
+
+        return read_requirements(cls.requirements) if cls.requirements is not None else []
+
+    @classmethod
+    def requiredModules(cls) -> list[str]:
+        """Import names of the packages the module needs (from its requirements file)."""
+        from orbitai.mrml.dependencies import import_name
+
+        return [import_name(r) for r in cls.requirementLines()]
+
+    @classmethod
+    def ensureDependencies(cls, ask: bool = True) -> bool:
+        """True when every requirement is met; inside Slicer offers to install what is missing.
+        Raises ImportError (one clear line) when something is missing and cannot be installed here."""
+        from orbitai.mrml.dependencies import ensure_requirements
+
+        return ensure_requirements(cls.requirementLines(), ask=ask)
+
+    # ---------------------------------------------------------------------------- run
+    @staticmethod
+    def check_device(device: Optional[str]) -> str:
+        """``device`` normalised (``auto|cpu|cuda[:N]|mps``); a clear error for anything else."""
+        from orbitai.device import DEVICE_CHOICES
+
+        d = (device or "auto").strip().lower()
+        if not (d in DEVICE_CHOICES or d.startswith("cuda:")):
+            raise ValueError(f"Unknown device {device!r}; use one of {', '.join(DEVICE_CHOICES)}.")
+        return d
+
+    def make_job(self, args: list[str]) -> OrbitaiJob:
+        """The child process for ``args`` (``python -m orbitai ...``)."""
+        return OrbitaiJob(args)
+
+    def start(self, input_node, *args: Any, **options: Any) -> ModuleJob:
+        """Check and write the inputs (start hook) and start the child; returns at once.
+        The scene is not changed; the job remembers ``input_node`` and the options."""
+        workdir = Path(tempfile.mkdtemp(prefix="orbitai-job-in-"))
+        try:
+            bound = inspect.signature(self.job_arguments).bind(workdir, input_node, *args, **options)
+            bound.apply_defaults()
+            cli_args = self.job_arguments(*bound.args, **bound.kwargs)
+            kept = dict(list(bound.arguments.items())[2:])
+            return ModuleJob(self.make_job(cli_args).start(), workdir, input_node, kept)
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+
+    def finish(self, job: ModuleJob) -> Any:
+        """Import a finished child's results for the input it started on (raises, scene unchanged,
+        if it failed, was cancelled, or its input left the scene)."""
+        try:
+            res = job.checked_result(self.job_title)
+            assert res.out_dir is not None
+            return self.load_results(res.out_dir, job.input_node, **job.options)
+        finally:
+            job.cleanup()
+
+    def run(self, input_node, *args: Any, progress: Optional[ProgressCallback] = None,
+            cancel: Optional[threading.Event] = None, **options: Any) -> Any:
+        """Blocking run (scripts and tests): progress callback, optional cancel event."""
+        job = self.start(input_node, *args, **options)
+        job.wait(progress, cancel)
+        return self.finish(job)
+
+    def load_results(self, out_dir: str | Path, input_node, **options: Any) -> Any:
+        """Import an output folder for ``input_node``: all of its nodes or, on any error, none."""
+        from orbitai.mrml.transaction import rollback_on_error
+
+        if input_node is None:
+            raise JobError("The input volume is gone from the scene; nothing was added.")
+        gone = [n for n in [input_node, *options.values()] if _is_node(n) and n.GetScene() is not self.ctx.scene]
+        if gone:
+            raise JobError(f"'{gone[0].GetName()}' was removed from the scene while the {self.job_title.lower()} "
+                           "ran; nothing was added. Apply again.")
+        with rollback_on_error(self.ctx.scene):
+            return self.import_results(Path(out_dir), input_node, **options)

@@ -1,0 +1,279 @@
+"""The job panel of every OrbitAI module: Apply/Cancel, progress, inputs locked while running, errors.
+
+`JobController` is the state machine, with no Qt: it drives a `JobView` (the few things a panel
+shows) and a `JobLogic`, so it is tested headless with a recording view. `JobPanelMixin` is the
+thin Qt side: it adapts `JobView` to the module's ``.ui`` widgets (``applyButton``, ``progressBar``,
+``statusLabel`` and the input selectors), keeps the parameter node connected to them and polls on
+a QTimer. A module Widget supplies two hooks: ``jobInputs()`` (the input node and the options, read
+from the parameter node) and ``showResults(outputs, inputNode)``.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Protocol
+
+from orbitai.mrml.jobs import JobLogic, ModuleJob
+
+__all__ = ["JobView", "JobController", "JobPanelMixin", "POLL_MS", "describeModule"]
+
+POLL_MS = 200
+CANCELLED = "Cancelled; the scene was not changed."
+#: The Modules-menu category and contributors of every OrbitAI module.
+CATEGORY = "OrbitAI"
+CONTRIBUTORS = ["OrbitAI developers"]
+
+
+def describeModule(parent: Any, title: str, helpText: str, acknowledgementText: str) -> None:
+    """Fill a ``ScriptedLoadableModule``'s ``parent`` the same way for every OrbitAI module."""
+    parent.title = title
+    parent.categories = [CATEGORY]
+    parent.dependencies = []
+    parent.contributors = list(CONTRIBUTORS)
+    parent.helpText = helpText
+    parent.acknowledgementText = acknowledgementText
+
+
+class JobView(Protocol):
+    """What a job panel shows; `JobPanelMixin` implements it with Qt widgets."""
+
+    def setInputsEnabled(self, enabled: bool) -> None: ...
+    def setApplyButton(self, text: str, enabled: bool, toolTip: str) -> None: ...
+    def setProgress(self, done: int, total: int, visible: bool) -> None: ...
+    def setStatus(self, text: str) -> None: ...
+    def showError(self, message: str) -> None: ...
+    def setPolling(self, on: bool) -> None: ...
+
+
+class JobController:
+    """Apply / poll / finish / cancel of one module's jobs (see module docstring).
+
+    ``jobInputs() -> (input_node, options)`` is read when Apply is pressed; ``showResults(outputs,
+    input_node)`` gets the outputs and the node the job *started* on; ``whyNotReady() -> str`` is
+    empty when Apply may run, else the reason shown on the disabled button."""
+
+    def __init__(self, logic: JobLogic, view: JobView, jobInputs: Callable[[], tuple[Any, dict[str, Any]]],
+                 showResults: Callable[[Any, Any], None], whyNotReady: Callable[[], str] = lambda: "",
+                 applyToolTip: str = "Run the model. While it runs this button cancels it.") -> None:
+        self.logic = logic
+        self.view = view
+        self.jobInputs = jobInputs
+        self.showResults = showResults
+        self.whyNotReady = whyNotReady
+        self.applyToolTip = applyToolTip
+        self.job: Optional[ModuleJob] = None
+        self.outputs: Any = None
+        self.outputsInput: Any = None   # the node the last outputs were computed from
+
+    @property
+    def running(self) -> bool:
+        return self.job is not None
+
+    def refresh(self) -> None:
+        """Enable Apply when the inputs are ready (no effect while a job runs)."""
+        if self.running:
+            return
+        reason = self.whyNotReady()
+        self.view.setApplyButton("Apply", not reason, reason or self.applyToolTip)
+        if reason:
+            self.view.setStatus(reason)
+
+    def apply(self) -> None:
+        """Apply pressed: start a job, or cancel the running one."""
+        if self.running:
+            self.cancel()
+            return
+        try:
+            if not self.logic.ensureDependencies():
+                self.view.setStatus("Not started: the Python packages it needs are not installed.")
+                return
+            input_node, options = self.jobInputs()
+            self.job = self.logic.start(input_node, **options)
+        except Exception as exc:  # noqa: BLE001 - every failure is shown to the user; nothing was added
+            self.job = None
+            self.view.setStatus(f"Not started: {exc}")
+            self.view.showError(f"Could not start: {exc}")
+            return
+        self.view.setInputsEnabled(False)
+        self.view.setApplyButton("Cancel", True, "Cancel the running job; the scene is left as it was.")
+        self.view.setProgress(0, 1, True)
+        self.view.setStatus("Starting...")
+        self.view.setPolling(True)
+
+    def poll(self) -> None:
+        """Timer tick: forward progress; when the child has ended, import its results."""
+        if self.job is None:
+            return
+        for done, total, message in self.job.poll():
+            self.view.setProgress(done, total, True)
+            self.view.setStatus(message)
+        if not self.job.finished:
+            return
+        job, self.job = self.job, None
+        try:
+            outputs = self.logic.finish(job)
+            self.outputs, self.outputsInput = outputs, job.input_node
+            summary = getattr(outputs, "summary", None)
+            self.view.setStatus(summary() if callable(summary) else "Done.")
+            self.showResults(outputs, job.input_node)
+        except Exception as exc:  # noqa: BLE001 - shown to the user; the scene is unchanged
+            self.view.setStatus(f"Failed; the scene was not changed. {exc}")
+            self.view.showError(str(exc))
+        finally:
+            self._idle()
+
+    def cancel(self) -> None:
+        """Kill the running job (Cancel, scene close, module cleanup); the scene is not changed."""
+        if self.job is None:
+            return
+        job, self.job = self.job, None
+        job.cancel()
+        job.cleanup()
+        self.view.setStatus(CANCELLED)
+        self._idle()
+
+    def sceneClosing(self) -> None:
+        """The scene is about to close: cancel, and forget outputs that belonged to it."""
+        self.cancel()
+        self.outputs = self.outputsInput = None
+
+    def _idle(self) -> None:
+        self.view.setPolling(False)
+        self.view.setProgress(0, 1, False)
+        self.view.setInputsEnabled(True)
+        self.refresh()
+
+
+class JobPanelMixin:
+    """Qt side of a job panel, mixed into a module's ``ScriptedLoadableModuleWidget`` (listed first).
+
+    A module Widget sets `parameterNodeClass` (its ``@parameterNodeWrapper``, every user choice in
+    it) and `inputWidgets`, calls `setupJobPanel` in ``setup()``, and implements the two hooks
+    `jobInputs` and `showResults`. The mixin loads the ``.ui`` (``applyButton``, ``progressBar``,
+    ``statusLabel``), keeps the parameter node connected to it across enter/exit and scene close,
+    implements `JobView` on those widgets and polls the job on a QTimer. Qt is imported lazily,
+    so this module imports headless."""
+
+    #: The module's ``@parameterNodeWrapper`` class; it must have an ``inputVolume`` field.
+    parameterNodeClass: Any = None
+    #: ``self.ui`` names of the widgets locked while a job runs (selectors and option widgets).
+    inputWidgets: tuple[str, ...] = ()
+    #: Shown on the disabled Apply button while no input volume is selected.
+    missingInputText = "Select an input volume."
+
+    def setupJobPanel(self, logic: JobLogic, uiFile: str,
+                      applyToolTip: str = "Run the model. While it runs this button cancels it.") -> None:
+        import qt
+        import slicer
+
+        uiWidget = slicer.util.loadUI(self.resourcePath(uiFile))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = logic
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self.jobController = JobController(logic, self, self.jobInputs, self.showResults, self.whyNotReady,
+                                           applyToolTip)
+        self._jobTimer = qt.QTimer()
+        self._jobTimer.setInterval(POLL_MS)
+        self._jobTimer.timeout.connect(self.jobController.poll)
+        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.initializeParameterNode()
+
+    # ------------------------------------------------------------------ hooks (per module)
+    def jobInputs(self) -> tuple[Any, dict[str, Any]]:
+        """(input node, options for ``logic.start``) read from the parameter node."""
+        raise NotImplementedError
+
+    def showResults(self, outputs: Any, inputNode: Any) -> None:
+        """Show the outputs of a finished job over the node it started on."""
+        raise NotImplementedError
+
+    def whyNotReady(self) -> str:
+        """Why Apply cannot run now ("" when it can)."""
+        p = self._parameterNode
+        return "" if p is not None and p.inputVolume is not None else self.missingInputText
+
+    def parameterChanged(self) -> None:
+        """Called after any parameter-node change (e.g. to re-show results); nothing by default."""
+
+    # ------------------------------------------------------------------ widget life cycle
+    def onApplyButton(self, checked: bool = False) -> None:
+        self.jobController.apply()
+
+    def cleanup(self) -> None:
+        self.jobController.cancel()
+        self.removeObservers()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        self.setParameterNode(None)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.jobController.sceneClosing()
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        import slicer
+        from slicer.ScriptedLoadableModule import ScriptedLoadableModuleLogic
+
+        holder = ScriptedLoadableModuleLogic()
+        holder.moduleName = self.moduleName
+        self.setParameterNode(self.parameterNodeClass(holder.getParameterNode()))
+        if not self._parameterNode.inputVolume:
+            first = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+            if first:
+                self._parameterNode.inputVolume = first
+
+    def setParameterNode(self, node) -> None:
+        import vtk
+
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterModified)
+        self._parameterNode = node
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterModified)
+            self._onParameterModified()
+
+    def _onParameterModified(self, caller=None, event=None) -> None:
+        self.jobController.refresh()
+        self.parameterChanged()
+
+    # ------------------------------------------------------------------ JobView on the .ui widgets
+    def setInputsEnabled(self, enabled: bool) -> None:
+        for name in self.inputWidgets:
+            getattr(self.ui, name).enabled = enabled
+
+    def setApplyButton(self, text: str, enabled: bool, toolTip: str) -> None:
+        self.ui.applyButton.text = text
+        self.ui.applyButton.enabled = enabled
+        self.ui.applyButton.toolTip = toolTip
+
+    def setProgress(self, done: int, total: int, visible: bool) -> None:
+        self.ui.progressBar.maximum = max(int(total), 1)
+        self.ui.progressBar.value = int(done)
+        self.ui.progressBar.visible = visible
+
+    def setStatus(self, text: str) -> None:
+        self.ui.statusLabel.text = text
+
+    def showError(self, message: str) -> None:
+        import slicer
+
+        slicer.util.errorDisplay(message)
+
+    def setPolling(self, on: bool) -> None:
+        if on:
+            self._jobTimer.start()
+        else:
+            self._jobTimer.stop()

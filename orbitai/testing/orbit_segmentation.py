@@ -1,0 +1,177 @@
+"""OrbitSegmentation Logic and panel on a real MRML scene: run by ``Testing/OrbitSegmentation`` (pytest,
+headless with slicer-core) and by the module's self-test inside Slicer (OrbitSegmentationTest)."""
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from orbitai.io import VolumeError
+from orbitai.labels import values_for
+from orbitai.phantoms import orbit_case
+from orbitai.runner import JobError
+from orbitai.testing import node_ids, patched, raises, slicer_context  # noqa: F401 - slicer_context: self-test
+from orbitai.testing import panel
+
+SEED = 777001  # never used for training cohorts
+
+
+def _phantom_node(ctx, seed=SEED, name="phantom CT"):
+    from orbitai.mrml import volume_node_from_volume
+
+    case = orbit_case(seed, modality="ct", oblique=False)
+    return case, volume_node_from_volume(ctx, case.image, name=name)
+
+
+def _node_count(ctx) -> int:
+    return ctx.scene.GetNumberOfNodes()
+
+
+def test_logic_segments_phantom_into_scene(ctx, tmp_path: Path):
+    from OrbitSegmentationLib import OrbitSegmentationLogic
+
+    from orbitai.mrml import (labels_from_segmentation_node, rows_from_table_node, segment_voxel_counts,
+                              segmentation_node_from_labels)
+
+    case, node = _phantom_node(ctx)
+    truth_node = segmentation_node_from_labels(ctx, case.labels, reference_node=node, name="truth")
+    events = []
+    out = OrbitSegmentationLogic(ctx).run(node, reference_node=truth_node, progress=lambda d, t, m: events.append(d))
+    assert events, "no progress was reported"
+    seg = out.segmentation_node.GetSegmentation()
+    names = {seg.GetNthSegment(i).GetName() for i in range(seg.GetNumberOfSegments())}
+    assert {"eyeball_left", "eyeball_right", "optic_nerve_left", "medial_rectus_muscle_right"} <= names
+    # The predicted labels read back from the node lie on the input grid and overlap the truth.
+    pred = labels_from_segmentation_node(out.segmentation_node, node)
+    assert pred.shape == case.image.shape
+    eye = np.isin(pred.array, values_for("eyeball"))
+    true_eye = np.isin(case.labels.array, values_for("eyeball"))
+    dice = 2 * np.count_nonzero(eye & true_eye) / (eye.sum() + true_eye.sum())
+    assert dice > 0.85, f"eyeball Dice {dice:.3f}"
+    counts = segment_voxel_counts(out.segmentation_node)
+    rows = rows_from_table_node(out.volumes_table_node)
+    by_name = {r["structure"]: r for r in rows}
+    vv = case.image.voxel_volume_mm3() / 1000
+    assert math.isclose(by_name["eyeball_left"]["volume (cm3)"], counts["eyeball_left"] * vv, rel_tol=1e-4)
+    assert 5.0 < by_name["eyeball_left"]["volume (cm3)"] < 9.5     # a globe of 22-26 mm
+    metrics = {r["structure"]: r for r in rows_from_table_node(out.metrics_table_node)}
+    assert abs(metrics["eyeball"]["dice"] - dice) <= 1e-3
+
+
+def test_logic_cancel_leaves_scene_unchanged(ctx, tmp_path: Path):
+    from OrbitSegmentationLib import OrbitSegmentationLogic
+
+    _, node = _phantom_node(ctx)
+    before = _node_count(ctx)
+    cancel = threading.Event()
+    threading.Timer(1.0, cancel.set).start()
+    with raises(JobError, match="Cancelled"):
+        OrbitSegmentationLogic(ctx).run(node, cancel=cancel)
+    assert _node_count(ctx) == before
+
+
+def test_logic_refuses_2d_input(ctx):
+    from OrbitSegmentationLib import OrbitSegmentationLogic
+
+    from orbitai.io import Volume
+    from orbitai.mrml import volume_node_from_volume
+
+    node = volume_node_from_volume(ctx, Volume(np.zeros((1, 64, 64), np.float32)), name="one slice")
+    before = _node_count(ctx)
+    with raises(VolumeError, match="3D"):
+        OrbitSegmentationLogic(ctx).start(node)
+    with raises(VolumeError, match="Select an input volume"):
+        OrbitSegmentationLogic(ctx).start(None)
+    assert _node_count(ctx) == before
+
+
+def write_contract_result(folder: Path, labels) -> Path:
+    """A result folder as ``orbitai seg predict --out`` writes it, for ``labels`` (orbit scheme)."""
+    from orbitai.labels import ORBIT_LABELS
+    from orbitai.seg.result import SegmentationResult
+
+    values, counts = np.unique(labels.array.astype(int), return_counts=True)
+    vv = labels.voxel_volume_mm3() / 1000
+    rows = [{"label": int(v), "name": ORBIT_LABELS[int(v)].name, "structure": ORBIT_LABELS[int(v)].structure,
+             "side": ORBIT_LABELS[int(v)].side, "voxels": int(n), "volume_cm3": float(n * vv)}
+            for v, n in zip(values, counts) if v != 0]
+    SegmentationResult(labels, rows, "orbit_svnet_ct_demo", ["a test warning"]).write(folder)
+    return folder
+
+
+def test_load_results_all_or_nothing(ctx, tmp_path: Path):
+    """Importing a result folder adds all of its nodes or, when anything fails, none: a folder that
+    fails validation, or a node that fails after the segmentation was added (rolled back)."""
+    import orbitai.mrml as bridge
+    from OrbitSegmentationLib import OrbitSegmentationLogic
+
+    case, node = _phantom_node(ctx)
+    logic = OrbitSegmentationLogic(ctx)
+    before = node_ids(ctx)
+
+    def failing_table(*args, **kw):
+        raise RuntimeError("table could not be written")
+
+    folder = write_contract_result(Path(tmp_path) / "res", case.labels)
+    with patched(bridge, "table_node_from_rows", failing_table), raises(RuntimeError, match="table could not"):
+        logic.load_results(folder, node)
+    assert node_ids(ctx) == before, "a failure after the segmentation node was added left nodes behind"
+    (folder / "volumes.csv").write_text("label,name\n")
+    with raises(RuntimeError, match="different structures"):
+        logic.load_results(folder, node)
+    assert node_ids(ctx) == before
+    out = logic.load_results(write_contract_result(Path(tmp_path) / "good", case.labels), node)
+    assert out.segmentation_node.GetName() == "phantom CT orbit segmentation"
+    assert out.warnings == ["a test warning"] and "a test warning" in out.summary()
+    assert {out.segmentation_node.GetID(), out.volumes_table_node.GetID()} <= node_ids(ctx) - before
+
+
+def test_failing_job_leaves_scene_unchanged(ctx):
+    """The child exits non-zero (no such model): one error dialog, nothing added to the scene."""
+    from OrbitSegmentationLib import OrbitSegmentationLogic
+
+    _, node = _phantom_node(ctx)
+    panel.check_failing_job_leaves_scene_unchanged(ctx, OrbitSegmentationLogic(ctx), node,
+                                                   {"model": "no_such_model", "device": "cpu"}, "no_such_model")
+
+
+def test_panel_binds_results_to_starting_input(ctx):
+    """Results attach to the volume the job started on, not the one selected when it ends; the
+    selectors are locked while the job runs."""
+    from OrbitSegmentationLib import OrbitSegmentationLogic
+
+    _, first = _phantom_node(ctx, name="first CT")
+    _, second = _phantom_node(ctx, SEED + 1, name="second CT")
+    out = panel.check_binds_results_to_starting_input(OrbitSegmentationLogic(ctx), first, second, {"device": "cpu"})
+    assert out.segmentation_node.GetName() == "first CT orbit segmentation"
+    assert out.volumes_table_node.GetName() == "first CT orbit volumes"
+    ref = out.segmentation_node.GetNodeReference("referenceImageGeometryRef")
+    assert ref is None or ref is first
+
+
+def test_panel_missing_dependency_reaches_dialog(ctx, tmp_path: Path):
+    from OrbitSegmentationLib import OrbitSegmentationLogic
+
+    _, node = _phantom_node(ctx)
+    panel.check_missing_dependency_reaches_dialog(ctx, OrbitSegmentationLogic, node, tmp_path)
+
+
+def test_panel_cancel_leaves_scene_unchanged(ctx):
+    from OrbitSegmentationLib import OrbitSegmentationLogic
+
+    _, node = _phantom_node(ctx)
+    panel.check_cancel_leaves_scene_unchanged(ctx, OrbitSegmentationLogic(ctx), node, {"device": "cpu"})
+
+
+def test_parameter_choices():
+    """Every panel choice comes from one list: devices from orbitai.device, models from the installed bundles."""
+    from OrbitSegmentationLib import AUTOMATIC_MODEL, WINDOW_CHOICES, OrbitSegmentationLogic
+
+    from orbitai.device import DEVICE_CHOICES
+
+    choices = OrbitSegmentationLogic.modelChoices()
+    assert choices[0] == AUTOMATIC_MODEL and set(choices[1:]) == set(OrbitSegmentationLogic.availableModels())
+    assert "orbit_svnet_ct_demo" in choices
+    assert DEVICE_CHOICES[0] == "auto" and WINDOW_CHOICES[0] == "overlap"
