@@ -4,31 +4,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from orbitai.annotate._common import bbox
-from orbitai.io import Volume
-from orbitai.phantoms import orbit_case
+from orbitai.testing.annotation_effects import orbit_box, paint_segment
 
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO / "OrbitSegmentation") not in sys.path:
     sys.path.insert(0, str(REPO / "OrbitSegmentation"))
-
-#: Orbit-scheme labels of each orbit (odd: left, even: right).
-SIDE_VALUES = {"left": tuple(range(1, 17, 2)), "right": tuple(range(2, 17, 2))}
-
-
-def orbit_box(seed: int = 0, side: str = "right", margin_mm: float = 6.0):
-    """(image, labels) Volumes of a box around one orbit of the axial CT phantom built from the
-    packaged SPL/NAC atlas (`orbitai.phantoms.orbit_case`; the case of the annotation benchmark
-    and of the slow quality bars)."""
-    case = orbit_case(seed, modality="ct", orientation="axial")
-    image, labels = case.image, case.labels
-    box = bbox(np.isin(labels.array, SIDE_VALUES[side]), np.ceil(margin_mm / np.asarray(image.spacing[::-1])).astype(int))
-    origin = tuple(image.index_to_physical([b.start for b in box[::-1]]))
-    return (Volume(np.ascontiguousarray(image.array[box], np.float32), image.spacing, origin, image.direction),
-            Volume(np.ascontiguousarray(labels.array[box]), labels.spacing, origin, labels.direction))
 
 
 @pytest.fixture(scope="session")
@@ -47,16 +29,8 @@ def headless_scene():
 
 
 def paint(ns, segment_id, mask):
-    """Set a segment to a mask on the aligned grid (what painting strokes does)."""
-    import slicer
-
-    from OrbitSegmentationLib.annotation_logic import fill_oriented_image
-
-    image = slicer.vtkOrientedImageData()
-    image.DeepCopy(ns.logic.editor.aligned()[0])
-    fill_oriented_image(image, mask)
-    slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
-        image, ns.segmentation, segment_id, slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE)
+    """Set a segment of the `mrml` namespace to a mask (what painting strokes does)."""
+    paint_segment(ns.segmentation, segment_id, ns.volume, mask)
 
 
 @pytest.fixture()

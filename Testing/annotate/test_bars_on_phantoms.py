@@ -8,17 +8,14 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def right_orbit():
-    phantoms = pytest.importorskip("orbitai.phantoms")
-    case = phantoms.orbit_case(0, modality="ct", orientation="axial")
-    lab = case.labels.array
-    box = A._common.bbox(np.isin(lab, [v for v in range(2, 17, 2)]),
-                         np.ceil(6.0 / np.asarray(case.image.spacing[::-1])).astype(int))
-    return case.image.array[box].astype(np.float32), lab[box], case.image.spacing
+def orbit(right_orbit):
+    """(image array, labels array, spacing) of the right orbit of the benchmark's phantom case."""
+    image, labels = right_orbit
+    return image.array, labels.array, image.spacing
 
 
-def test_smartfill_eyeball_and_inferior_rectus(right_orbit):
-    img, lab, sp = right_orbit
+def test_smartfill_eyeball_and_inferior_rectus(orbit):
+    img, lab, sp = orbit
     for value, bar in ((2, 0.90), (8, 0.80)):
         truth = lab == value
         fg = np.any(A.simulate_strokes(truth, sp, 3), axis=0)
@@ -26,18 +23,18 @@ def test_smartfill_eyeball_and_inferior_rectus(right_orbit):
 
 
 @pytest.mark.parametrize("value", [2, 8, 10, 12])
-def test_smartfill_interactive_session(right_orbit, value):
+def test_smartfill_interactive_session(orbit, value):
     """<= 3 strokes with a correction stroke on the preview's largest error (superior rectus is
     left out: it touches the levator with no edge between them and stays near 0.70)."""
-    img, lab, sp = right_orbit
+    img, lab, sp = orbit
     truth = lab == value
     mask, fg, bg = A.interactive_fill(lambda f, b: A.smartfill(img, sp, f, b).mask, truth, sp, 3)
     assert A.dice(mask, truth) >= (0.90 if value == 2 else 0.80)
     assert bg is None or not (bg & truth).any()
 
 
-def test_smartpencil_inferior_rectus(right_orbit):
-    img, lab, sp = right_orbit
+def test_smartpencil_inferior_rectus(orbit):
+    img, lab, sp = orbit
     truth = lab == 8
     seg = np.zeros(truth.shape, bool)
     for _ in range(10):
@@ -46,17 +43,17 @@ def test_smartpencil_inferior_rectus(right_orbit):
     assert A.dice(seg, truth) >= 0.85
 
 
-def test_autocorrect_keeps_correct_masks(right_orbit):
-    img, lab, sp = right_orbit
+def test_autocorrect_keeps_correct_masks(orbit):
+    img, lab, sp = orbit
     for value in (2, 4, 6, 8, 10, 12):
         truth = lab == value
         assert 1.0 - A.dice(A.autocorrect(img, sp, truth).mask, truth) <= 0.01
 
 
-def test_autocorrect_gain_on_dilated_holey_masks(right_orbit):
+def test_autocorrect_gain_on_dilated_holey_masks(orbit):
     """The issue's bar: truth dilated by one voxel with holes gains >= 0.05 Dice (the eyeball is the
     hardest: it starts at 0.946, and muscle and nerve insertions show no edge)."""
-    img, lab, sp = right_orbit
+    img, lab, sp = orbit
     for value in (2, 4, 6, 8, 10, 12):
         truth = lab == value
         bad = A.rough_mask(truth)
