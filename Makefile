@@ -30,21 +30,23 @@ bench: $(STAMP)
 
 # Re-train the bundled demo models from phantoms (deterministic; ~45 min per SV-net on 2 CPU cores).
 COHORTS := build/cohorts
+# The demo bundles ship inside the package (package data), so a wheel carries them.
+MODELS  := orbitai/resources/models
 models: $(STAMP)
 	$(PY) -m orbitai phantom orbit-ct --n 24 --seed 1000 --out $(COHORTS)/ct_train --montage-cases 0
 	$(PY) -m orbitai phantom orbit-synth --n 24 --seed 2000 --out $(COHORTS)/synth_train --montage-cases 0
-	$(PY) -m orbitai seg train --manifest $(COHORTS)/ct_train/manifest.csv --config svnet-demo-ct --out Resources/Models/orbit_svnet_ct_demo
-	$(PY) -m orbitai seg train --manifest $(COHORTS)/synth_train/manifest.csv --config svnet-demo-dr --out Resources/Models/orbit_svnet_dr_demo
-	$(PY) -m orbitai seg train --manifest $(COHORTS)/ct_train/manifest.csv --config sunet-demo-ct --out Resources/Models/orbit_sunet_ct_demo
-	$(PY) -m orbitai seg train --manifest $(COHORTS)/ct_train/manifest.csv --config sequnet-demo-ct --out Resources/Models/orbit_sequnet_ct_demo
+	$(PY) -m orbitai seg train --manifest $(COHORTS)/ct_train/manifest.csv --config svnet-demo-ct --out $(MODELS)/orbit_svnet_ct_demo
+	$(PY) -m orbitai seg train --manifest $(COHORTS)/synth_train/manifest.csv --config svnet-demo-dr --out $(MODELS)/orbit_svnet_dr_demo
+	$(PY) -m orbitai seg train --manifest $(COHORTS)/ct_train/manifest.csv --config sunet-demo-ct --out $(MODELS)/orbit_sunet_ct_demo
+	$(PY) -m orbitai seg train --manifest $(COHORTS)/ct_train/manifest.csv --config sequnet-demo-ct --out $(MODELS)/orbit_sequnet_ct_demo
 	$(MAKE) tao-models
 
 # TAO activity demo networks (paper 000): 800 phantom cases (1600 eyes), reduced width, the paper's
 # schedules compressed; ~25 min per network on 2 CPU cores after ~8 min of preprocessing.
 tao-models: $(STAMP)
 	$(PY) -m orbitai phantom tao --n 800 --seed 3000 --out $(COHORTS)/tao_train --montage-cases 0
-	$(PY) -m orbitai tao train --manifest $(COHORTS)/tao_train/manifest.csv --network B --holdout 0 --device cpu --out Resources/Models/tao_network_b_demo
-	$(PY) -m orbitai tao train --manifest $(COHORTS)/tao_train/manifest.csv --network A --holdout 0 --device cpu --out Resources/Models/tao_network_a_demo
+	$(PY) -m orbitai tao train --manifest $(COHORTS)/tao_train/manifest.csv --network B --holdout 0 --device cpu --out $(MODELS)/tao_network_b_demo
+	$(PY) -m orbitai tao train --manifest $(COHORTS)/tao_train/manifest.csv --network A --holdout 0 --device cpu --out $(MODELS)/tao_network_a_demo
 
 clean:
 	rm -rf $(VENV) demo_output

@@ -7,12 +7,16 @@ heavy dependencies inside ``func`` so that ``orbitai --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import logging
 import sys
-from typing import Sequence
+from typing import Callable, Sequence
 
 from orbitai import __version__
+from orbitai.errors import OrbitAIError, UserError, one_line
+
+__all__ = ["main", "build_parser", "user_errors", "UserError"]
 
 #: Modules that contribute sub-commands, in the order ``--help`` lists them.
 COMMAND_MODULES = [
@@ -24,12 +28,29 @@ COMMAND_MODULES = [
 ]
 
 
-class UserError(Exception):
-    """An error caused by the user's input: printed as one clear line, exit code 2."""
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line (exit 2) instead of usage text plus error."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def user_errors(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Decorate a command: a KeyError/ValueError it raises (bad option, manifest, configuration
+    name) is the user's error, reported as one line with exit code 2."""
+    @functools.wraps(fn)
+    def wrapped(args: argparse.Namespace) -> int:
+        try:
+            return fn(args)
+        except (KeyError, ValueError) as exc:
+            if isinstance(exc, OrbitAIError):
+                raise
+            raise UserError(one_line(exc)) from exc
+    return wrapped
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="orbitai",
         description=(
             "OrbitAI: AI for orbital and neuro-ophthalmic imaging (the engine of the OrbitAI "
@@ -39,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"orbitai {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="print debug messages")
+    parser.add_argument("--debug", action="store_true",
+                        help="on an error, print the full traceback instead of one line")
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     for name in COMMAND_MODULES:
         try:
@@ -51,28 +74,52 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_name(args: argparse.Namespace) -> str:
+    """'seg predict' for ``orbitai seg predict ...``: the command and its sub-command, if any."""
+    sub = [v for k, v in vars(args).items() if k.endswith("_command") and isinstance(v, str)]
+    return " ".join([str(args.command), *sub])
+
+
+def _os_error(exc: OSError) -> tuple[str, int]:
+    """One line and exit code for a file-system error: 2 for the user's path, 1 otherwise (disk full...)."""
+    user = isinstance(exc, (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
+                            PermissionError))
+    if exc.strerror and exc.filename:
+        hint = " (check the path and its permissions)" if user else ""
+        return f"{exc.strerror}: {exc.filename}{hint}", 2 if user else 1
+    return one_line(exc), 2 if user else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; errors end it with one line on stderr (see `orbitai.errors`), not a traceback."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
-    from orbitai.io import VolumeError
-    from orbitai.bundle import BundleError
-    from orbitai.runner import JobError
-
+    prefix = f"orbitai {command_name(args)}: "
     try:
         return int(args.func(args) or 0)
-    except (UserError, VolumeError, BundleError, JobError, FileNotFoundError) as exc:
-        print(f"orbitai {args.command}: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
-        print(f"orbitai {args.command}: cancelled", file=sys.stderr)
+        if args.debug:
+            raise
+        print(prefix + "cancelled", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - the one place that turns any error into one line
+        if args.debug:
+            raise
+        if isinstance(exc, OrbitAIError):
+            msg, code = one_line(exc), exc.exit_code
+        elif isinstance(exc, OSError):
+            msg, code = _os_error(exc)
+        else:  # a bug or an unforeseen failure: still one line, the traceback with --debug
+            msg, code = f"{type(exc).__name__}: {one_line(exc)} (rerun with --debug for the traceback)", 1
+        print(prefix + "error: " + msg, file=sys.stderr)
+        return code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -23,12 +23,14 @@ from typing import Sequence
 import numpy as np
 import SimpleITK as sitk
 
+from orbitai.errors import InputError
+
 #: Files that SimpleITK reads as one volume, by suffix.
 VOLUME_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
 
 
-class VolumeError(ValueError):
+class VolumeError(InputError):
     """Raised for input that is not a usable 3D volume (the message says what to do)."""
 
 

@@ -30,13 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
+from orbitai.errors import JobError
 from orbitai.progress import ProgressCallback, parse
 
 OUT_TOKEN = "{out}"
-
-
-class JobError(RuntimeError):
-    """The child command failed or was cancelled; the message carries its last error lines."""
 
 
 @dataclass

@@ -1,17 +1,25 @@
-"""orbitai.bundle: checksum before load, weights_only, clear errors naming the bundle."""
+"""orbitai.bundle: checksum before load, weights_only, a JSON schema per task, scikit-learn models
+without pickle, built-in models as package data; clear errors naming the bundle."""
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from orbitai.bundle import BundleError, find_bundle, load_bundle, save_bundle
 from orbitai.models import build_model
 
+BUILTIN = Path(__file__).resolve().parents[2] / "orbitai" / "resources" / "models"
+
 META = {"name": "unit_tiny", "version": "0.0.1", "task": "segmentation",
-        "architecture": {"name": "tiny_conv3d", "args": {"width": 4}}}
+        "architecture": {"name": "tiny_conv3d", "args": {"width": 4}},
+        "input": {"spacing": [1.0, 1.0, 1.0], "patch_dhw": [4, 8, 8], "structures": ["eyeball"]}}
 
 
 @pytest.fixture
@@ -88,3 +96,146 @@ def test_pickle_with_code_is_refused(bundle_dir):
     (bundle_dir / "metadata.json").write_text(json.dumps(meta))
     with pytest.raises(BundleError, match="refused for safety"):
         load_bundle(bundle_dir).load_model()
+
+
+# ----------------------------------------------------------------------------- schemas
+def test_every_shipped_bundle_fits_its_schema_and_ships_as_package_data():
+    import orbitai
+    from orbitai.bundle import BUILTIN_DIR, iter_bundles, validate_metadata
+
+    assert BUILTIN_DIR.is_relative_to(Path(orbitai.__file__).parent)   # inside the package: in the wheel
+    found = sorted(BUILTIN_DIR.glob("*/metadata.json"))
+    assert len(found) >= 6
+    for meta in found:
+        validate_metadata(json.loads(meta.read_text()), where=str(meta))
+    tasks = {b.metadata["task"] for b in iter_bundles() if b.path.parent == BUILTIN_DIR}
+    assert tasks == {"segmentation", "tao_activity"}
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: m.pop("input"), r"lacks required keys \['input'\]"),
+    (lambda m: m["input"].update(spacing=[1.0, -1.0, 1.0]), "segmentation schema at input/spacing/1"),
+    (lambda m: m["input"].update(patch_dhw=[4, 8]), "at input/patch_dhw"),
+    (lambda m: m.update(task="weather"), "unknown task 'weather'"),
+    (lambda m: m.update(weights_sha256="abc"), "at weights_sha256"),
+    (lambda m: m.update(architecture="svnet"), "at architecture"),
+])
+def test_metadata_is_checked_against_its_task_schema_at_load(bundle_dir, change, message):
+    meta = json.loads((bundle_dir / "metadata.json").read_text())
+    change(meta)
+    (bundle_dir / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match=message) as info:
+        load_bundle(bundle_dir)
+    assert "\n" not in str(info.value)
+
+
+def test_tao_schema_checks_the_input_block():
+    from orbitai.bundle import validate_metadata
+
+    meta = json.loads((BUILTIN / "tao_network_b_demo" / "metadata.json").read_text())
+    validate_metadata(meta)
+    with pytest.raises(BundleError, match="net_pixels .* exceeds crop_pixels"):
+        validate_metadata({**meta, "input": {**meta["input"], "net_pixels": 200}})
+    with pytest.raises(BundleError, match=r"lacks required keys \['input'\]"):
+        validate_metadata({k: v for k, v in meta.items() if k != "input"})
+
+
+def test_saving_invalid_metadata_writes_nothing(tmp_path):
+    with pytest.raises(BundleError, match="tao_activity schema at input: None is not of type 'object'"):
+        save_bundle(build_model("tiny_conv3d", width=4), tmp_path / "bad", {**META, "input": None, "task": "tao_activity"})
+    assert not (tmp_path / "bad").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_bundle_metadata_reads_without_torch():
+    code = ("import sys; from orbitai.bundle import iter_bundles; n = len(list(iter_bundles())); "
+            "assert 'torch' not in sys.modules, 'torch imported'; print(n)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert int(res.stdout) >= 6
+
+
+# --------------------------------------------------------------- scikit-learn without pickle
+def _fitted(kind: str):
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 6))
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(int)
+    est = {"svm": SVC(C=2.0, kernel="rbf", random_state=0), "lr": LogisticRegression(C=0.5),
+           "rf": RandomForestClassifier(n_estimators=7, max_depth=4, random_state=0)}[kind]
+    return make_pipeline(StandardScaler(), est).fit(x, y), x
+
+
+RADIOMICS = {"setting": {"binWidth": 25, "resampledPixelSpacing": [1, 1, 1]},
+             "imageType": {"Original": {}, "Wavelet": {}}, "featureClass": {"glcm": [], "firstorder": []}}
+
+
+def _ivgc_bundle(tmp_path, model):
+    from orbitai.bundle import write_bundle
+    from orbitai.bundle.formats import save_json, save_sklearn
+
+    def write(tmp):
+        return {"files": {"classifier": save_sklearn(model, tmp / "classifier.skops"),
+                          "radiomics": save_json(RADIOMICS, tmp / "radiomics.json", "radiomics_params")}}
+
+    return write_bundle(tmp_path / "ivgc_unit", {"name": "ivgc_unit", "version": "1", "task": "ivgc_response"}, write)
+
+
+@pytest.mark.parametrize("kind", ["svm", "lr", "rf"])
+def test_sklearn_pipeline_round_trip_without_pickle(tmp_path, kind):
+    model, x = _fitted(kind)
+    bundle = load_bundle(_ivgc_bundle(tmp_path, model).path)
+    entry = bundle.metadata["files"]["classifier"]
+    assert entry["format"] == "skops" and len(entry["sha256"]) == 64
+    loaded = bundle.load_file("classifier")
+    assert type(loaded[-1]) is type(model[-1])
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    np.testing.assert_allclose(loaded.decision_function(x) if kind == "svm" else loaded.predict_proba(x),
+                               model.decision_function(x) if kind == "svm" else model.predict_proba(x))
+    assert bundle.load_file("radiomics") == RADIOMICS
+
+
+def test_pickle_payload_is_refused_even_with_a_matching_checksum(tmp_path):
+    import pickle
+
+    from orbitai.bundle import sha256_file
+
+    bundle = _ivgc_bundle(tmp_path, _fitted("lr")[0])
+    path = bundle.path / "classifier.skops"
+    path.write_bytes(pickle.dumps(Evil()))
+    meta = json.loads((bundle.path / "metadata.json").read_text())
+    meta["files"]["classifier"]["sha256"] = sha256_file(path)
+    (bundle.path / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match="pickle or other format was refused"):
+        load_bundle(bundle.path).load_file("classifier")
+
+
+def test_sklearn_file_checks_checksum_first_and_refuses_untrusted_types(tmp_path):
+    import skops.io as sio
+
+    from orbitai.bundle import sha256_file
+    from orbitai.bundle.formats import load_file
+
+    bundle = _ivgc_bundle(tmp_path, _fitted("lr")[0])
+    path = bundle.path / "classifier.skops"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="checksum mismatch for classifier.skops"):
+        load_bundle(bundle.path).load_file("classifier")
+    sio.dump({"f": os.system}, path)   # a function that runs shell commands: never trusted
+    with pytest.raises(BundleError, match=r"not trusted: \w+\.system"):
+        load_file(bundle.path, {"path": path.name, "format": "skops", "sha256": sha256_file(path)})
+    with pytest.raises(BundleError, match="has no 'svm' file"):
+        load_bundle(bundle.path).load_file("svm")
+
+
+def test_radiomics_parameter_file_is_checked(tmp_path):
+    from orbitai.bundle.formats import save_json
+
+    with pytest.raises(BundleError, match="unknown radiomics parameter sections"):
+        save_json({"setting": {}, "features": {}}, tmp_path / "p.json", "radiomics_params")

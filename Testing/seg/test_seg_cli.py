@@ -12,6 +12,7 @@ from orbitai.cli import main
 from orbitai.io import Volume, read_volume, write_volume
 from orbitai.labels import values_for
 from orbitai.phantoms import brain_flair_case, orbit_case, write_cohort
+from orbitai.seg.result import SegmentationResult
 from orbitai.segfile import read_segmentation
 
 SEED = 777002  # never used for training cohorts
@@ -26,19 +27,32 @@ def ct_case(tmp_path_factory):
 
 def test_predict_writes_segmentation_in_input_geometry(ct_case, tmp_path, capsys):
     case, path = ct_case
-    out = tmp_path / "pred.seg.nrrd"
-    assert main(["seg", "predict", str(path), "--out", str(out), "--volumes", str(tmp_path / "v.csv"),
-                 "--device", "cpu"]) == 0
-    labels, table = read_segmentation(out)
+    out = tmp_path / "pred"
+    assert main(["seg", "predict", str(path), "--out", str(out), "--uncertainty", "--device", "cpu"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["result.json", "segmentation.seg.nrrd", "uncertainty.nrrd",
+                                                      "volumes.csv"]
+    assert [p.name for p in tmp_path.iterdir()] == ["pred"]     # the temporary folder is gone
+    labels, table = read_segmentation(out / "segmentation.seg.nrrd")
     assert labels.same_geometry(case.image, tol=1e-4)
     assert {1, 2} <= set(np.unique(labels.array).tolist())
     assert table[1].name == "eyeball_left"
     eye = np.isin(labels.array, values_for("eyeball"))
     truth = np.isin(case.labels.array, values_for("eyeball"))
     assert 2 * np.count_nonzero(eye & truth) / (eye.sum() + truth.sum()) > 0.85
-    rows = list(csv.DictReader((tmp_path / "v.csv").open()))
+    rows = list(csv.DictReader((out / "volumes.csv").open()))
     assert {r["name"] for r in rows} >= {"eyeball_left", "eyeball_right"}
     assert "eyeball_left" in capsys.readouterr().out
+    # the one contract: result.json names the files, the structures and their volumes; read back checked
+    data = json.loads((out / "result.json").read_text())
+    assert data["task"] == "segmentation" and data["model"] == "orbit_svnet_ct_demo" and data["warnings"] == []
+    assert data["files"] == {"segmentation": "segmentation.seg.nrrd", "volumes": "volumes.csv",
+                             "uncertainty": "uncertainty.nrrd"}
+    res = SegmentationResult.read(out, reference=case.image)
+    np.testing.assert_array_equal(res.labels.array, labels.array)
+    assert [r["name"] for r in res.volumes] == [r["name"] for r in rows]
+    assert res.volumes[0]["volume_cm3"] == pytest.approx(float(rows[0]["volume_cm3"]))
+    assert res.uncertainty.same_geometry(case.image) and 0 <= res.uncertainty.array.min()
+    assert res.model == "orbit_svnet_ct_demo" and res.data["device"] == "cpu"
 
 
 def test_evaluate_writes_per_case_and_summary(tmp_path):
@@ -57,7 +71,7 @@ def _err(capsys) -> str:
 
 
 def test_bad_inputs_get_clear_errors(tmp_path, capsys):
-    out = str(tmp_path / "x.seg.nrrd")
+    out = str(tmp_path / "x")
     sitk.WriteImage(sitk.Image(64, 64, sitk.sitkFloat32), str(tmp_path / "slice.nrrd"))
     assert main(["seg", "predict", str(tmp_path / "slice.nrrd"), "--out", out]) == 2
     assert "Expected a 3D image" in _err(capsys)
@@ -72,7 +86,7 @@ def test_bad_inputs_get_clear_errors(tmp_path, capsys):
     assert "NaN" in _err(capsys)
     assert main(["seg", "predict", str(tmp_path / "missing.nrrd"), "--out", out]) == 2
     assert "No such file" in _err(capsys)
-    assert not (tmp_path / "x.seg.nrrd").exists()
+    assert not (tmp_path / "x").exists()
 
 
 def test_brain_only_scan_is_refused(tmp_path, capsys):
@@ -83,13 +97,57 @@ def test_brain_only_scan_is_refused(tmp_path, capsys):
     hu = np.where(a > 0.05 * a.max(), 20 + 30 * a / a.max(), -1000).astype(np.float32)
     origin = flair.index_to_physical((i, j, k))
     write_volume(Volume(hu, flair.spacing, origin, flair.direction), tmp_path / "brain.nrrd")
-    assert main(["seg", "predict", str(tmp_path / "brain.nrrd"), "--out", str(tmp_path / "b.seg.nrrd"),
+    assert main(["seg", "predict", str(tmp_path / "brain.nrrd"), "--out", str(tmp_path / "b"),
                  "--model", "orbit_svnet_ct_demo"]) == 2
     assert "No orbit found" in _err(capsys)
-    assert not (tmp_path / "b.seg.nrrd").exists()
+    assert not (tmp_path / "b").exists()
 
 
 def test_wrong_model_name(ct_case, tmp_path, capsys):
     _, path = ct_case
-    assert main(["seg", "predict", str(path), "--out", str(tmp_path / "o.seg.nrrd"), "--model", "nope"]) == 2
+    assert main(["seg", "predict", str(path), "--out", str(tmp_path / "o"), "--model", "nope"]) == 2
     assert "No model bundle named 'nope'" in _err(capsys)
+
+
+def test_out_is_a_folder(ct_case, tmp_path, capsys):
+    _, path = ct_case
+    assert main(["seg", "predict", str(path), "--out", str(tmp_path / "o.seg.nrrd")]) == 2
+    assert "--out takes a folder" in _err(capsys)
+    (tmp_path / "file").write_text("x")
+    assert main(["seg", "predict", str(path), "--out", str(tmp_path / "file" / "o"), "--device", "cpu",
+                 "--no-mirror"]) == 2
+    err = _err(capsys).strip()
+    assert err.startswith("orbitai seg predict: error: The output folder") and len(err.splitlines()) == 1
+    assert "lies below the file" in err
+    assert (tmp_path / "file").read_text() == "x"
+
+
+def test_result_folder_is_validated(ct_case, tmp_path):
+    """SegmentationResult.read refuses folders that break the contract, one clear line each."""
+    from orbitai.errors import ResultError
+    from orbitai.io import VolumeError
+
+    case, path = ct_case
+    out = tmp_path / "r"
+    assert main(["seg", "predict", str(path), "--out", str(out), "--device", "cpu", "--no-mirror"]) == 0
+    good = json.loads((out / "result.json").read_text())
+    broken = {
+        "wrong task": (dict(good, task="tao_activity"), "not a 'segmentation' result"),
+        "no structures": ({k: v for k, v in good.items() if k != "structures"}, "lists no structures"),
+        "negative volume": (dict(good, structures=[dict(good["structures"][0], volume_cm3=-1.0)]
+                                 + good["structures"][1:]), "volume_cm3 must be a finite number >= 0"),
+        "unlisted label": (dict(good, structures=good["structures"][2:]), "does not list"),
+        "missing file": (dict(good, files=dict(good["files"], volumes="nope.csv")), "nope.csv .* is missing"),
+        "path escape": (dict(good, files=dict(good["files"], segmentation="../x.seg.nrrd")), "plain file name"),
+    }
+    for how, (data, message) in broken.items():
+        (out / "result.json").write_text(json.dumps(data))
+        with pytest.raises(ResultError, match=message):
+            SegmentationResult.read(out, case.image)
+    (out / "result.json").write_text(json.dumps(good))
+    shifted = Volume(np.zeros(case.image.shape, np.float32), case.image.spacing, (5.0, 0.0, 0.0), case.image.direction)
+    with pytest.raises(VolumeError, match="does not lie on the input volume's grid"):
+        SegmentationResult.read(out, shifted)
+    (out / "result.json").unlink()
+    with pytest.raises(ResultError, match="no result.json"):
+        SegmentationResult.read(out)

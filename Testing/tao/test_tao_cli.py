@@ -11,6 +11,7 @@ from orbitai.cli import main
 from orbitai.io import Volume, read_volume, write_volume
 from orbitai.phantoms import orbit_case, write_cohort
 from orbitai.segfile import write_segmentation
+from orbitai.tao.result import TAOResultError, TaoResult, read_result
 
 SEED = 777060  # never used for training cohorts
 
@@ -42,14 +43,48 @@ def test_predict_writes_result_and_maps_in_input_geometry(t2, tmp_path, model, c
         assert m.same_geometry(case.image) and m.array.dtype == np.float32
         assert m.array.min() >= 0 and m.array.max() <= 1 and m.array.max() > 0
     assert "P(active)" in capsys.readouterr().out
+    # the one contract: result.json names its task and files; TaoResult reads it back, checked
+    assert res["task"] == "tao_activity"
+    assert res["files"] == {"occlusion": "occlusion.nrrd", "gradcam": "gradcam.nrrd", "figure": "tao_maps.png"}
+    back = TaoResult.read(out, reference=case.image)
+    assert back.data["eyes"] == res["eyes"] and set(back.maps) == {"occlusion", "gradcam"}
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]     # the temporary folder is gone
 
 
 def test_predict_finds_the_orbits_itself(t2, tmp_path):
-    _, img, _ = t2
+    case, img, _ = t2
     out = tmp_path / "auto"
     assert main(["tao", "predict", str(img), "--model", "B", "--no-maps", "--device", "cpu", "--out", str(out)]) == 0
     res = json.loads((out / "result.json").read_text())
     assert res["segmentation"].startswith("predicted") and len(res["eyes"]) >= 1
+    assert res["files"] == {} and sorted(p.name for p in out.iterdir()) == ["result.json"]
+    back = TaoResult.read(out, case.image)
+    assert back.maps == {} and back.model == "tao_network_b_demo"
+    bad = dict(res, task="segmentation")
+    (out / "result.json").write_text(json.dumps(bad))
+    with pytest.raises(TAOResultError, match="not a 'tao_activity' result"):
+        read_result(out, case.image)
+    (out / "result.json").write_text(json.dumps(dict(res, files={"gradcam": "gradcam.nrrd"})))
+    with pytest.raises(TAOResultError, match="gradcam file gradcam.nrrd .* is missing"):
+        TaoResult.read(out)
+
+
+def test_bundle_input_block_is_used_at_prediction():
+    """The crop geometry and normalisation come from the bundle's input block, not from literals."""
+    from orbitai.bundle import find_bundle
+    from orbitai.tao.predict import input_spec
+
+    from orbitai.bundle import BundleError
+    from orbitai.tao.spec import TaoInputSpec
+
+    bundle = find_bundle("tao_network_b_demo")
+    spec = input_spec(bundle)
+    assert (spec.slices, spec.crop_pixels, spec.net_pixels, spec.bias_field) == (5, 164, 128, "n4")
+    meta = {**bundle.metadata, "input": {**bundle.metadata["input"], "slices": 7}}
+    with pytest.raises(BundleError, match=r"cannot prepare: slices 7 \(supported: 5\)"):
+        TaoInputSpec.from_metadata(meta)
+    meta["input"].update(slices=5, bias_field="none")
+    assert TaoInputSpec.from_metadata(meta).bias_field == "none"
 
 
 def test_bad_input_is_refused_and_nothing_written(tmp_path, capsys):

@@ -5,8 +5,10 @@ from typing import Sequence
 
 import numpy as np
 
+from orbitai.errors import InputError
 
-class AnnotationError(ValueError):
+
+class AnnotationError(InputError):
     """Bad input to an annotation tool; the message says what is wrong and what to do."""
 
 

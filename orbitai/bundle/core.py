@@ -21,19 +21,18 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-import torch
+from orbitai.bundle.schema import validate_metadata
+from orbitai.errors import BundleError
+
+if TYPE_CHECKING:  # pragma: no cover - torch is imported only to load or save weights
+    import torch
 
 METADATA = "metadata.json"
 WEIGHTS = "model.pt"
-REQUIRED_KEYS = ("name", "version", "task", "architecture", "weights_sha256")
-#: Bundles shipped with the extension (the repository's / extension's Resources/Models).
-BUILTIN_DIR = Path(__file__).resolve().parent.parent / "Resources" / "Models"
-
-
-class BundleError(RuntimeError):
-    """A bundle is missing, corrupt, tampered with or does not fit its architecture."""
+#: Bundles shipped with the package (package data: in the wheel and in the Slicer extension).
+BUILTIN_DIR = Path(__file__).resolve().parent.parent / "resources" / "models"
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -77,7 +76,20 @@ class Bundle:
                 "The file is corrupt or was replaced; reinstall or retrain the bundle."
             )
 
-    def load_state_dict(self) -> dict[str, torch.Tensor]:
+    def load_file(self, role: str) -> Any:
+        """The bundle file listed under ``files[role]``, checksum-verified and read by its format
+        (skops, JSON, radiomics parameters, state_dict; never pickle)."""
+        from orbitai.bundle.formats import load_file
+
+        entry = (self.metadata.get("files") or {}).get(role)
+        if entry is None:
+            raise BundleError(f"Bundle '{self.name}' ({self.path}) has no {role!r} file; it lists "
+                              f"{sorted(self.metadata.get('files') or {}) or 'none'}.")
+        return load_file(self.path, entry, role)
+
+    def load_state_dict(self) -> dict[str, "torch.Tensor"]:
+        import torch
+
         self.verify()
         try:
             state = torch.load(self.weights_path, map_location="cpu", weights_only=True)
@@ -90,7 +102,7 @@ class Bundle:
             raise BundleError(f"Bundle '{self.name}' ({self.path}): {WEIGHTS} is not a state_dict of tensors.")
         return state
 
-    def load_model(self, device: str | torch.device = "cpu") -> torch.nn.Module:
+    def load_model(self, device: "str | torch.device" = "cpu") -> "torch.nn.Module":
         """Build the architecture, load the verified weights, return it in eval mode."""
         from orbitai.models import build_model
 
@@ -122,27 +134,33 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
         meta = json.loads(meta_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"Bundle {p}: {METADATA} is not valid JSON ({exc}).") from exc
-    missing = [k for k in REQUIRED_KEYS if k not in meta]
-    if missing:
-        raise BundleError(f"Bundle {p}: {METADATA} lacks required keys {missing}.")
-    if not isinstance(meta["architecture"], dict) or "name" not in meta["architecture"]:
-        raise BundleError(f"Bundle {p}: 'architecture' must be an object with a 'name'.")
+    validate_metadata(meta, where=f"Bundle {p}: {METADATA}")
     return Bundle(p, meta)
 
 
-def save_bundle(model: torch.nn.Module, path: str | os.PathLike, metadata: dict[str, Any]) -> Bundle:
-    """Write a bundle atomically: a temp folder renamed into place once complete."""
+def save_bundle(model: "torch.nn.Module", path: str | os.PathLike, metadata: dict[str, Any]) -> Bundle:
+    """Write a PyTorch bundle (``model.pt`` state_dict + metadata) atomically."""
+    import torch
+
+    def write(tmp: Path) -> dict[str, Any]:
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        torch.save(state, tmp / WEIGHTS)
+        return {"weights_sha256": sha256_file(tmp / WEIGHTS)}
+
+    return write_bundle(path, metadata, write)
+
+
+def write_bundle(path: str | os.PathLike, metadata: dict[str, Any],
+                 write_files: Callable[[Path], dict[str, Any]]) -> Bundle:
+    """Write a bundle atomically: ``write_files(tmp)`` writes the model files into a temporary
+    folder and returns metadata keys to add (checksums, ``files`` entries); the metadata is
+    validated against its task's schema, then the folder is renamed into place."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{p.name}-", dir=p.parent))
     try:
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        torch.save(state, tmp / WEIGHTS)
-        meta = dict(metadata)
-        meta["weights_sha256"] = sha256_file(tmp / WEIGHTS)
-        for key in ("name", "version", "task", "architecture"):
-            if key not in meta:
-                raise BundleError(f"Bundle metadata lacks required key {key!r}.")
+        meta = {**metadata, **write_files(tmp)}
+        validate_metadata(meta, where="Bundle metadata")
         (tmp / METADATA).write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n")
         umask = os.umask(0)
         os.umask(umask)

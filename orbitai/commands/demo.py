@@ -33,13 +33,19 @@ def _bar(done: int, total: int, message: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from orbitai.io import read_volume, write_volume
+    from orbitai.bundle import find_bundle
+    from orbitai.device import select_device
+    from orbitai.io import write_volume
     from orbitai.phantoms import orbit_case
     from orbitai.runner import OrbitaiJob
-    from orbitai.seg.evaluate import score_case
     from orbitai.seg.configs import ORBIT_STRUCTURES
-    from orbitai.segfile import read_segmentation, write_segmentation
+    from orbitai.seg.evaluate import score_case
+    from orbitai.seg.result import SegmentationResult
+    from orbitai.segfile import write_segmentation
 
+    select_device(args.device)          # refuse a missing device or model before any work
+    if args.model:
+        find_bundle(args.model)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -48,13 +54,12 @@ def run(args: argparse.Namespace) -> int:
     print("1. Synthetic orbital CT from the SPL/NAC atlas (phantom with exact ground truth)")
     case = orbit_case(args.seed, modality="ct")
     image_path = write_volume(case.image, out / "phantom_ct.nrrd")
-    truth_path = write_segmentation(case.labels, out / "phantom_ct_truth.seg.nrrd")
+    write_segmentation(case.labels, out / "phantom_ct_truth.seg.nrrd")
     sx, sy, sz = case.image.spacing
     print(f"   {image_path.name}: {case.image.size_xyz} voxels at {sx:.2f} x {sy:.2f} x {sz:.2f} mm")
 
     print("2. Orbit segmentation in a child process (as the Slicer module runs it)")
-    cmd = ["seg", "predict", str(image_path), "--out", "{out}/predicted.seg.nrrd", "--volumes", "{out}/volumes.csv",
-           "--uncertainty", "{out}/uncertainty.nrrd", "--device", args.device]
+    cmd = ["seg", "predict", str(image_path), "--out", "{out}", "--uncertainty", "--device", args.device]
     if args.model:
         cmd += ["--model", args.model]
     res = OrbitaiJob(cmd, dest=out).run(_bar)
@@ -62,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     for line in res.stdout:
         if not line.startswith("wrote "):  # the child names its temporary folder; outputs are listed below
             print(f"   {line}")
-    pred, _ = read_segmentation(out / "predicted.seg.nrrd")
+    result = SegmentationResult.read(out, reference=case.image)   # result.json, segmentation, volumes, checked
+    pred = result.labels
     rows = score_case(pred.array, case.labels.array, ORBIT_STRUCTURES, case.image.spacing)
 
     print("3. Agreement with the ground truth (both orbits pooled)")
@@ -86,15 +92,11 @@ def run(args: argparse.Namespace) -> int:
     ct_node = mrml.volume_node_from_volume(ctx, case.image, name="Phantom CT")
     seg_node = mrml.segmentation_node_from_labels(ctx, pred, reference_node=ct_node, name="Predicted orbit segmentation")
     mrml.segmentation_node_from_labels(ctx, case.labels, reference_node=ct_node, name="Ground truth")
-    import csv
-
-    with (out / "volumes.csv").open() as f:
-        vol_rows = [{"structure": r["name"], "side": r["side"], "volume": float(r["volume_cm3"])} for r in csv.DictReader(f)]
+    vol_rows = [{"structure": r["name"], "side": r["side"], "volume": float(r["volume_cm3"])} for r in result.volumes]
     mrml.table_node_from_rows(ctx, vol_rows, name="Orbit structure volumes", units={"volume": "cm3"})
     mrml.table_node_from_rows(ctx, rows, name="Agreement with ground truth",
                               units={"volume_pred_cm3": "cm3", "volume_true_cm3": "cm3"})
-    unc = read_volume(out / "uncertainty.nrrd")
-    overlay = mrml.overlay_node_from_volume(ctx, unc, reference_node=ct_node, name="Model uncertainty")
+    overlay = mrml.overlay_node_from_volume(ctx, result.uncertainty, reference_node=ct_node, name="Model uncertainty")
     mrml.show_overlay(ctx, overlay, ct_node, opacity=0.4)
     mrb = mrml.save_mrb(ctx, out / "orbitai_demo.mrb")
     n_seg = seg_node.GetSegmentation().GetNumberOfSegments()

@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from orbitai.bundle import iter_bundles, search_paths
     from orbitai.device import describe, select_device
 
+    device = select_device(args.device)   # an unknown or absent device is an error, before any output
     print(f"orbitai      {__version__}")
     print(f"python       {platform.python_version()} ({platform.system()} {platform.machine()})")
     print(f"torch        {torch.__version__}")
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     for mod in ("monai", "numpy", "sklearn", "skimage", "radiomics"):
         print(f"{mod:<12} {_version(mod)}")
     print(f"slicer-core  {'available' if _version('slicer') != 'not installed' else 'not installed'}")
-    print(f"device       {describe(select_device(args.device))}")
+    print(f"device       {describe(device)}")
     bundles = list(iter_bundles())
     print(f"bundles      {len(bundles)} found in: {', '.join(str(p) for p in search_paths())}")
     for b in bundles:

@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 from pathlib import Path
 
-log = logging.getLogger("orbitai.seg")
+from orbitai.cli import user_errors
+from orbitai.errors import ConfigError, UserError
 
-#: Bundled model chosen when --model is not given, by the image's modality.
-DEFAULT_MODELS = {"CT": "orbit_svnet_ct_demo", "MR": "orbit_svnet_dr_demo"}
+#: File names that ``--out`` must not have (it takes a folder).
+VOLUME_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd", ".csv", ".json")
+
+log = logging.getLogger("orbitai.seg")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -19,15 +21,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s = p.add_subparsers(dest="seg_command", metavar="<seg command>", required=True)
 
     pr = s.add_parser("predict", help="segment one image (NRRD/NIfTI/MHA file or DICOM folder)",
-                      description="Segment one orbital CT or MRI; writes a Slicer .seg.nrrd in the input's geometry.")
+                      description="Segment one orbital CT or MRI. Writes OUT/segmentation.seg.nrrd (Slicer segmentation "
+                                  "in the input's geometry), OUT/volumes.csv (cm3 per structure and side) and "
+                                  "OUT/result.json (model, warnings, structures and volumes, files).")
     pr.add_argument("image", help="input image file or DICOM series folder")
-    pr.add_argument("--out", required=True, help="output segmentation (.seg.nrrd; .nrrd/.nii.gz for a plain label map)")
+    pr.add_argument("--out", required=True, help="output folder")
     pr.add_argument("--model", help="bundle name or folder (default: the bundled model for the image's modality)")
     _add_window_options(pr)
-    pr.add_argument("--volumes", help="also write a CSV of structure volumes (cm3) here")
     pr.add_argument("--no-mirror", action="store_true",
                     help="skip test-time left-right mirroring (about twice as fast, slightly less accurate)")
-    pr.add_argument("--uncertainty", help="also write the model's uncertainty map (1 - max class probability) as a volume here")
+    pr.add_argument("--uncertainty", action="store_true",
+                    help="also write OUT/uncertainty.nrrd: the model's uncertainty (1 - max class probability)")
+    pr.add_argument("--labelmap", action="store_true",
+                    help="also write OUT/labels.nrrd, a plain label map (values as in result.json)")
     pr.set_defaults(func=run_predict)
 
     ev = s.add_parser("evaluate", help="evaluate a model on a manifest with ground truth",
@@ -63,24 +69,22 @@ def _add_window_options(p: argparse.ArgumentParser) -> None:
                         "step1: the paper's 32-slice window moved one slice at a time")
 
 
-def load_seg_model(name: str | None, image_is_ct: bool, device):
-    from orbitai.bundle import find_bundle
-    from orbitai.seg.inference import SegSpec
-
-    b = find_bundle(name or DEFAULT_MODELS["CT" if image_is_ct else "MR"])
-    if b.metadata.get("task") != "segmentation":
-        from orbitai.bundle import BundleError
-        raise BundleError(f"Bundle '{b.name}' is a {b.metadata.get('task')} model, not a segmentation model.")
-    return b, b.load_model(device), SegSpec.from_metadata(b.metadata)
-
-
+@user_errors
 def run_predict(args) -> int:
+    from orbitai.bundle.models import load_seg_model
     from orbitai.device import run_with_fallback, select_device
     from orbitai.io import read_volume, require_finite, write_volume
     from orbitai.progress import emit
-    from orbitai.seg.inference import looks_like_ct, segment, structure_volumes
-    from orbitai.segfile import write_segmentation
+    from orbitai.orbit.rules import structure_volumes
+    from orbitai.orbit.segment import segment
+    from orbitai.preprocess.checks import looks_like_ct
+    from orbitai.result import check_out_dir
+    from orbitai.seg.result import SegmentationResult
 
+    out = check_out_dir(args.out)
+    if out.name.lower().endswith(VOLUME_SUFFIXES):
+        raise UserError(f"--out takes a folder (OUT/segmentation.seg.nrrd, volumes.csv and result.json are "
+                        f"written there); got the file name {out}.")
     vol = read_volume(args.image)
     require_finite(vol, "image")
     device = select_device(args.device)
@@ -89,36 +93,29 @@ def run_predict(args) -> int:
     log.info("model %s on %s, window %s", bundle.name, device, args.window)
     res = run_with_fallback(lambda d: segment(vol, model, spec, args.window, d, progress=emit,
                                               mirror=not args.no_mirror), device)
-    out = Path(args.out)
-    if out.name.endswith(".seg.nrrd"):
-        write_segmentation(res.labels, out)
-    else:
-        write_volume(res.labels, out)
     rows = structure_volumes(res.labels, spec.structures)
-    if args.volumes:
-        _write_csv(Path(args.volumes), rows)
+    uncertainty = None
     if args.uncertainty and res.confidence is not None:
-        write_volume(res.confidence.with_array((1.0 - res.confidence.array).astype("float32")), args.uncertainty)
+        uncertainty = res.confidence.with_array((1.0 - res.confidence.array).astype("float32"))
+    result = SegmentationResult(res.labels, rows, bundle.name, list(res.warnings), uncertainty,
+                                {"device": str(device), "window": args.window, "seconds": round(res.seconds, 3),
+                                 "window_seconds": round(res.window_seconds, 3)})
+
+    def write_labelmap(tmp: Path) -> dict[str, str]:
+        return {"labelmap": write_volume(res.labels, tmp / "labels.nrrd").name}
+
+    # written into a temporary folder beside OUT and moved into place only when complete
+    result.write(out, extra=write_labelmap if args.labelmap else None)
     for w in res.warnings:
         print(f"warning: {w}")
-    print(f"wrote {out} ({len(rows)} structures, {res.seconds:.1f} s, model {bundle.name})")
+    print(f"wrote {out}/result.json ({len(rows)} structures, {res.seconds:.1f} s, model {bundle.name})")
     print(f"timing: window {res.window_seconds:.2f} s, total {res.seconds:.2f} s")
     for r in rows:
         print(f"  {r['name']:<36} {r['volume_cm3']:.3f} cm3")
     return 0
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not rows:
-        path.write_text("")
-        return
-    with path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-
-
+@user_errors
 def run_evaluate(args) -> int:
     from orbitai.seg.evaluate import evaluate
 
@@ -128,16 +125,34 @@ def run_evaluate(args) -> int:
     return 0
 
 
+def check_train_options(args: argparse.Namespace) -> None:
+    """Refuse impossible training options before any work starts (one line each)."""
+    if args.epochs is not None and args.epochs < 1:
+        raise UserError(f"--epochs must be at least 1, got {args.epochs}.")
+    if args.folds < 1:
+        raise UserError(f"--folds must be at least 1, got {args.folds}.")
+    if not 0 <= args.fold < args.folds:
+        raise UserError(f"--fold must be between 0 and {args.folds - 1} with --folds {args.folds}, got {args.fold}.")
+    if args.time_limit is not None and args.time_limit <= 0:
+        raise UserError(f"--time-limit must be a positive number of minutes, got {args.time_limit}.")
+
+
+@user_errors
 def run_train(args) -> int:
     from orbitai.device import select_device
-    from orbitai.seg.configs import get_config
-    from orbitai.seg.data import read_manifest
+    from orbitai.seg.configs import CONFIGS, get_config
+    from orbitai.cohort.manifest import read_manifest
     from orbitai.seg.train import train
 
+    check_train_options(args)
+    if args.config not in CONFIGS:
+        raise ConfigError(f"Unknown segmentation configuration {args.config!r}; choose one of: "
+                          f"{', '.join(CONFIGS)} (see 'orbitai seg configs').")
     cfg = get_config(args.config)
+    device = select_device(args.device)
     cases = read_manifest(args.manifest)
     out = train(cases, cfg, Path(args.out), seed=args.seed, folds=args.folds, fold=args.fold,
-                epochs=args.epochs, device=select_device(args.device), resume=not args.no_resume,
+                epochs=args.epochs, device=device, resume=not args.no_resume,
                 time_limit_s=args.time_limit * 60 if args.time_limit else None,
                 training_data=f"{len(cases)} cases listed in {Path(args.manifest).name}")
     print(f"wrote bundle {out}")

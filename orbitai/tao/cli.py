@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
+
+from orbitai.cli import user_errors
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -62,52 +62,30 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cf.set_defaults(func=run_configs)
 
 
-def _user_errors(fn):
-    def wrapped(args):
-        from orbitai.cli import UserError
-
-        try:
-            return fn(args)
-        except (KeyError, ValueError) as exc:
-            from orbitai.io import VolumeError
-
-            if isinstance(exc, VolumeError):
-                raise
-            raise UserError(str(exc).strip("'\"")) from exc
-    return wrapped
-
-
-@_user_errors
+@user_errors
 def run_predict(args) -> int:
     from orbitai.device import run_with_fallback, select_device
-    from orbitai.io import read_volume, write_volume
+    from orbitai.io import read_volume
+    from orbitai.cohort.manifest import read_labels
     from orbitai.progress import emit
-    from orbitai.seg.data import read_labels
+    from orbitai.result import check_out_dir
     from orbitai.tao.predict import predict_tao
 
+    out = check_out_dir(args.out)
     image = read_volume(args.image)
     labels = read_labels(Path(args.segmentation)) if args.segmentation else None
     device = select_device(args.device)
     pred = run_with_fallback(lambda d: predict_tao(image, labels, args.model, d, maps=not args.no_maps,
                                                    progress=emit), device)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    # write everything into a temp folder first, then move into place: no half-written results
-    tmp = Path(tempfile.mkdtemp(prefix=".tao-", dir=out))
-    try:
-        for kind, vol in pred.maps_in(image).items():
-            write_volume(vol, tmp / f"{kind}.nrrd")
-        if args.figure and not args.no_maps:
-            from orbitai.tao.figure import save_tao_figure
 
-            save_tao_figure(pred, tmp / "tao_maps.png", labels, title=f"{Path(args.image).name} - {pred.model}")
-        (tmp / "result.json").write_text(json.dumps(pred.to_json(), indent=2) + "\n")
-        for f in sorted(tmp.iterdir(), key=lambda f: f.name == "result.json"):   # result.json last
-            os.replace(f, out / f.name)
-    finally:
-        for f in tmp.iterdir():
-            f.unlink()
-        tmp.rmdir()
+    def write_figure(tmp: Path) -> dict[str, str]:
+        from orbitai.tao.figure import save_tao_figure
+
+        save_tao_figure(pred, tmp / "tao_maps.png", labels, title=f"{Path(args.image).name} - {pred.model}")
+        return {"figure": "tao_maps.png"}
+
+    # written into a temporary folder beside OUT and moved into place only when complete
+    pred.result(image).write(out, extra=write_figure if args.figure and not args.no_maps else None)
     for w in pred.warnings:
         print(f"warning: {w}")
     for e in pred.to_json()["eyes"]:
@@ -116,7 +94,7 @@ def run_predict(args) -> int:
     return 0
 
 
-@_user_errors
+@user_errors
 def run_evaluate(args) -> int:
     from orbitai.device import select_device
     from orbitai.progress import emit
@@ -131,10 +109,10 @@ def run_evaluate(args) -> int:
     return 0
 
 
-@_user_errors
+@user_errors
 def run_train(args) -> int:
     from orbitai.device import select_device
-    from orbitai.seg.data import read_manifest
+    from orbitai.cohort.manifest import read_manifest
     from orbitai.tao.configs import get_config
     from orbitai.tao.train import train_tao
 
@@ -147,10 +125,10 @@ def run_train(args) -> int:
     return 0
 
 
-@_user_errors
+@user_errors
 def run_cv(args) -> int:
     from orbitai.device import select_device
-    from orbitai.seg.data import read_manifest
+    from orbitai.cohort.manifest import read_manifest
     from orbitai.tao.configs import get_config
     from orbitai.tao.train import cross_validate
 

@@ -9,16 +9,18 @@ from typing import Optional
 import numpy as np
 import torch
 
-from orbitai.bundle import Bundle, BundleError, find_bundle
+from orbitai.bundle import Bundle
+from orbitai.bundle.models import load_tao_model
 from orbitai.classify.train import predict_proba
 from orbitai.io import Volume
 from orbitai.progress import ProgressCallback
+from orbitai.tao.result import MAP_KINDS, TaoResult
+from orbitai.tao.spec import TaoInputSpec
 from orbitai.tao.data import centre_crop
 from orbitai.tao.preprocess import EyeCrop, check_tao_input, preprocess_eyes
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODELS = {"A": "tao_network_a_demo", "B": "tao_network_b_demo"}
 OCCLUSION_PATCH = 16     # pixels of the 128 x 128 input (6.2 mm with the default crop)
 OCCLUSION_STRIDE = 8
 
@@ -51,10 +53,14 @@ class TaoPrediction:
                           "crop_box_ras": e.crop.box_ras(), "slices": int(e.crop.grid.shape[0])}
                          for e in self.eyes]}
 
+    def result(self, reference: Volume) -> TaoResult:
+        """The ``predict --out DIR`` contract of this prediction (maps on ``reference``'s grid)."""
+        return TaoResult(self.to_json(), self.maps_in(reference))
+
     def maps_in(self, reference: Volume) -> dict[str, Volume]:
         """Occlusion and Grad-CAM maps of all eyes as float32 volumes on ``reference``'s grid."""
         out = {}
-        for kind in ("occlusion", "gradcam"):
+        for kind in MAP_KINDS:
             acc = np.zeros(reference.shape, np.float32)
             for e in self.eyes:
                 m = getattr(e, kind)
@@ -67,19 +73,15 @@ class TaoPrediction:
         return out
 
 
-def load_tao_model(name_or_network: str, device="cpu") -> tuple[Bundle, torch.nn.Module]:
-    name = DEFAULT_MODELS.get(name_or_network.upper(), name_or_network)
-    bundle = find_bundle(name)
-    if bundle.metadata.get("task") != "tao_activity":
-        raise BundleError(f"Bundle '{bundle.name}' is a {bundle.metadata.get('task')} model, "
-                          "not a TAO activity classifier.")
-    return bundle, bundle.load_model(device).eval()
+def input_spec(bundle: Bundle) -> TaoInputSpec:
+    """The input block of a TAO bundle (crop size, slices, bias field, normalisation), checked."""
+    return TaoInputSpec.from_metadata(bundle.metadata)
 
 
 def locate_orbits(image: Volume, device="cpu", progress: Optional[ProgressCallback] = None) -> Volume:
     """Orbit labels from OrbitSegmentation's MRI model (used when no segmentation is given)."""
-    from orbitai.seg.cli import load_seg_model
-    from orbitai.seg.inference import segment
+    from orbitai.bundle.models import load_seg_model
+    from orbitai.orbit.segment import segment
 
     _, model, spec = load_seg_model(None, image_is_ct=False, device=device)
     return segment(image, model, spec, "overlap", device, progress=progress, mirror=False).labels
@@ -104,13 +106,14 @@ def predict_tao(image: Volume, labels: Optional[Volume], model_name: str = "B", 
     check_tao_input(image)
     report(0, 4, "loading model")
     bundle, model = load_tao_model(model_name, device)
+    spec = input_spec(bundle)   # the bundle's input block drives the preprocessing
     source = "given"
     if labels is None:
         report(1, 4, "finding the orbits")
         labels = locate_orbits(image, device)
         source = "predicted by OrbitSegmentation"
-    report(2, 4, "preprocessing (N4, z-score, orbit crops)")
-    crops = preprocess_eyes(image, labels)
+    report(2, 4, f"preprocessing ({'N4, ' if spec.bias_field == 'n4' else ''}z-score, orbit crops)")
+    crops = preprocess_eyes(image, labels, n4=spec.bias_field == "n4")
     x = centre_crop(np.stack([c.canonical() for c in crops]))
     probs = predict_proba(model, x, device)[:, 1]
     eyes = [EyeResult(c, float(p)) for c, p in zip(crops, probs)]

@@ -1,0 +1,63 @@
+"""JSON Schemas of ``metadata.json``, one per task (``schemas/<task>.schema.json``, draft 2020-12).
+
+`validate_metadata` checks a bundle's metadata against the base schema and its task's schema at
+load and at save time and raises `BundleError` with one line naming the first problem.
+"""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from orbitai.errors import BundleError
+
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+#: Tasks that have a schema (the IVGC and neuro schemas hold the common part until those modules land).
+TASKS = ("segmentation", "tao_activity", "ivgc_response", "neuro_differential")
+
+
+@lru_cache(maxsize=None)
+def _schema(name: str) -> dict[str, Any]:
+    return json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text())
+
+
+@lru_cache(maxsize=None)
+def _validator(task: str):
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+
+    registry = Registry().with_resources(
+        (f"orbitai/bundle/{n}.schema.json", Resource.from_contents(_schema(n))) for n in ("base", *TASKS))
+    return Draft202012Validator(_schema(task), registry=registry)
+
+
+def schema(task: str) -> dict[str, Any]:
+    """The JSON Schema of ``task``'s metadata (base rules are included by ``$ref``)."""
+    if task not in TASKS:
+        raise BundleError(f"Unknown bundle task {task!r}; known tasks: {', '.join(TASKS)}.")
+    return _schema(task)
+
+
+def validate_metadata(meta: Any, where: str = "metadata.json") -> None:
+    """Raise `BundleError` (one line, prefixed by ``where``) unless ``meta`` fits its task's schema."""
+    if not isinstance(meta, dict):
+        raise BundleError(f"{where} must be a JSON object.")
+    missing = [k for k in _schema("base")["required"] if k not in meta]
+    task = meta.get("task")
+    if not missing and task in TASKS:
+        missing = [k for k in _schema(task)["required"] if k not in meta]
+    if missing:
+        raise BundleError(f"{where} lacks required keys {missing}.")
+    if task not in TASKS:
+        raise BundleError(f"{where}: unknown task {task!r}; known tasks: {', '.join(TASKS)}.")
+    from jsonschema.exceptions import best_match
+
+    error = best_match(_validator(task).iter_errors(meta))
+    if error is not None:
+        at = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise BundleError(f"{where} does not fit the {task} schema at {at}: {error.message}.")
+    inp = meta.get("input", {})
+    if task == "tao_activity" and inp["net_pixels"] > inp["crop_pixels"]:
+        raise BundleError(f"{where}: input net_pixels ({inp['net_pixels']}) exceeds crop_pixels "
+                          f"({inp['crop_pixels']}).")

@@ -1,0 +1,157 @@
+"""The ``predict --out DIR`` contract shared by every task.
+
+A prediction writes one folder: ``DIR/result.json`` (``task``, ``model``, ``warnings``, the task's
+findings and ``files``: role -> file name in DIR) beside the files it names. One `TaskResult`
+subclass per task writes *and* validates that folder, so the command line, the Slicer Logic and
+scripts agree on one definition:
+
+* `TaskResult.write` writes everything into a temporary folder next to DIR and moves it into
+  place only when complete (``result.json`` last): a failure never leaves half a result.
+* `TaskResult.read` checks ``result.json`` and every file it names (optionally against the input
+  image's geometry) and raises `orbitai.errors.ResultError` with one clear line otherwise.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Optional, TypeVar
+
+from orbitai.errors import ResultError, UserError
+from orbitai.io import Volume, VolumeError, read_volume
+
+RESULT_FILE = "result.json"
+R = TypeVar("R", bound="TaskResult")
+
+
+def check_out_dir(out_dir: str | os.PathLike) -> Path:
+    """Refuse, before any work, an ``--out`` folder that cannot be created (a file in its place or
+    on its path) with one clear line; returns it as a Path."""
+    out = Path(out_dir)
+    for p in (out, *out.parents):
+        if p.exists():
+            if not p.is_dir():
+                what = "is a file" if p == out else f"lies below the file {p}"
+                raise UserError(f"The output folder {out} {what}; --out takes a folder.")
+            break
+    return out
+
+
+class TaskResult:
+    """Base of the per-task result classes (see module docstring).
+
+    Subclasses set `task`, implement `_write_files(folder) -> {role: file name}`, `to_json()` and
+    `_from_folder(data, folder, reference)`."""
+
+    task: ClassVar[str] = ""
+    #: The error this task's checks raise (a `ResultError`).
+    error: ClassVar[type[ResultError]] = ResultError
+
+    # ------------------------------------------------------------------ to implement
+    def to_json(self) -> dict[str, Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _write_files(self, folder: Path) -> dict[str, str]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @classmethod
+    def _from_folder(cls: type[R], data: dict[str, Any], folder: Path,
+                     reference: Optional[Volume]) -> R:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------ write
+    def write(self, out_dir: str | os.PathLike, extra: Optional[Callable[[Path], dict[str, str]]] = None) -> Path:
+        """Write the result folder atomically; ``extra(tmp) -> {role: name}`` adds optional files."""
+        out = check_out_dir(out_dir)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+        try:
+            files = self._write_files(tmp)
+            if extra is not None:
+                files.update(extra(tmp))
+            data = {"task": self.task, **self.to_json(), "files": files}
+            (tmp / RESULT_FILE).write_text(json.dumps(data, indent=2) + "\n")
+            if not out.exists():
+                umask = os.umask(0)
+                os.umask(umask)
+                os.chmod(tmp, 0o777 & ~umask)  # mkdtemp creates 0700; give the usual permissions
+                os.replace(tmp, out)
+            else:   # an existing folder (e.g. a job's): move the files in, result.json last
+                for f in sorted(tmp.iterdir(), key=lambda f: f.name == RESULT_FILE):
+                    os.replace(f, out / f.name)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return out / RESULT_FILE
+
+    # ------------------------------------------------------------------------- read
+    @classmethod
+    def read_json(cls, out_dir: str | os.PathLike) -> dict[str, Any]:
+        """``result.json`` of ``out_dir`` as a dict, with its task checked (no other file is read)."""
+        folder = Path(out_dir)
+        path = folder / RESULT_FILE
+        if not path.is_file():
+            raise cls.error(f"The prediction wrote no {RESULT_FILE} in {folder}.")
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise cls.error(f"{RESULT_FILE} cannot be read: {exc}") from None
+        if not isinstance(data, dict):
+            raise cls.error(f"{RESULT_FILE} in {folder} is not a JSON object.")
+        task = data.get("task", cls.task)   # folders written before the contract named no task
+        if task != cls.task:
+            raise cls.error(f"{folder} holds a {task!r} result, not a {cls.task!r} result.")
+        if not isinstance(data.get("warnings", []), list):
+            raise cls.error(f"{RESULT_FILE}: 'warnings' must be a list of strings.")
+        return data
+
+    @classmethod
+    def read(cls: type[R], out_dir: str | os.PathLike, reference: Optional[Volume] = None) -> R:
+        """Read and fully check a result folder; ``reference`` is the input image's geometry."""
+        folder = Path(out_dir)
+        return cls._from_folder(cls.read_json(folder), folder, reference)
+
+    # ---------------------------------------------------------------------- helpers
+    @classmethod
+    def file_of(cls, data: dict[str, Any], folder: Path, role: str, default: str,
+                required: bool = True) -> Optional[Path]:
+        """The file that ``result.json`` names for ``role`` (or ``default``); None if optional and absent."""
+        files = data.get("files") or {}
+        if not isinstance(files, dict):
+            raise cls.error(f"{RESULT_FILE}: 'files' must map roles to file names.")
+        name = files.get(role, default)
+        if not isinstance(name, str) or Path(name).name != name:
+            raise cls.error(f"{RESULT_FILE}: the {role} file must be a plain file name in the folder, got {name!r}.")
+        path = folder / name
+        if not path.is_file():
+            if required or role in files:
+                raise cls.error(f"The {role} file {name} named by {RESULT_FILE} is missing in {folder}.")
+            return None
+        return path
+
+    @classmethod
+    def read_map(cls, path: Path, what: str, reference: Optional[Volume]) -> Volume:
+        """A float map on the input's grid with finite values (clear errors otherwise)."""
+        import numpy as np
+
+        m = read_volume(path)
+        if reference is not None and not m.same_geometry(reference, tol=1e-3):
+            raise VolumeError(f"The {what} (shape {m.shape}) does not lie on the input volume's grid "
+                              f"(shape {reference.shape}).")
+        if not np.isfinite(m.array).all():
+            raise cls.error(f"The {what} has NaN or infinite values.")
+        return m
+
+    @classmethod
+    def vector(cls, value: Any, n: int, what: str) -> list[float]:
+        """``value`` as ``n`` finite floats, else `ResultError` naming ``what``."""
+        try:
+            out = [float(v) for v in value]
+        except (TypeError, ValueError):
+            raise cls.error(f"{what} must be {n} numbers, got {value!r}.") from None
+        if len(out) != n or not all(math.isfinite(v) for v in out):
+            raise cls.error(f"{what} must be {n} finite numbers, got {value!r}.")
+        return out

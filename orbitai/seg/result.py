@@ -1,0 +1,120 @@
+"""The result folder of ``orbitai seg predict IMAGE --out DIR`` (written and validated here only).
+
+``DIR/segmentation.seg.nrrd``  the label map in the input's geometry (Slicer segmentation file)
+``DIR/volumes.csv``            one row per structure and side: label, name, structure, side, voxels, volume_cm3
+``DIR/uncertainty.nrrd``       1 - max class probability per voxel (when asked for)
+``DIR/result.json``::
+
+    {"task": "segmentation", "model": "orbit_svnet_ct_demo", "device": "cpu", "window": "overlap",
+     "seconds": 12.3, "window_seconds": 9.8, "warnings": [],
+     "structures": [{"label": 1, "name": "eyeball_left", "structure": "eyeball", "side": "left",
+                     "voxels": 6512, "volume_cm3": 6.51}, ...],
+     "files": {"segmentation": "segmentation.seg.nrrd", "volumes": "volumes.csv",
+               "uncertainty": "uncertainty.nrrd"}}
+"""
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from orbitai.errors import ResultError
+from orbitai.io import Volume, VolumeError, write_volume
+from orbitai.result import RESULT_FILE, TaskResult
+
+SEGMENTATION_FILE = "segmentation.seg.nrrd"
+VOLUMES_FILE = "volumes.csv"
+UNCERTAINTY_FILE = "uncertainty.nrrd"
+VOLUME_COLUMNS = ("label", "name", "structure", "side", "voxels", "volume_cm3")
+
+
+@dataclass
+class SegmentationResult(TaskResult):
+    """One segmentation: ``labels`` (orbit scheme, input grid), ``volumes`` (one dict per structure
+    and side), optional ``uncertainty`` map, ``warnings`` and the run's facts in ``info``."""
+
+    labels: Volume
+    volumes: list[dict[str, Any]]
+    model: str
+    warnings: list[str] = field(default_factory=list)
+    uncertainty: Optional[Volume] = None
+    info: dict[str, Any] = field(default_factory=dict)   # device, window, seconds, window_seconds
+
+    task = "segmentation"
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """result.json's content (without ``files``)."""
+        return {"task": self.task, **self.to_json()}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.model, **self.info, "warnings": list(self.warnings),
+                "structures": [{k: r[k] for k in VOLUME_COLUMNS} for r in self.volumes]}
+
+    def _write_files(self, folder: Path) -> dict[str, str]:
+        from orbitai.segfile import write_segmentation
+
+        files = {"segmentation": write_segmentation(self.labels, folder / SEGMENTATION_FILE).name}
+        with (folder / VOLUMES_FILE).open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(VOLUME_COLUMNS))
+            w.writeheader()
+            w.writerows({k: r[k] for k in VOLUME_COLUMNS} for r in self.volumes)
+        files["volumes"] = VOLUMES_FILE
+        if self.uncertainty is not None:
+            files["uncertainty"] = write_volume(self.uncertainty, folder / UNCERTAINTY_FILE).name
+        return files
+
+    @classmethod
+    def _from_folder(cls, data: dict[str, Any], folder: Path,
+                     reference: Optional[Volume]) -> "SegmentationResult":
+        from orbitai.segfile import read_segmentation
+
+        volumes = _check_structures(data.get("structures"))
+        seg_path = cls.file_of(data, folder, "segmentation", SEGMENTATION_FILE)
+        try:
+            labels, _table = read_segmentation(seg_path)
+        except (OSError, ValueError) as exc:
+            if isinstance(exc, VolumeError):
+                raise
+            raise cls.error(f"{seg_path.name} cannot be read: {exc}") from None
+        if reference is not None and not labels.same_geometry(reference, tol=1e-3):
+            raise VolumeError(f"The segmentation (shape {labels.shape}) does not lie on the input volume's grid "
+                              f"(shape {reference.shape}).")
+        present = {int(v) for v in np.unique(labels.array)} - {0}
+        listed = {r["label"] for r in volumes}
+        if not present <= listed:
+            raise cls.error(f"The segmentation holds labels {sorted(present - listed)} that {RESULT_FILE} "
+                              "does not list.")
+        csv_path = cls.file_of(data, folder, "volumes", VOLUMES_FILE)
+        with csv_path.open(newline="") as f:
+            csv_rows = list(csv.DictReader(f))
+        if [r.get("name") for r in csv_rows] != [r["name"] for r in volumes]:
+            raise cls.error(f"{VOLUMES_FILE} and {RESULT_FILE} list different structures.")
+        unc_path = cls.file_of(data, folder, "uncertainty", UNCERTAINTY_FILE, required=False)
+        uncertainty = cls.read_map(unc_path, "uncertainty map", reference) if unc_path is not None else None
+        info = {k: v for k, v in data.items() if k not in ("task", "model", "warnings", "structures", "files")}
+        return cls(labels, volumes, str(data.get("model", "")), [str(w) for w in data.get("warnings", [])],
+                   uncertainty, info)
+
+
+def _check_structures(rows: Any) -> list[dict[str, Any]]:
+    """result.json's ``structures`` checked: one object per label with a finite volume >= 0."""
+    if not isinstance(rows, list):
+        raise ResultError(f"{RESULT_FILE} lists no structures.")
+    out, seen = [], set()
+    for n, r in enumerate(rows):
+        where = f"{RESULT_FILE} structure {n + 1}"
+        if not isinstance(r, dict) or not all(k in r for k in VOLUME_COLUMNS):
+            raise ResultError(f"{where} must have the keys {', '.join(VOLUME_COLUMNS)}.")
+        label, vol = r["label"], r["volume_cm3"]
+        if not isinstance(label, int) or label < 1 or label in seen:
+            raise ResultError(f"{where}: label must be a positive integer listed once, got {label!r}.")
+        if not isinstance(vol, (int, float)) or not math.isfinite(vol) or vol < 0:
+            raise ResultError(f"{where}: volume_cm3 must be a finite number >= 0, got {vol!r}.")
+        seen.add(label)
+        out.append(dict(r))
+    return out

@@ -1,0 +1,124 @@
+"""The result folder of ``orbitai tao predict --out DIR`` (written and validated here only).
+
+``DIR/result.json``::
+
+    {"task": "tao_activity", "model": "tao_network_b_demo", "network": "B", "device": "cpu",
+     "seconds": 1.2, "threshold": 0.5, "segmentation": "given", "warnings": [],
+     "eyes": [{"side": "right", "probability_active": 0.83, "call": "active", "slices": 5,
+               "crop_box_ras": {"center": [..3], "size_mm": [..3], "axes": [[..3] x 3], "corners": [...]}}],
+     "files": {"occlusion": "occlusion.nrrd", "gradcam": "gradcam.nrrd"}}
+
+plus the heat maps (float32 in [0, 1] on the input's grid) that ``files`` names.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from orbitai.errors import ResultError
+from orbitai.io import Volume, write_volume
+from orbitai.result import TaskResult
+
+#: Heat-map kinds: file stem -> display name.
+MAP_KINDS = {"occlusion": "occlusion", "gradcam": "Grad-CAM"}
+
+
+class TAOResultError(ResultError):
+    """A ``tao predict`` output folder that is missing files or does not follow the contract."""
+
+
+@dataclass
+class TaoResult(TaskResult):
+    """``data``: result.json as a dict; ``maps``: kind -> heat-map volume on the input grid."""
+
+    data: dict[str, Any]
+    maps: dict[str, Volume] = field(default_factory=dict)
+
+    task = "tao_activity"
+    error = TAOResultError
+
+    @property
+    def model(self) -> str:
+        return str(self.data.get("model", ""))
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self.data.get("warnings", []))
+
+    @property
+    def eyes(self) -> list[dict[str, Any]]:
+        return list(self.data["eyes"])
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.data.items() if k not in ("task", "files")}
+
+    def _write_files(self, folder: Path) -> dict[str, str]:
+        files = {}
+        for kind, vol in self.maps.items():
+            if kind not in MAP_KINDS:
+                raise ValueError(f"Unknown TAO map kind {kind!r}; expected one of {list(MAP_KINDS)}.")
+            files[kind] = write_volume(vol, folder / f"{kind}.nrrd").name
+        return files
+
+    @classmethod
+    def _from_folder(cls, data: dict[str, Any], folder: Path, reference: Optional[Volume]) -> "TaoResult":
+        check_eyes(data)
+        data.setdefault("threshold", 0.5)
+        maps: dict[str, Volume] = {}
+        for kind in MAP_KINDS:
+            path = cls.file_of(data, folder, kind, f"{kind}.nrrd", required=False)
+            if path is not None:
+                maps[kind] = cls.read_map(path, f"{kind} map", reference)
+        return cls(data, maps)
+
+
+def check_eyes(result: dict[str, Any]) -> None:
+    """Raise `TAOResultError` unless ``result['eyes']`` follows the contract."""
+    try:
+        threshold = float(result.get("threshold", 0.5))
+    except (TypeError, ValueError):
+        raise TAOResultError(f"result.json: threshold must be a number, got {result.get('threshold')!r}.") from None
+    if not 0.0 <= threshold <= 1.0:
+        raise TAOResultError(f"result.json: threshold must be in [0, 1], got {threshold}.")
+    if not isinstance(result.get("eyes"), list) or not result["eyes"]:
+        raise TAOResultError("result.json lists no eyes.")
+    sides = []
+    for n, e in enumerate(result["eyes"]):
+        where = f"result.json eye {n + 1}"
+        if not isinstance(e, dict):
+            raise TAOResultError(f"{where} is not an object.")
+        if e.get("side") not in ("right", "left"):
+            raise TAOResultError(f"{where}: side must be 'right' or 'left', got {e.get('side')!r}.")
+        p = e.get("probability_active")
+        if not isinstance(p, (int, float)) or not 0.0 <= float(p) <= 1.0:
+            raise TAOResultError(f"{where}: probability_active must be in [0, 1], got {p!r}.")
+        if e.get("call") not in ("active", "inactive"):
+            raise TAOResultError(f"{where}: call must be 'active' or 'inactive', got {e.get('call')!r}.")
+        box = e.get("crop_box_ras")
+        if not isinstance(box, dict):
+            raise TAOResultError(f"{where} has no crop_box_ras.")
+        _vec(box.get("center"), 3, f"{where} crop centre")
+        size = _vec(box.get("size_mm"), 3, f"{where} crop size")
+        if min(size) <= 0:
+            raise TAOResultError(f"{where}: crop size must be positive, got {size}.")
+        axes = np.array([_vec(a, 3, f"{where} crop axis") for a in (box.get("axes") or [])])
+        if axes.shape != (3, 3) or not np.allclose(axes @ axes.T, np.eye(3), atol=1e-3):
+            raise TAOResultError(f"{where}: crop axes must be three orthonormal 3-vectors.")
+        sides.append(e["side"])
+    if len(set(sides)) != len(sides):
+        raise TAOResultError(f"result.json lists the same eye twice: {sides}.")
+
+
+def _vec(value: Any, n: int, what: str) -> list[float]:
+    return TaoResult.vector(value, n, what)
+
+
+def read_result(out_dir: str | Path, reference: Optional[Volume] = None) -> tuple[dict, dict[str, Volume]]:
+    """(result.json, {kind: map Volume}) of a ``tao predict`` output folder, fully checked.
+
+    ``reference``: the input image's geometry; the maps must lie on its grid."""
+    res = TaoResult.read(out_dir, reference)
+    return res.data, res.maps

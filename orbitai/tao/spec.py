@@ -1,0 +1,44 @@
+"""The input block of a TAO activity bundle (``metadata.json['input']``): what the network was
+trained on, read back at prediction so that a bundle and its preprocessing cannot drift apart."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from orbitai.errors import BundleError
+from orbitai.tao import preprocess as pp
+
+
+@dataclass(frozen=True)
+class TaoInputSpec:
+    """Crop geometry and intensity handling of the network's input (defaults: the paper's)."""
+
+    slices: int = pp.N_SLICES               # axial slices per eye, centred on the optic-nerve plane
+    crop_pixels: int = pp.CROP_PIXELS       # in-plane size of the orbit crop
+    net_pixels: int = pp.NET_PIXELS         # centre crop the network sees at prediction
+    crop_side_mm: float = pp.CROP_SIDE_MM   # field of view of the crop
+    bias_field: str = "n4"                  # "n4" (N4 correction of the orbit region) or "none"
+    normalisation: str = "zscore"           # per-crop z-score
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, Any]) -> "TaoInputSpec":
+        """The bundle's input block; keys it does not state keep the paper's values."""
+        inp = dict(meta.get("input") or {})
+        known = set(cls.__dataclass_fields__)
+        spec = cls(**{k: v for k, v in inp.items() if k in known})
+        spec.check_supported(str(meta.get("name", "?")))
+        return spec
+
+    def to_metadata(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def check_supported(self, bundle: str) -> None:
+        """Raise `BundleError` if this preprocessing cannot produce the input the bundle expects."""
+        here = TaoInputSpec()
+        fixed = ("slices", "crop_pixels", "net_pixels", "crop_side_mm", "normalisation")
+        diff = [f"{k} {getattr(self, k)} (supported: {getattr(here, k)})" for k in fixed
+                if getattr(self, k) != getattr(here, k)]
+        if self.bias_field not in ("n4", "none"):
+            diff.append(f"bias_field {self.bias_field!r} (supported: 'n4', 'none')")
+        if diff:
+            raise BundleError(f"Bundle '{bundle}' expects an input this version cannot prepare: {'; '.join(diff)}.")
