@@ -433,6 +433,7 @@ class AnnotationLogic:
         self.cache = annotate.SuperpixelCache() if cache is None else cache
         self._region: Optional[tuple] = None
         self._region_key: Optional[tuple] = None
+        self._source: Optional[tuple] = None
 
     # ---------------------------------------------------------------- state
     @property
@@ -488,12 +489,19 @@ class AnnotationLogic:
         return None
 
     def _grid(self):
-        """(modifier labelmap, source array [k, j, i], spacing) on the editor's aligned geometry."""
+        """(modifier labelmap, source array [k, j, i], spacing) on the editor's aligned geometry.
+
+        The array is read once per source image and geometry and then reused: the superpixel
+        cache knows an image by its array, so a fresh copy per click would never hit it."""
+        import slicer
+
         modifier, source = self.editor.aligned()
-        if modifier is None:
+        if modifier is None or source is None:
             raise annotate.AnnotationError("Could not set up the segmentation geometry.")
-        src, spacing = oriented_image_to_array(source)
-        return modifier, src, spacing
+        key = (self._image_key(), slicer.vtkSegmentationConverter.SerializeImageGeometry(source))
+        if self._source is None or self._source[0] != key:
+            self._source = (key, *oriented_image_to_array(source))
+        return modifier, self._source[1], self._source[2]
 
     def segment_mask(self, segment_id: Optional[str] = None, reference=None) -> np.ndarray:
         """A segment (default: the selected one) as a bool array on the aligned grid."""
