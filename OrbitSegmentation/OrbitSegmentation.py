@@ -84,6 +84,7 @@ class OrbitSegmentationTest(ScriptedLoadableModuleTest):
         import tempfile
         from pathlib import Path
 
+        from orbitai.testing import annotation_effects
         from orbitai.testing import orbit_segmentation as t
 
         self.setUp()
@@ -91,6 +92,9 @@ class OrbitSegmentationTest(ScriptedLoadableModuleTest):
             t.test_logic_segments_phantom_into_scene(t.slicer_context(), Path(tmp))
             t.test_logic_cancel_leaves_scene_unchanged(t.slicer_context(), Path(tmp))
             t.test_logic_refuses_2d_input(t.slicer_context())
+            t.test_load_results_all_or_nothing(t.slicer_context(), Path(tmp) / "results")
             t.test_failing_job_leaves_scene_unchanged(t.slicer_context())
             t.test_panel_binds_results_to_starting_input(t.slicer_context())
+        self.setUp()
+        annotation_effects.run_in_segment_editor(t.slicer_context())  # drives the Segment Editor's effects
         self.delayDisplay("OrbitSegmentation self-test passed")
