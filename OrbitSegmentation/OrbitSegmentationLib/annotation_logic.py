@@ -235,7 +235,8 @@ def oriented_image_to_array(image) -> tuple[np.ndarray, tuple[float, float, floa
     a = numpy_support.vtk_to_numpy(scalars)
     if scalars.GetNumberOfComponents() > 1:
         a = a.reshape(-1, scalars.GetNumberOfComponents())[:, 0]
-    return np.array(a.reshape(dims)), tuple(float(s) for s in image.GetSpacing())
+    sx, sy, sz = image.GetSpacing()
+    return np.array(a.reshape(dims)), (float(sx), float(sy), float(sz))
 
 
 def fill_oriented_image(image, mask: np.ndarray) -> None:
@@ -283,7 +284,7 @@ def segment_extent_mask(labelmap, reference, value: Optional[int] = None) -> np.
     arr, _ = oriented_image_to_array(labelmap)
     lo = [max(ext[2 * a], ref_ext[2 * a]) for a in range(3)]
     hi = [min(ext[2 * a + 1], ref_ext[2 * a + 1]) for a in range(3)]
-    if any(h < l for l, h in zip(lo, hi)):
+    if any(h < low for low, h in zip(lo, hi)):
         return out
     src = tuple(slice(lo[a] - ext[2 * a], hi[a] - ext[2 * a] + 1) for a in (2, 1, 0))
     dst = tuple(slice(lo[a] - ref_ext[2 * a], hi[a] - ref_ext[2 * a] + 1) for a in (2, 1, 0))
@@ -458,20 +459,29 @@ class AnnotationLogic:
     def params(self, effect: str) -> EffectParameters:
         return EffectParameters(self.editor_node, effect)
 
+    def _own_editor(self) -> SegmentEditorLogicEditor:
+        if not isinstance(self.editor, SegmentEditorLogicEditor):
+            raise RuntimeError("Inside the Segment Editor, select inputs and undo with the editor's own controls.")
+        return self.editor
+
     def set_inputs(self, segmentation_node, volume_node, segment_id: Optional[str] = None) -> None:
         """Select segmentation, source volume and segment (headless editor; in Slicer the editor
         widget does this)."""
-        self.editor.set_inputs(segmentation_node, volume_node, segment_id)
+        self._own_editor().set_inputs(segmentation_node, volume_node, segment_id)
 
     def select_segment(self, segment_id: str) -> None:
-        self.editor.select_segment(segment_id)
+        self._own_editor().select_segment(segment_id)
 
     def undo(self) -> OperationResult:
         """Undo the last change (headless editor; in Slicer use the Segment Editor's Undo)."""
-        return OperationResult(True, "Undone.") if self.editor.undo() else OperationResult(False, "Nothing to undo.")
+        if self._own_editor().undo():
+            return OperationResult(True, "Undone.")
+        return OperationResult(False, "Nothing to undo.")
 
     def redo(self) -> OperationResult:
-        return OperationResult(True, "Redone.") if self.editor.redo() else OperationResult(False, "Nothing to redo.")
+        if self._own_editor().redo():
+            return OperationResult(True, "Redone.")
+        return OperationResult(False, "Nothing to redo.")
 
     def _check(self) -> Optional[str]:
         """Why an operation cannot run now (None when it can)."""
@@ -677,7 +687,8 @@ class AnnotationLogic:
 
             node = self.preview_node
             if node is None:
-                return OperationResult(False, "There is no SmartFill preview to accept: paint strokes and preview first.")
+                return OperationResult(False, "There is no SmartFill preview to accept: paint strokes and "
+                                              "preview first.")
             modifier, _, _ = self._grid()
             preview = node.GetSegmentation().GetNthSegment(0)
             image = preview.GetRepresentation(

@@ -31,6 +31,8 @@ def orbit_box(seed: int = 0, side: str = "right", margin_mm: float = 6.0):
     image, labels = case.image, case.labels
     values = range(1, 17, 2) if side == "left" else range(2, 17, 2)
     box = bbox(np.isin(labels.array, list(values)), np.ceil(margin_mm / np.asarray(image.spacing[::-1])).astype(int))
+    if box is None:
+        raise ValueError(f"Phantom {seed} has no {side} orbit labels.")
     origin = tuple(image.index_to_physical([b.start for b in box[::-1]]))
     return (Volume(np.ascontiguousarray(image.array[box], np.float32), image.spacing, origin, image.direction),
             Volume(np.ascontiguousarray(labels.array[box]), labels.spacing, origin, labels.direction))
@@ -211,7 +213,8 @@ def _scenario(ctx, driver_class) -> dict[str, float]:
             painted = _segment(seg, ids["eyeball_right"], volume)
             driver.press("onPreview")
             assert driver.preview_node() is not None, "no SmartFill preview node"
-            assert np.array_equal(_segment(seg, ids["eyeball_right"], volume), painted), "the preview changed the segment"
+            assert np.array_equal(_segment(seg, ids["eyeball_right"], volume), painted), \
+                "the preview changed the segment"
             driver.press("onAccept")
             filled = _segment(seg, ids["eyeball_right"], volume)
             assert driver.preview_node() is None and not (filled & ring).any()
