@@ -121,7 +121,8 @@ def test_file_dataset_streams_from_disk(tmp_path):
 def test_mismatches_fail_with_one_line(tmp_path):
     inputs, y = _ivgc_like(8, seed=0)
     s = TrainSettings(epochs=1, lr=1e-3, lr_after=1e-3, decay_epoch=1, batch_size=4)
-    with pytest.raises(InputError, match=r"takes inputs \['image', 'radiomics', 'clinical'\].*missing: \['clinical'\]") as exc:
+    expected = r"takes inputs \['image', 'radiomics', 'clinical'\].*missing: \['clinical'\]"
+    with pytest.raises(InputError, match=expected) as exc:
         fit(_fusion(), ArrayDataset({"image": inputs["image"], "radiomics": inputs["radiomics"]}, y), s, tmp_path)
     with pytest.raises(InputError, match="no labels"):
         fit(_fusion(), ArrayDataset(inputs), s, tmp_path)

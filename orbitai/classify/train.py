@@ -20,12 +20,12 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence, cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from orbitai.classify.data import (LABEL, ArrayDataset, Batch, ClassificationDataset, Sample, check_inputs,
                                    collate, input_names)
@@ -56,7 +56,7 @@ def lr_at(epoch: int, s: TrainSettings) -> float:
 
 def make_optimizer(model: torch.nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
     if hasattr(model, "weight_decay_groups"):
-        groups = model.weight_decay_groups(s.conv_weight_decay, s.fc_weight_decay)
+        groups = getattr(model, "weight_decay_groups")(s.conv_weight_decay, s.fc_weight_decay)
     else:
         groups = [{"params": list(model.parameters()), "weight_decay": s.fc_weight_decay}]
     return torch.optim.Adam(groups, lr=s.lr, betas=s.betas)
@@ -73,7 +73,10 @@ def _model_inputs(batch: Batch, names: Sequence[str], device,
     """The model's inputs from a batch, on ``device``; 4D (2D image) batches in ``layout``."""
     out = []
     for name in names:
-        t = batch[name].to(device)
+        value = batch[name]
+        if not isinstance(value, torch.Tensor):
+            raise InputError(f"The model's input {name!r} holds text in the dataset's samples; give it arrays.")
+        t = value.to(device)
         out.append(t.contiguous(memory_format=layout) if t.ndim == 4 else t)
     return out
 
@@ -88,8 +91,8 @@ def predict_proba(model: torch.nn.Module, data: np.ndarray | ClassificationDatas
     was = model.training
     model.eval()
     out = []
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate,  # type: ignore[arg-type]
-                        num_workers=num_workers, generator=_loader_generator())
+    loader: DataLoader = DataLoader(dataset, batch_size=batch_size, shuffle=False,  # type: ignore[arg-type]
+                                    collate_fn=collate, num_workers=num_workers, generator=_loader_generator())
     for batch in loader:
         out.append(torch.softmax(model(*_model_inputs(batch, names, device)), 1).float().cpu().numpy())
     model.train(was)
@@ -143,12 +146,12 @@ def fit(model: torch.nn.Module, train: ClassificationDataset, settings: TrainSet
     # 2D images train channels-last: Network B (width 16) trained 1.15-1.3x faster per epoch on 2 CPU
     # cores (measured, three pairs of runs); the model is handed back in the default layout
     layout = torch.channels_last if np.ndim(first[names[0]]) == 3 else torch.contiguous_format
-    model.to(device=device, memory_format=layout)
+    model.to(device=device, memory_format=layout)  # type: ignore[call-overload]
     try:
         return _train(model, train, settings, workdir, augment, val, seed, device, num_workers, progress,
                       should_stop, layout)
     finally:
-        model.to(memory_format=torch.contiguous_format)
+        model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
 
 
 def _train(model: torch.nn.Module, train: ClassificationDataset, settings: TrainSettings, workdir: Path,
@@ -184,14 +187,14 @@ def _train(model: torch.nn.Module, train: ClassificationDataset, settings: Train
         batches = [order[b:b + settings.batch_size] for b in range(0, len(order), settings.batch_size)]
         batches = [idx.tolist() for idx in batches if len(idx) >= 2]     # batch norm needs two samples
         # the loader only reads: a batch arrives as a list of samples, augmented here in order
-        loader = DataLoader(train, batch_sampler=batches, collate_fn=list,  # type: ignore[arg-type]
-                            num_workers=num_workers, generator=_loader_generator())
+        loader: DataLoader = DataLoader(train, batch_sampler=batches,  # type: ignore[arg-type]
+                                        collate_fn=list, num_workers=num_workers, generator=_loader_generator())
         tot_loss, tot_ok, seen = 0.0, 0, 0
         for samples in loader:
             if augment:
                 samples = [augment(s, rng) for s in samples]
             batch = collate(samples)
-            yb_t = batch[LABEL].to(device)
+            yb_t = cast(torch.Tensor, batch[LABEL]).to(device)
             logits = model(*_model_inputs(batch, names, device, layout))
             loss = F.cross_entropy(logits, yb_t)
             opt.zero_grad(set_to_none=True)

@@ -141,7 +141,7 @@ def extract_features(image: ImageLike, mask: ImageLike, protocol: RadiomicsProto
                   for i, p in enumerate(proto.passes, start=1)]
     rows: list[FeatureRow] = []
     for roi, values in rois.items():
-        vals = [int(values)] if np.isscalar(values) else [int(v) for v in values]
+        vals = [int(values)] if isinstance(values, (int, np.integer)) else [int(v) for v in values]
         roi_mask = np.isin(labels, vals)
         if not roi_mask.any():
             raise InputError(f"ROI {roi!r} (label {', '.join(map(str, vals))}) has no voxels in the label map; "
