@@ -38,14 +38,23 @@ def orbit_box(seed: int = 0, side: str = "right", margin_mm: float = 6.0):
             Volume(np.ascontiguousarray(labels.array[box]), labels.spacing, origin, labels.direction))
 
 
+def _logic_module():
+    """The effects' logic, ``OrbitSegmentationLib.annotation_logic`` (the OrbitSegmentation module's
+    folder is on ``sys.path`` in Slicer; headless, add ``OrbitSegmentation/`` of the checkout)."""
+    try:
+        from OrbitSegmentationLib import annotation_logic
+    except ImportError as exc:
+        raise ImportError("The annotation self-test needs the OrbitSegmentation module's Lib: add the "
+                          "OrbitSegmentation/ folder of the extension to sys.path.") from exc
+    return annotation_logic
+
+
 # --------------------------------------------------------------------------- drivers
 class _LogicDriver:
     """The scenario's steps on `AnnotationLogic` (what the effects call), any scene."""
 
     def __init__(self, ctx, segmentation, volume):
-        from OrbitSegmentationLib.annotation_logic import AnnotationLogic
-
-        self.logic = AnnotationLogic(ctx.scene, ctx.app_logic)
+        self.logic = _logic_module().AnnotationLogic(ctx.scene, ctx.app_logic)
         self.logic.set_inputs(segmentation, volume)
         self.effect = ""
 
@@ -64,8 +73,7 @@ class _LogicDriver:
 
     def rebuild_gui(self) -> None:
         """What the effect's updateGUIFromMRML + updateMRMLFromGUI do with a segment option."""
-        from OrbitSegmentationLib import annotation_logic as al
-
+        al = _logic_module()
         p = self.logic.params(self.effect)
         for name, o in p.options.items():
             if o.kind == "segment":
@@ -95,11 +103,9 @@ class _SegmentEditorDriver:
     def __init__(self, ctx, segmentation, volume):
         import slicer
 
-        from OrbitSegmentationLib.annotation_logic import register_annotation_effects
-
         registered = {e.name for e in slicer.qSlicerSegmentEditorEffectFactory.instance().registeredEffects()}
         if "SmartFill" not in registered:
-            register_annotation_effects()
+            _logic_module().register_annotation_effects()
         self.widget = slicer.qMRMLSegmentEditorWidget()
         self.widget.setMRMLScene(ctx.scene)
         self.node = ctx.scene.AddNewNodeByClass("vtkMRMLSegmentEditorNode")
@@ -144,13 +150,12 @@ def _segment(segmentation, segment_id: str, reference_volume) -> np.ndarray:
     """A segment as a bool array [k, j, i] on the reference volume's grid."""
     import slicer
 
-    from OrbitSegmentationLib.annotation_logic import segment_extent_mask
-
     lm = slicer.vtkOrientedImageData()
     slicer.vtkSlicerSegmentationsModuleLogic.GetSegmentBinaryLabelmapRepresentation(segmentation, segment_id, lm, False)
     ref = slicer.vtkOrientedImageData()
     ref.SetExtent(reference_volume.GetImageData().GetExtent())
-    return segment_extent_mask(lm, ref, segmentation.GetSegmentation().GetSegment(segment_id).GetLabelValue())
+    value = segmentation.GetSegmentation().GetSegment(segment_id).GetLabelValue()
+    return _logic_module().segment_extent_mask(lm, ref, value)
 
 
 def paint_segment(segmentation, segment_id: str, volume, mask: np.ndarray) -> None:
@@ -158,14 +163,12 @@ def paint_segment(segmentation, segment_id: str, volume, mask: np.ndarray) -> No
     import slicer
     import vtk
 
-    from OrbitSegmentationLib.annotation_logic import fill_oriented_image
-
     image = slicer.vtkOrientedImageData()
     image.SetExtent(volume.GetImageData().GetExtent())
     m = vtk.vtkMatrix4x4()
     volume.GetIJKToRASMatrix(m)
     image.SetImageToWorldMatrix(m)
-    fill_oriented_image(image, mask)
+    _logic_module().fill_oriented_image(image, mask)
     slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
         image, segmentation, segment_id, slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE)
 
