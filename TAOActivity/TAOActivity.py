@@ -60,10 +60,11 @@ class TAOActivityWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservat
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
+        self.modelsInstalled = bool(TAOActivityLogic.availableModels())
         self.setupJobPanel(TAOActivityLogic(), "UI/TAOActivity.ui", "Classify both eyes")
 
     def whyNotReady(self) -> str:
-        if not self.logic.availableModels():
+        if not self.modelsInstalled:
             return ("No TAO model is installed (bundles tao_network_a_demo / tao_network_b_demo); "
                     "see the README to train or install one.")
         return super().whyNotReady()

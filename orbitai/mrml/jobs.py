@@ -161,7 +161,8 @@ class JobLogic:
         if it failed, was cancelled, or its input left the scene)."""
         try:
             res = job.checked_result(self.job_title)
-            assert res.out_dir is not None
+            if res.out_dir is None:
+                raise JobError(f"{self.job_title} wrote no output folder.")
             return self.load_results(res.out_dir, job.input_node, **job.options)
         finally:
             job.cleanup()

@@ -110,13 +110,18 @@ class JobController:
         job, self.job = self.job, None
         try:
             outputs = self.logic.finish(job)
-            self.outputs, self.outputsInput = outputs, job.input_node
-            summary = getattr(outputs, "summary", None)
-            self.view.setStatus(summary() if callable(summary) else "Done.")
-            self.showResults(outputs, job.input_node)
         except Exception as exc:  # noqa: BLE001 - shown to the user; the scene is unchanged
             self.view.setStatus(f"Failed; the scene was not changed. {exc}")
             self.view.showError(str(exc))
+            self._idle()
+            return
+        self.outputs, self.outputsInput = outputs, job.input_node
+        summary = getattr(outputs, "summary", None)
+        self.view.setStatus(summary() if callable(summary) else "Done.")
+        try:
+            self.showResults(outputs, job.input_node)
+        except Exception as exc:  # noqa: BLE001 - the results are in the scene; only showing them failed
+            self.view.showError(f"The results were added to the scene but could not be shown: {exc}")
         finally:
             self._idle()
 
