@@ -70,7 +70,7 @@ def speed(tmp: Path, metrics: dict, notes: dict) -> None:
     import torch
 
     from orbitai.io import write_volume
-    from orbitai.metrics import dice
+    from orbitai.metrics.segmentation import dice
     from orbitai.phantoms import orbit_case
     from orbitai.segfile import read_segmentation
 
@@ -79,13 +79,13 @@ def speed(tmp: Path, metrics: dict, notes: dict) -> None:
     notes["speed_volume"] = "512x512x100 CT phantom, 0.3x0.3x0.5 mm; model orbit_svnet_ct_demo"
     outs = {}
     for window in ("overlap", "step1"):
-        out = tmp / f"{window}.seg.nrrd"
+        out = tmp / window     # seg predict --out DIR: DIR/segmentation.seg.nrrd, volumes.csv, result.json
         wall, rss, win = run_child(["seg", "predict", str(img), "--out", str(out), "--window", window,
                                     "--model", MODELS["svnet"], "--device", "cpu"])
         metrics[f"{window}_cpu_s"] = wall          # whole command: start-up, I/O, resampling, post-processing
         metrics[f"{window}_window_cpu_s"] = win    # the sliding-window inference alone
         metrics[f"{window}_cpu_peak_mb"] = rss
-        outs[window] = read_segmentation(out)[0].array
+        outs[window] = read_segmentation(out / "segmentation.seg.nrrd")[0].array
     metrics["overlap_vs_step1_speedup"] = metrics["step1_window_cpu_s"] / metrics["overlap_window_cpu_s"]
     metrics["overlap_vs_step1_end_to_end_speedup"] = metrics["step1_cpu_s"] / metrics["overlap_cpu_s"]
     metrics["overlap_vs_step1_dice"] = dice(outs["overlap"] > 0, outs["step1"] > 0)
@@ -93,7 +93,7 @@ def speed(tmp: Path, metrics: dict, notes: dict) -> None:
     metrics["overlap_vs_step1_dice_min_label"] = float(min(per))
     if torch.cuda.is_available():
         for window in ("overlap", "step1"):
-            wall, _, win = run_child(["seg", "predict", str(img), "--out", str(tmp / "gpu.seg.nrrd"),
+            wall, _, win = run_child(["seg", "predict", str(img), "--out", str(tmp / f"gpu_{window}"),
                                       "--window", window, "--model", MODELS["svnet"], "--device", "cuda"])
             metrics[f"{window}_gpu_s"] = wall
             metrics[f"{window}_window_gpu_s"] = win

@@ -134,7 +134,7 @@ def features(tmp: Path, metrics: dict, notes: dict, n_train: int = 300) -> None:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from orbitai.classification_metrics import binary_classification_metrics
+    from orbitai.metrics.classification import binary_classification_metrics
     from orbitai.phantoms.cohort import cohort_labels
 
     def eyes(seed: int, n: int, total: int):
@@ -263,10 +263,10 @@ def ceiling(tmp: Path, metrics: dict, notes: dict) -> None:
     the five slices' masks, so this stays below 1."""
     import numpy as np
 
+    from orbitai.cohort.manifest import read_labels, read_manifest
     from orbitai.explain import occlusion_map
     from orbitai.io import read_volume
     from orbitai.phantoms import write_cohort
-    from orbitai.seg.data import read_labels, read_manifest
     from orbitai.tao.data import case_label, centre_crop
     from orbitai.tao.evaluate import EOM_VALUES, occlusion_mass_on
     from orbitai.tao.predict import OCCLUSION_PATCH, OCCLUSION_STRIDE, EyeResult

@@ -6,7 +6,12 @@ import json
 import numpy as np
 import pytest
 
-from orbitai.metrics import binary_classification_metrics, delong_auc_ci, mean_sd, write_cohort_report
+from orbitai.metrics.classification import (
+    binary_classification_metrics,
+    delong_auc_ci,
+    mean_sd,
+    write_cohort_report,
+)
 
 Y = [0, 0, 0, 1, 1, 1]
 P = [0.1, 0.4, 0.6, 0.35, 0.8, 0.9]

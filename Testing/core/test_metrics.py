@@ -4,7 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from orbitai.metrics import Overlap, per_label_metrics, volume_agreement, volume_cm3
+from orbitai.metrics.segmentation import (
+    Overlap,
+    per_label_metrics,
+    volume_agreement,
+    volume_cm3,
+)
 
 
 def test_overlap_hand_computed():

@@ -7,8 +7,8 @@ import hashlib
 import numpy as np
 import pytest
 
+from orbitai.cohort.clinical import IVGC_CLINICAL
 from orbitai.phantoms import brain_flair_case, orbit_case, write_cohort
-from orbitai.phantoms.cohort import CLINICAL_SCHEMA
 
 
 def anatomy(case):
@@ -140,7 +140,7 @@ def test_cohort_cli_writes_manifest_segmentations_and_is_byte_deterministic(tmp_
                      "--montage-cases", "1" if out == "a" else "0"]) == 0
     rows = list(csv.DictReader(open(tmp_path / "a" / "manifest.csv")))
     assert list(rows[0])[:4] == ["case_id", "image", "segmentation", "label"]
-    assert [n for n, _, _ in CLINICAL_SCHEMA] == list(rows[0])[4:20]
+    assert IVGC_CLINICAL.names == list(rows[0])[4:20]
     for r in rows:
         for col in ("image", "segmentation"):
             fa, fb = tmp_path / "a" / r[col], tmp_path / "b" / r[col]

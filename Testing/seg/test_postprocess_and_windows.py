@@ -7,10 +7,13 @@ import torch
 
 from orbitai.io import Volume, VolumeError
 from orbitai.labels import values_for
+from orbitai.orbit.rules import class_lut, class_values, classes_to_orbit_labels
+from orbitai.preprocess.checks import check_input
+from orbitai.preprocess.grid import model_grid
+from orbitai.preprocess.intensity import normalise
 from orbitai.seg.configs import ORBIT_STRUCTURES, get_config
 from orbitai.seg.data import to_classes
-from orbitai.seg.inference import SegSpec, check_input, model_grid, normalise, sliding_window
-from orbitai.seg.postprocess import classes_to_orbit_labels
+from orbitai.seg.engine import sliding_window
 
 
 def ball(shape, centre, r):
@@ -27,7 +30,7 @@ def test_classes_split_into_left_and_right_with_one_component_each():
     cls[2, 2, 5] = 1                                  # an island on the right
     cls[10, 15, 24:28] = 2                            # right optic nerve stub
     vol = Volume(cls, (0.5, 0.5, 1.0))               # identity direction: +i is LPS +x = patient left
-    lab = classes_to_orbit_labels(vol, SegSpec((1, 1, 1), (8, 8, 8), ORBIT_STRUCTURES).class_values())
+    lab = classes_to_orbit_labels(vol, class_values(ORBIT_STRUCTURES))
     l_eye, r_eye = values_for("eyeball")
     assert np.array_equal(lab.array == l_eye, left_eye)
     assert np.array_equal(lab.array == r_eye, right_eye)   # hole filled, island removed
@@ -35,11 +38,11 @@ def test_classes_split_into_left_and_right_with_one_component_each():
 
 
 def test_to_classes_maps_both_sides_and_drops_unmodelled():
-    spec = SegSpec((1, 1, 1), (8, 8, 8), ORBIT_STRUCTURES)
+    lut = class_lut(ORBIT_STRUCTURES)
     lab = np.array([0, 1, 2, 3, 4, 11, 12, 13, 16]).reshape(1, 1, 9)
-    assert to_classes(lab, spec.class_lut()).ravel().tolist() == [0, 1, 1, 2, 2, 6, 6, 0, 0]
+    assert to_classes(lab, lut).ravel().tolist() == [0, 1, 1, 2, 2, 6, 6, 0, 0]
     with pytest.raises(VolumeError, match="must lie in 0.."):
-        to_classes(np.array([[[40]]]), spec.class_lut())
+        to_classes(np.array([[[40]]]), lut)
 
 
 def test_model_grid_covers_oblique_input():
@@ -75,14 +78,14 @@ def test_step1_and_overlap_windows_agree_for_a_translation_invariant_net():
 
 
 def test_bad_inputs_are_refused():
-    spec = get_config("svnet-demo-ct").spec
+    modality = get_config("svnet-demo-ct").spec.modality
     arr = np.zeros((10, 10, 10), np.float32)
     arr[0, 0, 0] = np.nan
     with pytest.raises(VolumeError, match="NaN"):
-        check_input(Volume(arr), spec)
+        check_input(Volume(arr), modality)
     with pytest.raises(VolumeError, match="slices"):
-        check_input(Volume(np.zeros((1, 50, 50), np.float32)), spec)
-    warn = check_input(Volume(np.full((10, 60, 60), 300.0, np.float32), (1, 1, 1)), spec)
+        check_input(Volume(np.zeros((1, 50, 50), np.float32)), modality)
+    warn = check_input(Volume(np.full((10, 60, 60), 300.0, np.float32), (1, 1, 1)), modality)
     assert any("does not look like CT" in w for w in warn)
 
 

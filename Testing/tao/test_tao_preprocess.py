@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from orbitai.cohort.splits import split_by_case
 from orbitai.io import Volume, VolumeError
 from orbitai.labels import values_for
+from orbitai.orbit.rules import OrbitNotFoundError
 from orbitai.phantoms import orbit_case
-from orbitai.tao.data import augment, centre_crop, split_by_case
-from orbitai.tao.preprocess import OrbitNotFound, preprocess_eyes
+from orbitai.tao.data import augment, centre_crop
+from orbitai.tao.preprocess import preprocess_eyes
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +86,7 @@ def test_clear_errors(case):
     with pytest.raises(VolumeError, match="slice"):
         preprocess_eyes(one, case.labels)
     empty = case.labels.with_array(np.zeros_like(case.labels.array))
-    with pytest.raises(OrbitNotFound, match="No orbit found"):
+    with pytest.raises(OrbitNotFoundError, match="No orbit found"):
         preprocess_eyes(case.image, empty)
 
 

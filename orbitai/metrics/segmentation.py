@@ -1,6 +1,6 @@
-"""Evaluation metrics exactly as the papers define them.
+"""Segmentation metrics exactly as the papers define them.
 
-Segmentation (paper 002, SV-net, Eqs. 3-6, with R = prediction and R' = ground truth)::
+Overlap (paper 002, SV-net, Eqs. 3-6, with R = prediction and R' = ground truth)::
 
     IoU(R, R') = |R ∩ R'| / |R ∪ R'|
     SP(R, R')  = |R ∩ R'| / |R'|      (the paper's "specificity": overlap over the truth)
@@ -130,11 +130,3 @@ def volume_agreement(pred_cm3: Sequence[float], true_cm3: Sequence[float]) -> di
         "relative_error_pct": float(np.nanmean(rel)),
     }
 
-
-# Classification metrics live in their own module; re-exported so one namespace has them all.
-from orbitai.classification_metrics import (  # noqa: E402,F401
-    binary_classification_metrics,
-    delong_auc_ci,
-    mean_sd,
-    write_cohort_report,
-)

@@ -9,12 +9,12 @@ Public API::
     brain_flair_case(seed, disease='ms'|'nmosd') -> PhantomCase
     write_cohort(kind, n, seed, out_dir) -> Path        # kinds: KINDS
     PhantomCase(image: Volume, labels: Volume, info: dict)
-    CLINICAL_SCHEMA                                       # IVGC clinical features with units
 
-All generators are deterministic: the same arguments give the same arrays (and files).
+All generators are deterministic: the same arguments give the same arrays (and files). The IVGC
+clinical features follow :data:`orbitai.cohort.clinical.IVGC_CLINICAL`.
 """
 from orbitai.phantoms.brain import brain_flair_case
-from orbitai.phantoms.cohort import CLINICAL_SCHEMA, KINDS, write_cohort
+from orbitai.phantoms.cohort import KINDS, write_cohort
 from orbitai.phantoms.orbit import PhantomCase, orbit_case
 
-__all__ = ["orbit_case", "brain_flair_case", "write_cohort", "PhantomCase", "CLINICAL_SCHEMA", "KINDS"]
+__all__ = ["orbit_case", "brain_flair_case", "write_cohort", "PhantomCase", "KINDS"]

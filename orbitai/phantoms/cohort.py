@@ -22,37 +22,21 @@ import csv
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 
-KINDS = ("orbit-ct", "orbit-mri", "orbit-synth", "tao", "ivgc", "brain-flair")
+from orbitai.cohort.clinical import IVGC_CLINICAL
+from orbitai.progress import ProgressCallback
 
-#: The 16 clinical features of the IVGC cohort: (column, unit, description).
-CLINICAL_SCHEMA: list[tuple[str, str, str]] = [
-    ("age_years", "years", "age at the start of IVGC"),
-    ("sex_male", "0/1", "1 = male, 0 = female"),
-    ("disease_duration_months", "months", "time from TAO onset to IVGC"),
-    ("smoking", "0/1", "current smoker"),
-    ("trab_iu_per_l", "IU/L", "TSH-receptor antibody"),
-    ("ft3_pmol_per_l", "pmol/L", "free triiodothyronine"),
-    ("ft4_pmol_per_l", "pmol/L", "free thyroxine"),
-    ("tsh_miu_per_l", "mIU/L", "thyroid-stimulating hormone"),
-    ("cas_score", "0-7", "clinical activity score (EUGOGO 7-point)"),
-    ("exophthalmos_mm", "mm", "Hertel exophthalmometry, worse eye"),
-    ("iop_mmhg", "mmHg", "intra-ocular pressure in primary gaze"),
-    ("bcva_logmar", "logMAR", "best-corrected visual acuity, worse eye"),
-    ("diplopia_gorman", "0-3", "Gorman diplopia score"),
-    ("eyelid_retraction_mm", "mm", "upper eyelid retraction (MRD1 excess)"),
-    ("bmi_kg_per_m2", "kg/m2", "body-mass index"),
-    ("prior_radioiodine", "0/1", "radioiodine therapy before IVGC"),
-]
+KINDS = ("orbit-ct", "orbit-mri", "orbit-synth", "tao", "ivgc", "brain-flair")
 
 
 def clinical_features(rng: np.random.Generator, responder: int, activity: float) -> dict[str, float]:
-    """Draw the 16 clinical features. Responders: shorter duration, higher CAS, fewer smokers,
-    higher TRAb, younger; every feature is noisy and the groups overlap. ``activity`` is the
-    case's mean muscle oedema (links clinical activity to the image)."""
+    """Draw the 16 clinical features of :data:`orbitai.cohort.clinical.IVGC_CLINICAL`. Responders:
+    shorter duration, higher CAS, fewer smokers, higher TRAb, younger; every feature is noisy and
+    the groups overlap. ``activity`` is the case's mean muscle oedema (links clinical activity to
+    the image)."""
     r = 1.0 if responder else 0.0
     age = np.clip(rng.normal(46 - 4 * r, 11), 18, 80)
     sex = float(rng.random() < 0.3)
@@ -72,7 +56,7 @@ def clinical_features(rng: np.random.Generator, responder: int, activity: float)
     bmi = float(np.clip(rng.normal(23.5, 3.3), 16, 40))
     rai = float(rng.random() < 0.15 + 0.1 * (1 - r))
     vals = [age, sex, dur, smoke, trab, ft3, ft4, tsh, cas, exo, iop, bcva, dipl, lid, bmi, rai]
-    return {name: round(float(v), 3) for (name, _, _), v in zip(CLINICAL_SCHEMA, vals)}
+    return {name: round(float(v), 3) for name, v in zip(IVGC_CLINICAL.names, vals)}
 
 
 def _case_seed(seed: int, i: int) -> int:
@@ -114,7 +98,7 @@ def cohort_labels(kind: str, n: int, seed: int) -> list[Optional[int]]:
 
 
 def write_cohort(kind: str, n: int, seed: int, out_dir: str | os.PathLike,
-                 progress: Optional[Callable[[int, int, str], None]] = None,
+                 progress: Optional[ProgressCallback] = None,
                  montage_cases: int = 4) -> Path:
     """Write ``n`` cases of ``kind`` to ``out_dir`` with ``manifest.csv`` and ``montage.png``.
 
@@ -190,7 +174,6 @@ def save_montage(kind: str, cases, path: str | os.PathLike) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.colors import ListedColormap
 
     from orbitai.labels import ORBIT_LABELS
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from orbitai.seg.inference import SegSpec
+from orbitai.seg.engine import SegSpec
 
 #: Paper 002's five targets in its channel order (background first, implied).
 SVNET_PAPER_STRUCTURES = ("superior_rectus_muscle", "lateral_rectus_muscle", "medial_rectus_muscle",

@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from orbitai.metrics import Overlap, volume_agreement, volume_cm3
+from orbitai.metrics.segmentation import Overlap, volume_agreement, volume_cm3
 from orbitai.progress import ProgressCallback, emit
 
 
@@ -29,11 +29,12 @@ def score_case(pred: np.ndarray, truth: np.ndarray, structures, spacing) -> list
 
 def evaluate(manifest: str | Path, model: str, out: Path, device: str = "auto", window: str = "overlap",
              progress: Optional[ProgressCallback] = None) -> dict[str, Any]:
+    from orbitai.bundle.models import load_seg_model
+    from orbitai.cohort.manifest import read_labels, read_manifest
     from orbitai.device import select_device
     from orbitai.io import read_volume
-    from orbitai.seg.cli import load_seg_model
-    from orbitai.seg.data import read_labels, read_manifest
-    from orbitai.seg.inference import looks_like_ct, segment
+    from orbitai.orbit.segment import segment
+    from orbitai.preprocess.checks import looks_like_ct
 
     progress = progress or (lambda d, t, m: emit(d, t, m))
     cases = read_manifest(manifest)

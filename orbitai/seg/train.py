@@ -24,12 +24,15 @@ import torch
 import torch.nn.functional as F
 
 from orbitai.bundle import save_bundle
+from orbitai.cohort.manifest import Case, read_labels
+from orbitai.cohort.splits import kfold_split
+from orbitai.io import read_volume
 from orbitai.models import build_model, count_parameters
+from orbitai.orbit.rules import class_lut
+from orbitai.preprocess.intensity import normalise
 from orbitai.progress import ProgressCallback, emit
 from orbitai.seg.configs import SegConfig
-from orbitai.seg.data import Case, read_labels, resample_pair, to_classes
-from orbitai.seg.inference import normalise
-from orbitai.io import read_volume
+from orbitai.seg.data import resample_pair, to_classes
 
 log = logging.getLogger(__name__)
 
@@ -43,24 +46,13 @@ class Prepared:
 
 def prepare(cases: list[Case], cfg: SegConfig, progress: Optional[ProgressCallback] = None) -> list[Prepared]:
     out = []
-    lut = cfg.spec.class_lut()
+    lut = class_lut(cfg.spec.structures)
     for n, c in enumerate(cases, 1):
         img, lab = resample_pair(read_volume(c.image), read_labels(c.segmentation), cfg.spec.spacing)
         out.append(Prepared(c.case_id, normalise(img, cfg.spec.intensity), to_classes(lab, lut)))
         if progress:
             progress(n, len(cases), f"prepared {c.case_id}")
     return out
-
-
-def kfold_split(n: int, folds: int, fold: int, seed: int) -> tuple[list[int], list[int]]:
-    """Deterministic k-fold: (train indices, validation indices) for ``fold`` (0-based)."""
-    if folds < 2:
-        return list(range(n)), []
-    if not 0 <= fold < folds:
-        raise ValueError(f"--fold must be in 0..{folds - 1}.")
-    order = np.random.default_rng(seed).permutation(n)
-    val = sorted(order[fold::folds].tolist())
-    return [i for i in range(n) if i not in set(val)], val
 
 
 def _pad_to(a: np.ndarray, shape, value) -> np.ndarray:
@@ -130,8 +122,8 @@ def loss_fn(logits: torch.Tensor, target: torch.Tensor, n_channels: int, kind: s
 @torch.no_grad()
 def validate(model: torch.nn.Module, val: list[Prepared], cfg: SegConfig, device) -> dict[str, float]:
     """Dice per structure on the validation cases (whole model-grid volumes, overlapped window)."""
-    from orbitai.metrics import Overlap
-    from orbitai.seg.inference import sliding_window
+    from orbitai.metrics.segmentation import Overlap
+    from orbitai.seg.engine import sliding_window
 
     model.eval()
     scores: dict[str, list[float]] = {s: [] for s in cfg.spec.structures}

@@ -7,15 +7,15 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from pathlib import Path
 from multiprocessing import get_context
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
+from orbitai.cohort.manifest import Case, read_labels
 from orbitai.io import read_volume
 from orbitai.progress import ProgressCallback
-from orbitai.seg.data import Case, read_labels
 from orbitai.tao.preprocess import CROP_PIXELS, NET_PIXELS, preprocess_eyes
 
 log = logging.getLogger(__name__)
@@ -116,12 +116,3 @@ def centre_crop(x: np.ndarray) -> np.ndarray:
     m = (CROP_PIXELS - NET_PIXELS) // 2
     return np.ascontiguousarray(x[..., m:m + NET_PIXELS, m:m + NET_PIXELS])
 
-
-def split_by_case(case_ids: list[str], fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """(train, held-out) sample indices, splitting whole cases so no patient is on both sides."""
-    uniq = sorted(set(case_ids))
-    rng = np.random.default_rng(seed)
-    held = set(rng.permutation(uniq)[: int(round(fraction * len(uniq)))].tolist())
-    tr = [i for i, c in enumerate(case_ids) if c not in held]
-    te = [i for i, c in enumerate(case_ids) if c in held]
-    return tr, te

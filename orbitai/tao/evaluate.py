@@ -8,10 +8,10 @@ from typing import Optional
 
 import numpy as np
 
+from orbitai.cohort.manifest import read_labels, read_manifest
 from orbitai.io import read_volume
 from orbitai.labels import GROUPS, values_for
 from orbitai.progress import ProgressCallback
-from orbitai.seg.data import read_labels, read_manifest
 from orbitai.tao.data import case_label
 from orbitai.tao.predict import EyeResult, predict_tao
 
@@ -30,7 +30,7 @@ def occlusion_mass_on(eye: EyeResult, labels, values=EOM_VALUES) -> float:
 
 def evaluate_tao(manifest: str | Path, model: str, out: Path, device="cpu", use_segmentation: bool = True,
                  maps: bool = True, progress: Optional[ProgressCallback] = None) -> dict:
-    from orbitai.metrics import write_cohort_report
+    from orbitai.metrics.classification import write_cohort_report
 
     cases = read_manifest(manifest, need_segmentation=False)
     rows, t0 = [], time.perf_counter()

@@ -17,11 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import SimpleITK as sitk
 
 from orbitai.io import Volume, VolumeError, require_finite, resample_like
 from orbitai.labels import values_for
-from orbitai.seg.inference import looks_like_ct
+from orbitai.orbit.rules import OrbitNotFoundError
+from orbitai.preprocess.bias import n4_correct
+from orbitai.preprocess.checks import looks_like_ct
+from orbitai.preprocess.intensity import zscore
 
 CROP_PIXELS = 164          # the paper's resize
 NET_PIXELS = 128           # the paper's random crop (centre crop at prediction)
@@ -30,10 +32,6 @@ CROP_SIDE_MM = 64.0        # orbit field of view of the 164-pixel crop
 AXIS_OFFSET_MM = 14.0      # eyeball centre -> crop centre, along the orbit axis
 MIN_EYEBALL_ML = 2.0       # smaller "eyeballs" are segmentation noise
 SIDES = ("right", "left")
-
-
-class OrbitNotFound(VolumeError):
-    """No usable orbit in the image (no eyeball segmented, or outside the field of view)."""
 
 
 @dataclass
@@ -171,35 +169,14 @@ def _region_around(image: Volume, grid: Volume, margin_mm: float = 8.0) -> Volum
     lo = np.maximum(np.floor(idx.min(0) - marg).astype(int), 0)
     hi = np.minimum(np.ceil(idx.max(0) + marg).astype(int) + 1, np.array(image.size_xyz))
     if np.any(hi - lo < 2):
-        raise OrbitNotFound("The orbit crop lies outside the image's field of view.")
+        raise OrbitNotFoundError("The orbit crop lies outside the image's field of view.")
     sub = image.array[lo[2]:hi[2], lo[1]:hi[1], lo[0]:hi[0]].astype(np.float32)
     return Volume(sub, image.spacing, tuple(image.index_to_physical(lo)), image.direction.copy())
 
 
-def n4_correct(region: Volume, shrink: int = 2, iterations: int = 20, levels: int = 2) -> Volume:
-    """N4 bias-field correction (SimpleITK) with an Otsu head mask, fitted on a shrunk copy and
-    applied at full resolution."""
-    img = region.to_sitk()
-    img = sitk.Cast(img, sitk.sitkFloat32) + 1.0   # N4 works on positive intensities
-    mask = sitk.OtsuThreshold(img, 0, 1, 200)
-    shrink_xyz = [shrink if s > 8 * shrink else 1 for s in img.GetSize()]
-    small, small_mask = sitk.Shrink(img, shrink_xyz), sitk.Shrink(mask, shrink_xyz)
-    n4 = sitk.N4BiasFieldCorrectionImageFilter()
-    n4.SetMaximumNumberOfIterations([iterations] * levels)   # an orbit-sized region needs few levels
-    n4.Execute(small, small_mask)
-    log_bias = n4.GetLogBiasFieldAsImage(img)
-    out = img / sitk.Exp(log_bias)
-    return Volume.from_sitk(out)
-
-
-def zscore(a: np.ndarray) -> np.ndarray:
-    sd = float(a.std())
-    return ((a - float(a.mean())) / (sd if sd > 1e-6 else 1.0)).astype(np.float32)
-
-
 def preprocess_eyes(image: Volume, labels: Volume, n4: bool = True) -> list[EyeCrop]:
-    """Both eyes' crops (right first). Raises :class:`OrbitNotFound` when no eye is usable;
-    an eye that cannot be used is left out with a warning on the other."""
+    """Both eyes' crops (right first). Raises :class:`~orbitai.orbit.rules.OrbitNotFoundError` when
+    no eye is usable; an eye that cannot be used is left out with a warning on the other."""
     check_tao_input(image)
     if labels.shape != image.shape or not labels.same_geometry(image, tol=1e-3):
         labels = resample_like(labels, image, label=True)
@@ -224,7 +201,7 @@ def preprocess_eyes(image: Volume, labels: Volume, n4: bool = True) -> list[EyeC
         crops.append(EyeCrop(side, grid.with_array(zscore(crop)),
                              (bool(flip_j), bool(flip_i) ^ (side == "left")), c_eye, warnings))
     if not crops:
-        raise OrbitNotFound("No orbit found: no eyeball in the segmentation"
+        raise OrbitNotFoundError("No orbit found: no eyeball in the segmentation"
                             + (" of either side" if len(missing) == 2 else "")
                             + ". Check that the MRI covers the orbits, or provide an orbit segmentation.")
     for c in crops:

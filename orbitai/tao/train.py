@@ -12,12 +12,12 @@ import torch
 
 from orbitai.bundle import save_bundle
 from orbitai.classify.train import predict_proba, train_classifier
+from orbitai.cohort.manifest import Case
+from orbitai.cohort.splits import kfold_split, split_by_case
 from orbitai.models import build_model, count_parameters
 from orbitai.progress import ProgressCallback, emit
-from orbitai.seg.data import Case
-from orbitai.seg.train import kfold_split
 from orbitai.tao.configs import TaoConfig
-from orbitai.tao.data import EyeSamples, augment, centre_crop, prepare_eyes, split_by_case
+from orbitai.tao.data import EyeSamples, augment, centre_crop, prepare_eyes
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def _fit(samples: EyeSamples, val: Optional[EyeSamples], cfg: TaoConfig, work: P
 
 
 def _scores(model, s: EyeSamples, device) -> dict:
-    from orbitai.metrics import binary_classification_metrics
+    from orbitai.metrics.classification import binary_classification_metrics
 
     p = predict_proba(model, centre_crop(s.x), device)[:, 1]
     return binary_classification_metrics(s.y, p)
@@ -76,7 +76,7 @@ def cross_validate(cases: list[Case], cfg: TaoConfig, out: Path, folds: int = 5,
                    epochs: Optional[int] = None, device="cpu") -> dict:
     """k-fold cross-validation over whole cases, repeated ``runs`` times with different seeds;
     writes ``cv.json`` with per-fold metrics and mean +- SD."""
-    from orbitai.metrics import mean_sd
+    from orbitai.metrics.classification import mean_sd
 
     out = Path(out)
     data = prepare_eyes(cases, cache=out / "eyes.npz")

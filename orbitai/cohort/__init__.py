@@ -1,0 +1,8 @@
+"""Cohorts: what every training and evaluation command reads before any image.
+
+* :mod:`orbitai.cohort.manifest`  the CSV manifest (case id, image, segmentation, more columns)
+* :mod:`orbitai.cohort.clinical`  typed clinical-feature schemas (units, valid ranges, levels,
+                                   missing-value policy) and their validation
+* :mod:`orbitai.cohort.splits`    k-fold, held-out, grouped and stratified splits (a patient's
+                                   eyes or visits always stay on one side)
+"""

@@ -1,0 +1,67 @@
+"""Cohort manifests: a CSV with at least ``case_id,image`` (and ``segmentation`` when the task
+needs ground truth); paths are relative to the CSV's folder or absolute. More columns (``label``,
+``patient_id``, clinical features) are kept in :attr:`Case.row`."""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from orbitai.errors import InputError
+from orbitai.io import Volume, read_volume
+
+
+class ManifestError(InputError):
+    """A manifest, or a value in it, that cannot be used (the message names the file or case and column)."""
+
+
+@dataclass
+class Case:
+    case_id: str
+    image: Path
+    segmentation: Path | None
+    row: dict[str, str]
+
+
+def read_manifest(path: str | Path, need_segmentation: bool = True) -> list[Case]:
+    """The manifest's cases in file order (raises :class:`ManifestError` for a bad manifest,
+    FileNotFoundError when there is none)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Manifest not found: {path}")
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        cols = reader.fieldnames or []
+        needed = ["case_id", "image"] + (["segmentation"] if need_segmentation else [])
+        missing = [c for c in needed if c not in cols]
+        if missing:
+            raise ManifestError(f"Manifest {path} lacks column(s) {missing}; it has {cols}.")
+        cases = []
+        for i, row in enumerate(reader, start=2):
+            def resolve(p: str) -> Path:
+                q = Path(p)
+                return q if q.is_absolute() else path.parent / q
+            if not row.get("image"):
+                raise ManifestError(f"Manifest {path} line {i}: empty image path.")
+            seg = row.get("segmentation")
+            if need_segmentation and not seg:
+                raise ManifestError(f"Manifest {path} line {i}: empty segmentation path.")
+            cases.append(Case(row["case_id"], resolve(row["image"]), resolve(seg) if seg else None, row))
+    if not cases:
+        raise ManifestError(f"Manifest {path} lists no cases.")
+    return cases
+
+
+def read_labels(path: Path) -> Volume:
+    """A case's label map from ``.seg.nrrd`` (Slicer segmentation) or any label volume file."""
+    if Path(path).name.endswith(".seg.nrrd"):
+        from orbitai.segfile import read_segmentation
+
+        return read_segmentation(path)[0]
+    return read_volume(path)
+
+
+def patient_groups(cases: list[Case], column: str = "patient_id") -> list[str]:
+    """One group id per case: the ``column`` value (e.g. one patient's two eyes or visits share
+    it), or the case id where the manifest has no such column or leaves it empty."""
+    return [c.row.get(column) or c.case_id for c in cases]

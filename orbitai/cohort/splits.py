@@ -1,0 +1,97 @@
+"""Cohort splits, all deterministic for a seed, all by index into the caller's list.
+
+* :func:`kfold_split` / :func:`split_by_case`: the splits the segmentation and TAO recipes use;
+* :func:`grouped_kfold` / :func:`grouped_holdout`: scikit-learn's ``StratifiedGroupKFold`` /
+  ``GroupShuffleSplit``, so that every sample of a group (a patient's two eyes, a patient's
+  visits) lands on the same side, with the classes balanced across folds when ``y`` is given.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+
+from orbitai.errors import ConfigError
+
+
+def kfold_split(n: int, folds: int, fold: int, seed: int) -> tuple[list[int], list[int]]:
+    """Deterministic k-fold over ``n`` items: (train indices, validation indices) for ``fold``
+    (0-based); ``folds`` < 2 puts everything in training."""
+    if folds < 2:
+        return list(range(n)), []
+    if not 0 <= fold < folds:
+        raise ConfigError(f"--fold must be in 0..{folds - 1}.")
+    order = np.random.default_rng(seed).permutation(n)
+    val = sorted(order[fold::folds].tolist())
+    return [i for i in range(n) if i not in set(val)], val
+
+
+def split_by_case(case_ids: list[str], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """(train, held-out) sample indices, splitting whole cases so no patient is on both sides."""
+    uniq = sorted(set(case_ids))
+    rng = np.random.default_rng(seed)
+    held = set(rng.permutation(uniq)[: int(round(fraction * len(uniq)))].tolist())
+    tr = [i for i, c in enumerate(case_ids) if c not in held]
+    te = [i for i, c in enumerate(case_ids) if c in held]
+    return tr, te
+
+
+def _check_groups(groups: Sequence[str], y: Optional[Sequence[int]], parts: int) -> int:
+    n_groups = len(set(groups))
+    if y is not None and len(y) != len(groups):
+        raise ConfigError(f"{len(y)} labels for {len(groups)} samples; give one label per sample.")
+    if n_groups < parts:
+        raise ConfigError(f"{parts} folds need at least {parts} patients (groups); the cohort has {n_groups}.")
+    if y is not None:
+        for g in set(groups):
+            labels = {int(v) for v, gg in zip(y, groups) if gg == g}
+            if len(labels) > 1:
+                raise ConfigError(f"Group {g!r} has samples of classes {sorted(labels)}; a stratified grouped "
+                                  "split needs one class per group (patient).")
+    return n_groups
+
+
+def grouped_kfold(groups: Sequence[str], folds: int, fold: int, seed: int,
+                  y: Optional[Sequence[int]] = None) -> tuple[list[int], list[int]]:
+    """(train, validation) indices of ``fold`` (0-based) among ``folds`` folds of whole groups;
+    with ``y`` the folds keep the class balance (``StratifiedGroupKFold``, shuffled by ``seed``)."""
+    from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
+
+    if not 0 <= fold < folds:
+        raise ConfigError(f"--fold must be in 0..{folds - 1}.")
+    if folds < 2:
+        raise ConfigError("A grouped k-fold split needs at least 2 folds.")
+    _check_groups(groups, y, folds)
+    idx = np.zeros(len(groups))
+    if y is not None:
+        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+        splits = list(splitter.split(idx, np.asarray(y), np.asarray(groups)))
+    else:
+        # GroupKFold does not shuffle: relabel the groups in a seeded random order instead.
+        uniq = sorted(set(groups))
+        rank = {g: int(r) for g, r in zip(uniq, np.random.default_rng(seed).permutation(len(uniq)))}
+        splits = list(GroupKFold(n_splits=folds).split(idx, groups=[rank[g] for g in groups]))
+    tr, va = splits[fold]
+    return sorted(tr.tolist()), sorted(va.tolist())
+
+
+def grouped_holdout(groups: Sequence[str], fraction: float, seed: int,
+                    y: Optional[Sequence[int]] = None) -> tuple[list[int], list[int]]:
+    """(train, held-out) indices holding out about ``fraction`` of the groups; with ``y`` the
+    held-out part keeps the class balance (first fold of a ``StratifiedGroupKFold`` with
+    ``round(1 / fraction)`` folds), else ``GroupShuffleSplit``."""
+    from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
+
+    if not 0 < fraction < 1:
+        raise ConfigError(f"The held-out fraction must lie between 0 and 1, got {fraction}.")
+    idx = np.zeros(len(groups))
+    if y is not None:
+        folds = max(2, int(round(1 / fraction)))
+        _check_groups(groups, y, folds)
+        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+        tr, te = next(splitter.split(idx, np.asarray(y), np.asarray(groups)))
+    else:
+        _check_groups(groups, None, 2)
+        tr, te = next(GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
+                      .split(idx, groups=np.asarray(groups)))
+    return sorted(tr.tolist()), sorted(te.tolist())

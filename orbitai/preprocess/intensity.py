@@ -1,0 +1,35 @@
+"""Intensity normalisation: the modes a bundle names in ``metadata.json['input']['intensity']``,
+and the whole-array z-score of the TAO crops."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def normalise(arr: np.ndarray, intensity: dict[str, Any]) -> np.ndarray:
+    """Intensity normalisation named in the bundle: ``ct_window``, ``percentile`` or ``zscore``
+    (float32 out, whatever the input type)."""
+    return _normalise(arr, intensity).astype(np.float32, copy=False)
+
+
+def _normalise(arr: np.ndarray, intensity: dict[str, Any]) -> np.ndarray:
+    mode = intensity.get("mode", "percentile")
+    arr = arr.astype(np.float32, copy=False)
+    if mode == "ct_window":  # SEQ-UNET: level 48 HU, width 400 HU
+        lo = intensity.get("level", 48) - intensity.get("width", 400) / 2
+        return (np.clip(arr, lo, lo + intensity.get("width", 400)) - lo) / intensity.get("width", 400)
+    if mode == "percentile":
+        sample = arr.ravel()[:: max(1, arr.size // 500_000)]
+        lo, hi = np.percentile(sample, [intensity.get("low", 0.5), intensity.get("high", 99.5)])
+        return np.clip((arr - lo) / max(hi - lo, 1e-6), 0, 1)
+    if mode == "zscore":  # over the foreground: voxels above the 5th percentile
+        fg = arr[arr > np.percentile(arr, 5)]
+        return (arr - fg.mean()) / max(float(fg.std()), 1e-6)
+    raise ValueError(f"Unknown intensity normalisation {mode!r}; use 'ct_window', 'percentile' or 'zscore'.")
+
+
+def zscore(a: np.ndarray) -> np.ndarray:
+    """Zero mean, unit standard deviation over the whole array (float32; a flat array is only centred)."""
+    sd = float(a.std())
+    return ((a - float(a.mean())) / (sd if sd > 1e-6 else 1.0)).astype(np.float32)

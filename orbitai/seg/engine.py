@@ -1,0 +1,209 @@
+"""Generic segmentation engine: resample a whole scan to the model grid, normalise, run the
+network by sliding windows (optionally mirrored), and map class probabilities back onto the
+input's own grid exactly. No task rules: orbit segmentation (:mod:`orbitai.orbit.segment`) and
+lesion segmentation build on :func:`predict`.
+
+Two window modes over the resampled scan:
+
+* ``step1`` — the SV-net paper's scheme: windows of 32 slices moved along Z one slice at a
+  time (every slice is predicted up to 32 times, plain averaging);
+* ``overlap`` (default) — MONAI's overlapped sliding window with Gaussian weighting, a few
+  windows per axis. Same masks in a fraction of the time (see benchmarks/bench_segmentation.py).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+
+from orbitai.io import Volume
+from orbitai.preprocess.checks import check_input
+from orbitai.preprocess.grid import model_grid, resample_onto
+from orbitai.preprocess.intensity import normalise
+from orbitai.progress import ProgressCallback
+
+log = logging.getLogger(__name__)
+
+#: A region of the input as [(k0, k1), (j0, j1), (i0, i1)] (half-open voxel ranges).
+Box = list[tuple[int, int]]
+
+
+@dataclass
+class SegSpec:
+    """What a segmentation bundle needs from its input (``metadata.json['input']``)."""
+
+    spacing: tuple[float, float, float]          # model grid spacing (x, y, z) mm
+    patch_dhw: tuple[int, int, int]              # sliding window size (slices, rows, cols)
+    structures: tuple[str, ...]                  # output channel c+1 -> structure name (channel 0 = background)
+    intensity: dict[str, Any] = field(default_factory=lambda: {"mode": "percentile"})
+    modality: str = "any"                        # "CT", "MR" or "any"
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, Any]) -> "SegSpec":
+        inp = meta["input"]
+        return cls(tuple(inp["spacing"]), tuple(inp["patch_dhw"]), tuple(inp["structures"]),
+                   dict(inp.get("intensity", {"mode": "percentile"})), inp.get("modality", "any"))
+
+    def to_metadata(self) -> dict[str, Any]:
+        return {"spacing": list(self.spacing), "patch_dhw": list(self.patch_dhw),
+                "structures": list(self.structures), "intensity": self.intensity, "modality": self.modality}
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.structures)
+
+
+# ----------------------------------------------------------------------------- windows
+def _divisible(n: int, d: int) -> int:
+    return int(math.ceil(n / d) * d)
+
+
+def sliding_window(x: torch.Tensor, model: torch.nn.Module, patch_dhw, window: str = "overlap",
+                   overlap: float = 0.5, sw_batch_size: int = 1, progress: Optional[ProgressCallback] = None,
+                   divisor: int = 16, max_inplane: int = 256, max_slices: int = 64) -> torch.Tensor:
+    """Logits for a (1, 1, D, H, W) tensor by MONAI's sliding-window inference.
+
+    ``step1`` uses windows spanning the whole slice in-plane and ``patch_dhw[0]`` slices,
+    moved one slice at a time with plain averaging (the paper); ``overlap`` uses windows spanning
+    up to ``max_slices`` slices and ``max_inplane`` voxels in-plane (at least the bundle's window),
+    half overlapping, blended with Gaussian weights.
+    """
+    from monai.inferers import sliding_window_inference
+
+    D, H, W = x.shape[2:]
+    if window == "step1":
+        roi = (patch_dhw[0], _divisible(H, divisor), _divisible(W, divisor))
+        ov, mode = (roi[0] - 1) / roi[0], "constant"
+        total = max(1, D - roi[0] + 1)
+    elif window == "overlap":
+        # The network is fully convolutional: the window grows to the whole slice in-plane (up to
+        # max_inplane voxels) and to max_slices slices, so a voxel is seen by 1-2 windows instead
+        # of step-1's 32; larger scans are covered by half-overlapping, Gaussian-blended windows.
+        roi = tuple(max(p, min(_divisible(n, divisor), cap))
+                    for p, n, cap in zip(patch_dhw, (D, H, W), (max_slices, max_inplane, max_inplane)))
+        ov, mode = overlap, "gaussian"
+        total = 1
+        for n, r in zip((D, H, W), roi):
+            step = max(1, int(r * (1 - ov)))
+            total *= 1 if n <= r else int(math.ceil((n - r) / step)) + 1
+    else:
+        raise ValueError(f"Unknown window mode {window!r}; use 'overlap' or 'step1'.")
+    done = [0]
+    batches = int(math.ceil(total / sw_batch_size))
+
+    def predictor(patch: torch.Tensor) -> torch.Tensor:
+        out = model(patch)
+        done[0] += 1
+        if progress:
+            progress(min(done[0], batches), batches, f"window batch {done[0]}/{batches}")
+        return out
+
+    with torch.inference_mode():
+        return sliding_window_inference(x, roi, sw_batch_size, predictor, overlap=ov, mode=mode,
+                                        padding_mode="constant", cval=0.0)
+
+
+def foreground_box(fg: np.ndarray, grid: sitk.Image, vol: Volume, margin_mm: float = 5.0) -> Optional[Box]:
+    """[(k0, k1), (j0, j1), (i0, i1)] of ``vol`` covering the model-grid mask ``fg`` plus a margin;
+    None when ``fg`` is empty."""
+    idx = np.argwhere(fg)
+    if not len(idx):
+        return None
+    lo, hi = idx.min(0)[::-1], idx.max(0)[::-1]          # (i, j, k) on the model grid
+    m = np.ceil(margin_mm / np.array(grid.GetSpacing())).astype(int)
+    lo, hi = lo - m, hi + m
+    corners = [grid.TransformContinuousIndexToPhysicalPoint([float(c) for c in (x, y, z)])
+               for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
+    ijk = np.array([vol.physical_to_index(c) for c in corners])
+    size = np.array(vol.size_xyz)
+    a = np.clip(np.floor(ijk.min(0)).astype(int), 0, size - 1)
+    b = np.clip(np.ceil(ijk.max(0)).astype(int) + 1, 1, size)
+    return [(int(a[2]), int(b[2])), (int(a[1]), int(b[1])), (int(a[0]), int(b[0]))]
+
+
+# --------------------------------------------------------------------------- pipeline
+@dataclass
+class EngineResult:
+    """Classes and confidence of one scan on the input's grid.
+
+    ``classes`` covers only ``box`` (the found foreground plus a margin; None when nothing was
+    found) with the geometry of that part of the input; ``confidence`` is the maximum class
+    probability on the whole input grid (1 outside ``box``: background, certain)."""
+
+    classes: Optional[Volume]
+    box: Optional[Box]
+    confidence: Volume
+    warnings: list[str]
+    seconds: float = 0.0
+    window_seconds: float = 0.0          # the sliding-window inference alone
+
+    def class_map(self) -> Volume:
+        """The class map on the whole input grid (0 outside ``box``)."""
+        out = np.zeros(self.confidence.shape, np.uint8)
+        if self.box is not None and self.classes is not None:
+            out[tuple(slice(a, b) for a, b in self.box)] = self.classes.array
+        return self.confidence.with_array(out)
+
+
+def predict(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "overlap",
+            device: torch.device | str = "cpu", progress: Optional[ProgressCallback] = None,
+            sw_batch_size: int = 1, mirror: bool = True, check: bool = True,
+            margin_mm: float = 5.0) -> EngineResult:
+    """Class probabilities of a whole scan, mapped back onto the input's grid (see :class:`EngineResult`).
+
+    ``mirror`` averages the logits with those of the left-right mirrored scan (twice the window
+    time, slightly better masks; classes must be side-agnostic). ``check=False`` skips the input
+    checks when the caller has run :func:`orbitai.preprocess.checks.check_input` itself."""
+    t0 = time.perf_counter()
+    warnings = check_input(vol, spec.modality) if check else []
+    for w in warnings:
+        log.warning(w)
+    ref = model_grid(vol, spec.spacing)
+    grid = resample_onto(vol, ref)
+    x = torch.from_numpy(normalise(grid, spec.intensity))[None, None]
+    t1 = time.perf_counter()
+    device = torch.device(device)
+    model = model.to(device).eval()
+    x = x.to(device)
+    logits = sliding_window(x, model, spec.patch_dhw, window, sw_batch_size=sw_batch_size,
+                            progress=progress).float().cpu()
+    if mirror:
+        # Test-time mirroring across the patient's left-right axis: average the logits of the
+        # scan and of its mirror image, as nnU-Net does.
+        flipped = sliding_window(torch.flip(x, dims=[4]), model, spec.patch_dhw, window,
+                                 sw_batch_size=sw_batch_size, progress=progress).float().cpu()
+        logits = 0.5 * (logits + torch.flip(flipped, dims=[4]))
+        del flipped
+    probs = torch.softmax(logits[0], dim=0).numpy()
+    del logits
+    t_window = time.perf_counter() - t1
+    confidence = np.ones(vol.shape, np.float32)   # outside the found region: background, certain
+    box = foreground_box(probs.argmax(0) > 0, ref, vol, margin_mm=margin_mm)
+    classes = None
+    if box is not None:
+        # Map back only the region around what was found: each class probability is resampled
+        # onto that part of the input grid (running argmax).
+        sub = tuple(slice(a, b) for a, b in box)
+        sub_vol = Volume(np.zeros([b - a for a, b in box], np.uint8), vol.spacing,
+                         vol.index_to_physical([box[2][0], box[1][0], box[0][0]]), vol.direction)
+        ref_sub = sub_vol.to_sitk()
+        best = np.full(sub_vol.shape, -1.0, np.float32)
+        cls = np.zeros(sub_vol.shape, np.uint8)
+        for c in range(probs.shape[0]):
+            p = sitk.GetImageFromArray(probs[c])
+            p.CopyInformation(ref)
+            pc = sitk.GetArrayFromImage(sitk.Resample(p, ref_sub, sitk.Transform(), sitk.sitkLinear,
+                                                      1.0 if c == 0 else 0.0, sitk.sitkFloat32))
+            better = pc > best
+            best[better] = pc[better]
+            cls[better] = c
+        classes = sub_vol.with_array(cls)
+        confidence[sub] = best
+    del probs
+    return EngineResult(classes, box, vol.with_array(confidence), warnings, time.perf_counter() - t0, t_window)
