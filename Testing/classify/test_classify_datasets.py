@@ -11,8 +11,8 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from orbitai.classify import (ArrayDataset, FileDataset, FusionNet, TrainSettings, fit, image_encoder,
-                              predict_proba, read_image, vector_encoder)
+from orbitai.classify import (TABULAR_KINDS, ArrayDataset, FileDataset, FusionNet, TrainSettings, fit, image_encoder,
+                              predict_proba, read_image, tabular_classifier, vector_encoder)
 from orbitai.errors import InputError
 
 TINY = dict(widths=(4, 8, 8, 16), layers=(1, 1, 1, 1))
@@ -131,3 +131,15 @@ def test_mismatches_fail_with_one_line(tmp_path):
     with pytest.raises(InputError, match="Missing input file .*nope.nrrd"):
         FileDataset({"flair": [tmp_path / "nope.nrrd"]}, [0])
     assert "\n" not in str(exc.value)
+
+
+def test_tabular_classifiers_learn_radiomics_vectors():
+    inputs, y = _ivgc_like(80, seed=0)
+    test_inputs, yt = _ivgc_like(40, seed=1)
+    for kind in TABULAR_KINDS:
+        model = tabular_classifier(kind, seed=0).fit(inputs["radiomics"], y)
+        p = model.predict_proba(test_inputs["radiomics"])
+        assert p.shape == (40, 2), kind
+        assert float(np.mean(p.argmax(1) == yt)) >= 0.8, kind
+    with pytest.raises(InputError, match="Unknown tabular classifier 'xgb'"):
+        tabular_classifier("xgb")
