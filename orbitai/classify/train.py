@@ -86,8 +86,8 @@ def predict_proba(model: torch.nn.Module, data: np.ndarray | ClassificationDatas
                   batch_size: int = 64, num_workers: int = 0) -> np.ndarray:
     """Softmax probabilities (N, classes) in eval mode; the model's training flag is restored.
     ``data``: an array of single inputs (N, ...) or a dataset of named inputs."""
-    dataset = ArrayDataset({input_names(model)[0]: data}) if isinstance(data, np.ndarray) else data
     names = input_names(model)
+    dataset = ArrayDataset({names[0]: data}) if isinstance(data, np.ndarray) else data
     was = model.training
     model.eval()
     out = []
