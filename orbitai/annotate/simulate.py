@@ -21,6 +21,23 @@ def _largest_component(m: np.ndarray) -> np.ndarray:
     return lab == (1 + int(np.argmax(sizes)))
 
 
+def _largest_error(segment: np.ndarray, truth: np.ndarray, extra_first: bool):
+    """(component, extra?) of the largest connected error: voxels of ``segment`` outside the truth
+    (extra) or of the truth it misses; a tie goes to the kind looked at first. None: no error."""
+    seg = np.asarray(segment, bool)
+    t = np.asarray(truth, bool)
+    kinds = ((True, seg & ~t), (False, t & ~seg))
+    best = None
+    for extra, err in (kinds if extra_first else kinds[::-1]):
+        if not err.any():
+            continue
+        comp = _largest_component(err)
+        size = int(comp.sum())
+        if best is None or size > best[0]:
+            best = (size, comp, extra)
+    return None if best is None else best[1:]
+
+
 def _principal_line(core: np.ndarray, psp: np.ndarray, max_len_mm: float) -> np.ndarray:
     """Line through the middle along the cross-section's long axis, kept inside ``core``."""
     pts = np.argwhere(core).astype(float)
@@ -128,27 +145,18 @@ def correction_stroke(segment: np.ndarray, truth: np.ndarray, spacing, axis: int
     ``None`` when the preview equals the truth. Only the error region is looked at, never the
     answer: the tool still has to find the border itself.
     """
-    seg = np.asarray(segment, bool)
-    t = np.asarray(truth, bool)
     sk = spacing_kji(spacing)
-    best = None
-    for background, err in ((True, seg & ~t), (False, t & ~seg)):
-        if not err.any():
-            continue
-        comp = _largest_component(err)
-        size = int(comp.sum())
-        if best is None or size > best[0]:
-            best = (size, comp, background)
-    if best is None:
+    largest = _largest_error(segment, truth, extra_first=True)
+    if largest is None:
         return None
-    _, comp, background = best
+    comp, background = largest
     areas = {ax: comp.sum(axis=tuple(a for a in range(3) if a != ax)) * float(np.prod(np.delete(sk, ax)))
              for ax in range(3)}
     if axis is None:
         axis = max(range(3), key=lambda ax: (areas[ax].max(), -ax))
     k = int(np.argmax(areas[axis]))
     line = _stroke_in_slice(np.take(comp, k, axis=axis), np.delete(sk, axis), max_len_mm)
-    stroke = np.zeros(t.shape, bool)
+    stroke = np.zeros(comp.shape, bool)
     idx = [slice(None)] * 3
     idx[axis] = k
     stroke[tuple(idx)] = line
@@ -192,19 +200,10 @@ def interactive_fill(fill, truth: np.ndarray, spacing, n_strokes: int = 3, max_l
 def next_click(segment: np.ndarray, truth: np.ndarray, spacing=(1.0, 1.0, 1.0)):
     """(point (k, j, i), remove?) at the middle of the largest missed or wrongly included region;
     None when the segment equals the truth."""
-    seg = np.asarray(segment, bool)
-    t = np.asarray(truth, bool)
-    best = None
-    for remove, err in ((False, t & ~seg), (True, seg & ~t)):
-        if not err.any():
-            continue
-        comp = _largest_component(err)
-        size = int(comp.sum())
-        if best is None or size > best[0]:
-            best = (size, comp, remove)
-    if best is None:
+    largest = _largest_error(segment, truth, extra_first=False)
+    if largest is None:
         return None
-    _, comp, remove = best
+    comp, remove = largest
     dist = ndi.distance_transform_edt(np.pad(comp, 1), sampling=spacing_kji(spacing))[1:-1, 1:-1, 1:-1]
     p = np.unravel_index(int(np.argmax(dist)), comp.shape)
     return tuple(int(v) for v in p), remove
