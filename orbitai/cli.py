@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 from orbitai import __version__
 from orbitai.errors import OrbitAIError, UserError, one_line
 
-__all__ = ["main", "build_parser", "user_errors", "UserError"]
+__all__ = ["main", "build_parser", "add_device_option", "user_errors", "UserError"]
 
 #: Modules that contribute sub-commands, in the order ``--help`` lists them.
 COMMAND_MODULES = [
@@ -33,6 +33,14 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str):  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def add_device_option(parser: argparse.ArgumentParser, what: str = "compute device") -> None:
+    """The one ``--device`` option of every command (choices from `orbitai.device.DEVICE_CHOICES`)."""
+    from orbitai.device import DEVICE_CHOICES
+
+    parser.add_argument("--device", default="auto",
+                        help=f"{what}: {'|'.join(DEVICE_CHOICES)} or cuda:N (default auto: CUDA, then MPS, then CPU)")
 
 
 def user_errors(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:

@@ -129,8 +129,10 @@ def test_result_folder_is_validated(ct_case, tmp_path):
 
     case, path = ct_case
     out = tmp_path / "r"
-    assert main(["seg", "predict", str(path), "--out", str(out), "--device", "cpu", "--no-mirror"]) == 0
+    assert main(["seg", "predict", str(path), "--out", str(out), "--device", "cpu", "--no-mirror", "--labelmap"]) == 0
     good = json.loads((out / "result.json").read_text())
+    assert good["files"]["labelmap"] == "labels.nrrd"
+    np.testing.assert_array_equal(read_volume(out / "labels.nrrd").array, SegmentationResult.read(out).labels.array)
     broken = {
         "wrong task": (dict(good, task="tao_activity"), "not a 'segmentation' result"),
         "no structures": ({k: v for k, v in good.items() if k != "structures"}, "lists no structures"),

@@ -14,6 +14,8 @@ import argparse
 import time
 from pathlib import Path
 
+from orbitai.cli import add_device_option
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the main job on built-in data and save a Slicer scene",
@@ -21,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "the ground truth and save everything as a Slicer scene (.mrb).")
     p.add_argument("--out", default="demo_output", help="output folder (default demo_output)")
     p.add_argument("--seed", type=int, default=20261122, help="phantom seed (default 20261122)")
-    p.add_argument("--device", default="auto", help="auto|cpu|cuda|mps")
+    add_device_option(p)
     p.add_argument("--model", help="segmentation bundle (default: the bundled CT demo model)")
     p.set_defaults(func=run)
 

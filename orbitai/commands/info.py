@@ -4,11 +4,13 @@ from __future__ import annotations
 import argparse
 import platform
 
+from orbitai.cli import add_device_option
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="print versions, the compute device and the model bundles found",
                        description="Print library versions, the device 'auto' would use and the model bundles found.")
-    p.add_argument("--device", default="auto", help="device to report on: auto|cpu|cuda|mps (default auto)")
+    add_device_option(p, "device to report on")
     p.set_defaults(func=run)
 
 

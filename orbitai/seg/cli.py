@@ -6,7 +6,7 @@ import json
 import logging
 from pathlib import Path
 
-from orbitai.cli import user_errors
+from orbitai.cli import add_device_option, user_errors
 from orbitai.errors import ConfigError, UserError
 
 #: File names that ``--out`` must not have (it takes a folder).
@@ -53,7 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--epochs", type=int, help="override the configuration's number of epochs")
     tr.add_argument("--folds", type=int, default=1, help="k for k-fold cross-validation (1: no validation)")
     tr.add_argument("--fold", type=int, default=0, help="which fold is held out for validation (0-based)")
-    tr.add_argument("--device", default="auto")
+    add_device_option(tr)
     tr.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
     tr.add_argument("--time-limit", type=float, help="stop after this many minutes (a bundle is still written)")
     tr.set_defaults(func=run_train)
@@ -63,7 +63,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_window_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="auto", help="auto|cpu|cuda|mps (default auto)")
+    add_device_option(p)
     p.add_argument("--window", default="overlap", choices=("overlap", "step1"),
                    help="overlap: Gaussian-weighted overlapped windows (default, fast); "
                         "step1: the paper's 32-slice window moved one slice at a time")

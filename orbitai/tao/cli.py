@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from orbitai.cli import user_errors
+from orbitai.cli import add_device_option, user_errors
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--segmentation", help="orbit segmentation (.seg.nrrd or label map) placing the crops; "
                                            "default: found by OrbitSegmentation's MRI model")
     pr.add_argument("--model", default="B", help="A, B (the bundled demo networks) or a bundle name/folder (default B)")
-    pr.add_argument("--device", default="auto")
+    add_device_option(pr)
     pr.add_argument("--no-maps", action="store_true", help="skip the occlusion and Grad-CAM maps")
     pr.add_argument("--figure", action="store_true", help="also write OUT/tao_maps.png (inputs with both maps)")
     pr.add_argument("--out", required=True, help="output folder")
@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--out", required=True, help="report folder (predictions.csv, metrics.json, report.png)")
     ev.add_argument("--auto-orbits", action="store_true", help="ignore the manifest's segmentations; find the orbits")
     ev.add_argument("--no-maps", action="store_true", help="skip the maps (faster; no occlusion-mass figure)")
-    ev.add_argument("--device", default="auto")
+    add_device_option(ev)
     ev.set_defaults(func=run_evaluate)
 
     tr = s.add_parser("train", help="train Network A or B on a manifest and write a bundle",
@@ -44,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--epochs", type=int, help="override the number of epochs (the decay epoch scales along)")
     tr.add_argument("--holdout", type=float, default=0.2, help="fraction of cases held out as test split (default 0.2)")
     tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--device", default="auto")
+    add_device_option(tr)
     tr.set_defaults(func=run_train)
 
     cv = s.add_parser("cv", help="k-fold cross-validation, repeated runs, mean +- SD")
@@ -54,7 +54,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cv.add_argument("--runs", type=int, default=1)
     cv.add_argument("--epochs", type=int)
     cv.add_argument("--seed", type=int, default=0)
-    cv.add_argument("--device", default="auto")
+    add_device_option(cv)
     cv.add_argument("--out", required=True)
     cv.set_defaults(func=run_cv)
 
