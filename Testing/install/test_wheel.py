@@ -38,8 +38,12 @@ def _run(argv, cwd: Path, env=None, timeout=900) -> subprocess.CompletedProcess:
 def fresh(tmp_path_factory):
     """(python of a fresh venv with the orbitai wheel installed, a work folder outside the checkout)."""
     root = tmp_path_factory.mktemp("wheel")
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", root / "dist",
-          REPO], cwd=root)
+    src = root / "src"   # built from a copy, so the checkout gets no build/ folder
+    shutil.copytree(REPO / "orbitai", src / "orbitai", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, src / name)
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", root / "dist", src],
+         cwd=root)
     wheel = next((root / "dist").glob("orbitai-*.whl"))
     venv = root / "venv"
     _run([sys.executable, "-m", "venv", "--without-pip", venv], cwd=root)

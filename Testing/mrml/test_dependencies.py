@@ -44,3 +44,12 @@ def test_headless_missing_package_is_one_clear_line():
 def test_module_requirements_are_met_here(lib):
     """This venv runs the modules' tests, so it meets their pinned requirements."""
     assert unmet_requirements(read_requirements(REPO / lib / "requirements.txt")) == []
+
+
+def test_torch_without_the_pytorch_extension_is_one_clear_line():
+    """Inside Slicer torch comes from the PyTorch extension; without it the message says what to do."""
+    from orbitai.mrml.dependencies import TORCH_MISSING, _install_torch
+
+    with pytest.raises(ImportError, match="install the PyTorch extension from the Extensions Manager"):
+        _install_torch("torch>=2.2,<2.15", ask=False)
+    assert "\n" not in TORCH_MISSING

@@ -25,10 +25,7 @@ from typing import Any, ClassVar, Optional
 from orbitai.progress import ProgressCallback
 from orbitai.runner import JobError, JobResult, OrbitaiJob
 
-__all__ = ["ModuleJob", "JobLogic", "ProgressFn"]
-
-#: Kept for older imports; the one progress-callback type is `orbitai.progress.ProgressCallback`.
-ProgressFn = ProgressCallback
+__all__ = ["ModuleJob", "JobLogic"]
 
 
 def _is_node(value: Any) -> bool:
