@@ -110,6 +110,9 @@ def test_train_and_evaluate_small_cohort(tmp_path, capsys):
                  "--device", "cpu", "--out", str(bundle)]) == 0
     b = load_bundle(bundle)
     assert b.metadata["task"] == "tao_activity" and b.metadata["training"]["heldout_eyes"] == 4
+    from orbitai.tao.spec import TaoInputSpec
+
+    assert b.metadata["input"] == TaoInputSpec().to_metadata()   # the input block prediction reads back
     assert (tmp_path / ".tiny_b-training" / "epochs.csv").exists()
     rep = tmp_path / "report"
     assert main(["tao", "evaluate", "--manifest", str(man), "--model", str(bundle), "--no-maps",

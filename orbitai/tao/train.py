@@ -18,6 +18,7 @@ from orbitai.models import build_model, count_parameters
 from orbitai.progress import ProgressCallback, emit
 from orbitai.tao.configs import TaoConfig
 from orbitai.tao.data import EyeSamples, augment, centre_crop, prepare_eyes
+from orbitai.tao.spec import TaoInputSpec
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def train_tao(cases: list[Case], cfg: TaoConfig, out: Path, seed: int = 0, holdo
     log.info("%d training eyes, %d held-out eyes", len(tr), len(te))
     model, summary = _fit(train_set, test_set, cfg, work, seed, epochs, device, progress)
     meta = {"name": out.name, "version": "1", "task": "tao_activity", "architecture": {"name": cfg.arch, "args": {"base_channels": cfg.base_channels}}, "network": cfg.network, "config": cfg.name,
-            "classes": ["inactive", "active"], "input": {"slices": 5, "crop_pixels": 164, "net_pixels": 128},
+            "classes": ["inactive", "active"], "input": TaoInputSpec().to_metadata(),
             "parameters": count_parameters(model), "training": {
                 "settings": asdict(cfg.settings) | ({"epochs": epochs} if epochs else {}), "seed": seed,
                 "data": training_data, "train_eyes": len(tr), "heldout_eyes": len(te),
