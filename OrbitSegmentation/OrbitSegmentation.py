@@ -5,9 +5,7 @@ hooks and the self-test. The shared job panel (`orbitai.mrml.panel.JobPanelMixin
 `OrbitSegmentationLib.OrbitSegmentationLogic` in a child process and writes results into the scene.
 The Segment Editor effects (SmartPencil, SmartFill, AutoCorrection) are registered at start-up.
 """
-from __future__ import annotations
-
-from typing import Annotated
+from typing import Annotated  # (no postponed annotations: parameterNodeWrapper reads the Annotated choices)
 
 import slicer
 from OrbitSegmentationLib import AUTOMATIC_MODEL, WINDOW_CHOICES, OrbitSegmentationLogic

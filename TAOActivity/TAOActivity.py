@@ -5,9 +5,7 @@ hooks and the self-test. The shared job panel (`orbitai.mrml.panel.JobPanelMixin
 `TAOActivityLib.TAOActivityLogic` -- the classifier (Network A or B of Lin et al. 2021) in a child
 process -- which writes a table, the crop boxes and occlusion / Grad-CAM heat maps into the scene.
 """
-from __future__ import annotations
-
-from typing import Annotated
+from typing import Annotated  # (no postponed annotations: parameterNodeWrapper reads the Annotated choices)
 
 import slicer
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
