@@ -197,6 +197,17 @@ def test_sklearn_pipeline_round_trip_without_pickle(tmp_path, kind):
     np.testing.assert_allclose(loaded.decision_function(x) if kind == "svm" else loaded.predict_proba(x),
                                model.decision_function(x) if kind == "svm" else model.predict_proba(x))
     assert bundle.load_file("radiomics") == RADIOMICS
+    with pytest.raises(BundleError, match="holds no network, only the files \\['classifier', 'radiomics'\\]"):
+        bundle.load_model()
+
+
+def test_info_lists_a_file_bundle(tmp_path, monkeypatch, capsys):
+    from orbitai.cli import main
+
+    _ivgc_bundle(tmp_path, _fitted("lr")[0])
+    monkeypatch.setenv("ORBITAI_MODEL_PATH", str(tmp_path))
+    assert main(["info", "--device", "cpu"]) == 0
+    assert "ivgc_unit v1 [ivgc_response, classifier, radiomics]" in capsys.readouterr().out
 
 
 def test_pickle_payload_is_refused_even_with_a_matching_checksum(tmp_path):

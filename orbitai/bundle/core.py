@@ -1,15 +1,18 @@
-"""Model bundles: a folder with ``metadata.json`` and ``model.pt`` (a state_dict).
+"""Model bundles: a folder with ``metadata.json`` and the model files it names.
 
-``metadata.json`` follows MONAI Bundle metadata conventions where they fit::
+``metadata.json`` follows MONAI Bundle metadata conventions where they fit and is checked against
+its task's JSON Schema (`orbitai.bundle.schema`)::
 
     {"name": "orbit_svnet_ct_demo", "version": "0.1.0", "task": "segmentation",
      "architecture": {"name": "svnet", "args": {...}},
-     "input": {"modality": "CT", "spacing": [...], "patch": [...], "intensity": {...}},
-     "labels": {"1": {"name": "eyeball_left", ...}, ...},
-     "training_data": "...", "metrics": {...}, "weights_sha256": "<hex>"}
+     "input": {"modality": "CT", "spacing": [...], "patch_dhw": [...], "structures": [...], "intensity": {...}},
+     "training_data": "...", "metrics": {...}, "weights_sha256": "<hex>",
+     "files": {"classifier": {"path": "classifier.skops", "format": "skops", "sha256": "<hex>"}}}
 
-Loading checks the SHA-256 of ``model.pt`` against the metadata *before* deserialising,
-then uses ``torch.load(weights_only=True)`` so a pickle carrying code is refused.
+A network's weights are ``model.pt`` (a state_dict): loading checks its SHA-256 against the
+metadata *before* deserialising, then uses ``torch.load(weights_only=True)`` so a pickle carrying
+code is refused. Other files (scikit-learn models, parameter sets) are read by
+`orbitai.bundle.formats`, also checksum first and never with pickle.
 """
 from __future__ import annotations
 
@@ -54,7 +57,8 @@ class Bundle:
 
     @property
     def architecture(self) -> str:
-        return self.metadata["architecture"]["name"]
+        """The network's registry name ('' for a bundle of scikit-learn/parameter files only)."""
+        return str((self.metadata.get("architecture") or {}).get("name", ""))
 
     @property
     def arch_args(self) -> dict[str, Any]:
@@ -106,6 +110,9 @@ class Bundle:
         """Build the architecture, load the verified weights, return it in eval mode."""
         from orbitai.models import build_model
 
+        if not self.architecture:
+            raise BundleError(f"Bundle '{self.name}' ({self.metadata.get('task')}) holds no network, only the files "
+                              f"{sorted(self.metadata.get('files') or {})}; read them with load_file().")
         try:
             model = build_model(self.architecture, **self.arch_args)
         except (KeyError, TypeError) as exc:

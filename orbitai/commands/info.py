@@ -42,5 +42,6 @@ def run(args: argparse.Namespace) -> int:
     bundles = list(iter_bundles())
     print(f"bundles      {len(bundles)} found in: {', '.join(str(p) for p in search_paths())}")
     for b in bundles:
-        print(f"  - {b.name} v{b.metadata.get('version')} [{b.metadata.get('task')}, {b.architecture}] {b.path}")
+        kind = b.architecture or ", ".join(sorted(b.metadata.get("files") or {}))
+        print(f"  - {b.name} v{b.metadata.get('version')} [{b.metadata.get('task')}, {kind}] {b.path}")
     return 0
