@@ -11,8 +11,8 @@ def n4_correct(region: Volume, shrink: int = 2, iterations: int = 20, levels: in
     along every axis longer than ``8 * shrink`` voxels and applied at full resolution.
 
     ``iterations`` per level, ``levels`` fitting levels (an orbit-sized region needs few; a whole
-    brain may want 4). Returns float32 intensities on ``region``'s grid (shifted by +1, since N4
-    needs positive values)."""
+    brain may want 4). Returns the corrected intensities (floating point, shifted by +1 since N4
+    needs positive values) on ``region``'s grid."""
     img = region.to_sitk()
     img = sitk.Cast(img, sitk.sitkFloat32) + 1.0   # N4 works on positive intensities
     mask = sitk.OtsuThreshold(img, 0, 1, 200)
