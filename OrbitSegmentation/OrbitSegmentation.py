@@ -20,18 +20,18 @@ from orbitai.mrml.panel import JobPanelMixin, describeModule
 
 
 class OrbitSegmentation(ScriptedLoadableModule):
+    """Segments eyeballs, optic nerves and the four rectus muscles of both orbits on CT or MRI (SV-net
+    / SEQ-UNET), reports structure volumes, and compares with a reference segmentation. Annotation
+    effects SmartPencil, SmartFill and AutoCorrection are added to the Segment Editor. Bundled
+    models are trained on synthetic phantoms: research use only, not for clinical use.
+
+    Reproduces SV-net (semantic V-Net for orbital CT) and SEQ-UNET (sequential U-Net with
+    bidirectional ConvLSTMs). Phantoms use the SPL/NAC head-and-neck atlas.
+    """
+
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        describeModule(
-            self.parent, "Orbit Segmentation",
-            helpText=(
-                "Segments eyeballs, optic nerves and the four rectus muscles of both orbits on CT or MRI "
-                "(SV-net / SEQ-UNET), reports structure volumes, and compares with a reference segmentation. "
-                "Annotation effects SmartPencil, SmartFill and AutoCorrection are added to the Segment Editor. "
-                "Bundled models are trained on synthetic phantoms: research use only, not for clinical use."),
-            acknowledgementText=(
-                "Reproduces SV-net (semantic V-Net for orbital CT) and SEQ-UNET (sequential U-Net with "
-                "bidirectional ConvLSTMs). Phantoms use the SPL/NAC head-and-neck atlas."))
+        describeModule(self, "Orbit Segmentation")
         slicer.app.connect("startupCompleted()", registerEditorEffects)
 
 

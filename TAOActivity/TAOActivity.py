@@ -22,18 +22,18 @@ MODEL_LABELS = TAOActivityLogic.modelLabels()
 
 
 class TAOActivity(ScriptedLoadableModule):
+    """Classifies each eye of an axial orbital T2 MRI as active or inactive thyroid-associated
+    ophthalmopathy (Network A: VGG-like, Network B: ResNet-like), finds the orbit itself (or uses an
+    orbit segmentation), and shows occlusion and Grad-CAM heat maps over the MRI. Bundled models are
+    trained on synthetic phantoms: research use only, not for clinical use.
+
+    Reproduces Lin et al., BMC Ophthalmology 2021: deep convolutional networks detect active TAO on
+    orbital MRI, with occlusion heat maps.
+    """
+
     def __init__(self, parent):
         ScriptedLoadableModule.__init__(self, parent)
-        describeModule(
-            self.parent, "TAO Activity",
-            helpText=(
-                "Classifies each eye of an axial orbital T2 MRI as active or inactive thyroid-associated "
-                "ophthalmopathy (Network A: VGG-like, Network B: ResNet-like), finds the orbit itself (or uses "
-                "an orbit segmentation), and shows occlusion and Grad-CAM heat maps over the MRI. Bundled "
-                "models are trained on synthetic phantoms: research use only, not for clinical use."),
-            acknowledgementText=(
-                "Reproduces Lin et al., BMC Ophthalmology 2021: deep convolutional networks detect active "
-                "TAO on orbital MRI, with occlusion heat maps."))
+        describeModule(self, "TAO Activity")
 
 
 @parameterNodeWrapper

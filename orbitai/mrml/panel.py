@@ -22,14 +22,19 @@ CATEGORY = "OrbitAI"
 CONTRIBUTORS = ["OrbitAI developers"]
 
 
-def describeModule(parent: Any, title: str, helpText: str, acknowledgementText: str) -> None:
-    """Fill a ``ScriptedLoadableModule``'s ``parent`` the same way for every OrbitAI module."""
+def describeModule(module: Any, title: str) -> None:
+    """Fill a ``ScriptedLoadableModule``'s ``parent`` the same way for every OrbitAI module. The class
+    docstring holds the help text (first paragraph) and the acknowledgement (second paragraph)."""
+    import inspect
+
+    paragraphs = [" ".join(p.split()) for p in inspect.cleandoc(type(module).__doc__ or "").split("\n\n")]
+    parent = module.parent
     parent.title = title
     parent.categories = [CATEGORY]
     parent.dependencies = []
     parent.contributors = list(CONTRIBUTORS)
-    parent.helpText = helpText
-    parent.acknowledgementText = acknowledgementText
+    parent.helpText = paragraphs[0]
+    parent.acknowledgementText = paragraphs[1] if len(paragraphs) > 1 else ""
 
 
 class JobView(Protocol):
