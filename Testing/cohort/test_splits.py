@@ -4,7 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from orbitai.cohort.splits import grouped_holdout, grouped_kfold, kfold_split, split_by_case
+from orbitai.cohort.splits import (
+    grouped_holdout,
+    grouped_kfold,
+    kfold_split,
+    split_by_case,
+)
 from orbitai.errors import ConfigError
 
 

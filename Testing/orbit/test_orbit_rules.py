@@ -7,8 +7,13 @@ import pytest
 from orbitai.errors import InputError
 from orbitai.io import Volume
 from orbitai.labels import values_for
-from orbitai.orbit.rules import (OrbitNotFoundError, eyeball_class, field_of_view_warnings, require_orbit,
-                                 structure_volumes)
+from orbitai.orbit.rules import (
+    OrbitNotFoundError,
+    eyeball_class,
+    field_of_view_warnings,
+    require_orbit,
+    structure_volumes,
+)
 
 STRUCTURES = ("eyeball", "optic_nerve")
 

@@ -13,7 +13,7 @@ from orbitai.preprocess.intensity import normalise, zscore
 
 def head(seed=0, shape=(24, 64, 64)):
     """A round 'head' of tissue at 300 in air at 0 (MR-like) with noise."""
-    k, j, i = np.indices(shape)
+    _, j, i = np.indices(shape)
     inside = ((j - 32) / 28.0) ** 2 + ((i - 32) / 28.0) ** 2 < 1
     rng = np.random.default_rng(seed)
     return np.where(inside, 300.0, 0.0) + rng.normal(0, 5, shape), inside
@@ -58,7 +58,7 @@ def test_resample_onto_keeps_labels_and_fills_images_with_their_minimum():
 
 def test_n4_removes_a_smooth_multiplicative_bias():
     clean, inside = head(1)
-    k, j, i = np.indices(clean.shape)
+    _, j, i = np.indices(clean.shape)
     bias = np.exp(0.35 * (i - 32) / 32.0 + 0.2 * (j - 32) / 32.0)        # smooth, +-40 % across the head
     vol = Volume((clean * bias).astype(np.float32), (1.0, 1.0, 2.0))
     out = n4_correct(vol, shrink=2, iterations=30, levels=3)

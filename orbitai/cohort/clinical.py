@@ -8,8 +8,9 @@ them in this order)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, Mapping, Optional, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -31,8 +32,8 @@ class ClinicalFeature:
     unit: str
     description: str
     kind: Kind = "continuous"
-    low: Optional[float] = None
-    high: Optional[float] = None
+    low: float | None = None
+    high: float | None = None
     levels: tuple[str, ...] = ()
     missing: MissingPolicy = "error"
 
@@ -47,7 +48,7 @@ class ClinicalFeature:
         hi = "inf" if self.high is None else f"{self.high:g}"
         return f"{lo} to {hi} {self.unit}".rstrip()
 
-    def parse(self, raw: object, case_id: str) -> Optional[float]:
+    def parse(self, raw: object, case_id: str) -> float | None:
         """The value of one cell as a number (categorical: the level's index), None when missing.
         Raises :class:`~orbitai.cohort.manifest.ManifestError` naming the case and the column."""
         where = f"Case {case_id}, column {self.name!r}"
@@ -101,7 +102,7 @@ class ClinicalSchema:
             raise ManifestError(f"{source} lacks clinical column(s) {missing}; add them (empty cells count "
                                 "as missing values).")
 
-    def parse_rows(self, rows: Sequence[Mapping[str, object]], case_ids: Optional[Sequence[str]] = None,
+    def parse_rows(self, rows: Sequence[Mapping[str, object]], case_ids: Sequence[str] | None = None,
                    ) -> np.ndarray:
         """(n_rows, n_features) float array, NaN where a value is missing (and allowed to be).
         ``case_ids`` name the rows in errors (default: each row's ``case_id``)."""
@@ -148,8 +149,8 @@ class ClinicalSchema:
         return out
 
 
-def _f(name: str, unit: str, description: str, kind: Kind = "continuous", low: Optional[float] = None,
-       high: Optional[float] = None, missing: MissingPolicy = "median") -> ClinicalFeature:
+def _f(name: str, unit: str, description: str, kind: Kind = "continuous", low: float | None = None,
+       high: float | None = None, missing: MissingPolicy = "median") -> ClinicalFeature:
     return ClinicalFeature(name, unit, description, kind, low, high, missing=missing)
 
 

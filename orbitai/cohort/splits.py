@@ -7,7 +7,7 @@
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -36,7 +36,7 @@ def split_by_case(case_ids: list[str], fraction: float, seed: int) -> tuple[list
     return tr, te
 
 
-def _check_groups(groups: Sequence[str], y: Optional[Sequence[int]], parts: int) -> int:
+def _check_groups(groups: Sequence[str], y: Sequence[int] | None, parts: int) -> int:
     n_groups = len(set(groups))
     if y is not None and len(y) != len(groups):
         raise ConfigError(f"{len(y)} labels for {len(groups)} samples; give one label per sample.")
@@ -52,7 +52,7 @@ def _check_groups(groups: Sequence[str], y: Optional[Sequence[int]], parts: int)
 
 
 def grouped_kfold(groups: Sequence[str], folds: int, fold: int, seed: int,
-                  y: Optional[Sequence[int]] = None) -> tuple[list[int], list[int]]:
+                  y: Sequence[int] | None = None) -> tuple[list[int], list[int]]:
     """(train, validation) indices of ``fold`` (0-based) among ``folds`` folds of whole groups;
     with ``y`` the folds keep the class balance (``StratifiedGroupKFold``, shuffled by ``seed``)."""
     from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
@@ -76,7 +76,7 @@ def grouped_kfold(groups: Sequence[str], folds: int, fold: int, seed: int,
 
 
 def grouped_holdout(groups: Sequence[str], fraction: float, seed: int,
-                    y: Optional[Sequence[int]] = None) -> tuple[list[int], list[int]]:
+                    y: Sequence[int] | None = None) -> tuple[list[int], list[int]]:
     """(train, held-out) indices holding out about ``fraction`` of the groups; with ``y`` the
     held-out part keeps the class balance (first fold of a ``StratifiedGroupKFold`` with
     ``round(1 / fraction)`` folds), else ``GroupShuffleSplit``."""

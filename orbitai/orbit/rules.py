@@ -3,7 +3,8 @@ hole filling and the largest component on each side of the patient's midline), t
 guard and structure volumes. Torch-free."""
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
@@ -121,7 +122,7 @@ def require_orbit(labels: Volume, structures: Sequence[str], min_eyeball_ml: flo
 
 
 # ------------------------------------------------------------------------- volumes
-def structure_volumes(labels: Volume, structures: Optional[Sequence[str]] = None) -> list[dict[str, Any]]:
+def structure_volumes(labels: Volume, structures: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """One row per orbit label: name, side, voxels, volume (cm^3). With ``structures`` (the
     model's), every side of each is listed, 0 when not found; otherwise the labels present."""
     rows = []

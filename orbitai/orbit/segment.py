@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import torch
@@ -32,12 +31,12 @@ class SegResult:
     labels: Volume                     # orbit-scheme label map on the input grid
     warnings: list[str]
     seconds: float = 0.0
-    confidence: Optional[Volume] = None  # max class probability per voxel (input grid)
+    confidence: Volume | None = None  # max class probability per voxel (input grid)
     window_seconds: float = 0.0          # the sliding-window inference alone
 
 
 def segment(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "overlap",
-            device: torch.device | str = "cpu", progress: Optional[ProgressCallback] = None,
+            device: torch.device | str = "cpu", progress: ProgressCallback | None = None,
             sw_batch_size: int = 1, min_eyeball_ml: float = MIN_EYEBALL_ML, mirror: bool = True) -> SegResult:
     """Segment the orbits of a whole CT/MRI; returns orbit-scheme labels in the input's geometry.
 

@@ -1,7 +1,7 @@
 """Model grids: an axis-aligned grid at a model's spacing covering a scan, and resampling onto it."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import SimpleITK as sitk

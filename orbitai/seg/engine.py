@@ -16,7 +16,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
@@ -45,7 +45,7 @@ class SegSpec:
     modality: str = "any"                        # "CT", "MR" or "any"
 
     @classmethod
-    def from_metadata(cls, meta: dict[str, Any]) -> "SegSpec":
+    def from_metadata(cls, meta: dict[str, Any]) -> SegSpec:
         inp = meta["input"]
         return cls(tuple(inp["spacing"]), tuple(inp["patch_dhw"]), tuple(inp["structures"]),
                    dict(inp.get("intensity", {"mode": "percentile"})), inp.get("modality", "any"))
@@ -65,7 +65,7 @@ def _divisible(n: int, d: int) -> int:
 
 
 def sliding_window(x: torch.Tensor, model: torch.nn.Module, patch_dhw, window: str = "overlap",
-                   overlap: float = 0.5, sw_batch_size: int = 1, progress: Optional[ProgressCallback] = None,
+                   overlap: float = 0.5, sw_batch_size: int = 1, progress: ProgressCallback | None = None,
                    divisor: int = 16, max_inplane: int = 256, max_slices: int = 64) -> torch.Tensor:
     """Logits for a (1, 1, D, H, W) tensor by MONAI's sliding-window inference.
 
@@ -109,7 +109,7 @@ def sliding_window(x: torch.Tensor, model: torch.nn.Module, patch_dhw, window: s
                                         padding_mode="constant", cval=0.0)
 
 
-def foreground_box(fg: np.ndarray, grid: sitk.Image, vol: Volume, margin_mm: float = 5.0) -> Optional[Box]:
+def foreground_box(fg: np.ndarray, grid: sitk.Image, vol: Volume, margin_mm: float = 5.0) -> Box | None:
     """[(k0, k1), (j0, j1), (i0, i1)] of ``vol`` covering the model-grid mask ``fg`` plus a margin;
     None when ``fg`` is empty."""
     idx = np.argwhere(fg)
@@ -136,8 +136,8 @@ class EngineResult:
     found) with the geometry of that part of the input; ``confidence`` is the maximum class
     probability on the whole input grid (1 outside ``box``: background, certain)."""
 
-    classes: Optional[Volume]
-    box: Optional[Box]
+    classes: Volume | None
+    box: Box | None
     confidence: Volume
     warnings: list[str]
     seconds: float = 0.0
@@ -152,7 +152,7 @@ class EngineResult:
 
 
 def predict(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "overlap",
-            device: torch.device | str = "cpu", progress: Optional[ProgressCallback] = None,
+            device: torch.device | str = "cpu", progress: ProgressCallback | None = None,
             sw_batch_size: int = 1, mirror: bool = True, check: bool = True,
             margin_mm: float = 5.0) -> EngineResult:
     """Class probabilities of a whole scan, mapped back onto the input's grid (see :class:`EngineResult`).

@@ -3,7 +3,7 @@ box only): hole filling and the largest connected component. The orbit's per-sid
 use them are in :mod:`orbitai.orbit.rules`."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import SimpleITK as sitk
