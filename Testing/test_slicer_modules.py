@@ -119,6 +119,13 @@ def test_ui_parameter_bindings_match_the_parameter_node(mod):
     fields = _parameter_node_fields(ast.parse((REPO / mod / f"{mod}.py").read_text()))
     assert not bound - fields, f"{mod}.ui binds {sorted(bound - fields)}, not fields of the parameter node {sorted(fields)}"
     assert not fields - bound, f"{mod} parameter-node fields {sorted(fields - bound)} have no widget in {mod}.ui"
+    choosers = {w.get("name") for w in root.iter("widget")
+                if w.get("class") in ("QComboBox", "QCheckBox", "QSpinBox", "QDoubleSpinBox", "qMRMLNodeComboBox")}
+    unbound = sorted(w.get("name") for w in root.iter("widget") if w.get("name") in choosers
+                     and not any(p.get("name") == "SlicerParameterName" for p in w.findall("property")))
+    assert not unbound, f"{mod}.ui choices {unbound} are not in the parameter node (not saved with the scene)"
+    items = [w.get("name") for w in root.iter("widget") if w.get("class") == "QComboBox" and w.findall("item")]
+    assert not items, f"{mod}.ui lists choices in {items}; they come from the parameter node's Choice lists"
 
 
 @pytest.mark.parametrize("mod", MODULES)
