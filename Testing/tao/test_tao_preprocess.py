@@ -107,3 +107,19 @@ def test_augmentation_and_split():
     ids = [f"c{i // 2}" for i in range(40)]
     tr, te = split_by_case(ids, 0.2, 0)
     assert len(te) == 8 and not {ids[i] for i in tr} & {ids[i] for i in te}
+
+
+def test_manifest_labels_are_checked_with_one_line_input_errors():
+    from pathlib import Path
+
+    from orbitai.cohort.manifest import Case, ManifestError
+    from orbitai.tao.data import case_label
+
+    def case(label):
+        return Case("c1", Path("c1.nrrd"), None, {"label": label})
+
+    assert case_label(case("1")) == 1 and case_label(case("0.0")) == 0
+    for bad, message in (("", "Case c1 has no label"), ("0.5", "label must be 0"), ("yes", "label must be 0")):
+        with pytest.raises(ManifestError, match=message) as err:
+            case_label(case(bad))
+        assert err.value.exit_code == 2

@@ -15,19 +15,21 @@ import numpy as np
 from scipy.stats import norm
 from sklearn.metrics import confusion_matrix, roc_curve
 
+from orbitai.errors import InputError
+
 
 def _check(y_true, prob) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(y_true).astype(int).ravel()
     p = np.asarray(prob, dtype=float).ravel()
     if y.shape != p.shape:
-        raise ValueError(f"{len(y)} labels but {len(p)} probabilities.")
+        raise InputError(f"{len(y)} labels but {len(p)} probabilities.")
     if not np.isin(y, (0, 1)).all():
-        raise ValueError("Labels must be 0 or 1.")
+        raise InputError("Labels must be 0 or 1.")
     if len(np.unique(y)) < 2:
-        raise ValueError(f"All {len(y)} cases have label {int(y[0]) if len(y) else '?'}; sensitivity, "
+        raise InputError(f"All {len(y)} cases have label {int(y[0]) if len(y) else '?'}; sensitivity, "
                          "specificity and AUC need both classes in the evaluation set.")
     if not np.all(np.isfinite(p)):
-        raise ValueError("Probabilities contain NaN or infinity.")
+        raise InputError("Probabilities contain NaN or infinity.")
     return y, p
 
 

@@ -27,6 +27,7 @@ from typing import Optional
 import numpy as np
 
 from orbitai.cohort.clinical import IVGC_CLINICAL
+from orbitai.errors import InputError
 from orbitai.progress import ProgressCallback
 
 KINDS = ("orbit-ct", "orbit-mri", "orbit-synth", "tao", "ivgc", "brain-flair")
@@ -110,7 +111,7 @@ def write_cohort(kind: str, n: int, seed: int, out_dir: str | os.PathLike,
     if kind not in KINDS:
         raise ValueError(f"Unknown phantom kind {kind!r}; choose one of {', '.join(KINDS)}.")
     if n < 1:
-        raise ValueError("The cohort needs at least one case (--n >= 1).")
+        raise InputError("The cohort needs at least one case (--n >= 1).")
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "segmentations").mkdir(parents=True, exist_ok=True)

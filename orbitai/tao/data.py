@@ -13,7 +13,7 @@ from typing import Optional
 
 import numpy as np
 
-from orbitai.cohort.manifest import Case, read_labels
+from orbitai.cohort.manifest import Case, ManifestError, read_labels
 from orbitai.io import read_volume
 from orbitai.progress import ProgressCallback
 from orbitai.tao.preprocess import CROP_PIXELS, NET_PIXELS, preprocess_eyes
@@ -34,20 +34,24 @@ class EyeSamples:
 
 
 def case_label(case: Case) -> int:
+    """The case's class from the manifest's ``label`` column (1 = active, 0 = inactive)."""
     raw = case.row.get("label", "")
     if raw in ("", None):
-        raise ValueError(f"Case {case.case_id} has no label; the manifest needs a 'label' column "
-                         "(1 = active, 0 = inactive).")
-    value = int(float(raw))
-    if value not in (0, 1):
-        raise ValueError(f"Case {case.case_id}: label must be 0 (inactive) or 1 (active), got {raw!r}.")
-    return value
+        raise ManifestError(f"Case {case.case_id} has no label; the manifest needs a 'label' column "
+                            "(1 = active, 0 = inactive).")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value not in (0.0, 1.0):
+        raise ManifestError(f"Case {case.case_id}: label must be 0 (inactive) or 1 (active), got {raw!r}.")
+    return int(value)
 
 
 def _case_eyes(case: Case) -> tuple[list[np.ndarray], list[str], int, list[str]]:
     if case.segmentation is None:
-        raise ValueError(f"Case {case.case_id} has no segmentation; training places the orbit crops "
-                         "from the manifest's 'segmentation' column.")
+        raise ManifestError(f"Case {case.case_id} has no segmentation; training places the orbit crops "
+                            "from the manifest's 'segmentation' column.")
     label = case_label(case)
     crops = preprocess_eyes(read_volume(case.image), read_labels(case.segmentation))
     return [c.canonical() for c in crops], [c.side for c in crops], label, [w for c in crops for w in c.warnings]
@@ -111,8 +115,8 @@ def augment(sample: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.ascontiguousarray(sample[:, i:i + NET_PIXELS, j:j + NET_PIXELS])
 
 
-def centre_crop(x: np.ndarray) -> np.ndarray:
-    """The prediction-time input: the centred 128 x 128 of each 164 x 164 sample."""
-    m = (CROP_PIXELS - NET_PIXELS) // 2
-    return np.ascontiguousarray(x[..., m:m + NET_PIXELS, m:m + NET_PIXELS])
+def centre_crop(x: np.ndarray, net_pixels: int = NET_PIXELS) -> np.ndarray:
+    """The prediction-time input: the centred 128 x 128 (``net_pixels``) of each 164 x 164 sample."""
+    m = (x.shape[-1] - net_pixels) // 2
+    return np.ascontiguousarray(x[..., m:m + net_pixels, m:m + net_pixels])
 
