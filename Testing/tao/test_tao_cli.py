@@ -69,22 +69,34 @@ def test_predict_finds_the_orbits_itself(t2, tmp_path):
         TaoResult.read(out)
 
 
-def test_bundle_input_block_is_used_at_prediction():
-    """The crop geometry and normalisation come from the bundle's input block, not from literals."""
-    from orbitai.bundle import find_bundle
-    from orbitai.tao.predict import input_spec
+def test_bundle_input_block_is_used_at_prediction(t2, tmp_path):
+    """The crop geometry and normalisation come from the bundle's input block, not from literals:
+    the same weights with a wider crop field of view give a proportionally larger crop box."""
+    import shutil
 
-    from orbitai.bundle import BundleError
+    from orbitai.bundle import BundleError, find_bundle
+    from orbitai.tao.predict import input_spec
     from orbitai.tao.spec import TaoInputSpec
 
     bundle = find_bundle("tao_network_b_demo")
     spec = input_spec(bundle)
     assert (spec.slices, spec.crop_pixels, spec.net_pixels, spec.bias_field) == (5, 164, 128, "n4")
-    meta = {**bundle.metadata, "input": {**bundle.metadata["input"], "slices": 7}}
-    with pytest.raises(BundleError, match=r"cannot prepare: slices 7 \(supported: 5\)"):
-        TaoInputSpec.from_metadata(meta)
-    meta["input"].update(slices=5, bias_field="none")
-    assert TaoInputSpec.from_metadata(meta).bias_field == "none"
+    bad = {**bundle.metadata, "input": {**bundle.metadata["input"], "net_pixels": 200}}
+    with pytest.raises(BundleError, match=r"cannot prepare: net_pixels 200 and crop_pixels 164"):
+        TaoInputSpec.from_metadata(bad)
+
+    _, img, seg = t2
+    wide = tmp_path / "tao_b_wide"
+    shutil.copytree(bundle.path, wide)
+    meta = json.loads((wide / "metadata.json").read_text())
+    meta["input"].update(crop_side_mm=80.0, bias_field="none")
+    (wide / "metadata.json").write_text(json.dumps(meta))
+    for model, out, side in (("B", tmp_path / "paper", 49.95), (str(wide), tmp_path / "wide", 128 * 80 / 164)):
+        assert main(["tao", "predict", str(img), "--segmentation", str(seg), "--model", model, "--no-maps",
+                     "--device", "cpu", "--out", str(out)]) == 0
+        res = json.loads((out / "result.json").read_text())
+        for e in res["eyes"]:
+            assert np.allclose(e["crop_box_ras"]["size_mm"][:2], side, atol=0.05)
 
 
 def test_bad_input_is_refused_and_nothing_written(tmp_path, capsys):

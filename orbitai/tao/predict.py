@@ -113,8 +113,9 @@ def predict_tao(image: Volume, labels: Optional[Volume], model_name: str = "B", 
         labels = locate_orbits(image, device)
         source = "predicted by OrbitSegmentation"
     report(2, 4, f"preprocessing ({'N4, ' if spec.bias_field == 'n4' else ''}z-score, orbit crops)")
-    crops = preprocess_eyes(image, labels, n4=spec.bias_field == "n4")
-    x = centre_crop(np.stack([c.canonical() for c in crops]))
+    crops = preprocess_eyes(image, labels, n4=spec.bias_field == "n4", crop_pixels=spec.crop_pixels,
+                            slices=spec.slices, side_mm=spec.crop_side_mm, net_pixels=spec.net_pixels)
+    x = centre_crop(np.stack([c.canonical() for c in crops]), spec.net_pixels)
     probs = predict_proba(model, x, device)[:, 1]
     eyes = [EyeResult(c, float(p)) for c, p in zip(crops, probs)]
     if maps:

@@ -44,6 +44,12 @@ class EyeCrop:
     flips: tuple[bool, bool]
     eyeball_lps: np.ndarray
     warnings: list[str] = field(default_factory=list)
+    net_pixels: int = NET_PIXELS        # the centred square the network sees (the bundle's input block)
+
+    @property
+    def margin(self) -> int:
+        """Pixels between the crop's edge and the network's centred square."""
+        return (self.grid.shape[1] - self.net_pixels) // 2
 
     def canonical(self) -> np.ndarray:
         a = self.grid.array
@@ -66,16 +72,14 @@ class EyeCrop:
         orientation, centred 128 x 128."""
         on_grid = resample_like(other, self.grid, label=label).array
         view = self.grid.with_array(on_grid)
-        m = (CROP_PIXELS - NET_PIXELS) // 2
-        return EyeCrop(self.side, view, self.flips, self.eyeball_lps).canonical()[:, m:m + NET_PIXELS, m:m + NET_PIXELS]
+        m, n = self.margin, self.net_pixels
+        return EyeCrop(self.side, view, self.flips, self.eyeball_lps).canonical()[:, m:m + n, m:m + n]
 
     def network_box(self) -> Volume:
         """Geometry of the centred 128 x 128 x 5 region the network sees at prediction."""
-        m = (CROP_PIXELS - NET_PIXELS) // 2
-        g = self.grid
+        m, n, g = self.margin, self.net_pixels, self.grid
         origin = g.index_to_physical((m, m, 0))
-        return Volume(np.zeros((N_SLICES, NET_PIXELS, NET_PIXELS), np.float32), g.spacing, tuple(origin),
-                      g.direction.copy())
+        return Volume(np.zeros((g.shape[0], n, n), np.float32), g.spacing, tuple(origin), g.direction.copy())
 
     def box_ras(self) -> dict:
         """The network's region in RAS: centre, size (mm), unit axes (columns) and the 8 corners."""
@@ -91,19 +95,19 @@ class EyeCrop:
 
     def map_to_input(self, canonical_map: np.ndarray, reference: Volume) -> Volume:
         """A (5, 128, 128) map over the network input -> float32 volume on ``reference``'s grid."""
-        m = (CROP_PIXELS - NET_PIXELS) // 2
-        full = np.zeros((N_SLICES, CROP_PIXELS, CROP_PIXELS), np.float32)
-        full[:, m:m + NET_PIXELS, m:m + NET_PIXELS] = canonical_map
+        m, n = self.margin, self.net_pixels
+        full = np.zeros(self.grid.shape, np.float32)
+        full[:, m:m + n, m:m + n] = canonical_map
         grid_map = self.grid.with_array(self.from_canonical(full))
         return resample_like(grid_map, reference, default=0.0)
 
 
-def check_tao_input(image: Volume) -> None:
+def check_tao_input(image: Volume, slices: int = N_SLICES) -> None:
     """Raise a clear error for input TAOActivity cannot use."""
     require_finite(image, "image")
-    if image.array.ndim != 3 or min(image.shape) < N_SLICES:
+    if image.array.ndim != 3 or min(image.shape) < slices:
         raise VolumeError(f"The image has {min(image.shape)} slice(s) along one axis; TAOActivity needs an "
-                          f"axial orbital T2 MRI with at least {N_SLICES} slices through the orbits.")
+                          f"axial orbital T2 MRI with at least {slices} slices through the orbits.")
     if looks_like_ct(image):
         raise VolumeError("The image looks like CT (Hounsfield units, air near -1000). TAOActivity needs an "
                           "orbital T2-weighted MRI (the paper used axial T2 SPIR).")
@@ -136,8 +140,9 @@ def eye_landmarks(labels: Volume, side: str) -> tuple[np.ndarray, np.ndarray | N
     return c_eye, labels.index_to_physical(nerve.mean(0)[::-1]), float(np.argmax(per_k))
 
 
-def crop_grid(image: Volume, c_eye: np.ndarray, c_nerve: np.ndarray | None, k_plane: float | None) -> Volume:
-    """The 164 x 164 x 5 crop geometry (input's in-plane axes and native slices)."""
+def crop_grid(image: Volume, c_eye: np.ndarray, c_nerve: np.ndarray | None, k_plane: float | None,
+              crop_pixels: int = CROP_PIXELS, slices: int = N_SLICES, side_mm: float = CROP_SIDE_MM) -> Volume:
+    """The crop geometry, 164 x 164 x 5 by default (input's in-plane axes and native slices)."""
     d = image.direction
     ax_i, ax_j = d[:, 0], d[:, 1]
     if c_nerve is not None:
@@ -153,10 +158,10 @@ def crop_grid(image: Volume, c_eye: np.ndarray, c_nerve: np.ndarray | None, k_pl
     # centre moved onto slice k (no through-plane interpolation: the network sees native slices)
     idx = image.physical_to_index(centre)
     centre = image.index_to_physical((idx[0], idx[1], k))
-    px = CROP_SIDE_MM / CROP_PIXELS
-    half = (CROP_PIXELS - 1) / 2 * px
-    origin = centre - half * ax_i - half * ax_j - (N_SLICES - 1) / 2 * image.spacing[2] * d[:, 2]
-    return Volume(np.zeros((N_SLICES, CROP_PIXELS, CROP_PIXELS), np.float32), (px, px, image.spacing[2]),
+    px = side_mm / crop_pixels
+    half = (crop_pixels - 1) / 2 * px
+    origin = centre - half * ax_i - half * ax_j - (slices - 1) / 2 * image.spacing[2] * d[:, 2]
+    return Volume(np.zeros((slices, crop_pixels, crop_pixels), np.float32), (px, px, image.spacing[2]),
                   tuple(origin), d.copy())
 
 
@@ -174,10 +179,13 @@ def _region_around(image: Volume, grid: Volume, margin_mm: float = 8.0) -> Volum
     return Volume(sub, image.spacing, tuple(image.index_to_physical(lo)), image.direction.copy())
 
 
-def preprocess_eyes(image: Volume, labels: Volume, n4: bool = True) -> list[EyeCrop]:
+def preprocess_eyes(image: Volume, labels: Volume, n4: bool = True, crop_pixels: int = CROP_PIXELS,
+                    slices: int = N_SLICES, side_mm: float = CROP_SIDE_MM,
+                    net_pixels: int = NET_PIXELS) -> list[EyeCrop]:
     """Both eyes' crops (right first). Raises :class:`~orbitai.orbit.rules.OrbitNotFoundError` when
-    no eye is usable; an eye that cannot be used is left out with a warning on the other."""
-    check_tao_input(image)
+    no eye is usable; an eye that cannot be used is left out with a warning on the other. The crop
+    geometry defaults to the paper's; a bundle's input block (`orbitai.tao.spec`) may set it."""
+    check_tao_input(image, slices)
     if labels.shape != image.shape or not labels.same_geometry(image, tol=1e-3):
         labels = resample_like(labels, image, label=True)
     crops, missing = [], []
@@ -189,7 +197,7 @@ def preprocess_eyes(image: Volume, labels: Volume, n4: bool = True) -> list[EyeC
             missing.append(side)
             continue
         c_eye, c_nerve, k = marks
-        grid = crop_grid(image, c_eye, c_nerve, k)
+        grid = crop_grid(image, c_eye, c_nerve, k, crop_pixels, slices, side_mm)
         region = _region_around(image, grid)
         if n4:
             region = n4_correct(region)
@@ -199,7 +207,7 @@ def preprocess_eyes(image: Volume, labels: Volume, n4: bool = True) -> list[EyeC
             f"No optic nerve segmented on the {side}; the crop uses the eyeball centre's slice."]
         # mirror the left eye so both look like a right orbit
         crops.append(EyeCrop(side, grid.with_array(zscore(crop)),
-                             (bool(flip_j), bool(flip_i) ^ (side == "left")), c_eye, warnings))
+                             (bool(flip_j), bool(flip_i) ^ (side == "left")), c_eye, warnings, net_pixels))
     if not crops:
         raise OrbitNotFoundError("No orbit found: no eyeball in the segmentation"
                             + (" of either side" if len(missing) == 2 else "")

@@ -33,12 +33,19 @@ class TaoInputSpec:
         return asdict(self)
 
     def check_supported(self, bundle: str) -> None:
-        """Raise `BundleError` if this preprocessing cannot produce the input the bundle expects."""
-        here = TaoInputSpec()
-        fixed = ("slices", "crop_pixels", "net_pixels", "crop_side_mm", "normalisation")
-        diff = [f"{k} {getattr(self, k)} (supported: {getattr(here, k)})" for k in fixed
-                if getattr(self, k) != getattr(here, k)]
+        """Raise `BundleError` if the preprocessing cannot produce the input the bundle expects."""
+        problems = []
+        if self.normalisation != "zscore":
+            problems.append(f"normalisation {self.normalisation!r} (supported: 'zscore')")
         if self.bias_field not in ("n4", "none"):
-            diff.append(f"bias_field {self.bias_field!r} (supported: 'n4', 'none')")
-        if diff:
-            raise BundleError(f"Bundle '{bundle}' expects an input this version cannot prepare: {'; '.join(diff)}.")
+            problems.append(f"bias_field {self.bias_field!r} (supported: 'n4', 'none')")
+        if not (isinstance(self.slices, int) and self.slices >= 1):
+            problems.append(f"slices {self.slices!r} (a positive integer)")
+        if not (isinstance(self.net_pixels, int) and isinstance(self.crop_pixels, int)
+                and 8 <= self.net_pixels <= self.crop_pixels):
+            problems.append(f"net_pixels {self.net_pixels!r} and crop_pixels {self.crop_pixels!r} "
+                            "(integers, 8 <= net_pixels <= crop_pixels)")
+        if not (isinstance(self.crop_side_mm, (int, float)) and self.crop_side_mm > 0):
+            problems.append(f"crop_side_mm {self.crop_side_mm!r} (a positive number)")
+        if problems:
+            raise BundleError(f"Bundle '{bundle}' expects an input this version cannot prepare: {'; '.join(problems)}.")
