@@ -98,6 +98,7 @@ class TAOActivityTest(ScriptedLoadableModuleTest):
             t.test_load_results_writes_table_rois_and_overlays(t.slicer_context(), Path(tmp) / "a")
             t.test_load_results_without_maps(t.slicer_context(), Path(tmp) / "b")
             t.test_load_results_refuses_broken_folders_scene_unchanged(t.slicer_context(), Path(tmp) / "c")
+            t.test_load_results_refuses_input_removed_meanwhile(t.slicer_context(), Path(tmp) / "d")
         t.test_logic_refuses_bad_choices_before_starting(t.slicer_context())
         if "B" in TAOActivityLogic.availableModels():
             t.test_logic_heat_maps_on_phantom(t.slicer_context())

@@ -90,3 +90,7 @@ def test_panel_cancel_leaves_scene_unchanged(ctx):
 
 def test_parameter_choices():
     shared.test_parameter_choices()
+
+
+def test_load_results_refuses_input_removed_meanwhile(ctx, tmp_path: Path):
+    shared.test_load_results_refuses_input_removed_meanwhile(ctx, tmp_path)

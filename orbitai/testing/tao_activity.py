@@ -378,3 +378,27 @@ def test_parameter_choices():
     for label, model in TAOActivityLogic.modelChoices():
         assert TAOActivityLogic.resolveModel(label).path == TAOActivityLogic.resolveModel(model).path
     assert SHOWN_MAP_CHOICES == ("occlusion", "Grad-CAM", "none")
+
+
+def test_load_results_refuses_input_removed_meanwhile(ctx, tmp_path: Path):
+    """A job whose input volume (or orbit segmentation) left the scene while it ran adds nothing."""
+    from TAOActivityLib import TAOActivityLogic
+
+    from orbitai.mrml import segmentation_node_from_labels, volume_node_from_volume
+
+    ref = _reference_mri()
+    mri = volume_node_from_volume(ctx, ref, name="T2")
+    seg = segmentation_node_from_labels(ctx, ref.with_array(np.zeros(ref.shape, np.uint8)), reference_node=mri,
+                                        name="orbits")
+    write_contract_result(tmp_path / "res", ref)
+    logic = TAOActivityLogic(ctx)
+    ctx.scene.RemoveNode(seg)
+    before = _node_ids(ctx)
+    with raises(JobError, match="'orbits' was removed from the scene"):
+        logic.load_results(tmp_path / "res", mri, segmentation_node=seg)
+    ctx.scene.RemoveNode(mri)
+    with raises(JobError, match="'T2' was removed from the scene"):
+        logic.load_results(tmp_path / "res", mri)
+    with raises(JobError, match="gone from the scene"):
+        logic.load_results(tmp_path / "res", None)
+    assert _node_ids(ctx) == before - {mri.GetID()}
