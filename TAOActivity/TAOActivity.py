@@ -13,7 +13,7 @@ from slicer.parameterNodeWrapper import Choice, Default, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleTest,
                                            ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
-from TAOActivityLib import NETWORKS, SHOWN_MAP_CHOICES, TAOActivityLogic
+from TAOActivityLib import SHOWN_MAP_CHOICES, TAOActivityLogic
 
 from orbitai.device import DEVICE_CHOICES
 from orbitai.mrml.panel import JobPanelMixin, describeModule
@@ -40,8 +40,7 @@ class TAOActivity(ScriptedLoadableModule):
 class TAOActivityParameterNode:
     inputVolume: vtkMRMLScalarVolumeNode
     orbitSegmentation: vtkMRMLSegmentationNode
-    model: Annotated[str, Choice(MODEL_LABELS),
-                     Default(NETWORKS["B"][1] if NETWORKS["B"][1] in MODEL_LABELS else MODEL_LABELS[0])]
+    model: Annotated[str, Choice(MODEL_LABELS), Default(TAOActivityLogic.defaultModelLabel(MODEL_LABELS))]
     device: Annotated[str, Choice(list(DEVICE_CHOICES)), Default(DEVICE_CHOICES[0])]
     maps: Annotated[bool, Default(True)]
     shownMap: Annotated[str, Choice(list(SHOWN_MAP_CHOICES)), Default(SHOWN_MAP_CHOICES[0])]

@@ -79,6 +79,11 @@ class TAOActivityLogic(JobLogic):
         return [label for label, _ in cls.modelChoices()] or [NETWORKS["B"][1]]
 
     @staticmethod
+    def defaultModelLabel(labels: list[str]) -> str:
+        """The panel's default model among ``labels``: Network B when installed, else the first."""
+        return NETWORKS["B"][1] if NETWORKS["B"][1] in labels else labels[0]
+
+    @staticmethod
     def resolveModel(model: str):
         """The bundle for ``model`` ("A", "B", a panel label, a bundle name or folder); a clear error if missing."""
         from orbitai.bundle import BundleError, find_bundle

@@ -378,6 +378,9 @@ def test_parameter_choices():
     for label, model in TAOActivityLogic.modelChoices():
         assert TAOActivityLogic.resolveModel(label).path == TAOActivityLogic.resolveModel(model).path
     assert SHOWN_MAP_CHOICES == ("occlusion", "Grad-CAM", "none")
+    assert TAOActivityLogic.defaultModelLabel(labels) in labels
+    assert TAOActivityLogic.defaultModelLabel([NETWORKS["A"][1], NETWORKS["B"][1]]) == NETWORKS["B"][1]
+    assert TAOActivityLogic.defaultModelLabel(["other"]) == "other"
 
 
 def test_load_results_refuses_input_removed_meanwhile(ctx, tmp_path: Path):
