@@ -20,12 +20,12 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
-import numpy as np  # noqa: E402
-import SimpleITK as sitk  # noqa: E402
+import numpy as np
+import SimpleITK as sitk
 
-from benchmarks.common import write_result  # noqa: E402
-from orbitai import annotate as A  # noqa: E402
-from orbitai.labels import ORBIT_LABELS  # noqa: E402
+from benchmarks.common import write_result
+from orbitai import annotate as A
+from orbitai.labels import ORBIT_LABELS
 
 RECTI = {"left": (5, 7, 9, 11), "right": (6, 8, 10, 12)}
 EYE = {"left": 1, "right": 2}
@@ -68,7 +68,7 @@ def quality(cases, notes):
             truth = lab == v
             tried = []
 
-            def fill(f, b):
+            def fill(f, b, tried=tried, a=a, sp=sp):
                 tried.append((f, b))
                 return A.smartfill(a, sp, f, b).mask
 

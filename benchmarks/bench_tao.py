@@ -191,10 +191,10 @@ def occlusion(tmp: Path, metrics: dict, notes: dict, rounds: int = 5) -> None:
         _, model = load_tao_model(short.upper())
         x = torch.from_numpy(_real_input())
         runs = {
-            "product": lambda: occlusion_map(model, x, 1, OCCLUSION_PATCH, OCCLUSION_STRIDE),
-            "captum": lambda: occlusion_map(model, x, 1, OCCLUSION_PATCH, OCCLUSION_STRIDE, batch_size=64,
-                                            method="batched"),
-            "loop": lambda: occlusion_map_loop(model, x, 1, OCCLUSION_PATCH, OCCLUSION_STRIDE),
+            "product": lambda model=model, x=x: occlusion_map(model, x, 1, OCCLUSION_PATCH, OCCLUSION_STRIDE),
+            "captum": lambda model=model, x=x: occlusion_map(model, x, 1, OCCLUSION_PATCH, OCCLUSION_STRIDE,
+                                                             batch_size=64, method="batched"),
+            "loop": lambda model=model, x=x: occlusion_map_loop(model, x, 1, OCCLUSION_PATCH, OCCLUSION_STRIDE),
         }
         maps = {k: f() for k, f in runs.items()}                                  # warm-up
         best = dict.fromkeys(runs, float("inf"))

@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(prefix + "cancelled", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - the one place that turns any error into one line
+    except Exception as exc:  # the one place that turns any error into one line (re-raised with --debug)
         if args.debug:
             raise
         if isinstance(exc, OrbitAIError):

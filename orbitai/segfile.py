@@ -187,7 +187,10 @@ def read_segmentation(path: str | os.PathLike) -> tuple[Volume, dict[int, LabelI
     n = 0
     while f"Segment{n}_ID" in keys:
         p = f"Segment{n}_"
-        get = lambda k, d="": img.GetMetaData(p + k) if (p + k) in keys else d  # noqa: E731
+
+        def get(k: str, d: str = "", p: str = p) -> str:
+            return img.GetMetaData(p + k) if (p + k) in keys else d
+
         layer = int(get("Layer", "0") or 0)
         if layer != 0:
             raise VolumeError(f"{path.name}: segment {n} lies on layer {layer}; only single-layer files are read.")

@@ -29,7 +29,8 @@ def test_overlap_hand_computed():
 def test_empty_masks_agree_perfectly_and_disjoint_score_zero():
     z = np.zeros((2, 2, 2), bool)
     assert Overlap.of(z, z).dice == 1.0
-    a = z.copy(); a[0, 0, 0] = True
+    a = z.copy()
+    a[0, 0, 0] = True
     assert Overlap.of(a, z).dice == 0.0 and Overlap.of(z, a).iou == 0.0
 
 

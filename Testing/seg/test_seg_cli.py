@@ -142,7 +142,7 @@ def test_result_folder_is_validated(ct_case, tmp_path):
         "missing file": (dict(good, files=dict(good["files"], volumes="nope.csv")), "nope.csv .* is missing"),
         "path escape": (dict(good, files=dict(good["files"], segmentation="../x.seg.nrrd")), "plain file name"),
     }
-    for how, (data, message) in broken.items():
+    for data, message in broken.values():
         (out / "result.json").write_text(json.dumps(data))
         with pytest.raises(ResultError, match=message):
             SegmentationResult.read(out, case.image)

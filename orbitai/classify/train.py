@@ -55,8 +55,9 @@ def lr_at(epoch: int, s: TrainSettings) -> float:
 
 
 def make_optimizer(model: torch.nn.Module, s: TrainSettings) -> torch.optim.Optimizer:
-    if hasattr(model, "weight_decay_groups"):
-        groups = getattr(model, "weight_decay_groups")(s.conv_weight_decay, s.fc_weight_decay)
+    weight_decay_groups = getattr(model, "weight_decay_groups", None)
+    if weight_decay_groups is not None:
+        groups = weight_decay_groups(s.conv_weight_decay, s.fc_weight_decay)
     else:
         groups = [{"params": list(model.parameters()), "weight_decay": s.fc_weight_decay}]
     return torch.optim.Adam(groups, lr=s.lr, betas=s.betas)

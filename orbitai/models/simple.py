@@ -1,7 +1,6 @@
 """A tiny 3D conv net used by the foundation tests and demo to exercise bundles end to end."""
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from orbitai.models import register

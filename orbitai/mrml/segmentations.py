@@ -18,7 +18,7 @@ import slicer
 import vtk
 from vtk.util import numpy_support
 
-from orbitai.io import Volume, VolumeError
+from orbitai.io import Volume
 from orbitai.mrml.scene import MRMLContext
 from orbitai.mrml.volumes import (as_volume, geometry_of, label_array, volume_from_volume_node, volume_like_node,
                                   volume_node_from_volume)

@@ -44,8 +44,8 @@ def _template():
     vol = Volume.from_sitk(img)
     # RAS (MNI) coordinates of index axes: x = 90 - i, y = j - 126, z = k - 72 for this grid
     shape = a.shape
-    K, J, I = np.ogrid[: shape[0], : shape[1], : shape[2]]
-    X, Y, Z = 90 - I, J - 126, K - 72
+    k, j, i = np.ogrid[: shape[0], : shape[1], : shape[2]]
+    X, Y, Z = 90 - i, j - 126, k - 72
     depth = ndi.distance_transform_edt(brain).astype(np.float32)
     vent = brain & (a < 45) & (np.abs(X) < 30) & (Y > -45) & (Y < 35) & (Z > -2) & (Z < 35) & (depth > 12)
     lab, n = ndi.label(vent)
