@@ -54,7 +54,7 @@ def _supported(m: nn.Module) -> bool:
     if isinstance(m, nn.Sequential):
         return all(_supported(c) for c in m)
     if _is_residual(m):
-        return _supported(m.body) and isinstance(m.act, (nn.ReLU, nn.Identity))
+        return _supported(m.get_submodule("body")) and isinstance(m.get_submodule("act"), (nn.ReLU, nn.Identity))
     return False
 
 
@@ -66,23 +66,30 @@ def supports(model: nn.Module) -> bool:
             and len(feats) > 0 and isinstance(getattr(model, "head", None), nn.Module) and _supported(feats[0]))
 
 
+def _folded_sequence(m: nn.Sequential) -> nn.Sequential:
+    """:func:`_folded` of a Sequential."""
+    kids, out = list(m), list[nn.Module]()
+    while kids:
+        a = kids.pop(0)
+        bn = kids[0] if kids else None
+        if isinstance(a, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and _supported(bn):
+            del kids[0]
+            out.append(fuse_conv_bn_eval(a, bn))
+        else:
+            out.append(_folded(a))
+    return nn.Sequential(*out)
+
+
 def _folded(m: nn.Module) -> nn.Module:
     """``m`` with every Conv2d that a BatchNorm2d follows in a Sequential merged with it into one
     convolution (torch's ``fuse_conv_bn_eval``; eval mode): one pass over each map instead of two.
     The weights of ``m`` are not touched; unchanged children are shared, not copied."""
     if isinstance(m, nn.Sequential):
-        kids, out = list(m), []
-        while kids:
-            a = kids.pop(0)
-            if isinstance(a, nn.Conv2d) and kids and isinstance(kids[0], nn.BatchNorm2d) and _supported(kids[0]):
-                out.append(fuse_conv_bn_eval(a, kids.pop(0)))
-            else:
-                out.append(_folded(a))
-        return nn.Sequential(*out)
+        return _folded_sequence(m)
     if _is_residual(m):
         block = copy.copy(m)
         block._modules = dict(m._modules)
-        block._modules["body"] = _folded(m.body)
+        block._modules["body"] = _folded(m.get_submodule("body"))
         return block
     return m
 
@@ -200,11 +207,15 @@ def _lay_tiles(crop: torch.Tensor, t: _Tiles, y: torch.Tensor, x: torch.Tensor, 
     return crop
 
 
-def _window_op(m: nn.Module, base: torch.Tensor, t: _Tiles, memo: dict) -> tuple[torch.Tensor, _Tiles]:
+def _pair(v: int | tuple[int, ...]) -> tuple[int, ...]:
+    return v if isinstance(v, tuple) else (v, v)
+
+
+def _window_op(m: nn.Conv2d | nn.MaxPool2d, base: torch.Tensor, t: _Tiles, memo: dict) -> tuple[torch.Tensor, _Tiles]:
     """A convolution or max pool on the footprint of the tiles."""
-    k = m.kernel_size if isinstance(m.kernel_size, tuple) else (m.kernel_size,) * 2
-    s = m.stride if isinstance(m.stride, tuple) else (m.stride,) * 2
-    p = m.padding if isinstance(m.padding, tuple) else (m.padding,) * 2
+    if isinstance(m.padding, str):
+        raise TypeError("incremental occlusion does not support string padding")   # _supported refuses it
+    k, s, p = _pair(m.kernel_size), _pair(m.stride), _pair(m.padding)
     h, w = t.v.shape[-2:]
     # outputs whose window meets the tile: ceil((a + p - k + 1) / s) .. floor((a + size - 1 + p) / s)
     oy = -((-(t.y + p[0] - k[0] + 1)) // s[0])
@@ -231,10 +242,11 @@ def _step(m: nn.Module, base: torch.Tensor, t: _Tiles, memo: dict) -> tuple[torc
             base, t = _step(c, base, t, memo)
         return base, t
     if _is_residual(m):
-        body_base, bt = _step(m.body, base, t, memo)
+        body_base, bt = _step(m.get_submodule("body"), base, t, memo)
         h, w = bt.v.shape[-2:]
         skip = _overlay(base, t, bt.y, bt.x, h, w, memo)
-        return _once(memo, m, lambda: m.act(base + body_base)), _Tiles(m.act(skip + bt.v), bt.y, bt.x, t.grid)
+        act = m.get_submodule("act")
+        return _once(memo, m, lambda: act(base + body_base)), _Tiles(act(skip + bt.v), bt.y, bt.x, t.grid)
     raise TypeError(f"incremental occlusion does not support {type(m).__name__}")
 
 
@@ -291,8 +303,11 @@ def incremental_occlusion(model: nn.Module, x: torch.Tensor, target: int, patch:
     corners = window_starts(shape, patch, stride)
     total = torch.zeros(shape, dtype=torch.float64)
     count = torch.zeros(shape, dtype=torch.float64)
-    feats = list(_folded(model.features))
-    p0 = float(torch.softmax(model.head(model.features(x)), 1)[0, target])
+    features, head = model.get_submodule("features"), model.get_submodule("head")
+    if not isinstance(features, nn.Sequential):
+        raise TypeError("incremental occlusion needs model.features to be a Sequential (see supports())")
+    feats = list(_folded_sequence(features))
+    p0 = float(torch.softmax(head(features(x)), 1)[0, target])
     memo: dict[int, torch.Tensor] = {}   # unoccluded activations, by module
     x_cl = x.contiguous(memory_format=torch.channels_last)   # channels-last: the faster layout on CPU
     ys, xs = (np.unique(corners[:, k]) for k in (0, 1))
@@ -319,7 +334,7 @@ def incremental_occlusion(model: nn.Module, x: torch.Tensor, target: int, patch:
             h = _full(base, _grid_rows(t, r0, min(r0 + step, rows)))
             for m in feats[start:]:
                 h = m(h)
-            parts.append(model.head(h))
+            parts.append(head(h))
         p = torch.softmax(torch.cat(parts), 1)[:, target].double()
         for (a, c), pi in zip(cb, p):
             sl = (slice(int(a), int(a) + patch[0]), slice(int(c), int(c) + patch[1]))

@@ -20,19 +20,20 @@ from orbitai.explain.incremental import DEFAULT_BATCH, incremental_occlusion, su
 WHOLE_COPY_BATCH = 64
 
 
-def _window(x: torch.Tensor, patch: int | Sequence[int], stride: int | Sequence[int]):
+def _window(x: torch.Tensor, patch: int | Sequence[int],
+            stride: int | Sequence[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
     nsp = x.ndim - 2
     if x.ndim not in (4, 5) or x.shape[0] != 1:
         raise ValueError(f"Expected one input of shape (1, C, H, W) or (1, C, D, H, W), got {tuple(x.shape)}.")
-    patch = (patch,) * nsp if isinstance(patch, int) else tuple(patch)
-    stride = (stride,) * nsp if isinstance(stride, int) else tuple(stride)
-    if len(patch) != nsp or len(stride) != nsp:
-        raise ValueError(f"Patch {patch} and stride {stride} need {nsp} values for a {nsp}D input.")
-    if any(p > n for p, n in zip(patch, x.shape[2:])):
-        raise ValueError(f"Patch {patch} is larger than the input {tuple(x.shape[2:])}.")
-    if any(s < 1 or s > p for p, s in zip(patch, stride)):
-        raise ValueError(f"Stride {stride} must be between 1 and the patch {patch} (a larger stride leaves gaps).")
-    return patch, stride
+    patches = (patch,) * nsp if isinstance(patch, int) else tuple(patch)
+    strides = (stride,) * nsp if isinstance(stride, int) else tuple(stride)
+    if len(patches) != nsp or len(strides) != nsp:
+        raise ValueError(f"Patch {patches} and stride {strides} need {nsp} values for a {nsp}D input.")
+    if any(p > n for p, n in zip(patches, x.shape[2:])):
+        raise ValueError(f"Patch {patches} is larger than the input {tuple(x.shape[2:])}.")
+    if any(s < 1 or s > p for p, s in zip(patches, strides)):
+        raise ValueError(f"Stride {strides} must be between 1 and the patch {patches} (a larger stride leaves gaps).")
+    return patches, strides
 
 
 class _Prob(torch.nn.Module):

@@ -22,6 +22,8 @@ nerve. Everything else is our reconstruction, documented here:
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from monai.networks.nets.basic_unet import Down, TwoConv, UpCat
 from torch import nn
@@ -66,7 +68,7 @@ class BiConvLSTM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         steps = x.shape[1]
-        fwd, bwd = [], [None] * steps
+        fwd, bwd = [], []
         state = None
         for t in range(steps):
             state = self.fwd(x[:, t], state)
@@ -74,7 +76,8 @@ class BiConvLSTM(nn.Module):
         state = None
         for t in reversed(range(steps)):
             state = self.bwd(x[:, t], state)
-            bwd[t] = state[0]
+            bwd.append(state[0])
+        bwd.reverse()
         return torch.stack([torch.cat([f, b], dim=1) for f, b in zip(fwd, bwd)], dim=1)
 
 
@@ -93,7 +96,7 @@ class SeqUNet(nn.Module):
             raise ValueError("in_channels, out_channels and base_channels must be >= 1.")
         self.in_channels, self.out_channels, self.n_slices = in_channels, out_channels, n_slices
         b = base_channels
-        kw = dict(act="RELU", norm="BATCH", bias=False)
+        kw: dict[str, Any] = dict(act="RELU", norm="BATCH", bias=False)
         self.enc0 = TwoConv(2, in_channels, b, **kw)
         self.enc1 = Down(2, b, 2 * b, **kw)
         self.enc2 = Down(2, 2 * b, 4 * b, **kw)

@@ -71,7 +71,7 @@ _add(SegConfig("sequnet-paper", "sequnet_volume", {"out_channels": 4},
 # Demo configurations: orbit label scheme, width-reduced, trainable on 2 CPU cores.
 # Demo recipe: Adam 1e-3 and softmax CE + Dice instead of the paper's sigmoid CE at 1e-4, so
 # the small networks learn thin muscles within a CPU budget (the paper configs keep the paper's).
-_DEMO = dict(lr=1e-3, lr_decay_epoch=61, batch_size=2, epochs=60, iters_per_epoch=30, loss="ce_dice", val_every=10)
+_DEMO: dict[str, Any] = dict(lr=1e-3, lr_decay_epoch=61, batch_size=2, epochs=60, iters_per_epoch=30, loss="ce_dice", val_every=10)
 _add(SegConfig("svnet-demo-ct", "svnet", {"in_channels": 1, "out_channels": 7, "base_channels": 6},
                _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), CT_WINDOW, "CT"),
                "Width-reduced SV-net trained on orbital CT phantoms (demo, not for clinical use).",
