@@ -68,6 +68,10 @@ class Bundle:
     def weights_path(self) -> Path:
         return self.path / WEIGHTS
 
+    def check_metadata(self) -> None:
+        """The full schema check of the metadata (`load_bundle` may have checked only its keys)."""
+        validate_metadata(self.metadata, where=f"Bundle {self.path}: {METADATA}", full=True)
+
     def verify(self) -> None:
         """Raise `BundleError` unless the weights file exists and matches its checksum."""
         if not self.weights_path.is_file():
@@ -85,6 +89,7 @@ class Bundle:
         (skops, JSON, radiomics parameters, state_dict; never pickle)."""
         from orbitai.bundle.formats import load_file
 
+        self.check_metadata()
         entry = (self.metadata.get("files") or {}).get(role)
         if entry is None:
             raise BundleError(f"Bundle '{self.name}' ({self.path}) has no {role!r} file; it lists "
@@ -94,6 +99,7 @@ class Bundle:
     def load_state_dict(self) -> dict[str, "torch.Tensor"]:
         import torch
 
+        self.check_metadata()
         self.verify()
         try:
             state = torch.load(self.weights_path, map_location="cpu", weights_only=True)
@@ -110,6 +116,7 @@ class Bundle:
         """Build the architecture, load the verified weights, return it in eval mode."""
         from orbitai.models import build_model
 
+        self.check_metadata()
         if not self.architecture:
             raise BundleError(f"Bundle '{self.name}' ({self.metadata.get('task')}) holds no network, only the files "
                               f"{sorted(self.metadata.get('files') or {})}; read them with load_file().")
@@ -130,7 +137,10 @@ class Bundle:
 
 
 def load_bundle(path: str | os.PathLike) -> Bundle:
-    """Read and validate a bundle folder's metadata (weights are checked when loaded)."""
+    """Read and validate a bundle folder's metadata (weights are checked when loaded).
+
+    Without ``jsonschema`` only the required keys are checked, so bundles can be listed before
+    the dependencies are installed; loading a model or file runs the full schema check."""
     p = Path(path)
     meta_path = p / METADATA
     if not p.is_dir():
@@ -167,7 +177,7 @@ def write_bundle(path: str | os.PathLike, metadata: dict[str, Any],
     tmp = Path(tempfile.mkdtemp(prefix=f".{p.name}-", dir=p.parent))
     try:
         meta = {**metadata, **write_files(tmp)}
-        validate_metadata(meta, where="Bundle metadata")
+        validate_metadata(meta, where="Bundle metadata", full=True)
         (tmp / METADATA).write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n")
         umask = os.umask(0)
         os.umask(umask)

@@ -1,7 +1,9 @@
 """JSON Schemas of ``metadata.json``, one per task (``schemas/<task>.schema.json``, draft 2020-12).
 
 `validate_metadata` checks a bundle's metadata against the base schema and its task's schema at
-load and at save time and raises `BundleError` with one line naming the first problem.
+load and at save time and raises `BundleError` with one line naming the first problem. Listing
+bundles needs only the required keys: Slicer lists the models at module load, before the
+first run installs ``jsonschema``; loading or saving a model always runs the full check.
 """
 from __future__ import annotations
 
@@ -39,8 +41,22 @@ def schema(task: str) -> dict[str, Any]:
     return _schema(task)
 
 
-def validate_metadata(meta: Any, where: str = "metadata.json") -> None:
-    """Raise `BundleError` (one line, prefixed by ``where``) unless ``meta`` fits its task's schema."""
+def jsonschema_available() -> bool:
+    """Whether the full schema check can run here (``jsonschema`` is installed)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("jsonschema") is not None
+    except (ImportError, ValueError):   # a blocked or half-installed module
+        return False
+
+
+def validate_metadata(meta: Any, where: str = "metadata.json", full: bool | None = None) -> None:
+    """Raise `BundleError` (one line, prefixed by ``where``) unless ``meta`` fits its task's schema.
+
+    The required keys and the task are always checked. ``full=None`` adds the full JSON-Schema check
+    (and the task's own rules) when ``jsonschema`` is installed; ``full=True`` requires it (loading
+    or saving a model); ``full=False`` checks only the keys."""
     if not isinstance(meta, dict):
         raise BundleError(f"{where} must be a JSON object.")
     missing = [k for k in _schema("base")["required"] if k not in meta]
@@ -51,13 +67,21 @@ def validate_metadata(meta: Any, where: str = "metadata.json") -> None:
         raise BundleError(f"{where} lacks required keys {missing}.")
     if task not in TASKS:
         raise BundleError(f"{where}: unknown task {task!r}; known tasks: {', '.join(TASKS)}.")
-    from jsonschema.exceptions import best_match
-
-    error = best_match(_validator(task).iter_errors(meta))
+    if full is None:
+        full = jsonschema_available()
+    if not full:
+        return
+    try:
+        from jsonschema.exceptions import best_match
+        validator = _validator(task)
+    except ImportError as exc:
+        raise BundleError(f"{where} cannot be checked: the Python package {exc.name or 'jsonschema'!r} is "
+                          "missing; install OrbitAI's requirements (pip install jsonschema).") from exc
+    error = best_match(validator.iter_errors(meta))
     if error is not None:
         at = "/".join(str(p) for p in error.absolute_path) or "(top level)"
         raise BundleError(f"{where} does not fit the {task} schema at {at}: {error.message}.")
-    inp = meta.get("input", {})
-    if task == "tao_activity" and inp["net_pixels"] > inp["crop_pixels"]:
-        raise BundleError(f"{where}: input net_pixels ({inp['net_pixels']}) exceeds crop_pixels "
-                          f"({inp['crop_pixels']}).")
+    if task == "tao_activity":   # the input block's rules live with the preprocessing that reads it
+        from orbitai.tao.spec import TaoInputSpec
+
+        TaoInputSpec.from_metadata(meta)

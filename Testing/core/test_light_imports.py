@@ -1,0 +1,77 @@
+"""What runs at Slicer module load must work before the first run installs OrbitAI's dependencies.
+
+Slicer ships numpy, SimpleITK and VTK but not torch, MONAI, jsonschema or skops; the modules list
+the installed models when they load (parameter-node choices). Each check runs in a fresh Python
+whose import system refuses those packages."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BLOCKED = ("torch", "jsonschema", "referencing", "monai", "skops", "captum")
+
+BLOCKER = f"""
+import importlib.abc, sys
+BLOCKED = {{blocked!r}}
+
+class Blocker(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {{{{name!r}}}} (blocked by the test)", name=name)
+        return None
+
+sys.meta_path.insert(0, Blocker())
+sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / "OrbitSegmentation")!r}, {str(ROOT / "TAOActivity")!r}]
+"""
+
+
+def run_blocked(code: str, blocked: tuple[str, ...] = BLOCKED) -> str:
+    """Run ``code`` with ``blocked`` packages refused; return its stdout (fails on a non-zero exit)."""
+    proc = subprocess.run([sys.executable, "-c", BLOCKER.format(blocked=blocked) + textwrap.dedent(code)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_bundles_are_listed_without_jsonschema_or_torch():
+    out = run_blocked("""
+        import sys
+        import orbitai.bundle, orbitai.device
+        from orbitai.bundle import iter_bundles
+        print(sorted(b.name for b in iter_bundles()))
+        print(sorted(m for m in BLOCKED if m in sys.modules))
+    """).splitlines()
+    assert out[0] == str(sorted(["orbit_sequnet_ct_demo", "orbit_sunet_ct_demo", "orbit_svnet_ct_demo",
+                                 "orbit_svnet_dr_demo", "tao_network_a_demo", "tao_network_b_demo"]))
+    assert out[1] == "[]"
+
+
+def test_loading_a_model_without_jsonschema_says_what_to_install():
+    out = run_blocked("""
+        from orbitai.bundle import BundleError, find_bundle
+        b = find_bundle("tao_network_b_demo")
+        try:
+            b.load_model()
+        except BundleError as exc:
+            print(exc)
+    """, blocked=("jsonschema",))
+    assert "cannot be checked: the Python package 'jsonschema' is missing" in out
+    assert len(out.strip().splitlines()) == 1
+
+
+def test_module_logics_list_models_without_dependencies():
+    out = run_blocked("""
+        import sys
+        from OrbitSegmentationLib import OrbitSegmentationLogic
+        from TAOActivityLib import TAOActivityLogic
+        print(OrbitSegmentationLogic.modelChoices())
+        print(TAOActivityLogic.modelLabels())
+        print(sorted(m for m in BLOCKED if m in sys.modules))
+    """).splitlines()
+    seg, tao, loaded = out[-3:]
+    assert "orbit_svnet_ct_demo" in seg and "orbit_svnet_dr_demo" in seg
+    assert tao.count("Network") == 2, tao
+    assert loaded == "[]"
