@@ -11,7 +11,7 @@ import functools
 import importlib
 import logging
 import sys
-from typing import Callable, Sequence
+from typing import Callable, NoReturn, Sequence
 
 from orbitai import __version__
 from orbitai.errors import OrbitAIError, UserError, one_line
@@ -31,7 +31,7 @@ COMMAND_MODULES = [
 class ArgumentParser(argparse.ArgumentParser):
     """argparse that reports a usage error as one line (exit 2) instead of usage text plus error."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 

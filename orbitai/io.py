@@ -18,7 +18,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Sequence, cast
 
 import numpy as np
 import SimpleITK as sitk
@@ -46,20 +46,21 @@ class Volume:
 
     def __post_init__(self) -> None:
         self.array = np.asarray(self.array)
-        self.spacing = tuple(float(s) for s in self.spacing)  # type: ignore[assignment]
-        self.origin = tuple(float(o) for o in self.origin)  # type: ignore[assignment]
+        # three values each: validate_geometry says so in one line otherwise
+        self.spacing = cast("tuple[float, float, float]", tuple(float(s) for s in self.spacing))
+        self.origin = cast("tuple[float, float, float]", tuple(float(o) for o in self.origin))
         self.direction = np.asarray(self.direction, dtype=float).reshape(3, 3)
         validate_geometry(self.array, self.spacing, self.origin, self.direction)
 
     # ----------------------------------------------------------------- geometry
     @property
     def shape(self) -> tuple[int, int, int]:
-        return tuple(self.array.shape)  # type: ignore[return-value]
+        return tuple(self.array.shape)
 
     @property
     def size_xyz(self) -> tuple[int, int, int]:
         """Number of voxels along i, j, k (ITK order)."""
-        return tuple(int(n) for n in self.array.shape[::-1])  # type: ignore[return-value]
+        return cast("tuple[int, int, int]", tuple(int(n) for n in self.array.shape[::-1]))
 
     def ijk_to_lps(self) -> np.ndarray:
         """4x4 matrix mapping (i, j, k, 1) voxel indices to LPS millimetres."""
@@ -88,11 +89,11 @@ class Volume:
         origin = LPS_TO_RAS @ m[:3, 3]
         return cls(array, tuple(spacing), tuple(origin), direction, **kw)
 
-    def index_to_physical(self, ijk: Sequence[float]) -> np.ndarray:
+    def index_to_physical(self, ijk: Sequence[float] | np.ndarray) -> np.ndarray:
         """LPS position (mm) of a continuous (i, j, k) index."""
         return self.ijk_to_lps()[:3, :3] @ np.asarray(ijk, float) + np.asarray(self.origin)
 
-    def physical_to_index(self, lps: Sequence[float]) -> np.ndarray:
+    def physical_to_index(self, lps: Sequence[float] | np.ndarray) -> np.ndarray:
         """Continuous (i, j, k) index of an LPS position (mm)."""
         lin = self.ijk_to_lps()[:3, :3]
         return np.linalg.solve(lin, np.asarray(lps, float) - np.asarray(self.origin))

@@ -93,7 +93,7 @@ class OrbitaiJob:
         pkg_root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join([pkg_root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
         kwargs: dict = {}
-        if os.name == "posix":
+        if sys.platform != "win32":
             kwargs["start_new_session"] = True  # own process group: cancel kills all of it
         else:  # pragma: no cover - Windows
             kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
@@ -143,7 +143,7 @@ class OrbitaiJob:
             return
         self._cancelled = True
         try:
-            if os.name == "posix":
+            if sys.platform != "win32":
                 os.killpg(self.proc.pid, signal.SIGTERM)
             else:  # pragma: no cover
                 self.proc.send_signal(signal.CTRL_BREAK_EVENT)

@@ -23,7 +23,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, cast
 
 import numpy as np
 import SimpleITK as sitk
@@ -52,7 +52,7 @@ def orbit_table() -> dict[int, LabelInfo]:
     """The orbit label scheme 1..16 of DESIGN.md as a label table."""
     from orbitai.labels import ORBIT_LABELS
 
-    return {v: LabelInfo(v, lab.name, tuple(lab.colour), lab.slicer_terminology())
+    return {v: LabelInfo(v, lab.name, lab.colour, lab.slicer_terminology())
             for v, lab in ORBIT_LABELS.items()}
 
 
@@ -196,12 +196,12 @@ def read_segmentation(path: str | os.PathLike) -> tuple[Volume, dict[int, LabelI
             raise VolumeError(f"{path.name}: segment {n} lies on layer {layer}; only single-layer files are read.")
         value = int(get("LabelValue", str(n + 1)))
         rgb = [float(c) for c in get("Color", "0.5 0.5 0.5").split()[:3]]
+        colour = cast("tuple[int, int, int]", tuple(int(round(c * 255)) for c in rgb))   # three values in Slicer's files
         term = ""
         for tag in get("Tags").split("|"):
             if tag.startswith("TerminologyEntry:"):
                 term = tag[len("TerminologyEntry:"):]
-        table[value] = LabelInfo(value, get("Name", get("ID")),
-                                 tuple(int(round(c * 255)) for c in rgb), term)
+        table[value] = LabelInfo(value, get("Name", get("ID")), colour, term)
         n += 1
     vol = Volume.from_sitk(img)
     if vol.array.dtype.kind == "f":

@@ -1,7 +1,7 @@
 """Shared validation and small helpers for the annotation tools (no Slicer)."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Sequence, cast
 
 import numpy as np
 
@@ -67,7 +67,7 @@ def spacing_kji(spacing) -> np.ndarray:
 def normalize_region(region, shape) -> Region:
     """Region as three slices clipped to the image; ``None`` = whole image."""
     if region is None:
-        return tuple(slice(0, n) for n in shape)  # type: ignore[return-value]
+        return cast(Region, tuple(slice(0, n) for n in shape))
     if len(region) != 3:
         raise AnnotationError(f"A region is three slices (k, j, i); got {region!r}.")
     out = []
@@ -80,7 +80,7 @@ def normalize_region(region, shape) -> Region:
         if hi <= lo:
             raise AnnotationError(f"The working region {region!r} does not overlap the image (shape {shape}).")
         out.append(slice(lo, hi))
-    return tuple(out)  # type: ignore[return-value]
+    return cast(Region, tuple(out))
 
 
 def region_around(point, size_mm: float | Sequence[float], spacing, shape) -> Region:
@@ -97,8 +97,8 @@ def bbox(mask: np.ndarray, margin_vox=0) -> Region | None:
     if any(len(i) == 0 for i in idx):
         return None
     m = np.broadcast_to(np.asarray(margin_vox, int), (mask.ndim,))
-    return tuple(slice(max(0, int(i[0] - g)), min(n, int(i[-1] + g + 1)))
-                 for i, g, n in zip(idx, m, mask.shape))  # type: ignore[return-value]
+    return cast(Region, tuple(slice(max(0, int(i[0] - g)), min(n, int(i[-1] + g + 1)))
+                              for i, g, n in zip(idx, m, mask.shape)))
 
 
 def noise_sigma(a: np.ndarray) -> float:

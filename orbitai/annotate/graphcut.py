@@ -209,10 +209,8 @@ def superpixel_cut(labels: np.ndarray, n_labels: int, cost_fg: np.ndarray, cost_
         hi = np.maximum(la[diff], lb[diff])
         keys.append(lo * n + hi)
         vals.append(w[diff].astype(np.float64))
-    keys = np.concatenate(keys)
-    vals = np.concatenate(vals)
-    uk, inv = np.unique(keys, return_inverse=True)
-    ew = np.bincount(inv, weights=vals, minlength=len(uk))
+    uk, inv = np.unique(np.concatenate(keys), return_inverse=True)
+    ew = np.bincount(inv, weights=np.concatenate(vals), minlength=len(uk))
     edges = np.stack([uk // n, uk % n], 1)
     side = min_cut(n, edges, ew, cf, cb)
     return side[lab]

@@ -88,13 +88,13 @@ def _slice_strokes(t: np.ndarray, sk: np.ndarray, axis: int, n_strokes: int, max
     psp = np.delete(sk, axis)
     area = t.sum(axis=tuple(a for a in range(3) if a != axis))
     cand = np.nonzero(area >= 0.3 * area.max())[0]
-    picks = np.round(np.linspace(cand[0], cand[-1], n_strokes + 2)[1:-1]).astype(int)
-    picks = sorted({int(cand[np.argmin(np.abs(cand - k))]) for k in picks})
+    spread = np.round(np.linspace(cand[0], cand[-1], n_strokes + 2)[1:-1]).astype(int)
+    picks = sorted({int(cand[np.argmin(np.abs(cand - k))]) for k in spread})
     strokes = []
     for k in picks:
         line = _stroke_in_slice(np.take(t, k, axis=axis), psp, max_len_mm)
         m = np.zeros(t.shape, bool)
-        idx = [slice(None)] * 3
+        idx: list[slice | int] = [slice(None)] * 3
         idx[axis] = k
         m[tuple(idx)] = line
         strokes.append(m)
@@ -119,15 +119,14 @@ def simulate_strokes(truth: np.ndarray, spacing, n_strokes: int = 3, axis: int |
     if axis is not None:
         return _slice_strokes(t, sk, axis, n_strokes, max_len_mm)
     box = tuple(slice(max(0, s.start - 1), s.stop + 1) for s in ndi.find_objects(t.astype(np.uint8))[0])
-    best = None
+    views = []
     for ax in range(3):
         sub = _slice_strokes(t[box], sk, ax, n_strokes, max_len_mm)
         area = float(t.sum(axis=tuple(a for a in range(3) if a != ax)).max()) * float(np.prod(np.delete(sk, ax)))
-        key = (round(_stroke_length_mm(sub, np.delete(sk, ax)), 3), area, -ax)
-        if best is None or key > best[0]:
-            best = (key, ax, sub)
+        views.append(((round(_stroke_length_mm(sub, np.delete(sk, ax)), 3), area, -ax), sub))
+    _, best = max(views, key=lambda view: view[0])
     out = []
-    for s in best[2]:
+    for s in best:
         m = np.zeros(t.shape, bool)
         m[box] = s
         out.append(m)
@@ -157,7 +156,7 @@ def correction_stroke(segment: np.ndarray, truth: np.ndarray, spacing, axis: int
     k = int(np.argmax(areas[axis]))
     line = _stroke_in_slice(np.take(comp, k, axis=axis), np.delete(sk, axis), max_len_mm)
     stroke = np.zeros(comp.shape, bool)
-    idx = [slice(None)] * 3
+    idx: list[slice | int] = [slice(None)] * 3
     idx[axis] = k
     stroke[tuple(idx)] = line
     return stroke, background

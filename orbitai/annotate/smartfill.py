@@ -71,7 +71,7 @@ def _faces(shape, region, image_shape) -> np.ndarray:
     """Voxels on the faces of the region that are not faces of the image."""
     f = np.zeros(shape, bool)
     for ax, s in enumerate(region):
-        idx = [slice(None)] * 3
+        idx: list[slice | int] = [slice(None)] * 3
         if s.start > 0:
             idx[ax] = 0
             f[tuple(idx)] = True
@@ -118,7 +118,10 @@ def smartfill(image, spacing, fg_strokes, bg_strokes=None, *, margin_mm: float =
     seeds = fg if bg is None else (fg | bg)
     margin = float(margin_mm)
     for attempt in range(max_grow + 1):
-        region = bbox(seeds, np.ceil(margin / sk).astype(int))
+        box = bbox(seeds, np.ceil(margin / sk).astype(int))
+        if box is None:   # _prepare refuses empty object strokes
+            raise AnnotationError("SmartFill needs at least one stroke inside the structure; none was painted.")
+        region = box
         res = _solve_region(a, sk, fg, bg, region, smoothness, edge_sigma, supervoxel_mm, band_vox, locality_mm)
         touches = np.any(res & _faces(res.shape, region, a.shape))
         if not touches or attempt == max_grow:

@@ -15,7 +15,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Sequence, cast
 
 import numpy as np
 import SimpleITK as sitk
@@ -61,7 +61,7 @@ class Superpixels:
         box = self.objects[label]
         sub = self.labels[box] == label
         img_box = tuple(slice(r.start + b.start, r.start + b.stop) for r, b in zip(self.region, box))
-        return img_box, sub  # type: ignore[return-value]
+        return cast(Region, img_box), sub
 
     def mask_of(self, label: int, shape) -> np.ndarray:
         out = np.zeros(shape, bool)
@@ -115,11 +115,11 @@ class SuperpixelCache:
         if mode == "2d":
             if slice_index is None:
                 raise AnnotationError("2D superpixels need the slice index (the slice being annotated).")
-            reg = list(reg)
             if not reg[axis].start <= int(slice_index) < reg[axis].stop:
                 raise AnnotationError(f"Slice {slice_index} is outside the working region.")
-            reg[axis] = slice(int(slice_index), int(slice_index) + 1)
-            reg = tuple(reg)
+            parts = list(reg)
+            parts[axis] = slice(int(slice_index), int(slice_index) + 1)
+            reg = cast(Region, tuple(parts))
         key = (_fingerprint(a, sp), tuple((s.start, s.stop) for s in reg), int(n_superpixels), mode, axis,
                float(compactness), key_extra)
         with self._lock:

@@ -15,10 +15,10 @@ def model_grid(vol: Volume, spacing: Sequence[float]) -> sitk.Image:
                         for k in (0, vol.size_xyz[2] - 1)], float)
     pts = np.array([vol.index_to_physical(c) for c in corners])
     lo, hi = pts.min(axis=0), pts.max(axis=0)
-    spacing = np.asarray(spacing, float)
-    size = np.maximum(1, np.floor((hi - lo) / spacing + 1e-6).astype(int) + 1)
+    step = np.asarray(spacing, float)
+    size = np.maximum(1, np.floor((hi - lo) / step + 1e-6).astype(int) + 1)
     ref = sitk.Image([int(s) for s in size], sitk.sitkFloat32)
-    ref.SetSpacing(tuple(spacing))
+    ref.SetSpacing(tuple(step))
     ref.SetOrigin(tuple(lo))
     ref.SetDirection((1, 0, 0, 0, 1, 0, 0, 0, 1))
     return ref

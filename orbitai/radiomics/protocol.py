@@ -112,7 +112,7 @@ def _protocol_text(name_or_path: str | os.PathLike) -> tuple[str, str]:
                              f"protocols {shipped_protocols()}.")
         return path.read_text(), str(path)
     name = str(name_or_path)
-    ref = resources.files("orbitai.radiomics").joinpath("params", f"{name}.yaml")
+    ref = resources.files("orbitai.radiomics").joinpath("params").joinpath(f"{name}.yaml")
     if not ref.is_file():
         raise InputError(f"Unknown radiomics protocol {name!r}; shipped: {shipped_protocols()}, or give a "
                          "parameter file path.")
