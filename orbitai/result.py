@@ -18,7 +18,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Optional, TypeVar
+from typing import Any, Callable, ClassVar, Literal, Optional, TypeVar, overload
 
 from orbitai.errors import ResultError, UserError
 from orbitai.io import Volume, VolumeError, read_volume
@@ -38,6 +38,22 @@ def check_out_dir(out_dir: str | os.PathLike) -> Path:
                 raise UserError(f"The output folder {out} {what}; --out takes a folder.")
             break
     return out
+
+
+def remove_result(folder: Path) -> None:
+    """Remove the result a previous run left in ``folder``: its ``result.json`` first, then the files
+    that it names (other files, such as a job's input, stay)."""
+    path = folder / RESULT_FILE
+    try:
+        files = json.loads(path.read_text()).get("files")
+    except (OSError, ValueError, AttributeError):
+        files = None
+    path.unlink(missing_ok=True)
+    for name in (files.values() if isinstance(files, dict) else ()):
+        if isinstance(name, str) and name and Path(name).name == name and name not in (".", ".."):
+            stale = folder / name
+            if stale.is_file() or stale.is_symlink():
+                stale.unlink()
 
 
 class TaskResult:
@@ -79,7 +95,8 @@ class TaskResult:
                 os.umask(umask)
                 os.chmod(tmp, 0o777 & ~umask)  # mkdtemp creates 0700; give the usual permissions
                 os.replace(tmp, out)
-            else:   # an existing folder (e.g. a job's): move the files in, result.json last
+            else:   # an existing folder (e.g. a job's): drop the previous result, move the files in, result.json last
+                remove_result(out)
                 for f in sorted(tmp.iterdir(), key=lambda f: f.name == RESULT_FILE):
                     os.replace(f, out / f.name)
         finally:
@@ -101,11 +118,19 @@ class TaskResult:
             raise cls.error(f"{RESULT_FILE} cannot be read: {exc}") from None
         if not isinstance(data, dict):
             raise cls.error(f"{RESULT_FILE} in {folder} is not a JSON object.")
-        task = data.get("task", cls.task)   # folders written before the contract named no task
-        if task != cls.task:
-            raise cls.error(f"{folder} holds a {task!r} result, not a {cls.task!r} result.")
-        if not isinstance(data.get("warnings", []), list):
-            raise cls.error(f"{RESULT_FILE}: 'warnings' must be a list of strings.")
+        if "task" not in data:
+            raise cls.error(f"{RESULT_FILE} in {folder} names no task; it was not written by 'orbitai ... predict'.")
+        if data["task"] != cls.task:
+            raise cls.error(f"{folder} holds a {data['task']!r} result, not a {cls.task!r} result.")
+        if not isinstance(data.get("model", ""), str):
+            raise cls.error(f"{RESULT_FILE}: 'model' must be a string, got {data['model']!r}.")
+        warnings = data.get("warnings", [])
+        if not isinstance(warnings, list) or not all(isinstance(w, str) for w in warnings):
+            raise cls.error(f"{RESULT_FILE}: 'warnings' must be a list of strings, got {warnings!r}.")
+        files = data.get("files", {})
+        if not isinstance(files, dict) or not all(isinstance(v, str) and Path(v).name == v and v not in ("", ".", "..")
+                                                  for v in files.values()):
+            raise cls.error(f"{RESULT_FILE}: 'files' must map roles to plain file names in the folder, got {files!r}.")
         return data
 
     @classmethod
@@ -115,21 +140,26 @@ class TaskResult:
         return cls._from_folder(cls.read_json(folder), folder, reference)
 
     # ---------------------------------------------------------------------- helpers
+    @overload
     @classmethod
-    def file_of(cls, data: dict[str, Any], folder: Path, role: str, default: str,
-                required: bool = True) -> Optional[Path]:
-        """The file that ``result.json`` names for ``role`` (or ``default``); None if optional and absent."""
-        files = data.get("files") or {}
-        if not isinstance(files, dict):
-            raise cls.error(f"{RESULT_FILE}: 'files' must map roles to file names.")
-        name = files.get(role, default)
-        if not isinstance(name, str) or Path(name).name != name:
-            raise cls.error(f"{RESULT_FILE}: the {role} file must be a plain file name in the folder, got {name!r}.")
+    def file_of(cls, data: dict[str, Any], folder: Path, role: str, required: Literal[True] = True) -> Path: ...
+
+    @overload
+    @classmethod
+    def file_of(cls, data: dict[str, Any], folder: Path, role: str, required: bool) -> Optional[Path]: ...
+
+    @classmethod
+    def file_of(cls, data: dict[str, Any], folder: Path, role: str, required: bool = True) -> Optional[Path]:
+        """The file that ``result.json``'s ``files`` names for ``role``; None if the role is optional
+        and not listed. Only listed files count: a file left in the folder by an earlier run is never read."""
+        name = (data.get("files") or {}).get(role)
+        if name is None:
+            if required:
+                raise cls.error(f"{RESULT_FILE} in {folder} names no {role} file.")
+            return None
         path = folder / name
         if not path.is_file():
-            if required or role in files:
-                raise cls.error(f"The {role} file {name} named by {RESULT_FILE} is missing in {folder}.")
-            return None
+            raise cls.error(f"The {role} file {name} named by {RESULT_FILE} is missing in {folder}.")
         return path
 
     @classmethod

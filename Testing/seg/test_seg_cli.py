@@ -122,6 +122,22 @@ def test_out_is_a_folder(ct_case, tmp_path, capsys):
     assert (tmp_path / "file").read_text() == "x"
 
 
+def test_rerun_into_the_same_folder_leaves_no_stale_files(ct_case, tmp_path):
+    """A second run into the same --out folder replaces the first run's result: the files it named
+    are gone (other files stay) and a file that result.json does not list is never read."""
+    case, path = ct_case
+    out = tmp_path / "again"
+    run = ["seg", "predict", str(path), "--out", str(out), "--device", "cpu", "--no-mirror"]
+    assert main([*run, "--uncertainty", "--labelmap"]) == 0
+    assert SegmentationResult.read(out, case.image).uncertainty is not None
+    (out / "input.nrrd").write_text("a job's own file")
+    assert main(run) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["input.nrrd", "result.json", "segmentation.seg.nrrd",
+                                                     "volumes.csv"]
+    write_volume(case.image, out / "uncertainty.nrrd")   # a contract name, but not listed by result.json
+    assert SegmentationResult.read(out, case.image).uncertainty is None
+
+
 def test_result_folder_is_validated(ct_case, tmp_path):
     """SegmentationResult.read refuses folders that break the contract, one clear line each."""
     from orbitai.errors import ResultError
@@ -141,6 +157,12 @@ def test_result_folder_is_validated(ct_case, tmp_path):
         "unlisted label": (dict(good, structures=good["structures"][2:]), "does not list"),
         "missing file": (dict(good, files=dict(good["files"], volumes="nope.csv")), "nope.csv .* is missing"),
         "path escape": (dict(good, files=dict(good["files"], segmentation="../x.seg.nrrd")), "plain file name"),
+        "no task": ({k: v for k, v in good.items() if k != "task"}, "names no task"),
+        "warnings not strings": (dict(good, warnings=[1, 2]), "'warnings' must be a list of strings"),
+        "warnings not a list": (dict(good, warnings="careful"), "'warnings' must be a list of strings"),
+        "model not a string": (dict(good, model=3), "'model' must be a string"),
+        "files not a map": (dict(good, files=["segmentation.seg.nrrd"]), "'files' must map roles"),
+        "unlisted segmentation": (dict(good, files={"volumes": "volumes.csv"}), "names no segmentation file"),
     }
     for data, message in broken.values():
         (out / "result.json").write_text(json.dumps(data))

@@ -69,6 +69,34 @@ def test_predict_finds_the_orbits_itself(t2, tmp_path):
         TaoResult.read(out)
 
 
+def test_no_maps_rerun_into_the_same_folder_returns_no_maps(t2, tmp_path):
+    """``--no-maps`` into a folder that holds an earlier run's maps: the old maps are removed and
+    never read back, even when a map file is put back under its contract name."""
+    case, img, seg = t2
+    out = tmp_path / "again"
+    run = ["tao", "predict", str(img), "--segmentation", str(seg), "--device", "cpu", "--out", str(out)]
+    assert main(run) == 0
+    assert set(TaoResult.read(out, case.image).maps) == {"occlusion", "gradcam"}
+    assert main([*run, "--no-maps"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["result.json"]
+    write_volume(case.image.with_array(np.zeros(case.image.shape, np.float32)), out / "occlusion.nrrd")
+    assert TaoResult.read(out, case.image).maps == {}
+
+
+def test_result_json_fields_are_typed(t2, tmp_path):
+    case, img, seg = t2
+    out = tmp_path / "typed"
+    assert main(["tao", "predict", str(img), "--segmentation", str(seg), "--no-maps", "--device", "cpu",
+                 "--out", str(out)]) == 0
+    good = json.loads((out / "result.json").read_text())
+    for data, message in (({k: v for k, v in good.items() if k != "task"}, "names no task"),
+                          (dict(good, warnings=[1, 2]), "'warnings' must be a list of strings"),
+                          (dict(good, files={"occlusion": "../occlusion.nrrd"}), "plain file names")):
+        (out / "result.json").write_text(json.dumps(data))
+        with pytest.raises(TAOResultError, match=message):
+            TaoResult.read(out)
+
+
 def test_bundle_input_block_is_used_at_prediction(t2, tmp_path):
     """The crop geometry and normalisation come from the bundle's input block, not from literals:
     the same weights with a wider crop field of view give a proportionally larger crop box."""

@@ -74,7 +74,7 @@ class SegmentationResult(TaskResult):
         from orbitai.segfile import read_segmentation
 
         volumes = _check_structures(data.get("structures"))
-        seg_path = cls.file_of(data, folder, "segmentation", SEGMENTATION_FILE)
+        seg_path = cls.file_of(data, folder, "segmentation")
         try:
             labels, _table = read_segmentation(seg_path)
         except (OSError, ValueError) as exc:
@@ -89,15 +89,15 @@ class SegmentationResult(TaskResult):
         if not present <= listed:
             raise cls.error(f"The segmentation holds labels {sorted(present - listed)} that {RESULT_FILE} "
                               "does not list.")
-        csv_path = cls.file_of(data, folder, "volumes", VOLUMES_FILE)
+        csv_path = cls.file_of(data, folder, "volumes")
         with csv_path.open(newline="") as f:
             csv_rows = list(csv.DictReader(f))
         if [r.get("name") for r in csv_rows] != [r["name"] for r in volumes]:
             raise cls.error(f"{VOLUMES_FILE} and {RESULT_FILE} list different structures.")
-        unc_path = cls.file_of(data, folder, "uncertainty", UNCERTAINTY_FILE, required=False)
+        unc_path = cls.file_of(data, folder, "uncertainty", required=False)
         uncertainty = cls.read_map(unc_path, "uncertainty map", reference) if unc_path is not None else None
         info = {k: v for k, v in data.items() if k not in ("task", "model", "warnings", "structures", "files")}
-        return cls(labels, volumes, str(data.get("model", "")), [str(w) for w in data.get("warnings", [])],
+        return cls(labels, volumes, str(data.get("model", "")), list(data.get("warnings", [])),
                    uncertainty, info)
 
 

@@ -69,7 +69,7 @@ class TaoResult(TaskResult):
         data.setdefault("threshold", 0.5)
         maps: dict[str, Volume] = {}
         for kind in MAP_KINDS:
-            path = cls.file_of(data, folder, kind, f"{kind}.nrrd", required=False)
+            path = cls.file_of(data, folder, kind, required=False)
             if path is not None:
                 maps[kind] = cls.read_map(path, f"{kind} map", reference)
         return cls(data, maps)
