@@ -14,11 +14,12 @@ round trips (label maps keep their integer type, oblique directions are preserve
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence, cast
+from typing import Iterator, Sequence, cast
 
 import numpy as np
 import SimpleITK as sitk
@@ -224,17 +225,31 @@ def read_volume(path: str | os.PathLike, keep_metadata: bool = False) -> Volume:
     return Volume.from_sitk(img, keep_metadata=keep_metadata)
 
 
+@contextlib.contextmanager
+def itk_warnings_off() -> Iterator[None]:
+    """Silence ITK's multi-line warnings on stderr (e.g. GDCM's "No Series were found") inside the
+    block, where the caller reports the problem itself in one line; the setting is restored after."""
+    previous = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(previous)
+
+
 def read_dicom_series(folder: str | os.PathLike, series_id: str | None = None) -> Volume:
     """Read one DICOM series from a folder (the first, or ``series_id``)."""
     folder = str(folder)
-    ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(folder)
+    with itk_warnings_off():
+        ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(folder)
     if not ids:
         raise VolumeError(f"No DICOM series found in {folder}.")
     if series_id is None:
         series_id = ids[0]
     elif series_id not in ids:
         raise VolumeError(f"Series {series_id} not in {folder}; found: {', '.join(ids)}")
-    files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, series_id)
+    with itk_warnings_off():
+        files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, series_id)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     return Volume.from_sitk(reader.Execute())

@@ -162,6 +162,23 @@ def test_bad_invocations_of_the_console_command_each_in_its_own_process(bad_inpu
     assert not problems, "\n".join(problems)
 
 
+def test_folder_without_dicom_is_exactly_one_line(tmp_path):
+    """ITK's multi-line GDCM warning ("No Series were found") is silenced around the series lookup;
+    only OrbitAI's error line reaches stderr, and ITK's warning setting is restored afterwards."""
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("not DICOM")
+    res = _orbitai("seg", "predict", str(tmp_path / "empty"), "--out", str(tmp_path / "out"))
+    assert res.returncode == 2
+    assert res.stderr.splitlines() == [f"orbitai seg predict: error: No DICOM series found in {tmp_path / 'empty'}."]
+
+    import SimpleITK as sitk
+
+    from orbitai.io import VolumeError, read_volume
+    with pytest.raises(VolumeError):
+        read_volume(tmp_path / "empty")
+    assert sitk.ProcessObject.GetGlobalWarningDisplay()
+
+
 def test_debug_flag_shows_the_traceback(bad_inputs):
     res = _orbitai("--debug", "seg", "predict", str(bad_inputs / "small.nrrd"), "--out", "o", "--device", "cuda:99")
     assert res.returncode == 1 and "Traceback" in res.stderr and "DeviceError" in res.stderr
