@@ -22,6 +22,12 @@ class Case:
     segmentation: Path | None
     row: dict[str, str]
 
+    def labels(self) -> Volume:
+        """The case's ground-truth label map (:func:`read_labels`); ManifestError when the manifest gives none."""
+        if self.segmentation is None:
+            raise ManifestError(f"Case {self.case_id}: the manifest gives no segmentation.")
+        return read_labels(self.segmentation)
+
 
 def read_manifest(path: str | Path, need_segmentation: bool = True) -> list[Case]:
     """The manifest's cases in file order (raises :class:`ManifestError` for a bad manifest,

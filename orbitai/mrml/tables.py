@@ -61,7 +61,7 @@ def table_node_from_rows(ctx: MRMLContext, rows, name: str = "Table", units: Opt
             as_int = as_int and len(present) == len(values) and all(abs(int(v)) < 2**31 for v in present)
             arr = vtk.vtkIntArray() if as_int else vtk.vtkDoubleArray()
             for v in values:
-                arr.InsertNextValue(int(v) if as_int else (float("nan") if v is None else float(v)))
+                arr.InsertNextValue(float("nan") if v is None else (int(v) if as_int else float(v)))
         else:
             arr = vtk.vtkStringArray()
             for v in values:

@@ -20,7 +20,8 @@ __all__ = [
     "as_volume", "label_array", "geometry_of",
 ]
 
-_VTK_SAFE = {np.dtype(np.int64): np.int32, np.dtype(np.uint64): np.uint32, np.dtype(np.float16): np.float32}
+_VTK_SAFE_INT: dict[np.dtype, type[np.integer]] = {np.dtype(np.int64): np.int32, np.dtype(np.uint64): np.uint32}
+_VTK_SAFE: dict[np.dtype, type[np.number]] = {**_VTK_SAFE_INT, np.dtype(np.float16): np.float32}
 
 
 def ijk_to_ras_of(node) -> np.ndarray:
@@ -50,7 +51,9 @@ def _vtk_array(array: np.ndarray, label: bool) -> np.ndarray:
         return label_array(a)
     target = _VTK_SAFE.get(a.dtype)
     if target is not None:
-        if a.dtype.kind in "iu" and a.size and (a.min() < np.iinfo(target).min or a.max() > np.iinfo(target).max):
+        int_target = _VTK_SAFE_INT.get(a.dtype)
+        if int_target is not None and a.size and (a.min() < np.iinfo(int_target).min
+                                                  or a.max() > np.iinfo(int_target).max):
             return a.astype(np.float64)
         return a.astype(target)
     return a
@@ -77,7 +80,7 @@ def label_array(array: np.ndarray, what: str = "label map") -> np.ndarray:
         a = a.astype(np.int32)
     elif a.dtype.kind not in "iu":
         raise VolumeError(f"The {what} has voxel type {a.dtype}; expected integers.")
-    target = _VTK_SAFE.get(a.dtype)
+    target = _VTK_SAFE_INT.get(a.dtype)
     if target is not None:
         if a.size and (a.min() < np.iinfo(target).min or a.max() > np.iinfo(target).max):
             raise VolumeError(f"Label values of the {what} do not fit in 32 bits ({a.min()}..{a.max()}).")

@@ -62,7 +62,7 @@ def midline_split(classes: Volume, eyeball_class: int = 1) -> np.ndarray:
     eyeballs it falls back to the LPS x coordinate of the volume centre.
     """
     arr = classes.array
-    k, j, i = np.indices(arr.shape, sparse=True)
+    k, j, i = np.indices(arr.shape, sparse=True)  # type: ignore[misc]  # numpy's stub: tuple[()] for this shape type
     lin = classes.ijk_to_lps()
     # LPS x of every voxel (broadcast over the sparse index grids).
     x = lin[0, 0] * i + lin[0, 1] * j + lin[0, 2] * k + lin[0, 3]

@@ -23,6 +23,7 @@ import functools
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import SimpleITK as sitk
@@ -362,7 +363,7 @@ def _finish_fine(model: OrbitModel) -> None:
         pad = 8
         lo = np.maximum(idx.min(0) - pad, 0)
         hi = np.minimum(idx.max(0) + pad + 1, F.shape)
-        bx = tuple(slice(a, b) for a, b in zip(lo, hi))
+        bx = cast("tuple[slice, slice, slice]", tuple(slice(a, b) for a, b in zip(lo, hi)))
         d = (ndi.distance_transform_edt(~m[bx]) * FINE_SP).astype(np.float32)
         # position along the muscle: projection on its principal axis (posterior = apex = 0)
         pts = idx.astype(float)

@@ -105,7 +105,7 @@ def brain_flair_case(seed: int, disease: str = "ms", noise: bool = True) -> Phan
     mask = np.zeros(img.shape, bool)
     vs = T["vent_surface"]
     gx, gy, gz = T["grad"]
-    counts = {}
+    counts: dict[str, int] = {}
 
     def lesion(kind, centre, axes, direction=None, gain=None):
         g = gain if gain is not None else rng.uniform(1.35, 1.75)

@@ -22,7 +22,7 @@ import csv
 import os
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -80,6 +80,8 @@ def make_case(kind: str, seed: int, i: int, label: Optional[int] = None):
     if kind == "tao":
         return orbit_case(s, "t2", tao="active" if label else "inactive", orientation="axial")
     if kind == "ivgc":
+        if label is None:
+            raise InputError("An IVGC phantom needs its class label (0 or 1).")
         case = orbit_case(s, "t2", ivgc=int(label), orientation="coronal")
         act = float(np.mean([case.info["oedema"][v] for v in range(5, 13)]))
         case.info["clinical"] = clinical_features(rng, int(label), act)
@@ -116,8 +118,8 @@ def write_cohort(kind: str, n: int, seed: int, out_dir: str | os.PathLike,
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "segmentations").mkdir(parents=True, exist_ok=True)
     labels = cohort_labels(kind, n, seed)
-    rows = []
-    shown = []
+    rows: list[dict[str, Any]] = []
+    shown: list[tuple[str, Optional[int], Any]] = []
     for i in range(n):
         cid = f"{kind.replace('-', '_')}_{i:04d}"
         case = make_case(kind, seed, i, labels[i])
@@ -126,7 +128,7 @@ def write_cohort(kind: str, n: int, seed: int, out_dir: str | os.PathLike,
         write_volume(case.image, out / img_rel)
         table = lesion_table() if kind == "brain-flair" else None
         write_segmentation(case.labels, out / seg_rel, table)
-        row = {"case_id": cid, "image": img_rel, "segmentation": seg_rel}
+        row: dict[str, Any] = {"case_id": cid, "image": img_rel, "segmentation": seg_rel}
         if labels[i] is not None:
             row["label"] = labels[i]
         if kind == "ivgc":
@@ -187,7 +189,7 @@ def save_montage(kind: str, cases, path: str | os.PathLike) -> Path:
         lab = case.labels.array[k]
         sp = case.image.spacing
         if case.info.get("modality") == "ct":
-            vmin, vmax = -160, 240   # soft-tissue/orbit window
+            vmin, vmax = -160.0, 240.0   # soft-tissue/orbit window
         else:
             vmin, vmax = 0, float(np.percentile(case.image.array, 99.7))
         a.imshow(im, cmap="gray", vmin=vmin, vmax=vmax, aspect=sp[1] / sp[0], interpolation="bilinear",

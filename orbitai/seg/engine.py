@@ -16,7 +16,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import SimpleITK as sitk
@@ -105,8 +105,9 @@ def sliding_window(x: torch.Tensor, model: torch.nn.Module, patch_dhw, window: s
         return out
 
     with torch.inference_mode():
-        return sliding_window_inference(x, roi, sw_batch_size, predictor, overlap=ov, mode=mode,
-                                        padding_mode="constant", cval=0.0)
+        # one tensor, as the predictor returns one (MONAI's return type also allows tuples and dicts)
+        return cast(torch.Tensor, sliding_window_inference(x, roi, sw_batch_size, predictor, overlap=ov, mode=mode,
+                                                           padding_mode="constant", cval=0.0))
 
 
 def foreground_box(fg: np.ndarray, grid: sitk.Image, vol: Volume, margin_mm: float = 5.0) -> Box | None:
@@ -191,7 +192,7 @@ def predict(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "o
         # onto that part of the input grid (running argmax).
         sub = tuple(slice(a, b) for a, b in box)
         sub_vol = Volume(np.zeros([b - a for a, b in box], np.uint8), vol.spacing,
-                         vol.index_to_physical([box[2][0], box[1][0], box[0][0]]), vol.direction)
+                         tuple(vol.index_to_physical([box[2][0], box[1][0], box[0][0]])), vol.direction)
         ref_sub = sub_vol.to_sitk()
         best = np.full(sub_vol.shape, -1.0, np.float32)
         cls = np.zeros(sub_vol.shape, np.uint8)

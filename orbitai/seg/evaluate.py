@@ -30,7 +30,7 @@ def score_case(pred: np.ndarray, truth: np.ndarray, structures, spacing) -> list
 def evaluate(manifest: str | Path, model: str, out: Path, device: str = "auto", window: str = "overlap",
              progress: Optional[ProgressCallback] = None) -> dict[str, Any]:
     from orbitai.bundle.models import load_seg_model
-    from orbitai.cohort.manifest import read_labels, read_manifest
+    from orbitai.cohort.manifest import read_manifest
     from orbitai.device import select_device
     from orbitai.io import read_volume
     from orbitai.orbit.segment import segment
@@ -44,7 +44,7 @@ def evaluate(manifest: str | Path, model: str, out: Path, device: str = "auto", 
     per_case: list[dict[str, Any]] = []
     for n, c in enumerate(cases, 1):
         vol = read_volume(c.image)
-        truth = read_labels(c.segmentation)
+        truth = c.labels()
         res = segment(vol, net, spec, window, dev)
         for row in score_case(res.labels.array, truth.array, spec.structures, vol.spacing):
             per_case.append({"case_id": c.case_id, **row, "seconds": round(res.seconds, 2)})
@@ -61,9 +61,9 @@ def evaluate(manifest: str | Path, model: str, out: Path, device: str = "auto", 
         summary["per_structure"][s] = entry
     summary["mean"] = {k: float(np.mean([summary["per_structure"][s][k] for s in spec.structures])) for k in keys}
     with (out / "per_case.csv").open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(per_case[0]))
-        w.writeheader()
-        w.writerows(per_case)
+        rows_out = csv.DictWriter(f, fieldnames=list(per_case[0]))
+        rows_out.writeheader()
+        rows_out.writerows(per_case)
     with (out / "summary.csv").open("w", newline="") as f:
         cols = sorted({k for e in summary["per_structure"].values() for k in e})
         w = csv.writer(f)

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from orbitai.bundle import save_bundle
-from orbitai.cohort.manifest import Case, read_labels
+from orbitai.cohort.manifest import Case
 from orbitai.cohort.splits import kfold_split
 from orbitai.io import read_volume
 from orbitai.models import build_model, count_parameters
@@ -48,7 +48,7 @@ def prepare(cases: list[Case], cfg: SegConfig, progress: Optional[ProgressCallba
     out = []
     lut = class_lut(cfg.spec.structures)
     for n, c in enumerate(cases, 1):
-        img, lab = resample_pair(read_volume(c.image), read_labels(c.segmentation), cfg.spec.spacing)
+        img, lab = resample_pair(read_volume(c.image), c.labels(), cfg.spec.spacing)
         out.append(Prepared(c.case_id, normalise(img, cfg.spec.intensity), to_classes(lab, lut)))
         if progress:
             progress(n, len(cases), f"prepared {c.case_id}")
@@ -88,9 +88,11 @@ def augment(img: np.ndarray, lab: np.ndarray, rng: np.random.Generator, cfg: Seg
     if cfg.rotate_deg > 0:
         ang = math.radians(rng.uniform(-cfg.rotate_deg, cfg.rotate_deg))
         # Rotate about the slice axis (in-plane), as the paper's 2D-style augmentation.
-        img = Rotate((ang, 0, 0), keep_size=True, mode="bilinear", padding_mode="border")(img[None])[0]
-        lab = Rotate((ang, 0, 0), keep_size=True, mode="nearest", padding_mode="zeros")(lab[None])[0]
-        img, lab = np.asarray(img), np.asarray(lab)
+        # MONAI's array transforms take numpy arrays too (its annotation names only tensors)
+        img = np.asarray(Rotate((ang, 0, 0), keep_size=True, mode="bilinear",
+                                padding_mode="border")(img[None])[0])  # type: ignore[arg-type]
+        lab = np.asarray(Rotate((ang, 0, 0), keep_size=True, mode="nearest",
+                                padding_mode="zeros")(lab[None])[0])  # type: ignore[arg-type]
     if cfg.flip_lr and rng.random() < 0.5:  # classes are side-agnostic, so a mirrored orbit is valid
         img, lab = img[..., ::-1], lab[..., ::-1]
     if cfg.noise_std > 0:

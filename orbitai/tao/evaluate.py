@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -21,6 +21,8 @@ EOM_VALUES = sorted(v for name in GROUPS["extraocular_muscles"] for v in values_
 def occlusion_mass_on(eye: EyeResult, labels, values=EOM_VALUES) -> float:
     """Fraction of the eye's positive occlusion map lying on voxels labelled ``values`` (central
     slice of the network input, where the 2D map applies to all five slices alike)."""
+    if eye.occlusion is None:
+        raise ValueError("The eye was predicted without maps; there is no occlusion map to measure.")
     lab = eye.crop.network_view(labels, label=True)
     on = np.isin(np.rint(lab).astype(int), values)
     w = np.broadcast_to(np.clip(eye.occlusion, 0, None), lab.shape)
@@ -33,7 +35,8 @@ def evaluate_tao(manifest: str | Path, model: str, out: Path, device="cpu", use_
     from orbitai.metrics.classification import write_cohort_report
 
     cases = read_manifest(manifest, need_segmentation=False)
-    rows, t0 = [], time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
     for n, case in enumerate(cases, start=1):
         y = case_label(case)
         labels = read_labels(case.segmentation) if case.segmentation is not None else None

@@ -92,7 +92,7 @@ def explain_eye(model: torch.nn.Module, x: np.ndarray, target: int, device="cpu"
 
     xt = torch.from_numpy(x[None]).to(device)
     occ = occlusion_map(model, xt, target, patch=OCCLUSION_PATCH, stride=OCCLUSION_STRIDE)
-    cam = grad_cam(model, xt, target, model.cam_layer)
+    cam = grad_cam(model, xt, target, model.get_submodule("cam_layer"))
     return np.clip(np.asarray(occ, np.float32), 0, 1), np.asarray(cam, np.float32)
 
 
