@@ -7,16 +7,15 @@ heavy dependencies inside ``func`` so that ``orbitai --help`` stays fast.
 from __future__ import annotations
 
 import argparse
-import functools
 import importlib
 import logging
 import sys
-from typing import Callable, NoReturn, Sequence
+from typing import NoReturn, Sequence
 
 from orbitai import __version__
-from orbitai.errors import OrbitAIError, UserError, one_line
+from orbitai.errors import OrbitAIError, one_line
 
-__all__ = ["main", "build_parser", "add_device_option", "user_errors", "UserError"]
+__all__ = ["main", "build_parser", "add_device_option"]
 
 #: Modules that contribute sub-commands, in the order ``--help`` lists them.
 COMMAND_MODULES = [
@@ -41,20 +40,6 @@ def add_device_option(parser: argparse.ArgumentParser, what: str = "compute devi
 
     parser.add_argument("--device", default="auto",
                         help=f"{what}: {'|'.join(DEVICE_CHOICES)} or cuda:N (default auto: CUDA, then MPS, then CPU)")
-
-
-def user_errors(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Decorate a command: a KeyError/ValueError it raises (bad option, manifest, configuration
-    name) is the user's error, reported as one line with exit code 2."""
-    @functools.wraps(fn)
-    def wrapped(args: argparse.Namespace) -> int:
-        try:
-            return fn(args)
-        except (KeyError, ValueError) as exc:
-            if isinstance(exc, OrbitAIError):
-                raise
-            raise UserError(one_line(exc)) from exc
-    return wrapped
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -92,7 +92,11 @@ def _invocations(d) -> list[tuple[list[str], int, str | tuple[str, ...]]]:
         (["tao", "predict", missing, "--out", out], 2, "No such file"),
         (["tao", "predict", small, "--out", out, "--device", "cuda:99"], 2, NO_CUDA_99),
         (["tao", "predict", small, "--out", out, "--segmentation", missing, "--device", "cpu"], 2, "No such file"),
-        (["tao", "train", "--manifest", m, "--network", "C", "--out", out], 2, "C"),
+        (["tao", "train", "--manifest", m, "--network", "C", "--out", out], 2, "Unknown TAO configuration 'C'"),
+        (["tao", "train", "--manifest", m, "--epochs", "0", "--out", out], 2, "--epochs must be at least 1"),
+        (["tao", "train", "--manifest", m, "--holdout", "1", "--out", out], 2, "--holdout must be a fraction"),
+        (["tao", "cv", "--manifest", m, "--runs", "0", "--out", out], 2, "--runs must be at least 1"),
+        (["tao", "cv", "--manifest", m, "--epochs", "0", "--out", out], 2, "--epochs must be at least 1"),
         (["tao", "train", "--manifest", str(d / "none.csv"), "--out", out], 2, "none.csv"),
         (["tao", "cv", "--manifest", str(d / "none.csv"), "--out", out], 2, "none.csv"),
         (["tao", "evaluate", "--manifest", str(d / "none.csv"), "--model", "B", "--out", out], 2, "none.csv"),
@@ -208,6 +212,26 @@ def test_unexpected_failure_is_one_line_exit_1(monkeypatch, capsys):
     assert err == ["orbitai info: error: TypeError: unsupported operand second line (rerun with --debug for the traceback)"]
 
 
+@pytest.mark.parametrize("exc", [KeyError("epochs"), ValueError("math domain error")])
+def test_a_bug_raising_key_or_value_error_is_exit_1_not_a_user_error(monkeypatch, capsys, tmp_path, exc):
+    """Only checked input is the user's error (exit 2); a KeyError/ValueError from inside the work is a
+    bug: exit 1, one line with the exception's type; --debug shows the traceback."""
+    from orbitai.cli import main
+    from orbitai.seg import configs
+
+    def broken(name, **overrides):
+        raise exc
+
+    monkeypatch.setattr(configs, "get_config", broken)
+    argv = ["seg", "train", "--manifest", "m.csv", "--config", "svnet-demo-ct", "--out", str(tmp_path / "b")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"orbitai seg train: error: {type(exc).__name__}: ")
+    assert err[0].endswith("(rerun with --debug for the traceback)")
+    with pytest.raises(type(exc)):
+        main(["--debug", *argv])
+
+
 def test_ctrl_c_is_one_line_exit_130(monkeypatch, capsys):
     from orbitai.cli import main
     from orbitai.commands import info
@@ -223,7 +247,7 @@ def test_ctrl_c_is_one_line_exit_130(monkeypatch, capsys):
 def test_one_error_hierarchy():
     from orbitai.annotate import AnnotationError
     from orbitai.bundle import BundleError
-    from orbitai.cli import UserError
+    from orbitai.errors import UserError
     from orbitai.device import DeviceError
     from orbitai.errors import InputError, OrbitAIError, ResultError
     from orbitai.io import VolumeError

@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from orbitai.cli import UserError
+    from orbitai.errors import UserError
     from orbitai.phantoms.cohort import write_cohort
     from orbitai.progress import emit
 

@@ -6,8 +6,8 @@ import json
 import logging
 from pathlib import Path
 
-from orbitai.cli import add_device_option, user_errors
-from orbitai.errors import ConfigError, UserError
+from orbitai.cli import add_device_option
+from orbitai.errors import UserError
 
 #: File names that ``--out`` must not have (it takes a folder).
 VOLUME_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd", ".csv", ".json")
@@ -69,7 +69,6 @@ def _add_window_options(p: argparse.ArgumentParser) -> None:
                         "step1: the paper's 32-slice window moved one slice at a time")
 
 
-@user_errors
 def run_predict(args) -> int:
     from orbitai.bundle.models import load_seg_model
     from orbitai.device import run_with_fallback, select_device
@@ -115,7 +114,6 @@ def run_predict(args) -> int:
     return 0
 
 
-@user_errors
 def run_evaluate(args) -> int:
     from orbitai.seg.evaluate import evaluate
 
@@ -137,17 +135,13 @@ def check_train_options(args: argparse.Namespace) -> None:
         raise UserError(f"--time-limit must be a positive number of minutes, got {args.time_limit}.")
 
 
-@user_errors
 def run_train(args) -> int:
     from orbitai.device import select_device
-    from orbitai.seg.configs import CONFIGS, get_config
+    from orbitai.seg.configs import get_config
     from orbitai.cohort.manifest import read_manifest
     from orbitai.seg.train import train
 
     check_train_options(args)
-    if args.config not in CONFIGS:
-        raise ConfigError(f"Unknown segmentation configuration {args.config!r}; choose one of: "
-                          f"{', '.join(CONFIGS)} (see 'orbitai seg configs').")
     cfg = get_config(args.config)
     device = select_device(args.device)
     cases = read_manifest(args.manifest)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from orbitai.errors import ConfigError
 from orbitai.seg.engine import SegSpec
 
 #: Paper 002's five targets in its channel order (background first, implied).
@@ -90,5 +91,6 @@ _add(SegConfig("sequnet-demo-ct", "sequnet_volume", {"out_channels": 7, "base_ch
 
 def get_config(name: str, **overrides) -> SegConfig:
     if name not in CONFIGS:
-        raise KeyError(f"Unknown segmentation config {name!r}; choose one of: {', '.join(CONFIGS)}")
+        raise ConfigError(f"Unknown segmentation configuration {name!r}; choose one of: {', '.join(CONFIGS)} "
+                          "(see 'orbitai seg configs').")
     return replace(CONFIGS[name], **overrides) if overrides else CONFIGS[name]

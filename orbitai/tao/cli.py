@@ -5,7 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
-from orbitai.cli import add_device_option, user_errors
+from orbitai.cli import add_device_option
+from orbitai.errors import UserError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -62,7 +63,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cf.set_defaults(func=run_configs)
 
 
-@user_errors
 def run_predict(args) -> int:
     from orbitai.device import run_with_fallback, select_device
     from orbitai.io import read_volume
@@ -94,7 +94,6 @@ def run_predict(args) -> int:
     return 0
 
 
-@user_errors
 def run_evaluate(args) -> int:
     from orbitai.device import select_device
     from orbitai.progress import emit
@@ -109,13 +108,23 @@ def run_evaluate(args) -> int:
     return 0
 
 
-@user_errors
+def check_options(args: argparse.Namespace) -> None:
+    """Refuse impossible training options before any work starts (one line each)."""
+    if args.epochs is not None and args.epochs < 1:
+        raise UserError(f"--epochs must be at least 1, got {args.epochs}.")
+    if getattr(args, "holdout", None) is not None and not 0.0 <= args.holdout < 1.0:
+        raise UserError(f"--holdout must be a fraction in [0, 1), got {args.holdout}.")
+    if getattr(args, "runs", None) is not None and args.runs < 1:
+        raise UserError(f"--runs must be at least 1, got {args.runs}.")
+
+
 def run_train(args) -> int:
     from orbitai.device import select_device
     from orbitai.cohort.manifest import read_manifest
     from orbitai.tao.configs import get_config
     from orbitai.tao.train import train_tao
 
+    check_options(args)
     cfg = get_config(args.network)
     cases = read_manifest(args.manifest)
     out = train_tao(cases, cfg, Path(args.out), seed=args.seed, holdout=args.holdout, epochs=args.epochs,
@@ -125,13 +134,13 @@ def run_train(args) -> int:
     return 0
 
 
-@user_errors
 def run_cv(args) -> int:
     from orbitai.device import select_device
     from orbitai.cohort.manifest import read_manifest
     from orbitai.tao.configs import get_config
     from orbitai.tao.train import cross_validate
 
+    check_options(args)
     s = cross_validate(read_manifest(args.manifest), get_config(args.network), Path(args.out), args.folds,
                        args.runs, args.seed, args.epochs, select_device(args.device))
     print(json.dumps(s["mean_sd"], indent=2))

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from orbitai.classify.train import TrainSettings
+from orbitai.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -43,5 +44,5 @@ def get_config(name_or_network: str) -> TaoConfig:
     key = name_or_network.lower()
     key = {"a": "demo-a", "b": "demo-b"}.get(key, key)
     if key not in CONFIGS:
-        raise KeyError(f"Unknown TAO configuration {name_or_network!r}; known: {', '.join(CONFIGS)} (or A/B).")
+        raise ConfigError(f"Unknown TAO configuration {name_or_network!r}; known: {', '.join(CONFIGS)} (or A/B).")
     return CONFIGS[key]
