@@ -9,7 +9,7 @@ from the parameter node) and ``showResults(outputs, inputNode)``.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol
 
 from orbitai.mrml.jobs import JobLogic, ModuleJob
 
@@ -168,6 +168,18 @@ class JobPanelMixin:
     inputWidgets: tuple[str, ...] = ()
     #: Shown on the disabled Apply button while no input volume is selected.
     missingInputText = "Select an input volume."
+    #: The module's parameter node (a ``parameterNodeClass``), None while none is connected.
+    _parameterNode: Any = None
+
+    if TYPE_CHECKING:   # given by ScriptedLoadableModuleWidget and VTKObservationMixin in a module's Widget
+        layout: Any
+        parent: Any
+        moduleName: str
+
+        def resourcePath(self, filename: str) -> str: ...
+        def addObserver(self, obj: Any, event: Any, method: Callable[..., Any]) -> None: ...
+        def removeObserver(self, obj: Any, event: Any, method: Callable[..., Any]) -> None: ...
+        def removeObservers(self) -> None: ...
 
     def setupJobPanel(self, logic: JobLogic, uiFile: str,
                       applyToolTip: str = "Run the model. While it runs this button cancels it.") -> None:

@@ -77,7 +77,7 @@ def check_binds_results_to_starting_input(logic, first, second, options: dict[st
     Also: Apply became Cancel and the inputs were locked during the run, and unlocked after it."""
     panel = Panel(logic, first, options)
     assert panel.view.button[:2] == ("Apply", True)
-    seen = {}
+    seen: dict[str, Any] = {}
 
     def switch() -> None:
         seen["inputs"], seen["button"], seen["polling"] = panel.view.inputsEnabled, panel.view.button[0], panel.view.polling
@@ -139,7 +139,7 @@ def check_cancel_leaves_scene_unchanged(ctx, logic, input_node, options: dict[st
             panel.controller.apply()          # the button reads Cancel now
         else:
             panel.controller.sceneClosing()
-        assert job.job.proc.poll() is not None, f"{how}: the child still runs"
+        assert job.job.proc is not None and job.job.proc.poll() is not None, f"{how}: the child still runs"
         assert not panel.controller.running and panel.view.inputsEnabled and panel.view.button[0] == "Apply"
         assert panel.view.statuses[-1].startswith("Cancelled; the scene was not changed."), panel.view.statuses
         assert not panel.view.errors and not job.workdir.exists()
