@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.orbitai-installed
 
-.PHONY: demo test test-all bench models tao-models venv clean
+.PHONY: demo lint test test-all bench models tao-models venv clean
 
 venv: $(STAMP)
 
@@ -19,7 +19,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m orbitai demo --out demo_output
 
-test: $(STAMP)
+# ruff (pyflakes, bugbear, blind excepts, unused noqa) on the tree, mypy on the orbitai core; config in pyproject.toml
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+test: lint
 	$(PY) -m pytest -q
 
 test-all: $(STAMP)
