@@ -1,4 +1,6 @@
 """Scene bundles: save a scene with volume, segmentation, overlay, table and plot; load it back."""
+import os
+
 import numpy as np
 import pytest
 
@@ -92,3 +94,14 @@ def test_bad_paths(ctx, tmp_path):
     junk.write_bytes(b"not a zip file")
     with pytest.raises(OSError, match="Could not load"):
         load_mrb(junk, ctx)
+
+
+def test_failed_load_keeps_working_directory(ctx, tmp_path, monkeypatch):
+    """A bad .mrb must not leave the process in ReadFromMRB's deleted temporary folder (later child
+    processes would start in a folder that no longer exists)."""
+    monkeypatch.chdir(tmp_path)
+    junk = tmp_path / "junk.mrb"
+    junk.write_bytes(b"not a zip file")
+    with pytest.raises(OSError, match="Could not load"):
+        load_mrb("junk.mrb", ctx)
+    assert os.getcwd() == str(tmp_path)

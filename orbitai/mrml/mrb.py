@@ -39,13 +39,14 @@ def save_mrb(ctx: MRMLContext, path: str | os.PathLike) -> Path:
     tmp = os.path.join(tmp_dir, p.name)
     messages = slicer.vtkMRMLMessageCollection() if hasattr(slicer, "vtkMRMLMessageCollection") else None
     # WriteToMRB points the scene URL / root directory at a temporary folder; restore them.
-    url, root = ctx.scene.GetURL(), ctx.scene.GetRootDirectory()
+    url, root, cwd = ctx.scene.GetURL(), ctx.scene.GetRootDirectory(), os.getcwd()
     try:
         ok = ctx.scene.WriteToMRB(tmp, None, messages) if messages is not None else ctx.scene.WriteToMRB(tmp)
         if not ok or not os.path.exists(tmp):
             raise OSError(f"Saving the scene to {p} failed. {_messages(messages)}".strip())
         os.replace(tmp, p)
     finally:
+        os.chdir(cwd)   # the MRML writer may change into its temporary folder
         ctx.scene.SetURL(url)
         ctx.scene.SetRootDirectory(root)
         shutil.rmtree(tmp_dir, ignore_errors=True)
@@ -63,8 +64,14 @@ def load_mrb(path: str | os.PathLike, ctx: Optional[MRMLContext] = None, clear: 
         raise FileNotFoundError(f"No such scene bundle: {p}")
     ctx = ctx or new_scene()
     messages = slicer.vtkMRMLMessageCollection() if hasattr(slicer, "vtkMRMLMessageCollection") else None
-    ok = (ctx.scene.ReadFromMRB(str(p), clear, messages) if messages is not None
-          else ctx.scene.ReadFromMRB(str(p), clear))
+    # ReadFromMRB changes into its temporary folder and, on a bad file, deletes it without changing
+    # back: every later child process would then start in a folder that no longer exists.
+    cwd = os.getcwd()
+    try:
+        ok = (ctx.scene.ReadFromMRB(str(p.resolve()), clear, messages) if messages is not None
+              else ctx.scene.ReadFromMRB(str(p.resolve()), clear))
+    finally:
+        os.chdir(cwd)
     if not ok:
         raise OSError(f"Could not load the scene bundle {p}: {_messages(messages) or 'not a valid .mrb file'}")
     return ctx
