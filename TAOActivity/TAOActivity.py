@@ -72,12 +72,15 @@ class TAOActivityWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservat
                                "maps": p.maps}
 
     def showResults(self, outputs, inputNode) -> None:
+        self.jobController.shownChoice = self._parameterNode.shownMap
         self.logic.show(outputs, inputNode, self._parameterNode.shownMap)
 
     def parameterChanged(self) -> None:
-        c = self.jobController
-        if c.outputs is not None and c.outputsInput is not None and c.outputsInput.GetScene() is not None:
-            self.showResults(c.outputs, c.outputsInput)
+        """Another heat map picked: show it over the input the results belong to (nothing else)."""
+        p = self._parameterNode
+        outputs = self.jobController.outputsToReshow(p.shownMap, p.inputVolume)
+        if outputs is not None:
+            self.showResults(outputs, p.inputVolume)
 
 
 class TAOActivityTest(ScriptedLoadableModuleTest):

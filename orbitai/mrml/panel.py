@@ -9,11 +9,12 @@ from the parameter node) and ``showResults(outputs, inputNode)``.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, get_args, get_type_hints
 
 from orbitai.mrml.jobs import JobLogic, ModuleJob
 
-__all__ = ["JobView", "JobController", "JobPanelMixin", "POLL_MS", "describeModule"]
+__all__ = ["JobView", "JobController", "JobPanelMixin", "POLL_MS", "describeModule", "parameterChoices",
+           "resetUnknownChoices"]
 
 POLL_MS = 200
 CANCELLED = "Cancelled; the scene was not changed."
@@ -35,6 +36,33 @@ def describeModule(module: Any, title: str) -> None:
     parent.contributors = list(CONTRIBUTORS)
     parent.helpText = paragraphs[0]
     parent.acknowledgementText = paragraphs[1] if len(paragraphs) > 1 else ""
+
+
+def parameterChoices(parameterNodeClass: Any) -> dict[str, tuple[list[Any], Any]]:
+    """``{field: (choices, default)}`` of the ``Choice`` fields of a ``@parameterNodeWrapper`` class
+    (its ``Annotated[..., Choice(...), Default(...)]`` fields; the first choice when no default)."""
+    out: dict[str, tuple[list[Any], Any]] = {}
+    for name, hint in get_type_hints(parameterNodeClass, include_extras=True).items():
+        extras = get_args(hint)[1:]
+        choices = next((list(x.choices) for x in extras if hasattr(x, "choices")), None)
+        if choices:
+            default = next((x.value for x in extras if type(x).__name__ == "Default"), choices[0])
+            out[name] = (choices, default)
+    return out
+
+
+def resetUnknownChoices(node: Any, choices: dict[str, tuple[list[Any], Any]]) -> list[str]:
+    """Set every stored choice that is no longer offered (a scene saved with a model that is not
+    installed here) back to its default, on the raw ``vtkMRMLScriptedModuleNode`` before a
+    ``@parameterNodeWrapper`` reads it (``connectGui`` raises on an unknown choice). Returns the
+    names that were reset."""
+    reset = []
+    for name, (offered, default) in choices.items():
+        stored = node.GetParameter(name)
+        if stored and stored not in {str(c) for c in offered}:
+            node.SetParameter(name, str(default))
+            reset.append(name)
+    return reset
 
 
 class JobView(Protocol):
@@ -67,6 +95,7 @@ class JobController:
         self.job: Optional[ModuleJob] = None
         self.outputs: Any = None
         self.outputsInput: Any = None   # the node the last outputs were computed from
+        self.shownChoice: Any = None    # the display choice the outputs were last shown with
 
     @property
     def running(self) -> bool:
@@ -113,20 +142,21 @@ class JobController:
         if not self.job.finished:
             return
         job, self.job = self.job, None
-        try:
-            outputs = self.logic.finish(job)
-        except Exception as exc:  # noqa: BLE001 - shown to the user; the scene is unchanged
-            self.view.setStatus(f"Failed; the scene was not changed. {exc}")
-            self.view.showError(str(exc))
-            self._idle()
-            return
-        self.outputs, self.outputsInput = outputs, job.input_node
-        summary = getattr(outputs, "summary", None)
-        self.view.setStatus(summary() if callable(summary) else "Done.")
-        try:
-            self.showResults(outputs, job.input_node)
-        except Exception as exc:  # noqa: BLE001 - the results are in the scene; only showing them failed
-            self.view.showError(f"The results were added to the scene but could not be shown: {exc}")
+        try:   # whatever happens below, the panel returns to Apply with its inputs unlocked
+            try:
+                outputs = self.logic.finish(job)
+            except Exception as exc:  # noqa: BLE001 - shown to the user; the scene is unchanged
+                self.view.setStatus(f"Failed; the scene was not changed. {exc}")
+                self.view.showError(str(exc))
+                return
+            self.outputs, self.outputsInput = outputs, job.input_node
+            try:
+                summary = getattr(outputs, "summary", None)
+                self.view.setStatus(summary() if callable(summary) else "Done.")
+                self.showResults(outputs, job.input_node)
+            except Exception as exc:  # noqa: BLE001 - the results are in the scene; only showing them failed
+                self.view.setStatus("Done; the results were added to the scene.")
+                self.view.showError(f"The results were added to the scene but could not be shown: {exc}")
         finally:
             self._idle()
 
@@ -139,6 +169,15 @@ class JobController:
         job.cleanup()
         self.view.setStatus(CANCELLED)
         self._idle()
+
+    def outputsToReshow(self, shownChoice: Any, inputNode: Any) -> Any:
+        """The last outputs when the display choice (e.g. which heat map) is no longer the one they
+        were shown with and they were computed from ``inputNode`` (still in its scene); else None.
+        Any other parameter change (entering the module, another input) re-shows nothing."""
+        changed, self.shownChoice = shownChoice != self.shownChoice, shownChoice
+        current = (self.outputs is not None and inputNode is not None and self.outputsInput is inputNode
+                   and inputNode.GetScene() is not None)
+        return self.outputs if changed and current else None
 
     def sceneClosing(self) -> None:
         """The scene is about to close: cancel, and forget outputs that belonged to it."""
@@ -248,7 +287,9 @@ class JobPanelMixin:
 
         holder = ScriptedLoadableModuleLogic()
         holder.moduleName = self.moduleName
-        self.setParameterNode(self.parameterNodeClass(holder.getParameterNode()))
+        node = holder.getParameterNode()
+        resetUnknownChoices(node, parameterChoices(self.parameterNodeClass))
+        self.setParameterNode(self.parameterNodeClass(node))
         if not self._parameterNode.inputVolume:
             first = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
             if first:
