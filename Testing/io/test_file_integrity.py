@@ -1,0 +1,87 @@
+"""Truncated or corrupted volume files are refused by name, never read with zeros (issue #14)."""
+from __future__ import annotations
+
+import gzip
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from orbitai.io import Volume, VolumeError, read_volume, verify_volume_file, write_volume
+from orbitai.phantoms.orbit import orbit_case
+
+
+@pytest.fixture(scope="module")
+def phantom() -> Volume:
+    return orbit_case(3, "t2").image
+
+
+def cut(path: Path, fraction: float) -> Path:
+    data = path.read_bytes()
+    path.write_bytes(data[:int(len(data) * fraction)])
+    return path
+
+
+def scramble(path: Path, n: int = 4000, seed: int = 0) -> Path:
+    data = bytearray(path.read_bytes())
+    mid = len(data) // 2
+    data[mid:mid + n] = np.random.default_rng(seed).integers(0, 256, n, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("name", ["img.nii.gz", "img.nrrd", "img.mha"])
+def test_compressed_file_cut_at_90_percent_is_named_as_truncated(tmp_path, phantom, name):
+    path = cut(write_volume(phantom, tmp_path / name), 0.9)
+    with pytest.raises(VolumeError) as err:
+        read_volume(path)
+    msg = str(err.value)
+    assert "\n" not in msg and str(path) in msg and "Re-export or re-copy" in msg
+    got, expected = map(int, re.search(r"truncated: (\d+) of (\d+) bytes", msg).groups())
+    assert 0 < got < expected
+
+
+@pytest.mark.parametrize("name", ["img.nii.gz", "img.nrrd", "img.mha"])
+def test_compressed_file_with_4000_scrambled_bytes_is_named_as_corrupt(tmp_path, phantom, name):
+    path = scramble(write_volume(phantom, tmp_path / name))
+    with pytest.raises(VolumeError, match=rf"^{re.escape(str(path))} is corrupt: .*Re-export or re-copy"):
+        read_volume(path)
+
+
+def test_wrong_checksum_is_a_crc_failure(tmp_path, phantom):
+    path = write_volume(phantom, tmp_path / "img.nii.gz")
+    data = path.read_bytes()
+    path.write_bytes(data[:-8] + bytes(8))          # gzip trailer: CRC-32 and length zeroed
+    with pytest.raises(VolumeError, match="is corrupt: CRC check failed"):
+        read_volume(path)
+
+
+@pytest.mark.parametrize("name", ["img.nrrd", "img.nii", "img.mha"])
+def test_uncompressed_file_cut_short_is_named_as_truncated(tmp_path, phantom, name):
+    path = cut(write_volume(phantom, tmp_path / name, compress=False), 0.9)
+    with pytest.raises(VolumeError, match=r"is truncated: \d+ of \d+ bytes of image data\. Re-export"):
+        read_volume(path)
+
+
+def test_detached_header_names_a_missing_or_short_data_file(tmp_path, phantom):
+    header = write_volume(phantom, tmp_path / "img.mhd", compress=False)
+    raw = tmp_path / "img.raw"
+    cut(raw, 0.5)
+    with pytest.raises(VolumeError, match=r"img\.mhd \(data file img\.raw\) is truncated"):
+        read_volume(header)
+    raw.unlink()
+    with pytest.raises(VolumeError, match="data file .*img.raw is missing"):
+        read_volume(header)
+
+
+def test_intact_files_multi_member_gzip_and_zero_padding_still_read(tmp_path, phantom):
+    for name in ("img.nii.gz", "img.nrrd", "img.mha", "img.nii"):
+        back = read_volume(write_volume(phantom, tmp_path / name))
+        np.testing.assert_array_equal(back.array, phantom.array)
+    gz = tmp_path / "img.nii.gz"
+    raw = gzip.decompress(gz.read_bytes())
+    half = len(raw) // 2
+    gz.write_bytes(gzip.compress(raw[:half]) + gzip.compress(raw[half:]) + bytes(64))
+    verify_volume_file(gz)
+    np.testing.assert_array_equal(read_volume(gz).array, phantom.array)
