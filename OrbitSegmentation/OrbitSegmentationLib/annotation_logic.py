@@ -28,7 +28,36 @@ import numpy as np
 import vtk
 from vtk.util import numpy_support
 
-from orbitai import annotate
+
+# `orbitai.annotate` needs scipy and scikit-image, which a fresh Slicer lacks: it is imported on first
+# use (`_annotate`), so the effects register at start-up without them and an action first offers to
+# install them (`missing_dependencies`).
+#: Superpixel counts SmartPencil offers (``orbitai.annotate.RESOLUTIONS``; a test keeps them equal).
+SUPERPIXEL_COUNTS = (100, 500, 1000, 2000)
+#: Import names of the packages the effects' algorithms need beyond Slicer (from the module's requirements).
+ANNOTATION_MODULES = ("scipy", "skimage")
+REQUIREMENTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "requirements.txt")
+
+
+def _annotate():
+    """The `orbitai.annotate` package (imported on first use, see above)."""
+    from orbitai import annotate
+
+    return annotate
+
+
+def missing_dependencies(ask: bool = True) -> str:
+    """"" when scipy and scikit-image are installed; inside Slicer first offers to install them (the
+    module's pinned versions). Else one line saying what is missing and how to install it."""
+    from orbitai.mrml.dependencies import ensure_requirements, import_name, read_requirements
+
+    lines = [r for r in read_requirements(REQUIREMENTS) if import_name(r) in ANNOTATION_MODULES]
+    try:
+        if ensure_requirements(lines, ask=ask):
+            return ""
+    except ImportError as exc:
+        return str(exc)
+    return f"Not run: the effect needs {' and '.join(lines)}; they are not installed."
 
 MODE_ADD, MODE_REMOVE, MODE_SET = "add", "remove", "set"
 SMARTPENCIL, SMARTFILL, AUTOCORRECTION = "SmartPencil", "SmartFill", "AutoCorrection"
@@ -91,7 +120,7 @@ class EffectOption:
 EFFECT_OPTIONS: dict[str, tuple[EffectOption, ...]] = {
     SMARTPENCIL: (
         EffectOption("Superpixels", "int", 1000, "Superpixels:", "Number of superpixels over the working region.",
-                     choices=tuple(str(n) for n in annotate.RESOLUTIONS)),
+                     choices=tuple(str(n) for n in SUPERPIXEL_COUNTS)),
         EffectOption("Mode", "choice", "3D", "Mode:", "3D supervoxels, or 2D superpixels on the clicked slice.",
                      choices=("3D", "2D")),
         EffectOption("RegionMm", "float", 0.0, "Working region:",
@@ -139,13 +168,20 @@ CONSISTENT_SHIFT_SIGMA_MM = 3.0
 class EffectParameters:
     """An effect's options on a segment editor node, stored where ``scriptedEffect.setParameter``
     stores them (attribute ``"<effect>.<name>"``), so they are saved with the scene and survive any
-    rebuild of the effect's widgets."""
+    rebuild of the effect's widgets.
 
-    def __init__(self, editor_node, effect: str):
+    Inside an effect (``scripted_effect`` given) values are written with the effect's own
+    ``setParameter``. Headless they are written the way Slicer's
+    ``qSlicerSegmentEditorAbstractEffect::setParameter`` does: only a changed value, with the node's
+    full Modified event disabled, then ``vtkMRMLSegmentEditorNode.EffectParameterModified`` (so a
+    slider move does not rebuild the whole Segment Editor)."""
+
+    def __init__(self, editor_node, effect: str, scripted_effect: Any = None):
         if effect not in EFFECT_OPTIONS:
             raise ValueError(f"Unknown effect '{effect}': use one of {', '.join(EFFECT_OPTIONS)}.")
         self.node = editor_node
         self.effect = effect
+        self.scripted_effect = scripted_effect
         self.options = {o.name: o for o in EFFECT_OPTIONS[effect]}
 
     def key(self, name: str) -> str:
@@ -157,11 +193,29 @@ class EffectParameters:
         except KeyError:
             raise ValueError(f"{self.effect} has no option '{name}': use one of {', '.join(self.options)}.") from None
 
+    def _write(self, name: str, text: str) -> None:
+        """Store ``text`` as Slicer's ``setParameter`` does (see the class docstring)."""
+        if self.scripted_effect is not None:
+            self.scripted_effect.setParameter(name, text)
+            return
+        import slicer
+
+        if self.node.GetAttribute(self.key(name)) == text:
+            return
+        disabled = self.node.GetDisableModifiedEvent()
+        self.node.SetDisableModifiedEvent(1)
+        try:
+            self.node.SetAttribute(self.key(name), text)
+        finally:
+            self.node.SetDisableModifiedEvent(disabled)
+        self.node.InvokeCustomModifiedEvent(slicer.vtkMRMLSegmentEditorNode.EffectParameterModified)
+
     def set_defaults(self) -> None:
-        """Store the default of every option not stored yet (``setMRMLDefaults``)."""
+        """Store the default of every option not stored yet (``setMRMLDefaults``; Slicer's
+        ``setParameterDefault``)."""
         for o in self.options.values():
             if self.node.GetAttribute(self.key(o.name)) is None:
-                self.node.SetAttribute(self.key(o.name), o.format(o.default))
+                self._write(o.name, o.format(o.default))
 
     def get(self, name: str) -> Any:
         o = self.option(name)
@@ -173,17 +227,13 @@ class EffectParameters:
         text = o.format(o.parse(o.format(value)))
         if self.node.GetAttribute(self.key(name)) == text:
             return False
-        self.node.SetAttribute(self.key(name), text)
+        self._write(name, text)
         return True
 
     def update(self, values: dict[str, Any]) -> None:
-        """Store several values with one Modified event."""
-        was = self.node.StartModify()
-        try:
-            for name, value in values.items():
-                self.set(name, value)
-        finally:
-            self.node.EndModify(was)
+        """Store several values (one ``EffectParameterModified`` per changed value, as Slicer's effects)."""
+        for name, value in values.items():
+            self.set(name, value)
 
     def values(self) -> dict[str, Any]:
         return {name: self.get(name) for name in self.options}
@@ -218,6 +268,40 @@ def chosen_segment(choices: list[tuple[str, str]], stored: str, picked: Optional
     return picked
 
 
+def widget_states(params: EffectParameters) -> dict[str, Any]:
+    """What each option widget shows (the effect's ``updateGUIFromMRML``): a float, a bool, the
+    stored text of a choice, or for a segment option ``(segment_choices, index to select)``."""
+    node = params.node
+    states: dict[str, Any] = {}
+    for name, o in params.options.items():
+        value = params.get(name)
+        if o.kind == "segment":
+            choices = segment_choices(node.GetSegmentationNode(), node.GetSelectedSegmentID())
+            states[name] = (choices, choice_index(choices, value))
+        elif o.kind == "bool":
+            states[name] = bool(value)
+        elif o.kind == "float":
+            states[name] = value
+        else:
+            states[name] = str(value)
+    return states
+
+
+def values_from_widgets(params: EffectParameters, shown: dict[str, Any]) -> dict[str, Any]:
+    """The values to store from what the option widgets show (the effect's ``updateMRMLFromGUI``):
+    a float, a bool, a choice's text, or a segment option's picked segment ID (a stored segment that
+    is not offered now is kept, see `chosen_segment`)."""
+    node = params.node
+    values: dict[str, Any] = {}
+    for name, picked in shown.items():
+        if params.option(name).kind == "segment":
+            choices = segment_choices(node.GetSegmentationNode(), node.GetSelectedSegmentID())
+            values[name] = chosen_segment(choices, params.get(name), picked)
+        else:
+            values[name] = picked
+    return values
+
+
 # --------------------------------------------------------------------------- array helpers
 def _dims(image) -> tuple[int, int, int]:
     ext = image.GetExtent()
@@ -227,10 +311,10 @@ def _dims(image) -> tuple[int, int, int]:
 def oriented_image_to_array(image) -> tuple[np.ndarray, tuple[float, float, float]]:
     """(array [k, j, i] copy, spacing (x, y, z)) of a vtkOrientedImageData / vtkImageData."""
     if image is None or image.GetPointData() is None or image.GetPointData().GetScalars() is None:
-        raise annotate.AnnotationError("The image has no voxels (no source volume selected?).")
+        raise _annotate().AnnotationError("The image has no voxels (no source volume selected?).")
     dims = _dims(image)
     if min(dims) <= 0:
-        raise annotate.AnnotationError("The image is empty.")
+        raise _annotate().AnnotationError("The image is empty.")
     scalars = image.GetPointData().GetScalars()
     a = numpy_support.vtk_to_numpy(scalars)
     if scalars.GetNumberOfComponents() > 1:
@@ -243,7 +327,7 @@ def fill_oriented_image(image, mask: np.ndarray) -> None:
     """Write a boolean mask (shape matching ``image``'s extent) into ``image`` as 0/1 uint8."""
     dims = _dims(image)
     if tuple(mask.shape) != dims:
-        raise annotate.AnnotationError(f"Mask shape {mask.shape} does not match the labelmap extent {dims}.")
+        raise _annotate().AnnotationError(f"Mask shape {mask.shape} does not match the labelmap extent {dims}.")
     image.AllocateScalars(vtk.VTK_UNSIGNED_CHAR, 1)
     out = numpy_support.vtk_to_numpy(image.GetPointData().GetScalars())
     out[:] = np.ascontiguousarray(mask, dtype=np.uint8).ravel()
@@ -352,9 +436,9 @@ class SegmentEditorLogicEditor:
 
     def aligned(self):
         if not self.logic.ResetModifierLabelmapToDefault():
-            raise annotate.AnnotationError("Could not set up the segmentation geometry.")
+            raise _annotate().AnnotationError("Could not set up the segmentation geometry.")
         if not self.logic.UpdateAlignedSourceVolume():
-            raise annotate.AnnotationError("Could not resample the source volume to the segmentation geometry.")
+            raise _annotate().AnnotationError("Could not resample the source volume to the segmentation geometry.")
         return self.logic.GetModifierLabelmap(), self.logic.GetAlignedSourceVolume()
 
     def save_state_for_undo(self) -> None:
@@ -431,12 +515,19 @@ class AnnotationLogic:
                 raise ValueError("Give a scene (headless editor) or an editor.")
             editor = SegmentEditorLogicEditor(scene, app_logic, editor_node)
         self.editor = editor
-        self.cache = annotate.SuperpixelCache() if cache is None else cache
+        self._cache = cache
         self._region: Optional[tuple] = None
         self._region_key: Optional[tuple] = None
         self._source: Optional[tuple] = None
 
     # ---------------------------------------------------------------- state
+    @property
+    def cache(self):
+        """The superpixel cache (made on first use: it needs `orbitai.annotate`)."""
+        if self._cache is None:
+            self._cache = _annotate().SuperpixelCache()
+        return self._cache
+
     @property
     def editor_node(self):
         return self.editor.editor_node
@@ -489,7 +580,7 @@ class AnnotationLogic:
             return "No segmentation selected: choose or create a segmentation first."
         volume = self.volume_node
         if volume is None or volume.GetImageData() is None:
-            return "No source volume selected: choose the image to annotate."
+            return "No source volume selected: choose the image to _annotate()."
         seg = self.segmentation_node.GetSegmentation()
         if seg.GetNumberOfSegments() == 0:
             return "The segment list is empty: add a segment (e.g. eyeball_left) and select it."
@@ -507,7 +598,7 @@ class AnnotationLogic:
 
         modifier, source = self.editor.aligned()
         if modifier is None or source is None:
-            raise annotate.AnnotationError("Could not set up the segmentation geometry.")
+            raise _annotate().AnnotationError("Could not set up the segmentation geometry.")
         key = (self._image_key(), slicer.vtkSegmentationConverter.SerializeImageGeometry(source))
         if self._source is None or self._source[0] != key:
             self._source = (key, *oriented_image_to_array(source))
@@ -541,7 +632,7 @@ class AnnotationLogic:
             return OperationResult(False, why)
         try:
             return fn()
-        except annotate.AnnotationError as exc:
+        except _annotate().AnnotationError as exc:
             return OperationResult(False, str(exc))
 
     def _image_key(self) -> tuple:
@@ -604,13 +695,13 @@ class AnnotationLogic:
             modifier, src, spacing = self._grid()
             p = ras_to_ijk(modifier, ras) if ras is not None else ijk
             if p is None:
-                raise annotate.AnnotationError("Give the click position (ijk or ras).")
-            point = annotate._common.check_point(p, src.shape)
+                raise _annotate().AnnotationError("Give the click position (ijk or ras).")
+            point = _annotate()._common.check_point(p, src.shape)
             opts = self.params(SMARTPENCIL)
             key = self._image_key()
             region = self._working_region(point, opts.get("RegionMm"), spacing, src.shape, key)
             axis = slice_axis(slice_to_ras, modifier) if slice_to_ras is not None else 0
-            r = annotate.smartpencil_click(src, spacing, self.segment_mask(reference=modifier), point, remove=remove,
+            r = _annotate().smartpencil_click(src, spacing, self.segment_mask(reference=modifier), point, remove=remove,
                                            n_superpixels=opts.get("Superpixels"), region=region,
                                            mode=opts.get("Mode").lower(), axis=axis, cache=self.cache,
                                            key_extra=key)
@@ -633,7 +724,7 @@ class AnnotationLogic:
         region_key = (float(size_mm), tuple(shape), key)
         inside = self._region is not None and all(s.start <= v < s.stop for v, s in zip(point, self._region))
         if region_key != self._region_key or not inside:
-            self._region = annotate.region_around(point, size_mm, spacing, shape)
+            self._region = _annotate().region_around(point, size_mm, spacing, shape)
             self._region_key = region_key
         return self._region
 
@@ -672,7 +763,7 @@ class AnnotationLogic:
                 bg = self.segment_mask(self.background_segment_id(), reference=modifier)
             opts = self.params(SMARTFILL)
             locality = opts.get("LocalityMm")
-            r = annotate.smartfill(src, spacing, fg, bg, smoothness=opts.get("Smoothness"),
+            r = _annotate().smartfill(src, spacing, fg, bg, smoothness=opts.get("Smoothness"),
                                    margin_mm=opts.get("MarginMm"), locality_mm=locality if locality > 0 else None)
             segment = self.segmentation_node.GetSegmentation().GetSegment(self.segment_id)
             node = self._show_overlay(PREVIEW_ROLE, "SmartFill preview", modifier, r.mask, segment.GetColor(), 0.5)
@@ -717,7 +808,7 @@ class AnnotationLogic:
             if not current.any():
                 return OperationResult(False, "The selected segment is empty: nothing to correct.")
             opts = self.params(AUTOCORRECTION)
-            r = annotate.autocorrect(
+            r = _annotate().autocorrect(
                 src, spacing, current, max_distance_mm=opts.get("MaxDistanceMm"), stay_cost=opts.get("Stiffness"),
                 fill_holes=opts.get("FillHoles"), keep_largest=opts.get("KeepLargest"),
                 shift_sigma_mm=CONSISTENT_SHIFT_SIGMA_MM if opts.get("ConsistentShift") else None)

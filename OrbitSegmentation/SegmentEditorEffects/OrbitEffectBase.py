@@ -3,7 +3,8 @@
 Each effect declares its name, help text and actions; its options are built here from
 ``annotation_logic.EFFECT_OPTIONS`` and kept as effect parameters on the segment editor node
 (defaults in ``setMRMLDefaults``, widgets set in ``updateGUIFromMRML``, written back in
-``updateMRMLFromGUI``). Registered by ``OrbitSegmentationLib.annotation_logic.register_annotation_effects``.
+``updateMRMLFromGUI``; the last two through the Qt-free ``widget_states`` / ``values_from_widgets``).
+Registered by ``OrbitSegmentationLib.annotation_logic.register_annotation_effects``.
 This folder has no __init__.py on purpose, so it never shadows Slicer's own SegmentEditorEffects package.
 """
 import os
@@ -52,7 +53,7 @@ class OrbitEffectBase(AbstractScriptedSegmentEditorEffect):
 
     # ------------------------------------------------------------------ options
     def parameters(self):
-        return alogic.EffectParameters(self.scriptedEffect.parameterSetNode(), self.EFFECT)
+        return alogic.EffectParameters(self.scriptedEffect.parameterSetNode(), self.EFFECT, self.scriptedEffect)
 
     def setupOptionsFrame(self):
         for option in alogic.EFFECT_OPTIONS[self.EFFECT]:
@@ -91,21 +92,22 @@ class OrbitEffectBase(AbstractScriptedSegmentEditorEffect):
         if node is None or not self.optionWidgets:
             return
         params = self.parameters()
+        states = alogic.widget_states(params)
         for name, w in self.optionWidgets.items():
-            option, value = params.option(name), params.get(name)
+            kind, state = params.option(name).kind, states[name]
             w.blockSignals(True)
-            if option.kind == "float":
-                w.value = value
-            elif option.kind == "bool":
-                w.checked = bool(value)
-            elif option.kind == "segment":
-                choices = alogic.segment_choices(node.GetSegmentationNode(), node.GetSelectedSegmentID())
+            if kind == "float":
+                w.value = state
+            elif kind == "bool":
+                w.checked = state
+            elif kind == "segment":
+                choices, index = state
                 w.clear()
                 for sid, text in choices:
                     w.addItem(text, sid)
-                w.currentIndex = alogic.choice_index(choices, value)
+                w.currentIndex = index
             else:
-                w.currentIndex = max(0, w.findData(str(value)))
+                w.currentIndex = max(0, w.findData(state))
             w.blockSignals(False)
         self.updateActions()
 
@@ -114,19 +116,11 @@ class OrbitEffectBase(AbstractScriptedSegmentEditorEffect):
         if node is None:
             return
         params = self.parameters()
-        values = {}
+        shown = {}
         for name, w in self.optionWidgets.items():
             kind = params.option(name).kind
-            if kind == "float":
-                values[name] = w.value
-            elif kind == "bool":
-                values[name] = w.checked
-            elif kind == "segment":
-                choices = alogic.segment_choices(node.GetSegmentationNode(), node.GetSelectedSegmentID())
-                values[name] = alogic.chosen_segment(choices, params.get(name), w.currentData)
-            else:
-                values[name] = w.currentData
-        params.update(values)
+            shown[name] = w.value if kind == "float" else w.checked if kind == "bool" else w.currentData
+        params.update(alogic.values_from_widgets(params, shown))
 
     # ------------------------------------------------------------------ actions
     def setupActions(self):
@@ -148,7 +142,12 @@ class OrbitEffectBase(AbstractScriptedSegmentEditorEffect):
         return buttons
 
     def run(self, action, *args, **kwargs):
-        """Run a logic action with a wait cursor; show its message; return its OperationResult."""
+        """Run a logic action with a wait cursor; show its message; return its OperationResult.
+        The first action offers to install the packages the algorithms need (scipy, scikit-image)."""
+        missing = alogic.missing_dependencies()
+        if missing:
+            self.say(missing)
+            return alogic.OperationResult(False, missing)
         qt.QApplication.setOverrideCursor(qt.Qt.WaitCursor)
         try:
             result = action(*args, **kwargs)

@@ -1,11 +1,13 @@
 """Effect options are Slicer effect parameters on the segment editor node (real MRML, headless)."""
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from OrbitSegmentationLib.annotation_logic import (AUTOCORRECTION, EFFECT_HELP, EFFECT_OPTIONS, NO_SEGMENT,
-                                                   SMARTFILL, SMARTPENCIL, EffectParameters, choice_index,
-                                                   chosen_segment, segment_choices, slice_axis)
+                                                   SMARTFILL, SMARTPENCIL, EffectParameters, slice_axis,
+                                                   values_from_widgets, widget_states)
 
 EFFECTS_DIR = Path(__file__).resolve().parents[2] / "OrbitSegmentation" / "SegmentEditorEffects"
 
@@ -50,6 +52,35 @@ def test_bad_stored_values_fall_back_and_clamp(editor_node):
         EffectParameters(editor_node, "Nope")
 
 
+def test_parameters_are_written_like_slicer_effects_write_theirs(editor_node):
+    """REVIEW #4: like qSlicerSegmentEditorAbstractEffect::setParameter, a write fires
+    EffectParameterModified and no full Modified event (which would rebuild the whole Segment
+    Editor on every slider move); an unchanged value fires nothing."""
+    import slicer
+    import vtk
+
+    events = {"modified": 0, "parameter": 0}
+
+    def count(kind):
+        def observer(caller, event):
+            events[kind] += 1
+        return observer
+
+    editor_node.AddObserver(vtk.vtkCommand.ModifiedEvent, count("modified"))
+    editor_node.AddObserver(slicer.vtkMRMLSegmentEditorNode.EffectParameterModified, count("parameter"))
+    p = EffectParameters(editor_node, SMARTFILL)
+    p.set_defaults()
+    assert events == {"modified": 0, "parameter": len(EFFECT_OPTIONS[SMARTFILL])}
+    events.update(modified=0, parameter=0)
+    p.update({"Smoothness": 4.5, "LocalityMm": 12.0})
+    assert events == {"modified": 0, "parameter": 2}
+    events.update(modified=0, parameter=0)
+    assert p.set("Smoothness", 4.5) is False
+    p.set_defaults()
+    assert events == {"modified": 0, "parameter": 0}
+    assert editor_node.GetAttribute("SmartFill.Smoothness") == "4.5"
+
+
 def test_options_are_saved_with_the_scene(mrml):
     """The choices travel with the scene (node attributes), like Slicer's own effects' choices."""
     import slicer
@@ -80,15 +111,18 @@ def test_background_segment_survives_parameter_changes_and_gui_rebuilds(mrml):
     p.set_defaults()
     p.set("BackgroundSegmentID", bg)
 
+    assert p.node.GetSegmentationNode() is seg
+
     def rebuild():
-        """What the effect's updateGUIFromMRML does: list the segments, select the stored one."""
-        choices = segment_choices(seg, L.segment_id)
-        return choices, choice_index(choices, p.get("BackgroundSegmentID"))
+        """The effect's updateGUIFromMRML: list the segments, select the stored one."""
+        return widget_states(p)["BackgroundSegmentID"]
 
     def write_back(choices, index):
-        """What updateMRMLFromGUI does with the combo box's current item."""
-        p.update({"Smoothness": p.get("Smoothness") + 1.0,
-                  "BackgroundSegmentID": chosen_segment(choices, p.get("BackgroundSegmentID"), choices[index][0])})
+        """The effect's updateMRMLFromGUI with the combo box's current item."""
+        shown = widget_states(p)
+        shown["Smoothness"] += 1.0
+        shown["BackgroundSegmentID"] = choices[index][0]
+        p.update(values_from_widgets(p, shown))
 
     for _ in range(3):                                      # parameter changes and rebuilds
         choices, index = rebuild()
@@ -151,3 +185,42 @@ def test_effects_only_gather_input_and_call_the_logic():
                      "arrayFromVolume", "updateVolumeFromArray", "setSliceViewerLayers"):
             assert call not in text, (path.name, call)
 
+
+
+def test_effects_register_without_scipy_and_skimage(tmp_path):
+    """REVIEW #13: registering the effects at Slicer start-up imported scipy and scikit-image (not in
+    a fresh Slicer): now the logic imports, builds its options and its logic without them, and an
+    action first reports (or, inside Slicer, offers to install) what is missing."""
+    lib = str(EFFECTS_DIR.parent)
+    code = (
+        "import sys, importlib.util\n"
+        "FIND = importlib.util.find_spec\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('scipy', 'skimage'):\n"
+        "            raise ImportError('blocked: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "importlib.util.find_spec = lambda name, *a: (None if name.split('.')[0] in ('scipy', 'skimage')\n"
+        "                                             else FIND(name, *a))\n"
+        f"sys.path.insert(0, {lib!r})\n"
+        "from OrbitSegmentationLib import annotation_logic as al\n"
+        "from orbitai.mrml import new_scene\n"
+        "scene = new_scene().scene\n"
+        "logic = al.AnnotationLogic(scene)\n"
+        "p = logic.params(al.SMARTPENCIL); p.set_defaults(); assert p.get('Superpixels') == 1000\n"
+        "assert 'orbitai.annotate' not in sys.modules and 'scipy' not in sys.modules\n"
+        "print(al.missing_dependencies(ask=False))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    line = out.stdout.strip().splitlines()[-1]
+    assert "scipy" in line and "scikit-image" in line and "pip install" in line, line
+
+
+def test_superpixel_choices_are_the_algorithms_resolutions():
+    from OrbitSegmentationLib.annotation_logic import SUPERPIXEL_COUNTS, missing_dependencies
+
+    from orbitai.annotate import RESOLUTIONS
+
+    assert SUPERPIXEL_COUNTS == RESOLUTIONS
+    assert missing_dependencies(ask=False) == ""
