@@ -444,10 +444,15 @@ def itk_warnings_off() -> Iterator[None]:
 
 
 def read_dicom_series(folder: str | os.PathLike, series_id: str | None = None) -> Volume:
-    """Read one DICOM series from a folder (the first, or ``series_id``)."""
-    folder = str(folder)
+    """Read one DICOM series from a folder (the first, or ``series_id``).
+
+    Refused with a :class:`VolumeError` naming the slices: a damaged (e.g. truncated) DICOM file in
+    the folder, slices of another orientation, missing slices or uneven spacing (see
+    :meth:`SliceGeometry.problem`), which ITK would otherwise average into one wrong spacing.
+    """
+    folder = Path(folder)
     with itk_warnings_off():
-        ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(folder)
+        ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
     if not ids:
         raise VolumeError(f"No DICOM series found in {folder}.")
     if series_id is None:
@@ -455,10 +460,134 @@ def read_dicom_series(folder: str | os.PathLike, series_id: str | None = None) -
     elif series_id not in ids:
         raise VolumeError(f"Series {series_id} not in {folder}; found: {', '.join(ids)}")
     with itk_warnings_off():
-        files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(folder, series_id)
+        files = [Path(f) for f in sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series_id)]
+    bad = _unreadable_dicom_files(folder, set(files))
+    if bad:
+        shown = ", ".join(p.name for p in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise VolumeError(f"{folder}: {shown} cannot be read as DICOM (truncated or damaged). "
+                          "Re-copy or re-export the series.")
+    geometry = dicom_slice_geometry(files)
+    problem = geometry.problem()
+    if problem:
+        raise VolumeError(f"{folder}: {problem}. Re-export or re-copy the complete series.")
     reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(files)
-    return Volume.from_sitk(reader.Execute())
+    reader.SetFileNames([str(f) for f in files])      # GDCM's order (sorted along the normal too)
+    with itk_warnings_off():
+        return Volume.from_sitk(reader.Execute())
+
+
+@dataclass(frozen=True)
+class SliceGeometry:
+    """Where the slices of a DICOM series lie, sorted along the slice normal.
+
+    ``positions[i]`` is slice ``files[i]``'s ImagePositionPatient projected on ``normal`` (mm);
+    ``orientation`` is the series' ImageOrientationPatient (row and column direction cosines).
+    """
+
+    files: tuple[Path, ...]
+    positions: np.ndarray
+    orientation: np.ndarray
+    normal: np.ndarray
+
+    @property
+    def gaps(self) -> np.ndarray:
+        """Distances (mm) between neighbouring slices."""
+        return np.diff(self.positions)
+
+    @property
+    def median_spacing(self) -> float:
+        return float(np.median(self.gaps)) if len(self.files) > 1 else 0.0
+
+    def problem(self, missing_factor: float = 1.5, tolerance: float = 0.05) -> str | None:
+        """One sentence on why the slices do not form a regular grid, or None when they do.
+
+        Missing slices: a gap over ``missing_factor`` x the median spacing. Uneven spacing: a gap
+        off the median by more than ``tolerance`` x the median (and 0.01 mm).
+        """
+        if len(self.files) < 2:
+            return None
+        gaps, median = self.gaps, self.median_spacing
+        names = [f.name for f in self.files]
+        same = np.flatnonzero(gaps < 1e-3)
+        if len(same) or median <= 0:
+            i = int(same[0]) if len(same) else 0
+            return (f"slices {i + 1} and {i + 2} ({names[i]}, {names[i + 1]}) lie at the same position "
+                    f"{self.positions[i]:.2f} mm: the folder mixes series or time points")
+        i = int(np.argmax(np.abs(gaps - median)))
+        if gaps[i] > missing_factor * median:
+            lost = max(1, int(round(gaps[i] / median)) - 1)
+            return (f"slices {i + 1} and {i + 2} ({names[i]}, {names[i + 1]}) are {gaps[i]:.1f} mm apart, "
+                    f"the median spacing is {median:.2f} mm: {lost} slice{'s are' if lost > 1 else ' is'} missing")
+        if abs(gaps[i] - median) > max(tolerance * median, 0.01):
+            return (f"the slice spacing is uneven: slices {i + 1} and {i + 2} ({names[i]}, {names[i + 1]}) are "
+                    f"{gaps[i]:.2f} mm apart, the median spacing is {median:.2f} mm")
+        return None
+
+
+def dicom_slice_geometry(files: Sequence[str | os.PathLike]) -> SliceGeometry:
+    """Read each file's header (not its pixels) and return the series' :class:`SliceGeometry`.
+
+    Raises :class:`VolumeError` naming the file when a header cannot be read, lacks
+    ImagePositionPatient/ImageOrientationPatient, or has another orientation than the first slice.
+    """
+    if not files:
+        raise VolumeError("No DICOM files given.")
+    reader = sitk.ImageFileReader()
+    pos, orient = [], []
+    paths = [Path(f) for f in files]
+    for path in paths:
+        reader.SetFileName(str(path))
+        try:
+            with itk_warnings_off():
+                reader.ReadImageInformation()
+            pos.append([float(v) for v in reader.GetMetaData("0020|0032").split("\\")])
+            orient.append([float(v) for v in reader.GetMetaData("0020|0037").split("\\")])
+        except (RuntimeError, ValueError) as exc:
+            raise VolumeError(f"{path} is not a readable DICOM slice with ImagePositionPatient and "
+                              f"ImageOrientationPatient ({_last_line(exc)}). Re-copy or re-export the series."
+                              ) from None
+    orientation = np.asarray(orient)
+    if orientation.shape[1:] != (6,) or np.asarray(pos).shape[1:] != (3,):
+        raise VolumeError(f"{paths[0].parent}: ImagePositionPatient/ImageOrientationPatient must have 3 and 6 "
+                          "values. Re-export the series.")
+    odd = [p.name for p, o in zip(paths, orientation) if not np.allclose(o, orientation[0], atol=1e-4)]
+    if odd:
+        shown = ", ".join(odd[:5]) + (f" and {len(odd) - 5} more" if len(odd) > 5 else "")
+        raise VolumeError(f"{paths[0].parent}: {shown} {'have' if len(odd) > 1 else 'has'} another slice "
+                          f"orientation than {paths[0].name} (a localizer or another series mixed in?). "
+                          "Keep only the slices of one series in the folder.")
+    row, col = orientation[0, :3], orientation[0, 3:]
+    normal = np.cross(row, col)
+    normal /= np.linalg.norm(normal) or 1.0
+    along = np.asarray(pos) @ normal
+    order = np.argsort(along, kind="stable")
+    return SliceGeometry(tuple(paths[i] for i in order), along[order], orientation[0].copy(), normal)
+
+
+def _last_line(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[-1].strip() if lines else type(exc).__name__
+
+
+def _unreadable_dicom_files(folder: Path, series_files: set[Path]) -> list[Path]:
+    """Files in ``folder`` that look like DICOM (preamble or .dcm/.ima suffix) but belong to no
+    series GDCM could parse: truncated or damaged slices."""
+    bad = []
+    reader = sitk.ImageFileReader()
+    for path in sorted(folder.iterdir()):
+        if not path.is_file() or path in series_files or path.name.startswith(".") or path.name.upper() == "DICOMDIR":
+            continue
+        with open(path, "rb") as f:
+            head = f.read(132)
+        if head[128:132] != b"DICM" and path.suffix.lower() not in (".dcm", ".ima"):
+            continue
+        reader.SetFileName(str(path))
+        try:
+            with itk_warnings_off():
+                reader.ReadImageInformation()
+        except RuntimeError:
+            bad.append(path)
+    return bad
 
 
 def write_volume(vol: Volume, path: str | os.PathLike, compress: bool = True) -> Path:

@@ -1,0 +1,79 @@
+"""DICOM series with missing, damaged, unevenly spaced or mixed-orientation slices are refused
+with a message naming the slices, instead of being read with an averaged spacing (issue #14)."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from orbitai.io import (Volume, VolumeError, dicom_slice_geometry, read_volume, rotation,
+                        write_dicom_series)
+from orbitai.phantoms.orbit import orbit_case
+
+
+@pytest.fixture(scope="module")
+def phantom() -> Volume:
+    return orbit_case(1, "ct").image
+
+
+@pytest.fixture(scope="module")
+def series(tmp_path_factory, phantom) -> Path:
+    return write_dicom_series(phantom, tmp_path_factory.mktemp("dicom") / "series")
+
+
+def copy(series: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(series, tmp_path / "series"))
+
+
+def test_intact_series_reads_with_its_geometry(series, phantom):
+    back = read_volume(series)
+    np.testing.assert_array_equal(back.array, phantom.array)
+    np.testing.assert_allclose(back.spacing, phantom.spacing, atol=1e-4)
+    np.testing.assert_allclose(back.origin, phantom.origin, atol=1e-4)
+    np.testing.assert_allclose(back.direction, phantom.direction, atol=1e-4)
+    geometry = dicom_slice_geometry(sorted(series.iterdir()))
+    assert geometry.problem() is None and len(geometry.files) == phantom.shape[0]
+    np.testing.assert_allclose(geometry.gaps, phantom.spacing[2], atol=1e-4)
+    np.testing.assert_allclose(geometry.normal, phantom.direction[:, 2], atol=1e-6)
+
+
+def test_ten_missing_slices_are_named(tmp_path, series, phantom):
+    folder = copy(series, tmp_path)
+    for k in range(20, 30):
+        (folder / f"slice{k:04d}.dcm").unlink()
+    gap = 11 * phantom.spacing[2]
+    with pytest.raises(VolumeError) as err:
+        read_volume(folder)
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert (f"slices 20 and 21 (slice0019.dcm, slice0030.dcm) are {gap:.1f} mm apart, the median spacing is "
+            f"{phantom.spacing[2]:.2f} mm: 10 slices are missing") in msg
+
+
+def test_truncated_slice_file_is_named(tmp_path, series):
+    folder = copy(series, tmp_path)
+    victim = folder / "slice0030.dcm"
+    victim.write_bytes(victim.read_bytes()[:-5000])
+    with pytest.raises(VolumeError, match=r"slice0030\.dcm cannot be read as DICOM \(truncated or damaged\)"):
+        read_volume(folder)
+
+
+def test_uneven_spacing_and_mixed_orientation_are_named(tmp_path):
+    vol = Volume(np.zeros((8, 6, 5), np.int16), (0.8, 0.8, 2.0), (1.0, 2.0, 3.0))
+    folder = write_dicom_series(vol, tmp_path / "uneven")
+    shifted = Volume(vol.array[4:], vol.spacing, (1.0, 2.0, 3.0 + 4 * 2.0 + 0.6))   # 2.6 mm step at slice 5
+    for k in range(4, 8):
+        (folder / f"slice{k:04d}.dcm").unlink()
+    for f in sorted(write_dicom_series(shifted, tmp_path / "upper").iterdir()):
+        shutil.copy(f, folder / f"upper-{f.name}")
+    with pytest.raises(VolumeError, match=r"the slice spacing is uneven: slices 4 and 5 \(slice0003\.dcm, "
+                                          r"upper-slice0000\.dcm\) are 2\.60 mm apart, the median spacing is 2\.00 mm"):
+        read_volume(folder)
+
+    mixed = write_dicom_series(vol, tmp_path / "mixed")
+    tilted = Volume(vol.array, vol.spacing, vol.origin, rotation(0.0, 0.3, 0.0))
+    shutil.copy(write_dicom_series(tilted, tmp_path / "tilted") / "slice0002.dcm", mixed / "scout.dcm")
+    with pytest.raises(VolumeError, match="scout.dcm has another slice orientation than slice0000.dcm"):
+        read_volume(mixed)
