@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import contextlib
 import logging
+import signal
 import sys
-from typing import NoReturn, Sequence
+import threading
+from typing import Any, Iterator, NoReturn, Sequence
 
 from orbitai import __version__
 from orbitai.errors import OrbitAIError, one_line
@@ -83,6 +86,31 @@ def _os_error(exc: OSError) -> tuple[str, int]:
     return one_line(exc), 2 if user else 1
 
 
+#: Signals that cancel a command like Ctrl-C (SIGINT): ``kill``, a closed terminal.
+CANCEL_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def _cancel(signum: int, frame: Any) -> NoReturn:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextlib.contextmanager
+def cancel_on_signals() -> Iterator[None]:
+    """While active, SIGTERM and SIGHUP raise `KeyboardInterrupt` as SIGINT does, so that a killed command
+    cleans up (temporary folders removed, child processes stopped) instead of dying on the spot.
+    The previous handlers come back afterwards; outside the main thread it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _cancel) for sig in CANCEL_SIGNALS
+                if signal.getsignal(sig) is not signal.SIG_IGN}  # an ignored signal (nohup) stays ignored
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; errors end it with one line on stderr (see `orbitai.errors`), not a traceback."""
     parser = build_parser()
@@ -96,7 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     prefix = f"orbitai {command_name(args)}: "
     try:
-        return int(args.func(args) or 0)
+        with cancel_on_signals():
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         if args.debug:
             raise

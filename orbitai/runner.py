@@ -14,6 +14,9 @@ Two ways to use it::
     for done, total, msg in job.poll(): ...       # progress events since the last poll
     if job.finished: result = job.result()
     job.cancel()                                  # kills the whole process tree
+
+`run` stops the child and removes its folder when the caller is interrupted (``KeyboardInterrupt``,
+which `orbitai.cli` also raises on SIGTERM), so a cancelled parent leaves no orphan behind.
 """
 from __future__ import annotations
 
@@ -97,8 +100,12 @@ class OrbitaiJob:
             kwargs["start_new_session"] = True  # own process group: cancel kills all of it
         else:  # pragma: no cover - Windows
             kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     stdin=subprocess.DEVNULL, text=True, bufsize=1, env=env, **kwargs)
+        try:
+            self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                         stdin=subprocess.DEVNULL, text=True, bufsize=1, env=env, **kwargs)
+        except BaseException:
+            self.cleanup()
+            raise
         self._threads = [
             threading.Thread(target=self._read_stdout, daemon=True),
             threading.Thread(target=self._read_stderr, daemon=True),
@@ -160,6 +167,14 @@ class OrbitaiJob:
                 pass
             self.proc.wait()
 
+    def abort(self) -> None:
+        """Cancel the child (if still running) and discard its outputs, whatever state the job is in."""
+        if self.proc is None:
+            self.cleanup()
+            return
+        self.cancel()
+        self.result()
+
     def result(self) -> JobResult:
         """Finish up a completed job: hand outputs over on success, discard them otherwise."""
         if self._result is not None:
@@ -199,14 +214,18 @@ class OrbitaiJob:
         """Start, stream progress to ``callback``, honour ``cancel``; raise `JobError` on failure."""
         if self.proc is None:
             self.start()
-        while not self.finished:
-            if cancel is not None and cancel.is_set():
-                self.cancel()
-                break
-            for ev in self.poll():
-                if callback:
-                    callback(*ev)
-            time.sleep(poll_s)
+        try:
+            while not self.finished:
+                if cancel is not None and cancel.is_set():
+                    self.cancel()
+                    break
+                for ev in self.poll():
+                    if callback:
+                        callback(*ev)
+                time.sleep(poll_s)
+        except BaseException:  # Ctrl-C, SIGTERM (see orbitai.cli) or a failing callback: no orphan, no files
+            self.abort()
+            raise
         for t in self._threads:
             t.join(timeout=5)
         for ev in self.poll():

@@ -47,3 +47,19 @@ def test_cancel_kills_child_and_leaves_nothing(tmp_path):
 def test_real_cli_child(tmp_path):
     res = OrbitaiJob(["info"]).run()
     assert any(line.startswith("orbitai") for line in res.stdout)
+
+
+def test_interrupted_run_kills_child_and_removes_its_folder(tmp_path):
+    """Ctrl-C (or SIGTERM, which orbitai.cli turns into KeyboardInterrupt) while ``run`` waits: the
+    child is stopped, not orphaned, and its temporary folder is removed."""
+    import _thread
+
+    j = job(["200", "0.05", "{out}"], dest=tmp_path / "out")
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        j.run()
+    timer.join()
+    assert j.proc is not None and j.proc.poll() is not None
+    assert not j.tmp.exists()
+    assert not (tmp_path / "out").exists()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 from orbitai.cli import add_device_option
 
@@ -37,6 +38,29 @@ def _bar(done: int, total: int, message: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from orbitai.bundle import find_bundle
     from orbitai.device import select_device
+    from orbitai.staging import staged_folder
+
+    select_device(args.device)          # refuse a missing device or model before any work
+    if args.model:
+        find_bundle(args.model)
+    out = Path(args.out).resolve()
+    t0 = time.perf_counter()
+    print(f"OrbitAI demo -> {out}")
+    # Everything is written beside OUT and moved into it only at the end: a failure or a cancel
+    # (Ctrl-C, SIGTERM; the child process is stopped too) leaves no file behind.
+    with staged_folder(out) as work:
+        rows = _demo(args, work)
+
+    print(f"\nDone in {time.perf_counter() - t0:.0f} s. Outputs in {out}:")
+    for p in sorted(out.iterdir()):
+        print(f"   {p.name}")
+    mean_dice = sum(r["dice"] for r in rows) / len(rows)
+    print(f"Mean Dice over {len(rows)} structures: {mean_dice:.3f} (demo model trained on phantoms; not for clinical use)")
+    return 0
+
+
+def _demo(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
+    """Steps 1-4 of the demo, writing into ``work``; returns the agreement rows (one per structure)."""
     from orbitai.io import write_volume
     from orbitai.phantoms import orbit_case
     from orbitai.runner import OrbitaiJob
@@ -45,18 +69,10 @@ def run(args: argparse.Namespace) -> int:
     from orbitai.seg.result import SegmentationResult
     from orbitai.segfile import write_segmentation
 
-    select_device(args.device)          # refuse a missing device or model before any work
-    if args.model:
-        find_bundle(args.model)
-    out = Path(args.out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    print(f"OrbitAI demo -> {out}")
-
     print("1. Synthetic orbital CT from the SPL/NAC atlas (phantom with exact ground truth)")
     case = orbit_case(args.seed, modality="ct")
-    image_path = write_volume(case.image, out / "phantom_ct.nrrd")
-    write_segmentation(case.labels, out / "phantom_ct_truth.seg.nrrd")
+    image_path = write_volume(case.image, work / "phantom_ct.nrrd")
+    write_segmentation(case.labels, work / "phantom_ct_truth.seg.nrrd")
     sx, sy, sz = case.image.spacing
     print(f"   {image_path.name}: {case.image.size_xyz} voxels at {sx:.2f} x {sy:.2f} x {sz:.2f} mm")
 
@@ -64,12 +80,12 @@ def run(args: argparse.Namespace) -> int:
     cmd = ["seg", "predict", str(image_path), "--out", "{out}", "--uncertainty", "--device", args.device]
     if args.model:
         cmd += ["--model", args.model]
-    res = OrbitaiJob(cmd, dest=out).run(_bar)
+    res = OrbitaiJob(cmd, dest=work).run(_bar)
     print()
     for line in res.stdout:
         if not line.startswith("wrote "):  # the child names its temporary folder; outputs are listed below
             print(f"   {line}")
-    result = SegmentationResult.read(out, reference=case.image)   # result.json, segmentation, volumes, checked
+    result = SegmentationResult.read(work, reference=case.image)   # result.json, segmentation, volumes, checked
     pred = result.labels
     rows = score_case(pred.array, case.labels.array, ORBIT_STRUCTURES, case.image.spacing)
 
@@ -80,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
 
     from orbitai.seg.figure import save_comparison
 
-    fig = save_comparison(case.image, case.labels, pred, out / "segmentation_vs_truth.png",
+    fig = save_comparison(case.image, case.labels, pred, work / "segmentation_vs_truth.png",
                           title="OrbitAI demo: synthetic orbital CT, bundled demo SV-net")
     print(f"   figure: {fig.name}")
 
@@ -89,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         import orbitai.mrml as mrml
     except ImportError as exc:  # slicer-core missing: the files above are still complete
         print(f"   skipped: slicer-core is not installed ({exc}); pip install slicer-core")
-        return 0
+        return rows
     ctx = mrml.new_scene()
     ct_node = mrml.volume_node_from_volume(ctx, case.image, name="Phantom CT")
     seg_node = mrml.segmentation_node_from_labels(ctx, pred, reference_node=ct_node, name="Predicted orbit segmentation")
@@ -100,14 +116,8 @@ def run(args: argparse.Namespace) -> int:
                               units={"volume_pred_cm3": "cm3", "volume_true_cm3": "cm3"})
     overlay = mrml.overlay_node_from_volume(ctx, result.uncertainty, reference_node=ct_node, name="Model uncertainty")
     mrml.show_overlay(ctx, overlay, ct_node, opacity=0.4)
-    mrb = mrml.save_mrb(ctx, out / "orbitai_demo.mrb")
+    mrb = mrml.save_mrb(ctx, work / "orbitai_demo.mrb")
     n_seg = seg_node.GetSegmentation().GetNumberOfSegments()
     print(f"   scene: CT volume, {n_seg} predicted segments, ground truth, 2 tables, uncertainty overlay")
     print(f"   saved {mrb.name} ({mrb.stat().st_size / 1e6:.1f} MB): open it in 3D Slicer (File > Open Data)")
-
-    print(f"\nDone in {time.perf_counter() - t0:.0f} s. Outputs in {out}:")
-    for p in sorted(out.iterdir()):
-        print(f"   {p.name}")
-    mean_dice = sum(r["dice"] for r in rows) / len(rows)
-    print(f"Mean Dice over {len(rows)} structures: {mean_dice:.3f} (demo model trained on phantoms; not for clinical use)")
-    return 0
+    return rows

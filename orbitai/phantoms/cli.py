@@ -2,8 +2,14 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from orbitai.phantoms.cohort import KINDS
+
+#: The largest cohort one command writes (--n); also bounds the time and disk a typo can take.
+MAX_CASES = 10000
+#: What `write_cohort` puts in its folder: a previous cohort's entries are removed before the new one moves in.
+COHORT_ENTRIES = ("manifest.csv", "montage.png", "images", "segmentations")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -15,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      "The same seed gives the same files."),
         epilog="Example: orbitai phantom tao --n 40 --seed 1 --out cohorts/tao")
     p.add_argument("kind", choices=KINDS, help="cohort kind")
-    p.add_argument("--n", type=int, default=8, help="number of cases (default 8)")
+    p.add_argument("--n", type=int, default=8, help=f"number of cases, 1 to {MAX_CASES} (default 8)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--montage-cases", type=int, default=4, help="cases shown in montage.png (0: no montage)")
@@ -26,10 +32,21 @@ def run(args: argparse.Namespace) -> int:
     from orbitai.errors import UserError
     from orbitai.phantoms.cohort import write_cohort
     from orbitai.progress import emit
+    from orbitai.staging import staged_folder
 
     if args.n < 1:
         raise UserError("--n must be at least 1")
+    if args.n > MAX_CASES:
+        raise UserError(f"--n must be at most {MAX_CASES}, got {args.n}; write larger cohorts in several folders.")
+    if args.seed < 0:
+        raise UserError(f"--seed must be 0 or more, got {args.seed}.")
+    if args.montage_cases < 0:
+        raise UserError(f"--montage-cases must be 0 or more, got {args.montage_cases}.")
     emit(0, args.n, f"generating {args.kind} phantoms")
-    path = write_cohort(args.kind, args.n, args.seed, args.out, progress=emit, montage_cases=args.montage_cases)
+    # The cohort is written beside --out and moved in when complete (manifest last): an interrupt or a
+    # full disk leaves no cases without a manifest, and a previous cohort in --out is replaced, not mixed.
+    with staged_folder(args.out, replaces=COHORT_ENTRIES, last=["manifest.csv"]) as work:
+        write_cohort(args.kind, args.n, args.seed, work, progress=emit, montage_cases=args.montage_cases)
+    path = Path(args.out) / "manifest.csv"
     print(f"wrote {args.n} {args.kind} cases; manifest {path}")
     return 0
