@@ -5,12 +5,51 @@ import numpy as np
 
 from orbitai.io import Volume, VolumeError, require_finite
 
+#: An 8-bit CT: at least this fraction of voxels at 0 (air clipped) and at 255 (bone/saturated).
+EIGHT_BIT_AT_ZERO = 0.2
+EIGHT_BIT_AT_255 = 0.005
+
+
+def _sample(vol: Volume) -> np.ndarray:
+    a = vol.array
+    return a.ravel()[:: max(1, a.size // 200_000)].astype(np.float32)
+
 
 def looks_like_ct(vol: Volume) -> bool:
     """CT in Hounsfield units has air near -1000 and soft tissue near 0-100."""
-    a = vol.array
-    sample = a.ravel()[:: max(1, a.size // 200_000)].astype(np.float32)
+    sample = _sample(vol)
     return float(np.percentile(sample, 1)) < -500 and float(np.percentile(sample, 99)) > 0
+
+
+def eight_bit_ct_evidence(vol: Volume) -> str | None:
+    """Why the image looks like CT stored as 8-bit values (clipped or windowed to 0-255, so its
+    Hounsfield units are lost), or None.
+
+    The sign: whole numbers in 0-255 saturated at both ends, a large share of voxels at exactly 0
+    (air below the window) and a visible share at exactly 255 (bone above it). MRI scaled to 8 bits
+    has a noisy background and only a few voxels at its maximum.
+    """
+    sample = _sample(vol)
+    if sample.min() != 0 or sample.max() != 255 or not np.all(sample == np.round(sample)):
+        return None
+    at_zero, at_top = float(np.mean(sample == 0)), float(np.mean(sample == 255))
+    if at_zero < EIGHT_BIT_AT_ZERO or at_top < EIGHT_BIT_AT_255:
+        return None
+    return f"values 0-255 only, {100 * at_zero:.0f} % of voxels at 0 and {100 * at_top:.1f} % at 255"
+
+
+def image_is_ct(vol: Volume, what: str = "the image") -> bool:
+    """Modality for choosing a model automatically: True for CT, False for MRI.
+
+    Raises :class:`~orbitai.io.VolumeError` for CT stored as 8-bit values, which neither model
+    fits (its intensities would otherwise pass for MRI)."""
+    evidence = eight_bit_ct_evidence(vol)
+    if evidence:
+        raise VolumeError(
+            f"{what} looks like CT stored as 8-bit values ({evidence}): its Hounsfield units are lost, so "
+            "neither the CT nor the MRI model fits it. Export the CT with its original Hounsfield units "
+            "(16-bit DICOM, NRRD or NIfTI), or choose a model with --model.")
+    return looks_like_ct(vol)
 
 
 def check_input(vol: Volume, modality: str = "any") -> list[str]:
@@ -26,6 +65,10 @@ def check_input(vol: Volume, modality: str = "any") -> list[str]:
         warnings.append("This model expects CT in Hounsfield units but the image does not look like CT.")
     if modality == "MR" and ct:
         warnings.append("This model expects MRI but the image looks like CT (Hounsfield units).")
+    evidence = None if ct else eight_bit_ct_evidence(vol)
+    if evidence:
+        warnings.append(f"The image looks like CT stored as 8-bit values ({evidence}): Hounsfield units "
+                        "are lost and the result is unreliable.")
     return warnings
 
 

@@ -76,7 +76,7 @@ def run_predict(args) -> int:
     from orbitai.progress import emit
     from orbitai.orbit.rules import structure_volumes
     from orbitai.orbit.segment import segment
-    from orbitai.preprocess.checks import looks_like_ct
+    from orbitai.preprocess.checks import image_is_ct, looks_like_ct
     from orbitai.result import check_out_dir
     from orbitai.seg.result import SegmentationResult
 
@@ -86,9 +86,10 @@ def run_predict(args) -> int:
                         f"written there); got the file name {out}.")
     vol = read_volume(args.image)
     require_finite(vol, "image")
+    is_ct = looks_like_ct(vol) if args.model else image_is_ct(vol, args.image)   # refuses 8-bit CT
     device = select_device(args.device)
     emit(0, 1, "loading model")
-    bundle, model, spec = load_seg_model(args.model, looks_like_ct(vol), device)
+    bundle, model, spec = load_seg_model(args.model, is_ct, device)
     log.info("model %s on %s, window %s", bundle.name, device, args.window)
     res = run_with_fallback(lambda d: segment(vol, model, spec, args.window, d, progress=emit,
                                               mirror=not args.no_mirror), device)
