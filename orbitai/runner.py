@@ -224,7 +224,12 @@ class OrbitaiJob:
                         callback(*ev)
                 time.sleep(poll_s)
         except BaseException:  # Ctrl-C, SIGTERM (see orbitai.cli) or a failing callback: no orphan, no files
-            self.abort()
+            while True:
+                try:
+                    self.abort()
+                    break
+                except KeyboardInterrupt:  # a second Ctrl-C must not cut the clean-up short
+                    continue
             raise
         for t in self._threads:
             t.join(timeout=5)

@@ -89,7 +89,8 @@ def work(tmp_path: Path) -> tuple[Path, Path]:
     return tmp_path / "run", tmp_path / "tmp"
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)],
+                         ids=["SIGINT", "SIGTERM"])  # SIGTERM's handler is also run by the phantom test
 def test_cancelled_demo_leaves_no_process_and_no_file(work, sig):
     run, tmpdir = work
     proc = _start(["demo", "--out", "X"], run, tmpdir)
@@ -187,3 +188,14 @@ def test_a_new_cohort_replaces_the_previous_one(tmp_path):
     assert [p.name for p in (out / "images").iterdir()] == ["tao_0000.nrrd"]
     assert len((out / "manifest.csv").read_text().splitlines()) == 2
     assert [p.name for p in tmp_path.iterdir()] == ["c"]
+
+
+def test_failing_demo_leaves_no_file(work):
+    """A demo that fails (here: a full disk while it writes its phantom) leaves neither X nor its work folder."""
+    run, tmpdir = work
+    proc = _start(["demo", "--out", "X"], run, tmpdir, preexec_fn=_small_disk)
+    err = _finish(proc)
+    assert proc.returncode == 1, err
+    assert len(err) == 1 and err[0].startswith("orbitai demo: error:"), err
+    assert list(run.iterdir()) == [], "the failed demo left files"
+    assert list(tmpdir.iterdir()) == []
