@@ -220,10 +220,12 @@ def read_volume(path: str | os.PathLike, keep_metadata: bool = False) -> Volume:
         raise VolumeError(f"No such file or folder: {p}")
     if p.is_dir():
         return read_dicom_series(p)
-    verify_volume_file(p)
+    if not p.name.lower().endswith((".nrrd", ".nhdr")):   # teem checks NRRD data (length, gzip CRC) itself
+        verify_volume_file(p)
     try:
         img = sitk.ReadImage(str(p))
     except RuntimeError as exc:
+        verify_volume_file(p)                              # a truncated or corrupt file, named in one line
         raise VolumeError(f"Could not read {p} as an image: {str(exc).strip().splitlines()[-1]}") from exc
     if img.GetDimension() == 4 and img.GetSize()[3] == 1:
         img = img[:, :, :, 0]

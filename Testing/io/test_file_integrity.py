@@ -49,10 +49,11 @@ def test_compressed_file_with_4000_scrambled_bytes_is_named_as_corrupt(tmp_path,
         read_volume(path)
 
 
-def test_wrong_checksum_is_a_crc_failure(tmp_path, phantom):
-    path = write_volume(phantom, tmp_path / "img.nii.gz")
+@pytest.mark.parametrize("name", ["img.nii.gz", "img.nrrd"])
+def test_wrong_checksum_is_a_crc_failure(tmp_path, phantom, name):
+    path = write_volume(phantom, tmp_path / name)
     data = path.read_bytes()
-    path.write_bytes(data[:-8] + bytes(8))          # gzip trailer: CRC-32 and length zeroed
+    path.write_bytes(data[:-8] + bytes(4) + data[-4:])      # gzip trailer: CRC-32 zeroed, length kept
     with pytest.raises(VolumeError, match="is corrupt: CRC check failed"):
         read_volume(path)
 
