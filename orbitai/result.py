@@ -18,7 +18,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Literal, Optional, TypeVar, overload
+from typing import Any, Callable, ClassVar, Iterable, Literal, Optional, TypeVar, overload
 
 from orbitai.errors import ResultError, UserError
 from orbitai.io import Volume, VolumeError, read_volume
@@ -40,20 +40,64 @@ def check_out_dir(out_dir: str | os.PathLike) -> Path:
     return out
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def check_outputs(out_dir: str | os.PathLike, inputs: Iterable[str | os.PathLike | None],
+                  files: Iterable[str] = (), beside: Iterable[str] = (), replaces_folder: bool = False) -> Path:
+    """Refuse, before any work, outputs that would overwrite an input (one clear line); returns OUT.
+
+    ``out_dir`` is the command's ``--out`` folder (checked by `check_out_dir` too), ``inputs`` every
+    file or folder the command reads, ``files`` the names it writes inside OUT, ``beside`` the names it
+    writes next to OUT (work folders, logs) and ``replaces_folder`` whether OUT is replaced as a whole
+    (a bundle), so that nothing inside it may be an input. With ``result.json`` among ``files`` (a
+    `TaskResult`), the files an earlier result in OUT lists count as written (`remove_result` removes
+    them). Paths are compared after resolving links."""
+    out = Path(out_dir)
+    target = out.resolve()
+    files = list(files)
+    if RESULT_FILE in files:   # writing a result first removes the files the previous one lists
+        files += previous_files(target)
+    written = [target / name for name in files]
+    written += [target.parent / name for name in beside]
+    for given in inputs:
+        if given is None:
+            continue
+        src = Path(given).resolve()
+        if src == target:
+            raise UserError(f"--out {out} is the input {given}; choose another output folder.")
+        if replaces_folder and _inside(src, target):
+            raise UserError(f"--out {out} would be replaced as a whole, but it holds the input {given}; "
+                            "choose another output folder.")
+        for path in written:
+            if _inside(src, path):
+                raise UserError(f"Writing {path.name} to {path.parent} would overwrite the input {given}; "
+                                "choose another output folder.")
+    return check_out_dir(out)
+
+
 def remove_result(folder: Path) -> None:
     """Remove the result a previous run left in ``folder``: its ``result.json`` first, then the files
     that it names (other files, such as a job's input, stay)."""
     path = folder / RESULT_FILE
-    try:
-        files = json.loads(path.read_text()).get("files")
-    except (OSError, ValueError, AttributeError):
-        files = None
+    names = previous_files(folder)
     path.unlink(missing_ok=True)
-    for name in (files.values() if isinstance(files, dict) else ()):
-        if isinstance(name, str) and name and Path(name).name == name and name not in (".", ".."):
-            stale = folder / name
-            if stale.is_file() or stale.is_symlink():
-                stale.unlink()
+    for name in names:
+        stale = folder / name
+        if stale.is_file() or stale.is_symlink():
+            stale.unlink()
+
+
+def previous_files(folder: Path) -> list[str]:
+    """The plain file names that the ``result.json`` a previous run left in ``folder`` lists (none
+    when there is no readable one): writing a new result there removes them."""
+    try:
+        files = json.loads((folder / RESULT_FILE).read_text()).get("files")
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [name for name in (files.values() if isinstance(files, dict) else ())
+            if isinstance(name, str) and name and Path(name).name == name and name not in (".", "..")]
 
 
 class TaskResult:

@@ -29,6 +29,9 @@ def test_paths_resolve_relative_to_the_manifest_and_extra_columns_are_kept(tmp_p
     ("case_id,image,segmentation\na,,a.seg.nrrd\n", "line 2: empty image path"),
     ("case_id,image,segmentation\na,a.nrrd,\n", "line 2: empty segmentation path"),
     ("case_id,image,segmentation\n", "lists no cases"),
+    ("case_id,image,segmentation\na,a.nrrd,a.seg\nb,b.nrrd,b.seg\na,c.nrrd,c.seg\n",
+     r"case_id 'a' is listed more than once \(lines 2, 4\)"),
+    ("case_id,image,segmentation\n,a.nrrd,a.seg\n", r"line\(s\) 2: empty case_id"),
 ])
 def test_bad_manifests_give_one_line_input_errors(tmp_path, text, message):
     with pytest.raises(ManifestError, match=message) as err:

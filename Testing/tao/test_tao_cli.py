@@ -11,7 +11,7 @@ from orbitai.cli import main
 from orbitai.io import Volume, read_volume, write_volume
 from orbitai.phantoms import orbit_case, write_cohort
 from orbitai.segfile import write_segmentation
-from orbitai.tao.result import TAOResultError, TaoResult, read_result
+from orbitai.tao.result import TAOResultError, TaoResult
 
 SEED = 777060  # never used for training cohorts
 
@@ -63,7 +63,7 @@ def test_predict_finds_the_orbits_itself(t2, tmp_path):
     bad = dict(res, task="segmentation")
     (out / "result.json").write_text(json.dumps(bad))
     with pytest.raises(TAOResultError, match="not a 'tao_activity' result"):
-        read_result(out, case.image)
+        TaoResult.read(out, case.image)
     (out / "result.json").write_text(json.dumps(dict(res, files={"gradcam": "gradcam.nrrd"})))
     with pytest.raises(TAOResultError, match="gradcam file gradcam.nrrd .* is missing"):
         TaoResult.read(out)
@@ -150,6 +150,9 @@ def test_train_and_evaluate_small_cohort(tmp_path, capsys):
                  "--device", "cpu", "--out", str(bundle)]) == 0
     b = load_bundle(bundle)
     assert b.metadata["task"] == "tao_activity" and b.metadata["training"]["heldout_eyes"] == 4
+    # the schedule actually run, not the configuration's (issue #14): one epoch, the decay epoch scaled along
+    assert b.metadata["training"]["epochs_run"] == 1
+    assert b.metadata["training"]["settings"]["epochs"] == 1 and b.metadata["training"]["settings"]["decay_epoch"] == 1
     from orbitai.tao.spec import TaoInputSpec
 
     assert b.metadata["input"] == TaoInputSpec().to_metadata()   # the input block prediction reads back

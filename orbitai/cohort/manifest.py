@@ -30,8 +30,9 @@ class Case:
 
 
 def read_manifest(path: str | Path, need_segmentation: bool = True) -> list[Case]:
-    """The manifest's cases in file order (raises :class:`ManifestError` for a bad manifest,
-    FileNotFoundError when there is none)."""
+    """The manifest's cases in file order (raises :class:`ManifestError` for a bad manifest -- a
+    missing column, an empty path or case id, a case id listed twice -- FileNotFoundError when
+    there is none)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Manifest not found: {path}")
@@ -43,6 +44,7 @@ def read_manifest(path: str | Path, need_segmentation: bool = True) -> list[Case
         if missing:
             raise ManifestError(f"Manifest {path} lacks column(s) {missing}; it has {cols}.")
         cases = []
+        lines: dict[str, list[int]] = {}
         for i, row in enumerate(reader, start=2):
             def resolve(p: str) -> Path:
                 q = Path(p)
@@ -53,8 +55,15 @@ def read_manifest(path: str | Path, need_segmentation: bool = True) -> list[Case
             if need_segmentation and not seg:
                 raise ManifestError(f"Manifest {path} line {i}: empty segmentation path.")
             cases.append(Case(row["case_id"], resolve(row["image"]), resolve(seg) if seg else None, row))
+            lines.setdefault(row["case_id"], []).append(i)
     if not cases:
         raise ManifestError(f"Manifest {path} lists no cases.")
+    for case_id, at in lines.items():
+        if not case_id:
+            raise ManifestError(f"Manifest {path} line(s) {', '.join(map(str, at))}: empty case_id.")
+        if len(at) > 1:   # a case counted twice would weigh twice in every metric and split
+            raise ManifestError(f"Manifest {path}: case_id {case_id!r} is listed more than once "
+                                f"(lines {', '.join(map(str, at))}); each case must appear once.")
     return cases
 
 

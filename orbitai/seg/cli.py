@@ -11,6 +11,8 @@ from orbitai.errors import UserError
 
 #: File names that ``--out`` must not have (it takes a folder).
 VOLUME_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd", ".csv", ".json")
+#: The plain label map that ``predict --labelmap`` adds to OUT.
+LABELMAP_FILE = "labels.nrrd"
 
 log = logging.getLogger("orbitai.seg")
 
@@ -77,10 +79,11 @@ def run_predict(args) -> int:
     from orbitai.orbit.rules import structure_volumes
     from orbitai.orbit.segment import segment
     from orbitai.preprocess.checks import image_is_ct, looks_like_ct
-    from orbitai.result import check_out_dir
-    from orbitai.seg.result import SegmentationResult
+    from orbitai.result import RESULT_FILE, check_outputs
+    from orbitai.seg.result import SEGMENTATION_FILE, UNCERTAINTY_FILE, VOLUMES_FILE, SegmentationResult
 
-    out = check_out_dir(args.out)
+    out = check_outputs(args.out, [args.image],
+                        (RESULT_FILE, SEGMENTATION_FILE, VOLUMES_FILE, UNCERTAINTY_FILE, LABELMAP_FILE))
     if out.name.lower().endswith(VOLUME_SUFFIXES):
         raise UserError(f"--out takes a folder (OUT/segmentation.seg.nrrd, volumes.csv and result.json are "
                         f"written there); got the file name {out}.")
@@ -102,7 +105,7 @@ def run_predict(args) -> int:
                                  "window_seconds": round(res.window_seconds, 3)})
 
     def write_labelmap(tmp: Path) -> dict[str, str]:
-        return {"labelmap": write_volume(res.labels, tmp / "labels.nrrd").name}
+        return {"labelmap": write_volume(res.labels, tmp / LABELMAP_FILE).name}
 
     # written into a temporary folder beside OUT and moved into place only when complete
     result.write(out, extra=write_labelmap if args.labelmap else None)
@@ -140,12 +143,16 @@ def run_train(args) -> int:
     from orbitai.device import select_device
     from orbitai.seg.configs import get_config
     from orbitai.cohort.manifest import read_manifest
+    from orbitai.result import check_outputs
     from orbitai.seg.train import train
 
     check_train_options(args)
     cfg = get_config(args.config)
     device = select_device(args.device)
     cases = read_manifest(args.manifest)
+    name = Path(args.out).name   # the bundle replaces OUT as a whole; work files lie beside it
+    check_outputs(args.out, [args.manifest, *(p for c in cases for p in (c.image, c.segmentation))],
+                  beside=(f".{name}-training", f"{name}-metrics.csv"), replaces_folder=True)
     out = train(cases, cfg, Path(args.out), seed=args.seed, folds=args.folds, fold=args.fold,
                 epochs=args.epochs, device=device, resume=not args.no_resume,
                 time_limit_s=args.time_limit * 60 if args.time_limit else None,

@@ -8,8 +8,62 @@ from typing import Any, Optional
 
 import numpy as np
 
+from orbitai.cohort.manifest import Case, ManifestError
+from orbitai.io import Volume
 from orbitai.metrics.segmentation import Overlap, volume_agreement, volume_cm3
 from orbitai.progress import ProgressCallback, emit
+
+#: Files written into the ``--out`` folder.
+OUTPUT_FILES = ("per_case.csv", "summary.csv", "summary.json")
+#: How far a reference's grid may lie from its image's: spacing (relative), origin (in voxels),
+#: direction cosines (absolute) -- float round-off of file formats, not a misplaced reference.
+SPACING_RTOL, ORIGIN_VOXELS, DIRECTION_ATOL = 1e-4, 0.01, 1e-4
+
+
+def grid_difference(image: Volume, reference: Volume) -> str | None:
+    """How ``reference``'s grid differs from ``image``'s (shape, spacing, origin or direction), or
+    None when it lies on the same grid within the tolerances above."""
+    if image.shape != reference.shape:
+        return f"shape {reference.shape} instead of the image's {image.shape}"
+    sp_i, sp_r = np.asarray(image.spacing, float), np.asarray(reference.spacing, float)
+    if not np.allclose(sp_r, sp_i, rtol=SPACING_RTOL, atol=0):
+        return f"spacing {tuple(round(float(v), 4) for v in sp_r)} mm instead of {tuple(round(float(v), 4) for v in sp_i)} mm"
+    shift = np.asarray(reference.origin, float) - np.asarray(image.origin, float)
+    if np.abs(shift).max() > ORIGIN_VOXELS * sp_i.min():
+        return (f"origin shifted by {tuple(round(float(v), 3) for v in shift)} mm "
+                f"({float(np.linalg.norm(shift)):.3f} mm)")
+    if not np.allclose(reference.direction, image.direction, atol=DIRECTION_ATOL):
+        return "a different direction (orientation) matrix"
+    return None
+
+
+def check_reference(case_id: str, image: Volume, reference: Volume) -> None:
+    """Refuse (ManifestError naming the case) a reference that does not lie on the image's grid or
+    holds values outside the orbit label scheme: compared voxel by voxel, it would score a
+    misplaced or mislabelled reference as if it were right. It is never resampled silently."""
+    from orbitai.labels import LABEL_BY_NAME
+
+    diff = grid_difference(image, reference)
+    if diff is not None:
+        raise ManifestError(f"Case {case_id}: the reference segmentation does not lie on the image's grid: {diff}; "
+                            "export it on the image's geometry (e.g. from Slicer with the image as reference).")
+    values = np.unique(reference.array)
+    allowed = {0, *(lab.value for lab in LABEL_BY_NAME.values())}
+    bad = [v for v in values.tolist() if v not in allowed]
+    if bad:
+        shown = ", ".join(f"{v:g}" for v in bad[:8]) + (", ..." if len(bad) > 8 else "")
+        raise ManifestError(f"Case {case_id}: the reference segmentation holds values outside the orbit label "
+                            f"scheme (0-{max(allowed)}): {shown}; relabel it with the scheme's values.")
+
+
+def check_cases(cases: list[Case], progress: ProgressCallback) -> None:
+    """Read every case's image and reference and check them (:func:`check_reference`) before any
+    model runs, so a bad case late in the manifest fails at once."""
+    from orbitai.io import read_volume
+
+    for n, c in enumerate(cases, 1):
+        check_reference(c.case_id, read_volume(c.image), c.labels())
+        progress(n, len(cases), f"checked {c.case_id}")
 
 
 def score_case(pred: np.ndarray, truth: np.ndarray, structures, spacing) -> list[dict[str, Any]]:
@@ -29,16 +83,22 @@ def score_case(pred: np.ndarray, truth: np.ndarray, structures, spacing) -> list
 
 def evaluate(manifest: str | Path, model: str, out: Path, device: str = "auto", window: str = "overlap",
              progress: Optional[ProgressCallback] = None) -> dict[str, Any]:
+    """Segment every case of ``manifest`` with ``model`` and score it against its reference;
+    writes OUTPUT_FILES to ``out``. The manifest, the output folder (never over an input) and every
+    reference (:func:`check_reference`) are checked before the model runs."""
     from orbitai.bundle.models import load_seg_model
     from orbitai.cohort.manifest import read_manifest
     from orbitai.device import select_device
     from orbitai.io import read_volume
     from orbitai.orbit.segment import segment
     from orbitai.preprocess.checks import looks_like_ct
+    from orbitai.result import check_outputs
 
     progress = progress or (lambda d, t, m: emit(d, t, m))
     cases = read_manifest(manifest)
+    out = check_outputs(out, [manifest, *(p for c in cases for p in (c.image, c.segmentation))], OUTPUT_FILES)
     dev = select_device(device)
+    check_cases(cases, progress)
     first = read_volume(cases[0].image)
     bundle, net, spec = load_seg_model(model, looks_like_ct(first), dev)
     per_case: list[dict[str, Any]] = []

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from orbitai.bundle import save_bundle
 from orbitai.cohort.manifest import Case
 from orbitai.cohort.splits import kfold_split
+from orbitai.errors import InputError
 from orbitai.io import read_volume
 from orbitai.models import build_model, count_parameters
 from orbitai.orbit.rules import class_lut
@@ -142,12 +143,16 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, seed: int = 0, folds: in
           epochs: Optional[int] = None, device: str | torch.device = "cpu", resume: bool = True,
           time_limit_s: Optional[float] = None, progress: Optional[ProgressCallback] = None,
           training_data: str = "") -> Path:
-    """Train ``cfg`` on ``cases`` and write a bundle to ``out`` (returns its path)."""
+    """Train ``cfg`` on ``cases`` and write a bundle to ``out`` (returns its path). ``epochs``
+    overrides the configuration's (at least 1; None: the configuration's); the bundle's metadata
+    records the epochs actually run (fewer after ``time_limit_s``)."""
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
+        raise InputError(f"epochs must be a whole number of at least 1, got {epochs!r}.")
     out = Path(out)
     work = out.parent / f".{out.name}-training"
-    work.mkdir(parents=True, exist_ok=True)
     progress = progress or (lambda d, t, m: emit(d, t, m))
-    epochs = epochs or cfg.epochs
+    epochs = cfg.epochs if epochs is None else epochs
+    work.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     np.random.seed(seed)
     device = torch.device(device)
@@ -174,6 +179,9 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, seed: int = 0, folds: in
     total_iters = epochs * cfg.iters_per_epoch
     model.train()
     last_val: dict[str, float] = {}
+    if start_epoch >= epochs:
+        log.info("the checkpoint has already run %d of %d epochs", start_epoch, epochs)
+    done_epochs = start_epoch   # what the model has run (a checkpoint may hold more than asked)
     for epoch in range(start_epoch, epochs):
         rng = np.random.default_rng([seed, epoch])  # per-epoch stream: identical after a resume
         decayed = cfg.lr_decay_epoch and epoch + 1 >= cfg.lr_decay_epoch
@@ -208,6 +216,7 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, seed: int = 0, folds: in
         tmp = ckpt_path.with_suffix(".tmp")
         torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1}, tmp)
         tmp.replace(ckpt_path)
+        done_epochs = epoch + 1
         if time_limit_s and time.perf_counter() - t_start > time_limit_s:
             log.warning("time limit reached after epoch %d", epoch + 1)
             break
@@ -219,7 +228,7 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, seed: int = 0, folds: in
         "input": cfg.spec.to_metadata(),
         "labels": {str(c): s for c, s in enumerate(cfg.spec.structures, 1)},
         "training": {"config": cfg.name, "cases": len(tr), "validation_cases": len(va), "seed": seed,
-                     "epochs": epoch + 1, "iterations_per_epoch": cfg.iters_per_epoch,
+                     "epochs": done_epochs, "planned_epochs": epochs, "iterations_per_epoch": cfg.iters_per_epoch,
                      "batch_size": cfg.batch_size, "lr": cfg.lr, "lr_decay_epoch": cfg.lr_decay_epoch,
                      "lr_decay_factor": cfg.lr_decay_factor, "loss": cfg.loss,
                      "seconds": round(time.perf_counter() - t_start, 1)},

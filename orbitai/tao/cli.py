@@ -8,6 +8,9 @@ from pathlib import Path
 from orbitai.cli import add_device_option
 from orbitai.errors import UserError
 
+#: The figure that ``predict --figure`` adds to OUT.
+FIGURE_FILE = "tao_maps.png"
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tao", help="TAO activity (active vs inactive) on orbital T2 MRI: train, predict, evaluate",
@@ -68,10 +71,12 @@ def run_predict(args) -> int:
     from orbitai.io import read_volume
     from orbitai.cohort.manifest import read_labels
     from orbitai.progress import emit
-    from orbitai.result import check_out_dir
+    from orbitai.result import RESULT_FILE, check_outputs
     from orbitai.tao.predict import predict_tao
+    from orbitai.tao.result import MAP_KINDS
 
-    out = check_out_dir(args.out)
+    out = check_outputs(args.out, [args.image, args.segmentation],
+                        (RESULT_FILE, *(f"{kind}.nrrd" for kind in MAP_KINDS), FIGURE_FILE))
     image = read_volume(args.image)
     labels = read_labels(Path(args.segmentation)) if args.segmentation else None
     device = select_device(args.device)
@@ -81,8 +86,8 @@ def run_predict(args) -> int:
     def write_figure(tmp: Path) -> dict[str, str]:
         from orbitai.tao.figure import save_tao_figure
 
-        save_tao_figure(pred, tmp / "tao_maps.png", labels, title=f"{Path(args.image).name} - {pred.model}")
-        return {"figure": "tao_maps.png"}
+        save_tao_figure(pred, tmp / FIGURE_FILE, labels, title=f"{Path(args.image).name} - {pred.model}")
+        return {"figure": FIGURE_FILE}
 
     # written into a temporary folder beside OUT and moved into place only when complete
     pred.result(image).write(out, extra=write_figure if args.figure and not args.no_maps else None)
@@ -118,15 +123,24 @@ def check_options(args: argparse.Namespace) -> None:
         raise UserError(f"--runs must be at least 1, got {args.runs}.")
 
 
+def manifest_inputs(manifest: str, cases: list) -> list:
+    """Every file a manifest command reads: the manifest, each case's image and segmentation."""
+    return [manifest, *(p for c in cases for p in (c.image, c.segmentation))]
+
+
 def run_train(args) -> int:
     from orbitai.device import select_device
     from orbitai.cohort.manifest import read_manifest
+    from orbitai.result import check_outputs
     from orbitai.tao.configs import get_config
     from orbitai.tao.train import train_tao
 
     check_options(args)
     cfg = get_config(args.network)
     cases = read_manifest(args.manifest)
+    name = Path(args.out).name   # the bundle replaces OUT as a whole; its work folder lies beside it
+    check_outputs(args.out, manifest_inputs(args.manifest, cases), beside=(f".{name}-training",),
+                  replaces_folder=True)
     out = train_tao(cases, cfg, Path(args.out), seed=args.seed, holdout=args.holdout, epochs=args.epochs,
                     device=select_device(args.device),
                     training_data=f"{len(cases)} cases listed in {Path(args.manifest).name}")
@@ -137,11 +151,15 @@ def run_train(args) -> int:
 def run_cv(args) -> int:
     from orbitai.device import select_device
     from orbitai.cohort.manifest import read_manifest
+    from orbitai.result import check_outputs
+    from orbitai.tao.train import CV_FILES
     from orbitai.tao.configs import get_config
     from orbitai.tao.train import cross_validate
 
     check_options(args)
-    s = cross_validate(read_manifest(args.manifest), get_config(args.network), Path(args.out), args.folds,
+    cases = read_manifest(args.manifest)
+    check_outputs(args.out, manifest_inputs(args.manifest, cases), CV_FILES)
+    s = cross_validate(cases, get_config(args.network), Path(args.out), args.folds,
                        args.runs, args.seed, args.epochs, select_device(args.device))
     print(json.dumps(s["mean_sd"], indent=2))
     return 0

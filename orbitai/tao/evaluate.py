@@ -15,6 +15,8 @@ from orbitai.progress import ProgressCallback
 from orbitai.tao.data import case_label
 from orbitai.tao.predict import EyeResult, predict_tao
 
+#: Files of the cohort report written into ``out``.
+REPORT_FILES = ("predictions.csv", "metrics.json", "report.png")
 EOM_VALUES = sorted(v for name in GROUPS["extraocular_muscles"] for v in values_for(name))
 
 
@@ -32,13 +34,18 @@ def occlusion_mass_on(eye: EyeResult, labels, values=EOM_VALUES) -> float:
 
 def evaluate_tao(manifest: str | Path, model: str, out: Path, device="cpu", use_segmentation: bool = True,
                  maps: bool = True, progress: Optional[ProgressCallback] = None) -> dict:
+    """Predict every case of ``manifest`` (one row per eye) and write the cohort report
+    (:data:`REPORT_FILES`) to ``out``. The manifest (each case once, every label 0 or 1) and the
+    output folder (never over an input) are checked before any prediction."""
     from orbitai.metrics.classification import write_cohort_report
+    from orbitai.result import check_outputs
 
     cases = read_manifest(manifest, need_segmentation=False)
+    truth = [case_label(case) for case in cases]
+    out = check_outputs(out, [manifest, *(p for c in cases for p in (c.image, c.segmentation))], REPORT_FILES)
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
-    for n, case in enumerate(cases, start=1):
-        y = case_label(case)
+    for n, (case, y) in enumerate(zip(cases, truth), start=1):
         labels = read_labels(case.segmentation) if case.segmentation is not None else None
         pred = predict_tao(read_volume(case.image), labels if use_segmentation else None, model, device, maps=maps)
         for e in pred.eyes:

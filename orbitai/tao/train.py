@@ -11,9 +11,10 @@ from typing import Optional
 import torch
 
 from orbitai.bundle import save_bundle
-from orbitai.classify.train import predict_proba, train_classifier
+from orbitai.classify.train import TrainSettings, predict_proba, train_classifier
 from orbitai.cohort.manifest import Case
 from orbitai.cohort.splits import kfold_split, split_by_case
+from orbitai.errors import InputError
 from orbitai.models import build_model, count_parameters
 from orbitai.progress import ProgressCallback, emit
 from orbitai.tao.configs import TaoConfig
@@ -22,19 +23,43 @@ from orbitai.tao.spec import TaoInputSpec
 
 log = logging.getLogger(__name__)
 
+#: Files that :func:`cross_validate` writes into its output folder (beside one folder per run and fold).
+CV_FILES = ("cv.json", "eyes.npz")
+
+
+def check_epochs(epochs: Optional[int]) -> None:
+    """Refuse an epoch override below 1 (None keeps the configuration's schedule)."""
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
+        raise InputError(f"epochs must be a whole number of at least 1, got {epochs!r}.")
+
+
+def schedule(cfg: TaoConfig, epochs: Optional[int]) -> TrainSettings:
+    """The configuration's training settings with ``epochs`` overridden (the decay epoch scales along)."""
+    check_epochs(epochs)
+    if epochs is None:
+        return cfg.settings
+    return replace(cfg.settings, epochs=epochs,
+                   decay_epoch=max(1, round(cfg.settings.decay_epoch * epochs / cfg.settings.epochs)))
+
 
 def _fit(samples: EyeSamples, val: Optional[EyeSamples], cfg: TaoConfig, work: Path, seed: int,
          epochs: Optional[int], device, progress) -> tuple[torch.nn.Module, dict]:
     torch.manual_seed(seed)
     model = build_model(cfg.arch, base_channels=cfg.base_channels)
-    settings = cfg.settings if epochs is None else replace(
-        cfg.settings, epochs=epochs,
-        decay_epoch=max(1, round(cfg.settings.decay_epoch * epochs / cfg.settings.epochs)))
+    settings = schedule(cfg, epochs)
     summary = train_classifier(model, samples.x, samples.y, settings, work, augment=augment,
                                x_val=None if val is None else centre_crop(val.x),
                                y_val=None if val is None else val.y, seed=seed, device=device,
                                progress=progress)
     return model, summary
+
+
+def epochs_run(summary: dict) -> int:
+    """How many epochs the trained model has run, from :func:`train_classifier`'s summary."""
+    last = summary.get("last_epoch") or {}
+    if "epoch" in last:
+        return int(last["epoch"]) + 1
+    return int(summary["settings"]["epochs"]) if summary.get("finished") else 0
 
 
 def _scores(model, s: EyeSamples, device) -> dict:
@@ -48,7 +73,9 @@ def train_tao(cases: list[Case], cfg: TaoConfig, out: Path, seed: int = 0, holdo
               epochs: Optional[int] = None, device="cpu", progress: Optional[ProgressCallback] = None,
               training_data: str = "") -> Path:
     """Paper protocol: ``holdout`` of the cases set aside as a test split (whole patients), the
-    network trained on the rest; its held-out metrics go into the bundle's metadata."""
+    network trained on the rest; its held-out metrics go into the bundle's metadata, with the
+    schedule actually run (``epochs`` >= 1 overrides the configuration's)."""
+    check_epochs(epochs)
     out = Path(out)
     work = out.parent / f".{out.name}-training"
     progress = progress or (lambda d, t, m: emit(d, t, m))
@@ -62,7 +89,7 @@ def train_tao(cases: list[Case], cfg: TaoConfig, out: Path, seed: int = 0, holdo
     meta = {"name": out.name, "version": "1", "task": "tao_activity", "architecture": {"name": cfg.arch, "args": {"base_channels": cfg.base_channels}}, "network": cfg.network, "config": cfg.name,
             "classes": ["inactive", "active"], "input": TaoInputSpec().to_metadata(),
             "parameters": count_parameters(model), "training": {
-                "settings": asdict(cfg.settings) | ({"epochs": epochs} if epochs else {}), "seed": seed,
+                "settings": asdict(schedule(cfg, epochs)), "epochs_run": epochs_run(summary), "seed": seed,
                 "data": training_data, "train_eyes": len(tr), "heldout_eyes": len(te),
                 "minutes": round((time.perf_counter() - t0) / 60, 2), "device": str(device),
                 "threads": torch.get_num_threads()},
@@ -79,8 +106,9 @@ def cross_validate(cases: list[Case], cfg: TaoConfig, out: Path, folds: int = 5,
     writes ``cv.json`` with per-fold metrics and mean +- SD."""
     from orbitai.metrics.classification import mean_sd
 
+    check_epochs(epochs)
     out = Path(out)
-    data = prepare_eyes(cases, cache=out / "eyes.npz")
+    data = prepare_eyes(cases, cache=out / CV_FILES[1])
     uniq = sorted(set(data.case_ids))
     per_fold = []
     for run in range(runs):
@@ -98,5 +126,5 @@ def cross_validate(cases: list[Case], cfg: TaoConfig, out: Path, folds: int = 5,
     keys = ["accuracy", "precision", "sensitivity", "specificity", "f1", "auc"]
     summary = {"config": cfg.name, "folds": folds, "runs": runs, "per_fold": per_fold,
                "mean_sd": {k: list(v) for k, v in mean_sd([{k: f[k] for k in keys} for f in per_fold]).items()}}
-    (out / "cv.json").write_text(json.dumps(summary, indent=2, default=float))
+    (out / CV_FILES[0]).write_text(json.dumps(summary, indent=2, default=float))
     return summary
