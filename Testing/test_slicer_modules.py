@@ -8,7 +8,7 @@ For every module folder listed in the extension's CMakeLists.txt:
   plausible Qt/CTK/Slicer class;
 * the module's ``ScriptedLoadableModuleTest`` calls shared test functions of ``orbitai/testing``
   (importable from an installed extension, no pytest), never anything under ``Testing/``;
-* the module's pinned requirements file agrees with ``pyproject.toml``;
+* the module's requirements file holds the version ranges of ``pyproject.toml``, in sync;
 * the module's main file stays thin: the job panel is the shared one.
 """
 from __future__ import annotations
@@ -176,8 +176,9 @@ def _pyproject_dependencies() -> set[str]:
 
 @pytest.mark.parametrize("mod", MODULES)
 def test_requirements_file_agrees_with_pyproject(mod):
-    """One pinned requirements file per module (read by the Logic's ensureDependencies), listed in the
-    module's CMakeLists, each line exactly a specifier of pyproject.toml."""
+    """One requirements file per module (read by the Logic's ensureDependencies), listed in the
+    module's CMakeLists: version ranges in sync with pyproject.toml (each line exactly one of its
+    specifiers)."""
     from orbitai.mrml.dependencies import read_requirements, requirement_name
 
     path = REPO / mod / f"{mod}Lib" / "requirements.txt"

@@ -17,7 +17,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 #: The one list of device choices (CLI, Slicer panels, parameter nodes).
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
-CHOICES = DEVICE_CHOICES
 
 
 def mps_available() -> bool:
@@ -55,7 +54,7 @@ def select_device(choice: str | torch.device | None = "auto") -> torch.device:
         if not mps_available():
             raise DeviceError("Apple MPS was requested but is not available; use --device cpu or auto.")
         return torch.device("mps")
-    raise DeviceError(f"Unknown device {choice!r}; choose one of {', '.join(CHOICES)}.")
+    raise DeviceError(f"Unknown device {choice!r}; choose one of {', '.join(DEVICE_CHOICES)}.")
 
 
 def describe(device: torch.device) -> str:

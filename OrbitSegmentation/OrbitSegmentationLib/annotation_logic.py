@@ -48,7 +48,7 @@ def _annotate():
 
 def missing_dependencies(ask: bool = True) -> str:
     """"" when scipy and scikit-image are installed; inside Slicer first offers to install them (the
-    module's pinned versions). Else one line saying what is missing and how to install it."""
+    version ranges of the module's requirements). Else one line saying what is missing and how to install it."""
     from orbitai.mrml.dependencies import ensure_requirements, import_name, read_requirements
 
     lines = [r for r in read_requirements(REQUIREMENTS) if import_name(r) in ANNOTATION_MODULES]

@@ -13,10 +13,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from orbitai.io import VolumeError, write_volume
-from orbitai.mrml.jobs import JobLogic, ModuleJob
+from orbitai.mrml.jobs import JobLogic
 
-#: The running child of a segmentation (shared job type of all OrbitAI module Logics).
-SegmentationJob = ModuleJob
 #: Model choice that lets the child pick the bundled model for the scan's modality.
 AUTOMATIC_MODEL = "Automatic (by modality)"
 #: Sliding-window modes of ``orbitai seg predict --window``.

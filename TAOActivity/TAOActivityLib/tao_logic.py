@@ -19,7 +19,7 @@ from typing import Any
 
 from orbitai.io import VolumeError, write_volume
 from orbitai.mrml.jobs import JobLogic
-from orbitai.tao.result import MAP_KINDS, TAOResultError, read_result  # noqa: F401 - the contract lives in the core
+from orbitai.tao.result import MAP_KINDS, TAOResultError, TaoResult  # noqa: F401 - TAOResultError: the contract lives in the core
 
 #: Panel choices: key -> (bundle name, label). Other installed TAO bundles are offered by name.
 NETWORKS = {"A": ("tao_network_a_demo", "Network A (VGG-like)"),
@@ -154,7 +154,8 @@ class TAOActivityLogic(JobLogic):
         (everything is read and checked before the scene is touched)."""
         from orbitai.mrml import geometry_of, overlay_node_from_volume, roi_node_from_box, table_node_from_rows
 
-        result, maps = read_result(result_dir, geometry_of(input_node))
+        read = TaoResult.read(result_dir, geometry_of(input_node))
+        result, maps = read.data, read.maps
         model = str(result.get("model", ""))
         rows = [{"side": e["side"], "P(active)": float(e["probability_active"]), "call": e["call"],
                  "model": model} for e in result["eyes"]]

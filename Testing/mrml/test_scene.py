@@ -41,10 +41,10 @@ def test_get_context_returns_current_and_scenes_are_independent(ctx):
 
 
 def test_dependencies_check_headless():
-    from orbitai.mrml.dependencies import PIP_NAMES, ensure_dependencies, missing_modules
+    from orbitai.mrml.dependencies import ensure_requirements, import_name, missing_modules
 
-    assert ensure_dependencies(["numpy", "SimpleITK"]) is True
+    assert ensure_requirements(["numpy", "SimpleITK"]) is True
     assert missing_modules(["numpy", "orbitai_no_such_module"]) == ["orbitai_no_such_module"]
     with pytest.raises(ImportError, match="pip install orbitai_no_such_module"):
-        ensure_dependencies(["numpy", "orbitai_no_such_module"])
-    assert PIP_NAMES["skimage"] == "scikit-image"
+        ensure_requirements(["numpy", "orbitai_no_such_module"])
+    assert import_name("scikit-image>=0.22") == "skimage"

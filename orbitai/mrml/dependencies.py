@@ -1,7 +1,7 @@
 """Check (and inside Slicer, offer to install) the Python packages a module needs.
 
-Each module lists its third-party packages in one pinned requirements file (``<Module>Lib/requirements.txt``,
-the same specifiers as ``pyproject.toml``); `ensure_requirements` reads those lines. Inside Slicer,
+Each module lists its third-party packages in one requirements file (``<Module>Lib/requirements.txt``:
+version ranges in sync with ``pyproject.toml``, the same specifiers); `ensure_requirements` reads those lines. Inside Slicer,
 missing packages are pip-installed after a confirmation (never while testing), torch through Slicer's
 PyTorch extension (``PyTorchUtils``), and SimpleITK never (Slicer ships it). Headless, an ImportError
 says what to install.
@@ -16,15 +16,12 @@ import shlex
 from pathlib import Path
 from typing import Iterable
 
-__all__ = ["missing_modules", "ensure_dependencies", "ensure_requirements", "unmet_requirements",
-           "read_requirements", "requirement_name", "import_name", "PIP_NAMES", "IMPORT_NAMES"]
+__all__ = ["missing_modules", "ensure_requirements", "unmet_requirements",
+           "read_requirements", "requirement_name", "import_name", "IMPORT_NAMES"]
 
 #: distribution name -> import name, where they differ.
 IMPORT_NAMES = {"scikit-image": "skimage", "scikit-learn": "sklearn", "pyyaml": "yaml", "pillow": "PIL",
                 "pyradiomics-bhklab": "radiomics", "pyradiomics": "radiomics"}
-#: import name -> pip requirement, where they differ or need a pin.
-PIP_NAMES = {"skimage": "scikit-image", "sklearn": "scikit-learn", "yaml": "pyyaml", "PIL": "pillow",
-             "radiomics": "pyradiomics-bhklab==3.1.4"}
 TORCH_MISSING = ("PyTorch is not installed: install the PyTorch extension from the Extensions Manager, "
                  "restart Slicer and press Apply again.")
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
@@ -123,8 +120,3 @@ def ensure_requirements(requirements: Iterable[str], ask: bool = True) -> bool:
             slicer.util.pip_install(reqs)
     importlib.invalidate_caches()
     return not unmet_requirements(requirements)
-
-
-def ensure_dependencies(modules: Iterable[str], ask: bool = True) -> bool:
-    """`ensure_requirements` for import names (``"skimage"`` -> ``scikit-image``)."""
-    return ensure_requirements([PIP_NAMES.get(m, m) for m in modules], ask=ask)

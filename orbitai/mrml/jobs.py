@@ -3,7 +3,8 @@
 `JobLogic` is the base of each module's Logic (no Qt, so it runs headless on a real scene). A module
 declares only what differs:
 
-* ``job_title`` and ``requirements`` (its pinned requirements file, read by `ensureDependencies`);
+* ``job_title`` and ``requirements`` (its requirements file: version ranges in sync with
+  ``pyproject.toml``, read by `ensureDependencies`);
 * the start hook `JobLogic.job_arguments`: check the inputs, write them into the job's temporary
   folder, return the ``orbitai ...`` command line (``{out}`` is the child's output folder);
 * the finish hook `JobLogic.import_results`: read the child's output folder and add nodes.
@@ -84,7 +85,8 @@ class JobLogic:
 
     #: What the job does, for messages ("Segmentation", "TAO activity prediction").
     job_title: ClassVar[str] = "The job"
-    #: The module's pinned requirements file (third-party packages; torch through the PyTorch extension).
+    #: The module's requirements file: version ranges in sync with pyproject.toml (third-party packages;
+    #: torch through the PyTorch extension).
     requirements: ClassVar[Optional[Path]] = None
 
     def __init__(self, context=None) -> None:

@@ -114,11 +114,3 @@ def check_eyes(result: dict[str, Any]) -> None:
 
 def _vec(value: Any, n: int, what: str) -> list[float]:
     return TaoResult.vector(value, n, what)
-
-
-def read_result(out_dir: str | Path, reference: Optional[Volume] = None) -> tuple[dict, dict[str, Volume]]:
-    """(result.json, {kind: map Volume}) of a ``tao predict`` output folder, fully checked.
-
-    ``reference``: the input image's geometry; the maps must lie on its grid."""
-    res = TaoResult.read(out_dir, reference)
-    return res.data, res.maps

@@ -54,8 +54,10 @@ def _box_at(ref: Volume, ijk_centre, size_mm=(30.0, 30.0, 15.0)) -> dict:
 
 
 def write_contract_result(out: Path, ref: Volume, probabilities=(0.83, 0.21), maps: bool = True) -> dict:
-    """An output folder as ``orbitai tao predict`` writes it (result.json, occlusion/gradcam.nrrd)."""
-    out.mkdir(parents=True, exist_ok=True)
+    """An output folder as ``orbitai tao predict`` writes it (`TaoResult.write`: result.json with its
+    task and files, occlusion/gradcam.nrrd)."""
+    from orbitai.tao.result import TaoResult
+
     # the patient's right eye sits at image i small here (RAS x is flipped from LPS i direction)
     eyes = []
     for side, p, i_c in zip(("right", "left"), probabilities, (16, 48)):
@@ -63,13 +65,14 @@ def write_contract_result(out: Path, ref: Volume, probabilities=(0.83, 0.21), ma
                      "crop_box_ras": _box_at(ref, (i_c, 24, 6)), "slices": 5})
     result = {"model": "tao_network_b_demo", "network": "B", "device": "cpu", "seconds": 1.25,
               "threshold": 0.5, "eyes": eyes}
-    (out / "result.json").write_text(json.dumps(result))
+    heat = {}
     if maps:
         for kind, peak in (("occlusion", 0.9), ("gradcam", 1.0)):
             a = np.zeros(ref.shape, np.float32)
             a[4:9, 14:34, 8:24] = np.linspace(0.1, peak, 16, dtype=np.float32)
             a[4:9, 14:34, 40:56] = 0.5 * peak
-            write_volume(ref.with_array(a), out / f"{kind}.nrrd")
+            heat[kind] = ref.with_array(a)
+    TaoResult(result, heat).write(out)
     return result
 
 
