@@ -3,8 +3,9 @@
 Shared by TAOActivity, IVGCResponse and NeuroDifferential: cross-entropy, Adam with per-group L2
 (the model's ``weight_decay_groups`` when it has one), a piecewise-constant learning rate
 (``lr`` until ``decay_epoch``, then ``lr_after`` — the schedules of paper 000's Table 1), an
-augmentation callable, one CSV row per epoch, and a checkpoint after every epoch from which an
-interrupted run resumes bit for bit.
+augmentation callable, one CSV row per epoch, and a checksummed checkpoint after every epoch from
+which an interrupted run resumes bit for bit (:mod:`orbitai.checkpoint`: a corrupt one is named and
+training starts over).
 
 :func:`fit` takes any dataset of the :mod:`orbitai.classify.data` protocol (in memory or streaming
 from disk, one or several named inputs) and reads it through a ``DataLoader``; the loader's
@@ -14,9 +15,9 @@ form (TAO).
 """
 from __future__ import annotations
 
+import copy
 import csv
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from orbitai.checkpoint import resume, save_checkpoint
 from orbitai.classify.data import (LABEL, ArrayDataset, Batch, ClassificationDataset, Sample, check_inputs,
                                    collate, input_names)
 from orbitai.errors import InputError
@@ -100,12 +102,6 @@ def predict_proba(model: torch.nn.Module, data: np.ndarray | ClassificationDatas
     return np.concatenate(out) if out else np.zeros((0, 2), np.float32)
 
 
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def train_classifier(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, settings: TrainSettings,
                      workdir: Path, augment: Optional[Augment] = None, x_val: Optional[np.ndarray] = None,
                      y_val: Optional[np.ndarray] = None, seed: int = 0, device="cpu",
@@ -164,16 +160,26 @@ def _train(model: torch.nn.Module, train: ClassificationDataset, settings: Train
     names = input_names(model)
     opt = make_optimizer(model, settings)
     rng = np.random.default_rng(seed)
-    start = 0
-    if ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=True)
+    initial = ({k: v.clone() for k, v in model.state_dict().items()}, copy.deepcopy(opt.state_dict()),
+               rng.bit_generator.state, torch.get_rng_state())
+
+    def apply(state: dict) -> int:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
-        start = state["epoch"] + 1
-    elif csv_path.exists():
-        csv_path.unlink()
+        return int(state["epoch"]) + 1
+
+    def reset() -> None:   # a checkpoint that does not fit leaves nothing of itself behind
+        model.load_state_dict(initial[0])
+        opt.load_state_dict(initial[1])
+        rng.bit_generator.state = initial[2]
+        torch.set_rng_state(initial[3])
+
+    start = resume(ckpt_path, apply, reset, map_location=device)
+    if start is None:
+        start = 0
+        csv_path.unlink(missing_ok=True)
     fields = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
     t_start = time.perf_counter()
     last: dict = {}
@@ -218,7 +224,7 @@ def _train(model: torch.nn.Module, train: ClassificationDataset, settings: Train
             if new:
                 w.writeheader()
             w.writerow(row)
-        _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
+        save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
                       "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}, ckpt_path)
         last = row
         if progress:

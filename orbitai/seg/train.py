@@ -7,10 +7,12 @@ Configurations (``orbitai.seg.configs``) name the architecture, its grid and the
 demo configurations shrink width and patch so they train on a laptop CPU.
 
 Training is deterministic for a seed, writes per-epoch metrics to ``metrics.csv``, keeps a
-resumable ``checkpoint.pt`` (loaded with ``weights_only=True``) and ends by saving a bundle.
+resumable, checksummed ``checkpoint.pt`` (:mod:`orbitai.checkpoint`: a corrupt one is named and training
+starts over) and ends by saving a bundle.
 """
 from __future__ import annotations
 
+import copy
 import csv
 import logging
 import math
@@ -24,6 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from orbitai.bundle import save_bundle
+from orbitai.checkpoint import resume as resume_checkpoint
+from orbitai.checkpoint import save_checkpoint
 from orbitai.cohort.manifest import Case
 from orbitai.cohort.splits import kfold_split
 from orbitai.errors import InputError
@@ -152,23 +156,37 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, seed: int = 0, folds: in
     work = out.parent / f".{out.name}-training"
     progress = progress or (lambda d, t, m: emit(d, t, m))
     epochs = cfg.epochs if epochs is None else epochs
-    work.mkdir(parents=True, exist_ok=True)
+    # every argument and case is checked before the work folder exists, so a refusal leaves nothing
+    if folds > max(len(cases), 1):
+        raise InputError(f"--folds {folds} needs at least {folds} cases, the manifest has {len(cases)}; "
+                         "give more cases or fewer folds.")
+    train_idx, val_idx = kfold_split(len(cases), folds, fold, seed)
+    if not train_idx:
+        raise InputError(f"{len(cases)} case(s) leave none for training with --folds {folds}; "
+                         "give more cases or fewer folds.")
     torch.manual_seed(seed)
     np.random.seed(seed)
     device = torch.device(device)
-    train_idx, val_idx = kfold_split(len(cases), folds, fold, seed)
     log.info("preparing %d cases", len(cases))
     data = prepare(cases, cfg)
     tr, va = [data[i] for i in train_idx], [data[i] for i in val_idx]
+    work.mkdir(parents=True, exist_ok=True)
     model = build_model(cfg.arch, **cfg.arch_args).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    start_epoch = 0
-    ckpt_path = work / "checkpoint.pt"
-    if resume and ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=device, weights_only=True)
+    initial = ({k: v.clone() for k, v in model.state_dict().items()}, copy.deepcopy(opt.state_dict()))
+
+    def apply(ck: dict) -> int:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
-        start_epoch = int(ck["epoch"])
+        return int(ck["epoch"])
+
+    def reset() -> None:   # a checkpoint that does not fit leaves nothing of itself behind
+        model.load_state_dict(initial[0])
+        opt.load_state_dict(initial[1])
+
+    ckpt_path = work / "checkpoint.pt"
+    start_epoch = (resume_checkpoint(ckpt_path, apply, reset, map_location=device) if resume else None) or 0
+    if start_epoch:
         log.info("resumed from epoch %d", start_epoch)
     metrics_path = out.parent / f"{out.name}-metrics.csv"
     header = ["epoch", "train_loss", "seconds"] + [f"val_dice_{s}" for s in cfg.spec.structures]
@@ -213,9 +231,7 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, seed: int = 0, folds: in
         with metrics_path.open("a", newline="") as f:
             csv.writer(f).writerow([epoch + 1, f"{np.mean(losses):.5f}", f"{time.perf_counter() - t0:.1f}"]
                                    + [f"{last_val.get(s, float('nan')):.4f}" for s in cfg.spec.structures])
-        tmp = ckpt_path.with_suffix(".tmp")
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1}, tmp)
-        tmp.replace(ckpt_path)
+        save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1}, ckpt_path)
         done_epochs = epoch + 1
         if time_limit_s and time.perf_counter() - t_start > time_limit_s:
             log.warning("time limit reached after epoch %d", epoch + 1)

@@ -13,6 +13,7 @@ from typing import Optional
 
 import numpy as np
 
+from orbitai.checkpoint import REBUILDING, discard, load_arrays, save_arrays
 from orbitai.cohort.manifest import Case, ManifestError, read_labels
 from orbitai.io import read_volume
 from orbitai.progress import ProgressCallback
@@ -73,13 +74,13 @@ def _map_cases(cases: list[Case], workers: int) -> list:
 def prepare_eyes(cases: list[Case], progress: Optional[ProgressCallback] = None,
                  cache: Optional[Path] = None, workers: Optional[int] = None) -> EyeSamples:
     """Preprocess every case's eyes (the manifest's segmentation places the crops), ``workers``
-    cases at a time (default: one per CPU core). With ``cache`` the arrays are kept in that .npz
-    and reused when the case list is the same."""
+    cases at a time (default: one per CPU core). With ``cache`` the arrays are kept in that
+    checksummed .npz and reused when the case list is the same; a corrupt cache is named and rebuilt."""
     key = "|".join(f"{c.case_id}:{c.image}:{c.segmentation}:{c.row.get('label', '')}" for c in cases)
-    if cache is not None and cache.exists():
-        with np.load(cache, allow_pickle=False) as z:
-            if str(z["key"]) == key:
-                return EyeSamples(z["x"], z["y"], z["case_ids"].tolist(), z["sides"].tolist())
+    if cache is not None:
+        cached = _read_cache(cache, key)
+        if cached is not None:
+            return cached
     xs, ys, ids, sides = [], [], [], []
     workers = max(1, min(workers or os.cpu_count() or 1, len(cases)))
     if len(cases) < 8 * workers:    # a pool's start-up costs more than it saves on a few cases
@@ -100,11 +101,23 @@ def prepare_eyes(cases: list[Case], progress: Optional[ProgressCallback] = None,
             progress(n, len(cases), f"preprocessed {case.case_id}")
     out = EyeSamples(np.stack(xs).astype(np.float32), np.array(ys, np.int64), ids, sides)
     if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(cache.name + ".tmp.npz")
-        np.savez(tmp, x=out.x, y=out.y, case_ids=np.array(ids), sides=np.array(sides), key=np.array(key))
-        tmp.replace(cache)
+        save_arrays(cache, {"x": out.x, "y": out.y, "case_ids": np.array(ids), "sides": np.array(sides),
+                            "key": np.array(key)})
     return out
+
+
+def _read_cache(cache: Path, key: str) -> Optional[EyeSamples]:
+    """The samples cached for this case list (``key``), or None: no cache, another case list, or a
+    corrupt cache (named in a warning by :func:`orbitai.checkpoint.load_arrays`, then rebuilt)."""
+    z = load_arrays(cache, "TAO preprocessing cache")
+    if z is None or "key" not in z or str(z["key"]) != key:
+        return None
+    x, y, ids, sides = (z.get(name) for name in ("x", "y", "case_ids", "sides"))
+    if x is None or y is None or ids is None or sides is None or x.ndim != 4 \
+            or not len(x) == len(y) == len(ids) == len(sides):
+        discard(cache, "TAO preprocessing cache", "its arrays do not fit together", REBUILDING)
+        return None
+    return EyeSamples(x, y, ids.tolist(), sides.tolist())
 
 
 def augment(sample: np.ndarray, rng: np.random.Generator) -> np.ndarray:

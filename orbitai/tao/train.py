@@ -11,6 +11,7 @@ from typing import Optional
 import torch
 
 from orbitai.bundle import save_bundle
+from orbitai.checkpoint import SIDECAR_SUFFIX
 from orbitai.classify.train import TrainSettings, predict_proba, train_classifier
 from orbitai.cohort.manifest import Case
 from orbitai.cohort.splits import kfold_split, split_by_case
@@ -24,7 +25,7 @@ from orbitai.tao.spec import TaoInputSpec
 log = logging.getLogger(__name__)
 
 #: Files that :func:`cross_validate` writes into its output folder (beside one folder per run and fold).
-CV_FILES = ("cv.json", "eyes.npz")
+CV_FILES = ("cv.json", "eyes.npz", "eyes.npz" + SIDECAR_SUFFIX)
 
 
 def check_epochs(epochs: Optional[int]) -> None:

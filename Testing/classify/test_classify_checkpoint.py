@@ -1,0 +1,117 @@
+"""The shared trainer's checkpoint (TAO, IVGC and Neuro training) is checksummed (issue #14): a
+corrupt, truncated or unchecked checkpoint, one holding a pickle payload, or one of another model
+is named in one warning and training starts over, ending with exactly the weights of a clean run."""
+from __future__ import annotations
+
+import csv
+import logging
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from orbitai.checkpoint import load_arrays, save_arrays, sidecar
+from orbitai.classify.train import TrainSettings, train_classifier
+from orbitai.models import build_model
+
+SETTINGS = TrainSettings(epochs=3, lr=1e-3, lr_after=1e-4, decay_epoch=2, batch_size=8)
+
+
+def _data(n=16):
+    rng = np.random.default_rng(0)
+    y = np.arange(n) % 2
+    x = rng.normal(0, 1, (n, 5, 32, 32)).astype(np.float32)
+    x[y == 1, :, 8:16, 8:16] += 3.0
+    return x, y
+
+
+def _model(width=4):
+    torch.manual_seed(0)
+    return build_model("tao_network_b", base_channels=width, dropout=0.1)
+
+
+def _train(workdir, epochs, model=None):
+    model = model or _model()
+    train_classifier(model, *_data(), TrainSettings(**{**SETTINGS.__dict__, "epochs": epochs}), workdir, seed=3)
+    return model
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory):
+    """The weights of an uninterrupted run."""
+    return _train(tmp_path_factory.mktemp("clean"), SETTINGS.epochs).state_dict()
+
+
+def flip_bytes(path):
+    data = bytearray(path.read_bytes())
+    for i in range(len(data) // 2, len(data) // 2 + 64):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size * 2 // 3])
+
+
+def drop_checksum(path):
+    sidecar(path).unlink()
+
+
+class _Payload:
+    """Unpickling this would create ``marker``."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def pickle_payload_with_valid_checksum(path):
+    from orbitai.bundle import sha256_file
+
+    path.write_bytes(pickle.dumps({"model": _Payload(path.parent / "PWNED"), "epoch": 1}, protocol=2))
+    sidecar(path).write_text(sha256_file(path) + "\n")
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (flip_bytes, "checksum mismatch"),
+    (truncate, "checksum mismatch"),
+    (drop_checksum, "no checksum in checkpoint.pt.sha256"),
+    (pickle_payload_with_valid_checksum, "it holds pickled Python objects, which are never loaded"),
+])
+def test_damaged_checkpoint_is_named_and_training_starts_over(tmp_path, caplog, clean, damage, reason):
+    _train(tmp_path, 2)
+    ckpt = tmp_path / "checkpoint.pt"
+    damage(ckpt)
+    with caplog.at_level(logging.WARNING, logger="orbitai.checkpoint"):
+        model = _train(tmp_path, SETTINGS.epochs)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "\n" not in warnings[0]
+    assert warnings[0].startswith(f"checkpoint {ckpt} is corrupt ({reason}") and warnings[0].endswith("starting over.")
+    assert not (tmp_path / "PWNED").exists()            # the pickle payload never ran
+    for (k, a), b in zip(clean.items(), model.state_dict().values()):   # nothing of the damaged file is left
+        assert torch.equal(a, b), k
+    assert [int(r["epoch"]) for r in csv.DictReader((tmp_path / "epochs.csv").open())] == [0, 1, 2]
+    assert sidecar(ckpt).exists()    # the new checkpoint is checked again on the next resume
+
+
+def test_checkpoint_of_another_model_is_not_half_loaded(tmp_path, caplog, clean):
+    _train(tmp_path, 2, _model(width=8))
+    with caplog.at_level(logging.WARNING, logger="orbitai.checkpoint"):
+        model = _train(tmp_path, SETTINGS.epochs)
+    assert "does not fit this training" in caplog.text and "starting over" in caplog.text
+    for (k, a), b in zip(clean.items(), model.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+def test_array_cache_round_trip_refuses_objects(tmp_path):
+    arrays = {"x": np.arange(6, dtype=np.float32).reshape(2, 3), "ids": np.array(["a", "b"])}
+    save_arrays(tmp_path / "c.npz", arrays)
+    back = load_arrays(tmp_path / "c.npz")
+    assert back is not None and all(np.array_equal(back[k], v) for k, v in arrays.items())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.npz", "c.npz.sha256"]    # no temporary file left
+    with pytest.raises(TypeError, match="holds Python objects"):
+        save_arrays(tmp_path / "d.npz", {"o": np.array([{}], dtype=object)})
+    assert load_arrays(tmp_path / "missing.npz") is None
