@@ -60,13 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="on an error, print the full traceback instead of one line")
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     for name in COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as exc:  # a module still being written is skipped
-            if not (exc.name and (name == exc.name or name.startswith(exc.name + "."))):
-                raise
-            continue
-        mod.add_parser(sub)
+        importlib.import_module(name).add_parser(sub)
     return parser
 
 
