@@ -20,7 +20,9 @@ def right_orbit():
     return orbit_box()
 
 
-def headless_scene():
+# Helpers are fixtures or namespace methods, never imported `from conftest`: with several conftest.py
+# files in the suite, the module named `conftest` is whichever pytest loaded first.
+def _headless_scene():
     """A scene set up like Slicer's application does (see DESIGN.md, Headless MRML notes)."""
     pytest.importorskip("slicer", reason="needs 3D Slicer's Python or the PyPI package slicer-core")
     from orbitai.mrml.scene import new_scene
@@ -28,9 +30,12 @@ def headless_scene():
     return new_scene()
 
 
-def paint(ns, segment_id, mask):
-    """Set a segment of the `mrml` namespace to a mask (what painting strokes does)."""
-    paint_segment(ns.segmentation, segment_id, ns.volume, mask)
+@pytest.fixture()
+def headless_ctx():
+    """A headless MRML context (scene + application logic), closed after the test."""
+    ctx = _headless_scene()
+    yield ctx
+    ctx.close()
 
 
 @pytest.fixture()
@@ -41,7 +46,7 @@ def mrml(right_orbit):
 
     from orbitai.mrml.volumes import volume_node_from_volume
 
-    ctx = headless_scene()
+    ctx = _headless_scene()
     image, labels = right_orbit
     vol = volume_node_from_volume(ctx, image, "orbit_ct")
     seg = ctx.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "annotation")
@@ -52,7 +57,9 @@ def mrml(right_orbit):
     logic.set_inputs(seg, vol, ids[0])
 
     class NS:
-        pass
+        def paint(self, segment_id, mask):
+            """Set a segment to a mask (what painting strokes does)."""
+            paint_segment(self.segmentation, segment_id, self.volume, mask)
 
     ns = NS()
     ns.ctx, ns.scene, ns.app = ctx, ctx.scene, ctx.app_logic

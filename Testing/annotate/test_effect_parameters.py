@@ -13,12 +13,8 @@ EFFECTS_DIR = Path(__file__).resolve().parents[2] / "OrbitSegmentation" / "Segme
 
 
 @pytest.fixture()
-def editor_node():
-    from conftest import headless_scene
-
-    ctx = headless_scene()
-    yield ctx.scene.AddNewNodeByClass("vtkMRMLSegmentEditorNode")
-    ctx.close()
+def editor_node(headless_ctx):
+    return headless_ctx.scene.AddNewNodeByClass("vtkMRMLSegmentEditorNode")
 
 
 def test_defaults_are_stored_where_slicer_effects_keep_theirs(editor_node):
@@ -144,16 +140,14 @@ def test_background_segment_survives_parameter_changes_and_gui_rebuilds(mrml):
 def test_smartfill_reads_background_strokes_from_the_chosen_segment(mrml):
     from scipy import ndimage as ndi
 
-    from conftest import paint
-
     from orbitai.annotate import simulate_strokes
 
     L = mrml.logic
     truth = mrml.labels.array == 2
     fg = np.any(simulate_strokes(truth, mrml.image.spacing, 2), axis=0)
     bg = ndi.binary_dilation(truth, iterations=3) & ~ndi.binary_dilation(truth, iterations=2)
-    paint(mrml, mrml.ids[0], fg)
-    paint(mrml, mrml.ids[1], bg)
+    mrml.paint(mrml.ids[0], fg)
+    mrml.paint(mrml.ids[1], bg)
     L.params(SMARTFILL).set("BackgroundSegmentID", mrml.ids[1])
     r = L.smartfill_preview()                              # strokes from the segments, as the effect does
     assert r.ok and r.details["mask"][fg].all() and not r.details["mask"][bg].any()

@@ -2,7 +2,6 @@
 the user's segments and slice-view layers stay as they were until Accept (real MRML, headless)."""
 import numpy as np
 from OrbitSegmentationLib.annotation_logic import BOUNDARIES_ROLE, PREVIEW_ROLE, SMARTPENCIL
-from conftest import paint
 
 from orbitai.annotate import dice, simulate_strokes
 
@@ -35,7 +34,7 @@ def test_smartfill_preview_and_cancel_leave_the_user_segments_alone(mrml):
     L.select_segment(mrml.ids[1])
     truth = mrml.labels.array == 2
     strokes = np.any(simulate_strokes(truth, mrml.image.spacing, 3), axis=0)
-    paint(mrml, mrml.ids[1], strokes)                       # the user paints strokes into the segment
+    mrml.paint(mrml.ids[1], strokes)                       # the user paints strokes into the segment
     snapshot = _user_layers(mrml)
     before = snapshot()
     r = L.smartfill_preview()
@@ -54,7 +53,7 @@ def test_smartfill_accept_copies_the_preview_with_one_undo_state(mrml):
     L.select_segment(mrml.ids[1])
     truth = mrml.labels.array == 2
     strokes = np.any(simulate_strokes(truth, mrml.image.spacing, 3), axis=0)
-    paint(mrml, mrml.ids[1], strokes)
+    mrml.paint(mrml.ids[1], strokes)
     painted = L.segment_mask().tobytes()
     preview = L.smartfill_preview().details["mask"]
     r = L.smartfill_accept()
