@@ -4,6 +4,7 @@ needs ground truth); paths are relative to the CSV's folder or absolute. More co
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,15 @@ def read_manifest(path: str | Path, need_segmentation: bool = True) -> list[Case
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Manifest not found: {path}")
-    with path.open(newline="") as f:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"Manifest {path} is not a CSV text file (byte {exc.start} is not UTF-8 text); "
+                            "give a comma-separated file with a header line case_id,image,...") from None
+    if "\x00" in text:
+        raise ManifestError(f"Manifest {path} is not a CSV text file (it holds binary data); "
+                            "give a comma-separated file with a header line case_id,image,...")
+    with io.StringIO(text, newline="") as f:
         reader = csv.DictReader(f)
         cols = reader.fieldnames or []
         needed = ["case_id", "image"] + (["segmentation"] if need_segmentation else [])

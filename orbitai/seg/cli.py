@@ -131,6 +131,8 @@ def check_train_options(args: argparse.Namespace) -> None:
     """Refuse impossible training options before any work starts (one line each)."""
     if args.epochs is not None and args.epochs < 1:
         raise UserError(f"--epochs must be at least 1, got {args.epochs}.")
+    if args.seed < 0:
+        raise UserError(f"--seed must be 0 or more, got {args.seed}.")
     if args.folds < 1:
         raise UserError(f"--folds must be at least 1, got {args.folds}.")
     if not 0 <= args.fold < args.folds:

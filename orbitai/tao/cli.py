@@ -121,6 +121,21 @@ def check_options(args: argparse.Namespace) -> None:
         raise UserError(f"--holdout must be a fraction in [0, 1), got {args.holdout}.")
     if getattr(args, "runs", None) is not None and args.runs < 1:
         raise UserError(f"--runs must be at least 1, got {args.runs}.")
+    if args.seed < 0:
+        raise UserError(f"--seed must be 0 or more, got {args.seed}.")
+    if getattr(args, "folds", None) is not None and args.folds < 2:
+        raise UserError(f"--folds must be at least 2 (each fold is evaluated on cases left out), got {args.folds}.")
+
+
+def read_labelled_manifest(manifest: str) -> list:
+    """The manifest's cases, every label checked (0 or 1, naming the case) before any image is read."""
+    from orbitai.cohort.manifest import read_manifest
+    from orbitai.tao.data import case_label
+
+    cases = read_manifest(manifest)
+    for case in cases:
+        case_label(case)
+    return cases
 
 
 def manifest_inputs(manifest: str, cases: list) -> list:
@@ -130,14 +145,13 @@ def manifest_inputs(manifest: str, cases: list) -> list:
 
 def run_train(args) -> int:
     from orbitai.device import select_device
-    from orbitai.cohort.manifest import read_manifest
     from orbitai.result import check_outputs
     from orbitai.tao.configs import get_config
     from orbitai.tao.train import train_tao
 
     check_options(args)
     cfg = get_config(args.network)
-    cases = read_manifest(args.manifest)
+    cases = read_labelled_manifest(args.manifest)
     name = Path(args.out).name   # the bundle replaces OUT as a whole; its work folder lies beside it
     check_outputs(args.out, manifest_inputs(args.manifest, cases), beside=(f".{name}-training",),
                   replaces_folder=True)
@@ -150,14 +164,16 @@ def run_train(args) -> int:
 
 def run_cv(args) -> int:
     from orbitai.device import select_device
-    from orbitai.cohort.manifest import read_manifest
     from orbitai.result import check_outputs
     from orbitai.tao.train import CV_FILES
     from orbitai.tao.configs import get_config
     from orbitai.tao.train import cross_validate
 
     check_options(args)
-    cases = read_manifest(args.manifest)
+    cases = read_labelled_manifest(args.manifest)
+    if args.folds > len(cases):
+        raise UserError(f"--folds {args.folds} needs at least {args.folds} cases, the manifest has {len(cases)}; "
+                        "give more cases or fewer folds.")
     check_outputs(args.out, manifest_inputs(args.manifest, cases), CV_FILES)
     s = cross_validate(cases, get_config(args.network), Path(args.out), args.folds,
                        args.runs, args.seed, args.epochs, select_device(args.device))

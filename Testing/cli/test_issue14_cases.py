@@ -1,0 +1,126 @@
+"""Issue #14, "Tracebacks and unclear messages": each case, run through ``orbitai.cli.main``, ends with
+exit 2, exactly one line on stderr naming what was wrong, no traceback and nothing written."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from orbitai.cli import main
+from orbitai.io import Volume, write_volume
+
+BUNDLE = Path(__file__).resolve().parents[2] / "orbitai" / "resources" / "models" / "orbit_svnet_ct_demo"
+
+
+def _bundle(d: Path, name: str, metadata=None, empty_weights: bool = False) -> str:
+    """A copy of the bundled CT model with its metadata edited by ``metadata(dict)`` or model.pt emptied."""
+    b = d / name
+    shutil.copytree(BUNDLE, b)
+    md = json.loads((b / "metadata.json").read_text())
+    if metadata:
+        metadata(md)
+    (b / "metadata.json").write_text(json.dumps(md))
+    if empty_weights:
+        (b / "model.pt").write_bytes(b"")
+    return str(b)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("issue14")
+    write_volume(Volume(np.zeros((16, 16, 16), np.float32)), d / "img.nrrd")
+    write_volume(Volume(np.zeros((16, 16, 16), np.uint8)), d / "seg.nrrd")
+    rows = "".join(f"c{i},img{i}.nrrd,seg.nrrd,{i % 2}\n" for i in range(4))
+    for i in range(4):
+        shutil.copy(d / "img.nrrd", d / f"img{i}.nrrd")
+    (d / "m.csv").write_text("case_id,image,segmentation,label\n" + rows)
+    (d / "yes.csv").write_text("case_id,image,segmentation,label\n" + rows.replace("c1,img1.nrrd,seg.nrrd,1",
+                                                                                      "c1,img1.nrrd,seg.nrrd,yes"))
+    (d / "bin.csv").write_bytes(bytes(range(256)) * 4)
+    (d / "file").write_text("not a folder")
+    _bundle(d, "noinput", lambda md: md.pop("input"))
+    _bundle(d, "nullsum", lambda md: md.update(weights_sha256=None))
+    _bundle(d, "emptypt", empty_weights=True)
+    return d
+
+
+def _cases(d: Path) -> list[tuple[str, list[str], tuple[str, ...]]]:
+    """(case, arguments, words the one error line must contain)."""
+    img, m, out = str(d / "img.nrrd"), str(d / "m.csv"), str(d / "out")
+    seg_train = ["seg", "train", "--manifest", m, "--config", "svnet-demo-ct", "--out", out]
+    return [
+        ("seg unknown device", ["seg", "predict", img, "--out", out, "--device", "tpu"], ("Unknown device 'tpu'",)),
+        ("seg unavailable mps", ["seg", "predict", img, "--out", out, "--device", "mps"], ("MPS", "not available")),
+        ("tao unknown device", ["tao", "predict", img, "--out", out, "--device", "tpu"], ("Unknown device",)),
+        ("tao unavailable cuda:7", ["tao", "predict", img, "--out", out, "--device", "cuda:7"], ("cuda",)),
+        ("info unknown device", ["info", "--device", "npu"], ("Unknown device 'npu'",)),
+        ("info unavailable mps", ["info", "--device", "mps"], ("MPS",)),
+        ("out below a file", ["seg", "predict", img, "--out", str(d / "file" / "o")], ("below the file",)),
+        ("out is a file", ["seg", "predict", img, "--out", str(d / "file")], ("is a file", "--out")),
+        ("phantom out is a file", ["phantom", "tao", "--n", "1", "--out", str(d / "file")], ("Not a directory",)),
+        ("seg unknown config", ["seg", "train", "--manifest", m, "--config", "nope", "--out", out],
+         ("Unknown segmentation configuration 'nope'",)),
+        ("fold out of range", seg_train + ["--folds", "2", "--fold", "2"], ("--fold must be between 0 and 1",)),
+        ("too few cases for folds", seg_train + ["--folds", "5"], ("--folds 5", "the manifest has 4")),
+        ("seg negative seed", seg_train + ["--seed", "-1"], ("--seed must be 0 or more", "-1")),
+        ("seg negative epochs", seg_train + ["--epochs", "-1"], ("--epochs must be at least 1",)),
+        ("tao negative seed", ["tao", "train", "--manifest", m, "--seed", "-3", "--out", out], ("--seed", "-3")),
+        ("tao cv negative seed", ["tao", "cv", "--manifest", m, "--seed", "-3", "--out", out], ("--seed", "-3")),
+        ("tao cv one fold", ["tao", "cv", "--manifest", m, "--folds", "1", "--out", out],
+         ("--folds must be at least 2",)),
+        ("tao cv more folds than cases", ["tao", "cv", "--manifest", m, "--folds", "10", "--out", out],
+         ("--folds 10", "the manifest has 4")),
+        ("holdout 1.5", ["tao", "train", "--manifest", m, "--holdout", "1.5", "--out", out],
+         ("--holdout must be a fraction", "1.5")),
+        ("label yes (train)", ["tao", "train", "--manifest", str(d / "yes.csv"), "--out", out], ("c1", "label", "'yes'")),
+        ("label yes (evaluate)", ["tao", "evaluate", "--manifest", str(d / "yes.csv"), "--model", "B", "--out", out],
+         ("c1", "label", "'yes'")),
+        ("binary manifest (seg)", ["seg", "train", "--manifest", str(d / "bin.csv"), "--config", "svnet-demo-ct",
+                                   "--out", out], ("bin.csv", "not a CSV text file")),
+        ("binary manifest (tao)", ["tao", "evaluate", "--manifest", str(d / "bin.csv"), "--model", "B", "--out", out],
+         ("bin.csv", "not a CSV text file")),
+        ("bundle without input", ["seg", "predict", img, "--out", out, "--model", str(d / "noinput"),
+                                  "--device", "cpu"], ("noinput", "input")),
+        ("bundle null checksum", ["seg", "predict", img, "--out", out, "--model", str(d / "nullsum"),
+                                  "--device", "cpu"], ("nullsum", "weights_sha256")),
+        ("bundle empty model.pt", ["seg", "predict", img, "--out", out, "--model", str(d / "emptypt"),
+                                   "--device", "cpu"], ("emptypt", "checksum mismatch", "model.pt")),
+    ]
+
+
+def _listing(d: Path) -> list[str]:
+    return sorted(str(p.relative_to(d)) for p in d.rglob("*"))
+
+
+@pytest.mark.parametrize("index", range(len(_cases(Path(".")))), ids=[c[0] for c in _cases(Path("."))])
+def test_issue14_case_is_one_clear_line(inputs, index, capsys):
+    name, args, words = _cases(inputs)[index]
+    before = _listing(inputs)
+    try:
+        code = main(args)
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2, (name, code, err)
+    assert len(lines) == 1 and "Traceback" not in err and ": error: " in lines[0], err
+    assert all(w.lower() in lines[0].lower() for w in words), (words, lines[0])
+    assert _listing(inputs) == before
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_output_is_one_line(inputs, tmp_path, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        assert main(["phantom", "tao", "--n", "1", "--montage-cases", "0", "--out", str(ro / "c")]) == 2
+    finally:
+        ro.chmod(0o755)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "Permission denied" in lines[0]
+    assert list(ro.iterdir()) == []
