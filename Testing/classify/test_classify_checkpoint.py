@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import pickle
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ import torch
 from orbitai.checkpoint import load_arrays, save_arrays, sidecar
 from orbitai.classify.train import TrainSettings, train_classifier
 from orbitai.models import build_model
+from orbitai.testing.damage import PWNED, drop_checksum, flip_bytes, pickle_payload_with_valid_checksum, truncate
 
 SETTINGS = TrainSettings(epochs=3, lr=1e-3, lr_after=1e-4, decay_epoch=2, batch_size=8)
 
@@ -43,38 +43,6 @@ def clean(tmp_path_factory):
     return _train(tmp_path_factory.mktemp("clean"), SETTINGS.epochs).state_dict()
 
 
-def flip_bytes(path):
-    data = bytearray(path.read_bytes())
-    for i in range(len(data) // 2, len(data) // 2 + 64):
-        data[i] ^= 0xFF
-    path.write_bytes(bytes(data))
-
-
-def truncate(path):
-    path.write_bytes(path.read_bytes()[: path.stat().st_size * 2 // 3])
-
-
-def drop_checksum(path):
-    sidecar(path).unlink()
-
-
-class _Payload:
-    """Unpickling this would create ``marker``."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (open, (str(self.marker), "w"))
-
-
-def pickle_payload_with_valid_checksum(path):
-    from orbitai.bundle import sha256_file
-
-    path.write_bytes(pickle.dumps({"model": _Payload(path.parent / "PWNED"), "epoch": 1}, protocol=2))
-    sidecar(path).write_text(sha256_file(path) + "\n")
-
-
 @pytest.mark.parametrize("damage, reason", [
     (flip_bytes, "checksum mismatch"),
     (truncate, "checksum mismatch"),
@@ -90,7 +58,7 @@ def test_damaged_checkpoint_is_named_and_training_starts_over(tmp_path, caplog, 
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "\n" not in warnings[0]
     assert warnings[0].startswith(f"checkpoint {ckpt} is corrupt ({reason}") and warnings[0].endswith("starting over.")
-    assert not (tmp_path / "PWNED").exists()            # the pickle payload never ran
+    assert not (tmp_path / PWNED).exists()            # the pickle payload never ran
     for (k, a), b in zip(clean.items(), model.state_dict().values()):   # nothing of the damaged file is left
         assert torch.equal(a, b), k
     assert [int(r["epoch"]) for r in csv.DictReader((tmp_path / "epochs.csv").open())] == [0, 1, 2]

@@ -16,6 +16,7 @@ from orbitai.errors import InputError
 from orbitai.phantoms import write_cohort
 from orbitai.seg.configs import get_config
 from orbitai.seg.train import train
+from orbitai.testing.damage import flip_bytes, truncate
 
 SEED = 777141  # never used for training cohorts
 CFG = replace(get_config("svnet-demo-ct"), iters_per_epoch=1, batch_size=1, val_every=1)
@@ -34,17 +35,6 @@ def weights(bundle):
 def clean(cases, tmp_path_factory):
     """The weights of an uninterrupted two-epoch run."""
     return weights(train(cases, CFG, tmp_path_factory.mktemp("clean") / "b", epochs=2))
-
-
-def flip_bytes(path):
-    data = bytearray(path.read_bytes())
-    for i in range(len(data) // 2, len(data) // 2 + 64):
-        data[i] ^= 0xFF
-    path.write_bytes(bytes(data))
-
-
-def truncate(path):
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
 @pytest.mark.parametrize("damage", [flip_bytes, truncate])

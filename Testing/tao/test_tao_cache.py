@@ -4,16 +4,14 @@ holding a pickle payload is refused the same way."""
 from __future__ import annotations
 
 import logging
-import pickle
 
 import numpy as np
 import pytest
 
-from orbitai.bundle import sha256_file
-from orbitai.checkpoint import sidecar
 from orbitai.cohort.manifest import read_manifest
 from orbitai.phantoms import write_cohort
 from orbitai.tao.data import prepare_eyes
+from orbitai.testing.damage import PWNED, drop_checksum, flip_bytes, pickle_payload_with_valid_checksum, truncate
 
 SEED = 777142  # never used for training cohorts
 
@@ -26,34 +24,6 @@ def cases(tmp_path_factory):
 @pytest.fixture(scope="module")
 def fresh(cases):
     return prepare_eyes(cases, workers=1)
-
-
-def flip_bytes(path):
-    data = bytearray(path.read_bytes())
-    for i in range(len(data) // 2, len(data) // 2 + 64):
-        data[i] ^= 0xFF
-    path.write_bytes(bytes(data))
-
-
-def truncate(path):
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
-
-
-def drop_checksum(path):
-    sidecar(path).unlink()
-
-
-class _Payload:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (open, (str(self.marker), "w"))
-
-
-def pickle_payload_with_valid_checksum(path):
-    path.write_bytes(pickle.dumps({"x": _Payload(path.parent / "PWNED")}))
-    sidecar(path).write_text(sha256_file(path) + "\n")
 
 
 def same(a, b):
@@ -77,7 +47,7 @@ def test_corrupt_cache_is_named_and_rebuilt(cases, fresh, tmp_path, caplog, dama
     named = [r.getMessage() for r in caplog.records if "corrupt" in r.getMessage()]
     assert len(named) == 1 and named[0].startswith(f"TAO preprocessing cache {cache} is corrupt ({reason}")
     assert named[0].endswith("; rebuilding it.")
-    assert same(rebuilt, fresh) and not (tmp_path / "PWNED").exists()
+    assert same(rebuilt, fresh) and not (tmp_path / PWNED).exists()
     caplog.clear()
     with caplog.at_level(logging.WARNING):
         assert same(prepare_eyes(cases, cache=cache, workers=1), fresh)   # the rebuilt cache passes its check
