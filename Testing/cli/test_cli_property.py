@@ -1,0 +1,199 @@
+"""Property test of the command line (issue #14): random argument combinations, valid and invalid, drawn
+from a seeded generator for every command. Each run must either succeed (exit 0, its outputs complete) or
+fail with exit 1 or 2 and exactly one non-empty line on stderr, no traceback, and nothing new on disk
+(the working folder and the temporary folder are listed before and after; outputs count only on exit 0)."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+
+from orbitai.cli import main
+from orbitai.io import Volume, write_volume
+
+SEED = 14
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    """Tiny inputs: a 16^3 image and label map, a 4-case manifest, a binary manifest, a plain file, a folder."""
+    d = tmp_path_factory.mktemp("property")
+    write_volume(Volume(np.zeros((16, 16, 16), np.float32)), d / "img.nrrd")
+    write_volume(Volume(np.zeros((16, 16, 16), np.uint8)), d / "seg.nrrd")
+    (d / "m.csv").write_text("case_id,image,segmentation,label\n"
+                             + "".join(f"c{i},img.nrrd,seg.nrrd,{i % 2}\n" for i in range(4)))
+    (d / "bin.csv").write_bytes(bytes(range(256)))
+    (d / "file").write_text("not a folder")
+    (d / "folder").mkdir()
+    return d
+
+
+def _pools(d: Path) -> dict[str, dict[str, list[str | None]]]:
+    """Per command: each option's candidate values (None: option left out; '!': a flag given)."""
+    files = [str(d / "img.nrrd"), str(d / "missing.nrrd"), str(d / "folder"), str(d / "m.csv"), "", str(d / "file")]
+    manifests = [str(d / "m.csv"), str(d / "bin.csv"), str(d / "missing.csv"), str(d / "folder"), str(d / "img.nrrd")]
+    outs = [str(d / "out"), str(d / "img.nrrd"), str(d / "m.csv"), str(d / "file"), str(d / "file" / "o"),
+            str(d / "folder"), str(d / "o.nrrd"), str(d)]
+    devices = [None, "cpu", "tpu", "cuda:99", "mps", ""]
+    ints = ["0", "1", "-1", "2", "99999999999", "x", "1.5"]
+    return {
+        "info": {"--device": devices},
+        "seg configs": {},
+        "tao configs": {},
+        "phantom": {"kind": ["tao", "orbit-ct", "weather"], "--n": [None, "1", "0", "-2", "10001", "x"],
+                    "--seed": [None, "0", "-5", "x"], "--out": outs, "--montage-cases": [None, "0", "-1", "x"]},
+        "seg predict": {"image": files, "--out": outs, "--device": devices,
+                        "--model": [None, "nope", "tao_network_b_demo", str(d / "folder")],
+                        "--window": [None, "step1", "sideways"], "--uncertainty": [None, "!"]},
+        "seg evaluate": {"--manifest": manifests, "--model": ["orbit_svnet_ct_demo", "nope", "B"], "--out": outs,
+                         "--device": devices},
+        "seg train": {"--manifest": manifests, "--config": ["svnet-demo-ct", "nope"], "--out": outs,
+                      "--seed": [None, *ints], "--epochs": ["1", "0", "-1", "x"], "--folds": [None, *ints],
+                      "--fold": [None, *ints], "--device": devices, "--time-limit": ["0.01", "0", "-1", "x"]},
+        "tao predict": {"image": files, "--out": outs, "--device": devices, "--model": [None, "A", "C"],
+                        "--segmentation": [None, str(d / "seg.nrrd"), str(d / "missing.nrrd"), str(d / "m.csv")],
+                        "--no-maps": [None, "!"]},
+        "tao evaluate": {"--manifest": manifests, "--model": ["B", "nope"], "--out": outs, "--device": devices,
+                         "--no-maps": [None, "!"]},
+        "tao train": {"--manifest": manifests, "--network": [None, "A", "C"], "--out": outs,
+                      "--epochs": [None, *ints], "--holdout": [None, "0.5", "1.5", "-0.1", "x"],
+                      "--seed": [None, *ints], "--device": devices},
+        "tao cv": {"--manifest": manifests, "--folds": [None, *ints], "--runs": [None, *ints],
+                   "--epochs": [None, *ints], "--seed": [None, *ints], "--out": outs, "--device": devices},
+        "demo": {"--device": ["tpu", "cuda:99", "mps"], "--out": outs},   # a failing demo only (a real one takes minutes)
+    }
+
+
+def draw(rng: random.Random, d: Path) -> list[str]:
+    """One random invocation: a command and a random value (or none) for each of its options."""
+    pools = _pools(d)
+    command = rng.choice(sorted(pools))
+    args = command.split()
+    for option, values in pools[command].items():
+        value = rng.choice(values)
+        if value is None:
+            continue
+        if not option.startswith("-"):
+            args.append(value)
+        elif value == "!":
+            args.append(option)
+        else:
+            args += [option, value]
+    return args
+
+
+#: The headless MRML scene's private home folder lives as long as the process (removed at exit).
+PROCESS_FOLDERS = ("orbitai-mrml-",)
+
+
+def _listing(*folders: Path) -> set[str]:
+    return {str(p) for f in folders for p in f.rglob("*")
+            if not any(part.startswith(PROCESS_FOLDERS) for part in p.relative_to(f).parts)}
+
+
+def _stat(f: Path) -> tuple[int, int]:
+    st = f.stat()
+    return st.st_size, st.st_mtime_ns
+
+
+def _run_in_process(args: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(args)
+        except SystemExit as exc:   # argparse's usage errors and --help
+            code = exc.code if isinstance(exc.code, int) else 1
+    return code, out.getvalue(), err.getvalue()
+
+
+def _run_subprocess(args: list[str]) -> tuple[int, str, str]:
+    res = subprocess.run([sys.executable, "-m", "orbitai", *args], capture_output=True, text=True, timeout=300)
+    return res.returncode, res.stdout, res.stderr
+
+
+def _out_of(args: list[str]) -> Path | None:
+    return Path(args[args.index("--out") + 1]) if "--out" in args else None
+
+
+def _complete(args: list[str], stdout: str) -> str:
+    """Why a successful run's outputs are incomplete ('' when complete)."""
+    out = _out_of(args)
+    if out is None:
+        return "" if stdout.strip() else "no output printed"
+    if args[0] == "phantom":
+        n = int(args[args.index("--n") + 1]) if "--n" in args else 8
+        ok = (out / "manifest.csv").is_file() and len(list((out / "images").iterdir())) == n
+        return "" if ok else "phantom cohort incomplete"
+    result = out / "result.json"
+    if args[:2] in (["seg", "predict"], ["tao", "predict"]):
+        if not result.is_file():
+            return "no result.json"
+        files = json.loads(result.read_text()).get("files", {})
+        missing = [f for f in files.values() if not (out / f).is_file()]
+        return f"result.json names missing files {missing}" if missing else ""
+    return "" if out.exists() else "no output written"
+
+
+def check(args: list[str], d: Path, tmp: Path, run: Callable[[list[str]], tuple[int, str, str]]) -> str:
+    """Run one invocation; '' if it kept the contract, else what went wrong."""
+    before = _listing(d, tmp)
+    inputs = {f: _stat(f) for f in d.rglob("*") if f.is_file()}
+    code, stdout, stderr = run(args)
+    after = _listing(d, tmp)
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    out = _out_of(args)
+    new = sorted(after - before)
+    problem = ""
+    if code == 0:
+        if out is not None:
+            new = [p for p in new if not (p == str(out) or p.startswith(str(out) + "/"))]
+        problem = _complete(args, stdout) or (f"left {new[:3]}" if new else "")
+        if out is not None and str(out) not in before and out.is_dir():
+            shutil.rmtree(out)   # this run's output folder (an existing one is an input folder: kept)
+    elif code not in (1, 2):
+        problem = f"exit {code}"
+    elif len(lines) != 1 or "Traceback" in stderr:
+        problem = f"{len(lines)} stderr lines: {stderr.strip()[-300:]!r}"
+    elif new:
+        problem = f"left {new[:3]}"
+    changed = [f for f, st in inputs.items() if not f.exists() or _stat(f) != st]
+    if changed:   # never remove or rewrite an input, whatever the outcome
+        problem = problem or f"inputs changed: {changed[:3]}"
+    return f"orbitai {' '.join(args)} -> exit {code}: {problem}" if problem else ""
+
+
+def _sweep(work: Path, tmp_path: Path, monkeypatch, draws: int, seed: int) -> list[str]:
+    private_tmp = tmp_path / "tmpdir"
+    private_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
+    monkeypatch.setenv("TMPDIR", str(private_tmp))
+    monkeypatch.chdir(work)
+    rng = random.Random(seed)
+    problems = [check(draw(rng, work), work, private_tmp, _run_in_process) for _ in range(draws)]
+    return [p for p in problems if p]
+
+
+def test_random_invocations_keep_the_contract(work, tmp_path, monkeypatch):
+    """40 seeded random invocations in process, plus a few through ``python -m orbitai``."""
+    problems = _sweep(work, tmp_path, monkeypatch, 40, SEED)
+    rng = random.Random(SEED + 1)
+    problems += [p for p in (check(draw(rng, work), work, tmp_path / "tmpdir", _run_subprocess)
+                             for _ in range(3)) if p]
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(5))
+def test_larger_random_sweep(work, tmp_path, monkeypatch, seed):
+    problems = _sweep(work, tmp_path, monkeypatch, 200, 1000 + seed)
+    assert not problems, "\n".join(problems)
