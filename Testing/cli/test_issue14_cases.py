@@ -41,6 +41,8 @@ def inputs(tmp_path_factory) -> Path:
     (d / "yes.csv").write_text("case_id,image,segmentation,label\n" + rows.replace("c1,img1.nrrd,seg.nrrd,1",
                                                                                       "c1,img1.nrrd,seg.nrrd,yes"))
     (d / "bin.csv").write_bytes(bytes(range(256)) * 4)
+    (d / "one_class.csv").write_text("case_id,image,segmentation,label\n"
+                                     + "".join(f"c{i},img{i}.nrrd,seg.nrrd,1\n" for i in range(4)))
     (d / "file").write_text("not a folder")
     _bundle(d, "noinput", lambda md: md.pop("input"))
     _bundle(d, "nullsum", lambda md: md.update(weights_sha256=None))
@@ -79,6 +81,8 @@ def _cases(d: Path) -> list[tuple[str, list[str], tuple[str, ...]]]:
         ("label yes (train)", ["tao", "train", "--manifest", str(d / "yes.csv"), "--out", out], ("c1", "label", "'yes'")),
         ("label yes (evaluate)", ["tao", "evaluate", "--manifest", str(d / "yes.csv"), "--model", "B", "--out", out],
          ("c1", "label", "'yes'")),
+        ("one class counted in cases", ["tao", "evaluate", "--manifest", str(d / "one_class.csv"), "--model", "B",
+                                        "--out", out], ("All 4 cases", "one_class.csv", "both active")),
         ("binary manifest (seg)", ["seg", "train", "--manifest", str(d / "bin.csv"), "--config", "svnet-demo-ct",
                                    "--out", out], ("bin.csv", "not a CSV text file")),
         ("binary manifest (tao)", ["tao", "evaluate", "--manifest", str(d / "bin.csv"), "--model", "B", "--out", out],

@@ -26,8 +26,8 @@ def _check(y_true, prob) -> tuple[np.ndarray, np.ndarray]:
     if not np.isin(y, (0, 1)).all():
         raise InputError("Labels must be 0 or 1.")
     if len(np.unique(y)) < 2:
-        raise InputError(f"All {len(y)} cases have label {int(y[0]) if len(y) else '?'}; sensitivity, "
-                         "specificity and AUC need both classes in the evaluation set.")
+        raise InputError(f"All {len(y)} labels of the evaluation set are {int(y[0]) if len(y) else '?'}; "
+                         "sensitivity, specificity and AUC need both classes in it.")
     if not np.all(np.isfinite(p)):
         raise InputError("Probabilities contain NaN or infinity.")
     return y, p

@@ -9,6 +9,7 @@ from typing import Any, Optional
 import numpy as np
 
 from orbitai.cohort.manifest import read_labels, read_manifest
+from orbitai.errors import InputError
 from orbitai.io import read_volume
 from orbitai.labels import GROUPS, values_for
 from orbitai.progress import ProgressCallback
@@ -42,6 +43,9 @@ def evaluate_tao(manifest: str | Path, model: str, out: Path, device="cpu", use_
 
     cases = read_manifest(manifest, need_segmentation=False)
     truth = [case_label(case) for case in cases]
+    if len(set(truth)) < 2:
+        raise InputError(f"All {len(cases)} cases of {Path(manifest).name} have label {truth[0]}; the evaluation "
+                         "needs both active (1) and inactive (0) cases.")
     out = check_outputs(out, [manifest, *(p for c in cases for p in (c.image, c.segmentation))], REPORT_FILES)
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
