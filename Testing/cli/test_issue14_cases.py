@@ -41,6 +41,10 @@ def inputs(tmp_path_factory) -> Path:
     (d / "yes.csv").write_text("case_id,image,segmentation,label\n" + rows.replace("c1,img1.nrrd,seg.nrrd,1",
                                                                                       "c1,img1.nrrd,seg.nrrd,yes"))
     (d / "bin.csv").write_bytes(bytes(range(256)) * 4)
+    ct = np.full((16, 16, 16), -1000, np.int32)
+    ct[4:12, 4:12, 4:12] = 40
+    ct[6:10, 6:10, 6:10] = 1500
+    write_volume(Volume((ct * 40).astype(np.int16)), d / "overflow.nrrd")   # HU x 40 wrapped in int16
     (d / "one_class.csv").write_text("case_id,image,segmentation,label\n"
                                      + "".join(f"c{i},img{i}.nrrd,seg.nrrd,1\n" for i in range(4)))
     (d / "file").write_text("not a folder")
@@ -83,6 +87,8 @@ def _cases(d: Path) -> list[tuple[str, list[str], tuple[str, ...]]]:
          ("c1", "label", "'yes'")),
         ("one class counted in cases", ["tao", "evaluate", "--manifest", str(d / "one_class.csv"), "--model", "B",
                                         "--out", out], ("All 4 cases", "one_class.csv", "both active")),
+        ("integer-overflowed CT", ["seg", "predict", str(d / "overflow.nrrd"), "--out", out, "--device", "cpu"],
+         ("overflow.nrrd", "wrapped", "integer overflow")),
         ("binary manifest (seg)", ["seg", "train", "--manifest", str(d / "bin.csv"), "--config", "svnet-demo-ct",
                                    "--out", out], ("bin.csv", "not a CSV text file")),
         ("binary manifest (tao)", ["tao", "evaluate", "--manifest", str(d / "bin.csv"), "--model", "B", "--out", out],

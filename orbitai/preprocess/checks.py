@@ -38,11 +38,35 @@ def eight_bit_ct_evidence(vol: Volume) -> str | None:
     return f"values 0-255 only, {100 * at_zero:.0f} % of voxels at 0 and {100 * at_top:.1f} % at 255"
 
 
+#: Beyond any scanner's range (CT: about -3024 to +4000 HU; MRI: not below 0): a share of voxels at both
+#: ends of a 16-bit image means values that wrapped around (an integer overflow while scaling or converting).
+WRAPPED_LIMIT = 5000
+WRAPPED_SHARE = 0.005
+
+
+def wrapped_values_evidence(vol: Volume) -> str | None:
+    """Why the image's values look wrapped around an integer type's limits (overflow), or None."""
+    if not np.issubdtype(vol.array.dtype, np.integer):
+        return None
+    sample = _sample(vol)
+    low, high = float(np.mean(sample < -WRAPPED_LIMIT)), float(np.mean(sample > WRAPPED_LIMIT))
+    if low < WRAPPED_SHARE or high < WRAPPED_SHARE:
+        return None
+    return (f"{100 * low:.1f} % of voxels below -{WRAPPED_LIMIT} and {100 * high:.1f} % above {WRAPPED_LIMIT}, "
+            f"from {int(sample.min())} to {int(sample.max())}")
+
+
 def image_is_ct(vol: Volume, what: str = "the image") -> bool:
     """Modality for choosing a model automatically: True for CT, False for MRI.
 
-    Raises :class:`~orbitai.io.VolumeError` for CT stored as 8-bit values, which neither model
-    fits (its intensities would otherwise pass for MRI)."""
+    Raises :class:`~orbitai.io.VolumeError` for values wrapped by an integer overflow and for CT
+    stored as 8-bit values, which neither model fits (they would otherwise pass for MRI or find no orbit)."""
+    wrapped = wrapped_values_evidence(vol)
+    if wrapped:
+        raise VolumeError(
+            f"{what} has values wrapped around its integer type's limits ({wrapped}): it was scaled or converted "
+            "with an integer overflow, so no model can read it. Export it again from the original scan "
+            "(CT in Hounsfield units, 16-bit).")
     evidence = eight_bit_ct_evidence(vol)
     if evidence:
         raise VolumeError(
