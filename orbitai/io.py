@@ -226,7 +226,12 @@ def read_volume(path: str | os.PathLike, keep_metadata: bool = False) -> Volume:
         img = sitk.ReadImage(str(p))
     except RuntimeError as exc:
         verify_volume_file(p)                              # a truncated or corrupt file, named in one line
-        raise VolumeError(f"Could not read {p} as an image: {str(exc).strip().splitlines()[-1]}") from exc
+        detail = str(exc).strip().splitlines()[-1]
+        if "spacing" in detail.lower() or "space vector" in detail.lower() or "space direction" in detail.lower():
+            raise VolumeError(f"{p} has an invalid voxel spacing or orientation in its header (zero, missing or "
+                              f"inconsistent; reader: {detail.split(': ', 1)[-1]}); export the image again or fix "
+                              "its spacing / space directions.") from exc
+        raise VolumeError(f"Could not read {p} as an image: {detail}") from exc
     if img.GetDimension() == 4 and img.GetSize()[3] == 1:
         img = img[:, :, :, 0]
     return Volume.from_sitk(img, keep_metadata=keep_metadata)

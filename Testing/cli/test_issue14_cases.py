@@ -41,6 +41,11 @@ def inputs(tmp_path_factory) -> Path:
     (d / "yes.csv").write_text("case_id,image,segmentation,label\n" + rows.replace("c1,img1.nrrd,seg.nrrd,1",
                                                                                       "c1,img1.nrrd,seg.nrrd,yes"))
     (d / "bin.csv").write_bytes(bytes(range(256)) * 4)
+    nrrd = (d / "img.nrrd").read_bytes()
+    head, body = nrrd.split(b"\n\n", 1)
+    lines = [b"space directions: (0,0,0) (0,1,0) (0,0,1)" if ln.startswith(b"space directions") else ln
+             for ln in head.split(b"\n")]
+    (d / "zero_spacing.nrrd").write_bytes(b"\n".join(lines) + b"\n\n" + body)
     ct = np.full((16, 16, 16), -1000, np.int32)
     ct[4:12, 4:12, 4:12] = 40
     ct[6:10, 6:10, 6:10] = 1500
@@ -89,6 +94,8 @@ def _cases(d: Path) -> list[tuple[str, list[str], tuple[str, ...]]]:
                                         "--out", out], ("All 4 cases", "one_class.csv", "both active")),
         ("integer-overflowed CT", ["seg", "predict", str(d / "overflow.nrrd"), "--out", out, "--device", "cpu"],
          ("overflow.nrrd", "wrapped", "integer overflow")),
+        ("zero voxel spacing", ["seg", "predict", str(d / "zero_spacing.nrrd"), "--out", out],
+         ("zero_spacing.nrrd", "invalid voxel spacing", "export the image again")),
         ("binary manifest (seg)", ["seg", "train", "--manifest", str(d / "bin.csv"), "--config", "svnet-demo-ct",
                                    "--out", out], ("bin.csv", "not a CSV text file")),
         ("binary manifest (tao)", ["tao", "evaluate", "--manifest", str(d / "bin.csv"), "--model", "B", "--out", out],
