@@ -17,6 +17,7 @@ from typing import Any, Iterator, NoReturn, Sequence
 
 from orbitai import __version__
 from orbitai.errors import OrbitAIError, one_line
+from orbitai.staging import disk_full
 
 __all__ = ["main", "build_parser", "add_device_option"]
 
@@ -71,7 +72,10 @@ def command_name(args: argparse.Namespace) -> str:
 
 
 def _os_error(exc: OSError) -> tuple[str, int]:
-    """One line and exit code for a file-system error: 2 for the user's path, 1 otherwise (disk full...)."""
+    """One line and exit code for a file-system error: 2 for the user's path, 1 otherwise (a full disk, named as such)."""
+    if disk_full(exc):
+        where = f" while writing {exc.filename}" if exc.filename else ""
+        return f"the disk is full{where} ({exc.strerror or one_line(exc)}); free space and run again", 1
     user = isinstance(exc, (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
                             PermissionError))
     if exc.strerror and exc.filename:

@@ -29,6 +29,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from orbitai.errors import InputError
+from orbitai.staging import write_failure
 
 #: Files that SimpleITK reads as one volume, by suffix.
 VOLUME_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
@@ -597,6 +598,18 @@ def _unreadable_dicom_files(folder: Path, series_files: set[Path]) -> list[Path]
     return bad
 
 
+def write_image(img: sitk.Image, tmp: str | os.PathLike, path: str | os.PathLike, compress: bool) -> None:
+    """``sitk.WriteImage(img, tmp)`` for the output ``path``; no room to write raises the `OSError` naming
+    ``path`` (ITK's message drops the reason, which the command line reports as a full disk)."""
+    try:
+        sitk.WriteImage(img, str(tmp), compress)
+    except RuntimeError:
+        full = write_failure(tmp, path)
+        if full is not None:
+            raise full from None
+        raise
+
+
 def write_volume(vol: Volume, path: str | os.PathLike, compress: bool = True) -> Path:
     """Write atomically (temp file + rename) so a failure never leaves a half-written file."""
     p = Path(path)
@@ -612,7 +625,7 @@ def write_volume(vol: Volume, path: str | os.PathLike, compress: bool = True) ->
     fd, tmp = tempfile.mkstemp(suffix=suffix, dir=p.parent, prefix=".tmp-")
     os.close(fd)
     try:
-        sitk.WriteImage(img, tmp, compress)
+        write_image(img, tmp, p, compress)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions

@@ -22,6 +22,7 @@ from typing import Any, Callable, ClassVar, Iterable, Literal, Optional, TypeVar
 
 from orbitai.errors import ResultError, UserError
 from orbitai.io import Volume, VolumeError, read_volume
+from orbitai.staging import disk_full, disk_full_error
 
 RESULT_FILE = "result.json"
 R = TypeVar("R", bound="TaskResult")
@@ -143,6 +144,10 @@ class TaskResult:
                 remove_result(out)
                 for f in sorted(tmp.iterdir(), key=lambda f: f.name == RESULT_FILE):
                     os.replace(f, out / f.name)
+        except OSError as exc:
+            if not disk_full(exc):
+                raise
+            raise disk_full_error(exc, out, tmp) from None   # the output's name, not the hidden folder's
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)

@@ -28,7 +28,7 @@ from typing import Mapping, cast
 import numpy as np
 import SimpleITK as sitk
 
-from orbitai.io import Volume, VolumeError
+from orbitai.io import Volume, VolumeError, write_image
 
 __all__ = ["LabelInfo", "orbit_table", "lesion_table", "write_segmentation", "read_segmentation",
            "write_labelmap_json", "read_labelmap_json"]
@@ -80,7 +80,7 @@ def _tmp_write(img: sitk.Image, path: Path, compress: bool) -> Path:
     fd, tmp = tempfile.mkstemp(suffix=".nrrd", dir=path.parent, prefix=".tmp-")
     os.close(fd)
     try:
-        sitk.WriteImage(img, tmp, compress)
+        write_image(img, tmp, path, compress)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:

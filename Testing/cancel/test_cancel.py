@@ -159,7 +159,8 @@ def test_phantom_cohort_on_a_full_disk_leaves_nothing(work):
     proc = _start(["phantom", "orbit-ct", "--n", "2", "--out", "C"], run, tmpdir, preexec_fn=_small_disk)
     err = _finish(proc)
     assert proc.returncode == 1, err
-    assert len(err) == 1 and err[0].startswith("orbitai phantom: error:"), err
+    assert len(err) == 1 and err[0].startswith(f"orbitai phantom: error: the disk is full while writing {run}/C/images/"), err
+    assert err[0].endswith("(File too large); free space and run again"), err
     assert list(run.iterdir()) == [], "a partial cohort was left"
 
 
@@ -196,6 +197,7 @@ def test_failing_demo_leaves_no_file(work):
     proc = _start(["demo", "--out", "X"], run, tmpdir, preexec_fn=_small_disk)
     err = _finish(proc)
     assert proc.returncode == 1, err
-    assert len(err) == 1 and err[0].startswith("orbitai demo: error:"), err
+    assert len(err) == 1 and err[0].startswith(f"orbitai demo: error: the disk is full while writing {run}/X/"), err
+    assert err[0].endswith("(File too large); free space and run again"), err
     assert list(run.iterdir()) == [], "the failed demo left files"
     assert list(tmpdir.iterdir()) == []
