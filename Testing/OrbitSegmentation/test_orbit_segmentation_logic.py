@@ -29,6 +29,10 @@ def test_failing_job_leaves_scene_unchanged(ctx):
     shared.test_failing_job_leaves_scene_unchanged(ctx)
 
 
+def test_child_errors_are_one_line(ctx, tmp_path: Path):
+    shared.test_child_errors_are_one_line(ctx, tmp_path)
+
+
 def test_panel_binds_results_to_starting_input(ctx):
     shared.test_panel_binds_results_to_starting_input(ctx)
 

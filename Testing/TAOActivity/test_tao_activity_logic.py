@@ -79,6 +79,10 @@ def test_panel_failing_job_leaves_scene_unchanged(ctx):
     shared.test_panel_failing_job_leaves_scene_unchanged(ctx)
 
 
+def test_child_errors_are_one_line(ctx, tmp_path: Path):
+    shared.test_child_errors_are_one_line(ctx, tmp_path)
+
+
 def test_panel_missing_dependency_reaches_dialog(ctx, tmp_path: Path):
     shared.test_panel_missing_dependency_reaches_dialog(ctx, tmp_path)
 

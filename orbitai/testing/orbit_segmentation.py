@@ -137,6 +137,16 @@ def test_failing_job_leaves_scene_unchanged(ctx):
                                                    {"model": "no_such_model", "device": "cpu"}, "no_such_model")
 
 
+def test_child_errors_are_one_line(ctx, tmp_path: Path):
+    """cuda:99, an image with a NaN voxel, a crashing child: one line each, no traceback (#14)."""
+    from OrbitSegmentationLib import OrbitSegmentationLogic
+
+    from orbitai.testing.job_errors import check_child_errors_are_one_line
+
+    _, node = _phantom_node(ctx)
+    check_child_errors_are_one_line(ctx, OrbitSegmentationLogic(ctx), node, {"device": "cpu"}, tmp_path)
+
+
 def test_panel_binds_results_to_starting_input(ctx):
     """Results attach to the volume the job started on, not the one selected when it ends; the
     selectors are locked while the job runs."""

@@ -355,6 +355,17 @@ def test_panel_failing_job_leaves_scene_unchanged(ctx):
         "looks like CT")
 
 
+def test_child_errors_are_one_line(ctx, tmp_path: Path):
+    """cuda:99, an MRI with a NaN voxel, a crashing child: one line each, no traceback (#14)."""
+    from TAOActivityLib import TAOActivityLogic
+
+    from orbitai.testing.job_errors import check_child_errors_are_one_line
+
+    _, node, seg = _mri_node(ctx)
+    check_child_errors_are_one_line(ctx, TAOActivityLogic(ctx), node,
+                                    {"segmentation_node": seg, "device": "cpu", "maps": False}, tmp_path)
+
+
 def test_panel_missing_dependency_reaches_dialog(ctx, tmp_path: Path):
     from TAOActivityLib import TAOActivityLogic
 
