@@ -15,14 +15,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Literal, Optional, TypeVar, overload
 
 from orbitai.errors import ResultError, UserError
 from orbitai.io import Volume, VolumeError, read_volume
-from orbitai.staging import disk_full, disk_full_error
+from orbitai.staging import staged_folder
 
 RESULT_FILE = "result.json"
 R = TypeVar("R", bound="TaskResult")
@@ -53,7 +51,7 @@ def check_outputs(out_dir: str | os.PathLike, inputs: Iterable[str | os.PathLike
     file or folder the command reads, ``files`` the names it writes inside OUT, ``beside`` the names it
     writes next to OUT (work folders, logs) and ``replaces_folder`` whether OUT is replaced as a whole
     (a bundle), so that nothing inside it may be an input. With ``result.json`` among ``files`` (a
-    `TaskResult`), the files an earlier result in OUT lists count as written (`remove_result` removes
+    `TaskResult`), the files an earlier result in OUT lists count as written (`TaskResult.write` removes
     them). Paths are compared after resolving links."""
     out = Path(out_dir)
     target = out.resolve()
@@ -76,18 +74,6 @@ def check_outputs(out_dir: str | os.PathLike, inputs: Iterable[str | os.PathLike
                 raise UserError(f"Writing {path.name} to {path.parent} would overwrite the input {given}; "
                                 "choose another output folder.")
     return check_out_dir(out)
-
-
-def remove_result(folder: Path) -> None:
-    """Remove the result a previous run left in ``folder``: its ``result.json`` first, then the files
-    that it names (other files, such as a job's input, stay)."""
-    path = folder / RESULT_FILE
-    names = previous_files(folder)
-    path.unlink(missing_ok=True)
-    for name in names:
-        stale = folder / name
-        if stale.is_file() or stale.is_symlink():
-            stale.unlink()
 
 
 def previous_files(folder: Path) -> list[str]:
@@ -127,30 +113,14 @@ class TaskResult:
     def write(self, out_dir: str | os.PathLike, extra: Optional[Callable[[Path], dict[str, str]]] = None) -> Path:
         """Write the result folder atomically; ``extra(tmp) -> {role: name}`` adds optional files."""
         out = check_out_dir(out_dir)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-        try:
+        # An existing folder (e.g. a job's) keeps its other files; the previous result.json and the files
+        # it names are replaced, the old result.json removed first and the new one moved in last.
+        with staged_folder(out, replaces=[RESULT_FILE, *previous_files(out)], last=[RESULT_FILE]) as tmp:
             files = self._write_files(tmp)
             if extra is not None:
                 files.update(extra(tmp))
             data = {"task": self.task, **self.to_json(), "files": files}
             (tmp / RESULT_FILE).write_text(json.dumps(data, indent=2) + "\n")
-            if not out.exists():
-                umask = os.umask(0)
-                os.umask(umask)
-                os.chmod(tmp, 0o777 & ~umask)  # mkdtemp creates 0700; give the usual permissions
-                os.replace(tmp, out)
-            else:   # an existing folder (e.g. a job's): drop the previous result, move the files in, result.json last
-                remove_result(out)
-                for f in sorted(tmp.iterdir(), key=lambda f: f.name == RESULT_FILE):
-                    os.replace(f, out / f.name)
-        except OSError as exc:
-            if not disk_full(exc):
-                raise
-            raise disk_full_error(exc, out, tmp) from None   # the output's name, not the hidden folder's
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
         return out / RESULT_FILE
 
     # ------------------------------------------------------------------------- read

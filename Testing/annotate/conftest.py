@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from orbitai.testing.annotation_effects import orbit_box, paint_segment
+from orbitai.mrml.segment_editor import paint_segment
+from orbitai.testing.annotation_effects import orbit_box
 
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO / "OrbitSegmentation") not in sys.path:

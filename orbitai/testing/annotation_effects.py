@@ -5,7 +5,8 @@ template test does: select the source volume, create segments, set the active ef
 its parameters, press the effect's own buttons and check the segment (inside Slicer only).
 `run_with_logic` runs the same scenario through `AnnotationLogic`, the code the effects call, on
 any MRML scene (pytest runs it headless with slicer-core). No pytest, no ``Testing/`` folder: this
-module is importable anywhere and imports Slicer only when a driver runs.
+module is importable anywhere and imports Slicer only when a driver runs (through
+`orbitai.mrml.segment_editor`, the MRML side).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-__all__ = ["orbit_box", "paint_segment", "run_in_segment_editor", "run_with_logic", "SCENARIO_BARS"]
+__all__ = ["orbit_box", "run_in_segment_editor", "run_with_logic", "SCENARIO_BARS"]
 
 #: Quality bars the scenario checks (the issue's annotation bars on the right orbit of phantom 0).
 SCENARIO_BARS = {"smartfill_eyeball_dice": 0.90, "autocorrect_gain": 0.05, "smartpencil_rectus_dice": 0.85}
@@ -38,23 +39,13 @@ def orbit_box(seed: int = 0, side: str = "right", margin_mm: float = 6.0):
             Volume(np.ascontiguousarray(labels.array[box]), labels.spacing, origin, labels.direction))
 
 
-def _logic_module():
-    """The effects' logic, ``OrbitSegmentationLib.annotation_logic`` (the OrbitSegmentation module's
-    folder is on ``sys.path`` in Slicer; headless, add ``OrbitSegmentation/`` of the checkout)."""
-    try:
-        from OrbitSegmentationLib import annotation_logic
-    except ImportError as exc:
-        raise ImportError("The annotation self-test needs the OrbitSegmentation module's Lib: add the "
-                          "OrbitSegmentation/ folder of the extension to sys.path.") from exc
-    return annotation_logic
-
-
 # --------------------------------------------------------------------------- drivers
 class _LogicDriver:
     """The scenario's steps on `AnnotationLogic` (what the effects call), any scene."""
 
     def __init__(self, ctx, segmentation, volume):
-        self.logic = _logic_module().AnnotationLogic(ctx.scene, ctx.app_logic)
+        from orbitai.mrml import segment_editor
+        self.logic = segment_editor.annotation_logic_module().AnnotationLogic(ctx.scene, ctx.app_logic)
         self.logic.set_inputs(segmentation, volume)
         self.effect = ""
 
@@ -73,7 +64,8 @@ class _LogicDriver:
 
     def rebuild_gui(self) -> None:
         """What the effect's updateGUIFromMRML + updateMRMLFromGUI do with a segment option."""
-        al = _logic_module()
+        from orbitai.mrml import segment_editor
+        al = segment_editor.annotation_logic_module()
         p = self.logic.params(self.effect)
         for name, o in p.options.items():
             if o.kind == "segment":
@@ -97,95 +89,12 @@ class _LogicDriver:
         self.logic.smartfill_cancel()
 
 
-class _SegmentEditorDriver:
-    """The scenario's steps on a Segment Editor widget, as Slicer's effect template test does."""
-
-    def __init__(self, ctx, segmentation, volume):
-        import slicer
-
-        registered = {e.name for e in slicer.qSlicerSegmentEditorEffectFactory.instance().registeredEffects()}
-        if "SmartFill" not in registered:
-            _logic_module().register_annotation_effects()
-        self.widget = slicer.qMRMLSegmentEditorWidget()
-        self.widget.setMRMLScene(ctx.scene)
-        self.node = ctx.scene.AddNewNodeByClass("vtkMRMLSegmentEditorNode")
-        self.widget.setMRMLSegmentEditorNode(self.node)
-        self.widget.setSegmentationNode(segmentation)
-        (getattr(self.widget, "setSourceVolumeNode", None) or self.widget.setMasterVolumeNode)(volume)
-        self.effect = None
-
-    def select(self, segment_id: str) -> None:
-        self.widget.setCurrentSegmentID(segment_id)
-
-    def activate(self, effect: str) -> None:
-        self.widget.setActiveEffectByName(effect)
-        self.effect = self.widget.activeEffect()
-        assert self.effect is not None, f"The Segment Editor has no effect named {effect}"
-
-    def set_parameter(self, name: str, value: Any) -> None:
-        self.effect.setParameter(name, int(value) if isinstance(value, bool) else value)
-
-    def parameter(self, name: str) -> str:
-        return self.effect.parameter(name)
-
-    def rebuild_gui(self) -> None:
-        self.effect.self().updateGUIFromMRML()
-        self.effect.self().updateMRMLFromGUI()
-
-    def press(self, button: str, **kwargs):
-        result = getattr(self.effect.self(), button)(**kwargs)
-        assert result.ok, result.message
-        return result
-
-    def preview_node(self):
-        return self.effect.self().logic.preview_node
-
-    def close(self) -> None:
-        """Deactivate the effect (SmartFill cancels a pending preview); the scenario removes the nodes."""
-        self.widget.setActiveEffect(None)
-
-
 # --------------------------------------------------------------------------- the scenario
-def _segment(segmentation, segment_id: str, reference_volume) -> np.ndarray:
-    """A segment as a bool array [k, j, i] on the reference volume's grid."""
-    import slicer
-
-    lm = slicer.vtkOrientedImageData()
-    slicer.vtkSlicerSegmentationsModuleLogic.GetSegmentBinaryLabelmapRepresentation(segmentation, segment_id, lm, False)
-    ref = slicer.vtkOrientedImageData()
-    ref.SetExtent(reference_volume.GetImageData().GetExtent())
-    value = segmentation.GetSegmentation().GetSegment(segment_id).GetLabelValue()
-    return _logic_module().segment_extent_mask(lm, ref, value)
-
-
-def paint_segment(segmentation, segment_id: str, volume, mask: np.ndarray) -> None:
-    """Set a segment to a mask on the volume's grid (what painting strokes does)."""
-    import slicer
-    import vtk
-
-    image = slicer.vtkOrientedImageData()
-    image.SetExtent(volume.GetImageData().GetExtent())
-    m = vtk.vtkMatrix4x4()
-    volume.GetIJKToRASMatrix(m)
-    image.SetImageToWorldMatrix(m)
-    _logic_module().fill_oriented_image(image, mask)
-    slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
-        image, segmentation, segment_id, slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE)
-
-
-def _ras(volume, point) -> list[float]:
-    import vtk
-
-    m = vtk.vtkMatrix4x4()
-    volume.GetIJKToRASMatrix(m)
-    k, j, i = (float(v) for v in point)
-    return list(m.MultiplyPoint((i, j, k, 1.0))[:3])
-
-
 def _scenario(ctx, driver_class) -> dict[str, float]:
     from scipy import ndimage as ndi
 
     from orbitai import annotate as A
+    from orbitai.mrml import segment_editor
     from orbitai.mrml.transaction import temporary_nodes
     from orbitai.mrml.volumes import volume_node_from_volume
 
@@ -205,41 +114,41 @@ def _scenario(ctx, driver_class) -> dict[str, float]:
             # SmartFill: strokes in the segment, background strokes in another segment, chosen as a parameter
             strokes = np.any(A.simulate_strokes(eye, sp, 2), axis=0)
             ring = ndi.binary_dilation(eye, iterations=3) & ~ndi.binary_dilation(eye, iterations=2)
-            paint_segment(seg, ids["eyeball_right"], volume, strokes)
-            paint_segment(seg, ids["background"], volume, ring)
+            segment_editor.paint_segment(seg, ids["eyeball_right"], volume, strokes)
+            segment_editor.paint_segment(seg, ids["background"], volume, ring)
             driver.select(ids["eyeball_right"])
             driver.activate("SmartFill")
             driver.set_parameter("BackgroundSegmentID", ids["background"])
             driver.set_parameter("Smoothness", 2.0)
             driver.rebuild_gui()
             assert driver.parameter("BackgroundSegmentID") == ids["background"], "background segment choice lost"
-            painted = _segment(seg, ids["eyeball_right"], volume)
+            painted = segment_editor.segment_mask(seg, ids["eyeball_right"], volume)
             driver.press("onPreview")
             assert driver.preview_node() is not None, "no SmartFill preview node"
-            assert np.array_equal(_segment(seg, ids["eyeball_right"], volume), painted), \
+            assert np.array_equal(segment_editor.segment_mask(seg, ids["eyeball_right"], volume), painted), \
                 "the preview changed the segment"
             driver.press("onAccept")
-            filled = _segment(seg, ids["eyeball_right"], volume)
+            filled = segment_editor.segment_mask(seg, ids["eyeball_right"], volume)
             assert driver.preview_node() is None and not (filled & ring).any()
             figures["smartfill_eyeball_dice"] = A.dice(filled, eye)
             # AutoCorrection: a rough (dilated, holey) mask comes back to the muscle
             rough = A.rough_mask(rectus)
-            paint_segment(seg, ids["inferior_rectus_muscle_right"], volume, rough)
+            segment_editor.paint_segment(seg, ids["inferior_rectus_muscle_right"], volume, rough)
             driver.select(ids["inferior_rectus_muscle_right"])
             driver.activate("AutoCorrection")
             driver.set_parameter("MaxDistanceMm", 1.0)
             driver.press("onApply")
-            fixed = _segment(seg, ids["inferior_rectus_muscle_right"], volume)
+            fixed = segment_editor.segment_mask(seg, ids["inferior_rectus_muscle_right"], volume)
             figures["autocorrect_gain"] = A.dice(fixed, rectus) - A.dice(rough, rectus)
             # SmartPencil: ten clicks at the largest error
             driver.select(ids["pencil"])
             driver.activate("SmartPencil")
             driver.set_parameter("Superpixels", 1000)
             for _ in range(10):
-                current = _segment(seg, ids["pencil"], volume)
+                current = segment_editor.segment_mask(seg, ids["pencil"], volume)
                 point, remove = A.next_click(current, rectus, sp)[:2]
-                driver.press("click", ras=_ras(volume, point), remove=bool(remove))
-            figures["smartpencil_rectus_dice"] = A.dice(_segment(seg, ids["pencil"], volume), rectus)
+                driver.press("click", ras=segment_editor.voxel_to_ras(volume, point), remove=bool(remove))
+            figures["smartpencil_rectus_dice"] = A.dice(segment_editor.segment_mask(seg, ids["pencil"], volume), rectus)
         finally:
             driver.close()
     for name, bar in SCENARIO_BARS.items():
@@ -256,10 +165,11 @@ def run_with_logic(ctx: Optional[Any] = None) -> dict[str, float]:
 
 def run_in_segment_editor(ctx: Optional[Any] = None) -> dict[str, float]:
     """The scenario through Slicer's Segment Editor widget and the registered effects (Slicer only)."""
+    from orbitai.mrml import segment_editor
     from orbitai.mrml.scene import in_slicer_app
 
     if not in_slicer_app():
         raise RuntimeError("The Segment Editor self-test runs inside 3D Slicer; headless, use run_with_logic().")
     from orbitai.testing import slicer_context
 
-    return _scenario(ctx or slicer_context(), _SegmentEditorDriver)
+    return _scenario(ctx or slicer_context(), segment_editor.SegmentEditorDriver)

@@ -1,0 +1,106 @@
+"""Driving Slicer's Segment Editor and reading/writing segments as arrays: the MRML side of the
+annotation effects' self-test (`orbitai.testing.annotation_effects`). Slicer and VTK are imported
+inside the functions, so importing this module needs neither."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["annotation_logic_module", "SegmentEditorDriver", "segment_mask", "paint_segment", "voxel_to_ras"]
+
+
+def annotation_logic_module():
+    """The effects' logic, ``OrbitSegmentationLib.annotation_logic`` (the OrbitSegmentation module's
+    folder is on ``sys.path`` in Slicer; headless, add ``OrbitSegmentation/`` of the checkout)."""
+    try:
+        from OrbitSegmentationLib import annotation_logic
+    except ImportError as exc:
+        raise ImportError("The annotation self-test needs the OrbitSegmentation module's Lib: add the "
+                          "OrbitSegmentation/ folder of the extension to sys.path.") from exc
+    return annotation_logic
+
+
+class SegmentEditorDriver:
+    """The scenario's steps on a Segment Editor widget, as Slicer's effect template test does."""
+
+    def __init__(self, ctx, segmentation, volume):
+        import slicer
+
+        registered = {e.name for e in slicer.qSlicerSegmentEditorEffectFactory.instance().registeredEffects()}
+        if "SmartFill" not in registered:
+            annotation_logic_module().register_annotation_effects()
+        self.widget = slicer.qMRMLSegmentEditorWidget()
+        self.widget.setMRMLScene(ctx.scene)
+        self.node = ctx.scene.AddNewNodeByClass("vtkMRMLSegmentEditorNode")
+        self.widget.setMRMLSegmentEditorNode(self.node)
+        self.widget.setSegmentationNode(segmentation)
+        (getattr(self.widget, "setSourceVolumeNode", None) or self.widget.setMasterVolumeNode)(volume)
+        self.effect = None
+
+    def select(self, segment_id: str) -> None:
+        self.widget.setCurrentSegmentID(segment_id)
+
+    def activate(self, effect: str) -> None:
+        self.widget.setActiveEffectByName(effect)
+        self.effect = self.widget.activeEffect()
+        assert self.effect is not None, f"The Segment Editor has no effect named {effect}"
+
+    def set_parameter(self, name: str, value: Any) -> None:
+        self.effect.setParameter(name, int(value) if isinstance(value, bool) else value)
+
+    def parameter(self, name: str) -> str:
+        return self.effect.parameter(name)
+
+    def rebuild_gui(self) -> None:
+        self.effect.self().updateGUIFromMRML()
+        self.effect.self().updateMRMLFromGUI()
+
+    def press(self, button: str, **kwargs):
+        result = getattr(self.effect.self(), button)(**kwargs)
+        assert result.ok, result.message
+        return result
+
+    def preview_node(self):
+        return self.effect.self().logic.preview_node
+
+    def close(self) -> None:
+        """Deactivate the effect (SmartFill cancels a pending preview); the scenario removes the nodes."""
+        self.widget.setActiveEffect(None)
+
+
+def segment_mask(segmentation, segment_id: str, reference_volume) -> np.ndarray:
+    """A segment as a bool array [k, j, i] on the reference volume's grid."""
+    import slicer
+
+    lm = slicer.vtkOrientedImageData()
+    slicer.vtkSlicerSegmentationsModuleLogic.GetSegmentBinaryLabelmapRepresentation(segmentation, segment_id, lm, False)
+    ref = slicer.vtkOrientedImageData()
+    ref.SetExtent(reference_volume.GetImageData().GetExtent())
+    value = segmentation.GetSegmentation().GetSegment(segment_id).GetLabelValue()
+    return annotation_logic_module().segment_extent_mask(lm, ref, value)
+
+
+def paint_segment(segmentation, segment_id: str, volume, mask: np.ndarray) -> None:
+    """Set a segment to a mask on the volume's grid (what painting strokes does)."""
+    import slicer
+    import vtk
+
+    image = slicer.vtkOrientedImageData()
+    image.SetExtent(volume.GetImageData().GetExtent())
+    m = vtk.vtkMatrix4x4()
+    volume.GetIJKToRASMatrix(m)
+    image.SetImageToWorldMatrix(m)
+    annotation_logic_module().fill_oriented_image(image, mask)
+    slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
+        image, segmentation, segment_id, slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE)
+
+
+def voxel_to_ras(volume, point) -> list[float]:
+    """RAS of a voxel (k, j, i) of a volume node."""
+    import vtk
+
+    m = vtk.vtkMatrix4x4()
+    volume.GetIJKToRASMatrix(m)
+    k, j, i = (float(v) for v in point)
+    return list(m.MultiplyPoint((i, j, k, 1.0))[:3])
