@@ -72,7 +72,8 @@ def _remove(path: Path) -> None:
 @contextlib.contextmanager
 def staged_folder(out: str | os.PathLike, replaces: Iterable[str] = (), last: Iterable[str] = ()) -> Iterator[Path]:
     """Yield a fresh hidden folder beside ``out``; move its content into ``out`` only if the block succeeds."""
-    out = Path(out).absolute()
+    given = Path(out)   # named in errors as the user gave it
+    out = given.absolute()
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(out))
     if not out.parent.exists():
@@ -95,7 +96,7 @@ def staged_folder(out: str | os.PathLike, replaces: Iterable[str] = (), last: It
     except OSError as exc:
         if not disk_full(exc):
             raise
-        raise disk_full_error(exc, out, stage) from None   # the output's name, not the hidden folder's
+        raise disk_full_error(exc, given, stage) from None   # the output's name, not the hidden folder's
     finally:
         if stage.exists():
             shutil.rmtree(stage, ignore_errors=True)

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     emit(0, args.n, f"generating {args.kind} phantoms")
     # The cohort is written beside --out and moved in when complete (manifest last): an interrupt or a
     # full disk leaves no cases without a manifest, and a previous cohort in --out is replaced, not mixed.
-    with staged_folder(args.out, replaces=COHORT_ENTRIES, last=["manifest.csv"]) as work:
+    with staged_folder(Path(args.out).absolute(), replaces=COHORT_ENTRIES, last=["manifest.csv"]) as work:
         write_cohort(args.kind, args.n, args.seed, work, progress=emit, montage_cases=args.montage_cases)
     path = Path(args.out) / "manifest.csv"
     print(f"wrote {args.n} {args.kind} cases; manifest {path}")
