@@ -1,0 +1,234 @@
+"""The image input of paper 001's deep models (ResNet-50, RDINet) and a streaming dataset.
+
+Preprocessing (paper 001, "Convolutional neural network"): the bounding box of the muscle
+annotation of the ROI strategy (both orbits: the box spans the chosen recti of the two sides),
+the slices that hold the ROI (no margin along the slice axis), an in-plane margin of
+:data:`MARGIN_MM` (the paper gives none; a 2 mm rim keeps the muscle borders inside the box), then
+resized to 128 x 128 x 32 (:data:`TARGET_SHAPE`, array order slices x rows x columns) and z-scored.
+The resize runs before the z-score so that the network's input has mean 0 and SD 1 exactly.
+The slice axis is the volume's third index axis (k), the acquisition axis of a coronal series.
+
+Every crop is a :class:`RoiCrop`: the box in the MRI's voxel indices and the MRI's geometry, from
+which :meth:`RoiCrop.to_volume` places a map on the network's grid (a Grad-CAM) back onto the MRI.
+
+Online augmentation (:class:`ImageAugment`, the paper's random noise, rotation and scaling) uses
+MONAI's Rand* transforms seeded from the trainer's generator, so a run is repeatable.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+import torch
+
+from orbitai.classify.data import LABEL, FileDataset, Sample
+from orbitai.cohort.manifest import Case, ManifestError, read_labels
+from orbitai.errors import InputError
+from orbitai.io import Volume, read_volume, require_finite, resample_like
+
+#: The paper's network input, 128 x 128 x 32, in array order (slices, rows, columns).
+TARGET_SHAPE: tuple[int, int, int] = (32, 128, 128)
+#: In-plane margin around the ROI's bounding box (mm).
+MARGIN_MM = 2.0
+
+
+def _label_name(value: int) -> str:
+    from orbitai.labels import ORBIT_LABELS
+
+    lab = ORBIT_LABELS.get(int(value))
+    return f"{lab.display_name} (label {value})" if lab else f"label {value}"
+
+
+def roi_mask(labels: Volume, roi_values: Sequence[int]) -> np.ndarray:
+    """The ROI (union of ``roi_values``) as a boolean array; every value must be present."""
+    if not roi_values:
+        raise InputError("The ROI strategy names no label values.")
+    present = set(np.unique(labels.array).tolist())
+    missing = [int(v) for v in roi_values if int(v) not in present]
+    if missing:
+        raise InputError(f"The segmentation has no {', '.join(_label_name(v) for v in missing)}, which the ROI "
+                         "strategy needs; segment it or choose a strategy without it.")
+    return np.isin(labels.array, np.asarray(roi_values))
+
+
+@dataclass(frozen=True)
+class RoiCrop:
+    """A crop box of an MRI (array indices ``[start, stop)`` in (k, j, i) order), the network shape it
+    was resized to, and the MRI's grid."""
+
+    start: tuple[int, int, int]
+    stop: tuple[int, int, int]
+    shape: tuple[int, int, int]
+    image_shape: tuple[int, int, int]
+    spacing: tuple[float, float, float]
+    origin: tuple[float, float, float]
+    direction: tuple[float, ...]
+
+    @classmethod
+    def around(cls, image: Volume, mask: np.ndarray, shape: Sequence[int] = TARGET_SHAPE,
+               margin_mm: float = MARGIN_MM) -> "RoiCrop":
+        """The bounding box of ``mask`` on ``image``'s grid: the mask's slices, ``margin_mm`` in-plane
+        (MONAI's bounding-box helper, clipped to the image)."""
+        from monai.transforms.utils import generate_spatial_bounding_box
+
+        if not mask.any():
+            raise InputError("The ROI mask is empty; the segmentation holds none of the ROI's muscles.")
+        sx, sy, _ = image.spacing
+        margin = [0, math.ceil(margin_mm / sy - 1e-9), math.ceil(margin_mm / sx - 1e-9)]
+        start, end = generate_spatial_bounding_box(mask[None], margin=margin, allow_smaller=True)
+        start = [max(0, int(s)) for s in start]
+        end = [min(n, int(e)) for n, e in zip(mask.shape, end)]
+        return cls(tuple(start), tuple(end), tuple(int(n) for n in shape),  # type: ignore[arg-type]
+                   tuple(int(n) for n in image.shape), image.spacing, image.origin,  # type: ignore[arg-type]
+                   tuple(float(v) for v in np.asarray(image.direction).ravel()))
+
+    @property
+    def slices(self) -> tuple[slice, slice, slice]:
+        return tuple(slice(a, b) for a, b in zip(self.start, self.stop))  # type: ignore[return-value]
+
+    def reference(self) -> Volume:
+        """An empty volume on the MRI's grid."""
+        return Volume(np.zeros(self.image_shape, np.float32), self.spacing, self.origin,
+                      np.reshape(self.direction, (3, 3)))
+
+    def network_grid(self, values: np.ndarray) -> Volume:
+        """``values`` (the network shape) as a volume at the physical place of the network's voxels.
+
+        The resize samples with ``align_corners=False``: output voxel o of an axis of n_in input
+        voxels resized to n_out lies at input index start + (o + 0.5) n_in / n_out - 0.5."""
+        values = np.asarray(values, dtype=np.float32)
+        if values.shape != self.shape:
+            raise ValueError(f"Expected a map of the network's shape {self.shape}, got {values.shape}.")
+        scale_kji = [(b - a) / n for a, b, n in zip(self.start, self.stop, self.shape)]
+        first_kji = [a + 0.5 * s - 0.5 for a, s in zip(self.start, scale_kji)]
+        ref = self.reference()
+        origin = ref.index_to_physical(first_kji[::-1])
+        sx, sy, sz = (sp * s for sp, s in zip(self.spacing, scale_kji[::-1]))
+        return Volume(values, (sx, sy, sz), tuple(origin), ref.direction)
+
+    def to_volume(self, values: np.ndarray) -> Volume:
+        """A map on the network's grid placed on the MRI's grid (linear interpolation, 0 outside the box)."""
+        return resample_like(self.network_grid(values), self.reference(), label=False, default=0.0)
+
+
+def check_pair(image: Volume, labels: Volume) -> None:
+    """Refuse a non-finite MRI or a segmentation off the MRI's grid."""
+    require_finite(image, "MRI")
+    if labels.shape != image.shape or not labels.same_geometry(image, tol=1e-3):
+        raise InputError(f"The segmentation (size {labels.size_xyz}, spacing {tuple(round(s, 4) for s in labels.spacing)})"
+                         f" does not lie on the MRI's grid (size {image.size_xyz}, spacing "
+                         f"{tuple(round(s, 4) for s in image.spacing)}); resample it onto the MRI first.")
+
+
+def preprocess(image: Volume, labels: Volume, roi_values: Sequence[int], shape: Sequence[int] = TARGET_SHAPE,
+               margin_mm: float = MARGIN_MM) -> tuple[np.ndarray, RoiCrop]:
+    """The network input (1, slices, rows, columns) float32 and its :class:`RoiCrop`."""
+    from monai.transforms import NormalizeIntensity, Resize
+
+    check_pair(image, labels)
+    crop = RoiCrop.around(image, roi_mask(labels, roi_values), shape, margin_mm)
+    box = torch.from_numpy(np.ascontiguousarray(image.array[crop.slices], dtype=np.float32))[None]
+    resized = Resize(crop.shape, mode="trilinear", align_corners=False, anti_aliasing=True)(box)
+    x = NormalizeIntensity()(resized)
+    return np.ascontiguousarray(np.asarray(x, dtype=np.float32)), crop
+
+
+@dataclass(frozen=True)
+class AugmentSpec:
+    """The paper's online augmentation (random noise, rotation, scaling); it gives no magnitudes, these
+    are ours: in-plane rotation within +-``rotate_deg``, isotropic zoom within ``zoom``, Gaussian noise
+    of SD ``noise_std`` (the input is z-scored), each applied with probability ``prob``."""
+
+    noise_std: float = 0.1
+    rotate_deg: float = 10.0
+    zoom: tuple[float, float] = (0.9, 1.1)
+    prob: float = 0.5
+
+
+class ImageAugment:
+    """A trainer ``SampleAugment``: MONAI's RandRotate (about the slice axis, i.e. in-plane), RandZoom
+    (keeping the size) and RandGaussianNoise on ``sample[key]``, seeded from the trainer's generator."""
+
+    def __init__(self, spec: AugmentSpec = AugmentSpec(), key: str = "image"):
+        from monai.transforms import Compose, RandGaussianNoise, RandRotate, RandZoom
+
+        self.spec, self.key = spec, key
+        self.transform = Compose([
+            RandRotate(range_x=math.radians(spec.rotate_deg), prob=spec.prob, keep_size=True, mode="bilinear",
+                       padding_mode="border"),
+            RandZoom(prob=spec.prob, min_zoom=spec.zoom[0], max_zoom=spec.zoom[1], mode="trilinear",
+                     align_corners=False, padding_mode="edge", keep_size=True),
+            RandGaussianNoise(prob=spec.prob, mean=0.0, std=spec.noise_std),
+        ])
+
+    def __call__(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        self.transform.set_random_state(seed=int(rng.integers(2 ** 31 - 1)))
+        out = self.transform(torch.as_tensor(np.asarray(sample[self.key], dtype=np.float32)))
+        return {**sample, self.key: np.ascontiguousarray(np.asarray(out, dtype=np.float32))}
+
+
+def case_label(case: Case) -> int:
+    """The manifest's ``label`` (1 = responder to IVGC, 0 = non-responder)."""
+    raw = case.row.get("label", "")
+    if raw in ("", None):
+        raise ManifestError(f"Case {case.case_id} has no label; the manifest needs a 'label' column "
+                            "(1 = responder, 0 = non-responder).")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value not in (0.0, 1.0):
+        raise ManifestError(f"Case {case.case_id}: label must be 0 (non-responder) or 1 (responder), got {raw!r}.")
+    return int(value)
+
+
+class IvgcImageDataset(FileDataset):
+    """Streams IVGC cases: each ``__getitem__`` reads one MRI and its segmentation and returns
+    ``{"image": (1, 32, 128, 128), <vectors>..., "case_id", "label"}``; nothing of the cohort is
+    held in memory beyond the per-case vectors (``radiomics``, ``clinical``)."""
+
+    def __init__(self, images: Sequence[str | os.PathLike], segmentations: Sequence[str | os.PathLike],
+                 roi_values: Sequence[int], labels: Optional[Sequence[int] | np.ndarray] = None, *,
+                 vectors: Optional[Mapping[str, np.ndarray]] = None, case_ids: Optional[Sequence[str]] = None,
+                 shape: Sequence[int] = TARGET_SHAPE, margin_mm: float = MARGIN_MM):
+        super().__init__({"image": images, "segmentation": segmentations}, labels, vectors=vectors,
+                         case_ids=case_ids)
+        self.roi_values = tuple(int(v) for v in roi_values)
+        self.shape = tuple(int(n) for n in shape)
+        self.margin_mm = float(margin_mm)
+
+    @classmethod
+    def from_cases(cls, cases: Sequence[Case], roi_values: Sequence[int], *, with_labels: bool = True,
+                   vectors: Optional[Mapping[str, np.ndarray]] = None, **kw) -> "IvgcImageDataset":
+        """A dataset of manifest cases (labels from the ``label`` column when ``with_labels``)."""
+        missing = [c.case_id for c in cases if c.segmentation is None]
+        if missing:
+            raise ManifestError(f"Case {missing[0]} has no segmentation; the image input is cropped to the "
+                                "muscles of the manifest's 'segmentation' column.")
+        segmentations = [c.segmentation for c in cases if c.segmentation is not None]
+        return cls([c.image for c in cases], segmentations, roi_values, [case_label(c) for c in cases] if with_labels else None, vectors=vectors,
+                   case_ids=[c.case_id for c in cases], **kw)
+
+    def load(self, index: int) -> tuple[np.ndarray, RoiCrop]:
+        """Case ``index``'s network input and crop."""
+        image = read_volume(self.files["image"][index])
+        labels = read_labels(self.files["segmentation"][index])
+        try:
+            return preprocess(image, labels, self.roi_values, self.shape, self.margin_mm)
+        except InputError as exc:
+            who = self.case_ids[index] if self.case_ids else str(self.files["image"][index])
+            raise InputError(f"Case {who}: {exc}") from None
+
+    def __getitem__(self, index: int) -> Sample:
+        x, _ = self.load(index)
+        sample: Sample = {"image": x}
+        if self.vectors is not None:
+            sample.update(self.vectors[index])
+        if self.case_ids is not None:
+            sample["case_id"] = self.case_ids[index]
+        if self.labels is not None:
+            sample[LABEL] = int(self.labels[index])
+        return sample
