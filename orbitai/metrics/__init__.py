@@ -2,6 +2,9 @@
 
 * :mod:`orbitai.metrics.segmentation`    overlap (IoU, Dice, the SV-net paper's SP/SN, volume
                                           similarity) and cohort volume agreement
-* :mod:`orbitai.metrics.classification`  accuracy, precision, sensitivity, specificity, F1, ROC AUC
-                                          with its DeLong 95 % CI, mean +- SD, cohort reports
+* :mod:`orbitai.metrics.classification`  accuracy, precision, sensitivity, specificity, F1, PPV, NPV,
+                                          ROC AUC with its DeLong 95 % CI, ROC points, calibration
+                                          and Brier score, decision curves, radar-chart data,
+                                          mean +- SD, cohort reports
+* :mod:`orbitai.metrics.figures`         ROC, calibration, decision-curve and radar PNGs
 """
