@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "orbitai.phantoms.cli",
     "orbitai.seg.cli",
     "orbitai.tao.cli",
+    "orbitai.ivgc.cli",
 ]
 
 

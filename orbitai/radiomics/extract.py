@@ -123,11 +123,15 @@ def _check_pair(image: sitk.Image, mask: sitk.Image) -> None:
 
 def extract_features(image: ImageLike, mask: ImageLike, protocol: RadiomicsProtocol | str = "ivgc",
                      rois: Optional[Rois] = None, names: Optional[Mapping[int, str]] = None,
-                     case_id: str = "") -> FeatureTable:
+                     case_id: str = "", shared: bool = True) -> FeatureTable:
     """Features of every ROI of ``mask`` over ``image`` with ``protocol`` (a shipped name, a file,
     or a loaded protocol). ``rois`` maps ROI names to a label value or a list of values whose
     union forms the ROI; by default every label present is its own ROI, named by ``names``
-    (value -> name) or ``label_<value>``."""
+    (value -> name) or ``label_<value>``. ``shared`` (default) computes each filtered image once
+    for all ROIs (:class:`~orbitai.radiomics.shared.SharedExtractor`, pyradiomics' values);
+    ``shared=False`` calls pyradiomics' ``execute`` once per ROI and pass (the reference)."""
+    from orbitai.radiomics.shared import SharedExtractor
+
     proto = protocol if isinstance(protocol, RadiomicsProtocol) else RadiomicsProtocol.load(protocol)
     img, lab = _as_image(image), _as_image(mask)
     _check_pair(img, lab)
@@ -137,25 +141,40 @@ def extract_features(image: ImageLike, mask: ImageLike, protocol: RadiomicsProto
         if not present:
             raise InputError("The label map is empty; radiomics needs at least one labelled ROI.")
         rois = {(names or {}).get(v, f"label_{v}"): v for v in present}
-    extractors = [make_extractor(p, f"{proto.source or proto.name}, pass {i}")
-                  for i, p in enumerate(proto.passes, start=1)]
-    rows: list[FeatureRow] = []
+    masks: dict[str, np.ndarray] = {}
     for roi, values in rois.items():
         vals = [int(values)] if isinstance(values, (int, np.integer)) else [int(v) for v in values]
-        roi_mask = np.isin(labels, vals)
-        if not roi_mask.any():
+        masks[roi] = np.isin(labels, vals)
+        if not masks[roi].any():
             raise InputError(f"ROI {roi!r} (label {', '.join(map(str, vals))}) has no voxels in the label map; "
                              "check the ROI's label values.")
-        binary = sitk.GetImageFromArray(roi_mask.astype(np.uint8))
-        binary.CopyInformation(lab)
-        for ex in extractors:
-            try:
-                result = ex.execute(img, binary, label=1)
-            except ValueError as exc:
-                raise InputError(f"Radiomics of ROI {roi!r} failed: {' '.join(str(exc).split())}") from exc
-            for key, value in result.items():
-                if key.startswith("diagnostics_"):
-                    continue
-                image_type, feature_class, feature = key.split("_", 2)
-                rows.append(FeatureRow(case_id, roi, image_type, feature_class, feature, float(value)))
+    if shared:
+        results = SharedExtractor(proto).execute(img, masks)
+    else:
+        results = {roi: plain_features(img, m, proto, roi) for roi, m in masks.items()}
+    return table_from_results(results, case_id)
+
+
+def plain_features(image: sitk.Image, mask: np.ndarray, protocol: RadiomicsProtocol, roi: str = "roi") -> dict:
+    """One ROI through pyradiomics' own ``execute``, once per pass (the reference extraction)."""
+    binary = sitk.GetImageFromArray(mask.astype(np.uint8))
+    binary.CopyInformation(image)
+    out: dict = {}
+    for i, p in enumerate(protocol.passes, start=1):
+        ex = make_extractor(p, f"{protocol.source or protocol.name}, pass {i}")
+        try:
+            result = ex.execute(image, binary, label=1)
+        except ValueError as exc:
+            raise InputError(f"Radiomics of ROI {roi!r} failed: {' '.join(str(exc).split())}") from exc
+        out.update((k, v) for k, v in result.items() if not k.startswith("diagnostics_"))
+    return out
+
+
+def table_from_results(results: Mapping[str, Mapping[str, object]], case_id: str = "") -> FeatureTable:
+    """A table from ROI -> pyradiomics feature dict (``<image type>_<class>_<feature>`` keys)."""
+    rows: list[FeatureRow] = []
+    for roi, features in results.items():
+        for key, value in features.items():
+            image_type, feature_class, feature = key.split("_", 2)
+            rows.append(FeatureRow(case_id, roi, image_type, feature_class, feature, float(value)))  # type: ignore[arg-type]
     return FeatureTable(rows)

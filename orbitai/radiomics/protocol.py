@@ -142,6 +142,10 @@ def make_extractor(params: Mapping[str, Any], where: str = "parameters"):
     glcm_log = logging.getLogger("radiomics.glcm")
     if _QUIET not in glcm_log.filters:
         glcm_log.addFilter(_QUIET)
+    # pyradiomics sets its logger to INFO, whose records reach the application's handlers: a line per
+    # feature class and image; keep them for a verbose (DEBUG) run only.
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("radiomics").setLevel(logging.WARNING)
 
     try:
         return RadiomicsFeatureExtractor(copy.deepcopy(dict(params)))

@@ -1,0 +1,221 @@
+"""``orbitai ivgc <command>``: IVGC response (paper 001) from the command line.
+
+Each sub-command is registered by one ``_add_<name>`` function below (``features``, ``select``);
+the deep-model commands (``train``, ``predict``, ``evaluate``, ``cv``, ``configs``) are added the
+same way: a parser function appended to :data:`SUBCOMMANDS`.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, NoReturn
+
+from orbitai.errors import InputError, UserError, one_line
+
+if TYPE_CHECKING:
+    from orbitai.ivgc.features import CohortRun
+
+
+def _strategies_option(p: argparse.ArgumentParser) -> None:
+    from orbitai.ivgc.rois import STRATEGY_NAMES
+
+    p.add_argument("--strategies", nargs="+", metavar="NAME",
+                   help=f"ROI strategies (default all six: {' '.join(STRATEGY_NAMES)}; bilateral; feature names "
+                        "carry the strategy as prefix, e.g. all_original_shape_MajorAxisLength)")
+
+
+def _cluster_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=int,
+                   help="Dask worker processes of the local cluster, one thread each (default: the CPU count; "
+                        "0: no Dask, one case after another in this process)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="address of a running dask.distributed scheduler (e.g. tcp://10.0.0.5:8786) instead of a "
+                        "local cluster; the workers must read the manifest's files")
+    p.add_argument("--protocol", default="ivgc",
+                   help="radiomics protocol: a shipped name or a pyradiomics parameter file (default ivgc: the "
+                        "paper's 660 features per ROI)")
+
+
+def _add_features(s: argparse._SubParsersAction) -> None:
+    p = s.add_parser("features", help="radiomics of every case and ROI strategy (Dask; resumable)",
+                     description="Writes OUT (CSV: case_id, then one column per feature <strategy>_<pyradiomics "
+                                 "name>, 660 per strategy). Finished cases are kept in OUT.cache/ and not redone "
+                                 "by a rerun; a failed case is reported by id, the others are written (exit 1).")
+    p.add_argument("--manifest", required=True, help="CSV with case_id,image,segmentation[,segmentation_2]")
+    p.add_argument("--out", required=True, help="feature table to write (CSV)")
+    _strategies_option(p)
+    p.add_argument("--reader", type=int, choices=(1, 2), default=1,
+                   help="1: the 'segmentation' column; 2: the second segmentation for the reproducibility "
+                        "analysis (the manifest's 'segmentation_2' column, else the documented perturbation of "
+                        "the first)")
+    _cluster_options(p)
+    p.set_defaults(func=run_features)
+
+
+def _add_select(s: argparse._SubParsersAction) -> None:
+    p = s.add_parser("select", help="feature selection per ROI strategy: ICC, t-test, LASSO (paper 001)",
+                     description="Keeps the features reproducible between two segmentations (ICC(2,1) >= --icc), "
+                                 "then those differing between responders and non-responders (t-test p < "
+                                 "--alpha), then LASSO's non-zero ones; writes OUT (JSON: per strategy the selected "
+                                 "features, their coefficients and the standardisation).")
+    p.add_argument("--manifest", required=True, help="CSV with case_id,image,segmentation,label (1 = responder) "
+                                                     "[,segmentation_2]: the training cases")
+    p.add_argument("--features", required=True, help="feature table of 'orbitai ivgc features'")
+    p.add_argument("--repeat", help="feature table of the second segmentation ('orbitai ivgc features --reader 2'); "
+                                    "default: extracted now (cached beside --features)")
+    p.add_argument("--out", required=True, help="selection to write (JSON)")
+    _strategies_option(p)
+    p.add_argument("--icc", type=float, default=0.75, help="ICC(2,1) threshold (default 0.75)")
+    p.add_argument("--alpha", type=float, default=0.05, help="t-test significance level (default 0.05)")
+    p.add_argument("--lasso", choices=("linear", "logistic"), default="linear",
+                   help="LASSO on the 0/1 outcome (linear, default) or L1 logistic regression")
+    p.add_argument("--cv", type=int, default=5, help="cross-validation folds choosing LASSO's penalty (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the LASSO folds")
+    _cluster_options(p)
+    p.set_defaults(func=run_select)
+
+
+#: Sub-command parser functions, in the order ``orbitai ivgc --help`` lists them.
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_features, _add_select]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ivgc", help="IVGC response in thyroid eye disease from coronal T2 MRI: radiomics, selection",
+                       description="Response to intravenous glucocorticoids (Zhang et al., RDINet, paper 001).")
+    s = p.add_subparsers(dest="ivgc_command", metavar="<ivgc command>", required=True)
+    for add in SUBCOMMANDS:
+        add(s)
+
+
+# --------------------------------------------------------------------------------------------- helpers
+def _workers(args: argparse.Namespace) -> int:
+    if args.workers is None:
+        return os.cpu_count() or 1
+    if args.workers < 0:
+        raise UserError(f"--workers must be 0 or more, got {args.workers}.")
+    return int(args.workers)
+
+
+def _check_out_file(out: str, inputs: list[str | Path | None]) -> Path:
+    """Refuse, before any work, an output that is a folder or one of the inputs."""
+    path = Path(out)
+    if path.is_dir():
+        raise UserError(f"--out {out} is a folder; give a file name.")
+    for i in inputs:
+        if i is not None and Path(i).exists() and path.exists() and path.resolve() == Path(i).resolve():
+            raise UserError(f"--out {out} is an input of this command; give another file name.")
+    return path
+
+
+def _extract(manifest: str, out_cache: Path, strategies: list[str], protocol: dict, args: argparse.Namespace,
+             reader: int) -> "tuple[CohortRun, list[str]]":
+    """Run the cohort extraction; returns (CohortRun, failure lines)."""
+    from orbitai.ivgc.features import SECOND_RATER_COLUMN, cohort_inputs, extract_cohort
+    from orbitai.progress import emit
+
+    column = "segmentation"
+    perturb = False
+    if reader == 2:
+        from orbitai.cohort.manifest import read_manifest
+
+        has_second = SECOND_RATER_COLUMN in read_manifest(manifest)[0].row
+        column = SECOND_RATER_COLUMN if has_second else "segmentation"
+        perturb = not has_second
+    files, missing = cohort_inputs(manifest, column)
+    run = extract_cohort(files, strategies, protocol, out_cache, workers=_workers(args), scheduler=args.scheduler,
+                         perturb=perturb, progress=emit)
+    run.failed.update(missing)
+    lines = [f"case {cid} failed: {_why(exc)}" for cid, exc in run.failed.items()]
+    return run, lines
+
+
+def _why(exc: BaseException) -> str:
+    from orbitai.errors import OrbitAIError
+
+    text = one_line(exc)
+    if isinstance(exc, (OrbitAIError, OSError)):
+        return text
+    return f"{type(exc).__name__}: {text}"
+
+
+def _finish_failures(run: "CohortRun", lines: list[str], what: str) -> NoReturn:
+    """No case succeeded: one failure is that case's error (one line); several are listed, then one error."""
+    if len(run.failed) == 1:
+        exc = next(iter(run.failed.values()))
+        raise exc if isinstance(exc, InputError) else InputError(_why(exc))
+    for line in lines:
+        print(f"orbitai ivgc {what}: {line}", file=sys.stderr)
+    raise InputError(f"no case succeeded ({len(lines)} failed); nothing written.")
+
+
+# --------------------------------------------------------------------------------------------- features
+def run_features(args: argparse.Namespace) -> int:
+    from orbitai.ivgc.features import cache_folder
+    from orbitai.ivgc.rois import parse_strategies
+    from orbitai.radiomics.protocol import RadiomicsProtocol
+
+    strategies = [s.name for s in parse_strategies(args.strategies)]
+    out = _check_out_file(args.out, [args.manifest])
+    _workers(args)
+    protocol = RadiomicsProtocol.load(args.protocol).to_dict()
+    if not out.parent.exists():
+        raise UserError(f"The folder of --out {args.out} does not exist.")
+    cache = cache_folder(out) if args.reader == 1 else out.with_name(out.name + ".reader2.cache")
+    run, lines = _extract(args.manifest, cache, strategies, protocol, args, args.reader)
+    table = run.table
+    if table is None:
+        _finish_failures(run, lines, "features")
+    table.to_csv(out)
+    for line in lines:
+        print(f"orbitai ivgc features: {line}", file=sys.stderr)
+    n_feat = len(table.names) // max(1, len(strategies))
+    print(f"wrote {out}: {len(table.case_ids)} cases x {len(table.names)} features "
+          f"({len(strategies)} strategies x {n_feat}); {len(run.computed)} extracted, {len(run.reused)} from "
+          f"{cache.name}/" + (f"; {len(lines)} failed" if lines else ""))
+    return 1 if lines else 0
+
+
+# --------------------------------------------------------------------------------------------- select
+def run_select(args: argparse.Namespace) -> int:
+    from orbitai.ivgc.features import WideTable, cache_folder
+    from orbitai.ivgc.rois import PERTURBATION, parse_strategies
+    from orbitai.ivgc.select import SelectionSettings, select_cohort, write_selection
+    from orbitai.radiomics.protocol import RadiomicsProtocol
+
+    settings = SelectionSettings(icc_threshold=args.icc, alpha=args.alpha, lasso=args.lasso, cv=args.cv,
+                                 seed=args.seed)
+    settings.check()
+    out = _check_out_file(args.out, [args.manifest, args.features, args.repeat])
+    strategies = [s.name for s in parse_strategies(args.strategies)]
+    table = WideTable.from_csv(args.features)
+    from orbitai.cohort.manifest import read_manifest
+    from orbitai.ivgc.features import SECOND_RATER_COLUMN
+
+    cases = read_manifest(args.manifest)
+    second = SECOND_RATER_COLUMN in cases[0].row
+    if args.repeat:
+        repeat = WideTable.from_csv(args.repeat)
+        source = f"features of the second segmentation in {args.repeat}"
+    else:
+        _workers(args)
+        protocol = RadiomicsProtocol.load(args.protocol).to_dict()
+        cache = cache_folder(args.features).with_name(Path(args.features).name + ".reader2.cache")
+        run, lines = _extract(args.manifest, cache, strategies, protocol, args, reader=2)
+        if run.table is None:
+            _finish_failures(run, lines, "select")
+        for line in lines:
+            print(f"orbitai ivgc select: {line}", file=sys.stderr)
+        repeat = run.table
+        source = ("the manifest's segmentation_2 column (second rater)" if second
+                  else f"the first segmentation perturbed: {PERTURBATION}")
+    doc = select_cohort(cases, table, repeat, strategies, settings)
+    doc["inputs"] = {"manifest": str(args.manifest), "features": str(args.features), "repeat": source}
+    write_selection(doc, out)
+    for name, res in doc["strategies"].items():
+        print(f"{name:5s} {res['n_features']} features -> ICC {len(res['icc_kept'])} -> t-test "
+              f"{len(res['ttest_kept'])} -> LASSO {len(res['selected'])}: {', '.join(res['selected'][:6])}"
+              + (" ..." if len(res["selected"]) > 6 else ""))
+    print(f"wrote {out}")
+    return 0

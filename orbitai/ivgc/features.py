@@ -1,0 +1,339 @@
+"""IVGC radiomics features: one patient's six ROI strategies, and a cohort on Dask.
+
+One case: :func:`load_case` reads the coronal T2 MRI and the recti segmentation and checks them
+(3D, finite, MRI not CT, labels of the orbit scheme, segmentation on the image's grid -- resampled
+by nearest neighbour when it overlaps the image, refused when not); :func:`case_features` gives
+``{"<strategy>_<pyradiomics name>": value}`` with each filtered image computed once
+(:class:`orbitai.radiomics.shared.SharedExtractor`).
+
+A cohort: :func:`extract_cohort` runs the cases on a ``dask.distributed`` cluster (a local one of
+worker processes by default, or a scheduler's address), keeps each finished case in a checksummed
+per-case cache beside the output (``<out>.cache/``, written as :mod:`orbitai.checkpoint` writes
+caches) so that a rerun does only the missing cases, and reports a failed case by id without
+losing the others. The table (:class:`WideTable`) is one row per case, one column per feature.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+import numpy as np
+
+from orbitai.errors import InputError, OrbitAIError, one_line
+
+log = logging.getLogger(__name__)
+
+#: Manifest column of a second rater's segmentation (reproducibility analysis).
+SECOND_RATER_COLUMN = "segmentation_2"
+#: Share of the segmentation's labelled volume that must fall inside the image after resampling.
+MIN_OVERLAP = 0.5
+
+
+# --------------------------------------------------------------------------------------------- one case
+def load_case(image_path: str | os.PathLike, segmentation_path: str | os.PathLike, case_id: str = "") -> tuple[Any, np.ndarray]:
+    """(SimpleITK image, [z, y, x] label array on its grid) of one case, checked for IVGC radiomics."""
+    from orbitai.cohort.manifest import read_labels
+    from orbitai.io import read_volume, resample_like
+    from orbitai.ivgc.rois import check_label_values
+    from orbitai.preprocess.checks import looks_like_ct
+
+    who = f"Case {case_id}: " if case_id else ""
+    vol = read_volume(image_path)
+    if min(vol.shape) < 3:
+        raise InputError(f"{who}the image {Path(image_path).name} is 2D ({' x '.join(map(str, vol.shape))} voxels); "
+                         "IVGC radiomics needs a 3D coronal T2 MRI volume.")
+    if not np.isfinite(vol.array).all():
+        raise InputError(f"{who}the image {Path(image_path).name} holds NaN or infinite values; radiomics needs "
+                         "finite intensities.")
+    if looks_like_ct(vol):
+        raise InputError(f"{who}the image {Path(image_path).name} looks like CT (Hounsfield units: air near -1000); "
+                         "IVGC radiomics needs a coronal T2 MRI.")
+    labels = read_labels(Path(segmentation_path))
+    what = f"{who}the segmentation {Path(segmentation_path).name}"
+    check_label_values(labels.array, what[0].upper() + what[1:])
+    if not labels.same_geometry(vol, tol=1e-4):
+        before = float(np.count_nonzero(labels.array)) * labels.voxel_volume_mm3()
+        labels = resample_like(labels, vol, label=True)
+        after = float(np.count_nonzero(labels.array)) * labels.voxel_volume_mm3()
+        if before == 0 or after < MIN_OVERLAP * before:
+            share = 0.0 if before == 0 else 100 * after / before
+            raise InputError(f"{what[0].upper() + what[1:]} does not overlap the image (only {share:.0f} % of its "
+                             "labelled volume lies inside it); give the segmentation made on this image.")
+        log.info("%s: segmentation resampled onto the image grid (%.0f %% of its labelled volume inside)",
+                 case_id, 100 * after / before)
+    return vol.to_sitk(), np.asarray(labels.array)
+
+
+def case_features(case_id: str, image: str, segmentation: str, strategies: Sequence[str],
+                  protocol: Mapping[str, Any], perturb: bool = False) -> dict[str, float]:
+    """``{"<strategy>_<pyradiomics name>": value}`` of one case (``perturb``: of the documented
+    perturbation of its segmentation, :func:`orbitai.ivgc.rois.perturb_labels`). Plain arguments,
+    so that it runs on a Dask worker."""
+    from orbitai.ivgc.rois import parse_strategies, perturb_labels, strategy_masks
+    from orbitai.radiomics.protocol import RadiomicsProtocol
+    from orbitai.radiomics.shared import SharedExtractor
+
+    chosen = parse_strategies(list(strategies))
+    img, labels = load_case(image, segmentation, case_id)
+    if perturb:
+        labels = perturb_labels(labels, img.GetSpacing()[::-1], case_id)
+    who = f"Case {case_id}: the segmentation {Path(segmentation).name}"
+    masks = strategy_masks(labels, chosen, who)
+    try:
+        results = SharedExtractor(RadiomicsProtocol.from_dict(dict(protocol))).execute(img, masks)
+    except InputError as exc:
+        raise InputError(f"Case {case_id}: {one_line(exc)}") from exc
+    return {f"{roi}_{name}": float(value) for roi, feats in results.items() for name, value in feats.items()}
+
+
+# --------------------------------------------------------------------------------------------- table
+@dataclass
+class WideTable:
+    """Cases x features (``case_id`` then one column per feature), the format of ``features.csv``."""
+
+    case_ids: list[str]
+    names: list[str]
+    X: np.ndarray
+
+    def to_csv(self, path: str | os.PathLike) -> Path:
+        """Write atomically (a temporary file beside ``path``, then renamed)."""
+        import tempfile
+
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(["case_id", *self.names])
+                for cid, row in zip(self.case_ids, self.X):
+                    w.writerow([cid, *(repr(float(v)) for v in row)])
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        return path
+
+    @classmethod
+    def from_csv(cls, path: str | os.PathLike) -> "WideTable":
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"No feature table {path}; write one with 'orbitai ivgc features'.")
+        with path.open(newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if not header or header[0] != "case_id" or len(header) < 2:
+                raise InputError(f"{path} is not a feature table of 'orbitai ivgc features' (first column case_id, "
+                                 "then one column per feature).")
+            ids, rows = [], []
+            for i, r in enumerate(reader, start=2):
+                if len(r) != len(header):
+                    raise InputError(f"{path} line {i}: {len(r)} values for {len(header)} columns.")
+                try:
+                    rows.append([float(v) for v in r[1:]])
+                except ValueError:
+                    raise InputError(f"{path} line {i}: a value is not a number.") from None
+                ids.append(r[0])
+        return cls(ids, header[1:], np.array(rows, dtype=np.float64).reshape(len(ids), len(header) - 1))
+
+    def columns(self, prefix: str) -> tuple[list[str], np.ndarray]:
+        """(names, values) of the features of one ROI strategy (names keep the prefix)."""
+        keep = [i for i, n in enumerate(self.names) if n.startswith(prefix + "_")]
+        return [self.names[i] for i in keep], self.X[:, keep]
+
+    def rows(self, case_ids: Sequence[str]) -> np.ndarray:
+        """The feature rows of ``case_ids`` (InputError naming a case the table lacks)."""
+        index = {c: i for i, c in enumerate(self.case_ids)}
+        missing = [c for c in case_ids if c not in index]
+        if missing:
+            raise InputError(f"The feature table has no row for case(s) {', '.join(missing[:5])}.")
+        return self.X[[index[c] for c in case_ids]]
+
+
+# --------------------------------------------------------------------------------------------- cohort
+@dataclass
+class CohortRun:
+    """What :func:`extract_cohort` did."""
+
+    table: Optional[WideTable]
+    computed: list[str] = field(default_factory=list)     # cases extracted in this run
+    reused: list[str] = field(default_factory=list)       # cases taken from the cache
+    failed: dict[str, BaseException] = field(default_factory=dict)
+
+
+def cache_folder(out: str | os.PathLike) -> Path:
+    """The per-case cache beside the output table: ``<out>.cache/``."""
+    out = Path(out)
+    return out.with_name(out.name + ".cache")
+
+
+def _cache_file(folder: Path, case_id: str) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", case_id)[:80]
+    return folder / f"{safe}-{hashlib.sha256(case_id.encode()).hexdigest()[:10]}.npz"
+
+
+def case_key(image: Path, segmentation: Path, strategies: Sequence[str], protocol: Mapping[str, Any],
+             perturb: bool) -> str:
+    """What a cached case was computed from: input files' digests, strategies, protocol, versions."""
+    import radiomics
+
+    from orbitai.bundle import sha256_file
+
+    doc = {"image": sha256_file(image), "segmentation": sha256_file(segmentation), "strategies": list(strategies),
+           "protocol": protocol, "perturb": bool(perturb), "pyradiomics": radiomics.__version__}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _cached(path: Path, key: str) -> Optional[dict[str, float]]:
+    from orbitai.checkpoint import load_arrays
+
+    arrays = load_arrays(path, what="radiomics case cache")
+    if arrays is None or str(arrays.get("key", np.array(""))) != key:
+        return None
+    return dict(zip((str(n) for n in arrays["names"]), (float(v) for v in arrays["values"])))
+
+
+def _store(path: Path, key: str, features: Mapping[str, float]) -> None:
+    from orbitai.checkpoint import save_arrays
+
+    save_arrays(path, {"key": np.array(key), "names": np.array(list(features)),
+                       "values": np.array(list(features.values()), dtype=np.float64)})
+
+
+@dataclass(frozen=True)
+class CaseFiles:
+    case_id: str
+    image: Path
+    segmentation: Path
+
+
+def cohort_inputs(manifest: str | os.PathLike, column: str = "segmentation") -> tuple[list[CaseFiles], dict[str, InputError]]:
+    """The manifest's cases with the segmentation of ``column`` (``segmentation``, or
+    :data:`SECOND_RATER_COLUMN` for a second rater), and the cases that have none."""
+    from orbitai.cohort.manifest import ManifestError, read_manifest
+
+    manifest = Path(manifest)
+    cases = read_manifest(manifest, need_segmentation=True)
+    if column not in cases[0].row:
+        raise ManifestError(f"Manifest {manifest} has no column {column!r}.")
+    files, missing = [], {}
+    for c in cases:
+        seg = c.row.get(column) or ""
+        if not seg:
+            missing[c.case_id] = InputError(f"Case {c.case_id}: the manifest gives no {column}.")
+            continue
+        path = Path(seg) if Path(seg).is_absolute() else manifest.parent / seg
+        files.append(CaseFiles(c.case_id, Path(c.image), path))
+    return files, missing
+
+
+def extract_cohort(cases: Sequence[CaseFiles], strategies: Sequence[str], protocol: Mapping[str, Any],
+                   cache: Optional[Path], workers: int = 2, scheduler: Optional[str] = None,
+                   perturb: bool = False, progress: Optional[Callable[[int, int, str], None]] = None,
+                   bar: bool = True) -> CohortRun:
+    """Features of every case with ``workers`` Dask worker processes (``0``: in this process, no
+    Dask), or on the cluster at ``scheduler``. Cases cached in ``cache`` with the same inputs and
+    settings are reused; failures are collected in the result, not raised."""
+    run = CohortRun(table=None)
+    inputs = {c.case_id: (c.image, c.segmentation) for c in cases}
+    results: dict[str, dict[str, float]] = {}
+    keys: dict[str, str] = {}
+    todo: list[str] = []
+    for cid, (img, seg) in inputs.items():
+        try:
+            keys[cid] = case_key(img, seg, strategies, protocol, perturb)
+        except OSError as exc:
+            run.failed[cid] = InputError(f"Case {cid}: {exc.strerror or one_line(exc)}: {exc.filename}")
+            continue
+        hit = _cached(_cache_file(cache, cid), keys[cid]) if cache is not None else None
+        if hit is not None:
+            results[cid] = hit
+            run.reused.append(cid)
+        else:
+            todo.append(cid)
+    total = len(inputs)
+    done = len(run.reused)
+
+    def finished(cid: str, value: Optional[dict[str, float]], error: Optional[BaseException]) -> None:
+        nonlocal done
+        done += 1
+        if error is not None:
+            run.failed[cid] = error
+        else:
+            assert value is not None
+            results[cid] = value
+            run.computed.append(cid)
+            if cache is not None:
+                _store(_cache_file(cache, cid), keys[cid], value)
+        if progress:
+            progress(done, total, f"{cid} {'failed' if error is not None else 'done'}")
+        pbar.update(1)
+
+    from tqdm import tqdm  # type: ignore[import-untyped]
+
+    pbar = tqdm(total=total, initial=done, desc="radiomics", unit="case", file=sys.stderr,
+                disable=None if bar else True, leave=False)
+    try:
+        if todo and workers == 0 and scheduler is None:
+            for cid in todo:
+                try:
+                    value = case_features(cid, str(inputs[cid][0]), str(inputs[cid][1]), strategies, protocol, perturb)
+                except (OrbitAIError, OSError, ValueError, RuntimeError, MemoryError) as exc:
+                    finished(cid, None, exc)
+                else:
+                    finished(cid, value, None)
+        elif todo:
+            _run_dask(todo, inputs, strategies, protocol, perturb, workers, scheduler, finished)
+    finally:
+        pbar.close()
+    order = [c.case_id for c in cases if c.case_id in results]
+    if order:
+        names = list(results[order[0]])
+        for cid in order[1:]:
+            if list(results[cid]) != names:    # cannot happen with one protocol; guards a stale cache
+                run.failed[cid] = InputError(f"Case {cid}: other features than case {order[0]}.")
+        order = [c for c in order if c not in run.failed]
+        run.table = WideTable(order, names, np.array([[results[c][n] for n in names] for c in order], np.float64))
+    return run
+
+
+def _run_dask(todo: Sequence[str], inputs: Mapping[str, tuple[Path, Path]], strategies: Sequence[str],
+              protocol: Mapping[str, Any], perturb: bool, workers: int, scheduler: Optional[str],
+              finished: Callable[[str, Optional[dict[str, float]], Optional[BaseException]], None]) -> None:
+    """Submit every case to a Dask cluster; report each as it completes."""
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:   # Dask's INFO lines only in a verbose run
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+    if scheduler is not None:
+        try:
+            client = Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise InputError(f"Cannot reach the Dask scheduler at {scheduler}: {one_line(exc)}") from exc
+        cluster = None
+    else:
+        cluster = LocalCluster(n_workers=max(1, min(workers, len(todo))), threads_per_worker=1, processes=True,
+                               dashboard_address=":0", silence_logs=logging.ERROR)
+        client = Client(cluster)
+    try:
+        futures = {client.submit(case_features, cid, str(inputs[cid][0]), str(inputs[cid][1]), list(strategies),
+                                 dict(protocol), perturb, key=f"ivgc-radiomics-{i}-{cid}", pure=False): cid
+                   for i, cid in enumerate(todo)}
+        for fut in as_completed(futures):
+            cid = futures[fut]
+            try:
+                value = fut.result()
+            except Exception as exc:  # noqa: BLE001 - a case's failure (or its worker's death) is that case's
+                finished(cid, None, exc)
+            else:
+                finished(cid, value, None)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
