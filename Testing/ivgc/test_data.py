@@ -133,3 +133,20 @@ def test_bad_input_is_one_clear_line(cases, tmp_path):
     ds = IvgcImageDataset([cases[1].image], [cases[1].segmentation], (99,), case_ids=["x1"])
     with pytest.raises(InputError, match="Case x1: .*label 99"):
         ds[0]
+
+
+def test_preprocessing_cache_gives_the_same_input(cases, tmp_path):
+    plain = IvgcImageDataset.from_cases(cases, MR_LR)
+    cached = IvgcImageDataset.from_cases(cases, MR_LR, cache_dir=tmp_path / "cache")
+    x0, crop0 = plain.load(0)
+    x1, crop1 = cached.load(0)                    # computed and written
+    files = sorted((tmp_path / "cache").glob("*.npz"))
+    assert len(files) == 1
+    x2, crop2 = cached.load(0)                    # read back
+    assert np.array_equal(x0, x1) and np.array_equal(x0, x2) and crop0 == crop1 == crop2
+    # another ROI strategy is another entry; a damaged entry is rebuilt
+    IvgcImageDataset.from_cases(cases, FOUR, cache_dir=tmp_path / "cache").load(0)
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
+    files[0].write_bytes(files[0].read_bytes()[:100])
+    x3, _ = cached.load(0)
+    assert np.array_equal(x0, x3)

@@ -11,14 +11,21 @@ The slice axis is the volume's third index axis (k), the acquisition axis of a c
 Every crop is a :class:`RoiCrop`: the box in the MRI's voxel indices and the MRI's geometry, from
 which :meth:`RoiCrop.to_volume` places a map on the network's grid (a Grad-CAM) back onto the MRI.
 
+:class:`IvgcImageDataset` streams a cohort from disk; with ``cache_dir`` each case's deterministic
+preprocessing is kept as a checksummed ``.npz`` keyed by the files (path, size, modification time)
+and the preprocessing parameters, so later epochs skip reading and resizing the MRI.
+
 Online augmentation (:class:`ImageAugment`, the paper's random noise, rotation and scaling) uses
 MONAI's Rand* transforms seeded from the trainer's generator, so a run is repeatable.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
@@ -33,6 +40,8 @@ from orbitai.io import Volume, read_volume, require_finite, resample_like
 TARGET_SHAPE: tuple[int, int, int] = (32, 128, 128)
 #: In-plane margin around the ROI's bounding box (mm).
 MARGIN_MM = 2.0
+#: Version of the preprocessing; part of the cache key, so a change here invalidates cached inputs.
+PREPROCESS_VERSION = 1
 
 
 def _label_name(value: int) -> str:
@@ -193,12 +202,14 @@ class IvgcImageDataset(FileDataset):
     def __init__(self, images: Sequence[str | os.PathLike], segmentations: Sequence[str | os.PathLike],
                  roi_values: Sequence[int], labels: Optional[Sequence[int] | np.ndarray] = None, *,
                  vectors: Optional[Mapping[str, np.ndarray]] = None, case_ids: Optional[Sequence[str]] = None,
-                 shape: Sequence[int] = TARGET_SHAPE, margin_mm: float = MARGIN_MM):
+                 shape: Sequence[int] = TARGET_SHAPE, margin_mm: float = MARGIN_MM,
+                 cache_dir: Optional[str | os.PathLike] = None):
         super().__init__({"image": images, "segmentation": segmentations}, labels, vectors=vectors,
                          case_ids=case_ids)
         self.roi_values = tuple(int(v) for v in roi_values)
         self.shape = tuple(int(n) for n in shape)
         self.margin_mm = float(margin_mm)
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
 
     @classmethod
     def from_cases(cls, cases: Sequence[Case], roi_values: Sequence[int], *, with_labels: bool = True,
@@ -212,15 +223,35 @@ class IvgcImageDataset(FileDataset):
         return cls([c.image for c in cases], segmentations, roi_values, [case_label(c) for c in cases] if with_labels else None, vectors=vectors,
                    case_ids=[c.case_id for c in cases], **kw)
 
+    def _cache_path(self, index: int) -> Path:
+        assert self.cache_dir is not None
+        files = [self.files["image"][index], self.files["segmentation"][index]]
+        key = {"files": [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files],
+               "roi": self.roi_values, "shape": self.shape, "margin_mm": self.margin_mm,
+               "version": PREPROCESS_VERSION}
+        digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:24]
+        return self.cache_dir / f"{digest}.npz"
+
     def load(self, index: int) -> tuple[np.ndarray, RoiCrop]:
-        """Case ``index``'s network input and crop."""
+        """Case ``index``'s network input and crop (from the cache when there is one)."""
+        from orbitai.checkpoint import load_arrays, save_arrays
+
+        cache = self._cache_path(index) if self.cache_dir is not None else None
+        if cache is not None:
+            z = load_arrays(cache, "IVGC preprocessing cache")
+            if z is not None and z["x"].shape == (1, *self.shape):
+                return z["x"], RoiCrop(*(tuple(z[k].tolist()) for k in RoiCrop.__dataclass_fields__))
         image = read_volume(self.files["image"][index])
         labels = read_labels(self.files["segmentation"][index])
         try:
-            return preprocess(image, labels, self.roi_values, self.shape, self.margin_mm)
+            x, crop = preprocess(image, labels, self.roi_values, self.shape, self.margin_mm)
         except InputError as exc:
             who = self.case_ids[index] if self.case_ids else str(self.files["image"][index])
             raise InputError(f"Case {who}: {exc}") from None
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            save_arrays(cache, {"x": x, **{k: np.asarray(v) for k, v in vars(crop).items()}})
+        return x, crop
 
     def __getitem__(self, index: int) -> Sample:
         x, _ = self.load(index)
