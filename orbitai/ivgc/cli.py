@@ -172,7 +172,7 @@ def run_features(args: argparse.Namespace) -> int:
         print(f"orbitai ivgc features: {line}", file=sys.stderr)
     n_feat = len(table.names) // max(1, len(strategies))
     print(f"wrote {out}: {len(table.case_ids)} cases x {len(table.names)} features "
-          f"({len(strategies)} strategies x {n_feat}); {len(run.computed)} extracted, {len(run.reused)} from "
+          f"({len(strategies)} ROI strateg{'y' if len(strategies) == 1 else 'ies'} x {n_feat}); {len(run.computed)} extracted, {len(run.reused)} from "
           f"{cache.name}/" + (f"; {len(lines)} failed" if lines else ""))
     return 1 if lines else 0
 
