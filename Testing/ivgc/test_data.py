@@ -7,14 +7,13 @@ import pytest
 from orbitai.classify.data import collate
 from orbitai.cohort.manifest import read_manifest
 from orbitai.errors import InputError
-from orbitai.io import Volume, read_volume
+from orbitai.io import Volume, read_volume, write_volume
 from orbitai.ivgc.data import (TARGET_SHAPE, AugmentSpec, ImageAugment, IvgcImageDataset, RoiCrop, preprocess,
                                roi_mask)
 from orbitai.labels import values_for
 from orbitai.phantoms.cohort import write_cohort
 
-MR_LR = values_for("medial_rectus_muscle") + values_for("lateral_rectus_muscle")
-FOUR = MR_LR + values_for("superior_rectus_muscle") + values_for("inferior_rectus_muscle")
+MR_LR, FOUR = "mrlr", "all"
 
 
 @pytest.fixture(scope="module")
@@ -117,9 +116,13 @@ def test_dataset_streams_cases_with_vectors(cases):
 
 def test_bad_input_is_one_clear_line(cases, tmp_path):
     image, labels = read_volume(cases[0].image), cases[0].labels()
-    no_mr = labels.with_array(np.where(labels.array == MR_LR[0], 0, labels.array))
-    with pytest.raises(InputError, match="medial rectus muscle left"):
+    mr_left = values_for("medial_rectus_muscle")[0]
+    no_mr = labels.with_array(np.where(labels.array == mr_left, 0, labels.array))
+    with pytest.raises(InputError, match="medial_rectus_muscle_left"):
         preprocess(image, no_mr, MR_LR)
+    preprocess(image, no_mr, "lr")                                  # a strategy without it is fine
+    with pytest.raises(InputError, match="Unknown ROI strategy"):
+        preprocess(image, labels, "mrsr")
     shifted = Volume(labels.array, labels.spacing, tuple(o + 5 for o in labels.origin), labels.direction)
     with pytest.raises(InputError, match="does not lie on the MRI's grid"):
         preprocess(image, shifted, MR_LR)
@@ -130,9 +133,11 @@ def test_bad_input_is_one_clear_line(cases, tmp_path):
     bad = dataclasses.replace(cases[0], row={**cases[0].row, "label": "2"})
     with pytest.raises(InputError, match="label must be 0"):
         IvgcImageDataset.from_cases([bad], MR_LR)
-    ds = IvgcImageDataset([cases[1].image], [cases[1].segmentation], (99,), case_ids=["x1"])
-    with pytest.raises(InputError, match="Case x1: .*label 99"):
+    write_volume(no_mr, tmp_path / "no_mr.nrrd")
+    ds = IvgcImageDataset([cases[0].image], [tmp_path / "no_mr.nrrd"], MR_LR, case_ids=["x1"])
+    with pytest.raises(InputError, match="Case x1: .*medial_rectus_muscle_left"):
         ds[0]
+    assert IvgcImageDataset([cases[0].image], [tmp_path / "no_mr.nrrd"], "lr")[0]["image"].shape == (1, *TARGET_SHAPE)
 
 
 def test_preprocessing_cache_gives_the_same_input(cases, tmp_path):

@@ -9,11 +9,10 @@ from orbitai.errors import InputError
 from orbitai.io import read_volume
 from orbitai.ivgc.data import preprocess
 from orbitai.ivgc.gradcam import grad_cam_on_mri, network_cam
-from orbitai.labels import values_for
 from orbitai.models.ivgc_nets import RDINet, ResNet50Classifier
 from orbitai.phantoms.cohort import write_cohort
 
-MR_LR = values_for("medial_rectus_muscle") + values_for("lateral_rectus_muscle")
+MR_LR = "mrlr"
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,8 @@
 """The image input of paper 001's deep models (ResNet-50, RDINet) and a streaming dataset.
 
 Preprocessing (paper 001, "Convolutional neural network"): the bounding box of the muscle
-annotation of the ROI strategy (both orbits: the box spans the chosen recti of the two sides),
+annotation of the ROI strategy (:mod:`orbitai.ivgc.rois`; both orbits: the box spans the chosen
+recti of the two sides),
 the slices that hold the ROI (no margin along the slice axis), an in-plane margin of
 :data:`MARGIN_MM` (the paper gives none; a 2 mm rim keeps the muscle borders inside the box), then
 resized to 128 x 128 x 32 (:data:`TARGET_SHAPE`, array order slices x rows x columns) and z-scored.
@@ -26,15 +27,18 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
 
 from orbitai.classify.data import LABEL, FileDataset, Sample
-from orbitai.cohort.manifest import Case, ManifestError, read_labels
+from orbitai.cohort.manifest import Case, ManifestError
 from orbitai.errors import InputError
-from orbitai.io import Volume, read_volume, require_finite, resample_like
+from orbitai.io import Volume, require_finite, resample_like
+
+if TYPE_CHECKING:
+    from orbitai.ivgc.rois import RoiStrategy
 
 #: The paper's network input, 128 x 128 x 32, in array order (slices, rows, columns).
 TARGET_SHAPE: tuple[int, int, int] = (32, 128, 128)
@@ -44,23 +48,21 @@ MARGIN_MM = 2.0
 PREPROCESS_VERSION = 1
 
 
-def _label_name(value: int) -> str:
-    from orbitai.labels import ORBIT_LABELS
+def strategy_of(strategy: "str | RoiStrategy") -> "RoiStrategy":
+    """An ROI strategy of :mod:`orbitai.ivgc.rois` by name (``mrlr``, ``all``, ...) or as given."""
+    from orbitai.ivgc.rois import RoiStrategy, parse_strategies
 
-    lab = ORBIT_LABELS.get(int(value))
-    return f"{lab.display_name} (label {value})" if lab else f"label {value}"
+    return strategy if isinstance(strategy, RoiStrategy) else parse_strategies([str(strategy)])[0]
 
 
-def roi_mask(labels: Volume, roi_values: Sequence[int]) -> np.ndarray:
-    """The ROI (union of ``roi_values``) as a boolean array; every value must be present."""
-    if not roi_values:
-        raise InputError("The ROI strategy names no label values.")
-    present = set(np.unique(labels.array).tolist())
-    missing = [int(v) for v in roi_values if int(v) not in present]
-    if missing:
-        raise InputError(f"The segmentation has no {', '.join(_label_name(v) for v in missing)}, which the ROI "
-                         "strategy needs; segment it or choose a strategy without it.")
-    return np.isin(labels.array, np.asarray(roi_values))
+def roi_mask(labels: Volume, strategy: "str | RoiStrategy") -> np.ndarray:
+    """The ROI of ``strategy`` (its recti, both orbits) as a boolean array; labels outside the orbit
+    scheme and a rectus the strategy needs but the segmentation lacks are refused, named
+    (:func:`orbitai.ivgc.rois.strategy_masks`)."""
+    from orbitai.ivgc.rois import strategy_masks
+
+    s = strategy_of(strategy)
+    return strategy_masks(np.asarray(labels.array), [s])[s.name]
 
 
 @dataclass(frozen=True)
@@ -132,13 +134,13 @@ def check_pair(image: Volume, labels: Volume) -> None:
                          f"{tuple(round(s, 4) for s in image.spacing)}); resample it onto the MRI first.")
 
 
-def preprocess(image: Volume, labels: Volume, roi_values: Sequence[int], shape: Sequence[int] = TARGET_SHAPE,
+def preprocess(image: Volume, labels: Volume, strategy: "str | RoiStrategy", shape: Sequence[int] = TARGET_SHAPE,
                margin_mm: float = MARGIN_MM) -> tuple[np.ndarray, RoiCrop]:
     """The network input (1, slices, rows, columns) float32 and its :class:`RoiCrop`."""
     from monai.transforms import NormalizeIntensity, Resize
 
     check_pair(image, labels)
-    crop = RoiCrop.around(image, roi_mask(labels, roi_values), shape, margin_mm)
+    crop = RoiCrop.around(image, roi_mask(labels, strategy), shape, margin_mm)
     box = torch.from_numpy(np.ascontiguousarray(image.array[crop.slices], dtype=np.float32))[None]
     resized = Resize(crop.shape, mode="trilinear", align_corners=False, anti_aliasing=True)(box)
     x = NormalizeIntensity()(resized)
@@ -200,19 +202,19 @@ class IvgcImageDataset(FileDataset):
     held in memory beyond the per-case vectors (``radiomics``, ``clinical``)."""
 
     def __init__(self, images: Sequence[str | os.PathLike], segmentations: Sequence[str | os.PathLike],
-                 roi_values: Sequence[int], labels: Optional[Sequence[int] | np.ndarray] = None, *,
+                 strategy: "str | RoiStrategy", labels: Optional[Sequence[int] | np.ndarray] = None, *,
                  vectors: Optional[Mapping[str, np.ndarray]] = None, case_ids: Optional[Sequence[str]] = None,
                  shape: Sequence[int] = TARGET_SHAPE, margin_mm: float = MARGIN_MM,
                  cache_dir: Optional[str | os.PathLike] = None):
         super().__init__({"image": images, "segmentation": segmentations}, labels, vectors=vectors,
                          case_ids=case_ids)
-        self.roi_values = tuple(int(v) for v in roi_values)
+        self.strategy = strategy_of(strategy)
         self.shape = tuple(int(n) for n in shape)
         self.margin_mm = float(margin_mm)
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
 
     @classmethod
-    def from_cases(cls, cases: Sequence[Case], roi_values: Sequence[int], *, with_labels: bool = True,
+    def from_cases(cls, cases: Sequence[Case], strategy: "str | RoiStrategy", *, with_labels: bool = True,
                    vectors: Optional[Mapping[str, np.ndarray]] = None, **kw) -> "IvgcImageDataset":
         """A dataset of manifest cases (labels from the ``label`` column when ``with_labels``)."""
         missing = [c.case_id for c in cases if c.segmentation is None]
@@ -220,14 +222,14 @@ class IvgcImageDataset(FileDataset):
             raise ManifestError(f"Case {missing[0]} has no segmentation; the image input is cropped to the "
                                 "muscles of the manifest's 'segmentation' column.")
         segmentations = [c.segmentation for c in cases if c.segmentation is not None]
-        return cls([c.image for c in cases], segmentations, roi_values, [case_label(c) for c in cases] if with_labels else None, vectors=vectors,
+        return cls([c.image for c in cases], segmentations, strategy, [case_label(c) for c in cases] if with_labels else None, vectors=vectors,
                    case_ids=[c.case_id for c in cases], **kw)
 
     def _cache_path(self, index: int) -> Path:
         assert self.cache_dir is not None
         files = [self.files["image"][index], self.files["segmentation"][index]]
         key = {"files": [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files],
-               "roi": self.roi_values, "shape": self.shape, "margin_mm": self.margin_mm,
+               "roi": [self.strategy.name, *self.strategy.values], "shape": self.shape, "margin_mm": self.margin_mm,
                "version": PREPROCESS_VERSION}
         digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:24]
         return self.cache_dir / f"{digest}.npz"
@@ -241,12 +243,16 @@ class IvgcImageDataset(FileDataset):
             z = load_arrays(cache, "IVGC preprocessing cache")
             if z is not None and z["x"].shape == (1, *self.shape):
                 return z["x"], RoiCrop(*(tuple(z[k].tolist()) for k in RoiCrop.__dataclass_fields__))
-        image = read_volume(self.files["image"][index])
-        labels = read_labels(self.files["segmentation"][index])
+        from orbitai.ivgc.features import load_case
+
+        who = self.case_ids[index] if self.case_ids else Path(self.files["image"][index]).name
+        # the checks of the radiomics path (3D, finite, MRI not CT, orbit labels, segmentation resampled
+        # onto the MRI when it overlaps it): one set of rules for every IVGC model's input
+        sitk_image, label_array = load_case(self.files["image"][index], self.files["segmentation"][index], who)
+        image = Volume.from_sitk(sitk_image)
         try:
-            x, crop = preprocess(image, labels, self.roi_values, self.shape, self.margin_mm)
+            x, crop = preprocess(image, image.with_array(label_array), self.strategy, self.shape, self.margin_mm)
         except InputError as exc:
-            who = self.case_ids[index] if self.case_ids else str(self.files["image"][index])
             raise InputError(f"Case {who}: {exc}") from None
         if cache is not None:
             cache.parent.mkdir(parents=True, exist_ok=True)
