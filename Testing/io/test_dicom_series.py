@@ -1,5 +1,6 @@
-"""DICOM series with missing, damaged, unevenly spaced or mixed-orientation slices are refused
-with a message naming the slices, instead of being read with an averaged spacing (issue #14)."""
+"""DICOM series with missing, damaged or mixed-orientation slices are refused with a message naming
+the slices, instead of being read with an averaged spacing (issue #14); uneven spacing is resampled
+with a note (issue #19)."""
 from __future__ import annotations
 
 import shutil
@@ -8,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from orbitai.io import (Volume, VolumeError, dicom_slice_geometry, read_volume, rotation,
+from orbitai.io import (Volume, VolumeError, dicom_slice_geometry, read_dicom_scan, read_volume, rotation,
                         write_dicom_series)
 from orbitai.phantoms.orbit import orbit_case
 
@@ -60,7 +61,7 @@ def test_truncated_slice_file_is_named(tmp_path, series):
         read_volume(folder)
 
 
-def test_uneven_spacing_and_mixed_orientation_are_named(tmp_path):
+def test_uneven_spacing_is_resampled_and_mixed_orientation_named(tmp_path):
     vol = Volume(np.zeros((8, 6, 5), np.int16), (0.8, 0.8, 2.0), (1.0, 2.0, 3.0))
     folder = write_dicom_series(vol, tmp_path / "uneven")
     shifted = Volume(vol.array[4:], vol.spacing, (1.0, 2.0, 3.0 + 4 * 2.0 + 0.6))   # 2.6 mm step at slice 5
@@ -68,9 +69,10 @@ def test_uneven_spacing_and_mixed_orientation_are_named(tmp_path):
         (folder / f"slice{k:04d}.dcm").unlink()
     for f in sorted(write_dicom_series(shifted, tmp_path / "upper").iterdir()):
         shutil.copy(f, folder / f"upper-{f.name}")
-    with pytest.raises(VolumeError, match=r"the slice spacing is uneven: slices 4 and 5 \(slice0003\.dcm, "
-                                          r"upper-slice0000\.dcm\) are 2\.60 mm apart, the median spacing is 2\.00 mm"):
-        read_volume(folder)
+    back, acq = read_dicom_scan(folder)          # issue #19: uneven spacing (<= 2x median) is resampled, said so
+    assert acq.notes == ["8 DICOM slices with uneven slice spacing 2.00-2.60 mm (median 2.00 mm): resampled onto a "
+                         "regular 5x6x9 grid of 0.8x0.8x1.83 mm along the slice normal (files unchanged)"]
+    assert back.shape == (9, 6, 5) and back.spacing[2] == pytest.approx(14.6 / 8)
 
     mixed = write_dicom_series(vol, tmp_path / "mixed")
     tilted = Volume(vol.array, vol.spacing, vol.origin, rotation(0.0, 0.3, 0.0))

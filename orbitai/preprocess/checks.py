@@ -16,9 +16,45 @@ def _sample(vol: Volume) -> np.ndarray:
 
 
 def looks_like_ct(vol: Volume) -> bool:
-    """CT in Hounsfield units has air near -1000 and soft tissue near 0-100."""
+    """CT in Hounsfield units has air near -1000 and soft tissue near 0-100. A volume whose DICOM
+    Modality is CT (``vol.metadata['Modality']``) counts as CT in HU when it has values on both sides
+    of 0 (an 8-bit window converted to HU keeps air at the window's lower end)."""
     sample = _sample(vol)
-    return float(np.percentile(sample, 1)) < -500 and float(np.percentile(sample, 99)) > 0
+    p1, p99 = float(np.percentile(sample, 1)), float(np.percentile(sample, 99))
+    if vol.metadata.get("Modality", "").upper() == "CT":
+        return p1 < 0 < p99
+    return p1 < -500 and p99 > 0
+
+
+#: Spacing (mm) a head scan's header can be trusted with; outside it the header is wrong (or the image
+#: is not a clinical scan), and a model would see the anatomy at the wrong size.
+TRUSTED_SPACING_MM = (0.05, 20.0)
+
+
+def check_spacing(vol: Volume, what: str = "the image") -> None:
+    """Raise :class:`~orbitai.io.VolumeError` naming the voxel spacing when it cannot be a head scan's."""
+    lo, hi = TRUSTED_SPACING_MM
+    if min(vol.spacing) < lo or max(vol.spacing) > hi:
+        sp = " x ".join(f"{s:.4g}" for s in vol.spacing)
+        raise VolumeError(f"{what} has a voxel spacing of {sp} mm, outside {lo:g}-{hi:g} mm: its header's spacing "
+                          "cannot be right for a head scan. Fix the spacing in the header (or export the image again).")
+
+
+def offset_ct_evidence(vol: Volume) -> str | None:
+    """Why the image looks like CT stored with +1024 added (Hounsfield units with the rescale intercept
+    lost: no negative value, air near 0, soft tissue near 1024, bone above 1700), or None."""
+    if not np.issubdtype(vol.array.dtype, np.integer):
+        return None
+    sample = _sample(vol)
+    if sample.min() < 0:
+        return None
+    p1, p99 = np.percentile(sample, [1, 99])
+    soft = float(np.mean((sample > 900) & (sample < 1200)))
+    bone = float(np.mean(sample > 1700))
+    if p1 < 100 and p99 > 1024 and soft > 0.05 and bone > 0.002:
+        return (f"values {int(sample.min())} to {int(sample.max())}, none negative, {100 * soft:.0f} % between 900 "
+                f"and 1200 (soft tissue + 1024) and {100 * bone:.1f} % above 1700 (bone)")
+    return None
 
 
 def eight_bit_ct_evidence(vol: Volume) -> str | None:
@@ -68,19 +104,38 @@ def image_is_ct(vol: Volume, what: str = "the image") -> bool:
             "with an integer overflow, so no model can read it. Export it again from the original scan "
             "(CT in Hounsfield units, 16-bit).")
     evidence = eight_bit_ct_evidence(vol)
+    dicom_ct = vol.metadata.get("Modality", "").upper() == "CT"
+    if evidence is None and dicom_ct and not looks_like_ct(vol):
+        sample = _sample(vol)
+        if sample.min() >= 0 and sample.max() <= 255 and np.all(sample == np.round(sample)):
+            evidence = f"DICOM Modality CT, values {sample.min():g} to {sample.max():g}"
     if evidence:
         raise VolumeError(
-            f"{what} looks like CT stored as 8-bit values ({evidence}): its Hounsfield units are lost, so "
-            "neither the CT nor the MRI model fits it. Export the CT with its original Hounsfield units "
-            "(16-bit DICOM, NRRD or NIfTI), or choose a model with --model.")
-    return looks_like_ct(vol)
+            f"{what} looks like CT stored as 8-bit values ({evidence}) without a window in its header to "
+            "convert them: its Hounsfield units are lost, so neither the CT nor the MRI model fits it. Export the "
+            "CT with its original Hounsfield units (16-bit DICOM, NRRD or NIfTI), or choose a model with --model.")
+    offset = offset_ct_evidence(vol)
+    if offset and not dicom_ct:
+        raise VolumeError(
+            f"{what} looks like CT stored with 1024 added to its Hounsfield units ({offset}), but nothing in the "
+            "file says so. Subtract 1024 (or export it again with its rescale intercept), or choose a model with "
+            "--model.")
+    ct = looks_like_ct(vol)
+    if dicom_ct and not ct:
+        sample = _sample(vol)
+        raise VolumeError(
+            f"{what} is CT (DICOM Modality) but its values ({sample.min():g} to {sample.max():g}) are not Hounsfield "
+            "units and its header gives no certain way to convert them; it is not given to the MRI model. Export "
+            "the CT with its Hounsfield units, or choose a model with --model.")
+    return ct
 
 
 def check_input(vol: Volume, modality: str = "any") -> list[str]:
-    """Raise :class:`~orbitai.io.VolumeError` for unusable input (NaN/infinity, fewer than 3 slices
-    along an axis); return warnings when the image does not look like ``modality`` ("CT", "MR",
+    """Raise :class:`~orbitai.io.VolumeError` for unusable input (NaN/infinity, untrustworthy spacing,
+    fewer than 3 slices along an axis); return warnings when the image does not look like ``modality`` ("CT", "MR",
     or "any")."""
     require_finite(vol, "image")
+    check_spacing(vol)
     if min(vol.shape) < 3:
         raise VolumeError(f"The image has only {min(vol.shape)} slices along one axis; a 3D scan is needed.")
     warnings = []
@@ -93,6 +148,10 @@ def check_input(vol: Volume, modality: str = "any") -> list[str]:
     if evidence:
         warnings.append(f"The image looks like CT stored as 8-bit values ({evidence}): Hounsfield units "
                         "are lost and the result is unreliable.")
+    offset = None if ct else offset_ct_evidence(vol)
+    if offset:
+        warnings.append(f"The image looks like CT stored with 1024 added to its Hounsfield units ({offset}); "
+                        "the result is unreliable.")
     return warnings
 
 

@@ -24,8 +24,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     pr = s.add_parser("predict", help="segment one image (NRRD/NIfTI/MHA file or DICOM folder)",
                       description="Segment one orbital CT or MRI. Writes OUT/segmentation.seg.nrrd (Slicer segmentation "
-                                  "in the input's geometry), OUT/volumes.csv (cm3 per structure and side) and "
-                                  "OUT/result.json (model, warnings, structures and volumes, files).")
+                                  "in the input's geometry; for a DICOM series with gantry tilt or uneven slice "
+                                  "spacing, on the regular grid it was resampled onto, which covers the series), "
+                                  "OUT/volumes.csv (cm3 per structure and side) and OUT/result.json (model, warnings, "
+                                  "acquisition: what reading corrected, structures and volumes, files).")
     pr.add_argument("image", help="input image file or DICOM series folder")
     pr.add_argument("--out", required=True, help="output folder")
     pr.add_argument("--model", help="bundle name or folder (default: the bundled model for the image's modality)")
@@ -74,11 +76,12 @@ def _add_window_options(p: argparse.ArgumentParser) -> None:
 def run_predict(args) -> int:
     from orbitai.bundle.models import load_seg_model
     from orbitai.device import run_with_fallback, select_device
-    from orbitai.io import read_volume, require_finite, write_volume
+    from orbitai.io import read_scan, require_finite, write_volume
     from orbitai.progress import emit
     from orbitai.orbit.rules import structure_volumes
     from orbitai.orbit.segment import segment
-    from orbitai.preprocess.checks import image_is_ct, looks_like_ct
+    from orbitai.preprocess.checks import check_spacing, image_is_ct, looks_like_ct
+    from orbitai.preprocess.slices import structure_gap_warnings
     from orbitai.result import RESULT_FILE, check_outputs
     from orbitai.seg.result import SEGMENTATION_FILE, UNCERTAINTY_FILE, VOLUMES_FILE, SegmentationResult
 
@@ -87,9 +90,12 @@ def run_predict(args) -> int:
     if out.name.lower().endswith(VOLUME_SUFFIXES):
         raise UserError(f"--out takes a folder (OUT/segmentation.seg.nrrd, volumes.csv and result.json are "
                         f"written there); got the file name {out}.")
-    vol = read_volume(args.image)
+    vol, acquisition = read_scan(args.image)     # tilted / unevenly spaced DICOM resampled, values in HU
     require_finite(vol, "image")
+    check_spacing(vol, args.image)
     is_ct = looks_like_ct(vol) if args.model else image_is_ct(vol, args.image)   # refuses 8-bit CT
+    for note in acquisition.notes:
+        print(f"note: {note}")
     device = select_device(args.device)
     emit(0, 1, "loading model")
     bundle, model, spec = load_seg_model(args.model, is_ct, device)
@@ -97,19 +103,25 @@ def run_predict(args) -> int:
     res = run_with_fallback(lambda d: segment(vol, model, spec, args.window, d, progress=emit,
                                               mirror=not args.no_mirror), device)
     rows = structure_volumes(res.labels, spec.structures)
+    # structures lying where the acquired slices are too far apart for them: said, not guessed silently
+    gap_warnings = structure_gap_warnings(res.labels.array, res.labels.ijk_to_lps(),
+                                          {r["label"]: r["structure"] for r in rows}, acquisition.positions,
+                                          acquisition.normal)
+    warnings = list(res.warnings) + gap_warnings
     uncertainty = None
     if args.uncertainty and res.confidence is not None:
         uncertainty = res.confidence.with_array((1.0 - res.confidence.array).astype("float32"))
-    result = SegmentationResult(res.labels, rows, bundle.name, list(res.warnings), uncertainty,
+    result = SegmentationResult(res.labels, rows, bundle.name, warnings, uncertainty,
                                 {"device": str(device), "window": args.window, "seconds": round(res.seconds, 3),
-                                 "window_seconds": round(res.window_seconds, 3)})
+                                 "window_seconds": round(res.window_seconds, 3),
+                                 "acquisition": acquisition.to_json()})
 
     def write_labelmap(tmp: Path) -> dict[str, str]:
         return {"labelmap": write_volume(res.labels, tmp / LABELMAP_FILE).name}
 
     # written into a temporary folder beside OUT and moved into place only when complete
     result.write(out, extra=write_labelmap if args.labelmap else None)
-    for w in res.warnings:
+    for w in warnings:
         print(f"warning: {w}")
     print(f"wrote {out}/result.json ({len(rows)} structures, {res.seconds:.1f} s, model {bundle.name})")
     print(f"timing: window {res.window_seconds:.2f} s, total {res.seconds:.2f} s")

@@ -128,6 +128,18 @@ def foreground_box(fg: np.ndarray, grid: sitk.Image, vol: Volume, margin_mm: flo
     return [(int(a[2]), int(b[2])), (int(a[1]), int(b[1])), (int(a[0]), int(b[0]))]
 
 
+def content_box(x: np.ndarray, margin: int = 8) -> tuple[slice, slice, slice]:
+    """Slices of ``x`` (a normalised model-grid scan) around every voxel above its minimum, plus
+    ``margin`` voxels: what lies outside is the scan's lowest value only (CT air and the fill around a
+    resampled tilted series, all 0 after the CT window), which the sliding window pads with anyway,
+    so the network runs on the box alone."""
+    idx = np.nonzero(x > x.min() + 1e-6)
+    if not len(idx[0]):
+        return slice(None), slice(None), slice(None)
+    k, j, i = (slice(max(0, int(a.min()) - margin), min(n, int(a.max()) + margin + 1)) for a, n in zip(idx, x.shape))
+    return k, j, i
+
+
 # --------------------------------------------------------------------------- pipeline
 @dataclass
 class EngineResult:
@@ -166,8 +178,11 @@ def predict(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "o
     for w in warnings:
         log.warning(w)
     ref = model_grid(vol, spec.spacing)
-    grid = resample_onto(vol, ref)
-    x = torch.from_numpy(normalise(grid, spec.intensity))[None, None]
+    norm = normalise(resample_onto(vol, ref), spec.intensity)
+    crop = content_box(norm)
+    x = torch.from_numpy(np.ascontiguousarray(norm[crop]))[None, None]
+    full_shape = norm.shape
+    del norm
     t1 = time.perf_counter()
     device = torch.device(device)
     model = model.to(device).eval()
@@ -181,7 +196,9 @@ def predict(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "o
                                  sw_batch_size=sw_batch_size, progress=progress).float().cpu()
         logits = 0.5 * (logits + torch.flip(flipped, dims=[4]))
         del flipped
-    probs = torch.softmax(logits[0], dim=0).numpy()
+    probs = np.zeros((logits.shape[1], *full_shape), np.float32)
+    probs[0] = 1.0                                 # outside the content box: background, certain
+    probs[(slice(None),) + crop] = torch.softmax(logits[0], dim=0).numpy()
     del logits
     t_window = time.perf_counter() - t1
     confidence = np.ones(vol.shape, np.float32)   # outside the found region: background, certain
