@@ -13,7 +13,7 @@ import SimpleITK as sitk
 from orbitai.errors import InputError
 from orbitai.radiomics import RadiomicsProtocol, extract_features
 from orbitai.radiomics.extract import plain_features
-from orbitai.radiomics.shared import SharedExtractor, _wavelet_region, bounding_box
+from orbitai.radiomics.shared import SharedExtractor, _compacted, _wavelet_region, bounding_box
 
 pytest.importorskip("radiomics")
 
@@ -52,6 +52,12 @@ def test_shared_equals_pyradiomics_execute_on_a_phantom_patient(patient):
     mimg = {r: sitk.GetImageFromArray(m.astype(np.uint32)) for r, m in masks.items()}
     crop, _, _ = _wavelet_region(image, mimg, boxes, {})
     assert np.prod(crop.GetSize()) < 0.6 * np.prod(image.GetSize())
+    # and the bilateral ROI's texture ran on its box without the empty planes between the orbits
+    view = _compacted(mimg["ir"], boxes["ir"], gap=2)
+    assert view is not None
+    box_voxels = np.prod(boxes["ir"][1::2] - boxes["ir"][0::2] + 1)
+    assert np.prod(view[1].GetSize()) < 0.7 * box_voxels
+    assert sitk.GetArrayViewFromImage(view[1]).sum() == masks["ir"].sum()
 
 
 def _small(seed: int = 1):
