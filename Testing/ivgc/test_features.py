@@ -237,3 +237,19 @@ def test_forty_phantoms_on_two_dask_workers_give_the_serial_table(tmp_path, caps
     assert tables[0].X.shape == (40, 6 * 660)
     assert tables[0].case_ids == tables[1].case_ids and tables[0].names == tables[1].names
     assert np.array_equal(tables[0].X, tables[1].X)
+
+
+def test_a_running_dask_scheduler_is_used_by_its_address(cohort, tmp_path, capsys):
+    from dask.distributed import LocalCluster
+
+    args = ["ivgc", "features", "--manifest", str(cohort), "--strategies", "ir"]
+    assert _run([*args, "--out", str(tmp_path / "serial.csv"), "--workers", "0"], capsys)[0] == 0
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
+        rc, out, err = _run([*args, "--out", str(tmp_path / "remote.csv"), "--scheduler", cluster.scheduler_address],
+                            capsys)
+    assert rc == 0, err
+    a, b = WideTable.from_csv(tmp_path / "serial.csv"), WideTable.from_csv(tmp_path / "remote.csv")
+    assert a.names == b.names and np.array_equal(a.X, b.X)
+    rc, out, err = _run([*args, "--out", str(tmp_path / "x.csv"), "--scheduler", "tcp://127.0.0.1:9"], capsys)
+    assert rc == 2 and "Cannot reach the Dask scheduler at tcp://127.0.0.1:9" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "x.csv").exists()

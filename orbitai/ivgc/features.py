@@ -313,7 +313,7 @@ def _run_dask(todo: Sequence[str], inputs: Mapping[str, tuple[Path, Path]], stra
         logging.getLogger("distributed").setLevel(logging.WARNING)
     if scheduler is not None:
         try:
-            client = Client(scheduler, timeout="20s")
+            client = Client(scheduler, timeout="10s")
         except (OSError, TimeoutError, ValueError) as exc:
             raise InputError(f"Cannot reach the Dask scheduler at {scheduler}: {one_line(exc)}") from exc
         cluster = None
