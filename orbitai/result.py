@@ -20,7 +20,7 @@ from typing import Any, Callable, ClassVar, Iterable, Literal, Optional, TypeVar
 
 from orbitai.errors import ResultError, UserError
 from orbitai.io import Volume, VolumeError, read_volume
-from orbitai.staging import staged_folder
+from orbitai.staging import check_writable, staged_folder
 
 RESULT_FILE = "result.json"
 R = TypeVar("R", bound="TaskResult")
@@ -28,7 +28,7 @@ R = TypeVar("R", bound="TaskResult")
 
 def check_out_dir(out_dir: str | os.PathLike) -> Path:
     """Refuse, before any work, an ``--out`` folder that cannot be created (a file in its place or
-    on its path) with one clear line; returns it as a Path."""
+    on its path) or written (`orbitai.staging.check_writable`) with one clear line; returns it as a Path."""
     out = Path(out_dir)
     for p in (out, *out.parents):
         if p.exists():
@@ -36,6 +36,7 @@ def check_out_dir(out_dir: str | os.PathLike) -> Path:
                 what = "is a file" if p == out else f"lies below the file {p}"
                 raise UserError(f"The output folder {out} {what}; --out takes a folder.")
             break
+    check_writable(out)
     return out
 
 
@@ -73,7 +74,10 @@ def check_outputs(out_dir: str | os.PathLike, inputs: Iterable[str | os.PathLike
             if _inside(src, path):
                 raise UserError(f"Writing {path.name} to {path.parent} would overwrite the input {given}; "
                                 "choose another output folder.")
-    return check_out_dir(out)
+    check_out_dir(out)
+    if beside or replaces_folder:   # work files and the replaced folder's stage go beside OUT
+        check_writable(out, beside=True)
+    return out
 
 
 def previous_files(folder: Path) -> list[str]:

@@ -22,9 +22,10 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Optional
 
-__all__ = ["staged_folder", "DISK_FULL", "disk_full", "disk_full_error", "write_failure"]
+__all__ = ["staged_folder", "training_folder", "trim_epoch_log", "check_writable", "stage_parent",
+           "DISK_FULL", "disk_full", "disk_full_error", "write_failure"]
 
 #: errno values that mean "no room to write": a full disk, a file-size limit, a full quota.
 DISK_FULL = frozenset(e for e in (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", None)) if e is not None)
@@ -69,17 +70,53 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
+def stage_parent(out: Path) -> Optional[Path]:
+    """Where `staged_folder` puts its hidden folder for ``out`` (absolute): beside it, or inside an existing
+    ``out`` whose parent cannot be written (a home folder); None when neither can be written."""
+    if out.exists():   # its entries are replaced: it must be writable; the stage goes beside it if it can
+        if not os.access(out, os.W_OK | os.X_OK):
+            return None
+        return out.parent if os.access(out.parent, os.W_OK | os.X_OK) else out
+    existing = next(p for p in out.parents if p.exists())
+    return out.parent if os.access(existing, os.W_OK | os.X_OK) else None
+
+
+def check_writable(out: str | os.PathLike, beside: bool = False) -> None:
+    """Refuse, before any work, an output folder that cannot be written (no permission to create it or to
+    write in it; with ``beside``, also to write next to it: work folders, a replaced bundle's stage): one
+    `UserError` naming it and what to do."""
+    from orbitai.errors import UserError
+
+    path = Path(out).absolute()
+    ancestor = next(p for p in path.parents if p.exists())
+    if not ancestor.is_dir() or (path.exists() and not path.is_dir()):
+        return   # a file on the path: creating the folder says "Not a directory"
+    where: Optional[Path] = None
+    if beside and not os.access(ancestor, os.W_OK | os.X_OK):
+        where = ancestor
+    elif stage_parent(path) is None:
+        where = path if path.exists() else ancestor
+    if where is not None:
+        raise UserError(f"The output folder {out} cannot be written: no permission to write in {where}; "
+                        "choose another --out or change that folder's permissions.")
+
+
 @contextlib.contextmanager
 def staged_folder(out: str | os.PathLike, replaces: Iterable[str] = (), last: Iterable[str] = ()) -> Iterator[Path]:
-    """Yield a fresh hidden folder beside ``out``; move its content into ``out`` only if the block succeeds."""
+    """Yield a fresh hidden folder beside ``out`` (inside an existing ``out`` whose parent cannot be written);
+    move its content into ``out`` only if the block succeeds. An ``out`` that cannot be written at all is a
+    `UserError` (`check_writable`) before the block runs; parent folders made for ``out`` go on failure."""
     given = Path(out)   # named in errors as the user gave it
     out = given.absolute()
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(out))
-    if not out.parent.exists():
+    check_writable(given)
+    created = next((p for p in reversed([out.parent, *out.parent.parents]) if not p.exists()), None)
+    if created is not None:
         out.parent.mkdir(parents=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=stage_parent(out) or out.parent))
     last = list(last)
+    done = False
     try:
         yield stage
         if not out.exists():
@@ -87,12 +124,14 @@ def staged_folder(out: str | os.PathLike, replaces: Iterable[str] = (), last: It
             os.umask(umask)
             os.chmod(stage, 0o777 & ~umask)  # mkdtemp creates 0700; give the usual permissions
             os.replace(stage, out)
+            done = True
             return
         for name in sorted(replaces, key=lambda n: n not in last):  # e.g. the old manifest goes first
             _remove(out / name)
         for item in sorted(stage.iterdir(), key=lambda p: p.name in last):
             _remove(out / item.name)
             os.replace(item, out / item.name)
+        done = True
     except OSError as exc:
         if not disk_full(exc):
             raise
@@ -100,3 +139,61 @@ def staged_folder(out: str | os.PathLike, replaces: Iterable[str] = (), last: It
     finally:
         if stage.exists():
             shutil.rmtree(stage, ignore_errors=True)
+        if not done and created is not None:   # parent folders made for OUT go too, if still empty
+            for p in [out.parent, *out.parent.parents]:
+                if not p.is_relative_to(created):
+                    break
+                with contextlib.suppress(OSError):
+                    p.rmdir()
+
+
+@contextlib.contextmanager
+def training_folder(work: str | os.PathLike, beside: Iterable[str | os.PathLike] = (),
+                    checkpoint: str = "checkpoint.pt") -> Iterator[Path]:
+    """A training's work folder ``work`` (checkpoint, caches, logs) for the duration of the block.
+
+    On success it stays (a later run resumes from it). On any failure, ``KeyboardInterrupt`` included
+    (Ctrl-C; `orbitai.cli` raises it on SIGTERM too), what this run created is removed -- the folder and
+    the ``beside`` files that did not exist before -- unless the folder now holds ``checkpoint``: a
+    training interrupted after an epoch keeps that checkpoint (and says so on stdout) so that the same
+    command resumes from it. A folder that existed before (an earlier run's) is never removed.
+    """
+    work = Path(work)
+    created = not work.exists()
+    new_beside = [Path(b) for b in beside if not Path(b).exists()]
+    try:
+        yield work
+    except BaseException:
+        kept: Optional[Path] = work / checkpoint if (work / checkpoint).is_file() else None
+        if created and kept is None:
+            shutil.rmtree(work, ignore_errors=True)
+            for b in new_beside:
+                with contextlib.suppress(OSError):
+                    b.unlink()
+        elif created and kept is not None:
+            print(f"kept the checkpoint {kept}: run the same command again to resume from it, "
+                  f"or delete {work} to start over", flush=True)
+        raise
+
+
+def trim_epoch_log(path: str | os.PathLike, keep_below: int, column: str = "epoch") -> None:
+    """Keep in the per-epoch CSV ``path`` only the rows whose ``column`` is below ``keep_below`` (rewritten
+    atomically): a training resumed from a checkpoint redoes any epoch logged after that checkpoint (an
+    interrupt between the row and the checkpoint), and must not log it twice."""
+    import csv
+
+    path = Path(path)
+    if not path.is_file():
+        return
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        fields, rows = reader.fieldnames, list(reader)
+    kept = [r for r in rows if r.get(column, "").isdigit() and int(r[column]) < keep_below]
+    if fields is None or len(kept) == len(rows):
+        return
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(kept)
+    os.replace(tmp, path)

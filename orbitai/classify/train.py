@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from orbitai.checkpoint import resume, save_checkpoint
+from orbitai.staging import trim_epoch_log
 from orbitai.classify.data import (LABEL, ArrayDataset, Batch, ClassificationDataset, Sample, check_inputs,
                                    collate, input_names)
 from orbitai.errors import InputError
@@ -180,6 +181,7 @@ def _train(model: torch.nn.Module, train: ClassificationDataset, settings: Train
     if start is None:
         start = 0
         csv_path.unlink(missing_ok=True)
+    trim_epoch_log(csv_path, start)   # rows of epochs after the checkpoint are redone, not logged twice
     fields = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
     t_start = time.perf_counter()
     last: dict = {}

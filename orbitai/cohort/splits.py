@@ -1,12 +1,15 @@
 """Cohort splits, all deterministic for a seed, all by index into the caller's list.
 
-* :func:`kfold_split` / :func:`split_by_case`: the splits the segmentation and TAO recipes use;
+* :func:`kfold_split`: the segmentation recipe's folds; :func:`stratified_holdout` /
+  :func:`stratified_kfold`: the TAO recipe's test split and folds of cases, every class on both sides
+  (checked before any work, with the numbers); :func:`split_by_case`: a plain held-out split of whole cases;
 * :func:`grouped_kfold` / :func:`grouped_holdout`: scikit-learn's ``StratifiedGroupKFold`` /
   ``GroupShuffleSplit``, so that every sample of a group (a patient's two eyes, a patient's
   visits) lands on the same side, with the classes balanced across folds when ``y`` is given.
 """
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -95,3 +98,54 @@ def grouped_holdout(groups: Sequence[str], fraction: float, seed: int,
         tr, te = next(GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
                       .split(idx, groups=np.asarray(groups)))
     return sorted(tr.tolist()), sorted(te.tolist())
+
+
+def _class_counts(labels: Sequence[int]) -> str:
+    counts = sorted(Counter(int(v) for v in labels).items())
+    return ", ".join(f"{n} case{'s' if n != 1 else ''} of label {c}" for c, n in counts) or "no cases"
+
+
+def stratified_holdout(labels: Sequence[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """(train, held-out) indices of cases with class ``labels``: ``round(fraction * n)`` cases held out
+    with every class on both sides (scikit-learn's stratified ``train_test_split``, seeded). A cohort too
+    small or a class too rare for that is a `ConfigError` giving the numbers, raised before any work."""
+    from sklearn.model_selection import train_test_split
+
+    n, k = len(labels), len(set(labels))
+    if not 0 < fraction < 1:
+        raise ConfigError(f"--holdout must be a fraction in [0, 1), got {fraction}.")
+    n_held = int(round(fraction * n))
+    counts = Counter(labels)
+    if k < 2 or n_held < k or n - n_held < k or min(counts.values()) < 2:
+        raise ConfigError(f"--holdout {fraction:g} of {n} cases holds out {n_held}; a test split needs each class "
+                          f"on both sides (at least 2 cases of each class, {k if k > 1 else 2} held out and as many "
+                          f"left for training); the manifest has {_class_counts(labels)}. Give more cases, change "
+                          "--holdout, or use --holdout 0 for no test split.")
+    tr, te = train_test_split(list(range(n)), test_size=n_held, stratify=list(labels), random_state=seed)
+    return sorted(tr), sorted(te)
+
+
+def check_stratified_folds(labels: Sequence[int], folds: int) -> None:
+    """Refuse (`ConfigError` with the numbers) ``folds`` folds that cannot each train and validate on every
+    class: a class with fewer cases than folds, or fewer than 2 classes."""
+    counts = Counter(labels)
+    if folds < 2:
+        raise ConfigError(f"--folds must be at least 2 (each fold is evaluated on cases left out), got {folds}.")
+    if len(counts) < 2 or min(counts.values()) < folds:
+        raise ConfigError(f"--folds {folds} needs at least {folds} cases of each of 2 classes, so that every fold "
+                          f"trains and validates on both; the manifest has {_class_counts(labels)}. "
+                          "Give more cases or fewer folds.")
+
+
+def stratified_kfold(labels: Sequence[int], folds: int, fold: int, seed: int) -> tuple[list[int], list[int]]:
+    """(train, validation) indices of ``fold`` (0-based) among ``folds`` stratified folds of cases
+    (scikit-learn's ``StratifiedKFold``, shuffled by ``seed``); checked by `check_stratified_folds`."""
+    from sklearn.model_selection import StratifiedKFold
+
+    check_stratified_folds(labels, folds)
+    if not 0 <= fold < folds:
+        raise ConfigError(f"--fold must be in 0..{folds - 1}.")
+    splits = list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+                  .split(np.zeros(len(labels)), np.asarray(labels)))
+    tr, va = splits[fold]
+    return sorted(tr.tolist()), sorted(va.tolist())

@@ -36,13 +36,16 @@ def _bar(done: int, total: int, message: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from orbitai.bundle import find_bundle
+    from orbitai.bundle.models import find_task_bundle
     from orbitai.device import select_device
+    from orbitai.errors import UserError
     from orbitai.staging import staged_folder
 
+    if args.seed < 0:
+        raise UserError(f"--seed must be 0 or more, got {args.seed}.")
     select_device(args.device)          # refuse a missing device or model before any work
     if args.model:
-        find_bundle(args.model)
+        find_task_bundle(args.model, "segmentation", "a segmentation model")
     out = Path(args.out).resolve()
     t0 = time.perf_counter()
     print(f"OrbitAI demo -> {out}")

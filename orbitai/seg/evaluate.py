@@ -84,8 +84,9 @@ def score_case(pred: np.ndarray, truth: np.ndarray, structures, spacing) -> list
 def evaluate(manifest: str | Path, model: str, out: Path, device: str = "auto", window: str = "overlap",
              progress: Optional[ProgressCallback] = None) -> dict[str, Any]:
     """Segment every case of ``manifest`` with ``model`` and score it against its reference;
-    writes OUTPUT_FILES to ``out``. The manifest, the output folder (never over an input) and every
-    reference (:func:`check_reference`) are checked before the model runs."""
+    writes OUTPUT_FILES to ``out`` (all of them or, on a failure or a cancel, none). The manifest, the output
+    folder (never over an input), the model and every reference (:func:`check_reference`) are checked
+    before the model runs."""
     from orbitai.bundle.models import load_seg_model
     from orbitai.cohort.manifest import read_manifest
     from orbitai.device import select_device
@@ -94,10 +95,14 @@ def evaluate(manifest: str | Path, model: str, out: Path, device: str = "auto", 
     from orbitai.preprocess.checks import looks_like_ct
     from orbitai.result import check_outputs
 
+    from orbitai.bundle.models import find_task_bundle
+    from orbitai.staging import staged_folder
+
     progress = progress or (lambda d, t, m: emit(d, t, m))
     cases = read_manifest(manifest)
     out = check_outputs(out, [manifest, *(p for c in cases for p in (c.image, c.segmentation))], OUTPUT_FILES)
     dev = select_device(device)
+    find_task_bundle(model, "segmentation", "a segmentation model")   # a wrong --model before reading any case
     check_cases(cases, progress)
     first = read_volume(cases[0].image)
     bundle, net, spec = load_seg_model(model, looks_like_ct(first), dev)
@@ -109,7 +114,6 @@ def evaluate(manifest: str | Path, model: str, out: Path, device: str = "auto", 
         for row in score_case(res.labels.array, truth.array, spec.structures, vol.spacing):
             per_case.append({"case_id": c.case_id, **row, "seconds": round(res.seconds, 2)})
         progress(n, len(cases), f"evaluated {c.case_id}")
-    out.mkdir(parents=True, exist_ok=True)
     keys = ["iou", "dice", "sp", "sn", "vs"]
     summary: dict[str, Any] = {"model": bundle.name, "window": window, "cases": len(cases), "per_structure": {}}
     for s in spec.structures:
@@ -120,15 +124,17 @@ def evaluate(manifest: str | Path, model: str, out: Path, device: str = "auto", 
             entry.update(volume_agreement([r["volume_pred_cm3"] for r in rows], [r["volume_true_cm3"] for r in rows]))
         summary["per_structure"][s] = entry
     summary["mean"] = {k: float(np.mean([summary["per_structure"][s][k] for s in spec.structures])) for k in keys}
-    with (out / "per_case.csv").open("w", newline="") as f:
-        rows_out = csv.DictWriter(f, fieldnames=list(per_case[0]))
-        rows_out.writeheader()
-        rows_out.writerows(per_case)
-    with (out / "summary.csv").open("w", newline="") as f:
-        cols = sorted({k for e in summary["per_structure"].values() for k in e})
-        w = csv.writer(f)
-        w.writerow(["structure"] + cols)
-        for s, e in summary["per_structure"].items():
-            w.writerow([s] + [f"{e.get(k, float('nan')):.4f}" for k in cols])
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    # written beside OUT and moved in when complete (summary.json last): a failure leaves no partial report
+    with staged_folder(out, replaces=OUTPUT_FILES, last=["summary.json"]) as work:
+        with (work / "per_case.csv").open("w", newline="") as f:
+            rows_out = csv.DictWriter(f, fieldnames=list(per_case[0]))
+            rows_out.writeheader()
+            rows_out.writerows(per_case)
+        with (work / "summary.csv").open("w", newline="") as f:
+            cols = sorted({k for e in summary["per_structure"].values() for k in e})
+            w = csv.writer(f)
+            w.writerow(["structure"] + cols)
+            for s, e in summary["per_structure"].items():
+                w.writerow([s] + [f"{e.get(k, float('nan')):.4f}" for k in cols])
+        (work / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

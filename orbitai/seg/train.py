@@ -38,6 +38,7 @@ from orbitai.preprocess.intensity import normalise
 from orbitai.progress import ProgressCallback, emit
 from orbitai.seg.configs import SegConfig
 from orbitai.seg.data import resample_pair, to_classes
+from orbitai.staging import training_folder, trim_epoch_log
 
 log = logging.getLogger(__name__)
 
@@ -170,86 +171,90 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, seed: int = 0, folds: in
     log.info("preparing %d cases", len(cases))
     data = prepare(cases, cfg)
     tr, va = [data[i] for i in train_idx], [data[i] for i in val_idx]
-    work.mkdir(parents=True, exist_ok=True)
-    model = build_model(cfg.arch, **cfg.arch_args).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    initial = ({k: v.clone() for k, v in model.state_dict().items()}, copy.deepcopy(opt.state_dict()))
-
-    def apply(ck: dict) -> int:
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        return int(ck["epoch"])
-
-    def reset() -> None:   # a checkpoint that does not fit leaves nothing of itself behind
-        model.load_state_dict(initial[0])
-        opt.load_state_dict(initial[1])
-
-    ckpt_path = work / "checkpoint.pt"
-    start_epoch = (resume_checkpoint(ckpt_path, apply, reset, map_location=device) if resume else None) or 0
-    if start_epoch:
-        log.info("resumed from epoch %d", start_epoch)
     metrics_path = out.parent / f"{out.name}-metrics.csv"
-    header = ["epoch", "train_loss", "seconds"] + [f"val_dice_{s}" for s in cfg.spec.structures]
-    if start_epoch == 0 or not metrics_path.exists():
-        with metrics_path.open("w", newline="") as f:
-            csv.writer(f).writerow(header)
-    t_start = time.perf_counter()
-    total_iters = epochs * cfg.iters_per_epoch
-    model.train()
-    last_val: dict[str, float] = {}
-    if start_epoch >= epochs:
-        log.info("the checkpoint has already run %d of %d epochs", start_epoch, epochs)
-    done_epochs = start_epoch   # what the model has run (a checkpoint may hold more than asked)
-    for epoch in range(start_epoch, epochs):
-        rng = np.random.default_rng([seed, epoch])  # per-epoch stream: identical after a resume
-        decayed = cfg.lr_decay_epoch and epoch + 1 >= cfg.lr_decay_epoch
-        for group in opt.param_groups:  # step schedule, set from the epoch so a resume matches
-            group["lr"] = cfg.lr * (cfg.lr_decay_factor if decayed else 1.0)
-        torch.manual_seed(seed * 100003 + epoch)
-        t0 = time.perf_counter()
-        losses = []
-        for it in range(cfg.iters_per_epoch):
-            xs, ys = [], []
-            for _ in range(cfg.batch_size):
-                p = tr[rng.integers(len(tr))]
-                img, lab = sample_patch(p, cfg.spec.patch_dhw, rng, cfg.fg_prob)
-                img, lab = augment(img, lab, rng, cfg)
-                xs.append(img)
-                ys.append(lab)
-            x = torch.from_numpy(np.stack(xs))[:, None].to(device)
-            y = torch.from_numpy(np.stack(ys)).to(device)
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x), y, cfg.spec.n_classes + 1, cfg.loss)
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
-            done = epoch * cfg.iters_per_epoch + it + 1
-            if it % 5 == 4 or it == cfg.iters_per_epoch - 1:
-                progress(done, total_iters, f"epoch {epoch + 1}/{epochs} loss {np.mean(losses[-5:]):.4f}")
-        if va and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == epochs):
-            last_val = validate(model, va, cfg, device)
-        with metrics_path.open("a", newline="") as f:
-            csv.writer(f).writerow([epoch + 1, f"{np.mean(losses):.5f}", f"{time.perf_counter() - t0:.1f}"]
-                                   + [f"{last_val.get(s, float('nan')):.4f}" for s in cfg.spec.structures])
-        save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1}, ckpt_path)
-        done_epochs = epoch + 1
-        if time_limit_s and time.perf_counter() - t_start > time_limit_s:
-            log.warning("time limit reached after epoch %d", epoch + 1)
-            break
-    meta: dict[str, Any] = {
-        "name": out.name, "version": "0.1.0", "task": "segmentation",
-        "description": cfg.description,
-        "architecture": {"name": cfg.arch, "args": cfg.arch_args},
-        "parameters": count_parameters(model),
-        "input": cfg.spec.to_metadata(),
-        "labels": {str(c): s for c, s in enumerate(cfg.spec.structures, 1)},
-        "training": {"config": cfg.name, "cases": len(tr), "validation_cases": len(va), "seed": seed,
-                     "epochs": done_epochs, "planned_epochs": epochs, "iterations_per_epoch": cfg.iters_per_epoch,
-                     "batch_size": cfg.batch_size, "lr": cfg.lr, "lr_decay_epoch": cfg.lr_decay_epoch,
-                     "lr_decay_factor": cfg.lr_decay_factor, "loss": cfg.loss,
-                     "seconds": round(time.perf_counter() - t_start, 1)},
-        "training_data": training_data or f"{len(tr)} cases",
-        "metrics": {"validation_dice": last_val} if last_val else {},
-    }
-    save_bundle(model.cpu(), out, meta)
+    # a failure or a cancel before the first checkpoint removes the work folder and the metrics file
+    with training_folder(work, beside=[metrics_path]):
+        work.mkdir(parents=True, exist_ok=True)
+        model = build_model(cfg.arch, **cfg.arch_args).to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        initial = ({k: v.clone() for k, v in model.state_dict().items()}, copy.deepcopy(opt.state_dict()))
+
+        def apply(ck: dict) -> int:
+            model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+            return int(ck["epoch"])
+
+        def reset() -> None:   # a checkpoint that does not fit leaves nothing of itself behind
+            model.load_state_dict(initial[0])
+            opt.load_state_dict(initial[1])
+
+        ckpt_path = work / "checkpoint.pt"
+        start_epoch = (resume_checkpoint(ckpt_path, apply, reset, map_location=device) if resume else None) or 0
+        if start_epoch:
+            log.info("resumed from epoch %d", start_epoch)
+        header = ["epoch", "train_loss", "seconds"] + [f"val_dice_{s}" for s in cfg.spec.structures]
+        if start_epoch == 0 or not metrics_path.exists():
+            with metrics_path.open("w", newline="") as f:
+                csv.writer(f).writerow(header)
+        else:   # rows after the checkpoint (an interrupt between row and checkpoint) are redone, not doubled
+            trim_epoch_log(metrics_path, start_epoch + 1)
+        t_start = time.perf_counter()
+        total_iters = epochs * cfg.iters_per_epoch
+        model.train()
+        last_val: dict[str, float] = {}
+        if start_epoch >= epochs:
+            log.info("the checkpoint has already run %d of %d epochs", start_epoch, epochs)
+        done_epochs = start_epoch   # what the model has run (a checkpoint may hold more than asked)
+        for epoch in range(start_epoch, epochs):
+            rng = np.random.default_rng([seed, epoch])  # per-epoch stream: identical after a resume
+            decayed = cfg.lr_decay_epoch and epoch + 1 >= cfg.lr_decay_epoch
+            for group in opt.param_groups:  # step schedule, set from the epoch so a resume matches
+                group["lr"] = cfg.lr * (cfg.lr_decay_factor if decayed else 1.0)
+            torch.manual_seed(seed * 100003 + epoch)
+            t0 = time.perf_counter()
+            losses = []
+            for it in range(cfg.iters_per_epoch):
+                xs, ys = [], []
+                for _ in range(cfg.batch_size):
+                    p = tr[rng.integers(len(tr))]
+                    img, lab = sample_patch(p, cfg.spec.patch_dhw, rng, cfg.fg_prob)
+                    img, lab = augment(img, lab, rng, cfg)
+                    xs.append(img)
+                    ys.append(lab)
+                x = torch.from_numpy(np.stack(xs))[:, None].to(device)
+                y = torch.from_numpy(np.stack(ys)).to(device)
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(model(x), y, cfg.spec.n_classes + 1, cfg.loss)
+                loss.backward()
+                opt.step()
+                losses.append(float(loss.detach()))
+                done = epoch * cfg.iters_per_epoch + it + 1
+                if it % 5 == 4 or it == cfg.iters_per_epoch - 1:
+                    progress(done, total_iters, f"epoch {epoch + 1}/{epochs} loss {np.mean(losses[-5:]):.4f}")
+            if va and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == epochs):
+                last_val = validate(model, va, cfg, device)
+            with metrics_path.open("a", newline="") as f:
+                csv.writer(f).writerow([epoch + 1, f"{np.mean(losses):.5f}", f"{time.perf_counter() - t0:.1f}"]
+                                       + [f"{last_val.get(s, float('nan')):.4f}" for s in cfg.spec.structures])
+            save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1}, ckpt_path)
+            done_epochs = epoch + 1
+            if time_limit_s and time.perf_counter() - t_start > time_limit_s:
+                log.warning("time limit reached after epoch %d", epoch + 1)
+                break
+        meta: dict[str, Any] = {
+            "name": out.name, "version": "0.1.0", "task": "segmentation",
+            "description": cfg.description,
+            "architecture": {"name": cfg.arch, "args": cfg.arch_args},
+            "parameters": count_parameters(model),
+            "input": cfg.spec.to_metadata(),
+            "labels": {str(c): s for c, s in enumerate(cfg.spec.structures, 1)},
+            "training": {"config": cfg.name, "cases": len(tr), "validation_cases": len(va), "seed": seed,
+                         "epochs": done_epochs, "planned_epochs": epochs, "iterations_per_epoch": cfg.iters_per_epoch,
+                         "batch_size": cfg.batch_size, "lr": cfg.lr, "lr_decay_epoch": cfg.lr_decay_epoch,
+                         "lr_decay_factor": cfg.lr_decay_factor, "loss": cfg.loss,
+                         "seconds": round(time.perf_counter() - t_start, 1)},
+            "training_data": training_data or f"{len(tr)} cases",
+            "metrics": {"validation_dice": last_val} if last_val else {},
+        }
+        save_bundle(model.cpu(), out, meta)
     return out

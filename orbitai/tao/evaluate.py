@@ -37,9 +37,12 @@ def evaluate_tao(manifest: str | Path, model: str, out: Path, device="cpu", use_
                  maps: bool = True, progress: Optional[ProgressCallback] = None) -> dict:
     """Predict every case of ``manifest`` (one row per eye) and write the cohort report
     (:data:`REPORT_FILES`) to ``out``. The manifest (each case once, every label 0 or 1) and the
-    output folder (never over an input) are checked before any prediction."""
+    output folder (never over an input) and the model are checked before any prediction; the report is
+    written whole or, on a failure or a cancel, not at all."""
+    from orbitai.bundle.models import DEFAULT_TAO_MODELS, find_task_bundle
     from orbitai.metrics.classification import write_cohort_report
     from orbitai.result import check_outputs
+    from orbitai.staging import staged_folder
 
     cases = read_manifest(manifest, need_segmentation=False)
     truth = [case_label(case) for case in cases]
@@ -47,6 +50,8 @@ def evaluate_tao(manifest: str | Path, model: str, out: Path, device="cpu", use_
         raise InputError(f"All {len(cases)} cases of {Path(manifest).name} have label {truth[0]}; the evaluation "
                          "needs both active (1) and inactive (0) cases.")
     out = check_outputs(out, [manifest, *(p for c in cases for p in (c.image, c.segmentation))], REPORT_FILES)
+    # a wrong --model before any case is read (the names load_tao_model takes: A, B, a bundle name or folder)
+    find_task_bundle(DEFAULT_TAO_MODELS.get(model.upper(), model), "tao_activity", "a TAO activity classifier")
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     for n, (case, y) in enumerate(zip(cases, truth), start=1):
@@ -60,7 +65,9 @@ def evaluate_tao(manifest: str | Path, model: str, out: Path, device="cpu", use_
             rows.append(row)
         if progress:
             progress(n, len(cases), f"{case.case_id}")
-    metrics = write_cohort_report(rows, out, title=f"TAO activity - {model}")
+    # written beside OUT and moved in when complete (metrics.json last): a failure leaves no partial report
+    with staged_folder(out, replaces=REPORT_FILES, last=["metrics.json"]) as work:
+        metrics = write_cohort_report(rows, work, title=f"TAO activity - {model}")
     act = [r["occlusion_mass_on_eom"] for r in rows if r["y_true"] == 1 and "occlusion_mass_on_eom" in r]
     if act:
         metrics["occlusion_mass_on_eom_active_mean"] = float(np.nanmean(act))

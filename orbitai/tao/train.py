@@ -14,12 +14,13 @@ from orbitai.bundle import save_bundle
 from orbitai.checkpoint import SIDECAR_SUFFIX
 from orbitai.classify.train import TrainSettings, predict_proba, train_classifier
 from orbitai.cohort.manifest import Case
-from orbitai.cohort.splits import kfold_split, split_by_case
-from orbitai.errors import InputError
+from orbitai.cohort.splits import check_stratified_folds, stratified_holdout, stratified_kfold
+from orbitai.errors import ConfigError, InputError
 from orbitai.models import build_model, count_parameters
 from orbitai.progress import ProgressCallback, emit
 from orbitai.tao.configs import TaoConfig
-from orbitai.tao.data import EyeSamples, augment, centre_crop, prepare_eyes
+from orbitai.staging import staged_folder, training_folder
+from orbitai.tao.data import EyeSamples, augment, case_label, centre_crop, prepare_eyes
 from orbitai.tao.spec import TaoInputSpec
 
 log = logging.getLogger(__name__)
@@ -73,17 +74,40 @@ def _scores(model, s: EyeSamples, device) -> dict:
 def train_tao(cases: list[Case], cfg: TaoConfig, out: Path, seed: int = 0, holdout: float = 0.2,
               epochs: Optional[int] = None, device="cpu", progress: Optional[ProgressCallback] = None,
               training_data: str = "") -> Path:
-    """Paper protocol: ``holdout`` of the cases set aside as a test split (whole patients), the
-    network trained on the rest; its held-out metrics go into the bundle's metadata, with the
-    schedule actually run (``epochs`` >= 1 overrides the configuration's)."""
+    """Paper protocol: ``holdout`` of the cases set aside as a test split (whole patients, each class on
+    both sides), the network trained on the rest; its held-out metrics go into the bundle's metadata, with
+    the schedule actually run (``epochs`` >= 1 overrides the configuration's). Every option, label and the
+    split are checked before any work; a failure or a cancel before the first checkpoint leaves no work
+    folder (`orbitai.staging.training_folder`)."""
     check_epochs(epochs)
+    held = heldout_cases(cases, holdout, seed)
     out = Path(out)
     work = out.parent / f".{out.name}-training"
     progress = progress or (lambda d, t, m: emit(d, t, m))
     t0 = time.perf_counter()
+    with training_folder(work):
+        return _train_tao(cases, cfg, out, work, held, seed, epochs, device, progress, training_data, t0)
+
+
+def heldout_cases(cases: list[Case], holdout: float, seed: int) -> set[str]:
+    """The case ids of the test split (`stratified_holdout`; none for ``holdout`` 0), every label read
+    (`case_label`); `ConfigError` with the numbers when the cohort cannot be split so."""
+    labels = [case_label(c) for c in cases]
+    if holdout == 0:
+        if len(set(labels)) < 2:
+            raise ConfigError(f"All {len(cases)} cases have label {labels[0] if labels else '?'}; training needs "
+                              "both active (1) and inactive (0) cases.")
+        return set()
+    _, te = stratified_holdout(labels, holdout, seed)
+    return {cases[i].case_id for i in te}
+
+
+def _train_tao(cases: list[Case], cfg: TaoConfig, out: Path, work: Path, held: set[str], seed: int,
+               epochs: Optional[int], device, progress: ProgressCallback, training_data: str, t0: float) -> Path:
     data = prepare_eyes(cases, progress=lambda d, t, m: progress(d, t, f"preprocessing: {m}"),
                         cache=work / "eyes.npz")
-    tr, te = split_by_case(data.case_ids, holdout, seed) if holdout > 0 else (list(range(len(data.y))), [])
+    tr = [i for i, c in enumerate(data.case_ids) if c not in held]
+    te = [i for i, c in enumerate(data.case_ids) if c in held]
     train_set, test_set = data.subset(tr), (data.subset(te) if te else None)
     log.info("%d training eyes, %d held-out eyes", len(tr), len(te))
     model, summary = _fit(train_set, test_set, cfg, work, seed, epochs, device, progress)
@@ -103,19 +127,34 @@ def train_tao(cases: list[Case], cfg: TaoConfig, out: Path, seed: int = 0, holdo
 
 def cross_validate(cases: list[Case], cfg: TaoConfig, out: Path, folds: int = 5, runs: int = 1, seed: int = 0,
                    epochs: Optional[int] = None, device="cpu") -> dict:
-    """k-fold cross-validation over whole cases, repeated ``runs`` times with different seeds;
-    writes ``cv.json`` with per-fold metrics and mean +- SD."""
+    """Stratified k-fold cross-validation over whole cases (every fold trains and validates on both
+    classes), repeated ``runs`` times with different seeds; writes ``cv.json`` with per-fold metrics and
+    mean +- SD, with the eye cache and one work folder per run and fold, into ``out``. Options and labels are
+    checked before any work; everything is written beside ``out`` and moved in when complete, so a failure
+    or a cancel leaves nothing (`orbitai.staging.staged_folder`)."""
+    check_epochs(epochs)
+    labels = [case_label(c) for c in cases]
+    check_stratified_folds(labels, folds)
+    if runs < 1:
+        raise ConfigError(f"--runs must be at least 1, got {runs}.")
+    out = Path(out)
+    earlier = [p.name for p in out.glob("run*_fold*") if p.is_dir()]   # an earlier run's folds are replaced too
+    with staged_folder(out, replaces=[*CV_FILES, *earlier], last=[CV_FILES[0]]) as work:
+        summary = _cross_validate(cases, labels, cfg, work, folds, runs, seed, epochs, device)
+    return summary
+
+
+def _cross_validate(cases: list[Case], labels: list[int], cfg: TaoConfig, out: Path, folds: int, runs: int,
+                    seed: int, epochs: Optional[int], device) -> dict:
     from orbitai.metrics.classification import mean_sd
 
-    check_epochs(epochs)
-    out = Path(out)
     data = prepare_eyes(cases, cache=out / CV_FILES[1])
-    uniq = sorted(set(data.case_ids))
+    ids = [c.case_id for c in cases]
     per_fold = []
     for run in range(runs):
         for fold in range(folds):
-            tr_c, va_c = kfold_split(len(uniq), folds, fold, seed + run)
-            trs = {uniq[i] for i in tr_c}
+            tr_c, _ = stratified_kfold(labels, folds, fold, seed + run)
+            trs = {ids[i] for i in tr_c}
             tr = [i for i, c in enumerate(data.case_ids) if c in trs]
             va = [i for i, c in enumerate(data.case_ids) if c not in trs]
             model, _ = _fit(data.subset(tr), data.subset(va), cfg, out / f"run{run}_fold{fold}", seed + run, epochs,
