@@ -336,4 +336,11 @@ def _run_dask(todo: Sequence[str], inputs: Mapping[str, tuple[Path, Path]], stra
     finally:
         client.close()
         if cluster is not None:
-            cluster.close()
+            dask_log = logging.getLogger("distributed")
+            level = dask_log.level
+            if logging.getLogger().getEffectiveLevel() > logging.DEBUG:   # "still alive, killing" on a busy machine
+                dask_log.setLevel(logging.ERROR)
+            try:
+                cluster.close()
+            finally:
+                dask_log.setLevel(level)

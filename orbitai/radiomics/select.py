@@ -37,6 +37,9 @@ def icc(a: np.ndarray, b: Optional[np.ndarray] = None, form: IccForm = "ICC2") -
     features). ``ICC1``: one-way random; ``ICC2``: two-way random, absolute agreement (the usual
     inter-reader choice for radiomics); ``ICC3``: two-way mixed, consistency. A feature with no
     variance at all gets NaN.
+
+    Written out (two-way ANOVA mean squares) because the Python library that has it, pingouin, is
+    GPL-licensed; tested against Shrout & Fleiss's published worked example.
     """
     x = np.stack([np.asarray(a, float), np.asarray(b, float)], axis=1) if b is not None else np.asarray(a, float)
     if x.ndim == 2:
