@@ -6,7 +6,6 @@ line with nothing written."""
 from __future__ import annotations
 
 import csv
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -101,51 +100,65 @@ def test_dask_gives_the_serial_table(cohort, tmp_path, capsys):
     assert np.array_equal(a.X, b.X)
 
 
-def test_reruns_reuse_the_checksummed_cache(cohort, tmp_path, capsys):
+def test_reruns_keep_the_rows_of_unchanged_cases(cohort, tmp_path, capsys):
     out_csv = tmp_path / "f.csv"
     args = ["ivgc", "features", "--manifest", str(cohort), "--strategies", "mr", "--out", str(out_csv),
             "--workers", "0"]
     rc, out, err = _run(args, capsys)
-    assert rc == 0 and "4 extracted, 0 from" in out, err
+    assert rc == 0 and "4 extracted, 0 kept" in out, err
     first = WideTable.from_csv(out_csv)
+    assert len(first.keys) == 4 and next(csv.reader(out_csv.open()))[:2] == ["case_id", "inputs_sha256"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.csv"]        # no cache left after a complete run
     rc, out, err = _run(args, capsys)
-    assert rc == 0 and "0 extracted, 4 from f.csv.cache/" in out
-    # a damaged cache entry is named in one warning, removed and redone
-    victim = sorted(cache_folder(out_csv).glob("ivgc_0002-*.npz"))[0]
-    victim.write_bytes(victim.read_bytes()[:-20])
-    rc, out, err = _run(args, capsys)
-    assert rc == 0 and "1 extracted, 3 from" in out
-    assert "radiomics case cache" in err and "checksum mismatch" in err
+    assert rc == 0 and "0 extracted, 4 kept from the earlier run" in out
     assert np.array_equal(WideTable.from_csv(out_csv).X, first.X)
-    # another strategy set is other work: not taken from the cache
+    # other strategies are other work
     rc, out, err = _run([*args, "--strategies", "mr", "lr"], capsys)
-    assert rc == 0 and "4 extracted, 0 from" in out
+    assert rc == 0 and "4 extracted, 0 kept" in out
 
 
-def test_a_failed_case_is_named_and_the_others_are_written(cohort, tmp_path, capsys):
+def _manifest_with(cohort: Path, tmp_path: Path, case: int, segmentation: Path | None) -> Path:
     rows = list(csv.DictReader(cohort.open()))
-    broken = tmp_path / "broken.nrrd"
-    from orbitai.cohort.manifest import read_labels
-
-    labels = read_labels(cohort.parent / rows[1]["segmentation"])
-    write_volume(labels.with_array(np.where(labels.array == 10, 0, labels.array).astype(np.uint8)), broken)
-    rows[1]["segmentation"] = str(broken)
     for r in rows:
         for k in ("image", "segmentation"):
-            r[k] = str((cohort.parent / r[k]).resolve()) if not Path(r[k]).is_absolute() else r[k]
+            r[k] = str((cohort.parent / r[k]).resolve())
+    if segmentation is not None:
+        rows[case]["segmentation"] = str(segmentation)
     manifest = tmp_path / "m.csv"
     with manifest.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
+    return manifest
+
+
+def test_a_failed_case_is_named_the_others_written_and_a_rerun_does_only_what_is_missing(cohort, tmp_path, capsys):
+    from orbitai.cohort.manifest import read_labels
+
+    rows = list(csv.DictReader(cohort.open()))
+    labels = read_labels(cohort.parent / rows[1]["segmentation"])
+    broken = tmp_path / "broken.nrrd"
+    write_volume(labels.with_array(np.where(labels.array == 10, 0, labels.array).astype(np.uint8)), broken)
     out = tmp_path / "f.csv"
-    rc, stdout, err = _run(["ivgc", "features", "--manifest", str(manifest), "--out", str(out), "--workers", "0",
-                            "--strategies", "mr"], capsys)
+    args = ["ivgc", "features", "--out", str(out), "--workers", "0", "--strategies", "mr"]
+    rc, stdout, err = _run([*args, "--manifest", str(_manifest_with(cohort, tmp_path, 1, broken))], capsys)
     assert rc == 1
     assert err.strip().splitlines() == [
-        "orbitai ivgc features: case ivgc_0001 failed: Case ivgc_0001: the segmentation broken.nrrd lacks "
-        "medial_rectus_muscle_right (label 10), which ROI strategy 'mr' (medial rectus, both orbits) needs."]
+        "orbitai ivgc features: error: 1 of 4 cases failed: ivgc_0001 (the segmentation broken.nrrd lacks "
+        "medial_rectus_muscle_right (label 10), which ROI strategy 'mr' (medial rectus, both orbits) needs.); "
+        f"the other 3 are in {out}"]
     assert WideTable.from_csv(out).case_ids == ["ivgc_0000", "ivgc_0002", "ivgc_0003"]
+    # the finished cases wait in the checksummed cache; a damaged entry is named in one warning and redone
+    entries = sorted(cache_folder(out).glob("*.npz"))
+    assert len(entries) == 3
+    entries[1].write_bytes(entries[1].read_bytes()[:-20])
+    out.unlink()                                   # the cache alone resumes the run
+    rc, stdout, err = _run([*args, "--manifest", str(_manifest_with(cohort, tmp_path, 1, None))], capsys)
+    assert rc == 0, err
+    assert "2 extracted, 2 kept from the earlier run" in stdout
+    assert "radiomics case cache" in err and "checksum mismatch" in err
+    assert WideTable.from_csv(out).case_ids == [f"ivgc_{i:04d}" for i in range(4)]
+    assert not cache_folder(out).exists()
 
 
 def _one_case(tmp_path: Path, image: Volume, labels: Volume) -> Path:
@@ -207,7 +220,7 @@ def test_a_segmentation_on_another_grid_is_resampled(cohort, tmp_path, capsys):
                          "--workers", "0", "--strategies", "mr"], capsys)
     assert rc == 0, err
     assert WideTable.from_csv(tmp_path / "f.csv").X.shape == (1, 660)
-    shutil.rmtree(cache_folder(tmp_path / "f.csv"))
+    assert not cache_folder(tmp_path / "f.csv").exists()
 
 
 def test_options_are_checked_before_any_work(cohort, tmp_path, capsys):

@@ -10,12 +10,12 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, NoReturn
+from typing import TYPE_CHECKING, Callable, NoReturn, Optional
 
-from orbitai.errors import InputError, UserError, one_line
+from orbitai.errors import InputError, OrbitAIError, UserError, one_line
 
 if TYPE_CHECKING:
-    from orbitai.ivgc.features import CohortRun
+    from orbitai.ivgc.features import CohortRun, WideTable
 
 
 def _strategies_option(p: argparse.ArgumentParser) -> None:
@@ -109,9 +109,9 @@ def _check_out_file(out: str, inputs: list[str | Path | None]) -> Path:
     return path
 
 
-def _extract(manifest: str, out_cache: Path, strategies: list[str], protocol: dict, args: argparse.Namespace,
-             reader: int) -> "tuple[CohortRun, list[str]]":
-    """Run the cohort extraction; returns (CohortRun, failure lines)."""
+def _extract(manifest: str, cache: Path, strategies: list[str], protocol: dict, args: argparse.Namespace,
+             reader: int, previous: "Optional[WideTable]" = None) -> "CohortRun":
+    """Run the cohort extraction (failed cases are in the result)."""
     from orbitai.ivgc.features import SECOND_RATER_COLUMN, cohort_inputs, extract_cohort
     from orbitai.progress import emit
 
@@ -124,11 +124,10 @@ def _extract(manifest: str, out_cache: Path, strategies: list[str], protocol: di
         column = SECOND_RATER_COLUMN if has_second else "segmentation"
         perturb = not has_second
     files, missing = cohort_inputs(manifest, column)
-    run = extract_cohort(files, strategies, protocol, out_cache, workers=_workers(args), scheduler=args.scheduler,
-                         perturb=perturb, progress=emit)
+    run = extract_cohort(files, strategies, protocol, cache, workers=_workers(args), scheduler=args.scheduler,
+                         perturb=perturb, progress=emit, previous=previous)
     run.failed.update(missing)
-    lines = [f"case {cid} failed: {_why(exc)}" for cid, exc in run.failed.items()]
-    return run, lines
+    return run
 
 
 def _why(exc: BaseException) -> str:
@@ -140,19 +139,27 @@ def _why(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
-def _finish_failures(run: "CohortRun", lines: list[str], what: str) -> NoReturn:
-    """No case succeeded: one failure is that case's error (one line); several are listed, then one error."""
+def _failures(run: "CohortRun") -> str:
+    """The failed cases by id with their reasons, on one line."""
+    return "; ".join(f"{cid} ({_why(exc).removeprefix(f'Case {cid}: ')})" for cid, exc in run.failed.items())
+
+
+def _nothing_succeeded(run: "CohortRun") -> NoReturn:
+    """No case succeeded: one failure is that case's own error; several are one line naming each."""
     if len(run.failed) == 1:
         exc = next(iter(run.failed.values()))
-        raise exc if isinstance(exc, InputError) else InputError(_why(exc))
-    for line in lines:
-        print(f"orbitai ivgc {what}: {line}", file=sys.stderr)
-    raise InputError(f"no case succeeded ({len(lines)} failed); nothing written.")
+        raise exc if isinstance(exc, InputError) else OrbitAIError(_why(exc))
+    msg = f"every case failed, nothing written: {_failures(run)}"
+    if all(isinstance(e, InputError) for e in run.failed.values()):
+        raise InputError(msg)
+    raise OrbitAIError(msg)
 
 
 # --------------------------------------------------------------------------------------------- features
 def run_features(args: argparse.Namespace) -> int:
-    from orbitai.ivgc.features import cache_folder
+    import shutil
+
+    from orbitai.ivgc.features import WideTable, cache_folder
     from orbitai.ivgc.rois import parse_strategies
     from orbitai.radiomics.protocol import RadiomicsProtocol
 
@@ -162,19 +169,27 @@ def run_features(args: argparse.Namespace) -> int:
     protocol = RadiomicsProtocol.load(args.protocol).to_dict()
     if not out.parent.exists():
         raise UserError(f"The folder of --out {args.out} does not exist.")
-    cache = cache_folder(out) if args.reader == 1 else out.with_name(out.name + ".reader2.cache")
-    run, lines = _extract(args.manifest, cache, strategies, protocol, args, args.reader)
+    previous = None
+    if out.is_file():     # rows of an earlier run computed from the same inputs are kept
+        try:
+            previous = WideTable.from_csv(out)
+        except InputError:
+            previous = None
+    cache = cache_folder(out)
+    run = _extract(args.manifest, cache, strategies, protocol, args, args.reader, previous)
     table = run.table
     if table is None:
-        _finish_failures(run, lines, "features")
+        _nothing_succeeded(run)
     table.to_csv(out)
-    for line in lines:
-        print(f"orbitai ivgc features: {line}", file=sys.stderr)
     n_feat = len(table.names) // max(1, len(strategies))
     print(f"wrote {out}: {len(table.case_ids)} cases x {len(table.names)} features "
-          f"({len(strategies)} ROI strateg{'y' if len(strategies) == 1 else 'ies'} x {n_feat}); {len(run.computed)} extracted, {len(run.reused)} from "
-          f"{cache.name}/" + (f"; {len(lines)} failed" if lines else ""))
-    return 1 if lines else 0
+          f"({len(strategies)} ROI strateg{'y' if len(strategies) == 1 else 'ies'} x {n_feat}); "
+          f"{len(run.computed)} extracted, {len(run.reused)} kept from the earlier run")
+    if run.failed:   # the finished cases stay in the cache too, for the rerun
+        raise OrbitAIError(f"{len(run.failed)} of {len(run.failed) + len(table.case_ids)} cases failed: "
+                           f"{_failures(run)}; the other {len(table.case_ids)} are in {out}")
+    shutil.rmtree(cache, ignore_errors=True)     # everything is in the output now
+    return 0
 
 
 # --------------------------------------------------------------------------------------------- select
@@ -195,6 +210,7 @@ def run_select(args: argparse.Namespace) -> int:
 
     cases = read_manifest(args.manifest)
     second = SECOND_RATER_COLUMN in cases[0].row
+    cache = None
     if args.repeat:
         repeat = WideTable.from_csv(args.repeat)
         source = f"features of the second segmentation in {args.repeat}"
@@ -202,17 +218,22 @@ def run_select(args: argparse.Namespace) -> int:
         _workers(args)
         protocol = RadiomicsProtocol.load(args.protocol).to_dict()
         cache = cache_folder(args.features).with_name(Path(args.features).name + ".reader2.cache")
-        run, lines = _extract(args.manifest, cache, strategies, protocol, args, reader=2)
+        run = _extract(args.manifest, cache, strategies, protocol, args, reader=2)
         if run.table is None:
-            _finish_failures(run, lines, "select")
-        for line in lines:
-            print(f"orbitai ivgc select: {line}", file=sys.stderr)
+            _nothing_succeeded(run)
+        if run.failed:
+            print(f"orbitai ivgc select: warning: the second segmentation's features failed for {_failures(run)}; "
+                  "the ICC uses the other cases", file=sys.stderr)
         repeat = run.table
         source = ("the manifest's segmentation_2 column (second rater)" if second
                   else f"the first segmentation perturbed: {PERTURBATION}")
     doc = select_cohort(cases, table, repeat, strategies, settings)
     doc["inputs"] = {"manifest": str(args.manifest), "features": str(args.features), "repeat": source}
     write_selection(doc, out)
+    if cache is not None:
+        import shutil
+
+        shutil.rmtree(cache, ignore_errors=True)    # the second segmentation's features are used up
     for name, res in doc["strategies"].items():
         print(f"{name:5s} {res['n_features']} features -> ICC {len(res['icc_kept'])} -> t-test "
               f"{len(res['ttest_kept'])} -> LASSO {len(res['selected'])}: {', '.join(res['selected'][:6])}"

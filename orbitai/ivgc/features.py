@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 #: Manifest column of a second rater's segmentation (reproducibility analysis).
 SECOND_RATER_COLUMN = "segmentation_2"
+#: Column of ``features.csv`` with the digest of what each row was computed from.
+KEY_COLUMN = "inputs_sha256"
 #: Share of the segmentation's labelled volume that must fall inside the image after resampling.
 MIN_OVERLAP = 0.5
 
@@ -97,11 +99,14 @@ def case_features(case_id: str, image: str, segmentation: str, strategies: Seque
 # --------------------------------------------------------------------------------------------- table
 @dataclass
 class WideTable:
-    """Cases x features (``case_id`` then one column per feature), the format of ``features.csv``."""
+    """Cases x features, the format of ``features.csv``: ``case_id``, ``inputs_sha256`` (what the row
+    was computed from: the case's files, strategies, protocol and pyradiomics version; lets a rerun
+    keep the row), then one column per feature. ``keys`` is empty for a table without that column."""
 
     case_ids: list[str]
     names: list[str]
     X: np.ndarray
+    keys: list[str] = field(default_factory=list)
 
     def to_csv(self, path: str | os.PathLike) -> Path:
         """Write atomically (a temporary file beside ``path``, then renamed)."""
@@ -112,9 +117,9 @@ class WideTable:
         try:
             with os.fdopen(fd, "w", newline="") as f:
                 w = csv.writer(f)
-                w.writerow(["case_id", *self.names])
-                for cid, row in zip(self.case_ids, self.X):
-                    w.writerow([cid, *(repr(float(v)) for v in row)])
+                w.writerow(["case_id", *([KEY_COLUMN] if self.keys else []), *self.names])
+                for i, (cid, row) in enumerate(zip(self.case_ids, self.X)):
+                    w.writerow([cid, *([self.keys[i]] if self.keys else []), *(repr(float(v)) for v in row)])
             os.replace(tmp, path)
         finally:
             Path(tmp).unlink(missing_ok=True)
@@ -125,22 +130,29 @@ class WideTable:
         path = Path(path)
         if not path.is_file():
             raise InputError(f"No feature table {path}; write one with 'orbitai ivgc features'.")
-        with path.open(newline="") as f:
-            reader = csv.reader(f)
-            header = next(reader, None)
-            if not header or header[0] != "case_id" or len(header) < 2:
-                raise InputError(f"{path} is not a feature table of 'orbitai ivgc features' (first column case_id, "
-                                 "then one column per feature).")
-            ids, rows = [], []
-            for i, r in enumerate(reader, start=2):
-                if len(r) != len(header):
-                    raise InputError(f"{path} line {i}: {len(r)} values for {len(header)} columns.")
-                try:
-                    rows.append([float(v) for v in r[1:]])
-                except ValueError:
-                    raise InputError(f"{path} line {i}: a value is not a number.") from None
-                ids.append(r[0])
-        return cls(ids, header[1:], np.array(rows, dtype=np.float64).reshape(len(ids), len(header) - 1))
+        try:
+            with path.open(newline="", encoding="utf-8") as f:
+                rows_in = list(csv.reader(f))
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise InputError(f"{path} is not a feature table of 'orbitai ivgc features' ({one_line(exc)}).") from None
+        header = rows_in[0] if rows_in else []
+        skip = 2 if header[1:2] == [KEY_COLUMN] else 1
+        if not header or header[0] != "case_id" or len(header) <= skip:
+            raise InputError(f"{path} is not a feature table of 'orbitai ivgc features' (first column case_id, "
+                             "then one column per feature).")
+        ids, keys, rows = [], [], []
+        for i, r in enumerate(rows_in[1:], start=2):
+            if len(r) != len(header):
+                raise InputError(f"{path} line {i}: {len(r)} values for {len(header)} columns.")
+            try:
+                rows.append([float(v) for v in r[skip:]])
+            except ValueError:
+                raise InputError(f"{path} line {i}: a value is not a number.") from None
+            ids.append(r[0])
+            if skip == 2:
+                keys.append(r[1])
+        n = len(header) - skip
+        return cls(ids, header[skip:], np.array(rows, dtype=np.float64).reshape(len(ids), n), keys)
 
     def columns(self, prefix: str) -> tuple[list[str], np.ndarray]:
         """(names, values) of the features of one ROI strategy (names keep the prefix)."""
@@ -236,11 +248,16 @@ def cohort_inputs(manifest: str | os.PathLike, column: str = "segmentation") -> 
 def extract_cohort(cases: Sequence[CaseFiles], strategies: Sequence[str], protocol: Mapping[str, Any],
                    cache: Optional[Path], workers: int = 2, scheduler: Optional[str] = None,
                    perturb: bool = False, progress: Optional[Callable[[int, int, str], None]] = None,
-                   bar: bool = True) -> CohortRun:
+                   bar: bool = True, previous: Optional[WideTable] = None) -> CohortRun:
     """Features of every case with ``workers`` Dask worker processes (``0``: in this process, no
-    Dask), or on the cluster at ``scheduler``. Cases cached in ``cache`` with the same inputs and
-    settings are reused; failures are collected in the result, not raised."""
+    Dask), or on the cluster at ``scheduler``. A case whose row in ``previous`` (the last output)
+    or whose entry in ``cache`` was computed from the same inputs and settings is reused; every
+    finished case is stored in ``cache`` at once (so an interrupted run resumes); failures are
+    collected in the result, not raised."""
     run = CohortRun(table=None)
+    earlier: dict[str, tuple[str, np.ndarray]] = {}
+    if previous is not None and previous.keys:
+        earlier = {c: (k, x) for c, k, x in zip(previous.case_ids, previous.keys, previous.X)}
     inputs = {c.case_id: (c.image, c.segmentation) for c in cases}
     results: dict[str, dict[str, float]] = {}
     keys: dict[str, str] = {}
@@ -251,7 +268,11 @@ def extract_cohort(cases: Sequence[CaseFiles], strategies: Sequence[str], protoc
         except OSError as exc:
             run.failed[cid] = InputError(f"Case {cid}: {exc.strerror or one_line(exc)}: {exc.filename}")
             continue
-        hit = _cached(_cache_file(cache, cid), keys[cid]) if cache is not None else None
+        hit = None
+        if cid in earlier and earlier[cid][0] == keys[cid] and previous is not None:
+            hit = dict(zip(previous.names, (float(v) for v in earlier[cid][1])))
+        elif cache is not None:
+            hit = _cached(_cache_file(cache, cid), keys[cid])
         if hit is not None:
             results[cid] = hit
             run.reused.append(cid)
@@ -299,7 +320,8 @@ def extract_cohort(cases: Sequence[CaseFiles], strategies: Sequence[str], protoc
             if list(results[cid]) != names:    # cannot happen with one protocol; guards a stale cache
                 run.failed[cid] = InputError(f"Case {cid}: other features than case {order[0]}.")
         order = [c for c in order if c not in run.failed]
-        run.table = WideTable(order, names, np.array([[results[c][n] for n in names] for c in order], np.float64))
+        run.table = WideTable(order, names, np.array([[results[c][n] for n in names] for c in order], np.float64),
+                              [keys[c] for c in order])
     return run
 
 
