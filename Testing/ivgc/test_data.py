@@ -155,3 +155,16 @@ def test_preprocessing_cache_gives_the_same_input(cases, tmp_path):
     files[0].write_bytes(files[0].read_bytes()[:100])
     x3, _ = cached.load(0)
     assert np.array_equal(x0, x3)
+
+
+def test_roi_only_keeps_the_muscles_alone(cases):
+    image, labels = read_volume(cases[0].image), cases[0].labels()
+    plain, crop = preprocess(image, labels, MR_LR)
+    masked, crop2 = preprocess(image, labels, MR_LR, roi_only=True)
+    assert crop == crop2 and masked.shape == plain.shape
+    kept = masked != 0
+    # what is kept is the plain input there (z-scored over the whole box); the rest is 0
+    assert np.array_equal(masked[kept], plain[kept])
+    assert 0.005 < kept.mean() < 0.5
+    mask = roi_mask(labels, MR_LR)
+    assert crop.to_volume(kept[0].astype(np.float32)).array[mask].mean() > 0.8   # kept voxels lie on the ROI
