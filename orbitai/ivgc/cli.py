@@ -109,6 +109,21 @@ def _check_out_file(out: str, inputs: list[str | Path | None]) -> Path:
     return path
 
 
+def _refuse_input_as_out(out: Path, manifest: str) -> None:
+    """Refuse an --out that is one of the manifest's images or segmentations (before any work)."""
+    from orbitai.cohort.manifest import read_manifest
+
+    if not out.exists():
+        return
+    target = out.resolve()
+    for case in read_manifest(manifest, need_segmentation=False):
+        second = case.row.get("segmentation_2") or ""
+        paths = [case.image, case.segmentation, (Path(manifest).parent / second) if second else None]
+        for q in paths:
+            if q is not None and q.exists() and q.resolve() == target:
+                raise UserError(f"--out {out} is case {case.case_id}'s input; give another file name.")
+
+
 def _extract(manifest: str, cache: Path, strategies: list[str], protocol: dict, args: argparse.Namespace,
              reader: int, previous: "Optional[WideTable]" = None) -> "CohortRun":
     """Run the cohort extraction (failed cases are in the result)."""
@@ -167,8 +182,9 @@ def run_features(args: argparse.Namespace) -> int:
     out = _check_out_file(args.out, [args.manifest])
     _workers(args)
     protocol = RadiomicsProtocol.load(args.protocol).to_dict()
-    if not out.parent.exists():
+    if not out.parent.is_dir():
         raise UserError(f"The folder of --out {args.out} does not exist.")
+    _refuse_input_as_out(out, args.manifest)
     previous = None
     if out.is_file():     # rows of an earlier run computed from the same inputs are kept
         try:
