@@ -18,8 +18,9 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from orbitai.cli import main
+from orbitai.cli import build_parser, main
 from orbitai.io import Volume, write_volume
+from orbitai.phantoms.cohort import KINDS as PHANTOM_KINDS
 
 SEED = 14
 
@@ -45,12 +46,14 @@ def _pools(d: Path) -> dict[str, dict[str, list[str | None]]]:
     outs = [str(d / "out"), str(d / "img.nrrd"), str(d / "m.csv"), str(d / "file"), str(d / "file" / "o"),
             str(d / "folder"), str(d / "o.nrrd"), str(d)]
     devices = [None, "cpu", "tpu", "cuda:99", "mps", ""]
+    tables = [str(d / "table.csv"), str(d / "m.csv"), str(d / "img.nrrd"), str(d / "folder"), str(d / "file" / "t.csv"),
+              str(d / "new" / "t.json")]
     ints = ["0", "1", "-1", "2", "99999999999", "x", "1.5"]
     return {
         "info": {"--device": devices},
         "seg configs": {},
         "tao configs": {},
-        "phantom": {"kind": ["tao", "orbit-ct", "weather"], "--n": [None, "1", "0", "-2", "10001", "x"],
+        "phantom": {"kind": [*PHANTOM_KINDS, "weather"], "--n": [None, "1", "0", "-2", "10001", "x"],
                     "--seed": [None, "0", "-5", "x"], "--out": outs, "--montage-cases": [None, "0", "-1", "x"]},
         "seg predict": {"image": files, "--out": outs, "--device": devices,
                         "--model": [None, "nope", "tao_network_b_demo", str(d / "folder")],
@@ -70,8 +73,35 @@ def _pools(d: Path) -> dict[str, dict[str, list[str | None]]]:
                       "--seed": [None, *ints], "--device": devices},
         "tao cv": {"--manifest": manifests, "--folds": [None, *ints], "--runs": [None, *ints],
                    "--epochs": [None, *ints], "--seed": [None, *ints], "--out": outs, "--device": devices},
-        "demo": {"--device": ["tpu", "cuda:99", "mps"], "--out": outs},   # a failing demo only (a real one takes minutes)
+        "demo": {"--device": ["tpu", "cuda:99", "mps"], "--out": outs, "--seed": [None, "0", "-1", "x"],
+                 "--model": [None, "nope", "tao_network_b_demo"]},   # a failing demo only (a real one takes minutes)
+        # --out is a file (CSV/JSON); no Dask cluster here (--workers 0 or invalid): the contract is the command's
+        "ivgc features": {"--manifest": manifests, "--out": tables, "--strategies": [None, "sr", "all", "nope"],
+                          "--reader": [None, "1", "2", "3"], "--workers": ["0", "-1", "x"],
+                          "--protocol": [None, "ivgc", "nope", str(d / "m.csv")]},
+        "ivgc select": {"--manifest": manifests, "--features": [str(d / "m.csv"), str(d / "missing.csv"),
+                                                               str(d / "bin.csv"), str(d / "folder")],
+                        "--repeat": [None, str(d / "m.csv"), str(d / "missing.csv")], "--out": tables,
+                        "--icc": [None, "0.75", "2", "-1", "x"], "--alpha": [None, "0.05", "0", "1.5"],
+                        "--lasso": [None, "logistic", "ridge"], "--cv": [None, "5", "1", "0", "x"],
+                        "--seed": [None, *ints], "--workers": ["0", "-1"]},
     }
+
+
+def _commands(parser=None, prefix: str = "") -> set[str]:
+    """Every runnable command of the ``orbitai`` parser ('seg predict', 'info', ...)."""
+    import argparse
+
+    parser = parser or build_parser()
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        return {prefix.strip()}
+    return {c for name, sub in subs[0].choices.items() for c in _commands(sub, f"{prefix} {name}")}
+
+
+def test_every_command_is_drawn(tmp_path):
+    """The property test covers every command the parser offers (a new command needs its pools here)."""
+    assert _commands() == set(_pools(tmp_path))
 
 
 def draw(rng: random.Random, d: Path) -> list[str]:
