@@ -143,12 +143,13 @@ def send(run: Run, sig: int) -> None:
 # ------------------------------------------------------------------------------------------- inputs
 @pytest.fixture(scope="module")
 def cohorts(tmp_path_factory) -> Path:
-    """Two tiny phantom cohorts shared by every case: ``seg`` (2 orbital CTs) and ``tao`` (4 T2 MRIs)."""
+    """Tiny phantom cohorts shared by every case: ``seg`` (2 orbital CTs), ``tao`` (4 T2 MRIs), ``ivgc`` (3)."""
     from orbitai.phantoms.cohort import write_cohort
 
     d = tmp_path_factory.mktemp("cancel_inputs")
     write_cohort("orbit-ct", 2, 0, d / "seg", montage_cases=0)
     write_cohort("tao", 4, 0, d / "tao", montage_cases=0)
+    write_cohort("ivgc", 3, 0, d / "ivgc", montage_cases=0)
     return d
 
 
@@ -202,9 +203,16 @@ COMMANDS: dict[str, tuple[list[str], Callable[[Run, Path], bool]]] = {
     "phantom tao": (["phantom", "tao", "--n", "50", "--out", "C"], progress(r"^PROGRESS 1/50 ")),
     "phantom ivgc": (["phantom", "ivgc", "--n", "50", "--out", "C"], progress(r"^PROGRESS 1/50 ")),
     "phantom brain-flair": (["phantom", "brain-flair", "--n", "50", "--out", "C"], progress(r"^PROGRESS 1/50 ")),
+    # the first case's radiomics extracted (one process: --workers 0); its per-case cache is the resume state
+    "ivgc features": (["ivgc", "features", "--manifest", "{in}/ivgc/manifest.csv", "--strategies", "all",
+                       "--workers", "0", "--out", "F.csv"], progress(r"^PROGRESS 1/3 ")),
     # the child 'seg predict' runs
     "demo": (["demo", "--out", "X", "--device", "cpu"], child_started("seg predict")),
 }
+
+#: What a cancelled command keeps on purpose: its resume state (finished cases of ``ivgc features``, each a
+#: checksummed file and its ``.sha256``; a rerun reuses them), nothing else.
+RESUME_STATE = {"ivgc features": re.compile(r"^F\.csv\.cache(/[\w.-]+\.npz(\.sha256)?)?$")}
 
 #: Cases run under ``-m slow`` only. Each command keeps a SIGINT and a SIGTERM case in the default suite,
 #: except the three that take over 10 s to get working (they keep SIGINT; SIGTERM takes the same path:
@@ -244,7 +252,9 @@ def test_cancel_leaves_no_process_and_no_file(cohorts, tmp_path, name, sig):
     assert not [cmd for _, state, cmd in processes(group=run.proc.pid).values() if state != "Z"], \
         "processes were left in the command's process group"
     assert not naming(tmp_path) and not naming(cohorts), "processes were left running"
-    assert sorted(run_dir.iterdir()) == [], "files were left in the run folder"
+    kept = RESUME_STATE.get(name)
+    left = [str(p.relative_to(run_dir)) for p in run_dir.rglob("*")]
+    assert [p for p in left if kept is None or not kept.match(p)] == [], "files were left in the run folder"
     assert [p for p in tmpdir.iterdir() if not TORCH_CACHE.match(p.name)] == [], "files were left in the TMPDIR"
     assert listing(cohorts) == before, "the inputs changed"
 
