@@ -27,6 +27,7 @@ def test_paper_and_demo_recipes():
         assert (s.lr, s.lr_after, s.batch_size) == (1e-3, 1e-3, 16) and s.decay_epoch == s.epochs
         assert s.conv_weight_decay == s.fc_weight_decay == 0.0
         assert cfg.folds == 5 and cfg.test_fraction == 0.2 and cfg.shape == TARGET_SHAPE == (32, 128, 128)
+        assert cfg.roi_only
         assert cfg.augment.noise_std > 0 and cfg.augment.rotate_deg > 0 and cfg.augment.zoom != (1.0, 1.0)
         if name.startswith("paper"):
             assert s.epochs == 100 and cfg.width == 1.0
@@ -78,7 +79,8 @@ def test_demo_trains_two_epochs(tiny_cohort, tmp_path, name, one_thread):
         vectors["clinical"] = IVGC_CLINICAL.parse_rows([c.row for c in tiny_cohort])
     # a quarter of the paper's input size per axis keeps the default suite fast (the networks pool globally);
     # the full 128 x 128 x 32 input is timed by the demo-epoch measurement in orbitai.ivgc.configs
-    ds = IvgcImageDataset.from_cases(tiny_cohort, MR_LR, vectors=vectors or None, shape=(8, 32, 32))
+    ds = IvgcImageDataset.from_cases(tiny_cohort, MR_LR, vectors=vectors or None, shape=(8, 32, 32),
+                                     roi_only=cfg.roi_only)
     torch.manual_seed(0)
     net = cfg.build(5)
     if cfg.uses_radiomics:

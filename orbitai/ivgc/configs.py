@@ -53,6 +53,12 @@ class IvgcConfig:
     shape: tuple[int, int, int] = TARGET_SHAPE
     augment: AugmentSpec = field(default_factory=AugmentSpec)
     dim: int = 64              # RDINet: width of z and of the dynamic mapping (W is dim x dim)
+    #: The network sees the ROI's muscles alone (``orbitai.ivgc.data.preprocess(roi_only=True)``): our
+    #: reading of the paper's four steps "region segmentation, region image cropping, slice image
+    #: selection and intensity normalization". Measured on phantoms (demo ResNet-50, 30 epochs on 60
+    #: cases, tested on 40 others, one thread): AUC 0.80 (95 % CI 0.65-0.94) with it, 0.32 with the
+    #: whole bounding box, whose training loss fell while the held-out accuracy stayed near chance.
+    roi_only: bool = True
 
     @property
     def arch(self) -> str:
