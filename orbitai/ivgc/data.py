@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Mapping, Optional, Sequence
 import numpy as np
 import torch
 
-from orbitai.classify.data import LABEL, FileDataset, Sample
+from orbitai.classify.data import FileDataset, Sample
 from orbitai.cohort.manifest import Case, ManifestError
 from orbitai.errors import InputError
 from orbitai.io import Volume, require_finite, resample_like
@@ -205,10 +205,17 @@ def case_label(case: Case) -> int:
     return int(value)
 
 
+def _path(path: Path) -> np.ndarray:
+    """The dataset's file "reader": the path as a 0-d string array; :meth:`IvgcImageDataset.prepare`
+    reads the MRI and its segmentation together (the crop needs both)."""
+    return np.asarray(str(path))
+
+
 class IvgcImageDataset(FileDataset):
     """Streams IVGC cases: each ``__getitem__`` reads one MRI and its segmentation and returns
     ``{"image": (1, 32, 128, 128), <vectors>..., "case_id", "label"}``; nothing of the cohort is
-    held in memory beyond the per-case vectors (``radiomics``, ``clinical``)."""
+    held in memory beyond the per-case vectors (``radiomics``, ``clinical``). The file columns
+    reach :meth:`prepare` (the :class:`FileDataset` transform) as paths."""
 
     def __init__(self, images: Sequence[str | os.PathLike], segmentations: Sequence[str | os.PathLike],
                  strategy: "str | RoiStrategy", labels: Optional[Sequence[int] | np.ndarray] = None, *,
@@ -216,7 +223,7 @@ class IvgcImageDataset(FileDataset):
                  shape: Sequence[int] = TARGET_SHAPE, margin_mm: float = MARGIN_MM, roi_only: bool = False,
                  cache_dir: Optional[str | os.PathLike] = None):
         super().__init__({"image": images, "segmentation": segmentations}, labels, vectors=vectors,
-                         case_ids=case_ids)
+                         case_ids=case_ids, transform=self.prepare, reader=_path)
         self.strategy = strategy_of(strategy)
         self.shape = tuple(int(n) for n in shape)
         self.margin_mm = float(margin_mm)
@@ -232,38 +239,35 @@ class IvgcImageDataset(FileDataset):
             raise ManifestError(f"Case {missing[0]} has no segmentation; the image input is cropped to the "
                                 "muscles of the manifest's 'segmentation' column.")
         segmentations = [c.segmentation for c in cases if c.segmentation is not None]
-        return cls([c.image for c in cases], segmentations, strategy, [case_label(c) for c in cases] if with_labels else None, vectors=vectors,
+        labels = [case_label(c) for c in cases] if with_labels else None
+        return cls([c.image for c in cases], segmentations, strategy, labels, vectors=vectors,
                    case_ids=[c.case_id for c in cases], **kw)
 
-    def _cache_path(self, index: int) -> Path:
+    def _cache_path(self, image: Path, segmentation: Path) -> Path:
         assert self.cache_dir is not None
-        files = [self.files["image"][index], self.files["segmentation"][index]]
-        key = {"files": [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files],
-               "roi": [self.strategy.name, *self.strategy.values], "shape": self.shape, "margin_mm": self.margin_mm,
-               "roi_only": self.roi_only,
-               "version": PREPROCESS_VERSION}
+        key = {"files": [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in (image, segmentation)],
+               "roi": [self.strategy.name, *self.strategy.values], "shape": self.shape,
+               "margin_mm": self.margin_mm, "roi_only": self.roi_only, "version": PREPROCESS_VERSION}
         digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:24]
         return self.cache_dir / f"{digest}.npz"
 
-    def load(self, index: int) -> tuple[np.ndarray, RoiCrop]:
-        """Case ``index``'s network input and crop (from the cache when there is one)."""
+    def read(self, image: Path, segmentation: Path, who: str) -> tuple[np.ndarray, RoiCrop]:
+        """One case's network input and crop (from the cache when there is one); errors name ``who``."""
         from orbitai.checkpoint import load_arrays, save_arrays
+        from orbitai.ivgc.features import load_case
 
-        cache = self._cache_path(index) if self.cache_dir is not None else None
+        cache = self._cache_path(image, segmentation) if self.cache_dir is not None else None
         if cache is not None:
             z = load_arrays(cache, "IVGC preprocessing cache")
             if z is not None and z["x"].shape == (1, *self.shape):
                 return z["x"], RoiCrop(*(tuple(z[k].tolist()) for k in RoiCrop.__dataclass_fields__))
-        from orbitai.ivgc.features import load_case
-
-        who = self.case_ids[index] if self.case_ids else Path(self.files["image"][index]).name
         # the checks of the radiomics path (3D, finite, MRI not CT, orbit labels, segmentation resampled
         # onto the MRI when it overlaps it): one set of rules for every IVGC model's input
-        sitk_image, label_array = load_case(self.files["image"][index], self.files["segmentation"][index], who)
-        image = Volume.from_sitk(sitk_image)
+        sitk_image, label_array = load_case(image, segmentation, who)
+        mri = Volume.from_sitk(sitk_image)
         try:
-            x, crop = preprocess(image, image.with_array(label_array), self.strategy, self.shape, self.margin_mm,
-                                  self.roi_only)
+            x, crop = preprocess(mri, mri.with_array(label_array), self.strategy, self.shape, self.margin_mm,
+                                 self.roi_only)
         except InputError as exc:
             raise InputError(f"Case {who}: {exc}") from None
         if cache is not None:
@@ -271,13 +275,14 @@ class IvgcImageDataset(FileDataset):
             save_arrays(cache, {"x": x, **{k: np.asarray(v) for k, v in vars(crop).items()}})
         return x, crop
 
-    def __getitem__(self, index: int) -> Sample:
-        x, _ = self.load(index)
-        sample: Sample = {"image": x}
-        if self.vectors is not None:
-            sample.update(self.vectors[index])
-        if self.case_ids is not None:
-            sample["case_id"] = self.case_ids[index]
-        if self.labels is not None:
-            sample[LABEL] = int(self.labels[index])
+    def load(self, index: int) -> tuple[np.ndarray, RoiCrop]:
+        """Case ``index``'s network input and crop."""
+        image = self.files["image"][index]
+        who = self.case_ids[index] if self.case_ids else image.name
+        return self.read(image, self.files["segmentation"][index], who)
+
+    def prepare(self, sample: Sample) -> Sample:
+        """The :class:`FileDataset` transform: the case's file paths become its network input."""
+        image, segmentation = Path(str(sample.pop("image"))), Path(str(sample.pop("segmentation")))
+        sample["image"], _ = self.read(image, segmentation, str(sample.get("case_id") or image.name))
         return sample
