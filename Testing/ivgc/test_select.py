@@ -127,3 +127,23 @@ def test_select_perturbs_the_first_segmentation_without_a_second_rater(tmp_path,
     # the perturbed contours move some features below the ICC threshold, not all
     assert 0 < len(res["icc_kept"]) < res["n_features"] == 660
     assert not (tmp_path / "f.csv.reader2.cache").exists()          # used up: removed
+
+
+def test_select_uses_the_second_raters_column(tmp_path, capsys):
+    manifest = _tiny_cohort(tmp_path / "cohort")
+    lines = manifest.read_text().splitlines()
+    # the second rater drew exactly the first one's contours: every varying feature is perfectly reproducible
+    manifest.write_text("\n".join([lines[0] + ",segmentation_2"] +
+                                  [f"{ln},{ln.split(',')[2]}" for ln in lines[1:]]) + "\n")
+    feats = tmp_path / "f.csv"
+    assert main(["ivgc", "features", "--manifest", str(manifest), "--out", str(feats), "--workers", "0",
+                 "--strategies", "lr"]) == 0, capsys.readouterr().err
+    out = tmp_path / "sel.json"
+    rc = main(["ivgc", "select", "--manifest", str(manifest), "--features", str(feats), "--strategies", "lr",
+               "--cv", "2", "--alpha", "1", "--workers", "0", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    doc = read_selection(out)
+    assert doc["inputs"]["repeat"] == "the manifest's segmentation_2 column (second rater)"
+    table = WideTable.from_csv(feats)
+    varying = int((table.X.std(axis=0) > 0).sum())
+    assert len(doc["strategies"]["lr"]["icc_kept"]) == varying > 600
