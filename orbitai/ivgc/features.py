@@ -97,6 +97,22 @@ def case_features(case_id: str, image: str, segmentation: str, strategies: Seque
 
 
 # --------------------------------------------------------------------------------------------- table
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to a temporary file beside ``path`` and rename it into place: a reader never sees
+    half a file, and a failure leaves the previous one."""
+    import tempfile
+
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
 @dataclass
 class WideTable:
     """Cases x features, the format of ``features.csv``: ``case_id``, ``inputs_sha256`` (what the row
@@ -109,21 +125,15 @@ class WideTable:
     keys: list[str] = field(default_factory=list)
 
     def to_csv(self, path: str | os.PathLike) -> Path:
-        """Write atomically (a temporary file beside ``path``, then renamed)."""
-        import tempfile
+        """Write atomically (:func:`write_text_atomic`)."""
+        import io
 
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", newline="") as f:
-                w = csv.writer(f)
-                w.writerow(["case_id", *([KEY_COLUMN] if self.keys else []), *self.names])
-                for i, (cid, row) in enumerate(zip(self.case_ids, self.X)):
-                    w.writerow([cid, *([self.keys[i]] if self.keys else []), *(repr(float(v)) for v in row)])
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-        return path
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["case_id", *([KEY_COLUMN] if self.keys else []), *self.names])
+        for i, (cid, row) in enumerate(zip(self.case_ids, self.X)):
+            w.writerow([cid, *([self.keys[i]] if self.keys else []), *(repr(float(v)) for v in row)])
+        return write_text_atomic(path, buf.getvalue())
 
     @classmethod
     def from_csv(cls, path: str | os.PathLike) -> "WideTable":

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -141,17 +140,10 @@ def select_cohort(cases: Sequence[Any], table: Any, repeat: Any, strategies: Seq
 
 
 def write_selection(doc: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write the selection JSON atomically (temporary file beside ``path``, then renamed)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=2, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
+    """Write the selection JSON atomically."""
+    from orbitai.ivgc.features import write_text_atomic
+
+    return write_text_atomic(path, json.dumps(doc, indent=2, allow_nan=False) + "\n")
 
 
 def read_selection(path: str | os.PathLike) -> dict[str, Any]:
