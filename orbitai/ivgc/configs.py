@@ -28,7 +28,8 @@ N_CLINICAL = 16
 #: with augmentation and the per-case preprocessing cache (``IvgcImageDataset(cache_dir=...)``), one
 #: torch thread, nice 10, on two CPU cores shared with other jobs (load average 7-10): an epoch took
 #: 13.3 s (ResNet-50), 11.6 s (RDINet) and 13.2 s (RDINet clinical) once cached, 15-54 s for the
-#: first, uncached epoch; about 0.22 s per case and epoch. 50 epochs over a 120-case training
+#: first, uncached epoch; about 0.22 s per case and epoch (at load average 3-4: 6.3-6.8 s per
+#: RDINet (clinical) epoch with roi_only, 0.11 s per case). 50 epochs over a 120-case training
 #: cohort are about 22 minutes. With two torch threads on the same loaded machine the first
 #: ResNet-50 epoch took 147 s (OpenMP threads waiting on each other), so train with one thread
 #: when the cores are shared.
