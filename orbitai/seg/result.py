@@ -1,12 +1,18 @@
 """The result folder of ``orbitai seg predict IMAGE --out DIR`` (written and validated here only).
 
-``DIR/segmentation.seg.nrrd``  the label map in the input's geometry (Slicer segmentation file)
+``DIR/segmentation.seg.nrrd``  the label map in the input's geometry (Slicer segmentation file); for a
+                               DICOM series with gantry tilt or uneven spacing, on the regular grid it
+                               was resampled onto (``acquisition.resampled``), which covers the series
 ``DIR/volumes.csv``            one row per structure and side: label, name, structure, side, voxels, volume_cm3
 ``DIR/uncertainty.nrrd``       1 - max class probability per voxel (when asked for)
 ``DIR/result.json``::
 
     {"task": "segmentation", "model": "orbit_svnet_ct_demo", "device": "cpu", "window": "overlap",
      "seconds": 12.3, "window_seconds": 9.8, "warnings": [],
+     "acquisition": {"source": "dicom", "modality": "CT", "slices": 28, "tilt_deg": [20.0, 20.0],
+                     "slice_gap_mm": {"min": 2.35, "median": 2.35, "max": 4.7},
+                     "resampled": {"size": [...], "spacing": [...], "origin": [...], "direction": [...]},
+                     "values": null, "notes": ["28 DICOM slices with gantry tilt 20.0 degrees ..."]},
      "structures": [{"label": 1, "name": "eyeball_left", "structure": "eyeball", "side": "left",
                      "voxels": 6512, "volume_cm3": 6.51}, ...],
      "files": {"segmentation": "segmentation.seg.nrrd", "volumes": "volumes.csv",
@@ -42,7 +48,7 @@ class SegmentationResult(TaskResult):
     model: str
     warnings: list[str] = field(default_factory=list)
     uncertainty: Optional[Volume] = None
-    info: dict[str, Any] = field(default_factory=dict)   # device, window, seconds, window_seconds
+    info: dict[str, Any] = field(default_factory=dict)   # device, window, seconds, window_seconds, acquisition
 
     task = "segmentation"
 
