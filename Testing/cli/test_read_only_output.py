@@ -98,6 +98,12 @@ COMMANDS = [
     ("tao-cv", ["tao", "cv", "--manifest", "m.csv", "--folds", "2", "--out", "{out}"]),
 ]
 
+#: Commands whose --out is a file (its folder is the read-only one).
+FILE_COMMANDS = [
+    ("ivgc-features", ["ivgc", "features", "--manifest", "m.csv", "--workers", "0", "--out", "{out}"]),
+    ("ivgc-select", ["ivgc", "select", "--features", "f.csv", "--manifest", "m.csv", "--out", "{out}"]),
+]
+
 
 def _listing(d: Path) -> list[str]:
     return sorted(str(p.relative_to(d)) for p in d.rglob("*") if "tmp" not in p.relative_to(d).parts)
@@ -112,6 +118,8 @@ def _cases():
         if name not in ("seg-train", "tao-train"):
             marks = [] if name in ("phantom", "seg-predict") else [pytest.mark.slow]
             yield pytest.param(args, "ro_existing", id=f"{name}-read-only-folder", marks=marks)
+    for name, args in FILE_COMMANDS:
+        yield pytest.param(args, "ro/out.csv", id=f"{name}-file-in-read-only-folder")
 
 
 @pytest.mark.parametrize("args, target", list(_cases()))

@@ -103,6 +103,10 @@ def _check_out_file(out: str, inputs: list[str | Path | None]) -> Path:
     path = Path(out)
     if path.is_dir():
         raise UserError(f"--out {out} is a folder; give a file name.")
+    folder = next(p for p in path.absolute().parents if p.exists())
+    if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"--out {out} cannot be written: no permission to write in {folder}; "
+                        "choose another --out or change that folder's permissions.")
     for i in inputs:
         if i is not None and Path(i).exists() and path.exists() and path.resolve() == Path(i).resolve():
             raise UserError(f"--out {out} is an input of this command; give another file name.")

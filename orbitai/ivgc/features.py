@@ -14,16 +14,19 @@ losing the others. The table (:class:`WideTable`) is one row per case, one colum
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
 import logging
 import os
 import re
+import shutil
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -335,25 +338,62 @@ def extract_cohort(cases: Sequence[CaseFiles], strategies: Sequence[str], protoc
     return run
 
 
+@contextlib.contextmanager
+def _quiet_children() -> Iterator[None]:
+    """Start worker processes with their standard error on the null device (unless -v): a Ctrl-C to the
+    process group stops them too, and Python would print each one's KeyboardInterrupt traceback; a
+    case's error still reaches the parent through its future. (Ignoring or blocking SIGINT instead
+    loses a Ctrl-C given while they start: Dask spawns them from its event-loop thread.)"""
+    if logging.getLogger().getEffectiveLevel() <= logging.DEBUG:
+        yield
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _close_cluster(cluster: Any) -> None:
+    """Close a local cluster (Dask's own log lines are shown only with -v, see `_run_dask`)."""
+    cluster.close()
+
+
 def _run_dask(todo: Sequence[str], inputs: Mapping[str, tuple[Path, Path]], strategies: Sequence[str],
               protocol: Mapping[str, Any], perturb: bool, workers: int, scheduler: Optional[str],
               finished: Callable[[str, Optional[dict[str, float]], Optional[BaseException]], None]) -> None:
-    """Submit every case to a Dask cluster; report each as it completes."""
+    """Submit every case to a Dask cluster; report each as it completes. A local cluster's scratch space
+    (and lock files) live in a temporary folder removed with it."""
+    import dask
     from dask.distributed import Client, LocalCluster, as_completed
 
-    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:   # Dask's INFO lines only in a verbose run
-        logging.getLogger("distributed").setLevel(logging.WARNING)
-    if scheduler is not None:
-        try:
-            client = Client(scheduler, timeout="10s")
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise InputError(f"Cannot reach the Dask scheduler at {scheduler}: {one_line(exc)}") from exc
-        cluster = None
-    else:
-        cluster = LocalCluster(n_workers=max(1, min(workers, len(todo))), threads_per_worker=1, processes=True,
-                               dashboard_address=":0", silence_logs=logging.ERROR)
-        client = Client(cluster)
-    try:
+    with contextlib.ExitStack() as stack:    # closed in reverse: client, cluster, config, scratch folder, log level
+        dask_log = logging.getLogger("distributed")
+        if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+            # Dask's own lines only in a verbose run: its worker errors (with tracebacks) reach each case's
+            # future, and a cancel or a busy machine makes it log "still alive, killing" and the like.
+            stack.callback(dask_log.setLevel, dask_log.level)
+            dask_log.setLevel(logging.CRITICAL)
+        if scheduler is not None:
+            try:
+                client = Client(scheduler, timeout="10s")
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise InputError(f"Cannot reach the Dask scheduler at {scheduler}: {one_line(exc)}") from exc
+        else:
+            scratch = tempfile.mkdtemp(prefix="orbitai-dask-")
+            stack.callback(shutil.rmtree, scratch, ignore_errors=True)
+            stack.enter_context(dask.config.set({"temporary-directory": scratch}))
+            with _quiet_children():
+                cluster = LocalCluster(n_workers=max(1, min(workers, len(todo))), threads_per_worker=1,
+                                       processes=True, dashboard_address=":0", silence_logs=logging.ERROR,
+                                       local_directory=scratch)
+                stack.callback(_close_cluster, cluster)
+            client = Client(cluster)
+        stack.callback(client.close)
         futures = {client.submit(case_features, cid, str(inputs[cid][0]), str(inputs[cid][1]), list(strategies),
                                  dict(protocol), perturb, key=f"ivgc-radiomics-{i}-{cid}", pure=False): cid
                    for i, cid in enumerate(todo)}
@@ -365,14 +405,3 @@ def _run_dask(todo: Sequence[str], inputs: Mapping[str, tuple[Path, Path]], stra
                 finished(cid, None, exc)
             else:
                 finished(cid, value, None)
-    finally:
-        client.close()
-        if cluster is not None:
-            dask_log = logging.getLogger("distributed")
-            level = dask_log.level
-            if logging.getLogger().getEffectiveLevel() > logging.DEBUG:   # "still alive, killing" on a busy machine
-                dask_log.setLevel(logging.ERROR)
-            try:
-                cluster.close()
-            finally:
-                dask_log.setLevel(level)
