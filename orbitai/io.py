@@ -566,11 +566,9 @@ def read_dicom_scan(folder: str | os.PathLike, series_id: str | None = None) -> 
         acq.gaps_mm = (float(gaps.min()), geometry.median_spacing, float(gaps.max()))
     tilt = geometry.tilt_deg()
     acq.tilt_deg = (float(tilt.min()), float(tilt.max())) if len(tilt) else (0.0, 0.0)
-    if geometry.regular():
-        vol = Volume.from_sitk(img)
-    else:
-        vol = _regularised(sitk.GetArrayFromImage(img), geometry, acq)
-    vol = hounsfield_units(vol, geometry.header, acq)
+    vol = hounsfield_units(Volume.from_sitk(img), geometry.header, acq)   # on the stored slices (integers)
+    if not geometry.regular():
+        vol = _regularised(vol.array, geometry, acq)
     if acq.modality:
         vol.metadata["Modality"] = acq.modality
     return vol, acq

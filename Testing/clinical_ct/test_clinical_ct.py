@@ -259,3 +259,24 @@ def test_seg_predict_on_a_tilted_series_returns_the_resampled_grid(tmp_path, cap
     eyes = {r["name"]: r["volume_cm3"] for r in res.volumes if r["structure"] == "eyeball"}
     assert all(4.0 < v < 10.0 for v in eyes.values())
     shutil.rmtree(folder)
+
+
+@pytest.mark.parametrize("encoding", ["offset1024", "window8"])
+def test_values_are_converted_before_a_tilted_series_is_resampled(tmp_path, encoding):
+    case = orbit_case(4, "ct", orientation="axial", size=(112, 112, 72), spacing=(1.0, 1.0, 1.0), oblique=False)
+    hu, _ = read_dicom_scan(write_clinical_series(case, tmp_path / "hu", [2.0] * 9, 15.0, matrix=96,
+                                                  pixel_mm=1.0).folder)
+    vol, acq = read_dicom_scan(write_clinical_series(case, tmp_path / encoding, [2.0] * 9, 15.0, matrix=96,
+                                                     pixel_mm=1.0, encoding=encoding).folder)
+    assert len(acq.notes) == 2 and "converted to Hounsfield units" in acq.notes[0]
+    assert "gantry tilt 15.0 degrees" in acq.notes[1] and vol.same_geometry(hu)
+    if encoding == "offset1024":
+        np.testing.assert_allclose(vol.array, hu.array, atol=1e-3)
+    else:
+        from scipy import ndimage as ndi      # where no value nearby was clipped by the window (-160..240)
+
+        inside = (ndi.minimum_filter(hu.array, 3) > -150) & (ndi.maximum_filter(hu.array, 3) < 230)
+        assert inside.mean() > 0.2
+        err = np.abs(vol.array[inside] - hu.array[inside])     # one 8-bit step (1.57 HU) + the HU rounding
+        assert np.percentile(err, 99.9) <= 400 / 255 + 0.5 and err.max() < 5
+    assert image_is_ct(vol) is True

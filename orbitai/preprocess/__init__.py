@@ -4,6 +4,7 @@
 * :mod:`orbitai.preprocess.intensity`  intensity normalisation (CT window, percentile, z-score)
 * :mod:`orbitai.preprocess.grid`       model grids and resampling onto them
 * :mod:`orbitai.preprocess.bias`       N4 bias-field correction (SimpleITK)
+* :mod:`orbitai.preprocess.slices`     tilted / unevenly spaced slices onto a regular grid; gaps per structure
 
 Task folders (``orbit/``, ``tao/``, ...) combine these; nothing here knows about a task.
 """
