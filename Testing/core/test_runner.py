@@ -1,6 +1,7 @@
 """orbitai.runner: progress streaming, hand-over on success only, cancel kills the child."""
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from pathlib import Path
@@ -55,11 +56,17 @@ def test_interrupted_run_kills_child_and_removes_its_folder(tmp_path):
     import _thread
 
     j = job(["200", "0.05", "{out}"], dest=tmp_path / "out")
-    timer = threading.Timer(0.5, _thread.interrupt_main)
-    timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        j.run()
-    timer.join()
+    # interrupt_main does nothing while SIGINT is ignored (pytest started in the background by a
+    # non-interactive shell): give SIGINT Python's handler for the test's duration.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        timer = threading.Timer(0.5, _thread.interrupt_main)
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            j.run()
+        timer.join()
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert j.proc is not None and j.proc.poll() is not None
     assert not j.tmp.exists()
     assert not (tmp_path / "out").exists()
