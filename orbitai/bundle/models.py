@@ -17,6 +17,9 @@ if TYPE_CHECKING:  # pragma: no cover
 DEFAULT_SEG_MODELS = {"CT": "orbit_svnet_ct_demo", "MR": "orbit_svnet_dr_demo"}
 #: Bundled TAO activity networks by their paper names.
 DEFAULT_TAO_MODELS = {"A": "tao_network_a_demo", "B": "tao_network_b_demo"}
+#: Bundled IVGC-response models by kind (paper 001's Table 2), the radiomics SVM first (the default).
+DEFAULT_IVGC_MODELS = {"svm": "ivgc_svm_demo", "resnet50": "ivgc_resnet50_demo", "rdinet": "ivgc_rdinet_demo",
+                       "rdinet_clinical": "ivgc_rdinet_clinical_demo"}
 
 
 def find_task_bundle(name: str, task: str, what: str) -> Bundle:
@@ -43,3 +46,48 @@ def load_tao_model(name_or_network: str, device: "torch.device | str" = "cpu") -
     name = DEFAULT_TAO_MODELS.get(name_or_network.upper(), name_or_network)
     bundle = find_task_bundle(name, "tao_activity", "a TAO activity classifier")
     return bundle, bundle.load_model(device).eval()
+
+
+def load_ivgc_model(name: Optional[str] = None, device: "torch.device | str" = "cpu") -> "tuple[Bundle, object]":
+    """(bundle, model) of an IVGC-response bundle: a kind of :data:`DEFAULT_IVGC_MODELS`, a bundle name or
+    folder (default ``ivgc_svm_demo``). The model is the scikit-learn pipeline of a radiomics bundle
+    (skops, checksum-verified) or the network of a deep one, in eval mode on ``device``."""
+    key = name or DEFAULT_IVGC_MODELS["svm"]
+    bundle = find_task_bundle(DEFAULT_IVGC_MODELS.get(key, key), "ivgc_response", "an IVGC response model")
+    if bundle.architecture:
+        return bundle, bundle.load_model(device).eval()
+    return bundle, _load_calibrated(bundle)
+
+
+#: scikit-learn types of a Platt-scaled SVM (`orbitai.classify.tabular`: CalibratedClassifierCV) that skops
+#: does not trust by default; plain scikit-learn classes holding arrays only.
+CALIBRATION_TYPES = ("sklearn.calibration._CalibratedClassifier", "sklearn.calibration._SigmoidCalibration")
+
+
+def _load_calibrated(bundle: Bundle) -> object:
+    """The bundle's ``classifier`` (skops), checksum-verified by `Bundle.load_file`'s rules, trusting the
+    calibration types too. (Moving `CALIBRATION_TYPES` into `orbitai.bundle.formats.TRUSTED_TYPES` makes this
+    plain ``bundle.load_file("classifier")``.)"""
+    import skops.io as sio
+
+    from orbitai.bundle.core import sha256_file
+    from orbitai.bundle.formats import TRUSTED_TYPES
+
+    bundle.check_metadata()
+    entry = (bundle.metadata.get("files") or {}).get("classifier") or {}
+    if entry.get("format") != "skops":
+        return bundle.load_file("classifier")      # the shared reader's error for anything else
+    path = bundle.path / str(entry.get("path", ""))
+    if not path.is_file() or sha256_file(path) != entry.get("sha256"):
+        return bundle.load_file("classifier")      # names the missing or corrupt file
+    trusted = [*TRUSTED_TYPES, *CALIBRATION_TYPES]
+    try:
+        untrusted = [t for t in sio.get_untrusted_types(file=path) if t not in trusted]
+        if untrusted:
+            raise BundleError(f"Bundle {bundle.name}: {path.name} holds types that are not trusted: "
+                              f"{', '.join(untrusted)}; it was refused.")
+        return sio.load(path, trusted=trusted)
+    except BundleError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - skops raises many kinds on a malformed file
+        raise BundleError(f"Bundle {bundle.name}: {path.name} cannot be loaded: {exc}") from None

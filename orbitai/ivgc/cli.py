@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, NoReturn, Optional
 
+from orbitai.cli import add_device_option
 from orbitai.errors import InputError, OrbitAIError, UserError, one_line
 
 if TYPE_CHECKING:
@@ -77,12 +78,72 @@ def _add_select(s: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_select)
 
 
+def _model_inputs(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--manifest", required=True, help="CSV with case_id,image,segmentation,label (1 = responder)"
+                                                     "[, the 16 clinical features]")
+    p.add_argument("--features", required=required, help="feature table of 'orbitai ivgc features' for these cases")
+    p.add_argument("--selection", required=required, help="selection of 'orbitai ivgc select' (JSON)")
+
+
+def _add_train(s: argparse._SubParsersAction) -> None:
+    from orbitai.ivgc.train import KINDS
+
+    p = s.add_parser("train", help="train a radiomics (SVM, LogReg, RF) or deep (ResNet-50, RDINet) model; writes a "
+                                   "bundle",
+                     description="Radiomics models: a scikit-learn Pipeline on the selected features of --strategy, "
+                                 "fitted on every case (5-fold CV metrics in the metadata), stored with skops. Deep "
+                                 "models: the --config recipe (demo or paper) with 20 %% of the cases held out "
+                                 "(stratified) for the metadata's held-out metrics; a checkpoint after every epoch "
+                                 "in .<OUT name>-training beside OUT: the same command resumes.")
+    _model_inputs(p, required=False)
+    p.add_argument("--model", required=True, choices=KINDS, help="model kind")
+    p.add_argument("--strategy", default="mrlr", help="ROI strategy (default mrlr, the paper's best)")
+    p.add_argument("--config", default="demo", help="deep models: demo (width 1/8, <= 30 min on 2 CPU cores) or "
+                                                     "paper (full width, 100 epochs), or a name of 'orbitai ivgc "
+                                                     "configs' (default demo)")
+    p.add_argument("--epochs", type=int, help="deep models: override the configuration's number of epochs")
+    p.add_argument("--holdout", type=float, default=0.2, help="deep models: fraction of the cases held out "
+                                                              "(stratified; default 0.2, the paper's 4:1; 0: none)")
+    p.add_argument("--seed", type=int, default=0)
+    add_device_option(p)
+    p.add_argument("--out", required=True, help="bundle folder to write (replaced as a whole)")
+    p.set_defaults(func=run_train)
+
+
+def _add_predict(s: argparse._SubParsersAction) -> None:
+    p = s.add_parser("predict", help="one patient's probability of responding to IVGC; writes result.json, "
+                                     "features.csv, gradcam.nrrd",
+                     description="Writes OUT/result.json (probability of response, call, model, ROI strategy), "
+                                 "OUT/features.csv (the model's selected radiomics features: feature,value,coefficient)"
+                                 " and, for the image models, OUT/gradcam.nrrd on the MRI's grid; nothing is written "
+                                 "on an error.")
+    p.add_argument("image", help="coronal T2 MRI (NRRD/NIfTI file or DICOM folder)")
+    p.add_argument("--segmentation", required=True, help="recti of both orbits (orbit label scheme; label map or "
+                                                         ".seg.nrrd)")
+    p.add_argument("--model", help="a kind (svm, resnet50, rdinet, rdinet_clinical: the bundled demos) or a bundle "
+                                   "name/folder (default ivgc_svm_demo)")
+    p.add_argument("--strategy", help="ROI strategy (default: the model's own; another one is refused)")
+    p.add_argument("--clinical", metavar="FILE.json", help="the 16 clinical features as a JSON object "
+                                                           "{feature: value} (RDINet clinical)")
+    p.add_argument("--no-gradcam", action="store_true", help="skip the Grad-CAM map (image models)")
+    add_device_option(p)
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=run_predict)
+
+
+def _add_configs(s: argparse._SubParsersAction) -> None:
+    p = s.add_parser("configs", help="list the deep-model training configurations")
+    p.set_defaults(func=run_configs)
+
+
 #: Sub-command parser functions, in the order ``orbitai ivgc --help`` lists them.
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_features, _add_select]
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_features, _add_select, _add_train,
+                                                                    _add_predict, _add_configs]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("ivgc", help="IVGC response in thyroid eye disease from coronal T2 MRI: radiomics, selection",
+    p = sub.add_parser("ivgc", help="IVGC response in thyroid eye disease from coronal T2 MRI: radiomics, selection, "
+                                    "train, predict, evaluate",
                        description="Response to intravenous glucocorticoids (Zhang et al., RDINet, paper 001).")
     s = p.add_subparsers(dest="ivgc_command", metavar="<ivgc command>", required=True)
     for add in SUBCOMMANDS:
@@ -259,4 +320,105 @@ def run_select(args: argparse.Namespace) -> int:
               f"{len(res['ttest_kept'])} -> LASSO {len(res['selected'])}: {', '.join(res['selected'][:6])}"
               + (" ..." if len(res["selected"]) > 6 else ""))
     print(f"wrote {out}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- train
+def config_name(model: str, config: str) -> str:
+    """The configuration of a deep ``model``: ``demo``/``paper`` expand to ``demo-<model>``; a full name must
+    be one of that model's configurations."""
+    from orbitai.ivgc.configs import get_config
+
+    key = config.strip().lower().replace("_", "-")
+    name = f"{key}-{model.replace('_', '-')}" if key in ("demo", "paper") else key
+    cfg = get_config(name)
+    if cfg.model != model:
+        raise UserError(f"--config {config} trains {cfg.model}, not --model {model}.")
+    return cfg.name
+
+
+def read_training_inputs(args: argparse.Namespace, need_radiomics: bool) -> tuple[list, object, Optional[dict]]:
+    """(cases with labels checked, feature table or None, selection or None), every file checked first."""
+    from orbitai.cohort.manifest import read_manifest
+    from orbitai.ivgc.features import WideTable
+    from orbitai.ivgc.select import read_selection
+    from orbitai.ivgc.train import case_labels
+
+    if need_radiomics:
+        absent = [o for o, v in (("--features", args.features), ("--selection", args.selection)) if not v]
+        if absent:
+            raise UserError(f"--model {args.model} needs {' and '.join(absent)} (the selected radiomics features).")
+    cases = read_manifest(args.manifest)
+    case_labels(cases)
+    table = WideTable.from_csv(args.features) if args.features else None
+    selection = read_selection(args.selection) if args.selection else None
+    if (table is None) != (selection is None):
+        raise UserError("Give --features and --selection together (or neither, for ResNet-50 alone).")
+    return cases, table, selection
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from orbitai.device import select_device
+    from orbitai.ivgc.rois import parse_strategies
+    from orbitai.ivgc.train import DEEP_KINDS, train_deep, train_radiomics
+    from orbitai.result import check_outputs
+
+    strategy = parse_strategies([args.strategy])[0].name
+    deep = args.model in DEEP_KINDS
+    cfg = config_name(args.model, args.config) if deep else None
+    if args.epochs is not None and args.epochs < 1:
+        raise UserError(f"--epochs must be at least 1, got {args.epochs}.")
+    if not 0.0 <= args.holdout < 1.0:
+        raise UserError(f"--holdout must be a fraction in [0, 1), got {args.holdout}.")
+    if args.seed < 0:
+        raise UserError(f"--seed must be 0 or more, got {args.seed}.")
+    cases, table, selection = read_training_inputs(args, need_radiomics=args.model != "resnet50")
+    name = Path(args.out).name
+    inputs = [args.manifest, args.features, args.selection, *(p for c in cases for p in (c.image, c.segmentation))]
+    check_outputs(args.out, inputs, beside=(f".{name}-training",) if deep else (), replaces_folder=True)
+    data = f"{len(cases)} cases listed in {Path(args.manifest).name}"
+    if deep:
+        assert cfg is not None
+        out = train_deep(cases, table, selection, cfg, strategy, Path(args.out), seed=args.seed,
+                         holdout=args.holdout, epochs=args.epochs, device=select_device(args.device),
+                         training_data=data)
+    else:
+        assert selection is not None    # read_training_inputs refused a radiomics model without one
+        out = train_radiomics(cases, table, selection, args.model, strategy, Path(args.out), seed=args.seed,
+                              training_data=data)
+    print(f"wrote bundle {out}")
+    return 0
+
+
+def run_configs(args: argparse.Namespace) -> int:
+    from orbitai.ivgc.configs import CONFIGS
+
+    for c in CONFIGS.values():
+        print(f"{c.name:<22} {c.model:<16} width {c.width:<5g} epochs {c.settings.epochs:<4} {c.description}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- predict
+def run_predict(args: argparse.Namespace) -> int:
+    from orbitai.device import run_with_fallback, select_device
+    from orbitai.ivgc.predict import predict_ivgc, read_clinical
+    from orbitai.ivgc.result import FEATURES_FILE, GRADCAM_FILE
+    from orbitai.progress import emit
+    from orbitai.result import RESULT_FILE, check_outputs
+
+    out = check_outputs(args.out, [args.image, args.segmentation, args.clinical],
+                        (RESULT_FILE, FEATURES_FILE, GRADCAM_FILE))
+    for what, path in (("image", args.image), ("--segmentation", args.segmentation)):
+        if not Path(path).exists():
+            raise InputError(f"The {what} {path} does not exist.")
+    clinical = read_clinical(args.clinical) if args.clinical else None
+    device = select_device(args.device)
+    pred = run_with_fallback(lambda d: predict_ivgc(args.image, args.segmentation, args.model, args.strategy,
+                                                    clinical, not args.no_gradcam, d, progress=emit), device)
+    pred.result().write(out)     # staged beside OUT, moved into place when complete
+    for w in pred.warnings:
+        print(f"warning: {w}")
+    print(f"P(responder) = {pred.probability:.3f} -> {pred.call} (model {pred.model}, {pred.kind}, ROI "
+          f"{pred.strategy}, {pred.seconds:.1f} s)")
+    print(f"wrote {out}/{RESULT_FILE}")
     return 0

@@ -1,0 +1,209 @@
+"""One patient's probability of responding to IVGC (paper 001) from a coronal T2 MRI, its recti
+segmentation and, for RDINet (clinical), the 16 clinical features; with the selected radiomics
+features' values and, for the image models, a Grad-CAM map on the MRI's grid.
+
+The MRI and segmentation are read once and checked by the rules of the training inputs
+(:func:`orbitai.ivgc.features.load_case`: 3D, finite, MRI not CT, orbit labels, the segmentation
+resampled onto the MRI when it overlaps it, refused when it does not); the ROI strategy's recti must
+all be there (:func:`orbitai.ivgc.rois.strategy_masks`). Radiomics come from the bundle's own
+protocol file, the network input from the bundle's input block, so prediction sees what training saw.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import numpy as np
+
+from orbitai.bundle.core import Bundle
+from orbitai.cohort.manifest import ManifestError
+from orbitai.errors import InputError, UserError
+from orbitai.io import Volume
+from orbitai.ivgc.result import CALLS, FeatureValue, IvgcResult
+from orbitai.ivgc.train import Selected
+from orbitai.progress import ProgressCallback
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IvgcPrediction:
+    probability: float
+    threshold: float
+    model: str
+    kind: str
+    strategy: str
+    clinical_used: bool
+    features: list[FeatureValue]
+    gradcam: Optional[Volume] = None
+    seconds: float = 0.0
+    device: str = "cpu"
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def call(self) -> str:
+        return CALLS[int(self.probability >= self.threshold)]
+
+    def result(self) -> IvgcResult:
+        data = {"probability": round(float(self.probability), 6), "call": self.call, "threshold": self.threshold,
+                "model": self.model, "kind": self.kind, "strategy": self.strategy,
+                "clinical_used": self.clinical_used, "device": self.device, "seconds": round(self.seconds, 3),
+                "warnings": self.warnings}
+        return IvgcResult(data, self.features, self.gradcam)
+
+
+# --------------------------------------------------------------------------------------------- clinical
+def read_clinical(path: str | Path) -> dict[str, Any]:
+    """The ``--clinical`` JSON object ``{feature: value}`` (names of :data:`IVGC_CLINICAL`), unknown names refused."""
+    from orbitai.cohort.clinical import IVGC_CLINICAL
+
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise InputError(f"--clinical {path} cannot be read: {exc.strerror or exc}.") from None
+    except ValueError as exc:
+        raise InputError(f"--clinical {path} is not valid JSON ({exc}).") from None
+    if not isinstance(data, dict):
+        raise InputError(f"--clinical {path} must hold a JSON object {{feature: value}}.")
+    unknown = sorted(set(data) - set(IVGC_CLINICAL.names))
+    if unknown:
+        raise InputError(f"--clinical {path}: unknown clinical feature(s) {', '.join(unknown)}; the features are "
+                         f"{', '.join(IVGC_CLINICAL.names)}.")
+    return data
+
+
+def clinical_vector(values: Mapping[str, Any], fill: Mapping[str, float], source: str = "--clinical"
+                    ) -> tuple[np.ndarray, list[str]]:
+    """The 16 clinical features in schema order, each checked against its range; values missing that
+    may be missing are filled with ``fill`` (the training cohort's). Returns (vector, names filled);
+    missing required values are refused, all of them named."""
+    from orbitai.cohort.clinical import IVGC_CLINICAL
+
+    out, filled, missing = [], [], []
+    for f in IVGC_CLINICAL.features:
+        try:
+            v = f.parse(values.get(f.name), "patient")
+        except ManifestError as exc:
+            raise InputError(str(exc).replace("Case patient, column ", f"{source}: clinical feature ")) from None
+        if v is None:
+            if f.missing == "error" or f.name not in fill:
+                missing.append(f"{f.name} ({f.description}, {f.unit})")
+                continue
+            v = float(fill[f.name])
+            filled.append(f.name)
+        out.append(v)
+    if missing:
+        raise InputError(f"This model needs the 16 clinical features; missing: {'; '.join(missing)}. Give them in "
+                         f"{source} or choose a model without clinical features.")
+    return np.asarray(out, dtype=np.float32), filled
+
+
+# --------------------------------------------------------------------------------------------- prediction
+def bundle_strategy(bundle: Bundle, strategy: Optional[str]) -> str:
+    """The bundle's ROI strategy; another ``strategy`` is refused (the model was trained on one)."""
+    from orbitai.ivgc.rois import parse_strategies
+
+    own = str(bundle.metadata.get("strategy") or "")
+    if strategy is None:
+        return own
+    asked = parse_strategies([strategy])[0].name
+    if asked != own:
+        raise UserError(f"Model {bundle.name} was trained on ROI strategy {own!r}; it cannot predict from "
+                        f"{asked!r}. Leave --strategy out, or choose a model trained on {asked!r}.")
+    return own
+
+
+def predict_ivgc(image: str | Path, segmentation: str | Path, model: Optional[str] = None,
+                 strategy: Optional[str] = None, clinical: Optional[Mapping[str, Any]] = None, gradcam: bool = True,
+                 device: Any = "cpu", progress: Optional[ProgressCallback] = None) -> IvgcPrediction:
+    """Predict one patient (see the module docstring); ``clinical``: ``{feature: value}`` or None."""
+    from orbitai.bundle.models import load_ivgc_model
+    from orbitai.ivgc.features import load_case
+    from orbitai.ivgc.rois import parse_strategies, strategy_masks
+    from orbitai.radiomics.protocol import RadiomicsProtocol
+    from orbitai.radiomics.shared import SharedExtractor
+
+    t0 = time.perf_counter()
+    report = progress or (lambda d, t, m: None)
+    report(0, 5, "loading the model")
+    bundle, net = load_ivgc_model(model, device)
+    meta = bundle.metadata
+    name = bundle_strategy(bundle, strategy)
+    roi = parse_strategies([name])[0]
+    needs_clinical = bool(meta.get("clinical"))
+    warnings: list[str] = []
+    clin = None
+    if needs_clinical:
+        clin, filled = clinical_vector(clinical or {}, meta.get("clinical_fill") or {})
+        if filled:
+            warnings.append(f"clinical values not given, filled with the training cohort's: {', '.join(filled)}")
+    elif clinical:
+        clinical_vector(clinical, {name: 0.0 for name in clinical})   # checked all the same (ranges)
+        warnings.append(f"model {bundle.name} ({meta.get('kind')}) does not use clinical features; they were ignored")
+    report(1, 5, "reading the MRI and the segmentation")
+    sitk_image, labels = load_case(image, segmentation)
+    masks = strategy_masks(labels, [roi], f"The segmentation {Path(segmentation).name}")
+    sel = Selected.from_metadata(meta["selection"]) if meta.get("selection") else None
+    features: list[FeatureValue] = []
+    radiomics = None
+    if sel is not None:
+        report(2, 5, f"radiomics of ROI {name}")
+        protocol = RadiomicsProtocol.from_dict(bundle.load_file("radiomics_protocol"), source=f"bundle {bundle.name}")
+        values = SharedExtractor(protocol).execute(sitk_image, masks)[name]
+        try:
+            radiomics = np.array([values[n.split("_", 1)[1]] for n in sel.names], dtype=np.float64)
+        except KeyError as exc:
+            raise InputError(f"Bundle {bundle.name}: the protocol gives no feature {exc}; the bundle is inconsistent.") from None
+        if not np.isfinite(radiomics).all():
+            bad = [n for n, v in zip(sel.names, radiomics) if not np.isfinite(v)]
+            raise InputError(f"The radiomics feature(s) {', '.join(bad)} are not finite for this segmentation "
+                             "(too few voxels in the ROI?).")
+        linear = bool(meta.get("uses_radiomics", True))     # the LASSO coefficients of the features the model uses
+        features = [FeatureValue(n, float(v), c if linear else None) for n, v, c in zip(sel.names, radiomics, sel.coefficients)]
+    cam = None
+    report(3, 5, "model")
+    if not bundle.architecture:
+        if radiomics is None:
+            raise InputError(f"Bundle {bundle.name} holds a radiomics model without a feature selection.")
+        probability = float(net.predict_proba(radiomics[None])[0, 1])  # type: ignore[attr-defined]
+    else:
+        probability, cam = _deep(bundle, net, sitk_image, labels, roi, radiomics, clin, gradcam, device, report)
+    report(5, 5, "done")
+    return IvgcPrediction(probability, float(meta.get("threshold", 0.5)), bundle.name, str(meta.get("kind")), name,
+                          needs_clinical, features, cam, time.perf_counter() - t0, str(device), warnings)
+
+
+def _deep(bundle: Bundle, net: Any, sitk_image: Any, labels: np.ndarray, roi: Any, radiomics: Optional[np.ndarray],
+          clinical: Optional[np.ndarray], gradcam: bool, device: Any, report: ProgressCallback
+          ) -> tuple[float, Optional[Volume]]:
+    import torch
+
+    from orbitai.classify.data import ArrayDataset
+    from orbitai.classify.train import predict_proba
+    from orbitai.ivgc.data import MARGIN_MM, TARGET_SHAPE, preprocess
+    from orbitai.ivgc.gradcam import grad_cam_on_mri
+
+    spec = bundle.metadata.get("input") or {}
+    mri = Volume.from_sitk(sitk_image)
+    x, crop = preprocess(mri, mri.with_array(labels), roi, tuple(spec.get("shape_array", TARGET_SHAPE)),
+                         float(spec.get("margin_mm", MARGIN_MM)), bool(spec.get("roi_only", False)))
+    inputs: dict[str, np.ndarray] = {"image": x}
+    if "radiomics" in net.input_names:
+        if radiomics is None:
+            raise InputError(f"Bundle {bundle.name}: RDINet needs the selected radiomics, the bundle lists none.")
+        inputs["radiomics"] = radiomics.astype(np.float32)
+    if "clinical" in net.input_names:
+        assert clinical is not None
+        inputs["clinical"] = clinical
+    probability = float(predict_proba(net, ArrayDataset({k: v[None] for k, v in inputs.items()}), device)[0, 1])
+    if not gradcam:
+        return probability, None
+    report(4, 5, "Grad-CAM")
+    target = int(probability >= float(bundle.metadata.get("threshold", 0.5)))
+    with torch.enable_grad():
+        cam = grad_cam_on_mri(net, inputs, crop, target, device)
+    return probability, cam.with_array(np.clip(cam.array, 0.0, 1.0).astype(np.float32))

@@ -1,0 +1,309 @@
+"""Train an IVGC-response model (paper 001) and write a bundle (task ``ivgc_response``).
+
+Two families share one bundle layout (``metadata.json`` + files listed under ``files``, never pickle):
+
+* radiomics models (``svm``, ``logreg``, ``rf``): :func:`orbitai.classify.tabular_classifier` fitted on
+  the selected features of one ROI strategy (``orbitai ivgc select``), stored with skops;
+* deep models (``resnet50``, ``rdinet``, ``rdinet_clinical``): a configuration of
+  :mod:`orbitai.ivgc.configs` trained by :func:`orbitai.classify.fit` (checkpoint after every epoch;
+  rerunning the same command resumes) with a 4:1 stratified holdout of the training cohort
+  (:func:`orbitai.cohort.splits.stratified_holdout`) whose metrics go into the metadata.
+
+Every bundle keeps the ROI strategy, the selection (names, standardisation, LASSO coefficients), the
+radiomics protocol that computed the features, whether the 16 clinical features are needed (with the
+training cohort's fill values for the ones allowed to be missing) and the decision threshold, so that
+:mod:`orbitai.ivgc.predict` recomputes exactly the model's inputs for one patient.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from orbitai.classify.tabular import TABULAR_KINDS
+from orbitai.cohort.manifest import Case
+from orbitai.errors import ConfigError, InputError
+from orbitai.ivgc.configs import MODELS as DEEP_KINDS
+from orbitai.progress import ProgressCallback, emit
+
+log = logging.getLogger(__name__)
+
+#: Every model kind ``orbitai ivgc train --model`` takes, radiomics first.
+KINDS: tuple[str, ...] = (*TABULAR_KINDS, *DEEP_KINDS)
+TASK = "ivgc_response"
+#: Bundle file roles.
+CLASSIFIER_FILE, SELECTION_FILE, PROTOCOL_FILE = "classifier.skops", "selection.json", "radiomics_protocol.json"
+DEFAULT_THRESHOLD = 0.5
+INTENDED_USE = "Demonstration only: trained on synthetic phantoms, not for clinical use."
+
+
+# --------------------------------------------------------------------------------------------- inputs
+@dataclass(frozen=True)
+class Selected:
+    """One ROI strategy's selected radiomics features (``orbitai ivgc select``)."""
+
+    strategy: str
+    names: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coefficients: tuple[float, ...]
+    intercept: float
+
+    @classmethod
+    def from_selection(cls, doc: dict[str, Any], strategy: str, source: str = "the selection") -> "Selected":
+        res = (doc.get("strategies") or {}).get(strategy)
+        if res is None:
+            raise InputError(f"{source} holds no ROI strategy {strategy!r} (it has {', '.join(doc.get('strategies') or {}) or 'none'}); "
+                             f"run 'orbitai ivgc select --strategies {strategy}'.")
+        names = list(res.get("selected") or [])
+        if not names:
+            raise InputError(f"{source}: no feature of ROI strategy {strategy!r} was selected "
+                             f"({res.get('note', 'empty selection')}); a radiomics model needs at least one.")
+        return cls(strategy, tuple(names), tuple(float(res["mean"][n]) for n in names),
+                   tuple(float(res["scale"][n]) for n in names),
+                   tuple(float(res["coefficients"][n]) for n in names), float(res.get("intercept") or 0.0))
+
+    def to_metadata(self) -> dict[str, Any]:
+        return {"strategy": self.strategy, "features": list(self.names), "mean": list(self.mean),
+                "scale": list(self.scale), "coefficients": list(self.coefficients), "intercept": self.intercept}
+
+    @classmethod
+    def from_metadata(cls, block: dict[str, Any]) -> "Selected":
+        return cls(str(block["strategy"]), tuple(block["features"]), tuple(block["mean"]), tuple(block["scale"]),
+                   tuple(block["coefficients"]), float(block.get("intercept", 0.0)))
+
+
+def feature_matrix(table: Any, case_ids: Sequence[str], names: Sequence[str], source: str = "The feature table") -> np.ndarray:
+    """(cases, features) of ``table`` (:class:`orbitai.ivgc.features.WideTable`), refusing missing cases,
+    missing columns and non-finite values by name."""
+    absent = [n for n in names if n not in table.names]
+    if absent:
+        raise InputError(f"{source} lacks the selected feature(s) {absent[:4]}{' ...' if len(absent) > 4 else ''}; "
+                         "extract it with the same protocol and ROI strategies as the selection.")
+    missing = [c for c in case_ids if c not in set(table.case_ids)]
+    if missing:
+        raise InputError(f"{source} has no row for case(s) {', '.join(missing[:6])}"
+                         f"{' ...' if len(missing) > 6 else ''}; run 'orbitai ivgc features' on this manifest.")
+    cols = [table.names.index(n) for n in names]
+    X = np.asarray(table.rows(list(case_ids)), dtype=float)[:, cols]
+    bad = ~np.isfinite(X)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise InputError(f"{source}: case {case_ids[r]} has a non-finite {names[c]}.")
+    return X
+
+
+def clinical_matrix(cases: Sequence[Case]) -> tuple[np.ndarray, dict[str, float]]:
+    """The 16 clinical features of ``cases`` (:data:`orbitai.cohort.clinical.IVGC_CLINICAL`, validated;
+    missing values allowed to be filled get the training cases' median or mode) and the fill values."""
+    from orbitai.cohort.clinical import IVGC_CLINICAL
+
+    raw = IVGC_CLINICAL.parse_rows([c.row for c in cases], [c.case_id for c in cases])
+    fill = IVGC_CLINICAL.fill_values(raw)
+    return IVGC_CLINICAL.impute(raw, fill), fill
+
+
+def case_labels(cases: Sequence[Case]) -> np.ndarray:
+    """Every case's 0/1 label (checked, named) and both classes present."""
+    from orbitai.ivgc.data import case_label
+
+    y = np.array([case_label(c) for c in cases], dtype=int)
+    if len(set(y.tolist())) < 2:
+        raise ConfigError(f"All {len(cases)} cases have label {int(y[0]) if len(y) else '?'}; training needs "
+                          "responders (1) and non-responders (0).")
+    return y
+
+
+def check_epochs(epochs: Optional[int]) -> None:
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
+        raise InputError(f"--epochs must be a whole number of at least 1, got {epochs!r}.")
+
+
+def _cohort(cases: Sequence[Case], y: np.ndarray, data: str) -> dict[str, Any]:
+    return {"cases": len(cases), "responders": int(y.sum()), "non_responders": int(len(y) - y.sum()), "data": data}
+
+
+def _protocol() -> dict[str, Any]:
+    from orbitai.radiomics.protocol import RadiomicsProtocol
+
+    return RadiomicsProtocol.load("ivgc").to_dict()
+
+
+# --------------------------------------------------------------------------------------------- radiomics
+def train_radiomics(cases: Sequence[Case], table: Any, selection: dict[str, Any], kind: str, strategy: str,
+                    out: Path, seed: int = 0, training_data: str = "", protocol: Optional[dict] = None,
+                    cv_folds: int = 5) -> Path:
+    """Fit a ``kind`` pipeline (svm, logreg, rf) on the selected features of ``strategy`` over all
+    ``cases`` and write the bundle ``out``; its stratified ``cv_folds``-fold CV AUC goes into the metadata."""
+    from sklearn.base import clone
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    from orbitai.bundle.core import write_bundle
+    from orbitai.bundle.formats import save_json, save_sklearn
+    from orbitai.classify.tabular import tabular_classifier
+    from orbitai.metrics.classification import binary_classification_metrics
+
+    if kind not in TABULAR_KINDS:
+        raise ConfigError(f"{kind!r} is not a radiomics model; use one of {', '.join(TABULAR_KINDS)}.")
+    t0 = time.perf_counter()
+    y = case_labels(cases)
+    sel = Selected.from_selection(selection, strategy)
+    ids = [c.case_id for c in cases]
+    X = feature_matrix(table, ids, sel.names)
+    model = tabular_classifier(kind, seed)  # type: ignore[arg-type]
+    metrics: dict[str, Any] = {}
+    folds = min(cv_folds, int(np.bincount(y).min()))
+    if folds >= 2:
+        p = cross_val_predict(clone(model), X, y, cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
+                              method="predict_proba")[:, 1]
+        metrics["cv"] = {"folds": folds, **_rounded(binary_classification_metrics(y, p))}
+    model.fit(X, y)
+    p_train = model.predict_proba(X)[:, 1]
+    metrics["training"] = _rounded(binary_classification_metrics(y, p_train))
+    meta = _metadata(out.name, kind, strategy, sel, clinical=False, data=training_data, cohort=_cohort(cases, y, training_data))
+    meta["training"].update({"seed": seed, "minutes": round((time.perf_counter() - t0) / 60, 3)})
+    meta["metrics"] = metrics
+
+    def write(tmp: Path) -> dict[str, Any]:
+        return {"files": {"classifier": save_sklearn(model, tmp / CLASSIFIER_FILE),
+                          "selection": save_json(sel.to_metadata(), tmp / SELECTION_FILE),
+                          "radiomics_protocol": save_json(protocol or _protocol(), tmp / PROTOCOL_FILE)}}
+
+    return write_bundle(out, meta, write).path
+
+
+def _rounded(m: dict[str, Any]) -> dict[str, Any]:
+    keep = ("n", "n_pos", "accuracy", "sensitivity", "specificity", "ppv", "npv", "auc", "auc_ci95")
+    return {k: (round(v, 4) if isinstance(v, float) else [round(float(x), 4) for x in v] if isinstance(v, list) else v)
+            for k, v in m.items() if k in keep}
+
+
+def _metadata(name: str, kind: str, strategy: str, sel: Optional[Selected], clinical: bool, data: str,
+              cohort: dict[str, Any]) -> dict[str, Any]:
+    from orbitai.cohort.clinical import IVGC_CLINICAL
+
+    meta: dict[str, Any] = {
+        "name": name, "version": "1", "task": TASK, "kind": kind,
+        "strategy": strategy,
+        "description": f"IVGC response ({kind}, ROI strategy {strategy}), paper 001",
+        "selection": None if sel is None else sel.to_metadata(),
+        "uses_radiomics": kind != "resnet50",
+        "clinical": clinical, "clinical_features": IVGC_CLINICAL.names if clinical else [],
+        "threshold": DEFAULT_THRESHOLD, "classes": ["non-responder", "responder"],
+        "training": {"cohort": cohort}, "training_data": data, "intended_use": INTENDED_USE}
+    return meta
+
+
+# --------------------------------------------------------------------------------------------- deep
+def train_deep(cases: Sequence[Case], table: Any, selection: Optional[dict[str, Any]], config: str, strategy: str,
+               out: Path, seed: int = 0, holdout: float = 0.2, epochs: Optional[int] = None, device: Any = "cpu",
+               progress: Optional[ProgressCallback] = None, training_data: str = "",
+               num_workers: int = 0) -> Path:
+    """Train the deep configuration ``config`` (:data:`orbitai.ivgc.configs.CONFIGS`) on ``cases`` with
+    ``holdout`` of them (stratified, whole patients) set aside for the metadata's held-out metrics;
+    checkpoints in ``.<out name>-training`` beside ``out`` (rerun to resume; removed when a failure or
+    a cancel comes before the first checkpoint, `orbitai.staging.training_folder`)."""
+    from orbitai.cohort.splits import stratified_holdout
+    from orbitai.ivgc.configs import get_config
+    from orbitai.staging import training_folder
+
+    check_epochs(epochs)
+    cfg = get_config(config)
+    y = case_labels(cases)
+    sel = Selected.from_selection(selection, strategy) if selection is not None else None
+    if cfg.uses_radiomics and sel is None:
+        raise InputError(f"Model {cfg.model} takes the selected radiomics features; give --features and --selection.")
+    ids = [c.case_id for c in cases]
+    radiomics = feature_matrix(table, ids, sel.names) if cfg.uses_radiomics and sel is not None else None
+    clinical, fill = clinical_matrix(cases) if cfg.uses_clinical else (None, {})
+    if holdout:
+        tr, te = stratified_holdout(y.tolist(), holdout, seed)
+    else:
+        tr, te = list(range(len(cases))), []
+    out = Path(out)
+    work = out.parent / f".{out.name}-training"
+    progress = progress or emit
+    t0 = time.perf_counter()
+    with training_folder(work):
+        return _train_deep(cases, y, cfg, strategy, sel, radiomics, clinical, fill, tr, te, out, work, seed,
+                           epochs, device, progress, training_data, num_workers, t0)
+
+
+def _vectors(radiomics: Optional[np.ndarray], clinical: Optional[np.ndarray], idx: Sequence[int]) -> Optional[dict]:
+    v = {}
+    if radiomics is not None:
+        v["radiomics"] = radiomics[list(idx)].astype(np.float32)
+    if clinical is not None:
+        v["clinical"] = clinical[list(idx)].astype(np.float32)
+    return v or None
+
+
+def _train_deep(cases, y, cfg, strategy: str, sel, radiomics, clinical, fill, tr, te, out: Path, work: Path, seed: int,
+                epochs: Optional[int], device, progress: ProgressCallback, training_data: str, num_workers: int,
+                t0: float) -> Path:
+    import torch
+
+    from orbitai.bundle.core import WEIGHTS, sha256_file, write_bundle
+    from orbitai.bundle.formats import save_json
+    from orbitai.classify.train import fit, predict_proba
+    from orbitai.ivgc.data import IvgcImageDataset, ImageAugment
+    from orbitai.metrics.classification import binary_classification_metrics
+    from orbitai.models import count_parameters
+
+    settings = cfg.settings if epochs is None else replace(cfg.settings, epochs=epochs, decay_epoch=epochs)
+
+    def dataset(idx: Sequence[int]) -> IvgcImageDataset:
+        return IvgcImageDataset.from_cases([cases[i] for i in idx], strategy, vectors=_vectors(radiomics, clinical, idx),
+                                           shape=cfg.shape, roi_only=cfg.roi_only, cache_dir=work / "inputs")
+
+    train_set, test_set = dataset(tr), (dataset(te) if te else None)
+    torch.manual_seed(seed)
+    model = cfg.build(len(sel.names) if cfg.uses_radiomics and sel is not None else 0)
+    if cfg.uses_radiomics:
+        parts = [radiomics[tr]] + ([clinical[tr]] if clinical is not None else [])
+        model.set_medical_scaling(np.concatenate(parts, 1))
+    log.info("%s: %d training cases, %d held out", cfg.name, len(tr), len(te))
+    summary = fit(model, train_set, settings, work, val=test_set, augment=ImageAugment(cfg.augment), seed=seed,
+                  device=device, num_workers=num_workers, progress=progress)
+    meta = _metadata(out.name, cfg.model, strategy, sel, cfg.uses_clinical, training_data,
+                     _cohort(cases, y, training_data))
+    meta["architecture"] = cfg.architecture(len(sel.names) if cfg.uses_radiomics and sel is not None else 0)
+    meta["config"] = cfg.name
+    meta["parameters"] = count_parameters(model)
+    meta["input"] = {"roi_only": cfg.roi_only, "shape": [cfg.shape[2], cfg.shape[1], cfg.shape[0]],
+                     "shape_array": list(cfg.shape), "margin_mm": _margin(), "normalisation": "z-score over the box"}
+    if clinical is not None:
+        meta["clinical_fill"] = fill
+    last = summary.get("last_epoch") or {}
+    meta["training"].update({"settings": asdict(settings), "seed": seed, "train_cases": len(tr),
+                             "heldout_cases": len(te), "epochs_run": int(last["epoch"]) + 1 if "epoch" in last
+                             else (settings.epochs if summary.get("finished") else 0),
+                             "minutes": round((time.perf_counter() - t0) / 60, 2), "device": str(device),
+                             "threads": torch.get_num_threads()})
+    if test_set is not None:
+        p = predict_proba(model, test_set, device)[:, 1]
+        meta["metrics"] = {"heldout": _rounded(binary_classification_metrics(y[te], p))}
+    model = model.cpu()
+
+    def write(tmp: Path) -> dict[str, Any]:
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        torch.save(state, tmp / WEIGHTS)
+        files = {"radiomics_protocol": save_json(_protocol(), tmp / PROTOCOL_FILE)}
+        if sel is not None:
+            files["selection"] = save_json(sel.to_metadata(), tmp / SELECTION_FILE)
+        return {"weights_sha256": sha256_file(tmp / WEIGHTS), "files": files}
+
+    path = write_bundle(out, meta, write).path
+    (work / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    return path
+
+
+def _margin() -> float:
+    from orbitai.ivgc.data import MARGIN_MM
+
+    return MARGIN_MM
