@@ -240,6 +240,7 @@ class JobPanelMixin:
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.setupWidgets()
         self.initializeParameterNode()
 
     # ------------------------------------------------------------------ hooks (per module)
@@ -250,6 +251,11 @@ class JobPanelMixin:
     def showResults(self, outputs: Any, inputNode: Any) -> None:
         """Show the outputs of a finished job over the node it started on."""
         raise NotImplementedError
+
+    def setupWidgets(self) -> None:
+        """Called once the ``.ui`` is loaded (``self.ui``) and before the parameter node is connected:
+        add widgets built in code (e.g. a form with ``SlicerPackParameterName`` children) and connect
+        buttons that are not parameters. Nothing by default."""
 
     def whyNotReady(self) -> str:
         """Why Apply cannot run now ("" when it can)."""

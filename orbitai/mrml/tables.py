@@ -10,7 +10,7 @@ import vtk
 
 from orbitai.mrml.scene import MRMLContext
 
-__all__ = ["table_node_from_rows", "rows_from_table_node", "table_column", "column_units"]
+__all__ = ["table_node_from_rows", "rows_from_table_node", "table_column", "column_units", "show_table"]
 
 
 def _is_number(v: Any) -> bool:
@@ -106,3 +106,20 @@ def column_units(node) -> dict[str, str]:
         if unit:
             out[col] = unit
     return out
+
+
+def show_table(ctx: MRMLContext, table_node) -> bool:
+    """Show ``table_node`` in the application's table view (the four-up layout with a table); False
+    headless (no layout manager), where nothing is shown."""
+    try:
+        import slicer
+
+        layout = slicer.app.layoutManager()
+    except (ImportError, AttributeError):
+        return False
+    if layout is None or ctx.app_logic is None:
+        return False
+    layout.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
+    ctx.app_logic.GetSelectionNode().SetActiveTableID(table_node.GetID())
+    ctx.app_logic.PropagateTableSelection()
+    return True

@@ -1,0 +1,283 @@
+"""Logic of the IVGCResponse module: MRML in, MRML out, the prediction in a child process.
+
+No Qt here, so the same code runs inside Slicer and headless (slicer-core) in the tests. The
+shared `orbitai.mrml.jobs.JobLogic` runs the job (``start``, ``finish``, blocking ``run``,
+``load_results``); this module declares its two hooks:
+
+* `IVGCResponseLogic.job_arguments` checks the T2 MRI, the recti segmentation (written as an orbit
+  label map on the MRI's grid; every rectus the ROI strategy needs must be there), the model and the
+  clinical values (`orbitai.cohort.clinical.IVGC_CLINICAL`: numbers inside their plausible ranges,
+  and every required one for a model that uses them), writes them into the job's folder and names
+  the ``orbitai ivgc predict`` command -- nothing starts on a bad value;
+* `IVGCResponseLogic.import_results` reads a ``ivgc predict`` output folder through the core's
+  contract (`orbitai.ivgc.result.IvgcResult`: ``result.json``, ``features.csv``, ``gradcam.nrrd``,
+  all checked first) and adds the result table, the selected-features table and the Grad-CAM
+  overlay. `JobLogic.load_results` wraps it so that a failure leaves the scene as it was.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+from orbitai.cohort.clinical import IVGC_CLINICAL, MISSING_TOKENS
+from orbitai.errors import InputError
+from orbitai.ivgc.rois import STRATEGIES, STRATEGY_NAMES
+from orbitai.mrml.jobs import JobLogic
+
+TASK = "ivgc_response"
+#: The bundled models and their panel labels (paper 001's four models). Other installed IVGC
+#: bundles are offered by name.
+MODELS = {"ivgc_svm_demo": "Radiomics SVM",
+          "ivgc_resnet50_demo": "ResNet-50",
+          "ivgc_rdinet_demo": "RDINet",
+          "ivgc_rdinet_clinical_demo": "RDINet with clinical features"}
+DEFAULT_MODEL = "ivgc_svm_demo"
+#: The paper's best ROI strategy (medial + lateral recti of both orbits).
+DEFAULT_STRATEGY = "mrlr"
+RESULT_TABLE = "IVGC response"
+FEATURES_TABLE = "IVGC radiomics features"
+GRADCAM_NAME = "IVGC Grad-CAM"
+#: Attribute set on every output node: the ID of the MRI it was computed from.
+INPUT_ATTRIBUTE = "OrbitAI.IVGC.InputVolume"
+
+
+@dataclass
+class IVGCOutputs:
+    result_table: Any
+    features_table: Any = None
+    gradcam_node: Any = None
+    result: dict = field(default_factory=dict)      # result.json as read
+
+    def summary(self) -> str:
+        r = self.result
+        text = (f"{MODELS.get(r['model'], r['model'])} on {r['strategy']}: {r['call']} "
+                f"(P(response) = {float(r['probability']):.2f}).")
+        if r.get("warnings"):
+            text += " Warnings: " + " ".join(r["warnings"])
+        return text
+
+
+def clinical_form() -> list[tuple[str, str, str]]:
+    """The clinical form's rows: (feature name, label with its unit, tool tip with the plausible range
+    and whether it may be left empty), in `IVGC_CLINICAL` order."""
+    rows = []
+    for f in IVGC_CLINICAL.features:
+        if f.kind == "binary":
+            allowed = "0 or 1"
+        else:
+            allowed = f"{f.low:g} to {f.high:g}" + (" (whole number)" if f.kind == "integer" else "")
+        empty = "required by models with clinical features" if f.missing == "error" else \
+            f"may be left empty (the model fills in the training cohort's {f.missing})"
+        rows.append((f.name, f"{f.description} ({f.unit})", f"{f.name}: {allowed} {f.unit}; {empty}."))
+    return rows
+
+
+# --------------------------------------------------------------------------- logic
+class IVGCResponseLogic(JobLogic):
+    """Predict the response to intravenous glucocorticoids from an orbital T2 MRI node.
+
+    ``start(input_node, segmentation_node, strategy="mrlr", model=DEFAULT_MODEL, clinical=None,
+    device="auto", gradcam=True)``, ``finish(job)``, ``run(...)`` and ``load_results(folder,
+    input_node)`` come from `JobLogic`."""
+
+    job_title = "IVGC response prediction"
+    requirements = Path(__file__).with_name("requirements.txt")
+
+    # ------------------------------------------------------------------------ models
+    @staticmethod
+    def modelChoices() -> dict[str, str]:
+        """label -> bundle name of every installed IVGC bundle: paper 001's four first, then others by name."""
+        from orbitai.bundle import iter_bundles
+
+        names = {b.name for b in iter_bundles() if b.metadata.get("task") == TASK}
+        known = {label: name for name, label in MODELS.items() if name in names}
+        return known | {name: name for name in sorted(names - set(MODELS))}
+
+    @classmethod
+    def modelLabels(cls) -> list[str]:
+        """The panel's model choices; never empty (the default's label when nothing is installed)."""
+        return list(cls.modelChoices()) or [MODELS[DEFAULT_MODEL]]
+
+    @staticmethod
+    def resolveModel(model: Optional[str]):
+        """The bundle for ``model`` (a panel label, a bundle name or folder); a clear error if missing."""
+        from orbitai.bundle.models import find_task_bundle
+
+        key = (model or DEFAULT_MODEL).strip()
+        name = next((n for n, label in MODELS.items() if label == key), key)
+        return find_task_bundle(name, TASK, "an IVGC response model")
+
+    @staticmethod
+    def needsClinical(bundle) -> bool:
+        """Whether the bundle's model takes the clinical features (its metadata says so)."""
+        return bool(bundle.metadata.get("clinical"))
+
+    # ------------------------------------------------------------------------ checks
+    @staticmethod
+    def check_strategy(strategy: Optional[str]) -> str:
+        key = (strategy or DEFAULT_STRATEGY).strip().lower()
+        if key not in STRATEGIES:
+            raise InputError(f"Unknown ROI strategy {strategy!r}; choose from {', '.join(STRATEGY_NAMES)}.")
+        return key
+
+    @staticmethod
+    def check_clinical(values: Optional[Mapping[str, Any]], required: bool,
+                       fill: Optional[Mapping[str, float]] = None) -> dict[str, float]:
+        """The clinical values given (``{name: number or text}``, empty = not given) as numbers.
+
+        Every value given is checked against `IVGC_CLINICAL` (a number, in its plausible range, 0/1 or
+        a whole number where the feature says so) whatever the model; with ``required`` every feature
+        must be there except those the schema lets be missing and ``fill`` (the bundle's training-cohort
+        values, as ``ivgc predict`` fills them) has a value for. One-line `InputError` naming them otherwise."""
+        values = dict(values or {})
+        unknown = sorted(set(values) - set(IVGC_CLINICAL.names))
+        if unknown:
+            raise InputError(f"Unknown clinical feature(s) {', '.join(unknown)}; the features are "
+                             f"{', '.join(IVGC_CLINICAL.names)}.")
+        out: dict[str, float] = {}
+        missing = []
+        for f in IVGC_CLINICAL.features:
+            raw = values.get(f.name)
+            if raw is None or str(raw).strip().lower() in MISSING_TOKENS:
+                if f.missing == "error" or (fill is not None and f.name not in fill):
+                    missing.append(f"{f.name} ({f.description}, {f.unit})")
+                continue
+            where = f"Case patient, column {f.name!r}"
+            try:
+                out[f.name] = float(f.parse(raw, "patient"))   # the schema's own checks and range message
+            except InputError as exc:
+                raise InputError(f"Clinical feature {f.name!r}{str(exc).removeprefix(where)}") from None
+        if required and missing:
+            raise InputError(f"This model needs the clinical features; missing: {'; '.join(missing)}. "
+                             "Fill them in, or choose a model without clinical features.")
+        return out
+
+    @classmethod
+    def check_choices(cls, model: Optional[str], strategy: Optional[str],
+                      clinical: Optional[Mapping[str, Any]]) -> tuple[Any, str, dict[str, float], bool]:
+        """(bundle, strategy, clinical values, whether the model uses them) for the panel's choices;
+        one-line errors for a model that is not installed, a strategy it was not trained on, or
+        clinical values it cannot use (see `check_clinical`)."""
+        strategy = cls.check_strategy(strategy)
+        values = cls.check_clinical(clinical, required=False)     # typing errors first, whatever the model
+        bundle = cls.resolveModel(model)
+        trained_on = bundle.metadata.get("strategy")
+        if trained_on and trained_on != strategy:
+            raise InputError(f"{MODELS.get(bundle.name, bundle.name)} was trained on ROI strategy {trained_on!r}; "
+                             f"choose {trained_on!r} or another model.")
+        needs = cls.needsClinical(bundle)
+        if needs:
+            cls.check_clinical(clinical, required=True, fill=bundle.metadata.get("clinical_fill") or {})
+        return bundle, strategy, values, needs
+
+    @classmethod
+    def whyNotReady(cls, model: Optional[str], strategy: Optional[str], clinical: Optional[Mapping[str, Any]]) -> str:
+        """Why the panel's choices cannot run ("" when they can): the message of `check_choices`."""
+        from orbitai.errors import OrbitAIError
+
+        try:
+            cls.check_choices(model, strategy, clinical)
+        except OrbitAIError as exc:
+            return str(exc)
+        return ""
+
+    @staticmethod
+    def check_volume(input_node):
+        """The MRI node's voxels as a `Volume` (the child checks what an MRI must be: 3D, finite, not CT)."""
+        from orbitai.mrml import volume_from_volume_node
+
+        if input_node is None or input_node.IsA("vtkMRMLLabelMapVolumeNode"):
+            raise InputError("Select a coronal orbital T2 MRI volume" +
+                             (f"; '{input_node.GetName()}' is a label map." if input_node is not None else "."))
+        return volume_from_volume_node(input_node)
+
+    def recti_labels(self, segmentation_node, input_node, strategy: str):
+        """The recti segmentation as an orbit label map on the MRI's grid, with every rectus (both
+        orbits) that ``strategy`` needs; one-line errors naming the segmentation otherwise."""
+        from orbitai.ivgc.rois import strategy_masks
+        from orbitai.mrml import labels_from_segmentation_node
+        from orbitai.mrml.transaction import temporary_nodes
+
+        if segmentation_node is None:
+            raise InputError("Select the segmentation of the recti of both orbits (or create one with "
+                             "Orbit Segmentation).")
+        if not segmentation_node.IsA("vtkMRMLSegmentationNode"):
+            raise InputError(f"'{segmentation_node.GetName()}' is not a segmentation node.")
+        what = f"Segmentation '{segmentation_node.GetName()}'"
+        try:
+            with temporary_nodes(self.ctx.scene):   # the export adds helper nodes
+                labels = labels_from_segmentation_node(segmentation_node, input_node)
+        except ValueError as exc:
+            raise InputError(f"{what}: {exc}") from None
+        strategy_masks(labels.array, [STRATEGIES[strategy]], what)
+        return labels
+
+    # ------------------------------------------------------------------------ hooks
+    def job_arguments(self, workdir: Path, input_node, segmentation_node=None, strategy: str = DEFAULT_STRATEGY,
+                      model: str = DEFAULT_MODEL, clinical: Optional[Mapping[str, Any]] = None,
+                      device: str = "auto", gradcam: bool = True) -> list[str]:
+        """Start hook: check every input, write them into ``workdir``, name the ``ivgc predict``
+        command. The scene is not changed."""
+        from orbitai.io import write_volume
+
+        vol = self.check_volume(input_node)
+        device = self.check_device(device)
+        labels = self.recti_labels(segmentation_node, input_node, self.check_strategy(strategy))
+        bundle, strategy, values, needs = self.check_choices(model, strategy, clinical)
+        args = ["ivgc", "predict", str(write_volume(vol, workdir / "t2.nrrd")),
+                "--segmentation", str(write_volume(labels, workdir / "recti_labels.nrrd")),
+                "--model", str(bundle.path), "--strategy", strategy, "--device", device, "--out", "{out}"]
+        if needs:
+            path = workdir / "clinical.json"
+            path.write_text(json.dumps(values, indent=2) + "\n")
+            args += ["--clinical", str(path)]
+        if not gradcam:
+            args.append("--no-gradcam")
+        return args
+
+    def import_results(self, result_dir: Path, input_node, **_options: Any) -> IVGCOutputs:
+        """Finish hook: read an ``ivgc predict`` output folder, then add the result table, the
+        selected-features table and the Grad-CAM overlay (all read and checked before the scene is touched)."""
+        from orbitai.ivgc.result import IvgcResult
+        from orbitai.mrml import geometry_of, overlay_node_from_volume, table_node_from_rows
+
+        read = IvgcResult.read(result_dir, geometry_of(input_node))
+        r = read.data
+        threshold = float(r["threshold"])
+        row = {"P(response)": float(r["probability"]), "call": r["call"], "threshold": threshold,
+               "model": r["model"], "kind": r.get("kind", ""), "ROI strategy": r["strategy"],
+               "clinical features": "used" if r.get("clinical_used") else "not used"}
+        nodes = [table_node_from_rows(
+            self.ctx, [row], name=RESULT_TABLE,
+            descriptions={"P(response)": "probability that the patient responds to IVGC",
+                          "call": f"responder when P(response) >= {threshold:g}",
+                          "ROI strategy": STRATEGIES[r["strategy"]].description})]
+        features = None
+        if read.features:
+            features = table_node_from_rows(
+                self.ctx, [(f.name, f.value, f.coefficient) for f in read.features], name=FEATURES_TABLE,
+                columns=["feature", "value", "coefficient"],
+                descriptions={"value": "this patient's value (pyradiomics, ROI prefix)",
+                              "coefficient": "the model's coefficient (empty: the model has none)"})
+            nodes.append(features)
+        gradcam = None
+        if read.gradcam is not None:
+            top = float(read.gradcam.array.max())
+            gradcam = overlay_node_from_volume(self.ctx, read.gradcam, input_node, name=GRADCAM_NAME,
+                                               value_range=(0.0, max(top, 1e-6)),
+                                               threshold=0.05 * top if top > 0 else None)
+            nodes.append(gradcam)
+        for node in nodes:
+            node.SetAttribute(INPUT_ATTRIBUTE, input_node.GetID())
+        return IVGCOutputs(nodes[0], features, gradcam, r)
+
+    def show(self, outputs: IVGCOutputs, input_node) -> None:
+        """Show the Grad-CAM over the MRI (when there is one) and the result table (Slicer app)."""
+        from orbitai.mrml import show_overlay
+        from orbitai.mrml.tables import show_table
+
+        if outputs.gradcam_node is not None:
+            show_overlay(self.ctx, outputs.gradcam_node, input_node, opacity=0.5)
+        show_table(self.ctx, outputs.result_table)
