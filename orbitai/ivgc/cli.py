@@ -131,6 +131,22 @@ def _add_predict(s: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_predict)
 
 
+def _add_evaluate(s: argparse._SubParsersAction) -> None:
+    p = s.add_parser("evaluate", help="paper 001's Table 2 (AUC 95%% CI, ACC, SEN, SPE, PPV, NPV) and Figures 5-6 "
+                                      "of one or more models on a labelled cohort",
+                     description="Writes OUT/predictions.csv, table2.csv, table2.json and roc.png, calibration.png, "
+                                 "decision_curve.png, radar.png; nothing is written on an error.")
+    p.add_argument("--manifest", required=True, help="CSV with case_id,image,segmentation,label[, clinical features]")
+    p.add_argument("--features", help="feature table of these cases ('orbitai ivgc features'; radiomics and RDINet "
+                                      "models)")
+    p.add_argument("--model", nargs="+", required=True, metavar="NAME",
+                   help="kinds (svm, resnet50, rdinet, rdinet_clinical: the bundled demos) or bundle names/folders")
+    p.add_argument("--cohort", default="", help="cohort name in the table and figure titles (e.g. test)")
+    add_device_option(p)
+    p.add_argument("--out", required=True, help="report folder")
+    p.set_defaults(func=run_evaluate)
+
+
 def _add_configs(s: argparse._SubParsersAction) -> None:
     p = s.add_parser("configs", help="list the deep-model training configurations")
     p.set_defaults(func=run_configs)
@@ -138,7 +154,7 @@ def _add_configs(s: argparse._SubParsersAction) -> None:
 
 #: Sub-command parser functions, in the order ``orbitai ivgc --help`` lists them.
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_features, _add_select, _add_train,
-                                                                    _add_predict, _add_configs]
+                                                                    _add_predict, _add_evaluate, _add_configs]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -421,4 +437,19 @@ def run_predict(args: argparse.Namespace) -> int:
     print(f"P(responder) = {pred.probability:.3f} -> {pred.call} (model {pred.model}, {pred.kind}, ROI "
           f"{pred.strategy}, {pred.seconds:.1f} s)")
     print(f"wrote {out}/{RESULT_FILE}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- evaluate
+def run_evaluate(args: argparse.Namespace) -> int:
+    from orbitai.device import select_device
+    from orbitai.ivgc.evaluate import evaluate_ivgc
+    from orbitai.progress import emit
+
+    report = evaluate_ivgc(args.manifest, args.model, Path(args.out), args.features, select_device(args.device),
+                           args.cohort, progress=emit)
+    for row in report["table2"]:
+        print(f"{row['model']:<28} AUC {row['AUC']:.3f} ({row['AUC_CI95_low']:.3f}-{row['AUC_CI95_high']:.3f}) "
+              f"ACC {row['ACC']:.3f} SEN {row['SEN']:.3f} SPE {row['SPE']:.3f} PPV {row['PPV']:.3f} NPV {row['NPV']:.3f}")
+    print(f"wrote {args.out}/table2.csv, table2.json, predictions.csv and the figures")
     return 0

@@ -81,12 +81,13 @@ def clinical_vector(values: Mapping[str, Any], fill: Mapping[str, float], source
     """The 16 clinical features in schema order, each checked against its range; values missing that
     may be missing are filled with ``fill`` (the training cohort's). Returns (vector, names filled);
     missing required values are refused, all of them named."""
-    from orbitai.cohort.clinical import IVGC_CLINICAL
+    from orbitai.cohort.clinical import IVGC_CLINICAL, MISSING_TOKENS
 
     out, filled, missing = [], [], []
     for f in IVGC_CLINICAL.features:
+        raw = values.get(f.name)
         try:
-            v = f.parse(values.get(f.name), "patient")
+            v = None if raw is None or str(raw).strip().lower() in MISSING_TOKENS else f.parse(raw, "patient")
         except ManifestError as exc:
             raise InputError(str(exc).replace("Case patient, column ", f"{source}: clinical feature ")) from None
         if v is None:
