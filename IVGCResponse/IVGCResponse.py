@@ -120,9 +120,9 @@ class IVGCResponseTest(ScriptedLoadableModuleTest):
             t.test_load_results_refuses_broken_folders_scene_unchanged(t.slicer_context(), Path(tmp) / "b")
         t.test_clinical_values_checked_with_the_schema()
         t.test_logic_refuses_bad_inputs_before_starting(t.slicer_context())
+        t.test_logic_refuses_missing_rectus_scene_unchanged(t.slicer_context())
         if t.installed():
             t.test_logic_predicts_phantom_into_scene(t.slicer_context())
-            t.test_logic_refuses_missing_rectus_scene_unchanged(t.slicer_context())
             t.test_panel_binds_results_to_starting_input(t.slicer_context())
         else:
             self.delayDisplay("IVGC radiomics SVM bundle not installed: end-to-end tests skipped")
