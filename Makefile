@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.orbitai-installed
 
-.PHONY: demo lint test test-all bench models tao-models venv clean
+.PHONY: demo lint test test-all bench models tao-models ivgc-models venv clean
 
 venv: $(STAMP)
 
@@ -52,6 +52,19 @@ tao-models: $(STAMP)
 	$(PY) -m orbitai phantom tao --n 800 --seed 3000 --out $(COHORTS)/tao_train --montage-cases 0
 	$(PY) -m orbitai tao train --manifest $(COHORTS)/tao_train/manifest.csv --network B --holdout 0 --device cpu --out $(MODELS)/tao_network_b_demo
 	$(PY) -m orbitai tao train --manifest $(COHORTS)/tao_train/manifest.csv --network A --holdout 0 --device cpu --out $(MODELS)/tao_network_a_demo
+
+# IVGC response demo bundles (paper 001): 150 phantoms (seeds 6000+; benchmarks hold out seed 7000),
+# radiomics of all six ROI strategies, ICC/t-test/LASSO selection, then the radiomics SVM on MR+LR
+# (seconds) and the three deep models (demo configs, one torch thread; ~15-25 min each on 2 CPU cores).
+IVGC := $(COHORTS)/ivgc_train
+ivgc-models: $(STAMP)
+	$(PY) -m orbitai phantom ivgc --n 150 --seed 6000 --out $(IVGC) --montage-cases 0
+	$(PY) -m orbitai ivgc features --manifest $(IVGC)/manifest.csv --out $(IVGC)/features.csv --workers 0
+	$(PY) -m orbitai ivgc select --manifest $(IVGC)/manifest.csv --features $(IVGC)/features.csv --out $(IVGC)/selection.json --workers 0
+	$(PY) -m orbitai ivgc train --manifest $(IVGC)/manifest.csv --features $(IVGC)/features.csv --selection $(IVGC)/selection.json --model svm --strategy mrlr --out $(MODELS)/ivgc_svm_demo
+	OMP_NUM_THREADS=1 $(PY) -m orbitai ivgc train --manifest $(IVGC)/manifest.csv --model resnet50 --strategy mrlr --config demo --device cpu --out $(MODELS)/ivgc_resnet50_demo
+	OMP_NUM_THREADS=1 $(PY) -m orbitai ivgc train --manifest $(IVGC)/manifest.csv --features $(IVGC)/features.csv --selection $(IVGC)/selection.json --model rdinet --strategy mrlr --config demo --device cpu --out $(MODELS)/ivgc_rdinet_demo
+	OMP_NUM_THREADS=1 $(PY) -m orbitai ivgc train --manifest $(IVGC)/manifest.csv --features $(IVGC)/features.csv --selection $(IVGC)/selection.json --model rdinet_clinical --strategy mrlr --config demo --device cpu --out $(MODELS)/ivgc_rdinet_clinical_demo
 
 clean:
 	rm -rf $(VENV) demo_output

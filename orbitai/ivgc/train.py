@@ -39,6 +39,8 @@ TASK = "ivgc_response"
 #: Bundle file roles.
 CLASSIFIER_FILE, SELECTION_FILE, PROTOCOL_FILE = "classifier.skops", "selection.json", "radiomics_protocol.json"
 DEFAULT_THRESHOLD = 0.5
+#: Folds of the SVM's Platt scaling (`orbitai.classify.tabular`: CalibratedClassifierCV(cv=5)).
+PLATT_FOLDS = 5
 INTENDED_USE = "Demonstration only: trained on synthetic phantoms, not for clinical use."
 
 
@@ -156,8 +158,15 @@ def train_radiomics(cases: Sequence[Case], table: Any, selection: dict[str, Any]
     ids = [c.case_id for c in cases]
     X = feature_matrix(table, ids, sel.names)
     model = tabular_classifier(kind, seed)  # type: ignore[arg-type]
+    smallest = int(np.bincount(y).min())
+    inner = PLATT_FOLDS if kind == "svm" else 1     # the SVM's Platt scaling cross-validates inside the fit
+    if smallest < inner:
+        raise ConfigError(f"The SVM's Platt scaling uses {inner}-fold cross-validation: it needs at least {inner} "
+                          f"cases of each class; the manifest has {smallest} of the rarer class.")
     metrics: dict[str, Any] = {}
-    folds = min(cv_folds, int(np.bincount(y).min()))
+    # outer CV folds whose training part still holds ``inner`` cases of each class
+    folds = max([k for k in range(2, max(2, cv_folds) + 1) if k <= smallest and smallest * (k - 1) // k >= inner],
+                default=0)
     if folds >= 2:
         p = cross_val_predict(clone(model), X, y, cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
                               method="predict_proba")[:, 1]
