@@ -16,8 +16,8 @@ NEEDS = {"test_logic_predicts_phantom_into_scene": shared.SVM,
          "test_child_errors_are_one_line": shared.SVM,
          "test_clinical_model_refuses_missing_and_out_of_range": shared.CLINICAL,
          "test_logic_clinical_model_on_phantom": shared.CLINICAL}
-#: Slower than the default suite's budget on 2 busy CPU cores (an image model with Grad-CAM, three children).
-SLOW = {"test_logic_clinical_model_on_phantom", "test_child_errors_are_one_line"}
+#: Slower than the default suite's budget on 2 busy CPU cores (an image model with Grad-CAM).
+SLOW = {"test_logic_clinical_model_on_phantom"}
 
 
 def _collect() -> None:
