@@ -210,6 +210,9 @@ COMMANDS: dict[str, tuple[list[str], Callable[[Run, Path], bool]]] = {
     # too; they must go without a word (no KeyboardInterrupt traceback) and leave no scratch space
     "ivgc features --workers 2": (["ivgc", "features", "--manifest", "{in}/ivgc/manifest.csv", "--strategies",
                                    "all", "--workers", "2", "--out", "F.csv"], progress(r"^PROGRESS 1/3 ")),
+    # ResNet-50 (no radiomics needed) set up in the work folder beside the bundle, its first epoch under way
+    "ivgc train": (["ivgc", "train", "--manifest", "{in}/ivgc/manifest.csv", "--model", "resnet50", "--epochs", "3",
+                    "--holdout", "0", "--out", "B", "--device", "cpu"], work_folder(".B-training")),
     # the child 'seg predict' runs
     "demo": (["demo", "--out", "X", "--device", "cpu"], child_started("seg predict")),
 }

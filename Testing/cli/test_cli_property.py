@@ -85,6 +85,22 @@ def _pools(d: Path) -> dict[str, dict[str, list[str | None]]]:
                         "--icc": [None, "0.75", "2", "-1", "x"], "--alpha": [None, "0.05", "0", "1.5"],
                         "--lasso": [None, "logistic", "ridge"], "--cv": [None, "5", "1", "0", "x"],
                         "--seed": [None, *ints], "--workers": ["0", "-1"]},
+        # the inputs are blank volumes: every training and prediction fails on them (no rectus), fast
+        "ivgc train": {"--manifest": manifests, "--features": [None, str(d / "m.csv"), str(d / "missing.csv")],
+                       "--selection": [None, str(d / "m.csv"), str(d / "bin.csv")],
+                       "--model": ["svm", "resnet50", "rdinet_clinical", "nope"], "--strategy": [None, "mrlr", "nope"],
+                       "--config": [None, "demo", "paper-rdinet", "nope"], "--epochs": [None, *ints],
+                       "--holdout": [None, "0", "0.5", "1.5", "x"], "--seed": [None, *ints], "--device": devices,
+                       "--out": outs},
+        "ivgc predict": {"image": files, "--segmentation": [str(d / "seg.nrrd"), str(d / "missing.nrrd"),
+                                                            str(d / "m.csv")],
+                         "--model": [None, "svm", "nope", "tao_network_b_demo"],
+                         "--strategy": [None, "mrlr", "all", "nope"],
+                         "--clinical": [None, str(d / "m.csv"), str(d / "missing.json")], "--no-gradcam": [None, "!"],
+                         "--device": devices, "--out": outs},
+        "ivgc evaluate": {"--manifest": manifests, "--features": [None, str(d / "m.csv")], "--model": ["svm", "nope"],
+                          "--cohort": [None, "test"], "--device": devices, "--out": outs},
+        "ivgc configs": {},
     }
 
 
