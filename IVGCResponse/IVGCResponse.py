@@ -121,9 +121,13 @@ class IVGCResponseTest(ScriptedLoadableModuleTest):
         t.test_clinical_values_checked_with_the_schema()
         t.test_logic_refuses_bad_inputs_before_starting(t.slicer_context())
         t.test_logic_refuses_missing_rectus_scene_unchanged(t.slicer_context())
-        if t.installed():
+        if t.installed(t.SVM):
             t.test_logic_predicts_phantom_into_scene(t.slicer_context())
+            t.test_logic_refuses_strategy_the_model_was_not_trained_on(t.slicer_context())
             t.test_panel_binds_results_to_starting_input(t.slicer_context())
-        else:
-            self.delayDisplay("IVGC radiomics SVM bundle not installed: end-to-end tests skipped")
+        if t.installed(t.CLINICAL):
+            t.test_clinical_model_refuses_missing_and_out_of_range(t.slicer_context())
+            t.test_logic_clinical_model_on_phantom(t.slicer_context())
+        if not (t.installed(t.SVM) and t.installed(t.CLINICAL)):
+            self.delayDisplay("IVGC demo bundles not installed: some end-to-end tests skipped")
         self.delayDisplay("IVGCResponse self-test passed")

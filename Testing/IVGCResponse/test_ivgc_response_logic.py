@@ -2,22 +2,21 @@
 
 The test bodies live in `orbitai.testing.ivgc_response` (the module's self-test runs the same functions
 inside Slicer, where there is no pytest and no Testing/); every ``test_*`` function there is collected
-here, with the bundle it needs and the slow ones marked."""
+here, skipped when the demo bundle it needs is not installed."""
 from __future__ import annotations
 
 import pytest
 
 from orbitai.testing import ivgc_response as shared
 
-#: Tests that run the real ``orbitai ivgc predict`` child, by the demo bundle they need.
+#: Tests that need an installed demo bundle (most run the real ``orbitai ivgc predict`` child), by bundle.
 NEEDS = {"test_logic_predicts_phantom_into_scene": shared.SVM,
          "test_panel_binds_results_to_starting_input": shared.SVM,
          "test_panel_cancel_leaves_scene_unchanged": shared.SVM,
          "test_child_errors_are_one_line": shared.SVM,
+         "test_logic_refuses_strategy_the_model_was_not_trained_on": shared.SVM,
          "test_clinical_model_refuses_missing_and_out_of_range": shared.CLINICAL,
          "test_logic_clinical_model_on_phantom": shared.CLINICAL}
-#: Slower than the default suite's budget on 2 busy CPU cores (an image model with Grad-CAM).
-SLOW = {"test_logic_clinical_model_on_phantom"}
 
 
 def _collect() -> None:
@@ -28,8 +27,6 @@ def _collect() -> None:
         if name in NEEDS:
             fn = pytest.mark.skipif(not shared.installed(NEEDS[name]),
                                     reason=f"IVGC demo bundle {NEEDS[name]} not installed")(fn)
-        if name in SLOW:
-            fn = pytest.mark.slow(fn)
         globals()[name] = fn
 
 

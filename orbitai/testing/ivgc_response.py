@@ -340,6 +340,19 @@ def test_logic_predicts_phantom_into_scene(ctx):
     assert out.result_table.GetID() in node_ids(ctx) - before
 
 
+def test_logic_refuses_strategy_the_model_was_not_trained_on(ctx):
+    """The SVM was trained on MR+LR: another ROI strategy is refused before a child starts, naming both."""
+    from IVGCResponseLib import IVGCResponseLogic
+
+    _, node, seg = _phantom_nodes(ctx)
+    before = node_ids(ctx)
+    with raises(InputError, match="Radiomics SVM was trained on ROI strategy 'mrlr'; choose 'mrlr'"):
+        IVGCResponseLogic(ctx).start(node, seg, strategy="all", model=SVM)
+    assert IVGCResponseLogic.whyNotReady("Radiomics SVM", "lr", {}).startswith("Radiomics SVM was trained")
+    assert IVGCResponseLogic.whyNotReady("Radiomics SVM", "mrlr", {}) == ""
+    assert node_ids(ctx) == before
+
+
 def test_logic_clinical_model_on_phantom(ctx):
     """RDINet with clinical features end to end, with the phantom's 16 clinical values and Grad-CAM."""
     from IVGCResponseLib import MODELS, IVGCResponseLogic
