@@ -121,6 +121,7 @@ class IVGCResponseTest(ScriptedLoadableModuleTest):
         t.test_clinical_values_checked_with_the_schema()
         t.test_logic_refuses_bad_inputs_before_starting(t.slicer_context())
         t.test_logic_refuses_missing_rectus_scene_unchanged(t.slicer_context())
+        t.test_logic_refuses_unusable_segmentations(t.slicer_context())
         if t.installed(t.SVM):
             t.test_logic_predicts_phantom_into_scene(t.slicer_context())
             t.test_logic_refuses_strategy_the_model_was_not_trained_on(t.slicer_context())

@@ -287,6 +287,28 @@ def test_logic_refuses_missing_rectus_scene_unchanged(ctx):
     assert node_ids(ctx) == before
 
 
+def test_logic_refuses_unusable_segmentations(ctx):
+    """A segment named outside the orbit scheme, or recti that do not overlap the MRI: one line naming the
+    segmentation, before any child starts; the scene is unchanged."""
+    from IVGCResponseLib import IVGCResponseLogic
+
+    from orbitai.mrml import segmentation_node_from_labels
+
+    case, node, seg = _phantom_nodes(ctx)
+    s = seg.GetSegmentation()
+    s.GetSegment(s.GetSegmentIdBySegmentName("optic_nerve_left")).SetName("nerve")
+    lab = case.labels
+    far = Volume(lab.array, lab.spacing, tuple(np.asarray(lab.origin) + 500.0), lab.direction)
+    elsewhere = segmentation_node_from_labels(ctx, far, name="elsewhere")
+    logic = IVGCResponseLogic(ctx)
+    before = node_ids(ctx)
+    with raises(InputError, match=r"^Segmentation 'recti': Segments 'nerve' are not in the label table"):
+        logic.start(node, seg)
+    with raises(InputError, match=r"^Segmentation 'elsewhere' holds no rectus muscle"):
+        logic.start(node, elsewhere)
+    assert node_ids(ctx) == before
+
+
 def test_clinical_model_refuses_missing_and_out_of_range(ctx):
     """RDINet with clinical features: the missing required values are listed, out-of-range refused
     with the range, before any child starts; the scene is unchanged."""
