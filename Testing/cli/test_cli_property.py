@@ -100,6 +100,9 @@ def _pools(d: Path) -> dict[str, dict[str, list[str | None]]]:
                          "--device": devices, "--out": outs},
         "ivgc evaluate": {"--manifest": manifests, "--features": [None, str(d / "m.csv")], "--model": ["svm", "nope"],
                           "--cohort": [None, "test"], "--device": devices, "--out": outs},
+        "ivgc cv": {"--manifest": manifests, "--features": [None, str(d / "m.csv")], "--selection": [None, str(d / "m.csv")],
+                    "--model": ["logreg", "resnet50", "nope"], "--folds": [None, *ints], "--epochs": [None, "1", "0"],
+                    "--seed": [None, *ints], "--device": devices, "--out": outs},
         "ivgc configs": {},
     }
 

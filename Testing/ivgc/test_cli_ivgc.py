@@ -234,6 +234,23 @@ def test_evaluate_bad_input_writes_nothing(cohort, tmp_path, capsys):
     assert not out.exists()
 
 
+def test_cv_radiomics_and_deep(cohort, tmp_path):
+    out = tmp_path / "cv"
+    assert main(["ivgc", "cv", "--manifest", str(cohort["manifest"]), "--features", str(cohort["features"]),
+                "--selection", str(cohort["selection"]), "--model", "logreg", "--folds", "3", "--out", str(out)]) == 0
+    s = json.loads((out / "cv.json").read_text())
+    assert [f["fold"] for f in s["per_fold"]] == [0, 1, 2] and sum(f["n"] for f in s["per_fold"]) == 12
+    assert set(s["mean_sd"]) == {"auc", "accuracy", "sensitivity", "specificity", "ppv", "npv"}
+    deep = tmp_path / "cvd"
+    assert main(["ivgc", "cv", "--manifest", str(cohort["manifest"]), "--model", "resnet50", "--folds", "2",
+                "--epochs", "1", "--device", "cpu", "--out", str(deep)]) == 0
+    s = json.loads((deep / "cv.json").read_text())
+    assert s["config"] == "demo-resnet50" and len(s["per_fold"]) == 2
+    assert {p.name for p in deep.iterdir()} == {"cv.json", "fold0", "fold1"}
+    assert main(["ivgc", "cv", "--manifest", str(cohort["manifest"]), "--model", "resnet50", "--folds", "7",
+                "--out", str(tmp_path / "bad")]) == 2 and not (tmp_path / "bad").exists()
+
+
 def test_configs_lists_demo_and_paper(capsys):
     assert main(["ivgc", "configs"]) == 0
     text = capsys.readouterr().out

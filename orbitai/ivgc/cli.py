@@ -147,6 +147,24 @@ def _add_evaluate(s: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_evaluate)
 
 
+def _add_cv(s: argparse._SubParsersAction) -> None:
+    from orbitai.ivgc.train import KINDS
+
+    p = s.add_parser("cv", help="stratified k-fold cross-validation of one model in the training cohort",
+                     description="Per fold: the model trained on the other folds, its Table-2 metrics on the fold; "
+                                 "OUT/cv.json with the folds and mean +- SD (deep models: a work folder per fold).")
+    _model_inputs(p, required=False)
+    p.add_argument("--model", required=True, choices=KINDS, help="model kind")
+    p.add_argument("--strategy", default="mrlr", help="ROI strategy (default mrlr)")
+    p.add_argument("--config", default="demo", help="deep models: demo, paper or a configuration name")
+    p.add_argument("--folds", type=int, default=5, help="folds (default 5, the paper's)")
+    p.add_argument("--epochs", type=int, help="deep models: override the configuration's number of epochs")
+    p.add_argument("--seed", type=int, default=0)
+    add_device_option(p)
+    p.add_argument("--out", required=True, help="output folder (cv.json)")
+    p.set_defaults(func=run_cv)
+
+
 def _add_configs(s: argparse._SubParsersAction) -> None:
     p = s.add_parser("configs", help="list the deep-model training configurations")
     p.set_defaults(func=run_configs)
@@ -154,7 +172,7 @@ def _add_configs(s: argparse._SubParsersAction) -> None:
 
 #: Sub-command parser functions, in the order ``orbitai ivgc --help`` lists them.
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_features, _add_select, _add_train,
-                                                                    _add_predict, _add_evaluate, _add_configs]
+                                                                    _add_predict, _add_evaluate, _add_cv, _add_configs]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -403,6 +421,30 @@ def run_train(args: argparse.Namespace) -> int:
         out = train_radiomics(cases, table, selection, args.model, strategy, Path(args.out), seed=args.seed,
                               training_data=data)
     print(f"wrote bundle {out}")
+    return 0
+
+
+def run_cv(args: argparse.Namespace) -> int:
+    import json
+
+    from orbitai.device import select_device
+    from orbitai.ivgc.rois import parse_strategies
+    from orbitai.ivgc.train import CV_FILE, DEEP_KINDS, cross_validate
+    from orbitai.result import check_outputs
+
+    strategy = parse_strategies([args.strategy])[0].name
+    cfg = config_name(args.model, args.config) if args.model in DEEP_KINDS else ""
+    if args.epochs is not None and args.epochs < 1:
+        raise UserError(f"--epochs must be at least 1, got {args.epochs}.")
+    if args.seed < 0:
+        raise UserError(f"--seed must be 0 or more, got {args.seed}.")
+    cases, table, selection = read_training_inputs(args, need_radiomics=args.model != "resnet50")
+    inputs = [args.manifest, args.features, args.selection, *(p for c in cases for p in (c.image, c.segmentation))]
+    check_outputs(args.out, inputs, (CV_FILE,))
+    s = cross_validate(cases, table, selection, args.model, strategy, Path(args.out), args.folds, args.seed, cfg,
+                       args.epochs, select_device(args.device))
+    print(json.dumps(s["mean_sd"], indent=2))
+    print(f"wrote {args.out}/{CV_FILE}")
     return 0
 
 

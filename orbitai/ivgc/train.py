@@ -252,17 +252,14 @@ def _vectors(radiomics: Optional[np.ndarray], clinical: Optional[np.ndarray], id
     return v or None
 
 
-def _train_deep(cases, y, cfg, strategy: str, sel, radiomics, clinical, fill, tr, te, out: Path, work: Path, seed: int,
-                epochs: Optional[int], device, progress: ProgressCallback, training_data: str, num_workers: int,
-                t0: float) -> Path:
+def _fit_deep(cases, cfg, strategy: str, sel, radiomics, clinical, tr: Sequence[int], te: Sequence[int], work: Path,
+              seed: int, epochs: Optional[int], device, progress: Optional[ProgressCallback], num_workers: int = 0):
+    """Train ``cfg``'s network on cases ``tr`` (validated on ``te``) in ``work``; (model, summary, held-out
+    dataset or None, settings run)."""
     import torch
 
-    from orbitai.bundle.core import WEIGHTS, sha256_file, write_bundle
-    from orbitai.bundle.formats import save_json
-    from orbitai.classify.train import fit, predict_proba
+    from orbitai.classify.train import fit
     from orbitai.ivgc.data import IvgcImageDataset, ImageAugment
-    from orbitai.metrics.classification import binary_classification_metrics
-    from orbitai.models import count_parameters
 
     settings = cfg.settings if epochs is None else replace(cfg.settings, epochs=epochs, decay_epoch=epochs)
 
@@ -270,15 +267,31 @@ def _train_deep(cases, y, cfg, strategy: str, sel, radiomics, clinical, fill, tr
         return IvgcImageDataset.from_cases([cases[i] for i in idx], strategy, vectors=_vectors(radiomics, clinical, idx),
                                            shape=cfg.shape, roi_only=cfg.roi_only, cache_dir=work / "inputs")
 
-    train_set, test_set = dataset(tr), (dataset(te) if te else None)
+    train_set, test_set = dataset(tr), (dataset(te) if len(te) else None)
     torch.manual_seed(seed)
     model = cfg.build(len(sel.names) if cfg.uses_radiomics and sel is not None else 0)
     if cfg.uses_radiomics:
-        parts = [radiomics[tr]] + ([clinical[tr]] if clinical is not None else [])
+        parts = [radiomics[list(tr)]] + ([clinical[list(tr)]] if clinical is not None else [])
         model.set_medical_scaling(np.concatenate(parts, 1))
     log.info("%s: %d training cases, %d held out", cfg.name, len(tr), len(te))
     summary = fit(model, train_set, settings, work, val=test_set, augment=ImageAugment(cfg.augment), seed=seed,
                   device=device, num_workers=num_workers, progress=progress)
+    return model, summary, test_set, settings
+
+
+def _train_deep(cases, y, cfg, strategy: str, sel, radiomics, clinical, fill, tr, te, out: Path, work: Path, seed: int,
+                epochs: Optional[int], device, progress: ProgressCallback, training_data: str, num_workers: int,
+                t0: float) -> Path:
+    import torch
+
+    from orbitai.bundle.core import WEIGHTS, sha256_file, write_bundle
+    from orbitai.bundle.formats import save_json
+    from orbitai.classify.train import predict_proba
+    from orbitai.metrics.classification import binary_classification_metrics
+    from orbitai.models import count_parameters
+
+    model, summary, test_set, settings = _fit_deep(cases, cfg, strategy, sel, radiomics, clinical, tr, te, work, seed,
+                                                   epochs, device, progress, num_workers)
     meta = _metadata(out.name, cfg.model, strategy, sel, cfg.uses_clinical, training_data,
                      _cohort(cases, y, training_data))
     meta["architecture"] = cfg.architecture(len(sel.names) if cfg.uses_radiomics and sel is not None else 0)
@@ -316,3 +329,69 @@ def _margin() -> float:
     from orbitai.ivgc.data import MARGIN_MM
 
     return MARGIN_MM
+
+
+# --------------------------------------------------------------------------------------------- cross-validation
+#: Files that :func:`cross_validate` writes into its output folder (beside one work folder per deep fold).
+CV_FILE = "cv.json"
+
+
+def cross_validate(cases: Sequence[Case], table: Any, selection: Optional[dict[str, Any]], kind: str, strategy: str,
+                   out: Path, folds: int = 5, seed: int = 0, config: str = "", epochs: Optional[int] = None,
+                   device: Any = "cpu", progress: Optional[ProgressCallback] = None) -> dict[str, Any]:
+    """Stratified ``folds``-fold cross-validation of one model kind in the training cohort (paper 001):
+    per fold the model trained on the other folds (radiomics: the pipeline; deep: ``config``, a work folder
+    ``fold<k>`` with checkpoints) and its metrics on the fold; ``cv.json`` with the folds and mean +- SD.
+    Everything is checked first, written beside ``out`` and moved in whole (`orbitai.staging.staged_folder`)."""
+    from orbitai.cohort.splits import check_stratified_folds
+    from orbitai.staging import staged_folder
+
+    check_epochs(epochs)
+    y = case_labels(cases)
+    check_stratified_folds(y.tolist(), folds)
+    if kind not in KINDS:
+        raise ConfigError(f"Unknown model {kind!r}; use one of {', '.join(KINDS)}.")
+    deep = kind in DEEP_KINDS
+    sel = Selected.from_selection(selection, strategy) if selection is not None else None
+    if sel is None and kind != "resnet50":
+        raise InputError(f"Model {kind} takes the selected radiomics features; give --features and --selection.")
+    ids = [c.case_id for c in cases]
+    X = feature_matrix(table, ids, sel.names) if sel is not None and kind != "resnet50" else None
+    clinical = clinical_matrix(cases)[0] if kind == "rdinet_clinical" else None
+    out = Path(out)
+    earlier = [p.name for p in out.glob("fold*") if p.is_dir()]
+    with staged_folder(out, replaces=[CV_FILE, *earlier], last=[CV_FILE]) as work:
+        return _cross_validate(cases, y, X, clinical, sel, kind, strategy, work, folds, seed, config, epochs, device,
+                               progress or emit, deep)
+
+
+def _cross_validate(cases, y, X, clinical, sel, kind, strategy, work: Path, folds: int, seed: int, config: str,
+                    epochs: Optional[int], device, progress: ProgressCallback, deep: bool) -> dict[str, Any]:
+    from orbitai.classify.tabular import tabular_classifier
+    from orbitai.classify.train import predict_proba
+    from orbitai.cohort.splits import stratified_kfold
+    from orbitai.ivgc.configs import get_config
+    from orbitai.metrics.classification import binary_classification_metrics, mean_sd
+
+    cfg = get_config(config) if deep else None
+    per_fold = []
+    for k in range(folds):
+        tr, va = stratified_kfold(y.tolist(), folds, k, seed)
+        if cfg is not None:
+            model, _, val_set, _ = _fit_deep(cases, cfg, strategy, sel, X, clinical, tr, va, work / f"fold{k}", seed,
+                                             epochs, device, None)
+            p = predict_proba(model, val_set, device)[:, 1]
+        else:
+            pipe = tabular_classifier(kind, seed)
+            pipe.fit(X[tr], y[tr])
+            p = pipe.predict_proba(X[va])[:, 1]
+        m = {"fold": k, **_rounded(binary_classification_metrics(y[va], p))}
+        per_fold.append(m)
+        progress(k + 1, folds, f"fold {k + 1}/{folds} AUC {m['auc']:.3f}")
+    keys = ["auc", "accuracy", "sensitivity", "specificity", "ppv", "npv"]
+    summary = {"model": kind, "strategy": strategy, "config": cfg.name if cfg else None, "folds": folds, "seed": seed,
+               "cases": len(cases), "per_fold": per_fold,
+               "mean_sd": {k: [round(v, 4) for v in ms] for k, ms in
+                           mean_sd([{k: f[k] for k in keys} for f in per_fold]).items()}}
+    (work / CV_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
