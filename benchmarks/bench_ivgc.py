@@ -81,6 +81,9 @@ def figure4(metrics: dict, notes: dict) -> None:
         for kind in TABULAR_KINDS:
             curves: dict[str, dict] = {"training": {}, "held-out": {}}
             for s in STRATEGY_NAMES:
+                if not selection["strategies"][s]["selected"]:   # nothing passed the selection: no model
+                    notes.setdefault("strategies_without_features", sorted({*notes.get("strategies_without_features", []), s}))
+                    continue
                 path = train_radiomics(train_cases, tr_table, selection, kind, s, Path(d) / f"{kind}_{s}")
                 bundle, model = load_ivgc_model(str(path))
                 p_tr = model_probabilities(bundle, model, train_cases, tr_table)
@@ -109,12 +112,14 @@ def table2(metrics: dict, notes: dict) -> None:
             notes.setdefault("missing_bundles", []).append(name)
             continue
         present.append(name)
-        minutes = b.metadata.get("training", {}).get("minutes")
+        training = b.metadata.get("training", {})
+        # a resumed training's "minutes" counts its last run only; the per-epoch log covers all runs
+        minutes = training.get("epoch_minutes_all_runs") or training.get("minutes")
         if minutes is not None:
             metrics[f"{KEY[name]}_training_minutes"] = float(minutes)
             notes.setdefault("training", {})[name] = {k: b.metadata["training"].get(k) for k in
-                                                      ("minutes", "epochs_run", "train_cases", "heldout_cases",
-                                                       "threads")}
+                                                      ("minutes", "epoch_minutes_all_runs", "epochs_run",
+                                                       "train_cases", "heldout_cases", "threads")}
     report = evaluate_ivgc(HELDOUT / "manifest.csv", present, FIGURES, HELDOUT / "features.csv", "cpu",
                            cohort="held-out phantoms")
     for row in report["table2"]:

@@ -305,7 +305,8 @@ def _train_deep(cases, y, cfg, strategy: str, sel, radiomics, clinical, fill, tr
     meta["training"].update({"settings": asdict(settings), "seed": seed, "train_cases": len(tr),
                              "heldout_cases": len(te), "epochs_run": int(last["epoch"]) + 1 if "epoch" in last
                              else (settings.epochs if summary.get("finished") else 0),
-                             "minutes": round((time.perf_counter() - t0) / 60, 2), "device": str(device),
+                             "minutes": round((time.perf_counter() - t0) / 60, 2),
+                             "epoch_minutes_all_runs": _epoch_minutes(work / "epochs.csv"), "device": str(device),
                              "threads": torch.get_num_threads()})
     if test_set is not None:
         p = predict_proba(model, test_set, device)[:, 1]
@@ -323,6 +324,17 @@ def _train_deep(cases, y, cfg, strategy: str, sel, radiomics, clinical, fill, tr
     path = write_bundle(out, meta, write).path
     (work / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
     return path
+
+
+def _epoch_minutes(path: Path) -> float:
+    """Minutes of every epoch in the training's ``epochs.csv``, over all runs (a resumed training's
+    ``minutes`` counts only its last run)."""
+    import csv
+
+    if not path.is_file():
+        return 0.0
+    with path.open(newline="") as f:
+        return round(sum(float(r.get("seconds") or 0) for r in csv.DictReader(f)) / 60, 2)
 
 
 def _margin() -> float:
