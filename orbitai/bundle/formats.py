@@ -21,7 +21,9 @@ from orbitai.errors import BundleError
 
 FORMATS = ("skops", "json", "radiomics_params", "torch_state_dict")
 #: Types trusted beyond skops' defaults (scikit-learn's fitted tree structure, used by forests).
-TRUSTED_TYPES = ("sklearn.tree._tree.Tree",)
+TRUSTED_TYPES = ("sklearn.tree._tree.Tree",
+                 # a Platt-scaled SVM (CalibratedClassifierCV): plain scikit-learn classes holding arrays
+                 "sklearn.calibration._CalibratedClassifier", "sklearn.calibration._SigmoidCalibration")
 RADIOMICS_SECTIONS = ("setting", "imageType", "featureClass", "voxelSetting")
 
 

@@ -56,38 +56,4 @@ def load_ivgc_model(name: Optional[str] = None, device: "torch.device | str" = "
     bundle = find_task_bundle(DEFAULT_IVGC_MODELS.get(key, key), "ivgc_response", "an IVGC response model")
     if bundle.architecture:
         return bundle, bundle.load_model(device).eval()
-    return bundle, _load_calibrated(bundle)
-
-
-#: scikit-learn types of a Platt-scaled SVM (`orbitai.classify.tabular`: CalibratedClassifierCV) that skops
-#: does not trust by default; plain scikit-learn classes holding arrays only.
-CALIBRATION_TYPES = ("sklearn.calibration._CalibratedClassifier", "sklearn.calibration._SigmoidCalibration")
-
-
-def _load_calibrated(bundle: Bundle) -> object:
-    """The bundle's ``classifier`` (skops), checksum-verified by `Bundle.load_file`'s rules, trusting the
-    calibration types too. (Moving `CALIBRATION_TYPES` into `orbitai.bundle.formats.TRUSTED_TYPES` makes this
-    plain ``bundle.load_file("classifier")``.)"""
-    import skops.io as sio
-
-    from orbitai.bundle.core import sha256_file
-    from orbitai.bundle.formats import TRUSTED_TYPES
-
-    bundle.check_metadata()
-    entry = (bundle.metadata.get("files") or {}).get("classifier") or {}
-    if entry.get("format") != "skops":
-        return bundle.load_file("classifier")      # the shared reader's error for anything else
-    path = bundle.path / str(entry.get("path", ""))
-    if not path.is_file() or sha256_file(path) != entry.get("sha256"):
-        return bundle.load_file("classifier")      # names the missing or corrupt file
-    trusted = [*TRUSTED_TYPES, *CALIBRATION_TYPES]
-    try:
-        untrusted = [t for t in sio.get_untrusted_types(file=path) if t not in trusted]
-        if untrusted:
-            raise BundleError(f"Bundle {bundle.name}: {path.name} holds types that are not trusted: "
-                              f"{', '.join(untrusted)}; it was refused.")
-        return sio.load(path, trusted=trusted)
-    except BundleError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - skops raises many kinds on a malformed file
-        raise BundleError(f"Bundle {bundle.name}: {path.name} cannot be loaded: {exc}") from None
+    return bundle, bundle.load_file("classifier")
