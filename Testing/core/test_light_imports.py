@@ -24,7 +24,8 @@ class Blocker(importlib.abc.MetaPathFinder):
         return None
 
 sys.meta_path.insert(0, Blocker())
-sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / "OrbitSegmentation")!r}, {str(ROOT / "TAOActivity")!r}]
+sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / "OrbitSegmentation")!r}, {str(ROOT / "TAOActivity")!r},
+               {str(ROOT / "IVGCResponse")!r}]
 """
 
 
@@ -45,7 +46,9 @@ def test_bundles_are_listed_without_jsonschema_or_torch():
         print(sorted(m for m in BLOCKED if m in sys.modules))
     """).splitlines()
     assert out[0] == str(sorted(["orbit_sequnet_ct_demo", "orbit_sunet_ct_demo", "orbit_svnet_ct_demo",
-                                 "orbit_svnet_dr_demo", "tao_network_a_demo", "tao_network_b_demo"]))
+                                 "orbit_svnet_dr_demo", "tao_network_a_demo", "tao_network_b_demo",
+                                 "ivgc_svm_demo", "ivgc_resnet50_demo", "ivgc_rdinet_demo",
+                                 "ivgc_rdinet_clinical_demo"]))
     assert out[1] == "[]"
 
 
@@ -67,11 +70,14 @@ def test_module_logics_list_models_without_dependencies():
         import sys
         from OrbitSegmentationLib import OrbitSegmentationLogic
         from TAOActivityLib import TAOActivityLogic
+        from IVGCResponseLib import IVGCResponseLogic
         print(OrbitSegmentationLogic.modelChoices())
         print(TAOActivityLogic.modelLabels())
+        print(IVGCResponseLogic.modelLabels())
         print(sorted(m for m in BLOCKED if m in sys.modules))
     """).splitlines()
-    seg, tao, loaded = out[-3:]
+    seg, tao, ivgc, loaded = out[-4:]
+    assert "ivgc_svm_demo" in ivgc or "SVM" in ivgc, ivgc
     assert "orbit_svnet_ct_demo" in seg and "orbit_svnet_dr_demo" in seg
     assert tao.count("Network") == 2, tao
     assert loaded == "[]"

@@ -25,7 +25,7 @@ CLINICAL = "ivgc_rdinet_clinical_demo"
 
 def installed(model: str = SVM) -> bool:
     """Whether the IVGC demo bundle ``model`` is installed (the end-to-end tests need it)."""
-    from IVGCResponseLib import IVGCResponseLogic  # type: ignore[import-not-found, unused-ignore]
+    from IVGCResponseLib import IVGCResponseLogic
 
     return model in IVGCResponseLogic.modelChoices().values()
 
