@@ -211,6 +211,22 @@ def test_clinical_values_checked(cohort, tmp_path, capsys, change, expected):
     assert expected in str(err.value)
 
 
+def test_partial_clinical_values_for_a_model_without_clinical_features(cohort, tmp_path, capsys):
+    """A model that does not use clinical values predicts with a partial --clinical file (a warning says they
+    were ignored) but still refuses a value out of its range."""
+    case = cohort["cases"][0]
+    args = ["ivgc", "predict", str(case.image), "--segmentation", str(case.segmentation), "--model",
+            str(cohort["svm"]), "--clinical"]
+    partial, wrong = tmp_path / "partial.json", tmp_path / "wrong.json"
+    partial.write_text(json.dumps({"age_years": 50}))
+    wrong.write_text(json.dumps({"age_years": 500}))
+    assert main([*args, str(partial), "--out", str(tmp_path / "ok")]) == 0
+    assert any("does not use clinical features" in w
+               for w in json.loads((tmp_path / "ok" / "result.json").read_text())["warnings"])
+    assert main([*args, str(wrong), "--out", str(tmp_path / "bad")]) == 2
+    assert "outside the valid range 0 to 120" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
 def test_clinical_model_without_clinical_file_names_the_missing(cohort, tmp_path, capsys):
     out = tmp_path / "rdc"
     assert _train(cohort, tmp_path, "--model", "rdinet_clinical", "--epochs", "1", "--holdout", "0",

@@ -86,10 +86,7 @@ def clinical_vector(values: Mapping[str, Any], fill: Mapping[str, float], source
     out, filled, missing = [], [], []
     for f in IVGC_CLINICAL.features:
         raw = values.get(f.name)
-        try:
-            v = None if raw is None or str(raw).strip().lower() in MISSING_TOKENS else f.parse(raw, "patient")
-        except ManifestError as exc:
-            raise InputError(str(exc).replace("Case patient, column ", f"{source}: clinical feature ")) from None
+        v = None if raw is None or str(raw).strip().lower() in MISSING_TOKENS else _parse(f, raw, source)
         if v is None:
             if f.missing == "error" or f.name not in fill:
                 missing.append(f"{f.name} ({f.description}, {f.unit})")
@@ -101,6 +98,24 @@ def clinical_vector(values: Mapping[str, Any], fill: Mapping[str, float], source
         raise InputError(f"This model needs the 16 clinical features; missing: {'; '.join(missing)}. Give them in "
                          f"{source} or choose a model without clinical features.")
     return np.asarray(out, dtype=np.float32), filled
+
+
+def _parse(feature: Any, raw: Any, source: str) -> float:
+    """One clinical value, checked against its feature's type and range (one-line `InputError`)."""
+    try:
+        return float(feature.parse(raw, "patient"))
+    except ManifestError as exc:
+        raise InputError(str(exc).replace("Case patient, column ", f"{source}: clinical feature ")) from None
+
+
+def check_clinical_values(values: Mapping[str, Any], source: str = "--clinical") -> None:
+    """Check the clinical values given (types, ranges) for a model that does not use them."""
+    from orbitai.cohort.clinical import IVGC_CLINICAL, MISSING_TOKENS
+
+    for f in IVGC_CLINICAL.features:
+        raw = values.get(f.name)
+        if raw is not None and str(raw).strip().lower() not in MISSING_TOKENS:
+            _parse(f, raw, source)
 
 
 # --------------------------------------------------------------------------------------------- prediction
@@ -143,7 +158,7 @@ def predict_ivgc(image: str | Path, segmentation: str | Path, model: Optional[st
         if filled:
             warnings.append(f"clinical values not given, filled with the training cohort's: {', '.join(filled)}")
     elif clinical:
-        clinical_vector(clinical, {name: 0.0 for name in clinical})   # checked all the same (ranges)
+        check_clinical_values(clinical)   # checked all the same (types, ranges)
         warnings.append(f"model {bundle.name} ({meta.get('kind')}) does not use clinical features; they were ignored")
     report(1, 5, "reading the MRI and the segmentation")
     sitk_image, labels = load_case(image, segmentation)
