@@ -89,3 +89,19 @@ def patient_groups(cases: list[Case], column: str = "patient_id") -> list[str]:
     """One group id per case: the ``column`` value (e.g. one patient's two eyes or visits share
     it), or the case id where the manifest has no such column or leaves it empty."""
     return [c.row.get(column) or c.case_id for c in cases]
+
+
+def binary_label(case: Case, negative: str, positive: str) -> int:
+    """The case's class from the manifest's ``label`` column: 1 (``positive``) or 0 (``negative``); anything
+    else is a `ManifestError` naming the case and the two classes."""
+    raw = case.row.get("label", "")
+    if raw in ("", None):
+        raise ManifestError(f"Case {case.case_id} has no label; the manifest needs a 'label' column "
+                            f"(1 = {positive}, 0 = {negative}).")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value not in (0.0, 1.0):
+        raise ManifestError(f"Case {case.case_id}: label must be 0 ({negative}) or 1 ({positive}), got {raw!r}.")
+    return int(value)

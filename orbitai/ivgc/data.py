@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from orbitai.classify.data import FileDataset, Sample
-from orbitai.cohort.manifest import Case, ManifestError
+from orbitai.cohort.manifest import Case, ManifestError, binary_label
 from orbitai.errors import InputError
 from orbitai.io import Volume, require_finite, resample_like
 
@@ -192,17 +192,7 @@ class ImageAugment:
 
 def case_label(case: Case) -> int:
     """The manifest's ``label`` (1 = responder to IVGC, 0 = non-responder)."""
-    raw = case.row.get("label", "")
-    if raw in ("", None):
-        raise ManifestError(f"Case {case.case_id} has no label; the manifest needs a 'label' column "
-                            "(1 = responder, 0 = non-responder).")
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if value not in (0.0, 1.0):
-        raise ManifestError(f"Case {case.case_id}: label must be 0 (non-responder) or 1 (responder), got {raw!r}.")
-    return int(value)
+    return binary_label(case, "non-responder", "responder")
 
 
 def _path(path: Path) -> np.ndarray:

@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 
+from orbitai import staging
 from orbitai.errors import InputError, OrbitAIError, one_line
 
 log = logging.getLogger(__name__)
@@ -100,20 +101,6 @@ def case_features(case_id: str, image: str, segmentation: str, strategies: Seque
 
 
 # --------------------------------------------------------------------------------------------- table
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to a temporary file beside ``path`` and rename it into place: a reader never sees
-    half a file, and a failure leaves the previous one."""
-    import tempfile
-
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
 
 
 @dataclass
@@ -128,7 +115,7 @@ class WideTable:
     keys: list[str] = field(default_factory=list)
 
     def to_csv(self, path: str | os.PathLike) -> Path:
-        """Write atomically (:func:`write_text_atomic`)."""
+        """Write atomically (:func:`orbitai.staging.write_text_atomic`)."""
         import io
 
         buf = io.StringIO()
@@ -136,7 +123,7 @@ class WideTable:
         w.writerow(["case_id", *([KEY_COLUMN] if self.keys else []), *self.names])
         for i, (cid, row) in enumerate(zip(self.case_ids, self.X)):
             w.writerow([cid, *([self.keys[i]] if self.keys else []), *(repr(float(v)) for v in row)])
-        return write_text_atomic(path, buf.getvalue())
+        return staging.write_text_atomic(path, buf.getvalue())
 
     @classmethod
     def from_csv(cls, path: str | os.PathLike) -> "WideTable":

@@ -141,7 +141,7 @@ def select_cohort(cases: Sequence[Any], table: Any, repeat: Any, strategies: Seq
 
 def write_selection(doc: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write the selection JSON atomically."""
-    from orbitai.ivgc.features import write_text_atomic
+    from orbitai.staging import write_text_atomic
 
     return write_text_atomic(path, json.dumps(doc, indent=2, allow_nan=False) + "\n")
 

@@ -10,7 +10,6 @@ import csv
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -19,6 +18,7 @@ from scipy.stats import norm
 from sklearn.metrics import brier_score_loss, confusion_matrix, roc_curve
 
 from orbitai.errors import InputError
+from orbitai.staging import write_text_atomic
 
 
 def _check(y_true, prob) -> tuple[np.ndarray, np.ndarray]:
@@ -158,13 +158,6 @@ def mean_sd(runs: Sequence[Mapping[str, float]]) -> dict[str, tuple[float, float
     return out
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    with os.fdopen(fd, "w", newline="") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def write_cohort_report(rows: Iterable[Mapping], out_dir: str | os.PathLike, title: str = "",
                         threshold: float = 0.5) -> dict:
     """Write ``predictions.csv``, ``metrics.json`` and ``report.png`` (ROC with AUC and CI,
@@ -189,8 +182,8 @@ def write_cohort_report(rows: Iterable[Mapping], out_dir: str | os.PathLike, tit
     w = csv.DictWriter(buf, fieldnames=fields)
     w.writeheader()
     w.writerows(rows)
-    _atomic_text(out / "predictions.csv", buf.getvalue())
-    _atomic_text(out / "metrics.json", json.dumps(m, indent=2) + "\n")
+    write_text_atomic(out / "predictions.csv", buf.getvalue())
+    write_text_atomic(out / "metrics.json", json.dumps(m, indent=2) + "\n")
 
     fig, ax = plt.subplots(1, 3, figsize=(13, 4.2))
     fpr, tpr, _ = roc_curve(y, p)

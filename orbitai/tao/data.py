@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 
 from orbitai.checkpoint import REBUILDING, discard, load_arrays, save_arrays
-from orbitai.cohort.manifest import Case, ManifestError, read_labels
+from orbitai.cohort.manifest import Case, ManifestError, binary_label, read_labels
 from orbitai.io import read_volume
 from orbitai.progress import ProgressCallback
 from orbitai.tao.preprocess import CROP_PIXELS, NET_PIXELS, preprocess_eyes
@@ -36,17 +36,7 @@ class EyeSamples:
 
 def case_label(case: Case) -> int:
     """The case's class from the manifest's ``label`` column (1 = active, 0 = inactive)."""
-    raw = case.row.get("label", "")
-    if raw in ("", None):
-        raise ManifestError(f"Case {case.case_id} has no label; the manifest needs a 'label' column "
-                            "(1 = active, 0 = inactive).")
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if value not in (0.0, 1.0):
-        raise ManifestError(f"Case {case.case_id}: label must be 0 (inactive) or 1 (active), got {raw!r}.")
-    return int(value)
+    return binary_label(case, "inactive", "active")
 
 
 def _case_eyes(case: Case) -> tuple[list[np.ndarray], list[str], int, list[str]]:
