@@ -20,6 +20,7 @@ run through ``execute`` per ROI instead, so any parameter file still gives pyrad
 from __future__ import annotations
 
 import collections
+import time
 from typing import Any, Dict, Mapping, Optional
 
 import numpy as np
@@ -142,6 +143,20 @@ def _take(image: sitk.Image, index: tuple[np.ndarray, ...]) -> sitk.Image:
     return out
 
 
+class _Clock:
+    """Adds up the wall seconds spent inside ``with clock:`` blocks."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._start = 0.0
+
+    def __enter__(self) -> None:
+        self._start = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds += time.perf_counter() - self._start
+
+
 class SharedExtractor:
     """pyradiomics extraction of several ROIs of one image, each filtered image computed once."""
 
@@ -150,9 +165,14 @@ class SharedExtractor:
         self.extractors = [make_extractor(p, f"{self.protocol.source or self.protocol.name}, pass {i}")
                            for i, p in enumerate(self.protocol.passes, start=1)]
 
-    def execute(self, image: sitk.Image, masks: Mapping[str, np.ndarray]) -> dict[str, Features]:
+    def execute(self, image: sitk.Image, masks: Mapping[str, np.ndarray],
+                timings: Optional[dict[str, float]] = None) -> dict[str, Features]:
         """ROI name -> pyradiomics' feature dict (no diagnostics) for each [z, y, x] boolean mask
-        on ``image``'s grid, in the order ``execute`` gives them, passes one after another."""
+        on ``image``'s grid, in the order ``execute`` gives them, passes one after another.
+
+        ``timings``, when given, receives ``per_roi_s``: the seconds spent in pyradiomics' own
+        per-ROI feature code (``computeShape``/``computeFeatures``), which no sharing can remove."""
+        clock = _Clock()
         if not masks:
             raise InputError("No ROI to extract radiomics features from.")
         out: dict[str, Features] = {roi: collections.OrderedDict() for roi in masks}
@@ -171,8 +191,11 @@ class SharedExtractor:
                 mask_images.setdefault(roi, _mask_image(m, image))
             img = self._normalised(image, settings, normalised)
             for roi in masks:
-                out[roi].update(ex.computeShape(img, mask_images[roi], boxes[roi], **settings))
-            self._filtered(ex, img, settings, masks, boxes, mask_images, out)
+                with clock:
+                    out[roi].update(ex.computeShape(img, mask_images[roi], boxes[roi], **settings))
+            self._filtered(ex, img, settings, masks, boxes, mask_images, out, clock)
+        if timings is not None:
+            timings["per_roi_s"] = clock.seconds
         return out
 
     @staticmethod
@@ -190,7 +213,7 @@ class SharedExtractor:
     @staticmethod
     def _filtered(ex, img: sitk.Image, settings: Mapping[str, Any], masks: Mapping[str, np.ndarray],
                   boxes: Mapping[str, np.ndarray], mask_images: Mapping[str, sitk.Image],
-                  out: dict[str, Features]) -> None:
+                  out: dict[str, Features], clock: "_Clock") -> None:
         from radiomics import imageoperations
 
         compact = set(ex.enabledFeatures) - {"shape", "shape2D"} <= COMPACTABLE_CLASSES
@@ -215,7 +238,8 @@ class SharedExtractor:
                                                                               source_boxes[roi])
                         else:
                             crop, crop_mask = _take(filtered, view[0]), view[1]
-                        out[roi].update(ex.computeFeatures(crop, crop_mask, type_name, **kwargs))
+                        with clock:
+                            out[roi].update(ex.computeFeatures(crop, crop_mask, type_name, **kwargs))
 
     @staticmethod
     def _plain(ex, image: sitk.Image, mask: sitk.Image, roi: str) -> Features:
