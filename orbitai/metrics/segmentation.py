@@ -130,3 +130,81 @@ def volume_agreement(pred_cm3: Sequence[float], true_cm3: Sequence[float]) -> di
         "relative_error_pct": float(np.nanmean(rel)),
     }
 
+
+
+# ------------------------------------------------------------------ lesion-wise measures
+# As lesion-segmentation challenges (MSSEG, WMH) count them: a lesion is a 26-connected component;
+# a true lesion is detected when the prediction overlaps it by at least one voxel; a predicted
+# component is a false positive when it overlaps no true lesion.
+
+
+def lesion_components(mask: np.ndarray, min_voxels: int = 1) -> tuple[np.ndarray, int]:
+    """26-connected components of a binary mask (labels 1..n), components under ``min_voxels`` dropped."""
+    from scipy import ndimage as ndi
+
+    lab, n = ndi.label(np.asarray(mask, bool), np.ones((3, 3, 3), bool))
+    if min_voxels > 1 and n:
+        sizes = np.bincount(lab.ravel(), minlength=n + 1)
+        keep = sizes >= min_voxels
+        keep[0] = False
+        lab, n = ndi.label(keep[lab], np.ones((3, 3, 3), bool))
+    return lab, int(n)
+
+
+@dataclass(frozen=True)
+class LesionDetection:
+    """Lesion-wise detection counts of a prediction against a truth."""
+
+    n_true: int          # true lesions
+    n_pred: int          # predicted components
+    detected: int        # true lesions overlapped by the prediction
+    true_positive_pred: int  # predicted components overlapping a true lesion
+    false_positive: int  # predicted components overlapping no true lesion
+
+    @classmethod
+    def of(cls, pred: np.ndarray, truth: np.ndarray, min_voxels: int = 1) -> "LesionDetection":
+        p, t = _binary(pred, truth)
+        lt, nt = lesion_components(t, min_voxels)
+        lp, n_p = lesion_components(p, min_voxels)
+        det = np.unique(lt[(lt > 0) & p]).size
+        tpp = np.unique(lp[(lp > 0) & t]).size
+        return cls(nt, n_p, int(det), int(tpp), int(n_p - tpp))
+
+    @property
+    def recall(self) -> float:
+        """Lesion-wise sensitivity: detected / true lesions (1 when there are none)."""
+        return self.detected / self.n_true if self.n_true else 1.0
+
+    @property
+    def precision(self) -> float:
+        """Lesion-wise precision: predicted components on a true lesion / all predicted (1 when none)."""
+        return self.true_positive_pred / self.n_pred if self.n_pred else 1.0
+
+    @property
+    def f1(self) -> float:
+        """Harmonic mean of lesion-wise precision and recall (1 when both masks are empty)."""
+        if self.n_true == 0 and self.n_pred == 0:
+            return 1.0
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+
+def lesion_f1(pred: np.ndarray, truth: np.ndarray, min_voxels: int = 1) -> float:
+    return LesionDetection.of(pred, truth, min_voxels).f1
+
+
+def absolute_volume_difference(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float]) -> dict[str, float]:
+    """|V_pred - V_true| in mL and, as the WMH challenge reports it, in % of V_true (nan when V_true = 0)."""
+    p, t = _binary(pred, truth)
+    vp, vt = volume_cm3(p, spacing), volume_cm3(t, spacing)
+    return {"volume_pred_ml": vp, "volume_true_ml": vt, "avd_ml": abs(vp - vt),
+            "avd_percent": abs(vp - vt) / vt * 100.0 if vt > 0 else float("nan")}
+
+
+def lesion_metrics(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float],
+                   min_voxels: int = 1) -> dict[str, float]:
+    """Voxel Dice, lesion-wise precision/recall/F1 and counts, absolute volume difference."""
+    d = LesionDetection.of(pred, truth, min_voxels)
+    return {"dice": dice(pred, truth), "lesion_f1": d.f1, "lesion_precision": d.precision,
+            "lesion_recall": d.recall, "n_true": d.n_true, "n_pred": d.n_pred, "detected": d.detected,
+            "false_positive": d.false_positive, **absolute_volume_difference(pred, truth, spacing)}

@@ -1,0 +1,187 @@
+"""White-matter lesion segmentation on brain FLAIR.
+
+* :func:`threshold_baseline` — voxels brighter than ``median + k * MAD`` of the brain (plus a
+  minimum size): the plain reference that the network is measured against.
+* :func:`segment_lesions` — the 2.5D MONAI U-Net of a bundle (default ``neuro_lesion_unet_demo``,
+  see :mod:`orbitai.neuro.lesionseg_train`). The FLAIR is normalised inside the brain mask,
+  resampled (linear) onto a 1 mm grid aligned with the patient axes and cropped to the brain box,
+  so a 3-5 mm clinical FLAIR of any orientation is read like the 1 mm phantoms the model was trained
+  on (with simulated thick slices). Axial slices are segmented with MONAI's
+  ``sliding_window_inference`` (optionally averaged with the left-right mirror), and the lesion
+  probability is resampled back onto the FLAIR's own grid: the mask has the input's geometry.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage as ndi
+
+from orbitai.errors import InputError
+from orbitai.io import Volume, require_finite
+from orbitai.neuro.seg_configs import ARCHITECTURE, CONTEXT, Z_FLOOR, brain_stats, normalise
+from orbitai.progress import ProgressCallback
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BUNDLE = "neuro_lesion_unet_demo"
+#: Model grid: 1 mm, axes along patient L, A, S (the MNI template's LAS index order).
+MODEL_DIRECTION = np.diag([1.0, -1.0, 1.0])
+MODEL_SPACING = 1.0
+#: 26-connected components smaller than this are dropped (mm^3).
+MIN_LESION_MM3 = 3.0
+BASELINE_K = 4.0
+BASELINE_MIN_MM3 = 10.0
+MIN_BRAIN_ML = 100.0
+
+
+def check_pair(flair: Volume, brain: Volume) -> np.ndarray:
+    """Validate a FLAIR and its brain mask; return the mask as bool. One-line `InputError` otherwise."""
+    if not isinstance(flair, Volume) or not isinstance(brain, Volume):
+        raise InputError("The FLAIR and the brain mask must be orbitai.io.Volume objects.")
+    if flair.array.ndim != 3 or min(flair.shape) < 2:
+        raise InputError(f"The FLAIR must be a 3D volume of several slices, got shape {flair.shape}.")
+    require_finite(flair, "FLAIR")
+    if not flair.same_geometry(brain, tol=1e-3):
+        raise InputError(
+            f"The brain mask (shape {brain.shape}, spacing {tuple(round(s, 3) for s in brain.spacing)}) is not on "
+            f"the FLAIR's grid (shape {flair.shape}, spacing {tuple(round(s, 3) for s in flair.spacing)}); "
+            "resample it onto the FLAIR first.")
+    mask = np.asarray(brain.array) > 0
+    ml = float(mask.sum()) * flair.voxel_volume_mm3() / 1000.0
+    if ml < MIN_BRAIN_ML:
+        raise InputError(f"The brain mask holds only {ml:.1f} mL (< {MIN_BRAIN_ML:.0f} mL): "
+                         "it is empty or not a brain mask of this FLAIR.")
+    return mask
+
+
+def remove_small(mask: np.ndarray, min_voxels: int) -> np.ndarray:
+    """Drop 26-connected components of fewer than ``min_voxels`` voxels."""
+    mask = np.asarray(mask, bool)
+    if min_voxels <= 1 or not mask.any():
+        return mask
+    lab, n = ndi.label(mask, np.ones((3, 3, 3), bool))
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)
+    keep = sizes >= min_voxels
+    keep[0] = False
+    return keep[lab]
+
+
+def _min_voxels(vol: Volume, mm3: float) -> int:
+    return max(1, int(np.ceil(mm3 / vol.voxel_volume_mm3() - 1e-9)))
+
+
+def threshold_baseline(flair: Volume, brain: Volume, k: float = BASELINE_K,
+                       min_size_mm3: float = BASELINE_MIN_MM3) -> Volume:
+    """Lesions = brain voxels above ``median + k * MAD`` of the brain's intensities (MAD not
+    scaled), components of at least ``min_size_mm3``; uint8 mask on the FLAIR grid."""
+    b = check_pair(flair, brain)
+    a = np.asarray(flair.array, np.float32)
+    med, mad = brain_stats(a[b])
+    mask = b & (a > med + k * mad)
+    return flair.with_array(remove_small(mask, _min_voxels(flair, min_size_mm3)).astype(np.uint8))
+
+
+def model_grid(flair: Volume, brain: np.ndarray, margin_mm: float = 4.0) -> sitk.Image:
+    """A 1 mm reference grid aligned with the patient axes (LAS), covering the brain box + margin."""
+    idx = np.argwhere(brain)
+    lo, hi = idx.min(0) - 0.5, idx.max(0) + 0.5           # (k, j, i)
+    corners = np.array([[i, j, k] for k in (lo[0], hi[0]) for j in (lo[1], hi[1]) for i in (lo[2], hi[2])])
+    phys = np.array([flair.index_to_physical(c) for c in corners])
+    local = phys @ MODEL_DIRECTION                           # coordinates along the model axes
+    a = local.min(0) - margin_mm
+    b = local.max(0) + margin_mm
+    size = [int(np.ceil((y - x) / MODEL_SPACING)) + 1 for x, y in zip(a, b)]
+    ref = sitk.Image(size, sitk.sitkUInt8)
+    ref.SetSpacing([MODEL_SPACING] * 3)
+    ref.SetDirection(tuple(MODEL_DIRECTION.ravel()))
+    ref.SetOrigin(tuple(MODEL_DIRECTION @ a))
+    return ref
+
+
+def load_lesion_model(bundle: str | None = None, device: "str | torch.device" = "cpu") -> "torch.nn.Module":
+    """The network of a lesion bundle (name or folder), weights checksum-verified, eval mode."""
+    import orbitai.neuro.seg_configs  # noqa: F401 - registers the architecture
+    from orbitai.bundle import find_bundle
+    from orbitai.errors import BundleError
+
+    b = find_bundle(bundle or DEFAULT_BUNDLE)
+    if b.architecture != ARCHITECTURE:
+        raise BundleError(f"Bundle '{b.name}' is a {b.architecture or b.metadata.get('task')!r} model, "
+                          f"not a lesion segmentation network ({ARCHITECTURE}).")
+    return b.load_model(device)
+
+
+def lesion_probability(flair: Volume, brain: Volume, model: "torch.nn.Module",
+                       device: "str | torch.device" = "cpu", mirror: bool = True,
+                       progress: ProgressCallback | None = None, batch_slices: int = 24) -> Volume:
+    """Lesion probability (float32 [0, 1]) on the FLAIR's grid, 0 outside the brain mask."""
+    import torch
+    from monai.inferers import sliding_window_inference
+
+    b = check_pair(flair, brain)
+    med, mad = brain_stats(np.asarray(flair.array, np.float32)[b])
+    if mad <= 0:
+        raise InputError("The FLAIR is constant inside the brain mask: no image to segment.")
+    z = normalise(flair.array, b, med, mad)
+    ref = model_grid(flair, b)
+    zi = flair.with_array(z).to_sitk()
+    zg = sitk.GetArrayFromImage(sitk.Resample(zi, ref, sitk.Transform(), sitk.sitkLinear, Z_FLOOR, sitk.sitkFloat32))
+    bi = flair.with_array(b.astype(np.float32)).to_sitk()
+    bg = sitk.GetArrayFromImage(sitk.Resample(bi, ref, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)) > 0.5
+    zg = np.where(bg, zg, np.float32(Z_FLOOR)).astype(np.float32)
+    depth = zg.shape[0]
+    offsets = np.array(CONTEXT)
+    prob = np.zeros(zg.shape, np.float32)
+    dev = torch.device(device)
+    model = model.to(dev).eval()
+    roi = (192, 192)
+    starts = list(range(0, depth, batch_slices))
+    with torch.no_grad():
+        for n, s in enumerate(starts):
+            ks = np.arange(s, min(s + batch_slices, depth))
+            rows = np.clip(ks[:, None] + offsets[None, :], 0, depth - 1)
+            x = torch.from_numpy(zg[rows]).to(dev)                  # [B, C, H, W]
+            logits = sliding_window_inference(x, roi, 8, model, overlap=0.25, mode="gaussian")
+            assert isinstance(logits, torch.Tensor)
+            if mirror:
+                flipped = sliding_window_inference(torch.flip(x, dims=[3]), roi, 8, model, overlap=0.25,
+                                                   mode="gaussian")
+                assert isinstance(flipped, torch.Tensor)
+                logits = 0.5 * (logits + torch.flip(flipped, dims=[3]))
+            prob[ks] = torch.softmax(logits.float(), dim=1)[:, 1].cpu().numpy()
+            if progress is not None:
+                progress(n + 1, len(starts), "lesion segmentation")
+    prob[~bg] = 0.0
+    pimg = sitk.GetImageFromArray(prob)
+    pimg.CopyInformation(ref)
+    back = sitk.Resample(pimg, flair.with_array(np.zeros(flair.shape, np.uint8)).to_sitk(), sitk.Transform(),
+                         sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    out = np.clip(sitk.GetArrayFromImage(back), 0.0, 1.0)
+    return flair.with_array(np.where(b, out, 0.0).astype(np.float32))
+
+
+def segment_lesions(flair: Volume, brain: Volume, bundle: str | None = None, device: str = "auto",
+                    progress: ProgressCallback | None = None, threshold: float = 0.5,
+                    min_size_mm3: float = MIN_LESION_MM3, mirror: bool = True) -> Volume:
+    """White-matter lesion mask (uint8, 1 = lesion) on the FLAIR's grid.
+
+    ``brain``: the intracranial mask on the FLAIR grid (``image > 0`` for skull-stripped input,
+    else `orbitai.neuro.anatomy.extract_brain`). ``bundle``: a bundle name or folder (default
+    ``neuro_lesion_unet_demo``)."""
+    from orbitai.device import select_device
+
+    t0 = time.perf_counter()
+    check_pair(flair, brain)
+    dev = select_device(device)
+    model = load_lesion_model(bundle, dev)
+    prob = lesion_probability(flair, brain, model, dev, mirror=mirror, progress=progress)
+    mask = remove_small(prob.array >= threshold, _min_voxels(flair, min_size_mm3))
+    log.info("lesion segmentation: %d voxels in %.1f s", int(mask.sum()), time.perf_counter() - t0)
+    return flair.with_array(mask.astype(np.uint8))
