@@ -1,0 +1,306 @@
+"""Logic of the NeuroDifferential module: MRML in, MRML out, the model in a child process.
+
+No Qt here, so the same code runs inside Slicer and headless (slicer-core) in the tests. The
+shared `orbitai.mrml.jobs.JobLogic` runs the job (``start``, ``finish``, blocking ``run``,
+``load_results``); this module declares its two hooks:
+
+* `NeuroDifferentialLogic.job_arguments` checks the FLAIR, the optional lesion segmentation (exported
+  onto the FLAIR's grid; refused when it is empty or does not lie on the FLAIR), the model and the
+  device, writes them into the job's folder and names ``orbitai neuro predict`` (or ``orbitai neuro
+  lesions`` for "lesions only") -- nothing starts on a bad value;
+* `NeuroDifferentialLogic.import_results` reads the output folder through the core's contract
+  (`orbitai.neuro.result.NeuroResult`, every file checked first) and adds the lesion segmentation over
+  the FLAIR, the lesion summary and per-lesion tables, the NMOSD/MS probability table, the heat-map
+  overlay and the intracranial mask. `JobLogic.load_results` wraps it: a failure leaves the scene as it was.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from orbitai.errors import InputError
+from orbitai.mrml.jobs import JobLogic
+
+TASK = "neuro_differential"
+#: The bundled classifiers (paper 003's four models) and their panel labels; other installed
+#: NMOSD-vs-MS bundles are offered by name.
+MODELS = {"neuro_twoview18_demo": "Two-view ResNet-18",
+          "neuro_twoview34_demo": "Two-view ResNet-34",
+          "neuro_resnet3d18_demo": "3D ResNet-18",
+          "neuro_resnet3d34_demo": "3D ResNet-34"}
+#: The paper's best model family.
+DEFAULT_MODEL = "neuro_twoview18_demo"
+#: The model choice that runs ``orbitai neuro lesions``: lesions and lesion table, no classification.
+LESIONS_ONLY = "Lesions only (no NMOSD/MS classification)"
+#: The model choice shown when no NMOSD-vs-MS bundle is installed (Apply says why it cannot run).
+NO_MODEL = "No NMOSD/MS model installed"
+#: Location classes of the lesion table, in the order the tables show them (others follow by name).
+LOCATIONS = ("periventricular", "juxtacortical", "infratentorial", "deep_white_matter", "callosal")
+#: Share of a given lesion segmentation's volume that must lie inside the FLAIR.
+MIN_INSIDE = 0.9
+SUMMARY_TABLE = "lesion summary"
+LESION_TABLE = "lesions"
+PROBABILITY_TABLE = "NMOSD vs MS"
+#: Attribute set on every output node: the ID of the FLAIR it was computed from.
+INPUT_ATTRIBUTE = "OrbitAI.Neuro.InputVolume"
+
+
+@dataclass
+class NeuroOutputs:
+    """The nodes one run added (None where the result has none) and result.json as read."""
+
+    lesion_segmentation: Any
+    summary_table: Any
+    lesion_table: Any = None
+    probability_table: Any = None
+    heatmap_node: Any = None
+    brain_segmentation: Any = None
+    result: dict = field(default_factory=dict)
+
+    def summary(self) -> str:
+        r = self.result
+        les = r["lesions"]
+        text = (f"{les['count']} lesion{'s' if les['count'] != 1 else ''}, {float(les['total_ml']):.2f} mL "
+                f"({float(les['percent_icv']):.2f} % of the intracranial volume, {float(les['icv_ml']):.0f} mL).")
+        if "applies" in r:
+            model = MODELS.get(r["model"], r["model"])
+            if r["applies"]:
+                text += f" {model}: {r['call']} (P(NMOSD) = {float(r['probability_nmosd']):.2f})."
+            else:
+                text += f" {model} does not apply: {r['reason']}."
+        if r.get("warnings"):
+            text += " Warnings: " + " ".join(r["warnings"])
+        return text
+
+
+# --------------------------------------------------------------------------- logic
+class NeuroDifferentialLogic(JobLogic):
+    """White-matter lesions and NMOSD-vs-MS probability of a brain FLAIR node.
+
+    ``start(input_node, lesion_segmentation=None, model=DEFAULT_MODEL, device="auto", heatmap=True)``,
+    ``finish(job)``, ``run(...)`` and ``load_results(folder, input_node)`` come from `JobLogic`;
+    ``model`` is a panel label, a bundle name or folder, or `LESIONS_ONLY`."""
+
+    job_title = "NMOSD vs MS prediction"
+    requirements = Path(__file__).with_name("requirements.txt")
+
+    # ------------------------------------------------------------------------ models
+    @staticmethod
+    def modelChoices() -> dict[str, str]:
+        """label -> bundle name of every installed NMOSD-vs-MS bundle: paper 003's four first, then others."""
+        from orbitai.bundle import iter_bundles
+
+        names = {b.name for b in iter_bundles() if b.metadata.get("task") == TASK}
+        known = {label: name for name, label in MODELS.items() if name in names}
+        return known | {name: name for name in sorted(names - set(MODELS))}
+
+    @classmethod
+    def modelLabels(cls) -> list[str]:
+        """The panel's model choices: the installed classifiers (or `NO_MODEL`), then `LESIONS_ONLY`."""
+        return [*(list(cls.modelChoices()) or [NO_MODEL]), LESIONS_ONLY]
+
+    @classmethod
+    def defaultModelLabel(cls) -> str:
+        labels = cls.modelLabels()
+        return MODELS[DEFAULT_MODEL] if MODELS[DEFAULT_MODEL] in labels else labels[0]
+
+    @staticmethod
+    def resolveModel(model: Optional[str]):
+        """The bundle for ``model`` (a panel label, a bundle name or folder); None for `LESIONS_ONLY`;
+        one clear line when no model is installed or it is not an NMOSD-vs-MS bundle."""
+        from orbitai.bundle.models import find_task_bundle
+
+        key = (model or DEFAULT_MODEL).strip()
+        if key == LESIONS_ONLY:
+            return None
+        if key == NO_MODEL:
+            raise InputError(f"No NMOSD-vs-MS model is installed (bundles {', '.join(MODELS)}); train one with "
+                             f"'orbitai neuro train' (see the README), or choose '{LESIONS_ONLY}'.")
+        name = next((n for n, label in MODELS.items() if label == key), key)
+        return find_task_bundle(name, TASK, "an NMOSD-vs-MS classifier")
+
+    @classmethod
+    def whyNotReady(cls, model: Optional[str]) -> str:
+        """Why the model choice cannot run ("" when it can)."""
+        from orbitai.errors import OrbitAIError
+
+        try:
+            cls.resolveModel(model)
+        except OrbitAIError as exc:
+            return str(exc)
+        return ""
+
+    # ------------------------------------------------------------------------ checks
+    @staticmethod
+    def check_flair(input_node):
+        """The FLAIR node's voxels as a `Volume` (the child checks what a FLAIR must be: 3D head, finite, not CT/T1)."""
+        from orbitai.mrml import volume_from_volume_node
+
+        if input_node is None or input_node.IsA("vtkMRMLLabelMapVolumeNode"):
+            raise InputError("Select a brain FLAIR volume" +
+                             (f"; '{input_node.GetName()}' is a label map." if input_node is not None else "."))
+        vol = volume_from_volume_node(input_node)
+        if min(vol.shape) < 3:
+            raise InputError(f"'{input_node.GetName()}' is not a 3D volume (shape {vol.shape}); load a 3D brain FLAIR.")
+        return vol
+
+    def lesion_mask(self, segmentation_node, input_node):
+        """The lesion segmentation (every segment is lesion) as a 0/1 mask on the FLAIR's grid; one-line
+        errors for a node that is not a segmentation, one without lesion voxels, or one that does not lie
+        on the FLAIR (less than `MIN_INSIDE` of its volume inside it)."""
+        import numpy as np
+
+        from orbitai.mrml import labels_from_segmentation_node
+        from orbitai.mrml.transaction import temporary_nodes
+
+        if not segmentation_node.IsA("vtkMRMLSegmentationNode"):
+            raise InputError(f"'{segmentation_node.GetName()}' is not a segmentation node.")
+        what = f"Lesion segmentation '{segmentation_node.GetName()}'"
+        segmentation = segmentation_node.GetSegmentation()
+        names = [segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())]
+        own_mm3 = _segments_volume_mm3(segmentation_node)
+        if own_mm3 <= 0:
+            raise InputError(f"{what} holds no lesion voxel; select one with the lesions, or none to have them found.")
+        try:
+            with temporary_nodes(self.ctx.scene):   # the export adds helper nodes
+                labels = labels_from_segmentation_node(segmentation_node, input_node,
+                                                       table={i + 1: n for i, n in enumerate(dict.fromkeys(names))})
+        except ValueError as exc:
+            raise InputError(f"{what}: {exc}") from None
+        mask = labels.with_array((np.asarray(labels.array) != 0).astype(np.uint8))
+        inside = float(np.count_nonzero(mask.array)) * mask.voxel_volume_mm3()
+        if inside < MIN_INSIDE * own_mm3:
+            raise InputError(f"{what} does not lie on the FLAIR '{input_node.GetName()}' (only {100 * inside / own_mm3:.0f} % "
+                             "of its volume is inside it); select the segmentation made on this FLAIR.")
+        return mask
+
+    # ------------------------------------------------------------------------ hooks
+    def job_arguments(self, workdir: Path, input_node, lesion_segmentation=None, model: str = DEFAULT_MODEL,
+                      device: str = "auto", heatmap: bool = True) -> list[str]:
+        """Start hook: check every input, write them into ``workdir``, name the ``neuro predict`` (or
+        ``neuro lesions``) command. The scene is not changed."""
+        from orbitai.io import write_volume
+        from orbitai.segfile import lesion_table, write_segmentation
+
+        vol = self.check_flair(input_node)
+        device = self.check_device(device)
+        bundle = self.resolveModel(model)
+        mask = self.lesion_mask(lesion_segmentation, input_node) if lesion_segmentation is not None else None
+        flair = write_volume(vol, workdir / "flair.nrrd")
+        if bundle is None:
+            args = ["neuro", "lesions", str(flair)]
+        else:
+            args = ["neuro", "predict", str(flair), "--model", str(bundle.path)]
+            if not heatmap:
+                args.append("--no-heatmap")
+        if mask is not None:
+            args += ["--lesions", str(write_segmentation(mask, workdir / "lesions.seg.nrrd", table=lesion_table()))]
+        return [*args, "--device", device, "--out", "{out}"]
+
+    def import_results(self, result_dir: Path, input_node, **_options: Any) -> NeuroOutputs:
+        """Finish hook: read a ``neuro predict|lesions`` output folder (all of it checked before the scene
+        is touched), then add the lesion segmentation, the tables, the heat map and the intracranial mask."""
+        from orbitai.mrml import geometry_of, overlay_node_from_volume, segmentation_node_from_labels, table_node_from_rows
+        from orbitai.neuro.result import BRAIN_SEGMENT, NeuroResult
+        from orbitai.segfile import LabelInfo, lesion_table
+
+        read = NeuroResult.read(result_dir, geometry_of(input_node))
+        r, base = read.data, input_node.GetName()
+        summary_rows, lesion_rows = table_rows(read)
+        icv = float(r["lesions"]["icv_ml"])
+        nodes = [segmentation_node_from_labels(self.ctx, read.lesions, reference_node=input_node, name=f"{base} lesions",
+                                               table=lesion_table(), include_empty=True)]
+        nodes.append(table_node_from_rows(
+            self.ctx, summary_rows, name=f"{base} {SUMMARY_TABLE}",
+            units={"volume": "mL", "ICV": "mL", "% of ICV": "%"},
+            descriptions={"lesions": "number of lesions (26-connected components)",
+                          "volume": "lesion volume", "% of ICV": f"lesion volume in % of the intracranial volume ({icv:.0f} mL)",
+                          "ICV": "intracranial volume (brain and CSF) of the brain extraction"}))
+        outputs = NeuroOutputs(nodes[0], nodes[1], result=r)
+        if lesion_rows:
+            outputs.lesion_table = table_node_from_rows(
+                self.ctx, lesion_rows, name=f"{base} {LESION_TABLE}", units={"volume": "mL", "R": "mm", "A": "mm", "S": "mm"},
+                descriptions={"location": "location class (majority of the lesion's voxels)",
+                              "R": "centroid, right (RAS)", "A": "centroid, anterior (RAS)", "S": "centroid, superior (RAS)"})
+            nodes.append(outputs.lesion_table)
+        if read.classified:
+            outputs.probability_table = table_node_from_rows(
+                self.ctx, [probability_row(r)], name=f"{base} {PROBABILITY_TABLE}",
+                descriptions={"P(NMOSD)": "probability of NMOSD (vs multiple sclerosis) from the model",
+                              "call": f"NMOSD when P(NMOSD) >= {float(r['threshold']):g}, else MS",
+                              "input": "the classifier's input image (lesion mask, FLAIR or FLAIR inside the lesions)"})
+            nodes.append(outputs.probability_table)
+        if read.heatmap is not None:
+            top = float(read.heatmap.array.max())
+            outputs.heatmap_node = overlay_node_from_volume(self.ctx, read.heatmap, input_node, name=f"{base} NMOSD-MS heat map",
+                                                            value_range=(0.0, max(top, 1e-6)),
+                                                            threshold=0.05 * top if top > 0 else None)
+            nodes.append(outputs.heatmap_node)
+        if read.brain is not None:
+            outputs.brain_segmentation = segmentation_node_from_labels(
+                self.ctx, read.brain, reference_node=input_node, name=f"{base} intracranial",
+                table={1: LabelInfo(1, BRAIN_SEGMENT, (170, 170, 255))})
+            outputs.brain_segmentation.GetDisplayNode().SetVisibility(False)   # shown on demand, over the lesions
+            nodes.append(outputs.brain_segmentation)
+        for node in nodes:
+            node.SetAttribute(INPUT_ATTRIBUTE, input_node.GetID())
+        return outputs
+
+    def show(self, outputs: NeuroOutputs, input_node) -> None:
+        """Show the lesions and the heat map over the FLAIR and the probability (or summary) table (Slicer app)."""
+        from orbitai.mrml import show_overlay
+        from orbitai.mrml.tables import show_table
+
+        outputs.lesion_segmentation.CreateDefaultDisplayNodes()
+        outputs.lesion_segmentation.GetDisplayNode().SetVisibility(True)
+        if outputs.heatmap_node is not None:
+            show_overlay(self.ctx, outputs.heatmap_node, input_node, opacity=0.4)
+        show_table(self.ctx, outputs.probability_table or outputs.summary_table)
+
+
+# --------------------------------------------------------------------------- rows
+def table_rows(read) -> tuple[list[dict], list[dict]]:
+    """(summary rows: all lesions then one per location class; per-lesion rows) of a `NeuroResult`."""
+    s = read.data["lesions"]
+    icv = float(s["icv_ml"])
+    rows = [{"location": "all", "lesions": int(s["count"]), "volume": float(s["total_ml"]),
+             "% of ICV": float(s["percent_icv"]), "ICV": icv}]
+    found = [r.location for r in read.lesion_rows]
+    for loc in [*LOCATIONS, *sorted(set(found) - set(LOCATIONS))]:
+        volume = sum(r.volume_ml for r in read.lesion_rows if r.location == loc)
+        rows.append({"location": loc, "lesions": found.count(loc), "volume": float(volume),
+                     "% of ICV": 100.0 * volume / icv, "ICV": icv})
+    lesions = [{"id": r.id, "location": r.location, "volume": r.volume_ml, "voxels": r.voxels,
+                "R": r.centroid_ras[0], "A": r.centroid_ras[1], "S": r.centroid_ras[2]} for r in read.lesion_rows]
+    return rows, lesions
+
+
+def probability_row(r: dict) -> dict:
+    """The NMOSD/MS table's row of result.json ``r`` (a classification): P(NMOSD), P(MS) and the call, or
+    'does not apply' and why."""
+    p = r.get("probability_nmosd")
+    return {"P(NMOSD)": float(p) if p is not None else None, "P(MS)": 1.0 - float(p) if p is not None else None,
+            "call": r["call"] if r["applies"] else "does not apply", "threshold": float(r["threshold"]),
+            "model": MODELS.get(r["model"], r["model"]), "architecture": r["architecture"],
+            "input": r["input_mode"], "reason": r.get("reason") or ""}
+
+
+def _segments_volume_mm3(segmentation_node) -> float:
+    """Sum over the segments of their labelled volume (mm3) in their own binary-labelmap geometry."""
+    import numpy as np
+    import slicer
+    from vtk.util import numpy_support
+
+    segmentation = segmentation_node.GetSegmentation()
+    total = 0.0
+    for i in range(segmentation.GetNumberOfSegments()):
+        sid = segmentation.GetNthSegmentID(i)
+        image = slicer.vtkOrientedImageData()
+        slicer.vtkSlicerSegmentationsModuleLogic.GetSegmentBinaryLabelmapRepresentation(segmentation_node, sid, image, False)
+        scalars = image.GetPointData().GetScalars() if image.GetPointData() else None
+        if scalars is None:
+            continue
+        voxels = np.count_nonzero(numpy_support.vtk_to_numpy(scalars) == segmentation.GetSegment(sid).GetLabelValue())
+        total += float(voxels) * float(np.prod(image.GetSpacing()))
+    return total

@@ -1,0 +1,488 @@
+"""NeuroDifferential Logic and job panel on a real MRML scene: run by ``Testing/NeuroDifferential`` (pytest,
+headless with slicer-core) and by the module's self-test inside Slicer (NeuroDifferentialTest).
+
+Two layers: `load_results` and the start checks against a brain phantom's real FLAIR and lesion mask,
+with output folders written by the core's own writer (`orbitai.neuro.result.write_neuro_result`: fast,
+no model); and the whole Logic end to end through the child process (``orbitai neuro predict|lesions``;
+see `cli_missing` and `installed`).
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from orbitai.errors import InputError, OrbitAIError
+from orbitai.io import Volume
+from orbitai.testing import node_ids, panel, patched, raises, slicer_context  # noqa: F401 - slicer_context: self-test
+
+SEED = 770311  # never used for training cohorts
+LOCATIONS = ("periventricular", "juxtacortical", "infratentorial", "deep_white_matter", "callosal")
+
+
+@functools.lru_cache(maxsize=None)
+def cli_missing(command: str = "predict") -> str:
+    """Why ``orbitai neuro COMMAND`` cannot run here ("" when its ``--help`` exits 0)."""
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "orbitai", "neuro", command, "--help"], capture_output=True,
+                         text=True, timeout=300)
+    if res.returncode == 0:
+        return ""
+    return f"'orbitai neuro {command}' does not exist yet ('orbitai neuro {command} --help' exit code {res.returncode})"
+
+
+def installed() -> bool:
+    """Whether an NMOSD-vs-MS bundle is installed (``neuro predict`` needs one)."""
+    from NeuroDifferentialLib import NeuroDifferentialLogic  # type: ignore[import-not-found]  # until the mypy override lists it
+
+    return bool(NeuroDifferentialLogic.modelChoices())
+
+
+# --------------------------------------------------------------------------- phantom and contract folders
+@functools.lru_cache(maxsize=2)
+def phantom(seed: int = SEED, disease: str = "ms"):
+    """The brain phantom: a real 182 x 218 x 182 1 mm FLAIR (brain-extracted) and its lesion mask."""
+    from orbitai.phantoms.brain import brain_flair_case
+
+    return brain_flair_case(seed, disease)
+
+
+def lesion_rows(lesions: Volume) -> list[dict[str, Any]]:
+    """lesions.csv rows of a mask: 26-connected components (location classes assigned in turn: the
+    loader does not interpret them), volume, voxels and RAS centroid."""
+    from scipy import ndimage as ndi
+
+    comp, n = ndi.label(np.asarray(lesions.array) != 0, structure=np.ones((3, 3, 3)))
+    rows: list[dict[str, Any]] = []
+    if n == 0:
+        return rows
+    counts = np.bincount(comp.ravel())[1:]
+    centres = ndi.center_of_mass(comp > 0, comp, range(1, n + 1))
+    m = lesions.ijk_to_ras()
+    for i, (c, (k, j, ii)) in enumerate(zip(counts, centres)):
+        r, a, s = (m @ np.array([ii, j, k, 1.0]))[:3]
+        rows.append({"id": i + 1, "volume_ml": float(c) * lesions.voxel_volume_mm3() / 1000.0,
+                     "location": LOCATIONS[i % len(LOCATIONS)], "centroid_r": float(r), "centroid_a": float(a),
+                     "centroid_s": float(s), "voxels": int(c)})
+    return rows
+
+
+def write_contract_result(out: Path, flair: Volume, lesions: Volume, applies: Optional[bool] = True,
+                          probability: float = 0.27) -> dict:
+    """An output folder as ``neuro predict`` (``applies`` True/False) or ``neuro lesions`` (None) writes it,
+    through the core's writer; returns result.json's findings."""
+    from scipy import ndimage as ndi
+
+    from orbitai.neuro.result import write_neuro_result
+
+    rows = lesion_rows(lesions)
+    a = np.asarray(flair.array)
+    brain = flair.with_array((a > 0.2 * np.percentile(a, 99)).astype(np.uint8))   # the phantom is brain-extracted
+    icv = float(brain.array.sum()) * flair.voxel_volume_mm3() / 1000.0
+    total = float(sum(r["volume_ml"] for r in rows))
+    counts = {loc: sum(r["location"] == loc for r in rows) for loc in LOCATIONS}
+    data: dict[str, Any] = {
+        "lesions": {"count": len(rows), "total_ml": total, "percent_icv": 100.0 * total / icv, "icv_ml": icv,
+                    "counts": counts, "volumes_ml": {loc: sum(r["volume_ml"] for r in rows if r["location"] == loc)
+                                                     for loc in LOCATIONS}},
+        "device": "cpu", "seconds": 4.2, "warnings": [], "notes": ["already skull-stripped input"]}
+    heat = None
+    if applies is not None:
+        data.update(model="neuro_twoview18_demo", architecture="twoview18", input_mode="lesion_mask", threshold=0.5,
+                    applies=applies)
+        if applies:
+            data.update(probability_nmosd=probability, call="NMOSD" if probability >= 0.5 else "MS")
+            h = ndi.gaussian_filter((np.asarray(lesions.array) != 0).astype(np.float32), 3.0)
+            heat = flair.with_array((h / h.max()).astype(np.float32))
+        else:
+            data.update(probability_nmosd=None, call=None, reason="no white-matter lesion was found, so the "
+                        "NMOSD-vs-MS classifier does not apply")
+    write_neuro_result(out, data, lesions, rows, brain, heat)
+    return data
+
+
+def _flair_node(ctx, name: str = "FLAIR"):
+    from orbitai.mrml import volume_node_from_volume
+
+    case = phantom()
+    return case, volume_node_from_volume(ctx, case.image, name=name)
+
+
+def _lesion_node(ctx, labels: Volume, flair_node=None, name: str = "lesions"):
+    from orbitai.mrml import segmentation_node_from_labels
+    from orbitai.segfile import lesion_table
+
+    return segmentation_node_from_labels(ctx, labels, reference_node=flair_node, name=name, table=lesion_table())
+
+
+def _mask_of(seg_node, flair_node) -> np.ndarray:
+    from orbitai.mrml import labels_from_segmentation_node
+    from orbitai.segfile import lesion_table
+
+    return np.asarray(labels_from_segmentation_node(seg_node, flair_node, table=lesion_table()).array) != 0
+
+
+# --------------------------------------------------------------------------- load_results
+def test_load_results_adds_lesions_tables_and_heat_map(ctx, tmp_path: Path):
+    """A ``neuro predict`` folder on the phantom's grid: lesion segmentation over the FLAIR (voxel for
+    voxel), summary table (all + per location), per-lesion table, NMOSD/MS table, heat map, hidden
+    intracranial mask; every node tagged with the FLAIR; nothing else added."""
+    from NeuroDifferentialLib import NeuroDifferentialLogic
+
+    from orbitai.io import read_volume
+    from orbitai.mrml import ijk_to_ras_of, rows_from_table_node, segment_info, volume_from_volume_node
+
+    case, flair = _flair_node(ctx)
+    data = write_contract_result(tmp_path / "res", case.image, case.labels)
+    before = node_ids(ctx)
+    out = NeuroDifferentialLogic(ctx).load_results(tmp_path / "res", flair)
+
+    assert [s["name"] for s in segment_info(out.lesion_segmentation)] == ["white_matter_lesion"]
+    assert np.array_equal(_mask_of(out.lesion_segmentation, flair), np.asarray(case.labels.array) != 0)
+    summary = rows_from_table_node(out.summary_table)
+    n = data["lesions"]["count"]
+    assert n >= 3 and summary[0]["location"] == "all" and summary[0]["lesions"] == n
+    assert abs(summary[0]["volume"] - case.info["lesion_volume_ml"]) < 1e-6
+    assert [r["location"] for r in summary[1:]] == list(LOCATIONS)
+    assert sum(r["lesions"] for r in summary[1:]) == n
+    assert abs(sum(r["volume"] for r in summary[1:]) - summary[0]["volume"]) < 1e-9
+    assert abs(summary[0]["% of ICV"] - 100 * summary[0]["volume"] / summary[0]["ICV"]) < 1e-9
+    assert abs(summary[0]["ICV"] - data["lesions"]["icv_ml"]) < 1e-9
+    lesions = rows_from_table_node(out.lesion_table)
+    assert [r["id"] for r in lesions] == list(range(1, n + 1)) and sum(r["voxels"] for r in lesions) == case.labels.array.sum()
+    prob = rows_from_table_node(out.probability_table)
+    assert len(prob) == 1 and abs(prob[0]["P(NMOSD)"] - 0.27) < 1e-9 and abs(prob[0]["P(MS)"] - 0.73) < 1e-9
+    assert prob[0]["call"] == "MS" and prob[0]["model"] == "Two-view ResNet-18" and prob[0]["input"] == "lesion_mask"
+    heat = out.heatmap_node
+    assert heat.GetAttribute("OrbitAI.Overlay") == "1"
+    assert np.allclose(ijk_to_ras_of(heat), ijk_to_ras_of(flair), atol=1e-5)
+    assert np.allclose(volume_from_volume_node(heat).array, read_volume(tmp_path / "res" / "heatmap.nrrd").array)
+    assert out.brain_segmentation.GetDisplayNode().GetVisibility() == 0
+    nodes = [out.lesion_segmentation, out.summary_table, out.lesion_table, out.probability_table, heat,
+             out.brain_segmentation]
+    added = node_ids(ctx) - before
+    for node in nodes:
+        assert node.GetID() in added and node.GetAttribute("OrbitAI.Neuro.InputVolume") == flair.GetID()
+    text = out.summary()
+    assert f"{n} lesions" in text and "Two-view ResNet-18: MS (P(NMOSD) = 0.27)" in text
+
+
+def test_load_results_classifier_does_not_apply(ctx, tmp_path: Path):
+    """No lesion: an empty lesion segment (ready to draw in), no per-lesion table, no heat map, and the
+    NMOSD/MS table says the classifier does not apply and why."""
+    from NeuroDifferentialLib import NeuroDifferentialLogic
+
+    from orbitai.mrml import rows_from_table_node, segment_info
+
+    case, flair = _flair_node(ctx)
+    empty = case.labels.with_array(np.zeros(case.labels.shape, np.uint8))
+    write_contract_result(tmp_path / "res", case.image, empty, applies=False)
+    out = NeuroDifferentialLogic(ctx).load_results(tmp_path / "res", flair)
+    assert [s["name"] for s in segment_info(out.lesion_segmentation)] == ["white_matter_lesion"]
+    assert out.lesion_table is None and out.heatmap_node is None
+    row = rows_from_table_node(out.probability_table)[0]
+    assert row["call"] == "does not apply" and "does not apply" in row["reason"] and row["P(NMOSD)"] == ""
+    assert rows_from_table_node(out.summary_table)[0]["lesions"] == 0
+    assert "0 lesions" in out.summary() and "does not apply" in out.summary()
+
+
+def test_load_results_lesions_only(ctx, tmp_path: Path):
+    """A ``neuro lesions`` folder: lesions and tables, no NMOSD/MS table and no heat map."""
+    from NeuroDifferentialLib import NeuroDifferentialLogic
+
+    case, flair = _flair_node(ctx)
+    write_contract_result(tmp_path / "res", case.image, case.labels, applies=None)
+    out = NeuroDifferentialLogic(ctx).load_results(tmp_path / "res", flair)
+    assert out.probability_table is None and out.heatmap_node is None and out.lesion_table is not None
+    assert "P(NMOSD)" not in out.summary()
+
+
+def _break(folder: Path, how: str) -> None:
+    import json
+
+    from orbitai.io import write_volume
+
+    res = json.loads((folder / "result.json").read_text())
+    if how == "no result.json":
+        (folder / "result.json").unlink()
+        return
+    if how == "wrong task":
+        res["task"] = "ivgc_response"
+    elif how == "count":
+        res["lesions"]["count"] += 1
+    elif how == "call":
+        res["call"] = "NMOSD"
+    elif how == "heat map NaN":
+        heat = phantom().image.with_array(np.zeros(phantom().image.shape, np.float32))
+        heat.array[90, 100, 90] = np.nan
+        write_volume(heat, folder / "heatmap.nrrd")
+    elif how == "lesions missing":
+        (folder / "lesions.seg.nrrd").unlink()
+    (folder / "result.json").write_text(json.dumps(res))
+
+
+def test_load_results_refuses_broken_folders_scene_unchanged(ctx, tmp_path: Path):
+    """Broken folders and a result for another FLAIR grid: one line each, the scene as it was."""
+    import shutil
+
+    from NeuroDifferentialLib import NeuroDifferentialLogic
+
+    from orbitai.mrml import volume_node_from_volume
+
+    case, flair = _flair_node(ctx)
+    img = case.image
+    other = volume_node_from_volume(ctx, Volume(img.array, img.spacing, (0.0, 0.0, 0.0), img.direction), name="other")
+    logic = NeuroDifferentialLogic(ctx)
+    write_contract_result(tmp_path / "good", img, case.labels)
+    before = node_ids(ctx)
+    for n, how in enumerate(("no result.json", "wrong task", "count", "call", "heat map NaN", "lesions missing",
+                             "other FLAIR")):
+        folder = tmp_path / f"broken{n}"
+        shutil.copytree(tmp_path / "good", folder)
+        if how != "other FLAIR":
+            _break(folder, how)
+        try:
+            logic.load_results(folder, other if how == "other FLAIR" else flair)
+        except (OrbitAIError, ValueError) as exc:
+            assert "\n" not in str(exc) and str(exc), f"{how}: {exc!r}"
+            if how == "other FLAIR":
+                assert "does not lie on the FLAIR's grid" in str(exc), str(exc)
+        else:
+            raise AssertionError(f"{how}: the broken folder was accepted")
+        assert node_ids(ctx) == before, f"{how}: the scene changed"
+
+
+def test_load_results_rolls_back_when_a_node_fails(ctx, tmp_path: Path):
+    """A failure after the segmentation and tables were added (here: the heat map) removes them too."""
+    import orbitai.mrml as bridge
+    from NeuroDifferentialLib import NeuroDifferentialLogic
+
+    case, flair = _flair_node(ctx)
+    write_contract_result(tmp_path / "res", case.image, case.labels)
+
+    def failing(*args, **kw):
+        raise RuntimeError("out of memory")
+
+    before = node_ids(ctx)
+    with patched(bridge, "overlay_node_from_volume", failing), raises(RuntimeError, match="out of memory"):
+        NeuroDifferentialLogic(ctx).load_results(tmp_path / "res", flair)
+    assert node_ids(ctx) == before
+
+
+# --------------------------------------------------------------------------- start checks
+def test_job_arguments_write_inputs_and_name_the_command(ctx, tmp_path: Path):
+    """The start hook writes the FLAIR and the given lesions (on the FLAIR's grid) and names the command:
+    ``neuro lesions`` for lesions only, ``neuro predict --model BUNDLE`` otherwise; the scene is unchanged."""
+    from NeuroDifferentialLib import LESIONS_ONLY, NeuroDifferentialLogic
+
+    from orbitai.io import read_volume
+    from orbitai.segfile import read_segmentation
+
+    case, flair = _flair_node(ctx)
+    seg = _lesion_node(ctx, case.labels, flair)
+    logic = NeuroDifferentialLogic(ctx)
+    before = node_ids(ctx)
+    work = tmp_path / "in"
+    work.mkdir(parents=True)
+    args = logic.job_arguments(work, flair, model=LESIONS_ONLY, device="CPU")
+    assert args == ["neuro", "lesions", str(work / "flair.nrrd"), "--device", "cpu", "--out", "{out}"]
+    written = read_volume(work / "flair.nrrd")
+    assert written.same_geometry(case.image, tol=1e-5) and np.array_equal(written.array, case.image.array)
+    args = logic.job_arguments(work, flair, seg, model=LESIONS_ONLY, device="cpu")
+    assert args[args.index("--lesions") + 1] == str(work / "lesions.seg.nrrd")
+    mask, table = read_segmentation(work / "lesions.seg.nrrd")
+    assert [t.name for t in table.values()] == ["white_matter_lesion"]
+    assert mask.same_geometry(case.image, tol=1e-5) and np.array_equal(mask.array != 0, case.labels.array != 0)
+    choices = NeuroDifferentialLogic.modelChoices()
+    if choices:
+        label, name = next(iter(choices.items()))
+        args = logic.job_arguments(work, flair, seg, model=label, device="cpu", heatmap=False)
+        assert args[:2] == ["neuro", "predict"] and "--no-heatmap" in args and "--lesions" in args
+        assert Path(args[args.index("--model") + 1]) == NeuroDifferentialLogic.resolveModel(name).path
+    assert node_ids(ctx) == before
+
+
+def test_logic_refuses_bad_inputs_before_starting(ctx):
+    """Everything the Logic can check is refused before a child starts, one line each, scene unchanged."""
+    from NeuroDifferentialLib import LESIONS_ONLY, NO_MODEL, NeuroDifferentialLogic
+
+    from orbitai.errors import BundleError
+    from orbitai.mrml import volume_node_from_volume
+
+    case, flair = _flair_node(ctx)
+    labelmap = volume_node_from_volume(ctx, case.labels, name="lesion labels", label=True)
+    flat = volume_node_from_volume(ctx, Volume(np.ones((1, 64, 64), np.float32)), name="one slice")
+    empty = _lesion_node(ctx, case.labels.with_array(np.zeros(case.labels.shape, np.uint8)), flair, name="empty")
+    before = node_ids(ctx)
+    logic = NeuroDifferentialLogic(ctx)
+    with raises(InputError, match=r"^Select a brain FLAIR volume\.$"):
+        logic.start(None, model=LESIONS_ONLY)
+    with raises(InputError, match="'lesion labels' is a label map"):
+        logic.start(labelmap, model=LESIONS_ONLY)
+    with raises(InputError, match=r"'one slice' is not a 3D volume \(shape \(1, 64, 64\)\)"):
+        logic.start(flat, model=LESIONS_ONLY)
+    with raises(ValueError, match="Unknown device 'tpu'"):
+        logic.start(flair, model=LESIONS_ONLY, device="tpu")
+    with raises(InputError, match="No NMOSD-vs-MS model is installed.*or choose 'Lesions only"):
+        logic.start(flair, model=NO_MODEL)
+    with raises(BundleError, match="no_such_model"):
+        logic.start(flair, model="no_such_model")
+    with raises(InputError, match="'lesion labels' is not a segmentation node"):
+        logic.start(flair, labelmap, model=LESIONS_ONLY)
+    with raises(InputError, match=r"^Lesion segmentation 'empty' holds no lesion voxel"):
+        logic.start(flair, empty, model=LESIONS_ONLY)
+    assert node_ids(ctx) == before
+
+
+def test_lesion_segmentation_elsewhere_is_refused(ctx):
+    """A lesion segmentation that does not lie on the FLAIR (another patient's position) is refused in one
+    line naming it; one on another grid over the same head (2 mm) is resampled onto the FLAIR's grid."""
+    from NeuroDifferentialLib import LESIONS_ONLY, NeuroDifferentialLogic
+
+    from orbitai.io import resample_spacing
+
+    case, flair = _flair_node(ctx)
+    lab = case.labels
+    far = _lesion_node(ctx, Volume(lab.array, lab.spacing, tuple(np.asarray(lab.origin) + 150.0), lab.direction),
+                       name="elsewhere")
+    coarse = resample_spacing(lab, (2.0, 2.0, 2.0), label=True)
+    coarse_node = _lesion_node(ctx, coarse, name="2 mm")
+    logic = NeuroDifferentialLogic(ctx)
+    before = node_ids(ctx)
+    with raises(InputError, match=r"^Lesion segmentation 'elsewhere' does not lie on the FLAIR 'FLAIR' \(only 0 %"):
+        logic.start(flair, far, model=LESIONS_ONLY)
+    mask = logic.lesion_mask(coarse_node, flair)
+    assert mask.same_geometry(case.image, tol=1e-5)
+    truth = np.asarray(lab.array) != 0
+    dice = 2 * np.logical_and(mask.array != 0, truth).sum() / (mask.array.sum() + truth.sum())
+    assert dice > 0.6, dice
+    assert node_ids(ctx) == before
+
+
+def test_model_choices():
+    """Installed NMOSD-vs-MS bundles (labels resolve to them), or a 'none installed' choice whose reason
+    disables Apply; 'lesions only' always last and always ready."""
+    from NeuroDifferentialLib import LESIONS_ONLY, NO_MODEL, NeuroDifferentialLogic
+
+    choices = NeuroDifferentialLogic.modelChoices()
+    labels = NeuroDifferentialLogic.modelLabels()
+    assert labels == [*(list(choices) or [NO_MODEL]), LESIONS_ONLY]
+    assert NeuroDifferentialLogic.defaultModelLabel() in labels
+    assert NeuroDifferentialLogic.whyNotReady(LESIONS_ONLY) == ""
+    assert NeuroDifferentialLogic.whyNotReady(NO_MODEL).startswith("No NMOSD-vs-MS model is installed")
+    for label, name in choices.items():
+        assert NeuroDifferentialLogic.whyNotReady(label) == ""
+        assert NeuroDifferentialLogic.resolveModel(label).metadata["task"] == "neuro_differential"
+        assert NeuroDifferentialLogic.resolveModel(label).path == NeuroDifferentialLogic.resolveModel(name).path
+
+
+# --------------------------------------------------------------------------- the job panel
+def test_panel_apply_disabled_without_flair_or_model(ctx):
+    """Apply is disabled with the reason as its tool tip: no FLAIR, then no installed model."""
+    from NeuroDifferentialLib import NO_MODEL, NeuroDifferentialLogic
+
+    from orbitai.mrml.panel import JobController
+    from orbitai.testing.panel import RecordingView
+
+    _, flair = _flair_node(ctx)
+    chosen: dict[str, Any] = {"input": None, "model": NO_MODEL}
+
+    def why() -> str:   # the Widget's whyNotReady: the FLAIR first, then the model
+        if chosen["input"] is None:
+            return "Select a brain FLAIR volume."
+        return NeuroDifferentialLogic.whyNotReady(chosen["model"])
+
+    view = RecordingView()
+    controller = JobController(NeuroDifferentialLogic(ctx), view, lambda: (chosen["input"], {}), lambda o, n: None, why)
+    controller.refresh()
+    assert view.button == ("Apply", False, "Select a brain FLAIR volume.")
+    chosen["input"] = flair
+    controller.refresh()
+    assert view.button[:2] == ("Apply", False) and view.button[2].startswith("No NMOSD-vs-MS model is installed")
+    assert view.statuses[-1] == view.button[2]
+
+
+def test_panel_refuses_lesions_of_another_geometry(ctx):
+    """Apply with a lesion segmentation that does not lie on the FLAIR: one error dialog naming it, no
+    child, inputs never locked, scene unchanged."""
+    from NeuroDifferentialLib import LESIONS_ONLY, NeuroDifferentialLogic
+
+    case, flair = _flair_node(ctx)
+    lab = case.labels
+    far = _lesion_node(ctx, Volume(lab.array, lab.spacing, tuple(np.asarray(lab.origin) - 200.0), lab.direction),
+                       name="other patient")
+    before = node_ids(ctx)
+    p = panel.Panel(NeuroDifferentialLogic(ctx), flair, {"lesion_segmentation": far, "model": LESIONS_ONLY})
+    p.controller.apply()
+    assert not p.controller.running and p.controller.job is None
+    assert len(p.view.errors) == 1 and "'other patient' does not lie on the FLAIR" in p.view.errors[0], p.view.errors
+    assert ("inputs", False) not in p.view.calls and p.view.button[0] == "Apply"
+    assert node_ids(ctx) == before
+
+
+def test_panel_missing_dependency_reaches_dialog(ctx, tmp_path: Path):
+    from NeuroDifferentialLib import LESIONS_ONLY, NeuroDifferentialLogic
+
+    _, flair = _flair_node(ctx)
+    panel.check_missing_dependency_reaches_dialog(ctx, NeuroDifferentialLogic, flair, tmp_path, {"model": LESIONS_ONLY})
+
+
+# --------------------------------------------------------------------------- end to end (the real child)
+def test_logic_predicts_phantom_into_scene(ctx):
+    """``neuro predict`` end to end on the phantom FLAIR with its lesion segmentation given: the lesions in
+    the scene are the given ones voxel for voxel, the table counts them, P(NMOSD) and the call agree,
+    the heat map lies on the FLAIR in [0, 1]; progress was reported."""
+    from NeuroDifferentialLib import NeuroDifferentialLogic
+
+    from orbitai.mrml import ijk_to_ras_of, rows_from_table_node, volume_from_volume_node
+
+    case, flair = _flair_node(ctx)
+    given = _lesion_node(ctx, case.labels, flair, name="given lesions")
+    events: list[str] = []
+    before = node_ids(ctx)
+    out = NeuroDifferentialLogic(ctx).run(flair, given, model=NeuroDifferentialLogic.defaultModelLabel(), device="cpu",
+                                          progress=lambda d, t, m: events.append(m))
+    assert events, "no progress was reported"
+    r = out.result
+    assert r["applies"] is True and 0.0 <= r["probability_nmosd"] <= 1.0
+    assert r["call"] == ("NMOSD" if r["probability_nmosd"] >= r["threshold"] else "MS")
+    assert np.array_equal(_mask_of(out.lesion_segmentation, flair), np.asarray(case.labels.array) != 0)
+    summary = rows_from_table_node(out.summary_table)[0]
+    assert summary["lesions"] == r["lesions"]["count"] >= 1 and 900 < summary["ICV"] < 2000
+    assert abs(summary["volume"] - case.info["lesion_volume_ml"]) < 0.1 * case.info["lesion_volume_ml"]
+    row = rows_from_table_node(out.probability_table)[0]
+    assert abs(row["P(NMOSD)"] - r["probability_nmosd"]) < 1e-9 and row["call"] == r["call"]
+    heat = out.heatmap_node
+    assert np.allclose(ijk_to_ras_of(heat), ijk_to_ras_of(flair), atol=1e-4)
+    a = volume_from_volume_node(heat).array
+    assert a.min() >= 0.0 and a.max() <= 1.0 and a.max() > 0.0
+    assert out.summary_table.GetID() in node_ids(ctx) - before
+
+
+def test_logic_finds_lesions_of_phantom(ctx):
+    """``neuro lesions`` end to end (OrbitAI's own lesion model): the lesions it adds overlap the phantom's
+    true lesions (Dice > 0.5) and the tables count them; no classification."""
+    from NeuroDifferentialLib import LESIONS_ONLY, NeuroDifferentialLogic
+
+    from orbitai.mrml import rows_from_table_node
+
+    case, flair = _flair_node(ctx)
+    out = NeuroDifferentialLogic(ctx).run(flair, model=LESIONS_ONLY, device="cpu")
+    assert out.probability_table is None and out.heatmap_node is None and "applies" not in out.result
+    found = _mask_of(out.lesion_segmentation, flair)
+    truth = np.asarray(case.labels.array) != 0
+    dice = 2 * np.logical_and(found, truth).sum() / max(found.sum() + truth.sum(), 1)
+    assert dice > 0.5, f"lesion Dice {dice:.2f} on the phantom"
+    assert rows_from_table_node(out.summary_table)[0]["lesions"] == out.result["lesions"]["count"] >= 1
+
+
+def test_panel_cancel_leaves_scene_unchanged(ctx):
+    from NeuroDifferentialLib import NeuroDifferentialLogic
+
+    _, flair = _flair_node(ctx)
+    panel.check_cancel_leaves_scene_unchanged(ctx, NeuroDifferentialLogic(ctx), flair,
+                                              {"model": NeuroDifferentialLogic.defaultModelLabel(), "device": "cpu"})
