@@ -90,10 +90,15 @@ class NeuroDifferentialTest(ScriptedLoadableModuleTest):
             t.test_load_results_classifier_does_not_apply(t.slicer_context(), Path(tmp) / "b")
             t.test_load_results_lesions_only(t.slicer_context(), Path(tmp) / "c")
             t.test_load_results_refuses_broken_folders_scene_unchanged(t.slicer_context(), Path(tmp) / "d")
-            t.test_job_arguments_write_inputs_and_name_the_command(t.slicer_context(), Path(tmp) / "e")
+            t.test_load_results_rolls_back_when_a_node_fails(t.slicer_context(), Path(tmp) / "e")
+            t.test_job_arguments_write_inputs_and_name_the_command(t.slicer_context(), Path(tmp) / "f")
         t.test_logic_refuses_bad_inputs_before_starting(t.slicer_context())
         t.test_lesion_segmentation_elsewhere_is_refused(t.slicer_context())
         t.test_model_choices()
+        t.test_panel_apply_disabled_without_flair_or_model(t.slicer_context())
+        t.test_panel_refuses_lesions_of_another_geometry(t.slicer_context())
+        if not t.cli_missing("lesions"):
+            t.test_logic_finds_lesions_of_phantom(t.slicer_context())
         if t.cli_missing("predict") or not t.installed():
             self.delayDisplay("orbitai neuro predict or an NMOSD/MS model is missing: the end-to-end test skipped")
         else:

@@ -82,7 +82,7 @@ class NeuroDifferentialLogic(JobLogic):
     ``finish(job)``, ``run(...)`` and ``load_results(folder, input_node)`` come from `JobLogic`;
     ``model`` is a panel label, a bundle name or folder, or `LESIONS_ONLY`."""
 
-    job_title = "NMOSD vs MS prediction"
+    job_title = "FLAIR lesion analysis"
     requirements = Path(__file__).with_name("requirements.txt")
 
     # ------------------------------------------------------------------------ models

@@ -15,7 +15,8 @@ from orbitai.testing import neuro_differential as shared
 #: Tests that run the real child: (the ``orbitai neuro`` command they need, whether they need a classifier bundle).
 NEEDS = {"test_logic_predicts_phantom_into_scene": ("predict", True),
          "test_panel_cancel_leaves_scene_unchanged": ("predict", True),
-         "test_logic_finds_lesions_of_phantom": ("lesions", False)}
+         "test_logic_finds_lesions_of_phantom": ("lesions", False),
+         "test_child_errors_are_one_line": ("lesions", False)}
 
 
 def _why_skip(command: str, needs_model: bool) -> str:

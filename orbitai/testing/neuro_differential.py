@@ -486,3 +486,14 @@ def test_panel_cancel_leaves_scene_unchanged(ctx):
     _, flair = _flair_node(ctx)
     panel.check_cancel_leaves_scene_unchanged(ctx, NeuroDifferentialLogic(ctx), flair,
                                               {"model": NeuroDifferentialLogic.defaultModelLabel(), "device": "cpu"})
+
+
+def test_child_errors_are_one_line(ctx, tmp_path: Path):
+    """cuda:99, a FLAIR with a NaN voxel, a crashing child: one line each, no traceback (#14), scene unchanged."""
+    from NeuroDifferentialLib import LESIONS_ONLY, NeuroDifferentialLogic
+
+    from orbitai.testing.job_errors import check_child_errors_are_one_line
+
+    _, flair = _flair_node(ctx)
+    check_child_errors_are_one_line(ctx, NeuroDifferentialLogic(ctx), flair, {"model": LESIONS_ONLY, "device": "cpu"},
+                                    tmp_path)
