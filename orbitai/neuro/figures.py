@@ -1,0 +1,94 @@
+"""Montage figures of a FLAIR with its intracranial-mask outline, location regions and lesions."""
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from orbitai.io import Volume
+from orbitai.neuro.anatomy import REGIONS, BrainExtraction
+
+#: RGBA colour of each region code in the montage (deep white matter left uncoloured)
+REGION_COLOURS: dict[int, tuple[float, float, float, float]] = {
+    1: (0.15, 0.45, 1.0, 0.45), 2: (0.2, 0.85, 0.3, 0.30), 3: (1.0, 0.6, 0.1, 0.45),
+    4: (0.0, 0.0, 0.0, 0.0), 5: (0.9, 0.2, 0.9, 0.55)}
+
+
+def _lps(vol: Volume) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """Array [S, P, L] (axes reordered to LPS, no resampling) and its spacing (x, y, z)."""
+    img = sitk.DICOMOrient(vol.to_sitk(), "LPS")
+    return sitk.GetArrayFromImage(img), img.GetSpacing()
+
+
+def montage(flair: Volume, extraction: BrainExtraction, path: str | os.PathLike, title: str = "",
+            lesions: Volume | None = None, n_axial: int = 4) -> Path:
+    """Write a PNG: ``n_axial`` axial slices + one coronal + one sagittal, mask outline and region colours."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    a, sp = _lps(flair)
+    m, _ = _lps(extraction.mask)
+    r, _ = _lps(extraction.regions)
+    les = _lps(lesions)[0] if lesions is not None else None
+    vmax = float(np.percentile(a[m > 0], 99.5)) if m.any() else float(np.percentile(a, 99.5))
+    zs = np.nonzero(m.any(axis=(1, 2)))[0]
+    zlo, zhi = (int(zs[0]), int(zs[-1])) if zs.size else (0, a.shape[0] - 1)
+    ks = np.linspace(zlo + 0.15 * (zhi - zlo), zhi - 0.12 * (zhi - zlo), n_axial).round().astype(int)
+    com = np.array(ndi_com(m)) if m.any() else np.array(a.shape) / 2
+    jc, ic = int(round(com[1])), int(round(com[2]))
+    views = [("axial", k, a[k], m[k], r[k], None if les is None else les[k], sp[1] / sp[0]) for k in ks]
+    views.append(("coronal", jc, a[::-1, jc], m[::-1, jc], r[::-1, jc],
+                  None if les is None else les[::-1, jc], sp[2] / sp[0]))
+    views.append(("sagittal", ic, a[::-1, :, ic], m[::-1, :, ic], r[::-1, :, ic],
+                  None if les is None else les[::-1, :, ic], sp[2] / sp[1]))
+    lut = np.zeros((256, 4))
+    for code, rgba in REGION_COLOURS.items():
+        lut[code] = rgba
+    fig, axes = plt.subplots(1, len(views), figsize=(3.1 * len(views), 3.6), facecolor="black")
+    for ax, (name, idx, img, msk, reg, le, aspect) in zip(axes, views, strict=True):
+        ax.imshow(img, cmap="gray", vmin=0, vmax=vmax, aspect=aspect, interpolation="nearest")
+        ax.imshow(lut[reg], aspect=aspect, interpolation="nearest")
+        if msk.any():
+            ax.contour(msk, [0.5], colors="yellow", linewidths=0.8)
+        if le is not None and le.any():
+            ax.contour(le > 0, [0.5], colors="red", linewidths=0.7)
+        ax.set_title(f"{name} {idx}", color="white", fontsize=9)
+        ax.axis("off")
+    handles = [Patch(color=REGION_COLOURS[c][:3], label=REGIONS[c]) for c in (1, 2, 3, 5)]
+    handles.append(Patch(edgecolor="yellow", facecolor="none", label="intracranial mask"))
+    if les is not None:
+        handles.append(Patch(edgecolor="red", facecolor="none", label="lesions"))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False,
+               labelcolor="white")
+    fig.suptitle(f"{title}  ICV {extraction.icv_ml:.0f} mL (radiological: patient left on the right)",
+                 color="white", fontsize=10)
+    fig.tight_layout(rect=(0, 0.06, 1, 0.94))
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, facecolor="black")
+    plt.close(fig)
+    return _write_bytes_atomic(Path(path), buf.getvalue())
+
+
+def _write_bytes_atomic(path: Path, data: bytes) -> Path:
+    """Temporary file beside ``path`` renamed into place: never half a PNG."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def ndi_com(mask: np.ndarray) -> tuple[float, ...]:
+    """Centre of mass of a binary mask (index order)."""
+    idx = np.argwhere(mask)
+    return tuple(idx.mean(0))
