@@ -187,7 +187,7 @@ class NeuroDifferentialLogic(JobLogic):
         device = self.check_device(device)
         bundle = self.resolveModel(model)
         mask = self.lesion_mask(lesion_segmentation, input_node) if lesion_segmentation is not None else None
-        flair = write_volume(vol, workdir / "flair.nrrd")
+        flair = write_volume(vol, workdir / "flair.nrrd", compress=False)   # a temporary copy: fast over small
         if bundle is None:
             args = ["neuro", "lesions", str(flair)]
         else:

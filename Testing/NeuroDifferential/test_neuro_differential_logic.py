@@ -12,11 +12,13 @@ import pytest
 
 from orbitai.testing import neuro_differential as shared
 
-#: Tests that run the real child: (the ``orbitai neuro`` command they need, whether they need a classifier bundle).
-NEEDS = {"test_logic_predicts_phantom_into_scene": ("predict", True),
-         "test_panel_cancel_leaves_scene_unchanged": ("predict", True),
-         "test_logic_finds_lesions_of_phantom": ("lesions", False),
-         "test_child_errors_are_one_line": ("lesions", False)}
+#: Tests that run the real child: (the ``orbitai neuro`` command they need, whether they need a classifier
+#: bundle, whether the child runs to its end on the 182 x 218 x 182 FLAIR: slow, run with -m slow).
+NEEDS = {"test_logic_predicts_phantom_into_scene": ("predict", True, True),
+         "test_panel_cancel_leaves_scene_unchanged": ("lesions", False, False),
+         "test_panel_binds_results_to_starting_input": ("lesions", False, True),
+         "test_logic_finds_lesions_of_phantom": ("lesions", False, True),
+         "test_child_errors_are_one_line": ("lesions", False, True)}
 
 
 def _why_skip(command: str, needs_model: bool) -> str:
@@ -26,9 +28,8 @@ def _why_skip(command: str, needs_model: bool) -> str:
     return reason
 
 
-def _needing(fn, command: str, needs_model: bool):
-    """``fn`` skipped, with the reason, while what it needs is missing; marked slow (a real child on a
-    182 x 218 x 182 FLAIR: run with -m slow)."""
+def _needing(fn, command: str, needs_model: bool, slow: bool):
+    """``fn`` skipped, with the reason, while what it needs is missing."""
     @functools.wraps(fn)
     def test(*args, **kwargs):
         reason = _why_skip(command, needs_model)
@@ -36,7 +37,7 @@ def _needing(fn, command: str, needs_model: bool):
             pytest.skip(reason)
         return fn(*args, **kwargs)
 
-    return pytest.mark.slow(test)
+    return pytest.mark.slow(test) if slow else test
 
 
 def _collect() -> None:

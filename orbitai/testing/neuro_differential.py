@@ -481,11 +481,24 @@ def test_logic_finds_lesions_of_phantom(ctx):
 
 
 def test_panel_cancel_leaves_scene_unchanged(ctx):
-    from NeuroDifferentialLib import NeuroDifferentialLogic
+    from NeuroDifferentialLib import LESIONS_ONLY, NeuroDifferentialLogic
 
     _, flair = _flair_node(ctx)
     panel.check_cancel_leaves_scene_unchanged(ctx, NeuroDifferentialLogic(ctx), flair,
-                                              {"model": NeuroDifferentialLogic.defaultModelLabel(), "device": "cpu"})
+                                              {"model": LESIONS_ONLY, "device": "cpu"})
+
+
+def test_panel_binds_results_to_starting_input(ctx):
+    """Results attach to the FLAIR the job started on; inputs locked while it runs, Apply -> Cancel."""
+    from NeuroDifferentialLib import LESIONS_ONLY, NeuroDifferentialLogic
+
+    from orbitai.mrml import volume_node_from_volume
+
+    case, first = _flair_node(ctx)
+    second = volume_node_from_volume(ctx, case.image, name="second FLAIR")
+    out = panel.check_binds_results_to_starting_input(NeuroDifferentialLogic(ctx), first, second,
+                                                      {"model": LESIONS_ONLY, "device": "cpu"})
+    assert out.lesion_segmentation.GetAttribute("OrbitAI.Neuro.InputVolume") == first.GetID()
 
 
 def test_child_errors_are_one_line(ctx, tmp_path: Path):
