@@ -123,6 +123,8 @@ def test_lesions_only_result(tmp_path):
     ("rows vs count", "1 lesions listed, but result.json counts 2"),
     ("duplicate id", "invalid id"),
     ("heat out of range", r"finite values in \[0, 1\]"),
+    ("location count", "1 juxtacortical lesions listed, but result.json counts 2"),
+    ("location volume", r"the periventricular lesions listed add up to 0\.0437 mL, but result.json says 0\.5 mL"),
 ])
 def test_writer_refuses_what_breaks_the_contract_nothing_written(tmp_path, how, match):
     data, lesions, rows, brain, heat = _case()
@@ -152,6 +154,10 @@ def test_writer_refuses_what_breaks_the_contract_nothing_written(tmp_path, how, 
         rows[1]["id"] = 1
     elif how == "heat out of range":
         heat = heat.with_array(heat.array * 2)
+    elif how == "location count":
+        data["lesions"]["counts"]["juxtacortical"] = 2
+    elif how == "location volume":
+        data["lesions"]["volumes_ml"]["periventricular"] = 0.5
     with pytest.raises(NeuroResultError, match=match):
         write_neuro_result(tmp_path / "res", data, lesions, rows, brain, heat)
     assert not (tmp_path / "res").exists()
@@ -169,7 +175,8 @@ def test_rewrite_replaces_previous_result(tmp_path):
     """A second result in the same folder replaces the first whole (no stale heat map from the first)."""
     _write(tmp_path / "res")
     data, lesions, _rows, brain, _ = _case(applies=False)
-    data["lesions"] = {**data["lesions"], "count": 0, "total_ml": 0.0, "percent_icv": 0.0}
+    data["lesions"] = {**data["lesions"], "count": 0, "total_ml": 0.0, "percent_icv": 0.0, "counts": {},
+                       "volumes_ml": {}}
     write_neuro_result(tmp_path / "res", data, lesions.with_array(np.zeros(lesions.shape, np.uint8)), [], brain)
     assert not (tmp_path / "res" / "heatmap.nrrd").exists()
     assert NeuroResult.read(tmp_path / "res").heatmap is None
@@ -247,6 +254,8 @@ def _damage(folder: Path, how: str) -> None:
         res["lesions"]["icv_ml"] = 0
     elif how == "location volume NaN":
         res["lesions"]["volumes_ml"]["periventricular"] = float("nan")
+    elif how == "location counts disagree":
+        res["lesions"]["counts"] = {"periventricular": 2}
     elif how == "applies not bool":
         res["applies"] = "yes"
     elif how == "threshold missing":
@@ -261,7 +270,7 @@ DAMAGE = ("no result.json", "result.json not json", "wrong task", "no lesions fi
           "truncated heat map", "lesion table columns", "lesion table number", "lesion table row missing",
           "lesion mask empty", "lesion segment misnamed", "lesions off grid", "heat map NaN", "heat map above 1",
           "heat map off grid", "brain empty", "summary missing", "count negative", "icv zero",
-          "location volume NaN", "applies not bool", "threshold missing", "file outside folder")
+          "location volume NaN", "location counts disagree", "applies not bool", "threshold missing", "file outside folder")
 
 
 @pytest.mark.parametrize("how", DAMAGE)

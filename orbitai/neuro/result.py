@@ -144,6 +144,7 @@ class NeuroResult(TaskResult):
 
         check_data(self.data, heatmap=self.heatmap is not None)
         check_rows(self.lesion_rows, int(self.data["lesions"]["count"]), "lesion rows")
+        check_locations(self.data["lesions"], self.lesion_rows, "lesion rows")
         grid = self.lesions
         for what, vol in (("brain mask", self.brain), ("heat map", self.heatmap)):
             if vol is not None and not vol.same_geometry(grid, tol=1e-4):
@@ -172,6 +173,7 @@ class NeuroResult(TaskResult):
         rows = read_lesion_rows(cls.file_of(data, folder, "lesion_table"))
         count = int(data["lesions"]["count"])
         check_rows(rows, count, TABLE_FILE)
+        check_locations(data["lesions"], rows, TABLE_FILE)
         if count > 0 and not lesions.array.any():
             raise NeuroResultError(f"{RESULT_FILE} counts {count} lesions but {files['lesions']} is empty.")
         path = cls.file_of(data, folder, "brain", required=False)
@@ -316,6 +318,21 @@ def check_rows(rows: list[LesionRow], count: int, where: str) -> None:
         if bad:
             raise NeuroResultError(f"{where}: lesion {r.id} has an invalid {bad} ({r}).")
         seen.add(r.id)
+
+
+def check_locations(summary: Mapping[str, Any], rows: list[LesionRow], where: str) -> None:
+    """Raise `NeuroResultError` unless the summary's per-location ``counts`` and ``volumes_ml`` (when given)
+    are those of the lesion rows (volumes to rounding)."""
+    counts, volumes = summary.get("counts"), summary.get("volumes_ml")
+    for loc in sorted({r.location for r in rows} | set(counts or {}) | set(volumes or {})):
+        mine = [r for r in rows if r.location == loc]
+        if isinstance(counts, dict) and counts.get(loc, 0) != len(mine):
+            raise NeuroResultError(f"{where}: {len(mine)} {loc} lesions listed, but {RESULT_FILE} counts "
+                                   f"{counts.get(loc, 0)}.")
+        total = sum(r.volume_ml for r in mine)
+        if isinstance(volumes, dict) and abs(float(volumes.get(loc, 0.0)) - total) > 1e-3 + 0.01 * total:
+            raise NeuroResultError(f"{where}: the {loc} lesions listed add up to {total:.4f} mL, but {RESULT_FILE} "
+                                   f"says {volumes.get(loc, 0.0)} mL.")
 
 
 def read_lesion_rows(path: Path) -> list[LesionRow]:
