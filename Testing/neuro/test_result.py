@@ -92,6 +92,14 @@ def test_ms_call_below_threshold_and_rows_as_objects(tmp_path):
     assert r.call == "MS" and r.brain is None and len(r.lesion_rows) == 2
 
 
+def test_probability_rounded_onto_the_threshold_keeps_its_call(tmp_path):
+    """0.4999996 written as 0.5 (six decimals) with the call 'MS' made before rounding is accepted."""
+    data, lesions, rows, brain, heat = _case(probability=0.5)
+    data["call"] = "MS"
+    write_neuro_result(tmp_path / "res", data, lesions, rows, brain, heat)
+    assert NeuroResult.read(tmp_path / "res").call == "MS"
+
+
 def test_no_lesion_classifier_does_not_apply(tmp_path):
     """No lesion: applies false, no probability, no call, a reason; an empty lesion table and mask."""
     data, lesions, _rows, brain, _ = _case(applies=False)
