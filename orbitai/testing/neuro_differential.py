@@ -169,6 +169,8 @@ def test_load_results_adds_lesions_tables_and_heat_map(ctx, tmp_path: Path):
         assert node.GetID() in added and node.GetAttribute("OrbitAI.Neuro.InputVolume") == flair.GetID()
     text = out.summary()
     assert f"{n} lesions" in text and "Two-view ResNet-18: MS (P(NMOSD) = 0.27)" in text
+    NeuroDifferentialLogic(ctx).show(out, flair)      # headless: nothing to lay out, and no error
+    assert out.lesion_segmentation.GetDisplayNode().GetVisibility() == 1 and node_ids(ctx) - before == added
 
 
 def test_load_results_classifier_does_not_apply(ctx, tmp_path: Path):
