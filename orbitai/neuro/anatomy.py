@@ -34,6 +34,7 @@ from skimage.filters import threshold_otsu
 
 from orbitai.errors import InputError
 from orbitai.io import Volume
+from orbitai.phantoms.atlas import data_path
 from orbitai.progress import Progress, ProgressCallback
 
 REGIONS: dict[int, str] = {1: "periventricular", 2: "juxtacortical", 3: "infratentorial",
@@ -47,6 +48,8 @@ PERIVENTRICULAR_MM = 5.0
 JUXTACORTICAL_MM = 4.0
 ICV_CLOSING_MM = 3
 ICV_GROW_MM = 2
+#: the MNI-space FLAIR template shipped with the package (Lesjak et al. 2017, patient 26)
+TEMPLATE = ("ms_flair_lesjak", "cs_patient26_FLAIR_MNI.nii.gz")
 
 
 @dataclass
@@ -61,25 +64,31 @@ class BrainExtraction:
 
 
 # ----------------------------------------------------------------------------- template
-def _ball(r: int) -> np.ndarray:
-    g = np.mgrid[-r:r + 1, -r:r + 1, -r:r + 1]
-    return (g ** 2).sum(0) <= r * r
+def _edt(mask: np.ndarray) -> np.ndarray:
+    """Distance (voxels = mm on the template grid) of each True voxel to the nearest False one."""
+    return ndi.distance_transform_edt(mask).astype(np.float32)
 
 
 @functools.lru_cache(maxsize=1)
 def template_anatomy() -> dict:
     """The template FLAIR (sitk, 1 mm MNI grid), its intracranial mask and location regions (uint8 sitk)."""
-    from orbitai.phantoms.brain import _template
-
-    T = _template()
-    a, brain, vol = T["image"], T["brain"], T["vol"]
-    shape = a.shape
-    k, j, i = np.ogrid[: shape[0], : shape[1], : shape[2]]
+    # The raw template, not orbitai.phantoms.brain._template(): its lesion inpainting costs 8 s and
+    # changes nothing here (lesions are bright; the rules below read dark CSF and the brain outline).
+    img = sitk.ReadImage(str(data_path(*TEMPLATE)), sitk.sitkFloat32)
+    vol = Volume.from_sitk(img)
+    full = vol.array.astype(np.float32)
+    # work in the brain's bounding box + 10 mm (the distance maps are the cost)
+    nz = np.argwhere(full > 0)
+    lo, hi = np.maximum(nz.min(0) - 10, 0), np.minimum(nz.max(0) + 11, full.shape)
+    box = tuple(slice(int(a_), int(b_)) for a_, b_ in zip(lo, hi))
+    a = full[box]
+    brain = a > 0
+    k, j, i = np.ogrid[box[0], box[1], box[2]]
     X, Y, Z = 90 - i, j - 126, k - 72          # MNI (RAS) mm of this grid (see orbitai.phantoms.brain)
     filled = ndi.binary_fill_holes(brain)
     # lateral ventricles: the dark-CSF rule of orbitai.phantoms.brain, on the hole-filled brain (the
     # template's ventricles are partly <= 0, outside its ``brain`` mask)
-    fdepth = ndi.distance_transform_edt(filled)
+    fdepth = _edt(filled)
     vent = filled & (a < 45) & (np.abs(X) < 30) & (Y > -45) & (Y < 35) & (Z > -2) & (Z < 35) & (fdepth > 12)
     vent = ndi.binary_opening(vent, iterations=1)      # cut thin links to cisterns and the fissure
     lab, n = ndi.label(vent)
@@ -87,17 +96,17 @@ def template_anatomy() -> dict:
         sizes = ndi.sum(vent, lab, range(1, n + 1))
         vent = np.isin(lab, 1 + np.nonzero(sizes >= 200)[0])     # horns, bodies, trigones (>= 0.2 mL)
     vent = ndi.binary_closing(vent, iterations=1)
-    icv = ndi.binary_closing(np.pad(filled, 8), _ball(ICV_CLOSING_MM))[8:-8, 8:-8, 8:-8]
-    icv = ndi.binary_fill_holes(icv | filled)
-    icv = ndi.binary_dilation(icv, _ball(ICV_GROW_MM))
+    grown = _edt(~filled) <= ICV_CLOSING_MM                       # closing by distance maps (fast)
+    icv = ndi.binary_fill_holes((_edt(grown) > ICV_CLOSING_MM) | filled)
+    icv = _edt(~icv) <= ICV_GROW_MM
     regions = np.where(icv, 4, 0).astype(np.uint8)
     # juxtacortical: within JUXTACORTICAL_MM of the pial side (outside the brain, or dark CSF connected to it)
     dark = ~filled | (a < 40)
     lab, _ = ndi.label(dark)
     pial = lab == lab[0, 0, 0]
-    regions[icv & (ndi.distance_transform_edt(~pial) <= JUXTACORTICAL_MM)] = 2
+    regions[icv & (_edt(~pial) <= JUXTACORTICAL_MM)] = 2
     # periventricular: within PERIVENTRICULAR_MM of the lateral ventricles (ventricles included)
-    regions[icv & (ndi.distance_transform_edt(~vent) <= PERIVENTRICULAR_MM)] = 1
+    regions[icv & (_edt(~vent) <= PERIVENTRICULAR_MM)] = 1
     # callosal: tube around the midline arc of the corpus callosum (genu y=+30 to splenium y=-38)
     t = np.clip((30 - Y) / 68.0, 0, 1)
     arc_z = 7 + 15 * np.sin(np.pi * t)
@@ -117,9 +126,14 @@ def template_anatomy() -> dict:
         out.SetDirection(tuple(vol.direction.ravel()))
         return out
 
-    image = img(a.astype(np.float32), sitk.sitkFloat32)
-    return {"image": image, "grid": _to_grid(image, GRID_MM), "icv": img(icv.astype(np.uint8)),
-            "regions": img(regions), "brain": img(brain.astype(np.uint8)),
+    def pasted(arr: np.ndarray) -> np.ndarray:
+        out = np.zeros(full.shape, np.uint8)
+        out[box] = arr
+        return out
+
+    image = img(full, sitk.sitkFloat32)
+    return {"image": image, "grid": _to_grid(image, GRID_MM), "icv": img(pasted(icv)),
+            "regions": img(pasted(regions)), "brain": img((full > 0).astype(np.uint8)),
             "icv_ml": float(icv.sum()) * 1e-3}
 
 

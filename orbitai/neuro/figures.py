@@ -51,8 +51,11 @@ def montage(flair: Volume, extraction: BrainExtraction, path: str | os.PathLike,
     lut = np.zeros((256, 4))
     for code, rgba in REGION_COLOURS.items():
         lut[code] = rgba
-    fig, axes = plt.subplots(1, len(views), figsize=(3.1 * len(views), 3.6), facecolor="black")
-    for ax, (name, idx, img, msk, reg, le, aspect) in zip(axes, views, strict=True):
+    ncol = (len(views) + 1) // 2
+    fig, axes = plt.subplots(2, ncol, figsize=(3.4 * ncol, 7.2), facecolor="black")
+    for ax in axes.ravel()[len(views):]:
+        ax.axis("off")
+    for ax, (name, idx, img, msk, reg, le, aspect) in zip(axes.ravel(), views):
         ax.imshow(img, cmap="gray", vmin=0, vmax=vmax, aspect=aspect, interpolation="nearest")
         ax.imshow(lut[reg], aspect=aspect, interpolation="nearest")
         if msk.any():
@@ -65,11 +68,11 @@ def montage(flair: Volume, extraction: BrainExtraction, path: str | os.PathLike,
     handles.append(Patch(edgecolor="yellow", facecolor="none", label="intracranial mask"))
     if les is not None:
         handles.append(Patch(edgecolor="red", facecolor="none", label="lesions"))
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False,
+    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8, frameon=False,
                labelcolor="white")
-    fig.suptitle(f"{title}  ICV {extraction.icv_ml:.0f} mL (radiological: patient left on the right)",
+    fig.suptitle(f"{title}  ICV {extraction.icv_ml:.0f} mL\n(radiological: patient left on the right)",
                  color="white", fontsize=10)
-    fig.tight_layout(rect=(0, 0.06, 1, 0.94))
+    fig.tight_layout(rect=(0, 0.07, 1, 0.95))
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, facecolor="black")
     plt.close(fig)
