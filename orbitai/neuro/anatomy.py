@@ -74,8 +74,7 @@ def template_anatomy() -> dict:
     """The template FLAIR (sitk, 1 mm MNI grid), its intracranial mask and location regions (uint8 sitk)."""
     # The raw template, not orbitai.phantoms.brain._template(): its lesion inpainting costs 8 s and
     # changes nothing here (lesions are bright; the rules below read dark CSF and the brain outline).
-    img = sitk.ReadImage(str(data_path(*TEMPLATE)), sitk.sitkFloat32)
-    vol = Volume.from_sitk(img)
+    vol = Volume.from_sitk(sitk.ReadImage(str(data_path(*TEMPLATE)), sitk.sitkFloat32))
     full = vol.array.astype(np.float32)
     # work in the brain's bounding box + 10 mm (the distance maps are the cost)
     nz = np.argwhere(full > 0)
@@ -119,7 +118,7 @@ def template_anatomy() -> dict:
     stem = (np.abs(X) < 14) & (Y >= -35) & (Y < -8) & (Z < -8)
     regions[icv & (posterior | stem)] = 3
 
-    def img(arr: np.ndarray, pixel=sitk.sitkUInt8) -> sitk.Image:
+    def as_image(arr: np.ndarray, pixel=sitk.sitkUInt8) -> sitk.Image:
         out = sitk.Cast(sitk.GetImageFromArray(np.ascontiguousarray(arr)), pixel)
         out.SetSpacing(vol.spacing)
         out.SetOrigin(vol.origin)
@@ -131,9 +130,9 @@ def template_anatomy() -> dict:
         out[box] = arr
         return out
 
-    image = img(full, sitk.sitkFloat32)
-    return {"image": image, "grid": _to_grid(image, GRID_MM), "icv": img(pasted(icv)),
-            "regions": img(pasted(regions)), "brain": img((full > 0).astype(np.uint8)),
+    image = as_image(full, sitk.sitkFloat32)
+    return {"image": image, "grid": _to_grid(image, GRID_MM), "icv": as_image(pasted(icv)),
+            "regions": as_image(pasted(regions)), "brain": as_image((full > 0).astype(np.uint8)),
             "icv_ml": float(icv.sum()) * 1e-3}
 
 
