@@ -12,27 +12,29 @@ import pytest
 
 from orbitai.testing import neuro_differential as shared
 
-#: Tests that run the real child: (the ``orbitai neuro`` command they need, whether they need a classifier
-#: bundle, whether the child runs to its end on the 182 x 218 x 182 FLAIR: slow, run with -m slow).
-NEEDS = {"test_logic_predicts_phantom_into_scene": ("predict", True, True),
-         "test_panel_cancel_leaves_scene_unchanged": ("lesions", False, False),
-         "test_panel_binds_results_to_starting_input": ("lesions", False, True),
-         "test_logic_finds_lesions_of_phantom": ("lesions", False, True),
-         "test_child_errors_are_one_line": ("lesions", False, True)}
+#: Tests that run the real child: (the ``orbitai neuro`` command, the bundles it needs besides, whether the
+#: child runs to its end on the 182 x 218 x 182 FLAIR: slow, run with -m slow).
+NEEDS = {"test_logic_predicts_phantom_into_scene": ("predict", ("classifier",), True),
+         "test_panel_cancel_leaves_scene_unchanged": ("lesions", (), False),
+         "test_panel_binds_results_to_starting_input": ("lesions", ("lesion model",), True),
+         "test_logic_finds_lesions_of_phantom": ("lesions", ("lesion model",), True),
+         "test_child_errors_are_one_line": ("lesions", (), True)}
 
 
-def _why_skip(command: str, needs_model: bool) -> str:
+def _why_skip(command: str, bundles: tuple[str, ...]) -> str:
     reason = shared.cli_missing(command)
-    if not reason and needs_model and not shared.installed():
-        reason = "no NMOSD-vs-MS bundle is installed (orbitai neuro predict needs one)"
+    if not reason and "classifier" in bundles and not shared.installed():
+        reason = f"no NMOSD-vs-MS bundle is installed (orbitai neuro {command} needs one)"
+    if not reason and "lesion model" in bundles and not shared.lesion_model_installed():
+        reason = f"the default lesion segmentation bundle is not installed (orbitai neuro {command} needs it)"
     return reason
 
 
-def _needing(fn, command: str, needs_model: bool, slow: bool):
+def _needing(fn, command: str, bundles: tuple[str, ...], slow: bool):
     """``fn`` skipped, with the reason, while what it needs is missing."""
     @functools.wraps(fn)
     def test(*args, **kwargs):
-        reason = _why_skip(command, needs_model)
+        reason = _why_skip(command, bundles)
         if reason:
             pytest.skip(reason)
         return fn(*args, **kwargs)

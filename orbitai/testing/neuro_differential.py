@@ -42,6 +42,15 @@ def installed() -> bool:
     return bool(NeuroDifferentialLogic.modelChoices())
 
 
+def lesion_model_installed() -> bool:
+    """Whether the default lesion segmentation bundle is installed (``neuro lesions|predict`` without a given
+    lesion segmentation need it)."""
+    from orbitai.bundle import iter_bundles
+    from orbitai.neuro.lesionseg import DEFAULT_BUNDLE
+
+    return any(b.name == DEFAULT_BUNDLE for b in iter_bundles())
+
+
 # --------------------------------------------------------------------------- phantom and contract folders
 @functools.lru_cache(maxsize=2)
 def phantom(seed: int = SEED, disease: str = "ms"):
