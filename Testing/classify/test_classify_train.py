@@ -64,3 +64,18 @@ def test_schedule_groups_and_one_class_error(tmp_path):
     x, _ = _data(8)
     with pytest.raises(ValueError, match="one class"):
         train_classifier(_model(), x, np.zeros(8, int), s, tmp_path)
+
+
+def test_sgd_with_step_decay_applies_the_schedule_to_the_optimizer(tmp_path):
+    """Paper 003's recipe: SGD, lr 0.01 x 0.9 every ten epochs; the lr the optimizer used each epoch is logged."""
+    s = TrainSettings(epochs=21, lr=0.01, lr_after=0.01, decay_epoch=21, batch_size=4, optimizer="sgd", momentum=0.0,
+                      lr_step=10, lr_gamma=0.9)
+    assert [round(lr_at(e, s), 10) for e in (0, 9, 10, 19, 20)] == [0.01, 0.01, 0.009, 0.009, 0.0081]
+    opt = make_optimizer(_model(), s)
+    assert isinstance(opt, torch.optim.SGD) and opt.defaults["momentum"] == 0.0
+    with pytest.raises(ValueError, match="optimizer"):
+        make_optimizer(_model(), TrainSettings(epochs=1, lr=0.1, lr_after=0.1, decay_epoch=1, optimizer="lbfgs"))
+    x, y = _data(8)
+    train_classifier(_model(), x, y, s, tmp_path, seed=0)
+    rows = list(csv.DictReader((tmp_path / "epochs.csv").open()))
+    assert [round(float(r["lr"]), 10) for r in rows][9:12] == [0.01, 0.009, 0.009]

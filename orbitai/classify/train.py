@@ -51,9 +51,19 @@ class TrainSettings:
     conv_weight_decay: float = 0.01
     fc_weight_decay: float = 0.001
     betas: tuple[float, float] = (0.9, 0.999)
+    #: "adam" (papers 000/001) or "sgd" (paper 003), with ``momentum`` for SGD.
+    optimizer: str = "adam"
+    momentum: float = 0.0
+    #: Step decay (paper 003: lr x 0.9 every ten epochs) when ``lr_step`` > 0; it replaces the one drop.
+    lr_step: int = 0
+    lr_gamma: float = 1.0
 
 
 def lr_at(epoch: int, s: TrainSettings) -> float:
+    """The learning rate of ``epoch`` (0-based): ``lr * lr_gamma ** (epoch // lr_step)`` with a step
+    decay, else ``lr`` until ``decay_epoch`` and ``lr_after`` from then on."""
+    if s.lr_step > 0:
+        return s.lr * s.lr_gamma ** (epoch // s.lr_step)
     return s.lr if epoch < s.decay_epoch else s.lr_after
 
 
@@ -63,6 +73,10 @@ def make_optimizer(model: torch.nn.Module, s: TrainSettings) -> torch.optim.Opti
         groups = weight_decay_groups(s.conv_weight_decay, s.fc_weight_decay)
     else:
         groups = [{"params": list(model.parameters()), "weight_decay": s.fc_weight_decay}]
+    if s.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=s.lr, momentum=s.momentum)
+    if s.optimizer != "adam":
+        raise ValueError(f"Unknown optimizer {s.optimizer!r}; use 'adam' or 'sgd'.")
     return torch.optim.Adam(groups, lr=s.lr, betas=s.betas)
 
 
