@@ -100,6 +100,20 @@ def test_probability_rounded_onto_the_threshold_keeps_its_call(tmp_path):
     assert NeuroResult.read(tmp_path / "res").call == "MS"
 
 
+def test_rows_from_the_lesion_table(tmp_path):
+    """The CLI hands over `orbitai.neuro.lesion_table.Lesion` objects and `LesionTable.summary()`."""
+    from orbitai.neuro.lesion_table import Lesion, LesionTable
+
+    data, lesions, rows, brain, heat = _case()
+    table = LesionTable(2, data["lesions"]["total_ml"], data["lesions"]["percent_icv"], data["lesions"]["icv_ml"],
+                        [Lesion(r["id"], r["volume_ml"], r["location"], (r["centroid_r"], r["centroid_a"], r["centroid_s"]),
+                                r["voxels"]) for r in rows])
+    data["lesions"] = table.summary()
+    write_neuro_result(tmp_path / "res", data, lesions, table.lesions, brain, heat)
+    r = NeuroResult.read(tmp_path / "res", _grid())
+    assert r.lesion_rows == [lesion_row(x) for x in rows] and r.summary["counts"]["periventricular"] == 1
+
+
 def test_no_lesion_classifier_does_not_apply(tmp_path):
     """No lesion: applies false, no probability, no call, a reason; an empty lesion table and mask."""
     data, lesions, _rows, brain, _ = _case(applies=False)
