@@ -16,7 +16,7 @@ from orbitai.testing import neuro_differential as shared
 #: child runs to its end on the 182 x 218 x 182 FLAIR: slow, run with -m slow).
 NEEDS = {"test_logic_predicts_phantom_into_scene": ("predict", ("classifier",), True),
          "test_panel_cancel_leaves_scene_unchanged": ("lesions", (), False),
-         "test_panel_binds_results_to_starting_input": ("lesions", ("lesion model",), True),
+         "test_panel_binds_results_to_starting_input": ("lesions", (), True),
          "test_logic_finds_lesions_of_phantom": ("lesions", ("lesion model",), True),
          "test_child_errors_are_one_line": ("lesions", (), True)}
 

@@ -507,9 +507,12 @@ def test_panel_binds_results_to_starting_input(ctx):
 
     case, first = _flair_node(ctx)
     second = volume_node_from_volume(ctx, case.image, name="second FLAIR")
+    given = _lesion_node(ctx, case.labels, first, name="given lesions")
     out = panel.check_binds_results_to_starting_input(NeuroDifferentialLogic(ctx), first, second,
-                                                      {"model": LESIONS_ONLY, "device": "cpu"})
+                                                      {"lesion_segmentation": given, "model": LESIONS_ONLY,
+                                                       "device": "cpu"})
     assert out.lesion_segmentation.GetAttribute("OrbitAI.Neuro.InputVolume") == first.GetID()
+    assert np.array_equal(_mask_of(out.lesion_segmentation, first), np.asarray(case.labels.array) != 0)
 
 
 def test_child_errors_are_one_line(ctx, tmp_path: Path):
