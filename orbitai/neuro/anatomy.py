@@ -71,7 +71,8 @@ def _edt(mask: np.ndarray) -> np.ndarray:
 
 @functools.lru_cache(maxsize=1)
 def template_anatomy() -> dict:
-    """The template FLAIR (sitk, 1 mm MNI grid), its intracranial mask and location regions (uint8 sitk)."""
+    """The template FLAIR (sitk, 1 mm MNI grid) with its intracranial mask, lateral ventricles and location
+    regions (uint8 sitk images), the 2.5 mm registration copy (``grid``) and ``icv_ml``."""
     # The raw template, not orbitai.phantoms.brain._template(): its lesion inpainting costs 8 s and
     # changes nothing here (lesions are bright; the rules below read dark CSF and the brain outline).
     vol = Volume.from_sitk(sitk.ReadImage(str(data_path(*TEMPLATE)), sitk.sitkFloat32))
@@ -133,6 +134,7 @@ def template_anatomy() -> dict:
     image = as_image(full, sitk.sitkFloat32)
     return {"image": image, "grid": _to_grid(image, GRID_MM), "icv": as_image(pasted(icv)),
             "regions": as_image(pasted(regions)), "brain": as_image((full > 0).astype(np.uint8)),
+            "ventricles": as_image(pasted(vent)),
             "icv_ml": float(icv.sum()) * 1e-3}
 
 
