@@ -94,6 +94,7 @@ class NeuroDifferentialTest(ScriptedLoadableModuleTest):
             t.test_job_arguments_write_inputs_and_name_the_command(t.slicer_context(), Path(tmp) / "f")
         t.test_logic_refuses_bad_inputs_before_starting(t.slicer_context())
         t.test_lesion_segmentation_elsewhere_is_refused(t.slicer_context())
+        t.test_lesion_segmentation_every_segment_counts(t.slicer_context())
         t.test_model_choices()
         t.test_panel_apply_disabled_without_flair_or_model(t.slicer_context())
         t.test_panel_refuses_lesions_of_another_geometry(t.slicer_context())

@@ -374,6 +374,28 @@ def test_lesion_segmentation_elsewhere_is_refused(ctx):
     assert node_ids(ctx) == before
 
 
+def test_lesion_segmentation_every_segment_counts(ctx):
+    """Segments of any name and label value (here two, as drawn in the Segment Editor) all count as lesion."""
+    from NeuroDifferentialLib import NeuroDifferentialLogic
+    from scipy import ndimage as ndi
+
+    from orbitai.mrml import segmentation_node_from_labels
+
+    case, flair = _flair_node(ctx)
+    truth = np.asarray(case.labels.array) != 0
+    comp, n = ndi.label(truth, structure=np.ones((3, 3, 3)))
+    two = np.where(comp > n // 2, 2, np.where(comp > 0, 1, 0)).astype(np.uint8)   # lesions split over two segments
+    seg = segmentation_node_from_labels(ctx, case.labels.with_array(two), reference_node=flair, name="drawn",
+                                        table={1: "Segment_1", 2: "my lesions"})
+    from NeuroDifferentialLib.neuro_logic import _segments_volume_mm3
+
+    before = node_ids(ctx)
+    assert abs(_segments_volume_mm3(seg) - truth.sum() * case.image.voxel_volume_mm3()) < 1e-6
+    mask = NeuroDifferentialLogic(ctx).lesion_mask(seg, flair)
+    assert np.array_equal(mask.array != 0, truth) and set(np.unique(mask.array)) == {0, 1}
+    assert node_ids(ctx) == before
+
+
 def test_model_choices():
     """Installed NMOSD-vs-MS bundles (labels resolve to them), or a 'none installed' choice whose reason
     disables Apply; 'lesions only' always last and always ready."""
