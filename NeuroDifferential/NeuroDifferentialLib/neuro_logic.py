@@ -159,7 +159,7 @@ class NeuroDifferentialLogic(JobLogic):
         what = f"Lesion segmentation '{segmentation_node.GetName()}'"
         segmentation = segmentation_node.GetSegmentation()
         names = [segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())]
-        own_mm3 = _segments_volume_mm3(segmentation_node)
+        own_mm3 = segments_volume_mm3(segmentation_node)
         if own_mm3 <= 0:
             raise InputError(f"{what} holds no lesion voxel; select one with the lesions, or none to have them found.")
         try:
@@ -290,7 +290,7 @@ def probability_row(r: dict) -> dict:
             "input": r["input_mode"], "reason": r.get("reason") or ""}
 
 
-def _segments_volume_mm3(segmentation_node) -> float:
+def segments_volume_mm3(segmentation_node) -> float:
     """Sum over the segments of their labelled volume (mm3) in their own binary-labelmap geometry."""
     import numpy as np
     import slicer
