@@ -6,8 +6,8 @@ Method (atlas registration, SimpleITK):
    brain pre-mask (tissue above the Otsu level inside the head, eroded, largest component, dilated,
    closed, holes filled) are found by intensity and morphology. An input whose foreground is already
    brain only (skull-stripped, e.g. MNI-space FLAIR) is recognised and its foreground is the pre-mask.
-2. The template, the MNI-space FLAIR of Lesjak et al. (2017) that ships with the package (its lesions
-   inpainted, `orbitai.phantoms.brain._template`), is registered to the pre-masked FLAIR: moments
+2. The template, the MNI-space FLAIR of Lesjak et al. (2017) that ships with the package (the image
+   `orbitai.phantoms.brain` builds its phantoms from), is registered to the pre-masked FLAIR: moments
    initialisation on the masks, multi-resolution affine with Mattes mutual information sampled in the
    pre-mask grown by 5 mm (without that mask the scalp pulls the template outward: +10 % ICV).
 3. The template's intracranial mask (brain mask, holes filled, closed by 3 mm to fill sulci and the
@@ -15,9 +15,9 @@ Method (atlas registration, SimpleITK):
    are warped onto the FLAIR's grid (nearest neighbour). ICV = voxels of the warped mask x voxel volume.
 
 Location regions are defined once in template (MNI) space, codes in `REGIONS`, painted in this order
-(later wins): deep white matter (everything intracranial), juxtacortical (within 6 mm of the pial side:
-the brain surface or sulcal CSF, i.e. cortex plus ~3 mm of subcortical white matter, MAGNIMS 2016
-"juxtacortical/cortical"), periventricular (within 5 mm of the lateral ventricles, ventricles included;
+(later wins): deep white matter (everything intracranial), juxtacortical (within 4 mm of the pial side:
+the brain surface or CSF connected to it, i.e. cortex plus ~1-2 mm of subcortical white matter, MAGNIMS
+2016 "juxtacortical/cortical"), periventricular (within 5 mm of the lateral ventricles, ventricles included;
 MAGNIMS: lesions abutting the lateral ventricles, with room for registration error), callosal (the
 corpus-callosum arc on the midline, |x| <= 10 mm), infratentorial (brainstem and cerebellum, below a
 tentorium surface z_t(x, y)). Ventricles come from the template's dark CSF as in `orbitai.phantoms.brain`.
@@ -188,7 +188,7 @@ def _rough_masks(a: np.ndarray, mm: float) -> _Rough:
     brain = ndi.binary_closing(np.pad(brain, 3), np.ones((3, 3, 3)), iterations=3)[3:-3, 3:-3, 3:-3]
     brain = ndi.binary_fill_holes(brain)
     head_ml = float(head.sum()) * vox_ml
-    # skull-stripped: the foreground is little more than brain and its rim is not a dark skull ring
+    # skull-stripped: a brain-sized foreground that the brain pre-mask nearly fills (no scalp, no skull)
     stripped = bool(head_ml < 2100 and brain.sum() > 0.8 * head.sum())
     if stripped:
         brain = head
