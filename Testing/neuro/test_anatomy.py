@@ -95,6 +95,16 @@ def test_real_raw_flair_downsampled_gives_a_plausible_icv():
     assert {1, 2, 3, 4, 5} <= codes
 
 
+def test_array_axis_order_does_not_matter():
+    """The same raw FLAIR stored sagittal-first and flipped: same physical head, same ICV."""
+    flair = resample_spacing(_raw("patient03_study1_FLAIR"), (2.0, 2.0, 3.3))
+    img = sitk.Flip(sitk.PermuteAxes(flair.to_sitk(), [2, 0, 1]), [True, False, False])
+    other = Volume.from_sitk(img)
+    assert other.shape != flair.shape
+    a, b = A.extract_brain(flair), A.extract_brain(other)
+    assert b.icv_ml == pytest.approx(a.icv_ml, rel=0.03)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("patient", ["patient01", "patient03", "patient04"])
 def test_real_raw_flair_full_resolution(patient):
