@@ -12,6 +12,7 @@
   ellipsoids are one lesion), fourth_ventricle / area_postrema / periaqueductal -> infratentorial,
   third_ventricle_hypothalamus -> deep_white_matter. Two inputs: the phantom on its MNI grid (regions used
   as they are) and the same phantom resampled onto a rotated, shifted 1 mm grid (the registration path).
+  A montage of the first MS and NMOSD phantom with its lesions: ``docs/neuro/montage_phantom_<disease>.png``.
 
 ``python -m benchmarks neuro_anatomy`` -> ``benchmarks/results/neuro_anatomy.json``.
 """
@@ -117,6 +118,10 @@ def main() -> None:
     for disease in ("ms", "nmosd"):
         for i in range(PHANTOMS_PER_DISEASE):
             case = brain_flair_case(PHANTOM_SEED + i, disease)
+            if i == 0:
+                DOCS.mkdir(parents=True, exist_ok=True)
+                montage(case.image, A.extract_brain(case.image), DOCS / f"montage_phantom_{disease}.png",
+                        title=f"brain phantom {disease} seed {PHANTOM_SEED}", lesions=case.labels)
             true = _true_counts(case.info["lesion_counts"], LOCATIONS)
             row = {"seed": PHANTOM_SEED + i, "disease": disease, "true": true}
             for mode in ("mni_grid", "moved_grid"):
