@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "orbitai.seg.cli",
     "orbitai.tao.cli",
     "orbitai.ivgc.cli",
+    "orbitai.neuro.cli",
 ]
 
 
@@ -45,6 +46,29 @@ def add_device_option(parser: argparse.ArgumentParser, what: str = "compute devi
 
     parser.add_argument("--device", default="auto",
                         help=f"{what}: {'|'.join(DEVICE_CHOICES)} or cuda:N (default auto: CUDA, then MPS, then CPU)")
+
+
+def check_training_options(args: argparse.Namespace) -> None:
+    """Refuse impossible training options (``--epochs``, ``--holdout``, ``--runs``/``--repeats``, ``--seed``,
+    ``--folds``, where the command has them) before any work starts, one line each."""
+    from orbitai.errors import UserError
+
+    if getattr(args, "epochs", None) is not None and args.epochs < 1:
+        raise UserError(f"--epochs must be at least 1, got {args.epochs}.")
+    if getattr(args, "holdout", None) is not None and not 0.0 <= args.holdout < 1.0:
+        raise UserError(f"--holdout must be a fraction in [0, 1), got {args.holdout}.")
+    for opt in ("runs", "repeats"):
+        if getattr(args, opt, None) is not None and getattr(args, opt) < 1:
+            raise UserError(f"--{opt} must be at least 1, got {getattr(args, opt)}.")
+    if getattr(args, "seed", 0) < 0:
+        raise UserError(f"--seed must be 0 or more, got {args.seed}.")
+    if getattr(args, "folds", None) is not None and args.folds < 2:
+        raise UserError(f"--folds must be at least 2 (each fold is evaluated on cases left out), got {args.folds}.")
+
+
+def manifest_inputs(manifest: str, cases: list) -> list:
+    """Every file a manifest command reads: the manifest, each case's image and segmentation."""
+    return [manifest, *(p for c in cases for p in (c.image, c.segmentation) if p is not None)]
 
 
 def build_parser() -> argparse.ArgumentParser:

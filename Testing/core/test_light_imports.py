@@ -25,7 +25,7 @@ class Blocker(importlib.abc.MetaPathFinder):
 
 sys.meta_path.insert(0, Blocker())
 sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / "OrbitSegmentation")!r}, {str(ROOT / "TAOActivity")!r},
-               {str(ROOT / "IVGCResponse")!r}]
+               {str(ROOT / "IVGCResponse")!r}, {str(ROOT / "NeuroDifferential")!r}]
 """
 
 
@@ -71,12 +71,15 @@ def test_module_logics_list_models_without_dependencies():
         from OrbitSegmentationLib import OrbitSegmentationLogic
         from TAOActivityLib import TAOActivityLogic
         from IVGCResponseLib import IVGCResponseLogic
+        from NeuroDifferentialLib import NeuroDifferentialLogic
         print(OrbitSegmentationLogic.modelChoices())
         print(TAOActivityLogic.modelLabels())
         print(IVGCResponseLogic.modelLabels())
+        print(NeuroDifferentialLogic.modelLabels())
         print(sorted(m for m in BLOCKED if m in sys.modules))
     """).splitlines()
-    seg, tao, ivgc, loaded = out[-4:]
+    seg, tao, ivgc, neuro, loaded = out[-5:]
+    assert "Lesions only" in neuro, neuro
     assert "ivgc_svm_demo" in ivgc or "SVM" in ivgc, ivgc
     assert "orbit_svnet_ct_demo" in seg and "orbit_svnet_dr_demo" in seg
     assert tao.count("Network") == 2, tao

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 LIBS = [REPO / "OrbitSegmentation" / "OrbitSegmentationLib", REPO / "TAOActivity" / "TAOActivityLib",
-        REPO / "IVGCResponse" / "IVGCResponseLib"]
+        REPO / "IVGCResponse" / "IVGCResponseLib", REPO / "NeuroDifferential" / "NeuroDifferentialLib"]
 #: Left out of the fresh venv's dependencies: pytest and its parts, and the editable orbitai.
 EXCLUDED = ("pytest", "_pytest", "py.py", "iniconfig", "pluggy", "__editable__", "orbitai", "distutils-precedence")
 

@@ -41,7 +41,7 @@ def test_headless_missing_package_is_one_clear_line():
 
 
 @pytest.mark.parametrize("lib", ["OrbitSegmentation/OrbitSegmentationLib", "TAOActivity/TAOActivityLib",
-                                 "IVGCResponse/IVGCResponseLib"])
+                                 "IVGCResponse/IVGCResponseLib", "NeuroDifferential/NeuroDifferentialLib"])
 def test_module_requirements_are_met_here(lib):
     """This venv runs the modules' tests, so it meets their requirements (version ranges in sync with pyproject.toml)."""
     assert unmet_requirements(read_requirements(REPO / lib / "requirements.txt")) == []

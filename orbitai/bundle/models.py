@@ -21,6 +21,9 @@ DEFAULT_TAO_MODELS = {"A": "tao_network_a_demo", "B": "tao_network_b_demo"}
 DEFAULT_IVGC_MODELS = {"svm": "ivgc_svm_demo", "resnet50": "ivgc_resnet50_demo", "rdinet": "ivgc_rdinet_demo",
                        "rdinet_clinical": "ivgc_rdinet_clinical_demo"}
 
+#: Bundled NMOSD-vs-MS classifier chosen when none is given (paper 003's best family: two-view).
+DEFAULT_NEURO_MODEL = "neuro_twoview18_demo"
+
 
 def find_task_bundle(name: str, task: str, what: str) -> Bundle:
     """The bundle ``name`` (name or folder), refused with a clear error unless it is a ``task`` model."""
@@ -57,3 +60,9 @@ def load_ivgc_model(name: Optional[str] = None, device: "torch.device | str" = "
     if bundle.architecture:
         return bundle, bundle.load_model(device).eval()
     return bundle, bundle.load_file("classifier")
+
+
+def load_neuro_model(name: Optional[str] = None, device: "torch.device | str" = "cpu") -> "tuple[Bundle, torch.nn.Module]":
+    """(bundle, network in eval mode on ``device``) of an NMOSD-vs-MS bundle (default :data:`DEFAULT_NEURO_MODEL`)."""
+    bundle = find_task_bundle(name or DEFAULT_NEURO_MODEL, "neuro_differential", "an NMOSD-vs-MS classifier")
+    return bundle, bundle.load_model(device).eval()

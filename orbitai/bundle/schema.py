@@ -15,7 +15,7 @@ from typing import Any
 from orbitai.errors import BundleError
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
-#: Tasks that have a schema (the IVGC and neuro schemas hold the common part until those modules land).
+#: Tasks that have a schema.
 TASKS = ("segmentation", "tao_activity", "ivgc_response", "neuro_differential")
 
 

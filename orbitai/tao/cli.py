@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from orbitai.cli import add_device_option
+from orbitai.cli import add_device_option, check_training_options, manifest_inputs
 from orbitai.errors import UserError
 
 #: The figure that ``predict --figure`` adds to OUT.
@@ -113,20 +113,6 @@ def run_evaluate(args) -> int:
     return 0
 
 
-def check_options(args: argparse.Namespace) -> None:
-    """Refuse impossible training options before any work starts (one line each)."""
-    if args.epochs is not None and args.epochs < 1:
-        raise UserError(f"--epochs must be at least 1, got {args.epochs}.")
-    if getattr(args, "holdout", None) is not None and not 0.0 <= args.holdout < 1.0:
-        raise UserError(f"--holdout must be a fraction in [0, 1), got {args.holdout}.")
-    if getattr(args, "runs", None) is not None and args.runs < 1:
-        raise UserError(f"--runs must be at least 1, got {args.runs}.")
-    if args.seed < 0:
-        raise UserError(f"--seed must be 0 or more, got {args.seed}.")
-    if getattr(args, "folds", None) is not None and args.folds < 2:
-        raise UserError(f"--folds must be at least 2 (each fold is evaluated on cases left out), got {args.folds}.")
-
-
 def read_labelled_manifest(manifest: str) -> list:
     """The manifest's cases, every label checked (0 or 1, naming the case) before any image is read."""
     from orbitai.cohort.manifest import read_manifest
@@ -138,18 +124,13 @@ def read_labelled_manifest(manifest: str) -> list:
     return cases
 
 
-def manifest_inputs(manifest: str, cases: list) -> list:
-    """Every file a manifest command reads: the manifest, each case's image and segmentation."""
-    return [manifest, *(p for c in cases for p in (c.image, c.segmentation))]
-
-
 def run_train(args) -> int:
     from orbitai.device import select_device
     from orbitai.result import check_outputs
     from orbitai.tao.configs import get_config
     from orbitai.tao.train import train_tao
 
-    check_options(args)
+    check_training_options(args)
     cfg = get_config(args.network)
     cases = read_labelled_manifest(args.manifest)
     name = Path(args.out).name   # the bundle replaces OUT as a whole; its work folder lies beside it
@@ -169,7 +150,7 @@ def run_cv(args) -> int:
     from orbitai.tao.configs import get_config
     from orbitai.tao.train import cross_validate
 
-    check_options(args)
+    check_training_options(args)
     cases = read_labelled_manifest(args.manifest)
     if args.folds > len(cases):
         raise UserError(f"--folds {args.folds} needs at least {args.folds} cases, the manifest has {len(cases)}; "

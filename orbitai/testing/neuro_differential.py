@@ -37,7 +37,7 @@ def cli_missing(command: str = "predict") -> str:
 
 def installed() -> bool:
     """Whether an NMOSD-vs-MS bundle is installed (``neuro predict`` needs one)."""
-    from NeuroDifferentialLib import NeuroDifferentialLogic  # type: ignore[import-not-found]  # until the mypy override lists it
+    from NeuroDifferentialLib import NeuroDifferentialLogic
 
     return bool(NeuroDifferentialLogic.modelChoices())
 

@@ -1,0 +1,128 @@
+"""``orbitai neuro train|predict|lesions|evaluate|cv|configs`` end to end on brain phantoms (issue #16):
+a bundle trained for one epoch, its prediction folder read back through the result contract, the
+no-lesion case, and bad input refused in one line with nothing written."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from orbitai.io import Volume, read_volume, write_volume
+from orbitai.segfile import lesion_table, write_segmentation
+
+
+def orbitai(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "orbitai", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=900)
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory) -> Path:
+    """Six brain-flair phantoms (three MS, three NMOSD) and a two-view bundle trained on them for one epoch."""
+    d = tmp_path_factory.mktemp("neuro_cli")
+    r = orbitai("phantom", "brain-flair", "--n", "6", "--seed", "161", "--out", "cohort", "--montage-cases", "0", cwd=d)
+    assert r.returncode == 0, r.stderr
+    r = orbitai("neuro", "train", "--manifest", "cohort/manifest.csv", "--config", "twoview18-demo", "--epochs", "1",
+                "--holdout", "0", "--out", "models/tv18", cwd=d)
+    assert r.returncode == 0, r.stderr
+    return d
+
+
+def test_train_writes_a_loadable_bundle_with_the_papers_recipe(cohort):
+    from orbitai.bundle.models import load_neuro_model
+
+    bundle, net = load_neuro_model(str(cohort / "models" / "tv18"))
+    meta = bundle.metadata
+    assert meta["network"] == "twoview18" and meta["classes"] == ["MS", "NMOSD"]
+    assert meta["input"] == {"mode": "lesion_mask", "size": 100}
+    assert meta["training"]["recipe"].startswith("SGD lr 0.01 x 0.9 every 10 epochs")
+    assert meta["training"]["init"]["pretrained"] is False and meta["training"]["train_cases"] == 6
+    assert (cohort / "models" / ".tv18-training" / "checkpoint.pt").is_file()   # as every training: kept to resume
+    assert not net.training
+
+
+def test_predict_with_given_lesions_follows_the_result_contract(cohort):
+    from orbitai.neuro.result import NeuroResult
+
+    flair = cohort / "cohort" / "images" / "brain_flair_0000.nrrd"
+    seg = cohort / "cohort" / "segmentations" / "brain_flair_0000.seg.nrrd"
+    r = orbitai("neuro", "predict", str(flair), "--lesions", str(seg), "--model", "models/tv18", "--out", "p0",
+                cwd=cohort)
+    assert r.returncode == 0, r.stderr
+    assert "P(NMOSD) = " in r.stdout
+    res = NeuroResult.read(cohort / "p0", read_volume(flair))
+    assert res.applies and res.call in ("MS", "NMOSD") and 0.0 <= (res.probability or -1) <= 1.0
+    assert res.data["architecture"] == "twoview18" and res.data["lesion_source"] == "given"
+    assert res.heatmap is not None and res.heatmap.array.max() <= 1.0
+    assert res.brain is not None and 1.0e6 < float(res.brain.array.sum()) < 1.9e6     # 1 mm voxels: 1.0-1.9 L
+    assert res.summary["count"] == len(res.lesion_rows) > 0
+
+
+def test_no_lesion_means_the_classifier_does_not_apply(cohort, tmp_path):
+    from orbitai.neuro.result import NeuroResult
+
+    flair = read_volume(cohort / "cohort" / "images" / "brain_flair_0001.nrrd")
+    empty = tmp_path / "empty.seg.nrrd"
+    write_segmentation(flair.with_array(np.zeros(flair.shape, np.uint8)), empty, lesion_table())
+    r = orbitai("neuro", "predict", str(cohort / "cohort" / "images" / "brain_flair_0001.nrrd"), "--lesions",
+                str(empty), "--model", "models/tv18", "--out", str(tmp_path / "p"), cwd=cohort)
+    assert r.returncode == 0, r.stderr
+    assert "does not apply" in r.stdout
+    res = NeuroResult.read(tmp_path / "p")
+    assert not res.applies and res.probability is None and res.call is None and res.heatmap is None
+    assert "no white-matter lesion" in res.data["reason"]
+
+
+def test_bad_inputs_are_refused_in_one_line_and_nothing_is_written(cohort, tmp_path):
+    flair_path = cohort / "cohort" / "images" / "brain_flair_0000.nrrd"
+    flair = read_volume(flair_path)
+    far = Volume(np.ones((20, 20, 20), np.uint8), (1.0, 1.0, 1.0), (5000.0, 5000.0, 5000.0))
+    write_segmentation(far, tmp_path / "far.seg.nrrd", lesion_table())
+    flat = Volume(np.ones((1, 64, 64), np.float32))
+    write_volume(flat, tmp_path / "flat.nrrd")
+    nan = flair.with_array(np.where(np.arange(flair.array.size).reshape(flair.shape) == 5, np.nan,
+                                    flair.array).astype(np.float32))
+    write_volume(nan, tmp_path / "nan.nrrd")
+    cases = {
+        "does not lie on the FLAIR": [str(flair_path), "--lesions", str(tmp_path / "far.seg.nrrd")],
+        "2D": [str(tmp_path / "flat.nrrd")],
+        "NaN": [str(tmp_path / "nan.nrrd")],
+        "does not exist": [str(tmp_path / "missing.nrrd")],
+    }
+    for expected, args in cases.items():
+        out = tmp_path / f"out-{len(expected)}"
+        r = orbitai("neuro", "predict", *args, "--model", "models/tv18", "--out", str(out), cwd=cohort)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode in (1, 2) and len(lines) == 1 and "Traceback" not in r.stderr, (expected, r.stderr)
+        assert expected.lower() in lines[0].lower(), (expected, lines[0])
+        assert not out.exists()
+
+
+def test_evaluate_and_cv_report_the_papers_measures(cohort, tmp_path):
+    r = orbitai("neuro", "evaluate", "--manifest", "cohort/manifest.csv", "--model", "models/tv18", "--out",
+                str(tmp_path / "eval.json"), cwd=cohort)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads((tmp_path / "eval.json").read_text())
+    m = rep["models"]["tv18"]
+    assert set(m["metrics"]) == {"accuracy", "sensitivity", "specificity", "auc"} and len(m["probabilities"]) == 6
+    acc = np.mean((np.array(m["probabilities"]) >= 0.5).astype(int) == np.array(rep["labels"]))
+    assert m["metrics"]["accuracy"] == pytest.approx(acc)
+    r = orbitai("neuro", "cv", "--manifest", "cohort/manifest.csv", "--folds", "3", "--repeats", "1", "--epochs", "1",
+                "--out", str(tmp_path / "cv"), cwd=cohort)
+    assert r.returncode == 0, r.stderr
+    cv = json.loads((tmp_path / "cv" / "cv.json").read_text())
+    assert len(cv["network_cv"]["per_fold"]) == 3
+    base = cv["lesion_table_logistic_regression"]
+    assert len(base["per_fold"]) == 3 and "count_periventricular" in base["features"]
+    assert set(cv["network_cv"]["mean"]) == {"accuracy", "sensitivity", "specificity", "auc"}
+
+
+def test_configs_lists_paper_and_demo_configurations(tmp_path):
+    r = orbitai("neuro", "configs", cwd=tmp_path)
+    assert r.returncode == 0
+    names = {line.split()[0] for line in r.stdout.splitlines()}
+    assert {"twoview18", "twoview34", "resnet3d18", "resnet3d34", "twoview18-demo", "resnet3d34-demo"} <= names

@@ -1,0 +1,257 @@
+"""``orbitai neuro <command>``: white-matter lesions on brain FLAIR and NMOSD vs MS (paper 003).
+
+Each sub-command is registered by one ``_add_<name>`` function appended to :data:`SUBCOMMANDS`;
+the work is done by the task modules (``predict``, ``train``), this file only parses and prints.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Callable
+
+from orbitai.cli import add_device_option, check_training_options, manifest_inputs
+from orbitai.errors import UserError
+
+
+def _flair_inputs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("flair", help="brain FLAIR (NRRD/NIfTI file or DICOM folder): 3D 1 mm or clinical 2D with 3-5 mm "
+                                 "slices, whole head or skull-stripped, any orientation")
+    p.add_argument("--lesions", metavar="SEG", help="an existing lesion segmentation of this FLAIR (label map or "
+                                                     ".seg.nrrd, every non-zero voxel is lesion); default: computed")
+    p.add_argument("--lesion-model", metavar="NAME", help="lesion segmentation bundle (default: the bundled one)")
+    add_device_option(p)
+    p.add_argument("--out", required=True, help="output folder")
+
+
+def _add_lesions(s: argparse._SubParsersAction) -> None:
+    p = s.add_parser("lesions", help="brain mask, intracranial volume, white-matter lesions and the lesion table",
+                     description="Writes OUT/result.json (lesion count, total volume in mL and %% of intracranial "
+                                 "volume, counts and volumes per location), OUT/lesions.seg.nrrd and OUT/brain.seg.nrrd "
+                                 "on the FLAIR's grid and OUT/lesions.csv (one row per lesion: volume, location); "
+                                 "nothing is written on an error.")
+    _flair_inputs(p)
+    p.set_defaults(func=run_lesions)
+
+
+def _add_predict(s: argparse._SubParsersAction) -> None:
+    p = s.add_parser("predict", help="lesions, lesion table and the probability of NMOSD vs MS with a heat map",
+                     description="As 'orbitai neuro lesions', plus in OUT/result.json the probability of NMOSD, the "
+                                 "call and the model, and OUT/heatmap.nrrd (occlusion map of the call on the FLAIR's "
+                                 "grid, [0, 1]). Without any lesion the classifier does not apply: result.json says so "
+                                 "(applies: false) and gives no probability. Nothing is written on an error.")
+    _flair_inputs(p)
+    p.add_argument("--model", help="classifier bundle name or folder (default: the bundled two-view ResNet-18 demo)")
+    p.add_argument("--no-heatmap", action="store_true", help="skip the occlusion map")
+    p.set_defaults(func=run_predict)
+
+
+def _manifest(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--manifest", required=True, help="CSV with case_id,image,segmentation,label: the FLAIR, its lesion "
+                                                     "segmentation (non-zero = lesion) and 1 = NMOSD, 0 = MS")
+
+
+def _add_train(s: argparse._SubParsersAction) -> None:
+    p = s.add_parser("train", help="train an NMOSD-vs-MS classifier (two-view or 3D ResNet); writes a bundle",
+                     description="Trains the --config recipe (paper 003: SGD lr 0.01 x 0.9 every ten epochs, shift and "
+                                 "flip augmentation, dropout 0.15) on the cases with --holdout of them set aside "
+                                 "(stratified) for the metadata's held-out metrics. A checkpoint after every epoch in "
+                                 ".<OUT name>-training beside OUT: the same command resumes.")
+    _manifest(p)
+    p.add_argument("--config", default="twoview18-demo", help="a configuration of 'orbitai neuro configs' "
+                                                              "(default twoview18-demo)")
+    p.add_argument("--epochs", type=int, help="override the configuration's number of epochs")
+    p.add_argument("--holdout", type=float, default=0.2, help="fraction of the cases held out (stratified; default "
+                                                              "0.2; 0: none)")
+    p.add_argument("--imagenet", metavar="FILE", help="a local torchvision ResNet-18/34 ImageNet weights file for the "
+                                                     "two-view models (nothing is downloaded); needs --imagenet-sha256")
+    p.add_argument("--imagenet-sha256", metavar="HEX", help="SHA-256 of the --imagenet file")
+    p.add_argument("--seed", type=int, default=0)
+    add_device_option(p)
+    p.add_argument("--out", required=True, help="bundle folder to write (replaced as a whole)")
+    p.set_defaults(func=run_train)
+
+
+def _add_evaluate(s: argparse._SubParsersAction) -> None:
+    p = s.add_parser("evaluate", help="accuracy, sensitivity, specificity, AUC of classifiers on a labelled cohort",
+                     description="Writes OUT (JSON: per model the metrics and each case's P(NMOSD)).")
+    _manifest(p)
+    p.add_argument("--model", nargs="+", required=True, metavar="NAME", help="classifier bundle names or folders")
+    add_device_option(p)
+    p.add_argument("--out", required=True, help="report to write (JSON)")
+    p.set_defaults(func=run_evaluate)
+
+
+def _add_cv(s: argparse._SubParsersAction) -> None:
+    p = s.add_parser("cv", help="repeated stratified k-fold cross-validation (paper 003: 5 folds x 15) with the "
+                                "lesion-table logistic-regression baseline",
+                     description="Writes OUT/cv.json: per fold and as mean +- SD, accuracy, sensitivity, specificity "
+                                 "and AUC of the configuration and of logistic regression on the lesion table's "
+                                 "counts and volumes per location, on the same folds.")
+    _manifest(p)
+    p.add_argument("--config", default="twoview18-demo", help="a configuration of 'orbitai neuro configs'")
+    p.add_argument("--folds", type=int, default=5, help="folds (default 5, the paper's)")
+    p.add_argument("--repeats", type=int, default=15, help="repeats (default 15, the paper's)")
+    p.add_argument("--epochs", type=int, help="override the configuration's number of epochs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output folder (cv.json)")
+    p.set_defaults(func=run_cv)
+
+
+def _add_configs(s: argparse._SubParsersAction) -> None:
+    p = s.add_parser("configs", help="list the classifier training configurations")
+    p.set_defaults(func=run_configs)
+
+
+#: Sub-command parser functions, in the order ``orbitai neuro --help`` lists them.
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_lesions, _add_predict, _add_train,
+                                                                    _add_evaluate, _add_cv, _add_configs]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("neuro", help="brain FLAIR: white-matter lesions, lesion table, NMOSD vs MS",
+                       description="NeuroDifferential (paper 003): white-matter lesions on brain FLAIR and the "
+                                   "differential diagnosis NMOSD vs multiple sclerosis.")
+    s = p.add_subparsers(dest="neuro_command", metavar="<neuro command>", required=True)
+    for add in SUBCOMMANDS:
+        add(s)
+
+
+def _print_table(found) -> None:
+    t = found.table
+    print(f"{t.count} lesion(s), {t.total_ml:.2f} mL ({t.percent_icv:.2f} % of the intracranial volume "
+          f"{t.icv_ml / 1000:.2f} L); " + ", ".join(f"{k} {v}" for k, v in t.location_counts().items() if v))
+
+
+def _outputs(args: argparse.Namespace):
+    from orbitai.neuro.result import BRAIN_FILE, HEATMAP_FILE, LESIONS_FILE, TABLE_FILE
+    from orbitai.result import RESULT_FILE, check_outputs
+
+    return check_outputs(args.out, [args.flair, args.lesions],
+                         (RESULT_FILE, LESIONS_FILE, TABLE_FILE, BRAIN_FILE, HEATMAP_FILE))
+
+
+def run_lesions(args: argparse.Namespace) -> int:
+    import time
+
+    from orbitai.device import run_with_fallback, select_device
+    from orbitai.neuro.predict import find_lesions, lesions_data
+    from orbitai.neuro.result import write_neuro_result
+    from orbitai.progress import emit
+
+    out = _outputs(args)
+    device = select_device(args.device)
+    t0 = time.perf_counter()
+    found = run_with_fallback(lambda d: find_lesions(args.flair, args.lesions, args.lesion_model, d, emit), device)
+    write_neuro_result(out, lesions_data(found, str(device), time.perf_counter() - t0), found.lesions,
+                       found.table.lesions, found.extraction.mask)
+    for w in found.warnings:
+        print(f"warning: {w}")
+    for n in found.notes:
+        print(f"note: {n}")
+    _print_table(found)
+    print(f"wrote {out}/result.json")
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from orbitai.device import run_with_fallback, select_device
+    from orbitai.neuro.predict import predict_neuro
+    from orbitai.neuro.result import write_neuro_result
+    from orbitai.progress import emit
+
+    out = _outputs(args)
+    device = select_device(args.device)
+    pred = run_with_fallback(lambda d: predict_neuro(args.flair, args.lesions, args.model, not args.no_heatmap, d,
+                                                     args.lesion_model, emit), device)
+    write_neuro_result(out, pred.data(), pred.found.lesions, pred.found.table.lesions, pred.found.extraction.mask,
+                       pred.heatmap)
+    for w in pred.found.warnings:
+        print(f"warning: {w}")
+    for n in pred.found.notes:
+        print(f"note: {n}")
+    _print_table(pred.found)
+    if pred.probability is None:
+        print(f"classifier does not apply: {pred.reason}")
+    else:
+        print(f"P(NMOSD) = {pred.probability:.3f} -> {pred.call} (model {pred.model}, {pred.seconds:.1f} s)")
+    print(f"wrote {out}/result.json")
+    return 0
+
+
+def _cases(manifest: str) -> list:
+    from orbitai.cohort.manifest import read_manifest
+    from orbitai.neuro.study import case_label
+
+    cases = read_manifest(manifest)
+    for c in cases:
+        case_label(c)
+    return cases
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from orbitai.neuro.configs import get_config
+    from orbitai.neuro.study import train_bundle
+    from orbitai.result import check_outputs
+
+    check_training_options(args)
+    get_config(args.config)
+    if bool(args.imagenet) != bool(args.imagenet_sha256):
+        raise UserError("--imagenet and --imagenet-sha256 go together: give the local weights file and its SHA-256.")
+    if args.imagenet and not Path(args.imagenet).is_file():
+        raise UserError(f"--imagenet {args.imagenet} is not a file.")
+    cases = _cases(args.manifest)
+    name = Path(args.out).name
+    check_outputs(args.out, manifest_inputs(args.manifest, cases), beside=(f".{name}-training",), replaces_folder=True)
+    imagenet = (args.imagenet, args.imagenet_sha256) if args.imagenet else None
+    out = train_bundle(cases, args.config, Path(args.out), args.seed, args.holdout, args.epochs, imagenet,
+                       training_data=f"{len(cases)} cases listed in {Path(args.manifest).name}")
+    print(f"wrote bundle {out}")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from orbitai.device import select_device
+    from orbitai.neuro.study import evaluate_models
+    from orbitai.staging import write_text_atomic
+
+    out = Path(args.out)
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; give a file name (JSON).")
+    cases = _cases(args.manifest)
+    if out.exists() and any(Path(p).resolve() == out.resolve() for p in manifest_inputs(args.manifest, cases)):
+        raise UserError(f"--out {out} is an input of this command; give another file name.")
+    report = evaluate_models(cases, args.model, select_device(args.device))
+    write_text_atomic(out, json.dumps(report, indent=2))
+    for name, r in report["models"].items():
+        m = r["metrics"]
+        print(f"{name:<28} ACC {m['accuracy']:.3f} SEN {m['sensitivity']:.3f} SPE {m['specificity']:.3f} "
+              f"AUC {m['auc']:.3f}")
+    print(f"wrote {out}")
+    return 0
+
+
+def run_cv(args: argparse.Namespace) -> int:
+    from orbitai.neuro.configs import get_config
+    from orbitai.neuro.study import CV_FILE, cross_validate_config
+    from orbitai.result import check_outputs
+
+    check_training_options(args)
+    get_config(args.config)
+    cases = _cases(args.manifest)
+    check_outputs(args.out, manifest_inputs(args.manifest, cases), (CV_FILE, "work"))
+    r = cross_validate_config(cases, args.config, Path(args.out), args.folds, args.repeats, args.seed, args.epochs)
+    for what, cv in (("network", r["network_cv"]), ("lesion-table LR", r["lesion_table_logistic_regression"])):
+        print(f"{what:<16} " + "  ".join(f"{k} {cv['mean'][k]:.3f} +- {cv['sd'][k]:.3f}" for k in cv["mean"]))
+    print(f"wrote {args.out}/{CV_FILE}")
+    return 0
+
+
+def run_configs(args: argparse.Namespace) -> int:
+    from orbitai.neuro.configs import CONFIGS
+
+    for c in CONFIGS.values():
+        width = c.kwargs.get("width", 1.0)
+        print(f"{c.name:<18} {c.architecture:<10} width {width:<5} {c.epochs:>3} epochs, batch {c.batch_size}, "
+              f"input {c.input_mode} {c.size}^3{', ImageNet init' if c.imagenet else ''}")
+    return 0

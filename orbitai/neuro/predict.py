@@ -1,0 +1,221 @@
+"""One patient's white-matter lesions and NMOSD-vs-MS probability from a brain FLAIR (paper 003).
+
+The chain, each step one function of its own module:
+
+1. read the FLAIR (file or DICOM folder) and check it is a usable 3D FLAIR of a head
+   (:func:`orbitai.neuro.anatomy.check_flair`);
+2. brain extraction and intracranial volume, with the location-class map
+   (:func:`orbitai.neuro.anatomy.extract_brain`);
+3. the lesions: the user's segmentation (resampled onto the FLAIR when it overlaps it, refused when
+   it does not) or the lesion model's (:func:`orbitai.neuro.lesionseg.segment_lesions`);
+4. the lesion table (:func:`orbitai.neuro.lesion_table.lesion_table`);
+5. with a classifier: its input as in training (:func:`orbitai.neuro.inputs.classifier_input`), the
+   probability of NMOSD and an occlusion map mapped back onto the FLAIR's grid. Without any lesion
+   the classifier does not apply (it was trained on patients with lesions): no probability, a reason.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+import numpy as np
+
+from orbitai.errors import InputError
+from orbitai.io import Volume
+from orbitai.progress import ProgressCallback
+
+if TYPE_CHECKING:
+    from orbitai.neuro.anatomy import BrainExtraction
+    from orbitai.neuro.lesion_table import LesionTable
+
+log = logging.getLogger(__name__)
+
+#: Share of a given lesion segmentation's labelled volume that must fall inside the FLAIR.
+MIN_OVERLAP = 0.95
+#: Class names of the classifiers' two outputs (label 1 = NMOSD, as the phantoms' manifests).
+CLASSES = ("MS", "NMOSD")
+#: Occlusion patch and stride on the classifier's 100^3 input: 3 x 3 x 3 overlapping cubes of 40 voxels
+#: (27 occluded copies, a few seconds on a CPU; 25/20 gave 125 copies and ~20 s).
+OCCLUSION_PATCH, OCCLUSION_STRIDE = 40, 30
+
+
+@dataclass
+class NeuroLesions:
+    """Steps 1-4: the FLAIR, its brain extraction, lesion mask and table."""
+
+    flair: Volume
+    extraction: "BrainExtraction"
+    lesions: Volume
+    table: "LesionTable"
+    source: str                      # "given" or the lesion model's name
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class NeuroPrediction:
+    """Step 5 on top of :class:`NeuroLesions` (``probability`` None when the classifier does not apply)."""
+
+    found: NeuroLesions
+    model: str
+    architecture: str
+    input_mode: str
+    threshold: float
+    probability: Optional[float]
+    reason: str = ""
+    heatmap: Optional[Volume] = None
+    seconds: float = 0.0
+    device: str = "cpu"
+
+    @property
+    def applies(self) -> bool:
+        return self.probability is not None
+
+    def data(self) -> dict[str, Any]:
+        """result.json's findings (:mod:`orbitai.neuro.result`)."""
+        out = lesions_data(self.found, self.device, self.seconds)
+        out.update({"applies": self.applies, "probability_nmosd": None if self.probability is None
+                    else round(float(self.probability), 6), "call": self.call, "threshold": self.threshold,
+                    "model": self.model, "architecture": self.architecture, "input_mode": self.input_mode})
+        if not self.applies:
+            out["reason"] = self.reason
+        return out
+
+    @property
+    def call(self) -> Optional[str]:
+        if self.probability is None:
+            return None
+        return CLASSES[int(self.probability >= self.threshold)]
+
+
+def lesions_data(found: NeuroLesions, device: str, seconds: float) -> dict[str, Any]:
+    """result.json's findings of ``neuro lesions`` (the lesion summary, warnings, notes)."""
+    return {"lesions": found.table.summary(), "lesion_source": found.source, "device": str(device),
+            "seconds": round(float(seconds), 3), "warnings": list(found.warnings), "notes": list(found.notes)}
+
+
+def read_flair(path: str | Path) -> tuple[Volume, list[str]]:
+    """The FLAIR (a file or a DICOM folder, regularised as :func:`orbitai.io.read_scan` does) and the
+    acquisition notes; a missing path is refused in one line."""
+    from orbitai.io import read_scan
+
+    if not Path(path).exists():
+        raise InputError(f"The FLAIR {path} does not exist.")
+    vol, acq = read_scan(path)
+    return vol, list(getattr(acq, "notes", []) or [])
+
+
+def read_lesions(path: str | Path, flair: Volume) -> Volume:
+    """A lesion segmentation (label map or .seg.nrrd: every non-zero voxel is lesion) on the FLAIR's grid.
+
+    On another grid it is resampled (nearest neighbour) when at least :data:`MIN_OVERLAP` of its
+    labelled volume lies inside the FLAIR (Slicer often saves a segmentation cropped to its extent);
+    otherwise it is refused in one line."""
+    from orbitai.cohort.manifest import read_labels
+    from orbitai.io import resample_like
+
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"The lesion segmentation {path} does not exist.")
+    labels = read_labels(p)
+    mask = labels.with_array((np.asarray(labels.array) != 0).astype(np.uint8))
+    if mask.same_geometry(flair, tol=1e-4):
+        return mask
+    before = float(np.count_nonzero(mask.array)) * mask.voxel_volume_mm3()
+    moved = resample_like(mask, flair, label=True)
+    after = float(np.count_nonzero(moved.array)) * moved.voxel_volume_mm3()
+    if before > 0 and after < MIN_OVERLAP * before:
+        raise InputError(f"The lesion segmentation {p.name} does not lie on the FLAIR (only {100 * after / before:.0f} "
+                         "% of its lesion volume is inside it); give the segmentation made on this FLAIR.")
+    log.info("lesion segmentation resampled onto the FLAIR grid")
+    return moved.with_array((np.asarray(moved.array) != 0).astype(np.uint8))
+
+
+def find_lesions(flair_path: str | Path, lesions_path: Optional[str | Path] = None, lesion_model: Optional[str] = None,
+                 device: Any = "cpu", progress: Optional[ProgressCallback] = None, steps: int = 4) -> NeuroLesions:
+    """Steps 1-4 (see the module docstring); ``progress`` gets steps 0..3 of ``steps``."""
+    from orbitai.neuro.anatomy import check_flair, extract_brain
+    from orbitai.neuro.lesion_table import lesion_table
+
+    report = progress or (lambda d, t, m: None)
+    report(0, steps, "reading the FLAIR")
+    flair, notes = read_flair(flair_path)
+    check_flair(flair)
+    given = read_lesions(lesions_path, flair) if lesions_path is not None else None
+    report(1, steps, "brain extraction")
+    extraction = extract_brain(flair)
+    check_flair(flair, extraction)
+    notes += list(extraction.notes)
+    warnings: list[str] = []
+    if given is not None:
+        lesions, source = given, "given"
+    else:
+        from orbitai.neuro.lesionseg import segment_lesions
+
+        report(2, steps, "lesion segmentation")
+        lesions = segment_lesions(flair, extraction.mask, lesion_model, device=device)
+        source = lesion_model or "default lesion model"
+    report(3, steps, "lesion table")
+    table = lesion_table(lesions, extraction)
+    return NeuroLesions(flair, extraction, lesions, table, source, warnings, notes)
+
+
+def predict_neuro(flair_path: str | Path, lesions_path: Optional[str | Path] = None, model: Optional[str] = None,
+                  heatmap: bool = True, device: Any = "cpu", lesion_model: Optional[str] = None,
+                  progress: Optional[ProgressCallback] = None) -> NeuroPrediction:
+    """Steps 1-5: lesions, table, P(NMOSD) from the classifier bundle ``model`` (default: the bundled
+    two-view demo) and its occlusion map on the FLAIR's grid."""
+    from orbitai.bundle.models import load_neuro_model
+
+    t0 = time.perf_counter()
+    report = progress or (lambda d, t, m: None)
+    bundle, net = load_neuro_model(model, device)       # before the long steps: a bad --model fails at once
+    meta = bundle.metadata
+    spec = meta.get("input") or {}
+    mode = str(spec.get("mode"))
+    threshold = float(meta.get("threshold", 0.5))
+    found = find_lesions(flair_path, lesions_path, lesion_model, device, report, steps=6)
+    architecture = str(meta.get("network") or bundle.architecture)     # twoview18, resnet3d34, ...
+    if found.table.count == 0:
+        reason = ("no white-matter lesion was found, so the NMOSD-vs-MS classifier does not apply (it was trained "
+                  "on patients with lesions)")
+        report(6, 6, "done")
+        return NeuroPrediction(found, bundle.name, architecture, mode, threshold, None, reason,
+                               seconds=time.perf_counter() - t0, device=str(device))
+    report(4, 6, "classification")
+    probability, heat = classify(net, found, spec, device, heatmap, threshold,
+                                 lambda: report(5, 6, "occlusion map"))
+    report(6, 6, "done")
+    return NeuroPrediction(found, bundle.name, architecture, mode, threshold, probability, heatmap=heat,
+                           seconds=time.perf_counter() - t0, device=str(device))
+
+
+def classify(net: Any, found: NeuroLesions, spec: dict, device: Any, heatmap: bool, threshold: float,
+             before_heatmap: Callable[[], None] = lambda: None) -> tuple[float, Optional[Volume]]:
+    """P(NMOSD) of one patient and, when ``heatmap``, the occlusion map of the call on the FLAIR's grid
+    (scaled to [0, 1]: the share of the call's probability each region carries; 0 where occluding it
+    does not lower the probability)."""
+    import torch
+
+    from orbitai.explain.occlusion import occlusion_map
+    from orbitai.neuro.inputs import classifier_input, heat_to_flair
+
+    x, info = classifier_input(found.flair, found.lesions, str(spec.get("mode")), int(spec.get("size", 100)))
+    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None, None].to(device)
+    net.eval()
+    with torch.no_grad():
+        probability = float(torch.softmax(net(t), dim=1)[0, 1])
+    if not heatmap:
+        return probability, None
+    before_heatmap()
+    target = int(probability >= threshold)
+    occ = occlusion_map(net, t, target, patch=OCCLUSION_PATCH, stride=OCCLUSION_STRIDE, method="batched",
+                        batch_size=9)
+    occ = np.clip(occ, 0.0, None)
+    peak = float(occ.max())
+    occ = occ / peak if peak > 0 else occ
+    heat = heat_to_flair(occ.astype(np.float32), info, found.flair)
+    return probability, heat.with_array(np.clip(np.asarray(heat.array), 0.0, 1.0).astype(np.float32))

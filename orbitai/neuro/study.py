@@ -1,0 +1,200 @@
+"""Paper 003's study on a cohort manifest: classifier inputs of every case, a bundle trained by a
+configuration's recipe, held-out evaluation, repeated stratified k-fold cross-validation with the
+interpretable lesion-table baseline beside the network.
+
+Manifest: ``case_id,image,segmentation,label`` -- the FLAIR, its white-matter lesion segmentation
+(every non-zero voxel is lesion; ``orbitai neuro lesions`` makes one) and the class (1 = NMOSD,
+0 = MS). The classifier inputs of a cohort are computed once and cached in the work folder, keyed by
+the files' contents and the input specification, so a rerun or a resumed training does not redo them.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from orbitai.cohort.manifest import Case, binary_label
+from orbitai.errors import ConfigError
+from orbitai.progress import ProgressCallback, emit
+from orbitai.staging import write_text_atomic
+
+#: Class names of labels 0 and 1 (the manifests' ``label`` column; P(NMOSD) is output 1).
+CLASSES = ("MS", "NMOSD")
+CV_FILE = "cv.json"
+
+
+def case_label(case: Case) -> int:
+    """1 = NMOSD, 0 = MS (one-line error naming the case otherwise)."""
+    return binary_label(case, negative=CLASSES[0], positive=CLASSES[1])
+
+
+def _digest(cases: Sequence[Case], mode: str, size: int) -> str:
+    h = hashlib.sha256(f"{mode}|{size}".encode())
+    for c in cases:
+        for p in (c.image, c.segmentation):
+            st = Path(p).stat() if p is not None else None
+            h.update(f"{c.case_id}|{p}|{st.st_size if st else ''}|{st.st_mtime_ns if st else ''}".encode())
+    return h.hexdigest()[:16]
+
+
+def cohort_inputs(cases: Sequence[Case], mode: str, size: int, cache_dir: Optional[Path] = None,
+                  progress: Optional[ProgressCallback] = None) -> np.ndarray:
+    """(N, size, size, size) float32 classifier inputs of the cases (FLAIR + lesion segmentation), cached
+    in ``cache_dir`` when given (a cache of other files or another specification is not used)."""
+    from orbitai.io import read_volume
+    from orbitai.neuro.inputs import classifier_input
+    from orbitai.neuro.predict import read_lesions
+
+    cache = None
+    if cache_dir is not None:
+        cache = Path(cache_dir) / f"inputs-{_digest(cases, mode, size)}.npy"
+        if cache.is_file():
+            x = np.load(cache, mmap_mode="r")
+            if x.shape == (len(cases), size, size, size):
+                return x
+    x = np.zeros((len(cases), size, size, size), np.float32)
+    for i, c in enumerate(cases):
+        if c.segmentation is None:
+            raise ConfigError(f"Case {c.case_id}: the manifest gives no lesion segmentation; make one with "
+                              "'orbitai neuro lesions' and list it in the 'segmentation' column.")
+        flair = read_volume(c.image)
+        x[i], _ = classifier_input(flair, read_lesions(c.segmentation, flair), mode, size)
+        if progress:
+            progress(i + 1, len(cases), f"classifier input of {c.case_id}")
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".part.npy")
+        np.save(tmp, x)
+        os.replace(tmp, cache)
+    return x
+
+
+def train_bundle(cases: Sequence[Case], config: str, out: Path, seed: int = 0, holdout: float = 0.2,
+                 epochs: Optional[int] = None, imagenet: Optional[tuple[str, str]] = None,
+                 progress: Optional[ProgressCallback] = None, training_data: str = "") -> Path:
+    """Train configuration ``config`` (``orbitai neuro configs``) on the cases with ``holdout`` of them set
+    aside (stratified) for the metadata's held-out metrics; write the bundle ``out`` (replaced as a whole).
+    The work folder ``.<out>-training`` beside it keeps the input cache and the checkpoints: the same
+    command resumes; it is removed when the bundle is written (`orbitai.staging.training_folder`)."""
+    from orbitai.bundle.core import save_bundle
+    from orbitai.cohort.splits import stratified_holdout
+    from orbitai.neuro.configs import get_config
+    from orbitai.neuro.train import evaluate, predict, train_model
+    from orbitai.staging import training_folder
+
+    cfg = get_config(config)
+    labels = np.array([case_label(c) for c in cases])
+    if holdout:
+        tr, te = stratified_holdout(labels.tolist(), holdout, seed)
+    else:
+        if len(set(labels.tolist())) < 2:
+            raise ConfigError(f"All {len(cases)} cases have the same label; training needs MS (0) and NMOSD (1).")
+        tr, te = list(range(len(cases))), []
+    out = Path(out)
+    work = out.parent / f".{out.name}-training"
+    report = progress or emit
+    t0 = time.perf_counter()
+    with training_folder(work):
+        x = cohort_inputs(cases, cfg.input_mode, cfg.size, work, lambda d, t, m: report(d, t, f"inputs: {m}"))
+        model, summary = train_model(cfg, x[tr], labels[tr], work, seed=seed, epochs=epochs,
+                                     imagenet=imagenet, progress=report)
+        meta: dict[str, Any] = {
+            "name": out.name, "version": "1", "task": "neuro_differential",
+            "architecture": {"name": cfg.arch, "args": dict(cfg.kwargs)}, "network": cfg.architecture,
+            "config": cfg.name, "classes": list(CLASSES), "threshold": 0.5,
+            "input": {"mode": cfg.input_mode, "size": cfg.size},
+            "parameters": int(summary["parameters"]),
+            "training": {"recipe": summary["recipe"], "init": summary["init"], "seed": seed,
+                         "epochs": int(epochs or cfg.epochs), "data": training_data, "train_cases": len(tr),
+                         "heldout_cases": len(te), "minutes": round((time.perf_counter() - t0) / 60, 2),
+                         "threads": summary.get("threads")},
+            "intended_use": "Demonstration only: trained on synthetic brain phantoms, not for clinical use."}
+        if te:
+            m = evaluate(predict(model, x[te]), labels[te])
+            meta["heldout_metrics"] = {k: round(float(m[k]), 4) for k in ("accuracy", "sensitivity", "specificity",
+                                                                          "auc")}
+        save_bundle(model.cpu(), out, meta)
+    return out
+
+
+def evaluate_models(cases: Sequence[Case], models: Sequence[str], device: Any = "cpu",
+                    progress: Optional[ProgressCallback] = None) -> dict:
+    """Accuracy, sensitivity, specificity, AUC of each classifier bundle on the labelled cases, with each
+    case's P(NMOSD)."""
+    import torch
+
+    from orbitai.bundle.models import load_neuro_model
+    from orbitai.classify.train import predict_proba
+    from orbitai.neuro.train import evaluate
+
+    labels = np.array([case_label(c) for c in cases])
+    report: dict[str, Any] = {"cases": [c.case_id for c in cases], "labels": labels.tolist(), "models": {}}
+    for name in models:
+        bundle, net = load_neuro_model(name, device)
+        spec = bundle.metadata.get("input") or {}
+        x = cohort_inputs(cases, str(spec.get("mode")), int(spec.get("size", 100)), None, progress)
+        with torch.no_grad():
+            p = predict_proba(net, x[:, None], device=device)[:, 1]
+        m = evaluate(p, labels, float(bundle.metadata.get("threshold", 0.5)))
+        report["models"][bundle.name] = {"metrics": {k: float(m[k]) for k in ("accuracy", "sensitivity", "specificity",
+                                                                              "auc")},
+                                         "probabilities": [round(float(v), 6) for v in p]}
+    return report
+
+
+def cross_validate_config(cases: Sequence[Case], config: str, out: Path, folds: int = 5, repeats: int = 15,
+                          seed: int = 0, epochs: Optional[int] = None,
+                          progress: Optional[ProgressCallback] = None) -> dict:
+    """Paper 003's repeated stratified k-fold CV of configuration ``config`` on the cases, with the
+    logistic-regression baseline on the lesion table's location counts and volumes on the same folds;
+    writes ``out/cv.json`` (per fold, mean +- SD) and returns it."""
+    from orbitai.neuro.configs import get_config
+    from orbitai.neuro.train import cross_validate, feature_matrix, lesion_features, logistic_baseline, predict, \
+        train_model
+    from orbitai.staging import staged_folder
+
+    cfg = get_config(config)
+    labels = np.array([case_label(c) for c in cases])
+    report = progress or emit
+    with staged_folder(Path(out), replaces=[CV_FILE, "work"], last=[CV_FILE]) as work:
+        x = cohort_inputs(cases, cfg.input_mode, cfg.size, work / "work", lambda d, t, m: report(d, t, f"inputs: {m}"))
+        feats, names = feature_matrix([lesion_features(s) for s in lesion_summaries(cases, report)])
+        counter = {"k": 0}
+
+        def fit_net(tr: np.ndarray, te: np.ndarray) -> np.ndarray:
+            counter["k"] += 1
+            model, _ = train_model(cfg, x[tr], labels[tr], work / "work" / f"fold{counter['k']:03d}", seed=seed,
+                                   epochs=epochs)
+            return predict(model, x[te])
+
+        def fit_lr(tr: np.ndarray, te: np.ndarray) -> np.ndarray:
+            return logistic_baseline(feats[tr], labels[tr], seed).predict_proba(feats[te])[:, 1]
+
+        net = cross_validate(fit_net, labels, folds, repeats, seed, report)
+        base = cross_validate(fit_lr, labels, folds, repeats, seed)
+        result = {"config": cfg.name, "network": cfg.architecture, "cases": len(cases), "network_cv": net,
+                  "lesion_table_logistic_regression": {**base, "features": names}}
+        write_text_atomic(work / CV_FILE, json.dumps(result, indent=2))
+    return result
+
+
+def lesion_summaries(cases: Sequence[Case], progress: Optional[ProgressCallback] = None) -> list[dict]:
+    """The lesion table summary of every case (its FLAIR's brain extraction, its lesion segmentation)."""
+    from orbitai.io import read_volume
+    from orbitai.neuro.anatomy import extract_brain
+    from orbitai.neuro.lesion_table import lesion_table
+    from orbitai.neuro.predict import read_lesions
+
+    out = []
+    for i, c in enumerate(cases):
+        flair = read_volume(c.image)
+        assert c.segmentation is not None
+        out.append(lesion_table(read_lesions(c.segmentation, flair), extract_brain(flair)).summary())
+        if progress:
+            progress(i + 1, len(cases), f"lesion table of {c.case_id}")
+    return out
