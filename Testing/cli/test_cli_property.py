@@ -104,6 +104,24 @@ def _pools(d: Path) -> dict[str, dict[str, list[str | None]]]:
                     "--model": ["logreg", "resnet50", "nope"], "--folds": [None, *ints], "--epochs": [None, "1", "0"],
                     "--seed": [None, *ints], "--device": devices, "--out": outs},
         "ivgc configs": {},
+        # blank 16^3 volumes are not a head: every neuro prediction and training refuses them, fast
+        "neuro lesions": {"flair": files, "--lesions": [None, str(d / "seg.nrrd"), str(d / "missing.nrrd"),
+                                                        str(d / "m.csv")],
+                          "--lesion-model": [None, "nope", "tao_network_b_demo"], "--device": devices, "--out": outs},
+        "neuro predict": {"flair": files, "--lesions": [None, str(d / "seg.nrrd"), str(d / "missing.nrrd")],
+                          "--model": [None, "nope", "tao_network_b_demo"], "--no-heatmap": [None, "!"],
+                          "--device": devices, "--out": outs},
+        "neuro train": {"--manifest": manifests, "--config": [None, "twoview18-demo", "resnet3d34", "nope"],
+                        "--epochs": ["1", "0", "-1", "x"], "--holdout": [None, "0", "0.5", "1.5", "x"],
+                        "--imagenet": [None, str(d / "m.csv"), str(d / "missing.pth")],
+                        "--imagenet-sha256": [None, "00"], "--seed": [None, *ints], "--device": devices,
+                        "--out": outs},
+        "neuro evaluate": {"--manifest": manifests, "--model": ["nope", "tao_network_b_demo"], "--device": devices,
+                           "--out": tables},
+        "neuro cv": {"--manifest": manifests, "--config": [None, "twoview18-demo", "nope"],
+                     "--folds": [None, *ints], "--repeats": [None, "1", "0", "x"], "--epochs": ["1", "0", "x"],
+                     "--seed": [None, *ints], "--out": outs},
+        "neuro configs": {},
     }
 
 
