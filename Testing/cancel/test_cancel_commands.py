@@ -143,13 +143,15 @@ def send(run: Run, sig: int) -> None:
 # ------------------------------------------------------------------------------------------- inputs
 @pytest.fixture(scope="module")
 def cohorts(tmp_path_factory) -> Path:
-    """Tiny phantom cohorts shared by every case: ``seg`` (2 orbital CTs), ``tao`` (4 T2 MRIs), ``ivgc`` (3)."""
+    """Tiny phantom cohorts shared by every case: ``seg`` (2 orbital CTs), ``tao`` (4 T2 MRIs), ``ivgc`` (3),
+    ``brain`` (4 brain FLAIRs)."""
     from orbitai.phantoms.cohort import write_cohort
 
     d = tmp_path_factory.mktemp("cancel_inputs")
     write_cohort("orbit-ct", 2, 0, d / "seg", montage_cases=0)
     write_cohort("tao", 4, 0, d / "tao", montage_cases=0)
     write_cohort("ivgc", 3, 0, d / "ivgc", montage_cases=0)
+    write_cohort("brain-flair", 4, 0, d / "brain", montage_cases=0)
     return d
 
 
@@ -213,6 +215,13 @@ COMMANDS: dict[str, tuple[list[str], Callable[[Run, Path], bool]]] = {
     # ResNet-50 (no radiomics needed) set up in the work folder beside the bundle, its first epoch under way
     "ivgc train": (["ivgc", "train", "--manifest", "{in}/ivgc/manifest.csv", "--model", "resnet50", "--epochs", "3",
                     "--holdout", "0", "--out", "B", "--device", "cpu"], work_folder(".B-training")),
+    # brain extraction under way (the lesions given: no lesion bundle needed)
+    "neuro lesions": (["neuro", "lesions", "{in}/brain/images/brain_flair_0000.nrrd", "--lesions",
+                       "{in}/brain/segmentations/brain_flair_0000.seg.nrrd", "--out", "O", "--device", "cpu"],
+                      progress(r"^PROGRESS 1/4 ")),
+    # the classifier inputs being made in the work folder beside the bundle
+    "neuro train": (["neuro", "train", "--manifest", "{in}/brain/manifest.csv", "--config", "twoview18-demo",
+                     "--epochs", "3", "--holdout", "0", "--out", "B", "--device", "cpu"], work_folder(".B-training")),
     # the child 'seg predict' runs
     "demo": (["demo", "--out", "X", "--device", "cpu"], child_started("seg predict")),
 }

@@ -96,6 +96,8 @@ COMMANDS = [
     ("tao-evaluate", ["tao", "evaluate", "--manifest", "m.csv", "--model", "B", "--out", "{out}"]),
     ("tao-train", ["tao", "train", "--manifest", "m.csv", "--holdout", "0", "--out", "{out}"]),
     ("tao-cv", ["tao", "cv", "--manifest", "m.csv", "--folds", "2", "--out", "{out}"]),
+    ("neuro-lesions", ["neuro", "lesions", "img.nrrd", "--out", "{out}"]),
+    ("neuro-train", ["neuro", "train", "--manifest", "m.csv", "--holdout", "0", "--out", "{out}"]),
 ]
 
 #: Commands whose --out is a file (its folder is the read-only one).
@@ -115,7 +117,7 @@ def _cases():
     by default (the same check), the others under ``-m slow``."""
     for name, args in COMMANDS:
         yield pytest.param(args, "ro/new", id=f"{name}-new-folder-in-read-only")
-        if name not in ("seg-train", "tao-train"):
+        if name not in ("seg-train", "tao-train", "neuro-train"):
             marks = [] if name in ("phantom", "seg-predict") else [pytest.mark.slow]
             yield pytest.param(args, "ro_existing", id=f"{name}-read-only-folder", marks=marks)
     for name, args in FILE_COMMANDS:
