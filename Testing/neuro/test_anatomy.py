@@ -122,6 +122,20 @@ def test_real_t1_and_t2_are_refused_as_flair(name, words):
     assert "\n" not in str(err.value)
 
 
+def test_real_skull_stripped_t1_is_refused_as_flair():
+    """The real T1 masked with the intracranial mask found on the same patient's FLAIR: no scalp to give
+    it away, its bright tissue (white matter) lies deep where a FLAIR's (cortex) lies outside."""
+    from orbitai.io import resample_like
+
+    flair = resample_spacing(_raw("patient04_study1_FLAIR"), (2.0, 2.0, 3.0))
+    t1 = resample_spacing(_raw("patient04_study1_T1W"), (2.0, 2.0, 3.0))
+    icv = A.extract_brain(flair).mask
+    mask = resample_like(icv, t1, label=True).array > 0
+    with pytest.raises(InputError, match="T1"):
+        A.check_flair(t1.with_array(np.where(mask, t1.array, 0).astype(np.float32)))
+    A.check_flair(flair.with_array(np.where(icv.array > 0, flair.array, 0).astype(np.float32)))   # FLAIR passes
+
+
 def test_real_flairs_and_skull_stripped_inputs_pass():
     A.check_flair(A.template_volume())
     for name in ("patient03_study1_FLAIR", "patient04_study1_FLAIR"):

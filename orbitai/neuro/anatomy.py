@@ -277,6 +277,25 @@ def extract_brain(flair: Volume, progress: ProgressCallback | None = None) -> Br
 
 
 # ----------------------------------------------------------------------------- input checks
+#: mean depth of the bright brain voxels (75th-97th percentile) over the mean depth of the brain, above
+#: which an image is taken for a T1: bright = cortex on FLAIR (real FLAIRs, template, phantoms 0.64-1.04),
+#: white matter on T1 (the real T1, skull-stripped: 1.34)
+T1_BRIGHT_DEPTH = 1.2
+
+
+def _bright_depth_ratio(a: np.ndarray, brain: np.ndarray) -> float:
+    """Where the bright tissue lies: mean depth in ``brain`` of its 75th-97th percentile voxels over the
+    mean depth of all its voxels (the top 3 % left out: lesions, vessels)."""
+    if brain.sum() < 100:
+        return 0.0
+    d = ndi.distance_transform_edt(brain)
+    lo, hi = np.percentile(a[brain], [75, 97])
+    bright = brain & (a > lo) & (a < hi)
+    if not bright.any():
+        return 0.0
+    return float(d[bright].mean() / d[brain].mean())
+
+
 def check_flair(flair: Volume, extraction: BrainExtraction | None = None) -> None:
     """Raise a one-line `InputError` unless ``flair`` looks like a 3D brain FLAIR (head or skull-stripped).
 
@@ -285,8 +304,9 @@ def check_flair(flair: Volume, extraction: BrainExtraction | None = None) -> Non
     other MR contrasts: T2 (CSF brighter than tissue: the 99th percentile of the head's core is more than
     1.75 x its median; FLAIR 1.2-1.4) and T1 (no FLAIR-like brain found: the brain pre-mask of a
     FLAIR, tissue above the Otsu level separated from the scalp by dark skull and CSF, is under
-    500 mL on T1, where WM is as bright as the scalp fat). With ``extraction`` the intracranial volume
-    must also be plausible (600-2500 mL).
+    500 mL on T1, where WM is as bright as the scalp fat; or, skull-stripped T1, its bright tissue lies
+    deep, `T1_BRIGHT_DEPTH`). With ``extraction`` the intracranial volume must also be plausible
+    (600-2500 mL).
     """
     arr = np.asarray(flair.array)
     if arr.ndim != 3:
@@ -326,6 +346,10 @@ def check_flair(flair: Volume, extraction: BrainExtraction | None = None) -> Non
         raise InputError(f"No FLAIR-like brain found (brain tissue region {brain_ml:.0f} mL): the image may be a "
                          "T1 or another contrast (FLAIR: CSF dark, grey matter brighter than white matter); "
                          "load the FLAIR series.")
+    depth_ratio = _bright_depth_ratio(a, rough.brain)
+    if depth_ratio > T1_BRIGHT_DEPTH:
+        raise InputError(f"The image looks like a T1 (its bright tissue is deep white matter, not cortex: depth "
+                         f"ratio {depth_ratio:.2f}, FLAIR <= {T1_BRIGHT_DEPTH}); load the FLAIR series.")
     if extraction is not None and not 600 <= extraction.icv_ml <= 2500:
         raise InputError(f"The brain extraction found an implausible intracranial volume ({extraction.icv_ml:.0f} mL);"
                          " check that the image is a whole-head or skull-stripped brain FLAIR.")
