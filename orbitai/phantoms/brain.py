@@ -47,11 +47,15 @@ def _template():
     k, j, i = np.ogrid[: shape[0], : shape[1], : shape[2]]
     X, Y, Z = 90 - i, j - 126, k - 72
     depth = ndi.distance_transform_edt(brain).astype(np.float32)
-    vent = brain & (a < 45) & (np.abs(X) < 30) & (Y > -45) & (Y < 35) & (Z > -2) & (Z < 35) & (depth > 12)
+    # the template's ventricles are partly <= 0 (outside ``brain``): find them in the hole-filled brain
+    filled = ndi.binary_fill_holes(brain)
+    fdepth = ndi.distance_transform_edt(filled)
+    vent = filled & (a < 45) & (np.abs(X) < 30) & (Y > -45) & (Y < 35) & (Z > -2) & (Z < 35) & (fdepth > 12)
+    vent = ndi.binary_opening(vent, iterations=1)
     lab, n = ndi.label(vent)
     if n:
         sizes = ndi.sum(vent, lab, range(1, n + 1))
-        vent = np.isin(lab, 1 + np.argsort(sizes)[-2:])
+        vent = np.isin(lab, 1 + np.nonzero(sizes >= 200)[0])
     vent = ndi.binary_closing(vent, iterations=1)
     vsurf = np.argwhere(vent & ~ndi.binary_erosion(vent))
     dv = ndi.distance_transform_edt(~vent).astype(np.float32)
