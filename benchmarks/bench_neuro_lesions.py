@@ -30,7 +30,7 @@ DATA = Path("/work/shared/data")
 REAL = DATA / "ms_flair_lesjak"
 RAW = DATA / "ms_flair_raw_lesjak"
 QUICKLOOK = Path("/tmp/lesionseg")
-HELDOUT = [(17000 + i, "ms") for i in range(4)] + [(17100 + i, "nmosd") for i in range(4)]
+HELDOUT = [(17000 + i, "ms") for i in range(3)] + [(17100 + i, "nmosd") for i in range(3)]
 THICK = [(17000, "ms"), (17100, "nmosd")]
 
 

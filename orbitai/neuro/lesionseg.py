@@ -91,13 +91,13 @@ def threshold_baseline(flair: Volume, brain: Volume, k: float = BASELINE_K,
 def model_grid(flair: Volume, brain: np.ndarray, margin_mm: float = 4.0) -> sitk.Image:
     """A 1 mm reference grid aligned with the patient axes (LAS), covering the brain box + margin."""
     idx = np.argwhere(brain)
-    lo, hi = idx.min(0) - 0.5, idx.max(0) + 0.5           # (k, j, i)
+    lo, hi = idx.min(0), idx.max(0)                          # (k, j, i) voxel centres: a 1 mm axis-aligned
     corners = np.array([[i, j, k] for k in (lo[0], hi[0]) for j in (lo[1], hi[1]) for i in (lo[2], hi[2])])
     phys = np.array([flair.index_to_physical(c) for c in corners])
     local = phys @ MODEL_DIRECTION                           # coordinates along the model axes
-    a = local.min(0) - margin_mm
+    a = local.min(0) - margin_mm                             # input's lattice is kept (no interpolation blur)
     b = local.max(0) + margin_mm
-    size = [int(np.ceil((y - x) / MODEL_SPACING)) + 1 for x, y in zip(a, b)]
+    size = [int(np.ceil((y - x) / MODEL_SPACING - 1e-6)) + 1 for x, y in zip(a, b)]
     ref = sitk.Image(size, sitk.sitkUInt8)
     ref.SetSpacing([MODEL_SPACING] * 3)
     ref.SetDirection(tuple(MODEL_DIRECTION.ravel()))

@@ -1,15 +1,17 @@
 """Train the white-matter lesion network on brain FLAIR phantoms (seeded, resumable).
 
     python -m orbitai.neuro.lesionseg_train --out orbitai/resources/models/neuro_lesion_unet_demo \\
-        --work /tmp/lesionseg --ms-seeds 16000:16024 --nmosd-seeds 16100:16124 --iterations 1500 --seed 16
+        --work /tmp/lesionseg --ms-seeds 16000:16024 --nmosd-seeds 16100:16124 --iterations 1300 --seed 16
 
 1. Phantoms (`orbitai.phantoms.brain.brain_flair_case`, noise-free so that the brain mask is
    ``image > 0``; noise is added by the augmentation) are generated once into ``WORK/data`` as
    checksummed ``.npz`` caches: intensity divided by the brain median, cropped to the brain box.
    They are all built on the MNI FLAIR of Lesjak et al. patient 26 with its lesions inpainted; the
    real lesion mask is never a training target.
-2. Each step draws axial 1 mm slices with ``CONTEXT`` neighbours (2/3 centred on a lesion voxel)
-   and degrades them: simulated 2.5-5.5 mm slices (slab average = partial volume, resampled back to
+2. Each step draws axial 1 mm slices with ``CONTEXT`` neighbours (2/3 centred on a lesion voxel;
+   ``--lesion-sampling lesion`` draws every lesion equally likely instead, so small faint ones are
+   seen as often as large ones: not yet trained to the end) and degrades them: lesion contrast
+   scaled by [--contrast-min, 1] (blend with the inpainted background), simulated 2.5-5.5 mm slices (slab average = partial volume, resampled back to
    1 mm by linear interpolation, random phase), gamma (contrast), a linear bias field, Rician
    noise, in-plane rotation/scale/flips, jitter of the normalisation scale.
 3. MONAI Dice + cross-entropy loss, Adam with cosine decay; a checksummed checkpoint
@@ -49,11 +51,13 @@ def parse_seeds(text: str) -> list[int]:
 
 @dataclass
 class Case:
-    ratio: np.ndarray      # float32 [z, y, x] intensity / brain median (0 outside the brain)
+    ratio: np.ndarray      # float16 [z, y, x] intensity / brain median (0 outside the brain)
+    background: np.ndarray  # float16 the same with the lesions inpainted from their surroundings
     label: np.ndarray      # uint8 lesion mask
     mad: float             # brain MAD of ``ratio``
-    lesion_idx: np.ndarray  # int32 [n, 3] lesion voxel indices
+    lesion_idx: np.ndarray  # int32 [n, 3] lesion voxel indices, grouped by 26-connected lesion
     brain_idx: np.ndarray   # int32 [n, 3] a subsample of brain voxel indices
+    lesion_bounds: np.ndarray  # int64 [m + 1] start of each lesion's rows in ``lesion_idx``
 
 
 def make_case_arrays(seed: int, disease: str) -> dict[str, np.ndarray]:
@@ -68,8 +72,31 @@ def make_case_arrays(seed: int, disease: str) -> dict[str, np.ndarray]:
     hi = np.minimum(idx.max(0) + 5, a.shape)
     sl = tuple(slice(int(x), int(y)) for x, y in zip(lo, hi))
     med, mad = brain_stats(a[brain])
-    return {"ratio": (a[sl] / med).astype(np.float16), "label": c.labels.array[sl].astype(np.uint8),
-            "mad": np.float32(mad / med), "seed": np.int64(seed), "disease": np.array(disease)}
+    ratio = a[sl] / med
+    label = c.labels.array[sl].astype(np.uint8)
+    return {"ratio": ratio.astype(np.float16), "background": inpaint_lesions(ratio, label).astype(np.float16),
+            "label": label, "mad": np.float32(mad / med), "seed": np.int64(seed), "disease": np.array(disease)}
+
+
+def inpaint_lesions(ratio: np.ndarray, label: np.ndarray, sigma: float = 3.0) -> np.ndarray:
+    """The image with its lesions (dilated by 2 voxels) filled by a normalised Gaussian average of the
+    surrounding brain: the lesion-free background that the lesion-contrast augmentation blends with."""
+    zone = ndi.binary_dilation(label > 0, iterations=2) & (ratio > 0)
+    keep = ((ratio > 0) & ~zone).astype(np.float32)
+    num = ndi.gaussian_filter(ratio * keep, sigma)
+    den = ndi.gaussian_filter(keep, sigma)
+    return np.where(zone, num / np.maximum(den, 1e-3), ratio).astype(np.float32)
+
+
+def phantom_version() -> str:
+    """A digest of the phantom generator's source and of this cache format: a changed generator
+    never reuses stale cached phantoms."""
+    import hashlib
+    import inspect
+
+    import orbitai.phantoms.brain as brain
+
+    return hashlib.sha256((inspect.getsource(brain) + "cache-v2").encode()).hexdigest()[:10]
 
 
 def prepare_data(work: Path, seeds: Sequence[tuple[int, str]]) -> list[Case]:
@@ -78,20 +105,25 @@ def prepare_data(work: Path, seeds: Sequence[tuple[int, str]]) -> list[Case]:
 
     out = []
     (work / "data").mkdir(parents=True, exist_ok=True)
+    version = phantom_version()
     for n, (seed, disease) in enumerate(seeds):
-        path = work / "data" / f"{disease}_{seed}.npz"
+        path = work / "data" / f"{disease}_{seed}_{version}.npz"
         arrays = load_arrays(path, "training phantom cache")
         if arrays is None:
             arrays = make_case_arrays(seed, disease)
             save_arrays(path, arrays)
             log.info("phantom %d/%d (%s %d) generated", n + 1, len(seeds), disease, seed)
-        ratio = arrays["ratio"].astype(np.float32)
+        ratio = arrays["ratio"]
         label = arrays["label"]
         rng = np.random.default_rng(seed)
         bidx = np.argwhere(ratio > 0)
         bidx = bidx[rng.choice(len(bidx), size=min(len(bidx), 20000), replace=False)]
-        out.append(Case(ratio, label, float(arrays["mad"]), np.argwhere(label > 0).astype(np.int32),
-                        bidx.astype(np.int32)))
+        lab, n_les = ndi.label(label > 0, np.ones((3, 3, 3), bool))
+        lidx = np.argwhere(lab > 0)
+        order = np.argsort(lab[tuple(lidx.T)], kind="stable")
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(lab.ravel(), minlength=n_les + 1)[1:])])
+        out.append(Case(ratio, arrays["background"], label, float(arrays["mad"]), lidx[order].astype(np.int32),
+                        bidx.astype(np.int32), bounds.astype(np.int64)))
     return out
 
 
@@ -116,17 +148,26 @@ def _thick_slices(slab: np.ndarray, rng: np.random.Generator, thickness: float) 
     return out
 
 
-def sample(case: Case, rng: np.random.Generator, p_lesion: float = 0.67,
-           augment: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def sample(case: Case, rng: np.random.Generator, p_lesion: float = 0.67, augment: bool = True,
+           per_lesion: bool = False, contrast_min: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """One training example: (len(CONTEXT), PATCH, PATCH) normalised slices and the (PATCH, PATCH) label."""
     use_lesion = len(case.lesion_idx) and rng.random() < p_lesion
-    pool = case.lesion_idx if use_lesion else case.brain_idx
-    c = pool[rng.integers(len(pool))]
+    if use_lesion and per_lesion:
+        # every lesion equally likely (small ones as often as large), then a voxel of it
+        k = rng.integers(len(case.lesion_bounds) - 1)
+        c = case.lesion_idx[rng.integers(case.lesion_bounds[k], case.lesion_bounds[k + 1])]
+    else:
+        pool = case.lesion_idx if use_lesion else case.brain_idx
+        c = pool[rng.integers(len(pool))]
     big = int(PATCH * 1.5)
     zs = np.clip(np.arange(c[0] - HALO, c[0] + HALO + 1), 0, case.ratio.shape[0] - 1)
     ys = np.clip(np.arange(c[1] - big // 2, c[1] - big // 2 + big), 0, case.ratio.shape[1] - 1)
     xs = np.clip(np.arange(c[2] - big // 2, c[2] - big // 2 + big), 0, case.ratio.shape[2] - 1)
-    slab = case.ratio[np.ix_(zs, ys, xs)].copy()
+    slab = case.ratio[np.ix_(zs, ys, xs)].astype(np.float32)
+    if augment and contrast_min < 1 and rng.random() < 0.8:
+        # lesion contrast: real lesions are often fainter than the phantoms' (blend with the background)
+        bg = case.background[np.ix_(zs, ys, xs)].astype(np.float32)
+        slab = bg + np.float32(rng.uniform(contrast_min, 1.0)) * (slab - bg)
     lab = case.label[c[0]][np.ix_(ys, xs)].astype(np.float32)
     brain = slab > 0
     mad = case.mad
@@ -169,8 +210,9 @@ def sample(case: Case, rng: np.random.Generator, p_lesion: float = 0.67,
 
 
 def train(out_bundle: str | Path, work: str | Path, ms_seeds: Sequence[int], nmosd_seeds: Sequence[int],
-          iterations: int = 1500, batch: int = 16, lr: float = 2e-3, seed: int = 16,
-          checkpoint_every: int = 100, arch_args: dict[str, Any] | None = None) -> Path:
+          iterations: int = 1300, batch: int = 16, lr: float = 2e-3, seed: int = 16,
+          checkpoint_every: int = 100, arch_args: dict[str, Any] | None = None, per_lesion: bool = False,
+          contrast_min: float = 0.5) -> Path:
     """Train and write the bundle; returns its folder. Resumes from ``WORK/checkpoint.pt``."""
     import torch
     from monai.losses import DiceCELoss
@@ -220,7 +262,8 @@ def train(out_bundle: str | Path, work: str | Path, ms_seeds: Sequence[int], nmo
     t_run = time.time()
     for step in range(start, iterations):
         rng = np.random.default_rng([seed, step])
-        xs, ys = zip(*(sample(cases[rng.integers(len(cases))], rng) for _ in range(batch)))
+        xs, ys = zip(*(sample(cases[rng.integers(len(cases))], rng, per_lesion=per_lesion, contrast_min=contrast_min)
+                       for _ in range(batch)))
         x = torch.from_numpy(np.stack(xs))
         y = torch.from_numpy(np.stack(ys))[:, None]
         opt.zero_grad()
@@ -240,7 +283,7 @@ def train(out_bundle: str | Path, work: str | Path, ms_seeds: Sequence[int], nmo
     seconds += time.time() - t_run
     model.eval()
     meta = bundle_metadata(args, ms_seeds, nmosd_seeds, iterations, batch, lr, seed, seconds,
-                           count_parameters(model), history)
+                           count_parameters(model), history, per_lesion, contrast_min)
     b = save_bundle(model, out_bundle, meta)
     log.info("bundle written to %s (%.1f training minutes)", b.path, seconds / 60)
     return b.path
@@ -248,7 +291,7 @@ def train(out_bundle: str | Path, work: str | Path, ms_seeds: Sequence[int], nmo
 
 def bundle_metadata(args: dict[str, Any], ms_seeds: Sequence[int], nmosd_seeds: Sequence[int], iterations: int,
                     batch: int, lr: float, seed: int, seconds: float, parameters: int,
-                    history: Sequence[float]) -> dict[str, Any]:
+                    history: Sequence[float], per_lesion: bool = False, contrast_min: float = 0.5) -> dict[str, Any]:
     def span(s: Sequence[int]) -> str:
         return f"{min(s)}-{max(s)}" if s else "none"
 
@@ -270,13 +313,15 @@ def bundle_metadata(args: dict[str, Any], ms_seeds: Sequence[int], nmosd_seeds: 
             "noise-free brain FLAIR phantoms (orbitai.phantoms.brain.brain_flair_case), brain = image > 0. "
             "All phantoms are built on the MNI FLAIR of Lesjak et al. (2017) cs_patient26 with its lesions "
             "inpainted, so the real case is the same subject's anatomy (its lesion mask was never a target). "
-            "Augmentation: simulated 2.5-5.5 mm slices (partial volume), gamma 0.7-1.5, linear bias, Rician "
+            f"Augmentation: lesion contrast x[{contrast_min}, 1] (blend with the inpainted background), simulated 2.5-5.5 mm slices (partial volume), gamma 0.7-1.5, linear bias, Rician "
             "noise, in-plane rotation +-12 deg / scale 0.9-1.1 / flips, normalisation-scale jitter."),
         "training": {"command": "python -m orbitai.neuro.lesionseg_train", "iterations": iterations,
                      "batch_size": batch, "patch": [len(CONTEXT), PATCH, PATCH], "lr": lr,
                      "optimizer": "Adam (weight decay 1e-5), 100-step warm-up, cosine decay",
                      "loss": "MONAI DiceCELoss (batch Dice + cross-entropy)", "seed": seed,
-                     "lesion_centred_fraction": 0.67, "minutes": round(seconds / 60, 2),
+                     "lesion_centred_fraction": 0.67,
+                     "lesion_sampling": "each lesion equally likely" if per_lesion else "each lesion voxel equally likely",
+                     "lesion_contrast_min": contrast_min, "minutes": round(seconds / 60, 2),
                      "final_loss": round(float(np.mean(history[-50:])), 4) if history else None},
         "metrics": {},
         "intended_use": "Research demo of the NeuroDifferential pipeline; not for clinical use.",
@@ -307,10 +352,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--work", required=True, help="phantom cache, checkpoint and log folder")
     p.add_argument("--ms-seeds", default="16000:16024")
     p.add_argument("--nmosd-seeds", default="16100:16124")
-    p.add_argument("--iterations", type=int, default=1500)
+    p.add_argument("--iterations", type=int, default=1300)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=16)
+    p.add_argument("--lesion-sampling", choices=("lesion", "voxel"), default="voxel",
+                   help="centre lesion patches on a uniformly drawn lesion voxel (default: the demo bundle) or lesion")
+    p.add_argument("--contrast-min", type=float, default=0.5,
+                   help="lesion contrast augmentation: blend factor drawn from [this, 1] (1 = off)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave torch's default)")
     a = p.parse_args(argv)
     import torch
@@ -320,7 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     Path(a.work).mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
                         handlers=[logging.StreamHandler(), logging.FileHandler(Path(a.work) / "train.log")])
-    train(a.out, a.work, parse_seeds(a.ms_seeds), parse_seeds(a.nmosd_seeds), a.iterations, a.batch, a.lr, a.seed)
+    train(a.out, a.work, parse_seeds(a.ms_seeds), parse_seeds(a.nmosd_seeds), a.iterations, a.batch, a.lr, a.seed,
+          per_lesion=a.lesion_sampling == "lesion", contrast_min=a.contrast_min)
     return 0
 
 
