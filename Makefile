@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.orbitai-installed
 
-.PHONY: demo lint test test-all bench models tao-models ivgc-models venv clean
+.PHONY: demo lint test test-all bench models tao-models ivgc-models neuro-models venv clean
 
 venv: $(STAMP)
 
@@ -65,6 +65,17 @@ ivgc-models: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m orbitai ivgc train --manifest $(IVGC)/manifest.csv --model resnet50 --strategy mrlr --config demo --device cpu --out $(MODELS)/ivgc_resnet50_demo
 	OMP_NUM_THREADS=1 $(PY) -m orbitai ivgc train --manifest $(IVGC)/manifest.csv --features $(IVGC)/features.csv --selection $(IVGC)/selection.json --model rdinet --strategy mrlr --config demo --device cpu --out $(MODELS)/ivgc_rdinet_demo
 	OMP_NUM_THREADS=1 $(PY) -m orbitai ivgc train --manifest $(IVGC)/manifest.csv --features $(IVGC)/features.csv --selection $(IVGC)/selection.json --model rdinet_clinical --strategy mrlr --config demo --device cpu --out $(MODELS)/ivgc_rdinet_clinical_demo
+
+# NeuroDifferential demo classifiers (paper 003): 160 brain-FLAIR phantoms (seed 16000; benchmarks hold out
+# seed 17000), the truth lesion masks as the lesion input, the four demo configurations (SGD lr 0.01 x 0.9
+# every ten epochs, 15 epochs, one torch thread; ~10-25 min each on 2 CPU cores after ~10 min of phantoms).
+NEURO := $(COHORTS)/neuro_train
+neuro-models: $(STAMP)
+	$(PY) -m orbitai phantom brain-flair --n 160 --seed 16000 --out $(NEURO) --montage-cases 0
+	OMP_NUM_THREADS=1 $(PY) -m orbitai neuro train --manifest $(NEURO)/manifest.csv --config twoview18-demo --holdout 0 --device cpu --out $(MODELS)/neuro_twoview18_demo
+	OMP_NUM_THREADS=1 $(PY) -m orbitai neuro train --manifest $(NEURO)/manifest.csv --config twoview34-demo --holdout 0 --device cpu --out $(MODELS)/neuro_twoview34_demo
+	OMP_NUM_THREADS=1 $(PY) -m orbitai neuro train --manifest $(NEURO)/manifest.csv --config resnet3d18-demo --holdout 0 --device cpu --out $(MODELS)/neuro_resnet3d18_demo
+	OMP_NUM_THREADS=1 $(PY) -m orbitai neuro train --manifest $(NEURO)/manifest.csv --config resnet3d34-demo --holdout 0 --device cpu --out $(MODELS)/neuro_resnet3d34_demo
 
 clean:
 	rm -rf $(VENV) demo_output

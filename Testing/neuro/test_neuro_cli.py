@@ -126,3 +126,24 @@ def test_configs_lists_paper_and_demo_configurations(tmp_path):
     assert r.returncode == 0
     names = {line.split()[0] for line in r.stdout.splitlines()}
     assert {"twoview18", "twoview34", "resnet3d18", "resnet3d34", "twoview18-demo", "resnet3d34-demo"} <= names
+
+
+def test_a_checkpoint_of_another_training_is_never_resumed(tmp_path):
+    """The work folder records what it trains: other cases (or settings) set the old checkpoint aside."""
+    from orbitai.cohort.manifest import Case
+    from orbitai.neuro.configs import get_config
+    from orbitai.neuro.study import _same_training
+
+    for name in ("a.nrrd", "b.nrrd"):
+        (tmp_path / name).write_bytes(b"x")
+    cfg = get_config("twoview18-demo")
+    work = tmp_path / "work"
+    first = [Case("c0", tmp_path / "a.nrrd", tmp_path / "a.nrrd", {})]
+    _same_training(work, first, cfg, 0, 0.2)
+    (work / "checkpoint.pt").write_bytes(b"epoch 3")
+    _same_training(work, first, cfg, 0, 0.2)                      # the same training: resumed
+    assert (work / "checkpoint.pt").read_bytes() == b"epoch 3"
+    other = [Case("c0", tmp_path / "b.nrrd", tmp_path / "b.nrrd", {})]
+    _same_training(work, other, cfg, 0, 0.2)
+    assert not (work / "checkpoint.pt").exists()
+    assert len(list(work.glob("checkpoint-other-training-*.pt"))) == 1

@@ -100,6 +100,7 @@ def train_bundle(cases: Sequence[Case], config: str, out: Path, seed: int = 0, h
     report = progress or emit
     t0 = time.perf_counter()
     with training_folder(work):
+        _same_training(work, cases, cfg, seed, holdout)
         x = cohort_inputs(cases, cfg.input_mode, cfg.size, work, lambda d, t, m: report(d, t, f"inputs: {m}"))
         model, summary = train_model(cfg, x[tr], labels[tr], work, seed=seed, epochs=epochs,
                                      imagenet=imagenet, progress=report)
@@ -120,6 +121,22 @@ def train_bundle(cases: Sequence[Case], config: str, out: Path, seed: int = 0, h
                                                                           "auc")}
         save_bundle(model.cpu(), out, meta)
     return out
+
+
+def _same_training(work: Path, cases: Sequence[Case], cfg: Any, seed: int, holdout: float) -> None:
+    """Resume only a training of the same cases, files, configuration and split: the work folder records
+    what it trains; a checkpoint of another training there is set aside (renamed), never resumed."""
+    key = json.dumps({"inputs": _digest(cases, cfg.input_mode, cfg.size), "config": cfg.to_dict(), "seed": seed,
+                      "holdout": holdout}, sort_keys=True)
+    record = work / "training.json"
+    if record.is_file() and record.read_text() != key and (work / "checkpoint.pt").is_file():
+        stale = work / f"checkpoint-other-training-{int(time.time())}.pt"
+        os.replace(work / "checkpoint.pt", stale)
+        (work / "checkpoint.pt.sha256").unlink(missing_ok=True)
+        print(f"the work folder {work} held a training of other cases or settings; its checkpoint was moved to "
+              f"{stale.name} and this training starts over", flush=True)
+    work.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(record, key)
 
 
 def evaluate_models(cases: Sequence[Case], models: Sequence[str], device: Any = "cpu",
