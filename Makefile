@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.orbitai-installed
 
-.PHONY: demo lint test test-all bench models tao-models ivgc-models neuro-models venv clean
+.PHONY: demo lint test test-all bench models tao-models ivgc-models neuro-models neuro-lesion-model venv clean
 
 venv: $(STAMP)
 
@@ -76,6 +76,11 @@ neuro-models: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m orbitai neuro train --manifest $(NEURO)/manifest.csv --config twoview34-demo --holdout 0 --device cpu --out $(MODELS)/neuro_twoview34_demo
 	OMP_NUM_THREADS=1 $(PY) -m orbitai neuro train --manifest $(NEURO)/manifest.csv --config resnet3d18-demo --holdout 0 --device cpu --out $(MODELS)/neuro_resnet3d18_demo
 	OMP_NUM_THREADS=1 $(PY) -m orbitai neuro train --manifest $(NEURO)/manifest.csv --config resnet3d34-demo --holdout 0 --device cpu --out $(MODELS)/neuro_resnet3d34_demo
+
+# White-matter lesion segmentation demo (2.5D MONAI U-Net) on 48 brain phantoms (MS 16000-16023, NMOSD
+# 16100-16123), 1300 steps; ~30 min on 2 CPU cores.
+neuro-lesion-model: $(STAMP)
+	$(PY) -m orbitai.neuro.lesionseg_train --out $(MODELS)/neuro_lesion_unet_demo --work build/neuro_lesion_train --ms-seeds 16000:16024 --nmosd-seeds 16100:16124 --iterations 1300 --batch 16 --lr 0.002 --seed 16 --lesion-sampling voxel --contrast-min 0.5 --threads 1
 
 clean:
 	rm -rf $(VENV) demo_output

@@ -16,7 +16,7 @@ from orbitai.errors import BundleError
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 #: Tasks that have a schema.
-TASKS = ("segmentation", "tao_activity", "ivgc_response", "neuro_differential")
+TASKS = ("segmentation", "tao_activity", "ivgc_response", "neuro_differential", "lesion_segmentation")
 
 
 @lru_cache(maxsize=None)

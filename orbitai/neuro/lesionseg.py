@@ -108,10 +108,10 @@ def model_grid(flair: Volume, brain: np.ndarray, margin_mm: float = 4.0) -> sitk
 def load_lesion_model(bundle: str | None = None, device: "str | torch.device" = "cpu") -> "torch.nn.Module":
     """The network of a lesion bundle (name or folder), weights checksum-verified, eval mode."""
     import orbitai.neuro.seg_configs  # noqa: F401 - registers the architecture
-    from orbitai.bundle import find_bundle
+    from orbitai.bundle.models import find_task_bundle
     from orbitai.errors import BundleError
 
-    b = find_bundle(bundle or DEFAULT_BUNDLE)
+    b = find_task_bundle(bundle or DEFAULT_BUNDLE, "lesion_segmentation", "a white-matter lesion segmentation model")
     if b.architecture != ARCHITECTURE:
         raise BundleError(f"Bundle '{b.name}' is a {b.architecture or b.metadata.get('task')!r} model, "
                           f"not a lesion segmentation network ({ARCHITECTURE}).")

@@ -296,7 +296,7 @@ def bundle_metadata(args: dict[str, Any], ms_seeds: Sequence[int], nmosd_seeds: 
         return f"{min(s)}-{max(s)}" if s else "none"
 
     return {
-        "name": BUNDLE_NAME, "version": "0.1.0", "task": "segmentation",
+        "name": BUNDLE_NAME, "version": "0.1.0", "task": "lesion_segmentation",
         "description": "2.5D MONAI U-Net for white-matter lesions on brain FLAIR, trained on brain phantoms "
                        "(demo, not for clinical use).",
         "architecture": {"name": ARCHITECTURE, "args": args},
