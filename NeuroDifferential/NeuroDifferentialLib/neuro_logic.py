@@ -89,11 +89,9 @@ class NeuroDifferentialLogic(JobLogic):
     @staticmethod
     def modelChoices() -> dict[str, str]:
         """label -> bundle name of every installed NMOSD-vs-MS bundle: paper 003's four first, then others."""
-        from orbitai.bundle import iter_bundles
+        from orbitai.bundle import model_choices
 
-        names = {b.name for b in iter_bundles() if b.metadata.get("task") == TASK}
-        known = {label: name for name, label in MODELS.items() if name in names}
-        return known | {name: name for name in sorted(names - set(MODELS))}
+        return model_choices(TASK, MODELS)
 
     @classmethod
     def modelLabels(cls) -> list[str]:

@@ -8,9 +8,10 @@ the model files it names, each checked against its SHA-256 before it is deserial
 * `formats`: scikit-learn models and parameter files without pickle (skops, JSON).
 """
 from orbitai.bundle.core import (BUILTIN_DIR, METADATA, WEIGHTS, Bundle, find_bundle, iter_bundles,
-                                 load_bundle, save_bundle, search_paths, sha256_file, write_bundle)
+                                 load_bundle, model_choices, save_bundle, search_paths, sha256_file,
+                                 write_bundle)
 from orbitai.bundle.schema import validate_metadata
 from orbitai.errors import BundleError
 
 __all__ = ["BUILTIN_DIR", "METADATA", "WEIGHTS", "Bundle", "BundleError", "find_bundle", "iter_bundles",
-           "load_bundle", "save_bundle", "search_paths", "sha256_file", "validate_metadata", "write_bundle"]
+           "load_bundle", "model_choices", "save_bundle", "search_paths", "sha256_file", "validate_metadata", "write_bundle"]

@@ -213,6 +213,14 @@ def iter_bundles() -> Iterator[Bundle]:
                 yield b
 
 
+def model_choices(task: str, labels: dict[str, str]) -> dict[str, str]:
+    """Panel label -> bundle name of every installed bundle of ``task``: those named in ``labels``
+    (bundle name -> label, e.g. a paper's models) first in that order, then the others by name."""
+    names = {b.name for b in iter_bundles() if b.metadata.get("task") == task}
+    known = {label: name for name, label in labels.items() if name in names}
+    return known | {name: name for name in sorted(names - set(labels))}
+
+
 def find_bundle(name_or_path: str) -> Bundle:
     """A bundle by folder path or by name on the search paths (clear error listing what exists)."""
     p = Path(name_or_path)
