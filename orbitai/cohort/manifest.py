@@ -7,6 +7,7 @@ import csv
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from orbitai.errors import InputError
 from orbitai.io import Volume, read_volume
@@ -105,3 +106,12 @@ def binary_label(case: Case, negative: str, positive: str) -> int:
     if value not in (0.0, 1.0):
         raise ManifestError(f"Case {case.case_id}: label must be 0 ({negative}) or 1 ({positive}), got {raw!r}.")
     return int(value)
+
+
+def read_labelled_manifest(path: str | Path, label: Callable[[Case], int]) -> list[Case]:
+    """The manifest's cases with every label checked by ``label`` (a task's 0/1 reader naming the case)
+    before any image is read."""
+    cases = read_manifest(path)
+    for case in cases:
+        label(case)
+    return cases

@@ -180,13 +180,10 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def _cases(manifest: str) -> list:
-    from orbitai.cohort.manifest import read_manifest
+    from orbitai.cohort.manifest import read_labelled_manifest
     from orbitai.neuro.study import case_label
 
-    cases = read_manifest(manifest)
-    for c in cases:
-        case_label(c)
-    return cases
+    return read_labelled_manifest(manifest, case_label)
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -115,13 +115,10 @@ def run_evaluate(args) -> int:
 
 def read_labelled_manifest(manifest: str) -> list:
     """The manifest's cases, every label checked (0 or 1, naming the case) before any image is read."""
-    from orbitai.cohort.manifest import read_manifest
+    from orbitai.cohort.manifest import read_labelled_manifest as read
     from orbitai.tao.data import case_label
 
-    cases = read_manifest(manifest)
-    for case in cases:
-        case_label(case)
-    return cases
+    return read(manifest, case_label)
 
 
 def run_train(args) -> int:
