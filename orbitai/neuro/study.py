@@ -151,10 +151,14 @@ def evaluate_models(cases: Sequence[Case], models: Sequence[str], device: Any = 
 
     labels = np.array([case_label(c) for c in cases])
     report: dict[str, Any] = {"cases": [c.case_id for c in cases], "labels": labels.tolist(), "models": {}}
+    inputs: dict[tuple[str, int], np.ndarray] = {}      # models sharing an input specification share its arrays
     for name in models:
         bundle, net = load_neuro_model(name, device)
         spec = bundle.metadata.get("input") or {}
-        x = cohort_inputs(cases, str(spec.get("mode")), int(spec.get("size", 100)), None, progress)
+        key = (str(spec.get("mode")), int(spec.get("size", 100)))
+        if key not in inputs:
+            inputs[key] = cohort_inputs(cases, key[0], key[1], None, progress)
+        x = inputs[key]
         with torch.no_grad():
             p = predict_proba(net, x[:, None], device=device)[:, 1]
         m = evaluate(p, labels, float(bundle.metadata.get("threshold", 0.5)))
