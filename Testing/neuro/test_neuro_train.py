@@ -92,7 +92,7 @@ def test_train_a_two_view_network_and_evaluate(tmp_path):
         x[i, z - 4:z + 4, 45:55, 40 + i:50 + i] = 1
     x += rng.random(x.shape, dtype=np.float32) * 0.01
     model, summary = train_model(get_config("twoview18-demo", epochs=1), x, y, tmp_path / "w")
-    assert summary["parameters"] == 11_682_562 and summary["n_train"] == 6 and summary["finished"]
+    assert summary["parameters"] == 1_063_906 and summary["n_train"] == 6 and summary["finished"]
     assert summary["init"]["pretrained"] is False and (tmp_path / "w" / "epochs.csv").exists()
     assert json.loads((tmp_path / "w" / "summary.json").read_text())["recipe"] == summary["recipe"]
     p = predict(model, x)
