@@ -43,13 +43,17 @@ MODELS = ("twoview18-demo", "twoview34-demo", "resnet3d18-demo", "resnet3d34-dem
 CACHE = Path(os.environ.get("NEURO_CLASSIFIER_CACHE", "/tmp/classifier/cache"))
 WORK = Path(os.environ.get("NEURO_CLASSIFIER_WORK", "/tmp/classifier"))
 KEYS = ("accuracy", "sensitivity", "specificity", "auc")
+#: ``--atypical A``: both cohorts with that share of atypical, other-disease-like phantoms (classes that
+#: overlap, so that the architectures can be compared below the ceiling); results under WORK/atypical<A>
+#: and in benchmarks/results/neuro_classifier_atypical.json.
+ATYPICAL = 0.0
 
 
 def _data():
     from orbitai.neuro.train import phantom_arrays
 
-    return (phantom_arrays(TRAIN_SEED, TRAIN_N, CACHE, "lesion_mask"),
-            phantom_arrays(HELDOUT_SEED, HELDOUT_N, CACHE, "lesion_mask"))
+    return (phantom_arrays(TRAIN_SEED, TRAIN_N, CACHE, "lesion_mask", atypical=ATYPICAL),
+            phantom_arrays(HELDOUT_SEED, HELDOUT_N, CACHE, "lesion_mask", atypical=ATYPICAL))
 
 
 def _save(name: str, doc: dict) -> None:
@@ -199,12 +203,13 @@ def collect() -> Path:
         metrics["best_twoview_minus_best_resnet3d_accuracy"] = max(tv) - max(r3)
         targets["best_twoview_minus_best_resnet3d_accuracy"] = "> 0"
     notes = {"cohorts": f"train {TRAIN_N} phantoms seed {TRAIN_SEED}; held-out {HELDOUT_N} phantoms seed "
-                        f"{HELDOUT_SEED}; input lesion_mask (truth masks), 100^3",
+                        f"{HELDOUT_SEED}; input lesion_mask (truth masks), 100^3"
+                        + (f"; atypical share {ATYPICAL:g} (orbitai phantom brain-flair --atypical)" if ATYPICAL else ""),
              "models": {k: {f: v for f, v in r.items() if f not in ("heldout",)} for k, r in res.items()
                         if k != "baselines" and not k.startswith("cv_")},
              "cv": {k: {f: v for f, v in r.items() if f != "per_fold"} for k, r in res.items() if k.startswith("cv_")},
              "baselines": res.get("baselines", {})}
-    return write_result("neuro_classifier", metrics, targets, notes)
+    return write_result("neuro_classifier_atypical" if ATYPICAL else "neuro_classifier", metrics, targets, notes)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -216,7 +221,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--n-train", type=int, default=0,
                    help="train a demo configuration on a balanced subset of this many training cases")
     p.add_argument("--deep-repeats", type=int, default=1, help="CV repeats of a deep model (cv:<name>)")
+    p.add_argument("--atypical", type=float, default=0.0,
+                   help="share of atypical brain-flair phantoms in both cohorts (overlapping classes)")
     a = p.parse_args(argv if argv is not None else sys.argv[1:] if __name__ == "__main__" else [])
+    global ATYPICAL, WORK
+    if a.atypical:
+        ATYPICAL, WORK = a.atypical, WORK / f"atypical{a.atypical:g}"
     parts = a.part or ([] if a.collect else ["baselines", *MODELS])
     for part in parts:
         if part == "baselines":

@@ -162,3 +162,30 @@ def test_training_sample_and_thick_slice_simulation():
     assert x.shape == (len(CONTEXT), PATCH, PATCH) and y.shape == (PATCH, PATCH) and y.sum() > 0
     x0, y0 = sample(case, np.random.default_rng(1), p_lesion=1.0, augment=False)
     assert y0.sum() == 100 and x0[CONTEXT.index(0)][y0 > 0].min() > 4.0   # (1.6 - 1) / (1.4826 * 0.1)
+
+
+def test_training_can_start_from_a_bundles_verified_weights(untrained_bundle, tmp_path, monkeypatch):
+    """--init: training starts from the bundle's weights (not a random initialisation) and says so."""
+    import torch
+
+    from orbitai.bundle import load_bundle
+    from orbitai.neuro import lesionseg_train as lt
+
+    ratio = np.ones((24, 120, 120), np.float32)
+    label = np.zeros(ratio.shape, np.uint8)
+    label[12, 50:60, 50:60] = 1
+    ratio[label > 0] = 1.6
+    arrays = {"ratio": ratio.astype(np.float16), "background": np.ones_like(ratio, np.float16), "label": label,
+              "mad": np.float32(0.1), "seed": np.int64(1), "disease": np.array("ms")}
+    monkeypatch.setattr(lt, "make_case_arrays", lambda seed, disease: arrays)
+    # one step at learning rate 0: the parameters stay the initial ones
+    out = lt.train(tmp_path / "b", tmp_path / "w", [1], [], iterations=1, batch=2, lr=0.0, init=untrained_bundle)
+    src = load_bundle(untrained_bundle)
+    init, got = src.load_state_dict(), load_bundle(out).load_state_dict()
+    weights = [k for k in init if k.endswith("weight") and init[k].ndim > 1]
+    assert weights and all(torch.equal(init[k], got[k]) for k in weights)
+    meta = load_bundle(out).metadata
+    assert meta["architecture"]["args"] == src.arch_args
+    assert meta["training"]["initial_weights"].startswith(src.name)
+    fresh = lt.train(tmp_path / "c", tmp_path / "w2", [1], [], iterations=1, batch=2, lr=0.0)
+    assert load_bundle(fresh).metadata["training"]["initial_weights"].startswith("random")

@@ -131,6 +131,30 @@ def test_brain_flair_ms_vs_nmosd():
     assert all(c.info["lesion_counts"].get("periventricular", 0) > 0 for c in ms)
 
 
+def test_brain_flair_atypical_presentations_look_like_the_other_disease():
+    # atypical=0 draws exactly as the default; atypical=1 makes every case the look-alike presentation
+    base = brain_flair_case(7, "ms", noise=False)
+    same = brain_flair_case(7, "ms", noise=False, atypical=0.0)
+    assert np.array_equal(base.labels.array, same.labels.array) and base.info["atypical"] is False
+    ms = [brain_flair_case(s, "ms", noise=False, atypical=1.0).info for s in range(4)]
+    nm = [brain_flair_case(s, "nmosd", noise=False, atypical=1.0).info for s in range(4)]
+    assert all(i["atypical"] for i in ms + nm)
+    typical_ms = [brain_flair_case(s, "ms", noise=False).info for s in range(4)]
+    # atypical MS has fewer lesions than typical MS; atypical NMOSD has MS-like periventricular ones
+    assert np.mean([i["n_lesions"] for i in ms]) < np.mean([i["n_lesions"] for i in typical_ms])
+    assert all(i["lesion_counts"].get("periventricular", 0) > 0 for i in nm)
+    with pytest.raises(ValueError, match="atypical"):
+        brain_flair_case(7, "ms", atypical=1.5)
+
+
+def test_atypical_option_is_refused_for_other_kinds(tmp_path, capsys):
+    from orbitai.cli import main
+
+    assert main(["phantom", "tao", "--n", "1", "--atypical", "0.2", "--out", str(tmp_path / "t")]) != 0
+    assert "--atypical applies to brain-flair" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()
+
+
 def test_cohort_cli_writes_manifest_segmentations_and_is_byte_deterministic(tmp_path):
     from orbitai.cli import main
     from orbitai.segfile import read_segmentation

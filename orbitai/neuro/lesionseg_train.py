@@ -212,8 +212,11 @@ def sample(case: Case, rng: np.random.Generator, p_lesion: float = 0.67, augment
 def train(out_bundle: str | Path, work: str | Path, ms_seeds: Sequence[int], nmosd_seeds: Sequence[int],
           iterations: int = 1300, batch: int = 16, lr: float = 2e-3, seed: int = 16,
           checkpoint_every: int = 100, arch_args: dict[str, Any] | None = None, per_lesion: bool = False,
-          contrast_min: float = 0.5) -> Path:
-    """Train and write the bundle; returns its folder. Resumes from ``WORK/checkpoint.pt``."""
+          contrast_min: float = 0.5, init: str | Path | None = None) -> Path:
+    """Train and write the bundle; returns its folder. Resumes from ``WORK/checkpoint.pt``.
+
+    ``init``: a lesion bundle (name or folder) whose checksum-verified weights start the training
+    (fine-tuning; its architecture arguments are used) instead of a random initialisation."""
     import torch
     from monai.losses import DiceCELoss
 
@@ -224,12 +227,22 @@ def train(out_bundle: str | Path, work: str | Path, ms_seeds: Sequence[int], nmo
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     args = dict(arch_args or DEFAULT_ARGS)
+    init_state = None
+    init_name = None
+    if init is not None:
+        from orbitai.bundle.models import find_task_bundle
+
+        ib = find_task_bundle(str(init), "lesion_segmentation", "a white-matter lesion segmentation model")
+        args, init_state, init_name = ib.arch_args, ib.load_state_dict(), f"{ib.name} ({ib.metadata['weights_sha256'][:12]})"
     seeds = [(s, "ms") for s in ms_seeds] + [(s, "nmosd") for s in nmosd_seeds]
     t0 = time.time()
     cases = prepare_data(work, seeds)
     log.info("%d phantoms ready in %.0f s", len(cases), time.time() - t0)
     torch.manual_seed(seed)
     model = build_model(ARCHITECTURE, **args)
+    if init_state is not None:
+        model.load_state_dict(init_state, strict=True)
+        log.info("initialised from %s", init_name)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=1e-5)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda i: min(1.0, (i + 1) / 100) * 0.5 * (1 + math.cos(math.pi * min(i, iterations) / iterations)))
@@ -247,8 +260,9 @@ def train(out_bundle: str | Path, work: str | Path, ms_seeds: Sequence[int], nmo
         history[:] = list(state["history"])
         nonlocal seconds
         seconds = float(state["seconds"])
-        if int(state["iterations"]) != iterations or list(state["seeds"]) != [s for s, _ in seeds]:
-            raise ValueError("checkpoint of a different training (iterations or seeds differ)")
+        if (int(state["iterations"]) != iterations or list(state["seeds"]) != [s for s, _ in seeds]
+                or state.get("init") != init_name):
+            raise ValueError("checkpoint of a different training (iterations, seeds or initial weights differ)")
         return int(state["step"])
 
     def reset() -> None:
@@ -278,12 +292,12 @@ def train(out_bundle: str | Path, work: str | Path, ms_seeds: Sequence[int], nmo
         if (step + 1) % checkpoint_every == 0 or step + 1 == iterations:
             save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(),
                              "scheduler": sched.state_dict(), "step": step + 1, "iterations": iterations,
-                             "seeds": [s for s, _ in seeds], "history": history,
+                             "seeds": [s for s, _ in seeds], "history": history, "init": init_name,
                              "seconds": seconds + time.time() - t_run}, ckpt)
     seconds += time.time() - t_run
     model.eval()
     meta = bundle_metadata(args, ms_seeds, nmosd_seeds, iterations, batch, lr, seed, seconds,
-                           count_parameters(model), history, per_lesion, contrast_min)
+                           count_parameters(model), history, per_lesion, contrast_min, init_name)
     b = save_bundle(model, out_bundle, meta)
     log.info("bundle written to %s (%.1f training minutes)", b.path, seconds / 60)
     return b.path
@@ -291,7 +305,8 @@ def train(out_bundle: str | Path, work: str | Path, ms_seeds: Sequence[int], nmo
 
 def bundle_metadata(args: dict[str, Any], ms_seeds: Sequence[int], nmosd_seeds: Sequence[int], iterations: int,
                     batch: int, lr: float, seed: int, seconds: float, parameters: int,
-                    history: Sequence[float], per_lesion: bool = False, contrast_min: float = 0.5) -> dict[str, Any]:
+                    history: Sequence[float], per_lesion: bool = False, contrast_min: float = 0.5,
+                    init: str | None = None) -> dict[str, Any]:
     def span(s: Sequence[int]) -> str:
         return f"{min(s)}-{max(s)}" if s else "none"
 
@@ -322,6 +337,7 @@ def bundle_metadata(args: dict[str, Any], ms_seeds: Sequence[int], nmosd_seeds: 
                      "lesion_centred_fraction": 0.67,
                      "lesion_sampling": "each lesion equally likely" if per_lesion else "each lesion voxel equally likely",
                      "lesion_contrast_min": contrast_min, "minutes": round(seconds / 60, 2),
+                     "initial_weights": init or "random (MONAI default initialisation)",
                      "final_loss": round(float(np.mean(history[-50:])), 4) if history else None},
         "metrics": {},
         "intended_use": "Research demo of the NeuroDifferential pipeline; not for clinical use.",
@@ -360,6 +376,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="centre lesion patches on a uniformly drawn lesion voxel (default: the demo bundle) or lesion")
     p.add_argument("--contrast-min", type=float, default=0.5,
                    help="lesion contrast augmentation: blend factor drawn from [this, 1] (1 = off)")
+    p.add_argument("--init", default=None,
+                   help="lesion bundle (name or folder) whose weights start the training (fine-tuning)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave torch's default)")
     a = p.parse_args(argv)
     import torch
@@ -370,7 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
                         handlers=[logging.StreamHandler(), logging.FileHandler(Path(a.work) / "train.log")])
     train(a.out, a.work, parse_seeds(a.ms_seeds), parse_seeds(a.nmosd_seeds), a.iterations, a.batch, a.lr, a.seed,
-          per_lesion=a.lesion_sampling == "lesion", contrast_min=a.contrast_min)
+          per_lesion=a.lesion_sampling == "lesion", contrast_min=a.contrast_min, init=a.init)
     return 0
 
 

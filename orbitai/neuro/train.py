@@ -186,15 +186,16 @@ def logistic_baseline(x: np.ndarray, y: np.ndarray, seed: int = 0):
 
 
 def phantom_arrays(seed: int, n: int, cache_dir: str | os.PathLike, mode: str = DEFAULT_MODE, size: int = 100,
-                   progress: Optional[ProgressCallback] = None) -> dict:
+                   progress: Optional[ProgressCallback] = None, atypical: float = 0.0) -> dict:
     """Classifier inputs of ``n`` brain-flair phantoms (cohort ``seed``, balanced labels, truth lesion
     masks as the lesion input), cached as ``<cache_dir>/brain-flair_s<seed>_n<n>_<mode>_<size>.npy`` with
-    a JSON side file (labels, lesion counts per kind, lesion volume). Returns ``{"x", "y", "info"}``."""
+    a JSON side file (labels, lesion counts per kind, lesion volume). Returns ``{"x", "y", "info"}``.
+    ``atypical`` > 0: the cohort with that share of atypical cases (``..._a<atypical>`` in the name)."""
     from orbitai.phantoms.cohort import cohort_labels, make_case
 
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
-    stem = cache / f"brain-flair_s{seed}_n{n}_{mode}_{size}"
+    stem = cache / (f"brain-flair_s{seed}_n{n}_{mode}_{size}" + (f"_a{atypical:g}" if atypical else ""))
     npy, side = stem.with_suffix(".npy"), stem.with_suffix(".json")
     if npy.exists() and side.exists():
         meta = json.loads(side.read_text())
@@ -203,17 +204,17 @@ def phantom_arrays(seed: int, n: int, cache_dir: str | os.PathLike, mode: str = 
     x = np.lib.format.open_memmap(str(npy) + ".part", mode="w+", dtype=np.float32, shape=(n, size, size, size))
     infos = []
     for i, lab in enumerate(labels):
-        case = make_case("brain-flair", seed, i, lab)
+        case = make_case("brain-flair", seed, i, lab, atypical)
         x[i], _ = classifier_input(case.image, case.labels, mode, size)
         infos.append({k: case.info[k] for k in ("seed", "disease", "lesion_counts", "n_lesions",
-                                                  "lesion_volume_ml")})
+                                                  "lesion_volume_ml", "atypical")})
         if progress:
             progress(i + 1, n, f"phantom {i + 1}/{n}")
     x.flush()
     del x
     os.replace(str(npy) + ".part", npy)
     write_text_atomic(side, json.dumps({"labels": labels, "info": infos}))
-    return phantom_arrays(seed, n, cache_dir, mode, size)
+    return phantom_arrays(seed, n, cache_dir, mode, size, atypical=atypical)
 
 
 def _cli_cache(argv: Sequence[str] | None = None) -> None:

@@ -10,7 +10,10 @@ smooth elastic field). Lesion masks are the ground truth.
   callosal-septal lesions, plus non-specific deep white-matter dots.
 * NMOSD: fewer lesions; periependymal around the third/fourth ventricle, hypothalamus, area
   postrema/dorsal medulla, long confluent corpus-callosum lesions, non-specific dots.
-Both groups overlap (few-lesion MS, periventricular dots in NMOSD).
+Both groups overlap (few-lesion MS, periventricular dots in NMOSD). ``atypical`` > 0 draws that
+share of each group from an atypical presentation that looks like the other disease (MS with few
+lesions and NMOSD-typical sites; NMOSD with Dawson-finger-like periventricular and juxtacortical
+lesions), so that the classes overlap and classifiers can be compared below the ceiling.
 """
 from __future__ import annotations
 
@@ -99,10 +102,15 @@ def _add_lesion(rng, img, mask, centre_kji, axes_mm, direction_kji, gain):
     return int(m.sum())
 
 
-def brain_flair_case(seed: int, disease: str = "ms", noise: bool = True) -> PhantomCase:
-    """Synthesise one brain FLAIR (182x218x182, 1 mm, MNI-like) with lesions; labels = lesion mask (1)."""
+def brain_flair_case(seed: int, disease: str = "ms", noise: bool = True, atypical: float = 0.0) -> PhantomCase:
+    """Synthesise one brain FLAIR (182x218x182, 1 mm, MNI-like) with lesions; labels = lesion mask (1).
+
+    ``atypical``: probability that the case is an atypical, other-disease-like presentation (0: the
+    default cohorts, drawn exactly as before this option existed)."""
     if disease not in DISEASES:
         raise ValueError(f"disease must be one of {DISEASES}, got {disease!r}")
+    if not 0.0 <= atypical <= 1.0:
+        raise ValueError(f"atypical must lie in [0, 1], got {atypical!r}")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 3003]))
     T = _template()
     img = T["image"].copy()
@@ -167,7 +175,27 @@ def brain_flair_case(seed: int, disease: str = "ms", noise: bool = True) -> Phan
                 c[0] += rng.choice([-1, 1]) * rng.uniform(2, 5)
                 lesion(name, _ras_to_idx(c), (rng.uniform(3, 6.5), rng.uniform(1.8, 3.0)), _ras_dir((0, 0, 1)))
 
-    if disease == "ms":
+    is_atypical = bool(atypical) and rng.random() < atypical   # no draw when 0: default cohorts unchanged
+    if is_atypical and disease == "ms":
+        # few lesions, some at NMOSD-typical sites
+        periventricular(int(rng.poisson(2.0)) + 1)
+        deep(int(rng.poisson(2.0)))
+        if rng.random() < 0.5:
+            periependymal()
+        if rng.random() < 0.3:
+            callosal_long()
+        if rng.random() < 0.3:
+            infratentorial(1)
+    elif is_atypical:
+        # NMOSD with MS-like ovoid periventricular and juxtacortical lesions
+        periventricular(int(rng.poisson(5.0)) + 1)
+        juxtacortical(int(rng.poisson(1.0)))
+        deep(int(rng.poisson(2.5)))
+        if rng.random() < 0.4:
+            periependymal()
+        if rng.random() < 0.25:
+            callosal_small(1)
+    elif disease == "ms":
         periventricular(int(rng.poisson(10)) + 2)
         juxtacortical(int(rng.poisson(2.5)))
         infratentorial(int(rng.poisson(1.2)))
@@ -215,6 +243,7 @@ def brain_flair_case(seed: int, disease: str = "ms", noise: bool = True) -> Phan
     image = Volume(np.clip(out, 0, None).astype(np.float32), v.spacing, v.origin, v.direction)
     labels = Volume(lab, v.spacing, v.origin, v.direction)
     info = {"seed": int(seed), "disease": disease, "modality": "flair", "lesion_counts": counts,
+            "atypical": is_atypical,
             "n_lesions": int(sum(counts.values())), "lesion_volume_ml": round(float(lab.sum()) * 1e-3, 4)}
     return PhantomCase(image, labels, info)
 

@@ -25,6 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--montage-cases", type=int, default=4, help="cases shown in montage.png (0: no montage)")
+    p.add_argument("--atypical", type=float, default=0.0,
+                   help="brain-flair: share of atypical cases that look like the other disease (0 to 1, default 0)")
     p.set_defaults(func=run)
 
 
@@ -40,13 +42,18 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--n must be at most {MAX_CASES}, got {args.n}; write larger cohorts in several folders.")
     if args.seed < 0:
         raise UserError(f"--seed must be 0 or more, got {args.seed}.")
+    if not 0.0 <= args.atypical <= 1.0:
+        raise UserError(f"--atypical must lie between 0 and 1, got {args.atypical}.")
+    if args.atypical and args.kind != "brain-flair":
+        raise UserError(f"--atypical applies to brain-flair phantoms only, not {args.kind}.")
     if args.montage_cases < 0:
         raise UserError(f"--montage-cases must be 0 or more, got {args.montage_cases}.")
     emit(0, args.n, f"generating {args.kind} phantoms")
     # The cohort is written beside --out and moved in when complete (manifest last): an interrupt or a
     # full disk leaves no cases without a manifest, and a previous cohort in --out is replaced, not mixed.
     with staged_folder(Path(args.out).absolute(), replaces=COHORT_ENTRIES, last=["manifest.csv"]) as work:
-        write_cohort(args.kind, args.n, args.seed, work, progress=emit, montage_cases=args.montage_cases)
+        write_cohort(args.kind, args.n, args.seed, work, progress=emit, montage_cases=args.montage_cases,
+                     atypical=args.atypical)
     path = Path(args.out) / "manifest.csv"
     print(f"wrote {args.n} {args.kind} cases; manifest {path}")
     return 0

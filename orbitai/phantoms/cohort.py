@@ -64,8 +64,13 @@ def _case_seed(seed: int, i: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(i), 424242]).generate_state(1)[0])
 
 
-def make_case(kind: str, seed: int, i: int, label: Optional[int] = None):
-    """Generate case ``i`` of a cohort (same bytes for the same seed, kind and index)."""
+def make_case(kind: str, seed: int, i: int, label: Optional[int] = None, atypical: float = 0.0):
+    """Generate case ``i`` of a cohort (same bytes for the same seed, kind and index).
+
+    ``atypical`` (brain-flair only): share of atypical, other-disease-like cases (see
+    `orbitai.phantoms.brain.brain_flair_case`)."""
+    if atypical and kind != "brain-flair":
+        raise InputError(f"atypical presentations exist only for brain-flair phantoms, not {kind}.")
     from orbitai.phantoms.brain import brain_flair_case
     from orbitai.phantoms.orbit import orbit_case
 
@@ -87,7 +92,7 @@ def make_case(kind: str, seed: int, i: int, label: Optional[int] = None):
         case.info["clinical"] = clinical_features(rng, int(label), act)
         return case
     if kind == "brain-flair":
-        return brain_flair_case(s, "nmosd" if label else "ms")
+        return brain_flair_case(s, "nmosd" if label else "ms", atypical=atypical)
     raise ValueError(f"Unknown phantom kind {kind!r}; choose one of {', '.join(KINDS)}.")
 
 
@@ -102,8 +107,9 @@ def cohort_labels(kind: str, n: int, seed: int) -> list[Optional[int]]:
 
 def write_cohort(kind: str, n: int, seed: int, out_dir: str | os.PathLike,
                  progress: Optional[ProgressCallback] = None,
-                 montage_cases: int = 4) -> Path:
+                 montage_cases: int = 4, atypical: float = 0.0) -> Path:
     """Write ``n`` cases of ``kind`` to ``out_dir`` with ``manifest.csv`` and ``montage.png``.
+    ``atypical``: see `make_case` (brain-flair; the manifest then says which cases are atypical).
 
     Returns the manifest path. Same ``seed`` -> the same files, byte for byte.
     """
@@ -122,7 +128,7 @@ def write_cohort(kind: str, n: int, seed: int, out_dir: str | os.PathLike,
     shown: list[tuple[str, Optional[int], Any]] = []
     for i in range(n):
         cid = f"{kind.replace('-', '_')}_{i:04d}"
-        case = make_case(kind, seed, i, labels[i])
+        case = make_case(kind, seed, i, labels[i], atypical)
         img_rel = f"images/{cid}.nrrd"
         seg_rel = f"segmentations/{cid}.seg.nrrd"
         write_volume(case.image, out / img_rel)
@@ -136,6 +142,8 @@ def write_cohort(kind: str, n: int, seed: int, out_dir: str | os.PathLike,
         if kind == "brain-flair":
             row["n_lesions"] = case.info["n_lesions"]
             row["lesion_volume_ml"] = case.info["lesion_volume_ml"]
+            if atypical:
+                row["atypical"] = int(case.info["atypical"])
         if kind in ("orbit-ct", "orbit-mri", "orbit-synth", "tao", "ivgc"):
             row["modality"] = case.info["modality"]
             row["orientation"] = case.info["orientation"]
