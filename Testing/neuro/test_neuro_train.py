@@ -111,3 +111,8 @@ def test_phantom_arrays_are_cached(tmp_path):
     again = phantom_arrays(123, 2, tmp_path)
     np.testing.assert_array_equal(np.asarray(again["x"]), np.asarray(d["x"]))
     assert not list(tmp_path.glob("*.part"))
+    # an atypical cohort is cached under its own name, beside the default one
+    a = phantom_arrays(123, 2, tmp_path, atypical=1.0)
+    assert all(i["atypical"] for i in a["info"]) and not any(i["atypical"] for i in d["info"])
+    assert sorted(p.name for p in tmp_path.glob("*.npy")) == ["brain-flair_s123_n2_lesion_mask_100.npy",
+                                                             "brain-flair_s123_n2_lesion_mask_100_atypical100.npy"]

@@ -190,12 +190,12 @@ def phantom_arrays(seed: int, n: int, cache_dir: str | os.PathLike, mode: str = 
     """Classifier inputs of ``n`` brain-flair phantoms (cohort ``seed``, balanced labels, truth lesion
     masks as the lesion input), cached as ``<cache_dir>/brain-flair_s<seed>_n<n>_<mode>_<size>.npy`` with
     a JSON side file (labels, lesion counts per kind, lesion volume). Returns ``{"x", "y", "info"}``.
-    ``atypical`` > 0: the cohort with that share of atypical cases (``..._a<atypical>`` in the name)."""
+    ``atypical`` > 0: the cohort with that share of atypical cases (``..._atypical<percent>`` in the name)."""
     from orbitai.phantoms.cohort import cohort_labels, make_case
 
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
-    stem = cache / (f"brain-flair_s{seed}_n{n}_{mode}_{size}" + (f"_a{atypical:g}" if atypical else ""))
+    stem = cache / (f"brain-flair_s{seed}_n{n}_{mode}_{size}" + (f"_atypical{round(atypical * 100)}" if atypical else ""))
     npy, side = stem.with_suffix(".npy"), stem.with_suffix(".json")
     if npy.exists() and side.exists():
         meta = json.loads(side.read_text())
