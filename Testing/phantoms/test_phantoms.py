@@ -147,6 +147,21 @@ def test_brain_flair_atypical_presentations_look_like_the_other_disease():
         brain_flair_case(7, "ms", atypical=1.5)
 
 
+def test_brain_flair_confluent_lesions_merge_without_compounding_their_contrast():
+    from scipy import ndimage as ndi
+
+    c = brain_flair_case(16000, "ms", noise=False, confluent=1.0)
+    assert c.info["lesion_counts"]["periventricular_confluent"] >= 6
+    lab, _ = ndi.label(c.labels.array > 0, np.ones((3, 3, 3), bool))
+    sizes = np.bincount(lab.ravel())[1:]
+    assert sizes.max() >= 800                       # >= 0.8 mL in one lesion (phantom ovoids: <= 0.5 mL)
+    big = lab == 1 + int(np.argmax(sizes))
+    wm = np.median(c.image.array[c.image.array > 20])
+    assert c.image.array[big].max() < 2.2 * wm      # gains merge by maximum (1.3-1.7), not multiply
+    assert not brain_flair_case(16000, "nmosd", noise=False, confluent=1.0).info["lesion_counts"].get(
+        "periventricular_confluent")
+
+
 def test_atypical_option_is_refused_for_other_kinds(tmp_path, capsys):
     from orbitai.cli import main
 

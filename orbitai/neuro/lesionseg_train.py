@@ -60,11 +60,11 @@ class Case:
     lesion_bounds: np.ndarray  # int64 [m + 1] start of each lesion's rows in ``lesion_idx``
 
 
-def make_case_arrays(seed: int, disease: str) -> dict[str, np.ndarray]:
+def make_case_arrays(seed: int, disease: str, confluent: float = 0.0) -> dict[str, np.ndarray]:
     """One noise-free phantom as training arrays (cropped to the brain box + 4 voxels)."""
     from orbitai.phantoms.brain import brain_flair_case
 
-    c = brain_flair_case(seed, disease, noise=False)
+    c = brain_flair_case(seed, disease, noise=False, confluent=confluent)
     a = c.image.array.astype(np.float32)
     brain = a > 0
     idx = np.argwhere(brain)
@@ -99,18 +99,20 @@ def phantom_version() -> str:
     return hashlib.sha256((inspect.getsource(brain) + "cache-v2").encode()).hexdigest()[:10]
 
 
-def prepare_data(work: Path, seeds: Sequence[tuple[int, str]]) -> list[Case]:
-    """Generate (or read back from the cache) the training phantoms."""
+def prepare_data(work: Path, seeds: Sequence[tuple[int, str]], confluent: float = 0.0) -> list[Case]:
+    """Generate (or read back from the cache) the training phantoms (``confluent``: see
+    `orbitai.phantoms.brain.brain_flair_case`)."""
     from orbitai.checkpoint import load_arrays, save_arrays
 
     out = []
     (work / "data").mkdir(parents=True, exist_ok=True)
     version = phantom_version()
     for n, (seed, disease) in enumerate(seeds):
-        path = work / "data" / f"{disease}_{seed}_{version}.npz"
+        tag = f"_confluent{round(confluent * 100)}" if confluent else ""
+        path = work / "data" / f"{disease}_{seed}_{version}{tag}.npz"
         arrays = load_arrays(path, "training phantom cache")
         if arrays is None:
-            arrays = make_case_arrays(seed, disease)
+            arrays = make_case_arrays(seed, disease, confluent)
             save_arrays(path, arrays)
             log.info("phantom %d/%d (%s %d) generated", n + 1, len(seeds), disease, seed)
         ratio = arrays["ratio"]
@@ -212,7 +214,7 @@ def sample(case: Case, rng: np.random.Generator, p_lesion: float = 0.67, augment
 def train(out_bundle: str | Path, work: str | Path, ms_seeds: Sequence[int], nmosd_seeds: Sequence[int],
           iterations: int = 1300, batch: int = 16, lr: float = 2e-3, seed: int = 16,
           checkpoint_every: int = 100, arch_args: dict[str, Any] | None = None, per_lesion: bool = False,
-          contrast_min: float = 0.5, init: str | Path | None = None) -> Path:
+          contrast_min: float = 0.5, init: str | Path | None = None, confluent: float = 0.0) -> Path:
     """Train and write the bundle; returns its folder. Resumes from ``WORK/checkpoint.pt``.
 
     ``init``: a lesion bundle (name or folder) whose checksum-verified weights start the training
@@ -236,7 +238,7 @@ def train(out_bundle: str | Path, work: str | Path, ms_seeds: Sequence[int], nmo
         args, init_state, init_name = ib.arch_args, ib.load_state_dict(), f"{ib.name} ({ib.metadata['weights_sha256'][:12]})"
     seeds = [(s, "ms") for s in ms_seeds] + [(s, "nmosd") for s in nmosd_seeds]
     t0 = time.time()
-    cases = prepare_data(work, seeds)
+    cases = prepare_data(work, seeds, confluent)
     log.info("%d phantoms ready in %.0f s", len(cases), time.time() - t0)
     torch.manual_seed(seed)
     model = build_model(ARCHITECTURE, **args)
@@ -261,7 +263,7 @@ def train(out_bundle: str | Path, work: str | Path, ms_seeds: Sequence[int], nmo
         nonlocal seconds
         seconds = float(state["seconds"])
         if (int(state["iterations"]) != iterations or list(state["seeds"]) != [s for s, _ in seeds]
-                or state.get("init") != init_name):
+                or state.get("init") != init_name or state.get("confluent", 0.0) != confluent):
             raise ValueError("checkpoint of a different training (iterations, seeds or initial weights differ)")
         return int(state["step"])
 
@@ -293,11 +295,12 @@ def train(out_bundle: str | Path, work: str | Path, ms_seeds: Sequence[int], nmo
             save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(),
                              "scheduler": sched.state_dict(), "step": step + 1, "iterations": iterations,
                              "seeds": [s for s, _ in seeds], "history": history, "init": init_name,
+                             "confluent": confluent,
                              "seconds": seconds + time.time() - t_run}, ckpt)
     seconds += time.time() - t_run
     model.eval()
     meta = bundle_metadata(args, ms_seeds, nmosd_seeds, iterations, batch, lr, seed, seconds,
-                           count_parameters(model), history, per_lesion, contrast_min, init_name)
+                           count_parameters(model), history, per_lesion, contrast_min, init_name, confluent)
     b = save_bundle(model, out_bundle, meta)
     log.info("bundle written to %s (%.1f training minutes)", b.path, seconds / 60)
     return b.path
@@ -306,7 +309,7 @@ def train(out_bundle: str | Path, work: str | Path, ms_seeds: Sequence[int], nmo
 def bundle_metadata(args: dict[str, Any], ms_seeds: Sequence[int], nmosd_seeds: Sequence[int], iterations: int,
                     batch: int, lr: float, seed: int, seconds: float, parameters: int,
                     history: Sequence[float], per_lesion: bool = False, contrast_min: float = 0.5,
-                    init: str | None = None) -> dict[str, Any]:
+                    init: str | None = None, confluent: float = 0.0) -> dict[str, Any]:
     def span(s: Sequence[int]) -> str:
         return f"{min(s)}-{max(s)}" if s else "none"
 
@@ -325,7 +328,9 @@ def bundle_metadata(args: dict[str, Any], ms_seeds: Sequence[int], nmosd_seeds: 
         "labels": {"1": "white_matter_lesion"},
         "training_data": (
             f"{len(ms_seeds)} MS (seeds {span(ms_seeds)}) + {len(nmosd_seeds)} NMOSD (seeds {span(nmosd_seeds)}) "
-            "noise-free brain FLAIR phantoms (orbitai.phantoms.brain.brain_flair_case), brain = image > 0. "
+            "noise-free brain FLAIR phantoms (orbitai.phantoms.brain.brain_flair_case"
+            + (f", confluent={confluent:g}: MS cases with confluent periventricular lesions" if confluent else "")
+            + "), brain = image > 0. "
             "All phantoms are built on the MNI FLAIR of Lesjak et al. (2017) cs_patient26 with its lesions "
             "inpainted, so the real case is the same subject's anatomy (its lesion mask was never a target). "
             f"Augmentation: lesion contrast x[{contrast_min}, 1] (blend with the inpainted background), simulated 2.5-5.5 mm slices (partial volume), gamma 0.7-1.5, linear bias, Rician "
@@ -378,6 +383,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="lesion contrast augmentation: blend factor drawn from [this, 1] (1 = off)")
     p.add_argument("--init", default=None,
                    help="lesion bundle (name or folder) whose weights start the training (fine-tuning)")
+    p.add_argument("--confluent", type=float, default=0.0,
+                   help="share of MS training phantoms with confluent periventricular lesions (0 to 1)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave torch's default)")
     a = p.parse_args(argv)
     import torch
@@ -388,7 +395,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
                         handlers=[logging.StreamHandler(), logging.FileHandler(Path(a.work) / "train.log")])
     train(a.out, a.work, parse_seeds(a.ms_seeds), parse_seeds(a.nmosd_seeds), a.iterations, a.batch, a.lr, a.seed,
-          per_lesion=a.lesion_sampling == "lesion", contrast_min=a.contrast_min, init=a.init)
+          per_lesion=a.lesion_sampling == "lesion", contrast_min=a.contrast_min, init=a.init,
+          confluent=a.confluent)
     return 0
 
 

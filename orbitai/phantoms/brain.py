@@ -14,6 +14,8 @@ Both groups overlap (few-lesion MS, periventricular dots in NMOSD). ``atypical``
 share of each group from an atypical presentation that looks like the other disease (MS with few
 lesions and NMOSD-typical sites; NMOSD with Dawson-finger-like periventricular and juxtacortical
 lesions), so that the classes overlap and classifiers can be compared below the ceiling.
+``confluent`` > 0 gives that share of MS cases a confluent periventricular lesion (1-4 mL of merged
+ovoid lesions along the ventricle wall, as in advanced MS), for lesion-segmentation training.
 """
 from __future__ import annotations
 
@@ -74,8 +76,10 @@ def _ras_to_idx(p):
     return np.array([72 + z, 126 + y, 90 - x], float)   # (k, j, i)
 
 
-def _add_lesion(rng, img, mask, centre_kji, axes_mm, direction_kji, gain):
-    """Ellipsoid lesion with a soft, slightly irregular border; long axis along ``direction``."""
+def _add_lesion(rng, img, mask, centre_kji, axes_mm, direction_kji, gain, base=None):
+    """Ellipsoid lesion with a soft, slightly irregular border; long axis along ``direction``.
+    With ``base`` (the lesion-free image) overlapping lesions merge (maximum of their intensities)
+    instead of compounding their gains."""
     a_long, a_short = axes_mm
     r = int(np.ceil(a_long + 2))
     c = np.rint(centre_kji).astype(int)
@@ -96,21 +100,27 @@ def _add_lesion(rng, img, mask, centre_kji, axes_mm, direction_kji, gain):
     sub = img[sl]
     inside_brain = sub > 20
     p = np.where(inside_brain, prof, 0).astype(np.float32)
-    img[sl] = sub * (1 + (gain - 1) * p)
+    if base is None:
+        img[sl] = sub * (1 + (gain - 1) * p)
+    else:
+        img[sl] = np.maximum(sub, base[sl] * (1 + (gain - 1) * p))
     m = (q <= 1.0) & inside_brain
     mask[sl] |= m
     return int(m.sum())
 
 
-def brain_flair_case(seed: int, disease: str = "ms", noise: bool = True, atypical: float = 0.0) -> PhantomCase:
+def brain_flair_case(seed: int, disease: str = "ms", noise: bool = True, atypical: float = 0.0,
+                     confluent: float = 0.0) -> PhantomCase:
     """Synthesise one brain FLAIR (182x218x182, 1 mm, MNI-like) with lesions; labels = lesion mask (1).
 
-    ``atypical``: probability that the case is an atypical, other-disease-like presentation (0: the
-    default cohorts, drawn exactly as before this option existed)."""
+    ``atypical``: probability that the case is an atypical, other-disease-like presentation;
+    ``confluent``: probability that an MS case also has confluent periventricular lesions (0: the
+    default cohorts, drawn exactly as before these options existed)."""
     if disease not in DISEASES:
         raise ValueError(f"disease must be one of {DISEASES}, got {disease!r}")
-    if not 0.0 <= atypical <= 1.0:
-        raise ValueError(f"atypical must lie in [0, 1], got {atypical!r}")
+    for name, value in (("atypical", atypical), ("confluent", confluent)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 3003]))
     T = _template()
     img = T["image"].copy()
@@ -119,10 +129,10 @@ def brain_flair_case(seed: int, disease: str = "ms", noise: bool = True, atypica
     gx, gy, gz = T["grad"]
     counts: dict[str, int] = {}
 
-    def lesion(kind, centre, axes, direction=None, gain=None):
+    def lesion(kind, centre, axes, direction=None, gain=None, base=None):
         g = gain if gain is not None else rng.uniform(1.35, 1.75)
         d = direction if direction is not None else rng.standard_normal(3)
-        n = _add_lesion(rng, img, mask, centre, axes, d, g)
+        n = _add_lesion(rng, img, mask, centre, axes, d, g, base)
         if n:
             counts[kind] = counts.get(kind, 0) + 1
 
@@ -165,6 +175,20 @@ def brain_flair_case(seed: int, disease: str = "ms", noise: bool = True, atypica
         for t in np.linspace(t0, min(t1, 0.95), 7):
             c = (x0 + rng.normal(0, 1), 28 - 66 * t, 10 + 15 * np.sin(np.pi * t) - 2)
             lesion("callosal_long", _ras_to_idx(c), (rng.uniform(4, 6), rng.uniform(2, 3.5)), _ras_dir((0, 1, 0)))
+
+    def confluent_cap():
+        # 6-14 overlapping ovoids on a patch of the lateral ventricle wall merge into one lesion
+        upper = vs[vs[:, 0] >= 72 + 2]
+        p0 = upper[rng.integers(len(upper))]
+        near = upper[np.linalg.norm(upper - p0, axis=1) < rng.uniform(8, 16)]
+        pick = near[rng.choice(len(near), size=min(len(near), int(rng.integers(6, 15))), replace=False)]
+        gain = rng.uniform(1.3, 1.7)
+        for p in pick:
+            nrm = np.array([gz[tuple(p)], gy[tuple(p)], gx[tuple(p)]])
+            nrm /= max(np.linalg.norm(nrm), 1e-6)
+            long_ = rng.uniform(4.0, 9.0)
+            lesion("periventricular_confluent", p + nrm * (long_ * 0.5), (long_, rng.uniform(2.5, 4.5)), nrm,
+                   gain, T["image"])
 
     def periependymal():
         sites = {"third_ventricle_hypothalamus": (0, -8, -4), "fourth_ventricle": (0, -44, -30),
@@ -212,6 +236,9 @@ def brain_flair_case(seed: int, disease: str = "ms", noise: bool = True, atypica
             callosal_long()
         if rng.random() < 0.2:
             infratentorial(1)
+    if confluent and disease == "ms" and rng.random() < confluent:   # no draw when 0: defaults unchanged
+        for _ in range(1 + int(rng.poisson(0.4))):
+            confluent_cap()
     # ---- deformation (affine + elastic), pulled back on a coarse grid
     shape = img.shape
     step = 6
