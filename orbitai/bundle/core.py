@@ -13,6 +13,11 @@ A network's weights are ``model.pt`` (a state_dict): loading checks its SHA-256 
 metadata *before* deserialising, then uses ``torch.load(weights_only=True)`` so a pickle carrying
 code is refused. Other files (scikit-learn models, parameter sets) are read by
 `orbitai.bundle.formats`, also checksum first and never with pickle.
+
+A long-lived process (the warm worker, `orbitai.worker`) may call `enable_model_cache`: `Bundle.load_model`
+then hands back the model it loaded before for the same bundle folder, metadata, unchanged weights file
+(size, modification time, inode) and device, so a second prediction skips building and loading.
+Off by default: one-shot commands and training never see it.
 """
 from __future__ import annotations
 
@@ -22,9 +27,11 @@ import os
 import pickle
 import shutil
 import tempfile
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterator, Optional
 
 from orbitai.bundle.schema import validate_metadata
 from orbitai.errors import BundleError
@@ -113,7 +120,19 @@ class Bundle:
         return state
 
     def load_model(self, device: "str | torch.device" = "cpu") -> "torch.nn.Module":
-        """Build the architecture, load the verified weights, return it in eval mode."""
+        """Build the architecture, load the verified weights, return it in eval mode (the same object as
+        before when the model cache is enabled and nothing changed, see `enable_model_cache`)."""
+        cache = _model_cache
+        if cache is None:
+            return self._build_model(device)
+        key = cache.key(self, device)
+        model = cache.get(key)
+        if model is None:
+            model = self._build_model(device)
+            cache.put(key, model)
+        return model
+
+    def _build_model(self, device: "str | torch.device") -> "torch.nn.Module":
         from orbitai.models import build_model
 
         self.check_metadata()
@@ -134,6 +153,76 @@ class Bundle:
                 f"with args {self.arch_args} ({first[0] if first else exc})."
             ) from exc
         return model.to(device).eval()
+
+
+class ModelCache:
+    """Loaded models by (bundle folder, metadata, weights file identity, device), least recently used dropped
+    beyond ``max_models``. A hit is handed out only while the model is untouched: in eval mode and with every
+    parameter and buffer still the tensor it was, never modified in place (a caller that trained or moved it
+    gets a freshly loaded one instead)."""
+
+    def __init__(self, max_models: int = 4) -> None:
+        self.max_models = max(1, int(max_models))
+        self.hits = 0
+        self.misses = 0
+        self._models: "OrderedDict[Hashable, tuple[torch.nn.Module, tuple]]" = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(bundle: Bundle, device: "str | torch.device") -> Hashable:
+        import torch
+
+        try:
+            st = bundle.weights_path.stat()
+            weights: tuple = (st.st_size, st.st_mtime_ns, st.st_ino)
+        except OSError:
+            weights = ("missing",)  # never cached: loading raises the bundle's own error
+        meta = json.dumps(bundle.metadata, sort_keys=True, default=str)
+        return (str(bundle.path.resolve()), meta, weights, str(torch.device(device)))
+
+    @staticmethod
+    def _fingerprint(model: "torch.nn.Module") -> tuple:
+        tensors = [*model.parameters(), *model.buffers()]
+        return (model.training, tuple((t.data_ptr(), t._version, t.requires_grad) for t in tensors))
+
+    def get(self, key: Hashable) -> "Optional[torch.nn.Module]":
+        with self._lock:
+            entry = self._models.get(key)
+            if entry is not None and self._fingerprint(entry[0]) == entry[1]:
+                self._models.move_to_end(key)
+                self.hits += 1
+                return entry[0]
+            self._models.pop(key, None)  # absent, or changed by its last user: load afresh
+            self.misses += 1
+            return None
+
+    def put(self, key: Hashable, model: "torch.nn.Module") -> None:
+        with self._lock:
+            self._models[key] = (model, self._fingerprint(model))
+            self._models.move_to_end(key)
+            while len(self._models) > self.max_models:
+                self._models.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+
+_model_cache: Optional[ModelCache] = None
+
+
+def enable_model_cache(max_models: int = 4) -> ModelCache:
+    """Keep loaded models for reuse by `Bundle.load_model` in this process (the warm worker's choice;
+    nothing else should enable it). Returns the cache (counters ``hits``, ``misses``)."""
+    global _model_cache
+    if _model_cache is None:
+        _model_cache = ModelCache(max_models)
+    return _model_cache
+
+
+def disable_model_cache() -> None:
+    """Drop the cached models and load afresh from now on (the default)."""
+    global _model_cache
+    _model_cache = None
 
 
 def load_bundle(path: str | os.PathLike) -> Bundle:

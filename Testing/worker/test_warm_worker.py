@@ -1,0 +1,303 @@
+"""The warm worker (#20): jobs reuse one ``python -m orbitai.worker`` child, with `OrbitaiJob`'s semantics
+(``{out}`` handed over only on success, one-line errors, cancel), restart after a kill or a crash, an exit
+when the parent dies, and the opt-in model cache of `orbitai.bundle.core`."""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+
+from orbitai.errors import JobError
+from orbitai.mrml.jobs import child_error
+from orbitai.runner import JobResult, OrbitaiJob, WarmJob, WarmWorker
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and process groups")
+
+REPO = Path(__file__).resolve().parents[2]
+#: A command that runs for many seconds, reports progress from the first second and writes into {out}.
+LONG = ["phantom", "orbit-ct", "--n", "300", "--montage-cases", "0", "--out", "{out}/cohort"]
+
+
+@pytest.fixture(scope="module")
+def worker():
+    w = WarmWorker()
+    yield w
+    w.shutdown()
+
+
+def _wait_dead(pid: int, timeout: float = 10) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.02)
+    pytest.fail(f"process {pid} still alive after {timeout} s")
+
+
+def _first_progress(job: WarmJob, timeout: float = 60) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and not job.finished:
+        if job.poll():
+            return
+        time.sleep(0.02)
+    pytest.fail("the job reported no progress")
+
+
+def test_second_job_reuses_the_worker_and_skips_the_imports(worker):
+    t0 = time.perf_counter()
+    first = WarmJob(["info"], worker=worker).run()
+    first_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    second = WarmJob(["info"], worker=worker).run()
+    warm_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    OrbitaiJob(["info"]).run()
+    cold_s = time.perf_counter() - t0
+    assert first.ok and second.ok and any(ln.startswith("torch") for ln in second.stdout), second.stdout
+    assert worker.starts == 1 and worker.alive()
+    # torch is already imported in the worker: the second job costs a fraction of a fresh child
+    assert warm_s < 0.5 * cold_s and warm_s < first_s, (first_s, warm_s, cold_s)
+
+
+def test_outputs_handed_over_only_on_success(worker, tmp_path):
+    dest = tmp_path / "ok"
+    res = WarmJob(["phantom", "orbit-ct", "--n", "1", "--montage-cases", "0", "--out", "{out}/cohort"],
+                  dest=dest, worker=worker).run()
+    assert res.ok and res.out_dir == dest
+    assert (dest / "cohort" / "manifest.csv").is_file()
+    failing = WarmJob(["seg", "predict", str(tmp_path / "missing.nrrd"), "--out", "{out}/seg"],
+                      dest=tmp_path / "failed", worker=worker)
+    with pytest.raises(JobError, match=r"exit 2.*No such file or directory"):
+        failing.run()
+    assert failing.warm and not (tmp_path / "failed").exists() and not failing.tmp.exists()
+
+
+def test_failing_job_error_is_one_line_as_from_a_child(worker, tmp_path):
+    args = ["seg", "predict", str(tmp_path / "missing.nrrd"), "--out", "{out}/seg"]
+    res = WarmJob(args, worker=worker).run(check=False)
+    assert isinstance(res, JobResult) and res.returncode == 2 and not res.ok and res.out_dir is None
+    assert res.stderr.strip().splitlines() == [
+        f"orbitai seg predict: error: No such file or directory: {tmp_path / 'missing.nrrd'} "
+        "(check the path and its permissions)"]
+    assert child_error("Segmentation", args, res) == (
+        f"Segmentation failed: No such file or directory: {tmp_path / 'missing.nrrd'} (check the path and its permissions)")
+    usage = WarmJob(["seg", "predict"], worker=worker).run(check=False)  # argparse exits 2 inside the worker
+    assert usage.returncode == 2 and "error: the following arguments are required" in usage.stderr
+    assert WarmJob(["info"], worker=worker).run().ok
+
+
+def test_cancel_interrupts_the_job_and_the_worker_goes_on(worker, tmp_path):
+    WarmJob(["info"], worker=worker).run()
+    pid = worker.pid
+    job = WarmJob(LONG, dest=tmp_path / "out", worker=worker).start()
+    assert job.warm and job.worker_pid == pid
+    _first_progress(job)
+    t0 = time.perf_counter()
+    job.cancel()
+    took = time.perf_counter() - t0
+    res = job.result()
+    assert took < 1.5, f"cancel took {took:.2f} s"
+    assert res.cancelled and not res.ok and res.out_dir is None
+    assert not (tmp_path / "out").exists() and not job.tmp.exists()
+    # interrupted inside the worker (a Python loop stops at once), not killed: the same worker serves on
+    assert res.returncode == 130 and res.stderr.strip() == "orbitai phantom: cancelled"
+    assert WarmJob(["info"], worker=worker).run().ok and worker.pid == pid
+
+
+def test_cancel_kills_a_worker_that_does_not_stop_in_time(tmp_path):
+    w = WarmWorker(preload=False)
+    try:
+        job = WarmJob(LONG, dest=tmp_path / "out", worker=w).start()
+        _first_progress(job)
+        pid = job.worker_pid
+        t0 = time.perf_counter()
+        job.cancel(grace_s=0.0)  # no time to stop: the worker is killed
+        assert time.perf_counter() - t0 < 1.5
+        res = job.result()
+        assert res.cancelled and res.returncode == -signal.SIGKILL and "worker" not in res.stderr
+        assert not (tmp_path / "out").exists() and not job.tmp.exists()
+        assert WarmJob(["info"], worker=w).run().ok and w.pid != pid and w.starts == 2
+    finally:
+        w.shutdown()
+
+
+def test_cancel_through_run_event(worker, tmp_path):
+    cancel = threading.Event()
+    job = WarmJob(LONG, dest=tmp_path / "out", worker=worker)
+    threading.Timer(1.0, cancel.set).start()
+    with pytest.raises(JobError, match="Cancelled"):
+        job.run(cancel=cancel)
+    assert not (tmp_path / "out").exists() and not job.tmp.exists()
+
+
+def test_busy_worker_runs_a_second_job_in_its_own_child(worker, tmp_path):
+    long_job = WarmJob(LONG, worker=worker).start()
+    try:
+        second = WarmJob(["info"], worker=worker).start()
+        assert not second.warm and second.proc is not None  # a one-shot child, not a wait
+        assert second.run().ok
+    finally:
+        long_job.cancel()
+        long_job.result()
+
+
+def test_a_killed_worker_is_restarted_on_the_next_job(tmp_path):
+    w = WarmWorker(preload=False)
+    try:
+        assert WarmJob(["info"], worker=w).run().ok
+        pid = w.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        _wait_dead(pid)
+        res = WarmJob(["info"], worker=w).run()
+        assert res.ok and w.pid != pid and w.starts == 2
+    finally:
+        w.shutdown()
+
+
+def test_a_worker_dying_mid_job_fails_that_job_with_one_line(tmp_path):
+    w = WarmWorker(preload=False)
+    try:
+        job = WarmJob(LONG, dest=tmp_path / "out", worker=w).start()
+        _first_progress(job)
+        os.kill(job.worker_pid, signal.SIGKILL)
+        t0 = time.perf_counter()
+        res = job.result()
+        assert time.perf_counter() - t0 < 5
+        assert res.returncode == -signal.SIGKILL and not res.ok and res.out_dir is None
+        assert not (tmp_path / "out").exists() and not job.tmp.exists()
+        message = child_error("Orbit phantoms", job.args, res)
+        assert "\n" not in message and message.startswith(
+            "Orbit phantoms stopped unexpectedly (killed by signal SIGKILL: orbitai worker: the worker process "
+            "ended during the job"), message
+        assert WarmJob(["info"], worker=w).run().ok and w.starts == 2
+    finally:
+        w.shutdown()
+
+
+def test_the_worker_exits_when_its_parent_dies(tmp_path):
+    code = ("import sys, time; from orbitai.runner import WarmWorker, WarmJob\n"
+            "w = WarmWorker(preload=False); w.start(); print(w.pid, flush=True); time.sleep(60)\n")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, PYTHONPATH=str(REPO)), start_new_session=True)
+    try:
+        assert parent.stdout is not None
+        pid = int(parent.stdout.readline())
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+        _wait_dead(pid)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
+def test_jobs_run_with_the_callers_folder_and_environment(worker, tmp_path, monkeypatch):
+    """A relative --out is the caller's current folder at start, not the worker's; TMPDIR is the caller's."""
+    monkeypatch.chdir(tmp_path)
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    res = WarmJob(["phantom", "orbit-ct", "--n", "1", "--montage-cases", "0", "--out", "rel"], worker=worker,
+                  env={"TMPDIR": str(tmpdir)}).run()
+    assert res.ok and (tmp_path / "rel" / "manifest.csv").is_file()
+    assert worker.starts == 1
+
+
+def test_a_job_needing_another_interpreter_setup_runs_in_its_own_child(worker, tmp_path):
+    job = WarmJob(["info"], worker=worker, env={"OMP_NUM_THREADS": "1" if os.environ.get("OMP_NUM_THREADS") != "1"
+                                                 else "2"}).start()
+    assert not job.warm and job.proc is not None and job.run().ok
+
+
+def test_worker_state_is_put_back_after_a_job(tmp_path):
+    """What a command may change (folder, environment, argv, logging, warnings, umask) is restored."""
+    from orbitai.worker import _State
+
+    state = _State()
+    before = (os.getcwd(), dict(os.environ), list(sys.argv), logging.getLogger().level,
+              list(logging.getLogger().handlers), list(warnings.filters), tempfile.gettempdir())
+    umask = os.umask(0)
+    os.umask(umask)
+    try:
+        state.before_job({**os.environ, "ORBITAI_JOB_VAR": "1", "TMPDIR": str(tmp_path)}, str(tmp_path))
+        assert os.getcwd() == str(tmp_path) and os.environ["ORBITAI_JOB_VAR"] == "1"
+        assert tempfile.gettempdir() == str(tmp_path)
+        sys.argv[:] = ["orbitai", "x"]
+        logging.basicConfig(level=logging.DEBUG, force=False)
+        logging.getLogger().setLevel(logging.DEBUG)
+        logging.getLogger().addHandler(logging.StreamHandler())
+        warnings.simplefilter("ignore")
+        os.umask(0o077)
+    finally:
+        state.restore()
+    after = (os.getcwd(), dict(os.environ), list(sys.argv), logging.getLogger().level,
+             list(logging.getLogger().handlers), list(warnings.filters), tempfile.gettempdir())
+    assert after == before
+    assert os.umask(umask) == umask
+
+
+# ------------------------------------------------------------------------------------------------ model cache
+@pytest.fixture()
+def small_bundle(tmp_path):
+    from orbitai.bundle import find_bundle
+
+    src = find_bundle("orbit_sequnet_ct_demo").path
+    dst = tmp_path / "bundle"
+    shutil.copytree(src, dst)
+    return dst
+
+
+@pytest.fixture()
+def model_cache():
+    from orbitai.bundle.core import disable_model_cache, enable_model_cache
+
+    cache = enable_model_cache()
+    yield cache
+    disable_model_cache()
+
+
+def test_model_cache_returns_the_same_model_until_the_weights_change(small_bundle, model_cache):
+    import torch
+
+    from orbitai.bundle.core import WEIGHTS, load_bundle
+
+    first = load_bundle(small_bundle).load_model("cpu")
+    assert load_bundle(small_bundle).load_model("cpu") is first
+    assert model_cache.hits == 1 and model_cache.misses == 1
+    # the weights file replaced (same content, new file): loaded afresh and verified again
+    weights = small_bundle / WEIGHTS
+    data = weights.read_bytes()
+    weights.unlink()
+    weights.write_bytes(data)
+    second = load_bundle(small_bundle).load_model("cpu")
+    assert second is not first
+    assert load_bundle(small_bundle).load_model("cpu") is second
+    # a caller that changed the model (trained it in place) does not hand it on
+    with torch.no_grad():
+        next(second.parameters()).add_(1.0)
+    third = load_bundle(small_bundle).load_model("cpu")
+    assert third is not second and third.training is False
+    # a corrupted weights file is refused, not served from the cache
+    weights.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    from orbitai.errors import BundleError
+
+    with pytest.raises(BundleError, match="checksum mismatch"):
+        load_bundle(small_bundle).load_model("cpu")
+
+
+def test_without_the_cache_every_load_builds_a_new_model(small_bundle):
+    from orbitai.bundle.core import load_bundle
+
+    b = load_bundle(small_bundle)
+    assert b.load_model("cpu") is not b.load_model("cpu")
