@@ -301,3 +301,19 @@ def test_without_the_cache_every_load_builds_a_new_model(small_bundle):
 
     b = load_bundle(small_bundle)
     assert b.load_model("cpu") is not b.load_model("cpu")
+
+
+def test_module_logics_use_the_warm_worker_unless_switched_off(monkeypatch):
+    from orbitai.mrml.jobs import JobLogic
+
+    class Logic(JobLogic):
+        pass
+
+    logic = object.__new__(Logic)  # make_job needs no scene
+    monkeypatch.delenv("ORBITAI_WARM_WORKER", raising=False)
+    assert type(logic.make_job(["info"])) is WarmJob
+    monkeypatch.setenv("ORBITAI_WARM_WORKER", "0")
+    assert type(logic.make_job(["info"])) is OrbitaiJob
+    monkeypatch.delenv("ORBITAI_WARM_WORKER")
+    monkeypatch.setattr(Logic, "warm_worker", False)
+    assert type(logic.make_job(["info"])) is OrbitaiJob

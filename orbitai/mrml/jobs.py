@@ -9,7 +9,9 @@ declares only what differs:
   folder, return the ``orbitai ...`` command line (``{out}`` is the child's output folder);
 * the finish hook `JobLogic.import_results`: read the child's output folder and add nodes.
 
-The base starts the child (`ModuleJob`), remembers the input node and options the job started on,
+The base starts the job (`ModuleJob`) on the session's warm worker (`orbitai.runner.shared_worker`: torch and
+the models stay loaded between Applies; ``warm_worker = False`` on a Logic class, or ``ORBITAI_WARM_WORKER=0``
+in the environment, starts a fresh child per job instead), remembers the input node and options the job started on,
 refuses to import when that input left the scene meanwhile, and imports inside
 `orbitai.mrml.transaction.rollback_on_error`, so a failure or a cancel leaves the scene as it was.
 """
@@ -27,7 +29,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Optional
 
 from orbitai.progress import ProgressCallback
-from orbitai.runner import JobError, JobResult, OrbitaiJob
+from orbitai.runner import JobError, JobResult, OrbitaiJob, WarmJob, warm_worker_enabled
 
 __all__ = ["ModuleJob", "JobLogic", "child_error"]
 
@@ -124,6 +126,8 @@ class JobLogic:
     #: The module's requirements file: version ranges in sync with pyproject.toml (third-party packages;
     #: torch through the PyTorch extension).
     requirements: ClassVar[Optional[Path]] = None
+    #: Run jobs on the shared warm worker (unless ``ORBITAI_WARM_WORKER=0``); False: a fresh child per job.
+    warm_worker: ClassVar[bool] = True
 
     def __init__(self, context=None) -> None:
         from orbitai.mrml import get_context
@@ -174,8 +178,18 @@ class JobLogic:
         return d
 
     def make_job(self, args: list[str]) -> OrbitaiJob:
-        """The child process for ``args`` (``python -m orbitai ...``)."""
+        """The job for ``args`` (``orbitai ...``): on the warm worker, or a fresh ``python -m orbitai`` child."""
+        if self.warm_worker and warm_worker_enabled():
+            return WarmJob(args)
         return OrbitaiJob(args)
+
+    @classmethod
+    def prewarm(cls) -> None:
+        """Start the warm worker now, so that its imports run while the user sets up the first Apply."""
+        if cls.warm_worker and warm_worker_enabled():
+            from orbitai.runner import shared_worker
+
+            shared_worker().start()
 
     def start(self, input_node, *args: Any, **options: Any) -> ModuleJob:
         """Check and write the inputs (start hook) and start the child; returns at once.
