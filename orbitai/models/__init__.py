@@ -27,8 +27,12 @@ def register(name: str):
     return deco
 
 
-def _load_all() -> None:
+def _load_all(until: str | None = None) -> None:
+    """Import the architecture modules in order, stopping once ``until`` is registered: building an
+    SV-net imports svnet alone, not the modules (and heavy packages) of the other networks."""
     for mod in _ARCH_MODULES:
+        if until is not None and until in _REGISTRY:
+            return
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:
@@ -42,7 +46,7 @@ def available() -> list[str]:
 
 
 def build_model(name: str, **kwargs) -> torch.nn.Module:
-    _load_all()
+    _load_all(until=name)
     if name not in _REGISTRY:
         raise KeyError(f"Unknown architecture {name!r}; known: {', '.join(sorted(_REGISTRY)) or 'none'}")
     return _REGISTRY[name](**kwargs)

@@ -32,13 +32,17 @@ V-Net weight count: the paper's 9.6 M cannot be reproduced with V-Net as publish
 21 x 5x5x5 layout at widths 16-256 has 65.2 M parameters; MONAI's ``VNet`` follows a reduced
 PyTorch port with 16 5x5x5 convolutions and has 45.6 M), so MONAI's VNet is not used and "vnet"
 below is Milletari's layout built with the same blocks as SV-net (BN + ReLU).
+
+The blocks are plain torch laid out as MONAI's ``Convolution`` (``conv``, ``adn.N``, ``adn.A``) and
+``ResidualUnit`` (``conv.unit<i>``, identity ``residual``) are, so that bundles' state dicts keep their keys
+and the outputs are MONAI's (tested): importing MONAI costs seconds at every start of a prediction.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Sequence
 
 import torch
-from monai.networks.blocks import Convolution, ResidualUnit
 from torch import nn
 
 from orbitai.models import register
@@ -52,19 +56,45 @@ SVNET_LABELS: tuple[str, ...] = ("background", "superior_rectus", "lateral_rectu
                                  "inferior_rectus", "optic_nerve")
 
 
+_CONV = {(2, False): nn.Conv2d, (3, False): nn.Conv3d, (2, True): nn.ConvTranspose2d, (3, True): nn.ConvTranspose3d}
+_NORM = {2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
+
+
+class ConvBlock(nn.Sequential):
+    """Convolution, then BatchNorm -> ReLU unless ``conv_only`` (children ``conv`` and ``adn`` =
+    Sequential(``N``, ``A``), MONAI ``Convolution``'s names)."""
+
+    def __init__(self, dims: int, cin: int, cout: int, kernel: int, *, strides: int = 1, transposed: bool = False,
+                 padding: int = 0, bias: bool = False, conv_only: bool = False) -> None:
+        super().__init__()
+        self.add_module("conv", _CONV[dims, transposed](cin, cout, kernel, stride=strides, padding=padding, bias=bias))
+        if not conv_only:
+            self.add_module("adn", nn.Sequential(OrderedDict(N=_NORM[dims](cout), A=nn.ReLU())))
+
+
+class ResidualStage(nn.Module):
+    """``n`` ConvBlocks (``conv.unit0``...) plus the identity shortcut (channels and size unchanged)."""
+
+    def __init__(self, dims: int, channels: int, n: int, kernel: int) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(OrderedDict((f"unit{i}", ConvBlock(dims, channels, channels, kernel,
+                                                                     padding=kernel // 2)) for i in range(n)))
+        self.residual = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) + self.residual(x)
+
+
 def _conv(dims: int, cin: int, cout: int, kernel: int, *, strides: int = 1, transposed: bool = False,
-          padding: int | None = None) -> Convolution:
-    """Convolution -> BatchNorm -> ReLU (MONAI block; conv bias off because BN follows)."""
-    return Convolution(dims, cin, cout, strides=strides, kernel_size=kernel, adn_ordering="NA",
-                       act="RELU", norm="BATCH", bias=False, is_transposed=transposed,
-                       padding=kernel // 2 if padding is None else padding,
-                       output_padding=0 if transposed else None)
+          padding: int | None = None) -> ConvBlock:
+    """Convolution -> BatchNorm -> ReLU (conv bias off because BN follows)."""
+    return ConvBlock(dims, cin, cout, kernel, strides=strides, transposed=transposed,
+                     padding=kernel // 2 if padding is None else padding)
 
 
 class _InputStage(nn.Module):
     """V-Net's first stage: n convs from ``in_channels`` to ``width``, residual = input repeated
-    over the channels. Hand-written because MONAI's ResidualUnit would add a 1x1 projection conv
-    for the channel change, which neither V-Net nor SV-net has."""
+    over the channels (no 1x1 projection for the channel change: neither V-Net nor SV-net has one)."""
 
     def __init__(self, dims: int, in_channels: int, width: int, n_convs: int, kernel: int) -> None:
         super().__init__()
@@ -111,19 +141,16 @@ class VNetLike(nn.Module):
             self.down.append(_conv(d, widths[lvl], widths[lvl + 1], 2, strides=2, padding=0))
             n = enc[lvl + 1] if lvl + 1 < self.n_down else bottom
             # Residual stage: n x (conv-BN-ReLU), identity shortcut (channels unchanged).
-            self.enc.append(ResidualUnit(d, widths[lvl + 1], widths[lvl + 1], strides=1, kernel_size=k,
-                                         subunits=n, adn_ordering="NA", act="RELU", norm="BATCH",
-                                         bias=False))
+            self.enc.append(ResidualStage(d, widths[lvl + 1], n, k))
         self.up = nn.ModuleList()
         self.dec = nn.ModuleList()
         prev = widths[-1]
         for i, lvl in enumerate(reversed(range(self.n_down))):
             stage = 2 * widths[lvl]
             self.up.append(_conv(d, prev, widths[lvl], 2, strides=2, transposed=True, padding=0))
-            self.dec.append(ResidualUnit(d, stage, stage, strides=1, kernel_size=k, subunits=dec[i],
-                                         adn_ordering="NA", act="RELU", norm="BATCH", bias=False))
+            self.dec.append(ResidualStage(d, stage, dec[i], k))
             prev = stage
-        self.head = Convolution(d, prev, out_channels, kernel_size=1, conv_only=True, bias=True)
+        self.head = ConvBlock(d, prev, out_channels, 1, bias=True, conv_only=True)
 
     @property
     def size_multiple(self) -> int:

@@ -33,6 +33,7 @@ class SegResult:
     seconds: float = 0.0
     confidence: Volume | None = None  # max class probability per voxel (input grid)
     window_seconds: float = 0.0          # the sliding-window inference alone
+    prep_seconds: float = 0.0            # resampling to the model grid and normalising
 
 
 def segment(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "overlap",
@@ -48,6 +49,7 @@ def segment(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "o
     warnings = field_of_view_warnings(vol) + modality_warnings
     for w in warnings:
         log.warning(w)
+    t1 = time.perf_counter()
     res = predict(vol, model, spec, window, device, progress=progress, sw_batch_size=sw_batch_size,
                   mirror=mirror, check=False)
     labels_arr = np.zeros(vol.shape, np.uint8)
@@ -57,4 +59,5 @@ def segment(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "o
                                                   eyeball_class=eyeball_class(spec.structures)).array
     labels = vol.with_array(labels_arr)
     require_orbit(labels, spec.structures, min_eyeball_ml)
-    return SegResult(labels, warnings, time.perf_counter() - t0, res.confidence, res.window_seconds)
+    return SegResult(labels, warnings, time.perf_counter() - t0, res.confidence, res.window_seconds,
+                     res.prep_seconds + (t1 - t0))

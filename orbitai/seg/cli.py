@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
+from collections import defaultdict
 from pathlib import Path
 
 from orbitai.cli import add_device_option
@@ -22,13 +24,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Segment eyeballs, optic nerves and extraocular muscles on orbital CT/MRI.")
     s = p.add_subparsers(dest="seg_command", metavar="<seg command>", required=True)
 
-    pr = s.add_parser("predict", help="segment one image (NRRD/NIfTI/MHA file or DICOM folder)",
+    pr = s.add_parser("predict", help="segment one image, or several loading the model once",
                       description="Segment one orbital CT or MRI. Writes OUT/segmentation.seg.nrrd (Slicer segmentation "
                                   "in the input's geometry; for a DICOM series with gantry tilt or uneven slice "
                                   "spacing, on the regular grid it was resampled onto, which covers the series), "
                                   "OUT/volumes.csv (cm3 per structure and side) and OUT/result.json (model, warnings, "
-                                  "acquisition: what reading corrected, structures and volumes, files).")
-    pr.add_argument("image", help="input image file or DICOM series folder")
+                                  "acquisition: what reading corrected, structures and volumes, files). With several "
+                                  "images or --manifest, the model is loaded once and each case's files go to "
+                                  "OUT/<case>/ (the image's file name without its suffix, or the manifest's case_id); "
+                                  "a case is moved into place only when complete.")
+    pr.add_argument("image", nargs="*", metavar="IMAGE", help="input image file(s) or DICOM series folder(s)")
+    pr.add_argument("--manifest", help="CSV with case_id,image (batch: OUT/<case_id>/ per case)")
     pr.add_argument("--out", required=True, help="output folder")
     pr.add_argument("--model", help="bundle name or folder (default: the bundled model for the image's modality)")
     _add_window_options(pr)
@@ -73,35 +79,107 @@ def _add_window_options(p: argparse.ArgumentParser) -> None:
                         "step1: the paper's 32-slice window moved one slice at a time")
 
 
-def run_predict(args) -> int:
-    from orbitai.bundle.models import load_seg_model
-    from orbitai.device import run_with_fallback, select_device
+def _case_files() -> tuple[str, ...]:
+    """What one ``seg predict`` writes into its folder (OUT, or OUT/<case>/ in a batch)."""
+    from orbitai.result import RESULT_FILE
+    from orbitai.seg.result import SEGMENTATION_FILE, UNCERTAINTY_FILE, VOLUMES_FILE
+
+    return RESULT_FILE, SEGMENTATION_FILE, VOLUMES_FILE, UNCERTAINTY_FILE, LABELMAP_FILE
+
+
+def case_name(image: str) -> str:
+    """A case's folder name in a batch: the image's file name without its volume suffix (a DICOM
+    folder's own name)."""
+    name = Path(image).name
+    for suffix in sorted(VOLUME_SUFFIXES, key=len, reverse=True):
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _check_case_name(name: str, where: str) -> None:
+    if not name or name in (".", "..") or Path(name).name != name or "\\" in name:
+        raise UserError(f"{where}: {name!r} cannot name a folder under --out (one folder name: no '/', '\\', "
+                        "'.' or '..').")
+
+
+def predict_cases(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """(case name, image) of each image to segment; a single image without --manifest is named ''
+    (its files go to OUT itself). Raises one line for a bad manifest, a missing image or two cases
+    that would share a folder (also names differing only in case, one folder on case-insensitive disks)."""
+    if args.manifest and args.image:
+        raise UserError("Give images or --manifest, not both.")
+    if not args.manifest and not args.image:
+        raise UserError("Give an image to segment (or several), or --manifest CSV with case_id,image.")
+    if args.manifest:
+        from orbitai.cohort.manifest import read_manifest
+
+        cases = [(c.case_id, str(c.image)) for c in read_manifest(args.manifest, need_segmentation=False)]
+        for name, _ in cases:
+            _check_case_name(name, f"Manifest {args.manifest}: case_id")
+    elif len(args.image) == 1:
+        cases = [("", args.image[0])]
+    else:
+        cases = [(case_name(image), image) for image in args.image]
+        for (name, image) in cases:
+            _check_case_name(name, f"Image {image}")
+    seen: dict[str, str] = {}
+    for name, image in cases:
+        if not Path(image).exists():
+            raise FileNotFoundError(2, "No such file or directory", image)
+        if name.casefold() in seen:
+            raise UserError(f"{seen[name.casefold()]} and {image} would both be written to {Path(args.out) / name}; "
+                            "rename one, or list them in a --manifest with distinct case_ids.")
+        seen[name.casefold()] = image
+    return cases
+
+
+class _ModelCache:
+    """The segmentation models a run needs, each loaded once: the one named by --model, or the
+    bundled default of each modality met (a batch mixing CT and MRI loads both)."""
+
+    def __init__(self, name: str | None, device) -> None:
+        self.name, self.device = name, device
+        self.loaded: dict[bool | None, tuple] = {}
+
+    def get(self, is_ct: bool) -> tuple:
+        from orbitai.bundle.models import load_seg_model
+
+        key = None if self.name else is_ct
+        if key not in self.loaded:
+            self.loaded[key] = load_seg_model(self.name, is_ct, self.device)
+        return self.loaded[key]
+
+
+def predict_one(image: str, out: Path, args: argparse.Namespace, models: _ModelCache, progress) -> dict[str, float]:
+    """Segment ``image`` into the folder ``out`` (written staged, moved in complete) and print its
+    summary; returns the seconds of each stage (read, model, preprocess, window, postprocess,
+    volumes, write)."""
+    import time
+
+    from orbitai.device import run_with_fallback
     from orbitai.io import read_scan, require_finite, write_volume
-    from orbitai.progress import emit
     from orbitai.orbit.rules import structure_volumes
     from orbitai.orbit.segment import segment
     from orbitai.preprocess.checks import check_spacing, image_is_ct, looks_like_ct
     from orbitai.preprocess.slices import structure_gap_warnings
-    from orbitai.result import RESULT_FILE, check_outputs
-    from orbitai.seg.result import SEGMENTATION_FILE, UNCERTAINTY_FILE, VOLUMES_FILE, SegmentationResult
+    from orbitai.seg.result import SegmentationResult
 
-    out = check_outputs(args.out, [args.image],
-                        (RESULT_FILE, SEGMENTATION_FILE, VOLUMES_FILE, UNCERTAINTY_FILE, LABELMAP_FILE))
-    if out.name.lower().endswith(VOLUME_SUFFIXES):
-        raise UserError(f"--out takes a folder (OUT/segmentation.seg.nrrd, volumes.csv and result.json are "
-                        f"written there); got the file name {out}.")
-    vol, acquisition = read_scan(args.image)     # tilted / unevenly spaced DICOM resampled, values in HU
+    t0 = time.perf_counter()
+    vol, acquisition = read_scan(image)     # tilted / unevenly spaced DICOM resampled, values in HU
     require_finite(vol, "image")
-    check_spacing(vol, args.image)
-    is_ct = looks_like_ct(vol) if args.model else image_is_ct(vol, args.image)   # refuses 8-bit CT
+    check_spacing(vol, image)
+    is_ct = looks_like_ct(vol) if args.model else image_is_ct(vol, image)   # refuses 8-bit CT
     for note in acquisition.notes:
         print(f"note: {note}")
-    device = select_device(args.device)
-    emit(0, 1, "loading model")
-    bundle, model, spec = load_seg_model(args.model, is_ct, device)
-    log.info("model %s on %s, window %s", bundle.name, device, args.window)
-    res = run_with_fallback(lambda d: segment(vol, model, spec, args.window, d, progress=emit,
-                                              mirror=not args.no_mirror), device)
+    t1 = time.perf_counter()
+    progress(0, 1, "loading model")
+    bundle, model, spec = models.get(is_ct)
+    t2 = time.perf_counter()
+    log.info("model %s on %s, window %s", bundle.name, models.device, args.window)
+    res = run_with_fallback(lambda d: segment(vol, model, spec, args.window, d, progress=progress,
+                                              mirror=not args.no_mirror), models.device)
+    t3 = time.perf_counter()
     rows = structure_volumes(res.labels, spec.structures)
     # structures lying where the acquired slices are too far apart for them: said, not guessed silently
     gap_warnings = structure_gap_warnings(res.labels.array, res.labels.ijk_to_lps(),
@@ -112,21 +190,83 @@ def run_predict(args) -> int:
     if args.uncertainty and res.confidence is not None:
         uncertainty = res.confidence.with_array((1.0 - res.confidence.array).astype("float32"))
     result = SegmentationResult(res.labels, rows, bundle.name, warnings, uncertainty,
-                                {"device": str(device), "window": args.window, "seconds": round(res.seconds, 3),
+                                {"device": str(models.device), "window": args.window, "seconds": round(res.seconds, 3),
                                  "window_seconds": round(res.window_seconds, 3),
                                  "acquisition": acquisition.to_json()})
+    t4 = time.perf_counter()
 
     def write_labelmap(tmp: Path) -> dict[str, str]:
         return {"labelmap": write_volume(res.labels, tmp / LABELMAP_FILE).name}
 
     # written into a temporary folder beside OUT and moved into place only when complete
     result.write(out, extra=write_labelmap if args.labelmap else None)
+    t5 = time.perf_counter()
     for w in warnings:
         print(f"warning: {w}")
     print(f"wrote {out}/result.json ({len(rows)} structures, {res.seconds:.1f} s, model {bundle.name})")
     print(f"timing: window {res.window_seconds:.2f} s, total {res.seconds:.2f} s")
+    stages = {"read": t1 - t0, "model": t2 - t1, "preprocess": res.prep_seconds, "window": res.window_seconds,
+              "postprocess": (t3 - t2) - res.prep_seconds - res.window_seconds, "volumes": t4 - t3, "write": t5 - t4}
+    print("timing stages: " + ", ".join(f"{k} {v:.2f} s" for k, v in stages.items()))
     for r in rows:
         print(f"  {r['name']:<36} {r['volume_cm3']:.3f} cm3")
+    return stages
+
+
+def run_predict(args) -> int:
+    import time
+
+    from orbitai.device import select_device
+    from orbitai.errors import InputError
+    from orbitai.progress import emit
+    from orbitai.result import check_outputs
+
+    t_start = time.perf_counter()
+    cases = predict_cases(args)
+    # every output checked against every input before any work: a case's own image and manifest, and
+    # the other cases' images lying in its folder (an earlier case must not overwrite a later one's input)
+    root, inside = Path(args.out).resolve(), defaultdict(list)
+    for _, image in cases:
+        parts = Path(image).resolve().parts
+        if len(parts) > len(root.parts) + 1 and parts[:len(root.parts)] == root.parts:
+            inside[parts[len(root.parts)].casefold()].append(image)
+    outs = [check_outputs(Path(args.out) / name, [image, args.manifest, *inside[name.casefold()]], _case_files())
+            for name, image in cases]
+    if Path(args.out).name.lower().endswith(VOLUME_SUFFIXES):
+        raise UserError(f"--out takes a folder (OUT/segmentation.seg.nrrd, volumes.csv and result.json are "
+                        f"written there); got the file name {args.out}.")
+    device = select_device(args.device)
+    models = _ModelCache(args.model, device)
+    if len(cases) == 1 and not args.manifest:
+        predict_one(cases[0][1], outs[0], args, models, emit)
+        print(f"timing: command {time.perf_counter() - t_start:.2f} s")
+        return 0
+    n, done, failed, windows = len(cases), [], [], 0.0
+    try:
+        for i, ((name, image), out) in enumerate(zip(cases, outs)):
+            print(f"case {i + 1}/{n}: {name} ({image})", flush=True)
+
+            def progress(d: int, t: int, message: str, i: int = i, name: str = name) -> None:
+                # one bar over the batch: each case a hundredth-step share of it
+                emit(100 * i + (100 * d) // max(t, 1), 100 * n, f"case {i + 1}/{n} {name}: {message}")
+
+            try:
+                stages = predict_one(image, out, args, models, progress)
+            except InputError as exc:   # a bad image stops its case, not the batch
+                failed.append(name)
+                print(f"error: case {name}: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
+                continue
+            windows += stages["window"]
+            done.append(name)
+    except KeyboardInterrupt:
+        print(f"cancelled after {len(done)} of {n} cases; complete in {args.out}: {', '.join(done) or 'none'}",
+              file=sys.stderr, flush=True)
+        raise
+    emit(100 * n, 100 * n, "done")
+    print(f"timing: batch {len(done)} of {n} cases, windows {windows:.2f} s, command {time.perf_counter() - t_start:.2f} s")
+    if failed:
+        raise UserError(f"{len(failed)} of {n} cases failed ({', '.join(failed)}; the reasons are above); "
+                        f"the other {len(done)} are written in {args.out}.")
     return 0
 
 

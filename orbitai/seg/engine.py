@@ -7,16 +7,20 @@ Two window modes over the resampled scan:
 
 * ``step1`` — the SV-net paper's scheme: windows of 32 slices moved along Z one slice at a
   time (every slice is predicted up to 32 times, plain averaging);
-* ``overlap`` (default) — MONAI's overlapped sliding window with Gaussian weighting, a few
-  windows per axis. Same masks in a fraction of the time (see benchmarks/bench_segmentation.py).
+* ``overlap`` (default) — overlapped sliding window with Gaussian weighting, a few windows per
+  axis. Same masks in a fraction of the time (see benchmarks/bench_segmentation.py).
+
+The windows are placed, weighted and blended as MONAI's ``sliding_window_inference`` does (the same
+numbers, tested), in plain torch: importing MONAI costs seconds at every start of a prediction.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Callable
 
 import numpy as np
 import SimpleITK as sitk
@@ -64,23 +68,75 @@ def _divisible(n: int, d: int) -> int:
     return int(math.ceil(n / d) * d)
 
 
+def window_starts(n: int, roi: int, overlap: float) -> list[int]:
+    """Start indices of the windows of length ``roi`` covering ``n >= roi`` voxels, each
+    ``int(roi * (1 - overlap))`` (at least 1) after the previous one, the last one ending at ``n``."""
+    step = roi if roi == n else max(1, int(roi * (1 - overlap)))
+    count = next((d + 1 for d in range(math.ceil(n / step)) if d * step + roi >= n), 1)
+    return [i * step - max(i * step + roi - n, 0) for i in range(count)]
+
+
+def window_weights(roi: tuple[int, ...], mode: str, sigma_scale: float = 0.125,
+                   device: torch.device | str = "cpu") -> torch.Tensor:
+    """The blending weight of each voxel of a window: 1 (``constant``) or a separable Gaussian of
+    sigma ``sigma_scale * roi``, highest in the centre (``gaussian``), never below 1e-3."""
+    w = torch.ones(roi, dtype=torch.float32, device=device)
+    if mode == "gaussian":
+        for i, n in enumerate(roi):
+            x = torch.arange(-(n - 1) / 2.0, (n - 1) / 2.0 + 1, dtype=torch.float32, device=device)
+            g = torch.exp(x ** 2 / (-2 * (n * sigma_scale) ** 2))
+            w = g if i == 0 else w.unsqueeze(-1) * g
+    elif mode != "constant":
+        raise ValueError(f"Unknown blending mode {mode!r}; use 'constant' or 'gaussian'.")
+    return w.clamp(min=max(float(w.min()), 1e-3))
+
+
+def blend_windows(x: torch.Tensor, roi: tuple[int, ...], predictor: Callable[[torch.Tensor], torch.Tensor],
+                  overlap: float, mode: str, sw_batch_size: int = 1) -> torch.Tensor:
+    """Predictions of ``predictor`` over windows of size ``roi`` on ``x`` (N=1, C, *spatial), blended by
+    :func:`window_weights`. A scan smaller than ``roi`` is padded with zeros around it (half before,
+    half after) and the padding cropped off again."""
+    spatial = x.shape[2:]
+    before = [max(r - n, 0) // 2 for n, r in zip(spatial, roi)]
+    after = [max(r - n, 0) - b for n, r, b in zip(spatial, roi, before)]
+    if any(before) or any(after):   # F.pad lists the last axis first
+        x = torch.nn.functional.pad(x, [d for k in reversed(range(len(roi))) for d in (before[k], after[k])])
+    size = x.shape[2:]
+    all_: tuple[slice, ...] = (slice(None), slice(None))
+    boxes = [all_ + tuple(slice(s, s + r) for s, r in zip(st, roi))
+             for st in itertools.product(*(window_starts(n, r, overlap) for n, r in zip(size, roi)))]
+    weights = window_weights(roi, mode, device=x.device)[None, None]
+    count = torch.zeros((1, 1, *size), dtype=x.dtype, device=x.device)
+    for b in boxes:
+        count[b] += weights
+    out: torch.Tensor | None = None
+    for first in range(0, len(boxes), sw_batch_size):
+        batch = boxes[first:first + sw_batch_size]
+        pred = predictor(torch.cat([x[b] for b in batch])) * weights
+        if out is None:
+            out = torch.zeros((x.shape[0], pred.shape[1], *size), dtype=x.dtype, device=x.device)
+        for p, b in zip(pred, batch):
+            out[b] += p
+    assert out is not None       # at least one window covers any scan
+    out /= count
+    return out[all_ + tuple(slice(b, b + n) for b, n in zip(before, spatial))]
+
+
 def sliding_window(x: torch.Tensor, model: torch.nn.Module, patch_dhw, window: str = "overlap",
                    overlap: float = 0.5, sw_batch_size: int = 1, progress: ProgressCallback | None = None,
                    divisor: int = 16, max_inplane: int = 256, max_slices: int = 64) -> torch.Tensor:
-    """Logits for a (1, 1, D, H, W) tensor by MONAI's sliding-window inference.
+    """Logits for a (1, 1, D, H, W) tensor by sliding-window inference (:func:`blend_windows`).
 
     ``step1`` uses windows spanning the whole slice in-plane and ``patch_dhw[0]`` slices,
     moved one slice at a time with plain averaging (the paper); ``overlap`` uses windows spanning
     up to ``max_slices`` slices and ``max_inplane`` voxels in-plane (at least the bundle's window),
     half overlapping, blended with Gaussian weights.
     """
-    from monai.inferers import sliding_window_inference
-
     D, H, W = x.shape[2:]
+    roi: tuple[int, ...]
     if window == "step1":
         roi = (patch_dhw[0], _divisible(H, divisor), _divisible(W, divisor))
         ov, mode = (roi[0] - 1) / roi[0], "constant"
-        total = max(1, D - roi[0] + 1)
     elif window == "overlap":
         # The network is fully convolutional: the window grows to the whole slice in-plane (up to
         # max_inplane voxels) and to max_slices slices, so a voxel is seen by 1-2 windows instead
@@ -88,12 +144,9 @@ def sliding_window(x: torch.Tensor, model: torch.nn.Module, patch_dhw, window: s
         roi = tuple(max(p, min(_divisible(n, divisor), cap))
                     for p, n, cap in zip(patch_dhw, (D, H, W), (max_slices, max_inplane, max_inplane)))
         ov, mode = overlap, "gaussian"
-        total = 1
-        for n, r in zip((D, H, W), roi):
-            step = max(1, int(r * (1 - ov)))
-            total *= 1 if n <= r else int(math.ceil((n - r) / step)) + 1
     else:
         raise ValueError(f"Unknown window mode {window!r}; use 'overlap' or 'step1'.")
+    total = math.prod(len(window_starts(max(n, r), r, ov)) for n, r in zip((D, H, W), roi))
     done = [0]
     batches = int(math.ceil(total / sw_batch_size))
 
@@ -105,9 +158,7 @@ def sliding_window(x: torch.Tensor, model: torch.nn.Module, patch_dhw, window: s
         return out
 
     with torch.inference_mode():
-        # one tensor, as the predictor returns one (MONAI's return type also allows tuples and dicts)
-        return cast(torch.Tensor, sliding_window_inference(x, roi, sw_batch_size, predictor, overlap=ov, mode=mode,
-                                                           padding_mode="constant", cval=0.0))
+        return blend_windows(x, roi, predictor, ov, mode, sw_batch_size)
 
 
 def foreground_box(fg: np.ndarray, grid: sitk.Image, vol: Volume, margin_mm: float = 5.0) -> Box | None:
@@ -155,6 +206,7 @@ class EngineResult:
     warnings: list[str]
     seconds: float = 0.0
     window_seconds: float = 0.0          # the sliding-window inference alone
+    prep_seconds: float = 0.0            # resampling to the model grid and normalising
 
     def class_map(self) -> Volume:
         """The class map on the whole input grid (0 outside ``box``)."""
@@ -224,4 +276,5 @@ def predict(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "o
         classes = sub_vol.with_array(cls)
         confidence[sub] = best
     del probs
-    return EngineResult(classes, box, vol.with_array(confidence), warnings, time.perf_counter() - t0, t_window)
+    return EngineResult(classes, box, vol.with_array(confidence), warnings, time.perf_counter() - t0, t_window,
+                        t1 - t0)
