@@ -139,7 +139,7 @@ def check_cancel_leaves_scene_unchanged(ctx, logic, input_node, options: dict[st
             panel.controller.apply()          # the button reads Cancel now
         else:
             panel.controller.sceneClosing()
-        assert job.job.proc is not None and job.job.proc.poll() is not None, f"{how}: the child still runs"
+        assert job.job.started and job.finished, f"{how}: the job still runs"
         assert not panel.controller.running and panel.view.inputsEnabled and panel.view.button[0] == "Apply"
         assert panel.view.statuses[-1].startswith("Cancelled; the scene was not changed."), panel.view.statuses
         assert not panel.view.errors and not job.workdir.exists()
