@@ -78,9 +78,14 @@ neuro-models: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m orbitai neuro train --manifest $(NEURO)/manifest.csv --config resnet3d34-demo --holdout 0 --device cpu --out $(MODELS)/neuro_resnet3d34_demo
 
 # White-matter lesion segmentation demo (2.5D MONAI U-Net) on 48 brain phantoms (MS 16000-16023, NMOSD
-# 16100-16123), 1300 steps; ~30 min on 2 CPU cores.
+# 16100-16123), three stages each fine-tuning the previous one (--init): 1300 steps voxel-balanced, then
+# 1500 steps lesion-balanced with fainter lesion contrast, then 1500 steps with confluent periventricular
+# lesions in half the MS phantoms; ~75 min on 2 CPU cores.
+LESION := build/neuro_lesion
 neuro-lesion-model: $(STAMP)
-	$(PY) -m orbitai.neuro.lesionseg_train --out $(MODELS)/neuro_lesion_unet_demo --work build/neuro_lesion_train --ms-seeds 16000:16024 --nmosd-seeds 16100:16124 --iterations 1300 --batch 16 --lr 0.002 --seed 16 --lesion-sampling voxel --contrast-min 0.5 --threads 1
+	$(PY) -m orbitai.neuro.lesionseg_train --out $(LESION)_stage1 --work $(LESION)_train1 --ms-seeds 16000:16024 --nmosd-seeds 16100:16124 --iterations 1300 --batch 16 --lr 0.002 --seed 16 --lesion-sampling voxel --contrast-min 0.5 --threads 1
+	$(PY) -m orbitai.neuro.lesionseg_train --out $(LESION)_stage2 --work $(LESION)_train2 --init $(LESION)_stage1 --ms-seeds 16000:16024 --nmosd-seeds 16100:16124 --iterations 1500 --batch 16 --lr 0.001 --seed 26 --lesion-sampling lesion --contrast-min 0.35 --threads 2
+	$(PY) -m orbitai.neuro.lesionseg_train --out $(MODELS)/neuro_lesion_unet_demo --work $(LESION)_train3 --init $(LESION)_stage2 --ms-seeds 16000:16024 --nmosd-seeds 16100:16124 --iterations 1500 --batch 16 --lr 0.001 --seed 36 --lesion-sampling lesion --contrast-min 0.35 --confluent 0.5 --threads 2
 
 clean:
 	rm -rf $(VENV) demo_output
