@@ -114,6 +114,9 @@ CANCEL_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") i
 
 
 def _cancel(signum: int, frame: Any) -> NoReturn:
+    from orbitai.progress import set_cancel_pending
+
+    set_cancel_pending(True)      # raised again at the next progress line if this one is swallowed
     raise KeyboardInterrupt(f"signal {signum}")
 
 
@@ -125,13 +128,20 @@ def cancel_on_signals() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, _cancel) for sig in CANCEL_SIGNALS
+    from orbitai.progress import set_cancel_pending
+
+    sigs = list(CANCEL_SIGNALS)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:   # Ctrl-C: the same, with the flag
+        sigs.append(signal.SIGINT)
+    set_cancel_pending(False)
+    previous = {sig: signal.signal(sig, _cancel) for sig in sigs
                 if signal.getsignal(sig) is not signal.SIG_IGN}  # an ignored signal (nohup) stays ignored
     try:
         yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        set_cancel_pending(False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,9 +13,25 @@ PROGRESS_RE = re.compile(r"^PROGRESS (\d+)/(\d+)(?: (.*))?$")
 
 ProgressCallback = Callable[[int, int, str], None]
 
+#: Set by `orbitai.cli`'s cancel-signal handler. Python swallows an exception raised by a signal handler
+#: that runs inside a callback whose errors are ignored (an import lock's weakref callback, a __del__),
+#: so a cancel could be lost and the command finish and write its results; the next progress line
+#: raises it again.
+_cancel_pending = False
+
+
+def set_cancel_pending(pending: bool) -> None:
+    """Mark (or clear) a cancel request that `emit` turns into ``KeyboardInterrupt``."""
+    global _cancel_pending
+    _cancel_pending = bool(pending)
+
 
 def emit(done: int, total: int, message: str = "", stream=None) -> None:
-    """Print one machine-readable progress line and flush it at once."""
+    """Print one machine-readable progress line and flush it at once; raises ``KeyboardInterrupt`` when
+    a cancel signal arrived whose interrupt was lost (see ``_cancel_pending``)."""
+    if _cancel_pending:
+        set_cancel_pending(False)
+        raise KeyboardInterrupt("cancelled")
     stream = stream or sys.stdout
     message = " ".join(str(message).split())  # one line
     stream.write(f"PROGRESS {int(done)}/{int(total)} {message}\n")
