@@ -17,6 +17,7 @@ from typing import Any, Iterator, NoReturn, Sequence
 
 from orbitai import __version__
 from orbitai.errors import OrbitAIError, one_line
+from orbitai.progress import set_cancel_pending
 from orbitai.staging import disk_full
 
 __all__ = ["main", "build_parser", "add_device_option"]
@@ -114,8 +115,6 @@ CANCEL_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") i
 
 
 def _cancel(signum: int, frame: Any) -> NoReturn:
-    from orbitai.progress import set_cancel_pending
-
     set_cancel_pending(True)      # raised again at the next progress line if this one is swallowed
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -128,8 +127,6 @@ def cancel_on_signals() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    from orbitai.progress import set_cancel_pending
-
     sigs = list(CANCEL_SIGNALS)
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:   # Ctrl-C: the same, with the flag
         sigs.append(signal.SIGINT)

@@ -136,6 +136,9 @@ class _Interrupt:
 
     def __call__(self, signum: int, frame: Any) -> None:
         if self.running:
+            from orbitai.progress import set_cancel_pending
+
+            set_cancel_pending(True)   # as orbitai.cli's handler: a swallowed interrupt comes back at the next progress line
             raise KeyboardInterrupt("cancelled by the parent")
 
 
