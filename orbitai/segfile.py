@@ -28,6 +28,7 @@ from typing import Mapping, cast
 import numpy as np
 import SimpleITK as sitk
 
+from orbitai.boxes import bbox
 from orbitai.io import Volume, VolumeError, write_image
 
 __all__ = ["LabelInfo", "orbit_table", "lesion_table", "write_segmentation", "read_segmentation",
@@ -106,28 +107,28 @@ def write_segmentation(labels: Volume, path: str | os.PathLike,
         if not np.all(np.equal(np.mod(arr, 1), 0)):
             raise VolumeError("A label map must hold integer values.")
     tab = _as_table(table)
-    present = set(int(v) for v in np.unique(arr)) - {0}
+    box = bbox(arr != 0)                   # every segment lies in here: the work below is done on it only
+    sub = arr[box] if box is not None else arr[:0, :0, :0]
+    present = set(int(v) for v in np.unique(sub)) - {0}
     unknown = sorted(present - set(tab))
     if unknown:
         raise VolumeError(f"Label values {unknown} are not in the label table ({sorted(tab)}).")
-    dtype = np.uint8 if max(tab, default=0) < 256 and arr.min() >= 0 else np.int16
-    vol = Volume(arr.astype(dtype), labels.spacing, labels.origin, labels.direction)
+    dtype = np.uint8 if max(tab, default=0) < 256 and (sub.size == 0 or sub.min() >= 0) else np.int16
+    vol = Volume(arr.astype(dtype, copy=False), labels.spacing, labels.origin, labels.direction)
     img = vol.to_sitk()
     meta: dict[str, str] = {}
     n = 0
     for value in sorted(tab):
         info = tab[value]
-        mask = arr == value
-        if not mask.any():
+        found = bbox(sub == value) if value in present else None
+        if found is None:
             if not include_empty:
                 continue
             extent = "0 -1 0 -1 0 -1"
         else:
-            ext = []
-            for ax in (2, 1, 0):  # i, j, k
-                idx = np.nonzero(mask.any(axis=tuple(a for a in range(3) if a != ax)))[0]
-                ext += [int(idx[0]), int(idx[-1])]
-            extent = " ".join(str(e) for e in ext)
+            assert box is not None
+            # Slicer's extent: first and last i, j, k of the segment in the whole image
+            extent = " ".join(f"{b.start + f.start} {b.start + f.stop - 1}" for f, b in zip(found[::-1], box[::-1]))
         r, g, b = (c / 255.0 for c in info.colour)
         p = f"Segment{n}_"
         meta[p + "ID"] = info.name

@@ -5,6 +5,7 @@ from typing import Sequence, cast
 
 import numpy as np
 
+from orbitai.boxes import Region, bbox  # noqa: F401  (re-exported for the annotation tools)
 from orbitai.errors import InputError
 
 
@@ -12,7 +13,6 @@ class AnnotationError(InputError):
     """Bad input to an annotation tool; the message says what is wrong and what to do."""
 
 
-Region = tuple[slice, slice, slice]
 
 
 def check_image(image: np.ndarray, spacing: Sequence[float] | None = None, what: str = "image"):
@@ -89,16 +89,6 @@ def region_around(point, size_mm: float | Sequence[float], spacing, shape) -> Re
     half = np.ceil(size / spacing_kji(spacing) / 2.0).astype(int)
     p = np.asarray(point, int)
     return normalize_region(tuple(slice(int(c - h), int(c + h + 1)) for c, h in zip(p, half)), shape)
-
-
-def bbox(mask: np.ndarray, margin_vox=0) -> Region | None:
-    """Bounding box of a mask grown by ``margin_vox`` (scalar or per axis), clipped; None if empty."""
-    idx = [np.nonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != ax)))[0] for ax in range(mask.ndim)]
-    if any(len(i) == 0 for i in idx):
-        return None
-    m = np.broadcast_to(np.asarray(margin_vox, int), (mask.ndim,))
-    return cast(Region, tuple(slice(max(0, int(i[0] - g)), min(n, int(i[-1] + g + 1)))
-                              for i, g, n in zip(idx, m, mask.shape)))
 
 
 def noise_sigma(a: np.ndarray) -> float:

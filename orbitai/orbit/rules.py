@@ -4,11 +4,12 @@ guard and structure volumes. Torch-free."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import SimpleITK as sitk
 
+from orbitai.boxes import Region, bbox
 from orbitai.io import Volume, VolumeError
 from orbitai.labels import GROUPS, ORBIT_LABELS, values_for
 from orbitai.preprocess.checks import field_of_view_mm
@@ -54,36 +55,38 @@ def field_of_view_warnings(vol: Volume) -> list[str]:
 
 
 # --------------------------------------------------------------------- post-processing
-def midline_split(classes: Volume, eyeball_class: int = 1) -> np.ndarray:
-    """Boolean array, True on the patient's left (LPS +x) of the midline.
-
-    The midline is the plane through the midpoint of the two eyeball centroids (found as the
-    two largest eyeball components), perpendicular to the line joining them; without two
-    eyeballs it falls back to the LPS x coordinate of the volume centre.
-    """
-    arr = classes.array
-    k, j, i = np.indices(arr.shape, sparse=True)  # type: ignore[misc]  # numpy's stub: tuple[()] for this shape type
-    lin = classes.ijk_to_lps()
-    # LPS x of every voxel (broadcast over the sparse index grids).
-    x = lin[0, 0] * i + lin[0, 1] * j + lin[0, 2] * k + lin[0, 3]
-    eye = arr == eyeball_class
-    centre_x = None
-    if eye.any():
-        cc = sitk.RelabelComponent(sitk.ConnectedComponent(sitk.GetImageFromArray(eye.astype(np.uint8))),
+def midline_x(classes: Volume, eyeball_class: int = 1) -> float:
+    """LPS x of the patient's midline: the midpoint of the centroids of the two largest eyeball
+    components, or without two eyeballs the x of the volume centre."""
+    eye = classes.array == eyeball_class
+    box = bbox(eye)
+    if box is not None:
+        cc = sitk.RelabelComponent(sitk.ConnectedComponent(sitk.GetImageFromArray(eye[box].astype(np.uint8))),
                                    sortByObjectSize=True)
-        cca = sitk.GetArrayFromImage(cc)
-        cents = []
-        for lab in (1, 2):
-            idx = np.argwhere(cca == lab)
-            if len(idx):
-                kk, jj, ii = idx.mean(axis=0)
-                cents.append(classes.index_to_physical((ii, jj, kk))[0])
+        stats = sitk.LabelShapeStatisticsImageFilter()
+        stats.Execute(cc)      # centroids in the crop's (i, j, k) index units: unit spacing, zero origin
+        offset = np.array([box[2].start, box[1].start, box[0].start], float)
+        cents = [classes.index_to_physical(np.asarray(stats.GetCentroid(lab)) + offset)[0]
+                 for lab in (1, 2) if stats.HasLabel(lab)]
         if len(cents) == 2:
-            centre_x = 0.5 * (cents[0] + cents[1])
-    if centre_x is None:
-        ctr = (np.array(classes.size_xyz) - 1) / 2.0
-        centre_x = classes.index_to_physical(ctr)[0]
-    return np.broadcast_to(x > centre_x, arr.shape)
+            return 0.5 * (cents[0] + cents[1])
+    return float(classes.index_to_physical((np.array(classes.size_xyz) - 1) / 2.0)[0])
+
+
+def left_of(classes: Volume, centre_x: float, box: Region | None = None) -> np.ndarray:
+    """Boolean array over ``box`` of ``classes`` (default: all of it), True on the patient's left
+    (LPS x above ``centre_x``)."""
+    b: Region = box or cast(Region, tuple(slice(0, n) for n in classes.shape))
+    k, j, i = (np.arange(s.start, s.stop)[tuple(slice(None) if a == ax else None for a in range(3))]
+               for ax, s in enumerate(b))
+    lin = classes.ijk_to_lps()
+    x = lin[0, 0] * i + lin[0, 1] * j + lin[0, 2] * k + lin[0, 3]
+    return np.broadcast_to(x > centre_x, tuple(s.stop - s.start for s in b))
+
+
+def midline_split(classes: Volume, eyeball_class: int = 1) -> np.ndarray:
+    """Boolean array, True on the patient's left (LPS +x) of the midline (:func:`midline_x`)."""
+    return left_of(classes, midline_x(classes, eyeball_class))
 
 
 def classes_to_orbit_labels(classes: Volume, structure_values: dict[int, tuple[int, int]],
@@ -91,19 +94,38 @@ def classes_to_orbit_labels(classes: Volume, structure_values: dict[int, tuple[i
     """Turn a side-agnostic class map into orbit-scheme labels (left/right values per class).
 
     ``structure_values`` maps class index -> (left value, right value). With ``clean`` each
-    class is hole-filled and reduced to its largest component on each side.
+    class is hole-filled and reduced to its largest component on each side. Each class is worked
+    on inside its own bounding box.
     """
-    left = midline_split(classes, eyeball_class)
-    out = np.zeros(classes.shape, np.uint8)
-    for c, (lv, rv) in structure_values.items():
+    from concurrent.futures import ThreadPoolExecutor
+
+    centre_x = midline_x(classes, eyeball_class)
+
+    def sides(c: int) -> tuple[Region, list[np.ndarray]] | None:
+        """The class's box and its left and right parts, cleaned (worked on inside the box)."""
         m = classes.array == c
-        if not m.any():
-            continue
-        for side_mask, value in ((left, lv), (~left, rv)):
+        box = bbox(m, 1)
+        if box is None:
+            return None
+        m, left = m[box], left_of(classes, centre_x, box)
+        parts = []
+        for side_mask in (left, ~left):
             part = m & side_mask
             if clean and part.any():
                 part = largest_component(fill_holes(part)) & side_mask
-            out[part & (out == 0)] = value
+            parts.append(part)
+        return box, parts
+
+    out = np.zeros(classes.shape, np.uint8)
+    with ThreadPoolExecutor(2) as pool:       # SimpleITK's filters release the GIL
+        found = list(pool.map(sides, structure_values))
+    for (lv, rv), done in zip(structure_values.values(), found):   # in class order: the first one keeps a voxel
+        if done is None:
+            continue
+        box, parts = done
+        view = out[box]                       # written in place
+        for part, value in zip(parts, (lv, rv)):
+            view[part & (view == 0)] = value
     return classes.with_array(out)
 
 
@@ -112,7 +134,8 @@ def require_orbit(labels: Volume, structures: Sequence[str], min_eyeball_ml: flo
     """Raise :class:`OrbitNotFoundError` when the labels hold less eyeball than ``min_eyeball_ml``
     (models with an eyeball class) or nothing at all (other models)."""
     if eyeball_class(structures) > 0:
-        eye_ml = sum(np.count_nonzero(labels.array == v) for v in values_for("eyeball")) * labels.voxel_volume_mm3() / 1000
+        counts = label_counts(labels)
+        eye_ml = sum(int(counts[v]) for v in values_for("eyeball")) * labels.voxel_volume_mm3() / 1000
         if eye_ml < min_eyeball_ml:
             raise OrbitNotFoundError(
                 f"No orbit found: the model detected {eye_ml:.2f} mL of eyeball (both eyes are ~13 mL). "
@@ -122,14 +145,24 @@ def require_orbit(labels: Volume, structures: Sequence[str], min_eyeball_ml: flo
 
 
 # ------------------------------------------------------------------------- volumes
+def label_counts(labels: Volume) -> np.ndarray:
+    """Voxels of each label value (index = value, up to at least the scheme's largest), in one pass."""
+    arr = labels.array
+    # the labelled voxels only (a small part of a scan): bincount would make an int64 copy of all of it
+    found = arr[arr > 0]
+    counts = np.bincount(found.astype(np.intp, copy=False), minlength=max(ORBIT_LABELS) + 1)
+    counts[0] = arr.size - found.size       # 0 and (meaningless) negative values
+    return counts
+
+
 def structure_volumes(labels: Volume, structures: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """One row per orbit label: name, side, voxels, volume (cm^3). With ``structures`` (the
     model's), every side of each is listed, 0 when not found; otherwise the labels present."""
     rows = []
     vv = labels.voxel_volume_mm3() / 1000.0
-    counts = {v: int(np.count_nonzero(labels.array == v)) for v in ORBIT_LABELS}  # no int64 copy of the map
+    counts = label_counts(labels)
     for value, lab in ORBIT_LABELS.items():
         if (lab.structure in structures) if structures is not None else counts[value]:
             rows.append({"label": value, "name": lab.name, "structure": lab.structure, "side": lab.side,
-                         "voxels": int(counts[value]), "volume_cm3": float(counts[value] * vv)})
+                         "voxels": int(counts[value]), "volume_cm3": float(int(counts[value]) * vv)})
     return rows

@@ -21,7 +21,7 @@ from orbitai.orbit.rules import (
 )
 from orbitai.preprocess.checks import check_input
 from orbitai.progress import ProgressCallback
-from orbitai.seg.engine import SegSpec, predict
+from orbitai.seg.engine import EngineResult, SegSpec, predict
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +31,14 @@ class SegResult:
     labels: Volume                     # orbit-scheme label map on the input grid
     warnings: list[str]
     seconds: float = 0.0
-    confidence: Volume | None = None  # max class probability per voxel (input grid)
+    engine: EngineResult | None = None   # the classes before the orbit rules, and their confidence
     window_seconds: float = 0.0          # the sliding-window inference alone
     prep_seconds: float = 0.0            # resampling to the model grid and normalising
+
+    @property
+    def confidence(self) -> Volume | None:
+        """Max class probability per voxel on the input grid (made when asked for)."""
+        return None if self.engine is None else self.engine.confidence
 
 
 def segment(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "overlap",
@@ -59,5 +64,5 @@ def segment(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "o
                                                   eyeball_class=eyeball_class(spec.structures)).array
     labels = vol.with_array(labels_arr)
     require_orbit(labels, spec.structures, min_eyeball_ml)
-    return SegResult(labels, warnings, time.perf_counter() - t0, res.confidence, res.window_seconds,
+    return SegResult(labels, warnings, time.perf_counter() - t0, res, res.window_seconds,
                      res.prep_seconds + (t1 - t0))

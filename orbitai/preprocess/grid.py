@@ -30,8 +30,6 @@ def resample_onto(vol: Volume, ref: sitk.Image, label: bool = False) -> np.ndarr
     if label:
         return sitk.GetArrayFromImage(sitk.Resample(vol.to_sitk(), ref, sitk.Transform(),
                                                     sitk.sitkNearestNeighbor, 0))
-    img = vol.to_sitk()
-    if img.GetPixelID() != sitk.sitkFloat32:
-        img = sitk.Cast(img, sitk.sitkFloat32)
-    fill = float(np.min(vol.array))
-    return sitk.GetArrayFromImage(sitk.Resample(img, ref, sitk.Transform(), sitk.sitkLinear, fill))
+    fill = float(np.min(vol.array))       # interpolated in double precision whatever the input type
+    return sitk.GetArrayFromImage(sitk.Resample(vol.to_sitk(), ref, sitk.Transform(), sitk.sitkLinear, fill,
+                                                sitk.sitkFloat32))

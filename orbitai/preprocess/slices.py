@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy import ndimage as ndi
+
+from orbitai.boxes import bbox
 
 #: Largest distance (mm) between acquired slices through a structure that still samples it: about its
 #: thickness across the slices (optic nerve ~3-4 mm, recti bellies ~3.5-5 mm, globe ~24 mm across).
@@ -112,6 +113,8 @@ def regular_grid(stack: np.ndarray, planes: Planes, step: float, fill: float) ->
         k = int(crossing[0])
         raise ValueError(f"slices {k + 1} and {k + 2} cross or touch inside the field of view")
     parallel = bool(np.allclose(ta, 0, atol=1e-6) and np.allclose(tb, 0, atol=1e-6))
+    from scipy import ndimage as ndi      # imported here: a second of start-up that a regular scan never needs
+
     # each slice sampled (bilinearly, NaN outside it) where the normal lines through the columns meet it
     sampled = np.empty((K, nv, nu), np.float32)
     for k in range(K):
@@ -163,8 +166,14 @@ def structure_gap_warnings(labels: np.ndarray, lps_of_index: np.ndarray, names: 
     ``labels`` is a [k, j, i] label map, ``lps_of_index`` its 4x4 voxel-to-LPS matrix, ``names`` maps
     label values to structure names (keys of GAP_LIMITS_MM; e.g. 'optic_nerve' for left and right)."""
     pos = np.sort(np.asarray(positions, float))
-    if len(pos) < 2:
+    limits = [GAP_LIMITS_MM[n] for n in names.values() if n in GAP_LIMITS_MM]
+    if len(pos) < 2 or not limits or np.diff(pos).max() <= min(limits):
+        return []                                   # no gap wide enough for any structure: the usual scan
+    box = bbox(labels > 0)
+    if box is None:
         return []
+    labels = labels[box]                            # index offsets added back below
+    start = np.array([box[2].start, box[1].start, box[0].start], float)
     nrm = np.asarray(normal, float)
     along = lps_of_index[:3, :3].T @ nrm             # position along the normal per unit of i, j, k
     off = float(lps_of_index[:3, 3] @ nrm)
@@ -176,7 +185,7 @@ def structure_gap_warnings(labels: np.ndarray, lps_of_index: np.ndarray, names: 
         idx = np.argwhere(labels == value)
         if not len(idx):
             continue
-        t = idx[:, ::-1] @ along + off
+        t = (idx[:, ::-1] + start) @ along + off
         lo, hi = float(t.min()), float(t.max())
         first = max(0, int(np.searchsorted(pos, lo, side="right")) - 1)
         last = min(len(pos) - 1, int(np.searchsorted(pos, hi, side="left")))

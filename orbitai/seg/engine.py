@@ -20,12 +20,13 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import numpy as np
 import SimpleITK as sitk
 import torch
 
+from orbitai.boxes import Region, bbox
 from orbitai.io import Volume
 from orbitai.preprocess.checks import check_input
 from orbitai.preprocess.grid import model_grid, resample_onto
@@ -161,14 +162,12 @@ def sliding_window(x: torch.Tensor, model: torch.nn.Module, patch_dhw, window: s
         return blend_windows(x, roi, predictor, ov, mode, sw_batch_size)
 
 
-def foreground_box(fg: np.ndarray, grid: sitk.Image, vol: Volume, margin_mm: float = 5.0) -> Box | None:
-    """[(k0, k1), (j0, j1), (i0, i1)] of ``vol`` covering the model-grid mask ``fg`` plus a margin;
-    None when ``fg`` is empty."""
-    idx = np.argwhere(fg)
-    if not len(idx):
-        return None
-    lo, hi = idx.min(0)[::-1], idx.max(0)[::-1]          # (i, j, k) on the model grid
-    m = np.ceil(margin_mm / np.array(grid.GetSpacing())).astype(int)
+def grid_region_on_input(region: Region, grid: sitk.Image, vol: Volume, margin_mm: float = 0.0) -> Box:
+    """[(k0, k1), (j0, j1), (i0, i1)] of ``vol`` covering the box ``region`` of the model grid
+    ``grid`` (three slices [k, j, i]) plus ``margin_mm``, clipped to ``vol``."""
+    lo = np.array([region[2].start, region[1].start, region[0].start], float)
+    hi = np.array([region[2].stop, region[1].stop, region[0].stop], float) - 1
+    m = np.ceil(margin_mm / np.array(grid.GetSpacing())) if margin_mm else np.zeros(3)
     lo, hi = lo - m, hi + m
     corners = [grid.TransformContinuousIndexToPhysicalPoint([float(c) for c in (x, y, z)])
                for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])]
@@ -179,16 +178,88 @@ def foreground_box(fg: np.ndarray, grid: sitk.Image, vol: Volume, margin_mm: flo
     return [(int(a[2]), int(b[2])), (int(a[1]), int(b[1])), (int(a[0]), int(b[0]))]
 
 
+def foreground_box(fg: np.ndarray, grid: sitk.Image, vol: Volume, margin_mm: float = 5.0) -> Box | None:
+    """[(k0, k1), (j0, j1), (i0, i1)] of ``vol`` covering the model-grid mask ``fg`` plus a margin;
+    None when ``fg`` is empty."""
+    region = bbox(fg)
+    return None if region is None else grid_region_on_input(region, grid, vol, margin_mm)
+
+
 def content_box(x: np.ndarray, margin: int = 8) -> tuple[slice, slice, slice]:
     """Slices of ``x`` (a normalised model-grid scan) around every voxel above its minimum, plus
     ``margin`` voxels: what lies outside is the scan's lowest value only (CT air and the fill around a
     resampled tilted series, all 0 after the CT window), which the sliding window pads with anyway,
     so the network runs on the box alone."""
-    idx = np.nonzero(x > x.min() + 1e-6)
-    if not len(idx[0]):
-        return slice(None), slice(None), slice(None)
-    k, j, i = (slice(max(0, int(a.min()) - margin), min(n, int(a.max()) + margin + 1)) for a, n in zip(idx, x.shape))
-    return k, j, i
+    return bbox(x > x.min() + 1e-6, margin) or (slice(None), slice(None), slice(None))
+
+
+def input_box_on_grid(box: Box, vol: Volume, grid: sitk.Image, grow: int = 2) -> Region:
+    """The box (three slices [k, j, i]) of the model grid ``grid`` covering the part ``box`` of ``vol``
+    plus ``grow`` voxels: every grid voxel a linear interpolation there reads. Clipped to ``grid``."""
+    corners = [vol.index_to_physical([i, j, k]) for i in (box[2][0], box[2][1] - 1)
+               for j in (box[1][0], box[1][1] - 1) for k in (box[0][0], box[0][1] - 1)]
+    ijk = np.array([grid.TransformPhysicalPointToContinuousIndex([float(v) for v in c]) for c in corners])
+    size = np.array(grid.GetSize())
+    lo = np.clip(np.floor(ijk.min(0)).astype(int) - grow, 0, size)
+    hi = np.clip(np.ceil(ijk.max(0)).astype(int) + grow + 1, 0, size)
+    return cast(Region, tuple(slice(int(lo[a]), int(hi[a])) for a in (2, 1, 0)))
+
+
+def empty_image(shape_kji, spacing, direction, origin) -> sitk.Image:
+    """A (byte) image of ``shape_kji`` with this geometry: a resampling target, no data copied."""
+    ref = sitk.Image([int(n) for n in shape_kji[::-1]], sitk.sitkUInt8)
+    ref.SetSpacing(tuple(float(v) for v in spacing))
+    ref.SetDirection(tuple(float(v) for v in np.asarray(direction, float).ravel()))
+    ref.SetOrigin(tuple(float(v) for v in origin))
+    return ref
+
+
+def subgrid(grid: sitk.Image, region: Region) -> sitk.Image:
+    """An empty image on the part ``region`` ([k, j, i] slices) of ``grid``, with its geometry."""
+    return empty_image([r.stop - r.start for r in region], grid.GetSpacing(), grid.GetDirection(),
+                       grid.TransformIndexToPhysicalPoint([r.start for r in region[::-1]]))
+
+
+def map_classes(probs: np.ndarray, grid: sitk.Image, vol: Volume, box: Box) -> tuple[np.ndarray, np.ndarray]:
+    """Class (argmax, ties to the lower class) and its probability on the part ``box`` of ``vol``, from
+    the class probabilities ``probs`` (C, k, j, i) on the model grid ``grid``, linearly interpolated.
+
+    Exact, and fast: an interpolated value is a weighted mean of 8 neighbours and the winner's is at
+    least 1/C, so a foreground class can win only within one voxel of where it reaches 1/C on the
+    model grid; it is resampled there only, and background over the whole box. The resamplings run
+    on two threads (SimpleITK releases the GIL) and are merged in class order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    floor = 1.0 / probs.shape[0] - 1e-4          # below 1/C by more than rounding: never the winner
+    parts: dict[int, Box] = {0: box}
+    for c in range(1, probs.shape[0]):
+        region = bbox(probs[c] >= floor, 1)
+        if region is None:
+            continue
+        part = [(max(a, pa), min(b, pb)) for (a, b), (pa, pb) in zip(box, grid_region_on_input(region, grid, vol))]
+        if all(b > a for a, b in part):
+            parts[c] = part
+
+    def resampled(c: int) -> np.ndarray:
+        part = parts[c]
+        ref = empty_image([b - a for a, b in part], vol.spacing, vol.direction,
+                          vol.index_to_physical([part[2][0], part[1][0], part[0][0]]))
+        p = sitk.GetImageFromArray(probs[c])
+        p.CopyInformation(grid)
+        return sitk.GetArrayFromImage(sitk.Resample(p, ref, sitk.Transform(), sitk.sitkLinear,
+                                                    1.0 if c == 0 else 0.0, sitk.sitkFloat32))
+
+    with ThreadPoolExecutor(2) as pool:
+        maps = dict(zip(parts, pool.map(resampled, parts)))
+    best = maps.pop(0)
+    cls = np.zeros(best.shape, np.uint8)
+    for c, pc in maps.items():                   # in class order: ties go to the lower class
+        view = tuple(slice(a - o, b - o) for (a, b), (o, _) in zip(parts[c], box))
+        bv, cv = best[view], cls[view]            # views: updated in place
+        better = pc > bv
+        bv[better] = pc[better]
+        cv[better] = c
+    return cls, best
 
 
 # --------------------------------------------------------------------------- pipeline
@@ -197,23 +268,33 @@ class EngineResult:
     """Classes and confidence of one scan on the input's grid.
 
     ``classes`` covers only ``box`` (the found foreground plus a margin; None when nothing was
-    found) with the geometry of that part of the input; ``confidence`` is the maximum class
-    probability on the whole input grid (1 outside ``box``: background, certain)."""
+    found) with the geometry of that part of the input, ``box_confidence`` (the maximum class
+    probability) too; :attr:`confidence` spreads it over the whole input grid on demand."""
 
     classes: Volume | None
     box: Box | None
-    confidence: Volume
+    box_confidence: np.ndarray | None
+    grid: Volume                         # the input scan: its geometry
     warnings: list[str]
     seconds: float = 0.0
     window_seconds: float = 0.0          # the sliding-window inference alone
     prep_seconds: float = 0.0            # resampling to the model grid and normalising
 
+    def _whole(self, part: np.ndarray | None, fill, dtype) -> Volume:
+        out = np.full(self.grid.shape, fill, dtype)
+        if self.box is not None and part is not None:
+            out[tuple(slice(a, b) for a, b in self.box)] = part
+        return self.grid.with_array(out)
+
     def class_map(self) -> Volume:
         """The class map on the whole input grid (0 outside ``box``)."""
-        out = np.zeros(self.confidence.shape, np.uint8)
-        if self.box is not None and self.classes is not None:
-            out[tuple(slice(a, b) for a, b in self.box)] = self.classes.array
-        return self.confidence.with_array(out)
+        return self._whole(None if self.classes is None else self.classes.array, 0, np.uint8)
+
+    @property
+    def confidence(self) -> Volume:
+        """The maximum class probability on the whole input grid (1 outside ``box``: background,
+        certain); made when asked for (a float copy of the whole scan)."""
+        return self._whole(self.box_confidence, 1.0, np.float32)
 
 
 def predict(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "overlap",
@@ -248,33 +329,34 @@ def predict(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "o
                                  sw_batch_size=sw_batch_size, progress=progress).float().cpu()
         logits = 0.5 * (logits + torch.flip(flipped, dims=[4]))
         del flipped
-    probs = np.zeros((logits.shape[1], *full_shape), np.float32)
-    probs[0] = 1.0                                 # outside the content box: background, certain
-    probs[(slice(None),) + crop] = torch.softmax(logits[0], dim=0).numpy()
+    soft = torch.softmax(logits[0], dim=0)
     del logits
+    # foreground: background below the best other class (argmax > 0), as a running maximum
+    other = soft[1].clone()
+    for c in range(2, soft.shape[0]):
+        torch.maximum(other, soft[c], out=other)
+    fg = np.zeros(full_shape, bool)
+    fg[crop] = (soft[0] < other).numpy()
+    del other
     t_window = time.perf_counter() - t1
-    confidence = np.ones(vol.shape, np.float32)   # outside the found region: background, certain
-    box = foreground_box(probs.argmax(0) > 0, ref, vol, margin_mm=margin_mm)
-    classes = None
+    box = foreground_box(fg, ref, vol, margin_mm=margin_mm)
+    classes, best = None, None
     if box is not None:
-        # Map back only the region around what was found: each class probability is resampled
-        # onto that part of the input grid (running argmax).
-        sub = tuple(slice(a, b) for a, b in box)
-        sub_vol = Volume(np.zeros([b - a for a, b in box], np.uint8), vol.spacing,
-                         tuple(vol.index_to_physical([box[2][0], box[1][0], box[0][0]])), vol.direction)
-        ref_sub = sub_vol.to_sitk()
-        best = np.full(sub_vol.shape, -1.0, np.float32)
-        cls = np.zeros(sub_vol.shape, np.uint8)
-        for c in range(probs.shape[0]):
-            p = sitk.GetImageFromArray(probs[c])
-            p.CopyInformation(ref)
-            pc = sitk.GetArrayFromImage(sitk.Resample(p, ref_sub, sitk.Transform(), sitk.sitkLinear,
-                                                      1.0 if c == 0 else 0.0, sitk.sitkFloat32))
-            better = pc > best
-            best[better] = pc[better]
-            cls[better] = c
-        classes = sub_vol.with_array(cls)
-        confidence[sub] = best
-    del probs
-    return EngineResult(classes, box, vol.with_array(confidence), warnings, time.perf_counter() - t0, t_window,
+        # Map back only the region around what was found, each class where it can win (exact argmax),
+        # from the probabilities on the model-grid region it reads (background, certain, outside the crop).
+        region = input_box_on_grid(box, vol, ref)
+        probs = np.zeros((soft.shape[0], *(r.stop - r.start for r in region)), np.float32)
+        probs[0] = 1.0
+        inside = tuple(slice(max(r.start, c.start or 0), min(r.stop, c.stop if c.stop is not None else n))
+                       for r, c, n in zip(region, crop, full_shape))
+        if all(s.stop > s.start for s in inside):
+            probs[(slice(None),) + tuple(slice(s.start - r.start, s.stop - r.start) for s, r in zip(inside, region))] = \
+                soft[(slice(None),) + tuple(slice(s.start - (c.start or 0), s.stop - (c.start or 0))
+                                            for s, c in zip(inside, crop))].numpy()
+        cls, best = map_classes(probs, subgrid(ref, region), vol, box)
+        classes = Volume(cls, vol.spacing, tuple(vol.index_to_physical([box[2][0], box[1][0], box[0][0]])),
+                         vol.direction)
+        del probs
+    del soft
+    return EngineResult(classes, box, best, vol, warnings, time.perf_counter() - t0, t_window,
                         t1 - t0)

@@ -24,7 +24,7 @@ EYEBALL, RECTUS = 2, 8  # right eyeball, right inferior rectus (orbit label sche
 def orbit_box(seed: int = 0, side: str = "right", margin_mm: float = 6.0):
     """(image, labels) `Volume`s of a box around one orbit of the axial CT phantom (built from the
     SPL/NAC atlas shipped in ``orbitai/data``)."""
-    from orbitai.annotate._common import bbox
+    from orbitai.boxes import bbox
     from orbitai.io import Volume
     from orbitai.phantoms import orbit_case
 
