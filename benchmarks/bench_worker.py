@@ -82,26 +82,27 @@ def _tao(job_cls: Any, img: Path, seg: Path, **kw: Any) -> dict[str, float]:
 
 
 def main() -> None:
-    from orbitai.io import write_volume
     from orbitai.phantoms import orbit_case
-    from orbitai.runner import OrbitaiJob, WarmJob, WarmWorker
+    from orbitai.runner import OrbitaiJob, WarmJob, WarmWorker, write_job_input
     from orbitai.segfile import write_segmentation
 
     metrics: dict[str, float] = {}
     notes: dict[str, Any] = {
-        "seg_volume": f"512x512x100 CT phantoms (seeds {SEEDS}), 0.3x0.3x0.5 mm, model {SEG_MODEL}, CPU, window overlap",
+        "seg_volume": f"512x512x100 CT phantoms (seeds {SEEDS}), 0.3x0.3x0.5 mm, model {SEG_MODEL}, CPU, window overlap; "
+                      "inputs written as the modules hand them to a job (uncompressed NRRD)",
         "tao_volume": f"axial T2 TAO phantoms (seeds {TAO_SEEDS}), Network B with maps, given segmentation, CPU",
         "window_s": "the sliding-window seconds the command prints ('timing: window X s'); window_json_s: "
                     "result.json window_seconds; tao work_s: result.json seconds (prediction with maps)",
     }
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        cts = [write_volume(orbit_case(s, modality="ct", size=(512, 512, 100), spacing=(0.3, 0.3, 0.5),
+        # written as the Slicer modules hand a scene volume to a job (orbitai.runner.write_job_input)
+        cts = [write_job_input(orbit_case(s, modality="ct", size=(512, 512, 100), spacing=(0.3, 0.3, 0.5),
                                        oblique=False).image, tmp / f"ct{s}.nrrd") for s in SEEDS]
         t2s = []
         for s in TAO_SEEDS:
             case = orbit_case(s, "t2", tao="active", orientation="axial")
-            t2s.append((write_volume(case.image, tmp / f"t2_{s}.nrrd"),
+            t2s.append((write_job_input(case.image, tmp / f"t2_{s}.nrrd"),
                         write_segmentation(case.labels, tmp / f"t2_{s}.seg.nrrd")))
 
         for k, v in _seg(OrbitaiJob, cts[0]).items():

@@ -48,11 +48,19 @@ from orbitai.errors import JobError
 from orbitai.progress import ProgressCallback, parse
 
 __all__ = ["OUT_TOKEN", "JobError", "JobResult", "OrbitaiJob", "WarmJob", "WarmWorker", "default_python",
-           "shared_worker", "warm_worker_enabled"]
+           "shared_worker", "warm_worker_enabled", "write_job_input"]
 
 log = logging.getLogger(__name__)
 
 OUT_TOKEN = "{out}"
+
+
+def write_job_input(vol, path: str | os.PathLike) -> Path:
+    """Write a volume handed to a job (a scene volume in the job's temporary folder), uncompressed: the
+    file lives seconds, and compressing a 512x512x100 CT costs about a second to write and 0.2 s to read."""
+    from orbitai.io import write_volume
+
+    return write_volume(vol, path, compress=False)
 
 
 @dataclass

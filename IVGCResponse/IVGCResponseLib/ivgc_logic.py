@@ -218,14 +218,14 @@ class IVGCResponseLogic(JobLogic):
                       device: str = "auto", gradcam: bool = True) -> list[str]:
         """Start hook: check every input, write them into ``workdir``, name the ``ivgc predict``
         command. The scene is not changed."""
-        from orbitai.io import write_volume
+        from orbitai.runner import write_job_input
 
         vol = self.check_volume(input_node)
         device = self.check_device(device)
         labels = self.recti_labels(segmentation_node, input_node, self.check_strategy(strategy))
         bundle, strategy, values, needs = self.check_choices(model, strategy, clinical)
-        args = ["ivgc", "predict", str(write_volume(vol, workdir / "t2.nrrd")),
-                "--segmentation", str(write_volume(labels, workdir / "recti_labels.nrrd")),
+        args = ["ivgc", "predict", str(write_job_input(vol, workdir / "t2.nrrd")),
+                "--segmentation", str(write_job_input(labels, workdir / "recti_labels.nrrd")),
                 "--model", str(bundle.path), "--strategy", strategy, "--device", device, "--out", "{out}"]
         if needs:
             path = workdir / "clinical.json"

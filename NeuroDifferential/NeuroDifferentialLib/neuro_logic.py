@@ -178,14 +178,14 @@ class NeuroDifferentialLogic(JobLogic):
                       device: str = "auto", heatmap: bool = True) -> list[str]:
         """Start hook: check every input, write them into ``workdir``, name the ``neuro predict`` (or
         ``neuro lesions``) command. The scene is not changed."""
-        from orbitai.io import write_volume
+        from orbitai.runner import write_job_input
         from orbitai.segfile import lesion_table, write_segmentation
 
         vol = self.check_flair(input_node)
         device = self.check_device(device)
         bundle = self.resolveModel(model)
         mask = self.lesion_mask(lesion_segmentation, input_node) if lesion_segmentation is not None else None
-        flair = write_volume(vol, workdir / "flair.nrrd", compress=False)   # a temporary copy: fast over small
+        flair = write_job_input(vol, workdir / "flair.nrrd")
         if bundle is None:
             args = ["neuro", "lesions", str(flair)]
         else:

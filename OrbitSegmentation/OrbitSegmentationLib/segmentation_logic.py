@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from orbitai.io import VolumeError, write_volume
+from orbitai.io import VolumeError
+from orbitai.runner import write_job_input
 from orbitai.mrml.jobs import JobLogic
 
 #: Model choice that lets the child pick the bundled model for the scan's modality.
@@ -73,7 +74,7 @@ class OrbitSegmentationLogic(JobLogic):
             raise ValueError(f"Unknown window {window!r}; use one of {', '.join(WINDOW_CHOICES)}.")
         if reference_node is not None and not reference_node.IsA("vtkMRMLSegmentationNode"):
             raise ValueError(f"'{reference_node.GetName()}' is not a segmentation node.")
-        image = write_volume(vol, workdir / "input.nrrd")
+        image = write_job_input(vol, workdir / "input.nrrd")
         args = ["seg", "predict", str(image), "--out", "{out}", "--device", self.check_device(device),
                 "--window", window]
         if model and model != AUTOMATIC_MODEL:

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orbitai.io import VolumeError, write_volume
+from orbitai.io import VolumeError
+from orbitai.runner import write_job_input
 from orbitai.mrml.jobs import JobLogic
 from orbitai.tao.result import MAP_KINDS, TAOResultError, TaoResult  # noqa: F401 - TAOResultError: the contract lives in the core
 
@@ -140,11 +141,11 @@ class TAOActivityLogic(JobLogic):
                     labels = labels_from_segmentation_node(segmentation_node, input_node)
             except ValueError as exc:
                 raise ValueError(f"Orbit segmentation '{segmentation_node.GetName()}': {exc}") from None
-        image = write_volume(vol, workdir / "input.nrrd")
+        image = write_job_input(vol, workdir / "input.nrrd")
         args = ["tao", "predict", str(image), "--model", str(bundle.path), "--device", self.check_device(device),
                 "--out", "{out}"]
         if labels is not None:
-            args += ["--segmentation", str(write_volume(labels, workdir / "orbit_labels.nrrd"))]
+            args += ["--segmentation", str(write_job_input(labels, workdir / "orbit_labels.nrrd"))]
         if not maps:
             args.append("--no-maps")
         return args

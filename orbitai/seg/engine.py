@@ -329,6 +329,7 @@ def predict(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "o
                                  sw_batch_size=sw_batch_size, progress=progress).float().cpu()
         logits = 0.5 * (logits + torch.flip(flipped, dims=[4]))
         del flipped
+    t_window = time.perf_counter() - t1           # the sliding window alone: what follows is post-processing
     soft = torch.softmax(logits[0], dim=0)
     del logits
     # foreground: background below the best other class (argmax > 0), as a running maximum
@@ -338,7 +339,6 @@ def predict(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "o
     fg = np.zeros(full_shape, bool)
     fg[crop] = (soft[0] < other).numpy()
     del other
-    t_window = time.perf_counter() - t1
     box = foreground_box(fg, ref, vol, margin_mm=margin_mm)
     classes, best = None, None
     if box is not None:
