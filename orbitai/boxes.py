@@ -31,3 +31,33 @@ def on_bounding_box(mask: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) ->
     if box is not None:
         out[box] = fn(mask[box])
     return out
+
+
+def split_boxes(mask: np.ndarray, max_depth: int = 4) -> list[Region]:
+    """Tight boxes together covering every True voxel of ``mask``: its bounding box cut wherever a whole
+    slab across it is empty (e.g. one box per orbit for a structure found on both sides), recursively
+    up to ``max_depth`` cuts deep. Work done box by box then skips the empty space between the parts."""
+    def split(box: Region, depth: int) -> list[Region]:
+        sub = mask[box]
+        tight = bbox(sub)
+        if tight is None:
+            return []
+        box = cast(Region, tuple(slice(b.start + t.start, b.start + t.stop) for b, t in zip(box, tight)))
+        if depth < max_depth:
+            sub = mask[box]
+            for ax in range(sub.ndim):
+                used = sub.any(axis=tuple(a for a in range(sub.ndim) if a != ax))
+                empty = np.flatnonzero(~used)
+                if len(empty):                  # cut at the first empty slab: both sides are boxes again
+                    cut = box[ax].start + int(empty[0])
+                    lo = tuple(slice(b.start, cut) if a == ax else b for a, b in enumerate(box))
+                    hi = tuple(slice(cut + 1, b.stop) if a == ax else b for a, b in enumerate(box))
+                    return split(cast(Region, lo), depth + 1) + split(cast(Region, hi), depth + 1)
+        return [box]
+
+    return split(cast(Region, tuple(slice(0, n) for n in mask.shape)), 0)
+
+
+def grow(box: Region, margin: int, shape: tuple[int, ...]) -> Region:
+    """``box`` grown by ``margin`` voxels on every side, clipped to ``shape``."""
+    return cast(Region, tuple(slice(max(0, b.start - margin), min(n, b.stop + margin)) for b, n in zip(box, shape)))

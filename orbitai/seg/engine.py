@@ -26,7 +26,7 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 
-from orbitai.boxes import Region, bbox
+from orbitai.boxes import Region, bbox, grow, split_boxes
 from orbitai.io import Volume
 from orbitai.preprocess.checks import check_input
 from orbitai.preprocess.grid import model_grid, resample_onto
@@ -220,46 +220,57 @@ def subgrid(grid: sitk.Image, region: Region) -> sitk.Image:
                        grid.TransformIndexToPhysicalPoint([r.start for r in region[::-1]]))
 
 
-def map_classes(probs: np.ndarray, grid: sitk.Image, vol: Volume, box: Box) -> tuple[np.ndarray, np.ndarray]:
-    """Class (argmax, ties to the lower class) and its probability on the part ``box`` of ``vol``, from
-    the class probabilities ``probs`` (C, k, j, i) on the model grid ``grid``, linearly interpolated.
+def map_classes(probs: np.ndarray, grid: sitk.Image, vol: Volume,
+                box: Box) -> tuple[np.ndarray, Callable[[], np.ndarray]]:
+    """Class (argmax, ties to the lower class) on the part ``box`` of ``vol`` from the class
+    probabilities ``probs`` (C, k, j, i) on the model grid ``grid``, linearly interpolated, and a
+    function giving the winning probability there (the confidence: made only when asked for).
 
     Exact, and fast: an interpolated value is a weighted mean of 8 neighbours and the winner's is at
-    least 1/C, so a foreground class can win only within one voxel of where it reaches 1/C on the
-    model grid; it is resampled there only, and background over the whole box. The resamplings run
-    on two threads (SimpleITK releases the GIL) and are merged in class order."""
+    least 1/C, so a foreground class can win only within one voxel of where it reaches 1/C on the model
+    grid. There (one box per piece, e.g. per orbit) it and the background are resampled; everywhere
+    else the class is background. The resamplings run on two threads (SimpleITK releases the GIL) and
+    are merged in class order."""
     from concurrent.futures import ThreadPoolExecutor
 
     floor = 1.0 / probs.shape[0] - 1e-4          # below 1/C by more than rounding: never the winner
-    parts: dict[int, Box] = {0: box}
+    parts: list[tuple[int, Box]] = []
     for c in range(1, probs.shape[0]):
-        region = bbox(probs[c] >= floor, 1)
-        if region is None:
-            continue
-        part = [(max(a, pa), min(b, pb)) for (a, b), (pa, pb) in zip(box, grid_region_on_input(region, grid, vol))]
-        if all(b > a for a, b in part):
-            parts[c] = part
+        for piece in split_boxes(probs[c] >= floor):
+            part = [(max(a, pa), min(b, pb)) for (a, b), (pa, pb)
+                    in zip(box, grid_region_on_input(grow(piece, 1, probs[c].shape), grid, vol))]
+            if all(b > a for a, b in part):
+                parts.append((c, part))
 
-    def resampled(c: int) -> np.ndarray:
-        part = parts[c]
+    images = {}
+    for c in {0, *(c for c, _ in parts)}:        # one copy per class, read by every part
+        images[c] = sitk.GetImageFromArray(probs[c])
+        images[c].CopyInformation(grid)
+
+    def resampled(c: int, part: Box) -> np.ndarray:
         ref = empty_image([b - a for a, b in part], vol.spacing, vol.direction,
                           vol.index_to_physical([part[2][0], part[1][0], part[0][0]]))
-        p = sitk.GetImageFromArray(probs[c])
-        p.CopyInformation(grid)
-        return sitk.GetArrayFromImage(sitk.Resample(p, ref, sitk.Transform(), sitk.sitkLinear,
+        return sitk.GetArrayFromImage(sitk.Resample(images[c], ref, sitk.Transform(), sitk.sitkLinear,
                                                     1.0 if c == 0 else 0.0, sitk.sitkFloat32))
 
     with ThreadPoolExecutor(2) as pool:
-        maps = dict(zip(parts, pool.map(resampled, parts)))
-    best = maps.pop(0)
-    cls = np.zeros(best.shape, np.uint8)
-    for c, pc in maps.items():                   # in class order: ties go to the lower class
-        view = tuple(slice(a - o, b - o) for (a, b), (o, _) in zip(parts[c], box))
+        maps = list(pool.map(lambda job: (resampled(0, job[1]), resampled(*job)), parts))
+    shape = tuple(b - a for a, b in box)
+    best = np.full(shape, -1.0, np.float32)      # -1: no foreground class can win here
+    cls = np.zeros(shape, np.uint8)
+    for (c, part), (p0, pc) in zip(parts, maps):   # in class order: ties go to the lower class
+        view = tuple(slice(a - o, b - o) for (a, b), (o, _) in zip(part, box))
         bv, cv = best[view], cls[view]            # views: updated in place
+        np.maximum(bv, p0, out=bv)
         better = pc > bv
         bv[better] = pc[better]
         cv[better] = c
-    return cls, best
+
+    def confidence() -> np.ndarray:
+        """The winning probability on ``box``: background's where no foreground class can win."""
+        return np.where(best >= 0, best, resampled(0, box))
+
+    return cls, confidence
 
 
 # --------------------------------------------------------------------------- pipeline
@@ -268,12 +279,12 @@ class EngineResult:
     """Classes and confidence of one scan on the input's grid.
 
     ``classes`` covers only ``box`` (the found foreground plus a margin; None when nothing was
-    found) with the geometry of that part of the input, ``box_confidence`` (the maximum class
-    probability) too; :attr:`confidence` spreads it over the whole input grid on demand."""
+    found) with the geometry of that part of the input; ``box_confidence`` computes the maximum class
+    probability there, :attr:`confidence` over the whole input grid (both only when asked for)."""
 
     classes: Volume | None
     box: Box | None
-    box_confidence: np.ndarray | None
+    box_confidence: Callable[[], np.ndarray] | None
     grid: Volume                         # the input scan: its geometry
     warnings: list[str]
     seconds: float = 0.0
@@ -294,7 +305,7 @@ class EngineResult:
     def confidence(self) -> Volume:
         """The maximum class probability on the whole input grid (1 outside ``box``: background,
         certain); made when asked for (a float copy of the whole scan)."""
-        return self._whole(self.box_confidence, 1.0, np.float32)
+        return self._whole(None if self.box_confidence is None else self.box_confidence(), 1.0, np.float32)
 
 
 def predict(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "overlap",
@@ -340,7 +351,7 @@ def predict(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "o
     fg[crop] = (soft[0] < other).numpy()
     del other
     box = foreground_box(fg, ref, vol, margin_mm=margin_mm)
-    classes, best = None, None
+    classes, confidence = None, None
     if box is not None:
         # Map back only the region around what was found, each class where it can win (exact argmax),
         # from the probabilities on the model-grid region it reads (background, certain, outside the crop).
@@ -353,10 +364,10 @@ def predict(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "o
             probs[(slice(None),) + tuple(slice(s.start - r.start, s.stop - r.start) for s, r in zip(inside, region))] = \
                 soft[(slice(None),) + tuple(slice(s.start - (c.start or 0), s.stop - (c.start or 0))
                                             for s, c in zip(inside, crop))].numpy()
-        cls, best = map_classes(probs, subgrid(ref, region), vol, box)
+        cls, confidence = map_classes(probs, subgrid(ref, region), vol, box)
         classes = Volume(cls, vol.spacing, tuple(vol.index_to_physical([box[2][0], box[1][0], box[0][0]])),
                          vol.direction)
         del probs
     del soft
-    return EngineResult(classes, box, best, vol, warnings, time.perf_counter() - t0, t_window,
+    return EngineResult(classes, box, confidence, vol, warnings, time.perf_counter() - t0, t_window,
                         t1 - t0)
