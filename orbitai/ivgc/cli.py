@@ -86,7 +86,7 @@ def _model_inputs(p: argparse.ArgumentParser, required: bool = True) -> None:
 
 
 def _add_train(s: argparse._SubParsersAction) -> None:
-    from orbitai.ivgc.train import KINDS
+    from orbitai.ivgc.kinds import KINDS
 
     p = s.add_parser("train", help="train a radiomics (SVM, LogReg, RF) or deep (ResNet-50, RDINet) model; writes a "
                                    "bundle",
@@ -148,7 +148,7 @@ def _add_evaluate(s: argparse._SubParsersAction) -> None:
 
 
 def _add_cv(s: argparse._SubParsersAction) -> None:
-    from orbitai.ivgc.train import KINDS
+    from orbitai.ivgc.kinds import KINDS
 
     p = s.add_parser("cv", help="stratified k-fold cross-validation of one model in the training cohort",
                      description="Per fold: the model trained on the other folds, its Table-2 metrics on the fold; "

@@ -17,11 +17,12 @@ import torch
 
 from orbitai.classify.train import TrainSettings
 from orbitai.errors import ConfigError
+from orbitai.ivgc.kinds import DEEP_KINDS
 from orbitai.ivgc.data import TARGET_SHAPE, AugmentSpec
 from orbitai.models.ivgc_nets import DEMO_WIDTH, PAPER_WIDTH
 
 #: The three deep models of paper 001's Table 2.
-MODELS: tuple[str, ...] = ("resnet50", "rdinet", "rdinet_clinical")
+MODELS: tuple[str, ...] = DEEP_KINDS
 #: Number of clinical features RDINet (clinical) takes (:data:`orbitai.cohort.clinical.IVGC_CLINICAL`).
 N_CLINICAL = 16
 #: Demo schedule, sized from a measurement on 60 phantom cases at width 1/8, 128 x 128 x 32, batch 16,

@@ -28,13 +28,12 @@ import numpy as np
 from orbitai.classify.tabular import TABULAR_KINDS
 from orbitai.cohort.manifest import Case
 from orbitai.errors import ConfigError, InputError
-from orbitai.ivgc.configs import MODELS as DEEP_KINDS
+from orbitai.ivgc.kinds import DEEP_KINDS, KINDS
 from orbitai.progress import ProgressCallback, emit
 
 log = logging.getLogger(__name__)
 
 #: Every model kind ``orbitai ivgc train --model`` takes, radiomics first.
-KINDS: tuple[str, ...] = (*TABULAR_KINDS, *DEEP_KINDS)
 TASK = "ivgc_response"
 #: Bundle file roles.
 CLASSIFIER_FILE, SELECTION_FILE, PROTOCOL_FILE = "classifier.skops", "selection.json", "radiomics_protocol.json"

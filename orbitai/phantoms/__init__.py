@@ -13,8 +13,18 @@ Public API::
 All generators are deterministic: the same arguments give the same arrays (and files). The IVGC
 clinical features follow :data:`orbitai.cohort.clinical.IVGC_CLINICAL`.
 """
-from orbitai.phantoms.brain import brain_flair_case
-from orbitai.phantoms.cohort import KINDS, write_cohort
-from orbitai.phantoms.orbit import PhantomCase, orbit_case
+import importlib
+from typing import Any
+
+#: Each public name -> its submodule, imported on first use (the command line's parser reads
+#: ``orbitai.phantoms.cohort.KINDS`` without paying for scipy).
+_WHERE = {"brain_flair_case": "brain", "KINDS": "cohort", "write_cohort": "cohort", "PhantomCase": "orbit",
+          "orbit_case": "orbit"}
 
 __all__ = ["orbit_case", "brain_flair_case", "write_cohort", "PhantomCase", "KINDS"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"orbitai.phantoms.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'orbitai.phantoms' has no attribute {name!r}")
