@@ -55,22 +55,30 @@ def field_of_view_warnings(vol: Volume) -> list[str]:
 
 
 # --------------------------------------------------------------------- post-processing
-def midline_x(classes: Volume, eyeball_class: int = 1) -> float:
+def eyeball_midline(classes: Volume, eyeball_class: int = 1) -> float | None:
     """LPS x of the patient's midline: the midpoint of the centroids of the two largest eyeball
-    components, or without two eyeballs the x of the volume centre."""
+    components; None without two eyeballs (the second at least a quarter of the first: not a stray blob)."""
     eye = classes.array == eyeball_class
     box = bbox(eye)
-    if box is not None:
-        cc = sitk.RelabelComponent(sitk.ConnectedComponent(sitk.GetImageFromArray(eye[box].astype(np.uint8))),
-                                   sortByObjectSize=True)
-        stats = sitk.LabelShapeStatisticsImageFilter()
-        stats.Execute(cc)      # centroids in the crop's (i, j, k) index units: unit spacing, zero origin
-        offset = np.array([box[2].start, box[1].start, box[0].start], float)
-        cents = [classes.index_to_physical(np.asarray(stats.GetCentroid(lab)) + offset)[0]
-                 for lab in (1, 2) if stats.HasLabel(lab)]
-        if len(cents) == 2:
-            return 0.5 * (cents[0] + cents[1])
-    return float(classes.index_to_physical((np.array(classes.size_xyz) - 1) / 2.0)[0])
+    if box is None:
+        return None
+    cc = sitk.RelabelComponent(sitk.ConnectedComponent(sitk.GetImageFromArray(eye[box].astype(np.uint8))),
+                               sortByObjectSize=True)
+    stats = sitk.LabelShapeStatisticsImageFilter()
+    stats.Execute(cc)      # centroids in the crop's (i, j, k) index units: unit spacing, zero origin
+    offset = np.array([box[2].start, box[1].start, box[0].start], float)
+    if not stats.HasLabel(2) or stats.GetNumberOfPixels(2) < 0.25 * stats.GetNumberOfPixels(1):
+        return None
+    cents = [classes.index_to_physical(np.asarray(stats.GetCentroid(lab)) + offset)[0] for lab in (1, 2)]
+    return 0.5 * (cents[0] + cents[1])
+
+
+def midline_x(classes: Volume, eyeball_class: int = 1) -> float:
+    """:func:`eyeball_midline`, or without two eyeballs the x of the volume centre."""
+    centre = eyeball_midline(classes, eyeball_class)
+    if centre is None:
+        centre = float(classes.index_to_physical((np.array(classes.size_xyz) - 1) / 2.0)[0])
+    return centre
 
 
 def left_of(classes: Volume, centre_x: float, box: Region | None = None) -> np.ndarray:

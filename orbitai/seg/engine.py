@@ -20,6 +20,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any, Callable, cast
 
 import numpy as np
@@ -308,19 +309,22 @@ class EngineResult:
         return self._whole(None if self.box_confidence is None else self.box_confidence(), 1.0, np.float32)
 
 
-def predict(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "overlap",
-            device: torch.device | str = "cpu", progress: ProgressCallback | None = None,
-            sw_batch_size: int = 1, mirror: bool = True, check: bool = True,
-            margin_mm: float = 5.0) -> EngineResult:
-    """Class probabilities of a whole scan, mapped back onto the input's grid (see :class:`EngineResult`).
+@dataclass
+class _Logits:
+    """The network's logits over the content box ``crop`` of the model grid ``grid`` (shape ``shape``)."""
 
-    ``mirror`` averages the logits with those of the left-right mirrored scan (twice the window
-    time, slightly better masks; classes must be side-agnostic). ``check=False`` skips the input
-    checks when the caller has run :func:`orbitai.preprocess.checks.check_input` itself."""
+    grid: sitk.Image
+    crop: tuple[slice, slice, slice]
+    shape: tuple[int, ...]
+    logits: torch.Tensor                 # (1, C, *crop shape), float32 on the CPU
+    prep_seconds: float
+    window_seconds: float
+
+
+def _network_logits(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str, device: torch.device | str,
+                    progress: ProgressCallback | None, sw_batch_size: int, mirror: bool) -> _Logits:
+    """Resample to the model grid, normalise, crop to the content and run the sliding window (mirrored)."""
     t0 = time.perf_counter()
-    warnings = check_input(vol, spec.modality) if check else []
-    for w in warnings:
-        log.warning(w)
     ref = model_grid(vol, spec.spacing)
     norm = normalise(resample_onto(vol, ref), spec.intensity)
     crop = content_box(norm)
@@ -340,7 +344,51 @@ def predict(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "o
                                  sw_batch_size=sw_batch_size, progress=progress).float().cpu()
         logits = 0.5 * (logits + torch.flip(flipped, dims=[4]))
         del flipped
-    t_window = time.perf_counter() - t1           # the sliding window alone: what follows is post-processing
+    return _Logits(ref, crop, full_shape, logits, t1 - t0, time.perf_counter() - t1)
+
+
+def model_probabilities(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "overlap",
+                        device: torch.device | str = "cpu", progress: ProgressCallback | None = None,
+                        mirror: bool = True) -> tuple[np.ndarray, sitk.Image]:
+    """The network's class probabilities (C, k, j, i) on the model grid over the scan (background,
+    certain, outside the content box), and that grid: what :func:`probabilities_on` maps to a scan."""
+    net = _network_logits(vol, model, spec, window, device, progress, 1, mirror)
+    probs = np.zeros((net.logits.shape[1], *net.shape), np.float32)
+    probs[0] = 1.0
+    probs[(slice(None),) + net.crop] = torch.softmax(net.logits[0], dim=0).numpy()
+    return probs, net.grid
+
+
+def probabilities_on(probs: np.ndarray, grid: sitk.Image, vol: Volume, classes: Sequence[int]) -> np.ndarray:
+    """The classes' probabilities from the model grid (:func:`model_probabilities`) on the grid of
+    ``vol``, linearly interpolated: (len(classes), k, j, i) float32."""
+    ref = empty_image(vol.shape, vol.spacing, vol.direction, vol.origin)
+    out = np.empty((len(classes), *vol.shape), np.float32)
+    for n, c in enumerate(classes):
+        img = sitk.GetImageFromArray(probs[c])
+        img.CopyInformation(grid)
+        out[n] = sitk.GetArrayFromImage(sitk.Resample(img, ref, sitk.Transform(), sitk.sitkLinear,
+                                                      1.0 if c == 0 else 0.0, sitk.sitkFloat32))
+    return out
+
+
+def predict(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "overlap",
+            device: torch.device | str = "cpu", progress: ProgressCallback | None = None,
+            sw_batch_size: int = 1, mirror: bool = True, check: bool = True,
+            margin_mm: float = 5.0) -> EngineResult:
+    """Class probabilities of a whole scan, mapped back onto the input's grid (see :class:`EngineResult`).
+
+    ``mirror`` averages the logits with those of the left-right mirrored scan (twice the window
+    time, slightly better masks; classes must be side-agnostic). ``check=False`` skips the input
+    checks when the caller has run :func:`orbitai.preprocess.checks.check_input` itself."""
+    t0 = time.perf_counter()
+    warnings = check_input(vol, spec.modality) if check else []
+    for w in warnings:
+        log.warning(w)
+    t_checks = time.perf_counter() - t0
+    net = _network_logits(vol, model, spec, window, device, progress, sw_batch_size, mirror)
+    ref, crop, full_shape, logits = net.grid, net.crop, net.shape, net.logits
+    t_window = net.window_seconds
     soft = torch.softmax(logits[0], dim=0)
     del logits
     # foreground: background below the best other class (argmax > 0), as a running maximum
@@ -370,4 +418,4 @@ def predict(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "o
         del probs
     del soft
     return EngineResult(classes, box, confidence, vol, warnings, time.perf_counter() - t0, t_window,
-                        t1 - t0)
+                        net.prep_seconds + t_checks)

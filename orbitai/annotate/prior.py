@@ -1,0 +1,160 @@
+"""Model prior for the annotation tools: the segmentation network's probability of a structure.
+
+When a segmentation bundle for the image's modality is installed, SmartFill and AutoCorrection can add
+the network's probability of the chosen structure to their unary terms (``prior=``, see
+:mod:`orbitai.annotate.smartfill`), and SmartPencil / SmartFill can start from the network's mask
+(:meth:`ModelPrior.start_mask`). The network runs once per image (:func:`compute_prior`: the same
+sliding window as ``orbitai seg predict``); its class probabilities stay on the model grid and one
+structure is mapped onto the image when asked for. A prior is keyed by a checksum of every voxel and the
+geometry (:func:`image_key`) and refuses any other image: it is never used on a different image or grid.
+
+The network's classes have no side; a structure named ``..._left`` / ``..._right`` keeps the
+probability on its side of the midline between the network's two eyeballs only (an image showing one
+orbit keeps it all).
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import SimpleITK as sitk
+
+from orbitai.io import Volume
+
+from ._common import AnnotationError
+
+
+class PriorUnavailable(AnnotationError):
+    """No model prior for this image (no bundle for its modality, or the bundle has no such structure);
+    the tools then work from the strokes alone."""
+
+
+def image_key(image: Volume) -> str:
+    """A checksum of every voxel, the voxel type, shape and geometry of ``image``."""
+    h = hashlib.blake2b(digest_size=16)
+    a = np.ascontiguousarray(image.array)
+    h.update(repr((a.dtype.str, a.shape, tuple(np.round(image.spacing, 6)), tuple(np.round(image.origin, 6)),
+                   tuple(np.round(np.asarray(image.direction, float).ravel(), 6)))).encode())
+    h.update(a.data)                     # every voxel (a contiguous buffer)
+    return h.hexdigest()
+
+
+def split_side(name: str) -> tuple[str, str | None]:
+    """('superior_rectus_muscle', 'left') for 'superior_rectus_muscle_left'; (name, None) without a side."""
+    for side in ("left", "right"):
+        if name.endswith("_" + side):
+            return name[: -len(side) - 1], side
+    return name, None
+
+
+@dataclass(frozen=True)
+class ModelPrior:
+    """The network's class probabilities for one image (on the model grid; see the module docstring)."""
+
+    key: str                            # image_key of the image it was computed on
+    bundle: str
+    structures: tuple[str, ...]         # the network's classes (class c + 1)
+    probs: np.ndarray                   # (C + 1, k, j, i) on ``grid``, background first
+    grid: sitk.Image
+    midline_x: float | None             # LPS x between the network's two eyeballs (None: not two found)
+    seconds: float
+
+    def check(self, image: Volume) -> None:
+        """Raise :class:`AnnotationError` unless ``image`` is the image this prior was computed on."""
+        if image_key(image) != self.key:
+            raise AnnotationError("The model prior was computed on another image or geometry; compute it again "
+                                  "for this one.")
+
+    def has(self, structure: str) -> bool:
+        return split_side(structure)[0] in self.structures
+
+    def probability(self, structure: str, image: Volume) -> np.ndarray:
+        """Probability (float32, the image's [k, j, i] shape) that each voxel of ``image`` is ``structure``
+        (an orbit label name, e.g. 'superior_rectus_muscle_left', or a network class name)."""
+        from orbitai.orbit.rules import left_of
+        from orbitai.seg.engine import probabilities_on
+
+        self.check(image)
+        base, side = split_side(structure)
+        if base not in self.structures:
+            raise PriorUnavailable(f"The model {self.bundle} has no '{base}' class (it has "
+                                   f"{', '.join(self.structures)}); the strokes alone are used.")
+        p = probabilities_on(self.probs, self.grid, image, [self.structures.index(base) + 1])[0]
+        if side is not None and self.midline_x is not None:
+            left = left_of(image, self.midline_x)
+            p[left if side == "right" else ~left] = 0.0
+        return p
+
+    def start_mask(self, structure: str, image: Volume, editable: np.ndarray | None = None) -> np.ndarray:
+        """The network's mask of ``structure`` (probability above one half), inside ``editable`` if given:
+        what "Start from the model" puts into the selected segment."""
+        m = self.probability(structure, image) > 0.5
+        return m if editable is None else m & np.asarray(editable, bool)
+
+
+def compute_prior(image: Volume, bundle: str | None = None, device: str = "cpu", mirror: bool = True,
+                  progress=None) -> ModelPrior:
+    """Run the segmentation network on ``image`` (the bundle for its modality unless named). Raises
+    :class:`PriorUnavailable` when no such bundle is installed."""
+    from orbitai.bundle import BundleError
+    from orbitai.bundle.models import load_seg_model
+    from orbitai.orbit.rules import eyeball_class, eyeball_midline
+    from orbitai.preprocess.checks import looks_like_ct
+    from orbitai.seg.engine import model_probabilities
+
+    t0 = time.perf_counter()
+    try:
+        b, model, spec = load_seg_model(bundle, looks_like_ct(image), device)
+    except BundleError as exc:
+        raise PriorUnavailable(f"No model prior: {exc}; the strokes alone are used.") from None
+    probs, grid = model_probabilities(image, model, spec, device=device, progress=progress, mirror=mirror)
+    centre = None
+    eye = eyeball_class(spec.structures)
+    if eye > 0:
+        classes = Volume(probs.argmax(0).astype(np.uint8), grid.GetSpacing(), grid.GetOrigin(),
+                         np.asarray(grid.GetDirection(), float).reshape(3, 3))
+        centre = eyeball_midline(classes, eye)
+    return ModelPrior(image_key(image), b.name, tuple(spec.structures), probs, grid, centre,
+                      time.perf_counter() - t0)
+
+
+class PriorCache:
+    """The priors of the last few images (default 2), computed once each; thread-safe, so a widget can
+    compute in a background thread and show "prior ready" when :meth:`get` returns one."""
+
+    def __init__(self, size: int = 2) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[str, str | None], ModelPrior] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, image: Volume, bundle: str | None = None) -> ModelPrior | None:
+        """The cached prior of exactly this image (same voxels and geometry), or None."""
+        key = (image_key(image), bundle)
+        with self._lock:
+            prior = self._items.get(key)
+            if prior is not None:
+                self._items.move_to_end(key)
+            return prior
+
+    def compute(self, image: Volume, bundle: str | None = None, device: str = "cpu", progress=None) -> ModelPrior:
+        """The cached prior, or a new one (kept, the oldest dropped beyond ``size``)."""
+        prior = self.get(image, bundle)
+        if prior is None:
+            prior = compute_prior(image, bundle, device, progress=progress)
+            with self._lock:
+                self._items[(prior.key, bundle)] = prior
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
+        return prior
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+#: The priors the Slicer effects share.
+DEFAULT_PRIORS = PriorCache()
