@@ -117,6 +117,12 @@ class EffectOption:
         return "" if value is None else str(value)
 
 
+#: Default weight of the segmentation network's probability in SmartFill and AutoCorrection.
+DEFAULT_PRIOR_WEIGHT = 1.0
+PRIOR_TOOLTIP = ("Weight of the segmentation network's probability for this segment's structure (0 = the image and "
+                 "strokes alone). Used when a segmentation model for the image's modality is installed and the "
+                 "segment is named after an orbit structure, e.g. superior_rectus_muscle_left; strokes always win.")
+
 EFFECT_OPTIONS: dict[str, tuple[EffectOption, ...]] = {
     SMARTPENCIL: (
         EffectOption("Superpixels", "int", 1000, "Superpixels:", "Number of superpixels over the working region.",
@@ -136,6 +142,7 @@ EFFECT_OPTIONS: dict[str, tuple[EffectOption, ...]] = {
                      2.0, 60.0, 1.0, " mm"),
         EffectOption("LocalityMm", "float", 8.0, "Locality:",
                      "Stroke locality: distance that costs one unit of evidence (0 = off).", 0.0, 100.0, 1.0, " mm"),
+        EffectOption("PriorWeight", "float", DEFAULT_PRIOR_WEIGHT, "Model prior:", PRIOR_TOOLTIP, 0.0, 5.0, 0.1),
     ),
     AUTOCORRECTION: (
         EffectOption("MaxDistanceMm", "float", 1.0, "Maximum border shift:", "", 0.0, 10.0, 0.1, " mm"),
@@ -146,6 +153,7 @@ EFFECT_OPTIONS: dict[str, tuple[EffectOption, ...]] = {
         EffectOption("ConsistentShift", "bool", True, "Move the border also where no edge is visible",
                      "Where the segment touches tissue of its own intensity, move its border as far as it moved "
                      "at the visible edges around it (a second cut)."),
+        EffectOption("PriorWeight", "float", DEFAULT_PRIOR_WEIGHT, "Model prior:", PRIOR_TOOLTIP, 0.0, 5.0, 0.1),
     ),
 }
 
@@ -156,9 +164,13 @@ EFFECT_HELP: dict[str, str] = {
                   "computed once per image and region and cached.</html>"),
     SMARTFILL: ("<html>Paint a few strokes inside the structure into the selected segment (Paint effect), "
                 "optionally strokes outside it into a background segment, then Preview: a graph cut fills the "
-                "structure in 3D around the strokes. Accept or Cancel the preview.</html>"),
+                "structure in 3D around the strokes. Accept or Cancel the preview.<br>"
+                "With a segmentation model installed and the segment named after an orbit structure (e.g. "
+                "superior_rectus_muscle_left), the network's probability joins the fill (Model prior weight; 0 = off) "
+                "and <i>Start from the model</i> fills the segment with the network's mask to correct.</html>"),
     AUTOCORRECTION: ("<html>Cleans the selected segment: fills holes, removes islands and moves its border onto "
-                     "the image edges (graph cut in a thin band), never farther than the maximum shift.</html>"),
+                     "the image edges (graph cut in a thin band), never farther than the maximum shift; with the model "
+                     "prior (see SmartFill) the network's probability joins the cut.</html>"),
 }
 
 #: AutoCorrection's smoothing radius of the consistent border shift when that option is on.
@@ -519,6 +531,9 @@ class AnnotationLogic:
         self._region: Optional[tuple] = None
         self._region_key: Optional[tuple] = None
         self._source: Optional[tuple] = None
+        self._volume: Optional[tuple] = None       # (source key, orbitai Volume, image_key) of the source
+        self._prior_job: Optional[dict] = None     # the model prior of the current source (see start_prior)
+        self._prior_map: Optional[tuple] = None    # ((prior key, structure), probability array)
 
     # ---------------------------------------------------------------- state
     @property
@@ -763,12 +778,16 @@ class AnnotationLogic:
                 bg = self.segment_mask(self.background_segment_id(), reference=modifier)
             opts = self.params(SMARTFILL)
             locality = opts.get("LocalityMm")
+            prior, weight, note = self.prior_map(SMARTFILL)
+            extra = {} if prior is None else {"prior": prior, "prior_weight": weight}
             r = _annotate().smartfill(src, spacing, fg, bg, smoothness=opts.get("Smoothness"),
-                                   margin_mm=opts.get("MarginMm"), locality_mm=locality if locality > 0 else None)
+                                   margin_mm=opts.get("MarginMm"), locality_mm=locality if locality > 0 else None,
+                                   **extra)
             segment = self.segmentation_node.GetSegmentation().GetSegment(self.segment_id)
             node = self._show_overlay(PREVIEW_ROLE, "SmartFill preview", modifier, r.mask, segment.GetColor(), 0.5)
-            return OperationResult(True, r.message + " Accept or cancel the preview.", 0,
-                                   {"mask": r.mask, "region": r.region, "preview_node": node})
+            return OperationResult(True, r.message + note + " Accept or cancel the preview.", 0,
+                                   {"mask": r.mask, "region": r.region, "preview_node": node,
+                                    "prior_used": prior is not None})
         return self._run(go)
 
     def smartfill_accept(self) -> OperationResult:
@@ -808,14 +827,134 @@ class AnnotationLogic:
             if not current.any():
                 return OperationResult(False, "The selected segment is empty: nothing to correct.")
             opts = self.params(AUTOCORRECTION)
+            prior, weight, note = self.prior_map(AUTOCORRECTION)
+            extra = {} if prior is None else {"prior": prior, "prior_weight": weight}
             r = _annotate().autocorrect(
                 src, spacing, current, max_distance_mm=opts.get("MaxDistanceMm"), stay_cost=opts.get("Stiffness"),
                 fill_holes=opts.get("FillHoles"), keep_largest=opts.get("KeepLargest"),
-                shift_sigma_mm=CONSISTENT_SHIFT_SIGMA_MM if opts.get("ConsistentShift") else None)
+                shift_sigma_mm=CONSISTENT_SHIFT_SIGMA_MM if opts.get("ConsistentShift") else None, **extra)
             if np.array_equal(r.mask, current):
-                return OperationResult(True, r.message + " The segment already follows the image.", 0)
+                return OperationResult(True, r.message + note + " The segment already follows the image.", 0)
             changed = self._apply(modifier, r.mask, MODE_SET)
-            return OperationResult(True, r.message, changed)
+            return OperationResult(True, r.message + note, changed)
+        return self._run(go)
+
+
+    # ---------------------------------------------------------------- model prior
+    def source_volume(self):
+        """The source image on the aligned grid as an `orbitai.io.Volume` with its geometry (LPS), and
+        its `orbitai.annotate.prior.image_key` (both kept while the image and geometry stay)."""
+        from orbitai.annotate.prior import image_key
+        from orbitai.io import Volume
+
+        _, src, _ = self._grid()
+        if self._volume is None or self._volume[0] != self._source[0]:
+            _, source = self.editor.aligned()
+            m = vtk.vtkMatrix4x4()
+            source.GetImageToWorldMatrix(m)
+            ijk_to_ras = np.array([[m.GetElement(r, c) for c in range(4)] for r in range(4)])
+            e = source.GetExtent()
+            ijk_to_ras[:3, 3] += ijk_to_ras[:3, :3] @ np.array([e[0], e[2], e[4]], float)  # the extent's first voxel
+            vol = Volume.from_ijk_to_ras(src, ijk_to_ras)
+            self._volume = (self._source[0], vol, image_key(vol))
+        return self._volume[1], self._volume[2]
+
+    def start_prior(self) -> OperationResult:
+        """Start computing the model prior of the source image in a background thread (once per image:
+        `orbitai.annotate.prior.DEFAULT_PRIORS`); `prior_status` says when it is ready."""
+        def go():
+            import threading
+
+            from orbitai.annotate.prior import DEFAULT_PRIORS, PriorUnavailable
+
+            vol, key = self.source_volume()
+            if self._prior_job is not None and self._prior_job["key"] == key:
+                return OperationResult(True, self.prior_status())
+            job: dict = {"key": key, "prior": DEFAULT_PRIORS.get(vol), "error": None, "thread": None}
+
+            def work():
+                try:
+                    job["prior"] = DEFAULT_PRIORS.compute(vol)
+                except PriorUnavailable as exc:
+                    job["error"] = str(exc)
+                except Exception as exc:  # noqa: BLE001 - said in the status line, never raised into Qt
+                    job["error"] = f"The model prior failed ({type(exc).__name__}: {exc}); the strokes alone are used."
+
+            if job["prior"] is None:
+                job["thread"] = threading.Thread(target=work, name="orbitai-model-prior", daemon=True)
+                job["thread"].start()
+            self._prior_job = job
+            return OperationResult(True, self.prior_status())
+        return self._run(go)
+
+    def prior_status(self) -> str:
+        """One line on the model prior of the current image: not started, computing, ready or why not."""
+        job = self._prior_job
+        if job is None:
+            return "Model prior: not computed yet."
+        if job["prior"] is not None:
+            return f"Model prior ready ({job['prior'].bundle})."
+        return job["error"] or "Model prior: computing..."
+
+    def _prior(self):
+        """The current image's model prior (waits for a running computation; computes it when none ran).
+        Raises `PriorUnavailable` with the reason."""
+        from orbitai.annotate.prior import PriorUnavailable
+
+        _, key = self.source_volume()
+        if self._prior_job is None or self._prior_job["key"] != key:
+            self.start_prior()
+        job = self._prior_job
+        if job["thread"] is not None:
+            job["thread"].join()
+        if job["prior"] is None:
+            raise PriorUnavailable(job["error"] or "No model prior.")
+        return job["prior"]
+
+    def prior_map(self, effect: str) -> tuple[Optional[np.ndarray], float, str]:
+        """(the network's probability of the selected segment's structure on the source grid, the
+        effect's prior weight, a note for the status line); (None, 0, why) when the prior is off or
+        unavailable: the effect then works exactly as without it."""
+        from orbitai.annotate.prior import PriorUnavailable
+
+        weight = float(self.params(effect).get("PriorWeight"))
+        if weight <= 0:
+            return None, 0.0, ""
+        name = self.segmentation_node.GetSegmentation().GetSegment(self.segment_id).GetName()
+        try:
+            prior = self._prior()
+        except PriorUnavailable as exc:
+            return None, 0.0, f" {exc}"
+        if not prior.has(name):
+            return None, 0.0, (f" No model prior for '{name}': name the segment after an orbit structure "
+                               "(e.g. superior_rectus_muscle_left) to use the model.")
+        vol, _ = self.source_volume()
+        if self._prior_map is None or self._prior_map[0] != (prior.key, name):
+            self._prior_map = ((prior.key, name), prior.probability(name, vol))
+        return self._prior_map[1], weight, f" Model prior {prior.bundle}, weight {weight:g}."
+
+    def start_from_model(self) -> OperationResult:
+        """Set the selected segment to the network's mask of its structure (probability above one half;
+        one undo state; the editable area and masking settings apply), to correct from there."""
+        def go():
+            from orbitai.annotate.prior import PriorUnavailable
+
+            modifier, _, _ = self._grid()
+            name = self.segmentation_node.GetSegmentation().GetSegment(self.segment_id).GetName()
+            try:
+                prior = self._prior()
+            except PriorUnavailable as exc:
+                return OperationResult(False, str(exc))
+            if not prior.has(name):
+                return OperationResult(False, f"The model has no structure '{name}': name the segment after an orbit "
+                                              "structure (e.g. superior_rectus_muscle_left).")
+            vol, _ = self.source_volume()
+            mask = prior.start_mask(name, vol)
+            if not mask.any():
+                return OperationResult(False, f"The model ({prior.bundle}) found no {name} in this image.")
+            changed = self._apply(modifier, mask, MODE_SET)
+            return OperationResult(True, f"Started '{name}' from the model ({prior.bundle}): {changed} voxels changed. "
+                                         "Correct it with strokes or clicks, or undo.", changed)
         return self._run(go)
 
 

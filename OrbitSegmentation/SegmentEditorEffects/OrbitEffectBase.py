@@ -26,6 +26,8 @@ class OrbitEffectBase(AbstractScriptedSegmentEditorEffect):
     """Options from `EFFECT_OPTIONS`, a status line, action buttons and the `AnnotationLogic`."""
 
     EFFECT = ""  #: effect name (a key of EFFECT_OPTIONS and EFFECT_HELP)
+    USES_PRIOR = False        #: the effect reads the model prior: computed in the background on activation
+    START_FROM_MODEL = False  #: the effect offers "Start from the model"
 
     def __init__(self, scriptedEffect):
         scriptedEffect.name = self.EFFECT
@@ -65,6 +67,15 @@ class OrbitEffectBase(AbstractScriptedSegmentEditorEffect):
                 self.scriptedEffect.addLabeledOptionsWidget(option.label, widget)
             self.optionWidgets[option.name] = widget
         self.setupActions()
+        if self.START_FROM_MODEL:
+            (self.startFromModelButton,) = self.addButtons(("Start from the model", self.onStartFromModel))
+            self.startFromModelButton.toolTip = ("Replace the selected segment by the segmentation network's mask of "
+                                                 "its structure (segment named e.g. superior_rectus_muscle_left); "
+                                                 "then correct it. Undo restores.")
+        if self.USES_PRIOR or self.START_FROM_MODEL:
+            self.priorLabel = qt.QLabel("")
+            self.priorLabel.wordWrap = True
+            self.scriptedEffect.addOptionsWidget(self.priorLabel)
         self.statusLabel = qt.QLabel("")
         self.statusLabel.wordWrap = True
         self.scriptedEffect.addOptionsWidget(self.statusLabel)
@@ -121,6 +132,26 @@ class OrbitEffectBase(AbstractScriptedSegmentEditorEffect):
             kind = params.option(name).kind
             shown[name] = w.value if kind == "float" else w.checked if kind == "bool" else w.currentData
         params.update(alogic.values_from_widgets(params, shown))
+
+    # ------------------------------------------------------------------ model prior
+    def activate(self):
+        if self.USES_PRIOR or self.START_FROM_MODEL:
+            self.logic.start_prior()          # returns at once: the network runs in a background thread
+            self.showPriorStatus()
+
+    def showPriorStatus(self):
+        """Show the prior's state; look again every half second while it is being computed."""
+        if not hasattr(self, "priorLabel"):
+            return
+        text = self.logic.prior_status()
+        self.priorLabel.text = text
+        if text.endswith("computing..."):
+            qt.QTimer.singleShot(500, self.showPriorStatus)
+
+    def onStartFromModel(self):
+        result = self.run(self.logic.start_from_model)
+        self.showPriorStatus()
+        return result
 
     # ------------------------------------------------------------------ actions
     def setupActions(self):

@@ -4,6 +4,7 @@ from OrbitEffectBase import OrbitEffectBase, alogic
 
 class SegmentEditorAutoCorrectionEffect(OrbitEffectBase):
     EFFECT = alogic.AUTOCORRECTION
+    USES_PRIOR = True
 
     def setupActions(self):
         (self.applyButton,) = self.addButtons(("Apply", self.onApply))

@@ -6,6 +6,8 @@ from OrbitEffectBase import OrbitEffectBase, alogic
 
 class SegmentEditorSmartFillEffect(OrbitEffectBase):
     EFFECT = alogic.SMARTFILL
+    USES_PRIOR = True
+    START_FROM_MODEL = True
 
     def setupActions(self):
         self.previewButton, self.acceptButton, self.cancelButton = self.addButtons(

@@ -5,6 +5,7 @@ from OrbitEffectBase import OrbitEffectBase, alogic
 
 class SegmentEditorSmartPencilEffect(OrbitEffectBase):
     EFFECT = alogic.SMARTPENCIL
+    START_FROM_MODEL = True
 
     def updateActions(self):
         if not self.parameters().get("ShowBoundaries"):
