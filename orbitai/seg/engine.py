@@ -257,11 +257,14 @@ def map_classes(probs: np.ndarray, grid: sitk.Image, vol: Volume,
     with ThreadPoolExecutor(2) as pool:
         maps = list(pool.map(lambda job: (resampled(0, job[1]), resampled(*job)), parts))
     shape = tuple(b - a for a, b in box)
-    best = np.full(shape, -1.0, np.float32)      # -1: no foreground class can win here
     cls = np.zeros(shape, np.uint8)
+    # the best probability so far, over the parts' joint box ``used`` only (-1: no class can win here)
+    used = [(min(p[ax][0] for _, p in parts), max(p[ax][1] for _, p in parts)) if parts else (a, a)
+            for ax, (a, _) in enumerate(box)]
+    best = np.full([b - a for a, b in used], -1.0, np.float32)
     for (c, part), (p0, pc) in zip(parts, maps):   # in class order: ties go to the lower class
-        view = tuple(slice(a - o, b - o) for (a, b), (o, _) in zip(part, box))
-        bv, cv = best[view], cls[view]            # views: updated in place
+        bv = best[tuple(slice(a - o, b - o) for (a, b), (o, _) in zip(part, used))]   # views: updated in place
+        cv = cls[tuple(slice(a - o, b - o) for (a, b), (o, _) in zip(part, box))]
         np.maximum(bv, p0, out=bv)
         better = pc > bv
         bv[better] = pc[better]
@@ -269,7 +272,10 @@ def map_classes(probs: np.ndarray, grid: sitk.Image, vol: Volume,
 
     def confidence() -> np.ndarray:
         """The winning probability on ``box``: background's where no foreground class can win."""
-        return np.where(best >= 0, best, resampled(0, box))
+        out = resampled(0, box)
+        inner = out[tuple(slice(a - o, b - o) for (a, b), (o, _) in zip(used, box))]
+        np.copyto(inner, best, where=best >= 0)
+        return out
 
     return cls, confidence
 
@@ -389,14 +395,13 @@ def predict(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "o
     net = _network_logits(vol, model, spec, window, device, progress, sw_batch_size, mirror)
     ref, crop, full_shape, logits = net.grid, net.crop, net.shape, net.logits
     t_window = net.window_seconds
-    soft = torch.softmax(logits[0], dim=0)
-    del logits
-    # foreground: background below the best other class (argmax > 0), as a running maximum
-    other = soft[1].clone()
-    for c in range(2, soft.shape[0]):
-        torch.maximum(other, soft[c], out=other)
+    # foreground: background's logit below the best other class's (argmax > 0), as a running maximum
+    lg = logits[0]
+    other = lg[1].clone()
+    for c in range(2, lg.shape[0]):
+        torch.maximum(other, lg[c], out=other)
     fg = np.zeros(full_shape, bool)
-    fg[crop] = (soft[0] < other).numpy()
+    fg[crop] = (lg[0] < other).numpy()
     del other
     box = foreground_box(fg, ref, vol, margin_mm=margin_mm)
     classes, confidence = None, None
@@ -404,18 +409,19 @@ def predict(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "o
         # Map back only the region around what was found, each class where it can win (exact argmax),
         # from the probabilities on the model-grid region it reads (background, certain, outside the crop).
         region = input_box_on_grid(box, vol, ref)
-        probs = np.zeros((soft.shape[0], *(r.stop - r.start for r in region)), np.float32)
+        probs = np.zeros((lg.shape[0], *(r.stop - r.start for r in region)), np.float32)
         probs[0] = 1.0
         inside = tuple(slice(max(r.start, c.start or 0), min(r.stop, c.stop if c.stop is not None else n))
                        for r, c, n in zip(region, crop, full_shape))
-        if all(s.stop > s.start for s in inside):
+        if all(s.stop > s.start for s in inside):       # softmax over that part of the crop only
+            part = lg[(slice(None),) + tuple(slice(s.start - (c.start or 0), s.stop - (c.start or 0))
+                                             for s, c in zip(inside, crop))]
             probs[(slice(None),) + tuple(slice(s.start - r.start, s.stop - r.start) for s, r in zip(inside, region))] = \
-                soft[(slice(None),) + tuple(slice(s.start - (c.start or 0), s.stop - (c.start or 0))
-                                            for s, c in zip(inside, crop))].numpy()
+                torch.softmax(part, dim=0).numpy()
         cls, confidence = map_classes(probs, subgrid(ref, region), vol, box)
         classes = Volume(cls, vol.spacing, tuple(vol.index_to_physical([box[2][0], box[1][0], box[0][0]])),
                          vol.direction)
         del probs
-    del soft
+    del lg, logits
     return EngineResult(classes, box, confidence, vol, warnings, time.perf_counter() - t0, t_window,
                         net.prep_seconds + t_checks)
