@@ -7,6 +7,21 @@ neighbour terms are contrast-weighted, ``smoothness * exp(-dI^2 / 2 sigma^2) / d
 from the image noise; stroke voxels are hard constraints; the faces of the working region are
 background (the region grows automatically when the object reaches a face).
 
+Model prior (optional): ``prior`` is a network's probability p that each voxel belongs to the
+structure. Inside the working region it adds ``prior_weight * -log(max(p, eps))`` to the object
+cost and ``prior_weight * -log(max(1 - p, eps))`` to the background cost (eps = `PRIOR_EPS` = 1e-3,
+so a confident network costs a voxel at most 6.9 nats per unit weight and strong image evidence can
+still overrule it). Default weight 1 puts one nat of prior on the same footing as one nat of
+intensity likelihood; weight 0 (or no prior) gives exactly the energy without it. Strokes stay hard
+constraints, so the user always wins. With a prior the locality term (object cost growing with the
+distance from the object strokes, which keeps touching structures of the same intensity apart) is
+scaled by ``1 - min(prior_weight, 1) * p``: the network says where the structure is, so a long
+muscle is not cut short far from the strokes where p is high, while the term keeps its full
+strength where the network does not see the structure. The network also tells which voxels are
+background samples for the intensity models: each voxel that is not otherwise a sample of either
+model counts as a background sample with weight ``min(prior_weight, 1) * (1 - p)`` (a neighbour of
+the object's own intensity then no longer looks like object to the intensity terms alone).
+
 Speed: the cut is solved first on SLIC superpixels of the working region (a few thousand nodes;
 the same voxel energy restricted to superpixel-constant labelings) and then on voxels in a narrow
 band around that coarse boundary only. `smartfill_full` solves the same energy on every voxel of
@@ -27,6 +42,8 @@ from .superpixels import compute_superpixels
 #: A unary cost that acts as a hard constraint in the superpixel stage (nats).
 _HARD = 1.0e4
 _MAX_NLL = 50.0
+#: Floor of p and 1 - p in the prior's costs: at most -log(PRIOR_EPS) = 6.9 nats per unit weight.
+PRIOR_EPS = 1.0e-3
 
 
 @dataclass
@@ -88,6 +105,50 @@ def _models(x, fg_vox, bg_vox, sigma, fg_w=None, bg_w=None):
             IntensityModel(x[bg_vox], lo, hi, bw, None if bg_w is None else bg_w))
 
 
+def check_prior(prior, shape, prior_weight: float) -> np.ndarray | None:
+    """The validated prior as float32 (image shape), or None when it is off (None or weight 0)."""
+    try:
+        w = float(prior_weight)
+    except (TypeError, ValueError):
+        raise AnnotationError(f"The prior weight must be a number, got {prior_weight!r}.") from None
+    if not np.isfinite(w) or w < 0:
+        raise AnnotationError(f"The prior weight must be zero or positive, got {prior_weight!r}.")
+    if prior is None:
+        return None
+    p = np.asarray(prior)
+    if p.shape != tuple(shape):
+        raise AnnotationError(f"The prior has shape {p.shape} but the image has shape {tuple(shape)}; "
+                              "they must be on the same voxel grid.")
+    if p.dtype.kind not in "biuf":
+        raise AnnotationError(f"The prior has voxel type {p.dtype}; expected probabilities (numbers in [0, 1]).")
+    p = p.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(p)):
+        raise AnnotationError(f"The prior contains {int(np.count_nonzero(~np.isfinite(p)))} NaN/infinite voxels.")
+    lo, hi = float(p.min()), float(p.max())
+    if lo < 0.0 or hi > 1.0:
+        raise AnnotationError(f"The prior must be probabilities in [0, 1]; its values span [{lo:.3g}, {hi:.3g}].")
+    return None if w == 0 else p
+
+
+@dataclass
+class PriorTerms:
+    """A prior's contribution to the unary terms on one region (see the module docstring)."""
+    cost_fg: np.ndarray      # prior_weight * -log(max(p, eps))
+    cost_bg: np.ndarray      # prior_weight * -log(max(1 - p, eps))
+    locality: np.ndarray     # factor on the locality term: 1 - min(prior_weight, 1) * p
+    bg_share: np.ndarray     # weight as a background-model sample: min(prior_weight, 1) * (1 - p)
+
+    @classmethod
+    def of(cls, p: np.ndarray, prior_weight: float) -> PriorTerms:
+        w = np.float32(prior_weight)
+        p = np.asarray(p, np.float32)
+        cf = -np.log(np.clip(p, PRIOR_EPS, 1.0)) * w
+        cb = -np.log(np.clip(1.0 - p, PRIOR_EPS, 1.0)) * w
+        share = np.float32(min(float(prior_weight), 1.0))
+        return cls(cf.astype(np.float32), cb.astype(np.float32), (1.0 - share * p).astype(np.float32),
+                   (share * (1.0 - p)).astype(np.float32))
+
+
 def _prepare(image, spacing, fg_strokes, bg_strokes):
     a, sp = check_image(image, spacing)
     fg = check_mask(fg_strokes, a.shape, "object strokes")
@@ -101,7 +162,8 @@ def _prepare(image, spacing, fg_strokes, bg_strokes):
 
 def smartfill(image, spacing, fg_strokes, bg_strokes=None, *, margin_mm: float = 10.0,
               smoothness: float = 2.0, edge_sigma: float | None = None, supervoxel_mm: float = 3.0,
-              band_vox: int = 2, locality_mm: float | None = 8.0, max_grow: int = 2) -> FillResult:
+              band_vox: int = 2, locality_mm: float | None = 8.0, max_grow: int = 2,
+              prior: np.ndarray | None = None, prior_weight: float = 1.0) -> FillResult:
     """Fill the structure marked by ``fg_strokes`` (bool mask; ``bg_strokes`` optional) in 3D.
 
     ``margin_mm``: the working region is the strokes' bounding box grown by this much (and grown
@@ -110,10 +172,12 @@ def smartfill(image, spacing, fg_strokes, bg_strokes=None, *, margin_mm: float =
     twice the image noise). ``supervoxel_mm``: superpixel size of the coarse stage. ``band_vox``:
     half-width of the voxel refinement band. ``locality_mm``: object cost grows by one nat per this
     distance from the object strokes (keeps touching structures of the same intensity apart;
-    None = off).
+    None = off). ``prior``: the network's probability of the structure per voxel (image shape,
+    values in [0, 1]) and ``prior_weight`` its weight (0 = off); see the module docstring.
     """
     t0 = time.perf_counter()
     a, sp, fg, bg = _prepare(image, spacing, fg_strokes, bg_strokes)
+    p = check_prior(prior, a.shape, prior_weight)
     sk = spacing_kji(sp)
     seeds = fg if bg is None else (fg | bg)
     margin = float(margin_mm)
@@ -122,7 +186,8 @@ def smartfill(image, spacing, fg_strokes, bg_strokes=None, *, margin_mm: float =
         if box is None:   # _prepare refuses empty object strokes
             raise AnnotationError("SmartFill needs at least one stroke inside the structure; none was painted.")
         region = box
-        res = _solve_region(a, sk, fg, bg, region, smoothness, edge_sigma, supervoxel_mm, band_vox, locality_mm)
+        pt = None if p is None else PriorTerms.of(p[region], prior_weight)
+        res = _solve_region(a, sk, fg, bg, region, smoothness, edge_sigma, supervoxel_mm, band_vox, locality_mm, pt)
         touches = np.any(res & _faces(res.shape, region, a.shape))
         if not touches or attempt == max_grow:
             break
@@ -145,27 +210,41 @@ def _shell(shape, sk, depth_mm):
     return m
 
 
-def _unaries(x, sk, fg, bg, sigma, locality_mm, first_guess=None, shell_mm=3.0):
+def _unaries(x, sk, fg, bg, sigma, locality_mm, first_guess=None, shell_mm=3.0, prior: PriorTerms | None = None):
     if first_guess is None:
         bg_vox = _shell(x.shape, sk, shell_mm) & ~ndi.binary_dilation(fg, iterations=2)
         if bg is not None:
             bg_vox |= bg
         if bg_vox.sum() < 20:
             bg_vox = ~fg
-        m_fg, m_bg = _models(x, fg, bg_vox, sigma)
+        if prior is None:
+            m_fg, m_bg = _models(x, fg, bg_vox, sigma)
+        else:   # every other voxel is also a background sample, as far as the network says so
+            m_fg, m_bg = _models(x, fg, ~fg, sigma, None, np.where(bg_vox, 1.0, prior.bg_share)[~fg])
     else:
         inner = first_guess if bg is None else first_guess & ~bg
         outer = ~first_guess if bg is None else (~first_guess | bg)
-        m_fg, m_bg = _models(x, inner | fg, outer, sigma)
+        if prior is None:
+            m_fg, m_bg = _models(x, inner | fg, outer, sigma)
+        else:   # the first cut's voxels count as object, or background as far as the network says so
+            share = np.where(inner & ~fg, prior.bg_share, 0.0)
+            m_fg, m_bg = _models(x, inner | fg, outer | (share > 0), sigma, (1.0 - share)[inner | fg],
+                                 np.where(outer, 1.0, share)[outer | (share > 0)])
     cf = m_fg.cost(x)
     cb = m_bg.cost(x)
     if locality_mm:
         d = ndi.distance_transform_edt(~fg, sampling=sk).astype(np.float32)
+        if prior is not None:
+            d *= prior.locality
         cf = cf + d / np.float32(locality_mm)
+    if prior is not None:
+        cf = cf + prior.cost_fg
+        cb = cb + prior.cost_bg
     return cf, cb
 
 
-def _solve_region(a, sk, fg_all, bg_all, region, smoothness, edge_sigma, supervoxel_mm, band_vox, locality_mm):
+def _solve_region(a, sk, fg_all, bg_all, region, smoothness, edge_sigma, supervoxel_mm, band_vox, locality_mm,
+                  prior: PriorTerms | None = None):
     x = np.asarray(a[region], np.float32)
     fg = fg_all[region]
     bg = None if bg_all is None else bg_all[region]
@@ -182,7 +261,7 @@ def _solve_region(a, sk, fg_all, bg_all, region, smoothness, edge_sigma, supervo
     spx = compute_superpixels(x, tuple(sk[::-1]), n_sp)
     guess = None
     for _ in range(2):
-        cf, cb = _unaries(x, sk, fg, bg, sigma, locality_mm, guess)
+        cf, cb = _unaries(x, sk, fg, bg, sigma, locality_mm, guess, prior=prior)
         cfh = cf + np.where(hard_bg, _HARD, 0).astype(np.float32)
         cbh = cb + np.where(fg, _HARD, 0).astype(np.float32)
         guess = superpixel_cut(spx.labels, spx.n_labels, cfh, cbh, weights)
@@ -196,13 +275,15 @@ def _solve_region(a, sk, fg_all, bg_all, region, smoothness, edge_sigma, supervo
 
 
 def smartfill_full(image, spacing, fg_strokes, bg_strokes=None, *, smoothness: float = 2.0,
-                   edge_sigma: float | None = None, locality_mm: float | None = 8.0) -> np.ndarray:
+                   edge_sigma: float | None = None, locality_mm: float | None = 8.0,
+                   prior: np.ndarray | None = None, prior_weight: float = 1.0) -> np.ndarray:
     """Naive reference: the same energy solved on every voxel of the whole image at once."""
     a, sp, fg, bg = _prepare(image, spacing, fg_strokes, bg_strokes)
+    p = check_prior(prior, a.shape, prior_weight)
     sk = spacing_kji(sp)
     x = np.asarray(a, np.float32)
     sigma = noise_sigma(x)
     es = 2.0 * sigma if edge_sigma is None else float(edge_sigma)
     weights = contrast_weights(x, sk, es, smoothness)
-    cf, cb = _unaries(x, sk, fg, bg, sigma, locality_mm)
+    cf, cb = _unaries(x, sk, fg, bg, sigma, locality_mm, prior=None if p is None else PriorTerms.of(p, prior_weight))
     return grid_cut(cf, cb, weights, hard_fg=fg, hard_bg=bg)
