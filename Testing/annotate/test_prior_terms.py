@@ -49,6 +49,8 @@ def test_prior_separates_touching_same_intensity_structures(touching_boxes):
     with_prior = smartfill(img, (1, 1, 1), fg, prior=_soft(a)).mask
     assert dice(without, a) < 0.88                # the boxes run together without the prior
     assert dice(with_prior, a) >= 0.95 and (with_prior & b).sum() <= (b[:, 20, :]).sum()
+    sharp = smartfill(img, (1, 1, 1), fg, prior=np.where(a, 0.95, 0.05)).mask   # superpixels split on p = 1/2
+    assert np.array_equal(sharp, a)
     full = smartfill_full(img, (1, 1, 1), fg, prior=_soft(a))
     assert dice(full, a) >= dice(without, a) + 0.05
 

@@ -20,7 +20,10 @@ muscle is not cut short far from the strokes where p is high, while the term kee
 strength where the network does not see the structure. The network also tells which voxels are
 background samples for the intensity models: each voxel that is not otherwise a sample of either
 model counts as a background sample with weight ``min(prior_weight, 1) * (1 - p)`` (a neighbour of
-the object's own intensity then no longer looks like object to the intensity terms alone).
+the object's own intensity then no longer looks like object to the intensity terms alone). The
+superpixels of the coarse stage are split along the network's border (p = 1/2): SLIC cannot see the
+border between touching structures of one intensity, and the voxel band alone is too narrow to move
+a coarse boundary that crosses a whole superpixel.
 
 Speed: the cut is solved first on SLIC superpixels of the working region (a few thousand nodes;
 the same voxel energy restricted to superpixel-constant labelings) and then on voxels in a narrow
@@ -137,6 +140,7 @@ class PriorTerms:
     cost_bg: np.ndarray      # prior_weight * -log(max(1 - p, eps))
     locality: np.ndarray     # factor on the locality term: 1 - min(prior_weight, 1) * p
     bg_share: np.ndarray     # weight as a background-model sample: min(prior_weight, 1) * (1 - p)
+    inside: np.ndarray       # p > 1/2: the network's mask (superpixels are split along its border)
 
     @classmethod
     def of(cls, p: np.ndarray, prior_weight: float) -> PriorTerms:
@@ -146,7 +150,7 @@ class PriorTerms:
         cb = -np.log(np.clip(1.0 - p, PRIOR_EPS, 1.0)) * w
         share = np.float32(min(float(prior_weight), 1.0))
         return cls(cf.astype(np.float32), cb.astype(np.float32), (1.0 - share * p).astype(np.float32),
-                   (share * (1.0 - p)).astype(np.float32))
+                   (share * (1.0 - p)).astype(np.float32), p > 0.5)
 
 
 def _prepare(image, spacing, fg_strokes, bg_strokes):
@@ -259,12 +263,17 @@ def _solve_region(a, sk, fg_all, bg_all, region, smoothness, edge_sigma, supervo
     # ---- coarse: superpixels (two GrabCut-style rounds of model estimation)
     n_sp = max(50, int(x.size * float(np.prod(sk)) / supervoxel_mm ** 3))
     spx = compute_superpixels(x, tuple(sk[::-1]), n_sp)
+    labels, n_labels = spx.labels, spx.n_labels
+    if prior is not None:
+        # SLIC cannot see the border between touching structures of one intensity; the network can
+        _, inv = np.unique(labels.astype(np.int64) * 2 + prior.inside, return_inverse=True)
+        labels, n_labels = inv.reshape(labels.shape), int(inv.max()) + 1
     guess = None
     for _ in range(2):
         cf, cb = _unaries(x, sk, fg, bg, sigma, locality_mm, guess, prior=prior)
         cfh = cf + np.where(hard_bg, _HARD, 0).astype(np.float32)
         cbh = cb + np.where(fg, _HARD, 0).astype(np.float32)
-        guess = superpixel_cut(spx.labels, spx.n_labels, cfh, cbh, weights)
+        guess = superpixel_cut(labels, n_labels, cfh, cbh, weights)
         guess |= fg
     # ---- fine: voxels in a narrow band around the coarse boundary
     st = ndi.generate_binary_structure(3, 1)
