@@ -7,8 +7,14 @@ Quality (simulated annotator, deterministic; see orbitai.annotate.simulate):
 * SmartPencil, <= 10 clicks at the largest error, resolution 1000: Dice for each rectus muscle.
 * AutoCorrection: Dice gain on truth dilated by one voxel with three holes, and loss on the truth,
   for eyeball, optic nerve and recti.
+Model prior (issue #18): the same SmartFill sessions with the segmentation network's probability of
+the structure (`orbitai.annotate.prior`, the bundled CT model, computed on each orbit's box), and
+Slicer's own Grow from seeds (`orbitai.testing.growcut`) on the simulated annotator's strokes plus the
+background ring a Slicer user paints, on the phantom above and two more seeds (1, 2) the model never
+saw (it was trained on the cohort of seed 1000).
 Latency (2 threads): SLIC precompute, a click served from the cache, a SmartFill preview and an
-AutoCorrection, each with the naive full-volume computation measured in the same run.
+AutoCorrection, each with the naive full-volume computation measured in the same run; the prior's
+precompute on the 64x256x256 working region.
 """
 from __future__ import annotations
 
@@ -100,6 +106,54 @@ def quality(cases, notes):
         "autocorrect_dice_gain": min(per["autocorrect_gain"].values()),
         "autocorrect_dice_loss_on_truth": max(per["autocorrect_loss"].values()),
     }
+
+
+def prior_comparison(seeds=(0, 1, 2)) -> tuple[dict, dict]:
+    """SmartFill without and with the model prior and Grow from seeds, per structure and seed: the
+    same simulated annotator (<= 3 strokes, `interactive_fill`) for each tool. Returns (metrics, notes)."""
+    from orbitai.annotate.prior import compute_prior
+    from orbitai.testing.growcut import grow_from_seeds, user_background_seeds
+
+    per: dict[str, dict[str, float]] = {"smartfill": {}, "smartfill_prior": {}, "growcut": {}}
+    precompute = {}
+    for seed in seeds:
+        _, sides, _ = phantom_cases(seed=seed)
+        for side in ("left", "right"):
+            image, labels = sides[side]
+            a, sp, lab = image.array.astype(np.float32), image.spacing, labels.array
+            t0 = time.perf_counter()
+            prior = compute_prior(image)
+            precompute[f"seed{seed}_{side}"] = round(time.perf_counter() - t0, 2)
+            for v in (EYE[side],) + RECTI[side]:
+                truth, name = lab == v, ORBIT_LABELS[v].name
+                p = prior.probability(name, image)
+
+                def grow(f, b, truth=truth, a=a, sp=sp):
+                    ring = user_background_seeds(truth, sp, f) & ~f
+                    return grow_from_seeds(a, sp, f, ring if b is None else (ring | b) & ~f)
+
+                tools = {"smartfill": lambda f, b, a=a, sp=sp: A.smartfill(a, sp, f, b).mask,
+                         "smartfill_prior": lambda f, b, a=a, sp=sp, p=p: A.smartfill(a, sp, f, b, prior=p).mask,
+                         "growcut": grow}
+                for tool, fill in tools.items():
+                    mask, _, _ = A.interactive_fill(fill, truth, sp, 3)
+                    per[tool][f"seed{seed}_{name}"] = round(A.dice(mask, truth), 4)
+    sf, sp_, gc = per["smartfill"], per["smartfill_prior"], per["growcut"]
+    metrics = {
+        "smartfill_prior_dice_superior_rectus_min": min(x for n, x in sp_.items() if "superior_rectus" in n),
+        "smartfill_prior_dice_other_min": min(x for n, x in sp_.items() if "superior_rectus" not in n),
+        "smartfill_prior_minus_noprior_min": min(sp_[n] - sf[n] for n in sp_),
+        "smartfill_prior_minus_growcut_min": min(sp_[n] - gc[n] for n in sp_),
+        "smartfill_noprior_dice_min_3seeds": min(sf.values()),
+        "growcut_dice_min": min(gc.values()),
+    }
+    notes = {"prior_comparison": per, "prior_precompute_s_per_orbit_box": precompute,
+             "prior_comparison_setup": (f"seeds {list(seeds)}, both orbits' boxes, eyeball and four recti; SmartFill with "
+                                        "prior: the network's probability of the structure (bundled CT demo model) with "
+                                        "SmartFill's default prior weight; Grow from seeds: slicer-core's "
+                                        "vtkImageGrowCutSegment on the same annotator's object and background strokes "
+                                        "plus a background ring 4 mm outside the structure on the stroke slices")}
+    return metrics, notes
 
 
 def nearest_stroke_bound(a, lab, v, sp, tried) -> float:
@@ -199,6 +253,20 @@ def latency(full, notes, naive: bool = True):
         ac = A.autocorrect(a, sp, bad)
         runs.append(time.perf_counter() - t0)
     m["autocorrect_s"] = statistics.median(runs)
+    # the model prior: the network once over the working region, then SmartFill previews with it
+    from orbitai.annotate.prior import compute_prior
+
+    t0 = time.perf_counter()
+    prior = compute_prior(image)
+    m["prior_precompute_s"] = time.perf_counter() - t0
+    p = prior.probability("eyeball_left", image)
+    runs = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        rp = A.smartfill(a, sp, fg, prior=p)
+        runs.append(time.perf_counter() - t0)
+    m["smartfill_prior_preview_s"] = statistics.median(runs)
+    m["smartfill_prior_dice_eyeball_full_image"] = A.dice(rp.mask, eye)
     if naive:
         t0 = time.perf_counter()
         full = A.smartfill_full(a, sp, fg)
@@ -231,12 +299,18 @@ def main(naive: bool = True) -> Path:
     }
     metrics = quality(sides, notes)
     autocorrect_other_phantoms(notes)
+    prior_metrics, prior_notes = prior_comparison()
+    metrics.update(prior_metrics)
+    notes.update(prior_notes)
     metrics.update(latency(full, notes, naive))
     targets = {
         "smartpencil_click_ms": "<= 50", "superpixel_precompute_s": "<= 3", "smartfill_preview_s": "<= 1",
         "autocorrect_s": "<= 2", "smartfill_dice_eyeball": ">= 0.90", "smartfill_dice_rectus_min": ">= 0.80",
         "smartpencil_dice_rectus": ">= 0.85", "autocorrect_dice_gain": ">= 0.05",
         "autocorrect_dice_loss_on_truth": "<= 0.01",
+        "smartfill_prior_dice_superior_rectus_min": ">= 0.85", "smartfill_prior_dice_other_min": ">= 0.88",
+        "smartfill_prior_minus_noprior_min": ">= -0.01", "smartfill_prior_minus_growcut_min": ">= 0",
+        "prior_precompute_s": "<= 10", "smartfill_prior_preview_s": "<= 1",
     }
     return write_result("annotation", metrics, targets, notes)
 

@@ -62,3 +62,14 @@ def test_a_segment_not_named_after_a_structure_works_without_the_prior(mrml):
     assert not L.start_from_model().ok
     L.params(AUTOCORRECTION).set("PriorWeight", 0.0)
     assert L.autocorrect().ok
+
+
+def test_the_effects_default_weight_is_smartfills():
+    from OrbitSegmentationLib import annotation_logic as alogic
+
+    from orbitai.annotate.smartfill import DEFAULT_PRIOR_WEIGHT
+
+    assert alogic.DEFAULT_PRIOR_WEIGHT == DEFAULT_PRIOR_WEIGHT
+    weights = {e: {o.name: o.default for o in opts}.get("PriorWeight") for e, opts in alogic.EFFECT_OPTIONS.items()}
+    assert weights == {alogic.SMARTPENCIL: None, alogic.SMARTFILL: DEFAULT_PRIOR_WEIGHT,
+                       alogic.AUTOCORRECTION: alogic.AUTOCORRECTION_PRIOR_WEIGHT}
