@@ -861,14 +861,31 @@ class AnnotationLogic:
             self._volume = (self._source[0], vol, image_key(vol))
         return self._volume[1], self._volume[2]
 
+    def segment_structure(self) -> Optional[str]:
+        """The selected segment's name when it names an orbit structure (e.g. superior_rectus_muscle_left,
+        optic_nerve), else None: only then can the segmentation network help."""
+        from orbitai.annotate.prior import split_side
+        from orbitai.labels import STRUCTURE_CODES
+
+        name = self.segmentation_node.GetSegmentation().GetSegment(self.segment_id).GetName()
+        return name if split_side(name)[0] in STRUCTURE_CODES else None
+
+    def _unnamed(self) -> str:
+        name = self.segmentation_node.GetSegmentation().GetSegment(self.segment_id).GetName()
+        return (f"No model prior for '{name}': name the segment after an orbit structure "
+                "(e.g. superior_rectus_muscle_left) to use the model.")
+
     def start_prior(self) -> OperationResult:
         """Start computing the model prior of the source image in a background thread (once per image:
-        `orbitai.annotate.prior.DEFAULT_PRIORS`); `prior_status` says when it is ready."""
+        `orbitai.annotate.prior.DEFAULT_PRIORS`), when the selected segment names an orbit structure;
+        `prior_status` says when it is ready."""
         def go():
             import threading
 
             from orbitai.annotate.prior import DEFAULT_PRIORS, PriorUnavailable
 
+            if self.segment_structure() is None:      # no network runs for a segment it cannot help
+                return OperationResult(True, self._unnamed())
             vol, key = self.source_volume()
             if self._prior_job is not None and self._prior_job["key"] == key:
                 return OperationResult(True, self.prior_status())
@@ -891,6 +908,8 @@ class AnnotationLogic:
 
     def prior_status(self) -> str:
         """One line on the model prior of the current image: not started, computing, ready or why not."""
+        if self._check() is None and self.segment_structure() is None:
+            return self._unnamed()
         job = self._prior_job
         if job is None:
             return "Model prior: not computed yet."
@@ -922,7 +941,9 @@ class AnnotationLogic:
         weight = float(self.params(effect).get("PriorWeight"))
         if weight <= 0:
             return None, 0.0, ""
-        name = self.segmentation_node.GetSegmentation().GetSegment(self.segment_id).GetName()
+        name = self.segment_structure()
+        if name is None:
+            return None, 0.0, " " + self._unnamed()
         try:
             prior = self._prior()
         except PriorUnavailable as exc:
@@ -942,7 +963,9 @@ class AnnotationLogic:
             from orbitai.annotate.prior import PriorUnavailable
 
             modifier, _, _ = self._grid()
-            name = self.segmentation_node.GetSegmentation().GetSegment(self.segment_id).GetName()
+            name = self.segment_structure()
+            if name is None:
+                return OperationResult(False, self._unnamed())
             try:
                 prior = self._prior()
             except PriorUnavailable as exc:

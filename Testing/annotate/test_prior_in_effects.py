@@ -54,6 +54,8 @@ def test_a_segment_not_named_after_a_structure_works_without_the_prior(mrml):
     L = mrml.logic
     sid = mrml.segmentation.GetSegmentation().AddEmptySegment("my_muscle", "my_muscle")
     L.select_segment(sid)
+    assert L.start_prior().ok and L._prior_job is None          # no network for a segment it cannot help
+    assert "name the segment after an orbit structure" in L.prior_status()
     truth = mrml.labels.array == 8
     mrml.paint(sid, np.any(simulate_strokes(truth, mrml.image.spacing, 2), axis=0))
     r = L.smartfill_preview()
