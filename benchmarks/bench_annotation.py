@@ -9,7 +9,7 @@ Quality (simulated annotator, deterministic; see orbitai.annotate.simulate):
   for eyeball, optic nerve and recti.
 Model prior (issue #18): the same SmartFill sessions with the segmentation network's probability of
 the structure (`orbitai.annotate.prior`, the bundled CT model, computed on each orbit's box), and
-Slicer's own Grow from seeds (`orbitai.testing.growcut`) on the simulated annotator's strokes plus the
+Slicer's own Grow from seeds (`orbitai.mrml.growcut`) on the simulated annotator's strokes plus the
 background ring a Slicer user paints, on the phantom above and two more seeds (1, 2) the model never
 saw (it was trained on the cohort of seed 1000).
 Latency (2 threads): SLIC precompute, a click served from the cache, a SmartFill preview and an
@@ -112,7 +112,8 @@ def prior_comparison(seeds=(0, 1, 2)) -> tuple[dict, dict]:
     """SmartFill without and with the model prior and Grow from seeds, per structure and seed: the
     same simulated annotator (<= 3 strokes, `interactive_fill`) for each tool. Returns (metrics, notes)."""
     from orbitai.annotate.prior import compute_prior
-    from orbitai.testing.growcut import grow_from_seeds, user_background_seeds
+    from orbitai.mrml.growcut import grow_from_seeds
+    from orbitai.testing.growcut import user_background_seeds
 
     per: dict[str, dict[str, float]] = {"smartfill": {}, "smartfill_prior": {}, "growcut": {}}
     precompute = {}

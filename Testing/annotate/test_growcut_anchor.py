@@ -1,4 +1,5 @@
-"""Slicer's Grow from seeds (vtkImageGrowCutSegment) as SmartFill's baseline: orbitai.testing.growcut."""
+"""Slicer's Grow from seeds (vtkImageGrowCutSegment) as SmartFill's baseline: orbitai.mrml.growcut, and the
+simulated user's background seeds, orbitai.testing.growcut."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +8,9 @@ from scipy import ndimage as ndi
 
 from orbitai.annotate import AnnotationError, dice, simulate_strokes
 from orbitai.annotate._common import spacing_kji
-from orbitai.testing.growcut import effect_region, grow_from_seeds, smartfill_region, user_background_seeds
+from orbitai.annotate.smartfill import working_region as smartfill_region
+from orbitai.mrml.growcut import effect_region, grow_from_seeds
+from orbitai.testing.growcut import user_background_seeds
 
 pytest.importorskip("slicer", reason="needs 3D Slicer's Python or the PyPI package slicer-core")
 

@@ -168,6 +168,14 @@ def _prepare(image, spacing, fg_strokes, bg_strokes):
     return a, sp, fg, bg
 
 
+def working_region(seeds: np.ndarray, spacing, margin_mm: float = 10.0):
+    """SmartFill's working region for these seeds: their bounding box grown by ``margin_mm``, clipped."""
+    box = bbox(np.asarray(seeds, bool), np.ceil(float(margin_mm) / spacing_kji(spacing)).astype(int))
+    if box is None:   # _prepare refuses empty object strokes
+        raise AnnotationError("SmartFill needs at least one stroke inside the structure; none was painted.")
+    return box
+
+
 def smartfill(image, spacing, fg_strokes, bg_strokes=None, *, margin_mm: float = 10.0,
               smoothness: float = 2.0, edge_sigma: float | None = None, supervoxel_mm: float = 3.0,
               band_vox: int = 2, locality_mm: float | None = 8.0, max_grow: int = 2,
@@ -190,10 +198,7 @@ def smartfill(image, spacing, fg_strokes, bg_strokes=None, *, margin_mm: float =
     seeds = fg if bg is None else (fg | bg)
     margin = float(margin_mm)
     for attempt in range(max_grow + 1):
-        box = bbox(seeds, np.ceil(margin / sk).astype(int))
-        if box is None:   # _prepare refuses empty object strokes
-            raise AnnotationError("SmartFill needs at least one stroke inside the structure; none was painted.")
-        region = box
+        region = working_region(seeds, sp, margin)
         pt = None if p is None else PriorTerms.of(p[region], prior_weight)
         res = _solve_region(a, sk, fg, bg, region, smoothness, edge_sigma, supervoxel_mm, band_vox, locality_mm, pt)
         touches = np.any(res & _faces(res.shape, region, a.shape))
