@@ -889,11 +889,11 @@ class AnnotationLogic:
             vol, key = self.source_volume()
             if self._prior_job is not None and self._prior_job["key"] == key:
                 return OperationResult(True, self.prior_status())
-            job: dict = {"key": key, "prior": DEFAULT_PRIORS.get(vol), "error": None, "thread": None}
+            job: dict = {"key": key, "prior": DEFAULT_PRIORS.get(vol, key=key), "error": None, "thread": None}
 
             def work():
                 try:
-                    job["prior"] = DEFAULT_PRIORS.compute(vol)
+                    job["prior"] = DEFAULT_PRIORS.compute(vol, key=key)
                 except PriorUnavailable as exc:
                     job["error"] = str(exc)
                 except Exception as exc:  # noqa: BLE001 - said in the status line, never raised into Qt

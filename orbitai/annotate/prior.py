@@ -97,9 +97,9 @@ class ModelPrior:
 
 
 def compute_prior(image: Volume, bundle: str | None = None, device: str = "cpu", mirror: bool = True,
-                  progress=None) -> ModelPrior:
-    """Run the segmentation network on ``image`` (the bundle for its modality unless named). Raises
-    :class:`PriorUnavailable` when no such bundle is installed."""
+                  progress=None, key: str | None = None) -> ModelPrior:
+    """Run the segmentation network on ``image`` (the bundle for its modality unless named; ``key``: its
+    `image_key` when known). Raises :class:`PriorUnavailable` when no such bundle is installed."""
     from orbitai.bundle import BundleError
     from orbitai.bundle.models import load_seg_model
     from orbitai.orbit.rules import eyeball_class, eyeball_midline
@@ -118,7 +118,7 @@ def compute_prior(image: Volume, bundle: str | None = None, device: str = "cpu",
         classes = Volume(probs.argmax(0).astype(np.uint8), grid.GetSpacing(), grid.GetOrigin(),
                          np.asarray(grid.GetDirection(), float).reshape(3, 3))
         centre = eyeball_midline(classes, eye)
-    return ModelPrior(image_key(image), b.name, tuple(spec.structures), probs, grid, centre,
+    return ModelPrior(key or image_key(image), b.name, tuple(spec.structures), probs, grid, centre,
                       time.perf_counter() - t0)
 
 
@@ -131,20 +131,23 @@ class PriorCache:
         self._items: OrderedDict[tuple[str, str | None], ModelPrior] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, image: Volume, bundle: str | None = None) -> ModelPrior | None:
-        """The cached prior of exactly this image (same voxels and geometry), or None."""
-        key = (image_key(image), bundle)
+    def get(self, image: Volume, bundle: str | None = None, key: str | None = None) -> ModelPrior | None:
+        """The cached prior of exactly this image (same voxels and geometry; ``key``: its `image_key`
+        when known, so that the voxels are not read again), or None."""
+        item = (key or image_key(image), bundle)
         with self._lock:
-            prior = self._items.get(key)
+            prior = self._items.get(item)
             if prior is not None:
-                self._items.move_to_end(key)
+                self._items.move_to_end(item)
             return prior
 
-    def compute(self, image: Volume, bundle: str | None = None, device: str = "cpu", progress=None) -> ModelPrior:
+    def compute(self, image: Volume, bundle: str | None = None, device: str = "cpu", progress=None,
+                key: str | None = None) -> ModelPrior:
         """The cached prior, or a new one (kept, the oldest dropped beyond ``size``)."""
-        prior = self.get(image, bundle)
+        key = key or image_key(image)
+        prior = self.get(image, bundle, key)
         if prior is None:
-            prior = compute_prior(image, bundle, device, progress=progress)
+            prior = compute_prior(image, bundle, device, progress=progress, key=key)
             with self._lock:
                 self._items[(prior.key, bundle)] = prior
                 while len(self._items) > self.size:

@@ -92,11 +92,6 @@ def left_of(classes: Volume, centre_x: float, box: Region | None = None) -> np.n
     return np.broadcast_to(x > centre_x, tuple(s.stop - s.start for s in b))
 
 
-def midline_split(classes: Volume, eyeball_class: int = 1) -> np.ndarray:
-    """Boolean array, True on the patient's left (LPS +x) of the midline (:func:`midline_x`)."""
-    return left_of(classes, midline_x(classes, eyeball_class))
-
-
 def classes_to_orbit_labels(classes: Volume, structure_values: dict[int, tuple[int, int]],
                             clean: bool = True, eyeball_class: int = 1) -> Volume:
     """Turn a side-agnostic class map into orbit-scheme labels (left/right values per class).

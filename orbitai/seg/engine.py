@@ -221,6 +221,42 @@ def subgrid(grid: sitk.Image, region: Region) -> sitk.Image:
                        grid.TransformIndexToPhysicalPoint([r.start for r in region[::-1]]))
 
 
+def part_image(vol: Volume, part: Box) -> sitk.Image:
+    """An empty image on the part ``part`` of ``vol``'s grid: a resampling target."""
+    return empty_image([b - a for a, b in part], vol.spacing, vol.direction,
+                       vol.index_to_physical([part[2][0], part[1][0], part[0][0]]))
+
+
+def class_image(probs: np.ndarray, c: int, grid: sitk.Image) -> sitk.Image:
+    """Class ``c`` of the model-grid probabilities ``probs`` (C, k, j, i) as an image on ``grid``."""
+    img = sitk.GetImageFromArray(probs[c])
+    img.CopyInformation(grid)
+    return img
+
+
+def resample_class(img: sitk.Image, c: int, ref: sitk.Image) -> np.ndarray:
+    """Class ``c``'s probability image linearly resampled onto ``ref`` (outside the model grid:
+    background, certain)."""
+    return sitk.GetArrayFromImage(sitk.Resample(img, ref, sitk.Transform(), sitk.sitkLinear,
+                                                1.0 if c == 0 else 0.0, sitk.sitkFloat32))
+
+
+def region_probabilities(logits: torch.Tensor, crop: tuple[slice, ...], shape: tuple[int, ...],
+                         region: Region) -> np.ndarray:
+    """Softmax of ``logits`` (C, *crop shape: the content box ``crop`` of a model grid of ``shape``) on the
+    box ``region`` of that grid, (C, *region shape); outside the crop background, certain."""
+    probs = np.zeros((logits.shape[0], *(r.stop - r.start for r in region)), np.float32)
+    probs[0] = 1.0
+    inside = tuple(slice(max(r.start, c.start or 0), min(r.stop, c.stop if c.stop is not None else n))
+                   for r, c, n in zip(region, crop, shape))
+    if all(v.stop > v.start for v in inside):           # softmax over that part of the crop only
+        part = logits[(slice(None),) + tuple(slice(v.start - (c.start or 0), v.stop - (c.start or 0))
+                                             for v, c in zip(inside, crop))]
+        probs[(slice(None),) + tuple(slice(v.start - r.start, v.stop - r.start) for v, r in zip(inside, region))] = \
+            torch.softmax(part, dim=0).numpy()
+    return probs
+
+
 def map_classes(probs: np.ndarray, grid: sitk.Image, vol: Volume,
                 box: Box) -> tuple[np.ndarray, Callable[[], np.ndarray]]:
     """Class (argmax, ties to the lower class) on the part ``box`` of ``vol`` from the class
@@ -243,16 +279,10 @@ def map_classes(probs: np.ndarray, grid: sitk.Image, vol: Volume,
             if all(b > a for a, b in part):
                 parts.append((c, part))
 
-    images = {}
-    for c in {0, *(c for c, _ in parts)}:        # one copy per class, read by every part
-        images[c] = sitk.GetImageFromArray(probs[c])
-        images[c].CopyInformation(grid)
+    images = {c: class_image(probs, c, grid) for c in {0, *(c for c, _ in parts)}}   # one copy per class
 
     def resampled(c: int, part: Box) -> np.ndarray:
-        ref = empty_image([b - a for a, b in part], vol.spacing, vol.direction,
-                          vol.index_to_physical([part[2][0], part[1][0], part[0][0]]))
-        return sitk.GetArrayFromImage(sitk.Resample(images[c], ref, sitk.Transform(), sitk.sitkLinear,
-                                                    1.0 if c == 0 else 0.0, sitk.sitkFloat32))
+        return resample_class(images[c], c, part_image(vol, part))
 
     with ThreadPoolExecutor(2) as pool:
         maps = list(pool.map(lambda job: (resampled(0, job[1]), resampled(*job)), parts))
@@ -359,22 +389,17 @@ def model_probabilities(vol: Volume, model: torch.nn.Module, spec: SegSpec, wind
     """The network's class probabilities (C, k, j, i) on the model grid over the scan (background,
     certain, outside the content box), and that grid: what :func:`probabilities_on` maps to a scan."""
     net = _network_logits(vol, model, spec, window, device, progress, 1, mirror)
-    probs = np.zeros((net.logits.shape[1], *net.shape), np.float32)
-    probs[0] = 1.0
-    probs[(slice(None),) + net.crop] = torch.softmax(net.logits[0], dim=0).numpy()
-    return probs, net.grid
+    whole = cast(Region, tuple(slice(0, n) for n in net.shape))
+    return region_probabilities(net.logits[0], net.crop, net.shape, whole), net.grid
 
 
 def probabilities_on(probs: np.ndarray, grid: sitk.Image, vol: Volume, classes: Sequence[int]) -> np.ndarray:
     """The classes' probabilities from the model grid (:func:`model_probabilities`) on the grid of
     ``vol``, linearly interpolated: (len(classes), k, j, i) float32."""
-    ref = empty_image(vol.shape, vol.spacing, vol.direction, vol.origin)
+    ref = part_image(vol, [(0, n) for n in vol.shape])
     out = np.empty((len(classes), *vol.shape), np.float32)
     for n, c in enumerate(classes):
-        img = sitk.GetImageFromArray(probs[c])
-        img.CopyInformation(grid)
-        out[n] = sitk.GetArrayFromImage(sitk.Resample(img, ref, sitk.Transform(), sitk.sitkLinear,
-                                                      1.0 if c == 0 else 0.0, sitk.sitkFloat32))
+        out[n] = resample_class(class_image(probs, c, grid), c, ref)
     return out
 
 
@@ -409,15 +434,7 @@ def predict(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "o
         # Map back only the region around what was found, each class where it can win (exact argmax),
         # from the probabilities on the model-grid region it reads (background, certain, outside the crop).
         region = input_box_on_grid(box, vol, ref)
-        probs = np.zeros((lg.shape[0], *(r.stop - r.start for r in region)), np.float32)
-        probs[0] = 1.0
-        inside = tuple(slice(max(r.start, c.start or 0), min(r.stop, c.stop if c.stop is not None else n))
-                       for r, c, n in zip(region, crop, full_shape))
-        if all(s.stop > s.start for s in inside):       # softmax over that part of the crop only
-            part = lg[(slice(None),) + tuple(slice(s.start - (c.start or 0), s.stop - (c.start or 0))
-                                             for s, c in zip(inside, crop))]
-            probs[(slice(None),) + tuple(slice(s.start - r.start, s.stop - r.start) for s, r in zip(inside, region))] = \
-                torch.softmax(part, dim=0).numpy()
+        probs = region_probabilities(lg, crop, full_shape, region)
         cls, confidence = map_classes(probs, subgrid(ref, region), vol, box)
         classes = Volume(cls, vol.spacing, tuple(vol.index_to_physical([box[2][0], box[1][0], box[0][0]])),
                          vol.direction)
