@@ -29,7 +29,13 @@ SHORT = {"superior_rectus_muscle": "sr", "lateral_rectus_muscle": "lr", "medial_
          "inferior_rectus_muscle": "ir", "optic_nerve": "on", "eyeball": "eyeball"}
 
 
-ALL_PARTS = ("accuracy", "speed", "startup", "batch")
+ALL_PARTS = ("accuracy", "speed", "startup", "batch", "mri", "real_mri")
+#: Held-out MRI phantoms (issue 17): seeds never used by training (pool 2000, MRI phantoms 2100).
+MRI_SEED, MRI_N = 9100, 6
+#: The real clinical scans (no labels): looked at, and checked against the normal anatomy ranges.
+REAL_MRI = Path(os.environ.get("ORBITAI_REAL_MRI", Path(__file__).resolve().parents[2] / "shared" / "data"
+                               / "ms_flair_raw_lesjak"))
+RECTI_SHORT = ("sr", "ir", "mr", "lr")
 #: The 512x512x100 CT of the speed and start-up parts.
 SPEED_SEED, SPEED_SIZE, SPEED_SPACING = 424242, (512, 512, 100), (0.3, 0.3, 0.5)
 BATCH_SEED, BATCH_N = 9500, 8
@@ -214,6 +220,133 @@ def batch(tmp: Path, metrics: dict, notes: dict) -> None:
                       "size), svnet on cpu, one fresh process; batch_ratio = batch_total_s / batch_sum_window_s")
 
 
+def mri_model() -> str:
+    """The MRI model benchmarked: ORBITAI_MRI_MODEL (a bundle name or folder) or the bundled default."""
+    from orbitai.bundle.models import DEFAULT_SEG_MODELS
+
+    return os.environ.get("ORBITAI_MRI_MODEL", DEFAULT_SEG_MODELS["MR"])
+
+
+def _score_cases(cases, model: str) -> dict[str, list[float]]:
+    """Dice per structure (side-agnostic classes) over ``cases`` (PhantomCase); a case where no orbit is
+    found scores 0 on every structure."""
+    from orbitai.bundle.models import load_seg_model
+    from orbitai.orbit.rules import OrbitNotFoundError
+    from orbitai.orbit.segment import segment
+    from orbitai.seg.evaluate import score_case
+
+    _, net, spec = load_seg_model(model, False, "cpu")
+    out: dict[str, list[float]] = {s: [] for s in spec.structures}
+    for case in cases:
+        try:
+            pred = segment(case.image, net, spec, "overlap", "cpu").labels.array
+        except OrbitNotFoundError:
+            pred = np.zeros(case.labels.shape, np.uint8)
+        for row in score_case(pred, case.labels.array, spec.structures, case.image.spacing):
+            out[row["structure"]].append(row["dice"])
+    return out
+
+
+def mri(tmp: Path, metrics: dict, notes: dict) -> None:
+    """Held-out MRI phantoms: T2 and T1 as the phantom generator renders them, and domain-randomised
+    images with 3 and 5 mm slices (axial or coronal), for the default MRI model."""
+    from orbitai.phantoms import orbit_case
+
+    model = mri_model()
+    sets = {"t2": lambda s: orbit_case(s, "t2"), "t1": lambda s: orbit_case(s, "t1"),
+            "dr3mm": lambda s: orbit_case(s, "t2", domain_random=True, spacing=(0.7, 0.7, 3.0)),
+            "dr5mm": lambda s: orbit_case(s, "t2", domain_random=True, spacing=(0.7, 0.7, 5.0))}
+    for n, (name, make) in enumerate(sets.items()):
+        scores = _score_cases([make(MRI_SEED + 100 * n + i) for i in range(MRI_N)], model)
+        for s, v in scores.items():
+            metrics[f"mri_{name}_dice_{SHORT[s]}"] = float(np.mean(v))
+            metrics[f"mri_{name}_dice_{SHORT[s]}_min"] = float(np.min(v))
+    thin = [f"mri_{c}_dice_{k}" for c in ("t2", "t1") for k in (*RECTI_SHORT, "on")]
+    metrics["mri_phantom_thin_dice_min"] = min(metrics[k] for k in thin)
+    metrics["mri_phantom_eyeball_dice_min"] = min(metrics[f"mri_{c}_dice_eyeball"] for c in ("t2", "t1"))
+    metrics["mri_thick_rectus_dice_min"] = min(metrics[f"mri_{c}_dice_{k}"] for c in ("dr3mm", "dr5mm")
+                                               for k in RECTI_SHORT)
+    notes["mri"] = (f"model {model}; {MRI_N} held-out phantoms per set (seeds {MRI_SEED}+100n+i): t2/t1 rendered by "
+                    "orbitai.phantoms (2-3.3 mm slices, axial or coronal), dr3mm/dr5mm domain-randomised with 3/5 mm "
+                    "slices; Dice per structure, both sides, mean over cases (_min: worst case); no orbit found "
+                    "scores 0; thin = the four recti and the optic nerve")
+
+
+def real_mri(tmp: Path, metrics: dict, notes: dict) -> None:
+    """The real clinical MRIs: structures found per side, their measures against the normal ranges,
+    sides, time per scan (and on a 1 mm whole-head grid), and montages in docs/figures."""
+    import json
+
+    from orbitai.bundle.models import load_seg_model
+    from orbitai.io import read_volume
+    from orbitai.orbit.anatomy import structure_measures
+    from orbitai.orbit.rules import OrbitNotFoundError
+    from orbitai.orbit.segment import segment
+    from orbitai.preprocess.grid import model_grid, resample_onto
+    from orbitai.seg.figure import real_scan_montage
+
+    scans = sorted(REAL_MRI.glob("long_patient*_study1_*.nii.gz"))
+    if not scans:
+        notes["real_mri"] = f"no scans in {REAL_MRI}; not run"
+        return
+    model = mri_model()
+    _, net, spec = load_seg_model(model, False, "cpu")
+    figures = Path(__file__).resolve().parents[1] / "docs" / "figures"
+    required = ("eyeball", "optic_nerve", "medial_rectus_muscle", "lateral_rectus_muscle")
+    report: dict[str, dict] = {}
+    shown = []
+    for path in scans:
+        name = path.name.replace("long_", "").replace("_study1", "").replace(".nii.gz", "")
+        vol = read_volume(path)
+        segment(vol, net, spec, "overlap", "cpu") if not report else None   # warm-up: the first run's allocations
+        t0 = time.perf_counter()
+        try:
+            labels = segment(vol, net, spec, "overlap", "cpu").labels
+        except OrbitNotFoundError:
+            labels = vol.with_array(np.zeros(vol.shape, np.uint8))
+        seconds = time.perf_counter() - t0
+        m = structure_measures(labels)
+        found = {v: r for v, r in m.items() if r["voxels"] > 0}
+        xs = {v: float(np.mean([labels.index_to_physical(p[::-1])[0] for p in np.argwhere(labels.array == v)[::50]]))
+              for v in found}
+        sides_ok = all(xs[v] > xs[v + 1] for v in range(1, 13, 2) if v in xs and v + 1 in xs)   # LPS: left is +x
+        present = all(m[v]["voxels"] > 0 for v in range(1, 13) if m[v]["structure"] in required)
+        in_range = all(m[v]["in_range"] for v in range(1, 13) if m[v]["structure"] in required)
+        report[name] = {"seconds": round(seconds, 2), "required_present": present, "required_in_range": in_range,
+                        "sides_correct": sides_ok, "slice_mm": round(float(max(vol.spacing)), 2),
+                        "structures": {r["structure"] + "_" + r["side"]: {k: (round(x, 3) if isinstance(x, float) else x)
+                                                                           for k, x in r.items() if k not in ("structure", "side")}
+                                       for r in m.values()}}
+        metrics[f"real_{name}_seconds"] = seconds
+        metrics[f"real_{name}_required_found"] = sum(m[v]["voxels"] > 0 for v in range(1, 13) if m[v]["structure"] in required)
+        metrics[f"real_{name}_required_in_range"] = sum(m[v]["in_range"] for v in range(1, 13) if m[v]["structure"] in required)
+        shown.append((name, vol, labels))
+    metrics["real_scans"] = len(report)
+    metrics["real_scans_all_required_present"] = sum(r["required_present"] for r in report.values())
+    metrics["real_scans_all_required_in_range"] = sum(r["required_in_range"] for r in report.values())
+    metrics["real_scans_sides_correct"] = sum(r["sides_correct"] for r in report.values())
+    # inference time on a 1 mm whole-head grid: patient04's T1 resampled to 1 mm isotropic
+    t1 = next((v for n, v, _ in shown if n == "patient04_T1W"), None)
+    if t1 is not None:
+        from orbitai.io import Volume
+
+        ref = model_grid(t1, (1.0, 1.0, 1.0))
+        iso = Volume(resample_onto(t1, ref), (1.0, 1.0, 1.0), ref.GetOrigin(), np.eye(3))
+        t0 = time.perf_counter()
+        try:
+            segment(iso, net, spec, "overlap", "cpu")
+        except OrbitNotFoundError:
+            pass
+        metrics["real_1mm_whole_head_seconds"] = time.perf_counter() - t0
+        notes["real_1mm_whole_head"] = f"patient04 T1W resampled to 1 mm isotropic, {iso.size_xyz} voxels, warm model, 2 threads"
+    figures.mkdir(parents=True, exist_ok=True)
+    real_scan_montage(shown, figures / "real_mri_montage.png")
+    (Path(__file__).resolve().parent / "results" / "real_mri.json").write_text(json.dumps(report, indent=1) + "\n")
+    notes["real_mri"] = (f"model {model}; scans in {REAL_MRI.name}; required on each side: eyeball, optic nerve, medial "
+                         "and lateral rectus; ranges orbitai.orbit.anatomy.RANGES; per-structure measures in "
+                         "results/real_mri.json; montage docs/figures/real_mri_montage.png")
+
+
 def main(parts: tuple[str, ...] = ALL_PARTS) -> None:
     """Run the named parts; metrics of parts not run are kept from the last result file."""
     import json
@@ -240,6 +373,10 @@ def main(parts: tuple[str, ...] = ALL_PARTS) -> None:
             startup(tmp, metrics, notes)
         if "batch" in parts:
             batch(tmp, metrics, notes)
+        if "mri" in parts:
+            mri(tmp, metrics, notes)
+        if "real_mri" in parts:
+            real_mri(tmp, metrics, notes)
     targets = {
         "svnet_miou_five": ">= 0.82",
         "svnet_dice_eyeball": ">= 0.95",
@@ -247,6 +384,13 @@ def main(parts: tuple[str, ...] = ALL_PARTS) -> None:
         "overlap_vs_step1_dice": ">= 0.98",
         "cold_overhead_s": "<= 1.5",
         "batch_ratio": "<= 1.2",
+        "mri_phantom_thin_dice_min": ">= 0.75",
+        "mri_phantom_eyeball_dice_min": ">= 0.90",
+        "mri_thick_rectus_dice_min": ">= 0.65",
+        "real_scans_all_required_present": "== real_scans",
+        "real_scans_all_required_in_range": "== real_scans",
+        "real_scans_sides_correct": "== real_scans",
+        "real_1mm_whole_head_seconds": "<= 15",
     }
     write_result("segmentation", metrics, targets, notes)
 

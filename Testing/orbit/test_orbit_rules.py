@@ -41,3 +41,23 @@ def test_field_of_view_warning_and_volumes():
     assert [r["name"] for r in rows] == ["eyeball_left", "eyeball_right", "optic_nerve_left", "optic_nerve_right"]
     assert rows[3]["voxels"] == 4 and rows[3]["volume_cm3"] == pytest.approx(0.008)
     assert [r["name"] for r in structure_volumes(Volume(lab))] == ["optic_nerve_right"]
+
+
+def _head(shape, centre, radii):
+    k, j, i = np.ogrid[: shape[0], : shape[1], : shape[2]]
+    return ((((k - centre[0]) / radii[0]) ** 2 + ((j - centre[1]) / radii[1]) ** 2
+             + ((i - centre[2]) / radii[2]) ** 2) <= 1).astype(np.float32) * 0.6
+
+
+def test_orbit_search_box_keeps_the_front_of_a_whole_head():
+    from orbitai.orbit.rules import ORBIT_DEPTH_MM, ORBIT_HALF_WIDTH_MM, orbit_search_box
+
+    norm = _head((200, 300, 250), (100, 160, 125), (90, 130, 95))     # a 0.8 mm whole head, front at j=30
+    box = orbit_search_box(norm, (0.8, 0.8, 0.8))
+    assert box is not None and box[0] == slice(0, 200)
+    assert abs(box[1].start - (30 - 5 / 0.8)) <= 4 and abs(box[1].stop - (30 + ORBIT_DEPTH_MM / 0.8)) <= 4
+    assert abs((box[2].start + box[2].stop) / 2 - 125) <= 2
+    assert abs((box[2].stop - box[2].start) * 0.8 - 2 * ORBIT_HALF_WIDTH_MM) <= 2
+    # an orbit-sized field of view, or nothing but air: the whole scan
+    assert orbit_search_box(_head((60, 120, 120), (30, 80, 60), (60, 100, 100)), (0.8, 0.8, 0.8)) is None
+    assert orbit_search_box(np.zeros((20, 50, 50), np.float32), (0.8, 0.8, 0.8)) is None

@@ -8,23 +8,8 @@ import numpy as np
 import pytest
 
 from orbitai.cohort.clinical import IVGC_CLINICAL
+from orbitai.orbit.anatomy import RANGES, structure_measures
 from orbitai.phantoms import brain_flair_case, orbit_case, write_cohort
-
-
-def anatomy(case):
-    """Rectus volumes (cm3), globe equivalent-sphere diameters (mm), optic-nerve diameters (mm)."""
-    L = case.labels.array
-    vv = case.labels.voxel_volume_mm3()
-    rect = {v: (L == v).sum() * vv / 1000 for v in range(5, 13)}
-    globe = {v: (6 * (L == v).sum() * vv / np.pi) ** (1 / 3) for v in (1, 2)}
-    nerve = {}
-    for v in (3, 4):
-        pts = np.argwhere(L == v)[:, ::-1] * np.array(case.labels.spacing)
-        mu = pts.mean(0)
-        _, _, vt = np.linalg.svd(pts - mu, full_matrices=False)
-        pr = (pts - mu) @ vt[0]
-        nerve[v] = 2 * np.sqrt(len(pts) * vv / (pr.max() - pr.min()) / np.pi)
-    return rect, globe, nerve
 
 
 @pytest.fixture(scope="module")
@@ -35,14 +20,23 @@ def ct_cases():
 
 def test_anatomy_in_literature_ranges(ct_cases):
     for c in ct_cases:
-        rect, globe, nerve = anatomy(c)
-        for v, cm3 in rect.items():
-            assert 0.4 <= cm3 <= 1.5, (v, cm3)
-        for v, d in globe.items():
-            assert 22.0 <= d <= 26.0, (v, d)
-        for v, d in nerve.items():
-            assert 3.0 <= d <= 5.0, (v, d)
+        measures = structure_measures(c.labels)
+        assert len(measures) == 12
+        for v, m in measures.items():
+            assert m["in_range"], (v, m)     # rectus volume, globe and nerve diameter (RANGES)
         assert set(np.unique(c.labels.array)) == set(range(17))
+
+
+def test_measures_flag_what_lies_outside_the_ranges(ct_cases):
+    lab = ct_cases[0].labels
+    arr = lab.array.copy()
+    arr[arr == 5] = 0                      # left superior rectus missing
+    arr[arr == 9] = 0
+    arr[tuple(slice(s // 2 - 12, s // 2 + 12) for s in arr.shape)] = 9   # a medial rectus far too big
+    m = structure_measures(lab.with_array(arr))
+    assert not m[5]["in_range"] and m[5]["voxels"] == 0
+    assert not m[9]["in_range"] and m[9]["volume_cm3"] > RANGES["rectus_volume_cm3"][1]
+    assert m[1]["in_range"] and m[3]["in_range"]
 
 
 def test_image_and_labels_share_geometry_and_ct_intensities(ct_cases):

@@ -59,3 +59,29 @@ def test_engine_imports_no_orbit_rule():
             "print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_orbit_segmentation_searches_the_whole_scan_when_the_front_of_the_head_has_no_orbit(caplog):
+    """Tissue far in front of the face (here a block 150 mm ahead) moves the search box off the orbits:
+    the first pass finds no eyeball and the whole scan is searched again."""
+    import logging
+
+    from orbitai.bundle.models import load_seg_model
+    from orbitai.orbit.segment import segment
+    from orbitai.phantoms import orbit_case
+
+    case = orbit_case(777300, "ct", size=(160, 160, 40), spacing=(0.7, 0.7, 1.0), oblique=False)
+    a = case.image.array
+    pad = 220                                                   # 154 mm more in front (rows run A -> P)
+    big = np.full((a.shape[0], a.shape[1] + pad, a.shape[2]), -1000, a.dtype)
+    big[:, pad:] = a
+    big[:, 5:40, 40:120] = 40                                   # soft tissue, far anterior
+    origin = case.image.index_to_physical([0, -pad, 0])
+    vol = Volume(big, case.image.spacing, origin, case.image.direction)
+    _, net, spec = load_seg_model(None, True, "cpu")
+    with caplog.at_level(logging.INFO, logger="orbitai.orbit.segment"):
+        res = segment(vol, net, spec, mirror=False)
+    assert "searching the whole scan" in caplog.text
+    truth = np.zeros_like(res.labels.array)
+    truth[:, pad:] = case.labels.array
+    assert dice(np.isin(res.labels.array, [1, 2]), np.isin(truth, [1, 2])) > 0.85

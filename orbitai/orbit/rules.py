@@ -54,6 +54,36 @@ def field_of_view_warnings(vol: Volume) -> list[str]:
     return []
 
 
+#: The orbits lie within this depth (mm) behind the front of the head (nose tip to optic chiasm ~100 mm)
+#: and within this distance (mm) of the head's middle left to right (lateral recti ~55 mm).
+ORBIT_DEPTH_MM, ORBIT_HALF_WIDTH_MM = 115.0, 80.0
+
+
+def orbit_search_box(norm: np.ndarray, spacing) -> tuple[slice, slice, slice] | None:
+    """Where on an LPS model grid (``norm``: normalised intensities 0..1, [k, j, i] = [S, P, L]) the
+    orbits can lie: from the front of the head back ``ORBIT_DEPTH_MM`` and ``ORBIT_HALF_WIDTH_MM`` either
+    side of its middle; all slices from foot to head. None when that is the whole scan or no head is
+    seen. On a whole-head MRI this leaves the network a third of the scan; an orbit-centred scan keeps
+    all of it. (The engine's :data:`orbitai.seg.engine.Focus`.)"""
+    sx, sy, sz = (float(v) for v in spacing)
+    head = norm > 0.08
+    plane = head.sum((0, 2))                              # head voxels per coronal plane (j)
+    rows = np.flatnonzero(plane * sx * sz >= 200.0)       # at least 2 cm2 of head in the plane
+    if not len(rows):
+        return None
+    j0 = max(0, int(rows[0] - round(5.0 / sy)))
+    j1 = min(norm.shape[1], int(rows[0] + round(ORBIT_DEPTH_MM / sy)) + 1)
+    cols = np.flatnonzero(head[:, j0:j1, :].sum((0, 1)) * sy * sz >= 200.0)
+    if not len(cols):
+        return None
+    mid = 0.5 * (cols[0] + cols[-1])
+    half = ORBIT_HALF_WIDTH_MM / sx
+    i0, i1 = max(0, int(np.floor(mid - half))), min(norm.shape[2], int(np.ceil(mid + half)) + 1)
+    if j1 - j0 >= norm.shape[1] and i1 - i0 >= norm.shape[2]:
+        return None
+    return slice(0, norm.shape[0]), slice(j0, j1), slice(i0, i1)
+
+
 # --------------------------------------------------------------------- post-processing
 def eyeball_midline(classes: Volume, eyeball_class: int = 1) -> float | None:
     """LPS x of the patient's midline: the midpoint of the centroids of the two largest eyeball

@@ -1,6 +1,8 @@
 """Whole-scan orbit segmentation: the generic engine (:func:`orbitai.seg.engine.predict`) plus the
-orbit rules (:mod:`orbitai.orbit.rules`). No manual crop: the window covers the whole scan, and
-each orbit is found from the predicted eyeballs (left/right split at the midline between them)."""
+orbit rules (:mod:`orbitai.orbit.rules`). No manual crop: the network runs where orbits can lie (the
+front of the head, :func:`~orbitai.orbit.rules.orbit_search_box`; the whole scan again when no orbit is
+found there), and each orbit is found from the predicted eyeballs (left/right split at the midline
+between them)."""
 from __future__ import annotations
 
 import logging
@@ -13,10 +15,12 @@ import torch
 from orbitai.io import Volume
 from orbitai.orbit.rules import (
     MIN_EYEBALL_ML,
+    OrbitNotFoundError,
     class_values,
     classes_to_orbit_labels,
     eyeball_class,
     field_of_view_warnings,
+    orbit_search_box,
     require_orbit,
 )
 from orbitai.preprocess.checks import check_input
@@ -55,8 +59,32 @@ def segment(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "o
     for w in warnings:
         log.warning(w)
     t1 = time.perf_counter()
+    focused: list[bool] = []
+
+    def focus(norm, spacing):
+        box = orbit_search_box(norm, spacing)
+        focused.append(box is not None)
+        return box
+
+    try:
+        res, labels = _labels(vol, model, spec, window, device, progress, sw_batch_size, mirror, focus,
+                              min_eyeball_ml)
+    except OrbitNotFoundError:
+        if not any(focused):
+            raise
+        # the head's front was not where the orbits are (an unusual field of view): the whole scan
+        log.info("no orbit in the front of the head; searching the whole scan")
+        res, labels = _labels(vol, model, spec, window, device, progress, sw_batch_size, mirror, None,
+                              min_eyeball_ml)
+    return SegResult(labels, warnings, time.perf_counter() - t0, res, res.window_seconds,
+                     res.prep_seconds + (t1 - t0))
+
+
+def _labels(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str, device, progress, sw_batch_size: int,
+            mirror: bool, focus, min_eyeball_ml: float) -> tuple[EngineResult, Volume]:
+    """The engine's classes turned into orbit-scheme labels on the input grid (raises when no orbit)."""
     res = predict(vol, model, spec, window, device, progress=progress, sw_batch_size=sw_batch_size,
-                  mirror=mirror, check=False)
+                  mirror=mirror, check=False, focus=focus)
     labels_arr = np.zeros(vol.shape, np.uint8)
     if res.box is not None and res.classes is not None:
         sub = tuple(slice(a, b) for a, b in res.box)
@@ -64,5 +92,4 @@ def segment(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "o
                                                   eyeball_class=eyeball_class(spec.structures)).array
     labels = vol.with_array(labels_arr)
     require_orbit(labels, spec.structures, min_eyeball_ml)
-    return SegResult(labels, warnings, time.perf_counter() - t0, res, res.window_seconds,
-                     res.prep_seconds + (t1 - t0))
+    return res, labels

@@ -148,22 +148,38 @@ def _thicken(fine: np.ndarray, thick: np.ndarray) -> np.ndarray:
     return out
 
 
-def orbit_case(seed: int, modality: str = "ct", domain_random: bool = False, tao: str | None = None,
-               ivgc: int | None = None, orientation: str | None = None, size=None, spacing=None,
-               oblique: bool | float | None = None, noise: bool = True) -> PhantomCase:
-    """Synthesise one orbital case from the deformed atlas.
+@dataclass
+class Anatomy:
+    """One deformed atlas head on an acquisition grid, before any intensity is drawn.
 
-    ``modality`` 'ct' (HU), 't2' (fat-suppressed, T2-SPIR-like) or 't1'; ``domain_random`` draws a
-    random intensity per tissue, resolution, bias and noise (SynthSeg-style, float image).
-    ``tao`` 'active'/'inactive' adds TAO muscle enlargement and signal; ``ivgc`` 1/0 adds the
-    responder/non-responder muscle pattern. ``size`` (nx, ny, nz), ``spacing`` (x, y, z) mm and
-    ``orientation`` ('axial'/'coronal') fix the acquisition; otherwise they are drawn.
-    """
-    if modality not in MODALITIES:
-        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
-    if tao not in (None, "active", "inactive"):
-        raise ValueError(f"tao must be None, 'active' or 'inactive', got {tao!r}")
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7007]))
+    ``tissue`` holds tissue codes (:mod:`orbitai.phantoms.atlas`) on ``nsub`` sub-slices per slice
+    (partial volume through thick slices), ``bias`` a smooth field on the same grid, ``labels`` the
+    orbit-scheme ground truth on the slices themselves."""
+
+    tissue: np.ndarray
+    bias: np.ndarray
+    labels: np.ndarray
+    nsub: int
+    spacing: tuple[float, float, float]
+    origin: Any               # LPS mm of the first voxel (3,)
+    direction: np.ndarray
+    orientation: str
+    size: tuple[int, int, int]
+    oblique_deg: float
+    head_scale: np.ndarray
+    oedema: np.ndarray
+    fibrosis: np.ndarray
+    thickening: np.ndarray
+    state: str | None
+    local: dict[str, Any]
+
+
+def orbit_anatomy(rng: np.random.Generator, modality: str = "ct", domain_random: bool = False,
+                  tao: str | None = None, ivgc: int | None = None, orientation: str | None = None, size=None,
+                  spacing=None, oblique: bool | float | None = None) -> Anatomy:
+    """Draw the acquisition and the per-case anatomy (see :func:`orbit_case`) from ``rng``; the
+    tissue map is what label-to-image synthesis renders (:func:`orbit_case`, or random contrasts
+    for segmentation training in :mod:`orbitai.seg.synth`)."""
     model = A.orbit_model()
     if domain_random and spacing is None:
         spacing = (rng.uniform(0.4, 1.0),) * 2 + (rng.uniform(0.5, 3.5),)
@@ -243,20 +259,43 @@ def orbit_case(seed: int, modality: str = "ct", domain_random: bool = False, tao
         tissue[out] = vals
     mid = (nsub - 1) // 2
     labels = A.GT_LUT[tissue[mid::nsub]]
+    return Anatomy(tissue, full[..., 3], labels, nsub, sp, origin, D, orientation, size, ang, scale, oed, fib,
+                   thick, state, info_local)
+
+
+def orbit_case(seed: int, modality: str = "ct", domain_random: bool = False, tao: str | None = None,
+               ivgc: int | None = None, orientation: str | None = None, size=None, spacing=None,
+               oblique: bool | float | None = None, noise: bool = True) -> PhantomCase:
+    """Synthesise one orbital case from the deformed atlas.
+
+    ``modality`` 'ct' (HU), 't2' (fat-suppressed, T2-SPIR-like) or 't1'; ``domain_random`` draws a
+    random intensity per tissue, resolution, bias and noise (SynthSeg-style, float image).
+    ``tao`` 'active'/'inactive' adds TAO muscle enlargement and signal; ``ivgc`` 1/0 adds the
+    responder/non-responder muscle pattern. ``size`` (nx, ny, nz), ``spacing`` (x, y, z) mm and
+    ``orientation`` ('axial'/'coronal') fix the acquisition; otherwise they are drawn.
+    """
+    if modality not in MODALITIES:
+        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+    if tao not in (None, "active", "inactive"):
+        raise ValueError(f"tao must be None, 'active' or 'inactive', got {tao!r}")
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7007]))
+    an = orbit_anatomy(rng, modality, domain_random, tao, ivgc, orientation, size, spacing, oblique)
+    sp, nsub, tissue, bias = an.spacing, an.nsub, an.tissue, an.bias
+    oed, fib, thick = an.oedema, an.fibrosis, an.thickening
     # ---- intensities
     if domain_random:
-        img = _render_random(rng, tissue, full[..., 3], nsub, sp)
+        img = _render_random(rng, tissue, bias, nsub, sp)
         mod_name = "synth"
     else:
-        img = _render(rng, modality, tissue, full[..., 3], nsub, sp, oed, fib, noise)
+        img = _render(rng, modality, tissue, bias, nsub, sp, oed, fib, noise)
         mod_name = modality
-    img_vol = Volume(img, sp, origin, D)
-    lab_vol = Volume(labels, sp, origin, D)
-    info = {"seed": int(seed), "modality": mod_name, "orientation": orientation, "spacing_mm": [round(s, 4) for s in sp],
-            "size": list(size), "oblique_deg": round(ang, 2), "head_scale": scale.round(4).tolist(),
-            "state": state, "oedema": {int(v): round(float(oed[v]), 4) for v in MUSCLE_VALUES},
+    img_vol = Volume(img, sp, an.origin, an.direction)
+    lab_vol = Volume(an.labels, sp, an.origin, an.direction)
+    info = {"seed": int(seed), "modality": mod_name, "orientation": an.orientation, "spacing_mm": [round(s, 4) for s in sp],
+            "size": list(an.size), "oblique_deg": round(an.oblique_deg, 2), "head_scale": an.head_scale.round(4).tolist(),
+            "state": an.state, "oedema": {int(v): round(float(oed[v]), 4) for v in MUSCLE_VALUES},
             "fibrosis": {int(v): round(float(fib[v]), 4) for v in MUSCLE_VALUES},
-            "thickening_mm": {int(v): round(float(thick[v]), 4) for v in MUSCLE_VALUES}, **info_local}
+            "thickening_mm": {int(v): round(float(thick[v]), 4) for v in MUSCLE_VALUES}, **an.local}
     return PhantomCase(img_vol, lab_vol, info)
 
 

@@ -56,8 +56,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     tr = s.add_parser("train", help="train a model on a manifest and write a bundle",
                       description="Train a segmentation configuration; resumable; writes BUNDLE_DIR with metadata.json and model.pt.")
-    tr.add_argument("--manifest", required=True, help="CSV with case_id,image,segmentation")
+    tr.add_argument("--manifest", help="CSV with case_id,image,segmentation (optional for a configuration "
+                    "that renders synthetic heads, e.g. svnet-demo-mri)")
     tr.add_argument("--config", required=True, help="configuration name (see 'orbitai seg configs')")
+    tr.add_argument("--init", metavar="BUNDLE", help="start from this bundle's weights (same architecture)")
     tr.add_argument("--out", required=True, help="bundle folder to write")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--epochs", type=int, help="override the configuration's number of epochs")
@@ -303,16 +305,28 @@ def run_train(args) -> int:
     check_train_options(args)
     cfg = get_config(args.config)
     device = select_device(args.device)
-    cases = read_manifest(args.manifest)
+    if args.manifest is None and "synth" not in cfg.extra:
+        raise UserError(f"--manifest is needed: configuration {cfg.name} trains on a manifest's cases.")
+    cases = read_manifest(args.manifest) if args.manifest else []
     name = Path(args.out).name   # the bundle replaces OUT as a whole; work files lie beside it
-    check_outputs(args.out, [args.manifest, *(p for c in cases for p in (c.image, c.segmentation))],
+    check_outputs(args.out, [*([args.manifest] if args.manifest else []),
+                             *(p for c in cases for p in (c.image, c.segmentation))],
                   beside=(f".{name}-training", f"{name}-metrics.csv"), replaces_folder=True)
     out = train(cases, cfg, Path(args.out), seed=args.seed, folds=args.folds, fold=args.fold,
                 epochs=args.epochs, device=device, resume=not args.no_resume,
                 time_limit_s=args.time_limit * 60 if args.time_limit else None,
-                training_data=f"{len(cases)} cases listed in {Path(args.manifest).name}")
+                init=args.init, training_data=_training_data(cfg, args.manifest, len(cases)))
     print(f"wrote bundle {out}")
     return 0
+
+
+def _training_data(cfg, manifest: str | None, n: int) -> str:
+    parts = [f"{n} cases listed in {Path(manifest).name}"] if manifest else []
+    if "synth" in cfg.extra:
+        s = cfg.extra["synth"]
+        parts.append(f"patches rendered on the fly from {s.get('anatomies')} deformed atlas heads (seed "
+                     f"{s.get('seed')}; random contrast per tissue, slice thickness, bias, noise)")
+    return "; ".join(parts)
 
 
 def run_configs(args) -> int:

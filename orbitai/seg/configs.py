@@ -81,6 +81,17 @@ _add(SegConfig("svnet-demo-dr", "svnet", {"in_channels": 1, "out_channels": 7, "
                _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), PERCENTILE, "any"),
                "Width-reduced SV-net trained on domain-randomised phantoms (CT and MRI; demo).",
                **{**_DEMO, "lr_decay_epoch": 31, "epochs": 45}))
+# MRI of any contrast and slice thickness: SynthSeg-style patches rendered on the fly from 96 deformed atlas
+# heads (orbitai.seg.synth; every tissue its own random contrast, 1.5-6 mm slices along a random axis,
+# heads tilted up to 20 degrees, a share with TAO muscles), centred on a structure chosen uniformly among
+# the six (the thin ones as often as the eyeball), with a quarter of the patches from supervised T1/T2
+# MRI phantoms ('make models' starts it from orbit_svnet_dr_demo's weights).
+_add(SegConfig("svnet-demo-mri", "svnet", {"in_channels": 1, "out_channels": 7, "base_channels": 6},
+               _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), PERCENTILE, "any"),
+               "Width-reduced SV-net for MRI of any contrast and slice thickness: on-the-fly domain-randomised "
+               "atlas heads plus T1/T2 MRI phantoms (demo, not for clinical use).",
+               **{**_DEMO, "lr_decay_epoch": 66, "epochs": 90, "fg_prob": 0.9},
+               extra={"synth": {"anatomies": 96, "seed": 2000}, "manifest_share": 0.25}))
 _add(SegConfig("sunet-demo-ct", "sunet_volume", {"in_channels": 1, "out_channels": 7, "base_channels": 6},
                _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), CT_WINDOW, "CT"),
                "Width-reduced SU-net (2D baseline) on orbital CT phantoms (demo).", **{**_DEMO, "lr_decay_epoch": 16, "epochs": 20}))

@@ -357,13 +357,31 @@ class _Logits:
     window_seconds: float
 
 
+#: Where on the model grid a task's structures can lie: (normalised grid [k, j, i], spacing x, y, z)
+#: -> a box of slices, or None for the whole scan (e.g. :func:`orbitai.orbit.rules.orbit_search_box`).
+Focus = Callable[[np.ndarray, Sequence[float]], "tuple[slice, slice, slice] | None"]
+
+
+def _intersect(a: tuple[slice, ...], b: tuple[slice, ...], shape: Sequence[int]) -> tuple[slice, slice, slice]:
+    out = []
+    for x, y, n in zip(a, b, shape):
+        lo = max(x.start or 0, y.start or 0)
+        out.append(slice(lo, max(lo + 1, min(n if x.stop is None else x.stop, n if y.stop is None else y.stop))))
+    return cast("tuple[slice, slice, slice]", tuple(out))
+
+
 def _network_logits(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str, device: torch.device | str,
-                    progress: ProgressCallback | None, sw_batch_size: int, mirror: bool) -> _Logits:
-    """Resample to the model grid, normalise, crop to the content and run the sliding window (mirrored)."""
+                    progress: ProgressCallback | None, sw_batch_size: int, mirror: bool,
+                    focus: Focus | None = None) -> _Logits:
+    """Resample to the model grid, normalise, crop to the content (and to ``focus``) and run the
+    sliding window (mirrored)."""
     t0 = time.perf_counter()
     ref = model_grid(vol, spec.spacing)
     norm = normalise(resample_onto(vol, ref), spec.intensity)
     crop = content_box(norm)
+    region = focus(norm, spec.spacing) if focus is not None else None
+    if region is not None:
+        crop = _intersect(crop, region, norm.shape)
     x = torch.from_numpy(np.ascontiguousarray(norm[crop]))[None, None]
     full_shape = norm.shape
     del norm
@@ -406,18 +424,19 @@ def probabilities_on(probs: np.ndarray, grid: sitk.Image, vol: Volume, classes: 
 def predict(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "overlap",
             device: torch.device | str = "cpu", progress: ProgressCallback | None = None,
             sw_batch_size: int = 1, mirror: bool = True, check: bool = True,
-            margin_mm: float = 5.0) -> EngineResult:
+            margin_mm: float = 5.0, focus: Focus | None = None) -> EngineResult:
     """Class probabilities of a whole scan, mapped back onto the input's grid (see :class:`EngineResult`).
 
     ``mirror`` averages the logits with those of the left-right mirrored scan (twice the window
     time, slightly better masks; classes must be side-agnostic). ``check=False`` skips the input
-    checks when the caller has run :func:`orbitai.preprocess.checks.check_input` itself."""
+    checks when the caller has run :func:`orbitai.preprocess.checks.check_input` itself. ``focus``
+    limits the network to where the task's structures can lie (:data:`Focus`)."""
     t0 = time.perf_counter()
     warnings = check_input(vol, spec.modality) if check else []
     for w in warnings:
         log.warning(w)
     t_checks = time.perf_counter() - t0
-    net = _network_logits(vol, model, spec, window, device, progress, sw_batch_size, mirror)
+    net = _network_logits(vol, model, spec, window, device, progress, sw_batch_size, mirror, focus)
     ref, crop, full_shape, logits = net.grid, net.crop, net.shape, net.logits
     t_window = net.window_seconds
     # foreground: background's logit below the best other class's (argmax > 0), as a running maximum

@@ -45,3 +45,58 @@ def save_comparison(image: Volume, truth: Volume, pred: Volume, path: str | Path
     fig.savefig(path, dpi=100, facecolor="black")
     plt.close(fig)
     return path
+
+
+def _orbit_slices(labels: np.ndarray, n: int = 3) -> list[int]:
+    """Up to ``n`` axial slices: through the most optic nerve, the most inferior rectus and the most
+    superior rectus (slices of other structures when those are absent)."""
+    ks = []
+    for values in ([3, 4], [7, 8], [5, 6], [1, 2]):
+        count = np.isin(labels, values).sum((1, 2))
+        if count.any():
+            ks.append(int(np.argmax(count)))
+    ks = sorted(set(ks))[:n]
+    return ks or [labels.shape[0] // 2]
+
+
+def real_scan_montage(scans: list[tuple[str, Volume, Volume]], path: str | Path, margin_mm: float = 20.0) -> Path:
+    """PNG with one row per scan (name, image, orbit labels): axial slices through the orbit structures,
+    cropped around them, outlines in the scheme's colours; rows as stored ([k, j, i] = inferior to superior,
+    anterior at the top, the patient's left on the right as in radiology)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from orbitai.boxes import bbox
+
+    cols = 3
+    fig, axes = plt.subplots(len(scans), cols, figsize=(4.2 * cols, 3.4 * len(scans)), squeeze=False)
+    fig.patch.set_facecolor("black")
+    for row, (name, image, labels) in zip(axes, scans):
+        lab = labels.array
+        sp = image.spacing
+        box = bbox(lab > 0)
+        if box is None:
+            j, i = (slice(0, lab.shape[1] // 2), slice(None))
+        else:
+            mj, mi = int(margin_mm / sp[1]), int(margin_mm / sp[0])
+            j = slice(max(0, box[1].start - mj), min(lab.shape[1], box[1].stop + mj))
+            i = slice(max(0, box[2].start - mi), min(lab.shape[2], box[2].stop + mi))
+        img = image.array.astype(np.float32)
+        vmax = float(np.percentile(img[:, j, i], 99.5))
+        ks = _orbit_slices(lab)
+        for a in row:
+            a.axis("off")
+        for a, k in zip(row, ks):
+            a.imshow(img[k, j, i], cmap="gray", vmin=0, vmax=vmax, aspect=sp[1] / sp[0], interpolation="bilinear")
+            sub = lab[k, j, i]
+            for v in np.unique(sub):
+                if v and int(v) in ORBIT_LABELS:
+                    a.contour(sub == v, [0.5], colors=[np.array(ORBIT_LABELS[int(v)].colour) / 255], linewidths=0.9)
+            a.set_title(f"{name}  slice {k} ({sp[2]:.1f} mm)", color="white", fontsize=9)
+    plt.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=80, facecolor="black")
+    plt.close(fig)
+    return path

@@ -127,6 +127,18 @@ def loss_fn(logits: torch.Tensor, target: torch.Tensor, n_channels: int, kind: s
     raise ValueError(f"Unknown loss {kind!r}")
 
 
+def _init_bundle(name: str, cfg: SegConfig):
+    """The bundle whose weights start the training, refused unless it has the configuration's architecture."""
+    from orbitai.bundle.models import find_task_bundle
+
+    b = find_task_bundle(name, "segmentation", "a segmentation model")
+    arch = b.metadata.get("architecture", {})
+    if arch.get("name") != cfg.arch or arch.get("args") != cfg.arch_args:
+        raise InputError(f"--init {name}: its network ({arch.get('name')} {arch.get('args')}) is not the "
+                         f"configuration's ({cfg.arch} {cfg.arch_args}); start from a bundle of the same architecture.")
+    return b
+
+
 @torch.no_grad()
 def validate(model: torch.nn.Module, val: list[Prepared], cfg: SegConfig, device) -> dict[str, float]:
     """Dice per structure on the validation cases (whole model-grid volumes, overlapped window)."""
@@ -147,10 +159,14 @@ def validate(model: torch.nn.Module, val: list[Prepared], cfg: SegConfig, device
 def train(cases: list[Case], cfg: SegConfig, out: Path, seed: int = 0, folds: int = 1, fold: int = 0,
           epochs: Optional[int] = None, device: str | torch.device = "cpu", resume: bool = True,
           time_limit_s: Optional[float] = None, progress: Optional[ProgressCallback] = None,
-          training_data: str = "") -> Path:
+          training_data: str = "", init: Optional[str] = None) -> Path:
     """Train ``cfg`` on ``cases`` and write a bundle to ``out`` (returns its path). ``epochs``
     overrides the configuration's (at least 1; None: the configuration's); the bundle's metadata
-    records the epochs actually run (fewer after ``time_limit_s``)."""
+    records the epochs actually run (fewer after ``time_limit_s``).
+
+    A configuration with ``extra['synth']`` also renders patches on the fly from a pool of deformed
+    atlas heads (:mod:`orbitai.seg.synth`); the cases then make up ``extra['manifest_share']`` of the
+    patches (none are needed). ``init`` starts from a bundle's weights (same architecture)."""
     if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
         raise InputError(f"epochs must be a whole number of at least 1, got {epochs!r}.")
     out = Path(out)
@@ -158,11 +174,14 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, seed: int = 0, folds: in
     progress = progress or (lambda d, t, m: emit(d, t, m))
     epochs = cfg.epochs if epochs is None else epochs
     # every argument and case is checked before the work folder exists, so a refusal leaves nothing
+    synth_opts = cfg.extra.get("synth")
+    if not cases and synth_opts is None:
+        raise InputError(f"Configuration {cfg.name} trains on a manifest's cases, and none were given.")
     if folds > max(len(cases), 1):
         raise InputError(f"--folds {folds} needs at least {folds} cases, the manifest has {len(cases)}; "
                          "give more cases or fewer folds.")
-    train_idx, val_idx = kfold_split(len(cases), folds, fold, seed)
-    if not train_idx:
+    train_idx, val_idx = kfold_split(len(cases), folds, fold, seed) if cases else ([], [])
+    if not train_idx and synth_opts is None:
         raise InputError(f"{len(cases)} case(s) leave none for training with --folds {folds}; "
                          "give more cases or fewer folds.")
     torch.manual_seed(seed)
@@ -171,11 +190,28 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, seed: int = 0, folds: in
     log.info("preparing %d cases", len(cases))
     data = prepare(cases, cfg)
     tr, va = [data[i] for i in train_idx], [data[i] for i in val_idx]
+    init_bundle = _init_bundle(init, cfg) if init else None
+    pool = None
+    if synth_opts is not None:
+        from orbitai.seg.synth import SynthPool
+
+        log.info("building the synthetic head pool")
+        pool = SynthPool.build(cfg.spec, **synth_opts, progress=lambda d, t, m: progress(0, 1, m))
+    share = float(cfg.extra.get("manifest_share", 1.0)) if pool is not None else 1.0
+
+    def draw(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """One training patch: a case's (translation, rotation, flip, noise) or a synthetic render."""
+        if pool is not None and (not tr or rng.random() >= share):
+            return pool.sample(rng, cfg.spec.patch_dhw, cfg.fg_prob)
+        img, lab = sample_patch(tr[rng.integers(len(tr))], cfg.spec.patch_dhw, rng, cfg.fg_prob)
+        return augment(img, lab, rng, cfg)
     metrics_path = out.parent / f"{out.name}-metrics.csv"
     # a failure or a cancel before the first checkpoint removes the work folder and the metrics file
     with training_folder(work, beside=[metrics_path]):
         work.mkdir(parents=True, exist_ok=True)
         model = build_model(cfg.arch, **cfg.arch_args).to(device)
+        if init_bundle is not None:
+            model.load_state_dict(init_bundle.load_model("cpu").state_dict())
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         initial = ({k: v.clone() for k, v in model.state_dict().items()}, copy.deepcopy(opt.state_dict()))
 
@@ -216,9 +252,7 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, seed: int = 0, folds: in
             for it in range(cfg.iters_per_epoch):
                 xs, ys = [], []
                 for _ in range(cfg.batch_size):
-                    p = tr[rng.integers(len(tr))]
-                    img, lab = sample_patch(p, cfg.spec.patch_dhw, rng, cfg.fg_prob)
-                    img, lab = augment(img, lab, rng, cfg)
+                    img, lab = draw(rng)
                     xs.append(img)
                     ys.append(lab)
                 x = torch.from_numpy(np.stack(xs))[:, None].to(device)
@@ -249,11 +283,15 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, seed: int = 0, folds: in
             "input": cfg.spec.to_metadata(),
             "labels": {str(c): s for c, s in enumerate(cfg.spec.structures, 1)},
             "training": {"config": cfg.name, "cases": len(tr), "validation_cases": len(va), "seed": seed,
+                         **({"synthetic_heads": dict(synth_opts or {}), "case_share": share} if pool is not None else {}),
                          "epochs": done_epochs, "planned_epochs": epochs, "iterations_per_epoch": cfg.iters_per_epoch,
                          "batch_size": cfg.batch_size, "lr": cfg.lr, "lr_decay_epoch": cfg.lr_decay_epoch,
                          "lr_decay_factor": cfg.lr_decay_factor, "loss": cfg.loss,
                          "seconds": round(time.perf_counter() - t_start, 1)},
             "training_data": training_data or f"{len(tr)} cases",
+            **({"initialised_from": {"bundle": init_bundle.name,
+                                     "weights_sha256": init_bundle.metadata.get("weights_sha256")}}
+               if init_bundle is not None else {}),
             "metrics": {"validation_dice": last_val} if last_val else {},
         }
         save_bundle(model.cpu(), out, meta)

@@ -1,0 +1,93 @@
+"""On-the-fly label-to-image synthesis (orbitai.seg.synth) and the training options around it."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from orbitai.errors import InputError
+from orbitai.labels import values_for
+from orbitai.phantoms import atlas as A
+from orbitai.seg.configs import get_config
+from orbitai.seg.synth import SynthPool, _open_eyes, _thick_slices, render
+from orbitai.seg.train import train
+
+CFG = get_config("svnet-demo-mri")
+SMALL = {"anatomies": 2, "seed": 777, "size": (96, 96, 48)}
+
+
+@pytest.fixture(scope="module")
+def pool():
+    return SynthPool.build(CFG.spec, **SMALL)
+
+
+def test_pool_is_deterministic_and_labels_match_the_tissue(pool):
+    again = SynthPool.build(CFG.spec, **SMALL)
+    for a, b in zip(pool.heads, again.heads):
+        assert np.array_equal(a.tissue, b.tissue) and np.array_equal(a.classes, b.classes)
+    h = pool.heads[0]
+    assert h.tissue.shape == (48, 96, 96) and h.classes.max() == CFG.spec.n_classes
+    # every class voxel is drawn from that structure's tissue codes (muscle codes 5..12 -> recti classes)
+    assert set(np.unique(h.tissue[h.classes == 1])) <= {1, 2, A.LENS_L, A.LENS_R, A.SCLERA_L, A.SCLERA_R}
+    assert set(np.unique(h.tissue[h.classes == 2])) <= {3, 4}
+
+
+def test_sampled_patches_are_normalised_and_centred_on_every_structure(pool):
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(40):
+        img, lab = pool.sample(rng, CFG.spec.patch_dhw, fg_prob=1.0)
+        assert img.shape == lab.shape == tuple(CFG.spec.patch_dhw) and img.dtype == np.float32
+        assert 0.0 <= img.min() and img.max() <= 1.0 and img.std() > 0.01
+        seen |= set(np.unique(lab).tolist())
+    assert seen == set(range(CFG.spec.n_classes + 1))     # the thin structures too, not only the eyeball
+
+
+def test_render_draws_a_new_contrast_each_time(pool):
+    t = pool.heads[0].tissue[:32, :96, :96]
+    a, b = render(t, np.random.default_rng(1)), render(t, np.random.default_rng(2))
+    eye = np.isin(t, [1, 2])
+    assert abs(float(a[eye].mean() - b[eye].mean())) > 0.02 or abs(float(a[~eye].mean() - b[~eye].mean())) > 0.02
+
+
+def test_thick_slices_average_across_the_slice_axis_only():
+    rng = np.random.default_rng(0)
+    img = np.zeros((40, 8, 8), np.float32)
+    img[::2] = 1.0                                           # a 1-voxel stripe pattern along z
+    out = _thick_slices(img, 0, 5.0, rng)
+    assert out.shape == img.shape
+    assert out[5:35].std() < 0.2 * img.std()                 # 5-voxel slices wash the stripes out
+    side = _thick_slices(img, 2, 5.0, rng)                   # along x nothing varies: unchanged
+    assert np.allclose(side, img, atol=1e-5)
+
+
+def test_open_eyes_leaves_air_in_front_of_the_globe_only():
+    labels = np.zeros((20, 40, 30), np.uint8)
+    tissue = np.full(labels.shape, A.SOFT, np.uint8)
+    left = values_for("eyeball")[0]
+    labels[6:14, 15:25, 10:20] = left
+    tissue[labels == left] = 1
+    _open_eyes(tissue, labels, np.random.default_rng(0), 0.8)
+    assert (tissue[8:12, :10, 13:17] == 0).all()            # in front of the globe, beyond the lid
+    assert (tissue[8:12, 13:15, 13:17] == A.SOFT).all()      # the lid
+    assert (tissue[:, 30:, :] == A.SOFT).all() and (tissue[labels == left] == 1).all()
+    assert (tissue[:, :, :8] == A.SOFT).all()                # beside the globe: untouched
+
+
+def test_synthetic_training_runs_without_a_manifest_and_records_its_data(tmp_path):
+    cfg = replace(CFG, iters_per_epoch=1, batch_size=1, extra={"synth": SMALL, "manifest_share": 0.25})
+    out = train([], cfg, tmp_path / "b", epochs=1, init="orbit_svnet_dr_demo", progress=lambda *a: None)
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["training"]["synthetic_heads"]["anatomies"] == 2
+    assert meta["initialised_from"]["bundle"] == "orbit_svnet_dr_demo"
+
+
+def test_init_from_another_architecture_and_no_cases_are_refused(tmp_path):
+    cfg = replace(CFG, iters_per_epoch=1, batch_size=1, extra={"synth": SMALL})
+    with pytest.raises(InputError, match="not the configuration's"):
+        train([], cfg, tmp_path / "b", epochs=1, init="orbit_sequnet_ct_demo")
+    with pytest.raises(InputError, match="none were given"):
+        train([], get_config("svnet-demo-ct"), tmp_path / "c", epochs=1)
+    assert not list(tmp_path.iterdir())                       # nothing written

@@ -1,0 +1,184 @@
+"""Label-to-image synthesis on the fly for segmentation training (SynthSeg's recipe).
+
+A pool of deformed atlas heads (:func:`orbitai.phantoms.orbit.orbit_anatomy`: tissue codes on the
+model grid, each muscle, nerve, lens, sclera, fat, bone, sinus air and brain tissue a separate code) is
+built once; every training patch is then rendered with a fresh random contrast: a random mean and
+spread per tissue code, a random resolution (in-plane blur and a thick slice of 1.5-6 mm along a random
+axis, averaged and resampled back so the partial volume is that of a real thick-slice scan), a bias
+field, noise and a gamma curve. The labels stay at the model's resolution, so the network learns to
+segment thin muscles from whatever contrast and slice thickness a clinical MRI brings.
+
+Hand-written rather than MONAI's random transforms: the per-tissue random contrast and the
+slice-thickness simulation on a tissue map have no MONAI equivalent, and on 2 CPU cores one numpy pass
+per patch keeps the rendering well below the network's own step.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from orbitai.orbit.rules import class_lut
+from orbitai.progress import ProgressCallback
+from orbitai.seg.engine import SegSpec
+
+#: Pool defaults: anatomies, grid size (x, y, z voxels on the model grid), largest head tilt (deg),
+#: share of heads with TAO-enlarged muscles.
+POOL_DEFAULTS: dict[str, Any] = {"anatomies": 96, "seed": 2000, "size": (160, 160, 80), "tilt_deg": 20.0,
+                                 "tao_share": 0.3}
+#: Slice axis of a simulated thick-slice scan (array axis 0 = z: axial, 1 = y: coronal, 2 = x: sagittal).
+_SLICE_AXES = (0, 1, 2)
+_SLICE_AXIS_P = (0.6, 0.3, 0.1)
+
+
+@dataclass
+class SynthHead:
+    """One pool entry: tissue codes and model classes on the model grid, where each class lies."""
+
+    tissue: np.ndarray                 # uint8 [z, y, x]
+    classes: np.ndarray                # uint8 [z, y, x]
+    where: dict[int, np.ndarray]       # class -> flat indices (a subsample) of its voxels
+
+
+class SynthPool:
+    """Deformed atlas heads on the model grid; :meth:`sample` renders a random-contrast patch."""
+
+    def __init__(self, heads: list[SynthHead], spacing: tuple[float, float, float], n_classes: int):
+        self.heads = heads
+        self.spacing = spacing
+        self.n_classes = n_classes
+
+    @classmethod
+    def build(cls, spec: SegSpec, anatomies: int = POOL_DEFAULTS["anatomies"], seed: int = POOL_DEFAULTS["seed"],
+              size=POOL_DEFAULTS["size"], tilt_deg: float = POOL_DEFAULTS["tilt_deg"],
+              tao_share: float = POOL_DEFAULTS["tao_share"],
+              progress: Optional[ProgressCallback] = None) -> SynthPool:
+        """``anatomies`` heads from ``seed`` (same seed, same pool), each tilted up to ``tilt_deg``
+        about a random axis (a brain-planned scan cuts the orbits obliquely), a share with TAO muscles."""
+        from orbitai.phantoms.orbit import orbit_anatomy
+
+        lut = class_lut(spec.structures)
+        heads = []
+        for i in range(anatomies):
+            rng = np.random.default_rng(np.random.SeedSequence([int(seed), i, 5151]))
+            tao = None
+            if rng.random() < tao_share:
+                tao = "active" if rng.random() < 0.5 else "inactive"
+            an = orbit_anatomy(rng, "t2", tao=tao, orientation="axial", size=tuple(size),
+                               spacing=tuple(spec.spacing), oblique=float(rng.uniform(-tilt_deg, tilt_deg)))
+            if rng.random() < 0.7:
+                _open_eyes(an.tissue, an.labels, rng, spec.spacing[1])
+            classes = lut[an.labels]
+            where = {}
+            for c in range(1, spec.n_classes + 1):
+                idx = np.flatnonzero(classes == c)
+                if len(idx):
+                    where[c] = idx[rng.choice(len(idx), min(len(idx), 4000), replace=False)]
+            heads.append(SynthHead(an.tissue, classes, where))
+            if progress:
+                progress(i + 1, anatomies, f"synthetic head {i + 1}/{anatomies}")
+        return cls(heads, (float(spec.spacing[0]), float(spec.spacing[1]), float(spec.spacing[2])), spec.n_classes)
+
+    def sample(self, rng: np.random.Generator, patch, fg_prob: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
+        """A rendered patch (float32, 0..1) and its classes (uint8): with ``fg_prob`` centred near a
+        structure chosen uniformly among the classes (the thin ones as often as the eyeball)."""
+        h = self.heads[rng.integers(len(self.heads))]
+        shape = h.tissue.shape
+        centre = None
+        if rng.random() < fg_prob and h.where:
+            c = list(h.where)[rng.integers(len(h.where))]
+            centre = np.unravel_index(h.where[c][rng.integers(len(h.where[c]))], shape)
+        starts = []
+        for ax in range(3):
+            hi = max(shape[ax] - patch[ax], 0)
+            if centre is not None:
+                s = centre[ax] - patch[ax] // 2 + rng.integers(-patch[ax] // 4, patch[ax] // 4 + 1)
+            else:
+                s = rng.integers(0, hi + 1)
+            starts.append(int(np.clip(s, 0, hi)))
+        sl = tuple(slice(s, s + n) for s, n in zip(starts, patch))
+        tissue, lab = _pad(h.tissue[sl], patch), _pad(h.classes[sl], patch)
+        img = render(tissue, rng, self.spacing)
+        if rng.random() < 0.5:      # classes are side-agnostic: a mirrored head is a valid head
+            img, lab = img[..., ::-1], lab[..., ::-1]
+        return np.ascontiguousarray(img, np.float32), np.ascontiguousarray(lab, np.uint8)
+
+
+def _open_eyes(tissue: np.ndarray, labels: np.ndarray, rng: np.random.Generator, row_mm: float) -> None:
+    """Air in front of each eyeball but for a lid 0.5-3 mm thick (in place): the atlas' head outline
+    wraps the globes in several millimetres of skin and fat, whereas in a real scan the cornea and lids
+    face the air, and a network that never saw that misses real eyeballs."""
+    from orbitai.labels import values_for
+
+    for v in values_for("eyeball"):
+        globe = labels == v
+        cols = globe.any(1)                                   # (z, x) columns through the globe
+        if not cols.any():
+            continue
+        cols = ndi.binary_erosion(cols, iterations=2) if ndi.binary_erosion(cols, iterations=2).any() else cols
+        front = np.argmax(globe, axis=1)                      # first globe row (anterior) per column
+        lid = int(round(rng.uniform(0.5, 3.0) / row_mm))
+        rows = np.arange(tissue.shape[1])[None, :, None]
+        carve = cols[:, None, :] & (rows < (front - lid)[:, None, :])
+        tissue[carve] = 0
+
+
+def _pad(a: np.ndarray, shape) -> np.ndarray:
+    pads = [(0, max(0, s - n)) for n, s in zip(a.shape, shape)]
+    return np.pad(a, pads) if any(p[1] for p in pads) else a
+
+
+def _thick_slices(img: np.ndarray, axis: int, factor: float, rng: np.random.Generator) -> np.ndarray:
+    """Slices ``factor`` voxels thick along ``axis``: the slice profile (box average), sampling at that
+    spacing from a random phase, and linear interpolation back onto the grid (what resampling a
+    thick-slice scan to the model grid gives)."""
+    n = img.shape[axis]
+    img = ndi.uniform_filter1d(img, max(1, int(round(factor))), axis=axis, mode="nearest")
+    pos = np.arange(rng.uniform(0, factor), n, factor)
+    if len(pos) < 2:
+        return np.repeat(img.mean(axis, keepdims=True), n, axis)
+    i0 = np.floor(pos).astype(int)
+    t = (pos - i0).astype(np.float32)
+    i1 = np.minimum(i0 + 1, n - 1)
+    shp = [1] * img.ndim
+    shp[axis] = len(pos)
+    samples = np.take(img, i0, axis) * (1 - t.reshape(shp)) + np.take(img, i1, axis) * t.reshape(shp)
+    # back onto every grid position: linear between the sample positions, constant beyond them
+    j = np.clip(np.searchsorted(pos, np.arange(n)) - 1, 0, len(pos) - 2)
+    w = np.clip((np.arange(n) - pos[j]) / factor, 0, 1).astype(np.float32)
+    shp[axis] = n
+    return np.take(samples, j, axis) * (1 - w.reshape(shp)) + np.take(samples, j + 1, axis) * w.reshape(shp)
+
+
+def render(tissue: np.ndarray, rng: np.random.Generator, spacing=(0.8, 0.8, 0.8)) -> np.ndarray:
+    """A random-contrast image of the tissue codes ``tissue`` [z, y, x] on a grid of ``spacing`` mm
+    (x, y, z), normalised to 0..1 as the percentile normalisation of a whole scan would."""
+    mean = rng.uniform(0, 1, 256).astype(np.float32)
+    # the two sides of one structure look alike in a scan: pair them (orbit labels odd/even, lens, sclera)
+    mean[2:17:2] = mean[1:17:2] * rng.uniform(0.95, 1.05, 8).astype(np.float32)
+    mean[[18, 20]] = mean[[17, 19]]
+    mean[0] = rng.uniform(0, 0.15)                      # air outside the head: dark in MRI and CT alike
+    sd = rng.uniform(0, 0.06, 256).astype(np.float32)
+    img = mean[tissue] + sd[tissue] * rng.standard_normal(tissue.shape, dtype=np.float32)
+    vox = np.array(spacing[::-1], float)                # z, y, x
+    psf = rng.uniform(0.2, 0.9, 3) / (vox / vox.min())  # in-plane and through-plane point spread
+    if rng.random() < 0.75:                             # a thick-slice acquisition along one axis
+        axis = int(rng.choice(_SLICE_AXES, p=_SLICE_AXIS_P))
+        thick_mm = rng.uniform(1.5, 6.0)
+        psf[axis] = 0.0
+        img = ndi.gaussian_filter(img, psf, truncate=2.5)
+        img = _thick_slices(img, axis, thick_mm / vox[axis], rng)
+    else:
+        img = ndi.gaussian_filter(img, psf, truncate=2.5)
+    ctrl = rng.standard_normal((3, 4, 4)).astype(np.float32)
+    field = ndi.zoom(ctrl, [n / c for n, c in zip(img.shape, ctrl.shape)], order=1, grid_mode=True, mode="nearest")
+    img = img * np.exp(np.float32(rng.uniform(0, 0.35)) * field[: img.shape[0], : img.shape[1], : img.shape[2]])
+    img = img + rng.standard_normal(img.shape, dtype=np.float32) * np.float32(rng.uniform(0, 0.04))
+    img = np.clip(img, 0, None)
+    img = (img / max(float(img.max()), 1e-6)) ** np.float32(np.exp(rng.normal(0, 0.3)))
+    # a whole scan's 99.5th percentile lies anywhere between this patch's bright tissues and its maximum
+    lo, hi = np.percentile(img, [0.5, rng.uniform(97.0, 100.0)])
+    lo *= rng.uniform(0, 1)                              # the scan's darkest voxels may lie outside the patch
+    return np.clip((img - lo) / max(float(hi - lo), 1e-6), 0, 1).astype(np.float32)
