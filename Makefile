@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.orbitai-installed
 
-.PHONY: demo lint test test-all bench models tao-models ivgc-models neuro-models neuro-lesion-model venv clean
+.PHONY: demo lint test test-all bench models mri-model tao-models ivgc-models neuro-models neuro-lesion-model venv clean
 
 venv: $(STAMP)
 
@@ -42,9 +42,17 @@ models: $(STAMP)
 	$(PY) -m orbitai phantom orbit-synth --n 24 --seed 2000 --out $(COHORTS)/synth_train --montage-cases 0
 	$(PY) -m orbitai seg train --manifest $(COHORTS)/ct_train/manifest.csv --config svnet-demo-ct --out $(MODELS)/orbit_svnet_ct_demo
 	$(PY) -m orbitai seg train --manifest $(COHORTS)/synth_train/manifest.csv --config svnet-demo-dr --out $(MODELS)/orbit_svnet_dr_demo
+	$(MAKE) mri-model
 	$(PY) -m orbitai seg train --manifest $(COHORTS)/ct_train/manifest.csv --config sunet-demo-ct --out $(MODELS)/orbit_sunet_ct_demo
 	$(PY) -m orbitai seg train --manifest $(COHORTS)/ct_train/manifest.csv --config sequnet-demo-ct --out $(MODELS)/orbit_sequnet_ct_demo
 	$(MAKE) tao-models
+
+# The default MRI model (issue 17): patches rendered on the fly from 96 deformed atlas heads plus a quarter
+# from 24 T1/T2 MRI phantoms (seed 2100; benchmarks hold out 9100+), started from orbit_svnet_dr_demo's
+# weights; 90 epochs, ~45-50 min on 2 CPU cores (the same command uses a GPU with --device cuda).
+mri-model: $(STAMP)
+	$(PY) -m orbitai phantom orbit-mri --n 24 --seed 2100 --out $(COHORTS)/mri_train --montage-cases 0
+	$(PY) -m orbitai seg train --manifest $(COHORTS)/mri_train/manifest.csv --config svnet-demo-mri --init $(MODELS)/orbit_svnet_dr_demo --out $(MODELS)/orbit_svnet_mri_demo
 
 # TAO activity demo networks (paper 000): 800 phantom cases (1600 eyes), reduced width, the paper's
 # schedules compressed; ~25 min per network on 2 CPU cores after ~8 min of preprocessing.

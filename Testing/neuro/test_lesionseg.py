@@ -144,13 +144,14 @@ def test_demo_bundle_segments_a_held_out_phantom(phantom):
 
 
 def test_training_sample_and_thick_slice_simulation():
-    from orbitai.neuro.lesionseg_train import PATCH, Case, _thick_slices, sample
+    from orbitai.neuro.lesionseg_train import PATCH, Case, sample
+    from orbitai.preprocess.resolution import thick_slices
     from orbitai.neuro.seg_configs import CONTEXT
 
     rng = np.random.default_rng(0)
     slab = np.zeros((17, 8, 8), np.float32)
     slab[8] = 1.0                                  # a 1 mm bright line
-    t = _thick_slices(slab, rng, 4.0)
+    t = thick_slices(slab, rng, 4.0)
     assert t.shape == slab.shape and t.max() < 0.5 and t.sum() > 0   # partial volume spreads it
     ratio = np.ones((30, 150, 150), np.float32)
     label = np.zeros(ratio.shape, np.uint8)

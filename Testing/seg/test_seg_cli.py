@@ -175,3 +175,12 @@ def test_result_folder_is_validated(ct_case, tmp_path):
     (out / "result.json").unlink()
     with pytest.raises(ResultError, match="no result.json"):
         SegmentationResult.read(out)
+
+
+def test_train_without_a_manifest_needs_a_synthetic_configuration(tmp_path, capsys):
+    assert main(["seg", "train", "--config", "svnet-demo-ct", "--out", str(tmp_path / "m")]) == 2
+    assert "--manifest is needed: configuration svnet-demo-ct" in _err(capsys)
+    assert main(["seg", "train", "--config", "svnet-demo-mri", "--init", "orbit_sequnet_ct_demo",
+                 "--out", str(tmp_path / "m")]) == 2
+    assert "is not the configuration's" in _err(capsys)
+    assert not list(tmp_path.iterdir())

@@ -11,7 +11,8 @@ from orbitai.errors import InputError
 from orbitai.labels import values_for
 from orbitai.phantoms import atlas as A
 from orbitai.seg.configs import get_config
-from orbitai.seg.synth import SynthPool, _open_eyes, _thick_slices, render
+from orbitai.preprocess.resolution import thick_slices
+from orbitai.seg.synth import SynthPool, _open_eyes, render
 from orbitai.seg.train import train
 
 CFG = get_config("svnet-demo-mri")
@@ -56,10 +57,10 @@ def test_thick_slices_average_across_the_slice_axis_only():
     rng = np.random.default_rng(0)
     img = np.zeros((40, 8, 8), np.float32)
     img[::2] = 1.0                                           # a 1-voxel stripe pattern along z
-    out = _thick_slices(img, 0, 5.0, rng)
+    out = thick_slices(img, rng, 5.0, 0)
     assert out.shape == img.shape
     assert out[5:35].std() < 0.2 * img.std()                 # 5-voxel slices wash the stripes out
-    side = _thick_slices(img, 2, 5.0, rng)                   # along x nothing varies: unchanged
+    side = thick_slices(img, rng, 5.0, 2)                   # along x nothing varies: unchanged
     assert np.allclose(side, img, atol=1e-5)
 
 

@@ -31,6 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
+from orbitai.preprocess.resolution import thick_slices
 from orbitai.neuro.seg_configs import ARCHITECTURE, CONTEXT, MAD_TO_SD, Z_CEIL, Z_FLOOR, brain_stats
 
 log = logging.getLogger(__name__)
@@ -129,27 +130,6 @@ def prepare_data(work: Path, seeds: Sequence[tuple[int, str]], confluent: float 
     return out
 
 
-def _thick_slices(slab: np.ndarray, rng: np.random.Generator, thickness: float) -> np.ndarray:
-    """Along axis 0: average over ``thickness`` mm (partial volume), keep every ``thickness`` mm
-    from a random phase, interpolate back to 1 mm linearly."""
-    n = slab.shape[0]
-    w = max(int(round(thickness)), 1)
-    avg = ndi.uniform_filter1d(slab, w, axis=0, mode="nearest")
-    pos = np.arange(rng.uniform(0, thickness) - thickness, n + thickness, thickness)
-    pos = pos[(pos >= 0) & (pos <= n - 1)]
-    if len(pos) < 2:
-        return avg
-    samples = ndi.map_coordinates(avg, np.meshgrid(pos, np.arange(slab.shape[1]), np.arange(slab.shape[2]),
-                                                   indexing="ij"), order=1, mode="nearest")
-    out = np.empty_like(slab)
-    z = np.clip(np.arange(n), pos[0], pos[-1])
-    i1 = np.clip(np.searchsorted(pos, z, side="right"), 1, len(pos) - 1)
-    i0 = i1 - 1
-    f = ((z - pos[i0]) / (pos[i1] - pos[i0]))[:, None, None].astype(np.float32)
-    out[:] = samples[i0] * (1 - f) + samples[i1] * f
-    return out
-
-
 def sample(case: Case, rng: np.random.Generator, p_lesion: float = 0.67, augment: bool = True,
            per_lesion: bool = False, contrast_min: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """One training example: (len(CONTEXT), PATCH, PATCH) normalised slices and the (PATCH, PATCH) label."""
@@ -175,7 +155,7 @@ def sample(case: Case, rng: np.random.Generator, p_lesion: float = 0.67, augment
     mad = case.mad
     if augment:
         if rng.random() < 0.6:
-            slab = _thick_slices(slab, rng, rng.uniform(2.5, 5.5))
+            slab = thick_slices(slab, rng, rng.uniform(2.5, 5.5))
         gamma = rng.uniform(0.7, 1.5)
         slab = np.power(np.maximum(slab, 0), gamma)
         mad *= gamma

@@ -21,6 +21,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from orbitai.orbit.rules import class_lut
+from orbitai.preprocess.resolution import thick_slices
 from orbitai.progress import ProgressCallback
 from orbitai.seg.engine import SegSpec
 
@@ -130,28 +131,6 @@ def _pad(a: np.ndarray, shape) -> np.ndarray:
     return np.pad(a, pads) if any(p[1] for p in pads) else a
 
 
-def _thick_slices(img: np.ndarray, axis: int, factor: float, rng: np.random.Generator) -> np.ndarray:
-    """Slices ``factor`` voxels thick along ``axis``: the slice profile (box average), sampling at that
-    spacing from a random phase, and linear interpolation back onto the grid (what resampling a
-    thick-slice scan to the model grid gives)."""
-    n = img.shape[axis]
-    img = ndi.uniform_filter1d(img, max(1, int(round(factor))), axis=axis, mode="nearest")
-    pos = np.arange(rng.uniform(0, factor), n, factor)
-    if len(pos) < 2:
-        return np.repeat(img.mean(axis, keepdims=True), n, axis)
-    i0 = np.floor(pos).astype(int)
-    t = (pos - i0).astype(np.float32)
-    i1 = np.minimum(i0 + 1, n - 1)
-    shp = [1] * img.ndim
-    shp[axis] = len(pos)
-    samples = np.take(img, i0, axis) * (1 - t.reshape(shp)) + np.take(img, i1, axis) * t.reshape(shp)
-    # back onto every grid position: linear between the sample positions, constant beyond them
-    j = np.clip(np.searchsorted(pos, np.arange(n)) - 1, 0, len(pos) - 2)
-    w = np.clip((np.arange(n) - pos[j]) / factor, 0, 1).astype(np.float32)
-    shp[axis] = n
-    return np.take(samples, j, axis) * (1 - w.reshape(shp)) + np.take(samples, j + 1, axis) * w.reshape(shp)
-
-
 def render(tissue: np.ndarray, rng: np.random.Generator, spacing=(0.8, 0.8, 0.8)) -> np.ndarray:
     """A random-contrast image of the tissue codes ``tissue`` [z, y, x] on a grid of ``spacing`` mm
     (x, y, z), normalised to 0..1 as the percentile normalisation of a whole scan would."""
@@ -169,7 +148,7 @@ def render(tissue: np.ndarray, rng: np.random.Generator, spacing=(0.8, 0.8, 0.8)
         thick_mm = rng.uniform(1.5, 6.0)
         psf[axis] = 0.0
         img = ndi.gaussian_filter(img, psf, truncate=2.5)
-        img = _thick_slices(img, axis, thick_mm / vox[axis], rng)
+        img = thick_slices(img, rng, thick_mm / vox[axis], axis)
     else:
         img = ndi.gaussian_filter(img, psf, truncate=2.5)
     ctrl = rng.standard_normal((3, 4, 4)).astype(np.float32)
