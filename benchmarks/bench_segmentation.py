@@ -29,7 +29,9 @@ SHORT = {"superior_rectus_muscle": "sr", "lateral_rectus_muscle": "lr", "medial_
          "inferior_rectus_muscle": "ir", "optic_nerve": "on", "eyeball": "eyeball"}
 
 
-ALL_PARTS = ("accuracy", "speed", "startup", "batch", "mri", "real_mri")
+ALL_PARTS = ("accuracy", "speed", "startup", "batch", "mri", "real_mri", "mri_baseline", "real_mri_baseline")
+#: The model the MRI model replaced as the default (compared on the same held-out sets: *_baseline parts).
+MRI_BASELINE = "orbit_svnet_dr_demo"
 #: Held-out MRI phantoms (issue 17): seeds never used by training (pool 2000, MRI phantoms 2100).
 MRI_SEED, MRI_N = 9100, 6
 #: The real clinical scans (no labels): looked at, and checked against the normal anatomy ranges.
@@ -247,34 +249,36 @@ def _score_cases(cases, model: str) -> dict[str, list[float]]:
     return out
 
 
-def mri(tmp: Path, metrics: dict, notes: dict) -> None:
+def mri(tmp: Path, metrics: dict, notes: dict, model: str | None = None, prefix: str = "mri") -> None:
     """Held-out MRI phantoms: T2 and T1 as the phantom generator renders them, and domain-randomised
-    images with 3 and 5 mm slices (axial or coronal), for the default MRI model."""
+    images with 3 and 5 mm slices (axial or coronal), for the default MRI model (or ``model``, its
+    metrics named ``prefix``_*)."""
     from orbitai.phantoms import orbit_case
 
-    model = mri_model()
+    model = model or mri_model()
     sets = {"t2": lambda s: orbit_case(s, "t2"), "t1": lambda s: orbit_case(s, "t1"),
             "dr3mm": lambda s: orbit_case(s, "t2", domain_random=True, spacing=(0.7, 0.7, 3.0)),
             "dr5mm": lambda s: orbit_case(s, "t2", domain_random=True, spacing=(0.7, 0.7, 5.0))}
     for n, (name, make) in enumerate(sets.items()):
         scores = _score_cases([make(MRI_SEED + 100 * n + i) for i in range(MRI_N)], model)
         for s, v in scores.items():
-            metrics[f"mri_{name}_dice_{SHORT[s]}"] = float(np.mean(v))
-            metrics[f"mri_{name}_dice_{SHORT[s]}_min"] = float(np.min(v))
-    thin = [f"mri_{c}_dice_{k}" for c in ("t2", "t1") for k in (*RECTI_SHORT, "on")]
-    metrics["mri_phantom_thin_dice_min"] = min(metrics[k] for k in thin)
-    metrics["mri_phantom_eyeball_dice_min"] = min(metrics[f"mri_{c}_dice_eyeball"] for c in ("t2", "t1"))
-    metrics["mri_thick_rectus_dice_min"] = min(metrics[f"mri_{c}_dice_{k}"] for c in ("dr3mm", "dr5mm")
-                                               for k in RECTI_SHORT)
-    notes["mri"] = (f"model {model}; {MRI_N} held-out phantoms per set (seeds {MRI_SEED}+100n+i): t2/t1 rendered by "
+            metrics[f"{prefix}_{name}_dice_{SHORT[s]}"] = float(np.mean(v))
+            metrics[f"{prefix}_{name}_dice_{SHORT[s]}_min"] = float(np.min(v))
+    thin = [f"{prefix}_{c}_dice_{k}" for c in ("t2", "t1") for k in (*RECTI_SHORT, "on")]
+    metrics[f"{prefix}_phantom_thin_dice_min"] = min(metrics[k] for k in thin)
+    metrics[f"{prefix}_phantom_eyeball_dice_min"] = min(metrics[f"{prefix}_{c}_dice_eyeball"] for c in ("t2", "t1"))
+    metrics[f"{prefix}_thick_rectus_dice_min"] = min(metrics[f"{prefix}_{c}_dice_{k}"] for c in ("dr3mm", "dr5mm")
+                                                     for k in RECTI_SHORT)
+    notes[prefix] = (f"model {model}; {MRI_N} held-out phantoms per set (seeds {MRI_SEED}+100n+i): t2/t1 rendered by "
                     "orbitai.phantoms (2-3.3 mm slices, axial or coronal), dr3mm/dr5mm domain-randomised with 3/5 mm "
                     "slices; Dice per structure, both sides, mean over cases (_min: worst case); no orbit found "
                     "scores 0; thin = the four recti and the optic nerve")
 
 
-def real_mri(tmp: Path, metrics: dict, notes: dict) -> None:
+def real_mri(tmp: Path, metrics: dict, notes: dict, model: str | None = None, prefix: str = "real") -> None:
     """The real clinical MRIs: structures found per side, their measures against the normal ranges,
-    sides, time per scan (and on a 1 mm whole-head grid), and montages in docs/figures."""
+    sides, time per scan (and on a 1 mm whole-head grid), and montages in docs/figures (default model;
+    ``model``: its figures named ``prefix``_*, no montage or 1 mm timing)."""
     import json
 
     from orbitai.bundle.models import load_seg_model
@@ -287,9 +291,10 @@ def real_mri(tmp: Path, metrics: dict, notes: dict) -> None:
 
     scans = sorted(REAL_MRI.glob("long_patient*_study1_*.nii.gz"))
     if not scans:
-        notes["real_mri"] = f"no scans in {REAL_MRI}; not run"
+        notes[prefix] = f"no scans in {REAL_MRI}; not run"
         return
-    model = mri_model()
+    baseline = model is not None
+    model = model or mri_model()
     _, net, spec = load_seg_model(model, False, "cpu")
     figures = Path(__file__).resolve().parents[1] / "docs" / "figures"
     required = ("eyeball", "optic_nerve", "medial_rectus_muscle", "lateral_rectus_muscle")
@@ -317,14 +322,19 @@ def real_mri(tmp: Path, metrics: dict, notes: dict) -> None:
                         "structures": {r["structure"] + "_" + r["side"]: {k: (round(x, 3) if isinstance(x, float) else x)
                                                                            for k, x in r.items() if k not in ("structure", "side")}
                                        for r in m.values()}}
-        metrics[f"real_{name}_seconds"] = seconds
-        metrics[f"real_{name}_required_found"] = sum(m[v]["voxels"] > 0 for v in range(1, 13) if m[v]["structure"] in required)
-        metrics[f"real_{name}_required_in_range"] = sum(m[v]["in_range"] for v in range(1, 13) if m[v]["structure"] in required)
+        metrics[f"{prefix}_{name}_seconds"] = seconds
+        metrics[f"{prefix}_{name}_required_found"] = sum(m[v]["voxels"] > 0 for v in range(1, 13)
+                                                         if m[v]["structure"] in required)
+        metrics[f"{prefix}_{name}_required_in_range"] = sum(m[v]["in_range"] for v in range(1, 13)
+                                                            if m[v]["structure"] in required)
         shown.append((name, vol, labels))
-    metrics["real_scans"] = len(report)
-    metrics["real_scans_all_required_present"] = sum(r["required_present"] for r in report.values())
-    metrics["real_scans_all_required_in_range"] = sum(r["required_in_range"] for r in report.values())
-    metrics["real_scans_sides_correct"] = sum(r["sides_correct"] for r in report.values())
+    metrics[f"{prefix}_scans"] = len(report)
+    metrics[f"{prefix}_scans_all_required_present"] = sum(r["required_present"] for r in report.values())
+    metrics[f"{prefix}_scans_all_required_in_range"] = sum(r["required_in_range"] for r in report.values())
+    metrics[f"{prefix}_scans_sides_correct"] = sum(r["sides_correct"] for r in report.values())
+    if baseline:
+        notes[prefix] = f"model {model}, the same scans and checks as real_*"
+        return
     # inference time on a 1 mm whole-head grid: patient04's T1 resampled to 1 mm isotropic
     t1 = next((v for n, v, _ in shown if n == "patient04_T1W"), None)
     if t1 is not None:
@@ -377,6 +387,10 @@ def main(parts: tuple[str, ...] = ALL_PARTS) -> None:
             mri(tmp, metrics, notes)
         if "real_mri" in parts:
             real_mri(tmp, metrics, notes)
+        if "mri_baseline" in parts:
+            mri(tmp, metrics, notes, MRI_BASELINE, "mri_dr")
+        if "real_mri_baseline" in parts:
+            real_mri(tmp, metrics, notes, MRI_BASELINE, "real_dr")
     targets = {
         "svnet_miou_five": ">= 0.82",
         "svnet_dice_eyeball": ">= 0.95",
@@ -387,9 +401,10 @@ def main(parts: tuple[str, ...] = ALL_PARTS) -> None:
         "mri_phantom_thin_dice_min": ">= 0.75",
         "mri_phantom_eyeball_dice_min": ">= 0.90",
         "mri_thick_rectus_dice_min": ">= 0.65",
-        "real_scans_all_required_present": "== real_scans",
-        "real_scans_all_required_in_range": "== real_scans",
-        "real_scans_sides_correct": "== real_scans",
+        # every one of the 7 real scans (REAL_MRI holds 7: patients 01, 03, 04)
+        "real_scans_all_required_present": ">= 7",
+        "real_scans_all_required_in_range": ">= 7",
+        "real_scans_sides_correct": ">= 7",
         "real_1mm_whole_head_seconds": "<= 15",
     }
     write_result("segmentation", metrics, targets, notes)

@@ -46,7 +46,7 @@ def test_bundles_are_listed_without_jsonschema_or_torch():
         print(sorted(m for m in BLOCKED if m in sys.modules))
     """).splitlines()
     assert out[0] == str(sorted(["orbit_sequnet_ct_demo", "orbit_sunet_ct_demo", "orbit_svnet_ct_demo",
-                                 "orbit_svnet_dr_demo", "tao_network_a_demo", "tao_network_b_demo",
+                                 "orbit_svnet_dr_demo", "orbit_svnet_mri_demo", "tao_network_a_demo", "tao_network_b_demo",
                                  "ivgc_svm_demo", "ivgc_resnet50_demo", "ivgc_rdinet_demo",
                                  "ivgc_rdinet_clinical_demo", "neuro_twoview18_demo", "neuro_resnet3d18_demo",
                                  "neuro_lesion_unet_demo"]))
@@ -82,6 +82,6 @@ def test_module_logics_list_models_without_dependencies():
     seg, tao, ivgc, neuro, loaded = out[-5:]
     assert "Lesions only" in neuro, neuro
     assert "ivgc_svm_demo" in ivgc or "SVM" in ivgc, ivgc
-    assert "orbit_svnet_ct_demo" in seg and "orbit_svnet_dr_demo" in seg
+    assert "orbit_svnet_ct_demo" in seg and "orbit_svnet_mri_demo" in seg
     assert tao.count("Network") == 2, tao
     assert loaded == "[]"

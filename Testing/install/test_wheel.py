@@ -78,7 +78,7 @@ def test_installed_package_has_no_pytest_and_is_the_wheel(fresh):
     assert str(REPO) not in where.stdout and "site-packages" in where.stdout
     models = _run([python, "-c", "from orbitai.bundle import iter_bundles; print(sorted(b.name for b in iter_bundles()))"],
                   cwd=work, env=_env())
-    for name in ("orbit_svnet_ct_demo", "orbit_svnet_dr_demo", "tao_network_a_demo", "tao_network_b_demo"):
+    for name in ("orbit_svnet_ct_demo", "orbit_svnet_mri_demo", "orbit_svnet_dr_demo", "tao_network_a_demo", "tao_network_b_demo"):
         assert name in models.stdout, f"the wheel does not ship {name}: {models.stdout}"
 
 

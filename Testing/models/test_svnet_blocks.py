@@ -69,7 +69,7 @@ def test_same_keys_and_outputs_as_monai_blocks(factory, shape):
         assert torch.equal(ours(x), twin(x))
 
 
-@pytest.mark.parametrize("name", ["orbit_svnet_ct_demo", "orbit_svnet_dr_demo", "orbit_sunet_ct_demo"])
+@pytest.mark.parametrize("name", ["orbit_svnet_ct_demo", "orbit_svnet_dr_demo", "orbit_svnet_mri_demo", "orbit_sunet_ct_demo"])
 def test_bundled_weights_load_strictly_and_give_monai_outputs(name):
     bundle = find_bundle(name)
     model = bundle.load_model("cpu")          # load_state_dict(strict=True) inside

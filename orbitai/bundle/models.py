@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from orbitai.seg.engine import SegSpec
 
 #: Bundled segmentation model chosen when none is given, by the image's modality.
-DEFAULT_SEG_MODELS = {"CT": "orbit_svnet_ct_demo", "MR": "orbit_svnet_dr_demo"}
+DEFAULT_SEG_MODELS = {"CT": "orbit_svnet_ct_demo", "MR": "orbit_svnet_mri_demo"}
 #: Bundled TAO activity networks by their paper names.
 DEFAULT_TAO_MODELS = {"A": "tao_network_a_demo", "B": "tao_network_b_demo"}
 #: Bundled IVGC-response models by kind (paper 001's Table 2), the radiomics SVM first (the default).
