@@ -314,7 +314,8 @@ def real_mri(tmp: Path, metrics: dict, notes: dict, model: str | None = None, pr
         found = {v: r for v, r in m.items() if r["voxels"] > 0}
         xs = {v: float(np.mean([labels.index_to_physical(p[::-1])[0] for p in np.argwhere(labels.array == v)[::50]]))
               for v in found}
-        sides_ok = all(xs[v] > xs[v + 1] for v in range(1, 13, 2) if v in xs and v + 1 in xs)   # LPS: left is +x
+        pairs = [v for v in range(1, 13, 2) if v in xs and v + 1 in xs]
+        sides_ok = bool(pairs) and all(xs[v] > xs[v + 1] for v in pairs)   # LPS: left is +x; nothing found: not correct
         present = all(m[v]["voxels"] > 0 for v in range(1, 13) if m[v]["structure"] in required)
         in_range = all(m[v]["in_range"] for v in range(1, 13) if m[v]["structure"] in required)
         report[name] = {"seconds": round(seconds, 2), "required_present": present, "required_in_range": in_range,
