@@ -51,7 +51,7 @@ def test_a_prior_is_never_used_on_another_image_or_geometry(orbit, prior):
         with pytest.raises(AnnotationError, match="another image or geometry"):
             prior.probability("eyeball_left", other)
     cache = PriorCache()
-    cache._items[(prior.key, None)] = prior
+    cache._items.put((prior.key, None), prior)
     assert cache.get(image) is prior and cache.get(moved) is None and cache.get(changed) is None
 
 

@@ -15,15 +15,14 @@ orbit keeps it all).
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 import SimpleITK as sitk
 
 from orbitai.io import Volume
+from orbitai.lru import LRU
 
 from ._common import AnnotationError
 
@@ -127,36 +126,25 @@ class PriorCache:
     compute in a background thread and show "prior ready" when :meth:`get` returns one."""
 
     def __init__(self, size: int = 2) -> None:
-        self.size = size
-        self._items: OrderedDict[tuple[str, str | None], ModelPrior] = OrderedDict()
-        self._lock = threading.Lock()
+        self._items: LRU[ModelPrior] = LRU(size)
 
     def get(self, image: Volume, bundle: str | None = None, key: str | None = None) -> ModelPrior | None:
         """The cached prior of exactly this image (same voxels and geometry; ``key``: its `image_key`
         when known, so that the voxels are not read again), or None."""
-        item = (key or image_key(image), bundle)
-        with self._lock:
-            prior = self._items.get(item)
-            if prior is not None:
-                self._items.move_to_end(item)
-            return prior
+        return self._items.get((key or image_key(image), bundle))
 
     def compute(self, image: Volume, bundle: str | None = None, device: str = "cpu", progress=None,
                 key: str | None = None) -> ModelPrior:
-        """The cached prior, or a new one (kept, the oldest dropped beyond ``size``)."""
+        """The cached prior, or a new one (kept, the oldest dropped beyond the cache's size)."""
         key = key or image_key(image)
         prior = self.get(image, bundle, key)
         if prior is None:
             prior = compute_prior(image, bundle, device, progress=progress, key=key)
-            with self._lock:
-                self._items[(prior.key, bundle)] = prior
-                while len(self._items) > self.size:
-                    self._items.popitem(last=False)
+            self._items.put((prior.key, bundle), prior)
         return prior
 
     def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
+        self._items.clear()
 
 
 #: The priors the Slicer effects share.

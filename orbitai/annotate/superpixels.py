@@ -12,14 +12,14 @@ strided sample of the voxels), region, resolution, mode (3D or the 2D slice) and
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Sequence, cast
 
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage as ndi
+
+from orbitai.lru import LRU
 
 from ._common import AnnotationError, Region, check_image, noise_sigma, normalize_region, spacing_kji
 
@@ -102,9 +102,7 @@ class SuperpixelCache:
     """Small thread-safe LRU of `Superpixels` keyed by image identity, region and settings."""
 
     def __init__(self, max_items: int = 8):
-        self.max_items = max_items
-        self._items: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
+        self._items: LRU[Superpixels] = LRU(max_items)
         self.hits = 0
         self.misses = 0
 
@@ -122,22 +120,17 @@ class SuperpixelCache:
             reg = cast(Region, tuple(parts))
         key = (_fingerprint(a, sp), tuple((s.start, s.stop) for s in reg), int(n_superpixels), mode, axis,
                float(compactness), key_extra)
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                self.hits += 1
-                return self._items[key]
+        found = self._items.get(key)
+        if found is not None:
+            self.hits += 1
+            return found
         self.misses += 1
         result = compute_superpixels(a, sp, n_superpixels, reg, mode=mode, axis=axis, compactness=compactness)
-        with self._lock:
-            self._items[key] = result
-            while len(self._items) > self.max_items:
-                self._items.popitem(last=False)
+        self._items.put(key, result)
         return result
 
     def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
+        self._items.clear()
 
 
 #: Process-wide cache used by default (Slicer effects and scripts share it).

@@ -118,7 +118,8 @@ def _open_eyes(tissue: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
         cols = globe.any(1)                                   # (z, x) columns through the globe
         if not cols.any():
             continue
-        cols = ndi.binary_erosion(cols, iterations=2) if ndi.binary_erosion(cols, iterations=2).any() else cols
+        inner = ndi.binary_erosion(cols, iterations=2)
+        cols = inner if inner.any() else cols
         front = np.argmax(globe, axis=1)                      # first globe row (anterior) per column
         lid = int(round(rng.uniform(0.5, 3.0) / row_mm))
         rows = np.arange(tissue.shape[1])[None, :, None]
