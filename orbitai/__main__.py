@@ -1,5 +1,4 @@
-import sys
+"""``python -m orbitai``: the command line as a process of its own (`orbitai.cli.entry`)."""
+from orbitai.cli import entry
 
-from orbitai.cli import main
-
-sys.exit(main())
+entry()

@@ -174,5 +174,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
 
 
+def entry() -> NoReturn:
+    """The process entry point (``orbitai`` and ``python -m orbitai``): `main`, then exit with its code.
+
+    After a cancel (exit 130) everything is cleaned up and reported; a second Ctrl-C or ``kill`` while
+    Python shuts down must not turn that clean exit into a traceback or a death by signal, so further
+    cancel signals are ignored from then on. (Only here: `main` also runs inside the worker process.)"""
+    try:
+        code = main()
+    except KeyboardInterrupt:   # a second signal between the cancel's report and the return
+        code = 130
+    if code == 130:
+        for sig in (signal.SIGINT, *CANCEL_SIGNALS):
+            signal.signal(sig, signal.SIG_IGN)
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()

@@ -97,6 +97,7 @@ class Run:
     proc: subprocess.Popen
     stdout: list[str] = field(default_factory=list)
     stderr: list[str] = field(default_factory=list)
+    readers: list[threading.Thread] = field(default_factory=list)
 
     @classmethod
     def start(cls, args: list[str], cwd: Path, tmpdir: Path) -> "Run":
@@ -106,7 +107,9 @@ class Run:
                                 start_new_session=True, preexec_fn=_interruptible)
         run = cls(proc)
         for stream, lines in ((proc.stdout, run.stdout), (proc.stderr, run.stderr)):
-            threading.Thread(target=lambda s=stream, ls=lines: ls.extend(iter(s.readline, "")), daemon=True).start()
+            reader = threading.Thread(target=lambda s=stream, ls=lines: ls.extend(iter(s.readline, "")), daemon=True)
+            reader.start()
+            run.readers.append(reader)
         return run
 
     def wait_for(self, what: str, cond: Callable[[], object], timeout: float = 180) -> None:
@@ -128,7 +131,8 @@ class Run:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             pytest.fail(f"the command did not stop within {timeout} s of the signal")
-        time.sleep(0.1)   # the reader threads take the last lines
+        for reader in self.readers:   # every line to the end of both streams, however loaded the machine
+            reader.join(timeout=10)
         return [ln.rstrip("\n") for ln in self.stderr if ln.strip()]
 
 
