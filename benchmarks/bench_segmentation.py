@@ -29,9 +29,13 @@ SHORT = {"superior_rectus_muscle": "sr", "lateral_rectus_muscle": "lr", "medial_
          "inferior_rectus_muscle": "ir", "optic_nerve": "on", "eyeball": "eyeball"}
 
 
-ALL_PARTS = ("accuracy", "speed", "startup", "batch", "mri", "real_mri", "mri_baseline", "real_mri_baseline")
+ALL_PARTS = ("accuracy", "speed", "startup", "batch", "mri", "real_mri", "mri_baseline", "real_mri_baseline",
+             "mri_stage1", "real_mri_stage1")
 #: The model the MRI model replaced as the default (compared on the same held-out sets: *_baseline parts).
 MRI_BASELINE = "orbit_svnet_dr_demo"
+#: The default MRI model's first training stage ('make mri-model' writes it there), to compare the stages.
+MRI_STAGE1 = os.environ.get("ORBITAI_MRI_STAGE1", str(Path(__file__).resolve().parents[1] / "build" / "models"
+                                                      / "orbit_svnet_mri_stage1"))
 #: Held-out MRI phantoms (issue 17): seeds never used by training (pool 2000, MRI phantoms 2100).
 MRI_SEED, MRI_N = 9100, 6
 #: The real clinical scans (no labels): looked at, and checked against the normal anatomy ranges.
@@ -392,6 +396,10 @@ def main(parts: tuple[str, ...] = ALL_PARTS) -> None:
             mri(tmp, metrics, notes, MRI_BASELINE, "mri_dr")
         if "real_mri_baseline" in parts:
             real_mri(tmp, metrics, notes, MRI_BASELINE, "real_dr")
+        if "mri_stage1" in parts:
+            mri(tmp, metrics, notes, MRI_STAGE1, "mri_s1")
+        if "real_mri_stage1" in parts:
+            real_mri(tmp, metrics, notes, MRI_STAGE1, "real_s1")
     targets = {
         "svnet_miou_five": ">= 0.82",
         "svnet_dice_eyeball": ">= 0.95",

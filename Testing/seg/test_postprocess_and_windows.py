@@ -94,3 +94,19 @@ def test_normalisation_gives_float32_for_any_input_type(mode):
     for dtype in (np.int16, np.float32, np.float64):
         out = normalise(np.arange(1000, dtype=dtype).reshape(10, 10, 10), {"mode": mode})
         assert out.dtype == np.float32
+
+
+def test_overlap_windows_take_as_many_slices_as_the_voxel_budget_allows():
+    torch.manual_seed(0)
+    pointwise = torch.nn.Conv3d(1, 2, 1).eval()
+    x = torch.rand(1, 1, 200, 32, 32)
+    totals = {}
+    for budget in (64 * 32 * 32, 2 ** 23):
+        seen: list[int] = []
+        out = sliding_window(x, pointwise, (16, 16, 16), "overlap", max_window_voxels=budget,
+                             progress=lambda d, t, m, seen=seen: seen.append(t))
+        totals[budget] = seen[-1]
+        with torch.no_grad():
+            torch.testing.assert_close(out, pointwise(x), atol=1e-5, rtol=1e-4)
+    # 64-slice windows, half overlapping, over 208 slices: 6; the default budget: the whole scan at once
+    assert totals == {64 * 32 * 32: 6, 2 ** 23: 1}

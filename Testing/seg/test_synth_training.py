@@ -12,7 +12,7 @@ from orbitai.labels import values_for
 from orbitai.phantoms import atlas as A
 from orbitai.seg.configs import get_config
 from orbitai.preprocess.resolution import thick_slices
-from orbitai.seg.synth import SynthPool, _open_eyes, render
+from orbitai.seg.synth import Edge, SynthPool, _open_eyes, render
 from orbitai.seg.train import train
 
 CFG = get_config("svnet-demo-mri")
@@ -62,6 +62,26 @@ def test_thick_slices_average_across_the_slice_axis_only():
     assert out[5:35].std() < 0.2 * img.std()                 # 5-voxel slices wash the stripes out
     side = thick_slices(img, rng, 5.0, 2)                   # along x nothing varies: unchanged
     assert np.allclose(side, img, atol=1e-5)
+
+
+def test_a_field_of_view_edge_ends_the_image_and_the_labels_and_dims_towards_it(pool):
+    rng = np.random.default_rng(4)
+    t = pool.heads[0].tissue[:32, :96, :96]
+    edge = Edge(axis=1, side=0, index=30, falloff=20.0, floor=0.2)    # the front 30 rows are outside the scan
+    img = render(t, rng, (0.8, 0.8, 0.8), edge)
+    assert (img[:, :30] == 0).all() and img[:, 30:].std() > 0.01
+    plain = render(t, np.random.default_rng(4), (0.8, 0.8, 0.8))
+    # the same contrast without the edge (normalised anew): relatively dimmer just inside the edge,
+    # the same image far from it
+    assert img[:, 30:34].mean() / img[:, 60:].mean() < 0.7 * plain[:, 30:34].mean() / plain[:, 60:].mean()
+    assert np.corrcoef(img[:, 60:].ravel(), plain[:, 60:].ravel())[0, 1] > 0.95
+    cut = SynthPool(pool.heads, pool.spacing, pool.n_classes, fov_edge=1.0)
+    for _ in range(10):                                           # sampled: no label where the image ends
+        img, lab = cut.sample(rng, CFG.spec.patch_dhw, fg_prob=1.0)
+        outside = img == 0
+        rows = outside.all((0, 2)), outside.all((1, 2))
+        assert rows[0].any() or rows[1].any()
+        assert not lab[:, rows[0]].any() and not lab[rows[1]].any()
 
 
 def test_open_eyes_leaves_air_in_front_of_the_globe_only():

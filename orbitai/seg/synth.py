@@ -28,7 +28,11 @@ from orbitai.seg.engine import SegSpec
 #: Pool defaults: anatomies, grid size (x, y, z voxels on the model grid), largest head tilt (deg),
 #: share of heads with TAO-enlarged muscles.
 POOL_DEFAULTS: dict[str, Any] = {"anatomies": 96, "seed": 2000, "size": (160, 160, 80), "tilt_deg": 20.0,
-                                 "tao_share": 0.3}
+                                 "tao_share": 0.3, "fov_edge": 0.0}
+#: Where a simulated field-of-view edge cuts a patch: (array axis, the side cut away: 0 = the low indices),
+#: with its probability: the front (y low: anterior), the foot (z low) or the top (z high) of the scan.
+_EDGES = ((1, 0), (0, 0), (0, 1))
+_EDGE_P = (0.6, 0.2, 0.2)
 #: Slice axis of a simulated thick-slice scan (array axis 0 = z: axial, 1 = y: coronal, 2 = x: sagittal).
 _SLICE_AXES = (0, 1, 2)
 _SLICE_AXIS_P = (0.6, 0.3, 0.1)
@@ -46,18 +50,21 @@ class SynthHead:
 class SynthPool:
     """Deformed atlas heads on the model grid; :meth:`sample` renders a random-contrast patch."""
 
-    def __init__(self, heads: list[SynthHead], spacing: tuple[float, float, float], n_classes: int):
+    def __init__(self, heads: list[SynthHead], spacing: tuple[float, float, float], n_classes: int,
+                 fov_edge: float = 0.0):
         self.heads = heads
         self.spacing = spacing
         self.n_classes = n_classes
+        self.fov_edge = fov_edge
 
     @classmethod
     def build(cls, spec: SegSpec, anatomies: int = POOL_DEFAULTS["anatomies"], seed: int = POOL_DEFAULTS["seed"],
               size=POOL_DEFAULTS["size"], tilt_deg: float = POOL_DEFAULTS["tilt_deg"],
-              tao_share: float = POOL_DEFAULTS["tao_share"],
+              tao_share: float = POOL_DEFAULTS["tao_share"], fov_edge: float = POOL_DEFAULTS["fov_edge"],
               progress: Optional[ProgressCallback] = None) -> SynthPool:
         """``anatomies`` heads from ``seed`` (same seed, same pool), each tilted up to ``tilt_deg``
-        about a random axis (a brain-planned scan cuts the orbits obliquely), a share with TAO muscles."""
+        about a random axis (a brain-planned scan cuts the orbits obliquely), a share with TAO muscles;
+        ``fov_edge`` of the rendered patches are cut by the scan's field of view (see :func:`render`)."""
         from orbitai.phantoms.orbit import orbit_anatomy
 
         lut = class_lut(spec.structures)
@@ -80,7 +87,8 @@ class SynthPool:
             heads.append(SynthHead(an.tissue, classes, where))
             if progress:
                 progress(i + 1, anatomies, f"synthetic head {i + 1}/{anatomies}")
-        return cls(heads, (float(spec.spacing[0]), float(spec.spacing[1]), float(spec.spacing[2])), spec.n_classes)
+        return cls(heads, (float(spec.spacing[0]), float(spec.spacing[1]), float(spec.spacing[2])), spec.n_classes,
+                   float(fov_edge))
 
     def sample(self, rng: np.random.Generator, patch, fg_prob: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
         """A rendered patch (float32, 0..1) and its classes (uint8): with ``fg_prob`` centred near a
@@ -101,7 +109,11 @@ class SynthPool:
             starts.append(int(np.clip(s, 0, hi)))
         sl = tuple(slice(s, s + n) for s, n in zip(starts, patch))
         tissue, lab = _pad(h.tissue[sl], patch), _pad(h.classes[sl], patch)
-        img = render(tissue, rng, self.spacing)
+        edge = _fov_edge(lab, rng, self.spacing) if rng.random() < self.fov_edge else None
+        img = render(tissue, rng, self.spacing, edge)
+        if edge is not None:       # nothing of the head beyond the scan's edge: background there
+            lab = lab.copy()
+            lab[_beyond(lab.shape, edge)] = 0
         if rng.random() < 0.5:      # classes are side-agnostic: a mirrored head is a valid head
             img, lab = img[..., ::-1], lab[..., ::-1]
         return np.ascontiguousarray(img, np.float32), np.ascontiguousarray(lab, np.uint8)
@@ -127,14 +139,46 @@ def _open_eyes(tissue: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
         tissue[carve] = 0
 
 
+@dataclass(frozen=True)
+class Edge:
+    """A field-of-view edge in a patch: along ``axis``, the indices below ``index`` (``side`` 0) or from
+    it on (``side`` 1) are outside the scan; the receive coil's sensitivity falls to ``floor`` of its
+    value over the last ``falloff`` voxels before the edge."""
+
+    axis: int
+    side: int
+    index: int
+    falloff: float
+    floor: float
+
+
+def _fov_edge(lab: np.ndarray, rng: np.random.Generator, spacing) -> Edge:
+    """A random edge through the patch's structures: real clinical scans end inside an orbit (a brain
+    scan's front or foot cutting a globe; dim where the head coil ends, or faded to nothing where a
+    scan was defaced), and the network must still find what remains."""
+    axis, side = _EDGES[int(rng.choice(len(_EDGES), p=_EDGE_P))]
+    where = np.flatnonzero(lab.any(axis=tuple(a for a in range(3) if a != axis)))
+    lo, hi = (int(where[0]), int(where[-1])) if len(where) else (0, lab.shape[axis] - 1)
+    vox = float(spacing[::-1][axis])
+    return Edge(axis, side, int(rng.integers(lo, hi + 1)), rng.uniform(3.0, 30.0) / vox, rng.uniform(0.0, 1.0))
+
+
+def _beyond(shape, edge: Edge) -> tuple[slice, ...]:
+    sl = [slice(None)] * len(shape)
+    sl[edge.axis] = slice(0, edge.index) if edge.side == 0 else slice(edge.index, None)
+    return tuple(sl)
+
+
 def _pad(a: np.ndarray, shape) -> np.ndarray:
     pads = [(0, max(0, s - n)) for n, s in zip(a.shape, shape)]
     return np.pad(a, pads) if any(p[1] for p in pads) else a
 
 
-def render(tissue: np.ndarray, rng: np.random.Generator, spacing=(0.8, 0.8, 0.8)) -> np.ndarray:
+def render(tissue: np.ndarray, rng: np.random.Generator, spacing=(0.8, 0.8, 0.8),
+           edge: Optional[Edge] = None) -> np.ndarray:
     """A random-contrast image of the tissue codes ``tissue`` [z, y, x] on a grid of ``spacing`` mm
-    (x, y, z), normalised to 0..1 as the percentile normalisation of a whole scan would."""
+    (x, y, z), normalised to 0..1 as the percentile normalisation of a whole scan would; with ``edge``
+    the scan ends there (zero beyond, as the inference engine pads a scan) and dims towards it."""
     mean = rng.uniform(0, 1, 256).astype(np.float32)
     # the two sides of one structure look alike in a scan: pair them (orbit labels odd/even, lens, sclera)
     mean[2:17:2] = mean[1:17:2] * rng.uniform(0.95, 1.05, 8).astype(np.float32)
@@ -155,10 +199,20 @@ def render(tissue: np.ndarray, rng: np.random.Generator, spacing=(0.8, 0.8, 0.8)
     ctrl = rng.standard_normal((3, 4, 4)).astype(np.float32)
     field = ndi.zoom(ctrl, [n / c for n, c in zip(img.shape, ctrl.shape)], order=1, grid_mode=True, mode="nearest")
     img = img * np.exp(np.float32(rng.uniform(0, 0.35)) * field[: img.shape[0], : img.shape[1], : img.shape[2]])
+    if edge is not None:
+        dist = np.arange(img.shape[edge.axis], dtype=np.float32) - edge.index   # voxels inside the scan: >= 0
+        dist = dist if edge.side == 0 else -1.0 - dist
+        gain = np.float32(edge.floor) + np.float32(1 - edge.floor) * np.clip(dist / np.float32(edge.falloff), 0, 1)
+        shape = [1, 1, 1]
+        shape[edge.axis] = -1
+        img = img * gain.reshape(shape)
     img = img + rng.standard_normal(img.shape, dtype=np.float32) * np.float32(rng.uniform(0, 0.04))
     img = np.clip(img, 0, None)
     img = (img / max(float(img.max()), 1e-6)) ** np.float32(np.exp(rng.normal(0, 0.3)))
     # a whole scan's 99.5th percentile lies anywhere between this patch's bright tissues and its maximum
     lo, hi = np.percentile(img, [0.5, rng.uniform(97.0, 100.0)])
     lo *= rng.uniform(0, 1)                              # the scan's darkest voxels may lie outside the patch
-    return np.clip((img - lo) / max(float(hi - lo), 1e-6), 0, 1).astype(np.float32)
+    out = np.clip((img - lo) / max(float(hi - lo), 1e-6), 0, 1).astype(np.float32)
+    if edge is not None:
+        out[_beyond(out.shape, edge)] = 0.0
+    return out
