@@ -85,3 +85,27 @@ def test_orbit_segmentation_searches_the_whole_scan_when_the_front_of_the_head_h
     truth = np.zeros_like(res.labels.array)
     truth[:, pad:] = case.labels.array
     assert dice(np.isin(res.labels.array, [1, 2]), np.isin(truth, [1, 2])) > 0.85
+
+
+class SliceWise(torch.nn.Module):
+    """The threshold applied slice by slice with a 2D convolution, as the 2D networks' volume wrappers do."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 2, 1)
+        with torch.no_grad():
+            self.conv.weight[:] = torch.tensor([-20.0, 20.0]).view(2, 1, 1, 1)
+            self.conv.bias[:] = torch.tensor([10.0, -10.0])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, d, h, w = x.shape
+        y = self.conv(x.permute(0, 2, 1, 3, 4).reshape(n * d, c, h, w))
+        return y.reshape(n, d, -1, h, w).permute(0, 2, 1, 3, 4)
+
+
+def test_3d_and_2d_networks_give_the_same_map_on_the_cpu():
+    """3D networks run channels-last on the CPU; a network with 2D convolutions keeps its layout."""
+    vol, truth = oblique_scan()
+    three, two = (predict(vol, net, SPEC, "overlap", "cpu", mirror=False).class_map().array
+                  for net in (threshold_net(), SliceWise().eval()))
+    assert np.array_equal(three, two) and dice(three == 1, truth) > 0.9

@@ -400,7 +400,7 @@ def _network_logits(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: 
     model = model.to(device).eval()
     # oneDNN's 3D convolutions run about 13 % faster on channels-last tensors (measured on the
     # bundled SV-nets); the same weights, so every other user of this (cached) model is unaffected.
-    channels_last = device.type == "cpu"
+    channels_last = device.type == "cpu" and all(p.dim() != 4 for p in model.parameters())   # 3D convolutions only
     if channels_last:
         model = model.to(memory_format=torch.channels_last_3d)
     x = x.to(device)
