@@ -49,10 +49,12 @@ models: $(STAMP)
 
 # The default MRI model (issue 17): patches rendered on the fly from 96 deformed atlas heads plus a quarter
 # from 24 T1/T2 MRI phantoms (seed 2100; benchmarks hold out 9100+), started from orbit_svnet_dr_demo's
-# weights; 90 epochs, ~45-50 min on 2 CPU cores (the same command uses a GPU with --device cuda).
+# weights; 90 epochs (~45-50 min on 2 CPU cores), then 40 at a lower learning rate with a fifth of the
+# synthetic patches cut by the field of view (~25 min). The same commands use a GPU with --device cuda.
 mri-model: $(STAMP)
 	$(PY) -m orbitai phantom orbit-mri --n 24 --seed 2100 --out $(COHORTS)/mri_train --montage-cases 0
-	$(PY) -m orbitai seg train --manifest $(COHORTS)/mri_train/manifest.csv --config svnet-demo-mri --init $(MODELS)/orbit_svnet_dr_demo --out $(MODELS)/orbit_svnet_mri_demo
+	$(PY) -m orbitai seg train --manifest $(COHORTS)/mri_train/manifest.csv --config svnet-demo-mri --init $(MODELS)/orbit_svnet_dr_demo --out build/models/orbit_svnet_mri_stage1
+	$(PY) -m orbitai seg train --manifest $(COHORTS)/mri_train/manifest.csv --config svnet-demo-mri-edge --init build/models/orbit_svnet_mri_stage1 --out $(MODELS)/orbit_svnet_mri_demo
 
 # TAO activity demo networks (paper 000): 800 phantom cases (1600 eyes), reduced width, the paper's
 # schedules compressed; ~25 min per network on 2 CPU cores after ~8 min of preprocessing.

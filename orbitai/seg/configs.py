@@ -93,14 +93,14 @@ _add(SegConfig("svnet-demo-mri", "svnet", {"in_channels": 1, "out_channels": 7, 
                **{**_DEMO, "lr_decay_epoch": 66, "epochs": 90, "fg_prob": 0.9},
                extra={"synth": {"anatomies": 96, "seed": 2000}, "manifest_share": 0.25}))
 # Its second stage (the bundled default): the same recipe at a third of the learning rate for 40 more epochs,
-# a quarter of the synthetic patches cut by a field-of-view edge through the orbit (a clinical brain scan
-# whose front or foot ends inside a globe, dim where the head coil ends or faded where it was defaced).
+# a fifth of the synthetic patches cut by a field-of-view edge through the orbit (a clinical brain scan
+# whose front or foot ends inside a globe, dim where the head coil ends).
 _add(SegConfig("svnet-demo-mri-edge", "svnet", {"in_channels": 1, "out_channels": 7, "base_channels": 6},
                _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), PERCENTILE, "any"),
-               "Second stage of svnet-demo-mri: lower learning rate, a quarter of the synthetic patches cut by the "
+               "Second stage of svnet-demo-mri: lower learning rate, a fifth of the synthetic patches cut by the "
                "scan's field of view (demo, not for clinical use).",
                **{**_DEMO, "lr": 3e-4, "lr_decay_epoch": 31, "epochs": 40, "fg_prob": 0.9},
-               extra={"synth": {"anatomies": 96, "seed": 2000, "fov_edge": 0.25}, "manifest_share": 0.25}))
+               extra={"synth": {"anatomies": 96, "seed": 2000, "fov_edge": 0.2}, "manifest_share": 0.25}))
 _add(SegConfig("sunet-demo-ct", "sunet_volume", {"in_channels": 1, "out_channels": 7, "base_channels": 6},
                _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), CT_WINDOW, "CT"),
                "Width-reduced SU-net (2D baseline) on orbital CT phantoms (demo).", **{**_DEMO, "lr_decay_epoch": 16, "epochs": 20}))

@@ -154,13 +154,13 @@ class Edge:
 
 def _fov_edge(lab: np.ndarray, rng: np.random.Generator, spacing) -> Edge:
     """A random edge through the patch's structures: real clinical scans end inside an orbit (a brain
-    scan's front or foot cutting a globe; dim where the head coil ends, or faded to nothing where a
-    scan was defaced), and the network must still find what remains."""
+    scan's front or foot cutting a globe, dim where the head coil ends), and the network must still find
+    what remains."""
     axis, side = _EDGES[int(rng.choice(len(_EDGES), p=_EDGE_P))]
     where = np.flatnonzero(lab.any(axis=tuple(a for a in range(3) if a != axis)))
     lo, hi = (int(where[0]), int(where[-1])) if len(where) else (0, lab.shape[axis] - 1)
     vox = float(spacing[::-1][axis])
-    return Edge(axis, side, int(rng.integers(lo, hi + 1)), rng.uniform(3.0, 30.0) / vox, rng.uniform(0.0, 1.0))
+    return Edge(axis, side, int(rng.integers(lo, hi + 1)), rng.uniform(5.0, 40.0) / vox, rng.uniform(0.15, 1.0))
 
 
 def _beyond(shape, edge: Edge) -> tuple[slice, ...]:
