@@ -402,7 +402,7 @@ def _network_logits(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: 
     # bundled SV-nets); the same weights, so every other user of this (cached) model is unaffected.
     channels_last = device.type == "cpu" and all(p.dim() != 4 for p in model.parameters())   # 3D convolutions only
     if channels_last:
-        model = model.to(memory_format=torch.channels_last_3d)
+        model = model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]  # torch accepts it; its stub lacks it
     x = x.to(device)
     logits = sliding_window(x, model, spec.patch_dhw, window, sw_batch_size=sw_batch_size,
                             progress=progress, channels_last=channels_last).float().cpu()
