@@ -287,7 +287,7 @@ def real_mri(tmp: Path, metrics: dict, notes: dict, model: str | None = None, pr
 
     from orbitai.bundle.models import load_seg_model
     from orbitai.io import read_volume
-    from orbitai.orbit.anatomy import physical_points, structure_measures
+    from orbitai.orbit.anatomy import structure_measures
     from orbitai.orbit.rules import OrbitNotFoundError
     from orbitai.orbit.segment import segment
     from orbitai.preprocess.grid import model_grid, resample_onto
@@ -317,7 +317,7 @@ def real_mri(tmp: Path, metrics: dict, notes: dict, model: str | None = None, pr
         seconds = time.perf_counter() - t0
         m = structure_measures(labels)
         found = {v: r for v, r in m.items() if r["voxels"] > 0}
-        xs = {v: float(physical_points(labels, np.argwhere(labels.array == v))[:, 0].mean()) for v in found}
+        xs = {v: float(labels.index_to_physical(np.argwhere(labels.array == v)[:, ::-1])[:, 0].mean()) for v in found}
         pairs = [v for v in range(1, 13, 2) if v in xs and v + 1 in xs]
         sides_ok = bool(pairs) and all(xs[v] > xs[v + 1] for v in pairs)   # LPS: left is +x; nothing found: not correct
         present = all(m[v]["voxels"] > 0 for v in range(1, 13) if m[v]["structure"] in required)

@@ -99,8 +99,8 @@ class Volume:
         return cls(array, tuple(spacing), tuple(origin), direction, **kw)
 
     def index_to_physical(self, ijk: Sequence[float] | np.ndarray) -> np.ndarray:
-        """LPS position (mm) of a continuous (i, j, k) index."""
-        return self.ijk_to_lps()[:3, :3] @ np.asarray(ijk, float) + np.asarray(self.origin)
+        """LPS position (mm) of a continuous (i, j, k) index, or positions (n, 3) of indices (n, 3)."""
+        return np.asarray(ijk, float) @ self.ijk_to_lps()[:3, :3].T + np.asarray(self.origin)
 
     def physical_to_index(self, lps: Sequence[float] | np.ndarray) -> np.ndarray:
         """Continuous (i, j, k) index of an LPS position (mm)."""

@@ -27,12 +27,6 @@ def _nerve_diameter(points_mm: np.ndarray, volume_mm3: float) -> float:
     return float(2 * np.sqrt(volume_mm3 / max(length, 1e-6) / np.pi))
 
 
-def physical_points(vol: Volume, idx_kji: np.ndarray) -> np.ndarray:
-    """LPS millimetres (n, 3) of the voxels ``idx_kji`` (n, 3 as np.argwhere gives them) of ``vol``."""
-    m = vol.ijk_to_lps()
-    return idx_kji[:, ::-1].astype(float) @ m[:3, :3].T + m[:3, 3]
-
-
 def structure_measures(labels: Volume) -> dict[int, dict[str, Any]]:
     """For each orbit-scheme value 1..12 (eyeballs, optic nerves, recti): its structure, side, voxel
     count, volume (cm3) and, for eyeballs and nerves, the diameter (mm) compared with :data:`RANGES`;
@@ -51,7 +45,7 @@ def structure_measures(labels: Volume) -> dict[int, dict[str, Any]]:
             lo, hi = RANGES["eyeball_diameter_mm"]
             row["in_range"] = bool(lo <= row["diameter_mm"] <= hi)
         elif info.structure == "optic_nerve":
-            row["diameter_mm"] = _nerve_diameter(physical_points(labels, idx), vol_mm3)
+            row["diameter_mm"] = _nerve_diameter(labels.index_to_physical(idx[:, ::-1]), vol_mm3)
             lo, hi = RANGES["optic_nerve_diameter_mm"]
             row["in_range"] = bool(lo <= row["diameter_mm"] <= hi)
         else:

@@ -9,6 +9,13 @@ from orbitai.io import Volume
 from orbitai.labels import ORBIT_LABELS
 
 
+def _outline(ax, labels: np.ndarray) -> None:
+    """Each orbit label of the 2D ``labels`` outlined on ``ax`` in the scheme's colour."""
+    for v in np.unique(labels):
+        if v and int(v) in ORBIT_LABELS:
+            ax.contour(labels == v, [0.5], colors=[np.array(ORBIT_LABELS[int(v)].colour) / 255], linewidths=0.9)
+
+
 def _slices(labels: np.ndarray) -> list[int]:
     """An axial slice through the optic nerves and one lower, through the inferior recti."""
     nerve = np.isin(labels, [3, 4]).sum((1, 2))
@@ -33,9 +40,7 @@ def save_comparison(image: Volume, truth: Volume, pred: Volume, path: str | Path
         for a, lab, name in ((row[0], truth.array[k], "ground truth"), (row[1], pred.array[k], "prediction")):
             a.imshow(image.array[k], cmap="gray", vmin=window[0], vmax=window[1], aspect=sp[1] / sp[0],
                      interpolation="bilinear")
-            for v in np.unique(lab):
-                if v and int(v) in ORBIT_LABELS:
-                    a.contour(lab == v, [0.5], colors=[np.array(ORBIT_LABELS[int(v)].colour) / 255], linewidths=0.9)
+            _outline(a, lab)
             a.set_title(f"{name} (slice {k})", color="white", fontsize=10)
             a.axis("off")
     if title:
@@ -90,10 +95,7 @@ def real_scan_montage(scans: list[tuple[str, Volume, Volume]], path: str | Path,
             a.axis("off")
         for a, k in zip(row, ks):
             a.imshow(img[k, j, i], cmap="gray", vmin=0, vmax=vmax, aspect=sp[1] / sp[0], interpolation="bilinear")
-            sub = lab[k, j, i]
-            for v in np.unique(sub):
-                if v and int(v) in ORBIT_LABELS:
-                    a.contour(sub == v, [0.5], colors=[np.array(ORBIT_LABELS[int(v)].colour) / 255], linewidths=0.9)
+            _outline(a, lab[k, j, i])
             a.set_title(f"{name}  slice {k} ({sp[2]:.1f} mm)", color="white", fontsize=9)
     plt.tight_layout()
     path = Path(path)
