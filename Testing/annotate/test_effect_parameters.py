@@ -9,7 +9,7 @@ from OrbitSegmentationLib.annotation_logic import (AUTOCORRECTION, EFFECT_HELP, 
                                                    SMARTFILL, SMARTPENCIL, EffectParameters, slice_axis,
                                                    values_from_widgets, widget_states)
 
-EFFECTS_DIR = Path(__file__).resolve().parents[2] / "OrbitSegmentation" / "SegmentEditorEffects"
+EFFECTS_DIR = Path(__file__).resolve().parents[2] / "OrbitSegmentation" / "OrbitSegmentationEffects"
 
 
 @pytest.fixture()

@@ -5,7 +5,11 @@ Each effect declares its name, help text and actions; its options are built here
 (defaults in ``setMRMLDefaults``, widgets set in ``updateGUIFromMRML``, written back in
 ``updateMRMLFromGUI``; the last two through the Qt-free ``widget_states`` / ``values_from_widgets``).
 Registered by ``OrbitSegmentationLib.annotation_logic.register_annotation_effects``.
-This folder has no __init__.py on purpose, so it never shadows Slicer's own SegmentEditorEffects package.
+
+Slicer loads each effect file as a module named after this folder (``OrbitSegmentationEffects``: a name
+of its own, never Slicer's ``SegmentEditorEffects``, which the loader would replace or overwrite; see
+docs/slicer.md). The files import this base as the top-level module ``OrbitEffectBase`` (the folder is
+put on ``sys.path`` at registration), so nothing depends on the loader's module object.
 """
 import os
 import sys
@@ -46,9 +50,8 @@ class OrbitEffectBase(AbstractScriptedSegmentEditorEffect):
         return cloned
 
     def icon(self):
-        """Resources/<effect name>.png beside the effect files, or no icon."""
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "Resources", f"{self.EFFECT}.png")
-        return qt.QIcon(path) if os.path.exists(path) else qt.QIcon()
+        """The module's Resources/Icons/<effect name>.png, or no icon."""
+        return qt.QIcon(alogic.effect_icon_path(self.EFFECT) or "")
 
     def helpText(self):
         return alogic.EFFECT_HELP[self.EFFECT]
