@@ -107,6 +107,7 @@ class TAOActivityTest(ScriptedLoadableModuleTest):
             t.test_logic_cancel_leaves_scene_unchanged(t.slicer_context())
             t.test_logic_refuses_ct_and_2d_input(t.slicer_context())
             t.test_panel_binds_results_to_starting_input(t.slicer_context())
+            t.test_panel_results_land_while_module_hidden(t.slicer_context())
         else:
             self.delayDisplay("TAO Network B bundle not installed: end-to-end tests skipped")
         self.delayDisplay("TAOActivity self-test passed")

@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -48,7 +49,7 @@ from orbitai.errors import JobError
 from orbitai.progress import ProgressCallback, parse
 
 __all__ = ["OUT_TOKEN", "JobError", "JobResult", "OrbitaiJob", "WarmJob", "WarmWorker", "default_python",
-           "shared_worker", "warm_worker_enabled", "write_job_input"]
+           "shared_worker", "warm_worker_enabled", "write_job_input", "child_error"]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,38 @@ class JobResult:
     @property
     def ok(self) -> bool:
         return self.returncode == 0 and not self.cancelled
+
+
+#: The one error line of an ``orbitai`` command (see `orbitai.cli.main`).
+_CLI_ERROR = re.compile(r"^orbitai [a-z][\w -]*?: error: (?P<message>.+)$")
+#: Lines of a Python traceback or crash report that say where, not what.
+_STACK_LINES = ("Traceback (most recent call last)", "Current thread", "Thread 0x", "Stack (most recent call first)",
+                "Extension modules:", "During handling of the above exception", "The above exception was")
+
+
+def child_error(what: str, args: list[str], res: JobResult) -> str:
+    """One line for a failed child: its own error line (``orbitai ...: error: MESSAGE``) as ``WHAT failed:
+    MESSAGE``; for a crash (a traceback, a fatal error, a signal) what stopped it and where to read more.
+    Stack lines never reach the message; a crash's whole stderr goes to the log."""
+    lines = [ln.rstrip() for ln in res.stderr.splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        m = _CLI_ERROR.match(ln)
+        if m:
+            return f"{what} failed: {m.group('message')}"
+    log.error("%s: the orbitai child %s ended with %s; its stderr:\n%s", what, args, res.returncode, res.stderr)
+    if res.returncode < 0:
+        try:
+            how = f"killed by signal {signal.Signals(-res.returncode).name}"
+        except ValueError:
+            how = f"killed by signal {-res.returncode}"
+    else:
+        how = f"exit code {res.returncode}"
+    fatal = [ln for ln in lines if ln.startswith("Fatal Python error")]
+    said = fatal or [ln for ln in lines if not ln[0].isspace() and not ln.startswith(_STACK_LINES)]
+    cause = f": {said[-1]}" if said else ""
+    command = " ".join(a for a in args[:2] if a.isidentifier())
+    return (f"{what} stopped unexpectedly ({how}{cause}). Its output is in the application log; "
+            f"'orbitai --debug {command} ...' on the same input shows the details.")
 
 
 def default_python() -> str:

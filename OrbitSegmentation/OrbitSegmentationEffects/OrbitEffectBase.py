@@ -79,6 +79,9 @@ class OrbitEffectBase(AbstractScriptedSegmentEditorEffect):
             self.priorLabel = qt.QLabel("")
             self.priorLabel.wordWrap = True
             self.scriptedEffect.addOptionsWidget(self.priorLabel)
+            self.priorTimer = qt.QTimer()
+            self.priorTimer.setInterval(alogic.PRIOR_POLL_MS)
+            self.priorTimer.connect("timeout()", self.onPriorTimer)
         self.statusLabel = qt.QLabel("")
         self.statusLabel.wordWrap = True
         self.scriptedEffect.addOptionsWidget(self.statusLabel)
@@ -139,22 +142,35 @@ class OrbitEffectBase(AbstractScriptedSegmentEditorEffect):
     # ------------------------------------------------------------------ model prior
     def activate(self):
         if self.USES_PRIOR or self.START_FROM_MODEL:
-            self.logic.start_prior()          # returns at once: the network runs in a background thread
+            self.logic.start_prior()   # returns at once: the network runs in the warm worker / a child process
             self.showPriorStatus()
 
     def showPriorStatus(self):
-        """Show the prior's state; look again every half second while it is being computed."""
+        """Show the prior's state; while it is being computed (or an action waits for it) the timer looks
+        again every POLL_MS. The prior arrives here, never by blocking Slicer's main thread."""
         if not hasattr(self, "priorLabel"):
             return
         text = self.logic.prior_status()
         self.priorLabel.text = text
-        if text.endswith("computing..."):
-            qt.QTimer.singleShot(500, self.showPriorStatus)
+        if text.endswith("computing...") or self.logic.pending:
+            self.priorTimer.start()
+        else:
+            self.priorTimer.stop()
+
+    def onPriorTimer(self):
+        if self.logic.pending:
+            qt.QApplication.setOverrideCursor(qt.Qt.WaitCursor)
+            try:
+                result = self.logic.poll_prior()   # runs the action that waited, once the prior is there
+            finally:
+                qt.QApplication.restoreOverrideCursor()
+            if result is not None:
+                self.say(result.message)
+                self.updateActions()
+        self.showPriorStatus()
 
     def onStartFromModel(self):
-        result = self.run(self.logic.start_from_model)
-        self.showPriorStatus()
-        return result
+        return self.run(self.logic.start_from_model)
 
     # ------------------------------------------------------------------ actions
     def setupActions(self):
@@ -189,6 +205,8 @@ class OrbitEffectBase(AbstractScriptedSegmentEditorEffect):
             qt.QApplication.restoreOverrideCursor()
         self.say(result.message)
         self.updateActions()
+        if result.details.get("pending"):
+            self.showPriorStatus()     # the timer runs the action when the prior arrives
         return result
 
     def say(self, text):

@@ -60,6 +60,8 @@ def missing_dependencies(ask: bool = True) -> str:
     return f"Not run: the effect needs {' and '.join(lines)}; they are not installed."
 
 MODE_ADD, MODE_REMOVE, MODE_SET = "add", "remove", "set"
+#: How often an effect's timer polls the model prior's child process (the job panels' period).
+PRIOR_POLL_MS = 200
 SMARTPENCIL, SMARTFILL, AUTOCORRECTION = "SmartPencil", "SmartFill", "AutoCorrection"
 
 #: Node reference roles on the segment editor node (like Grow from seeds' preview reference).
@@ -534,7 +536,8 @@ class AnnotationLogic:
         self._region_key: Optional[tuple] = None
         self._source: Optional[tuple] = None
         self._volume: Optional[tuple] = None       # (source key, orbitai Volume, image_key) of the source
-        self._prior_job: Optional[dict] = None     # the model prior of the current source (see start_prior)
+        self._prior_job: Any = None                # the current source's ModelPrior, or its PriorRequest (start_prior)
+        self._pending: Optional[tuple[str, Callable[[], OperationResult]]] = None  # (segment, action) awaiting the prior
         self._prior_map: Optional[tuple] = None    # ((prior key, structure), probability array)
 
     # ---------------------------------------------------------------- state
@@ -774,13 +777,16 @@ class AnnotationLogic:
         preview mask is in ``details['mask']``."""
         def go():
             modifier, src, spacing = self._grid()
+            try:                               # first: nothing else is read while the prior is being computed
+                prior, weight, note = self.prior_map(SMARTFILL)
+            except _PriorPending:
+                return self._defer(lambda: self.smartfill_preview(fg_strokes, bg_strokes), "The preview will be made")
             fg = self.segment_mask(reference=modifier) if fg_strokes is None else fg_strokes
             bg = bg_strokes
             if bg is None and self.background_segment_id():
                 bg = self.segment_mask(self.background_segment_id(), reference=modifier)
             opts = self.params(SMARTFILL)
             locality = opts.get("LocalityMm")
-            prior, weight, note = self.prior_map(SMARTFILL)
             extra = {} if prior is None else {"prior": prior, "prior_weight": weight}
             r = _annotate().smartfill(src, spacing, fg, bg, smoothness=opts.get("Smoothness"),
                                    margin_mm=opts.get("MarginMm"), locality_mm=locality if locality > 0 else None,
@@ -829,7 +835,10 @@ class AnnotationLogic:
             if not current.any():
                 return OperationResult(False, "The selected segment is empty: nothing to correct.")
             opts = self.params(AUTOCORRECTION)
-            prior, weight, note = self.prior_map(AUTOCORRECTION)
+            try:
+                prior, weight, note = self.prior_map(AUTOCORRECTION)
+            except _PriorPending:
+                return self._defer(self.autocorrect, "The correction will run")
             extra = {} if prior is None else {"prior": prior, "prior_weight": weight}
             r = _annotate().autocorrect(
                 src, spacing, current, max_distance_mm=opts.get("MaxDistanceMm"), stay_cost=opts.get("Stiffness"),
@@ -876,66 +885,90 @@ class AnnotationLogic:
                 "(e.g. superior_rectus_muscle_left) to use the model.")
 
     def start_prior(self) -> OperationResult:
-        """Start computing the model prior of the source image in a background thread (once per image:
-        `orbitai.annotate.prior.DEFAULT_PRIORS`), when the selected segment names an orbit structure;
-        `prior_status` says when it is ready."""
+        """Start computing the model prior of the source image in a child process (the warm worker; once
+        per image, shared by the effects: `orbitai.annotate.prior.DEFAULT_PRIORS`) when the selected segment
+        names an orbit structure. Returns at once; `poll_prior` (the effect's timer) takes the result."""
         def go():
-            import threading
-
-            from orbitai.annotate.prior import DEFAULT_PRIORS, PriorUnavailable
+            from orbitai.annotate.prior import DEFAULT_PRIORS
 
             if self.segment_structure() is None:      # no network runs for a segment it cannot help
                 return OperationResult(True, self._unnamed())
             vol, key = self.source_volume()
-            if self._prior_job is not None and self._prior_job["key"] == key:
-                return OperationResult(True, self.prior_status())
-            job: dict = {"key": key, "prior": DEFAULT_PRIORS.get(vol, key=key), "error": None, "thread": None}
-
-            def work():
-                try:
-                    job["prior"] = DEFAULT_PRIORS.compute(vol, key=key)
-                except PriorUnavailable as exc:
-                    job["error"] = str(exc)
-                except Exception as exc:  # noqa: BLE001 - said in the status line, never raised into Qt
-                    job["error"] = f"The model prior failed ({type(exc).__name__}: {exc}); the strokes alone are used."
-
-            if job["prior"] is None:
-                job["thread"] = threading.Thread(target=work, name="orbitai-model-prior", daemon=True)
-                job["thread"].start()
-            self._prior_job = job
+            if self._prior_job is None or self._prior_job.key != key or self._failed(self._prior_job):
+                self._prior_job = DEFAULT_PRIORS.request(vol, key=key)
             return OperationResult(True, self.prior_status())
         return self._run(go)
 
+    @staticmethod
+    def _failed(job) -> bool:
+        return getattr(job, "error", None) is not None
+
     def prior_status(self) -> str:
-        """One line on the model prior of the current image: not started, computing, ready or why not."""
+        """One line on the model prior of the current image: not started, computing, ready or why not
+        (never waits)."""
         if self._check() is None and self.segment_structure() is None:
             return self._unnamed()
         job = self._prior_job
         if job is None:
             return "Model prior: not computed yet."
-        if job["prior"] is not None:
-            return f"Model prior ready ({job['prior'].bundle})."
-        return job["error"] or "Model prior: computing..."
+        if hasattr(job, "poll"):
+            job.poll()
+            return job.status()
+        return f"Model prior ready ({job.bundle})."
 
-    def _prior(self):
-        """The current image's model prior (waits for a running computation; computes it when none ran).
-        Raises `PriorUnavailable` with the reason."""
-        from orbitai.annotate.prior import PriorUnavailable
+    def _ready_prior(self):
+        """The current image's prior when it is there, None while it is being computed (started if it was
+        not). Never waits. Raises `PriorUnavailable` with the reason when there can be none."""
+        from orbitai.annotate.prior import ModelPrior, PriorUnavailable
 
         _, key = self.source_volume()
-        if self._prior_job is None or self._prior_job["key"] != key:
+        if self._prior_job is None or self._prior_job.key != key:
             self.start_prior()
         job = self._prior_job
-        if job["thread"] is not None:
-            job["thread"].join()
-        if job["prior"] is None:
-            raise PriorUnavailable(job["error"] or "No model prior.")
-        return job["prior"]
+        if isinstance(job, ModelPrior):
+            return job
+        if job.poll() and job.prior is not None:
+            return job.prior
+        if job.error is not None:
+            raise PriorUnavailable(job.error)
+        return None
+
+    def _defer(self, action: Callable[[], OperationResult], what: str) -> OperationResult:
+        """Keep ``action`` to run when the prior arrives (`poll_prior`); say so. Nothing changes now."""
+        self._pending = (self.segment_id, action)
+        return OperationResult(True, f"{self.prior_status()} {what} when it is ready "
+                                     "(set the model prior weight to 0 to go on without it).", 0, {"pending": True})
+
+    @property
+    def pending(self) -> bool:
+        """Whether an action waits for the model prior."""
+        return self._pending is not None
+
+    def poll_prior(self) -> Optional[OperationResult]:
+        """Timer tick: take the prior if its child has ended and run the action that waited for it (on the
+        segment it was asked for). Returns that action's result, else None. Returns at once while the child runs."""
+        job = self._prior_job
+        if self._pending is None or job is None or (hasattr(job, "poll") and not job.poll()):
+            return None
+        (segment, action), self._pending = self._pending, None
+        if segment != self.segment_id:
+            return OperationResult(False, "The selected segment changed while the model prior was computed; "
+                                          "press the button again.")
+        return action()
+
+    def wait_for_prior(self, timeout_s: Optional[float] = None) -> Optional[OperationResult]:
+        """Block until the prior is there (scripts and tests; never on Slicer's main thread), then run the
+        waiting action: `poll_prior`'s result."""
+        job = self._prior_job
+        if job is not None and hasattr(job, "wait"):
+            job.wait(timeout_s)
+        return self.poll_prior()
 
     def prior_map(self, effect: str) -> tuple[Optional[np.ndarray], float, str]:
         """(the network's probability of the selected segment's structure on the source grid, the
         effect's prior weight, a note for the status line); (None, 0, why) when the prior is off or
-        unavailable: the effect then works exactly as without it."""
+        unavailable: the effect then works exactly as without it. Raises `_PriorPending` while it is
+        being computed."""
         from orbitai.annotate.prior import PriorUnavailable
 
         weight = float(self.params(effect).get("PriorWeight"))
@@ -945,9 +978,11 @@ class AnnotationLogic:
         if name is None:
             return None, 0.0, " " + self._unnamed()
         try:
-            prior = self._prior()
+            prior = self._ready_prior()
         except PriorUnavailable as exc:
             return None, 0.0, f" {exc}"
+        if prior is None:
+            raise _PriorPending()
         if not prior.has(name):
             return None, 0.0, (f" No model prior for '{name}': name the segment after an orbit structure "
                                "(e.g. superior_rectus_muscle_left) to use the model.")
@@ -958,7 +993,8 @@ class AnnotationLogic:
 
     def start_from_model(self) -> OperationResult:
         """Set the selected segment to the network's mask of its structure (probability above one half;
-        one undo state; the editable area and masking settings apply), to correct from there."""
+        one undo state; the editable area and masking settings apply), to correct from there. While the
+        prior is being computed this returns at once and runs when it arrives (`poll_prior`)."""
         def go():
             from orbitai.annotate.prior import PriorUnavailable
 
@@ -967,9 +1003,11 @@ class AnnotationLogic:
             if name is None:
                 return OperationResult(False, self._unnamed())
             try:
-                prior = self._prior()
+                prior = self._ready_prior()
             except PriorUnavailable as exc:
                 return OperationResult(False, str(exc))
+            if prior is None:
+                return self._defer(self.start_from_model, "The segment will be started from the model")
             if not prior.has(name):
                 return OperationResult(False, f"The model has no structure '{name}': name the segment after an orbit "
                                               "structure (e.g. superior_rectus_muscle_left).")
@@ -981,6 +1019,10 @@ class AnnotationLogic:
             return OperationResult(True, f"Started '{name}' from the model ({prior.bundle}): {changed} voxels changed. "
                                          "Correct it with strokes or clicks, or undo.", changed)
         return self._run(go)
+
+
+class _PriorPending(Exception):
+    """Raised by `AnnotationLogic.prior_map` while the prior is being computed: the action waits for it."""
 
 
 # --------------------------------------------------------------------------- Slicer registration

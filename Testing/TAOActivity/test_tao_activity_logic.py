@@ -75,6 +75,11 @@ def test_panel_binds_results_to_starting_input(ctx):
 
 
 @_needs("B")
+def test_panel_results_land_while_module_hidden(ctx):
+    shared.test_panel_results_land_while_module_hidden(ctx)
+
+
+@_needs("B")
 def test_panel_failing_job_leaves_scene_unchanged(ctx):
     shared.test_panel_failing_job_leaves_scene_unchanged(ctx)
 

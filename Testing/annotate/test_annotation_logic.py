@@ -3,6 +3,7 @@ import numpy as np
 from OrbitSegmentationLib.annotation_logic import SMARTPENCIL
 
 from orbitai.annotate import dice, simulate_strokes
+from orbitai.testing.annotation_effects import finish_pending
 
 
 def _segment_bytes(ns, sid):
@@ -26,10 +27,10 @@ def test_smartfill_preview_accept_cancel_and_autocorrect_undo(mrml):
     L.select_segment(mrml.ids[1])
     truth = mrml.labels.array == 2
     fg = np.any(simulate_strokes(truth, mrml.image.spacing, 3), axis=0)
-    r = L.smartfill_preview(fg)
+    r = finish_pending(L, L.smartfill_preview(fg))       # waits for the model prior's child the first time
     assert r.ok and not L.segment_mask().any()          # a preview changes nothing
     assert L.smartfill_cancel().ok and not L.smartfill_accept().ok
-    L.smartfill_preview(fg)
+    assert not L.smartfill_preview(fg).details.get("pending")   # the prior is there now
     assert L.smartfill_accept().ok
     filled = L.segment_mask()
     assert dice(filled, truth) >= 0.9

@@ -130,3 +130,20 @@ def test_unknown_stored_choices_are_reset_before_connecting(scene_and_input):
     assert (node.GetParameter("model"), node.GetParameter("device"), node.GetParameter("maps")) == \
         ("Network B", "cpu", "true")
     assert resetUnknownChoices(node, parameterChoices(Parameters)) == []
+
+
+def test_leaving_the_module_mid_run_lands_results_and_shows_them_on_return(scene_and_input):
+    """Issue #28 point 4: exit() cleared the parameter node while the job ran; showResults then failed
+    with a "could not be shown" dialog. Now the results land while hidden and are shown on return."""
+    ctx, node = scene_and_input
+
+    class LandingLogic(QuickLogic):
+        broken_summary = False
+
+        def import_results(self, out_dir, input_node):
+            ctx.scene.AddNewNodeByClass("vtkMRMLTableNode", "results")
+            return Outputs(False)
+
+    from orbitai.testing.panel import check_results_land_while_module_hidden
+
+    assert isinstance(check_results_land_while_module_hidden(ctx, LandingLogic(ctx), node, {}), Outputs)

@@ -11,12 +11,22 @@ geometry (:func:`image_key`) and refuses any other image: it is never used on a 
 The network's classes have no side; a structure named ``..._left`` / ``..._right`` keeps the
 probability on its side of the midline between the network's two eyeballs only (an image showing one
 orbit keeps it all).
+
+Inside Slicer the network never runs on the application's main thread, nor in a Python thread there
+(Slicer does not release the GIL while its main thread idles, so such a thread would freeze the GUI):
+:meth:`PriorCache.request` starts ``orbitai seg prior`` on the warm worker / a child process
+(:class:`PriorRequest`), and the caller polls it from a timer; the child writes the prior with
+:meth:`ModelPrior.save` and the caller reads it with :meth:`ModelPrior.load`.
 """
 from __future__ import annotations
 
 import hashlib
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import SimpleITK as sitk
@@ -94,6 +104,27 @@ class ModelPrior:
         m = self.probability(structure, image) > 0.5
         return m if editable is None else m & np.asarray(editable, bool)
 
+    def save(self, path: str | Path) -> Path:
+        """Write the prior to one uncompressed ``.npz`` (the child's output; read with :meth:`load`)."""
+        g = self.grid
+        np.savez(path, probs=self.probs, key=self.key, bundle=self.bundle, structures=np.array(self.structures),
+                 spacing=g.GetSpacing(), origin=g.GetOrigin(), direction=g.GetDirection(),
+                 midline_x=np.nan if self.midline_x is None else self.midline_x, seconds=self.seconds)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ModelPrior":
+        """A prior written by :meth:`save` (no pickled objects: ``allow_pickle=False``)."""
+        with np.load(path, allow_pickle=False) as f:
+            probs = np.ascontiguousarray(f["probs"])
+            grid = sitk.Image([int(n) for n in probs.shape[:0:-1]], sitk.sitkUInt8)
+            grid.SetSpacing([float(v) for v in f["spacing"]])
+            grid.SetOrigin([float(v) for v in f["origin"]])
+            grid.SetDirection([float(v) for v in f["direction"]])
+            midline = float(f["midline_x"])
+            return cls(str(f["key"]), str(f["bundle"]), tuple(str(v) for v in f["structures"]), probs, grid,
+                       None if np.isnan(midline) else midline, float(f["seconds"]))
+
 
 def compute_prior(image: Volume, bundle: str | None = None, device: str = "cpu", mirror: bool = True,
                   progress=None, key: str | None = None) -> ModelPrior:
@@ -121,12 +152,127 @@ def compute_prior(image: Volume, bundle: str | None = None, device: str = "cpu",
                       time.perf_counter() - t0)
 
 
+#: The file ``orbitai seg prior`` writes into its output folder.
+PRIOR_FILE = "prior.npz"
+
+
+class PriorRequest:
+    """The prior of one image being computed by ``orbitai seg prior`` in the warm worker or a child
+    process (see the module docstring). Never blocks unless :meth:`wait` is called: :meth:`poll` returns
+    at once, and the prior is read only once the child has ended."""
+
+    def __init__(self, image: Volume, key: str, bundle: str | None = None, device: str = "cpu",
+                 on_ready=None) -> None:
+        from orbitai.runner import WarmJob, write_job_input
+
+        self.key, self.bundle = key, bundle
+        self.prior: ModelPrior | None = None
+        self.error: str | None = None
+        self.progress: tuple[int, int] = (0, 1)
+        self.started_at = time.monotonic()
+        self._on_ready = on_ready
+        self._workdir = Path(tempfile.mkdtemp(prefix="orbitai-prior-in-"))
+        try:
+            path = write_job_input(image, self._workdir / "image.nrrd")
+            args = ["seg", "prior", str(path), "--out", "{out}", "--key", key, "--device", device]
+            if bundle:
+                args += ["--model", bundle]
+            self._job = WarmJob(args).start()
+        except BaseException:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            raise
+
+    @property
+    def done(self) -> bool:
+        return self.prior is not None or self.error is not None
+
+    def poll(self) -> bool:
+        """Take the child's progress; once it has ended, read the prior (or its one-line error). True once
+        done. Returns at once while the child runs."""
+        if self.done:
+            return True
+        for done, total, _ in self._job.poll():
+            self.progress = (done, max(total, 1))
+        if not self._job.finished:
+            return False
+        self._finish()
+        return True
+
+    def _finish(self) -> None:
+        from orbitai.runner import child_error
+
+        try:
+            res = self._job.result()
+            if res.cancelled:
+                self.error = "The model prior was cancelled; the strokes alone are used."
+            elif not res.ok or res.out_dir is None:
+                self.error = child_error("The model prior", self._job.args, res) + " The strokes alone are used."
+            else:
+                self.prior = ModelPrior.load(res.out_dir / PRIOR_FILE)
+                if self._on_ready is not None:
+                    self._on_ready(self.prior)
+        except (OSError, ValueError, KeyError) as exc:
+            self.error = f"The model prior could not be read ({exc}); the strokes alone are used."
+        finally:
+            self._job.cleanup()
+            shutil.rmtree(self._workdir, ignore_errors=True)
+
+    def wait(self, timeout_s: float | None = None, poll_s: float = 0.05) -> bool:
+        """Block until done (scripts and tests, never Slicer's main thread); False on time-out."""
+        end = None if timeout_s is None else time.monotonic() + timeout_s
+        while not self.poll():
+            if end is not None and time.monotonic() > end:
+                return False
+            time.sleep(poll_s)
+        return True
+
+    def cancel(self) -> None:
+        """Stop the child; nothing is kept."""
+        if not self.done:
+            self._job.cancel()
+            self._finish()
+
+    def status(self) -> str:
+        """One line: computing (with the child's progress and time so far), ready, or why not."""
+        if self.prior is not None:
+            return f"Model prior ready ({self.prior.bundle})."
+        if self.error is not None:
+            return self.error
+        done, total = self.progress
+        pct = f" {100 * done // total}%," if done else ""
+        return f"Model prior:{pct} {time.monotonic() - self.started_at:.0f} s, computing..."
+
+
 class PriorCache:
-    """The priors of the last few images (default 2), computed once each; thread-safe, so a widget can
-    compute in a background thread and show "prior ready" when :meth:`get` returns one."""
+    """The priors of the last few images (default 2), computed once each, and the requests still running
+    (:meth:`request`); thread-safe. Several effects asking for the same image share one request."""
 
     def __init__(self, size: int = 2) -> None:
         self._items: LRU[ModelPrior] = LRU(size)
+        self._requests: dict[tuple[str, Optional[str]], PriorRequest] = {}
+
+    def request(self, image: Volume, bundle: str | None = None, device: str = "cpu",
+                key: str | None = None) -> PriorRequest | ModelPrior:
+        """The cached prior of ``image``, else the running (or a newly started) request computing it in a
+        child process. Returns at once; poll the request from a timer. A failed request is forgotten, so
+        asking again starts a new one."""
+        key = key or image_key(image)
+        prior = self.get(image, bundle, key)
+        if prior is not None:
+            return prior
+        running = self._requests.get((key, bundle))
+        if running is not None and not (running.poll() and running.error is not None):
+            return running
+        req = PriorRequest(image, key, bundle, device, on_ready=lambda p: self._items.put((p.key, bundle), p))
+        self._requests = {k: r for k, r in self._requests.items() if not r.done}
+        self._requests[(key, bundle)] = req
+        return req
+
+    def cancel_all(self) -> None:
+        """Stop every running request (e.g. when the scene closes)."""
+        for r in list(self._requests.values()):
+            r.cancel()
+        self._requests.clear()
 
     def get(self, image: Volume, bundle: str | None = None, key: str | None = None) -> ModelPrior | None:
         """The cached prior of exactly this image (same voxels and geometry; ``key``: its `image_key`
@@ -144,6 +290,7 @@ class PriorCache:
         return prior
 
     def clear(self) -> None:
+        self.cancel_all()
         self._items.clear()
 
 

@@ -96,6 +96,8 @@ class JobController:
         self.outputs: Any = None
         self.outputsInput: Any = None   # the node the last outputs were computed from
         self.shownChoice: Any = None    # the display choice the outputs were last shown with
+        self.hidden = False             # the module's panel is not shown (the user went to another module)
+        self.toShow: Optional[tuple[Any, Any]] = None   # (outputs, input node) of a job that ended while hidden
 
     @property
     def running(self) -> bool:
@@ -150,15 +152,40 @@ class JobController:
                 self.view.showError(str(exc))
                 return
             self.outputs, self.outputsInput = outputs, job.input_node
-            try:
-                summary = getattr(outputs, "summary", None)
-                self.view.setStatus(summary() if callable(summary) else "Done.")
-                self.showResults(outputs, job.input_node)
-            except Exception as exc:  # noqa: BLE001 - the results are in the scene; only showing them failed
-                self.view.setStatus("Done; the results were added to the scene.")
-                self.view.showError(f"The results were added to the scene but could not be shown: {exc}")
+            if self.hidden:   # in the scene now; shown when the user comes back (moduleShown)
+                self.toShow = (outputs, job.input_node)
+                return
+            self._show(outputs, job.input_node)
         finally:
             self._idle()
+            if self.toShow is not None:
+                self.view.setStatus("Done; the results were added to the scene.")
+
+    def _show(self, outputs: Any, input_node: Any) -> None:
+        """Status line and `showResults`; a failure to show is said, the results stay in the scene."""
+        try:
+            summary = getattr(outputs, "summary", None)
+            self.view.setStatus(summary() if callable(summary) else "Done.")
+            self.showResults(outputs, input_node)
+        except Exception as exc:  # noqa: BLE001 - the results are in the scene; only showing them failed
+            self.view.setStatus("Done; the results were added to the scene.")
+            self.view.showError(f"The results were added to the scene but could not be shown: {exc}")
+
+    def moduleHidden(self) -> None:
+        """The user left the module (``exit``): a job that ends meanwhile is imported into the scene and
+        shown on return. The poll timer keeps running."""
+        self.hidden = True
+
+    def moduleShown(self) -> None:
+        """The user came back (``enter``, after the parameter node is connected again): show results that
+        arrived meanwhile, over the node their job started on (if it is still in its scene)."""
+        self.hidden = False
+        pending, self.toShow = self.toShow, None
+        if pending is None:
+            return
+        outputs, input_node = pending
+        if input_node is not None and input_node.GetScene() is not None:
+            self._show(outputs, input_node)
 
     def cancel(self) -> None:
         """Kill the running job (Cancel, scene close, module cleanup); the scene is not changed."""
@@ -182,7 +209,7 @@ class JobController:
     def sceneClosing(self) -> None:
         """The scene is about to close: cancel, and forget outputs that belonged to it."""
         self.cancel()
-        self.outputs = self.outputsInput = None
+        self.outputs = self.outputsInput = self.toShow = None
 
     def _idle(self) -> None:
         self.view.setPolling(False)
@@ -275,8 +302,10 @@ class JobPanelMixin:
 
     def enter(self) -> None:
         self.initializeParameterNode()
+        self.jobController.moduleShown()
 
     def exit(self) -> None:
+        self.jobController.moduleHidden()
         self.setParameterNode(None)
 
     def onSceneStartClose(self, caller, event) -> None:

@@ -8,7 +8,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from orbitai.cli import add_device_option
+from orbitai.cli import add_bundle_out_options, add_device_option
 from orbitai.errors import UserError
 
 #: File names that ``--out`` must not have (it takes a folder).
@@ -60,7 +60,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "that renders synthetic heads, e.g. svnet-demo-mri)")
     tr.add_argument("--config", required=True, help="configuration name (see 'orbitai seg configs')")
     tr.add_argument("--init", metavar="BUNDLE", help="start from this bundle's weights (same architecture)")
-    tr.add_argument("--out", required=True, help="bundle folder to write")
+    add_bundle_out_options(tr)
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--epochs", type=int, help="override the configuration's number of epochs")
     tr.add_argument("--folds", type=int, default=1, help="k for k-fold cross-validation (1: no validation)")
@@ -72,6 +72,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     cf = s.add_parser("configs", help="list the training configurations")
     cf.set_defaults(func=run_configs)
+
+    pp = s.add_parser("prior", help="the network's class probabilities of one image, for the annotation tools",
+                      description="Run the segmentation network once on IMAGE and write OUT/prior.npz: its class "
+                                  "probabilities on the model grid, the grid and the eyeball midline (what SmartFill, "
+                                  "AutoCorrection and 'Start from the model' read; see orbitai.annotate.prior). The "
+                                  "Segment Editor effects run this in a child process so that Slicer stays responsive.")
+    pp.add_argument("image", metavar="IMAGE", help="input image file or DICOM series folder")
+    pp.add_argument("--out", required=True, help="output folder")
+    pp.add_argument("--model", help="bundle name or folder (default: the bundled model for the image's modality)")
+    pp.add_argument("--key", help="the image key the caller computed (orbitai.annotate.prior.image_key); "
+                                  "default: computed here")
+    add_device_option(pp)
+    pp.set_defaults(func=run_prior)
 
 
 def _add_window_options(p: argparse.ArgumentParser) -> None:
@@ -215,6 +228,27 @@ def predict_one(image: str, out: Path, args: argparse.Namespace, models: _ModelC
     return stages
 
 
+def run_prior(args) -> int:
+    """``seg prior``: the model prior of one image into OUT/prior.npz (staged: all or nothing)."""
+    from orbitai.annotate.prior import PRIOR_FILE, PriorUnavailable, compute_prior
+    from orbitai.device import select_device
+    from orbitai.io import read_volume
+    from orbitai.progress import emit
+    from orbitai.result import check_outputs
+    from orbitai.staging import staged_folder
+
+    out = check_outputs(args.out, [args.image], (PRIOR_FILE,))
+    image = read_volume(args.image)
+    try:
+        prior = compute_prior(image, args.model, str(select_device(args.device)), progress=emit, key=args.key)
+    except PriorUnavailable as exc:
+        raise UserError(str(exc)) from None
+    with staged_folder(out, replaces=[PRIOR_FILE]) as work:
+        prior.save(work / PRIOR_FILE)
+    print(f"prior: {prior.bundle}, {len(prior.structures)} structures, {prior.seconds:.1f} s -> {out / PRIOR_FILE}")
+    return 0
+
+
 def run_predict(args) -> int:
     import time
 
@@ -311,11 +345,12 @@ def run_train(args) -> int:
     name = Path(args.out).name   # the bundle replaces OUT as a whole; work files lie beside it
     check_outputs(args.out, [*([args.manifest] if args.manifest else []),
                              *(p for c in cases for p in (c.image, c.segmentation))],
-                  beside=(f".{name}-training", f"{name}-metrics.csv"), replaces_folder=True)
+                  beside=(f".{name}-training", f"{name}-metrics.csv"), bundle="segmentation",
+                  overwrite=args.overwrite)
     out = train(cases, cfg, Path(args.out), seed=args.seed, folds=args.folds, fold=args.fold,
                 epochs=args.epochs, device=device, resume=not args.no_resume,
                 time_limit_s=args.time_limit * 60 if args.time_limit else None,
-                init=args.init, training_data=_training_data(cfg, args.manifest, len(cases)))
+                init=args.init, training_data=_training_data(cfg, args.manifest, len(cases)), overwrite=args.overwrite)
     print(f"wrote bundle {out}")
     return 0
 

@@ -48,17 +48,35 @@ class RecordingView:
 
 
 class Panel:
-    """A controller on a `RecordingView`, with the input and options a user has selected (mutable)."""
+    """A controller on a `RecordingView`, with the input and options a user has selected (mutable). Like a
+    module Widget, it has no parameter node while the module is hidden (`leave` / `come_back`): showing
+    results then fails as `showResults` does in Slicer."""
 
     def __init__(self, logic, input_node, options: Optional[dict[str, Any]] = None) -> None:
         self.selected = {"input": input_node, "options": dict(options or {})}
         self.shown: list[tuple[Any, Any]] = []
         self.view = RecordingView()
+        self.parameterNode: Optional[dict[str, Any]] = self.selected
         self.controller = JobController(
-            logic, self.view, lambda: (self.selected["input"], dict(self.selected["options"])),
-            lambda outputs, node: self.shown.append((outputs, node)),
-            lambda: "" if self.selected["input"] is not None else "Select an input volume.")
+            logic, self.view, lambda: (self.selected["input"], dict(self.selected["options"])), self._showResults,
+            lambda: "" if self.parameterNode is not None and self.selected["input"] is not None
+            else "Select an input volume.")
         self.controller.refresh()
+
+    def _showResults(self, outputs: Any, node: Any) -> None:
+        if self.parameterNode is None:   # what a module's showResults meets after exit()
+            raise AttributeError("'NoneType' object has no attribute 'shownMap'")
+        self.shown.append((outputs, node))
+
+    def leave(self) -> None:
+        """The user switches to another module (JobPanelMixin.exit)."""
+        self.controller.moduleHidden()
+        self.parameterNode = None
+
+    def come_back(self) -> None:
+        """The user returns (JobPanelMixin.enter: the parameter node first, then the controller)."""
+        self.parameterNode = self.selected
+        self.controller.moduleShown()
 
     def run(self, while_running: Optional[Callable[[], None]] = None, timeout_s: float = 600.0) -> None:
         """Press Apply, call ``while_running`` once the job runs, and poll (as the timer does) to the end."""
@@ -90,6 +108,25 @@ def check_binds_results_to_starting_input(logic, first, second, options: dict[st
     assert [c for c in panel.view.calls if c[0] == "inputs"] == [("inputs", False), ("inputs", True)]
     assert len(panel.shown) == 1 and panel.shown[0][1] is first
     assert panel.controller.outputsInput is first
+    return panel.shown[0][0]
+
+
+def check_results_land_while_module_hidden(ctx, logic, input_node, options: dict[str, Any]) -> Any:
+    """Leave the module while its job runs and come back after it ended: the results are in the scene
+    meanwhile, no error dialog, and they are shown on return over the node the job started on."""
+    before = node_ids(ctx)
+    panel = Panel(logic, input_node, options)
+    panel.run(panel.leave)
+    assert not panel.view.errors, panel.view.errors
+    assert panel.shown == [] and node_ids(ctx) != before, "the results did not land while the module was hidden"
+    assert panel.view.statuses[-1] == "Done; the results were added to the scene.", panel.view.statuses
+    assert panel.view.inputsEnabled and not panel.view.polling
+    panel.come_back()
+    assert not panel.view.errors, panel.view.errors
+    assert len(panel.shown) == 1 and panel.shown[0][1] is input_node
+    panel.leave()
+    panel.come_back()                      # shown once, not again on every return
+    assert len(panel.shown) == 1
     return panel.shown[0][0]
 
 

@@ -345,6 +345,17 @@ def test_panel_binds_results_to_starting_input(ctx):
         assert node.GetAttribute("OrbitAI.TAO.InputVolume") == first.GetID()
 
 
+def test_panel_results_land_while_module_hidden(ctx):
+    """Leaving the module while the job runs: the results land in the scene, no error dialog, and they are
+    shown when the user comes back."""
+    from TAOActivityLib import TAOActivityLogic
+
+    _, node, seg = _mri_node(ctx)
+    out = panel.check_results_land_while_module_hidden(
+        ctx, TAOActivityLogic(ctx), node, {"segmentation_node": seg, "device": "cpu", "maps": False})
+    assert out.table_node.GetScene() is ctx.scene
+
+
 def test_panel_failing_job_leaves_scene_unchanged(ctx):
     """The child refuses a CT (exit 2): one error dialog, nothing added to the scene."""
     from TAOActivityLib import TAOActivityLogic
