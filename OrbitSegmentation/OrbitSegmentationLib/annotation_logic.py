@@ -505,6 +505,64 @@ class ScriptedEffectEditor:
         self.effect.modifySelectedSegmentByLabelmap(modifier, m[mode])
 
 
+class SegmentEditorWidgetEditor(ScriptedEffectEditor):
+    """Slicer before 5.10, which has no ``vtkSlicerSegmentEditorLogic``: a hidden ``qMRMLSegmentEditorWidget``
+    on a segment editor node of its own, edited through one of its effects. The widget gives every effect
+    its volumes and callbacks (``setCallbackSlots``/``setVolumes`` for each effect it creates; qMRMLSegmentEditor
+    Widget.cxx, v5.8.1), so the C++ base of its Paint effect (``qSlicerSegmentEditorAbstractEffect``) offers
+    exactly the calls `ScriptedEffectEditor` makes inside an effect, with the masking settings and undo."""
+
+    #: A built-in effect present in every Slicer; only its C++ base class is used.
+    CARRIER_EFFECT = "Paint"
+
+    def __init__(self, scene, editor_node=None):
+        import slicer
+
+        self.widget = slicer.qMRMLSegmentEditorWidget()
+        self.widget.setMRMLScene(scene)
+        node = editor_node if editor_node is not None else scene.AddNewNodeByClass("vtkMRMLSegmentEditorNode")
+        self.widget.setMRMLSegmentEditorNode(node)
+        effect = self.widget.effectByName(self.CARRIER_EFFECT)
+        if effect is None:
+            raise RuntimeError(f"The Segment Editor has no {self.CARRIER_EFFECT} effect.")
+        super().__init__(effect)
+
+    def set_inputs(self, segmentation_node, volume_node, segment_id: Optional[str] = None) -> None:
+        self.widget.setSegmentationNode(segmentation_node)
+        (getattr(self.widget, "setSourceVolumeNode", None) or self.widget.setMasterVolumeNode)(volume_node)
+        if segment_id is not None:
+            self.widget.setCurrentSegmentID(segment_id)
+
+    def select_segment(self, segment_id: str) -> None:
+        self.widget.setCurrentSegmentID(segment_id)
+
+    def _history_step(self, step, button: str) -> bool:
+        """Undo or redo when the widget's own button is enabled (its segmentation history says whether a
+        state is there: qMRMLSegmentEditorWidget::updateUndoRedoButtonsState, v5.8.1)."""
+        import slicer
+
+        if not slicer.util.findChild(self.widget, button).enabled:
+            return False
+        step()
+        return True
+
+    def undo(self) -> bool:
+        return self._history_step(self.widget.undo, "UndoButton")
+
+    def redo(self) -> bool:
+        return self._history_step(self.widget.redo, "RedoButton")
+
+
+def headless_editor(scene, app_logic=None, editor_node=None):
+    """The editor for scripts and headless use on this Slicer: ``vtkSlicerSegmentEditorLogic`` (5.10 and
+    slicer-core), else the hidden segment editor widget (5.8)."""
+    import slicer
+
+    if hasattr(slicer, "vtkSlicerSegmentEditorLogic"):
+        return SegmentEditorLogicEditor(scene, app_logic, editor_node)
+    return SegmentEditorWidgetEditor(scene, editor_node)
+
+
 # --------------------------------------------------------------------------- the logic
 @dataclass
 class OperationResult:
@@ -521,15 +579,16 @@ class AnnotationLogic:
 
     Options come from the segment editor node (`params`); each operation returns an
     `OperationResult` (it never raises for bad input or state: the message says what to do).
-    ``AnnotationLogic(scene, app_logic)`` gives a headless editor (`SegmentEditorLogicEditor`);
-    effects pass their `ScriptedEffectEditor` as ``editor``.
+    ``AnnotationLogic(scene, app_logic)`` gives a headless editor (`headless_editor`: Slicer 5.10's
+    ``vtkSlicerSegmentEditorLogic``, or a hidden segment editor widget on 5.8); effects pass their
+    `ScriptedEffectEditor` as ``editor``.
     """
 
     def __init__(self, scene=None, app_logic=None, editor_node=None, cache=None, editor: Optional[Editor] = None):
         if editor is None:
             if scene is None:
                 raise ValueError("Give a scene (headless editor) or an editor.")
-            editor = SegmentEditorLogicEditor(scene, app_logic, editor_node)
+            editor = headless_editor(scene, app_logic, editor_node)
         self.editor = editor
         self._cache = cache
         self._region: Optional[tuple] = None
@@ -570,8 +629,8 @@ class AnnotationLogic:
     def params(self, effect: str) -> EffectParameters:
         return EffectParameters(self.editor_node, effect)
 
-    def _own_editor(self) -> SegmentEditorLogicEditor:
-        if not isinstance(self.editor, SegmentEditorLogicEditor):
+    def _own_editor(self) -> Any:
+        if not isinstance(self.editor, (SegmentEditorLogicEditor, SegmentEditorWidgetEditor)):
             raise RuntimeError("Inside the Segment Editor, select inputs and undo with the editor's own controls.")
         return self.editor
 
