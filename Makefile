@@ -19,10 +19,17 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m orbitai demo --out demo_output
 
+# Everything 3D Slicer imports or runs (module folders, the whole orbitai package) must run on the oldest
+# supported Slicer's Python: 3.9 (Slicer 5.8; orbitai/slicer_versions.py, Testing/test_min_python.py).
+# vermin: standard library and syntax newer than that ('long' is torch's Tensor.long, not Python 2's).
+SLICER_SIDE := orbitai OrbitSegmentation TAOActivity IVGCResponse NeuroDifferential
+MIN_PYTHON  := 3.9
+
 # ruff (pyflakes, bugbear, blind excepts, unused noqa) on the tree, mypy on the orbitai core; config in pyproject.toml
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+	$(VENV)/bin/vermin -q --no-tips --violations -t=$(MIN_PYTHON)- --eval-annotations --feature fstring-pep701 --exclude long $(SLICER_SIDE)
 
 test: lint
 	$(PY) -m pytest -q

@@ -55,6 +55,7 @@ class IVGCResponseParameterNode:
 
 class IVGCResponseWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
     parameterNodeClass = IVGCResponseParameterNode
+    refreshedChoices = {"model": IVGCResponseLogic.modelLabels}
     inputWidgets = ("inputSelector", "segmentationSelector", "orbitSegmentationButton", "strategySelector",
                     "modelSelector", "clinicalCollapsibleButton", "deviceSelector", "gradcamCheckBox")
     missingInputText = "Select a coronal orbital T2 MRI volume."
@@ -103,32 +104,16 @@ class IVGCResponseWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObserva
 
 
 class IVGCResponseTest(ScriptedLoadableModuleTest):
-    """Runs the shared test functions of `orbitai.testing` (the same ones pytest runs headless)."""
+    """Runs the module's self-test steps (`orbitai.testing.ivgc_response.SELF_TEST`, the functions pytest runs
+    headless): everything that needs no model stack always; the rest when torch and MONAI are installed
+    (offered from the GUI); the summary names what was skipped and why."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
-        import tempfile
-        from pathlib import Path
-
+        from orbitai.testing import selftest
         from orbitai.testing import ivgc_response as t
 
         self.setUp()
-        with tempfile.TemporaryDirectory() as tmp:
-            t.test_load_results_writes_tables_and_overlay(t.slicer_context(), Path(tmp) / "a")
-            t.test_load_results_refuses_broken_folders_scene_unchanged(t.slicer_context(), Path(tmp) / "b")
-        t.test_clinical_values_checked_with_the_schema()
-        t.test_logic_refuses_bad_inputs_before_starting(t.slicer_context())
-        t.test_logic_refuses_missing_rectus_scene_unchanged(t.slicer_context())
-        t.test_logic_refuses_unusable_segmentations(t.slicer_context())
-        if t.installed(t.SVM):
-            t.test_logic_predicts_phantom_into_scene(t.slicer_context())
-            t.test_logic_refuses_strategy_the_model_was_not_trained_on(t.slicer_context())
-            t.test_panel_binds_results_to_starting_input(t.slicer_context())
-        if t.installed(t.CLINICAL):
-            t.test_clinical_model_refuses_missing_and_out_of_range(t.slicer_context())
-            t.test_logic_clinical_model_on_phantom(t.slicer_context())
-        if not (t.installed(t.SVM) and t.installed(t.CLINICAL)):
-            self.delayDisplay("IVGC demo bundles not installed: some end-to-end tests skipped")
-        self.delayDisplay("IVGCResponse self-test passed")
+        selftest.run_in_slicer("IVGCResponse", t.SELF_TEST, IVGCResponseLogic, self.delayDisplay)

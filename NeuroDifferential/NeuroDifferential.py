@@ -47,6 +47,7 @@ class NeuroDifferentialParameterNode:
 
 class NeuroDifferentialWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
     parameterNodeClass = NeuroDifferentialParameterNode
+    refreshedChoices = {"model": NeuroDifferentialLogic.modelLabels}
     inputWidgets = ("inputSelector", "lesionSelector", "modelSelector", "deviceSelector", "heatmapCheckBox")
     missingInputText = "Select a brain FLAIR volume."
 
@@ -73,35 +74,16 @@ class NeuroDifferentialWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKOb
 
 
 class NeuroDifferentialTest(ScriptedLoadableModuleTest):
-    """Runs the shared test functions of `orbitai.testing` (the same ones pytest runs headless)."""
+    """Runs the module's self-test steps (`orbitai.testing.neuro_differential.SELF_TEST`, the functions pytest runs
+    headless): everything that needs no model stack always; the rest when torch and MONAI are installed
+    (offered from the GUI); the summary names what was skipped and why."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
-        import tempfile
-        from pathlib import Path
-
+        from orbitai.testing import selftest
         from orbitai.testing import neuro_differential as t
 
         self.setUp()
-        with tempfile.TemporaryDirectory() as tmp:
-            t.test_load_results_adds_lesions_tables_and_heat_map(t.slicer_context(), Path(tmp) / "a")
-            t.test_load_results_classifier_does_not_apply(t.slicer_context(), Path(tmp) / "b")
-            t.test_load_results_lesions_only(t.slicer_context(), Path(tmp) / "c")
-            t.test_load_results_refuses_broken_folders_scene_unchanged(t.slicer_context(), Path(tmp) / "d")
-            t.test_load_results_rolls_back_when_a_node_fails(t.slicer_context(), Path(tmp) / "e")
-            t.test_job_arguments_write_inputs_and_name_the_command(t.slicer_context(), Path(tmp) / "f")
-        t.test_logic_refuses_bad_inputs_before_starting(t.slicer_context())
-        t.test_lesion_segmentation_elsewhere_is_refused(t.slicer_context())
-        t.test_lesion_segmentation_every_segment_counts(t.slicer_context())
-        t.test_model_choices()
-        t.test_panel_apply_disabled_without_flair_or_model(t.slicer_context())
-        t.test_panel_refuses_lesions_of_another_geometry(t.slicer_context())
-        if not t.cli_missing("lesions") and t.lesion_model_installed():
-            t.test_logic_finds_lesions_of_phantom(t.slicer_context())
-        if t.cli_missing("predict") or not t.installed():
-            self.delayDisplay("orbitai neuro predict or an NMOSD/MS model is missing: the end-to-end test skipped")
-        else:
-            t.test_logic_predicts_phantom_into_scene(t.slicer_context())
-        self.delayDisplay("NeuroDifferential self-test passed")
+        selftest.run_in_slicer("NeuroDifferential", t.SELF_TEST, NeuroDifferentialLogic, self.delayDisplay)

@@ -53,6 +53,7 @@ class OrbitSegmentationParameterNode:
 
 class OrbitSegmentationWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
     parameterNodeClass = OrbitSegmentationParameterNode
+    refreshedChoices = {"model": OrbitSegmentationLogic.modelChoices}
     inputWidgets = ("inputSelector", "modelSelector", "deviceSelector", "windowSelector", "referenceSelector")
 
     def __init__(self, parent=None) -> None:
@@ -73,26 +74,16 @@ class OrbitSegmentationWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKOb
 
 
 class OrbitSegmentationTest(ScriptedLoadableModuleTest):
-    """Runs the shared test functions of `orbitai.testing` (the same ones pytest runs headless)."""
+    """Runs the module's self-test steps (`orbitai.testing.orbit_segmentation.SELF_TEST`, the functions pytest runs
+    headless): everything that needs no model stack always; the rest when torch and MONAI are installed
+    (offered from the GUI); the summary names what was skipped and why."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
-        import tempfile
-        from pathlib import Path
-
-        from orbitai.testing import annotation_effects
+        from orbitai.testing import selftest
         from orbitai.testing import orbit_segmentation as t
 
         self.setUp()
-        with tempfile.TemporaryDirectory() as tmp:
-            t.test_logic_segments_phantom_into_scene(t.slicer_context(), Path(tmp))
-            t.test_logic_cancel_leaves_scene_unchanged(t.slicer_context(), Path(tmp))
-            t.test_logic_refuses_2d_input(t.slicer_context())
-            t.test_load_results_all_or_nothing(t.slicer_context(), Path(tmp) / "results")
-            t.test_failing_job_leaves_scene_unchanged(t.slicer_context())
-            t.test_panel_binds_results_to_starting_input(t.slicer_context())
-        self.setUp()
-        annotation_effects.run_in_segment_editor(t.slicer_context())  # drives the Segment Editor's effects
-        self.delayDisplay("OrbitSegmentation self-test passed")
+        selftest.run_in_slicer("OrbitSegmentation", t.SELF_TEST, OrbitSegmentationLogic, self.delayDisplay)

@@ -48,6 +48,7 @@ class TAOActivityParameterNode:
 
 class TAOActivityWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
     parameterNodeClass = TAOActivityParameterNode
+    refreshedChoices = {"model": TAOActivityLogic.modelLabels}
     inputWidgets = ("inputSelector", "segmentationSelector", "modelSelector", "deviceSelector", "mapsCheckBox")
     missingInputText = "Select an axial orbital T2 MRI volume."
 
@@ -84,30 +85,16 @@ class TAOActivityWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservat
 
 
 class TAOActivityTest(ScriptedLoadableModuleTest):
-    """Runs the shared test functions of `orbitai.testing` (the same ones pytest runs headless)."""
+    """Runs the module's self-test steps (`orbitai.testing.tao_activity.SELF_TEST`, the functions pytest runs
+    headless): everything that needs no model stack always; the rest when torch and MONAI are installed
+    (offered from the GUI); the summary names what was skipped and why."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
-        import tempfile
-        from pathlib import Path
-
+        from orbitai.testing import selftest
         from orbitai.testing import tao_activity as t
 
         self.setUp()
-        with tempfile.TemporaryDirectory() as tmp:
-            t.test_load_results_writes_table_rois_and_overlays(t.slicer_context(), Path(tmp) / "a")
-            t.test_load_results_without_maps(t.slicer_context(), Path(tmp) / "b")
-            t.test_load_results_refuses_broken_folders_scene_unchanged(t.slicer_context(), Path(tmp) / "c")
-            t.test_load_results_refuses_input_removed_meanwhile(t.slicer_context(), Path(tmp) / "d")
-        t.test_logic_refuses_bad_choices_before_starting(t.slicer_context())
-        if "B" in TAOActivityLogic.availableModels():
-            t.test_logic_heat_maps_on_phantom(t.slicer_context())
-            t.test_logic_cancel_leaves_scene_unchanged(t.slicer_context())
-            t.test_logic_refuses_ct_and_2d_input(t.slicer_context())
-            t.test_panel_binds_results_to_starting_input(t.slicer_context())
-            t.test_panel_results_land_while_module_hidden(t.slicer_context())
-        else:
-            self.delayDisplay("TAO Network B bundle not installed: end-to-end tests skipped")
-        self.delayDisplay("TAOActivity self-test passed")
+        selftest.run_in_slicer("TAOActivity", t.SELF_TEST, TAOActivityLogic, self.delayDisplay)

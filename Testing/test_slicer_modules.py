@@ -79,25 +79,25 @@ def _shared_sources() -> dict[str, str]:
     return {p.stem: p.read_text() for p in SHARED_TESTS.glob("*.py")}
 
 
+SHARED_MODULE = {"OrbitSegmentation": "orbit_segmentation", "TAOActivity": "tao_activity",
+                 "IVGCResponse": "ivgc_response", "NeuroDifferential": "neuro_differential"}
+
+
 @pytest.mark.parametrize("mod", MODULES)
-def test_self_test_calls_shared_test_functions(mod):
-    """The module's Test class runs functions of orbitai.testing (one body of tests for both runners),
-    which an installed extension has; it never reaches into Testing/ and the functions need no pytest."""
+def test_self_test_runs_the_shared_steps(mod):
+    """The module's Test class runs its steps from orbitai.testing (one body of tests for both runners, which
+    an installed extension has) through `orbitai.testing.selftest.run_in_slicer`; it never reaches into
+    Testing/, and the shared functions need no pytest."""
     tree = ast.parse((REPO / mod / f"{mod}.py").read_text())
     test_classes = [n for n in tree.body if isinstance(n, ast.ClassDef)
                     and any(getattr(b, "id", "") == "ScriptedLoadableModuleTest" for b in n.bases)]
     assert test_classes, f"{mod}.py has no ScriptedLoadableModuleTest"
     src = ast.unparse(test_classes[0])
     assert "Testing" not in src and "sys.path" not in src, f"{mod} self-test reaches into Testing/"
-    imported = set(re.findall(r"from orbitai\.testing import (\w+)", src))
-    assert imported, f"{mod} self-test imports nothing from orbitai.testing"
-    shared = _shared_sources()
-    assert imported <= set(shared), f"{mod} self-test imports {sorted(imported - set(shared))}, not in orbitai/testing"
-    called = set(re.findall(r"\b(test_\w+)\(", src))
-    assert called, f"{mod} self-test calls no shared test function"
-    for fn in called:
-        assert any(f"def {fn}(" in shared[m] for m in imported), f"{mod} self-test calls {fn}, not in orbitai/testing"
-    for name, text in shared.items():
+    shared = SHARED_MODULE[mod]
+    assert f"from orbitai.testing import {shared} as t" in src, f"{mod} self-test does not import orbitai.testing.{shared}"
+    assert f"selftest.run_in_slicer('{mod}', t.SELF_TEST" in src, f"{mod} self-test does not run t.SELF_TEST"
+    for name, text in _shared_sources().items():
         assert not re.search(r"^\s*(import pytest|from pytest)", text, re.M), f"orbitai/testing/{name}.py imports pytest"
 
 
@@ -129,24 +129,20 @@ def test_ui_parameter_bindings_match_the_parameter_node(mod):
 
 
 @pytest.mark.parametrize("mod", MODULES)
-def test_self_test_passes_every_argument(mod):
-    """The module's self-test calls each shared test function with as many arguments as it takes
-    (pytest fixtures are not there to fill the gaps inside Slicer)."""
-    tree = ast.parse((REPO / mod / f"{mod}.py").read_text())
-    test_class = next(n for n in tree.body if isinstance(n, ast.ClassDef)
-                      and any(getattr(b, "id", "") == "ScriptedLoadableModuleTest" for b in n.bases))
-    defs = {}
-    for path in SHARED_TESTS.glob("*.py"):
-        for node in ast.parse(path.read_text()).body:
-            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
-                defs.setdefault(node.name, []).append(node)
-    for call in (n for n in ast.walk(test_class) if isinstance(n, ast.Call)):
-        name = getattr(call.func, "attr", getattr(call.func, "id", ""))
-        if not name.startswith("test_") or name not in defs:
-            continue
-        wanted = {len(d.args.args) - len(d.args.defaults) for d in defs[name]}
-        assert len(call.args) + len(call.keywords) in wanted, (
-            f"{mod} self-test calls {name} with {len(call.args) + len(call.keywords)} argument(s); it takes {wanted}")
+def test_self_test_steps_pass_every_argument(mod, monkeypatch):
+    """Each step of the module's SELF_TEST gives its function exactly the arguments it takes, by name (pytest
+    fixtures are not there to fill the gaps inside Slicer): ``ctx`` and ``tmp`` (the function's tmp_path)."""
+    import importlib
+    import inspect
+
+    monkeypatch.syspath_prepend(str(REPO / mod))
+    shared = importlib.import_module(f"orbitai.testing.{SHARED_MODULE[mod]}")
+    assert shared.SELF_TEST, f"orbitai.testing.{SHARED_MODULE[mod]}.SELF_TEST is empty"
+    for step in shared.SELF_TEST:
+        params = [p for p in inspect.signature(step.test).parameters.values() if p.default is p.empty]
+        wanted = ["tmp" if p.name == "tmp_path" else p.name for p in params]
+        assert list(step.args) == wanted, f"{mod}: step {step.name} passes {step.args}, the function takes {wanted}"
+        assert set(step.needs) <= {"model"}, step.needs
 
 
 @pytest.mark.parametrize("mod", MODULES)

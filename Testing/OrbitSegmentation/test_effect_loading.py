@@ -55,7 +55,7 @@ def _load_source_imp(name: str, path: str) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            import imp  # noqa: F401 - the very function Slicer 5.6/5.8 call
+            import imp  # the very function Slicer 5.6/5.8 call
 
         imp.load_source(name, path)
     except ImportError:  # Python >= 3.12 has no imp: its load_source, step by step
@@ -101,7 +101,7 @@ class ScriptedEffect:
                     sys.modules[module_name] = fresh
                     spec.loader.exec_module(fresh)
                     module = sys.modules[module_name]       # v5.10 re-fetches the module
-            except Exception:                               # PythonQt::handleError: printed, False returned
+            except Exception:  # noqa: BLE001 - PythonQt::handleError: printed, False returned
                 return False
             cls = getattr(module, class_name, None)
         if cls is None:

@@ -35,10 +35,12 @@ def _run(argv, cwd: Path, env=None, timeout=900) -> subprocess.CompletedProcess:
     return res
 
 
-@pytest.fixture(scope="module")
-def fresh(tmp_path_factory):
+#: The model stack, left out of the second fresh venv (a Slicer without the PyTorch extension).
+MODEL_STACK = ("torch", "monai", "captum", "functorch", "torchgen", "nvidia", "triton")
+
+
+def _fresh_venv(root: Path, excluded: tuple[str, ...]) -> tuple[Path, Path]:
     """(python of a fresh venv with the orbitai wheel installed, a work folder outside the checkout)."""
-    root = tmp_path_factory.mktemp("wheel")
     src = root / "src"   # built from a copy, so the checkout gets no build/ folder
     shutil.copytree(REPO / "orbitai", src / "orbitai", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     for name in ("pyproject.toml", "README.md"):
@@ -56,12 +58,25 @@ def fresh(tmp_path_factory):
     deps.mkdir()
     ours = Path(sysconfig.get_paths()["purelib"])
     for entry in ours.iterdir():
-        if not entry.name.startswith(EXCLUDED) and not entry.name.endswith(".pth"):
+        if not entry.name.startswith(excluded) and not entry.name.endswith(".pth"):
             (deps / entry.name).symlink_to(entry)
     (site / "project_deps.pth").write_text(f"{deps}\n")
     work = root / "work"
     work.mkdir()
     return python, work
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory):
+    """A fresh venv with the wheel and every dependency but pytest."""
+    return _fresh_venv(tmp_path_factory.mktemp("wheel"), EXCLUDED)
+
+
+@pytest.fixture(scope="module")
+def fresh_without_model_stack(tmp_path_factory):
+    """A fresh venv with the wheel and its dependencies except pytest and the model stack (torch, MONAI,
+    captum): what a Slicer without the PyTorch extension has."""
+    return _fresh_venv(tmp_path_factory.mktemp("wheel-no-torch"), EXCLUDED + MODEL_STACK)
 
 
 def _env() -> dict[str, str]:
@@ -142,3 +157,53 @@ def test_predict_commands_with_the_bundled_models(fresh):
          cwd=work, env=_env())
     tao = json.loads((work / "tao" / "result.json").read_text())
     assert tao["model"] == "tao_network_b_demo" and sorted(e["side"] for e in tao["eyes"]) == ["left", "right"]
+
+
+SELF_TEST_WITHOUT_MODEL_STACK = textwrap.dedent("""
+    import importlib, sys
+    from orbitai.mrml import new_scene
+    from orbitai.testing import selftest
+    assert "pytest" not in sys.modules and "Testing" not in "".join(sys.path)
+    assert selftest.model_stack_missing() == ["torch", "monai"], selftest.model_stack_missing()
+    module, shared = sys.argv[1], sys.argv[2]
+    steps = importlib.import_module("orbitai.testing." + shared).SELF_TEST
+    contexts = []
+    def fresh():
+        contexts.append(new_scene())
+        return contexts[-1]
+    report = selftest.run(module, steps, fresh)
+    for ctx in contexts:
+        ctx.close()
+    assert "torch" not in sys.modules and "monai" not in sys.modules, "a torch-free step imported torch"
+    print("SUMMARY " + report.summary())
+""")
+
+
+@pytest.mark.parametrize("module, shared", [("OrbitSegmentation", "orbit_segmentation"), ("TAOActivity", "tao_activity"),
+                                            ("IVGCResponse", "ivgc_response"),
+                                            ("NeuroDifferential", "neuro_differential")])
+def test_self_test_without_the_model_stack_passes_its_part_and_names_the_rest(fresh_without_model_stack, module, shared):
+    """Issue #28: the module's self-test in an installed-wheel environment without torch and MONAI runs every
+    step that needs no model and names each skipped one with the reason."""
+    python, work = fresh_without_model_stack
+    modules = work / "modules"
+    if not modules.exists():
+        for lib in LIBS:
+            shutil.copytree(lib, modules / lib.name, ignore=shutil.ignore_patterns("__pycache__"))
+        (modules / "self_test_no_torch.py").write_text(SELF_TEST_WITHOUT_MODEL_STACK)
+    res = _run([python, modules / "self_test_no_torch.py", module, shared], cwd=modules, env=_env(), timeout=1200)
+    summary = next(ln for ln in res.stdout.splitlines() if ln.startswith("SUMMARY "))
+    import importlib
+
+    sys.path.insert(0, str(REPO / module))
+    steps = importlib.import_module(f"orbitai.testing.{shared}").SELF_TEST
+    model_steps = [s.name for s in steps if "model" in s.needs]
+    free_steps = [s.name for s in steps if "model" not in s.needs]
+    assert model_steps and f"Skipped {len(model_steps)} (needs torch and monai, not installed): " in summary, summary
+    for name in model_steps:
+        assert name in summary, f"{name} is not named as skipped: {summary}"
+    passed = {ln.split()[1] for ln in res.stdout.splitlines() if ln.startswith("passed ")}
+    assert passed <= set(free_steps), passed
+    for name in set(free_steps) - passed:       # only a missing bundle may skip a torch-free step
+        assert name in summary and "not installed" in summary, f"{name} neither passed nor was named: {summary}"
+    assert len(passed) >= 4, summary

@@ -147,3 +147,33 @@ def test_leaving_the_module_mid_run_lands_results_and_shows_them_on_return(scene
     from orbitai.testing.panel import check_results_land_while_module_hidden
 
     assert isinstance(check_results_land_while_module_hidden(ctx, LandingLogic(ctx), node, {}), Outputs)
+
+
+def test_model_choices_are_read_again_when_the_module_is_shown(scene_and_input):
+    """Issue #28 point 7: the model list was fixed when the module file was imported, so a bundle installed
+    later needed a restart. refreshChoices updates the Choice's own list in place: Slicer's Choice keeps the
+    list it was given and its combo-box connector reads ``choice.choices`` on every connectGui (v5.8.1, v5.10.0)."""
+    from typing import get_args, get_type_hints
+
+    from orbitai.mrml.panel import refreshChoices
+
+    # evaluated annotations, as in the module files (which have no postponed annotations)
+    Fresh = type("Fresh", (), {"__annotations__": {
+        "inputVolume": Any, "model": Annotated[str, Choice(["Network B"]), Default("Network B")],
+        "shown": Annotated[str, Choice(("a", "b"))]}})
+
+    choice = get_args(get_type_hints(Fresh, include_extras=True)["model"])[1]
+    held = choice.choices                         # what Slicer's validator and connector hold
+    installed = ["Network B"]
+    assert refreshChoices(Fresh, {"model": lambda: list(installed)}) == []
+    installed.insert(0, "Network A")              # a bundle installed while Slicer runs
+    assert refreshChoices(Fresh, {"model": lambda: list(installed)}) == ["model"]
+    assert held is choice.choices and held == ["Network A", "Network B"]
+    ctx, _ = scene_and_input
+    node = ctx.scene.AddNewNodeByClass("vtkMRMLScriptedModuleNode")
+    node.SetParameter("model", "Network C (uninstalled)")
+    installed.remove("Network A")
+    refreshChoices(Fresh, {"model": lambda: list(installed)})
+    assert resetUnknownChoices(node, parameterChoices(Fresh)) == ["model"] and node.GetParameter("model") == "Network B"
+    with pytest.raises(TypeError, match="must be given a list"):
+        refreshChoices(Fresh, {"shown": lambda: ["a", "b", "c"]})

@@ -10,14 +10,15 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
 
 from orbitai.metrics.classification import (binary_classification_metrics, calibration, decision_curve,
                                             radar_data, roc_points)
 
-Curves = Mapping[str, tuple[Sequence[int] | np.ndarray, Sequence[float] | np.ndarray]]
+# A run-time alias: typing.Union, not `X | Y`, which fails on Slicer 5.8's Python 3.9.
+Curves = Mapping[str, tuple[Union[Sequence[int], np.ndarray], Union[Sequence[float], np.ndarray]]]
 
 
 def pyplot():

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, get_args, g
 from orbitai.mrml.jobs import JobLogic, ModuleJob
 
 __all__ = ["JobView", "JobController", "JobPanelMixin", "POLL_MS", "describeModule", "parameterChoices",
-           "resetUnknownChoices"]
+           "refreshChoices", "resetUnknownChoices"]
 
 POLL_MS = 200
 CANCELLED = "Cancelled; the scene was not changed."
@@ -49,6 +49,25 @@ def parameterChoices(parameterNodeClass: Any) -> dict[str, tuple[list[Any], Any]
             default = next((x.value for x in extras if type(x).__name__ == "Default"), choices[0])
             out[name] = (choices, default)
     return out
+
+
+def refreshChoices(parameterNodeClass: Any, sources: dict[str, Callable[[], list[Any]]]) -> list[str]:
+    """Re-read the offered values of ``Choice`` fields (e.g. the installed models) in place, so that a bundle
+    installed after Slicer started is offered without a restart. Slicer's ``Choice`` keeps the list it was
+    given and its combo-box connector reads ``choice.choices`` on every ``connectGui`` (parameterNodeWrapper
+    validators.py / guiConnectors.py, v5.8.1 and v5.10.0). Returns the names whose values changed."""
+    changed = []
+    for name, hint in get_type_hints(parameterNodeClass, include_extras=True).items():
+        if name not in sources:
+            continue
+        choice = next(x for x in get_args(hint)[1:] if hasattr(x, "choices"))
+        fresh = list(sources[name]())
+        if fresh != list(choice.choices):
+            if not isinstance(choice.choices, list):
+                raise TypeError(f"The Choice of '{name}' must be given a list to be refreshed.")
+            choice.choices[:] = fresh
+            changed.append(name)
+    return changed
 
 
 def resetUnknownChoices(node: Any, choices: dict[str, tuple[list[Any], Any]]) -> list[str]:
@@ -230,6 +249,8 @@ class JobPanelMixin:
 
     #: The module's ``@parameterNodeWrapper`` class; it must have an ``inputVolume`` field.
     parameterNodeClass: Any = None
+    #: ``Choice`` fields re-read each time the module is shown (`refreshChoices`), e.g. ``{"model": ...}``.
+    refreshedChoices: dict[str, Callable[[], list[Any]]] = {}
     #: ``self.ui`` names of the widgets locked while a job runs (selectors and option widgets).
     inputWidgets: tuple[str, ...] = ()
     #: Shown on the disabled Apply button while no input volume is selected.
@@ -323,6 +344,7 @@ class JobPanelMixin:
         holder = ScriptedLoadableModuleLogic()
         holder.moduleName = self.moduleName
         node = holder.getParameterNode()
+        refreshChoices(self.parameterNodeClass, self.refreshedChoices)
         resetUnknownChoices(node, parameterChoices(self.parameterNodeClass))
         self.setParameterNode(self.parameterNodeClass(node))
         if not self._parameterNode.inputVolume:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
 from orbitai.errors import InputError, OrbitAIError
 from orbitai.io import Volume, rotation, write_volume
-from orbitai.testing import node_ids, panel, patched, raises, slicer_context  # noqa: F401 - slicer_context: self-test
+from orbitai.testing import node_ids, panel, patched, raises, selftest, slicer_context  # noqa: F401 - slicer_context: self-test
 
 SEED = 880913  # never used for training cohorts
 SVM = "ivgc_svm_demo"
@@ -452,3 +452,24 @@ def test_parameter_choices():
         assert IVGCResponseLogic.resolveModel(label).path == IVGCResponseLogic.resolveModel(name).path
         assert IVGCResponseLogic.resolveModel(label).metadata["task"] == "ivgc_response"
     assert DEFAULT_STRATEGY == "mrlr" and DEFAULT_STRATEGY in STRATEGY_NAMES
+
+
+def _bundle(model: str) -> Callable[[], str]:
+    return lambda: "" if installed(model) else f"the {model} bundle is not installed"
+
+
+#: The module's self-test (`orbitai.testing.selftest`): the steps and what each needs.
+SELF_TEST = (
+    selftest.Step(test_load_results_writes_tables_and_overlay, ("ctx", "tmp")),
+    selftest.Step(test_load_results_refuses_broken_folders_scene_unchanged, ("ctx", "tmp")),
+    selftest.Step(test_clinical_values_checked_with_the_schema),
+    selftest.Step(test_logic_refuses_bad_inputs_before_starting, ("ctx",)),
+    selftest.Step(test_logic_refuses_missing_rectus_scene_unchanged, ("ctx",)),
+    selftest.Step(test_logic_refuses_unusable_segmentations, ("ctx",)),
+    selftest.Step(test_parameter_choices),
+    selftest.Step(test_logic_refuses_strategy_the_model_was_not_trained_on, ("ctx",), (), _bundle(SVM)),
+    selftest.Step(test_clinical_model_refuses_missing_and_out_of_range, ("ctx",), (), _bundle(CLINICAL)),
+    selftest.Step(test_logic_predicts_phantom_into_scene, ("ctx",), (selftest.MODEL,), _bundle(SVM)),
+    selftest.Step(test_panel_binds_results_to_starting_input, ("ctx",), (selftest.MODEL,), _bundle(SVM)),
+    selftest.Step(test_logic_clinical_model_on_phantom, ("ctx",), (selftest.MODEL,), _bundle(CLINICAL)),
+)

@@ -16,7 +16,7 @@ import numpy as np
 
 from orbitai.errors import InputError, OrbitAIError
 from orbitai.io import Volume
-from orbitai.testing import node_ids, panel, patched, raises, slicer_context  # noqa: F401 - slicer_context: self-test
+from orbitai.testing import node_ids, panel, patched, raises, selftest, slicer_context  # noqa: F401 - slicer_context: self-test
 
 SEED = 770311  # never used for training cohorts
 LOCATIONS = ("periventricular", "juxtacortical", "infratentorial", "deep_white_matter", "callosal")
@@ -548,3 +548,34 @@ def test_child_errors_are_one_line(ctx, tmp_path: Path):
     _, flair = _flair_node(ctx)
     check_child_errors_are_one_line(ctx, NeuroDifferentialLogic(ctx), flair, {"model": LESIONS_ONLY, "device": "cpu"},
                                     tmp_path)
+
+
+def _lesions_runnable() -> str:
+    if cli_missing("lesions"):
+        return cli_missing("lesions")
+    return "" if lesion_model_installed() else "the default lesion segmentation bundle is not installed"
+
+
+def _predict_runnable() -> str:
+    if cli_missing("predict"):
+        return cli_missing("predict")
+    return "" if installed() else "no NMOSD-vs-MS bundle is installed"
+
+
+#: The module's self-test (`orbitai.testing.selftest`): the steps and what each needs.
+SELF_TEST = (
+    selftest.Step(test_load_results_adds_lesions_tables_and_heat_map, ("ctx", "tmp")),
+    selftest.Step(test_load_results_classifier_does_not_apply, ("ctx", "tmp")),
+    selftest.Step(test_load_results_lesions_only, ("ctx", "tmp")),
+    selftest.Step(test_load_results_refuses_broken_folders_scene_unchanged, ("ctx", "tmp")),
+    selftest.Step(test_load_results_rolls_back_when_a_node_fails, ("ctx", "tmp")),
+    selftest.Step(test_job_arguments_write_inputs_and_name_the_command, ("ctx", "tmp")),
+    selftest.Step(test_logic_refuses_bad_inputs_before_starting, ("ctx",)),
+    selftest.Step(test_lesion_segmentation_elsewhere_is_refused, ("ctx",)),
+    selftest.Step(test_lesion_segmentation_every_segment_counts, ("ctx",)),
+    selftest.Step(test_model_choices),
+    selftest.Step(test_panel_apply_disabled_without_flair_or_model, ("ctx",)),
+    selftest.Step(test_panel_refuses_lesions_of_another_geometry, ("ctx",), (selftest.MODEL,)),
+    selftest.Step(test_logic_finds_lesions_of_phantom, ("ctx",), (selftest.MODEL,), _lesions_runnable),
+    selftest.Step(test_logic_predicts_phantom_into_scene, ("ctx",), (selftest.MODEL,), _predict_runnable),
+)

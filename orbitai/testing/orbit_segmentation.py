@@ -13,7 +13,7 @@ from orbitai.labels import values_for
 from orbitai.phantoms import orbit_case
 from orbitai.runner import JobError
 from orbitai.testing import node_ids, patched, raises, slicer_context  # noqa: F401 - slicer_context: self-test
-from orbitai.testing import panel
+from orbitai.testing import panel, selftest
 
 SEED = 777001  # never used for training cohorts
 
@@ -185,3 +185,29 @@ def test_parameter_choices():
     assert choices[0] == AUTOMATIC_MODEL and set(choices[1:]) == set(OrbitSegmentationLogic.availableModels())
     assert "orbit_svnet_ct_demo" in choices
     assert DEVICE_CHOICES[0] == "auto" and WINDOW_CHOICES[0] == "overlap"
+
+
+def test_annotation_effects(ctx):
+    """The annotation effects' scenario: in Slicer's Segment Editor inside Slicer, else through the logic
+    the effects call (`orbitai.testing.annotation_effects`)."""
+    from orbitai.mrml import in_slicer_app
+    from orbitai.testing import annotation_effects
+
+    if in_slicer_app():
+        annotation_effects.run_in_segment_editor(ctx)
+    else:
+        annotation_effects.run_with_logic(ctx)
+
+
+#: The module's self-test (`orbitai.testing.selftest`): the steps and what each needs.
+SELF_TEST = (
+    selftest.Step(test_logic_refuses_2d_input, ("ctx",)),
+    selftest.Step(test_load_results_all_or_nothing, ("ctx", "tmp")),
+    selftest.Step(test_parameter_choices),
+    selftest.Step(test_panel_missing_dependency_reaches_dialog, ("ctx", "tmp")),
+    selftest.Step(test_annotation_effects, ("ctx",)),
+    selftest.Step(test_logic_segments_phantom_into_scene, ("ctx", "tmp"), (selftest.MODEL,)),
+    selftest.Step(test_logic_cancel_leaves_scene_unchanged, ("ctx", "tmp"), (selftest.MODEL,)),
+    selftest.Step(test_failing_job_leaves_scene_unchanged, ("ctx",), (selftest.MODEL,)),
+    selftest.Step(test_panel_binds_results_to_starting_input, ("ctx",), (selftest.MODEL,)),
+)

@@ -17,7 +17,7 @@ from orbitai.io import Volume, VolumeError, rotation, write_volume
 from orbitai.phantoms import orbit_case
 from orbitai.runner import JobError
 from orbitai.testing import node_ids, patched, raises, slicer_context  # noqa: F401 - slicer_context: self-test
-from orbitai.testing import panel
+from orbitai.testing import panel, selftest
 
 SEED = 777061  # never used for training cohorts
 
@@ -430,3 +430,23 @@ def test_load_results_refuses_input_removed_meanwhile(ctx, tmp_path: Path):
     with raises(JobError, match="gone from the scene"):
         logic.load_results(tmp_path / "res", None)
     assert _node_ids(ctx) == before - {mri.GetID()}
+
+
+def _network_b() -> str:
+    return "" if installed("B") else "the TAO Network B demo bundle is not installed"
+
+
+#: The module's self-test (`orbitai.testing.selftest`): the steps and what each needs.
+SELF_TEST = (
+    selftest.Step(test_load_results_writes_table_rois_and_overlays, ("ctx", "tmp")),
+    selftest.Step(test_load_results_without_maps, ("ctx", "tmp")),
+    selftest.Step(test_load_results_refuses_broken_folders_scene_unchanged, ("ctx", "tmp")),
+    selftest.Step(test_load_results_refuses_input_removed_meanwhile, ("ctx", "tmp")),
+    selftest.Step(test_logic_refuses_bad_choices_before_starting, ("ctx",)),
+    selftest.Step(test_parameter_choices),
+    selftest.Step(test_logic_heat_maps_on_phantom, ("ctx",), (selftest.MODEL,), _network_b),
+    selftest.Step(test_logic_cancel_leaves_scene_unchanged, ("ctx",), (selftest.MODEL,), _network_b),
+    selftest.Step(test_logic_refuses_ct_and_2d_input, ("ctx",), (selftest.MODEL,), _network_b),
+    selftest.Step(test_panel_binds_results_to_starting_input, ("ctx",), (selftest.MODEL,), _network_b),
+    selftest.Step(test_panel_results_land_while_module_hidden, ("ctx",), (selftest.MODEL,), _network_b),
+)
