@@ -37,7 +37,7 @@ class OrbitSegmentation(ScriptedLoadableModule):
 
 def registerEditorEffects() -> None:
     """Register the OrbitAI annotation effects with the Segment Editor (after start-up)."""
-    from OrbitSegmentationLib.annotation_logic import register_annotation_effects
+    from OrbitSegmentationLib.effect_registration import register_annotation_effects
 
     register_annotation_effects()
 

@@ -62,6 +62,10 @@ class JobError(OrbitAIError, RuntimeError):
     """A child ``orbitai`` command failed or was cancelled; the message carries its error line."""
 
 
+class AnnotationError(InputError):
+    """Bad input to an annotation tool; the message says what is wrong and what to do."""
+
+
 def one_line(exc: BaseException) -> str:
     """The message of ``exc`` as one line (its lines joined; the type name if it has none)."""
     text = str(exc.args[0]) if isinstance(exc, KeyError) and len(exc.args) == 1 else str(exc)

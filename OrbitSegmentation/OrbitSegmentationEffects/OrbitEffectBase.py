@@ -1,10 +1,10 @@
 """Shared GUI of the OrbitAI scripted effects (Slicer only; the logic is `AnnotationLogic`).
 
 Each effect declares its name, help text and actions; its options are built here from
-``annotation_logic.EFFECT_OPTIONS`` and kept as effect parameters on the segment editor node
+``effect_options.EFFECT_OPTIONS`` and kept as effect parameters on the segment editor node
 (defaults in ``setMRMLDefaults``, widgets set in ``updateGUIFromMRML``, written back in
 ``updateMRMLFromGUI``; the last two through the Qt-free ``widget_states`` / ``values_from_widgets``).
-Registered by ``OrbitSegmentationLib.annotation_logic.register_annotation_effects``.
+Registered by ``OrbitSegmentationLib.effect_registration.register_annotation_effects``.
 
 Slicer loads each effect file as a module named after this folder (``OrbitSegmentationEffects``: a name
 of its own, never Slicer's ``SegmentEditorEffects``, which the loader would replace or overwrite; see
@@ -23,7 +23,10 @@ _MODULE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _MODULE_DIR not in sys.path:
     sys.path.insert(0, _MODULE_DIR)
 
-from OrbitSegmentationLib import annotation_logic as alogic  # noqa: E402
+from OrbitSegmentationLib import effect_options as options  # noqa: E402
+from OrbitSegmentationLib.annotation_logic import AnnotationLogic, OperationResult  # noqa: E402
+from OrbitSegmentationLib.effect_registration import effect_icon_path  # noqa: E402
+from OrbitSegmentationLib.segment_editors import ScriptedEffectEditor  # noqa: E402
 
 
 class OrbitEffectBase(AbstractScriptedSegmentEditorEffect):
@@ -37,7 +40,7 @@ class OrbitEffectBase(AbstractScriptedSegmentEditorEffect):
         scriptedEffect.name = self.EFFECT
         scriptedEffect.perSegment = True
         AbstractScriptedSegmentEditorEffect.__init__(self, scriptedEffect)
-        self.logic = alogic.AnnotationLogic(editor=alogic.ScriptedEffectEditor(scriptedEffect))
+        self.logic = AnnotationLogic(editor=ScriptedEffectEditor(scriptedEffect))
         self.optionWidgets = {}
 
     def clone(self):
@@ -51,17 +54,17 @@ class OrbitEffectBase(AbstractScriptedSegmentEditorEffect):
 
     def icon(self):
         """The module's Resources/Icons/<effect name>.png, or no icon."""
-        return qt.QIcon(alogic.effect_icon_path(self.EFFECT) or "")
+        return qt.QIcon(effect_icon_path(self.EFFECT) or "")
 
     def helpText(self):
-        return alogic.EFFECT_HELP[self.EFFECT]
+        return options.EFFECT_HELP[self.EFFECT]
 
     # ------------------------------------------------------------------ options
     def parameters(self):
-        return alogic.EffectParameters(self.scriptedEffect.parameterSetNode(), self.EFFECT, self.scriptedEffect)
+        return options.EffectParameters(self.scriptedEffect.parameterSetNode(), self.EFFECT, self.scriptedEffect)
 
     def setupOptionsFrame(self):
-        for option in alogic.EFFECT_OPTIONS[self.EFFECT]:
+        for option in options.EFFECT_OPTIONS[self.EFFECT]:
             widget = self._makeWidget(option)
             widget.toolTip = option.tooltip
             if option.kind == "bool":
@@ -80,7 +83,7 @@ class OrbitEffectBase(AbstractScriptedSegmentEditorEffect):
             self.priorLabel.wordWrap = True
             self.scriptedEffect.addOptionsWidget(self.priorLabel)
             self.priorTimer = qt.QTimer()
-            self.priorTimer.setInterval(alogic.PRIOR_POLL_MS)
+            self.priorTimer.setInterval(options.PRIOR_POLL_MS)
             self.priorTimer.connect("timeout()", self.onPriorTimer)
         self.statusLabel = qt.QLabel("")
         self.statusLabel.wordWrap = True
@@ -109,7 +112,7 @@ class OrbitEffectBase(AbstractScriptedSegmentEditorEffect):
         if node is None or not self.optionWidgets:
             return
         params = self.parameters()
-        states = alogic.widget_states(params)
+        states = options.widget_states(params)
         for name, w in self.optionWidgets.items():
             kind, state = params.option(name).kind, states[name]
             w.blockSignals(True)
@@ -137,7 +140,7 @@ class OrbitEffectBase(AbstractScriptedSegmentEditorEffect):
         for name, w in self.optionWidgets.items():
             kind = params.option(name).kind
             shown[name] = w.value if kind == "float" else w.checked if kind == "bool" else w.currentData
-        params.update(alogic.values_from_widgets(params, shown))
+        params.update(options.values_from_widgets(params, shown))
 
     # ------------------------------------------------------------------ model prior
     def activate(self):
@@ -194,10 +197,10 @@ class OrbitEffectBase(AbstractScriptedSegmentEditorEffect):
     def run(self, action, *args, **kwargs):
         """Run a logic action with a wait cursor; show its message; return its OperationResult.
         The first action offers to install the packages the algorithms need (scipy, scikit-image)."""
-        missing = alogic.missing_dependencies()
+        missing = options.missing_dependencies()
         if missing:
             self.say(missing)
-            return alogic.OperationResult(False, missing)
+            return OperationResult(False, missing)
         qt.QApplication.setOverrideCursor(qt.Qt.WaitCursor)
         try:
             result = action(*args, **kwargs)

@@ -1,9 +1,9 @@
 """AutoCorrection effect: fill holes, remove islands, snap the border to image edges."""
-from OrbitEffectBase import OrbitEffectBase, alogic
+from OrbitEffectBase import OrbitEffectBase, options
 
 
 class SegmentEditorAutoCorrectionEffect(OrbitEffectBase):
-    EFFECT = alogic.AUTOCORRECTION
+    EFFECT = options.AUTOCORRECTION
     USES_PRIOR = True
 
     def setupActions(self):

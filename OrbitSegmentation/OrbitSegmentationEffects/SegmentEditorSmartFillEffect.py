@@ -1,11 +1,11 @@
 """SmartFill effect: strokes painted in the selected segment -> 3D graph-cut fill, shown in a
 preview segmentation node, then accepted into the segment (with undo) or cancelled. Optional
 background strokes come from another segment (an effect parameter)."""
-from OrbitEffectBase import OrbitEffectBase, alogic
+from OrbitEffectBase import OrbitEffectBase, options
 
 
 class SegmentEditorSmartFillEffect(OrbitEffectBase):
-    EFFECT = alogic.SMARTFILL
+    EFFECT = options.SMARTFILL
     USES_PRIOR = True
     START_FROM_MODEL = True
 

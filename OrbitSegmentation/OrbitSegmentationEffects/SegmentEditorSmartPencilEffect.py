@@ -1,10 +1,10 @@
 """SmartPencil effect: click adds the superpixel under the cursor, shift-click removes it."""
 import vtk
-from OrbitEffectBase import OrbitEffectBase, alogic
+from OrbitEffectBase import OrbitEffectBase, options
 
 
 class SegmentEditorSmartPencilEffect(OrbitEffectBase):
-    EFFECT = alogic.SMARTPENCIL
+    EFFECT = options.SMARTPENCIL
     START_FROM_MODEL = True
 
     def updateActions(self):

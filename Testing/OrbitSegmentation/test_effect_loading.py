@@ -141,10 +141,10 @@ def slicer_like(tmp_path, monkeypatch):
     for attr in ("OrbitSegmentationEffects", "SegmentEditorEffects"):
         monkeypatch.setattr(slicer, attr, getattr(slicer, attr, None), raising=False)
     monkeypatch.syspath_prepend(str(REPO / "OrbitSegmentation"))
-    from OrbitSegmentationLib import annotation_logic
+    from OrbitSegmentationLib import effect_registration
 
     ns = types.SimpleNamespace(package=package, file=package.__file__, spec=package.__spec__, Effect=Effect,
-                               logic=annotation_logic)
+                               logic=effect_registration)
     yield ns
     for name in set(sys.modules) - before:
         if name in ("OrbitEffectBase", "OrbitSegmentationEffects") or name.startswith("SegmentEditorEffects"):
@@ -207,10 +207,10 @@ def test_the_check_catches_effects_in_a_folder_named_like_slicers(slicer_like, s
 
 def test_every_effect_has_an_icon():
     sys.path.insert(0, str(REPO / "OrbitSegmentation"))
-    from OrbitSegmentationLib import annotation_logic
+    from OrbitSegmentationLib import effect_registration
 
     for effect in EFFECT_NAMES:
-        path = annotation_logic.effect_icon_path(effect)
+        path = effect_registration.effect_icon_path(effect)
         assert path and Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", effect
         rel = Path(path).relative_to(REPO / "OrbitSegmentation").as_posix()
         assert rel in (REPO / "OrbitSegmentation" / "CMakeLists.txt").read_text(), f"{rel} not installed by CMake"

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from OrbitSegmentationLib.annotation_logic import (AUTOCORRECTION, EFFECT_HELP, EFFECT_OPTIONS, NO_SEGMENT,
-                                                   SMARTFILL, SMARTPENCIL, EffectParameters, slice_axis,
-                                                   values_from_widgets, widget_states)
+from OrbitSegmentationLib.effect_options import (AUTOCORRECTION, EFFECT_HELP, EFFECT_OPTIONS, NO_SEGMENT, SMARTFILL,
+                                                 SMARTPENCIL, EffectParameters, values_from_widgets, widget_states)
+
+from orbitai.mrml.labelmaps import slice_axis
 
 EFFECTS_DIR = Path(__file__).resolve().parents[2] / "OrbitSegmentation" / "OrbitSegmentationEffects"
 
@@ -199,13 +200,13 @@ def test_effects_register_without_scipy_and_skimage(tmp_path):
         "importlib.util.find_spec = lambda name, *a: (None if name.split('.')[0] in ('scipy', 'skimage')\n"
         "                                             else FIND(name, *a))\n"
         f"sys.path.insert(0, {lib!r})\n"
-        "from OrbitSegmentationLib import annotation_logic as al\n"
+        "from OrbitSegmentationLib import annotation_logic as al, effect_options as opts\n"
         "from orbitai.mrml import new_scene\n"
         "scene = new_scene().scene\n"
         "logic = al.AnnotationLogic(scene)\n"
-        "p = logic.params(al.SMARTPENCIL); p.set_defaults(); assert p.get('Superpixels') == 1000\n"
+        "p = logic.params(opts.SMARTPENCIL); p.set_defaults(); assert p.get('Superpixels') == 1000\n"
         "assert 'orbitai.annotate' not in sys.modules and 'scipy' not in sys.modules\n"
-        "print(al.missing_dependencies(ask=False))\n"
+        "print(opts.missing_dependencies(ask=False))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -214,7 +215,7 @@ def test_effects_register_without_scipy_and_skimage(tmp_path):
 
 
 def test_superpixel_choices_are_the_algorithms_resolutions():
-    from OrbitSegmentationLib.annotation_logic import SUPERPIXEL_COUNTS, missing_dependencies
+    from OrbitSegmentationLib.effect_options import SUPERPIXEL_COUNTS, missing_dependencies
 
     from orbitai.annotate import RESOLUTIONS
 

@@ -1,7 +1,7 @@
 """SmartFill's preview and SmartPencil's boundaries live in their own hidden segmentation nodes:
 the user's segments and slice-view layers stay as they were until Accept (real MRML, headless)."""
 import numpy as np
-from OrbitSegmentationLib.annotation_logic import BOUNDARIES_ROLE, PREVIEW_ROLE, SMARTPENCIL
+from OrbitSegmentationLib.effect_options import BOUNDARIES_ROLE, PREVIEW_ROLE, SMARTPENCIL
 
 from orbitai.annotate import dice, simulate_strokes
 
@@ -86,7 +86,7 @@ def test_smartpencil_boundaries_and_working_region(mrml):
 def _preview_mask(logic):
     import slicer
 
-    from OrbitSegmentationLib.annotation_logic import segment_extent_mask
+    from orbitai.mrml.labelmaps import segment_extent_mask
 
     image = logic.preview_node.GetSegmentation().GetNthSegment(0).GetRepresentation(
         slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName())

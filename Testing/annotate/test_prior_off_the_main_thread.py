@@ -75,7 +75,7 @@ def test_start_from_the_model_returns_at_once_and_runs_when_the_prior_arrives(mr
 
 
 def test_preview_and_autocorrection_wait_for_the_prior_without_blocking(mrml, no_model_in_process):
-    from OrbitSegmentationLib.annotation_logic import AUTOCORRECTION
+    from OrbitSegmentationLib.effect_options import AUTOCORRECTION
 
     L = mrml.logic
     truth = mrml.labels.array == 8                                        # inferior_rectus_muscle_right

@@ -6,11 +6,7 @@ from typing import Sequence, cast
 import numpy as np
 
 from orbitai.boxes import Region, bbox  # noqa: F401  (re-exported for the annotation tools)
-from orbitai.errors import InputError
-
-
-class AnnotationError(InputError):
-    """Bad input to an annotation tool; the message says what is wrong and what to do."""
+from orbitai.errors import AnnotationError
 
 
 

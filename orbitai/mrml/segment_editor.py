@@ -7,18 +7,21 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["annotation_logic_module", "SegmentEditorDriver", "segment_mask", "paint_segment", "voxel_to_ras"]
+__all__ = ["orbit_segmentation_lib", "SegmentEditorDriver", "segment_mask", "paint_segment", "voxel_to_ras"]
 
 
-def annotation_logic_module():
-    """The effects' logic, ``OrbitSegmentationLib.annotation_logic`` (the OrbitSegmentation module's
-    folder is on ``sys.path`` in Slicer; headless, add ``OrbitSegmentation/`` of the checkout)."""
+def orbit_segmentation_lib(name: str):
+    """A module of the effects' Lib, ``OrbitSegmentationLib.<name>`` (the OrbitSegmentation module's folder is
+    on ``sys.path`` in Slicer; headless, add ``OrbitSegmentation/`` of the checkout)."""
+    import importlib
+
     try:
-        from OrbitSegmentationLib import annotation_logic
+        return importlib.import_module(f"OrbitSegmentationLib.{name}")
     except ImportError as exc:
+        if "OrbitSegmentationLib" not in str(exc):
+            raise
         raise ImportError("The annotation self-test needs the OrbitSegmentation module's Lib: add the "
                           "OrbitSegmentation/ folder of the extension to sys.path.") from exc
-    return annotation_logic
 
 
 class SegmentEditorDriver:
@@ -29,7 +32,7 @@ class SegmentEditorDriver:
 
         registered = {e.name for e in slicer.qSlicerSegmentEditorEffectFactory.instance().registeredEffects()}
         if "SmartFill" not in registered:
-            annotation_logic_module().register_annotation_effects()
+            orbit_segmentation_lib("effect_registration").register_annotation_effects()
         self.widget = slicer.qMRMLSegmentEditorWidget()
         self.widget.setMRMLScene(ctx.scene)
         self.node = ctx.scene.AddNewNodeByClass("vtkMRMLSegmentEditorNode")
@@ -74,12 +77,14 @@ def segment_mask(segmentation, segment_id: str, reference_volume) -> np.ndarray:
     """A segment as a bool array [k, j, i] on the reference volume's grid."""
     import slicer
 
+    from orbitai.mrml.labelmaps import segment_extent_mask
+
     lm = slicer.vtkOrientedImageData()
     slicer.vtkSlicerSegmentationsModuleLogic.GetSegmentBinaryLabelmapRepresentation(segmentation, segment_id, lm, False)
     ref = slicer.vtkOrientedImageData()
     ref.SetExtent(reference_volume.GetImageData().GetExtent())
     value = segmentation.GetSegmentation().GetSegment(segment_id).GetLabelValue()
-    return annotation_logic_module().segment_extent_mask(lm, ref, value)
+    return segment_extent_mask(lm, ref, value)
 
 
 def paint_segment(segmentation, segment_id: str, volume, mask: np.ndarray) -> None:
@@ -87,12 +92,14 @@ def paint_segment(segmentation, segment_id: str, volume, mask: np.ndarray) -> No
     import slicer
     import vtk
 
+    from orbitai.mrml.labelmaps import fill_oriented_image
+
     image = slicer.vtkOrientedImageData()
     image.SetExtent(volume.GetImageData().GetExtent())
     m = vtk.vtkMatrix4x4()
     volume.GetIJKToRASMatrix(m)
     image.SetImageToWorldMatrix(m)
-    annotation_logic_module().fill_oriented_image(image, mask)
+    fill_oriented_image(image, mask)
     slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
         image, segmentation, segment_id, slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE)
 

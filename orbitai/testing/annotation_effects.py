@@ -59,7 +59,7 @@ class _LogicDriver:
 
     def __init__(self, ctx, segmentation, volume):
         from orbitai.mrml import segment_editor
-        self.logic = segment_editor.annotation_logic_module().AnnotationLogic(ctx.scene, ctx.app_logic)
+        self.logic = segment_editor.orbit_segmentation_lib("annotation_logic").AnnotationLogic(ctx.scene, ctx.app_logic)
         self.logic.set_inputs(segmentation, volume)
         self.effect = ""
 
@@ -79,7 +79,7 @@ class _LogicDriver:
     def rebuild_gui(self) -> None:
         """What the effect's updateGUIFromMRML + updateMRMLFromGUI do with a segment option."""
         from orbitai.mrml import segment_editor
-        al = segment_editor.annotation_logic_module()
+        al = segment_editor.orbit_segmentation_lib("effect_options")
         p = self.logic.params(self.effect)
         for name, o in p.options.items():
             if o.kind == "segment":
