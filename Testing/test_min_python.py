@@ -43,7 +43,7 @@ import pytest
 from orbitai import slicer_versions as sv
 
 REPO = Path(__file__).resolve().parent.parent
-MODULES = re.findall(r"^add_subdirectory\((\w+)\)", (REPO / "CMakeLists.txt").read_text(), flags=re.M)
+MODULES = re.findall(r"^add_subdirectory\((\w+)\)", (REPO / "CMakeLists.txt").read_text(encoding="utf-8"), flags=re.M)
 SLICER_SIDE = ("orbitai", *MODULES)
 MIN = sv.MIN_PYTHON
 
@@ -54,7 +54,7 @@ def slicer_side_files() -> list[Path]:
 
 def makefile_vermin() -> list[str]:
     """The Makefile's vermin command, variables expanded (one level)."""
-    text = (REPO / "Makefile").read_text()
+    text = (REPO / "Makefile").read_text(encoding="utf-8")
     variables = dict(re.findall(r"^(\w+)\s*:?=\s*(.*?)\s*$", text, flags=re.M))
     line = next(ln.strip() for ln in text.splitlines() if "/bin/vermin " in ln)
     line = re.sub(r"\$\((\w+)\)", lambda m: variables.get(m.group(1), m.group(0)), line)
@@ -70,9 +70,9 @@ def test_supported_versions_are_the_current_release_and_the_one_before():
 
 
 def test_readme_and_extension_metadata_state_the_supported_versions():
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert sv.supported_text() in readme, f"README.md does not say {sv.supported_text()!r}"
-    cmake = (REPO / "CMakeLists.txt").read_text()
+    cmake = (REPO / "CMakeLists.txt").read_text(encoding="utf-8")
     description = re.search(r'set\(EXTENSION_DESCRIPTION "([^"]*)"\)', cmake)
     assert description and sv.supported_text() in description.group(1), \
         "EXTENSION_DESCRIPTION (what the Extensions Manager shows) does not state the supported Slicer versions"
@@ -81,7 +81,7 @@ def test_readme_and_extension_metadata_state_the_supported_versions():
 
 
 def test_pyproject_and_checkers_target_the_oldest_supported_python():
-    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
     assert pyproject["project"]["requires-python"] == sv.requires_python()
     assert any(d.startswith("vermin") for d in pyproject["project"]["optional-dependencies"]["dev"])
     assert pyproject["tool"]["ruff"]["target-version"] == "py{}{}".format(*MIN)
@@ -95,7 +95,7 @@ def test_extension_category_is_the_modules_category():
     modules under the panel's CATEGORY: one name for both."""
     from orbitai.mrml.panel import CATEGORY
 
-    cmake = (REPO / "CMakeLists.txt").read_text()
+    cmake = (REPO / "CMakeLists.txt").read_text(encoding="utf-8")
     assert re.search(r'set\(EXTENSION_CATEGORY "([^"]*)"\)', cmake).group(1) == CATEGORY
 
 

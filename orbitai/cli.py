@@ -49,6 +49,28 @@ def add_device_option(parser: argparse.ArgumentParser, what: str = "compute devi
                         help=f"{what}: {'|'.join(DEVICE_CHOICES)} or cuda:N (default auto: CUDA, then MPS, then CPU)")
 
 
+def add_resample_option(parser: argparse.ArgumentParser, image: str = "image") -> None:
+    """The one ``--resample-masks`` option (`orbitai.io.RESAMPLE_OPTION`) of every command given a segmentation
+    with an image: without it a segmentation off the image's grid is refused (`orbitai.io.segmentation_on_image`)."""
+    from orbitai.io import RESAMPLE_OPTION
+
+    parser.add_argument(RESAMPLE_OPTION, action="store_true",
+                        help=f"resample a segmentation that is not on the {image}'s grid (origin, spacing, direction "
+                             f"or size off by more than half a voxel) onto it by nearest neighbour, and say so in the "
+                             f"warnings; without it such a segmentation is refused")
+
+
+def add_bundle_out_options(parser: argparse.ArgumentParser) -> None:
+    """``--out`` and ``--overwrite`` of every training that writes a bundle (the rule:
+    `orbitai.bundle.core.check_bundle_folder`)."""
+    parser.add_argument("--out", required=True,
+                        help="bundle folder to write: a new or empty folder, or an earlier bundle of this kind "
+                             "(replaced as a whole); any other folder is refused, never emptied")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier bundle of this kind that also holds other files: the old folder is "
+                             "moved aside to OUT.old-<date>-<time> (nothing is deleted)")
+
+
 def check_training_options(args: argparse.Namespace) -> None:
     """Refuse impossible training options (``--epochs``, ``--holdout``, ``--runs``/``--repeats``, ``--seed``,
     ``--folds``, where the command has them) before any work starts, one line each."""

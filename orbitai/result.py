@@ -44,19 +44,53 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
+def default_marker(files: Iterable[str]) -> str:
+    """The file that tells an earlier output of a command writing ``files`` into a folder: ``result.json``,
+    else its first JSON file (``cv.json``, ``table2.json``, ``metrics.json``, ``summary.json``), else its first."""
+    files = list(files)
+    if RESULT_FILE in files:
+        return RESULT_FILE
+    return next((f for f in files if f.endswith(".json")), files[0] if files else "")
+
+
+def check_foreign(out: str | os.PathLike, files: Iterable[str], marker: str = "",
+                  earlier: Optional[Callable[[Path], bool]] = None) -> None:
+    """The rule for an output folder's entries (files and work folders a command writes into OUT): an entry
+    this command did not write is never replaced. Entries of ``files`` already in OUT are replaced only when
+    OUT holds an earlier output of the same kind: this command's ``marker`` file (`default_marker`), or what
+    ``earlier(OUT)`` accepts; otherwise one `UserError` naming them, before any work."""
+    folder = Path(out)
+    files = list(files)
+    marker = marker or default_marker(files)
+    if not folder.is_dir() or (earlier(folder) if earlier is not None else (not marker or (folder / marker).is_file())):
+        return
+    present = [f for f in files if (folder / f).exists() or (folder / f).is_symlink()]
+    if present:
+        shown = ", ".join(present[:4]) + (f" and {len(present) - 4} more" if len(present) > 4 else "")
+        why = f"there is no {marker} of an earlier run" if earlier is None else "it is no earlier output of it"
+        raise UserError(f"--out {out} already holds {shown}, not written by this command ({why}); "
+                        "choose another output folder (nothing was changed).")
+
+
 def check_outputs(out_dir: str | os.PathLike, inputs: Iterable[str | os.PathLike | None],
-                  files: Iterable[str] = (), beside: Iterable[str] = (), replaces_folder: bool = False) -> Path:
-    """Refuse, before any work, outputs that would overwrite an input (one clear line); returns OUT.
+                  files: Iterable[str] = (), beside: Iterable[str] = (), replaces_folder: bool = False,
+                  bundle: str = "", overwrite: bool = False, marker: str = "") -> Path:
+    """Refuse, before any work, outputs that would overwrite an input or anything the command did not write
+    (one clear line); returns OUT.
 
     ``out_dir`` is the command's ``--out`` folder (checked by `check_out_dir` too), ``inputs`` every
     file or folder the command reads, ``files`` the names it writes inside OUT, ``beside`` the names it
     writes next to OUT (work folders, logs) and ``replaces_folder`` whether OUT is replaced as a whole
-    (a bundle), so that nothing inside it may be an input. With ``result.json`` among ``files`` (a
-    `TaskResult`), the files an earlier result in OUT lists count as written (`TaskResult.write` removes
-    them). Paths are compared after resolving links."""
+    (a bundle), so that nothing inside it may be an input. ``bundle`` (the task of the bundle that replaces
+    OUT; implies ``replaces_folder``) applies `orbitai.bundle.core.check_bundle_folder` (``overwrite``:
+    ``--overwrite``); ``files`` already in OUT must be an earlier output of this command (`check_foreign`,
+    ``marker``). With ``result.json`` among ``files`` (a `TaskResult`), the files an earlier result in OUT
+    lists count as written (`TaskResult.write` removes them). Paths are compared after resolving links."""
     out = Path(out_dir)
     target = out.resolve()
     files = list(files)
+    replaces_folder = replaces_folder or bool(bundle)
+    own = list(files)
     if RESULT_FILE in files:   # writing a result first removes the files the previous one lists
         files += previous_files(target)
     written = [target / name for name in files]
@@ -75,6 +109,11 @@ def check_outputs(out_dir: str | os.PathLike, inputs: Iterable[str | os.PathLike
                 raise UserError(f"Writing {path.name} to {path.parent} would overwrite the input {given}; "
                                 "choose another output folder.")
     check_out_dir(out)
+    if bundle:
+        from orbitai.bundle.core import check_bundle_folder
+
+        check_bundle_folder(out, bundle, overwrite)
+    check_foreign(out, own, marker)
     if beside or replaces_folder:   # work files and the replaced folder's stage go beside OUT
         check_writable(out, beside=True)
     return out

@@ -22,13 +22,23 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 __all__ = ["staged_folder", "training_folder", "trim_epoch_log", "check_writable", "stage_parent",
-           "DISK_FULL", "disk_full", "disk_full_error", "write_failure"]
+           "DISK_FULL", "disk_full", "disk_full_error", "write_failure", "looks_like_path"]
 
 #: errno values that mean "no room to write": a full disk, a file-size limit, a full quota.
 DISK_FULL = frozenset(e for e in (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", None)) if e is not None)
+
+
+def looks_like_path(text: str | os.PathLike, suffixes: Iterable[str] = ()) -> bool:
+    """Whether a "name or path" argument (``--model``, ``--protocol``) is written as a path: it holds a folder
+    separator, starts with ``.`` or ``~``, or ends with one of ``suffixes``. Such text is only ever a path;
+    any other is a shipped resource's name first (a folder of that name in the working directory comes after)."""
+    s = os.fspath(text)
+    seps = {"/", os.sep, *((os.altsep,) if os.altsep else ())}
+    return (any(c in s for c in seps) or s.startswith((".", "~"))
+            or any(s.lower().endswith(x) for x in suffixes))
 
 
 def disk_full(exc: BaseException) -> bool:
@@ -149,10 +159,12 @@ def staged_folder(out: str | os.PathLike, replaces: Iterable[str] = (), last: It
 
 @contextlib.contextmanager
 def training_folder(work: str | os.PathLike, beside: Iterable[str | os.PathLike] = (),
-                    checkpoint: str = "checkpoint.pt") -> Iterator[Path]:
+                    checkpoint: str = "checkpoint.pt", finished: Optional[Callable[[], bool]] = None) -> Iterator[Path]:
     """A training's work folder ``work`` (checkpoint, caches, logs) for the duration of the block.
 
-    On success it stays (a later run resumes from it). On any failure, ``KeyboardInterrupt`` included
+    On success (the bundle is written) it is removed, an earlier run's included: everything is in the bundle
+    now, as the radiomics cache of ``ivgc features`` (the ``beside`` files stay) -- unless ``finished()`` says
+    the schedule was cut short (``seg train --time-limit``): then it stays, and a rerun goes on. On any failure, ``KeyboardInterrupt`` included
     (Ctrl-C; `orbitai.cli` raises it on SIGTERM too), what this run created is removed -- the folder and
     the ``beside`` files that did not exist before -- unless the folder now holds ``checkpoint``: a
     training interrupted after an epoch keeps that checkpoint (and says so on stdout) so that the same
@@ -163,6 +175,10 @@ def training_folder(work: str | os.PathLike, beside: Iterable[str | os.PathLike]
     new_beside = [Path(b) for b in beside if not Path(b).exists()]
     try:
         yield work
+        if finished is None or finished():
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"kept {work}: run the same command again to train the remaining epochs", flush=True)
     except BaseException:
         kept: Optional[Path] = work / checkpoint if (work / checkpoint).is_file() else None
         if created and kept is None:

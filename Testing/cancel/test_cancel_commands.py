@@ -176,6 +176,11 @@ def child_started(command: str) -> Callable[[Run, Path], bool]:
     return lambda run, folder: any(command in processes().get(p, (0, "", ""))[2] for p in descendants(run.proc.pid))
 
 
+def dask_starting(run: Run, folder: Path) -> bool:
+    """Ready once the local Dask cluster is starting (its scheduler's scratch space exists in TMPDIR)."""
+    return any(p.name.startswith("scheduler-") for p in (folder.parent / "tmp").glob("orbitai-dask-*/*/*"))
+
+
 SEG_IMAGE = "seg/images/orbit_ct_0000.nrrd"
 TAO_IMAGE, TAO_SEG = "tao/images/tao_0000.nrrd", "tao/segmentations/tao_0000.seg.nrrd"
 
@@ -216,6 +221,10 @@ COMMANDS: dict[str, tuple[list[str], Callable[[Run, Path], bool]]] = {
     # too; they must go without a word (no KeyboardInterrupt traceback) and leave no scratch space
     "ivgc features --workers 2": (["ivgc", "features", "--manifest", "{in}/ivgc/manifest.csv", "--strategies",
                                    "all", "--workers", "2", "--out", "F.csv"], progress(r"^PROGRESS 1/3 ")),
+    # the same while the local cluster starts (issue 32: Dask's exit hook printed a traceback, its log lines too)
+    "ivgc features --workers 2 --while-starting": (["ivgc", "features", "--manifest", "{in}/ivgc/manifest.csv",
+                                                    "--strategies", "all", "--workers", "2", "--out", "F.csv"],
+                                                   dask_starting),
     # ResNet-50 (no radiomics needed) set up in the work folder beside the bundle, its first epoch under way
     "ivgc train": (["ivgc", "train", "--manifest", "{in}/ivgc/manifest.csv", "--model", "resnet50", "--epochs", "3",
                     "--holdout", "0", "--out", "B", "--device", "cpu"], work_folder(".B-training")),
@@ -233,7 +242,7 @@ COMMANDS: dict[str, tuple[list[str], Callable[[Run, Path], bool]]] = {
 #: What a cancelled command keeps on purpose: its resume state (finished cases of ``ivgc features``, each a
 #: checksummed file and its ``.sha256``; a rerun reuses them), nothing else.
 RESUME_STATE = {name: re.compile(r"^F\.csv\.cache(/[\w.-]+\.npz(\.sha256)?)?$")
-                for name in ("ivgc features", "ivgc features --workers 2")}
+                for name in ("ivgc features", "ivgc features --workers 2", "ivgc features --workers 2 --while-starting")}
 
 #: Cases run under ``-m slow`` only. Each command keeps a SIGINT and a SIGTERM case in the default suite,
 #: except the three that take over 10 s to get working (they keep SIGINT; SIGTERM takes the same path:

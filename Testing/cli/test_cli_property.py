@@ -36,19 +36,38 @@ def work(tmp_path_factory) -> Path:
     (d / "bin.csv").write_bytes(bytes(range(256)))
     (d / "file").write_text("not a folder")
     (d / "folder").mkdir()
+    # issue #32 part B: a segmentation off the image's grid (shifted 30 mm; another grid) and a feature table
+    # recording other files than the manifest's (its rows' SHA-256 do not match)
+    write_volume(Volume(np.zeros((16, 16, 16), np.uint8), origin=(30.0, 0.0, 0.0)), d / "shifted_seg.nrrd")
+    write_volume(Volume(np.zeros((32, 32, 32), np.uint8), (0.5, 0.5, 0.5)), d / "fine_seg.nrrd")
+    (d / "stale.csv").write_text("case_id,inputs_sha256,image_sha256,segmentation_sha256,mr_f\n"
+                                 + "".join(f"c{i},{'0' * 64},{'1' * 64},{'2' * 64},{i}.0\n" for i in range(4)))
+    # issue #32 part A: a constant and a 0-byte image, a semicolon-separated manifest, a folder of the user's
+    # (never emptied by an --out) and a cohort folder named like the shipped protocol in the working folder
+    write_volume(Volume(np.full((16, 16, 16), 7.0, np.float32)), d / "const.nrrd")
+    (d / "zero.nrrd").write_bytes(b"")
+    (d / "semi.csv").write_text((d / "m.csv").read_text().replace(",", ";"))
+    (d / "mine").mkdir()
+    (d / "mine" / "notes.txt").write_text("mine")
+    (d / "ivgc").mkdir()
     return d
 
 
 def _pools(d: Path) -> dict[str, dict[str, list[str | None]]]:
     """Per command: each option's candidate values (None: option left out; '!': a flag given)."""
-    files = [str(d / "img.nrrd"), str(d / "missing.nrrd"), str(d / "folder"), str(d / "m.csv"), "", str(d / "file")]
-    manifests = [str(d / "m.csv"), str(d / "bin.csv"), str(d / "missing.csv"), str(d / "folder"), str(d / "img.nrrd")]
+    files = [str(d / "img.nrrd"), str(d / "missing.nrrd"), str(d / "folder"), str(d / "m.csv"), "", str(d / "file"),
+             str(d / "const.nrrd"), str(d / "zero.nrrd")]
+    manifests = [str(d / "m.csv"), str(d / "bin.csv"), str(d / "missing.csv"), str(d / "folder"), str(d / "img.nrrd"),
+                 str(d / "semi.csv")]
     outs = [str(d / "out"), str(d / "img.nrrd"), str(d / "m.csv"), str(d / "file"), str(d / "file" / "o"),
-            str(d / "folder"), str(d / "o.nrrd"), str(d)]
+            str(d / "folder"), str(d / "o.nrrd"), str(d), str(d / "mine")]
+    overwrite: list[str | None] = [None, "!"]   # the trainings' --overwrite flag (issue #32 part A)
     devices = [None, "cpu", "tpu", "cuda:99", "mps", ""]
     tables = [str(d / "table.csv"), str(d / "m.csv"), str(d / "img.nrrd"), str(d / "folder"), str(d / "file" / "t.csv"),
               str(d / "new" / "t.json")]
     ints = ["0", "1", "-1", "2", "99999999999", "x", "1.5"]
+    off_grid = [str(d / "shifted_seg.nrrd"), str(d / "fine_seg.nrrd")]
+    resample = {"--resample-masks": [None, "!"]}
     return {
         "info": {"--device": devices},
         "seg configs": {},
@@ -58,19 +77,23 @@ def _pools(d: Path) -> dict[str, dict[str, list[str | None]]]:
         "seg predict": {"image": files, "--out": outs, "--device": devices,
                         "--model": [None, "nope", "tao_network_b_demo", str(d / "folder")],
                         "--window": [None, "step1", "sideways"], "--uncertainty": [None, "!"]},
+        "seg prior": {"image": files, "--out": outs, "--device": devices,
+                      "--model": [None, "nope", "tao_network_b_demo", str(d / "folder")], "--key": [None, "abc"]},
         "seg evaluate": {"--manifest": manifests, "--model": ["orbit_svnet_ct_demo", "nope", "B"], "--out": outs,
                          "--device": devices},
         "seg train": {"--manifest": manifests, "--config": ["svnet-demo-ct", "nope"], "--out": outs,
                       "--seed": [None, *ints], "--epochs": ["1", "0", "-1", "x"], "--folds": [None, *ints],
-                      "--fold": [None, *ints], "--device": devices, "--time-limit": ["0.01", "0", "-1", "x"]},
+                      "--fold": [None, *ints], "--device": devices, "--time-limit": ["0.01", "0", "-1", "x"],
+                      "--overwrite": overwrite},
         "tao predict": {"image": files, "--out": outs, "--device": devices, "--model": [None, "A", "C"],
-                        "--segmentation": [None, str(d / "seg.nrrd"), str(d / "missing.nrrd"), str(d / "m.csv")],
-                        "--no-maps": [None, "!"]},
+                        "--segmentation": [None, str(d / "seg.nrrd"), str(d / "missing.nrrd"), str(d / "m.csv"),
+                                           *off_grid],
+                        "--no-maps": [None, "!"], **resample},
         "tao evaluate": {"--manifest": manifests, "--model": ["B", "nope"], "--out": outs, "--device": devices,
-                         "--no-maps": [None, "!"]},
+                         "--no-maps": [None, "!"], **resample},
         "tao train": {"--manifest": manifests, "--network": [None, "A", "C"], "--out": outs,
                       "--epochs": [None, *ints], "--holdout": [None, "0.5", "1.5", "-0.1", "x"],
-                      "--seed": [None, *ints], "--device": devices},
+                      "--seed": [None, *ints], "--device": devices, "--overwrite": overwrite},
         "tao cv": {"--manifest": manifests, "--folds": [None, *ints], "--runs": [None, *ints],
                    "--epochs": [None, *ints], "--seed": [None, *ints], "--out": outs, "--device": devices},
         "demo": {"--device": ["tpu", "cuda:99", "mps"], "--out": outs, "--seed": [None, "0", "-1", "x"],
@@ -78,44 +101,50 @@ def _pools(d: Path) -> dict[str, dict[str, list[str | None]]]:
         # --out is a file (CSV/JSON); no Dask cluster here (--workers 0 or invalid): the contract is the command's
         "ivgc features": {"--manifest": manifests, "--out": tables, "--strategies": [None, "sr", "all", "nope"],
                           "--reader": [None, "1", "2", "3"], "--workers": ["0", "-1", "x"],
-                          "--protocol": [None, "ivgc", "nope", str(d / "m.csv")]},
+                          "--protocol": [None, "ivgc", "nope", str(d / "m.csv"), "./ivgc"], **resample},
         "ivgc select": {"--manifest": manifests, "--features": [str(d / "m.csv"), str(d / "missing.csv"),
-                                                               str(d / "bin.csv"), str(d / "folder")],
-                        "--repeat": [None, str(d / "m.csv"), str(d / "missing.csv")], "--out": tables,
+                                                               str(d / "bin.csv"), str(d / "folder"),
+                                                               str(d / "stale.csv")],
+                        "--repeat": [None, str(d / "m.csv"), str(d / "missing.csv"), str(d / "stale.csv")],
+                        "--out": tables,
                         "--icc": [None, "0.75", "2", "-1", "x"], "--alpha": [None, "0.05", "0", "1.5"],
                         "--lasso": [None, "logistic", "ridge"], "--cv": [None, "5", "1", "0", "x"],
                         "--seed": [None, *ints], "--workers": ["0", "-1"]},
         # the inputs are blank volumes: every training and prediction fails on them (no rectus), fast
-        "ivgc train": {"--manifest": manifests, "--features": [None, str(d / "m.csv"), str(d / "missing.csv")],
+        "ivgc train": {"--manifest": manifests, "--features": [None, str(d / "m.csv"), str(d / "missing.csv"),
+                                                               str(d / "stale.csv")],
                        "--selection": [None, str(d / "m.csv"), str(d / "bin.csv")],
                        "--model": ["svm", "resnet50", "rdinet_clinical", "nope"], "--strategy": [None, "mrlr", "nope"],
                        "--config": [None, "demo", "paper-rdinet", "nope"], "--epochs": [None, *ints],
                        "--holdout": [None, "0", "0.5", "1.5", "x"], "--seed": [None, *ints], "--device": devices,
-                       "--out": outs},
+                       "--out": outs, "--overwrite": overwrite},
         "ivgc predict": {"image": files, "--segmentation": [str(d / "seg.nrrd"), str(d / "missing.nrrd"),
-                                                            str(d / "m.csv")],
+                                                            str(d / "m.csv"), *off_grid], **resample,
                          "--model": [None, "svm", "nope", "tao_network_b_demo"],
                          "--strategy": [None, "mrlr", "all", "nope"],
                          "--clinical": [None, str(d / "m.csv"), str(d / "missing.json")], "--no-gradcam": [None, "!"],
                          "--device": devices, "--out": outs},
-        "ivgc evaluate": {"--manifest": manifests, "--features": [None, str(d / "m.csv")], "--model": ["svm", "nope"],
+        "ivgc evaluate": {"--manifest": manifests, "--features": [None, str(d / "m.csv"), str(d / "stale.csv")],
+                          "--model": ["svm", "nope"],
                           "--cohort": [None, "test"], "--device": devices, "--out": outs},
-        "ivgc cv": {"--manifest": manifests, "--features": [None, str(d / "m.csv")], "--selection": [None, str(d / "m.csv")],
+        "ivgc cv": {"--manifest": manifests, "--features": [None, str(d / "m.csv"), str(d / "stale.csv")],
+                    "--selection": [None, str(d / "m.csv")],
                     "--model": ["logreg", "resnet50", "nope"], "--folds": [None, *ints], "--epochs": [None, "1", "0"],
                     "--seed": [None, *ints], "--device": devices, "--out": outs},
         "ivgc configs": {},
         # blank 16^3 volumes are not a head: every neuro prediction and training refuses them, fast
         "neuro lesions": {"flair": files, "--lesions": [None, str(d / "seg.nrrd"), str(d / "missing.nrrd"),
-                                                        str(d / "m.csv")],
+                                                        str(d / "m.csv"), *off_grid], **resample,
                           "--lesion-model": [None, "nope", "tao_network_b_demo"], "--device": devices, "--out": outs},
-        "neuro predict": {"flair": files, "--lesions": [None, str(d / "seg.nrrd"), str(d / "missing.nrrd")],
+        "neuro predict": {"flair": files, "--lesions": [None, str(d / "seg.nrrd"), str(d / "missing.nrrd"), *off_grid],
+                          **resample,
                           "--model": [None, "nope", "tao_network_b_demo"], "--no-heatmap": [None, "!"],
                           "--device": devices, "--out": outs},
         "neuro train": {"--manifest": manifests, "--config": [None, "twoview18-demo", "resnet3d34", "nope"],
                         "--epochs": ["1", "0", "-1", "x"], "--holdout": [None, "0", "0.5", "1.5", "x"],
                         "--imagenet": [None, str(d / "m.csv"), str(d / "missing.pth")],
                         "--imagenet-sha256": [None, "00"], "--seed": [None, *ints], "--device": devices,
-                        "--out": outs},
+                        "--out": outs, "--overwrite": overwrite},
         "neuro evaluate": {"--manifest": manifests, "--model": ["nope", "tao_network_b_demo"], "--device": devices,
                            "--out": tables},
         "neuro cv": {"--manifest": manifests, "--config": [None, "twoview18-demo", "nope"],

@@ -54,6 +54,8 @@ def inputs(tmp_path_factory) -> Path:
     (d / "file").write_text("not a folder")
     write_volume(Volume(np.zeros((8, 8, 8), np.uint8)), d / "small_seg.nrrd")
     (d / "offgrid.csv").write_text("case_id,image,segmentation\nc0,img0.nrrd,small_seg.nrrd\n")
+    # an image with some contrast: a constant one is refused before the model is loaded (issue 32)
+    write_volume(Volume(np.random.default_rng(14).normal(0, 100, (16, 16, 16)).astype(np.float32)), d / "noise.nrrd")
     _bundle(d, "noinput", lambda md: md.pop("input"))
     _bundle(d, "nullsum", lambda md: md.update(weights_sha256=None))
     _bundle(d, "emptypt", empty_weights=True)
@@ -127,11 +129,11 @@ def _cases(d: Path) -> list[tuple[str, list[str], tuple[str, ...]]]:
                                    "--out", out], ("bin.csv", "not a CSV text file")),
         ("binary manifest (tao)", ["tao", "evaluate", "--manifest", str(d / "bin.csv"), "--model", "B", "--out", out],
          ("bin.csv", "not a CSV text file")),
-        ("bundle without input", ["seg", "predict", img, "--out", out, "--model", str(d / "noinput"),
+        ("bundle without input", ["seg", "predict", str(d / "noise.nrrd"), "--out", out, "--model", str(d / "noinput"),
                                   "--device", "cpu"], ("noinput", "input")),
-        ("bundle null checksum", ["seg", "predict", img, "--out", out, "--model", str(d / "nullsum"),
+        ("bundle null checksum", ["seg", "predict", str(d / "noise.nrrd"), "--out", out, "--model", str(d / "nullsum"),
                                   "--device", "cpu"], ("nullsum", "weights_sha256")),
-        ("bundle empty model.pt", ["seg", "predict", img, "--out", out, "--model", str(d / "emptypt"),
+        ("bundle empty model.pt", ["seg", "predict", str(d / "noise.nrrd"), "--out", out, "--model", str(d / "emptypt"),
                                    "--device", "cpu"], ("emptypt", "checksum mismatch", "model.pt")),
     ]
 

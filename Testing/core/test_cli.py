@@ -47,7 +47,8 @@ def bad_inputs(tmp_path_factory):
     from orbitai.io import Volume, write_volume
 
     d = tmp_path_factory.mktemp("bad")
-    write_volume(Volume(np.zeros((16, 16, 16), np.float32)), d / "small.nrrd")
+    # some contrast: a constant image is refused before the model is looked up (issue 32)
+    write_volume(Volume(np.random.default_rng(1).normal(0, 100, (16, 16, 16)).astype(np.float32)), d / "small.nrrd")
     sitk.WriteImage(sitk.Image(32, 32, sitk.sitkFloat32), str(d / "flat.nrrd"))
     (d / "bad.csv").write_text("case_id,image\nx,missing.nrrd\n")
     (d / "file").write_text("not a folder")

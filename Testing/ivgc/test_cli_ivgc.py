@@ -12,7 +12,7 @@ from orbitai.bundle import load_bundle
 from orbitai.cli import main
 from orbitai.cohort.clinical import IVGC_CLINICAL
 from orbitai.cohort.manifest import read_labels, read_manifest
-from orbitai.io import Volume, read_volume, write_volume
+from orbitai.io import Volume, read_volume, resample_spacing, write_volume
 from orbitai.ivgc.result import IvgcResult
 from orbitai.phantoms import write_cohort
 
@@ -80,13 +80,13 @@ def test_deep_train_resumes_and_predicts_with_clinical_and_gradcam(cohort, tmp_p
     assert m["kind"] == "rdinet_clinical" and m["clinical"] is True and m["architecture"]["args"]["n_clinical"] == 16
     assert m["training"]["train_cases"] == 9 and m["training"]["heldout_cases"] == 3
     assert m["metrics"]["heldout"]["n"] == 3 and m["input"]["shape"] == [128, 128, 32]
-    rows = list(csv.DictReader((tmp_path / ".rdc-training" / "epochs.csv").open()))
-    assert [r["epoch"] for r in rows] == ["0"]
-    # a rerun with more epochs resumes after the checkpoint
+    # the work folder (checkpoint, input cache, epoch log) is gone once the bundle is written (issue 32)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rdc"]
+    # a rerun into the earlier bundle replaces it
     assert _train(cohort, tmp_path, "--model", "rdinet_clinical", "--epochs", "2", "--holdout", "0.25",
                   "--device", "cpu", "--out", str(out)) == 0
-    rows = list(csv.DictReader((tmp_path / ".rdc-training" / "epochs.csv").open()))
-    assert [r["epoch"] for r in rows] == ["0", "1"] and load_bundle(out).metadata["training"]["epochs_run"] == 2
+    assert load_bundle(out).metadata["training"]["epochs_run"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rdc"]
     case = cohort["cases"][1]
     clin = tmp_path / "clinical.json"
     values = {n: float(case.row[n]) for n in IVGC_CLINICAL.names}
@@ -156,7 +156,14 @@ BAD_PREDICT = {
     "NaN": (lambda v: v.with_array(np.where(np.arange(v.array.size).reshape(v.shape) == 7, np.nan,
                                             v.array).astype(np.float32)), None, [], "NaN"),
     "no overlap": (None, lambda lab: Volume(lab.array, lab.spacing, tuple(np.add(lab.origin, 500.0)), lab.direction),
-                   [], "does not overlap"),
+                   [], "does not lie in the image's physical space: origin shifted by (500.0, 500.0, 500.0) mm"),
+    "another grid": (None, lambda lab: resample_spacing(lab, (0.5, 0.5, 2.0), label=True), [],
+                     "does not lie in the image's physical space: shape"),
+    "overlapping, no longer resampled silently": (None, lambda lab: Volume(lab.array, lab.spacing,
+                                                                           tuple(np.add(lab.origin, (30.0, 0, 0))),
+                                                                           lab.direction), [],
+                                                  "does not lie in the image's physical space: origin shifted by "
+                                                  "(30.0, 0.0, 0.0) mm"),
     "strategy mismatch": (None, None, ["--strategy", "all"], "trained on ROI strategy 'mrlr'"),
     "not an IVGC model": (None, None, ["--model", "tao_network_b_demo"], "not an IVGC response model"),
 }
@@ -180,12 +187,12 @@ def test_predict_bad_input_one_line_nothing_written(cohort, tmp_path, capsys, wh
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
 
 
-def test_predict_resamples_an_overlapping_segmentation(cohort, tmp_path):
-    from orbitai.io import resample_spacing
-
+def test_predict_resamples_an_overlapping_segmentation_on_request(cohort, tmp_path):
     img, lab = _case_files(cohort, tmp_path, labels_fn=lambda lab: resample_spacing(lab, (0.5, 0.5, 2.0), label=True))
     assert main(["ivgc", "predict", str(img), "--segmentation", str(lab), "--model", str(cohort["svm"]),
-                 "--out", str(tmp_path / "out")]) == 0
+                 "--resample-masks", "--out", str(tmp_path / "out")]) == 0
+    warnings = json.loads((tmp_path / "out" / "result.json").read_text())["warnings"]
+    assert any("was not on the image's grid" in w for w in warnings), warnings
 
 
 @pytest.mark.parametrize("change,expected", [
@@ -265,6 +272,40 @@ def test_cv_radiomics_and_deep(cohort, tmp_path):
     assert {p.name for p in deep.iterdir()} == {"cv.json", "fold0", "fold1"}
     assert main(["ivgc", "cv", "--manifest", str(cohort["manifest"]), "--model", "resnet50", "--folds", "7",
                 "--out", str(tmp_path / "bad")]) == 2 and not (tmp_path / "bad").exists()
+
+
+def test_train_never_empties_a_folder_that_is_not_its_bundle(cohort, tmp_path, capsys):
+    """Issue 32: ``--out`` on a folder of the user's deleted everything in it and exited 0."""
+    mine = tmp_path / "Documents"
+    (mine / "scans").mkdir(parents=True)
+    (mine / "notes.txt").write_text("mine")
+    (mine / "scans" / "a.nrrd").write_text("mine")
+    svm = ("--model", "svm", "--out")
+    assert _train(cohort, tmp_path, *svm, str(mine)) == 2
+    err = capsys.readouterr().err
+    assert "is not a model bundle (it holds notes.txt, scans); choose a new folder name" in err
+    assert (mine / "notes.txt").read_text() == "mine" and (mine / "scans" / "a.nrrd").read_text() == "mine"
+    out = tmp_path / "svm"
+    assert _train(cohort, tmp_path, *svm, str(out)) == 0
+    assert _train(cohort, tmp_path, *svm, str(out)) == 0          # its own earlier bundle: replaced
+    (out / "notes.txt").write_text("mine")
+    assert _train(cohort, tmp_path, *svm, str(out)) == 2          # ... unless it holds other files too
+    assert "add --overwrite" in capsys.readouterr().err
+    assert _train(cohort, tmp_path, *svm, str(out), "--overwrite") == 0
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith("svm.old-")]
+    assert len(aside) == 1 and (aside[0] / "notes.txt").read_text() == "mine"
+    assert load_bundle(out).metadata["kind"] == "svm" and not (out / "notes.txt").exists()
+
+
+def test_cv_keeps_the_folders_it_did_not_write(cohort, tmp_path):
+    """An earlier run's ``fold<k>`` folders are replaced; a user's folder named fold-something never is."""
+    out = tmp_path / "cv"
+    (out / "folders of mine").mkdir(parents=True)
+    (out / "folders of mine" / "a.txt").write_text("mine")
+    argv = ["ivgc", "cv", "--manifest", str(cohort["manifest"]), "--features", str(cohort["features"]),
+            "--selection", str(cohort["selection"]), "--model", "logreg", "--folds", "3", "--out", str(out)]
+    assert main(argv) == 0 and main(argv) == 0
+    assert (out / "folders of mine" / "a.txt").read_text() == "mine"
 
 
 def test_configs_lists_demo_and_paper(capsys):

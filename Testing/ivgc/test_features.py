@@ -189,7 +189,10 @@ BAD = {
                        "lacks superior_rectus_muscle_right (label 6), which ROI strategy 'sr'"),
     "labels outside the scheme": (lambda im, lab: (im, lab.with_array(np.where(lab.array == 13, 33, lab.array))),
                                   "label values outside the orbit scheme (33)"),
-    "no overlap": (lambda im, lab: (im, _shifted(lab, 500.0)), "does not overlap the image"),
+    "no overlap": (lambda im, lab: (im, _shifted(lab, 500.0)), "does not lie in the image's physical space: origin "
+                                                                "shifted by (500.0, 0.0, 0.0) mm"),
+    "shifted 30 mm": (lambda im, lab: (im, _shifted(lab, 30.0)), "does not lie in the image's physical space: origin "
+                                                                 "shifted by (30.0, 0.0, 0.0) mm"),
     "2D image": (lambda im, lab: (Volume(im.array[:, :, 10:11].copy(), im.spacing, im.origin, im.direction),
                                   Volume(lab.array[:, :, 10:11].copy(), lab.spacing, lab.origin, lab.direction)),
                  "is 2D"),
@@ -214,17 +217,25 @@ def test_bad_input_is_one_line_and_nothing_is_written(kind, cohort, tmp_path, ca
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
-def test_a_segmentation_on_another_grid_is_resampled(cohort, tmp_path, capsys):
+def test_a_segmentation_on_another_grid_is_refused_or_resampled_on_request(cohort, tmp_path, capsys):
     from orbitai.io import resample_spacing
 
     image, labels = _case(cohort)
     finer = resample_spacing(labels, [s * 0.5 for s in labels.spacing], label=True)
     manifest = _one_case(tmp_path, image, finer)
-    rc, out, err = _run(["ivgc", "features", "--manifest", str(manifest), "--out", str(tmp_path / "f.csv"),
-                         "--workers", "0", "--strategies", "mr"], capsys)
+    args = ["ivgc", "features", "--manifest", str(manifest), "--out", str(tmp_path / "f.csv"), "--workers", "0",
+            "--strategies", "mr"]
+    rc, out, err = _run(args, capsys)
+    assert rc == 2 and "Case c1: the segmentation seg.nrrd does not lie in the image's physical space: shape" in err
+    assert not (tmp_path / "f.csv").exists()
+    rc, out, err = _run([*args, "--resample-masks"], capsys)
     assert rc == 0, err
+    assert "warning: --resample-masks: a segmentation not on its image's grid was resampled" in out
     assert WideTable.from_csv(tmp_path / "f.csv").X.shape == (1, 660)
     assert not cache_folder(tmp_path / "f.csv").exists()
+    # a row of a resampled segmentation is not reused by a run that refuses it
+    rc, out, err = _run(args, capsys)
+    assert rc == 2 and "does not lie in the image's physical space" in err
 
 
 def test_options_are_checked_before_any_work(cohort, tmp_path, capsys):

@@ -41,7 +41,7 @@ def test_train_writes_a_loadable_bundle_with_the_papers_recipe(cohort):
     assert meta["input"] == {"mode": "lesion_mask", "size": 100}
     assert meta["training"]["recipe"].startswith("SGD lr 0.01 x 0.9 every 10 epochs")
     assert meta["training"]["init"]["pretrained"] is False and meta["training"]["train_cases"] == 6
-    assert (cohort / "models" / ".tv18-training" / "checkpoint.pt").is_file()   # as every training: kept to resume
+    assert not (cohort / "models" / ".tv18-training").exists()   # as every training: removed once the bundle is written
     assert not net.training
 
 
@@ -88,7 +88,7 @@ def test_bad_inputs_are_refused_in_one_line_and_nothing_is_written(cohort, tmp_p
                                     flair.array).astype(np.float32))
     write_volume(nan, tmp_path / "nan.nrrd")
     cases = {
-        "does not lie on the FLAIR": [str(flair_path), "--lesions", str(tmp_path / "far.seg.nrrd")],
+        "does not lie in the FLAIR's physical space": [str(flair_path), "--lesions", str(tmp_path / "far.seg.nrrd")],
         "2D": [str(tmp_path / "flat.nrrd")],
         "NaN": [str(tmp_path / "nan.nrrd")],
         "does not exist": [str(tmp_path / "missing.nrrd")],

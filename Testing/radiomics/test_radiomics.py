@@ -133,7 +133,7 @@ def test_protocol_files(tmp_path):
         RadiomicsProtocol.from_dict({"binwidth": 5})
     with pytest.raises(InputError, match="Unknown radiomics protocol 'nope'.*ivgc"):
         RadiomicsProtocol.load("nope")
-    with pytest.raises(InputError, match="No radiomics parameter file"):
+    with pytest.raises(InputError, match="radiomics parameter file .* does not exist"):
         RadiomicsProtocol.load(tmp_path / "missing.yaml")
 
 

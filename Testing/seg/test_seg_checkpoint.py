@@ -39,7 +39,7 @@ def clean(cases, tmp_path_factory):
 
 @pytest.mark.parametrize("damage", [flip_bytes, truncate])
 def test_corrupt_checkpoint_is_named_and_training_starts_over(cases, clean, tmp_path, caplog, damage):
-    train(cases, CFG, tmp_path / "b", epochs=1)
+    train(cases, CFG, tmp_path / "b", epochs=2, time_limit_s=1e-9)   # cut short after one epoch: the checkpoint stays
     ckpt = tmp_path / ".b-training" / "checkpoint.pt"
     damage(ckpt)
     with caplog.at_level(logging.WARNING):

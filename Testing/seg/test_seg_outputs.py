@@ -84,6 +84,6 @@ def test_bundle_records_the_epochs_run_and_a_finished_checkpoint_resumes(tmp_pat
 
     cases = read_manifest(write_cohort("orbit-ct", 1, SEED, tmp_path / "c", montage_cases=0))
     cfg = replace(get_config("svnet-demo-ct"), iters_per_epoch=1, batch_size=1, val_every=1)
-    for _ in range(2):   # the second run finds the finished checkpoint: nothing to train, same record
+    for _ in range(2):   # the work folder is gone after a success (issue 32): the rerun trains again, same record
         training = load_bundle(train(cases, cfg, tmp_path / "b", epochs=1)).metadata["training"]
         assert training["epochs"] == 1 and training["planned_epochs"] == 1

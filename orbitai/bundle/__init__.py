@@ -7,11 +7,11 @@ the model files it names, each checked against its SHA-256 before it is deserial
 * `models`: the task loaders (`load_seg_model`, `load_tao_model`);
 * `formats`: scikit-learn models and parameter files without pickle (skops, JSON).
 """
-from orbitai.bundle.core import (BUILTIN_DIR, METADATA, WEIGHTS, Bundle, find_bundle, iter_bundles,
+from orbitai.bundle.core import (BUILTIN_DIR, METADATA, WEIGHTS, Bundle, check_bundle_folder, find_bundle, iter_bundles,
                                  load_bundle, model_choices, save_bundle, search_paths, sha256_file,
                                  write_bundle)
 from orbitai.bundle.schema import validate_metadata
 from orbitai.errors import BundleError
 
-__all__ = ["BUILTIN_DIR", "METADATA", "WEIGHTS", "Bundle", "BundleError", "find_bundle", "iter_bundles",
+__all__ = ["BUILTIN_DIR", "METADATA", "WEIGHTS", "Bundle", "BundleError", "check_bundle_folder", "find_bundle", "iter_bundles",
            "load_bundle", "model_choices", "save_bundle", "search_paths", "sha256_file", "validate_metadata", "write_bundle"]

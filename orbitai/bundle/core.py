@@ -53,6 +53,37 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+_INPUT_DIGESTS: dict[tuple, str] = {}
+_DIGESTS_LOCK = threading.Lock()
+
+
+def sha256_input(path: str | os.PathLike) -> str:
+    """The SHA-256 of an input (a file: :func:`sha256_file`; a folder such as a DICOM series: of its files'
+    relative names and digests), what cached and precomputed tables record to name the files they were
+    computed from. Remembered while the file is unchanged (same inode, size, modification and change
+    times), so that a command checking an input twice reads it once; a file changed in the last two
+    seconds (within the resolution of file times) is hashed every time."""
+    import time
+
+    p = Path(path)
+    if p.is_dir():
+        h = hashlib.sha256()
+        for f in sorted(q for q in p.rglob("*") if q.is_file()):
+            h.update(f"{f.relative_to(p).as_posix()}\0{sha256_input(f)}\n".encode())
+        return h.hexdigest()
+    st = p.stat()
+    key = (str(p.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    with _DIGESTS_LOCK:
+        hit = _INPUT_DIGESTS.get(key)
+    if hit is not None:
+        return hit
+    digest = sha256_file(p)
+    if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > 2_000_000_000:
+        with _DIGESTS_LOCK:
+            _INPUT_DIGESTS[key] = digest
+    return digest
+
+
 @dataclass
 class Bundle:
     path: Path
@@ -244,8 +275,9 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
     return Bundle(p, meta)
 
 
-def save_bundle(model: "torch.nn.Module", path: str | os.PathLike, metadata: dict[str, Any]) -> Bundle:
-    """Write a PyTorch bundle (``model.pt`` state_dict + metadata) atomically."""
+def save_bundle(model: "torch.nn.Module", path: str | os.PathLike, metadata: dict[str, Any],
+                overwrite: bool = False) -> Bundle:
+    """Write a PyTorch bundle (``model.pt`` state_dict + metadata) atomically (`write_bundle`)."""
     import torch
 
     def write(tmp: Path) -> dict[str, Any]:
@@ -253,15 +285,81 @@ def save_bundle(model: "torch.nn.Module", path: str | os.PathLike, metadata: dic
         torch.save(state, tmp / WEIGHTS)
         return {"weights_sha256": sha256_file(tmp / WEIGHTS)}
 
-    return write_bundle(path, metadata, write)
+    return write_bundle(path, metadata, write, overwrite)
+
+
+def _own_entries(meta: dict[str, Any]) -> set[str]:
+    """The entries a bundle written by `write_bundle` holds: its metadata, weights and listed files."""
+    given = meta.get("files")
+    files: dict[str, Any] = given if isinstance(given, dict) else {}
+    listed = {str(f.get("path")) for f in files.values() if isinstance(f, dict) and f.get("path")}
+    return {METADATA, WEIGHTS, *listed}
+
+
+def check_bundle_folder(path: str | os.PathLike, task: str, overwrite: bool = False) -> bool:
+    """The one rule for a folder that a bundle replaces as a whole (every training's ``--out``): a folder
+    the command did not create is never emptied. Returns whether writing must first move ``path`` aside;
+    raises `UserError` (one line saying what to do) otherwise, before any work.
+
+    * absent, or an empty folder: written there;
+    * a ``task`` bundle holding only its own files (an earlier training's output): replaced as a whole;
+    * a ``task`` bundle that also holds other files: refused, unless ``overwrite`` (``--overwrite``): the old
+      folder is then moved aside to ``<name>.old-<date>-<time>`` beside it when the new bundle is written;
+    * anything else (a folder that is not a model bundle, another task's bundle, a file): refused."""
+    from orbitai.errors import UserError
+
+    p = Path(path)
+    if not p.is_dir() or p.is_symlink():
+        if p.exists() or p.is_symlink():
+            raise UserError(f"The bundle folder {p} is a file; choose a new folder name.")
+        return False
+    entries = sorted(e.name for e in p.iterdir())
+    if not entries:
+        return False
+    shown = ", ".join(entries[:4]) + (f" and {len(entries) - 4} more" if len(entries) > 4 else "")
+    try:
+        meta = json.loads((p / METADATA).read_text())
+        kind = meta.get("task") if isinstance(meta, dict) else None
+    except (OSError, ValueError):
+        kind = None
+    if not isinstance(kind, str):
+        raise UserError(f"The bundle folder {p} already exists and is not a model bundle (it holds {shown}); "
+                        "choose a new folder name: a training never writes into another folder.")
+    if kind != task:
+        raise UserError(f"The bundle folder {p} holds a {kind} bundle, not a {task} one; choose a new folder name.")
+    extra = sorted(set(entries) - _own_entries(meta))
+    if extra and not overwrite:
+        raise UserError(f"The bundle folder {p} holds an earlier {task} bundle and other files "
+                        f"({', '.join(extra[:4])}); choose a new folder name, or add --overwrite to move the "
+                        f"old folder aside to {p.name}.old-<date>-<time> (nothing is deleted).")
+    return bool(extra)
+
+
+def _move_aside(p: Path) -> Path:
+    """Rename ``p`` to a free ``<name>.old-<date>-<time>[-N]`` beside it (nothing is deleted)."""
+    import time
+
+    stem = f"{p.name}.old-{time.strftime('%Y%m%d-%H%M%S')}"
+    aside, n = p.with_name(stem), 1
+    while aside.exists() or aside.is_symlink():
+        n += 1
+        aside = p.with_name(f"{stem}-{n}")
+    os.replace(p, aside)
+    print(f"moved the earlier {p} aside to {aside}", flush=True)
+    return aside
 
 
 def write_bundle(path: str | os.PathLike, metadata: dict[str, Any],
-                 write_files: Callable[[Path], dict[str, Any]]) -> Bundle:
+                 write_files: Callable[[Path], dict[str, Any]], overwrite: bool = False) -> Bundle:
     """Write a bundle atomically: ``write_files(tmp)`` writes the model files into a temporary
     folder and returns metadata keys to add (checksums, ``files`` entries); the metadata is
-    validated against its task's schema, then the folder is renamed into place."""
+    validated against its task's schema, then the folder is renamed into place. An existing ``path``
+    follows `check_bundle_folder` (checked first and again before it is replaced): only an earlier bundle
+    of the same task holding nothing else is replaced; with ``overwrite`` one holding other files too is
+    moved aside; anything else is refused."""
     p = Path(path)
+    task = str(metadata.get("task", ""))
+    check_bundle_folder(p, task, overwrite)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{p.name}-", dir=p.parent))
     try:
@@ -271,8 +369,10 @@ def write_bundle(path: str | os.PathLike, metadata: dict[str, Any],
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)  # mkdtemp creates 0700; give the usual permissions
-        if p.exists():
-            shutil.rmtree(p)
+        if check_bundle_folder(p, task, overwrite):
+            _move_aside(p)
+        elif p.exists():
+            shutil.rmtree(p)   # an empty folder or an earlier bundle of this task, nothing else
         os.replace(tmp, p)
     finally:
         if tmp.exists():
@@ -311,15 +411,28 @@ def model_choices(task: str, labels: dict[str, str]) -> dict[str, str]:
 
 
 def find_bundle(name_or_path: str) -> Bundle:
-    """A bundle by folder path or by name on the search paths (clear error listing what exists)."""
-    p = Path(name_or_path)
+    """A bundle by name on the search paths first, then by folder path (clear error listing what exists).
+
+    Text written as a path (`orbitai.staging.looks_like_path`: ``./b``, ``models/b``, ``~/b``) is only a
+    folder; a bare name is a bundle's name first, a folder of that name in the working directory after."""
+    from orbitai.staging import looks_like_path
+
+    p = Path(name_or_path).expanduser()
+    as_path = looks_like_path(name_or_path)
+    available = []
+    if not as_path:
+        for b in iter_bundles():
+            if name_or_path in (b.name, b.path.name):
+                return b
+            available.append(b.name)
     if (p / METADATA).is_file():
         return load_bundle(p)
-    available = []
-    for b in iter_bundles():
-        if name_or_path in (b.name, b.path.name):
-            return b
-        available.append(b.name)
+    if p.is_dir():
+        raise BundleError(f"The folder {name_or_path} is not a model bundle (it has no {METADATA}); give a bundle "
+                          "folder written by 'orbitai ... train' or a bundle name ('orbitai info' lists them).")
+    if as_path:
+        raise BundleError(f"No model bundle folder {name_or_path}: it does not exist; give a bundle folder or a "
+                          "bundle name ('orbitai info' lists them).")
     raise BundleError(
         f"No model bundle named {name_or_path!r}. Available: {', '.join(available) or 'none'}. "
         "Pass a bundle folder path or set ORBITAI_MODEL_PATH."

@@ -46,7 +46,8 @@ class ClinicalFeature:
     def _range(self) -> str:
         lo = "-inf" if self.low is None else f"{self.low:g}"
         hi = "inf" if self.high is None else f"{self.high:g}"
-        return f"{lo} to {hi} {self.unit}".rstrip()
+        unit = "" if self.unit == f"{lo}-{hi}" else self.unit   # a score's "unit" is its range: said once
+        return f"{lo} to {hi} {unit}".rstrip()
 
     def parse(self, raw: object, case_id: str) -> float | None:
         """The value of one cell as a number (categorical: the level's index), None when missing.

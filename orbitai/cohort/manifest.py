@@ -3,11 +3,12 @@ needs ground truth); paths are relative to the CSV's folder or absolute. More co
 ``patient_id``, clinical features) are kept in :attr:`Case.row`."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from orbitai.errors import InputError
 from orbitai.io import Volume, read_volume
@@ -52,7 +53,10 @@ def read_manifest(path: str | Path, need_segmentation: bool = True) -> list[Case
         needed = ["case_id", "image"] + (["segmentation"] if need_segmentation else [])
         missing = [c for c in needed if c not in cols]
         if missing:
-            raise ManifestError(f"Manifest {path} lacks column(s) {missing}; it has {cols}.")
+            sep = next((s for s in (";", "\t", "|") if len(cols) == 1 and s in cols[0]), None)
+            hint = (f" (its header is separated by {'a tab' if sep == chr(9) else repr(sep)}: save it as a "
+                    "comma-separated CSV)" if sep else "")
+            raise ManifestError(f"Manifest {path} lacks column(s) {missing}; it has {cols}{hint}.")
         cases = []
         lines: dict[str, list[int]] = {}
         for i, row in enumerate(reader, start=2):
@@ -75,6 +79,20 @@ def read_manifest(path: str | Path, need_segmentation: bool = True) -> list[Case
             raise ManifestError(f"Manifest {path}: case_id {case_id!r} is listed more than once "
                                 f"(lines {', '.join(map(str, at))}); each case must appear once.")
     return cases
+
+
+@contextlib.contextmanager
+def naming_case(case_id: str) -> Iterator[None]:
+    """Errors about one case's inputs name the case: an `InputError` raised in the block (an unreadable,
+    empty or constant image, a bad segmentation) gets ``Case <id>: `` in front, once."""
+    try:
+        yield
+    except InputError as exc:
+        msg = str(exc.args[0]) if exc.args else str(exc)
+        if case_id and not msg.startswith(f"Case {case_id}"):
+            msg = "the" + msg[3:] if msg.startswith("The ") else msg
+            exc.args = (f"Case {case_id}: {msg}", *exc.args[1:])
+        raise
 
 
 def read_labels(path: Path) -> Volume:
@@ -110,8 +128,12 @@ def binary_label(case: Case, negative: str, positive: str) -> int:
 
 def read_labelled_manifest(path: str | Path, label: Callable[[Case], int]) -> list[Case]:
     """The manifest's cases with every label checked by ``label`` (a task's 0/1 reader naming the case)
-    before any image is read."""
+    and every image present, before any image is read (a missing one named with its case, not reported
+    later as a split or class problem)."""
     cases = read_manifest(path)
     for case in cases:
         label(case)
+    for case in cases:
+        if not case.image.exists():
+            raise ManifestError(f"Case {case.case_id}: the image {case.image} does not exist (manifest {path}).")
     return cases

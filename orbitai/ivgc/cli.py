@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, NoReturn, Optional
 
-from orbitai.cli import add_device_option
+from orbitai.cli import add_bundle_out_options, add_device_option, add_resample_option
 from orbitai.errors import InputError, OrbitAIError, UserError, one_line
 
 if TYPE_CHECKING:
@@ -52,6 +52,7 @@ def _add_features(s: argparse._SubParsersAction) -> None:
                         "analysis (the manifest's 'segmentation_2' column, else the documented perturbation of "
                         "the first)")
     _cluster_options(p)
+    add_resample_option(p)
     p.set_defaults(func=run_features)
 
 
@@ -106,7 +107,7 @@ def _add_train(s: argparse._SubParsersAction) -> None:
                                                               "(stratified; default 0.2, the paper's 4:1; 0: none)")
     p.add_argument("--seed", type=int, default=0)
     add_device_option(p)
-    p.add_argument("--out", required=True, help="bundle folder to write (replaced as a whole)")
+    add_bundle_out_options(p)
     p.set_defaults(func=run_train)
 
 
@@ -126,6 +127,7 @@ def _add_predict(s: argparse._SubParsersAction) -> None:
     p.add_argument("--clinical", metavar="FILE.json", help="the 16 clinical features as a JSON object "
                                                            "{feature: value} (RDINet clinical)")
     p.add_argument("--no-gradcam", action="store_true", help="skip the Grad-CAM map (image models)")
+    add_resample_option(p, "MRI")
     add_device_option(p)
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=run_predict)
@@ -239,7 +241,8 @@ def _extract(manifest: str, cache: Path, strategies: list[str], protocol: dict, 
         perturb = not has_second
     files, missing = cohort_inputs(manifest, column)
     run = extract_cohort(files, strategies, protocol, cache, workers=_workers(args), scheduler=args.scheduler,
-                         perturb=perturb, progress=emit, previous=previous)
+                         perturb=perturb, progress=emit, previous=previous,
+                         resample_masks=bool(getattr(args, "resample_masks", False)))
     run.failed.update(missing)
     return run
 
@@ -300,6 +303,9 @@ def run_features(args: argparse.Namespace) -> int:
     print(f"wrote {out}: {len(table.case_ids)} cases x {len(table.names)} features "
           f"({len(strategies)} ROI strateg{'y' if len(strategies) == 1 else 'ies'} x {n_feat}); "
           f"{len(run.computed)} extracted, {len(run.reused)} kept from the earlier run")
+    if args.resample_masks:
+        print("warning: --resample-masks: a segmentation not on its image's grid was resampled onto it (nearest "
+              "neighbour) instead of being refused")
     if run.failed:   # the finished cases stay in the cache too, for the rerun
         raise OrbitAIError(f"{len(run.failed)} of {len(run.failed) + len(table.case_ids)} cases failed: "
                            f"{_failures(run)}; the other {len(table.case_ids)} are in {out}")
@@ -321,17 +327,23 @@ def run_select(args: argparse.Namespace) -> int:
     strategies = [s.name for s in parse_strategies(args.strategies)]
     table = WideTable.from_csv(args.features)
     from orbitai.cohort.manifest import read_manifest
-    from orbitai.ivgc.features import SECOND_RATER_COLUMN
+    from orbitai.ivgc.features import SECOND_RATER_COLUMN, check_table_files, cohort_inputs
+    from orbitai.ivgc.select import check_cohort
 
     cases = read_manifest(args.manifest)
     second = SECOND_RATER_COLUMN in cases[0].row
-    cache = None
+    # everything that can be checked is checked before the second segmentation's features (the slow step)
+    check_cohort(cases, table, strategies, settings)
+    check_table_files(table, cohort_inputs(args.manifest)[0], f"--features {args.features}")
     if args.repeat:
         repeat = WideTable.from_csv(args.repeat)
+        check_table_files(repeat, cohort_inputs(args.manifest, SECOND_RATER_COLUMN if second else "segmentation")[0],
+                          f"--repeat {args.repeat}")
         source = f"features of the second segmentation in {args.repeat}"
     else:
         _workers(args)
         protocol = RadiomicsProtocol.load(args.protocol).to_dict()
+        # kept for the next run (each case checked against its files and settings before it is reused)
         cache = cache_folder(args.features).with_name(Path(args.features).name + ".reader2.cache")
         run = _extract(args.manifest, cache, strategies, protocol, args, reader=2)
         if run.table is None:
@@ -345,10 +357,6 @@ def run_select(args: argparse.Namespace) -> int:
     doc = select_cohort(cases, table, repeat, strategies, settings)
     doc["inputs"] = {"manifest": str(args.manifest), "features": str(args.features), "repeat": source}
     write_selection(doc, out)
-    if cache is not None:
-        import shutil
-
-        shutil.rmtree(cache, ignore_errors=True)    # the second segmentation's features are used up
     for name, res in doc["strategies"].items():
         print(f"{name:5s} {res['n_features']} features -> ICC {len(res['icc_kept'])} -> t-test "
               f"{len(res['ttest_kept'])} -> LASSO {len(res['selected'])}: {', '.join(res['selected'][:6])}"
@@ -374,7 +382,7 @@ def config_name(model: str, config: str) -> str:
 def read_training_inputs(args: argparse.Namespace, need_radiomics: bool) -> tuple[list, object, Optional[dict]]:
     """(cases with labels checked, feature table or None, selection or None), every file checked first."""
     from orbitai.cohort.manifest import read_manifest
-    from orbitai.ivgc.features import WideTable
+    from orbitai.ivgc.features import WideTable, check_table_files, cohort_inputs
     from orbitai.ivgc.select import read_selection
     from orbitai.ivgc.train import case_labels
 
@@ -385,6 +393,8 @@ def read_training_inputs(args: argparse.Namespace, need_radiomics: bool) -> tupl
     cases = read_manifest(args.manifest)
     case_labels(cases)
     table = WideTable.from_csv(args.features) if args.features else None
+    if table is not None:
+        check_table_files(table, cohort_inputs(args.manifest)[0], f"--features {args.features}")
     selection = read_selection(args.selection) if args.selection else None
     if (table is None) != (selection is None):
         raise UserError("Give --features and --selection together (or neither, for ResNet-50 alone).")
@@ -394,7 +404,7 @@ def read_training_inputs(args: argparse.Namespace, need_radiomics: bool) -> tupl
 def run_train(args: argparse.Namespace) -> int:
     from orbitai.device import select_device
     from orbitai.ivgc.rois import parse_strategies
-    from orbitai.ivgc.train import DEEP_KINDS, train_deep, train_radiomics
+    from orbitai.ivgc.train import DEEP_KINDS, TASK, train_deep, train_radiomics
     from orbitai.result import check_outputs
 
     strategy = parse_strategies([args.strategy])[0].name
@@ -409,17 +419,18 @@ def run_train(args: argparse.Namespace) -> int:
     cases, table, selection = read_training_inputs(args, need_radiomics=args.model != "resnet50")
     name = Path(args.out).name
     inputs = [args.manifest, args.features, args.selection, *(p for c in cases for p in (c.image, c.segmentation))]
-    check_outputs(args.out, inputs, beside=(f".{name}-training",) if deep else (), replaces_folder=True)
+    check_outputs(args.out, inputs, beside=(f".{name}-training",) if deep else (), bundle=TASK,
+                  overwrite=args.overwrite)
     data = f"{len(cases)} cases listed in {Path(args.manifest).name}"
     if deep:
         assert cfg is not None
         out = train_deep(cases, table, selection, cfg, strategy, Path(args.out), seed=args.seed,
                          holdout=args.holdout, epochs=args.epochs, device=select_device(args.device),
-                         training_data=data)
+                         training_data=data, overwrite=args.overwrite)
     else:
         assert selection is not None    # read_training_inputs refused a radiomics model without one
         out = train_radiomics(cases, table, selection, args.model, strategy, Path(args.out), seed=args.seed,
-                              training_data=data)
+                              training_data=data, overwrite=args.overwrite)
     print(f"wrote bundle {out}")
     return 0
 
@@ -429,7 +440,7 @@ def run_cv(args: argparse.Namespace) -> int:
 
     from orbitai.device import select_device
     from orbitai.ivgc.rois import parse_strategies
-    from orbitai.ivgc.train import CV_FILE, DEEP_KINDS, cross_validate
+    from orbitai.ivgc.train import CV_FILE, DEEP_KINDS, cross_validate, cv_entries
     from orbitai.result import check_outputs
 
     strategy = parse_strategies([args.strategy])[0].name
@@ -440,7 +451,7 @@ def run_cv(args: argparse.Namespace) -> int:
         raise UserError(f"--seed must be 0 or more, got {args.seed}.")
     cases, table, selection = read_training_inputs(args, need_radiomics=args.model != "resnet50")
     inputs = [args.manifest, args.features, args.selection, *(p for c in cases for p in (c.image, c.segmentation))]
-    check_outputs(args.out, inputs, (CV_FILE,))
+    check_outputs(args.out, inputs, cv_entries(args.folds if args.model in DEEP_KINDS else 0))
     s = cross_validate(cases, table, selection, args.model, strategy, Path(args.out), args.folds, args.seed, cfg,
                        args.epochs, select_device(args.device))
     print(json.dumps(s["mean_sd"], indent=2))
@@ -472,7 +483,8 @@ def run_predict(args: argparse.Namespace) -> int:
     clinical = read_clinical(args.clinical) if args.clinical else None
     device = select_device(args.device)
     pred = run_with_fallback(lambda d: predict_ivgc(args.image, args.segmentation, args.model, args.strategy,
-                                                    clinical, not args.no_gradcam, d, progress=emit), device)
+                                                    clinical, not args.no_gradcam, d, progress=emit,
+                                                    resample_masks=args.resample_masks), device)
     pred.result().write(out)     # staged beside OUT, moved into place when complete
     for w in pred.warnings:
         print(f"warning: {w}")

@@ -33,9 +33,9 @@ import numpy as np
 import torch
 
 from orbitai.classify.data import FileDataset, Sample
-from orbitai.cohort.manifest import Case, ManifestError, binary_label
+from orbitai.cohort.manifest import Case, ManifestError, binary_label, naming_case
 from orbitai.errors import InputError
-from orbitai.io import Volume, require_finite, resample_like
+from orbitai.io import Volume, require_values, resample_like
 
 if TYPE_CHECKING:
     from orbitai.ivgc.rois import RoiStrategy
@@ -127,7 +127,7 @@ class RoiCrop:
 
 def check_pair(image: Volume, labels: Volume) -> None:
     """Refuse a non-finite MRI or a segmentation off the MRI's grid."""
-    require_finite(image, "MRI")
+    require_values(image, "MRI")
     if labels.shape != image.shape or not labels.same_geometry(image, tol=1e-3):
         raise InputError(f"The segmentation (size {labels.size_xyz}, spacing {tuple(round(s, 4) for s in labels.spacing)})"
                          f" does not lie on the MRI's grid (size {image.size_xyz}, spacing "
@@ -235,7 +235,9 @@ class IvgcImageDataset(FileDataset):
 
     def _cache_path(self, image: Path, segmentation: Path) -> Path:
         assert self.cache_dir is not None
-        key = {"files": [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in (image, segmentation)],
+        from orbitai.bundle.core import sha256_input
+
+        key = {"files": [[str(p.resolve()), sha256_input(p)] for p in (image, segmentation)],
                "roi": [self.strategy.name, *self.strategy.values], "shape": self.shape,
                "margin_mm": self.margin_mm, "roi_only": self.roi_only, "version": PREPROCESS_VERSION}
         digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:24]
@@ -269,10 +271,12 @@ class IvgcImageDataset(FileDataset):
         """Case ``index``'s network input and crop."""
         image = self.files["image"][index]
         who = self.case_ids[index] if self.case_ids else image.name
-        return self.read(image, self.files["segmentation"][index], who)
+        with naming_case(self.case_ids[index] if self.case_ids else ""):
+            return self.read(image, self.files["segmentation"][index], who)
 
     def prepare(self, sample: Sample) -> Sample:
         """The :class:`FileDataset` transform: the case's file paths become its network input."""
         image, segmentation = Path(str(sample.pop("image"))), Path(str(sample.pop("segmentation")))
-        sample["image"], _ = self.read(image, segmentation, str(sample.get("case_id") or image.name))
+        with naming_case(str(sample.get("case_id") or "")):
+            sample["image"], _ = self.read(image, segmentation, str(sample.get("case_id") or image.name))
         return sample

@@ -81,7 +81,7 @@ def evaluate_ivgc(manifest: str | Path, models: Sequence[str], out: Path, featur
     failure or a cancel leaves no partial report."""
     from orbitai.bundle.models import DEFAULT_IVGC_MODELS, find_task_bundle, load_ivgc_model
     from orbitai.cohort.manifest import read_manifest
-    from orbitai.ivgc.features import WideTable
+    from orbitai.ivgc.features import WideTable, check_table_files, cohort_inputs
     from orbitai.ivgc.train import case_labels
     from orbitai.metrics.classification import binary_classification_metrics, table2_row
     from orbitai.metrics.figures import write_figures
@@ -91,13 +91,15 @@ def evaluate_ivgc(manifest: str | Path, models: Sequence[str], out: Path, featur
     if not models:
         raise InputError("Give at least one --model.")
     cases = read_manifest(manifest)
-    y = case_labels(cases)
+    y = case_labels(cases, "evaluation (AUC, sensitivity, specificity)")
     out = check_outputs(out, [manifest, features, *(p for c in cases for p in (c.image, c.segmentation))], REPORT_FILES)
     bundles = [find_task_bundle(DEFAULT_IVGC_MODELS.get(m, m), "ivgc_response", "an IVGC response model") for m in models]
     names = [b.name for b in bundles]
     if len(set(names)) != len(names):
         raise InputError(f"A model is named twice: {', '.join(names)}.")
     table = WideTable.from_csv(features) if features else None
+    if table is not None:     # rows of other images than the manifest's are refused, case ids alone would match
+        check_table_files(table, cohort_inputs(manifest)[0], f"--features {features}")
     probs: dict[str, np.ndarray] = {}
     seconds: dict[str, float] = {}
     for n, b in enumerate(bundles):

@@ -1,8 +1,9 @@
 """IVGC radiomics features: one patient's six ROI strategies, and a cohort on Dask.
 
 One case: :func:`load_case` reads the coronal T2 MRI and the recti segmentation and checks them
-(3D, finite, MRI not CT, labels of the orbit scheme, segmentation on the image's grid -- resampled
-by nearest neighbour when it overlaps the image, refused when not); :func:`case_features` gives
+(3D, finite, MRI not CT, labels of the orbit scheme, segmentation on the image's grid within half a
+voxel -- on another grid refused, or resampled by nearest neighbour when the user asks for it,
+:func:`orbitai.io.segmentation_on_image`); :func:`case_features` gives
 ``{"<strategy>_<pyradiomics name>": value}`` with each filtered image computed once
 (:class:`orbitai.radiomics.shared.SharedExtractor`).
 
@@ -39,15 +40,21 @@ log = logging.getLogger(__name__)
 SECOND_RATER_COLUMN = "segmentation_2"
 #: Column of ``features.csv`` with the digest of what each row was computed from.
 KEY_COLUMN = "inputs_sha256"
+#: Columns of ``features.csv`` with the SHA-256 of each row's image and segmentation files: a command
+#: reading the table compares them with the manifest's files (:func:`check_table_files`).
+FILE_COLUMNS = ("image_sha256", "segmentation_sha256")
 #: Share of the segmentation's labelled volume that must fall inside the image after resampling.
 MIN_OVERLAP = 0.5
 
 
 # --------------------------------------------------------------------------------------------- one case
-def load_case(image_path: str | os.PathLike, segmentation_path: str | os.PathLike, case_id: str = "") -> tuple[Any, np.ndarray]:
-    """(SimpleITK image, [z, y, x] label array on its grid) of one case, checked for IVGC radiomics."""
+def load_case(image_path: str | os.PathLike, segmentation_path: str | os.PathLike, case_id: str = "",
+              resample_masks: bool = False, warnings: Optional[list[str]] = None) -> tuple[Any, np.ndarray]:
+    """(SimpleITK image, [z, y, x] label array on its grid) of one case, checked for IVGC radiomics. A
+    segmentation off the image's grid is refused unless ``resample_masks`` (then resampled, and
+    ``warnings`` gets a line saying so: :func:`orbitai.io.segmentation_on_image`)."""
     from orbitai.cohort.manifest import read_labels
-    from orbitai.io import read_volume, resample_like
+    from orbitai.io import read_volume, require_contrast, segmentation_on_image
     from orbitai.ivgc.rois import check_label_values
     from orbitai.preprocess.checks import looks_like_ct
 
@@ -59,27 +66,23 @@ def load_case(image_path: str | os.PathLike, segmentation_path: str | os.PathLik
     if not np.isfinite(vol.array).all():
         raise InputError(f"{who}the image {Path(image_path).name} holds NaN or infinite values; radiomics needs "
                          "finite intensities.")
+    require_contrast(vol, f"image {Path(image_path).name}", case_id)
     if looks_like_ct(vol):
         raise InputError(f"{who}the image {Path(image_path).name} looks like CT (Hounsfield units: air near -1000); "
                          "IVGC radiomics needs a coronal T2 MRI.")
     labels = read_labels(Path(segmentation_path))
     what = f"{who}the segmentation {Path(segmentation_path).name}"
     check_label_values(labels.array, what[0].upper() + what[1:])
-    if not labels.same_geometry(vol, tol=1e-4):
-        before = float(np.count_nonzero(labels.array)) * labels.voxel_volume_mm3()
-        labels = resample_like(labels, vol, label=True)
-        after = float(np.count_nonzero(labels.array)) * labels.voxel_volume_mm3()
-        if before == 0 or after < MIN_OVERLAP * before:
-            share = 0.0 if before == 0 else 100 * after / before
-            raise InputError(f"{what[0].upper() + what[1:]} does not overlap the image (only {share:.0f} % of its "
-                             "labelled volume lies inside it); give the segmentation made on this image.")
-        log.info("%s: segmentation resampled onto the image grid (%.0f %% of its labelled volume inside)",
-                 case_id, 100 * after / before)
+    labels, warning = segmentation_on_image(vol, labels, what, resample_masks, min_inside=MIN_OVERLAP)
+    if warning is not None:
+        log.info("%s", warning)
+        if warnings is not None:
+            warnings.append(warning)
     return vol.to_sitk(), np.asarray(labels.array)
 
 
 def case_features(case_id: str, image: str, segmentation: str, strategies: Sequence[str],
-                  protocol: Mapping[str, Any], perturb: bool = False) -> dict[str, float]:
+                  protocol: Mapping[str, Any], perturb: bool = False, resample_masks: bool = False) -> dict[str, float]:
     """``{"<strategy>_<pyradiomics name>": value}`` of one case (``perturb``: of the documented
     perturbation of its segmentation, :func:`orbitai.ivgc.rois.perturb_labels`). Plain arguments,
     so that it runs on a Dask worker."""
@@ -88,7 +91,7 @@ def case_features(case_id: str, image: str, segmentation: str, strategies: Seque
     from orbitai.radiomics.shared import SharedExtractor
 
     chosen = parse_strategies(list(strategies))
-    img, labels = load_case(image, segmentation, case_id)
+    img, labels = load_case(image, segmentation, case_id, resample_masks)
     if perturb:
         labels = perturb_labels(labels, img.GetSpacing()[::-1], case_id)
     who = f"Case {case_id}: the segmentation {Path(segmentation).name}"
@@ -107,12 +110,15 @@ def case_features(case_id: str, image: str, segmentation: str, strategies: Seque
 class WideTable:
     """Cases x features, the format of ``features.csv``: ``case_id``, ``inputs_sha256`` (what the row
     was computed from: the case's files, strategies, protocol and pyradiomics version; lets a rerun
-    keep the row), then one column per feature. ``keys`` is empty for a table without that column."""
+    keep the row), ``image_sha256`` and ``segmentation_sha256`` (the SHA-256 of the row's two files,
+    compared with the manifest's by every command reading the table), then one column per feature.
+    ``keys`` / ``files`` are empty for a table without those columns."""
 
     case_ids: list[str]
     names: list[str]
     X: np.ndarray
     keys: list[str] = field(default_factory=list)
+    files: list[tuple[str, str]] = field(default_factory=list)
 
     def to_csv(self, path: str | os.PathLike) -> Path:
         """Write atomically (:func:`orbitai.staging.write_text_atomic`)."""
@@ -120,9 +126,11 @@ class WideTable:
 
         buf = io.StringIO()
         w = csv.writer(buf)
-        w.writerow(["case_id", *([KEY_COLUMN] if self.keys else []), *self.names])
+        w.writerow(["case_id", *([KEY_COLUMN] if self.keys else []), *(FILE_COLUMNS if self.files else ()),
+                    *self.names])
         for i, (cid, row) in enumerate(zip(self.case_ids, self.X)):
-            w.writerow([cid, *([self.keys[i]] if self.keys else []), *(repr(float(v)) for v in row)])
+            w.writerow([cid, *([self.keys[i]] if self.keys else []), *(self.files[i] if self.files else ()),
+                        *(repr(float(v)) for v in row)])
         return staging.write_text_atomic(path, buf.getvalue())
 
     @classmethod
@@ -137,10 +145,13 @@ class WideTable:
             raise InputError(f"{path} is not a feature table of 'orbitai ivgc features' ({one_line(exc)}).") from None
         header = rows_in[0] if rows_in else []
         skip = 2 if header[1:2] == [KEY_COLUMN] else 1
+        has_files = tuple(header[skip:skip + 2]) == FILE_COLUMNS
+        first = skip
+        skip += 2 if has_files else 0
         if not header or header[0] != "case_id" or len(header) <= skip:
             raise InputError(f"{path} is not a feature table of 'orbitai ivgc features' (first column case_id, "
                              "then one column per feature).")
-        ids, keys, rows = [], [], []
+        ids, keys, files, rows = [], [], [], []
         for i, r in enumerate(rows_in[1:], start=2):
             if len(r) != len(header):
                 raise InputError(f"{path} line {i}: {len(r)} values for {len(header)} columns.")
@@ -149,10 +160,12 @@ class WideTable:
             except ValueError:
                 raise InputError(f"{path} line {i}: a value is not a number.") from None
             ids.append(r[0])
-            if skip == 2:
+            if first == 2:
                 keys.append(r[1])
+            if has_files:
+                files.append((r[first], r[first + 1]))
         n = len(header) - skip
-        return cls(ids, header[skip:], np.array(rows, dtype=np.float64).reshape(len(ids), n), keys)
+        return cls(ids, header[skip:], np.array(rows, dtype=np.float64).reshape(len(ids), n), keys, files)
 
     def columns(self, prefix: str) -> tuple[list[str], np.ndarray]:
         """(names, values) of the features of one ROI strategy (names keep the prefix)."""
@@ -190,16 +203,52 @@ def _cache_file(folder: Path, case_id: str) -> Path:
     return folder / f"{safe}-{hashlib.sha256(case_id.encode()).hexdigest()[:10]}.npz"
 
 
-def case_key(image: Path, segmentation: Path, strategies: Sequence[str], protocol: Mapping[str, Any],
-             perturb: bool) -> str:
-    """What a cached case was computed from: input files' digests, strategies, protocol, versions."""
+def file_digests(image: Path, segmentation: Path) -> tuple[str, str]:
+    """The SHA-256 of a case's image and segmentation (:func:`orbitai.bundle.core.sha256_input`)."""
+    from orbitai.bundle.core import sha256_input
+
+    return sha256_input(image), sha256_input(segmentation)
+
+
+def case_key(digests: tuple[str, str], strategies: Sequence[str], protocol: Mapping[str, Any], perturb: bool,
+             resample_masks: bool = False) -> str:
+    """What a cached case was computed from: its files' digests (:func:`file_digests`), strategies,
+    protocol, versions (and ``resample_masks`` when set: a row of a resampled segmentation is not one
+    of a run that refuses it)."""
     import radiomics
 
-    from orbitai.bundle import sha256_file
-
-    doc = {"image": sha256_file(image), "segmentation": sha256_file(segmentation), "strategies": list(strategies),
+    image_sha, segmentation_sha = digests
+    doc = {"image": image_sha, "segmentation": segmentation_sha, "strategies": list(strategies),
            "protocol": protocol, "perturb": bool(perturb), "pyradiomics": radiomics.__version__}
+    if resample_masks:
+        doc["resample_masks"] = True
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def check_table_files(table: WideTable, cases: Sequence["CaseFiles"], source: str) -> None:
+    """Refuse, in one line naming the case, a row of ``table`` (read from ``source``) computed from other
+    files than the case's image and segmentation: the row's ``image_sha256`` / ``segmentation_sha256``
+    are compared with the files' (case ids alone would match another cohort's table). Cases without a
+    row are left to the caller (it names them); a table without those columns (written by hand or by an
+    older version) cannot be checked: one warning says so."""
+    if not table.files:
+        log.warning("%s has no %s columns: its rows are matched to the manifest by case id alone; rewrite it "
+                    "with 'orbitai ivgc features' to have them checked", source, " and ".join(FILE_COLUMNS))
+        return
+    rows = dict(zip(table.case_ids, table.files))
+    for c in cases:
+        if c.case_id not in rows:
+            continue
+        try:
+            actual = file_digests(c.image, c.segmentation)
+        except OSError as exc:
+            raise InputError(f"Case {c.case_id}: {exc.strerror or one_line(exc)}: {exc.filename}") from None
+        for what, path, recorded, digest in zip(("image", "segmentation"), (c.image, c.segmentation),
+                                                rows[c.case_id], actual):
+            if recorded != digest:
+                raise InputError(f"Case {c.case_id}: the row of {source} was computed from another {what} than "
+                                 f"{path} (SHA-256 {recorded[:12]}... vs {digest[:12]}...); recompute the table "
+                                 "with 'orbitai ivgc features' on this manifest.")
 
 
 def _cached(path: Path, key: str) -> Optional[dict[str, float]]:
@@ -248,12 +297,14 @@ def cohort_inputs(manifest: str | os.PathLike, column: str = "segmentation") -> 
 def extract_cohort(cases: Sequence[CaseFiles], strategies: Sequence[str], protocol: Mapping[str, Any],
                    cache: Optional[Path], workers: int = 2, scheduler: Optional[str] = None,
                    perturb: bool = False, progress: Optional[Callable[[int, int, str], None]] = None,
-                   bar: bool = True, previous: Optional[WideTable] = None) -> CohortRun:
+                   bar: bool = True, previous: Optional[WideTable] = None,
+                   resample_masks: bool = False) -> CohortRun:
     """Features of every case with ``workers`` Dask worker processes (``0``: in this process, no
     Dask), or on the cluster at ``scheduler``. A case whose row in ``previous`` (the last output)
     or whose entry in ``cache`` was computed from the same inputs and settings is reused; every
     finished case is stored in ``cache`` at once (so an interrupted run resumes); failures are
-    collected in the result, not raised."""
+    collected in the result, not raised. ``resample_masks``: a segmentation off its image's grid is
+    resampled onto it instead of failing its case (:func:`load_case`)."""
     run = CohortRun(table=None)
     earlier: dict[str, tuple[str, np.ndarray]] = {}
     if previous is not None and previous.keys:
@@ -261,10 +312,12 @@ def extract_cohort(cases: Sequence[CaseFiles], strategies: Sequence[str], protoc
     inputs = {c.case_id: (c.image, c.segmentation) for c in cases}
     results: dict[str, dict[str, float]] = {}
     keys: dict[str, str] = {}
+    digests: dict[str, tuple[str, str]] = {}
     todo: list[str] = []
     for cid, (img, seg) in inputs.items():
         try:
-            keys[cid] = case_key(img, seg, strategies, protocol, perturb)
+            digests[cid] = file_digests(img, seg)
+            keys[cid] = case_key(digests[cid], strategies, protocol, perturb, resample_masks)
         except OSError as exc:
             run.failed[cid] = InputError(f"Case {cid}: {exc.strerror or one_line(exc)}: {exc.filename}")
             continue
@@ -304,13 +357,14 @@ def extract_cohort(cases: Sequence[CaseFiles], strategies: Sequence[str], protoc
         if todo and workers == 0 and scheduler is None:
             for cid in todo:
                 try:
-                    value = case_features(cid, str(inputs[cid][0]), str(inputs[cid][1]), strategies, protocol, perturb)
+                    value = case_features(cid, str(inputs[cid][0]), str(inputs[cid][1]), strategies, protocol, perturb,
+                                          resample_masks)
                 except (OrbitAIError, OSError, ValueError, RuntimeError, MemoryError) as exc:
                     finished(cid, None, exc)
                 else:
                     finished(cid, value, None)
         elif todo:
-            _run_dask(todo, inputs, strategies, protocol, perturb, workers, scheduler, finished)
+            _run_dask(todo, inputs, strategies, protocol, perturb, workers, scheduler, finished, resample_masks)
     finally:
         pbar.close()
     order = [c.case_id for c in cases if c.case_id in results]
@@ -321,7 +375,7 @@ def extract_cohort(cases: Sequence[CaseFiles], strategies: Sequence[str], protoc
                 run.failed[cid] = InputError(f"Case {cid}: other features than case {order[0]}.")
         order = [c for c in order if c not in run.failed]
         run.table = WideTable(order, names, np.array([[results[c][n] for n in names] for c in order], np.float64),
-                              [keys[c] for c in order])
+                              [keys[c] for c in order], [digests[c] for c in order])
     return run
 
 
@@ -350,13 +404,52 @@ def _close_cluster(cluster: Any) -> None:
     cluster.close()
 
 
+class _NoDaskLines(logging.Filter):
+    """Drops Dask's (``distributed.*``) log records: on a cancel it logs "Couldn't gather", "Closing
+    scheduler", "killed by signal" and the like, at any level and from loggers with levels of their own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.startswith("distributed")
+
+
+_NO_DASK_LINES = _NoDaskLines()
+
+
+def _silence_dask() -> None:
+    """Without -v, no Dask log line reaches stderr for the rest of the process: the filter sits on the
+    handlers themselves (Dask's own on ``distributed`` and the root's), so neither a level Dask sets again
+    (``silence_logs``) nor the cluster closing at exit after a cancel brings its lines back."""
+    for name in ("distributed", ""):
+        for handler in logging.getLogger(name).handlers:
+            if _NO_DASK_LINES not in handler.filters:
+                handler.addFilter(_NO_DASK_LINES)
+
+
+def _start_local_cluster(**kwargs: Any) -> Any:
+    """A `LocalCluster`; a cancel (or failure) while it starts closes what was started there and then, so that
+    Dask's exit hook does not close a half-started cluster later and print its traceback."""
+    from dask.distributed import LocalCluster
+    from distributed.deploy.spec import SpecCluster
+
+    before = set(SpecCluster._instances)
+    try:
+        return LocalCluster(**kwargs)
+    except BaseException:
+        for cluster in set(SpecCluster._instances) - before:
+            SpecCluster._instances.discard(cluster)
+            with contextlib.suppress(Exception):
+                cluster.close(timeout=5)
+        raise
+
+
 def _run_dask(todo: Sequence[str], inputs: Mapping[str, tuple[Path, Path]], strategies: Sequence[str],
               protocol: Mapping[str, Any], perturb: bool, workers: int, scheduler: Optional[str],
-              finished: Callable[[str, Optional[dict[str, float]], Optional[BaseException]], None]) -> None:
+              finished: Callable[[str, Optional[dict[str, float]], Optional[BaseException]], None],
+              resample_masks: bool = False) -> None:
     """Submit every case to a Dask cluster; report each as it completes. A local cluster's scratch space
     (and lock files) live in a temporary folder removed with it."""
     import dask
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import Client, as_completed
 
     with contextlib.ExitStack() as stack:    # closed in reverse: client, cluster, config, scratch folder, log level
         dask_log = logging.getLogger("distributed")
@@ -365,6 +458,7 @@ def _run_dask(todo: Sequence[str], inputs: Mapping[str, tuple[Path, Path]], stra
             # future, and a cancel or a busy machine makes it log "still alive, killing" and the like.
             stack.callback(dask_log.setLevel, dask_log.level)
             dask_log.setLevel(logging.CRITICAL)
+            _silence_dask()
         if scheduler is not None:
             try:
                 client = Client(scheduler, timeout="10s")
@@ -375,14 +469,17 @@ def _run_dask(todo: Sequence[str], inputs: Mapping[str, tuple[Path, Path]], stra
             stack.callback(shutil.rmtree, scratch, ignore_errors=True)
             stack.enter_context(dask.config.set({"temporary-directory": scratch}))
             with _quiet_children():
-                cluster = LocalCluster(n_workers=max(1, min(workers, len(todo))), threads_per_worker=1,
-                                       processes=True, dashboard_address=":0", silence_logs=logging.ERROR,
-                                       local_directory=scratch)
+                cluster = _start_local_cluster(n_workers=max(1, min(workers, len(todo))), threads_per_worker=1,
+                                               processes=True, dashboard_address=":0", silence_logs=logging.ERROR,
+                                               local_directory=scratch)
                 stack.callback(_close_cluster, cluster)
+            if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+                _silence_dask()   # the cluster may have set up Dask's handlers anew
             client = Client(cluster)
         stack.callback(client.close)
         futures = {client.submit(case_features, cid, str(inputs[cid][0]), str(inputs[cid][1]), list(strategies),
-                                 dict(protocol), perturb, key=f"ivgc-radiomics-{i}-{cid}", pure=False): cid
+                                 dict(protocol), perturb, resample_masks, key=f"ivgc-radiomics-{i}-{cid}",
+                                 pure=False): cid
                    for i, cid in enumerate(todo)}
         for fut in as_completed(futures):
             cid = futures[fut]

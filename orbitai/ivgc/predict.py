@@ -4,7 +4,8 @@ features' values and, for the image models, a Grad-CAM map on the MRI's grid.
 
 The MRI and segmentation are read once and checked by the rules of the training inputs
 (:func:`orbitai.ivgc.features.load_case`: 3D, finite, MRI not CT, orbit labels, the segmentation
-resampled onto the MRI when it overlaps it, refused when it does not); the ROI strategy's recti must
+on the MRI's grid within half a voxel -- on another grid refused, or with ``--resample-masks``
+resampled onto it and said in ``warnings``); the ROI strategy's recti must
 all be there (:func:`orbitai.ivgc.rois.strategy_masks`). Radiomics come from the bundle's own
 protocol file, the network input from the bundle's input block, so prediction sees what training saw.
 """
@@ -135,8 +136,11 @@ def bundle_strategy(bundle: Bundle, strategy: Optional[str]) -> str:
 
 def predict_ivgc(image: str | Path, segmentation: str | Path, model: Optional[str] = None,
                  strategy: Optional[str] = None, clinical: Optional[Mapping[str, Any]] = None, gradcam: bool = True,
-                 device: Any = "cpu", progress: Optional[ProgressCallback] = None) -> IvgcPrediction:
-    """Predict one patient (see the module docstring); ``clinical``: ``{feature: value}`` or None."""
+                 device: Any = "cpu", progress: Optional[ProgressCallback] = None,
+                 resample_masks: bool = False) -> IvgcPrediction:
+    """Predict one patient (see the module docstring); ``clinical``: ``{feature: value}`` or None;
+    ``resample_masks``: a segmentation off the MRI's grid is resampled onto it (said in ``warnings``)
+    instead of refused."""
     from orbitai.bundle.models import load_ivgc_model
     from orbitai.ivgc.features import load_case
     from orbitai.ivgc.rois import parse_strategies, strategy_masks
@@ -161,7 +165,7 @@ def predict_ivgc(image: str | Path, segmentation: str | Path, model: Optional[st
         check_clinical_values(clinical)   # checked all the same (types, ranges)
         warnings.append(f"model {bundle.name} ({meta.get('kind')}) does not use clinical features; they were ignored")
     report(1, 5, "reading the MRI and the segmentation")
-    sitk_image, labels = load_case(image, segmentation)
+    sitk_image, labels = load_case(image, segmentation, resample_masks=resample_masks, warnings=warnings)
     masks = strategy_masks(labels, [roi], f"The segmentation {Path(segmentation).name}")
     sel = Selected.from_metadata(meta["selection"]) if meta.get("selection") else None
     features: list[FeatureValue] = []

@@ -58,10 +58,7 @@ def select_strategy(names: Sequence[str], X: np.ndarray, X_repeat: np.ndarray, y
     out: dict[str, Any] = {"n_features": len(names), "n_nonfinite": int((~finite).sum()), "icc_kept": icc_kept,
                            "ttest_kept": [], "selected": [], "coefficients": {}, "intercept": None,
                            "mean": {}, "scale": {}, "icc": {}, "p_value": {}, "lasso_alpha": None}
-    counts = np.bincount(y, minlength=2)
-    if counts.min() < settings.cv:
-        raise InputError(f"LASSO's {settings.cv}-fold cross-validation needs at least {settings.cv} cases of each "
-                         f"class; the manifest has {counts[0]} non-responders and {counts[1]} responders.")
+    check_classes(y, settings)
     if not icc_kept:
         out["note"] = f"no feature reached ICC >= {settings.icc_threshold}"
         return out
@@ -102,6 +99,28 @@ def select_strategy(names: Sequence[str], X: np.ndarray, X_repeat: np.ndarray, y
     if not selected:
         out["note"] = "LASSO kept no feature (every coefficient zero at the cross-validated penalty)"
     return out
+
+
+def check_classes(y: np.ndarray, settings: SelectionSettings) -> None:
+    """Refuse labels too few per class for LASSO's cross-validation (InputError with the counts)."""
+    counts = np.bincount(np.asarray(y, dtype=int), minlength=2)
+    if counts.min() < settings.cv:
+        raise InputError(f"LASSO's {settings.cv}-fold cross-validation needs at least {settings.cv} cases of each "
+                         f"class; the manifest has {counts[0]} non-responders and {counts[1]} responders.")
+
+
+def check_cohort(cases: Sequence[Any], table: Any, strategies: Sequence[str], settings: SelectionSettings) -> None:
+    """What :func:`select_cohort` needs of the manifest and the first table, checked before the second
+    segmentation's features are extracted (the slow step): every label, enough cases of each class, a row
+    for every case and the features of every strategy."""
+    from orbitai.ivgc.data import case_label
+
+    check_classes(np.array([case_label(c) for c in cases], dtype=int), settings)
+    table.rows([c.case_id for c in cases])
+    for s in strategies:
+        if not table.columns(s)[0]:
+            raise InputError(f"The feature table has no feature of ROI strategy {s!r}; extract it with "
+                             f"'orbitai ivgc features --strategies {s}'.")
 
 
 def select_cohort(cases: Sequence[Any], table: Any, repeat: Any, strategies: Sequence[str],

@@ -109,13 +109,14 @@ def clinical_matrix(cases: Sequence[Case]) -> tuple[np.ndarray, dict[str, float]
     return IVGC_CLINICAL.impute(raw, fill), fill
 
 
-def case_labels(cases: Sequence[Case]) -> np.ndarray:
-    """Every case's 0/1 label (checked, named) and both classes present."""
+def case_labels(cases: Sequence[Case], purpose: str = "training") -> np.ndarray:
+    """Every case's 0/1 label (checked, named) and both classes present (``purpose`` names what needs
+    them: training, evaluation)."""
     from orbitai.ivgc.data import case_label
 
     y = np.array([case_label(c) for c in cases], dtype=int)
     if len(set(y.tolist())) < 2:
-        raise ConfigError(f"All {len(cases)} cases have label {int(y[0]) if len(y) else '?'}; training needs "
+        raise ConfigError(f"All {len(cases)} cases have label {int(y[0]) if len(y) else '?'}; {purpose} needs "
                           "responders (1) and non-responders (0).")
     return y
 
@@ -138,9 +139,10 @@ def _protocol() -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------- radiomics
 def train_radiomics(cases: Sequence[Case], table: Any, selection: dict[str, Any], kind: str, strategy: str,
                     out: Path, seed: int = 0, training_data: str = "", protocol: Optional[dict] = None,
-                    cv_folds: int = 5) -> Path:
+                    cv_folds: int = 5, overwrite: bool = False) -> Path:
     """Fit a ``kind`` pipeline (svm, logreg, rf) on the selected features of ``strategy`` over all
-    ``cases`` and write the bundle ``out``; its stratified ``cv_folds``-fold CV AUC goes into the metadata."""
+    ``cases`` and write the bundle ``out`` (`orbitai.bundle.core.write_bundle`, ``overwrite``); its stratified
+    ``cv_folds``-fold CV AUC goes into the metadata."""
     from sklearn.base import clone
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
@@ -182,7 +184,7 @@ def train_radiomics(cases: Sequence[Case], table: Any, selection: dict[str, Any]
                           "selection": save_json(sel.to_metadata(), tmp / SELECTION_FILE),
                           "radiomics_protocol": save_json(protocol or _protocol(), tmp / PROTOCOL_FILE)}}
 
-    return write_bundle(out, meta, write).path
+    return write_bundle(out, meta, write, overwrite).path
 
 
 def _rounded(m: dict[str, Any]) -> dict[str, Any]:
@@ -211,11 +213,12 @@ def _metadata(name: str, kind: str, strategy: str, sel: Optional[Selected], clin
 def train_deep(cases: Sequence[Case], table: Any, selection: Optional[dict[str, Any]], config: str, strategy: str,
                out: Path, seed: int = 0, holdout: float = 0.2, epochs: Optional[int] = None, device: Any = "cpu",
                progress: Optional[ProgressCallback] = None, training_data: str = "",
-               num_workers: int = 0) -> Path:
+               num_workers: int = 0, overwrite: bool = False) -> Path:
     """Train the deep configuration ``config`` (:data:`orbitai.ivgc.configs.CONFIGS`) on ``cases`` with
     ``holdout`` of them (stratified, whole patients) set aside for the metadata's held-out metrics;
-    checkpoints in ``.<out name>-training`` beside ``out`` (rerun to resume; removed when a failure or
-    a cancel comes before the first checkpoint, `orbitai.staging.training_folder`)."""
+    checkpoints in ``.<out name>-training`` beside ``out`` (rerun to resume; removed when the bundle is
+    written, or when a failure or a cancel comes before the first checkpoint, `orbitai.staging.training_folder`);
+    ``overwrite``: see `orbitai.bundle.core.write_bundle`."""
     from orbitai.cohort.splits import stratified_holdout
     from orbitai.ivgc.configs import get_config
     from orbitai.staging import training_folder
@@ -239,7 +242,7 @@ def train_deep(cases: Sequence[Case], table: Any, selection: Optional[dict[str, 
     t0 = time.perf_counter()
     with training_folder(work):
         return _train_deep(cases, y, cfg, strategy, sel, radiomics, clinical, fill, tr, te, out, work, seed,
-                           epochs, device, progress, training_data, num_workers, t0)
+                           epochs, device, progress, training_data, num_workers, t0, overwrite)
 
 
 def _vectors(radiomics: Optional[np.ndarray], clinical: Optional[np.ndarray], idx: Sequence[int]) -> Optional[dict]:
@@ -280,7 +283,7 @@ def _fit_deep(cases, cfg, strategy: str, sel, radiomics, clinical, tr: Sequence[
 
 def _train_deep(cases, y, cfg, strategy: str, sel, radiomics, clinical, fill, tr, te, out: Path, work: Path, seed: int,
                 epochs: Optional[int], device, progress: ProgressCallback, training_data: str, num_workers: int,
-                t0: float) -> Path:
+                t0: float, overwrite: bool = False) -> Path:
     import torch
 
     from orbitai.bundle.core import WEIGHTS, sha256_file, write_bundle
@@ -320,9 +323,7 @@ def _train_deep(cases, y, cfg, strategy: str, sel, radiomics, clinical, fill, tr
             files["selection"] = save_json(sel.to_metadata(), tmp / SELECTION_FILE)
         return {"weights_sha256": sha256_file(tmp / WEIGHTS), "files": files}
 
-    path = write_bundle(out, meta, write).path
-    (work / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
-    return path
+    return write_bundle(out, meta, write, overwrite).path
 
 
 def _epoch_minutes(path: Path) -> float:
@@ -345,6 +346,11 @@ def _margin() -> float:
 # --------------------------------------------------------------------------------------------- cross-validation
 #: Files that :func:`cross_validate` writes into its output folder (beside one work folder per deep fold).
 CV_FILE = "cv.json"
+
+
+def cv_entries(folds: int) -> tuple[str, ...]:
+    """What :func:`cross_validate` writes into OUT with ``folds`` folds: ``cv.json`` and ``fold<k>`` folders."""
+    return (CV_FILE, *(f"fold{k}" for k in range(max(0, folds))))
 
 
 def cross_validate(cases: Sequence[Case], table: Any, selection: Optional[dict[str, Any]], kind: str, strategy: str,
@@ -370,7 +376,9 @@ def cross_validate(cases: Sequence[Case], table: Any, selection: Optional[dict[s
     X = feature_matrix(table, ids, sel.names) if sel is not None and kind != "resnet50" else None
     clinical = clinical_matrix(cases)[0] if kind == "rdinet_clinical" else None
     out = Path(out)
-    earlier = [p.name for p in out.glob("fold*") if p.is_dir()]
+    # an earlier run's fold folders (beside its cv.json) are replaced; nothing else in OUT is touched
+    earlier = [p.name for p in out.glob("fold*") if p.is_dir() and p.name[4:].isdigit()] \
+        if (out / CV_FILE).is_file() else []
     with staged_folder(out, replaces=[CV_FILE, *earlier], last=[CV_FILE]) as work:
         return _cross_validate(cases, y, X, clinical, sel, kind, strategy, work, folds, seed, config, epochs, device,
                                progress or emit, deep)

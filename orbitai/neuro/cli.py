@@ -10,7 +10,8 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from orbitai.cli import add_device_option, check_training_options, manifest_inputs
+from orbitai.cli import (add_bundle_out_options, add_device_option, add_resample_option, check_training_options,
+                         manifest_inputs)
 from orbitai.errors import UserError
 
 
@@ -20,6 +21,7 @@ def _flair_inputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lesions", metavar="SEG", help="an existing lesion segmentation of this FLAIR (label map or "
                                                      ".seg.nrrd, every non-zero voxel is lesion); default: computed")
     p.add_argument("--lesion-model", metavar="NAME", help="lesion segmentation bundle (default: the bundled one)")
+    add_resample_option(p, "FLAIR")
     add_device_option(p)
     p.add_argument("--out", required=True, help="output folder")
 
@@ -68,7 +70,7 @@ def _add_train(s: argparse._SubParsersAction) -> None:
     p.add_argument("--imagenet-sha256", metavar="HEX", help="SHA-256 of the --imagenet file")
     p.add_argument("--seed", type=int, default=0)
     add_device_option(p)
-    p.add_argument("--out", required=True, help="bundle folder to write (replaced as a whole)")
+    add_bundle_out_options(p)
     p.set_defaults(func=run_train)
 
 
@@ -142,7 +144,8 @@ def run_lesions(args: argparse.Namespace) -> int:
     out = _outputs(args)
     device = select_device(args.device)
     t0 = time.perf_counter()
-    found = run_with_fallback(lambda d: find_lesions(args.flair, args.lesions, args.lesion_model, d, emit), device)
+    found = run_with_fallback(lambda d: find_lesions(args.flair, args.lesions, args.lesion_model, d, emit,
+                                                     resample_masks=args.resample_masks), device)
     write_neuro_result(out, lesions_data(found, str(device), time.perf_counter() - t0), found.lesions,
                        found.table.lesions, found.extraction.mask)
     for w in found.warnings:
@@ -163,7 +166,7 @@ def run_predict(args: argparse.Namespace) -> int:
     out = _outputs(args)
     device = select_device(args.device)
     pred = run_with_fallback(lambda d: predict_neuro(args.flair, args.lesions, args.model, not args.no_heatmap, d,
-                                                     args.lesion_model, emit), device)
+                                                     args.lesion_model, emit, args.resample_masks), device)
     write_neuro_result(out, pred.data(), pred.found.lesions, pred.found.table.lesions, pred.found.extraction.mask,
                        pred.heatmap)
     for w in pred.found.warnings:
@@ -199,10 +202,12 @@ def run_train(args: argparse.Namespace) -> int:
         raise UserError(f"--imagenet {args.imagenet} is not a file.")
     cases = _cases(args.manifest)
     name = Path(args.out).name
-    check_outputs(args.out, manifest_inputs(args.manifest, cases), beside=(f".{name}-training",), replaces_folder=True)
+    check_outputs(args.out, manifest_inputs(args.manifest, cases), beside=(f".{name}-training",),
+                  bundle="neuro_differential", overwrite=args.overwrite)
     imagenet = (args.imagenet, args.imagenet_sha256) if args.imagenet else None
     out = train_bundle(cases, args.config, Path(args.out), args.seed, args.holdout, args.epochs, imagenet,
-                       training_data=f"{len(cases)} cases listed in {Path(args.manifest).name}")
+                       training_data=f"{len(cases)} cases listed in {Path(args.manifest).name}",
+                       overwrite=args.overwrite)
     print(f"wrote bundle {out}")
     return 0
 

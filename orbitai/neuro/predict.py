@@ -6,8 +6,8 @@ The chain, each step one function of its own module:
    (:func:`orbitai.neuro.anatomy.check_flair`);
 2. brain extraction and intracranial volume, with the location-class map
    (:func:`orbitai.neuro.anatomy.extract_brain`);
-3. the lesions: the user's segmentation (resampled onto the FLAIR when it overlaps it, refused when
-   it does not) or the lesion model's (:func:`orbitai.neuro.lesionseg.segment_lesions`);
+3. the lesions: the user's segmentation (on the FLAIR's grid within half a voxel; on another grid
+   refused, or with ``--resample-masks`` resampled onto it and said in ``warnings``) or the lesion model's (:func:`orbitai.neuro.lesionseg.segment_lesions`);
 4. the lesion table (:func:`orbitai.neuro.lesion_table.lesion_table`);
 5. with a classifier: its input as in training (:func:`orbitai.neuro.inputs.classifier_input`), the
    probability of NMOSD and an occlusion map mapped back onto the FLAIR's grid. Without any lesion
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 import numpy as np
 
 from orbitai.errors import InputError
-from orbitai.io import Volume
+from orbitai.io import RESAMPLE_OPTION, Volume
 from orbitai.progress import ProgressCallback
 
 if TYPE_CHECKING:
@@ -108,35 +108,37 @@ def read_flair(path: str | Path) -> tuple[Volume, list[str]]:
     return vol, list(getattr(acq, "notes", []) or [])
 
 
-def read_lesions(path: str | Path, flair: Volume) -> Volume:
+def read_lesions(path: str | Path, flair: Volume, resample: bool = False, warnings: Optional[list[str]] = None,
+                 case_id: str = "") -> Volume:
     """A lesion segmentation (label map or .seg.nrrd: every non-zero voxel is lesion) on the FLAIR's grid.
 
-    On another grid it is resampled (nearest neighbour) when at least :data:`MIN_OVERLAP` of its
-    labelled volume lies inside the FLAIR (Slicer often saves a segmentation cropped to its extent);
-    otherwise it is refused in one line."""
+    On another grid (beyond half a voxel: :func:`orbitai.io.segmentation_on_image`) it is refused in one
+    line, unless ``resample`` (``--resample-masks``): then resampled (nearest neighbour) when at least
+    :data:`MIN_OVERLAP` of its labelled volume lies inside the FLAIR, and ``warnings`` gets a line saying so."""
     from orbitai.cohort.manifest import read_labels
-    from orbitai.io import resample_like
+    from orbitai.io import segmentation_on_image
 
     p = Path(path)
+    who = f"Case {case_id}: the" if case_id else "The"
     if not p.exists():
-        raise InputError(f"The lesion segmentation {path} does not exist.")
+        raise InputError(f"{who} lesion segmentation {path} does not exist.")
     labels = read_labels(p)
     mask = labels.with_array((np.asarray(labels.array) != 0).astype(np.uint8))
-    if mask.same_geometry(flair, tol=1e-4):
-        return mask
-    before = float(np.count_nonzero(mask.array)) * mask.voxel_volume_mm3()
-    moved = resample_like(mask, flair, label=True)
-    after = float(np.count_nonzero(moved.array)) * moved.voxel_volume_mm3()
-    if before > 0 and after < MIN_OVERLAP * before:
-        raise InputError(f"The lesion segmentation {p.name} does not lie on the FLAIR (only {100 * after / before:.0f} "
-                         "% of its lesion volume is inside it); give the segmentation made on this FLAIR.")
-    log.info("lesion segmentation resampled onto the FLAIR grid")
-    return moved.with_array((np.asarray(moved.array) != 0).astype(np.uint8))
+    on_flair, warning = segmentation_on_image(flair, mask, f"{who} lesion segmentation {p.name}", resample,
+                                              image_name="FLAIR", option=RESAMPLE_OPTION if not case_id else None,
+                                              min_inside=MIN_OVERLAP)
+    if warning is not None:
+        log.info("%s", warning)
+        if warnings is not None:
+            warnings.append(warning)
+    return on_flair.with_array((np.asarray(on_flair.array) != 0).astype(np.uint8))
 
 
 def find_lesions(flair_path: str | Path, lesions_path: Optional[str | Path] = None, lesion_model: Optional[str] = None,
-                 device: Any = "cpu", progress: Optional[ProgressCallback] = None, steps: int = 4) -> NeuroLesions:
-    """Steps 1-4 (see the module docstring); ``progress`` gets steps 0..3 of ``steps``."""
+                 device: Any = "cpu", progress: Optional[ProgressCallback] = None, steps: int = 4,
+                 resample_masks: bool = False) -> NeuroLesions:
+    """Steps 1-4 (see the module docstring); ``progress`` gets steps 0..3 of ``steps``; ``resample_masks``:
+    a given segmentation off the FLAIR's grid is resampled (said in ``warnings``) instead of refused."""
     from orbitai.neuro.anatomy import check_flair, extract_brain
     from orbitai.neuro.lesion_table import lesion_table
 
@@ -144,12 +146,12 @@ def find_lesions(flair_path: str | Path, lesions_path: Optional[str | Path] = No
     report(0, steps, "reading the FLAIR")
     flair, notes = read_flair(flair_path)
     check_flair(flair)
-    given = read_lesions(lesions_path, flair) if lesions_path is not None else None
+    warnings: list[str] = []
+    given = read_lesions(lesions_path, flair, resample_masks, warnings) if lesions_path is not None else None
     report(1, steps, "brain extraction")
     extraction = extract_brain(flair)
     check_flair(flair, extraction)
     notes += list(extraction.notes)
-    warnings: list[str] = []
     if given is not None:
         lesions, source = given, "given"
     else:
@@ -165,7 +167,7 @@ def find_lesions(flair_path: str | Path, lesions_path: Optional[str | Path] = No
 
 def predict_neuro(flair_path: str | Path, lesions_path: Optional[str | Path] = None, model: Optional[str] = None,
                   heatmap: bool = True, device: Any = "cpu", lesion_model: Optional[str] = None,
-                  progress: Optional[ProgressCallback] = None) -> NeuroPrediction:
+                  progress: Optional[ProgressCallback] = None, resample_masks: bool = False) -> NeuroPrediction:
     """Steps 1-5: lesions, table, P(NMOSD) from the classifier bundle ``model`` (default: the bundled
     two-view demo) and its occlusion map on the FLAIR's grid."""
     from orbitai.bundle.models import load_neuro_model
@@ -177,7 +179,8 @@ def predict_neuro(flair_path: str | Path, lesions_path: Optional[str | Path] = N
     spec = meta.get("input") or {}
     mode = str(spec.get("mode"))
     threshold = float(meta.get("threshold", 0.5))
-    found = find_lesions(flair_path, lesions_path, lesion_model, device, report, steps=6)
+    found = find_lesions(flair_path, lesions_path, lesion_model, device, report, steps=6,
+                         resample_masks=resample_masks)
     architecture = str(meta.get("network") or bundle.architecture)     # twoview18, resnet3d34, ...
     if found.table.count == 0:
         reason = ("no white-matter lesion was found, so the NMOSD-vs-MS classifier does not apply (it was trained "

@@ -34,11 +34,14 @@ def case_label(case: Case) -> int:
 
 
 def _digest(cases: Sequence[Case], mode: str, size: int) -> str:
+    """What a cohort's classifier inputs are computed from: the input specification and each case's id,
+    files and their SHA-256 (:func:`orbitai.bundle.core.sha256_input`), so a cache is never used for other images."""
+    from orbitai.bundle.core import sha256_input
+
     h = hashlib.sha256(f"{mode}|{size}".encode())
     for c in cases:
         for p in (c.image, c.segmentation):
-            st = Path(p).stat() if p is not None else None
-            h.update(f"{c.case_id}|{p}|{st.st_size if st else ''}|{st.st_mtime_ns if st else ''}".encode())
+            h.update(f"{c.case_id}|{p}|{sha256_input(p) if p is not None else ''}".encode())
     return h.hexdigest()[:16]
 
 
@@ -46,6 +49,7 @@ def cohort_inputs(cases: Sequence[Case], mode: str, size: int, cache_dir: Option
                   progress: Optional[ProgressCallback] = None) -> np.ndarray:
     """(N, size, size, size) float32 classifier inputs of the cases (FLAIR + lesion segmentation), cached
     in ``cache_dir`` when given (a cache of other files or another specification is not used)."""
+    from orbitai.cohort.manifest import naming_case
     from orbitai.io import read_volume
     from orbitai.neuro.inputs import classifier_input
     from orbitai.neuro.predict import read_lesions
@@ -62,8 +66,9 @@ def cohort_inputs(cases: Sequence[Case], mode: str, size: int, cache_dir: Option
         if c.segmentation is None:
             raise ConfigError(f"Case {c.case_id}: the manifest gives no lesion segmentation; make one with "
                               "'orbitai neuro lesions' and list it in the 'segmentation' column.")
-        flair = read_volume(c.image)
-        x[i], _ = classifier_input(flair, read_lesions(c.segmentation, flair), mode, size)
+        with naming_case(c.case_id):
+            flair = read_volume(c.image)
+            x[i], _ = classifier_input(flair, read_lesions(c.segmentation, flair, case_id=c.case_id), mode, size)
         if progress:
             progress(i + 1, len(cases), f"classifier input of {c.case_id}")
     if cache is not None:
@@ -76,9 +81,10 @@ def cohort_inputs(cases: Sequence[Case], mode: str, size: int, cache_dir: Option
 
 def train_bundle(cases: Sequence[Case], config: str, out: Path, seed: int = 0, holdout: float = 0.2,
                  epochs: Optional[int] = None, imagenet: Optional[tuple[str, str]] = None,
-                 progress: Optional[ProgressCallback] = None, training_data: str = "") -> Path:
+                 progress: Optional[ProgressCallback] = None, training_data: str = "", overwrite: bool = False) -> Path:
     """Train configuration ``config`` (``orbitai neuro configs``) on the cases with ``holdout`` of them set
-    aside (stratified) for the metadata's held-out metrics; write the bundle ``out`` (replaced as a whole).
+    aside (stratified) for the metadata's held-out metrics; write the bundle ``out`` (`orbitai.bundle.core.write_bundle`:
+    an earlier bundle of this task is replaced, any other folder refused; ``overwrite`` moves one aside).
     The work folder ``.<out>-training`` beside it keeps the input cache and the checkpoints: the same
     command resumes; it is removed when the bundle is written (`orbitai.staging.training_folder`)."""
     from orbitai.bundle.core import save_bundle
@@ -89,11 +95,11 @@ def train_bundle(cases: Sequence[Case], config: str, out: Path, seed: int = 0, h
 
     cfg = get_config(config)
     labels = np.array([case_label(c) for c in cases])
+    if len(set(labels.tolist())) < 2:   # said as such, whatever --holdout (not as a split problem)
+        raise ConfigError(f"All {len(cases)} cases have label {int(labels[0])}; training needs MS (0) and NMOSD (1).")
     if holdout:
         tr, te = stratified_holdout(labels.tolist(), holdout, seed)
     else:
-        if len(set(labels.tolist())) < 2:
-            raise ConfigError(f"All {len(cases)} cases have the same label; training needs MS (0) and NMOSD (1).")
         tr, te = list(range(len(cases))), []
     out = Path(out)
     work = out.parent / f".{out.name}-training"
@@ -119,7 +125,7 @@ def train_bundle(cases: Sequence[Case], config: str, out: Path, seed: int = 0, h
             m = evaluate(predict(model, x[te]), labels[te])
             meta["heldout_metrics"] = {k: round(float(m[k]), 4) for k in ("accuracy", "sensitivity", "specificity",
                                                                           "auc")}
-        save_bundle(model.cpu(), out, meta)
+        save_bundle(model.cpu(), out, meta, overwrite)
     return out
 
 
@@ -179,8 +185,15 @@ def cross_validate_config(cases: Sequence[Case], config: str, out: Path, folds: 
         train_model
     from orbitai.staging import staged_folder
 
+    from orbitai.neuro.train import check_folds
+
     cfg = get_config(config)
     labels = np.array([case_label(c) for c in cases])
+    check_folds(labels, folds)       # before the classifier inputs and the lesion tables (the slow steps)
+    missing = [c.case_id for c in cases if c.segmentation is None]
+    if missing:
+        raise ConfigError(f"Case {missing[0]}: the manifest gives no lesion segmentation; make one with "
+                          "'orbitai neuro lesions' and list it in the 'segmentation' column.")
     report = progress or emit
     with staged_folder(Path(out), replaces=[CV_FILE, "work"], last=[CV_FILE]) as work:
         x = cohort_inputs(cases, cfg.input_mode, cfg.size, work / "work", lambda d, t, m: report(d, t, f"inputs: {m}"))
@@ -215,7 +228,7 @@ def lesion_summaries(cases: Sequence[Case], progress: Optional[ProgressCallback]
     for i, c in enumerate(cases):
         flair = read_volume(c.image)
         assert c.segmentation is not None
-        out.append(lesion_table(read_lesions(c.segmentation, flair), extract_brain(flair)).summary())
+        out.append(lesion_table(read_lesions(c.segmentation, flair, case_id=c.case_id), extract_brain(flair)).summary())
         if progress:
             progress(i + 1, len(cases), f"lesion table of {c.case_id}")
     return out

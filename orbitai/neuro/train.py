@@ -116,6 +116,15 @@ def evaluate(prob: np.ndarray, y: np.ndarray, threshold: float = 0.5) -> dict:
     return binary_classification_metrics(np.asarray(y).astype(int), prob, threshold)
 
 
+def check_folds(y: Sequence[int] | np.ndarray, folds: int) -> None:
+    """Refuse labels that cannot make ``folds`` stratified folds (InputError with the counts per class)."""
+    if folds < 2:
+        raise InputError(f"--folds must be at least 2, got {folds}.")
+    counts = np.bincount(np.asarray(y).astype(int), minlength=2)
+    if counts.min() < folds:
+        raise InputError(f"{folds}-fold stratified CV needs at least {folds} cases per class; got {counts.tolist()}.")
+
+
 def cross_validate(fit_predict: Callable[[np.ndarray, np.ndarray], np.ndarray], y: Sequence[int] | np.ndarray,
                    folds: int = 5, repeats: int = 15, seed: int = 0,
                    progress: Optional[ProgressCallback] = None) -> dict:
@@ -123,9 +132,7 @@ def cross_validate(fit_predict: Callable[[np.ndarray, np.ndarray], np.ndarray], 
     trains on the first indices and returns P(NMOSD) of the second. Returns per-fold metrics and
     their mean +- SD over all folds and repeats."""
     y = np.asarray(y).astype(int)
-    counts = np.bincount(y, minlength=2)
-    if counts.min() < folds:
-        raise InputError(f"{folds}-fold stratified CV needs at least {folds} cases per class; got {counts.tolist()}.")
+    check_folds(y, folds)
     rskf = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
     rows = []
     total = folds * repeats

@@ -12,6 +12,18 @@ MAX_CASES = 10000
 COHORT_ENTRIES = ("manifest.csv", "montage.png", "images", "segmentations")
 
 
+def earlier_cohort(folder: Path) -> bool:
+    """Whether ``folder`` holds an earlier phantom cohort (replaced by a new one): a ``manifest.csv`` and only
+    phantom case files (``<kind>_NNNN.nrrd``, ``.seg.nrrd``) in ``images/`` and ``segmentations/``."""
+    import re
+
+    names = re.compile("(" + "|".join(k.replace("-", "_") for k in KINDS) + r")_\d{4}(\.seg)?\.nrrd")
+    return (folder / "manifest.csv").is_file() and all(
+        (folder / sub).is_dir() or not (folder / sub).exists() for sub in ("images", "segmentations")) and all(
+        p.is_file() and names.fullmatch(p.name) for sub in ("images", "segmentations") if (folder / sub).is_dir()
+        for p in (folder / sub).iterdir())
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "phantom", help="write a synthetic cohort (orbital CT/MRI, domain-randomised, TAO, IVGC, brain FLAIR) with ground truth",
@@ -34,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from orbitai.errors import UserError
     from orbitai.phantoms.cohort import write_cohort
     from orbitai.progress import emit
+    from orbitai.result import check_foreign
     from orbitai.staging import staged_folder
 
     if args.n < 1:
@@ -48,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--atypical applies to brain-flair phantoms only, not {args.kind}.")
     if args.montage_cases < 0:
         raise UserError(f"--montage-cases must be 0 or more, got {args.montage_cases}.")
+    check_foreign(args.out, COHORT_ENTRIES, earlier=earlier_cohort)   # a real cohort's images are never replaced
     emit(0, args.n, f"generating {args.kind} phantoms")
     # The cohort is written beside --out and moved in when complete (manifest last): an interrupt or a
     # full disk leaves no cases without a manifest, and a previous cohort in --out is replaced, not mixed.

@@ -105,18 +105,24 @@ class RadiomicsProtocol:
 
 
 def _protocol_text(name_or_path: str | os.PathLike) -> tuple[str, str]:
+    """A shipped protocol's name first, then a path (`orbitai.staging.looks_like_path`: text written as a path
+    is only a path): a folder ``ivgc`` in the working directory never hides the shipped ``ivgc``."""
+    from orbitai.staging import looks_like_path
+
     path = Path(name_or_path)
-    if path.suffix.lower() in (".yaml", ".yml", ".json") or path.exists():
-        if not path.is_file():
-            raise InputError(f"No radiomics parameter file {path}; give a YAML/JSON file or one of the shipped "
-                             f"protocols {shipped_protocols()}.")
-        return path.read_text(), str(path)
     name = str(name_or_path)
+    as_path = looks_like_path(name, (".yaml", ".yml", ".json"))
     ref = resources.files("orbitai.radiomics").joinpath("params").joinpath(f"{name}.yaml")
-    if not ref.is_file():
-        raise InputError(f"Unknown radiomics protocol {name!r}; shipped: {shipped_protocols()}, or give a "
-                         "parameter file path.")
-    return ref.read_text(), f"{name}.yaml"
+    if not as_path and ref.is_file():
+        return ref.read_text(), f"{name}.yaml"
+    if path.is_file():
+        return path.read_text(), str(path)
+    if as_path or path.exists():
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise InputError(f"The radiomics parameter file {path} {what}; give a YAML/JSON file or one of the shipped "
+                         f"protocols {shipped_protocols()}.")
+    raise InputError(f"Unknown radiomics protocol {name!r}; shipped: {shipped_protocols()}, or give a "
+                     "parameter file path.")
 
 
 def _validate_pass(params: dict[str, Any], where: str) -> None:

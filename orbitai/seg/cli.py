@@ -173,7 +173,7 @@ def predict_one(image: str, out: Path, args: argparse.Namespace, models: _ModelC
     import time
 
     from orbitai.device import run_with_fallback
-    from orbitai.io import read_scan, require_finite, write_volume
+    from orbitai.io import read_scan, require_values, write_volume
     from orbitai.orbit.rules import structure_volumes
     from orbitai.orbit.segment import segment
     from orbitai.preprocess.checks import check_spacing, image_is_ct, looks_like_ct
@@ -182,7 +182,7 @@ def predict_one(image: str, out: Path, args: argparse.Namespace, models: _ModelC
 
     t0 = time.perf_counter()
     vol, acquisition = read_scan(image)     # tilted / unevenly spaced DICOM resampled, values in HU
-    require_finite(vol, "image")
+    require_values(vol, "image")
     check_spacing(vol, image)
     is_ct = looks_like_ct(vol) if args.model else image_is_ct(vol, image)   # refuses 8-bit CT
     for note in acquisition.notes:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from orbitai.io import Volume, VolumeError
+from orbitai.io import Volume, VolumeError, segmentation_on_image
 from orbitai.preprocess.grid import model_grid, resample_onto
 
 
@@ -19,10 +19,10 @@ def to_classes(labels: np.ndarray, lut: np.ndarray) -> np.ndarray:
     return lut[labels.astype(np.int64)]
 
 
-def resample_pair(image: Volume, labels: Volume, spacing: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """Image (linear) and labels (nearest) on the model's axis-aligned grid."""
-    if not image.same_geometry(labels, tol=1e-3):
-        raise VolumeError("Image and segmentation do not share the same geometry (size, spacing, origin, "
-                          "direction); resample the segmentation onto the image first.")
+def resample_pair(image: Volume, labels: Volume, spacing: Sequence[float],
+                  what: str = "the segmentation") -> tuple[np.ndarray, np.ndarray]:
+    """Image (linear) and labels (nearest) on the model's axis-aligned grid; labels off the image's grid
+    are refused in one line starting with ``what`` (:func:`orbitai.io.segmentation_on_image`)."""
+    labels, _ = segmentation_on_image(image, labels, what, option=None)
     ref = model_grid(image, spacing)
     return resample_onto(image, ref), resample_onto(labels, ref, label=True)

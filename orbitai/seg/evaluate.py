@@ -9,32 +9,16 @@ from typing import Any, Optional
 import numpy as np
 
 from orbitai.cohort.manifest import Case, ManifestError
-from orbitai.io import Volume
+from orbitai.io import Volume, grid_difference
 from orbitai.metrics.segmentation import Overlap, volume_agreement, volume_cm3
 from orbitai.progress import ProgressCallback, emit
 
 #: Files written into the ``--out`` folder.
 OUTPUT_FILES = ("per_case.csv", "summary.csv", "summary.json")
-#: How far a reference's grid may lie from its image's: spacing (relative), origin (in voxels),
-#: direction cosines (absolute) -- float round-off of file formats, not a misplaced reference.
-SPACING_RTOL, ORIGIN_VOXELS, DIRECTION_ATOL = 1e-4, 0.01, 1e-4
-
-
-def grid_difference(image: Volume, reference: Volume) -> str | None:
-    """How ``reference``'s grid differs from ``image``'s (shape, spacing, origin or direction), or
-    None when it lies on the same grid within the tolerances above."""
-    if image.shape != reference.shape:
-        return f"shape {reference.shape} instead of the image's {image.shape}"
-    sp_i, sp_r = np.asarray(image.spacing, float), np.asarray(reference.spacing, float)
-    if not np.allclose(sp_r, sp_i, rtol=SPACING_RTOL, atol=0):
-        return f"spacing {tuple(round(float(v), 4) for v in sp_r)} mm instead of {tuple(round(float(v), 4) for v in sp_i)} mm"
-    shift = np.asarray(reference.origin, float) - np.asarray(image.origin, float)
-    if np.abs(shift).max() > ORIGIN_VOXELS * sp_i.min():
-        return (f"origin shifted by {tuple(round(float(v), 3) for v in shift)} mm "
-                f"({float(np.linalg.norm(shift)):.3f} mm)")
-    if not np.allclose(reference.direction, image.direction, atol=DIRECTION_ATOL):
-        return "a different direction (orientation) matrix"
-    return None
+#: How far (in voxels, at any corner) a reference's grid may lie from its image's: scored voxel by voxel, a
+#: reference is held to float round-off of file formats (:func:`orbitai.io.grid_difference`, the one grid
+#: check; a segmentation given as a model's input is allowed half a voxel).
+ORIGIN_VOXELS = 0.01
 
 
 def check_reference(case_id: str, image: Volume, reference: Volume) -> None:
@@ -43,7 +27,7 @@ def check_reference(case_id: str, image: Volume, reference: Volume) -> None:
     misplaced or mislabelled reference as if it were right. It is never resampled silently."""
     from orbitai.labels import LABEL_BY_NAME
 
-    diff = grid_difference(image, reference)
+    diff = grid_difference(image, reference, ORIGIN_VOXELS)
     if diff is not None:
         raise ManifestError(f"Case {case_id}: the reference segmentation does not lie on the image's grid: {diff}; "
                             "export it on the image's geometry (e.g. from Slicer with the image as reference).")

@@ -54,7 +54,8 @@ def prepare(cases: list[Case], cfg: SegConfig, progress: Optional[ProgressCallba
     out = []
     lut = class_lut(cfg.spec.structures)
     for n, c in enumerate(cases, 1):
-        img, lab = resample_pair(read_volume(c.image), c.labels(), cfg.spec.spacing)
+        img, lab = resample_pair(read_volume(c.image), c.labels(), cfg.spec.spacing,
+                                 f"Case {c.case_id}: the segmentation {Path(c.segmentation or '').name}")
         out.append(Prepared(c.case_id, normalise(img, cfg.spec.intensity), to_classes(lab, lut)))
         if progress:
             progress(n, len(cases), f"prepared {c.case_id}")
@@ -159,7 +160,7 @@ def validate(model: torch.nn.Module, val: list[Prepared], cfg: SegConfig, device
 def train(cases: list[Case], cfg: SegConfig, out: Path, seed: int = 0, folds: int = 1, fold: int = 0,
           epochs: Optional[int] = None, device: str | torch.device = "cpu", resume: bool = True,
           time_limit_s: Optional[float] = None, progress: Optional[ProgressCallback] = None,
-          training_data: str = "", init: Optional[str] = None) -> Path:
+          training_data: str = "", init: Optional[str] = None, overwrite: bool = False) -> Path:
     """Train ``cfg`` on ``cases`` and write a bundle to ``out`` (returns its path). ``epochs``
     overrides the configuration's (at least 1; None: the configuration's); the bundle's metadata
     records the epochs actually run (fewer after ``time_limit_s``).
@@ -207,7 +208,9 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, seed: int = 0, folds: in
         return augment(img, lab, rng, cfg)
     metrics_path = out.parent / f"{out.name}-metrics.csv"
     # a failure or a cancel before the first checkpoint removes the work folder and the metrics file
-    with training_folder(work, beside=[metrics_path]):
+    done_epochs = 0   # what the model has run (a checkpoint may hold more than asked)
+    # a success removes the work folder too, unless --time-limit cut the schedule short (a rerun goes on)
+    with training_folder(work, beside=[metrics_path], finished=lambda: done_epochs >= epochs):
         work.mkdir(parents=True, exist_ok=True)
         model = build_model(cfg.arch, **cfg.arch_args).to(device)
         if init_bundle is not None:
@@ -294,5 +297,5 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, seed: int = 0, folds: in
                if init_bundle is not None else {}),
             "metrics": {"validation_dice": last_val} if last_val else {},
         }
-        save_bundle(model.cpu(), out, meta)
+        save_bundle(model.cpu(), out, meta, overwrite)
     return out

@@ -5,7 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
-from orbitai.cli import add_device_option, check_training_options, manifest_inputs
+from orbitai.cli import (add_bundle_out_options, add_device_option, add_resample_option, check_training_options,
+                         manifest_inputs)
 from orbitai.errors import UserError
 
 #: The figure that ``predict --figure`` adds to OUT.
@@ -24,6 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--segmentation", help="orbit segmentation (.seg.nrrd or label map) placing the crops; "
                                            "default: found by OrbitSegmentation's MRI model")
     pr.add_argument("--model", default="B", help="A, B (the bundled demo networks) or a bundle name/folder (default B)")
+    add_resample_option(pr, "MRI")
     add_device_option(pr)
     pr.add_argument("--no-maps", action="store_true", help="skip the occlusion and Grad-CAM maps")
     pr.add_argument("--figure", action="store_true", help="also write OUT/tao_maps.png (inputs with both maps)")
@@ -36,6 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--out", required=True, help="report folder (predictions.csv, metrics.json, report.png)")
     ev.add_argument("--auto-orbits", action="store_true", help="ignore the manifest's segmentations; find the orbits")
     ev.add_argument("--no-maps", action="store_true", help="skip the maps (faster; no occlusion-mass figure)")
+    add_resample_option(ev, "MRI")
     add_device_option(ev)
     ev.set_defaults(func=run_evaluate)
 
@@ -44,7 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                   "20 %% of the cases held out as a test split; resumable; per-epoch CSV.")
     tr.add_argument("--manifest", required=True, help="CSV with case_id,image,segmentation,label (1 = active)")
     tr.add_argument("--network", default="B", help="A or B (demo configurations) or a configuration name")
-    tr.add_argument("--out", required=True, help="bundle folder to write")
+    add_bundle_out_options(tr)
     tr.add_argument("--epochs", type=int, help="override the number of epochs (the decay epoch scales along)")
     tr.add_argument("--holdout", type=float, default=0.2, help="fraction of cases held out as test split (default 0.2)")
     tr.add_argument("--seed", type=int, default=0)
@@ -81,7 +84,9 @@ def run_predict(args) -> int:
     labels = read_labels(Path(args.segmentation)) if args.segmentation else None
     device = select_device(args.device)
     pred = run_with_fallback(lambda d: predict_tao(image, labels, args.model, d, maps=not args.no_maps,
-                                                   progress=emit), device)
+                                                   progress=emit, resample_masks=args.resample_masks,
+                                                   what=f"the segmentation {Path(args.segmentation or '').name}"),
+                             device)
 
     def write_figure(tmp: Path) -> dict[str, str]:
         from orbitai.tao.figure import save_tao_figure
@@ -105,7 +110,8 @@ def run_evaluate(args) -> int:
     from orbitai.tao.evaluate import evaluate_tao
 
     m = evaluate_tao(args.manifest, args.model, Path(args.out), select_device(args.device),
-                     use_segmentation=not args.auto_orbits, maps=not args.no_maps, progress=emit)
+                     use_segmentation=not args.auto_orbits, maps=not args.no_maps, progress=emit,
+                     resample_masks=args.resample_masks)
     keys = ("accuracy", "precision", "sensitivity", "specificity", "f1", "auc", "auc_ci95",
             "occlusion_mass_on_eom_active_mean")
     print(json.dumps({k: m[k] for k in keys if k in m}, indent=2, default=float))
@@ -132,10 +138,10 @@ def run_train(args) -> int:
     cases = read_labelled_manifest(args.manifest)
     name = Path(args.out).name   # the bundle replaces OUT as a whole; its work folder lies beside it
     check_outputs(args.out, manifest_inputs(args.manifest, cases), beside=(f".{name}-training",),
-                  replaces_folder=True)
+                  bundle="tao_activity", overwrite=args.overwrite)
     out = train_tao(cases, cfg, Path(args.out), seed=args.seed, holdout=args.holdout, epochs=args.epochs,
                     device=select_device(args.device),
-                    training_data=f"{len(cases)} cases listed in {Path(args.manifest).name}")
+                    training_data=f"{len(cases)} cases listed in {Path(args.manifest).name}", overwrite=args.overwrite)
     print(f"wrote bundle {out}")
     return 0
 
@@ -143,16 +149,15 @@ def run_train(args) -> int:
 def run_cv(args) -> int:
     from orbitai.device import select_device
     from orbitai.result import check_outputs
-    from orbitai.tao.train import CV_FILES
     from orbitai.tao.configs import get_config
-    from orbitai.tao.train import cross_validate
+    from orbitai.tao.train import cross_validate, cv_entries
 
     check_training_options(args)
     cases = read_labelled_manifest(args.manifest)
     if args.folds > len(cases):
         raise UserError(f"--folds {args.folds} needs at least {args.folds} cases, the manifest has {len(cases)}; "
                         "give more cases or fewer folds.")
-    check_outputs(args.out, manifest_inputs(args.manifest, cases), CV_FILES)
+    check_outputs(args.out, manifest_inputs(args.manifest, cases), cv_entries(args.folds, args.runs))
     s = cross_validate(cases, get_config(args.network), Path(args.out), args.folds,
                        args.runs, args.seed, args.epochs, select_device(args.device))
     print(json.dumps(s["mean_sd"], indent=2))

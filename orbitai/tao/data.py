@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 
 from orbitai.checkpoint import REBUILDING, discard, load_arrays, save_arrays
-from orbitai.cohort.manifest import Case, ManifestError, binary_label, read_labels
+from orbitai.cohort.manifest import Case, ManifestError, binary_label, naming_case, read_labels
 from orbitai.io import read_volume
 from orbitai.progress import ProgressCallback
 from orbitai.tao.preprocess import CROP_PIXELS, NET_PIXELS, preprocess_eyes
@@ -44,7 +44,9 @@ def _case_eyes(case: Case) -> tuple[list[np.ndarray], list[str], int, list[str]]
         raise ManifestError(f"Case {case.case_id} has no segmentation; training places the orbit crops "
                             "from the manifest's 'segmentation' column.")
     label = case_label(case)
-    crops = preprocess_eyes(read_volume(case.image), read_labels(case.segmentation))
+    with naming_case(case.case_id):
+        crops = preprocess_eyes(read_volume(case.image), read_labels(case.segmentation),
+                                what=f"Case {case.case_id}: the segmentation {Path(case.segmentation).name}", option=None)
     return [c.canonical() for c in crops], [c.side for c in crops], label, [w for c in crops for w in c.warnings]
 
 
@@ -65,9 +67,15 @@ def prepare_eyes(cases: list[Case], progress: Optional[ProgressCallback] = None,
                  cache: Optional[Path] = None, workers: Optional[int] = None) -> EyeSamples:
     """Preprocess every case's eyes (the manifest's segmentation places the crops), ``workers``
     cases at a time (default: one per CPU core). With ``cache`` the arrays are kept in that
-    checksummed .npz and reused when the case list is the same; a corrupt cache is named and rebuilt."""
-    key = "|".join(f"{c.case_id}:{c.image}:{c.segmentation}:{c.row.get('label', '')}" for c in cases)
+    checksummed .npz and reused when the case list and every file's SHA-256 are the same (never for other
+    images at the same paths); a corrupt cache is named and rebuilt."""
+    from orbitai.bundle.core import sha256_input
+
+    key = ""
     if cache is not None:
+        key = "|".join(f"{c.case_id}:{c.image}:{sha256_input(c.image)}:{c.segmentation}:"
+                       f"{sha256_input(c.segmentation) if c.segmentation is not None else ''}:{c.row.get('label', '')}"
+                       for c in cases)
         cached = _read_cache(cache, key)
         if cached is not None:
             return cached

@@ -2,13 +2,14 @@
 a report (CSV, JSON, PNG), and where the occlusion maps put their mass (extraocular muscles)."""
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
-from orbitai.cohort.manifest import read_labels, read_manifest
+from orbitai.cohort.manifest import naming_case, read_labels, read_manifest
 from orbitai.errors import InputError
 from orbitai.io import read_volume
 from orbitai.labels import GROUPS, values_for
@@ -34,11 +35,12 @@ def occlusion_mass_on(eye: EyeResult, labels, values=EOM_VALUES) -> float:
 
 
 def evaluate_tao(manifest: str | Path, model: str, out: Path, device="cpu", use_segmentation: bool = True,
-                 maps: bool = True, progress: Optional[ProgressCallback] = None) -> dict:
+                 maps: bool = True, progress: Optional[ProgressCallback] = None, resample_masks: bool = False) -> dict:
     """Predict every case of ``manifest`` (one row per eye) and write the cohort report
     (:data:`REPORT_FILES`) to ``out``. The manifest (each case once, every label 0 or 1) and the
     output folder (never over an input) and the model are checked before any prediction; the report is
-    written whole or, on a failure or a cancel, not at all."""
+    written whole or, on a failure or a cancel, not at all. ``resample_masks``: a segmentation off its
+    MRI's grid is resampled onto it (a warning per case) instead of refused."""
     from orbitai.bundle.models import DEFAULT_TAO_MODELS, find_task_bundle
     from orbitai.metrics.classification import write_cohort_report
     from orbitai.result import check_outputs
@@ -55,8 +57,14 @@ def evaluate_tao(manifest: str | Path, model: str, out: Path, device="cpu", use_
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     for n, (case, y) in enumerate(zip(cases, truth), start=1):
-        labels = read_labels(case.segmentation) if case.segmentation is not None else None
-        pred = predict_tao(read_volume(case.image), labels if use_segmentation else None, model, device, maps=maps)
+        with naming_case(case.case_id):
+            labels = read_labels(case.segmentation) if case.segmentation is not None else None
+            pred = predict_tao(read_volume(case.image), labels if use_segmentation else None, model, device,
+                               maps=maps, what=f"Case {case.case_id}: the segmentation "
+                               f"{Path(case.segmentation or '').name}", resample_masks=resample_masks)
+        for w in pred.warnings:     # a segmentation resampled as --resample-masks asked (other warnings: per eye)
+            if w.startswith(f"Case {case.case_id}:"):
+                print(f"warning: {w}", file=sys.stderr)
         for e in pred.eyes:
             row = {"case_id": case.case_id, "side": e.crop.side, "y_true": y, "prob": e.probability_active,
                    "call": int(e.probability_active >= pred.threshold), "seconds": round(pred.seconds, 3)}

@@ -98,9 +98,11 @@ def explain_eye(model: torch.nn.Module, x: np.ndarray, target: int, device="cpu"
 
 def predict_tao(image: Volume, labels: Optional[Volume], model_name: str = "B", device="cpu",
                 maps: bool = True, threshold: float = 0.5,
-                progress: Optional[ProgressCallback] = None) -> TaoPrediction:
+                progress: Optional[ProgressCallback] = None, resample_masks: bool = False,
+                what: str = "the orbit segmentation") -> TaoPrediction:
     """Classify each eye of an axial T2 MRI as active/inactive TAO; ``labels`` (orbit scheme)
-    place the crops, else OrbitSegmentation's MRI model finds the orbits."""
+    place the crops, else OrbitSegmentation's MRI model finds the orbits. Given ``labels`` off the MRI's
+    grid are refused (naming ``what``) unless ``resample_masks`` (then said in ``warnings``)."""
     t0 = time.perf_counter()
     report = progress or (lambda d, t, m: None)
     check_tao_input(image)
@@ -114,7 +116,8 @@ def predict_tao(image: Volume, labels: Optional[Volume], model_name: str = "B", 
         source = "predicted by OrbitSegmentation"
     report(2, 4, f"preprocessing ({'N4, ' if spec.bias_field == 'n4' else ''}z-score, orbit crops)")
     crops = preprocess_eyes(image, labels, n4=spec.bias_field == "n4", crop_pixels=spec.crop_pixels,
-                            slices=spec.slices, side_mm=spec.crop_side_mm, net_pixels=spec.net_pixels)
+                            slices=spec.slices, side_mm=spec.crop_side_mm, net_pixels=spec.net_pixels,
+                            resample_masks=resample_masks, what=what)
     x = centre_crop(np.stack([c.canonical() for c in crops]), spec.net_pixels)
     probs = predict_proba(model, x, device)[:, 1]
     eyes = [EyeResult(c, float(p)) for c, p in zip(crops, probs)]

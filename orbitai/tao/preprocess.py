@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from orbitai.io import Volume, VolumeError, require_finite, resample_like
+from orbitai.io import RESAMPLE_OPTION, Volume, VolumeError, require_values, resample_like, segmentation_on_image
 from orbitai.labels import values_for
 from orbitai.orbit.rules import OrbitNotFoundError
 from orbitai.preprocess.bias import n4_correct
@@ -104,7 +104,7 @@ class EyeCrop:
 
 def check_tao_input(image: Volume, slices: int = N_SLICES) -> None:
     """Raise a clear error for input TAOActivity cannot use."""
-    require_finite(image, "image")
+    require_values(image, "image")
     if image.array.ndim != 3 or min(image.shape) < slices:
         raise VolumeError(f"The image has {min(image.shape)} slice(s) along one axis; TAOActivity needs an "
                           f"axial orbital T2 MRI with at least {slices} slices through the orbits.")
@@ -181,13 +181,16 @@ def _region_around(image: Volume, grid: Volume, margin_mm: float = 8.0) -> Volum
 
 def preprocess_eyes(image: Volume, labels: Volume, n4: bool = True, crop_pixels: int = CROP_PIXELS,
                     slices: int = N_SLICES, side_mm: float = CROP_SIDE_MM,
-                    net_pixels: int = NET_PIXELS) -> list[EyeCrop]:
+                    net_pixels: int = NET_PIXELS, resample_masks: bool = False,
+                    what: str = "the orbit segmentation", option: str | None = RESAMPLE_OPTION) -> list[EyeCrop]:
     """Both eyes' crops (right first). Raises :class:`~orbitai.orbit.rules.OrbitNotFoundError` when
     no eye is usable; an eye that cannot be used is left out with a warning on the other. The crop
-    geometry defaults to the paper's; a bundle's input block (`orbitai.tao.spec`) may set it."""
+    geometry defaults to the paper's; a bundle's input block (`orbitai.tao.spec`) may set it. ``labels``
+    off the MRI's grid are refused in one line starting with ``what``, or with ``resample_masks`` resampled
+    onto it with a warning (:func:`orbitai.io.segmentation_on_image`; ``option``: the command's option asking
+    for that, None for a command without one)."""
     check_tao_input(image, slices)
-    if labels.shape != image.shape or not labels.same_geometry(image, tol=1e-3):
-        labels = resample_like(labels, image, label=True)
+    labels, resampled = segmentation_on_image(image, labels, what, resample_masks, image_name="MRI", option=option)
     crops, missing = [], []
     flip_i = image.direction[0, 0] < 0     # canonical: axis 2 towards patient left (+x LPS)
     flip_j = image.direction[1, 1] < 0     # canonical: axis 1 towards posterior (+y LPS)
@@ -214,4 +217,5 @@ def preprocess_eyes(image: Volume, labels: Volume, n4: bool = True, crop_pixels:
                             + ". Check that the MRI covers the orbits, or provide an orbit segmentation.")
     for c in crops:
         c.warnings += [f"No eyeball found on the {s}; that eye was not classified." for s in missing]
+        c.warnings += [resampled] if resampled else []
     return crops

@@ -29,6 +29,16 @@ log = logging.getLogger(__name__)
 CV_FILES = ("cv.json", "eyes.npz", "eyes.npz" + SIDECAR_SUFFIX)
 
 
+def _is_fold(name: str) -> bool:
+    run, _, fold = name.partition("_")
+    return run[:3] == "run" and run[3:].isdigit() and fold[:4] == "fold" and fold[4:].isdigit()
+
+
+def cv_entries(folds: int, runs: int) -> tuple[str, ...]:
+    """What :func:`cross_validate` writes into OUT: `CV_FILES` and one ``run<r>_fold<k>`` folder per run and fold."""
+    return (*CV_FILES, *(f"run{r}_fold{k}" for r in range(max(0, runs)) for k in range(max(0, folds))))
+
+
 def check_epochs(epochs: Optional[int]) -> None:
     """Refuse an epoch override below 1 (None keeps the configuration's schedule)."""
     if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
@@ -73,12 +83,13 @@ def _scores(model, s: EyeSamples, device) -> dict:
 
 def train_tao(cases: list[Case], cfg: TaoConfig, out: Path, seed: int = 0, holdout: float = 0.2,
               epochs: Optional[int] = None, device="cpu", progress: Optional[ProgressCallback] = None,
-              training_data: str = "") -> Path:
+              training_data: str = "", overwrite: bool = False) -> Path:
     """Paper protocol: ``holdout`` of the cases set aside as a test split (whole patients, each class on
     both sides), the network trained on the rest; its held-out metrics go into the bundle's metadata, with
     the schedule actually run (``epochs`` >= 1 overrides the configuration's). Every option, label and the
     split are checked before any work; a failure or a cancel before the first checkpoint leaves no work
-    folder (`orbitai.staging.training_folder`)."""
+    folder, nor does a success (`orbitai.staging.training_folder`); ``overwrite``: see
+    `orbitai.bundle.core.write_bundle`."""
     check_epochs(epochs)
     held = heldout_cases(cases, holdout, seed)
     out = Path(out)
@@ -86,7 +97,7 @@ def train_tao(cases: list[Case], cfg: TaoConfig, out: Path, seed: int = 0, holdo
     progress = progress or (lambda d, t, m: emit(d, t, m))
     t0 = time.perf_counter()
     with training_folder(work):
-        return _train_tao(cases, cfg, out, work, held, seed, epochs, device, progress, training_data, t0)
+        return _train_tao(cases, cfg, out, work, held, seed, epochs, device, progress, training_data, t0, overwrite)
 
 
 def heldout_cases(cases: list[Case], holdout: float, seed: int) -> set[str]:
@@ -103,7 +114,8 @@ def heldout_cases(cases: list[Case], holdout: float, seed: int) -> set[str]:
 
 
 def _train_tao(cases: list[Case], cfg: TaoConfig, out: Path, work: Path, held: set[str], seed: int,
-               epochs: Optional[int], device, progress: ProgressCallback, training_data: str, t0: float) -> Path:
+               epochs: Optional[int], device, progress: ProgressCallback, training_data: str, t0: float,
+               overwrite: bool = False) -> Path:
     data = prepare_eyes(cases, progress=lambda d, t, m: progress(d, t, f"preprocessing: {m}"),
                         cache=work / "eyes.npz")
     tr = [i for i, c in enumerate(data.case_ids) if c not in held]
@@ -121,7 +133,7 @@ def _train_tao(cases: list[Case], cfg: TaoConfig, out: Path, work: Path, held: s
             "intended_use": "Demonstration only: trained on synthetic phantoms, not for clinical use."}
     if test_set is not None:
         meta["heldout_metrics"] = _scores(model, test_set, device)
-    save_bundle(model.cpu(), out, meta)
+    save_bundle(model.cpu(), out, meta, overwrite)
     return out
 
 
@@ -138,7 +150,9 @@ def cross_validate(cases: list[Case], cfg: TaoConfig, out: Path, folds: int = 5,
     if runs < 1:
         raise ConfigError(f"--runs must be at least 1, got {runs}.")
     out = Path(out)
-    earlier = [p.name for p in out.glob("run*_fold*") if p.is_dir()]   # an earlier run's folds are replaced too
+    # an earlier run's folds (beside its cv.json) are replaced too; nothing else in OUT is touched
+    earlier = [p.name for p in out.glob("run*_fold*") if p.is_dir() and _is_fold(p.name)] \
+        if (out / CV_FILES[0]).is_file() else []
     with staged_folder(out, replaces=[*CV_FILES, *earlier], last=[CV_FILES[0]]) as work:
         summary = _cross_validate(cases, labels, cfg, work, folds, runs, seed, epochs, device)
     return summary
