@@ -127,12 +127,12 @@ def main() -> None:
         outputs = run_outputs(checkout, Path(tmp))
     notes: dict[str, Any] = {"checkout": commit, "outputs": outputs}
     metrics: dict[str, float] = {"commands_failed": float(sum("error" in v for v in outputs.values()))}
-    targets = {"commands_failed": "==0"}
+    targets = {"commands_failed": "== 0"}
     if previous and previous.get("checkout") != commit:
         diffs = differences(previous["outputs"], outputs)
         notes["compared_with"] = {"checkout": previous["checkout"], "differing_files": diffs}
         metrics["files_differing_from_" + previous["checkout"]] = float(len(diffs))
-        targets["files_differing_from_" + previous["checkout"]] = "==0"
+        targets["files_differing_from_" + previous["checkout"]] = "== 0"
         print(f"outputs of {commit} vs {previous['checkout']}: "
               + ("identical" if not diffs else f"{len(diffs)} differ: {', '.join(diffs)}"))
     write_result("outputs", metrics, targets, notes)
