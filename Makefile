@@ -100,9 +100,9 @@ neuro-models: $(STAMP)
 # lesions in half the MS phantoms; ~75 min on 2 CPU cores.
 LESION := build/neuro_lesion
 neuro-lesion-model: $(STAMP)
-	$(PY) -m orbitai.neuro.lesionseg_train --out $(LESION)_stage1 --work $(LESION)_train1 --ms-seeds 16000:16024 --nmosd-seeds 16100:16124 --iterations 1300 --batch 16 --lr 0.002 --seed 16 --lesion-sampling voxel --contrast-min 0.5 --threads 1
-	$(PY) -m orbitai.neuro.lesionseg_train --out $(LESION)_stage2 --work $(LESION)_train2 --init $(LESION)_stage1 --ms-seeds 16000:16024 --nmosd-seeds 16100:16124 --iterations 1500 --batch 16 --lr 0.001 --seed 26 --lesion-sampling lesion --contrast-min 0.35 --threads 2
-	$(PY) -m orbitai.neuro.lesionseg_train --out $(MODELS)/neuro_lesion_unet_demo --work $(LESION)_train3 --init $(LESION)_stage2 --ms-seeds 16000:16024 --nmosd-seeds 16100:16124 --iterations 1500 --batch 16 --lr 0.001 --seed 36 --lesion-sampling lesion --contrast-min 0.35 --confluent 0.5 --threads 2
+	$(PY) -m orbitai neuro train-lesions --out $(LESION)_stage1 --work $(LESION)_train1 --ms-seeds 16000:16024 --nmosd-seeds 16100:16124 --iterations 1300 --batch 16 --lr 0.002 --seed 16 --lesion-sampling voxel --contrast-min 0.5 --threads 1
+	$(PY) -m orbitai neuro train-lesions --out $(LESION)_stage2 --work $(LESION)_train2 --init $(LESION)_stage1 --ms-seeds 16000:16024 --nmosd-seeds 16100:16124 --iterations 1500 --batch 16 --lr 0.001 --seed 26 --lesion-sampling lesion --contrast-min 0.35 --threads 2
+	$(PY) -m orbitai neuro train-lesions --out $(MODELS)/neuro_lesion_unet_demo --work $(LESION)_train3 --init $(LESION)_stage2 --ms-seeds 16000:16024 --nmosd-seeds 16100:16124 --iterations 1500 --batch 16 --lr 0.001 --seed 36 --lesion-sampling lesion --contrast-min 0.35 --confluent 0.5 --threads 2
 
 clean:
 	rm -rf $(VENV) demo_output

@@ -8,7 +8,7 @@ the result table, the selected radiomics features and the Grad-CAM overlay into 
 from typing import Annotated  # (no postponed annotations: parameterNodeWrapper reads the Annotated choices)
 
 import slicer
-from IVGCResponseLib import DEFAULT_MODEL, DEFAULT_STRATEGY, MODELS, IVGCResponseLogic, clinical_form
+from IVGCResponseLib import DEFAULT_STRATEGY, IVGCResponseLogic, clinical_form
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 from slicer.parameterNodeWrapper import Choice, Default, parameterNodeWrapper, parameterPack
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleTest,
@@ -46,8 +46,7 @@ class IVGCResponseParameterNode:
     inputVolume: vtkMRMLScalarVolumeNode
     rectiSegmentation: vtkMRMLSegmentationNode
     strategy: Annotated[str, Choice(list(STRATEGY_NAMES)), Default(DEFAULT_STRATEGY)]
-    model: Annotated[str, Choice(MODEL_LABELS),
-                     Default(MODELS[DEFAULT_MODEL] if MODELS[DEFAULT_MODEL] in MODEL_LABELS else MODEL_LABELS[0])]
+    model: Annotated[str, Choice(MODEL_LABELS), Default(IVGCResponseLogic.defaultModelLabel(MODEL_LABELS))]
     clinical: IVGCClinicalValues
     device: Annotated[str, Choice(list(DEVICE_CHOICES)), Default(DEVICE_CHOICES[0])]
     gradcam: Annotated[bool, Default(True)]
@@ -88,8 +87,8 @@ class IVGCResponseWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObserva
     def whyNotReady(self) -> str:
         p = self._parameterNode
         if not self.modelsInstalled:
-            return ("No IVGC model is installed (bundles ivgc_svm_demo, ivgc_resnet50_demo, ivgc_rdinet_demo, "
-                    "ivgc_rdinet_clinical_demo); see the README to train or install one.")
+            return (f"No IVGC model is installed (bundles {', '.join(IVGCResponseLogic.models.bundled)}); "
+                    "see the README to train or install one.")
         if p is not None and p.inputVolume is not None and p.rectiSegmentation is None:
             return "Select the segmentation of the recti of both orbits (or create one with Orbit Segmentation)."
         return super().whyNotReady() or IVGCResponseLogic.whyNotReady(p.model, p.strategy, self.clinicalValues())

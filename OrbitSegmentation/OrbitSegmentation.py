@@ -46,14 +46,14 @@ def registerEditorEffects() -> None:
 class OrbitSegmentationParameterNode:
     inputVolume: vtkMRMLScalarVolumeNode
     referenceSegmentation: vtkMRMLSegmentationNode
-    model: Annotated[str, Choice(OrbitSegmentationLogic.modelChoices()), Default(AUTOMATIC_MODEL)]
+    model: Annotated[str, Choice(OrbitSegmentationLogic.modelLabels()), Default(AUTOMATIC_MODEL)]
     device: Annotated[str, Choice(list(DEVICE_CHOICES)), Default(DEVICE_CHOICES[0])]
     window: Annotated[str, Choice(list(WINDOW_CHOICES)), Default(WINDOW_CHOICES[0])]
 
 
 class OrbitSegmentationWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
     parameterNodeClass = OrbitSegmentationParameterNode
-    refreshedChoices = {"model": OrbitSegmentationLogic.modelChoices}
+    refreshedChoices = {"model": OrbitSegmentationLogic.modelLabels}
     inputWidgets = ("inputSelector", "modelSelector", "deviceSelector", "windowSelector", "referenceSelector")
 
     def __init__(self, parent=None) -> None:

@@ -63,7 +63,7 @@ class TAOActivityWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservat
 
     def whyNotReady(self) -> str:
         if not self.modelsInstalled:
-            return ("No TAO model is installed (bundles tao_network_a_demo / tao_network_b_demo); "
+            return (f"No TAO model is installed (bundles {' / '.join(TAOActivityLogic.models.bundled)}); "
                     "see the README to train or install one.")
         return super().whyNotReady()
 

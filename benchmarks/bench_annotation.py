@@ -8,7 +8,7 @@ Quality (simulated annotator, deterministic; see orbitai.annotate.simulate):
 * AutoCorrection: Dice gain on truth dilated by one voxel with three holes, and loss on the truth,
   for eyeball, optic nerve and recti.
 Model prior (issue #18): the same SmartFill sessions with the segmentation network's probability of
-the structure (`orbitai.annotate.prior`, the bundled CT model, computed on each orbit's box), and
+the structure (`orbitai.orbit.prior`, the bundled CT model, computed on each orbit's box), and
 Slicer's own Grow from seeds (`orbitai.mrml.growcut`) on the simulated annotator's strokes plus the
 background ring a Slicer user paints, on the phantom above and two more seeds (1, 2) the model never
 saw (it was trained on the cohort of seed 1000).
@@ -111,7 +111,7 @@ def quality(cases, notes):
 def prior_comparison(seeds=(0, 1, 2)) -> tuple[dict, dict]:
     """SmartFill without and with the model prior and Grow from seeds, per structure and seed: the
     same simulated annotator (<= 3 strokes, `interactive_fill`) for each tool. Returns (metrics, notes)."""
-    from orbitai.annotate.prior import compute_prior
+    from orbitai.orbit.prior import compute_prior
     from orbitai.mrml.growcut import grow_from_seeds
     from orbitai.testing.growcut import user_background_seeds
 
@@ -255,7 +255,7 @@ def latency(full, notes, naive: bool = True):
         runs.append(time.perf_counter() - t0)
     m["autocorrect_s"] = statistics.median(runs)
     # the model prior: the network once over the working region, then SmartFill previews with it
-    from orbitai.annotate.prior import compute_prior
+    from orbitai.orbit.prior import compute_prior
 
     t0 = time.perf_counter()
     prior = compute_prior(image)

@@ -87,7 +87,7 @@ def naive_volumes(series: Path) -> dict[str, float]:
     the slice positions) and segmented in-process with the same model: what orbitai did before #19."""
     import SimpleITK as sitk
 
-    from orbitai.bundle.models import load_seg_model
+    from orbitai.orbit.models import load_seg_model
     from orbitai.io import Volume, itk_warnings_off
     from orbitai.orbit.rules import structure_volumes
     from orbitai.orbit.segment import segment

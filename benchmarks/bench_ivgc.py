@@ -61,7 +61,7 @@ def heldout_cohort() -> Path:
 
 def figure4(metrics: dict, notes: dict) -> None:
     """SVM / LR / RF on every ROI strategy, trained on the training cohort, ROC on both cohorts."""
-    from orbitai.bundle.models import load_ivgc_model
+    from orbitai.ivgc.models import load_ivgc_model
     from orbitai.classify.tabular import TABULAR_KINDS
     from orbitai.cohort.manifest import read_manifest
     from orbitai.ivgc.evaluate import model_probabilities

@@ -58,7 +58,7 @@ def main() -> None:
 
 
 def _classification_seconds(case) -> float:
-    from orbitai.bundle.models import load_neuro_model
+    from orbitai.neuro.models import load_neuro_model
     from orbitai.io import read_volume
     from orbitai.neuro.anatomy import extract_brain
     from orbitai.neuro.lesion_table import lesion_table

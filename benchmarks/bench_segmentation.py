@@ -86,7 +86,7 @@ def speed_image(tmp: Path) -> Path:
 def accuracy(tmp: Path, metrics: dict, notes: dict) -> None:
     from orbitai.bundle import BundleError, find_bundle
     from orbitai.phantoms import write_cohort
-    from orbitai.seg.evaluate import evaluate
+    from orbitai.orbit.evaluate import evaluate
 
     manifest = write_cohort("orbit-ct", TEST_N, TEST_SEED, tmp / "test", montage_cases=0)
     for short, name in MODELS.items():
@@ -148,7 +148,7 @@ def lap(key):
 import torch; lap("import_torch")
 import SimpleITK; lap("import_sitk")
 import monai; lap("import_monai")
-import orbitai.cli, orbitai.seg.cli, orbitai.orbit.segment; lap("import_orbitai")
+import orbitai.cli, orbitai.orbit.cli, orbitai.orbit.segment; lap("import_orbitai")
 import orbitai.models as m; m._load_all(); lap("import_architectures")
 from orbitai.bundle import find_bundle
 b = find_bundle(sys.argv[1]); b.check_metadata(); lap("find_bundle")
@@ -228,18 +228,18 @@ def batch(tmp: Path, metrics: dict, notes: dict) -> None:
 
 def mri_model() -> str:
     """The MRI model benchmarked: ORBITAI_MRI_MODEL (a bundle name or folder) or the bundled default."""
-    from orbitai.bundle.models import DEFAULT_SEG_MODELS
+    from orbitai.orbit.models import SEG_MODELS
 
-    return os.environ.get("ORBITAI_MRI_MODEL", DEFAULT_SEG_MODELS["MR"])
+    return os.environ.get("ORBITAI_MRI_MODEL", SEG_MODELS.resolve("MR"))
 
 
 def _score_cases(cases, model: str) -> dict[str, list[float]]:
     """Dice per structure (side-agnostic classes) over ``cases`` (PhantomCase); a case where no orbit is
     found scores 0 on every structure."""
-    from orbitai.bundle.models import load_seg_model
+    from orbitai.orbit.models import load_seg_model
     from orbitai.orbit.rules import OrbitNotFoundError
     from orbitai.orbit.segment import segment
-    from orbitai.seg.evaluate import score_case
+    from orbitai.orbit.evaluate import score_case
 
     _, net, spec = load_seg_model(model, False, "cpu")
     out: dict[str, list[float]] = {s: [] for s in spec.structures}
@@ -285,13 +285,13 @@ def real_mri(tmp: Path, metrics: dict, notes: dict, model: str | None = None, pr
     ``model``: its figures named ``prefix``_*, no montage or 1 mm timing)."""
     import json
 
-    from orbitai.bundle.models import load_seg_model
+    from orbitai.orbit.models import load_seg_model
     from orbitai.io import read_volume
     from orbitai.orbit.anatomy import structure_measures
     from orbitai.orbit.rules import OrbitNotFoundError
     from orbitai.orbit.segment import segment
     from orbitai.preprocess.grid import model_grid, resample_onto
-    from orbitai.seg.figure import real_scan_montage
+    from orbitai.orbit.figure import real_scan_montage
 
     scans = sorted(REAL_MRI.glob("long_patient*_study1_*.nii.gz"))
     if not scans:

@@ -27,7 +27,7 @@ COMMAND_MODULES = [
     "orbitai.commands.info",
     "orbitai.commands.demo",
     "orbitai.phantoms.cli",
-    "orbitai.seg.cli",
+    "orbitai.orbit.cli",
     "orbitai.tao.cli",
     "orbitai.ivgc.cli",
     "orbitai.neuro.cli",
@@ -161,6 +161,33 @@ def cancel_on_signals() -> Iterator[None]:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         set_cancel_pending(False)
+
+
+@contextlib.contextmanager
+def deferred_cancel() -> Iterator[None]:
+    """While active, a cancel signal (SIGINT, SIGTERM, SIGHUP) is remembered instead of raised, and raised as
+    `KeyboardInterrupt` when the block has ended: for work that cannot be interrupted half-way and cleaned up
+    afterwards (starting a Dask cluster: its processes are only known, and closed cleanly, once it is up).
+    Only this process's Python handlers change; child processes keep theirs. Outside the main thread it does
+    nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[int] = []
+
+    def remember(signum: int, frame: Any) -> None:
+        got.append(signum)
+        set_cancel_pending(True)
+
+    sigs = [sig for sig in (signal.SIGINT, *CANCEL_SIGNALS) if signal.getsignal(sig) not in (signal.SIG_IGN, None)]
+    previous = {sig: signal.signal(sig, remember) for sig in sigs}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if got:
+        raise KeyboardInterrupt(f"signal {got[0]}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

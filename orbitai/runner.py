@@ -293,9 +293,9 @@ class OrbitaiJob:
     def run(self, callback: Optional[ProgressCallback] = None, cancel: Optional[threading.Event] = None,
             poll_s: float = 0.05, check: bool = True) -> JobResult:
         """Start, stream progress to ``callback``, honour ``cancel``; raise `JobError` on failure."""
-        if not self.started:
-            self.start()
-        try:
+        try:   # the start too: an interrupt between the output folder's creation and the child's must clean up
+            if not self.started:
+                self.start()
             while not self.finished:
                 if cancel is not None and cancel.is_set():
                     self.cancel()

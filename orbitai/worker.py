@@ -44,7 +44,7 @@ MARK = "\x1eorbitai-worker"
 #: Imported at start so the first job does not pay them (each optional: a missing one is imported,
 #: and reported, by the command that needs it).
 PRELOAD = ("numpy", "torch", "SimpleITK", "scipy.ndimage", "orbitai.cli", "orbitai.io", "orbitai.models",
-           "orbitai.bundle.models", "orbitai.orbit.segment", "orbitai.seg.engine", "orbitai.tao.predict")
+           "orbitai.orbit.models", "orbitai.orbit.segment", "orbitai.seg.engine", "orbitai.tao.predict")
 
 
 class _State:

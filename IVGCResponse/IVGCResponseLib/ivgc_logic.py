@@ -7,8 +7,9 @@ shared `orbitai.mrml.jobs.JobLogic` runs the job (``start``, ``finish``, blockin
 * `IVGCResponseLogic.job_arguments` checks the T2 MRI, the recti segmentation (written as an orbit
   label map on the MRI's grid; every rectus the ROI strategy needs must be there), the model and the
   clinical values (`orbitai.cohort.clinical.IVGC_CLINICAL`: numbers inside their plausible ranges,
-  and every required one for a model that uses them), writes them into the job's folder and names
-  the ``orbitai ivgc predict`` command -- nothing starts on a bad value;
+  and every required one for a model that uses them; the ROI strategy the model was trained on) by the
+  rules of `orbitai.ivgc.checks`, which the child applies again, writes them into the job's folder and
+  names the ``orbitai ivgc predict`` command -- nothing starts on a bad value;
 * `IVGCResponseLogic.import_results` reads a ``ivgc predict`` output folder through the core's
   contract (`orbitai.ivgc.result.IvgcResult`: ``result.json``, ``features.csv``, ``gradcam.nrrd``,
   all checked first) and adds the result table, the selected-features table and the Grad-CAM
@@ -21,21 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from orbitai.cohort.clinical import IVGC_CLINICAL, MISSING_TOKENS
+from orbitai.cohort.clinical import IVGC_CLINICAL
 from orbitai.errors import InputError
-from orbitai.ivgc.rois import STRATEGIES, STRATEGY_NAMES
+from orbitai.ivgc import checks
+from orbitai.ivgc.checks import DEFAULT_STRATEGY
+from orbitai.ivgc.models import IVGC_MODELS
+from orbitai.ivgc.rois import STRATEGIES
 from orbitai.mrml.jobs import JobLogic
 
-TASK = "ivgc_response"
-#: The bundled models and their panel labels (paper 001's four models). Other installed IVGC
-#: bundles are offered by name.
-MODELS = {"ivgc_svm_demo": "Radiomics SVM",
-          "ivgc_resnet50_demo": "ResNet-50",
-          "ivgc_rdinet_demo": "RDINet",
-          "ivgc_rdinet_clinical_demo": "RDINet with clinical features"}
-DEFAULT_MODEL = "ivgc_svm_demo"
-#: The paper's best ROI strategy (medial + lateral recti of both orbits).
-DEFAULT_STRATEGY = "mrlr"
+#: Bundle name -> panel label of paper 001's four models (declared in `orbitai.ivgc.models`).
+MODELS = IVGC_MODELS.bundled
+DEFAULT_MODEL = IVGC_MODELS.default
 RESULT_TABLE = "IVGC response"
 FEATURES_TABLE = "IVGC radiomics features"
 GRADCAM_NAME = "IVGC Grad-CAM"
@@ -84,29 +81,9 @@ class IVGCResponseLogic(JobLogic):
 
     job_title = "IVGC response prediction"
     requirements = Path(__file__).with_name("requirements.txt")
+    models = IVGC_MODELS    # model choices: paper 001's four, then other IVGC bundles by name
 
     # ------------------------------------------------------------------------ models
-    @staticmethod
-    def modelChoices() -> dict[str, str]:
-        """label -> bundle name of every installed IVGC bundle: paper 001's four first, then others by name."""
-        from orbitai.bundle import model_choices
-
-        return model_choices(TASK, MODELS)
-
-    @classmethod
-    def modelLabels(cls) -> list[str]:
-        """The panel's model choices; never empty (the default's label when nothing is installed)."""
-        return list(cls.modelChoices()) or [MODELS[DEFAULT_MODEL]]
-
-    @staticmethod
-    def resolveModel(model: Optional[str]):
-        """The bundle for ``model`` (a panel label, a bundle name or folder); a clear error if missing."""
-        from orbitai.bundle.models import find_task_bundle
-
-        key = (model or DEFAULT_MODEL).strip()
-        name = next((n for n, label in MODELS.items() if label == key), key)
-        return find_task_bundle(name, TASK, "an IVGC response model")
-
     @staticmethod
     def needsClinical(bundle) -> bool:
         """Whether the bundle's model takes the clinical features (its metadata says so)."""
@@ -115,42 +92,17 @@ class IVGCResponseLogic(JobLogic):
     # ------------------------------------------------------------------------ checks
     @staticmethod
     def check_strategy(strategy: Optional[str]) -> str:
-        key = (strategy or DEFAULT_STRATEGY).strip().lower()
-        if key not in STRATEGIES:
-            raise InputError(f"Unknown ROI strategy {strategy!r}; choose from {', '.join(STRATEGY_NAMES)}.")
-        return key
+        """The ROI strategy by name (`orbitai.ivgc.checks.check_strategy`, the rule ``ivgc predict`` applies)."""
+        return checks.check_strategy(strategy)
 
     @staticmethod
     def check_clinical(values: Optional[Mapping[str, Any]], required: bool,
                        fill: Optional[Mapping[str, float]] = None) -> dict[str, float]:
-        """The clinical values given (``{name: number or text}``, empty = not given) as numbers.
-
-        Every value given is checked against `IVGC_CLINICAL` (a number, in its plausible range, 0/1 or
-        a whole number where the feature says so) whatever the model; with ``required`` every feature
-        must be there except those the schema lets be missing and ``fill`` (the bundle's training-cohort
-        values, as ``ivgc predict`` fills them) has a value for. One-line `InputError` naming them otherwise."""
-        values = dict(values or {})
-        unknown = sorted(set(values) - set(IVGC_CLINICAL.names))
-        if unknown:
-            raise InputError(f"Unknown clinical feature(s) {', '.join(unknown)}; the features are "
-                             f"{', '.join(IVGC_CLINICAL.names)}.")
-        out: dict[str, float] = {}
-        missing = []
-        for f in IVGC_CLINICAL.features:
-            raw = values.get(f.name)
-            if raw is None or str(raw).strip().lower() in MISSING_TOKENS:
-                if f.missing == "error" or (fill is not None and f.name not in fill):
-                    missing.append(f"{f.name} ({f.description}, {f.unit})")
-                continue
-            where = f"Case patient, column {f.name!r}"
-            try:
-                out[f.name] = float(f.parse(raw, "patient"))   # the schema's own checks and range message
-            except InputError as exc:
-                raise InputError(f"Clinical feature {f.name!r}{str(exc).removeprefix(where)}") from None
-        if required and missing:
-            raise InputError(f"This model needs the clinical features; missing: {'; '.join(missing)}. "
-                             "Fill them in, or choose a model without clinical features.")
-        return out
+        """The clinical form's values (``{name: number or text}``, empty = not given) as numbers, by the rule
+        ``ivgc predict`` applies (`orbitai.ivgc.checks.check_clinical`): every value given checked against
+        `IVGC_CLINICAL` whatever the model; with ``required`` the missing ones refused (those ``fill``, the
+        bundle's training-cohort values, has a value for may be left empty)."""
+        return checks.check_clinical(values, fill, required)[0]
 
     @classmethod
     def check_choices(cls, model: Optional[str], strategy: Optional[str],
@@ -161,10 +113,7 @@ class IVGCResponseLogic(JobLogic):
         strategy = cls.check_strategy(strategy)
         values = cls.check_clinical(clinical, required=False)     # typing errors first, whatever the model
         bundle = cls.resolveModel(model)
-        trained_on = bundle.metadata.get("strategy")
-        if trained_on and trained_on != strategy:
-            raise InputError(f"{MODELS.get(bundle.name, bundle.name)} was trained on ROI strategy {trained_on!r}; "
-                             f"choose {trained_on!r} or another model.")
+        strategy = checks.bundle_strategy(bundle, strategy, cls.models.label(bundle.name))
         needs = cls.needsClinical(bundle)
         if needs:
             cls.check_clinical(clinical, required=True, fill=bundle.metadata.get("clinical_fill") or {})

@@ -21,16 +21,12 @@ from typing import Any, Optional
 
 from orbitai.errors import InputError
 from orbitai.mrml.jobs import JobLogic
+from orbitai.neuro.models import NEURO_MODELS
 
-TASK = "neuro_differential"
-#: The bundled classifiers (paper 003's four models) and their panel labels; other installed
-#: NMOSD-vs-MS bundles are offered by name.
-MODELS = {"neuro_twoview18_demo": "Two-view ResNet-18",
-          "neuro_twoview34_demo": "Two-view ResNet-34",
-          "neuro_resnet3d18_demo": "3D ResNet-18",
-          "neuro_resnet3d34_demo": "3D ResNet-34"}
+#: Bundle name -> panel label of paper 003's four classifiers (declared in `orbitai.neuro.models`).
+MODELS = NEURO_MODELS.bundled
 #: The paper's best model family.
-DEFAULT_MODEL = "neuro_twoview18_demo"
+DEFAULT_MODEL = NEURO_MODELS.default
 #: The model choice that runs ``orbitai neuro lesions``: lesions and lesion table, no classification.
 LESIONS_ONLY = "Lesions only (no NMOSD/MS classification)"
 #: The model choice shown when no NMOSD-vs-MS bundle is installed (Apply says why it cannot run).
@@ -84,39 +80,25 @@ class NeuroDifferentialLogic(JobLogic):
 
     job_title = "FLAIR lesion analysis"
     requirements = Path(__file__).with_name("requirements.txt")
+    models = NEURO_MODELS   # model choices: paper 003's four, then other NMOSD-vs-MS bundles by name
 
     # ------------------------------------------------------------------------ models
-    @staticmethod
-    def modelChoices() -> dict[str, str]:
-        """label -> bundle name of every installed NMOSD-vs-MS bundle: paper 003's four first, then others."""
-        from orbitai.bundle import model_choices
-
-        return model_choices(TASK, MODELS)
-
     @classmethod
     def modelLabels(cls) -> list[str]:
         """The panel's model choices: the installed classifiers (or `NO_MODEL`), then `LESIONS_ONLY`."""
         return [*(list(cls.modelChoices()) or [NO_MODEL]), LESIONS_ONLY]
 
     @classmethod
-    def defaultModelLabel(cls) -> str:
-        labels = cls.modelLabels()
-        return MODELS[DEFAULT_MODEL] if MODELS[DEFAULT_MODEL] in labels else labels[0]
-
-    @staticmethod
-    def resolveModel(model: Optional[str]):
-        """The bundle for ``model`` (a panel label, a bundle name or folder); None for `LESIONS_ONLY`;
-        one clear line when no model is installed or it is not an NMOSD-vs-MS bundle."""
-        from orbitai.bundle.models import find_task_bundle
-
-        key = (model or DEFAULT_MODEL).strip()
+    def resolveModel(cls, model: Optional[str]):
+        """The bundle for ``model`` (`JobLogic.resolveModel`); None for `LESIONS_ONLY`; one clear line for
+        `NO_MODEL`."""
+        key = (model or "").strip()
         if key == LESIONS_ONLY:
             return None
         if key == NO_MODEL:
-            raise InputError(f"No NMOSD-vs-MS model is installed (bundles {', '.join(MODELS)}); train one with "
-                             f"'orbitai neuro train' (see the README), or choose '{LESIONS_ONLY}'.")
-        name = next((n for n, label in MODELS.items() if label == key), key)
-        return find_task_bundle(name, TASK, "an NMOSD-vs-MS classifier")
+            raise InputError(f"No NMOSD-vs-MS model is installed (bundles {', '.join(cls.models.bundled)}); train "
+                             f"one with 'orbitai neuro train' (see the README), or choose '{LESIONS_ONLY}'.")
+        return super().resolveModel(model)
 
     @classmethod
     def whyNotReady(cls, model: Optional[str]) -> str:

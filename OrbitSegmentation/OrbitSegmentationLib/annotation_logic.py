@@ -387,8 +387,8 @@ class AnnotationLogic:
     # ---------------------------------------------------------------- model prior
     def source_volume(self):
         """The source image on the aligned grid as an `orbitai.io.Volume` with its geometry (LPS), and
-        its `orbitai.annotate.prior.image_key` (both kept while the image and geometry stay)."""
-        from orbitai.annotate.prior import image_key
+        its `orbitai.orbit.prior.image_key` (both kept while the image and geometry stay)."""
+        from orbitai.orbit.prior import image_key
         from orbitai.io import Volume
 
         _, src, _ = self._grid()
@@ -406,7 +406,7 @@ class AnnotationLogic:
     def segment_structure(self) -> Optional[str]:
         """The selected segment's name when it names an orbit structure (e.g. superior_rectus_muscle_left,
         optic_nerve), else None: only then can the segmentation network help."""
-        from orbitai.annotate.prior import split_side
+        from orbitai.orbit.prior import split_side
         from orbitai.labels import STRUCTURE_CODES
 
         name = self.segmentation_node.GetSegmentation().GetSegment(self.segment_id).GetName()
@@ -419,10 +419,10 @@ class AnnotationLogic:
 
     def start_prior(self) -> OperationResult:
         """Start computing the model prior of the source image in a child process (the warm worker; once
-        per image, shared by the effects: `orbitai.annotate.prior.DEFAULT_PRIORS`) when the selected segment
+        per image, shared by the effects: `orbitai.orbit.prior.DEFAULT_PRIORS`) when the selected segment
         names an orbit structure. Returns at once; `poll_prior` (the effect's timer) takes the result."""
         def go():
-            from orbitai.annotate.prior import DEFAULT_PRIORS
+            from orbitai.orbit.prior import DEFAULT_PRIORS
 
             if self.segment_structure() is None:      # no network runs for a segment it cannot help
                 return OperationResult(True, self._unnamed())
@@ -452,7 +452,7 @@ class AnnotationLogic:
     def _ready_prior(self):
         """The current image's prior when it is there, None while it is being computed (started if it was
         not). Never waits. Raises `PriorUnavailable` with the reason when there can be none."""
-        from orbitai.annotate.prior import ModelPrior, PriorUnavailable
+        from orbitai.orbit.prior import ModelPrior, PriorUnavailable
 
         _, key = self.source_volume()
         if self._prior_job is None or self._prior_job.key != key:
@@ -502,7 +502,7 @@ class AnnotationLogic:
         effect's prior weight, a note for the status line); (None, 0, why) when the prior is off or
         unavailable: the effect then works exactly as without it. Raises `_PriorPending` while it is
         being computed."""
-        from orbitai.annotate.prior import PriorUnavailable
+        from orbitai.orbit.prior import PriorUnavailable
 
         weight = float(self.params(effect).get("PriorWeight"))
         if weight <= 0:
@@ -529,7 +529,7 @@ class AnnotationLogic:
         one undo state; the editable area and masking settings apply), to correct from there. While the
         prior is being computed this returns at once and runs when it arrives (`poll_prior`)."""
         def go():
-            from orbitai.annotate.prior import PriorUnavailable
+            from orbitai.orbit.prior import PriorUnavailable
 
             modifier, _, _ = self._grid()
             name = self.segment_structure()

@@ -3,7 +3,7 @@
 No Qt here, so the same code runs inside Slicer and headless (slicer-core) in the tests. The
 shared `orbitai.mrml.jobs.JobLogic` runs the job; this module declares its two hooks: the start
 hook writes the input volume to a temporary NRRD and names the ``orbitai seg predict`` command,
-the finish hook reads its result folder (`orbitai.seg.result.SegmentationResult`) and adds the
+the finish hook reads its result folder (`orbitai.orbit.result.SegmentationResult`) and adds the
 segmentation and tables. A failure or cancel leaves the scene as it was.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any, Optional
 from orbitai.io import VolumeError
 from orbitai.runner import write_job_input
 from orbitai.mrml.jobs import JobLogic
+from orbitai.orbit.models import SEG_MODELS
 
 #: Model choice that lets the child pick the bundled model for the scan's modality.
 AUTOMATIC_MODEL = "Automatic (by modality)"
@@ -46,18 +47,21 @@ class OrbitSegmentationLogic(JobLogic):
 
     job_title = "Segmentation"
     requirements = Path(__file__).with_name("requirements.txt")
+    models = SEG_MODELS     # model choices: the installed segmentation bundles by name
 
     # ------------------------------------------------------------------------ models
-    @staticmethod
-    def availableModels() -> list[str]:
-        from orbitai.bundle import iter_bundles
-
-        return [b.name for b in iter_bundles() if b.metadata.get("task") == "segmentation"]
+    @classmethod
+    def modelLabels(cls) -> list[str]:
+        """The panel's model choices: automatic, then every installed segmentation bundle."""
+        return [AUTOMATIC_MODEL, *cls.modelChoices()]
 
     @classmethod
-    def modelChoices(cls) -> list[str]:
-        """The panel's model choices: automatic, then every installed segmentation bundle."""
-        return [AUTOMATIC_MODEL, *cls.availableModels()]
+    def resolveModel(cls, model: Optional[str]):
+        """The bundle for ``model`` (`JobLogic.resolveModel`); None for `AUTOMATIC_MODEL` or none (the child
+        picks the bundled model for the scan's modality)."""
+        if not model or model == AUTOMATIC_MODEL:
+            return None
+        return super().resolveModel(model)
 
     # ------------------------------------------------------------------------ hooks
     def job_arguments(self, workdir: Path, input_node, model: Optional[str] = None, device: str = "auto",
@@ -85,14 +89,14 @@ class OrbitSegmentationLogic(JobLogic):
         """Finish hook: read and check the ``seg predict`` result folder, then add its nodes."""
         from orbitai.mrml import (geometry_of, labels_from_segmentation_node, segmentation_node_from_labels,
                                   table_node_from_rows)
-        from orbitai.seg.result import SegmentationResult
+        from orbitai.orbit.result import SegmentationResult
 
         result = SegmentationResult.read(out, geometry_of(input_node))
         labels, volumes, warnings = result.labels, result.volumes, result.warnings
         # Everything is computed before the scene is touched.
         metric_rows = None
         if reference_node is not None:
-            from orbitai.seg.evaluate import score_case
+            from orbitai.orbit.evaluate import score_case
 
             ref = labels_from_segmentation_node(reference_node, input_node)
             structures = list(dict.fromkeys(r["structure"] for r in volumes))  # the model's structures

@@ -20,11 +20,9 @@ from typing import Any
 from orbitai.io import VolumeError
 from orbitai.runner import write_job_input
 from orbitai.mrml.jobs import JobLogic
+from orbitai.tao.models import TAO_MODELS
 from orbitai.tao.result import MAP_KINDS, TAOResultError, TaoResult  # noqa: F401 - TAOResultError: the contract lives in the core
 
-#: Panel choices: key -> (bundle name, label). Other installed TAO bundles are offered by name.
-NETWORKS = {"A": ("tao_network_a_demo", "Network A (VGG-like)"),
-            "B": ("tao_network_b_demo", "Network B (ResNet-like)")}
 #: The panel's "Show map" choices: a heat map's display name, or none.
 SHOWN_MAP_CHOICES = (*MAP_KINDS.values(), "none")
 TABLE_NAME = "TAO activity"
@@ -54,54 +52,12 @@ class TAOActivityLogic(JobLogic):
     """Classify each eye of an orbital T2 MRI node as active or inactive TAO.
 
     ``start(input_node, segmentation_node=None, model="B", device="auto", maps=True)``,
-    ``finish(job)``, ``run(...)`` and ``load_results(folder, input_node)`` come from `JobLogic`."""
+    ``finish(job)``, ``run(...)`` and ``load_results(folder, input_node)`` come from `JobLogic`, and so
+    do the model choices (`JobLogic.modelLabels`, `resolveModel`: "A", "B", a panel label or a bundle)."""
 
     job_title = "TAO activity prediction"
     requirements = Path(__file__).with_name("requirements.txt")
-
-    # ------------------------------------------------------------------------ models
-    @staticmethod
-    def modelChoices() -> list[tuple[str, str]]:
-        """(label, model) for every installed TAO bundle: Network A and B first, then others by name."""
-        from orbitai.bundle import iter_bundles
-
-        names = {b.name for b in iter_bundles() if b.metadata.get("task") == "tao_activity"}
-        choices = [(label, key) for key, (name, label) in sorted(NETWORKS.items()) if name in names]
-        known = {name for name, _ in NETWORKS.values()}
-        return choices + [(n, n) for n in sorted(names - known)]
-
-    @staticmethod
-    def availableModels() -> list[str]:
-        return [model for _, model in TAOActivityLogic.modelChoices()]
-
-    @classmethod
-    def modelLabels(cls) -> list[str]:
-        """The panel's model choices (the labels of `modelChoices`); never empty."""
-        return [label for label, _ in cls.modelChoices()] or [NETWORKS["B"][1]]
-
-    @staticmethod
-    def defaultModelLabel(labels: list[str]) -> str:
-        """The panel's default model among ``labels``: Network B when installed, else the first."""
-        return NETWORKS["B"][1] if NETWORKS["B"][1] in labels else labels[0]
-
-    @staticmethod
-    def resolveModel(model: str):
-        """The bundle for ``model`` ("A", "B", a panel label, a bundle name or folder); a clear error if missing."""
-        from orbitai.bundle import BundleError, find_bundle
-
-        key = (model or "B").strip()
-        key = next((k for k, (_, label) in NETWORKS.items() if label == key), key)
-        name = NETWORKS[key.upper()][0] if key.upper() in NETWORKS else key
-        try:
-            bundle = find_bundle(name)
-        except BundleError as exc:
-            if key.upper() in NETWORKS:
-                raise BundleError(f"{NETWORKS[key.upper()][1]} is not installed (no bundle '{name}'). {exc}") from None
-            raise
-        if bundle.metadata.get("task") != "tao_activity":
-            raise BundleError(f"Bundle '{bundle.name}' is a {bundle.metadata.get('task')} model, "
-                              "not a TAO activity classifier.")
-        return bundle
+    models = TAO_MODELS     # model choices: Network A and B ("A", "B"), then other TAO bundles by name
 
     # ------------------------------------------------------------------------ checks
     @classmethod

@@ -3,7 +3,7 @@ import numpy as np
 from OrbitSegmentationLib.effect_options import SMARTPENCIL
 
 from orbitai.annotate import dice, simulate_strokes
-from orbitai.testing.annotation_effects import finish_pending
+from orbitai.mrml.segment_editor import finish_pending
 
 
 def _segment_bytes(ns, sid):

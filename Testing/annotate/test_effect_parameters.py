@@ -150,7 +150,7 @@ def test_smartfill_reads_background_strokes_from_the_chosen_segment(mrml):
     mrml.paint(mrml.ids[0], fg)
     mrml.paint(mrml.ids[1], bg)
     L.params(SMARTFILL).set("BackgroundSegmentID", mrml.ids[1])
-    from orbitai.testing.annotation_effects import finish_pending
+    from orbitai.mrml.segment_editor import finish_pending
 
     r = finish_pending(L, L.smartfill_preview())           # strokes from the segments, as the effect does
     assert r.ok and r.details["mask"][fg].all() and not r.details["mask"][bg].any()

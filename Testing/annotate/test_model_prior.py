@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from orbitai.annotate import AnnotationError, dice
-from orbitai.annotate.prior import PriorCache, PriorUnavailable, compute_prior, image_key, split_side
+from orbitai.orbit.prior import PriorCache, PriorUnavailable, compute_prior, image_key, split_side
 from orbitai.io import Volume
 from orbitai.labels import ORBIT_LABELS
 

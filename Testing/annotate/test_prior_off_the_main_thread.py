@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from orbitai.annotate import dice, simulate_strokes
-from orbitai.annotate.prior import DEFAULT_PRIORS, ModelPrior, PriorRequest
+from orbitai.orbit.prior import DEFAULT_PRIORS, ModelPrior, PriorRequest
 
 BLOCK_S = 0.050      # the issue's bar per call
 TIMER_S = 0.2        # the effect's timer period (annotation_logic.PRIOR_POLL_MS)
@@ -20,7 +20,7 @@ TIMER_S = 0.2        # the effect's timer period (annotation_logic.PRIOR_POLL_MS
 @pytest.fixture()
 def no_model_in_process(monkeypatch):
     """The prior must come from the child: computing it in this process fails the test."""
-    import orbitai.annotate.prior as prior_module
+    import orbitai.orbit.prior as prior_module
 
     def refuse(*args, **kwargs):
         raise AssertionError("the model prior was computed in the calling process")
@@ -107,7 +107,7 @@ def test_a_pending_action_is_not_run_on_another_segment(mrml, no_model_in_proces
 def test_a_failed_prior_is_one_line_and_the_tools_go_on_without_it(mrml, monkeypatch):
     """The child fails (no such bundle): the waiting preview runs from the strokes alone, and the status
     says why in one line."""
-    import orbitai.annotate.prior as prior_module
+    import orbitai.orbit.prior as prior_module
 
     DEFAULT_PRIORS.clear()
     real = prior_module.PriorRequest.__init__

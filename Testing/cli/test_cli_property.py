@@ -145,6 +145,13 @@ def _pools(d: Path) -> dict[str, dict[str, list[str | None]]]:
                         "--imagenet": [None, str(d / "m.csv"), str(d / "missing.pth")],
                         "--imagenet-sha256": [None, "00"], "--seed": [None, *ints], "--device": devices,
                         "--out": outs, "--overwrite": overwrite},
+        # --work is never a usable folder here, so that a draw never starts a real training
+        "neuro train-lesions": {"--out": outs, "--work": [str(d / "file"), str(d / "file" / "w"), str(d / "img.nrrd")],
+                                "--iterations": [None, "0", "-1", "x", "1"], "--batch": [None, "0", "x"],
+                                "--lr": [None, "0", "2", "x"], "--ms-seeds": [None, "5:1", "x", "1:3"],
+                                "--contrast-min": [None, "-1", "0.5"], "--confluent": [None, "2", "0.5"],
+                                "--lesion-sampling": [None, "lesion", "sideways"], "--init": [None, "nope"],
+                                "--threads": [None, "-1", "1"], "--overwrite": overwrite},
         "neuro evaluate": {"--manifest": manifests, "--model": ["nope", "tao_network_b_demo"], "--device": devices,
                            "--out": tables},
         "neuro cv": {"--manifest": manifests, "--config": [None, "twoview18-demo", "nope"],

@@ -85,7 +85,7 @@ def test_header_round_off_of_an_oblique_grid_is_the_same_grid(tmp_path, suffix):
 
 
 def test_seg_train_refuses_a_shifted_segmentation_naming_the_case():
-    from orbitai.seg.data import resample_pair
+    from orbitai.orbit.data import resample_pair
 
     image = Volume(np.zeros((8, 9, 10), np.float32), (1.0, 1.0, 2.0))
     labels = image.with_array(np.zeros((8, 9, 10), np.uint8))

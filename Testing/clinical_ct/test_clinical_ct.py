@@ -250,7 +250,7 @@ def test_seg_predict_on_a_tilted_series_returns_the_resampled_grid(tmp_path, cap
     assert main(["seg", "predict", str(folder), "--out", str(out), "--device", "cpu", "--no-mirror"]) == 0
     printed = capsys.readouterr().out
     assert "note: 20 DICOM slices with gantry tilt 20.0 degrees: resampled onto a regular" in printed
-    from orbitai.seg.result import SegmentationResult
+    from orbitai.orbit.result import SegmentationResult
 
     res = SegmentationResult.read(out, reference=vol)         # on the resampled grid, which covers the series
     data = json.loads((out / "result.json").read_text())

@@ -17,9 +17,8 @@ from orbitai.metrics.classification import (
     radar_data,
     roc_points,
     table2_row,
-    write_cohort_report,
 )
-from orbitai.metrics.figures import write_figures
+from orbitai.metrics.figures import write_cohort_report, write_figures
 
 Y = [0, 0, 0, 1, 1, 1]
 P = [0.1, 0.4, 0.6, 0.35, 0.8, 0.9]

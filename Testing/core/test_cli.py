@@ -218,7 +218,7 @@ def test_a_bug_raising_key_or_value_error_is_exit_1_not_a_user_error(monkeypatch
     """Only checked input is the user's error (exit 2); a KeyError/ValueError from inside the work is a
     bug: exit 1, one line with the exception's type; --debug shows the traceback."""
     from orbitai.cli import main
-    from orbitai.seg import configs
+    from orbitai.orbit import configs
 
     def broken(name, **overrides):
         raise exc

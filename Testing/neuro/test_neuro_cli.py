@@ -33,7 +33,7 @@ def cohort(tmp_path_factory) -> Path:
 
 
 def test_train_writes_a_loadable_bundle_with_the_papers_recipe(cohort):
-    from orbitai.bundle.models import load_neuro_model
+    from orbitai.neuro.models import load_neuro_model
 
     bundle, net = load_neuro_model(str(cohort / "models" / "tv18"))
     meta = bundle.metadata

@@ -66,7 +66,7 @@ def test_orbit_segmentation_searches_the_whole_scan_when_the_front_of_the_head_h
     the first pass finds no eyeball and the whole scan is searched again."""
     import logging
 
-    from orbitai.bundle.models import load_seg_model
+    from orbitai.orbit.models import load_seg_model
     from orbitai.orbit.segment import segment
     from orbitai.phantoms import orbit_case
 

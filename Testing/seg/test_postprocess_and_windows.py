@@ -11,8 +11,8 @@ from orbitai.orbit.rules import class_lut, class_values, classes_to_orbit_labels
 from orbitai.preprocess.checks import check_input
 from orbitai.preprocess.grid import model_grid
 from orbitai.preprocess.intensity import normalise
-from orbitai.seg.configs import ORBIT_STRUCTURES, get_config
-from orbitai.seg.data import to_classes
+from orbitai.orbit.configs import ORBIT_STRUCTURES, get_config
+from orbitai.orbit.data import to_classes
 from orbitai.seg.engine import sliding_window
 
 

@@ -15,8 +15,8 @@ import pytest
 from orbitai.cli import main
 from orbitai.io import Volume, read_volume, write_volume
 from orbitai.phantoms import orbit_case
-from orbitai.seg.cli import case_name
-from orbitai.seg.result import SegmentationResult
+from orbitai.orbit.cli import case_name
+from orbitai.orbit.result import SegmentationResult
 
 SEED = 777101  # never used for training cohorts
 CASE_FILES = ["result.json", "segmentation.seg.nrrd", "volumes.csv"]
@@ -48,16 +48,16 @@ def test_case_name_strips_volume_suffixes():
 
 
 def test_batch_loads_the_model_once_and_writes_each_case(images, tmp_path, capsys, monkeypatch):
-    import orbitai.bundle.models as bundle_models
+    import orbitai.orbit.models as seg_models
 
     loads = []
-    real = bundle_models.load_seg_model
+    real = seg_models.load_seg_model
 
     def counting(*args, **kwargs):
         loads.append(args)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(bundle_models, "load_seg_model", counting)
+    monkeypatch.setattr(seg_models, "load_seg_model", counting)
     out = tmp_path / "out"
     # the scan without orbits fails alone: the cases around it are written, the exit code says it failed
     code = main(["seg", "predict", str(images["ct_a"]), str(images["block"]), str(images["ct_b"]),

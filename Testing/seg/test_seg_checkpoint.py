@@ -14,8 +14,8 @@ from orbitai.bundle import load_bundle
 from orbitai.cohort.manifest import read_manifest
 from orbitai.errors import InputError
 from orbitai.phantoms import write_cohort
-from orbitai.seg.configs import get_config
-from orbitai.seg.train import train
+from orbitai.orbit.configs import get_config
+from orbitai.orbit.train import train
 from orbitai.testing.damage import flip_bytes, truncate
 
 SEED = 777141  # never used for training cohorts

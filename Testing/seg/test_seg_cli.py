@@ -12,7 +12,7 @@ from orbitai.cli import main
 from orbitai.io import Volume, read_volume, write_volume
 from orbitai.labels import values_for
 from orbitai.phantoms import brain_flair_case, orbit_case, write_cohort
-from orbitai.seg.result import SegmentationResult
+from orbitai.orbit.result import SegmentationResult
 from orbitai.segfile import read_segmentation
 
 SEED = 777002  # never used for training cohorts

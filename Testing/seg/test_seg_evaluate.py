@@ -13,7 +13,7 @@ from orbitai.cli import main
 from orbitai.cohort.manifest import ManifestError, read_manifest
 from orbitai.io import Volume, write_volume
 from orbitai.phantoms import write_cohort
-from orbitai.seg.evaluate import check_reference, grid_difference
+from orbitai.orbit.evaluate import check_reference, grid_difference
 
 SEED = 777014  # never used for training cohorts
 

@@ -13,8 +13,8 @@ from orbitai.errors import InputError, UserError
 from orbitai.io import write_volume
 from orbitai.phantoms import orbit_case, write_cohort
 from orbitai.result import check_outputs
-from orbitai.seg.configs import get_config
-from orbitai.seg.train import train
+from orbitai.orbit.configs import get_config
+from orbitai.orbit.train import train
 
 SEED = 777015  # never used for training cohorts
 

@@ -1,4 +1,4 @@
-"""On-the-fly label-to-image synthesis (orbitai.seg.synth) and the training options around it."""
+"""On-the-fly label-to-image synthesis (orbitai.orbit.synth) and the training options around it."""
 from __future__ import annotations
 
 import json
@@ -10,10 +10,10 @@ import pytest
 from orbitai.errors import InputError
 from orbitai.labels import values_for
 from orbitai.phantoms import atlas as A
-from orbitai.seg.configs import get_config
+from orbitai.orbit.configs import get_config
 from orbitai.preprocess.resolution import thick_slices
-from orbitai.seg.synth import Edge, SynthPool, _open_eyes, render
-from orbitai.seg.train import train
+from orbitai.orbit.synth import Edge, SynthPool, _open_eyes, render
+from orbitai.orbit.train import train
 
 CFG = get_config("svnet-demo-mri")
 SMALL = {"anatomies": 2, "seed": 777, "size": (96, 96, 48)}

@@ -21,7 +21,6 @@ Off by default: one-shot commands and training never see it.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pickle
@@ -33,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterator, Optional
 
+from orbitai.bundle.checksums import sha256_file, sha256_input  # noqa: F401  (the bundle API names them)
 from orbitai.bundle.schema import validate_metadata
 from orbitai.errors import BundleError
 
@@ -43,45 +43,6 @@ METADATA = "metadata.json"
 WEIGHTS = "model.pt"
 #: Bundles shipped with the package (package data: in the wheel and in the Slicer extension).
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "resources" / "models"
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-_INPUT_DIGESTS: dict[tuple, str] = {}
-_DIGESTS_LOCK = threading.Lock()
-
-
-def sha256_input(path: str | os.PathLike) -> str:
-    """The SHA-256 of an input (a file: :func:`sha256_file`; a folder such as a DICOM series: of its files'
-    relative names and digests), what cached and precomputed tables record to name the files they were
-    computed from. Remembered while the file is unchanged (same inode, size, modification and change
-    times), so that a command checking an input twice reads it once; a file changed in the last two
-    seconds (within the resolution of file times) is hashed every time."""
-    import time
-
-    p = Path(path)
-    if p.is_dir():
-        h = hashlib.sha256()
-        for f in sorted(q for q in p.rglob("*") if q.is_file()):
-            h.update(f"{f.relative_to(p).as_posix()}\0{sha256_input(f)}\n".encode())
-        return h.hexdigest()
-    st = p.stat()
-    key = (str(p.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-    with _DIGESTS_LOCK:
-        hit = _INPUT_DIGESTS.get(key)
-    if hit is not None:
-        return hit
-    digest = sha256_file(p)
-    if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > 2_000_000_000:
-        with _DIGESTS_LOCK:
-            _INPUT_DIGESTS[key] = digest
-    return digest
 
 
 @dataclass
@@ -400,14 +361,6 @@ def iter_bundles() -> Iterator[Bundle]:
             if b.name not in seen:
                 seen.add(b.name)
                 yield b
-
-
-def model_choices(task: str, labels: dict[str, str]) -> dict[str, str]:
-    """Panel label -> bundle name of every installed bundle of ``task``: those named in ``labels``
-    (bundle name -> label, e.g. a paper's models) first in that order, then the others by name."""
-    names = {b.name for b in iter_bundles() if b.metadata.get("task") == task}
-    known = {label: name for name, label in labels.items() if name in names}
-    return known | {name: name for name in sorted(names - set(labels))}
 
 
 def find_bundle(name_or_path: str) -> Bundle:

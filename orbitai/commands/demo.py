@@ -67,9 +67,9 @@ def _demo(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     from orbitai.io import write_volume
     from orbitai.phantoms import orbit_case
     from orbitai.runner import OrbitaiJob
-    from orbitai.seg.configs import ORBIT_STRUCTURES
-    from orbitai.seg.evaluate import score_case
-    from orbitai.seg.result import SegmentationResult
+    from orbitai.orbit.configs import ORBIT_STRUCTURES
+    from orbitai.orbit.evaluate import score_case
+    from orbitai.orbit.result import SegmentationResult
     from orbitai.segfile import write_segmentation
 
     print("1. Synthetic orbital CT from the SPL/NAC atlas (phantom with exact ground truth)")
@@ -97,7 +97,7 @@ def _demo(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     for r in rows:
         print(f"   {r['structure']:<26} {r['dice']:6.3f} {r['iou']:6.3f} {r['volume_pred_cm3']:9.3f} {r['volume_true_cm3']:9.3f}")
 
-    from orbitai.seg.figure import save_comparison
+    from orbitai.orbit.figure import save_comparison
 
     fig = save_comparison(case.image, case.labels, pred, work / "segmentation_vs_truth.png",
                           title="OrbitAI demo: synthetic orbital CT, bundled demo SV-net")

@@ -34,7 +34,7 @@ REPORT_FILES = ("predictions.csv", "table2.csv", "table2.json", "roc.png", "cali
 
 def model_probabilities(bundle: Bundle, model: Any, cases: Sequence[Case], table: Optional[Any], device: Any = "cpu",
                         num_workers: int = 0) -> np.ndarray:
-    """P(responder) of every case under one loaded bundle (:func:`orbitai.bundle.models.load_ivgc_model`)."""
+    """P(responder) of every case under one loaded bundle (:func:`orbitai.ivgc.models.load_ivgc_model`)."""
     from orbitai.ivgc.train import Selected, feature_matrix
 
     meta = bundle.metadata
@@ -79,7 +79,7 @@ def evaluate_ivgc(manifest: str | Path, models: Sequence[str], out: Path, featur
     """Evaluate ``models`` (kinds or bundle names/folders) on the labelled ``manifest`` and write the
     report (:data:`REPORT_FILES`) into ``out``. Everything is checked before the first prediction; a
     failure or a cancel leaves no partial report."""
-    from orbitai.bundle.models import DEFAULT_IVGC_MODELS, find_task_bundle, load_ivgc_model
+    from orbitai.ivgc.models import IVGC_MODELS, load_ivgc_model
     from orbitai.cohort.manifest import read_manifest
     from orbitai.ivgc.features import WideTable, check_table_files, cohort_inputs
     from orbitai.ivgc.train import case_labels
@@ -93,7 +93,7 @@ def evaluate_ivgc(manifest: str | Path, models: Sequence[str], out: Path, featur
     cases = read_manifest(manifest)
     y = case_labels(cases, "evaluation (AUC, sensitivity, specificity)")
     out = check_outputs(out, [manifest, features, *(p for c in cases for p in (c.image, c.segmentation))], REPORT_FILES)
-    bundles = [find_task_bundle(DEFAULT_IVGC_MODELS.get(m, m), "ivgc_response", "an IVGC response model") for m in models]
+    bundles = [IVGC_MODELS.find(m) for m in models]
     names = [b.name for b in bundles]
     if len(set(names)) != len(names):
         raise InputError(f"A model is named twice: {', '.join(names)}.")

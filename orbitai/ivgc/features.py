@@ -468,7 +468,11 @@ def _run_dask(todo: Sequence[str], inputs: Mapping[str, tuple[Path, Path]], stra
             scratch = tempfile.mkdtemp(prefix="orbitai-dask-")
             stack.callback(shutil.rmtree, scratch, ignore_errors=True)
             stack.enter_context(dask.config.set({"temporary-directory": scratch}))
-            with _quiet_children():
+            from orbitai.cli import deferred_cancel
+
+            # a cancel while the cluster starts takes effect once it is up (and registered to be closed): closing
+            # a half-started cluster leaves processes behind or prints Dask's traceback
+            with _quiet_children(), deferred_cancel():
                 cluster = _start_local_cluster(n_workers=max(1, min(workers, len(todo))), threads_per_worker=1,
                                                processes=True, dashboard_address=":0", silence_logs=logging.ERROR,
                                                local_directory=scratch)

@@ -6,8 +6,10 @@ The MRI and segmentation are read once and checked by the rules of the training 
 (:func:`orbitai.ivgc.features.load_case`: 3D, finite, MRI not CT, orbit labels, the segmentation
 on the MRI's grid within half a voxel -- on another grid refused, or with ``--resample-masks``
 resampled onto it and said in ``warnings``); the ROI strategy's recti must
-all be there (:func:`orbitai.ivgc.rois.strategy_masks`). Radiomics come from the bundle's own
-protocol file, the network input from the bundle's input block, so prediction sees what training saw.
+all be there (:func:`orbitai.ivgc.rois.strategy_masks`). The clinical values and the ROI strategy are
+checked by the rules of :mod:`orbitai.ivgc.checks` (the IVGCResponse Logic checks them first). Radiomics
+come from the bundle's own protocol file, the network input from the bundle's input block, so prediction
+sees what training saw.
 """
 from __future__ import annotations
 
@@ -21,9 +23,10 @@ from typing import Any, Mapping, Optional
 import numpy as np
 
 from orbitai.bundle.core import Bundle
-from orbitai.cohort.manifest import ManifestError
-from orbitai.errors import InputError, UserError
+from orbitai.cohort.clinical import IVGC_CLINICAL
+from orbitai.errors import InputError
 from orbitai.io import Volume
+from orbitai.ivgc.checks import bundle_strategy, check_clinical, check_clinical_names
 from orbitai.ivgc.result import CALLS, FeatureValue, IvgcResult
 from orbitai.ivgc.train import Selected
 from orbitai.progress import ProgressCallback
@@ -60,8 +63,6 @@ class IvgcPrediction:
 # --------------------------------------------------------------------------------------------- clinical
 def read_clinical(path: str | Path) -> dict[str, Any]:
     """The ``--clinical`` JSON object ``{feature: value}`` (names of :data:`IVGC_CLINICAL`), unknown names refused."""
-    from orbitai.cohort.clinical import IVGC_CLINICAL
-
     try:
         data = json.loads(Path(path).read_text())
     except OSError as exc:
@@ -70,70 +71,20 @@ def read_clinical(path: str | Path) -> dict[str, Any]:
         raise InputError(f"--clinical {path} is not valid JSON ({exc}).") from None
     if not isinstance(data, dict):
         raise InputError(f"--clinical {path} must hold a JSON object {{feature: value}}.")
-    unknown = sorted(set(data) - set(IVGC_CLINICAL.names))
-    if unknown:
-        raise InputError(f"--clinical {path}: unknown clinical feature(s) {', '.join(unknown)}; the features are "
-                         f"{', '.join(IVGC_CLINICAL.names)}.")
+    check_clinical_names(data, f"--clinical {path}")
     return data
 
 
 def clinical_vector(values: Mapping[str, Any], fill: Mapping[str, float], source: str = "--clinical"
                     ) -> tuple[np.ndarray, list[str]]:
-    """The 16 clinical features in schema order, each checked against its range; values missing that
-    may be missing are filled with ``fill`` (the training cohort's). Returns (vector, names filled);
-    missing required values are refused, all of them named."""
-    from orbitai.cohort.clinical import IVGC_CLINICAL, MISSING_TOKENS
-
-    out, filled, missing = [], [], []
-    for f in IVGC_CLINICAL.features:
-        raw = values.get(f.name)
-        v = None if raw is None or str(raw).strip().lower() in MISSING_TOKENS else _parse(f, raw, source)
-        if v is None:
-            if f.missing == "error" or f.name not in fill:
-                missing.append(f"{f.name} ({f.description}, {f.unit})")
-                continue
-            v = float(fill[f.name])
-            filled.append(f.name)
-        out.append(v)
-    if missing:
-        raise InputError(f"This model needs the 16 clinical features; missing: {'; '.join(missing)}. Give them in "
-                         f"{source} or choose a model without clinical features.")
-    return np.asarray(out, dtype=np.float32), filled
-
-
-def _parse(feature: Any, raw: Any, source: str) -> float:
-    """One clinical value, checked against its feature's type and range (one-line `InputError`)."""
-    try:
-        return float(feature.parse(raw, "patient"))
-    except ManifestError as exc:
-        raise InputError(str(exc).replace("Case patient, column ", f"{source}: clinical feature ")) from None
-
-
-def check_clinical_values(values: Mapping[str, Any], source: str = "--clinical") -> None:
-    """Check the clinical values given (types, ranges) for a model that does not use them."""
-    from orbitai.cohort.clinical import IVGC_CLINICAL, MISSING_TOKENS
-
-    for f in IVGC_CLINICAL.features:
-        raw = values.get(f.name)
-        if raw is not None and str(raw).strip().lower() not in MISSING_TOKENS:
-            _parse(f, raw, source)
+    """The 16 clinical features in schema order, each checked against its range (:func:`check_clinical`);
+    values missing that may be missing are filled with ``fill`` (the training cohort's). Returns (vector,
+    names filled); missing required values are refused, all of them named."""
+    given, filled = check_clinical(values, fill, required=True, source=source)
+    return np.asarray([given[n] if n in given else float(fill[n]) for n in IVGC_CLINICAL.names], dtype=np.float32), filled
 
 
 # --------------------------------------------------------------------------------------------- prediction
-def bundle_strategy(bundle: Bundle, strategy: Optional[str]) -> str:
-    """The bundle's ROI strategy; another ``strategy`` is refused (the model was trained on one)."""
-    from orbitai.ivgc.rois import parse_strategies
-
-    own = str(bundle.metadata.get("strategy") or "")
-    if strategy is None:
-        return own
-    asked = parse_strategies([strategy])[0].name
-    if asked != own:
-        raise UserError(f"Model {bundle.name} was trained on ROI strategy {own!r}; it cannot predict from "
-                        f"{asked!r}. Leave --strategy out, or choose a model trained on {asked!r}.")
-    return own
-
-
 def predict_ivgc(image: str | Path, segmentation: str | Path, model: Optional[str] = None,
                  strategy: Optional[str] = None, clinical: Optional[Mapping[str, Any]] = None, gradcam: bool = True,
                  device: Any = "cpu", progress: Optional[ProgressCallback] = None,
@@ -141,7 +92,7 @@ def predict_ivgc(image: str | Path, segmentation: str | Path, model: Optional[st
     """Predict one patient (see the module docstring); ``clinical``: ``{feature: value}`` or None;
     ``resample_masks``: a segmentation off the MRI's grid is resampled onto it (said in ``warnings``)
     instead of refused."""
-    from orbitai.bundle.models import load_ivgc_model
+    from orbitai.ivgc.models import load_ivgc_model
     from orbitai.ivgc.features import load_case
     from orbitai.ivgc.rois import parse_strategies, strategy_masks
     from orbitai.radiomics.protocol import RadiomicsProtocol
@@ -162,7 +113,7 @@ def predict_ivgc(image: str | Path, segmentation: str | Path, model: Optional[st
         if filled:
             warnings.append(f"clinical values not given, filled with the training cohort's: {', '.join(filled)}")
     elif clinical:
-        check_clinical_values(clinical)   # checked all the same (types, ranges)
+        check_clinical(clinical, source="--clinical")   # checked all the same (types, ranges)
         warnings.append(f"model {bundle.name} ({meta.get('kind')}) does not use clinical features; they were ignored")
     report(1, 5, "reading the MRI and the segmentation")
     sitk_image, labels = load_case(image, segmentation, resample_masks=resample_masks, warnings=warnings)

@@ -6,19 +6,14 @@ treat-all and treat-none), the radar-chart axes of paper 001's Figure 6, mean +-
 runs, and a cohort report (CSV, JSON, PNG). Figures: :mod:`orbitai.metrics.figures`."""
 from __future__ import annotations
 
-import csv
-import json
 import math
-import os
-from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 from scipy.stats import norm
 from sklearn.metrics import brier_score_loss, confusion_matrix, roc_curve
 
 from orbitai.errors import InputError
-from orbitai.staging import write_text_atomic
 
 
 def _check(y_true, prob) -> tuple[np.ndarray, np.ndarray]:
@@ -156,54 +151,3 @@ def mean_sd(runs: Sequence[Mapping[str, float]]) -> dict[str, tuple[float, float
         v = np.array([float(r[k]) for r in runs])
         out[k] = (float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0)
     return out
-
-
-def write_cohort_report(rows: Iterable[Mapping], out_dir: str | os.PathLike, title: str = "",
-                        threshold: float = 0.5) -> dict:
-    """Write ``predictions.csv``, ``metrics.json`` and ``report.png`` (ROC with AUC and CI,
-    confusion matrix, probabilities by class) for rows with ``y_true`` and ``prob``."""
-    import io
-
-    from orbitai.metrics.figures import pyplot, save_figure
-
-    plt = pyplot()
-    rows = [dict(r) for r in rows]
-    missing = {"case_id", "y_true", "prob"} - set().union(*rows) if rows else {"case_id", "y_true", "prob"}
-    if missing or any(k not in r for r in rows for k in ("case_id", "y_true", "prob")):
-        raise ValueError("Every row needs case_id, y_true and prob"
-                         + (f"; none has {', '.join(sorted(missing))}." if missing else "; some rows lack one."))
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    y = np.array([int(r["y_true"]) for r in rows])
-    p = np.array([float(r["prob"]) for r in rows])
-    m = binary_classification_metrics(y, p, threshold)
-    fields = list(dict.fromkeys(k for r in rows for k in r))
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=fields)
-    w.writeheader()
-    w.writerows(rows)
-    write_text_atomic(out / "predictions.csv", buf.getvalue())
-    write_text_atomic(out / "metrics.json", json.dumps(m, indent=2) + "\n")
-
-    fig, ax = plt.subplots(1, 3, figsize=(13, 4.2))
-    fpr, tpr, _ = roc_curve(y, p)
-    ax[0].plot(fpr, tpr, lw=2, label=f"AUC {m['auc']:.3f} (95% CI {m['auc_ci95'][0]:.3f}-{m['auc_ci95'][1]:.3f})")
-    ax[0].plot([0, 1], [0, 1], "k:", lw=1)
-    ax[0].set(xlabel="1 - specificity", ylabel="sensitivity", title="ROC")
-    ax[0].legend(loc="lower right", fontsize=8)
-    cm = np.array([[m["tn"], m["fp"]], [m["fn"], m["tp"]]])
-    ax[1].imshow(cm, cmap="Blues")
-    for (i, j), v in np.ndenumerate(cm):
-        ax[1].text(j, i, str(v), ha="center", va="center", fontsize=14)
-    ax[1].set(xticks=[0, 1], yticks=[0, 1], xlabel="predicted", ylabel="true",
-              title=f"threshold {threshold}: acc {m['accuracy']:.3f}")
-    bins = np.linspace(0, 1, 21)
-    ax[2].hist(p[y == 0], bins, alpha=0.6, label="negative (0)")
-    ax[2].hist(p[y == 1], bins, alpha=0.6, label="positive (1)")
-    ax[2].axvline(threshold, color="k", ls=":")
-    ax[2].set(xlabel="predicted probability of class 1", ylabel="count", title="probabilities by class")
-    ax[2].legend(fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    save_figure(fig, out / "report.png", dpi=100)
-    return m

@@ -5,6 +5,8 @@ declares only what differs:
 
 * ``job_title`` and ``requirements`` (its requirements file: version ranges in sync with
   ``pyproject.toml``, read by `ensureDependencies`);
+* ``models``: its task's models (`orbitai.bundle.models.TaskModels`, declared in ``orbitai/<task>/models.py``),
+  behind the panel's model choice (`JobLogic.modelChoices`, `modelLabels`, `defaultModelLabel`, `resolveModel`);
 * the start hook `JobLogic.job_arguments`: check the inputs, write them into the job's temporary
   folder, return the ``orbitai ...`` command line (``{out}`` is the child's output folder);
 * the finish hook `JobLogic.import_results`: read the child's output folder and add nodes.
@@ -24,10 +26,14 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Optional
+from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
 from orbitai.progress import ProgressCallback
 from orbitai.runner import JobError, JobResult, OrbitaiJob, WarmJob, child_error, warm_worker_enabled
+
+if TYPE_CHECKING:  # pragma: no cover
+    from orbitai.bundle.core import Bundle
+    from orbitai.bundle.models import TaskModels
 
 __all__ = ["ModuleJob", "JobLogic", "child_error"]
 
@@ -94,6 +100,8 @@ class JobLogic:
     requirements: ClassVar[Optional[Path]] = None
     #: Run jobs on the shared warm worker (unless ``ORBITAI_WARM_WORKER=0``); False: a fresh child per job.
     warm_worker: ClassVar[bool] = True
+    #: The task's models: the panel's model choices (see the ``models`` section below).
+    models: ClassVar["TaskModels"]
 
     def __init__(self, context=None) -> None:
         from orbitai.mrml import get_context
@@ -108,6 +116,36 @@ class JobLogic:
     def import_results(self, out_dir: Path, input_node, **options: Any) -> Any:
         """Finish hook: read the child's output folder and add the result nodes; returns the outputs."""
         raise NotImplementedError
+
+    # ------------------------------------------------------------------------ models
+    @classmethod
+    def modelChoices(cls) -> dict[str, str]:
+        """Panel label -> bundle name of every installed model of the task: the declared ones first (in the
+        paper's order), then the others by name."""
+        return cls.models.choices()
+
+    @classmethod
+    def availableModels(cls) -> list[str]:
+        """The bundle names of `modelChoices`."""
+        return list(cls.modelChoices().values())
+
+    @classmethod
+    def modelLabels(cls) -> list[str]:
+        """The panel's model choices (the labels of `modelChoices`); the default's label when none is installed."""
+        return cls.models.labels()
+
+    @classmethod
+    def defaultModelLabel(cls, labels: Optional[list[str]] = None) -> str:
+        """The panel's default among ``labels`` (default: `modelLabels`): the task's default model when it is
+        listed, else the first."""
+        labels = cls.modelLabels() if labels is None else labels
+        return cls.models.default_label if cls.models.default_label in labels else labels[0]
+
+    @classmethod
+    def resolveModel(cls, model: Optional[str]) -> "Bundle":
+        """The bundle for ``model`` (a panel label, an alias, a bundle name or folder; empty: the task's default);
+        one clear line when it is not installed or is another task's."""
+        return cls.models.find(model)
 
     # ------------------------------------------------------------------------ dependencies
     @classmethod

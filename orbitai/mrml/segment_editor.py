@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["orbit_segmentation_lib", "SegmentEditorDriver", "segment_mask", "paint_segment", "voxel_to_ras"]
+__all__ = ["orbit_segmentation_lib", "SegmentEditorDriver", "finish_pending", "segment_mask", "paint_segment",
+           "voxel_to_ras"]
 
 
 def orbit_segmentation_lib(name: str):
@@ -22,6 +23,20 @@ def orbit_segmentation_lib(name: str):
             raise
         raise ImportError("The annotation self-test needs the OrbitSegmentation module's Lib: add the "
                           "OrbitSegmentation/ folder of the extension to sys.path.") from exc
+
+
+#: How long a scenario step waits for the model prior's child process (the network on a CPU).
+PRIOR_TIMEOUT_S = 300.0
+
+
+def finish_pending(logic, result):
+    """A pressed button's result; when the action waits for the model prior (``details['pending']``),
+    wait for it (a test may block; the effect's timer does this in Slicer) and return the action's result."""
+    if result.ok and result.details.get("pending"):
+        result = logic.wait_for_prior(PRIOR_TIMEOUT_S)
+        assert result is not None, f"the model prior did not arrive within {PRIOR_TIMEOUT_S:.0f} s"
+    assert result.ok, result.message
+    return result
 
 
 class SegmentEditorDriver:
@@ -60,8 +75,6 @@ class SegmentEditorDriver:
         self.effect.self().updateMRMLFromGUI()
 
     def press(self, button: str, **kwargs):
-        from orbitai.testing.annotation_effects import finish_pending
-
         effect = self.effect.self()
         return finish_pending(effect.logic, getattr(effect, button)(**kwargs))
 

@@ -100,6 +100,37 @@ def _add_cv(s: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_cv)
 
 
+def _add_train_lesions(s: argparse._SubParsersAction) -> None:
+    p = s.add_parser("train-lesions", help="train the white-matter lesion network on brain FLAIR phantoms "
+                     "(seeded, resumable); writes a lesion segmentation bundle",
+                     description="Train the white-matter lesion network on brain FLAIR phantoms (seeded, resumable; "
+                                 "see orbitai.neuro.lesionseg_train).")
+    add_bundle_out_options(p)
+    p.add_argument("--work", required=True, help="phantom cache, checkpoint and log folder")
+    p.add_argument("--ms-seeds", default="16000:16024")
+    p.add_argument("--nmosd-seeds", default="16100:16124")
+    p.add_argument("--iterations", type=int, default=1300)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--seed", type=int, default=16)
+    p.add_argument("--lesion-sampling", choices=("lesion", "voxel"), default="voxel",
+                   help="centre lesion patches on a uniformly drawn lesion voxel (default: the demo bundle) or lesion")
+    p.add_argument("--contrast-min", type=float, default=0.5,
+                   help="lesion contrast augmentation: blend factor drawn from [this, 1] (1 = off)")
+    p.add_argument("--init", default=None,
+                   help="lesion bundle (name or folder) whose weights start the training (fine-tuning)")
+    p.add_argument("--confluent", type=float, default=0.0,
+                   help="share of MS training phantoms with confluent periventricular lesions (0 to 1)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave torch's default)")
+    p.set_defaults(func=run_train_lesions)
+
+
+def run_train_lesions(args: argparse.Namespace) -> int:
+    from orbitai.neuro.lesionseg_train import run
+
+    return run(args)
+
+
 def _add_configs(s: argparse._SubParsersAction) -> None:
     p = s.add_parser("configs", help="list the classifier training configurations")
     p.set_defaults(func=run_configs)
@@ -107,7 +138,8 @@ def _add_configs(s: argparse._SubParsersAction) -> None:
 
 #: Sub-command parser functions, in the order ``orbitai neuro --help`` lists them.
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_lesions, _add_predict, _add_train,
-                                                                    _add_evaluate, _add_cv, _add_configs]
+                                                                    _add_evaluate, _add_cv, _add_train_lesions,
+                                                                    _add_configs]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -1,6 +1,6 @@
 """Train the white-matter lesion network on brain FLAIR phantoms (seeded, resumable).
 
-    python -m orbitai.neuro.lesionseg_train --out orbitai/resources/models/neuro_lesion_unet_demo \\
+    orbitai neuro train-lesions --out orbitai/resources/models/neuro_lesion_unet_demo \\
         --work /tmp/lesionseg --ms-seeds 16000:16024 --nmosd-seeds 16100:16124 --iterations 1300 --seed 16
 
 1. Phantoms (`orbitai.phantoms.brain.brain_flair_case`, noise-free so that the brain mask is
@@ -37,6 +37,7 @@ from orbitai.neuro.seg_configs import ARCHITECTURE, CONTEXT, MAD_TO_SD, Z_CEIL, 
 log = logging.getLogger(__name__)
 
 BUNDLE_NAME = "neuro_lesion_unet_demo"
+BUNDLE_TASK = "lesion_segmentation"
 PATCH = 96
 HALO = 8          # slices of the slab kept around the centre slice (thick-slice simulation)
 DEFAULT_ARGS: dict[str, Any] = {"channels": [24, 48, 96, 192], "num_res_units": 1}
@@ -194,7 +195,8 @@ def sample(case: Case, rng: np.random.Generator, p_lesion: float = 0.67, augment
 def train(out_bundle: str | Path, work: str | Path, ms_seeds: Sequence[int], nmosd_seeds: Sequence[int],
           iterations: int = 1300, batch: int = 16, lr: float = 2e-3, seed: int = 16,
           checkpoint_every: int = 100, arch_args: dict[str, Any] | None = None, per_lesion: bool = False,
-          contrast_min: float = 0.5, init: str | Path | None = None, confluent: float = 0.0) -> Path:
+          contrast_min: float = 0.5, init: str | Path | None = None, confluent: float = 0.0,
+          overwrite: bool = False) -> Path:
     """Train and write the bundle; returns its folder. Resumes from ``WORK/checkpoint.pt``.
 
     ``init``: a lesion bundle (name or folder) whose checksum-verified weights start the training
@@ -281,7 +283,7 @@ def train(out_bundle: str | Path, work: str | Path, ms_seeds: Sequence[int], nmo
     model.eval()
     meta = bundle_metadata(args, ms_seeds, nmosd_seeds, iterations, batch, lr, seed, seconds,
                            count_parameters(model), history, per_lesion, contrast_min, init_name, confluent)
-    b = save_bundle(model, out_bundle, meta)
+    b = save_bundle(model, out_bundle, meta, overwrite)
     log.info("bundle written to %s (%.1f training minutes)", b.path, seconds / 60)
     return b.path
 
@@ -294,7 +296,7 @@ def bundle_metadata(args: dict[str, Any], ms_seeds: Sequence[int], nmosd_seeds: 
         return f"{min(s)}-{max(s)}" if s else "none"
 
     return {
-        "name": BUNDLE_NAME, "version": "0.1.0", "task": "lesion_segmentation",
+        "name": BUNDLE_NAME, "version": "0.1.0", "task": BUNDLE_TASK,
         "description": "2.5D MONAI U-Net for white-matter lesions on brain FLAIR, trained on brain phantoms "
                        "(demo, not for clinical use).",
         "architecture": {"name": ARCHITECTURE, "args": args},
@@ -315,7 +317,7 @@ def bundle_metadata(args: dict[str, Any], ms_seeds: Sequence[int], nmosd_seeds: 
             "inpainted, so the real case is the same subject's anatomy (its lesion mask was never a target). "
             f"Augmentation: lesion contrast x[{contrast_min}, 1] (blend with the inpainted background), simulated 2.5-5.5 mm slices (partial volume), gamma 0.7-1.5, linear bias, Rician "
             "noise, in-plane rotation +-12 deg / scale 0.9-1.1 / flips, normalisation-scale jitter."),
-        "training": {"command": "python -m orbitai.neuro.lesionseg_train", "iterations": iterations,
+        "training": {"command": "orbitai neuro train-lesions", "iterations": iterations,
                      "batch_size": batch, "patch": [len(CONTEXT), PATCH, PATCH], "lr": lr,
                      "optimizer": "Adam (weight decay 1e-5), 100-step warm-up, cosine decay",
                      "loss": "MONAI DiceCELoss (batch Dice + cross-entropy)", "seed": seed,
@@ -347,37 +349,47 @@ def record_metrics(bundle_path: str | Path, metrics: dict[str, Any]) -> None:
     write_bundle(b.path, meta, copy)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m orbitai.neuro.lesionseg_train", description=__doc__.split("\n")[0])
-    p.add_argument("--out", required=True, help="bundle folder to write")
-    p.add_argument("--work", required=True, help="phantom cache, checkpoint and log folder")
-    p.add_argument("--ms-seeds", default="16000:16024")
-    p.add_argument("--nmosd-seeds", default="16100:16124")
-    p.add_argument("--iterations", type=int, default=1300)
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--seed", type=int, default=16)
-    p.add_argument("--lesion-sampling", choices=("lesion", "voxel"), default="voxel",
-                   help="centre lesion patches on a uniformly drawn lesion voxel (default: the demo bundle) or lesion")
-    p.add_argument("--contrast-min", type=float, default=0.5,
-                   help="lesion contrast augmentation: blend factor drawn from [this, 1] (1 = off)")
-    p.add_argument("--init", default=None,
-                   help="lesion bundle (name or folder) whose weights start the training (fine-tuning)")
-    p.add_argument("--confluent", type=float, default=0.0,
-                   help="share of MS training phantoms with confluent periventricular lesions (0 to 1)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave torch's default)")
-    a = p.parse_args(argv)
+def run(a: argparse.Namespace) -> int:
+    """Train with the options ``orbitai neuro train-lesions`` parsed (`orbitai.neuro.cli`); every option and the
+    output folder are checked before any work."""
     import torch
+
+    from orbitai.errors import UserError
+    from orbitai.result import check_outputs
+
+    for name, ok, rule in (("--iterations", a.iterations >= 1, "at least 1"), ("--batch", a.batch >= 1, "at least 1"),
+                           ("--lr", 0 < a.lr < 1, "between 0 and 1"),
+                           ("--contrast-min", 0 <= a.contrast_min <= 1, "from 0 to 1"),
+                           ("--confluent", 0 <= a.confluent <= 1, "from 0 to 1"), ("--threads", a.threads >= 0, ">= 0")):
+        if not ok:
+            raise UserError(f"{name} must be {rule}.")
+    try:
+        seeds = parse_seeds(a.ms_seeds), parse_seeds(a.nmosd_seeds)
+    except ValueError:
+        seeds = [], []
+    if not seeds[0] or not seeds[1]:
+        raise UserError(f"--ms-seeds {a.ms_seeds!r} / --nmosd-seeds {a.nmosd_seeds!r}: give each as START:STOP (a "
+                        "non-empty range of integers, e.g. 16000:16024) or a comma-separated list.")
+    check_outputs(a.out, [a.work], bundle=BUNDLE_TASK, overwrite=a.overwrite)
 
     if a.threads:
         torch.set_num_threads(a.threads)
     Path(a.work).mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
                         handlers=[logging.StreamHandler(), logging.FileHandler(Path(a.work) / "train.log")])
-    train(a.out, a.work, parse_seeds(a.ms_seeds), parse_seeds(a.nmosd_seeds), a.iterations, a.batch, a.lr, a.seed,
+    train(a.out, a.work, seeds[0], seeds[1], a.iterations, a.batch, a.lr, a.seed,
           per_lesion=a.lesion_sampling == "lesion", contrast_min=a.contrast_min, init=a.init,
-          confluent=a.confluent)
+          confluent=a.confluent, overwrite=a.overwrite)
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m orbitai.neuro.lesionseg_train ...``: the same as ``orbitai neuro train-lesions ...``."""
+    import sys
+
+    from orbitai.cli import main as cli_main
+
+    return cli_main(["neuro", "train-lesions", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -170,7 +170,7 @@ def predict_neuro(flair_path: str | Path, lesions_path: Optional[str | Path] = N
                   progress: Optional[ProgressCallback] = None, resample_masks: bool = False) -> NeuroPrediction:
     """Steps 1-5: lesions, table, P(NMOSD) from the classifier bundle ``model`` (default: the bundled
     two-view demo) and its occlusion map on the FLAIR's grid."""
-    from orbitai.bundle.models import load_neuro_model
+    from orbitai.neuro.models import load_neuro_model
 
     t0 = time.perf_counter()
     report = progress or (lambda d, t, m: None)

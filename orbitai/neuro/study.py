@@ -151,7 +151,7 @@ def evaluate_models(cases: Sequence[Case], models: Sequence[str], device: Any = 
     case's P(NMOSD)."""
     import torch
 
-    from orbitai.bundle.models import load_neuro_model
+    from orbitai.neuro.models import load_neuro_model
     from orbitai.classify.train import predict_proba
     from orbitai.neuro.train import evaluate
 

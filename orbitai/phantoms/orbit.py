@@ -179,7 +179,7 @@ def orbit_anatomy(rng: np.random.Generator, modality: str = "ct", domain_random:
                   spacing=None, oblique: bool | float | None = None) -> Anatomy:
     """Draw the acquisition and the per-case anatomy (see :func:`orbit_case`) from ``rng``; the
     tissue map is what label-to-image synthesis renders (:func:`orbit_case`, or random contrasts
-    for segmentation training in :mod:`orbitai.seg.synth`)."""
+    for segmentation training in :mod:`orbitai.orbit.synth`)."""
     model = A.orbit_model()
     if domain_random and spacing is None:
         spacing = (rng.uniform(0.4, 1.0),) * 2 + (rng.uniform(0.5, 3.5),)

@@ -4,22 +4,18 @@ from __future__ import annotations
 import numpy as np
 
 from orbitai.io import Volume, VolumeError, require_finite
+from orbitai.io.values import offset_ct_evidence, value_sample
 
 #: An 8-bit CT: at least this fraction of voxels at 0 (air clipped) and at 255 (bone/saturated).
 EIGHT_BIT_AT_ZERO = 0.2
 EIGHT_BIT_AT_255 = 0.005
 
 
-def _sample(vol: Volume) -> np.ndarray:
-    a = vol.array
-    return a.ravel()[:: max(1, a.size // 200_000)].astype(np.float32)
-
-
 def looks_like_ct(vol: Volume) -> bool:
     """CT in Hounsfield units has air near -1000 and soft tissue near 0-100. A volume whose DICOM
     Modality is CT (``vol.metadata['Modality']``) counts as CT in HU when it has values on both sides
     of 0 (an 8-bit window converted to HU keeps air at the window's lower end)."""
-    sample = _sample(vol)
+    sample = value_sample(vol)
     p1, p99 = float(np.percentile(sample, 1)), float(np.percentile(sample, 99))
     if vol.metadata.get("Modality", "").upper() == "CT":
         return p1 < 0 < p99
@@ -40,23 +36,6 @@ def check_spacing(vol: Volume, what: str = "the image") -> None:
                           "cannot be right for a head scan. Fix the spacing in the header (or export the image again).")
 
 
-def offset_ct_evidence(vol: Volume) -> str | None:
-    """Why the image looks like CT stored with +1024 added (Hounsfield units with the rescale intercept
-    lost: no negative value, air near 0, soft tissue near 1024, bone above 1700), or None."""
-    if not np.issubdtype(vol.array.dtype, np.integer):
-        return None
-    sample = _sample(vol)
-    if sample.min() < 0:
-        return None
-    p1, p99 = np.percentile(sample, [1, 99])
-    soft = float(np.mean((sample > 900) & (sample < 1200)))
-    bone = float(np.mean(sample > 1700))
-    if p1 < 100 and p99 > 1024 and soft > 0.05 and bone > 0.002:
-        return (f"values {int(sample.min())} to {int(sample.max())}, none negative, {100 * soft:.0f} % between 900 "
-                f"and 1200 (soft tissue + 1024) and {100 * bone:.1f} % above 1700 (bone)")
-    return None
-
-
 def eight_bit_ct_evidence(vol: Volume) -> str | None:
     """Why the image looks like CT stored as 8-bit values (clipped or windowed to 0-255, so its
     Hounsfield units are lost), or None.
@@ -65,7 +44,7 @@ def eight_bit_ct_evidence(vol: Volume) -> str | None:
     (air below the window) and a visible share at exactly 255 (bone above it). MRI scaled to 8 bits
     has a noisy background and only a few voxels at its maximum.
     """
-    sample = _sample(vol)
+    sample = value_sample(vol)
     if sample.min() != 0 or sample.max() != 255 or not np.all(sample == np.round(sample)):
         return None
     at_zero, at_top = float(np.mean(sample == 0)), float(np.mean(sample == 255))
@@ -84,7 +63,7 @@ def wrapped_values_evidence(vol: Volume) -> str | None:
     """Why the image's values look wrapped around an integer type's limits (overflow), or None."""
     if not np.issubdtype(vol.array.dtype, np.integer):
         return None
-    sample = _sample(vol)
+    sample = value_sample(vol)
     low, high = float(np.mean(sample < -WRAPPED_LIMIT)), float(np.mean(sample > WRAPPED_LIMIT))
     if low < WRAPPED_SHARE or high < WRAPPED_SHARE:
         return None
@@ -106,7 +85,7 @@ def image_is_ct(vol: Volume, what: str = "the image") -> bool:
     evidence = eight_bit_ct_evidence(vol)
     dicom_ct = vol.metadata.get("Modality", "").upper() == "CT"
     if evidence is None and dicom_ct and not looks_like_ct(vol):
-        sample = _sample(vol)
+        sample = value_sample(vol)
         if sample.min() >= 0 and sample.max() <= 255 and np.all(sample == np.round(sample)):
             evidence = f"DICOM Modality CT, values {sample.min():g} to {sample.max():g}"
     if evidence:
@@ -122,7 +101,7 @@ def image_is_ct(vol: Volume, what: str = "the image") -> bool:
             "--model.")
     ct = looks_like_ct(vol)
     if dicom_ct and not ct:
-        sample = _sample(vol)
+        sample = value_sample(vol)
         raise VolumeError(
             f"{what} is CT (DICOM Modality) but its values ({sample.min():g} to {sample.max():g}) are not Hounsfield "
             "units and its header gives no certain way to convert them; it is not given to the MRI model. Export "

@@ -15,6 +15,7 @@ from orbitai.io import read_volume
 from orbitai.labels import GROUPS, values_for
 from orbitai.progress import ProgressCallback
 from orbitai.tao.data import case_label
+from orbitai.tao.models import TAO_MODELS
 from orbitai.tao.predict import EyeResult, predict_tao
 
 #: Files of the cohort report written into ``out``.
@@ -41,8 +42,7 @@ def evaluate_tao(manifest: str | Path, model: str, out: Path, device="cpu", use_
     output folder (never over an input) and the model are checked before any prediction; the report is
     written whole or, on a failure or a cancel, not at all. ``resample_masks``: a segmentation off its
     MRI's grid is resampled onto it (a warning per case) instead of refused."""
-    from orbitai.bundle.models import DEFAULT_TAO_MODELS, find_task_bundle
-    from orbitai.metrics.classification import write_cohort_report
+    from orbitai.metrics.figures import write_cohort_report
     from orbitai.result import check_outputs
     from orbitai.staging import staged_folder
 
@@ -52,8 +52,7 @@ def evaluate_tao(manifest: str | Path, model: str, out: Path, device="cpu", use_
         raise InputError(f"All {len(cases)} cases of {Path(manifest).name} have label {truth[0]}; the evaluation "
                          "needs both active (1) and inactive (0) cases.")
     out = check_outputs(out, [manifest, *(p for c in cases for p in (c.image, c.segmentation))], REPORT_FILES)
-    # a wrong --model before any case is read (the names load_tao_model takes: A, B, a bundle name or folder)
-    find_task_bundle(DEFAULT_TAO_MODELS.get(model.upper(), model), "tao_activity", "a TAO activity classifier")
+    TAO_MODELS.find(model)   # a wrong --model before any case is read (the names load_tao_model takes)
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     for n, (case, y) in enumerate(zip(cases, truth), start=1):

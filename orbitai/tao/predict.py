@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from orbitai.bundle import Bundle
-from orbitai.bundle.models import load_tao_model
+from orbitai.tao.models import load_tao_model
 from orbitai.classify.train import predict_proba
 from orbitai.io import Volume
 from orbitai.progress import ProgressCallback
@@ -80,7 +80,7 @@ def input_spec(bundle: Bundle) -> TaoInputSpec:
 
 def locate_orbits(image: Volume, device="cpu", progress: Optional[ProgressCallback] = None) -> Volume:
     """Orbit labels from OrbitSegmentation's MRI model (used when no segmentation is given)."""
-    from orbitai.bundle.models import load_seg_model
+    from orbitai.orbit.models import load_seg_model
     from orbitai.orbit.segment import segment
 
     _, model, spec = load_seg_model(None, image_is_ct=False, device=device)

@@ -39,20 +39,6 @@ def orbit_box(seed: int = 0, side: str = "right", margin_mm: float = 6.0):
             Volume(np.ascontiguousarray(labels.array[box]), labels.spacing, origin, labels.direction))
 
 
-#: How long a scenario step waits for the model prior's child process (the network on a CPU).
-PRIOR_TIMEOUT_S = 300.0
-
-
-def finish_pending(logic, result):
-    """A pressed button's result; when the action waits for the model prior (``details['pending']``),
-    wait for it (a test may block; the effect's timer does this in Slicer) and return the action's result."""
-    if result.ok and result.details.get("pending"):
-        result = logic.wait_for_prior(PRIOR_TIMEOUT_S)
-        assert result is not None, f"the model prior did not arrive within {PRIOR_TIMEOUT_S:.0f} s"
-    assert result.ok, result.message
-    return result
-
-
 # --------------------------------------------------------------------------- drivers
 class _LogicDriver:
     """The scenario's steps on `AnnotationLogic` (what the effects call), any scene."""
@@ -92,6 +78,8 @@ class _LogicDriver:
         action = {"onPreview": logic.smartfill_preview, "onAccept": logic.smartfill_accept,
                   "onApply": logic.autocorrect, "click": lambda ras, remove: logic.smartpencil_click(
                       ras=ras, remove=remove)}[button]
+        from orbitai.mrml.segment_editor import finish_pending
+
         return finish_pending(logic, action(**kwargs))
 
     def preview_node(self):

@@ -30,7 +30,7 @@ def installed(network: str) -> bool:
     """Whether the TAO Network ``network`` demo bundle is installed (the end-to-end tests need it)."""
     from TAOActivityLib import TAOActivityLogic
 
-    return network in TAOActivityLogic.availableModels()
+    return TAOActivityLogic.models.resolve(network) in TAOActivityLogic.availableModels()
 
 
 # --------------------------------------------------------------------------- contract folders
@@ -285,8 +285,10 @@ def test_logic_cancel_leaves_scene_unchanged(ctx):
     before = _node_ids(ctx)
     cancel = threading.Event()
     threading.Timer(1.0, cancel.set).start()
+    logic = TAOActivityLogic(ctx)
+    logic.warm_worker = False   # a warm worker may finish before the cancel (warm cancel: Testing/worker)
     with raises(JobError, match="Cancelled"):
-        TAOActivityLogic(ctx).run(node, seg, device="cpu", cancel=cancel)
+        logic.run(node, seg, device="cpu", cancel=cancel)
     assert _node_ids(ctx) == before
 
 
@@ -396,15 +398,16 @@ def test_panel_cancel_leaves_scene_unchanged(ctx):
 
 def test_parameter_choices():
     """Model choices come from the installed bundles (labels resolve to them); map choices from the contract."""
-    from TAOActivityLib import NETWORKS, SHOWN_MAP_CHOICES, TAOActivityLogic
+    from TAOActivityLib import SHOWN_MAP_CHOICES, TAOActivityLogic
 
+    a, b = "Network A (VGG-like)", "Network B (ResNet-like)"     # saved in scenes: never renamed
     labels = TAOActivityLogic.modelLabels()
-    assert labels == [label for label, _ in TAOActivityLogic.modelChoices()] or labels == [NETWORKS["B"][1]]
-    for label, model in TAOActivityLogic.modelChoices():
+    assert labels == list(TAOActivityLogic.modelChoices()) or labels == [b]
+    for label, model in TAOActivityLogic.modelChoices().items():
         assert TAOActivityLogic.resolveModel(label).path == TAOActivityLogic.resolveModel(model).path
     assert SHOWN_MAP_CHOICES == ("occlusion", "Grad-CAM", "none")
     assert TAOActivityLogic.defaultModelLabel(labels) in labels
-    assert TAOActivityLogic.defaultModelLabel([NETWORKS["A"][1], NETWORKS["B"][1]]) == NETWORKS["B"][1]
+    assert TAOActivityLogic.defaultModelLabel([a, b]) == b
     assert TAOActivityLogic.defaultModelLabel(["other"]) == "other"
 
 

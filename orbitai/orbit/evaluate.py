@@ -71,7 +71,7 @@ def evaluate(manifest: str | Path, model: str, out: Path, device: str = "auto", 
     writes OUTPUT_FILES to ``out`` (all of them or, on a failure or a cancel, none). The manifest, the output
     folder (never over an input), the model and every reference (:func:`check_reference`) are checked
     before the model runs."""
-    from orbitai.bundle.models import load_seg_model
+    from orbitai.orbit.models import load_seg_model
     from orbitai.cohort.manifest import read_manifest
     from orbitai.device import select_device
     from orbitai.io import read_volume

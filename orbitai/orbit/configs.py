@@ -82,7 +82,7 @@ _add(SegConfig("svnet-demo-dr", "svnet", {"in_channels": 1, "out_channels": 7, "
                "Width-reduced SV-net trained on domain-randomised phantoms (CT and MRI; demo).",
                **{**_DEMO, "lr_decay_epoch": 31, "epochs": 45}))
 # MRI of any contrast and slice thickness: SynthSeg-style patches rendered on the fly from 96 deformed atlas
-# heads (orbitai.seg.synth; every tissue its own random contrast, 1.5-6 mm slices along a random axis,
+# heads (orbitai.orbit.synth; every tissue its own random contrast, 1.5-6 mm slices along a random axis,
 # heads tilted up to 20 degrees, a share with TAO muscles), centred on a structure chosen uniformly among
 # the six (the thin ones as often as the eyeball), with a quarter of the patches from supervised T1/T2
 # MRI phantoms ('make models' starts it from orbit_svnet_dr_demo's weights).

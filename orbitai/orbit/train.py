@@ -3,7 +3,7 @@
 The recipe follows SV-net (paper 002): voxel-wise sigmoid cross-entropy on one-hot labels,
 Adam (lr 1e-4), batch 4, random 32-slice sub-volumes, augmentation by translation (random
 crops), rotation and Gaussian noise; k-fold cross-validation picks the validation fold.
-Configurations (``orbitai.seg.configs``) name the architecture, its grid and the recipe;
+Configurations (``orbitai.orbit.configs``) name the architecture, its grid and the recipe;
 demo configurations shrink width and patch so they train on a laptop CPU.
 
 Training is deterministic for a seed, writes per-epoch metrics to ``metrics.csv``, keeps a
@@ -36,8 +36,8 @@ from orbitai.models import build_model, count_parameters
 from orbitai.orbit.rules import class_lut
 from orbitai.preprocess.intensity import normalise
 from orbitai.progress import ProgressCallback, emit
-from orbitai.seg.configs import SegConfig
-from orbitai.seg.data import resample_pair, to_classes
+from orbitai.orbit.configs import SegConfig
+from orbitai.orbit.data import resample_pair, to_classes
 from orbitai.staging import training_folder, trim_epoch_log
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, seed: int = 0, folds: in
     records the epochs actually run (fewer after ``time_limit_s``).
 
     A configuration with ``extra['synth']`` also renders patches on the fly from a pool of deformed
-    atlas heads (:mod:`orbitai.seg.synth`); the cases then make up ``extra['manifest_share']`` of the
+    atlas heads (:mod:`orbitai.orbit.synth`); the cases then make up ``extra['manifest_share']`` of the
     patches (none are needed). ``init`` starts from a bundle's weights (same architecture)."""
     if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
         raise InputError(f"epochs must be a whole number of at least 1, got {epochs!r}.")
@@ -194,7 +194,7 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, seed: int = 0, folds: in
     init_bundle = _init_bundle(init, cfg) if init else None
     pool = None
     if synth_opts is not None:
-        from orbitai.seg.synth import SynthPool
+        from orbitai.orbit.synth import SynthPool
 
         log.info("building the synthetic head pool")
         pool = SynthPool.build(cfg.spec, **synth_opts, progress=lambda d, t, m: progress(0, 1, m))

@@ -34,7 +34,7 @@ import SimpleITK as sitk
 from orbitai.io import Volume
 from orbitai.lru import LRU
 
-from ._common import AnnotationError
+from orbitai.errors import AnnotationError
 
 
 class PriorUnavailable(AnnotationError):
@@ -131,7 +131,7 @@ def compute_prior(image: Volume, bundle: str | None = None, device: str = "cpu",
     """Run the segmentation network on ``image`` (the bundle for its modality unless named; ``key``: its
     `image_key` when known). Raises :class:`PriorUnavailable` when no such bundle is installed."""
     from orbitai.bundle import BundleError
-    from orbitai.bundle.models import load_seg_model
+    from orbitai.orbit.models import load_seg_model
     from orbitai.orbit.rules import eyeball_class, eyeball_midline
     from orbitai.preprocess.checks import looks_like_ct
     from orbitai.seg.engine import model_probabilities

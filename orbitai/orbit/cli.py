@@ -13,8 +13,6 @@ from orbitai.errors import UserError
 
 #: File names that ``--out`` must not have (it takes a folder).
 VOLUME_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd", ".csv", ".json")
-#: The plain label map that ``predict --labelmap`` adds to OUT.
-LABELMAP_FILE = "labels.nrrd"
 
 log = logging.getLogger("orbitai.seg")
 
@@ -76,12 +74,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pp = s.add_parser("prior", help="the network's class probabilities of one image, for the annotation tools",
                       description="Run the segmentation network once on IMAGE and write OUT/prior.npz: its class "
                                   "probabilities on the model grid, the grid and the eyeball midline (what SmartFill, "
-                                  "AutoCorrection and 'Start from the model' read; see orbitai.annotate.prior). The "
+                                  "AutoCorrection and 'Start from the model' read; see orbitai.orbit.prior). The "
                                   "Segment Editor effects run this in a child process so that Slicer stays responsive.")
     pp.add_argument("image", metavar="IMAGE", help="input image file or DICOM series folder")
     pp.add_argument("--out", required=True, help="output folder")
     pp.add_argument("--model", help="bundle name or folder (default: the bundled model for the image's modality)")
-    pp.add_argument("--key", help="the image key the caller computed (orbitai.annotate.prior.image_key); "
+    pp.add_argument("--key", help="the image key the caller computed (orbitai.orbit.prior.image_key); "
                                   "default: computed here")
     add_device_option(pp)
     pp.set_defaults(func=run_prior)
@@ -97,7 +95,7 @@ def _add_window_options(p: argparse.ArgumentParser) -> None:
 def _case_files() -> tuple[str, ...]:
     """What one ``seg predict`` writes into its folder (OUT, or OUT/<case>/ in a batch)."""
     from orbitai.result import RESULT_FILE
-    from orbitai.seg.result import SEGMENTATION_FILE, UNCERTAINTY_FILE, VOLUMES_FILE
+    from orbitai.orbit.result import LABELMAP_FILE, SEGMENTATION_FILE, UNCERTAINTY_FILE, VOLUMES_FILE
 
     return RESULT_FILE, SEGMENTATION_FILE, VOLUMES_FILE, UNCERTAINTY_FILE, LABELMAP_FILE
 
@@ -149,88 +147,9 @@ def predict_cases(args: argparse.Namespace) -> list[tuple[str, str]]:
     return cases
 
 
-class _ModelCache:
-    """The segmentation models a run needs, each loaded once: the one named by --model, or the
-    bundled default of each modality met (a batch mixing CT and MRI loads both)."""
-
-    def __init__(self, name: str | None, device) -> None:
-        self.name, self.device = name, device
-        self.loaded: dict[bool | None, tuple] = {}
-
-    def get(self, is_ct: bool) -> tuple:
-        from orbitai.bundle.models import load_seg_model
-
-        key = None if self.name else is_ct
-        if key not in self.loaded:
-            self.loaded[key] = load_seg_model(self.name, is_ct, self.device)
-        return self.loaded[key]
-
-
-def predict_one(image: str, out: Path, args: argparse.Namespace, models: _ModelCache, progress) -> dict[str, float]:
-    """Segment ``image`` into the folder ``out`` (written staged, moved in complete) and print its
-    summary; returns the seconds of each stage (read, model, preprocess, window, postprocess,
-    volumes, write)."""
-    import time
-
-    from orbitai.device import run_with_fallback
-    from orbitai.io import read_scan, require_values, write_volume
-    from orbitai.orbit.rules import structure_volumes
-    from orbitai.orbit.segment import segment
-    from orbitai.preprocess.checks import check_spacing, image_is_ct, looks_like_ct
-    from orbitai.preprocess.slices import structure_gap_warnings
-    from orbitai.seg.result import SegmentationResult
-
-    t0 = time.perf_counter()
-    vol, acquisition = read_scan(image)     # tilted / unevenly spaced DICOM resampled, values in HU
-    require_values(vol, "image")
-    check_spacing(vol, image)
-    is_ct = looks_like_ct(vol) if args.model else image_is_ct(vol, image)   # refuses 8-bit CT
-    for note in acquisition.notes:
-        print(f"note: {note}")
-    t1 = time.perf_counter()
-    progress(0, 1, "loading model")
-    bundle, model, spec = models.get(is_ct)
-    t2 = time.perf_counter()
-    log.info("model %s on %s, window %s", bundle.name, models.device, args.window)
-    res = run_with_fallback(lambda d: segment(vol, model, spec, args.window, d, progress=progress,
-                                              mirror=not args.no_mirror), models.device)
-    t3 = time.perf_counter()
-    rows = structure_volumes(res.labels, spec.structures)
-    # structures lying where the acquired slices are too far apart for them: said, not guessed silently
-    gap_warnings = structure_gap_warnings(res.labels.array, res.labels.ijk_to_lps(),
-                                          {r["label"]: r["structure"] for r in rows}, acquisition.positions,
-                                          acquisition.normal)
-    warnings = list(res.warnings) + gap_warnings
-    uncertainty = None
-    if args.uncertainty and res.confidence is not None:
-        uncertainty = res.confidence.with_array((1.0 - res.confidence.array).astype("float32"))
-    result = SegmentationResult(res.labels, rows, bundle.name, warnings, uncertainty,
-                                {"device": str(models.device), "window": args.window, "seconds": round(res.seconds, 3),
-                                 "window_seconds": round(res.window_seconds, 3),
-                                 "acquisition": acquisition.to_json()})
-    t4 = time.perf_counter()
-
-    def write_labelmap(tmp: Path) -> dict[str, str]:
-        return {"labelmap": write_volume(res.labels, tmp / LABELMAP_FILE).name}
-
-    # written into a temporary folder beside OUT and moved into place only when complete
-    result.write(out, extra=write_labelmap if args.labelmap else None)
-    t5 = time.perf_counter()
-    for w in warnings:
-        print(f"warning: {w}")
-    print(f"wrote {out}/result.json ({len(rows)} structures, {res.seconds:.1f} s, model {bundle.name})")
-    print(f"timing: window {res.window_seconds:.2f} s, total {res.seconds:.2f} s")
-    stages = {"read": t1 - t0, "model": t2 - t1, "preprocess": res.prep_seconds, "window": res.window_seconds,
-              "postprocess": (t3 - t2) - res.prep_seconds - res.window_seconds, "volumes": t4 - t3, "write": t5 - t4}
-    print("timing stages: " + ", ".join(f"{k} {v:.2f} s" for k, v in stages.items()))
-    for r in rows:
-        print(f"  {r['name']:<36} {r['volume_cm3']:.3f} cm3")
-    return stages
-
-
 def run_prior(args) -> int:
     """``seg prior``: the model prior of one image into OUT/prior.npz (staged: all or nothing)."""
-    from orbitai.annotate.prior import PRIOR_FILE, PriorUnavailable, compute_prior
+    from orbitai.orbit.prior import PRIOR_FILE, PriorUnavailable, compute_prior
     from orbitai.device import select_device
     from orbitai.io import read_volume
     from orbitai.progress import emit
@@ -254,6 +173,7 @@ def run_predict(args) -> int:
 
     from orbitai.device import select_device
     from orbitai.errors import InputError
+    from orbitai.orbit.predict import ModelCache, predict
     from orbitai.progress import emit
     from orbitai.result import check_outputs
 
@@ -272,9 +192,11 @@ def run_predict(args) -> int:
         raise UserError(f"--out takes a folder (OUT/segmentation.seg.nrrd, volumes.csv and result.json are "
                         f"written there); got the file name {args.out}.")
     device = select_device(args.device)
-    models = _ModelCache(args.model, device)
+    models = ModelCache(args.model, device)
+    options = {"window": args.window, "mirror": not args.no_mirror, "uncertainty": args.uncertainty,
+               "labelmap": args.labelmap}
     if len(cases) == 1 and not args.manifest:
-        predict_one(cases[0][1], outs[0], args, models, emit)
+        predict(cases[0][1], outs[0], models, progress=emit, **options)
         print(f"timing: command {time.perf_counter() - t_start:.2f} s")
         return 0
     n, done, failed, windows = len(cases), [], [], 0.0
@@ -287,7 +209,7 @@ def run_predict(args) -> int:
                 emit(100 * i + (100 * d) // max(t, 1), 100 * n, f"case {i + 1}/{n} {name}: {message}")
 
             try:
-                stages = predict_one(image, out, args, models, progress)
+                stages = predict(image, out, models, progress=progress, **options)
             except InputError as exc:   # a bad image stops its case, not the batch
                 failed.append(name)
                 print(f"error: case {name}: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
@@ -307,7 +229,7 @@ def run_predict(args) -> int:
 
 
 def run_evaluate(args) -> int:
-    from orbitai.seg.evaluate import evaluate
+    from orbitai.orbit.evaluate import evaluate
 
     summary = evaluate(args.manifest, args.model, Path(args.out), device=args.device, window=args.window)
     print(json.dumps(summary["mean"], indent=2))
@@ -331,10 +253,10 @@ def check_train_options(args: argparse.Namespace) -> None:
 
 def run_train(args) -> int:
     from orbitai.device import select_device
-    from orbitai.seg.configs import get_config
+    from orbitai.orbit.configs import get_config
     from orbitai.cohort.manifest import read_manifest
     from orbitai.result import check_outputs
-    from orbitai.seg.train import train
+    from orbitai.orbit.train import train
 
     check_train_options(args)
     cfg = get_config(args.config)
@@ -365,7 +287,7 @@ def _training_data(cfg, manifest: str | None, n: int) -> str:
 
 
 def run_configs(args) -> int:
-    from orbitai.seg.configs import CONFIGS
+    from orbitai.orbit.configs import CONFIGS
 
     for c in CONFIGS.values():
         print(f"{c.name:<18} {c.arch:<8} window {c.spec.patch_dhw} spacing {c.spec.spacing}  {c.description}")

@@ -35,6 +35,8 @@ from orbitai.result import RESULT_FILE, TaskResult
 SEGMENTATION_FILE = "segmentation.seg.nrrd"
 VOLUMES_FILE = "volumes.csv"
 UNCERTAINTY_FILE = "uncertainty.nrrd"
+#: The plain label map that ``seg predict --labelmap`` adds to OUT.
+LABELMAP_FILE = "labels.nrrd"
 VOLUME_COLUMNS = ("label", "name", "structure", "side", "voxels", "volume_cm3")
 
 

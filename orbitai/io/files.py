@@ -1,0 +1,113 @@
+"""Reading and writing volume files (NIfTI, NRRD, MetaImage; a folder is read as a DICOM series).
+
+SimpleITK does the file work; this module adds validation with clear errors and exact round trips (label maps keep
+their integer type, oblique directions are preserved) and writes atomically."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from orbitai.io.dicom import Acquisition, read_dicom_scan, read_dicom_series
+from orbitai.io.integrity import verify_volume_file
+from orbitai.io.volume import Volume, VolumeError
+from orbitai.staging import write_failure
+
+#: Files that SimpleITK reads as one volume, by suffix.
+VOLUME_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
+
+
+def _is_volume_file(path: Path) -> bool:
+    name = path.name.lower()
+    return any(name.endswith(s) for s in VOLUME_SUFFIXES)
+
+
+def read_volume(path: str | os.PathLike, keep_metadata: bool = False) -> Volume:
+    """Read a 3D volume from a file (NIfTI/NRRD/MetaImage) or a DICOM series folder (see
+    :func:`read_dicom_series`: what reading corrected is logged as a warning)."""
+    p = Path(path)
+    if not p.exists():
+        raise VolumeError(f"No such file or folder: {p}")
+    if p.is_dir():
+        return read_dicom_series(p)
+    return _read_file(p, keep_metadata)
+
+
+def read_scan(path: str | os.PathLike) -> tuple[Volume, Acquisition]:
+    """A scan to run a model on and its :class:`Acquisition` (what was corrected, slice positions).
+
+    A DICOM folder is read by :func:`read_dicom_scan`; a file's slices are taken along its axis of
+    largest spacing."""
+    p = Path(path)
+    if not p.exists():
+        raise VolumeError(f"No such file or folder: {p}")
+    if p.is_dir():
+        return read_dicom_scan(p)
+    vol = _read_file(p, False)
+    axis = int(np.argmax(vol.spacing))
+    normal = vol.direction[:, axis].copy()
+    start = float(np.asarray(vol.origin) @ normal)
+    n = vol.size_xyz[axis]
+    gap = vol.spacing[axis]
+    return vol, Acquisition("file", None, start + gap * np.arange(n), normal, gaps_mm=(gap, gap, gap))
+
+
+def _read_file(p: Path, keep_metadata: bool) -> Volume:
+    if p.is_file() and p.stat().st_size == 0:
+        raise VolumeError(f"The image file {p} is empty (0 bytes); export or copy it again.")
+    if not p.name.lower().endswith((".nrrd", ".nhdr")):   # teem checks NRRD data (length, gzip CRC) itself
+        verify_volume_file(p)
+    try:
+        img = sitk.ReadImage(str(p))
+    except RuntimeError as exc:
+        verify_volume_file(p)                              # a truncated or corrupt file, named in one line
+        detail = str(exc).strip().splitlines()[-1]
+        if "spacing" in detail.lower() or "space vector" in detail.lower() or "space direction" in detail.lower():
+            raise VolumeError(f"{p} has an invalid voxel spacing or orientation in its header (zero, missing or "
+                              f"inconsistent; reader: {detail.split(': ', 1)[-1]}); export the image again or fix "
+                              "its spacing / space directions.") from exc
+        raise VolumeError(f"Could not read {p} as an image: {detail}") from exc
+    if img.GetDimension() == 4 and img.GetSize()[3] == 1:
+        img = img[:, :, :, 0]
+    return Volume.from_sitk(img, keep_metadata=keep_metadata)
+
+
+def write_image(img: sitk.Image, tmp: str | os.PathLike, path: str | os.PathLike, compress: bool) -> None:
+    """``sitk.WriteImage(img, tmp)`` for the output ``path``; no room to write raises the `OSError` naming
+    ``path`` (ITK's message drops the reason, which the command line reports as a full disk)."""
+    try:
+        sitk.WriteImage(img, str(tmp), compress)
+    except RuntimeError:
+        full = write_failure(tmp, path)
+        if full is not None:
+            raise full from None
+        raise
+
+
+def write_volume(vol: Volume, path: str | os.PathLike, compress: bool = True) -> Path:
+    """Write atomically (temp file + rename) so a failure never leaves a half-written file."""
+    p = Path(path)
+    if not _is_volume_file(p):
+        raise VolumeError(f"Unsupported output format for {p.name}; use one of {VOLUME_SUFFIXES}.")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    img = vol.to_sitk()
+    suffix = "".join(p.suffixes[-2:]) if p.name.lower().endswith(".nii.gz") else p.suffix
+    if p.name.lower().endswith(".mhd"):
+        # A header/raw pair cannot be renamed atomically as one file; write directly.
+        sitk.WriteImage(img, str(p), compress)
+        return p
+    fd, tmp = tempfile.mkstemp(suffix=suffix, dir=p.parent, prefix=".tmp-")
+    os.close(fd)
+    try:
+        write_image(img, tmp, p, compress)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
+        os.replace(tmp, p)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return p

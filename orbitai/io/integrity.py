@@ -1,0 +1,216 @@
+"""File-integrity checks: a NIfTI, NRRD or MetaImage file that is truncated or corrupt is named in one line
+(:func:`verify_volume_file`), before the image reader fails on it with a less helpful message."""
+from __future__ import annotations
+
+import bz2
+import gzip
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from orbitai.io.volume import VolumeError
+
+
+#: Bytes per element of NRRD ``type`` spellings and MetaImage ``ElementType`` values.
+_NRRD_TYPE_BYTES = (("char", 1), ("int8", 1), ("short", 2), ("int16", 2), ("long", 8), ("int64", 8),
+                    ("double", 8), ("float", 4), ("int32", 4), ("int", 4))
+_MET_TYPE_BYTES = {"MET_CHAR": 1, "MET_UCHAR": 1, "MET_SHORT": 2, "MET_USHORT": 2, "MET_INT": 4, "MET_UINT": 4,
+                   "MET_LONG": 4, "MET_ULONG": 4, "MET_LONG_LONG": 8, "MET_ULONG_LONG": 8, "MET_FLOAT": 4,
+                   "MET_DOUBLE": 8}
+_CHUNK = 1 << 20
+_FIX = "Re-export or re-copy the file."
+
+
+@dataclass(frozen=True)
+class _DataLayout:
+    """Where a volume file keeps its voxels and how many bytes the header promises."""
+
+    file: Path
+    offset: int          # first byte of the (possibly compressed) data in ``file``
+    codec: str           # "raw", "gzip", "zlib" (gzip or zlib header) or "bzip2"
+    expected: int        # bytes of data (after decompression, counted from ``offset`` for "raw")
+
+
+def verify_volume_file(path: str | os.PathLike) -> None:
+    """Raise :class:`VolumeError` when a NIfTI, NRRD or MetaImage file is truncated or corrupt.
+
+    Compressed data are decompressed to the end in chunks (gzip and zlib check their CRC/Adler
+    checksum and length on the way); the byte count must reach what the header promises (voxels x
+    bytes per voxel, plus the header for NIfTI). Uncompressed files are checked by size. Files
+    whose header cannot be parsed here are left to the image reader to refuse.
+    """
+    p = Path(path)
+    try:
+        layout = _data_layout(p)
+    except (OSError, ValueError, KeyError, IndexError, struct.error, EOFError, zlib.error):
+        return
+    if layout is None:
+        return
+    name = p if layout.file == p else f"{p} (data file {layout.file.name})"
+    if not layout.file.is_file():
+        raise VolumeError(f"{name}: the data file {layout.file} is missing. Copy it next to the header.")
+    complete = True
+    if layout.codec == "raw":
+        got = layout.file.stat().st_size - layout.offset
+    else:
+        try:
+            got, complete = _decompressed_size(layout.file, layout.offset, layout.codec)
+        except (OSError, zlib.error, ValueError) as exc:
+            raise VolumeError(f"{name} is corrupt: {_stream_problem(exc)}. {_FIX}") from None
+    if got < layout.expected or not complete:
+        ends = "" if complete else ", the compressed stream ends early"
+        raise VolumeError(f"{name} is truncated: {min(got, layout.expected)} of {layout.expected} bytes "
+                          f"of image data{ends}. {_FIX}")
+
+
+def _stream_problem(exc: Exception) -> str:
+    """Plain words for a decompression error (zlib's own text in brackets)."""
+    text = str(exc).strip().split("decompressing data: ")[-1].rstrip(".")
+    if "data check" in text or "CRC" in text:
+        return "CRC check failed (the data do not match their checksum)"
+    if "length check" in text:
+        return "length check failed (the data do not have their recorded length)"
+    return f"damaged compressed data ({text or type(exc).__name__})"
+
+
+def _decompressed_size(path: Path, offset: int, codec: str) -> tuple[int, bool]:
+    """Decompress ``path`` from ``offset`` in small chunks (never the whole file in memory) and
+    return (bytes out, whether the stream ended properly). zlib checks every gzip member's CRC-32
+    and length (a zlib stream's Adler-32) and raises ``zlib.error`` when they do not match."""
+    total = 0
+    with open(path, "rb") as raw:
+        raw.seek(offset)
+        if codec == "bzip2":
+            with bz2.BZ2File(raw, mode="rb") as stream:
+                try:
+                    while chunk := stream.read(_CHUNK):
+                        total += len(chunk)
+                except EOFError:
+                    return total, False
+            return total, True
+        inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)          # gzip or zlib header
+        while block := raw.read(_CHUNK // 16):
+            while block:
+                total += len(inflater.decompress(block, _CHUNK))
+                block = inflater.unconsumed_tail
+                if inflater.eof:                                     # a further gzip member may follow
+                    block = inflater.unused_data.lstrip(b"\0")       # (zero padding after the last one)
+                    if not block:
+                        raw_rest = raw.read(_CHUNK // 16).lstrip(b"\0")
+                        if not raw_rest:
+                            return total, True
+                        block = raw_rest
+                    inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)
+    return total, inflater.eof
+
+
+def _data_layout(p: Path) -> _DataLayout | None:
+    name = p.name.lower()
+    if name.endswith((".nii", ".nii.gz")):
+        return _nifti_layout(p)
+    if name.endswith((".nrrd", ".nhdr")):
+        return _nrrd_layout(p)
+    if name.endswith((".mha", ".mhd")):
+        return _meta_layout(p)
+    return None
+
+
+def _nifti_layout(p: Path) -> _DataLayout | None:
+    with open(p, "rb") as f:
+        gz = f.read(2) == b"\x1f\x8b"
+    opener = gzip.open if gz else open
+    with opener(p, "rb") as f:
+        head = f.read(540)
+    for order in "<>":
+        size = struct.unpack(order + "i", head[:4])[0]
+        if size == 348:            # NIfTI-1
+            dims = struct.unpack(order + "8h", head[40:56])
+            bitpix = struct.unpack(order + "h", head[72:74])[0]
+            offset = int(struct.unpack(order + "f", head[108:112])[0])
+            break
+        if size == 540:            # NIfTI-2
+            bitpix = struct.unpack(order + "h", head[14:16])[0]
+            dims = struct.unpack(order + "8q", head[16:80])
+            offset = struct.unpack(order + "q", head[168:176])[0]
+            break
+    else:
+        return None
+    if not 1 <= dims[0] <= 7 or bitpix <= 0:
+        return None
+    voxels = int(np.prod([max(1, d) for d in dims[1:dims[0] + 1]], dtype=np.int64))
+    expected = max(offset, size) + (voxels * bitpix + 7) // 8
+    return _DataLayout(p, 0, "gzip" if gz else "raw", expected)
+
+
+def _text_header(p: Path, stop: Callable[[str], bool]) -> tuple[list[str], int]:
+    """Header lines of a text-header format up to ``stop(line)`` (inclusive) and the data offset."""
+    lines: list[str] = []
+    offset = 0
+    with open(p, "rb") as f:
+        for raw in f:
+            offset += len(raw)
+            line = raw.decode("latin-1").rstrip("\r\n")
+            if stop(line):
+                lines.append(line)
+                return lines, offset
+            lines.append(line)
+            if len(lines) > 10_000:
+                break
+    return lines, -1      # no data in this file (a detached header)
+
+
+def _nrrd_layout(p: Path) -> _DataLayout | None:
+    with open(p, "rb") as f:
+        if not f.read(4) == b"NRRD":
+            return None
+    lines, offset = _text_header(p, lambda line: line == "")
+    fields = {}
+    for line in lines[1:]:
+        if ": " in line and not line.startswith("#"):
+            key, value = line.split(": ", 1)
+            fields[key.strip().lower()] = value.strip()
+    sizes = [int(s) for s in fields["sizes"].split()]
+    kind = fields.get("type", "").lower()
+    nbytes = next((n for word, n in _NRRD_TYPE_BYTES if word in kind), 0)
+    encoding = fields.get("encoding", "raw").lower()
+    codec = {"raw": "raw", "gzip": "gzip", "gz": "gzip", "bzip2": "bzip2", "bz2": "bzip2"}.get(encoding)
+    data_file = fields.get("data file", fields.get("datafile"))
+    byte_skip = int(fields.get("byte skip", "0"))
+    if not nbytes or codec is None or int(fields.get("line skip", "0")) != 0:
+        return None
+    if data_file is not None:
+        if data_file.startswith("LIST") or " " in data_file or "%" in data_file:
+            return None
+        target, offset = p.parent / data_file, 0
+    elif offset < 0:
+        return None
+    else:
+        target = p
+    expected = int(np.prod(sizes, dtype=np.int64)) * nbytes + max(byte_skip, 0)
+    return _DataLayout(target, offset, codec, expected)
+
+
+def _meta_layout(p: Path) -> _DataLayout | None:
+    lines, offset = _text_header(p, lambda line: line.replace(" ", "").startswith("ElementDataFile="))
+    fields = {}
+    for line in lines:
+        if "=" in line:
+            key, value = line.split("=", 1)
+            fields[key.strip()] = value.strip()
+    if "ElementDataFile" not in fields or "DimSize" not in fields:
+        return None
+    nbytes = _MET_TYPE_BYTES.get(fields.get("ElementType", ""), 0)
+    channels = int(fields.get("ElementNumberOfChannels", "1"))
+    data_file = fields["ElementDataFile"]
+    header_size = int(fields.get("HeaderSize", "0"))
+    if not nbytes or header_size != 0 or data_file.startswith("LIST") or "%" in data_file or " " in data_file:
+        return None
+    target = p if data_file == "LOCAL" else p.parent / data_file
+    compressed = fields.get("CompressedData", "False").lower() == "true"
+    expected = int(np.prod([int(s) for s in fields["DimSize"].split()], dtype=np.int64)) * nbytes * channels
+    return _DataLayout(target, offset if data_file == "LOCAL" else 0, "zlib" if compressed else "raw", expected)

@@ -1,0 +1,57 @@
+"""What an image's values must be before any model or radiomics reads it (finite, not constant), and
+whether they look like CT stored with +1024 added (Hounsfield units whose rescale intercept was lost)."""
+from __future__ import annotations
+
+import numpy as np
+
+from orbitai.io.volume import Volume, VolumeError
+
+
+def require_finite(vol: Volume, what: str = "image") -> None:
+    """Raise `VolumeError` if the volume holds NaN or infinite values."""
+    if vol.array.dtype.kind == "f" and not np.all(np.isfinite(vol.array)):
+        n = int(np.count_nonzero(~np.isfinite(vol.array)))
+        raise VolumeError(
+            f"The {what} contains {n} NaN/infinite voxels. Fix or mask them before running "
+            "(e.g. replace NaN by the background value)."
+        )
+
+
+def require_values(vol: Volume, what: str = "image", case_id: str = "") -> None:
+    """The one check of an image's values before any model or radiomics reads it: no NaN or infinity
+    (`require_finite`), not empty or constant (`require_contrast`)."""
+    require_finite(vol, what)
+    require_contrast(vol, what, case_id)
+
+
+def require_contrast(vol: Volume, what: str = "image", case_id: str = "") -> None:
+    """Raise `VolumeError` naming ``what`` (and the case) if every voxel has the same value: a blank or
+    constant export holds no scan (radiomics' intensity normalisation would divide by zero)."""
+    a = vol.array
+    if a.size and a.min() == a.max():
+        who = f"Case {case_id}: the" if case_id else "The"
+        raise VolumeError(f"{who} {what} is empty or constant (every voxel is {a.flat[0]:g}); "
+                          "it holds no scan: export the image again.")
+
+
+def value_sample(vol: Volume) -> np.ndarray:
+    """About 200 000 of the volume's values (every n-th voxel) as float32, for percentile checks."""
+    a = vol.array
+    return a.ravel()[:: max(1, a.size // 200_000)].astype(np.float32)
+
+
+def offset_ct_evidence(vol: Volume) -> str | None:
+    """Why the image looks like CT stored with +1024 added (Hounsfield units with the rescale intercept
+    lost: no negative value, air near 0, soft tissue near 1024, bone above 1700), or None."""
+    if not np.issubdtype(vol.array.dtype, np.integer):
+        return None
+    sample = value_sample(vol)
+    if sample.min() < 0:
+        return None
+    p1, p99 = np.percentile(sample, [1, 99])
+    soft = float(np.mean((sample > 900) & (sample < 1200)))
+    bone = float(np.mean(sample > 1700))
+    if p1 < 100 and p99 > 1024 and soft > 0.05 and bone > 0.002:
+        return (f"values {int(sample.min())} to {int(sample.max())}, none negative, {100 * soft:.0f} % between 900 "
+                f"and 1200 (soft tissue + 1024) and {100 * bone:.1f} % above 1700 (bone)")
+    return None

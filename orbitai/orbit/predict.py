@@ -1,0 +1,96 @@
+"""Orbit segmentation of one scan: what ``orbitai seg predict`` runs for each case (the Logic's child runs
+that command; the annotation tools' model prior runs the same engine through ``orbitai seg prior``)."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+from orbitai.progress import ProgressCallback
+
+__all__ = ["ModelCache", "predict"]
+
+log = logging.getLogger("orbitai.seg")
+
+
+class ModelCache:
+    """The segmentation models a run needs, each loaded once: the one named by --model, or the
+    bundled default of each modality met (a batch mixing CT and MRI loads both)."""
+
+    def __init__(self, name: str | None, device) -> None:
+        self.name, self.device = name, device
+        self.loaded: dict[bool | None, tuple] = {}
+
+    def get(self, is_ct: bool) -> tuple:
+        from orbitai.orbit.models import load_seg_model
+
+        key = None if self.name else is_ct
+        if key not in self.loaded:
+            self.loaded[key] = load_seg_model(self.name, is_ct, self.device)
+        return self.loaded[key]
+
+
+def predict(image: str | os.PathLike, out: str | os.PathLike, models: ModelCache, window: str = "overlap",
+            mirror: bool = True, uncertainty: bool = False, labelmap: bool = False,
+            progress: ProgressCallback | None = None) -> dict[str, float]:
+    """Segment the orbits of ``image`` (a file or DICOM folder) into the folder ``out`` (written staged, moved
+    in complete: ``result.json``, the segmentation, volumes, and on request the uncertainty map and a plain
+    label map) and print its summary; returns the seconds of each stage (read, model, preprocess, window,
+    postprocess, volumes, write). What ``orbitai seg predict`` runs for each case."""
+    progress = progress or (lambda done, total, message: None)
+    out = Path(out)
+    from orbitai.device import run_with_fallback
+    from orbitai.io import read_scan, require_values, write_volume
+    from orbitai.orbit.rules import structure_volumes
+    from orbitai.orbit.segment import segment
+    from orbitai.preprocess.checks import check_spacing, image_is_ct, looks_like_ct
+    from orbitai.preprocess.slices import structure_gap_warnings
+    from orbitai.orbit.result import LABELMAP_FILE, SegmentationResult
+
+    t0 = time.perf_counter()
+    vol, acquisition = read_scan(image)     # tilted / unevenly spaced DICOM resampled, values in HU
+    require_values(vol, "image")
+    check_spacing(vol, os.fspath(image))
+    is_ct = looks_like_ct(vol) if models.name else image_is_ct(vol, os.fspath(image))   # refuses 8-bit CT
+    for note in acquisition.notes:
+        print(f"note: {note}")
+    t1 = time.perf_counter()
+    progress(0, 1, "loading model")
+    bundle, model, spec = models.get(is_ct)
+    t2 = time.perf_counter()
+    log.info("model %s on %s, window %s", bundle.name, models.device, window)
+    res = run_with_fallback(lambda d: segment(vol, model, spec, window, d, progress=progress,
+                                              mirror=mirror), models.device)
+    t3 = time.perf_counter()
+    rows = structure_volumes(res.labels, spec.structures)
+    # structures lying where the acquired slices are too far apart for them: said, not guessed silently
+    gap_warnings = structure_gap_warnings(res.labels.array, res.labels.ijk_to_lps(),
+                                          {r["label"]: r["structure"] for r in rows}, acquisition.positions,
+                                          acquisition.normal)
+    warnings = list(res.warnings) + gap_warnings
+    uncertainty_map = None
+    if uncertainty and res.confidence is not None:
+        uncertainty_map = res.confidence.with_array((1.0 - res.confidence.array).astype("float32"))
+    result = SegmentationResult(res.labels, rows, bundle.name, warnings, uncertainty_map,
+                                {"device": str(models.device), "window": window, "seconds": round(res.seconds, 3),
+                                 "window_seconds": round(res.window_seconds, 3),
+                                 "acquisition": acquisition.to_json()})
+    t4 = time.perf_counter()
+
+    def write_labelmap(tmp: Path) -> dict[str, str]:
+        return {"labelmap": write_volume(res.labels, tmp / LABELMAP_FILE).name}
+
+    # written into a temporary folder beside OUT and moved into place only when complete
+    result.write(out, extra=write_labelmap if labelmap else None)
+    t5 = time.perf_counter()
+    for w in warnings:
+        print(f"warning: {w}")
+    print(f"wrote {out}/result.json ({len(rows)} structures, {res.seconds:.1f} s, model {bundle.name})")
+    print(f"timing: window {res.window_seconds:.2f} s, total {res.seconds:.2f} s")
+    stages = {"read": t1 - t0, "model": t2 - t1, "preprocess": res.prep_seconds, "window": res.window_seconds,
+              "postprocess": (t3 - t2) - res.prep_seconds - res.window_seconds, "volumes": t4 - t3, "write": t5 - t4}
+    print("timing stages: " + ", ".join(f"{k} {v:.2f} s" for k, v in stages.items()))
+    for r in rows:
+        print(f"  {r['name']:<36} {r['volume_cm3']:.3f} cm3")
+    return stages
