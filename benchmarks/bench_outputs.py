@@ -4,7 +4,8 @@ not alter results (a refactor, a reliability fix for other input) leaves them by
 Each command runs as ``python -m orbitai ...`` with the checkout under test first on ``PYTHONPATH``
 (``ORBITAI_CHECKOUT``, default this one), on phantoms made once by the same checkout's ``orbitai phantom``
 (held-out seeds). Every output file is reduced to a digest: JSON files after removing what differs from
-run to run (timings, the device, absolute paths), everything else byte for byte. The digests go to
+run to run (timings, the device, absolute paths), ``.npz`` files array by array less the same, everything else
+byte for byte. The digests go to
 ``benchmarks/results/outputs.json``; when that file already holds digests of another checkout (its
 ``checkout`` commit differs), the run also says which files differ.
 
@@ -65,6 +66,15 @@ def digest(path: Path) -> str:
     """SHA-256 of a file; of its stable content for JSON (see module docstring)."""
     if path.suffix == ".json":
         data = json.dumps(_stable(json.loads(path.read_text(encoding="utf-8"))), sort_keys=True).encode()
+    elif path.suffix == ".npz":   # arrays by name, less the volatile ones (a prior records its run time)
+        import numpy as np
+
+        h = hashlib.sha256()
+        with np.load(path, allow_pickle=False) as f:
+            for name in sorted(n for n in f.files if not any(word in n.lower() for word in VOLATILE)):
+                a = f[name]
+                h.update(f"{name}:{a.dtype.str}:{a.shape}:".encode() + np.ascontiguousarray(a).tobytes())
+        return h.hexdigest()
     else:
         data = path.read_bytes()
     return hashlib.sha256(data).hexdigest()
