@@ -28,7 +28,7 @@ def main() -> None:
 
     from orbitai.bundle.core import iter_bundles
     from orbitai.cohort.manifest import read_manifest
-    from orbitai.neuro.study import evaluate_models
+    from orbitai.neuro.evaluate import evaluate_models
 
     metrics: dict[str, float] = {}
     notes: dict = {"load_average_at_start": list(os.getloadavg()), "torch_threads": torch.get_num_threads()}

@@ -372,7 +372,7 @@ def test_neuro_resamples_a_lesion_mask_on_another_grid_only_on_request(brain, tm
 
 
 def test_the_neuro_input_cache_is_not_used_for_other_images_at_the_same_paths(tmp_path, monkeypatch):
-    import orbitai.neuro.inputs as inputs
+    import orbitai.neuro.data as inputs
     from orbitai.cohort.manifest import read_manifest
     from orbitai.neuro.study import cohort_inputs
 

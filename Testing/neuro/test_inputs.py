@@ -7,7 +7,7 @@ import SimpleITK as sitk
 
 from orbitai.errors import InputError
 from orbitai.io import Volume
-from orbitai.neuro.inputs import (DEFAULT_MODE, INPUT_MODES, augment, classifier_input, crop_kernel,
+from orbitai.neuro.data import (DEFAULT_MODE, INPUT_MODES, augment, classifier_input, crop_kernel,
                                   heat_to_flair)
 
 

@@ -1,7 +1,7 @@
 """NMOSD-vs-MS networks of paper 003: the two-view compression network and the 3D ResNet baselines.
 
 **TwoViewNet** (paper's Figure 3 and Eq. 3-4). Input (B, 1, D, H, W), D = H = W = 100, axes in the
-canonical orientation of :mod:`orbitai.neuro.inputs` (superior, posterior, left). A compression
+canonical orientation of :mod:`orbitai.neuro.data` (superior, posterior, left). A compression
 block "changes one axis of 3D data to a channel": the volume is read as a 2D image whose channels
 are the 100 slices along that axis, and a Conv2d(100 -> 32, kernel 7, stride 3) + BN + ReLU
 extracts each view's features (32 x 32 x 32: (100 - 7) // 3 + 1 = 32). View 0 takes the

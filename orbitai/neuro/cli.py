@@ -246,7 +246,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from orbitai.device import select_device
-    from orbitai.neuro.study import evaluate_models
+    from orbitai.neuro.evaluate import evaluate_models
     from orbitai.staging import write_text_atomic
 
     out = Path(args.out)

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from orbitai.errors import ConfigError
-from orbitai.neuro.inputs import DEFAULT_MODE
+from orbitai.neuro.data import DEFAULT_MODE
 
 ARCHITECTURES: tuple[str, ...] = ("twoview18", "twoview34", "resnet3d18", "resnet3d34")
 

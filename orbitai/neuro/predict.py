@@ -9,7 +9,7 @@ The chain, each step one function of its own module:
 3. the lesions: the user's segmentation (on the FLAIR's grid within half a voxel; on another grid
    refused, or with ``--resample-masks`` resampled onto it and said in ``warnings``) or the lesion model's (:func:`orbitai.neuro.lesionseg.segment_lesions`);
 4. the lesion table (:func:`orbitai.neuro.lesion_table.lesion_table`);
-5. with a classifier: its input as in training (:func:`orbitai.neuro.inputs.classifier_input`), the
+5. with a classifier: its input as in training (:func:`orbitai.neuro.data.classifier_input`), the
    probability of NMOSD and an occlusion map mapped back onto the FLAIR's grid. Without any lesion
    the classifier does not apply (it was trained on patients with lesions): no probability, a reason.
 """
@@ -204,7 +204,7 @@ def classify(net: Any, found: NeuroLesions, spec: dict, device: Any, heatmap: bo
     import torch
 
     from orbitai.explain.occlusion import occlusion_map
-    from orbitai.neuro.inputs import classifier_input, heat_to_flair
+    from orbitai.neuro.data import classifier_input, heat_to_flair
 
     x, info = classifier_input(found.flair, found.lesions, str(spec.get("mode")), int(spec.get("size", 100)))
     t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None, None].to(device)

@@ -1,5 +1,5 @@
 """Paper 003's study on a cohort manifest: classifier inputs of every case, a bundle trained by a
-configuration's recipe, held-out evaluation, repeated stratified k-fold cross-validation with the
+configuration's recipe, repeated stratified k-fold cross-validation with the
 interpretable lesion-table baseline beside the network.
 
 Manifest: ``case_id,image,segmentation,label`` -- the FLAIR, its white-matter lesion segmentation
@@ -51,7 +51,7 @@ def cohort_inputs(cases: Sequence[Case], mode: str, size: int, cache_dir: Option
     in ``cache_dir`` when given (a cache of other files or another specification is not used)."""
     from orbitai.cohort.manifest import naming_case
     from orbitai.io import read_volume
-    from orbitai.neuro.inputs import classifier_input
+    from orbitai.neuro.data import classifier_input
     from orbitai.neuro.predict import read_lesions
 
     cache = None
@@ -143,35 +143,6 @@ def _same_training(work: Path, cases: Sequence[Case], cfg: Any, seed: int, holdo
               f"{stale.name} and this training starts over", flush=True)
     work.mkdir(parents=True, exist_ok=True)
     write_text_atomic(record, key)
-
-
-def evaluate_models(cases: Sequence[Case], models: Sequence[str], device: Any = "cpu",
-                    progress: Optional[ProgressCallback] = None) -> dict:
-    """Accuracy, sensitivity, specificity, AUC of each classifier bundle on the labelled cases, with each
-    case's P(NMOSD)."""
-    import torch
-
-    from orbitai.neuro.models import load_neuro_model
-    from orbitai.classify.train import predict_proba
-    from orbitai.neuro.train import evaluate
-
-    labels = np.array([case_label(c) for c in cases])
-    report: dict[str, Any] = {"cases": [c.case_id for c in cases], "labels": labels.tolist(), "models": {}}
-    inputs: dict[tuple[str, int], np.ndarray] = {}      # models sharing an input specification share its arrays
-    for name in models:
-        bundle, net = load_neuro_model(name, device)
-        spec = bundle.metadata.get("input") or {}
-        key = (str(spec.get("mode")), int(spec.get("size", 100)))
-        if key not in inputs:
-            inputs[key] = cohort_inputs(cases, key[0], key[1], None, progress)
-        x = inputs[key]
-        with torch.no_grad():
-            p = predict_proba(net, x[:, None], device=device)[:, 1]
-        m = evaluate(p, labels, float(bundle.metadata.get("threshold", 0.5)))
-        report["models"][bundle.name] = {"metrics": {k: float(m[k]) for k in ("accuracy", "sensitivity", "specificity",
-                                                                              "auc")},
-                                         "probabilities": [round(float(v), 6) for v in p]}
-    return report
 
 
 def cross_validate_config(cases: Sequence[Case], config: str, out: Path, folds: int = 5, repeats: int = 15,

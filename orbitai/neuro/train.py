@@ -28,7 +28,7 @@ from orbitai.errors import InputError
 from orbitai.metrics.classification import binary_classification_metrics, mean_sd
 from orbitai.models import build_model, count_parameters
 from orbitai.neuro.configs import NeuroConfig
-from orbitai.neuro.inputs import DEFAULT_MODE, augment, classifier_input
+from orbitai.neuro.data import DEFAULT_MODE, augment, classifier_input
 from orbitai.progress import ProgressCallback
 from orbitai.staging import write_text_atomic
 
