@@ -236,6 +236,19 @@ def entry() -> NoReturn:
     if code == 130:
         for sig in (signal.SIGINT, *CANCEL_SIGNALS):
             signal.signal(sig, signal.SIG_IGN)
+        # A handled cancel has still ended by SIGINT (exit -2, not 130) under load in the cancel tests: CPython
+        # kills itself with SIGINT at the end of finalisation when it has recorded a KeyboardInterrupt as
+        # unhandled somewhere. Finish the way finalisation would (threads joined, atexit clean-ups run, streams
+        # flushed) and exit with 130 ourselves.
+        import atexit
+        import os
+
+        threading._shutdown()  # type: ignore[attr-defined]  # what Py_FinalizeEx runs first
+        atexit._run_exitfuncs()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(130)
     sys.exit(code)
 
 
