@@ -111,8 +111,8 @@ class IVGCResponseTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
-        from orbitai.testing import selftest
+        from orbitai.mrml.selftest import run_in_slicer
         from orbitai.testing import ivgc_response as t
 
         self.setUp()
-        selftest.run_in_slicer("IVGCResponse", t.SELF_TEST, IVGCResponseLogic, self.delayDisplay)
+        run_in_slicer("IVGCResponse", t.SELF_TEST, IVGCResponseLogic, self.delayDisplay)

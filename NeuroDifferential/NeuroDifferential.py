@@ -82,8 +82,8 @@ class NeuroDifferentialTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
-        from orbitai.testing import selftest
+        from orbitai.mrml.selftest import run_in_slicer
         from orbitai.testing import neuro_differential as t
 
         self.setUp()
-        selftest.run_in_slicer("NeuroDifferential", t.SELF_TEST, NeuroDifferentialLogic, self.delayDisplay)
+        run_in_slicer("NeuroDifferential", t.SELF_TEST, NeuroDifferentialLogic, self.delayDisplay)

@@ -82,8 +82,8 @@ class OrbitSegmentationTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
-        from orbitai.testing import selftest
+        from orbitai.mrml.selftest import run_in_slicer
         from orbitai.testing import orbit_segmentation as t
 
         self.setUp()
-        selftest.run_in_slicer("OrbitSegmentation", t.SELF_TEST, OrbitSegmentationLogic, self.delayDisplay)
+        run_in_slicer("OrbitSegmentation", t.SELF_TEST, OrbitSegmentationLogic, self.delayDisplay)

@@ -93,8 +93,8 @@ class TAOActivityTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
-        from orbitai.testing import selftest
+        from orbitai.mrml.selftest import run_in_slicer
         from orbitai.testing import tao_activity as t
 
         self.setUp()
-        selftest.run_in_slicer("TAOActivity", t.SELF_TEST, TAOActivityLogic, self.delayDisplay)
+        run_in_slicer("TAOActivity", t.SELF_TEST, TAOActivityLogic, self.delayDisplay)

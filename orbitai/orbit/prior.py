@@ -249,7 +249,7 @@ class PriorCache:
 
     def __init__(self, size: int = 2) -> None:
         self._items: LRU[ModelPrior] = LRU(size)
-        self._requests: dict[tuple[str, Optional[str]], PriorRequest] = {}
+        self._running: dict[tuple[str, Optional[str]], PriorRequest] = {}
 
     def request(self, image: Volume, bundle: str | None = None, device: str = "cpu",
                 key: str | None = None) -> PriorRequest | ModelPrior:
@@ -260,19 +260,19 @@ class PriorCache:
         prior = self.get(image, bundle, key)
         if prior is not None:
             return prior
-        running = self._requests.get((key, bundle))
+        running = self._running.get((key, bundle))
         if running is not None and not (running.poll() and running.error is not None):
             return running
         req = PriorRequest(image, key, bundle, device, on_ready=lambda p: self._items.put((p.key, bundle), p))
-        self._requests = {k: r for k, r in self._requests.items() if not r.done}
-        self._requests[(key, bundle)] = req
+        self._running = {k: r for k, r in self._running.items() if not r.done}
+        self._running[(key, bundle)] = req
         return req
 
     def cancel_all(self) -> None:
         """Stop every running request (e.g. when the scene closes)."""
-        for r in list(self._requests.values()):
+        for r in list(self._running.values()):
             r.cancel()
-        self._requests.clear()
+        self._running.clear()
 
     def get(self, image: Volume, bundle: str | None = None, key: str | None = None) -> ModelPrior | None:
         """The cached prior of exactly this image (same voxels and geometry; ``key``: its `image_key`

@@ -6,7 +6,7 @@ module itself: the model stack (torch and MONAI, which a fresh Slicer lacks: Sli
 installs torch) and/or a condition (e.g. a demo bundle installed). `run` runs every step whose needs are
 met and names the others with the reason, so a Slicer without the model stack (an extension-testing
 machine, a fresh install) tests everything else and says what it skipped. Inside Slicer, run from the GUI,
-`run_in_slicer` first offers to install the model stack (the module's ``ensureDependencies``, with the
+`orbitai.mrml.selftest.run_in_slicer` first offers to install the model stack (the module's ``ensureDependencies``, with the
 user's consent); under ``--testing`` it never asks.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-__all__ = ["MODEL_STACK", "Report", "Step", "model_stack_missing", "run", "run_in_slicer"]
+__all__ = ["MODEL_STACK", "Report", "Step", "model_stack_missing", "run"]
 
 #: Import names of the packages that run the networks (the module requirements' torch and MONAI).
 MODEL_STACK = ("torch", "monai")
@@ -92,28 +92,4 @@ def run(module: str, steps: Sequence[Step], new_context: Callable[[], Any], prog
     finally:
         shutil.rmtree(root, ignore_errors=True)
     report.seconds = time.monotonic() - t0
-    return report
-
-
-def run_in_slicer(module: str, steps: Sequence[Step], logic_class: Any, delay_display: Callable[[str], None]) -> Report:
-    """The module's ``runTest``: from the GUI, offer to install the model stack first (the Logic's
-    ``ensureDependencies``: the user's consent); under ``--testing`` never ask. The summary is shown."""
-    import slicer
-
-    from orbitai.testing import slicer_context
-
-    missing = model_stack_missing()
-    if missing and not slicer.app.testingEnabled():
-        try:
-            logic_class.ensureDependencies(ask=True)
-        except ImportError as exc:
-            delay_display(f"{exc} The tests that run a model are skipped.")
-        missing = model_stack_missing()
-
-    def fresh():
-        slicer.mrmlScene.Clear()
-        return slicer_context()
-
-    report = run(module, steps, fresh, delay_display, missing)
-    delay_display(report.summary())
     return report
