@@ -178,7 +178,7 @@ def test_training_can_start_from_a_bundles_verified_weights(untrained_bundle, tm
     ratio[label > 0] = 1.6
     arrays = {"ratio": ratio.astype(np.float16), "background": np.ones_like(ratio, np.float16), "label": label,
               "mad": np.float32(0.1), "seed": np.int64(1), "disease": np.array("ms")}
-    monkeypatch.setattr(lt, "make_case_arrays", lambda seed, disease, confluent=0.0: arrays)
+    monkeypatch.setattr(lt, "make_case_arrays", lambda seed, disease, confluent=0.0, heavy=0.0: arrays)
     # one step at learning rate 0: the parameters stay the initial ones
     out = lt.train(tmp_path / "b", tmp_path / "w", [1], [], iterations=1, batch=2, lr=0.0, init=untrained_bundle)
     src = load_bundle(untrained_bundle)
@@ -190,3 +190,59 @@ def test_training_can_start_from_a_bundles_verified_weights(untrained_bundle, tm
     assert meta["training"]["initial_weights"].startswith(src.name)
     fresh = lt.train(tmp_path / "c", tmp_path / "w2", [1], [], iterations=1, batch=2, lr=0.0)
     assert load_bundle(fresh).metadata["training"]["initial_weights"].startswith("random")
+
+
+def test_bundle_declares_its_post_processing_and_segment_lesions_uses_it(phantom, untrained_bundle, tmp_path):
+    """The threshold and smallest lesion come from the bundle's metadata (chosen on validation
+    phantoms by tune-lesions); an explicit argument wins; rewriting the metadata keeps the weights."""
+    import shutil
+
+    from orbitai.bundle import load_bundle
+    from orbitai.neuro.lesionseg import bundle_postprocess, lesion_probability, postprocess
+    from orbitai.neuro.lesionseg_train import record_metadata
+
+    img, brain, _ = phantom
+    path = tmp_path / "tuned"
+    shutil.copytree(untrained_bundle, path)
+    assert bundle_postprocess(load_bundle(path)) == (0.5, lesionseg.MIN_LESION_MM3)
+    prob = lesion_probability(img, brain, load_lesion_model(str(path)), mirror=True)
+    lo = float(np.quantile(prob.array[brain.array > 0], 0.9))
+    record_metadata(path, {"postprocess": {"threshold": lo, "min_size_mm3": 1.0}})
+    b = load_bundle(path)
+    b.verify()
+    assert bundle_postprocess(b) == (lo, 1.0)
+    got = segment_lesions(img, brain, bundle=str(path), device="cpu")
+    assert np.array_equal(got.array, postprocess(prob, lo, 1.0).array) and got.array.sum() > 0
+    explicit = segment_lesions(img, brain, bundle=str(path), device="cpu", threshold=1.01)
+    assert explicit.array.sum() == 0
+
+
+def test_postprocess_choice_maximises_the_issue_measures(monkeypatch, untrained_bundle, tmp_path):
+    """tune-lesions sweeps threshold x smallest lesion on the validation set and writes the best
+    (heavy Dice + light lesion F1, less volume error beyond 20 %) into the bundle."""
+    import shutil
+
+    from orbitai.bundle import load_bundle
+    from orbitai.cli import main
+    from orbitai.neuro import lesionseg_eval as ev
+
+    shape = (20, 40, 40)
+    brain = Volume(np.ones(shape, np.uint8))
+    truth = np.zeros(shape, np.uint8)
+    truth[8:12, 10:20, 10:20] = 1
+    big = np.zeros(shape, np.uint8)
+    big[5:15, 5:35, 5:35] = 1
+    cases = (ev.PhantomCase("light", "light", brain, brain, Volume(truth)),
+             ev.PhantomCase("heavy", "heavy", brain, brain, Volume(big)))
+    # probability: 0.62 on the truth, 0.42 on a ring of false positives around the heavy lesion
+    p_light = np.where(truth > 0, 0.62, 0.0).astype(np.float32)
+    p_heavy = np.where(big > 0, 0.62, 0.0).astype(np.float32)
+    p_heavy[4, 5:35, 5:35] = 0.42
+    monkeypatch.setattr(ev, "phantom_set", lambda which: cases)
+    monkeypatch.setattr(ev, "probabilities", lambda cs, model, device="cpu": [Volume(p_light), Volume(p_heavy)])
+    path = tmp_path / "b"
+    shutil.copytree(untrained_bundle, path)
+    assert main(["neuro", "tune-lesions", "--bundle", str(path)]) == 0
+    pp = load_bundle(path).metadata["postprocess"]
+    assert 0.42 < pp["threshold"] <= 0.62 and pp["validation"]["heavy_dice"] == 1.0
+    assert "never the real case" in pp["chosen_on"]

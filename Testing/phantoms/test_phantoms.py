@@ -156,6 +156,29 @@ def test_brain_flair_confluent_lesions_merge_without_compounding_their_contrast(
         "periventricular_confluent")
 
 
+def test_brain_flair_heavy_load_is_periventricular_and_large_and_leaves_defaults_alone():
+    from orbitai.phantoms.brain import _template
+
+    c = brain_flair_case(17200, "ms", noise=False, heavy=1.0)
+    assert c.info["heavy"] and c.info["lesion_counts"]["periventricular_heavy"] >= 8
+    assert 12.0 <= c.info["lesion_volume_ml"] <= 120.0
+    # confluent: most of the load sits in few components, none inside the ventricles' CSF
+    from scipy import ndimage as ndi
+
+    lab, _ = ndi.label(c.labels.array > 0, np.ones((3, 3, 3), bool))
+    sizes = np.sort(np.bincount(lab.ravel())[1:])[::-1]
+    assert sizes[:5].sum() > 0.6 * sizes.sum()
+    lesion = c.image.array[c.labels.array > 0]     # lesions bright: tissue, not ventricular CSF
+    assert np.median(lesion) > 1.1 * np.median(c.image.array[c.image.array > 20])
+    assert _template()["vent"].sum() > 5000
+    # heavy=0 draws nothing: the default cohorts are unchanged; NMOSD never gets a heavy load
+    d0, d1 = brain_flair_case(17000, "ms", noise=False), brain_flair_case(17000, "ms", noise=False, heavy=0.0)
+    assert np.array_equal(d0.image.array, d1.image.array) and not d0.info["heavy"]
+    assert not brain_flair_case(17100, "nmosd", noise=False, heavy=1.0).info["heavy"]
+    with pytest.raises(ValueError, match="heavy"):
+        brain_flair_case(7, "ms", heavy=-0.1)
+
+
 def test_atypical_option_is_refused_for_other_kinds(tmp_path, capsys):
     from orbitai.cli import main
 

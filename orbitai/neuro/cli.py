@@ -113,14 +113,17 @@ def _add_train_lesions(s: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=16)
-    p.add_argument("--lesion-sampling", choices=("lesion", "voxel"), default="voxel",
-                   help="centre lesion patches on a uniformly drawn lesion voxel (default: the demo bundle) or lesion")
+    p.add_argument("--lesion-sampling", choices=("lesion", "voxel", "mixed"), default="voxel",
+                   help="centre lesion patches on a uniformly drawn lesion voxel (default), on a uniformly drawn "
+                        "lesion, or half and half (mixed: small lesions seen often, large confluent ones too)")
     p.add_argument("--contrast-min", type=float, default=0.5,
                    help="lesion contrast augmentation: blend factor drawn from [this, 1] (1 = off)")
     p.add_argument("--init", default=None,
                    help="lesion bundle (name or folder) whose weights start the training (fine-tuning)")
     p.add_argument("--confluent", type=float, default=0.0,
                    help="share of MS training phantoms with confluent periventricular lesions (0 to 1)")
+    p.add_argument("--heavy", type=float, default=0.0,
+                   help="share of MS training phantoms with a heavy confluent load, 12-70 mL (0 to 1)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave torch's default)")
     p.set_defaults(func=run_train_lesions)
 
@@ -131,6 +134,31 @@ def run_train_lesions(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _add_tune_lesions(s: argparse._SubParsersAction) -> None:
+    p = s.add_parser("tune-lesions", help="choose a lesion bundle's threshold and smallest lesion on validation "
+                                          "phantoms and write them into its metadata",
+                     description="Choose the post-processing (probability threshold, smallest lesion) of a lesion "
+                                 "segmentation bundle on the held-out validation phantoms (orbitai.neuro.lesionseg_eval; "
+                                 "light and heavy loads, never the real case) and record it in the bundle's metadata.")
+    p.add_argument("--bundle", required=True, help="lesion bundle folder (or name) to tune; its weights are not changed")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave torch's default)")
+    p.set_defaults(func=run_tune_lesions)
+
+
+def run_tune_lesions(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from orbitai.neuro.lesionseg_eval import tune_bundle
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    choice = tune_bundle(args.bundle)
+    print(json.dumps(choice, indent=1))
+    return 0
+
+
 def _add_configs(s: argparse._SubParsersAction) -> None:
     p = s.add_parser("configs", help="list the classifier training configurations")
     p.set_defaults(func=run_configs)
@@ -138,7 +166,7 @@ def _add_configs(s: argparse._SubParsersAction) -> None:
 
 #: Sub-command parser functions, in the order ``orbitai neuro --help`` lists them.
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_lesions, _add_predict, _add_train,
-                                                                    _add_evaluate, _add_cv, _add_train_lesions,
+                                                                    _add_evaluate, _add_cv, _add_train_lesions, _add_tune_lesions,
                                                                     _add_configs]
 
 

@@ -28,6 +28,8 @@ from orbitai.progress import ProgressCallback
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
+    from orbitai.bundle import Bundle
+
 log = logging.getLogger(__name__)
 
 DEFAULT_BUNDLE = "neuro_lesion_unet_demo"
@@ -105,8 +107,8 @@ def model_grid(flair: Volume, brain: np.ndarray, margin_mm: float = 4.0) -> sitk
     return ref
 
 
-def load_lesion_model(bundle: str | None = None, device: "str | torch.device" = "cpu") -> "torch.nn.Module":
-    """The network of a lesion bundle (name or folder), weights checksum-verified, eval mode."""
+def lesion_bundle(bundle: str | None = None) -> "Bundle":
+    """The lesion bundle of that name or folder (default ``neuro_lesion_unet_demo``), architecture checked."""
     import orbitai.neuro.seg_configs  # noqa: F401 - registers the architecture
     from orbitai.bundle.models import find_task_bundle
     from orbitai.errors import BundleError
@@ -115,7 +117,26 @@ def load_lesion_model(bundle: str | None = None, device: "str | torch.device" = 
     if b.architecture != ARCHITECTURE:
         raise BundleError(f"Bundle '{b.name}' is a {b.architecture or b.metadata.get('task')!r} model, "
                           f"not a lesion segmentation network ({ARCHITECTURE}).")
-    return b.load_model(device)
+    return b
+
+
+def load_lesion_model(bundle: str | None = None, device: "str | torch.device" = "cpu") -> "torch.nn.Module":
+    """The network of a lesion bundle (name or folder), weights checksum-verified, eval mode."""
+    return lesion_bundle(bundle).load_model(device)
+
+
+def bundle_postprocess(b: "Bundle") -> tuple[float, float]:
+    """(probability threshold, smallest lesion in mm^3) that the bundle declares (chosen on validation
+    phantoms by `orbitai.neuro.lesionseg_eval`); 0.5 and ``MIN_LESION_MM3`` for a bundle without."""
+    pp = b.metadata.get("postprocess") or {}
+    return float(pp.get("threshold", 0.5)), float(pp.get("min_size_mm3", MIN_LESION_MM3))
+
+
+def postprocess(prob: Volume, threshold: float = 0.5, min_size_mm3: float = MIN_LESION_MM3) -> Volume:
+    """Lesion mask (uint8) of a probability map: ``prob >= threshold``, components of at least
+    ``min_size_mm3``."""
+    mask = remove_small(np.asarray(prob.array) >= threshold, _min_voxels(prob, min_size_mm3))
+    return prob.with_array(mask.astype(np.uint8))
 
 
 def lesion_probability(flair: Volume, brain: Volume, model: "torch.nn.Module",
@@ -168,20 +189,23 @@ def lesion_probability(flair: Volume, brain: Volume, model: "torch.nn.Module",
 
 
 def segment_lesions(flair: Volume, brain: Volume, bundle: str | None = None, device: str = "auto",
-                    progress: ProgressCallback | None = None, threshold: float = 0.5,
-                    min_size_mm3: float = MIN_LESION_MM3, mirror: bool = True) -> Volume:
+                    progress: ProgressCallback | None = None, threshold: float | None = None,
+                    min_size_mm3: float | None = None, mirror: bool = True) -> Volume:
     """White-matter lesion mask (uint8, 1 = lesion) on the FLAIR's grid.
 
     ``brain``: the intracranial mask on the FLAIR grid (``image > 0`` for skull-stripped input,
     else `orbitai.neuro.anatomy.extract_brain`). ``bundle``: a bundle name or folder (default
-    ``neuro_lesion_unet_demo``)."""
+    ``neuro_lesion_unet_demo``). ``threshold`` / ``min_size_mm3``: default, the bundle's own
+    (:func:`bundle_postprocess`)."""
     from orbitai.device import select_device
 
     t0 = time.perf_counter()
     check_pair(flair, brain)
     dev = select_device(device)
-    model = load_lesion_model(bundle, dev)
-    prob = lesion_probability(flair, brain, model, dev, mirror=mirror, progress=progress)
-    mask = remove_small(prob.array >= threshold, _min_voxels(flair, min_size_mm3))
-    log.info("lesion segmentation: %d voxels in %.1f s", int(mask.sum()), time.perf_counter() - t0)
-    return flair.with_array(mask.astype(np.uint8))
+    b = lesion_bundle(bundle)
+    t_default, m_default = bundle_postprocess(b)
+    prob = lesion_probability(flair, brain, b.load_model(dev), dev, mirror=mirror, progress=progress)
+    mask = postprocess(prob, t_default if threshold is None else threshold,
+                       m_default if min_size_mm3 is None else min_size_mm3)
+    log.info("lesion segmentation: %d voxels in %.1f s", int(mask.array.sum()), time.perf_counter() - t0)
+    return mask

@@ -62,11 +62,11 @@ class Case:
     lesion_bounds: np.ndarray  # int64 [m + 1] start of each lesion's rows in ``lesion_idx``
 
 
-def make_case_arrays(seed: int, disease: str, confluent: float = 0.0) -> dict[str, np.ndarray]:
+def make_case_arrays(seed: int, disease: str, confluent: float = 0.0, heavy: float = 0.0) -> dict[str, np.ndarray]:
     """One noise-free phantom as training arrays (cropped to the brain box + 4 voxels)."""
     from orbitai.phantoms.brain import brain_flair_case
 
-    c = brain_flair_case(seed, disease, noise=False, confluent=confluent)
+    c = brain_flair_case(seed, disease, noise=False, confluent=confluent, heavy=heavy)
     a = c.image.array.astype(np.float32)
     brain = a > 0
     idx = np.argwhere(brain)
@@ -101,8 +101,9 @@ def phantom_version() -> str:
     return hashlib.sha256((inspect.getsource(brain) + "cache-v2").encode()).hexdigest()[:10]
 
 
-def prepare_data(work: Path, seeds: Sequence[tuple[int, str]], confluent: float = 0.0) -> list[Case]:
-    """Generate (or read back from the cache) the training phantoms (``confluent``: see
+def prepare_data(work: Path, seeds: Sequence[tuple[int, str]], confluent: float = 0.0,
+                 heavy: float = 0.0) -> list[Case]:
+    """Generate (or read back from the cache) the training phantoms (``confluent``, ``heavy``: see
     `orbitai.phantoms.brain.brain_flair_case`)."""
     from orbitai.checkpoint import load_arrays, save_arrays
 
@@ -110,11 +111,11 @@ def prepare_data(work: Path, seeds: Sequence[tuple[int, str]], confluent: float 
     (work / "data").mkdir(parents=True, exist_ok=True)
     version = phantom_version()
     for n, (seed, disease) in enumerate(seeds):
-        tag = f"_confluent{round(confluent * 100)}" if confluent else ""
+        tag = (f"_confluent{round(confluent * 100)}" if confluent else "") + (f"_heavy{round(heavy * 100)}" if heavy else "")
         path = work / "data" / f"{disease}_{seed}_{version}{tag}.npz"
         arrays = load_arrays(path, "training phantom cache")
         if arrays is None:
-            arrays = make_case_arrays(seed, disease, confluent)
+            arrays = make_case_arrays(seed, disease, confluent, heavy)
             save_arrays(path, arrays)
             log.info("phantom %d/%d (%s %d) generated", n + 1, len(seeds), disease, seed)
         ratio = arrays["ratio"]
@@ -132,10 +133,13 @@ def prepare_data(work: Path, seeds: Sequence[tuple[int, str]], confluent: float 
 
 
 def sample(case: Case, rng: np.random.Generator, p_lesion: float = 0.67, augment: bool = True,
-           per_lesion: bool = False, contrast_min: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-    """One training example: (len(CONTEXT), PATCH, PATCH) normalised slices and the (PATCH, PATCH) label."""
+           per_lesion: float = 0.0, contrast_min: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """One training example: (len(CONTEXT), PATCH, PATCH) normalised slices and the (PATCH, PATCH) label.
+
+    ``per_lesion``: probability that a lesion-centred patch draws its lesion uniformly (else a lesion
+    voxel uniformly); 0 and 1 draw no extra number, as the boolean option of earlier bundles did."""
     use_lesion = len(case.lesion_idx) and rng.random() < p_lesion
-    if use_lesion and per_lesion:
+    if use_lesion and (per_lesion >= 1 or (0 < per_lesion and rng.random() < per_lesion)):
         # every lesion equally likely (small ones as often as large), then a voxel of it
         k = rng.integers(len(case.lesion_bounds) - 1)
         c = case.lesion_idx[rng.integers(case.lesion_bounds[k], case.lesion_bounds[k + 1])]
@@ -194,9 +198,9 @@ def sample(case: Case, rng: np.random.Generator, p_lesion: float = 0.67, augment
 
 def train(out_bundle: str | Path, work: str | Path, ms_seeds: Sequence[int], nmosd_seeds: Sequence[int],
           iterations: int = 1300, batch: int = 16, lr: float = 2e-3, seed: int = 16,
-          checkpoint_every: int = 100, arch_args: dict[str, Any] | None = None, per_lesion: bool = False,
+          checkpoint_every: int = 100, arch_args: dict[str, Any] | None = None, per_lesion: float = 0.0,
           contrast_min: float = 0.5, init: str | Path | None = None, confluent: float = 0.0,
-          overwrite: bool = False) -> Path:
+          overwrite: bool = False, heavy: float = 0.0) -> Path:
     """Train and write the bundle; returns its folder. Resumes from ``WORK/checkpoint.pt``.
 
     ``init``: a lesion bundle (name or folder) whose checksum-verified weights start the training
@@ -220,7 +224,7 @@ def train(out_bundle: str | Path, work: str | Path, ms_seeds: Sequence[int], nmo
         args, init_state, init_name = ib.arch_args, ib.load_state_dict(), f"{ib.name} ({ib.metadata['weights_sha256'][:12]})"
     seeds = [(s, "ms") for s in ms_seeds] + [(s, "nmosd") for s in nmosd_seeds]
     t0 = time.time()
-    cases = prepare_data(work, seeds, confluent)
+    cases = prepare_data(work, seeds, confluent, heavy)
     log.info("%d phantoms ready in %.0f s", len(cases), time.time() - t0)
     torch.manual_seed(seed)
     model = build_model(ARCHITECTURE, **args)
@@ -245,7 +249,8 @@ def train(out_bundle: str | Path, work: str | Path, ms_seeds: Sequence[int], nmo
         nonlocal seconds
         seconds = float(state["seconds"])
         if (int(state["iterations"]) != iterations or list(state["seeds"]) != [s for s, _ in seeds]
-                or state.get("init") != init_name or state.get("confluent", 0.0) != confluent):
+                or state.get("init") != init_name or state.get("confluent", 0.0) != confluent
+                or state.get("heavy", 0.0) != heavy or state.get("per_lesion", float(per_lesion)) != float(per_lesion)):
             raise ValueError("checkpoint of a different training (iterations, seeds or initial weights differ)")
         return int(state["step"])
 
@@ -277,12 +282,12 @@ def train(out_bundle: str | Path, work: str | Path, ms_seeds: Sequence[int], nmo
             save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(),
                              "scheduler": sched.state_dict(), "step": step + 1, "iterations": iterations,
                              "seeds": [s for s, _ in seeds], "history": history, "init": init_name,
-                             "confluent": confluent,
+                             "confluent": confluent, "heavy": heavy, "per_lesion": float(per_lesion),
                              "seconds": seconds + time.time() - t_run}, ckpt)
     seconds += time.time() - t_run
     model.eval()
     meta = bundle_metadata(args, ms_seeds, nmosd_seeds, iterations, batch, lr, seed, seconds,
-                           count_parameters(model), history, per_lesion, contrast_min, init_name, confluent)
+                           count_parameters(model), history, per_lesion, contrast_min, init_name, confluent, heavy)
     b = save_bundle(model, out_bundle, meta, overwrite)
     log.info("bundle written to %s (%.1f training minutes)", b.path, seconds / 60)
     return b.path
@@ -290,8 +295,8 @@ def train(out_bundle: str | Path, work: str | Path, ms_seeds: Sequence[int], nmo
 
 def bundle_metadata(args: dict[str, Any], ms_seeds: Sequence[int], nmosd_seeds: Sequence[int], iterations: int,
                     batch: int, lr: float, seed: int, seconds: float, parameters: int,
-                    history: Sequence[float], per_lesion: bool = False, contrast_min: float = 0.5,
-                    init: str | None = None, confluent: float = 0.0) -> dict[str, Any]:
+                    history: Sequence[float], per_lesion: float = 0.0, contrast_min: float = 0.5,
+                    init: str | None = None, confluent: float = 0.0, heavy: float = 0.0) -> dict[str, Any]:
     def span(s: Sequence[int]) -> str:
         return f"{min(s)}-{max(s)}" if s else "none"
 
@@ -312,6 +317,8 @@ def bundle_metadata(args: dict[str, Any], ms_seeds: Sequence[int], nmosd_seeds: 
             f"{len(ms_seeds)} MS (seeds {span(ms_seeds)}) + {len(nmosd_seeds)} NMOSD (seeds {span(nmosd_seeds)}) "
             "noise-free brain FLAIR phantoms (orbitai.phantoms.brain.brain_flair_case"
             + (f", confluent={confluent:g}: MS cases with confluent periventricular lesions" if confluent else "")
+            + (f", heavy={heavy:g}: MS cases with a heavy confluent load of 12-70 mL and enlarged ventricles"
+               if heavy else "")
             + "), brain = image > 0. "
             "All phantoms are built on the MNI FLAIR of Lesjak et al. (2017) cs_patient26 with its lesions "
             "inpainted, so the real case is the same subject's anatomy (its lesion mask was never a target). "
@@ -322,7 +329,9 @@ def bundle_metadata(args: dict[str, Any], ms_seeds: Sequence[int], nmosd_seeds: 
                      "optimizer": "Adam (weight decay 1e-5), 100-step warm-up, cosine decay",
                      "loss": "MONAI DiceCELoss (batch Dice + cross-entropy)", "seed": seed,
                      "lesion_centred_fraction": 0.67,
-                     "lesion_sampling": "each lesion equally likely" if per_lesion else "each lesion voxel equally likely",
+                     "lesion_sampling": {0.0: "each lesion voxel equally likely", 1.0: "each lesion equally likely"}.get(
+                         float(per_lesion), f"each lesion equally likely in {per_lesion:.0%} of lesion patches, "
+                                            "else each lesion voxel"),
                      "lesion_contrast_min": contrast_min, "minutes": round(seconds / 60, 2),
                      "initial_weights": init or "random (MONAI default initialisation)",
                      "final_loss": round(float(np.mean(history[-50:])), 4) if history else None},
@@ -333,6 +342,11 @@ def bundle_metadata(args: dict[str, Any], ms_seeds: Sequence[int], nmosd_seeds: 
 
 def record_metrics(bundle_path: str | Path, metrics: dict[str, Any]) -> None:
     """Rewrite the bundle's metadata with measured ``metrics`` (weights untouched, checksum kept)."""
+    record_metadata(bundle_path, {"metrics": metrics})
+
+
+def record_metadata(bundle_path: str | Path, updates: dict[str, Any]) -> None:
+    """Rewrite the bundle's metadata with these top-level keys replaced (weights untouched, checksum kept)."""
     import shutil
 
     from orbitai.bundle import load_bundle, write_bundle
@@ -340,7 +354,7 @@ def record_metrics(bundle_path: str | Path, metrics: dict[str, Any]) -> None:
 
     b = load_bundle(bundle_path)
     b.verify()
-    meta = {**b.metadata, "metrics": metrics}
+    meta = {**b.metadata, **updates}
 
     def copy(tmp: Path) -> dict[str, Any]:
         shutil.copy2(b.path / WEIGHTS, tmp / WEIGHTS)
@@ -360,7 +374,8 @@ def run(a: argparse.Namespace) -> int:
     for name, ok, rule in (("--iterations", a.iterations >= 1, "at least 1"), ("--batch", a.batch >= 1, "at least 1"),
                            ("--lr", 0 < a.lr < 1, "between 0 and 1"),
                            ("--contrast-min", 0 <= a.contrast_min <= 1, "from 0 to 1"),
-                           ("--confluent", 0 <= a.confluent <= 1, "from 0 to 1"), ("--threads", a.threads >= 0, ">= 0")):
+                           ("--confluent", 0 <= a.confluent <= 1, "from 0 to 1"),
+                           ("--heavy", 0 <= a.heavy <= 1, "from 0 to 1"), ("--threads", a.threads >= 0, ">= 0")):
         if not ok:
             raise UserError(f"{name} must be {rule}.")
     try:
@@ -375,11 +390,25 @@ def run(a: argparse.Namespace) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
     Path(a.work).mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
-                        handlers=[logging.StreamHandler(), logging.FileHandler(Path(a.work) / "train.log")])
-    train(a.out, a.work, seeds[0], seeds[1], a.iterations, a.batch, a.lr, a.seed,
-          per_lesion=a.lesion_sampling == "lesion", contrast_min=a.contrast_min, init=a.init,
-          confluent=a.confluent, overwrite=a.overwrite)
+    # progress to the terminal and WORK/train.log whatever the CLI's log level (its basicConfig came first)
+    fmt = logging.Formatter("%(asctime)s %(message)s")
+    handlers: list[logging.Handler] = [logging.StreamHandler(), logging.FileHandler(Path(a.work) / "train.log")]
+    level, propagate = log.level, log.propagate
+    for h in handlers:
+        h.setFormatter(fmt)
+        log.addHandler(h)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    try:
+        train(a.out, a.work, seeds[0], seeds[1], a.iterations, a.batch, a.lr, a.seed,
+              per_lesion={"voxel": 0.0, "lesion": 1.0, "mixed": 0.5}[a.lesion_sampling], contrast_min=a.contrast_min,
+              init=a.init, confluent=a.confluent, overwrite=a.overwrite, heavy=a.heavy)
+    finally:
+        for h in handlers:
+            log.removeHandler(h)
+            h.close()
+        log.setLevel(level)
+        log.propagate = propagate
     return 0
 
 

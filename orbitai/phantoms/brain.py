@@ -16,6 +16,10 @@ lesions and NMOSD-typical sites; NMOSD with Dawson-finger-like periventricular a
 lesions), so that the classes overlap and classifiers can be compared below the ceiling.
 ``confluent`` > 0 gives that share of MS cases a confluent periventricular lesion (1-4 mL of merged
 ovoid lesions along the ventricle wall, as in advanced MS), for lesion-segmentation training.
+``heavy`` > 0 gives that share of MS cases a heavy confluent load: periventricular caps and bands
+along the lateral ventricles reaching into the deep white matter (a target load drawn log-uniformly
+from 12-70 mL, one lesion contrast per cap, heterogeneous inside), with the ventricles enlarged by
+0-4 mm (the atrophy that comes with it), so that the lesions are a large share of the white matter.
 """
 from __future__ import annotations
 
@@ -68,7 +72,7 @@ def _template():
     wm_level = float(np.median(a[brain & (depth > 15) & ~vent & (a > 60)]))
     juxta = np.argwhere(brain & (depth > 4) & (depth < 8) & (Z > 5) & (a > 60))
     return dict(image=a, brain=brain, vol=vol, vent_surface=vsurf, grad=(gx, gy, gz), wm=wm_level,
-                juxta=juxta, depth=depth)
+                juxta=juxta, depth=depth, vent_distance=dv, vent=vent)
 
 
 def _ras_to_idx(p):
@@ -76,10 +80,10 @@ def _ras_to_idx(p):
     return np.array([72 + z, 126 + y, 90 - x], float)   # (k, j, i)
 
 
-def _add_lesion(rng, img, mask, centre_kji, axes_mm, direction_kji, gain, base=None):
+def _add_lesion(rng, img, mask, centre_kji, axes_mm, direction_kji, gain, base=None, allowed=None):
     """Ellipsoid lesion with a soft, slightly irregular border; long axis along ``direction``.
     With ``base`` (the lesion-free image) overlapping lesions merge (maximum of their intensities)
-    instead of compounding their gains."""
+    instead of compounding their gains; ``allowed`` (bool, image-shaped) limits the lesion to tissue."""
     a_long, a_short = axes_mm
     r = int(np.ceil(a_long + 2))
     c = np.rint(centre_kji).astype(int)
@@ -99,6 +103,8 @@ def _add_lesion(rng, img, mask, centre_kji, axes_mm, direction_kji, gain, base=N
     sl = tuple(slice(a, b) for a, b in zip(lo, hi))
     sub = img[sl]
     inside_brain = sub > 20
+    if allowed is not None:
+        inside_brain &= allowed[sl]
     p = np.where(inside_brain, prof, 0).astype(np.float32)
     if base is None:
         img[sl] = sub * (1 + (gain - 1) * p)
@@ -110,15 +116,16 @@ def _add_lesion(rng, img, mask, centre_kji, axes_mm, direction_kji, gain, base=N
 
 
 def brain_flair_case(seed: int, disease: str = "ms", noise: bool = True, atypical: float = 0.0,
-                     confluent: float = 0.0) -> PhantomCase:
+                     confluent: float = 0.0, heavy: float = 0.0) -> PhantomCase:
     """Synthesise one brain FLAIR (182x218x182, 1 mm, MNI-like) with lesions; labels = lesion mask (1).
 
     ``atypical``: probability that the case is an atypical, other-disease-like presentation;
-    ``confluent``: probability that an MS case also has confluent periventricular lesions (0: the
-    default cohorts, drawn exactly as before these options existed)."""
+    ``confluent``: probability that an MS case also has confluent periventricular lesions;
+    ``heavy``: probability that an MS case has a heavy confluent load (12-70 mL) and enlarged
+    ventricles (0: the default cohorts, drawn exactly as before these options existed)."""
     if disease not in DISEASES:
         raise ValueError(f"disease must be one of {DISEASES}, got {disease!r}")
-    for name, value in (("atypical", atypical), ("confluent", confluent)):
+    for name, value in (("atypical", atypical), ("confluent", confluent), ("heavy", heavy)):
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 3003]))
@@ -129,10 +136,10 @@ def brain_flair_case(seed: int, disease: str = "ms", noise: bool = True, atypica
     gx, gy, gz = T["grad"]
     counts: dict[str, int] = {}
 
-    def lesion(kind, centre, axes, direction=None, gain=None, base=None):
+    def lesion(kind, centre, axes, direction=None, gain=None, base=None, allowed=None):
         g = gain if gain is not None else rng.uniform(1.35, 1.75)
         d = direction if direction is not None else rng.standard_normal(3)
-        n = _add_lesion(rng, img, mask, centre, axes, d, g, base)
+        n = _add_lesion(rng, img, mask, centre, axes, d, g, base, allowed)
         if n:
             counts[kind] = counts.get(kind, 0) + 1
 
@@ -190,6 +197,28 @@ def brain_flair_case(seed: int, disease: str = "ms", noise: bool = True, atypica
             lesion("periventricular_confluent", p + nrm * (long_ * 0.5), (long_, rng.uniform(2.5, 4.5)), nrm,
                    gain, T["image"])
 
+    def heavy_load(target_ml):
+        # caps and bands: overlapping ovoids on the upper ventricle wall (horns and bodies), each cap a
+        # cluster with its own contrast, some reaching 4-14 mm into the deep white matter; merged by
+        # maximum over the lesion-free template until the target volume is reached
+        # lateral ventricle walls above the third ventricle, off the midline (no septum, no thalamus)
+        upper = vs[(vs[:, 0] >= 72 + 2) & (np.abs(90 - vs[:, 2]) >= 6)]
+        tissue = ~ndi.binary_dilation(T["vent"], iterations=1)
+        target = target_ml * 1000.0
+        for _cap in range(400):
+            if mask.sum() >= target:
+                break
+            p0 = upper[rng.integers(len(upper))]
+            near = upper[np.linalg.norm(upper - p0, axis=1) < rng.uniform(10, 22)]
+            gain = rng.uniform(1.25, 1.7)
+            for p in near[rng.choice(len(near), size=min(len(near), int(rng.integers(8, 20))), replace=False)]:
+                nrm = np.array([gz[tuple(p)], gy[tuple(p)], gx[tuple(p)]])
+                nrm /= max(np.linalg.norm(nrm), 1e-6)
+                long_ = rng.uniform(4.0, 12.0)
+                reach = rng.uniform(0.3, 1.0) * long_ + (rng.uniform(4, 14) if rng.random() < 0.25 else 0.0)
+                lesion("periventricular_heavy", p + nrm * reach, (long_, rng.uniform(2.5, 6.0)), nrm,
+                       gain * rng.uniform(0.9, 1.1), T["image"], tissue)
+
     def periependymal():
         sites = {"third_ventricle_hypothalamus": (0, -8, -4), "fourth_ventricle": (0, -44, -30),
                  "area_postrema": (0, -42, -46), "periaqueductal": (0, -32, -10)}
@@ -239,6 +268,9 @@ def brain_flair_case(seed: int, disease: str = "ms", noise: bool = True, atypica
     if confluent and disease == "ms" and rng.random() < confluent:   # no draw when 0: defaults unchanged
         for _ in range(1 + int(rng.poisson(0.4))):
             confluent_cap()
+    is_heavy = bool(heavy) and disease == "ms" and rng.random() < heavy   # no draw when 0
+    if is_heavy:
+        heavy_load(float(np.exp(rng.uniform(np.log(12.0), np.log(70.0)))))
     # ---- deformation (affine + elastic), pulled back on a coarse grid
     shape = img.shape
     step = 6
@@ -255,6 +287,17 @@ def brain_flair_case(seed: int, disease: str = "ms", noise: bool = True, atypica
                      for c in range(3)], -1)
     q = (q + disp).astype(np.float32)
     full = upsample_linear(q, (step, step, step, 1))[: shape[0], : shape[1], : shape[2]]
+    if is_heavy:
+        # enlarged ventricles: near the ventricle wall, sample from closer to the ventricle (pull
+        # back along the wall normal, fading with the distance from it)
+        widen = np.float32(rng.uniform(0.0, 4.0))
+        dv = T["vent_distance"]
+        ri0 = [np.clip(np.rint(full[..., c]).astype(np.int32), 0, n - 1) for c, n in enumerate(shape)]
+        d0 = dv[ri0[0], ri0[1], ri0[2]]
+        push = widen * np.exp(-d0 / np.float32(12.0))
+        for c, grad in enumerate((gz, gy, gx)):
+            gn = grad[ri0[0], ri0[1], ri0[2]]
+            full[..., c] -= push * gn     # the distance field's gradient: the unit outward normal
     coords = [full[..., 0], full[..., 1], full[..., 2]]
     out = ndi.map_coordinates(img, coords, order=1, mode="constant", cval=0.0, prefilter=False)
     ri = [np.clip(np.rint(c).astype(np.int32), 0, n - 1) for c, n in zip(coords, shape)]
@@ -270,7 +313,7 @@ def brain_flair_case(seed: int, disease: str = "ms", noise: bool = True, atypica
     image = Volume(np.clip(out, 0, None).astype(np.float32), v.spacing, v.origin, v.direction)
     labels = Volume(lab, v.spacing, v.origin, v.direction)
     info = {"seed": int(seed), "disease": disease, "modality": "flair", "lesion_counts": counts,
-            "atypical": is_atypical,
+            "atypical": is_atypical, "heavy": is_heavy,
             "n_lesions": int(sum(counts.values())), "lesion_volume_ml": round(float(lab.sum()) * 1e-3, 4)}
     return PhantomCase(image, labels, info)
 
