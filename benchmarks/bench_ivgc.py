@@ -13,8 +13,14 @@ in ``orbitai/resources/models``). Held-out cohort: 60 phantoms of seed 7000, a s
   ``radar.png``).
 * One patient's prediction (features + model + Grad-CAM), the median of three held-out patients, for
   the SVM and RDINet (clinical), one torch thread.
+* 95 % intervals (``notes["ci95"]``, n = 60 cases): stratified bootstrap of each AUC and paired stratified
+  bootstrap of the AUC differences (2000 resamples, seed 0), Wilson intervals of ACC, SEN, SPE, PPV and NPV
+  (each over its own denominator), from the per-case probabilities the run keeps
+  (``benchmarks/results/ivgc/predictions.csv``, ``fig4_heldout_predictions.csv``). DeLong's AUC interval of
+  Table 2 stays in ``notes["auc_ci95"]``.
 
-``python -m benchmarks ivgc`` -> ``benchmarks/results/ivgc.json``.
+``python -m benchmarks ivgc`` -> ``benchmarks/results/ivgc.json``; ``python -m benchmarks.bench_ivgc intervals``
+recomputes the intervals from the stored per-case probabilities alone (seconds; no cohort needed).
 """
 from __future__ import annotations
 
@@ -27,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import RESULTS, write_result
+from benchmarks.common import RESULTS, record_interval, write_result
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN = ROOT / "build" / "cohorts" / "ivgc_train"
@@ -38,6 +44,10 @@ DEMO = {"radiomics SVM (MR+LR)": "ivgc_svm_demo", "ResNet-50": "ivgc_resnet50_de
         "RDINet (clinical)": "ivgc_rdinet_clinical_demo"}
 KEY = {"ivgc_svm_demo": "svm_mrlr", "ivgc_resnet50_demo": "resnet50", "ivgc_rdinet_demo": "rdinet",
        "ivgc_rdinet_clinical_demo": "rdinet_clinical"}
+#: Per-case held-out probabilities of Figure 4's models (algorithm_strategy columns), kept for the intervals.
+FIG4_PREDICTIONS = FIGURES / "fig4_heldout_predictions.csv"
+BOOTSTRAP = "stratified percentile bootstrap over cases, 2000 resamples, seed 0"
+PAIRED = "paired stratified percentile bootstrap over cases, 2000 resamples, seed 0"
 
 
 def _cli(*args: str) -> None:
@@ -77,6 +87,7 @@ def figure4(metrics: dict, notes: dict) -> None:
     tr_table, te_table = WideTable.from_csv(TRAIN / "features.csv"), WideTable.from_csv(HELDOUT / "features.csv")
     selection = read_selection(TRAIN / "selection.json")
     notes["selected_features"] = {s: len(selection["strategies"][s]["selected"]) for s in STRATEGY_NAMES}
+    heldout: dict[str, np.ndarray] = {}
     with tempfile.TemporaryDirectory() as d:
         for kind in TABULAR_KINDS:
             curves: dict[str, dict] = {"training": {}, "held-out": {}}
@@ -90,12 +101,72 @@ def figure4(metrics: dict, notes: dict) -> None:
                 p_te = model_probabilities(bundle, model, test_cases, te_table)
                 curves["training"][s] = (y_tr, p_tr)
                 curves["held-out"][s] = (y_te, p_te)
+                heldout[f"{kind}_{s}"] = np.asarray(p_te, dtype=float)
                 metrics[f"{kind}_{s}_auc"] = binary_classification_metrics(y_te, p_te)["auc"]
                 metrics[f"{kind}_{s}_training_auc"] = binary_classification_metrics(y_tr, p_tr)["auc"]
             metrics[f"{kind}_mrlr_minus_all_auc"] = metrics[f"{kind}_mrlr_auc"] - metrics[f"{kind}_all_auc"]
             for cohort, c in curves.items():
                 roc_figure(c, FIGURES / f"fig4_{kind}_{cohort.replace('-', '')}.png",
                            f"{kind.upper() if kind != 'logreg' else 'LR'} per ROI strategy, {cohort} cohort")
+    with FIG4_PREDICTIONS.open("w") as f:
+        f.write(",".join(["case_id", "y_true", *heldout]) + "\n")
+        for i, c in enumerate(test_cases):
+            f.write(",".join([c.case_id, str(int(y_te[i])), *(f"{p[i]:.6f}" for p in heldout.values())]) + "\n")
+    figure4_intervals(notes)
+
+
+def _read_predictions(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(labels, column -> probabilities) of a per-case CSV (``case_id,y_true,<model>...``)."""
+    import csv
+
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    cols = [c for c in rows[0] if c not in ("case_id", "y_true")]
+    return (np.array([int(r["y_true"]) for r in rows]),
+            {c: np.array([float(r[c]) for r in rows]) for c in cols})
+
+
+def figure4_intervals(notes: dict) -> None:
+    """Intervals of Figure 4's held-out AUCs and of MR+LR minus all four recti, from FIG4_PREDICTIONS."""
+    from orbitai.metrics.intervals import auc_ci, auc_difference_ci
+
+    if not FIG4_PREDICTIONS.is_file():
+        notes["ci95_figure4"] = "not measured: per-case probabilities of Figure 4 not stored (run the figure4 part)"
+        return
+    y, probs = _read_predictions(FIG4_PREDICTIONS)
+    for col, p in probs.items():
+        record_interval(notes, f"{col}_auc", auc_ci(y, p), BOOTSTRAP)
+    for kind in {c.split("_")[0] for c in probs}:
+        if {f"{kind}_mrlr", f"{kind}_all"} <= set(probs):
+            record_interval(notes, f"{kind}_mrlr_minus_all_auc",
+                            auc_difference_ci(y, probs[f"{kind}_mrlr"], probs[f"{kind}_all"]), PAIRED)
+    notes.pop("ci95_figure4", None)
+
+
+def table2_intervals(notes: dict) -> None:
+    """Intervals of Table 2 from the per-case probabilities ``evaluate_ivgc`` wrote (FIGURES/predictions.csv):
+    each AUC (stratified bootstrap), the AUC differences the bars compare (paired), and the rates at each
+    bundle's threshold (Wilson)."""
+    from orbitai.bundle.core import find_bundle
+    from orbitai.errors import BundleError
+    from orbitai.metrics.intervals import auc_ci, auc_difference_ci, rate_cis
+
+    y, probs = _read_predictions(FIGURES / "predictions.csv")
+    for name, p in probs.items():
+        key = KEY.get(name, name)
+        try:
+            threshold = float(find_bundle(name).metadata.get("threshold", 0.5))
+        except BundleError:
+            threshold = 0.5
+        record_interval(notes, f"{key}_auc", auc_ci(y, p), BOOTSTRAP)
+        rates = rate_cis(y, p, threshold)
+        for col, rate in (("acc", "accuracy"), ("sen", "sensitivity"), ("spe", "specificity"), ("ppv", "ppv"),
+                          ("npv", "npv")):
+            record_interval(notes, f"{key}_{col}", rates[rate], f"Wilson score interval, threshold {threshold:g}")
+    for a, b in (("ivgc_rdinet_clinical_demo", "ivgc_rdinet_demo"), ("ivgc_rdinet_demo", "ivgc_resnet50_demo"),
+                 ("ivgc_svm_demo", "ivgc_rdinet_clinical_demo")):
+        if {a, b} <= set(probs):
+            record_interval(notes, f"{KEY[a]}_minus_{KEY[b]}_auc", auc_difference_ci(y, probs[a], probs[b]), PAIRED)
 
 
 def table2(metrics: dict, notes: dict) -> None:
@@ -133,6 +204,13 @@ def table2(metrics: dict, notes: dict) -> None:
     if {"rdinet_auc", "resnet50_auc"} <= set(metrics):
         metrics["rdinet_minus_resnet50_auc"] = metrics["rdinet_auc"] - metrics["resnet50_auc"]
     notes["table2"] = report["table2"]
+    table2_intervals(notes)
+
+
+def intervals(metrics: dict, notes: dict) -> None:
+    """The 95 % intervals alone, from the per-case probabilities a run of table2 / figure4 stored."""
+    table2_intervals(notes)
+    figure4_intervals(notes)
 
 
 def predict_time(metrics: dict, notes: dict) -> None:
@@ -162,19 +240,21 @@ def predict_time(metrics: dict, notes: dict) -> None:
     notes["predict"] = "predict_ivgc (reading, radiomics of the ROI, model, Grad-CAM for image models), 1 thread"
 
 
-PARTS = {"figure4": figure4, "table2": table2, "predict": predict_time}
+PARTS = {"figure4": figure4, "table2": table2, "predict": predict_time, "intervals": intervals}
 
 
 def main(parts=tuple(PARTS)) -> None:
-    for need in ("manifest.csv", "features.csv", "selection.json"):
-        if not (TRAIN / need).is_file():
-            raise SystemExit(f"{TRAIN / need} is missing: run 'make ivgc-models' first.")
-    heldout_cohort()
+    if set(parts) - {"intervals"}:   # the intervals part reads the stored per-case probabilities only
+        for need in ("manifest.csv", "features.csv", "selection.json"):
+            if not (TRAIN / need).is_file():
+                raise SystemExit(f"{TRAIN / need} is missing: run 'make ivgc-models' first.")
+        heldout_cohort()
     FIGURES.mkdir(parents=True, exist_ok=True)
     metrics: dict = {}
     notes: dict = {"training_cohort": "150 phantoms, seed 6000 (make ivgc-models)",
                    "heldout_cohort": f"{HELDOUT_N} phantoms, seed {HELDOUT_SEED}", "figures": str(FIGURES.relative_to(ROOT))}
     previous = RESULTS / "ivgc.json"
+    old: dict | None = None
     if set(parts) != set(PARTS) and previous.exists():   # a partial run keeps the rest
         old = json.loads(previous.read_text())
         metrics, notes = old.get("metrics", {}), {**old.get("notes", {}), **notes}
@@ -186,7 +266,8 @@ def main(parts=tuple(PARTS)) -> None:
                "predict_s_svm_mrlr": "<= 20", "predict_s_rdinet_clinical": "<= 20",
                **{f"{k}_training_minutes": "<= 30" for k in KEY.values()}}
     write_result("ivgc", {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float, np.floating))},
-                 {k: v for k, v in targets.items() if k in metrics}, notes)
+                 {k: v for k, v in targets.items() if k in metrics}, notes,
+                 measured=old if old is not None and set(parts) == {"intervals"} else None)
 
 
 if __name__ == "__main__":

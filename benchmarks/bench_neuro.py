@@ -6,7 +6,9 @@ the architecture comparison have their own results: neuro_lesions.json, neuro_an
 neuro_classifier.json.
 
 Run: ``python -m benchmarks neuro`` (writes benchmarks/results/neuro.json; makes the held-out cohort under
-build/cohorts/neuro_heldout when missing).
+build/cohorts/neuro_heldout when missing). Each held-out accuracy gets its Wilson 95 % interval
+(``notes["ci95"]``, n = the held-out cases); ``python -m benchmarks.bench_neuro intervals`` adds them to the
+existing result file alone.
 """
 from __future__ import annotations
 
@@ -14,16 +16,33 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
+import json
+import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import write_result
+from benchmarks.common import RESULTS, record_interval, write_result
 
 HELDOUT_SEED, HELDOUT_N = 17000, 40
 COHORT = Path("build/cohorts/neuro_heldout")
 
 
-def main() -> None:
+def accuracy_intervals(metrics: dict, notes: dict, n: int) -> None:
+    """Wilson intervals of the held-out accuracies (the counts follow from accuracy x n)."""
+    from orbitai.metrics.intervals import wilson_ci
+
+    for key, value in metrics.items():
+        k = round(float(value) * n)
+        if key.endswith("_heldout_accuracy") and abs(k / n - float(value)) < 1e-6:
+            record_interval(notes, key, wilson_ci(k, n), "Wilson score interval")
+
+
+def main(parts: tuple[str, ...] = ()) -> None:
+    if parts == ("intervals",):
+        doc = json.loads((RESULTS / "neuro.json").read_text())
+        accuracy_intervals(doc["metrics"], doc["notes"], HELDOUT_N)
+        write_result(doc["area"], doc["metrics"], doc["targets"], doc["notes"], measured=doc)
+        return
     import torch
 
     from orbitai.bundle.core import iter_bundles
@@ -53,6 +72,7 @@ def main() -> None:
     notes["classify_with_heatmap"] = ("orbitai.neuro.predict.classify on one phantom with its lesions and brain mask: "
                                       "classifier input, P(NMOSD), 27-cube occlusion map mapped onto the FLAIR grid "
                                       "(model loaded before; best of 2)")
+    accuracy_intervals(metrics, notes, len(cases))
     targets = {"twoview18_heldout_accuracy": ">= 0.80", "classify_with_heatmap_s": "<= 10"}
     write_result("neuro", metrics, targets, notes)
 
@@ -78,4 +98,4 @@ def _classification_seconds(case) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    main(tuple(sys.argv[1:]))

@@ -23,6 +23,12 @@ the paper's default) cropped with the FLAIR's crop kernel and resized to 100^3, 
 ``python -m benchmarks.bench_neuro_classifier --part baselines|twoview18-demo|cv:twoview18-demo|...`` runs one part
 (results under ``$NEURO_CLASSIFIER_WORK/results``), ``--collect`` writes
 ``benchmarks/results/neuro_classifier.json``; without arguments every part runs, then collect.
+
+95 % intervals (``notes["ci95"]``): Wilson intervals of every held-out accuracy (n = 80 phantoms) and of a deep
+model's CV accuracy when it ran one repeat (n = the 160 out-of-fold predictions; the baselines' 15-repeat CV
+means have none); a stratified bootstrap of the held-out AUC (2000 resamples, seed 0) from the per-case
+probabilities a training run keeps (``heldout_prob``). ``--intervals`` adds the accuracy intervals to the
+existing result file alone (the counts follow from accuracy x n).
 """
 from __future__ import annotations
 
@@ -35,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import write_result
+from benchmarks.common import RESULTS, record_interval, write_result
 
 TRAIN_SEED, TRAIN_N = 16000, 160
 HELDOUT_SEED, HELDOUT_N = 17000, 80
@@ -130,6 +136,7 @@ def train_one(name: str, n_train: int = 0) -> dict:
            "init": summary["init"], "training_minutes": round(epoch_minutes, 2),
            "wall_minutes_this_run": round(wall, 2), "threads": 1, "n_train": int(len(ytr)),
            "heldout": {k: held[k] for k in KEYS}, "heldout_n": int(len(te["y"])),
+           "heldout_y": [int(v) for v in te["y"]], "heldout_prob": [round(float(v), 6) for v in prob],
            "predict_seconds_per_case": round((time.perf_counter() - t1) / len(te["y"]), 3),
            "weights": str(weights), "sha256": sha256_file(weights)}
     _save(tag, doc)
@@ -161,6 +168,50 @@ def cv_one(name: str, repeats: int = 1, folds: int = 5) -> dict:
     doc = {**cv, "config": cfg.to_dict(), "minutes": round((time.perf_counter() - t0) / 60, 2)}
     _save(f"cv_{name}", doc)
     return doc
+
+
+def _count(rate: float, n: int) -> int | None:
+    """The number of successes behind ``rate`` of ``n`` cases (None unless the rate fixes it)."""
+    k = round(rate * n)
+    return k if abs(k / n - rate) < 1e-6 else None
+
+
+def accuracy_intervals(metrics: dict, notes: dict) -> None:
+    """Wilson intervals of the held-out accuracies (HELDOUT_N) and of single-repeat deep CV accuracies (TRAIN_N
+    out-of-fold predictions), from the accuracies and their n."""
+    from orbitai.metrics.intervals import wilson_ci
+
+    for key, value in metrics.items():
+        n = None
+        if key.endswith("_heldout_accuracy") and key != "best_twoview_heldout_accuracy":
+            n = HELDOUT_N
+        elif key.endswith("_cv_accuracy_mean"):
+            model = key[: -len("_cv_accuracy_mean")]
+            cv = notes.get("cv", {}).get(f"cv_{model}-demo")
+            n = TRAIN_N if cv and cv.get("repeats") == 1 else None
+        k = _count(float(value), n) if n else None
+        if k is not None:
+            record_interval(notes, key, wilson_ci(k, n),
+                            "Wilson score interval" + (" over the out-of-fold predictions" if "_cv_" in key else ""))
+
+
+def auc_intervals(res: dict, notes: dict) -> None:
+    """Stratified bootstrap intervals of the held-out AUCs whose per-case probabilities a run kept."""
+    from orbitai.metrics.intervals import auc_ci
+
+    for tag, r in res.items():
+        if isinstance(r, dict) and r.get("heldout_prob"):
+            key = tag.replace("-demo", "").replace("@", "_")
+            record_interval(notes, f"{key}_heldout_auc", auc_ci(r["heldout_y"], r["heldout_prob"]),
+                            "stratified percentile bootstrap over cases, 2000 resamples, seed 0")
+
+
+def intervals_only() -> Path:
+    """Add the accuracy intervals to the existing result file (no training, no WORK folder needed)."""
+    path = RESULTS / f"{'neuro_classifier_atypical' if ATYPICAL else 'neuro_classifier'}.json"
+    doc = json.loads(path.read_text())
+    accuracy_intervals(doc["metrics"], doc["notes"])
+    return write_result(doc["area"], doc["metrics"], doc["targets"], doc["notes"], measured=doc)
 
 
 def collect() -> Path:
@@ -205,10 +256,14 @@ def collect() -> Path:
     notes = {"cohorts": f"train {TRAIN_N} phantoms seed {TRAIN_SEED}; held-out {HELDOUT_N} phantoms seed "
                         f"{HELDOUT_SEED}; input lesion_mask (truth masks), 100^3"
                         + (f"; atypical share {ATYPICAL:g} (orbitai phantom brain-flair --atypical)" if ATYPICAL else ""),
-             "models": {k: {f: v for f, v in r.items() if f not in ("heldout",)} for k, r in res.items()
-                        if k != "baselines" and not k.startswith("cv_")},
+             "models": {k: {f: v for f, v in r.items() if f not in ("heldout", "heldout_y", "heldout_prob")}
+                        for k, r in res.items() if k != "baselines" and not k.startswith("cv_")},
              "cv": {k: {f: v for f, v in r.items() if f != "per_fold"} for k, r in res.items() if k.startswith("cv_")},
              "baselines": res.get("baselines", {})}
+    accuracy_intervals(metrics, notes)
+    auc_intervals(res, notes)
+    notes["per_case"] = {k.replace("-demo", "").replace("@", "_"): {"y": r["heldout_y"], "prob": r["heldout_prob"]}
+                         for k, r in res.items() if isinstance(r, dict) and r.get("heldout_prob")}
     return write_result("neuro_classifier_atypical" if ATYPICAL else "neuro_classifier", metrics, targets, notes)
 
 
@@ -217,6 +272,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--part", action="append", default=[],
                    help="baselines, a demo configuration name, or cv:<demo configuration name>")
     p.add_argument("--collect", action="store_true")
+    p.add_argument("--intervals", action="store_true",
+                   help="only add the accuracy intervals to the existing benchmarks/results file")
     p.add_argument("--repeats", type=int, default=15, help="CV repeats of the baselines")
     p.add_argument("--n-train", type=int, default=0,
                    help="train a demo configuration on a balanced subset of this many training cases")
@@ -227,6 +284,9 @@ def main(argv: list[str] | None = None) -> None:
     global ATYPICAL, WORK
     if a.atypical:
         ATYPICAL, WORK = a.atypical, WORK / f"atypical{a.atypical:g}"
+    if a.intervals:
+        intervals_only()
+        return
     parts = a.part or ([] if a.collect else ["baselines", *MODELS])
     for part in parts:
         if part == "baselines":

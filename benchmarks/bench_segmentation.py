@@ -7,9 +7,12 @@ Run: ``python -m benchmarks segmentation`` (writes benchmarks/results/segmentati
 ``python -m benchmarks.bench_segmentation speed`` / ``accuracy`` / ``startup`` / ``batch`` for some
 parts (the metrics of the parts not run are kept from the last result file).
 Held-out phantoms use seeds never used by the training commands (training: 1000/2000/3000).
+The accuracy and MRI parts keep the per-case values (``notes["per_case"]``) and the 95 % interval of every mean
+(``notes["ci95"]``: percentile bootstrap over the cases, 2000 resamples, seed 0).
 """
 from __future__ import annotations
 
+import csv
 import os
 import subprocess
 import sys
@@ -19,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import write_result
+from benchmarks.common import record_interval, write_result
 
 TEST_SEED, TEST_N = 9000, 8
 MODELS = {"svnet": "orbit_svnet_ct_demo", "sunet": "orbit_sunet_ct_demo", "sequnet": "orbit_sequnet_ct_demo"}
@@ -45,6 +48,18 @@ RECTI_SHORT = ("sr", "ir", "mr", "lr")
 #: The 512x512x100 CT of the speed and start-up parts.
 SPEED_SEED, SPEED_SIZE, SPEED_SPACING = 424242, (512, 512, 100), (0.3, 0.3, 0.5)
 BATCH_SEED, BATCH_N = 9500, 8
+#: How the intervals of the means over cases are made.
+BOOTSTRAP = "percentile bootstrap of the mean over cases, 2000 resamples, seed 0"
+
+
+def keep_per_case(notes: dict, metric: str, values, per_case: bool = True) -> None:
+    """Keep the per-case ``values`` of a mean (``notes["per_case"][metric]``) and its bootstrap interval."""
+    from orbitai.metrics.intervals import bootstrap_ci
+
+    values = [float(v) for v in values]
+    if per_case:
+        notes.setdefault("per_case", {})[metric] = [round(v, 4) for v in values]
+    record_interval(notes, metric, bootstrap_ci(values), BOOTSTRAP)
 
 
 def run_child_output(args: list[str], module: str = "orbitai") -> tuple[float, float, str]:
@@ -97,6 +112,20 @@ def accuracy(tmp: Path, metrics: dict, notes: dict) -> None:
             continue
         summary = evaluate(manifest, name, tmp / f"eval_{short}", device="cpu", progress=lambda *a: None)
         ps = summary["per_structure"]
+        with (tmp / f"eval_{short}" / "per_case.csv").open(newline="") as f:
+            rows = list(csv.DictReader(f))
+        cases = list(dict.fromkeys(r["case_id"] for r in rows))
+        value = {(r["case_id"], r["structure"], k): float(r[k]) for r in rows for k in ("iou", "dice")}
+        rel = {(r["case_id"], r["structure"]): abs(float(r["volume_pred_cm3"]) - float(r["volume_true_cm3"]))
+               / float(r["volume_true_cm3"]) * 100.0 for r in rows if float(r["volume_true_cm3"]) > 0}
+        if all((c, s) in rel for c in cases for s in PAPER_FIVE):   # per case: the five structures' mean
+            keep_per_case(notes, f"{short}_volume_re_pct_mean", [np.mean([rel[c, s] for s in PAPER_FIVE])
+                                                                 for c in cases])
+        for s in ps:
+            for k in ("iou", "dice"):
+                keep_per_case(notes, f"{short}_{k}_{SHORT[s]}", [value[c, s, k] for c in cases])
+        keep_per_case(notes, f"{short}_miou_five", [np.mean([value[c, s, "iou"] for s in PAPER_FIVE]) for c in cases],
+                      per_case=False)
         for s, e in ps.items():
             metrics[f"{short}_iou_{SHORT[s]}"] = e["iou"]
             metrics[f"{short}_dice_{SHORT[s]}"] = e["dice"]
@@ -267,6 +296,7 @@ def mri(tmp: Path, metrics: dict, notes: dict, model: str | None = None, prefix:
         scores = _score_cases([make(MRI_SEED + 100 * n + i) for i in range(MRI_N)], model)
         for s, v in scores.items():
             metrics[f"{prefix}_{name}_dice_{SHORT[s]}"] = float(np.mean(v))
+            keep_per_case(notes, f"{prefix}_{name}_dice_{SHORT[s]}", v)
             metrics[f"{prefix}_{name}_dice_{SHORT[s]}_min"] = float(np.min(v))
     thin = [f"{prefix}_{c}_dice_{k}" for c in ("t2", "t1") for k in (*RECTI_SHORT, "on")]
     metrics[f"{prefix}_phantom_thin_dice_min"] = min(metrics[k] for k in thin)
@@ -369,7 +399,7 @@ def main(parts: tuple[str, ...] = ALL_PARTS) -> None:
     from benchmarks.common import RESULTS
 
     metrics: dict[str, float] = {}
-    notes: dict[str, str] = {"threads": str(os.environ.get("OMP_NUM_THREADS", "default"))}
+    notes: dict = {"threads": str(os.environ.get("OMP_NUM_THREADS", "default"))}
     previous = RESULTS / "segmentation.json"
     unknown = set(parts) - set(ALL_PARTS)
     if unknown:

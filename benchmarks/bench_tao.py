@@ -7,9 +7,17 @@ Run: ``python -m benchmarks tao`` (writes benchmarks/results/tao.json), or
 ``python -m benchmarks.bench_tao accuracy`` / ``ceiling`` / ``fit`` / ``features`` / ``speed`` / ``occlusion`` for one part (a partial run
 updates that part of tao.json).
 The held-out cohort (seed 9100) is never used by the training command (seed 3000, see the Makefile).
+
+95 % intervals (``notes["ci95"]``): Wilson intervals of the rates over eyes (``n`` = the rate's denominator;
+the two eyes of a case are not independent, so these are, if anything, too narrow), a bootstrap over eyes of F1
+(2000 resamples, seed 0; F1 depends on the four counts only, so resampling eyes is resampling the counts), of
+the mean occlusion mass over active eyes and of the AUCs of the parts 'fit' and 'features' (stratified). The
+accuracy part keeps the counts (``notes["<a|b>_counts"]``) and the per-eye values (``notes["per_eye"]``);
+``python -m benchmarks.bench_tao intervals`` recomputes the count-based intervals from tao.json alone.
 """
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -19,17 +27,68 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.common import write_result
+from benchmarks.common import record_interval, write_result
 
 TEST_SEED, TEST_N = 9100, 60
 MODELS = {"a": "tao_network_a_demo", "b": "tao_network_b_demo"}
 TABLE2 = ("accuracy", "precision", "sensitivity", "specificity", "f1", "auc")
 PAPER = {"a": {"accuracy": 0.863, "specificity": 0.896, "sensitivity": 0.750, "auc": 0.922},
          "b": {"accuracy": 0.855, "sensitivity": 0.821, "auc": 0.922}}
+WILSON = "Wilson score interval over eyes, threshold 0.5"
+BOOTSTRAP = "percentile bootstrap over eyes, 2000 resamples, seed 0"
+STRATIFIED = "stratified percentile bootstrap over eyes, 2000 resamples, seed 0"
+
+
+def _f1(y, call) -> float:
+    import numpy as np
+
+    tp = int(np.sum((y == 1) & (call == 1)))
+    return 2 * tp / (int(np.sum(y == 1)) + int(np.sum(call == 1))) if tp else 0.0
+
+
+def count_intervals(short: str, counts: dict, notes: dict) -> None:
+    """Wilson intervals of accuracy, precision, sensitivity and specificity and the bootstrap interval of F1,
+    from the confusion counts (tp, fp, fn, tn) over eyes."""
+    import numpy as np
+
+    from orbitai.metrics.intervals import paired_bootstrap_ci, wilson_ci
+
+    tp, fp, fn, tn = (int(counts[k]) for k in ("tp", "fp", "fn", "tn"))
+    for key, (k, n) in {"accuracy": (tp + tn, tp + fp + fn + tn), "precision": (tp, tp + fp),
+                        "sensitivity": (tp, tp + fn), "specificity": (tn, tn + fp)}.items():
+        record_interval(notes, f"tao_{short}_{key}", wilson_ci(k, n), WILSON)
+    y = np.array([1] * (tp + fn) + [0] * (fp + tn))
+    call = np.array([1] * tp + [0] * fn + [1] * fp + [0] * tn)
+    record_interval(notes, f"tao_{short}_f1", paired_bootstrap_ci(_f1, y, call), BOOTSTRAP)
+
+
+def counts_from_rates(metrics: dict, short: str, n_pos: int, n_neg: int) -> dict | None:
+    """The confusion counts behind tao.json's rates, when the rates (6 decimals) fix them exactly."""
+    tp = round(metrics[f"tao_{short}_sensitivity"] * n_pos)
+    tn = round(metrics[f"tao_{short}_specificity"] * n_neg)
+    counts = {"tp": tp, "fn": n_pos - tp, "tn": tn, "fp": n_neg - tn}
+    again = {"accuracy": (tp + tn) / (n_pos + n_neg), "precision": tp / (tp + counts["fp"]) if tp + counts["fp"] else 0.0,
+             "sensitivity": tp / n_pos, "specificity": tn / n_neg}
+    if all(abs(v - metrics[f"tao_{short}_{k}"]) < 1e-5 for k, v in again.items()):
+        return counts
+    return None
+
+
+def intervals(tmp: Path, metrics: dict, notes: dict) -> None:
+    """The count-based intervals of the accuracy part from tao.json alone (its counts, or the counts its rates
+    fix: n = 2 x TEST_N eyes, half active)."""
+    for short in MODELS:
+        counts = notes.get(f"{short}_counts") or counts_from_rates(metrics, short, TEST_N, TEST_N)
+        if counts is None:
+            notes[f"{short}_counts_missing"] = "the rates do not fix the counts; run the accuracy part"
+            continue
+        notes[f"{short}_counts"] = counts
+        count_intervals(short, counts, notes)
 
 
 def accuracy(tmp: Path, metrics: dict, notes: dict) -> None:
     from orbitai.bundle import find_bundle
+    from orbitai.metrics.intervals import bootstrap_ci
     from orbitai.phantoms import write_cohort
     from orbitai.tao.evaluate import evaluate_tao
 
@@ -39,6 +98,20 @@ def accuracy(tmp: Path, metrics: dict, notes: dict) -> None:
         m = evaluate_tao(manifest, name, tmp / f"eval_{short}", device="cpu")
         for k in TABLE2:
             metrics[f"tao_{short}_{k}"] = float(m[k])
+        notes[f"{short}_counts"] = {k: int(m[k]) for k in ("tp", "fp", "fn", "tn")}
+        count_intervals(short, notes[f"{short}_counts"], notes)
+        with (tmp / f"eval_{short}" / "predictions.csv").open(newline="") as f:
+            rows = list(csv.DictReader(f))
+        notes.setdefault("per_eye", {})[short] = {
+            "case_side": [f"{r['case_id']}:{r['side']}" for r in rows], "y_true": [int(r["y_true"]) for r in rows],
+            "prob": [round(float(r["prob"]), 6) for r in rows],
+            "occlusion_mass_on_eom": [float(r["occlusion_mass_on_eom"]) if r.get("occlusion_mass_on_eom") else None
+                                      for r in rows]}
+        active = [float(r["occlusion_mass_on_eom"]) for r in rows
+                  if int(r["y_true"]) == 1 and r.get("occlusion_mass_on_eom") not in (None, "", "nan")]
+        if len(active) >= 2:
+            record_interval(notes, f"tao_{short}_occlusion_mass_on_eom_active", bootstrap_ci(active),
+                            "percentile bootstrap of the mean over active eyes, 2000 resamples, seed 0")
         metrics[f"tao_{short}_auc_ci95_low"], metrics[f"tao_{short}_auc_ci95_high"] = map(float, m["auc_ci95"])
         metrics[f"tao_{short}_occlusion_mass_on_eom_active"] = float(m["occlusion_mass_on_eom_active_mean"])
         metrics[f"tao_{short}_training_minutes"] = float(b.metadata["training"]["minutes"])
@@ -67,6 +140,7 @@ def fit(tmp: Path, metrics: dict, notes: dict, n_cases: int = 60, n_oracle: int 
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import cross_val_predict
 
+    from orbitai.metrics.intervals import auc_ci
     from orbitai.phantoms.cohort import cohort_labels, make_case
     from orbitai.tao.predict import predict_tao
 
@@ -85,8 +159,10 @@ def fit(tmp: Path, metrics: dict, notes: dict, n_cases: int = 60, n_oracle: int 
         y += [labels[i]] * len(pred.eyes)
     for short in MODELS:
         metrics[f"tao_{short}_auc_training_cases"] = float(roc_auc_score(y, probs[short]))
+        record_interval(notes, f"tao_{short}_auc_training_cases", auc_ci(y, probs[short]), STRATIFIED)
     p = cross_val_predict(LogisticRegression(), np.asarray(latent), y_latent, cv=5, method="predict_proba")[:, 1]
     metrics["tao_oracle_auc_hidden_oedema_fibrosis"] = float(roc_auc_score(y_latent, p))
+    record_interval(notes, "tao_oracle_auc_hidden_oedema_fibrosis", auc_ci(y_latent, p), STRATIFIED)
     notes["fit"] = (f"'_auc_training_cases': the bundle on cases 0-{n_cases - 1} of its training cohort ({len(y)} eyes); "
                     f"oracle: logistic regression (5-fold CV) on each eye's true mean rectus oedema and fibrosis, "
                     f"{len(y_latent)} eyes of the same cohort")
@@ -266,6 +342,7 @@ def ceiling(tmp: Path, metrics: dict, notes: dict) -> None:
     from orbitai.cohort.manifest import read_labels, read_manifest
     from orbitai.explain import occlusion_map
     from orbitai.io import read_volume
+    from orbitai.metrics.intervals import bootstrap_ci
     from orbitai.phantoms import write_cohort
     from orbitai.tao.data import case_label, centre_crop
     from orbitai.tao.evaluate import EOM_VALUES, occlusion_mass_on
@@ -290,6 +367,8 @@ def ceiling(tmp: Path, metrics: dict, notes: dict) -> None:
                 mass[key].append(occlusion_mass_on(eye, labels))
     for key, values in mass.items():
         metrics[f"tao_occlusion_mass_on_eom_ceiling{key}"] = float(np.mean(values))
+        record_interval(notes, f"tao_occlusion_mass_on_eom_ceiling{key}", bootstrap_ci(values),
+                        "percentile bootstrap of the mean over active eyes, 2000 resamples, seed 0")
     notes["occlusion_mass_ceiling"] = (
         f"the occlusion-mass measure on a model whose evidence is only the muscle voxels (mean |intensity| over "
         f"them), active held-out eyes ({len(mass[''])}); patch {OCCLUSION_PATCH}/stride {OCCLUSION_STRIDE} as the "
@@ -307,7 +386,7 @@ def _real_input():
 
 #: the parts, in the order a full run takes them
 PARTS = {"accuracy": accuracy, "ceiling": ceiling, "fit": fit, "features": features, "speed": speed,
-         "occlusion": occlusion}
+         "occlusion": occlusion, "intervals": intervals}
 
 
 def main(parts=tuple(PARTS)) -> None:
@@ -315,6 +394,7 @@ def main(parts=tuple(PARTS)) -> None:
     metrics: dict = {}
     notes: dict = {"threads": 2}
     previous = Path(__file__).resolve().parent / "results" / "tao.json"
+    old: dict | None = None
     if set(parts) != set(PARTS) and previous.exists():   # a partial run keeps the rest
         old = json.loads(previous.read_text())
         metrics, notes = old.get("metrics", {}), old.get("notes", notes)
@@ -328,7 +408,8 @@ def main(parts=tuple(PARTS)) -> None:
                "tao_predict_with_maps_s_auto_orbits": "<= 10",
                "occlusion_speedup_b": ">= 5", "occlusion_speedup_a": ">= 5",
                "occlusion_max_abs_diff_b": "<= 1e-5", "occlusion_max_abs_diff_a": "<= 1e-5"}
-    write_result("tao", metrics, {k: v for k, v in targets.items() if k in metrics}, notes)
+    write_result("tao", metrics, {k: v for k, v in targets.items() if k in metrics}, notes,
+                 measured=old if old is not None and set(parts) == {"intervals"} else None)
 
 
 if __name__ == "__main__":

@@ -83,8 +83,9 @@ def _tao(job_cls: Any, img: Path, seg: Path, **kw: Any) -> dict[str, float]:
 
 def main() -> None:
     from orbitai.phantoms import orbit_case
-    from orbitai.runner import OrbitaiJob, WarmJob, WarmWorker, write_job_input
+    from orbitai.runner import OrbitaiJob, write_job_input
     from orbitai.segfile import write_segmentation
+    from orbitai.worker import WarmJob, WarmWorker
 
     metrics: dict[str, float] = {}
     notes: dict[str, Any] = {

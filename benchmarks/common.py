@@ -5,7 +5,9 @@ Every benchmark writes ``benchmarks/results/<area>.json``::
     {"area": ..., "date": ..., "machine": {"cpu", "cores", "gpu"},
      "metrics": {"name_with_unit": value}, "targets": {"name_with_unit": "<= 1.0"}}
 
-and prints a table with each metric, its target and whether it is met.
+and prints a table with each metric, its target and whether it is met. A quality figure measured on a
+cohort keeps its 95 % interval in ``notes["ci95"][metric]`` (:func:`record_interval`: estimate, [low, high],
+n, method), computed with ``orbitai.metrics.intervals``.
 """
 from __future__ import annotations
 
@@ -80,16 +82,32 @@ def check(value: float, target: str) -> bool:
     return _OPS[op](value, float(num))
 
 
+def record_interval(notes: dict[str, Any], metric: str, interval: Any, method: str) -> None:
+    """Keep the 95 % interval of ``metric`` (an ``orbitai.metrics.intervals.Interval``) in ``notes["ci95"]``:
+    ``{"estimate", "ci95": [low, high], "n", "method"}``, so that every figure quoted from a result file comes
+    with its cohort size and interval."""
+    notes.setdefault("ci95", {})[metric] = {"estimate": _rounded(float(interval.estimate)), "ci95": interval.bounds(),
+                                            "n": int(interval.n), "method": method}
+
+
 def write_result(area: str, metrics: dict[str, float], targets: dict[str, str],
-                 notes: dict[str, Any] | None = None) -> Path:
+                 notes: dict[str, Any] | None = None, measured: dict[str, Any] | None = None,
+                 derived: str = "notes.ci95 computed from the stored values; the metrics as measured at the date above"
+                 ) -> Path:
+    """Write ``results/<area>.json``. ``measured``: the earlier result whose figures this run did not measure again
+    (a run that only adds intervals, or one part): its date and machine are kept, and this run's date and machine
+    are noted under ``notes["derived"]`` with ``derived`` saying what it added."""
     RESULTS.mkdir(parents=True, exist_ok=True)
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     doc = {
         "area": area,
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "date": measured["date"] if measured else now,
+        "machine": measured["machine"] if measured else machine(),
         "metrics": {k: (_rounded(v) if isinstance(v, float) else v) for k, v in metrics.items()},
         "targets": targets,
     }
+    if measured:
+        notes = {**(notes or {}), "derived": {"date": now, "machine": machine()["cpu"], "what": derived}}
     if notes:
         doc["notes"] = notes
     path = RESULTS / f"{area}.json"

@@ -15,7 +15,7 @@ in a dialog.
       ResultError (also RuntimeError) a result folder that breaks its task's contract     exit 1
       JobError (also RuntimeError)    a child ``orbitai`` process failed or was cancelled exit 1
 
-Task modules keep their historical names (``VolumeError`` in `orbitai.io`, ``TAOResultError`` in
+Task modules add their own subclasses (``VolumeError`` in `orbitai.io`, ``TaoResultError`` in
 `orbitai.tao.result`, ``AnnotationError`` in `orbitai.annotate`), all subclasses of these.
 """
 from __future__ import annotations

@@ -1,8 +1,16 @@
-"""``python -m orbitai.worker``: a long-lived child that runs ``orbitai`` commands one after another.
+"""The warm worker: a long-lived ``python -m orbitai.worker`` child that runs ``orbitai`` commands one after another.
 
-Started once per Slicer session by `orbitai.runner.WarmWorker`, it imports torch, SimpleITK and the
-command modules once, and keeps the models it loaded (`orbitai.bundle.core.enable_model_cache`), so a
-second Apply pays neither the imports nor the model loading.
+The parent's side: `WarmJob` has `orbitai.runner.OrbitaiJob`'s interface and result but runs the command on a
+warm worker (`WarmWorker`, one per process from `shared_worker`), started once, which keeps torch and the
+loaded models between jobs. One job at a time per worker: a job started while the worker is busy (another
+module's Apply still running), or one whose environment needs a fresh interpreter (a different PYTHONPATH,
+CUDA_VISIBLE_DEVICES, thread counts, ...: `STARTUP_ENV`), runs as a one-shot child instead. Cancel interrupts
+the command inside the worker (SIGINT: exit 130, outputs discarded) and kills the worker if it has not stopped
+within about a second; a dead worker is started again by the next job.
+
+The child's side (`serve`, `main`): started once per Slicer session by `WarmWorker`, it imports torch,
+SimpleITK and the command modules once, and keeps the models it loaded
+(`orbitai.bundle.core.enable_model_cache`), so a second Apply pays neither the imports nor the model loading.
 
 Protocol (text lines):
 
@@ -22,20 +30,28 @@ process has it) are put back as they were before the first job.
 """
 from __future__ import annotations
 
+import atexit
 import importlib
 import json
 import logging
 import os
 import queue
 import random
+import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
 import warnings
-from typing import Any, Callable, Optional, TextIO, cast
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence, TextIO, cast
 
-__all__ = ["MARK", "main", "serve"]
+from orbitai.runner import OUT_TOKEN, OrbitaiJob, child_env, default_python, how_it_ended, popen_group
+
+__all__ = ["MARK", "STARTUP_ENV", "WarmJob", "WarmWorker", "main", "serve", "shared_worker", "warm_worker_enabled"]
+
+log = logging.getLogger(__name__)
 
 #: Prefix of the worker's protocol lines on stdout and stderr (an ASCII record separator first: no
 #: command prints it).
@@ -250,6 +266,310 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 130
     except BrokenPipeError:  # the parent went away while the worker wrote to it
         return 0
+
+
+# ------------------------------------------------------------------------------- the parent's side
+#: Variables read when an interpreter or a library starts: a job that needs other values than the worker
+#: started with runs in a fresh child.
+STARTUP_ENV = ("PYTHONPATH", "PYTHONHOME", "PYTHONSAFEPATH", "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER",
+               "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "PYTORCH_CUDA_ALLOC_CONF",
+               "PYTORCH_ENABLE_MPS_FALLBACK", "LD_LIBRARY_PATH", "LD_PRELOAD", "DYLD_LIBRARY_PATH")
+
+
+def warm_worker_enabled() -> bool:
+    """False when ``ORBITAI_WARM_WORKER`` is 0/false/no/off: module jobs then start a fresh child each."""
+    return os.environ.get("ORBITAI_WARM_WORKER", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+class _WorkerProcess:
+    """One ``python -m orbitai.worker`` child: its pipes, reader threads and the job it is running."""
+
+    def __init__(self, python: str, env: dict[str, str], preload: bool = True) -> None:
+        self.mark = MARK
+        self.env = env
+        argv = [python, "-m", "orbitai.worker"] + ([] if preload else ["--no-preload"])
+        self.popen = subprocess.Popen(argv, stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
+                                      env=env, **popen_group())
+        self.job: Optional[WarmJob] = None
+        self._lock = threading.Lock()
+        self._eof: set[str] = set()
+        self._threads = [threading.Thread(target=self._read, args=(name,), daemon=True, name=f"orbitai-worker-{name}")
+                         for name in ("out", "err")]
+        for t in self._threads:
+            t.start()
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None and not self._eof
+
+    def send(self, job: "WarmJob", payload: dict) -> None:
+        """Hand ``job`` to the worker (the caller made sure it is idle)."""
+        assert self.popen.stdin is not None
+        with self._lock:
+            self.job = job
+        try:
+            self.popen.stdin.write(json.dumps(payload) + "\n")
+            self.popen.stdin.flush()
+        except OSError:
+            # it died just now; its readers see the end of its output and fail the job with how it ended
+            log.debug("orbitai worker %s: could not send job %s", self.pid, payload.get("id"))
+
+    def _read(self, name: str) -> None:
+        stream = self.popen.stdout if name == "out" else self.popen.stderr
+        assert stream is not None
+        for line in stream:
+            text, sep, control = line.partition(self.mark)
+            if text and text != "\n":
+                self._deliver(name, text if sep else line)
+            if sep:
+                self._control(name, control.split())
+        self._ended(name)
+
+    def _deliver(self, name: str, line: str) -> None:
+        job = self.job
+        if job is None:  # between jobs: warnings of the worker's own imports
+            log.debug("orbitai worker %s: %s", self.pid, line.rstrip())
+        elif name == "out":
+            job._on_stdout(line)
+        else:
+            job._on_stderr(line)
+
+    def _control(self, name: str, words: list[str]) -> None:
+        if len(words) < 2 or words[0] != "end":
+            return  # "ready PID"
+        with self._lock:
+            job = self.job
+            if job is None or str(job.job_id) != words[1]:
+                return
+            if name == "out" and len(words) > 2:
+                job._rc = int(words[2])
+            job._ends.add(name)
+            if job._ends != {"out", "err"}:
+                return
+            self.job = None  # idle again before the job says it is done: its caller may submit the next one
+        job._done.set()
+
+    def _ended(self, name: str) -> None:
+        with self._lock:
+            self._eof.add(name)
+            if self._eof != {"out", "err"}:
+                return
+            job, self.job = self.job, None
+        try:
+            rc: Optional[int] = self.popen.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            rc = None
+        if job is not None and not job._done.is_set():
+            if not job._cancelled:
+                job._on_stderr(f"orbitai worker: the worker process ended during the job ({how_it_ended(rc)}); "
+                               "the next job starts a new one.\n")
+            job._rc = rc if rc is not None else -signal.SIGKILL
+            job._done.set()
+
+    def interrupt(self) -> None:
+        """Interrupt the running command (``KeyboardInterrupt`` in it); the worker stays."""
+        try:
+            if sys.platform != "win32":
+                os.kill(self.pid, signal.SIGINT)
+            else:  # pragma: no cover - no SIGINT for one process on Windows: stop the worker
+                self.kill()
+        except ProcessLookupError:
+            pass
+
+    def kill(self) -> None:
+        """Kill the worker and everything it started (no clean-up inside: its job is discarded)."""
+        try:
+            if sys.platform != "win32":
+                os.killpg(self.pid, signal.SIGKILL)
+            else:  # pragma: no cover
+                self.popen.kill()
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def close(self, timeout: float = 3.0) -> None:
+        """Let the worker end (stdin closed: it interrupts a running job and exits); kill it if it lingers."""
+        try:
+            if self.popen.stdin is not None:
+                self.popen.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            self.popen.wait()
+        for t in self._threads:
+            t.join(timeout=2)
+        for stream in (self.popen.stdout, self.popen.stderr):
+            if stream is not None:
+                stream.close()
+
+
+class WarmWorker:
+    """A warm ``orbitai`` worker child, started on the first job and again after it died (see
+    `orbitai.worker`). Runs one `WarmJob` at a time; `submit` says None while it is busy. ``preload``: import
+    torch and the command modules at start (the default), not when the first job needs them."""
+
+    def __init__(self, python: str | None = None, env: dict[str, str] | None = None, preload: bool = True) -> None:
+        self.python = python or default_python()
+        self.env = env
+        self.preload = preload
+        self.starts = 0  # worker processes started so far (restarts included)
+        self._proc: Optional[_WorkerProcess] = None
+        self._lock = threading.Lock()
+        self._next_id = 0
+
+    @property
+    def pid(self) -> Optional[int]:
+        """The worker's process id (None before the first start)."""
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def busy(self) -> bool:
+        proc = self._proc
+        return proc is not None and proc.job is not None and proc.alive()
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.alive()
+
+    def start(self) -> "WarmWorker":
+        """Start the worker now (its imports then run while nothing waits for them); no-op when running."""
+        with self._lock:
+            self._ensure()
+        return self
+
+    def _ensure(self) -> _WorkerProcess:
+        if self._proc is None or not self._proc.alive():
+            if self._proc is not None:
+                log.info("orbitai worker %s ended (%s); starting a new one", self._proc.pid,
+                         how_it_ended(self._proc.popen.poll()))
+                self._proc.close(timeout=1)
+            self._proc = _WorkerProcess(self.python, child_env(self.env), self.preload)
+            self.starts += 1
+        return self._proc
+
+    def accepts(self, python: str, env: dict[str, str]) -> bool:
+        """Whether a job for ``python`` with environment ``env`` can run in this worker's interpreter."""
+        if os.path.realpath(python) != os.path.realpath(self.python):
+            return False
+        started = self._proc.env if self._proc is not None else child_env(self.env)
+        return all(env.get(k) == started.get(k) for k in STARTUP_ENV)
+
+    def submit(self, job: "WarmJob", argv: list[str], env: dict[str, str], cwd: str) -> Optional[_WorkerProcess]:
+        """Run ``job`` (``argv`` with ``{out}`` replaced) in the worker, starting it first if needed;
+        None (nothing done) when busy with another job or when ``env`` needs a fresh interpreter."""
+        with self._lock:
+            if self.busy:
+                return None
+            proc = self._ensure()
+            if not all(env.get(k) == proc.env.get(k) for k in STARTUP_ENV):
+                return None
+            self._next_id += 1
+            job.job_id = self._next_id
+            proc.send(job, {"id": job.job_id, "argv": argv, "env": env, "cwd": cwd})
+            return proc
+
+    def shutdown(self, timeout: float = 3.0) -> None:
+        """Stop the worker (a running job is interrupted and discarded); the next job starts a new one."""
+        with self._lock:
+            proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.close(timeout)
+
+
+_shared: Optional[WarmWorker] = None
+_shared_lock = threading.Lock()
+
+
+def shared_worker() -> WarmWorker:
+    """This process's warm worker (one per Slicer session), shut down when the process exits."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = WarmWorker()
+            atexit.register(_shared.shutdown)
+        return _shared
+
+
+class WarmJob(OrbitaiJob):
+    """`OrbitaiJob`'s interface and semantics (``{out}`` folder handed over only on success, progress, cancel,
+    `JobResult`) for a command run on a warm worker (default: `shared_worker`). Started while the worker is
+    busy, or with an environment or interpreter the worker cannot take, it runs as a one-shot child."""
+
+    def __init__(self, args: Sequence[str], dest: str | os.PathLike | None = None, python: str | None = None,
+                 env: dict[str, str] | None = None, keep_stdout_lines: int = 200, module: str = "orbitai",
+                 worker: Optional[WarmWorker] = None):
+        super().__init__(args, dest, python, env, keep_stdout_lines, module)
+        self.worker = worker
+        self.job_id = 0
+        self.worker_pid: Optional[int] = None  # the worker that ran it (None: a one-shot child)
+        self._proc_w: Optional[_WorkerProcess] = None
+        self._done = threading.Event()
+        self._ends: set[str] = set()
+        self._rc: Optional[int] = None
+
+    @property
+    def warm(self) -> bool:
+        """Whether the job runs on the warm worker (False before start and for a one-shot child)."""
+        return self._proc_w is not None
+
+    @property
+    def started(self) -> bool:
+        return self.warm or self.proc is not None
+
+    def start(self) -> "WarmJob":
+        if self.started:
+            raise RuntimeError("This job was already started.")
+        worker = self.worker or shared_worker()
+        env = child_env(self.env)
+        if self.module != "orbitai" or not worker.accepts(self.python, env):
+            super().start()
+            return self
+        self.tmp = Path(tempfile.mkdtemp(prefix="orbitai-job-"))
+        argv = [a.replace(OUT_TOKEN, str(self.tmp)) for a in self.args]
+        try:
+            proc = worker.submit(self, argv, env, os.getcwd())
+        except BaseException:
+            self.cleanup()
+            raise
+        if proc is None:  # busy with another module's job: this one runs in its own child
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
+            super().start()
+            return self
+        self._proc_w, self.worker_pid = proc, proc.pid
+        return self
+
+    @property
+    def finished(self) -> bool:
+        return self._done.is_set() if self.warm else super().finished
+
+    def cancel(self, grace_s: float = 0.9) -> None:
+        """Interrupt the command; kill the worker if it has not stopped within ``grace_s`` (the next job
+        starts a new one). Returns within about ``grace_s``; the outputs are discarded."""
+        if not self.warm:
+            super().cancel(grace_s)
+            return
+        self._cancelled = True
+        assert self._proc_w is not None
+        if self._done.is_set():
+            return
+        self._proc_w.interrupt()
+        if self._done.wait(grace_s):
+            return
+        log.info("orbitai worker %s did not stop within %.1f s of the interrupt; killing it", self._proc_w.pid, grace_s)
+        self._proc_w.kill()
+        self._done.wait(5)
+
+    def _wait(self) -> int:
+        if not self.warm:
+            return super()._wait()
+        self._done.wait()
+        return self._rc if self._rc is not None else -signal.SIGKILL
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,3 +1,3 @@
 """Logic of the IVGCResponse module."""
-from .ivgc_logic import (DEFAULT_MODEL, DEFAULT_STRATEGY, MODELS, IVGCOutputs,  # noqa: F401
+from .ivgc_logic import (DEFAULT_MODEL, DEFAULT_STRATEGY, MODELS, IvgcOutputs,  # noqa: F401
                          IVGCResponseLogic, clinical_form)

@@ -41,7 +41,7 @@ INPUT_ATTRIBUTE = "OrbitAI.IVGC.InputVolume"
 
 
 @dataclass
-class IVGCOutputs:
+class IvgcOutputs:
     result_table: Any
     features_table: Any = None
     gradcam_node: Any = None
@@ -184,7 +184,7 @@ class IVGCResponseLogic(JobLogic):
             args.append("--no-gradcam")
         return args
 
-    def import_results(self, result_dir: Path, input_node, **_options: Any) -> IVGCOutputs:
+    def import_results(self, result_dir: Path, input_node, **_options: Any) -> IvgcOutputs:
         """Finish hook: read an ``ivgc predict`` output folder, then add the result table, the
         selected-features table and the Grad-CAM overlay (all read and checked before the scene is touched)."""
         from orbitai.ivgc.result import IvgcResult
@@ -218,9 +218,9 @@ class IVGCResponseLogic(JobLogic):
             nodes.append(gradcam)
         for node in nodes:
             node.SetAttribute(INPUT_ATTRIBUTE, input_node.GetID())
-        return IVGCOutputs(nodes[0], features, gradcam, r)
+        return IvgcOutputs(nodes[0], features, gradcam, r)
 
-    def show(self, outputs: IVGCOutputs, input_node) -> None:
+    def show(self, outputs: IvgcOutputs, input_node) -> None:
         """Show the Grad-CAM over the MRI (when there is one) and the result table (Slicer app)."""
         from orbitai.mrml import show_overlay
         from orbitai.mrml.tables import show_table

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from orbitai.errors import InputError
 from orbitai.io import VolumeError
 from orbitai.runner import write_job_input
 from orbitai.mrml.jobs import JobLogic
@@ -75,9 +76,9 @@ class OrbitSegmentationLogic(JobLogic):
         if min(vol.shape) < 3:
             raise VolumeError(f"'{input_node.GetName()}' is not a 3D volume (shape {vol.shape}); load a 3D CT or MRI.")
         if window not in WINDOW_CHOICES:
-            raise ValueError(f"Unknown window {window!r}; use one of {', '.join(WINDOW_CHOICES)}.")
+            raise InputError(f"Unknown window {window!r}; use one of {', '.join(WINDOW_CHOICES)}.")
         if reference_node is not None and not reference_node.IsA("vtkMRMLSegmentationNode"):
-            raise ValueError(f"'{reference_node.GetName()}' is not a segmentation node.")
+            raise InputError(f"'{reference_node.GetName()}' is not a segmentation node.")
         image = write_job_input(vol, workdir / "input.nrrd")
         args = ["seg", "predict", str(image), "--out", "{out}", "--device", self.check_device(device),
                 "--window", window]

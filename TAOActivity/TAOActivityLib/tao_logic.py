@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orbitai.errors import InputError
 from orbitai.io import VolumeError
 from orbitai.runner import write_job_input
 from orbitai.mrml.jobs import JobLogic
 from orbitai.tao.models import TAO_MODELS
-from orbitai.tao.result import MAP_KINDS, TAOResultError, TaoResult  # noqa: F401 - TAOResultError: the contract lives in the core
+from orbitai.tao.result import MAP_KINDS, TaoResultError, TaoResult  # noqa: F401 - TaoResultError: the contract lives in the core
 
 #: The panel's "Show map" choices: a heat map's display name, or none.
 SHOWN_MAP_CHOICES = (*MAP_KINDS.values(), "none")
@@ -32,7 +33,7 @@ MIN_SLICES = 5
 
 
 @dataclass
-class TAOOutputs:
+class TaoOutputs:
     table_node: Any
     roi_nodes: list = field(default_factory=list)      # one per eye, in result order
     map_nodes: dict = field(default_factory=dict)      # kind ("occlusion", "gradcam") -> overlay node
@@ -76,7 +77,7 @@ class TAOActivityLogic(JobLogic):
             raise VolumeError(f"'{input_node.GetName()}' has only {min(vol.shape)} slice(s) (shape {vol.shape}); "
                               f"load an axial orbital T2 MRI with at least {MIN_SLICES} slices through the orbits.")
         if segmentation_node is not None and not segmentation_node.IsA("vtkMRMLSegmentationNode"):
-            raise ValueError(f"'{segmentation_node.GetName()}' is not a segmentation node.")
+            raise InputError(f"'{segmentation_node.GetName()}' is not a segmentation node.")
         cls.check_device(device)
         return vol
 
@@ -96,7 +97,7 @@ class TAOActivityLogic(JobLogic):
                 with temporary_nodes(self.ctx.scene):   # the export adds helper nodes
                     labels = labels_from_segmentation_node(segmentation_node, input_node)
             except ValueError as exc:
-                raise ValueError(f"Orbit segmentation '{segmentation_node.GetName()}': {exc}") from None
+                raise InputError(f"Orbit segmentation '{segmentation_node.GetName()}': {exc}") from None
         image = write_job_input(vol, workdir / "input.nrrd")
         args = ["tao", "predict", str(image), "--model", str(bundle.path), "--device", self.check_device(device),
                 "--out", "{out}"]
@@ -106,7 +107,7 @@ class TAOActivityLogic(JobLogic):
             args.append("--no-maps")
         return args
 
-    def import_results(self, result_dir: Path, input_node, **_options: Any) -> TAOOutputs:
+    def import_results(self, result_dir: Path, input_node, **_options: Any) -> TaoOutputs:
         """Finish hook: read a ``tao predict`` output folder, then add its table, crop ROIs and heat maps
         (everything is read and checked before the scene is touched)."""
         from orbitai.mrml import geometry_of, overlay_node_from_volume, roi_node_from_box, table_node_from_rows
@@ -135,9 +136,9 @@ class TAOActivityLogic(JobLogic):
                 value_range=(0.0, max(top, 1e-6)), threshold=0.05 * top if top > 0 else None)
         for node in [table, *rois, *nodes.values()]:
             node.SetAttribute(INPUT_ATTRIBUTE, input_node.GetID())
-        return TAOOutputs(table, rois, nodes, result)
+        return TaoOutputs(table, rois, nodes, result)
 
-    def show(self, outputs: TAOOutputs, input_node, kind: str = "occlusion") -> None:
+    def show(self, outputs: TaoOutputs, input_node, kind: str = "occlusion") -> None:
         """Show one heat map (a kind or its display name, see `SHOWN_MAP_CHOICES`) over the MRI, the
         crop boxes and the table (Slicer app)."""
         import slicer

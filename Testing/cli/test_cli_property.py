@@ -150,8 +150,12 @@ def _pools(d: Path) -> dict[str, dict[str, list[str | None]]]:
                                 "--iterations": [None, "0", "-1", "x", "1"], "--batch": [None, "0", "x"],
                                 "--lr": [None, "0", "2", "x"], "--ms-seeds": [None, "5:1", "x", "1:3"],
                                 "--contrast-min": [None, "-1", "0.5"], "--confluent": [None, "2", "0.5"],
+                                "--heavy": [None, "-0.5", "0.35"],
                                 "--lesion-sampling": [None, "lesion", "sideways"], "--init": [None, "nope"],
                                 "--threads": [None, "-1", "1"], "--overwrite": overwrite},
+        # never a usable lesion bundle here, so that a draw never starts a real tuning
+        "neuro tune-lesions": {"--bundle": ["nope", "tao_network_b_demo", str(d / "m.csv"), str(d / "file")],
+                               "--threads": [None, "-1", "1"]},
         "neuro evaluate": {"--manifest": manifests, "--model": ["nope", "tao_network_b_demo"], "--device": devices,
                            "--out": tables},
         "neuro cv": {"--manifest": manifests, "--config": [None, "twoview18-demo", "nope"],
@@ -251,6 +255,15 @@ def check(args: list[str], d: Path, tmp: Path, run: Callable[[list[str]], tuple[
     """Run one invocation; '' if it kept the contract, else what went wrong."""
     before = _listing(d, tmp)
     inputs = {f: _stat(f) for f in d.rglob("*") if f.is_file()}
+    out_existed = (_out_of(args) or d / "-").exists()   # --out may be an input folder, even the work folder
+    replaced: set[Path] = set()
+    if args[0] == "phantom" and out_existed:
+        from orbitai.phantoms.cli import COHORT_ENTRIES, earlier_cohort
+
+        out0 = _out_of(args)
+        assert out0 is not None
+        if earlier_cohort(out0):   # a phantom cohort an earlier draw wrote there is replaced, by design
+            replaced = {f for e in COHORT_ENTRIES for f in ([out0 / e] + list((out0 / e).rglob("*")))}
     code, stdout, stderr = run(args)
     after = _listing(d, tmp)
     lines = [ln for ln in stderr.splitlines() if ln.strip()]
@@ -261,7 +274,7 @@ def check(args: list[str], d: Path, tmp: Path, run: Callable[[list[str]], tuple[
         if out is not None:
             new = [p for p in new if not (p == str(out) or p.startswith(str(out) + "/"))]
         problem = _complete(args, stdout) or (f"left {new[:3]}" if new else "")
-        if out is not None and str(out) not in before and out.is_dir():
+        if out is not None and not out_existed and out.is_dir():
             shutil.rmtree(out)   # this run's output folder (an existing one is an input folder: kept)
     elif code not in (1, 2):
         problem = f"exit {code}"
@@ -269,7 +282,7 @@ def check(args: list[str], d: Path, tmp: Path, run: Callable[[list[str]], tuple[
         problem = f"{len(lines)} stderr lines: {stderr.strip()[-300:]!r}"
     elif new:
         problem = f"left {new[:3]}"
-    changed = [f for f, st in inputs.items() if not f.exists() or _stat(f) != st]
+    changed = [f for f, st in inputs.items() if (not f.exists() or _stat(f) != st) and f not in replaced]
     if changed:   # never remove or rewrite an input, whatever the outcome
         problem = problem or f"inputs changed: {changed[:3]}"
     return f"orbitai {' '.join(args)} -> exit {code}: {problem}" if problem else ""

@@ -130,6 +130,7 @@ def test_metadata_is_checked_against_its_task_schema_at_load(bundle_dir, change,
 
 
 def test_tao_schema_checks_the_input_block():
+    import orbitai.tao  # noqa: F401 - the task registers its rule beyond the schema (the bundle layer imports no task)
     from orbitai.bundle import validate_metadata
 
     meta = json.loads((BUILTIN / "tao_network_b_demo" / "metadata.json").read_text())
@@ -138,6 +139,33 @@ def test_tao_schema_checks_the_input_block():
         validate_metadata({**meta, "input": {**meta["input"], "net_pixels": 200}})
     with pytest.raises(BundleError, match=r"lacks required keys \['input'\]"):
         validate_metadata({k: v for k, v in meta.items() if k != "input"})
+
+
+def test_a_task_rule_runs_with_the_full_check_only_for_its_task(bundle_dir):
+    from orbitai.bundle import schema
+
+    seen, broken = [], []
+    meta = json.loads((bundle_dir / "metadata.json").read_text())
+
+    def rule(m):
+        seen.append(m["task"])
+        if broken:
+            raise BundleError("broken rule")
+
+    try:
+        schema.register_rule(meta["task"], rule)
+        schema.register_rule(meta["task"], rule)   # once only
+        schema.validate_metadata(meta, full=False)
+        assert seen == []
+        schema.validate_metadata(meta, full=True)
+        assert seen == [meta["task"]]
+        broken.append(True)
+        with pytest.raises(BundleError, match="broken rule"):
+            schema.validate_metadata(meta, full=True)
+    finally:
+        schema._RULES[meta["task"]].remove(rule)
+    with pytest.raises(BundleError, match="Unknown bundle task 'weather'"):
+        schema.register_rule("weather", rule)
 
 
 def test_saving_invalid_metadata_writes_nothing(tmp_path):

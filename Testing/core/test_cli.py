@@ -253,9 +253,9 @@ def test_one_error_hierarchy():
     from orbitai.errors import InputError, OrbitAIError, ResultError
     from orbitai.io import VolumeError
     from orbitai.runner import JobError
-    from orbitai.tao.result import TAOResultError
+    from orbitai.tao.result import TaoResultError
 
     for cls, code in [(VolumeError, 2), (UserError, 2), (AnnotationError, 2), (DeviceError, 2), (BundleError, 2),
-                      (JobError, 1), (TAOResultError, 1), (ResultError, 1)]:
+                      (JobError, 1), (TaoResultError, 1), (ResultError, 1)]:
         assert issubclass(cls, OrbitAIError) and cls.exit_code == code, cls
     assert issubclass(VolumeError, (InputError, ValueError)) and issubclass(BundleError, RuntimeError)

@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from orbitai.io import Volume, VolumeError
+from orbitai.io import Volume, VolumeError, rotation
 from orbitai.preprocess.bias import n4_correct
 from orbitai.preprocess.checks import check_input, field_of_view_mm, looks_like_ct
-from orbitai.preprocess.grid import model_grid, resample_onto
-from orbitai.preprocess.intensity import normalise, zscore
+from orbitai.preprocess.grid import box_grid, model_grid, resample_onto
+from orbitai.preprocess.intensity import masked_zscore, median_mad, normalise, zscore
 
 
 def head(seed=0, shape=(24, 64, 64)):
@@ -54,6 +54,33 @@ def test_resample_onto_keeps_labels_and_fills_images_with_their_minimum():
     img = Volume(np.full((6, 10, 10), 7, np.int16), (1.0, 1.0, 2.0))
     grid = resample_onto(img, model_grid(img, (3.0, 3.0, 3.0)))
     assert grid.dtype == np.float32 and np.all(grid == 7.0)
+
+
+def test_box_grid_covers_the_box_plus_margin_and_keeps_an_aligned_lattice():
+    vol = Volume(np.zeros((10, 20, 30), np.uint8), (1.0, 1.0, 1.0), (5.0, -7.0, 2.0), np.diag([1.0, -1.0, 1.0]))
+    las = np.diag([1.0, -1.0, 1.0])
+    ref = box_grid(vol, (slice(2, 8), slice(3, 15), slice(4, 26)), 1.0, las, margin_mm=4.0)
+    assert ref.GetSize() == (22 + 8, 12 + 8, 6 + 8) and ref.GetSpacing() == (1.0, 1.0, 1.0)
+    assert np.allclose(ref.GetDirection(), las.ravel())
+    # the input's voxel (i, j, k) = (4, 3, 2) lies on the grid's voxel (4, 4, 4): the same lattice
+    p = vol.index_to_physical([4, 3, 2])
+    assert np.allclose(ref.TransformPhysicalPointToContinuousIndex(tuple(float(v) for v in p)), (4, 4, 4))
+    # an oblique input: every box corner inside the (LPS, 2 mm) grid
+    obl = Volume(np.zeros((10, 20, 30), np.uint8), (0.8, 1.2, 3.0), (1.0, 2.0, 3.0), rotation(0.3, -0.2, 0.5))
+    ref = box_grid(obl, (slice(1, 9), slice(0, 20), slice(5, 25)), (2.0, 2.0, 2.0), np.eye(3), 1.0)
+    size = np.array(ref.GetSize())
+    for c in ([5, 0, 1], [24, 19, 8], [5, 19, 8], [24, 0, 1]):
+        k = np.array(ref.TransformPhysicalPointToContinuousIndex(tuple(obl.index_to_physical(c))))
+        assert np.all(k >= 0.5 - 1e-9) and np.all(k <= size - 1.5 + 1e-9)   # 1 mm margin = half a voxel
+
+
+def test_masked_zscore():
+    a = np.array([[0.0, 10.0, 12.0, 14.0, 100.0]], np.float32)
+    mask = a > 0
+    med, mad = median_mad(a[mask])
+    assert (med, mad) == (13.0, 2.0)
+    z = masked_zscore(a, mask, med, 2.0, (-3.0, 5.0))
+    assert z.dtype == np.float32 and z.tolist() == [[-3.0, -1.5, -0.5, 0.5, 5.0]]
 
 
 def test_n4_removes_a_smooth_multiplicative_bias():

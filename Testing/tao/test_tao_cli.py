@@ -11,7 +11,7 @@ from orbitai.cli import main
 from orbitai.io import Volume, read_volume, write_volume
 from orbitai.phantoms import orbit_case, write_cohort
 from orbitai.segfile import write_segmentation
-from orbitai.tao.result import TAOResultError, TaoResult
+from orbitai.tao.result import TaoResultError, TaoResult
 
 SEED = 777060  # never used for training cohorts
 
@@ -62,10 +62,10 @@ def test_predict_finds_the_orbits_itself(t2, tmp_path):
     assert back.maps == {} and back.model == "tao_network_b_demo"
     bad = dict(res, task="segmentation")
     (out / "result.json").write_text(json.dumps(bad))
-    with pytest.raises(TAOResultError, match="not a 'tao_activity' result"):
+    with pytest.raises(TaoResultError, match="not a 'tao_activity' result"):
         TaoResult.read(out, case.image)
     (out / "result.json").write_text(json.dumps(dict(res, files={"gradcam": "gradcam.nrrd"})))
-    with pytest.raises(TAOResultError, match="gradcam file gradcam.nrrd .* is missing"):
+    with pytest.raises(TaoResultError, match="gradcam file gradcam.nrrd .* is missing"):
         TaoResult.read(out)
 
 
@@ -93,7 +93,7 @@ def test_result_json_fields_are_typed(t2, tmp_path):
                           (dict(good, warnings=[1, 2]), "'warnings' must be a list of strings"),
                           (dict(good, files={"occlusion": "../occlusion.nrrd"}), "plain file names")):
         (out / "result.json").write_text(json.dumps(data))
-        with pytest.raises(TAOResultError, match=message):
+        with pytest.raises(TaoResultError, match=message):
             TaoResult.read(out)
 
 

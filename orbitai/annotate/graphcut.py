@@ -20,6 +20,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import breadth_first_order, maximum_flow
 
+from orbitai.errors import AnnotationError
+
 #: Largest finite integer capacity after scaling (resolution of the energy ~ 1e-4 relative).
 _MAX_CAP = 10_000
 #: Keep the sum of all finite capacities below this so int32 flow sums never overflow.
@@ -43,12 +45,12 @@ def min_cut(n_nodes: int, edges: np.ndarray, weights: np.ndarray, cost_fg: np.nd
     cost_fg = np.asarray(cost_fg, np.float64).ravel()
     cost_bg = np.asarray(cost_bg, np.float64).ravel()
     if cost_fg.shape != (n,) or cost_bg.shape != (n,) or weights.shape != (len(edges),):
-        raise ValueError("min_cut: unary costs must have one value per node and weights one per edge.")
+        raise AnnotationError("min_cut: unary costs must have one value per node and weights one per edge.")
     for name, arr in (("weights", weights), ("cost_fg", cost_fg), ("cost_bg", cost_bg)):
         if not np.all(np.isfinite(arr)):
-            raise ValueError(f"min_cut: {name} contains NaN or infinite values.")
+            raise AnnotationError(f"min_cut: {name} contains NaN or infinite values.")
     if np.any(weights < 0):
-        raise ValueError("min_cut: pairwise weights must be non-negative.")
+        raise AnnotationError("min_cut: pairwise weights must be non-negative.")
     # Only the difference of the unary costs matters: keep one positive terminal link per node.
     diff = cost_bg - cost_fg                  # > 0: prefers object
     src = np.maximum(diff, 0.0)               # source->p capacity (paid if p ends background)
@@ -72,7 +74,7 @@ def min_cut(n_nodes: int, edges: np.ndarray, weights: np.ndarray, cost_fg: np.nd
         hard_bg = np.asarray(hard_bg, bool).ravel()
         conflict = hard_bg & (hard_fg if hard_fg is not None else False)
         if np.any(conflict):
-            raise ValueError(f"min_cut: {int(conflict.sum())} nodes are marked both object and background.")
+            raise AnnotationError(f"min_cut: {int(conflict.sum())} nodes are marked both object and background.")
         snk_int[hard_bg] = inf
         src_int[hard_bg] = 0
 

@@ -4,19 +4,35 @@
 load and at save time and raises `BundleError` with one line naming the first problem. Listing
 bundles needs only the required keys: Slicer lists the models at module load, before the
 first run installs ``jsonschema``; loading or saving a model always runs the full check.
+
+This layer names no task: the tasks are the schema files present, and a rule JSON Schema cannot state
+(e.g. one field bounded by another) is registered by its task with `register_rule` when the task's
+package is imported (``orbitai/tao/__init__.py``).
 """
 from __future__ import annotations
 
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from orbitai.errors import BundleError
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
-#: Tasks that have a schema.
-TASKS = ("segmentation", "tao_activity", "ivgc_response", "neuro_differential", "lesion_segmentation")
+_SUFFIX = ".schema.json"
+#: Tasks that have a schema (``schemas/<task>.schema.json``; ``base`` holds the rules of every task).
+TASKS = tuple(sorted(p.name[:-len(_SUFFIX)] for p in SCHEMA_DIR.glob(f"*{_SUFFIX}") if p.name != f"base{_SUFFIX}"))
+#: A task's rules beyond its JSON Schema, by task (see `register_rule`).
+_RULES: dict[str, list[Callable[[dict[str, Any]], Any]]] = {}
+
+
+def register_rule(task: str, rule: Callable[[dict[str, Any]], Any]) -> None:
+    """Run ``rule(metadata)`` after the full schema check of every ``task`` bundle; it raises `BundleError`
+    (one line) when the metadata breaks it. Registered by the task itself, so the bundle layer imports no task."""
+    if task not in TASKS:
+        raise BundleError(f"Unknown bundle task {task!r}; known tasks: {', '.join(TASKS)}.")
+    if rule not in _RULES.setdefault(task, []):
+        _RULES[task].append(rule)
 
 
 @lru_cache(maxsize=None)
@@ -56,7 +72,8 @@ def validate_metadata(meta: Any, where: str = "metadata.json", full: bool | None
 
     The required keys and the task are always checked. ``full=None`` adds the full JSON-Schema check
     (and the task's own rules) when ``jsonschema`` is installed; ``full=True`` requires it (loading
-    or saving a model); ``full=False`` checks only the keys."""
+    or saving a model); ``full=False`` checks only the keys. The task's own rules (`register_rule`) run
+    with the full check once the task's package is imported."""
     if not isinstance(meta, dict):
         raise BundleError(f"{where} must be a JSON object.")
     missing = [k for k in _schema("base")["required"] if k not in meta]
@@ -81,7 +98,5 @@ def validate_metadata(meta: Any, where: str = "metadata.json", full: bool | None
     if error is not None:
         at = "/".join(str(p) for p in error.absolute_path) or "(top level)"
         raise BundleError(f"{where} does not fit the {task} schema at {at}: {error.message}.")
-    if task == "tao_activity":   # the input block's rules live with the preprocessing that reads it
-        from orbitai.tao.spec import TaoInputSpec
-
-        TaoInputSpec.from_metadata(meta)
+    for rule in _RULES.get(task, ()):   # e.g. TAO: the input block's rules live with the preprocessing that reads it
+        rule(meta)

@@ -13,6 +13,8 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
+from orbitai.errors import InputError
+
 
 class FusionNet(nn.Module):
     """``encoders`` maps each input name, in ``forward`` order, to ``(module, features_out)``."""
@@ -21,7 +23,7 @@ class FusionNet(nn.Module):
                  dropout: float = 0.0):
         super().__init__()
         if not encoders:
-            raise ValueError("A FusionNet needs at least one named encoder.")
+            raise InputError("A FusionNet needs at least one named encoder.")
         self.input_names: tuple[str, ...] = tuple(encoders)
         self.encoders = nn.ModuleDict({name: module for name, (module, _) in encoders.items()})
         width = sum(n for _, n in encoders.values())
@@ -30,7 +32,7 @@ class FusionNet(nn.Module):
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         if len(inputs) != len(self.input_names):
-            raise ValueError(f"FusionNet takes {len(self.input_names)} inputs {list(self.input_names)}, "
+            raise InputError(f"FusionNet takes {len(self.input_names)} inputs {list(self.input_names)}, "
                              f"got {len(inputs)}.")
         feats = [enc(x) for enc, x in zip(self.encoders.values(), inputs)]
         return self.head(torch.cat(feats, 1))

@@ -32,7 +32,7 @@ from orbitai.checkpoint import resume, save_checkpoint
 from orbitai.staging import trim_epoch_log
 from orbitai.classify.data import (LABEL, ArrayDataset, Batch, ClassificationDataset, Sample, check_inputs,
                                    collate, input_names)
-from orbitai.errors import InputError
+from orbitai.errors import ConfigError, InputError
 from orbitai.progress import ProgressCallback
 
 #: Augments one input array (TAO: a (5, 164, 164) eye stack) with the trainer's generator.
@@ -76,7 +76,7 @@ def make_optimizer(model: torch.nn.Module, s: TrainSettings) -> torch.optim.Opti
     if s.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=s.lr, momentum=s.momentum)
     if s.optimizer != "adam":
-        raise ValueError(f"Unknown optimizer {s.optimizer!r}; use 'adam' or 'sgd'.")
+        raise ConfigError(f"Unknown optimizer {s.optimizer!r}; use 'adam' or 'sgd'.")
     return torch.optim.Adam(groups, lr=s.lr, betas=s.betas)
 
 

@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 
 from orbitai.cohort.manifest import ManifestError
+from orbitai.errors import InputError
 
 Kind = Literal["continuous", "integer", "binary", "categorical"]
 #: ``error``: a missing value is refused; ``median`` / ``mode``: filled from the training rows.
@@ -39,9 +40,9 @@ class ClinicalFeature:
 
     def __post_init__(self) -> None:
         if self.kind == "categorical" and not self.levels:
-            raise ValueError(f"Categorical feature {self.name!r} needs its levels.")
+            raise InputError(f"Categorical feature {self.name!r} needs its levels.")
         if self.kind == "binary" and self.levels and len(self.levels) != 2:
-            raise ValueError(f"Binary feature {self.name!r} has two levels, got {self.levels}.")
+            raise InputError(f"Binary feature {self.name!r} has two levels, got {self.levels}.")
 
     def _range(self) -> str:
         lo = "-inf" if self.low is None else f"{self.low:g}"

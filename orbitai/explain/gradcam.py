@@ -6,6 +6,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from orbitai.errors import InputError
+
 
 def grad_cam(model: torch.nn.Module, x: torch.Tensor, target: int, layer: torch.nn.Module,
              extra_inputs: Sequence[torch.Tensor] = ()) -> np.ndarray:
@@ -17,9 +19,9 @@ def grad_cam(model: torch.nn.Module, x: torch.Tensor, target: int, layer: torch.
     from captum.attr import LayerAttribution, LayerGradCam
 
     if x.shape[0] != 1:
-        raise ValueError(f"Expected one input (batch of 1), got a batch of {x.shape[0]}.")
+        raise InputError(f"Expected one input (batch of 1), got a batch of {x.shape[0]}.")
     if any(t.shape[0] != 1 for t in extra_inputs):
-        raise ValueError("Expected one case (batch of 1) in each extra input.")
+        raise InputError("Expected one case (batch of 1) in each extra input.")
     was = model.training
     model.eval()
     try:

@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from orbitai.errors import InputError
 from orbitai.explain.incremental import DEFAULT_BATCH, incremental_occlusion, supports, window_starts
 
 #: whole occluded copies per forward pass of the batched (captum) method when the caller gives none
@@ -24,15 +25,15 @@ def _window(x: torch.Tensor, patch: int | Sequence[int],
             stride: int | Sequence[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
     nsp = x.ndim - 2
     if x.ndim not in (4, 5) or x.shape[0] != 1:
-        raise ValueError(f"Expected one input of shape (1, C, H, W) or (1, C, D, H, W), got {tuple(x.shape)}.")
+        raise InputError(f"Expected one input of shape (1, C, H, W) or (1, C, D, H, W), got {tuple(x.shape)}.")
     patches = (patch,) * nsp if isinstance(patch, int) else tuple(patch)
     strides = (stride,) * nsp if isinstance(stride, int) else tuple(stride)
     if len(patches) != nsp or len(strides) != nsp:
-        raise ValueError(f"Patch {patches} and stride {strides} need {nsp} values for a {nsp}D input.")
+        raise InputError(f"Patch {patches} and stride {strides} need {nsp} values for a {nsp}D input.")
     if any(p > n for p, n in zip(patches, x.shape[2:])):
-        raise ValueError(f"Patch {patches} is larger than the input {tuple(x.shape[2:])}.")
+        raise InputError(f"Patch {patches} is larger than the input {tuple(x.shape[2:])}.")
     if any(s < 1 or s > p for p, s in zip(patches, strides)):
-        raise ValueError(f"Stride {strides} must be between 1 and the patch {patches} (a larger stride leaves gaps).")
+        raise InputError(f"Stride {strides} must be between 1 and the patch {patches} (a larger stride leaves gaps).")
     return patches, strides
 
 
@@ -71,12 +72,12 @@ def occlusion_map(model: torch.nn.Module, x: torch.Tensor, target: int, patch: i
     """
     patch, stride = _window(x, patch, stride)
     if batch_size is not None and batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+        raise InputError(f"batch_size must be at least 1, got {batch_size}.")
     if method not in ("auto", "incremental", "batched"):
-        raise ValueError(f"method must be 'auto', 'incremental' or 'batched', got {method!r}.")
+        raise InputError(f"method must be 'auto', 'incremental' or 'batched', got {method!r}.")
     can = x.ndim == 4 and supports(model)
     if method == "incremental" and not can:
-        raise ValueError("Incremental occlusion needs a 2D model whose forward is head(features(x)) of supported "
+        raise InputError("Incremental occlusion needs a 2D model whose forward is head(features(x)) of supported "
                          "layers (see orbitai.explain.incremental); use method='batched'.")
     with _eval_mode(model), torch.no_grad():
         if can and method != "batched":

@@ -112,7 +112,7 @@ class RoiCrop:
         voxels resized to n_out lies at input index start + (o + 0.5) n_in / n_out - 0.5."""
         values = np.asarray(values, dtype=np.float32)
         if values.shape != self.shape:
-            raise ValueError(f"Expected a map of the network's shape {self.shape}, got {values.shape}.")
+            raise InputError(f"Expected a map of the network's shape {self.shape}, got {values.shape}.")
         scale_kji = [(b - a) / n for a, b, n in zip(self.start, self.stop, self.shape)]
         first_kji = [a + 0.5 * s - 0.5 for a, s in zip(self.start, scale_kji)]
         ref = self.reference()

@@ -144,7 +144,7 @@ def radar_data(metrics_by_model: Mapping[str, Mapping]) -> tuple[list[str], dict
 def mean_sd(runs: Sequence[Mapping[str, float]]) -> dict[str, tuple[float, float]]:
     """Mean and sample SD of each metric over repeated runs (the paper's mean +- SD)."""
     if not runs:
-        raise ValueError("mean_sd needs at least one run.")
+        raise InputError("mean_sd needs at least one run.")
     keys = [k for k in runs[0] if all(isinstance(r.get(k), (int, float)) for r in runs)]
     out = {}
     for k in keys:

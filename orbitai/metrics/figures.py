@@ -16,6 +16,7 @@ from typing import Any, Iterable, Mapping, Sequence, Union
 
 import numpy as np
 
+from orbitai.errors import InputError
 from orbitai.metrics.classification import (binary_classification_metrics, calibration, decision_curve,
                                             radar_data, roc_points)
 from orbitai.staging import write_text_atomic
@@ -144,7 +145,7 @@ def write_cohort_report(rows: Iterable[Mapping], out_dir: str | os.PathLike, tit
     rows = [dict(r) for r in rows]
     missing = {"case_id", "y_true", "prob"} - set().union(*rows) if rows else {"case_id", "y_true", "prob"}
     if missing or any(k not in r for r in rows for k in ("case_id", "y_true", "prob")):
-        raise ValueError("Every row needs case_id, y_true and prob"
+        raise InputError("Every row needs case_id, y_true and prob"
                          + (f"; none has {', '.join(sorted(missing))}." if missing else "; some rows lack one."))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

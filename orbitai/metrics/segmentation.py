@@ -21,11 +21,13 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from orbitai.errors import InputError
+
 
 def _binary(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape:
-        raise ValueError(f"Prediction shape {a.shape} and ground-truth shape {b.shape} differ; "
+        raise InputError(f"Prediction shape {a.shape} and ground-truth shape {b.shape} differ; "
                          "resample one onto the other's grid first.")
     return a.astype(bool), b.astype(bool)
 
@@ -95,7 +97,7 @@ def per_label_metrics(pred: np.ndarray, truth: np.ndarray, labels: Mapping[int, 
     """Per label name: IoU, Dice, paper SP/SN, VS and both volumes (cm^3)."""
     pred, truth = np.asarray(pred), np.asarray(truth)
     if pred.shape != truth.shape:
-        raise ValueError(f"Prediction shape {pred.shape} and ground-truth shape {truth.shape} differ.")
+        raise InputError(f"Prediction shape {pred.shape} and ground-truth shape {truth.shape} differ.")
     out = {}
     for value, name in labels.items():
         p, t = pred == value, truth == value
@@ -114,9 +116,9 @@ def volume_agreement(pred_cm3: Sequence[float], true_cm3: Sequence[float]) -> di
 
     p, t = np.asarray(pred_cm3, float), np.asarray(true_cm3, float)
     if p.shape != t.shape or p.ndim != 1:
-        raise ValueError("Volume lists must be 1D and of equal length.")
+        raise InputError("Volume lists must be 1D and of equal length.")
     if len(p) < 2:
-        raise ValueError("Volume agreement needs at least two cases.")
+        raise InputError("Volume agreement needs at least two cases.")
     err = p - t
     if np.std(p) > 0 and np.std(t) > 0:
         r, pval = stats.pearsonr(p, t)

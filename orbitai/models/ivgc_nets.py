@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from orbitai.classify.fusion import vector_encoder
+from orbitai.errors import InputError
 from orbitai.models import register
 
 #: widen_factor of the paper's ResNet-50 and of the demo configuration.
@@ -50,7 +51,7 @@ def resnet50_trunk(width: float = PAPER_WIDTH) -> tuple[nn.Module, int]:
     from monai.networks.nets import resnet50
 
     if not (isinstance(width, (int, float)) and int(64 * width) >= 4):
-        raise ValueError(f"width must be at least 1/16 (stage widths of 4 channels or more), got {width!r}.")
+        raise InputError(f"width must be at least 1/16 (stage widths of 4 channels or more), got {width!r}.")
     net = resnet50(spatial_dims=3, n_input_channels=1, conv1_t_stride=2, widen_factor=float(width),
                    feed_forward=False)
     return net, int(512 * width) * 4
@@ -115,9 +116,9 @@ class RDINet(nn.Module):
                  n_classes: int = N_CLASSES):
         super().__init__()
         if n_radiomics < 1:
-            raise ValueError(f"RDINet needs at least one radiomics feature, got {n_radiomics}.")
+            raise InputError(f"RDINet needs at least one radiomics feature, got {n_radiomics}.")
         if n_clinical < 0 or k < 1 or dim < 1:
-            raise ValueError(f"n_clinical >= 0, k >= 1 and dim >= 1 needed (got {n_clinical}, {k}, {dim}).")
+            raise InputError(f"n_clinical >= 0, k >= 1 and dim >= 1 needed (got {n_clinical}, {k}, {dim}).")
         self.n_radiomics, self.n_clinical, self.k = int(n_radiomics), int(n_clinical), int(k)
         self.input_names: tuple[str, ...] = ("image", "radiomics") + (("clinical",) if n_clinical else ())
         self.trunk, features = resnet50_trunk(width)
@@ -139,7 +140,7 @@ class RDINet(nn.Module):
         radiomics then clinical columns); a constant column keeps SD 1."""
         x = np.asarray(features, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != self.medical_mean.numel():
-            raise ValueError(f"Expected (cases, {self.medical_mean.numel()}) medical features, got {x.shape}.")
+            raise InputError(f"Expected (cases, {self.medical_mean.numel()}) medical features, got {x.shape}.")
         mean, sd = x.mean(0), x.std(0)
         sd[~(sd > 1e-12)] = 1.0
         self.medical_mean.copy_(torch.as_tensor(mean, dtype=self.medical_mean.dtype))
@@ -152,7 +153,7 @@ class RDINet(nn.Module):
     def medical_features(self, radiomics: torch.Tensor, clinical: Optional[torch.Tensor] = None) -> torch.Tensor:
         """q: the three-layer MLP over the standardised radiomics (and clinical) features."""
         if (clinical is None) != (self.n_clinical == 0):
-            raise ValueError(f"This RDINet takes {self.n_clinical} clinical features; "
+            raise InputError(f"This RDINet takes {self.n_clinical} clinical features; "
                              f"got {'none' if clinical is None else clinical.shape[-1]}.")
         x = radiomics if clinical is None else torch.cat([radiomics, clinical], 1)
         return self.medical((x.float() - self.medical_mean) / self.medical_std)

@@ -28,6 +28,7 @@ import torch
 from monai.networks.nets.basic_unet import Down, TwoConv, UpCat
 from torch import nn
 
+from orbitai.errors import InputError
 from orbitai.models import register
 
 #: Output channels at paper configuration.
@@ -91,9 +92,9 @@ class SeqUNet(nn.Module):
                  n_slices: int = 3) -> None:
         super().__init__()
         if n_slices < 1 or n_slices % 2 == 0:
-            raise ValueError(f"n_slices must be odd (a centre slice), got {n_slices}.")
+            raise InputError(f"n_slices must be odd (a centre slice), got {n_slices}.")
         if min(in_channels, out_channels, base_channels) < 1:
-            raise ValueError("in_channels, out_channels and base_channels must be >= 1.")
+            raise InputError("in_channels, out_channels and base_channels must be >= 1.")
         self.in_channels, self.out_channels, self.n_slices = in_channels, out_channels, n_slices
         b = base_channels
         kw: dict[str, Any] = dict(act="RELU", norm="BATCH", bias=False)
@@ -113,16 +114,16 @@ class SeqUNet(nn.Module):
         layout = "(N, slices, C, H, W)"
         if x.ndim != 5:
             hint = " (add the channel axis: x.unsqueeze(2))" if x.ndim == 4 else ""
-            raise ValueError(f"Expected a 5-D tensor {layout}, got shape {tuple(x.shape)}{hint}.")
+            raise InputError(f"Expected a 5-D tensor {layout}, got shape {tuple(x.shape)}{hint}.")
         if x.shape[1] != self.n_slices:
-            raise ValueError(f"Expected {self.n_slices} sequential slices at dim 1 of {layout}, got "
+            raise InputError(f"Expected {self.n_slices} sequential slices at dim 1 of {layout}, got "
                              f"{x.shape[1]} (shape {tuple(x.shape)}).")
         if x.shape[2] != self.in_channels:
-            raise ValueError(f"Expected {self.in_channels} channel(s) at dim 2 of {layout}, got "
+            raise InputError(f"Expected {self.in_channels} channel(s) at dim 2 of {layout}, got "
                              f"{x.shape[2]} (shape {tuple(x.shape)}).")
         m = 2 ** self.n_down
         if any(s % m or s == 0 for s in x.shape[3:]):
-            raise ValueError(f"Slice size {tuple(x.shape[3:])} not allowed: H and W must be positive "
+            raise InputError(f"Slice size {tuple(x.shape[3:])} not allowed: H and W must be positive "
                              f"multiples of {m} (paper: 64 x 64); resize or pad first.")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -45,6 +45,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from orbitai.errors import InputError
 from orbitai.models import register
 
 #: Convolutions per stage: encoder levels 0..3, bottom, decoder levels 3..0 (see module docstring).
@@ -99,7 +100,7 @@ class _InputStage(nn.Module):
     def __init__(self, dims: int, in_channels: int, width: int, n_convs: int, kernel: int) -> None:
         super().__init__()
         if width % in_channels:
-            raise ValueError(f"base_channels ({width}) must be a multiple of in_channels ({in_channels}).")
+            raise InputError(f"base_channels ({width}) must be a multiple of in_channels ({in_channels}).")
         self.repeat = width // in_channels
         self.convs = nn.Sequential(*[_conv(dims, in_channels if i == 0 else width, width, kernel)
                                      for i in range(n_convs)])
@@ -123,11 +124,11 @@ class VNetLike(nn.Module):
                  stage_convs: Sequence[int] = SVNET_STAGE_CONVS) -> None:
         super().__init__()
         if spatial_dims not in (2, 3):
-            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}.")
+            raise InputError(f"spatial_dims must be 2 or 3, got {spatial_dims}.")
         if len(stage_convs) != 2 * self.n_down + 1 or min(stage_convs) < 1:
-            raise ValueError(f"stage_convs needs {2 * self.n_down + 1} positive counts, got {stage_convs}.")
+            raise InputError(f"stage_convs needs {2 * self.n_down + 1} positive counts, got {stage_convs}.")
         if base_channels < 1 or out_channels < 1 or in_channels < 1:
-            raise ValueError("in_channels, out_channels and base_channels must be >= 1.")
+            raise InputError("in_channels, out_channels and base_channels must be >= 1.")
         d, k, b = spatial_dims, kernel_size, base_channels
         self.spatial_dims, self.in_channels, self.out_channels = d, in_channels, out_channels
         self.stage_convs = tuple(stage_convs)
@@ -161,14 +162,14 @@ class VNetLike(nn.Module):
         d = self.spatial_dims
         layout = "(N, C, D, H, W)" if d == 3 else "(N, C, H, W)"
         if x.ndim != d + 2:
-            raise ValueError(f"Expected a {d + 2}-D tensor {layout}, got shape {tuple(x.shape)}.")
+            raise InputError(f"Expected a {d + 2}-D tensor {layout}, got shape {tuple(x.shape)}.")
         if x.shape[1] != self.in_channels:
-            raise ValueError(f"Expected {self.in_channels} input channel(s) at dim 1 of {layout}, "
+            raise InputError(f"Expected {self.in_channels} input channel(s) at dim 1 of {layout}, "
                              f"got {x.shape[1]} (shape {tuple(x.shape)}).")
         m = self.size_multiple
         bad = [s for s in x.shape[2:] if s % m or s == 0]
         if bad:
-            raise ValueError(f"Spatial sizes {tuple(x.shape[2:])} not allowed: every spatial size must be a "
+            raise InputError(f"Spatial sizes {tuple(x.shape[2:])} not allowed: every spatial size must be a "
                              f"positive multiple of {m} (e.g. {m}, {2 * m}, {3 * m}, ...; paper window "
                              f"{'32 x 256 x 256' if d == 3 else '256 x 256'}); pad or crop first.")
 

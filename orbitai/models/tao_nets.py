@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from orbitai.errors import InputError
 from orbitai.models import register
 
 
@@ -61,7 +62,7 @@ class _Head(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
-class TAONet(nn.Module):
+class TaoNet(nn.Module):
     """Feature extractor + fully connected head; ``cam_layer`` is the last feature block."""
 
     #: forward is head(features(x)): lets orbitai.explain reuse unoccluded activations
@@ -77,7 +78,7 @@ class TAONet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4:
-            raise ValueError(f"Network {self.network} expects (N, slices, H, W) input, got shape {tuple(x.shape)}")
+            raise InputError(f"Network {self.network} expects (N, slices, H, W) input, got shape {tuple(x.shape)}")
         return self.head(self.features(x))
 
     def weight_decay_groups(self, conv: float = 0.01, fc: float = 0.001) -> list[dict]:
@@ -98,7 +99,7 @@ class TAONet(nn.Module):
 
 @register("tao_network_a")
 def tao_network_a(in_channels: int = 5, n_classes: int = 2, base_channels: int = 64,
-                  dropout: float = 0.5) -> TAONet:
+                  dropout: float = 0.5) -> TaoNet:
     b = base_channels
     widths = [b, 2 * b, 4 * b, 8 * b, 8 * b]
     blocks: list[nn.Module] = []
@@ -108,12 +109,12 @@ def tao_network_a(in_channels: int = 5, n_classes: int = 2, base_channels: int =
         blocks.append(nn.MaxPool2d(2))
         cin = w
     features = nn.Sequential(*blocks)
-    return TAONet(features, blocks[-2], widths[-1], b, n_classes, dropout, "A")
+    return TaoNet(features, blocks[-2], widths[-1], b, n_classes, dropout, "A")
 
 
 @register("tao_network_b")
 def tao_network_b(in_channels: int = 5, n_classes: int = 2, base_channels: int = 64,
-                  dropout: float = 0.5) -> TAONet:
+                  dropout: float = 0.5) -> TaoNet:
     b = base_channels
     widths = [b, 2 * b, 4 * b, 8 * b]
     layers: list[nn.Module] = [*_conv_bn_relu(in_channels, b), nn.MaxPool2d(2)]
@@ -123,7 +124,7 @@ def tao_network_b(in_channels: int = 5, n_classes: int = 2, base_channels: int =
         layers += [ResBlock(w), ResBlock(w)]
     cam = layers[-1]
     layers.append(nn.MaxPool2d(2))
-    return TAONet(nn.Sequential(*layers), cam, widths[-1], b, n_classes, dropout, "B")
+    return TaoNet(nn.Sequential(*layers), cam, widths[-1], b, n_classes, dropout, "B")
 
 
 def probabilities(logits: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ declares only what differs:
   folder, return the ``orbitai ...`` command line (``{out}`` is the child's output folder);
 * the finish hook `JobLogic.import_results`: read the child's output folder and add nodes.
 
-The base starts the job (`ModuleJob`) on the session's warm worker (`orbitai.runner.shared_worker`: torch and
+The base starts the job (`ModuleJob`) on the session's warm worker (`orbitai.worker.shared_worker`: torch and
 the models stay loaded between Applies; ``warm_worker = False`` on a Logic class, or ``ORBITAI_WARM_WORKER=0``
 in the environment, starts a fresh child per job instead), remembers the input node and options the job started on,
 refuses to import when that input left the scene meanwhile, and imports inside
@@ -28,8 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
+from orbitai.errors import DeviceError
 from orbitai.progress import ProgressCallback
-from orbitai.runner import JobError, JobResult, OrbitaiJob, WarmJob, child_error, warm_worker_enabled
+from orbitai.runner import JobError, JobResult, OrbitaiJob, child_error
+from orbitai.worker import WarmJob, warm_worker_enabled
 
 if TYPE_CHECKING:  # pragma: no cover
     from orbitai.bundle.core import Bundle
@@ -178,7 +180,7 @@ class JobLogic:
 
         d = (device or "auto").strip().lower()
         if not (d in DEVICE_CHOICES or d.startswith("cuda:")):
-            raise ValueError(f"Unknown device {device!r}; use one of {', '.join(DEVICE_CHOICES)}.")
+            raise DeviceError(f"Unknown device {device!r}; use one of {', '.join(DEVICE_CHOICES)}.")
         return d
 
     def make_job(self, args: list[str]) -> OrbitaiJob:
@@ -191,7 +193,7 @@ class JobLogic:
     def prewarm(cls) -> None:
         """Start the warm worker now, so that its imports run while the user sets up the first Apply."""
         if cls.warm_worker and warm_worker_enabled():
-            from orbitai.runner import shared_worker
+            from orbitai.worker import shared_worker
 
             shared_worker().start()
 

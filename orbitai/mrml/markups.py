@@ -5,6 +5,7 @@ from typing import Sequence
 
 import numpy as np
 
+from orbitai.errors import InputError
 from orbitai.mrml.scene import MRMLContext
 
 
@@ -18,11 +19,11 @@ def roi_node_from_box(ctx: MRMLContext, center: Sequence[float], size_mm: Sequen
     s = np.asarray(size_mm, float)
     a = np.eye(3) if axes is None else np.asarray(axes, float)
     if c.shape != (3,) or s.shape != (3,) or a.shape != (3, 3):
-        raise ValueError("center and size_mm need 3 numbers, axes three 3-vectors.")
+        raise InputError("center and size_mm need 3 numbers, axes three 3-vectors.")
     if np.any(s <= 0):
-        raise ValueError(f"Box size must be positive, got {s.tolist()}.")
+        raise InputError(f"Box size must be positive, got {s.tolist()}.")
     if not np.allclose(a @ a.T, np.eye(3), atol=1e-4):
-        raise ValueError("Box axes must be orthonormal.")
+        raise InputError("Box axes must be orthonormal.")
     node = ctx.scene.AddNewNodeByClass("vtkMRMLMarkupsROINode", name)
     m = vtk.vtkMatrix4x4()
     for r in range(3):

@@ -13,6 +13,7 @@ from typing import Optional
 
 import slicer
 
+from orbitai.errors import InputError
 from orbitai.mrml.scene import MRMLContext, new_scene
 
 __all__ = ["save_mrb", "load_mrb"]
@@ -31,7 +32,7 @@ def save_mrb(ctx: MRMLContext, path: str | os.PathLike) -> Path:
     """Write the whole scene to ``path`` (``.mrb``) atomically; returns the path."""
     p = Path(path)
     if p.suffix.lower() != ".mrb":
-        raise ValueError(f"A scene bundle file must end in .mrb, got {p.name!r}.")
+        raise InputError(f"A scene bundle file must end in .mrb, got {p.name!r}.")
     p.parent.mkdir(parents=True, exist_ok=True)
     # The bundle's inner folder is named after the file, so write <parent>/.tmp-*/<name>.mrb
     # and move it into place.

@@ -5,6 +5,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from orbitai.errors import InputError
 from orbitai.io import Volume, VolumeError
 from orbitai.mrml.scene import MRMLContext
 from orbitai.mrml.volumes import as_volume, volume_node_from_volume
@@ -47,7 +48,7 @@ def _color_node(ctx: MRMLContext, colormap):
     if found.GetNumberOfItems() == 0:
         names = sorted({ctx.scene.GetNthNodeByClass(i, "vtkMRMLColorNode").GetName()
                         for i in range(ctx.scene.GetNumberOfNodesByClass("vtkMRMLColorNode"))})
-        raise ValueError(f"No colour table named {colormap!r} in the scene; available: {', '.join(names)}.")
+        raise InputError(f"No colour table named {colormap!r} in the scene; available: {', '.join(names)}.")
     return found.GetItemAsObject(0)
 
 
@@ -70,12 +71,12 @@ def overlay_node_from_volume(ctx: MRMLContext, heat, reference_node=None, name: 
     if value_range is None:
         lo, hi = float(array.min()), float(array.max())
     elif len(value_range) != 2:
-        raise ValueError(f"value_range must be (low, high), got {value_range!r}.")
+        raise InputError(f"value_range must be (low, high), got {value_range!r}.")
     else:
         lo, hi = float(value_range[0]), float(value_range[1])
     if not hi > lo:
         if value_range is not None:
-            raise ValueError(f"value_range must be (low, high) with high > low, got {tuple(value_range)}.")
+            raise InputError(f"value_range must be (low, high) with high > low, got {tuple(value_range)}.")
         hi = lo + 1.0  # a constant map: any non-empty window
     node = volume_node_from_volume(ctx, Volume(array, vol.spacing, vol.origin, vol.direction), name)
     node.SetAttribute("OrbitAI.Overlay", "1")
@@ -95,7 +96,7 @@ def show_overlay(ctx: MRMLContext, overlay_node, background_node=None, opacity: 
     """Show ``overlay_node`` as the foreground (at ``opacity``) over ``background_node`` in every
     slice view; returns the number of slice composite nodes set (0 headless: no views)."""
     if not 0.0 <= float(opacity) <= 1.0:
-        raise ValueError(f"opacity must be between 0 and 1, got {opacity}.")
+        raise InputError(f"opacity must be between 0 and 1, got {opacity}.")
     scene = ctx.scene
     selection = ctx.app_logic.GetSelectionNode() if ctx.app_logic is not None else None
     if selection is not None:

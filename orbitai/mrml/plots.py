@@ -6,6 +6,7 @@ from typing import Optional, Sequence
 import numpy as np
 import slicer
 
+from orbitai.errors import InputError
 from orbitai.mrml.scene import MRMLContext
 from orbitai.mrml.tables import table_node_from_rows
 
@@ -19,7 +20,7 @@ def plot_series_from_table(ctx: MRMLContext, table_node, x_column: str, y_column
     for col in (x_column, y_column):
         if table_node.GetTable().GetColumnByName(col) is None:
             names = [table_node.GetColumnName(i) for i in range(table_node.GetNumberOfColumns())]
-            raise ValueError(f"No column {col!r} in table '{table_node.GetName()}'; columns: {', '.join(names)}.")
+            raise InputError(f"No column {col!r} in table '{table_node.GetName()}'; columns: {', '.join(names)}.")
     series = ctx.scene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", name or y_column)
     series.SetAndObserveTableNodeID(table_node.GetID())
     series.SetXColumnName(x_column)
@@ -41,9 +42,9 @@ def plot_series_from_table(ctx: MRMLContext, table_node, x_column: str, y_column
 def _vector(values, what: str) -> np.ndarray:
     a = np.asarray(values, dtype=float)
     if a.ndim != 1 or a.size == 0:
-        raise ValueError(f"{what} must be a non-empty 1D sequence of numbers, got shape {a.shape}.")
+        raise InputError(f"{what} must be a non-empty 1D sequence of numbers, got shape {a.shape}.")
     if not np.all(np.isfinite(a)):
-        raise ValueError(f"{what} contains NaN or infinite values; remove them before plotting.")
+        raise InputError(f"{what} contains NaN or infinite values; remove them before plotting.")
     return a
 
 
@@ -53,9 +54,9 @@ def plot_chart_from_arrays(ctx: MRMLContext, x, y, name: str = "Plot", x_title: 
     ``x_title``/``y_title``); returns (chart_node, series_node, table_node)."""
     xs, ys = _vector(x, "x"), _vector(y, "y")
     if xs.shape != ys.shape:
-        raise ValueError(f"x and y must have the same length, got {xs.size} and {ys.size}.")
+        raise InputError(f"x and y must have the same length, got {xs.size} and {ys.size}.")
     if x_title == y_title:
-        raise ValueError("x_title and y_title name the table columns and must differ.")
+        raise InputError("x_title and y_title name the table columns and must differ.")
     table = table_node_from_rows(ctx, list(zip(xs.tolist(), ys.tolist())), name=f"{name} data",
                                  columns=[x_title, y_title])
     chart, series = plot_series_from_table(ctx, table, x_title, y_title, series_name or name, chart_node)
@@ -70,7 +71,7 @@ def roc_chart(ctx: MRMLContext, fpr, tpr, auc: Optional[float] = None, name: str
     label = name if auc is None else f"{name} (AUC {float(auc):.3f})"
     fpr_a, tpr_a = _vector(fpr, "fpr"), _vector(tpr, "tpr")
     if fpr_a.min() < 0 or fpr_a.max() > 1 or tpr_a.min() < 0 or tpr_a.max() > 1:
-        raise ValueError("ROC rates must lie between 0 and 1.")
+        raise InputError("ROC rates must lie between 0 and 1.")
     chart, series, table = plot_chart_from_arrays(ctx, fpr_a, tpr_a, name=name, x_title="1 - specificity",
                                                   y_title="sensitivity", series_name=label, chart_node=chart_node)
     chart.SetXAxisRange(0.0, 1.0)

@@ -18,6 +18,7 @@ import slicer
 import vtk
 from vtk.util import numpy_support
 
+from orbitai.errors import InputError
 from orbitai.io import Volume
 from orbitai.mrml.scene import MRMLContext
 from orbitai.mrml.volumes import (as_volume, geometry_of, label_array, volume_from_volume_node, volume_like_node,
@@ -49,7 +50,7 @@ def _spec(value: int, entry: Any) -> SegmentSpec:
         return SegmentSpec(value, entry)
     if isinstance(entry, (tuple, list)):
         if not 1 <= len(entry) <= 3:
-            raise ValueError(f"Label {value}: expected (name, (r, g, b)[, terminology]), got {entry!r}.")
+            raise InputError(f"Label {value}: expected (name, (r, g, b)[, terminology]), got {entry!r}.")
         name = entry[0]
         colour = entry[1] if len(entry) > 1 else _GREY
         term = entry[2] if len(entry) > 2 else ""
@@ -58,15 +59,15 @@ def _spec(value: int, entry: Any) -> SegmentSpec:
         colour = getattr(entry, "colour", _GREY)
         term = entry.slicer_terminology() if hasattr(entry, "slicer_terminology") else getattr(entry, "terminology", "")
     else:
-        raise ValueError(f"Label {value}: cannot read a name and colour from {entry!r}.")
+        raise InputError(f"Label {value}: cannot read a name and colour from {entry!r}.")
     try:
         rgb = tuple(int(round(float(c))) for c in colour)
     except (TypeError, ValueError):
         rgb = ()
     if len(rgb) != 3 or any(not 0 <= c <= 255 for c in rgb):
-        raise ValueError(f"Label {value} ({name!r}): colour must be three integers 0-255, got {colour!r}.")
+        raise InputError(f"Label {value} ({name!r}): colour must be three integers 0-255, got {colour!r}.")
     if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"Label {value}: the segment name must be a non-empty string, got {name!r}.")
+        raise InputError(f"Label {value}: the segment name must be a non-empty string, got {name!r}.")
     return SegmentSpec(value, name, rgb, str(term or ""))
 
 
@@ -81,14 +82,14 @@ def label_table(table: Optional[Mapping] = None) -> dict[int, SegmentSpec]:
         try:
             value = int(key)
         except (TypeError, ValueError):
-            raise ValueError(f"Label table keys must be integer label values, got {key!r}.") from None
+            raise InputError(f"Label table keys must be integer label values, got {key!r}.") from None
         if value <= 0:
-            raise ValueError(f"Label value {value} is not allowed: 0 is the background; use values >= 1.")
+            raise InputError(f"Label value {value} is not allowed: 0 is the background; use values >= 1.")
         out[value] = _spec(value, entry)
     names = [s.name for s in out.values()]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise ValueError(f"Segment names must be unique in a label table; repeated: {', '.join(dupes)}.")
+        raise InputError(f"Segment names must be unique in a label table; repeated: {', '.join(dupes)}.")
     return out
 
 
@@ -116,7 +117,7 @@ def _validate_values(array: np.ndarray, specs: Mapping[int, SegmentSpec]) -> lis
     unknown = [v for v in values if v not in specs]
     if unknown:
         shown = ", ".join(str(v) for v in unknown[:10]) + (" ..." if len(unknown) > 10 else "")
-        raise ValueError(
+        raise InputError(
             f"Label values {shown} are not in the label table (known: {', '.join(map(str, sorted(specs)))}). "
             "Pass a table that names them (table={value: (name, (r, g, b))}) or set those voxels to 0."
         )
@@ -199,7 +200,7 @@ def labels_from_segmentation_node(segmentation_node, reference, table: Optional[
     `Volume`). Each segment gets the table value of its name (``eyeball_left`` or
     ``eyeball left``, any case); segments named outside the table raise `ValueError`."""
     if segmentation_node is None or not segmentation_node.IsA("vtkMRMLSegmentationNode"):
-        raise ValueError("Select a segmentation node.")
+        raise InputError("Select a segmentation node.")
     specs = label_table(table)
     lookup = _value_by_name(specs)
     segmentation = segmentation_node.GetSegmentation()
@@ -211,13 +212,13 @@ def labels_from_segmentation_node(segmentation_node, reference, table: Optional[
         if v is None:
             unknown.append(seg_name)
         elif v in names_by_value:
-            raise ValueError(f"Segments {names_by_value[v]!r} and {seg_name!r} both map to label value {v}; "
+            raise InputError(f"Segments {names_by_value[v]!r} and {seg_name!r} both map to label value {v}; "
                              "merge or rename one of them.")
         else:
             ids.InsertNextValue(segmentation.GetNthSegmentID(i))
             names_by_value[v] = seg_name
     if unknown:
-        raise ValueError(
+        raise InputError(
             f"Segments {', '.join(repr(u) for u in unknown)} are not in the label table. Rename them to "
             f"table names (e.g. {next(iter(specs.values())).name!r}) or pass a table that includes them."
         )

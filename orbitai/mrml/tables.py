@@ -8,6 +8,7 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 import vtk
 
+from orbitai.errors import InputError
 from orbitai.mrml.scene import MRMLContext
 
 __all__ = ["table_node_from_rows", "rows_from_table_node", "table_column", "column_units", "show_table"]
@@ -20,18 +21,18 @@ def _is_number(v: Any) -> bool:
 def _normalise_rows(rows, columns: Optional[Sequence[str]]) -> tuple[list[str], list[dict]]:
     rows = list(rows)
     if not rows:
-        raise ValueError("The table has no rows; pass at least one row (a dict or a sequence).")
+        raise InputError("The table has no rows; pass at least one row (a dict or a sequence).")
     if all(isinstance(r, Mapping) for r in rows):
         names = list(columns) if columns is not None else list(dict.fromkeys(k for r in rows for k in r))
         return [str(c) for c in names], [{str(k): v for k, v in r.items()} for r in rows]
     if columns is None:
-        raise ValueError("Rows given as sequences need column names: pass columns=[...].")
+        raise InputError("Rows given as sequences need column names: pass columns=[...].")
     names = [str(c) for c in columns]
     out = []
     for i, r in enumerate(rows):
         r = list(r)
         if len(r) != len(names):
-            raise ValueError(f"Row {i} has {len(r)} values but there are {len(names)} columns.")
+            raise InputError(f"Row {i} has {len(r)} values but there are {len(names)} columns.")
         out.append(dict(zip(names, r)))
     return names, out
 
@@ -49,7 +50,7 @@ def table_node_from_rows(ctx: MRMLContext, rows, name: str = "Table", units: Opt
     for label, mapping in (("units", units), ("descriptions", descriptions)):
         missing = sorted(set(mapping or {}) - set(names))
         if missing:
-            raise ValueError(f"{label} name columns that are not in the table: {', '.join(missing)} "
+            raise InputError(f"{label} name columns that are not in the table: {', '.join(missing)} "
                              f"(columns: {', '.join(names)}).")
     node = ctx.scene.AddNewNodeByClass("vtkMRMLTableNode", name)
     node.RemoveAllColumns()

@@ -150,8 +150,11 @@ def run_tune_lesions(args: argparse.Namespace) -> int:
 
     import torch
 
+    from orbitai.errors import UserError
     from orbitai.neuro.lesionseg_eval import tune_bundle
 
+    if args.threads < 0:
+        raise UserError("--threads must be >= 0.")
     if args.threads:
         torch.set_num_threads(args.threads)
     choice = tune_bundle(args.bundle)

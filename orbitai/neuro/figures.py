@@ -1,4 +1,5 @@
-"""Montage figures of a FLAIR with its intracranial-mask outline, location regions and lesions."""
+"""Montage figures of a FLAIR: its intracranial-mask outline, location regions and lesions (:func:`montage`),
+or the lesions themselves against a reference (:func:`lesion_montage`)."""
 from __future__ import annotations
 
 import io
@@ -75,6 +76,64 @@ def montage(flair: Volume, extraction: BrainExtraction, path: str | os.PathLike,
     fig.tight_layout(rect=(0, 0.07, 1, 0.95))
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, facecolor="black")
+    plt.close(fig)
+    return _write_bytes_atomic(Path(path), buf.getvalue())
+
+
+def lesion_montage(flair: Volume, lesions: Volume, path: str | os.PathLike, title: str = "",
+                   truth: Volume | None = None, brain: Volume | None = None, n_axial: int = 8) -> Path:
+    """Write a PNG of the lesions themselves: ``n_axial`` axial slices through the most lesion voxels
+    (found in red; with ``truth``: true lesions outlined in cyan, missed ones show as cyan without red),
+    windowed on the brain."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    a, sp = _lps(flair)
+    le = _lps(lesions)[0] > 0
+    tr = _lps(truth)[0] > 0 if truth is not None else None
+    m = _lps(brain)[0] > 0 if brain is not None else a > 0
+    vmax = float(np.percentile(a[m], 99.7)) if m.any() else float(np.percentile(a, 99.7))
+    load = le.sum(axis=(1, 2)) + (tr.sum(axis=(1, 2)) if tr is not None else 0)
+    zs = np.nonzero(m.any(axis=(1, 2)))[0]
+    if load.any():
+        # the slices holding the most lesion, at least 3 slices apart, shown from foot to head
+        picked: list[int] = []
+        for k in np.argsort(-load, kind="stable"):
+            if load[k] == 0 or len(picked) == n_axial:
+                break
+            if all(abs(int(k) - q) >= 3 for q in picked):
+                picked.append(int(k))
+        ks = sorted(picked)
+    else:
+        ks = list(np.linspace(zs[0], zs[-1], n_axial + 2)[1:-1].round().astype(int)) if zs.size else [a.shape[0] // 2]
+    ncol = (len(ks) + 1) // 2
+    fig, axes = plt.subplots(2, ncol, figsize=(3.0 * ncol, 6.6), facecolor="black", squeeze=False)
+    for ax in axes.ravel()[len(ks):]:
+        ax.axis("off")
+    ml = float(le.sum()) * float(np.prod(sp)) / 1000.0
+    for ax, k in zip(axes.ravel(), ks):
+        rows = np.nonzero(m[k].any(1))[0]
+        cols = np.nonzero(m[k].any(0))[0]
+        crop = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)) if rows.size else (slice(None),) * 2
+        ax.imshow(a[k][crop], cmap="gray", vmin=0, vmax=vmax, aspect=sp[1] / sp[0], interpolation="nearest")
+        if tr is not None and tr[k][crop].any():
+            ax.contour(tr[k][crop], [0.5], colors="cyan", linewidths=0.8)
+        if le[k][crop].any():
+            ax.contour(le[k][crop], [0.5], colors="red", linewidths=0.8)
+        ax.set_title(f"axial {k}", color="white", fontsize=9)
+        ax.axis("off")
+    handles = [Patch(edgecolor="red", facecolor="none", label=f"lesions found ({ml:.1f} mL)")]
+    if tr is not None:
+        tml = float(tr.sum()) * float(np.prod(sp)) / 1000.0
+        handles.append(Patch(edgecolor="cyan", facecolor="none", label=f"reference lesions ({tml:.1f} mL)"))
+    fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=9, frameon=False, labelcolor="white")
+    fig.suptitle(f"{title}\n(radiological: patient left on the right)", color="white", fontsize=10)
+    fig.tight_layout(rect=(0, 0.06, 1, 0.94))
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80, facecolor="black")
     plt.close(fig)
     return _write_bytes_atomic(Path(path), buf.getvalue())
 

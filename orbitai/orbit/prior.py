@@ -163,7 +163,8 @@ class PriorRequest:
 
     def __init__(self, image: Volume, key: str, bundle: str | None = None, device: str = "cpu",
                  on_ready=None) -> None:
-        from orbitai.runner import WarmJob, write_job_input
+        from orbitai.runner import write_job_input
+        from orbitai.worker import WarmJob
 
         self.key, self.bundle = key, bundle
         self.prior: ModelPrior | None = None

@@ -30,7 +30,7 @@ from orbitai.checkpoint import resume as resume_checkpoint
 from orbitai.checkpoint import save_checkpoint
 from orbitai.cohort.manifest import Case
 from orbitai.cohort.splits import kfold_split
-from orbitai.errors import InputError
+from orbitai.errors import ConfigError, InputError
 from orbitai.io import read_volume
 from orbitai.models import build_model, count_parameters
 from orbitai.orbit.rules import class_lut
@@ -125,7 +125,7 @@ def loss_fn(logits: torch.Tensor, target: torch.Tensor, n_channels: int, kind: s
         from monai.losses import DiceCELoss
 
         return DiceCELoss(to_onehot_y=True, softmax=True, include_background=False)(logits, target[:, None].long())
-    raise ValueError(f"Unknown loss {kind!r}")
+    raise ConfigError(f"Unknown loss {kind!r}; use 'bce', 'bce_dice' or 'ce_dice'.")
 
 
 def _init_bundle(name: str, cfg: SegConfig):

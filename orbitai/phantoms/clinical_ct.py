@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 import SimpleITK as sitk
 
+from orbitai.errors import InputError
 from orbitai.io import Volume, write_dicom_slice
 from orbitai.phantoms.orbit import PhantomCase, orbit_case
 
@@ -63,7 +64,7 @@ def stored_values(hu: np.ndarray, encoding: str, window: tuple[float, float] = (
     DICOM's linear window (centre, width) with WindowCenter/WindowWidth; ``clip8``: the same values
     without them (the mapping to HU is lost)."""
     if encoding not in ENCODINGS:
-        raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
+        raise InputError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
     hu = np.rint(np.clip(hu, -1024, 3071))
     if encoding == "hu":
         return hu.astype(np.int16), {}

@@ -93,7 +93,7 @@ def make_case(kind: str, seed: int, i: int, label: Optional[int] = None, atypica
         return case
     if kind == "brain-flair":
         return brain_flair_case(s, "nmosd" if label else "ms", atypical=atypical)
-    raise ValueError(f"Unknown phantom kind {kind!r}; choose one of {', '.join(KINDS)}.")
+    raise InputError(f"Unknown phantom kind {kind!r}; choose one of {', '.join(KINDS)}.")
 
 
 def cohort_labels(kind: str, n: int, seed: int) -> list[Optional[int]]:
@@ -117,7 +117,7 @@ def write_cohort(kind: str, n: int, seed: int, out_dir: str | os.PathLike,
     from orbitai.segfile import lesion_table, write_segmentation
 
     if kind not in KINDS:
-        raise ValueError(f"Unknown phantom kind {kind!r}; choose one of {', '.join(KINDS)}.")
+        raise InputError(f"Unknown phantom kind {kind!r}; choose one of {', '.join(KINDS)}.")
     if n < 1:
         raise InputError("The cohort needs at least one case (--n >= 1).")
     out = Path(out_dir)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
+from orbitai.errors import InputError
 from orbitai.io import Volume, rotation
 from orbitai.phantoms import atlas as A
 
@@ -82,7 +83,7 @@ def sample_geometry(rng, modality: str, orientation: str | None = None, size=Non
     elif orientation == "coronal":   # rows superior->inferior, slices anterior->posterior
         d = np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]])
     else:
-        raise ValueError(f"orientation must be 'axial' or 'coronal', got {orientation!r}")
+        raise InputError(f"orientation must be 'axial' or 'coronal', got {orientation!r}")
     if oblique is None:
         oblique = rng.random() < 0.3
     ang = 0.0
@@ -275,9 +276,9 @@ def orbit_case(seed: int, modality: str = "ct", domain_random: bool = False, tao
     ``orientation`` ('axial'/'coronal') fix the acquisition; otherwise they are drawn.
     """
     if modality not in MODALITIES:
-        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+        raise InputError(f"modality must be one of {MODALITIES}, got {modality!r}")
     if tao not in (None, "active", "inactive"):
-        raise ValueError(f"tao must be None, 'active' or 'inactive', got {tao!r}")
+        raise InputError(f"tao must be None, 'active' or 'inactive', got {tao!r}")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7007]))
     an = orbit_anatomy(rng, modality, domain_random, tao, ivgc, orientation, size, spacing, oblique)
     sp, nsub, tissue, bias = an.spacing, an.nsub, an.tissue, an.bias

@@ -27,7 +27,7 @@ def occlusion_mass_on(eye: EyeResult, labels, values=EOM_VALUES) -> float:
     """Fraction of the eye's positive occlusion map lying on voxels labelled ``values`` (central
     slice of the network input, where the 2D map applies to all five slices alike)."""
     if eye.occlusion is None:
-        raise ValueError("The eye was predicted without maps; there is no occlusion map to measure.")
+        raise InputError("The eye was predicted without maps (--no-maps); predict it with maps to measure its occlusion map.")
     lab = eye.crop.network_view(labels, label=True)
     on = np.isin(np.rint(lab).astype(int), values)
     w = np.broadcast_to(np.clip(eye.occlusion, 0, None), lab.shape)

@@ -26,7 +26,7 @@ from orbitai.result import TaskResult
 MAP_KINDS = {"occlusion": "occlusion", "gradcam": "Grad-CAM"}
 
 
-class TAOResultError(ResultError):
+class TaoResultError(ResultError):
     """A ``tao predict`` output folder that is missing files or does not follow the contract."""
 
 
@@ -38,7 +38,7 @@ class TaoResult(TaskResult):
     maps: dict[str, Volume] = field(default_factory=dict)
 
     task = "tao_activity"
-    error = TAOResultError
+    error = TaoResultError
 
     @property
     def model(self) -> str:
@@ -76,40 +76,40 @@ class TaoResult(TaskResult):
 
 
 def check_eyes(result: dict[str, Any]) -> None:
-    """Raise `TAOResultError` unless ``result['eyes']`` follows the contract."""
+    """Raise `TaoResultError` unless ``result['eyes']`` follows the contract."""
     try:
         threshold = float(result.get("threshold", 0.5))
     except (TypeError, ValueError):
-        raise TAOResultError(f"result.json: threshold must be a number, got {result.get('threshold')!r}.") from None
+        raise TaoResultError(f"result.json: threshold must be a number, got {result.get('threshold')!r}.") from None
     if not 0.0 <= threshold <= 1.0:
-        raise TAOResultError(f"result.json: threshold must be in [0, 1], got {threshold}.")
+        raise TaoResultError(f"result.json: threshold must be in [0, 1], got {threshold}.")
     if not isinstance(result.get("eyes"), list) or not result["eyes"]:
-        raise TAOResultError("result.json lists no eyes.")
+        raise TaoResultError("result.json lists no eyes.")
     sides = []
     for n, e in enumerate(result["eyes"]):
         where = f"result.json eye {n + 1}"
         if not isinstance(e, dict):
-            raise TAOResultError(f"{where} is not an object.")
+            raise TaoResultError(f"{where} is not an object.")
         if e.get("side") not in ("right", "left"):
-            raise TAOResultError(f"{where}: side must be 'right' or 'left', got {e.get('side')!r}.")
+            raise TaoResultError(f"{where}: side must be 'right' or 'left', got {e.get('side')!r}.")
         p = e.get("probability_active")
         if not isinstance(p, (int, float)) or not 0.0 <= float(p) <= 1.0:
-            raise TAOResultError(f"{where}: probability_active must be in [0, 1], got {p!r}.")
+            raise TaoResultError(f"{where}: probability_active must be in [0, 1], got {p!r}.")
         if e.get("call") not in ("active", "inactive"):
-            raise TAOResultError(f"{where}: call must be 'active' or 'inactive', got {e.get('call')!r}.")
+            raise TaoResultError(f"{where}: call must be 'active' or 'inactive', got {e.get('call')!r}.")
         box = e.get("crop_box_ras")
         if not isinstance(box, dict):
-            raise TAOResultError(f"{where} has no crop_box_ras.")
+            raise TaoResultError(f"{where} has no crop_box_ras.")
         _vec(box.get("center"), 3, f"{where} crop centre")
         size = _vec(box.get("size_mm"), 3, f"{where} crop size")
         if min(size) <= 0:
-            raise TAOResultError(f"{where}: crop size must be positive, got {size}.")
+            raise TaoResultError(f"{where}: crop size must be positive, got {size}.")
         axes = np.array([_vec(a, 3, f"{where} crop axis") for a in (box.get("axes") or [])])
         if axes.shape != (3, 3) or not np.allclose(axes @ axes.T, np.eye(3), atol=1e-3):
-            raise TAOResultError(f"{where}: crop axes must be three orthonormal 3-vectors.")
+            raise TaoResultError(f"{where}: crop axes must be three orthonormal 3-vectors.")
         sides.append(e["side"])
     if len(set(sides)) != len(sides):
-        raise TAOResultError(f"result.json lists the same eye twice: {sides}.")
+        raise TaoResultError(f"result.json lists the same eye twice: {sides}.")
 
 
 def _vec(value: Any, n: int, what: str) -> list[float]:

@@ -14,7 +14,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from orbitai.errors import InputError, OrbitAIError
+from orbitai.errors import DeviceError, InputError, OrbitAIError
 from orbitai.io import Volume, rotation, write_volume
 from orbitai.testing import node_ids, panel, patched, raises, selftest, slicer_context  # noqa: F401 - slicer_context: self-test
 
@@ -259,7 +259,7 @@ def test_logic_refuses_bad_inputs_before_starting(ctx):
         logic.start(node, None)
     with raises(InputError, match="'labels' is not a segmentation node"):
         logic.start(node, labelmap)
-    with raises(ValueError, match="Unknown device"):
+    with raises(DeviceError, match="Unknown device"):
         logic.start(node, seg, device="tpu")
     with raises(InputError, match="Unknown ROI strategy 'both'"):
         logic.start(node, seg, strategy="both")

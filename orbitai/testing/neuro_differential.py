@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from orbitai.errors import InputError, OrbitAIError
+from orbitai.errors import DeviceError, InputError, OrbitAIError
 from orbitai.io import Volume
 from orbitai.testing import node_ids, panel, patched, raises, selftest, slicer_context  # noqa: F401 - slicer_context: self-test
 
@@ -336,7 +336,7 @@ def test_logic_refuses_bad_inputs_before_starting(ctx):
         logic.start(labelmap, model=LESIONS_ONLY)
     with raises(InputError, match=r"'one slice' is not a 3D volume \(shape \(1, 64, 64\)\)"):
         logic.start(flat, model=LESIONS_ONLY)
-    with raises(ValueError, match="Unknown device 'tpu'"):
+    with raises(DeviceError, match="Unknown device 'tpu'"):
         logic.start(flair, model=LESIONS_ONLY, device="tpu")
     with raises(InputError, match="No NMOSD-vs-MS model is installed.*or choose 'Lesions only"):
         logic.start(flair, model=NO_MODEL)

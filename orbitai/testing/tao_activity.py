@@ -314,6 +314,7 @@ def test_logic_refuses_bad_choices_before_starting(ctx):
     from TAOActivityLib import TAOActivityLogic
 
     from orbitai.bundle import BundleError
+    from orbitai.errors import DeviceError
     from orbitai.mrml import volume_node_from_volume
 
     node = volume_node_from_volume(ctx, _reference_mri(), name="T2")
@@ -322,7 +323,7 @@ def test_logic_refuses_bad_choices_before_starting(ctx):
     logic = TAOActivityLogic(ctx)
     with raises(BundleError, match="No model bundle named 'no_such_model'"):
         logic.start(node, model="no_such_model")
-    with raises(ValueError, match="Unknown device"):
+    with raises(DeviceError, match="Unknown device"):
         logic.start(node, device="tpu")
     with raises(VolumeError, match="not a scalar MRI"):
         logic.start(labelmap)
