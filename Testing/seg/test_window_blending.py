@@ -23,15 +23,48 @@ def _net() -> torch.nn.Module:
     ((21, 32, 32), (8, 32, 32), 7 / 8, "constant", 1),     # step-1: moved one slice at a time
     ((32, 32, 32), (32, 32, 32), 0.5, "gaussian", 1),      # exactly one window
 ])
-def test_same_as_monai(shape, roi, overlap, mode, batch):
+@pytest.mark.parametrize("items", [1, 3])
+def test_same_as_monai(shape, roi, overlap, mode, batch, items):
+    """N = 1 and several items (each window's call gets the N items of every window of its batch)."""
     net = _net()
-    x = torch.randn(1, 1, *shape)
+    torch.manual_seed(1)
+    x = torch.randn(items, 1, *shape)
     with torch.inference_mode():
         ours = blend_windows(x, roi, net, overlap, mode, batch)
         ref = monai_inferers.sliding_window_inference(x, roi, batch, net, overlap=overlap, mode=mode,
                                                       padding_mode="constant", cval=0.0)
-    assert ours.shape == ref.shape == (1, 3, *shape)
+    assert ours.shape == ref.shape == (items, 3, *shape)
     assert torch.allclose(ours, torch.as_tensor(ref), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("shape, batch", [((150, 170), 1), ((200, 230), 2), ((200, 230), 8)])
+def test_same_as_monai_2d_slices_as_items(shape, batch):
+    """The lesion network's use: a batch of 2D slices (items) with context channels, 192 x 192 windows."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(5, 4, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.Conv2d(4, 2, 3, padding=1)).eval()
+    x = torch.randn(6, 5, *shape)
+    calls = []
+
+    def predictor(t: torch.Tensor) -> torch.Tensor:
+        calls.append(t.shape[0])
+        return net(t)
+
+    with torch.inference_mode():
+        ours = blend_windows(x, (192, 192), predictor, 0.25, "gaussian", batch)
+        ref = monai_inferers.sliding_window_inference(x, (192, 192), 8, net, overlap=0.25, mode="gaussian")
+    assert ours.shape == ref.shape == (6, 2, *shape)
+    assert torch.allclose(ours, torch.as_tensor(ref), atol=1e-6, rtol=0)
+    assert all(n % 6 == 0 and n <= 6 * batch for n in calls)
+    # an item's result does not depend on the other items
+    with torch.inference_mode():
+        alone = blend_windows(x[2:3], (192, 192), net, 0.25, "gaussian", batch)
+    assert torch.allclose(ours[2:3], alone, atol=1e-6, rtol=0)
+
+
+def test_a_predictor_returning_the_wrong_count_is_refused():
+    with pytest.raises(ValueError, match="predictions"):
+        blend_windows(torch.zeros(2, 1, 8, 8), (8, 8), lambda t: t[:1], 0.5, "constant")
 
 
 def test_window_starts_cover_the_axis_and_end_at_it():

@@ -14,8 +14,7 @@ _REGISTRY: dict[str, Callable[..., torch.nn.Module]] = {}
 #: Modules imported on first use so that their @register decorators run.
 _ARCH_MODULES = ("orbitai.models.svnet", "orbitai.models.sequnet", "orbitai.models.volume_wrappers",
                  "orbitai.models.tao_nets", "orbitai.models.ivgc_nets", "orbitai.models.neuro_nets",
-                 "orbitai.neuro.seg_configs",
-                 "orbitai.models.simple")
+                 "orbitai.models.lesion_unet", "orbitai.models.simple")
 
 
 def register(name: str):

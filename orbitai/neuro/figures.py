@@ -119,10 +119,10 @@ def lesion_montage(flair: Volume, lesions: Volume, path: str | os.PathLike, titl
         cols = np.nonzero(m[k].any(0))[0]
         crop = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)) if rows.size else (slice(None),) * 2
         ax.imshow(a[k][crop], cmap="gray", vmin=0, vmax=vmax, aspect=sp[1] / sp[0], interpolation="nearest")
-        if tr is not None and tr[k][crop].any():
-            ax.contour(tr[k][crop], [0.5], colors="cyan", linewidths=0.8)
         if le[k][crop].any():
-            ax.contour(le[k][crop], [0.5], colors="red", linewidths=0.8)
+            ax.contour(le[k][crop], [0.5], colors="red", linewidths=1.4)
+        if tr is not None and tr[k][crop].any():     # drawn over the found ones: both show where they agree
+            ax.contour(tr[k][crop], [0.5], colors="cyan", linewidths=0.6)
         ax.set_title(f"axial {k}", color="white", fontsize=9)
         ax.axis("off")
     handles = [Patch(edgecolor="red", facecolor="none", label=f"lesions found ({ml:.1f} mL)")]

@@ -3,11 +3,14 @@
 * :func:`threshold_baseline` — voxels brighter than ``median + k * MAD`` of the brain (plus a
   minimum size): the plain reference that the network is measured against.
 * :func:`segment_lesions` — the 2.5D MONAI U-Net of a bundle (default ``neuro_lesion_unet_demo``,
-  see :mod:`orbitai.neuro.lesionseg_train`). The FLAIR is normalised inside the brain mask,
-  resampled (linear) onto a 1 mm grid aligned with the patient axes and cropped to the brain box,
-  so a 3-5 mm clinical FLAIR of any orientation is read like the 1 mm phantoms the model was trained
-  on (with simulated thick slices). Axial slices are segmented with MONAI's
-  ``sliding_window_inference`` (optionally averaged with the left-right mirror), and the lesion
+  see :mod:`orbitai.neuro.lesionseg_train`), on the shared stages of the segmentation engine. The
+  FLAIR is normalised inside the brain mask (:func:`orbitai.preprocess.intensity.masked_zscore`, as in
+  training), resampled (linear) onto a 1 mm grid aligned with the patient axes and cropped to the brain
+  box (:func:`orbitai.preprocess.grid.box_grid`), so a 3-5 mm clinical FLAIR of any orientation is read
+  like the 1 mm phantoms the model was trained on (with simulated thick slices). Batches of axial slices
+  are segmented by the engine's Gaussian-blended sliding window
+  (:func:`orbitai.seg.engine.blend_windows`, 192 x 192 windows overlapping by a quarter: MONAI's
+  ``sliding_window_inference`` numbers), optionally averaged with the left-right mirror, and the lesion
   probability is resampled back onto the FLAIR's own grid: the mask has the input's geometry.
 """
 from __future__ import annotations
@@ -20,9 +23,11 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage as ndi
 
+from orbitai.boxes import bbox
 from orbitai.errors import InputError
 from orbitai.io import Volume, require_finite
 from orbitai.neuro.seg_configs import ARCHITECTURE, CONTEXT, Z_FLOOR, brain_stats, normalise
+from orbitai.preprocess.grid import box_grid
 from orbitai.progress import ProgressCallback
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -36,6 +41,9 @@ DEFAULT_BUNDLE = "neuro_lesion_unet_demo"
 #: Model grid: 1 mm, axes along patient L, A, S (the MNI template's LAS index order).
 MODEL_DIRECTION = np.diag([1.0, -1.0, 1.0])
 MODEL_SPACING = 1.0
+#: Sliding window over each axial slice: size (rows, columns), overlap, blending.
+WINDOW_ROI = (192, 192)
+WINDOW_OVERLAP = 0.25
 #: 26-connected components smaller than this are dropped (mm^3).
 MIN_LESION_MM3 = 3.0
 BASELINE_K = 4.0
@@ -91,25 +99,16 @@ def threshold_baseline(flair: Volume, brain: Volume, k: float = BASELINE_K,
 
 
 def model_grid(flair: Volume, brain: np.ndarray, margin_mm: float = 4.0) -> sitk.Image:
-    """A 1 mm reference grid aligned with the patient axes (LAS), covering the brain box + margin."""
-    idx = np.argwhere(brain)
-    lo, hi = idx.min(0), idx.max(0)                          # (k, j, i) voxel centres: a 1 mm axis-aligned
-    corners = np.array([[i, j, k] for k in (lo[0], hi[0]) for j in (lo[1], hi[1]) for i in (lo[2], hi[2])])
-    phys = np.array([flair.index_to_physical(c) for c in corners])
-    local = phys @ MODEL_DIRECTION                           # coordinates along the model axes
-    a = local.min(0) - margin_mm                             # input's lattice is kept (no interpolation blur)
-    b = local.max(0) + margin_mm
-    size = [int(np.ceil((y - x) / MODEL_SPACING - 1e-6)) + 1 for x, y in zip(a, b)]
-    ref = sitk.Image(size, sitk.sitkUInt8)
-    ref.SetSpacing([MODEL_SPACING] * 3)
-    ref.SetDirection(tuple(MODEL_DIRECTION.ravel()))
-    ref.SetOrigin(tuple(MODEL_DIRECTION @ a))
-    return ref
+    """A 1 mm reference grid aligned with the patient axes (LAS), covering the brain box + margin
+    (:func:`orbitai.preprocess.grid.box_grid`: a 1 mm axis-aligned input keeps its lattice)."""
+    region = bbox(np.asarray(brain, bool))
+    if region is None:
+        raise InputError("The brain mask is empty: no brain to segment.")
+    return box_grid(flair, region, MODEL_SPACING, MODEL_DIRECTION, margin_mm)
 
 
 def lesion_bundle(bundle: str | None = None) -> "Bundle":
     """The lesion bundle of that name or folder (default ``neuro_lesion_unet_demo``), architecture checked."""
-    import orbitai.neuro.seg_configs  # noqa: F401 - registers the architecture
     from orbitai.bundle.models import find_task_bundle
     from orbitai.errors import BundleError
 
@@ -141,10 +140,15 @@ def postprocess(prob: Volume, threshold: float = 0.5, min_size_mm3: float = MIN_
 
 def lesion_probability(flair: Volume, brain: Volume, model: "torch.nn.Module",
                        device: "str | torch.device" = "cpu", mirror: bool = True,
-                       progress: ProgressCallback | None = None, batch_slices: int = 24) -> Volume:
-    """Lesion probability (float32 [0, 1]) on the FLAIR's grid, 0 outside the brain mask."""
+                       progress: ProgressCallback | None = None, batch_slices: int = 8) -> Volume:
+    """Lesion probability (float32 [0, 1]) on the FLAIR's grid, 0 outside the brain mask.
+
+    ``batch_slices``: axial slices per network call (per window): 8, as many as MONAI's
+    ``sliding_window_inference`` with ``sw_batch_size=8`` gave it (the same numbers, measured on the real
+    case); 24 at once ran slower on the CPU."""
     import torch
-    from monai.inferers import sliding_window_inference
+
+    from orbitai.seg.engine import blend_windows
 
     b = check_pair(flair, brain)
     med, mad = brain_stats(np.asarray(flair.array, np.float32)[b])
@@ -162,19 +166,15 @@ def lesion_probability(flair: Volume, brain: Volume, model: "torch.nn.Module",
     prob = np.zeros(zg.shape, np.float32)
     dev = torch.device(device)
     model = model.to(dev).eval()
-    roi = (192, 192)
     starts = list(range(0, depth, batch_slices))
     with torch.no_grad():
         for n, s in enumerate(starts):
             ks = np.arange(s, min(s + batch_slices, depth))
             rows = np.clip(ks[:, None] + offsets[None, :], 0, depth - 1)
-            x = torch.from_numpy(zg[rows]).to(dev)                  # [B, C, H, W]
-            logits = sliding_window_inference(x, roi, 8, model, overlap=0.25, mode="gaussian")
-            assert isinstance(logits, torch.Tensor)
+            x = torch.from_numpy(zg[rows]).to(dev)                  # [B, C, H, W]: B slices, C context
+            logits = blend_windows(x, WINDOW_ROI, model, WINDOW_OVERLAP, "gaussian")
             if mirror:
-                flipped = sliding_window_inference(torch.flip(x, dims=[3]), roi, 8, model, overlap=0.25,
-                                                   mode="gaussian")
-                assert isinstance(flipped, torch.Tensor)
+                flipped = blend_windows(torch.flip(x, dims=[3]), WINDOW_ROI, model, WINDOW_OVERLAP, "gaussian")
                 logits = 0.5 * (logits + torch.flip(flipped, dims=[3]))
             prob[ks] = torch.softmax(logits.float(), dim=1)[:, 1].cpu().numpy()
             if progress is not None:

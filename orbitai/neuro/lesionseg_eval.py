@@ -34,8 +34,8 @@ SEEDS = {("validation", "light", "ms"): 17400, ("validation", "light", "nmosd"):
          ("test", "light", "ms"): 17000, ("test", "light", "nmosd"): 17100, ("test", "heavy", "ms"): 17200}
 #: cases per (set, load): light sets mix MS and NMOSD two to one
 SIZES = {"validation": {"light": (4, 2), "heavy": (4, 0)}, "test": {"light": (4, 2), "heavy": (6, 0)}}
-THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
-MIN_SIZES_MM3 = (3.0, 6.0, 10.0)
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
+MIN_SIZES_MM3 = (3.0, 6.0, 10.0, 15.0, 20.0)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from orbitai.preprocess.resolution import thick_slices
-from orbitai.neuro.seg_configs import ARCHITECTURE, CONTEXT, MAD_TO_SD, Z_CEIL, Z_FLOOR, brain_stats
+from orbitai.neuro.seg_configs import ARCHITECTURE, CONTEXT, Z_CEIL, Z_FLOOR, brain_stats, normalise
 
 log = logging.getLogger(__name__)
 
@@ -175,8 +175,7 @@ def sample(case: Case, rng: np.random.Generator, p_lesion: float = 0.67, augment
         if rng.random() < 0.3:
             slab = ndi.gaussian_filter(slab, (0, rng.uniform(0.3, 0.9), rng.uniform(0.3, 0.9)))
         mad *= rng.uniform(0.8, 1.25)
-    z = (slab - np.float32(rng.normal(1.0, 0.03) if augment else 1.0)) / np.float32(MAD_TO_SD * mad)
-    z = np.where(brain, np.clip(z, Z_FLOOR, Z_CEIL), Z_FLOOR).astype(np.float32)
+    z = normalise(slab, brain, rng.normal(1.0, 0.03) if augment else 1.0, mad)   # inference's normalisation
     rows = [HALO + o for o in CONTEXT]
     x = z[rows]
     # in-plane affine (rotation, scale), then the centre PATCH x PATCH

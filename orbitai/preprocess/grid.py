@@ -1,4 +1,6 @@
-"""Model grids: an axis-aligned grid at a model's spacing covering a scan, and resampling onto it."""
+"""Model grids: an axis-aligned grid at a model's spacing covering a scan (:func:`model_grid`, the
+segmentation engine's), a grid of any spacing and axes covering a box of a scan plus a margin
+(:func:`box_grid`, lesion segmentation's), and resampling onto them."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -6,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import SimpleITK as sitk
 
+from orbitai.boxes import Region
 from orbitai.io import Volume
 
 
@@ -21,6 +24,29 @@ def model_grid(vol: Volume, spacing: Sequence[float]) -> sitk.Image:
     ref.SetSpacing(tuple(step))
     ref.SetOrigin(tuple(lo))
     ref.SetDirection((1, 0, 0, 0, 1, 0, 0, 0, 1))
+    return ref
+
+
+def box_grid(vol: Volume, region: Region, spacing: float | Sequence[float], direction: np.ndarray,
+             margin_mm: float = 0.0) -> sitk.Image:
+    """A grid at ``spacing`` (mm, one or per axis) whose axes are the columns of ``direction``, covering
+    the voxel centres of the box ``region`` of ``vol`` (three slices [k, j, i]) plus ``margin_mm`` on
+    every side: its first voxel lies at the box's lowest corner less the margin (along those axes), so a
+    grid of ``vol``'s own axes and spacing keeps its lattice (no interpolation blur), and it ends at or
+    just past the highest corner plus the margin. An empty (byte) image: a resampling target."""
+    lo = [r.start for r in region]
+    hi = [r.stop - 1 for r in region]
+    corners = np.array([[i, j, k] for k in (lo[0], hi[0]) for j in (lo[1], hi[1]) for i in (lo[2], hi[2])])
+    axes = np.asarray(direction, float)
+    local = np.array([vol.index_to_physical(c) for c in corners]) @ axes   # coordinates along the grid's axes
+    a = local.min(0) - margin_mm
+    b = local.max(0) + margin_mm
+    step = np.broadcast_to(np.asarray(spacing, float), (3,))
+    size = [int(np.ceil((y - x) / s - 1e-6)) + 1 for x, y, s in zip(a, b, step)]
+    ref = sitk.Image(size, sitk.sitkUInt8)
+    ref.SetSpacing([float(s) for s in step])
+    ref.SetDirection(tuple(axes.ravel()))
+    ref.SetOrigin(tuple(axes @ a))
     return ref
 
 

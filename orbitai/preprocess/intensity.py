@@ -1,10 +1,13 @@
 """Intensity normalisation: the modes a bundle names in ``metadata.json['input']['intensity']``,
-and the whole-array z-score of the TAO crops."""
+the robust z-score inside a mask (:func:`masked_zscore`, lesion segmentation's, in training and
+inference) and the whole-array z-score of the TAO crops."""
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+
+from orbitai.errors import InputError
 
 
 def normalise(arr: np.ndarray, intensity: dict[str, Any]) -> np.ndarray:
@@ -26,7 +29,24 @@ def _normalise(arr: np.ndarray, intensity: dict[str, Any]) -> np.ndarray:
     if mode == "zscore":  # over the foreground: voxels above the 5th percentile
         fg = arr[arr > np.percentile(arr, 5)]
         return (arr - fg.mean()) / max(float(fg.std()), 1e-6)
-    raise ValueError(f"Unknown intensity normalisation {mode!r}; use 'ct_window', 'percentile' or 'zscore'.")
+    raise InputError(f"Unknown intensity normalisation {mode!r}; use 'ct_window', 'percentile' or 'zscore'.")
+
+
+def median_mad(values: np.ndarray) -> tuple[float, float]:
+    """Median and median absolute deviation (not scaled) of ``values``, in double precision."""
+    v = np.asarray(values, np.float64)
+    med = float(np.median(v))
+    return med, float(np.median(np.abs(v - med)))
+
+
+def masked_zscore(arr: np.ndarray, mask: np.ndarray, centre: float, sd: float,
+                  clip: tuple[float, float]) -> np.ndarray:
+    """``(arr - centre) / sd`` clipped to ``clip`` inside ``mask``, ``clip[0]`` outside; float32 (the
+    arithmetic in float32). A robust z-score when ``centre`` is the median of the masked voxels and ``sd``
+    a scaled MAD (:func:`median_mad`)."""
+    z = (np.asarray(arr, np.float32) - np.float32(centre)) / np.float32(sd)
+    z = np.clip(z, clip[0], clip[1])
+    return np.where(mask, z, np.float32(clip[0])).astype(np.float32)
 
 
 def zscore(a: np.ndarray) -> np.ndarray:

@@ -1,7 +1,9 @@
 """Generic segmentation engine: resample a whole scan to the model grid, normalise, run the
 network by sliding windows (optionally mirrored), and map class probabilities back onto the
-input's own grid exactly. No task rules: orbit segmentation (:mod:`orbitai.orbit.segment`) and
-lesion segmentation build on :func:`predict`.
+input's own grid exactly. No task rules: orbit segmentation (:mod:`orbitai.orbit.segment`) builds on
+:func:`predict`; lesion segmentation (:mod:`orbitai.neuro.lesionseg`, a 2.5D network on batches of axial
+slices, its own grid cropped to the brain) on :func:`blend_windows` and the same preprocessing stages
+(:func:`orbitai.preprocess.grid.box_grid`, :func:`orbitai.preprocess.intensity.masked_zscore`).
 
 Two window modes over the resampled scan:
 
@@ -28,6 +30,7 @@ import SimpleITK as sitk
 import torch
 
 from orbitai.boxes import Region, bbox, grow, split_boxes
+from orbitai.errors import InputError
 from orbitai.io import Volume
 from orbitai.preprocess.checks import check_input
 from orbitai.preprocess.grid import model_grid, resample_onto
@@ -95,16 +98,22 @@ def window_weights(roi: tuple[int, ...], mode: str, sigma_scale: float = 0.125,
             g = torch.exp(x ** 2 / (-2 * (n * sigma_scale) ** 2))
             w = g if i == 0 else w.unsqueeze(-1) * g
     elif mode != "constant":
-        raise ValueError(f"Unknown blending mode {mode!r}; use 'constant' or 'gaussian'.")
+        raise InputError(f"Unknown blending mode {mode!r}; use 'constant' or 'gaussian'.")
     return w.clamp(min=max(float(w.min()), 1e-3))
 
 
 def blend_windows(x: torch.Tensor, roi: tuple[int, ...], predictor: Callable[[torch.Tensor], torch.Tensor],
                   overlap: float, mode: str, sw_batch_size: int = 1) -> torch.Tensor:
-    """Predictions of ``predictor`` over windows of size ``roi`` on ``x`` (N=1, C, *spatial), blended by
-    :func:`window_weights`. A scan smaller than ``roi`` is padded with zeros around it (half before,
-    half after) and the padding cropped off again."""
+    """Predictions of ``predictor`` over windows of size ``roi`` on ``x`` (N, C, *spatial), blended by
+    :func:`window_weights`: (N, classes, *spatial). A scan smaller than ``roi`` is padded with zeros around
+    it (half before, half after) and the padding cropped off again.
+
+    Each call of ``predictor`` receives ``sw_batch_size`` windows (fewer for the last call) concatenated
+    along the batch axis, each window with the N items of ``x`` (window-major: N * windows items), and
+    returns one prediction per item in that order. The windows and weights are MONAI's
+    ``sliding_window_inference`` (which batches (item, window) pairs instead: the same blended numbers)."""
     spatial = x.shape[2:]
+    items = x.shape[0]
     before = [max(r - n, 0) // 2 for n, r in zip(spatial, roi)]
     after = [max(r - n, 0) - b for n, r, b in zip(spatial, roi, before)]
     if any(before) or any(after):   # F.pad lists the last axis first
@@ -121,10 +130,13 @@ def blend_windows(x: torch.Tensor, roi: tuple[int, ...], predictor: Callable[[to
     for first in range(0, len(boxes), sw_batch_size):
         batch = boxes[first:first + sw_batch_size]
         pred = predictor(torch.cat([x[b] for b in batch])) * weights
+        if pred.shape[0] != items * len(batch):
+            raise InputError(f"The predictor returned {pred.shape[0]} predictions for {len(batch)} window(s) "
+                             f"of {items} item(s).")
         if out is None:
-            out = torch.zeros((x.shape[0], pred.shape[1], *size), dtype=x.dtype, device=x.device)
-        for p, b in zip(pred, batch):
-            out[b] += p
+            out = torch.zeros((items, pred.shape[1], *size), dtype=x.dtype, device=x.device)
+        for w, b in enumerate(batch):                  # window w: items w * N .. (w + 1) * N - 1
+            out[b] += pred[w * items:(w + 1) * items]
     assert out is not None       # at least one window covers any scan
     out /= count
     return out[all_ + tuple(slice(b, b + n) for b, n in zip(before, spatial))]
@@ -157,7 +169,7 @@ def sliding_window(x: torch.Tensor, model: torch.nn.Module, patch_dhw, window: s
         roi = (max(patch_dhw[0], min(_divisible(D, divisor), slices)), *hw)
         ov, mode = overlap, "gaussian"
     else:
-        raise ValueError(f"Unknown window mode {window!r}; use 'overlap' or 'step1'.")
+        raise InputError(f"Unknown window mode {window!r}; use 'overlap' or 'step1'.")
     total = math.prod(len(window_starts(max(n, r), r, ov)) for n, r in zip((D, H, W), roi))
     done = [0]
     batches = int(math.ceil(total / sw_batch_size))
