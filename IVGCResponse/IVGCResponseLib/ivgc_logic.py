@@ -2,18 +2,18 @@
 
 No Qt here, so the same code runs inside Slicer and headless (slicer-core) in the tests. The
 shared `orbitai.mrml.jobs.JobLogic` runs the job (``start``, ``finish``, blocking ``run``,
-``load_results``); this module declares its two hooks:
+``loadResults``); this module declares its two hooks:
 
-* `IVGCResponseLogic.job_arguments` checks the T2 MRI, the recti segmentation (written as an orbit
+* `IVGCResponseLogic.jobArguments` checks the T2 MRI, the recti segmentation (written as an orbit
   label map on the MRI's grid; every rectus the ROI strategy needs must be there), the model and the
   clinical values (`orbitai.cohort.clinical.IVGC_CLINICAL`: numbers inside their plausible ranges,
   and every required one for a model that uses them; the ROI strategy the model was trained on) by the
   rules of `orbitai.ivgc.checks`, which the child applies again, writes them into the job's folder and
   names the ``orbitai ivgc predict`` command -- nothing starts on a bad value;
-* `IVGCResponseLogic.import_results` reads a ``ivgc predict`` output folder through the core's
+* `IVGCResponseLogic.importResults` reads a ``ivgc predict`` output folder through the core's
   contract (`orbitai.ivgc.result.IvgcResult`: ``result.json``, ``features.csv``, ``gradcam.nrrd``,
   all checked first) and adds the result table, the selected-features table and the Grad-CAM
-  overlay. `JobLogic.load_results` wraps it so that a failure leaves the scene as it was.
+  overlay. `JobLogic.loadResults` wraps it so that a failure leaves the scene as it was.
 """
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ class IVGCResponseLogic(JobLogic):
     """Predict the response to intravenous glucocorticoids from an orbital T2 MRI node.
 
     ``start(input_node, segmentation_node, strategy="mrlr", model=DEFAULT_MODEL, clinical=None,
-    device="auto", gradcam=True)``, ``finish(job)``, ``run(...)`` and ``load_results(folder,
+    device="auto", gradcam=True)``, ``finish(job)``, ``run(...)`` and ``loadResults(folder,
     input_node)`` come from `JobLogic`."""
 
     job_title = "IVGC response prediction"
@@ -91,12 +91,12 @@ class IVGCResponseLogic(JobLogic):
 
     # ------------------------------------------------------------------------ checks
     @staticmethod
-    def check_strategy(strategy: Optional[str]) -> str:
+    def checkStrategy(strategy: Optional[str]) -> str:
         """The ROI strategy by name (`orbitai.ivgc.checks.check_strategy`, the rule ``ivgc predict`` applies)."""
         return checks.check_strategy(strategy)
 
     @staticmethod
-    def check_clinical(values: Optional[Mapping[str, Any]], required: bool,
+    def checkClinical(values: Optional[Mapping[str, Any]], required: bool,
                        fill: Optional[Mapping[str, float]] = None) -> dict[str, float]:
         """The clinical form's values (``{name: number or text}``, empty = not given) as numbers, by the rule
         ``ivgc predict`` applies (`orbitai.ivgc.checks.check_clinical`): every value given checked against
@@ -105,33 +105,33 @@ class IVGCResponseLogic(JobLogic):
         return checks.check_clinical(values, fill, required)[0]
 
     @classmethod
-    def check_choices(cls, model: Optional[str], strategy: Optional[str],
+    def checkChoices(cls, model: Optional[str], strategy: Optional[str],
                       clinical: Optional[Mapping[str, Any]]) -> tuple[Any, str, dict[str, float], bool]:
         """(bundle, strategy, clinical values, whether the model uses them) for the panel's choices;
         one-line errors for a model that is not installed, a strategy it was not trained on, or
-        clinical values it cannot use (see `check_clinical`)."""
-        strategy = cls.check_strategy(strategy)
-        values = cls.check_clinical(clinical, required=False)     # typing errors first, whatever the model
+        clinical values it cannot use (see `checkClinical`)."""
+        strategy = cls.checkStrategy(strategy)
+        values = cls.checkClinical(clinical, required=False)     # typing errors first, whatever the model
         bundle = cls.resolveModel(model)
         strategy = checks.bundle_strategy(bundle, strategy, cls.models.label(bundle.name))
         needs = cls.needsClinical(bundle)
         if needs:
-            cls.check_clinical(clinical, required=True, fill=bundle.metadata.get("clinical_fill") or {})
+            cls.checkClinical(clinical, required=True, fill=bundle.metadata.get("clinical_fill") or {})
         return bundle, strategy, values, needs
 
     @classmethod
     def whyNotReady(cls, model: Optional[str], strategy: Optional[str], clinical: Optional[Mapping[str, Any]]) -> str:
-        """Why the panel's choices cannot run ("" when they can): the message of `check_choices`."""
+        """Why the panel's choices cannot run ("" when they can): the message of `checkChoices`."""
         from orbitai.errors import OrbitAIError
 
         try:
-            cls.check_choices(model, strategy, clinical)
+            cls.checkChoices(model, strategy, clinical)
         except OrbitAIError as exc:
             return str(exc)
         return ""
 
     @staticmethod
-    def check_volume(input_node):
+    def checkVolume(input_node):
         """The MRI node's voxels as a `Volume` (the child checks what an MRI must be: 3D, finite, not CT)."""
         from orbitai.mrml import volume_from_volume_node
 
@@ -140,7 +140,7 @@ class IVGCResponseLogic(JobLogic):
                              (f"; '{input_node.GetName()}' is a label map." if input_node is not None else "."))
         return volume_from_volume_node(input_node)
 
-    def recti_labels(self, segmentation_node, input_node, strategy: str):
+    def rectiLabels(self, segmentation_node, input_node, strategy: str):
         """The recti segmentation as an orbit label map on the MRI's grid, with every rectus (both
         orbits) that ``strategy`` needs; one-line errors naming the segmentation otherwise."""
         from orbitai.ivgc.rois import strategy_masks
@@ -162,17 +162,17 @@ class IVGCResponseLogic(JobLogic):
         return labels
 
     # ------------------------------------------------------------------------ hooks
-    def job_arguments(self, workdir: Path, input_node, segmentation_node=None, strategy: str = DEFAULT_STRATEGY,
+    def jobArguments(self, workdir: Path, input_node, segmentation_node=None, strategy: str = DEFAULT_STRATEGY,
                       model: str = DEFAULT_MODEL, clinical: Optional[Mapping[str, Any]] = None,
                       device: str = "auto", gradcam: bool = True) -> list[str]:
         """Start hook: check every input, write them into ``workdir``, name the ``ivgc predict``
         command. The scene is not changed."""
         from orbitai.runner import write_job_input
 
-        vol = self.check_volume(input_node)
-        device = self.check_device(device)
-        labels = self.recti_labels(segmentation_node, input_node, self.check_strategy(strategy))
-        bundle, strategy, values, needs = self.check_choices(model, strategy, clinical)
+        vol = self.checkVolume(input_node)
+        device = self.checkDevice(device)
+        labels = self.rectiLabels(segmentation_node, input_node, self.checkStrategy(strategy))
+        bundle, strategy, values, needs = self.checkChoices(model, strategy, clinical)
         args = ["ivgc", "predict", str(write_job_input(vol, workdir / "t2.nrrd")),
                 "--segmentation", str(write_job_input(labels, workdir / "recti_labels.nrrd")),
                 "--model", str(bundle.path), "--strategy", strategy, "--device", device, "--out", "{out}"]
@@ -184,7 +184,7 @@ class IVGCResponseLogic(JobLogic):
             args.append("--no-gradcam")
         return args
 
-    def import_results(self, result_dir: Path, input_node, **_options: Any) -> IvgcOutputs:
+    def importResults(self, result_dir: Path, input_node, **_options: Any) -> IvgcOutputs:
         """Finish hook: read an ``ivgc predict`` output folder, then add the result table, the
         selected-features table and the Grad-CAM overlay (all read and checked before the scene is touched)."""
         from orbitai.ivgc.result import IvgcResult

@@ -2,16 +2,16 @@
 
 No Qt here, so the same code runs inside Slicer and headless (slicer-core) in the tests. The
 shared `orbitai.mrml.jobs.JobLogic` runs the job (``start``, ``finish``, blocking ``run``,
-``load_results``); this module declares its two hooks:
+``loadResults``); this module declares its two hooks:
 
-* `NeuroDifferentialLogic.job_arguments` checks the FLAIR, the optional lesion segmentation (exported
+* `NeuroDifferentialLogic.jobArguments` checks the FLAIR, the optional lesion segmentation (exported
   onto the FLAIR's grid; refused when it is empty or does not lie on the FLAIR), the model and the
   device, writes them into the job's folder and names ``orbitai neuro predict`` (or ``orbitai neuro
   lesions`` for "lesions only") -- nothing starts on a bad value;
-* `NeuroDifferentialLogic.import_results` reads the output folder through the core's contract
+* `NeuroDifferentialLogic.importResults` reads the output folder through the core's contract
   (`orbitai.neuro.result.NeuroResult`, every file checked first) and adds the lesion segmentation over
   the FLAIR, the lesion summary and per-lesion tables, the NMOSD/MS probability table, the heat-map
-  overlay and the intracranial mask. `JobLogic.load_results` wraps it: a failure leaves the scene as it was.
+  overlay and the intracranial mask. `JobLogic.loadResults` wraps it: a failure leaves the scene as it was.
 """
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ class NeuroDifferentialLogic(JobLogic):
     """White-matter lesions and NMOSD-vs-MS probability of a brain FLAIR node.
 
     ``start(input_node, lesion_segmentation=None, model=DEFAULT_MODEL, device="auto", heatmap=True)``,
-    ``finish(job)``, ``run(...)`` and ``load_results(folder, input_node)`` come from `JobLogic`;
+    ``finish(job)``, ``run(...)`` and ``loadResults(folder, input_node)`` come from `JobLogic`;
     ``model`` is a panel label, a bundle name or folder, or `LESIONS_ONLY`."""
 
     job_title = "FLAIR lesion analysis"
@@ -113,7 +113,7 @@ class NeuroDifferentialLogic(JobLogic):
 
     # ------------------------------------------------------------------------ checks
     @staticmethod
-    def check_flair(input_node):
+    def checkFlair(input_node):
         """The FLAIR node's voxels as a `Volume` (the child checks what a FLAIR must be: 3D head, finite, not CT/T1)."""
         from orbitai.mrml import volume_from_volume_node
 
@@ -125,7 +125,7 @@ class NeuroDifferentialLogic(JobLogic):
             raise InputError(f"'{input_node.GetName()}' is not a 3D volume (shape {vol.shape}); load a 3D brain FLAIR.")
         return vol
 
-    def lesion_mask(self, segmentation_node, input_node):
+    def lesionMask(self, segmentation_node, input_node):
         """The lesion segmentation (every segment is lesion) as a 0/1 mask on the FLAIR's grid; one-line
         errors for a node that is not a segmentation, one without lesion voxels, or one that does not lie
         on the FLAIR (less than `MIN_INSIDE` of its volume inside it)."""
@@ -156,17 +156,17 @@ class NeuroDifferentialLogic(JobLogic):
         return mask
 
     # ------------------------------------------------------------------------ hooks
-    def job_arguments(self, workdir: Path, input_node, lesion_segmentation=None, model: str = DEFAULT_MODEL,
+    def jobArguments(self, workdir: Path, input_node, lesion_segmentation=None, model: str = DEFAULT_MODEL,
                       device: str = "auto", heatmap: bool = True) -> list[str]:
         """Start hook: check every input, write them into ``workdir``, name the ``neuro predict`` (or
         ``neuro lesions``) command. The scene is not changed."""
         from orbitai.runner import write_job_input
         from orbitai.segfile import lesion_table, write_segmentation
 
-        vol = self.check_flair(input_node)
-        device = self.check_device(device)
+        vol = self.checkFlair(input_node)
+        device = self.checkDevice(device)
         bundle = self.resolveModel(model)
-        mask = self.lesion_mask(lesion_segmentation, input_node) if lesion_segmentation is not None else None
+        mask = self.lesionMask(lesion_segmentation, input_node) if lesion_segmentation is not None else None
         flair = write_job_input(vol, workdir / "flair.nrrd")
         if bundle is None:
             args = ["neuro", "lesions", str(flair)]
@@ -178,7 +178,7 @@ class NeuroDifferentialLogic(JobLogic):
             args += ["--lesions", str(write_segmentation(mask, workdir / "lesions.seg.nrrd", table=lesion_table()))]
         return [*args, "--device", device, "--out", "{out}"]
 
-    def import_results(self, result_dir: Path, input_node, **_options: Any) -> NeuroOutputs:
+    def importResults(self, result_dir: Path, input_node, **_options: Any) -> NeuroOutputs:
         """Finish hook: read a ``neuro predict|lesions`` output folder (all of it checked before the scene
         is touched), then add the lesion segmentation, the tables, the heat map and the intracranial mask."""
         from orbitai.mrml import geometry_of, overlay_node_from_volume, segmentation_node_from_labels, table_node_from_rows

@@ -105,7 +105,7 @@ class OrbitEffectBase(AbstractScriptedSegmentEditorEffect):
         return w
 
     def setMRMLDefaults(self):
-        self.parameters().set_defaults()
+        self.parameters().setDefaults()
 
     def updateGUIFromMRML(self):
         node = self.scriptedEffect.parameterSetNode()
@@ -145,7 +145,7 @@ class OrbitEffectBase(AbstractScriptedSegmentEditorEffect):
     # ------------------------------------------------------------------ model prior
     def activate(self):
         if self.USES_PRIOR or self.START_FROM_MODEL:
-            self.logic.start_prior()   # returns at once: the network runs in the warm worker / a child process
+            self.logic.startPrior()   # returns at once: the network runs in the warm worker / a child process
             self.showPriorStatus()
 
     def showPriorStatus(self):
@@ -153,7 +153,7 @@ class OrbitEffectBase(AbstractScriptedSegmentEditorEffect):
         again every POLL_MS. The prior arrives here, never by blocking Slicer's main thread."""
         if not hasattr(self, "priorLabel"):
             return
-        text = self.logic.prior_status()
+        text = self.logic.priorStatus()
         self.priorLabel.text = text
         if text.endswith("computing...") or self.logic.pending:
             self.priorTimer.start()
@@ -164,7 +164,7 @@ class OrbitEffectBase(AbstractScriptedSegmentEditorEffect):
         if self.logic.pending:
             qt.QApplication.setOverrideCursor(qt.Qt.WaitCursor)
             try:
-                result = self.logic.poll_prior()   # runs the action that waited, once the prior is there
+                result = self.logic.pollPrior()   # runs the action that waited, once the prior is there
             finally:
                 qt.QApplication.restoreOverrideCursor()
             if result is not None:
@@ -173,7 +173,7 @@ class OrbitEffectBase(AbstractScriptedSegmentEditorEffect):
         self.showPriorStatus()
 
     def onStartFromModel(self):
-        return self.run(self.logic.start_from_model)
+        return self.run(self.logic.startFromModel)
 
     # ------------------------------------------------------------------ actions
     def setupActions(self):

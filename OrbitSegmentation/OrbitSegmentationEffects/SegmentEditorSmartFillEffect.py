@@ -15,16 +15,16 @@ class SegmentEditorSmartFillEffect(OrbitEffectBase):
 
     def updateActions(self):
         if hasattr(self, "acceptButton"):
-            self.acceptButton.enabled = self.cancelButton.enabled = self.logic.preview_node is not None
+            self.acceptButton.enabled = self.cancelButton.enabled = self.logic.previewNode is not None
 
     def deactivate(self):
-        self.logic.smartfill_cancel()
+        self.logic.smartFillCancel()
 
     def onPreview(self):
-        return self.run(self.logic.smartfill_preview)
+        return self.run(self.logic.smartFillPreview)
 
     def onAccept(self):
-        return self.run(self.logic.smartfill_accept)
+        return self.run(self.logic.smartFillAccept)
 
     def onCancel(self):
-        return self.run(self.logic.smartfill_cancel)
+        return self.run(self.logic.smartFillCancel)

@@ -9,10 +9,10 @@ class SegmentEditorSmartPencilEffect(OrbitEffectBase):
 
     def updateActions(self):
         if not self.parameters().get("ShowBoundaries"):
-            self.logic.remove_boundaries()
+            self.logic.removeBoundaries()
 
     def deactivate(self):
-        self.logic.remove_boundaries()
+        self.logic.removeBoundaries()
 
     def processInteractionEvents(self, callerInteractor, eventId, viewWidget):
         if eventId != vtk.vtkCommand.LeftButtonPressEvent or viewWidget.className() != "qMRMLSliceWidget":
@@ -24,4 +24,4 @@ class SegmentEditorSmartPencilEffect(OrbitEffectBase):
 
     def click(self, ras, remove=False, sliceToRas=None):
         """Add (remove) the superpixel at a RAS point; ``sliceToRas`` of the clicked view (2D mode)."""
-        return self.run(self.logic.smartpencil_click, ras=ras, remove=remove, slice_to_ras=sliceToRas)
+        return self.run(self.logic.smartPencilClick, ras=ras, remove=remove, slice_to_ras=sliceToRas)

@@ -69,7 +69,7 @@ class AnnotationLogic:
         self._region_key: Optional[tuple] = None
         self._source: Optional[tuple] = None
         self._volume: Optional[tuple] = None       # (source key, orbitai Volume, image_key) of the source
-        self._prior_job: Any = None                # the current source's ModelPrior, or its PriorRequest (start_prior)
+        self._prior_job: Any = None                # the current source's ModelPrior, or its PriorRequest (startPrior)
         self._pending: Optional[tuple[str, Callable[[], OperationResult]]] = None  # (segment, action) awaiting the prior
         self._prior_map: Optional[tuple] = None    # ((prior key, structure), probability array)
 
@@ -82,39 +82,39 @@ class AnnotationLogic:
         return self._cache
 
     @property
-    def editor_node(self):
-        return self.editor.editor_node
+    def editorNode(self):
+        return self.editor.editorNode
 
     @property
-    def segmentation_node(self):
-        node = self.editor_node
+    def segmentationNode(self):
+        node = self.editorNode
         return None if node is None else node.GetSegmentationNode()
 
     @property
-    def volume_node(self):
-        node = self.editor_node
+    def volumeNode(self):
+        node = self.editorNode
         return None if node is None else node.GetSourceVolumeNode()
 
     @property
-    def segment_id(self) -> str:
-        node = self.editor_node
+    def segmentID(self) -> str:
+        node = self.editorNode
         return (node.GetSelectedSegmentID() or "") if node is not None else ""
 
     def params(self, effect: str) -> EffectParameters:
-        return EffectParameters(self.editor_node, effect)
+        return EffectParameters(self.editorNode, effect)
 
     def _own_editor(self) -> Any:
         if not isinstance(self.editor, (SegmentEditorLogicEditor, SegmentEditorWidgetEditor)):
             raise RuntimeError("Inside the Segment Editor, select inputs and undo with the editor's own controls.")
         return self.editor
 
-    def set_inputs(self, segmentation_node, volume_node, segment_id: Optional[str] = None) -> None:
+    def setInputs(self, segmentation_node, volume_node, segment_id: Optional[str] = None) -> None:
         """Select segmentation, source volume and segment (headless editor; in Slicer the editor
         widget does this)."""
-        self._own_editor().set_inputs(segmentation_node, volume_node, segment_id)
+        self._own_editor().setInputs(segmentation_node, volume_node, segment_id)
 
-    def select_segment(self, segment_id: str) -> None:
-        self._own_editor().select_segment(segment_id)
+    def selectSegment(self, segment_id: str) -> None:
+        self._own_editor().selectSegment(segment_id)
 
     def undo(self) -> OperationResult:
         """Undo the last change (headless editor; in Slicer use the Segment Editor's Undo)."""
@@ -129,15 +129,15 @@ class AnnotationLogic:
 
     def _check(self) -> Optional[str]:
         """Why an operation cannot run now (None when it can)."""
-        if self.editor_node is None or self.segmentation_node is None:
+        if self.editorNode is None or self.segmentationNode is None:
             return "No segmentation selected: choose or create a segmentation first."
-        volume = self.volume_node
+        volume = self.volumeNode
         if volume is None or volume.GetImageData() is None:
             return "No source volume selected: choose the image to _annotate()."
-        seg = self.segmentation_node.GetSegmentation()
+        seg = self.segmentationNode.GetSegmentation()
         if seg.GetNumberOfSegments() == 0:
             return "The segment list is empty: add a segment (e.g. eyeball_left) and select it."
-        sid = self.segment_id
+        sid = self.segmentID
         if not sid or seg.GetSegment(sid) is None:
             return "No segment selected: select the segment to edit in the segment list."
         return None
@@ -157,27 +157,27 @@ class AnnotationLogic:
             self._source = (key, *oriented_image_to_array(source))
         return modifier, self._source[1], self._source[2]
 
-    def segment_mask(self, segment_id: Optional[str] = None, reference=None) -> np.ndarray:
+    def segmentMask(self, segment_id: Optional[str] = None, reference=None) -> np.ndarray:
         """A segment (default: the selected one) as a bool array on the aligned grid."""
         import slicer
 
         if reference is None:
             reference, _ = self.editor.aligned()
-        sid = segment_id or self.segment_id
+        sid = segment_id or self.segmentID
         lm = slicer.vtkOrientedImageData()
         slicer.vtkSlicerSegmentationsModuleLogic.GetSegmentBinaryLabelmapRepresentation(
-            self.segmentation_node, sid, lm, False)
+            self.segmentationNode, sid, lm, False)
         # Segments may share one labelmap layer: the segment is the voxels holding its value.
-        value = self.segmentation_node.GetSegmentation().GetSegment(sid).GetLabelValue()
+        value = self.segmentationNode.GetSegmentation().GetSegment(sid).GetLabelValue()
         return segment_extent_mask(lm, reference, value)
 
     def _apply(self, modifier, mask: np.ndarray, mode: str) -> int:
         """Save an undo state and change the selected segment; the number of voxels that changed."""
-        before = self.segment_mask(reference=modifier)
+        before = self.segmentMask(reference=modifier)
         fill_oriented_image(modifier, mask)
-        self.editor.save_state_for_undo()
-        self.editor.modify_selected_segment(modifier, mode)
-        return int(np.count_nonzero(before != self.segment_mask(reference=modifier)))
+        self.editor.saveStateForUndo()
+        self.editor.modifySelectedSegment(modifier, mode)
+        return int(np.count_nonzero(before != self.segmentMask(reference=modifier)))
 
     def _run(self, fn: Callable[[], OperationResult]) -> OperationResult:
         why = self._check()
@@ -189,12 +189,12 @@ class AnnotationLogic:
             return OperationResult(False, str(exc))
 
     def _image_key(self) -> tuple:
-        volume = self.volume_node
+        volume = self.volumeNode
         return volume.GetID(), volume.GetImageData().GetMTime()
 
     # ---------------------------------------------------------------- overlay nodes
     def _overlay_node(self, role: str):
-        node = self.editor_node
+        node = self.editorNode
         return None if node is None else node.GetNodeReference(role)
 
     def _show_overlay(self, role: str, name: str, modifier, mask: np.ndarray, color, fill_opacity: float):
@@ -202,7 +202,7 @@ class AnnotationLogic:
         segment editor node under ``role`` (created on first use)."""
         import slicer
 
-        scene = self.editor_node.GetScene()
+        scene = self.editorNode.GetScene()
         node = self._overlay_node(role)
         if node is None:
             node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", scene.GenerateUniqueName(name))
@@ -212,9 +212,9 @@ class AnnotationLogic:
             node.GetDisplayNode().SetSaveWithScene(False)
             node.GetDisplayNode().SetVisibility3D(False)
             node.GetDisplayNode().SetOpacity2DFill(fill_opacity)
-            self.editor_node.SetNodeReferenceID(role, node.GetID())
+            self.editorNode.SetNodeReferenceID(role, node.GetID())
         segmentation = node.GetSegmentation()
-        geometry = self.segmentation_node.GetSegmentation().GetConversionParameter(
+        geometry = self.segmentationNode.GetSegmentation().GetConversionParameter(
             slicer.vtkSegmentationConverter.GetReferenceImageGeometryParameterName())
         segmentation.SetConversionParameter(
             slicer.vtkSegmentationConverter.GetReferenceImageGeometryParameterName(), geometry)
@@ -234,13 +234,13 @@ class AnnotationLogic:
         node = self._overlay_node(role)
         if node is None:
             return False
-        self.editor_node.RemoveNodeReferenceIDs(role)
+        self.editorNode.RemoveNodeReferenceIDs(role)
         if node.GetScene() is not None:
             node.GetScene().RemoveNode(node)
         return True
 
     # ---------------------------------------------------------------- SmartPencil
-    def smartpencil_click(self, ijk=None, ras=None, remove: bool = False, slice_to_ras=None) -> OperationResult:
+    def smartPencilClick(self, ijk=None, ras=None, remove: bool = False, slice_to_ras=None) -> OperationResult:
         """Add (or remove) the superpixel under a voxel (``ijk`` = (k, j, i) on the aligned grid)
         or a RAS point, with the SmartPencil options of the editor node. ``slice_to_ras``: the
         clicked slice view's SliceToRAS matrix (2D mode: the slice axis; default the k axis)."""
@@ -254,7 +254,7 @@ class AnnotationLogic:
             key = self._image_key()
             region = self._working_region(point, opts.get("RegionMm"), spacing, src.shape, key)
             axis = slice_axis(slice_to_ras, modifier) if slice_to_ras is not None else 0
-            r = _annotate().smartpencil_click(src, spacing, self.segment_mask(reference=modifier), point, remove=remove,
+            r = _annotate().smartpencil_click(src, spacing, self.segmentMask(reference=modifier), point, remove=remove,
                                            n_superpixels=opts.get("Superpixels"), region=region,
                                            mode=opts.get("Mode").lower(), axis=axis, cache=self.cache,
                                            key_extra=key)
@@ -282,61 +282,61 @@ class AnnotationLogic:
         return self._region
 
     @property
-    def boundaries_node(self):
+    def boundariesNode(self):
         return self._overlay_node(BOUNDARIES_ROLE)
 
-    def remove_boundaries(self) -> bool:
+    def removeBoundaries(self) -> bool:
         return self._remove_overlay(BOUNDARIES_ROLE)
 
     # ---------------------------------------------------------------- SmartFill
     @property
-    def preview_node(self):
+    def previewNode(self):
         """The SmartFill preview (a hidden segmentation node), or None."""
         return self._overlay_node(PREVIEW_ROLE)
 
-    def background_segment_id(self) -> Optional[str]:
+    def backgroundSegmentID(self) -> Optional[str]:
         """The chosen background-stroke segment when it exists and is not the edited segment."""
         sid = self.params(SMARTFILL).get("BackgroundSegmentID")
-        seg = self.segmentation_node.GetSegmentation() if self.segmentation_node is not None else None
-        if not sid or seg is None or seg.GetSegment(sid) is None or sid == self.segment_id:
+        seg = self.segmentationNode.GetSegmentation() if self.segmentationNode is not None else None
+        if not sid or seg is None or seg.GetSegment(sid) is None or sid == self.segmentID:
             return None
         return sid
 
-    def smartfill_preview(self, fg_strokes: Optional[np.ndarray] = None,
+    def smartFillPreview(self, fg_strokes: Optional[np.ndarray] = None,
                           bg_strokes: Optional[np.ndarray] = None) -> OperationResult:
         """Fill the structure around the strokes into a preview node; no segment changes until
-        `smartfill_accept`. Strokes default to the selected segment (object) and the
+        `smartFillAccept`. Strokes default to the selected segment (object) and the
         ``BackgroundSegmentID`` segment (background); options come from the editor node. The
         preview mask is in ``details['mask']``."""
         def go():
             modifier, src, spacing = self._grid()
             try:                               # first: nothing else is read while the prior is being computed
-                prior, weight, note = self.prior_map(SMARTFILL)
+                prior, weight, note = self.priorMap(SMARTFILL)
             except _PriorPending:
-                return self._defer(lambda: self.smartfill_preview(fg_strokes, bg_strokes), "The preview will be made")
-            fg = self.segment_mask(reference=modifier) if fg_strokes is None else fg_strokes
+                return self._defer(lambda: self.smartFillPreview(fg_strokes, bg_strokes), "The preview will be made")
+            fg = self.segmentMask(reference=modifier) if fg_strokes is None else fg_strokes
             bg = bg_strokes
-            if bg is None and self.background_segment_id():
-                bg = self.segment_mask(self.background_segment_id(), reference=modifier)
+            if bg is None and self.backgroundSegmentID():
+                bg = self.segmentMask(self.backgroundSegmentID(), reference=modifier)
             opts = self.params(SMARTFILL)
             locality = opts.get("LocalityMm")
             extra = {} if prior is None else {"prior": prior, "prior_weight": weight}
             r = _annotate().smartfill(src, spacing, fg, bg, smoothness=opts.get("Smoothness"),
                                    margin_mm=opts.get("MarginMm"), locality_mm=locality if locality > 0 else None,
                                    **extra)
-            segment = self.segmentation_node.GetSegmentation().GetSegment(self.segment_id)
+            segment = self.segmentationNode.GetSegmentation().GetSegment(self.segmentID)
             node = self._show_overlay(PREVIEW_ROLE, "SmartFill preview", modifier, r.mask, segment.GetColor(), 0.5)
             return OperationResult(True, r.message + note + " Accept or cancel the preview.", 0,
                                    {"mask": r.mask, "region": r.region, "preview_node": node,
                                     "prior_used": prior is not None})
         return self._run(go)
 
-    def smartfill_accept(self) -> OperationResult:
+    def smartFillAccept(self) -> OperationResult:
         """Add the preview to the selected segment (one undo state) and remove the preview."""
         def go():
             import slicer
 
-            node = self.preview_node
+            node = self.previewNode
             if node is None:
                 return OperationResult(False, "There is no SmartFill preview to accept: paint strokes and "
                                               "preview first.")
@@ -346,7 +346,7 @@ class AnnotationLogic:
                 slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName())
             ser = slicer.vtkSegmentationConverter.SerializeImageGeometry
             if image is None or ser(image) != ser(modifier):
-                self.smartfill_cancel()
+                self.smartFillCancel()
                 return OperationResult(False, "The segmentation geometry changed since the preview; preview again.")
             mask = segment_extent_mask(image, modifier)
             # The fill adds to the segment (strokes define the structure; the rest of the segment stays).
@@ -355,7 +355,7 @@ class AnnotationLogic:
             return OperationResult(True, f"SmartFill accepted: {changed} voxels changed.", changed)
         return self._run(go)
 
-    def smartfill_cancel(self) -> OperationResult:
+    def smartFillCancel(self) -> OperationResult:
         had = self._remove_overlay(PREVIEW_ROLE)
         return OperationResult(True, "SmartFill preview discarded." if had else "No preview to cancel.")
 
@@ -364,12 +364,12 @@ class AnnotationLogic:
         """Clean the selected segment with the AutoCorrection options of the editor node."""
         def go():
             modifier, src, spacing = self._grid()
-            current = self.segment_mask(reference=modifier)
+            current = self.segmentMask(reference=modifier)
             if not current.any():
                 return OperationResult(False, "The selected segment is empty: nothing to correct.")
             opts = self.params(AUTOCORRECTION)
             try:
-                prior, weight, note = self.prior_map(AUTOCORRECTION)
+                prior, weight, note = self.priorMap(AUTOCORRECTION)
             except _PriorPending:
                 return self._defer(self.autocorrect, "The correction will run")
             extra = {} if prior is None else {"prior": prior, "prior_weight": weight}
@@ -385,7 +385,7 @@ class AnnotationLogic:
 
 
     # ---------------------------------------------------------------- model prior
-    def source_volume(self):
+    def sourceVolume(self):
         """The source image on the aligned grid as an `orbitai.io.Volume` with its geometry (LPS), and
         its `orbitai.orbit.prior.image_key` (both kept while the image and geometry stay)."""
         from orbitai.orbit.prior import image_key
@@ -403,43 +403,43 @@ class AnnotationLogic:
             self._volume = (self._source[0], vol, image_key(vol))
         return self._volume[1], self._volume[2]
 
-    def segment_structure(self) -> Optional[str]:
+    def segmentStructure(self) -> Optional[str]:
         """The selected segment's name when it names an orbit structure (e.g. superior_rectus_muscle_left,
         optic_nerve), else None: only then can the segmentation network help."""
         from orbitai.orbit.prior import split_side
         from orbitai.labels import STRUCTURE_CODES
 
-        name = self.segmentation_node.GetSegmentation().GetSegment(self.segment_id).GetName()
+        name = self.segmentationNode.GetSegmentation().GetSegment(self.segmentID).GetName()
         return name if split_side(name)[0] in STRUCTURE_CODES else None
 
     def _unnamed(self) -> str:
-        name = self.segmentation_node.GetSegmentation().GetSegment(self.segment_id).GetName()
+        name = self.segmentationNode.GetSegmentation().GetSegment(self.segmentID).GetName()
         return (f"No model prior for '{name}': name the segment after an orbit structure "
                 "(e.g. superior_rectus_muscle_left) to use the model.")
 
-    def start_prior(self) -> OperationResult:
+    def startPrior(self) -> OperationResult:
         """Start computing the model prior of the source image in a child process (the warm worker; once
         per image, shared by the effects: `orbitai.orbit.prior.DEFAULT_PRIORS`) when the selected segment
-        names an orbit structure. Returns at once; `poll_prior` (the effect's timer) takes the result."""
+        names an orbit structure. Returns at once; `pollPrior` (the effect's timer) takes the result."""
         def go():
             from orbitai.orbit.prior import DEFAULT_PRIORS
 
-            if self.segment_structure() is None:      # no network runs for a segment it cannot help
+            if self.segmentStructure() is None:      # no network runs for a segment it cannot help
                 return OperationResult(True, self._unnamed())
-            vol, key = self.source_volume()
+            vol, key = self.sourceVolume()
             if self._prior_job is None or self._prior_job.key != key or self._failed(self._prior_job):
                 self._prior_job = DEFAULT_PRIORS.request(vol, key=key)
-            return OperationResult(True, self.prior_status())
+            return OperationResult(True, self.priorStatus())
         return self._run(go)
 
     @staticmethod
     def _failed(job) -> bool:
         return getattr(job, "error", None) is not None
 
-    def prior_status(self) -> str:
+    def priorStatus(self) -> str:
         """One line on the model prior of the current image: not started, computing, ready or why not
         (never waits)."""
-        if self._check() is None and self.segment_structure() is None:
+        if self._check() is None and self.segmentStructure() is None:
             return self._unnamed()
         job = self._prior_job
         if job is None:
@@ -454,9 +454,9 @@ class AnnotationLogic:
         not). Never waits. Raises `PriorUnavailable` with the reason when there can be none."""
         from orbitai.orbit.prior import ModelPrior, PriorUnavailable
 
-        _, key = self.source_volume()
+        _, key = self.sourceVolume()
         if self._prior_job is None or self._prior_job.key != key:
-            self.start_prior()
+            self.startPrior()
         job = self._prior_job
         if isinstance(job, ModelPrior):
             return job
@@ -467,9 +467,9 @@ class AnnotationLogic:
         return None
 
     def _defer(self, action: Callable[[], OperationResult], what: str) -> OperationResult:
-        """Keep ``action`` to run when the prior arrives (`poll_prior`); say so. Nothing changes now."""
-        self._pending = (self.segment_id, action)
-        return OperationResult(True, f"{self.prior_status()} {what} when it is ready "
+        """Keep ``action`` to run when the prior arrives (`pollPrior`); say so. Nothing changes now."""
+        self._pending = (self.segmentID, action)
+        return OperationResult(True, f"{self.priorStatus()} {what} when it is ready "
                                      "(set the model prior weight to 0 to go on without it).", 0, {"pending": True})
 
     @property
@@ -477,27 +477,27 @@ class AnnotationLogic:
         """Whether an action waits for the model prior."""
         return self._pending is not None
 
-    def poll_prior(self) -> Optional[OperationResult]:
+    def pollPrior(self) -> Optional[OperationResult]:
         """Timer tick: take the prior if its child has ended and run the action that waited for it (on the
         segment it was asked for). Returns that action's result, else None. Returns at once while the child runs."""
         job = self._prior_job
         if self._pending is None or job is None or (hasattr(job, "poll") and not job.poll()):
             return None
         (segment, action), self._pending = self._pending, None
-        if segment != self.segment_id:
+        if segment != self.segmentID:
             return OperationResult(False, "The selected segment changed while the model prior was computed; "
                                           "press the button again.")
         return action()
 
-    def wait_for_prior(self, timeout_s: Optional[float] = None) -> Optional[OperationResult]:
+    def waitForPrior(self, timeout_s: Optional[float] = None) -> Optional[OperationResult]:
         """Block until the prior is there (scripts and tests; never on Slicer's main thread), then run the
-        waiting action: `poll_prior`'s result."""
+        waiting action: `pollPrior`'s result."""
         job = self._prior_job
         if job is not None and hasattr(job, "wait"):
             job.wait(timeout_s)
-        return self.poll_prior()
+        return self.pollPrior()
 
-    def prior_map(self, effect: str) -> tuple[Optional[np.ndarray], float, str]:
+    def priorMap(self, effect: str) -> tuple[Optional[np.ndarray], float, str]:
         """(the network's probability of the selected segment's structure on the source grid, the
         effect's prior weight, a note for the status line); (None, 0, why) when the prior is off or
         unavailable: the effect then works exactly as without it. Raises `_PriorPending` while it is
@@ -507,7 +507,7 @@ class AnnotationLogic:
         weight = float(self.params(effect).get("PriorWeight"))
         if weight <= 0:
             return None, 0.0, ""
-        name = self.segment_structure()
+        name = self.segmentStructure()
         if name is None:
             return None, 0.0, " " + self._unnamed()
         try:
@@ -519,20 +519,20 @@ class AnnotationLogic:
         if not prior.has(name):
             return None, 0.0, (f" No model prior for '{name}': name the segment after an orbit structure "
                                "(e.g. superior_rectus_muscle_left) to use the model.")
-        vol, _ = self.source_volume()
+        vol, _ = self.sourceVolume()
         if self._prior_map is None or self._prior_map[0] != (prior.key, name):
             self._prior_map = ((prior.key, name), prior.probability(name, vol))
         return self._prior_map[1], weight, f" Model prior {prior.bundle}, weight {weight:g}."
 
-    def start_from_model(self) -> OperationResult:
+    def startFromModel(self) -> OperationResult:
         """Set the selected segment to the network's mask of its structure (probability above one half;
         one undo state; the editable area and masking settings apply), to correct from there. While the
-        prior is being computed this returns at once and runs when it arrives (`poll_prior`)."""
+        prior is being computed this returns at once and runs when it arrives (`pollPrior`)."""
         def go():
             from orbitai.orbit.prior import PriorUnavailable
 
             modifier, _, _ = self._grid()
-            name = self.segment_structure()
+            name = self.segmentStructure()
             if name is None:
                 return OperationResult(False, self._unnamed())
             try:
@@ -540,11 +540,11 @@ class AnnotationLogic:
             except PriorUnavailable as exc:
                 return OperationResult(False, str(exc))
             if prior is None:
-                return self._defer(self.start_from_model, "The segment will be started from the model")
+                return self._defer(self.startFromModel, "The segment will be started from the model")
             if not prior.has(name):
                 return OperationResult(False, f"The model has no structure '{name}': name the segment after an orbit "
                                               "structure (e.g. superior_rectus_muscle_left).")
-            vol, _ = self.source_volume()
+            vol, _ = self.sourceVolume()
             mask = prior.start_mask(name, vol)
             if not mask.any():
                 return OperationResult(False, f"The model ({prior.bundle}) found no {name} in this image.")
@@ -555,6 +555,6 @@ class AnnotationLogic:
 
 
 class _PriorPending(Exception):
-    """Raised by `AnnotationLogic.prior_map` while the prior is being computed: the action waits for it."""
+    """Raised by `AnnotationLogic.priorMap` while the prior is being computed: the action waits for it."""
 
 

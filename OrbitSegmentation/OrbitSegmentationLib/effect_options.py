@@ -204,7 +204,7 @@ class EffectParameters:
             self.node.SetDisableModifiedEvent(disabled)
         self.node.InvokeCustomModifiedEvent(slicer.vtkMRMLSegmentEditorNode.EffectParameterModified)
 
-    def set_defaults(self) -> None:
+    def setDefaults(self) -> None:
         """Store the default of every option not stored yet (``setMRMLDefaults``; Slicer's
         ``setParameterDefault``)."""
         for o in self.options.values():

@@ -20,14 +20,14 @@ class Editor(Protocol):
     """What `AnnotationLogic` needs from a segment editor."""
 
     @property
-    def editor_node(self): ...
+    def editorNode(self): ...
 
     def aligned(self) -> tuple[Any, Any]:
         """(modifier labelmap reset to the default geometry, source volume on that geometry)."""
 
-    def save_state_for_undo(self) -> None: ...
+    def saveStateForUndo(self) -> None: ...
 
-    def modify_selected_segment(self, modifier, mode: str) -> None: ...
+    def modifySelectedSegment(self, modifier, mode: str) -> None: ...
 
 
 class SegmentEditorLogicEditor:
@@ -46,16 +46,16 @@ class SegmentEditorLogicEditor:
         self.logic.SetSegmentEditorNode(self._node)
 
     @property
-    def editor_node(self):
+    def editorNode(self):
         return self._node
 
-    def set_inputs(self, segmentation_node, volume_node, segment_id: Optional[str] = None) -> None:
+    def setInputs(self, segmentation_node, volume_node, segment_id: Optional[str] = None) -> None:
         self.logic.SetSegmentationNode(segmentation_node)
         self.logic.SetSourceVolumeNode(volume_node)
         if segment_id is not None:
             self.logic.SetCurrentSegmentID(segment_id)
 
-    def select_segment(self, segment_id: str) -> None:
+    def selectSegment(self, segment_id: str) -> None:
         self.logic.SetCurrentSegmentID(segment_id)
 
     def aligned(self):
@@ -65,10 +65,10 @@ class SegmentEditorLogicEditor:
             raise AnnotationError("Could not resample the source volume to the segmentation geometry.")
         return self.logic.GetModifierLabelmap(), self.logic.GetAlignedSourceVolume()
 
-    def save_state_for_undo(self) -> None:
+    def saveStateForUndo(self) -> None:
         self.logic.SaveStateForUndo()
 
-    def modify_selected_segment(self, modifier, mode: str) -> None:
+    def modifySelectedSegment(self, modifier, mode: str) -> None:
         m = {MODE_ADD: self.logic.ModificationModeAdd, MODE_REMOVE: self.logic.ModificationModeRemove,
              MODE_SET: self.logic.ModificationModeSet}[mode]
         self.logic.ModifySegmentByLabelmap(self._node.GetSegmentationNode(), self._node.GetSelectedSegmentID(),
@@ -95,17 +95,17 @@ class ScriptedEffectEditor:
         self.effect = scripted_effect
 
     @property
-    def editor_node(self):
+    def editorNode(self):
         return self.effect.parameterSetNode()
 
     def aligned(self):
         get_source = getattr(self.effect, "sourceVolumeImageData", None) or self.effect.masterVolumeImageData
         return self.effect.defaultModifierLabelmap(), get_source()
 
-    def save_state_for_undo(self) -> None:
+    def saveStateForUndo(self) -> None:
         self.effect.saveStateForUndo()
 
-    def modify_selected_segment(self, modifier, mode: str) -> None:
+    def modifySelectedSegment(self, modifier, mode: str) -> None:
         import slicer
 
         e = slicer.qSlicerSegmentEditorAbstractEffect
@@ -135,13 +135,13 @@ class SegmentEditorWidgetEditor(ScriptedEffectEditor):
             raise RuntimeError(f"The Segment Editor has no {self.CARRIER_EFFECT} effect.")
         super().__init__(effect)
 
-    def set_inputs(self, segmentation_node, volume_node, segment_id: Optional[str] = None) -> None:
+    def setInputs(self, segmentation_node, volume_node, segment_id: Optional[str] = None) -> None:
         self.widget.setSegmentationNode(segmentation_node)
         (getattr(self.widget, "setSourceVolumeNode", None) or self.widget.setMasterVolumeNode)(volume_node)
         if segment_id is not None:
             self.widget.setCurrentSegmentID(segment_id)
 
-    def select_segment(self, segment_id: str) -> None:
+    def selectSegment(self, segment_id: str) -> None:
         self.widget.setCurrentSegmentID(segment_id)
 
     def _history_step(self, step, button: str) -> bool:

@@ -65,7 +65,7 @@ class OrbitSegmentationLogic(JobLogic):
         return super().resolveModel(model)
 
     # ------------------------------------------------------------------------ hooks
-    def job_arguments(self, workdir: Path, input_node, model: Optional[str] = None, device: str = "auto",
+    def jobArguments(self, workdir: Path, input_node, model: Optional[str] = None, device: str = "auto",
                       window: str = "overlap", reference_node=None) -> list[str]:
         """Start hook: check the input, write it to ``workdir``, name the ``seg predict`` command."""
         from orbitai.mrml import volume_from_volume_node
@@ -80,13 +80,13 @@ class OrbitSegmentationLogic(JobLogic):
         if reference_node is not None and not reference_node.IsA("vtkMRMLSegmentationNode"):
             raise InputError(f"'{reference_node.GetName()}' is not a segmentation node.")
         image = write_job_input(vol, workdir / "input.nrrd")
-        args = ["seg", "predict", str(image), "--out", "{out}", "--device", self.check_device(device),
+        args = ["seg", "predict", str(image), "--out", "{out}", "--device", self.checkDevice(device),
                 "--window", window]
         if model and model != AUTOMATIC_MODEL:
             args += ["--model", model]
         return args
 
-    def import_results(self, out: Path, input_node, reference_node=None, **_options: Any) -> SegmentationOutputs:
+    def importResults(self, out: Path, input_node, reference_node=None, **_options: Any) -> SegmentationOutputs:
         """Finish hook: read and check the ``seg predict`` result folder, then add its nodes."""
         from orbitai.mrml import (geometry_of, labels_from_segmentation_node, segmentation_node_from_labels,
                                   table_node_from_rows)

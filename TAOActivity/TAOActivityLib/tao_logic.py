@@ -2,14 +2,14 @@
 
 No Qt here, so the same code runs inside Slicer and headless (slicer-core) in the tests. The
 shared `orbitai.mrml.jobs.JobLogic` runs the job (``start``, ``finish``, blocking ``run``,
-``load_results``); this module declares its two hooks:
+``loadResults``); this module declares its two hooks:
 
-* `TAOActivityLogic.job_arguments` checks the MRI (and the optional orbit segmentation, written as
+* `TAOActivityLogic.jobArguments` checks the MRI (and the optional orbit segmentation, written as
   a label map on the MRI's grid) and names the ``orbitai tao predict`` command;
-* `TAOActivityLogic.import_results` reads a ``tao predict`` output folder through the core's
+* `TAOActivityLogic.importResults` reads a ``tao predict`` output folder through the core's
   contract (`orbitai.tao.result`: ``result.json``, ``occlusion.nrrd``, ``gradcam.nrrd``, all checked
   first) and adds the table, one markups ROI per eye (the network's crop box) and the heat-map
-  overlays. `JobLogic.load_results` wraps it so that a failure leaves the scene as it was.
+  overlays. `JobLogic.loadResults` wraps it so that a failure leaves the scene as it was.
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ class TAOActivityLogic(JobLogic):
     """Classify each eye of an orbital T2 MRI node as active or inactive TAO.
 
     ``start(input_node, segmentation_node=None, model="B", device="auto", maps=True)``,
-    ``finish(job)``, ``run(...)`` and ``load_results(folder, input_node)`` come from `JobLogic`, and so
+    ``finish(job)``, ``run(...)`` and ``loadResults(folder, input_node)`` come from `JobLogic`, and so
     do the model choices (`JobLogic.modelLabels`, `resolveModel`: "A", "B", a panel label or a bundle)."""
 
     job_title = "TAO activity prediction"
@@ -62,7 +62,7 @@ class TAOActivityLogic(JobLogic):
 
     # ------------------------------------------------------------------------ checks
     @classmethod
-    def check_inputs(cls, input_node, segmentation_node=None, device: str = "auto"):
+    def checkInputs(cls, input_node, segmentation_node=None, device: str = "auto"):
         """The input as a `Volume`; raises a clear error for anything TAOActivity cannot use."""
         from orbitai.mrml import volume_from_volume_node
 
@@ -78,18 +78,18 @@ class TAOActivityLogic(JobLogic):
                               f"load an axial orbital T2 MRI with at least {MIN_SLICES} slices through the orbits.")
         if segmentation_node is not None and not segmentation_node.IsA("vtkMRMLSegmentationNode"):
             raise InputError(f"'{segmentation_node.GetName()}' is not a segmentation node.")
-        cls.check_device(device)
+        cls.checkDevice(device)
         return vol
 
     # ------------------------------------------------------------------------ hooks
-    def job_arguments(self, workdir: Path, input_node, segmentation_node=None, model: str = "B",
+    def jobArguments(self, workdir: Path, input_node, segmentation_node=None, model: str = "B",
                       device: str = "auto", maps: bool = True) -> list[str]:
         """Start hook: check the inputs, write them into ``workdir``, name the ``tao predict`` command.
         The scene is not changed."""
         from orbitai.mrml import labels_from_segmentation_node
         from orbitai.mrml.transaction import temporary_nodes
 
-        vol = self.check_inputs(input_node, segmentation_node, device)
+        vol = self.checkInputs(input_node, segmentation_node, device)
         bundle = self.resolveModel(model)
         labels = None
         if segmentation_node is not None:
@@ -99,7 +99,7 @@ class TAOActivityLogic(JobLogic):
             except ValueError as exc:
                 raise InputError(f"Orbit segmentation '{segmentation_node.GetName()}': {exc}") from None
         image = write_job_input(vol, workdir / "input.nrrd")
-        args = ["tao", "predict", str(image), "--model", str(bundle.path), "--device", self.check_device(device),
+        args = ["tao", "predict", str(image), "--model", str(bundle.path), "--device", self.checkDevice(device),
                 "--out", "{out}"]
         if labels is not None:
             args += ["--segmentation", str(write_job_input(labels, workdir / "orbit_labels.nrrd"))]
@@ -107,7 +107,7 @@ class TAOActivityLogic(JobLogic):
             args.append("--no-maps")
         return args
 
-    def import_results(self, result_dir: Path, input_node, **_options: Any) -> TaoOutputs:
+    def importResults(self, result_dir: Path, input_node, **_options: Any) -> TaoOutputs:
         """Finish hook: read a ``tao predict`` output folder, then add its table, crop ROIs and heat maps
         (everything is read and checked before the scene is touched)."""
         from orbitai.mrml import geometry_of, overlay_node_from_volume, roi_node_from_box, table_node_from_rows

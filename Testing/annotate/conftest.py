@@ -55,7 +55,7 @@ def mrml(right_orbit):
     seg.SetReferenceImageGeometryParameterFromVolumeNode(vol)
     ids = [seg.GetSegmentation().AddEmptySegment(n, n) for n in ("inferior_rectus_muscle_right", "eyeball_right")]
     logic = AnnotationLogic(ctx.scene, ctx.app_logic)
-    logic.set_inputs(seg, vol, ids[0])
+    logic.setInputs(seg, vol, ids[0])
 
     class NS:
         def paint(self, segment_id, mask):

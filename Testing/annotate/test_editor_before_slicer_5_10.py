@@ -121,15 +121,15 @@ def test_annotation_logic_edits_and_undoes_through_the_segment_editor_widget(rig
         logic = AnnotationLogic(ctx.scene, ctx.app_logic)
         assert isinstance(logic.editor, SegmentEditorWidgetEditor)
         assert slicer_5_8[:2] == ["created", "effectByName(Paint)"]
-        logic.set_inputs(seg, vol, sid)
+        logic.setInputs(seg, vol, sid)
         logic.params(SMARTPENCIL).set("Superpixels", 500)
         truth = labels.array == 2                                       # the right eyeball
         centre = np.argwhere(truth).mean(0).round().astype(int)
-        r = logic.smartpencil_click(ras=voxel_to_ras(vol, centre))
+        r = logic.smartPencilClick(ras=voxel_to_ras(vol, centre))
         assert r.ok and r.changed_voxels > 0, r.message
-        mask = logic.segment_mask(sid)
+        mask = logic.segmentMask(sid)
         assert mask[tuple(centre)] and dice(mask, truth) > 0.05
-        assert logic.undo().ok and not logic.segment_mask(sid).any()
-        assert logic.redo().ok and np.array_equal(logic.segment_mask(sid), mask)
+        assert logic.undo().ok and not logic.segmentMask(sid).any()
+        assert logic.redo().ok and np.array_equal(logic.segmentMask(sid), mask)
     finally:
         ctx.close()

@@ -21,7 +21,7 @@ def editor_node(headless_ctx):
 def test_defaults_are_stored_where_slicer_effects_keep_theirs(editor_node):
     for effect, options in EFFECT_OPTIONS.items():
         params = EffectParameters(editor_node, effect)
-        params.set_defaults()
+        params.setDefaults()
         for o in options:
             # scriptedEffect.parameter(name) reads the attribute "<effect name>.<name>"
             assert editor_node.GetAttribute(f"{effect}.{o.name}") is not None
@@ -29,7 +29,7 @@ def test_defaults_are_stored_where_slicer_effects_keep_theirs(editor_node):
         assert effect in EFFECT_HELP
     p = EffectParameters(editor_node, SMARTFILL)
     p.set("Smoothness", 4.5)
-    p.set_defaults()                                       # defaults never overwrite a choice
+    p.setDefaults()                                       # defaults never overwrite a choice
     assert p.get("Smoothness") == 4.5 and editor_node.GetAttribute("SmartFill.Smoothness") == "4.5"
 
 
@@ -66,14 +66,14 @@ def test_parameters_are_written_like_slicer_effects_write_theirs(editor_node):
     editor_node.AddObserver(vtk.vtkCommand.ModifiedEvent, count("modified"))
     editor_node.AddObserver(slicer.vtkMRMLSegmentEditorNode.EffectParameterModified, count("parameter"))
     p = EffectParameters(editor_node, SMARTFILL)
-    p.set_defaults()
+    p.setDefaults()
     assert events == {"modified": 0, "parameter": len(EFFECT_OPTIONS[SMARTFILL])}
     events.update(modified=0, parameter=0)
     p.update({"Smoothness": 4.5, "LocalityMm": 12.0})
     assert events == {"modified": 0, "parameter": 2}
     events.update(modified=0, parameter=0)
     assert p.set("Smoothness", 4.5) is False
-    p.set_defaults()
+    p.setDefaults()
     assert events == {"modified": 0, "parameter": 0}
     assert editor_node.GetAttribute("SmartFill.Smoothness") == "4.5"
 
@@ -105,7 +105,7 @@ def test_background_segment_survives_parameter_changes_and_gui_rebuilds(mrml):
     is not offered (it is the edited segment) keeps it."""
     L, seg, (obj, bg) = mrml.logic, mrml.segmentation, mrml.ids
     p = L.params(SMARTFILL)
-    p.set_defaults()
+    p.setDefaults()
     p.set("BackgroundSegmentID", bg)
 
     assert p.node.GetSegmentationNode() is seg
@@ -125,13 +125,13 @@ def test_background_segment_survives_parameter_changes_and_gui_rebuilds(mrml):
         choices, index = rebuild()
         assert choices[index][0] == bg and choices[0][0] == NO_SEGMENT
         write_back(choices, index)
-    assert p.get("BackgroundSegmentID") == bg and L.background_segment_id() == bg
-    L.select_segment(bg)                                   # editing the background segment itself
+    assert p.get("BackgroundSegmentID") == bg and L.backgroundSegmentID() == bg
+    L.selectSegment(bg)                                   # editing the background segment itself
     choices, index = rebuild()
-    assert bg not in [sid for sid, _ in choices] and index == 0 and L.background_segment_id() is None
+    assert bg not in [sid for sid, _ in choices] and index == 0 and L.backgroundSegmentID() is None
     write_back(choices, index)
     assert p.get("BackgroundSegmentID") == bg              # not erased by the other option's change
-    L.select_segment(obj)
+    L.selectSegment(obj)
     choices, index = rebuild()
     assert choices[index][0] == bg
     write_back(choices, 0)                                 # the user picks "(none)" on purpose
@@ -152,9 +152,9 @@ def test_smartfill_reads_background_strokes_from_the_chosen_segment(mrml):
     L.params(SMARTFILL).set("BackgroundSegmentID", mrml.ids[1])
     from orbitai.mrml.segment_editor import finish_pending
 
-    r = finish_pending(L, L.smartfill_preview())           # strokes from the segments, as the effect does
+    r = finish_pending(L, L.smartFillPreview())           # strokes from the segments, as the effect does
     assert r.ok and r.details["mask"][fg].all() and not r.details["mask"][bg].any()
-    L.smartfill_cancel()
+    L.smartFillCancel()
 
 
 def test_slice_axis_follows_the_view():
@@ -204,7 +204,7 @@ def test_effects_register_without_scipy_and_skimage(tmp_path):
         "from orbitai.mrml import new_scene\n"
         "scene = new_scene().scene\n"
         "logic = al.AnnotationLogic(scene)\n"
-        "p = logic.params(opts.SMARTPENCIL); p.set_defaults(); assert p.get('Superpixels') == 1000\n"
+        "p = logic.params(opts.SMARTPENCIL); p.setDefaults(); assert p.get('Superpixels') == 1000\n"
         "assert 'orbitai.annotate' not in sys.modules and 'scipy' not in sys.modules\n"
         "print(opts.missing_dependencies(ask=False))\n"
     )

@@ -22,7 +22,7 @@ def _user_layers(ns):
     composite.SetLabelVolumeID(labelmap.GetID())
 
     def snapshot():
-        return ([ns.logic.segment_mask(s).tobytes() for s in ns.ids],
+        return ([ns.logic.segmentMask(s).tobytes() for s in ns.ids],
                 slicer.util.arrayFromVolume(labelmap).tobytes(),
                 (composite.GetBackgroundVolumeID(), composite.GetForegroundVolumeID(), composite.GetLabelVolumeID()),
                 ns.scene.GetNodesByClass("vtkMRMLLabelMapVolumeNode").GetNumberOfItems())
@@ -31,37 +31,37 @@ def _user_layers(ns):
 
 def test_smartfill_preview_and_cancel_leave_the_user_segments_alone(mrml):
     L = mrml.logic
-    L.select_segment(mrml.ids[1])
+    L.selectSegment(mrml.ids[1])
     truth = mrml.labels.array == 2
     strokes = np.any(simulate_strokes(truth, mrml.image.spacing, 3), axis=0)
     mrml.paint(mrml.ids[1], strokes)                       # the user paints strokes into the segment
     snapshot = _user_layers(mrml)
     before = snapshot()
-    r = L.smartfill_preview()
+    r = L.smartFillPreview()
     assert r.ok and snapshot() == before                    # nothing of the user's changed
-    node = L.preview_node
+    node = L.previewNode
     assert node is not None and node.GetHideFromEditors() and node is r.details["preview_node"]
-    assert L.editor_node.GetNodeReference(PREVIEW_ROLE) is node
+    assert L.editorNode.GetNodeReference(PREVIEW_ROLE) is node
     assert np.array_equal(_preview_mask(L), r.details["mask"]) and dice(r.details["mask"], truth) >= 0.9
-    assert L.smartfill_cancel().ok
-    assert L.preview_node is None and node.GetScene() is None and snapshot() == before
-    assert not L.smartfill_accept().ok                      # nothing left to accept
+    assert L.smartFillCancel().ok
+    assert L.previewNode is None and node.GetScene() is None and snapshot() == before
+    assert not L.smartFillAccept().ok                      # nothing left to accept
 
 
 def test_smartfill_accept_copies_the_preview_with_one_undo_state(mrml):
     L = mrml.logic
-    L.select_segment(mrml.ids[1])
+    L.selectSegment(mrml.ids[1])
     truth = mrml.labels.array == 2
     strokes = np.any(simulate_strokes(truth, mrml.image.spacing, 3), axis=0)
     mrml.paint(mrml.ids[1], strokes)
-    painted = L.segment_mask().tobytes()
-    preview = L.smartfill_preview().details["mask"]
-    r = L.smartfill_accept()
-    assert r.ok and r.changed_voxels > 0 and L.preview_node is None
-    filled = L.segment_mask()
+    painted = L.segmentMask().tobytes()
+    preview = L.smartFillPreview().details["mask"]
+    r = L.smartFillAccept()
+    assert r.ok and r.changed_voxels > 0 and L.previewNode is None
+    filled = L.segmentMask()
     assert np.array_equal(filled, preview | strokes) and dice(filled, truth) >= 0.9
-    assert L.undo().ok and L.segment_mask().tobytes() == painted   # undo restores the strokes exactly
-    assert L.redo().ok and np.array_equal(L.segment_mask(), filled)
+    assert L.undo().ok and L.segmentMask().tobytes() == painted   # undo restores the strokes exactly
+    assert L.redo().ok and np.array_equal(L.segmentMask(), filled)
 
 
 def test_smartpencil_boundaries_and_working_region(mrml):
@@ -71,16 +71,16 @@ def test_smartpencil_boundaries_and_working_region(mrml):
     snapshot = _user_layers(mrml)
     before = snapshot()
     k, j, i = np.argwhere(mrml.labels.array == 8)[0]
-    assert L.smartpencil_click(ijk=(k, j, i)).ok
-    node = L.boundaries_node
+    assert L.smartPencilClick(ijk=(k, j, i)).ok
+    node = L.boundariesNode
     assert node is not None and node.GetHideFromEditors()
-    assert L.editor_node.GetNodeReference(BOUNDARIES_ROLE) is node
+    assert L.editorNode.GetNodeReference(BOUNDARIES_ROLE) is node
     assert snapshot()[1:] == before[1:]                     # label layer and label map untouched
     hits = L.cache.hits
-    assert L.smartpencil_click(ijk=(k, j, i + 1), remove=True).ok      # same working region: from the cache
+    assert L.smartPencilClick(ijk=(k, j, i + 1), remove=True).ok      # same working region: from the cache
     assert L.cache.hits == hits + 1 and L.cache.misses == 1            # superpixels computed once
     assert snapshot()[0][1] == before[0][1]                 # the other segment is untouched
-    assert L.remove_boundaries() and L.boundaries_node is None and node.GetScene() is None
+    assert L.removeBoundaries() and L.boundariesNode is None and node.GetScene() is None
 
 
 def _preview_mask(logic):
@@ -88,6 +88,6 @@ def _preview_mask(logic):
 
     from orbitai.mrml.labelmaps import segment_extent_mask
 
-    image = logic.preview_node.GetSegmentation().GetNthSegment(0).GetRepresentation(
+    image = logic.previewNode.GetSegmentation().GetNthSegment(0).GetRepresentation(
         slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName())
     return segment_extent_mask(image, logic.editor.aligned()[0])

@@ -12,22 +12,22 @@ from OrbitSegmentationLib.effect_options import AUTOCORRECTION, SMARTFILL
 
 
 def wait_ready(logic, timeout_s: float = 60.0) -> str:
-    logic.start_prior()
+    logic.startPrior()
     t0 = time.monotonic()
-    while logic.prior_status().endswith("computing...") and time.monotonic() - t0 < timeout_s:
+    while logic.priorStatus().endswith("computing...") and time.monotonic() - t0 < timeout_s:
         time.sleep(0.1)
-    return logic.prior_status()
+    return logic.priorStatus()
 
 
 def test_start_from_the_model_then_undo(mrml):
     L = mrml.logic
-    L.select_segment(mrml.ids[1])                            # eyeball_right
+    L.selectSegment(mrml.ids[1])                            # eyeball_right
     assert wait_ready(L).startswith("Model prior ready")
-    r = L.start_from_model()
+    r = L.startFromModel()
     assert r.ok and r.changed_voxels > 0, r.message
-    got = L.segment_mask(mrml.ids[1])
+    got = L.segmentMask(mrml.ids[1])
     assert dice(got, mrml.labels.array == 2) > 0.85
-    assert L.undo().ok and not L.segment_mask(mrml.ids[1]).any()
+    assert L.undo().ok and not L.segmentMask(mrml.ids[1]).any()
 
 
 def test_smartfill_uses_the_prior_and_weight_zero_is_todays_fill(mrml):
@@ -35,35 +35,35 @@ def test_smartfill_uses_the_prior_and_weight_zero_is_todays_fill(mrml):
     truth = mrml.labels.array == 8                           # inferior_rectus_muscle_right (segment 0)
     fg = np.any(simulate_strokes(truth, mrml.image.spacing, 2), axis=0)
     mrml.paint(mrml.ids[0], fg)
-    with_prior = L.smartfill_preview()
+    with_prior = L.smartFillPreview()
     if with_prior.details.get("pending"):                   # the prior's child is still running
-        with_prior = L.wait_for_prior(120)
+        with_prior = L.waitForPrior(120)
     assert with_prior.ok and with_prior.details["prior_used"], with_prior.message
     assert "Model prior orbit_svnet_ct_demo" in with_prior.message
-    L.smartfill_cancel()
+    L.smartFillCancel()
     L.params(SMARTFILL).set("PriorWeight", 0.0)
-    off = L.smartfill_preview()
+    off = L.smartFillPreview()
     assert off.ok and not off.details["prior_used"]
     from orbitai.annotate import smartfill
 
     today = smartfill(mrml.image.array, mrml.image.spacing, fg)
     np.testing.assert_array_equal(off.details["mask"], today.mask)
-    L.smartfill_cancel()
+    L.smartFillCancel()
     assert dice(with_prior.details["mask"], truth) >= dice(off.details["mask"], truth) - 0.01
 
 
 def test_a_segment_not_named_after_a_structure_works_without_the_prior(mrml):
     L = mrml.logic
     sid = mrml.segmentation.GetSegmentation().AddEmptySegment("my_muscle", "my_muscle")
-    L.select_segment(sid)
-    assert L.start_prior().ok and L._prior_job is None          # no network for a segment it cannot help
-    assert "name the segment after an orbit structure" in L.prior_status()
+    L.selectSegment(sid)
+    assert L.startPrior().ok and L._prior_job is None          # no network for a segment it cannot help
+    assert "name the segment after an orbit structure" in L.priorStatus()
     truth = mrml.labels.array == 8
     mrml.paint(sid, np.any(simulate_strokes(truth, mrml.image.spacing, 2), axis=0))
-    r = L.smartfill_preview()
+    r = L.smartFillPreview()
     assert r.ok and not r.details["prior_used"] and "name the segment after an orbit structure" in r.message
-    L.smartfill_cancel()
-    assert not L.start_from_model().ok
+    L.smartFillCancel()
+    assert not L.startFromModel().ok
     L.params(AUTOCORRECTION).set("PriorWeight", 0.0)
     assert L.autocorrect().ok
 

@@ -1,7 +1,7 @@
 """Issue #28: no effect call made on Slicer's main thread does model work. Preview, AutoCorrection and
 "Start from the model" asked before the model prior is there return at once (at most 50 ms each), the
 network runs in the warm worker / a child process, and the prior arrives through the effect's timer
-(`AnnotationLogic.poll_prior`), which then runs the action that waited. Real slicer-core scene, real worker,
+(`AnnotationLogic.pollPrior`), which then runs the action that waited. Real slicer-core scene, real worker,
 the bundled CT model on the phantom orbit."""
 from __future__ import annotations
 
@@ -38,11 +38,11 @@ def _timed(call):
 
 
 def _poll_like_the_timer(logic, timeout_s: float = 180.0):
-    """Call poll_prior every TIMER_S until the waiting action ran; (its result, the longest poll while the
+    """Call pollPrior every TIMER_S until the waiting action ran; (its result, the longest poll while the
     child was still running)."""
     longest, end = 0.0, time.monotonic() + timeout_s
     while time.monotonic() < end:
-        result, dt = _timed(logic.poll_prior)
+        result, dt = _timed(logic.pollPrior)
         if result is not None:
             return result, longest
         longest = max(longest, dt)
@@ -54,24 +54,24 @@ def test_start_from_the_model_returns_at_once_and_runs_when_the_prior_arrives(mr
     from orbitai.mrml.segment_editor import segment_mask
 
     L = mrml.logic
-    L.select_segment(mrml.ids[1])                                         # eyeball_right
-    r, blocked = _timed(L.start_from_model)
+    L.selectSegment(mrml.ids[1])                                         # eyeball_right
+    r, blocked = _timed(L.startFromModel)
     assert r.ok and r.details.get("pending"), r.message
     assert blocked <= BLOCK_S, f"Start from the model blocked the calling thread {blocked * 1000:.0f} ms"
-    assert "computing" in r.message and not L.segment_mask(mrml.ids[1]).any()
+    assert "computing" in r.message and not L.segmentMask(mrml.ids[1]).any()
     assert isinstance(L._prior_job, PriorRequest) and not L._prior_job.done
-    status, blocked = _timed(L.prior_status)
+    status, blocked = _timed(L.priorStatus)
     assert status.endswith("computing...") and blocked <= BLOCK_S
-    again, blocked = _timed(L.start_from_model)                           # pressed twice: still one job
+    again, blocked = _timed(L.startFromModel)                           # pressed twice: still one job
     assert again.details.get("pending") and blocked <= BLOCK_S
     result, longest = _poll_like_the_timer(L)
     assert longest <= BLOCK_S, f"a timer poll blocked {longest * 1000:.0f} ms while the child ran"
     assert result.ok and result.changed_voxels > 0, result.message
     got = segment_mask(mrml.segmentation, mrml.ids[1], mrml.volume)
     assert dice(got, mrml.labels.array == 2) > 0.85
-    assert L.prior_status().startswith("Model prior ready") and not L.pending
+    assert L.priorStatus().startswith("Model prior ready") and not L.pending
     assert isinstance(DEFAULT_PRIORS.request(mrml.image, key=L._prior_job.key), ModelPrior)   # cached
-    assert L.undo().ok and not L.segment_mask(mrml.ids[1]).any()          # one undo step, as before
+    assert L.undo().ok and not L.segmentMask(mrml.ids[1]).any()          # one undo step, as before
 
 
 def test_preview_and_autocorrection_wait_for_the_prior_without_blocking(mrml, no_model_in_process):
@@ -81,14 +81,14 @@ def test_preview_and_autocorrection_wait_for_the_prior_without_blocking(mrml, no
     truth = mrml.labels.array == 8                                        # inferior_rectus_muscle_right
     fg = np.any(simulate_strokes(truth, mrml.image.spacing, 2), axis=0)
     mrml.paint(mrml.ids[0], fg)
-    r, blocked = _timed(L.smartfill_preview)
-    assert r.ok and r.details.get("pending") and L.preview_node is None, r.message
+    r, blocked = _timed(L.smartFillPreview)
+    assert r.ok and r.details.get("pending") and L.previewNode is None, r.message
     assert blocked <= BLOCK_S, f"Preview blocked the calling thread {blocked * 1000:.0f} ms"
     result, longest = _poll_like_the_timer(L)
     assert longest <= BLOCK_S
-    assert result.ok and result.details["prior_used"] and L.preview_node is not None, result.message
+    assert result.ok and result.details["prior_used"] and L.previewNode is not None, result.message
     assert dice(result.details["mask"], truth) > 0.8
-    L.smartfill_cancel()
+    L.smartFillCancel()
     L.params(AUTOCORRECTION).set("PriorWeight", 1.0)                      # the prior is there now: no waiting
     r, _ = _timed(L.autocorrect)
     assert r.ok and not r.details.get("pending"), r.message
@@ -96,12 +96,12 @@ def test_preview_and_autocorrection_wait_for_the_prior_without_blocking(mrml, no
 
 def test_a_pending_action_is_not_run_on_another_segment(mrml, no_model_in_process):
     L = mrml.logic
-    L.select_segment(mrml.ids[1])
-    assert L.start_from_model().details.get("pending")
-    L.select_segment(mrml.ids[0])
-    result = L.wait_for_prior(180)
+    L.selectSegment(mrml.ids[1])
+    assert L.startFromModel().details.get("pending")
+    L.selectSegment(mrml.ids[0])
+    result = L.waitForPrior(180)
     assert result is not None and not result.ok and "segment changed" in result.message
-    assert not L.segment_mask(mrml.ids[0]).any() and not L.segment_mask(mrml.ids[1]).any()
+    assert not L.segmentMask(mrml.ids[0]).any() and not L.segmentMask(mrml.ids[1]).any()
 
 
 def test_a_failed_prior_is_one_line_and_the_tools_go_on_without_it(mrml, monkeypatch):
@@ -119,10 +119,10 @@ def test_a_failed_prior_is_one_line_and_the_tools_go_on_without_it(mrml, monkeyp
     L = mrml.logic
     truth = mrml.labels.array == 8
     mrml.paint(mrml.ids[0], np.any(simulate_strokes(truth, mrml.image.spacing, 2), axis=0))
-    assert L.smartfill_preview().details.get("pending")
-    result = L.wait_for_prior(180)
+    assert L.smartFillPreview().details.get("pending")
+    result = L.waitForPrior(180)
     assert result is not None and result.ok and not result.details["prior_used"], result.message
-    status = L.prior_status()
+    status = L.priorStatus()
     assert "no_such_bundle_anywhere" in status and "\n" not in status and "Traceback" not in status
-    L.smartfill_cancel()
+    L.smartFillCancel()
     DEFAULT_PRIORS.clear()

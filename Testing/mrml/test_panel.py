@@ -35,13 +35,13 @@ class QuickLogic(JobLogic):
     job_title = "Quick job"
     broken_summary = True
 
-    def job_arguments(self, workdir: Path, input_node) -> list[str]:
+    def jobArguments(self, workdir: Path, input_node) -> list[str]:
         return []
 
-    def make_job(self, args: list[str]) -> OrbitaiJob:
+    def makeJob(self, args: list[str]) -> OrbitaiJob:
         return OrbitaiJob(args, module="platform")
 
-    def import_results(self, out_dir: Path, input_node) -> Any:
+    def importResults(self, out_dir: Path, input_node) -> Any:
         return Outputs(self.broken_summary)
 
 
@@ -140,7 +140,7 @@ def test_leaving_the_module_mid_run_lands_results_and_shows_them_on_return(scene
     class LandingLogic(QuickLogic):
         broken_summary = False
 
-        def import_results(self, out_dir, input_node):
+        def importResults(self, out_dir, input_node):
             ctx.scene.AddNewNodeByClass("vtkMRMLTableNode", "results")
             return Outputs(False)
 

@@ -310,11 +310,11 @@ def test_module_logics_use_the_warm_worker_unless_switched_off(monkeypatch):
     class Logic(JobLogic):
         pass
 
-    logic = object.__new__(Logic)  # make_job needs no scene
+    logic = object.__new__(Logic)  # makeJob needs no scene
     monkeypatch.delenv("ORBITAI_WARM_WORKER", raising=False)
-    assert type(logic.make_job(["info"])) is WarmJob
+    assert type(logic.makeJob(["info"])) is WarmJob
     monkeypatch.setenv("ORBITAI_WARM_WORKER", "0")
-    assert type(logic.make_job(["info"])) is OrbitaiJob
+    assert type(logic.makeJob(["info"])) is OrbitaiJob
     monkeypatch.delenv("ORBITAI_WARM_WORKER")
     monkeypatch.setattr(Logic, "warm_worker", False)
-    assert type(logic.make_job(["info"])) is OrbitaiJob
+    assert type(logic.makeJob(["info"])) is OrbitaiJob

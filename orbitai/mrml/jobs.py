@@ -7,9 +7,9 @@ declares only what differs:
   ``pyproject.toml``, read by `ensureDependencies`);
 * ``models``: its task's models (`orbitai.bundle.models.TaskModels`, declared in ``orbitai/<task>/models.py``),
   behind the panel's model choice (`JobLogic.modelChoices`, `modelLabels`, `defaultModelLabel`, `resolveModel`);
-* the start hook `JobLogic.job_arguments`: check the inputs, write them into the job's temporary
+* the start hook `JobLogic.jobArguments`: check the inputs, write them into the job's temporary
   folder, return the ``orbitai ...`` command line (``{out}`` is the child's output folder);
-* the finish hook `JobLogic.import_results`: read the child's output folder and add nodes.
+* the finish hook `JobLogic.importResults`: read the child's output folder and add nodes.
 
 The base starts the job (`ModuleJob`) on the session's warm worker (`orbitai.worker.shared_worker`: torch and
 the models stay loaded between Applies; ``warm_worker = False`` on a Logic class, or ``ORBITAI_WARM_WORKER=0``
@@ -70,7 +70,7 @@ class ModuleJob:
         self.job.cleanup()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
-    def checked_result(self, what: str) -> JobResult:
+    def checkedResult(self, what: str) -> JobResult:
         """The finished child's result; raises :class:`JobError` with its last error lines if it failed."""
         res = self.job.result()
         if res.cancelled:
@@ -111,11 +111,11 @@ class JobLogic:
         self.ctx = context or get_context()
 
     # ------------------------------------------------------------------ hooks (per module)
-    def job_arguments(self, workdir: Path, input_node, *args: Any, **options: Any) -> list[str]:
+    def jobArguments(self, workdir: Path, input_node, *args: Any, **options: Any) -> list[str]:
         """Start hook: check the inputs, write them into ``workdir``, return the ``orbitai`` arguments."""
         raise NotImplementedError
 
-    def import_results(self, out_dir: Path, input_node, **options: Any) -> Any:
+    def importResults(self, out_dir: Path, input_node, **options: Any) -> Any:
         """Finish hook: read the child's output folder and add the result nodes; returns the outputs."""
         raise NotImplementedError
 
@@ -174,7 +174,7 @@ class JobLogic:
 
     # ---------------------------------------------------------------------------- run
     @staticmethod
-    def check_device(device: Optional[str]) -> str:
+    def checkDevice(device: Optional[str]) -> str:
         """``device`` normalised (``auto|cpu|cuda[:N]|mps``); a clear error for anything else."""
         from orbitai.device import DEVICE_CHOICES
 
@@ -183,7 +183,7 @@ class JobLogic:
             raise DeviceError(f"Unknown device {device!r}; use one of {', '.join(DEVICE_CHOICES)}.")
         return d
 
-    def make_job(self, args: list[str]) -> OrbitaiJob:
+    def makeJob(self, args: list[str]) -> OrbitaiJob:
         """The job for ``args`` (``orbitai ...``): on the warm worker, or a fresh ``python -m orbitai`` child."""
         if self.warm_worker and warm_worker_enabled():
             return WarmJob(args)
@@ -202,11 +202,11 @@ class JobLogic:
         The scene is not changed; the job remembers ``input_node`` and the options."""
         workdir = Path(tempfile.mkdtemp(prefix="orbitai-job-in-"))
         try:
-            bound = inspect.signature(self.job_arguments).bind(workdir, input_node, *args, **options)
+            bound = inspect.signature(self.jobArguments).bind(workdir, input_node, *args, **options)
             bound.apply_defaults()
-            cli_args = self.job_arguments(*bound.args, **bound.kwargs)
+            cli_args = self.jobArguments(*bound.args, **bound.kwargs)
             kept = dict(list(bound.arguments.items())[2:])
-            return ModuleJob(self.make_job(cli_args).start(), workdir, input_node, kept)
+            return ModuleJob(self.makeJob(cli_args).start(), workdir, input_node, kept)
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
             raise
@@ -215,10 +215,10 @@ class JobLogic:
         """Import a finished child's results for the input it started on (raises, scene unchanged,
         if it failed, was cancelled, or its input left the scene)."""
         try:
-            res = job.checked_result(self.job_title)
+            res = job.checkedResult(self.job_title)
             if res.out_dir is None:
                 raise JobError(f"{self.job_title} wrote no output folder.")
-            return self.load_results(res.out_dir, job.input_node, **job.options)
+            return self.loadResults(res.out_dir, job.input_node, **job.options)
         finally:
             job.cleanup()
 
@@ -229,7 +229,7 @@ class JobLogic:
         job.wait(progress, cancel)
         return self.finish(job)
 
-    def load_results(self, out_dir: str | Path, input_node, **options: Any) -> Any:
+    def loadResults(self, out_dir: str | Path, input_node, **options: Any) -> Any:
         """Import an output folder for ``input_node``: all of its nodes or, on any error, none."""
         from orbitai.mrml.transaction import rollback_on_error
 
@@ -240,4 +240,4 @@ class JobLogic:
             raise JobError(f"'{gone[0].GetName()}' was removed from the scene while the {self.job_title.lower()} "
                            "ran; nothing was added. Apply again.")
         with rollback_on_error(self.ctx.scene):
-            return self.import_results(Path(out_dir), input_node, **options)
+            return self.importResults(Path(out_dir), input_node, **options)

@@ -33,7 +33,7 @@ def finish_pending(logic, result):
     """A pressed button's result; when the action waits for the model prior (``details['pending']``),
     wait for it (a test may block; the effect's timer does this in Slicer) and return the action's result."""
     if result.ok and result.details.get("pending"):
-        result = logic.wait_for_prior(PRIOR_TIMEOUT_S)
+        result = logic.waitForPrior(PRIOR_TIMEOUT_S)
         assert result is not None, f"the model prior did not arrive within {PRIOR_TIMEOUT_S:.0f} s"
     assert result.ok, result.message
     return result
@@ -79,7 +79,7 @@ class SegmentEditorDriver:
         return finish_pending(effect.logic, getattr(effect, button)(**kwargs))
 
     def preview_node(self):
-        return self.effect.self().logic.preview_node
+        return self.effect.self().logic.previewNode
 
     def close(self) -> None:
         """Deactivate the effect (SmartFill cancels a pending preview); the scenario removes the nodes."""

@@ -46,21 +46,21 @@ class _LogicDriver:
     def __init__(self, ctx, segmentation, volume):
         from orbitai.mrml import segment_editor
         self.logic = segment_editor.orbit_segmentation_lib("annotation_logic").AnnotationLogic(ctx.scene, ctx.app_logic)
-        self.logic.set_inputs(segmentation, volume)
+        self.logic.setInputs(segmentation, volume)
         self.effect = ""
 
     def select(self, segment_id: str) -> None:
-        self.logic.select_segment(segment_id)
+        self.logic.selectSegment(segment_id)
 
     def activate(self, effect: str) -> None:
         self.effect = effect
-        self.logic.params(effect).set_defaults()
+        self.logic.params(effect).setDefaults()
 
     def set_parameter(self, name: str, value: Any) -> None:
         self.logic.params(self.effect).set(name, value)
 
     def parameter(self, name: str) -> str:
-        return self.logic.editor_node.GetAttribute(f"{self.effect}.{name}") or ""
+        return self.logic.editorNode.GetAttribute(f"{self.effect}.{name}") or ""
 
     def rebuild_gui(self) -> None:
         """What the effect's updateGUIFromMRML + updateMRMLFromGUI do with a segment option."""
@@ -69,24 +69,24 @@ class _LogicDriver:
         p = self.logic.params(self.effect)
         for name, o in p.options.items():
             if o.kind == "segment":
-                choices = al.segment_choices(self.logic.segmentation_node, self.logic.segment_id)
+                choices = al.segment_choices(self.logic.segmentationNode, self.logic.segmentID)
                 shown = choices[al.choice_index(choices, p.get(name))][0]
                 p.set(name, al.chosen_segment(choices, p.get(name), shown))
 
     def press(self, button: str, **kwargs):
         logic = self.logic
-        action = {"onPreview": logic.smartfill_preview, "onAccept": logic.smartfill_accept,
-                  "onApply": logic.autocorrect, "click": lambda ras, remove: logic.smartpencil_click(
+        action = {"onPreview": logic.smartFillPreview, "onAccept": logic.smartFillAccept,
+                  "onApply": logic.autocorrect, "click": lambda ras, remove: logic.smartPencilClick(
                       ras=ras, remove=remove)}[button]
         from orbitai.mrml.segment_editor import finish_pending
 
         return finish_pending(logic, action(**kwargs))
 
     def preview_node(self):
-        return self.logic.preview_node
+        return self.logic.previewNode
 
     def close(self) -> None:
-        self.logic.smartfill_cancel()
+        self.logic.smartFillCancel()
 
 
 # --------------------------------------------------------------------------- the scenario

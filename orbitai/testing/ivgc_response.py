@@ -1,7 +1,7 @@
 """IVGCResponse Logic and job panel on a real MRML scene: run by ``Testing/IVGCResponse`` (pytest, headless
 with slicer-core) and by the module's self-test inside Slicer (IVGCResponseTest).
 
-Two layers: `load_results` against output folders written here as the ``orbitai ivgc predict`` contract
+Two layers: `loadResults` against output folders written here as the ``orbitai ivgc predict`` contract
 says (fast; no model), and the whole Logic end to end through the child process on an IVGC phantom
 (these need the demo bundles: see `installed`).
 """
@@ -32,7 +32,7 @@ def installed(model: str = SVM) -> bool:
 
 # --------------------------------------------------------------------------- contract folders
 def _reference_mri() -> Volume:
-    """A small oblique, anisotropic coronal 'MRI' grid (values irrelevant to load_results)."""
+    """A small oblique, anisotropic coronal 'MRI' grid (values irrelevant to loadResults)."""
     rng = np.random.default_rng(5)
     a = rng.normal(100.0, 10.0, (10, 40, 56)).astype(np.float32)
     return Volume(a, (0.8, 0.8, 2.5), (50.0, -20.0, 30.0), rotation(0.04, 0.05, -0.08))
@@ -76,7 +76,7 @@ def test_load_results_writes_tables_and_overlay(ctx, tmp_path: Path):
     mri = volume_node_from_volume(ctx, ref, name="T2")
     write_contract_result(tmp_path / "res", ref)
     before = node_ids(ctx)
-    out = IVGCResponseLogic(ctx).load_results(tmp_path / "res", mri)
+    out = IVGCResponseLogic(ctx).loadResults(tmp_path / "res", mri)
 
     rows = rows_from_table_node(out.result_table)
     assert out.result_table.GetName() == "IVGC response" and len(rows) == 1
@@ -110,7 +110,7 @@ def test_load_results_radiomics_model_without_gradcam(ctx, tmp_path: Path):
     ref = _reference_mri()
     mri = volume_node_from_volume(ctx, ref, name="T2")
     write_contract_result(tmp_path / "res", ref, probability=0.2, gradcam=False, coefficients=False)
-    out = IVGCResponseLogic(ctx).load_results(tmp_path / "res", mri)
+    out = IVGCResponseLogic(ctx).loadResults(tmp_path / "res", mri)
     assert out.gradcam_node is None
     assert rows_from_table_node(out.result_table)[0]["call"] == "non-responder"
     assert len(rows_from_table_node(out.features_table)) == len(FEATURES)
@@ -158,7 +158,7 @@ def test_load_results_refuses_broken_folders_scene_unchanged(ctx, tmp_path: Path
         write_contract_result(folder, ref)
         _break(folder, how, ref)
         try:
-            logic.load_results(folder, mri)
+            logic.loadResults(folder, mri)
         except (OrbitAIError, ValueError) as exc:
             assert "\n" not in str(exc) and str(exc), f"{how}: {exc!r}"
         else:
@@ -180,7 +180,7 @@ def test_load_results_rolls_back_when_a_node_fails(ctx, tmp_path: Path):
 
     before = node_ids(ctx)
     with patched(bridge, "overlay_node_from_volume", failing), raises(RuntimeError, match="out of memory"):
-        IVGCResponseLogic(ctx).load_results(tmp_path / "res", mri)
+        IVGCResponseLogic(ctx).loadResults(tmp_path / "res", mri)
     assert node_ids(ctx) == before
 
 
@@ -192,7 +192,7 @@ def test_clinical_values_checked_with_the_schema():
 
     from orbitai.cohort.clinical import IVGC_CLINICAL
 
-    check = IVGCResponseLogic.check_clinical
+    check = IVGCResponseLogic.checkClinical
     form = clinical_form()
     assert [r[0] for r in form] == IVGC_CLINICAL.names and len(form) == 16
     age = dict((r[0], r) for r in form)["age_years"]
@@ -282,7 +282,7 @@ def test_logic_refuses_missing_rectus_scene_unchanged(ctx):
                                       f"ROI strategy '{strategy}'"):
             logic.start(node, seg, strategy=strategy)
     assert node_ids(ctx) == before
-    labels = logic.recti_labels(seg, node, "lr")   # the lateral recti alone are all there
+    labels = logic.rectiLabels(seg, node, "lr")   # the lateral recti alone are all there
     assert labels.shape == node.GetImageData().GetDimensions()[::-1]
     assert node_ids(ctx) == before
 

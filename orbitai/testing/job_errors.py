@@ -60,7 +60,7 @@ def check_child_errors_are_one_line(ctx, logic, input_node, options: dict[str, A
     fake = Path(tmp_path) / "crashing-torch"
     (fake / "torch").mkdir(parents=True)
     (fake / "torch" / "__init__.py").write_text(CRASHING_TORCH)
-    with patched(logic, "make_job", lambda args: OrbitaiJob(args, env={"PYTHONPATH": str(fake)})):
+    with patched(logic, "makeJob", lambda args: OrbitaiJob(args, env={"PYTHONPATH": str(fake)})):
         message = _job_error(ctx, logic, input_node, options)
     assert message.startswith(f"{what} stopped unexpectedly (killed by signal SIGSEGV: Fatal Python error: "
                               "Segmentation fault)"), message

@@ -1,7 +1,7 @@
 """NeuroDifferential Logic and job panel on a real MRML scene: run by ``Testing/NeuroDifferential`` (pytest,
 headless with slicer-core) and by the module's self-test inside Slicer (NeuroDifferentialTest).
 
-Two layers: `load_results` and the start checks against a brain phantom's real FLAIR and lesion mask,
+Two layers: `loadResults` and the start checks against a brain phantom's real FLAIR and lesion mask,
 with output folders written by the core's own writer (`orbitai.neuro.result.write_neuro_result`: fast,
 no model); and the whole Logic end to end through the child process (``orbitai neuro predict|lesions``;
 see `cli_missing` and `installed`).
@@ -135,7 +135,7 @@ def _mask_of(seg_node, flair_node) -> np.ndarray:
     return np.asarray(labels_from_segmentation_node(seg_node, flair_node, table=lesion_table()).array) != 0
 
 
-# --------------------------------------------------------------------------- load_results
+# --------------------------------------------------------------------------- loadResults
 def test_load_results_adds_lesions_tables_and_heat_map(ctx, tmp_path: Path):
     """A ``neuro predict`` folder on the phantom's grid: lesion segmentation over the FLAIR (voxel for
     voxel), summary table (all + per location), per-lesion table, NMOSD/MS table, heat map, hidden
@@ -148,7 +148,7 @@ def test_load_results_adds_lesions_tables_and_heat_map(ctx, tmp_path: Path):
     case, flair = _flair_node(ctx)
     data = write_contract_result(tmp_path / "res", case.image, case.labels)
     before = node_ids(ctx)
-    out = NeuroDifferentialLogic(ctx).load_results(tmp_path / "res", flair)
+    out = NeuroDifferentialLogic(ctx).loadResults(tmp_path / "res", flair)
 
     assert [s["name"] for s in segment_info(out.lesion_segmentation)] == ["white_matter_lesion"]
     assert np.array_equal(_mask_of(out.lesion_segmentation, flair), np.asarray(case.labels.array) != 0)
@@ -192,7 +192,7 @@ def test_load_results_classifier_does_not_apply(ctx, tmp_path: Path):
     case, flair = _flair_node(ctx)
     empty = case.labels.with_array(np.zeros(case.labels.shape, np.uint8))
     write_contract_result(tmp_path / "res", case.image, empty, applies=False)
-    out = NeuroDifferentialLogic(ctx).load_results(tmp_path / "res", flair)
+    out = NeuroDifferentialLogic(ctx).loadResults(tmp_path / "res", flair)
     assert [s["name"] for s in segment_info(out.lesion_segmentation)] == ["white_matter_lesion"]
     assert out.lesion_table is None and out.heatmap_node is None
     row = rows_from_table_node(out.probability_table)[0]
@@ -207,7 +207,7 @@ def test_load_results_lesions_only(ctx, tmp_path: Path):
 
     case, flair = _flair_node(ctx)
     write_contract_result(tmp_path / "res", case.image, case.labels, applies=None)
-    out = NeuroDifferentialLogic(ctx).load_results(tmp_path / "res", flair)
+    out = NeuroDifferentialLogic(ctx).loadResults(tmp_path / "res", flair)
     assert out.probability_table is None and out.heatmap_node is None and out.lesion_table is not None
     assert "P(NMOSD)" not in out.summary()
 
@@ -257,7 +257,7 @@ def test_load_results_refuses_broken_folders_scene_unchanged(ctx, tmp_path: Path
         if how != "other FLAIR":
             _break(folder, how)
         try:
-            logic.load_results(folder, other if how == "other FLAIR" else flair)
+            logic.loadResults(folder, other if how == "other FLAIR" else flair)
         except (OrbitAIError, ValueError) as exc:
             assert "\n" not in str(exc) and str(exc), f"{how}: {exc!r}"
             if how == "other FLAIR":
@@ -280,7 +280,7 @@ def test_load_results_rolls_back_when_a_node_fails(ctx, tmp_path: Path):
 
     before = node_ids(ctx)
     with patched(bridge, "overlay_node_from_volume", failing), raises(RuntimeError, match="out of memory"):
-        NeuroDifferentialLogic(ctx).load_results(tmp_path / "res", flair)
+        NeuroDifferentialLogic(ctx).loadResults(tmp_path / "res", flair)
     assert node_ids(ctx) == before
 
 
@@ -299,11 +299,11 @@ def test_job_arguments_write_inputs_and_name_the_command(ctx, tmp_path: Path):
     before = node_ids(ctx)
     work = tmp_path / "in"
     work.mkdir(parents=True)
-    args = logic.job_arguments(work, flair, model=LESIONS_ONLY, device="CPU")
+    args = logic.jobArguments(work, flair, model=LESIONS_ONLY, device="CPU")
     assert args == ["neuro", "lesions", str(work / "flair.nrrd"), "--device", "cpu", "--out", "{out}"]
     written = read_volume(work / "flair.nrrd")
     assert written.same_geometry(case.image, tol=1e-5) and np.array_equal(written.array, case.image.array)
-    args = logic.job_arguments(work, flair, seg, model=LESIONS_ONLY, device="cpu")
+    args = logic.jobArguments(work, flair, seg, model=LESIONS_ONLY, device="cpu")
     assert args[args.index("--lesions") + 1] == str(work / "lesions.seg.nrrd")
     mask, table = read_segmentation(work / "lesions.seg.nrrd")
     assert [t.name for t in table.values()] == ["white_matter_lesion"]
@@ -311,7 +311,7 @@ def test_job_arguments_write_inputs_and_name_the_command(ctx, tmp_path: Path):
     choices = NeuroDifferentialLogic.modelChoices()
     if choices:
         label, name = next(iter(choices.items()))
-        args = logic.job_arguments(work, flair, seg, model=label, device="cpu", heatmap=False)
+        args = logic.jobArguments(work, flair, seg, model=label, device="cpu", heatmap=False)
         assert args[:2] == ["neuro", "predict"] and "--no-heatmap" in args and "--lesions" in args
         assert Path(args[args.index("--model") + 1]) == NeuroDifferentialLogic.resolveModel(name).path
     assert node_ids(ctx) == before
@@ -366,7 +366,7 @@ def test_lesion_segmentation_elsewhere_is_refused(ctx):
     before = node_ids(ctx)
     with raises(InputError, match=r"^Lesion segmentation 'elsewhere' does not lie on the FLAIR 'FLAIR' \(only 0 %"):
         logic.start(flair, far, model=LESIONS_ONLY)
-    mask = logic.lesion_mask(coarse_node, flair)
+    mask = logic.lesionMask(coarse_node, flair)
     assert mask.same_geometry(case.image, tol=1e-5)
     truth = np.asarray(lab.array) != 0
     dice = 2 * np.logical_and(mask.array != 0, truth).sum() / (mask.array.sum() + truth.sum())
@@ -391,7 +391,7 @@ def test_lesion_segmentation_every_segment_counts(ctx):
 
     before = node_ids(ctx)
     assert abs(segments_volume_mm3(seg) - truth.sum() * case.image.voxel_volume_mm3()) < 1e-6
-    mask = NeuroDifferentialLogic(ctx).lesion_mask(seg, flair)
+    mask = NeuroDifferentialLogic(ctx).lesionMask(seg, flair)
     assert np.array_equal(mask.array != 0, truth) and set(np.unique(mask.array)) == {0, 1}
     assert node_ids(ctx) == before
 

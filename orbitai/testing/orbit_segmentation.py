@@ -120,13 +120,13 @@ def test_load_results_all_or_nothing(ctx, tmp_path: Path):
 
     folder = write_contract_result(Path(tmp_path) / "res", case.labels)
     with patched(bridge, "table_node_from_rows", failing_table), raises(RuntimeError, match="table could not"):
-        logic.load_results(folder, node)
+        logic.loadResults(folder, node)
     assert node_ids(ctx) == before, "a failure after the segmentation node was added left nodes behind"
     (folder / "volumes.csv").write_text("label,name\n")
     with raises(RuntimeError, match="different structures"):
-        logic.load_results(folder, node)
+        logic.loadResults(folder, node)
     assert node_ids(ctx) == before
-    out = logic.load_results(write_contract_result(Path(tmp_path) / "good", case.labels), node)
+    out = logic.loadResults(write_contract_result(Path(tmp_path) / "good", case.labels), node)
     assert out.segmentation_node.GetName() == "phantom CT orbit segmentation"
     assert out.warnings == ["a test warning"] and "a test warning" in out.summary()
     assert {out.segmentation_node.GetID(), out.volumes_table_node.GetID()} <= node_ids(ctx) - before

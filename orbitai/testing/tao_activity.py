@@ -1,7 +1,7 @@
 """TAOActivity Logic and job panel on a real MRML scene: run by ``Testing/TAOActivity`` (pytest, headless
 with slicer-core) and by the module's self-test inside Slicer (TAOActivityTest).
 
-Two layers: `load_results` against output folders built here from the ``orbitai tao predict``
+Two layers: `loadResults` against output folders built here from the ``orbitai tao predict``
 contract (fast; no model), and the whole Logic end to end through the child process on a phantom
 (these need the Network A / B demo bundles: see `installed`).
 """
@@ -35,7 +35,7 @@ def installed(network: str) -> bool:
 
 # --------------------------------------------------------------------------- contract folders
 def _reference_mri() -> Volume:
-    """A small oblique, anisotropic 'MRI' grid (values irrelevant to load_results)."""
+    """A small oblique, anisotropic 'MRI' grid (values irrelevant to loadResults)."""
     rng = np.random.default_rng(3)
     a = rng.normal(100.0, 10.0, (12, 48, 64)).astype(np.float32)
     return Volume(a, (0.9, 0.8, 3.0), (60.0, 40.0, -30.0), rotation(0.05, -0.04, 0.1))
@@ -87,7 +87,7 @@ def test_load_results_writes_table_rois_and_overlays(ctx, tmp_path: Path):
     mri = volume_node_from_volume(ctx, ref, name="T2")
     result = write_contract_result(tmp_path / "res", ref)
     before = _node_ids(ctx)
-    out = TAOActivityLogic(ctx).load_results(tmp_path / "res", mri)
+    out = TAOActivityLogic(ctx).loadResults(tmp_path / "res", mri)
 
     assert out.table_node.GetName() == "TAO activity"
     rows = rows_from_table_node(out.table_node)
@@ -130,7 +130,7 @@ def test_load_results_without_maps(ctx, tmp_path: Path):
     ref = _reference_mri()
     mri = volume_node_from_volume(ctx, ref, name="T2")
     write_contract_result(tmp_path / "res", ref, maps=False)
-    out = TAOActivityLogic(ctx).load_results(tmp_path / "res", mri)
+    out = TAOActivityLogic(ctx).loadResults(tmp_path / "res", mri)
     assert out.map_nodes == {} and len(out.roi_nodes) == 2
 
 
@@ -175,7 +175,7 @@ def test_load_results_refuses_broken_folders_scene_unchanged(ctx, tmp_path: Path
         write_contract_result(folder, ref)
         _break(folder, how, ref)
         with raises((VolumeError, RuntimeError, ValueError), match=message):
-            logic.load_results(folder, mri)
+            logic.loadResults(folder, mri)
         assert _node_ids(ctx) == before, f"{how}: the scene changed"
 
 
@@ -197,7 +197,7 @@ def test_load_results_rolls_back_when_a_node_fails(ctx, tmp_path: Path):
 
     before = _node_ids(ctx)
     with patched(bridge, "overlay_node_from_volume", failing), raises(RuntimeError, match="out of memory"):
-        TAOActivityLogic(ctx).load_results(tmp_path / "res", mri)
+        TAOActivityLogic(ctx).loadResults(tmp_path / "res", mri)
     assert len(calls) == 2 and _node_ids(ctx) == before
 
 
@@ -427,12 +427,12 @@ def test_load_results_refuses_input_removed_meanwhile(ctx, tmp_path: Path):
     ctx.scene.RemoveNode(seg)
     before = _node_ids(ctx)
     with raises(JobError, match="'orbits' was removed from the scene"):
-        logic.load_results(tmp_path / "res", mri, segmentation_node=seg)
+        logic.loadResults(tmp_path / "res", mri, segmentation_node=seg)
     ctx.scene.RemoveNode(mri)
     with raises(JobError, match="'T2' was removed from the scene"):
-        logic.load_results(tmp_path / "res", mri)
+        logic.loadResults(tmp_path / "res", mri)
     with raises(JobError, match="gone from the scene"):
-        logic.load_results(tmp_path / "res", None)
+        logic.loadResults(tmp_path / "res", None)
     assert _node_ids(ctx) == before - {mri.GetID()}
 
 
