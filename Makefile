@@ -104,7 +104,9 @@ neuro-lesion-model: $(STAMP)
 	$(PY) -m orbitai neuro train-lesions --out $(LESION)_stage2 --work $(LESION)_train2 --init $(LESION)_stage1 --ms-seeds 16000:16024 --nmosd-seeds 16100:16124 --iterations 1500 --batch 16 --lr 0.001 --seed 26 --lesion-sampling lesion --contrast-min 0.35 --threads 2
 	$(PY) -m orbitai neuro train-lesions --out $(LESION)_stage3 --work $(LESION)_train3 --init $(LESION)_stage2 --ms-seeds 16000:16024 --nmosd-seeds 16100:16124 --iterations 1500 --batch 16 --lr 0.001 --seed 36 --lesion-sampling lesion --contrast-min 0.35 --confluent 0.5 --threads 2
 	# stage 4 (#30): heavy confluent loads (12-70 mL) in 35 % of the MS phantoms, 36 MS + 24 NMOSD, mixed sampling
-	$(PY) -m orbitai neuro train-lesions --out $(MODELS)/neuro_lesion_unet_demo --work $(LESION)_train4 --init $(LESION)_stage3 --ms-seeds 16000:16036 --nmosd-seeds 16100:16124 --iterations 2000 --batch 16 --lr 0.001 --seed 46 --lesion-sampling mixed --contrast-min 0.35 --confluent 0.5 --heavy 0.35 --threads 2 --overwrite
+	$(PY) -m orbitai neuro train-lesions --out $(LESION)_stage4 --work $(LESION)_train4 --init $(LESION)_stage3 --ms-seeds 16000:16036 --nmosd-seeds 16100:16124 --iterations 2000 --batch 16 --lr 0.001 --seed 46 --lesion-sampling mixed --contrast-min 0.35 --confluent 0.5 --heavy 0.35 --threads 2
+	# stage 5: half the MS phantoms heavy, lower learning rate (kept over stage 4 by the validation objective)
+	$(PY) -m orbitai neuro train-lesions --out $(MODELS)/neuro_lesion_unet_demo --work $(LESION)_train5 --init $(LESION)_stage4 --ms-seeds 16000:16036 --nmosd-seeds 16100:16124 --iterations 1200 --batch 16 --lr 0.0005 --seed 56 --lesion-sampling mixed --contrast-min 0.35 --confluent 0.5 --heavy 0.5 --threads 2 --overwrite
 	# threshold and smallest lesion chosen on the validation phantoms (never the real case)
 	$(PY) -m orbitai neuro tune-lesions --bundle $(MODELS)/neuro_lesion_unet_demo --threads 2
 

@@ -5,8 +5,11 @@ choices are made; the test set and the real case are never used here. Variants:
 
 * ``stage3``: the bundle before issue #30 (``build/neuro_lesion_stage3``, `make neuro-lesion-model`),
   at the bundled network's post-processing and at its own old default (0.5, 3 mm^3);
-* ``stage4``: the bundled network (heavy confluent loads in training), left-right mirror (in use);
-* ``stage4_flip4``: the same with the anterior-posterior flip added to the test-time augmentation
+* ``stage4``: heavy confluent loads in training (``build/neuro_lesion_stage4``), its own tuned
+  post-processing;
+* ``bundled``: the bundled network (stage 5: stage 4 fine-tuned with half the MS phantoms heavy),
+  left-right mirror (in use);
+* ``bundled_flip4``: the same with the anterior-posterior flip added to the test-time augmentation
   (four passes: twice the time).
 
 ``python -m benchmarks neuro_lesion_variants`` -> ``benchmarks/results/neuro_lesion_variants.json``.
@@ -19,7 +22,8 @@ from typing import Any
 
 from benchmarks.common import write_result
 
-STAGE3 = Path(__file__).resolve().parent.parent / "build" / "neuro_lesion_stage3"
+BUILD = Path(__file__).resolve().parent.parent / "build"
+STAGE3, STAGE4 = BUILD / "neuro_lesion_stage3", BUILD / "neuro_lesion_stage4"
 
 
 def main() -> None:
@@ -45,7 +49,7 @@ def main() -> None:
                 metrics[f"{name}_{k}"] = v
 
     model = bundle.load_model("cpu")
-    run("stage4", model)
+    run("bundled", model)
     blend = engine.blend_windows
 
     def flip4(x, roi, predictor, overlap, mode, *args, **kwargs):
@@ -56,9 +60,12 @@ def main() -> None:
 
     engine.blend_windows = flip4
     try:
-        run("stage4_flip4", model)
+        run("bundled_flip4", model)
     finally:
         engine.blend_windows = blend
+    if (STAGE4 / "metadata.json").is_file():
+        s4 = lesion_bundle(str(STAGE4))
+        run("stage4", s4.load_model("cpu"), bundle_postprocess(s4))
     if (STAGE3 / "metadata.json").is_file():
         old = lesion_bundle(str(STAGE3)).load_model("cpu")
         run("stage3", old)
