@@ -134,13 +134,11 @@ def choose_postprocess(model: Any, device: str = "cpu") -> dict[str, Any]:
 
 def tune_bundle(bundle: str, device: str = "cpu") -> dict[str, Any]:
     """Choose the post-processing of a lesion bundle and write it into its metadata (weights untouched)."""
-    from orbitai.neuro.lesionseg import load_lesion_model
+    from orbitai.neuro.lesionseg import lesion_bundle
     from orbitai.neuro.lesionseg_train import record_metadata
 
-    from orbitai.bundle.models import find_task_bundle
-
-    b = find_task_bundle(bundle, "lesion_segmentation", "a white-matter lesion segmentation model")
-    choice = choose_postprocess(load_lesion_model(str(b.path), device), device)
+    b = lesion_bundle(bundle)      # found once, architecture checked, weights checksum-verified on load
+    choice = choose_postprocess(b.load_model(device), device)
     record_metadata(b.path, {"postprocess": choice})
     log.info("post-processing of %s: threshold %.2f, smallest lesion %.0f mm3 (validation objective %.3f)",
              b.name, choice["threshold"], choice["min_size_mm3"], choice["objective"])
