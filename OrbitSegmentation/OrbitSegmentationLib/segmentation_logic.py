@@ -105,7 +105,10 @@ class OrbitSegmentationLogic(JobLogic):
         base = input_node.GetName()
         seg_node = segmentation_node_from_labels(self.ctx, labels, name=f"{base} orbit segmentation",
                                                  reference_node=input_node)
-        rows = [{"structure": r["name"], "side": r["side"], "volume (cm3)": float(r["volume_cm3"])} for r in volumes]
+        # the plausibility columns: what lies outside the normal adult range or where the model is uncertain
+        rows = [{"structure": r["name"], "side": r["side"], "volume (cm3)": float(r["volume_cm3"]),
+                 "check": "" if r.get("check", "normal") == "normal" else r["check"], "note": r.get("note", "")}
+                for r in volumes]
         vol_table = table_node_from_rows(self.ctx, rows, name=f"{base} orbit volumes",
                                          units={"volume (cm3)": "cm3"})
         met_table = None

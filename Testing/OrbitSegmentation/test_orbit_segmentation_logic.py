@@ -25,6 +25,10 @@ def test_load_results_all_or_nothing(ctx, tmp_path: Path):
     shared.test_load_results_all_or_nothing(ctx, tmp_path)
 
 
+def test_volume_table_flags_implausible_structures(ctx, tmp_path: Path):
+    shared.test_volume_table_flags_implausible_structures(ctx, tmp_path)
+
+
 def test_failing_job_leaves_scene_unchanged(ctx):
     shared.test_failing_job_leaves_scene_unchanged(ctx)
 

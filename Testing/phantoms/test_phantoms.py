@@ -23,7 +23,7 @@ def test_anatomy_in_literature_ranges(ct_cases):
         measures = structure_measures(c.labels)
         assert len(measures) == 12
         for v, m in measures.items():
-            assert m["in_range"], (v, m)     # rectus volume, globe and nerve diameter (RANGES)
+            assert m["in_range"], (v, m)     # volumes within the normal adult ranges (RANGES)
         assert set(np.unique(c.labels.array)) == set(range(17))
 
 
@@ -35,7 +35,7 @@ def test_measures_flag_what_lies_outside_the_ranges(ct_cases):
     arr[tuple(slice(s // 2 - 12, s // 2 + 12) for s in arr.shape)] = 9   # a medial rectus far too big
     m = structure_measures(lab.with_array(arr))
     assert not m[5]["in_range"] and m[5]["voxels"] == 0
-    assert not m[9]["in_range"] and m[9]["volume_cm3"] > RANGES["rectus_volume_cm3"][1]
+    assert not m[9]["in_range"] and m[9]["volume_cm3"] > RANGES["rectus"][1]
     assert m[1]["in_range"] and m[3]["in_range"]
 
 

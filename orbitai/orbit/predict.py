@@ -42,6 +42,8 @@ def predict(image: str | os.PathLike, out: str | os.PathLike, models: ModelCache
     out = Path(out)
     from orbitai.device import run_with_fallback
     from orbitai.io import read_scan, require_values, write_volume
+    from orbitai.orbit.anatomy import check_structures, verdict
+    from orbitai.orbit.result import check_row
     from orbitai.orbit.rules import structure_volumes
     from orbitai.orbit.segment import segment
     from orbitai.preprocess.checks import check_spacing, image_is_ct, looks_like_ct
@@ -64,11 +66,18 @@ def predict(image: str | os.PathLike, out: str | os.PathLike, models: ModelCache
                                               mirror=mirror), models.device)
     t3 = time.perf_counter()
     rows = structure_volumes(res.labels, spec.structures)
+    # each structure against the normal adult range and the model's own confidence (the whole verdict: a warning)
+    checks = {c.label: c for c in check_structures(res.labels, spec.structures, res.confidence)}
+    for r in rows:
+        r.update(check_row(checks[r["label"]]))
     # structures lying where the acquired slices are too far apart for them: said, not guessed silently
     gap_warnings = structure_gap_warnings(res.labels.array, res.labels.ijk_to_lps(),
                                           {r["label"]: r["structure"] for r in rows}, acquisition.positions,
                                           acquisition.normal)
     warnings = list(res.warnings) + gap_warnings
+    most = verdict(list(checks.values()))
+    if most:
+        warnings.append(most)
     uncertainty_map = None
     if uncertainty and res.confidence is not None:
         uncertainty_map = res.confidence.with_array((1.0 - res.confidence.array).astype("float32"))
@@ -92,5 +101,5 @@ def predict(image: str | os.PathLike, out: str | os.PathLike, models: ModelCache
               "postprocess": (t3 - t2) - res.prep_seconds - res.window_seconds, "volumes": t4 - t3, "write": t5 - t4}
     print("timing stages: " + ", ".join(f"{k} {v:.2f} s" for k, v in stages.items()))
     for r in rows:
-        print(f"  {r['name']:<36} {r['volume_cm3']:.3f} cm3")
+        print(f"  {r['name']:<36} {r['volume_cm3']:.3f} cm3" + (f"  [{r['check']}: {r['note']}]" if r["note"] else ""))
     return stages

@@ -3,7 +3,8 @@
 ``DIR/segmentation.seg.nrrd``  the label map in the input's geometry (Slicer segmentation file); for a
                                DICOM series with gantry tilt or uneven spacing, on the regular grid it
                                was resampled onto (``acquisition.resampled``), which covers the series
-``DIR/volumes.csv``            one row per structure and side: label, name, structure, side, voxels, volume_cm3
+``DIR/volumes.csv``            one row per structure and side: label, name, structure, side, voxels, volume_cm3,
+                               check (normal, not found, outside the normal adult range, uncertain)
 ``DIR/uncertainty.nrrd``       1 - max class probability per voxel (when asked for)
 ``DIR/result.json``::
 
@@ -14,7 +15,8 @@
                      "resampled": {"size": [...], "spacing": [...], "origin": [...], "direction": [...]},
                      "values": null, "notes": ["28 DICOM slices with gantry tilt 20.0 degrees ..."]},
      "structures": [{"label": 1, "name": "eyeball_left", "structure": "eyeball", "side": "left",
-                     "voxels": 6512, "volume_cm3": 6.51}, ...],
+                     "voxels": 6512, "volume_cm3": 6.51, "check": "normal", "note": "",
+                     "normal_cm3": [5.5, 9.5], "confidence": 0.95}, ...],
      "files": {"segmentation": "segmentation.seg.nrrd", "volumes": "volumes.csv",
                "uncertainty": "uncertainty.nrrd"}}
 """
@@ -38,6 +40,15 @@ UNCERTAINTY_FILE = "uncertainty.nrrd"
 #: The plain label map that ``seg predict --labelmap`` adds to OUT.
 LABELMAP_FILE = "labels.nrrd"
 VOLUME_COLUMNS = ("label", "name", "structure", "side", "voxels", "volume_cm3")
+#: Each structure's plausibility (orbitai.orbit.anatomy.check_structures): its status, a sentence for the
+#: reader (empty when normal), the normal adult range and the model's mean confidence over it.
+CHECK_KEYS = ("check", "note", "normal_cm3", "confidence")
+
+
+def check_row(check) -> dict[str, Any]:
+    """The :data:`CHECK_KEYS` of a structure row from its :class:`~orbitai.orbit.anatomy.StructureCheck`."""
+    d = check.to_json()
+    return {"check": d["status"], "note": d["note"], "normal_cm3": d["normal_cm3"], "confidence": d["confidence"]}
 
 
 @dataclass
@@ -61,16 +72,17 @@ class SegmentationResult(TaskResult):
 
     def to_json(self) -> dict[str, Any]:
         return {"model": self.model, **self.info, "warnings": list(self.warnings),
-                "structures": [{k: r[k] for k in VOLUME_COLUMNS} for r in self.volumes]}
+                "structures": [{k: r[k] for k in (*VOLUME_COLUMNS, *CHECK_KEYS) if k in r} for r in self.volumes]}
 
     def _write_files(self, folder: Path) -> dict[str, str]:
         from orbitai.segfile import write_segmentation
 
         files = {"segmentation": write_segmentation(self.labels, folder / SEGMENTATION_FILE).name}
+        columns = list(VOLUME_COLUMNS) + (["check"] if all("check" in r for r in self.volumes) else [])
         with (folder / VOLUMES_FILE).open("w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(VOLUME_COLUMNS))
+            w = csv.DictWriter(f, fieldnames=columns)
             w.writeheader()
-            w.writerows({k: r[k] for k in VOLUME_COLUMNS} for r in self.volumes)
+            w.writerows({k: r[k] for k in columns} for r in self.volumes)
         files["volumes"] = VOLUMES_FILE
         if self.uncertainty is not None:
             files["uncertainty"] = write_volume(self.uncertainty, folder / UNCERTAINTY_FILE).name

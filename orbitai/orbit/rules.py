@@ -163,9 +163,11 @@ def classes_to_orbit_labels(classes: Volume, structure_values: dict[int, tuple[i
 
 
 # --------------------------------------------------------------------------- guard
-def require_orbit(labels: Volume, structures: Sequence[str], min_eyeball_ml: float = MIN_EYEBALL_ML) -> None:
+def require_orbit(labels: Volume, structures: Sequence[str], min_eyeball_ml: float = MIN_EYEBALL_ML,
+                  image: Volume | None = None) -> None:
     """Raise :class:`OrbitNotFoundError` when the labels hold less eyeball than ``min_eyeball_ml``
-    (models with an eyeball class) or nothing at all (other models)."""
+    (models with an eyeball class) or nothing at all (other models); with ``image``, also when no
+    found eyeball looks like one (:func:`orbitai.orbit.anatomy.implausible_globe`: an empty orbit or a skull)."""
     if eyeball_class(structures) > 0:
         counts = label_counts(labels)
         eye_ml = sum(int(counts[v]) for v in values_for("eyeball")) * labels.voxel_volume_mm3() / 1000
@@ -173,6 +175,14 @@ def require_orbit(labels: Volume, structures: Sequence[str], min_eyeball_ml: flo
             raise OrbitNotFoundError(
                 f"No orbit found: the model detected {eye_ml:.2f} mL of eyeball (both eyes are ~13 mL). "
                 "Is this an orbital CT/MRI with the eyes in the field of view?")
+        if image is not None:
+            from orbitai.orbit.anatomy import implausible_globe
+
+            reasons = [r for r in (implausible_globe(image, labels, v) for v in values_for("eyeball")) if r]
+            if len(reasons) == len(values_for("eyeball")):
+                raise OrbitNotFoundError(
+                    f"No orbit found: what the model took for eyeballs is not ({reasons[0]}). "
+                    "Is this an orbital CT/MRI with the eyes in the field of view?")
     elif not labels.array.any():
         raise OrbitNotFoundError("No orbit structure found. Is this an orbital CT/MRI?")
 

@@ -52,7 +52,8 @@ def segment(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "o
 
     ``mirror`` averages the prediction with that of the left-right mirrored scan (twice the
     window time, slightly better masks; the model's classes are side-agnostic). Raises
-    :class:`~orbitai.orbit.rules.OrbitNotFoundError` when less than ``min_eyeball_ml`` of eyeball is found."""
+    :class:`~orbitai.orbit.rules.OrbitNotFoundError` when less than ``min_eyeball_ml`` of eyeball is found, or
+    nothing found looks like an eyeball."""
     t0 = time.perf_counter()
     modality_warnings = check_input(vol, spec.modality)
     warnings = field_of_view_warnings(vol) + modality_warnings
@@ -91,5 +92,5 @@ def _labels(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str, dev
         labels_arr[sub] = classes_to_orbit_labels(res.classes, class_values(spec.structures),
                                                   eyeball_class=eyeball_class(spec.structures)).array
     labels = vol.with_array(labels_arr)
-    require_orbit(labels, spec.structures, min_eyeball_ml)
+    require_orbit(labels, spec.structures, min_eyeball_ml, vol)
     return res, labels

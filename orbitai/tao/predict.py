@@ -78,13 +78,28 @@ def input_spec(bundle: Bundle) -> TaoInputSpec:
     return TaoInputSpec.from_metadata(bundle.metadata)
 
 
-def locate_orbits(image: Volume, device="cpu", progress: Optional[ProgressCallback] = None) -> Volume:
-    """Orbit labels from OrbitSegmentation's MRI model (used when no segmentation is given)."""
+def locate_orbits(image: Volume, device="cpu", progress: Optional[ProgressCallback] = None):
+    """OrbitSegmentation's MRI model on ``image`` (used when no segmentation is given): its
+    :class:`~orbitai.orbit.segment.SegResult` (labels and confidence)."""
     from orbitai.orbit.models import load_seg_model
     from orbitai.orbit.segment import segment
 
     _, model, spec = load_seg_model(None, image_is_ct=False, device=device)
-    return segment(image, model, spec, "overlap", device, progress=progress, mirror=False).labels
+    return segment(image, model, spec, "overlap", device, progress=progress, mirror=False)
+
+
+def orbit_warnings(labels: Volume, confidence: Optional[Volume] = None) -> list[str]:
+    """What the orbit checks (:func:`orbitai.orbit.anatomy.check_structures`) say of the segmentation the
+    crops stand on: each eyeball that is not normal, and the one-line verdict when most structures are
+    implausible (enlarged muscles, a finding in TAO, are not held against it)."""
+    from orbitai.labels import ORBIT_LABELS
+    from orbitai.orbit.anatomy import check_structures, verdict
+
+    present = {ORBIT_LABELS[int(v)].structure for v in np.unique(labels.array) if int(v) in ORBIT_LABELS}
+    checks = check_structures(labels, sorted(present | {"eyeball"}), confidence)
+    out = [f"{c.name}: {c.note}" for c in checks if c.label in (1, 2) and c.status != "normal"]
+    most = verdict(checks)
+    return out + ([f"The orbit segmentation: {most}"] if most else [])
 
 
 def explain_eye(model: torch.nn.Module, x: np.ndarray, target: int, device="cpu") -> tuple[np.ndarray, np.ndarray]:
@@ -110,9 +125,11 @@ def predict_tao(image: Volume, labels: Optional[Volume], model_name: str = "B", 
     bundle, model = load_tao_model(model_name, device)
     spec = input_spec(bundle)   # the bundle's input block drives the preprocessing
     source = "given"
+    confidence = None
     if labels is None:
         report(1, 4, "finding the orbits")
-        labels = locate_orbits(image, device)
+        seg = locate_orbits(image, device)
+        labels, confidence = seg.labels, seg.confidence
         source = "predicted by OrbitSegmentation"
     report(2, 4, f"preprocessing ({'N4, ' if spec.bias_field == 'n4' else ''}z-score, orbit crops)")
     crops = preprocess_eyes(image, labels, n4=spec.bias_field == "n4", crop_pixels=spec.crop_pixels,
@@ -127,6 +144,6 @@ def predict_tao(image: Volume, labels: Optional[Volume], model_name: str = "B", 
             target = int(e.probability_active >= threshold)
             e.occlusion, e.gradcam = explain_eye(model, xi, target, device)
     report(4, 4, "done")
-    warnings = sorted({w for c in crops for w in c.warnings})
+    warnings = sorted({w for c in crops for w in c.warnings}) + orbit_warnings(labels, confidence)
     return TaoPrediction(eyes, bundle.name, bundle.metadata.get("network", "?"), threshold,
                          time.perf_counter() - t0, str(device), warnings, source)

@@ -56,6 +56,10 @@ def test_logic_segments_phantom_into_scene(ctx, tmp_path: Path):
     vv = case.image.voxel_volume_mm3() / 1000
     assert math.isclose(by_name["eyeball_left"]["volume (cm3)"], counts["eyeball_left"] * vv, rel_tol=1e-4)
     assert 5.0 < by_name["eyeball_left"]["volume (cm3)"] < 9.5     # a globe of 22-26 mm
+    # the plausibility columns: empty where the structure is normal, the status and a sentence where not
+    for r in rows:
+        assert r["check"] in ("", "not found", "outside the normal adult range", "uncertain"), r
+        assert bool(r["check"]) == bool(r["note"]), r
     metrics = {r["structure"]: r for r in rows_from_table_node(out.metrics_table_node)}
     assert abs(metrics["eyeball"]["dice"] - dice) <= 1e-3
 
@@ -130,6 +134,40 @@ def test_load_results_all_or_nothing(ctx, tmp_path: Path):
     assert out.segmentation_node.GetName() == "phantom CT orbit segmentation"
     assert out.warnings == ["a test warning"] and "a test warning" in out.summary()
     assert {out.segmentation_node.GetID(), out.volumes_table_node.GetID()} <= node_ids(ctx) - before
+
+
+def test_volume_table_flags_implausible_structures(ctx, tmp_path: Path):
+    """The volume table says which structures lie outside the normal adult range or are missing, with a
+    sentence each; an enlarged muscle reads as a finding (thyroid eye disease), not an error."""
+    from OrbitSegmentationLib import OrbitSegmentationLogic
+
+    from orbitai.mrml import rows_from_table_node
+    from orbitai.orbit.anatomy import check_structures
+    from orbitai.orbit.result import SegmentationResult, check_row
+    from orbitai.orbit.rules import structure_volumes
+
+    case, node = _phantom_node(ctx)
+    arr = case.labels.array.copy()
+    arr[arr == 3] = 0                                            # the left optic nerve missing
+    mr = np.argwhere(arr == 9)                                   # the left medial rectus, thickened to > 1.6 cm3
+    lo, hi = mr.min(0), mr.max(0) + 1
+    grow = np.zeros_like(arr, bool)
+    grow[lo[0]:hi[0], max(lo[1] - 8, 0):hi[1] + 8, max(lo[2] - 8, 0):hi[2] + 8] = True
+    arr[~np.isin(arr, [1, 2, 3, 4, 9, 10])] = 0                 # the structures the result lists
+    arr[grow & (arr == 0)] = 9
+    labels = case.labels.with_array(arr)
+    rows = structure_volumes(labels, ("eyeball", "optic_nerve", "medial_rectus_muscle"))
+    checks = {c.label: c for c in check_structures(labels, ("eyeball", "optic_nerve", "medial_rectus_muscle"))}
+    for r in rows:
+        r.update(check_row(checks[r["label"]]))
+    SegmentationResult(labels, rows, "orbit_svnet_ct_demo").write(Path(tmp_path) / "res")
+    out = OrbitSegmentationLogic(ctx).loadResults(Path(tmp_path) / "res", node)
+    table = {r["structure"]: r for r in rows_from_table_node(out.volumes_table_node)}
+    assert table["medial_rectus_muscle_left"]["volume (cm3)"] > 1.6
+    assert table["medial_rectus_muscle_left"]["check"] == "outside the normal adult range"
+    assert "thyroid eye disease" in table["medial_rectus_muscle_left"]["note"]
+    assert table["optic_nerve_left"]["check"] == "not found"
+    assert table["eyeball_left"]["check"] == "" and table["eyeball_left"]["note"] == ""
 
 
 def test_failing_job_leaves_scene_unchanged(ctx):
@@ -207,6 +245,7 @@ def test_annotation_effects(ctx):
 SELF_TEST = (
     selftest.Step(test_logic_refuses_2d_input, ("ctx",)),
     selftest.Step(test_load_results_all_or_nothing, ("ctx", "tmp")),
+    selftest.Step(test_volume_table_flags_implausible_structures, ("ctx", "tmp")),
     selftest.Step(test_parameter_choices),
     selftest.Step(test_panel_missing_dependency_reaches_dialog, ("ctx", "tmp")),
     selftest.Step(test_annotation_effects, ("ctx",)),
