@@ -41,6 +41,24 @@ _BASE = {
 }
 
 
+
+def _table(vitreous, fat, muscle, nerve, csf, gm, wm, soft, lens, sclera) -> dict[int, tuple[float, float]]:
+    return {0: (0, 0), 1: (vitreous, 25), 2: (vitreous, 25), 3: (nerve, 25), 4: (nerve, 25),
+            **{v: (muscle, 18) for v in MUSCLE_VALUES}, _T.LENS_L: (lens, 10), _T.LENS_R: (lens, 10),
+            _T.SCLERA_L: (sclera, 10), _T.SCLERA_R: (sclera, 10), _T.FAT: (fat, 60), _T.BONE: (40, 10),
+            _T.AIR: (8, 4), _T.SOFT: (soft, 35), _T.MUSCLE: (muscle, 20), _T.GM: (gm, 25), _T.WM: (wm, 20),
+            _T.CSF: (csf, 30), _T.NEURAL: (nerve, 20)}
+
+
+#: Clinical brain-protocol contrasts the T1/T2 tables above do not render, for ``orbit_case(contrast=...)``:
+#: T2 and FLAIR without fat suppression (fat bright, muscle dark), and globes as bright as the fat around them.
+CONTRASTS: dict[str, dict[int, tuple[float, float]]] = {
+    "t2_no_fat_suppression": _table(1400, 850, 220, 420, 1450, 650, 480, 500, 150, 120),
+    "flair": _table(180, 900, 300, 500, 120, 700, 520, 500, 250, 200),
+    "flair_iso_globe": _table(700, 750, 300, 500, 120, 700, 520, 500, 250, 150),
+    "t2_iso_globe": _table(900, 850, 220, 420, 1450, 650, 480, 500, 150, 120),
+}
+
 @dataclass
 class PhantomCase:
     """One synthetic case: image and label map on the same grid, and what was drawn."""
@@ -266,14 +284,17 @@ def orbit_anatomy(rng: np.random.Generator, modality: str = "ct", domain_random:
 
 def orbit_case(seed: int, modality: str = "ct", domain_random: bool = False, tao: str | None = None,
                ivgc: int | None = None, orientation: str | None = None, size=None, spacing=None,
-               oblique: bool | float | None = None, noise: bool = True) -> PhantomCase:
+               oblique: bool | float | None = None, noise: bool = True,
+               contrast: dict[int, tuple[float, float]] | None = None) -> PhantomCase:
     """Synthesise one orbital case from the deformed atlas.
 
     ``modality`` 'ct' (HU), 't2' (fat-suppressed, T2-SPIR-like) or 't1'; ``domain_random`` draws a
     random intensity per tissue, resolution, bias and noise (SynthSeg-style, float image).
     ``tao`` 'active'/'inactive' adds TAO muscle enlargement and signal; ``ivgc`` 1/0 adds the
     responder/non-responder muscle pattern. ``size`` (nx, ny, nz), ``spacing`` (x, y, z) mm and
-    ``orientation`` ('axial'/'coronal') fix the acquisition; otherwise they are drawn.
+    ``orientation`` ('axial'/'coronal') fix the acquisition; otherwise they are drawn. ``contrast``
+    (MRI only): a tissue -> (mean, texture sd) table replacing the modality's (e.g. a T2 without fat
+    suppression, see :data:`CONTRASTS`).
     """
     if modality not in MODALITIES:
         raise InputError(f"modality must be one of {MODALITIES}, got {modality!r}")
@@ -288,7 +309,7 @@ def orbit_case(seed: int, modality: str = "ct", domain_random: bool = False, tao
         img = _render_random(rng, tissue, bias, nsub, sp)
         mod_name = "synth"
     else:
-        img = _render(rng, modality, tissue, bias, nsub, sp, oed, fib, noise)
+        img = _render(rng, modality, tissue, bias, nsub, sp, oed, fib, noise, contrast)
         mod_name = modality
     img_vol = Volume(img, sp, an.origin, an.direction)
     lab_vol = Volume(an.labels, sp, an.origin, an.direction)
@@ -317,8 +338,10 @@ def _blur_and_average(img, nsub, sp, psf_in):
     return img
 
 
-def _render(rng, modality, tissue, bias, nsub, sp, oed, fib, noise=True) -> np.ndarray:
-    table = _BASE[modality]
+def _render(rng, modality, tissue, bias, nsub, sp, oed, fib, noise=True, contrast=None) -> np.ndarray:
+    if contrast is not None and modality == "ct":
+        raise InputError("contrast tables are for MRI phantoms; CT is rendered in Hounsfield units")
+    table = contrast or _BASE[modality]
     mean = np.zeros(256, np.float32)
     sd = np.zeros(256, np.float32)
     gain = rng.normal(1.0, 0.03) if modality != "ct" else 1.0
