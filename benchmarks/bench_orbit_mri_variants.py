@@ -1,0 +1,77 @@
+"""MRI model variants of issue 31 against the bundled default, one run, same cases.
+
+Selection set: validation phantoms (seeds 9600+, n=4 per set; never the held-out 9100+ test sets of
+``bench_segmentation``): T2, T1, domain-randomised 3 and 5 mm; Dice per structure, both sides. Real
+scans (``../shared/data/ms_flair_raw_lesjak``): structure-sides found and in the normal adult volume
+ranges (``orbitai.orbit.anatomy.RANGES``), of 12 per scan.
+
+Variants: ``bundled`` (``orbit_svnet_mri_demo``) and each bundle folder named in ORBITAI_MRI_VARIANTS
+(name=path, comma-separated; default: ``stage3=build/models/orbit_svnet_mri_stage3``, the
+``svnet-demo-mri-t2`` configuration).
+
+``python -m benchmarks orbit_mri_variants`` -> ``benchmarks/results/orbit_mri_variants.json``.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import write_result
+
+SEED, N = 9600, 4
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def variants() -> dict[str, str]:
+    spec = os.environ.get("ORBITAI_MRI_VARIANTS", f"stage3={ROOT / 'build' / 'models' / 'orbit_svnet_mri_stage3'}")
+    out = {"bundled": "orbit_svnet_mri_demo"}
+    for item in filter(None, spec.split(",")):
+        name, path = item.split("=", 1)
+        if Path(path).exists():
+            out[name] = path
+    return out
+
+
+def main() -> None:
+    import torch
+
+    from benchmarks.bench_segmentation import REAL_MRI, SHORT, _score_cases
+    from orbitai.io import read_volume
+    from orbitai.orbit.anatomy import structure_measures
+    from orbitai.orbit.models import load_seg_model
+    from orbitai.orbit.rules import OrbitNotFoundError
+    from orbitai.orbit.segment import segment
+    from orbitai.phantoms import orbit_case
+
+    torch.set_num_threads(2)
+    sets = {"t2": lambda s: orbit_case(s, "t2"), "t1": lambda s: orbit_case(s, "t1"),
+            "dr3mm": lambda s: orbit_case(s, "t2", domain_random=True, spacing=(0.7, 0.7, 3.0)),
+            "dr5mm": lambda s: orbit_case(s, "t2", domain_random=True, spacing=(0.7, 0.7, 5.0))}
+    cases = {name: [make(SEED + 100 * n + i) for i in range(N)] for n, (name, make) in enumerate(sets.items())}
+    scans = sorted(REAL_MRI.glob("long_patient*_study1_*.nii.gz"))
+    metrics: dict[str, Any] = {}
+    for variant, model in variants().items():
+        for name, cs in cases.items():
+            for s, v in _score_cases(cs, model).items():
+                metrics[f"{variant}_{name}_dice_{SHORT[s]}"] = float(np.mean(v))
+        _, net, spec = load_seg_model(model, False, "cpu")
+        found = in_range = 0
+        for path in scans:
+            try:
+                labels = segment(read_volume(path), net, spec, "overlap", "cpu").labels
+            except OrbitNotFoundError:
+                continue
+            m = structure_measures(labels)
+            found += sum(r["voxels"] > 0 for r in m.values())
+            in_range += sum(r["in_range"] for r in m.values())
+        metrics[f"{variant}_real_found_of_{12 * len(scans)}"] = found
+        metrics[f"{variant}_real_in_range_of_{12 * len(scans)}"] = in_range
+    notes = {"variants": variants(), "sets": f"validation seeds {SEED}+100n+i, n={N} per set; Dice both sides, mean"}
+    write_result("orbit_mri_variants", metrics, {}, notes)
+
+
+if __name__ == "__main__":
+    main()
