@@ -102,7 +102,8 @@ _add(SegConfig("svnet-demo-mri-edge", "svnet", {"in_channels": 1, "out_channels"
                **{**_DEMO, "lr": 3e-4, "lr_decay_epoch": 31, "epochs": 40, "fg_prob": 0.9},
                extra={"synth": {"anatomies": 96, "seed": 2000, "fov_edge": 0.2}, "manifest_share": 0.25}))
 # A third stage tried for issue 31 (the T2 superior rectus): half the patches from the supervised T1/T2 phantoms,
-# a low learning rate, 20 epochs from the bundled second stage (benchmarks/results/mri_variants.json).
+# a low learning rate, 20 epochs from the bundled second stage. Not adopted: better phantoms, worse real scans
+# (benchmarks/results/orbit_mri_variants.json).
 _add(SegConfig("svnet-demo-mri-t2", "svnet", {"in_channels": 1, "out_channels": 7, "base_channels": 6},
                _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), PERCENTILE, "any"),
                "Third stage of svnet-demo-mri: half the patches from T1/T2 MRI phantoms, low learning rate (demo, "
