@@ -110,6 +110,12 @@ _add(SegConfig("svnet-demo-mri-t2", "svnet", {"in_channels": 1, "out_channels": 
                "not for clinical use).",
                **{**_DEMO, "lr": 2e-4, "lr_decay_epoch": 16, "epochs": 20, "fg_prob": 0.9},
                extra={"synth": {"anatomies": 96, "seed": 2000, "fov_edge": 0.2}, "manifest_share": 0.5}))
+# Its counterpart: no phantom patches at all, synthetic heads only (does the phantom share cost the real scans?).
+_add(SegConfig("svnet-demo-mri-synth", "svnet", {"in_channels": 1, "out_channels": 7, "base_channels": 6},
+               _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), PERCENTILE, "any"),
+               "Third stage of svnet-demo-mri: synthetic heads only, low learning rate (demo, not for clinical use).",
+               **{**_DEMO, "lr": 2e-4, "lr_decay_epoch": 16, "epochs": 20, "fg_prob": 0.9},
+               extra={"synth": {"anatomies": 96, "seed": 2000, "fov_edge": 0.2}, "manifest_share": 0.0}))
 _add(SegConfig("sunet-demo-ct", "sunet_volume", {"in_channels": 1, "out_channels": 7, "base_channels": 6},
                _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), CT_WINDOW, "CT"),
                "Width-reduced SU-net (2D baseline) on orbital CT phantoms (demo).", **{**_DEMO, "lr_decay_epoch": 16, "epochs": 20}))
