@@ -430,6 +430,7 @@ def write_dicom_slice(pixels: np.ndarray, path: str | os.PathLike, position: Seq
         "0008|0060": "CT",
         "0020|000d": _UID + ".1",
         "0020|000e": _UID + ".2",
+        "0020|0052": _UID + ".3",          # FrameOfReferenceUID (a DICOM SEG/SR shares it)
         "0020|0037": "\\".join(f"{v:.10f}" for v in (*row, *col)),
         "0020|0032": "\\".join(f"{v:.10f}" for v in position),
         "0020|0013": str(number),

@@ -57,6 +57,11 @@ def predict(image: str | os.PathLike, out: str | os.PathLike, models: ModelCache
     is_ct = looks_like_ct(vol) if models.name else image_is_ct(vol, os.fspath(image))   # refuses 8-bit CT
     for note in acquisition.notes:
         print(f"note: {note}")
+    dicom_out = acquisition.source == "dicom" and _dicom_writer_available()
+    if dicom_out and acquisition.resampled is not None:
+        from orbitai.dicom.seg import RESAMPLED_NOTE
+
+        acquisition.notes.append(RESAMPLED_NOTE)
     t1 = time.perf_counter()
     progress(0, 1, "loading model")
     bundle, model, spec = models.get(is_ct)
@@ -75,6 +80,8 @@ def predict(image: str | os.PathLike, out: str | os.PathLike, models: ModelCache
                                           {r["label"]: r["structure"] for r in rows}, acquisition.positions,
                                           acquisition.normal)
     warnings = list(res.warnings) + gap_warnings
+    if acquisition.source == "dicom" and not dicom_out:
+        warnings.append("DICOM SEG and SR not written: pydicom/highdicom are missing (pip install 'orbitai[dicom]').")
     most = verdict(list(checks.values()))
     if most:
         warnings.append(most)
@@ -87,11 +94,17 @@ def predict(image: str | os.PathLike, out: str | os.PathLike, models: ModelCache
                                  "acquisition": acquisition.to_json()})
     t4 = time.perf_counter()
 
-    def write_labelmap(tmp: Path) -> dict[str, str]:
-        return {"labelmap": write_volume(res.labels, tmp / LABELMAP_FILE).name}
+    def write_extra(tmp: Path) -> dict[str, str]:
+        files = {"labelmap": write_volume(res.labels, tmp / LABELMAP_FILE).name} if labelmap else {}
+        if dicom_out:      # DICOM input: the SEG and TID 1500 SR beside the NRRD results
+            from orbitai.dicom.export import write_dicom_results
+
+            files.update(write_dicom_results(image, res.labels, rows, bundle.name,
+                                             str(bundle.metadata.get("version", "")), tmp))
+        return files
 
     # written into a temporary folder beside OUT and moved into place only when complete
-    result.write(out, extra=write_labelmap if labelmap else None)
+    result.write(out, extra=write_extra if labelmap or dicom_out else None)
     t5 = time.perf_counter()
     for w in warnings:
         print(f"warning: {w}")
@@ -103,3 +116,10 @@ def predict(image: str | os.PathLike, out: str | os.PathLike, models: ModelCache
     for r in rows:
         print(f"  {r['name']:<36} {r['volume_cm3']:.3f} cm3" + (f"  [{r['check']}: {r['note']}]" if r["note"] else ""))
     return stages
+
+
+def _dicom_writer_available() -> bool:
+    """Whether pydicom and highdicom can be imported (DICOM SEG/SR are written only then)."""
+    from importlib.util import find_spec
+
+    return find_spec("pydicom") is not None and find_spec("highdicom") is not None

@@ -6,6 +6,9 @@
 ``DIR/volumes.csv``            one row per structure and side: label, name, structure, side, voxels, volume_cm3,
                                check (normal, not found, outside the normal adult range, uncertain)
 ``DIR/uncertainty.nrrd``       1 - max class probability per voxel (when asked for)
+``DIR/segmentation.dcm``       DICOM SEG of the label map, when the input was a DICOM series (files key
+                               ``dicom_seg``; see :mod:`orbitai.dicom.seg` for its geometry)
+``DIR/report.dcm``             DICOM TID 1500 Measurement Report of the volumes (``dicom_sr``; same condition)
 ``DIR/result.json``::
 
     {"task": "segmentation", "model": "orbit_svnet_ct_demo", "device": "cpu", "window": "overlap",

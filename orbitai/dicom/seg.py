@@ -1,0 +1,132 @@
+"""The orbit label map as a DICOM Segmentation (SEG, binary segments) written with ``highdicom``.
+
+One segment per label of the result (e.g. ``eyeball_left``), coded with the SNOMED CT property category
+and type of :mod:`orbitai.labels` and the side as the segmented property type modifier (Left / Right),
+with the model as the algorithm (name and version from its bundle). The SEG shares the source series'
+study, patient and frame of reference and references its instances.
+
+Geometry: the SEG frames are the label map's own planes (its positions, orientation and spacing). For a
+series read as it was acquired these are the source slices, so each frame also references its source
+image. For a series that reading resampled (gantry tilt, uneven spacing: ``Acquisition.resampled``) the
+frames lie on the resampled regular grid, in the same frame of reference, referencing the source series
+as a whole but no source slice per frame; :data:`RESAMPLED_NOTE` says so in result.json.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from orbitai.dicom import DicomExportError, require_highdicom
+from orbitai.io.volume import Volume
+from orbitai.labels import ANATOMICAL_STRUCTURE, LABEL_BY_NAME, Code
+
+if TYPE_CHECKING:  # pragma: no cover - pydicom is imported only to write
+    from pydicom import Dataset
+
+__all__ = ["RESAMPLED_NOTE", "MANUFACTURER", "read_source_series", "segment_numbers", "write_seg"]
+
+MANUFACTURER = "OrbitAI"
+#: What result.json's acquisition notes say when the SEG lies on a resampled grid.
+RESAMPLED_NOTE = ("segmentation.dcm lies on the resampled regular grid (its own plane positions, same frame of "
+                  "reference), not on the acquired slices; it references the source series as a whole.")
+
+
+def read_source_series(folder: str | os.PathLike) -> list[Dataset]:
+    """The headers (no pixel data) of the DICOM series in ``folder`` that :func:`orbitai.io.read_scan` reads
+    (the first series GDCM finds)."""
+    import SimpleITK as sitk
+
+    from orbitai.io.dicom import itk_warnings_off
+
+    pydicom, _hd = require_highdicom()
+    with itk_warnings_off():
+        ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+        files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), ids[0]) if ids else ()
+    if not files:
+        raise DicomExportError(f"No DICOM series found in {folder} to reference from the DICOM SEG.")
+    return [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+
+
+def segment_numbers(rows: Sequence[dict[str, Any]]) -> dict[int, int]:
+    """Label value -> SEG segment number (1, 2, ... in the order of the result's structure rows)."""
+    return {int(r["label"]): n for n, r in enumerate(rows, start=1)}
+
+
+def _coded(hd: Any, code: Code) -> Any:
+    return hd.sr.CodedConcept(code.value, code.scheme, code.meaning)
+
+
+def algorithm_identification(hd: Any, model: str, version: str) -> Any:
+    """The model as the SEG's algorithm (family: artificial intelligence)."""
+    from pydicom.sr.codedict import codes
+
+    return hd.AlgorithmIdentificationSequence(name=model, family=codes.cid7162.ArtificialIntelligence,
+                                              version=version or "unknown")
+
+
+def write_seg(labels: Volume, rows: Sequence[dict[str, Any]], sources: Sequence[Dataset], model: str,
+              version: str, path: str | os.PathLike) -> Dataset:
+    """Write ``labels`` (orbit scheme values, the structures listed in ``rows``: label, name) as a binary
+    DICOM SEG at ``path`` referencing ``sources`` (see the module's note on geometry); returns the SEG."""
+    pydicom, hd = require_highdicom()
+    numbers = segment_numbers(rows)
+    algorithm = algorithm_identification(hd, model, version)
+    descriptions = []
+    for r in rows:
+        lab = LABEL_BY_NAME.get(str(r["name"]))
+        if lab is None:
+            raise DicomExportError(f"Structure {r['name']!r} is not in the orbit label scheme; no DICOM SEG code.")
+        desc = hd.seg.SegmentDescription(numbers[int(r["label"])], lab.name, _coded(hd, ANATOMICAL_STRUCTURE),
+                                      _coded(hd, lab.code), hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+                                      algorithm_identification=algorithm,
+                                      display_color=hd.color.CIELabColor.from_rgb(*lab.colour))
+        # the side qualifies the property type (nested in its code item, as the SEG IOD has it)
+        desc.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence = [
+            _coded(hd, lab.laterality)]
+        descriptions.append(desc)
+    lut = np.zeros(max(int(labels.array.max()), max(numbers)) + 1, dtype=np.uint8)
+    for value, number in numbers.items():
+        lut[value] = number
+    pixels = lut[labels.array.astype(np.intp)]                  # (slices, rows, columns) of segment numbers
+    d = labels.direction
+    sp = labels.spacing
+    positions = [hd.PlanePositionSequence("PATIENT", [float(v) for v in labels.index_to_physical((0, 0, k))])
+                 for k in range(pixels.shape[0])]
+    series_number = int(getattr(sources[0], "SeriesNumber", None) or 0) + 1000    # beside the source's
+    try:
+        seg = hd.seg.Segmentation(
+            source_images=list(sources), pixel_array=pixels, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+            segment_descriptions=descriptions, series_instance_uid=hd.UID(), series_number=series_number,
+            sop_instance_uid=hd.UID(), instance_number=1,
+            manufacturer=MANUFACTURER, manufacturer_model_name=model, software_versions=_software_version(),
+            device_serial_number="0", series_description="OrbitAI orbit segmentation",
+            content_label="ORBIT", content_description=f"Orbit structures by {model}"[:64],
+            pixel_measures=hd.PixelMeasuresSequence((float(sp[1]), float(sp[0])), float(sp[2]), float(sp[2])),
+            plane_orientation=hd.PlaneOrientationSequence("PATIENT", [float(v) for v in (*d[:, 0], *d[:, 1])]),
+            plane_positions=positions)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise DicomExportError(f"The DICOM SEG cannot be made from this series: {exc}") from None
+    # highdicom copies the source's pixel measures when the pixel spacing matches: the slice spacing is ours
+    # (a resampled grid's), which readers such as dcmqi use to stack the frames
+    seg.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].SpacingBetweenSlices = _ds(float(sp[2]))
+    seg.save_as(Path(path), enforce_file_format=True)
+    return seg
+
+
+def _ds(value: float) -> str:
+    """``value`` as a DICOM decimal string (16 characters at most)."""
+    from pydicom.valuerep import format_number_as_ds
+
+    return format_number_as_ds(value)
+
+
+def _software_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"orbitai {version('orbitai')}"
+    except PackageNotFoundError:
+        return "orbitai"
