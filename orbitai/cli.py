@@ -203,7 +203,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     prefix = f"orbitai {command_name(args)}: "
     try:
-        with cancel_on_signals():
+        from orbitai.dicom.inputs import resolved_images
+
+        with cancel_on_signals(), resolved_images(args):    # --series, DICOMweb URLs: local files for the command
             return int(args.func(args) or 0)
     except KeyboardInterrupt:
         if args.debug:

@@ -12,6 +12,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import SimpleITK as sitk
 
+from orbitai.io.dicom_folder import survey_folder
 from orbitai.io.regrid import Planes, regular_grid
 from orbitai.io.values import offset_ct_evidence
 from orbitai.io.volume import Volume, VolumeError
@@ -86,17 +87,23 @@ def read_dicom_scan(folder: str | os.PathLike, series_id: str | None = None) -> 
     slices (see :meth:`SliceGeometry.problem`), slices of different size or pixel spacing.
     """
     folder = Path(folder)
+    survey = survey_folder(folder)
+    chosen = survey.choose(series_id)        # refuses several series without a choice, or only SEG/SR/...
     with itk_warnings_off():
         ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
-    if not ids:
-        raise VolumeError(f"No DICOM series found in {folder}.")
-    if series_id is None:
-        series_id = ids[0]
-    elif series_id not in ids:
+    if chosen is not None:
+        series_id = chosen.uid
+    else:
+        ids = tuple(i for i in ids if i not in {o.series_uid for o in survey.others})
+        if not ids:
+            raise VolumeError(f"No DICOM series found in {folder}.")
+        series_id = ids[0] if series_id is None else series_id
+    if series_id not in ids:
         raise VolumeError(f"Series {series_id} not in {folder}; found: {', '.join(ids)}")
     with itk_warnings_off():
         files = [Path(f) for f in sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series_id)]
-    bad = _unreadable_dicom_files(folder, set(files))
+    elsewhere = {f for s in survey.series if s is not chosen for f in s.files} | {o.path for o in survey.others}
+    bad = _unreadable_dicom_files(folder, set(files) | elsewhere)
     if bad:
         shown = ", ".join(p.name for p in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
         raise VolumeError(f"{folder}: {shown} cannot be read as DICOM (truncated or damaged). "

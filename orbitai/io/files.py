@@ -12,6 +12,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from orbitai.io.dicom import Acquisition, read_dicom_scan, read_dicom_series
+from orbitai.io.dicom_folder import refuse_non_image_file
 from orbitai.io.integrity import verify_volume_file
 from orbitai.io.volume import Volume, VolumeError
 from orbitai.staging import write_failure
@@ -58,6 +59,7 @@ def read_scan(path: str | os.PathLike) -> tuple[Volume, Acquisition]:
 def _read_file(p: Path, keep_metadata: bool) -> Volume:
     if p.is_file() and p.stat().st_size == 0:
         raise VolumeError(f"The image file {p} is empty (0 bytes); export or copy it again.")
+    refuse_non_image_file(p)           # a SEG / SR / RTSTRUCT, or one slice of a series, is not an image to read
     if not p.name.lower().endswith((".nrrd", ".nhdr")):   # teem checks NRRD data (length, gzip CRC) itself
         verify_volume_file(p)
     try:

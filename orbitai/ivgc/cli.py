@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, NoReturn, Optional
 
 from orbitai.cli import add_bundle_out_options, add_device_option, add_resample_option
+from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import InputError, OrbitAIError, UserError, one_line
 
 if TYPE_CHECKING:
@@ -130,6 +131,7 @@ def _add_predict(s: argparse._SubParsersAction) -> None:
     add_resample_option(p, "MRI")
     add_device_option(p)
     p.add_argument("--out", required=True, help="output folder")
+    add_image_source_options(p, "image")
     p.set_defaults(func=run_predict)
 
 

@@ -12,6 +12,7 @@ from typing import Callable
 
 from orbitai.cli import (add_bundle_out_options, add_device_option, add_resample_option, check_training_options,
                          manifest_inputs)
+from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import UserError
 
 
@@ -22,6 +23,7 @@ def _flair_inputs(p: argparse.ArgumentParser) -> None:
                                                      ".seg.nrrd, every non-zero voxel is lesion); default: computed")
     p.add_argument("--lesion-model", metavar="NAME", help="lesion segmentation bundle (default: the bundled one)")
     add_resample_option(p, "FLAIR")
+    add_image_source_options(p, "flair")
     add_device_option(p)
     p.add_argument("--out", required=True, help="output folder")
 

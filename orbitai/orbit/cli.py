@@ -9,6 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from orbitai.cli import add_bundle_out_options, add_device_option
+from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import UserError
 
 #: File names that ``--out`` must not have (it takes a folder).
@@ -42,6 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     help="also write OUT/uncertainty.nrrd: the model's uncertainty (1 - max class probability)")
     pr.add_argument("--labelmap", action="store_true",
                     help="also write OUT/labels.nrrd, a plain label map (values as in result.json)")
+    add_image_source_options(pr, "image")
     pr.set_defaults(func=run_predict)
 
     ev = s.add_parser("evaluate", help="evaluate a model on a manifest with ground truth",
@@ -82,6 +84,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pp.add_argument("--key", help="the image key the caller computed (orbitai.orbit.prior.image_key); "
                                   "default: computed here")
     add_device_option(pp)
+    add_image_source_options(pp, "image")
     pp.set_defaults(func=run_prior)
 
 

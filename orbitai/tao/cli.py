@@ -7,6 +7,7 @@ from pathlib import Path
 
 from orbitai.cli import (add_bundle_out_options, add_device_option, add_resample_option, check_training_options,
                          manifest_inputs)
+from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import UserError
 
 #: The figure that ``predict --figure`` adds to OUT.
@@ -30,6 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--no-maps", action="store_true", help="skip the occlusion and Grad-CAM maps")
     pr.add_argument("--figure", action="store_true", help="also write OUT/tao_maps.png (inputs with both maps)")
     pr.add_argument("--out", required=True, help="output folder")
+    add_image_source_options(pr, "image")
     pr.set_defaults(func=run_predict)
 
     ev = s.add_parser("evaluate", help="metrics of a model on a labelled manifest (paper's Table 2, AUC 95%% CI)")

@@ -1,0 +1,112 @@
+"""Where a predict command's image comes from, resolved once for every command (``orbitai.cli.main``):
+
+* a file or a DICOM folder holding one image series: as given;
+* a DICOM folder of several series with ``--series UID``: that series alone, as a temporary folder of links to
+  its files (so every reader, and the DICOM SEG's references, see one series);
+* a DICOMweb series URL, ``http(s)://HOST/ROOT/studies/<StudyUID>[/series/<SeriesUID>]`` (the series UID may
+  also come from ``--series``): the series fetched into a temporary folder (:func:`orbitai.dicom.web.fetch_series`).
+
+Temporary folders live for the command's run and are removed afterwards, also on an error or a cancel."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from orbitai.errors import UserError
+from orbitai.io.dicom_folder import SERIES_OPTION
+
+__all__ = ["add_image_source_options", "resolved_images", "resolve_image", "parse_dicomweb_url"]
+
+_URL = re.compile(r"^(?P<root>https?://.+?)/studies/(?P<study>[0-9.]+)(?:/series/(?P<series>[0-9.]+))?/?$")
+
+
+def add_image_source_options(parser: argparse.ArgumentParser, *dests: str) -> None:
+    """``--series UID`` for the image arguments ``dests`` of a predict command, which may also be DICOMweb URLs;
+    `resolved_images` resolves them before the command runs."""
+    parser.add_argument(SERIES_OPTION, metavar="UID",
+                        help="the SeriesInstanceUID to read from a DICOM folder (or DICOMweb study URL) holding several "
+                             "series; without it such a folder is refused, listing its series. The image may also "
+                             "be a DICOMweb series URL: http(s)://HOST/ROOT/studies/<StudyUID>/series/<SeriesUID>")
+    parser.set_defaults(image_dests=dests)
+
+
+def parse_dicomweb_url(url: str) -> tuple[str, str, str | None]:
+    """``(root, study UID, series UID or None)`` of a DICOMweb study or series URL; a one-line error otherwise."""
+    m = _URL.match(url.strip())
+    if not m:
+        raise UserError(f"{url} is not a DICOMweb study or series URL; give "
+                        "http(s)://HOST/ROOT/studies/<StudyUID>/series/<SeriesUID>.")
+    return m["root"], m["study"], m["series"]
+
+
+def _links(files: list[Path], folder: Path) -> Path:
+    """``folder`` holding a link to (or, where links are not allowed, a copy of) each of ``files``."""
+    folder.mkdir(parents=True)
+    for f in files:
+        target = folder / f.name
+        try:
+            os.symlink(f.resolve(), target)
+        except OSError:            # e.g. Windows without the right to make links
+            shutil.copy2(f, target)
+    return folder
+
+
+def resolve_image(value: str, series: str | None, tmp: Path) -> str:
+    """The local path to read for one image argument (see the module's docstring); ``tmp`` holds what is made."""
+    if re.match(r"^https?://", value):
+        from orbitai.dicom.web import fetch_series
+
+        root, study, in_url = parse_dicomweb_url(value)
+        if in_url and series and in_url != series:
+            raise UserError(f"{SERIES_OPTION} {series} differs from the series in the URL {value}; give one.")
+        chosen = in_url or series
+        return str(fetch_series(root, study, chosen, tmp / f"dicomweb-{len(list(tmp.iterdir()))}" / (chosen or study)))
+    if series is None:
+        return value
+    path = Path(value)
+    if not path.is_dir():
+        if path.exists():
+            raise UserError(f"{SERIES_OPTION} chooses a series in a DICOM folder; {value} is a file.")
+        return value                                     # the command says it does not exist
+    from orbitai.io.dicom_folder import survey_folder
+
+    survey = survey_folder(path)
+    chosen_series = survey.choose(series)
+    if chosen_series is None:
+        raise UserError(f"{value} holds no DICOM image series to choose {series} from.")
+    if len(survey.series) == 1 and not survey.others:
+        return value
+    return str(_links(chosen_series.files, tmp / f"series-{len(list(tmp.iterdir()))}" / path.name))
+
+
+@contextlib.contextmanager
+def resolved_images(args: argparse.Namespace) -> Iterator[None]:
+    """While active, the image arguments that `add_image_source_options` declared name local files or folders
+    of one series; temporary folders are removed on leaving."""
+    dests = getattr(args, "image_dests", ())
+    series = getattr(args, "series", None)
+    values = {d: getattr(args, d, None) for d in dests}
+    needed = series is not None or any(
+        isinstance(v, str) and v.startswith(("http://", "https://"))
+        or isinstance(v, list) and any(str(x).startswith(("http://", "https://")) for x in v) for v in values.values())
+    if not needed:
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="orbitai-input-") as d:
+        tmp = Path(d)
+        for dest, value in values.items():
+            if isinstance(value, list):
+                setattr(args, dest, [resolve_image(str(v), series, tmp) for v in value])
+            elif value is not None:
+                setattr(args, dest, resolve_image(str(value), series, tmp))
+        try:
+            yield
+        finally:
+            for dest, value in values.items():
+                setattr(args, dest, value)
