@@ -29,6 +29,10 @@ def test_volume_table_flags_implausible_structures(ctx, tmp_path: Path):
     shared.test_volume_table_flags_implausible_structures(ctx, tmp_path)
 
 
+def test_results_file_into_the_inputs_dicom_study_ready_for_slicers_export(ctx, tmp_path: Path):
+    shared.test_results_file_into_the_inputs_dicom_study_ready_for_slicers_export(ctx, tmp_path)
+
+
 def test_failing_job_leaves_scene_unchanged(ctx):
     shared.test_failing_job_leaves_scene_unchanged(ctx)
 

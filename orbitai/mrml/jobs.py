@@ -231,7 +231,8 @@ class JobLogic:
 
     def loadResults(self, out_dir: str | Path, input_node, **options: Any) -> Any:
         """Import an output folder for ``input_node``: all of its nodes or, on any error, none."""
-        from orbitai.mrml.transaction import rollback_on_error
+        from orbitai.mrml.dicom_export import file_beside_input
+        from orbitai.mrml.transaction import node_ids, rollback_on_error
 
         if input_node is None:
             raise JobError("The input volume is gone from the scene; nothing was added.")
@@ -240,4 +241,20 @@ class JobLogic:
             raise JobError(f"'{gone[0].GetName()}' was removed from the scene while the {self.job_title.lower()} "
                            "ran; nothing was added. Apply again.")
         with rollback_on_error(self.ctx.scene):
-            return self.importResults(Path(out_dir), input_node, **options)
+            before = node_ids(self.ctx.scene)
+            outputs = self.importResults(Path(out_dir), input_node, **options)
+            # beside the input in its DICOM study, exportable by Slicer's own DICOM export (orbitai.mrml.dicom_export)
+            added = [self.ctx.scene.GetNodeByID(i) for i in sorted(node_ids(self.ctx.scene) - before)]
+            file_beside_input(self.ctx.scene, input_node, added, _result_model(Path(out_dir)))
+            return outputs
+
+
+def _result_model(out_dir: Path) -> Optional[str]:
+    """The model a result folder names in its result.json (``model``), or None."""
+    import json
+
+    try:
+        model = json.loads((out_dir / "result.json").read_text()).get("model")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(model) if model else None
