@@ -49,7 +49,7 @@ def parse_attributes(text: str) -> dict[str, str]:
         where, source = str(path), path.read_text(encoding="utf-8")
     try:
         given = json.loads(source)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise UserError(f"{ATTRIBUTES_OPTION}: {where} is not valid JSON ({exc.msg} at line {exc.lineno}).") from None
     if not isinstance(given, dict):
         raise UserError(f"{ATTRIBUTES_OPTION}: {where} must be a JSON object of DICOM keywords and values.")
@@ -94,7 +94,7 @@ def write_derived_series(vol: Volume, folder: str | os.PathLike, attributes: dic
     (see :func:`parse_attributes`); new series and frame-of-reference UIDs, a new study unless given."""
     import pydicom
     from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
     modality = modality.upper()
     if modality not in ("CT", "MR"):
@@ -113,7 +113,7 @@ def write_derived_series(vol: Volume, folder: str | os.PathLike, attributes: dic
     for k in range(stored.shape[0]):
         ds = pydicom.Dataset()
         ds.file_meta = FileMetaDataset()
-        ds.file_meta.MediaStorageSOPClassUID = sop_class
+        ds.file_meta.MediaStorageSOPClassUID = UID(sop_class)
         ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
         ds.SOPClassUID, ds.SOPInstanceUID = sop_class, ds.file_meta.MediaStorageSOPInstanceUID
