@@ -16,12 +16,18 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[all]'
 	touch $(STAMP)
 
-# dciodvfy (Debian dicom3tools) checks every DICOM SEG/SR the tests write: installed when missing as root
-# (CI: a fresh Debian machine), otherwise said; the tests skip without it.
+# Test tools of the DICOM tests, installed when missing as root (CI: a fresh Debian machine), otherwise said (the
+# tests then skip): dciodvfy (dicom3tools) checks every SEG/SR written; Orthanc with its DICOMweb plugin is the
+# PACS of the round-trip tests (started and stopped by the test fixture on 127.0.0.1; its service is not started).
+DICOM_TOOLS := dicom3tools orthanc orthanc-dicomweb
 .PHONY: dicom-tools
 dicom-tools:
-	@command -v dciodvfy >/dev/null || if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y dicom3tools; \
-	else echo "note: dciodvfy is missing; install Debian's dicom3tools (sudo apt-get install dicom3tools) for the DICOM tests"; fi
+	@missing="$$(for p in $(DICOM_TOOLS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done)"; \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing \
+	  && { service orthanc stop >/dev/null 2>&1 || true; }; \
+	else echo "note: missing $$missing; install them (sudo apt-get install $$missing) for the DICOM tests"; fi
 
 demo: $(STAMP)
 	$(PY) -m orbitai demo --out demo_output

@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "orbitai.tao.cli",
     "orbitai.ivgc.cli",
     "orbitai.neuro.cli",
+    "orbitai.dicom.cli",
 ]
 
 

@@ -165,6 +165,11 @@ def _pools(d: Path) -> dict[str, dict[str, list[str | None]]]:
                      "--folds": [None, *ints], "--repeats": [None, "1", "0", "x"], "--epochs": ["1", "0", "x"],
                      "--seed": [None, *ints], "--out": outs},
         "neuro configs": {},
+        # issue 33: DICOMweb on a closed local port or a malformed address (no draw reaches a server)
+        "dicom push": {"out": [str(d), str(d / "img.nrrd"), str(d / "missing"), str(d / "folder")],
+                       "--url": ["http://127.0.0.1:9/dicom-web", "ftp://x", ""]},
+        "dicom fetch": {"--url": ["http://127.0.0.1:9/dicom-web", "x", ""], "--study": ["1.2.3", "x", ""],
+                        "--series": [None, "1.2", ""], "--out": outs},
     }
 
 

@@ -402,21 +402,33 @@ def _unreadable_dicom_files(folder: Path, series_files: set[Path]) -> list[Path]
     return bad
 
 
-def write_dicom_series(vol: Volume, folder: str | os.PathLike, modality: str = "CT") -> Path:
+def write_dicom_series(vol: Volume, folder: str | os.PathLike, modality: str = "CT", study_uid: str | None = None,
+                       series_uid: str | None = None) -> Path:
     """Write a scalar volume as a DICOM series (one file per slice) with its geometry.
 
     Values are stored as int16 with rescale slope 1 (HU for CT); this is for exchange and
-    tests, not a full DICOM authoring tool.
+    tests, not a full DICOM authoring tool. Every call writes the same study and series UIDs unless
+    ``study_uid`` / ``series_uid`` are given (so that slices written apart make one series, as tests compose
+    them); give them, e.g. :func:`new_uid`, for series that must differ in a PACS.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     d = vol.direction
     arr = vol.array.astype(np.int16)
+    uids = {"0020|000d": study_uid or _UID + ".1", "0020|000e": series_uid or _UID + ".2",
+            "0020|0052": study_uid + ".0" if study_uid and len(study_uid) < 62 else _UID + ".3"}
     for k in range(arr.shape[0]):
         write_dicom_slice(arr[k], folder / f"slice{k:04d}.dcm", vol.index_to_physical((0, 0, k)), d[:, 0], d[:, 1],
                           (vol.spacing[0], vol.spacing[1]), k + 1,
-                          {"0008|0060": modality, "0018|0050": f"{vol.spacing[2]:.10f}"})
+                          {"0008|0060": modality, "0018|0050": f"{vol.spacing[2]:.10f}", **uids})
     return folder
+
+
+def new_uid() -> str:
+    """A new UID under the 2.25 root (a UUID as a decimal integer, PS3.5 B.2)."""
+    import uuid
+
+    return f"2.25.{uuid.uuid4().int}"
 
 
 #: Study and series UIDs of the series written here (tests and phantoms; one series per folder).

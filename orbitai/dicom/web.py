@@ -1,0 +1,189 @@
+"""DICOMweb with a PACS: store results (STOW-RS), find a study's series (QIDO-RS) and fetch one as the input
+of any predict command (WADO-RS), on the ``dicomweb-client`` package (``pip install 'orbitai[dicom]'``).
+
+Every request has a timeout; a server that cannot be reached, answers with an HTTP error, or has no such
+study or series ends in one line (:class:`DicomWebError`, exit 2). A fetched series is written into a
+temporary folder beside its destination and renamed into place only when complete."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from orbitai.errors import InputError
+
+__all__ = ["DicomWebError", "RemoteSeries", "dicom_files", "fetch_series", "push", "search_series",
+           "TIMEOUT_S"]
+
+#: Seconds to wait for a connection and for each answer.
+TIMEOUT_S = 30.0
+
+
+class DicomWebError(InputError):
+    """A DICOMweb exchange failed: server unreachable, an HTTP error, no such study or series."""
+
+
+@dataclass(frozen=True)
+class RemoteSeries:
+    """One series of a study as QIDO-RS describes it."""
+
+    uid: str
+    modality: str
+    description: str
+    instances: int
+
+    def describe(self) -> str:
+        what = ", ".join(x for x in (self.modality, repr(self.description) if self.description else "") if x)
+        return f"{self.uid} ({what}{', ' if what else ''}{self.instances} instances)"
+
+
+def _client(url: str, timeout: float = TIMEOUT_S) -> Any:
+    try:
+        from dicomweb_client.api import DICOMwebClient
+    except ImportError:
+        raise DicomWebError("DICOMweb needs the dicomweb-client package: pip install 'orbitai[dicom]'.") from None
+    if not url.startswith(("http://", "https://")):
+        raise DicomWebError(f"{url} is not a DICOMweb URL; give the service root, e.g. http://HOST:8042/dicom-web.")
+    client = DICOMwebClient(url.rstrip("/"), timeout=timeout)
+    # the package retries 5 times with waits up to 16 s (30 s for a refused connection); a user waits ~1 s
+    client.set_http_retry_params(retry=True, max_attempts=3, wait_exponential_multiplier=250)
+    return client
+
+
+def _failure(exc: BaseException, url: str, what: str) -> DicomWebError:
+    """One line for a requests failure while ``what`` on ``url``."""
+    import requests
+
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        reason = "connection refused" if "refused" in str(exc).lower() else "no connection"
+        return DicomWebError(f"Cannot reach the DICOMweb server at {url} ({reason}) while {what}: check the address "
+                             "and that the server is running.")
+    if isinstance(exc, requests.exceptions.Timeout):
+        return DicomWebError(f"The DICOMweb server at {url} did not answer within {TIMEOUT_S:.0f} s while {what}.")
+    if isinstance(exc, requests.exceptions.HTTPError) and exc.response is not None:
+        return DicomWebError(f"The DICOMweb server at {url} answered HTTP {exc.response.status_code} "
+                             f"({exc.response.reason}) while {what}.")
+    return DicomWebError(f"DICOMweb {what} on {url} failed: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+
+
+def _value(item: dict, tag: str, default: Any = "") -> Any:
+    values = item.get(tag, {}).get("Value") or [default]
+    return values[0]
+
+
+def search_series(url: str, study_uid: str) -> list[RemoteSeries]:
+    """The series of ``study_uid`` on ``url`` (QIDO-RS); a one-line error when the study is not there."""
+    import requests
+
+    client = _client(url)
+    try:
+        found = client.search_for_series(study_uid)
+    except requests.exceptions.HTTPError as exc:
+        if exc.response is not None and exc.response.status_code == 404:
+            found = []
+        else:
+            raise _failure(exc, url, f"searching study {study_uid}") from None
+    except requests.exceptions.RequestException as exc:
+        raise _failure(exc, url, f"searching study {study_uid}") from None
+    if not found:
+        raise DicomWebError(f"No study {study_uid} on {url}; check the Study Instance UID.")
+    return [RemoteSeries(str(_value(s, "0020000E")), str(_value(s, "00080060")), str(_value(s, "0008103E")).strip(),
+                         int(_value(s, "00201209", 0) or 0)) for s in found]
+
+
+def fetch_series(url: str, study_uid: str, series_uid: str | None, folder: str | os.PathLike) -> Path:
+    """Retrieve one image series of ``study_uid`` (``series_uid``, or the study's only image series) into the new
+    ``folder`` (WADO-RS), one file per instance; returns ``folder``. Several image series without a choice, or a
+    series not in the study, are refused listing the study's series."""
+    import requests
+
+    from orbitai.io.dicom_folder import SERIES_OPTION, non_image_kind
+
+    folder = Path(folder)
+    if folder.exists() and any(folder.iterdir()):
+        raise DicomWebError(f"{folder} is not empty; fetch into a new folder.")
+    series = search_series(url, study_uid)
+    images = [s for s in series if non_image_kind("", s.modality) is None]
+    listing = "; ".join(s.describe() for s in series)
+    if series_uid is None:
+        if len(images) != 1:
+            raise DicomWebError(f"Study {study_uid} on {url} holds {len(images)} image series; choose one with "
+                                f"{SERIES_OPTION} UID: {listing}.")
+        series_uid = images[0].uid
+    chosen = next((s for s in series if s.uid == series_uid), None)
+    if chosen is None:
+        raise DicomWebError(f"No series {series_uid} in study {study_uid} on {url}; series found: {listing}.")
+    if chosen not in images:
+        raise DicomWebError(f"Series {series_uid} is a {non_image_kind('', chosen.modality)}, not an image series.")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    try:
+        n = 0
+        for n, ds in enumerate(_client(url).iter_series(study_uid, series_uid), start=1):
+            ds.save_as(work / f"{n:05d}.dcm", enforce_file_format=True)
+        if n == 0:
+            raise DicomWebError(f"Series {series_uid} on {url} returned no instances.")
+        if folder.exists():
+            folder.rmdir()
+        os.replace(work, folder)
+    except requests.exceptions.RequestException as exc:
+        raise _failure(exc, url, f"retrieving series {series_uid}") from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return folder
+
+
+def dicom_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """The DICOM files among ``paths`` (files, or folders searched recursively), in name order."""
+    from orbitai.io.dicom_folder import looks_like_dicom
+
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found += sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith(".") and looks_like_dicom(f))
+        elif p.is_file() and looks_like_dicom(p):
+            found.append(p)
+        elif not p.exists():
+            raise DicomWebError(f"No such file or folder: {p}")
+    return found
+
+
+def _by_study(files: Sequence[Path]) -> Iterator[tuple[str, list[Any]]]:
+    import pydicom
+
+    studies: dict[str, list[Any]] = {}
+    for f in files:
+        try:
+            ds = pydicom.dcmread(f)
+        except Exception as exc:  # noqa: BLE001 - pydicom raises many types for a damaged file
+            raise DicomWebError(f"{f} cannot be read as DICOM ({type(exc).__name__}); nothing was stored.") from None
+        studies.setdefault(str(ds.get("StudyInstanceUID", "")), []).append(ds)
+    yield from studies.items()
+
+
+def push(paths: Sequence[str | os.PathLike], url: str) -> dict[str, Any]:
+    """Store the DICOM files in ``paths`` on ``url`` (STOW-RS, one request per study); returns a summary
+    ``{"stored": n, "studies": [...], "sop_instance_uids": [...]}``. A failed instance is an error naming it."""
+    import requests
+
+    files = dicom_files(paths)
+    if not files:
+        raise DicomWebError(f"No DICOM files in {', '.join(map(str, paths))}; nothing to store.")
+    client = _client(url)
+    stored: list[str] = []
+    studies: list[str] = []
+    for study, datasets in _by_study(files):
+        try:
+            response = client.store_instances(datasets, study_instance_uid=study or None)
+        except requests.exceptions.RequestException as exc:
+            raise _failure(exc, url, f"storing {len(datasets)} instance(s)") from None
+        failed = list(getattr(response, "FailedSOPSequence", []) or [])
+        if failed:
+            uids = ", ".join(str(item.get("ReferencedSOPInstanceUID", "?")) for item in failed[:3])
+            raise DicomWebError(f"The server at {url} refused {len(failed)} instance(s) ({uids}).")
+        stored += [str(ds.SOPInstanceUID) for ds in datasets]
+        studies.append(study)
+    return {"stored": len(stored), "studies": studies, "sop_instance_uids": stored}

@@ -1,0 +1,84 @@
+"""A real PACS for the tests: Orthanc with its DICOMweb plugin (Debian ``orthanc``, ``orthanc-dicomweb``),
+started on a free port of 127.0.0.1 with its storage in a temporary folder, and stopped afterwards.
+
+Orthanc is a test tool here (GPL, run as a separate program), never a dependency of OrbitAI. ``make test``
+installs it as root (the Makefile's ``dicom-tools``); elsewhere the tests say what to install and skip, and in
+CI (``CI=true``) they fail instead, since CI must have it."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+__all__ = ["ORTHANC_INSTALL", "find_orthanc", "orthanc_server"]
+
+ORTHANC_INSTALL = "install Debian's orthanc and orthanc-dicomweb (make test does it as root)"
+_PLUGIN_DIRS = ("/usr/share/orthanc/plugins", "/usr/lib/orthanc")
+
+
+def find_orthanc() -> tuple[str, str] | None:
+    """``(Orthanc executable, DICOMweb plugin)`` if both are installed."""
+    exe = shutil.which("Orthanc") or next((p for p in ("/usr/sbin/Orthanc", "/usr/bin/Orthanc") if os.path.exists(p)),
+                                          None)
+    plugin = next((str(p) for d in _PLUGIN_DIRS for p in sorted(Path(d).glob("libOrthancDicomWeb.so*"))
+                   if Path(d).is_dir()), None)
+    return (exe, plugin) if exe and plugin else None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def orthanc_server(start_timeout_s: float = 60.0) -> Iterator[str]:
+    """Run Orthanc for the block and yield its DICOMweb root URL (``http://127.0.0.1:PORT/dicom-web``). Remote
+    access is off (Orthanc then answers 127.0.0.1 only), no DICOM port, no authentication; storage and index in a
+    temporary folder removed afterwards; the process is terminated (killed after 10 s) however the block ends."""
+    found = find_orthanc()
+    if found is None:
+        raise FileNotFoundError(f"Orthanc or its DICOMweb plugin is missing: {ORTHANC_INSTALL}")
+    exe, plugin = found
+    with tempfile.TemporaryDirectory(prefix="orbitai-orthanc-") as d:
+        port = _free_port()
+        config = {"Name": "orbitai-test", "StorageDirectory": f"{d}/storage", "IndexDirectory": f"{d}/index",
+                  "HttpPort": port, "RemoteAccessAllowed": False, "AuthenticationEnabled": False,
+                  "DicomServerEnabled": False, "HttpTimeout": 60, "StableAge": 1, "Plugins": [plugin],
+                  "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": True}}
+        (Path(d) / "orthanc.json").write_text(json.dumps(config))
+        log = open(Path(d) / "orthanc.log", "wb")
+        proc = subprocess.Popen([exe, str(Path(d) / "orthanc.json")], stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            deadline = time.monotonic() + start_timeout_s
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"Orthanc exited with {proc.returncode} on start: "
+                                       f"{(Path(d) / 'orthanc.log').read_text(errors='replace')[-400:]}")
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/system", timeout=2) as r:
+                        if r.status == 200:
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"Orthanc did not answer on 127.0.0.1:{port} within {start_timeout_s:.0f} s")
+                time.sleep(0.2)
+            yield f"http://127.0.0.1:{port}/dicom-web"
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+            log.close()
