@@ -20,8 +20,8 @@ REPEATS = 5
 def main() -> Path:
     from orbitai.cli import main as orbitai_main
     from orbitai.dicom.export import write_dicom_results
-    from orbitai.dicom.seg import read_source_series, write_seg
-    from orbitai.dicom.sr import write_sr
+    from orbitai.dicom.seg import orbit_segments, read_source_series, write_seg
+    from orbitai.dicom.sr import orbit_findings, write_sr
     from orbitai.io import write_dicom_series
     from orbitai.phantoms.orbit import orbit_case
     from orbitai.segfile import read_segmentation
@@ -46,9 +46,10 @@ def main() -> Path:
             sizes = {k: (folder / v).stat().st_size for k, v in files.items()}
             sources = read_source_series(series)       # the parts, for the notes
             t1 = time.perf_counter()
-            seg = write_seg(labels, rows, sources, model, "bench", folder / "seg.dcm")
+            segments = orbit_segments(rows)
+            seg = write_seg(labels, segments, sources, model, "bench", folder / "seg.dcm")
             t2 = time.perf_counter()
-            write_sr(seg, rows, sources, model, "bench", folder / "sr.dcm")
+            write_sr(seg, segments, orbit_findings(rows, segments), sources, model, "bench", folder / "sr.dcm")
             seg_s.append(t2 - t1)
             sr_s.append(time.perf_counter() - t2)
     metrics = {"seg_sr_write_s": statistics.median(total)}

@@ -1,26 +1,98 @@
-"""A segmentation result's DICOM files: ``segmentation.dcm`` (SEG) and ``report.dcm`` (TID 1500 SR)."""
+"""A result's DICOM files, written beside its other files when the input was a DICOM series:
+``segmentation.dcm`` (SEG, when the result has a label map) and ``report.dcm`` (TID 1500 SR).
+
+A task declares what differs as a :class:`DicomReport` (segments, findings, titles); :func:`dicom_extra`
+gives the ``extra`` hook of :meth:`orbitai.result.TaskResult.write`, so the files are written into the
+result's temporary folder and appear only with the complete result."""
 from __future__ import annotations
 
 import os
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from orbitai.io.volume import Volume
 
-__all__ = ["SEG_FILE", "SR_FILE", "write_dicom_results"]
+__all__ = ["SEG_FILE", "SR_FILE", "DicomReport", "dicom_extra", "dicom_input", "writer_available",
+           "write_dicom_results", "MISSING_WRITER"]
 
 SEG_FILE = "segmentation.dcm"
 SR_FILE = "report.dcm"
+MISSING_WRITER = "DICOM SEG and SR not written: pydicom/highdicom are missing (pip install 'orbitai[dicom]')."
 
 
-def write_dicom_results(source: str | os.PathLike, labels: Volume, rows: Sequence[dict[str, Any]], model: str,
-                        version: str, folder: Path) -> dict[str, str]:
-    """Write the SEG and SR of ``labels`` / ``rows`` (the structure rows of result.json) into ``folder``,
-    referencing the DICOM series in ``source``; returns result.json ``files`` entries (dicom_seg, dicom_sr)."""
+@dataclass
+class DicomReport:
+    """What a task puts into DICOM: a label map with its segments (or none), and its findings."""
+
+    model: str
+    version: str
+    findings: Sequence[Any]                       # orbitai.dicom.sr.Finding
+    labels: Volume | None = None
+    segments: Sequence[Any] = ()                  # orbitai.dicom.seg.SegmentDef
+    seg_description: str = "OrbitAI segmentation"
+    content_label: str = "ORBITAI"
+    sr_description: str = "OrbitAI measurements"
+    parameters: Sequence[str] = field(default_factory=tuple)
+    masks: Sequence[Any] | None = None            # overlapping segments: one boolean array each
+    seg_model: str | None = None                  # the SEG's algorithm when another model made it
+
+
+def dicom_input(image: str | os.PathLike | None) -> bool:
+    """Whether ``image`` is a DICOM series folder (the input's DICOM files get a SEG and an SR)."""
+    return image is not None and Path(image).is_dir()
+
+
+def writer_available() -> bool:
+    """Whether pydicom and highdicom can be imported (DICOM SEG/SR are written only then)."""
+    from importlib.util import find_spec
+
+    return find_spec("pydicom") is not None and find_spec("highdicom") is not None
+
+
+def write_report(source: str | os.PathLike, report: DicomReport, folder: Path) -> dict[str, str]:
+    """Write ``report`` into ``folder`` referencing the DICOM series in ``source``; returns result.json
+    ``files`` entries (``dicom_seg`` when there is a label map, ``dicom_sr``)."""
     from orbitai.dicom.seg import read_source_series, write_seg
     from orbitai.dicom.sr import write_sr
 
     sources = read_source_series(source)
-    seg = write_seg(labels, rows, sources, model, version, folder / SEG_FILE)
-    write_sr(seg, rows, sources, model, version, folder / SR_FILE)
-    return {"dicom_seg": SEG_FILE, "dicom_sr": SR_FILE}
+    files = {}
+    seg = None
+    if report.labels is not None and report.segments:
+        seg = write_seg(report.labels, report.segments, sources, report.seg_model or report.model, report.version,
+                        folder / SEG_FILE, report.seg_description, report.content_label, report.masks)
+        files["dicom_seg"] = SEG_FILE
+    write_sr(seg, report.segments if seg is not None else (), report.findings, sources, report.model,
+             report.version, folder / SR_FILE, report.sr_description, report.parameters)
+    files["dicom_sr"] = SR_FILE
+    return files
+
+
+def dicom_extra(image: str | os.PathLike | None, report: Callable[[], DicomReport],
+                warnings: list[str] | None = None) -> Callable[[Path], dict[str, str]] | None:
+    """The ``extra`` hook writing ``report()`` when ``image`` is a DICOM folder and the writer is installed;
+    None otherwise (without the writer, :data:`MISSING_WRITER` is added to ``warnings`` or printed)."""
+    if not dicom_input(image):
+        return None
+    if not writer_available():
+        if warnings is not None:
+            warnings.append(MISSING_WRITER)
+        else:
+            print(f"warning: {MISSING_WRITER}", file=sys.stderr)
+        return None
+    assert image is not None
+    return lambda tmp: write_report(image, report(), tmp)
+
+
+def write_dicom_results(source: str | os.PathLike, labels: Volume, rows: Sequence[dict[str, Any]], model: str,
+                        version: str, folder: Path) -> dict[str, str]:
+    """The orbit segmentation's SEG and SR (each structure and side, its volume) into ``folder``."""
+    from orbitai.dicom.seg import orbit_segments
+    from orbitai.dicom.sr import orbit_findings
+
+    segments = orbit_segments(rows)
+    return write_report(source, DicomReport(model, version, orbit_findings(rows, segments), labels, segments,
+                                            "OrbitAI orbit segmentation", "ORBIT", "OrbitAI orbit structure volumes"),
+                        folder)

@@ -1,9 +1,9 @@
-"""The orbit label map as a DICOM Segmentation (SEG, binary segments) written with ``highdicom``.
+"""A label map as a DICOM Segmentation (SEG, binary segments) written with ``highdicom``.
 
-One segment per label of the result (e.g. ``eyeball_left``), coded with the SNOMED CT property category
-and type of :mod:`orbitai.labels` and the side as the segmented property type modifier (Left / Right),
-with the model as the algorithm (name and version from its bundle). The SEG shares the source series'
-study, patient and frame of reference and references its instances.
+One segment per :class:`SegmentDef` a task declares (for the orbit: each structure and side, coded with the
+SNOMED CT property category and type of :mod:`orbitai.labels` and the side as the segmented property type
+modifier), with the model as the algorithm (name and version from its bundle). The SEG shares the source
+series' study, patient and frame of reference and references its instances.
 
 Geometry: the SEG frames are the label map's own planes (its positions, orientation and spacing). For a
 series read as it was acquired these are the source slices, so each frame also references its source
@@ -14,6 +14,7 @@ as a whole but no source slice per frame; :data:`RESAMPLED_NOTE` says so in resu
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -26,7 +27,8 @@ from orbitai.labels import ANATOMICAL_STRUCTURE, LABEL_BY_NAME, Code
 if TYPE_CHECKING:  # pragma: no cover - pydicom is imported only to write
     from pydicom import Dataset
 
-__all__ = ["RESAMPLED_NOTE", "MANUFACTURER", "read_source_series", "segment_numbers", "write_seg"]
+__all__ = ["RESAMPLED_NOTE", "MANUFACTURER", "SegmentDef", "orbit_segments", "read_source_series",
+           "segment_numbers", "write_seg"]
 
 MANUFACTURER = "OrbitAI"
 #: What result.json's acquisition notes say when the SEG lies on a resampled grid.
@@ -50,9 +52,32 @@ def read_source_series(folder: str | os.PathLike) -> list[Dataset]:
     return [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
 
 
-def segment_numbers(rows: Sequence[dict[str, Any]]) -> dict[int, int]:
-    """Label value -> SEG segment number (1, 2, ... in the order of the result's structure rows)."""
-    return {int(r["label"]): n for n, r in enumerate(rows, start=1)}
+@dataclass(frozen=True)
+class SegmentDef:
+    """One segment of a SEG: the label value it takes from the label map, its label and codes."""
+
+    value: int
+    label: str
+    category: Code
+    type: Code
+    modifier: Code | None = None                 # e.g. the side (Left / Right) of a paired structure
+    colour: tuple[int, int, int] = (128, 174, 128)
+
+
+def segment_numbers(segments: Sequence[SegmentDef]) -> dict[int, int]:
+    """Label value -> SEG segment number (1, 2, ... in the order of ``segments``)."""
+    return {s.value: n for n, s in enumerate(segments, start=1)}
+
+
+def orbit_segments(rows: Sequence[dict[str, Any]]) -> list[SegmentDef]:
+    """The segments of an orbit result's structure rows (label, name) in the orbit label scheme."""
+    out = []
+    for r in rows:
+        lab = LABEL_BY_NAME.get(str(r["name"]))
+        if lab is None:
+            raise DicomExportError(f"Structure {r['name']!r} is not in the orbit label scheme; no DICOM SEG code.")
+        out.append(SegmentDef(int(r["label"]), lab.name, ANATOMICAL_STRUCTURE, lab.code, lab.laterality, lab.colour))
+    return out
 
 
 def _coded(hd: Any, code: Code) -> Any:
@@ -67,30 +92,34 @@ def algorithm_identification(hd: Any, model: str, version: str) -> Any:
                                               version=version or "unknown")
 
 
-def write_seg(labels: Volume, rows: Sequence[dict[str, Any]], sources: Sequence[Dataset], model: str,
-              version: str, path: str | os.PathLike) -> Dataset:
-    """Write ``labels`` (orbit scheme values, the structures listed in ``rows``: label, name) as a binary
-    DICOM SEG at ``path`` referencing ``sources`` (see the module's note on geometry); returns the SEG."""
+def write_seg(labels: Volume, segments: Sequence[SegmentDef], sources: Sequence[Dataset], model: str,
+              version: str, path: str | os.PathLike, description: str = "OrbitAI orbit segmentation",
+              content_label: str = "ORBIT", masks: Sequence[np.ndarray] | None = None) -> Dataset:
+    """Write ``labels`` (values as in ``segments``) as a binary DICOM SEG at ``path`` referencing ``sources``
+    (see the module's note on geometry); returns the SEG. Segments that overlap (e.g. lesions inside the
+    intracranial mask) come as ``masks``, one boolean array per segment on ``labels``' grid."""
     pydicom, hd = require_highdicom()
-    numbers = segment_numbers(rows)
+    numbers = segment_numbers(segments)
     algorithm = algorithm_identification(hd, model, version)
     descriptions = []
-    for r in rows:
-        lab = LABEL_BY_NAME.get(str(r["name"]))
-        if lab is None:
-            raise DicomExportError(f"Structure {r['name']!r} is not in the orbit label scheme; no DICOM SEG code.")
-        desc = hd.seg.SegmentDescription(numbers[int(r["label"])], lab.name, _coded(hd, ANATOMICAL_STRUCTURE),
-                                      _coded(hd, lab.code), hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
-                                      algorithm_identification=algorithm,
-                                      display_color=hd.color.CIELabColor.from_rgb(*lab.colour))
-        # the side qualifies the property type (nested in its code item, as the SEG IOD has it)
-        desc.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence = [
-            _coded(hd, lab.laterality)]
+    for seg_def in segments:
+        desc = hd.seg.SegmentDescription(numbers[seg_def.value], seg_def.label, _coded(hd, seg_def.category),
+                                         _coded(hd, seg_def.type), hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+                                         algorithm_identification=algorithm,
+                                         display_color=hd.color.CIELabColor.from_rgb(*seg_def.colour))
+        if seg_def.modifier is not None:   # qualifies the property type (nested in its code item, as the IOD has it)
+            desc.SegmentedPropertyTypeCodeSequence[0].SegmentedPropertyTypeModifierCodeSequence = [
+                _coded(hd, seg_def.modifier)]
         descriptions.append(desc)
-    lut = np.zeros(max(int(labels.array.max()), max(numbers)) + 1, dtype=np.uint8)
-    for value, number in numbers.items():
-        lut[value] = number
-    pixels = lut[labels.array.astype(np.intp)]                  # (slices, rows, columns) of segment numbers
+    if masks is not None:
+        if len(masks) != len(segments) or any(m.shape != labels.shape for m in masks):
+            raise DicomExportError("One mask per segment on the label map's grid is needed for a DICOM SEG.")
+        pixels = np.stack([np.asarray(m, dtype=bool) for m in masks], axis=-1).astype(np.uint8)
+    else:
+        lut = np.zeros(max(int(labels.array.max()), max(numbers)) + 1, dtype=np.uint8)
+        for value, number in numbers.items():
+            lut[value] = number
+        pixels = lut[labels.array.astype(np.intp)]              # (slices, rows, columns) of segment numbers
     d = labels.direction
     sp = labels.spacing
     positions = [hd.PlanePositionSequence("PATIENT", [float(v) for v in labels.index_to_physical((0, 0, k))])
@@ -102,8 +131,8 @@ def write_seg(labels: Volume, rows: Sequence[dict[str, Any]], sources: Sequence[
             segment_descriptions=descriptions, series_instance_uid=hd.UID(), series_number=series_number,
             sop_instance_uid=hd.UID(), instance_number=1,
             manufacturer=MANUFACTURER, manufacturer_model_name=model, software_versions=_software_version(),
-            device_serial_number="0", series_description="OrbitAI orbit segmentation",
-            content_label="ORBIT", content_description=f"Orbit structures by {model}"[:64],
+            device_serial_number="0", series_description=description[:64],
+            content_label=content_label[:16], content_description=f"{description} by {model}"[:64],
             pixel_measures=hd.PixelMeasuresSequence((float(sp[1]), float(sp[0])), float(sp[2]), float(sp[2])),
             plane_orientation=hd.PlaneOrientationSequence("PATIENT", [float(v) for v in (*d[:, 0], *d[:, 1])]),
             plane_positions=positions)

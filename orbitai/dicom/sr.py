@@ -1,48 +1,115 @@
-"""Structure volumes as a DICOM Structured Report: a TID 1500 Measurement Report (Comprehensive 3D SR,
-written with ``highdicom``). One measurement group (TID 1411) per structure and side, holding its volume in
-cm3 (UCUM ``cm3``) and tied to its segment in the DICOM SEG (ReferencedSegment); the model is the observing
-device and each measurement's algorithm."""
+"""A result's numbers as a DICOM Structured Report: a TID 1500 Measurement Report (Comprehensive 3D SR, written
+with ``highdicom``).
+
+Each task declares its :class:`Finding` list: a finding tied to a segment of the DICOM SEG becomes a volumetric
+ROI measurement group (TID 1411, with ReferencedSegment), one without a segment a measurement group of the
+image as a whole (TID 1501: e.g. a probability per eye). The model is the observing device and each
+measurement's algorithm; its parameters (e.g. an ROI strategy) are the algorithm's parameters.
+
+Where no standard code names a measurement (the probability of a task's call, a lesion count, % of the
+intracranial volume), the private coding scheme :data:`PRIVATE_SCHEME` names it, declared in the SR's Coding
+Scheme Identification Sequence as DICOM asks of a private scheme."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from orbitai.dicom import DicomExportError, require_highdicom
-from orbitai.dicom.seg import MANUFACTURER, segment_numbers
-from orbitai.labels import LABEL_BY_NAME
+from orbitai.dicom.seg import MANUFACTURER, SegmentDef, segment_numbers
+from orbitai.labels import Code
 
 if TYPE_CHECKING:  # pragma: no cover - pydicom is imported only to write
     from pydicom import Dataset
 
-__all__ = ["write_sr"]
+__all__ = ["PRIVATE_SCHEME", "Finding", "Measure", "orbit_findings", "private_code", "write_sr",
+           "VOLUME", "CM3", "PROBABILITY", "NO_UNITS", "PERCENT", "COUNT"]
+
+#: OrbitAI's private coding scheme designator (PS3.3 C.12.1.1.2.1: "99" starts a private scheme).
+PRIVATE_SCHEME = "99ORBITAI"
+VOLUME = Code("SCT", "118565006", "Volume")
+CM3 = Code("UCUM", "cm3", "cubic centimeter")
+PROBABILITY = Code("DCM", "122157", "Probability")
+NO_UNITS = Code("UCUM", "1", "no units")
+PERCENT = Code("UCUM", "%", "Percent")
+COUNT = Code("UCUM", "{count}", "count")
 
 
-def write_sr(seg: Dataset, rows: Sequence[dict[str, Any]], sources: Sequence[Dataset], model: str, version: str,
-             path: str | os.PathLike) -> Dataset:
-    """Write the volumes of ``rows`` (label, name, volume_cm3; the rows :func:`orbitai.dicom.seg.write_seg`
-    made ``seg`` from) as a TID 1500 Measurement Report at ``path``; returns the SR."""
+def private_code(value: str, meaning: str) -> Code:
+    """A concept of OrbitAI's private coding scheme."""
+    return Code(PRIVATE_SCHEME, value, meaning)
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One number of a finding: what it measures, its value, its unit."""
+
+    name: Code
+    value: float
+    unit: Code
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One measurement group: ``label`` is its tracking identifier, ``finding`` its finding type; ``segment`` the
+    label value of the SEG segment it measures (None: the image as a whole)."""
+
+    label: str
+    finding: Code
+    measures: Sequence[Measure]
+    site: Code | None = None
+    laterality: Code | None = None
+    segment: int | None = None
+    evaluations: Sequence[tuple[Code, Code]] = field(default_factory=tuple)   # (concept, coded value)
+
+
+def orbit_findings(rows: Sequence[dict[str, Any]], segments: Sequence[SegmentDef]) -> list[Finding]:
+    """The volume (cm3) of each orbit structure row, tied to its segment."""
+    by_value = {s.value: s for s in segments}
+    return [Finding(by_value[int(r["label"])].label, by_value[int(r["label"])].type,
+                    [Measure(VOLUME, float(r["volume_cm3"]), CM3)], by_value[int(r["label"])].type,
+                    by_value[int(r["label"])].modifier, int(r["label"])) for r in rows]
+
+
+def _coded(hd: Any, code: Code) -> Any:
+    return hd.sr.CodedConcept(code.value, code.scheme, code.meaning)
+
+
+def write_sr(seg: Dataset | None, segments: Sequence[SegmentDef], findings: Sequence[Finding],
+             sources: Sequence[Dataset], model: str, version: str, path: str | os.PathLike,
+             description: str = "OrbitAI orbit structure volumes", parameters: Sequence[str] = ()) -> Dataset:
+    """Write ``findings`` as a TID 1500 Measurement Report at ``path``, measurements tied to ``seg``'s segments
+    (made from ``segments``) where a finding names one; returns the SR."""
     _pydicom, hd = require_highdicom()
+    from pydicom.dataset import Dataset as PlainDataset
     from pydicom.sr.codedict import codes
 
-    numbers = segment_numbers(rows)
-    algorithm = hd.sr.AlgorithmIdentification(name=model, version=version or "unknown")
+    numbers = segment_numbers(segments)
+    algorithm = hd.sr.AlgorithmIdentification(name=model, version=version or "unknown",
+                                              parameters=list(parameters) or None)
     series = hd.sr.SourceSeriesForSegmentation(sources[0].SeriesInstanceUID)
-    groups = []
-    for r in rows:
-        lab = LABEL_BY_NAME.get(str(r["name"]))
-        if lab is None:
-            raise DicomExportError(f"Structure {r['name']!r} is not in the orbit label scheme; no SR code.")
-        structure = hd.sr.CodedConcept(lab.code.value, lab.code.scheme, lab.code.meaning)
-        side = hd.sr.CodedConcept(lab.laterality.value, lab.laterality.scheme, lab.laterality.meaning)
-        site = hd.sr.FindingSite(structure, laterality=side)
-        volume = hd.sr.Measurement(name=codes.SCT.Volume, value=float(r["volume_cm3"]),
-                                   unit=codes.UCUM.CubicCentimeter, algorithm_id=algorithm, finding_sites=[site])
-        groups.append(hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
-            tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=lab.name),
-            referenced_segment=hd.sr.ReferencedSegment(seg.SOPClassUID, seg.SOPInstanceUID,
-                                                       numbers[int(r["label"])], source_series=series),
-            finding_type=structure, finding_sites=[site], algorithm_id=algorithm, measurements=[volume]))
+    groups: list[Any] = []
+    for f in findings:
+        site = None
+        if f.site is not None:
+            site = hd.sr.FindingSite(_coded(hd, f.site),
+                                     laterality=_coded(hd, f.laterality) if f.laterality is not None else None)
+        measurements = [hd.sr.Measurement(name=_coded(hd, m.name), value=float(m.value), unit=_coded(hd, m.unit),
+                                          algorithm_id=algorithm, finding_sites=[site] if site else None)
+                        for m in f.measures]
+        evaluations = [hd.sr.QualitativeEvaluation(_coded(hd, c), _coded(hd, v)) for c, v in f.evaluations] or None
+        common = dict(tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=f.label),
+                      finding_type=_coded(hd, f.finding), finding_sites=[site] if site else None,
+                      algorithm_id=algorithm, measurements=measurements, qualitative_evaluations=evaluations)
+        if f.segment is not None:
+            if seg is None or f.segment not in numbers:
+                raise DicomExportError(f"Finding {f.label!r} names segment {f.segment}, which the SEG does not hold.")
+            groups.append(hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+                referenced_segment=hd.sr.ReferencedSegment(seg.SOPClassUID, seg.SOPInstanceUID, numbers[f.segment],
+                                                           source_series=series), **common))
+        else:
+            groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(**common))
     device = hd.sr.ObserverContext(codes.DCM.Device, hd.sr.DeviceObserverIdentifyingAttributes(
         uid=hd.UID(), name=model, manufacturer_name=MANUFACTURER, model_name=f"{model} {version}".strip()))
     report = hd.sr.MeasurementReport(observation_context=hd.sr.ObservationContext(observer_device_context=device),
@@ -50,12 +117,19 @@ def write_sr(seg: Dataset, rows: Sequence[dict[str, Any]], sources: Sequence[Dat
                                      if str(getattr(sources[0], "Modality", "")) == "CT"
                                      else codes.LN.MRIUnspecifiedBodyRegion,
                                      imaging_measurements=groups)
+    evidence = [*sources, seg] if seg is not None else list(sources)
     try:
-        sr = hd.sr.Comprehensive3DSR(evidence=[*sources, seg], content=report[0], series_instance_uid=hd.UID(),
-                                     series_number=int(seg.SeriesNumber) + 1, sop_instance_uid=hd.UID(),
-                                     instance_number=1, manufacturer=MANUFACTURER, is_complete=True,
-                                     series_description="OrbitAI orbit structure volumes")
+        sr = hd.sr.Comprehensive3DSR(evidence=evidence, content=report[0], series_instance_uid=hd.UID(),
+                                     series_number=int(getattr(seg, "SeriesNumber", 1000)) + 1,
+                                     sop_instance_uid=hd.UID(), instance_number=1, manufacturer=MANUFACTURER,
+                                     is_complete=True, series_description=description[:64])
     except (ValueError, TypeError, AttributeError) as exc:
         raise DicomExportError(f"The DICOM SR cannot be made: {exc}") from None
+    if any(c.scheme == PRIVATE_SCHEME for f in findings for c in (f.finding, *(m.name for m in f.measures))):
+        scheme = PlainDataset()
+        scheme.CodingSchemeDesignator = PRIVATE_SCHEME
+        scheme.CodingSchemeName = "OrbitAI private concepts"
+        scheme.CodingSchemeResponsibleOrganization = MANUFACTURER
+        sr.CodingSchemeIdentificationSequence = [scheme]
     sr.save_as(Path(path), enforce_file_format=True)
     return sr

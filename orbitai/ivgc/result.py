@@ -131,3 +131,18 @@ def read_features(path: Path) -> list[FeatureValue]:
             raise IvgcResultError(f"{path.name} line {n}: {name} is not finite.")
         out.append(FeatureValue(name, v, c))
     return out
+
+
+def dicom_report(data: dict[str, Any]) -> Any:
+    """What ``ivgc predict`` puts into DICOM (:mod:`orbitai.dicom.export`): an SR with P(response to intravenous
+    glucocorticoids), the model as the algorithm and its kind, ROI strategy and clinical use as the algorithm's
+    parameters (no SEG: the result holds no label map). ``data`` is result.json's body; the numbers are the same."""
+    from orbitai.dicom.export import DicomReport
+    from orbitai.dicom.sr import NO_UNITS, PROBABILITY, Finding, Measure, private_code
+
+    response = private_code("IVGC-RESPONSE", "Response to intravenous glucocorticoids")
+    finding = Finding("P(responder)", response, [Measure(PROBABILITY, float(data["probability"]), NO_UNITS)])
+    parameters = [f"kind: {data.get('kind', '')}", f"ROI strategy: {data.get('strategy', '')}",
+                  f"clinical used: {str(bool(data.get('clinical_used'))).lower()}"]
+    return DicomReport(str(data.get("model", "")), "", [finding], sr_description="OrbitAI IVGC response",
+                       parameters=parameters)

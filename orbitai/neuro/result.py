@@ -192,14 +192,18 @@ class NeuroResult(TaskResult):
 
 def write_neuro_result(out_dir: str | os.PathLike, data: Mapping[str, Any], lesions: Volume,
                        lesion_rows: Iterable[Any], brain: Optional[Volume] = None,
-                       heatmap: Optional[Volume] = None) -> Path:
+                       heatmap: Optional[Volume] = None, flair: Optional[str | os.PathLike] = None) -> Path:
     """Write the folder of ``neuro predict`` (``data`` with ``applies``) or ``neuro lesions`` (without)
     atomically (`TaskResult.write`: nothing is left on a failure); everything is checked against the
     contract first. ``data``: result.json's findings (numpy numbers accepted); ``lesions``: the lesion
     mask (non-zero = lesion) on the FLAIR's grid; ``lesion_rows``: dicts or objects as `lesion_row`
     takes. Returns the path of result.json."""
+    from orbitai.dicom.export import dicom_extra
+
     body = _plain({k: v for k, v in dict(data).items() if k not in ("task", "files")})
-    return NeuroResult(body, lesions, [lesion_row(r) for r in lesion_rows], brain, heatmap).write(out_dir)
+    # a DICOM FLAIR also gets a SEG and an SR (orbitai.dicom), written with the rest or not at all
+    extra = dicom_extra(flair, lambda: dicom_report(body, lesions, brain), body.setdefault("warnings", []))
+    return NeuroResult(body, lesions, [lesion_row(r) for r in lesion_rows], brain, heatmap).write(out_dir, extra)
 
 
 # --------------------------------------------------------------------------- checks
@@ -377,3 +381,59 @@ def read_mask(path: Path, segment: str, reference: Optional[Volume]) -> Volume:
             "same shape, another origin, spacing or orientation"
         raise VolumeError(f"{path.name} does not lie on the FLAIR's grid ({how}).")
     return labels.with_array((np.asarray(labels.array) == values[0]).astype(np.uint8))
+
+
+# --------------------------------------------------------------------------- DICOM
+#: Label values of the neuro SEG's segments (one mask each; the lesions lie inside the intracranial mask).
+DICOM_LESION_VALUE, DICOM_BRAIN_VALUE = 1, 2
+
+
+def dicom_report(data: Mapping[str, Any], lesions: Volume, brain: Optional[Volume]) -> Any:
+    """What ``neuro lesions`` / ``neuro predict`` put into DICOM (:mod:`orbitai.dicom.export`): a SEG of the
+    white-matter lesions and the intracranial mask, and an SR with the lesion count, total volume (cm3 = mL),
+    % of intracranial volume, count and volume per location tied to the lesion segment, the intracranial
+    volume tied to its segment and, from ``neuro predict``, P(NMOSD) with its model. ``data`` is result.json's
+    findings; the numbers are the same."""
+    from orbitai.dicom.export import DicomReport
+    from orbitai.dicom.seg import SegmentDef
+    from orbitai.dicom.sr import CM3, COUNT, NO_UNITS, PERCENT, PROBABILITY, VOLUME, Finding, Measure, private_code
+    from orbitai.labels import ANATOMICAL_STRUCTURE, Code
+
+    summary = _plain(dict(data)["lesions"])
+    lesion_type = Code("SCT", "52988006", "Lesion")
+    segments, masks, findings = [], [], []
+    if int(summary["count"]) > 0 and bool(np.any(lesions.array)):
+        segments.append(SegmentDef(DICOM_LESION_VALUE, "white_matter_lesions",
+                                   Code("SCT", "49755003", "Morphologically Abnormal Structure"), lesion_type,
+                                   colour=(216, 101, 79)))
+        masks.append(np.asarray(lesions.array) != 0)
+    if brain is not None and bool(np.any(brain.array)):
+        segments.append(SegmentDef(DICOM_BRAIN_VALUE, "intracranial", ANATOMICAL_STRUCTURE,
+                                   Code("SCT", "1101003", "Cranial Cavity"), colour=(241, 214, 145)))
+        masks.append(np.asarray(brain.array) != 0)
+    has = {s.value for s in segments}
+    measures = [Measure(private_code("LESION-COUNT", "White matter lesion count"), float(summary["count"]), COUNT),
+                Measure(VOLUME, float(summary["total_ml"]), CM3),
+                Measure(private_code("LESION-PCT-ICV", "Lesion volume as percent of intracranial volume"),
+                        float(summary["percent_icv"]), PERCENT)]
+    for location, n in summary.get("counts", {}).items():
+        measures.append(Measure(private_code(f"LESION-COUNT-{location}", f"Lesion count, {location.replace('_', ' ')}"),
+                                float(n), COUNT))
+    for location, ml in summary.get("volumes_ml", {}).items():
+        measures.append(Measure(private_code(f"LESION-VOL-{location}", f"Lesion volume, {location.replace('_', ' ')}"),
+                                float(ml), CM3))
+    findings.append(Finding("white_matter_lesions", lesion_type, measures, Code("SCT", "68523003", "Cerebral White Matter"),
+                            segment=DICOM_LESION_VALUE if DICOM_LESION_VALUE in has else None))
+    findings.append(Finding("intracranial", Code("SCT", "1101003", "Cranial Cavity"),
+                            [Measure(VOLUME, float(summary["icv_ml"]), CM3)],
+                            segment=DICOM_BRAIN_VALUE if DICOM_BRAIN_VALUE in has else None))
+    lesion_model = str(data.get("lesion_source") or "lesions")
+    classifier = data.get("model") if data.get("applies") is not None else None
+    if classifier and data.get("probability_nmosd") is not None:
+        findings.append(Finding("P(NMOSD)", private_code("NMOSD-VS-MS", "NMOSD versus multiple sclerosis"),
+                                [Measure(PROBABILITY, float(data["probability_nmosd"]), NO_UNITS)]))
+    labels = lesions.with_array(np.zeros(lesions.shape, np.uint8)) if segments else None
+    return DicomReport(str(classifier or lesion_model), "", findings, labels, segments,
+                       "OrbitAI brain and white-matter lesions", "LESIONS",
+                       "OrbitAI lesion measurements" + (" and NMOSD vs MS" if classifier else ""),
+                       parameters=[f"lesions: {lesion_model}"], masks=masks, seg_model=lesion_model)

@@ -114,3 +114,19 @@ def check_eyes(result: dict[str, Any]) -> None:
 
 def _vec(value: Any, n: int, what: str) -> list[float]:
     return TaoResult.vector(value, n, what)
+
+
+def dicom_report(data: dict[str, Any]) -> Any:
+    """What ``tao predict`` puts into DICOM (:mod:`orbitai.dicom.export`): an SR with P(active) of each eye, its
+    side the finding site's laterality, the model as the algorithm (no SEG: the result holds no label map).
+    ``data`` is result.json's body; the numbers are the same."""
+    from orbitai.dicom.export import DicomReport
+    from orbitai.dicom.sr import NO_UNITS, PROBABILITY, Finding, Measure, private_code
+    from orbitai.labels import LEFT, RIGHT, Code
+
+    active = private_code("TAO-ACTIVE", "Active thyroid-associated ophthalmopathy")
+    findings = [Finding(f"P(active) {e['side']}", active, [Measure(PROBABILITY, float(e["probability_active"]),
+                                                                    NO_UNITS)],
+                        Code("SCT", "81745001", "Eye"), LEFT if e["side"] == "left" else RIGHT)
+                for e in data["eyes"]]
+    return DicomReport(str(data.get("model", "")), "", findings, sr_description="OrbitAI TAO activity")
