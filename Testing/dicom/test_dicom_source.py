@@ -67,3 +67,39 @@ def test_attributes_from_a_file(tmp_path):
     f = tmp_path / "patient.json"
     f.write_text(json.dumps({"PatientID": 12345, "AccessionNumber": "A1"}))
     assert parse_attributes(str(f)) == {"PatientID": "12345", "AccessionNumber": "A1"}
+
+
+def test_predict_on_a_volume_file_with_attributes_writes_seg_sr_and_the_source_series(tmp_path):
+    from orbitai.cli import main
+    from orbitai.io import write_volume
+    from orbitai.orbit.result import SegmentationResult
+
+    pytest.importorskip("highdicom")
+    image = write_volume(orbit_case(SEED, "ct").image, tmp_path / "ct.nrrd")
+    out = tmp_path / "out"
+    attrs = '{"PatientID": "OA-7", "PatientName": "Doe^John", "StudyInstanceUID": "1.2.826.0.1.3680043.2.1125.5.7"}'
+    assert main(["seg", "predict", str(image), "--out", str(out), "--device", "cpu", "--dicom-attributes", attrs]) == 0
+    files = json.loads((out / "result.json").read_text())["files"]
+    assert (files["dicom_seg"], files["dicom_sr"], files["dicom_source"]) == ("segmentation.dcm", "report.dcm",
+                                                                             "source_dicom")
+    SegmentationResult.read(out)
+    seg = pydicom.dcmread(out / "segmentation.dcm")
+    source = sorted((out / "source_dicom").iterdir())
+    first = pydicom.dcmread(source[0])
+    assert (seg.PatientID, str(seg.PatientName), seg.StudyInstanceUID) == ("OA-7", "Doe^John",
+                                                                          "1.2.826.0.1.3680043.2.1125.5.7")
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == first.SeriesInstanceUID
+    assert len(source) == orbit_case(SEED, "ct").image.array.shape[0]
+    assert dciodvfy_errors(out / "segmentation.dcm") == [] and dciodvfy_errors(out / "report.dcm") == []
+
+
+def test_attributes_with_dicom_input_are_refused(tmp_path, capsys):
+    from orbitai.cli import main
+    from orbitai.io import write_dicom_series
+
+    series = write_dicom_series(orbit_case(SEED, "ct").image, tmp_path / "series")
+    out = tmp_path / "out"
+    assert main(["seg", "predict", str(series), "--out", str(out), "--dicom-attributes", '{"PatientID": "1"}']) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--dicom-attributes is for a volume file" in err[0]
+    assert not out.exists()

@@ -7,11 +7,13 @@ result's temporary folder and appear only with the complete result."""
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from orbitai.dicom.inputs import DERIVED_MARKER
 from orbitai.io.volume import Volume
 
 __all__ = ["SEG_FILE", "SR_FILE", "DicomReport", "dicom_extra", "dicom_input", "writer_available",
@@ -19,6 +21,8 @@ __all__ = ["SEG_FILE", "SR_FILE", "DicomReport", "dicom_extra", "dicom_input", "
 
 SEG_FILE = "segmentation.dcm"
 SR_FILE = "report.dcm"
+#: The derived source series of a volume file given with --dicom-attributes (orbitai.dicom.inputs).
+SOURCE_FOLDER = "source_dicom"
 MISSING_WRITER = "DICOM SEG and SR not written: pydicom/highdicom are missing (pip install 'orbitai[dicom]')."
 
 
@@ -67,6 +71,11 @@ def write_report(source: str | os.PathLike, report: DicomReport, folder: Path) -
     write_sr(seg, report.segments if seg is not None else (), report.findings, sources, report.model,
              report.version, folder / SR_FILE, report.sr_description, report.parameters)
     files["dicom_sr"] = SR_FILE
+    if (Path(source) / DERIVED_MARKER).is_file():     # a volume file made into a series: it goes with its SEG/SR
+        (folder / SOURCE_FOLDER).mkdir()
+        for f in sorted(Path(source).glob("*.dcm")):
+            shutil.copyfile(f, folder / SOURCE_FOLDER / f.name)
+        files["dicom_source"] = SOURCE_FOLDER
     return files
 
 

@@ -4,7 +4,10 @@
 * a DICOM folder of several series with ``--series UID``: that series alone, as a temporary folder of links to
   its files (so every reader, and the DICOM SEG's references, see one series);
 * a DICOMweb series URL, ``http(s)://HOST/ROOT/studies/<StudyUID>[/series/<SeriesUID>]`` (the series UID may
-  also come from ``--series``): the series fetched into a temporary folder (:func:`orbitai.dicom.web.fetch_series`).
+  also come from ``--series``): the series fetched into a temporary folder (:func:`orbitai.dicom.web.fetch_series`);
+* a volume file with ``--dicom-attributes``: converted into a derived DICOM series with the user's patient and
+  study (:func:`orbitai.dicom.source.write_derived_series`), so that the command writes a DICOM SEG and SR
+  referencing it; the series is copied into the result folder (``source_dicom/``) to be stored beside them.
 
 Temporary folders live for the command's run and are removed afterwards, also on an error or a cancel."""
 from __future__ import annotations
@@ -21,6 +24,11 @@ from typing import Iterator
 from orbitai.errors import UserError
 from orbitai.io.dicom_folder import SERIES_OPTION
 
+#: The option giving the patient and study of a volume file (orbitai.dicom.source.ATTRIBUTES_OPTION).
+ATTRIBUTES_OPTION = "--dicom-attributes"
+#: A hidden file marking a folder as a derived series made here: its files go into the result (orbitai.dicom.export).
+DERIVED_MARKER = ".orbitai-derived"
+
 __all__ = ["add_image_source_options", "resolved_images", "resolve_image", "parse_dicomweb_url"]
 
 _URL = re.compile(r"^(?P<root>https?://.+?)/studies/(?P<study>[0-9.]+)(?:/series/(?P<series>[0-9.]+))?/?$")
@@ -33,6 +41,11 @@ def add_image_source_options(parser: argparse.ArgumentParser, *dests: str) -> No
                         help="the SeriesInstanceUID to read from a DICOM folder (or DICOMweb study URL) holding several "
                              "series; without it such a folder is refused, listing its series. The image may also "
                              "be a DICOMweb series URL: http(s)://HOST/ROOT/studies/<StudyUID>/series/<SeriesUID>")
+    parser.add_argument(ATTRIBUTES_OPTION, metavar="JSON",
+                        help="for a volume file (NRRD, NIfTI): also write DICOM SEG/SR, with the image as a derived "
+                             "DICOM series (OUT/source_dicom/) of this patient and study: a JSON object or file, e.g. "
+                             "'{\"PatientID\": \"123\", \"PatientName\": \"Doe^Jane\", \"StudyInstanceUID\": \"...\"}' "
+                             "(PatientID required; a new study unless given)")
     parser.set_defaults(image_dests=dests)
 
 
@@ -57,8 +70,30 @@ def _links(files: list[Path], folder: Path) -> Path:
     return folder
 
 
-def resolve_image(value: str, series: str | None, tmp: Path) -> str:
+def _derived(value: str, attributes: dict[str, str], tmp: Path) -> str:
+    """``value`` (a volume file) as a derived DICOM series in ``tmp`` with ``attributes``."""
+    from orbitai.dicom.source import write_derived_series
+    from orbitai.io import read_volume
+    from orbitai.preprocess.checks import looks_like_ct
+
+    path = Path(value)
+    vol = read_volume(path)
+    name = path.name.split(".")[0] or "image"
+    folder = write_derived_series(vol, tmp / f"derived-{len(list(tmp.iterdir()))}" / name, attributes,
+                                  "CT" if looks_like_ct(vol) else "MR", path.name)
+    (folder / DERIVED_MARKER).write_text(value + "\n")
+    return str(folder)
+
+
+def resolve_image(value: str, series: str | None, tmp: Path, attributes: dict[str, str] | None = None) -> str:
     """The local path to read for one image argument (see the module's docstring); ``tmp`` holds what is made."""
+    if attributes is not None:
+        if re.match(r"^https?://", value) or Path(value).is_dir():
+            raise UserError(f"{ATTRIBUTES_OPTION} is for a volume file; {value} is DICOM, which carries its own "
+                            "patient and study.")
+        if Path(value).is_file():
+            return _derived(value, attributes, tmp)
+        return value                                     # the command says it does not exist
     if re.match(r"^https?://", value):
         from orbitai.dicom.web import fetch_series
 
@@ -91,20 +126,26 @@ def resolved_images(args: argparse.Namespace) -> Iterator[None]:
     of one series; temporary folders are removed on leaving."""
     dests = getattr(args, "image_dests", ())
     series = getattr(args, "series", None)
+    given = getattr(args, "dicom_attributes", None)
     values = {d: getattr(args, d, None) for d in dests}
-    needed = series is not None or any(
+    needed = series is not None or given is not None or any(
         isinstance(v, str) and v.startswith(("http://", "https://"))
         or isinstance(v, list) and any(str(x).startswith(("http://", "https://")) for x in v) for v in values.values())
     if not needed:
         yield
         return
+    attributes = None
+    if given is not None:
+        from orbitai.dicom.source import parse_attributes
+
+        attributes = parse_attributes(given)
     with tempfile.TemporaryDirectory(prefix="orbitai-input-") as d:
         tmp = Path(d)
         for dest, value in values.items():
             if isinstance(value, list):
-                setattr(args, dest, [resolve_image(str(v), series, tmp) for v in value])
+                setattr(args, dest, [resolve_image(str(v), series, tmp, attributes) for v in value])
             elif value is not None:
-                setattr(args, dest, resolve_image(str(value), series, tmp))
+                setattr(args, dest, resolve_image(str(value), series, tmp, attributes))
         try:
             yield
         finally:

@@ -16,13 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from orbitai.dicom.inputs import ATTRIBUTES_OPTION
 from orbitai.errors import UserError
 from orbitai.io.volume import Volume
 
 __all__ = ["ATTRIBUTES", "parse_attributes", "write_derived_series", "ATTRIBUTES_OPTION"]
 
-#: The command-line option that gives the attributes (a JSON object, or a file holding one).
-ATTRIBUTES_OPTION = "--dicom-attributes"
 #: The patient and study attributes a user may give (keywords of the DICOM dictionary); PatientID is required.
 ATTRIBUTES = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyID",
               "StudyDate", "StudyTime", "StudyDescription", "AccessionNumber", "ReferringPhysicianName",
