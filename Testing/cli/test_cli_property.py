@@ -68,8 +68,13 @@ def _pools(d: Path) -> dict[str, dict[str, list[str | None]]]:
     ints = ["0", "1", "-1", "2", "99999999999", "x", "1.5"]
     off_grid = [str(d / "shifted_seg.nrrd"), str(d / "fine_seg.nrrd")]
     resample = {"--resample-masks": [None, "!"]}
+    # issue 34: the cohort form of every predict command; no draw starts a Dask cluster (--workers 0 or invalid,
+    # a scheduler on a closed local port or a malformed address)
+    cohort = {"--manifest": [None, *manifests], "--workers": [None, "0", "-1", "x"],
+              "--scheduler": [None, "tcp://127.0.0.1:9", "nope"]}
     # issue 33: a series to choose (none here is a DICOM folder) or a DICOMweb URL on a closed local port
     series: list[str | None] = [None, "1.2.3"]
+    dicom_attributes: list[str | None] = [None, '{"PatientID": "1"}', "{bad", '{"Weight": "70"}']
     files = [*files, "http://127.0.0.1:9/dicom-web/studies/1.2.3", "http://x/no-study"]
     return {
         "info": {"--device": devices},
@@ -77,10 +82,10 @@ def _pools(d: Path) -> dict[str, dict[str, list[str | None]]]:
         "tao configs": {},
         "phantom": {"kind": [*PHANTOM_KINDS, "weather"], "--n": [None, "1", "0", "-2", "10001", "x"],
                     "--seed": [None, "0", "-5", "x"], "--out": outs, "--montage-cases": [None, "0", "-1", "x"]},
-        "seg predict": {"image": files, "--series": series, "--out": outs, "--device": devices,
+        "seg predict": {"image": [None, *files], "--series": series, "--dicom-attributes": dicom_attributes, "--out": outs, "--device": devices,
                         "--model": [None, "nope", "tao_network_b_demo", str(d / "folder")],
-                        "--window": [None, "step1", "sideways"], "--uncertainty": [None, "!"]},
-        "seg prior": {"image": files, "--series": series, "--out": outs, "--device": devices,
+                        "--window": [None, "step1", "sideways"], "--uncertainty": [None, "!"], **cohort},
+        "seg prior": {"image": files, "--series": series, "--dicom-attributes": dicom_attributes, "--out": outs, "--device": devices,
                       "--model": [None, "nope", "tao_network_b_demo", str(d / "folder")], "--key": [None, "abc"]},
         "seg evaluate": {"--manifest": manifests, "--model": ["orbit_svnet_ct_demo", "nope", "B"], "--out": outs,
                          "--device": devices},
@@ -88,7 +93,7 @@ def _pools(d: Path) -> dict[str, dict[str, list[str | None]]]:
                       "--seed": [None, *ints], "--epochs": ["1", "0", "-1", "x"], "--folds": [None, *ints],
                       "--fold": [None, *ints], "--device": devices, "--time-limit": ["0.01", "0", "-1", "x"],
                       "--overwrite": overwrite},
-        "tao predict": {"image": files, "--series": series, "--out": outs, "--device": devices, "--model": [None, "A", "C"],
+        "tao predict": {"image": [None, *files], **cohort, "--series": series, "--dicom-attributes": dicom_attributes, "--out": outs, "--device": devices, "--model": [None, "A", "C"],
                         "--segmentation": [None, str(d / "seg.nrrd"), str(d / "missing.nrrd"), str(d / "m.csv"),
                                            *off_grid],
                         "--no-maps": [None, "!"], **resample},
@@ -121,8 +126,8 @@ def _pools(d: Path) -> dict[str, dict[str, list[str | None]]]:
                        "--config": [None, "demo", "paper-rdinet", "nope"], "--epochs": [None, *ints],
                        "--holdout": [None, "0", "0.5", "1.5", "x"], "--seed": [None, *ints], "--device": devices,
                        "--out": outs, "--overwrite": overwrite},
-        "ivgc predict": {"image": files, "--series": series, "--segmentation": [str(d / "seg.nrrd"), str(d / "missing.nrrd"),
-                                                            str(d / "m.csv"), *off_grid], **resample,
+        "ivgc predict": {"image": [None, *files], **cohort, "--series": series, "--dicom-attributes": dicom_attributes, "--segmentation": [str(d / "seg.nrrd"), str(d / "missing.nrrd"),
+                                                            str(d / "m.csv"), *off_grid, None], **resample,
                          "--model": [None, "svm", "nope", "tao_network_b_demo"],
                          "--strategy": [None, "mrlr", "all", "nope"],
                          "--clinical": [None, str(d / "m.csv"), str(d / "missing.json")], "--no-gradcam": [None, "!"],
@@ -136,10 +141,10 @@ def _pools(d: Path) -> dict[str, dict[str, list[str | None]]]:
                     "--seed": [None, *ints], "--device": devices, "--out": outs},
         "ivgc configs": {},
         # blank 16^3 volumes are not a head: every neuro prediction and training refuses them, fast
-        "neuro lesions": {"flair": files, "--series": series, "--lesions": [None, str(d / "seg.nrrd"), str(d / "missing.nrrd"),
+        "neuro lesions": {"flair": [None, *files], **cohort, "--series": series, "--dicom-attributes": dicom_attributes, "--lesions": [None, str(d / "seg.nrrd"), str(d / "missing.nrrd"),
                                                         str(d / "m.csv"), *off_grid], **resample,
                           "--lesion-model": [None, "nope", "tao_network_b_demo"], "--device": devices, "--out": outs},
-        "neuro predict": {"flair": files, "--series": series, "--lesions": [None, str(d / "seg.nrrd"), str(d / "missing.nrrd"), *off_grid],
+        "neuro predict": {"flair": [None, *files], **cohort, "--series": series, "--dicom-attributes": dicom_attributes, "--lesions": [None, str(d / "seg.nrrd"), str(d / "missing.nrrd"), *off_grid],
                           **resample,
                           "--model": [None, "nope", "tao_network_b_demo"], "--no-heatmap": [None, "!"],
                           "--device": devices, "--out": outs},
@@ -250,6 +255,8 @@ def _complete(args: list[str], stdout: str) -> str:
         ok = (out / "manifest.csv").is_file() and len(list((out / "images").iterdir())) == n
         return "" if ok else "phantom cohort incomplete"
     result = out / "result.json"
+    if "--manifest" in args and args[1:2] in (["predict"], ["lesions"]):   # a cohort: OUT/<case_id>/result.json
+        return "" if any((f / "result.json").is_file() for f in out.iterdir()) else "no case written"
     if args[:2] in (["seg", "predict"], ["tao", "predict"]):
         if not result.is_file():
             return "no result.json"

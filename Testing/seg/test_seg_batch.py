@@ -63,18 +63,21 @@ def test_batch_loads_the_model_once_and_writes_each_case(images, tmp_path, capsy
     code = main(["seg", "predict", str(images["ct_a"]), str(images["block"]), str(images["ct_b"]),
                  "--out", str(out), "--device", "cpu", "--no-mirror", "--model", "orbit_svnet_ct_demo"])
     captured = capsys.readouterr()
-    assert code == 2
+    assert code == 1
     assert len(loads) == 1
-    assert sorted(p.name for p in out.iterdir()) == ["ct_a", "ct_b"]   # no stage folder, no half case
+    # no stage folder, no half case; the failed case listed with its one-line error (the cohort runner)
+    assert sorted(p.name for p in out.iterdir()) == ["ct_a", "ct_b", "failed.csv"]
+    failed = (out / "failed.csv").read_text().splitlines()
+    assert failed[0] == "case_id,error" and len(failed) == 2 and failed[1].startswith("block,No orbit found")
     for name in ("ct_a", "ct_b"):
         assert sorted(p.name for p in (out / name).iterdir()) == CASE_FILES
         res = SegmentationResult.read(out / name, reference=read_volume(images[name]))
         assert res.model == "orbit_svnet_ct_demo" and {r["name"] for r in res.volumes} >= {"eyeball_left"}
-    assert "error: case block: No orbit found" in captured.err
-    last = captured.err.strip().splitlines()[-1]
-    assert last.startswith("orbitai seg predict: error: 1 of 3 cases failed (block")
+    assert "failed: case block: No orbit found" in captured.out
+    assert captured.err.strip().splitlines() == [captured.err.strip()]
+    assert captured.err.startswith("orbitai seg predict: error: 1 of 3 cases failed (block")
     assert captured.out.count("timing: window") == 2 and "case 3/3: ct_b" in captured.out
-    assert "PROGRESS 300/300 done" in captured.out
+    assert "PROGRESS 3/3 ct_b done" in captured.out
 
 
 def test_manifest_batch_names_folders_by_case_id(images, tmp_path, capsys):

@@ -5,4 +5,6 @@
                                    missing-value policy) and their validation
 * :mod:`orbitai.cohort.splits`    k-fold, held-out, grouped and stratified splits (a patient's
                                    eyes or visits always stay on one side)
+* :mod:`orbitai.cohort.runner`    every predict command over a manifest, serial or on Dask
+                                   (complete case folders only, resume, failed.csv, cancel)
 """

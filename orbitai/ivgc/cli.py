@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, NoReturn, Optional
 
 from orbitai.cli import add_bundle_out_options, add_device_option, add_resample_option
+from orbitai.cohort.runner import CohortCase, add_cohort_options, check_cohort_options
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import InputError, OrbitAIError, UserError, one_line
 
@@ -119,9 +120,9 @@ def _add_predict(s: argparse._SubParsersAction) -> None:
                                  "OUT/features.csv (the model's selected radiomics features: feature,value,coefficient)"
                                  " and, for the image models, OUT/gradcam.nrrd on the MRI's grid; nothing is written "
                                  "on an error.")
-    p.add_argument("image", help="coronal T2 MRI (NRRD/NIfTI file or DICOM folder)")
-    p.add_argument("--segmentation", required=True, help="recti of both orbits (orbit label scheme; label map or "
-                                                         ".seg.nrrd)")
+    p.add_argument("image", nargs="?", help="coronal T2 MRI (NRRD/NIfTI file or DICOM folder)")
+    p.add_argument("--segmentation", help="recti of both orbits (orbit label scheme; label map or .seg.nrrd); "
+                                          "required with an image")
     p.add_argument("--model", help="a kind (svm, resnet50, rdinet, rdinet_clinical: the bundled demos) or a bundle "
                                    "name/folder (default ivgc_svm_demo)")
     p.add_argument("--strategy", help="ROI strategy (default: the model's own; another one is refused)")
@@ -131,6 +132,7 @@ def _add_predict(s: argparse._SubParsersAction) -> None:
     add_resample_option(p, "MRI")
     add_device_option(p)
     p.add_argument("--out", required=True, help="output folder")
+    add_cohort_options(p, "case_id,image,segmentation[, the clinical features]")
     add_image_source_options(p, "image")
     p.set_defaults(func=run_predict)
 
@@ -470,24 +472,78 @@ def run_configs(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------------- predict
+def _predict_files() -> tuple[str, ...]:
+    from orbitai.ivgc.result import FEATURES_FILE, GRADCAM_FILE
+    from orbitai.result import RESULT_FILE
+
+    return RESULT_FILE, FEATURES_FILE, GRADCAM_FILE
+
+
+def predict_case(options: dict, case: CohortCase, folder: Path) -> None:
+    """One case of an ``ivgc predict --manifest`` cohort (the cohort runner's per-case step): the one-patient
+    command on the case's MRI, segmentation and the manifest's clinical values, into ``folder``."""
+    from orbitai.cohort.clinical import IVGC_CLINICAL
+
+    clinical = {name: value for name, raw in case.inputs["clinical"].items()
+                if (value := IVGC_CLINICAL[name].parse(raw, case.case_id)) is not None}
+    args = argparse.Namespace(**{**options, "image": case.inputs["image"], "segmentation": case.inputs["segmentation"],
+                                 "clinical": None, "clinical_values": clinical or None, "out": str(folder),
+                                 "manifest": None, "workers": None, "scheduler": None})
+    run_predict(args)
+
+
+def _run_predict_cohort(args: argparse.Namespace) -> int:
+    """``ivgc predict --manifest``: every case into OUT/<case_id>/ on the cohort runner."""
+    import functools
+
+    from orbitai.cohort.clinical import IVGC_CLINICAL
+    from orbitai.cohort.manifest import read_manifest
+    from orbitai.cohort.runner import CohortTask, run_cohort
+    from orbitai.device import select_device
+    from orbitai.ivgc.result import IvgcResult
+
+    if args.segmentation or args.clinical:
+        raise UserError("--segmentation and --clinical are for one patient; a cohort's come from the manifest "
+                        "(its 'segmentation' column and clinical feature columns).")
+    select_device(args.device)
+    cases = [CohortCase(c.case_id, {"image": str(c.image), "segmentation": str(c.segmentation),
+                                    "clinical": {n: c.row[n] for n in IVGC_CLINICAL.names if c.row.get(n)}},
+                        (str(c.image), str(c.segmentation)))
+             for c in read_manifest(args.manifest, need_segmentation=True)]
+    options = {k: v for k, v in vars(args).items() if k not in ("image", "segmentation", "clinical", "out")}
+    task = CohortTask("ivgc predict", functools.partial(predict_case, options), IvgcResult, _predict_files())
+    run_cohort(task, cases, args.out, workers=args.workers or 0, scheduler=args.scheduler, inputs=[args.manifest])
+    return 0
+
+
 def run_predict(args: argparse.Namespace) -> int:
     from orbitai.device import run_with_fallback, select_device
     from orbitai.ivgc.predict import predict_ivgc, read_clinical
-    from orbitai.ivgc.result import FEATURES_FILE, GRADCAM_FILE
+    from orbitai.dicom.export import dicom_extra
+    from orbitai.ivgc.result import FEATURES_FILE, GRADCAM_FILE, dicom_report
     from orbitai.progress import emit
     from orbitai.result import RESULT_FILE, check_outputs
 
+    if check_cohort_options(args, "image"):
+        return _run_predict_cohort(args)
+    if not args.image or not args.segmentation:
+        raise UserError("Give an image and --segmentation, or --manifest CSV with case_id,image,segmentation.")
     out = check_outputs(args.out, [args.image, args.segmentation, args.clinical],
                         (RESULT_FILE, FEATURES_FILE, GRADCAM_FILE))
     for what, path in (("image", args.image), ("--segmentation", args.segmentation)):
         if not Path(path).exists():
             raise InputError(f"The {what} {path} does not exist.")
-    clinical = read_clinical(args.clinical) if args.clinical else None
+    clinical = getattr(args, "clinical_values", None)     # a cohort's case: the manifest's values
+    if clinical is None:
+        clinical = read_clinical(args.clinical) if args.clinical else None
     device = select_device(args.device)
     pred = run_with_fallback(lambda d: predict_ivgc(args.image, args.segmentation, args.model, args.strategy,
                                                     clinical, not args.no_gradcam, d, progress=emit,
                                                     resample_masks=args.resample_masks), device)
-    pred.result().write(out)     # staged beside OUT, moved into place when complete
+    result = pred.result()
+    # a DICOM series also gets an SR of P(response) with the model and ROI strategy (orbitai.dicom)
+    dicom = dicom_extra(args.image, lambda: dicom_report(result.to_json()), result.data.setdefault("warnings", []))
+    result.write(out, extra=dicom)     # staged beside OUT, moved into place when complete
     for w in pred.warnings:
         print(f"warning: {w}")
     print(f"P(responder) = {pred.probability:.3f} -> {pred.call} (model {pred.model}, {pred.kind}, ROI "

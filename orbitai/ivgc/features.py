@@ -15,19 +15,16 @@ losing the others. The table (:class:`WideTable`) is one row per case, one colum
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import json
 import logging
 import os
 import re
-import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -379,117 +376,14 @@ def extract_cohort(cases: Sequence[CaseFiles], strategies: Sequence[str], protoc
     return run
 
 
-@contextlib.contextmanager
-def _quiet_children() -> Iterator[None]:
-    """Start worker processes with their standard error on the null device (unless -v): a Ctrl-C to the
-    process group stops them too, and Python would print each one's KeyboardInterrupt traceback; a
-    case's error still reaches the parent through its future. (Ignoring or blocking SIGINT instead
-    loses a Ctrl-C given while they start: Dask spawns them from its event-loop thread.)"""
-    if logging.getLogger().getEffectiveLevel() <= logging.DEBUG:
-        yield
-        return
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
-def _close_cluster(cluster: Any) -> None:
-    """Close a local cluster (Dask's own log lines are shown only with -v, see `_run_dask`)."""
-    cluster.close()
-
-
-class _NoDaskLines(logging.Filter):
-    """Drops Dask's (``distributed.*``) log records: on a cancel it logs "Couldn't gather", "Closing
-    scheduler", "killed by signal" and the like, at any level and from loggers with levels of their own."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.name.startswith("distributed")
-
-
-_NO_DASK_LINES = _NoDaskLines()
-
-
-def _silence_dask() -> None:
-    """Without -v, no Dask log line reaches stderr for the rest of the process: the filter sits on the
-    handlers themselves (Dask's own on ``distributed`` and the root's), so neither a level Dask sets again
-    (``silence_logs``) nor the cluster closing at exit after a cancel brings its lines back."""
-    for name in ("distributed", ""):
-        for handler in logging.getLogger(name).handlers:
-            if _NO_DASK_LINES not in handler.filters:
-                handler.addFilter(_NO_DASK_LINES)
-
-
-def _start_local_cluster(**kwargs: Any) -> Any:
-    """A `LocalCluster`; a cancel (or failure) while it starts closes what was started there and then, so that
-    Dask's exit hook does not close a half-started cluster later and print its traceback."""
-    from dask.distributed import LocalCluster
-    from distributed.deploy.spec import SpecCluster
-
-    before = set(SpecCluster._instances)
-    try:
-        return LocalCluster(**kwargs)
-    except BaseException:
-        for cluster in set(SpecCluster._instances) - before:
-            SpecCluster._instances.discard(cluster)
-            with contextlib.suppress(Exception):
-                cluster.close(timeout=5)
-        raise
-
-
 def _run_dask(todo: Sequence[str], inputs: Mapping[str, tuple[Path, Path]], strategies: Sequence[str],
               protocol: Mapping[str, Any], perturb: bool, workers: int, scheduler: Optional[str],
               finished: Callable[[str, Optional[dict[str, float]], Optional[BaseException]], None],
               resample_masks: bool = False) -> None:
-    """Submit every case to a Dask cluster; report each as it completes. A local cluster's scratch space
-    (and lock files) live in a temporary folder removed with it."""
-    import dask
-    from dask.distributed import Client, as_completed
+    """Submit every case to a Dask cluster (the cohort runner's, :func:`orbitai.cohort.runner.dask_map`);
+    report each as it completes."""
+    from orbitai.cohort.runner import dask_map
 
-    with contextlib.ExitStack() as stack:    # closed in reverse: client, cluster, config, scratch folder, log level
-        dask_log = logging.getLogger("distributed")
-        if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
-            # Dask's own lines only in a verbose run: its worker errors (with tracebacks) reach each case's
-            # future, and a cancel or a busy machine makes it log "still alive, killing" and the like.
-            stack.callback(dask_log.setLevel, dask_log.level)
-            dask_log.setLevel(logging.CRITICAL)
-            _silence_dask()
-        if scheduler is not None:
-            try:
-                client = Client(scheduler, timeout="10s")
-            except (OSError, TimeoutError, ValueError) as exc:
-                raise InputError(f"Cannot reach the Dask scheduler at {scheduler}: {one_line(exc)}") from exc
-        else:
-            scratch = tempfile.mkdtemp(prefix="orbitai-dask-")
-            stack.callback(shutil.rmtree, scratch, ignore_errors=True)
-            stack.enter_context(dask.config.set({"temporary-directory": scratch}))
-            from orbitai.cli import deferred_cancel
-
-            # a cancel while the cluster starts takes effect once it is up (and registered to be closed): closing
-            # a half-started cluster leaves processes behind or prints Dask's traceback
-            with _quiet_children(), deferred_cancel():
-                cluster = _start_local_cluster(n_workers=max(1, min(workers, len(todo))), threads_per_worker=1,
-                                               processes=True, dashboard_address=":0", silence_logs=logging.ERROR,
-                                               local_directory=scratch)
-                stack.callback(_close_cluster, cluster)
-            if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
-                _silence_dask()   # the cluster may have set up Dask's handlers anew
-            client = Client(cluster)
-        stack.callback(client.close)
-        futures = {client.submit(case_features, cid, str(inputs[cid][0]), str(inputs[cid][1]), list(strategies),
-                                 dict(protocol), perturb, resample_masks, key=f"ivgc-radiomics-{i}-{cid}",
-                                 pure=False): cid
-                   for i, cid in enumerate(todo)}
-        for fut in as_completed(futures):
-            cid = futures[fut]
-            try:
-                value = fut.result()
-            except Exception as exc:  # noqa: BLE001 - a case's failure (or its worker's death) is that case's
-                finished(cid, None, exc)
-            else:
-                finished(cid, value, None)
+    dask_map(case_features, {cid: (cid, str(inputs[cid][0]), str(inputs[cid][1]), list(strategies), dict(protocol),
+                                   perturb, resample_masks) for cid in todo},
+             workers, scheduler, finished, prefix="ivgc-radiomics")

@@ -12,12 +12,13 @@ from typing import Callable
 
 from orbitai.cli import (add_bundle_out_options, add_device_option, add_resample_option, check_training_options,
                          manifest_inputs)
+from orbitai.cohort.runner import CohortCase, add_cohort_options, check_cohort_options
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import UserError
 
 
 def _flair_inputs(p: argparse.ArgumentParser) -> None:
-    p.add_argument("flair", help="brain FLAIR (NRRD/NIfTI file or DICOM folder): 3D 1 mm or clinical 2D with 3-5 mm "
+    p.add_argument("flair", nargs="?", help="brain FLAIR (NRRD/NIfTI file or DICOM folder): 3D 1 mm or clinical 2D with 3-5 mm "
                                  "slices, whole head or skull-stripped, any orientation")
     p.add_argument("--lesions", metavar="SEG", help="an existing lesion segmentation of this FLAIR (label map or "
                                                      ".seg.nrrd, every non-zero voxel is lesion); default: computed")
@@ -26,6 +27,7 @@ def _flair_inputs(p: argparse.ArgumentParser) -> None:
     add_image_source_options(p, "flair")
     add_device_option(p)
     p.add_argument("--out", required=True, help="output folder")
+    add_cohort_options(p, "case_id,image[,segmentation: its lesion segmentation, else computed]")
 
 
 def _add_lesions(s: argparse._SubParsersAction) -> None:
@@ -190,16 +192,57 @@ def _print_table(found) -> None:
           f"{t.icv_ml / 1000:.2f} L); " + ", ".join(f"{k} {v}" for k, v in t.location_counts().items() if v))
 
 
-def _outputs(args: argparse.Namespace):
+def _case_files() -> tuple[str, ...]:
     from orbitai.neuro.result import BRAIN_FILE, HEATMAP_FILE, LESIONS_FILE, TABLE_FILE
-    from orbitai.result import RESULT_FILE, check_outputs
+    from orbitai.result import RESULT_FILE
 
-    return check_outputs(args.out, [args.flair, args.lesions],
-                         (RESULT_FILE, LESIONS_FILE, TABLE_FILE, BRAIN_FILE, HEATMAP_FILE))
+    return RESULT_FILE, LESIONS_FILE, TABLE_FILE, BRAIN_FILE, HEATMAP_FILE
+
+
+def _outputs(args: argparse.Namespace):
+    from orbitai.result import check_outputs
+
+    if not args.flair:
+        raise UserError("Give a FLAIR, or --manifest CSV with case_id,image[,segmentation].")
+    return check_outputs(args.out, [args.flair, args.lesions], _case_files())
+
+
+def predict_case(options: dict, case: CohortCase, folder: Path) -> None:
+    """One case of a ``neuro lesions|predict --manifest`` cohort (the cohort runner's per-case step): the
+    one-FLAIR command on the case's FLAIR and lesion segmentation, into ``folder``."""
+    args = argparse.Namespace(**{**options, "flair": case.inputs["image"], "lesions": case.inputs.get("segmentation"),
+                                 "out": str(folder), "manifest": None, "workers": None, "scheduler": None})
+    args.func(args)
+
+
+def _run_cohort(args: argparse.Namespace) -> int:
+    """``neuro lesions|predict --manifest``: every case into OUT/<case_id>/ on the cohort runner."""
+    import functools
+
+    from orbitai.cohort.manifest import read_manifest
+    from orbitai.cohort.runner import CohortTask, run_cohort
+    from orbitai.device import select_device
+    from orbitai.neuro.result import NeuroResult
+
+    if args.lesions:
+        raise UserError("--lesions is for one FLAIR; a cohort's lesion segmentations are the manifest's "
+                        "'segmentation' column.")
+    select_device(args.device)
+    cases = [CohortCase(c.case_id, {"image": str(c.image), "segmentation": str(c.segmentation) if c.segmentation else None},
+                        tuple(str(p) for p in (c.image, c.segmentation) if p is not None))
+             for c in read_manifest(args.manifest, need_segmentation=False)]
+    options = {k: v for k, v in vars(args).items() if k not in ("flair", "lesions", "out")}
+    task = CohortTask(f"neuro {args.neuro_command}", functools.partial(predict_case, options), NeuroResult,
+                      _case_files())
+    run_cohort(task, cases, args.out, workers=args.workers or 0, scheduler=args.scheduler, inputs=[args.manifest])
+    return 0
 
 
 def run_lesions(args: argparse.Namespace) -> int:
     import time
+
+    if check_cohort_options(args, "flair"):
+        return _run_cohort(args)
 
     from orbitai.device import run_with_fallback, select_device
     from orbitai.neuro.predict import find_lesions, lesions_data
@@ -212,7 +255,7 @@ def run_lesions(args: argparse.Namespace) -> int:
     found = run_with_fallback(lambda d: find_lesions(args.flair, args.lesions, args.lesion_model, d, emit,
                                                      resample_masks=args.resample_masks), device)
     write_neuro_result(out, lesions_data(found, str(device), time.perf_counter() - t0), found.lesions,
-                       found.table.lesions, found.extraction.mask)
+                       found.table.lesions, found.extraction.mask, flair=args.flair)
     for w in found.warnings:
         print(f"warning: {w}")
     for n in found.notes:
@@ -223,6 +266,8 @@ def run_lesions(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    if check_cohort_options(args, "flair"):
+        return _run_cohort(args)
     from orbitai.device import run_with_fallback, select_device
     from orbitai.neuro.predict import predict_neuro
     from orbitai.neuro.result import write_neuro_result
@@ -233,7 +278,7 @@ def run_predict(args: argparse.Namespace) -> int:
     pred = run_with_fallback(lambda d: predict_neuro(args.flair, args.lesions, args.model, not args.no_heatmap, d,
                                                      args.lesion_model, emit, args.resample_masks), device)
     write_neuro_result(out, pred.data(), pred.found.lesions, pred.found.table.lesions, pred.found.extraction.mask,
-                       pred.heatmap)
+                       pred.heatmap, flair=args.flair)
     for w in pred.found.warnings:
         print(f"warning: {w}")
     for n in pred.found.notes:

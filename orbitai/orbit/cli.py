@@ -4,11 +4,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from collections import defaultdict
 from pathlib import Path
 
 from orbitai.cli import add_bundle_out_options, add_device_option
+from orbitai.cohort.runner import CohortCase, add_cohort_options, check_cohort_options
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import UserError
 
@@ -33,7 +33,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                   "OUT/<case>/ (the image's file name without its suffix, or the manifest's case_id); "
                                   "a case is moved into place only when complete.")
     pr.add_argument("image", nargs="*", metavar="IMAGE", help="input image file(s) or DICOM series folder(s)")
-    pr.add_argument("--manifest", help="CSV with case_id,image (batch: OUT/<case_id>/ per case)")
     pr.add_argument("--out", required=True, help="output folder")
     pr.add_argument("--model", help="bundle name or folder (default: the bundled model for the image's modality)")
     _add_window_options(pr)
@@ -43,6 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     help="also write OUT/uncertainty.nrrd: the model's uncertainty (1 - max class probability)")
     pr.add_argument("--labelmap", action="store_true",
                     help="also write OUT/labels.nrrd, a plain label map (values as in result.json)")
+    add_cohort_options(pr)
     add_image_source_options(pr, "image")
     pr.set_defaults(func=run_predict)
 
@@ -171,16 +171,38 @@ def run_prior(args) -> int:
     return 0
 
 
+def predict_case(options: dict, case: CohortCase, folder: Path) -> None:
+    """One case of a ``seg predict`` batch into ``folder`` (the cohort runner's per-case step, the same in this
+    process and on a Dask worker; the worker's model cache loads each model once)."""
+    from orbitai.cohort.runner import worker_state
+    from orbitai.device import select_device
+    from orbitai.orbit.predict import ModelCache, predict
+
+    models = worker_state(("seg", options["model"], options["device"]),
+                          lambda: ModelCache(options["model"], select_device(options["device"])))
+    predict(case.inputs["image"], folder, models, window=options["window"], mirror=options["mirror"],
+            uncertainty=options["uncertainty"], labelmap=options["labelmap"])
+
+
+def cohort_task(args: argparse.Namespace):
+    """The cohort runner's task of ``seg predict`` with these options."""
+    import functools
+
+    from orbitai.cohort.runner import CohortTask
+    from orbitai.orbit.result import SegmentationResult
+
+    options = {"model": args.model, "device": args.device, "window": args.window, "mirror": not args.no_mirror,
+               "uncertainty": args.uncertainty, "labelmap": args.labelmap}
+    return CohortTask("seg predict", functools.partial(predict_case, options), SegmentationResult, _case_files())
+
+
 def run_predict(args) -> int:
     import time
 
-    from orbitai.device import select_device
-    from orbitai.errors import InputError
-    from orbitai.orbit.predict import ModelCache, predict
-    from orbitai.progress import emit
     from orbitai.result import check_outputs
 
     t_start = time.perf_counter()
+    check_cohort_options(args, "image")
     cases = predict_cases(args)
     # every output checked against every input before any work: a case's own image and manifest, and
     # the other cases' images lying in its folder (an earlier case must not overwrite a later one's input)
@@ -189,45 +211,29 @@ def run_predict(args) -> int:
         parts = Path(image).resolve().parts
         if len(parts) > len(root.parts) + 1 and parts[:len(root.parts)] == root.parts:
             inside[parts[len(root.parts)].casefold()].append(image)
-    outs = [check_outputs(Path(args.out) / name, [image, args.manifest, *inside[name.casefold()]], _case_files())
-            for name, image in cases]
     if Path(args.out).name.lower().endswith(VOLUME_SUFFIXES):
         raise UserError(f"--out takes a folder (OUT/segmentation.seg.nrrd, volumes.csv and result.json are "
                         f"written there); got the file name {args.out}.")
-    device = select_device(args.device)
-    models = ModelCache(args.model, device)
-    options = {"window": args.window, "mirror": not args.no_mirror, "uncertainty": args.uncertainty,
-               "labelmap": args.labelmap}
     if len(cases) == 1 and not args.manifest:
-        predict(cases[0][1], outs[0], models, progress=emit, **options)
+        from orbitai.device import select_device
+        from orbitai.orbit.predict import ModelCache, predict
+        from orbitai.progress import emit
+
+        out = check_outputs(args.out, [cases[0][1]], _case_files())
+        predict(cases[0][1], out, ModelCache(args.model, select_device(args.device)), progress=emit,
+                window=args.window, mirror=not args.no_mirror, uncertainty=args.uncertainty, labelmap=args.labelmap)
         print(f"timing: command {time.perf_counter() - t_start:.2f} s")
         return 0
-    n, done, failed, windows = len(cases), [], [], 0.0
-    try:
-        for i, ((name, image), out) in enumerate(zip(cases, outs)):
-            print(f"case {i + 1}/{n}: {name} ({image})", flush=True)
+    from orbitai.cohort.runner import run_cohort
 
-            def progress(d: int, t: int, message: str, i: int = i, name: str = name) -> None:
-                # one bar over the batch: each case a hundredth-step share of it
-                emit(100 * i + (100 * d) // max(t, 1), 100 * n, f"case {i + 1}/{n} {name}: {message}")
+    if not args.workers and args.scheduler is None:
+        from orbitai.device import select_device
 
-            try:
-                stages = predict(image, out, models, progress=progress, **options)
-            except InputError as exc:   # a bad image stops its case, not the batch
-                failed.append(name)
-                print(f"error: case {name}: {' '.join(str(exc).split())}", file=sys.stderr, flush=True)
-                continue
-            windows += stages["window"]
-            done.append(name)
-    except KeyboardInterrupt:
-        print(f"cancelled after {len(done)} of {n} cases; complete in {args.out}: {', '.join(done) or 'none'}",
-              file=sys.stderr, flush=True)
-        raise
-    emit(100 * n, 100 * n, "done")
-    print(f"timing: batch {len(done)} of {n} cases, windows {windows:.2f} s, command {time.perf_counter() - t_start:.2f} s")
-    if failed:
-        raise UserError(f"{len(failed)} of {n} cases failed ({', '.join(failed)}; the reasons are above); "
-                        f"the other {len(done)} are written in {args.out}.")
+        select_device(args.device)     # an unusable --device: one line before any case (on Dask: its first case)
+    cohort = [CohortCase(name, {"image": image}, (image, *inside[name.casefold()])) for name, image in cases]
+    report = run_cohort(cohort_task(args), cohort, args.out, workers=args.workers or 0, scheduler=args.scheduler,
+                        inputs=[args.manifest] if args.manifest else [])
+    print(f"timing: batch {len(report.done)} of {len(cases)} cases, command {time.perf_counter() - t_start:.2f} s")
     return 0
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from orbitai.cli import (add_bundle_out_options, add_device_option, add_resample_option, check_training_options,
                          manifest_inputs)
+from orbitai.cohort.runner import CohortCase, add_cohort_options, check_cohort_options
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import UserError
 
@@ -22,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pr = s.add_parser("predict", help="classify both eyes of one MRI; writes result.json and heat maps",
                       description="Writes OUT/result.json (per eye: probability of the active phase, call, crop box "
                                   "in RAS) and OUT/occlusion.nrrd, OUT/gradcam.nrrd in the input's geometry.")
-    pr.add_argument("image", help="axial orbital T2 MRI (NRRD/NIfTI/MHA file or DICOM folder)")
+    pr.add_argument("image", nargs="?", help="axial orbital T2 MRI (NRRD/NIfTI/MHA file or DICOM folder)")
     pr.add_argument("--segmentation", help="orbit segmentation (.seg.nrrd or label map) placing the crops; "
                                            "default: found by OrbitSegmentation's MRI model")
     pr.add_argument("--model", default="B", help="A, B (the bundled demo networks) or a bundle name/folder (default B)")
@@ -31,6 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pr.add_argument("--no-maps", action="store_true", help="skip the occlusion and Grad-CAM maps")
     pr.add_argument("--figure", action="store_true", help="also write OUT/tao_maps.png (inputs with both maps)")
     pr.add_argument("--out", required=True, help="output folder")
+    add_cohort_options(pr, "case_id,image[,segmentation]")
     add_image_source_options(pr, "image")
     pr.set_defaults(func=run_predict)
 
@@ -71,38 +73,87 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cf.set_defaults(func=run_configs)
 
 
-def run_predict(args) -> int:
-    from orbitai.device import run_with_fallback, select_device
-    from orbitai.io import read_volume
-    from orbitai.cohort.manifest import read_labels
-    from orbitai.progress import emit
-    from orbitai.result import RESULT_FILE, check_outputs
-    from orbitai.tao.predict import predict_tao
+def _outputs() -> tuple[str, ...]:
+    from orbitai.result import RESULT_FILE
     from orbitai.tao.result import MAP_KINDS
 
-    out = check_outputs(args.out, [args.image, args.segmentation],
-                        (RESULT_FILE, *(f"{kind}.nrrd" for kind in MAP_KINDS), FIGURE_FILE))
-    image = read_volume(args.image)
-    labels = read_labels(Path(args.segmentation)) if args.segmentation else None
-    device = select_device(args.device)
-    pred = run_with_fallback(lambda d: predict_tao(image, labels, args.model, d, maps=not args.no_maps,
-                                                   progress=emit, resample_masks=args.resample_masks,
-                                                   what=f"the segmentation {Path(args.segmentation or '').name}"),
+    return (RESULT_FILE, *(f"{kind}.nrrd" for kind in MAP_KINDS), FIGURE_FILE)
+
+
+def predict_into(options: dict, image_path: str, segmentation: str | None, out: Path, progress=None) -> None:
+    """Classify both eyes of one MRI and write OUT (staged): what ``tao predict`` runs for one image and for
+    each case of a cohort."""
+    from orbitai.cohort.manifest import read_labels
+    from orbitai.device import run_with_fallback, select_device
+    from orbitai.io import read_volume
+    from orbitai.dicom.export import dicom_extra
+    from orbitai.tao.predict import predict_tao
+    from orbitai.tao.result import dicom_report
+
+    image = read_volume(image_path)
+    labels = read_labels(Path(segmentation)) if segmentation else None
+    device = select_device(options["device"])
+    pred = run_with_fallback(lambda d: predict_tao(image, labels, options["model"], d, maps=options["maps"],
+                                                   progress=progress, resample_masks=options["resample_masks"],
+                                                   what=f"the segmentation {Path(segmentation or '').name}"),
                              device)
 
     def write_figure(tmp: Path) -> dict[str, str]:
         from orbitai.tao.figure import save_tao_figure
 
-        save_tao_figure(pred, tmp / FIGURE_FILE, labels, title=f"{Path(args.image).name} - {pred.model}")
+        save_tao_figure(pred, tmp / FIGURE_FILE, labels, title=f"{Path(image_path).name} - {pred.model}")
         return {"figure": FIGURE_FILE}
 
+    result = pred.result(image)
+    # a DICOM series also gets an SR of P(active) per eye (orbitai.dicom)
+    dicom = dicom_extra(image_path, lambda: dicom_report(result.to_json()), result.data.setdefault("warnings", []))
+    figure = write_figure if options["figure"] and options["maps"] else None
+
+    def extra(tmp: Path) -> dict[str, str]:
+        return {**(figure(tmp) if figure else {}), **(dicom(tmp) if dicom else {})}
+
     # written into a temporary folder beside OUT and moved into place only when complete
-    pred.result(image).write(out, extra=write_figure if args.figure and not args.no_maps else None)
+    result.write(out, extra=extra if figure or dicom else None)
     for w in pred.warnings:
         print(f"warning: {w}")
     for e in pred.to_json()["eyes"]:
         print(f"{e['side']:<6} P(active) = {e['probability_active']:.3f} -> {e['call']}")
     print(f"wrote {out}/result.json ({pred.seconds:.1f} s, model {pred.model})")
+
+
+def predict_case(options: dict, case: CohortCase, folder: Path) -> None:
+    """One case of a ``tao predict --manifest`` cohort (the cohort runner's per-case step)."""
+    predict_into(options, case.inputs["image"], case.inputs.get("segmentation"), folder)
+
+
+def run_predict(args) -> int:
+    import functools
+
+    from orbitai.cohort.runner import CohortTask, run_cohort
+    from orbitai.progress import emit
+    from orbitai.result import check_outputs
+    from orbitai.tao.result import TaoResult
+
+    options = {"model": args.model, "device": args.device, "maps": not args.no_maps, "figure": args.figure,
+               "resample_masks": args.resample_masks}
+    if not check_cohort_options(args, "image"):
+        if not args.image:
+            raise UserError("Give an image to classify, or --manifest CSV with case_id,image[,segmentation].")
+        out = check_outputs(args.out, [args.image, args.segmentation], _outputs())
+        predict_into(options, args.image, args.segmentation, out, progress=emit)
+        return 0
+    if args.segmentation:
+        raise UserError("--segmentation is for one image; a cohort's segmentations are the manifest's "
+                        "'segmentation' column.")
+    from orbitai.cohort.manifest import read_manifest
+    from orbitai.device import select_device
+
+    select_device(args.device)
+    cases = [CohortCase(c.case_id, {"image": str(c.image), "segmentation": str(c.segmentation) if c.segmentation else None},
+                        tuple(str(p) for p in (c.image, c.segmentation) if p is not None))
+             for c in read_manifest(args.manifest, need_segmentation=False)]
+    task = CohortTask("tao predict", functools.partial(predict_case, options), TaoResult, _outputs())
+    run_cohort(task, cases, args.out, workers=args.workers or 0, scheduler=args.scheduler, inputs=[args.manifest])
     return 0
 
 

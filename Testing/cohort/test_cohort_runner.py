@@ -1,0 +1,275 @@
+"""The cohort runner (issue 34): one mechanism for every predict command's ``--manifest`` run, serial or on
+``dask.distributed``: complete cases only, resume, failed.csv, cancel, and the Dask run equal to the serial one."""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+
+from orbitai.cli import main
+from orbitai.cohort.runner import (FAILED_FILE, CohortCase, CohortError, CohortTask, check_cohort_options,
+                                   run_cohort)
+from orbitai.errors import BundleError, InputError, UserError
+from orbitai.io import read_volume, write_volume
+from orbitai.result import TaskResult
+
+# --------------------------------------------------------------------------------------------- a toy task
+
+
+class ToyResult(TaskResult):
+    task = "toy"
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def to_json(self) -> dict:
+        return {"model": "toy", "warnings": [], "value": self.value}
+
+    def _write_files(self, folder: Path) -> dict[str, str]:
+        (folder / "value.txt").write_text(repr(self.value))
+        return {"value": "value.txt"}
+
+
+def toy_predict(case: CohortCase, folder: Path) -> None:
+    if case.inputs.get("fatal"):
+        raise BundleError("Bundle 'nope' not found.")
+    if case.inputs.get("bad"):
+        raise InputError(f"Case {case.case_id}: the image is empty.\n(second line)")
+    print(f"predicted {case.case_id}")
+    ToyResult(float(case.inputs["value"])).write(folder)
+
+
+TOY = CohortTask("toy predict", toy_predict, ToyResult, ("result.json", "value.txt"))
+
+
+def _toy_cases(n: int = 4, **special: dict) -> list[CohortCase]:
+    return [CohortCase(f"c{i}", {"value": i, **special.get(f"c{i}", {})}) for i in range(n)]
+
+
+def _entries(out: Path) -> list[str]:
+    return sorted(p.name for p in out.iterdir())
+
+
+def test_failed_case_is_listed_and_the_others_complete(tmp_path, capsys):
+    out = tmp_path / "out"
+    with pytest.raises(CohortError, match=r"1 of 4 cases failed \(c2; see .*failed.csv\); the other 3 are complete"):
+        run_cohort(TOY, _toy_cases(c2={"bad": True}), out, bar=False)
+    assert _entries(out) == ["c0", "c1", "c3", FAILED_FILE]          # no stage folder, no half case
+    assert (out / FAILED_FILE).read_text() == "case_id,error\nc2,the image is empty. (second line)\n"
+    assert ToyResult.read_json(out / "c3")["value"] == 3.0
+    printed = capsys.readouterr().out
+    assert "predicted c0" in printed and "failed: case c2: the image is empty." in printed
+    assert "PROGRESS 4/4 c3 done" in printed
+    # the rerun does only the failed case; once it succeeds, failed.csv goes
+    report = run_cohort(TOY, _toy_cases(), out, bar=False)
+    assert report.done == ["c2"] and report.skipped == ["c0", "c1", "c3"] and not report.failed
+    assert _entries(out) == ["c0", "c1", "c2", "c3"]
+
+
+def test_resume_runs_only_missing_and_incomplete_cases(tmp_path):
+    out = tmp_path / "out"
+    run_cohort(TOY, _toy_cases(), out, bar=False)
+    mtimes = {c: (out / c / "result.json").stat().st_mtime_ns for c in ("c0", "c3")}
+    import shutil
+
+    shutil.rmtree(out / "c1")                                         # a killed run: c1 never written
+    (out / "c2" / "result.json").unlink()                             # c2 half written
+    (out / ".c2-abcd1234").mkdir()                                    # a killed writer's stage folder
+    ran: list[str] = []
+    report = run_cohort(TOY, _toy_cases(), out, bar=False, on_case=lambda cid, run, err: ran.append(cid))
+    assert ran == ["c1", "c2"] and report.skipped == ["c0", "c3"]
+    assert _entries(out) == ["c0", "c1", "c2", "c3"]
+    assert {c: (out / c / "result.json").stat().st_mtime_ns for c in ("c0", "c3")} == mtimes
+    assert ToyResult.read_json(out / "c2")["value"] == 2.0
+
+
+def test_a_foreign_file_in_an_incomplete_case_is_never_removed(tmp_path):
+    out = tmp_path / "out"
+    (out / "c1").mkdir(parents=True)
+    (out / "c1" / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="not written by this command"):
+        run_cohort(TOY, _toy_cases(), out, bar=False)
+    assert _entries(out) == ["c1"] and (out / "c1" / "notes.txt").read_text() == "mine"
+
+
+def test_every_case_failed_writes_nothing(tmp_path):
+    out = tmp_path / "out"
+    bad = {"bad": True}
+    with pytest.raises(CohortError, match=r"every case failed, nothing written: c0 \(the image is empty"):
+        run_cohort(TOY, _toy_cases(2, c0=bad, c1=bad), out, bar=False)
+    assert not out.exists()
+    with pytest.raises(InputError, match="Case c0: the image is empty"):   # a single case: its own error
+        run_cohort(TOY, _toy_cases(1, c0=bad), out, bar=False)
+    assert not out.exists()
+
+
+def test_a_fatal_error_stops_the_run(tmp_path):
+    ran: list[str] = []
+    with pytest.raises(BundleError):
+        run_cohort(TOY, _toy_cases(c1={"fatal": True}), tmp_path / "out", bar=False,
+                   on_case=lambda cid, run, err: ran.append(cid))
+    assert ran == ["c0"] and _entries(tmp_path / "out") == ["c0"]
+
+
+def test_cancel_leaves_only_complete_cases(tmp_path, capsys):
+    def cancel(cid, run, err):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_cohort(TOY, _toy_cases(), tmp_path / "out", bar=False, on_case=cancel)
+    assert _entries(tmp_path / "out") == ["c0"]
+    assert "cancelled after 1 of 4 cases; complete in" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (dict(workers=-1), "--workers must be 0 or more"),
+    (dict(workers=2, scheduler="tcp://127.0.0.1:9"), "not both"),
+    (dict(manifest=None, workers=2), "give --manifest"),
+    (dict(image="a.nrrd"), "Give an image or --manifest, not both"),
+])
+def test_impossible_cohort_options_are_refused(argv, message):
+    args = argparse.Namespace(**{"manifest": "m.csv", "image": None, "workers": None, "scheduler": None, **argv})
+    with pytest.raises(UserError, match=message):
+        check_cohort_options(args, "image")
+
+
+def test_an_unreachable_scheduler_is_one_line_at_once(tmp_path):
+    t0 = time.perf_counter()
+    with pytest.raises(InputError, match="Cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
+        run_cohort(TOY, _toy_cases(), tmp_path / "out", scheduler="tcp://127.0.0.1:9", bar=False)
+    assert time.perf_counter() - t0 < 5 and not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------------------------- seg predict
+SEEDS = (777101, 777102)
+
+
+@pytest.fixture(scope="module")
+def seg_cohort(tmp_path_factory) -> Path:
+    """Three small CT phantom cases (two anatomies, one copied) and a planted bad case (not an image)."""
+    from orbitai.phantoms import orbit_case
+
+    d = tmp_path_factory.mktemp("cohort_in")
+    for seed in SEEDS:
+        write_volume(orbit_case(seed, modality="ct", oblique=False).image, d / f"{seed}.nrrd")
+    (d / "broken.nrrd").write_bytes(b"NRRD0004\nthis is not an image\n")
+    rows = [f"a,{SEEDS[0]}.nrrd", f"b,{SEEDS[1]}.nrrd", "bad,broken.nrrd", f"c,{SEEDS[0]}.nrrd"]
+    (d / "m.csv").write_text("case_id,image\n" + "".join(r + "\n" for r in rows))
+    return d / "m.csv"
+
+
+def _seg(manifest: Path, out: Path, *extra: str) -> int:
+    return main(["seg", "predict", "--manifest", str(manifest), "--out", str(out), "--device", "cpu", "--no-mirror",
+                 "--model", "orbit_svnet_ct_demo", "--labelmap", "--uncertainty", *extra])
+
+
+def test_dask_run_equals_the_serial_run(seg_cohort, tmp_path, capsys):
+    serial, dask = tmp_path / "serial", tmp_path / "dask"
+    assert _seg(seg_cohort, serial) == 1
+    assert _seg(seg_cohort, dask, "--workers", "2") == 1
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines()[-1].startswith("orbitai seg predict: error: 1 of 4 cases failed (bad; see")
+    for out in (serial, dask):
+        assert _entries(out) == ["a", "b", "c", FAILED_FILE]
+        lines = (out / FAILED_FILE).read_text().splitlines()
+        assert lines[0] == "case_id,error" and len(lines) == 2 and lines[1].startswith("bad,")
+    for case in ("a", "b", "c"):
+        assert (serial / case / "labels.nrrd").read_bytes() == (dask / case / "labels.nrrd").read_bytes()
+        assert (serial / case / "segmentation.seg.nrrd").read_bytes() == \
+            (dask / case / "segmentation.seg.nrrd").read_bytes()
+        assert (serial / case / "volumes.csv").read_bytes() == (dask / case / "volumes.csv").read_bytes()
+        u_serial, u_dask = (read_volume(o / case / "uncertainty.nrrd").array for o in (serial, dask))
+        np.testing.assert_allclose(u_dask, u_serial, rtol=0, atol=1e-6)
+        assert json.loads((dask / case / "result.json").read_text())["model"] == "orbit_svnet_ct_demo"
+
+
+def test_dask_cancel_stops_the_workers_and_keeps_complete_cases(seg_cohort, tmp_path):
+    from orbitai.orbit.cli import cohort_task
+
+    args = argparse.Namespace(model="orbit_svnet_ct_demo", device="cpu", window="overlap", no_mirror=True,
+                              uncertainty=False, labelmap=False)
+    cases = [CohortCase(c, {"image": str(seg_cohort.parent / f"{s}.nrrd")}) for c, s in
+             (("a", SEEDS[0]), ("b", SEEDS[1]), ("c", SEEDS[0]), ("d", SEEDS[1]))]
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    seen: list[str] = []
+
+    def cancel(cid, run, err):
+        seen.append(cid)
+        raise KeyboardInterrupt
+
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        run_cohort(cohort_task(args), cases, out, workers=2, bar=False, on_case=cancel)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        left = [p for p in psutil.Process().children(recursive=True) if p.pid not in before and p.is_running()
+                and p.status() != psutil.STATUS_ZOMBIE]
+        if not left:
+            break
+        time.sleep(0.5)
+    assert not left, f"worker processes still running: {left}"
+    # only complete cases (the first one at least), no stage folder
+    entries = _entries(out)
+    assert seen[0] in entries and all(not e.startswith(".") for e in entries)
+    for e in entries:
+        assert (out / e / "result.json").is_file()
+    # the rerun (serial) does only the others
+    report = run_cohort(cohort_task(args), cases, out, bar=False)
+    assert sorted(report.skipped) == entries and sorted(report.done + report.skipped) == ["a", "b", "c", "d"]
+
+
+def test_resume_after_a_kill_runs_only_the_missing_case(seg_cohort, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert _seg(seg_cohort, out) == 1
+    import shutil
+
+    shutil.rmtree(out / "b")
+    (out / "c" / "result.json").unlink()                # a half-written case is replaced
+    before = (out / "a" / "labels.nrrd").stat().st_mtime_ns
+    capsys.readouterr()
+    assert _seg(seg_cohort, out) == 1
+    printed = capsys.readouterr().out
+    assert "1 of 4 cases already complete" in printed
+    assert "case b complete" in printed and "case c complete" in printed and "case a complete" not in printed
+    assert (out / "a" / "labels.nrrd").stat().st_mtime_ns == before
+    assert _entries(out) == ["a", "b", "c", FAILED_FILE]
+
+
+def test_cohort_task_is_declared_once_per_command():
+    """Every predict command takes --manifest, --workers and --scheduler (the one runner)."""
+    from orbitai.cli import build_parser
+
+    parser = build_parser()
+    for argv in (["seg", "predict"], ["tao", "predict"], ["ivgc", "predict"], ["neuro", "lesions"],
+                 ["neuro", "predict"]):
+        args = parser.parse_args([*argv, "--manifest", "m.csv", "--out", "o", "--workers", "3",
+                                  "--scheduler", "tcp://h:1"])
+        assert (args.manifest, args.workers, args.scheduler) == ("m.csv", 3, "tcp://h:1")
+
+
+def test_tao_cohort_on_dask_equals_serial_probabilities(tmp_path, capsys):
+    """A classification command: the per-eye probabilities of 2 TAO cases on 2 Dask workers equal the serial run's
+    to 1e-6 (and the manifest's segmentation column places the crops)."""
+    from orbitai.phantoms import orbit_case
+
+    rows = []
+    for i, activity in enumerate(("active", "inactive")):
+        case = orbit_case(777600 + i, "t2", tao=activity, orientation="axial")
+        write_volume(case.image, tmp_path / f"t{i}.nrrd")
+        write_volume(case.labels, tmp_path / f"s{i}.nrrd")
+        rows.append(f"x{i},t{i}.nrrd,s{i}.nrrd\n")
+    (tmp_path / "m.csv").write_text("case_id,image,segmentation\n" + "".join(rows))
+    probabilities = {}
+    for name, extra in (("serial", []), ("dask", ["--workers", "2"])):
+        assert main(["tao", "predict", "--manifest", str(tmp_path / "m.csv"), "--out", str(tmp_path / name),
+                     "--device", "cpu", "--no-maps", *extra]) == 0
+        docs = [json.loads((tmp_path / name / f"x{i}" / "result.json").read_text()) for i in range(2)]
+        assert all(d["segmentation"] == "given" for d in docs)
+        probabilities[name] = np.array([[e["probability_active"] for e in d["eyes"]] for d in docs])
+    np.testing.assert_allclose(probabilities["dask"], probabilities["serial"], rtol=0, atol=1e-6)
+    assert probabilities["serial"][0].mean() > probabilities["serial"][1].mean()   # active above inactive
