@@ -211,15 +211,16 @@ def run_predict(args) -> int:
         parts = Path(image).resolve().parts
         if len(parts) > len(root.parts) + 1 and parts[:len(root.parts)] == root.parts:
             inside[parts[len(root.parts)].casefold()].append(image)
+    single = len(cases) == 1 and not args.manifest
+    out = check_outputs(args.out, [cases[0][1]], _case_files()) if single else None   # --out = the input: named
     if Path(args.out).name.lower().endswith(VOLUME_SUFFIXES):
         raise UserError(f"--out takes a folder (OUT/segmentation.seg.nrrd, volumes.csv and result.json are "
                         f"written there); got the file name {args.out}.")
-    if len(cases) == 1 and not args.manifest:
+    if single and out is not None:
         from orbitai.device import select_device
         from orbitai.orbit.predict import ModelCache, predict
         from orbitai.progress import emit
 
-        out = check_outputs(args.out, [cases[0][1]], _case_files())
         predict(cases[0][1], out, ModelCache(args.model, select_device(args.device)), progress=emit,
                 window=args.window, mirror=not args.no_mirror, uncertainty=args.uncertainty, labelmap=args.labelmap)
         print(f"timing: command {time.perf_counter() - t_start:.2f} s")
