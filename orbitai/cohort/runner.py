@@ -180,6 +180,15 @@ def check_cohort_options(args: argparse.Namespace, single: str = "image") -> boo
     return bool(manifest)
 
 
+def image_cases(manifest: str | Path) -> list[CohortCase]:
+    """The cases of a ``case_id,image[,segmentation]`` manifest, each reading its image and segmentation."""
+    from orbitai.cohort.manifest import read_manifest
+
+    return [CohortCase(c.case_id, {"image": str(c.image), "segmentation": str(c.segmentation) if c.segmentation
+                                   else None}, tuple(str(p) for p in (c.image, c.segmentation) if p is not None))
+            for c in read_manifest(manifest, need_segmentation=False)]
+
+
 def check_case_ids(ids: Sequence[str], where: str) -> None:
     """Each id names one folder under OUT, distinct even on a case-insensitive disk."""
     seen: dict[str, str] = {}

@@ -219,8 +219,7 @@ def _run_cohort(args: argparse.Namespace) -> int:
     """``neuro lesions|predict --manifest``: every case into OUT/<case_id>/ on the cohort runner."""
     import functools
 
-    from orbitai.cohort.manifest import read_manifest
-    from orbitai.cohort.runner import CohortTask, run_cohort
+    from orbitai.cohort.runner import CohortTask, image_cases, run_cohort
     from orbitai.device import select_device
     from orbitai.neuro.result import NeuroResult
 
@@ -228,9 +227,7 @@ def _run_cohort(args: argparse.Namespace) -> int:
         raise UserError("--lesions is for one FLAIR; a cohort's lesion segmentations are the manifest's "
                         "'segmentation' column.")
     select_device(args.device)
-    cases = [CohortCase(c.case_id, {"image": str(c.image), "segmentation": str(c.segmentation) if c.segmentation else None},
-                        tuple(str(p) for p in (c.image, c.segmentation) if p is not None))
-             for c in read_manifest(args.manifest, need_segmentation=False)]
+    cases = image_cases(args.manifest)
     options = {k: v for k, v in vars(args).items() if k not in ("flair", "lesions", "out")}
     task = CohortTask(f"neuro {args.neuro_command}", functools.partial(predict_case, options), NeuroResult,
                       _case_files())

@@ -129,7 +129,7 @@ def predict_case(options: dict, case: CohortCase, folder: Path) -> None:
 def run_predict(args) -> int:
     import functools
 
-    from orbitai.cohort.runner import CohortTask, run_cohort
+    from orbitai.cohort.runner import CohortTask, image_cases, run_cohort
     from orbitai.progress import emit
     from orbitai.result import check_outputs
     from orbitai.tao.result import TaoResult
@@ -145,13 +145,10 @@ def run_predict(args) -> int:
     if args.segmentation:
         raise UserError("--segmentation is for one image; a cohort's segmentations are the manifest's "
                         "'segmentation' column.")
-    from orbitai.cohort.manifest import read_manifest
     from orbitai.device import select_device
 
     select_device(args.device)
-    cases = [CohortCase(c.case_id, {"image": str(c.image), "segmentation": str(c.segmentation) if c.segmentation else None},
-                        tuple(str(p) for p in (c.image, c.segmentation) if p is not None))
-             for c in read_manifest(args.manifest, need_segmentation=False)]
+    cases = image_cases(args.manifest)
     task = CohortTask("tao predict", functools.partial(predict_case, options), TaoResult, _outputs())
     run_cohort(task, cases, args.out, workers=args.workers or 0, scheduler=args.scheduler, inputs=[args.manifest])
     return 0
