@@ -72,6 +72,8 @@ def _pools(d: Path) -> dict[str, dict[str, list[str | None]]]:
     # a scheduler on a closed local port or a malformed address)
     cohort = {"--manifest": [None, *manifests], "--workers": [None, "0", "-1", "x"],
               "--scheduler": [None, "tcp://127.0.0.1:9", "nope"]}
+    # issue 34: training on several processes; no draw launches them (--nproc 1 or invalid)
+    nproc = {"--nproc": [None, "1", "0", "-1", "x"]}
     # issue 33: a series to choose (none here is a DICOM folder) or a DICOMweb URL on a closed local port
     series: list[str | None] = [None, "1.2.3"]
     dicom_attributes: list[str | None] = [None, '{"PatientID": "1"}', "{bad", '{"Weight": "70"}']
@@ -89,7 +91,7 @@ def _pools(d: Path) -> dict[str, dict[str, list[str | None]]]:
                       "--model": [None, "nope", "tao_network_b_demo", str(d / "folder")], "--key": [None, "abc"]},
         "seg evaluate": {"--manifest": manifests, "--model": ["orbit_svnet_ct_demo", "nope", "B"], "--out": outs,
                          "--device": devices},
-        "seg train": {"--manifest": manifests, "--config": ["svnet-demo-ct", "nope"], "--out": outs,
+        "seg train": {**nproc, "--manifest": manifests, "--config": ["svnet-demo-ct", "nope"], "--out": outs,
                       "--seed": [None, *ints], "--epochs": ["1", "0", "-1", "x"], "--folds": [None, *ints],
                       "--fold": [None, *ints], "--device": devices, "--time-limit": ["0.01", "0", "-1", "x"],
                       "--overwrite": overwrite},
@@ -99,7 +101,7 @@ def _pools(d: Path) -> dict[str, dict[str, list[str | None]]]:
                         "--no-maps": [None, "!"], **resample},
         "tao evaluate": {"--manifest": manifests, "--model": ["B", "nope"], "--out": outs, "--device": devices,
                          "--no-maps": [None, "!"], **resample},
-        "tao train": {"--manifest": manifests, "--network": [None, "A", "C"], "--out": outs,
+        "tao train": {**nproc, "--manifest": manifests, "--network": [None, "A", "C"], "--out": outs,
                       "--epochs": [None, *ints], "--holdout": [None, "0.5", "1.5", "-0.1", "x"],
                       "--seed": [None, *ints], "--device": devices, "--overwrite": overwrite},
         "tao cv": {"--manifest": manifests, "--folds": [None, *ints], "--runs": [None, *ints],
@@ -119,7 +121,7 @@ def _pools(d: Path) -> dict[str, dict[str, list[str | None]]]:
                         "--lasso": [None, "logistic", "ridge"], "--cv": [None, "5", "1", "0", "x"],
                         "--seed": [None, *ints], "--workers": ["0", "-1"]},
         # the inputs are blank volumes: every training and prediction fails on them (no rectus), fast
-        "ivgc train": {"--manifest": manifests, "--features": [None, str(d / "m.csv"), str(d / "missing.csv"),
+        "ivgc train": {**nproc, "--manifest": manifests, "--features": [None, str(d / "m.csv"), str(d / "missing.csv"),
                                                                str(d / "stale.csv")],
                        "--selection": [None, str(d / "m.csv"), str(d / "bin.csv")],
                        "--model": ["svm", "resnet50", "rdinet_clinical", "nope"], "--strategy": [None, "mrlr", "nope"],
@@ -148,7 +150,7 @@ def _pools(d: Path) -> dict[str, dict[str, list[str | None]]]:
                           **resample,
                           "--model": [None, "nope", "tao_network_b_demo"], "--no-heatmap": [None, "!"],
                           "--device": devices, "--out": outs},
-        "neuro train": {"--manifest": manifests, "--config": [None, "twoview18-demo", "resnet3d34", "nope"],
+        "neuro train": {**nproc, "--manifest": manifests, "--config": [None, "twoview18-demo", "resnet3d34", "nope"],
                         "--epochs": ["1", "0", "-1", "x"], "--holdout": [None, "0", "0.5", "1.5", "x"],
                         "--imagenet": [None, str(d / "m.csv"), str(d / "missing.pth")],
                         "--imagenet-sha256": [None, "00"], "--seed": [None, *ints], "--device": devices,

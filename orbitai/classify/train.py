@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from orbitai import distributed
 from orbitai.checkpoint import resume, save_checkpoint
 from orbitai.staging import trim_epoch_log
 from orbitai.classify.data import (LABEL, ArrayDataset, Batch, ClassificationDataset, Sample, check_inputs,
@@ -172,7 +173,6 @@ def _train(model: torch.nn.Module, train: ClassificationDataset, settings: Train
            layout: torch.memory_format) -> dict:
     """The epochs of :func:`fit`, on a model already in ``layout``."""
     ckpt_path, csv_path = workdir / "checkpoint.pt", workdir / "epochs.csv"
-    names = input_names(model)
     opt = make_optimizer(model, settings)
     rng = np.random.default_rng(seed)
     initial = ({k: v.clone() for k, v in model.state_dict().items()}, copy.deepcopy(opt.state_dict()),
@@ -191,43 +191,82 @@ def _train(model: torch.nn.Module, train: ClassificationDataset, settings: Train
         rng.bit_generator.state = initial[2]
         torch.set_rng_state(initial[3])
 
-    start = resume(ckpt_path, apply, reset, map_location=device)
-    if start is None:
-        start = 0
+    resumed = resume(ckpt_path, apply, reset, map_location=device)
+    if resumed is None:
         csv_path.unlink(missing_ok=True)
+    start = resumed or 0
     trim_epoch_log(csv_path, start)   # rows of epochs after the checkpoint are redone, not logged twice
+    start = distributed.share_resume(start, lambda: _state(model, opt, rng, start - 1), apply)
+    with distributed.wrap(model, device) as net:
+        return _epochs(model, net, opt, rng, start, train, settings, workdir, augment, val, seed, device,
+                       num_workers, progress, should_stop, layout)
+
+
+def history(epochs_csv: Path) -> list[dict]:
+    """Every epoch's training loss and accuracy (and validation loss and accuracy, where run) from a training's
+    ``epochs.csv``, resumed runs included: what a bundle's metadata records as its loss curve."""
+    if not epochs_csv.is_file():
+        return []
+    with epochs_csv.open(newline="") as f:
+        return [{k: (round(float(r[k]), 6) if r.get(k) not in (None, "") else None)
+                 for k in ("train_loss", "train_acc", "val_loss", "val_acc")} | {"epoch": int(r["epoch"]) + 1}
+                for r in csv.DictReader(f)]
+
+
+def _state(model: torch.nn.Module, opt: torch.optim.Optimizer, rng: np.random.Generator, epoch: int) -> dict:
+    """What a checkpoint holds after ``epoch`` (0-based)."""
+    return {"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
+            "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}
+
+
+def _epochs(model: torch.nn.Module, net: torch.nn.Module, opt: torch.optim.Optimizer, rng: np.random.Generator,
+            start: int, train: ClassificationDataset, settings: TrainSettings, workdir: Path,
+            augment: Optional[SampleAugment], val: Optional[ClassificationDataset], seed: int, device,
+            num_workers: int, progress: Optional[ProgressCallback], should_stop: Optional[Callable[[], bool]],
+            layout: torch.memory_format) -> dict:
+    """The epochs from ``start`` on, training ``net`` (``model``, or its DDP wrapper on several processes: each
+    takes its share of every global batch, `orbitai.distributed`). Each sample is augmented by a generator of its
+    own, seeded by (seed, epoch, position in the epoch), so that any number of processes draws the same."""
+    ckpt_path, csv_path = workdir / "checkpoint.pt", workdir / "epochs.csv"
+    names = input_names(model)
     fields = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
     t_start = time.perf_counter()
     last: dict = {}
     for epoch in range(start, settings.epochs):
-        if should_stop and should_stop():
+        if distributed.any_rank(bool(should_stop and should_stop())):
             break
         t0 = time.perf_counter()
         for g in opt.param_groups:
             g["lr"] = lr_at(epoch, settings)
         model.train()
         order = rng.permutation(len(train))
-        batches = [order[b:b + settings.batch_size] for b in range(0, len(order), settings.batch_size)]
-        batches = [idx.tolist() for idx in batches if len(idx) >= 2]     # batch norm needs two samples
-        # the loader only reads: a batch arrives as a list of samples, augmented here in order
-        loader: DataLoader = DataLoader(train, batch_sampler=batches,  # type: ignore[arg-type]
+        # global batches of positions in the epoch's order; batch norm needs two samples
+        batches = [list(range(b, min(b + settings.batch_size, len(order))))
+                   for b in range(0, len(order), settings.batch_size)]
+        batches = [pos for pos in batches if len(pos) >= 2]
+        mine = [distributed.local_slice(pos) for pos in batches]      # this process's share of each
+        # the loader only reads: a batch arrives as a list of samples, augmented here
+        loader: DataLoader = DataLoader(train, batch_sampler=[[int(order[i]) for i in pos] for pos in mine],  # type: ignore[arg-type]
                                         collate_fn=list, num_workers=num_workers, generator=_loader_generator())
         tot_loss, tot_ok, seen = 0.0, 0, 0
-        for samples in loader:
+        for samples, pos, whole in zip(loader, mine, batches):
             if augment:
-                samples = [augment(s, rng) for s in samples]
+                samples = [augment(s, np.random.default_rng([seed, epoch, i])) for s, i in zip(samples, pos)]
             batch = collate(samples)
             yb_t = cast(torch.Tensor, batch[LABEL]).to(device)
-            logits = model(*_model_inputs(batch, names, device, layout))
-            loss = F.cross_entropy(logits, yb_t)
+            logits = net(*_model_inputs(batch, names, device, layout))
+            loss_sum = F.cross_entropy(logits, yb_t, reduction="sum")
+            # the mean over the global batch: on several processes, DDP averages their weighted gradients
+            loss = loss_sum / len(samples) * distributed.loss_weight(len(samples), len(whole))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            tot_loss += loss.item() * len(samples)
+            tot_loss += loss_sum.item()
             tot_ok += int((logits.argmax(1) == yb_t).sum())
             seen += len(samples)
-        row = {"epoch": epoch, "lr": lr_at(epoch, settings), "train_loss": tot_loss / max(seen, 1),
-               "train_acc": tot_ok / max(seen, 1), "val_loss": "", "val_acc": ""}
+        tot_loss, ok, n = distributed.sum_over_ranks([tot_loss, tot_ok, seen])
+        row = {"epoch": epoch, "lr": lr_at(epoch, settings), "train_loss": tot_loss / max(n, 1),
+               "train_acc": ok / max(n, 1), "val_loss": "", "val_acc": ""}
         if val is not None and len(val):
             p = predict_proba(model, val, device, num_workers=num_workers)
             yv = np.asarray(val.labels).astype(int)
@@ -240,8 +279,7 @@ def _train(model: torch.nn.Module, train: ClassificationDataset, settings: Train
             if new:
                 w.writeheader()
             w.writerow(row)
-        save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
-                      "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}, ckpt_path)
+        save_checkpoint(_state(model, opt, rng, epoch), ckpt_path)
         last = row
         if progress:
             msg = f"epoch {epoch + 1}/{settings.epochs} loss {row['train_loss']:.3f}"
@@ -250,6 +288,7 @@ def _train(model: torch.nn.Module, train: ClassificationDataset, settings: Train
             progress(epoch + 1, settings.epochs, msg)
     summary = {"settings": asdict(settings), "seed": seed, "last_epoch": last,
                "finished": (last.get("epoch", start - 1) + 1) >= settings.epochs or start >= settings.epochs,
-               "seconds_this_run": round(time.perf_counter() - t_start, 1)}
+               "seconds_this_run": round(time.perf_counter() - t_start, 1),
+               "processes": distributed.world_size(), "history": history(csv_path)}
     (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, NoReturn, Optional
 
-from orbitai.cli import add_bundle_out_options, add_device_option, add_resample_option
+from orbitai.cli import add_bundle_out_options, add_device_option, add_nproc_option, add_resample_option
 from orbitai.cohort.runner import CohortCase, add_cohort_options, check_cohort_options
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import InputError, OrbitAIError, UserError, one_line
@@ -109,6 +109,7 @@ def _add_train(s: argparse._SubParsersAction) -> None:
                                                               "(stratified; default 0.2, the paper's 4:1; 0: none)")
     p.add_argument("--seed", type=int, default=0)
     add_device_option(p)
+    add_nproc_option(p)
     add_bundle_out_options(p)
     p.set_defaults(func=run_train)
 
@@ -407,12 +408,16 @@ def read_training_inputs(args: argparse.Namespace, need_radiomics: bool) -> tupl
 
 def run_train(args: argparse.Namespace) -> int:
     from orbitai.device import select_device
+    from orbitai.distributed import env_world_size
     from orbitai.ivgc.rois import parse_strategies
     from orbitai.ivgc.train import DEEP_KINDS, TASK, train_deep, train_radiomics
     from orbitai.result import check_outputs
 
     strategy = parse_strategies([args.strategy])[0].name
     deep = args.model in DEEP_KINDS
+    if not deep and max(args.nproc, env_world_size()) > 1:
+        raise UserError(f"--nproc: a {args.model} model is fitted by scikit-learn in one process; give --nproc only "
+                        "with a deep model (resnet50, rdinet, rdinet_clinical).")
     cfg = config_name(args.model, args.config) if deep else None
     if args.epochs is not None and args.epochs < 1:
         raise UserError(f"--epochs must be at least 1, got {args.epochs}.")

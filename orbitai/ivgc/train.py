@@ -309,7 +309,8 @@ def _train_deep(cases, y, cfg, strategy: str, sel, radiomics, clinical, fill, tr
                              else (settings.epochs if summary.get("finished") else 0),
                              "minutes": round((time.perf_counter() - t0) / 60, 2),
                              "epoch_minutes_all_runs": _epoch_minutes(work / "epochs.csv"), "device": str(device),
-                             "threads": torch.get_num_threads()})
+                             "threads": torch.get_num_threads(), "processes": summary["processes"],
+                             "history": summary["history"]})
     if test_set is not None:
         p = predict_proba(model, test_set, device)[:, 1]
         meta["metrics"] = {"heldout": _rounded(binary_classification_metrics(y[te], p))}

@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from orbitai.cli import (add_bundle_out_options, add_device_option, add_resample_option, check_training_options,
-                         manifest_inputs)
+from orbitai.cli import (add_bundle_out_options, add_device_option, add_nproc_option, add_resample_option,
+                         check_training_options, manifest_inputs)
 from orbitai.cohort.runner import CohortCase, add_cohort_options, check_cohort_options
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import UserError
@@ -74,6 +74,7 @@ def _add_train(s: argparse._SubParsersAction) -> None:
     p.add_argument("--imagenet-sha256", metavar="HEX", help="SHA-256 of the --imagenet file")
     p.add_argument("--seed", type=int, default=0)
     add_device_option(p)
+    add_nproc_option(p)
     add_bundle_out_options(p)
     p.set_defaults(func=run_train)
 

@@ -119,7 +119,8 @@ def train_bundle(cases: Sequence[Case], config: str, out: Path, seed: int = 0, h
             "training": {"recipe": summary["recipe"], "init": summary["init"], "seed": seed,
                          "epochs": int(epochs or cfg.epochs), "data": training_data, "train_cases": len(tr),
                          "heldout_cases": len(te), "minutes": round((time.perf_counter() - t0) / 60, 2),
-                         "threads": summary.get("threads")},
+                         "threads": summary.get("threads"), "processes": summary["processes"],
+                         "history": summary["history"]},
             "intended_use": "Demonstration only: trained on synthetic brain phantoms, not for clinical use."}
         if te:
             m = evaluate(predict(model, x[te]), labels[te])

@@ -7,7 +7,7 @@ import logging
 from collections import defaultdict
 from pathlib import Path
 
-from orbitai.cli import add_bundle_out_options, add_device_option
+from orbitai.cli import add_bundle_out_options, add_device_option, add_nproc_option
 from orbitai.cohort.runner import CohortCase, add_cohort_options, check_cohort_options
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import UserError
@@ -66,6 +66,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--folds", type=int, default=1, help="k for k-fold cross-validation (1: no validation)")
     tr.add_argument("--fold", type=int, default=0, help="which fold is held out for validation (0-based)")
     add_device_option(tr)
+    add_nproc_option(tr)
     tr.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
     tr.add_argument("--time-limit", type=float, help="stop after this many minutes (a bundle is still written)")
     tr.set_defaults(func=run_train)

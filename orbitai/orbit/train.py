@@ -19,12 +19,13 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from orbitai import distributed
 from orbitai.bundle import save_bundle
 from orbitai.checkpoint import resume as resume_checkpoint
 from orbitai.checkpoint import save_checkpoint
@@ -113,7 +114,8 @@ def loss_fn(logits: torch.Tensor, target: torch.Tensor, n_channels: int, kind: s
         bce = F.binary_cross_entropy_with_logits(logits, onehot)  # SV-net Eq. 1-2 (mean over voxels)
     if kind == "bce":
         return bce
-    if kind == "bce_dice":  # improvement for thin muscles on small CPU budgets: add soft Dice
+    if kind == "bce_dice":  # improvement for thin muscles on small CPU budgets: add soft Dice (over the
+        # batch as a whole: on several processes each takes its own share's Dice, close to but not the global one)
         p = torch.sigmoid(logits)
         dims = (0, 2, 3, 4)
         inter = (p * onehot).sum(dims)
@@ -155,6 +157,59 @@ def validate(model: torch.nn.Module, val: list[Prepared], cfg: SegConfig, device
             scores[s].append(Overlap.of(pred == c, p.classes == c).dice)
     model.train()
     return {s: float(np.mean(v)) for s, v in scores.items()}
+
+
+def _epochs(model: torch.nn.Module, net: torch.nn.Module, opt: torch.optim.Optimizer, start: int, epochs: int,
+            cfg: SegConfig, draw: Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]], va: list[Prepared],
+            seed: int, device, metrics_path: Path, ckpt_path: Path, progress: ProgressCallback,
+            time_limit_s: Optional[float]) -> tuple[int, dict[str, float]]:
+    """Epochs ``start`` to ``epochs`` of training ``net`` (``model``, or its DDP wrapper: each process draws its
+    share of every global batch, `orbitai.distributed`); returns the epochs run and the last validation Dice.
+    Every patch is drawn from a generator of its own, seeded by (seed, epoch, iteration, place in the batch), so
+    that any number of processes draws the same global batch, and a resumed run the same epochs."""
+    t_start = time.perf_counter()
+    total_iters = epochs * cfg.iters_per_epoch
+    last_val: dict[str, float] = {}
+    done_epochs = start
+    net.train()
+    for epoch in range(start, epochs):
+        decayed = cfg.lr_decay_epoch and epoch + 1 >= cfg.lr_decay_epoch
+        for group in opt.param_groups:  # step schedule, set from the epoch so a resume matches
+            group["lr"] = cfg.lr * (cfg.lr_decay_factor if decayed else 1.0)
+        torch.manual_seed(seed * 100003 + epoch)
+        t0 = time.perf_counter()
+        losses = []
+        for it in range(cfg.iters_per_epoch):
+            mine = distributed.local_slice(range(cfg.batch_size))
+            xs, ys = [], []
+            for b in mine:
+                img, lab = draw(np.random.default_rng([seed, epoch, it, b]))
+                xs.append(img)
+                ys.append(lab)
+            x = torch.from_numpy(np.stack(xs))[:, None].to(device)
+            y = torch.from_numpy(np.stack(ys)).to(device)
+            opt.zero_grad(set_to_none=True)
+            # the mean over the global batch: on several processes, DDP averages their weighted gradients
+            loss = loss_fn(net(x), y, cfg.spec.n_classes + 1, cfg.loss) * distributed.loss_weight(len(mine),
+                                                                                                   cfg.batch_size)
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+            done = epoch * cfg.iters_per_epoch + it + 1
+            if it % 5 == 4 or it == cfg.iters_per_epoch - 1:
+                progress(done, total_iters, f"epoch {epoch + 1}/{epochs} loss {np.mean(losses[-5:]):.4f}")
+        mean_loss = distributed.sum_over_ranks([float(np.sum(losses))])[0] / (len(losses) * distributed.world_size())
+        if va and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == epochs):
+            last_val = validate(model, va, cfg, device)
+        with metrics_path.open("a", newline="") as f:
+            csv.writer(f).writerow([epoch + 1, f"{mean_loss:.5f}", f"{time.perf_counter() - t0:.1f}"]
+                                   + [f"{last_val.get(s, float('nan')):.4f}" for s in cfg.spec.structures])
+        save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1}, ckpt_path)
+        done_epochs = epoch + 1
+        if distributed.any_rank(bool(time_limit_s and time.perf_counter() - t_start > time_limit_s)):
+            log.warning("time limit reached after epoch %d", epoch + 1)
+            break
+    return done_epochs, last_val
 
 
 def train(cases: list[Case], cfg: SegConfig, out: Path, seed: int = 0, folds: int = 1, fold: int = 0,
@@ -229,6 +284,10 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, seed: int = 0, folds: in
 
         ckpt_path = work / "checkpoint.pt"
         start_epoch = (resume_checkpoint(ckpt_path, apply, reset, map_location=device) if resume else None) or 0
+        # several processes: every one goes on from rank 0's checkpoint (`orbitai.distributed`)
+        start_epoch = distributed.share_resume(start_epoch, lambda: {"model": model.state_dict(),
+                                                                     "optimizer": opt.state_dict(),
+                                                                     "epoch": start_epoch}, apply)
         if start_epoch:
             log.info("resumed from epoch %d", start_epoch)
         header = ["epoch", "train_loss", "seconds"] + [f"val_dice_{s}" for s in cfg.spec.structures]
@@ -238,46 +297,12 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, seed: int = 0, folds: in
         else:   # rows after the checkpoint (an interrupt between row and checkpoint) are redone, not doubled
             trim_epoch_log(metrics_path, start_epoch + 1)
         t_start = time.perf_counter()
-        total_iters = epochs * cfg.iters_per_epoch
-        model.train()
-        last_val: dict[str, float] = {}
         if start_epoch >= epochs:
             log.info("the checkpoint has already run %d of %d epochs", start_epoch, epochs)
         done_epochs = start_epoch   # what the model has run (a checkpoint may hold more than asked)
-        for epoch in range(start_epoch, epochs):
-            rng = np.random.default_rng([seed, epoch])  # per-epoch stream: identical after a resume
-            decayed = cfg.lr_decay_epoch and epoch + 1 >= cfg.lr_decay_epoch
-            for group in opt.param_groups:  # step schedule, set from the epoch so a resume matches
-                group["lr"] = cfg.lr * (cfg.lr_decay_factor if decayed else 1.0)
-            torch.manual_seed(seed * 100003 + epoch)
-            t0 = time.perf_counter()
-            losses = []
-            for it in range(cfg.iters_per_epoch):
-                xs, ys = [], []
-                for _ in range(cfg.batch_size):
-                    img, lab = draw(rng)
-                    xs.append(img)
-                    ys.append(lab)
-                x = torch.from_numpy(np.stack(xs))[:, None].to(device)
-                y = torch.from_numpy(np.stack(ys)).to(device)
-                opt.zero_grad(set_to_none=True)
-                loss = loss_fn(model(x), y, cfg.spec.n_classes + 1, cfg.loss)
-                loss.backward()
-                opt.step()
-                losses.append(float(loss.detach()))
-                done = epoch * cfg.iters_per_epoch + it + 1
-                if it % 5 == 4 or it == cfg.iters_per_epoch - 1:
-                    progress(done, total_iters, f"epoch {epoch + 1}/{epochs} loss {np.mean(losses[-5:]):.4f}")
-            if va and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == epochs):
-                last_val = validate(model, va, cfg, device)
-            with metrics_path.open("a", newline="") as f:
-                csv.writer(f).writerow([epoch + 1, f"{np.mean(losses):.5f}", f"{time.perf_counter() - t0:.1f}"]
-                                       + [f"{last_val.get(s, float('nan')):.4f}" for s in cfg.spec.structures])
-            save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1}, ckpt_path)
-            done_epochs = epoch + 1
-            if time_limit_s and time.perf_counter() - t_start > time_limit_s:
-                log.warning("time limit reached after epoch %d", epoch + 1)
-                break
+        with distributed.wrap(model, device) as net:
+            done_epochs, last_val = _epochs(model, net, opt, start_epoch, epochs, cfg, draw, va, seed, device,
+                                            metrics_path, ckpt_path, progress, time_limit_s)
         meta: dict[str, Any] = {
             "name": out.name, "version": "0.1.0", "task": "segmentation",
             "description": cfg.description,
@@ -286,6 +311,7 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, seed: int = 0, folds: in
             "input": cfg.spec.to_metadata(),
             "labels": {str(c): s for c, s in enumerate(cfg.spec.structures, 1)},
             "training": {"config": cfg.name, "cases": len(tr), "validation_cases": len(va), "seed": seed,
+                         "processes": distributed.world_size(),
                          **({"synthetic_heads": dict(synth_opts or {}), "case_share": share} if pool is not None else {}),
                          "epochs": done_epochs, "planned_epochs": epochs, "iterations_per_epoch": cfg.iters_per_epoch,
                          "batch_size": cfg.batch_size, "lr": cfg.lr, "lr_decay_epoch": cfg.lr_decay_epoch,

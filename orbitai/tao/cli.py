@@ -5,8 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
-from orbitai.cli import (add_bundle_out_options, add_device_option, add_resample_option, check_training_options,
-                         manifest_inputs)
+from orbitai.cli import (add_bundle_out_options, add_device_option, add_nproc_option, add_resample_option,
+                         check_training_options, manifest_inputs)
 from orbitai.cohort.runner import CohortCase, add_cohort_options, check_cohort_options
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import UserError
@@ -56,6 +56,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--holdout", type=float, default=0.2, help="fraction of cases held out as test split (default 0.2)")
     tr.add_argument("--seed", type=int, default=0)
     add_device_option(tr)
+    add_nproc_option(tr)
     tr.set_defaults(func=run_train)
 
     cv = s.add_parser("cv", help="k-fold cross-validation, repeated runs, mean +- SD")

@@ -127,6 +127,7 @@ def _train_tao(cases: list[Case], cfg: TaoConfig, out: Path, work: Path, held: s
             "classes": ["inactive", "active"], "input": TaoInputSpec().to_metadata(),
             "parameters": count_parameters(model), "training": {
                 "settings": asdict(schedule(cfg, epochs)), "epochs_run": epochs_run(summary), "seed": seed,
+                "processes": summary["processes"], "history": summary["history"],
                 "data": training_data, "train_eyes": len(tr), "heldout_eyes": len(te),
                 "minutes": round((time.perf_counter() - t0) / 60, 2), "device": str(device),
                 "threads": torch.get_num_threads()},
