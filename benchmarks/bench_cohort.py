@@ -42,14 +42,16 @@ N_CASES = 16
 SEEDS = tuple(734000 + i for i in range(N_CASES))   # never used for training cohorts
 WORKERS = 2
 MODEL = "orbit_svnet_ct_demo"
+SERIAL_THREADS = 2   # torch's default on this 2-core machine: the serial run's intra-op threads
 
 
-def _run(manifest: Path, out: Path, *extra: str) -> tuple[float, dict[str, float]]:
+def _run(manifest: Path, out: Path, *extra: str, env: dict | None = None) -> tuple[float, dict[str, float]]:
     """(wall seconds, each case's own seconds) of one ``seg predict --manifest`` in a fresh process."""
     cmd = [sys.executable, "-m", "orbitai", "seg", "predict", "--manifest", str(manifest), "--out", str(out),
            "--device", "cpu", "--no-mirror", "--model", MODEL, "--labelmap", "--uncertainty", *extra]
     t0 = time.perf_counter()
-    res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    res = subprocess.run(cmd, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
     wall = time.perf_counter() - t0
     if res.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed: {res.stderr.strip()[-500:]}")
@@ -120,6 +122,17 @@ def main() -> None:
         phantoms_s = time.perf_counter() - t0
         serial_wall, serial_cases = _run(d / "m.csv", d / "serial")
         dask_wall, dask_cases = _run(d / "m.csv", d / "dask", "--workers", str(WORKERS))
+        # the same with as many torch threads in each worker as the serial process has (2), through Dask's own
+        # configuration (a user's ~/.config/dask/*.yaml does the same): oversubscribed, but the same summation order
+        (d / "dask-config").mkdir()
+        (d / "dask-config" / "threads.yaml").write_text(
+            "distributed:\n  nanny:\n    pre-spawn-environ:\n" + "".join(
+                f"      {k}: {SERIAL_THREADS}\n" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")))
+        same_wall, _ = _run(d / "m.csv", d / "dask-same-threads", "--workers", str(WORKERS),
+                            env={"DASK_CONFIG": str(d / "dask-config")})
+        max_unc_same = max(float(np.max(np.abs(read_volume(d / "serial" / c / "uncertainty.nrrd").array
+                                               - read_volume(d / "dask-same-threads" / c / "uncertainty.nrrd").array)))
+                           for c in [f"case{i:02d}" for i in range(N_CASES)])
         ids = [f"case{i:02d}" for i in range(N_CASES)]
         identical = sum((d / "serial" / c / "labels.nrrd").read_bytes() == (d / "dask" / c / "labels.nrrd").read_bytes()
                         for c in ids)
@@ -142,6 +155,8 @@ def main() -> None:
         "serial_case_sum_s": sum(serial_cases.values()),
         "dask_case_sum_s": dask_sum,
         "scheduler_overhead_per_case_s": overhead,
+        "max_uncertainty_difference_same_threads": max_unc_same,
+        "dask_same_threads_over_serial": same_wall / serial_wall,
         **ddp,
     }
     targets = {"identical_label_maps": f">= {N_CASES}", "identical_segmentations": f">= {N_CASES}",
@@ -163,6 +178,9 @@ def main() -> None:
                                       "winning class probability, float32): torch adds in another order with 2 "
                                       "intra-op threads (serial) than with 1 (each Dask worker); 1.19e-6 is 10 float32 "
                                       "steps at 1.0. The label maps are identical.",
+        "same_threads": f"the Dask run again with {SERIAL_THREADS} torch threads in each of the {WORKERS} workers (Dask "
+                        "configuration distributed.nanny.pre-spawn-environ, a YAML file in DASK_CONFIG): the serial "
+                        "process's thread count, so the same summation order, on more threads than cores",
     }
     notes["ddp"] = ("orbitai tao|seg train --nproc 2 (torch DDP on gloo, one thread a process) vs one process of 2 "
                     "threads, the same global batch: losses are each epoch's mean training loss over the global "

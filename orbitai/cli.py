@@ -192,6 +192,10 @@ def deferred_cancel() -> Iterator[None]:
     previous = {sig: signal.signal(sig, remember) for sig in sigs}
     try:
         yield
+    except Exception as exc:
+        if got:   # a Ctrl-C reaches the process group: children it stopped while starting fail the block
+            raise KeyboardInterrupt(f"signal {got[0]}") from exc
+        raise
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

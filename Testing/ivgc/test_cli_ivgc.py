@@ -98,7 +98,9 @@ def test_deep_train_resumes_and_predicts_with_clinical_and_gradcam(cohort, tmp_p
     image = read_volume(case.image)
     back = IvgcResult.read(res_dir, image)
     assert back.data["clinical_used"] is True and any("smoking" in w for w in back.warnings)
-    assert back.gradcam is not None and back.gradcam.same_geometry(image) and back.gradcam.array.max() > 0
+    assert back.gradcam is not None and back.gradcam.same_geometry(image)
+    # a map of a two-epoch model may be empty (no region supports the class: gradcam.py); then a warning says so
+    assert back.gradcam.array.max() > 0 or any("Grad-CAM map is empty" in w for w in back.warnings)
     assert 0 <= back.gradcam.array.min() and back.gradcam.array.max() <= 1
     # evaluate: the radiomics and the deep bundle on the same cohort, Table 2 and the figures
     ev = tmp_path / "ev"

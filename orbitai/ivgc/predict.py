@@ -143,6 +143,9 @@ def predict_ivgc(image: str | Path, segmentation: str | Path, model: Optional[st
         probability = float(net.predict_proba(radiomics[None])[0, 1])  # type: ignore[attr-defined]
     else:
         probability, cam = _deep(bundle, net, sitk_image, labels, roi, radiomics, clin, gradcam, device, report)
+        if cam is not None and not cam.array.any():
+            warnings.append("The Grad-CAM map is empty: no region of the image raises the model's output for the "
+                            "predicted class (the call rests on its other inputs, or the model is undertrained).")
     report(5, 5, "done")
     return IvgcPrediction(probability, float(meta.get("threshold", 0.5)), bundle.name, str(meta.get("kind")), name,
                           needs_clinical, features, cam, time.perf_counter() - t0, str(device), warnings)
