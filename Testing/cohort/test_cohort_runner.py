@@ -240,6 +240,48 @@ def test_resume_after_a_kill_runs_only_the_missing_case(seg_cohort, tmp_path, ca
     assert _entries(out) == ["a", "b", "c", FAILED_FILE]
 
 
+def test_sixteen_cases_killed_half_way_resume_with_only_the_missing_ones(seg_cohort, tmp_path):
+    """The issue's bar: a 16-case run (15 images and a planted bad case) killed with SIGKILL half-way (no clean-up
+    at all) and run again: only the missing cases run, failed.csv names the bad case, the other 15 are complete."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    d = seg_cohort.parent
+    rows = [f"case{i:02d},{SEEDS[i % 2]}.nrrd" for i in range(15)]
+    rows.insert(7, "planted,broken.nrrd")
+    manifest = tmp_path / "m16.csv"
+    manifest.write_text("case_id,image\n" + "".join(f"{r.split(',')[0]},{d / r.split(',')[1]}\n" for r in rows))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "orbitai", "seg", "predict", "--manifest", str(manifest), "--out", str(out),
+           "--device", "cpu", "--no-mirror", "--model", "orbit_svnet_ct_demo", "--labelmap"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.stdout is not None
+    done = 0
+    for line in proc.stdout:
+        done += line.startswith("case ") and " complete (" in line
+        if done == 8:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    complete = {p.name for p in out.iterdir() if (p / "result.json").is_file()}
+    assert 8 <= len(complete) < 15
+    stamps = {c: (out / c / "labels.nrrd").stat().st_mtime_ns for c in complete}
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 1
+    assert f"{len(complete)} of 16 cases already complete" in rerun.stdout
+    ran = {ln.split()[1] for ln in rerun.stdout.splitlines() if ln.startswith("case ") and " complete (" in ln}
+    assert ran == {f"case{i:02d}" for i in range(15)} - complete     # only the missing ones
+    assert all((out / c / "labels.nrrd").stat().st_mtime_ns == t for c, t in stamps.items())
+    failed = (out / FAILED_FILE).read_text().splitlines()
+    assert failed[0] == "case_id,error" and len(failed) == 2 and failed[1].startswith("planted,")
+    assert sorted(p.name for p in out.iterdir()) == sorted([f"case{i:02d}" for i in range(15)] + [FAILED_FILE])
+    assert rerun.stderr.strip().splitlines()[-1].startswith("orbitai seg predict: error: 1 of 16 cases failed (planted")
+
+
 def test_cohort_task_is_declared_once_per_command():
     """Every predict command takes --manifest, --workers and --scheduler (the one runner)."""
     from orbitai.cli import build_parser
