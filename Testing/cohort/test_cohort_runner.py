@@ -315,3 +315,32 @@ def test_tao_cohort_on_dask_equals_serial_probabilities(tmp_path, capsys):
         probabilities[name] = np.array([[e["probability_active"] for e in d["eyes"]] for d in docs])
     np.testing.assert_allclose(probabilities["dask"], probabilities["serial"], rtol=0, atol=1e-6)
     assert probabilities["serial"][0].mean() > probabilities["serial"][1].mean()   # active above inactive
+
+
+@pytest.mark.parametrize("command, kind, field", [
+    (["ivgc", "predict"], "ivgc", "probability"),
+    (["neuro", "lesions"], "brain-flair", "lesions"),
+], ids=["ivgc-predict", "neuro-lesions"])
+def test_a_manifest_run_gives_the_one_image_results(tmp_path, command, kind, field):
+    """IVGC response and white-matter lesions over a phantom cohort's manifest (its image and segmentation columns,
+    IVGC's clinical ones): each case's result.json equals the one-image command's on that case."""
+    from orbitai.cohort.manifest import read_manifest
+    from orbitai.phantoms.cohort import write_cohort
+
+    manifest = write_cohort(kind, 2, 777700, tmp_path / "c", montage_cases=0)
+    cases = read_manifest(manifest, need_segmentation=False)
+    if kind == "brain-flair":   # images only: the lesion network runs (a segmentation column gives the lesions)
+        manifest = tmp_path / "images.csv"
+        manifest.write_text("case_id,image\n" + "".join(f"{c.case_id},{c.image}\n" for c in cases))
+    assert main([*command, "--manifest", str(manifest), "--out", str(tmp_path / "cohort"), "--device", "cpu"]) == 0
+    case = cases[1]
+    extra = ["--segmentation", str(case.segmentation)] if kind == "ivgc" else []   # IVGC's recti
+    assert main([*command, str(case.image), *extra, "--out", str(tmp_path / "one"), "--device", "cpu"]) == 0
+    many, one = (json.loads((tmp_path / d / "result.json").read_text()) for d in (f"cohort/{case.case_id}", "one"))
+    assert field in one and many[field] == one[field]
+    # the cohort row also carries the clinical columns, which the SVM says it ignores: the one difference
+    if kind == "ivgc":
+        assert many.pop("warnings") == ["model ivgc_svm_demo (svm) does not use clinical features; they were ignored"]
+        assert one.pop("warnings") == []
+    skip = ("seconds", "timing")
+    assert {k: v for k, v in many.items() if k not in skip} == {k: v for k, v in one.items() if k not in skip}
