@@ -163,3 +163,20 @@ def test_one_process_is_not_distributed():
     assert distributed.world_size() == 1 and distributed.rank() == 0
     assert distributed.local_slice([3, 4, 5]) == [3, 4, 5] and distributed.loss_weight(3, 3) == 1.0
     assert distributed.sum_over_ranks([1.5, 2]) == [1.5, 2.0] and distributed.any_rank(True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind, argv", [
+    ("ivgc", ["ivgc", "train", "--model", "resnet50"]),
+    ("brain-flair", ["neuro", "train"]),
+], ids=["ivgc-resnet50", "neuro-twoview"])
+def test_the_other_trainings_run_on_two_processes(tmp_path, kind, argv):
+    """IVGC's deep models and NeuroDifferential's classifier share the classifier loop: 2 epochs on 2 processes write a
+    bundle that says so, with both epochs' losses, and nothing else."""
+    man = write_cohort(kind, 8, SEED, tmp_path / "c", montage_cases=0)
+    r = _orbitai(*argv, "--manifest", str(man), "--epochs", "2", "--holdout", "0", "--device", "cpu",
+                 "--out", str(tmp_path / "b"), "--nproc", "2")
+    assert r.returncode == 0, r.stderr
+    meta = json.loads((tmp_path / "b" / "metadata.json").read_text())["training"]
+    assert meta["processes"] == 2 and len(meta["history"]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "c"]
