@@ -188,6 +188,22 @@ def test_dask_run_equals_the_serial_run(seg_cohort, tmp_path, capsys):
         assert json.loads((dask / case / "result.json").read_text())["model"] == "orbit_svnet_ct_demo"
 
 
+def test_a_worker_with_all_the_cores_gives_the_serial_probabilities_bit_for_bit(seg_cohort, tmp_path, capsys):
+    """A local worker runs on its share of the cores: one worker has them all, as the serial process, so the same
+    summation order and the very same uncertainty maps (2 workers on 2 cores: within 1e-6, above)."""
+    import subprocess
+    import sys
+
+    serial, dask = tmp_path / "serial", tmp_path / "dask"
+    for out, extra in ((serial, []), (dask, ["--workers", "1"])):   # fresh processes: torch's default threads
+        r = subprocess.run([sys.executable, "-m", "orbitai", "seg", "predict", "--manifest", str(seg_cohort), "--out",
+                            str(out), "--device", "cpu", "--no-mirror", "--model", "orbit_svnet_ct_demo",
+                            "--uncertainty", *extra], capture_output=True, text=True, timeout=600)
+        assert r.returncode == 1 and "1 of 4 cases failed (bad" in r.stderr
+    for case in ("a", "b"):
+        assert (serial / case / "uncertainty.nrrd").read_bytes() == (dask / case / "uncertainty.nrrd").read_bytes()
+
+
 def test_dask_cancel_stops_the_workers_and_keeps_complete_cases(seg_cohort, tmp_path):
     from orbitai.orbit.cli import cohort_task
 

@@ -14,8 +14,8 @@ module-level function, so that it pickles to a Dask worker) and which result cla
   (:func:`execute_case`), so their outputs are identical; a worker process keeps its loaded models for
   the next case (:func:`worker_state`, `orbitai.bundle.core.enable_model_cache`).
 
-The Dask machinery (a local cluster of one-thread worker processes, or an existing scheduler's
-address; quiet logs; clean cancel) is here once, also used by ``ivgc features`` (:func:`dask_map`).
+The Dask machinery (a local cluster of worker processes, each one case at a time on its share of the cores,
+or an existing scheduler's address; quiet logs; clean cancel) is here once, also used by ``ivgc features`` (:func:`dask_map`).
 """
 from __future__ import annotations
 
@@ -158,8 +158,9 @@ def add_cohort_options(parser: argparse.ArgumentParser, columns: str = "case_id,
                                            "written only when complete; a rerun skips complete cases; failed cases "
                                            f"are listed in OUT/{FAILED_FILE}, exit 1)")
     parser.add_argument("--workers", type=int,
-                        help="with --manifest: run the cases on a local Dask cluster of N worker processes, one thread "
-                             "each, each loading the model once (default: one case after another in this process)")
+                        help="with --manifest: run the cases on a local Dask cluster of N worker processes, each "
+                             "loading the model once and running one case at a time on 1/N of the cores (default: one "
+                             "case after another in this process)")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="with --manifest: run the cases on the dask.distributed cluster of this scheduler "
                              "(e.g. tcp://10.0.0.5:8786); its workers must read the inputs and write OUT")
@@ -275,10 +276,16 @@ def _check_reachable(address: str) -> None:
         raise InputError(f"Cannot reach the Dask scheduler at {address}: {getattr(exc, 'strerror', None) or one_line(exc)}.") from None
 
 
+def _cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system tells it)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity else (os.cpu_count() or 1)
+
+
 @contextlib.contextmanager
 def dask_client(workers: int, scheduler: Optional[str], n_tasks: int) -> Iterator[Any]:
     """A Dask client: on the scheduler at ``scheduler``, or on a local cluster of ``workers`` (at most
-    ``n_tasks``) one-thread worker processes, closed on leaving (also on a cancel: its processes stop).
+    ``n_tasks``) worker processes running one case at a time on their share of the cores, closed on leaving (also on a cancel: its processes stop).
     A local cluster's scratch space (and lock files) live in a temporary folder removed with it; Dask's
     own log lines show only with -v."""
     import dask
@@ -306,6 +313,12 @@ def dask_client(workers: int, scheduler: Optional[str], n_tasks: int) -> Iterato
             # (measured: each case about 10 % slower, benchmarks/bench_cohort.py)
             environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ", {}).items()
                        if k != "MALLOC_TRIM_THRESHOLD_"}
+            # each worker runs one case at a time on its share of the cores (Dask's default of one thread would
+            # leave cores idle with fewer workers than cores); a larger setting of the user's Dask config stays
+            n_workers = max(1, min(workers, n_tasks))
+            share = max(1, _cores() // n_workers)
+            for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+                environ[key] = max(share, int(environ.get(key) or 1))
             stack.enter_context(dask.config.set({"temporary-directory": scratch,
                                                  "distributed.nanny.pre-spawn-environ": environ}))
             from orbitai.cli import deferred_cancel
@@ -313,7 +326,7 @@ def dask_client(workers: int, scheduler: Optional[str], n_tasks: int) -> Iterato
             # a cancel while the cluster starts takes effect once it is up (and registered to be closed): closing
             # a half-started cluster leaves processes behind or prints Dask's traceback
             with _quiet_children(), deferred_cancel():
-                cluster = _start_local_cluster(n_workers=max(1, min(workers, n_tasks)), threads_per_worker=1,
+                cluster = _start_local_cluster(n_workers=n_workers, threads_per_worker=1,
                                                processes=True, dashboard_address=":0", silence_logs=logging.ERROR,
                                                local_directory=scratch)
                 stack.callback(cluster.close)
