@@ -14,7 +14,7 @@ from orbitai.cli import main
 from orbitai.io import write_dicom_series
 from orbitai.io.dicom import new_uid
 from orbitai.phantoms.orbit import orbit_case
-from orbitai.testing.orthanc import ORTHANC_INSTALL, find_orthanc, orthanc_server
+from orthanc_fixture import ORTHANC_INSTALL, find_orthanc, orthanc_server
 
 pydicom = pytest.importorskip("pydicom")
 pytest.importorskip("highdicom", reason="install orbitai[dicom]")

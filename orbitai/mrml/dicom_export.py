@@ -30,7 +30,8 @@ ALGORITHM_TYPE_TAG = "DICOM.SegmentAlgorithmType"
 ALGORITHM_NAME_TAG = "DICOM.SegmentAlgorithmName"
 
 
-def _subject_hierarchy(scene: Any) -> Any:
+def subject_hierarchy(scene: Any) -> Any:
+    """The scene's subject hierarchy node."""
     import slicer
 
     return slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
@@ -49,7 +50,7 @@ def file_beside_input(scene: Any, input_node: Any, nodes: Iterable[Any], model: 
     geometry and its node reference from the input, the input's instance UIDs as its referenced instances, and
     each segment tagged ``AUTOMATIC`` by ``model``. Returns the nodes moved into a DICOM study (none when the
     input did not come from DICOM)."""
-    sh = _subject_hierarchy(scene)
+    sh = subject_hierarchy(scene)
     if sh is None:
         return []
     input_item = _item(sh, input_node, sh.GetSceneItemID())

@@ -272,6 +272,12 @@ def segment_voxel_counts(segmentation_node) -> dict[str, int]:
     return counts
 
 
+def segment_tag(segment, name: str) -> str:
+    """A segment's tag ``name`` ("" when it has none)."""
+    value = vtk.reference("")
+    return str(value) if segment.GetTag(name, value) else ""
+
+
 def segment_info(segmentation_node) -> list[dict]:
     """Per segment: id, name, colour (0-255), label value and terminology tag."""
     segmentation = segmentation_node.GetSegmentation()
@@ -279,8 +285,7 @@ def segment_info(segmentation_node) -> list[dict]:
     for i in range(segmentation.GetNumberOfSegments()):
         sid = segmentation.GetNthSegmentID(i)
         seg = segmentation.GetSegment(sid)
-        tag = vtk.reference("")
-        term = str(tag) if seg.GetTag(TERMINOLOGY_TAG, tag) else ""
+        term = segment_tag(seg, TERMINOLOGY_TAG)
         rows.append({
             "id": sid, "name": seg.GetName(), "label_value": int(seg.GetLabelValue()),
             "colour": tuple(int(round(c * 255)) for c in seg.GetColor()), "terminology": term,

@@ -175,18 +175,16 @@ def test_results_file_into_the_inputs_dicom_study_ready_for_slicers_export(ctx, 
     Slicer's own DICOM SEG export (QuantitativeReporting's DICOMSegmentationPlugin) requires: referenced
     instances, the reference volume, terminology and the algorithm per segment. A volume not from DICOM is
     left where it was."""
-    import slicer
-    import vtk
     from OrbitSegmentationLib import OrbitSegmentationLogic
 
     from orbitai.mrml.dicom_export import (ALGORITHM_NAME_TAG, ALGORITHM_TYPE_TAG, INSTANCE_UIDS,
-                                           REFERENCED_INSTANCE_UIDS)
-    from orbitai.mrml.segmentations import TERMINOLOGY_TAG
+                                           REFERENCED_INSTANCE_UIDS, subject_hierarchy)
+    from orbitai.mrml.segmentations import TERMINOLOGY_TAG, segment_tag
 
     case, node = _phantom_node(ctx)
     uids = " ".join(f"1.2.826.0.1.3680043.2.1125.7.{k + 1}" for k in range(case.image.array.shape[0]))
     node.SetAttribute(INSTANCE_UIDS, uids)                 # as Slicer's DICOM browser loads a series
-    sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(ctx.scene)
+    sh = subject_hierarchy(ctx.scene)
     study = sh.CreateStudyItem(sh.CreateSubjectItem(sh.GetSceneItemID(), "patient"), "study")
     item = sh.GetItemByDataNode(node) or sh.CreateItem(study, node)
     sh.SetItemParent(item, study)
@@ -201,21 +199,17 @@ def test_results_file_into_the_inputs_dicom_study_ready_for_slicers_export(ctx, 
     segmentation = seg.GetSegmentation()
     assert segmentation.GetNumberOfSegments() == len(set(np.unique(case.labels.array)) - {0})
 
-    def tag(segment, name: str) -> str:
-        value = vtk.reference("")
-        return str(value) if segment.GetTag(name, value) else ""
-
     for i in range(segmentation.GetNumberOfSegments()):
         segment = segmentation.GetNthSegment(i)
-        assert tag(segment, ALGORITHM_TYPE_TAG) == "AUTOMATIC"
-        assert tag(segment, ALGORITHM_NAME_TAG) == "orbit_svnet_ct_demo"
-        assert "SCT^" in tag(segment, TERMINOLOGY_TAG)
+        assert segment_tag(segment, ALGORITHM_TYPE_TAG) == "AUTOMATIC"
+        assert segment_tag(segment, ALGORITHM_NAME_TAG) == "orbit_svnet_ct_demo"
+        assert "SCT^" in segment_tag(segment, TERMINOLOGY_TAG)
     # not from DICOM: nothing is moved or tagged
     _, plain = _phantom_node(ctx, name="plain CT")
     out = OrbitSegmentationLogic(ctx).loadResults(write_contract_result(Path(tmp_path) / "plain", case.labels), plain)
     plain_item = sh.GetItemByDataNode(out.segmentation_node)
     assert not plain_item or not sh.GetItemAttribute(plain_item, REFERENCED_INSTANCE_UIDS)
-    assert not tag(out.segmentation_node.GetSegmentation().GetNthSegment(0), ALGORITHM_TYPE_TAG)
+    assert not segment_tag(out.segmentation_node.GetSegmentation().GetNthSegment(0), ALGORITHM_TYPE_TAG)
 
 
 def test_failing_job_leaves_scene_unchanged(ctx):
