@@ -51,7 +51,7 @@ def add_device_option(parser: argparse.ArgumentParser, what: str = "compute devi
 
 
 def add_nproc_option(parser: argparse.ArgumentParser) -> None:
-    """The one ``--nproc`` option of every training (`orbitai.distributed`)."""
+    """The one ``--nproc`` option of every training (`orbitai.launch`, `orbitai.distributed`)."""
     parser.add_argument("--nproc", type=int, default=1, metavar="N",
                         help="train on N processes of this machine with torch DDP (gloo on CPU, nccl on CUDA), the "
                              "same global batch, schedule and seeds as one process; under torchrun (several nodes) "
@@ -214,13 +214,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
-    from orbitai import distributed
+    from orbitai import launch
     from orbitai.errors import UserError
 
     prefix = f"orbitai {command_name(args)}: "
-    ranks = distributed.env_world_size()
-    if distributed.env_rank() > 0:   # rank 0 speaks for the command
-        prefix = f"orbitai {command_name(args)} [process {distributed.env_rank()} of {ranks}]: "
+    ranks = launch.env_world_size()
+    if launch.env_rank() > 0:   # rank 0 speaks for the command
+        prefix = f"orbitai {command_name(args)} [process {launch.env_rank()} of {ranks}]: "
     try:
         from orbitai.dicom.inputs import resolved_images
 
@@ -228,17 +228,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UserError(f"'{command_name(args)}' runs in one process; only the training commands run as "
                             "several (torchrun, --nproc).")
         nproc = getattr(args, "nproc", 1)
-        distributed.check_nproc(nproc)
+        launch.check_nproc(nproc)
         with cancel_on_signals():
             if nproc > 1 and ranks == 1:          # start the ranks, each runs this command again
-                return distributed.launch(list(sys.argv[1:] if argv is None else argv), nproc, args.verbose)
-            with (distributed.rank_context(args) if ranks > 1 else contextlib.nullcontext()), \
+                return launch.launch(list(sys.argv[1:] if argv is None else argv), nproc, args.verbose)
+            with (launch.rank_context(args) if ranks > 1 else contextlib.nullcontext()), \
                     resolved_images(args):    # --series, DICOMweb URLs: local files for the command
                 return int(args.func(args) or 0)
     except KeyboardInterrupt:
         if args.debug:
             raise
-        distributed.report_error(prefix + "cancelled", 130)
+        launch.report_error(prefix + "cancelled", 130)
         return 130
     except Exception as exc:  # the one place that turns any error into one line (re-raised with --debug)
         if args.debug:
@@ -249,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             msg, code = _os_error(exc)
         else:  # a bug or an unforeseen failure: still one line, the traceback with --debug
             msg, code = f"{type(exc).__name__}: {one_line(exc)} (rerun with --debug for the traceback)", 1
-        distributed.report_error(prefix + "error: " + msg, code)
+        launch.report_error(prefix + "error: " + msg, code)
         return code
 
 

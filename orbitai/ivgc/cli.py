@@ -408,7 +408,7 @@ def read_training_inputs(args: argparse.Namespace, need_radiomics: bool) -> tupl
 
 def run_train(args: argparse.Namespace) -> int:
     from orbitai.device import select_device
-    from orbitai.distributed import env_world_size
+    from orbitai.launch import env_world_size
     from orbitai.ivgc.rois import parse_strategies
     from orbitai.ivgc.train import DEEP_KINDS, TASK, train_deep, train_radiomics
     from orbitai.result import check_outputs
