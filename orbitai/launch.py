@@ -27,6 +27,12 @@ WORLD_ENV, RANK_ENV, LOCAL_RANK_ENV = "WORLD_SIZE", "RANK", "LOCAL_RANK"
 ERRORS_ENV = "ORBITAI_RANK_ERRORS"
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system tells it)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity else (os.cpu_count() or 1)
+
+
 def env_world_size() -> int:
     """The number of ranks this process was launched as one of (1 outside a launcher)."""
     try:
@@ -51,7 +57,7 @@ def check_nproc(nproc: int) -> None:
 def launch(argv: Sequence[str], nproc: int, verbose: bool = False) -> int:
     """Run ``orbitai <argv>`` as ``nproc`` ranks on this machine and return its exit code: torch's elastic launcher
     (``torchrun --standalone``: a c10d rendezvous on a free local port, no restarts). Each rank gets
-    ``cpu_count // nproc`` threads. A cancel (Ctrl-C, SIGTERM) stops every rank and raises `KeyboardInterrupt`;
+    ``usable_cores() // nproc`` threads. A cancel (Ctrl-C, SIGTERM) stops every rank and raises `KeyboardInterrupt`;
     a rank that fails has printed its one-line error, and the others are stopped."""
     from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs
     from torch.distributed.elastic.multiprocessing.api import SignalException
@@ -66,7 +72,7 @@ def launch(argv: Sequence[str], nproc: int, verbose: bool = False) -> int:
     for lg in quiet:
         lg.setLevel(logging.DEBUG if verbose else logging.CRITICAL)
     env_before = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "TORCHELASTIC_SIGNALS_TO_HANDLE")}
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, usable_cores() // nproc)))
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     logs = tempfile.mkdtemp(prefix="orbitai-ranks-")
     cfg = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=str(uuid.uuid4()),

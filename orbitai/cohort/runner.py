@@ -276,12 +276,6 @@ def _check_reachable(address: str) -> None:
         raise InputError(f"Cannot reach the Dask scheduler at {address}: {getattr(exc, 'strerror', None) or one_line(exc)}.") from None
 
 
-def _cores() -> int:
-    """The cores this process may run on (its CPU affinity where the system tells it)."""
-    affinity = getattr(os, "sched_getaffinity", None)
-    return len(affinity(0)) if affinity else (os.cpu_count() or 1)
-
-
 @contextlib.contextmanager
 def dask_client(workers: int, scheduler: Optional[str], n_tasks: int) -> Iterator[Any]:
     """A Dask client: on the scheduler at ``scheduler``, or on a local cluster of ``workers`` (at most
@@ -316,7 +310,9 @@ def dask_client(workers: int, scheduler: Optional[str], n_tasks: int) -> Iterato
             # each worker runs one case at a time on its share of the cores (Dask's default of one thread would
             # leave cores idle with fewer workers than cores); a larger setting of the user's Dask config stays
             n_workers = max(1, min(workers, n_tasks))
-            share = max(1, _cores() // n_workers)
+            from orbitai.launch import usable_cores
+
+            share = max(1, usable_cores() // n_workers)
             for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
                 environ[key] = max(share, int(environ.get(key) or 1))
             stack.enter_context(dask.config.set({"temporary-directory": scratch,
