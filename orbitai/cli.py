@@ -10,6 +10,7 @@ import argparse
 import importlib
 import contextlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -219,7 +220,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     prefix = f"orbitai {command_name(args)}: "
     ranks = launch.env_world_size()
-    if launch.env_rank() > 0:   # rank 0 speaks for the command
+    # under torchrun rank 0 speaks for the command and the others name themselves; under `launch` the launcher
+    # says the first failing rank's line as the command's
+    if launch.env_rank() > 0 and not os.environ.get(launch.ERRORS_ENV):
         prefix = f"orbitai {command_name(args)} [process {launch.env_rank()} of {ranks}]: "
     try:
         from orbitai.dicom.inputs import resolved_images
