@@ -89,8 +89,9 @@ def launch(argv: Sequence[str], nproc: int, verbose: bool = False) -> int:
         # launcher after them (or died of a signal: out of memory)
         said = sorted(r for r in exc.failures if (Path(logs) / f"{r}.txt").is_file())
         if said:
-            print((Path(logs) / f"{said[0]}.txt").read_text().strip(), file=sys.stderr)
-            return exc.failures[said[0]].exitcode
+            code_text, line = (Path(logs) / f"{said[0]}.txt").read_text().strip().split("\n", 1)
+            print(line, file=sys.stderr)
+            return int(code_text)
         rank_, failure = min(exc.failures.items())
         code = failure.exitcode
         if code < 0:
@@ -124,7 +125,7 @@ def report_error(line: str, code: int) -> None:
     if folder and env_world_size() > 1:
         if code != 130:
             with contextlib.suppress(OSError):
-                (Path(folder) / f"{env_rank()}.txt").write_text(line + "\n")
+                (Path(folder) / f"{env_rank()}.txt").write_text(f"{code}\n{line}\n")   # the launcher may kill it first
         return
     if env_rank() == 0 or code not in (2, 130):
         print(line, file=sys.stderr)
