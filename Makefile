@@ -4,9 +4,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.orbitai-installed
 
-.PHONY: demo lint test test-all bench models mri-model tao-models ivgc-models neuro-models neuro-lesion-model venv clean
+.PHONY: demo lint test web test-all bench models mri-model tao-models ivgc-models neuro-models neuro-lesion-model venv clean
 
-venv: $(STAMP) dicom-tools
+venv: $(STAMP) test-tools
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,18 +16,20 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[all]'
 	touch $(STAMP)
 
-# Test tools of the DICOM tests, installed when missing as root (CI: a fresh Debian machine), otherwise said (the
-# tests then skip): dciodvfy (dicom3tools) checks every SEG/SR written; Orthanc with its DICOMweb plugin is the
-# PACS of the round-trip tests (started and stopped by the test fixture on 127.0.0.1; its service is not started).
-DICOM_TOOLS := dicom3tools orthanc orthanc-dicomweb
-.PHONY: dicom-tools
-dicom-tools:
-	@missing="$$(for p in $(DICOM_TOOLS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done)"; \
+# Test tools, installed when missing as root (CI: a fresh Debian machine), otherwise said (the tests then skip):
+# dciodvfy (dicom3tools) checks every SEG/SR written; Orthanc with its DICOMweb plugin is the PACS of the
+# round-trip tests (started and stopped by the test fixture on 127.0.0.1; its service is not started); Chromium
+# and its WebDriver drive the web app's tests (Testing/web/), whose views render off-screen through EGL on
+# Mesa's software renderer.
+TEST_TOOLS := dicom3tools orthanc orthanc-dicomweb chromium chromium-driver libegl1 libegl-mesa0 libgl1-mesa-dri
+.PHONY: test-tools
+test-tools:
+	@missing="$$(for p in $(TEST_TOOLS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done)"; \
 	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing \
 	  && { service orthanc stop >/dev/null 2>&1 || true; }; \
-	else echo "note: missing $$missing; install them (sudo apt-get install $$missing) for the DICOM tests"; fi
+	else echo "note: missing $$missing; install them (sudo apt-get install $$missing) for the DICOM and web tests"; fi
 
 demo: $(STAMP)
 	$(PY) -m orbitai demo --out demo_output
@@ -44,10 +46,10 @@ lint: $(STAMP)
 	$(PY) -m mypy
 	$(VENV)/bin/vermin -q --no-tips --violations -t=$(MIN_PYTHON)- --eval-annotations --feature fstring-pep701 --exclude long $(SLICER_SIDE)
 
-test: lint dicom-tools
+test: lint test-tools
 	$(PY) -m pytest -q
 
-test-all: $(STAMP) dicom-tools
+test-all: $(STAMP) test-tools
 	$(PY) -m pytest -q -m ''
 
 bench: $(STAMP)

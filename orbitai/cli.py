@@ -33,6 +33,7 @@ COMMAND_MODULES = [
     "orbitai.ivgc.cli",
     "orbitai.neuro.cli",
     "orbitai.dicom.cli",
+    "orbitai.web.cli",
 ]
 
 

@@ -222,9 +222,11 @@ class IVGCResponseLogic(JobLogic):
 
     def show(self, outputs: IvgcOutputs, input_node) -> None:
         """Show the Grad-CAM over the MRI (when there is one) and the result table (Slicer app)."""
-        from orbitai.mrml import show_overlay
+        from orbitai.mrml import show_overlay, show_volume
         from orbitai.mrml.tables import show_table
 
         if outputs.gradcam_node is not None:
             show_overlay(self.ctx, outputs.gradcam_node, input_node, opacity=0.5)
+        else:
+            show_volume(self.ctx, input_node)
         show_table(self.ctx, outputs.result_table)

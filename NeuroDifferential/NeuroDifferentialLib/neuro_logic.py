@@ -229,17 +229,15 @@ class NeuroDifferentialLogic(JobLogic):
 
     def show(self, outputs: NeuroOutputs, input_node) -> None:
         """Show the lesions and the heat map over the FLAIR and the probability (or summary) table (Slicer app)."""
-        from orbitai.mrml import in_slicer_app, show_overlay
+        from orbitai.mrml import show_overlay, show_volume
         from orbitai.mrml.tables import show_table
 
         outputs.lesion_segmentation.CreateDefaultDisplayNodes()
         outputs.lesion_segmentation.GetDisplayNode().SetVisibility(True)
         if outputs.heatmap_node is not None:
             show_overlay(self.ctx, outputs.heatmap_node, input_node, opacity=0.4)
-        elif in_slicer_app():
-            import slicer
-
-            slicer.util.setSliceViewerLayers(background=input_node, foreground=None)
+        else:
+            show_volume(self.ctx, input_node)
         show_table(self.ctx, outputs.probability_table or outputs.summary_table)
 
 

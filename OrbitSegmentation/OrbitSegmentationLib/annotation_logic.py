@@ -104,7 +104,10 @@ class AnnotationLogic:
         return EffectParameters(self.editorNode, effect)
 
     def _own_editor(self) -> Any:
-        if not isinstance(self.editor, (SegmentEditorLogicEditor, SegmentEditorWidgetEditor)):
+        """The editor when it owns its inputs and history (headless, the hidden widget, the web app's editor)."""
+        owns = isinstance(self.editor, (SegmentEditorLogicEditor, SegmentEditorWidgetEditor)) or all(
+            callable(getattr(self.editor, m, None)) for m in ("setInputs", "selectSegment", "undo", "redo"))
+        if not owns:
             raise RuntimeError("Inside the Segment Editor, select inputs and undo with the editor's own controls.")
         return self.editor
 

@@ -118,13 +118,13 @@ class OrbitSegmentationLogic(JobLogic):
         return SegmentationOutputs(seg_node, vol_table, met_table, volumes, warnings)
 
     def show(self, outputs: SegmentationOutputs, input_node) -> None:
-        """Show the segmentation over the input in 2D and 3D and the volume table (Slicer app)."""
-        import slicer
+        """Show the segmentation over the input in 2D and 3D, and the volume table (in the Slicer app; the
+        web app shows its tables itself)."""
+        from orbitai.mrml import show_volume
+        from orbitai.mrml.tables import show_table
 
         seg = outputs.segmentation_node
         seg.CreateDefaultDisplayNodes()
         seg.CreateClosedSurfaceRepresentation()
-        slicer.util.setSliceViewerLayers(background=input_node)
-        slicer.app.layoutManager().setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
-        slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(outputs.volumes_table_node.GetID())
-        slicer.app.applicationLogic().PropagateTableSelection()
+        show_volume(self.ctx, input_node)
+        show_table(self.ctx, outputs.volumes_table_node)

@@ -140,18 +140,15 @@ class TAOActivityLogic(JobLogic):
 
     def show(self, outputs: TaoOutputs, input_node, kind: str = "occlusion") -> None:
         """Show one heat map (a kind or its display name, see `SHOWN_MAP_CHOICES`) over the MRI, the
-        crop boxes and the table (Slicer app)."""
-        import slicer
-
-        from orbitai.mrml import show_overlay
+        crop boxes and the table (the table in the Slicer app; the web app shows its tables itself)."""
+        from orbitai.mrml import show_overlay, show_volume
+        from orbitai.mrml.tables import show_table
 
         kind = next((k for k, label in MAP_KINDS.items() if label == kind), kind)
         if kind in outputs.map_nodes:
             show_overlay(self.ctx, outputs.map_nodes[kind], input_node, opacity=0.5)
         else:
-            slicer.util.setSliceViewerLayers(background=input_node, foreground=None)
+            show_volume(self.ctx, input_node)
         for roi in outputs.roi_nodes:
             roi.SetDisplayVisibility(True)
-        slicer.app.layoutManager().setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
-        slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(outputs.table_node.GetID())
-        slicer.app.applicationLogic().PropagateTableSelection()
+        show_table(self.ctx, outputs.table_node)

@@ -2,7 +2,7 @@
 started on a free port of 127.0.0.1 with its storage in a temporary folder, and stopped afterwards.
 
 Orthanc is a test tool here (GPL, run as a separate program), never a dependency of OrbitAI. ``make test``
-installs it as root (the Makefile's ``dicom-tools``); elsewhere the tests say what to install and skip, and in
+installs it as root (the Makefile's ``test-tools``); elsewhere the tests say what to install and skip, and in
 CI (``CI=true``) they fail instead, since CI must have it."""
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from orbitai.io import Volume, VolumeError
 from orbitai.mrml.scene import MRMLContext
 from orbitai.mrml.volumes import as_volume, volume_node_from_volume
 
-__all__ = ["HEAT_COLOR_NAME", "heat_color_node", "overlay_node_from_volume", "show_overlay"]
+__all__ = ["HEAT_COLOR_NAME", "heat_color_node", "overlay_node_from_volume", "show_overlay", "show_volume"]
 
 #: Name of the colour table the bridge creates (an Inferno-like black-purple-orange-yellow ramp).
 HEAT_COLOR_NAME = "OrbitAI Heat"
@@ -110,4 +110,20 @@ def show_overlay(ctx: MRMLContext, overlay_node, background_node=None, opacity: 
             comp.SetBackgroundVolumeID(background_node.GetID())
         comp.SetForegroundVolumeID(overlay_node.GetID())
         comp.SetForegroundOpacity(float(opacity))
+    return n
+
+
+def show_volume(ctx: MRMLContext, volume_node) -> int:
+    """Show ``volume_node`` alone (background, no foreground) in every slice view of the scene, as
+    ``slicer.util.setSliceViewerLayers(background=..., foreground=None)`` does in the application, also in
+    front ends without ``slicer.util`` (the web app); returns the number of slice composite nodes set."""
+    selection = ctx.app_logic.GetSelectionNode() if ctx.app_logic is not None else None
+    if selection is not None:
+        selection.SetActiveVolumeID(volume_node.GetID())
+        selection.SetSecondaryVolumeID(None)
+    n = ctx.scene.GetNumberOfNodesByClass("vtkMRMLSliceCompositeNode")
+    for i in range(n):
+        comp = ctx.scene.GetNthNodeByClass(i, "vtkMRMLSliceCompositeNode")
+        comp.SetBackgroundVolumeID(volume_node.GetID())
+        comp.SetForegroundVolumeID(None)
     return n

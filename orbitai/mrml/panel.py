@@ -117,6 +117,7 @@ class JobController:
         self.shownChoice: Any = None    # the display choice the outputs were last shown with
         self.hidden = False             # the module's panel is not shown (the user went to another module)
         self.toShow: Optional[tuple[Any, Any]] = None   # (outputs, input node) of a job that ended while hidden
+        self.reasonShown = False        # the status line shows why Apply cannot run
 
     @property
     def running(self) -> bool:
@@ -130,6 +131,9 @@ class JobController:
         self.view.setApplyButton("Apply", not reason, reason or self.applyToolTip)
         if reason:
             self.view.setStatus(reason)
+        elif self.reasonShown:      # the inputs are ready now: the reason no longer holds
+            self.view.setStatus("")
+        self.reasonShown = bool(reason)
 
     def apply(self) -> None:
         """Apply pressed: start a job, or cancel the running one."""

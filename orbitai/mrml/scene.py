@@ -23,7 +23,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "(pip install slicer-core)."
     ) from exc
 
-__all__ = ["MRMLContext", "new_scene", "get_context", "in_slicer_app"]
+__all__ = ["MRMLContext", "new_scene", "get_context", "in_slicer_app", "adopt_context"]
 
 _current: Optional["MRMLContext"] = None
 _home: Optional[str] = None
@@ -166,3 +166,15 @@ def get_context() -> MRMLContext:
     if _current is not None and getattr(slicer, "mrmlScene", None) is _current.scene:
         return _current
     return new_scene()
+
+
+def adopt_context(ctx: MRMLContext) -> MRMLContext:
+    """Make ``ctx`` -- a scene another front end built with its logics (the web app's trame-slicer scene) --
+    the current context: `get_context()` returns it and ``slicer.mrmlScene`` is its scene. Its owner closes it."""
+    global _current
+    if in_slicer_app():
+        raise RuntimeError("Inside the Slicer application the application's scene is the context.")
+    ctx.headless = False    # not ours to clear: `close` leaves it alone
+    slicer.mrmlScene = ctx.scene
+    _current = ctx
+    return ctx

@@ -26,7 +26,8 @@ from orbitai.mrml.volumes import (as_volume, geometry_of, label_array, volume_fr
 
 __all__ = [
     "SegmentSpec", "label_table", "color_table_node_from_labels", "segmentation_node_from_labels",
-    "labels_from_segmentation_node", "segment_voxel_counts", "segment_info",
+    "labels_from_segmentation_node", "segment_voxel_counts", "segment_info", "save_segmentation_node",
+    "segmentation_file_bytes",
 ]
 
 TERMINOLOGY_TAG = "TerminologyEntry"
@@ -291,3 +292,43 @@ def segment_info(segmentation_node) -> list[dict]:
             "colour": tuple(int(round(c * 255)) for c in seg.GetColor()), "terminology": term,
         })
     return rows
+
+
+def save_segmentation_node(segmentation_node, path) -> None:
+    """Write a segmentation node as Slicer writes it (``vtkMRMLSegmentationStorageNode``: a ``.seg.nrrd`` with its
+    segments' names, colours and terminology), through a temporary file, so a failure leaves no partial file."""
+    import os
+    import tempfile
+
+    import slicer
+
+    from orbitai.errors import InputError
+
+    path = os.fspath(path)
+    if not path.endswith(".seg.nrrd"):
+        raise InputError(f"{path}: a segmentation is saved as a .seg.nrrd file.")
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(suffix=".seg.nrrd", dir=folder)
+    os.close(fd)
+    try:
+        storage = slicer.vtkMRMLSegmentationStorageNode()
+        storage.SetFileName(tmp)
+        storage.SetUseCompression(True)
+        if not storage.WriteData(segmentation_node):
+            raise OSError(f"could not write the segmentation '{segmentation_node.GetName()}' to {path}")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def segmentation_file_bytes(segmentation_node) -> bytes:
+    """The ``.seg.nrrd`` file of a segmentation node (`save_segmentation_node`), as bytes (a download)."""
+    import os
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="orbitai-seg-") as tmp:
+        path = os.path.join(tmp, "segmentation.seg.nrrd")
+        save_segmentation_node(segmentation_node, path)
+        with open(path, "rb") as f:
+            return f.read()

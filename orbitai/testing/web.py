@@ -1,0 +1,237 @@
+"""Driving ``orbitai web`` in a real browser for the tests and the benchmark: the server as its own process (as a user
+starts it) and headless Chromium through Selenium.
+
+Chromium and its WebDriver are test tools (Debian ``chromium``, ``chromium-driver``), installed by ``make test`` as root
+(the Makefile's ``test-tools``); elsewhere the tests say what to install and skip, and in CI (``CI=true``) they fail.
+The page's state is read through trame's client (``window.trame.state``), the views as the images trame-slicer
+sends (``img.image-display-area``, one per view, marked ``#orbitai-view-<Red|Yellow|Green>`` beside it).
+"""
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+import numpy as np
+
+__all__ = ["BROWSER_INSTALL", "find_browser", "web_server", "WebServer", "browser", "WebPage"]
+
+BROWSER_INSTALL = "install Debian's chromium and chromium-driver (make test does it as root)"
+
+
+def find_browser() -> Optional[tuple[str, str]]:
+    """``(chromium, chromedriver)`` when both are installed."""
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver") or next(
+        (p for p in ("/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver") if os.path.exists(p)), None)
+    return (exe, driver) if exe and driver else None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class WebServer:
+    url: str
+    process: subprocess.Popen
+    started: float          # time.monotonic() when the process was started
+    log: Path
+
+    def log_tail(self, n: int = 2000) -> str:
+        return self.log.read_text(errors="replace")[-n:]
+
+
+@contextlib.contextmanager
+def web_server(data: Optional[str] = None, *args: str, start_timeout_s: float = 90.0,
+               env: Optional[dict] = None) -> Iterator[WebServer]:
+    """Run ``orbitai web [DATA] --port P`` on 127.0.0.1 for the block (its own process group; stopped with SIGINT,
+    then killed after 15 s, however the block ends). Yields when the page answers."""
+    port = _free_port()
+    cmd = [sys.executable, "-m", "orbitai", "web", *([data] if data else []), "--port", str(port), *args]
+    with tempfile.TemporaryDirectory(prefix="orbitai-web-test-") as d:
+        log = Path(d) / "server.log"
+        with open(log, "wb") as out:
+            started = time.monotonic()
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                    env={**os.environ, **(env or {})})
+        try:
+            url = f"http://127.0.0.1:{port}/"
+            deadline = started + start_timeout_s
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"orbitai web exited with {proc.returncode}: {log.read_text()[-1500:]}")
+                try:
+                    with urllib.request.urlopen(url, timeout=2) as r:
+                        if r.status == 200:
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"orbitai web did not answer within {start_timeout_s:.0f} s")
+                time.sleep(0.1)
+            yield WebServer(url, proc, started, log)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+@contextlib.contextmanager
+def browser(downloads: Optional[Path] = None, width: int = 1600, height: int = 1000) -> Iterator[Any]:
+    """Headless Chromium (Selenium WebDriver); files the page downloads go to ``downloads``."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    found = find_browser()
+    if found is None:
+        raise FileNotFoundError(f"Chromium or its WebDriver is missing: {BROWSER_INSTALL}")
+    exe, driver_path = found
+    options = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                f"--window-size={width},{height}", "--force-device-scale-factor=1"):
+        options.add_argument(arg)
+    options.binary_location = exe
+    if downloads is not None:
+        options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
+                                                  "download.prompt_for_download": False})
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+_VIEWS_JS = """
+return Array.from(document.querySelectorAll('.orbitai-view-marker')).map(m => {
+  const img = m.parentElement.querySelector('img.image-display-area');
+  return [m.id.replace('orbitai-view-', ''), img ? img.src : '', img ? img.naturalWidth : 0,
+          img ? getComputedStyle(img).display : 'none'];
+});"""
+
+_IMAGE_JS = """
+const img = document.querySelector('#orbitai-view-' + arguments[0]).parentElement.querySelector('img.image-display-area');
+const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;
+c.getContext('2d').drawImage(img, 0, 0);
+return [img.src, c.toDataURL('image/png')];"""
+
+
+class WebPage:
+    """The OrbitAI page in a Selenium driver."""
+
+    def __init__(self, driver: Any, url: str) -> None:
+        self.driver = driver
+        driver.get(url)
+
+    # ------------------------------------------------------------ waiting
+    def wait(self, condition: Callable[[], Any], timeout_s: float = 60.0, what: str = "the condition",
+             interval_s: float = 0.1) -> Any:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            value = condition()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"waited {timeout_s:.0f} s for {what}")
+            time.sleep(interval_s)
+
+    def views(self) -> dict[str, tuple[str, int, str]]:
+        """View name -> (image src, natural width, CSS display)."""
+        return {name: (src, w, disp) for name, src, w, disp in self.driver.execute_script(_VIEWS_JS)}
+
+    def views_rendered(self) -> bool:
+        v = self.views()
+        return bool(v) and all(src.startswith("blob:") and w > 0 and disp != "none" for src, w, disp in v.values())
+
+    def wait_views(self, timeout_s: float = 60.0) -> None:
+        self.wait(self.views_rendered, timeout_s, "every view's first frame")
+
+    # ------------------------------------------------------------ state
+    def state(self, name: str) -> Any:
+        return self.driver.execute_script("return window.trame.state.get(arguments[0]);", name)
+
+    def set_state(self, name: str, value: Any) -> None:
+        self.driver.execute_script("window.trame.state.set(arguments[0], arguments[1]);", name, value)
+
+    def wait_state(self, name: str, predicate: Callable[[Any], bool], timeout_s: float = 60.0) -> Any:
+        box: list = []
+
+        def check() -> bool:
+            value = self.state(name)
+            box[:] = [value]
+            return bool(predicate(value))
+        try:
+            self.wait(check, timeout_s, f"state {name}")
+        except TimeoutError:
+            raise TimeoutError(f"waited {timeout_s:.0f} s for state {name}; it is {box[0] if box else None!r}") from None
+        return box[0]
+
+    # ------------------------------------------------------------ page
+    def element(self, element_id: str) -> Any:
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_element(By.ID, element_id)
+
+    def click(self, element_id: str) -> None:
+        self.element(element_id).click()
+
+    def text(self, element_id: str) -> str:
+        return str(self.element(element_id).text)
+
+    # ------------------------------------------------------------ views
+    def view_image(self, view: str) -> tuple[str, np.ndarray]:
+        """(image src, RGB array) of the frame a view shows now."""
+        from PIL import Image
+
+        src, data_url = self.driver.execute_script(_IMAGE_JS, view)
+        png = base64.b64decode(data_url.split(",", 1)[1])
+        return src, np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+    def new_frame(self, view: str, after_src: str, timeout_s: float = 30.0) -> tuple[str, np.ndarray]:
+        """The view's first frame whose image differs from ``after_src``."""
+        self.wait(lambda: self.views()[view][0] not in ("", after_src), timeout_s, f"a new frame of {view}")
+        return self.view_image(view)
+
+    def view_element(self, view: str) -> Any:
+        from selenium.webdriver.common.by import By
+
+        marker = self.driver.find_element(By.ID, f"orbitai-view-{view}")
+        return marker.find_element(By.XPATH, "..").find_element(By.CSS_SELECTOR, "img.image-display-area")
+
+    def drag(self, view: str, points_css: list[tuple[float, float]], shift: bool = False, pause_s: float = 0.05) -> None:
+        """A left-button drag (a click for one point) through points given in CSS pixels from the view's top-left."""
+        from selenium.webdriver.common.action_chains import ActionChains
+        from selenium.webdriver.common.keys import Keys
+
+        el = self.view_element(view)
+        size = el.size
+        chain = ActionChains(self.driver, duration=10)
+        if shift:
+            chain.key_down(Keys.SHIFT)
+        x0, y0 = points_css[0]
+        chain.move_to_element_with_offset(el, x0 - size["width"] / 2, y0 - size["height"] / 2).pause(pause_s)
+        chain.click_and_hold().pause(pause_s)
+        for (xa, ya), (xb, yb) in zip(points_css, points_css[1:]):
+            chain.move_by_offset(xb - xa, yb - ya).pause(pause_s)
+        chain.release().pause(pause_s)
+        if shift:
+            chain.key_up(Keys.SHIFT)
+        chain.perform()

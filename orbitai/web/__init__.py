@@ -1,0 +1,16 @@
+"""The browser front end of OrbitAI (``orbitai web``): the four modules and the annotation tools in a trame-slicer app.
+
+trame-slicer (Kitware) runs Slicer's own MRML scene, slice views and segment editor on the ``slicer-core`` wheel in a
+trame server; the views reach the browser as images. This package adds a second *view* of the objects the Slicer
+panels drive -- `orbitai.mrml.panel.JobController` over each module's `JobLogic`, and `AnnotationLogic` over the
+segment editor -- not a second copy of the workflow:
+
+* `app` builds the server: the scene, the views, the panels and the page;
+* `panel` is the `JobView` of a module panel, written into trame state, and its poll loop;
+* `modules` declares what differs between the four modules (their options, tables and displays);
+* `annotate` is the annotation panel: the `Editor` of `AnnotationLogic` on trame-slicer's segment editor;
+* `compat` works around defects of the pinned trame-slicer;
+* `cli` is ``orbitai web``.
+
+trame and trame-slicer are imported only here (the optional extra ``orbitai[web]``).
+"""

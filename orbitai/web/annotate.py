@@ -1,0 +1,368 @@
+"""The annotation panel in the browser: SmartPencil, SmartFill and AutoCorrection through `AnnotationLogic`.
+
+`AnnotationLogic` is the class the Slicer effects call; here it edits through `TrameSlicerEditor`, the `Editor` it needs
+on trame-slicer's segment editor, so SmartPencil clicks, SmartFill accepts, the model's start and trame-slicer's own
+Paint and Erase strokes land in one undo history. SmartFill strokes are painted in the selected segment with
+trame-slicer's Paint (as in the Slicer effect); SmartPencil clicks arrive through `SmartPencilEffect`, a segment editor
+effect whose slice-view pipeline turns a left click into a RAS point (shift-click removes).
+"""
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from trame.widgets import html
+from trame.widgets import vuetify3 as v3
+from trame_slicer.segmentation import (SegmentationEffect, SegmentationEffectErase, SegmentationEffectPaint,
+                                       SegmentationEffectPipeline)
+from undo_stack import UndoStack
+
+from orbitai.web.modules import module_lib
+
+if TYPE_CHECKING:
+    from orbitai.web.app import OrbitWebApp
+
+__all__ = ["TrameSlicerEditor", "SmartPencilEffect", "AnnotationPanel", "TOOLS"]
+
+#: The tools a user picks: what a left drag or click in a slice view does.
+TOOLS = {"none": "Navigate", "smartpencil": "SmartPencil (click; shift-click removes)",
+         "paint": "Paint strokes (SmartFill)", "erase": "Erase"}
+UNDO_LIMIT = 20
+
+
+class TrameSlicerEditor:
+    """`AnnotationLogic`'s `Editor` on trame-slicer's ``SegmentationEditor`` (its editor node and logic, its undo
+    stack). trame-slicer keeps the selected segment in Python; it is mirrored into the editor node, where
+    `AnnotationLogic` reads it."""
+
+    def __init__(self, segmentation_editor: Any) -> None:
+        self.se = segmentation_editor
+
+    @property
+    def editorNode(self) -> Any:
+        return self.se.editor_node
+
+    def setInputs(self, segmentation_node: Any, volume_node: Any, segment_id: Optional[str] = None) -> None:
+        self.se.set_active_segmentation(segmentation_node, volume_node)
+        self.selectSegment(segment_id or self.se.get_active_segment_id())
+
+    def selectSegment(self, segment_id: str) -> None:
+        self.se.set_active_segment_id(segment_id)
+        self.se.editor_node.SetSelectedSegmentID(self.se.get_active_segment_id() or None)
+
+    def aligned(self) -> tuple[Any, Any]:
+        from orbitai.errors import AnnotationError
+
+        logic = self.se.editor_logic
+        if not logic.ResetModifierLabelmapToDefault():
+            raise AnnotationError("Could not set up the segmentation geometry.")
+        if not logic.UpdateAlignedSourceVolume():
+            raise AnnotationError("Could not resample the source volume to the segmentation geometry.")
+        return logic.GetModifierLabelmap(), logic.GetAlignedSourceVolume()
+
+    def saveStateForUndo(self) -> None:
+        """Nothing: `modifySelectedSegment` pushes the change as one undo command."""
+
+    def modifySelectedSegment(self, modifier: Any, mode: str) -> None:
+        from trame_slicer.segmentation import ModificationMode
+
+        effect_options = module_lib("OrbitSegmentationLib.effect_options")
+        m = {effect_options.MODE_ADD: ModificationMode.Add, effect_options.MODE_REMOVE: ModificationMode.Remove,
+             effect_options.MODE_SET: ModificationMode.Set}[mode]
+        # The editor's masking settings apply (editable area, overwrite), as in Slicer's modifySelectedSegment.
+        self.se.active_segment_modifier.apply_labelmap(modifier, segment_id=self.se.get_active_segment_id(),
+                                                       modification_mode=m)
+
+    def undo(self) -> bool:
+        stack = self.se.undo_stack
+        if stack is None or not stack.can_undo():
+            return False
+        stack.undo()
+        return True
+
+    def redo(self) -> bool:
+        stack = self.se.undo_stack
+        if stack is None or not stack.can_redo():
+            return False
+        stack.redo()
+        return True
+
+
+class _ClickPipeline(SegmentationEffectPipeline):
+    """A slice view's SmartPencil pipeline: a left click is the effect's ``on_click(ras, remove, slice_to_ras)``;
+    the press and release are consumed so they do not also change the window/level."""
+
+    def CanProcessInteractionEvent(self, event_data: Any) -> tuple[bool, float]:
+        from vtkmodules.vtkCommonCore import vtkCommand
+
+        kinds = (vtkCommand.LeftButtonPressEvent, vtkCommand.LeftButtonReleaseEvent)
+        return bool(self.IsActive()) and event_data.GetType() in kinds, 0.0
+
+    def ProcessInteractionEvent(self, event_data: Any) -> bool:
+        from vtkmodules.vtkCommonCore import vtkCommand
+        from vtkmodules.vtkRenderingCore import vtkEvent
+
+        if event_data.GetType() == vtkCommand.LeftButtonPressEvent and self._effect is not None:
+            ras = tuple(event_data.GetWorldPosition())
+            remove = bool(event_data.GetModifiers() & vtkEvent.ShiftModifier)
+            slice_to_ras = self.GetViewNode().GetSliceToRAS()   # not self._view (orbitai.web.compat)
+            self._effect.on_click(ras, remove, slice_to_ras)
+        return True
+
+
+class SmartPencilEffect(SegmentationEffect):
+    """The SmartPencil tool of the web app's segment editor (slice views only)."""
+
+    on_click: Callable[[tuple, bool, Any], None] = staticmethod(lambda ras, remove, m: None)
+
+    def _create_pipeline(self, view_node: Any, parameter: Any) -> Optional[SegmentationEffectPipeline]:
+        return _ClickPipeline() if view_node.IsA("vtkMRMLSliceNode") else None
+
+
+def _segment_name(text: str) -> str:
+    return re.sub(r"\s+", "_", text.strip())
+
+
+class AnnotationPanel:
+    """The Annotate tab: the segmentation and segment edited, the tools, SmartFill's Preview/Accept/Cancel,
+    AutoCorrection, the model (prior, start from it), undo/redo and the download of the ``.seg.nrrd``.
+
+    State: ``ann_segmentation`` (node ID), ``ann_segments`` / ``ann_segment``, ``ann_tool``, ``ann_message``,
+    ``ann_ok``, ``ann_busy``, ``ann_preview``, ``ann_can_undo`` / ``ann_can_redo``, ``ann_brush_mm``, ``ann_new_name``,
+    ``ann_prior``."""
+
+    def __init__(self, app: "OrbitWebApp") -> None:
+        self.app, self.state = app, app.state
+        self.se = app.slicer_app.segmentation_editor
+        self.se.set_undo_stack(UndoStack(undo_limit=UNDO_LIMIT))
+        self.se.register_effect_type(SmartPencilEffect)
+        self.pencil: SmartPencilEffect = self.se.get_effect(SmartPencilEffect)
+        self.pencil.on_click = self.click
+        self.editor = TrameSlicerEditor(self.se)
+        self.logic = module_lib("OrbitSegmentationLib.annotation_logic").AnnotationLogic(editor=self.editor)
+        self._poll: Optional[asyncio.Task] = None
+        self.state.update({"ann_segmentation": None, "ann_segments": [], "ann_segment": None, "ann_tool": "none",
+                           "ann_tools": [{"title": t, "value": k} for k, t in TOOLS.items()], "ann_message": "",
+                           "ann_ok": True, "ann_busy": False, "ann_preview": False, "ann_can_undo": False,
+                           "ann_can_redo": False, "ann_brush_mm": 5.0, "ann_new_name": "", "ann_prior": ""})
+        self.se.undo_stack.index_changed.connect(lambda *_: self._sync_undo())
+        self.state.change("ann_segmentation")(self._segmentation_changed)
+        self.state.change("ann_segment")(self._segment_changed)
+        self.state.change("ann_tool")(self._tool_changed)
+        self.state.change("ann_brush_mm")(self._brush_changed)
+
+    # ---------------------------------------------------------------- inputs
+    def _segmentation_changed(self, ann_segmentation: Optional[str] = None, **_: Any) -> None:
+        node = self.app.mrml.scene.GetNodeByID(ann_segmentation) if ann_segmentation else None
+        volume = self.app.input_node()
+        if node is None or volume is None:
+            self.state.ann_segments, self.state.ann_segment = [], None
+            return
+        node.CreateDefaultDisplayNodes()
+        self.logic.smartFillCancel()
+        self.editor.setInputs(node, volume)
+        self.state.ann_tool = "none"
+        self._refresh_segments()
+        self._say(True, f"Editing '{node.GetName()}' on '{volume.GetName()}'.")
+
+    def _refresh_segments(self) -> None:
+        seg = self.se.active_segmentation_node
+        if seg is None:
+            self.state.ann_segments = []
+            return
+        s = seg.GetSegmentation()
+        self.state.ann_segments = [{"title": s.GetNthSegment(i).GetName(), "value": s.GetNthSegmentID(i)}
+                                   for i in range(s.GetNumberOfSegments())]
+        current = self.se.get_active_segment_id()
+        if self.state.ann_segment != current:
+            self.state.ann_segment = current or None
+
+    def _segment_changed(self, ann_segment: Optional[str] = None, **_: Any) -> None:
+        if ann_segment and ann_segment != self.se.get_active_segment_id():
+            self.logic.smartFillCancel()
+            self.editor.selectSegment(ann_segment)
+        self._sync_preview()
+
+    def new_segmentation(self) -> None:
+        """A new, empty segmentation on the input volume, selected for editing."""
+        volume = self.app.input_node()
+        if volume is None:
+            self._say(False, "Load or select an input volume first.")
+            return
+        node = self.se.create_empty_segmentation_node()
+        node.SetName(f"{volume.GetName()} annotation")
+        node.SetReferenceImageGeometryParameterFromVolumeNode(volume)
+        self.app.refresh_nodes()
+        self.state.ann_segmentation = node.GetID()
+        self._segmentation_changed(node.GetID())
+
+    def add_segment(self) -> None:
+        """Add a segment named ``ann_new_name`` (e.g. eyeball_left: a structure name lets the model help)."""
+        name = _segment_name(str(self.state.ann_new_name or ""))
+        if self.se.active_segmentation_node is None:
+            self._say(False, "Choose or create a segmentation first.")
+            return
+        if not name:
+            self._say(False, "Type the new segment's name (e.g. eyeball_left, optic_nerve_right).")
+            return
+        sid = self.se.add_empty_segment(segment_name=name)
+        self.editor.selectSegment(sid)
+        self.state.ann_new_name = ""
+        self._refresh_segments()
+        self._say(True, f"Segment '{name}' added.")
+
+    # ---------------------------------------------------------------- tools
+    def _tool_changed(self, ann_tool: str = "none", **_: Any) -> None:
+        if self.se.active_segmentation_node is None and ann_tool != "none":
+            self.state.ann_tool = "none"
+            self._say(False, "Choose or create a segmentation first.")
+            return
+        effect = {"smartpencil": SmartPencilEffect, "paint": SegmentationEffectPaint,
+                  "erase": SegmentationEffectErase}.get(ann_tool)
+        if effect is None:
+            self.se.deactivate_effect()
+            return
+        self.se.set_active_effect_type(effect)
+        self._brush_changed(self.state.ann_brush_mm)
+
+    def _brush_changed(self, ann_brush_mm: Any = 5.0, **_: Any) -> None:
+        from trame_slicer.segmentation import BrushDiameterMode
+
+        effect = self.se.active_effect
+        if hasattr(effect, "set_brush_diameter"):
+            effect.set_brush_diameter(max(float(ann_brush_mm or 1.0), 0.5), BrushDiameterMode.Absolute)
+
+    def click(self, ras: tuple, remove: bool, slice_to_ras: Any) -> None:
+        """A SmartPencil click in a slice view (from the effect's pipeline, on the server loop)."""
+        with self.state:
+            self._result(self.logic.smartPencilClick(ras=ras, remove=remove, slice_to_ras=slice_to_ras))
+
+    # ---------------------------------------------------------------- buttons
+    def _run(self, operation: Callable[[], Any]) -> Callable[[], Any]:
+        """A button's callback: the page shows busy first, then the operation runs on the server loop (it reads and
+        writes MRML), then its one-line result is shown."""
+        async def pressed() -> None:
+            if self.state.ann_busy:
+                return
+            with self.state:
+                self.state.ann_busy = True
+            await self.app.server.network_completion
+            try:
+                with self.state:
+                    self._result(operation())
+            finally:
+                with self.state:
+                    self.state.ann_busy = False
+        return pressed
+
+    def _result(self, result: Any) -> None:
+        self._say(result.ok, result.message)
+        if result.ok and result.details.get("pending"):
+            self._start_poll()
+        self._sync_preview()
+
+    def _start_poll(self) -> None:
+        if self._poll is None:
+            self._poll = asyncio.get_event_loop().create_task(self._poll_prior())
+
+    async def _poll_prior(self) -> None:
+        """While the model prior is computed in its child: show its status; run the action waiting for it."""
+        try:
+            while True:
+                await asyncio.sleep(0.2)
+                with self.state:
+                    self.state.ann_prior = self.logic.priorStatus()
+                    result = self.logic.pollPrior()
+                    if result is not None:
+                        self._result(result)
+                    if not self.logic.pending:
+                        break
+        finally:
+            self._poll = None
+
+    def _say(self, ok: bool, message: str) -> None:
+        self.state.ann_ok, self.state.ann_message = bool(ok), message
+
+    def _sync_preview(self) -> None:
+        self.state.ann_preview = self.logic.previewNode is not None
+
+    def _sync_undo(self) -> None:
+        stack = self.se.undo_stack
+        self.state.ann_can_undo, self.state.ann_can_redo = stack.can_undo(), stack.can_redo()
+
+    def preview(self) -> Any:
+        return self.logic.smartFillPreview()
+
+    def accept(self) -> Any:
+        return self.logic.smartFillAccept()
+
+    def cancel(self) -> Any:
+        return self.logic.smartFillCancel()
+
+    def autocorrect(self) -> Any:
+        return self.logic.autocorrect()
+
+    def start_prior(self) -> Any:
+        result = self.logic.startPrior()
+        if result.ok:
+            self._start_poll()
+        return result
+
+    def start_from_model(self) -> Any:
+        return self.logic.startFromModel()
+
+    def undo(self) -> Any:
+        self.logic.smartFillCancel()
+        return self.logic.undo()
+
+    def redo(self) -> Any:
+        return self.logic.redo()
+
+    def download(self) -> Any:
+        """The edited segmentation as a Slicer ``.seg.nrrd`` (bytes, sent to the page as an attachment)."""
+        from orbitai.mrml.segmentations import segmentation_file_bytes
+
+        node = self.se.active_segmentation_node
+        if node is None:
+            with self.state:
+                self._say(False, "Choose or create a segmentation first.")
+            return None
+        return self.app.server.protocol.addAttachment(segmentation_file_bytes(node))
+
+    # ---------------------------------------------------------------- page
+    def build_ui(self) -> None:
+        busy = ("ann_busy",)
+        v3.VSelect(label="Segmentation", v_model=("ann_segmentation",), items=("segmentations",), density="compact",
+                   hide_details=True, classes="mb-2", id="orbitai-ann-segmentation")
+        with html.Div(classes="d-flex mb-2"):
+            v3.VBtn("New segmentation", click=self.new_segmentation, size="small", id="orbitai-ann-new")
+        with html.Div(classes="d-flex align-center mb-2"):
+            v3.VSelect(label="Segment", v_model=("ann_segment",), items=("ann_segments",), density="compact",
+                       hide_details=True, id="orbitai-ann-segment")
+            v3.VTextField(label="New segment", v_model=("ann_new_name",), density="compact", hide_details=True,
+                          placeholder="eyeball_left", id="orbitai-ann-new-name", classes="ml-2")
+            v3.VBtn("Add", click=self.add_segment, size="small", id="orbitai-ann-add")
+        v3.VSelect(label="Tool", v_model=("ann_tool",), items=("ann_tools",), density="compact", hide_details=True,
+                   classes="mb-2", id="orbitai-ann-tool")
+        v3.VSlider(label="Brush (mm)", v_model=("ann_brush_mm",), min=1, max=30, step=0.5, hide_details=True,
+                   thumb_label=True, id="orbitai-ann-brush")
+        with html.Div(classes="d-flex flex-wrap ga-1 mb-2"):
+            for label, fn, key, disabled in (
+                    ("Preview", self.preview, "preview", "ann_busy"),
+                    ("Accept", self.accept, "accept", "ann_busy || !ann_preview"),
+                    ("Cancel", self.cancel, "cancel", "ann_busy || !ann_preview"),
+                    ("AutoCorrection", self.autocorrect, "autocorrect", "ann_busy"),
+                    ("Model prior", self.start_prior, "prior", "ann_busy"),
+                    ("Start from model", self.start_from_model, "from-model", "ann_busy"),
+                    ("Undo", self.undo, "undo", "ann_busy || !ann_can_undo"),
+                    ("Redo", self.redo, "redo", "ann_busy || !ann_can_redo")):
+                v3.VBtn(label, click=self._run(fn), size="small", disabled=(disabled,), id=f"orbitai-ann-{key}")
+        v3.VBtn("Download .seg.nrrd", size="small", disabled=busy, id="orbitai-ann-download", prepend_icon="mdi-download",
+                click="utils.download(`${(segmentations.find(s => s.value === ann_segmentation) || {title: 'segmentation'})"
+                      f".title}}.seg.nrrd`, trigger('{self.app.server.trigger_name(self.download)}'), "
+                      "'application/octet-stream')")
+        v3.VProgressLinear(indeterminate=True, v_show="ann_busy", id="orbitai-ann-busy")
+        html.Div("{{ ann_prior }}", classes="text-caption", v_show="ann_prior", id="orbitai-ann-prior")
+        v3.VAlert(text=("ann_message",), v_show="ann_message", type=("ann_ok ? 'info' : 'warning'",), density="compact",
+                  id="orbitai-ann-message")

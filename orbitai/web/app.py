@@ -1,0 +1,384 @@
+"""The OrbitAI web app: trame-slicer's scene, views and segment editor, with the OrbitAI module and annotation panels.
+
+Construction order matters (see `orbitai.web.compat`): the views are created before anything touches a segment editor
+effect. The scene is adopted as OrbitAI's MRML context (`orbitai.mrml.scene.adopt_context`), so the module Logics and
+`AnnotationLogic` work on it exactly as on Slicer's scene.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from trame.app import TrameApp
+from trame.ui.vuetify3 import SinglePageWithDrawerLayout
+from trame.widgets import html
+from trame.widgets import vuetify3 as v3
+from trame_slicer.core import LayoutManager, SlicerApp
+from trame_slicer.rca_view import register_rca_factories
+from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
+
+from orbitai.errors import OrbitAIError, one_line
+from orbitai.mrml.scene import MRMLContext, adopt_context
+from orbitai.web import compat
+from orbitai.web.modules import Option, WebModule, clinical_form, modules
+from orbitai.web.panel import WebJobPanel
+
+__all__ = ["OrbitWebApp", "VOLUME_SUFFIXES"]
+
+log = logging.getLogger(__name__)
+
+#: Files the DATA folder's list offers (DICOM series are offered as their folders).
+VOLUME_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
+LAYOUT_ID = "OrbitAI"
+
+
+def _layouts() -> dict[str, Layout]:
+    """Axial, coronal and sagittal slice views side by side (no 3D view: it costs most on a CPU renderer)."""
+    row = [ViewLayoutDefinition.axial_view(), ViewLayoutDefinition.coronal_view(),
+           ViewLayoutDefinition.sagittal_view()]
+    return {LAYOUT_ID: Layout(LayoutDirection.Horizontal, row)}
+
+
+def _view_ui(server: Any, view_id: str, view: Any) -> None:
+    """Under each view: trame-slicer's slice gutter and a marker giving the view a stable selector for tests."""
+    from trame_slicer.app.ui import create_vertical_slice_view_gutter_ui
+
+    create_vertical_slice_view_gutter_ui(server, view_id, view)
+    html.Div(classes="orbitai-view-marker", id=f"orbitai-view-{view_id}", style="display: none")
+
+
+def data_choices(data: Optional[Path]) -> list[str]:
+    """What the DATA folder offers: its volume files and its folders holding DICOM files (paths relative to it)."""
+    from orbitai.io.dicom_folder import looks_like_dicom
+
+    if data is None or not data.is_dir():
+        return []
+    found = []
+    for path in sorted(data.rglob("*")):
+        if path.is_file() and path.name.lower().endswith(VOLUME_SUFFIXES):
+            found.append(str(path.relative_to(data)))
+        elif path.is_dir() and any(looks_like_dicom(f) for f in list(path.iterdir())[:3] if f.is_file()):
+            found.append(str(path.relative_to(data)) + "/")
+    return found
+
+
+class ModulePanel:
+    """A `WebModule` on the page: its options in state (``<key>_<option>``) and its `WebJobPanel`."""
+
+    def __init__(self, app: "OrbitWebApp", spec: WebModule) -> None:
+        self.app, self.spec, self.state = app, spec, app.state
+        self.logic = spec.logic()(app.mrml)
+        self.job = WebJobPanel(app.server, spec.key, self.logic, self.jobInputs, self.showResults, self.whyNotReady,
+                               spec.apply_tip)
+        for opt in self.options():
+            default = opt.default() if callable(opt.default) else opt.default
+            if opt.kind == "form":
+                for name, _label, _tip in clinical_form():
+                    self.state.setdefault(self.var(f"{opt.name}_{name}"), "")
+            else:
+                self.state.setdefault(self.var(opt.name), default)
+            if opt.choices is not None:
+                self.state.setdefault(self.var(f"{opt.name}_items"), opt.choices())
+        self.state.setdefault(self.var("table_headers"), [])
+        self.state.setdefault(self.var("table_rows"), [])
+        watched = [self.var(o.name) for o in spec.options if o.kind != "form"] + ["input_volume"]
+        if any(o.kind == "form" for o in spec.options):
+            watched += [self.var(f"clinical_{name}") for name, _l, _t in clinical_form()]
+        self.state.change(*watched)(lambda **_: self.job.controller.refresh())
+        if spec.display is not None:
+            self.state.change(self.var(spec.display.name))(self._display_changed)
+        self.job.controller.refresh()
+
+    def var(self, name: str) -> str:
+        return f"{self.spec.key}_{name}"
+
+    def options(self) -> list[Option]:
+        return [*self.spec.options, *([self.spec.display] if self.spec.display else [])]
+
+    def values(self) -> dict[str, Any]:
+        """The option values as ``logic.start`` takes them (segmentation IDs as nodes, the form as a dict)."""
+        out: dict[str, Any] = {}
+        for opt in self.options():
+            if opt.kind == "form":
+                out[opt.name] = {name: str(self.state[self.var(f"{opt.name}_{name}")] or "").strip()
+                                 for name, _l, _t in clinical_form()}
+            elif opt.kind == "segmentation":
+                sid = self.state[self.var(opt.name)]
+                out[opt.name] = self.app.mrml.scene.GetNodeByID(sid) if sid else None
+            else:
+                out[opt.name] = self.state[self.var(opt.name)]
+        return out
+
+    # ---------------------------------------------------------------- JobController hooks
+    def jobInputs(self) -> tuple[Any, dict[str, Any]]:
+        values = self.values()
+        if self.spec.display is not None:
+            values.pop(self.spec.display.name)
+        return self.app.input_node(), values
+
+    def whyNotReady(self) -> str:
+        if self.app.input_node() is None:
+            return f"Load or select an input volume: {self.spec.input_hint}."
+        return self.spec.why_not_ready(self.values())
+
+    def showResults(self, outputs: Any, input_node: Any) -> None:
+        from orbitai.mrml.tables import rows_from_table_node
+
+        values = self.values()
+        if self.spec.display is not None:
+            self.job.controller.shownChoice = values[self.spec.display.name]
+        self.spec.show(self.logic, outputs, input_node, values)
+        rows = rows_from_table_node(self.spec.table(outputs))
+        names = list(rows[0]) if rows else []
+        self.state[self.var("table_headers")] = [{"title": n, "key": f"c{i}"} for i, n in enumerate(names)]
+        self.state[self.var("table_rows")] = [{f"c{i}": _cell(r[n]) for i, n in enumerate(names)} for r in rows]
+        self.app.refresh_nodes()
+
+    def _display_changed(self, **_: Any) -> None:
+        choice = self.state[self.var(self.spec.display.name)]
+        outputs = self.job.controller.outputsToReshow(choice, self.app.input_node())
+        if outputs is not None:
+            self.spec.show(self.logic, outputs, self.app.input_node(), self.values())
+
+
+def _cell(value: Any) -> Any:
+    return f"{value:.4g}" if isinstance(value, float) else value
+
+
+class OrbitWebApp(TrameApp):
+    """The web app. ``data``: a scan (file, DICOM folder, DICOMweb series URL) to load at start, or a folder whose
+    scans the page offers."""
+
+    def __init__(self, server: Any = None, data: Optional[str] = None, rca_encoder: Optional[str] = None) -> None:
+        super().__init__(server)
+        from trame_slicer import module as trame_slicer_module
+
+        self.server.enable_module(trame_slicer_module)   # chunked uploads
+        self.slicer_app = SlicerApp()
+        self.mrml = adopt_context(self._context())
+        # Views first, then anything that touches a segment editor effect (orbitai.web.compat).
+        register_rca_factories(self.slicer_app.view_manager, self.server, slice_view_ui_f=_view_ui,
+                               rca_encoder=rca_encoder)
+        compat.install(self.slicer_app.view_manager)
+        self.layout_manager = LayoutManager(self.slicer_app.scene, self.slicer_app.view_manager, self.server)
+        self.layout_manager.register_layout_dict(_layouts())
+        self.layout_manager.set_layout(LAYOUT_ID)
+        self.data_folder = Path(data) if data and Path(data).is_dir() else None
+        self.state.update({"input_volume": None, "volumes": [], "segmentations": [], "module": "orbit",
+                           "load_error": "", "load_busy": False, "data_items": data_choices(self.data_folder),
+                           "data_choice": None, "dicomweb_url": "", "annotate": False})
+        self.panels = {m.key: ModulePanel(self, m) for m in modules()}
+        from orbitai.web.annotate import AnnotationPanel
+
+        self.annotation = AnnotationPanel(self)
+        for event in (self.mrml.scene.NodeAddedEvent, self.mrml.scene.NodeRemovedEvent):
+            self.mrml.scene.AddObserver(event, lambda *_: self.refresh_nodes())
+        self.state.change("input_volume")(self._input_changed)
+        self._build_ui()
+        if data and self.data_folder is None:
+            self.server.controller.on_server_ready.add(lambda **_: asyncio.ensure_future(self.load(data)))
+
+    # ---------------------------------------------------------------- scene
+    def _context(self) -> MRMLContext:
+        """OrbitAI's context over trame-slicer's scene and logics, plus the Tables and Plots logics it lacks."""
+        import slicer
+
+        sa = self.slicer_app
+        return MRMLContext(
+            scene=sa.scene, app_logic=sa.app_logic, colors=sa.color_logic, segmentations=sa.segmentations_logic,
+            volumes=sa.volumes_logic, tables=sa.register_module_logic(slicer.vtkSlicerTablesLogic()),
+            plots=sa.register_module_logic(slicer.vtkSlicerPlotsLogic()),
+            subject_hierarchy=sa.subject_hierarchy_logic, terminologies=sa.terminologies_logic, headless=False)
+
+    def input_node(self) -> Any:
+        node_id = self.state["input_volume"]
+        return self.mrml.scene.GetNodeByID(node_id) if node_id else None
+
+    def refresh_nodes(self) -> None:
+        """The page's node lists: scalar volumes (inputs) and the segmentations a user can pick."""
+        scene = self.mrml.scene
+        volumes, segmentations = [], []
+        for i in range(scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")):
+            n = scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode")
+            if not n.IsA("vtkMRMLLabelMapVolumeNode") and not n.GetHideFromEditors():
+                volumes.append({"title": n.GetName(), "value": n.GetID()})
+        for i in range(scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode")):
+            n = scene.GetNthNodeByClass(i, "vtkMRMLSegmentationNode")
+            if not n.GetHideFromEditors():
+                segmentations.append({"title": n.GetName(), "value": n.GetID()})
+        self.state.volumes, self.state.segmentations = volumes, segmentations
+        if self.state.input_volume and not scene.GetNodeByID(self.state.input_volume):
+            self.state.input_volume = None
+
+    def _input_changed(self, input_volume: Optional[str] = None, **_: Any) -> None:
+        from orbitai.mrml import show_volume
+
+        node = self.input_node()
+        if node is not None:
+            show_volume(self.mrml, node)
+            self.slicer_app.display_manager.reset_views()
+
+    # ---------------------------------------------------------------- loading
+    async def load(self, source: str) -> None:
+        """Load a scan (a file, a DICOM folder or a DICOMweb series URL) as a new volume node and select it. The file is
+        read in a thread (no MRML there); the node is made on the server loop."""
+        with self.state:
+            self.state.load_error, self.state.load_busy = "", True
+        try:
+            loop = asyncio.get_event_loop()
+            with tempfile.TemporaryDirectory(prefix="orbitai-web-") as tmp:
+                vol, name = await loop.run_in_executor(None, _read_scan, source, Path(tmp))
+            with self.state:
+                self.add_volume(vol, name)
+        except (OrbitAIError, OSError, ValueError, RuntimeError) as exc:
+            with self.state:
+                self.state.load_error = f"Could not load {source}: {one_line(exc)}"
+        finally:
+            with self.state:
+                self.state.load_busy = False
+
+    def add_volume(self, vol: Any, name: str) -> Any:
+        from orbitai.mrml import volume_node_from_volume
+
+        node = volume_node_from_volume(self.mrml, vol, name=name)
+        self.refresh_nodes()
+        self.state.input_volume = node.GetID()
+        return node
+
+    def load_data_choice(self) -> None:
+        choice = self.state.data_choice
+        if self.data_folder is None or not choice:
+            return
+        path = (self.data_folder / choice).resolve()
+        if self.data_folder.resolve() not in path.parents:
+            self.state.load_error = f"{choice} is not inside the data folder."
+            return
+        asyncio.ensure_future(self.load(str(path)))
+
+    def load_dicomweb(self) -> None:
+        url = str(self.state.dicomweb_url or "").strip()
+        if url:
+            asyncio.ensure_future(self.load(url))
+
+    def upload(self, files: list[dict]) -> None:
+        """Files sent by the page (one volume file, or the files of one DICOM series)."""
+        from trame_slicer.utils import write_client_files_to_dir
+
+        if not files:
+            return
+        tmp = Path(tempfile.mkdtemp(prefix="orbitai-upload-"))
+        written = write_client_files_to_dir(files, tmp)
+        source = written[0] if len(written) == 1 else str(tmp)
+
+        async def load_then_remove() -> None:
+            try:
+                await self.load(source)
+            finally:
+                import shutil
+
+                shutil.rmtree(tmp, ignore_errors=True)
+
+        asyncio.ensure_future(load_then_remove())
+
+    # ---------------------------------------------------------------- page
+    def _build_ui(self) -> None:
+        with SinglePageWithDrawerLayout(self.server) as layout:
+            layout.title.set_text("OrbitAI")
+            with layout.toolbar:
+                v3.VSpacer()
+                html.Div("Research use only: the bundled models are trained on phantoms.",
+                         classes="text-caption mr-4")
+            with layout.drawer as drawer:
+                drawer.width = 400
+                with v3.VContainer(classes="pa-2"):
+                    self._data_ui()
+                    with v3.VTabs(v_model=("module",), density="compact", show_arrows=True, id="orbitai-modules"):
+                        for spec in modules():
+                            v3.VTab(spec.title, value=spec.key, id=f"orbitai-tab-{spec.key}")
+                        v3.VTab("Annotate", value="annotate", id="orbitai-tab-annotate")
+                    for spec in modules():
+                        with html.Div(v_show=f"module == '{spec.key}'", classes="pt-2"):
+                            self._module_ui(self.panels[spec.key])
+                    with html.Div(v_show="module == 'annotate'", classes="pt-2"):
+                        self.annotation.build_ui()
+            with layout.content:
+                with html.Div(style="position: relative; width: 100%; height: calc(100vh - 64px);"):
+                    self.layout_manager.initialize_layout_grid(layout)
+        self.ui = layout
+
+    def _data_ui(self) -> None:
+        from trame_slicer.app.ui import LoadVolumeUI
+
+        v3.VSelect(label="Input volume", v_model=("input_volume",), items=("volumes",), density="compact",
+                   id="orbitai-input-volume", hide_details=True, classes="mb-2")
+        with html.Div(classes="d-flex align-center mb-2"):
+            upload = LoadVolumeUI()
+            upload.on_load_volume.connect(self.upload)
+            if self.data_folder is not None:
+                v3.VSelect(label=f"Scans in {self.data_folder.name}/", v_model=("data_choice",),
+                           items=("data_items",), density="compact", hide_details=True, id="orbitai-data-choice")
+                v3.VBtn("Load", click=self.load_data_choice, id="orbitai-load-data", disabled=("load_busy",))
+        with html.Div(classes="d-flex align-center mb-2"):
+            v3.VTextField(label="DICOMweb series URL", v_model=("dicomweb_url",), density="compact",
+                          hide_details=True, id="orbitai-dicomweb-url")
+            v3.VBtn("Fetch", click=self.load_dicomweb, id="orbitai-load-dicomweb", disabled=("load_busy",))
+        v3.VProgressLinear(indeterminate=True, v_show="load_busy", id="orbitai-load-progress")
+        v3.VAlert(text=("load_error",), v_if="load_error", type="error", density="compact", closable=True,
+                  id="orbitai-load-error", click_close="load_error = ''")
+
+    def _module_ui(self, panel: ModulePanel) -> None:
+        key = panel.spec.key
+        enabled = f"{key}_inputs_enabled"
+        for opt in panel.options():
+            disabled = (f"!{enabled}",)
+            if opt.kind == "choice":
+                v3.VSelect(label=opt.label, v_model=(panel.var(opt.name),), items=(panel.var(f"{opt.name}_items"),),
+                           density="compact", hide_details=True, classes="mb-2", disabled=disabled,
+                           id=f"orbitai-{key}-{opt.name}")
+            elif opt.kind == "segmentation":
+                v3.VSelect(label=opt.label, v_model=(panel.var(opt.name),), items=("segmentations",),
+                           clearable=True, density="compact", hide_details=True, classes="mb-2", disabled=disabled,
+                           hint=opt.hint, id=f"orbitai-{key}-{opt.name}")
+            elif opt.kind == "flag":
+                v3.VCheckbox(label=opt.label, v_model=(panel.var(opt.name),), density="compact", hide_details=True,
+                             disabled=disabled, id=f"orbitai-{key}-{opt.name}")
+            elif opt.kind == "form":
+                with v3.VExpansionPanels(classes="mb-2"), v3.VExpansionPanel(title=opt.label):
+                    with v3.VExpansionPanelText():
+                        for name, label, tip in clinical_form():
+                            v3.VTextField(label=label, v_model=(panel.var(f"{opt.name}_{name}"),), hint=tip,
+                                          placeholder="empty: not given", density="compact", disabled=disabled,
+                                          id=f"orbitai-{key}-clinical-{name}")
+        v3.VBtn(f"{{{{ {key}_apply_text }}}}", click=panel.job.apply, disabled=(f"!{key}_apply_enabled",),
+                color="primary", block=True, id=f"orbitai-{key}-apply", title=(f"{key}_apply_tip",), classes="my-2")
+        v3.VProgressLinear(model_value=(f"{key}_progress",), v_show=f"{key}_progress_visible", height=6,
+                           id=f"orbitai-{key}-progress")
+        html.Div(f"{{{{ {key}_status }}}}", classes="text-body-2 my-2", id=f"orbitai-{key}-status")
+        v3.VAlert(text=(f"{key}_error",), v_if=f"{key}_error", type="error", density="compact", closable=True,
+                  id=f"orbitai-{key}-error", click_close=f"{key}_error = ''")
+        v3.VDataTable(headers=(f"{key}_table_headers",), items=(f"{key}_table_rows",), density="compact",
+                      items_per_page=-1, hide_default_footer=True, v_show=f"{key}_table_rows.length",
+                      classes="orbitai-results", id=f"orbitai-{key}-table")
+
+
+def _read_scan(source: str, tmp: Path) -> tuple[Any, str]:
+    """(Volume, node name) of a scan: a file, a DICOM folder or a DICOMweb series URL (fetched into ``tmp``)."""
+    from orbitai.dicom.inputs import resolve_image
+    from orbitai.io.files import read_scan
+
+    path = resolve_image(source, None, tmp)
+    vol, _acquisition = read_scan(path)
+    name = Path(source.rstrip("/")).name.split(".")[0] or "volume"
+    return vol, name
+
+
+def serve(data: Optional[str] = None, host: str = "127.0.0.1", port: int = 8080,
+          rca_encoder: Optional[str] = None, ready_file: Optional[Sequence[str]] = None) -> None:
+    """Build the app and serve it until interrupted (``orbitai web``)."""
+    os.environ.setdefault("TRAME_ARGS", "")
+    app = OrbitWebApp(data=data, rca_encoder=rca_encoder)
+    app.server.start(host=host, port=port, open_browser=False, timeout=0, show_connection_info=True)

@@ -1,0 +1,80 @@
+"""A module panel in the browser: `JobController`'s `JobView` written into trame state, polled on the server loop.
+
+The Slicer panel (`orbitai.mrml.panel.JobPanelMixin`) shows the same controller with Qt widgets and a QTimer; here each
+view call sets a state variable the page binds to, and an asyncio task calls `JobController.poll` every `POLL_MS`
+while a job runs. The job's child process never blocks the loop (`ModuleJob.poll` only drains a queue); its results
+are imported on the loop thread, as on Slicer's main thread.
+"""
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Callable, Optional
+
+from orbitai.mrml.panel import POLL_MS, JobController
+from orbitai.mrml.jobs import JobLogic
+
+__all__ = ["WebJobPanel"]
+
+
+class WebJobPanel:
+    """One module's job panel: a `JobController` with this object as its `JobView`.
+
+    State variables (``<key>_*``): ``apply_text``, ``apply_enabled``, ``apply_tip``, ``progress`` (0-100),
+    ``progress_visible``, ``status``, ``error`` (the last error, shown in an alert until dismissed),
+    ``inputs_enabled`` and ``running``."""
+
+    def __init__(self, server: Any, key: str, logic: JobLogic, jobInputs: Callable[[], tuple[Any, dict]],
+                 showResults: Callable[[Any, Any], None], whyNotReady: Callable[[], str], applyToolTip: str) -> None:
+        self.server = server
+        self.state = server.state
+        self.key = key
+        self._task: Optional[asyncio.Task] = None
+        defaults = {"apply_text": "Apply", "apply_enabled": False, "apply_tip": "", "progress": 0,
+                    "progress_visible": False, "status": "", "error": "", "inputs_enabled": True, "running": False}
+        for name, value in defaults.items():
+            self.state.setdefault(self.name(name), value)
+        self.controller = JobController(logic, self, jobInputs, showResults, whyNotReady, applyToolTip)
+
+    def name(self, var: str) -> str:
+        """The state variable ``<key>_<var>``."""
+        return f"{self.key}_{var}"
+
+    def _set(self, **values: Any) -> None:
+        for var, value in values.items():
+            self.state[self.name(var)] = value
+
+    # ---------------------------------------------------------------- JobView
+    def setInputsEnabled(self, enabled: bool) -> None:
+        self._set(inputs_enabled=bool(enabled))
+
+    def setApplyButton(self, text: str, enabled: bool, toolTip: str) -> None:
+        self._set(apply_text=text, apply_enabled=bool(enabled), apply_tip=toolTip)
+
+    def setProgress(self, done: int, total: int, visible: bool) -> None:
+        self._set(progress=round(100.0 * done / max(total, 1), 1), progress_visible=bool(visible))
+
+    def setStatus(self, text: str) -> None:
+        self._set(status=text)
+
+    def showError(self, message: str) -> None:
+        self._set(error=" ".join(str(message).split()))
+
+    def setPolling(self, on: bool) -> None:
+        self._set(running=bool(on))
+        if on and self._task is None:
+            self._task = asyncio.get_event_loop().create_task(self._poll_loop())
+
+    # ---------------------------------------------------------------- page actions
+    def apply(self) -> None:
+        """Apply pressed (Cancel while a job runs)."""
+        self._set(error="")
+        self.controller.apply()
+
+    async def _poll_loop(self) -> None:
+        try:
+            while self.controller.running:
+                await asyncio.sleep(POLL_MS / 1000.0)
+                with self.state:
+                    self.controller.poll()
+        finally:
+            self._task = None
