@@ -146,11 +146,22 @@ class AnnotationPanel:
                            "ann_tools": [{"title": t, "value": k} for k, t in TOOLS.items()], "ann_message": "",
                            "ann_ok": True, "ann_busy": False, "ann_preview": False, "ann_can_undo": False,
                            "ann_can_redo": False, "ann_brush_mm": 5.0, "ann_new_name": "", "ann_prior": ""})
+        self._options = module_lib("OrbitSegmentationLib.effect_options")
+        for effect, options in self._options.EFFECT_OPTIONS.items():
+            params = self.logic.params(effect)
+            for o in options:
+                var = self._option_var(effect, o.name)
+                self.state[var] = params.get(o.name)
+                self.state.change(var)(lambda e=effect, n=o.name, v=var, **_: self.logic.params(e).set(n, self.state[v]))
         self.se.undo_stack.index_changed.connect(lambda *_: self._sync_undo())
         self.state.change("ann_segmentation")(self._segmentation_changed)
         self.state.change("ann_segment")(self._segment_changed)
         self.state.change("ann_tool")(self._tool_changed)
         self.state.change("ann_brush_mm")(self._brush_changed)
+
+    @staticmethod
+    def _option_var(effect: str, name: str) -> str:
+        return f"ann_opt_{effect}_{name}"
 
     # ---------------------------------------------------------------- inputs
     def _segmentation_changed(self, ann_segmentation: Optional[str] = None, **_: Any) -> None:
@@ -247,7 +258,7 @@ class AnnotationPanel:
                 return
             with self.state:
                 self.state.ann_busy = True
-            await self.app.server.network_completion
+            await asyncio.sleep(0.05)      # the busy state reaches the page before the loop is held
             try:
                 with self.state:
                     self._result(operation())
@@ -358,6 +369,7 @@ class AnnotationPanel:
                     ("Undo", self.undo, "undo", "ann_busy || !ann_can_undo"),
                     ("Redo", self.redo, "redo", "ann_busy || !ann_can_redo")):
                 v3.VBtn(label, click=self._run(fn), size="small", disabled=(disabled,), id=f"orbitai-ann-{key}")
+        self._options_ui()
         v3.VBtn("Download .seg.nrrd", size="small", disabled=busy, id="orbitai-ann-download", prepend_icon="mdi-download",
                 click="utils.download(`${(segmentations.find(s => s.value === ann_segmentation) || {title: 'segmentation'})"
                       f".title}}.seg.nrrd`, trigger('{self.app.server.trigger_name(self.download)}'), "
@@ -366,3 +378,26 @@ class AnnotationPanel:
         html.Div("{{ ann_prior }}", classes="text-caption", v_show="ann_prior", id="orbitai-ann-prior")
         v3.VAlert(text=("ann_message",), v_show="ann_message", type=("ann_ok ? 'info' : 'warning'",), density="compact",
                   id="orbitai-ann-message")
+
+    def _options_ui(self) -> None:
+        """Each effect's options (`effect_options.EFFECT_OPTIONS`, the Slicer effects' panels), stored on the segment
+        editor node where `AnnotationLogic` reads them."""
+        with v3.VExpansionPanels(classes="mb-2", id="orbitai-ann-options"):
+            for effect, options in self._options.EFFECT_OPTIONS.items():
+                with v3.VExpansionPanel(title=f"{effect} options"), v3.VExpansionPanelText():
+                    for o in options:
+                        var, common = self._option_var(effect, o.name), {"hide_details": True, "density": "compact"}
+                        element_id = f"orbitai-ann-opt-{effect}-{o.name}"
+                        if o.kind == "float":
+                            v3.VSlider(label=o.label.rstrip(":"), v_model=(var,), min=o.minimum, max=o.maximum,
+                                       step=o.step, thumb_label=True, hide_details=True, id=element_id,
+                                       title=o.tooltip)
+                        elif o.kind in ("int", "choice"):
+                            items = [int(c) for c in o.choices] if o.kind == "int" else list(o.choices)
+                            v3.VSelect(label=o.label.rstrip(":"), v_model=(var,), items=(items,), id=element_id,
+                                       **common)
+                        elif o.kind == "bool":
+                            v3.VCheckbox(label=o.label, v_model=(var,), id=element_id, **common)
+                        else:   # a segment of the edited segmentation, or none
+                            v3.VSelect(label=o.label.rstrip(":"), v_model=(var,), items=("ann_segments",),
+                                       clearable=True, id=element_id, **common)

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 #: Files the DATA folder's list offers (DICOM series are offered as their folders).
 VOLUME_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
 LAYOUT_ID = "OrbitAI"
+#: After a page connects or a volume is shown, resizes within this time fit the slice views to the volume.
+FIT_WINDOW_S = 5.0
 
 
 def _layouts() -> dict[str, Layout]:
@@ -178,6 +181,13 @@ class OrbitWebApp(TrameApp):
         for event in (self.mrml.scene.NodeAddedEvent, self.mrml.scene.NodeRemovedEvent):
             self.mrml.scene.AddObserver(event, lambda *_: self.refresh_nodes())
         self.state.change("input_volume")(self._input_changed)
+        self.state.update({"slice_geometry": {}, "jump_to": None})
+        self._fit_until = 0.0
+        for view in self.slicer_app.view_manager.get_slice_views():
+            view.get_view_node().AddObserver("ModifiedEvent", lambda *_: self._publish_geometry())
+            view.interactor().AddObserver("WindowResizeEvent", lambda *_, v=view: self._resized(v))
+        self.server.controller.on_client_connected.add(self._fit_soon)
+        self.state.change("jump_to")(self._jump)
         self._build_ui()
         if data and self.data_folder is None:
             self.server.controller.on_server_ready.add(lambda **_: asyncio.ensure_future(self.load(data)))
@@ -221,6 +231,34 @@ class OrbitWebApp(TrameApp):
         if node is not None:
             show_volume(self.mrml, node)
             self.slicer_app.display_manager.reset_views()
+            self._fit_soon()
+
+    def _fit_soon(self, **_: Any) -> None:
+        """Fit the slice views to the volume when they take the page's size (a page was opened or a volume shown
+        before the views had their final size); later resizes keep the user's zoom, as in Slicer."""
+        self._fit_until = time.monotonic() + FIT_WINDOW_S
+
+    def _resized(self, view: Any) -> None:
+        if time.monotonic() < self._fit_until:
+            view.fit_view_to_content()
+
+    def _publish_geometry(self) -> None:
+        """``slice_geometry``: per slice view, its XY-to-RAS matrix (row-major) and size in pixels, so that a scripted
+        client (the tests, automation) can turn a RAS point into a position in the view's image."""
+        geometry = {}
+        for view in self.slicer_app.view_manager.get_slice_views():
+            node = view.get_view_node()
+            m = node.GetXYToRAS()
+            geometry[node.GetSingletonTag()] = {"xy_to_ras": [m.GetElement(i, j) for i in range(4) for j in range(4)],
+                                                "size": list(view.render_window().GetSize())}
+        self.state.slice_geometry = geometry
+
+    def _jump(self, jump_to: Any = None, **_: Any) -> None:
+        """``jump_to`` = [R, A, S]: every slice view moves to the slices through that point (Slicer's jump)."""
+        import slicer
+
+        if jump_to is not None and len(jump_to) == 3:
+            slicer.vtkMRMLSliceNode.JumpAllSlices(self.mrml.scene, *map(float, jump_to))
 
     # ---------------------------------------------------------------- loading
     async def load(self, source: str) -> None:
