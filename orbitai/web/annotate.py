@@ -101,7 +101,7 @@ class _ClickPipeline(SegmentationEffectPipeline):
 
     def ProcessInteractionEvent(self, event_data: Any) -> bool:
         from vtkmodules.vtkCommonCore import vtkCommand
-        from vtkmodules.vtkRenderingCore import vtkEvent
+        from vtkmodules.vtkInteractionWidgets import vtkEvent
 
         if event_data.GetType() == vtkCommand.LeftButtonPressEvent and self._effect is not None:
             ras = tuple(event_data.GetWorldPosition())
@@ -129,7 +129,7 @@ class AnnotationPanel:
     AutoCorrection, the model (prior, start from it), undo/redo and the download of the ``.seg.nrrd``.
 
     State: ``ann_segmentation`` (node ID), ``ann_segments`` / ``ann_segment``, ``ann_tool``, ``ann_message``,
-    ``ann_ok``, ``ann_busy``, ``ann_preview``, ``ann_can_undo`` / ``ann_can_redo``, ``ann_brush_mm``, ``ann_new_name``,
+    ``ann_ok``, ``ann_busy``, ``ann_done`` (buttons handled), ``ann_preview``, ``ann_can_undo`` / ``ann_can_redo``, ``ann_brush_mm``, ``ann_new_name``,
     ``ann_prior``."""
 
     def __init__(self, app: "OrbitWebApp") -> None:
@@ -145,7 +145,7 @@ class AnnotationPanel:
         self.state.update({"ann_segmentation": None, "ann_segments": [], "ann_segment": None, "ann_tool": "none",
                            "ann_tools": [{"title": t, "value": k} for k, t in TOOLS.items()], "ann_message": "",
                            "ann_ok": True, "ann_busy": False, "ann_preview": False, "ann_can_undo": False,
-                           "ann_can_redo": False, "ann_brush_mm": 5.0, "ann_new_name": "", "ann_prior": ""})
+                           "ann_can_redo": False, "ann_brush_mm": 5.0, "ann_new_name": "", "ann_prior": "", "ann_voxels": None, "ann_done": 0})
         self._options = module_lib("OrbitSegmentationLib.effect_options")
         for effect, options in self._options.EFFECT_OPTIONS.items():
             params = self.logic.params(effect)
@@ -154,6 +154,7 @@ class AnnotationPanel:
                 self.state[var] = params.get(o.name)
                 self.state.change(var)(lambda e=effect, n=o.name, v=var, **_: self.logic.params(e).set(n, self.state[v]))
         self.se.undo_stack.index_changed.connect(lambda *_: self._sync_undo())
+        self.se.segmentation_modified.connect(lambda *_: self._sync_count())
         self.state.change("ann_segmentation")(self._segmentation_changed)
         self.state.change("ann_segment")(self._segment_changed)
         self.state.change("ann_tool")(self._tool_changed)
@@ -265,6 +266,7 @@ class AnnotationPanel:
             finally:
                 with self.state:
                     self.state.ann_busy = False
+                    self.state.ann_done += 1
         return pressed
 
     def _result(self, result: Any) -> None:
@@ -297,6 +299,15 @@ class AnnotationPanel:
 
     def _sync_preview(self) -> None:
         self.state.ann_preview = self.logic.previewNode is not None
+        self._sync_count()
+
+    def _sync_count(self) -> None:
+        """``ann_voxels``: the selected segment's voxel count (shown under the segment; None without one)."""
+        from orbitai.mrml import segment_voxel_counts
+
+        node, sid = self.se.active_segmentation_node, self.se.get_active_segment_id()
+        segment = node.GetSegmentation().GetSegment(sid) if node is not None and sid else None
+        self.state.ann_voxels = None if segment is None else segment_voxel_counts(node).get(segment.GetName(), 0)
 
     def _sync_undo(self) -> None:
         stack = self.se.undo_stack
@@ -354,6 +365,8 @@ class AnnotationPanel:
             v3.VTextField(label="New segment", v_model=("ann_new_name",), density="compact", hide_details=True,
                           placeholder="eyeball_left", id="orbitai-ann-new-name", classes="ml-2")
             v3.VBtn("Add", click=self.add_segment, size="small", id="orbitai-ann-add")
+        html.Div("{{ ann_voxels }} voxels in the segment", v_show="ann_voxels !== null", classes="text-caption mb-2",
+                 id="orbitai-ann-voxels")
         v3.VSelect(label="Tool", v_model=("ann_tool",), items=("ann_tools",), density="compact", hide_details=True,
                    classes="mb-2", id="orbitai-ann-tool")
         v3.VSlider(label="Brush (mm)", v_model=("ann_brush_mm",), min=1, max=30, step=0.5, hide_details=True,

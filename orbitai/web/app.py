@@ -62,7 +62,7 @@ def data_choices(data: Optional[Path]) -> list[str]:
         return []
     found = []
     for path in sorted(data.rglob("*")):
-        if path.is_file() and path.name.lower().endswith(VOLUME_SUFFIXES):
+        if path.is_file() and path.name.lower().endswith(VOLUME_SUFFIXES) and ".seg." not in path.name.lower():
             found.append(str(path.relative_to(data)))
         elif path.is_dir() and any(looks_like_dicom(f) for f in list(path.iterdir())[:3] if f.is_file()):
             found.append(str(path.relative_to(data)) + "/")
@@ -173,7 +173,7 @@ class OrbitWebApp(TrameApp):
         self.data_folder = Path(data) if data and Path(data).is_dir() else None
         self.state.update({"input_volume": None, "volumes": [], "segmentations": [], "module": "orbit",
                            "load_error": "", "load_busy": False, "data_items": data_choices(self.data_folder),
-                           "data_choice": None, "dicomweb_url": "", "annotate": False})
+                           "data_choice": None, "dicomweb_url": "", "scene_nodes": 0})
         self.panels = {m.key: ModulePanel(self, m) for m in modules()}
         from orbitai.web.annotate import AnnotationPanel
 
@@ -221,6 +221,7 @@ class OrbitWebApp(TrameApp):
             if not n.GetHideFromEditors():
                 segmentations.append({"title": n.GetName(), "value": n.GetID()})
         self.state.volumes, self.state.segmentations = volumes, segmentations
+        self.state.scene_nodes = scene.GetNumberOfNodes()
         if self.state.input_volume and not scene.GetNodeByID(self.state.input_volume):
             self.state.input_volume = None
 
@@ -328,6 +329,7 @@ class OrbitWebApp(TrameApp):
             layout.title.set_text("OrbitAI")
             with layout.toolbar:
                 v3.VSpacer()
+                html.Div("{{ scene_nodes }} nodes in the scene", classes="text-caption mr-4", id="orbitai-scene-nodes")
                 html.Div("Research use only: the bundled models are trained on phantoms.",
                          classes="text-caption mr-4")
             with layout.drawer as drawer:

@@ -1,0 +1,69 @@
+"""Fixtures of the web app's tests: phantom scans in a data folder, ``orbitai web`` serving it, headless Chromium.
+
+The server runs as its own process, as a user starts it; one server and one browser serve a test module. Without
+Chromium or trame-slicer the tests say what to install and skip; in CI (``CI=true``) they fail, since ``make test``
+installs both."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from orbitai.testing.web import BROWSER_INSTALL, WebPage, browser, find_browser, web_server
+from web_cases import PHANTOMS, SEED
+
+
+def _missing(what: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} (CI must have it)")
+    pytest.skip(what)
+
+
+@pytest.fixture(scope="session")
+def web_tools() -> None:
+    try:
+        import trame_slicer  # noqa: F401
+        import selenium  # noqa: F401
+    except ImportError as exc:
+        _missing(f"the web extra is missing ({exc.name}): pip install -e '.[web,dev]'")
+    if find_browser() is None:
+        _missing(f"Chromium or its WebDriver is missing: {BROWSER_INSTALL}")
+
+
+@pytest.fixture(scope="session")
+def web_data(tmp_path_factory) -> Path:
+    """A folder of one phantom per kind (the same seed gives the same files)."""
+    root = tmp_path_factory.mktemp("web-data")
+    for kind in PHANTOMS:
+        subprocess.run([sys.executable, "-m", "orbitai", "phantom", kind, "--n", "1", "--seed", str(SEED),
+                        "--out", str(root / kind), "--montage-cases", "0"], check=True, capture_output=True)
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(web_tools, web_data):
+    """``orbitai web DATA`` (the data folder) for the module."""
+    with web_server(str(web_data)) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def downloads(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("downloads")
+
+
+@pytest.fixture(scope="module")
+def driver(web_tools, downloads):
+    with browser(downloads=downloads) as d:
+        yield d
+
+
+@pytest.fixture()
+def page(server, driver) -> WebPage:
+    """The page, opened afresh, with every view's first frame shown."""
+    p = WebPage(driver, server.url)
+    p.wait_views()
+    return p
