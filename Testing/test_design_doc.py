@@ -12,7 +12,7 @@ DESIGN = REPO / "docs" / "design.md"
 PATH = re.compile(r"`((?:[A-Za-z_][\w.-]*/)+(?:[\w.-]+\.(?:py|md|json|txt|ui|png))?)`")
 PLACEHOLDER = re.compile(r"<\w+>")
 #: Above the tasks (they dispatch to, preload or self-test a task): may import task folders.
-ABOVE_TASKS = ("cli.py", "__main__.py", "worker.py", "commands", "testing")
+ABOVE_TASKS = ("cli.py", "__main__.py", "worker.py", "commands", "testing", "web")
 #: A string that is exactly a dotted module name of the package: an import by name.
 MODULE_NAME = re.compile(r"orbitai(?:\.\w+)+")
 

@@ -177,6 +177,9 @@ def _pools(d: Path) -> dict[str, dict[str, list[str | None]]]:
                        "--url": ["http://127.0.0.1:9/dicom-web", "ftp://x", ""]},
         "dicom fetch": {"--url": ["http://127.0.0.1:9/dicom-web", "x", ""], "--study": ["1.2.3", "x", ""],
                         "--series": [None, "1.2", ""], "--out": outs},
+        # issue 35: DATA never exists here, so that a draw never starts a server
+        "web": {"data": [str(d / "missing.nrrd"), str(d / "missing")], "--host": [None, "127.0.0.1", "0.0.0.0", ""],
+                "--port": [None, "-1", "70000", "x", "0"], "--encoder": [None, "png", "nope"]},
     }
 
 

@@ -226,10 +226,11 @@ class WebPage:
         chain = ActionChains(self.driver, duration=10)
         if shift:
             chain.key_down(Keys.SHIFT)
-        x0, y0 = points_css[0]
-        chain.move_to_element_with_offset(el, x0 - size["width"] / 2, y0 - size["height"] / 2).pause(pause_s)
+        points = [(round(x), round(y)) for x, y in points_css]     # WebDriver moves by whole CSS pixels
+        x0, y0 = points[0]
+        chain.move_to_element_with_offset(el, x0 - size["width"] // 2, y0 - size["height"] // 2).pause(pause_s)
         chain.click_and_hold().pause(pause_s)
-        for (xa, ya), (xb, yb) in zip(points_css, points_css[1:]):
+        for (xa, ya), (xb, yb) in zip(points, points[1:]):
             chain.move_by_offset(xb - xa, yb - ya).pause(pause_s)
         chain.release().pause(pause_s)
         if shift:

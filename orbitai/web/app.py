@@ -142,6 +142,7 @@ class ModulePanel:
         self.app.refresh_nodes()
 
     def _display_changed(self, **_: Any) -> None:
+        assert self.spec.display is not None    # observed only for modules with a display choice
         choice = self.state[self.var(self.spec.display.name)]
         outputs = self.job.controller.outputsToReshow(choice, self.app.input_node())
         if outputs is not None:

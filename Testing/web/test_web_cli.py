@@ -1,0 +1,32 @@
+"""``orbitai web`` as a user starts it: a scan given on the command line, the warning when it listens beyond this
+machine, and one-line errors for bad options (issue 35)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from orbitai.testing.web import WebPage, web_server
+from web_cases import PHANTOMS
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "orbitai", "web", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_bad_options_are_refused_in_one_line(tmp_path):
+    r = _run(str(tmp_path / "missing.nrrd"))
+    assert r.returncode == 2 and "does not exist" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = _run("--port", "70000")
+    assert r.returncode == 2 and "--port must be between 0 and 65535" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_scan_on_the_command_line_opens_in_the_views_and_other_hosts_are_warned(web_tools, web_data, driver):
+    scan = str(web_data / PHANTOMS["orbit-ct"])
+    with web_server(scan, "--host", "0.0.0.0", "--encoder", "png") as srv:
+        page = WebPage(driver, srv.url)
+        page.wait_views()
+        assert [v["title"] for v in page.wait_state("volumes", bool, 30)] == ["orbit_ct_0000"]
+        assert page.state("input_volume") == page.state("volumes")[0]["value"]
+        assert "no authentication" in srv.log.read_text()
+        assert page.state("orbit_apply_enabled")
