@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from orbitai.segfile import read_segmentation
+from orbitai.testing.web import centre_ras, colored
 
 from web_cases import PHANTOMS
 
@@ -25,49 +26,6 @@ def shot(page, name: str) -> None:
     if SHOTS:
         Path(SHOTS).mkdir(parents=True, exist_ok=True)
         page.driver.save_screenshot(str(Path(SHOTS) / f"web_{name}.png"))
-
-
-def colored(img: np.ndarray) -> int:
-    """Pixels with a colour (segments, heat maps) rather than grey (the scan): max - min channel over 60."""
-    img = img.astype(int)
-    return int(np.count_nonzero(img.max(axis=-1) - img.min(axis=-1) > 60))
-
-
-def load(page, relative: str) -> str:
-    """Load a scan of the data folder as the input volume; its node ID."""
-    before = page.state("input_volume")
-    page.set_state("data_choice", relative)
-    page.click("orbitai-load-data")
-    return page.wait_state("input_volume", lambda v: bool(v) and v != before, 60)
-
-
-def centre_ras(seg_file: Path, label: int) -> list[float]:
-    truth, _ = read_segmentation(seg_file)
-    k, j, i = (c.mean() for c in np.nonzero(truth.array == label))
-    return [float(x) for x in (truth.ijk_to_ras() @ np.array([i, j, k, 1.0]))[:3]]
-
-
-def jump(page, ras: list[float], view: str = "Red") -> None:
-    """Move the views to a RAS point and wait for the view's geometry to follow."""
-    page.set_state("jump_to", ras)
-    page.wait(lambda: _on_slice(page, ras, view), 20, f"{view} through {ras}")
-
-
-def _on_slice(page, ras, view) -> bool:
-    g = (page.state("slice_geometry") or {}).get(view)
-    if not g:
-        return False
-    xy = np.linalg.solve(np.array(g["xy_to_ras"]).reshape(4, 4), np.array([*ras, 1.0]))
-    return abs(xy[2]) < 0.5
-
-
-def to_css(page, ras, view: str = "Red") -> tuple[float, float]:
-    """The CSS position in a view's image of a RAS point (the view's XY-to-RAS matrix, y from the bottom)."""
-    g = page.state("slice_geometry")[view]
-    xy = np.linalg.solve(np.array(g["xy_to_ras"]).reshape(4, 4), np.array([*ras, 1.0]))
-    width, height = g["size"]
-    css = page.view_element(view).size
-    return float(xy[0]) * css["width"] / width, (height - float(xy[1])) * css["height"] / height
 
 
 def run_job(page, key: str) -> None:
@@ -96,9 +54,9 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 # --------------------------------------------------------------------------- module panels
 def test_orbit_segmentation_shows_segments_and_volumes(page, web_data, downloads):
-    load(page, PHANTOMS["orbit-ct"])
+    page.load(PHANTOMS["orbit-ct"])
     truth_file = web_data / "orbit-ct/segmentations/orbit_ct_0000.seg.nrrd"
-    jump(page, centre_ras(truth_file, 1))
+    page.jump(centre_ras(truth_file, 1))
     page.set_state("module", "orbit")
     src, before = page.view_image("Red")
     nodes = page.state("scene_nodes")
@@ -124,7 +82,7 @@ def test_orbit_segmentation_shows_segments_and_volumes(page, web_data, downloads
 
 
 def test_tao_activity_shows_the_heat_map_and_both_eyes(page, web_data):
-    load(page, PHANTOMS["tao"])
+    page.load(PHANTOMS["tao"])
     page.set_state("module", "tao")
     src, before = page.view_image("Red")
     run_job(page, "tao")
@@ -138,9 +96,9 @@ def test_tao_activity_shows_the_heat_map_and_both_eyes(page, web_data):
 
 
 def test_nmosd_vs_ms_shows_lesions_and_the_probability(page, web_data):
-    load(page, PHANTOMS["brain-flair"])
+    page.load(PHANTOMS["brain-flair"])
     truth_file = web_data / "brain-flair/segmentations/brain_flair_0000.seg.nrrd"
-    jump(page, centre_ras(truth_file, 1))
+    page.jump(centre_ras(truth_file, 1))
     page.set_state("module", "neuro")
     page.set_state("neuro_heatmap", False)
     src, before = page.view_image("Red")
@@ -155,7 +113,7 @@ def test_nmosd_vs_ms_shows_lesions_and_the_probability(page, web_data):
 
 
 def test_cancel_leaves_the_scene_unchanged(page):
-    load(page, PHANTOMS["orbit-ct"])
+    page.load(PHANTOMS["orbit-ct"])
     page.set_state("module", "orbit")
     page.wait_state("orbit_apply_enabled", bool, 30)
     nodes, segs = page.state("scene_nodes"), page.state("segmentations")
@@ -171,7 +129,7 @@ def test_cancel_leaves_the_scene_unchanged(page):
 
 
 def test_a_failing_job_shows_its_one_line_error(page):
-    load(page, PHANTOMS["orbit-ct"])                  # a CT given to the MRI classifier: its child refuses it
+    page.load(PHANTOMS["orbit-ct"])                  # a CT given to the MRI classifier: its child refuses it
     page.set_state("module", "tao")
     nodes = page.state("scene_nodes")
     run_job(page, "tao")
@@ -209,17 +167,17 @@ def test_smartfill_in_the_browser_equals_the_headless_logic_and_undo_restores(pa
 
     image = web_data / PHANTOMS["orbit-ct"]
     truth, _ = read_segmentation(web_data / "orbit-ct/segmentations/orbit_ct_0000.seg.nrrd")
-    load(page, PHANTOMS["orbit-ct"])
+    page.load(PHANTOMS["orbit-ct"])
     _new_segment(page, "eyeball_left")
     seg_id = page.state("ann_segmentation")
     page.set_state("ann_opt_SmartFill_PriorWeight", 0.0)   # image and strokes alone (the prior has its own tests)
     page.set_state("ann_brush_mm", 2.0)
     page.set_state("ann_tool", "paint")
     centre = centre_ras(web_data / "orbit-ct/segmentations/orbit_ct_0000.seg.nrrd", 1)
-    jump(page, centre)
+    page.jump(centre)
     for dy in (-3.0, 0.0, 3.0):                             # three strokes across the left eyeball
         stroke = [(centre[0] + dx, centre[1] + dy, centre[2]) for dx in np.linspace(-4.0, 4.0, 6)]
-        page.drag("Red", [to_css(page, p) for p in stroke])
+        page.drag("Red", [page.to_css(p) for p in stroke])
         page.wait_state("ann_can_undo", bool, 10)
         time.sleep(0.3)
     page.set_state("ann_tool", "none")
@@ -252,18 +210,79 @@ def test_smartfill_in_the_browser_equals_the_headless_logic_and_undo_restores(pa
 
 
 def test_smartpencil_click_adds_and_shift_click_removes(page, web_data):
-    load(page, PHANTOMS["orbit-ct"])
+    page.load(PHANTOMS["orbit-ct"])
     _new_segment(page, "eyeball_right")
     centre = centre_ras(web_data / "orbit-ct/segmentations/orbit_ct_0000.seg.nrrd", 2)
-    jump(page, centre)
+    page.jump(centre)
     page.set_state("ann_tool", "smartpencil")
     time.sleep(0.3)
     src, _ = page.view_image("Red")
-    page.drag("Red", [to_css(page, centre)])
+    page.drag("Red", [page.to_css(centre)])
     added = page.wait_state("ann_voxels", lambda v: v and v > 0, 120)
     assert "superpixel" in page.state("ann_message").lower() or page.state("ann_ok"), page.state("ann_message")
     page.new_frame("Red", src)
     shot(page, "smartpencil")
-    page.drag("Red", [to_css(page, centre)], shift=True)
+    page.drag("Red", [page.to_css(centre)], shift=True)
     page.wait_state("ann_voxels", lambda v: v is not None and v < added, 60)
     page.set_state("ann_tool", "none")
+
+
+def test_start_from_model_then_autocorrection_undo_and_redo(page, web_data):
+    page.load(PHANTOMS["orbit-ct"])
+    _new_segment(page, "eyeball_left")
+    message = _press(page, "from-model")                 # waits for the model prior (computed in the child)
+    if "will be" in message:
+        page.wait_state("ann_message", lambda m: m.startswith("Started"), 240)
+    started = page.wait_state("ann_voxels", lambda v: v and v > 1000, 30)
+    assert page.state("ann_ok"), page.state("ann_message")
+    message = _press(page, "autocorrect")
+    assert page.state("ann_ok"), message
+    corrected = page.state("ann_voxels")
+    assert _press(page, "undo") == "Undone."
+    assert page.wait_state("ann_voxels", lambda v: v == started, 10)
+    assert _press(page, "redo") == "Redone."
+    assert page.wait_state("ann_voxels", lambda v: v == corrected, 10)
+
+
+def test_upload_from_the_browser(page, web_data):
+    from selenium.webdriver.common.by import By
+
+    before = page.state("input_volume")
+    inputs = page.driver.find_elements(By.CSS_SELECTOR, "input[type=file]")
+    files = next(i for i in inputs if i.get_dom_attribute("webkitdirectory") is None)
+    files.send_keys(str(web_data / PHANTOMS["tao"]))
+    node = page.wait_state("input_volume", lambda v: bool(v) and v != before, 60)
+    assert next(v["title"] for v in page.state("volumes") if v["value"] == node) == "tao_0000"
+    page.wait_views()
+
+
+def test_a_dicomweb_series_loads_from_the_pacs(page, tmp_path):
+    import sys
+
+    from orbitai.dicom.web import push
+    from orbitai.io import write_dicom_series
+    from orbitai.phantoms.orbit import orbit_case
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dicom"))
+    from orthanc_fixture import ORTHANC_INSTALL, find_orthanc, orthanc_server
+
+    if find_orthanc() is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"Orthanc is missing: {ORTHANC_INSTALL} (CI must have it)")
+        pytest.skip(f"Orthanc is missing: {ORTHANC_INSTALL}")
+    import pydicom
+
+    case = orbit_case(11, modality="ct", size=(96, 96, 24), spacing=(0.8, 0.8, 1.5), oblique=False)
+    series = write_dicom_series(case.image, tmp_path / "series")
+    header = pydicom.dcmread(next(series.iterdir()), stop_before_pixels=True)
+    with orthanc_server() as url:
+        push([str(series)], url)
+        before = page.state("input_volume")
+        page.set_state("dicomweb_url", f"{url}/studies/{header.StudyInstanceUID}/series/{header.SeriesInstanceUID}")
+        page.click("orbitai-load-dicomweb")
+        page.wait_state("input_volume", lambda v: bool(v) and v != before, 60)
+    assert page.state("load_error") == ""
+    page.set_state("dicomweb_url", "http://127.0.0.1:9/dicom-web/studies/1.2.3/series/4.5.6")
+    page.click("orbitai-load-dicomweb")
+    error = page.wait_state("load_error", bool, 60)
+    assert "\n" not in error and "1.2.3" in error

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
-__all__ = ["BROWSER_INSTALL", "find_browser", "web_server", "WebServer", "browser", "WebPage"]
+__all__ = ["BROWSER_INSTALL", "find_browser", "web_server", "WebServer", "browser", "WebPage", "centre_ras", "colored"]
 
 BROWSER_INSTALL = "install Debian's chromium and chromium-driver (make test does it as root)"
 
@@ -120,6 +120,21 @@ def browser(downloads: Optional[Path] = None, width: int = 1600, height: int = 1
         driver.quit()
 
 
+def centre_ras(seg_file: str | os.PathLike, label: int) -> list[float]:
+    """The RAS centre of a label of a segmentation file (a phantom's truth)."""
+    from orbitai.segfile import read_segmentation
+
+    truth, _ = read_segmentation(seg_file)
+    k, j, i = (c.mean() for c in np.nonzero(truth.array == label))
+    return [float(x) for x in (truth.ijk_to_ras() @ np.array([i, j, k, 1.0]))[:3]]
+
+
+def colored(img: np.ndarray) -> int:
+    """Pixels with a colour (segments, heat maps) rather than grey (the scan): max - min channel over 60."""
+    img = img.astype(int)
+    return int(np.count_nonzero(img.max(axis=-1) - img.min(axis=-1) > 60))
+
+
 _VIEWS_JS = """
 return Array.from(document.querySelectorAll('.orbitai-view-marker')).map(m => {
   const img = m.parentElement.querySelector('img.image-display-area');
@@ -196,7 +211,38 @@ class WebPage:
     def text(self, element_id: str) -> str:
         return str(self.element(element_id).text)
 
+    def load(self, relative: str) -> str:
+        """Load a scan of the server's data folder as the input volume; its node ID."""
+        before = self.state("input_volume")
+        self.set_state("data_choice", relative)
+        self.click("orbitai-load-data")
+        return self.wait_state("input_volume", lambda v: bool(v) and v != before, 60)
+
     # ------------------------------------------------------------ views
+    def jump(self, ras: list[float], view: str = "Red") -> None:
+        """Move the views to a RAS point (``jump_to``) and wait until ``view`` shows the slice through it."""
+        self.set_state("jump_to", ras)
+        self.wait(lambda: self._on_slice(ras, view), 20, f"{view} through {ras}")
+
+    def _xy(self, ras: list[float], view: str) -> Optional[tuple[np.ndarray, dict]]:
+        g = (self.state("slice_geometry") or {}).get(view)
+        if not g:
+            return None
+        return np.linalg.solve(np.array(g["xy_to_ras"]).reshape(4, 4), np.array([*ras, 1.0])), g
+
+    def _on_slice(self, ras: list[float], view: str) -> bool:
+        found = self._xy(ras, view)
+        return found is not None and abs(found[0][2]) < 0.5
+
+    def to_css(self, ras: list[float], view: str = "Red") -> tuple[float, float]:
+        """The CSS position in a view's image of a RAS point (the view's XY-to-RAS matrix; XY from the bottom left)."""
+        found = self._xy(ras, view)
+        assert found is not None, f"no geometry for {view}"
+        xy, g = found
+        width, height = g["size"]
+        css = self.view_element(view).size
+        return float(xy[0]) * css["width"] / width, (height - float(xy[1])) * css["height"] / height
+
     def view_image(self, view: str) -> tuple[str, np.ndarray]:
         """(image src, RGB array) of the frame a view shows now."""
         from PIL import Image
