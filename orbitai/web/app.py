@@ -55,14 +55,15 @@ def _view_ui(server: Any, view_id: str, view: Any) -> None:
 
 
 def data_choices(data: Optional[Path]) -> list[str]:
-    """What the DATA folder offers: its volume files and its folders holding DICOM files (paths relative to it)."""
+    """What the DATA folder offers: its volume and segmentation (``.seg.nrrd``) files and its folders holding DICOM files
+    (paths relative to it)."""
     from orbitai.io.dicom_folder import looks_like_dicom
 
     if data is None or not data.is_dir():
         return []
     found = []
     for path in sorted(data.rglob("*")):
-        if path.is_file() and path.name.lower().endswith(VOLUME_SUFFIXES) and ".seg." not in path.name.lower():
+        if path.is_file() and path.name.lower().endswith(VOLUME_SUFFIXES):
             found.append(str(path.relative_to(data)))
         elif path.is_dir() and any(looks_like_dicom(f) for f in list(path.iterdir())[:3] if f.is_file()):
             found.append(str(path.relative_to(data)) + "/")
@@ -188,10 +189,17 @@ class OrbitWebApp(TrameApp):
             view.get_view_node().AddObserver("ModifiedEvent", lambda *_: self._publish_geometry())
             view.interactor().AddObserver("WindowResizeEvent", lambda *_, v=view: self._resized(v))
         self.server.controller.on_client_connected.add(self._fit_soon)
+        self.server.controller.on_client_connected.add(self._list_data)
         self.state.change("jump_to")(self._jump)
         self._build_ui()
+        self.server.controller.on_server_exited.add(self.shutdown)
         if data and self.data_folder is None:
             self.server.controller.on_server_ready.add(lambda **_: asyncio.ensure_future(self.load(data)))
+
+    def shutdown(self, **_: Any) -> None:
+        """The server stops: running jobs are cancelled (their children killed, nothing imported)."""
+        for panel in self.panels.values():
+            panel.job.controller.cancel()
 
     # ---------------------------------------------------------------- scene
     def _context(self) -> MRMLContext:
@@ -235,6 +243,10 @@ class OrbitWebApp(TrameApp):
             self.slicer_app.display_manager.reset_views()
             self._fit_soon()
 
+    def _list_data(self, **_: Any) -> None:
+        """The DATA folder's list, read again when a page opens (files added since are offered)."""
+        self.state.data_items = data_choices(self.data_folder)
+
     def _fit_soon(self, **_: Any) -> None:
         """Fit the slice views to the volume when they take the page's size (a page was opened or a volume shown
         before the views had their final size); later resizes keep the user's zoom, as in Slicer."""
@@ -264,12 +276,20 @@ class OrbitWebApp(TrameApp):
 
     # ---------------------------------------------------------------- loading
     async def load(self, source: str) -> None:
-        """Load a scan (a file, a DICOM folder or a DICOMweb series URL) as a new volume node and select it. The file is
-        read in a thread (no MRML there); the node is made on the server loop."""
+        """Load a scan (a file, a DICOM folder or a DICOMweb series URL) as a new volume node and select it, or a
+        segmentation (``.seg.nrrd``) of the input volume. Files are read in a thread (no MRML there); the node is made
+        on the server loop."""
         with self.state:
             self.state.load_error, self.state.load_busy = "", True
         try:
             loop = asyncio.get_event_loop()
+            if source.lower().endswith(".seg.nrrd"):
+                from orbitai.segfile import read_segmentation
+
+                labels, table = await loop.run_in_executor(None, read_segmentation, source)
+                with self.state:
+                    self.add_segmentation(labels, table, Path(source).name[:-len(".seg.nrrd")])
+                return
             with tempfile.TemporaryDirectory(prefix="orbitai-web-") as tmp:
                 vol, name = await loop.run_in_executor(None, _read_scan, source, Path(tmp))
             with self.state:
@@ -287,6 +307,23 @@ class OrbitWebApp(TrameApp):
         node = volume_node_from_volume(self.mrml, vol, name=name)
         self.refresh_nodes()
         self.state.input_volume = node.GetID()
+        return node
+
+    def add_segmentation(self, labels: Any, table: Any, name: str) -> Any:
+        """A segmentation of the input volume (on its grid, or a crop of it as Slicer writes them; anything else is
+        refused in one line), with its segments' names and colours."""
+        from orbitai.errors import InputError
+        from orbitai.io.grids import segmentation_on_image
+        from orbitai.mrml import segmentation_node_from_labels, volume_from_volume_node
+
+        volume = self.input_node()
+        if volume is None:
+            raise InputError("load or select the scan it belongs to first")
+        on_grid, _ = segmentation_on_image(volume_from_volume_node(volume), labels, f"the segmentation {name}",
+                                           image_name="input volume", option=None)
+        node = segmentation_node_from_labels(self.mrml, on_grid, reference_node=volume, name=name, table=table)
+        node.CreateDefaultDisplayNodes()
+        self.refresh_nodes()
         return node
 
     def load_data_choice(self) -> None:
