@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,14 +20,9 @@ import pytest
 
 from orbitai.cli import main
 from orbitai.phantoms.cohort import write_cohort
+from orbitai.testing.servers import free_port
 
 SEED = 777340  # never used for training cohorts
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.parametrize("global_layers", [True, False], ids=["global-batch", "plain-ddp"])
@@ -40,7 +34,7 @@ def test_a_step_on_two_ranks_is_the_one_process_step(global_layers):
 
     from orbitai.testing.ddp import one_step_check
 
-    mp.spawn(one_step_check, args=(2, _free_port(), global_layers), nprocs=2)
+    mp.spawn(one_step_check, args=(2, free_port(), global_layers), nprocs=2)
 
 
 def _orbitai(*args: str, **kw) -> subprocess.CompletedProcess:

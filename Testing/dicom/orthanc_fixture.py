@@ -10,13 +10,12 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 from typing import Iterator
+
+from orbitai.testing.servers import free_port, wait_until_answers
 
 __all__ = ["ORTHANC_INSTALL", "find_orthanc", "orthanc_server"]
 
@@ -33,12 +32,6 @@ def find_orthanc() -> tuple[str, str] | None:
     return (exe, plugin) if exe and plugin else None
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def orthanc_server(start_timeout_s: float = 60.0) -> Iterator[str]:
     """Run Orthanc for the block and yield its DICOMweb root URL (``http://127.0.0.1:PORT/dicom-web``). Remote
@@ -49,7 +42,7 @@ def orthanc_server(start_timeout_s: float = 60.0) -> Iterator[str]:
         raise FileNotFoundError(f"Orthanc or its DICOMweb plugin is missing: {ORTHANC_INSTALL}")
     exe, plugin = found
     with tempfile.TemporaryDirectory(prefix="orbitai-orthanc-") as d:
-        port = _free_port()
+        port = free_port()
         config = {"Name": "orbitai-test", "StorageDirectory": f"{d}/storage", "IndexDirectory": f"{d}/index",
                   "HttpPort": port, "RemoteAccessAllowed": False, "AuthenticationEnabled": False,
                   "DicomServerEnabled": False, "HttpTimeout": 60, "StableAge": 1, "Plugins": [plugin],
@@ -59,20 +52,8 @@ def orthanc_server(start_timeout_s: float = 60.0) -> Iterator[str]:
         proc = subprocess.Popen([exe, str(Path(d) / "orthanc.json")], stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         try:
-            deadline = time.monotonic() + start_timeout_s
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"Orthanc exited with {proc.returncode} on start: "
-                                       f"{(Path(d) / 'orthanc.log').read_text(errors='replace')[-400:]}")
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/system", timeout=2) as r:
-                        if r.status == 200:
-                            break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"Orthanc did not answer on 127.0.0.1:{port} within {start_timeout_s:.0f} s")
-                time.sleep(0.2)
+            wait_until_answers(f"http://127.0.0.1:{port}/system", proc, "Orthanc", Path(d) / "orthanc.log",
+                               start_timeout_s, interval_s=0.2)
             yield f"http://127.0.0.1:{port}/dicom-web"
         finally:
             proc.terminate()

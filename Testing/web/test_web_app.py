@@ -2,9 +2,7 @@
 (the node lists, the downloaded ``.seg.nrrd``) and on the views' pixels (issue 35).
 
 One server (the phantom data folder) and one browser per module; each test opens the page afresh and loads its scan
-from the data folder, as a user would. The TAO and NMOSD/MS runs, the model's start and the PACS are marked slow
-(``pytest -m slow Testing/web``): the default suite keeps the orbit run, cancel, a failing job, SmartFill, SmartPencil
-and the upload."""
+from the data folder, as a user would (the whole module takes ~3 min on 2 cores)."""
 from __future__ import annotations
 
 import os
@@ -83,7 +81,6 @@ def test_orbit_segmentation_shows_segments_and_volumes(page, web_data, downloads
     assert dice(labels.array == left, truth.array == 1) > 0.8
 
 
-@pytest.mark.slow  # a model run of 25-60 s on 2 cores (or a PACS); run with -m slow
 def test_tao_activity_shows_the_heat_map_and_both_eyes(page, web_data):
     page.load(PHANTOMS["tao"])
     page.set_state("module", "tao")
@@ -98,7 +95,6 @@ def test_tao_activity_shows_the_heat_map_and_both_eyes(page, web_data):
     shot(page, "tao_activity")
 
 
-@pytest.mark.slow  # a model run of 25-60 s on 2 cores (or a PACS); run with -m slow
 def test_nmosd_vs_ms_shows_lesions_and_the_probability(page, web_data):
     page.load(PHANTOMS["brain-flair"])
     truth_file = web_data / "brain-flair/segmentations/brain_flair_0000.seg.nrrd"
@@ -231,7 +227,6 @@ def test_smartpencil_click_adds_and_shift_click_removes(page, web_data):
     page.set_state("ann_tool", "none")
 
 
-@pytest.mark.slow  # a model run of 25-60 s on 2 cores (or a PACS); run with -m slow
 def test_start_from_model_then_autocorrection_undo_and_redo(page, web_data):
     page.load(PHANTOMS["orbit-ct"])
     _new_segment(page, "eyeball_left")
@@ -261,7 +256,6 @@ def test_upload_from_the_browser(page, web_data):
     page.wait_views()
 
 
-@pytest.mark.slow  # a model run of 25-60 s on 2 cores (or a PACS); run with -m slow
 def test_a_dicomweb_series_loads_from_the_pacs(page, tmp_path):
     import sys
 
@@ -303,11 +297,10 @@ def test_a_segmentation_file_loads_on_its_scan(page, web_data):
     assert segmentations[-1]["title"] == "orbit_ct_0000"
     page.set_state("module", "annotate")
     page.set_state("ann_segmentation", segmentations[-1]["value"])
-    names = [s["title"] for s in page.wait_state("ann_segments", bool, 20)]
-    assert names[:2] == ["eyeball_left", "eyeball_right"] and len(names) == 16
+    names = [s["title"] for s in page.wait_state("ann_segments", lambda s: len(s) == 16, 20)]
+    assert names[:2] == ["eyeball_left", "eyeball_right"]
 
 
-@pytest.mark.slow  # a radiomics run on 2 cores; run with -m slow
 def test_ivgc_response_with_its_recti_segmentation(page, server, web_data):
     import subprocess
     import sys

@@ -14,17 +14,17 @@ import io
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
+
+from orbitai.testing.servers import free_port, wait_until_answers
 
 __all__ = ["BROWSER_INSTALL", "find_browser", "web_server", "WebServer", "browser", "WebPage", "centre_ras", "colored"]
 
@@ -37,12 +37,6 @@ def find_browser() -> Optional[tuple[str, str]]:
     driver = shutil.which("chromedriver") or next(
         (p for p in ("/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver") if os.path.exists(p)), None)
     return (exe, driver) if exe and driver else None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -61,7 +55,7 @@ def web_server(data: Optional[str] = None, *args: str, start_timeout_s: float = 
                env: Optional[dict] = None) -> Iterator[WebServer]:
     """Run ``orbitai web [DATA] --port P`` on 127.0.0.1 for the block (its own process group; stopped with SIGINT,
     then killed after 15 s, however the block ends). Yields when the page answers."""
-    port = _free_port()
+    port = free_port()
     cmd = [sys.executable, "-m", "orbitai", "web", *([data] if data else []), "--port", str(port), *args]
     with tempfile.TemporaryDirectory(prefix="orbitai-web-test-") as d:
         log = Path(d) / "server.log"
@@ -71,19 +65,7 @@ def web_server(data: Optional[str] = None, *args: str, start_timeout_s: float = 
                                     env={**os.environ, **(env or {})})
         try:
             url = f"http://127.0.0.1:{port}/"
-            deadline = started + start_timeout_s
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"orbitai web exited with {proc.returncode}: {log.read_text()[-1500:]}")
-                try:
-                    with urllib.request.urlopen(url, timeout=2) as r:
-                        if r.status == 200:
-                            break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"orbitai web did not answer within {start_timeout_s:.0f} s")
-                time.sleep(0.1)
+            wait_until_answers(url, proc, "orbitai web", log, start_timeout_s - (time.monotonic() - started))
             yield WebServer(url, proc, started, log)
         finally:
             with contextlib.suppress(ProcessLookupError):

@@ -164,6 +164,20 @@ class AnnotationPanel:
     def _option_var(effect: str, name: str) -> str:
         return f"ann_opt_{effect}_{name}"
 
+    def scene_closing(self) -> None:
+        self.logic.smartFillCancel()
+        self.se.deactivate_effect()
+        self.state.update({"ann_segmentation": None, "ann_segments": [], "ann_segment": None, "ann_tool": "none",
+                           "ann_message": "", "ann_preview": False, "ann_voxels": None, "ann_prior": ""})
+
+    def scene_closed(self) -> None:
+        """The editor node is a singleton, reset by the close: store the page's effect options on it again."""
+        for effect, options in self._options.EFFECT_OPTIONS.items():
+            params = self.logic.params(effect)
+            for o in options:
+                params.set(o.name, self.state[self._option_var(effect, o.name)])
+        self._sync_undo()
+
     # ---------------------------------------------------------------- inputs
     def _segmentation_changed(self, ann_segmentation: Optional[str] = None, **_: Any) -> None:
         node = self.app.mrml.scene.GetNodeByID(ann_segmentation) if ann_segmentation else None

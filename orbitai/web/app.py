@@ -196,6 +196,19 @@ class OrbitWebApp(TrameApp):
         if data and self.data_folder is None:
             self.server.controller.on_server_ready.add(lambda **_: asyncio.ensure_future(self.load(data)))
 
+    def close_scene(self) -> None:
+        """Close the scene, as Slicer's File > Close Scene: running jobs are cancelled, every node the user loaded or
+        made is removed (views and the editor stay), the panels forget their results."""
+        for panel in self.panels.values():
+            panel.job.controller.sceneClosing()
+            self.state[panel.var("table_rows")] = []
+            self.state[panel.var("table_headers")] = []
+        self.annotation.scene_closing()
+        self.mrml.scene.Clear(0)
+        self.annotation.scene_closed()
+        self.state.input_volume = None
+        self.refresh_nodes()
+
     def shutdown(self, **_: Any) -> None:
         """The server stops: running jobs are cancelled (their children killed, nothing imported)."""
         for panel in self.panels.values():
@@ -367,6 +380,8 @@ class OrbitWebApp(TrameApp):
             layout.title.set_text("OrbitAI")
             with layout.toolbar:
                 v3.VSpacer()
+                v3.VBtn("Close scene", click=self.close_scene, variant="text", size="small", id="orbitai-close-scene",
+                        prepend_icon="mdi-close-box-outline", classes="mr-2")
                 html.Div("{{ scene_nodes }} nodes in the scene", classes="text-caption mr-4", id="orbitai-scene-nodes")
                 html.Div("Research use only: the bundled models are trained on phantoms.",
                          classes="text-caption mr-4")
