@@ -2,7 +2,8 @@
 (the node lists, the downloaded ``.seg.nrrd``) and on the views' pixels (issue 35).
 
 One server (the phantom data folder) and one browser per module; each test opens the page afresh and loads its scan
-from the data folder, as a user would (the whole module takes ~3 min on 2 cores)."""
+from the data folder, as a user would (~2.5 min on 2 cores). The model's start, the PACS and the IVGC run are marked
+slow (``pytest -m slow Testing/web``): the default suite keeps the issue's bars and the loading paths."""
 from __future__ import annotations
 
 import os
@@ -227,6 +228,7 @@ def test_smartpencil_click_adds_and_shift_click_removes(page, web_data):
     page.set_state("ann_tool", "none")
 
 
+@pytest.mark.slow  # ~15 s, a feature the headless tests also cover; the default suite keeps the issue's bars (-m slow)
 def test_start_from_model_then_autocorrection_undo_and_redo(page, web_data):
     page.load(PHANTOMS["orbit-ct"])
     _new_segment(page, "eyeball_left")
@@ -256,6 +258,7 @@ def test_upload_from_the_browser(page, web_data):
     page.wait_views()
 
 
+@pytest.mark.slow  # ~15 s, a feature the headless tests also cover; the default suite keeps the issue's bars (-m slow)
 def test_a_dicomweb_series_loads_from_the_pacs(page, tmp_path):
     import sys
 
@@ -301,6 +304,7 @@ def test_a_segmentation_file_loads_on_its_scan(page, web_data):
     assert names[:2] == ["eyeball_left", "eyeball_right"]
 
 
+@pytest.mark.slow  # ~15 s, a feature the headless tests also cover; the default suite keeps the issue's bars (-m slow)
 def test_ivgc_response_with_its_recti_segmentation(page, server, web_data):
     import subprocess
     import sys

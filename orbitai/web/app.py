@@ -406,8 +406,9 @@ class OrbitWebApp(TrameApp):
     def _data_ui(self) -> None:
         from trame_slicer.app.ui import LoadVolumeUI
 
+        running = " || ".join(f"{spec.key}_running" for spec in modules())
         v3.VSelect(label="Input volume", v_model=("input_volume",), items=("volumes",), density="compact",
-                   id="orbitai-input-volume", hide_details=True, classes="mb-2")
+                   id="orbitai-input-volume", hide_details=True, classes="mb-2", disabled=(running,))
         with html.Div(classes="d-flex align-center mb-2"):
             upload = LoadVolumeUI()
             upload.on_load_volume.connect(self.upload)
