@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from orbitai.testing.servers import free_port, wait_until_answers
+from orbitai.testing.servers import free_port, wait_until_listening
 
 __all__ = ["ORTHANC_INSTALL", "find_orthanc", "orthanc_server"]
 
@@ -52,8 +52,7 @@ def orthanc_server(start_timeout_s: float = 60.0) -> Iterator[str]:
         proc = subprocess.Popen([exe, str(Path(d) / "orthanc.json")], stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         try:
-            wait_until_answers(f"http://127.0.0.1:{port}/system", proc, "Orthanc", Path(d) / "orthanc.log",
-                               start_timeout_s, interval_s=0.2)
+            wait_until_listening(port, proc, "Orthanc", Path(d) / "orthanc.log", start_timeout_s, interval_s=0.2)
             yield f"http://127.0.0.1:{port}/dicom-web"
         finally:
             proc.terminate()

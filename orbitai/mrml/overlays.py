@@ -10,7 +10,7 @@ from orbitai.io import Volume, VolumeError
 from orbitai.mrml.scene import MRMLContext
 from orbitai.mrml.volumes import as_volume, volume_node_from_volume
 
-__all__ = ["HEAT_COLOR_NAME", "heat_color_node", "overlay_node_from_volume", "show_overlay", "show_volume"]
+__all__ = ["HEAT_COLOR_NAME", "heat_color_node", "overlay_node_from_volume", "show_overlay", "show_volume", "jump_slices"]
 
 #: Name of the colour table the bridge creates (an Inferno-like black-purple-orange-yellow ramp).
 HEAT_COLOR_NAME = "OrbitAI Heat"
@@ -127,3 +127,10 @@ def show_volume(ctx: MRMLContext, volume_node) -> int:
         comp.SetBackgroundVolumeID(volume_node.GetID())
         comp.SetForegroundVolumeID(None)
     return n
+
+
+def jump_slices(ctx: MRMLContext, ras) -> None:
+    """Move every slice view of the scene to the slices through the point ``ras`` (Slicer's "jump slices")."""
+    import slicer
+
+    slicer.vtkMRMLSliceNode.JumpAllSlices(ctx.scene, *(float(x) for x in ras))

@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 try:
     import slicer
@@ -168,13 +168,18 @@ def get_context() -> MRMLContext:
     return new_scene()
 
 
-def adopt_context(ctx: MRMLContext) -> MRMLContext:
-    """Make ``ctx`` -- a scene another front end built with its logics (the web app's trame-slicer scene) --
-    the current context: `get_context()` returns it and ``slicer.mrmlScene`` is its scene. Its owner closes it."""
+def adopt_context(scene: Any, app_logic: Any, register_logic: Callable[[Any], Any], **logics: Any) -> MRMLContext:
+    """Make a scene another front end built (the web app's trame-slicer scene) the current context: `get_context()`
+    returns it and ``slicer.mrmlScene`` is its scene. ``logics`` are its module logics by `MRMLContext` field; the
+    Tables and Plots logics it lacks are made and registered with ``register_logic`` (the front end's way of giving a
+    logic its scene, application logic and share folder). Its owner closes the scene: `MRMLContext.close` leaves it."""
     global _current
     if in_slicer_app():
         raise RuntimeError("Inside the Slicer application the application's scene is the context.")
-    ctx.headless = False    # not ours to clear: `close` leaves it alone
-    slicer.mrmlScene = ctx.scene
+    for name, cls in (("tables", slicer.vtkSlicerTablesLogic), ("plots", slicer.vtkSlicerPlotsLogic)):
+        if logics.get(name) is None:
+            logics[name] = register_logic(cls())
+    ctx = MRMLContext(scene=scene, app_logic=app_logic, headless=False, **logics)
+    slicer.mrmlScene = scene
     _current = ctx
     return ctx

@@ -26,7 +26,7 @@ from orbitai.mrml.volumes import (as_volume, geometry_of, label_array, volume_fr
 
 __all__ = [
     "SegmentSpec", "label_table", "color_table_node_from_labels", "segmentation_node_from_labels",
-    "labels_from_segmentation_node", "segment_voxel_counts", "segment_info", "save_segmentation_node",
+    "labels_from_segmentation_node", "segment_voxel_count", "segment_voxel_counts", "segment_info", "save_segmentation_node",
     "segmentation_file_bytes",
 ]
 
@@ -255,22 +255,24 @@ def labels_from_segmentation_node(segmentation_node, reference, table: Optional[
     return Volume(vol.array.astype(dtype), vol.spacing, vol.origin, vol.direction)
 
 
+def segment_voxel_count(segmentation_node, segment_id: str) -> int:
+    """Voxels of one segment, read from its own binary labelmap representation."""
+    segment = segmentation_node.GetSegmentation().GetSegment(segment_id)
+    image = slicer.vtkOrientedImageData()
+    slicer.vtkSlicerSegmentationsModuleLogic.GetSegmentBinaryLabelmapRepresentation(
+        segmentation_node, segment_id, image, False)
+    scalars = image.GetPointData().GetScalars() if image.GetPointData() else None
+    if scalars is None:
+        return 0
+    return int(np.count_nonzero(numpy_support.vtk_to_numpy(scalars) == segment.GetLabelValue()))
+
+
 def segment_voxel_counts(segmentation_node) -> dict[str, int]:
-    """Voxels per segment name, read from each segment's own binary labelmap representation."""
+    """Voxels per segment name (`segment_voxel_count` of each segment)."""
     segmentation = segmentation_node.GetSegmentation()
-    counts: dict[str, int] = {}
-    for i in range(segmentation.GetNumberOfSegments()):
-        sid = segmentation.GetNthSegmentID(i)
-        segment = segmentation.GetSegment(sid)
-        image = slicer.vtkOrientedImageData()
-        slicer.vtkSlicerSegmentationsModuleLogic.GetSegmentBinaryLabelmapRepresentation(
-            segmentation_node, sid, image, False)
-        scalars = image.GetPointData().GetScalars() if image.GetPointData() else None
-        if scalars is None:
-            counts[segment.GetName()] = 0
-            continue
-        counts[segment.GetName()] = int(np.count_nonzero(numpy_support.vtk_to_numpy(scalars) == segment.GetLabelValue()))
-    return counts
+    return {segmentation.GetNthSegment(i).GetName(): segment_voxel_count(segmentation_node,
+                                                                          segmentation.GetNthSegmentID(i))
+            for i in range(segmentation.GetNumberOfSegments())}
 
 
 def segment_tag(segment, name: str) -> str:

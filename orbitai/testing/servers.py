@@ -1,13 +1,12 @@
-"""Servers the tests start on 127.0.0.1 (Orthanc, ``orbitai web``): a free port, and waiting until one answers."""
+"""Servers the tests start on 127.0.0.1 (Orthanc, ``orbitai web``): a free port, and waiting until one listens."""
 from __future__ import annotations
 
 import socket
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
-__all__ = ["free_port", "wait_until_answers"]
+__all__ = ["free_port", "wait_until_listening"]
 
 
 def free_port() -> int:
@@ -17,21 +16,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until_answers(url: str, proc: subprocess.Popen, name: str, log: Path, timeout_s: float,
-                       interval_s: float = 0.1) -> None:
-    """Return once ``url`` answers 200; raise (with the end of ``log``) when ``proc`` exits first or after
-    ``timeout_s`` seconds."""
+def wait_until_listening(port: int, proc: subprocess.Popen, name: str, log: Path, timeout_s: float,
+                         interval_s: float = 0.1) -> None:
+    """Return once 127.0.0.1:``port`` accepts a connection (both servers open their port when they are ready to
+    serve); raise (with the end of ``log``) when ``proc`` exits first or after ``timeout_s`` seconds."""
     deadline = time.monotonic() + timeout_s
     while True:
         if proc.poll() is not None:
             raise RuntimeError(f"{name} exited with {proc.returncode} on start: "
                                f"{log.read_text(errors='replace')[-1500:]}")
         try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
+            with socket.create_connection(("127.0.0.1", port), timeout=2):
+                return
         except OSError:
             pass
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{name} did not answer on {url} within {timeout_s:.0f} s")
+            raise RuntimeError(f"{name} did not listen on 127.0.0.1:{port} within {timeout_s:.0f} s")
         time.sleep(interval_s)

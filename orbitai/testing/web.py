@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
-from orbitai.testing.servers import free_port, wait_until_answers
+from orbitai.testing.servers import free_port, wait_until_listening
 
 __all__ = ["BROWSER_INSTALL", "find_browser", "web_server", "WebServer", "browser", "WebPage", "centre_ras", "colored"]
 
@@ -54,7 +54,7 @@ class WebServer:
 def web_server(data: Optional[str] = None, *args: str, start_timeout_s: float = 90.0,
                env: Optional[dict] = None) -> Iterator[WebServer]:
     """Run ``orbitai web [DATA] --port P`` on 127.0.0.1 for the block (its own process group; stopped with SIGINT,
-    then killed after 15 s, however the block ends). Yields when the page answers."""
+    then killed after 15 s, however the block ends). Yields when the server listens."""
     port = free_port()
     cmd = [sys.executable, "-m", "orbitai", "web", *([data] if data else []), "--port", str(port), *args]
     with tempfile.TemporaryDirectory(prefix="orbitai-web-test-") as d:
@@ -65,7 +65,7 @@ def web_server(data: Optional[str] = None, *args: str, start_timeout_s: float = 
                                     env={**os.environ, **(env or {})})
         try:
             url = f"http://127.0.0.1:{port}/"
-            wait_until_answers(url, proc, "orbitai web", log, start_timeout_s - (time.monotonic() - started))
+            wait_until_listening(port, proc, "orbitai web", log, start_timeout_s - (time.monotonic() - started))
             yield WebServer(url, proc, started, log)
         finally:
             with contextlib.suppress(ProcessLookupError):

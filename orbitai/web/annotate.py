@@ -75,17 +75,17 @@ class TrameSlicerEditor:
                                                        modification_mode=m)
 
     def undo(self) -> bool:
-        stack = self.se.undo_stack
-        if stack is None or not stack.can_undo():
-            return False
-        stack.undo()
-        return True
+        return self._step("undo")
 
     def redo(self) -> bool:
+        return self._step("redo")
+
+    def _step(self, step: str) -> bool:
+        """One step of the shared undo stack ("undo" or "redo"); False when there is none to take."""
         stack = self.se.undo_stack
-        if stack is None or not stack.can_redo():
+        if stack is None or not getattr(stack, f"can_{step}")():
             return False
-        stack.redo()
+        getattr(stack, step)()
         return True
 
 
@@ -317,11 +317,11 @@ class AnnotationPanel:
 
     def _sync_count(self) -> None:
         """``ann_voxels``: the selected segment's voxel count (shown under the segment; None without one)."""
-        from orbitai.mrml import segment_voxel_counts
+        from orbitai.mrml.segmentations import segment_voxel_count
 
         node, sid = self.se.active_segmentation_node, self.se.get_active_segment_id()
-        segment = node.GetSegmentation().GetSegment(sid) if node is not None and sid else None
-        self.state.ann_voxels = None if segment is None else segment_voxel_counts(node).get(segment.GetName(), 0)
+        known = node is not None and sid and node.GetSegmentation().GetSegment(sid) is not None
+        self.state.ann_voxels = segment_voxel_count(node, sid) if known else None
 
     def _sync_undo(self) -> None:
         stack = self.se.undo_stack

@@ -7,12 +7,11 @@ effect. The scene is adopted as OrbitAI's MRML context (`orbitai.mrml.scene.adop
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 from trame.app import TrameApp
 from trame.ui.vuetify3 import SinglePageWithDrawerLayout
@@ -23,14 +22,12 @@ from trame_slicer.rca_view import register_rca_factories
 from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
 
 from orbitai.errors import OrbitAIError, one_line
-from orbitai.mrml.scene import MRMLContext, adopt_context
+from orbitai.mrml.scene import adopt_context
 from orbitai.web import compat
 from orbitai.web.modules import Option, WebModule, clinical_form, modules
 from orbitai.web.panel import WebJobPanel
 
 __all__ = ["OrbitWebApp", "VOLUME_SUFFIXES"]
-
-log = logging.getLogger(__name__)
 
 #: Files the DATA folder's list offers (DICOM series are offered as their folders).
 VOLUME_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
@@ -164,7 +161,10 @@ class OrbitWebApp(TrameApp):
 
         self.server.enable_module(trame_slicer_module)   # chunked uploads
         self.slicer_app = SlicerApp()
-        self.mrml = adopt_context(self._context())
+        sa = self.slicer_app
+        self.mrml = adopt_context(sa.scene, sa.app_logic, sa.register_module_logic, colors=sa.color_logic,
+                                  segmentations=sa.segmentations_logic, volumes=sa.volumes_logic,
+                                  subject_hierarchy=sa.subject_hierarchy_logic, terminologies=sa.terminologies_logic)
         # Views first, then anything that touches a segment editor effect (orbitai.web.compat).
         register_rca_factories(self.slicer_app.view_manager, self.server, slice_view_ui_f=_view_ui,
                                rca_encoder=rca_encoder)
@@ -180,8 +180,9 @@ class OrbitWebApp(TrameApp):
         from orbitai.web.annotate import AnnotationPanel
 
         self.annotation = AnnotationPanel(self)
+        self._refresh_pending = False
         for event in (self.mrml.scene.NodeAddedEvent, self.mrml.scene.NodeRemovedEvent):
-            self.mrml.scene.AddObserver(event, lambda *_: self.refresh_nodes())
+            self.mrml.scene.AddObserver(event, self._nodes_changed)
         self.state.change("input_volume")(self._input_changed)
         self.state.update({"slice_geometry": {}, "jump_to": None})
         self._fit_until = 0.0
@@ -215,20 +216,21 @@ class OrbitWebApp(TrameApp):
             panel.job.controller.cancel()
 
     # ---------------------------------------------------------------- scene
-    def _context(self) -> MRMLContext:
-        """OrbitAI's context over trame-slicer's scene and logics, plus the Tables and Plots logics it lacks."""
-        import slicer
-
-        sa = self.slicer_app
-        return MRMLContext(
-            scene=sa.scene, app_logic=sa.app_logic, colors=sa.color_logic, segmentations=sa.segmentations_logic,
-            volumes=sa.volumes_logic, tables=sa.register_module_logic(slicer.vtkSlicerTablesLogic()),
-            plots=sa.register_module_logic(slicer.vtkSlicerPlotsLogic()),
-            subject_hierarchy=sa.subject_hierarchy_logic, terminologies=sa.terminologies_logic, headless=False)
-
     def input_node(self) -> Any:
         node_id = self.state["input_volume"]
         return self.mrml.scene.GetNodeByID(node_id) if node_id else None
+
+    def _nodes_changed(self, *_: Any) -> None:
+        """A node was added or removed: the lists are read once on the next loop turn, not once per node (an import
+        adds dozens)."""
+        if not self._refresh_pending:
+            self._refresh_pending = True
+            asyncio.get_event_loop().call_soon(self._refresh_later)
+
+    def _refresh_later(self) -> None:
+        self._refresh_pending = False
+        with self.state:
+            self.refresh_nodes()
 
     def refresh_nodes(self) -> None:
         """The page's node lists: scalar volumes (inputs) and the segmentations a user can pick."""
@@ -278,14 +280,15 @@ class OrbitWebApp(TrameApp):
             m = node.GetXYToRAS()
             geometry[node.GetSingletonTag()] = {"xy_to_ras": [m.GetElement(i, j) for i in range(4) for j in range(4)],
                                                 "size": list(view.render_window().GetSize())}
-        self.state.slice_geometry = geometry
+        if geometry != self.state.slice_geometry:     # slice nodes change on every pan or zoom event
+            self.state.slice_geometry = geometry
 
     def _jump(self, jump_to: Any = None, **_: Any) -> None:
-        """``jump_to`` = [R, A, S]: every slice view moves to the slices through that point (Slicer's jump)."""
-        import slicer
+        """``jump_to`` = [R, A, S]: every slice view moves to the slices through that point."""
+        from orbitai.mrml import jump_slices
 
         if jump_to is not None and len(jump_to) == 3:
-            slicer.vtkMRMLSliceNode.JumpAllSlices(self.mrml.scene, *map(float, jump_to))
+            jump_slices(self.mrml, jump_to)
 
     # ---------------------------------------------------------------- loading
     async def load(self, source: str) -> None:
@@ -471,7 +474,7 @@ def _read_scan(source: str, tmp: Path) -> tuple[Any, str]:
 
 
 def serve(data: Optional[str] = None, host: str = "127.0.0.1", port: int = 8080,
-          rca_encoder: Optional[str] = None, ready_file: Optional[Sequence[str]] = None) -> None:
+          rca_encoder: Optional[str] = None) -> None:
     """Build the app and serve it until interrupted (``orbitai web``)."""
     os.environ.setdefault("TRAME_ARGS", "")
     app = OrbitWebApp(data=data, rca_encoder=rca_encoder)

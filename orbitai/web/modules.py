@@ -105,7 +105,6 @@ def _ivgc_why(values: dict) -> str:
 def _modules() -> tuple[WebModule, ...]:
     from orbitai.ivgc.checks import DEFAULT_STRATEGY
     from orbitai.ivgc.rois import STRATEGY_NAMES
-    from orbitai.orbit.models import SEG_MODELS  # noqa: F401 - the registry the Logic reads
     from orbitai.tao.result import MAP_KINDS
 
     seg = ("OrbitSegmentationLib", "OrbitSegmentationLogic")
