@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, get_args, g
 from orbitai.mrml.jobs import JobLogic, ModuleJob
 
 __all__ = ["JobView", "JobController", "JobPanelMixin", "POLL_MS", "describeModule", "parameterChoices",
-           "refreshChoices", "resetUnknownChoices"]
+           "parameterWidgets", "refreshChoices", "resetUnknownChoices"]
 
 POLL_MS = 200
 CANCELLED = "Cancelled; the scene was not changed."
@@ -68,6 +68,21 @@ def refreshChoices(parameterNodeClass: Any, sources: dict[str, Callable[[], list
             choice.choices[:] = fresh
             changed.append(name)
     return changed
+
+
+def parameterWidgets(ui: Any) -> dict[str, Any]:
+    """``{parameter name: widget}`` of the ``.ui`` widgets with a ``SlicerParameterName`` property: what
+    ``connectGui`` connects. A panel connects them with ``connectParametersToGui``, whose tag it keeps to
+    disconnect them: Slicer 5.8's ``connectGui`` does not return its tag (parameterNodeWrapper/wrapper.py at
+    v5.8.1; fixed in v5.10.0 by Slicer commit b5a65a49a0), so disconnecting by it left every old connector
+    attached, and the next combo-box rebuild wrote the last and then the first choice into the parameter node.
+    ``connectParametersToGui`` returns its tag at both tags."""
+    widgets = {}
+    for widget in vars(ui).values():
+        name = widget.property("SlicerParameterName") if hasattr(widget, "property") else None
+        if name:
+            widgets[str(name)] = widget
+    return widgets
 
 
 def resetUnknownChoices(node: Any, choices: dict[str, tuple[list[Any], Any]]) -> list[str]:
@@ -365,7 +380,7 @@ class JobPanelMixin:
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterModified)
         self._parameterNode = node
         if self._parameterNode:
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self._parameterNodeGuiTag = self._parameterNode.connectParametersToGui(parameterWidgets(self.ui))
             self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._onParameterModified)
             self._onParameterModified()
 
