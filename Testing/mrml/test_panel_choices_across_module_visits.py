@@ -11,9 +11,9 @@ import pytest
 
 pytest.importorskip("slicer")
 
-from orbitai.mrml import new_scene  # noqa: E402
+from orbitai.mrml import new_scene
 
-from slicer_widget_replay import VERSIONS, QCheckBox, QComboBox, load_module_widget  # noqa: E402
+from slicer_widget_replay import VERSIONS, QCheckBox, QComboBox, load_module_widget
 
 MODULES = ("OrbitSegmentation", "TAOActivity", "IVGCResponse", "NeuroDifferential")
 
