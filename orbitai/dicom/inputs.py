@@ -73,11 +73,12 @@ def _links(files: list[Path], folder: Path) -> Path:
 def _derived(value: str, attributes: dict[str, str], tmp: Path) -> str:
     """``value`` (a volume file) as a derived DICOM series in ``tmp`` with ``attributes``."""
     from orbitai.dicom.source import write_derived_series
-    from orbitai.io import read_volume
+    from orbitai.io import read_volume, require_finite
     from orbitai.preprocess.checks import looks_like_ct
 
     path = Path(value)
     vol = read_volume(path)
+    require_finite(vol, f"image {path.name}")     # refused as without the option, before anything is written
     name = path.name.split(".")[0] or "image"
     folder = write_derived_series(vol, tmp / f"derived-{len(list(tmp.iterdir()))}" / name, attributes,
                                   "CT" if looks_like_ct(vol) else "MR", path.name)

@@ -27,8 +27,8 @@ from orbitai.labels import ANATOMICAL_STRUCTURE, LABEL_BY_NAME, Code
 if TYPE_CHECKING:  # pragma: no cover - pydicom is imported only to write
     from pydicom import Dataset
 
-__all__ = ["RESAMPLED_NOTE", "MANUFACTURER", "SegmentDef", "orbit_segments", "read_source_series",
-           "segment_numbers", "write_seg"]
+__all__ = ["RESAMPLED_NOTE", "MANUFACTURER", "SegmentDef", "complete_type2", "orbit_segments",
+           "read_source_series", "segment_numbers", "write_seg", "TYPE2_COPIED"]
 
 MANUFACTURER = "OrbitAI"
 #: What result.json's acquisition notes say when the SEG lies on a resampled grid.
@@ -49,7 +49,39 @@ def read_source_series(folder: str | os.PathLike) -> list[Dataset]:
         files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), ids[0]) if ids else ()
     if not files:
         raise DicomExportError(f"No DICOM series found in {folder} to reference from the DICOM SEG.")
-    return [pydicom.dcmread(f, stop_before_pixels=True) for f in files]
+    return [complete_type2(pydicom.dcmread(f, stop_before_pixels=True)) for f in files]
+
+
+#: Patient and study attributes of type 2 (present, may be empty) that a SEG and an SR copy from their source;
+#: an anonymiser often removes them (PS3.15 E.1), and the derived objects then carry them empty.
+TYPE2_COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyID", "StudyDate", "StudyTime",
+                "AccessionNumber", "ReferringPhysicianName")
+
+
+def complete_type2(ds: Dataset) -> Dataset:
+    """``ds`` (a source header, in memory) with each of :data:`TYPE2_COPIED` present: an absent one, or one whose
+    value is not valid for its VR (e.g. PatientSex ``U``, a date ``2020-01-01``), becomes empty, as type 2
+    allows. The file is not changed."""
+    from pydicom import config
+    from pydicom.datadict import dictionary_VR
+    from pydicom.valuerep import validate_value
+
+    for key in TYPE2_COPIED:
+        value = ds.get(key)
+        if value is None:
+            setattr(ds, key, "")
+            continue
+        text = str(value)
+        if key == "PatientSex":
+            if text not in ("", "M", "F", "O"):
+                ds.PatientSex = ""
+            continue
+        try:
+            validate_value(dictionary_VR(key), text, config.RAISE)
+        except ValueError:
+            if dictionary_VR(key) in ("DA", "TM"):
+                setattr(ds, key, "")
+    return ds
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import numpy as np
 
 from orbitai.dicom.inputs import ATTRIBUTES_OPTION
 from orbitai.errors import UserError
+from orbitai.io.dicom_folder import shown
 from orbitai.io.volume import Volume
 
 __all__ = ["ATTRIBUTES", "parse_attributes", "write_derived_series", "ATTRIBUTES_OPTION"]
@@ -54,22 +55,26 @@ def parse_attributes(text: str) -> dict[str, str]:
         raise UserError(f"{ATTRIBUTES_OPTION}: {where} must be a JSON object of DICOM keywords and values.")
     unknown = sorted(set(given) - set(ATTRIBUTES))
     if unknown:
-        raise UserError(f"{ATTRIBUTES_OPTION}: unknown attribute(s) {', '.join(unknown)}; give any of "
-                        f"{', '.join(ATTRIBUTES)}.")
+        raise UserError(f"{ATTRIBUTES_OPTION}: unknown attribute(s) {', '.join(shown(k)[1:-1] for k in unknown[:5])}"
+                        f"; give any of {', '.join(ATTRIBUTES)}.")
     out: dict[str, str] = {}
     for key, value in given.items():
         if not isinstance(value, (str, int)) or isinstance(value, bool):
-            raise UserError(f"{ATTRIBUTES_OPTION}: {key} must be a string, got {json.dumps(value)}.")
+            raise UserError(f"{ATTRIBUTES_OPTION}: {key} must be a string, got {shown(json.dumps(value))[1:-1]}.")
         value = str(value)
+        if "\\" in value:        # the value delimiter of every VR: "A\\B" would become two values
+            raise UserError(f"{ATTRIBUTES_OPTION}: {key} {shown(value)} contains a backslash, which DICOM reserves "
+                            "to separate values; give it without one.")
         vr = dictionary_VR(key)
         try:
             validate_value(vr, value, config.RAISE)
         except ValueError:
             hint = {"DA": " (a date: YYYYMMDD)", "TM": " (a time: HHMMSS)", "UI": " (a UID: digits and dots)",
-                    "PN": " (a person name: Family^Given)"}.get(vr, "")
-            raise UserError(f"{ATTRIBUTES_OPTION}: {key} {value!r} is not a valid DICOM {vr} value{hint}.") from None
+                    "PN": " (a person name: Family^Given, at most 64 characters a group)"}.get(vr, "")
+            raise UserError(f"{ATTRIBUTES_OPTION}: {key} {shown(value)} is not a valid DICOM {vr} value{hint}."
+                            ) from None
         if key == "PatientSex" and value not in _SEX:
-            raise UserError(f"{ATTRIBUTES_OPTION}: PatientSex must be M, F or O, got {value!r}.")
+            raise UserError(f"{ATTRIBUTES_OPTION}: PatientSex must be M, F or O, got {shown(value)}.")
         out[key] = value
     if not out.get("PatientID"):
         raise UserError(f"{ATTRIBUTES_OPTION}: give at least PatientID (the PACS files the results under it).")
@@ -109,8 +114,12 @@ def write_derived_series(vol: Volume, folder: str | os.PathLike, attributes: dic
     derivation = f"Converted by OrbitAI from {source_name or 'a volume file'}"
     if slope != 1.0 or intercept != 0.0:
         derivation += f"; values scaled into int16 (largest error {slope / 2:.3g})"
+    # text beyond ASCII (e.g. a name in kanji) is written in UTF-8 and says so, instead of as "?"
+    charset = "ISO_IR 192" if any(not str(v).isascii() for v in attributes.values()) else None
     for k in range(stored.shape[0]):
         ds = pydicom.Dataset()
+        if charset:
+            ds.SpecificCharacterSet = charset
         ds.file_meta = FileMetaDataset()
         ds.file_meta.MediaStorageSOPClassUID = UID(sop_class)
         ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()

@@ -14,7 +14,7 @@ from typing import Sequence
 from orbitai.io.volume import VolumeError
 
 __all__ = ["DicomObject", "SeriesInfo", "FolderSurvey", "survey_folder", "non_image_kind", "refuse_non_image_file",
-           "SERIES_OPTION"]
+           "SERIES_OPTION", "shown"]
 
 #: The command-line option that chooses one series in a folder of several (named in the errors here).
 SERIES_OPTION = "--series"
@@ -36,6 +36,19 @@ _NON_IMAGE_MODALITIES = {"SEG": "DICOM Segmentation (SEG)", "SR": "DICOM Structu
                          "RTSTRUCT": "DICOM RT Structure Set (RTSTRUCT)", "KO": "DICOM Key Object Selection",
                          "PR": "DICOM Presentation State", "DOC": "DICOM encapsulated document",
                          "RTPLAN": "DICOM RT plan"}
+#: The most characters of a header or user-given string echoed in a message (DICOM's LO holds 64).
+SHOWN_CHARS = 64
+
+
+def shown(value: object, limit: int = SHOWN_CHARS) -> str:
+    """``value`` quoted for a one-line message: ``repr`` of its first ``limit`` characters, ``...`` and the
+    total length when it is longer (a 10 000-character PatientName is not echoed whole)."""
+    text = str(value)
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
+
+
 _TAGS = ["SOPClassUID", "Modality", "SeriesInstanceUID", "SeriesDescription", "SeriesNumber", "NumberOfFrames"]
 
 
@@ -66,7 +79,7 @@ class SeriesInfo:
     files: list[Path] = field(default_factory=list)
 
     def describe(self) -> str:
-        what = ", ".join(x for x in (self.modality, repr(self.description) if self.description else "") if x)
+        what = ", ".join(x for x in (self.modality, shown(self.description) if self.description else "") if x)
         return f"{self.uid} ({what + ', ' if what else ''}{len(self.files)} file{'s' if len(self.files) != 1 else ''})"
 
 

@@ -7,19 +7,33 @@ import numpy as np
 from orbitai.io.volume import Volume, VolumeError
 
 
+#: Values beyond this magnitude are refused: no scanner stores them (CT in HU, MR and PET counts stay far below),
+#: and float32 arithmetic (a z-score's squares, radiomics' bins) overflows on them. A conversion error writes them.
+MAX_ABS_VALUE = 1e12
+
+
 def require_finite(vol: Volume, what: str = "image") -> None:
-    """Raise `VolumeError` if the volume holds NaN or infinite values."""
-    if vol.array.dtype.kind == "f" and not np.all(np.isfinite(vol.array)):
-        n = int(np.count_nonzero(~np.isfinite(vol.array)))
+    """Raise `VolumeError` if the volume holds NaN or infinite values, or values beyond +-:data:`MAX_ABS_VALUE`."""
+    a = vol.array
+    if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+        n = int(np.count_nonzero(~np.isfinite(a)))
         raise VolumeError(
             f"The {what} contains {n} NaN/infinite voxels. Fix or mask them before running "
             "(e.g. replace NaN by the background value)."
         )
+    if a.size and a.dtype.kind in "fiu" and a.dtype.itemsize >= 4:
+        lo, hi = float(a.min()), float(a.max())
+        if max(abs(lo), abs(hi)) > MAX_ABS_VALUE:
+            n = int(np.count_nonzero(np.abs(a) > MAX_ABS_VALUE))
+            raise VolumeError(
+                f"The {what} holds {n} voxel(s) of absurd magnitude (values {lo:.3g} to {hi:.3g}; no scan has values "
+                f"beyond +-{MAX_ABS_VALUE:.0e}): a conversion or export error. Export the image again or fix them."
+            )
 
 
 def require_values(vol: Volume, what: str = "image", case_id: str = "") -> None:
-    """The one check of an image's values before any model or radiomics reads it: no NaN or infinity
-    (`require_finite`), not empty or constant (`require_contrast`)."""
+    """The one check of an image's values before any model or radiomics reads it: no NaN, infinity or absurd
+    magnitude (`require_finite`), not empty or constant (`require_contrast`)."""
     require_finite(vol, what)
     require_contrast(vol, what, case_id)
 

@@ -51,7 +51,7 @@ def load_case(image_path: str | os.PathLike, segmentation_path: str | os.PathLik
     segmentation off the image's grid is refused unless ``resample_masks`` (then resampled, and
     ``warnings`` gets a line saying so: :func:`orbitai.io.segmentation_on_image`)."""
     from orbitai.cohort.manifest import read_labels
-    from orbitai.io import read_volume, require_contrast, segmentation_on_image
+    from orbitai.io import read_volume, require_values, segmentation_on_image
     from orbitai.ivgc.rois import check_label_values
     from orbitai.preprocess.checks import looks_like_ct
 
@@ -63,7 +63,7 @@ def load_case(image_path: str | os.PathLike, segmentation_path: str | os.PathLik
     if not np.isfinite(vol.array).all():
         raise InputError(f"{who}the image {Path(image_path).name} holds NaN or infinite values; radiomics needs "
                          "finite intensities.")
-    require_contrast(vol, f"image {Path(image_path).name}", case_id)
+    require_values(vol, f"image {Path(image_path).name}", case_id)       # absurd magnitudes, constant
     if looks_like_ct(vol):
         raise InputError(f"{who}the image {Path(image_path).name} looks like CT (Hounsfield units: air near -1000); "
                          "IVGC radiomics needs a coronal T2 MRI.")

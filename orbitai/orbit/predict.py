@@ -100,7 +100,7 @@ def predict(image: str | os.PathLike, out: str | os.PathLike, models: ModelCache
             from orbitai.dicom.export import write_dicom_results
 
             files.update(write_dicom_results(image, res.labels, rows, bundle.name,
-                                             str(bundle.metadata.get("version", "")), tmp))
+                                             str(bundle.metadata.get("version", "")), tmp, warnings))
         return files
 
     # written into a temporary folder beside OUT and moved into place only when complete
