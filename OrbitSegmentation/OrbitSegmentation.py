@@ -36,10 +36,12 @@ class OrbitSegmentation(ScriptedLoadableModule):
 
 
 def registerEditorEffects() -> None:
-    """Register the OrbitAI annotation effects with the Segment Editor (after start-up)."""
-    from OrbitSegmentationLib.effect_registration import register_annotation_effects
+    """Register the OrbitAI annotation effects with the Segment Editor (after start-up); a scene close cancels
+    their model work."""
+    from OrbitSegmentationLib.effect_registration import cancel_model_work_on_scene_close, register_annotation_effects
 
     register_annotation_effects()
+    cancel_model_work_on_scene_close(slicer.mrmlScene)
 
 
 @parameterNodeWrapper

@@ -144,9 +144,21 @@ class OrbitEffectBase(AbstractScriptedSegmentEditorEffect):
 
     # ------------------------------------------------------------------ model prior
     def activate(self):
-        if self.USES_PRIOR or self.START_FROM_MODEL:
+        """Start the model prior only when the effect will read it (its prior weight above 0): it then computes
+        while the user paints. "Start from the model" starts it when pressed."""
+        if self.USES_PRIOR and self.logic.priorWanted(self.EFFECT):
             self.logic.startPrior()   # returns at once: the network runs in the warm worker / a child process
+        if self.USES_PRIOR or self.START_FROM_MODEL:
             self.showPriorStatus()
+
+    def deactivate(self):
+        """Another effect was chosen: an action still waiting for the prior is dropped (it would otherwise
+        replace what the user paints next), and the timer stops."""
+        dropped = self.logic.cancelPending()
+        if hasattr(self, "priorTimer"):
+            self.priorTimer.stop()
+        if dropped is not None:
+            slicer.util.showStatusMessage(dropped.message, 5000)
 
     def showPriorStatus(self):
         """Show the prior's state; while it is being computed (or an action waits for it) the timer looks

@@ -18,6 +18,7 @@ class SegmentEditorSmartFillEffect(OrbitEffectBase):
             self.acceptButton.enabled = self.cancelButton.enabled = self.logic.previewNode is not None
 
     def deactivate(self):
+        OrbitEffectBase.deactivate(self)   # a pending model action is dropped
         self.logic.smartFillCancel()
 
     def onPreview(self):

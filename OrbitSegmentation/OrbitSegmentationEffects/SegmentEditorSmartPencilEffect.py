@@ -12,6 +12,7 @@ class SegmentEditorSmartPencilEffect(OrbitEffectBase):
             self.logic.removeBoundaries()
 
     def deactivate(self):
+        OrbitEffectBase.deactivate(self)   # a pending model action is dropped
         self.logic.removeBoundaries()
 
     def processInteractionEvents(self, callerInteractor, eventId, viewWidget):

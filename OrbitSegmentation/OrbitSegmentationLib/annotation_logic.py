@@ -70,7 +70,7 @@ class AnnotationLogic:
         self._source: Optional[tuple] = None
         self._volume: Optional[tuple] = None       # (source key, orbitai Volume, image_key) of the source
         self._prior_job: Any = None                # the current source's ModelPrior, or its PriorRequest (startPrior)
-        self._pending: Optional[tuple[str, Callable[[], OperationResult]]] = None  # (segment, action) awaiting the prior
+        self._pending: Optional[_Pending] = None    # the action awaiting the prior
         self._prior_map: Optional[tuple] = None    # ((prior key, structure), probability array)
 
     # ---------------------------------------------------------------- state
@@ -136,7 +136,7 @@ class AnnotationLogic:
             return "No segmentation selected: choose or create a segmentation first."
         volume = self.volumeNode
         if volume is None or volume.GetImageData() is None:
-            return "No source volume selected: choose the image to _annotate()."
+            return "No source volume selected: choose the image to annotate."
         seg = self.segmentationNode.GetSegmentation()
         if seg.GetNumberOfSegments() == 0:
             return "The segment list is empty: add a segment (e.g. eyeball_left) and select it."
@@ -316,7 +316,7 @@ class AnnotationLogic:
             try:                               # first: nothing else is read while the prior is being computed
                 prior, weight, note = self.priorMap(SMARTFILL)
             except _PriorPending:
-                return self._defer(lambda: self.smartFillPreview(fg_strokes, bg_strokes), "The preview will be made")
+                return self._defer(lambda: self.smartFillPreview(fg_strokes, bg_strokes), "The preview will be made", "the preview")
             fg = self.segmentMask(reference=modifier) if fg_strokes is None else fg_strokes
             bg = bg_strokes
             if bg is None and self.backgroundSegmentID():
@@ -374,7 +374,7 @@ class AnnotationLogic:
             try:
                 prior, weight, note = self.priorMap(AUTOCORRECTION)
             except _PriorPending:
-                return self._defer(self.autocorrect, "The correction will run")
+                return self._defer(self.autocorrect, "The correction will run", "the correction")
             extra = {} if prior is None else {"prior": prior, "prior_weight": weight}
             r = _annotate().autocorrect(
                 src, spacing, current, max_distance_mm=opts.get("MaxDistanceMm"), stay_cost=opts.get("Stiffness"),
@@ -389,9 +389,13 @@ class AnnotationLogic:
 
     # ---------------------------------------------------------------- model prior
     def sourceVolume(self):
-        """The source image on the aligned grid as an `orbitai.io.Volume` with its geometry (LPS), and
-        its `orbitai.orbit.prior.image_key` (both kept while the image and geometry stay)."""
-        from orbitai.orbit.prior import image_key
+        """The source image on the aligned grid as an `orbitai.io.Volume` with its geometry (LPS), and its key
+        for the model prior (both kept while the image and geometry stay). The key is the volume node's ID, its
+        image's modification time and the grid (`_grid`'s key), not a checksum of every voxel: VTK's modification
+        times only grow within a process, so it names this image and grid uniquely here, at no cost on the
+        calling thread (hashing a 512x512x300 CT there took 0.35-0.6 s)."""
+        import hashlib
+
         from orbitai.io import Volume
 
         _, src, _ = self._grid()
@@ -403,7 +407,8 @@ class AnnotationLogic:
             e = source.GetExtent()
             ijk_to_ras[:3, 3] += ijk_to_ras[:3, :3] @ np.array([e[0], e[2], e[4]], float)  # the extent's first voxel
             vol = Volume.from_ijk_to_ras(src, ijk_to_ras)
-            self._volume = (self._source[0], vol, image_key(vol))
+            key = "mrml-" + hashlib.blake2b(repr(self._source[0]).encode(), digest_size=16).hexdigest()
+            self._volume = (self._source[0], vol, key)
         return self._volume[1], self._volume[2]
 
     def segmentStructure(self) -> Optional[str]:
@@ -420,6 +425,13 @@ class AnnotationLogic:
         return (f"No model prior for '{name}': name the segment after an orbit structure "
                 "(e.g. superior_rectus_muscle_left) to use the model.")
 
+    def priorWanted(self, effect: str) -> bool:
+        """Whether ``effect`` reads the model prior with its current options (its prior weight above 0)."""
+        try:
+            return self.editorNode is not None and float(self.params(effect).get("PriorWeight")) > 0
+        except (KeyError, ValueError):
+            return False
+
     def startPrior(self) -> OperationResult:
         """Start computing the model prior of the source image in a child process (the warm worker; once
         per image, shared by the effects: `orbitai.orbit.prior.DEFAULT_PRIORS`) when the selected segment
@@ -431,7 +443,7 @@ class AnnotationLogic:
                 return OperationResult(True, self._unnamed())
             vol, key = self.sourceVolume()
             if self._prior_job is None or self._prior_job.key != key or self._failed(self._prior_job):
-                self._prior_job = DEFAULT_PRIORS.request(vol, key=key)
+                self._prior_job = DEFAULT_PRIORS.request(vol, key=key, device=PRIOR_DEVICE)
             return OperationResult(True, self.priorStatus())
         return self._run(go)
 
@@ -469,9 +481,20 @@ class AnnotationLogic:
             raise PriorUnavailable(job.error)
         return None
 
-    def _defer(self, action: Callable[[], OperationResult], what: str) -> OperationResult:
-        """Keep ``action`` to run when the prior arrives (`pollPrior`); say so. Nothing changes now."""
-        self._pending = (self.segmentID, action)
+    def _segmentState(self) -> tuple:
+        """What changes whenever the selected segment is edited (its labelmap's identity and modification
+        time; a shared labelmap layer also changes when another segment of the layer is edited)."""
+        import slicer
+
+        segment = self.segmentationNode.GetSegmentation().GetSegment(self.segmentID)
+        image = segment.GetRepresentation(
+            slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName())
+        return (self.segmentID, None if image is None else (image.GetAddressAsString(""), image.GetMTime()))
+
+    def _defer(self, action: Callable[[], OperationResult], what: str, name: str) -> OperationResult:
+        """Keep ``action`` (``name``, e.g. "the preview") to run when the prior arrives (`pollPrior`); say so
+        (``what``). Nothing changes now."""
+        self._pending = _Pending(self.segmentID, action, self._segmentState(), name)
         return OperationResult(True, f"{self.priorStatus()} {what} when it is ready "
                                      "(set the model prior weight to 0 to go on without it).", 0, {"pending": True})
 
@@ -481,16 +504,34 @@ class AnnotationLogic:
         return self._pending is not None
 
     def pollPrior(self) -> Optional[OperationResult]:
-        """Timer tick: take the prior if its child has ended and run the action that waited for it (on the
-        segment it was asked for). Returns that action's result, else None. Returns at once while the child runs."""
+        """Timer tick: take the prior if its child has ended and run the action that waited for it, only on the
+        segment it was asked for and only if nobody edited that segment meanwhile (the user's edits are never
+        replaced by an action they asked for before them). Returns that action's result, else None. Returns at
+        once while the child runs."""
         job = self._prior_job
         if self._pending is None or job is None or (hasattr(job, "poll") and not job.poll()):
             return None
-        (segment, action), self._pending = self._pending, None
-        if segment != self.segmentID:
+        pending, self._pending = self._pending, None
+        if getattr(job, "cancelled", False):
+            return OperationResult(False, f"The model prior was cancelled; {pending.name} was not run. "
+                                          "Press the button again.")
+        if self._check() is not None or pending.segment != self.segmentID:
             return OperationResult(False, "The selected segment changed while the model prior was computed; "
                                           "press the button again.")
-        return action()
+        if self._segmentState() != pending.state:
+            return OperationResult(False, "The segment was edited while the model prior was computed; your edits "
+                                          f"are kept and {pending.name} was not run. Press the button "
+                                          "again to run it now.")
+        return pending.action()
+
+    def cancelPending(self) -> Optional[OperationResult]:
+        """Drop the action waiting for the model prior (the effect was deactivated, the scene closes): it will
+        not run. The prior itself goes on computing for the next use. Returns what was said, or None when nothing
+        waited."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return None
+        return OperationResult(True, f"Dropped {pending.name}, which waited for the model prior (the tool was left).")
 
     def waitForPrior(self, timeout_s: Optional[float] = None) -> Optional[OperationResult]:
         """Block until the prior is there (scripts and tests; never on Slicer's main thread), then run the
@@ -524,7 +565,7 @@ class AnnotationLogic:
                                "(e.g. superior_rectus_muscle_left) to use the model.")
         vol, _ = self.sourceVolume()
         if self._prior_map is None or self._prior_map[0] != (prior.key, name):
-            self._prior_map = ((prior.key, name), prior.probability(name, vol))
+            self._prior_map = ((prior.key, name), prior.probability(name, vol, key=self.sourceVolume()[1]))
         return self._prior_map[1], weight, f" Model prior {prior.bundle}, weight {weight:g}."
 
     def startFromModel(self) -> OperationResult:
@@ -543,18 +584,33 @@ class AnnotationLogic:
             except PriorUnavailable as exc:
                 return OperationResult(False, str(exc))
             if prior is None:
-                return self._defer(self.startFromModel, "The segment will be started from the model")
+                return self._defer(self.startFromModel, "The segment will be started from the model",
+                                   "starting from the model")
             if not prior.has(name):
                 return OperationResult(False, f"The model has no structure '{name}': name the segment after an orbit "
                                               "structure (e.g. superior_rectus_muscle_left).")
-            vol, _ = self.sourceVolume()
-            mask = prior.start_mask(name, vol)
+            vol, key = self.sourceVolume()
+            mask = prior.start_mask(name, vol, key=key)
             if not mask.any():
                 return OperationResult(False, f"The model ({prior.bundle}) found no {name} in this image.")
             changed = self._apply(modifier, mask, MODE_SET)
             return OperationResult(True, f"Started '{name}' from the model ({prior.bundle}): {changed} voxels changed. "
                                          "Correct it with strokes or clicks, or undo.", changed)
         return self._run(go)
+
+
+#: The device of the model prior's network: a GPU when the child finds one (``orbitai seg prior --device``).
+PRIOR_DEVICE = "auto"
+
+
+@dataclass
+class _Pending:
+    """An action asked for before the model prior was there (`AnnotationLogic._defer`)."""
+
+    segment: str
+    action: Callable[[], OperationResult]
+    state: tuple          # `AnnotationLogic._segmentState` when it was asked for
+    name: str             # e.g. "the preview"
 
 
 class _PriorPending(Exception):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import Any, Optional
 
 
 #: The folder of the scripted effect files (OrbitSegmentation/OrbitSegmentationEffects/). Slicer's loader
@@ -68,6 +68,15 @@ def register_annotation_effects(paths: Optional[list[str]] = None) -> dict[str, 
                 sys.modules[SLICER_EFFECTS_PACKAGE] = slicer_package
                 log.error("OrbitAI: loading %s replaced Slicer's %s module; restored.", path, SLICER_EFFECTS_PACKAGE)
     return failed
+
+
+def cancel_model_work_on_scene_close(scene: Any) -> int:
+    """Cancel every model prior being computed when ``scene`` starts closing (`DEFAULT_PRIORS.cancel_all`); an
+    effect's action that waited for it is then dropped (`AnnotationLogic.pollPrior`), never run on the next
+    scene. Returns the observer's tag."""
+    from orbitai.orbit.prior import DEFAULT_PRIORS
+
+    return scene.AddObserver(scene.StartCloseEvent, lambda caller, event: DEFAULT_PRIORS.cancel_all())
 
 
 def _registered_effect_names() -> set[str]:

@@ -1,11 +1,19 @@
-"""Issue #28: no effect call made on Slicer's main thread does model work. Preview, AutoCorrection and
-"Start from the model" asked before the model prior is there return at once (at most 50 ms each), the
-network runs in the warm worker / a child process, and the prior arrives through the effect's timer
-(`AnnotationLogic.pollPrior`), which then runs the action that waited. Real slicer-core scene, real worker,
-the bundled CT model on the phantom orbit."""
+"""No effect call made on Slicer's main thread does model work. Preview, AutoCorrection and "Start from the
+model" asked before the model prior is there return at once without waiting, the network runs in the warm
+worker / a child process, and the prior arrives through the effect's timer (`AnnotationLogic.pollPrior`), which
+then runs the action that waited -- unless the user edited the segment, left the tool or closed the scene
+meanwhile: then the action is dropped and the user's edits are kept. Real slicer-core scene, real worker, the
+bundled CT model on the phantom orbit.
+
+What must not happen on the calling thread is asserted (model work, waiting for the child, reading the prior
+before the child ended); how long the calls take is measured in ``benchmarks/bench_annotation_prior.py``
+(``benchmarks/results/annotation_prior.json``), not bounded here: a loaded CI machine is no defect."""
 from __future__ import annotations
 
+import sys
 import time
+import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,41 +21,54 @@ import pytest
 from orbitai.annotate import dice, simulate_strokes
 from orbitai.orbit.prior import DEFAULT_PRIORS, ModelPrior, PriorRequest
 
-BLOCK_S = 0.050      # the issue's bar per call
-TIMER_S = 0.2        # the effect's timer period (annotation_logic.PRIOR_POLL_MS)
+TIMER_S = 0.2        # the effect's timer period (effect_options.PRIOR_POLL_MS)
+EFFECTS = Path(__file__).resolve().parents[2] / "OrbitSegmentation" / "OrbitSegmentationEffects"
 
 
 @pytest.fixture()
 def no_model_in_process(monkeypatch):
-    """The prior must come from the child: computing it in this process fails the test."""
+    """The prior must come from the child: computing it in this process, waiting for the child from a logic
+    call, or reading the prior before the child ended fails the test."""
     import orbitai.orbit.prior as prior_module
 
     def refuse(*args, **kwargs):
         raise AssertionError("the model prior was computed in the calling process")
 
+    def no_wait(self, *args, **kwargs):
+        raise AssertionError("a logic call waited for the model prior's child")
+
+    real_load = ModelPrior.load.__func__
+
+    def load_after_the_child(cls, path):
+        running = [r for r in DEFAULT_PRIORS._running.values() if not r._job.finished]
+        assert not running, "the prior was read while its child was still running"
+        return real_load(cls, path)
+
     monkeypatch.setattr(prior_module, "compute_prior", refuse)
+    monkeypatch.setattr(PriorRequest, "wait", no_wait)
+    monkeypatch.setattr(ModelPrior, "load", classmethod(load_after_the_child))
     DEFAULT_PRIORS.clear()
     yield
     DEFAULT_PRIORS.clear()
 
 
-def _timed(call):
-    t0 = time.perf_counter()
-    result = call()
-    return result, time.perf_counter() - t0
-
-
 def _poll_like_the_timer(logic, timeout_s: float = 180.0):
-    """Call pollPrior every TIMER_S until the waiting action ran; (its result, the longest poll while the
-    child was still running)."""
-    longest, end = 0.0, time.monotonic() + timeout_s
+    """Call pollPrior every TIMER_S until the waiting action ran (or was dropped); its result."""
+    end = time.monotonic() + timeout_s
     while time.monotonic() < end:
-        result, dt = _timed(logic.pollPrior)
+        result = logic.pollPrior()
         if result is not None:
-            return result, longest
-        longest = max(longest, dt)
+            return result
         time.sleep(TIMER_S)
     raise AssertionError(f"the model prior did not arrive within {timeout_s} s")
+
+
+def _wait_for_the_child(logic, timeout_s: float = 180.0) -> None:
+    """Block the test (not the logic) until the prior's child has ended."""
+    job, end = logic._prior_job, time.monotonic() + timeout_s
+    while not job._job.finished and time.monotonic() < end:
+        time.sleep(TIMER_S)
+    assert job._job.finished, f"the model prior did not arrive within {timeout_s} s"
 
 
 def test_start_from_the_model_returns_at_once_and_runs_when_the_prior_arrives(mrml, no_model_in_process):
@@ -55,17 +76,15 @@ def test_start_from_the_model_returns_at_once_and_runs_when_the_prior_arrives(mr
 
     L = mrml.logic
     L.selectSegment(mrml.ids[1])                                         # eyeball_right
-    r, blocked = _timed(L.startFromModel)
+    r = L.startFromModel()
     assert r.ok and r.details.get("pending"), r.message
-    assert blocked <= BLOCK_S, f"Start from the model blocked the calling thread {blocked * 1000:.0f} ms"
     assert "computing" in r.message and not L.segmentMask(mrml.ids[1]).any()
     assert isinstance(L._prior_job, PriorRequest) and not L._prior_job.done
-    status, blocked = _timed(L.priorStatus)
-    assert status.endswith("computing...") and blocked <= BLOCK_S
-    again, blocked = _timed(L.startFromModel)                           # pressed twice: still one job
-    assert again.details.get("pending") and blocked <= BLOCK_S
-    result, longest = _poll_like_the_timer(L)
-    assert longest <= BLOCK_S, f"a timer poll blocked {longest * 1000:.0f} ms while the child ran"
+    assert L.priorStatus().endswith("computing...")
+    job = L._prior_job
+    again = L.startFromModel()                                           # pressed twice: still one job
+    assert again.details.get("pending") and L._prior_job is job
+    result = _poll_like_the_timer(L)
     assert result.ok and result.changed_voxels > 0, result.message
     got = segment_mask(mrml.segmentation, mrml.ids[1], mrml.volume)
     assert dice(got, mrml.labels.array == 2) > 0.85
@@ -81,16 +100,14 @@ def test_preview_and_autocorrection_wait_for_the_prior_without_blocking(mrml, no
     truth = mrml.labels.array == 8                                        # inferior_rectus_muscle_right
     fg = np.any(simulate_strokes(truth, mrml.image.spacing, 2), axis=0)
     mrml.paint(mrml.ids[0], fg)
-    r, blocked = _timed(L.smartFillPreview)
+    r = L.smartFillPreview()
     assert r.ok and r.details.get("pending") and L.previewNode is None, r.message
-    assert blocked <= BLOCK_S, f"Preview blocked the calling thread {blocked * 1000:.0f} ms"
-    result, longest = _poll_like_the_timer(L)
-    assert longest <= BLOCK_S
+    result = _poll_like_the_timer(L)
     assert result.ok and result.details["prior_used"] and L.previewNode is not None, result.message
     assert dice(result.details["mask"], truth) > 0.8
     L.smartFillCancel()
     L.params(AUTOCORRECTION).set("PriorWeight", 1.0)                      # the prior is there now: no waiting
-    r, _ = _timed(L.autocorrect)
+    r = L.autocorrect()
     assert r.ok and not r.details.get("pending"), r.message
 
 
@@ -99,9 +116,87 @@ def test_a_pending_action_is_not_run_on_another_segment(mrml, no_model_in_proces
     L.selectSegment(mrml.ids[1])
     assert L.startFromModel().details.get("pending")
     L.selectSegment(mrml.ids[0])
-    result = L.waitForPrior(180)
+    result = _poll_like_the_timer(L)
     assert result is not None and not result.ok and "segment changed" in result.message
     assert not L.segmentMask(mrml.ids[0]).any() and not L.segmentMask(mrml.ids[1]).any()
+
+
+def test_edits_made_while_the_prior_computes_are_kept(mrml, no_model_in_process):
+    """The user presses "Start from the model", then paints 1,800 voxels (e.g. with Paint) before the prior
+    arrives: the model's mask must not replace them."""
+    L = mrml.logic
+    L.selectSegment(mrml.ids[1])
+    assert L.startFromModel().details.get("pending")
+    painted = np.zeros(mrml.image.array.shape, bool)
+    painted[10:22, 10:25, 10:20] = True                                  # 12 x 15 x 10 = 1,800 voxels
+    mrml.paint(mrml.ids[1], painted)
+    result = _poll_like_the_timer(L)
+    assert not result.ok and "edited" in result.message and "kept" in result.message, result.message
+    np.testing.assert_array_equal(L.segmentMask(mrml.ids[1]), painted)
+    assert not L.pending
+    assert L.startFromModel().ok                                         # pressed again: runs now, one undo step
+    assert L.undo().ok
+    np.testing.assert_array_equal(L.segmentMask(mrml.ids[1]), painted)
+
+
+def _effect(monkeypatch, effect_file: str, logic):
+    """The real effect class (OrbitSegmentationEffects/<file>), imported with stand-ins for Slicer's Qt and
+    effect base, its logic replaced by the headless one."""
+    import slicer
+
+    base = types.ModuleType("SegmentEditorEffects")
+
+    class AbstractScriptedSegmentEditorEffect:
+        def __init__(self, scriptedEffect):
+            self.scriptedEffect = scriptedEffect
+    base.AbstractScriptedSegmentEditorEffect = AbstractScriptedSegmentEditorEffect
+    for name, module in (("SegmentEditorEffects", base), ("qt", types.ModuleType("qt")),
+                         ("ctk", types.ModuleType("ctk"))):
+        monkeypatch.setitem(sys.modules, name, module)
+    said = []
+    monkeypatch.setattr(slicer.util, "showStatusMessage", lambda text, ms=0: said.append(text), raising=False)
+    monkeypatch.syspath_prepend(str(EFFECTS))
+    for name in ("OrbitEffectBase", effect_file):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    module = __import__(effect_file)
+    cls = getattr(module, effect_file)
+    effect = cls.__new__(cls)
+    effect.scriptedEffect, effect.logic = None, logic
+    return effect, said
+
+
+@pytest.mark.parametrize("effect_file", ["SegmentEditorSmartFillEffect", "SegmentEditorSmartPencilEffect",
+                                         "SegmentEditorAutoCorrectionEffect"])
+def test_leaving_the_tool_drops_the_waiting_action(mrml, no_model_in_process, monkeypatch, effect_file):
+    L = mrml.logic
+    L.selectSegment(mrml.ids[1])
+    assert L.startFromModel().details.get("pending")
+    effect, said = _effect(monkeypatch, effect_file, L)
+    effect.deactivate()                                                  # the user picks Paint
+    assert not L.pending and said and "Dropped" in said[-1], said
+    painted = np.zeros(mrml.image.array.shape, bool)
+    painted[5:15, 5:15, 5:15] = True
+    mrml.paint(mrml.ids[1], painted)
+    _wait_for_the_child(L)
+    assert L.pollPrior() is None                                         # nothing waited: nothing runs
+    np.testing.assert_array_equal(L.segmentMask(mrml.ids[1]), painted)
+
+
+def test_closing_the_scene_cancels_the_prior_and_drops_the_waiting_action(mrml, no_model_in_process):
+    from OrbitSegmentationLib.effect_registration import cancel_model_work_on_scene_close
+
+    L = mrml.logic
+    L.selectSegment(mrml.ids[1])
+    assert L.smartFillPreview().details.get("pending")
+    tag = cancel_model_work_on_scene_close(mrml.scene)
+    try:
+        mrml.scene.InvokeEvent(mrml.scene.StartCloseEvent)               # what Slicer's File > Close Scene sends
+        assert L._prior_job.cancelled and not DEFAULT_PRIORS._running
+        result = L.pollPrior()
+        assert result is not None and not result.ok and "cancelled" in result.message, result
+        assert not L.pending and L.previewNode is None
+    finally:
+        mrml.scene.RemoveObserver(tag)
 
 
 def test_a_failed_prior_is_one_line_and_the_tools_go_on_without_it(mrml, monkeypatch):

@@ -72,22 +72,24 @@ class ModelPrior:
     midline_x: float | None             # LPS x between the network's two eyeballs (None: not two found)
     seconds: float
 
-    def check(self, image: Volume) -> None:
-        """Raise :class:`AnnotationError` unless ``image`` is the image this prior was computed on."""
-        if image_key(image) != self.key:
+    def check(self, image: Volume, key: str | None = None) -> None:
+        """Raise :class:`AnnotationError` unless ``image`` is the image this prior was computed on. ``key``: the
+        key the caller keeps for ``image`` (the one the prior was requested with), else every voxel is hashed."""
+        if (image_key(image) if key is None else key) != self.key:
             raise AnnotationError("The model prior was computed on another image or geometry; compute it again "
                                   "for this one.")
 
     def has(self, structure: str) -> bool:
         return split_side(structure)[0] in self.structures
 
-    def probability(self, structure: str, image: Volume) -> np.ndarray:
+    def probability(self, structure: str, image: Volume, key: str | None = None) -> np.ndarray:
         """Probability (float32, the image's [k, j, i] shape) that each voxel of ``image`` is ``structure``
-        (an orbit label name, e.g. 'superior_rectus_muscle_left', or a network class name)."""
+        (an orbit label name, e.g. 'superior_rectus_muscle_left', or a network class name). ``key``: see
+        :meth:`check`."""
         from orbitai.orbit.rules import left_of
         from orbitai.seg.engine import probabilities_on
 
-        self.check(image)
+        self.check(image, key)
         base, side = split_side(structure)
         if base not in self.structures:
             raise PriorUnavailable(f"The model {self.bundle} has no '{base}' class (it has "
@@ -98,10 +100,11 @@ class ModelPrior:
             p[left if side == "right" else ~left] = 0.0
         return p
 
-    def start_mask(self, structure: str, image: Volume, editable: np.ndarray | None = None) -> np.ndarray:
+    def start_mask(self, structure: str, image: Volume, editable: np.ndarray | None = None,
+                   key: str | None = None) -> np.ndarray:
         """The network's mask of ``structure`` (probability above one half), inside ``editable`` if given:
-        what "Start from the model" puts into the selected segment."""
-        m = self.probability(structure, image) > 0.5
+        what "Start from the model" puts into the selected segment. ``key``: see :meth:`check`."""
+        m = self.probability(structure, image, key) > 0.5
         return m if editable is None else m & np.asarray(editable, bool)
 
     def save(self, path: str | Path) -> Path:
@@ -169,6 +172,7 @@ class PriorRequest:
         self.key, self.bundle = key, bundle
         self.prior: ModelPrior | None = None
         self.error: str | None = None
+        self.cancelled = False          # the child was cancelled (scene close, Cancel): nothing waiting may run
         self.progress: tuple[int, int] = (0, 1)
         self.started_at = time.monotonic()
         self._on_ready = on_ready
@@ -205,6 +209,7 @@ class PriorRequest:
         try:
             res = self._job.result()
             if res.cancelled:
+                self.cancelled = True
                 self.error = "The model prior was cancelled; the strokes alone are used."
             elif not res.ok or res.out_dir is None:
                 self.error = child_error("The model prior", self._job.args, res) + " The strokes alone are used."
@@ -230,6 +235,7 @@ class PriorRequest:
     def cancel(self) -> None:
         """Stop the child; nothing is kept."""
         if not self.done:
+            self.cancelled = True
             self._job.cancel()
             self._finish()
 
