@@ -65,7 +65,6 @@ class IVGCResponseWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObserva
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
-        self.modelsInstalled = bool(IVGCResponseLogic.modelChoices())
         self.setupJobPanel(IVGCResponseLogic(), "UI/IVGCResponse.ui", "Predict the response to IVGC")
 
     def setupWidgets(self) -> None:

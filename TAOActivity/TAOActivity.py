@@ -58,7 +58,6 @@ class TAOActivityWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservat
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
-        self.modelsInstalled = bool(TAOActivityLogic.availableModels())
         self.setupJobPanel(TAOActivityLogic(), "UI/TAOActivity.ui", "Classify both eyes")
 
     def whyNotReady(self) -> str:

@@ -21,6 +21,7 @@ MODULES = ("OrbitSegmentation", "TAOActivity", "IVGCResponse", "NeuroDifferentia
 @pytest.fixture()
 def load(monkeypatch):
     """``load(module, version)``: the module's Widget over a fresh scene; cleaned up (observers removed) after."""
+    monkeypatch.setenv("ORBITAI_WARM_WORKER", "0")     # enter() starts the warm worker: not in these tests
     ctx = new_scene()
     ctx.scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "mri")
     panels = []
@@ -90,3 +91,20 @@ def test_a_model_installed_while_away_is_offered_and_the_choice_kept(load, monke
     assert w["model"].items[-1] == "my own model"
     assert (shown(w["device"]), shown(w["model"])) == (device, model)
     assert (panel.node.GetParameter("device"), panel.node.GetParameter("model")) == (device, model)
+
+
+@pytest.mark.parametrize("module", ["TAOActivity", "IVGCResponse"])
+def test_a_model_installed_while_away_enables_apply_when_the_user_comes_back(load, monkeypatch, module):
+    """TAO and IVGC checked the installed models once, at set-up: a model installed later kept Apply disabled
+    until Slicer restarted."""
+    panel = load(module, "5.10.0")
+    logic_cls = type(panel.widget).__mro__[0].setup.__globals__[f"{module}Logic"]
+    installed = logic_cls.availableModels()
+    assert installed, "the demo bundles are installed with the package"
+    monkeypatch.setattr(logic_cls, "availableModels", classmethod(lambda cls: []))
+    panel.show()
+    assert "No " in panel.ui.applyButton.toolTip and not panel.ui.applyButton.enabled
+    monkeypatch.setattr(logic_cls, "availableModels", classmethod(lambda cls: installed))
+    panel.leave()
+    panel.show()
+    assert "No " not in panel.ui.applyButton.toolTip, panel.ui.applyButton.toolTip

@@ -98,3 +98,28 @@ def test_bad_plot_column_and_roc_range(ctx):
         plot_series_from_table(ctx, table, "a", "c")
     with pytest.raises(ValueError, match="between 0 and 1"):
         roc_chart(ctx, [0, 2], [0, 1])
+
+
+@pytest.mark.parametrize("layout, switched", [("SlicerLayoutConventionalView", True),
+                                              ("SlicerLayoutFourUpTableView", False),
+                                              ("SlicerLayoutFourUpPlotTableView", False)])
+def test_a_job_table_keeps_the_users_layout_when_it_shows_tables(ctx, monkeypatch, layout, switched):
+    """Every job switched the layout to Four-Up Table, even when the user's layout already had a table view."""
+    from types import SimpleNamespace
+
+    from orbitai.mrml.tables import show_table
+
+    class LayoutManager:
+        def __init__(self, current):
+            self.layout, self.calls = current, []
+
+        def setLayout(self, value):
+            self.calls.append(value)
+            self.layout = value
+
+    manager = LayoutManager(getattr(slicer.vtkMRMLLayoutNode, layout))
+    monkeypatch.setattr(slicer, "app", SimpleNamespace(layoutManager=lambda: manager), raising=False)
+    node = table_node_from_rows(ctx, ROWS, name="volumes")
+    assert show_table(ctx, node)
+    assert manager.calls == ([slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView] if switched else [])
+    assert ctx.app_logic.GetSelectionNode().GetActiveTableID() == node.GetID()

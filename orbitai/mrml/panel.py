@@ -276,6 +276,8 @@ class JobPanelMixin:
     missingInputText = "Select an input volume."
     #: The module's parameter node (a ``parameterNodeClass``), None while none is connected.
     _parameterNode: Any = None
+    #: Whether a model of the module's task is installed; read again each time the module is shown.
+    modelsInstalled = True
 
     if TYPE_CHECKING:   # given by ScriptedLoadableModuleWidget and VTKObservationMixin in a module's Widget
         layout: Any
@@ -297,6 +299,7 @@ class JobPanelMixin:
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = logic
+        self.modelsInstalled = bool(logic.availableModels())
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self.jobController = JobController(logic, self, self.jobInputs, self.showResults, self.whyNotReady,
@@ -341,6 +344,10 @@ class JobPanelMixin:
         self.removeObservers()
 
     def enter(self) -> None:
+        """The module is shown: read the installed models again, start the warm worker (its imports run while
+        the user sets up Apply), connect the parameter node, show results that arrived meanwhile."""
+        self.modelsInstalled = bool(self.logic.availableModels())
+        self.logic.prewarm()
         self.initializeParameterNode()
         self.jobController.moduleShown()
 

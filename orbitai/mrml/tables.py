@@ -109,9 +109,13 @@ def column_units(node) -> dict[str, str]:
     return out
 
 
+#: Slicer's layouts that have a table view: a job's table is shown there without changing the user's layout.
+TABLE_LAYOUTS = ("SlicerLayoutFourUpTableView", "SlicerLayoutFourUpPlotTableView", "SlicerLayout3DTableView")
+
+
 def show_table(ctx: MRMLContext, table_node) -> bool:
-    """Show ``table_node`` in the application's table view (the four-up layout with a table); False
-    headless (no layout manager), where nothing is shown."""
+    """Show ``table_node`` in the application's table view: in the current layout when it has one, else in the
+    four-up layout with a table; False headless (no layout manager), where nothing is shown."""
     try:
         import slicer
 
@@ -120,7 +124,8 @@ def show_table(ctx: MRMLContext, table_node) -> bool:
         return False
     if layout is None or ctx.app_logic is None:
         return False
-    layout.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
+    if layout.layout not in {getattr(slicer.vtkMRMLLayoutNode, name) for name in TABLE_LAYOUTS}:
+        layout.setLayout(slicer.vtkMRMLLayoutNode.SlicerLayoutFourUpTableView)
     ctx.app_logic.GetSelectionNode().SetActiveTableID(table_node.GetID())
     ctx.app_logic.PropagateTableSelection()
     return True
