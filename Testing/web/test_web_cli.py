@@ -1,7 +1,8 @@
 """``orbitai web`` as a user starts it: a scan given on the command line, the warning when it listens beyond this
-machine, and one-line errors for bad options (issue 35)."""
+machine, and one-line errors for bad options, a busy port or a wrong host (before anything is built: no VTK output)."""
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 
@@ -21,6 +22,23 @@ def test_bad_options_are_refused_in_one_line(tmp_path):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
+def _one_line_naming(r: subprocess.CompletedProcess, option: str) -> None:
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert option in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr[-2000:]
+    assert "vtk" not in (r.stdout + r.stderr).lower()
+
+
+def test_a_busy_port_or_a_wrong_host_is_one_line_naming_the_option():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        _one_line_naming(_run("--port", str(busy.getsockname()[1])), "--port")
+    _one_line_naming(_run("--host", "no-such-host.invalid"), "--host")
+    _one_line_naming(_run("--host", "192.0.2.1"), "--host")         # TEST-NET: not an address of this machine
+    _one_line_naming(_run("--max-upload-mb", "0"), "--max-upload-mb")
+    _one_line_naming(_run("--allow-origin", "file:///etc"), "--allow-origin")
+
+
 def test_a_scan_on_the_command_line_opens_in_the_views_and_other_hosts_are_warned(web_tools, web_data, driver):
     scan = str(web_data / PHANTOMS["orbit-ct"])
     with web_server(scan, "--host", "0.0.0.0", "--encoder", "png") as srv:
@@ -28,5 +46,6 @@ def test_a_scan_on_the_command_line_opens_in_the_views_and_other_hosts_are_warne
         page.wait_views()
         assert [v["title"] for v in page.wait_state("volumes", bool, 30)] == ["orbit_ct_0000"]
         assert page.state("input_volume") == page.state("volumes")[0]["value"]
-        assert "no authentication" in srv.log.read_text()
+        log = srv.log.read_text()
+        assert "listens on 0.0.0.0" in log and f"?secret={srv.token}" in log
         assert page.state("orbit_apply_enabled")

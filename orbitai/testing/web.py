@@ -41,10 +41,11 @@ def find_browser() -> Optional[tuple[str, str]]:
 
 @dataclass
 class WebServer:
-    url: str
+    url: str                # the page's address, with the server's secret (``?secret=``) as a user opens it
     process: subprocess.Popen
     started: float          # time.monotonic() when the process was started
     log: Path
+    token: str = ""         # the secret the server was started with (ORBITAI_WEB_TOKEN)
 
     def log_tail(self, n: int = 2000) -> str:
         return self.log.read_text(errors="replace")[-n:]
@@ -54,19 +55,23 @@ class WebServer:
 def web_server(data: Optional[str] = None, *args: str, start_timeout_s: float = 90.0,
                env: Optional[dict] = None) -> Iterator[WebServer]:
     """Run ``orbitai web [DATA] --port P`` on 127.0.0.1 for the block (its own process group; stopped with SIGINT,
-    then killed after 15 s, however the block ends). Yields when the server listens."""
+    then killed after 15 s, however the block ends), with a fresh secret (``ORBITAI_WEB_TOKEN``). Yields when the
+    server listens."""
+    import secrets
+
     port = free_port()
+    token = secrets.token_urlsafe(16)
     cmd = [sys.executable, "-m", "orbitai", "web", *([data] if data else []), "--port", str(port), *args]
     with tempfile.TemporaryDirectory(prefix="orbitai-web-test-") as d:
         log = Path(d) / "server.log"
         with open(log, "wb") as out:
             started = time.monotonic()
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                    env={**os.environ, **(env or {})})
+                                    env={**os.environ, "ORBITAI_WEB_TOKEN": token, **(env or {})})
         try:
-            url = f"http://127.0.0.1:{port}/"
+            url = f"http://127.0.0.1:{port}/?secret={token}"
             wait_until_listening(port, proc, "orbitai web", log, start_timeout_s - (time.monotonic() - started))
-            yield WebServer(url, proc, started, log)
+            yield WebServer(url, proc, started, log, token)
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGINT)

@@ -21,17 +21,21 @@ from trame_slicer.core import LayoutManager, SlicerApp
 from trame_slicer.rca_view import register_rca_factories
 from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
 
-from orbitai.errors import OrbitAIError, one_line
+from orbitai.errors import InputError, OrbitAIError, one_line
 from orbitai.mrml.scene import adopt_context
 from orbitai.web import compat
+from orbitai.web.guard import DEFAULT_UPLOAD_MB
 from orbitai.web.modules import Option, WebModule, clinical_form, modules
+from orbitai.web.names import PATH_REFUSED, client_file_name, client_path, web_url
 from orbitai.web.panel import WebJobPanel
 
-__all__ = ["OrbitWebApp", "VOLUME_SUFFIXES"]
+__all__ = ["OrbitWebApp", "VOLUME_SUFFIXES", "Upload", "UPLOAD_TRIGGER"]
 
 #: Files the DATA folder's list offers (DICOM series are offered as their folders).
 VOLUME_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
 LAYOUT_ID = "OrbitAI"
+#: The trigger the page's upload sends its files to, in groups (trame-slicer's ``load_files_by_chunks``), then ``[]``.
+UPLOAD_TRIGGER = "orbitai_upload"
 #: After a page connects or a volume is shown, resizes within this time fit the slice views to the volume.
 FIT_WINDOW_S = 5.0
 
@@ -100,6 +104,18 @@ class ModulePanel:
     def options(self) -> list[Option]:
         return [*self.spec.options, *([self.spec.display] if self.spec.display else [])]
 
+    def invalid_option(self) -> str:
+        """Why an option's value cannot be used (a value the page sent that is not one of the option's choices, e.g. a
+        server path as the model), or "". The same words whatever the value: nothing is looked up."""
+        for opt in self.options():
+            if opt.kind == "choice" and opt.choices is not None:
+                value = self.state[self.var(opt.name)]
+                if not isinstance(value, str) or value not in opt.choices():
+                    return f"{opt.label}: choose one of the listed values."
+            elif opt.kind == "flag" and not isinstance(self.state[self.var(opt.name)], bool):
+                return f"{opt.label}: on or off."
+        return ""
+
     def values(self) -> dict[str, Any]:
         """The option values as ``logic.start`` takes them (segmentation IDs as nodes, the form as a dict)."""
         out: dict[str, Any] = {}
@@ -116,6 +132,9 @@ class ModulePanel:
 
     # ---------------------------------------------------------------- JobController hooks
     def jobInputs(self) -> tuple[Any, dict[str, Any]]:
+        invalid = self.invalid_option()
+        if invalid:
+            raise InputError(invalid)
         values = self.values()
         if self.spec.display is not None:
             values.pop(self.spec.display.name)
@@ -124,7 +143,7 @@ class ModulePanel:
     def whyNotReady(self) -> str:
         if self.app.input_node() is None:
             return f"Load or select an input volume: {self.spec.input_hint}."
-        return self.spec.why_not_ready(self.values())
+        return self.invalid_option() or self.spec.why_not_ready(self.values())
 
     def showResults(self, outputs: Any, input_node: Any) -> None:
         from orbitai.mrml.tables import rows_from_table_node
@@ -141,6 +160,8 @@ class ModulePanel:
 
     def _display_changed(self, **_: Any) -> None:
         assert self.spec.display is not None    # observed only for modules with a display choice
+        if self.invalid_option():
+            return
         choice = self.state[self.var(self.spec.display.name)]
         outputs = self.job.controller.outputsToReshow(choice, self.app.input_node())
         if outputs is not None:
@@ -151,11 +172,73 @@ def _cell(value: Any) -> Any:
     return f"{value:.4g}" if isinstance(value, float) else value
 
 
+class Upload:
+    """One upload from the page, written as it arrives into its own new temporary folder: each file under its name
+    as a name (`client_file_name`; a second file of the same name gets a number in front), never over ``limit``
+    bytes in all. The first refusal is kept (`error`) and the rest of the upload is dropped; `remove` deletes the
+    folder and everything in it."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = int(limit)
+        self.folder = Path(tempfile.mkdtemp(prefix="orbitai-upload-"))
+        self.size = 0
+        self.files: list[Path] = []
+        self.error = ""
+
+    def add(self, files: Any) -> None:
+        """A group of files as the page sends them (``name``, ``content``: bytes or a list of bytes)."""
+        if self.error:
+            return
+        try:
+            if not isinstance(files, list):
+                raise InputError("the page sent something else than files")
+            for f in files:
+                self._write(f if isinstance(f, dict) else {})
+        except InputError as exc:
+            self.error = one_line(exc)
+
+    def _write(self, f: dict) -> None:
+        name = client_file_name(f.get("name"))
+        content = f.get("content")
+        if isinstance(content, list) and all(isinstance(c, bytes) for c in content):
+            content = b"".join(content)
+        if not isinstance(content, bytes):
+            raise InputError(f"the uploaded file {name!r} came without its content; upload it again")
+        if self.size + len(content) > self.limit:
+            raise InputError(f"the upload is over the limit of {self.limit // (1 << 20)} MB (orbitai web "
+                             "--max-upload-mb); put large series in the server's data folder instead")
+        taken = {p.name for p in self.files}
+        unique, n = name, 1
+        while unique in taken:
+            unique, n = f"{n}-{name}", n + 1
+        path = self.folder / unique
+        with open(path, "xb") as out:      # a new file in the new folder: nothing existing is followed or replaced
+            out.write(content)
+        self.size += len(content)
+        self.files.append(path)
+
+    def source(self) -> tuple[str, str]:
+        """(what to load, the name to show): the one file, or the folder of several (a DICOM series)."""
+        if self.error:
+            raise InputError(self.error)
+        if not self.files:
+            raise InputError("no file arrived")
+        if len(self.files) == 1:
+            return str(self.files[0]), self.files[0].name
+        return str(self.folder), f"{len(self.files)} uploaded files"
+
+    def remove(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
 class OrbitWebApp(TrameApp):
     """The web app. ``data``: a scan (file, DICOM folder, DICOMweb series URL) to load at start, or a folder whose
-    scans the page offers."""
+    scans the page offers. ``upload_limit``: the most bytes one upload from the page may hold."""
 
-    def __init__(self, server: Any = None, data: Optional[str] = None, rca_encoder: Optional[str] = None) -> None:
+    def __init__(self, server: Any = None, data: Optional[str] = None, rca_encoder: Optional[str] = None,
+                 upload_limit: int = DEFAULT_UPLOAD_MB << 20) -> None:
         super().__init__(server)
         from trame_slicer import module as trame_slicer_module
 
@@ -173,6 +256,9 @@ class OrbitWebApp(TrameApp):
         self.layout_manager.register_layout_dict(_layouts())
         self.layout_manager.set_layout(LAYOUT_ID)
         self.data_folder = Path(data) if data and Path(data).is_dir() else None
+        self.upload_limit = int(upload_limit)
+        self._upload: Optional[Upload] = None
+        self.server.trigger(UPLOAD_TRIGGER)(self.upload_chunk)
         self.state.update({"input_volume": None, "volumes": [], "segmentations": [], "module": "orbit",
                            "load_error": "", "load_busy": False, "data_items": data_choices(self.data_folder),
                            "data_choice": None, "dicomweb_url": "", "scene_nodes": 0})
@@ -214,6 +300,8 @@ class OrbitWebApp(TrameApp):
         """The server stops: running jobs are cancelled (their children killed, nothing imported)."""
         for panel in self.panels.values():
             panel.job.controller.cancel()
+        if self._upload is not None:
+            self._upload.remove()
 
     # ---------------------------------------------------------------- scene
     def input_node(self) -> Any:
@@ -291,10 +379,11 @@ class OrbitWebApp(TrameApp):
             jump_slices(self.mrml, jump_to)
 
     # ---------------------------------------------------------------- loading
-    async def load(self, source: str) -> None:
+    async def load(self, source: str, shown: Optional[str] = None) -> None:
         """Load a scan (a file, a DICOM folder or a DICOMweb series URL) as a new volume node and select it, or a
         segmentation (``.seg.nrrd``) of the input volume. Files are read in a thread (no MRML there); the node is made
-        on the server loop."""
+        on the server loop. ``source`` is trusted here (the command line's, or checked by the callers); errors name it
+        as ``shown`` (e.g. the uploaded file's name rather than its temporary folder)."""
         with self.state:
             self.state.load_error, self.state.load_busy = "", True
         try:
@@ -312,10 +401,21 @@ class OrbitWebApp(TrameApp):
                 self.add_volume(vol, name)
         except (OrbitAIError, OSError, ValueError, RuntimeError) as exc:
             with self.state:
-                self.state.load_error = f"Could not load {source}: {one_line(exc)}"
+                self.state.load_error = self._private(f"Could not load {shown or source}: {one_line(exc)}")
         finally:
             with self.state:
                 self.state.load_busy = False
+
+    def _private(self, message: str) -> str:
+        """A message for the page without the server's own folders: DATA's location and the temporary folder are
+        named by their names."""
+        places = [(tempfile.gettempdir(), "TMP")]
+        if self.data_folder is not None:
+            places += [(os.path.realpath(self.data_folder), self.data_folder.name),
+                       (str(self.data_folder.absolute()), self.data_folder.name)]
+        for path, name in sorted(places, key=lambda p: -len(p[0])):
+            message = message.replace(path.rstrip(os.sep) + os.sep, name + "/")
+        return message
 
     def add_volume(self, vol: Any, name: str) -> Any:
         from orbitai.mrml import volume_node_from_volume
@@ -343,39 +443,56 @@ class OrbitWebApp(TrameApp):
         return node
 
     def load_data_choice(self) -> None:
+        """Load the scan picked in the DATA folder's list (a path the page sends: it must resolve inside DATA)."""
         choice = self.state.data_choice
-        if self.data_folder is None or not choice:
+        if not choice:
             return
-        path = (self.data_folder / choice).resolve()
-        if self.data_folder.resolve() not in path.parents:
-            self.state.load_error = f"{choice} is not inside the data folder."
+        try:
+            path = client_path(choice, self.data_folder)
+        except InputError:
+            self.state.load_error = f"Refused: {PATH_REFUSED}."
             return
-        asyncio.ensure_future(self.load(str(path)))
+        asyncio.ensure_future(self.load(str(path), str(choice)))
 
     def load_dicomweb(self) -> None:
-        url = str(self.state.dicomweb_url or "").strip()
-        if url:
-            asyncio.ensure_future(self.load(url))
-
-    def upload(self, files: list[dict]) -> None:
-        """Files sent by the page (one volume file, or the files of one DICOM series)."""
-        from trame_slicer.utils import write_client_files_to_dir
-
-        if not files:
+        """Load what the "DICOMweb series URL" field names: an http(s) URL goes to DICOMweb; anything else is a path
+        that must resolve inside DATA."""
+        text = str(self.state.dicomweb_url or "").strip()
+        if not text:
             return
-        tmp = Path(tempfile.mkdtemp(prefix="orbitai-upload-"))
-        written = write_client_files_to_dir(files, tmp)
-        source = written[0] if len(written) == 1 else str(tmp)
+        if web_url(text):
+            asyncio.ensure_future(self.load(text))
+            return
+        try:
+            path = client_path(text, self.data_folder)
+        except InputError:
+            self.state.load_error = f"Refused: {PATH_REFUSED}."
+            return
+        asyncio.ensure_future(self.load(str(path), text))
 
-        async def load_then_remove() -> None:
-            try:
-                await self.load(source)
-            finally:
-                import shutil
-
-                shutil.rmtree(tmp, ignore_errors=True)
-
-        asyncio.ensure_future(load_then_remove())
+    async def upload_chunk(self, files: Any = None) -> None:
+        """`UPLOAD_TRIGGER`: a group of files from the page (written at once into the upload's folder), or ``[]`` at
+        the end: then the upload is loaded (one volume file, or the files of one DICOM series) and its folder removed,
+        whatever the outcome. A refused upload (a name that is not a file name, over the limit) is one line in the
+        page, with nothing left on disk."""
+        if files:
+            if self._upload is None:
+                self._upload = Upload(self.upload_limit)
+            self._upload.add(files)
+            return
+        upload, self._upload = self._upload, None
+        if upload is None:
+            return
+        try:
+            source, shown = upload.source()
+        except InputError as exc:
+            upload.remove()
+            self.state.load_error = f"The upload was refused: {one_line(exc)}"
+            return
+        try:
+            await self.load(source, shown)
+        finally:
+            upload.remove()
 
     # ---------------------------------------------------------------- page
     def _build_ui(self) -> None:
@@ -406,15 +523,27 @@ class OrbitWebApp(TrameApp):
                     self.layout_manager.initialize_layout_grid(layout)
         self.ui = layout
 
-    def _data_ui(self) -> None:
-        from trame_slicer.app.ui import LoadVolumeUI
+    def _upload_ui(self) -> None:
+        """Upload buttons (files; a DICOM folder): the page sends the files in groups with trame-slicer's
+        ``load_files_by_chunks`` to `upload_chunk`."""
+        send = ("upload_busy = true; load_error = '';\n"
+                f"window.load_files_by_chunks($event.target.files, {{ trigger_name: '{UPLOAD_TRIGGER}' }})\n"
+                "  .then(({ status, errorMsg }) => { if (!status) load_error = 'The upload failed: ' + errorMsg; })\n"
+                "  .finally(() => { upload_busy = false; });")
+        self.state.setdefault("upload_busy", False)
+        for folder, icon, tip in ((False, "mdi-file-upload", "Open files (a scan, or the files of a DICOM series)"),
+                                  (True, "mdi-folder-upload", "Open a DICOM folder")):
+            v3.VFileInput(v_if="!upload_busy", change=send, prepend_icon=icon, multiple=not folder, hide_input=True,
+                          raw_attrs=["webkitdirectory"] if folder else [], density="compact", hide_details=True,
+                          title=tip, classes="flex-grow-0 mr-1", id=f"orbitai-upload-{'folder' if folder else 'files'}")
+        v3.VProgressCircular(v_if="upload_busy", indeterminate=True, size=24, classes="mr-2")
 
+    def _data_ui(self) -> None:
         running = " || ".join(f"{spec.key}_running" for spec in modules())
         v3.VSelect(label="Input volume", v_model=("input_volume",), items=("volumes",), density="compact",
                    id="orbitai-input-volume", hide_details=True, classes="mb-2", disabled=(running,))
         with html.Div(classes="d-flex align-center mb-2"):
-            upload = LoadVolumeUI()
-            upload.on_load_volume.connect(self.upload)
+            self._upload_ui()
             if self.data_folder is not None:
                 v3.VSelect(label=f"Scans in {self.data_folder.name}/", v_model=("data_choice",),
                            items=("data_items",), density="compact", hide_details=True, id="orbitai-data-choice")
@@ -473,9 +602,37 @@ def _read_scan(source: str, tmp: Path) -> tuple[Any, str]:
     return vol, name
 
 
-def serve(data: Optional[str] = None, host: str = "127.0.0.1", port: int = 8080,
-          rca_encoder: Optional[str] = None) -> None:
-    """Build the app and serve it until interrupted (``orbitai web``)."""
+def page_url(host: str, port: int, token: str) -> str:
+    """The address a user opens: the server's, with its secret (the page reads ``?secret=`` and drops it from the
+    address bar)."""
+    import socket
+
+    shown = socket.gethostname() if host in ("0.0.0.0", "::", "") else host
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}/?secret={token}"
+
+
+def serve(data: Optional[str] = None, host: str = "127.0.0.1", port: int = 8080, rca_encoder: Optional[str] = None,
+          token: Optional[str] = None, upload_mb: int = DEFAULT_UPLOAD_MB, allowed_origins: tuple[str, ...] = ()
+          ) -> None:
+    """Build the app and serve it until interrupted (``orbitai web``), behind `orbitai.web.guard.Guard`: the secret
+    ``token`` (a random one when None), Host/Origin checks and message and upload limits. Prints the page's address
+    once it listens."""
+    from orbitai.errors import UserError
+    from orbitai.web.guard import Guard, GuardError, new_token
+
     os.environ.setdefault("TRAME_ARGS", "")
-    app = OrbitWebApp(data=data, rca_encoder=rca_encoder)
-    app.server.start(host=host, port=port, open_browser=False, timeout=0, show_connection_info=True)
+    token = token or new_token()
+    app = OrbitWebApp(data=data, rca_encoder=rca_encoder, upload_limit=upload_mb << 20)
+    Guard(token, host, upload_mb << 20, allowed_origins).install(app.server)
+    app.server.controller.on_server_ready.add(
+        lambda **_: print(f"orbitai web: open {page_url(host, app.server.port, token)}  (Ctrl+C stops)", flush=True))
+    try:
+        app.server.start(host=host, port=port, open_browser=False, timeout=0, show_connection_info=False)
+    except GuardError as exc:
+        raise UserError(str(exc)) from None
+    except OSError as exc:
+        from orbitai.web.cli import listen_error
+
+        raise UserError(listen_error(host, port, exc)) from None

@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
+import errno
 import os
+import socket
 
-__all__ = ["add_parser"]
+__all__ = ["add_parser", "listen_error", "TOKEN_ENV"]
 
-#: Said when the server listens beyond this machine: the app has no log-in of its own.
-NO_AUTH_WARNING = ("warning: orbitai web has no authentication: anyone who can reach {host}:{port} can see and change "
-                   "the loaded scans. Put it behind an authenticating reverse proxy (see the README) or keep "
-                   "--host 127.0.0.1.")
+#: The environment variable that gives the server's secret (else a random one per start).
+TOKEN_ENV = "ORBITAI_WEB_TOKEN"
+#: Said when the server listens beyond this machine.
+OTHERS_WARNING = ("warning: orbitai web listens on {host}: anyone who can reach it and has the address printed below "
+                  "(its secret) can see and change the loaded scans, and over plain http the secret can be read on "
+                  "the network. Put it behind an HTTPS reverse proxy (see the README) or keep --host 127.0.0.1.")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,30 +27,81 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "scans the page lists")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only; anything else is reachable by "
-                        "others and has no authentication)")
+                        "others, who then need the printed address with its secret)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
+    p.add_argument("--max-upload-mb", type=int, default=None, metavar="MB",
+                   help="the most one upload from the page may hold, in MB (default 512; 1 to 4000); a websocket "
+                        "message may hold this plus 1 MB")
+    p.add_argument("--allow-origin", action="append", default=[], metavar="URL",
+                   help="another origin whose pages may connect, e.g. https://orbitai.example.org for a reverse "
+                        "proxy's public address (repeatable; by default only the page's own address)")
     p.add_argument("--encoder", choices=("turbo-jpeg", "jpeg", "png", "webp"), default="turbo-jpeg",
                    help="how view images are sent (default turbo-jpeg; png is lossless and larger)")
     p.set_defaults(func=run_web)
 
 
+def listen_error(host: str, port: int, exc: OSError) -> str:
+    """One line for a server that cannot listen on ``host``:``port``, naming the option to change."""
+    if exc.errno == errno.EADDRINUSE:
+        return (f"--port {port} is already in use on {host}; stop what listens there or give another --port "
+                "(0 picks a free one).")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"--port {port} needs privileges on {host}; give a port above 1023 (or 0 to pick a free one)."
+    if exc.errno == errno.EADDRNOTAVAIL or isinstance(exc, socket.gaierror):
+        return (f"--host {host!r} is not an address of this machine; give one of its addresses, 127.0.0.1 (this "
+                "machine only) or 0.0.0.0 (every interface).")
+    return f"cannot listen on --host {host!r} --port {port}: {exc.strerror or exc}."
+
+
+def check_listen(host: str, port: int) -> None:
+    """Bind ``host``:``port`` as the server will (every address the name resolves to) and let go, so that a busy port
+    or a wrong host is one line naming the option before anything is built. The server binds again (a port taken
+    in between is also one line)."""
+    from orbitai.errors import UserError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError, ValueError) as exc:
+        raise UserError(listen_error(host, port, exc if isinstance(exc, OSError) else socket.gaierror())) from None
+    for family, kind, proto, _name, address in infos:
+        with socket.socket(family, kind, proto) as s:
+            if os.name != "nt":
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as aiohttp does: TIME_WAIT is not busy
+            try:
+                s.bind(address)
+            except OSError as exc:
+                raise UserError(listen_error(host, port, exc)) from None
+
+
 def run_web(args: argparse.Namespace) -> int:
     from orbitai.errors import UserError
+    from orbitai.web.guard import DEFAULT_UPLOAD_MB, MIN_TOKEN_CHARS, is_loopback
 
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port must be between 0 and 65535, got {args.port}.")
+    upload_mb = DEFAULT_UPLOAD_MB if args.max_upload_mb is None else args.max_upload_mb
+    if not 1 <= upload_mb <= 4000:
+        raise UserError(f"--max-upload-mb must be between 1 and 4000, got {upload_mb}.")
+    for origin in args.allow_origin:
+        from orbitai.web.names import web_url
+
+        if not web_url(origin) or origin.rstrip("/").count("/") != 2:
+            raise UserError(f"--allow-origin takes an origin such as https://orbitai.example.org, got {origin[:80]!r}.")
+    token = os.environ.get(TOKEN_ENV) or None
+    if token is not None and (len(token) < MIN_TOKEN_CHARS or not token.isascii() or not token.isprintable()
+                              or any(c in token for c in " &#?%/+")):
+        raise UserError(f"{TOKEN_ENV} must be at least {MIN_TOKEN_CHARS} characters of letters, digits, - and _; "
+                        "unset it for a random secret.")
     if args.data and "://" not in args.data and not os.path.exists(args.data):
         raise UserError(f"{args.data} does not exist; give a scan, a DICOM folder, a folder of scans or a DICOMweb URL.")
-    try:
-        loopback = ipaddress.ip_address(args.host).is_loopback
-    except ValueError:
-        loopback = args.host == "localhost"
-    if not loopback:
-        print(NO_AUTH_WARNING.format(host=args.host, port=args.port), flush=True)
+    check_listen(args.host, args.port)
+    if not is_loopback(args.host):
+        print(OTHERS_WARNING.format(host=args.host), flush=True)
     os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
     try:
         from orbitai.web.app import serve
     except ImportError as exc:
         raise UserError(f"orbitai web needs the web extra ({exc.name} is missing): pip install 'orbitai[web]'.") from None
-    serve(data=args.data, host=args.host, port=args.port, rca_encoder=args.encoder)
+    serve(data=args.data, host=args.host, port=args.port, rca_encoder=args.encoder, token=token, upload_mb=upload_mb,
+          allowed_origins=tuple(args.allow_origin))
     return 0

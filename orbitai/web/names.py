@@ -1,0 +1,80 @@
+"""The one rule for what a browser client names: a file name is a name, never a path; a path is a scan under DATA.
+
+Everything a client sends can be forged (a page's own checks are no defence), so the server applies these rules to
+every client-given name and path before it reaches the file system:
+
+* `client_file_name`: an uploaded file's name, reduced to its last component (no folder, drive letter, ``..`` or
+  control character), or refused;
+* `client_path`: a path typed or picked in the page, resolved (symlinks too) under the DATA folder the server was
+  started with, or refused with one message whether it exists or not;
+* `web_url`: whether a text is an http(s) URL (the only thing that goes to DICOMweb).
+
+No trame import here: the rules are tested on their own.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Optional
+from urllib.parse import urlsplit
+
+from orbitai.errors import InputError
+
+__all__ = ["client_file_name", "client_path", "web_url", "PATH_REFUSED", "MAX_NAME_BYTES"]
+
+#: The longest file name most file systems take (bytes, UTF-8).
+MAX_NAME_BYTES = 255
+#: The one refusal of a client path: it does not say whether the path exists.
+PATH_REFUSED = ("only a scan inside the data folder the server was started with can be loaded by its path (pick one "
+                "in the list), or give an http(s) DICOMweb series URL")
+_DRIVE = re.compile(r"^[A-Za-z]:")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def client_file_name(name: Any) -> str:
+    """A client-given file name as a name in a folder of the server's: its last component after ``/`` or ``\\``,
+    a drive letter dropped. `InputError` (one line) when nothing usable is left: not a string, empty, ``.``, ``..``,
+    control characters (NUL included) or over `MAX_NAME_BYTES`."""
+    if not isinstance(name, str):
+        raise InputError("an uploaded file came without a name; upload it again from the page")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise InputError(f"the uploaded file name {_shown(name)} holds control characters; rename the file")
+    base = _DRIVE.sub("", re.split(r"[/\\]", name)[-1]).strip()
+    if base in ("", ".", ".."):
+        raise InputError(f"the uploaded file name {_shown(name)} names a folder, not a file; upload the file itself")
+    if len(base.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+        raise InputError(f"the uploaded file name {_shown(base)} is longer than {MAX_NAME_BYTES} bytes; rename the "
+                         "file")
+    return base
+
+
+def client_path(text: Any, data: Optional[Path]) -> Path:
+    """The real path (symlinks resolved) of a client-given path -- absolute, or relative to ``data`` -- when it lies
+    inside ``data``; `InputError` with `PATH_REFUSED` otherwise (the same whether it exists or not; also without a
+    DATA folder, and for a URL: ``file:`` and the like are not paths)."""
+    if (data is None or not isinstance(text, str) or not text.strip() or "\x00" in text
+            or (_SCHEME.match(text.strip()) and not _DRIVE.match(text.strip()))):     # file:, ftp:, ... (not C:)
+        raise InputError(PATH_REFUSED)
+    root = os.path.realpath(data)
+    path = os.path.realpath(os.path.join(root, text.strip()))
+    try:
+        inside = os.path.commonpath([root, path]) == root and path != root
+    except ValueError:          # another drive (Windows)
+        inside = False
+    if not inside:
+        raise InputError(PATH_REFUSED)
+    return Path(path)
+
+
+def web_url(text: str) -> bool:
+    """Whether ``text`` is an http(s) URL with a host."""
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
