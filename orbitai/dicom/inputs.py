@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-from orbitai.errors import UserError
+from orbitai.errors import OrbitAIError, UserError
 from orbitai.io.dicom_folder import SERIES_OPTION
 
 #: The option giving the patient and study of a volume file (orbitai.dicom.source.ATTRIBUTES_OPTION).
@@ -142,13 +142,40 @@ def resolved_images(args: argparse.Namespace) -> Iterator[None]:
         attributes = parse_attributes(given)
     with tempfile.TemporaryDirectory(prefix="orbitai-input-") as d:
         tmp = Path(d)
+        as_given: dict[str, str] = {}           # local path made here -> what the user gave
+
+        def resolve(v: object) -> str:
+            local = resolve_image(str(v), series, tmp, attributes)
+            if local != str(v):
+                as_given[local] = str(v)
+            return local
+
         for dest, value in values.items():
             if isinstance(value, list):
-                setattr(args, dest, [resolve_image(str(v), series, tmp, attributes) for v in value])
+                setattr(args, dest, [resolve(v) for v in value])
             elif value is not None:
-                setattr(args, dest, resolve_image(str(value), series, tmp, attributes))
+                setattr(args, dest, resolve(value))
         try:
             yield
+        except (OrbitAIError, OSError) as exc:
+            _name_what_was_given(exc, as_given, d)
+            raise
         finally:
             for dest, value in values.items():
                 setattr(args, dest, value)
+
+
+def _name_what_was_given(exc: BaseException, given: dict[str, str], tmp: str) -> None:
+    """Rewrite ``exc``'s message (and an OSError's file name) in place so that it names the URL, folder or file the
+    user gave, never the temporary folder made for it."""
+    def clean(text: str) -> str:
+        for local in sorted(given, key=len, reverse=True):
+            text = text.replace(local, given[local])
+        return text.replace(tmp, "a temporary folder")
+
+    if isinstance(exc, OSError):
+        for attr in ("filename", "filename2"):
+            if isinstance(getattr(exc, attr, None), str):
+                setattr(exc, attr, clean(getattr(exc, attr)))
+    if exc.args and isinstance(exc.args[0], str):
+        exc.args = (clean(exc.args[0]), *exc.args[1:])

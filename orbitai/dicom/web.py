@@ -7,6 +7,7 @@ temporary folder beside its destination and renamed into place only when complet
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from typing import Any, Iterator, Sequence
 
 from orbitai.errors import InputError
 
-__all__ = ["DicomWebError", "RemoteSeries", "dicom_files", "fetch_series", "push", "search_series",
+__all__ = ["DicomWebError", "RemoteSeries", "dicom_files", "check_uid", "fetch_series", "incomplete", "push", "search_series",
            "TIMEOUT_S"]
 
 #: Seconds to wait for a connection and for each answer.
@@ -74,10 +75,26 @@ def _value(item: dict, tag: str, default: Any = "") -> Any:
     return values[0]
 
 
+#: A DICOM UID (PS3.5 9.1): components of digits joined by dots, 64 characters at most (leading zeros, which some
+#: archives hold, are let through as the DICOMweb client does).
+_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+
+
+def check_uid(uid: str, what: str = "StudyInstanceUID") -> str:
+    """``uid`` when it is a DICOM UID; a one-line error saying so otherwise (before any request is made)."""
+    from orbitai.io.dicom_folder import shown
+
+    if not _UID.match(uid) or len(uid) > 64:
+        raise DicomWebError(f"{shown(uid)} is not a DICOM UID (digits and dots, at most 64 characters, e.g. "
+                            f"1.2.840.113619.2.55.3); give the {what}.")
+    return uid
+
+
 def search_series(url: str, study_uid: str) -> list[RemoteSeries]:
     """The series of ``study_uid`` on ``url`` (QIDO-RS); a one-line error when the study is not there."""
     import requests
 
+    check_uid(study_uid)
     client = _client(url)
     try:
         found = client.search_for_series(study_uid)
@@ -103,6 +120,9 @@ def fetch_series(url: str, study_uid: str, series_uid: str | None, folder: str |
     from orbitai.io.dicom_folder import SERIES_OPTION, non_image_kind
 
     folder = Path(folder)
+    check_uid(study_uid)
+    if series_uid is not None:
+        check_uid(series_uid, "SeriesInstanceUID")
     if folder.exists() and any(folder.iterdir()):
         raise DicomWebError(f"{folder} is not empty; fetch into a new folder.")
     series = search_series(url, study_uid)
@@ -151,31 +171,83 @@ def dicom_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
     return found
 
 
+#: The elements that hold an image's pixels (PS3.5 8).
+_PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+
+
+def incomplete(ds: Any) -> str | None:
+    """Why the DICOM object ``ds`` (read whole, its elements not yet converted) is incomplete, or None: an
+    element shorter than its declared length (a file cut short), an image without its pixel data, or native
+    pixel data shorter than Rows x Columns x SamplesPerPixel x NumberOfFrames x BitsAllocated needs."""
+    for tag in list(ds.keys()):
+        raw = ds.get_item(tag)
+        length = getattr(raw, "length", None)
+        value = getattr(raw, "value", None)
+        if length not in (None, _UNDEFINED_LENGTH) and isinstance(value, (bytes, bytearray)) and len(value) < length:
+            return f"its element {tag} holds {len(value)} of its {length} bytes (the file was cut short)"
+    if "Rows" not in ds or "Columns" not in ds:
+        return None
+    pixels = next((t for t in _PIXEL_TAGS if t in ds), None)
+    if pixels is None:
+        return "it is an image without pixel data"
+    if pixels != 0x7FE00010:
+        return None
+    value = ds.get_item(pixels).value or b""
+    if ds.file_meta.get("TransferSyntaxUID") is not None and ds.file_meta.TransferSyntaxUID.is_compressed:
+        from pydicom.encaps import generate_fragments
+
+        try:
+            n = sum(1 for _ in generate_fragments(value))
+        except (ValueError, EOFError) as exc:
+            return f"its compressed pixel data cannot be parsed ({exc})"
+        return None if n else "its compressed pixel data hold no fragment"
+    try:
+        bits = (int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1) or 1)
+                * int(ds.get("NumberOfFrames", 1) or 1) * int(ds.get("BitsAllocated", 16) or 16))
+    except (TypeError, ValueError):
+        return "its image size (Rows, Columns, NumberOfFrames, BitsAllocated) cannot be read"
+    needed = (bits + 7) // 8
+    if len(value) < needed:
+        return f"its pixel data hold {len(value)} of the {needed} bytes its image size needs"
+    return None
+
+
 def _by_study(files: Sequence[Path]) -> Iterator[tuple[str, list[Any]]]:
+    """Every file read whole and checked complete (`incomplete`) before anything is sent, grouped by study."""
     import pydicom
 
     studies: dict[str, list[Any]] = {}
     for f in files:
         try:
             ds = pydicom.dcmread(f)
+            problem = incomplete(ds)
         except Exception as exc:  # noqa: BLE001 - pydicom raises many types for a damaged file
             raise DicomWebError(f"{f} cannot be read as DICOM ({type(exc).__name__}); nothing was stored.") from None
+        if problem:
+            raise DicomWebError(f"{f} is not a complete DICOM file: {problem}; nothing was stored. Write or copy it "
+                                "again.")
+        if not str(ds.get("SOPInstanceUID", "")):
+            raise DicomWebError(f"{f} has no SOPInstanceUID; nothing was stored.")
         studies.setdefault(str(ds.get("StudyInstanceUID", "")), []).append(ds)
     yield from studies.items()
 
 
 def push(paths: Sequence[str | os.PathLike], url: str) -> dict[str, Any]:
     """Store the DICOM files in ``paths`` on ``url`` (STOW-RS, one request per study); returns a summary
-    ``{"stored": n, "studies": [...], "sop_instance_uids": [...]}``. A failed instance is an error naming it."""
+    ``{"stored": n, "studies": [...], "sop_instance_uids": [...]}``. Every file is checked complete first (one
+    that is not stops the push before anything is sent); an instance the server refuses, or does not confirm
+    in its answer (ReferencedSOPSequence), is an error naming it."""
     import requests
 
     files = dicom_files(paths)
     if not files:
         raise DicomWebError(f"No DICOM files in {', '.join(map(str, paths))}; nothing to store.")
+    by_study = list(_by_study(files))
     client = _client(url)
     stored: list[str] = []
     studies: list[str] = []
-    for study, datasets in _by_study(files):
+    for study, datasets in by_study:
         try:
             response = client.store_instances(datasets, study_instance_uid=study or None)
         except requests.exceptions.RequestException as exc:
@@ -183,7 +255,16 @@ def push(paths: Sequence[str | os.PathLike], url: str) -> dict[str, Any]:
         failed = list(getattr(response, "FailedSOPSequence", []) or [])
         if failed:
             uids = ", ".join(str(item.get("ReferencedSOPInstanceUID", "?")) for item in failed[:3])
-            raise DicomWebError(f"The server at {url} refused {len(failed)} instance(s) ({uids}).")
-        stored += [str(ds.SOPInstanceUID) for ds in datasets]
+            raise DicomWebError(f"The server at {url} refused {len(failed)} instance(s) ({uids})"
+                                f"{'; stored before: ' + str(len(stored)) if stored else ''}.")
+        confirmed = {str(item.get("ReferencedSOPInstanceUID", ""))
+                     for item in (getattr(response, "ReferencedSOPSequence", []) or [])}
+        sent = [str(ds.SOPInstanceUID) for ds in datasets]
+        missing = [uid for uid in sent if uid not in confirmed]
+        if missing:
+            raise DicomWebError(f"The server at {url} did not confirm {len(missing)} of {len(sent)} instance(s) of "
+                                f"study {study} ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}); "
+                                "check the server's log before relying on them.")
+        stored += sent
         studies.append(study)
     return {"stored": len(stored), "studies": studies, "sop_instance_uids": stored}

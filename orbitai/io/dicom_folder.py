@@ -190,6 +190,11 @@ def refuse_non_image_file(path: str | os.PathLike) -> None:
     obj = _read_header(p)
     if obj is None:
         return
+    if obj.kind == _NON_IMAGE_MODALITIES["SEG"]:       # read where an image or a label map is expected
+        raise VolumeError(f"{p} is a {obj.kind}, not an image nor a label map OrbitAI reads: as the image, give the image "
+                          "series it was made from (its folder); as a segmentation (--segmentation), give a label "
+                          "map: load the SEG in 3D Slicer and save it as .seg.nrrd, or convert it with dcmqi's "
+                          "segimage2itkimage.")
     if obj.kind is not None:
         raise VolumeError(f"{p} is a {obj.kind}, not an image; give the image series it was made from (its folder).")
     if obj.frames <= 1:
