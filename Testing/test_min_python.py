@@ -90,13 +90,18 @@ def test_pyproject_and_checkers_target_the_oldest_supported_python():
     assert sorted(a for a in args if (REPO / a).is_dir()) == sorted(SLICER_SIDE), "vermin does not check all Slicer-side code"
 
 
-def test_extension_category_is_the_modules_category():
-    """The Extensions Manager lists the extension under EXTENSION_CATEGORY; the module selector lists the
-    modules under the panel's CATEGORY: one name for both."""
+def test_extension_category_is_accepted_and_the_modules_keep_their_group():
+    """The Extensions Manager lists the extension under EXTENSION_CATEGORY, which must be one the Extensions Index
+    accepts (scripts/check_extension_description.py); the module selector groups the four modules under the panel's
+    CATEGORY."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    from check_extension_description import ACCEPTED_CATEGORIES
+
     from orbitai.mrml.panel import CATEGORY
 
     cmake = (REPO / "CMakeLists.txt").read_text(encoding="utf-8")
-    assert re.search(r'set\(EXTENSION_CATEGORY "([^"]*)"\)', cmake).group(1) == CATEGORY
+    assert re.search(r'set\(EXTENSION_CATEGORY "([^"]*)"\)', cmake).group(1) in ACCEPTED_CATEGORIES
+    assert CATEGORY == "OrbitAI"
 
 
 # --- the checks -------------------------------------------------------------------------------------------
