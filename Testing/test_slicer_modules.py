@@ -138,11 +138,17 @@ def test_self_test_steps_pass_every_argument(mod, monkeypatch):
     monkeypatch.syspath_prepend(str(REPO / mod))
     shared = importlib.import_module(f"orbitai.testing.{SHARED_MODULE[mod]}")
     assert shared.SELF_TEST, f"orbitai.testing.{SHARED_MODULE[mod]}.SELF_TEST is empty"
+    from orbitai.mrml.dependencies import import_name, read_requirements
+
+    required = [import_name(r) for r in read_requirements(REPO / mod / f"{mod}Lib" / "requirements.txt")]
     for step in shared.SELF_TEST:
         params = [p for p in inspect.signature(step.test).parameters.values() if p.default is p.empty]
         wanted = ["tmp" if p.name == "tmp_path" else p.name for p in params]
         assert list(step.args) == wanted, f"{mod}: step {step.name} passes {step.args}, the function takes {wanted}"
-        assert set(step.needs) <= {"model"}, step.needs
+        # needs: "model" (torch and MONAI) and packages of the module's requirements, by import name
+        assert set(step.needs) <= {"model"} | set(required), (step.name, step.needs)
+    # a step that runs a model needs all of them: Apply checks the whole requirements file before a job starts
+    assert {m for s in shared.SELF_TEST if "model" in s.needs for m in s.modules} == set(required)
 
 
 @pytest.mark.parametrize("mod", MODULES)

@@ -5,6 +5,13 @@ version ranges in sync with ``pyproject.toml``, the same specifiers); `ensure_re
 missing packages are pip-installed after a confirmation (never while testing), torch through Slicer's
 PyTorch extension (``PyTorchUtils``), and SimpleITK never (Slicer ships it). Headless, an ImportError
 says what to install.
+
+The pip install keeps the torch (and torchvision) that PyTorchUtils installed for the machine's driver: they are
+passed to pip pinned to their installed versions, so a MONAI release that wants a newer torch is not chosen.
+An install that fails (offline: pip and PyTorchUtils raise ``CalledProcessError``) raises `InstallError`, an
+ImportError whose one line says what could not be installed and that the network or the package index may be
+unreachable. The confirmation and the pip call go through `_confirm` and `_pip_install`, which a self-test step
+replaces to walk the path without offering anything to the user.
 """
 from __future__ import annotations
 
@@ -13,11 +20,12 @@ import importlib.metadata
 import importlib.util
 import re
 import shlex
+import subprocess
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Optional
 
-__all__ = ["missing_modules", "ensure_requirements", "unmet_requirements",
-           "read_requirements", "requirement_name", "import_name", "IMPORT_NAMES"]
+__all__ = ["missing_modules", "ensure_requirements", "unmet_requirements", "pip_arguments", "install_mode",
+           "read_requirements", "requirement_name", "import_name", "IMPORT_NAMES", "InstallError"]
 
 #: distribution name -> import name, where they differ.
 IMPORT_NAMES = {"scikit-image": "skimage", "scikit-learn": "sklearn", "pyyaml": "yaml", "pillow": "PIL",
@@ -25,6 +33,15 @@ IMPORT_NAMES = {"scikit-image": "skimage", "scikit-learn": "sklearn", "pyyaml": 
 TORCH_MISSING = ("PyTorch is not installed: install the PyTorch extension from the Extensions Manager, "
                  "restart Slicer and press Apply again.")
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+#: Installed by Slicer's PyTorch extension for the machine's GPU driver: kept as they are by a pip install.
+TORCH_PACKAGES = ("torch", "torchvision")
+#: What an install that fails raises (Slicer's pip_install: CalledProcessError; PythonSlicer not found:
+#: RuntimeError; the executable cannot start: OSError).
+_INSTALL_FAILURES = (subprocess.CalledProcessError, RuntimeError, OSError)
+
+
+class InstallError(ImportError):
+    """Installing the missing packages failed (one line: what, and what to check)."""
 
 
 def read_requirements(path: str | Path) -> list[str]:
@@ -70,14 +87,79 @@ def unmet_requirements(requirements: Iterable[str]) -> list[str]:
     return [r for r in requirements if missing_modules([import_name(r)]) or not _version_ok(r)]
 
 
+def _installed_version(name: str) -> Optional[str]:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def pip_arguments(requirements: Iterable[str]) -> list[str]:
+    """The requirements handed to pip: ``requirements`` plus, for each of `TORCH_PACKAGES` installed and not
+    among them, ``name==installed version``, so that pip keeps the driver-matched torch PyTorchUtils installed
+    and picks versions of MONAI (captum, ...) that work with it instead of replacing torch."""
+    reqs = list(requirements)
+    names = {requirement_name(r).lower() for r in reqs}
+    for name in TORCH_PACKAGES:
+        version = _installed_version(name) if name not in names and not missing_modules([name]) else None
+        if version:
+            reqs.append(f"{name}=={version}")
+    return reqs
+
+
+def install_mode() -> str:
+    """Where dependencies are checked: ``"headless"`` (no Slicer application: an ImportError says what to
+    install), ``"testing"`` (Slicer under ``--testing``: nothing is offered or installed) or ``"gui"``."""
+    from orbitai.mrml.scene import in_slicer_app
+
+    if not in_slicer_app():
+        return "headless"
+    import slicer
+
+    return "testing" if bool(getattr(slicer.app, "testingEnabled", lambda: False)()) else "gui"
+
+
+def _confirm(text: str) -> bool:
+    """Ask the user (Slicer's OK/Cancel dialog)."""
+    import slicer
+
+    return bool(slicer.util.confirmOkCancelDisplay(text))
+
+
+def _pip_install(requirements: list[str]) -> None:
+    """pip-install ``requirements`` into Slicer's Python (the user already agreed)."""
+    import slicer
+
+    try:
+        from slicer import packaging
+    except ImportError:  # Slicer < 5.12
+        packaging = None
+    if packaging is not None and hasattr(packaging, "pip_ensure"):
+        packaging.pip_ensure(requirements, prompt_install=False, requester="OrbitAI")
+    else:
+        slicer.util.pip_install(requirements)
+
+
+def _failure(what: str, exc: BaseException, tool: str = "pip") -> str:
+    if isinstance(exc, subprocess.CalledProcessError):
+        how = f"{tool} ended with exit code {exc.returncode}"
+    else:
+        how = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return (f"Could not install {what} ({how}). The network or the Python package index (pypi.org) may be "
+            "unreachable: check the connection (and proxy settings) and try again; the application log has the installer's output.")
+
+
 def _install_torch(requirement: str, ask: bool) -> bool:
-    """Install torch through Slicer's PyTorch extension; False if the user declined."""
+    """Install torch through Slicer's PyTorch extension; False if the user declined; `InstallError` if it failed."""
     try:
         import PyTorchUtils  # the PyTorch extension's module
     except ImportError:
         raise ImportError(TORCH_MISSING) from None
     spec = requirement[len(requirement_name(requirement)):].strip()
-    return PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=ask, torchVersionRequirement=spec) is not None
+    try:
+        return PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=ask, torchVersionRequirement=spec) is not None
+    except _INSTALL_FAILURES as exc:
+        raise InstallError(_failure(f"PyTorch ({requirement})", exc, "PyTorchUtils' installer")) from None
 
 
 def ensure_requirements(requirements: Iterable[str], ask: bool = True) -> bool:
@@ -90,33 +172,23 @@ def ensure_requirements(requirements: Iterable[str], ask: bool = True) -> bool:
         return True
     if any(requirement_name(r) == "SimpleITK" for r in unmet):
         raise ImportError("SimpleITK is missing or too old; it ships with 3D Slicer: reinstall Slicer.")
-    from orbitai.mrml.scene import in_slicer_app
-
-    if not in_slicer_app():
+    mode = install_mode()
+    if mode == "headless":
         raise ImportError(f"Missing Python packages: {', '.join(requirement_name(r) for r in unmet)}. "
                           f"Install them with: pip install {' '.join(shlex.quote(r) for r in unmet)}")
-    import slicer
-
-    if bool(getattr(slicer.app, "testingEnabled", lambda: False)()):
+    if mode == "testing":
         return False  # never prompt or install while testing
     torch_reqs = [r for r in unmet if requirement_name(r) == "torch"]
     if torch_reqs and not _install_torch(torch_reqs[0], ask):
         return False
+    importlib.invalidate_caches()
     reqs = [r for r in unmet if requirement_name(r) != "torch"]
     if reqs:
+        if ask and not _confirm(f"OrbitAI needs these Python packages: {', '.join(reqs)}. Install them now?"):
+            return False
         try:
-            from slicer import packaging
-        except ImportError:  # Slicer < 5.12
-            packaging = None
-        if packaging is not None and hasattr(packaging, "pip_ensure"):
-            try:
-                packaging.pip_ensure(reqs, prompt_install=ask, requester="OrbitAI")
-            except RuntimeError:  # the user declined
-                return False
-        else:
-            if ask and not slicer.util.confirmOkCancelDisplay(
-                    f"OrbitAI needs these Python packages: {', '.join(reqs)}. Install them now?"):
-                return False
-            slicer.util.pip_install(reqs)
+            _pip_install(pip_arguments(reqs))
+        except _INSTALL_FAILURES as exc:
+            raise InstallError(_failure(", ".join(reqs), exc)) from None
     importlib.invalidate_caches()
     return not unmet_requirements(requirements)

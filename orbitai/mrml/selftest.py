@@ -2,27 +2,33 @@
 on the application's scene."""
 from __future__ import annotations
 
+import importlib
 from typing import Any, Callable, Sequence
 
-from orbitai.testing.selftest import Report, Step, model_stack_missing, run
+from orbitai.testing.selftest import Report, Step, missing_needs, run
 
 __all__ = ["run_in_slicer"]
 
 
 def run_in_slicer(module: str, steps: Sequence[Step], logic_class: Any, delay_display: Callable[[str], None]) -> Report:
-    """The module's ``runTest``: from the GUI, offer to install the model stack first (the Logic's
-    ``ensureDependencies``: the user's consent); under ``--testing`` never ask. The summary is shown."""
+    """The module's ``runTest``: from the GUI, when a step needs a package that is not installed (the model
+    stack, scikit-image, ...), offer to install the module's requirements first (the Logic's
+    ``ensureDependencies``: the user's consent); under ``--testing`` never ask. An install that fails or is
+    declined (offline, no PyTorch extension) is said in one line and the steps that need it are skipped with
+    their reason. The summary is shown."""
     import slicer
 
     from orbitai.mrml import get_context
 
-    missing = model_stack_missing()
+    missing = missing_needs(steps)
     if missing and not slicer.app.testingEnabled():
         try:
             logic_class.ensureDependencies(ask=True)
-        except ImportError as exc:
-            delay_display(f"{exc} The tests that run a model are skipped.")
-        missing = model_stack_missing()
+        except Exception as exc:  # noqa: BLE001 - offline pip, PyTorchUtils, no PyTorch extension: skip, not fail
+            said = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            delay_display(f"{said} The tests that need it are skipped.")
+        importlib.invalidate_caches()
+        missing = missing_needs(steps)
 
     def fresh():
         slicer.mrmlScene.Clear()

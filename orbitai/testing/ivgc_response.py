@@ -458,6 +458,10 @@ def _bundle(model: str) -> Callable[[], str]:
     return lambda: "" if installed(model) else f"the {model} bundle is not installed"
 
 
+#: What the steps that run a model need: the model stack and the rest of IVGCResponseLib/requirements.txt (Apply
+#: checks them all before it starts a job), by import name.
+MODEL_NEEDS = (selftest.MODEL,) + ("scipy", "sklearn", "skops", "radiomics", "jsonschema", "captum")
+
 #: The module's self-test (`orbitai.testing.selftest`): the steps and what each needs.
 SELF_TEST = (
     selftest.Step(test_load_results_writes_tables_and_overlay, ("ctx", "tmp")),
@@ -469,7 +473,7 @@ SELF_TEST = (
     selftest.Step(test_parameter_choices),
     selftest.Step(test_logic_refuses_strategy_the_model_was_not_trained_on, ("ctx",), (), _bundle(SVM)),
     selftest.Step(test_clinical_model_refuses_missing_and_out_of_range, ("ctx",), (), _bundle(CLINICAL)),
-    selftest.Step(test_logic_predicts_phantom_into_scene, ("ctx",), (selftest.MODEL,), _bundle(SVM)),
-    selftest.Step(test_panel_binds_results_to_starting_input, ("ctx",), (selftest.MODEL,), _bundle(SVM)),
-    selftest.Step(test_logic_clinical_model_on_phantom, ("ctx",), (selftest.MODEL,), _bundle(CLINICAL)),
+    selftest.Step(test_logic_predicts_phantom_into_scene, ("ctx",), MODEL_NEEDS, _bundle(SVM)),
+    selftest.Step(test_panel_binds_results_to_starting_input, ("ctx",), MODEL_NEEDS, _bundle(SVM)),
+    selftest.Step(test_logic_clinical_model_on_phantom, ("ctx",), MODEL_NEEDS, _bundle(CLINICAL)),
 )

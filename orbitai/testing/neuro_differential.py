@@ -562,6 +562,10 @@ def _predict_runnable() -> str:
     return "" if installed() else "no NMOSD-vs-MS bundle is installed"
 
 
+#: What the steps that run a model need: the model stack and the rest of NeuroDifferentialLib/requirements.txt (Apply
+#: checks them all before it starts a job), by import name.
+MODEL_NEEDS = (selftest.MODEL,) + ("scipy", "skimage", "jsonschema", "captum")
+
 #: The module's self-test (`orbitai.testing.selftest`): the steps and what each needs.
 SELF_TEST = (
     selftest.Step(test_load_results_adds_lesions_tables_and_heat_map, ("ctx", "tmp")),
@@ -575,7 +579,7 @@ SELF_TEST = (
     selftest.Step(test_lesion_segmentation_every_segment_counts, ("ctx",)),
     selftest.Step(test_model_choices),
     selftest.Step(test_panel_apply_disabled_without_flair_or_model, ("ctx",)),
-    selftest.Step(test_panel_refuses_lesions_of_another_geometry, ("ctx",), (selftest.MODEL,)),
-    selftest.Step(test_logic_finds_lesions_of_phantom, ("ctx",), (selftest.MODEL,), _lesions_runnable),
-    selftest.Step(test_logic_predicts_phantom_into_scene, ("ctx",), (selftest.MODEL,), _predict_runnable),
+    selftest.Step(test_panel_refuses_lesions_of_another_geometry, ("ctx",), MODEL_NEEDS),
+    selftest.Step(test_logic_finds_lesions_of_phantom, ("ctx",), MODEL_NEEDS, _lesions_runnable),
+    selftest.Step(test_logic_predicts_phantom_into_scene, ("ctx",), MODEL_NEEDS, _predict_runnable),
 )

@@ -283,6 +283,10 @@ def test_annotation_effects(ctx):
         annotation_effects.run_with_logic(ctx)
 
 
+#: What the steps that run a model need: the model stack and the rest of OrbitSegmentationLib/requirements.txt (Apply
+#: checks them all before it starts a job), by import name.
+MODEL_NEEDS = (selftest.MODEL,) + ("scipy", "sklearn", "skimage", "PIL", "matplotlib", "jsonschema")
+
 #: The module's self-test (`orbitai.testing.selftest`): the steps and what each needs.
 SELF_TEST = (
     selftest.Step(test_logic_refuses_2d_input, ("ctx",)),
@@ -291,9 +295,10 @@ SELF_TEST = (
     selftest.Step(test_results_file_into_the_inputs_dicom_study_ready_for_slicers_export, ("ctx", "tmp")),
     selftest.Step(test_parameter_choices),
     selftest.Step(test_panel_missing_dependency_reaches_dialog, ("ctx", "tmp")),
-    selftest.Step(test_annotation_effects, ("ctx",)),
-    selftest.Step(test_logic_segments_phantom_into_scene, ("ctx", "tmp"), (selftest.MODEL,)),
-    selftest.Step(test_logic_cancel_leaves_scene_unchanged, ("ctx", "tmp"), (selftest.MODEL,)),
-    selftest.Step(test_failing_job_leaves_scene_unchanged, ("ctx",), (selftest.MODEL,)),
-    selftest.Step(test_panel_binds_results_to_starting_input, ("ctx",), (selftest.MODEL,)),
+    # the effects' algorithms (orbitai.annotate): scipy and scikit-image, which Slicer does not bundle
+    selftest.Step(test_annotation_effects, ("ctx",), ("scipy", "skimage")),
+    selftest.Step(test_logic_segments_phantom_into_scene, ("ctx", "tmp"), MODEL_NEEDS),
+    selftest.Step(test_logic_cancel_leaves_scene_unchanged, ("ctx", "tmp"), MODEL_NEEDS),
+    selftest.Step(test_failing_job_leaves_scene_unchanged, ("ctx",), MODEL_NEEDS),
+    selftest.Step(test_panel_binds_results_to_starting_input, ("ctx",), MODEL_NEEDS),
 )

@@ -132,7 +132,14 @@ def check_results_land_while_module_hidden(ctx, logic, input_node, options: dict
 
 def check_missing_dependency_reaches_dialog(ctx, logic_class, input_node, tmp_path: Path,
                                             options: Optional[dict[str, Any]] = None) -> None:
-    """A module whose requirements are not installed shows an error dialog and starts no job."""
+    """A module whose requirements are not installed starts no job and leaves the scene as it was. What the user
+    meets depends on where it runs (`orbitai.mrml.dependencies.install_mode`): headless, one error dialog naming
+    the package and the pip command; in Slicer under ``--testing``, nothing offered, nothing installed, the
+    status line says why it did not start; from Slicer's GUI, the install offer names the package. The step
+    answers that offer itself (declines) and records any pip call, so it never shows a dialog nor installs."""
+    from orbitai.mrml import dependencies
+    from orbitai.testing import patched
+
     req = Path(tmp_path) / "requirements.txt"
     req.parent.mkdir(parents=True, exist_ok=True)
     req.write_text("# a package that does not exist\norbitai-no-such-package>=1.0\n")
@@ -140,10 +147,28 @@ def check_missing_dependency_reaches_dialog(ctx, logic_class, input_node, tmp_pa
     assert logic.requiredModules() == ["orbitai_no_such_package"]
     before = node_ids(ctx)
     panel = Panel(logic, input_node, options)
-    panel.controller.apply()
+    offers: list[str] = []
+    installs: list[list[str]] = []
+
+    def decline(text: str) -> bool:   # the user's answer to the install offer
+        offers.append(text)
+        return False
+
+    with patched(dependencies, "_confirm", decline), patched(dependencies, "_pip_install", installs.append):
+        panel.controller.apply()
+    mode = dependencies.install_mode()
     assert not panel.controller.running and panel.controller.job is None
-    assert len(panel.view.errors) == 1, panel.view.errors
-    assert "orbitai-no-such-package" in panel.view.errors[0] and "pip install" in panel.view.errors[0]
+    assert installs == [], f"{mode}: pip was called for {installs}"
+    if mode == "headless":
+        assert offers == [] and len(panel.view.errors) == 1, panel.view.errors
+        assert "orbitai-no-such-package" in panel.view.errors[0] and "pip install" in panel.view.errors[0]
+    else:
+        assert not panel.view.errors, panel.view.errors
+        assert panel.view.statuses[-1].startswith("Not started"), panel.view.statuses
+        if mode == "testing":
+            assert offers == [], f"an install was offered under --testing: {offers}"
+        else:
+            assert len(offers) == 1 and "orbitai-no-such-package" in offers[0], offers
     assert ("inputs", False) not in panel.view.calls and panel.view.button[0] == "Apply"
     assert node_ids(ctx) == before
 

@@ -2,12 +2,14 @@
 
 Each module's shared test file declares ``SELF_TEST``: `Step`s naming a test function of that file, the
 arguments it takes (``ctx``: a fresh MRML context; ``tmp``: a fresh folder) and what it needs beyond the
-module itself: the model stack (torch and MONAI, which a fresh Slicer lacks: Slicer's PyTorch extension
-installs torch) and/or a condition (e.g. a demo bundle installed). `run` runs every step whose needs are
-met and names the others with the reason, so a Slicer without the model stack (an extension-testing
-machine, a fresh install) tests everything else and says what it skipped. Inside Slicer, run from the GUI,
-`orbitai.mrml.selftest.run_in_slicer` first offers to install the model stack (the module's ``ensureDependencies``, with the
-user's consent); under ``--testing`` it never asks.
+module itself: the Python packages it imports that Slicer does not bundle (by import name; `MODEL` stands for
+the model stack, torch and MONAI: Slicer's PyTorch extension installs torch; Slicer 5.8/5.10 bundle numpy,
+scipy, SimpleITK, pillow and pydicom but not scikit-image, scikit-learn, matplotlib, ...) and/or a condition
+(e.g. a demo bundle installed). `run` runs every step whose needs are met and names the others with the
+reason, so a Slicer without them (an extension-testing machine, a fresh install) tests everything else and
+says what it skipped. Inside Slicer, run from the GUI, `orbitai.mrml.selftest.run_in_slicer` first offers to
+install what the steps need (the module's ``ensureDependencies``, with the user's consent); under ``--testing``
+it never asks.
 """
 from __future__ import annotations
 
@@ -19,16 +21,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-__all__ = ["MODEL_STACK", "Report", "Step", "model_stack_missing", "run"]
+__all__ = ["MODEL", "MODEL_STACK", "Report", "Step", "missing_needs", "model_stack_missing", "run"]
 
 #: Import names of the packages that run the networks (the module requirements' torch and MONAI).
 MODEL_STACK = ("torch", "monai")
 MODEL = "model"   #: `Step.needs` value: the step runs a network (in a child process)
+#: Import name -> the name pip installs, where they differ (for the skip reasons).
+_DISTRIBUTIONS = {"skimage": "scikit-image", "sklearn": "scikit-learn", "PIL": "pillow", "yaml": "pyyaml",
+                  "radiomics": "pyradiomics-bhklab"}
+
+
+def _absent(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is None
+    except (ImportError, ValueError):  # a parent package that does not import; a module without a spec
+        return True
 
 
 def model_stack_missing() -> list[str]:
     """The model-stack packages that cannot be imported here (found without importing them)."""
-    return [m for m in MODEL_STACK if importlib.util.find_spec(m) is None]
+    return [m for m in MODEL_STACK if _absent(m)]
+
+
+def missing_needs(steps: Sequence["Step"]) -> list[str]:
+    """Import names that ``steps`` need and that cannot be imported here (found without importing them)."""
+    needed = dict.fromkeys(m for step in steps for m in step.modules)
+    return [m for m in needed if _absent(m)]
 
 
 @dataclass(frozen=True)
@@ -37,6 +55,7 @@ class Step:
 
     test: Callable[..., Any]
     args: tuple[str, ...] = ()
+    #: Import names of the packages beyond Slicer's own that the step imports; `MODEL`: torch and MONAI.
     needs: tuple[str, ...] = ()
     #: Returns "" when the step can run, else why not (e.g. "the SVM demo bundle is not installed").
     when: Optional[Callable[[], str]] = None
@@ -45,9 +64,19 @@ class Step:
     def name(self) -> str:
         return self.test.__name__
 
+    @property
+    def modules(self) -> tuple[str, ...]:
+        """The import names the step needs (`MODEL` expanded to the model stack)."""
+        out: list[str] = []
+        for need in self.needs:
+            out += MODEL_STACK if need == MODEL else (need,)
+        return tuple(dict.fromkeys(out))
+
     def skip_reason(self, missing: Sequence[str]) -> str:
-        if MODEL in self.needs and missing:
-            return f"needs {' and '.join(missing)}, not installed"
+        """Why the step cannot run ("" when it can): the packages of ``missing`` it needs, else its condition."""
+        absent = [_DISTRIBUTIONS.get(m, m) for m in self.modules if m in missing]
+        if absent:
+            return f"needs {' and '.join(absent)}, not installed"
         return self.when() if self.when is not None else ""
 
 
@@ -74,8 +103,8 @@ class Report:
 def run(module: str, steps: Sequence[Step], new_context: Callable[[], Any], progress: Callable[[str], None] = print,
         missing: Optional[Sequence[str]] = None) -> Report:
     """Run ``steps`` (each on a fresh context from ``new_context`` and a fresh folder); a failing step raises.
-    ``missing``: the model-stack packages to treat as absent (default: those not installed)."""
-    missing = model_stack_missing() if missing is None else list(missing)
+    ``missing``: the import names to treat as absent (default: those the steps need that are not installed)."""
+    missing = missing_needs(steps) if missing is None else list(missing)
     report, t0 = Report(module), time.monotonic()
     root = Path(tempfile.mkdtemp(prefix=f"orbitai-selftest-{module}-"))
     try:

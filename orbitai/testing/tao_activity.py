@@ -440,6 +440,10 @@ def _network_b() -> str:
     return "" if installed("B") else "the TAO Network B demo bundle is not installed"
 
 
+#: What the steps that run a model need: the model stack and the rest of TAOActivityLib/requirements.txt (Apply
+#: checks them all before it starts a job), by import name.
+MODEL_NEEDS = (selftest.MODEL,) + ("scipy", "sklearn", "skimage", "PIL", "matplotlib", "jsonschema", "captum")
+
 #: The module's self-test (`orbitai.testing.selftest`): the steps and what each needs.
 SELF_TEST = (
     selftest.Step(test_load_results_writes_table_rois_and_overlays, ("ctx", "tmp")),
@@ -448,9 +452,9 @@ SELF_TEST = (
     selftest.Step(test_load_results_refuses_input_removed_meanwhile, ("ctx", "tmp")),
     selftest.Step(test_logic_refuses_bad_choices_before_starting, ("ctx",)),
     selftest.Step(test_parameter_choices),
-    selftest.Step(test_logic_heat_maps_on_phantom, ("ctx",), (selftest.MODEL,), _network_b),
-    selftest.Step(test_logic_cancel_leaves_scene_unchanged, ("ctx",), (selftest.MODEL,), _network_b),
-    selftest.Step(test_logic_refuses_ct_and_2d_input, ("ctx",), (selftest.MODEL,), _network_b),
-    selftest.Step(test_panel_binds_results_to_starting_input, ("ctx",), (selftest.MODEL,), _network_b),
-    selftest.Step(test_panel_results_land_while_module_hidden, ("ctx",), (selftest.MODEL,), _network_b),
+    selftest.Step(test_logic_heat_maps_on_phantom, ("ctx",), MODEL_NEEDS, _network_b),
+    selftest.Step(test_logic_cancel_leaves_scene_unchanged, ("ctx",), MODEL_NEEDS, _network_b),
+    selftest.Step(test_logic_refuses_ct_and_2d_input, ("ctx",), MODEL_NEEDS, _network_b),
+    selftest.Step(test_panel_binds_results_to_starting_input, ("ctx",), MODEL_NEEDS, _network_b),
+    selftest.Step(test_panel_results_land_while_module_hidden, ("ctx",), MODEL_NEEDS, _network_b),
 )
