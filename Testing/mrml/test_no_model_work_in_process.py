@@ -1,10 +1,11 @@
 """Issue #28: no Logic call made on Slicer's main thread does model work. A module's Apply (`JobLogic.start`)
 writes the inputs and starts the child, then returns; the network runs in the warm worker / a child process.
-Real slicer-core scene, the modules' real Logics on phantoms; loading a model in this process fails the test,
-and the time the call blocks is measured (bound: 0.5 s for writing a whole phantom scan)."""
+Real slicer-core scene, the modules' real Logics on phantoms; loading a model in this process, or waiting for the
+child inside Apply, fails the test. How long Apply takes is a benchmark figure (``python -m benchmarks worker``),
+not a bound here: a loaded CI machine is no defect."""
 from __future__ import annotations
 
-import time
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,6 @@ import pytest
 pytest.importorskip("slicer")
 
 REPO = Path(__file__).resolve().parents[2]
-START_BOUND_S = 0.5
 
 
 @pytest.fixture()
@@ -53,11 +53,15 @@ def test_apply_returns_at_once_and_the_model_runs_in_the_child(module, setup, no
     try:
         logic, node, options = setup(ctx)
         before = node_ids(ctx)
-        t0 = time.perf_counter()
-        job = logic.start(node, **options)
-        blocked = time.perf_counter() - t0
+        def no_waiting(self, *args, **kwargs):
+            raise AssertionError(f"{module}: Apply waited for the child")
+
+        with monkeypatch.context() as m:
+            m.setattr(subprocess.Popen, "wait", no_waiting)
+            m.setattr(subprocess.Popen, "communicate", no_waiting)
+            job = logic.start(node, **options)
         try:
-            assert blocked <= START_BOUND_S, f"{module}: Apply blocked the calling thread {blocked:.2f} s"
+            assert not job.job.finished, f"{module}: the child had ended when Apply returned"
             assert node_ids(ctx) == before                  # nothing in the scene until the job has ended
             job.wait()
             outputs = logic.finish(job)                     # the model ran in the child
