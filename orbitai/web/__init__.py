@@ -10,6 +10,8 @@ segment editor -- not a second copy of the workflow:
 * `modules` declares what differs between the four modules (their options, tables and displays);
 * `annotate` is the annotation panel: the `Editor` of `AnnotationLogic` on trame-slicer's segment editor;
 * `compat` works around defects of the pinned trame-slicer;
+* `names` is the rule for what a client names (a file name is a name; a path lies under DATA);
+* `guard` is the server's gate (Host and Origin, the per-start secret, message and upload limits);
 * `cli` is ``orbitai web``.
 
 trame and trame-slicer are imported only here (the optional extra ``orbitai[web]``).

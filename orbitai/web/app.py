@@ -379,11 +379,11 @@ class OrbitWebApp(TrameApp):
             jump_slices(self.mrml, jump_to)
 
     # ---------------------------------------------------------------- loading
-    async def load(self, source: str, shown: Optional[str] = None) -> None:
+    async def load(self, source: str, shown: Optional[str] = None, hidden: Optional[Path] = None) -> None:
         """Load a scan (a file, a DICOM folder or a DICOMweb series URL) as a new volume node and select it, or a
         segmentation (``.seg.nrrd``) of the input volume. Files are read in a thread (no MRML there); the node is made
         on the server loop. ``source`` is trusted here (the command line's, or checked by the callers); errors name it
-        as ``shown`` (e.g. the uploaded file's name rather than its temporary folder)."""
+        as ``shown`` (e.g. the uploaded file's name), and without the folder ``hidden`` (an upload's)."""
         with self.state:
             self.state.load_error, self.state.load_busy = "", True
         try:
@@ -401,7 +401,10 @@ class OrbitWebApp(TrameApp):
                 self.add_volume(vol, name)
         except (OrbitAIError, OSError, ValueError, RuntimeError) as exc:
             with self.state:
-                self.state.load_error = self._private(f"Could not load {shown or source}: {one_line(exc)}")
+                message = f"Could not load {shown or source}: {one_line(exc)}"
+                if hidden is not None:
+                    message = message.replace(str(hidden) + os.sep, "").replace(str(hidden), shown or "the upload")
+                self.state.load_error = self._private(message)
         finally:
             with self.state:
                 self.state.load_busy = False
@@ -490,7 +493,7 @@ class OrbitWebApp(TrameApp):
             self.state.load_error = f"The upload was refused: {one_line(exc)}"
             return
         try:
-            await self.load(source, shown)
+            await self.load(source, shown, hidden=upload.folder)
         finally:
             upload.remove()
 

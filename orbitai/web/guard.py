@@ -153,7 +153,7 @@ class BoundedUnChunker:
     def _refuse(self, what: str) -> None:
         self.refused = True
         self.pending = {}
-        log.warning("orbitai web: %s was refused; the connection is closed (1009).", what)
+        log.warning("%s was refused; the connection is closed (1009).", what)
         asyncio.ensure_future(self.ws.close(code=1009, message=b"message too big"))
         return None
 
@@ -191,7 +191,7 @@ class Guard:
         async def gate(request: Any, handler: Any) -> Any:
             why = refusal(request.headers, self.loopback_only, self.allowed_origins)
             if why is not None:
-                log.warning("orbitai web: %s (%s %s).", why, request.method, request.path[:80])
+                log.warning("%s (%s %s).", why, request.method, request.path[:80])
                 return web.Response(status=403, text=f"Forbidden: {why}.\n")
             return await handler(request)
         app.middlewares.append(gate)
