@@ -165,6 +165,11 @@ class AnnotationPanel:
         return f"ann_opt_{effect}_{name}"
 
     def scene_closing(self) -> None:
+        """The scene closes: the model prior being computed is cancelled and an action waiting for it dropped."""
+        from orbitai.orbit.prior import DEFAULT_PRIORS
+
+        self.logic.cancelPending()
+        DEFAULT_PRIORS.cancel_all()
         self.logic.smartFillCancel()
         self.se.deactivate_effect()
         self.state.update({"ann_segmentation": None, "ann_segments": [], "ann_segment": None, "ann_tool": "none",
