@@ -21,11 +21,13 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 import numpy as np
+import SimpleITK as sitk
 
 from orbitai.bundle.core import Bundle
 from orbitai.cohort.clinical import IVGC_CLINICAL
 from orbitai.errors import InputError
 from orbitai.io import Volume
+from orbitai.io.values import noise_warning
 from orbitai.ivgc.checks import bundle_strategy, check_clinical, check_clinical_names
 from orbitai.ivgc.result import CALLS, FeatureValue, IvgcResult
 from orbitai.ivgc.train import Selected
@@ -118,6 +120,9 @@ def predict_ivgc(image: str | Path, segmentation: str | Path, model: Optional[st
     report(1, 5, "reading the MRI and the segmentation")
     sitk_image, labels = load_case(image, segmentation, resample_masks=resample_masks, warnings=warnings)
     masks = strategy_masks(labels, [roi], f"The segmentation {Path(segmentation).name}")
+    noise = noise_warning(sitk.GetArrayViewFromImage(sitk_image), labels, "MRI")   # a call on noise means nothing
+    if noise:
+        warnings.append(noise)
     sel = Selected.from_metadata(meta["selection"]) if meta.get("selection") else None
     features: list[FeatureValue] = []
     radiomics = None

@@ -13,6 +13,7 @@ from orbitai.bundle import Bundle
 from orbitai.tao.models import load_tao_model
 from orbitai.classify.train import predict_proba
 from orbitai.io import Volume
+from orbitai.io.values import noise_warning
 from orbitai.progress import ProgressCallback
 from orbitai.tao.result import MAP_KINDS, TaoResult
 from orbitai.tao.spec import TaoInputSpec
@@ -145,5 +146,8 @@ def predict_tao(image: Volume, labels: Optional[Volume], model_name: str = "B", 
             e.occlusion, e.gradcam = explain_eye(model, xi, target, device)
     report(4, 4, "done")
     warnings = sorted({w for c in crops for w in c.warnings}) + orbit_warnings(labels, confidence)
+    noise = noise_warning(image.array, labels.array, "MRI")      # a call on noise is said to mean nothing
+    if noise:
+        warnings.append(noise)
     return TaoPrediction(eyes, bundle.name, bundle.metadata.get("network", "?"), threshold,
                          time.perf_counter() - t0, str(device), warnings, source)
