@@ -42,7 +42,7 @@ from orbitai.errors import JobError
 from orbitai.progress import ProgressCallback, parse
 
 __all__ = ["OUT_TOKEN", "JobError", "JobResult", "OrbitaiJob", "child_env", "child_error", "default_python",
-           "how_it_ended", "popen_group", "write_job_input"]
+           "how_it_ended", "kill_tree", "popen_group", "write_job_input"]
 
 log = logging.getLogger(__name__)
 
@@ -87,18 +87,29 @@ def child_error(what: str, args: list[str], res: JobResult) -> str:
         if m:
             return f"{what} failed: {m.group('message')}"
     log.error("%s: the orbitai child %s ended with %s; its stderr:\n%s", what, args, res.returncode, res.stderr)
-    how = how_it_ended(res.returncode)
+    how = how_it_ended(res.returncode, res.stderr)
     fatal = [ln for ln in lines if ln.startswith("Fatal Python error")]
-    said = fatal or [ln for ln in lines if not ln[0].isspace() and not ln.startswith(_STACK_LINES)]
+    said = fatal or [ln for ln in lines if not ln[0].isspace() and not ln.startswith(_STACK_LINES)
+                     and not _LAUNCHER_CRASH.match(ln)]
     cause = f": {said[-1]}" if said else ""
     command = " ".join(a for a in args[:2] if a.isidentifier())
     return (f"{what} stopped unexpectedly ({how}{cause}). Its output is in the application log; "
             f"'orbitai --debug {command} ...' on the same input shows the details.")
 
-def how_it_ended(rc: Optional[int]) -> str:
-    """How a child ended, from its exit status (None: it had not exited)."""
+#: What Slicer's launcher (CTKAppLauncher, ``PythonSlicer``) prints, then exiting with 1, when the interpreter it
+#: started was killed by a signal or crashed (``ctkAppLauncherPrivate::applicationFinished`` on ``CrashExit``).
+_LAUNCHER_CRASH = re.compile(r"^error: \[(?P<app>.+)\] exit abnormally - Report the problem\.\s*$", re.M)
+
+
+def how_it_ended(rc: Optional[int], stderr: str = "") -> str:
+    """How a child ended, from its exit status (None: it had not exited) and, for a child started through
+    Slicer's launcher, its stderr: the launcher turns the interpreter's death by a signal into exit code 1 and
+    one line, so that is reported as a signal too (the launcher does not say which)."""
     if rc is None:
         return "it did not exit"
+    if rc == 1 and _LAUNCHER_CRASH.search(stderr or ""):
+        return ("killed by a signal or crashed: Slicer's launcher reported it without saying which signal; "
+                "SIGKILL from the out-of-memory killer is the usual cause")
     if rc < 0:
         try:
             return f"killed by signal {signal.Signals(-rc).name}"
@@ -129,10 +140,43 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def popen_group() -> dict:
-    """Popen options giving the child its own process group, so that a kill reaches all of it."""
+    """Popen options giving the child its own process group, so that a kill reaches all of it. On Windows also
+    its console window hidden, as Slicer's ``slicer.util.launchConsoleProcess`` starts processes
+    (``STARTUPINFO`` with ``STARTF_USESHOWWINDOW`` and ``SW_HIDE``; Base/Python/slicer/util.py, v5.8.1, v5.10.0):
+    the child keeps a console, so that CTRL_BREAK_EVENT still reaches its group."""
     if sys.platform != "win32":
         return {"start_new_session": True}
-    return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}  # pragma: no cover - Windows
+    info = subprocess.STARTUPINFO()  # pragma: no cover - Windows
+    info.dwFlags |= subprocess.STARTF_USESHOWWINDOW
+    info.wShowWindow = 0  # SW_HIDE
+    return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP, "startupinfo": info}
+
+
+def kill_tree(proc: subprocess.Popen, pids: Sequence[int] = ()) -> None:
+    """Kill ``proc``, everything it started and the processes ``pids`` (e.g. the interpreter behind Slicer's
+    launcher); never raises. POSIX: SIGKILL to its process group. Windows: ``taskkill /T`` (the launcher's
+    ``python-real.exe`` is not in a group a signal reaches), then TerminateProcess."""
+    if sys.platform != "win32":
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        return
+    for pid in (*pids, proc.pid):  # pragma: no cover - Windows
+        try:
+            subprocess.run(["taskkill", "/F", "/T", "/PID", str(pid)], capture_output=True, timeout=5,
+                           creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
+        except (OSError, subprocess.SubprocessError):
+            pass
+    try:  # pragma: no cover
+        proc.kill()
+    except OSError:
+        pass
 
 
 class OrbitaiJob:
@@ -228,16 +272,10 @@ class OrbitaiJob:
             else:  # pragma: no cover
                 self.proc.send_signal(signal.CTRL_BREAK_EVENT)
             self.proc.wait(timeout=grace_s)
-        except (subprocess.TimeoutExpired, ProcessLookupError):
+        except (subprocess.TimeoutExpired, OSError):  # OSError: gone already, or no console to signal (Windows)
             pass
         if self.proc.poll() is None:
-            try:
-                if os.name == "posix":
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                else:  # pragma: no cover
-                    self.proc.kill()
-            except ProcessLookupError:
-                pass
+            kill_tree(self.proc)
             self.proc.wait()
 
     def abort(self) -> None:

@@ -8,6 +8,12 @@ CUDA_VISIBLE_DEVICES, thread counts, ...: `STARTUP_ENV`), runs as a one-shot chi
 the command inside the worker (SIGINT: exit 130, outputs discarded) and kills the worker if it has not stopped
 within about a second; a dead worker is started again by the next job.
 
+Inside Slicer the child is ``PythonSlicer``, a launcher (CTKAppLauncher) that starts the real interpreter
+(``python-real``) with the same standard streams and forwards no signal. The worker therefore names its own
+process id in its ready line, and the interrupt goes to that process, not to the launcher; a kill reaches both.
+`WarmJob.cancel` only sends the signal on the calling thread (the GUI's): waiting for the end and killing a
+worker that does not stop happen on a background thread.
+
 The child's side (`serve`, `main`): started once per Slicer session by `WarmWorker`, it imports torch,
 SimpleITK and the command modules once, and keeps the models it loaded
 (`orbitai.bundle.core.enable_model_cache`), so a second Apply pays neither the imports nor the model loading.
@@ -47,7 +53,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, TextIO, cast
 
-from orbitai.runner import OUT_TOKEN, OrbitaiJob, child_env, default_python, how_it_ended, popen_group
+from orbitai.runner import OUT_TOKEN, OrbitaiJob, child_env, default_python, how_it_ended, kill_tree, popen_group
 
 __all__ = ["MARK", "STARTUP_ENV", "WarmJob", "WarmWorker", "main", "serve", "shared_worker", "warm_worker_enabled"]
 
@@ -282,7 +288,9 @@ def warm_worker_enabled() -> bool:
 
 
 class _WorkerProcess:
-    """One ``python -m orbitai.worker`` child: its pipes, reader threads and the job it is running."""
+    """One ``python -m orbitai.worker`` child: its pipes, reader threads and the job it is running. ``pid`` is
+    the process started (a launcher inside Slicer); ``real_pid`` the interpreter that runs the jobs, from its
+    ready line (the same process without a launcher)."""
 
     def __init__(self, python: str, env: dict[str, str], preload: bool = True) -> None:
         self.mark = MARK
@@ -291,6 +299,9 @@ class _WorkerProcess:
         self.popen = subprocess.Popen(argv, stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
                                       env=env, **popen_group())
+        self.real_pid: Optional[int] = None
+        self.ready = threading.Event()
+        self.killed_by: Optional[int] = None   # the signal this side killed it with
         self.job: Optional[WarmJob] = None
         self._lock = threading.Lock()
         self._eof: set[str] = set()
@@ -339,8 +350,12 @@ class _WorkerProcess:
             job._on_stderr(line)
 
     def _control(self, name: str, words: list[str]) -> None:
+        if name == "out" and len(words) == 2 and words[0] == "ready" and words[1].isdigit():
+            self.real_pid = int(words[1])
+            self.ready.set()
+            return
         if len(words) < 2 or words[0] != "end":
-            return  # "ready PID"
+            return
         with self._lock:
             job = self.job
             if job is None or str(job.job_id) != words[1]:
@@ -363,32 +378,33 @@ class _WorkerProcess:
             rc: Optional[int] = self.popen.wait(timeout=5)
         except subprocess.TimeoutExpired:
             rc = None
+        if self.killed_by is not None:   # through a launcher rc is the launcher's (1): say what this side sent
+            rc = -self.killed_by
         if job is not None and not job._done.is_set():
             if not job._cancelled:
-                job._on_stderr(f"orbitai worker: the worker process ended during the job ({how_it_ended(rc)}); "
+                how = how_it_ended(rc, "".join(job._stderr))
+                job._on_stderr(f"orbitai worker: the worker process ended during the job ({how}); "
                                "the next job starts a new one.\n")
             job._rc = rc if rc is not None else -signal.SIGKILL
             job._done.set()
 
-    def interrupt(self) -> None:
-        """Interrupt the running command (``KeyboardInterrupt`` in it); the worker stays."""
+    def interrupt(self) -> bool:
+        """Interrupt the running command (``KeyboardInterrupt`` in it; the worker stays): SIGINT to the real
+        interpreter. False when it cannot be sent: before the ready line (its process id unknown; never to a
+        launcher, which would die of it or ignore it), or on Windows (no SIGINT for one process)."""
+        if sys.platform == "win32" or self.real_pid is None:
+            return False
         try:
-            if sys.platform != "win32":
-                os.kill(self.pid, signal.SIGINT)
-            else:  # pragma: no cover - no SIGINT for one process on Windows: stop the worker
-                self.kill()
-        except ProcessLookupError:
+            os.kill(self.real_pid, signal.SIGINT)
+        except OSError:   # it has just ended
             pass
+        return True
 
     def kill(self) -> None:
-        """Kill the worker and everything it started (no clean-up inside: its job is discarded)."""
-        try:
-            if sys.platform != "win32":
-                os.killpg(self.pid, signal.SIGKILL)
-            else:  # pragma: no cover
-                self.popen.kill()
-        except (ProcessLookupError, PermissionError):
-            pass
+        """Kill the worker and everything it started, the real interpreter behind a launcher included (no
+        clean-up inside: its job is discarded). Never raises."""
+        self.killed_by = getattr(signal, "SIGKILL", signal.SIGTERM)
+        kill_tree(self.popen, [p for p in (self.real_pid,) if p is not None and p != self.pid])
 
     def close(self, timeout: float = 3.0) -> None:
         """Let the worker end (stdin closed: it interrupts a running job and exits); kill it if it lingers."""
@@ -549,21 +565,34 @@ class WarmJob(OrbitaiJob):
         return self._done.is_set() if self.warm else super().finished
 
     def cancel(self, grace_s: float = 0.9) -> None:
-        """Interrupt the command; kill the worker if it has not stopped within ``grace_s`` (the next job
-        starts a new one). Returns within about ``grace_s``; the outputs are discarded."""
+        """Interrupt the command (SIGINT to the worker's real interpreter); kill the worker if it has not
+        stopped within ``grace_s`` (the next job starts a new one); the outputs are discarded. Returns at once:
+        only the signal is sent on the calling thread, the wait and the kill run on a background thread."""
         if not self.warm:
             super().cancel(grace_s)
             return
         self._cancelled = True
-        assert self._proc_w is not None
+        proc = self._proc_w
+        assert proc is not None
         if self._done.is_set():
             return
-        self._proc_w.interrupt()
-        if self._done.wait(grace_s):
-            return
-        log.info("orbitai worker %s did not stop within %.1f s of the interrupt; killing it", self._proc_w.pid, grace_s)
-        self._proc_w.kill()
-        self._done.wait(5)
+        sent = proc.interrupt()
+        threading.Thread(target=self._stop, args=(proc, grace_s, sent), daemon=True,
+                         name=f"orbitai-cancel-{self.job_id}").start()
+
+    def _stop(self, proc: _WorkerProcess, grace_s: float, sent: bool) -> None:
+        """Background side of `cancel`: interrupt once the worker is ready (if not yet done), wait ``grace_s``
+        for the job to end, else kill the worker; then remove what the command wrote."""
+        if sys.platform == "win32":  # pragma: no cover - no SIGINT for one process on Windows: stop the worker
+            proc.kill()
+        elif not sent and proc.ready.wait(grace_s):
+            proc.interrupt()
+        if not self._done.wait(grace_s):
+            log.info("orbitai worker %s did not stop within %.1f s of the interrupt; killing it", proc.pid, grace_s)
+            proc.kill()
+            self._done.wait(10)
+        if self.tmp is not None:   # written by the command after the caller's cleanup
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
     def _wait(self) -> int:
         if not self.warm:
