@@ -79,11 +79,13 @@ def test_resume_runs_only_missing_and_incomplete_cases(tmp_path):
 
     shutil.rmtree(out / "c1")                                         # a killed run: c1 never written
     (out / "c2" / "result.json").unlink()                             # c2 half written
-    (out / ".c2-abcd1234").mkdir()                                    # a killed writer's stage folder
+    (out / ".c2-abcd1234").mkdir()                                    # the user's, named like a stage folder
+    (out / ".c2-abcd1234" / "mine.txt").write_text("mine")
     ran: list[str] = []
     report = run_cohort(TOY, _toy_cases(), out, bar=False, on_case=lambda cid, run, err: ran.append(cid))
     assert ran == ["c1", "c2"] and report.skipped == ["c0", "c3"]
-    assert _entries(out) == ["c0", "c1", "c2", "c3"]
+    assert _entries(out) == [".c2-abcd1234", "c0", "c1", "c2", "c3"]   # a folder the runner did not make stays
+    assert (out / ".c2-abcd1234" / "mine.txt").read_text() == "mine"
     assert {c: (out / c / "result.json").stat().st_mtime_ns for c in ("c0", "c3")} == mtimes
     assert ToyResult.read_json(out / "c2")["value"] == 2.0
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from orbitai.cli import main
+from orbitai.cohort.runner import INPUTS_FILE
 from orbitai.io import Volume, read_volume, write_volume
 from orbitai.phantoms import orbit_case
 from orbitai.orbit.cli import case_name
@@ -70,7 +71,7 @@ def test_batch_loads_the_model_once_and_writes_each_case(images, tmp_path, capsy
     failed = (out / "failed.csv").read_text().splitlines()
     assert failed[0] == "case_id,error" and len(failed) == 2 and failed[1].startswith("block,No orbit found")
     for name in ("ct_a", "ct_b"):
-        assert sorted(p.name for p in (out / name).iterdir()) == CASE_FILES
+        assert sorted(p.name for p in (out / name).iterdir()) == [INPUTS_FILE, *CASE_FILES]   # and what the case was made from
         res = SegmentationResult.read(out / name, reference=read_volume(images[name]))
         assert res.model == "orbit_svnet_ct_demo" and {r["name"] for r in res.volumes} >= {"eyeball_left"}
     assert "failed: case block: No orbit found" in captured.out
@@ -86,7 +87,7 @@ def test_manifest_batch_names_folders_by_case_id(images, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["seg", "predict", "--manifest", str(manifest), "--out", str(out), "--device", "cpu",
                  "--no-mirror", "--labelmap"]) == 0
-    assert sorted(p.name for p in (out / "patient 7").iterdir()) == ["labels.nrrd", *CASE_FILES]
+    assert sorted(p.name for p in (out / "patient 7").iterdir()) == [INPUTS_FILE, "labels.nrrd", *CASE_FILES]
     assert sorted(p.name for p in out.iterdir()) == ["patient 7"]
 
 
@@ -94,7 +95,7 @@ def test_manifest_batch_names_folders_by_case_id(images, tmp_path, capsys):
     (None, [], "Give an image to segment"),
     ("case_id,image\na,{a}\n", ["{a}"], "not both"),
     ("case_id,image\n../up,{a}\n", [], "'../up' cannot name a folder under --out"),
-    ("case_id,image\nA,{a}\na,{b}\n", [], "would both be written to"),
+    ("case_id,image\nA,{a}\na,{b}\n", [], "name one folder (they differ only in upper/lower case"),
     ("case_id,image\na,{a}\na,{b}\n", [], "listed more than once"),
     ("case_id,picture\na,{a}\n", [], "lacks column(s) ['image']"),
     ("case_id,image\na,{a}\nb,missing.nrrd\n", [], "No such file or directory"),
@@ -147,5 +148,5 @@ def test_sigterm_keeps_finished_cases_and_no_half_case(images, tmp_path):
     assert proc.returncode == 130, err
     assert "cancelled after 1 of 2 cases; complete in" in err and err.strip().endswith("cancelled")
     assert sorted(p.name for p in out.iterdir()) == ["ct_a"]
-    assert sorted(p.name for p in (out / "ct_a").iterdir()) == CASE_FILES
+    assert sorted(p.name for p in (out / "ct_a").iterdir()) == [INPUTS_FILE, *CASE_FILES]
     SegmentationResult.read(out / "ct_a")

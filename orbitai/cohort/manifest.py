@@ -6,9 +6,11 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional
 
 from orbitai.errors import InputError
 from orbitai.io import Volume, read_volume
@@ -16,6 +18,61 @@ from orbitai.io import Volume, read_volume
 
 class ManifestError(InputError):
     """A manifest, or a value in it, that cannot be used (the message names the file or case and column)."""
+
+
+#: The most UTF-8 bytes of a case_id: a folder name (255 bytes on common file systems) with room for the
+#: hidden stage folder ``.<case_id>-XXXXXXXX`` a result is written into first.
+CASE_ID_MAX_BYTES = 200
+#: Names Windows reserves for devices, with or without an extension (``con``, ``nul.txt``).
+_WINDOWS_DEVICES = frozenset(["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
+                              *(f"{d}{i}" for d in ("COM", "LPT") for i in "123456789\u00b9\u00b2\u00b3")])
+_NOT_IN_NAMES = '/\\:*?"<>|'
+#: A scheme such as ``http://`` or ``s3://``: a URL, not a file on this computer.
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def folder_name_problem(name: str) -> Optional[str]:
+    """Why ``name`` (a case_id, NFC-normalised) cannot be one portable folder name under OUT -- on Linux,
+    macOS and Windows alike -- or None when it can."""
+    bad = sorted({c for c in name if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")})
+    if bad:
+        return f"it holds the control character(s) {', '.join(repr(c) for c in bad)}"
+    if not name or not name.strip():
+        return "it is empty or only white space"
+    if name != name.strip():
+        return "it begins or ends with white space"
+    if name.startswith("."):
+        return "it begins with '.' (a hidden name, or '.'/'..')"
+    if name.endswith("."):
+        return "it ends with '.', which Windows drops"
+    seps = sorted({c for c in name if c in _NOT_IN_NAMES})
+    if seps:
+        return f"it holds {' '.join(seps)} (folder separators and characters Windows does not allow in a name)"
+    if name.split(".")[0].rstrip().upper() in _WINDOWS_DEVICES:
+        return "Windows reserves it for a device"
+    if len(name.encode("utf-8")) > CASE_ID_MAX_BYTES:
+        return f"it is longer than {CASE_ID_MAX_BYTES} bytes"
+    return None
+
+
+def case_folder_name(case_id: str, where: str) -> str:
+    """The one rule for a case_id, which names the case's folder under OUT: the id in Unicode NFC (so that
+    the NFC and NFD spellings of one name are one case, as macOS's disks make them one folder), or one
+    `ManifestError` (``where``: the manifest and line, or the command) saying why it cannot name a portable
+    folder (`folder_name_problem`)."""
+    name = unicodedata.normalize("NFC", case_id or "")
+    why = folder_name_problem(name)
+    if why is not None:
+        shown = case_id if len(case_id or "") <= 60 else case_id[:57] + "..."
+        raise ManifestError(f"{where}: case_id {shown!r} cannot name a folder under --out ({why}); give each case a plain "
+                            "name such as 'patient_01'.")
+    return name
+
+
+def folder_key(name: str) -> str:
+    """What two folder names share when one disk keeps them apart and another makes them one folder
+    (case-insensitive Windows and macOS, normalisation-insensitive macOS)."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold())
 
 
 @dataclass
@@ -34,8 +91,9 @@ class Case:
 
 def read_manifest(path: str | Path, need_segmentation: bool = True) -> list[Case]:
     """The manifest's cases in file order (raises :class:`ManifestError` for a bad manifest -- a
-    missing column, an empty path or case id, a case id listed twice -- FileNotFoundError when
-    there is none)."""
+    missing or repeated column, an empty path, a URL for a path, a case_id that cannot name a folder
+    (`case_folder_name`) or that names one folder with another -- FileNotFoundError when there is none).
+    Case ids come back NFC-normalised."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Manifest not found: {path}")
@@ -47,9 +105,18 @@ def read_manifest(path: str | Path, need_segmentation: bool = True) -> list[Case
     if "\x00" in text:
         raise ManifestError(f"Manifest {path} is not a CSV text file (it holds binary data); "
                             "give a comma-separated file with a header line case_id,image,...")
+
+    def resolve(p: str) -> Path:
+        q = Path(p)
+        return q if q.is_absolute() else path.parent / q
+
     with io.StringIO(text, newline="") as f:
         reader = csv.DictReader(f)
         cols = reader.fieldnames or []
+        twice = sorted({c for c in cols if cols.count(c) > 1})
+        if twice:    # csv.DictReader would keep the last column of a name without a word
+            raise ManifestError(f"Manifest {path}: the header names column(s) {', '.join(map(repr, twice))} more "
+                                "than once; keep one column of each name.")
         needed = ["case_id", "image"] + (["segmentation"] if need_segmentation else [])
         missing = [c for c in needed if c not in cols]
         if missing:
@@ -58,26 +125,38 @@ def read_manifest(path: str | Path, need_segmentation: bool = True) -> list[Case
                     "comma-separated CSV)" if sep else "")
             raise ManifestError(f"Manifest {path} lacks column(s) {missing}; it has {cols}{hint}.")
         cases = []
-        lines: dict[str, list[int]] = {}
-        for i, row in enumerate(reader, start=2):
-            def resolve(p: str) -> Path:
-                q = Path(p)
-                return q if q.is_absolute() else path.parent / q
+        first: dict[str, tuple[str, int]] = {}     # folder_key -> (case_id as written, line)
+        end = reader.line_num
+        for row in reader:
+            i, end = end + 1, reader.line_num     # the line the row begins on (a quoted value may span lines)
+            for column in ("image", "segmentation"):
+                value = row.get(column) or ""
+                if _URL.match(value.strip()):
+                    raise ManifestError(f"Manifest {path} line {i}: the {column} {value.strip()!r} is a URL; a "
+                                        "manifest lists files or DICOM folders on this computer (fetch a DICOMweb "
+                                        "series with 'orbitai dicom fetch' first).")
+            raw_id = row.get("case_id") or ""
+            if not raw_id:
+                raise ManifestError(f"Manifest {path} line {i}: empty case_id.")
+            case_id = case_folder_name(raw_id, f"Manifest {path} line {i}")
+            key = folder_key(case_id)
+            if key in first:   # a case counted twice would weigh twice in every metric and split
+                was, line = first[key]
+                if was == raw_id:
+                    raise ManifestError(f"Manifest {path}: case_id {raw_id!r} is listed more than once "
+                                        f"(lines {line}, {i}); each case must appear once.")
+                raise ManifestError(f"Manifest {path}: the case_ids {was!r} (line {line}) and {raw_id!r} (line {i}) "
+                                    "name one folder (they differ only in upper/lower case or Unicode "
+                                    "normalisation); rename one.")
+            first[key] = (raw_id, i)
             if not row.get("image"):
                 raise ManifestError(f"Manifest {path} line {i}: empty image path.")
             seg = row.get("segmentation")
             if need_segmentation and not seg:
                 raise ManifestError(f"Manifest {path} line {i}: empty segmentation path.")
-            cases.append(Case(row["case_id"], resolve(row["image"]), resolve(seg) if seg else None, row))
-            lines.setdefault(row["case_id"], []).append(i)
+            cases.append(Case(case_id, resolve(row["image"]), resolve(seg) if seg else None, row))
     if not cases:
         raise ManifestError(f"Manifest {path} lists no cases.")
-    for case_id, at in lines.items():
-        if not case_id:
-            raise ManifestError(f"Manifest {path} line(s) {', '.join(map(str, at))}: empty case_id.")
-        if len(at) > 1:   # a case counted twice would weigh twice in every metric and split
-            raise ManifestError(f"Manifest {path}: case_id {case_id!r} is listed more than once "
-                                f"(lines {', '.join(map(str, at))}); each case must appear once.")
     return cases
 
 

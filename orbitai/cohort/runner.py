@@ -4,10 +4,14 @@ A task declares only what differs (:class:`CohortTask`): how to predict one case
 module-level function, so that it pickles to a Dask worker) and which result class validates that folder.
 :func:`run_cohort` does the rest, the same for ``seg``, ``tao``, ``ivgc`` and ``neuro`` predict:
 
-* each case is written to ``OUT/<case_id>/`` only when complete (the task's staged `TaskResult.write`: a
-  fresh folder moved into place whole);
-* a case whose folder already holds a valid ``result.json`` (and every file it names) is skipped, so a
-  rerun after a kill or a cancel does only the missing cases; an incomplete leftover is replaced;
+* each case is written to ``OUT/<case_id>/`` only when complete: predicted into the run's own work folder
+  ``OUT/.orbitai-cohort-XXXXXXXX/`` (marked as the runner's; removed at the end, or by the next run where a
+  kill left it) and moved into place whole. Nothing else in OUT is removed but an incomplete case folder
+  holding only files the command writes;
+* a case whose folder holds a valid ``result.json`` (and every file it names) made from the same inputs is
+  skipped, so a rerun after a kill or a cancel does only the missing cases. Each case records the SHA-256 of
+  its input files and the options that decide its result (`INPUTS_FILE`): a case whose image was corrected,
+  or whose options changed, is predicted again;
 * a failed case is reported by id with its one-line error in ``OUT/failed.csv`` and the others finish;
 * a cancel (Ctrl-C, SIGTERM) stops the workers and leaves only complete case folders;
 * the serial run (no ``--workers``) and the Dask run call the same per-case function
@@ -22,7 +26,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import dataclasses
 import io
+import json
 import logging
 import os
 import re
@@ -41,8 +47,17 @@ log = logging.getLogger(__name__)
 
 #: The list of failed cases written into OUT: ``case_id,error``.
 FAILED_FILE = "failed.csv"
-#: Seconds to wait for an existing scheduler (``--scheduler``).
+#: Seconds to wait for an existing scheduler (``--scheduler``) to answer.
 SCHEDULER_TIMEOUT = 10.0
+#: Seconds to wait for a first worker on an existing scheduler that has none.
+WORKER_WAIT = 60.0
+#: What each complete case folder records of what it was made from (`input_record`).
+INPUTS_FILE = ".orbitai-inputs.json"
+#: The prefix of a run's work folder in OUT, and the file marking it as the runner's own.
+WORK_PREFIX, WORK_MARKER = ".orbitai-cohort-", "orbitai-cohort-run.json"
+#: Options that change how a cohort runs, not what a case's result is (left out of `input_record`).
+RUN_ONLY_OPTIONS = frozenset({"manifest", "workers", "scheduler", "device", "verbose", "debug", "func", "command",
+                              "image_dests", "nproc"})
 #: Errors that no other case would escape (a bad --model, an unusable --device): the run stops at once.
 FATAL_ERRORS: tuple[type[BaseException], ...] = (BundleError, DeviceError)
 
@@ -75,6 +90,9 @@ class CohortTask:
     predict: Callable[[CohortCase, Path], Any]
     result: Any
     files: tuple[str, ...]
+    #: The options that decide a case's result (default: the dict a `functools.partial` ``predict`` is given,
+    #: less `RUN_ONLY_OPTIONS`); a rerun with others predicts every case again.
+    options: Optional[Mapping[str, Any]] = None
 
 
 @dataclass
@@ -138,17 +156,167 @@ class CaseRun:
     lines: list[str]
 
 
-def execute_case(predict: Callable[[CohortCase, Path], Any], case: CohortCase, out: str) -> CaseRun:
+def execute_case(predict: Callable[[CohortCase, Path], Any], case: CohortCase, out: str,
+                 work: Optional[str] = None, options: Optional[Mapping[str, Any]] = None) -> CaseRun:
     """Predict one case into ``out/<case_id>`` (in this process or on a Dask worker: the one per-case step of
-    both runs); loaded models stay in this process for its next case."""
+    both runs); loaded models stay in this process for its next case. With ``work`` (the run's work folder in
+    ``out``) the case is predicted there, its `input_record` (``options``) added, and the complete folder moved
+    into ``out/<case_id>``, replacing a stale one there."""
     from orbitai.bundle.core import enable_model_cache
 
     enable_model_cache()
     buf = io.StringIO()
     t0 = time.perf_counter()
+    if work is None:
+        with contextlib.redirect_stdout(buf):
+            predict(case, Path(out) / case.case_id)
+        return CaseRun(time.perf_counter() - t0, buf.getvalue().splitlines())
+    if not (Path(work) / WORK_MARKER).is_file():
+        raise OrbitAIError(f"Case {case.case_id}: the run was cancelled or ended (its work folder is gone).")
+    record = input_record(case, options or {})    # the inputs as read now, before the prediction reads them
+    folder = Path(work) / case.case_id
     with contextlib.redirect_stdout(buf):
-        predict(case, Path(out) / case.case_id)
+        predict(case, folder)
+    from orbitai.staging import write_text_atomic
+
+    write_text_atomic(folder / INPUTS_FILE, json.dumps(record, indent=1) + "\n")
+    target = Path(out) / case.case_id
+    old = Path(work) / f"{case.case_id}.replaced"
+    if target.exists():          # a case made from other inputs (the runner has checked it holds only its files)
+        os.replace(target, old)
+    os.replace(folder, target)
+    shutil.rmtree(old, ignore_errors=True)
     return CaseRun(time.perf_counter() - t0, buf.getvalue().splitlines())
+
+
+# --------------------------------------------------------------------------------------------- resume
+def task_options(task: CohortTask) -> dict[str, Any]:
+    """The options that decide a case's result (`CohortTask.options`), as JSON values."""
+    import functools
+
+    given = task.options
+    if given is None:
+        given = next((a for a in getattr(task.predict, "args", ()) if isinstance(a, Mapping)), None) \
+            if isinstance(task.predict, functools.partial) else None
+    kept: dict[str, Any] = {}
+    for key, value in (given or {}).items():
+        if key in RUN_ONLY_OPTIONS or key.endswith("_command") or callable(value):
+            continue
+        kept[str(key)] = json.loads(json.dumps(value, default=str, sort_keys=True))
+    return kept
+
+
+def _signature(path: Path) -> list:
+    """What changes when a file or folder is written again: sizes and modification times."""
+    if path.is_dir():
+        files = sorted(q for q in path.rglob("*") if q.is_file())
+        return [[q.relative_to(path).as_posix(), q.stat().st_size, q.stat().st_mtime_ns] for q in files]
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+def input_record(case: CohortCase, options: Mapping[str, Any], previous: Optional[Mapping[str, Any]] = None) -> dict:
+    """What a case is made from: each input naming a file or folder by its content's SHA-256 (and its place, size
+    and time, so that a rerun reads an unchanged input only when ``previous`` recorded another), each other input
+    value as it is, and ``options``. Two records with equal `_record_key` make the same result."""
+    from orbitai.bundle.checksums import sha256_input
+
+    inputs: dict[str, Any] = {}
+    before = (previous or {}).get("inputs", {})
+    for name, value in sorted(case.inputs.items()):
+        path = Path(value) if isinstance(value, str) and value else None
+        if path is not None and path.exists():
+            place, signature = str(path.resolve()), _signature(path)
+            old = before.get(name)
+            same = isinstance(old, dict) and old.get("path") == place and old.get("signature") == signature
+            digest = old["sha256"] if same else sha256_input(path)
+            inputs[name] = {"path": place, "signature": signature, "sha256": digest}
+        else:
+            inputs[name] = {"value": json.loads(json.dumps(value, default=str, sort_keys=True))}
+    return {"case_id": case.case_id, "inputs": inputs, "options": dict(options)}
+
+
+def _record_key(record: Mapping[str, Any]) -> str:
+    """The part of an `input_record` that decides the result: contents and values, not places or times."""
+    inputs = {k: v.get("sha256", v.get("value")) if isinstance(v, dict) else v
+              for k, v in record.get("inputs", {}).items()}
+    return json.dumps({"inputs": inputs, "options": record.get("options")}, sort_keys=True, default=str)
+
+
+def made_from(folder: Path, case: CohortCase, options: Mapping[str, Any]) -> bool:
+    """Whether the complete case in ``folder`` was made from ``case``'s present inputs and ``options`` (its
+    `INPUTS_FILE`; False without one: a case of an earlier version, or not made by the runner)."""
+    try:
+        previous = json.loads((folder / INPUTS_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    if not isinstance(previous, dict):
+        return False
+    try:
+        now = input_record(case, options, previous)
+    except OSError:
+        return False
+    if _record_key(now) != _record_key(previous):
+        return False
+    if now != previous:      # the same content at another place or time: remember it, not to read it again
+        with contextlib.suppress(OSError):
+            from orbitai.staging import write_text_atomic
+
+            write_text_atomic(folder / INPUTS_FILE, json.dumps(now, indent=1) + "\n")
+    return True
+
+
+# --------------------------------------------------------------------------------------------- the work folder
+def _host() -> str:
+    return socket.gethostname()
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (True when it cannot be told)."""
+    try:
+        import psutil  # type: ignore[import-untyped]  # a dependency of dask.distributed
+
+        return bool(psutil.pid_exists(pid))
+    except ImportError:
+        if os.name != "posix":
+            return True
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except OSError:
+            return True
+        return True
+
+
+def make_work_folder(out: Path, command: str) -> Path:
+    """This run's work folder in ``out``, marked as the runner's (`WORK_MARKER`: command, process, machine)."""
+    work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=out))
+    (work / WORK_MARKER).write_text(json.dumps({"command": command, "pid": os.getpid(), "host": _host(),
+                                                "started": time.time()}) + "\n")
+    return work
+
+
+def abandoned_work_folders(out: Path) -> list[Path]:
+    """Work folders in ``out`` that an earlier run of the runner left when it was killed: named and marked as
+    the runner's (`make_work_folder`), by a process that no longer runs on this machine or that ran on another.
+    A folder of any other name or without the marker is never among them."""
+    found = []
+    try:
+        entries = list(out.iterdir())
+    except OSError:
+        return []
+    for p in entries:
+        if not (p.name.startswith(WORK_PREFIX) and p.is_dir() and not p.is_symlink()):
+            continue
+        try:
+            mark = json.loads((p / WORK_MARKER).read_text())
+            pid, host = int(mark["pid"]), str(mark["host"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if host != _host() or not _alive(pid):
+            found.append(p)
+    return found
 
 
 # --------------------------------------------------------------------------------------------- options
@@ -178,6 +346,13 @@ def check_cohort_options(args: argparse.Namespace, single: str = "image") -> boo
         raise UserError("Give --workers (a local cluster) or --scheduler (an existing one), not both.")
     if not manifest and (workers or scheduler is not None):
         raise UserError("--workers and --scheduler run a cohort: give --manifest.")
+    if manifest:      # options of one image that a manifest's cases would not get: refused, never ignored
+        if getattr(args, "series", None) is not None:
+            raise UserError("--series chooses the series of one image; with --manifest give each case's series "
+                            "(its DICOM folder) in the manifest's image column.")
+        if getattr(args, "dicom_attributes", None) is not None:
+            raise UserError("--dicom-attributes gives the patient and study of one image; it cannot apply to every "
+                            "case of --manifest: run those images one by one with it.")
     return bool(manifest)
 
 
@@ -190,17 +365,26 @@ def image_cases(manifest: str | Path) -> list[CohortCase]:
             for c in read_manifest(manifest, need_segmentation=False)]
 
 
-def check_case_ids(ids: Sequence[str], where: str) -> None:
-    """Each id names one folder under OUT, distinct even on a case-insensitive disk."""
+def check_case_ids(ids: Sequence[str], where: str) -> list[str]:
+    """Each id as the folder name it gets under OUT (`orbitai.cohort.manifest.case_folder_name`: portable,
+    NFC), one folder each even on a case-insensitive disk, and none the name of the runner's own list of
+    failed cases; one `InputError` otherwise."""
+    from orbitai.cohort.manifest import case_folder_name, folder_key
+
+    names: list[str] = []
     seen: dict[str, str] = {}
     for cid in ids:
-        if not cid or cid in (".", "..") or Path(cid).name != cid or "\\" in cid:
-            raise UserError(f"{where}: case_id {cid!r} cannot name a folder under --out (one folder name: no '/', "
-                            "'\\', '.' or '..').")
-        if cid.casefold() in seen:
-            raise UserError(f"{where}: case_ids {seen[cid.casefold()]!r} and {cid!r} would share one folder on a "
-                            "case-insensitive disk; rename one.")
-        seen[cid.casefold()] = cid
+        name = case_folder_name(cid, where)
+        key = folder_key(name)
+        if key == folder_key(FAILED_FILE):
+            raise UserError(f"{where}: case_id {cid!r} is the name of the list of failed cases the run writes into "
+                            "--out; rename the case.")
+        if key in seen:
+            raise UserError(f"{where}: case_ids {seen[key]!r} and {cid!r} would share one folder (they differ "
+                            "only in upper/lower case or Unicode normalisation); rename one.")
+        seen[key] = cid
+        names.append(name)
+    return names
 
 
 # --------------------------------------------------------------------------------------------- Dask
@@ -262,18 +446,86 @@ def _start_local_cluster(**kwargs: Any) -> Any:
         raise
 
 
-def _check_reachable(address: str) -> None:
-    """A one-line error at once for a scheduler address nobody listens on (no wait for Dask's timeout)."""
-    m = re.match(r"^(?:tcp|tls)://\[?([^\]/]+?)\]?:(\d+)/?$", address.strip())
-    if not m:
-        if "://" not in address and not re.match(r"^[^/:]+:\d+$", address.strip()):
-            raise UserError(f"--scheduler {address!r} is not a Dask scheduler address (e.g. tcp://10.0.0.5:8786).")
-        return
+_ADDRESS = re.compile(r"^(?:(?P<scheme>tcp|tls)://)?\[?(?P<host>[^\]/\s]+?)\]?:(?P<port>\d+)/?$")
+#: The largest first message a Dask scheduler sends (its handshake: a few hundred bytes).
+_HANDSHAKE_MAX = 1 << 20
+
+
+def _recv_exactly(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _is_http(sock: socket.socket) -> bool:
+    """Whether the server on ``sock`` (silent so far) answers an HTTP request as a web server does."""
     try:
-        with socket.create_connection((m.group(1), int(m.group(2))), timeout=min(5.0, SCHEDULER_TIMEOUT)):
-            pass
+        sock.sendall(b"HEAD / HTTP/1.0\r\n\r\n")
+        sock.settimeout(min(2.0, SCHEDULER_TIMEOUT))
+        return _recv_exactly(sock, 5) == b"HTTP/"
+    except OSError:
+        return False
+
+
+def check_scheduler(address: str) -> None:
+    """One line, within `SCHEDULER_TIMEOUT`, for a ``--scheduler`` address that is no Dask scheduler: nobody
+    listening, a web (HTTP) server such as Dask's dashboard, a port that accepts and never answers, or one that
+    answers something else (Dask's own connect would wait on without a bound, or read a web page's first bytes as
+    a message length). A Dask scheduler speaks first on a new connection: its handshake must come in time."""
+    text = address.strip()
+    m = _ADDRESS.match(text)
+    if not m:
+        if "://" not in text:
+            raise UserError(f"--scheduler {address!r} is not a Dask scheduler address (e.g. tcp://10.0.0.5:8786).")
+        return        # another transport (ucx://, inproc://): Dask's own connect says
+    port = int(m["port"])
+    if not 0 < port < 65536:
+        raise UserError(f"--scheduler {address!r}: the port must be 1 to 65535, got {port}.")
+    try:
+        sock = socket.create_connection((m["host"], port), timeout=min(5.0, SCHEDULER_TIMEOUT))
     except (OSError, ValueError) as exc:
-        raise InputError(f"Cannot reach the Dask scheduler at {address}: {getattr(exc, 'strerror', None) or one_line(exc)}.") from None
+        raise InputError(f"Cannot reach the Dask scheduler at {address}: "
+                         f"{getattr(exc, 'strerror', None) or one_line(exc)}.") from None
+    use = "give the scheduler's address (e.g. tcp://HOST:8786; its dashboard, 8787, is a web page)"
+    with sock:
+        if m["scheme"] == "tls":
+            return    # a TLS server waits for the client's hello
+        sock.settimeout(SCHEDULER_TIMEOUT)
+        try:
+            head = _recv_exactly(sock, 8)
+        except socket.timeout:
+            if _is_http(sock):
+                raise InputError(f"{address} is a web (HTTP) server, not a Dask scheduler; {use}.") from None
+            raise InputError(f"{address} accepted the connection but did not answer as a Dask scheduler within "
+                             f"{SCHEDULER_TIMEOUT:g} s; {use}, and check that it runs.") from None
+        except OSError as exc:
+            raise InputError(f"Cannot reach the Dask scheduler at {address}: "
+                             f"{exc.strerror or one_line(exc)}.") from None
+    if len(head) < 8:
+        raise InputError(f"{address} closed the connection without answering as a Dask scheduler; {use}.")
+    size = int.from_bytes(head, "little")
+    if not 0 < size <= _HANDSHAKE_MAX:
+        what = "a web (HTTP) server" if head.startswith(b"HTTP/") else f"something else (it sent {head!r})"
+        raise InputError(f"{address} is {what}, not a Dask scheduler; {use}.")
+
+
+def _wait_for_a_worker(client: Any, address: str) -> None:
+    """Return once the scheduler at ``address`` has a worker; say that it is waited for, and give up after
+    `WORKER_WAIT` seconds with one line (the cases would wait for ever)."""
+    if client.nthreads():
+        return
+    print(f"waiting up to {WORKER_WAIT:g} s for a worker of the Dask scheduler at {address} (it has none)",
+          file=sys.stderr, flush=True)
+    try:
+        client.wait_for_workers(1, timeout=WORKER_WAIT)
+    except (TimeoutError, OSError):
+        raise InputError(f"The Dask scheduler at {address} has no workers (none came in {WORKER_WAIT:g} s); start "
+                         f"some with 'dask worker {address}', or leave out --scheduler (--workers N runs a local "
+                         "cluster).") from None
 
 
 @contextlib.contextmanager
@@ -294,11 +546,13 @@ def dask_client(workers: int, scheduler: Optional[str], n_tasks: int) -> Iterato
             dask_log.setLevel(logging.CRITICAL)
             _silence_dask()
         if scheduler is not None:
-            _check_reachable(scheduler)
+            check_scheduler(scheduler)
             try:
                 client = Client(scheduler, timeout=f"{SCHEDULER_TIMEOUT:g}s")
-            except (OSError, TimeoutError, ValueError) as exc:
+            except (OSError, TimeoutError, ValueError, MemoryError) as exc:
                 raise InputError(f"Cannot reach the Dask scheduler at {scheduler}: {one_line(exc)}") from exc
+            stack.callback(client.close)
+            _wait_for_a_worker(client, scheduler)
         else:
             scratch = tempfile.mkdtemp(prefix="orbitai-dask-")
             stack.callback(shutil.rmtree, scratch, ignore_errors=True)
@@ -329,7 +583,7 @@ def dask_client(workers: int, scheduler: Optional[str], n_tasks: int) -> Iterato
             if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
                 _silence_dask()   # the cluster may have set up Dask's handlers anew
             client = Client(cluster)
-        stack.callback(client.close)
+            stack.callback(client.close)
         yield client
 
 
@@ -338,19 +592,25 @@ def dask_map(fn: Callable[..., Any], items: Mapping[str, tuple], workers: int, s
     """``fn(*items[key])`` for every key on a Dask cluster (:func:`dask_client`); ``finished(key, value,
     error)`` as each completes, in the order they complete. An exception ``finished`` raises (or a cancel)
     closes the client and the local cluster, stopping the other tasks."""
+    with dask_client(workers, scheduler, len(items)) as client:
+        map_on(client, fn, items, finished, prefix)
+
+
+def map_on(client: Any, fn: Callable[..., Any], items: Mapping[str, tuple],
+           finished: Callable[[str, Any, Optional[BaseException]], None], prefix: str = "orbitai") -> None:
+    """`dask_map` on an open ``client``."""
     from dask.distributed import as_completed
 
-    with dask_client(workers, scheduler, len(items)) as client:
-        futures = {client.submit(fn, *args, key=f"{prefix}-{i}-{key}", pure=False): key
-                   for i, (key, args) in enumerate(items.items())}
-        for fut in as_completed(futures):
-            key = futures[fut]
-            try:
-                value = fut.result()
-            except Exception as exc:  # noqa: BLE001 - a task's failure (or its worker's death) is that task's
-                finished(key, None, exc)
-            else:
-                finished(key, value, None)
+    futures = {client.submit(fn, *args, key=f"{prefix}-{i}-{key}", pure=False): key
+               for i, (key, args) in enumerate(items.items())}
+    for fut in as_completed(futures):
+        key = futures[fut]
+        try:
+            value = fut.result()
+        except Exception as exc:  # noqa: BLE001 - a task's failure (or its worker's death) is that task's
+            finished(key, None, exc)
+        else:
+            finished(key, value, None)
 
 
 # --------------------------------------------------------------------------------------------- the runner
@@ -359,26 +619,23 @@ def _why(exc: BaseException) -> str:
     return text if isinstance(exc, (OrbitAIError, OSError)) else f"{type(exc).__name__}: {text}"
 
 
-def _stages(out: Path, case_id: str) -> list[Path]:
-    """Hidden stage folders a killed writer of ``case_id`` left in ``out`` (`orbitai.staging.staged_folder`)."""
-    pattern = re.compile(rf"^\.{re.escape(case_id)}-[a-z0-9_]{{8}}$")
-    try:
-        return [p for p in out.iterdir() if p.is_dir() and pattern.match(p.name)]
-    except OSError:
-        return []
-
-
 def _leftover(folder: Path, task: CohortTask) -> bool:
     """Whether ``folder`` (an incomplete case) exists; refuses one holding anything this command does not write."""
     if not folder.exists():
         return False
     if not folder.is_dir():
         raise UserError(f"{folder} is a file; the cohort writes case {folder.name} into a folder of that name.")
-    foreign = [p.name for p in folder.iterdir() if p.name not in task.files]
-    if foreign:
-        raise UserError(f"{folder} holds no complete {task.command} result but holds {', '.join(sorted(foreign)[:3])},"
-                        " not written by this command; move it away or choose another --out (nothing was changed).")
+    _check_only_ours(folder, task, "holds no complete")
     return True
+
+
+def _check_only_ours(folder: Path, task: CohortTask, what: str, also: Sequence[str] = ()) -> None:
+    """Refuse (one line, nothing changed) to replace ``folder`` when it holds anything this command does not write."""
+    ours = {*task.files, INPUTS_FILE, *also}
+    foreign = [p.name for p in folder.iterdir() if p.name not in ours]
+    if foreign:
+        raise UserError(f"{folder} {what} {task.command} result but holds {', '.join(sorted(foreign)[:3])}, not "
+                        "written by this command; move it away or choose another --out (nothing was changed).")
 
 
 def write_failed(out: Path, failed: Mapping[str, str]) -> Path:
@@ -403,37 +660,46 @@ def run_cohort(task: CohortTask, cases: Sequence[CohortCase], out: str | os.Path
     ``OUT/failed.csv``), the case's own error when the only case failed, one line naming each when every
     case failed and none is complete (then nothing is written); a cancel leaves only complete cases."""
     from orbitai.progress import emit
-    from orbitai.result import check_outputs
+    from orbitai.result import check_outputs, previous_files
 
     t_start = time.perf_counter()
     out = Path(out)
-    check_case_ids([c.case_id for c in cases], f"The cohort of {task.command}")
+    names = check_case_ids([c.case_id for c in cases], f"The cohort of {task.command}")
+    cases = [c if c.case_id == name else dataclasses.replace(c, case_id=name) for c, name in zip(cases, names)]
+    options = {"command": task.command, **task_options(task)}
     report = CohortReport(total=len(cases))
     todo: list[CohortCase] = []
     leftovers: list[Path] = []
+    changed: list[str] = []
     read = [Path(p).resolve() for p in (*inputs, *(q for c in cases for q in c.paths))]
     for case in cases:
         folder = out / case.case_id
-        if case_complete(folder, task.result):
+        done_before = case_complete(folder, task.result)
+        if done_before and made_from(folder, case, options):
             report.skipped.append(case.case_id)
             continue
-        if _leftover(folder, task):
-            held = [p for p in read if folder.resolve() in p.parents]
-            if held:      # an incomplete case is replaced as a whole: never one holding an input
-                raise UserError(f"Writing case {case.case_id} to {folder} would overwrite the input {held[0]}; "
-                                "choose another output folder.")
+        if done_before:     # made from other inputs or options (or by an earlier version): predicted again
+            _check_only_ours(folder, task, "holds a", also=previous_files(folder))
+            changed.append(case.case_id)
+        elif _leftover(folder, task):
             leftovers.append(folder)
+        held = [p for p in read if folder.resolve() in p.parents]
+        if held and (done_before or folder in leftovers):   # a case is replaced as a whole: never one holding an input
+            raise UserError(f"Writing case {case.case_id} to {folder} would overwrite the input {held[0]}; "
+                            "choose another output folder.")
         check_outputs(folder, [*case.paths, *inputs], () if folder in leftovers else task.files)
         todo.append(case)
-    existed = out.exists()
+    made = next((p for p in reversed([out, *out.parents]) if not p.exists()), None)   # the first folder this run makes
     for folder in leftovers:          # every check passed: an incomplete case is replaced
         shutil.rmtree(folder)
-    for case in todo:
-        for stage in _stages(out, case.case_id):
-            shutil.rmtree(stage, ignore_errors=True)
+    for folder in abandoned_work_folders(out):    # a killed run's own work folder, marked as such
+        shutil.rmtree(folder, ignore_errors=True)
     n = len(cases)
     if report.skipped:
         print(f"{len(report.skipped)} of {n} cases already complete in {out}: skipped", flush=True)
+    if changed:
+        print(f"{len(changed)} complete case(s) made from other inputs or options, predicted again: "
+              f"{', '.join(changed[:10])}{' ...' if len(changed) > 10 else ''}", flush=True)
 
     from tqdm import tqdm  # type: ignore[import-untyped]
 
@@ -450,6 +716,8 @@ def run_cohort(task: CohortTask, cases: Sequence[CohortCase], out: str | os.Path
                 raise error
             errors[cid] = error
             report.failed[cid] = _why(error).removeprefix(f"Case {cid}: ")
+            if cid in changed:      # no result of the inputs it was made from before stays as this case's
+                shutil.rmtree(out / cid, ignore_errors=True)
             print(f"failed: case {cid}: {report.failed[cid]}", flush=True)
         else:
             assert run is not None
@@ -463,26 +731,31 @@ def run_cohort(task: CohortTask, cases: Sequence[CohortCase], out: str | os.Path
         if on_case is not None:
             on_case(cid, run, report.failed.get(cid))
 
+    def work_folder() -> Path:
+        out.mkdir(parents=True, exist_ok=True)
+        return make_work_folder(out, task.command)
+
+    work: Optional[Path] = None
     try:
         if not todo:
             pass
         elif workers == 0 and scheduler is None:
+            work = work_folder()
             with _this_process():
                 for i, case in enumerate(todo, start=finished_count + 1):
                     print(f"case {i}/{n}: {case.case_id}", flush=True)
                     try:
-                        run = execute_case(task.predict, case, str(out))
+                        run = execute_case(task.predict, case, str(out), str(work), options)
                     except Exception as exc:  # noqa: BLE001 - a case's failure is that case's (fatal: re-raised)
                         finished(case.case_id, None, exc)
                     else:
                         finished(case.case_id, run, None)
         else:
-            dask_map(execute_case, {c.case_id: (task.predict, c, str(out)) for c in todo}, workers, scheduler,
-                     finished, prefix=task.command.replace(" ", "-"))
+            with dask_client(workers, scheduler, len(todo)) as client:   # checked before any folder is made
+                work = work_folder()
+                map_on(client, execute_case, {c.case_id: (task.predict, c, str(out), str(work), options)
+                                              for c in todo}, finished, prefix=task.command.replace(" ", "-"))
     except BaseException as exc:
-        for case in todo:           # what a stopped worker was writing (complete cases stay)
-            for stage in _stages(out, case.case_id):
-                shutil.rmtree(stage, ignore_errors=True)
         if isinstance(exc, KeyboardInterrupt):
             kept = report.skipped + report.done
             print(f"cancelled after {len(report.done)} of {len(todo)} cases; complete in {out}: "
@@ -490,6 +763,14 @@ def run_cohort(task: CohortTask, cases: Sequence[CohortCase], out: str | os.Path
         raise
     finally:
         pbar.close()
+        if work is not None:      # what a stopped worker was writing (complete cases are in place)
+            shutil.rmtree(work, ignore_errors=True)
+        if made is not None and not report.done:    # folders made for OUT that hold nothing go again
+            for p in [out, *out.parents]:
+                if not p.is_relative_to(made):
+                    break
+                with contextlib.suppress(OSError):
+                    p.rmdir()
     report.wall = time.perf_counter() - t_start
     complete = len(report.skipped) + len(report.done)
     if not report.failed:
@@ -499,9 +780,6 @@ def run_cohort(task: CohortTask, cases: Sequence[CohortCase], out: str | os.Path
               f"{len(report.skipped)} skipped), {report.wall:.1f} s", flush=True)
         return report
     if complete == 0:
-        if not existed:
-            with contextlib.suppress(OSError):
-                out.rmdir()
         if n == 1:
             error = errors[cases[0].case_id]
             raise error if isinstance(error, (OrbitAIError, OSError)) else OrbitAIError(_why(error))

@@ -114,10 +114,11 @@ def case_name(image: str) -> str:
     return name
 
 
-def _check_case_name(name: str, where: str) -> None:
-    if not name or name in (".", "..") or Path(name).name != name or "\\" in name:
-        raise UserError(f"{where}: {name!r} cannot name a folder under --out (one folder name: no '/', '\\', "
-                        "'.' or '..').")
+def _check_case_name(name: str, where: str) -> str:
+    """``name`` as its case folder's name (the one rule of `orbitai.cohort.manifest.case_folder_name`)."""
+    from orbitai.cohort.manifest import case_folder_name
+
+    return case_folder_name(name, where)
 
 
 def predict_cases(args: argparse.Namespace) -> list[tuple[str, str]]:
@@ -132,22 +133,20 @@ def predict_cases(args: argparse.Namespace) -> list[tuple[str, str]]:
         from orbitai.cohort.manifest import read_manifest
 
         cases = [(c.case_id, str(c.image)) for c in read_manifest(args.manifest, need_segmentation=False)]
-        for name, _ in cases:
-            _check_case_name(name, f"Manifest {args.manifest}: case_id")
     elif len(args.image) == 1:
         cases = [("", args.image[0])]
     else:
-        cases = [(case_name(image), image) for image in args.image]
-        for (name, image) in cases:
-            _check_case_name(name, f"Image {image}")
+        cases = [(_check_case_name(case_name(image), f"Image {image}"), image) for image in args.image]
+    from orbitai.cohort.manifest import folder_key
+
     seen: dict[str, str] = {}
     for name, image in cases:
         if not Path(image).exists():
             raise FileNotFoundError(2, "No such file or directory", image)
-        if name.casefold() in seen:
-            raise UserError(f"{seen[name.casefold()]} and {image} would both be written to {Path(args.out) / name}; "
+        if folder_key(name) in seen:
+            raise UserError(f"{seen[folder_key(name)]} and {image} would both be written to {Path(args.out) / name}; "
                             "rename one, or list them in a --manifest with distinct case_ids.")
-        seen[name.casefold()] = image
+        seen[folder_key(name)] = image
     return cases
 
 
@@ -202,6 +201,8 @@ def run_predict(args) -> int:
 
     from orbitai.result import check_outputs
 
+    from orbitai.cohort.manifest import folder_key
+
     t_start = time.perf_counter()
     check_cohort_options(args, "image")
     cases = predict_cases(args)
@@ -211,7 +212,7 @@ def run_predict(args) -> int:
     for _, image in cases:
         parts = Path(image).resolve().parts
         if len(parts) > len(root.parts) + 1 and parts[:len(root.parts)] == root.parts:
-            inside[parts[len(root.parts)].casefold()].append(image)
+            inside[folder_key(parts[len(root.parts)])].append(image)
     single = len(cases) == 1 and not args.manifest
     out = check_outputs(args.out, [cases[0][1]], _case_files()) if single else None   # --out = the input: named
     if Path(args.out).name.lower().endswith(VOLUME_SUFFIXES):
@@ -232,7 +233,7 @@ def run_predict(args) -> int:
         from orbitai.device import select_device
 
         select_device(args.device)     # an unusable --device: one line before any case (on Dask: its first case)
-    cohort = [CohortCase(name, {"image": image}, (image, *inside[name.casefold()])) for name, image in cases]
+    cohort = [CohortCase(name, {"image": image}, (image, *inside[folder_key(name)])) for name, image in cases]
     report = run_cohort(cohort_task(args), cohort, args.out, workers=args.workers or 0, scheduler=args.scheduler,
                         inputs=[args.manifest] if args.manifest else [])
     print(f"timing: batch {len(report.done)} of {len(cases)} cases, command {time.perf_counter() - t_start:.2f} s")
