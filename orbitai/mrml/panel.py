@@ -157,7 +157,10 @@ class JobController:
             return
         try:
             if not self.logic.ensureDependencies():
-                self.view.setStatus("Not started: the Python packages it needs are not installed.")
+                from orbitai.mrml.dependencies import requirement_name, unmet_requirements
+
+                missing = ", ".join(requirement_name(r) for r in unmet_requirements(self.logic.requirementLines()))
+                self.view.setStatus(f"Not started: the Python packages it needs are not installed ({missing}).")
                 return
             input_node, options = self.jobInputs()
             self.job = self.logic.start(input_node, **options)

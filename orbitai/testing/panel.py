@@ -165,6 +165,7 @@ def check_missing_dependency_reaches_dialog(ctx, logic_class, input_node, tmp_pa
     else:
         assert not panel.view.errors, panel.view.errors
         assert panel.view.statuses[-1].startswith("Not started"), panel.view.statuses
+        assert "orbitai-no-such-package" in panel.view.statuses[-1], panel.view.statuses   # names what is missing
         if mode == "testing":
             assert offers == [], f"an install was offered under --testing: {offers}"
         else:
