@@ -150,7 +150,12 @@ def _check_steps(module: str, out: dict, hidden: list[str]) -> None:
     assert out["summary"] == out["shown"][-1]
 
 
-@pytest.mark.parametrize("module", list(MODULES))
+def _modules(default: str) -> list:
+    """Every module; all but ``default`` marked slow (each run is a fresh child, 13-22 s on 2 cores)."""
+    return [m if m == default else pytest.param(m, marks=pytest.mark.slow) for m in MODULES]
+
+
+@pytest.mark.parametrize("module", _modules("OrbitSegmentation"))
 def test_self_test_under_testing_mode_offers_nothing_and_skips_what_slicer_lacks(module, tmp_path):
     """``Slicer --testing`` (CTest's ``py_<Module>``): the steps that need no package beyond Slicer's pass, the
     others are skipped with their reason; no install is offered or attempted."""
@@ -160,7 +165,7 @@ def test_self_test_under_testing_mode_offers_nothing_and_skips_what_slicer_lacks
     assert out["confirm"] == [] and out["pip"] == [] and out["torch"] == [], out
 
 
-@pytest.mark.parametrize("module", list(MODULES))
+@pytest.mark.parametrize("module", _modules("TAOActivity"))
 def test_self_test_from_the_gui_offline_skips_with_the_reason(module, tmp_path):
     """From the GUI, offline, with the PyTorch extension installed: the install is offered (the user accepts),
     PyTorchUtils' installer fails as it does offline, the failure is shown in one line that names the network,
