@@ -235,7 +235,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         launch.check_nproc(nproc)
         with cancel_on_signals():
             if nproc > 1 and ranks == 1:          # start the ranks, each runs this command again
-                return launch.launch(list(sys.argv[1:] if argv is None else argv), nproc, args.verbose)
+                launch.check_arguments(args.func, args)   # every argument first: no process, no folder yet
+                return launch.launch(list(sys.argv[1:] if argv is None else argv), nproc, args.verbose,
+                                     out=getattr(args, "out", None))
             with (launch.rank_context(args) if ranks > 1 else contextlib.nullcontext()), \
                     resolved_images(args):    # --series, DICOMweb URLs: local files for the command
                 return int(args.func(args) or 0)

@@ -19,12 +19,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-from orbitai.errors import UserError
+from orbitai.errors import JobError, UserError
 
 #: Environment variables a launcher (``torchrun``, `launch`, Slurm with torchrun) sets for every rank.
 WORLD_ENV, RANK_ENV, LOCAL_RANK_ENV = "WORLD_SIZE", "RANK", "LOCAL_RANK"
 #: Where the ranks started by `launch` leave their one-line errors (`report_error`).
 ERRORS_ENV = "ORBITAI_RANK_ERRORS"
+#: The folder beside ``--out`` that `launch` names for its other ranks' scratch output, and removes at the end.
+SCRATCH_ENV = "ORBITAI_RANK_SCRATCH"
 
 
 def usable_cores() -> int:
@@ -47,18 +49,84 @@ def env_rank() -> int:
     except ValueError:
         return 0
 
-
-
 def check_nproc(nproc: int) -> None:
+    """``--nproc`` from 1 to the cores this process may use (each rank needs one; more only swap and thrash)."""
     if nproc < 1:
         raise UserError(f"--nproc must be at least 1, got {nproc}.")
+    cores = usable_cores()
+    if nproc > cores:
+        raise UserError(f"--nproc {nproc} is more than the {cores} core(s) this process may use; give at most {cores}.")
 
 
-def launch(argv: Sequence[str], nproc: int, verbose: bool = False) -> int:
+class ArgumentsChecked(BaseException):
+    """Ends a training command's check pass (`check_arguments`) where its training would begin."""
+
+
+_check_pass = False
+
+
+def arguments_checked() -> None:
+    """Called by every training command with ``--nproc`` once all its arguments and inputs are checked, before it
+    makes any folder or process: in the launcher's check pass (`check_arguments`) the command stops here."""
+    if _check_pass:
+        raise ArgumentsChecked
+
+
+def check_arguments(func: Any, args: Any) -> None:
+    """Run the command ``func(args)`` up to its `arguments_checked` call, in this process: every argument of a
+    training on several processes is checked (one line for a bad one) before any rank starts or folder is made."""
+    global _check_pass
+    _check_pass = True
+    try:
+        func(args)
+    except ArgumentsChecked:
+        return
+    finally:
+        _check_pass = False
+    raise RuntimeError(f"{getattr(func, '__name__', func)} does not call orbitai.launch.arguments_checked")
+
+
+def _failure_line(logs: Path, failures: dict, nproc: int) -> tuple[str, int]:
+    """The one line (and exit code) for ranks that failed: a rank killed by a signal from outside (SIGKILL: out of
+    memory, a user's kill) first, as a `JobError` -- the others' errors (gloo's "Connection reset by peer") follow
+    from it; else the first error line a rank wrote of its own (one that is not a lost peer before one that is)."""
+    def signal_name(code: int) -> str:
+        return signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else f"signal {-code}"
+
+    killed = sorted((r, f.exitcode) for r, f in failures.items()
+                    if f.exitcode < 0 and -f.exitcode not in (signal.SIGTERM, signal.SIGINT))
+    if killed:
+        rank_, code = killed[0]
+        raise JobError(f"process {rank_} of {nproc} was killed by {signal_name(code)} (out of memory?); run again "
+                       "(the training resumes from its last checkpoint) or with fewer processes.")
+    said = []
+    for r in failures:
+        f = logs / f"{r}.txt"
+        if f.is_file():
+            code_text, _, line = f.read_text().strip().partition("\n")
+            peer_lost = any(w in line for w in ("Connection reset by peer", "Connection closed by peer", "gloo",
+                                                "NCCL", "Broken pipe"))
+            said.append((peer_lost, f.stat().st_mtime_ns, r, line, int(code_text)))
+    if said:
+        _, _, _, line, code = min(said)
+        return line, code
+    rank_, failure = min(failures.items())
+    code = failure.exitcode
+    if code < 0:
+        raise JobError(f"process {rank_} of {nproc} was killed by {signal_name(code)}; run again (the training "
+                       "resumes from its last checkpoint).")
+    if code == 130:
+        raise KeyboardInterrupt("a process was cancelled")
+    raise JobError(f"process {rank_} of {nproc} ended with exit code {code}; rerun with --debug.")
+
+
+def launch(argv: Sequence[str], nproc: int, verbose: bool = False, out: Optional[str] = None) -> int:
     """Run ``orbitai <argv>`` as ``nproc`` ranks on this machine and return its exit code: torch's elastic launcher
     (``torchrun --standalone``: a c10d rendezvous on a free local port, no restarts). Each rank gets
     ``usable_cores() // nproc`` threads. A cancel (Ctrl-C, SIGTERM) stops every rank and raises `KeyboardInterrupt`;
-    a rank that fails has printed its one-line error, and the others are stopped."""
+    a rank that fails has its one-line error said once (`_failure_line`), and the others are stopped. The ranks
+    other than 0 write into a scratch folder beside ``out`` that this launcher names and removes whatever happens
+    to them (a rank killed by SIGKILL included), with the parent folders of ``out`` it made when they stay empty."""
     from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
@@ -79,30 +147,36 @@ def launch(argv: Sequence[str], nproc: int, verbose: bool = False) -> int:
                        rdzv_backend="c10d", rdzv_endpoint="127.0.0.1:0", max_restarts=0, monitor_interval=0.2,
                        logs_specs=DefaultLogsSpecs(log_dir=logs), local_addr="127.0.0.1")
     os.environ[ERRORS_ENV] = logs
+    scratch: Optional[Path] = None
+    made: Optional[Path] = None
+    if out is not None:
+        target = Path(out).absolute()
+        scratch = target.parent / f".{target.name}-ranks-{uuid.uuid4().hex[:8]}"
+        made = next((p for p in reversed([target.parent, *target.parent.parents]) if not p.exists()), None)
+        os.environ[SCRATCH_ENV] = str(scratch)
     try:
         elastic_launch(cfg, sys.executable)("-m", "orbitai", *argv)
         return 0
     except SignalException as exc:
         raise KeyboardInterrupt(f"signal {exc.sigval}") from None
     except ChildFailedError as exc:
-        # the ranks that ended on an error of their own have left its line; the others were stopped by the
-        # launcher after them (or died of a signal: out of memory)
-        said = sorted(r for r in exc.failures if (Path(logs) / f"{r}.txt").is_file())
-        if said:
-            code_text, line = (Path(logs) / f"{said[0]}.txt").read_text().strip().split("\n", 1)
-            print(line, file=sys.stderr)
-            return int(code_text)
-        rank_, failure = min(exc.failures.items())
-        code = failure.exitcode
-        if code < 0:
-            name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
-            raise UserError(f"process {rank_} of {nproc} was killed by {name} (out of memory?); run again "
-                            "(the training resumes from its last checkpoint) or with fewer processes.") from None
-        if code == 130:
-            raise KeyboardInterrupt("a process was cancelled") from None
-        raise UserError(f"process {rank_} of {nproc} ended with exit code {code}; rerun with --debug.") from None
+        try:
+            line, code = _failure_line(Path(logs), exc.failures, nproc)
+        except (JobError, KeyboardInterrupt) as failed:
+            raise failed from None
+        print(line, file=sys.stderr)
+        return code
     finally:
         os.environ.pop(ERRORS_ENV, None)
+        os.environ.pop(SCRATCH_ENV, None)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+        if made is not None and out is not None:    # parent folders of OUT made by the ranks, if still empty
+            for p in [Path(out).absolute().parent, *Path(out).absolute().parent.parents]:
+                if not p.is_relative_to(made):
+                    break
+                with contextlib.suppress(OSError):
+                    p.rmdir()
         for s, h in handlers.items():
             if h is not None:
                 signal.signal(s, h)
@@ -157,8 +231,13 @@ def rank_context(args: Any) -> Iterator[None]:
     try:
         if dist.get_rank() != 0:
             out = Path(args.out).absolute()
-            out.parent.mkdir(parents=True, exist_ok=True)
-            scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}-rank{dist.get_rank()}-", dir=out.parent))
+            named = os.environ.get(SCRATCH_ENV)
+            if named:          # `launch`'s folder beside OUT, which it removes whatever happens to this rank
+                scratch = Path(named) / f"rank{dist.get_rank()}"
+                scratch.mkdir(parents=True, exist_ok=True)
+            else:              # another launcher (torchrun): beside OUT, removed when this rank ends
+                out.parent.mkdir(parents=True, exist_ok=True)
+                scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}-rank{dist.get_rank()}-", dir=out.parent))
             args.out = str(scratch / out.name)
             sys.stdout = open(os.devnull, "w")   # closed below
         yield

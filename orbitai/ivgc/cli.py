@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Callable, NoReturn, Optional
 
 from orbitai.cli import add_bundle_out_options, add_device_option, add_nproc_option, add_resample_option
 from orbitai.cohort.runner import CohortCase, add_cohort_options, check_cohort_options
+from orbitai.launch import arguments_checked
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import InputError, OrbitAIError, UserError, one_line
 
@@ -430,6 +431,7 @@ def run_train(args: argparse.Namespace) -> int:
     inputs = [args.manifest, args.features, args.selection, *(p for c in cases for p in (c.image, c.segmentation))]
     check_outputs(args.out, inputs, beside=(f".{name}-training",) if deep else (), bundle=TASK,
                   overwrite=args.overwrite)
+    arguments_checked()    # with --nproc: the launcher's check pass ends here, before any rank starts
     data = f"{len(cases)} cases listed in {Path(args.manifest).name}"
     if deep:
         assert cfg is not None

@@ -13,6 +13,7 @@ from typing import Callable
 from orbitai.cli import (add_bundle_out_options, add_device_option, add_nproc_option, add_resample_option,
                          check_training_options, manifest_inputs)
 from orbitai.cohort.runner import CohortCase, add_cohort_options, check_cohort_options
+from orbitai.launch import arguments_checked
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import UserError
 
@@ -312,6 +313,7 @@ def run_train(args: argparse.Namespace) -> int:
     name = Path(args.out).name
     check_outputs(args.out, manifest_inputs(args.manifest, cases), beside=(f".{name}-training",),
                   bundle="neuro_differential", overwrite=args.overwrite)
+    arguments_checked()    # with --nproc: the launcher's check pass ends here, before any rank starts
     imagenet = (args.imagenet, args.imagenet_sha256) if args.imagenet else None
     out = train_bundle(cases, args.config, Path(args.out), args.seed, args.holdout, args.epochs, imagenet,
                        training_data=f"{len(cases)} cases listed in {Path(args.manifest).name}",

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from orbitai.cli import add_bundle_out_options, add_device_option, add_nproc_option
 from orbitai.cohort.runner import CohortCase, add_cohort_options, check_cohort_options
+from orbitai.launch import arguments_checked
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import UserError
 
@@ -281,6 +282,7 @@ def run_train(args) -> int:
                              *(p for c in cases for p in (c.image, c.segmentation))],
                   beside=(f".{name}-training", f"{name}-metrics.csv"), bundle="segmentation",
                   overwrite=args.overwrite)
+    arguments_checked()    # with --nproc: the launcher's check pass ends here, before any rank starts
     out = train(cases, cfg, Path(args.out), seed=args.seed, folds=args.folds, fold=args.fold,
                 epochs=args.epochs, device=device, resume=not args.no_resume,
                 time_limit_s=args.time_limit * 60 if args.time_limit else None,

@@ -8,6 +8,7 @@ from pathlib import Path
 from orbitai.cli import (add_bundle_out_options, add_device_option, add_nproc_option, add_resample_option,
                          check_training_options, manifest_inputs)
 from orbitai.cohort.runner import CohortCase, add_cohort_options, check_cohort_options
+from orbitai.launch import arguments_checked
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import UserError
 
@@ -190,6 +191,7 @@ def run_train(args) -> int:
     name = Path(args.out).name   # the bundle replaces OUT as a whole; its work folder lies beside it
     check_outputs(args.out, manifest_inputs(args.manifest, cases), beside=(f".{name}-training",),
                   bundle="tao_activity", overwrite=args.overwrite)
+    arguments_checked()    # with --nproc: the launcher's check pass ends here, before any rank starts
     out = train_tao(cases, cfg, Path(args.out), seed=args.seed, holdout=args.holdout, epochs=args.epochs,
                     device=select_device(args.device),
                     training_data=f"{len(cases)} cases listed in {Path(args.manifest).name}", overwrite=args.overwrite)
