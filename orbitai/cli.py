@@ -57,7 +57,7 @@ def add_nproc_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nproc", type=int, default=1, metavar="N",
                         help="train on N processes of this machine with torch DDP (gloo on CPU, nccl on CUDA), the "
                              "same global batch, schedule and seeds as one process; under torchrun (several nodes) "
-                             "leave it out (default 1)")
+                             "leave it out (default 1; at most the cores this process may use)")
 
 
 def add_resample_option(parser: argparse.ArgumentParser, image: str = "image") -> None:

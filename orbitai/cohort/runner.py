@@ -323,7 +323,8 @@ def abandoned_work_folders(out: Path) -> list[Path]:
 def add_cohort_options(parser: argparse.ArgumentParser, columns: str = "case_id,image") -> None:
     """``--manifest``, ``--workers`` and ``--scheduler`` of a predict command (its cohort form)."""
     parser.add_argument("--manifest", help=f"CSV with {columns}: predict every case into OUT/<case_id>/ (a case is "
-                                           "written only when complete; a rerun skips complete cases; failed cases "
+                                           "written only when complete; a rerun skips the cases complete from the same "
+                                           "inputs and options; failed cases "
                                            f"are listed in OUT/{FAILED_FILE}, exit 1)")
     parser.add_argument("--workers", type=int,
                         help="with --manifest: run the cases on a local Dask cluster of N worker processes, each "
@@ -331,7 +332,8 @@ def add_cohort_options(parser: argparse.ArgumentParser, columns: str = "case_id,
                              "case after another in this process)")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="with --manifest: run the cases on the dask.distributed cluster of this scheduler "
-                             "(e.g. tcp://10.0.0.5:8786); its workers must read the inputs and write OUT")
+                             f"(e.g. tcp://10.0.0.5:8786; it must answer within {SCHEDULER_TIMEOUT:g} s, and have a "
+                             f"worker within {WORKER_WAIT:g} s); its workers must read the inputs and write OUT")
 
 
 def check_cohort_options(args: argparse.Namespace, single: str = "image") -> bool:
