@@ -181,7 +181,7 @@ def execute_case(predict: Callable[[CohortCase, Path], Any], case: CohortCase, o
 
     write_text_atomic(folder / INPUTS_FILE, json.dumps(record, indent=1) + "\n")
     target = Path(out) / case.case_id
-    old = Path(work) / f"{case.case_id}.replaced"
+    old = Path(work) / f".{case.case_id}.replaced"    # no case_id begins with a dot: no case folder of the run
     if target.exists():          # a case made from other inputs (the runner has checked it holds only its files)
         os.replace(target, old)
     os.replace(folder, target)
