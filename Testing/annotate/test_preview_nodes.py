@@ -1,7 +1,7 @@
 """SmartFill's preview and SmartPencil's boundaries live in their own hidden segmentation nodes:
 the user's segments and slice-view layers stay as they were until Accept (real MRML, headless)."""
 import numpy as np
-from OrbitSegmentationLib.effect_options import BOUNDARIES_ROLE, PREVIEW_ROLE, SMARTPENCIL
+from OrbitSegmentationLib.effect_options import BOUNDARIES_ROLE, PREVIEW_ROLE, SMARTFILL, SMARTPENCIL
 
 from orbitai.annotate import dice, simulate_strokes
 
@@ -37,6 +37,7 @@ def test_smartfill_preview_and_cancel_leave_the_user_segments_alone(mrml):
     mrml.paint(mrml.ids[1], strokes)                       # the user paints strokes into the segment
     snapshot = _user_layers(mrml)
     before = snapshot()
+    L.params(SMARTFILL).set("PriorWeight", 0.0)   # the preview nodes, not the model prior (no waiting for it)
     r = L.smartFillPreview()
     assert r.ok and snapshot() == before                    # nothing of the user's changed
     node = L.previewNode
@@ -55,6 +56,7 @@ def test_smartfill_accept_copies_the_preview_with_one_undo_state(mrml):
     strokes = np.any(simulate_strokes(truth, mrml.image.spacing, 3), axis=0)
     mrml.paint(mrml.ids[1], strokes)
     painted = L.segmentMask().tobytes()
+    L.params(SMARTFILL).set("PriorWeight", 0.0)
     preview = L.smartFillPreview().details["mask"]
     r = L.smartFillAccept()
     assert r.ok and r.changed_voxels > 0 and L.previewNode is None
