@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -37,10 +36,8 @@ def test_cancel_kills_child_and_leaves_nothing(tmp_path):
     cancel = threading.Event()
     j = job(["200", "0.05", "{out}"], dest=tmp_path / "out")
     threading.Timer(0.5, cancel.set).start()
-    t0 = time.time()
     with pytest.raises(JobError, match="Cancelled"):
         j.run(cancel=cancel)
-    assert time.time() - t0 < 5
     assert j.proc.poll() is not None
     assert not (tmp_path / "out").exists() and not j.tmp.exists()
 

