@@ -38,11 +38,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
+import numpy as np
+
 from orbitai.errors import JobError
 from orbitai.progress import ProgressCallback, parse
 
 __all__ = ["OUT_TOKEN", "JobError", "JobResult", "OrbitaiJob", "child_env", "child_error", "default_python",
-           "how_it_ended", "kill_tree", "popen_group", "write_job_input"]
+           "how_it_ended", "kill_tree", "popen_group", "write_job_input", "JobInputWriter"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,73 @@ def write_job_input(vol, path: str | os.PathLike) -> Path:
     from orbitai.io import write_volume
 
     return write_volume(vol, path, compress=False)
+
+
+#: NRRD type names of the voxel types `JobInputWriter` writes (others go through `write_job_input` at once).
+_NRRD_TYPES = {"int8": "signed char", "uint8": "uchar", "int16": "short", "uint16": "ushort", "int32": "int",
+               "uint32": "uint", "int64": "longlong", "uint64": "ulonglong", "float32": "float", "float64": "double"}
+
+
+class JobInputWriter:
+    """`write_job_input`'s file (uncompressed NRRD with the volume's geometry), written a slab at a time by
+    `step`, so that a caller on a GUI thread (the annotation effects' model prior) writes a large scan across its
+    timer's ticks instead of blocking for it: 0.36 s for a 512x512x300 CT written at once. Written by hand because
+    SimpleITK writes a whole image in one call; the file is read back by SimpleITK (tests compare it with
+    `write_job_input`'s). The file appears under its name only when complete (temporary name, then rename)."""
+
+    def __init__(self, vol, path: str | os.PathLike, chunk_bytes: int = 16 * 2**20) -> None:
+        self.path = Path(path)
+        self.chunk_bytes = max(int(chunk_bytes), 1)
+        array = np.asarray(vol.array)
+        self._nrrd_type = _NRRD_TYPES.get(array.dtype.name) if array.ndim == 3 else None
+        if self._nrrd_type is None or getattr(vol, "metadata", None):
+            write_job_input(vol, self.path)      # another voxel type, or header fields: the ordinary writer, at once
+            self._data: Optional[memoryview] = None
+            self.done = True
+            return
+        self._vol = vol
+        little = np.ascontiguousarray(array.astype(array.dtype.newbyteorder("<"), copy=False))
+        self._data = little.reshape(-1).view(np.uint8).data
+        self._tmp = self.path.with_name(f".tmp-{self.path.name}")
+        self._file = open(self._tmp, "wb")       # kept open across steps; closed when done or by close()
+        self._file.write(self._header(vol, array.shape).encode("ascii"))
+        self._offset = 0
+        self.done = False
+
+    def _header(self, vol, shape: tuple[int, ...]) -> str:
+        d = np.asarray(vol.direction, float).reshape(3, 3)
+        axes = " ".join("(" + ",".join(repr(float(d[r, c] * vol.spacing[c])) for r in range(3)) + ")" for c in range(3))
+        lines = ["NRRD0004", f"type: {self._nrrd_type}", "dimension: 3", "space: left-posterior-superior",
+                 f"sizes: {shape[2]} {shape[1]} {shape[0]}", f"space directions: {axes}",
+                 "kinds: domain domain domain", "endian: little", "encoding: raw",
+                 "space origin: (" + ",".join(repr(float(o)) for o in vol.origin) + ")"]
+        return "\n".join(lines) + "\n\n"
+
+    def step(self) -> bool:
+        """Write the next slab (at most ``chunk_bytes``); True once the file is complete and in place."""
+        if self.done:
+            return True
+        assert self._data is not None
+        try:
+            end = min(self._offset + self.chunk_bytes, len(self._data))
+            self._file.write(self._data[self._offset:end])
+            self._offset = end
+            if end < len(self._data):
+                return False
+            self._file.close()
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self.close()
+            raise
+        self.done, self._data = True, None
+        return True
+
+    def close(self) -> None:
+        """Stop writing; an incomplete file is removed."""
+        if not self.done:
+            self._file.close()
+            self._tmp.unlink(missing_ok=True)
+            self.done, self._data = True, None
 
 
 @dataclass

@@ -40,7 +40,7 @@ def no_model_in_process(monkeypatch):
     real_load = ModelPrior.load.__func__
 
     def load_after_the_child(cls, path):
-        running = [r for r in DEFAULT_PRIORS._running.values() if not r._job.finished]
+        running = [r for r in DEFAULT_PRIORS._running.values() if r._job is None or not r._job.finished]
         assert not running, "the prior was read while its child was still running"
         return real_load(cls, path)
 
@@ -66,9 +66,9 @@ def _poll_like_the_timer(logic, timeout_s: float = 180.0):
 def _wait_for_the_child(logic, timeout_s: float = 180.0) -> None:
     """Block the test (not the logic) until the prior's child has ended."""
     job, end = logic._prior_job, time.monotonic() + timeout_s
-    while not job._job.finished and time.monotonic() < end:
+    while not job.poll() and time.monotonic() < end:
         time.sleep(TIMER_S)
-    assert job._job.finished, f"the model prior did not arrive within {timeout_s} s"
+    assert job.done, f"the model prior did not arrive within {timeout_s} s"
 
 
 def test_start_from_the_model_returns_at_once_and_runs_when_the_prior_arrives(mrml, no_model_in_process):

@@ -26,7 +26,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import SimpleITK as sitk
@@ -166,8 +166,7 @@ class PriorRequest:
 
     def __init__(self, image: Volume, key: str, bundle: str | None = None, device: str = "cpu",
                  on_ready=None) -> None:
-        from orbitai.runner import write_job_input
-        from orbitai.worker import WarmJob
+        from orbitai.runner import JobInputWriter
 
         self.key, self.bundle = key, bundle
         self.prior: ModelPrior | None = None
@@ -176,16 +175,24 @@ class PriorRequest:
         self.progress: tuple[int, int] = (0, 1)
         self.started_at = time.monotonic()
         self._on_ready = on_ready
+        self._job: Any = None           # the child (a WarmJob), started once the image is written
         self._workdir = Path(tempfile.mkdtemp(prefix="orbitai-prior-in-"))
+        self._args = ["seg", "prior", str(self._workdir / "image.nrrd"), "--out", "{out}", "--key", key,
+                      "--device", device] + (["--model", bundle] if bundle else [])
         try:
-            path = write_job_input(image, self._workdir / "image.nrrd")
-            args = ["seg", "prior", str(path), "--out", "{out}", "--key", key, "--device", device]
-            if bundle:
-                args += ["--model", bundle]
-            self._job = WarmJob(args).start()
+            # The image is written a slab per poll (16 MiB), not at once: the caller may be Slicer's main thread.
+            self._writer = JobInputWriter(image, self._workdir / "image.nrrd")
+            self._advance()
         except BaseException:
             shutil.rmtree(self._workdir, ignore_errors=True)
             raise
+
+    def _advance(self) -> None:
+        """Write the next slab of the image; start the child once it is complete."""
+        from orbitai.worker import WarmJob
+
+        if self._job is None and self._writer.step():
+            self._job = WarmJob(self._args).start()
 
     @property
     def done(self) -> bool:
@@ -196,6 +203,14 @@ class PriorRequest:
         done. Returns at once while the child runs."""
         if self.done:
             return True
+        if self._job is None:
+            try:
+                self._advance()
+            except Exception as exc:  # noqa: BLE001 - said in the status line; the tools go on without the prior
+                self.error = f"The model prior could not be started ({exc}); the strokes alone are used."
+                shutil.rmtree(self._workdir, ignore_errors=True)
+                return True
+            return False
         for done, total, _ in self._job.poll():
             self.progress = (done, max(total, 1))
         if not self._job.finished:
@@ -236,6 +251,11 @@ class PriorRequest:
         """Stop the child; nothing is kept."""
         if not self.done:
             self.cancelled = True
+            if self._job is None:       # still writing the image: no child yet
+                self._writer.close()
+                self.error = "The model prior was cancelled; the strokes alone are used."
+                shutil.rmtree(self._workdir, ignore_errors=True)
+                return
             self._job.cancel()
             self._finish()
 
