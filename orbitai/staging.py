@@ -201,14 +201,14 @@ def trim_epoch_log(path: str | os.PathLike, keep_below: int, column: str = "epoc
     path = Path(path)
     if not path.is_file():
         return
-    with path.open(newline="") as f:
+    with path.open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         fields, rows = reader.fieldnames, list(reader)
     kept = [r for r in rows if r.get(column, "").isdigit() and int(r[column]) < keep_below]
     if fields is None or len(kept) == len(rows):
         return
     tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as f:
+    with tmp.open("w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(kept)
@@ -221,7 +221,7 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", newline="") as f:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:   # case ids and names may not be ASCII
             f.write(text)
         os.replace(tmp, path)
     finally:

@@ -9,7 +9,7 @@ from orbitai.errors import InputError
 
 def write(tmp_path, text: str):
     p = tmp_path / "manifest.csv"
-    p.write_text(text)
+    p.write_text(text, encoding="utf-8")
     return p
 
 
