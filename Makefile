@@ -46,8 +46,9 @@ lint: $(STAMP)
 	$(PY) -m mypy
 	$(VENV)/bin/vermin -q --no-tips --violations -t=$(MIN_PYTHON)- --eval-annotations --feature fstring-pep701 --exclude long $(SLICER_SIDE)
 
+# --durations: the slowest default tests are printed with every run (the suite's budget is 20 minutes on 2 cores).
 test: lint test-tools
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 test-all: $(STAMP) test-tools
 	$(PY) -m pytest -q -m ''
