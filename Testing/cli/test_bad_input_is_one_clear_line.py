@@ -143,7 +143,7 @@ def _listing(d: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("index", range(len(_cases(Path(".")))), ids=[c[0] for c in _cases(Path("."))])
-def test_issue14_case_is_one_clear_line(inputs, index, capsys):
+def test_each_bad_input_is_one_clear_line(inputs, index, capsys):
     name, args, words = _cases(inputs)[index]
     before = _listing(inputs)
     try:
