@@ -571,6 +571,8 @@ class WarmJob(OrbitaiJob):
         if not self.warm:
             super().cancel(grace_s)
             return
+        if self._cancelled:       # pressed again: one interrupt, one background stop
+            return
         self._cancelled = True
         proc = self._proc_w
         assert proc is not None

@@ -153,10 +153,9 @@ class OrbitEffectBase(AbstractScriptedSegmentEditorEffect):
 
     def deactivate(self):
         """Another effect was chosen: an action still waiting for the prior is dropped (it would otherwise
-        replace what the user paints next), and the timer stops."""
+        replace what the user paints next). The timer goes on while the prior is prepared or computed (it writes
+        the image for the child) and stops by itself once it is there."""
         dropped = self.logic.cancelPending()
-        if hasattr(self, "priorTimer"):
-            self.priorTimer.stop()
         if dropped is not None:
             slicer.util.showStatusMessage(dropped.message, 5000)
 

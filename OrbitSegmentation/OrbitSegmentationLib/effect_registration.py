@@ -71,12 +71,12 @@ def register_annotation_effects(paths: Optional[list[str]] = None) -> dict[str, 
 
 
 def cancel_model_work_on_scene_close(scene: Any) -> int:
-    """Cancel every model prior being computed when ``scene`` starts closing (`DEFAULT_PRIORS.cancel_all`); an
-    effect's action that waited for it is then dropped (`AnnotationLogic.pollPrior`), never run on the next
-    scene. Returns the observer's tag."""
+    """When ``scene`` starts closing, cancel every model prior being computed and forget the computed ones
+    (`DEFAULT_PRIORS.clear`: they are the closed scene's images, hundreds of MB); an effect's action that waited
+    for one is then dropped (`AnnotationLogic.pollPrior`), never run on the next scene. Returns the observer's tag."""
     from orbitai.orbit.prior import DEFAULT_PRIORS
 
-    return scene.AddObserver(scene.StartCloseEvent, lambda caller, event: DEFAULT_PRIORS.cancel_all())
+    return scene.AddObserver(scene.StartCloseEvent, lambda caller, event: DEFAULT_PRIORS.clear())
 
 
 def _registered_effect_names() -> set[str]:

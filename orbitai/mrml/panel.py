@@ -9,12 +9,15 @@ from the parameter node) and ``showResults(outputs, inputNode)``.
 """
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, get_args, get_type_hints
 
 from orbitai.mrml.jobs import JobLogic, ModuleJob
 
 __all__ = ["JobView", "JobController", "JobPanelMixin", "POLL_MS", "describeModule", "parameterChoices",
            "parameterWidgets", "refreshChoices", "resetUnknownChoices"]
+
+log = logging.getLogger(__name__)
 
 POLL_MS = 200
 CANCELLED = "Cancelled; the scene was not changed."
@@ -350,7 +353,10 @@ class JobPanelMixin:
         """The module is shown: read the installed models again, start the warm worker (its imports run while
         the user sets up Apply), connect the parameter node, show results that arrived meanwhile."""
         self.modelsInstalled = bool(self.logic.availableModels())
-        self.logic.prewarm()
+        try:
+            self.logic.prewarm()
+        except OSError as exc:   # the worker could not start: the first Apply will say why
+            log.warning("OrbitAI: the warm worker did not start: %s", exc)
         self.initializeParameterNode()
         self.jobController.moduleShown()
 

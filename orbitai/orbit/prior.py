@@ -21,8 +21,10 @@ Inside Slicer the network never runs on the application's main thread, nor in a 
 from __future__ import annotations
 
 import hashlib
+import logging
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +37,8 @@ from orbitai.io import Volume
 from orbitai.lru import LRU
 
 from orbitai.errors import AnnotationError
+
+log = logging.getLogger(__name__)
 
 
 class PriorUnavailable(AnnotationError):
@@ -256,8 +260,12 @@ class PriorRequest:
                 self.error = "The model prior was cancelled; the strokes alone are used."
                 shutil.rmtree(self._workdir, ignore_errors=True)
                 return
-            self._job.cancel()
-            self._finish()
+            # The child is interrupted and reaped on a background thread: the caller may be Slicer's main thread
+            # (the scene is closing), which must not wait for the worker to stop.
+            self.error = "The model prior was cancelled; the strokes alone are used."
+            job, workdir = self._job, self._workdir
+            job.cancel()
+            threading.Thread(target=_reap, args=(job, workdir), daemon=True, name="orbitai-prior-reap").start()
 
     def status(self) -> str:
         """One line: computing (with the child's progress and time so far), ready, or why not."""
@@ -268,6 +276,17 @@ class PriorRequest:
         done, total = self.progress
         pct = f" {100 * done // total}%," if done else ""
         return f"Model prior:{pct} {time.monotonic() - self.started_at:.0f} s, computing..."
+
+
+def _reap(job, workdir: Path) -> None:
+    """Wait for a cancelled prior's child to end, then remove its folders (a background thread)."""
+    try:
+        job.result()
+    except Exception:   # a cancelled child's end is of no interest; only its folders are
+        log.debug("the cancelled model prior's child ended with an error", exc_info=True)
+    finally:
+        job.cleanup()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 class PriorCache:
