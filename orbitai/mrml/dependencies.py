@@ -24,6 +24,8 @@ import subprocess
 from pathlib import Path
 from typing import Iterable, Optional
 
+from orbitai.errors import one_line
+
 __all__ = ["missing_modules", "ensure_requirements", "unmet_requirements", "pip_arguments", "install_mode",
            "read_requirements", "requirement_name", "import_name", "IMPORT_NAMES", "InstallError"]
 
@@ -144,7 +146,7 @@ def _failure(what: str, exc: BaseException, tool: str = "pip") -> str:
     if isinstance(exc, subprocess.CalledProcessError):
         how = f"{tool} ended with exit code {exc.returncode}"
     else:
-        how = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        how = one_line(exc)
     return (f"Could not install {what} ({how}). The network or the Python package index (pypi.org) may be "
             "unreachable: check the connection (and proxy settings) and try again; the application log has the installer's output.")
 

@@ -25,7 +25,9 @@ def run_in_slicer(module: str, steps: Sequence[Step], logic_class: Any, delay_di
         try:
             logic_class.ensureDependencies(ask=True)
         except Exception as exc:  # noqa: BLE001 - offline pip, PyTorchUtils, no PyTorch extension: skip, not fail
-            said = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            from orbitai.errors import one_line
+
+            said = one_line(exc)
             delay_display(f"{said} The tests that need it are skipped.")
         importlib.invalidate_caches()
         missing = missing_needs(steps)
