@@ -130,3 +130,41 @@ def test_frames_out_of_order_or_beyond_their_message_are_refused():
         return codes
 
     assert asyncio.run(go()) == [1009] * 4
+
+
+@pytest.mark.parametrize("text", ["\\\\host\\share\\x.nrrd", "//host/share/x.nrrd", "C:\\data\\x.nrrd", "c:x.nrrd",
+                                  "sub\\..\\..\\x.nrrd", "/net/automount/x.nrrd", "../../net/x.nrrd", "sub/../../x"])
+def test_a_client_path_outside_data_is_refused_from_its_text_without_asking_the_file_system(tmp_path, monkeypatch,
+                                                                                           text):
+    asked: list = []
+    real = os.path.realpath
+
+    def realpath(path, *args, **kwargs):
+        asked.append(str(path))
+        return real(path, *args, **kwargs)
+    data = tmp_path / "data"
+    data.mkdir()
+    monkeypatch.setattr(os.path, "realpath", realpath)
+    with pytest.raises(InputError) as exc:
+        client_path(text, data)
+    assert str(exc.value) == PATH_REFUSED
+    assert asked == [], asked
+
+
+def test_an_upper_case_scheme_is_a_url_for_resolve_image_too(tmp_path):
+    from orbitai.dicom.inputs import resolve_image
+    from orbitai.errors import UserError
+
+    for text in ("HTTP://x/../../etc/passwd", "Https://x/../../etc/passwd"):
+        with pytest.raises(UserError) as exc:          # a URL (not a DICOMweb one), never a local path
+            resolve_image(text, None, tmp_path)
+        assert "DICOMweb" in str(exc.value)
+
+
+@pytest.mark.parametrize("token, ok", [("a" * 16, True), ("Ab-_0123456789xyz", True), ("1" * 20, False),
+                                       ("1234567890-123456_", False), ("a" * 15, False), ("abcdefghijklmnop!", False),
+                                       ("abcdefghijklmnop/", False), ("abcdéfghijklmnopq", False)])
+def test_the_secret_rule_wants_url_safe_characters_and_a_letter(token, ok):
+    from orbitai.web.cli import valid_token
+
+    assert valid_token(token) == ok

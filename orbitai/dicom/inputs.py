@@ -89,13 +89,13 @@ def _derived(value: str, attributes: dict[str, str], tmp: Path) -> str:
 def resolve_image(value: str, series: str | None, tmp: Path, attributes: dict[str, str] | None = None) -> str:
     """The local path to read for one image argument (see the module's docstring); ``tmp`` holds what is made."""
     if attributes is not None:
-        if re.match(r"^https?://", value) or Path(value).is_dir():
+        if re.match(r"^https?://", value, re.I) or Path(value).is_dir():
             raise UserError(f"{ATTRIBUTES_OPTION} is for a volume file; {value} is DICOM, which carries its own "
                             "patient and study.")
         if Path(value).is_file():
             return _derived(value, attributes, tmp)
         return value                                     # the command says it does not exist
-    if re.match(r"^https?://", value):
+    if re.match(r"^https?://", value, re.I):
         from orbitai.dicom.web import fetch_series
 
         root, study, in_url = parse_dicomweb_url(value)

@@ -26,7 +26,7 @@ from orbitai.mrml.scene import adopt_context
 from orbitai.web import compat
 from orbitai.web.guard import DEFAULT_UPLOAD_MB
 from orbitai.web.modules import Option, WebModule, clinical_form, modules
-from orbitai.web.names import PATH_REFUSED, client_file_name, client_path, web_url
+from orbitai.web.names import PATH_REFUSED, client_file_name, client_path
 from orbitai.web.panel import WebJobPanel
 
 __all__ = ["OrbitWebApp", "VOLUME_SUFFIXES", "Upload", "UPLOAD_TRIGGER"]
@@ -36,6 +36,12 @@ VOLUME_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
 LAYOUT_ID = "OrbitAI"
 #: The trigger the page's upload sends its files to, in groups (trame-slicer's ``load_files_by_chunks``), then ``[]``.
 UPLOAD_TRIGGER = "orbitai_upload"
+#: The most files one upload may hold, and what each file counts against the size limit at least (a file system's
+#: block: a million empty files are not free).
+MAX_UPLOAD_FILES = 20_000
+MIN_FILE_BYTES = 4096
+#: An upload that got nothing for this long is dropped (its page was closed or reloaded mid-way).
+UPLOAD_IDLE_S = 120.0
 #: After a page connects or a volume is shown, resizes within this time fit the slice views to the volume.
 FIT_WINDOW_S = 5.0
 
@@ -57,7 +63,7 @@ def _view_ui(server: Any, view_id: str, view: Any) -> None:
 
 def data_choices(data: Optional[Path]) -> list[str]:
     """What the DATA folder offers: its volume and segmentation (``.seg.nrrd``) files and its folders holding DICOM files
-    (paths relative to it)."""
+    (paths relative to it), each one `client_path` accepts."""
     from orbitai.io.dicom_folder import looks_like_dicom
 
     if data is None or not data.is_dir():
@@ -68,7 +74,16 @@ def data_choices(data: Optional[Path]) -> list[str]:
             found.append(str(path.relative_to(data)))
         elif path.is_dir() and any(looks_like_dicom(f) for f in list(path.iterdir())[:3] if f.is_file()):
             found.append(str(path.relative_to(data)) + "/")
-    return found
+    return [choice for choice in found if _loadable(choice, data)]
+
+
+def _loadable(choice: str, data: Path) -> bool:
+    """Whether `client_path` takes ``choice`` (a link out of DATA is not offered: it would be refused)."""
+    try:
+        client_path(choice, data)
+    except InputError:
+        return False
+    return True
 
 
 class ModulePanel:
@@ -114,7 +129,15 @@ class ModulePanel:
                     return f"{opt.label}: choose one of the listed values."
             elif opt.kind == "flag" and not isinstance(self.state[self.var(opt.name)], bool):
                 return f"{opt.label}: on or off."
+            elif opt.kind == "segmentation" and not self._segmentation_choice(self.state[self.var(opt.name)]):
+                return f"{opt.label}: choose one of the listed segmentations, or none."
         return ""
+
+    def _segmentation_choice(self, value: Any) -> bool:
+        """Whether ``value`` is no segmentation (None, "") or the ID of one the page lists (``segmentations``)."""
+        if value is None or value == "":
+            return True
+        return isinstance(value, str) and value in [s["value"] for s in self.state["segmentations"] or []]
 
     def values(self) -> dict[str, Any]:
         """The option values as ``logic.start`` takes them (segmentation IDs as nodes, the form as a dict)."""
@@ -125,7 +148,8 @@ class ModulePanel:
                                  for name, _l, _t in clinical_form()}
             elif opt.kind == "segmentation":
                 sid = self.state[self.var(opt.name)]
-                out[opt.name] = self.app.mrml.scene.GetNodeByID(sid) if sid else None
+                node = self.app.mrml.scene.GetNodeByID(sid) if sid and self._segmentation_choice(sid) else None
+                out[opt.name] = node if node is not None and node.IsA("vtkMRMLSegmentationNode") else None
             else:
                 out[opt.name] = self.state[self.var(opt.name)]
         return out
@@ -175,14 +199,16 @@ def _cell(value: Any) -> Any:
 class Upload:
     """One upload from the page, written as it arrives into its own new temporary folder: each file under its name
     as a name (`client_file_name`; a second file of the same name gets a number in front), never over ``limit``
-    bytes in all. The first refusal is kept (`error`) and the rest of the upload is dropped; `remove` deletes the
-    folder and everything in it."""
+    bytes in all (each file counting at least `MIN_FILE_BYTES`), never over `MAX_UPLOAD_FILES` files. The first
+    refusal, or a file that cannot be written (`OSError`), is kept (`error`) and the rest of the upload is dropped;
+    `remove` deletes the folder and everything in it."""
 
-    def __init__(self, limit: int) -> None:
-        self.limit = int(limit)
+    def __init__(self, limit: int, max_files: int = MAX_UPLOAD_FILES) -> None:
+        self.limit, self.max_files = int(limit), int(max_files)
         self.folder = Path(tempfile.mkdtemp(prefix="orbitai-upload-"))
         self.size = 0
         self.files: list[Path] = []
+        self._taken: set[str] = set()
         self.error = ""
 
     def add(self, files: Any) -> None:
@@ -196,6 +222,9 @@ class Upload:
                 self._write(f if isinstance(f, dict) else {})
         except InputError as exc:
             self.error = one_line(exc)
+        except OSError as exc:
+            self.error = f"a file could not be written on the server ({exc.strerror or type(exc).__name__}); upload " \
+                         "fewer or shorter-named files, or put the series in the server's data folder"
 
     def _write(self, f: dict) -> None:
         name = client_file_name(f.get("name"))
@@ -204,17 +233,21 @@ class Upload:
             content = b"".join(content)
         if not isinstance(content, bytes):
             raise InputError(f"the uploaded file {name!r} came without its content; upload it again")
-        if self.size + len(content) > self.limit:
+        if len(self.files) >= self.max_files:
+            raise InputError(f"the upload holds more than {self.max_files} files; put large series in the server's "
+                             "data folder instead")
+        charged = max(len(content), MIN_FILE_BYTES)
+        if self.size + charged > self.limit:
             raise InputError(f"the upload is over the limit of {self.limit // (1 << 20)} MB (orbitai web "
                              "--max-upload-mb); put large series in the server's data folder instead")
-        taken = {p.name for p in self.files}
         unique, n = name, 1
-        while unique in taken:
+        while unique.lower() in self._taken:        # lower case: one name on a case-insensitive file system too
             unique, n = f"{n}-{name}", n + 1
         path = self.folder / unique
+        self._taken.add(unique.lower())
+        self.size += charged
         with open(path, "xb") as out:      # a new file in the new folder: nothing existing is followed or replaced
             out.write(content)
-        self.size += len(content)
         self.files.append(path)
 
     def source(self) -> tuple[str, str]:
@@ -231,6 +264,43 @@ class Upload:
         import shutil
 
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class Uploads:
+    """The uploads under way, one per client connection (a page's upload is never mixed with another's): created on
+    a connection's first group, dropped (folder removed) when it ends, when its connection closes (`drop`) or when it
+    got nothing for `UPLOAD_IDLE_S` (`expire`, on every group). ``clock``: for the tests."""
+
+    def __init__(self, limit: int, idle_s: float = UPLOAD_IDLE_S, clock: Any = time.monotonic) -> None:
+        self.limit, self.idle_s, self.clock = int(limit), float(idle_s), clock
+        self.pending: dict[Any, tuple[Upload, float]] = {}
+
+    def add(self, client: Any, files: Any) -> None:
+        """A group of files from ``client``'s connection."""
+        self.expire()
+        upload = self.pending[client][0] if client in self.pending else Upload(self.limit)
+        self.pending[client] = (upload, self.clock())
+        upload.add(files)
+
+    def finish(self, client: Any) -> Optional[Upload]:
+        """``client``'s upload, now ended (the caller removes it), or None."""
+        self.expire()
+        found = self.pending.pop(client, None)
+        return found[0] if found is not None else None
+
+    def drop(self, client: Any) -> None:
+        found = self.pending.pop(client, None)
+        if found is not None:
+            found[0].remove()
+
+    def expire(self) -> None:
+        now = self.clock()
+        for client in [c for c, (_u, last) in self.pending.items() if now - last > self.idle_s]:
+            self.drop(client)
+
+    def remove_all(self) -> None:
+        for client in list(self.pending):
+            self.drop(client)
 
 
 class OrbitWebApp(TrameApp):
@@ -257,7 +327,9 @@ class OrbitWebApp(TrameApp):
         self.layout_manager.set_layout(LAYOUT_ID)
         self.data_folder = Path(data) if data and Path(data).is_dir() else None
         self.upload_limit = int(upload_limit)
-        self._upload: Optional[Upload] = None
+        self.uploads = Uploads(self.upload_limit)
+        self._web_server: Any = None
+        self.server.controller.on_server_bind.add(self._bind_connections)
         self.server.trigger(UPLOAD_TRIGGER)(self.upload_chunk)
         self.state.update({"input_volume": None, "volumes": [], "segmentations": [], "module": "orbit",
                            "load_error": "", "load_busy": False, "data_items": data_choices(self.data_folder),
@@ -300,8 +372,23 @@ class OrbitWebApp(TrameApp):
         """The server stops: running jobs are cancelled (their children killed, nothing imported)."""
         for panel in self.panels.values():
             panel.job.controller.cancel()
-        if self._upload is not None:
-            self._upload.remove()
+        self.uploads.remove_all()
+
+    def _bind_connections(self, web_server: Any) -> None:
+        """trame's ``on_server_bind``: a connection's pending upload is dropped when the connection closes (a page
+        closed or reloaded, a message too big), whether the page says goodbye or not."""
+        self._web_server = web_server
+        for handler in getattr(web_server, "_ws_handlers", None) or []:
+            original = handler.onClose
+
+            async def onClose(client_id: str, original: Any = original) -> None:
+                self.uploads.drop(client_id)
+                await original(client_id)
+            handler.onClose = onClose
+
+    def _client(self) -> Any:
+        """The connection whose message is being handled (wslink notes it before calling the trigger)."""
+        return getattr(self._web_server, "last_active_client_id", None)
 
     # ---------------------------------------------------------------- scene
     def input_node(self) -> Any:
@@ -458,12 +545,19 @@ class OrbitWebApp(TrameApp):
         asyncio.ensure_future(self.load(str(path), str(choice)))
 
     def load_dicomweb(self) -> None:
-        """Load what the "DICOMweb series URL" field names: an http(s) URL goes to DICOMweb; anything else is a path
-        that must resolve inside DATA."""
+        """Load what the "DICOMweb series URL" field names: a DICOMweb study or series URL (what `parse_dicomweb_url`
+        takes, as `resolve_image` will) goes to DICOMweb; anything else is a path that must resolve inside DATA (a
+        URL of another form is refused there, whatever the case of its scheme)."""
+        from orbitai.dicom.inputs import parse_dicomweb_url
+
         text = str(self.state.dicomweb_url or "").strip()
         if not text:
             return
-        if web_url(text):
+        try:
+            parse_dicomweb_url(text)
+        except OrbitAIError:
+            pass
+        else:
             asyncio.ensure_future(self.load(text))
             return
         try:
@@ -477,13 +571,12 @@ class OrbitWebApp(TrameApp):
         """`UPLOAD_TRIGGER`: a group of files from the page (written at once into the upload's folder), or ``[]`` at
         the end: then the upload is loaded (one volume file, or the files of one DICOM series) and its folder removed,
         whatever the outcome. A refused upload (a name that is not a file name, over the limit) is one line in the
-        page, with nothing left on disk."""
+        page, with nothing left on disk. Each connection has its own upload (`Uploads`)."""
+        client = self._client()
         if files:
-            if self._upload is None:
-                self._upload = Upload(self.upload_limit)
-            self._upload.add(files)
+            self.uploads.add(client, files)
             return
-        upload, self._upload = self._upload, None
+        upload = self.uploads.finish(client)
         if upload is None:
             return
         try:

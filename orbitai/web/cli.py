@@ -4,9 +4,10 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import re
 import socket
 
-__all__ = ["add_parser", "listen_error", "TOKEN_ENV"]
+__all__ = ["add_parser", "listen_error", "valid_token", "TOKEN_ENV"]
 
 #: The environment variable that gives the server's secret (else a random one per start).
 TOKEN_ENV = "ORBITAI_WEB_TOKEN"
@@ -38,6 +39,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--encoder", choices=("turbo-jpeg", "jpeg", "png", "webp"), default="turbo-jpeg",
                    help="how view images are sent (default turbo-jpeg; png is lossless and larger)")
     p.set_defaults(func=run_web)
+
+
+def valid_token(token: str) -> bool:
+    """Whether ``token`` can be the server's secret: at least `MIN_TOKEN_CHARS` letters, digits, ``-`` and ``_``
+    (what an address carries as it is), with a letter (trame's page turns a number-like ``?secret=`` into a number,
+    which is then never the secret)."""
+    from orbitai.web.guard import MIN_TOKEN_CHARS
+
+    return bool(re.fullmatch(r"[A-Za-z0-9_-]{%d,}" % MIN_TOKEN_CHARS, token)) and bool(re.search(r"[A-Za-z]", token))
 
 
 def listen_error(host: str, port: int, exc: OSError) -> str:
@@ -88,10 +98,9 @@ def run_web(args: argparse.Namespace) -> int:
         if not web_url(origin) or origin.rstrip("/").count("/") != 2:
             raise UserError(f"--allow-origin takes an origin such as https://orbitai.example.org, got {origin[:80]!r}.")
     token = os.environ.get(TOKEN_ENV) or None
-    if token is not None and (len(token) < MIN_TOKEN_CHARS or not token.isascii() or not token.isprintable()
-                              or any(c in token for c in " &#?%/+")):
-        raise UserError(f"{TOKEN_ENV} must be at least {MIN_TOKEN_CHARS} characters of letters, digits, - and _; "
-                        "unset it for a random secret.")
+    if token is not None and not valid_token(token):
+        raise UserError(f"{TOKEN_ENV} must be at least {MIN_TOKEN_CHARS} characters of letters, digits, - and _, "
+                        "with at least one letter; unset it for a random secret.")
     if args.data and "://" not in args.data and not os.path.exists(args.data):
         raise UserError(f"{args.data} does not exist; give a scan, a DICOM folder, a folder of scans or a DICOMweb URL.")
     check_listen(args.host, args.port)

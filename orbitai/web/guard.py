@@ -10,7 +10,11 @@ it arrives. `Guard` closes each of these on the server's aiohttp application bef
   it was served from, or another loopback name of the same port on a loopback server) nor one given with
   ``--allow-origin`` is refused with 403 before the upgrade;
 * **the secret**: a random one per start (or ``ORBITAI_WEB_TOKEN``), given to the page in its address
-  (``?secret=``), compared in constant time; trame's default is never accepted;
+  (``?secret=``), compared in constant time; trame's default is never accepted. The page's first load with the right
+  secret also sets it as a cookie (`COOKIE_PREFIX`; HttpOnly, SameSite=Strict, path /), and a websocket whose upgrade
+  request carries that cookie is authenticated whatever secret its hello gives: trame's page drops ``?secret=`` from
+  its address, so a reload (F5) sends trame's default and would be refused; another site's page cannot send the
+  cookie (SameSite=Strict) and its Origin is refused anyway;
 * **message size** (`BoundedUnChunker`): a message may claim at most the upload limit plus `MESSAGE_OVERHEAD`
   (512 bytes before the client is authenticated); its memory grows with the bytes that arrive, not the size
   claimed; a message over the limit closes the connection with 1009 (message too big). Frames are bounded by trame's
@@ -32,7 +36,7 @@ from typing import Any, Iterable, Optional
 from urllib.parse import urlsplit
 
 __all__ = ["Guard", "BoundedUnChunker", "refusal", "is_loopback", "new_token", "GuardError", "DEFAULT_UPLOAD_MB",
-           "MESSAGE_OVERHEAD", "MIN_TOKEN_CHARS"]
+           "MESSAGE_OVERHEAD", "MIN_TOKEN_CHARS", "COOKIE_PREFIX"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,8 @@ MESSAGE_OVERHEAD = 1 << 20
 #: What a client may send before it is authenticated (wslink's hello; wslink's own pre-authentication limit).
 BEFORE_AUTH_BYTES = 512
 MIN_TOKEN_CHARS = 16
+#: The secret's cookie is named this and the server's port (servers on other ports of one host keep theirs apart).
+COOKIE_PREFIX = "orbitai_secret_"
 _HEADER = struct.Struct("<III")             # wslink: message id, offset, total size
 LOOPBACK_NAMES = ("localhost",)
 
@@ -166,6 +172,8 @@ class Guard:
         self.loopback_only = is_loopback(host)
         self.message_limit = int(upload_limit) + MESSAGE_OVERHEAD
         self.allowed_origins = tuple(allowed_origins)
+        #: Connections whose upgrade request carried the secret's cookie.
+        self.cookie_clients: set[str] = set()
 
     def install(self, server: Any) -> None:
         server.controller.on_server_bind.add(lambda web_server: self.bind(server, web_server))
@@ -184,7 +192,7 @@ class Guard:
         protocol.updateSecret(self.token)
 
         async def validateToken(token: Any, client_id: str) -> bool:
-            return isinstance(token, str) and hmac.compare_digest(token.encode(), self.token.encode())
+            return client_id in self.cookie_clients or self.is_token(token)
         protocol.validateToken = validateToken
 
         @web.middleware
@@ -193,17 +201,37 @@ class Guard:
             if why is not None:
                 log.warning("%s (%s %s).", why, request.method, request.path[:80])
                 return web.Response(status=403, text=f"Forbidden: {why}.\n")
-            return await handler(request)
+            response = await handler(request)
+            if request.method == "GET" and request.path == "/" and self.is_token(request.query.get("secret")):
+                response.set_cookie(self.cookie_name(request), self.token, path="/", httponly=True,
+                                    samesite="Strict", secure=request.secure or None)
+            return response
         app.middlewares.append(gate)
 
         for handler in handlers:
             self._bound(handler)
 
+    def is_token(self, token: Any) -> bool:
+        """Whether ``token`` is the secret (constant time)."""
+        return isinstance(token, str) and hmac.compare_digest(token.encode(), self.token.encode())
+
+    @staticmethod
+    def cookie_name(request: Any) -> str:
+        """The secret's cookie for the address ``request`` came to (`COOKIE_PREFIX` and its port)."""
+        port = _host_port(str(request.headers.get("Host") or ""), "https" if request.secure else "http")
+        return f"{COOKIE_PREFIX}{port[1] if port else 0}"
+
     def _bound(self, handler: Any) -> None:
-        original = handler.onConnect
+        original, original_close = handler.onConnect, handler.onClose
         limit = self.message_limit
 
         async def onConnect(request: Any, client_id: str) -> None:
             await original(request, client_id)
             handler.unchunkers[client_id] = BoundedUnChunker(handler.connections[client_id], limit)
-        handler.onConnect = onConnect
+            if self.is_token(request.cookies.get(self.cookie_name(request))):
+                self.cookie_clients.add(client_id)
+
+        async def onClose(client_id: str) -> None:
+            self.cookie_clients.discard(client_id)
+            await original_close(client_id)
+        handler.onConnect, handler.onClose = onConnect, onClose

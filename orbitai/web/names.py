@@ -53,20 +53,34 @@ def client_file_name(name: Any) -> str:
     return base
 
 
+def _textually_inside(path: str, root: str) -> bool:
+    """Whether ``path`` (normalised, absolute) lies under ``root`` (absolute), comparing text only."""
+    try:
+        return os.path.commonpath([root, path]) == root and path != root
+    except ValueError:          # another drive (Windows)
+        return False
+
+
 def client_path(text: Any, data: Optional[Path]) -> Path:
     """The real path (symlinks resolved) of a client-given path -- absolute, or relative to ``data`` -- when it lies
     inside ``data``; `InputError` with `PATH_REFUSED` otherwise (the same whether it exists or not; also without a
-    DATA folder, and for a URL: ``file:`` and the like are not paths)."""
+    DATA folder, and for a URL: ``file:`` and the like are not paths).
+
+    The text is checked before the file system is asked anything: a drive letter, a backslash (a UNC ``\\\\host``
+    name would make Windows reach out over SMB), an absolute path not under DATA or ``..`` leaving it is refused
+    without a lookup (no automount or hung network mount can block the server); only then are links resolved and the
+    real path checked again."""
     if (data is None or not isinstance(text, str) or not text.strip() or "\x00" in text
-            or (_SCHEME.match(text.strip()) and not _DRIVE.match(text.strip()))):     # file:, ftp:, ... (not C:)
+            or _SCHEME.match(text.strip()) or _DRIVE.match(text.strip()) or "\\" in text):
+        raise InputError(PATH_REFUSED)
+    text = text.strip()
+    root_text = os.path.normpath(os.path.abspath(data))
+    if not _textually_inside(os.path.normpath(os.path.join(root_text, text)), root_text):
         raise InputError(PATH_REFUSED)
     root = os.path.realpath(data)
-    path = os.path.realpath(os.path.join(root, text.strip()))
-    try:
-        inside = os.path.commonpath([root, path]) == root and path != root
-    except ValueError:          # another drive (Windows)
-        inside = False
-    if not inside:
+    relative = os.path.relpath(os.path.normpath(os.path.join(root_text, text)), root_text)
+    path = os.path.realpath(os.path.join(root, relative))
+    if not _textually_inside(path, root):
         raise InputError(PATH_REFUSED)
     return Path(path)
 
