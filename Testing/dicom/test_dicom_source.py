@@ -103,3 +103,23 @@ def test_attributes_with_dicom_input_are_refused(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--dicom-attributes is for a volume file" in err[0]
     assert not out.exists()
+
+
+def test_long_bad_attributes_are_shown_cut_with_their_length_in_whole_parentheses():
+    key = "K" * 70
+    with pytest.raises(UserError) as info:
+        parse_attributes(json.dumps({"PatientID": "1", key: "x"}))
+    assert f"unknown attribute(s) {'K' * 64}... (70 characters); give any of" in str(info.value)
+    with pytest.raises(UserError) as info:
+        parse_attributes(json.dumps({"PatientID": ["1" * 80]}))
+    assert str(info.value).endswith(f"PatientID must be a string, got [\"{'1' * 62}... (84 characters).")
+
+
+def test_a_non_ascii_source_file_name_is_kept_in_the_derived_series(tmp_path):
+    image = orbit_case(SEED, "ct").image
+    folder = write_derived_series(image, tmp_path / "series", {"PatientID": "OA-2"}, "CT", "眼窩_é.nrrd")
+    ds = pydicom.dcmread(sorted(folder.iterdir())[0])
+    assert ds.SpecificCharacterSet == "ISO_IR 192"
+    assert ds.DerivationDescription == "Converted by OrbitAI from 眼窩_é.nrrd"
+    plain = write_derived_series(image, tmp_path / "plain", {"PatientID": "OA-2"}, "CT", "x.nrrd")
+    assert "SpecificCharacterSet" not in pydicom.dcmread(sorted(plain.iterdir())[0])

@@ -45,3 +45,42 @@ def test_ivgc_predict_refuses_a_1e300_voxel_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "absurd magnitude" in err[0] and "arange" not in err[0]
     assert not out.exists()
+
+
+class CountedReads(np.ndarray):
+    """An array that counts the whole-array passes min() and max() make over it."""
+
+    passes = 0
+
+    def min(self, *args, **kwargs):
+        CountedReads.passes += 1
+        return super().min(*args, **kwargs)
+
+    def max(self, *args, **kwargs):
+        CountedReads.passes += 1
+        return super().max(*args, **kwargs)
+
+
+@pytest.mark.parametrize("dtype, scanned", [(np.int8, False), (np.int16, False), (np.int32, False),
+                                            (np.uint32, False), (np.int64, True), (np.uint64, True),
+                                            (np.float32, True), (np.float64, True)])
+def test_the_magnitude_check_reads_only_types_that_can_hold_absurd_values(dtype, scanned):
+    from orbitai.io import require_finite
+
+    vol = volume(dtype)
+    vol.array = vol.array.view(CountedReads)
+    CountedReads.passes = 0
+    require_finite(vol)
+    assert (CountedReads.passes > 0) == scanned
+
+
+def test_an_absurd_int64_value_is_still_refused():
+    with pytest.raises(VolumeError, match="absurd magnitude"):
+        require_values(volume(np.int64, 2.0 ** 50))
+
+
+def test_the_nan_check_names_the_case():
+    a = volume(np.float32).array
+    a[1, 2, 3] = np.nan
+    with pytest.raises(VolumeError, match=r"^Case c7: the image x.nrrd contains 1 NaN/infinite voxels\."):
+        require_values(Volume(a), "image x.nrrd", "c7")

@@ -197,7 +197,7 @@ BAD = {
                                   Volume(lab.array[:, :, 10:11].copy(), lab.spacing, lab.origin, lab.direction)),
                  "is 2D"),
     "NaN": (lambda im, lab: (im.with_array(np.where(lab.array == 9, np.nan, im.array.astype(np.float32))), lab),
-            "NaN or infinite"),
+            "Case c1: the image img.nrrd contains"),
     "CT as MRI": (lambda im, lab: (im.with_array(im.array.astype(np.int16) - 1024), lab), "looks like CT"),
     "empty muscle mask": (lambda im, lab: (im, lab.with_array(np.where((lab.array >= 5) & (lab.array <= 12), 0,
                                                                        lab.array))), "holds no rectus muscle"),

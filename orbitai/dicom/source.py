@@ -55,12 +55,12 @@ def parse_attributes(text: str) -> dict[str, str]:
         raise UserError(f"{ATTRIBUTES_OPTION}: {where} must be a JSON object of DICOM keywords and values.")
     unknown = sorted(set(given) - set(ATTRIBUTES))
     if unknown:
-        raise UserError(f"{ATTRIBUTES_OPTION}: unknown attribute(s) {', '.join(shown(k)[1:-1] for k in unknown[:5])}"
+        raise UserError(f"{ATTRIBUTES_OPTION}: unknown attribute(s) {', '.join(shown(k, quote=False) for k in unknown[:5])}"
                         f"; give any of {', '.join(ATTRIBUTES)}.")
     out: dict[str, str] = {}
     for key, value in given.items():
         if not isinstance(value, (str, int)) or isinstance(value, bool):
-            raise UserError(f"{ATTRIBUTES_OPTION}: {key} must be a string, got {shown(json.dumps(value))[1:-1]}.")
+            raise UserError(f"{ATTRIBUTES_OPTION}: {key} must be a string, got {shown(json.dumps(value), quote=False)}.")
         value = str(value)
         if "\\" in value:        # the value delimiter of every VR: "A\\B" would become two values
             raise UserError(f"{ATTRIBUTES_OPTION}: {key} {shown(value)} contains a backslash, which DICOM reserves "
@@ -114,8 +114,10 @@ def write_derived_series(vol: Volume, folder: str | os.PathLike, attributes: dic
     derivation = f"Converted by OrbitAI from {source_name or 'a volume file'}"
     if slope != 1.0 or intercept != 0.0:
         derivation += f"; values scaled into int16 (largest error {slope / 2:.3g})"
-    # text beyond ASCII (e.g. a name in kanji) is written in UTF-8 and says so, instead of as "?"
-    charset = "ISO_IR 192" if any(not str(v).isascii() for v in attributes.values()) else None
+    # text beyond ASCII (a name in kanji, a source file "眼窩.nrrd") is written in UTF-8 and says so, instead of
+    # as "?": every text the series holds (the attributes and the derivation description) decides
+    texts = [*map(str, attributes.values()), derivation]
+    charset = "ISO_IR 192" if any(not t.isascii() for t in texts) else None
     for k in range(stored.shape[0]):
         ds = pydicom.Dataset()
         if charset:

@@ -77,14 +77,14 @@ def _value(item: dict, tag: str, default: Any = "") -> Any:
 
 #: A DICOM UID (PS3.5 9.1): components of digits joined by dots, 64 characters at most (leading zeros, which some
 #: archives hold, are let through as the DICOMweb client does).
-_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
 
 
 def check_uid(uid: str, what: str = "StudyInstanceUID") -> str:
     """``uid`` when it is a DICOM UID; a one-line error saying so otherwise (before any request is made)."""
     from orbitai.io.dicom_folder import shown
 
-    if not _UID.match(uid) or len(uid) > 64:
+    if not _UID.fullmatch(uid) or len(uid) > 64:
         raise DicomWebError(f"{shown(uid)} is not a DICOM UID (digits and dots, at most 64 characters, e.g. "
                             f"1.2.840.113619.2.55.3); give the {what}.")
     return uid
@@ -177,9 +177,13 @@ _UNDEFINED_LENGTH = 0xFFFFFFFF
 
 
 def incomplete(ds: Any) -> str | None:
-    """Why the DICOM object ``ds`` (read whole, its elements not yet converted) is incomplete, or None: an
-    element shorter than its declared length (a file cut short), an image without its pixel data, or native
-    pixel data shorter than Rows x Columns x SamplesPerPixel x NumberOfFrames x BitsAllocated needs."""
+    """Why the DICOM object ``ds`` (read whole, its elements not yet converted) is incomplete, or None: no data
+    element at all (pydicom's reading of a file cut inside an element of undefined length, e.g. compressed pixel
+    data, keeps none), an element shorter than its declared length (a file cut short), an image without its
+    pixel data, native pixel data shorter than Rows x Columns x SamplesPerPixel x NumberOfFrames x BitsAllocated
+    needs, or compressed pixel data whose items do not fit or hold fewer fragments than frames."""
+    if not len(ds):
+        return "it holds no readable data element (the file was cut short inside compressed pixel data or a sequence)"
     for tag in list(ds.keys()):
         raw = ds.get_item(tag)
         length = getattr(raw, "length", None)
@@ -195,13 +199,7 @@ def incomplete(ds: Any) -> str | None:
         return None
     value = ds.get_item(pixels).value or b""
     if ds.file_meta.get("TransferSyntaxUID") is not None and ds.file_meta.TransferSyntaxUID.is_compressed:
-        from pydicom.encaps import generate_fragments
-
-        try:
-            n = sum(1 for _ in generate_fragments(value))
-        except (ValueError, EOFError) as exc:
-            return f"its compressed pixel data cannot be parsed ({exc})"
-        return None if n else "its compressed pixel data hold no fragment"
+        return _encapsulated_problem(bytes(value), ds.get("NumberOfFrames", 1))
     try:
         bits = (int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1) or 1)
                 * int(ds.get("NumberOfFrames", 1) or 1) * int(ds.get("BitsAllocated", 16) or 16))
@@ -210,6 +208,39 @@ def incomplete(ds: Any) -> str | None:
     needed = (bits + 7) // 8
     if len(value) < needed:
         return f"its pixel data hold {len(value)} of the {needed} bytes its image size needs"
+    return None
+
+
+_ITEM = (0xFFFE, 0xE000)
+_SEQUENCE_DELIMITER = (0xFFFE, 0xE0DD)
+
+
+def _encapsulated_problem(value: bytes, frames: Any) -> str | None:
+    """Why encapsulated pixel data ``value`` (PS3.5 A.4: items, the first the basic offset table, as pydicom keeps
+    them, without the sequence delimiter) are incomplete, or None: an item header cut, an item longer than what
+    is left, or fewer fragments than ``frames`` (each frame has at least one)."""
+    import struct
+
+    offset, items = 0, 0
+    while offset < len(value):
+        if offset + 8 > len(value):
+            return f"its compressed pixel data end inside an item header (byte {offset} of {len(value)})"
+        group, element, length = struct.unpack_from("<HHI", value, offset)
+        if (group, element) == _SEQUENCE_DELIMITER and offset + 8 == len(value):
+            break                                         # kept by a reader that includes the delimiter
+        if (group, element) != _ITEM:
+            return f"its compressed pixel data hold no item at byte {offset} (found ({group:04X},{element:04X}))"
+        if length == _UNDEFINED_LENGTH or offset + 8 + length > len(value):
+            return (f"its compressed pixel data item {items + 1} declares {length} bytes but only "
+                    f"{len(value) - offset - 8} follow (the file was cut short)")
+        offset, items = offset + 8 + length, items + 1
+    fragments = max(items - 1, 0)                         # the first item is the basic offset table
+    try:
+        needed = int(frames or 1)
+    except (TypeError, ValueError):
+        return "its NumberOfFrames cannot be read"
+    if fragments < needed:
+        return f"its compressed pixel data hold {fragments} fragment(s) for {needed} frame(s)"
     return None
 
 
@@ -233,6 +264,13 @@ def _by_study(files: Sequence[Path]) -> Iterator[tuple[str, list[Any]]]:
     yield from studies.items()
 
 
+def _stored_before(stored: Sequence[str], studies: Sequence[str]) -> str:
+    """What a push error adds when earlier studies were stored: how many instances, of how many studies."""
+    if not stored:
+        return ""
+    return f"; {len(stored)} instance(s) of {len(studies)} earlier study(ies) were stored before this failure"
+
+
 def push(paths: Sequence[str | os.PathLike], url: str) -> dict[str, Any]:
     """Store the DICOM files in ``paths`` on ``url`` (STOW-RS, one request per study); returns a summary
     ``{"stored": n, "studies": [...], "sop_instance_uids": [...]}``. Every file is checked complete first (one
@@ -248,15 +286,17 @@ def push(paths: Sequence[str | os.PathLike], url: str) -> dict[str, Any]:
     stored: list[str] = []
     studies: list[str] = []
     for study, datasets in by_study:
+        before = _stored_before(stored, studies)
         try:
             response = client.store_instances(datasets, study_instance_uid=study or None)
         except requests.exceptions.RequestException as exc:
-            raise _failure(exc, url, f"storing {len(datasets)} instance(s)") from None
+            failure = _failure(exc, url, f"storing {len(datasets)} instance(s)")
+            raise DicomWebError(f"{str(failure).rstrip('.')}{before}.") from None
         failed = list(getattr(response, "FailedSOPSequence", []) or [])
         if failed:
             uids = ", ".join(str(item.get("ReferencedSOPInstanceUID", "?")) for item in failed[:3])
             raise DicomWebError(f"The server at {url} refused {len(failed)} instance(s) ({uids})"
-                                f"{'; stored before: ' + str(len(stored)) if stored else ''}.")
+                                f"{before}.")
         confirmed = {str(item.get("ReferencedSOPInstanceUID", ""))
                      for item in (getattr(response, "ReferencedSOPSequence", []) or [])}
         sent = [str(ds.SOPInstanceUID) for ds in datasets]
@@ -264,7 +304,7 @@ def push(paths: Sequence[str | os.PathLike], url: str) -> dict[str, Any]:
         if missing:
             raise DicomWebError(f"The server at {url} did not confirm {len(missing)} of {len(sent)} instance(s) of "
                                 f"study {study} ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}); "
-                                "check the server's log before relying on them.")
+                                f"check the server's log before relying on them{before}.")
         stored += sent
         studies.append(study)
     return {"stored": len(stored), "studies": studies, "sop_instance_uids": stored}

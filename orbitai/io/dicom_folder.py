@@ -40,13 +40,15 @@ _NON_IMAGE_MODALITIES = {"SEG": "DICOM Segmentation (SEG)", "SR": "DICOM Structu
 SHOWN_CHARS = 64
 
 
-def shown(value: object, limit: int = SHOWN_CHARS) -> str:
+def shown(value: object, limit: int = SHOWN_CHARS, quote: bool = True) -> str:
     """``value`` quoted for a one-line message: ``repr`` of its first ``limit`` characters, ``...`` and the
-    total length when it is longer (a 10 000-character PatientName is not echoed whole)."""
+    total length when it is longer (a 10 000-character PatientName is not echoed whole). ``quote=False``: the
+    same without the quotes (control characters still escaped), for text already set off in a message."""
     text = str(value)
-    if len(text) <= limit:
-        return repr(text)
-    return f"{text[:limit]!r}... ({len(text)} characters)"
+    head = repr(text[:limit])
+    if not quote:
+        head = head[1:-1]
+    return head if len(text) <= limit else f"{head}... ({len(text)} characters)"
 
 
 _TAGS = ["SOPClassUID", "Modality", "SeriesInstanceUID", "SeriesDescription", "SeriesNumber", "NumberOfFrames"]

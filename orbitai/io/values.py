@@ -12,29 +12,39 @@ from orbitai.io.volume import Volume, VolumeError
 MAX_ABS_VALUE = 1e12
 
 
-def require_finite(vol: Volume, what: str = "image") -> None:
-    """Raise `VolumeError` if the volume holds NaN or infinite values, or values beyond +-:data:`MAX_ABS_VALUE`."""
+def require_finite(vol: Volume, what: str = "image", case_id: str = "") -> None:
+    """Raise `VolumeError` naming ``what`` (and the case) if the volume holds NaN or infinite values, or values
+    beyond +-:data:`MAX_ABS_VALUE` (looked for only in floats and 64-bit integers: no narrower integer reaches it)."""
     a = vol.array
+    who = f"Case {case_id}: the" if case_id else "The"
     if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
         n = int(np.count_nonzero(~np.isfinite(a)))
         raise VolumeError(
-            f"The {what} contains {n} NaN/infinite voxels. Fix or mask them before running "
+            f"{who} {what} contains {n} NaN/infinite voxels. Fix or mask them before running "
             "(e.g. replace NaN by the background value)."
         )
-    if a.size and a.dtype.kind in "fiu" and a.dtype.itemsize >= 4:
+    if a.size and _can_be_absurd(a.dtype):
         lo, hi = float(a.min()), float(a.max())
         if max(abs(lo), abs(hi)) > MAX_ABS_VALUE:
             n = int(np.count_nonzero(np.abs(a) > MAX_ABS_VALUE))
             raise VolumeError(
-                f"The {what} holds {n} voxel(s) of absurd magnitude (values {lo:.3g} to {hi:.3g}; no scan has values "
+                f"{who} {what} holds {n} voxel(s) of absurd magnitude (values {lo:.3g} to {hi:.3g}; no scan has values "
                 f"beyond +-{MAX_ABS_VALUE:.0e}): a conversion or export error. Export the image again or fix them."
             )
+
+
+def _can_be_absurd(dtype: np.dtype) -> bool:
+    """Whether values of ``dtype`` can exceed :data:`MAX_ABS_VALUE`: floats (but float16's 65504 cannot) and
+    64-bit integers; int8 .. int32 and uint8 .. uint32 (at most 4.3e9) cannot."""
+    if dtype.kind == "f":
+        return bool(np.finfo(dtype).max > MAX_ABS_VALUE)
+    return dtype.kind in "iu" and dtype.itemsize >= 8
 
 
 def require_values(vol: Volume, what: str = "image", case_id: str = "") -> None:
     """The one check of an image's values before any model or radiomics reads it: no NaN, infinity or absurd
     magnitude (`require_finite`), not empty or constant (`require_contrast`)."""
-    require_finite(vol, what)
+    require_finite(vol, what, case_id)
     require_contrast(vol, what, case_id)
 
 

@@ -60,10 +60,7 @@ def load_case(image_path: str | os.PathLike, segmentation_path: str | os.PathLik
     if min(vol.shape) < 3:
         raise InputError(f"{who}the image {Path(image_path).name} is 2D ({' x '.join(map(str, vol.shape))} voxels); "
                          "IVGC radiomics needs a 3D coronal T2 MRI volume.")
-    if not np.isfinite(vol.array).all():
-        raise InputError(f"{who}the image {Path(image_path).name} holds NaN or infinite values; radiomics needs "
-                         "finite intensities.")
-    require_values(vol, f"image {Path(image_path).name}", case_id)       # absurd magnitudes, constant
+    require_values(vol, f"image {Path(image_path).name}", case_id)       # NaN/infinite, absurd magnitudes, constant
     if looks_like_ct(vol):
         raise InputError(f"{who}the image {Path(image_path).name} looks like CT (Hounsfield units: air near -1000); "
                          "IVGC radiomics needs a coronal T2 MRI.")

@@ -201,7 +201,8 @@ def write_neuro_result(out_dir: str | os.PathLike, data: Mapping[str, Any], lesi
     from orbitai.dicom.export import dicom_extra
 
     body = _plain({k: v for k, v in dict(data).items() if k not in ("task", "files")})
-    # a DICOM FLAIR also gets a SEG and an SR (orbitai.dicom), written with the rest or not at all
+    # a DICOM FLAIR also gets a SEG and an SR (orbitai.dicom); they are optional: when they cannot be made the
+    # rest is still written and result.json's warnings say why (orbitai.dicom.export.optional_dicom)
     extra = dicom_extra(flair, lambda: dicom_report(body, lesions, brain), body.setdefault("warnings", []))
     return NeuroResult(body, lesions, [lesion_row(r) for r in lesion_rows], brain, heatmap).write(out_dir, extra)
 
