@@ -22,6 +22,15 @@ def test_bad_options_are_refused_in_one_line(tmp_path):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
+def test_a_number_like_secret_is_refused_in_one_line():
+    import os
+
+    r = subprocess.run([sys.executable, "-m", "orbitai", "web", "--port", "0"], capture_output=True, text=True,
+                       timeout=60, env={**os.environ, "ORBITAI_WEB_TOKEN": "12345678901234567890"})
+    assert r.returncode == 2 and "ORBITAI_WEB_TOKEN" in r.stderr and "letter" in r.stderr, r.stderr[-2000:]
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
 def _one_line_naming(r: subprocess.CompletedProcess, option: str) -> None:
     assert r.returncode == 2, r.stderr[-2000:]
     assert option in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr[-2000:]

@@ -135,7 +135,8 @@ def test_client_paths_outside_data_are_refused_alike(raw):
             load = click_trigger(await c.state(), "orbitai-load-data")
             by_url = {}
             for text in (outside, missing, str(raw.data / "link.nrrd"), f"file://{outside}",
-                         str(raw.data / ".." / "outside" / "secret.nrrd")):
+                         str(raw.data / ".." / "outside" / "secret.nrrd"),
+                         "HTTP://x/../../" + os.path.relpath(outside, "/"), "hTtPs://x/../../" + outside):
                 await c.set_state(load_error="", dicomweb_url=text)
                 before = (await c.state())["volumes"]
                 await c.trigger(fetch)
@@ -243,6 +244,78 @@ def test_an_upload_over_the_limit_is_refused_in_one_line_and_leaves_nothing(raw)
     error = state["load_error"]
     assert f"{UPLOAD_MB} MB" in error and "\n" not in error, error
     assert not list(raw.tmp.glob("orbitai-upload-*"))
+
+
+def test_a_closed_connections_upload_is_not_mixed_with_the_next(raw):
+    async def go() -> dict:
+        async with connect(raw.srv.url) as c:       # a page closed (or reloaded) in the middle of its upload
+            await c.hello(raw.srv.token)
+            trigger = upload_trigger(await c.state())
+            await c.trigger(trigger, [{"name": "other-patient.dcm", "content": b"another patient's slice"}])
+        async with connect(raw.srv.url) as c:
+            await c.hello(raw.srv.token)
+            return await _upload(c, [("mine.nrrd", raw.scan.read_bytes())])
+
+    state = run(go())
+    assert state["load_error"] == "" and state["volumes"][-1]["title"] == "mine", state["load_error"]
+    assert not list(raw.tmp.glob("orbitai-upload-*"))
+
+
+def test_a_segmentation_option_takes_only_a_listed_segmentation(raw):
+    async def go() -> dict:
+        async with connect(raw.srv.url) as c:
+            await c.hello(raw.srv.token)
+            await c.set_state(load_error="", data_choice="inside.nrrd")
+            before = (await c.state())["volumes"]
+            await c.trigger(click_trigger(await c.state(), "orbitai-load-data"))
+            state = await _settled(c, before)
+            tips = {}
+            for value in (7, {"id": "x"}, state["input_volume"], "vtkMRMLSegmentationNode999"):
+                await c.set_state(tao_segmentation_node=value)
+                state = await _wait(c, lambda s: not s["tao_apply_enabled"], 20)
+                tips[repr(value)] = state["tao_apply_tip"]
+            await c.set_state(tao_segmentation_node=None)
+            return tips
+
+    tips = run(go())
+    assert all("listed segmentations" in t for t in tips.values()), tips
+    assert "Traceback" not in raw.srv.log_tail(20000)
+
+
+def test_the_secret_is_kept_in_a_strict_cookie_so_that_a_reload_stays_signed_in(raw):
+    import aiohttp
+
+    port = raw.origin.rsplit(":", 1)[1]
+
+    async def go() -> tuple:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(raw.srv.url) as r:
+                set_cookie = r.headers.get("Set-Cookie", "")
+                cookie = {m.key: m.value for m in r.cookies.values()}
+            async with session.get(raw.origin + "/?secret=" + secrets.token_urlsafe(24)) as r:
+                wrong = r.headers.get("Set-Cookie")
+        header = "; ".join(f"{k}={v}" for k, v in cookie.items())
+        async with connect(raw.srv.url, origin=raw.origin, headers={"Cookie": header}) as c:
+            reloaded = await c.hello("wslink-secret")          # what the page sends after F5
+        async with connect(raw.srv.url, origin=raw.origin) as c:
+            without = await c.hello("wslink-secret")
+        async with connect(raw.srv.url, origin=raw.origin, headers={"Cookie": header.replace("=", "=x", 1)}) as c:
+            forged = await c.hello("wslink-secret")
+        try:
+            async with connect(raw.srv.url, origin="http://evil.example", headers={"Cookie": header}) as c:
+                cross = await c.hello("wslink-secret")
+        except aiohttp.WSServerHandshakeError as exc:
+            cross = exc.status
+        return set_cookie, cookie, wrong, reloaded, without, forged, cross
+
+    set_cookie, cookie, wrong, reloaded, without, forged, cross = run(go())
+    attributes = [a.strip().lower() for a in set_cookie.split(";")]
+    assert "httponly" in attributes and "samesite=strict" in attributes and "path=/" in attributes, set_cookie
+    assert list(cookie.values()) == [raw.srv.token] and list(cookie)[0].endswith(port)
+    assert wrong is None, "a wrong secret got a cookie"
+    assert "result" in reloaded, reloaded
+    assert "error" in without and "error" in forged
+    assert cross == 403
 
 
 if sys.platform == "win32":      # pragma: no cover - the web server's tests run on Linux (EGL, /proc)

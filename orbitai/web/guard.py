@@ -201,15 +201,24 @@ class Guard:
             if why is not None:
                 log.warning("%s (%s %s).", why, request.method, request.path[:80])
                 return web.Response(status=403, text=f"Forbidden: {why}.\n")
-            response = await handler(request)
-            if request.method == "GET" and request.path == "/" and self.is_token(request.query.get("secret")):
-                response.set_cookie(self.cookie_name(request), self.token, path="/", httponly=True,
-                                    samesite="Strict", secure=request.secure or None)
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:       # wslink answers / with a redirect to /index.html (raised)
+                self._cookie(request, exc)
+                raise
+            self._cookie(request, response)
             return response
         app.middlewares.append(gate)
 
         for handler in handlers:
             self._bound(handler)
+
+    def _cookie(self, request: Any, response: Any) -> None:
+        """The secret's cookie on the answer to the page's address with the right ``?secret=``."""
+        if (request.method == "GET" and request.path in ("/", "/index.html")
+                and self.is_token(request.query.get("secret"))):
+            response.set_cookie(self.cookie_name(request), self.token, path="/", httponly=True, samesite="Strict",
+                                secure=request.secure or None)
 
     def is_token(self, token: Any) -> bool:
         """Whether ``token`` is the secret (constant time)."""
