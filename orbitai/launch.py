@@ -102,11 +102,15 @@ def _failure_line(logs: Path, failures: dict, nproc: int) -> tuple[str, int]:
     said = []
     for r in failures:
         f = logs / f"{r}.txt"
-        if f.is_file():
-            code_text, _, line = f.read_text().strip().partition("\n")
+        try:
+            code_text, _, line = f.read_text(encoding="utf-8").strip().partition("\n")
+            code = int(code_text)
+        except (OSError, ValueError):     # none, or (a rank killed while writing it) not a whole one
+            continue
+        if line:
             peer_lost = any(w in line for w in ("Connection reset by peer", "Connection closed by peer", "gloo",
                                                 "NCCL", "Broken pipe"))
-            said.append((peer_lost, f.stat().st_mtime_ns, r, line, int(code_text)))
+            said.append((peer_lost, f.stat().st_mtime_ns, r, line, code))
     if said:
         _, _, _, line, code = min(said)
         return line, code
@@ -198,8 +202,10 @@ def report_error(line: str, code: int) -> None:
     folder = os.environ.get(ERRORS_ENV)
     if folder and env_world_size() > 1:
         if code != 130:
-            with contextlib.suppress(OSError):
-                (Path(folder) / f"{env_rank()}.txt").write_text(f"{code}\n{line}\n")   # the launcher may kill it first
+            from orbitai.staging import write_text_atomic
+
+            with contextlib.suppress(OSError):     # whole or not at all: the launcher may kill this rank meanwhile
+                write_text_atomic(Path(folder) / f"{env_rank()}.txt", f"{code}\n{line}\n")
         return
     if env_rank() == 0 or code not in (2, 130):
         print(line, file=sys.stderr)

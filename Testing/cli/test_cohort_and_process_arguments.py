@@ -159,3 +159,30 @@ def test_a_rank_killed_by_sigkill_is_one_line_naming_it_and_leaves_no_scratch_fo
     gone, alive = psutil.wait_procs(ranks, timeout=30)
     assert not alive, "every rank has stopped"
     assert sorted(p.name for p in run.iterdir()) == [".b-training"]      # the checkpoint to resume from, no scratch
+
+
+def test_a_rank_error_file_cut_short_is_passed_over(tmp_path):
+    """A rank killed while writing its error leaves an empty or partial file: the launcher says another rank's
+    line, or the exit code, never a ValueError of its own."""
+    from types import SimpleNamespace
+
+    (tmp_path / "0.txt").write_text("")                                  # killed before a byte was written
+    (tmp_path / "1.txt").write_text("2\nthe manifest has no image column\n")
+    failures = {0: SimpleNamespace(exitcode=1), 1: SimpleNamespace(exitcode=2)}
+    assert launch._failure_line(tmp_path, failures, 2) == ("the manifest has no image column", 2)
+    (tmp_path / "1.txt").write_text("2")                                  # cut short: no line
+    with pytest.raises(launch.JobError, match="process 0 of 2 ended with exit code 1"):
+        launch._failure_line(tmp_path, failures, 2)
+
+
+def test_a_rank_writes_its_error_whole(tmp_path, monkeypatch):
+    monkeypatch.setenv(launch.ERRORS_ENV, str(tmp_path))
+    monkeypatch.setenv(launch.WORLD_ENV, "2")
+    monkeypatch.setenv(launch.RANK_ENV, "1")
+    written: list[str] = []
+    import orbitai.staging as staging
+
+    real = staging.write_text_atomic
+    monkeypatch.setattr(staging, "write_text_atomic", lambda path, text: written.append(text) or real(path, text))
+    launch.report_error("bad input", 2)
+    assert written == ["2\nbad input\n"] and [p.name for p in tmp_path.iterdir()] == ["1.txt"]

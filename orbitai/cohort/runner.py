@@ -24,9 +24,11 @@ or an existing scheduler's address; quiet logs; clean cancel) is here once, also
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import csv
 import dataclasses
+import hashlib
 import io
 import json
 import logging
@@ -58,6 +60,11 @@ WORK_PREFIX, WORK_MARKER = ".orbitai-cohort-", "orbitai-cohort-run.json"
 #: Options that change how a cohort runs, not what a case's result is (left out of `input_record`).
 RUN_ONLY_OPTIONS = frozenset({"manifest", "workers", "scheduler", "device", "verbose", "debug", "func", "command",
                               "image_dests", "nproc"})
+#: Options naming a model bundle: recorded by the bundle's identity (`bundle_identity`), not as typed.
+BUNDLE_OPTIONS = frozenset({"model", "lesion_model"})
+#: A work folder another machine's run left is removed only once its marker is this old (seconds): that run
+#: may still be going (its process cannot be seen from here).
+FOREIGN_WORK_AGE = 7 * 24 * 3600.0
 #: Errors that no other case would escape (a bad --model, an unusable --device): the run stops at once.
 FATAL_ERRORS: tuple[type[BaseException], ...] = (BundleError, DeviceError)
 
@@ -157,11 +164,15 @@ class CaseRun:
 
 
 def execute_case(predict: Callable[[CohortCase, Path], Any], case: CohortCase, out: str,
-                 work: Optional[str] = None, options: Optional[Mapping[str, Any]] = None) -> CaseRun:
+                 work: Optional[str] = None, options: Optional[Mapping[str, Any]] = None,
+                 files: Sequence[str] = (), replaces: bool = False) -> CaseRun:
     """Predict one case into ``out/<case_id>`` (in this process or on a Dask worker: the one per-case step of
     both runs); loaded models stay in this process for its next case. With ``work`` (the run's work folder in
-    ``out``) the case is predicted there, its `input_record` (``options``) added, and the complete folder moved
-    into ``out/<case_id>``, replacing a stale one there."""
+    ``out``) the case is predicted into ``work/<case_id>``, its `input_record` (``options``) added, and the
+    complete folder moved into ``out/<case_id>``: replacing the one there only when ``replaces`` (the runner
+    found a result there to predict again) and it still holds only the command's ``files`` (`_replace_case`),
+    else only while nothing is there. A run that ended (its work folder or marker gone: a cancel, while a
+    remote worker still runs) writes nothing, and its work folder is never made again."""
     from orbitai.bundle.core import enable_model_cache
 
     enable_model_cache()
@@ -171,22 +182,115 @@ def execute_case(predict: Callable[[CohortCase, Path], Any], case: CohortCase, o
         with contextlib.redirect_stdout(buf):
             predict(case, Path(out) / case.case_id)
         return CaseRun(time.perf_counter() - t0, buf.getvalue().splitlines())
-    if not (Path(work) / WORK_MARKER).is_file():
-        raise OrbitAIError(f"Case {case.case_id}: the run was cancelled or ended (its work folder is gone).")
+    work_dir = Path(work)
+    gone = OrbitAIError(f"Case {case.case_id}: the run was cancelled or ended (its work folder is gone).")
+    if not (work_dir / WORK_MARKER).is_file():
+        raise gone
     record = input_record(case, options or {})    # the inputs as read now, before the prediction reads them
-    folder = Path(work) / case.case_id
-    with contextlib.redirect_stdout(buf):
-        predict(case, folder)
-    from orbitai.staging import write_text_atomic
+    folder = work_dir / case.case_id
+    if folder.is_dir() and not folder.is_symlink():     # an earlier attempt at this case (Dask retries a task)
+        shutil.rmtree(folder)
+    try:
+        folder.mkdir()              # never its parents: a work folder removed by the runner stays removed
+    except FileNotFoundError:
+        raise gone from None
+    try:
+        with contextlib.redirect_stdout(buf):
+            predict(case, folder)
+        from orbitai.staging import write_text_atomic
 
-    write_text_atomic(folder / INPUTS_FILE, json.dumps(record, indent=1) + "\n")
-    target = Path(out) / case.case_id
-    old = Path(work) / f".{case.case_id}.replaced"    # no case_id begins with a dot: no case folder of the run
-    if target.exists():          # a case made from other inputs (the runner has checked it holds only its files)
-        os.replace(target, old)
-    os.replace(folder, target)
-    shutil.rmtree(old, ignore_errors=True)
+        write_text_atomic(folder / INPUTS_FILE, json.dumps(record, indent=1) + "\n")
+        if not (work_dir / WORK_MARKER).is_file():
+            raise gone
+        _replace_case(folder, Path(out) / case.case_id, work_dir, files, replaces)
+    finally:
+        if not (work_dir / WORK_MARKER).is_file():   # what this case wrote (a writer may make its parents again)
+            shutil.rmtree(folder, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                work_dir.rmdir()                      # only if empty: made again by this case's writer
     return CaseRun(time.perf_counter() - t0, buf.getvalue().splitlines())
+
+
+def _foreign(folder: Path, allowed: Sequence[str], previous: bool = True) -> list[str]:
+    """The names in ``folder`` outside ``allowed`` (the command's files), its `INPUTS_FILE` and (``previous``)
+    the files its ``result.json`` names, sorted."""
+    ours = {*allowed, INPUTS_FILE, *(_previous_files(folder) if previous else ())}
+    return sorted(p.name for p in folder.iterdir() if p.name not in ours)
+
+
+def _previous_files(folder: Path) -> list[str]:
+    from orbitai.result import previous_files
+
+    return previous_files(folder)
+
+
+def _foreign_error(folder: Path, foreign: Sequence[str], what: str = "") -> str:
+    return (f"{folder} holds {', '.join(foreign[:3])}, not written by this command{what}; move it away and run "
+            "again (nothing of it was removed).")
+
+
+def _put_back(moved: Path, folder: Path) -> Path:
+    """Move ``moved`` back to ``folder``; where that is taken again, beside it under a new name. Returns where."""
+    try:
+        os.rename(moved, folder)      # onto nothing or an empty folder only: never over the user's files
+        return folder
+    except OSError:
+        kept = Path(tempfile.mkdtemp(prefix=f"{folder.name}.kept-", dir=folder.parent))
+        os.replace(moved, kept / folder.name)
+        return kept / folder.name
+
+
+def remove_case_folder(folder: Path, files: Sequence[str], aside: Path, previous: bool = True) -> None:
+    """Remove the case folder ``folder`` only if it holds nothing but the command's ``files``: moved to ``aside``
+    (a path in the run's work folder) first, so that nothing is written into it after the check, checked, then
+    removed (``previous``: the files its ``result.json`` names are the command's too). One holding anything else
+    is moved back whole: a `UserError` naming what it holds."""
+    try:
+        os.replace(folder, aside)
+    except FileNotFoundError:
+        return
+    foreign = _foreign(aside, files, previous)
+    if foreign:
+        where = _put_back(aside, folder)
+        raise UserError(_foreign_error(where, foreign))
+    shutil.rmtree(aside)
+
+
+def _replace_case(folder: Path, target: Path, work: Path, files: Sequence[str], replaces: bool) -> None:
+    """Move the complete case ``folder`` to ``target``: onto nothing (or an empty folder), or -- with
+    ``replaces`` -- over the runner's earlier result there, checked now (not only when the run started) to hold
+    nothing but the command's files; a `UserError` otherwise, the folder there untouched."""
+    if target.exists() or target.is_symlink():
+        if not replaces:
+            if not target.is_dir() or target.is_symlink() or any(target.iterdir()):
+                raise UserError(f"{target} appeared while the run was predicting case {target.name}; the case was "
+                                "not written there (nothing of it was removed): move it away and run again.")
+        else:
+            if not target.is_dir() or target.is_symlink():
+                raise UserError(f"{target} is not a case folder any more; case {target.name} was not written.")
+            foreign = _foreign(target, files)
+            if foreign:
+                raise UserError(_foreign_error(target, foreign, f"; case {target.name} was not written"))
+            old = work / f".{target.name}.replaced"   # no case_id begins with a dot: no case folder of the run
+            os.replace(target, old)
+            foreign = _foreign(old, files)            # written between the check and the move
+            if foreign:
+                where = _put_back(old, target)
+                raise UserError(_foreign_error(where, foreign, f"; case {target.name} was not written"))
+            try:
+                os.replace(folder, target)
+            except OSError:
+                _put_back(old, target)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+            return
+    try:
+        os.replace(folder, target)    # fails (nothing changed) where a folder with content appeared meanwhile
+    except OSError as exc:
+        if target.exists():
+            raise UserError(f"{target} appeared while the run was predicting case {target.name}; the case was not "
+                            "written there (nothing of it was removed): move it away and run again.") from None
+        raise exc
 
 
 # --------------------------------------------------------------------------------------------- resume
@@ -202,17 +306,49 @@ def task_options(task: CohortTask) -> dict[str, Any]:
     for key, value in (given or {}).items():
         if key in RUN_ONLY_OPTIONS or key.endswith("_command") or callable(value):
             continue
+        if key in BUNDLE_OPTIONS and isinstance(value, str) and value:
+            value = bundle_identity(value)
         kept[str(key)] = json.loads(json.dumps(value, default=str, sort_keys=True))
     return kept
 
 
-def _signature(path: Path) -> list:
-    """What changes when a file or folder is written again: sizes and modification times."""
+def bundle_identity(model: str) -> Any:
+    """What decides the results of the bundle ``model`` (a name or folder as typed): its name and the SHA-256 of
+    its metadata (which holds its weights' and files' checksums), so that ``./b``, ``b`` and ``/abs/b`` are one
+    model and a bundle retrained in place is another. Text that names no bundle (a task's alias, such as ``B``,
+    for a shipped one) stays as it is; the prediction says what is wrong with it."""
+    from orbitai.bundle.core import find_bundle
+
+    try:
+        bundle = find_bundle(model)
+    except (OrbitAIError, OSError, ValueError):
+        return model
+    meta = bundle.metadata
+    return {"bundle": bundle.name, "weights_sha256": meta.get("weights_sha256"),
+            "metadata_sha256": hashlib.sha256(json.dumps(meta, sort_keys=True, default=str).encode()).hexdigest()}
+
+
+#: A file modified this recently (nanoseconds) may be written again within its time stamp's resolution.
+_SETTLE_NS = 2_000_000_000
+
+
+def _signature(path: Path) -> Optional[list]:
+    """What changes when a file or folder is written again: sizes, modification and change times and inodes (a
+    copy that keeps the modification time, ``cp -p``, still changes the change time or the inode); None, never
+    trusted, where a file was modified in the last two seconds."""
+    def stamp(st: os.stat_result) -> list:
+        return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
+
+    now = time.time_ns()
     if path.is_dir():
-        files = sorted(q for q in path.rglob("*") if q.is_file())
-        return [[q.relative_to(path).as_posix(), q.stat().st_size, q.stat().st_mtime_ns] for q in files]
-    st = path.stat()
-    return [st.st_size, st.st_mtime_ns]
+        stats = [(q.relative_to(path).as_posix(), q.stat()) for q in sorted(path.rglob("*")) if q.is_file()]
+    else:
+        stats = [("", path.stat())]
+    if any(now - st.st_mtime_ns < _SETTLE_NS for _, st in stats):
+        return None
+    if not path.is_dir():
+        return stamp(stats[0][1])
+    return [[name, *stamp(st)] for name, st in stats]
 
 
 def input_record(case: CohortCase, options: Mapping[str, Any], previous: Optional[Mapping[str, Any]] = None) -> dict:
@@ -228,7 +364,8 @@ def input_record(case: CohortCase, options: Mapping[str, Any], previous: Optiona
         if path is not None and path.exists():
             place, signature = str(path.resolve()), _signature(path)
             old = before.get(name)
-            same = isinstance(old, dict) and old.get("path") == place and old.get("signature") == signature
+            same = (signature is not None and isinstance(old, dict) and old.get("path") == place
+                    and old.get("signature") == signature)
             digest = old["sha256"] if same else sha256_input(path)
             inputs[name] = {"path": place, "signature": signature, "sha256": digest}
         else:
@@ -299,8 +436,9 @@ def make_work_folder(out: Path, command: str) -> Path:
 
 def abandoned_work_folders(out: Path) -> list[Path]:
     """Work folders in ``out`` that an earlier run of the runner left when it was killed: named and marked as
-    the runner's (`make_work_folder`), by a process that no longer runs on this machine or that ran on another.
-    A folder of any other name or without the marker is never among them."""
+    the runner's (`make_work_folder`), by a process that no longer runs on this machine, or on another machine
+    (whose processes cannot be seen from here) marked more than `FOREIGN_WORK_AGE` ago; a younger one of another
+    machine is kept, with a one-line warning. A folder of any other name or without the marker is never among them."""
     found = []
     try:
         entries = list(out.iterdir())
@@ -312,10 +450,17 @@ def abandoned_work_folders(out: Path) -> list[Path]:
         try:
             mark = json.loads((p / WORK_MARKER).read_text())
             pid, host = int(mark["pid"]), str(mark["host"])
-        except (OSError, ValueError, KeyError, TypeError):
+            started = float(mark.get("started") or (p / WORK_MARKER).stat().st_mtime)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue
-        if host != _host() or not _alive(pid):
+        if host == _host():
+            if not _alive(pid):
+                found.append(p)
+        elif time.time() - started > FOREIGN_WORK_AGE:
             found.append(p)
+        else:
+            print(f"warning: kept {p}: the work folder of a run on {host} (process {pid}), which may still be going; "
+                  "remove it yourself once that run has ended", file=sys.stderr, flush=True)
     return found
 
 
@@ -524,7 +669,7 @@ def _wait_for_a_worker(client: Any, address: str) -> None:
           file=sys.stderr, flush=True)
     try:
         client.wait_for_workers(1, timeout=WORKER_WAIT)
-    except (TimeoutError, OSError):
+    except (TimeoutError, asyncio.TimeoutError, OSError):   # distinct classes on Python 3.9 and 3.10
         raise InputError(f"The Dask scheduler at {address} has no workers (none came in {WORKER_WAIT:g} s); start "
                          f"some with 'dask worker {address}', or leave out --scheduler (--workers N runs a local "
                          "cluster).") from None
@@ -551,7 +696,7 @@ def dask_client(workers: int, scheduler: Optional[str], n_tasks: int) -> Iterato
             check_scheduler(scheduler)
             try:
                 client = Client(scheduler, timeout=f"{SCHEDULER_TIMEOUT:g}s")
-            except (OSError, TimeoutError, ValueError, MemoryError) as exc:
+            except (OSError, TimeoutError, asyncio.TimeoutError, ValueError, MemoryError) as exc:
                 raise InputError(f"Cannot reach the Dask scheduler at {scheduler}: {one_line(exc)}") from exc
             stack.callback(client.close)
             _wait_for_a_worker(client, scheduler)
@@ -692,8 +837,13 @@ def run_cohort(task: CohortTask, cases: Sequence[CohortCase], out: str | os.Path
         check_outputs(folder, [*case.paths, *inputs], () if folder in leftovers else task.files)
         todo.append(case)
     made = next((p for p in reversed([out, *out.parents]) if not p.exists()), None)   # the first folder this run makes
-    for folder in leftovers:          # every check passed: an incomplete case is replaced
-        shutil.rmtree(folder)
+    if leftovers:          # every check passed: an incomplete case is replaced, checked again as it goes
+        aside = make_work_folder(out, task.command)
+        try:
+            for folder in leftovers:
+                remove_case_folder(folder, task.files, aside / f".{folder.name}.leftover", previous=False)
+        finally:
+            shutil.rmtree(aside, ignore_errors=True)
     for folder in abandoned_work_folders(out):    # a killed run's own work folder, marked as such
         shutil.rmtree(folder, ignore_errors=True)
     n = len(cases)
@@ -709,6 +859,7 @@ def run_cohort(task: CohortTask, cases: Sequence[CohortCase], out: str | os.Path
                 disable=None if bar else True, leave=False)
     finished_count = len(report.skipped)
     errors: dict[str, BaseException] = {}
+    work: Optional[Path] = None      # the run's work folder, made once a case is to run
 
     def finished(cid: str, run: Optional[CaseRun], error: Optional[BaseException]) -> None:
         nonlocal finished_count
@@ -718,8 +869,9 @@ def run_cohort(task: CohortTask, cases: Sequence[CohortCase], out: str | os.Path
                 raise error
             errors[cid] = error
             report.failed[cid] = _why(error).removeprefix(f"Case {cid}: ")
-            if cid in changed:      # no result of the inputs it was made from before stays as this case's
-                shutil.rmtree(out / cid, ignore_errors=True)
+            if cid in changed and work is not None:   # no result of the inputs it was made from before stays
+                with contextlib.suppress(UserError, OSError):       # unless the user's files are in it: all kept
+                    remove_case_folder(out / cid, task.files, work / f".{cid}.failed")
             print(f"failed: case {cid}: {report.failed[cid]}", flush=True)
         else:
             assert run is not None
@@ -737,7 +889,6 @@ def run_cohort(task: CohortTask, cases: Sequence[CohortCase], out: str | os.Path
         out.mkdir(parents=True, exist_ok=True)
         return make_work_folder(out, task.command)
 
-    work: Optional[Path] = None
     try:
         if not todo:
             pass
@@ -747,7 +898,8 @@ def run_cohort(task: CohortTask, cases: Sequence[CohortCase], out: str | os.Path
                 for i, case in enumerate(todo, start=finished_count + 1):
                     print(f"case {i}/{n}: {case.case_id}", flush=True)
                     try:
-                        run = execute_case(task.predict, case, str(out), str(work), options)
+                        run = execute_case(task.predict, case, str(out), str(work), options, task.files,
+                                           case.case_id in changed)
                     except Exception as exc:  # noqa: BLE001 - a case's failure is that case's (fatal: re-raised)
                         finished(case.case_id, None, exc)
                     else:
@@ -755,7 +907,8 @@ def run_cohort(task: CohortTask, cases: Sequence[CohortCase], out: str | os.Path
         else:
             with dask_client(workers, scheduler, len(todo)) as client:   # checked before any folder is made
                 work = work_folder()
-                map_on(client, execute_case, {c.case_id: (task.predict, c, str(out), str(work), options)
+                map_on(client, execute_case, {c.case_id: (task.predict, c, str(out), str(work), options, task.files,
+                                                          c.case_id in changed)
                                               for c in todo}, finished, prefix=task.command.replace(" ", "-"))
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
