@@ -256,6 +256,7 @@ def small_bundle(tmp_path):
 def model_cache():
     from orbitai.bundle.core import disable_model_cache, enable_model_cache
 
+    disable_model_cache()          # a fresh cache: an earlier test in this process (a cohort run) may hold one
     cache = enable_model_cache()
     yield cache
     disable_model_cache()
