@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from orbitai.mrml.jobs import child_error
+from orbitai.testing import process_gone, wait_for_progress
 from orbitai.testing.launcher import write_launcher
 from orbitai.worker import WarmJob, WarmWorker
 
@@ -38,26 +39,6 @@ def launched(tmp_path):
     worker = WarmWorker(python=str(launcher), preload=False)
     yield worker, launcher
     worker.shutdown()
-
-
-def _first_progress(job: WarmJob, timeout: float = 60) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end and not job.finished:
-        if job.poll():
-            return
-        time.sleep(0.02)
-    pytest.fail("the job reported no progress")
-
-
-def _dead(pid: int, timeout: float = 10) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.02)
-    return False
 
 
 class _Waits:
@@ -86,7 +67,7 @@ def test_cancel_through_a_launcher_interrupts_the_real_interpreter_and_keeps_the
     assert proc is not None and proc.real_pid is not None and proc.real_pid != launcher_pid
     job = WarmJob(LONG, dest=tmp_path / "out", worker=worker, python=str(launcher)).start()
     assert job.warm
-    _first_progress(job)
+    wait_for_progress(job)
     waits = _Waits(job)
     sleeps: list[str] = []
     real_sleep = time.sleep
@@ -101,7 +82,7 @@ def test_cancel_through_a_launcher_interrupts_the_real_interpreter_and_keeps_the
     assert res.returncode == 130 and res.stderr.strip() == "orbitai phantom: cancelled", (res.returncode, res.stderr)
     nxt = WarmJob(["info"], worker=worker, python=str(launcher))
     assert nxt.run().ok and nxt.worker_pid == launcher_pid
-    assert worker.starts == 1 and worker._proc is proc and proc.real_pid is not None and not _dead(proc.real_pid, 0)
+    assert worker.starts == 1 and worker._proc is proc and proc.real_pid is not None and not process_gone(proc.real_pid, 0)
 
 
 def test_a_killed_launched_worker_stops_the_real_interpreter_too(launched, tmp_path):
@@ -109,7 +90,7 @@ def test_a_killed_launched_worker_stops_the_real_interpreter_too(launched, tmp_p
     next job starts a new one."""
     worker, launcher = launched
     job = WarmJob(LONG, dest=tmp_path / "out", worker=worker, python=str(launcher)).start()
-    _first_progress(job)
+    wait_for_progress(job)
     proc = worker._proc
     assert proc is not None and proc.real_pid is not None
     real, outer = proc.real_pid, proc.pid
@@ -123,7 +104,7 @@ def test_a_killed_launched_worker_stops_the_real_interpreter_too(launched, tmp_p
         except ProcessLookupError:
             pass
     assert res.cancelled and res.returncode == -signal.SIGKILL, res.returncode
-    assert _dead(real) and _dead(outer), "the real interpreter or the launcher is still running"
+    assert process_gone(real) and process_gone(outer), "the real interpreter or the launcher is still running"
     assert WarmJob(["info"], worker=worker, python=str(launcher)).run().ok and worker.starts == 2
 
 
@@ -132,7 +113,7 @@ def test_a_worker_killed_behind_the_launcher_is_reported_as_a_signal(launched, t
     killed by a signal, not "exit code 1"."""
     worker, launcher = launched
     job = WarmJob(LONG, dest=tmp_path / "out", worker=worker, python=str(launcher)).start()
-    _first_progress(job)
+    wait_for_progress(job)
     assert worker._proc is not None and worker._proc.real_pid is not None
     os.kill(worker._proc.real_pid, signal.SIGKILL)   # e.g. the out-of-memory killer
     res = job.result()
@@ -146,7 +127,7 @@ def test_a_one_shot_child_killed_behind_the_launcher_is_reported_as_a_signal(tmp
 
     launcher = write_launcher(tmp_path)
     job = OrbitaiJob(LONG, python=str(launcher)).start()
-    _first_progress(job)  # type: ignore[arg-type]
+    wait_for_progress(job)  # type: ignore[arg-type]
     real = int(Path(f"{launcher}.pid").read_text())
     assert job.proc is not None and real != job.proc.pid
     os.kill(real, signal.SIGKILL)

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import warnings
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pytest
 from orbitai.errors import JobError
 from orbitai.mrml.jobs import child_error
 from orbitai.runner import JobResult, OrbitaiJob
+from orbitai.testing import process_gone, wait_for_progress
 from orbitai.worker import WarmJob, WarmWorker
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and process groups")
@@ -36,40 +36,24 @@ def worker():
     w.shutdown()
 
 
-def _wait_dead(pid: int, timeout: float = 10) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.02)
-    pytest.fail(f"process {pid} still alive after {timeout} s")
+def _maps_torch(pid: int) -> bool:
+    """Whether process ``pid`` has torch's C++ library mapped (torch is imported there)."""
+    with open(f"/proc/{pid}/maps") as f:
+        return any("libtorch" in line for line in f)
 
 
-def _first_progress(job: WarmJob, timeout: float = 60) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end and not job.finished:
-        if job.poll():
-            return
-        time.sleep(0.02)
-    pytest.fail("the job reported no progress")
-
-
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads /proc/PID/maps")
 def test_second_job_reuses_the_worker_and_skips_the_imports(worker):
-    t0 = time.perf_counter()
+    """The second job runs in the worker process that already holds torch: it imports nothing again (how much
+    that saves is `python -m benchmarks worker`, not a bound here)."""
     first = WarmJob(["info"], worker=worker).run()
-    first_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    second = WarmJob(["info"], worker=worker).run()
-    warm_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    OrbitaiJob(["info"]).run()
-    cold_s = time.perf_counter() - t0
+    pid = worker.pid
+    assert _maps_torch(pid), "torch is not loaded in the warm worker after its first job"
+    job = WarmJob(["info"], worker=worker).start()
+    second = job.result()
+    assert job.warm and job.worker_pid == pid, "the second job did not run in the worker that holds torch"
     assert first.ok and second.ok and any(ln.startswith("torch") for ln in second.stdout), second.stdout
-    assert worker.starts == 1 and worker.alive()
-    # torch is already imported in the worker: the second job costs a fraction of a fresh child
-    assert warm_s < 0.5 * cold_s and warm_s < first_s, (first_s, warm_s, cold_s)
+    assert worker.starts == 1 and worker.alive() and worker.pid == pid
 
 
 def test_outputs_handed_over_only_on_success(worker, tmp_path):
@@ -104,7 +88,7 @@ def test_cancel_interrupts_the_job_and_the_worker_goes_on(worker, tmp_path):
     pid = worker.pid
     job = WarmJob(LONG, dest=tmp_path / "out", worker=worker).start()
     assert job.warm and job.worker_pid == pid
-    _first_progress(job)
+    wait_for_progress(job)
     job.cancel()
     res = job.result()
     assert res.cancelled and not res.ok and res.out_dir is None
@@ -118,7 +102,7 @@ def test_cancel_kills_a_worker_that_does_not_stop_in_time(tmp_path):
     w = WarmWorker(preload=False)
     try:
         job = WarmJob(LONG, dest=tmp_path / "out", worker=w).start()
-        _first_progress(job)
+        wait_for_progress(job)
         pid = job.worker_pid
         job.cancel(grace_s=0.0)  # no time to stop: the worker is killed
         res = job.result()
@@ -156,7 +140,7 @@ def test_a_killed_worker_is_restarted_on_the_next_job(tmp_path):
         pid = w.pid
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
-        _wait_dead(pid)
+        assert process_gone(pid), f"process {pid} still alive"
         res = WarmJob(["info"], worker=w).run()
         assert res.ok and w.pid != pid and w.starts == 2
     finally:
@@ -167,7 +151,7 @@ def test_a_worker_dying_mid_job_fails_that_job_with_one_line(tmp_path):
     w = WarmWorker(preload=False)
     try:
         job = WarmJob(LONG, dest=tmp_path / "out", worker=w).start()
-        _first_progress(job)
+        wait_for_progress(job)
         os.kill(job.worker_pid, signal.SIGKILL)
         res = job.result()
         assert res.returncode == -signal.SIGKILL and not res.ok and res.out_dir is None
@@ -191,7 +175,7 @@ def test_the_worker_exits_when_its_parent_dies(tmp_path):
         pid = int(parent.stdout.readline())
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait()
-        _wait_dead(pid)
+        assert process_gone(pid), f"process {pid} still alive"
     finally:
         if parent.poll() is None:
             parent.kill()

@@ -6,11 +6,13 @@ temporary folder where they write files). ``Testing/<Module>/test_*.py`` calls t
 """
 from __future__ import annotations
 
+import os
 import re
+import time
 from contextlib import contextmanager
 from typing import Any, Iterator, Optional
 
-__all__ = ["raises", "patched", "slicer_context", "node_ids"]
+__all__ = ["raises", "patched", "slicer_context", "node_ids", "wait_for_progress", "process_gone"]
 
 
 @contextmanager
@@ -49,3 +51,27 @@ def node_ids(ctx) -> set[str]:
     from orbitai.mrml.transaction import node_ids as ids
 
     return ids(ctx.scene)
+
+
+def wait_for_progress(job: Any, timeout_s: float = 60.0) -> None:
+    """Poll a started job (`orbitai.runner.OrbitaiJob`, `orbitai.worker.WarmJob`) until it reports progress;
+    fails when it ends or stays silent for ``timeout_s`` (a hang guard, not a speed bound)."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end and not job.finished:
+        if job.poll():
+            return
+        time.sleep(0.02)
+    raise AssertionError("the job reported no progress")
+
+
+def process_gone(pid: int, timeout_s: float = 10.0) -> bool:
+    """Whether process ``pid`` is gone (POSIX), waiting up to ``timeout_s`` for it to end."""
+    end = time.monotonic() + timeout_s
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        if time.monotonic() >= end:
+            return False
+        time.sleep(0.02)
