@@ -37,21 +37,16 @@ def _orbit_calls() -> dict[str, float]:
     from OrbitSegmentationLib.annotation_logic import AnnotationLogic
 
     from orbitai.mrml.scene import new_scene
-    from orbitai.mrml.volumes import volume_node_from_volume
     from orbitai.orbit.prior import DEFAULT_PRIORS
-    from orbitai.testing.annotation_effects import orbit_box
+    from orbitai.testing.annotation_effects import annotation_scene, orbit_box
 
     DEFAULT_PRIORS.clear()
     image, _ = orbit_box()
     ctx = new_scene()
     try:
-        vol = volume_node_from_volume(ctx, image, "orbit_ct")
-        seg = ctx.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "annotation")
-        seg.CreateDefaultDisplayNodes()
-        seg.SetReferenceImageGeometryParameterFromVolumeNode(vol)
-        sid = seg.GetSegmentation().AddEmptySegment("eyeball_right", "eyeball_right")
+        vol, seg, ids = annotation_scene(ctx, image, ("eyeball_right",))
         logic = AnnotationLogic(ctx.scene, ctx.app_logic)
-        logic.setInputs(seg, vol, sid)
+        logic.setInputs(seg, vol, ids["eyeball_right"])
         r, start = _timed(logic.startFromModel)
         assert r.details.get("pending"), r.message
         _, status = _timed(logic.priorStatus)

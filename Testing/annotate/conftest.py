@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from orbitai.mrml.segment_editor import paint_segment
-from orbitai.testing.annotation_effects import orbit_box
+from orbitai.testing.annotation_effects import annotation_scene, orbit_box
 
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO / "OrbitSegmentation") not in sys.path:
@@ -45,15 +45,12 @@ def mrml(right_orbit):
     empty segments; returns a namespace with ctx, scene, volume, segmentation, ids, logic."""
     from OrbitSegmentationLib.annotation_logic import AnnotationLogic
 
-    from orbitai.mrml.volumes import volume_node_from_volume
 
     ctx = _headless_scene()
     image, labels = right_orbit
-    vol = volume_node_from_volume(ctx, image, "orbit_ct")
-    seg = ctx.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "annotation")
-    seg.CreateDefaultDisplayNodes()
-    seg.SetReferenceImageGeometryParameterFromVolumeNode(vol)
-    ids = [seg.GetSegmentation().AddEmptySegment(n, n) for n in ("inferior_rectus_muscle_right", "eyeball_right")]
+    names = ("inferior_rectus_muscle_right", "eyeball_right")
+    vol, seg, by_name = annotation_scene(ctx, image, names)
+    ids = [by_name[n] for n in names]
     logic = AnnotationLogic(ctx.scene, ctx.app_logic)
     logic.setInputs(seg, vol, ids[0])
 

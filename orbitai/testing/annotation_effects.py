@@ -89,6 +89,19 @@ class _LogicDriver:
         self.logic.smartFillCancel()
 
 
+def annotation_scene(ctx, image, names: tuple[str, ...], volume_name: str = "orbit_ct",
+                     segmentation_name: str = "annotation") -> tuple[Any, Any, dict[str, str]]:
+    """(volume node of ``image``, a segmentation on its grid, {name: segment ID} of empty segments ``names``):
+    what an annotator starts from."""
+    from orbitai.mrml.volumes import volume_node_from_volume
+
+    volume = volume_node_from_volume(ctx, image, volume_name)
+    seg = ctx.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", segmentation_name)
+    seg.CreateDefaultDisplayNodes()
+    seg.SetReferenceImageGeometryParameterFromVolumeNode(volume)
+    return volume, seg, {n: seg.GetSegmentation().AddEmptySegment(n, n) for n in names}
+
+
 # --------------------------------------------------------------------------- the scenario
 def _scenario(ctx, driver_class) -> dict[str, float]:
     from scipy import ndimage as ndi
@@ -96,19 +109,15 @@ def _scenario(ctx, driver_class) -> dict[str, float]:
     from orbitai import annotate as A
     from orbitai.mrml import segment_editor
     from orbitai.mrml.transaction import temporary_nodes
-    from orbitai.mrml.volumes import volume_node_from_volume
 
     image, labels = orbit_box()
     lab, sp = labels.array, image.spacing
     eye, rectus = lab == EYEBALL, lab == RECTUS
     figures: dict[str, float] = {}
     with temporary_nodes(ctx.scene):
-        volume = volume_node_from_volume(ctx, image, "OrbitAI effect self-test CT")
-        seg = ctx.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "OrbitAI effect self-test")
-        seg.CreateDefaultDisplayNodes()
-        seg.SetReferenceImageGeometryParameterFromVolumeNode(volume)
-        ids = {n: seg.GetSegmentation().AddEmptySegment(n, n)
-               for n in ("eyeball_right", "background", "inferior_rectus_muscle_right", "pencil")}
+        volume, seg, ids = annotation_scene(
+            ctx, image, ("eyeball_right", "background", "inferior_rectus_muscle_right", "pencil"),
+            "OrbitAI effect self-test CT", "OrbitAI effect self-test")
         driver = driver_class(ctx, seg, volume)
         try:
             # SmartFill: strokes in the segment, background strokes in another segment, chosen as a parameter

@@ -537,12 +537,16 @@ class OrbitWebApp(TrameApp):
         choice = self.state.data_choice
         if not choice:
             return
+        self._load_client_path(str(choice))
+
+    def _load_client_path(self, text: str) -> None:
+        """Load a path the page sent when it resolves inside DATA; else the one refusal, whether it exists or not."""
         try:
-            path = client_path(choice, self.data_folder)
+            path = client_path(text, self.data_folder)
         except InputError:
             self.state.load_error = f"Refused: {PATH_REFUSED}."
             return
-        asyncio.ensure_future(self.load(str(path), str(choice)))
+        asyncio.ensure_future(self.load(str(path), text))
 
     def load_dicomweb(self) -> None:
         """Load what the "DICOMweb series URL" field names: a DICOMweb study or series URL (what `parse_dicomweb_url`
@@ -560,12 +564,7 @@ class OrbitWebApp(TrameApp):
         else:
             asyncio.ensure_future(self.load(text))
             return
-        try:
-            path = client_path(text, self.data_folder)
-        except InputError:
-            self.state.load_error = f"Refused: {PATH_REFUSED}."
-            return
-        asyncio.ensure_future(self.load(str(path), text))
+        self._load_client_path(text)
 
     async def upload_chunk(self, files: Any = None) -> None:
         """`UPLOAD_TRIGGER`: a group of files from the page (written at once into the upload's folder), or ``[]`` at

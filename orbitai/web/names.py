@@ -20,6 +20,7 @@ from typing import Any, Optional
 from urllib.parse import urlsplit
 
 from orbitai.errors import InputError
+from orbitai.io.dicom_folder import shown
 
 __all__ = ["client_file_name", "client_path", "web_url", "PATH_REFUSED", "MAX_NAME_BYTES"]
 
@@ -32,10 +33,6 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
-def _shown(text: str, limit: int = 60) -> str:
-    return repr(text if len(text) <= limit else text[:limit] + "...")
-
-
 def client_file_name(name: Any) -> str:
     """A client-given file name as a name in a folder of the server's: its last component after ``/`` or ``\\``,
     a drive letter dropped. `InputError` (one line) when nothing usable is left: not a string, empty, ``.``, ``..``,
@@ -43,12 +40,12 @@ def client_file_name(name: Any) -> str:
     if not isinstance(name, str):
         raise InputError("an uploaded file came without a name; upload it again from the page")
     if any(ord(c) < 32 or ord(c) == 127 for c in name):
-        raise InputError(f"the uploaded file name {_shown(name)} holds control characters; rename the file")
+        raise InputError(f"the uploaded file name {shown(name)} holds control characters; rename the file")
     base = _DRIVE.sub("", re.split(r"[/\\]", name)[-1]).strip()
     if base in ("", ".", ".."):
-        raise InputError(f"the uploaded file name {_shown(name)} names a folder, not a file; upload the file itself")
+        raise InputError(f"the uploaded file name {shown(name)} names a folder, not a file; upload the file itself")
     if len(base.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
-        raise InputError(f"the uploaded file name {_shown(base)} is longer than {MAX_NAME_BYTES} bytes; rename the "
+        raise InputError(f"the uploaded file name {shown(base)} is longer than {MAX_NAME_BYTES} bytes; rename the "
                          "file")
     return base
 
