@@ -282,7 +282,8 @@ class JobPanelMixin:
     missingInputText = "Select an input volume."
     #: The module's parameter node (a ``parameterNodeClass``), None while none is connected.
     _parameterNode: Any = None
-    #: Whether a model of the module's task is installed; read again each time the module is shown.
+    #: Whether a model of the module's task is installed; read each time the module is shown (`enter`, which Slicer
+    #: calls right after ``setup``).
     modelsInstalled = True
 
     if TYPE_CHECKING:   # given by ScriptedLoadableModuleWidget and VTKObservationMixin in a module's Widget
@@ -305,7 +306,6 @@ class JobPanelMixin:
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = logic
-        self.modelsInstalled = bool(logic.availableModels())
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self.jobController = JobController(logic, self, self.jobInputs, self.showResults, self.whyNotReady,
