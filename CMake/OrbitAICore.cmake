@@ -1,8 +1,10 @@
-# Installs the `orbitai` Python package (sources, bundled models, schemas, radiomics protocols, atlas data) next to the
+# Installs the `orbitai` Python package (sources, the modules' Logics and requirements, bundled models, schemas,
+# radiomics protocols, atlas data) next to the
 # scripted modules, so `import orbitai` works inside Slicer without pip.
 file(GLOB_RECURSE ORBITAI_CORE_PY RELATIVE ${CMAKE_CURRENT_SOURCE_DIR} orbitai/*.py)
 file(GLOB_RECURSE ORBITAI_CORE_DATA RELATIVE ${CMAKE_CURRENT_SOURCE_DIR}
-  orbitai/data/* orbitai/resources/* orbitai/bundle/schemas/* orbitai/radiomics/params/*.yaml)
+  orbitai/data/* orbitai/resources/* orbitai/bundle/schemas/* orbitai/radiomics/params/*.yaml
+  orbitai/app/requirements/*.txt)
 
 ctkMacroCompilePythonScript(
   TARGET_NAME OrbitAICore

@@ -1,22 +1,18 @@
 """NeuroDifferential: white-matter lesions on a brain FLAIR and the probability of NMOSD vs multiple sclerosis.
 
-Thin Slicer module: the parameter node (every user choice, saved with the scene), the panel hooks and
-the self-test. The shared job panel (`orbitai.mrml.panel.JobPanelMixin`) runs
-`NeuroDifferentialLib.NeuroDifferentialLogic` -- ``orbitai neuro predict`` (or ``neuro lesions``) in a
+Thin Slicer module: the parameter node (made from the panel's one declaration,
+`orbitai.app.neuro_differential.PANEL`) and the self-test. The shared job panel (`orbitai.mrml.panel.JobPanelMixin`)
+runs `orbitai.app.neuro_differential.NeuroDifferentialLogic` -- ``orbitai neuro predict`` (or ``neuro lesions``) in a
 child process -- which writes the lesion segmentation, the lesion tables, the NMOSD/MS probability table
 and the heat-map overlay into the scene.
 """
-from typing import Annotated  # (no postponed annotations: parameterNodeWrapper reads the Annotated choices)
-
 import slicer
-from NeuroDifferentialLib import NeuroDifferentialLogic
-from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
-from slicer.parameterNodeWrapper import Choice, Default, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleTest,
                                            ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
-from orbitai.device import DEVICE_CHOICES
+from orbitai.app.neuro_differential import PANEL
+from orbitai.app.panel_spec import parameter_node_class
 from orbitai.mrml.panel import JobPanelMixin, describeModule
 
 
@@ -36,20 +32,14 @@ class NeuroDifferential(ScriptedLoadableModule):
         describeModule(self, "NMOSD vs MS (FLAIR lesions)")
 
 
-@parameterNodeWrapper
-class NeuroDifferentialParameterNode:
-    inputVolume: vtkMRMLScalarVolumeNode
-    lesionSegmentation: vtkMRMLSegmentationNode
-    model: Annotated[str, Choice(NeuroDifferentialLogic.modelLabels()), Default(NeuroDifferentialLogic.defaultModelLabel())]
-    device: Annotated[str, Choice(list(DEVICE_CHOICES)), Default(DEVICE_CHOICES[0])]
-    heatmap: Annotated[bool, Default(True)]
+#: Every user choice, saved with the scene: inputVolume, lesionSegmentation, model, heatmap, device.
+NeuroDifferentialParameterNode = parameter_node_class(PANEL)
 
 
 class NeuroDifferentialWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
+    panel = PANEL
     parameterNodeClass = NeuroDifferentialParameterNode
-    refreshedChoices = {"model": NeuroDifferentialLogic.modelLabels}
     inputWidgets = ("inputSelector", "lesionSelector", "modelSelector", "deviceSelector", "heatmapCheckBox")
-    missingInputText = "Select a brain FLAIR volume."
 
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
@@ -57,20 +47,7 @@ class NeuroDifferentialWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKOb
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
-        self.setupJobPanel(NeuroDifferentialLogic(), "UI/NeuroDifferential.ui",
-                           "Find the lesions and predict NMOSD vs MS")
-
-    def whyNotReady(self) -> str:
-        p = self._parameterNode
-        return super().whyNotReady() or NeuroDifferentialLogic.whyNotReady(p.model)
-
-    def jobInputs(self):
-        p = self._parameterNode
-        return p.inputVolume, {"lesion_segmentation": p.lesionSegmentation, "model": p.model, "device": p.device,
-                               "heatmap": p.heatmap}
-
-    def showResults(self, outputs, inputNode) -> None:
-        self.logic.show(outputs, inputNode)
+        self.setupJobPanel()
 
 
 class NeuroDifferentialTest(ScriptedLoadableModuleTest):
@@ -82,8 +59,8 @@ class NeuroDifferentialTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
-        from orbitai.mrml.selftest import run_in_slicer
+        from orbitai.testing.in_slicer import run_in_slicer
         from orbitai.testing import neuro_differential as t
 
         self.setUp()
-        run_in_slicer("NeuroDifferential", t.SELF_TEST, NeuroDifferentialLogic, self.delayDisplay)
+        run_in_slicer("NeuroDifferential", t.SELF_TEST, PANEL.logic, self.delayDisplay)

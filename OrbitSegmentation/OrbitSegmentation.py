@@ -1,21 +1,17 @@
 """OrbitSegmentation: eyeballs, optic nerves and extraocular muscles on orbital CT/MRI.
 
-Thin Slicer module: the parameter node (every user choice, saved with the scene), the two panel
-hooks and the self-test. The shared job panel (`orbitai.mrml.panel.JobPanelMixin`) runs
-`OrbitSegmentationLib.OrbitSegmentationLogic` in a child process and writes results into the scene.
+Thin Slicer module: the parameter node (made from the panel's one declaration,
+`orbitai.app.orbit_segmentation.PANEL`) and the self-test. The shared job panel (`orbitai.mrml.panel.JobPanelMixin`) runs
+`orbitai.app.orbit_segmentation.OrbitSegmentationLogic` in a child process and writes results into the scene.
 The Segment Editor effects (SmartPencil, SmartFill, AutoCorrection) are registered at start-up.
 """
-from typing import Annotated  # (no postponed annotations: parameterNodeWrapper reads the Annotated choices)
-
 import slicer
-from OrbitSegmentationLib import AUTOMATIC_MODEL, WINDOW_CHOICES, OrbitSegmentationLogic
-from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
-from slicer.parameterNodeWrapper import Choice, Default, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleTest,
                                            ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
-from orbitai.device import DEVICE_CHOICES
+from orbitai.app.orbit_segmentation import PANEL
+from orbitai.app.panel_spec import parameter_node_class
 from orbitai.mrml.panel import JobPanelMixin, describeModule
 
 
@@ -38,24 +34,21 @@ class OrbitSegmentation(ScriptedLoadableModule):
 def registerEditorEffects() -> None:
     """Register the OrbitAI annotation effects with the Segment Editor (after start-up); a scene close cancels
     their model work."""
-    from OrbitSegmentationLib.effect_registration import cancel_model_work_on_scene_close, register_annotation_effects
+    from OrbitSegmentationLib.effect_registration import register_annotation_effects
+
+    from orbitai.app.annotation.logic import cancel_model_work_on_scene_close
 
     register_annotation_effects()
     cancel_model_work_on_scene_close(slicer.mrmlScene)
 
 
-@parameterNodeWrapper
-class OrbitSegmentationParameterNode:
-    inputVolume: vtkMRMLScalarVolumeNode
-    referenceSegmentation: vtkMRMLSegmentationNode
-    model: Annotated[str, Choice(OrbitSegmentationLogic.modelLabels()), Default(AUTOMATIC_MODEL)]
-    device: Annotated[str, Choice(list(DEVICE_CHOICES)), Default(DEVICE_CHOICES[0])]
-    window: Annotated[str, Choice(list(WINDOW_CHOICES)), Default(WINDOW_CHOICES[0])]
+#: Every user choice, saved with the scene: inputVolume, model, window, device, referenceSegmentation.
+OrbitSegmentationParameterNode = parameter_node_class(PANEL)
 
 
 class OrbitSegmentationWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
+    panel = PANEL
     parameterNodeClass = OrbitSegmentationParameterNode
-    refreshedChoices = {"model": OrbitSegmentationLogic.modelLabels}
     inputWidgets = ("inputSelector", "modelSelector", "deviceSelector", "windowSelector", "referenceSelector")
 
     def __init__(self, parent=None) -> None:
@@ -64,15 +57,7 @@ class OrbitSegmentationWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKOb
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
-        self.setupJobPanel(OrbitSegmentationLogic(), "UI/OrbitSegmentation.ui", "Segment the orbits")
-
-    def jobInputs(self):
-        p = self._parameterNode
-        return p.inputVolume, {"model": p.model, "device": p.device, "window": p.window,
-                               "reference_node": p.referenceSegmentation}
-
-    def showResults(self, outputs, inputNode) -> None:
-        self.logic.show(outputs, inputNode)
+        self.setupJobPanel()
 
 
 class OrbitSegmentationTest(ScriptedLoadableModuleTest):
@@ -84,8 +69,8 @@ class OrbitSegmentationTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
-        from orbitai.mrml.selftest import run_in_slicer
+        from orbitai.testing.in_slicer import run_in_slicer
         from orbitai.testing import orbit_segmentation as t
 
         self.setUp()
-        run_in_slicer("OrbitSegmentation", t.SELF_TEST, OrbitSegmentationLogic, self.delayDisplay)
+        run_in_slicer("OrbitSegmentation", t.SELF_TEST, PANEL.logic, self.delayDisplay)

@@ -1,24 +1,18 @@
 """TAOActivity: active vs inactive thyroid-associated ophthalmopathy per eye on orbital T2 MRI.
 
-Thin Slicer module: the parameter node (every user choice, saved with the scene), the two panel
-hooks and the self-test. The shared job panel (`orbitai.mrml.panel.JobPanelMixin`) runs
-`TAOActivityLib.TAOActivityLogic` -- the classifier (Network A or B of Lin et al. 2021) in a child
+Thin Slicer module: the parameter node (made from the panel's one declaration, `orbitai.app.tao_activity.PANEL`)
+and the self-test. The shared job panel (`orbitai.mrml.panel.JobPanelMixin`) runs
+`orbitai.app.tao_activity.TAOActivityLogic` -- the classifier (Network A or B of Lin et al. 2021) in a child
 process -- which writes a table, the crop boxes and occlusion / Grad-CAM heat maps into the scene.
 """
-from typing import Annotated  # (no postponed annotations: parameterNodeWrapper reads the Annotated choices)
-
 import slicer
-from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
-from slicer.parameterNodeWrapper import Choice, Default, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleTest,
                                            ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
-from TAOActivityLib import SHOWN_MAP_CHOICES, TAOActivityLogic
 
-from orbitai.device import DEVICE_CHOICES
+from orbitai.app.panel_spec import parameter_node_class
+from orbitai.app.tao_activity import PANEL
 from orbitai.mrml.panel import JobPanelMixin, describeModule
-
-MODEL_LABELS = TAOActivityLogic.modelLabels()
 
 
 class TAOActivity(ScriptedLoadableModule):
@@ -36,21 +30,14 @@ class TAOActivity(ScriptedLoadableModule):
         describeModule(self, "TAO Activity")
 
 
-@parameterNodeWrapper
-class TAOActivityParameterNode:
-    inputVolume: vtkMRMLScalarVolumeNode
-    orbitSegmentation: vtkMRMLSegmentationNode
-    model: Annotated[str, Choice(MODEL_LABELS), Default(TAOActivityLogic.defaultModelLabel(MODEL_LABELS))]
-    device: Annotated[str, Choice(list(DEVICE_CHOICES)), Default(DEVICE_CHOICES[0])]
-    maps: Annotated[bool, Default(True)]
-    shownMap: Annotated[str, Choice(list(SHOWN_MAP_CHOICES)), Default(SHOWN_MAP_CHOICES[0])]
+#: Every user choice, saved with the scene: inputVolume, orbitSegmentation, model, maps, device, shownMap.
+TAOActivityParameterNode = parameter_node_class(PANEL)
 
 
 class TAOActivityWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservationMixin):
+    panel = PANEL
     parameterNodeClass = TAOActivityParameterNode
-    refreshedChoices = {"model": TAOActivityLogic.modelLabels}
     inputWidgets = ("inputSelector", "segmentationSelector", "modelSelector", "deviceSelector", "mapsCheckBox")
-    missingInputText = "Select an axial orbital T2 MRI volume."
 
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
@@ -58,29 +45,7 @@ class TAOActivityWidget(JobPanelMixin, ScriptedLoadableModuleWidget, VTKObservat
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
-        self.setupJobPanel(TAOActivityLogic(), "UI/TAOActivity.ui", "Classify both eyes")
-
-    def whyNotReady(self) -> str:
-        if not self.modelsInstalled:
-            return (f"No TAO model is installed (bundles {' / '.join(TAOActivityLogic.models.bundled)}); "
-                    "see the README to train or install one.")
-        return super().whyNotReady()
-
-    def jobInputs(self):
-        p = self._parameterNode
-        return p.inputVolume, {"segmentation_node": p.orbitSegmentation, "model": p.model, "device": p.device,
-                               "maps": p.maps}
-
-    def showResults(self, outputs, inputNode) -> None:
-        self.jobController.shownChoice = self._parameterNode.shownMap
-        self.logic.show(outputs, inputNode, self._parameterNode.shownMap)
-
-    def parameterChanged(self) -> None:
-        """Another heat map picked: show it over the input the results belong to (nothing else)."""
-        p = self._parameterNode
-        outputs = self.jobController.outputsToReshow(p.shownMap, p.inputVolume)
-        if outputs is not None:
-            self.showResults(outputs, p.inputVolume)
+        self.setupJobPanel()
 
 
 class TAOActivityTest(ScriptedLoadableModuleTest):
@@ -92,8 +57,8 @@ class TAOActivityTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
-        from orbitai.mrml.selftest import run_in_slicer
+        from orbitai.testing.in_slicer import run_in_slicer
         from orbitai.testing import tao_activity as t
 
         self.setUp()
-        run_in_slicer("TAOActivity", t.SELF_TEST, TAOActivityLogic, self.delayDisplay)
+        run_in_slicer("TAOActivity", t.SELF_TEST, PANEL.logic, self.delayDisplay)

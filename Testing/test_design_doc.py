@@ -12,7 +12,7 @@ DESIGN = REPO / "docs" / "design.md"
 PATH = re.compile(r"`((?:[A-Za-z_][\w.-]*/)+(?:[\w.-]+\.(?:py|md|json|txt|ui|png))?)`")
 PLACEHOLDER = re.compile(r"<\w+>")
 #: Above the tasks (they dispatch to, preload or self-test a task): may import task folders.
-ABOVE_TASKS = ("cli.py", "__main__.py", "worker.py", "commands", "testing", "web")
+ABOVE_TASKS = ("cli.py", "__main__.py", "worker.py", "commands", "testing", "web", "app")
 #: A string that is exactly a dotted module name of the package: an import by name.
 MODULE_NAME = re.compile(r"orbitai(?:\.\w+)+")
 
@@ -39,11 +39,17 @@ def test_every_task_and_module_folder_is_in_the_design():
         assert f"`{name}" in text, f"docs/design.md does not name {name}"
 
 
+def _is_module(name: str) -> bool:
+    """Whether ``orbitai.x.y`` names a file or package of the checkout."""
+    path = REPO.joinpath(*name.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
 def _task_folders() -> set[str]:
     return {p.name for p in (REPO / "orbitai").iterdir() if (p / "cli.py").is_file() and p.name != "phantoms"}
 
 
-def _imported_modules(path: Path) -> list[tuple[int, str]]:
+def _imported_modules(path: Path, by_name: bool = True) -> list[tuple[int, str]]:
     """(line, module) of every import in ``path``, at module level or inside a function; relative ones resolved;
     and of every string that is exactly a module name (``"orbitai.x.y"``: imported by name)."""
     package = ".".join(path.relative_to(REPO).with_suffix("").parts)
@@ -58,8 +64,9 @@ def _imported_modules(path: Path) -> list[tuple[int, str]]:
             if node.level:
                 parts = package.split(".")
                 base = ".".join(parts[:len(parts) - node.level + 1] + ([node.module] if node.module else []))
-            found += [(node.lineno, f"{base}.{a.name}" if base == "orbitai" else base) for a in node.names]
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and MODULE_NAME.fullmatch(node.value):
+            found += [(node.lineno, f"{base}.{a.name}" if base == "orbitai" or _is_module(f"{base}.{a.name}") else base)
+                      for a in node.names]
+        elif by_name and isinstance(node, ast.Constant) and isinstance(node.value, str) and MODULE_NAME.fullmatch(node.value):
             found.append((node.lineno, node.value))      # a module named by string (importlib.import_module)
     return found
 
@@ -80,3 +87,81 @@ def test_no_shared_stage_imports_a_task_folder():
                 arrows.append(f"{path.relative_to(REPO)}:{line} imports {module}")
     assert not arrows, "shared stages import task folders (move the shared part down, or let the task register " \
                        f"itself): {arrows}"
+
+
+def test_the_package_never_reaches_into_the_module_folders():
+    """Both front ends run from the wheel: nothing under orbitai/ imports a module folder's package (``<Module>Lib``,
+    the effects' folder) or edits ``sys.path`` to find one; the Logics and panel declarations are in orbitai/app/."""
+    folders = re.findall(r"^add_subdirectory\((\w+)\)", (REPO / "CMakeLists.txt").read_text(encoding="utf-8"), re.M)
+    shells = {f"{m}Lib" for m in folders} | {f"{m}Effects" for m in folders} | set(folders)
+    bad = []
+    for path in sorted((REPO / "orbitai").rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        for line, module in _imported_modules(path):
+            if module.split(".")[0] in shells:
+                bad.append(f"{path.relative_to(REPO)}:{line} imports {module}")
+        for n, row in enumerate(text.splitlines(), 1):
+            if re.search(r"sys\.path\.(insert|append|extend)|sys\.path\s*\+=|syspath_prepend", row):
+                bad.append(f"{path.relative_to(REPO)}:{n} edits sys.path")
+            if any(f'"{s}' in row or f"'{s}" in row for s in shells if s.endswith("Lib")):
+                bad.append(f"{path.relative_to(REPO)}:{n} names a module Lib")
+    assert not bad, bad
+
+
+def _strongly_connected(edges: dict[str, set[str]]) -> list[list[str]]:
+    """The circles of a directed graph: its strongly connected components of more than one node (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    circles: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(edges.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                circles.append(sorted(component))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return circles
+
+
+def test_no_import_circles_between_files_or_packages():
+    """Every import statement of orbitai (at the top of a file or inside a function, TYPE_CHECKING included) goes one
+    way: no circle between two files, nor between two packages (``orbitai.<package>``). ``from a import b`` counts
+    as importing ``a.b`` when that is a module, else ``a``. Imports by name (``importlib`` of a command module by
+    the CLI and the warm worker) are not followed here (issue 45: still open)."""
+    files = {}
+    for path in sorted((REPO / "orbitai").rglob("*.py")):
+        parts = list(path.relative_to(REPO).with_suffix("").parts)
+        files[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    file_edges: dict[str, set[str]] = {}
+    package_edges: dict[str, set[str]] = {}
+    for name, path in files.items():
+        for _line, module in _imported_modules(path, by_name=False):
+            while module not in files and "." in module:
+                module = module.rpartition(".")[0]
+            if module in files and module != name and module != "orbitai":
+                file_edges.setdefault(name, set()).add(module)
+                a, b = ".".join(name.split(".")[:2]), ".".join(module.split(".")[:2])
+                if a != b:
+                    package_edges.setdefault(a, set()).add(b)
+    assert not _strongly_connected(file_edges), f"files import each other: {_strongly_connected(file_edges)}"
+    assert not _strongly_connected(package_edges), f"packages import each other: {_strongly_connected(package_edges)}"

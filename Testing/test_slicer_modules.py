@@ -86,7 +86,7 @@ SHARED_MODULE = {"OrbitSegmentation": "orbit_segmentation", "TAOActivity": "tao_
 @pytest.mark.parametrize("mod", MODULES)
 def test_self_test_runs_the_shared_steps(mod):
     """The module's Test class runs its steps from orbitai.testing (one body of tests for both runners, which
-    an installed extension has) through `orbitai.mrml.selftest.run_in_slicer`; it never reaches into
+    an installed extension has) through `orbitai.testing.in_slicer.run_in_slicer`; it never reaches into
     Testing/, and the shared functions need no pytest."""
     tree = ast.parse((REPO / mod / f"{mod}.py").read_text())
     test_classes = [n for n in tree.body if isinstance(n, ast.ClassDef)
@@ -96,18 +96,22 @@ def test_self_test_runs_the_shared_steps(mod):
     assert "Testing" not in src and "sys.path" not in src, f"{mod} self-test reaches into Testing/"
     shared = SHARED_MODULE[mod]
     assert f"from orbitai.testing import {shared} as t" in src, f"{mod} self-test does not import orbitai.testing.{shared}"
-    assert f"run_in_slicer('{mod}', t.SELF_TEST" in src and "from orbitai.mrml.selftest import run_in_slicer" in src, f"{mod} self-test does not run t.SELF_TEST"
+    assert f"run_in_slicer('{mod}', t.SELF_TEST" in src and "from orbitai.testing.in_slicer import run_in_slicer" in src, f"{mod} self-test does not run t.SELF_TEST"
     for name, text in _shared_sources().items():
         assert not re.search(r"^\s*(import pytest|from pytest)", text, re.M), f"orbitai/testing/{name}.py imports pytest"
 
 
-def _parameter_node_fields(tree: ast.Module) -> set[str]:
-    """Annotated fields of the module's ``@parameterNodeWrapper`` class(es)."""
-    fields = set()
-    for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
-        if any("parameterNodeWrapper" in ast.unparse(d) for d in cls.decorator_list):
-            fields |= {s.target.id for s in cls.body if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)}
-    return fields
+def _panel(mod: str):
+    """The module's panel declaration (`orbitai.app.<module>.PANEL`)."""
+    import importlib
+
+    return importlib.import_module(f"orbitai.app.{SHARED_MODULE[mod]}").PANEL
+
+
+def _parameter_node_fields(mod: str) -> set[str]:
+    """The fields of the module's parameter node: made from its panel declaration (input, options, display)."""
+    panel = _panel(mod)
+    return {panel.input_parameter, *(o.parameter for o in panel.all_options())}
 
 
 @pytest.mark.parametrize("mod", MODULES)
@@ -116,7 +120,7 @@ def test_ui_parameter_bindings_match_the_parameter_node(mod):
     (``connectGui`` silently ignores a misspelt name)."""
     root = ET.parse(REPO / mod / "Resources" / "UI" / f"{mod}.ui").getroot()
     bound = {p.findtext("string") for p in root.iter("property") if p.get("name") == "SlicerParameterName"}
-    fields = _parameter_node_fields(ast.parse((REPO / mod / f"{mod}.py").read_text()))
+    fields = _parameter_node_fields(mod)
     assert not bound - fields, f"{mod}.ui binds {sorted(bound - fields)}, not fields of the parameter node {sorted(fields)}"
     assert not fields - bound, f"{mod} parameter-node fields {sorted(fields - bound)} have no widget in {mod}.ui"
     choosers = {w.get("name") for w in root.iter("widget")
@@ -135,12 +139,13 @@ def test_self_test_steps_pass_every_argument(mod, monkeypatch):
     import importlib
     import inspect
 
-    monkeypatch.syspath_prepend(str(REPO / mod))
     shared = importlib.import_module(f"orbitai.testing.{SHARED_MODULE[mod]}")
     assert shared.SELF_TEST, f"orbitai.testing.{SHARED_MODULE[mod]}.SELF_TEST is empty"
     from orbitai.mrml.dependencies import import_name, read_requirements
 
-    required = [import_name(r) for r in read_requirements(REPO / mod / f"{mod}Lib" / "requirements.txt")]
+    from orbitai.app import requirements_file
+
+    required = [import_name(r) for r in read_requirements(requirements_file(mod))]
     for step in shared.SELF_TEST:
         params = [p for p in inspect.signature(step.test).parameters.values() if p.default is p.empty]
         wanted = ["tmp" if p.name == "tmp_path" else p.name for p in params]
@@ -151,10 +156,9 @@ def test_self_test_steps_pass_every_argument(mod, monkeypatch):
     assert {m for s in shared.SELF_TEST if "model" in s.needs for m in s.modules} == set(required)
 
 
-@pytest.mark.parametrize("mod", MODULES)
-def test_logic_imports_no_qt(mod):
-    """The Logic (``<Module>Lib``) runs headless: no qt or ctk imports at module level."""
-    for path in sorted((REPO / mod / f"{mod}Lib").glob("*.py")):
+def test_logic_imports_no_qt():
+    """The Logics and panel declarations (``orbitai/app/``) run headless: no qt or ctk imports at module level."""
+    for path in sorted((REPO / "orbitai" / "app").rglob("*.py")):
         tree = ast.parse(path.read_text())
         for node in tree.body:
             names = []
@@ -178,21 +182,22 @@ def _pyproject_dependencies() -> set[str]:
 
 @pytest.mark.parametrize("mod", MODULES)
 def test_requirements_file_agrees_with_pyproject(mod):
-    """One requirements file per module (read by the Logic's ensureDependencies), listed in the
-    module's CMakeLists: version ranges in sync with pyproject.toml (each line exactly one of its
+    """One requirements file per module (``orbitai/app/requirements/<Module>.txt``, read by the
+    Logic's ensureDependencies, installed with the package by CMake/OrbitAICore.cmake): version ranges in sync with pyproject.toml (each line exactly one of its
     specifiers)."""
     from orbitai.mrml.dependencies import read_requirements, requirement_name
 
-    path = REPO / mod / f"{mod}Lib" / "requirements.txt"
+    from orbitai.app import requirements_file
+
+    path = requirements_file(mod)
     assert path.is_file(), f"{mod} has no {path.relative_to(REPO)}"
     lines = read_requirements(path)
     assert lines and "torch" in [requirement_name(r) for r in lines]
     unknown = sorted(set(lines) - _pyproject_dependencies())
     assert not unknown, f"{path.relative_to(REPO)} lines {unknown} differ from pyproject.toml's specifiers"
     assert len({requirement_name(r) for r in lines}) == len(lines), f"{path.name} names a package twice"
-    assert f"{mod}Lib/requirements.txt" in (REPO / mod / "CMakeLists.txt").read_text().replace("${MODULE_NAME}", mod)
-    logic = "\n".join(p.read_text() for p in (REPO / mod / f"{mod}Lib").glob("*.py"))
-    assert 'with_name("requirements.txt")' in logic, f"{mod}'s Logic does not read its requirements file"
+    assert "orbitai/app/requirements/*.txt" in (REPO / "CMake" / "OrbitAICore.cmake").read_text()
+    assert _panel(mod).logic.requirements == path, f"{mod}'s Logic does not read its requirements file"
 
 
 @pytest.mark.parametrize("mod", MODULES)

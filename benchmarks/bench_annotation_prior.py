@@ -34,7 +34,7 @@ def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
 
 
 def _orbit_calls() -> dict[str, float]:
-    from OrbitSegmentationLib.annotation_logic import AnnotationLogic
+    from orbitai.app.annotation.logic import AnnotationLogic
 
     from orbitai.mrml.scene import new_scene
     from orbitai.orbit.prior import DEFAULT_PRIORS

@@ -128,7 +128,7 @@ def _headless_clicks(scan: Path, points: list[list[float]]) -> list[float]:
     builds the superpixels, not counted)."""
     from orbitai.io import read_volume
     from orbitai.mrml import new_scene, volume_node_from_volume
-    from orbitai.web.modules import module_lib
+    from orbitai.app.annotation.logic import AnnotationLogic
 
     ctx = new_scene()
     try:
@@ -136,7 +136,7 @@ def _headless_clicks(scan: Path, points: list[list[float]]) -> list[float]:
         seg = ctx.scene.AddNewNodeByClass("vtkMRMLSegmentationNode")
         seg.SetReferenceImageGeometryParameterFromVolumeNode(volume)
         sid = seg.GetSegmentation().AddEmptySegment("eyeball_right", "eyeball_right")
-        logic = module_lib("OrbitSegmentationLib.annotation_logic").AnnotationLogic(ctx.scene, ctx.app_logic)
+        logic = AnnotationLogic(ctx.scene, ctx.app_logic)
         logic.setInputs(seg, volume, sid)
         times = []
         for i, p in enumerate(points):

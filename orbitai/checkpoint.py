@@ -20,7 +20,7 @@ from typing import IO, Any, Callable, Mapping, Optional, TypeVar
 
 import numpy as np
 
-from orbitai.bundle import sha256_file
+from orbitai.io.checksums import sha256_file
 from orbitai.errors import one_line
 
 log = logging.getLogger(__name__)

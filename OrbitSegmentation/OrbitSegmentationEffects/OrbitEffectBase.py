@@ -23,10 +23,11 @@ _MODULE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if _MODULE_DIR not in sys.path:
     sys.path.insert(0, _MODULE_DIR)
 
-from OrbitSegmentationLib import effect_options as options  # noqa: E402
-from OrbitSegmentationLib.annotation_logic import AnnotationLogic, OperationResult  # noqa: E402
 from OrbitSegmentationLib.effect_registration import effect_icon_path  # noqa: E402
-from OrbitSegmentationLib.segment_editors import ScriptedEffectEditor  # noqa: E402
+
+from orbitai.app.annotation import options  # noqa: E402
+from orbitai.app.annotation.editors import ScriptedEffectEditor  # noqa: E402
+from orbitai.app.annotation.logic import AnnotationLogic, OperationResult  # noqa: E402
 
 
 class OrbitEffectBase(AbstractScriptedSegmentEditorEffect):

@@ -1,3 +1,3 @@
-"""Logic of the OrbitSegmentation module (no Qt: tested headless on a real MRML scene)."""
-from .segmentation_logic import (AUTOMATIC_MODEL, WINDOW_CHOICES, OrbitSegmentationLogic,  # noqa: F401
-                                 SegmentationOutputs)
+"""Slicer shell of the OrbitSegmentation module: registering the annotation effects with the Segment Editor.
+The module's Logic and the effects' logic live in the package (`orbitai.app.orbit_segmentation`,
+`orbitai.app.annotation`)."""

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Optional
 
 
 #: The folder of the scripted effect files (OrbitSegmentation/OrbitSegmentationEffects/). Slicer's loader
@@ -68,15 +68,6 @@ def register_annotation_effects(paths: Optional[list[str]] = None) -> dict[str, 
                 sys.modules[SLICER_EFFECTS_PACKAGE] = slicer_package
                 log.error("OrbitAI: loading %s replaced Slicer's %s module; restored.", path, SLICER_EFFECTS_PACKAGE)
     return failed
-
-
-def cancel_model_work_on_scene_close(scene: Any) -> int:
-    """When ``scene`` starts closing, cancel every model prior being computed and forget the computed ones
-    (`DEFAULT_PRIORS.clear`: they are the closed scene's images, hundreds of MB); an effect's action that waited
-    for one is then dropped (`AnnotationLogic.pollPrior`), never run on the next scene. Returns the observer's tag."""
-    from orbitai.orbit.prior import DEFAULT_PRIORS
-
-    return scene.AddObserver(scene.StartCloseEvent, lambda caller, event: DEFAULT_PRIORS.clear())
 
 
 def _registered_effect_names() -> set[str]:

@@ -1,8 +1,5 @@
-"""IVGCResponse Logic tests: the module folder on sys.path (for IVGCResponseLib); skipped without slicer-core."""
+"""IVGCResponse Logic tests (headless slicer-core scene); skipped without slicer-core."""
 import importlib.util
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "IVGCResponse"))
 if importlib.util.find_spec("slicer") is None:
     collect_ignore_glob = ["test_*.py"]

@@ -1,13 +1,5 @@
-"""Fixtures for the TAOActivity module Logic tests (headless slicer-core scene)."""
-from __future__ import annotations
+"""TAOActivity Logic tests (headless slicer-core scene); skipped without slicer-core."""
+import importlib.util
 
-import sys
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "TAOActivity"))
-
-try:
-    import slicer  # noqa: F401
-except ImportError:
+if importlib.util.find_spec("slicer") is None:
     collect_ignore_glob = ["test_*logic*.py"]

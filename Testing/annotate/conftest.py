@@ -1,17 +1,11 @@
 """Fixtures for the annotation tests: the packaged orbit CT phantom and a headless MRML scene."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
 from orbitai.mrml.segment_editor import paint_segment
 from orbitai.testing.annotation_effects import annotation_scene, orbit_box
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO / "OrbitSegmentation") not in sys.path:
-    sys.path.insert(0, str(REPO / "OrbitSegmentation"))
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +37,7 @@ def headless_ctx():
 def mrml(right_orbit):
     """A headless scene with the right-orbit image as a volume node and a segmentation with two
     empty segments; returns a namespace with ctx, scene, volume, segmentation, ids, logic."""
-    from OrbitSegmentationLib.annotation_logic import AnnotationLogic
+    from orbitai.app.annotation.logic import AnnotationLogic
 
 
     ctx = _headless_scene()

@@ -1,6 +1,6 @@
 """The MRML-level operations on a headless scene: undo bit for bit, masking, bad clicks."""
 import numpy as np
-from OrbitSegmentationLib.effect_options import SMARTPENCIL
+from orbitai.app.annotation.options import SMARTPENCIL
 
 from orbitai.annotate import dice, simulate_strokes
 from orbitai.mrml.segment_editor import finish_pending

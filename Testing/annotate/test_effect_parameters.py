@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from OrbitSegmentationLib.effect_options import (AUTOCORRECTION, EFFECT_HELP, EFFECT_OPTIONS, NO_SEGMENT, SMARTFILL,
+from orbitai.app.annotation.options import (AUTOCORRECTION, EFFECT_HELP, EFFECT_OPTIONS, NO_SEGMENT, SMARTFILL,
                                                  SMARTPENCIL, EffectParameters, values_from_widgets, widget_states)
 
 from orbitai.mrml.labelmaps import slice_axis
@@ -174,10 +174,15 @@ def test_slice_axis_follows_the_view():
 
 
 def test_effects_only_gather_input_and_call_the_logic():
-    """One code path: the effect files hold no algorithm and no Segment Editor arithmetic."""
+    """One code path: the effect files hold no algorithm and no Segment Editor arithmetic; of the package they
+    import only the effects' logic (`orbitai.app.annotation`)."""
+    import re
+
     for path in EFFECTS_DIR.glob("*.py"):
         text = path.read_text()
-        assert "orbitai" not in text, path.name
+        other = [ln for ln in text.splitlines() if "orbitai" in ln
+                 and not re.match(r"from orbitai\.app\.annotation(\.\w+)? import ", ln)]
+        assert not other, (path.name, other)
         for call in ("modifySelectedSegmentByLabelmap", "saveStateForUndo", "defaultModifierLabelmap",
                      "arrayFromVolume", "updateVolumeFromArray", "setSliceViewerLayers"):
             assert call not in text, (path.name, call)
@@ -200,7 +205,7 @@ def test_effects_register_without_scipy_and_skimage(tmp_path):
         "importlib.util.find_spec = lambda name, *a: (None if name.split('.')[0] in ('scipy', 'skimage')\n"
         "                                             else FIND(name, *a))\n"
         f"sys.path.insert(0, {lib!r})\n"
-        "from OrbitSegmentationLib import annotation_logic as al, effect_options as opts\n"
+        "from orbitai.app.annotation import logic as al, options as opts\n"
         "from orbitai.mrml import new_scene\n"
         "scene = new_scene().scene\n"
         "logic = al.AnnotationLogic(scene)\n"
@@ -215,7 +220,7 @@ def test_effects_register_without_scipy_and_skimage(tmp_path):
 
 
 def test_superpixel_choices_are_the_algorithms_resolutions():
-    from OrbitSegmentationLib.effect_options import SUPERPIXEL_COUNTS, missing_dependencies
+    from orbitai.app.annotation.options import SUPERPIXEL_COUNTS, missing_dependencies
 
     from orbitai.annotate import RESOLUTIONS
 

@@ -1,7 +1,7 @@
 """SmartFill's preview and SmartPencil's boundaries live in their own hidden segmentation nodes:
 the user's segments and slice-view layers stay as they were until Accept (real MRML, headless)."""
 import numpy as np
-from OrbitSegmentationLib.effect_options import BOUNDARIES_ROLE, PREVIEW_ROLE, SMARTFILL, SMARTPENCIL
+from orbitai.app.annotation.options import BOUNDARIES_ROLE, PREVIEW_ROLE, SMARTFILL, SMARTPENCIL
 
 from orbitai.annotate import dice, simulate_strokes
 

@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from orbitai.annotate import dice, simulate_strokes
-from OrbitSegmentationLib.effect_options import AUTOCORRECTION, SMARTFILL
+from orbitai.app.annotation.options import AUTOCORRECTION, SMARTFILL
 
 
 def wait_ready(logic, timeout_s: float = 60.0) -> str:
@@ -69,7 +69,7 @@ def test_a_segment_not_named_after_a_structure_works_without_the_prior(mrml):
 
 
 def test_the_effects_default_weight_is_smartfills():
-    from OrbitSegmentationLib import effect_options as alogic
+    from orbitai.app.annotation import options as alogic
 
     from orbitai.annotate.smartfill import DEFAULT_PRIOR_WEIGHT
 

@@ -95,7 +95,7 @@ def test_start_from_the_model_returns_at_once_and_runs_when_the_prior_arrives(mr
 
 
 def test_preview_and_autocorrection_wait_for_the_prior_without_blocking(mrml, no_model_in_process):
-    from OrbitSegmentationLib.effect_options import AUTOCORRECTION
+    from orbitai.app.annotation.options import AUTOCORRECTION
 
     L = mrml.logic
     truth = mrml.labels.array == 8                                        # inferior_rectus_muscle_right
@@ -184,7 +184,7 @@ def test_leaving_the_tool_drops_the_waiting_action(mrml, no_model_in_process, mo
 
 
 def test_closing_the_scene_cancels_the_prior_and_drops_the_waiting_action(mrml, no_model_in_process):
-    from OrbitSegmentationLib.effect_registration import cancel_model_work_on_scene_close
+    from orbitai.app.annotation.logic import cancel_model_work_on_scene_close
 
     L = mrml.logic
     L.selectSegment(mrml.ids[1])

@@ -24,8 +24,7 @@ class Blocker(importlib.abc.MetaPathFinder):
         return None
 
 sys.meta_path.insert(0, Blocker())
-sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / "OrbitSegmentation")!r}, {str(ROOT / "TAOActivity")!r},
-               {str(ROOT / "IVGCResponse")!r}, {str(ROOT / "NeuroDifferential")!r}]
+sys.path[:0] = [{str(ROOT)!r}]
 """
 
 
@@ -69,10 +68,10 @@ def test_loading_a_model_without_jsonschema_says_what_to_install():
 def test_module_logics_list_models_without_dependencies():
     out = run_blocked("""
         import sys
-        from OrbitSegmentationLib import OrbitSegmentationLogic
-        from TAOActivityLib import TAOActivityLogic
-        from IVGCResponseLib import IVGCResponseLogic
-        from NeuroDifferentialLib import NeuroDifferentialLogic
+        from orbitai.app.orbit_segmentation import OrbitSegmentationLogic
+        from orbitai.app.tao_activity import TAOActivityLogic
+        from orbitai.app.ivgc_response import IVGCResponseLogic
+        from orbitai.app.neuro_differential import NeuroDifferentialLogic
         print(OrbitSegmentationLogic.modelChoices())
         print(TAOActivityLogic.modelLabels())
         print(IVGCResponseLogic.modelLabels())

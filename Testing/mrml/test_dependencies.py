@@ -40,11 +40,12 @@ def test_headless_missing_package_is_one_clear_line():
         ensure_requirements(["SimpleITK>=999"])
 
 
-@pytest.mark.parametrize("lib", ["OrbitSegmentation/OrbitSegmentationLib", "TAOActivity/TAOActivityLib",
-                                 "IVGCResponse/IVGCResponseLib", "NeuroDifferential/NeuroDifferentialLib"])
-def test_module_requirements_are_met_here(lib):
+@pytest.mark.parametrize("module", ["OrbitSegmentation", "TAOActivity", "IVGCResponse", "NeuroDifferential"])
+def test_module_requirements_are_met_here(module):
     """This venv runs the modules' tests, so it meets their requirements (version ranges in sync with pyproject.toml)."""
-    assert unmet_requirements(read_requirements(REPO / lib / "requirements.txt")) == []
+    from orbitai.app import requirements_file
+
+    assert unmet_requirements(read_requirements(requirements_file(module))) == []
 
 
 def test_torch_without_the_pytorch_extension_is_one_clear_line():

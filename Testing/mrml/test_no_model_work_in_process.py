@@ -26,7 +26,7 @@ def no_model_in_process(monkeypatch):
 
 
 def _orbit_segmentation(ctx):
-    from OrbitSegmentationLib import OrbitSegmentationLogic
+    from orbitai.app.orbit_segmentation import OrbitSegmentationLogic
 
     from orbitai.testing.orbit_segmentation import _phantom_node
 
@@ -35,7 +35,7 @@ def _orbit_segmentation(ctx):
 
 
 def _tao_activity(ctx):
-    from TAOActivityLib import TAOActivityLogic
+    from orbitai.app.tao_activity import TAOActivityLogic
 
     from orbitai.testing.tao_activity import _mri_node
 

@@ -85,7 +85,7 @@ def test_a_model_installed_while_away_is_offered_and_the_choice_kept(load, monke
     panel.show()
     w = bound_widgets(panel.ui)
     device, model = pick_other(w["device"]), pick_other(w["model"])
-    monkeypatch.setitem(panel.widget.refreshedChoices, "model", lambda: [*labels, "my own model"])
+    monkeypatch.setattr(panel.widget.panel.logic, "modelLabels", classmethod(lambda cls: [*labels, "my own model"]))
     panel.leave()
     panel.show()
     assert w["model"].items[-1] == "my own model"
@@ -98,7 +98,7 @@ def test_a_model_installed_while_away_enables_apply_when_the_user_comes_back(loa
     """TAO and IVGC checked the installed models once, at set-up: a model installed later kept Apply disabled
     until Slicer restarted."""
     panel = load(module, "5.10.0")
-    logic_cls = type(panel.widget).__mro__[0].setup.__globals__[f"{module}Logic"]
+    logic_cls = panel.widget.panel.logic
     installed = logic_cls.availableModels()
     assert installed, "the demo bundles are installed with the package"
     monkeypatch.setattr(logic_cls, "availableModels", classmethod(lambda cls: []))

@@ -1,5 +1,5 @@
 """Each module's self-test run as Slicer runs it: the module's ``runTest`` (``SELF_TEST`` through
-`orbitai.mrml.selftest.run_in_slicer`) with ``slicer.app`` present, under ``--testing`` and from the GUI,
+`orbitai.testing.in_slicer.run_in_slicer`) with ``slicer.app`` present, under ``--testing`` and from the GUI,
 with only the Python packages Slicer bundles importable and an install that fails as it does offline.
 
 What is replayed from Slicer's source:
@@ -82,11 +82,10 @@ SCRIPT = textwrap.dedent('''
     slicer.util.pip_install = pip_install
     slicer.util.confirmOkCancelDisplay = confirm
     sys.modules["PyTorchUtils"] = types.SimpleNamespace(PyTorchUtilsLogic=PyTorchUtilsLogic)
-    sys.path.insert(0, module)
     import importlib
-    logic_class = getattr(importlib.import_module(module + "Lib"), module + "Logic")
+    logic_class = getattr(importlib.import_module("orbitai.app." + shared), module + "Logic")
     t = importlib.import_module("orbitai.testing." + shared)
-    from orbitai.mrml.selftest import run_in_slicer
+    from orbitai.testing.in_slicer import run_in_slicer
     report = run_in_slicer(module, t.SELF_TEST, logic_class, seen["shown"].append)
     still_hidden = [n for n in hidden if n in sys.modules and sys.modules[n] is None]
     print("RESULT " + json.dumps({"passed": report.passed, "skipped": report.skipped, "summary": report.summary(),
@@ -122,13 +121,9 @@ def _run(module: str, mode: str, hidden: list[str], tmp_path: Path) -> dict:
 
 
 def _steps(module: str):
-    sys.path.insert(0, str(REPO / module))
-    try:
-        import importlib
+    import importlib
 
-        return importlib.import_module(f"orbitai.testing.{MODULES[module]}").SELF_TEST
-    finally:
-        sys.path.remove(str(REPO / module))
+    return importlib.import_module(f"orbitai.testing.{MODULES[module]}").SELF_TEST
 
 
 def _check_steps(module: str, out: dict, hidden: list[str]) -> None:

@@ -164,7 +164,7 @@ def _press(page, button: str, timeout_s: float = 120) -> str:
 def test_smartfill_in_the_browser_equals_the_headless_logic_and_undo_restores(page, web_data, downloads, ctx):
     from orbitai.io import read_volume
     from orbitai.mrml import labels_from_segmentation_node, segmentation_node_from_labels, volume_node_from_volume
-    from orbitai.web.modules import module_lib
+    from orbitai.app.annotation.logic import AnnotationLogic
 
     image = web_data / PHANTOMS["orbit-ct"]
     truth, _ = read_segmentation(web_data / "orbit-ct/segmentations/orbit_ct_0000.seg.nrrd")
@@ -195,7 +195,7 @@ def test_smartfill_in_the_browser_equals_the_headless_logic_and_undo_restores(pa
     # The same strokes through the headless AnnotationLogic (the Slicer effects' logic).
     volume = volume_node_from_volume(ctx, read_volume(image), name="ct")
     seg_node = segmentation_node_from_labels(ctx, strokes, reference_node=volume, name="strokes")
-    logic = module_lib("OrbitSegmentationLib.annotation_logic").AnnotationLogic(ctx.scene, ctx.app_logic)
+    logic = AnnotationLogic(ctx.scene, ctx.app_logic)
     logic.setInputs(seg_node, volume, seg_node.GetSegmentation().GetNthSegmentID(0))
     logic.params("SmartFill").set("PriorWeight", 0.0)
     assert logic.smartFillPreview().ok and logic.smartFillAccept().ok

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterator, Optional
 
-from orbitai.bundle.checksums import sha256_file, sha256_input  # noqa: F401  (the bundle API names them)
+from orbitai.io.checksums import sha256_file, sha256_input  # noqa: F401  (the bundle API names them)
 from orbitai.bundle.schema import validate_metadata
 from orbitai.errors import BundleError
 

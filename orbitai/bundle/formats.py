@@ -29,7 +29,7 @@ RADIOMICS_SECTIONS = ("setting", "imageType", "featureClass", "voxelSetting")
 
 def file_entry(path: str | os.PathLike, fmt: str) -> dict[str, str]:
     """The ``files`` entry of a file written into a bundle folder (name, format, checksum)."""
-    from orbitai.bundle.checksums import sha256_file
+    from orbitai.io.checksums import sha256_file
 
     if fmt not in FORMATS:
         raise BundleError(f"Unknown bundle file format {fmt!r}; use one of {', '.join(FORMATS)}.")
@@ -67,7 +67,7 @@ def check_radiomics_params(data: Any, where: str) -> None:
 
 def load_file(bundle_dir: str | os.PathLike, entry: dict[str, str], role: str = "file") -> Any:
     """Verify a bundle file's checksum, then read it by its format (never with pickle)."""
-    from orbitai.bundle.checksums import sha256_file
+    from orbitai.io.checksums import sha256_file
 
     folder = Path(bundle_dir)
     try:

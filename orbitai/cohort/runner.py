@@ -355,7 +355,7 @@ def input_record(case: CohortCase, options: Mapping[str, Any], previous: Optiona
     """What a case is made from: each input naming a file or folder by its content's SHA-256 (and its place, size
     and time, so that a rerun reads an unchanged input only when ``previous`` recorded another), each other input
     value as it is, and ``options``. Two records with equal `_record_key` make the same result."""
-    from orbitai.bundle.checksums import sha256_input
+    from orbitai.io.checksums import sha256_input
 
     inputs: dict[str, Any] = {}
     before = (previous or {}).get("inputs", {})

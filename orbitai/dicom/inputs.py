@@ -21,11 +21,10 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from orbitai.dicom.source import ATTRIBUTES_OPTION, parse_attributes, write_derived_series
 from orbitai.errors import OrbitAIError, UserError
 from orbitai.io.dicom_folder import SERIES_OPTION
 
-#: The option giving the patient and study of a volume file (orbitai.dicom.source.ATTRIBUTES_OPTION).
-ATTRIBUTES_OPTION = "--dicom-attributes"
 #: A hidden file marking a folder as a derived series made here: its files go into the result (orbitai.dicom.export).
 DERIVED_MARKER = ".orbitai-derived"
 
@@ -72,7 +71,6 @@ def _links(files: list[Path], folder: Path) -> Path:
 
 def _derived(value: str, attributes: dict[str, str], tmp: Path) -> str:
     """``value`` (a volume file) as a derived DICOM series in ``tmp`` with ``attributes``."""
-    from orbitai.dicom.source import write_derived_series
     from orbitai.io import read_volume, require_finite
     from orbitai.preprocess.checks import looks_like_ct
 
@@ -137,8 +135,6 @@ def resolved_images(args: argparse.Namespace) -> Iterator[None]:
         return
     attributes = None
     if given is not None:
-        from orbitai.dicom.source import parse_attributes
-
         attributes = parse_attributes(given)
     with tempfile.TemporaryDirectory(prefix="orbitai-input-") as d:
         tmp = Path(d)

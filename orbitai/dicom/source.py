@@ -16,10 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from orbitai.dicom.inputs import ATTRIBUTES_OPTION
 from orbitai.errors import UserError
 from orbitai.io.dicom_folder import shown
 from orbitai.io.volume import Volume
+
+#: The predict commands' option naming the patient and study of a volume file turned into a DICOM series.
+ATTRIBUTES_OPTION = "--dicom-attributes"
 
 __all__ = ["ATTRIBUTES", "parse_attributes", "write_derived_series", "ATTRIBUTES_OPTION"]
 

@@ -178,7 +178,7 @@ def load_imagenet(model: TwoViewNet, path: Optional[str | os.PathLike], sha256: 
         where = f" at {path}" if path is not None else ""
         return {"pretrained": False, "loaded": 0,
                 "note": f"No ImageNet weights file{where}; the model trains from scratch."}
-    from orbitai.bundle.core import sha256_file
+    from orbitai.io.checksums import sha256_file
 
     digest = sha256_file(path)
     if sha256 is not None and digest.lower() != sha256.lower():

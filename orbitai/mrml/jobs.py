@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
-from orbitai.errors import DeviceError
+from orbitai.errors import DeviceError, InputError
 from orbitai.progress import ProgressCallback
 from orbitai.runner import JobError, JobResult, OrbitaiJob, child_error
 from orbitai.worker import WarmJob, warm_worker_enabled
@@ -171,6 +171,30 @@ class JobLogic:
         from orbitai.mrml.dependencies import ensure_requirements
 
         return ensure_requirements(cls.requirementLines(), ask=ask)
+
+    # ------------------------------------------------------------------------ inputs
+    @staticmethod
+    def inputVolume(input_node, what: str):
+        """The input node's voxels as a `Volume`; one line asking for ``what`` (e.g. "a brain FLAIR volume") when
+        none is selected or it is a label map (the child checks the rest: 3D, finite, the modality)."""
+        from orbitai.mrml import volume_from_volume_node
+
+        if input_node is None or input_node.IsA("vtkMRMLLabelMapVolumeNode"):
+            raise InputError(f"Select {what}" +
+                             (f"; '{input_node.GetName()}' is a label map." if input_node is not None else "."))
+        return volume_from_volume_node(input_node)
+
+    def segmentationLabels(self, segmentation_node, input_node, what: str, table=None):
+        """A segmentation node as a label map on the input's grid (the export's helper nodes removed again);
+        one line starting with ``what`` when it does not fit the input."""
+        from orbitai.mrml import labels_from_segmentation_node
+        from orbitai.mrml.transaction import temporary_nodes
+
+        try:
+            with temporary_nodes(self.ctx.scene):   # the export adds helper nodes
+                return labels_from_segmentation_node(segmentation_node, input_node, table=table)
+        except ValueError as exc:
+            raise InputError(f"{what}: {exc}") from None
 
     # ---------------------------------------------------------------------------- run
     @staticmethod

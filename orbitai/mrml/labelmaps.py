@@ -1,6 +1,6 @@
 """Labelmaps (``vtkOrientedImageData``) <-> numpy arrays [k, j, i], and the voxel arithmetic of the segment
 editor: a RAS point's voxel, the image axis facing a slice view, a segment's mask on a reference extent,
-superpixel borders. Used by the annotation effects' logic (OrbitSegmentationLib)."""
+superpixel borders. Used by the annotation effects' logic (`orbitai.app.annotation`)."""
 from __future__ import annotations
 
 from typing import Optional

@@ -265,21 +265,19 @@ class JobController:
 class JobPanelMixin:
     """Qt side of a job panel, mixed into a module's ``ScriptedLoadableModuleWidget`` (listed first).
 
-    A module Widget sets `parameterNodeClass` (its ``@parameterNodeWrapper``, every user choice in
-    it) and `inputWidgets`, calls `setupJobPanel` in ``setup()``, and implements the two hooks
-    `jobInputs` and `showResults`. The mixin loads the ``.ui`` (``applyButton``, ``progressBar``,
-    ``statusLabel``), keeps the parameter node connected to it across enter/exit and scene close,
-    implements `JobView` on those widgets and polls the job on a QTimer. Qt is imported lazily,
-    so this module imports headless."""
+    A module Widget sets `panel` (its `orbitai.app.panel_spec.PanelSpec`: the Logic, the options and when Apply may
+    run), `parameterNodeClass` (made from it by `orbitai.app.panel_spec.parameter_node_class`) and `inputWidgets`,
+    and calls `setupJobPanel` in ``setup()``. The mixin loads the ``.ui`` (``applyButton``, ``progressBar``,
+    ``statusLabel``), keeps the parameter node connected to it across enter/exit and scene close, reads the options
+    from it (`jobInputs`), shows results by the panel's rule, implements `JobView` on those widgets and polls the
+    job on a QTimer. Qt is imported lazily, so this module imports headless."""
 
-    #: The module's ``@parameterNodeWrapper`` class; it must have an ``inputVolume`` field.
+    #: The module's panel description (`orbitai.app.panel_spec.PanelSpec`).
+    panel: Any = None
+    #: The module's ``@parameterNodeWrapper`` class, made from `panel`.
     parameterNodeClass: Any = None
-    #: ``Choice`` fields re-read each time the module is shown (`refreshChoices`), e.g. ``{"model": ...}``.
-    refreshedChoices: dict[str, Callable[[], list[Any]]] = {}
     #: ``self.ui`` names of the widgets locked while a job runs (selectors and option widgets).
     inputWidgets: tuple[str, ...] = ()
-    #: Shown on the disabled Apply button while no input volume is selected.
-    missingInputText = "Select an input volume."
     #: The module's parameter node (a ``parameterNodeClass``), None while none is connected.
     _parameterNode: Any = None
     #: Whether a model of the module's task is installed; read each time the module is shown (`enter`, which Slicer
@@ -296,12 +294,18 @@ class JobPanelMixin:
         def removeObserver(self, obj: Any, event: Any, method: Callable[..., Any]) -> None: ...
         def removeObservers(self) -> None: ...
 
-    def setupJobPanel(self, logic: JobLogic, uiFile: str,
-                      applyToolTip: str = "Run the model. While it runs this button cancels it.") -> None:
+    @property
+    def refreshedChoices(self) -> dict[str, Callable[[], list[Any]]]:
+        """``Choice`` fields re-read each time the module is shown (`refreshChoices`): the installed models."""
+        return {o.parameter: o.choices for o in self.panel.all_options() if o.refreshed}
+
+    def setupJobPanel(self) -> None:
+        """Load ``UI/<Module>.ui``, make the panel's Logic and its `JobController`, connect the parameter node."""
         import qt
         import slicer
 
-        uiWidget = slicer.util.loadUI(self.resourcePath(uiFile))
+        logic, applyToolTip = self.panel.logic(), self.panel.apply_tip
+        uiWidget = slicer.util.loadUI(self.resourcePath(f"UI/{self.panel.module}.ui"))
         self.layout.addWidget(uiWidget)
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
@@ -319,14 +323,34 @@ class JobPanelMixin:
         self.setupWidgets()
         self.initializeParameterNode()
 
-    # ------------------------------------------------------------------ hooks (per module)
+    # ------------------------------------------------------------------ the panel's options
+    def optionValues(self) -> dict[str, Any]:
+        """The panel's option values by name (``logic.start``'s keywords), read from the parameter node; a form
+        as ``{field: text}``."""
+        p = self._parameterNode
+        values: dict[str, Any] = {}
+        for o in self.panel.all_options():
+            value = getattr(p, o.parameter)
+            if o.kind == "form":
+                assert o.form is not None
+                value = {name: value.getValue(name) for name, _label, _tip in o.form()}
+            values[o.name] = value
+        return values
+
+    def inputNode(self) -> Any:
+        p = self._parameterNode
+        return getattr(p, self.panel.input_parameter) if p is not None else None
+
     def jobInputs(self) -> tuple[Any, dict[str, Any]]:
         """(input node, options for ``logic.start``) read from the parameter node."""
-        raise NotImplementedError
+        return self.inputNode(), self.panel.start_options(self.optionValues())
 
     def showResults(self, outputs: Any, inputNode: Any) -> None:
-        """Show the outputs of a finished job over the node it started on."""
-        raise NotImplementedError
+        """Show the outputs of a finished job over the node it started on (with the display choice, if any)."""
+        values = self.optionValues()
+        if self.panel.display is not None:
+            self.jobController.shownChoice = values[self.panel.display.name]
+        self.panel.show(self.logic, outputs, inputNode, values)
 
     def setupWidgets(self) -> None:
         """Called once the ``.ui`` is loaded (``self.ui``) and before the parameter node is connected:
@@ -334,12 +358,20 @@ class JobPanelMixin:
         buttons that are not parameters. Nothing by default."""
 
     def whyNotReady(self) -> str:
-        """Why Apply cannot run now ("" when it can)."""
-        p = self._parameterNode
-        return "" if p is not None and p.inputVolume is not None else self.missingInputText
+        """Why Apply cannot run now ("" when it can): the panel's rule (`PanelSpec.why_not_ready`)."""
+        node = self.inputNode()
+        values = self.optionValues() if node is not None else {}
+        return self.panel.why_not_ready(node, values, self.modelsInstalled)
 
     def parameterChanged(self) -> None:
-        """Called after any parameter-node change (e.g. to re-show results); nothing by default."""
+        """After any parameter-node change: when the display choice (e.g. which heat map) changed, show the last
+        results again over the input they belong to (nothing else re-shows them)."""
+        if self.panel.display is None:
+            return
+        node = self.inputNode()
+        outputs = self.jobController.outputsToReshow(getattr(self._parameterNode, self.panel.display.parameter), node)
+        if outputs is not None:
+            self.showResults(outputs, node)
 
     # ------------------------------------------------------------------ widget life cycle
     def onApplyButton(self, checked: bool = False) -> None:
@@ -382,10 +414,10 @@ class JobPanelMixin:
         refreshChoices(self.parameterNodeClass, self.refreshedChoices)
         resetUnknownChoices(node, parameterChoices(self.parameterNodeClass))
         self.setParameterNode(self.parameterNodeClass(node))
-        if not self._parameterNode.inputVolume:
+        if not self.inputNode():
             first = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
             if first:
-                self._parameterNode.inputVolume = first
+                setattr(self._parameterNode, self.panel.input_parameter, first)
 
     def setParameterNode(self, node) -> None:
         import vtk

@@ -7,22 +7,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["orbit_segmentation_lib", "SegmentEditorDriver", "finish_pending", "segment_mask", "paint_segment",
+__all__ = ["SegmentEditorDriver", "finish_pending", "segment_mask", "paint_segment",
            "voxel_to_ras"]
-
-
-def orbit_segmentation_lib(name: str):
-    """A module of the effects' Lib, ``OrbitSegmentationLib.<name>`` (the OrbitSegmentation module's folder is
-    on ``sys.path`` in Slicer; headless, add ``OrbitSegmentation/`` of the checkout)."""
-    import importlib
-
-    try:
-        return importlib.import_module(f"OrbitSegmentationLib.{name}")
-    except ImportError as exc:
-        if "OrbitSegmentationLib" not in str(exc):
-            raise
-        raise ImportError("The annotation self-test needs the OrbitSegmentation module's Lib: add the "
-                          "OrbitSegmentation/ folder of the extension to sys.path.") from exc
 
 
 #: How long a scenario step waits for the model prior's child process (the network on a CPU).
@@ -46,8 +32,9 @@ class SegmentEditorDriver:
         import slicer
 
         registered = {e.name for e in slicer.qSlicerSegmentEditorEffectFactory.instance().registeredEffects()}
-        if "SmartFill" not in registered:
-            orbit_segmentation_lib("effect_registration").register_annotation_effects()
+        # The OrbitSegmentation module registers the effects when Slicer has started (its registerEditorEffects).
+        assert "SmartFill" in registered, ("The OrbitAI effects are not registered with the Segment Editor: "
+                                           "the OrbitSegmentation module registers them when Slicer starts.")
         self.widget = slicer.qMRMLSegmentEditorWidget()
         self.widget.setMRMLScene(ctx.scene)
         self.node = ctx.scene.AddNewNodeByClass("vtkMRMLSegmentEditorNode")

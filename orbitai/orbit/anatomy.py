@@ -128,8 +128,6 @@ def check_structures(labels: Volume, structures: Sequence[str],
     """Every side of the model's ``structures`` (orbit-scheme names; those with a normal range) in ``labels``, checked against the
     normal ranges and, with ``confidence`` (the winning class probability on the same grid), the model's
     mean confidence over the structure."""
-    from orbitai.orbit.rules import label_counts
-
     counts = label_counts(labels)
     vv = labels.voxel_volume_mm3() / 1000.0
     conf = None if confidence is None else confidence.array
@@ -177,3 +175,13 @@ def implausible_globe(image: Volume, labels: Volume, value: int) -> Optional[str
         if not CT_VITREOUS_HU[0] <= hu <= CT_VITREOUS_HU[1]:
             return f"the {side} one holds {hu:.0f} HU, not the vitreous' water-like {CT_VITREOUS_HU[0]:g}-{CT_VITREOUS_HU[1]:g} HU"
     return None
+
+
+def label_counts(labels: Volume) -> np.ndarray:
+    """Voxels of each label value (index = value, up to at least the scheme's largest), in one pass."""
+    arr = labels.array
+    # the labelled voxels only (a small part of a scan): bincount would make an int64 copy of all of it
+    found = arr[arr > 0]
+    counts = np.bincount(found.astype(np.intp, copy=False), minlength=max(ORBIT_LABELS) + 1)
+    counts[0] = arr.size - found.size       # 0 and (meaningless) negative values
+    return counts

@@ -12,6 +12,7 @@ import SimpleITK as sitk
 from orbitai.boxes import Region, bbox
 from orbitai.io import Volume, VolumeError
 from orbitai.labels import GROUPS, ORBIT_LABELS, values_for
+from orbitai.orbit.anatomy import implausible_globe, label_counts
 from orbitai.preprocess.checks import field_of_view_mm
 from orbitai.seg.postprocess import fill_holes, largest_component
 
@@ -176,8 +177,6 @@ def require_orbit(labels: Volume, structures: Sequence[str], min_eyeball_ml: flo
                 f"No orbit found: the model detected {eye_ml:.2f} mL of eyeball (both eyes are ~13 mL). "
                 "Is this an orbital CT/MRI with the eyes in the field of view?")
         if image is not None:
-            from orbitai.orbit.anatomy import implausible_globe
-
             reasons = [r for r in (implausible_globe(image, labels, v) for v in values_for("eyeball")) if r]
             if len(reasons) == len(values_for("eyeball")):
                 raise OrbitNotFoundError(
@@ -188,16 +187,6 @@ def require_orbit(labels: Volume, structures: Sequence[str], min_eyeball_ml: flo
 
 
 # ------------------------------------------------------------------------- volumes
-def label_counts(labels: Volume) -> np.ndarray:
-    """Voxels of each label value (index = value, up to at least the scheme's largest), in one pass."""
-    arr = labels.array
-    # the labelled voxels only (a small part of a scan): bincount would make an int64 copy of all of it
-    found = arr[arr > 0]
-    counts = np.bincount(found.astype(np.intp, copy=False), minlength=max(ORBIT_LABELS) + 1)
-    counts[0] = arr.size - found.size       # 0 and (meaningless) negative values
-    return counts
-
-
 def structure_volumes(labels: Volume, structures: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """One row per orbit label: name, side, voxels, volume (cm^3). With ``structures`` (the
     model's), every side of each is listed, 0 when not found; otherwise the labels present."""

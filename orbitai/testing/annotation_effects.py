@@ -44,8 +44,9 @@ class _LogicDriver:
     """The scenario's steps on `AnnotationLogic` (what the effects call), any scene."""
 
     def __init__(self, ctx, segmentation, volume):
-        from orbitai.mrml import segment_editor
-        self.logic = segment_editor.orbit_segmentation_lib("annotation_logic").AnnotationLogic(ctx.scene, ctx.app_logic)
+        from orbitai.app.annotation.logic import AnnotationLogic
+
+        self.logic = AnnotationLogic(ctx.scene, ctx.app_logic)
         self.logic.setInputs(segmentation, volume)
         self.effect = ""
 
@@ -64,8 +65,8 @@ class _LogicDriver:
 
     def rebuild_gui(self) -> None:
         """What the effect's updateGUIFromMRML + updateMRMLFromGUI do with a segment option."""
-        from orbitai.mrml import segment_editor
-        al = segment_editor.orbit_segmentation_lib("effect_options")
+        from orbitai.app.annotation import options as al
+
         p = self.logic.params(self.effect)
         for name, o in p.options.items():
             if o.kind == "segment":

@@ -25,7 +25,7 @@ CLINICAL = "ivgc_rdinet_clinical_demo"
 
 def installed(model: str = SVM) -> bool:
     """Whether the IVGC demo bundle ``model`` is installed (the end-to-end tests need it)."""
-    from IVGCResponseLib import IVGCResponseLogic
+    from orbitai.app.ivgc_response import IVGCResponseLogic
 
     return model in IVGCResponseLogic.modelChoices().values()
 
@@ -67,7 +67,7 @@ def write_contract_result(out: Path, ref: Volume, probability: float = 0.81, gra
 
 
 def test_load_results_writes_tables_and_overlay(ctx, tmp_path: Path):
-    from IVGCResponseLib import IVGCResponseLogic
+    from orbitai.app.ivgc_response import IVGCResponseLogic
 
     from orbitai.io import read_volume
     from orbitai.mrml import ijk_to_ras_of, rows_from_table_node, volume_from_volume_node, volume_node_from_volume
@@ -103,7 +103,7 @@ def test_load_results_writes_tables_and_overlay(ctx, tmp_path: Path):
 
 def test_load_results_radiomics_model_without_gradcam(ctx, tmp_path: Path):
     """A radiomics SVM result: no Grad-CAM; features without coefficients are kept (empty coefficient)."""
-    from IVGCResponseLib import IVGCResponseLogic
+    from orbitai.app.ivgc_response import IVGCResponseLogic
 
     from orbitai.mrml import rows_from_table_node, volume_node_from_volume
 
@@ -145,7 +145,7 @@ BROKEN = ("no result.json", "not json", "probability", "wrong task", "gradcam gr
 
 
 def test_load_results_refuses_broken_folders_scene_unchanged(ctx, tmp_path: Path):
-    from IVGCResponseLib import IVGCResponseLogic
+    from orbitai.app.ivgc_response import IVGCResponseLogic
 
     from orbitai.mrml import volume_node_from_volume
 
@@ -169,7 +169,7 @@ def test_load_results_refuses_broken_folders_scene_unchanged(ctx, tmp_path: Path
 def test_load_results_rolls_back_when_a_node_fails(ctx, tmp_path: Path):
     """A failure after the tables were added (here: the Grad-CAM overlay) removes them too."""
     import orbitai.mrml as bridge
-    from IVGCResponseLib import IVGCResponseLogic
+    from orbitai.app.ivgc_response import IVGCResponseLogic
 
     ref = _reference_mri()
     mri = bridge.volume_node_from_volume(ctx, ref, name="T2")
@@ -188,7 +188,7 @@ def test_load_results_rolls_back_when_a_node_fails(ctx, tmp_path: Path):
 def test_clinical_values_checked_with_the_schema():
     """The form's text values against IVGC_CLINICAL: numbers in range kept, empty ones dropped, a value
     out of range / not a number / not 0-1 refused with the range, required ones named when missing."""
-    from IVGCResponseLib import IVGCResponseLogic, clinical_form
+    from orbitai.app.ivgc_response import IVGCResponseLogic, clinical_form
 
     from orbitai.cohort.clinical import IVGC_CLINICAL
 
@@ -242,7 +242,7 @@ def _phantom_nodes(ctx, drop: Optional[str] = None, seed: int = SEED):
 # --------------------------------------------------------------------------- logic
 def test_logic_refuses_bad_inputs_before_starting(ctx):
     """Everything the Logic can check is refused before a child starts, one line each, scene unchanged."""
-    from IVGCResponseLib import IVGCResponseLogic
+    from orbitai.app.ivgc_response import IVGCResponseLogic
 
     from orbitai.errors import BundleError
     from orbitai.mrml import volume_node_from_volume
@@ -272,7 +272,7 @@ def test_logic_refuses_bad_inputs_before_starting(ctx):
 
 def test_logic_refuses_missing_rectus_scene_unchanged(ctx):
     """A segmentation without a rectus the ROI strategy needs: one line naming it; other strategies go on."""
-    from IVGCResponseLib import IVGCResponseLogic
+    from orbitai.app.ivgc_response import IVGCResponseLogic
 
     _, node, seg = _phantom_nodes(ctx, drop="medial_rectus_muscle_left")
     logic = IVGCResponseLogic(ctx)
@@ -290,7 +290,7 @@ def test_logic_refuses_missing_rectus_scene_unchanged(ctx):
 def test_logic_refuses_unusable_segmentations(ctx):
     """A segment named outside the orbit scheme, or recti that do not overlap the MRI: one line naming the
     segmentation, before any child starts; the scene is unchanged."""
-    from IVGCResponseLib import IVGCResponseLogic
+    from orbitai.app.ivgc_response import IVGCResponseLogic
 
     from orbitai.mrml import segmentation_node_from_labels
 
@@ -312,7 +312,7 @@ def test_logic_refuses_unusable_segmentations(ctx):
 def test_clinical_model_refuses_missing_and_out_of_range(ctx):
     """RDINet with clinical features: the missing required values are listed, out-of-range refused
     with the range, before any child starts; the scene is unchanged."""
-    from IVGCResponseLib import MODELS, IVGCResponseLogic
+    from orbitai.app.ivgc_response import MODELS, IVGCResponseLogic
 
     _, node, seg = _phantom_nodes(ctx)
     logic = IVGCResponseLogic(ctx)
@@ -350,7 +350,7 @@ def _check_outputs(out, expect_gradcam: bool, node) -> None:
 
 def test_logic_predicts_phantom_into_scene(ctx):
     """The radiomics SVM end to end: the real child, the real bundle, the phantom's recti."""
-    from IVGCResponseLib import IVGCResponseLogic
+    from orbitai.app.ivgc_response import IVGCResponseLogic
 
     _, node, seg = _phantom_nodes(ctx)
     events = []
@@ -364,7 +364,7 @@ def test_logic_predicts_phantom_into_scene(ctx):
 
 def test_logic_refuses_strategy_the_model_was_not_trained_on(ctx):
     """The SVM was trained on MR+LR: another ROI strategy is refused before a child starts, naming both."""
-    from IVGCResponseLib import IVGCResponseLogic
+    from orbitai.app.ivgc_response import IVGCResponseLogic
 
     _, node, seg = _phantom_nodes(ctx)
     before = node_ids(ctx)
@@ -377,7 +377,7 @@ def test_logic_refuses_strategy_the_model_was_not_trained_on(ctx):
 
 def test_logic_clinical_model_on_phantom(ctx):
     """RDINet with clinical features end to end, with the phantom's 16 clinical values and Grad-CAM."""
-    from IVGCResponseLib import MODELS, IVGCResponseLogic
+    from orbitai.app.ivgc_response import MODELS, IVGCResponseLogic
 
     _, node, seg = _phantom_nodes(ctx)
     values = {k: str(v) for k, v in _phantom_clinical().items()}
@@ -389,7 +389,7 @@ def test_logic_clinical_model_on_phantom(ctx):
 # --------------------------------------------------------------------------- the job panel
 def test_panel_binds_results_to_starting_input(ctx):
     """Results attach to the MRI the job started on; inputs locked while it runs, Apply -> Cancel."""
-    from IVGCResponseLib import IVGCResponseLogic
+    from orbitai.app.ivgc_response import IVGCResponseLogic
 
     from orbitai.mrml import volume_node_from_volume
 
@@ -402,7 +402,7 @@ def test_panel_binds_results_to_starting_input(ctx):
 
 def test_panel_refuses_bad_clinical_value(ctx):
     """Apply with an out-of-range clinical value: one error dialog with the range, no child, scene unchanged."""
-    from IVGCResponseLib import IVGCResponseLogic
+    from orbitai.app.ivgc_response import IVGCResponseLogic
 
     _, node, seg = _phantom_nodes(ctx)
     before = node_ids(ctx)
@@ -415,7 +415,7 @@ def test_panel_refuses_bad_clinical_value(ctx):
 
 
 def test_panel_cancel_leaves_scene_unchanged(ctx):
-    from IVGCResponseLib import IVGCResponseLogic
+    from orbitai.app.ivgc_response import IVGCResponseLogic
 
     _, node, seg = _phantom_nodes(ctx)
     panel.check_cancel_leaves_scene_unchanged(ctx, IVGCResponseLogic(ctx), node,
@@ -423,7 +423,7 @@ def test_panel_cancel_leaves_scene_unchanged(ctx):
 
 
 def test_panel_missing_dependency_reaches_dialog(ctx, tmp_path: Path):
-    from IVGCResponseLib import IVGCResponseLogic
+    from orbitai.app.ivgc_response import IVGCResponseLogic
 
     _, node, seg = _phantom_nodes(ctx)
     panel.check_missing_dependency_reaches_dialog(ctx, IVGCResponseLogic, node, tmp_path, {"segmentation_node": seg})
@@ -431,7 +431,7 @@ def test_panel_missing_dependency_reaches_dialog(ctx, tmp_path: Path):
 
 def test_child_errors_are_one_line(ctx, tmp_path: Path):
     """cuda:99, an MRI with a NaN voxel, a crashing child: one line each, no traceback (#14)."""
-    from IVGCResponseLib import IVGCResponseLogic
+    from orbitai.app.ivgc_response import IVGCResponseLogic
 
     from orbitai.testing.job_errors import check_child_errors_are_one_line
 
@@ -442,7 +442,7 @@ def test_child_errors_are_one_line(ctx, tmp_path: Path):
 
 def test_parameter_choices():
     """Model choices come from the installed IVGC bundles (labels resolve to them); strategies from orbitai.ivgc."""
-    from IVGCResponseLib import DEFAULT_STRATEGY, MODELS, IVGCResponseLogic
+    from orbitai.app.ivgc_response import DEFAULT_STRATEGY, MODELS, IVGCResponseLogic
 
     from orbitai.ivgc.rois import STRATEGY_NAMES
 
@@ -458,7 +458,7 @@ def _bundle(model: str) -> Callable[[], str]:
     return lambda: "" if installed(model) else f"the {model} bundle is not installed"
 
 
-#: What the steps that run a model need: the model stack and the rest of IVGCResponseLib/requirements.txt (Apply
+#: What the steps that run a model need: the model stack and the rest of orbitai/app/requirements/IVGCResponse.txt (Apply
 #: checks them all before it starts a job), by import name.
 MODEL_NEEDS = (selftest.MODEL,) + ("scipy", "sklearn", "skops", "radiomics", "jsonschema", "captum")
 

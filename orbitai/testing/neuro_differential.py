@@ -37,7 +37,7 @@ def cli_missing(command: str = "predict") -> str:
 
 def installed() -> bool:
     """Whether an NMOSD-vs-MS bundle is installed (``neuro predict`` needs one)."""
-    from NeuroDifferentialLib import NeuroDifferentialLogic
+    from orbitai.app.neuro_differential import NeuroDifferentialLogic
 
     return bool(NeuroDifferentialLogic.modelChoices())
 
@@ -140,7 +140,7 @@ def test_load_results_adds_lesions_tables_and_heat_map(ctx, tmp_path: Path):
     """A ``neuro predict`` folder on the phantom's grid: lesion segmentation over the FLAIR (voxel for
     voxel), summary table (all + per location), per-lesion table, NMOSD/MS table, heat map, hidden
     intracranial mask; every node tagged with the FLAIR; nothing else added."""
-    from NeuroDifferentialLib import NeuroDifferentialLogic
+    from orbitai.app.neuro_differential import NeuroDifferentialLogic
 
     from orbitai.io import read_volume
     from orbitai.mrml import ijk_to_ras_of, rows_from_table_node, segment_info, volume_from_volume_node
@@ -185,7 +185,7 @@ def test_load_results_adds_lesions_tables_and_heat_map(ctx, tmp_path: Path):
 def test_load_results_classifier_does_not_apply(ctx, tmp_path: Path):
     """No lesion: an empty lesion segment (ready to draw in), no per-lesion table, no heat map, and the
     NMOSD/MS table says the classifier does not apply and why."""
-    from NeuroDifferentialLib import NeuroDifferentialLogic
+    from orbitai.app.neuro_differential import NeuroDifferentialLogic
 
     from orbitai.mrml import rows_from_table_node, segment_info
 
@@ -203,7 +203,7 @@ def test_load_results_classifier_does_not_apply(ctx, tmp_path: Path):
 
 def test_load_results_lesions_only(ctx, tmp_path: Path):
     """A ``neuro lesions`` folder: lesions and tables, no NMOSD/MS table and no heat map."""
-    from NeuroDifferentialLib import NeuroDifferentialLogic
+    from orbitai.app.neuro_differential import NeuroDifferentialLogic
 
     case, flair = _flair_node(ctx)
     write_contract_result(tmp_path / "res", case.image, case.labels, applies=None)
@@ -240,7 +240,7 @@ def test_load_results_refuses_broken_folders_scene_unchanged(ctx, tmp_path: Path
     """Broken folders and a result for another FLAIR grid: one line each, the scene as it was."""
     import shutil
 
-    from NeuroDifferentialLib import NeuroDifferentialLogic
+    from orbitai.app.neuro_differential import NeuroDifferentialLogic
 
     from orbitai.mrml import volume_node_from_volume
 
@@ -270,7 +270,7 @@ def test_load_results_refuses_broken_folders_scene_unchanged(ctx, tmp_path: Path
 def test_load_results_rolls_back_when_a_node_fails(ctx, tmp_path: Path):
     """A failure after the segmentation and tables were added (here: the heat map) removes them too."""
     import orbitai.mrml as bridge
-    from NeuroDifferentialLib import NeuroDifferentialLogic
+    from orbitai.app.neuro_differential import NeuroDifferentialLogic
 
     case, flair = _flair_node(ctx)
     write_contract_result(tmp_path / "res", case.image, case.labels)
@@ -288,7 +288,7 @@ def test_load_results_rolls_back_when_a_node_fails(ctx, tmp_path: Path):
 def test_job_arguments_write_inputs_and_name_the_command(ctx, tmp_path: Path):
     """The start hook writes the FLAIR and the given lesions (on the FLAIR's grid) and names the command:
     ``neuro lesions`` for lesions only, ``neuro predict --model BUNDLE`` otherwise; the scene is unchanged."""
-    from NeuroDifferentialLib import LESIONS_ONLY, NeuroDifferentialLogic
+    from orbitai.app.neuro_differential import LESIONS_ONLY, NeuroDifferentialLogic
 
     from orbitai.io import read_volume
     from orbitai.segfile import read_segmentation
@@ -319,7 +319,7 @@ def test_job_arguments_write_inputs_and_name_the_command(ctx, tmp_path: Path):
 
 def test_logic_refuses_bad_inputs_before_starting(ctx):
     """Everything the Logic can check is refused before a child starts, one line each, scene unchanged."""
-    from NeuroDifferentialLib import LESIONS_ONLY, NO_MODEL, NeuroDifferentialLogic
+    from orbitai.app.neuro_differential import LESIONS_ONLY, NO_MODEL, NeuroDifferentialLogic
 
     from orbitai.errors import BundleError
     from orbitai.mrml import volume_node_from_volume
@@ -352,7 +352,7 @@ def test_logic_refuses_bad_inputs_before_starting(ctx):
 def test_lesion_segmentation_elsewhere_is_refused(ctx):
     """A lesion segmentation that does not lie on the FLAIR (another patient's position) is refused in one
     line naming it; one on another grid over the same head (2 mm) is resampled onto the FLAIR's grid."""
-    from NeuroDifferentialLib import LESIONS_ONLY, NeuroDifferentialLogic
+    from orbitai.app.neuro_differential import LESIONS_ONLY, NeuroDifferentialLogic
 
     from orbitai.io import resample_spacing
 
@@ -376,7 +376,7 @@ def test_lesion_segmentation_elsewhere_is_refused(ctx):
 
 def test_lesion_segmentation_every_segment_counts(ctx):
     """Segments of any name and label value (here two, as drawn in the Segment Editor) all count as lesion."""
-    from NeuroDifferentialLib import NeuroDifferentialLogic
+    from orbitai.app.neuro_differential import NeuroDifferentialLogic
     from scipy import ndimage as ndi
 
     from orbitai.mrml import segmentation_node_from_labels
@@ -387,7 +387,7 @@ def test_lesion_segmentation_every_segment_counts(ctx):
     two = np.where(comp > n // 2, 2, np.where(comp > 0, 1, 0)).astype(np.uint8)   # lesions split over two segments
     seg = segmentation_node_from_labels(ctx, case.labels.with_array(two), reference_node=flair, name="drawn",
                                         table={1: "Segment_1", 2: "my lesions"})
-    from NeuroDifferentialLib import segments_volume_mm3
+    from orbitai.app.neuro_differential import segments_volume_mm3
 
     before = node_ids(ctx)
     assert abs(segments_volume_mm3(seg) - truth.sum() * case.image.voxel_volume_mm3()) < 1e-6
@@ -399,7 +399,7 @@ def test_lesion_segmentation_every_segment_counts(ctx):
 def test_model_choices():
     """Installed NMOSD-vs-MS bundles (labels resolve to them), or a 'none installed' choice whose reason
     disables Apply; 'lesions only' always last and always ready."""
-    from NeuroDifferentialLib import LESIONS_ONLY, NO_MODEL, NeuroDifferentialLogic
+    from orbitai.app.neuro_differential import LESIONS_ONLY, NO_MODEL, NeuroDifferentialLogic
 
     choices = NeuroDifferentialLogic.modelChoices()
     labels = NeuroDifferentialLogic.modelLabels()
@@ -416,7 +416,7 @@ def test_model_choices():
 # --------------------------------------------------------------------------- the job panel
 def test_panel_apply_disabled_without_flair_or_model(ctx):
     """Apply is disabled with the reason as its tool tip: no FLAIR, then no installed model."""
-    from NeuroDifferentialLib import NO_MODEL, NeuroDifferentialLogic
+    from orbitai.app.neuro_differential import NO_MODEL, NeuroDifferentialLogic
 
     from orbitai.mrml.panel import JobController
     from orbitai.testing.panel import RecordingView
@@ -442,7 +442,7 @@ def test_panel_apply_disabled_without_flair_or_model(ctx):
 def test_panel_refuses_lesions_of_another_geometry(ctx):
     """Apply with a lesion segmentation that does not lie on the FLAIR: one error dialog naming it, no
     child, inputs never locked, scene unchanged."""
-    from NeuroDifferentialLib import LESIONS_ONLY, NeuroDifferentialLogic
+    from orbitai.app.neuro_differential import LESIONS_ONLY, NeuroDifferentialLogic
 
     case, flair = _flair_node(ctx)
     lab = case.labels
@@ -458,7 +458,7 @@ def test_panel_refuses_lesions_of_another_geometry(ctx):
 
 
 def test_panel_missing_dependency_reaches_dialog(ctx, tmp_path: Path):
-    from NeuroDifferentialLib import LESIONS_ONLY, NeuroDifferentialLogic
+    from orbitai.app.neuro_differential import LESIONS_ONLY, NeuroDifferentialLogic
 
     _, flair = _flair_node(ctx)
     panel.check_missing_dependency_reaches_dialog(ctx, NeuroDifferentialLogic, flair, tmp_path, {"model": LESIONS_ONLY})
@@ -469,7 +469,7 @@ def test_logic_predicts_phantom_into_scene(ctx):
     """``neuro predict`` end to end on the phantom FLAIR with its lesion segmentation given: the lesions in
     the scene are the given ones voxel for voxel, the table counts them, P(NMOSD) and the call agree,
     the heat map lies on the FLAIR in [0, 1]; progress was reported."""
-    from NeuroDifferentialLib import NeuroDifferentialLogic
+    from orbitai.app.neuro_differential import NeuroDifferentialLogic
 
     from orbitai.mrml import ijk_to_ras_of, rows_from_table_node, volume_from_volume_node
 
@@ -499,7 +499,7 @@ def test_logic_predicts_phantom_into_scene(ctx):
 def test_logic_finds_lesions_of_phantom(ctx):
     """``neuro lesions`` end to end (OrbitAI's own lesion model): the lesions it adds overlap the phantom's
     true lesions (Dice > 0.5) and the tables count them; no classification."""
-    from NeuroDifferentialLib import LESIONS_ONLY, NeuroDifferentialLogic
+    from orbitai.app.neuro_differential import LESIONS_ONLY, NeuroDifferentialLogic
 
     from orbitai.mrml import rows_from_table_node
 
@@ -516,7 +516,7 @@ def test_logic_finds_lesions_of_phantom(ctx):
 
 
 def test_panel_cancel_leaves_scene_unchanged(ctx):
-    from NeuroDifferentialLib import LESIONS_ONLY, NeuroDifferentialLogic
+    from orbitai.app.neuro_differential import LESIONS_ONLY, NeuroDifferentialLogic
 
     _, flair = _flair_node(ctx)
     panel.check_cancel_leaves_scene_unchanged(ctx, NeuroDifferentialLogic(ctx), flair,
@@ -525,7 +525,7 @@ def test_panel_cancel_leaves_scene_unchanged(ctx):
 
 def test_panel_binds_results_to_starting_input(ctx):
     """Results attach to the FLAIR the job started on; inputs locked while it runs, Apply -> Cancel."""
-    from NeuroDifferentialLib import LESIONS_ONLY, NeuroDifferentialLogic
+    from orbitai.app.neuro_differential import LESIONS_ONLY, NeuroDifferentialLogic
 
     from orbitai.mrml import volume_node_from_volume
 
@@ -541,7 +541,7 @@ def test_panel_binds_results_to_starting_input(ctx):
 
 def test_child_errors_are_one_line(ctx, tmp_path: Path):
     """cuda:99, a FLAIR with a NaN voxel, a crashing child: one line each, no traceback (#14), scene unchanged."""
-    from NeuroDifferentialLib import LESIONS_ONLY, NeuroDifferentialLogic
+    from orbitai.app.neuro_differential import LESIONS_ONLY, NeuroDifferentialLogic
 
     from orbitai.testing.job_errors import check_child_errors_are_one_line
 
@@ -562,7 +562,7 @@ def _predict_runnable() -> str:
     return "" if installed() else "no NMOSD-vs-MS bundle is installed"
 
 
-#: What the steps that run a model need: the model stack and the rest of NeuroDifferentialLib/requirements.txt (Apply
+#: What the steps that run a model need: the model stack and the rest of orbitai/app/requirements/NeuroDifferential.txt (Apply
 #: checks them all before it starts a job), by import name.
 MODEL_NEEDS = (selftest.MODEL,) + ("scipy", "skimage", "jsonschema", "captum")
 

@@ -30,7 +30,7 @@ def _node_count(ctx) -> int:
 
 
 def test_logic_segments_phantom_into_scene(ctx, tmp_path: Path):
-    from OrbitSegmentationLib import OrbitSegmentationLogic
+    from orbitai.app.orbit_segmentation import OrbitSegmentationLogic
 
     from orbitai.mrml import (labels_from_segmentation_node, rows_from_table_node, segment_voxel_counts,
                               segmentation_node_from_labels)
@@ -65,7 +65,7 @@ def test_logic_segments_phantom_into_scene(ctx, tmp_path: Path):
 
 
 def test_logic_cancel_leaves_scene_unchanged(ctx, tmp_path: Path):
-    from OrbitSegmentationLib import OrbitSegmentationLogic
+    from orbitai.app.orbit_segmentation import OrbitSegmentationLogic
 
     _, node = _phantom_node(ctx)
     before = _node_count(ctx)
@@ -74,14 +74,14 @@ def test_logic_cancel_leaves_scene_unchanged(ctx, tmp_path: Path):
     logic = OrbitSegmentationLogic(ctx)
     # a one-shot child: a warm worker holding the CT model segments this phantom in under a second, so the
     # cancel would come after the end (the warm job's cancel is tested in Testing/worker)
-    logic.warm_worker = False
+    logic.warm_worker = False  # type: ignore[misc]  # this instance only
     with raises(JobError, match="Cancelled"):
         logic.run(node, cancel=cancel)
     assert _node_count(ctx) == before
 
 
 def test_logic_refuses_2d_input(ctx):
-    from OrbitSegmentationLib import OrbitSegmentationLogic
+    from orbitai.app.orbit_segmentation import OrbitSegmentationLogic
 
     from orbitai.io import Volume
     from orbitai.mrml import volume_node_from_volume
@@ -113,7 +113,7 @@ def test_load_results_all_or_nothing(ctx, tmp_path: Path):
     """Importing a result folder adds all of its nodes or, when anything fails, none: a folder that
     fails validation, or a node that fails after the segmentation was added (rolled back)."""
     import orbitai.mrml as bridge
-    from OrbitSegmentationLib import OrbitSegmentationLogic
+    from orbitai.app.orbit_segmentation import OrbitSegmentationLogic
 
     case, node = _phantom_node(ctx)
     logic = OrbitSegmentationLogic(ctx)
@@ -139,7 +139,7 @@ def test_load_results_all_or_nothing(ctx, tmp_path: Path):
 def test_volume_table_flags_implausible_structures(ctx, tmp_path: Path):
     """The volume table says which structures lie outside the normal adult range or are missing, with a
     sentence each; an enlarged muscle reads as a finding (thyroid eye disease), not an error."""
-    from OrbitSegmentationLib import OrbitSegmentationLogic
+    from orbitai.app.orbit_segmentation import OrbitSegmentationLogic
 
     from orbitai.mrml import rows_from_table_node
     from orbitai.orbit.anatomy import check_structures
@@ -175,7 +175,7 @@ def test_results_file_into_the_inputs_dicom_study_ready_for_slicers_export(ctx, 
     Slicer's own DICOM SEG export (QuantitativeReporting's DICOMSegmentationPlugin) requires: referenced
     instances, the reference volume, terminology and the algorithm per segment. A volume not from DICOM is
     left where it was."""
-    from OrbitSegmentationLib import OrbitSegmentationLogic
+    from orbitai.app.orbit_segmentation import OrbitSegmentationLogic
 
     from orbitai.mrml.dicom_export import (ALGORITHM_NAME_TAG, ALGORITHM_TYPE_TAG, INSTANCE_UIDS,
                                            REFERENCED_INSTANCE_UIDS, subject_hierarchy)
@@ -214,7 +214,7 @@ def test_results_file_into_the_inputs_dicom_study_ready_for_slicers_export(ctx, 
 
 def test_failing_job_leaves_scene_unchanged(ctx):
     """The child exits non-zero (no such model): one error dialog, nothing added to the scene."""
-    from OrbitSegmentationLib import OrbitSegmentationLogic
+    from orbitai.app.orbit_segmentation import OrbitSegmentationLogic
 
     _, node = _phantom_node(ctx)
     panel.check_failing_job_leaves_scene_unchanged(ctx, OrbitSegmentationLogic(ctx), node,
@@ -223,7 +223,7 @@ def test_failing_job_leaves_scene_unchanged(ctx):
 
 def test_child_errors_are_one_line(ctx, tmp_path: Path):
     """cuda:99, an image with a NaN voxel, a crashing child: one line each, no traceback (#14)."""
-    from OrbitSegmentationLib import OrbitSegmentationLogic
+    from orbitai.app.orbit_segmentation import OrbitSegmentationLogic
 
     from orbitai.testing.job_errors import check_child_errors_are_one_line
 
@@ -234,7 +234,7 @@ def test_child_errors_are_one_line(ctx, tmp_path: Path):
 def test_panel_binds_results_to_starting_input(ctx):
     """Results attach to the volume the job started on, not the one selected when it ends; the
     selectors are locked while the job runs."""
-    from OrbitSegmentationLib import OrbitSegmentationLogic
+    from orbitai.app.orbit_segmentation import OrbitSegmentationLogic
 
     _, first = _phantom_node(ctx, name="first CT")
     _, second = _phantom_node(ctx, SEED + 1, name="second CT")
@@ -246,14 +246,14 @@ def test_panel_binds_results_to_starting_input(ctx):
 
 
 def test_panel_missing_dependency_reaches_dialog(ctx, tmp_path: Path):
-    from OrbitSegmentationLib import OrbitSegmentationLogic
+    from orbitai.app.orbit_segmentation import OrbitSegmentationLogic
 
     _, node = _phantom_node(ctx)
     panel.check_missing_dependency_reaches_dialog(ctx, OrbitSegmentationLogic, node, tmp_path)
 
 
 def test_panel_cancel_leaves_scene_unchanged(ctx):
-    from OrbitSegmentationLib import OrbitSegmentationLogic
+    from orbitai.app.orbit_segmentation import OrbitSegmentationLogic
 
     _, node = _phantom_node(ctx)
     panel.check_cancel_leaves_scene_unchanged(ctx, OrbitSegmentationLogic(ctx), node, {"device": "cpu"})
@@ -261,7 +261,7 @@ def test_panel_cancel_leaves_scene_unchanged(ctx):
 
 def test_parameter_choices():
     """Every panel choice comes from one list: devices from orbitai.device, models from the installed bundles."""
-    from OrbitSegmentationLib import AUTOMATIC_MODEL, WINDOW_CHOICES, OrbitSegmentationLogic
+    from orbitai.app.orbit_segmentation import AUTOMATIC_MODEL, WINDOW_CHOICES, OrbitSegmentationLogic
 
     from orbitai.device import DEVICE_CHOICES
 
@@ -283,7 +283,7 @@ def test_annotation_effects(ctx):
         annotation_effects.run_with_logic(ctx)
 
 
-#: What the steps that run a model need: the model stack and the rest of OrbitSegmentationLib/requirements.txt (Apply
+#: What the steps that run a model need: the model stack and the rest of orbitai/app/requirements/OrbitSegmentation.txt (Apply
 #: checks them all before it starts a job), by import name.
 MODEL_NEEDS = (selftest.MODEL,) + ("scipy", "sklearn", "skimage", "PIL", "matplotlib", "jsonschema")
 

@@ -28,7 +28,7 @@ def _node_ids(ctx) -> set[str]:
 
 def installed(network: str) -> bool:
     """Whether the TAO Network ``network`` demo bundle is installed (the end-to-end tests need it)."""
-    from TAOActivityLib import TAOActivityLogic
+    from orbitai.app.tao_activity import TAOActivityLogic
 
     return TAOActivityLogic.models.resolve(network) in TAOActivityLogic.availableModels()
 
@@ -77,7 +77,7 @@ def write_contract_result(out: Path, ref: Volume, probabilities=(0.83, 0.21), ma
 
 
 def test_load_results_writes_table_rois_and_overlays(ctx, tmp_path: Path):
-    from TAOActivityLib import TAOActivityLogic
+    from orbitai.app.tao_activity import TAOActivityLogic
 
     from orbitai.io import read_volume
     from orbitai.mrml import (box_of_roi_node, ijk_to_ras_of, rows_from_table_node, volume_from_volume_node,
@@ -123,7 +123,7 @@ def test_load_results_writes_table_rois_and_overlays(ctx, tmp_path: Path):
 
 
 def test_load_results_without_maps(ctx, tmp_path: Path):
-    from TAOActivityLib import TAOActivityLogic
+    from orbitai.app.tao_activity import TAOActivityLogic
 
     from orbitai.mrml import volume_node_from_volume
 
@@ -162,7 +162,7 @@ BROKEN = {"no result.json": "no result.json", "not json": "cannot be read", "pro
 
 
 def test_load_results_refuses_broken_folders_scene_unchanged(ctx, tmp_path: Path):
-    from TAOActivityLib import TAOActivityLogic
+    from orbitai.app.tao_activity import TAOActivityLogic
 
     from orbitai.mrml import volume_node_from_volume
 
@@ -182,7 +182,7 @@ def test_load_results_refuses_broken_folders_scene_unchanged(ctx, tmp_path: Path
 def test_load_results_rolls_back_when_a_node_fails(ctx, tmp_path: Path):
     """A failure after the first nodes were added (here: the second overlay) removes them all."""
     import orbitai.mrml as bridge
-    from TAOActivityLib import TAOActivityLogic
+    from orbitai.app.tao_activity import TAOActivityLogic
 
     ref = _reference_mri()
     mri = bridge.volume_node_from_volume(ctx, ref, name="T2")
@@ -249,7 +249,7 @@ def _check_end_to_end(ctx, out, node, maps: bool = True) -> None:
 
 
 def _run_end_to_end(ctx, network: str, with_segmentation: bool = True, maps: bool = True) -> None:
-    from TAOActivityLib import TAOActivityLogic
+    from orbitai.app.tao_activity import TAOActivityLogic
 
     _, node, seg = _mri_node(ctx)
     events = []
@@ -279,7 +279,7 @@ def test_logic_finds_orbits_without_segmentation(ctx):
 
 
 def test_logic_cancel_leaves_scene_unchanged(ctx):
-    from TAOActivityLib import TAOActivityLogic
+    from orbitai.app.tao_activity import TAOActivityLogic
 
     _, node, seg = _mri_node(ctx)
     before = _node_ids(ctx)
@@ -293,7 +293,7 @@ def test_logic_cancel_leaves_scene_unchanged(ctx):
 
 
 def test_logic_refuses_ct_and_2d_input(ctx):
-    from TAOActivityLib import TAOActivityLogic
+    from orbitai.app.tao_activity import TAOActivityLogic
 
     from orbitai.mrml import volume_node_from_volume
 
@@ -311,7 +311,7 @@ def test_logic_refuses_ct_and_2d_input(ctx):
 
 
 def test_logic_refuses_bad_choices_before_starting(ctx):
-    from TAOActivityLib import TAOActivityLogic
+    from orbitai.app.tao_activity import TAOActivityLogic
 
     from orbitai.bundle import BundleError
     from orbitai.errors import DeviceError
@@ -336,7 +336,7 @@ def test_logic_refuses_bad_choices_before_starting(ctx):
 def test_panel_binds_results_to_starting_input(ctx):
     """Results attach to the MRI the job started on, not the one selected when it ends; the
     selectors are locked while the job runs."""
-    from TAOActivityLib import TAOActivityLogic
+    from orbitai.app.tao_activity import TAOActivityLogic
 
     from orbitai.mrml import volume_node_from_volume
 
@@ -351,7 +351,7 @@ def test_panel_binds_results_to_starting_input(ctx):
 def test_panel_results_land_while_module_hidden(ctx):
     """Leaving the module while the job runs: the results land in the scene, no error dialog, and they are
     shown when the user comes back."""
-    from TAOActivityLib import TAOActivityLogic
+    from orbitai.app.tao_activity import TAOActivityLogic
 
     _, node, seg = _mri_node(ctx)
     out = panel.check_results_land_while_module_hidden(
@@ -361,7 +361,7 @@ def test_panel_results_land_while_module_hidden(ctx):
 
 def test_panel_failing_job_leaves_scene_unchanged(ctx):
     """The child refuses a CT (exit 2): one error dialog, nothing added to the scene."""
-    from TAOActivityLib import TAOActivityLogic
+    from orbitai.app.tao_activity import TAOActivityLogic
 
     _, ct_node, ct_seg = _mri_node(ctx, "ct")
     panel.check_failing_job_leaves_scene_unchanged(
@@ -371,7 +371,7 @@ def test_panel_failing_job_leaves_scene_unchanged(ctx):
 
 def test_child_errors_are_one_line(ctx, tmp_path: Path):
     """cuda:99, an MRI with a NaN voxel, a crashing child: one line each, no traceback (#14)."""
-    from TAOActivityLib import TAOActivityLogic
+    from orbitai.app.tao_activity import TAOActivityLogic
 
     from orbitai.testing.job_errors import check_child_errors_are_one_line
 
@@ -381,7 +381,7 @@ def test_child_errors_are_one_line(ctx, tmp_path: Path):
 
 
 def test_panel_missing_dependency_reaches_dialog(ctx, tmp_path: Path):
-    from TAOActivityLib import TAOActivityLogic
+    from orbitai.app.tao_activity import TAOActivityLogic
 
     from orbitai.mrml import volume_node_from_volume
 
@@ -390,7 +390,7 @@ def test_panel_missing_dependency_reaches_dialog(ctx, tmp_path: Path):
 
 
 def test_panel_cancel_leaves_scene_unchanged(ctx):
-    from TAOActivityLib import TAOActivityLogic
+    from orbitai.app.tao_activity import TAOActivityLogic
 
     _, node, seg = _mri_node(ctx)
     panel.check_cancel_leaves_scene_unchanged(ctx, TAOActivityLogic(ctx), node,
@@ -399,7 +399,7 @@ def test_panel_cancel_leaves_scene_unchanged(ctx):
 
 def test_parameter_choices():
     """Model choices come from the installed bundles (labels resolve to them); map choices from the contract."""
-    from TAOActivityLib import SHOWN_MAP_CHOICES, TAOActivityLogic
+    from orbitai.app.tao_activity import SHOWN_MAP_CHOICES, TAOActivityLogic
 
     a, b = "Network A (VGG-like)", "Network B (ResNet-like)"     # saved in scenes: never renamed
     labels = TAOActivityLogic.modelLabels()
@@ -414,7 +414,7 @@ def test_parameter_choices():
 
 def test_load_results_refuses_input_removed_meanwhile(ctx, tmp_path: Path):
     """A job whose input volume (or orbit segmentation) left the scene while it ran adds nothing."""
-    from TAOActivityLib import TAOActivityLogic
+    from orbitai.app.tao_activity import TAOActivityLogic
 
     from orbitai.mrml import segmentation_node_from_labels, volume_node_from_volume
 
@@ -440,7 +440,7 @@ def _network_b() -> str:
     return "" if installed("B") else "the TAO Network B demo bundle is not installed"
 
 
-#: What the steps that run a model need: the model stack and the rest of TAOActivityLib/requirements.txt (Apply
+#: What the steps that run a model need: the model stack and the rest of orbitai/app/requirements/TAOActivity.txt (Apply
 #: checks them all before it starts a job), by import name.
 MODEL_NEEDS = (selftest.MODEL,) + ("scipy", "sklearn", "skimage", "PIL", "matplotlib", "jsonschema", "captum")
 

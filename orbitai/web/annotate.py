@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import Any, Callable, Optional
 
 from trame.widgets import html
 from trame.widgets import vuetify3 as v3
@@ -18,10 +18,8 @@ from trame_slicer.segmentation import (SegmentationEffect, SegmentationEffectEra
                                        SegmentationEffectPipeline)
 from undo_stack import UndoStack
 
-from orbitai.web.modules import module_lib
-
-if TYPE_CHECKING:
-    from orbitai.web.app import OrbitWebApp
+from orbitai.app.annotation import options as effect_options
+from orbitai.app.annotation.logic import AnnotationLogic
 
 __all__ = ["TrameSlicerEditor", "SmartPencilEffect", "AnnotationPanel", "TOOLS"]
 
@@ -67,7 +65,6 @@ class TrameSlicerEditor:
     def modifySelectedSegment(self, modifier: Any, mode: str) -> None:
         from trame_slicer.segmentation import ModificationMode
 
-        effect_options = module_lib("OrbitSegmentationLib.effect_options")
         m = {effect_options.MODE_ADD: ModificationMode.Add, effect_options.MODE_REMOVE: ModificationMode.Remove,
              effect_options.MODE_SET: ModificationMode.Set}[mode]
         # The editor's masking settings apply (editable area, overwrite), as in Slicer's modifySelectedSegment.
@@ -132,7 +129,7 @@ class AnnotationPanel:
     ``ann_ok``, ``ann_busy``, ``ann_done`` (buttons handled), ``ann_preview``, ``ann_can_undo`` / ``ann_can_redo``, ``ann_brush_mm``, ``ann_new_name``,
     ``ann_prior``."""
 
-    def __init__(self, app: "OrbitWebApp") -> None:
+    def __init__(self, app: Any) -> None:
         self.app, self.state = app, app.state
         self.se = app.slicer_app.segmentation_editor
         self.se.set_undo_stack(UndoStack(undo_limit=UNDO_LIMIT))
@@ -140,13 +137,13 @@ class AnnotationPanel:
         self.pencil: SmartPencilEffect = self.se.get_effect(SmartPencilEffect)
         self.pencil.on_click = self.click
         self.editor = TrameSlicerEditor(self.se)
-        self.logic = module_lib("OrbitSegmentationLib.annotation_logic").AnnotationLogic(editor=self.editor)
+        self.logic = AnnotationLogic(editor=self.editor)
         self._poll: Optional[asyncio.Task] = None
         self.state.update({"ann_segmentation": None, "ann_segments": [], "ann_segment": None, "ann_tool": "none",
                            "ann_tools": [{"title": t, "value": k} for k, t in TOOLS.items()], "ann_message": "",
                            "ann_ok": True, "ann_busy": False, "ann_preview": False, "ann_can_undo": False,
                            "ann_can_redo": False, "ann_brush_mm": 5.0, "ann_new_name": "", "ann_prior": "", "ann_voxels": None, "ann_done": 0})
-        self._options = module_lib("OrbitSegmentationLib.effect_options")
+        self._options = effect_options
         for effect, options in self._options.EFFECT_OPTIONS.items():
             params = self.logic.params(effect)
             for o in options:

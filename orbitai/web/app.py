@@ -24,8 +24,8 @@ from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
 from orbitai.errors import InputError, OrbitAIError, one_line
 from orbitai.mrml.scene import adopt_context
 from orbitai.web import compat
-from orbitai.web.guard import DEFAULT_UPLOAD_MB
-from orbitai.web.modules import Option, WebModule, clinical_form, modules
+from orbitai.web.guard import DEFAULT_UPLOAD_MB, listen_error
+from orbitai.web.modules import Option, PanelSpec, modules
 from orbitai.web.names import PATH_REFUSED, client_file_name, client_path
 from orbitai.web.panel import WebJobPanel
 
@@ -87,17 +87,18 @@ def _loadable(choice: str, data: Path) -> bool:
 
 
 class ModulePanel:
-    """A `WebModule` on the page: its options in state (``<key>_<option>``) and its `WebJobPanel`."""
+    """A module panel (`PanelSpec`) on the page: its options in state (``<key>_<option>``) and its `WebJobPanel`."""
 
-    def __init__(self, app: "OrbitWebApp", spec: WebModule) -> None:
+    def __init__(self, app: "OrbitWebApp", spec: PanelSpec) -> None:
         self.app, self.spec, self.state = app, spec, app.state
-        self.logic = spec.logic()(app.mrml)
+        self.logic = spec.logic(app.mrml)
+        self.models_installed = bool(spec.logic.availableModels())
         self.job = WebJobPanel(app.server, spec.key, self.logic, self.jobInputs, self.showResults, self.whyNotReady,
                                spec.apply_tip)
         for opt in self.options():
-            default = opt.default() if callable(opt.default) else opt.default
+            default = opt.default_value()
             if opt.kind == "form":
-                for name, _label, _tip in clinical_form():
+                for name, _label, _tip in self.form_rows(opt):
                     self.state.setdefault(self.var(f"{opt.name}_{name}"), "")
             else:
                 self.state.setdefault(self.var(opt.name), default)
@@ -106,8 +107,9 @@ class ModulePanel:
         self.state.setdefault(self.var("table_headers"), [])
         self.state.setdefault(self.var("table_rows"), [])
         watched = [self.var(o.name) for o in spec.options if o.kind != "form"] + ["input_volume"]
-        if any(o.kind == "form" for o in spec.options):
-            watched += [self.var(f"clinical_{name}") for name, _l, _t in clinical_form()]
+        for o in spec.options:
+            if o.kind == "form":
+                watched += [self.var(f"{o.name}_{name}") for name, _l, _t in self.form_rows(o)]
         self.state.change(*watched)(lambda **_: self.job.controller.refresh())
         if spec.display is not None:
             self.state.change(self.var(spec.display.name))(self._display_changed)
@@ -117,7 +119,13 @@ class ModulePanel:
         return f"{self.spec.key}_{name}"
 
     def options(self) -> list[Option]:
-        return [*self.spec.options, *([self.spec.display] if self.spec.display else [])]
+        return list(self.spec.all_options())
+
+    @staticmethod
+    def form_rows(opt: Option) -> list[tuple[str, str, str]]:
+        """A form option's rows (name, label, tip)."""
+        assert opt.form is not None
+        return opt.form()
 
     def invalid_option(self) -> str:
         """Why an option's value cannot be used (a value the page sent that is not one of the option's choices, e.g. a
@@ -145,7 +153,7 @@ class ModulePanel:
         for opt in self.options():
             if opt.kind == "form":
                 out[opt.name] = {name: str(self.state[self.var(f"{opt.name}_{name}")] or "").strip()
-                                 for name, _l, _t in clinical_form()}
+                                 for name, _l, _t in self.form_rows(opt)}
             elif opt.kind == "segmentation":
                 sid = self.state[self.var(opt.name)]
                 node = self.app.mrml.scene.GetNodeByID(sid) if sid and self._segmentation_choice(sid) else None
@@ -159,15 +167,12 @@ class ModulePanel:
         invalid = self.invalid_option()
         if invalid:
             raise InputError(invalid)
-        values = self.values()
-        if self.spec.display is not None:
-            values.pop(self.spec.display.name)
-        return self.app.input_node(), values
+        return self.app.input_node(), self.spec.start_options(self.values())
 
     def whyNotReady(self) -> str:
-        if self.app.input_node() is None:
-            return f"Load or select an input volume: {self.spec.input_hint}."
-        return self.invalid_option() or self.spec.why_not_ready(self.values())
+        node = self.app.input_node()
+        invalid = self.invalid_option() if node is not None else ""
+        return invalid or self.spec.why_not_ready(node, self.values() if node is not None else {}, self.models_installed)
 
     def showResults(self, outputs: Any, input_node: Any) -> None:
         from orbitai.mrml.tables import rows_from_table_node
@@ -176,7 +181,7 @@ class ModulePanel:
         if self.spec.display is not None:
             self.job.controller.shownChoice = values[self.spec.display.name]
         self.spec.show(self.logic, outputs, input_node, values)
-        rows = rows_from_table_node(self.spec.table(outputs))
+        rows = rows_from_table_node(self.spec.table_node(outputs))
         names = list(rows[0]) if rows else []
         self.state[self.var("table_headers")] = [{"title": n, "key": f"c{i}"} for i, n in enumerate(names)]
         self.state[self.var("table_rows")] = [{f"c{i}": _cell(r[n]) for i, n in enumerate(names)} for r in rows]
@@ -670,7 +675,7 @@ class OrbitWebApp(TrameApp):
             elif opt.kind == "form":
                 with v3.VExpansionPanels(classes="mb-2"), v3.VExpansionPanel(title=opt.label):
                     with v3.VExpansionPanelText():
-                        for name, label, tip in clinical_form():
+                        for name, label, tip in panel.form_rows(opt):
                             v3.VTextField(label=label, v_model=(panel.var(f"{opt.name}_{name}"),), hint=tip,
                                           placeholder="empty: not given", density="compact", disabled=disabled,
                                           id=f"orbitai-{key}-clinical-{name}")
@@ -728,6 +733,5 @@ def serve(data: Optional[str] = None, host: str = "127.0.0.1", port: int = 8080,
     except GuardError as exc:
         raise UserError(str(exc)) from None
     except OSError as exc:
-        from orbitai.web.cli import listen_error
 
         raise UserError(listen_error(host, port, exc)) from None

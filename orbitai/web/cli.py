@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import re
 import socket
+
+from orbitai.web.guard import listen_error
 
 __all__ = ["add_parser", "listen_error", "valid_token", "TOKEN_ENV"]
 
@@ -48,19 +49,6 @@ def valid_token(token: str) -> bool:
     from orbitai.web.guard import MIN_TOKEN_CHARS
 
     return bool(re.fullmatch(r"[A-Za-z0-9_-]{%d,}" % MIN_TOKEN_CHARS, token)) and bool(re.search(r"[A-Za-z]", token))
-
-
-def listen_error(host: str, port: int, exc: OSError) -> str:
-    """One line for a server that cannot listen on ``host``:``port``, naming the option to change."""
-    if exc.errno == errno.EADDRINUSE:
-        return (f"--port {port} is already in use on {host}; stop what listens there or give another --port "
-                "(0 picks a free one).")
-    if exc.errno in (errno.EACCES, errno.EPERM):
-        return f"--port {port} needs privileges on {host}; give a port above 1023 (or 0 to pick a free one)."
-    if exc.errno == errno.EADDRNOTAVAIL or isinstance(exc, socket.gaierror):
-        return (f"--host {host!r} is not an address of this machine; give one of its addresses, 127.0.0.1 (this "
-                "machine only) or 0.0.0.0 (every interface).")
-    return f"cannot listen on --host {host!r} --port {port}: {exc.strerror or exc}."
 
 
 def check_listen(host: str, port: int) -> None:

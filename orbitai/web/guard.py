@@ -27,10 +27,12 @@ unguarded. Testing/web/test_web_security.py drives all of it with a raw websocke
 from __future__ import annotations
 
 import asyncio
+import errno
 import hmac
 import ipaddress
 import logging
 import secrets
+import socket
 import struct
 from typing import Any, Iterable, Optional
 from urllib.parse import urlsplit
@@ -244,3 +246,16 @@ class Guard:
             self.cookie_clients.discard(client_id)
             await original_close(client_id)
         handler.onConnect, handler.onClose = onConnect, onClose
+
+
+def listen_error(host: str, port: int, exc: OSError) -> str:
+    """One line for a server that cannot listen on ``host``:``port``, naming the option to change."""
+    if exc.errno == errno.EADDRINUSE:
+        return (f"--port {port} is already in use on {host}; stop what listens there or give another --port "
+                "(0 picks a free one).")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"--port {port} needs privileges on {host}; give a port above 1023 (or 0 to pick a free one)."
+    if exc.errno == errno.EADDRNOTAVAIL or isinstance(exc, socket.gaierror):
+        return (f"--host {host!r} is not an address of this machine; give one of its addresses, 127.0.0.1 (this "
+                "machine only) or 0.0.0.0 (every interface).")
+    return f"cannot listen on --host {host!r} --port {port}: {exc.strerror or exc}."

@@ -7,11 +7,12 @@ effects share (effect names, modes, node reference roles) and what they need ins
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
+
+from orbitai.app import requirements_file
 
 
 # `orbitai.annotate` needs scipy and scikit-image, which a fresh Slicer lacks: the logic imports it on first
@@ -21,7 +22,7 @@ import numpy as np
 SUPERPIXEL_COUNTS = (100, 500, 1000, 2000)
 #: Import names of the packages the effects' algorithms need beyond Slicer (from the module's requirements).
 ANNOTATION_MODULES = ("scipy", "skimage")
-REQUIREMENTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "requirements.txt")
+REQUIREMENTS = requirements_file("OrbitSegmentation")
 
 
 def missing_dependencies(ask: bool = True) -> str:

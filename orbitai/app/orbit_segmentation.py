@@ -14,6 +14,8 @@ from typing import Any, Optional
 
 from orbitai.errors import InputError
 from orbitai.io import VolumeError
+from orbitai.app import requirements_file
+from orbitai.app.panel_spec import Option, PanelSpec, device_option, model_option
 from orbitai.runner import write_job_input
 from orbitai.mrml.jobs import JobLogic
 from orbitai.orbit.models import SEG_MODELS
@@ -47,7 +49,7 @@ class OrbitSegmentationLogic(JobLogic):
     `AUTOMATIC_MODEL` (the bundled model for the scan's modality)."""
 
     job_title = "Segmentation"
-    requirements = Path(__file__).with_name("requirements.txt")
+    requirements = requirements_file("OrbitSegmentation")
     models = SEG_MODELS     # model choices: the installed segmentation bundles by name
 
     # ------------------------------------------------------------------------ models
@@ -86,13 +88,13 @@ class OrbitSegmentationLogic(JobLogic):
             args += ["--model", model]
         return args
 
-    def importResults(self, out: Path, input_node, reference_node=None, **_options: Any) -> SegmentationOutputs:
+    def importResults(self, out_dir: Path, input_node, reference_node=None, **_options: Any) -> SegmentationOutputs:
         """Finish hook: read and check the ``seg predict`` result folder, then add its nodes."""
         from orbitai.mrml import (geometry_of, labels_from_segmentation_node, segmentation_node_from_labels,
                                   table_node_from_rows)
         from orbitai.orbit.result import SegmentationResult
 
-        result = SegmentationResult.read(out, geometry_of(input_node))
+        result = SegmentationResult.read(out_dir, geometry_of(input_node))
         labels, volumes, warnings = result.labels, result.volumes, result.warnings
         # Everything is computed before the scene is touched.
         metric_rows = None
@@ -128,3 +130,15 @@ class OrbitSegmentationLogic(JobLogic):
         seg.CreateClosedSurfaceRepresentation()
         show_volume(self.ctx, input_node)
         show_table(self.ctx, outputs.volumes_table_node)
+
+
+#: The panel, for Slicer and the browser (`orbitai.app.panel_spec`).
+PANEL = PanelSpec(
+    key="orbit", module="OrbitSegmentation", title="Orbit segmentation", logic=OrbitSegmentationLogic,
+    apply_tip="Segment the eyeballs, optic nerves and recti of both orbits", input_hint="a CT or MRI of the orbits",
+    options=(model_option(OrbitSegmentationLogic, AUTOMATIC_MODEL),
+             Option("window", "window", "Sliding window", "choice", lambda: list(WINDOW_CHOICES), WINDOW_CHOICES[0]),
+             device_option(),
+             Option("reference_node", "referenceSegmentation", "Reference segmentation (optional)", "segmentation",
+                    hint="scored against the result (Dice, volumes)")),
+    table="volumes_table_node")

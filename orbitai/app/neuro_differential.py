@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from orbitai.errors import InputError
+from orbitai.app import requirements_file
+from orbitai.app.panel_spec import Option, PanelSpec, device_option, model_option, reason
 from orbitai.mrml.jobs import JobLogic
 from orbitai.neuro.models import NEURO_MODELS
 
@@ -54,6 +56,11 @@ class NeuroOutputs:
     brain_segmentation: Any = None
     result: dict = field(default_factory=dict)
 
+    @property
+    def shown_table(self) -> Any:
+        """The table shown under the panel: the NMOSD/MS probability, else (lesions only) the lesion summary."""
+        return self.probability_table or self.summary_table
+
     def summary(self) -> str:
         r = self.result
         les = r["lesions"]
@@ -79,7 +86,7 @@ class NeuroDifferentialLogic(JobLogic):
     ``model`` is a panel label, a bundle name or folder, or `LESIONS_ONLY`."""
 
     job_title = "FLAIR lesion analysis"
-    requirements = Path(__file__).with_name("requirements.txt")
+    requirements = requirements_file("NeuroDifferential")
     models = NEURO_MODELS   # model choices: paper 003's four, then other NMOSD-vs-MS bundles by name
 
     # ------------------------------------------------------------------------ models
@@ -103,24 +110,13 @@ class NeuroDifferentialLogic(JobLogic):
     @classmethod
     def whyNotReady(cls, model: Optional[str]) -> str:
         """Why the model choice cannot run ("" when it can)."""
-        from orbitai.errors import OrbitAIError
-
-        try:
-            cls.resolveModel(model)
-        except OrbitAIError as exc:
-            return str(exc)
-        return ""
+        return reason(cls.resolveModel, model)
 
     # ------------------------------------------------------------------------ checks
-    @staticmethod
-    def checkFlair(input_node):
+    @classmethod
+    def checkFlair(cls, input_node):
         """The FLAIR node's voxels as a `Volume` (the child checks what a FLAIR must be: 3D head, finite, not CT/T1)."""
-        from orbitai.mrml import volume_from_volume_node
-
-        if input_node is None or input_node.IsA("vtkMRMLLabelMapVolumeNode"):
-            raise InputError("Select a brain FLAIR volume" +
-                             (f"; '{input_node.GetName()}' is a label map." if input_node is not None else "."))
-        vol = volume_from_volume_node(input_node)
+        vol = cls.inputVolume(input_node, "a brain FLAIR volume")
         if min(vol.shape) < 3:
             raise InputError(f"'{input_node.GetName()}' is not a 3D volume (shape {vol.shape}); load a 3D brain FLAIR.")
         return vol
@@ -131,9 +127,6 @@ class NeuroDifferentialLogic(JobLogic):
         on the FLAIR (less than `MIN_INSIDE` of its volume inside it)."""
         import numpy as np
 
-        from orbitai.mrml import labels_from_segmentation_node
-        from orbitai.mrml.transaction import temporary_nodes
-
         if not segmentation_node.IsA("vtkMRMLSegmentationNode"):
             raise InputError(f"'{segmentation_node.GetName()}' is not a segmentation node.")
         what = f"Lesion segmentation '{segmentation_node.GetName()}'"
@@ -142,12 +135,8 @@ class NeuroDifferentialLogic(JobLogic):
         own_mm3 = segments_volume_mm3(segmentation_node)
         if own_mm3 <= 0:
             raise InputError(f"{what} holds no lesion voxel; select one with the lesions, or none to have them found.")
-        try:
-            with temporary_nodes(self.ctx.scene):   # the export adds helper nodes
-                labels = labels_from_segmentation_node(segmentation_node, input_node,
-                                                       table={i + 1: n for i, n in enumerate(dict.fromkeys(names))})
-        except ValueError as exc:
-            raise InputError(f"{what}: {exc}") from None
+        labels = self.segmentationLabels(segmentation_node, input_node, what,
+                                         table={i + 1: n for i, n in enumerate(dict.fromkeys(names))})
         mask = labels.with_array((np.asarray(labels.array) != 0).astype(np.uint8))
         inside = float(np.count_nonzero(mask.array)) * mask.voxel_volume_mm3()
         if inside < MIN_INSIDE * own_mm3:
@@ -156,7 +145,7 @@ class NeuroDifferentialLogic(JobLogic):
         return mask
 
     # ------------------------------------------------------------------------ hooks
-    def jobArguments(self, workdir: Path, input_node, lesion_segmentation=None, model: str = DEFAULT_MODEL,
+    def jobArguments(self, workdir: Path, input_node, lesion_segmentation=None, model: Optional[str] = DEFAULT_MODEL,
                       device: str = "auto", heatmap: bool = True) -> list[str]:
         """Start hook: check every input, write them into ``workdir``, name the ``neuro predict`` (or
         ``neuro lesions``) command. The scene is not changed."""
@@ -178,14 +167,14 @@ class NeuroDifferentialLogic(JobLogic):
             args += ["--lesions", str(write_segmentation(mask, workdir / "lesions.seg.nrrd", table=lesion_table()))]
         return [*args, "--device", device, "--out", "{out}"]
 
-    def importResults(self, result_dir: Path, input_node, **_options: Any) -> NeuroOutputs:
+    def importResults(self, out_dir: Path, input_node, **_options: Any) -> NeuroOutputs:
         """Finish hook: read a ``neuro predict|lesions`` output folder (all of it checked before the scene
         is touched), then add the lesion segmentation, the tables, the heat map and the intracranial mask."""
         from orbitai.mrml import geometry_of, overlay_node_from_volume, segmentation_node_from_labels, table_node_from_rows
         from orbitai.neuro.result import BRAIN_SEGMENT, NeuroResult
         from orbitai.segfile import LabelInfo, lesion_table
 
-        read = NeuroResult.read(result_dir, geometry_of(input_node))
+        read = NeuroResult.read(out_dir, geometry_of(input_node))
         r, base = read.data, input_node.GetName()
         summary_rows, lesion_rows = table_rows(read)
         icv = float(r["lesions"]["icv_ml"])
@@ -238,7 +227,7 @@ class NeuroDifferentialLogic(JobLogic):
             show_overlay(self.ctx, outputs.heatmap_node, input_node, opacity=0.4)
         else:
             show_volume(self.ctx, input_node)
-        show_table(self.ctx, outputs.probability_table or outputs.summary_table)
+        show_table(self.ctx, outputs.shown_table)
 
 
 # --------------------------------------------------------------------------- rows
@@ -286,3 +275,15 @@ def segments_volume_mm3(segmentation_node) -> float:
         voxels = np.count_nonzero(numpy_support.vtk_to_numpy(scalars) == segmentation.GetSegment(sid).GetLabelValue())
         total += float(voxels) * float(np.prod(image.GetSpacing()))
     return total
+
+
+#: The panel, for Slicer and the browser (`orbitai.app.panel_spec`).
+PANEL = PanelSpec(
+    key="neuro", module="NeuroDifferential", title="NMOSD vs MS", logic=NeuroDifferentialLogic,
+    apply_tip="Segment the white-matter lesions and tell NMOSD from MS", input_hint="a brain FLAIR MRI",
+    options=(Option("lesion_segmentation", "lesionSegmentation", "Lesion segmentation (optional)", "segmentation",
+                    hint="empty: the lesions are segmented first"),
+             model_option(NeuroDifferentialLogic),
+             Option("heatmap", "heatmap", "Heat map", "flag", default=True),
+             device_option()),
+    table="shown_table", rule=lambda values: NeuroDifferentialLogic.whyNotReady(values["model"]))

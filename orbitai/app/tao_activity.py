@@ -20,6 +20,8 @@ from typing import Any
 from orbitai.errors import InputError
 from orbitai.io import VolumeError
 from orbitai.runner import write_job_input
+from orbitai.app import requirements_file
+from orbitai.app.panel_spec import Option, PanelSpec, device_option, model_option
 from orbitai.mrml.jobs import JobLogic
 from orbitai.tao.models import TAO_MODELS
 from orbitai.tao.result import MAP_KINDS, TaoResultError, TaoResult  # noqa: F401 - TaoResultError: the contract lives in the core
@@ -57,7 +59,7 @@ class TAOActivityLogic(JobLogic):
     do the model choices (`JobLogic.modelLabels`, `resolveModel`: "A", "B", a panel label or a bundle)."""
 
     job_title = "TAO activity prediction"
-    requirements = Path(__file__).with_name("requirements.txt")
+    requirements = requirements_file("TAOActivity")
     models = TAO_MODELS     # model choices: Network A and B ("A", "B"), then other TAO bundles by name
 
     # ------------------------------------------------------------------------ checks
@@ -86,18 +88,12 @@ class TAOActivityLogic(JobLogic):
                       device: str = "auto", maps: bool = True) -> list[str]:
         """Start hook: check the inputs, write them into ``workdir``, name the ``tao predict`` command.
         The scene is not changed."""
-        from orbitai.mrml import labels_from_segmentation_node
-        from orbitai.mrml.transaction import temporary_nodes
-
         vol = self.checkInputs(input_node, segmentation_node, device)
         bundle = self.resolveModel(model)
         labels = None
         if segmentation_node is not None:
-            try:
-                with temporary_nodes(self.ctx.scene):   # the export adds helper nodes
-                    labels = labels_from_segmentation_node(segmentation_node, input_node)
-            except ValueError as exc:
-                raise InputError(f"Orbit segmentation '{segmentation_node.GetName()}': {exc}") from None
+            labels = self.segmentationLabels(segmentation_node, input_node,
+                                             f"Orbit segmentation '{segmentation_node.GetName()}'")
         image = write_job_input(vol, workdir / "input.nrrd")
         args = ["tao", "predict", str(image), "--model", str(bundle.path), "--device", self.checkDevice(device),
                 "--out", "{out}"]
@@ -107,12 +103,12 @@ class TAOActivityLogic(JobLogic):
             args.append("--no-maps")
         return args
 
-    def importResults(self, result_dir: Path, input_node, **_options: Any) -> TaoOutputs:
+    def importResults(self, out_dir: Path, input_node, **_options: Any) -> TaoOutputs:
         """Finish hook: read a ``tao predict`` output folder, then add its table, crop ROIs and heat maps
         (everything is read and checked before the scene is touched)."""
         from orbitai.mrml import geometry_of, overlay_node_from_volume, roi_node_from_box, table_node_from_rows
 
-        read = TaoResult.read(result_dir, geometry_of(input_node))
+        read = TaoResult.read(out_dir, geometry_of(input_node))
         result, maps = read.data, read.maps
         model = str(result.get("model", ""))
         rows = [{"side": e["side"], "P(active)": float(e["probability_active"]), "call": e["call"],
@@ -152,3 +148,16 @@ class TAOActivityLogic(JobLogic):
         for roi in outputs.roi_nodes:
             roi.SetDisplayVisibility(True)
         show_table(self.ctx, outputs.table_node)
+
+
+#: The panel, for Slicer and the browser (`orbitai.app.panel_spec`).
+PANEL = PanelSpec(
+    key="tao", module="TAOActivity", title="TAO activity", logic=TAOActivityLogic,
+    apply_tip="Classify each eye as active or inactive thyroid eye disease", input_hint="an axial orbital T2 MRI",
+    options=(Option("segmentation_node", "orbitSegmentation", "Orbit segmentation (optional)", "segmentation",
+                    hint="crops each eye around its segmented structures"),
+             model_option(TAOActivityLogic),
+             Option("maps", "maps", "Heat maps (occlusion, Grad-CAM)", "flag", default=True),
+             device_option()),
+    display=Option("shown_map", "shownMap", "Show map", "choice", lambda: list(SHOWN_MAP_CHOICES), SHOWN_MAP_CHOICES[0]),
+    table="table_node", needs_model=True, what="TAO")

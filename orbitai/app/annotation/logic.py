@@ -24,9 +24,9 @@ import vtk
 from orbitai.mrml.labelmaps import (fill_oriented_image, oriented_image_to_array, ras_to_ijk, segment_extent_mask,
                                     slice_axis, superpixel_edges)
 
-from .effect_options import (AUTOCORRECTION, BOUNDARIES_ROLE, CONSISTENT_SHIFT_SIGMA_MM, MODE_ADD, MODE_REMOVE,
+from .options import (AUTOCORRECTION, BOUNDARIES_ROLE, CONSISTENT_SHIFT_SIGMA_MM, MODE_ADD, MODE_REMOVE,
                              MODE_SET, PREVIEW_ROLE, SMARTFILL, SMARTPENCIL, EffectParameters)
-from .segment_editors import (Editor, SegmentEditorLogicEditor, SegmentEditorWidgetEditor,
+from .editors import (Editor, SegmentEditorLogicEditor, SegmentEditorWidgetEditor,
                               headless_editor)
 
 
@@ -617,3 +617,10 @@ class _PriorPending(Exception):
     """Raised by `AnnotationLogic.priorMap` while the prior is being computed: the action waits for it."""
 
 
+def cancel_model_work_on_scene_close(scene: Any) -> int:
+    """When ``scene`` starts closing, cancel every model prior being computed and forget the computed ones
+    (`DEFAULT_PRIORS.clear`: they are the closed scene's images, hundreds of MB); an effect's action that waited
+    for one is then dropped (`AnnotationLogic.pollPrior`), never run on the next scene. Returns the observer's tag."""
+    from orbitai.orbit.prior import DEFAULT_PRIORS
+
+    return scene.AddObserver(scene.StartCloseEvent, lambda caller, event: DEFAULT_PRIORS.clear())

@@ -13,7 +13,7 @@ from typing import Any, Optional, Protocol
 
 from orbitai.errors import AnnotationError
 
-from .effect_options import MODE_ADD, MODE_REMOVE, MODE_SET
+from .options import MODE_ADD, MODE_REMOVE, MODE_SET
 
 
 class Editor(Protocol):

@@ -28,6 +28,8 @@ from orbitai.ivgc import checks
 from orbitai.ivgc.checks import DEFAULT_STRATEGY
 from orbitai.ivgc.models import IVGC_MODELS
 from orbitai.ivgc.rois import STRATEGIES
+from orbitai.app import requirements_file
+from orbitai.app.panel_spec import Option, PanelSpec, device_option, model_option, reason
 from orbitai.mrml.jobs import JobLogic
 
 #: Bundle name -> panel label of paper 001's four models (declared in `orbitai.ivgc.models`).
@@ -38,6 +40,7 @@ FEATURES_TABLE = "IVGC radiomics features"
 GRADCAM_NAME = "IVGC Grad-CAM"
 #: Attribute set on every output node: the ID of the MRI it was computed from.
 INPUT_ATTRIBUTE = "OrbitAI.IVGC.InputVolume"
+RECTI_MISSING = "Select the segmentation of the recti of both orbits (or create one with Orbit Segmentation)."
 
 
 @dataclass
@@ -80,7 +83,7 @@ class IVGCResponseLogic(JobLogic):
     input_node)`` come from `JobLogic`."""
 
     job_title = "IVGC response prediction"
-    requirements = Path(__file__).with_name("requirements.txt")
+    requirements = requirements_file("IVGCResponse")
     models = IVGC_MODELS    # model choices: paper 001's four, then other IVGC bundles by name
 
     # ------------------------------------------------------------------------ models
@@ -122,48 +125,30 @@ class IVGCResponseLogic(JobLogic):
     @classmethod
     def whyNotReady(cls, model: Optional[str], strategy: Optional[str], clinical: Optional[Mapping[str, Any]]) -> str:
         """Why the panel's choices cannot run ("" when they can): the message of `checkChoices`."""
-        from orbitai.errors import OrbitAIError
+        return reason(cls.checkChoices, model, strategy, clinical)
 
-        try:
-            cls.checkChoices(model, strategy, clinical)
-        except OrbitAIError as exc:
-            return str(exc)
-        return ""
-
-    @staticmethod
-    def checkVolume(input_node):
+    @classmethod
+    def checkVolume(cls, input_node):
         """The MRI node's voxels as a `Volume` (the child checks what an MRI must be: 3D, finite, not CT)."""
-        from orbitai.mrml import volume_from_volume_node
-
-        if input_node is None or input_node.IsA("vtkMRMLLabelMapVolumeNode"):
-            raise InputError("Select a coronal orbital T2 MRI volume" +
-                             (f"; '{input_node.GetName()}' is a label map." if input_node is not None else "."))
-        return volume_from_volume_node(input_node)
+        return cls.inputVolume(input_node, "a coronal orbital T2 MRI volume")
 
     def rectiLabels(self, segmentation_node, input_node, strategy: str):
         """The recti segmentation as an orbit label map on the MRI's grid, with every rectus (both
         orbits) that ``strategy`` needs; one-line errors naming the segmentation otherwise."""
         from orbitai.ivgc.rois import strategy_masks
-        from orbitai.mrml import labels_from_segmentation_node
-        from orbitai.mrml.transaction import temporary_nodes
 
         if segmentation_node is None:
-            raise InputError("Select the segmentation of the recti of both orbits (or create one with "
-                             "Orbit Segmentation).")
+            raise InputError(RECTI_MISSING)
         if not segmentation_node.IsA("vtkMRMLSegmentationNode"):
             raise InputError(f"'{segmentation_node.GetName()}' is not a segmentation node.")
         what = f"Segmentation '{segmentation_node.GetName()}'"
-        try:
-            with temporary_nodes(self.ctx.scene):   # the export adds helper nodes
-                labels = labels_from_segmentation_node(segmentation_node, input_node)
-        except ValueError as exc:
-            raise InputError(f"{what}: {exc}") from None
+        labels = self.segmentationLabels(segmentation_node, input_node, what)
         strategy_masks(labels.array, [STRATEGIES[strategy]], what)
         return labels
 
     # ------------------------------------------------------------------------ hooks
     def jobArguments(self, workdir: Path, input_node, segmentation_node=None, strategy: str = DEFAULT_STRATEGY,
-                      model: str = DEFAULT_MODEL, clinical: Optional[Mapping[str, Any]] = None,
+                      model: Optional[str] = DEFAULT_MODEL, clinical: Optional[Mapping[str, Any]] = None,
                       device: str = "auto", gradcam: bool = True) -> list[str]:
         """Start hook: check every input, write them into ``workdir``, name the ``ivgc predict``
         command. The scene is not changed."""
@@ -184,13 +169,13 @@ class IVGCResponseLogic(JobLogic):
             args.append("--no-gradcam")
         return args
 
-    def importResults(self, result_dir: Path, input_node, **_options: Any) -> IvgcOutputs:
+    def importResults(self, out_dir: Path, input_node, **_options: Any) -> IvgcOutputs:
         """Finish hook: read an ``ivgc predict`` output folder, then add the result table, the
         selected-features table and the Grad-CAM overlay (all read and checked before the scene is touched)."""
         from orbitai.ivgc.result import IvgcResult
         from orbitai.mrml import geometry_of, overlay_node_from_volume, table_node_from_rows
 
-        read = IvgcResult.read(result_dir, geometry_of(input_node))
+        read = IvgcResult.read(out_dir, geometry_of(input_node))
         r = read.data
         threshold = float(r["threshold"])
         row = {"P(response)": float(r["probability"]), "call": r["call"], "threshold": threshold,
@@ -230,3 +215,23 @@ class IVGCResponseLogic(JobLogic):
         else:
             show_volume(self.ctx, input_node)
         show_table(self.ctx, outputs.result_table)
+
+
+def _ready(values: dict[str, Any]) -> str:
+    """The panel's rule: a recti segmentation, then the model, strategy and clinical values `checkChoices` accepts."""
+    if values.get("segmentation_node") is None:
+        return RECTI_MISSING
+    return IVGCResponseLogic.whyNotReady(values["model"], values["strategy"], values["clinical"])
+
+
+#: The panel, for Slicer and the browser (`orbitai.app.panel_spec`).
+PANEL = PanelSpec(
+    key="ivgc", module="IVGCResponse", title="IVGC response", logic=IVGCResponseLogic,
+    apply_tip="Predict the response to intravenous glucocorticoids", input_hint="a coronal orbital T2 MRI",
+    options=(Option("segmentation_node", "rectiSegmentation", "Recti segmentation", "segmentation"),
+             Option("strategy", "strategy", "ROI strategy", "choice", lambda: list(STRATEGIES), DEFAULT_STRATEGY),
+             model_option(IVGCResponseLogic),
+             Option("clinical", "clinical", "Clinical values", "form", form=clinical_form),
+             Option("gradcam", "gradcam", "Grad-CAM map", "flag", default=True),
+             device_option()),
+    table="result_table", needs_model=True, what="IVGC", rule=_ready)

@@ -1,0 +1,158 @@
+"""One declaration per module panel, from which both front ends are made.
+
+A `PanelSpec` says what a module's panel holds: the input it needs, its options (each with the keyword
+``logic.start`` takes, the Slicer parameter-node field that stores it, its choices and default), a display choice
+that re-shows results without a new run, when Apply may run (`PanelSpec.why_not_ready`) and which table is shown
+under the panel. The Slicer panel's ``@parameterNodeWrapper`` class is made from it (`parameter_node_class`), and so
+is the browser's panel (`orbitai.web.app.ModulePanel`); a test compares the two.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from orbitai.device import DEVICE_CHOICES
+from orbitai.errors import OrbitAIError
+from orbitai.mrml.jobs import JobLogic
+
+__all__ = ["Option", "PanelSpec", "KINDS", "device_option", "model_option", "parameter_node_class", "reason"]
+
+#: Option kinds: a list of texts, a segmentation node of the scene (or none), on/off, a form of text fields.
+KINDS = ("choice", "segmentation", "flag", "form")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of a panel.
+
+    ``name``: the keyword ``logic.start`` takes; ``parameter``: the Slicer parameter-node field (camelCase, bound by
+    the ``.ui``'s ``SlicerParameterName``); ``choices``: the offered values (called each time: the installed models
+    change); ``refreshed``: the choices are read again each time the panel is shown; ``form``: for a form, its rows
+    ``(name, label, tool tip)``."""
+
+    name: str
+    parameter: str
+    label: str
+    kind: str
+    choices: Optional[Callable[[], list[str]]] = None
+    default: Any = None
+    hint: str = ""
+    refreshed: bool = False
+    form: Optional[Callable[[], list[tuple[str, str, str]]]] = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"option {self.name}: kind {self.kind!r} is not one of {KINDS}")
+        if (self.kind == "choice") != (self.choices is not None) or (self.kind == "form") != (self.form is not None):
+            raise ValueError(f"option {self.name}: a choice has choices and a form has rows, nothing else")
+
+    def default_value(self) -> Any:
+        """The default (called when it is a function: the default model depends on what is installed)."""
+        return self.default() if callable(self.default) else self.default
+
+
+def _no_rule(values: dict[str, Any]) -> str:
+    return ""
+
+
+@dataclass(frozen=True)
+class PanelSpec:
+    """A module panel (see the module docstring). ``logic`` is the module's `JobLogic` subclass; ``rule(values)`` says
+    why the option values cannot run ("" when they can), after the input and the installed models are checked."""
+
+    key: str                          # the browser tab and its state variables
+    module: str                       # the Slicer module (its folder, .ui, parameter node)
+    title: str
+    logic: type[JobLogic]
+    apply_tip: str                    # Apply's tool tip
+    input_hint: str                   # what the input volume must be ("an axial orbital T2 MRI")
+    options: tuple[Option, ...]
+    table: str                        # the outputs' attribute holding the table shown under the panel
+    display: Optional[Option] = None  # a choice that re-shows the last results (TAO's heat map), or None
+    needs_model: bool = False         # Apply cannot run while no model of the task is installed
+    what: str = ""                    # the task's name in "No <what> model is installed"
+    rule: Callable[[dict[str, Any]], str] = field(default=_no_rule)
+    #: The Slicer parameter-node field of the input volume.
+    input_parameter: str = "inputVolume"
+
+    def all_options(self) -> tuple[Option, ...]:
+        """The options, then the display choice."""
+        return (*self.options, *((self.display,) if self.display is not None else ()))
+
+    @property
+    def missing_input(self) -> str:
+        return f"Select {self.input_hint}."
+
+    def no_model(self) -> str:
+        return (f"No {self.what} model is installed (bundles {', '.join(self.logic.models.bundled)}); "
+                "see the README to train or install one.")
+
+    def why_not_ready(self, input_node: Any, values: dict[str, Any], models_installed: bool = True) -> str:
+        """Why Apply cannot run ("" when it can): no model installed, no input, then the module's rule."""
+        if self.needs_model and not models_installed:
+            return self.no_model()
+        if input_node is None:
+            return self.missing_input
+        return self.rule(values)
+
+    def start_options(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The keywords of ``logic.start`` from the option values by name (the display choice left out)."""
+        return {o.name: values[o.name] for o in self.options}
+
+    def show(self, logic: Any, outputs: Any, input_node: Any, values: dict[str, Any]) -> None:
+        """Show the outputs over their input (with the display choice when there is one)."""
+        if self.display is not None:
+            logic.show(outputs, input_node, values[self.display.name])
+        else:
+            logic.show(outputs, input_node)
+
+    def table_node(self, outputs: Any) -> Any:
+        return getattr(outputs, self.table)
+
+
+def model_option(logic: type[JobLogic], default: Any = None) -> Option:
+    """The panel's model choice: the installed models of the Logic's task (read again each time the panel is
+    shown), by default the task's default model."""
+    return Option("model", "model", "Model", "choice", lambda: logic.modelLabels(),
+                  (lambda: logic.defaultModelLabel()) if default is None else default, refreshed=True)
+
+
+def device_option() -> Option:
+    """Where the model runs (``auto`` first)."""
+    return Option("device", "device", "Device", "choice", lambda: list(DEVICE_CHOICES), DEVICE_CHOICES[0])
+
+
+def reason(check: Callable[..., Any], *args: Any) -> str:
+    """The one-line message of ``check(*args)`` when it raises an `OrbitAIError`, else "" (a readiness rule)."""
+    try:
+        check(*args)
+    except OrbitAIError as exc:
+        return str(exc)
+    return ""
+
+
+def parameter_node_class(spec: PanelSpec) -> type:
+    """The Slicer ``@parameterNodeWrapper`` class of a panel: the input volume, then each option (choices and
+    defaults as the panel declares them; a form is a ``parameterPack`` of text fields). Inside Slicer (or its
+    replay in the tests): ``slicer.parameterNodeWrapper`` is imported when the class is made."""
+    from typing import Annotated
+
+    from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
+    from slicer.parameterNodeWrapper import Choice, Default, parameterNodeWrapper, parameterPack
+
+    fields: dict[str, Any] = {spec.input_parameter: vtkMRMLScalarVolumeNode}
+    for o in spec.all_options():
+        if o.kind == "choice":
+            assert o.choices is not None
+            choices = list(o.choices())   # a list: refreshed in place when the panel is shown
+            fields[o.parameter] = Annotated[str, Choice(choices), Default(o.default_value())]
+        elif o.kind == "flag":
+            fields[o.parameter] = Annotated[bool, Default(bool(o.default_value()))]
+        elif o.kind == "segmentation":
+            fields[o.parameter] = vtkMRMLSegmentationNode
+        else:
+            assert o.form is not None
+            members = {name: str for name, _label, _tip in o.form()}
+            fields[o.parameter] = parameterPack(type(f"{spec.module}{o.parameter.title()}Values", (),
+                                                     {"__annotations__": members}))
+    return parameterNodeWrapper(type(f"{spec.module}ParameterNode", (), {"__annotations__": fields}))
