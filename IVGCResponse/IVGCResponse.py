@@ -12,8 +12,7 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
 from slicer.util import VTKObservationMixin
 
 from orbitai.app.ivgc_response import PANEL, clinical_form
-from orbitai.app.panel_spec import parameter_node_class
-from orbitai.mrml.panel import JobPanelMixin, describeModule
+from orbitai.mrml.panel import JobPanelMixin, describeModule, parameter_node_class
 
 
 class IVGCResponse(ScriptedLoadableModule):
@@ -74,7 +73,7 @@ class IVGCResponseTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
-        from orbitai.testing.in_slicer import run_in_slicer
+        from orbitai.mrml.selftest import run_in_slicer
         from orbitai.testing import ivgc_response as t
 
         self.setUp()

@@ -12,8 +12,7 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
 from slicer.util import VTKObservationMixin
 
 from orbitai.app.neuro_differential import PANEL
-from orbitai.app.panel_spec import parameter_node_class
-from orbitai.mrml.panel import JobPanelMixin, describeModule
+from orbitai.mrml.panel import JobPanelMixin, describeModule, parameter_node_class
 
 
 class NeuroDifferential(ScriptedLoadableModule):
@@ -59,7 +58,7 @@ class NeuroDifferentialTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
-        from orbitai.testing.in_slicer import run_in_slicer
+        from orbitai.mrml.selftest import run_in_slicer
         from orbitai.testing import neuro_differential as t
 
         self.setUp()

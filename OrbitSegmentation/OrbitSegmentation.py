@@ -11,8 +11,7 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
 from slicer.util import VTKObservationMixin
 
 from orbitai.app.orbit_segmentation import PANEL
-from orbitai.app.panel_spec import parameter_node_class
-from orbitai.mrml.panel import JobPanelMixin, describeModule
+from orbitai.mrml.panel import JobPanelMixin, describeModule, parameter_node_class
 
 
 class OrbitSegmentation(ScriptedLoadableModule):
@@ -69,7 +68,7 @@ class OrbitSegmentationTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
-        from orbitai.testing.in_slicer import run_in_slicer
+        from orbitai.mrml.selftest import run_in_slicer
         from orbitai.testing import orbit_segmentation as t
 
         self.setUp()

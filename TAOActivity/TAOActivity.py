@@ -10,9 +10,8 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
                                            ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
-from orbitai.app.panel_spec import parameter_node_class
 from orbitai.app.tao_activity import PANEL
-from orbitai.mrml.panel import JobPanelMixin, describeModule
+from orbitai.mrml.panel import JobPanelMixin, describeModule, parameter_node_class
 
 
 class TAOActivity(ScriptedLoadableModule):
@@ -57,7 +56,7 @@ class TAOActivityTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
-        from orbitai.testing.in_slicer import run_in_slicer
+        from orbitai.mrml.selftest import run_in_slicer
         from orbitai.testing import tao_activity as t
 
         self.setUp()

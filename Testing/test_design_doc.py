@@ -165,3 +165,13 @@ def test_no_import_circles_between_files_or_packages():
                     package_edges.setdefault(a, set()).add(b)
     assert not _strongly_connected(file_edges), f"files import each other: {_strongly_connected(file_edges)}"
     assert not _strongly_connected(package_edges), f"packages import each other: {_strongly_connected(package_edges)}"
+
+
+def test_slicer_and_qt_are_imported_only_in_the_mrml_bridge():
+    """docs/design.md: ``orbitai/mrml/`` is the only bridge to MRML and Qt; nothing else in the package imports
+    ``slicer``, ``qt`` or ``ctk`` (at the top or inside a function), so the rest runs without Slicer."""
+    bad = [f"{path.relative_to(REPO)}:{line} imports {module}"
+           for path in sorted((REPO / "orbitai").rglob("*.py")) if path.relative_to(REPO / "orbitai").parts[0] != "mrml"
+           for line, module in _imported_modules(path, by_name=False)
+           if module.split(".")[0] in ("slicer", "qt", "ctk", "qSlicerSegmentationsEditorEffectsPythonQt")]
+    assert not bad, bad

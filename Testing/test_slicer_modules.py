@@ -86,7 +86,7 @@ SHARED_MODULE = {"OrbitSegmentation": "orbit_segmentation", "TAOActivity": "tao_
 @pytest.mark.parametrize("mod", MODULES)
 def test_self_test_runs_the_shared_steps(mod):
     """The module's Test class runs its steps from orbitai.testing (one body of tests for both runners, which
-    an installed extension has) through `orbitai.testing.in_slicer.run_in_slicer`; it never reaches into
+    an installed extension has) through `orbitai.mrml.selftest.run_in_slicer`; it never reaches into
     Testing/, and the shared functions need no pytest."""
     tree = ast.parse((REPO / mod / f"{mod}.py").read_text())
     test_classes = [n for n in tree.body if isinstance(n, ast.ClassDef)
@@ -96,7 +96,7 @@ def test_self_test_runs_the_shared_steps(mod):
     assert "Testing" not in src and "sys.path" not in src, f"{mod} self-test reaches into Testing/"
     shared = SHARED_MODULE[mod]
     assert f"from orbitai.testing import {shared} as t" in src, f"{mod} self-test does not import orbitai.testing.{shared}"
-    assert f"run_in_slicer('{mod}', t.SELF_TEST" in src and "from orbitai.testing.in_slicer import run_in_slicer" in src, f"{mod} self-test does not run t.SELF_TEST"
+    assert f"run_in_slicer('{mod}', t.SELF_TEST" in src and "from orbitai.mrml.selftest import run_in_slicer" in src, f"{mod} self-test does not run t.SELF_TEST"
     for name, text in _shared_sources().items():
         assert not re.search(r"^\s*(import pytest|from pytest)", text, re.M), f"orbitai/testing/{name}.py imports pytest"
 

@@ -26,7 +26,7 @@ if _MODULE_DIR not in sys.path:
 from OrbitSegmentationLib.effect_registration import effect_icon_path  # noqa: E402
 
 from orbitai.app.annotation import options  # noqa: E402
-from orbitai.app.annotation.editors import ScriptedEffectEditor  # noqa: E402
+from orbitai.mrml.editors import ScriptedEffectEditor  # noqa: E402
 from orbitai.app.annotation.logic import AnnotationLogic, OperationResult  # noqa: E402
 
 

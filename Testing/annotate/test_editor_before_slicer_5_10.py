@@ -104,7 +104,7 @@ def slicer_5_8(monkeypatch):
 def test_annotation_logic_edits_and_undoes_through_the_segment_editor_widget(right_orbit, slicer_5_8):
     from orbitai.app.annotation.logic import AnnotationLogic
     from orbitai.app.annotation.options import SMARTPENCIL
-    from orbitai.app.annotation.editors import SegmentEditorWidgetEditor
+    from orbitai.mrml.editors import SegmentEditorWidgetEditor
 
     from orbitai.mrml import new_scene
     from orbitai.mrml.segment_editor import voxel_to_ras

@@ -1,10 +1,10 @@
 """Self-test steps declare the packages they need by import name; a step is skipped, naming the package as pip
-installs it, exactly when one of them is missing (`orbitai.testing.selftest`)."""
+installs it, exactly when one of them is missing (`orbitai.selftest`)."""
 from __future__ import annotations
 
 import sys
 
-from orbitai.testing import selftest
+from orbitai import selftest
 
 
 def _step(*needs):

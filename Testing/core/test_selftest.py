@@ -1,10 +1,10 @@
-"""The modules' self-test runner (`orbitai.testing.selftest`): steps run on fresh contexts, the ones whose
+"""The modules' self-test runner (`orbitai.selftest`): steps run on fresh contexts, the ones whose
 needs are not met are named with the reason, a failing step fails the self-test."""
 from __future__ import annotations
 
 import pytest
 
-from orbitai.testing import selftest
+from orbitai import selftest
 
 
 def _steps(calls):

@@ -100,14 +100,18 @@ def test_installed_package_has_no_pytest_and_is_the_wheel(fresh):
         assert name in models.stdout, f"the wheel does not ship {name}: {models.stdout}"
 
 
+#: A module's whole self-test in the fresh venv: ``self_test.py MODULE SHARED [no-model-stack]``; the last argument
+#: checks that torch and MONAI are absent and stay unimported.
 SELF_TEST = textwrap.dedent("""
     import importlib, sys
     import orbitai
     from orbitai.mrml import new_scene
-    from orbitai.testing import selftest
+    from orbitai import selftest
     assert "pytest" not in sys.modules and "Testing" not in "".join(sys.path)
     assert not any(m.endswith("Lib") for m in sys.modules), "a module folder's Lib was imported"
-    module, shared = sys.argv[1], sys.argv[2]
+    module, shared, without = sys.argv[1], sys.argv[2], sys.argv[3:] == ["no-model-stack"]
+    if without:
+        assert selftest.model_stack_missing() == ["torch", "monai"], selftest.model_stack_missing()
     steps = importlib.import_module("orbitai.testing." + shared).SELF_TEST
     contexts = []
     def fresh():
@@ -116,6 +120,8 @@ SELF_TEST = textwrap.dedent("""
     report = selftest.run(module, steps, fresh)
     for ctx in contexts:
         ctx.close()
+    if without:
+        assert "torch" not in sys.modules and "monai" not in sys.modules, "a torch-free step imported torch"
     print("SUMMARY " + report.summary())
     print("STEPS", len(steps), len(report.passed), "pytest" in sys.modules, orbitai.__file__)
 """)
@@ -178,26 +184,6 @@ def test_predict_commands_with_the_bundled_models(fresh):
     assert tao["model"] == "tao_network_b_demo" and sorted(e["side"] for e in tao["eyes"]) == ["left", "right"]
 
 
-SELF_TEST_WITHOUT_MODEL_STACK = textwrap.dedent("""
-    import importlib, sys
-    from orbitai.mrml import new_scene
-    from orbitai.testing import selftest
-    assert "pytest" not in sys.modules and "Testing" not in "".join(sys.path)
-    assert selftest.model_stack_missing() == ["torch", "monai"], selftest.model_stack_missing()
-    module, shared = sys.argv[1], sys.argv[2]
-    steps = importlib.import_module("orbitai.testing." + shared).SELF_TEST
-    contexts = []
-    def fresh():
-        contexts.append(new_scene())
-        return contexts[-1]
-    report = selftest.run(module, steps, fresh)
-    for ctx in contexts:
-        ctx.close()
-    assert "torch" not in sys.modules and "monai" not in sys.modules, "a torch-free step imported torch"
-    print("SUMMARY " + report.summary())
-""")
-
-
 @pytest.mark.parametrize("module, shared", [("OrbitSegmentation", "orbit_segmentation"), ("TAOActivity", "tao_activity"),
                                             ("IVGCResponse", "ivgc_response"),
                                             ("NeuroDifferential", "neuro_differential")])
@@ -205,9 +191,9 @@ def test_self_test_without_the_model_stack_passes_its_part_and_names_the_rest(fr
     """Issue #28: the module's self-test in an installed-wheel environment without torch and MONAI runs every
     step that needs no model and names each skipped one with the reason."""
     python, work = fresh_without_model_stack
-    script = work / "self_test_no_torch.py"
-    script.write_text(SELF_TEST_WITHOUT_MODEL_STACK)
-    res = _run([python, script, module, shared], cwd=work, env=_env(), timeout=1200)
+    script = work / "self_test.py"
+    script.write_text(SELF_TEST)
+    res = _run([python, script, module, shared, "no-model-stack"], cwd=work, env=_env(), timeout=1200)
     summary = next(ln for ln in res.stdout.splitlines() if ln.startswith("SUMMARY "))
     import importlib
 

@@ -1,5 +1,5 @@
 """Each module's self-test run as Slicer runs it: the module's ``runTest`` (``SELF_TEST`` through
-`orbitai.testing.in_slicer.run_in_slicer`) with ``slicer.app`` present, under ``--testing`` and from the GUI,
+`orbitai.mrml.selftest.run_in_slicer`) with ``slicer.app`` present, under ``--testing`` and from the GUI,
 with only the Python packages Slicer bundles importable and an install that fails as it does offline.
 
 What is replayed from Slicer's source:
@@ -85,7 +85,7 @@ SCRIPT = textwrap.dedent('''
     import importlib
     logic_class = getattr(importlib.import_module("orbitai.app." + shared), module + "Logic")
     t = importlib.import_module("orbitai.testing." + shared)
-    from orbitai.testing.in_slicer import run_in_slicer
+    from orbitai.mrml.selftest import run_in_slicer
     report = run_in_slicer(module, t.SELF_TEST, logic_class, seen["shown"].append)
     still_hidden = [n for n in hidden if n in sys.modules and sys.modules[n] is None]
     print("RESULT " + json.dumps({"passed": report.passed, "skipped": report.skipped, "summary": report.summary(),
@@ -128,7 +128,7 @@ def _steps(module: str):
 
 def _check_steps(module: str, out: dict, hidden: list[str]) -> None:
     """Every step passed, or was skipped because it needs a hidden package (named in the reason)."""
-    from orbitai.testing.selftest import MODEL
+    from orbitai.selftest import MODEL
 
     steps = _steps(module)
     assert set(out["passed"]) | set(out["skipped"]) == {s.name for s in steps}, out["summary"]

@@ -23,6 +23,7 @@ from orbitai.errors import InputError
 from orbitai.app import requirements_file
 from orbitai.app.panel_spec import Option, PanelSpec, device_option, model_option, reason
 from orbitai.mrml.jobs import JobLogic
+from orbitai.mrml.segmentations import segments_volume_mm3
 from orbitai.neuro.models import NEURO_MODELS
 
 #: Bundle name -> panel label of paper 003's four classifiers (declared in `orbitai.neuro.models`).
@@ -255,26 +256,6 @@ def probability_row(r: dict) -> dict:
             "call": r["call"] if r["applies"] else "does not apply", "threshold": float(r["threshold"]),
             "model": MODELS.get(r["model"], r["model"]), "architecture": r["architecture"],
             "input": r["input_mode"], "reason": r.get("reason") or ""}
-
-
-def segments_volume_mm3(segmentation_node) -> float:
-    """Sum over the segments of their labelled volume (mm3) in their own binary-labelmap geometry."""
-    import numpy as np
-    import slicer
-    from vtk.util import numpy_support
-
-    segmentation = segmentation_node.GetSegmentation()
-    total = 0.0
-    for i in range(segmentation.GetNumberOfSegments()):
-        sid = segmentation.GetNthSegmentID(i)
-        image = slicer.vtkOrientedImageData()
-        slicer.vtkSlicerSegmentationsModuleLogic.GetSegmentBinaryLabelmapRepresentation(segmentation_node, sid, image, False)
-        scalars = image.GetPointData().GetScalars() if image.GetPointData() else None
-        if scalars is None:
-            continue
-        voxels = np.count_nonzero(numpy_support.vtk_to_numpy(scalars) == segmentation.GetSegment(sid).GetLabelValue())
-        total += float(voxels) * float(np.prod(image.GetSpacing()))
-    return total
 
 
 #: The panel, for Slicer and the browser (`orbitai.app.panel_spec`).

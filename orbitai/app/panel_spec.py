@@ -3,8 +3,8 @@
 A `PanelSpec` says what a module's panel holds: the input it needs, its options (each with the keyword
 ``logic.start`` takes, the Slicer parameter-node field that stores it, its choices and default), a display choice
 that re-shows results without a new run, when Apply may run (`PanelSpec.why_not_ready`) and which table is shown
-under the panel. The Slicer panel's ``@parameterNodeWrapper`` class is made from it (`parameter_node_class`), and so
-is the browser's panel (`orbitai.web.app.ModulePanel`); a test compares the two.
+under the panel. The Slicer panel's ``@parameterNodeWrapper`` class is made from it
+(`orbitai.mrml.panel.parameter_node_class`), and so is the browser's panel (`orbitai.web.app.ModulePanel`); a test compares the two.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from orbitai.device import DEVICE_CHOICES
 from orbitai.errors import OrbitAIError
 from orbitai.mrml.jobs import JobLogic
 
-__all__ = ["Option", "PanelSpec", "KINDS", "device_option", "model_option", "parameter_node_class", "reason"]
+__all__ = ["Option", "PanelSpec", "KINDS", "device_option", "model_option", "reason"]
 
 #: Option kinds: a list of texts, a segmentation node of the scene (or none), on/off, a form of text fields.
 KINDS = ("choice", "segmentation", "flag", "form")
@@ -129,30 +129,3 @@ def reason(check: Callable[..., Any], *args: Any) -> str:
     except OrbitAIError as exc:
         return str(exc)
     return ""
-
-
-def parameter_node_class(spec: PanelSpec) -> type:
-    """The Slicer ``@parameterNodeWrapper`` class of a panel: the input volume, then each option (choices and
-    defaults as the panel declares them; a form is a ``parameterPack`` of text fields). Inside Slicer (or its
-    replay in the tests): ``slicer.parameterNodeWrapper`` is imported when the class is made."""
-    from typing import Annotated
-
-    from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
-    from slicer.parameterNodeWrapper import Choice, Default, parameterNodeWrapper, parameterPack
-
-    fields: dict[str, Any] = {spec.input_parameter: vtkMRMLScalarVolumeNode}
-    for o in spec.all_options():
-        if o.kind == "choice":
-            assert o.choices is not None
-            choices = list(o.choices())   # a list: refreshed in place when the panel is shown
-            fields[o.parameter] = Annotated[str, Choice(choices), Default(o.default_value())]
-        elif o.kind == "flag":
-            fields[o.parameter] = Annotated[bool, Default(bool(o.default_value()))]
-        elif o.kind == "segmentation":
-            fields[o.parameter] = vtkMRMLSegmentationNode
-        else:
-            assert o.form is not None
-            members = {name: str for name, _label, _tip in o.form()}
-            fields[o.parameter] = parameterPack(type(f"{spec.module}{o.parameter.title()}Values", (),
-                                                     {"__annotations__": members}))
-    return parameterNodeWrapper(type(f"{spec.module}ParameterNode", (), {"__annotations__": fields}))

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, get_args, g
 
 from orbitai.mrml.jobs import JobLogic, ModuleJob
 
-__all__ = ["JobView", "JobController", "JobPanelMixin", "POLL_MS", "describeModule", "parameterChoices",
+__all__ = ["JobView", "JobController", "JobPanelMixin", "POLL_MS", "describeModule", "parameter_node_class", "parameterChoices",
            "parameterWidgets", "refreshChoices", "resetUnknownChoices"]
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,33 @@ def resetUnknownChoices(node: Any, choices: dict[str, tuple[list[Any], Any]]) ->
             node.SetParameter(name, str(default))
             reset.append(name)
     return reset
+
+
+def parameter_node_class(spec: Any) -> type:
+    """The Slicer ``@parameterNodeWrapper`` class of a panel (`orbitai.app.panel_spec.PanelSpec`): the input volume, then each option (choices and
+    defaults as the panel declares them; a form is a ``parameterPack`` of text fields). Inside Slicer (or its
+    replay in the tests): ``slicer.parameterNodeWrapper`` is imported when the class is made."""
+    from typing import Annotated
+
+    from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
+    from slicer.parameterNodeWrapper import Choice, Default, parameterNodeWrapper, parameterPack
+
+    fields: dict[str, Any] = {spec.input_parameter: vtkMRMLScalarVolumeNode}
+    for o in spec.all_options():
+        if o.kind == "choice":
+            assert o.choices is not None
+            choices = list(o.choices())   # a list: refreshed in place when the panel is shown
+            fields[o.parameter] = Annotated[str, Choice(choices), Default(o.default_value())]
+        elif o.kind == "flag":
+            fields[o.parameter] = Annotated[bool, Default(bool(o.default_value()))]
+        elif o.kind == "segmentation":
+            fields[o.parameter] = vtkMRMLSegmentationNode
+        else:
+            assert o.form is not None
+            members = {name: str for name, _label, _tip in o.form()}
+            fields[o.parameter] = parameterPack(type(f"{spec.module}{o.parameter.title()}Values", (),
+                                                     {"__annotations__": members}))
+    return parameterNodeWrapper(type(f"{spec.module}ParameterNode", (), {"__annotations__": fields}))
 
 
 class JobView(Protocol):
@@ -266,7 +293,7 @@ class JobPanelMixin:
     """Qt side of a job panel, mixed into a module's ``ScriptedLoadableModuleWidget`` (listed first).
 
     A module Widget sets `panel` (its `orbitai.app.panel_spec.PanelSpec`: the Logic, the options and when Apply may
-    run), `parameterNodeClass` (made from it by `orbitai.app.panel_spec.parameter_node_class`) and `inputWidgets`,
+    run), `parameterNodeClass` (made from it by `parameter_node_class`) and `inputWidgets`,
     and calls `setupJobPanel` in ``setup()``. The mixin loads the ``.ui`` (``applyButton``, ``progressBar``,
     ``statusLabel``), keeps the parameter node connected to it across enter/exit and scene close, reads the options
     from it (`jobInputs`), shows results by the panel's rule, implements `JobView` on those widgets and polls the

@@ -16,7 +16,8 @@ import numpy as np
 
 from orbitai.errors import DeviceError, InputError, OrbitAIError
 from orbitai.io import Volume, rotation, write_volume
-from orbitai.testing import node_ids, panel, patched, raises, selftest, slicer_context  # noqa: F401 - slicer_context: self-test
+from orbitai import selftest
+from orbitai.testing import node_ids, panel, patched, raises, slicer_context  # noqa: F401 - slicer_context: self-test
 
 SEED = 880913  # never used for training cohorts
 SVM = "ivgc_svm_demo"
@@ -462,7 +463,7 @@ def _bundle(model: str) -> Callable[[], str]:
 #: checks them all before it starts a job), by import name.
 MODEL_NEEDS = (selftest.MODEL,) + ("scipy", "sklearn", "skops", "radiomics", "jsonschema", "captum")
 
-#: The module's self-test (`orbitai.testing.selftest`): the steps and what each needs.
+#: The module's self-test (`orbitai.selftest`): the steps and what each needs.
 SELF_TEST = (
     selftest.Step(test_load_results_writes_tables_and_overlay, ("ctx", "tmp")),
     selftest.Step(test_load_results_refuses_broken_folders_scene_unchanged, ("ctx", "tmp")),

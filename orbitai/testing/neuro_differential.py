@@ -16,7 +16,8 @@ import numpy as np
 
 from orbitai.errors import DeviceError, InputError, OrbitAIError
 from orbitai.io import Volume
-from orbitai.testing import node_ids, panel, patched, raises, selftest, slicer_context  # noqa: F401 - slicer_context: self-test
+from orbitai import selftest
+from orbitai.testing import node_ids, panel, patched, raises, slicer_context  # noqa: F401 - slicer_context: self-test
 
 SEED = 770311  # never used for training cohorts
 LOCATIONS = ("periventricular", "juxtacortical", "infratentorial", "deep_white_matter", "callosal")
@@ -387,7 +388,7 @@ def test_lesion_segmentation_every_segment_counts(ctx):
     two = np.where(comp > n // 2, 2, np.where(comp > 0, 1, 0)).astype(np.uint8)   # lesions split over two segments
     seg = segmentation_node_from_labels(ctx, case.labels.with_array(two), reference_node=flair, name="drawn",
                                         table={1: "Segment_1", 2: "my lesions"})
-    from orbitai.app.neuro_differential import segments_volume_mm3
+    from orbitai.mrml.segmentations import segments_volume_mm3
 
     before = node_ids(ctx)
     assert abs(segments_volume_mm3(seg) - truth.sum() * case.image.voxel_volume_mm3()) < 1e-6
@@ -566,7 +567,7 @@ def _predict_runnable() -> str:
 #: checks them all before it starts a job), by import name.
 MODEL_NEEDS = (selftest.MODEL,) + ("scipy", "skimage", "jsonschema", "captum")
 
-#: The module's self-test (`orbitai.testing.selftest`): the steps and what each needs.
+#: The module's self-test (`orbitai.selftest`): the steps and what each needs.
 SELF_TEST = (
     selftest.Step(test_load_results_adds_lesions_tables_and_heat_map, ("ctx", "tmp")),
     selftest.Step(test_load_results_classifier_does_not_apply, ("ctx", "tmp")),

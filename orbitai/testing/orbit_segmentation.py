@@ -13,7 +13,8 @@ from orbitai.labels import values_for
 from orbitai.phantoms import orbit_case
 from orbitai.runner import JobError
 from orbitai.testing import node_ids, patched, raises, slicer_context  # noqa: F401 - slicer_context: self-test
-from orbitai.testing import panel, selftest
+from orbitai import selftest
+from orbitai.testing import panel
 
 SEED = 777001  # never used for training cohorts
 
@@ -287,7 +288,7 @@ def test_annotation_effects(ctx):
 #: checks them all before it starts a job), by import name.
 MODEL_NEEDS = (selftest.MODEL,) + ("scipy", "sklearn", "skimage", "PIL", "matplotlib", "jsonschema")
 
-#: The module's self-test (`orbitai.testing.selftest`): the steps and what each needs.
+#: The module's self-test (`orbitai.selftest`): the steps and what each needs.
 SELF_TEST = (
     selftest.Step(test_logic_refuses_2d_input, ("ctx",)),
     selftest.Step(test_load_results_all_or_nothing, ("ctx", "tmp")),

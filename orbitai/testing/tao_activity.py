@@ -17,7 +17,8 @@ from orbitai.io import Volume, VolumeError, rotation, write_volume
 from orbitai.phantoms import orbit_case
 from orbitai.runner import JobError
 from orbitai.testing import node_ids, patched, raises, slicer_context  # noqa: F401 - slicer_context: self-test
-from orbitai.testing import panel, selftest
+from orbitai import selftest
+from orbitai.testing import panel
 
 SEED = 777061  # never used for training cohorts
 
@@ -444,7 +445,7 @@ def _network_b() -> str:
 #: checks them all before it starts a job), by import name.
 MODEL_NEEDS = (selftest.MODEL,) + ("scipy", "sklearn", "skimage", "PIL", "matplotlib", "jsonschema", "captum")
 
-#: The module's self-test (`orbitai.testing.selftest`): the steps and what each needs.
+#: The module's self-test (`orbitai.selftest`): the steps and what each needs.
 SELF_TEST = (
     selftest.Step(test_load_results_writes_table_rois_and_overlays, ("ctx", "tmp")),
     selftest.Step(test_load_results_without_maps, ("ctx", "tmp")),

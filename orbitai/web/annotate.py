@@ -20,6 +20,7 @@ from undo_stack import UndoStack
 
 from orbitai.app.annotation import options as effect_options
 from orbitai.app.annotation.logic import AnnotationLogic
+from orbitai.mrml.editors import MODE_ADD, MODE_REMOVE, MODE_SET
 
 __all__ = ["TrameSlicerEditor", "SmartPencilEffect", "AnnotationPanel", "TOOLS"]
 
@@ -65,8 +66,7 @@ class TrameSlicerEditor:
     def modifySelectedSegment(self, modifier: Any, mode: str) -> None:
         from trame_slicer.segmentation import ModificationMode
 
-        m = {effect_options.MODE_ADD: ModificationMode.Add, effect_options.MODE_REMOVE: ModificationMode.Remove,
-             effect_options.MODE_SET: ModificationMode.Set}[mode]
+        m = {MODE_ADD: ModificationMode.Add, MODE_REMOVE: ModificationMode.Remove, MODE_SET: ModificationMode.Set}[mode]
         # The editor's masking settings apply (editable area, overwrite), as in Slicer's modifySelectedSegment.
         self.se.active_segment_modifier.apply_labelmap(modifier, segment_id=self.se.get_active_segment_id(),
                                                        modification_mode=m)

@@ -23,9 +23,10 @@ from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
 
 from orbitai.errors import InputError, OrbitAIError, one_line
 from orbitai.mrml.scene import adopt_context
+from orbitai.app.panel_spec import Option, PanelSpec
 from orbitai.web import compat
 from orbitai.web.guard import DEFAULT_UPLOAD_MB, listen_error
-from orbitai.web.modules import Option, PanelSpec, modules
+from orbitai.web.modules import modules
 from orbitai.web.names import PATH_REFUSED, client_file_name, client_path
 from orbitai.web.panel import WebJobPanel
 
@@ -92,6 +93,7 @@ class ModulePanel:
     def __init__(self, app: "OrbitWebApp", spec: PanelSpec) -> None:
         self.app, self.spec, self.state = app, spec, app.state
         self.logic = spec.logic(app.mrml)
+        # read once, with the model choices below (reading the bundles on every state change would be slow)
         self.models_installed = bool(spec.logic.availableModels())
         self.job = WebJobPanel(app.server, spec.key, self.logic, self.jobInputs, self.showResults, self.whyNotReady,
                                spec.apply_tip)

@@ -5,9 +5,9 @@ progress, errors, the job itself -- is shared (`orbitai.web.panel.WebJobPanel` o
 from __future__ import annotations
 
 from orbitai.app import ivgc_response, neuro_differential, orbit_segmentation, tao_activity
-from orbitai.app.panel_spec import Option, PanelSpec
+from orbitai.app.panel_spec import PanelSpec
 
-__all__ = ["Option", "PanelSpec", "modules"]
+__all__ = ["modules"]
 
 
 def modules() -> list[PanelSpec]:

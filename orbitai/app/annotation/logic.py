@@ -21,13 +21,15 @@ from typing import Any, Callable, Optional
 import numpy as np
 import vtk
 
+from orbitai.mrml.segmentations import binary_labelmap, geometry_key, segment_labelmap, set_single_segment
 from orbitai.mrml.labelmaps import (fill_oriented_image, oriented_image_to_array, ras_to_ijk, segment_extent_mask,
                                     slice_axis, superpixel_edges)
 
-from .options import (AUTOCORRECTION, BOUNDARIES_ROLE, CONSISTENT_SHIFT_SIGMA_MM, MODE_ADD, MODE_REMOVE,
-                             MODE_SET, PREVIEW_ROLE, SMARTFILL, SMARTPENCIL, EffectParameters)
-from .editors import (Editor, SegmentEditorLogicEditor, SegmentEditorWidgetEditor,
-                              headless_editor)
+from orbitai.mrml.editors import (MODE_ADD, MODE_REMOVE, MODE_SET, Editor, SegmentEditorLogicEditor,
+                                  SegmentEditorWidgetEditor, headless_editor)
+
+from .options import (AUTOCORRECTION, BOUNDARIES_ROLE, CONSISTENT_SHIFT_SIGMA_MM, PREVIEW_ROLE, SMARTFILL,
+                      SMARTPENCIL, EffectParameters)
 
 
 def _annotate():
@@ -150,26 +152,20 @@ class AnnotationLogic:
 
         The array is read once per source image and geometry and then reused: the superpixel
         cache knows an image by its array, so a fresh copy per click would never hit it."""
-        import slicer
-
         modifier, source = self.editor.aligned()
         if modifier is None or source is None:
             raise _annotate().AnnotationError("Could not set up the segmentation geometry.")
-        key = (self._image_key(), slicer.vtkSegmentationConverter.SerializeImageGeometry(source))
+        key = (self._image_key(), geometry_key(source))
         if self._source is None or self._source[0] != key:
             self._source = (key, *oriented_image_to_array(source))
         return modifier, self._source[1], self._source[2]
 
     def segmentMask(self, segment_id: Optional[str] = None, reference=None) -> np.ndarray:
         """A segment (default: the selected one) as a bool array on the aligned grid."""
-        import slicer
-
         if reference is None:
             reference, _ = self.editor.aligned()
         sid = segment_id or self.segmentID
-        lm = slicer.vtkOrientedImageData()
-        slicer.vtkSlicerSegmentationsModuleLogic.GetSegmentBinaryLabelmapRepresentation(
-            self.segmentationNode, sid, lm, False)
+        lm = segment_labelmap(self.segmentationNode, sid)
         # Segments may share one labelmap layer: the segment is the voxels holding its value.
         value = self.segmentationNode.GetSegmentation().GetSegment(sid).GetLabelValue()
         return segment_extent_mask(lm, reference, value)
@@ -203,8 +199,6 @@ class AnnotationLogic:
     def _show_overlay(self, role: str, name: str, modifier, mask: np.ndarray, color, fill_opacity: float):
         """A hidden segmentation node holding ``mask`` on the modifier's grid, referenced from the
         segment editor node under ``role`` (created on first use)."""
-        import slicer
-
         scene = self.editorNode.GetScene()
         node = self._overlay_node(role)
         if node is None:
@@ -216,21 +210,10 @@ class AnnotationLogic:
             node.GetDisplayNode().SetVisibility3D(False)
             node.GetDisplayNode().SetOpacity2DFill(fill_opacity)
             self.editorNode.SetNodeReferenceID(role, node.GetID())
-        segmentation = node.GetSegmentation()
-        geometry = self.segmentationNode.GetSegmentation().GetConversionParameter(
-            slicer.vtkSegmentationConverter.GetReferenceImageGeometryParameterName())
-        segmentation.SetConversionParameter(
-            slicer.vtkSegmentationConverter.GetReferenceImageGeometryParameterName(), geometry)
-        image = slicer.vtkOrientedImageData()
+        image = type(modifier)()
         image.DeepCopy(modifier)
         fill_oriented_image(image, mask)
-        segmentation.RemoveAllSegments()
-        segment = slicer.vtkSegment()
-        segment.SetName(name)
-        segment.SetColor(*color)
-        segment.AddRepresentation(slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName(),
-                                  image)
-        segmentation.AddSegment(segment, name)
+        set_single_segment(node, image, name, color, like=self.segmentationNode)
         return node
 
     def _remove_overlay(self, role: str) -> bool:
@@ -337,18 +320,14 @@ class AnnotationLogic:
     def smartFillAccept(self) -> OperationResult:
         """Add the preview to the selected segment (one undo state) and remove the preview."""
         def go():
-            import slicer
-
             node = self.previewNode
             if node is None:
                 return OperationResult(False, "There is no SmartFill preview to accept: paint strokes and "
                                               "preview first.")
             modifier, _, _ = self._grid()
             preview = node.GetSegmentation().GetNthSegment(0)
-            image = preview.GetRepresentation(
-                slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName())
-            ser = slicer.vtkSegmentationConverter.SerializeImageGeometry
-            if image is None or ser(image) != ser(modifier):
+            image = binary_labelmap(preview)
+            if image is None or geometry_key(image) != geometry_key(modifier):
                 self.smartFillCancel()
                 return OperationResult(False, "The segmentation geometry changed since the preview; preview again.")
             mask = segment_extent_mask(image, modifier)
@@ -484,11 +463,7 @@ class AnnotationLogic:
     def _segmentState(self) -> tuple:
         """What changes whenever the selected segment is edited (its labelmap's identity and modification
         time; a shared labelmap layer also changes when another segment of the layer is edited)."""
-        import slicer
-
-        segment = self.segmentationNode.GetSegmentation().GetSegment(self.segmentID)
-        image = segment.GetRepresentation(
-            slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName())
+        image = binary_labelmap(self.segmentationNode.GetSegmentation().GetSegment(self.segmentID))
         return (self.segmentID, None if image is None else (image.GetAddressAsString(""), image.GetMTime()))
 
     def _defer(self, action: Callable[[], OperationResult], what: str, name: str) -> OperationResult:

@@ -13,6 +13,7 @@ from typing import Any, Optional
 import numpy as np
 
 from orbitai.app import requirements_file
+from orbitai.mrml.editors import notify_effect_parameter
 
 
 # `orbitai.annotate` needs scipy and scikit-image, which a fresh Slicer lacks: the logic imports it on first
@@ -38,7 +39,6 @@ def missing_dependencies(ask: bool = True) -> str:
         return str(exc)
     return f"Not run: the effect needs {' and '.join(lines)}; they are not installed."
 
-MODE_ADD, MODE_REMOVE, MODE_SET = "add", "remove", "set"
 #: How often an effect's timer polls the model prior's child process (the job panels' period).
 PRIOR_POLL_MS = 200
 SMARTPENCIL, SMARTFILL, AUTOCORRECTION = "SmartPencil", "SmartFill", "AutoCorrection"
@@ -193,8 +193,6 @@ class EffectParameters:
         if self.scripted_effect is not None:
             self.scripted_effect.setParameter(name, text)
             return
-        import slicer
-
         if self.node.GetAttribute(self.key(name)) == text:
             return
         disabled = self.node.GetDisableModifiedEvent()
@@ -203,7 +201,7 @@ class EffectParameters:
             self.node.SetAttribute(self.key(name), text)
         finally:
             self.node.SetDisableModifiedEvent(disabled)
-        self.node.InvokeCustomModifiedEvent(slicer.vtkMRMLSegmentEditorNode.EffectParameterModified)
+        notify_effect_parameter(self.node)
 
     def setDefaults(self) -> None:
         """Store the default of every option not stored yet (``setMRMLDefaults``; Slicer's

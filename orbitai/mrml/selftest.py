@@ -1,11 +1,11 @@
-"""A module's self-test inside Slicer (the Test class's ``runTest``): the steps of `orbitai.testing.selftest`
+"""A module's self-test inside Slicer (the Test class's ``runTest``): the steps of `orbitai.selftest`
 on the application's scene."""
 from __future__ import annotations
 
 import importlib
 from typing import Any, Callable, Sequence
 
-from orbitai.testing.selftest import Report, Step, missing_needs, run
+from orbitai.selftest import Report, Step, missing_needs, run
 
 __all__ = ["run_in_slicer"]
 

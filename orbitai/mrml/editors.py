@@ -1,4 +1,5 @@
-"""The segment editors `AnnotationLogic` edits through (no Qt at import).
+"""The segment editors the annotation effects' logic (`orbitai.app.annotation.logic.AnnotationLogic`) edits through
+(no Qt at import).
 
 * `SegmentEditorLogicEditor`: ``vtkSlicerSegmentEditorLogic`` (Slicer 5.10 and slicer-core): headless and scripts.
 * `SegmentEditorWidgetEditor`: a hidden ``qMRMLSegmentEditorWidget`` (Slicer 5.8, which lacks that logic).
@@ -11,9 +12,21 @@ from __future__ import annotations
 
 from typing import Any, Optional, Protocol
 
+import slicer
+
 from orbitai.errors import AnnotationError
 
-from .options import MODE_ADD, MODE_REMOVE, MODE_SET
+__all__ = ["MODE_ADD", "MODE_REMOVE", "MODE_SET", "Editor", "SegmentEditorLogicEditor", "ScriptedEffectEditor",
+           "SegmentEditorWidgetEditor", "headless_editor", "notify_effect_parameter"]
+
+#: How a mask changes the selected segment: added to it, removed from it, or replacing it.
+MODE_ADD, MODE_REMOVE, MODE_SET = "add", "remove", "set"
+
+
+def notify_effect_parameter(editor_node) -> None:
+    """Tell the segment editor node's observers that an effect parameter changed (what Slicer's ``setParameter``
+    invokes after writing the attribute)."""
+    editor_node.InvokeCustomModifiedEvent(slicer.vtkMRMLSegmentEditorNode.EffectParameterModified)
 
 
 class Editor(Protocol):
@@ -35,8 +48,6 @@ class SegmentEditorLogicEditor:
     its own segment editor node: for headless use and scripts (it keeps its own undo history)."""
 
     def __init__(self, scene, app_logic=None, editor_node=None):
-        import slicer
-
         self.scene = scene
         self.logic = slicer.vtkSlicerSegmentEditorLogic()
         if app_logic is not None:
@@ -106,8 +117,6 @@ class ScriptedEffectEditor:
         self.effect.saveStateForUndo()
 
     def modifySelectedSegment(self, modifier, mode: str) -> None:
-        import slicer
-
         e = slicer.qSlicerSegmentEditorAbstractEffect
         m = {MODE_ADD: e.ModificationModeAdd, MODE_REMOVE: e.ModificationModeRemove, MODE_SET: e.ModificationModeSet}
         self.effect.modifySelectedSegmentByLabelmap(modifier, m[mode])
@@ -124,8 +133,6 @@ class SegmentEditorWidgetEditor(ScriptedEffectEditor):
     CARRIER_EFFECT = "Paint"
 
     def __init__(self, scene, editor_node=None):
-        import slicer
-
         self.widget = slicer.qMRMLSegmentEditorWidget()
         self.widget.setMRMLScene(scene)
         node = editor_node if editor_node is not None else scene.AddNewNodeByClass("vtkMRMLSegmentEditorNode")
@@ -147,8 +154,6 @@ class SegmentEditorWidgetEditor(ScriptedEffectEditor):
     def _history_step(self, step, button: str) -> bool:
         """Undo or redo when the widget's own button is enabled (its segmentation history says whether a
         state is there: qMRMLSegmentEditorWidget::updateUndoRedoButtonsState, v5.8.1)."""
-        import slicer
-
         if not slicer.util.findChild(self.widget, button).enabled:
             return False
         step()
@@ -164,8 +169,6 @@ class SegmentEditorWidgetEditor(ScriptedEffectEditor):
 def headless_editor(scene, app_logic=None, editor_node=None):
     """The editor for scripts and headless use on this Slicer: ``vtkSlicerSegmentEditorLogic`` (5.10 and
     slicer-core), else the hidden segment editor widget (5.8)."""
-    import slicer
-
     if hasattr(slicer, "vtkSlicerSegmentEditorLogic"):
         return SegmentEditorLogicEditor(scene, app_logic, editor_node)
     return SegmentEditorWidgetEditor(scene, editor_node)

@@ -7,7 +7,7 @@ the model stack, torch and MONAI: Slicer's PyTorch extension installs torch; Sli
 scipy, SimpleITK, pillow and pydicom but not scikit-image, scikit-learn, matplotlib, ...) and/or a condition
 (e.g. a demo bundle installed). `run` runs every step whose needs are met and names the others with the
 reason, so a Slicer without them (an extension-testing machine, a fresh install) tests everything else and
-says what it skipped. Inside Slicer, run from the GUI, `orbitai.testing.in_slicer.run_in_slicer` first offers to
+says what it skipped. Inside Slicer, run from the GUI, `orbitai.mrml.selftest.run_in_slicer` first offers to
 install what the steps need (the module's ``ensureDependencies``, with the user's consent); under ``--testing``
 it never asks.
 """
