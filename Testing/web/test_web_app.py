@@ -324,3 +324,16 @@ def test_ivgc_response_with_its_recti_segmentation(page, server, web_data):
     rows = page.state("ivgc_table_rows")
     assert rows and page.state("ivgc_status")
     shot(page, "ivgc_response")
+
+
+def test_load_uses_the_scan_the_page_shows_even_while_the_page_holds_its_changes_back(page):
+    """The page sends its field changes only when it is not waiting on the server, but a click at once: the choice
+    is held back here (changed in the page, not yet sent) and Load must still load it, as a user who picks a scan and
+    clicks Load while the server is busy would expect."""
+    page.driver.execute_script("const s = window.trame.state; s.flush = async () => {}; "
+                               "s.set('data_choice', arguments[0]);", PHANTOMS["tao"])
+    assert page.driver.execute_script("return window.trame.state.dirtyKeys.has('data_choice');")
+    page.click("orbitai-load-data")
+    page.driver.execute_script("const s = window.trame.state; delete s.flush; s.flush();")
+    node = page.wait_state("input_volume", bool, 60)
+    assert [v["title"] for v in page.state("volumes") if v["value"] == node] == ["tao_0000"]

@@ -98,7 +98,7 @@ def _template(state: dict) -> str:
 
 def click_trigger(state: dict, element_id: str) -> str:
     """The trigger a button of the page calls when clicked (found in the page's template, as the browser does)."""
-    found = re.search(r'id="%s"[^>]*?trigger\(\'([^\']+)\'\)' % re.escape(element_id), _template(state))
+    found = re.search(r"""id="%s"[^>]*?trigger\('([^']+)'[,)]""" % re.escape(element_id), _template(state))
     assert found, f"no button {element_id} in the page"
     return found.group(1)
 

@@ -171,7 +171,11 @@ class WebPage:
         return self.driver.execute_script("return window.trame.state.get(arguments[0]);", name)
 
     def set_state(self, name: str, value: Any) -> None:
+        """Set a state variable as a field would, and wait until the page has sent it: the page holds changes back
+        while it waits on the server, and a click sent meanwhile would reach the server first."""
         self.driver.execute_script("window.trame.state.set(arguments[0], arguments[1]);", name, value)
+        self.wait(lambda: self.driver.execute_script("return window.trame.state.dirtyKeys.size === 0;"), 60,
+                  f"the page to send {name}")
 
     def wait_state(self, name: str, predicate: Callable[[Any], bool], timeout_s: float = 60.0) -> Any:
         box: list = []
@@ -203,7 +207,11 @@ class WebPage:
         before = self.state("input_volume")
         self.set_state("data_choice", relative)
         self.click("orbitai-load-data")
-        return self.wait_state("input_volume", lambda v: bool(v) and v != before, 180)  # a hang guard: CI is loaded
+        try:
+            return self.wait_state("input_volume", lambda v: bool(v) and v != before, 180)  # a hang guard: CI is loaded
+        except TimeoutError as exc:
+            raise TimeoutError(f"{exc} (load_busy {self.state('load_busy')!r}, "
+                               f"load_error {self.state('load_error')!r})") from None
 
     # ------------------------------------------------------------ views
     def jump(self, ras: list[float], view: str = "Red") -> None:

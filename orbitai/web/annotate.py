@@ -21,6 +21,7 @@ from undo_stack import UndoStack
 from orbitai.app.annotation import options as effect_options
 from orbitai.app.annotation.logic import AnnotationLogic
 from orbitai.mrml.editors import MODE_ADD, MODE_REMOVE, MODE_SET
+from orbitai.web.clicks import sending
 
 __all__ = ["TrameSlicerEditor", "SmartPencilEffect", "AnnotationPanel", "TOOLS"]
 
@@ -380,7 +381,8 @@ class AnnotationPanel:
                        hide_details=True, id="orbitai-ann-segment")
             v3.VTextField(label="New segment", v_model=("ann_new_name",), density="compact", hide_details=True,
                           placeholder="eyeball_left", id="orbitai-ann-new-name", classes="ml-2")
-            v3.VBtn("Add", click=self.add_segment, size="small", id="orbitai-ann-add")
+            v3.VBtn("Add", click=sending(self.state, self.add_segment, ["ann_new_name"]), size="small",
+                    id="orbitai-ann-add")
         html.Div("{{ ann_voxels }} voxels in the segment", v_show="ann_voxels !== null", classes="text-caption mb-2",
                  id="orbitai-ann-voxels")
         v3.VSelect(label="Tool", v_model=("ann_tool",), items=("ann_tools",), density="compact", hide_details=True,

@@ -25,6 +25,7 @@ from orbitai.errors import InputError, OrbitAIError, one_line
 from orbitai.mrml.scene import adopt_context
 from orbitai.app.panel_spec import Option, PanelSpec
 from orbitai.web import compat
+from orbitai.web.clicks import sending
 from orbitai.web.guard import DEFAULT_UPLOAD_MB, listen_error
 from orbitai.web.modules import modules
 from orbitai.web.names import PATH_REFUSED, client_file_name, client_path
@@ -108,17 +109,23 @@ class ModulePanel:
                 self.state.setdefault(self.var(f"{opt.name}_items"), opt.choices())
         self.state.setdefault(self.var("table_headers"), [])
         self.state.setdefault(self.var("table_rows"), [])
-        watched = [self.var(o.name) for o in spec.options if o.kind != "form"] + ["input_volume"]
-        for o in spec.options:
-            if o.kind == "form":
-                watched += [self.var(f"{o.name}_{name}") for name, _l, _t in self.form_rows(o)]
-        self.state.change(*watched)(lambda **_: self.job.controller.refresh())
+        self.state.change(*self.option_vars(), "input_volume")(lambda **_: self.job.controller.refresh())
         if spec.display is not None:
             self.state.change(self.var(spec.display.name))(self._display_changed)
         self.job.controller.refresh()
 
     def var(self, name: str) -> str:
         return f"{self.spec.key}_{name}"
+
+    def option_vars(self) -> list[str]:
+        """The state variables of the options (a form's rows one each)."""
+        out: list[str] = []
+        for opt in self.options():
+            if opt.kind == "form":
+                out += [self.var(f"{opt.name}_{name}") for name, _l, _t in self.form_rows(opt)]
+            else:
+                out.append(self.var(opt.name))
+        return out
 
     def options(self) -> list[Option]:
         return list(self.spec.all_options())
@@ -649,11 +656,13 @@ class OrbitWebApp(TrameApp):
             if self.data_folder is not None:
                 v3.VSelect(label=f"Scans in {self.data_folder.name}/", v_model=("data_choice",),
                            items=("data_items",), density="compact", hide_details=True, id="orbitai-data-choice")
-                v3.VBtn("Load", click=self.load_data_choice, id="orbitai-load-data", disabled=("load_busy",))
+                v3.VBtn("Load", click=sending(self.state, self.load_data_choice, ["data_choice"]),
+                        id="orbitai-load-data", disabled=("load_busy",))
         with html.Div(classes="d-flex align-center mb-2"):
             v3.VTextField(label="DICOMweb series URL", v_model=("dicomweb_url",), density="compact",
                           hide_details=True, id="orbitai-dicomweb-url")
-            v3.VBtn("Fetch", click=self.load_dicomweb, id="orbitai-load-dicomweb", disabled=("load_busy",))
+            v3.VBtn("Fetch", click=sending(self.state, self.load_dicomweb, ["dicomweb_url"]),
+                    id="orbitai-load-dicomweb", disabled=("load_busy",))
         v3.VProgressLinear(indeterminate=True, v_show="load_busy", id="orbitai-load-progress")
         v3.VAlert(text=("load_error",), v_if="load_error", type="error", density="compact", closable=True,
                   id="orbitai-load-error", click_close="load_error = ''")
@@ -681,7 +690,7 @@ class OrbitWebApp(TrameApp):
                             v3.VTextField(label=label, v_model=(panel.var(f"{opt.name}_{name}"),), hint=tip,
                                           placeholder="empty: not given", density="compact", disabled=disabled,
                                           id=f"orbitai-{key}-clinical-{name}")
-        v3.VBtn(f"{{{{ {key}_apply_text }}}}", click=panel.job.apply, disabled=(f"!{key}_apply_enabled",),
+        v3.VBtn(f"{{{{ {key}_apply_text }}}}", click=sending(self.state, panel.job.apply, panel.option_vars()), disabled=(f"!{key}_apply_enabled",),
                 color="primary", block=True, id=f"orbitai-{key}-apply", title=(f"{key}_apply_tip",), classes="my-2")
         v3.VProgressLinear(model_value=(f"{key}_progress",), v_show=f"{key}_progress_visible", height=6,
                            id=f"orbitai-{key}-progress")
