@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import IO, Any, Callable, Mapping, Optional, TypeVar
 
 import numpy as np
+import torch
 
-from orbitai.io.checksums import sha256_file
 from orbitai.errors import one_line
+from orbitai.io.checksums import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -101,16 +102,12 @@ def _verified(path: Path, what: str, action: str) -> bool:
 
 def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike) -> None:
     """Write a training checkpoint (tensors, numbers, strings, lists and dicts of them)."""
-    import torch
-
     _write_atomic(Path(path), lambda f: torch.save(dict(state), f))
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", what: str = "checkpoint") -> Optional[dict]:
     """The checkpoint at ``path``, or None when there is none or it is corrupt (then named in a
     warning and removed, so training starts over)."""
-    import torch
-
     path = Path(path)
     if not _verified(path, what, STARTING_OVER):
         return None

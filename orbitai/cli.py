@@ -1,20 +1,21 @@
 """The ``orbitai`` command line: ``orbitai <command> ...`` (also ``python -m orbitai``).
 
-Each command lives in its own module exposing ``add_parser(subparsers)``, which registers
-an ``argparse`` sub-parser whose ``func(args) -> int`` does the work. Modules import their
-heavy dependencies inside ``func`` so that ``orbitai --help`` stays fast.
+Each command lives in its own module exposing ``add_parser(subparsers, help_text)``, which registers an ``argparse``
+sub-parser whose ``func(args) -> int`` does the work. `COMMANDS` names them; only the module of the command that runs
+is imported, so ``orbitai --help`` stays fast. The ``cli.py`` modules import the work's modules (torch and the rest)
+inside ``func``, so that a command's ``--help`` stays fast too.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import contextlib
+import importlib
 import logging
 import os
 import signal
 import sys
 import threading
-from typing import Any, Iterator, NoReturn, Sequence
+from typing import Any, Iterator, NoReturn, Optional, Sequence
 
 from orbitai import __version__
 from orbitai.errors import OrbitAIError, one_line
@@ -23,18 +24,22 @@ from orbitai.staging import disk_full
 
 __all__ = ["main", "build_parser", "add_device_option"]
 
-#: Modules that contribute sub-commands, in the order ``--help`` lists them.
-COMMAND_MODULES = [
-    "orbitai.commands.info",
-    "orbitai.commands.demo",
-    "orbitai.phantoms.cli",
-    "orbitai.orbit.cli",
-    "orbitai.tao.cli",
-    "orbitai.ivgc.cli",
-    "orbitai.neuro.cli",
-    "orbitai.dicom.cli",
-    "orbitai.web.cli",
-]
+#: The commands, in the order ``--help`` lists them: name -> (the module whose ``add_parser(sub, help_text)`` adds
+#: it, its one-line help). Only the command that runs is imported (`main`), so ``orbitai --help`` loads none of them and their modules
+#: can import what they use at the top.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "info": ("orbitai.commands.info", "print versions, the compute device and the model bundles found"),
+    "demo": ("orbitai.commands.demo", "run the main job on built-in data and save a Slicer scene"),
+    "phantom": ("orbitai.phantoms.cli", "write a synthetic cohort (orbital CT/MRI, domain-randomised, TAO, IVGC, "
+                                        "brain FLAIR) with ground truth"),
+    "seg": ("orbitai.orbit.cli", "orbit segmentation: train, predict, evaluate"),
+    "tao": ("orbitai.tao.cli", "TAO activity (active vs inactive) on orbital T2 MRI: train, predict, evaluate"),
+    "ivgc": ("orbitai.ivgc.cli", "IVGC response in thyroid eye disease from coronal T2 MRI: radiomics, selection, "
+                                 "train, predict, evaluate"),
+    "neuro": ("orbitai.neuro.cli", "brain FLAIR: white-matter lesions, lesion table, NMOSD vs MS"),
+    "dicom": ("orbitai.dicom.cli", "exchange with a PACS over DICOMweb: push results, fetch a series"),
+    "web": ("orbitai.web.cli", "the four modules and the annotation tools in a web browser"),
+}
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -105,7 +110,9 @@ def manifest_inputs(manifest: str, cases: list) -> list:
     return [manifest, *(p for c in cases for p in (c.image, c.segmentation) if p is not None)]
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
+    """The command line's parser: every command's (``only`` None), or command ``only``'s with the others listed by
+    name and help alone, so that only its module is imported."""
     parser = ArgumentParser(
         prog="orbitai",
         description=(
@@ -119,9 +126,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true",
                         help="on an error, print the full traceback instead of one line")
     sub = parser.add_subparsers(dest="command", metavar="<command>")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).add_parser(sub)
+    for name, (module, help_text) in COMMANDS.items():
+        if only is None or name == only:
+            importlib.import_module(module).add_parser(sub, help_text)
+        else:
+            sub.add_parser(name, help=help_text, add_help=False)
     return parser
+
+
+def requested_command(argv: Sequence[str]) -> Optional[str]:
+    """The command an argument list runs (its first word that is not an option), if it names one."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return word if word in COMMANDS else None
 
 
 def command_name(args: argparse.Namespace) -> str:
@@ -207,8 +223,9 @@ def deferred_cancel() -> Iterator[None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; errors end it with one line on stderr (see `orbitai.errors`), not a traceback."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(only=requested_command(words) or "")
+    args = parser.parse_args(words)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

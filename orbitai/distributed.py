@@ -24,7 +24,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Callable, Optional, TypeVar
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel
 
 from orbitai.errors import ConfigError
 
@@ -32,20 +34,14 @@ T = TypeVar("T")
 
 def active() -> bool:
     """True inside a process group of more than one rank."""
-    import torch.distributed as dist
-
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def rank() -> int:
-    import torch.distributed as dist
-
     return dist.get_rank() if active() else 0
 
 
 def world_size() -> int:
-    import torch.distributed as dist
-
     return dist.get_world_size() if active() else 1
 
 
@@ -76,7 +72,6 @@ def sum_over_ranks(values: Sequence[float]) -> list[float]:
     """The element-wise sum of ``values`` over every rank (the values themselves on one process)."""
     if not active():
         return [float(v) for v in values]
-    import torch.distributed as dist
 
     t = torch.tensor([float(v) for v in values], dtype=torch.float64)
     dist.all_reduce(t)
@@ -94,7 +89,6 @@ def share_resume(start: int, state: Callable[[], dict], apply: Callable[[dict], 
     never read. On one process: ``start``."""
     if not active():
         return start
-    import torch.distributed as dist
 
     box: list[Any] = [start, state() if rank() == 0 and start else None]
     dist.broadcast_object_list(box, src=0)
@@ -110,8 +104,6 @@ class _SumOverRanks(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, tensor: torch.Tensor) -> torch.Tensor:
-        import torch.distributed as dist
-
         out = tensor.clone(memory_format=torch.contiguous_format)
         dist.all_reduce(out)
         return out
@@ -204,7 +196,6 @@ def wrap(model: nn.Module, device: torch.device | str) -> Iterator[nn.Module]:
     if not active():
         yield model
         return
-    from torch.nn.parallel import DistributedDataParallel
 
     device = torch.device(device)
     swapped: list[tuple[nn.Module, str, nn.Module]] = []

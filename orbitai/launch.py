@@ -19,6 +19,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
+import torch
+import torch.distributed as dist
+from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs
+from torch.distributed.elastic.multiprocessing.api import SignalException
+from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+from orbitai.device import select_device
 from orbitai.errors import JobError, UserError
 
 #: Environment variables a launcher (``torchrun``, `launch`, Slurm with torchrun) sets for every rank.
@@ -131,11 +139,6 @@ def launch(argv: Sequence[str], nproc: int, verbose: bool = False, out: Optional
     a rank that fails has its one-line error said once (`_failure_line`), and the others are stopped. The ranks
     other than 0 write into a scratch folder beside ``out`` that this launcher names and removes whatever happens
     to them (a rank killed by SIGKILL included), with the parent folders of ``out`` it made when they stay empty."""
-    from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs
-    from torch.distributed.elastic.multiprocessing.api import SignalException
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
-
     check_nproc(nproc)
     # torch's elastic loggers have levels of their own (its get_logger): quiet each of them, not just the parent
     quiet = [logging.getLogger(n) for n in list(logging.root.manager.loggerDict)
@@ -217,11 +220,6 @@ def rank_context(args: Any) -> Iterator[None]:
     (gloo on CPU, nccl on CUDA: ``args.device`` becomes this rank's GPU), and on ranks other than 0 points
     ``args.out`` into a scratch folder beside it (removed at the end, whatever happens) and silences stdout,
     so that rank 0 alone writes results and progress."""
-    import torch
-    import torch.distributed as dist
-
-    from orbitai.device import select_device
-
     device = select_device(getattr(args, "device", "auto"))
     local = int(os.environ.get(LOCAL_RANK_ENV, "0"))
     if device.type == "cuda":

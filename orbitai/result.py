@@ -18,6 +18,8 @@ import os
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Literal, Optional, TypeVar, overload
 
+import numpy as np
+
 from orbitai.errors import ResultError, UserError
 from orbitai.io import Volume, VolumeError, read_volume
 from orbitai.staging import check_writable, staged_folder
@@ -227,8 +229,6 @@ class TaskResult:
     @classmethod
     def read_map(cls, path: Path, what: str, reference: Optional[Volume]) -> Volume:
         """A float map on the input's grid with finite values (clear errors otherwise)."""
-        import numpy as np
-
         m = read_volume(path)
         if reference is not None and not m.same_geometry(reference, tol=1e-3):
             raise VolumeError(f"The {what} (shape {m.shape}) does not lie on the input volume's grid "

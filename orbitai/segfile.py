@@ -29,7 +29,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from orbitai.boxes import bbox
-from orbitai.io import Volume, VolumeError, write_image
+from orbitai.io import Volume, VolumeError, read_volume, write_image, write_volume
+from orbitai.labels import ORBIT_LABELS
 
 __all__ = ["LabelInfo", "orbit_table", "lesion_table", "write_segmentation", "read_segmentation",
            "write_labelmap_json", "read_labelmap_json"]
@@ -51,8 +52,6 @@ class LabelInfo:
 
 def orbit_table() -> dict[int, LabelInfo]:
     """The orbit label scheme 1..16 of DESIGN.md as a label table."""
-    from orbitai.labels import ORBIT_LABELS
-
     return {v: LabelInfo(v, lab.name, lab.colour, lab.slicer_terminology())
             for v, lab in ORBIT_LABELS.items()}
 
@@ -213,8 +212,6 @@ def read_segmentation(path: str | os.PathLike) -> tuple[Volume, dict[int, LabelI
 def write_labelmap_json(labels: Volume, path: str | os.PathLike, table: Mapping | None = None) -> tuple[Path, Path]:
     """Export a plain label map (any volume format, e.g. ``.nii.gz``) plus ``<stem>.json``
     with ``{"labels": [{"value", "name", "colour", "terminology"}]}``. Returns both paths."""
-    from orbitai.io import write_volume
-
     path = Path(path)
     tab = _as_table(table)
     arr = labels.array
@@ -237,8 +234,6 @@ def write_labelmap_json(labels: Volume, path: str | os.PathLike, table: Mapping 
 
 def read_labelmap_json(path: str | os.PathLike) -> tuple[Volume, dict[int, LabelInfo]]:
     """Read a label map and its ``<stem>.json`` table written by :func:`write_labelmap_json`."""
-    from orbitai.io import read_volume
-
     path = Path(path)
     vol = read_volume(path)
     name = path.name

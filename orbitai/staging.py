@@ -17,12 +17,15 @@ output file, never the hidden folder; `write_failure` recovers it from writers t
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
+
+from orbitai.errors import UserError
 
 __all__ = ["staged_folder", "training_folder", "trim_epoch_log", "check_writable", "stage_parent",
            "DISK_FULL", "disk_full", "disk_full_error", "write_failure", "looks_like_path"]
@@ -95,8 +98,6 @@ def check_writable(out: str | os.PathLike, beside: bool = False) -> None:
     """Refuse, before any work, an output folder that cannot be written (no permission to create it or to
     write in it; with ``beside``, also to write next to it: work folders, a replaced bundle's stage): one
     `UserError` naming it and what to do."""
-    from orbitai.errors import UserError
-
     path = Path(out).absolute()
     ancestor = next(p for p in path.parents if p.exists())
     if not ancestor.is_dir() or (path.exists() and not path.is_dir()):
@@ -196,8 +197,6 @@ def trim_epoch_log(path: str | os.PathLike, keep_below: int, column: str = "epoc
     """Keep in the per-epoch CSV ``path`` only the rows whose ``column`` is below ``keep_below`` (rewritten
     atomically): a training resumed from a checkpoint redoes any epoch logged after that checkpoint (an
     interrupt between the row and the checkpoint), and must not log it twice."""
-    import csv
-
     path = Path(path)
     if not path.is_file():
         return

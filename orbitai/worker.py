@@ -53,6 +53,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, TextIO, cast
 
+from orbitai.cli import main as cli_main
 from orbitai.runner import OUT_TOKEN, OrbitaiJob, child_env, default_python, how_it_ended, kill_tree, popen_group
 
 __all__ = ["MARK", "STARTUP_ENV", "WarmJob", "WarmWorker", "main", "serve", "shared_worker", "warm_worker_enabled"]
@@ -166,8 +167,6 @@ class _Interrupt:
 
 def _run(argv: list[str], interrupt: _Interrupt) -> int:
     """One command in-process, every outcome an exit code (as ``python -m orbitai`` would end)."""
-    from orbitai.cli import main as cli_main
-
     try:
         interrupt.running = True
         return cli_main(argv)

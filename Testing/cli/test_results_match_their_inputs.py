@@ -372,14 +372,14 @@ def test_neuro_resamples_a_lesion_mask_on_another_grid_only_on_request(brain, tm
 
 
 def test_the_neuro_input_cache_is_not_used_for_other_images_at_the_same_paths(tmp_path, monkeypatch):
-    import orbitai.neuro.data as inputs
+    import orbitai.neuro.study as study
     from orbitai.cohort.manifest import read_manifest
     from orbitai.neuro.study import cohort_inputs
 
     def fake_input(flair, lesions, mode, size):     # stands for the crop and resize: the FLAIR's first voxel
         return np.full((size,) * 3, float(np.asarray(flair.array).ravel()[0]), np.float32), None
 
-    monkeypatch.setattr(inputs, "classifier_input", fake_input)
+    monkeypatch.setattr(study, "classifier_input", fake_input)
     cases = read_manifest(_tiny_manifest(tmp_path, 2))
     first = np.array(cohort_inputs(cases, "lesion_mask", 4, tmp_path / "cache"))
     _same_size_other_contents(Path(cases[0].image))

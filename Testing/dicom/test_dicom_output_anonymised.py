@@ -75,13 +75,13 @@ def test_tilted_anonymised_series_with_an_invalid_sex_gets_seg_and_sr(tmp_path):
 
 
 def test_failed_dicom_output_keeps_the_result_with_a_warning(tmp_path, monkeypatch, capsys):
-    from orbitai.dicom import DicomExportError, seg
+    from orbitai.dicom import DicomExportError, export
 
     def broken(*args, **kwargs):
         Path(args[5]).write_bytes(b"half a SEG")          # a partial file must not stay
         raise DicomExportError("The DICOM SEG cannot be made from this series: something odd")
 
-    monkeypatch.setattr(seg, "write_seg", broken)
+    monkeypatch.setattr(export, "write_seg", broken)
     folder = write_dicom_series(orbit_case(SEED, "ct").image, tmp_path / "series")
     out = tmp_path / "out"
     assert main(["seg", "predict", str(folder), "--out", str(out), "--device", "cpu", "--no-mirror"]) == 0

@@ -49,16 +49,16 @@ def test_case_name_strips_volume_suffixes():
 
 
 def test_batch_loads_the_model_once_and_writes_each_case(images, tmp_path, capsys, monkeypatch):
-    import orbitai.orbit.models as seg_models
+    import orbitai.orbit.predict as seg_predict
 
     loads = []
-    real = seg_models.load_seg_model
+    real = seg_predict.load_seg_model
 
     def counting(*args, **kwargs):
         loads.append(args)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(seg_models, "load_seg_model", counting)
+    monkeypatch.setattr(seg_predict, "load_seg_model", counting)
     out = tmp_path / "out"
     # the scan without orbits fails alone: the cases around it are written, the exit code says it failed
     code = main(["seg", "predict", str(images["ct_a"]), str(images["block"]), str(images["ct_b"]),

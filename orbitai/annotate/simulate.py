@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage as ndi
+from skimage.morphology import skeletonize
 
 from ._common import AnnotationError, spacing_kji
 
@@ -67,8 +68,6 @@ def _stroke_in_slice(shape2d: np.ndarray, psp: np.ndarray, max_len_mm: float) ->
     (2D skeleton) of the cross-section, or for round shapes (whose skeleton is a dot) the line
     through the middle along the long axis, whichever is longer; within ``max_len_mm / 2`` of the
     middle and inside the cross-section eroded by one pixel."""
-    from skimage.morphology import skeletonize
-
     core = ndi.binary_erosion(shape2d)
     if core.sum() < 3:
         core = shape2d
@@ -211,8 +210,6 @@ def next_click(segment: np.ndarray, truth: np.ndarray, spacing=(1.0, 1.0, 1.0)):
 def rough_mask(truth: np.ndarray, seed: int = 0) -> np.ndarray:
     """The AutoCorrection benchmark's damaged mask: the truth dilated by one voxel with three
     small holes punched inside (deterministic for a seed)."""
-    from scipy import ndimage as ndi
-
     bad = ndi.binary_dilation(truth)
     rng = np.random.default_rng(seed)
     inner = np.argwhere(ndi.binary_erosion(truth))

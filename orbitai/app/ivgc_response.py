@@ -22,15 +22,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+from orbitai.app import requirements_file
+from orbitai.app.panel_spec import Option, PanelSpec, device_option, model_option, reason
 from orbitai.cohort.clinical import IVGC_CLINICAL
 from orbitai.errors import InputError
 from orbitai.ivgc import checks
 from orbitai.ivgc.checks import DEFAULT_STRATEGY
 from orbitai.ivgc.models import IVGC_MODELS
-from orbitai.ivgc.rois import STRATEGIES
-from orbitai.app import requirements_file
-from orbitai.app.panel_spec import Option, PanelSpec, device_option, model_option, reason
+from orbitai.ivgc.rois import STRATEGIES, strategy_masks
+from orbitai.mrml import geometry_of, overlay_node_from_volume, show_overlay, show_volume, table_node_from_rows
 from orbitai.mrml.jobs import JobLogic
+from orbitai.mrml.tables import show_table
+from orbitai.runner import write_job_input
 
 #: Bundle name -> panel label of paper 001's four models (declared in `orbitai.ivgc.models`).
 MODELS = IVGC_MODELS.bundled
@@ -135,8 +138,6 @@ class IVGCResponseLogic(JobLogic):
     def rectiLabels(self, segmentation_node, input_node, strategy: str):
         """The recti segmentation as an orbit label map on the MRI's grid, with every rectus (both
         orbits) that ``strategy`` needs; one-line errors naming the segmentation otherwise."""
-        from orbitai.ivgc.rois import strategy_masks
-
         if segmentation_node is None:
             raise InputError(RECTI_MISSING)
         if not segmentation_node.IsA("vtkMRMLSegmentationNode"):
@@ -152,8 +153,6 @@ class IVGCResponseLogic(JobLogic):
                       device: str = "auto", gradcam: bool = True) -> list[str]:
         """Start hook: check every input, write them into ``workdir``, name the ``ivgc predict``
         command. The scene is not changed."""
-        from orbitai.runner import write_job_input
-
         vol = self.checkVolume(input_node)
         device = self.checkDevice(device)
         labels = self.rectiLabels(segmentation_node, input_node, self.checkStrategy(strategy))
@@ -173,7 +172,6 @@ class IVGCResponseLogic(JobLogic):
         """Finish hook: read an ``ivgc predict`` output folder, then add the result table, the
         selected-features table and the Grad-CAM overlay (all read and checked before the scene is touched)."""
         from orbitai.ivgc.result import IvgcResult
-        from orbitai.mrml import geometry_of, overlay_node_from_volume, table_node_from_rows
 
         read = IvgcResult.read(out_dir, geometry_of(input_node))
         r = read.data
@@ -207,9 +205,6 @@ class IVGCResponseLogic(JobLogic):
 
     def show(self, outputs: IvgcOutputs, input_node) -> None:
         """Show the Grad-CAM over the MRI (when there is one) and the result table (Slicer app)."""
-        from orbitai.mrml import show_overlay, show_volume
-        from orbitai.mrml.tables import show_table
-
         if outputs.gradcam_node is not None:
             show_overlay(self.ctx, outputs.gradcam_node, input_node, opacity=0.5)
         else:

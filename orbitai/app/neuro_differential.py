@@ -19,12 +19,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from orbitai.errors import InputError
+import numpy as np
+
 from orbitai.app import requirements_file
 from orbitai.app.panel_spec import Option, PanelSpec, device_option, model_option, reason
+from orbitai.errors import InputError
+from orbitai.mrml import (
+    geometry_of,
+    overlay_node_from_volume,
+    segmentation_node_from_labels,
+    show_overlay,
+    show_volume,
+    table_node_from_rows,
+)
 from orbitai.mrml.jobs import JobLogic
 from orbitai.mrml.segmentations import segments_volume_mm3
+from orbitai.mrml.tables import show_table
 from orbitai.neuro.models import NEURO_MODELS
+from orbitai.runner import write_job_input
+from orbitai.segfile import LabelInfo, lesion_table, write_segmentation
 
 #: Bundle name -> panel label of paper 003's four classifiers (declared in `orbitai.neuro.models`).
 MODELS = NEURO_MODELS.bundled
@@ -126,8 +139,6 @@ class NeuroDifferentialLogic(JobLogic):
         """The lesion segmentation (every segment is lesion) as a 0/1 mask on the FLAIR's grid; one-line
         errors for a node that is not a segmentation, one without lesion voxels, or one that does not lie
         on the FLAIR (less than `MIN_INSIDE` of its volume inside it)."""
-        import numpy as np
-
         if not segmentation_node.IsA("vtkMRMLSegmentationNode"):
             raise InputError(f"'{segmentation_node.GetName()}' is not a segmentation node.")
         what = f"Lesion segmentation '{segmentation_node.GetName()}'"
@@ -150,9 +161,6 @@ class NeuroDifferentialLogic(JobLogic):
                       device: str = "auto", heatmap: bool = True) -> list[str]:
         """Start hook: check every input, write them into ``workdir``, name the ``neuro predict`` (or
         ``neuro lesions``) command. The scene is not changed."""
-        from orbitai.runner import write_job_input
-        from orbitai.segfile import lesion_table, write_segmentation
-
         vol = self.checkFlair(input_node)
         device = self.checkDevice(device)
         bundle = self.resolveModel(model)
@@ -171,9 +179,7 @@ class NeuroDifferentialLogic(JobLogic):
     def importResults(self, out_dir: Path, input_node, **_options: Any) -> NeuroOutputs:
         """Finish hook: read a ``neuro predict|lesions`` output folder (all of it checked before the scene
         is touched), then add the lesion segmentation, the tables, the heat map and the intracranial mask."""
-        from orbitai.mrml import geometry_of, overlay_node_from_volume, segmentation_node_from_labels, table_node_from_rows
         from orbitai.neuro.result import BRAIN_SEGMENT, NeuroResult
-        from orbitai.segfile import LabelInfo, lesion_table
 
         read = NeuroResult.read(out_dir, geometry_of(input_node))
         r, base = read.data, input_node.GetName()
@@ -219,9 +225,6 @@ class NeuroDifferentialLogic(JobLogic):
 
     def show(self, outputs: NeuroOutputs, input_node) -> None:
         """Show the lesions and the heat map over the FLAIR and the probability (or summary) table (Slicer app)."""
-        from orbitai.mrml import show_overlay, show_volume
-        from orbitai.mrml.tables import show_table
-
         outputs.lesion_segmentation.CreateDefaultDisplayNodes()
         outputs.lesion_segmentation.GetDisplayNode().SetVisibility(True)
         if outputs.heatmap_node is not None:

@@ -12,13 +12,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from orbitai.errors import InputError
-from orbitai.io import VolumeError
 from orbitai.app import requirements_file
 from orbitai.app.panel_spec import Option, PanelSpec, device_option, model_option
-from orbitai.runner import write_job_input
+from orbitai.errors import InputError
+from orbitai.io import VolumeError
+from orbitai.mrml import (
+    geometry_of,
+    labels_from_segmentation_node,
+    segmentation_node_from_labels,
+    show_volume,
+    table_node_from_rows,
+    volume_from_volume_node,
+)
 from orbitai.mrml.jobs import JobLogic
+from orbitai.mrml.tables import show_table
 from orbitai.orbit.models import SEG_MODELS
+from orbitai.orbit.result import SegmentationResult
+from orbitai.runner import write_job_input
 
 #: Model choice that lets the child pick the bundled model for the scan's modality.
 AUTOMATIC_MODEL = "Automatic (by modality)"
@@ -70,8 +80,6 @@ class OrbitSegmentationLogic(JobLogic):
     def jobArguments(self, workdir: Path, input_node, model: Optional[str] = None, device: str = "auto",
                       window: str = "overlap", reference_node=None) -> list[str]:
         """Start hook: check the input, write it to ``workdir``, name the ``seg predict`` command."""
-        from orbitai.mrml import volume_from_volume_node
-
         if input_node is None:
             raise VolumeError("Select an input volume.")
         vol = volume_from_volume_node(input_node)
@@ -90,10 +98,6 @@ class OrbitSegmentationLogic(JobLogic):
 
     def importResults(self, out_dir: Path, input_node, reference_node=None, **_options: Any) -> SegmentationOutputs:
         """Finish hook: read and check the ``seg predict`` result folder, then add its nodes."""
-        from orbitai.mrml import (geometry_of, labels_from_segmentation_node, segmentation_node_from_labels,
-                                  table_node_from_rows)
-        from orbitai.orbit.result import SegmentationResult
-
         result = SegmentationResult.read(out_dir, geometry_of(input_node))
         labels, volumes, warnings = result.labels, result.volumes, result.warnings
         # Everything is computed before the scene is touched.
@@ -122,9 +126,6 @@ class OrbitSegmentationLogic(JobLogic):
     def show(self, outputs: SegmentationOutputs, input_node) -> None:
         """Show the segmentation over the input in 2D and 3D, and the volume table (in the Slicer app; the
         web app shows its tables itself)."""
-        from orbitai.mrml import show_volume
-        from orbitai.mrml.tables import show_table
-
         seg = outputs.segmentation_node
         seg.CreateDefaultDisplayNodes()
         seg.CreateClosedSurfaceRepresentation()

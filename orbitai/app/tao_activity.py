@@ -17,14 +17,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orbitai.errors import InputError
-from orbitai.io import VolumeError
-from orbitai.runner import write_job_input
 from orbitai.app import requirements_file
 from orbitai.app.panel_spec import Option, PanelSpec, device_option, model_option
+from orbitai.errors import InputError
+from orbitai.io import VolumeError
+from orbitai.mrml import (
+    geometry_of,
+    overlay_node_from_volume,
+    roi_node_from_box,
+    show_overlay,
+    show_volume,
+    table_node_from_rows,
+    volume_from_volume_node,
+)
 from orbitai.mrml.jobs import JobLogic
+from orbitai.mrml.tables import show_table
+from orbitai.runner import write_job_input
 from orbitai.tao.models import TAO_MODELS
-from orbitai.tao.result import MAP_KINDS, TaoResultError, TaoResult  # noqa: F401 - TaoResultError: the contract lives in the core
+from orbitai.tao.result import MAP_KINDS, TaoResult, TaoResultError  # noqa: F401 - TaoResultError: the contract lives in the core
 
 #: The panel's "Show map" choices: a heat map's display name, or none.
 SHOWN_MAP_CHOICES = (*MAP_KINDS.values(), "none")
@@ -66,8 +76,6 @@ class TAOActivityLogic(JobLogic):
     @classmethod
     def checkInputs(cls, input_node, segmentation_node=None, device: str = "auto"):
         """The input as a `Volume`; raises a clear error for anything TAOActivity cannot use."""
-        from orbitai.mrml import volume_from_volume_node
-
         if input_node is None:
             raise VolumeError("Select an orbital T2 MRI volume.")
         if not input_node.IsA("vtkMRMLScalarVolumeNode") or input_node.IsA("vtkMRMLLabelMapVolumeNode"):
@@ -106,8 +114,6 @@ class TAOActivityLogic(JobLogic):
     def importResults(self, out_dir: Path, input_node, **_options: Any) -> TaoOutputs:
         """Finish hook: read a ``tao predict`` output folder, then add its table, crop ROIs and heat maps
         (everything is read and checked before the scene is touched)."""
-        from orbitai.mrml import geometry_of, overlay_node_from_volume, roi_node_from_box, table_node_from_rows
-
         read = TaoResult.read(out_dir, geometry_of(input_node))
         result, maps = read.data, read.maps
         model = str(result.get("model", ""))
@@ -137,9 +143,6 @@ class TAOActivityLogic(JobLogic):
     def show(self, outputs: TaoOutputs, input_node, kind: str = "occlusion") -> None:
         """Show one heat map (a kind or its display name, see `SHOWN_MAP_CHOICES`) over the MRI, the
         crop boxes and the table (the table in the Slicer app; the web app shows its tables itself)."""
-        from orbitai.mrml import show_overlay, show_volume
-        from orbitai.mrml.tables import show_table
-
         kind = next((k for k, label in MAP_KINDS.items() if label == kind), kind)
         if kind in outputs.map_nodes:
             show_overlay(self.ctx, outputs.map_nodes[kind], input_node, opacity=0.5)

@@ -27,14 +27,16 @@ import pickle
 import shutil
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterator, Optional
 
-from orbitai.io.checksums import sha256_file, sha256_input  # noqa: F401  (the bundle API names them)
 from orbitai.bundle.schema import validate_metadata
-from orbitai.errors import BundleError
+from orbitai.errors import BundleError, UserError
+from orbitai.io.checksums import sha256_file, sha256_input  # noqa: F401  (the bundle API names them)
+from orbitai.staging import looks_like_path
 
 if TYPE_CHECKING:  # pragma: no cover - torch is imported only to load or save weights
     import torch
@@ -267,8 +269,6 @@ def check_bundle_folder(path: str | os.PathLike, task: str, overwrite: bool = Fa
     * a ``task`` bundle that also holds other files: refused, unless ``overwrite`` (``--overwrite``): the old
       folder is then moved aside to ``<name>.old-<date>-<time>`` beside it when the new bundle is written;
     * anything else (a folder that is not a model bundle, another task's bundle, a file): refused."""
-    from orbitai.errors import UserError
-
     p = Path(path)
     if not p.is_dir() or p.is_symlink():
         if p.exists() or p.is_symlink():
@@ -298,8 +298,6 @@ def check_bundle_folder(path: str | os.PathLike, task: str, overwrite: bool = Fa
 
 def _move_aside(p: Path) -> Path:
     """Rename ``p`` to a free ``<name>.old-<date>-<time>[-N]`` beside it (nothing is deleted)."""
-    import time
-
     stem = f"{p.name}.old-{time.strftime('%Y%m%d-%H%M%S')}"
     aside, n = p.with_name(stem), 1
     while aside.exists() or aside.is_symlink():
@@ -368,8 +366,6 @@ def find_bundle(name_or_path: str) -> Bundle:
 
     Text written as a path (`orbitai.staging.looks_like_path`: ``./b``, ``models/b``, ``~/b``) is only a
     folder; a bare name is a bundle's name first, a folder of that name in the working directory after."""
-    from orbitai.staging import looks_like_path
-
     p = Path(name_or_path).expanduser()
     as_path = looks_like_path(name_or_path)
     available = []

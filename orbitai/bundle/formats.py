@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
+import skops.io as sio
+
 from orbitai.errors import BundleError
+from orbitai.io.checksums import sha256_file
 
 FORMATS = ("skops", "json", "radiomics_params", "torch_state_dict")
 #: Types trusted beyond skops' defaults (scikit-learn's fitted tree structure, used by forests).
@@ -29,8 +33,6 @@ RADIOMICS_SECTIONS = ("setting", "imageType", "featureClass", "voxelSetting")
 
 def file_entry(path: str | os.PathLike, fmt: str) -> dict[str, str]:
     """The ``files`` entry of a file written into a bundle folder (name, format, checksum)."""
-    from orbitai.io.checksums import sha256_file
-
     if fmt not in FORMATS:
         raise BundleError(f"Unknown bundle file format {fmt!r}; use one of {', '.join(FORMATS)}.")
     return {"path": Path(path).name, "format": fmt, "sha256": sha256_file(path)}
@@ -38,8 +40,6 @@ def file_entry(path: str | os.PathLike, fmt: str) -> dict[str, str]:
 
 def save_sklearn(estimator: Any, path: str | os.PathLike) -> dict[str, str]:
     """Write a fitted scikit-learn estimator with skops; returns its ``files`` entry."""
-    import skops.io as sio
-
     sio.dump(estimator, Path(path))
     return file_entry(path, "skops")
 
@@ -67,8 +67,6 @@ def check_radiomics_params(data: Any, where: str) -> None:
 
 def load_file(bundle_dir: str | os.PathLike, entry: dict[str, str], role: str = "file") -> Any:
     """Verify a bundle file's checksum, then read it by its format (never with pickle)."""
-    from orbitai.io.checksums import sha256_file
-
     folder = Path(bundle_dir)
     try:
         name, fmt, digest = entry["path"], entry["format"], entry["sha256"]
@@ -104,10 +102,6 @@ def load_file(bundle_dir: str | os.PathLike, entry: dict[str, str], role: str = 
 
 
 def _load_skops(path: Path, role: str) -> Any:
-    import zipfile
-
-    import skops.io as sio
-
     if not zipfile.is_zipfile(path):
         raise BundleError(f"{path.name} ({role}) is not a skops file (a pickle or other format was refused).")
     try:

@@ -11,6 +11,7 @@ package is imported (``orbitai/tao/__init__.py``).
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -59,8 +60,6 @@ def schema(task: str) -> dict[str, Any]:
 
 def jsonschema_available() -> bool:
     """Whether the full schema check can run here (``jsonschema`` is installed)."""
-    import importlib.util
-
     try:
         return importlib.util.find_spec("jsonschema") is not None
     except (ImportError, ValueError):   # a blocked or half-installed module

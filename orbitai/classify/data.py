@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import Dataset
 
 from orbitai.errors import InputError
+from orbitai.io import read_volume
 
 #: One case: named inputs (arrays or tensors), ``"label"`` (int) when known, optional strings.
 Sample = dict[str, Any]
@@ -91,8 +92,6 @@ class ArrayDataset(Dataset):
 
 def read_image(path: Path) -> np.ndarray:
     """A volume file (NRRD, NIfTI, MetaImage) or DICOM folder as a ``(1, D, H, W)`` float32 array."""
-    from orbitai.io import read_volume
-
     return read_volume(path).array.astype(np.float32)[None]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 import torch
+from monai.networks.nets import ResNet
 from torch import nn
 
 from orbitai.errors import InputError
@@ -42,8 +43,6 @@ def image_encoder(spatial_dims: int = 3, in_channels: int = 1, widths: Sequence[
                   layers: Sequence[int] = (2, 2, 2, 2), block: str = "basic") -> tuple[nn.Module, int]:
     """A MONAI ResNet body with global pooling (``layers`` (2, 2, 2, 2) basic: ResNet-18;
     (3, 4, 6, 3) bottleneck: ResNet-50) and its feature size."""
-    from monai.networks.nets import ResNet
-
     net = ResNet(block, list(layers), list(widths), spatial_dims=spatial_dims, n_input_channels=in_channels,
                  feed_forward=False)
     return net, widths[-1] * (4 if block == "bottleneck" else 1)

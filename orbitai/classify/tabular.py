@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+
 from orbitai.errors import InputError
 
 if TYPE_CHECKING:
@@ -17,12 +24,6 @@ def tabular_classifier(kind: TabularKind = "svm", seed: int = 0) -> Pipeline:
     """Standardise, then ``svm`` (RBF SVC, Platt-scaled probabilities), ``logreg`` (L2 logistic regression)
     or ``rf`` (500-tree random forest); ``predict_proba`` gives (N, 2) like the image models."""
     # scikit-learn imported here: a second at start-up that the commands' parsers need not pay
-    from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.ensemble import RandomForestClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
-    from sklearn.svm import SVC
 
     if kind == "svm":
         # Platt scaling over 5 folds, as SVC(probability=True) did before scikit-learn 1.9 deprecated it

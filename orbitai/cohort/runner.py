@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import csv
 import dataclasses
+import functools
 import hashlib
 import io
 import json
@@ -43,7 +44,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Hashable, Iterator, Mapping, Optional, Sequence, TypeVar
 
+from tqdm import tqdm  # type: ignore[import-untyped]
+
+import orbitai.bundle.core as core
+from orbitai.bundle.core import enable_model_cache, find_bundle
+from orbitai.cohort.manifest import case_folder_name, folder_key, read_manifest
 from orbitai.errors import BundleError, DeviceError, InputError, OrbitAIError, UserError, one_line
+from orbitai.io.checksums import sha256_input
+from orbitai.progress import emit
+from orbitai.result import check_outputs, previous_files
+from orbitai.staging import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +153,6 @@ def worker_state(key: Hashable, make: Callable[[], T]) -> T:
 def _this_process() -> Iterator[None]:
     """A serial run in this process: its worker state (and the bundle model cache, unless it was on) lasts
     for the run only, as a local cluster's worker processes do."""
-    import orbitai.bundle.core as core
-
     was_on = core._model_cache is not None
     _STATE.clear()
     try:
@@ -173,8 +181,6 @@ def execute_case(predict: Callable[[CohortCase, Path], Any], case: CohortCase, o
     found a result there to predict again) and it still holds only the command's ``files`` (`_replace_case`),
     else only while nothing is there. A run that ended (its work folder or marker gone: a cancel, while a
     remote worker still runs) writes nothing, and its work folder is never made again."""
-    from orbitai.bundle.core import enable_model_cache
-
     enable_model_cache()
     buf = io.StringIO()
     t0 = time.perf_counter()
@@ -219,8 +225,6 @@ def _foreign(folder: Path, allowed: Sequence[str], previous: bool = True) -> lis
 
 
 def _previous_files(folder: Path) -> list[str]:
-    from orbitai.result import previous_files
-
     return previous_files(folder)
 
 
@@ -296,8 +300,6 @@ def _replace_case(folder: Path, target: Path, work: Path, files: Sequence[str], 
 # --------------------------------------------------------------------------------------------- resume
 def task_options(task: CohortTask) -> dict[str, Any]:
     """The options that decide a case's result (`CohortTask.options`), as JSON values."""
-    import functools
-
     given = task.options
     if given is None:
         given = next((a for a in getattr(task.predict, "args", ()) if isinstance(a, Mapping)), None) \
@@ -317,8 +319,6 @@ def bundle_identity(model: str) -> Any:
     its metadata (which holds its weights' and files' checksums), so that ``./b``, ``b`` and ``/abs/b`` are one
     model and a bundle retrained in place is another. Text that names no bundle (a task's alias, such as ``B``,
     for a shipped one) stays as it is; the prediction says what is wrong with it."""
-    from orbitai.bundle.core import find_bundle
-
     try:
         bundle = find_bundle(model)
     except (OrbitAIError, OSError, ValueError):
@@ -355,8 +355,6 @@ def input_record(case: CohortCase, options: Mapping[str, Any], previous: Optiona
     """What a case is made from: each input naming a file or folder by its content's SHA-256 (and its place, size
     and time, so that a rerun reads an unchanged input only when ``previous`` recorded another), each other input
     value as it is, and ``options``. Two records with equal `_record_key` make the same result."""
-    from orbitai.io.checksums import sha256_input
-
     inputs: dict[str, Any] = {}
     before = (previous or {}).get("inputs", {})
     for name, value in sorted(case.inputs.items()):
@@ -505,8 +503,6 @@ def check_cohort_options(args: argparse.Namespace, single: str = "image") -> boo
 
 def image_cases(manifest: str | Path) -> list[CohortCase]:
     """The cases of a ``case_id,image[,segmentation]`` manifest, each reading its image and segmentation."""
-    from orbitai.cohort.manifest import read_manifest
-
     return [CohortCase(c.case_id, {"image": str(c.image), "segmentation": str(c.segmentation) if c.segmentation
                                    else None}, tuple(str(p) for p in (c.image, c.segmentation) if p is not None))
             for c in read_manifest(manifest, need_segmentation=False)]
@@ -516,8 +512,6 @@ def check_case_ids(ids: Sequence[str], where: str) -> list[str]:
     """Each id as the folder name it gets under OUT (`orbitai.cohort.manifest.case_folder_name`: portable,
     NFC), one folder each even on a case-insensitive disk, and none the name of the runner's own list of
     failed cases; one `InputError` otherwise."""
-    from orbitai.cohort.manifest import case_folder_name, folder_key
-
     names: list[str] = []
     seen: dict[str, str] = {}
     for cid in ids:
@@ -787,8 +781,6 @@ def _check_only_ours(folder: Path, task: CohortTask, what: str, also: Sequence[s
 
 def write_failed(out: Path, failed: Mapping[str, str]) -> Path:
     """``OUT/failed.csv`` (``case_id,error``, one line each), written atomically."""
-    from orbitai.staging import write_text_atomic
-
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["case_id", "error"])
@@ -806,9 +798,6 @@ def run_cohort(task: CohortTask, cases: Sequence[CohortCase], out: str | os.Path
     after each finished case (a test's hook). Raises `CohortError` (exit 1) when some cases failed (listed in
     ``OUT/failed.csv``), the case's own error when the only case failed, one line naming each when every
     case failed and none is complete (then nothing is written); a cancel leaves only complete cases."""
-    from orbitai.progress import emit
-    from orbitai.result import check_outputs, previous_files
-
     t_start = time.perf_counter()
     out = Path(out)
     names = check_case_ids([c.case_id for c in cases], f"The cohort of {task.command}")
@@ -852,8 +841,6 @@ def run_cohort(task: CohortTask, cases: Sequence[CohortCase], out: str | os.Path
     if changed:
         print(f"{len(changed)} complete case(s) made from other inputs or options, predicted again: "
               f"{', '.join(changed[:10])}{' ...' if len(changed) > 10 else ''}", flush=True)
-
-    from tqdm import tqdm  # type: ignore[import-untyped]
 
     pbar = tqdm(total=n, initial=len(report.skipped), desc=task.command, unit="case", file=sys.stderr,
                 disable=None if bar else True, leave=False)

@@ -13,6 +13,13 @@ from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
+from sklearn.model_selection import (
+    GroupKFold,
+    GroupShuffleSplit,
+    StratifiedGroupKFold,
+    StratifiedKFold,
+    train_test_split,
+)
 
 from orbitai.errors import ConfigError
 
@@ -58,8 +65,6 @@ def grouped_kfold(groups: Sequence[str], folds: int, fold: int, seed: int,
                   y: Sequence[int] | None = None) -> tuple[list[int], list[int]]:
     """(train, validation) indices of ``fold`` (0-based) among ``folds`` folds of whole groups;
     with ``y`` the folds keep the class balance (``StratifiedGroupKFold``, shuffled by ``seed``)."""
-    from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
-
     if not 0 <= fold < folds:
         raise ConfigError(f"--fold must be in 0..{folds - 1}.")
     if folds < 2:
@@ -83,8 +88,6 @@ def grouped_holdout(groups: Sequence[str], fraction: float, seed: int,
     """(train, held-out) indices holding out about ``fraction`` of the groups; with ``y`` the
     held-out part keeps the class balance (first fold of a ``StratifiedGroupKFold`` with
     ``round(1 / fraction)`` folds), else ``GroupShuffleSplit``."""
-    from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
-
     if not 0 < fraction < 1:
         raise ConfigError(f"The held-out fraction must lie between 0 and 1, got {fraction}.")
     idx = np.zeros(len(groups))
@@ -109,8 +112,6 @@ def stratified_holdout(labels: Sequence[int], fraction: float, seed: int) -> tup
     """(train, held-out) indices of cases with class ``labels``: ``round(fraction * n)`` cases held out
     with every class on both sides (scikit-learn's stratified ``train_test_split``, seeded). A cohort too
     small or a class too rare for that is a `ConfigError` giving the numbers, raised before any work."""
-    from sklearn.model_selection import train_test_split
-
     n, k = len(labels), len(set(labels))
     if not 0 < fraction < 1:
         raise ConfigError(f"--holdout must be a fraction in [0, 1), got {fraction}.")
@@ -140,8 +141,6 @@ def check_stratified_folds(labels: Sequence[int], folds: int) -> None:
 def stratified_kfold(labels: Sequence[int], folds: int, fold: int, seed: int) -> tuple[list[int], list[int]]:
     """(train, validation) indices of ``fold`` (0-based) among ``folds`` stratified folds of cases
     (scikit-learn's ``StratifiedKFold``, shuffled by ``seed``); checked by `check_stratified_folds`."""
-    from sklearn.model_selection import StratifiedKFold
-
     check_stratified_folds(labels, folds)
     if not 0 <= fold < folds:
         raise ConfigError(f"--fold must be in 0..{folds - 1}.")

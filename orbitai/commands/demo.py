@@ -15,11 +15,23 @@ import time
 from pathlib import Path
 from typing import Any
 
+from orbitai.bundle.models import find_task_bundle
 from orbitai.cli import add_device_option
+from orbitai.device import select_device
+from orbitai.errors import UserError
+from orbitai.io import write_volume
+from orbitai.orbit.configs import ORBIT_STRUCTURES
+from orbitai.orbit.evaluate import score_case
+from orbitai.orbit.figure import save_comparison
+from orbitai.orbit.result import SegmentationResult
+from orbitai.phantoms import orbit_case
+from orbitai.runner import OrbitaiJob
+from orbitai.segfile import write_segmentation
+from orbitai.staging import staged_folder
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="run the main job on built-in data and save a Slicer scene",
+def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
+    p = sub.add_parser("demo", help=help_text,
                        description="Segment the orbits of a synthetic CT with the bundled model, compare with "
                                    "the ground truth and save everything as a Slicer scene (.mrb).")
     p.add_argument("--out", default="demo_output", help="output folder (default demo_output)")
@@ -36,11 +48,6 @@ def _bar(done: int, total: int, message: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from orbitai.bundle.models import find_task_bundle
-    from orbitai.device import select_device
-    from orbitai.errors import UserError
-    from orbitai.staging import staged_folder
-
     if args.seed < 0:
         raise UserError(f"--seed must be 0 or more, got {args.seed}.")
     select_device(args.device)          # refuse a missing device or model before any work
@@ -64,14 +71,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     """Steps 1-4 of the demo, writing into ``work``; returns the agreement rows (one per structure)."""
-    from orbitai.io import write_volume
-    from orbitai.phantoms import orbit_case
-    from orbitai.runner import OrbitaiJob
-    from orbitai.orbit.configs import ORBIT_STRUCTURES
-    from orbitai.orbit.evaluate import score_case
-    from orbitai.orbit.result import SegmentationResult
-    from orbitai.segfile import write_segmentation
-
     print("1. Synthetic orbital CT from the SPL/NAC atlas (phantom with exact ground truth)")
     case = orbit_case(args.seed, modality="ct")
     image_path = write_volume(case.image, work / "phantom_ct.nrrd")
@@ -96,8 +95,6 @@ def _demo(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     print(f"   {'structure':<26} {'Dice':>6} {'IoU':>6} {'pred cm3':>9} {'true cm3':>9}")
     for r in rows:
         print(f"   {r['structure']:<26} {r['dice']:6.3f} {r['iou']:6.3f} {r['volume_pred_cm3']:9.3f} {r['volume_true_cm3']:9.3f}")
-
-    from orbitai.orbit.figure import save_comparison
 
     fig = save_comparison(case.image, case.labels, pred, work / "segmentation_vs_truth.png",
                           title="OrbitAI demo: synthetic orbital CT, bundled demo SV-net")

@@ -4,11 +4,17 @@ from __future__ import annotations
 import argparse
 import platform
 
+import SimpleITK as sitk
+import torch
+
+from orbitai import __version__
+from orbitai.bundle import iter_bundles, search_paths
 from orbitai.cli import add_device_option
+from orbitai.device import describe, select_device
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("info", help="print versions, the compute device and the model bundles found",
+def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
+    p = sub.add_parser("info", help=help_text,
                        description="Print library versions, the device 'auto' would use and the model bundles found.")
     add_device_option(p, "device to report on")
     p.set_defaults(func=run)
@@ -23,13 +29,6 @@ def _version(module: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    import SimpleITK as sitk
-    import torch
-
-    from orbitai import __version__
-    from orbitai.bundle import iter_bundles, search_paths
-    from orbitai.device import describe, select_device
-
     device = select_device(args.device)   # an unknown or absent device is an error, before any output
     print(f"orbitai      {__version__}")
     print(f"python       {platform.python_version()} ({platform.system()} {platform.machine()})")

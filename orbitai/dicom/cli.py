@@ -7,8 +7,8 @@ from pathlib import Path
 __all__ = ["add_parser"]
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("dicom", help="exchange with a PACS over DICOMweb: push results, fetch a series",
+def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
+    p = sub.add_parser("dicom", help=help_text,
                        description="DICOMweb (STOW-RS, QIDO-RS, WADO-RS) with a PACS such as Orthanc or dcm4chee. "
                                    "A predict command can also read a series straight from a DICOMweb URL: "
                                    "http(s)://HOST/ROOT/studies/<StudyUID>/series/<SeriesUID>.")

@@ -10,11 +10,14 @@ import os
 import shutil
 import sys
 from dataclasses import dataclass, field
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from orbitai.dicom import DicomExportError
 from orbitai.dicom.inputs import DERIVED_MARKER
+from orbitai.dicom.seg import orbit_segments, read_source_series, write_seg
+from orbitai.dicom.sr import orbit_findings, write_sr
 from orbitai.io.volume import Volume
 
 __all__ = ["SEG_FILE", "SR_FILE", "DicomReport", "dicom_extra", "dicom_input", "writer_available",
@@ -51,17 +54,12 @@ def dicom_input(image: str | os.PathLike | None) -> bool:
 
 def writer_available() -> bool:
     """Whether pydicom and highdicom can be imported (DICOM SEG/SR are written only then)."""
-    from importlib.util import find_spec
-
     return find_spec("pydicom") is not None and find_spec("highdicom") is not None
 
 
 def write_report(source: str | os.PathLike, report: DicomReport, folder: Path) -> dict[str, str]:
     """Write ``report`` into ``folder`` referencing the DICOM series in ``source``; returns result.json
     ``files`` entries (``dicom_seg`` when there is a label map, ``dicom_sr``)."""
-    from orbitai.dicom.seg import read_source_series, write_seg
-    from orbitai.dicom.sr import write_sr
-
     sources = read_source_series(source)
     files = {}
     seg = None
@@ -129,9 +127,6 @@ def write_dicom_results(source: str | os.PathLike, labels: Volume, rows: Sequenc
                         version: str, folder: Path, warnings: list[str] | None = None) -> dict[str, str]:
     """The orbit segmentation's SEG and SR (each structure and side, its volume) into ``folder``; when they cannot
     be made, neither is written and ``warnings`` says why (`optional_dicom`)."""
-    from orbitai.dicom.seg import orbit_segments
-    from orbitai.dicom.sr import orbit_findings
-
     def write() -> dict[str, str]:
         segments = orbit_segments(rows)
         return write_report(source, DicomReport(model, version, orbit_findings(rows, segments), labels, segments,

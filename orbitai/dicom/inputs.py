@@ -23,7 +23,9 @@ from typing import Iterator
 
 from orbitai.dicom.source import ATTRIBUTES_OPTION, parse_attributes, write_derived_series
 from orbitai.errors import OrbitAIError, UserError
-from orbitai.io.dicom_folder import SERIES_OPTION
+from orbitai.io import read_volume, require_finite
+from orbitai.io.dicom_folder import SERIES_OPTION, survey_folder
+from orbitai.preprocess.checks import looks_like_ct
 
 #: A hidden file marking a folder as a derived series made here: its files go into the result (orbitai.dicom.export).
 DERIVED_MARKER = ".orbitai-derived"
@@ -71,9 +73,6 @@ def _links(files: list[Path], folder: Path) -> Path:
 
 def _derived(value: str, attributes: dict[str, str], tmp: Path) -> str:
     """``value`` (a volume file) as a derived DICOM series in ``tmp`` with ``attributes``."""
-    from orbitai.io import read_volume, require_finite
-    from orbitai.preprocess.checks import looks_like_ct
-
     path = Path(value)
     vol = read_volume(path)
     require_finite(vol, f"image {path.name}")     # refused as without the option, before anything is written
@@ -108,7 +107,6 @@ def resolve_image(value: str, series: str | None, tmp: Path, attributes: dict[st
         if path.exists():
             raise UserError(f"{SERIES_OPTION} chooses a series in a DICOM folder; {value} is a file.")
         return value                                     # the command says it does not exist
-    from orbitai.io.dicom_folder import survey_folder
 
     survey = survey_folder(path)
     chosen_series = survey.choose(series)

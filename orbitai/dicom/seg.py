@@ -15,12 +15,19 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
+import SimpleITK as sitk
+from pydicom import config
+from pydicom.datadict import dictionary_VR
+from pydicom.sr.codedict import codes
+from pydicom.valuerep import format_number_as_ds, validate_value
 
 from orbitai.dicom import DicomExportError, require_highdicom
+from orbitai.io.dicom import itk_warnings_off
 from orbitai.io.volume import Volume
 from orbitai.labels import ANATOMICAL_STRUCTURE, LABEL_BY_NAME, Code
 
@@ -39,10 +46,6 @@ RESAMPLED_NOTE = ("segmentation.dcm lies on the resampled regular grid (its own 
 def read_source_series(folder: str | os.PathLike) -> list[Dataset]:
     """The headers (no pixel data) of the DICOM series in ``folder`` that :func:`orbitai.io.read_scan` reads
     (the first series GDCM finds)."""
-    import SimpleITK as sitk
-
-    from orbitai.io.dicom import itk_warnings_off
-
     pydicom, _hd = require_highdicom()
     with itk_warnings_off():
         ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
@@ -62,10 +65,6 @@ def complete_type2(ds: Dataset) -> Dataset:
     """``ds`` (a source header, in memory) with each of :data:`TYPE2_COPIED` present: an absent one, or one whose
     value is not valid for its VR (e.g. PatientSex ``U``, a date ``2020-01-01``), becomes empty, as type 2
     allows. The file is not changed."""
-    from pydicom import config
-    from pydicom.datadict import dictionary_VR
-    from pydicom.valuerep import validate_value
-
     for key in TYPE2_COPIED:
         value = ds.get(key)
         if value is None:
@@ -118,8 +117,6 @@ def _coded(hd: Any, code: Code) -> Any:
 
 def algorithm_identification(hd: Any, model: str, version: str) -> Any:
     """The model as the SEG's algorithm (family: artificial intelligence)."""
-    from pydicom.sr.codedict import codes
-
     return hd.AlgorithmIdentificationSequence(name=model, family=codes.cid7162.ArtificialIntelligence,
                                               version=version or "unknown")
 
@@ -179,14 +176,10 @@ def write_seg(labels: Volume, segments: Sequence[SegmentDef], sources: Sequence[
 
 def _ds(value: float) -> str:
     """``value`` as a DICOM decimal string (16 characters at most)."""
-    from pydicom.valuerep import format_number_as_ds
-
     return format_number_as_ds(value)
 
 
 def _software_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return f"orbitai {version('orbitai')}"
     except PackageNotFoundError:

@@ -15,6 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pydicom
+from pydicom import config
+from pydicom.datadict import dictionary_VR
+from pydicom.dataset import FileMetaDataset
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
+from pydicom.valuerep import format_number_as_ds, validate_value
 
 from orbitai.errors import UserError
 from orbitai.io.dicom_folder import shown
@@ -37,10 +43,6 @@ _MR = "1.2.840.10008.5.1.4.1.1.4"
 def parse_attributes(text: str) -> dict[str, str]:
     """The attributes of ``text``: a JSON object, or the path of a file holding one. One-line errors for an
     unknown keyword, a value that is not valid for its DICOM value representation, or no PatientID."""
-    from pydicom import config
-    from pydicom.datadict import dictionary_VR
-    from pydicom.valuerep import validate_value
-
     where = "the JSON given"
     source = text
     if not text.lstrip().startswith("{"):
@@ -98,10 +100,6 @@ def write_derived_series(vol: Volume, folder: str | os.PathLike, attributes: dic
                          source_name: str = "") -> Path:
     """Write ``vol`` into the new ``folder`` as a derived CT or MR series (``modality``) with ``attributes``
     (see :func:`parse_attributes`); new series and frame-of-reference UIDs, a new study unless given."""
-    import pydicom
-    from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
-
     modality = modality.upper()
     if modality not in ("CT", "MR"):
         raise UserError(f"A derived DICOM series is CT or MR, not {modality}.")
@@ -163,7 +161,5 @@ def write_derived_series(vol: Volume, folder: str | os.PathLike, attributes: dic
 
 
 def _ds(value: float) -> str:
-    from pydicom.valuerep import format_number_as_ds
-
     text = format_number_as_ds(float(value))
     return re.sub(r"^-0$", "0", text)

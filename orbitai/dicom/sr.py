@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from pydicom.dataset import Dataset as PlainDataset
+from pydicom.sr.codedict import codes
+
 from orbitai.dicom import DicomExportError, require_highdicom
 from orbitai.dicom.seg import MANUFACTURER, SegmentDef, segment_numbers
 from orbitai.labels import Code
@@ -82,8 +85,6 @@ def write_sr(seg: Dataset | None, segments: Sequence[SegmentDef], findings: Sequ
     """Write ``findings`` as a TID 1500 Measurement Report at ``path``, measurements tied to ``seg``'s segments
     (made from ``segments``) where a finding names one; returns the SR."""
     _pydicom, hd = require_highdicom()
-    from pydicom.dataset import Dataset as PlainDataset
-    from pydicom.sr.codedict import codes
 
     numbers = segment_numbers(segments)
     algorithm = hd.sr.AlgorithmIdentification(name=model, version=version or "unknown",

@@ -9,12 +9,17 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+import pydicom
+import requests
+
 from orbitai.errors import InputError
+from orbitai.io.dicom_folder import SERIES_OPTION, looks_like_dicom, non_image_kind, shown
 
 __all__ = ["DicomWebError", "RemoteSeries", "dicom_files", "check_uid", "fetch_series", "incomplete", "push", "search_series",
            "TIMEOUT_S"]
@@ -56,8 +61,6 @@ def _client(url: str, timeout: float = TIMEOUT_S) -> Any:
 
 def _failure(exc: BaseException, url: str, what: str) -> DicomWebError:
     """One line for a requests failure while ``what`` on ``url``."""
-    import requests
-
     if isinstance(exc, requests.exceptions.ConnectionError):
         reason = "connection refused" if "refused" in str(exc).lower() else "no connection"
         return DicomWebError(f"Cannot reach the DICOMweb server at {url} ({reason}) while {what}: check the address "
@@ -82,8 +85,6 @@ _UID = re.compile(r"[0-9]+(\.[0-9]+)*")
 
 def check_uid(uid: str, what: str = "StudyInstanceUID") -> str:
     """``uid`` when it is a DICOM UID; a one-line error saying so otherwise (before any request is made)."""
-    from orbitai.io.dicom_folder import shown
-
     if not _UID.fullmatch(uid) or len(uid) > 64:
         raise DicomWebError(f"{shown(uid)} is not a DICOM UID (digits and dots, at most 64 characters, e.g. "
                             f"1.2.840.113619.2.55.3); give the {what}.")
@@ -92,8 +93,6 @@ def check_uid(uid: str, what: str = "StudyInstanceUID") -> str:
 
 def search_series(url: str, study_uid: str) -> list[RemoteSeries]:
     """The series of ``study_uid`` on ``url`` (QIDO-RS); a one-line error when the study is not there."""
-    import requests
-
     check_uid(study_uid)
     client = _client(url)
     try:
@@ -115,10 +114,6 @@ def fetch_series(url: str, study_uid: str, series_uid: str | None, folder: str |
     """Retrieve one image series of ``study_uid`` (``series_uid``, or the study's only image series) into the new
     ``folder`` (WADO-RS), one file per instance; returns ``folder``. Several image series without a choice, or a
     series not in the study, are refused listing the study's series."""
-    import requests
-
-    from orbitai.io.dicom_folder import SERIES_OPTION, non_image_kind
-
     folder = Path(folder)
     check_uid(study_uid)
     if series_uid is not None:
@@ -158,8 +153,6 @@ def fetch_series(url: str, study_uid: str, series_uid: str | None, folder: str |
 
 def dicom_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
     """The DICOM files among ``paths`` (files, or folders searched recursively), in name order."""
-    from orbitai.io.dicom_folder import looks_like_dicom
-
     found: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
@@ -219,8 +212,6 @@ def _encapsulated_problem(value: bytes, frames: Any) -> str | None:
     """Why encapsulated pixel data ``value`` (PS3.5 A.4: items, the first the basic offset table, as pydicom keeps
     them, without the sequence delimiter) are incomplete, or None: an item header cut, an item longer than what
     is left, or fewer fragments than ``frames`` (each frame has at least one)."""
-    import struct
-
     offset, items = 0, 0
     while offset < len(value):
         if offset + 8 > len(value):
@@ -246,8 +237,6 @@ def _encapsulated_problem(value: bytes, frames: Any) -> str | None:
 
 def _by_study(files: Sequence[Path]) -> Iterator[tuple[str, list[Any]]]:
     """Every file read whole and checked complete (`incomplete`) before anything is sent, grouped by study."""
-    import pydicom
-
     studies: dict[str, list[Any]] = {}
     for f in files:
         try:
@@ -276,8 +265,6 @@ def push(paths: Sequence[str | os.PathLike], url: str) -> dict[str, Any]:
     ``{"stored": n, "studies": [...], "sop_instance_uids": [...]}``. Every file is checked complete first (one
     that is not stops the push before anything is sent); an instance the server refuses, or does not confirm
     in its answer (ReferencedSOPSequence), is an error naming it."""
-    import requests
-
     files = dicom_files(paths)
     if not files:
         raise DicomWebError(f"No DICOM files in {', '.join(map(str, paths))}; nothing to store.")

@@ -5,6 +5,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from captum.attr import LayerAttribution, LayerGradCam
 
 from orbitai.errors import InputError
 
@@ -16,8 +17,6 @@ def grad_cam(model: torch.nn.Module, x: torch.Tensor, target: int, layer: torch.
 
     ``extra_inputs`` are the model's further inputs after the image (one case each, e.g. RDINet's
     radiomics and clinical vectors): the map explains the image with them held fixed."""
-    from captum.attr import LayerAttribution, LayerGradCam
-
     if x.shape[0] != 1:
         raise InputError(f"Expected one input (batch of 1), got a batch of {x.shape[0]}.")
     if any(t.shape[0] != 1 for t in extra_inputs):

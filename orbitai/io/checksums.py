@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from pathlib import Path
 
 __all__ = ["sha256_file", "sha256_input"]
@@ -28,8 +29,6 @@ def sha256_input(path: str | os.PathLike) -> str:
     computed from. Remembered while the file is unchanged (same inode, size, modification and change
     times), so that a command checking an input twice reads it once; a file changed in the last two
     seconds (within the resolution of file times) is hashed every time."""
-    import time
-
     p = Path(path)
     if p.is_dir():
         h = hashlib.sha256()

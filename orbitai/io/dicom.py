@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -426,8 +427,6 @@ def write_dicom_series(vol: Volume, folder: str | os.PathLike, modality: str = "
 
 def new_uid() -> str:
     """A new UID under the 2.25 root (a UUID as a decimal integer, PS3.5 B.2)."""
-    import uuid
-
     return f"2.25.{uuid.uuid4().int}"
 
 

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Callable, NoReturn, Optional
 
 from orbitai.cli import add_bundle_out_options, add_device_option, add_nproc_option, add_resample_option
 from orbitai.cohort.runner import CohortCase, add_cohort_options, check_cohort_options
-from orbitai.launch import arguments_checked
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import InputError, OrbitAIError, UserError, one_line
+from orbitai.launch import arguments_checked
 
 if TYPE_CHECKING:
     from orbitai.ivgc.features import CohortRun, WideTable
@@ -183,9 +183,8 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_features
                                                                     _add_predict, _add_evaluate, _add_cv, _add_configs]
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("ivgc", help="IVGC response in thyroid eye disease from coronal T2 MRI: radiomics, selection, "
-                                    "train, predict, evaluate",
+def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
+    p = sub.add_parser("ivgc", help=help_text,
                        description="Response to intravenous glucocorticoids (Zhang et al., RDINet, paper 001).")
     s = p.add_subparsers(dest="ivgc_command", metavar="<ivgc command>", required=True)
     for add in SUBCOMMANDS:
@@ -409,9 +408,9 @@ def read_training_inputs(args: argparse.Namespace, need_radiomics: bool) -> tupl
 
 def run_train(args: argparse.Namespace) -> int:
     from orbitai.device import select_device
-    from orbitai.launch import env_world_size
     from orbitai.ivgc.rois import parse_strategies
     from orbitai.ivgc.train import DEEP_KINDS, TASK, train_deep, train_radiomics
+    from orbitai.launch import env_world_size
     from orbitai.result import check_outputs
 
     strategy = parse_strategies([args.strategy])[0].name
@@ -525,8 +524,8 @@ def _run_predict_cohort(args: argparse.Namespace) -> int:
 
 def run_predict(args: argparse.Namespace) -> int:
     from orbitai.device import run_with_fallback, select_device
-    from orbitai.ivgc.predict import predict_ivgc, read_clinical
     from orbitai.dicom.export import dicom_extra
+    from orbitai.ivgc.predict import predict_ivgc, read_clinical
     from orbitai.ivgc.result import FEATURES_FILE, GRADCAM_FILE, dicom_report
     from orbitai.progress import emit
     from orbitai.result import RESULT_FILE, check_outputs

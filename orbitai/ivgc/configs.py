@@ -15,10 +15,12 @@ from typing import Any
 
 import torch
 
+import orbitai.models.ivgc_nets  # noqa: F401  (registers the IVGC architectures)
 from orbitai.classify.train import TrainSettings
 from orbitai.errors import ConfigError
-from orbitai.ivgc.kinds import DEEP_KINDS
 from orbitai.ivgc.data import TARGET_SHAPE, AugmentSpec
+from orbitai.ivgc.kinds import DEEP_KINDS
+from orbitai.models import build_model
 from orbitai.models.ivgc_nets import DEMO_WIDTH, PAPER_WIDTH
 
 #: The three deep models of paper 001's Table 2.
@@ -88,9 +90,6 @@ class IvgcConfig:
 
     def build(self, n_radiomics: int = 0) -> torch.nn.Module:
         """A freshly initialised network of this configuration."""
-        import orbitai.models.ivgc_nets  # noqa: F401  (registers the IVGC architectures)
-        from orbitai.models import build_model
-
         arch = self.architecture(n_radiomics)
         return build_model(arch["name"], **arch["args"])
 

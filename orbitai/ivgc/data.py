@@ -31,11 +31,17 @@ from typing import TYPE_CHECKING, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
+from monai.transforms import Compose, NormalizeIntensity, RandGaussianNoise, RandRotate, RandZoom, Resize
+from monai.transforms.utils import generate_spatial_bounding_box
 
+from orbitai.bundle.core import sha256_input
+from orbitai.checkpoint import load_arrays, save_arrays
 from orbitai.classify.data import FileDataset, Sample
 from orbitai.cohort.manifest import Case, ManifestError, binary_label, naming_case
 from orbitai.errors import InputError
 from orbitai.io import Volume, require_values, resample_like
+from orbitai.ivgc.features import load_case
+from orbitai.ivgc.rois import RoiStrategy, parse_strategies, strategy_masks
 
 if TYPE_CHECKING:
     from orbitai.ivgc.rois import RoiStrategy
@@ -50,8 +56,6 @@ PREPROCESS_VERSION = 1
 
 def strategy_of(strategy: "str | RoiStrategy") -> "RoiStrategy":
     """An ROI strategy of :mod:`orbitai.ivgc.rois` by name (``mrlr``, ``all``, ...) or as given."""
-    from orbitai.ivgc.rois import RoiStrategy, parse_strategies
-
     return strategy if isinstance(strategy, RoiStrategy) else parse_strategies([str(strategy)])[0]
 
 
@@ -59,8 +63,6 @@ def roi_mask(labels: Volume, strategy: "str | RoiStrategy") -> np.ndarray:
     """The ROI of ``strategy`` (its recti, both orbits) as a boolean array; labels outside the orbit
     scheme and a rectus the strategy needs but the segmentation lacks are refused, named
     (:func:`orbitai.ivgc.rois.strategy_masks`)."""
-    from orbitai.ivgc.rois import strategy_masks
-
     s = strategy_of(strategy)
     return strategy_masks(np.asarray(labels.array), [s])[s.name]
 
@@ -83,8 +85,6 @@ class RoiCrop:
                margin_mm: float = MARGIN_MM) -> "RoiCrop":
         """The bounding box of ``mask`` on ``image``'s grid: the mask's slices, ``margin_mm`` in-plane
         (MONAI's bounding-box helper, clipped to the image)."""
-        from monai.transforms.utils import generate_spatial_bounding_box
-
         if not mask.any():
             raise InputError("The ROI mask is empty; the segmentation holds none of the ROI's muscles.")
         sx, sy, _ = image.spacing
@@ -141,8 +141,6 @@ def preprocess(image: Volume, labels: Volume, strategy: "str | RoiStrategy", sha
     ``roi_only`` (one reading of the paper's "region segmentation" step; off by default, the paper's
     input being the bounding box): after the z-score over the box, voxels outside the ROI's muscles
     are set to 0 (the box's mean), so the network sees the muscles' intensities alone."""
-    from monai.transforms import NormalizeIntensity, Resize
-
     check_pair(image, labels)
     mask = roi_mask(labels, strategy)
     crop = RoiCrop.around(image, mask, shape, margin_mm)
@@ -173,8 +171,6 @@ class ImageAugment:
     (keeping the size) and RandGaussianNoise on ``sample[key]``, seeded from the trainer's generator."""
 
     def __init__(self, spec: AugmentSpec = AugmentSpec(), key: str = "image"):
-        from monai.transforms import Compose, RandGaussianNoise, RandRotate, RandZoom
-
         self.spec, self.key = spec, key
         self.transform = Compose([
             RandRotate(range_x=math.radians(spec.rotate_deg), prob=spec.prob, keep_size=True, mode="bilinear",
@@ -235,7 +231,6 @@ class IvgcImageDataset(FileDataset):
 
     def _cache_path(self, image: Path, segmentation: Path) -> Path:
         assert self.cache_dir is not None
-        from orbitai.bundle.core import sha256_input
 
         key = {"files": [[str(p.resolve()), sha256_input(p)] for p in (image, segmentation)],
                "roi": [self.strategy.name, *self.strategy.values], "shape": self.shape,
@@ -245,9 +240,6 @@ class IvgcImageDataset(FileDataset):
 
     def read(self, image: Path, segmentation: Path, who: str) -> tuple[np.ndarray, RoiCrop]:
         """One case's network input and crop (from the cache when there is one); errors name ``who``."""
-        from orbitai.checkpoint import load_arrays, save_arrays
-        from orbitai.ivgc.features import load_case
-
         cache = self._cache_path(image, segmentation) if self.cache_dir is not None else None
         if cache is not None:
             z = load_arrays(cache, "IVGC preprocessing cache")

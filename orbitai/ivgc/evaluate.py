@@ -23,9 +23,19 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from orbitai.bundle.core import Bundle
-from orbitai.cohort.manifest import Case
+from orbitai.classify.train import predict_proba
+from orbitai.cohort.clinical import IVGC_CLINICAL
+from orbitai.cohort.manifest import Case, read_manifest
 from orbitai.errors import InputError
+from orbitai.ivgc.data import MARGIN_MM, TARGET_SHAPE, IvgcImageDataset
+from orbitai.ivgc.features import WideTable, check_table_files, cohort_inputs
+from orbitai.ivgc.models import IVGC_MODELS, load_ivgc_model
+from orbitai.ivgc.train import Selected, case_labels, feature_matrix
+from orbitai.metrics.classification import binary_classification_metrics, table2_row
+from orbitai.metrics.figures import write_figures
 from orbitai.progress import ProgressCallback
+from orbitai.result import check_outputs
+from orbitai.staging import staged_folder
 
 #: Files of the report.
 REPORT_FILES = ("predictions.csv", "table2.csv", "table2.json", "roc.png", "calibration.png",
@@ -35,8 +45,6 @@ REPORT_FILES = ("predictions.csv", "table2.csv", "table2.json", "roc.png", "cali
 def model_probabilities(bundle: Bundle, model: Any, cases: Sequence[Case], table: Optional[Any], device: Any = "cpu",
                         num_workers: int = 0) -> np.ndarray:
     """P(responder) of every case under one loaded bundle (:func:`orbitai.ivgc.models.load_ivgc_model`)."""
-    from orbitai.ivgc.train import Selected, feature_matrix
-
     meta = bundle.metadata
     ids = [c.case_id for c in cases]
     sel = Selected.from_metadata(meta["selection"]) if meta.get("selection") else None
@@ -54,10 +62,6 @@ def model_probabilities(bundle: Bundle, model: Any, cases: Sequence[Case], table
 
 def _deep_probabilities(bundle: Bundle, net: Any, cases: Sequence[Case], radiomics: Optional[np.ndarray], device: Any,
                         num_workers: int) -> np.ndarray:
-    from orbitai.classify.train import predict_proba
-    from orbitai.cohort.clinical import IVGC_CLINICAL
-    from orbitai.ivgc.data import MARGIN_MM, TARGET_SHAPE, IvgcImageDataset
-
     meta = bundle.metadata
     spec = meta.get("input") or {}
     vectors: dict[str, np.ndarray] = {}
@@ -79,15 +83,6 @@ def evaluate_ivgc(manifest: str | Path, models: Sequence[str], out: Path, featur
     """Evaluate ``models`` (kinds or bundle names/folders) on the labelled ``manifest`` and write the
     report (:data:`REPORT_FILES`) into ``out``. Everything is checked before the first prediction; a
     failure or a cancel leaves no partial report."""
-    from orbitai.ivgc.models import IVGC_MODELS, load_ivgc_model
-    from orbitai.cohort.manifest import read_manifest
-    from orbitai.ivgc.features import WideTable, check_table_files, cohort_inputs
-    from orbitai.ivgc.train import case_labels
-    from orbitai.metrics.classification import binary_classification_metrics, table2_row
-    from orbitai.metrics.figures import write_figures
-    from orbitai.result import check_outputs
-    from orbitai.staging import staged_folder
-
     if not models:
         raise InputError("Give at least one --model.")
     cases = read_manifest(manifest)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import logging
 import os
@@ -27,9 +28,19 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
+from tqdm import tqdm  # type: ignore[import-untyped]
 
 from orbitai import staging
+from orbitai.bundle.core import sha256_input
+from orbitai.checkpoint import load_arrays, save_arrays
+from orbitai.cohort.manifest import ManifestError, read_labels, read_manifest
+from orbitai.cohort.runner import dask_map
 from orbitai.errors import InputError, OrbitAIError, one_line
+from orbitai.io import read_volume, require_values, segmentation_on_image
+from orbitai.ivgc.rois import check_label_values, parse_strategies, perturb_labels, strategy_masks
+from orbitai.preprocess.checks import looks_like_ct
+from orbitai.radiomics.protocol import RadiomicsProtocol
+from orbitai.radiomics.shared import SharedExtractor
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +61,6 @@ def load_case(image_path: str | os.PathLike, segmentation_path: str | os.PathLik
     """(SimpleITK image, [z, y, x] label array on its grid) of one case, checked for IVGC radiomics. A
     segmentation off the image's grid is refused unless ``resample_masks`` (then resampled, and
     ``warnings`` gets a line saying so: :func:`orbitai.io.segmentation_on_image`)."""
-    from orbitai.cohort.manifest import read_labels
-    from orbitai.io import read_volume, require_values, segmentation_on_image
-    from orbitai.ivgc.rois import check_label_values
-    from orbitai.preprocess.checks import looks_like_ct
-
     who = f"Case {case_id}: " if case_id else ""
     vol = read_volume(image_path)
     if min(vol.shape) < 3:
@@ -80,10 +86,6 @@ def case_features(case_id: str, image: str, segmentation: str, strategies: Seque
     """``{"<strategy>_<pyradiomics name>": value}`` of one case (``perturb``: of the documented
     perturbation of its segmentation, :func:`orbitai.ivgc.rois.perturb_labels`). Plain arguments,
     so that it runs on a Dask worker."""
-    from orbitai.ivgc.rois import parse_strategies, perturb_labels, strategy_masks
-    from orbitai.radiomics.protocol import RadiomicsProtocol
-    from orbitai.radiomics.shared import SharedExtractor
-
     chosen = parse_strategies(list(strategies))
     img, labels = load_case(image, segmentation, case_id, resample_masks)
     if perturb:
@@ -116,8 +118,6 @@ class WideTable:
 
     def to_csv(self, path: str | os.PathLike) -> Path:
         """Write atomically (:func:`orbitai.staging.write_text_atomic`)."""
-        import io
-
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(["case_id", *([KEY_COLUMN] if self.keys else []), *(FILE_COLUMNS if self.files else ()),
@@ -199,8 +199,6 @@ def _cache_file(folder: Path, case_id: str) -> Path:
 
 def file_digests(image: Path, segmentation: Path) -> tuple[str, str]:
     """The SHA-256 of a case's image and segmentation (:func:`orbitai.bundle.core.sha256_input`)."""
-    from orbitai.bundle.core import sha256_input
-
     return sha256_input(image), sha256_input(segmentation)
 
 
@@ -246,8 +244,6 @@ def check_table_files(table: WideTable, cases: Sequence["CaseFiles"], source: st
 
 
 def _cached(path: Path, key: str) -> Optional[dict[str, float]]:
-    from orbitai.checkpoint import load_arrays
-
     arrays = load_arrays(path, what="radiomics case cache")
     if arrays is None or str(arrays.get("key", np.array(""))) != key:
         return None
@@ -255,8 +251,6 @@ def _cached(path: Path, key: str) -> Optional[dict[str, float]]:
 
 
 def _store(path: Path, key: str, features: Mapping[str, float]) -> None:
-    from orbitai.checkpoint import save_arrays
-
     save_arrays(path, {"key": np.array(key), "names": np.array(list(features)),
                        "values": np.array(list(features.values()), dtype=np.float64)})
 
@@ -271,8 +265,6 @@ class CaseFiles:
 def cohort_inputs(manifest: str | os.PathLike, column: str = "segmentation") -> tuple[list[CaseFiles], dict[str, InputError]]:
     """The manifest's cases with the segmentation of ``column`` (``segmentation``, or
     :data:`SECOND_RATER_COLUMN` for a second rater), and the cases that have none."""
-    from orbitai.cohort.manifest import ManifestError, read_manifest
-
     manifest = Path(manifest)
     cases = read_manifest(manifest, need_segmentation=True)
     if column not in cases[0].row:
@@ -343,8 +335,6 @@ def extract_cohort(cases: Sequence[CaseFiles], strategies: Sequence[str], protoc
             progress(done, total, f"{cid} {'failed' if error is not None else 'done'}")
         pbar.update(1)
 
-    from tqdm import tqdm  # type: ignore[import-untyped]
-
     pbar = tqdm(total=total, initial=done, desc="radiomics", unit="case", file=sys.stderr,
                 disable=None if bar else True, leave=False)
     try:
@@ -379,8 +369,6 @@ def _run_dask(todo: Sequence[str], inputs: Mapping[str, tuple[Path, Path]], stra
               resample_masks: bool = False) -> None:
     """Submit every case to a Dask cluster (the cohort runner's, :func:`orbitai.cohort.runner.dask_map`);
     report each as it completes."""
-    from orbitai.cohort.runner import dask_map
-
     dask_map(case_features, {cid: (cid, str(inputs[cid][0]), str(inputs[cid][1]), list(strategies), dict(protocol),
                                    perturb, resample_masks) for cid in todo},
              workers, scheduler, finished, prefix="ivgc-radiomics")

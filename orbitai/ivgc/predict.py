@@ -22,16 +22,26 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 import SimpleITK as sitk
+import torch
 
 from orbitai.bundle.core import Bundle
+from orbitai.classify.data import ArrayDataset
+from orbitai.classify.train import predict_proba
 from orbitai.cohort.clinical import IVGC_CLINICAL
 from orbitai.errors import InputError
 from orbitai.io import Volume
 from orbitai.io.values import noise_warning
 from orbitai.ivgc.checks import bundle_strategy, check_clinical, check_clinical_names
+from orbitai.ivgc.data import MARGIN_MM, TARGET_SHAPE, preprocess
+from orbitai.ivgc.features import load_case
+from orbitai.ivgc.gradcam import grad_cam_on_mri
+from orbitai.ivgc.models import load_ivgc_model
 from orbitai.ivgc.result import CALLS, FeatureValue, IvgcResult
+from orbitai.ivgc.rois import parse_strategies, strategy_masks
 from orbitai.ivgc.train import Selected
 from orbitai.progress import ProgressCallback
+from orbitai.radiomics.protocol import RadiomicsProtocol
+from orbitai.radiomics.shared import SharedExtractor
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +104,6 @@ def predict_ivgc(image: str | Path, segmentation: str | Path, model: Optional[st
     """Predict one patient (see the module docstring); ``clinical``: ``{feature: value}`` or None;
     ``resample_masks``: a segmentation off the MRI's grid is resampled onto it (said in ``warnings``)
     instead of refused."""
-    from orbitai.ivgc.models import load_ivgc_model
-    from orbitai.ivgc.features import load_case
-    from orbitai.ivgc.rois import parse_strategies, strategy_masks
-    from orbitai.radiomics.protocol import RadiomicsProtocol
-    from orbitai.radiomics.shared import SharedExtractor
-
     t0 = time.perf_counter()
     report = progress or (lambda d, t, m: None)
     report(0, 5, "loading the model")
@@ -159,13 +163,6 @@ def predict_ivgc(image: str | Path, segmentation: str | Path, model: Optional[st
 def _deep(bundle: Bundle, net: Any, sitk_image: Any, labels: np.ndarray, roi: Any, radiomics: Optional[np.ndarray],
           clinical: Optional[np.ndarray], gradcam: bool, device: Any, report: ProgressCallback
           ) -> tuple[float, Optional[Volume]]:
-    import torch
-
-    from orbitai.classify.data import ArrayDataset
-    from orbitai.classify.train import predict_proba
-    from orbitai.ivgc.data import MARGIN_MM, TARGET_SHAPE, preprocess
-    from orbitai.ivgc.gradcam import grad_cam_on_mri
-
     spec = bundle.metadata.get("input") or {}
     mri = Volume.from_sitk(sitk_image)
     x, crop = preprocess(mri, mri.with_array(labels), roi, tuple(spec.get("shape_array", TARGET_SHAPE)),

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from orbitai.dicom.export import DicomReport
+from orbitai.dicom.sr import NO_UNITS, PROBABILITY, Finding, Measure, private_code
 from orbitai.errors import ResultError
 from orbitai.io import Volume, write_volume
 from orbitai.result import TaskResult
@@ -137,9 +139,6 @@ def dicom_report(data: dict[str, Any]) -> Any:
     """What ``ivgc predict`` puts into DICOM (:mod:`orbitai.dicom.export`): an SR with P(response to intravenous
     glucocorticoids), the model as the algorithm and its kind, ROI strategy and clinical use as the algorithm's
     parameters (no SEG: the result holds no label map). ``data`` is result.json's body; the numbers are the same."""
-    from orbitai.dicom.export import DicomReport
-    from orbitai.dicom.sr import NO_UNITS, PROBABILITY, Finding, Measure, private_code
-
     response = private_code("IVGC-RESPONSE", "Response to intravenous glucocorticoids")
     finding = Finding("P(responder)", response, [Measure(PROBABILITY, float(data["probability"]), NO_UNITS)])
     parameters = [f"kind: {data.get('kind', '')}", f"ROI strategy: {data.get('strategy', '')}",

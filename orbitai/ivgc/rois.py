@@ -19,6 +19,7 @@ Prefixes are one token without ``_`` so that a name splits back into strategy an
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -117,8 +118,6 @@ def perturb_labels(labels: np.ndarray, spacing_zyx: Sequence[float], case_id: st
     """A second segmentation for the reproducibility (ICC) analysis when no second rater's exists:
     the first with every rectus contour moved by one voxel in-plane (:data:`PERTURBATION`).
     Deterministic per case id, so a rerun (and the serial and Dask runs) give the same mask."""
-    import hashlib
-
     from scipy import ndimage
 
     seed = int.from_bytes(hashlib.sha256(case_id.encode()).digest()[:8], "little")

@@ -18,8 +18,12 @@ from pathlib import Path
 from typing import Any, Literal, Sequence
 
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 
 from orbitai.errors import InputError, UserError
+from orbitai.ivgc.data import case_label
+from orbitai.radiomics.select import icc, selection_pipeline
+from orbitai.staging import write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -46,10 +50,6 @@ def select_strategy(names: Sequence[str], X: np.ndarray, X_repeat: np.ndarray, y
                     settings: SelectionSettings = SelectionSettings()) -> dict[str, Any]:
     """One strategy's selection: ``X`` (cases x features), ``X_repeat`` the same cases' features from
     the second segmentation (the ICC subset: its rows pair with the first rows of ``X``), ``y`` 0/1."""
-    from sklearn.exceptions import ConvergenceWarning
-
-    from orbitai.radiomics.select import icc, selection_pipeline
-
     names = list(names)
     finite = np.isfinite(X).all(axis=0) & np.isfinite(X_repeat).all(axis=0)
     values = icc(X[: len(X_repeat)], X_repeat, "ICC2")
@@ -113,8 +113,6 @@ def check_cohort(cases: Sequence[Any], table: Any, strategies: Sequence[str], se
     """What :func:`select_cohort` needs of the manifest and the first table, checked before the second
     segmentation's features are extracted (the slow step): every label, enough cases of each class, a row
     for every case and the features of every strategy."""
-    from orbitai.ivgc.data import case_label
-
     check_classes(np.array([case_label(c) for c in cases], dtype=int), settings)
     table.rows([c.case_id for c in cases])
     for s in strategies:
@@ -127,8 +125,6 @@ def select_cohort(cases: Sequence[Any], table: Any, repeat: Any, strategies: Seq
                   settings: SelectionSettings = SelectionSettings()) -> dict[str, Any]:
     """Selection per strategy for the manifest's ``cases`` (labels from their ``label`` column) with
     feature tables ``table`` and ``repeat`` (:class:`orbitai.ivgc.features.WideTable`)."""
-    from orbitai.ivgc.data import case_label
-
     ids = [c.case_id for c in cases]
     y = np.array([case_label(c) for c in cases], dtype=int)
     both = [c for c in ids if c in set(repeat.case_ids)]
@@ -160,8 +156,6 @@ def select_cohort(cases: Sequence[Any], table: Any, repeat: Any, strategies: Seq
 
 def write_selection(doc: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write the selection JSON atomically."""
-    from orbitai.staging import write_text_atomic
-
     return write_text_atomic(path, json.dumps(doc, indent=2, allow_nan=False) + "\n")
 
 

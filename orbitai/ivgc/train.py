@@ -16,6 +16,7 @@ training cohort's fill values for the ones allowed to be missing) and the decisi
 """
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import time
@@ -24,12 +25,26 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
+import torch
+from sklearn.base import clone
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-from orbitai.classify.tabular import TABULAR_KINDS
+from orbitai.bundle.core import WEIGHTS, sha256_file, write_bundle
+from orbitai.bundle.formats import save_json, save_sklearn
+from orbitai.classify.tabular import TABULAR_KINDS, tabular_classifier
+from orbitai.classify.train import fit, predict_proba
+from orbitai.cohort.clinical import IVGC_CLINICAL
 from orbitai.cohort.manifest import Case
+from orbitai.cohort.splits import check_stratified_folds, stratified_holdout, stratified_kfold
 from orbitai.errors import ConfigError, InputError
+from orbitai.ivgc.configs import get_config
+from orbitai.ivgc.data import MARGIN_MM, ImageAugment, IvgcImageDataset, case_label
 from orbitai.ivgc.kinds import DEEP_KINDS, KINDS
+from orbitai.metrics.classification import binary_classification_metrics, mean_sd
+from orbitai.models import count_parameters
 from orbitai.progress import ProgressCallback, emit
+from orbitai.radiomics.protocol import RadiomicsProtocol
+from orbitai.staging import staged_folder, training_folder
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +117,6 @@ def feature_matrix(table: Any, case_ids: Sequence[str], names: Sequence[str], so
 def clinical_matrix(cases: Sequence[Case]) -> tuple[np.ndarray, dict[str, float]]:
     """The 16 clinical features of ``cases`` (:data:`orbitai.cohort.clinical.IVGC_CLINICAL`, validated;
     missing values allowed to be filled get the training cases' median or mode) and the fill values."""
-    from orbitai.cohort.clinical import IVGC_CLINICAL
-
     raw = IVGC_CLINICAL.parse_rows([c.row for c in cases], [c.case_id for c in cases])
     fill = IVGC_CLINICAL.fill_values(raw)
     return IVGC_CLINICAL.impute(raw, fill), fill
@@ -112,8 +125,6 @@ def clinical_matrix(cases: Sequence[Case]) -> tuple[np.ndarray, dict[str, float]
 def case_labels(cases: Sequence[Case], purpose: str = "training") -> np.ndarray:
     """Every case's 0/1 label (checked, named) and both classes present (``purpose`` names what needs
     them: training, evaluation)."""
-    from orbitai.ivgc.data import case_label
-
     y = np.array([case_label(c) for c in cases], dtype=int)
     if len(set(y.tolist())) < 2:
         raise ConfigError(f"All {len(cases)} cases have label {int(y[0]) if len(y) else '?'}; {purpose} needs "
@@ -131,8 +142,6 @@ def _cohort(cases: Sequence[Case], y: np.ndarray, data: str) -> dict[str, Any]:
 
 
 def _protocol() -> dict[str, Any]:
-    from orbitai.radiomics.protocol import RadiomicsProtocol
-
     return RadiomicsProtocol.load("ivgc").to_dict()
 
 
@@ -143,14 +152,6 @@ def train_radiomics(cases: Sequence[Case], table: Any, selection: dict[str, Any]
     """Fit a ``kind`` pipeline (svm, logreg, rf) on the selected features of ``strategy`` over all
     ``cases`` and write the bundle ``out`` (`orbitai.bundle.core.write_bundle`, ``overwrite``); its stratified
     ``cv_folds``-fold CV AUC goes into the metadata."""
-    from sklearn.base import clone
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
-
-    from orbitai.bundle.core import write_bundle
-    from orbitai.bundle.formats import save_json, save_sklearn
-    from orbitai.classify.tabular import tabular_classifier
-    from orbitai.metrics.classification import binary_classification_metrics
-
     if kind not in TABULAR_KINDS:
         raise ConfigError(f"{kind!r} is not a radiomics model; use one of {', '.join(TABULAR_KINDS)}.")
     t0 = time.perf_counter()
@@ -195,8 +196,6 @@ def _rounded(m: dict[str, Any]) -> dict[str, Any]:
 
 def _metadata(name: str, kind: str, strategy: str, sel: Optional[Selected], clinical: bool, data: str,
               cohort: dict[str, Any]) -> dict[str, Any]:
-    from orbitai.cohort.clinical import IVGC_CLINICAL
-
     meta: dict[str, Any] = {
         "name": name, "version": "1", "task": TASK, "kind": kind,
         "strategy": strategy,
@@ -219,10 +218,6 @@ def train_deep(cases: Sequence[Case], table: Any, selection: Optional[dict[str, 
     checkpoints in ``.<out name>-training`` beside ``out`` (rerun to resume; removed when the bundle is
     written, or when a failure or a cancel comes before the first checkpoint, `orbitai.staging.training_folder`);
     ``overwrite``: see `orbitai.bundle.core.write_bundle`."""
-    from orbitai.cohort.splits import stratified_holdout
-    from orbitai.ivgc.configs import get_config
-    from orbitai.staging import training_folder
-
     check_epochs(epochs)
     cfg = get_config(config)
     y = case_labels(cases)
@@ -258,11 +253,6 @@ def _fit_deep(cases, cfg, strategy: str, sel, radiomics, clinical, tr: Sequence[
               seed: int, epochs: Optional[int], device, progress: Optional[ProgressCallback], num_workers: int = 0):
     """Train ``cfg``'s network on cases ``tr`` (validated on ``te``) in ``work``; (model, summary, held-out
     dataset or None, settings run)."""
-    import torch
-
-    from orbitai.classify.train import fit
-    from orbitai.ivgc.data import IvgcImageDataset, ImageAugment
-
     settings = cfg.settings if epochs is None else replace(cfg.settings, epochs=epochs, decay_epoch=epochs)
 
     def dataset(idx: Sequence[int]) -> IvgcImageDataset:
@@ -284,14 +274,6 @@ def _fit_deep(cases, cfg, strategy: str, sel, radiomics, clinical, tr: Sequence[
 def _train_deep(cases, y, cfg, strategy: str, sel, radiomics, clinical, fill, tr, te, out: Path, work: Path, seed: int,
                 epochs: Optional[int], device, progress: ProgressCallback, training_data: str, num_workers: int,
                 t0: float, overwrite: bool = False) -> Path:
-    import torch
-
-    from orbitai.bundle.core import WEIGHTS, sha256_file, write_bundle
-    from orbitai.bundle.formats import save_json
-    from orbitai.classify.train import predict_proba
-    from orbitai.metrics.classification import binary_classification_metrics
-    from orbitai.models import count_parameters
-
     model, summary, test_set, settings = _fit_deep(cases, cfg, strategy, sel, radiomics, clinical, tr, te, work, seed,
                                                    epochs, device, progress, num_workers)
     meta = _metadata(out.name, cfg.model, strategy, sel, cfg.uses_clinical, training_data,
@@ -330,8 +312,6 @@ def _train_deep(cases, y, cfg, strategy: str, sel, radiomics, clinical, fill, tr
 def _epoch_minutes(path: Path) -> float:
     """Minutes of every epoch in the training's ``epochs.csv``, over all runs (a resumed training's
     ``minutes`` counts only its last run)."""
-    import csv
-
     if not path.is_file():
         return 0.0
     with path.open(newline="") as f:
@@ -339,8 +319,6 @@ def _epoch_minutes(path: Path) -> float:
 
 
 def _margin() -> float:
-    from orbitai.ivgc.data import MARGIN_MM
-
     return MARGIN_MM
 
 
@@ -361,9 +339,6 @@ def cross_validate(cases: Sequence[Case], table: Any, selection: Optional[dict[s
     per fold the model trained on the other folds (radiomics: the pipeline; deep: ``config``, a work folder
     ``fold<k>`` with checkpoints) and its metrics on the fold; ``cv.json`` with the folds and mean +- SD.
     Everything is checked first, written beside ``out`` and moved in whole (`orbitai.staging.staged_folder`)."""
-    from orbitai.cohort.splits import check_stratified_folds
-    from orbitai.staging import staged_folder
-
     check_epochs(epochs)
     y = case_labels(cases)
     check_stratified_folds(y.tolist(), folds)
@@ -387,12 +362,6 @@ def cross_validate(cases: Sequence[Case], table: Any, selection: Optional[dict[s
 
 def _cross_validate(cases, y, X, clinical, sel, kind, strategy, work: Path, folds: int, seed: int, config: str,
                     epochs: Optional[int], device, progress: ProgressCallback, deep: bool) -> dict[str, Any]:
-    from orbitai.classify.tabular import tabular_classifier
-    from orbitai.classify.train import predict_proba
-    from orbitai.cohort.splits import stratified_kfold
-    from orbitai.ivgc.configs import get_config
-    from orbitai.metrics.classification import binary_classification_metrics, mean_sd
-
     cfg = get_config(config) if deep else None
     per_fold = []
     for k in range(folds):

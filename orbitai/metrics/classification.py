@@ -11,6 +11,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 from scipy.stats import norm
+from sklearn.calibration import calibration_curve
 from sklearn.metrics import brier_score_loss, confusion_matrix, roc_curve
 
 from orbitai.errors import InputError
@@ -98,8 +99,6 @@ def roc_points(y_true, prob) -> dict[str, np.ndarray]:
 def calibration(y_true, prob, n_bins: int = 10, strategy: str = "uniform") -> dict:
     """Calibration curve (scikit-learn's ``calibration_curve``: observed fraction of positives and mean
     predicted probability per non-empty bin) and the Brier score, mean((p - y)^2)."""
-    from sklearn.calibration import calibration_curve
-
     y, p = _check(y_true, prob)
     if not ((p >= 0) & (p <= 1)).all():
         raise InputError("Probabilities must lie in [0, 1] for a calibration curve.")

@@ -8,17 +8,26 @@ atomically (a hidden file beside the target, then renamed), so a failed run leav
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence, Union
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
+from sklearn.metrics import roc_curve
 
 from orbitai.errors import InputError
-from orbitai.metrics.classification import (binary_classification_metrics, calibration, decision_curve,
-                                            radar_data, roc_points)
+from orbitai.metrics.classification import (
+    binary_classification_metrics,
+    calibration,
+    decision_curve,
+    radar_data,
+    roc_points,
+)
 from orbitai.staging import write_text_atomic
 
 # A run-time alias: typing.Union, not `X | Y`, which fails on Slicer 5.8's Python 3.9.
@@ -27,10 +36,7 @@ Curves = Mapping[str, tuple[Union[Sequence[int], np.ndarray], Union[Sequence[flo
 
 def pyplot():
     """matplotlib's pyplot on the Agg backend (no display needed)."""
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     return plt
 
@@ -139,8 +145,6 @@ def write_cohort_report(rows: Iterable[Mapping], out_dir: str | os.PathLike, tit
                         threshold: float = 0.5) -> dict:
     """Write ``predictions.csv``, ``metrics.json`` and ``report.png`` (ROC with AUC and CI,
     confusion matrix, probabilities by class) for rows with ``y_true`` and ``prob``."""
-    import io
-
     plt = pyplot()
     rows = [dict(r) for r in rows]
     missing = {"case_id", "y_true", "prob"} - set().union(*rows) if rows else {"case_id", "y_true", "prob"}
@@ -161,7 +165,6 @@ def write_cohort_report(rows: Iterable[Mapping], out_dir: str | os.PathLike, tit
     write_text_atomic(out / "metrics.json", json.dumps(m, indent=2) + "\n")
 
     fig, ax = plt.subplots(1, 3, figsize=(13, 4.2))
-    from sklearn.metrics import roc_curve
 
     fpr, tpr, _ = roc_curve(y, p)
     ax[0].plot(fpr, tpr, lw=2, label=f"AUC {m['auc']:.3f} (95% CI {m['auc_ci95'][0]:.3f}-{m['auc_ci95'][1]:.3f})")

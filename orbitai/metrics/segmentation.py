@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
+from scipy import ndimage as ndi
+from scipy import stats
 
 from orbitai.errors import InputError
 
@@ -112,8 +114,6 @@ def per_label_metrics(pred: np.ndarray, truth: np.ndarray, labels: Mapping[int, 
 
 def volume_agreement(pred_cm3: Sequence[float], true_cm3: Sequence[float]) -> dict[str, float]:
     """Cohort agreement of volumes: Pearson R (and p), MAE, RMSE (cm^3), mean relative error (%)."""
-    from scipy import stats
-
     p, t = np.asarray(pred_cm3, float), np.asarray(true_cm3, float)
     if p.shape != t.shape or p.ndim != 1:
         raise InputError("Volume lists must be 1D and of equal length.")
@@ -142,8 +142,6 @@ def volume_agreement(pred_cm3: Sequence[float], true_cm3: Sequence[float]) -> di
 
 def lesion_components(mask: np.ndarray, min_voxels: int = 1) -> tuple[np.ndarray, int]:
     """26-connected components of a binary mask (labels 1..n), components under ``min_voxels`` dropped."""
-    from scipy import ndimage as ndi
-
     lab, n = ndi.label(np.asarray(mask, bool), np.ones((3, 3, 3), bool))
     if min_voxels > 1 and n:
         sizes = np.bincount(lab.ravel(), minlength=n + 1)

@@ -34,6 +34,7 @@ from typing import Optional, cast
 
 import numpy as np
 import torch
+from monai.networks.nets import resnet50
 from torch import nn
 
 from orbitai.classify.fusion import vector_encoder
@@ -48,8 +49,6 @@ N_CLASSES = 2
 
 def resnet50_trunk(width: float = PAPER_WIDTH) -> tuple[nn.Module, int]:
     """MONAI's 3D ResNet-50 without its classifier (globally pooled features) and its feature size."""
-    from monai.networks.nets import resnet50
-
     if not (isinstance(width, (int, float)) and int(64 * width) >= 4):
         raise InputError(f"width must be at least 1/16 (stage widths of 4 channels or more), got {width!r}.")
     net = resnet50(spatial_dims=3, n_input_channels=1, conv1_t_stride=2, widen_factor=float(width),

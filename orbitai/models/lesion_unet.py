@@ -7,6 +7,7 @@ Bundles store the registry name ``neuro_lesion_unet25d`` and the factory's keywo
 """
 from __future__ import annotations
 
+from monai.networks.nets import UNet
 from torch import nn
 
 from orbitai.models import register
@@ -21,8 +22,6 @@ def neuro_lesion_unet25d(in_channels: int = 5, out_channels: int = 2,
                          num_res_units: int = 1) -> nn.Module:
     """MONAI 2D residual U-Net (batch norm, PReLU), strides of 2 between levels; ``in_channels``: the
     context slices (5: the slice and two on each side)."""
-    from monai.networks.nets import UNet
-
     ch = tuple(int(c) for c in channels)
     return UNet(spatial_dims=2, in_channels=in_channels, out_channels=out_channels, channels=ch,
                 strides=(2,) * (len(ch) - 1), num_res_units=num_res_units, norm="batch")

@@ -27,9 +27,11 @@ import os
 from typing import Any, Optional, Sequence, cast
 
 import torch
+from monai.networks.nets import resnet18, resnet34
 from torch import nn
 
 from orbitai.errors import InputError
+from orbitai.io.checksums import sha256_file
 from orbitai.models import register
 
 N_CLASSES = 2
@@ -72,8 +74,6 @@ class CompressionBlock(nn.Module):
 
 def resnet2d(depth: int, in_channels: int, width: float = 1.0, n_classes: int = N_CLASSES) -> nn.Module:
     """MONAI's 2D ResNet-18/34 with torchvision's layout (stride-2 stem, no downsample bias)."""
-    from monai.networks.nets import resnet18, resnet34
-
     _check_depth(depth)
     _check_width(width)
     f = resnet18 if depth == 18 else resnet34
@@ -133,8 +133,6 @@ class TwoViewNet(nn.Module):
 
 def resnet3d(depth: int = 18, width: float = 1.0, n_classes: int = N_CLASSES) -> nn.Module:
     """MONAI 3D ResNet-18/34 baseline: one input channel, ``n_classes`` outputs, stride-2 stem."""
-    from monai.networks.nets import resnet18, resnet34
-
     _check_depth(depth)
     _check_width(width)
     f = resnet18 if depth == 18 else resnet34
@@ -178,7 +176,6 @@ def load_imagenet(model: TwoViewNet, path: Optional[str | os.PathLike], sha256: 
         where = f" at {path}" if path is not None else ""
         return {"pretrained": False, "loaded": 0,
                 "note": f"No ImageNet weights file{where}; the model trains from scratch."}
-    from orbitai.io.checksums import sha256_file
 
     digest = sha256_file(path)
     if sha256 is not None and digest.lower() != sha256.lower():

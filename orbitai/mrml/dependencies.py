@@ -24,7 +24,10 @@ import subprocess
 from pathlib import Path
 from typing import Iterable, Optional
 
+import slicer
+
 from orbitai.errors import one_line
+from orbitai.mrml.scene import in_slicer_app
 
 __all__ = ["missing_modules", "ensure_requirements", "unmet_requirements", "pip_arguments", "install_mode",
            "read_requirements", "requirement_name", "import_name", "IMPORT_NAMES", "InstallError"]
@@ -112,26 +115,19 @@ def pip_arguments(requirements: Iterable[str]) -> list[str]:
 def install_mode() -> str:
     """Where dependencies are checked: ``"headless"`` (no Slicer application: an ImportError says what to
     install), ``"testing"`` (Slicer under ``--testing``: nothing is offered or installed) or ``"gui"``."""
-    from orbitai.mrml.scene import in_slicer_app
-
     if not in_slicer_app():
         return "headless"
-    import slicer
 
     return "testing" if bool(getattr(slicer.app, "testingEnabled", lambda: False)()) else "gui"
 
 
 def _confirm(text: str) -> bool:
     """Ask the user (Slicer's OK/Cancel dialog)."""
-    import slicer
-
     return bool(slicer.util.confirmOkCancelDisplay(text))
 
 
 def _pip_install(requirements: list[str]) -> None:
     """pip-install ``requirements`` into Slicer's Python (the user already agreed)."""
-    import slicer
-
     try:
         from slicer import packaging
     except ImportError:  # Slicer < 5.12

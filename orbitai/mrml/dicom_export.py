@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+import slicer
+
 __all__ = ["INSTANCE_UIDS", "REFERENCED_INSTANCE_UIDS", "ALGORITHM_TYPE_TAG", "ALGORITHM_NAME_TAG",
            "file_beside_input"]
 
@@ -32,8 +34,6 @@ ALGORITHM_NAME_TAG = "DICOM.SegmentAlgorithmName"
 
 def subject_hierarchy(scene: Any) -> Any:
     """The scene's subject hierarchy node."""
-    import slicer
-
     return slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
 
 

@@ -16,6 +16,9 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+import slicer  # noqa: F401  (vtkImageData comes with slicer-core's VTK)
+import vtk
+from vtk.util import numpy_support
 
 from orbitai.annotate import AnnotationError
 from orbitai.annotate._common import Region, bbox, check_image, check_mask, normalize_region
@@ -40,11 +43,6 @@ def effect_region(seeds: np.ndarray, ratio: float = 0.1, min_margin: int = 3) ->
 
 
 def _vtk_image(array: np.ndarray, spacing_xyz: Sequence[float]):
-    from vtk.util import numpy_support
-
-    import slicer  # noqa: F401  (vtkImageData comes with slicer-core's VTK)
-    import vtk
-
     img = vtk.vtkImageData()
     img.SetDimensions(array.shape[2], array.shape[1], array.shape[0])
     img.SetSpacing(*(float(s) for s in spacing_xyz))

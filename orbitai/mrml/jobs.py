@@ -20,6 +20,7 @@ refuses to import when that input left the scene meanwhile, and imports inside
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import shutil
 import tempfile
@@ -28,7 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
+from orbitai.device import DEVICE_CHOICES
 from orbitai.errors import DeviceError, InputError
+from orbitai.mrml import get_context, labels_from_segmentation_node, volume_from_volume_node
+from orbitai.mrml.dependencies import ensure_requirements, import_name, read_requirements
+from orbitai.mrml.dicom_export import file_beside_input
+from orbitai.mrml.transaction import node_ids, rollback_on_error, temporary_nodes
 from orbitai.progress import ProgressCallback
 from orbitai.runner import JobError, JobResult, OrbitaiJob, child_error
 from orbitai.worker import WarmJob, warm_worker_enabled
@@ -106,8 +112,6 @@ class JobLogic:
     models: ClassVar["TaskModels"]
 
     def __init__(self, context=None) -> None:
-        from orbitai.mrml import get_context
-
         self.ctx = context or get_context()
 
     # ------------------------------------------------------------------ hooks (per module)
@@ -153,23 +157,17 @@ class JobLogic:
     @classmethod
     def requirementLines(cls) -> list[str]:
         """The requirement specifiers of the module's requirements file (comments dropped)."""
-        from orbitai.mrml.dependencies import read_requirements
-
         return read_requirements(cls.requirements) if cls.requirements is not None else []
 
     @classmethod
     def requiredModules(cls) -> list[str]:
         """Import names of the packages the module needs (from its requirements file)."""
-        from orbitai.mrml.dependencies import import_name
-
         return [import_name(r) for r in cls.requirementLines()]
 
     @classmethod
     def ensureDependencies(cls, ask: bool = True) -> bool:
         """True when every requirement is met; inside Slicer offers to install what is missing.
         Raises ImportError (one clear line) when something is missing and cannot be installed here."""
-        from orbitai.mrml.dependencies import ensure_requirements
-
         return ensure_requirements(cls.requirementLines(), ask=ask)
 
     # ------------------------------------------------------------------------ inputs
@@ -177,8 +175,6 @@ class JobLogic:
     def inputVolume(input_node, what: str):
         """The input node's voxels as a `Volume`; one line asking for ``what`` (e.g. "a brain FLAIR volume") when
         none is selected or it is a label map (the child checks the rest: 3D, finite, the modality)."""
-        from orbitai.mrml import volume_from_volume_node
-
         if input_node is None or input_node.IsA("vtkMRMLLabelMapVolumeNode"):
             raise InputError(f"Select {what}" +
                              (f"; '{input_node.GetName()}' is a label map." if input_node is not None else "."))
@@ -187,9 +183,6 @@ class JobLogic:
     def segmentationLabels(self, segmentation_node, input_node, what: str, table=None):
         """A segmentation node as a label map on the input's grid (the export's helper nodes removed again);
         one line starting with ``what`` when it does not fit the input."""
-        from orbitai.mrml import labels_from_segmentation_node
-        from orbitai.mrml.transaction import temporary_nodes
-
         try:
             with temporary_nodes(self.ctx.scene):   # the export adds helper nodes
                 return labels_from_segmentation_node(segmentation_node, input_node, table=table)
@@ -200,8 +193,6 @@ class JobLogic:
     @staticmethod
     def checkDevice(device: Optional[str]) -> str:
         """``device`` normalised (``auto|cpu|cuda[:N]|mps``); a clear error for anything else."""
-        from orbitai.device import DEVICE_CHOICES
-
         d = (device or "auto").strip().lower()
         if not (d in DEVICE_CHOICES or d.startswith("cuda:")):
             raise DeviceError(f"Unknown device {device!r}; use one of {', '.join(DEVICE_CHOICES)}.")
@@ -255,9 +246,6 @@ class JobLogic:
 
     def loadResults(self, out_dir: str | Path, input_node, **options: Any) -> Any:
         """Import an output folder for ``input_node``: all of its nodes or, on any error, none."""
-        from orbitai.mrml.dicom_export import file_beside_input
-        from orbitai.mrml.transaction import node_ids, rollback_on_error
-
         if input_node is None:
             raise JobError("The input volume is gone from the scene; nothing was added.")
         gone = [n for n in [input_node, *options.values()] if _is_node(n) and n.GetScene() is not self.ctx.scene]
@@ -275,8 +263,6 @@ class JobLogic:
 
 def _result_model(out_dir: Path) -> Optional[str]:
     """The model a result folder names in its result.json (``model``), or None."""
-    import json
-
     try:
         model = json.loads((out_dir / "result.json").read_text()).get("model")
     except (OSError, ValueError, AttributeError):

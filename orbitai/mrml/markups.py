@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+import vtk
 
 from orbitai.errors import InputError
 from orbitai.mrml.scene import MRMLContext
@@ -13,8 +14,6 @@ def roi_node_from_box(ctx: MRMLContext, center: Sequence[float], size_mm: Sequen
                       axes: Sequence[Sequence[float]] | None = None, name: str = "ROI", locked: bool = True):
     """A ``vtkMRMLMarkupsROINode`` for a box in RAS: ``center``, edge lengths ``size_mm`` along the box's
     own unit ``axes`` (three RAS vectors; default the RAS axes)."""
-    import vtk
-
     c = np.asarray(center, float)
     s = np.asarray(size_mm, float)
     a = np.eye(3) if axes is None else np.asarray(axes, float)

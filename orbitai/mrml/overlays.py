@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 import numpy as np
+import slicer
 
 from orbitai.errors import InputError
 from orbitai.io import Volume, VolumeError
@@ -131,6 +132,4 @@ def show_volume(ctx: MRMLContext, volume_node) -> int:
 
 def jump_slices(ctx: MRMLContext, ras) -> None:
     """Move every slice view of the scene to the slices through the point ``ras`` (Slicer's "jump slices")."""
-    import slicer
-
     slicer.vtkMRMLSliceNode.JumpAllSlices(ctx.scene, *(float(x) for x in ras))

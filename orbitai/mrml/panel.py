@@ -9,8 +9,13 @@ from the parameter node) and ``showResults(outputs, inputNode)``.
 """
 from __future__ import annotations
 
+import inspect
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, get_args, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional, Protocol, get_args, get_type_hints
+
+import slicer
+import vtk
+from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 
 from orbitai.mrml.jobs import JobLogic, ModuleJob
 
@@ -29,8 +34,6 @@ CONTRIBUTORS = ["OrbitAI developers"]
 def describeModule(module: Any, title: str) -> None:
     """Fill a ``ScriptedLoadableModule``'s ``parent`` the same way for every OrbitAI module. The class
     docstring holds the help text (first paragraph) and the acknowledgement (second paragraph)."""
-    import inspect
-
     paragraphs = [" ".join(p.split()) for p in inspect.cleandoc(type(module).__doc__ or "").split("\n\n")]
     parent = module.parent
     parent.title = title
@@ -106,9 +109,6 @@ def parameter_node_class(spec: Any) -> type:
     """The Slicer ``@parameterNodeWrapper`` class of a panel (`orbitai.app.panel_spec.PanelSpec`): the input volume, then each option (choices and
     defaults as the panel declares them; a form is a ``parameterPack`` of text fields). Inside Slicer (or its
     replay in the tests): ``slicer.parameterNodeWrapper`` is imported when the class is made."""
-    from typing import Annotated
-
-    from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
     from slicer.parameterNodeWrapper import Choice, Default, parameterNodeWrapper, parameterPack
 
     fields: dict[str, Any] = {spec.input_parameter: vtkMRMLScalarVolumeNode}
@@ -329,7 +329,6 @@ class JobPanelMixin:
     def setupJobPanel(self) -> None:
         """Load ``UI/<Module>.ui``, make the panel's Logic and its `JobController`, connect the parameter node."""
         import qt
-        import slicer
 
         logic, applyToolTip = self.panel.logic(), self.panel.apply_tip
         uiWidget = slicer.util.loadUI(self.resourcePath(f"UI/{self.panel.module}.ui"))
@@ -432,7 +431,6 @@ class JobPanelMixin:
             self.initializeParameterNode()
 
     def initializeParameterNode(self) -> None:
-        import slicer
         from slicer.ScriptedLoadableModule import ScriptedLoadableModuleLogic
 
         holder = ScriptedLoadableModuleLogic()
@@ -447,8 +445,6 @@ class JobPanelMixin:
                 setattr(self._parameterNode, self.panel.input_parameter, first)
 
     def setParameterNode(self, node) -> None:
-        import vtk
-
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
             self._parameterNodeGuiTag = None
@@ -482,8 +478,6 @@ class JobPanelMixin:
         self.ui.statusLabel.text = text
 
     def showError(self, message: str) -> None:
-        import slicer
-
         slicer.util.errorDisplay(message)
 
     def setPolling(self, on: bool) -> None:

@@ -6,6 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import slicer
+import vtk
+
+from orbitai.mrml.labelmaps import fill_oriented_image, segment_extent_mask
 
 __all__ = ["SegmentEditorDriver", "finish_pending", "segment_mask", "paint_segment",
            "voxel_to_ras"]
@@ -29,8 +33,6 @@ class SegmentEditorDriver:
     """The scenario's steps on a Segment Editor widget, as Slicer's effect template test does."""
 
     def __init__(self, ctx, segmentation, volume):
-        import slicer
-
         registered = {e.name for e in slicer.qSlicerSegmentEditorEffectFactory.instance().registeredEffects()}
         # The OrbitSegmentation module registers the effects when Slicer has started (its registerEditorEffects).
         assert "SmartFill" in registered, ("The OrbitAI effects are not registered with the Segment Editor: "
@@ -75,10 +77,6 @@ class SegmentEditorDriver:
 
 def segment_mask(segmentation, segment_id: str, reference_volume) -> np.ndarray:
     """A segment as a bool array [k, j, i] on the reference volume's grid."""
-    import slicer
-
-    from orbitai.mrml.labelmaps import segment_extent_mask
-
     lm = slicer.vtkOrientedImageData()
     slicer.vtkSlicerSegmentationsModuleLogic.GetSegmentBinaryLabelmapRepresentation(segmentation, segment_id, lm, False)
     ref = slicer.vtkOrientedImageData()
@@ -89,11 +87,6 @@ def segment_mask(segmentation, segment_id: str, reference_volume) -> np.ndarray:
 
 def paint_segment(segmentation, segment_id: str, volume, mask: np.ndarray) -> None:
     """Set a segment to a mask on the volume's grid (what painting strokes does)."""
-    import slicer
-    import vtk
-
-    from orbitai.mrml.labelmaps import fill_oriented_image
-
     image = slicer.vtkOrientedImageData()
     image.SetExtent(volume.GetImageData().GetExtent())
     m = vtk.vtkMatrix4x4()
@@ -106,8 +99,6 @@ def paint_segment(segmentation, segment_id: str, volume, mask: np.ndarray) -> No
 
 def voxel_to_ras(volume, point) -> list[float]:
     """RAS of a voxel (k, j, i) of a volume node."""
-    import vtk
-
     m = vtk.vtkMatrix4x4()
     volume.GetIJKToRASMatrix(m)
     k, j, i = (float(v) for v in point)

@@ -10,6 +10,8 @@ Only module-logic calls are used (``ImportLabelmapToSegmentationNode``,
 """
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
@@ -21,8 +23,14 @@ from vtk.util import numpy_support
 from orbitai.errors import InputError
 from orbitai.io import Volume
 from orbitai.mrml.scene import MRMLContext
-from orbitai.mrml.volumes import (as_volume, geometry_of, label_array, volume_from_volume_node, volume_like_node,
-                                  volume_node_from_volume)
+from orbitai.mrml.volumes import (
+    as_volume,
+    geometry_of,
+    label_array,
+    volume_from_volume_node,
+    volume_like_node,
+    volume_node_from_volume,
+)
 
 __all__ = [
     "SegmentSpec", "label_table", "color_table_node_from_labels", "segmentation_node_from_labels",
@@ -347,13 +355,6 @@ def segment_info(segmentation_node) -> list[dict]:
 def save_segmentation_node(segmentation_node, path) -> None:
     """Write a segmentation node as Slicer writes it (``vtkMRMLSegmentationStorageNode``: a ``.seg.nrrd`` with its
     segments' names, colours and terminology), through a temporary file, so a failure leaves no partial file."""
-    import os
-    import tempfile
-
-    import slicer
-
-    from orbitai.errors import InputError
-
     path = os.fspath(path)
     if not path.endswith(".seg.nrrd"):
         raise InputError(f"{path}: a segmentation is saved as a .seg.nrrd file.")
@@ -374,9 +375,6 @@ def save_segmentation_node(segmentation_node, path) -> None:
 
 def segmentation_file_bytes(segmentation_node) -> bytes:
     """The ``.seg.nrrd`` file of a segmentation node (`save_segmentation_node`), as bytes (a download)."""
-    import os
-    import tempfile
-
     with tempfile.TemporaryDirectory(prefix="orbitai-seg-") as tmp:
         path = os.path.join(tmp, "segmentation.seg.nrrd")
         save_segmentation_node(segmentation_node, path)

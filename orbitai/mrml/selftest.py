@@ -5,6 +5,9 @@ from __future__ import annotations
 import importlib
 from typing import Any, Callable, Sequence
 
+import slicer
+
+from orbitai.mrml import get_context
 from orbitai.selftest import Report, Step, missing_needs, run
 
 __all__ = ["run_in_slicer"]
@@ -16,10 +19,6 @@ def run_in_slicer(module: str, steps: Sequence[Step], logic_class: Any, delay_di
     ``ensureDependencies``: the user's consent); under ``--testing`` never ask. An install that fails or is
     declined (offline, no PyTorch extension) is said in one line and the steps that need it are skipped with
     their reason. The summary is shown."""
-    import slicer
-
-    from orbitai.mrml import get_context
-
     missing = missing_needs(steps)
     if missing and not slicer.app.testingEnabled():
         try:

@@ -10,12 +10,18 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from orbitai.cli import (add_bundle_out_options, add_device_option, add_nproc_option, add_resample_option,
-                         check_training_options, manifest_inputs)
+from orbitai.cli import (
+    add_bundle_out_options,
+    add_device_option,
+    add_nproc_option,
+    add_resample_option,
+    check_training_options,
+    manifest_inputs,
+)
 from orbitai.cohort.runner import CohortCase, add_cohort_options, check_cohort_options
-from orbitai.launch import arguments_checked
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import UserError
+from orbitai.launch import arguments_checked
 
 
 def _flair_inputs(p: argparse.ArgumentParser) -> None:
@@ -179,8 +185,8 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_lesions,
                                                                     _add_configs]
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("neuro", help="brain FLAIR: white-matter lesions, lesion table, NMOSD vs MS",
+def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
+    p = sub.add_parser("neuro", help=help_text,
                        description="NeuroDifferential (paper 003): white-matter lesions on brain FLAIR and the "
                                    "differential diagnosis NMOSD vs multiple sclerosis.")
     s = p.add_subparsers(dest="neuro_command", metavar="<neuro command>", required=True)

@@ -5,9 +5,13 @@ from __future__ import annotations
 from typing import Any, Optional, Sequence
 
 import numpy as np
+import torch
 
+from orbitai.classify.train import predict_proba
 from orbitai.cohort.manifest import Case
+from orbitai.neuro.models import load_neuro_model
 from orbitai.neuro.study import case_label, cohort_inputs
+from orbitai.neuro.train import evaluate
 from orbitai.progress import ProgressCallback
 
 __all__ = ["evaluate_models"]
@@ -17,12 +21,6 @@ def evaluate_models(cases: Sequence[Case], models: Sequence[str], device: Any = 
                     progress: Optional[ProgressCallback] = None) -> dict:
     """Accuracy, sensitivity, specificity, AUC of each classifier bundle on the labelled cases, with each
     case's P(NMOSD)."""
-    import torch
-
-    from orbitai.neuro.models import load_neuro_model
-    from orbitai.classify.train import predict_proba
-    from orbitai.neuro.train import evaluate
-
     labels = np.array([case_label(c) for c in cases])
     report: dict[str, Any] = {"cases": [c.case_id for c in cases], "labels": labels.tolist(), "models": {}}
     inputs: dict[tuple[str, int], np.ndarray] = {}      # models sharing an input specification share its arrays

@@ -21,14 +21,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import SimpleITK as sitk
+import torch
 from scipy import ndimage as ndi
 
 from orbitai.boxes import bbox
-from orbitai.errors import InputError
+from orbitai.bundle.models import find_task_bundle
+from orbitai.device import select_device
+from orbitai.errors import BundleError, InputError
 from orbitai.io import Volume, require_finite
 from orbitai.neuro.seg_configs import ARCHITECTURE, CONTEXT, Z_FLOOR, brain_stats, normalise
 from orbitai.preprocess.grid import box_grid
 from orbitai.progress import ProgressCallback
+from orbitai.seg.engine import blend_windows
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -109,9 +113,6 @@ def model_grid(flair: Volume, brain: np.ndarray, margin_mm: float = 4.0) -> sitk
 
 def lesion_bundle(bundle: str | None = None) -> "Bundle":
     """The lesion bundle of that name or folder (default ``neuro_lesion_unet_demo``), architecture checked."""
-    from orbitai.bundle.models import find_task_bundle
-    from orbitai.errors import BundleError
-
     b = find_task_bundle(bundle or DEFAULT_BUNDLE, "lesion_segmentation", "a white-matter lesion segmentation model")
     if b.architecture != ARCHITECTURE:
         raise BundleError(f"Bundle '{b.name}' is a {b.architecture or b.metadata.get('task')!r} model, "
@@ -146,10 +147,6 @@ def lesion_probability(flair: Volume, brain: Volume, model: "torch.nn.Module",
     ``batch_slices``: axial slices per network call (per window): 8, as many as MONAI's
     ``sliding_window_inference`` with ``sw_batch_size=8`` gave it (the same numbers, measured on the real
     case); 24 at once ran slower on the CPU."""
-    import torch
-
-    from orbitai.seg.engine import blend_windows
-
     b = check_pair(flair, brain)
     med, mad = brain_stats(np.asarray(flair.array, np.float32)[b])
     if mad <= 0:
@@ -197,8 +194,6 @@ def segment_lesions(flair: Volume, brain: Volume, bundle: str | None = None, dev
     else `orbitai.neuro.anatomy.extract_brain`). ``bundle``: a bundle name or folder (default
     ``neuro_lesion_unet_demo``). ``threshold`` / ``min_size_mm3``: default, the bundle's own
     (:func:`bundle_postprocess`)."""
-    from orbitai.device import select_device
-
     t0 = time.perf_counter()
     check_pair(flair, brain)
     dev = select_device(device)

@@ -23,6 +23,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from orbitai.io import Volume
+from orbitai.metrics.segmentation import lesion_metrics
+from orbitai.neuro.lesionseg import lesion_bundle, lesion_probability, postprocess
+from orbitai.neuro.lesionseg_train import record_metadata
+from orbitai.phantoms.brain import brain_flair_case
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +54,6 @@ class PhantomCase:
 
 
 def _make(seed: int, disease: str, load: str) -> tuple[PhantomCase, float]:
-    from orbitai.phantoms.brain import brain_flair_case
-
     heavy = 1.0 if load == "heavy" else 0.0
     clean = brain_flair_case(seed, disease, noise=False, heavy=heavy)
     noisy = brain_flair_case(seed, disease, noise=True, heavy=heavy)
@@ -80,17 +82,12 @@ def phantom_set(which: str) -> tuple[PhantomCase, ...]:
 
 def probabilities(cases: Sequence[PhantomCase], model: Any, device: str = "cpu") -> list[Volume]:
     """The network's lesion probability of each case (mirrored test-time augmentation as in use)."""
-    from orbitai.neuro.lesionseg import lesion_probability
-
     return [lesion_probability(c.image, c.brain, model, device) for c in cases]
 
 
 def score(cases: Sequence[PhantomCase], probs: Sequence[Volume], threshold: float,
           min_size_mm3: float) -> list[dict[str, float]]:
     """`orbitai.metrics.segmentation.lesion_metrics` of each case at one post-processing."""
-    from orbitai.metrics.segmentation import lesion_metrics
-    from orbitai.neuro.lesionseg import postprocess
-
     return [lesion_metrics(postprocess(p, threshold, min_size_mm3).array, c.truth.array, c.image.spacing)
             for c, p in zip(cases, probs)]
 
@@ -134,9 +131,6 @@ def choose_postprocess(model: Any, device: str = "cpu") -> dict[str, Any]:
 
 def tune_bundle(bundle: str, device: str = "cpu") -> dict[str, Any]:
     """Choose the post-processing of a lesion bundle and write it into its metadata (weights untouched)."""
-    from orbitai.neuro.lesionseg import lesion_bundle
-    from orbitai.neuro.lesionseg_train import record_metadata
-
     b = lesion_bundle(bundle)      # found once, architecture checked, weights checksum-verified on load
     choice = choose_postprocess(b.load_model(device), device)
     record_metadata(b.path, {"postprocess": choice})

@@ -21,18 +21,33 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import inspect
 import logging
 import math
+import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import torch
+from monai.losses import DiceCELoss
 from scipy import ndimage as ndi
 
-from orbitai.preprocess.resolution import thick_slices
+import orbitai.phantoms.brain as brain
+from orbitai.bundle import load_bundle, save_bundle, write_bundle
+from orbitai.bundle.core import WEIGHTS
+from orbitai.checkpoint import load_arrays, resume, save_arrays, save_checkpoint
+from orbitai.cli import main as cli_main
+from orbitai.errors import UserError
+from orbitai.models import build_model, count_parameters
 from orbitai.neuro.seg_configs import ARCHITECTURE, CONTEXT, Z_CEIL, Z_FLOOR, brain_stats, normalise
+from orbitai.phantoms.brain import brain_flair_case
+from orbitai.preprocess.resolution import thick_slices
+from orbitai.result import check_outputs
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +79,6 @@ class Case:
 
 def make_case_arrays(seed: int, disease: str, confluent: float = 0.0, heavy: float = 0.0) -> dict[str, np.ndarray]:
     """One noise-free phantom as training arrays (cropped to the brain box + 4 voxels)."""
-    from orbitai.phantoms.brain import brain_flair_case
-
     c = brain_flair_case(seed, disease, noise=False, confluent=confluent, heavy=heavy)
     a = c.image.array.astype(np.float32)
     brain = a > 0
@@ -93,11 +106,6 @@ def inpaint_lesions(ratio: np.ndarray, label: np.ndarray, sigma: float = 3.0) ->
 def phantom_version() -> str:
     """A digest of the phantom generator's source and of this cache format: a changed generator
     never reuses stale cached phantoms."""
-    import hashlib
-    import inspect
-
-    import orbitai.phantoms.brain as brain
-
     return hashlib.sha256((inspect.getsource(brain) + "cache-v2").encode()).hexdigest()[:10]
 
 
@@ -105,8 +113,6 @@ def prepare_data(work: Path, seeds: Sequence[tuple[int, str]], confluent: float 
                  heavy: float = 0.0) -> list[Case]:
     """Generate (or read back from the cache) the training phantoms (``confluent``, ``heavy``: see
     `orbitai.phantoms.brain.brain_flair_case`)."""
-    from orbitai.checkpoint import load_arrays, save_arrays
-
     out = []
     (work / "data").mkdir(parents=True, exist_ok=True)
     version = phantom_version()
@@ -204,13 +210,6 @@ def train(out_bundle: str | Path, work: str | Path, ms_seeds: Sequence[int], nmo
 
     ``init``: a lesion bundle (name or folder) whose checksum-verified weights start the training
     (fine-tuning; its architecture arguments are used) instead of a random initialisation."""
-    import torch
-    from monai.losses import DiceCELoss
-
-    from orbitai.bundle import save_bundle
-    from orbitai.checkpoint import resume, save_checkpoint
-    from orbitai.models import build_model, count_parameters
-
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     args = dict(arch_args or DEFAULT_ARGS)
@@ -346,11 +345,6 @@ def record_metrics(bundle_path: str | Path, metrics: dict[str, Any]) -> None:
 
 def record_metadata(bundle_path: str | Path, updates: dict[str, Any]) -> None:
     """Rewrite the bundle's metadata with these top-level keys replaced (weights untouched, checksum kept)."""
-    import shutil
-
-    from orbitai.bundle import load_bundle, write_bundle
-    from orbitai.bundle.core import WEIGHTS
-
     b = load_bundle(bundle_path)
     b.verify()
     meta = {**b.metadata, **updates}
@@ -365,11 +359,6 @@ def record_metadata(bundle_path: str | Path, updates: dict[str, Any]) -> None:
 def run(a: argparse.Namespace) -> int:
     """Train with the options ``orbitai neuro train-lesions`` parsed (`orbitai.neuro.cli`); every option and the
     output folder are checked before any work."""
-    import torch
-
-    from orbitai.errors import UserError
-    from orbitai.result import check_outputs
-
     for name, ok, rule in (("--iterations", a.iterations >= 1, "at least 1"), ("--batch", a.batch >= 1, "at least 1"),
                            ("--lr", 0 < a.lr < 1, "between 0 and 1"),
                            ("--contrast-min", 0 <= a.contrast_min <= 1, "from 0 to 1"),
@@ -413,10 +402,6 @@ def run(a: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m orbitai.neuro.lesionseg_train ...``: the same as ``orbitai neuro train-lesions ...``."""
-    import sys
-
-    from orbitai.cli import main as cli_main
-
     return cli_main(["neuro", "train-lesions", *(sys.argv[1:] if argv is None else argv)])
 
 

@@ -22,9 +22,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import numpy as np
+import torch
 
+from orbitai.cohort.manifest import read_labels
 from orbitai.errors import InputError
-from orbitai.io import RESAMPLE_OPTION, Volume
+from orbitai.explain.occlusion import occlusion_map
+from orbitai.io import RESAMPLE_OPTION, Volume, read_scan, segmentation_on_image
+from orbitai.neuro.anatomy import check_flair, extract_brain
+from orbitai.neuro.data import classifier_input, heat_to_flair
+from orbitai.neuro.lesion_table import lesion_table
+from orbitai.neuro.models import load_neuro_model
 from orbitai.progress import ProgressCallback
 
 if TYPE_CHECKING:
@@ -100,8 +107,6 @@ def lesions_data(found: NeuroLesions, device: str, seconds: float) -> dict[str, 
 def read_flair(path: str | Path) -> tuple[Volume, list[str]]:
     """The FLAIR (a file or a DICOM folder, regularised as :func:`orbitai.io.read_scan` does) and the
     acquisition notes; a missing path is refused in one line."""
-    from orbitai.io import read_scan
-
     if not Path(path).exists():
         raise InputError(f"The FLAIR {path} does not exist.")
     vol, acq = read_scan(path)
@@ -115,9 +120,6 @@ def read_lesions(path: str | Path, flair: Volume, resample: bool = False, warnin
     On another grid (beyond half a voxel: :func:`orbitai.io.segmentation_on_image`) it is refused in one
     line, unless ``resample`` (``--resample-masks``): then resampled (nearest neighbour) when at least
     :data:`MIN_OVERLAP` of its labelled volume lies inside the FLAIR, and ``warnings`` gets a line saying so."""
-    from orbitai.cohort.manifest import read_labels
-    from orbitai.io import segmentation_on_image
-
     p = Path(path)
     who = f"Case {case_id}: the" if case_id else "The"
     if not p.exists():
@@ -139,9 +141,6 @@ def find_lesions(flair_path: str | Path, lesions_path: Optional[str | Path] = No
                  resample_masks: bool = False) -> NeuroLesions:
     """Steps 1-4 (see the module docstring); ``progress`` gets steps 0..3 of ``steps``; ``resample_masks``:
     a given segmentation off the FLAIR's grid is resampled (said in ``warnings``) instead of refused."""
-    from orbitai.neuro.anatomy import check_flair, extract_brain
-    from orbitai.neuro.lesion_table import lesion_table
-
     report = progress or (lambda d, t, m: None)
     report(0, steps, "reading the FLAIR")
     flair, notes = read_flair(flair_path)
@@ -170,8 +169,6 @@ def predict_neuro(flair_path: str | Path, lesions_path: Optional[str | Path] = N
                   progress: Optional[ProgressCallback] = None, resample_masks: bool = False) -> NeuroPrediction:
     """Steps 1-5: lesions, table, P(NMOSD) from the classifier bundle ``model`` (default: the bundled
     two-view demo) and its occlusion map on the FLAIR's grid."""
-    from orbitai.neuro.models import load_neuro_model
-
     t0 = time.perf_counter()
     report = progress or (lambda d, t, m: None)
     bundle, net = load_neuro_model(model, device)       # before the long steps: a bad --model fails at once
@@ -201,11 +198,6 @@ def classify(net: Any, found: NeuroLesions, spec: dict, device: Any, heatmap: bo
     """P(NMOSD) of one patient and, when ``heatmap``, the occlusion map of the call on the FLAIR's grid
     (scaled to [0, 1]: the share of the call's probability each region carries; 0 where occluding it
     does not lower the probability)."""
-    import torch
-
-    from orbitai.explain.occlusion import occlusion_map
-    from orbitai.neuro.data import classifier_input, heat_to_flair
-
     x, info = classifier_input(found.flair, found.lesions, str(spec.get("mode")), int(spec.get("size", 100)))
     t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None, None].to(device)
     net.eval()

@@ -32,9 +32,14 @@ from typing import Any, Iterable, Mapping, Optional
 
 import numpy as np
 
+from orbitai.dicom.export import DicomReport, dicom_extra
+from orbitai.dicom.seg import SegmentDef
+from orbitai.dicom.sr import CM3, COUNT, NO_UNITS, PERCENT, PROBABILITY, VOLUME, Finding, Measure, private_code
 from orbitai.errors import ResultError
 from orbitai.io import Volume, VolumeError, write_volume
+from orbitai.labels import ANATOMICAL_STRUCTURE, Code
 from orbitai.result import RESULT_FILE, TaskResult
+from orbitai.segfile import LabelInfo, lesion_table, read_segmentation, write_segmentation
 
 TASK = "neuro_differential"
 #: Class names of P(NMOSD) < threshold and >= threshold.
@@ -140,8 +145,6 @@ class NeuroResult(TaskResult):
         return buf.getvalue()
 
     def _write_files(self, folder: Path) -> dict[str, str]:
-        from orbitai.segfile import LabelInfo, lesion_table, write_segmentation
-
         check_data(self.data, heatmap=self.heatmap is not None)
         check_rows(self.lesion_rows, int(self.data["lesions"]["count"]), "lesion rows")
         check_locations(self.data["lesions"], self.lesion_rows, "lesion rows")
@@ -198,8 +201,6 @@ def write_neuro_result(out_dir: str | os.PathLike, data: Mapping[str, Any], lesi
     contract first. ``data``: result.json's findings (numpy numbers accepted); ``lesions``: the lesion
     mask (non-zero = lesion) on the FLAIR's grid; ``lesion_rows``: dicts or objects as `lesion_row`
     takes. Returns the path of result.json."""
-    from orbitai.dicom.export import dicom_extra
-
     body = _plain({k: v for k, v in dict(data).items() if k not in ("task", "files")})
     # a DICOM FLAIR also gets a SEG and an SR (orbitai.dicom); they are optional: when they cannot be made the
     # rest is still written and result.json's warnings say why (orbitai.dicom.export.optional_dicom)
@@ -361,8 +362,6 @@ def read_lesion_rows(path: Path) -> list[LesionRow]:
 
 def read_mask(path: Path, segment: str, reference: Optional[Volume]) -> Volume:
     """A one-segment ``.seg.nrrd`` (segment ``segment``) as a 0/1 uint8 mask, on ``reference``'s grid if given."""
-    from orbitai.segfile import read_segmentation
-
     try:
         labels, table = read_segmentation(path)
     except VolumeError:
@@ -395,11 +394,6 @@ def dicom_report(data: Mapping[str, Any], lesions: Volume, brain: Optional[Volum
     % of intracranial volume, count and volume per location tied to the lesion segment, the intracranial
     volume tied to its segment and, from ``neuro predict``, P(NMOSD) with its model. ``data`` is result.json's
     findings; the numbers are the same."""
-    from orbitai.dicom.export import DicomReport
-    from orbitai.dicom.seg import SegmentDef
-    from orbitai.dicom.sr import CM3, COUNT, NO_UNITS, PERCENT, PROBABILITY, VOLUME, Finding, Measure, private_code
-    from orbitai.labels import ANATOMICAL_STRUCTURE, Code
-
     summary = _plain(dict(data)["lesions"])
     lesion_type = Code("SCT", "52988006", "Lesion")
     segments, masks, findings = [], [], []

@@ -18,10 +18,28 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from orbitai.cohort.manifest import Case, binary_label
+from orbitai.bundle.core import save_bundle, sha256_input
+from orbitai.cohort.manifest import Case, binary_label, naming_case
+from orbitai.cohort.splits import stratified_holdout
 from orbitai.errors import ConfigError
+from orbitai.io import read_volume
+from orbitai.neuro.anatomy import extract_brain
+from orbitai.neuro.configs import get_config
+from orbitai.neuro.data import classifier_input
+from orbitai.neuro.lesion_table import lesion_table
+from orbitai.neuro.predict import read_lesions
+from orbitai.neuro.train import (
+    check_folds,
+    cross_validate,
+    evaluate,
+    feature_matrix,
+    lesion_features,
+    logistic_baseline,
+    predict,
+    train_model,
+)
 from orbitai.progress import ProgressCallback, emit
-from orbitai.staging import write_text_atomic
+from orbitai.staging import staged_folder, training_folder, write_text_atomic
 
 #: Class names of labels 0 and 1 (the manifests' ``label`` column; P(NMOSD) is output 1).
 CLASSES = ("MS", "NMOSD")
@@ -36,8 +54,6 @@ def case_label(case: Case) -> int:
 def _digest(cases: Sequence[Case], mode: str, size: int) -> str:
     """What a cohort's classifier inputs are computed from: the input specification and each case's id,
     files and their SHA-256 (:func:`orbitai.bundle.core.sha256_input`), so a cache is never used for other images."""
-    from orbitai.bundle.core import sha256_input
-
     h = hashlib.sha256(f"{mode}|{size}".encode())
     for c in cases:
         for p in (c.image, c.segmentation):
@@ -49,11 +65,6 @@ def cohort_inputs(cases: Sequence[Case], mode: str, size: int, cache_dir: Option
                   progress: Optional[ProgressCallback] = None) -> np.ndarray:
     """(N, size, size, size) float32 classifier inputs of the cases (FLAIR + lesion segmentation), cached
     in ``cache_dir`` when given (a cache of other files or another specification is not used)."""
-    from orbitai.cohort.manifest import naming_case
-    from orbitai.io import read_volume
-    from orbitai.neuro.data import classifier_input
-    from orbitai.neuro.predict import read_lesions
-
     cache = None
     if cache_dir is not None:
         cache = Path(cache_dir) / f"inputs-{_digest(cases, mode, size)}.npy"
@@ -87,12 +98,6 @@ def train_bundle(cases: Sequence[Case], config: str, out: Path, seed: int = 0, h
     an earlier bundle of this task is replaced, any other folder refused; ``overwrite`` moves one aside).
     The work folder ``.<out>-training`` beside it keeps the input cache and the checkpoints: the same
     command resumes; it is removed when the bundle is written (`orbitai.staging.training_folder`)."""
-    from orbitai.bundle.core import save_bundle
-    from orbitai.cohort.splits import stratified_holdout
-    from orbitai.neuro.configs import get_config
-    from orbitai.neuro.train import evaluate, predict, train_model
-    from orbitai.staging import training_folder
-
     cfg = get_config(config)
     labels = np.array([case_label(c) for c in cases])
     if len(set(labels.tolist())) < 2:   # said as such, whatever --holdout (not as a split problem)
@@ -152,13 +157,6 @@ def cross_validate_config(cases: Sequence[Case], config: str, out: Path, folds: 
     """Paper 003's repeated stratified k-fold CV of configuration ``config`` on the cases, with the
     logistic-regression baseline on the lesion table's location counts and volumes on the same folds;
     writes ``out/cv.json`` (per fold, mean +- SD) and returns it."""
-    from orbitai.neuro.configs import get_config
-    from orbitai.neuro.train import cross_validate, feature_matrix, lesion_features, logistic_baseline, predict, \
-        train_model
-    from orbitai.staging import staged_folder
-
-    from orbitai.neuro.train import check_folds
-
     cfg = get_config(config)
     labels = np.array([case_label(c) for c in cases])
     check_folds(labels, folds)       # before the classifier inputs and the lesion tables (the slow steps)
@@ -191,11 +189,6 @@ def cross_validate_config(cases: Sequence[Case], config: str, out: Path, folds: 
 
 def lesion_summaries(cases: Sequence[Case], progress: Optional[ProgressCallback] = None) -> list[dict]:
     """The lesion table summary of every case (its FLAIR's brain extraction, its lesion segmentation)."""
-    from orbitai.io import read_volume
-    from orbitai.neuro.anatomy import extract_brain
-    from orbitai.neuro.lesion_table import lesion_table
-    from orbitai.neuro.predict import read_lesions
-
     out = []
     for i, c in enumerate(cases):
         flair = read_volume(c.image)

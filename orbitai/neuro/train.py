@@ -11,6 +11,7 @@ configuration trains with Adam (lr 1e-3, constant) and the summary says so (``re
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import time
@@ -29,6 +30,7 @@ from orbitai.metrics.classification import binary_classification_metrics, mean_s
 from orbitai.models import build_model, count_parameters
 from orbitai.neuro.configs import NeuroConfig
 from orbitai.neuro.data import DEFAULT_MODE, augment, classifier_input
+from orbitai.phantoms.cohort import cohort_labels, make_case
 from orbitai.progress import ProgressCallback
 from orbitai.staging import write_text_atomic
 
@@ -198,8 +200,6 @@ def phantom_arrays(seed: int, n: int, cache_dir: str | os.PathLike, mode: str = 
     masks as the lesion input), cached as ``<cache_dir>/brain-flair_s<seed>_n<n>_<mode>_<size>.npy`` with
     a JSON side file (labels, lesion counts per kind, lesion volume). Returns ``{"x", "y", "info"}``.
     ``atypical`` > 0: the cohort with that share of atypical cases (``..._atypical<percent>`` in the name)."""
-    from orbitai.phantoms.cohort import cohort_labels, make_case
-
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
     stem = cache / (f"brain-flair_s{seed}_n{n}_{mode}_{size}" + (f"_atypical{round(atypical * 100)}" if atypical else ""))
@@ -225,7 +225,6 @@ def phantom_arrays(seed: int, n: int, cache_dir: str | os.PathLike, mode: str = 
 
 
 def _cli_cache(argv: Sequence[str] | None = None) -> None:
-    import argparse
     p = argparse.ArgumentParser(description="Cache classifier inputs of brain-flair phantoms.")
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--n", type=int, required=True)

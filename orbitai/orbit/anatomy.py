@@ -10,6 +10,7 @@ import numpy as np
 
 from orbitai.io import Volume
 from orbitai.labels import ORBIT_LABELS
+from orbitai.preprocess.checks import looks_like_ct
 
 #: Normal adult volumes (cm3), low and high: eyeball 5.5-9.5 (axial length 22-26 mm as a sphere is 5.6-9.2;
 #: the 35 expert-contoured globes of ../shared/data/tcia_hn_eye_masks have a median of 8.6), rectus muscle
@@ -163,8 +164,6 @@ def implausible_globe(image: Volume, labels: Volume, value: int) -> Optional[str
     """Why eyeball ``value`` of ``labels`` (on ``image``'s grid) is not an eyeball, or None when it may be:
     too small even for a globe cut by the field of view, or on CT not water-like. (On MRI no intensity rule
     holds for every contrast: the vitreous is as bright as the fat behind it on a T2 without fat suppression.)"""
-    from orbitai.preprocess.checks import looks_like_ct
-
     side = ORBIT_LABELS[value].side
     mask = labels.array == value
     cm3 = float(mask.sum()) * labels.voxel_volume_mm3() / 1000.0

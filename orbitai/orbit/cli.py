@@ -9,9 +9,9 @@ from pathlib import Path
 
 from orbitai.cli import add_bundle_out_options, add_device_option, add_nproc_option
 from orbitai.cohort.runner import CohortCase, add_cohort_options, check_cohort_options
-from orbitai.launch import arguments_checked
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import UserError
+from orbitai.launch import arguments_checked
 
 #: File names that ``--out`` must not have (it takes a folder).
 VOLUME_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd", ".csv", ".json")
@@ -19,8 +19,8 @@ VOLUME_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd", ".csv", 
 log = logging.getLogger("orbitai.seg")
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("seg", help="orbit segmentation: train, predict, evaluate",
+def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
+    p = sub.add_parser("seg", help=help_text,
                        description="Segment eyeballs, optic nerves and extraocular muscles on orbital CT/MRI.")
     s = p.add_subparsers(dest="seg_command", metavar="<seg command>", required=True)
 
@@ -99,8 +99,8 @@ def _add_window_options(p: argparse.ArgumentParser) -> None:
 
 def _case_files() -> tuple[str, ...]:
     """What one ``seg predict`` writes into its folder (OUT, or OUT/<case>/ in a batch)."""
-    from orbitai.result import RESULT_FILE
     from orbitai.orbit.result import LABELMAP_FILE, SEGMENTATION_FILE, UNCERTAINTY_FILE, VOLUMES_FILE
+    from orbitai.result import RESULT_FILE
 
     return RESULT_FILE, SEGMENTATION_FILE, VOLUMES_FILE, UNCERTAINTY_FILE, LABELMAP_FILE
 
@@ -153,9 +153,9 @@ def predict_cases(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 def run_prior(args) -> int:
     """``seg prior``: the model prior of one image into OUT/prior.npz (staged: all or nothing)."""
-    from orbitai.orbit.prior import PRIOR_FILE, PriorUnavailable, compute_prior
     from orbitai.device import select_device
     from orbitai.io import read_volume
+    from orbitai.orbit.prior import PRIOR_FILE, PriorUnavailable, compute_prior
     from orbitai.progress import emit
     from orbitai.result import check_outputs
     from orbitai.staging import staged_folder
@@ -200,9 +200,8 @@ def cohort_task(args: argparse.Namespace):
 def run_predict(args) -> int:
     import time
 
-    from orbitai.result import check_outputs
-
     from orbitai.cohort.manifest import folder_key
+    from orbitai.result import check_outputs
 
     t_start = time.perf_counter()
     check_cohort_options(args, "image")
@@ -265,11 +264,11 @@ def check_train_options(args: argparse.Namespace) -> None:
 
 
 def run_train(args) -> int:
+    from orbitai.cohort.manifest import read_manifest
     from orbitai.device import select_device
     from orbitai.orbit.configs import get_config
-    from orbitai.cohort.manifest import read_manifest
-    from orbitai.result import check_outputs
     from orbitai.orbit.train import train
+    from orbitai.result import check_outputs
 
     check_train_options(args)
     cfg = get_config(args.config)

@@ -8,10 +8,18 @@ from typing import Any, Optional
 
 import numpy as np
 
-from orbitai.cohort.manifest import Case, ManifestError
-from orbitai.io import Volume, grid_difference
+from orbitai.bundle.models import find_task_bundle
+from orbitai.cohort.manifest import Case, ManifestError, read_manifest
+from orbitai.device import select_device
+from orbitai.io import Volume, grid_difference, read_volume
+from orbitai.labels import LABEL_BY_NAME, values_for
 from orbitai.metrics.segmentation import Overlap, volume_agreement, volume_cm3
+from orbitai.orbit.models import load_seg_model
+from orbitai.orbit.segment import segment
+from orbitai.preprocess.checks import looks_like_ct
 from orbitai.progress import ProgressCallback, emit
+from orbitai.result import check_outputs
+from orbitai.staging import staged_folder
 
 #: Files written into the ``--out`` folder.
 OUTPUT_FILES = ("per_case.csv", "summary.csv", "summary.json")
@@ -25,8 +33,6 @@ def check_reference(case_id: str, image: Volume, reference: Volume) -> None:
     """Refuse (ManifestError naming the case) a reference that does not lie on the image's grid or
     holds values outside the orbit label scheme: compared voxel by voxel, it would score a
     misplaced or mislabelled reference as if it were right. It is never resampled silently."""
-    from orbitai.labels import LABEL_BY_NAME
-
     diff = grid_difference(image, reference, ORIGIN_VOXELS)
     if diff is not None:
         raise ManifestError(f"Case {case_id}: the reference segmentation does not lie on the image's grid: {diff}; "
@@ -43,8 +49,6 @@ def check_reference(case_id: str, image: Volume, reference: Volume) -> None:
 def check_cases(cases: list[Case], progress: ProgressCallback) -> None:
     """Read every case's image and reference and check them (:func:`check_reference`) before any
     model runs, so a bad case late in the manifest fails at once."""
-    from orbitai.io import read_volume
-
     for n, c in enumerate(cases, 1):
         check_reference(c.case_id, read_volume(c.image), c.labels())
         progress(n, len(cases), f"checked {c.case_id}")
@@ -52,8 +56,6 @@ def check_cases(cases: list[Case], progress: ProgressCallback) -> None:
 
 def score_case(pred: np.ndarray, truth: np.ndarray, structures, spacing) -> list[dict[str, Any]]:
     """Rows per structure (both orbits pooled, as the papers report per structure)."""
-    from orbitai.labels import values_for
-
     rows = []
     for s in structures:
         vals = values_for(s)
@@ -71,17 +73,6 @@ def evaluate(manifest: str | Path, model: str, out: Path, device: str = "auto", 
     writes OUTPUT_FILES to ``out`` (all of them or, on a failure or a cancel, none). The manifest, the output
     folder (never over an input), the model and every reference (:func:`check_reference`) are checked
     before the model runs."""
-    from orbitai.orbit.models import load_seg_model
-    from orbitai.cohort.manifest import read_manifest
-    from orbitai.device import select_device
-    from orbitai.io import read_volume
-    from orbitai.orbit.segment import segment
-    from orbitai.preprocess.checks import looks_like_ct
-    from orbitai.result import check_outputs
-
-    from orbitai.bundle.models import find_task_bundle
-    from orbitai.staging import staged_folder
-
     progress = progress or (lambda d, t, m: emit(d, t, m))
     cases = read_manifest(manifest)
     out = check_outputs(out, [manifest, *(p for c in cases for p in (c.image, c.segmentation))], OUTPUT_FILES)

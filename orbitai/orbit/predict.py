@@ -5,8 +5,18 @@ from __future__ import annotations
 import logging
 import os
 import time
+from importlib.util import find_spec
 from pathlib import Path
 
+from orbitai.device import run_with_fallback
+from orbitai.io import read_scan, require_values, write_volume
+from orbitai.orbit.anatomy import check_structures, verdict
+from orbitai.orbit.models import load_seg_model
+from orbitai.orbit.result import LABELMAP_FILE, SegmentationResult, check_row
+from orbitai.orbit.rules import structure_volumes
+from orbitai.orbit.segment import segment
+from orbitai.preprocess.checks import check_spacing, image_is_ct, looks_like_ct
+from orbitai.preprocess.slices import structure_gap_warnings
 from orbitai.progress import ProgressCallback
 
 __all__ = ["ModelCache", "predict"]
@@ -23,8 +33,6 @@ class ModelCache:
         self.loaded: dict[bool | None, tuple] = {}
 
     def get(self, is_ct: bool) -> tuple:
-        from orbitai.orbit.models import load_seg_model
-
         key = None if self.name else is_ct
         if key not in self.loaded:
             self.loaded[key] = load_seg_model(self.name, is_ct, self.device)
@@ -40,15 +48,6 @@ def predict(image: str | os.PathLike, out: str | os.PathLike, models: ModelCache
     postprocess, volumes, write). What ``orbitai seg predict`` runs for each case."""
     progress = progress or (lambda done, total, message: None)
     out = Path(out)
-    from orbitai.device import run_with_fallback
-    from orbitai.io import read_scan, require_values, write_volume
-    from orbitai.orbit.anatomy import check_structures, verdict
-    from orbitai.orbit.result import check_row
-    from orbitai.orbit.rules import structure_volumes
-    from orbitai.orbit.segment import segment
-    from orbitai.preprocess.checks import check_spacing, image_is_ct, looks_like_ct
-    from orbitai.preprocess.slices import structure_gap_warnings
-    from orbitai.orbit.result import LABELMAP_FILE, SegmentationResult
 
     t0 = time.perf_counter()
     vol, acquisition = read_scan(image)     # tilted / unevenly spaced DICOM resampled, values in HU
@@ -120,6 +119,4 @@ def predict(image: str | os.PathLike, out: str | os.PathLike, models: ModelCache
 
 def _dicom_writer_available() -> bool:
     """Whether pydicom and highdicom can be imported (DICOM SEG/SR are written only then)."""
-    from importlib.util import find_spec
-
     return find_spec("pydicom") is not None and find_spec("highdicom") is not None

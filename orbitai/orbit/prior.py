@@ -33,10 +33,16 @@ from typing import Any, Optional
 import numpy as np
 import SimpleITK as sitk
 
+from orbitai.bundle import BundleError
+from orbitai.errors import AnnotationError
 from orbitai.io import Volume
 from orbitai.lru import LRU
-
-from orbitai.errors import AnnotationError
+from orbitai.orbit.models import load_seg_model
+from orbitai.orbit.rules import eyeball_class, eyeball_midline, left_of
+from orbitai.preprocess.checks import looks_like_ct
+from orbitai.runner import JobInputWriter, child_error
+from orbitai.seg.engine import model_probabilities, probabilities_on
+from orbitai.worker import WarmJob
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +96,6 @@ class ModelPrior:
         """Probability (float32, the image's [k, j, i] shape) that each voxel of ``image`` is ``structure``
         (an orbit label name, e.g. 'superior_rectus_muscle_left', or a network class name). ``key``: see
         :meth:`check`."""
-        from orbitai.orbit.rules import left_of
-        from orbitai.seg.engine import probabilities_on
-
         self.check(image, key)
         base, side = split_side(structure)
         if base not in self.structures:
@@ -137,12 +140,6 @@ def compute_prior(image: Volume, bundle: str | None = None, device: str = "cpu",
                   progress=None, key: str | None = None) -> ModelPrior:
     """Run the segmentation network on ``image`` (the bundle for its modality unless named; ``key``: its
     `image_key` when known). Raises :class:`PriorUnavailable` when no such bundle is installed."""
-    from orbitai.bundle import BundleError
-    from orbitai.orbit.models import load_seg_model
-    from orbitai.orbit.rules import eyeball_class, eyeball_midline
-    from orbitai.preprocess.checks import looks_like_ct
-    from orbitai.seg.engine import model_probabilities
-
     t0 = time.perf_counter()
     try:
         b, model, spec = load_seg_model(bundle, looks_like_ct(image), device)
@@ -170,8 +167,6 @@ class PriorRequest:
 
     def __init__(self, image: Volume, key: str, bundle: str | None = None, device: str = "cpu",
                  on_ready=None) -> None:
-        from orbitai.runner import JobInputWriter
-
         self.key, self.bundle = key, bundle
         self.prior: ModelPrior | None = None
         self.error: str | None = None
@@ -193,8 +188,6 @@ class PriorRequest:
 
     def _advance(self) -> None:
         """Write the next slab of the image; start the child once it is complete."""
-        from orbitai.worker import WarmJob
-
         if self._job is None and self._writer.step():
             self._job = WarmJob(self._args).start()
 
@@ -223,8 +216,6 @@ class PriorRequest:
         return True
 
     def _finish(self) -> None:
-        from orbitai.runner import child_error
-
         try:
             res = self._job.result()
             if res.cancelled:

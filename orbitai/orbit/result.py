@@ -36,6 +36,7 @@ import numpy as np
 from orbitai.errors import ResultError
 from orbitai.io import Volume, VolumeError, write_volume
 from orbitai.result import RESULT_FILE, TaskResult
+from orbitai.segfile import read_segmentation, write_segmentation
 
 SEGMENTATION_FILE = "segmentation.seg.nrrd"
 VOLUMES_FILE = "volumes.csv"
@@ -78,8 +79,6 @@ class SegmentationResult(TaskResult):
                 "structures": [{k: r[k] for k in (*VOLUME_COLUMNS, *CHECK_KEYS) if k in r} for r in self.volumes]}
 
     def _write_files(self, folder: Path) -> dict[str, str]:
-        from orbitai.segfile import write_segmentation
-
         files = {"segmentation": write_segmentation(self.labels, folder / SEGMENTATION_FILE).name}
         columns = list(VOLUME_COLUMNS) + (["check"] if all("check" in r for r in self.volumes) else [])
         with (folder / VOLUMES_FILE).open("w", newline="") as f:
@@ -94,8 +93,6 @@ class SegmentationResult(TaskResult):
     @classmethod
     def _from_folder(cls, data: dict[str, Any], folder: Path,
                      reference: Optional[Volume]) -> "SegmentationResult":
-        from orbitai.segfile import read_segmentation
-
         volumes = _check_structures(data.get("structures"))
         seg_path = cls.file_of(data, folder, "segmentation")
         try:

@@ -4,6 +4,7 @@ guard and structure volumes. Torch-free."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import numpy as np
@@ -131,8 +132,6 @@ def classes_to_orbit_labels(classes: Volume, structure_values: dict[int, tuple[i
     class is hole-filled and reduced to its largest component on each side. Each class is worked
     on inside its own bounding box.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     centre_x = midline_x(classes, eyeball_class)
 
     def sides(c: int) -> tuple[Region, list[np.ndarray]] | None:

@@ -20,7 +20,9 @@ from typing import Any, Optional
 import numpy as np
 from scipy import ndimage as ndi
 
+from orbitai.labels import values_for
 from orbitai.orbit.rules import class_lut
+from orbitai.phantoms.orbit import orbit_anatomy
 from orbitai.preprocess.resolution import thick_slices
 from orbitai.progress import ProgressCallback
 from orbitai.seg.engine import SegSpec
@@ -65,8 +67,6 @@ class SynthPool:
         """``anatomies`` heads from ``seed`` (same seed, same pool), each tilted up to ``tilt_deg``
         about a random axis (a brain-planned scan cuts the orbits obliquely), a share with TAO muscles;
         ``fov_edge`` of the rendered patches are cut by the scan's field of view (see :func:`render`)."""
-        from orbitai.phantoms.orbit import orbit_anatomy
-
         lut = class_lut(spec.structures)
         heads = []
         for i in range(anatomies):
@@ -123,8 +123,6 @@ def _open_eyes(tissue: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
     """Air in front of each eyeball but for a lid 0.5-3 mm thick (in place): the atlas' head outline
     wraps the globes in several millimetres of skin and fat, whereas in a real scan the cornea and lids
     face the air, and a network that never saw that misses real eyeballs."""
-    from orbitai.labels import values_for
-
     for v in values_for("eyeball"):
         globe = labels == v
         cols = globe.any(1)                                   # (z, x) columns through the globe

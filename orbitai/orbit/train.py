@@ -24,21 +24,25 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 import torch.nn.functional as F
+from monai.transforms import Rotate
 
 from orbitai import distributed
 from orbitai.bundle import save_bundle
+from orbitai.bundle.models import find_task_bundle
 from orbitai.checkpoint import resume as resume_checkpoint
 from orbitai.checkpoint import save_checkpoint
 from orbitai.cohort.manifest import Case
 from orbitai.cohort.splits import kfold_split
 from orbitai.errors import ConfigError, InputError
 from orbitai.io import read_volume
+from orbitai.metrics.segmentation import Overlap
 from orbitai.models import build_model, count_parameters
+from orbitai.orbit.configs import SegConfig
+from orbitai.orbit.data import resample_pair, to_classes
 from orbitai.orbit.rules import class_lut
 from orbitai.preprocess.intensity import normalise
 from orbitai.progress import ProgressCallback, emit
-from orbitai.orbit.configs import SegConfig
-from orbitai.orbit.data import resample_pair, to_classes
+from orbitai.seg.engine import sliding_window
 from orbitai.staging import training_folder, trim_epoch_log
 
 log = logging.getLogger(__name__)
@@ -91,8 +95,6 @@ def sample_patch(p: Prepared, patch, rng: np.random.Generator, fg_prob: float) -
 
 def augment(img: np.ndarray, lab: np.ndarray, rng: np.random.Generator, cfg: SegConfig):
     """In-plane rotation, left-right flip and Gaussian noise (MONAI array transforms)."""
-    from monai.transforms import Rotate
-
     if cfg.rotate_deg > 0:
         ang = math.radians(rng.uniform(-cfg.rotate_deg, cfg.rotate_deg))
         # Rotate about the slice axis (in-plane), as the paper's 2D-style augmentation.
@@ -132,8 +134,6 @@ def loss_fn(logits: torch.Tensor, target: torch.Tensor, n_channels: int, kind: s
 
 def _init_bundle(name: str, cfg: SegConfig):
     """The bundle whose weights start the training, refused unless it has the configuration's architecture."""
-    from orbitai.bundle.models import find_task_bundle
-
     b = find_task_bundle(name, "segmentation", "a segmentation model")
     arch = b.metadata.get("architecture", {})
     if arch.get("name") != cfg.arch or arch.get("args") != cfg.arch_args:
@@ -145,9 +145,6 @@ def _init_bundle(name: str, cfg: SegConfig):
 @torch.no_grad()
 def validate(model: torch.nn.Module, val: list[Prepared], cfg: SegConfig, device) -> dict[str, float]:
     """Dice per structure on the validation cases (whole model-grid volumes, overlapped window)."""
-    from orbitai.metrics.segmentation import Overlap
-    from orbitai.seg.engine import sliding_window
-
     model.eval()
     scores: dict[str, list[float]] = {s: [] for s in cfg.spec.structures}
     for p in val:

@@ -28,6 +28,7 @@ from typing import cast
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage as ndi
+from scipy.spatial import ConvexHull, cKDTree
 
 # ----------------------------------------------------------------------------- tissue codes
 OUTSIDE = 0
@@ -132,8 +133,6 @@ def _coords(shape, lo, sp):
 
 def _hull_mask(points: np.ndarray, shape) -> np.ndarray:
     """Voxels [z,y,x] inside the convex hull of integer points (z,y,x) (half-space test)."""
-    from scipy.spatial import ConvexHull
-
     hull = ConvexHull(points.astype(float))
     lo = points.min(0)
     hi = points.max(0) + 1
@@ -238,7 +237,6 @@ def orbit_model() -> OrbitModel:
             return mask
         n = max(2, int(len(idx) / cell_mm3))
         seeds = idx[rng.choice(len(idx), n, replace=False)]
-        from scipy.spatial import cKDTree
 
         _, lab = cKDTree(seeds).query(idx)
         cells = np.zeros(shape, np.int32)

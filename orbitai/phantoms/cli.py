@@ -24,9 +24,9 @@ def earlier_cohort(folder: Path) -> bool:
         for p in (folder / sub).iterdir())
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
     p = sub.add_parser(
-        "phantom", help="write a synthetic cohort (orbital CT/MRI, domain-randomised, TAO, IVGC, brain FLAIR) with ground truth",
+        "phantom", help=help_text,
         description=("Write N synthetic cases with exact ground truth: images (.nrrd), segmentations "
                      "(.seg.nrrd; orbit label scheme, or lesion masks for brain-flair), manifest.csv "
                      "(case_id,image,segmentation[,label][,clinical features]) and montage.png. "

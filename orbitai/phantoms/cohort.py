@@ -24,11 +24,18 @@ import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 
 from orbitai.cohort.clinical import IVGC_CLINICAL
 from orbitai.errors import InputError
+from orbitai.io import write_volume
+from orbitai.labels import ORBIT_LABELS
+from orbitai.phantoms.brain import brain_flair_case
+from orbitai.phantoms.orbit import orbit_case
 from orbitai.progress import ProgressCallback
+from orbitai.segfile import lesion_table, write_segmentation
 
 KINDS = ("orbit-ct", "orbit-mri", "orbit-synth", "tao", "ivgc", "brain-flair")
 
@@ -71,8 +78,6 @@ def make_case(kind: str, seed: int, i: int, label: Optional[int] = None, atypica
     `orbitai.phantoms.brain.brain_flair_case`)."""
     if atypical and kind != "brain-flair":
         raise InputError(f"atypical presentations exist only for brain-flair phantoms, not {kind}.")
-    from orbitai.phantoms.brain import brain_flair_case
-    from orbitai.phantoms.orbit import orbit_case
 
     s = _case_seed(seed, i)
     rng = np.random.default_rng(s)
@@ -113,9 +118,6 @@ def write_cohort(kind: str, n: int, seed: int, out_dir: str | os.PathLike,
 
     Returns the manifest path. Same ``seed`` -> the same files, byte for byte.
     """
-    from orbitai.io import write_volume
-    from orbitai.segfile import lesion_table, write_segmentation
-
     if kind not in KINDS:
         raise InputError(f"Unknown phantom kind {kind!r}; choose one of {', '.join(KINDS)}.")
     if n < 1:
@@ -181,12 +183,7 @@ def _slice_for(case, kind):
 
 def save_montage(kind: str, cases, path: str | os.PathLike) -> Path:
     """PNG: one representative slice per case, label outlines in the scheme's colours."""
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from orbitai.labels import ORBIT_LABELS
 
     n = len(cases)
     fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4.6), squeeze=False)

@@ -12,6 +12,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from orbitai.errors import InputError
+from orbitai.io import read_volume
 from orbitai.radiomics.protocol import RadiomicsProtocol, make_extractor
 
 ImageLike = Union[sitk.Image, str, os.PathLike]
@@ -102,7 +103,6 @@ def _as_image(x: ImageLike) -> sitk.Image:
         return x
     if hasattr(x, "to_sitk"):       # orbitai.io.Volume
         return x.to_sitk()
-    from orbitai.io import read_volume
 
     return read_volume(x).to_sitk()
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from orbitai.errors import InputError
+from orbitai.staging import looks_like_path
 
 _PYRADIOMICS_KEYS = ("imageType", "featureClass", "setting", "voxelSetting")
 _PROTOCOL_KEYS = ("name", "description", "features", "setting", "passes")
@@ -28,7 +29,7 @@ def shipped_protocols() -> list[str]:
 
 
 def _read_yaml(text: str, source: str) -> Any:
-    from ruamel.yaml import YAML, YAMLError    # comes with pyradiomics (through pykwalify)
+    from ruamel.yaml import YAML, YAMLError  # comes with pyradiomics (through pykwalify)
 
     try:
         return YAML(typ="safe", pure=True).load(text)
@@ -107,8 +108,6 @@ class RadiomicsProtocol:
 def _protocol_text(name_or_path: str | os.PathLike) -> tuple[str, str]:
     """A shipped protocol's name first, then a path (`orbitai.staging.looks_like_path`: text written as a path
     is only a path): a folder ``ivgc`` in the working directory never hides the shipped ``ivgc``."""
-    from orbitai.staging import looks_like_path
-
     path = Path(name_or_path)
     name = str(name_or_path)
     as_path = looks_like_path(name, (".yaml", ".yml", ".json"))

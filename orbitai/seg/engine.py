@@ -21,8 +21,9 @@ import itertools
 import logging
 import math
 import time
-from dataclasses import dataclass, field
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, Callable, cast
 
 import numpy as np
@@ -290,8 +291,6 @@ def map_classes(probs: np.ndarray, grid: sitk.Image, vol: Volume,
     grid. There (one box per piece, e.g. per orbit) it and the background are resampled; everywhere
     else the class is background. The resamplings run on two threads (SimpleITK releases the GIL) and
     are merged in class order."""
-    from concurrent.futures import ThreadPoolExecutor
-
     floor = 1.0 / probs.shape[0] - 1e-4          # below 1/C by more than rounding: never the winner
     parts: list[tuple[int, Box]] = []
     for c in range(1, probs.shape[0]):

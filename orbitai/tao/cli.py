@@ -5,19 +5,25 @@ import argparse
 import json
 from pathlib import Path
 
-from orbitai.cli import (add_bundle_out_options, add_device_option, add_nproc_option, add_resample_option,
-                         check_training_options, manifest_inputs)
+from orbitai.cli import (
+    add_bundle_out_options,
+    add_device_option,
+    add_nproc_option,
+    add_resample_option,
+    check_training_options,
+    manifest_inputs,
+)
 from orbitai.cohort.runner import CohortCase, add_cohort_options, check_cohort_options
-from orbitai.launch import arguments_checked
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import UserError
+from orbitai.launch import arguments_checked
 
 #: The figure that ``predict --figure`` adds to OUT.
 FIGURE_FILE = "tao_maps.png"
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("tao", help="TAO activity (active vs inactive) on orbital T2 MRI: train, predict, evaluate",
+def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
+    p = sub.add_parser("tao", help=help_text,
                        description="Active vs inactive thyroid-associated ophthalmopathy per eye (Lin et al. 2021).")
     s = p.add_subparsers(dest="tao_command", metavar="<tao command>", required=True)
 
@@ -87,8 +93,8 @@ def predict_into(options: dict, image_path: str, segmentation: str | None, out: 
     each case of a cohort."""
     from orbitai.cohort.manifest import read_labels
     from orbitai.device import run_with_fallback, select_device
-    from orbitai.io import read_volume
     from orbitai.dicom.export import dicom_extra
+    from orbitai.io import read_volume
     from orbitai.tao.predict import predict_tao
     from orbitai.tao.result import dicom_report
 

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+import SimpleITK as sitk
 
+from orbitai.bundle.core import sha256_input
 from orbitai.checkpoint import REBUILDING, discard, load_arrays, save_arrays
 from orbitai.cohort.manifest import Case, ManifestError, binary_label, naming_case, read_labels
 from orbitai.io import read_volume
@@ -51,8 +53,6 @@ def _case_eyes(case: Case) -> tuple[list[np.ndarray], list[str], int, list[str]]
 
 
 def _init_worker() -> None:
-    import SimpleITK as sitk
-
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)   # one case per core
 
 
@@ -69,8 +69,6 @@ def prepare_eyes(cases: list[Case], progress: Optional[ProgressCallback] = None,
     cases at a time (default: one per CPU core). With ``cache`` the arrays are kept in that
     checksummed .npz and reused when the case list and every file's SHA-256 are the same (never for other
     images at the same paths); a corrupt cache is named and rebuilt."""
-    from orbitai.bundle.core import sha256_input
-
     key = ""
     if cache is not None:
         key = "|".join(f"{c.case_id}:{c.image}:{sha256_input(c.image)}:{c.segmentation}:"

@@ -13,7 +13,10 @@ from orbitai.cohort.manifest import naming_case, read_labels, read_manifest
 from orbitai.errors import InputError
 from orbitai.io import read_volume
 from orbitai.labels import GROUPS, values_for
+from orbitai.metrics.figures import write_cohort_report
 from orbitai.progress import ProgressCallback
+from orbitai.result import check_outputs
+from orbitai.staging import staged_folder
 from orbitai.tao.data import case_label
 from orbitai.tao.models import TAO_MODELS
 from orbitai.tao.predict import EyeResult, predict_tao
@@ -42,10 +45,6 @@ def evaluate_tao(manifest: str | Path, model: str, out: Path, device="cpu", use_
     output folder (never over an input) and the model are checked before any prediction; the report is
     written whole or, on a failure or a cancel, not at all. ``resample_masks``: a segmentation off its
     MRI's grid is resampled onto it (a warning per case) instead of refused."""
-    from orbitai.metrics.figures import write_cohort_report
-    from orbitai.result import check_outputs
-    from orbitai.staging import staged_folder
-
     cases = read_manifest(manifest, need_segmentation=False)
     truth = [case_label(case) for case in cases]
     if len(set(truth)) < 2:

@@ -7,21 +7,19 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 
 from orbitai.io import Volume
 from orbitai.tao.data import centre_crop
+from orbitai.tao.evaluate import EOM_VALUES
 
 
 def save_tao_figure(pred, path: str | os.PathLike, labels: Optional[Volume] = None, title: str = "") -> Path:
     """Rows = eyes; columns = input, occlusion, Grad-CAM (outlines of the extraocular muscles when
     ``labels`` in the orbit scheme are given)."""
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from orbitai.tao.evaluate import EOM_VALUES
 
     eyes = pred.eyes
     fig, axes = plt.subplots(len(eyes), 3, figsize=(9.6, 3.3 * len(eyes)), squeeze=False)

@@ -10,15 +10,20 @@ import numpy as np
 import torch
 
 from orbitai.bundle import Bundle
-from orbitai.tao.models import load_tao_model
 from orbitai.classify.train import predict_proba
+from orbitai.explain import grad_cam, occlusion_map
 from orbitai.io import Volume
 from orbitai.io.values import noise_warning
+from orbitai.labels import ORBIT_LABELS
+from orbitai.orbit.anatomy import check_structures, verdict
+from orbitai.orbit.models import load_seg_model
+from orbitai.orbit.segment import segment
 from orbitai.progress import ProgressCallback
+from orbitai.tao.data import centre_crop
+from orbitai.tao.models import load_tao_model
+from orbitai.tao.preprocess import EyeCrop, check_tao_input, preprocess_eyes
 from orbitai.tao.result import MAP_KINDS, TaoResult
 from orbitai.tao.spec import TaoInputSpec
-from orbitai.tao.data import centre_crop
-from orbitai.tao.preprocess import EyeCrop, check_tao_input, preprocess_eyes
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +87,6 @@ def input_spec(bundle: Bundle) -> TaoInputSpec:
 def locate_orbits(image: Volume, device="cpu", progress: Optional[ProgressCallback] = None):
     """OrbitSegmentation's MRI model on ``image`` (used when no segmentation is given): its
     :class:`~orbitai.orbit.segment.SegResult` (labels and confidence)."""
-    from orbitai.orbit.models import load_seg_model
-    from orbitai.orbit.segment import segment
-
     _, model, spec = load_seg_model(None, image_is_ct=False, device=device)
     return segment(image, model, spec, "overlap", device, progress=progress, mirror=False)
 
@@ -93,9 +95,6 @@ def orbit_warnings(labels: Volume, confidence: Optional[Volume] = None) -> list[
     """What the orbit checks (:func:`orbitai.orbit.anatomy.check_structures`) say of the segmentation the
     crops stand on: each eyeball that is not normal, and the one-line verdict when most structures are
     implausible (enlarged muscles, a finding in TAO, are not held against it)."""
-    from orbitai.labels import ORBIT_LABELS
-    from orbitai.orbit.anatomy import check_structures, verdict
-
     present = {ORBIT_LABELS[int(v)].structure for v in np.unique(labels.array) if int(v) in ORBIT_LABELS}
     checks = check_structures(labels, sorted(present | {"eyeball"}), confidence)
     out = [f"{c.name}: {c.note}" for c in checks if c.label in (1, 2) and c.status != "normal"]
@@ -104,8 +103,6 @@ def orbit_warnings(labels: Volume, confidence: Optional[Volume] = None) -> list[
 
 
 def explain_eye(model: torch.nn.Module, x: np.ndarray, target: int, device="cpu") -> tuple[np.ndarray, np.ndarray]:
-    from orbitai.explain import grad_cam, occlusion_map
-
     xt = torch.from_numpy(x[None]).to(device)
     occ = occlusion_map(model, xt, target, patch=OCCLUSION_PATCH, stride=OCCLUSION_STRIDE)
     cam = grad_cam(model, xt, target, model.get_submodule("cam_layer"))

@@ -20,6 +20,7 @@ import numpy as np
 
 from orbitai.errors import ResultError
 from orbitai.io import Volume, write_volume
+from orbitai.labels import LEFT, RIGHT, Code
 from orbitai.result import TaskResult
 
 #: Heat-map kinds: file stem -> display name.
@@ -122,7 +123,6 @@ def dicom_report(data: dict[str, Any]) -> Any:
     ``data`` is result.json's body; the numbers are the same."""
     from orbitai.dicom.export import DicomReport
     from orbitai.dicom.sr import NO_UNITS, PROBABILITY, Finding, Measure, private_code
-    from orbitai.labels import LEFT, RIGHT, Code
 
     active = private_code("TAO-ACTIVE", "Active thyroid-associated ophthalmopathy")
     findings = [Finding(f"P(active) {e['side']}", active, [Measure(PROBABILITY, float(e["probability_active"]),

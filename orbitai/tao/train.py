@@ -16,10 +16,11 @@ from orbitai.classify.train import TrainSettings, predict_proba, train_classifie
 from orbitai.cohort.manifest import Case
 from orbitai.cohort.splits import check_stratified_folds, stratified_holdout, stratified_kfold
 from orbitai.errors import ConfigError, InputError
+from orbitai.metrics.classification import binary_classification_metrics, mean_sd
 from orbitai.models import build_model, count_parameters
 from orbitai.progress import ProgressCallback, emit
-from orbitai.tao.configs import TaoConfig
 from orbitai.staging import staged_folder, training_folder
+from orbitai.tao.configs import TaoConfig
 from orbitai.tao.data import EyeSamples, augment, case_label, centre_crop, prepare_eyes
 from orbitai.tao.spec import TaoInputSpec
 
@@ -75,8 +76,6 @@ def epochs_run(summary: dict) -> int:
 
 
 def _scores(model, s: EyeSamples, device) -> dict:
-    from orbitai.metrics.classification import binary_classification_metrics
-
     p = predict_proba(model, centre_crop(s.x), device)[:, 1]
     return binary_classification_metrics(s.y, p)
 
@@ -161,8 +160,6 @@ def cross_validate(cases: list[Case], cfg: TaoConfig, out: Path, folds: int = 5,
 
 def _cross_validate(cases: list[Case], labels: list[int], cfg: TaoConfig, out: Path, folds: int, runs: int,
                     seed: int, epochs: Optional[int], device) -> dict:
-    from orbitai.metrics.classification import mean_sd
-
     data = prepare_eyes(cases, cache=out / CV_FILES[1])
     ids = [c.case_id for c in cases]
     per_fold = []

@@ -14,13 +14,24 @@ from typing import Any, Callable, Optional
 
 from trame.widgets import html
 from trame.widgets import vuetify3 as v3
-from trame_slicer.segmentation import (SegmentationEffect, SegmentationEffectErase, SegmentationEffectPaint,
-                                       SegmentationEffectPipeline)
+from trame_slicer.segmentation import (
+    BrushDiameterMode,
+    ModificationMode,
+    SegmentationEffect,
+    SegmentationEffectErase,
+    SegmentationEffectPaint,
+    SegmentationEffectPipeline,
+)
 from undo_stack import UndoStack
+from vtkmodules.vtkCommonCore import vtkCommand
+from vtkmodules.vtkInteractionWidgets import vtkEvent
 
 from orbitai.app.annotation import options as effect_options
 from orbitai.app.annotation.logic import AnnotationLogic
+from orbitai.errors import AnnotationError
 from orbitai.mrml.editors import MODE_ADD, MODE_REMOVE, MODE_SET
+from orbitai.mrml.segmentations import segment_voxel_count, segmentation_file_bytes
+from orbitai.orbit.prior import DEFAULT_PRIORS
 from orbitai.web.clicks import sending
 
 __all__ = ["TrameSlicerEditor", "SmartPencilEffect", "AnnotationPanel", "TOOLS"]
@@ -52,8 +63,6 @@ class TrameSlicerEditor:
         self.se.editor_node.SetSelectedSegmentID(self.se.get_active_segment_id() or None)
 
     def aligned(self) -> tuple[Any, Any]:
-        from orbitai.errors import AnnotationError
-
         logic = self.se.editor_logic
         if not logic.ResetModifierLabelmapToDefault():
             raise AnnotationError("Could not set up the segmentation geometry.")
@@ -65,8 +74,6 @@ class TrameSlicerEditor:
         """Nothing: `modifySelectedSegment` pushes the change as one undo command."""
 
     def modifySelectedSegment(self, modifier: Any, mode: str) -> None:
-        from trame_slicer.segmentation import ModificationMode
-
         m = {MODE_ADD: ModificationMode.Add, MODE_REMOVE: ModificationMode.Remove, MODE_SET: ModificationMode.Set}[mode]
         # The editor's masking settings apply (editable area, overwrite), as in Slicer's modifySelectedSegment.
         self.se.active_segment_modifier.apply_labelmap(modifier, segment_id=self.se.get_active_segment_id(),
@@ -92,15 +99,10 @@ class _ClickPipeline(SegmentationEffectPipeline):
     the press and release are consumed so they do not also change the window/level."""
 
     def CanProcessInteractionEvent(self, event_data: Any) -> tuple[bool, float]:
-        from vtkmodules.vtkCommonCore import vtkCommand
-
         kinds = (vtkCommand.LeftButtonPressEvent, vtkCommand.LeftButtonReleaseEvent)
         return bool(self.IsActive()) and event_data.GetType() in kinds, 0.0
 
     def ProcessInteractionEvent(self, event_data: Any) -> bool:
-        from vtkmodules.vtkCommonCore import vtkCommand
-        from vtkmodules.vtkInteractionWidgets import vtkEvent
-
         if event_data.GetType() == vtkCommand.LeftButtonPressEvent and self._effect is not None:
             ras = tuple(event_data.GetWorldPosition())
             remove = bool(event_data.GetModifiers() & vtkEvent.ShiftModifier)
@@ -164,8 +166,6 @@ class AnnotationPanel:
 
     def scene_closing(self) -> None:
         """The scene closes: the model prior being computed is cancelled and an action waiting for it dropped."""
-        from orbitai.orbit.prior import DEFAULT_PRIORS
-
         self.logic.cancelPending()
         DEFAULT_PRIORS.cancel_all()
         self.logic.smartFillCancel()
@@ -256,8 +256,6 @@ class AnnotationPanel:
         self._brush_changed(self.state.ann_brush_mm)
 
     def _brush_changed(self, ann_brush_mm: Any = 5.0, **_: Any) -> None:
-        from trame_slicer.segmentation import BrushDiameterMode
-
         effect = self.se.active_effect
         if hasattr(effect, "set_brush_diameter"):
             effect.set_brush_diameter(max(float(ann_brush_mm or 1.0), 0.5), BrushDiameterMode.Absolute)
@@ -320,8 +318,6 @@ class AnnotationPanel:
 
     def _sync_count(self) -> None:
         """``ann_voxels``: the selected segment's voxel count (shown under the segment; None without one)."""
-        from orbitai.mrml.segmentations import segment_voxel_count
-
         node, sid = self.se.active_segmentation_node, self.se.get_active_segment_id()
         known = node is not None and sid and node.GetSegmentation().GetSegment(sid) is not None
         self.state.ann_voxels = segment_voxel_count(node, sid) if known else None
@@ -360,8 +356,6 @@ class AnnotationPanel:
 
     def download(self) -> Any:
         """The edited segmentation as a Slicer ``.seg.nrrd`` (bytes, sent to the page as an attachment)."""
-        from orbitai.mrml.segmentations import segmentation_file_bytes
-
         node = self.se.active_segmentation_node
         if node is None:
             with self.state:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -17,16 +19,30 @@ from trame.app import TrameApp
 from trame.ui.vuetify3 import SinglePageWithDrawerLayout
 from trame.widgets import html
 from trame.widgets import vuetify3 as v3
+from trame_slicer import module as trame_slicer_module
 from trame_slicer.core import LayoutManager, SlicerApp
 from trame_slicer.rca_view import register_rca_factories
 from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
 
-from orbitai.errors import InputError, OrbitAIError, one_line
-from orbitai.mrml.scene import adopt_context
 from orbitai.app.panel_spec import Option, PanelSpec
+from orbitai.dicom.inputs import parse_dicomweb_url, resolve_image
+from orbitai.errors import InputError, OrbitAIError, UserError, one_line
+from orbitai.io.dicom_folder import looks_like_dicom
+from orbitai.io.files import read_scan
+from orbitai.io.grids import segmentation_on_image
+from orbitai.mrml import (
+    jump_slices,
+    segmentation_node_from_labels,
+    show_volume,
+    volume_from_volume_node,
+    volume_node_from_volume,
+)
+from orbitai.mrml.scene import adopt_context
+from orbitai.mrml.tables import rows_from_table_node
 from orbitai.web import compat
+from orbitai.web.annotate import AnnotationPanel
 from orbitai.web.clicks import sending
-from orbitai.web.guard import DEFAULT_UPLOAD_MB, listen_error
+from orbitai.web.guard import DEFAULT_UPLOAD_MB, Guard, GuardError, listen_error, new_token
 from orbitai.web.modules import modules
 from orbitai.web.names import PATH_REFUSED, client_file_name, client_path
 from orbitai.web.panel import WebJobPanel
@@ -66,8 +82,6 @@ def _view_ui(server: Any, view_id: str, view: Any) -> None:
 def data_choices(data: Optional[Path]) -> list[str]:
     """What the DATA folder offers: its volume and segmentation (``.seg.nrrd``) files and its folders holding DICOM files
     (paths relative to it), each one `client_path` accepts."""
-    from orbitai.io.dicom_folder import looks_like_dicom
-
     if data is None or not data.is_dir():
         return []
     found = []
@@ -184,8 +198,6 @@ class ModulePanel:
         return invalid or self.spec.why_not_ready(node, self.values() if node is not None else {}, self.models_installed)
 
     def showResults(self, outputs: Any, input_node: Any) -> None:
-        from orbitai.mrml.tables import rows_from_table_node
-
         values = self.values()
         if self.spec.display is not None:
             self.job.controller.shownChoice = values[self.spec.display.name]
@@ -275,8 +287,6 @@ class Upload:
         return str(self.folder), f"{len(self.files)} uploaded files"
 
     def remove(self) -> None:
-        import shutil
-
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
@@ -324,7 +334,6 @@ class OrbitWebApp(TrameApp):
     def __init__(self, server: Any = None, data: Optional[str] = None, rca_encoder: Optional[str] = None,
                  upload_limit: int = DEFAULT_UPLOAD_MB << 20) -> None:
         super().__init__(server)
-        from trame_slicer import module as trame_slicer_module
 
         self.server.enable_module(trame_slicer_module)   # chunked uploads
         self.slicer_app = SlicerApp()
@@ -349,7 +358,6 @@ class OrbitWebApp(TrameApp):
                            "load_error": "", "load_busy": False, "data_items": data_choices(self.data_folder),
                            "data_choice": None, "dicomweb_url": "", "scene_nodes": 0})
         self.panels = {m.key: ModulePanel(self, m) for m in modules()}
-        from orbitai.web.annotate import AnnotationPanel
 
         self.annotation = AnnotationPanel(self)
         self._refresh_pending = False
@@ -439,8 +447,6 @@ class OrbitWebApp(TrameApp):
             self.state.input_volume = None
 
     def _input_changed(self, input_volume: Optional[str] = None, **_: Any) -> None:
-        from orbitai.mrml import show_volume
-
         node = self.input_node()
         if node is not None:
             show_volume(self.mrml, node)
@@ -474,8 +480,6 @@ class OrbitWebApp(TrameApp):
 
     def _jump(self, jump_to: Any = None, **_: Any) -> None:
         """``jump_to`` = [R, A, S]: every slice view moves to the slices through that point."""
-        from orbitai.mrml import jump_slices
-
         if jump_to is not None and len(jump_to) == 3:
             jump_slices(self.mrml, jump_to)
 
@@ -522,8 +526,6 @@ class OrbitWebApp(TrameApp):
         return message
 
     def add_volume(self, vol: Any, name: str) -> Any:
-        from orbitai.mrml import volume_node_from_volume
-
         node = volume_node_from_volume(self.mrml, vol, name=name)
         self.refresh_nodes()
         self.state.input_volume = node.GetID()
@@ -532,10 +534,6 @@ class OrbitWebApp(TrameApp):
     def add_segmentation(self, labels: Any, table: Any, name: str) -> Any:
         """A segmentation of the input volume (on its grid, or a crop of it as Slicer writes them; anything else is
         refused in one line), with its segments' names and colours."""
-        from orbitai.errors import InputError
-        from orbitai.io.grids import segmentation_on_image
-        from orbitai.mrml import segmentation_node_from_labels, volume_from_volume_node
-
         volume = self.input_node()
         if volume is None:
             raise InputError("load or select the scan it belongs to first")
@@ -566,8 +564,6 @@ class OrbitWebApp(TrameApp):
         """Load what the "DICOMweb series URL" field names: a DICOMweb study or series URL (what `parse_dicomweb_url`
         takes, as `resolve_image` will) goes to DICOMweb; anything else is a path that must resolve inside DATA (a
         URL of another form is refused there, whatever the case of its scheme)."""
-        from orbitai.dicom.inputs import parse_dicomweb_url
-
         text = str(self.state.dicomweb_url or "").strip()
         if not text:
             return
@@ -704,9 +700,6 @@ class OrbitWebApp(TrameApp):
 
 def _read_scan(source: str, tmp: Path) -> tuple[Any, str]:
     """(Volume, node name) of a scan: a file, a DICOM folder or a DICOMweb series URL (fetched into ``tmp``)."""
-    from orbitai.dicom.inputs import resolve_image
-    from orbitai.io.files import read_scan
-
     path = resolve_image(source, None, tmp)
     vol, _acquisition = read_scan(path)
     name = Path(source.rstrip("/")).name.split(".")[0] or "volume"
@@ -716,8 +709,6 @@ def _read_scan(source: str, tmp: Path) -> tuple[Any, str]:
 def page_url(host: str, port: int, token: str) -> str:
     """The address a user opens: the server's, with its secret (the page reads ``?secret=`` and drops it from the
     address bar)."""
-    import socket
-
     shown = socket.gethostname() if host in ("0.0.0.0", "::", "") else host
     if ":" in shown:
         shown = f"[{shown}]"
@@ -730,9 +721,6 @@ def serve(data: Optional[str] = None, host: str = "127.0.0.1", port: int = 8080,
     """Build the app and serve it until interrupted (``orbitai web``), behind `orbitai.web.guard.Guard`: the secret
     ``token`` (a random one when None), Host/Origin checks and message and upload limits. Prints the page's address
     once it listens."""
-    from orbitai.errors import UserError
-    from orbitai.web.guard import Guard, GuardError, new_token
-
     os.environ.setdefault("TRAME_ARGS", "")
     token = token or new_token()
     app = OrbitWebApp(data=data, rca_encoder=rca_encoder, upload_limit=upload_mb << 20)

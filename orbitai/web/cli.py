@@ -18,8 +18,8 @@ OTHERS_WARNING = ("warning: orbitai web listens on {host}: anyone who can reach 
                   "the network. Put it behind an HTTPS reverse proxy (see the README) or keep --host 127.0.0.1.")
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("web", help="the four modules and the annotation tools in a web browser",
+def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
+    p = sub.add_parser("web", help=help_text,
                        description="Serve OrbitAI in the browser (trame-slicer: Slicer's scene, slice views and segment "
                                    "editor on the server; the page shows them). Needs the extra: pip install "
                                    "'orbitai[web]'. Views render off-screen (EGL, or OSMesa with "

@@ -15,21 +15,43 @@ The algorithms are in `orbitai.annotate` (arrays with spacing, no Slicer).
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 import numpy as np
 import vtk
 
+from orbitai.io import Volume
+from orbitai.labels import STRUCTURE_CODES
+from orbitai.mrml.editors import (
+    MODE_ADD,
+    MODE_REMOVE,
+    MODE_SET,
+    Editor,
+    SegmentEditorLogicEditor,
+    SegmentEditorWidgetEditor,
+    headless_editor,
+)
+from orbitai.mrml.labelmaps import (
+    fill_oriented_image,
+    oriented_image_to_array,
+    ras_to_ijk,
+    segment_extent_mask,
+    slice_axis,
+    superpixel_edges,
+)
 from orbitai.mrml.segmentations import binary_labelmap, geometry_key, segment_labelmap, set_single_segment
-from orbitai.mrml.labelmaps import (fill_oriented_image, oriented_image_to_array, ras_to_ijk, segment_extent_mask,
-                                    slice_axis, superpixel_edges)
 
-from orbitai.mrml.editors import (MODE_ADD, MODE_REMOVE, MODE_SET, Editor, SegmentEditorLogicEditor,
-                                  SegmentEditorWidgetEditor, headless_editor)
-
-from .options import (AUTOCORRECTION, BOUNDARIES_ROLE, CONSISTENT_SHIFT_SIGMA_MM, PREVIEW_ROLE, SMARTFILL,
-                      SMARTPENCIL, EffectParameters)
+from .options import (
+    AUTOCORRECTION,
+    BOUNDARIES_ROLE,
+    CONSISTENT_SHIFT_SIGMA_MM,
+    PREVIEW_ROLE,
+    SMARTFILL,
+    SMARTPENCIL,
+    EffectParameters,
+)
 
 
 def _annotate():
@@ -373,10 +395,6 @@ class AnnotationLogic:
         image's modification time and the grid (`_grid`'s key), not a checksum of every voxel: VTK's modification
         times only grow within a process, so it names this image and grid uniquely here, at no cost on the
         calling thread (hashing a 512x512x300 CT there took 0.35-0.6 s)."""
-        import hashlib
-
-        from orbitai.io import Volume
-
         _, src, _ = self._grid()
         if self._volume is None or self._volume[0] != self._source[0]:
             _, source = self.editor.aligned()
@@ -394,7 +412,6 @@ class AnnotationLogic:
         """The selected segment's name when it names an orbit structure (e.g. superior_rectus_muscle_left,
         optic_nerve), else None: only then can the segmentation network help."""
         from orbitai.orbit.prior import split_side
-        from orbitai.labels import STRUCTURE_CODES
 
         name = self.segmentationNode.GetSegmentation().GetSegment(self.segmentID).GetName()
         return name if split_side(name)[0] in STRUCTURE_CODES else None

@@ -13,8 +13,8 @@ from typing import Any, Optional
 import numpy as np
 
 from orbitai.app import requirements_file
+from orbitai.mrml.dependencies import ensure_requirements, import_name, read_requirements
 from orbitai.mrml.editors import notify_effect_parameter
-
 
 # `orbitai.annotate` needs scipy and scikit-image, which a fresh Slicer lacks: the logic imports it on first
 # use, so the effects register at start-up without them and an action first offers to install them
@@ -29,8 +29,6 @@ REQUIREMENTS = requirements_file("OrbitSegmentation")
 def missing_dependencies(ask: bool = True) -> str:
     """"" when scipy and scikit-image are installed; inside Slicer first offers to install them (the
     version ranges of the module's requirements). Else one line saying what is missing and how to install it."""
-    from orbitai.mrml.dependencies import ensure_requirements, import_name, read_requirements
-
     lines = [r for r in read_requirements(REQUIREMENTS) if import_name(r) in ANNOTATION_MODULES]
     try:
         if ensure_requirements(lines, ask=ask):
