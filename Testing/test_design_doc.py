@@ -49,6 +49,23 @@ def _task_folders() -> set[str]:
     return {p.name for p in (REPO / "orbitai").iterdir() if (p / "cli.py").is_file() and p.name != "phantoms"}
 
 
+def _names_that_are_not_imports(tree: ast.AST) -> set[int]:
+    """The string constants of ``tree`` that name a module without importing it here: a logger's name
+    (``getLogger``), a resource package (``resources.files``), and the module a child process runs (the word after
+    ``"-m"`` in a command line)."""
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and node.args and isinstance(node.func, (ast.Attribute, ast.Name)):
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else node.func.id
+            if name in ("getLogger", "files"):
+                skip.add(id(node.args[0]))
+        elif isinstance(node, (ast.List, ast.Tuple)):
+            for before, after in zip(node.elts, node.elts[1:]):
+                if isinstance(before, ast.Constant) and before.value == "-m":
+                    skip.add(id(after))
+    return skip
+
+
 def _imported_modules(path: Path, by_name: bool = True) -> list[tuple[int, str]]:
     """(line, module) of every import in ``path``, at module level or inside a function; relative ones resolved;
     and of every string that is exactly a module name (``"orbitai.x.y"``: imported by name)."""
@@ -56,7 +73,9 @@ def _imported_modules(path: Path, by_name: bool = True) -> list[tuple[int, str]]
     if path.name != "__init__.py":
         package = package.rpartition(".")[0]
     found = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    not_imports = _names_that_are_not_imports(tree)
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found += [(node.lineno, a.name) for a in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -66,7 +85,8 @@ def _imported_modules(path: Path, by_name: bool = True) -> list[tuple[int, str]]
                 base = ".".join(parts[:len(parts) - node.level + 1] + ([node.module] if node.module else []))
             found += [(node.lineno, f"{base}.{a.name}" if base == "orbitai" or _is_module(f"{base}.{a.name}") else base)
                       for a in node.names]
-        elif by_name and isinstance(node, ast.Constant) and isinstance(node.value, str) and MODULE_NAME.fullmatch(node.value):
+        elif (by_name and isinstance(node, ast.Constant) and isinstance(node.value, str)
+              and MODULE_NAME.fullmatch(node.value) and id(node) not in not_imports):
             found.append((node.lineno, node.value))      # a module named by string (importlib.import_module)
     return found
 
@@ -146,8 +166,9 @@ def _strongly_connected(edges: dict[str, set[str]]) -> list[list[str]]:
 def test_no_import_circles_between_files_or_packages():
     """Every import statement of orbitai (at the top of a file or inside a function, TYPE_CHECKING included) goes one
     way: no circle between two files, nor between two packages (``orbitai.<package>``). ``from a import b`` counts
-    as importing ``a.b`` when that is a module, else ``a``. Imports by name (``importlib`` of a command module by
-    the CLI and the warm worker) are not followed here (issue 45: still open)."""
+    as importing ``a.b`` when that is a module, else ``a``. Imports by name count too (a string naming a module:
+    the CLI's command table, the warm worker's preloads, the networks' table), except names that import nothing
+    here (`_names_that_are_not_imports`)."""
     files = {}
     for path in sorted((REPO / "orbitai").rglob("*.py")):
         parts = list(path.relative_to(REPO).with_suffix("").parts)
@@ -155,7 +176,7 @@ def test_no_import_circles_between_files_or_packages():
     file_edges: dict[str, set[str]] = {}
     package_edges: dict[str, set[str]] = {}
     for name, path in files.items():
-        for _line, module in _imported_modules(path, by_name=False):
+        for _line, module in _imported_modules(path, by_name=True):
             while module not in files and "." in module:
                 module = module.rpartition(".")[0]
             if module in files and module != name and module != "orbitai":

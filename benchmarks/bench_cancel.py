@@ -44,7 +44,7 @@ def _before_43(job: Any, grace_s: float = 0.9) -> None:
 
 
 def _measure(python: str, cancel: Callable[[Any], None]) -> dict[str, float]:
-    from orbitai.worker import WarmJob, WarmWorker
+    from orbitai.jobs.warm import WarmJob, WarmWorker
 
     worker = WarmWorker(python=python, preload=False)
     calls, ends, codes, kept = [], [], [], []

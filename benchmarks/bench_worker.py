@@ -83,9 +83,9 @@ def _tao(job_cls: Any, img: Path, seg: Path, **kw: Any) -> dict[str, float]:
 
 def main() -> None:
     from orbitai.phantoms import orbit_case
-    from orbitai.runner import OrbitaiJob, write_job_input
+    from orbitai.jobs.child import OrbitaiJob, write_job_input
     from orbitai.segfile import write_segmentation
-    from orbitai.worker import WarmJob, WarmWorker
+    from orbitai.jobs.warm import WarmJob, WarmWorker
 
     metrics: dict[str, float] = {}
     notes: dict[str, Any] = {
@@ -97,7 +97,7 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        # written as the Slicer modules hand a scene volume to a job (orbitai.runner.write_job_input)
+        # written as the Slicer modules hand a scene volume to a job (orbitai.jobs.child.write_job_input)
         cts = [write_job_input(orbit_case(s, modality="ct", size=(512, 512, 100), spacing=(0.3, 0.3, 0.5),
                                        oblique=False).image, tmp / f"ct{s}.nrrd") for s in SEEDS]
         t2s = []

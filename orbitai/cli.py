@@ -15,14 +15,14 @@ import os
 import signal
 import sys
 import threading
-from typing import Any, Iterator, NoReturn, Optional, Sequence
+from typing import NoReturn, Optional, Sequence
 
 from orbitai import __version__
 from orbitai.errors import OrbitAIError, one_line
-from orbitai.progress import set_cancel_pending
+from orbitai.progress import CANCEL_SIGNALS, cancel_on_signals
 from orbitai.staging import disk_full
 
-__all__ = ["main", "build_parser", "add_device_option"]
+__all__ = ["main", "build_parser", "COMMANDS", "requested_command", "entry"]
 
 #: The commands, in the order ``--help`` lists them: name -> (the module whose ``add_parser(sub, help_text)`` adds
 #: it, its one-line help). Only the command that runs is imported (`main`), so ``orbitai --help`` loads none of them and their modules
@@ -47,67 +47,6 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
-
-
-def add_device_option(parser: argparse.ArgumentParser, what: str = "compute device") -> None:
-    """The one ``--device`` option of every command (choices from `orbitai.device.DEVICE_CHOICES`)."""
-    from orbitai.device import DEVICE_CHOICES
-
-    parser.add_argument("--device", default="auto",
-                        help=f"{what}: {'|'.join(DEVICE_CHOICES)} or cuda:N (default auto: CUDA, then MPS, then CPU)")
-
-
-def add_nproc_option(parser: argparse.ArgumentParser) -> None:
-    """The one ``--nproc`` option of every training (`orbitai.launch`, `orbitai.distributed`)."""
-    parser.add_argument("--nproc", type=int, default=1, metavar="N",
-                        help="train on N processes of this machine with torch DDP (gloo on CPU, nccl on CUDA), the "
-                             "same global batch, schedule and seeds as one process; under torchrun (several nodes) "
-                             "leave it out (default 1; at most the cores this process may use)")
-
-
-def add_resample_option(parser: argparse.ArgumentParser, image: str = "image") -> None:
-    """The one ``--resample-masks`` option (`orbitai.io.RESAMPLE_OPTION`) of every command given a segmentation
-    with an image: without it a segmentation off the image's grid is refused (`orbitai.io.segmentation_on_image`)."""
-    from orbitai.io import RESAMPLE_OPTION
-
-    parser.add_argument(RESAMPLE_OPTION, action="store_true",
-                        help=f"resample a segmentation that is not on the {image}'s grid (origin, spacing, direction "
-                             f"or size off by more than half a voxel) onto it by nearest neighbour, and say so in the "
-                             f"warnings; without it such a segmentation is refused")
-
-
-def add_bundle_out_options(parser: argparse.ArgumentParser) -> None:
-    """``--out`` and ``--overwrite`` of every training that writes a bundle (the rule:
-    `orbitai.bundle.core.check_bundle_folder`)."""
-    parser.add_argument("--out", required=True,
-                        help="bundle folder to write: a new or empty folder, or an earlier bundle of this kind "
-                             "(replaced as a whole); any other folder is refused, never emptied")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace an earlier bundle of this kind that also holds other files: the old folder is "
-                             "moved aside to OUT.old-<date>-<time> (nothing is deleted)")
-
-
-def check_training_options(args: argparse.Namespace) -> None:
-    """Refuse impossible training options (``--epochs``, ``--holdout``, ``--runs``/``--repeats``, ``--seed``,
-    ``--folds``, where the command has them) before any work starts, one line each."""
-    from orbitai.errors import UserError
-
-    if getattr(args, "epochs", None) is not None and args.epochs < 1:
-        raise UserError(f"--epochs must be at least 1, got {args.epochs}.")
-    if getattr(args, "holdout", None) is not None and not 0.0 <= args.holdout < 1.0:
-        raise UserError(f"--holdout must be a fraction in [0, 1), got {args.holdout}.")
-    for opt in ("runs", "repeats"):
-        if getattr(args, opt, None) is not None and getattr(args, opt) < 1:
-            raise UserError(f"--{opt} must be at least 1, got {getattr(args, opt)}.")
-    if getattr(args, "seed", 0) < 0:
-        raise UserError(f"--seed must be 0 or more, got {args.seed}.")
-    if getattr(args, "folds", None) is not None and args.folds < 2:
-        raise UserError(f"--folds must be at least 2 (each fold is evaluated on cases left out), got {args.folds}.")
-
-
-def manifest_inputs(manifest: str, cases: list) -> list:
-    """Every file a manifest command reads: the manifest, each case's image and segmentation."""
-    return [manifest, *(p for c in cases for p in (c.image, c.segmentation) if p is not None)]
 
 
 def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
@@ -157,68 +96,6 @@ def _os_error(exc: OSError) -> tuple[str, int]:
         hint = " (check the path and its permissions)" if user else ""
         return f"{exc.strerror}: {exc.filename}{hint}", 2 if user else 1
     return one_line(exc), 2 if user else 1
-
-
-#: Signals that cancel a command like Ctrl-C (SIGINT): ``kill``, a closed terminal.
-CANCEL_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
-
-
-def _cancel(signum: int, frame: Any) -> NoReturn:
-    set_cancel_pending(True)      # raised again at the next progress line if this one is swallowed
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-@contextlib.contextmanager
-def cancel_on_signals() -> Iterator[None]:
-    """While active, SIGTERM and SIGHUP raise `KeyboardInterrupt` as SIGINT does, so that a killed command
-    cleans up (temporary folders removed, child processes stopped) instead of dying on the spot.
-    The previous handlers come back afterwards; outside the main thread it does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    sigs = list(CANCEL_SIGNALS)
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:   # Ctrl-C: the same, with the flag
-        sigs.append(signal.SIGINT)
-    set_cancel_pending(False)
-    previous = {sig: signal.signal(sig, _cancel) for sig in sigs
-                if signal.getsignal(sig) is not signal.SIG_IGN}  # an ignored signal (nohup) stays ignored
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        set_cancel_pending(False)
-
-
-@contextlib.contextmanager
-def deferred_cancel() -> Iterator[None]:
-    """While active, a cancel signal (SIGINT, SIGTERM, SIGHUP) is remembered instead of raised, and raised as
-    `KeyboardInterrupt` when the block has ended: for work that cannot be interrupted half-way and cleaned up
-    afterwards (starting a Dask cluster: its processes are only known, and closed cleanly, once it is up).
-    Only this process's Python handlers change; child processes keep theirs. Outside the main thread it does
-    nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    got: list[int] = []
-
-    def remember(signum: int, frame: Any) -> None:
-        got.append(signum)
-        set_cancel_pending(True)
-
-    sigs = [sig for sig in (signal.SIGINT, *CANCEL_SIGNALS) if signal.getsignal(sig) not in (signal.SIG_IGN, None)]
-    previous = {sig: signal.signal(sig, remember) for sig in sigs}
-    try:
-        yield
-    except Exception as exc:
-        if got:   # a Ctrl-C reaches the process group: children it stopped while starting fail the block
-            raise KeyboardInterrupt(f"signal {got[0]}") from exc
-        raise
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if got:
-        raise KeyboardInterrupt(f"signal {got[0]}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,19 +1,24 @@
-"""Progress lines shared by the CLI and the child-process runner.
+"""Progress lines shared by the CLI and the child-process runner, and cancelling a command.
 
 A long command prints ``PROGRESS <done>/<total> <message>`` lines on stdout; the runner
-(`orbitai.runner`) parses them and forwards them to a callback (a Slicer progress bar).
+(`orbitai.jobs.child`) parses them and forwards them to a callback (a Slicer progress bar). A cancel (Ctrl-C,
+SIGTERM, SIGHUP) is a ``KeyboardInterrupt`` in the command (`cancel_on_signals`), or waits for the end of work
+that cannot stop half-way (`deferred_cancel`).
 """
 from __future__ import annotations
 
+import contextlib
 import re
+import signal
 import sys
-from typing import Callable, Optional
+import threading
+from typing import Any, Callable, Iterator, NoReturn, Optional
 
 PROGRESS_RE = re.compile(r"^PROGRESS (\d+)/(\d+)(?: (.*))?$")
 
 ProgressCallback = Callable[[int, int, str], None]
 
-#: Set by `orbitai.cli`'s cancel-signal handler. Python swallows an exception raised by a signal handler
+#: Set by the cancel-signal handler (`cancel_on_signals`). Python swallows an exception raised by a signal handler
 #: that runs inside a callback whose errors are ignored (an import lock's weakref callback, a __del__),
 #: so a cancel could be lost and the command finish and write its results; the next progress line
 #: raises it again.
@@ -57,3 +62,65 @@ class Progress:
     def step(self, message: str = "", n: int = 1) -> None:
         self.done = min(self.total, self.done + n)
         self.callback(self.done, self.total, message)
+
+
+#: Signals that cancel a command like Ctrl-C (SIGINT): ``kill``, a closed terminal.
+CANCEL_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def _cancel(signum: int, frame: Any) -> NoReturn:
+    set_cancel_pending(True)      # raised again at the next progress line if this one is swallowed
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextlib.contextmanager
+def cancel_on_signals() -> Iterator[None]:
+    """While active, SIGTERM and SIGHUP raise `KeyboardInterrupt` as SIGINT does, so that a killed command
+    cleans up (temporary folders removed, child processes stopped) instead of dying on the spot.
+    The previous handlers come back afterwards; outside the main thread it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    sigs = list(CANCEL_SIGNALS)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:   # Ctrl-C: the same, with the flag
+        sigs.append(signal.SIGINT)
+    set_cancel_pending(False)
+    previous = {sig: signal.signal(sig, _cancel) for sig in sigs
+                if signal.getsignal(sig) is not signal.SIG_IGN}  # an ignored signal (nohup) stays ignored
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        set_cancel_pending(False)
+
+
+@contextlib.contextmanager
+def deferred_cancel() -> Iterator[None]:
+    """While active, a cancel signal (SIGINT, SIGTERM, SIGHUP) is remembered instead of raised, and raised as
+    `KeyboardInterrupt` when the block has ended: for work that cannot be interrupted half-way and cleaned up
+    afterwards (starting a Dask cluster: its processes are only known, and closed cleanly, once it is up).
+    Only this process's Python handlers change; child processes keep theirs. Outside the main thread it does
+    nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[int] = []
+
+    def remember(signum: int, frame: Any) -> None:
+        got.append(signum)
+        set_cancel_pending(True)
+
+    sigs = [sig for sig in (signal.SIGINT, *CANCEL_SIGNALS) if signal.getsignal(sig) not in (signal.SIG_IGN, None)]
+    previous = {sig: signal.signal(sig, remember) for sig in sigs}
+    try:
+        yield
+    except Exception as exc:
+        if got:   # a Ctrl-C reaches the process group: children it stopped while starting fail the block
+            raise KeyboardInterrupt(f"signal {got[0]}") from exc
+        raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if got:
+        raise KeyboardInterrupt(f"signal {got[0]}")

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 from orbitai.annotate import AnnotationError, dice
-from orbitai.orbit.prior import PriorCache, PriorUnavailable, compute_prior, image_key, split_side
+from orbitai.app.annotation.priors import PriorCache
 from orbitai.io import Volume
 from orbitai.labels import ORBIT_LABELS
+from orbitai.orbit.prior import PriorUnavailable, compute_prior, image_key, split_side
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 from orbitai.annotate import dice, simulate_strokes
-from orbitai.orbit.prior import DEFAULT_PRIORS, ModelPrior, PriorRequest
+from orbitai.app.annotation.priors import DEFAULT_PRIORS, PriorRequest
+from orbitai.orbit.prior import ModelPrior
 
 TIMER_S = 0.2        # the effect's timer period (effect_options.PRIOR_POLL_MS)
 EFFECTS = Path(__file__).resolve().parents[2] / "OrbitSegmentation" / "OrbitSegmentationEffects"
@@ -30,7 +31,7 @@ EFFECTS = Path(__file__).resolve().parents[2] / "OrbitSegmentation" / "OrbitSegm
 def no_model_in_process(monkeypatch):
     """The prior must come from the child: computing it in this process, waiting for the child from a logic
     call, or reading the prior before the child ended fails the test."""
-    import orbitai.orbit.prior as prior_module
+    import orbitai.app.annotation.priors as prior_module
 
     def refuse(*args, **kwargs):
         raise AssertionError("the model prior was computed in the calling process")
@@ -214,7 +215,7 @@ def test_closing_the_scene_cancels_the_prior_and_drops_the_waiting_action(mrml, 
 def test_a_failed_prior_is_one_line_and_the_tools_go_on_without_it(mrml, monkeypatch):
     """The child fails (no such bundle): the waiting preview runs from the strokes alone, and the status
     says why in one line."""
-    import orbitai.orbit.prior as prior_module
+    import orbitai.app.annotation.priors as prior_module
 
     DEFAULT_PRIORS.clear()
     real = prior_module.PriorRequest.__init__

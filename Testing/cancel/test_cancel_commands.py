@@ -246,7 +246,7 @@ RESUME_STATE = {name: re.compile(r"^F\.csv\.cache(/[\w.-]+\.npz(\.sha256)?)?$")
 
 #: Cases run under ``-m slow`` only. Each command keeps a SIGINT and a SIGTERM case in the default suite,
 #: except the three that take over 10 s to get working (they keep SIGINT; SIGTERM takes the same path:
-#: `orbitai.cli.cancel_on_signals`); the phantom kinds share one writer and one staging, so two kinds
+#: `orbitai.progress.cancel_on_signals`); the phantom kinds share one writer and one staging, so two kinds
 #: run by default.
 SLOW = ({(f"phantom {kind}", sig) for kind in ("orbit-ct", "orbit-mri", "orbit-synth", "tao", "ivgc", "brain-flair")
          for sig in ("SIGINT", "SIGTERM")} - {("phantom orbit-ct", "SIGINT"), ("phantom tao", "SIGTERM")}

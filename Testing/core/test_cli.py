@@ -252,7 +252,7 @@ def test_one_error_hierarchy():
     from orbitai.device import DeviceError
     from orbitai.errors import InputError, OrbitAIError, ResultError
     from orbitai.io import VolumeError
-    from orbitai.runner import JobError
+    from orbitai.jobs.child import JobError
     from orbitai.tao.result import TaoResultError
 
     for cls, code in [(VolumeError, 2), (UserError, 2), (AnnotationError, 2), (DeviceError, 2), (BundleError, 2),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from orbitai.cli import cancel_on_signals
+from orbitai.progress import cancel_on_signals
 from orbitai.progress import emit, set_cancel_pending
 
 

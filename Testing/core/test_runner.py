@@ -1,4 +1,4 @@
-"""orbitai.runner: progress streaming, hand-over on success only, cancel kills the child."""
+"""orbitai.jobs.child: progress streaming, hand-over on success only, cancel kills the child."""
 from __future__ import annotations
 
 import signal
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from orbitai.runner import JobError, OrbitaiJob
+from orbitai.jobs.child import JobError, OrbitaiJob
 
 HERE = Path(__file__).resolve().parent
 

@@ -12,7 +12,7 @@ pytest.importorskip("slicer")
 from orbitai.mrml import new_scene
 from orbitai.mrml.jobs import JobLogic
 from orbitai.mrml.panel import parameterChoices, resetUnknownChoices
-from orbitai.runner import OrbitaiJob
+from orbitai.jobs.child import OrbitaiJob
 from orbitai.testing.panel import Panel
 
 

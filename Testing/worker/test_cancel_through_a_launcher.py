@@ -25,7 +25,7 @@ import pytest
 from orbitai.mrml.jobs import child_error
 from orbitai.testing import process_gone, wait_for_progress
 from orbitai.testing.launcher import write_launcher
-from orbitai.worker import WarmJob, WarmWorker
+from orbitai.jobs.warm import WarmJob, WarmWorker
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and process groups")
 
@@ -123,7 +123,7 @@ def test_a_worker_killed_behind_the_launcher_is_reported_as_a_signal(launched, t
 
 
 def test_a_one_shot_child_killed_behind_the_launcher_is_reported_as_a_signal(tmp_path):
-    from orbitai.runner import OrbitaiJob
+    from orbitai.jobs.child import OrbitaiJob
 
     launcher = write_launcher(tmp_path)
     job = OrbitaiJob(LONG, python=str(launcher)).start()

@@ -18,9 +18,9 @@ import pytest
 
 from orbitai.errors import JobError
 from orbitai.mrml.jobs import child_error
-from orbitai.runner import JobResult, OrbitaiJob
+from orbitai.jobs.child import JobResult, OrbitaiJob
 from orbitai.testing import process_gone, wait_for_progress
-from orbitai.worker import WarmJob, WarmWorker
+from orbitai.jobs.warm import WarmJob, WarmWorker
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and process groups")
 
@@ -166,7 +166,7 @@ def test_a_worker_dying_mid_job_fails_that_job_with_one_line(tmp_path):
 
 
 def test_the_worker_exits_when_its_parent_dies(tmp_path):
-    code = ("import sys, time; from orbitai.worker import WarmWorker, WarmJob\n"
+    code = ("import sys, time; from orbitai.jobs.warm import WarmWorker, WarmJob\n"
             "w = WarmWorker(preload=False); w.start(); print(w.pid, flush=True); time.sleep(60)\n")
     parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
                               env=dict(os.environ, PYTHONPATH=str(REPO)), start_new_session=True)

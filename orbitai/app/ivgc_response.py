@@ -33,7 +33,7 @@ from orbitai.ivgc.rois import STRATEGIES, strategy_masks
 from orbitai.mrml import geometry_of, overlay_node_from_volume, show_overlay, show_volume, table_node_from_rows
 from orbitai.mrml.jobs import JobLogic
 from orbitai.mrml.tables import show_table
-from orbitai.runner import write_job_input
+from orbitai.jobs.child import write_job_input
 
 #: Bundle name -> panel label of paper 001's four models (declared in `orbitai.ivgc.models`).
 MODELS = IVGC_MODELS.bundled

@@ -36,7 +36,7 @@ from orbitai.mrml.jobs import JobLogic
 from orbitai.mrml.segmentations import segments_volume_mm3
 from orbitai.mrml.tables import show_table
 from orbitai.neuro.models import NEURO_MODELS
-from orbitai.runner import write_job_input
+from orbitai.jobs.child import write_job_input
 from orbitai.segfile import LabelInfo, lesion_table, write_segmentation
 
 #: Bundle name -> panel label of paper 003's four classifiers (declared in `orbitai.neuro.models`).

@@ -28,7 +28,7 @@ from orbitai.mrml.jobs import JobLogic
 from orbitai.mrml.tables import show_table
 from orbitai.orbit.models import SEG_MODELS
 from orbitai.orbit.result import SegmentationResult
-from orbitai.runner import write_job_input
+from orbitai.jobs.child import write_job_input
 
 #: Model choice that lets the child pick the bundled model for the scan's modality.
 AUTOMATIC_MODEL = "Automatic (by modality)"

@@ -32,7 +32,7 @@ from orbitai.mrml import (
 )
 from orbitai.mrml.jobs import JobLogic
 from orbitai.mrml.tables import show_table
-from orbitai.runner import write_job_input
+from orbitai.jobs.child import write_job_input
 from orbitai.tao.models import TAO_MODELS
 from orbitai.tao.result import MAP_KINDS, TaoResult, TaoResultError  # noqa: F401 - TaoResultError: the contract lives in the core
 

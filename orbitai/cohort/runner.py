@@ -712,7 +712,7 @@ def dask_client(workers: int, scheduler: Optional[str], n_tasks: int) -> Iterato
                 environ[key] = max(share, int(environ.get(key) or 1))
             stack.enter_context(dask.config.set({"temporary-directory": scratch,
                                                  "distributed.nanny.pre-spawn-environ": environ}))
-            from orbitai.cli import deferred_cancel
+            from orbitai.progress import deferred_cancel
 
             # a cancel while the cluster starts takes effect once it is up (and registered to be closed): closing
             # a half-started cluster leaves processes behind or prints Dask's traceback

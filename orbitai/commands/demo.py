@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from orbitai.arguments import add_device_option
 from orbitai.bundle.models import find_task_bundle
-from orbitai.cli import add_device_option
 from orbitai.device import select_device
 from orbitai.errors import UserError
 from orbitai.io import write_volume
@@ -25,7 +25,7 @@ from orbitai.orbit.evaluate import score_case
 from orbitai.orbit.figure import save_comparison
 from orbitai.orbit.result import SegmentationResult
 from orbitai.phantoms import orbit_case
-from orbitai.runner import OrbitaiJob
+from orbitai.jobs.child import OrbitaiJob
 from orbitai.segfile import write_segmentation
 from orbitai.staging import staged_folder
 

@@ -8,8 +8,8 @@ import SimpleITK as sitk
 import torch
 
 from orbitai import __version__
+from orbitai.arguments import add_device_option
 from orbitai.bundle import iter_bundles, search_paths
-from orbitai.cli import add_device_option
 from orbitai.device import describe, select_device
 
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, NoReturn, Optional
 
-from orbitai.cli import add_bundle_out_options, add_device_option, add_nproc_option, add_resample_option
+from orbitai.arguments import add_bundle_out_options, add_device_option, add_nproc_option, add_resample_option
 from orbitai.cohort.runner import CohortCase, add_cohort_options, check_cohort_options
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import InputError, OrbitAIError, UserError, one_line

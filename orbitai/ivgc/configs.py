@@ -15,7 +15,6 @@ from typing import Any
 
 import torch
 
-import orbitai.models.ivgc_nets  # noqa: F401  (registers the IVGC architectures)
 from orbitai.classify.train import TrainSettings
 from orbitai.errors import ConfigError
 from orbitai.ivgc.data import TARGET_SHAPE, AugmentSpec

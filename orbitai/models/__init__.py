@@ -1,7 +1,7 @@
 """Network architectures, built by name through one registry (used by model bundles).
 
-A module defining a network decorates its factory with ``@register("name")``; bundles
-store that name and the factory's keyword arguments in ``metadata.json``.
+`ARCHITECTURES` names each network and the module whose function of that name builds it; bundles store the name and
+the function's keyword arguments in ``metadata.json``.
 """
 from __future__ import annotations
 
@@ -10,45 +10,33 @@ from typing import Callable
 
 import torch
 
-_REGISTRY: dict[str, Callable[..., torch.nn.Module]] = {}
-#: Modules imported on first use so that their @register decorators run.
-_ARCH_MODULES = ("orbitai.models.svnet", "orbitai.models.sequnet", "orbitai.models.volume_wrappers",
-                 "orbitai.models.tao_nets", "orbitai.models.ivgc_nets", "orbitai.models.neuro_nets",
-                 "orbitai.models.lesion_unet", "orbitai.models.simple")
-
-
-def register(name: str):
-    def deco(factory):
-        if name in _REGISTRY and _REGISTRY[name] is not factory:
-            raise ValueError(f"Architecture {name!r} registered twice.")
-        _REGISTRY[name] = factory
-        return factory
-    return deco
-
-
-def _load_all(until: str | None = None) -> None:
-    """Import the architecture modules in order, stopping once ``until`` is registered: building an
-    SV-net imports svnet alone, not the modules (and heavy packages) of the other networks."""
-    for mod in _ARCH_MODULES:
-        if until is not None and until in _REGISTRY:
-            return
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if not (exc.name and (mod == exc.name or mod.startswith(exc.name + "."))):
-                raise
+#: Every architecture a bundle can name -> the module that defines it, as a function of that name taking the
+#: bundle's keyword arguments. Only the module of the network asked for is imported (and its packages).
+ARCHITECTURES: dict[str, str] = {
+    "svnet": "orbitai.models.svnet", "sunet": "orbitai.models.svnet", "vnet": "orbitai.models.svnet",
+    "sequnet": "orbitai.models.sequnet",
+    "sunet_volume": "orbitai.models.volume_wrappers", "sequnet_volume": "orbitai.models.volume_wrappers",
+    "tao_network_a": "orbitai.models.tao_nets", "tao_network_b": "orbitai.models.tao_nets",
+    "ivgc_resnet50": "orbitai.models.ivgc_nets", "ivgc_rdinet": "orbitai.models.ivgc_nets",
+    "neuro_twoview": "orbitai.models.neuro_nets", "neuro_resnet3d": "orbitai.models.neuro_nets",
+    "neuro_lesion_unet25d": "orbitai.models.lesion_unet",
+    "tiny_conv3d": "orbitai.models.simple",
+}
 
 
 def available() -> list[str]:
-    _load_all()
-    return sorted(_REGISTRY)
+    return sorted(ARCHITECTURES)
+
+
+def factory(name: str) -> Callable[..., torch.nn.Module]:
+    """The function building architecture ``name`` (`ARCHITECTURES`)."""
+    if name not in ARCHITECTURES:
+        raise KeyError(f"Unknown architecture {name!r}; known: {', '.join(sorted(ARCHITECTURES))}")
+    return getattr(importlib.import_module(ARCHITECTURES[name]), name)
 
 
 def build_model(name: str, **kwargs) -> torch.nn.Module:
-    _load_all(until=name)
-    if name not in _REGISTRY:
-        raise KeyError(f"Unknown architecture {name!r}; known: {', '.join(sorted(_REGISTRY)) or 'none'}")
-    return _REGISTRY[name](**kwargs)
+    return factory(name)(**kwargs)
 
 
 def count_parameters(model: torch.nn.Module) -> int:

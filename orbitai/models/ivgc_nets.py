@@ -39,7 +39,6 @@ from torch import nn
 
 from orbitai.classify.fusion import vector_encoder
 from orbitai.errors import InputError
-from orbitai.models import register
 
 #: widen_factor of the paper's ResNet-50 and of the demo configuration.
 PAPER_WIDTH = 1.0
@@ -166,12 +165,10 @@ class RDINet(nn.Module):
         return self.head(z)
 
 
-@register("ivgc_resnet50")
 def ivgc_resnet50(width: float = PAPER_WIDTH, dropout: float = 0.0) -> ResNet50Classifier:
     return ResNet50Classifier(width=width, dropout=dropout)
 
 
-@register("ivgc_rdinet")
 def ivgc_rdinet(n_radiomics: int, n_clinical: int = 0, width: float = PAPER_WIDTH, dim: int = 64,
                 medical_width: int = 64, generator_hidden: int = 64, k: int = 3, dropout: float = 0.0) -> RDINet:
     return RDINet(n_radiomics, n_clinical, width=width, dim=dim, medical_width=medical_width,

@@ -10,13 +10,11 @@ from __future__ import annotations
 from monai.networks.nets import UNet
 from torch import nn
 
-from orbitai.models import register
 
 #: The registry name (stored by the lesion bundles).
 ARCHITECTURE = "neuro_lesion_unet25d"
 
 
-@register(ARCHITECTURE)
 def neuro_lesion_unet25d(in_channels: int = 5, out_channels: int = 2,
                          channels: tuple[int, ...] | list[int] = (16, 32, 64, 128),
                          num_res_units: int = 1) -> nn.Module:

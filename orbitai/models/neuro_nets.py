@@ -32,7 +32,6 @@ from torch import nn
 
 from orbitai.errors import InputError
 from orbitai.io.checksums import sha256_file
-from orbitai.models import register
 
 N_CLASSES = 2
 IN_SIZE = 100
@@ -140,13 +139,11 @@ def resnet3d(depth: int = 18, width: float = 1.0, n_classes: int = N_CLASSES) ->
                              widen_factor=float(width)))
 
 
-@register("neuro_twoview")
 def neuro_twoview(depth: int = 18, in_size: int = IN_SIZE, dropout: float = DROPOUT, width: float = 1.0,
                   views: Sequence[int] = (1, 2)) -> TwoViewNet:
     return TwoViewNet(depth, in_size, dropout, width, views)
 
 
-@register("neuro_resnet3d")
 def neuro_resnet3d(depth: int = 18, width: float = 1.0) -> nn.Module:
     return resnet3d(depth, width)
 

@@ -29,7 +29,6 @@ from monai.networks.nets.basic_unet import Down, TwoConv, UpCat
 from torch import nn
 
 from orbitai.errors import InputError
-from orbitai.models import register
 
 #: Output channels at paper configuration.
 SEQUNET_LABELS: tuple[str, ...] = ("background", "eyeball", "extraocular_muscle", "optic_nerve")
@@ -145,7 +144,6 @@ class SeqUNet(nn.Module):
         return self.head(h)
 
 
-@register("sequnet")
 def sequnet(in_channels: int = 1, out_channels: int = 4, base_channels: int = 64,
             n_slices: int = 3) -> SeqUNet:
     """SEQ-UNET. Input ``(N, 3, 1, 64, 64)``; output centre-slice logits ``(N, 4, 64, 64)``."""

@@ -3,10 +3,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from orbitai.models import register
 
 
-@register("tiny_conv3d")
 def tiny_conv3d(in_channels: int = 1, out_channels: int = 2, width: int = 4) -> nn.Module:
     return nn.Sequential(
         nn.Conv3d(in_channels, width, 3, padding=1),

@@ -46,7 +46,6 @@ import torch
 from torch import nn
 
 from orbitai.errors import InputError
-from orbitai.models import register
 
 #: Convolutions per stage: encoder levels 0..3, bottom, decoder levels 3..0 (see module docstring).
 SVNET_STAGE_CONVS: tuple[int, ...] = (1, 2, 3, 2, 1, 2, 3, 2, 1)
@@ -198,7 +197,6 @@ def conv_layer_counts(model: nn.Module) -> dict[str, int]:
     return out
 
 
-@register("svnet")
 def svnet(in_channels: int = 1, out_channels: int = 6, base_channels: int = 16,
           stage_convs: Sequence[int] = SVNET_STAGE_CONVS) -> VNetLike:
     """SV-net: 3D, 3x3x3 kernels, 17 convs, 8.94 M parameters at the paper's defaults.
@@ -206,14 +204,12 @@ def svnet(in_channels: int = 1, out_channels: int = 6, base_channels: int = 16,
     return VNetLike(3, in_channels, out_channels, base_channels, 3, stage_convs)
 
 
-@register("sunet")
 def sunet(in_channels: int = 1, out_channels: int = 6, base_channels: int = 16,
           stage_convs: Sequence[int] = SVNET_STAGE_CONVS) -> VNetLike:
     """SU-net, the paper's 2D baseline: SV-net with 2D operations. Input ``(N, 1, 256, 256)``."""
     return VNetLike(2, in_channels, out_channels, base_channels, 3, stage_convs)
 
 
-@register("vnet")
 def vnet(in_channels: int = 1, out_channels: int = 6, base_channels: int = 16,
          stage_convs: Sequence[int] = VNET_STAGE_CONVS) -> VNetLike:
     """The comparison V-Net: Milletari's 21 5x5x5 convs, BN + ReLU; 65.2 M parameters at width 16

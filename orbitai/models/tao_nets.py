@@ -19,7 +19,6 @@ import torch
 from torch import nn
 
 from orbitai.errors import InputError
-from orbitai.models import register
 
 
 def _conv_bn_relu(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
@@ -97,7 +96,6 @@ class TaoNet(nn.Module):
                 {"params": rest, "weight_decay": 0.0}]
 
 
-@register("tao_network_a")
 def tao_network_a(in_channels: int = 5, n_classes: int = 2, base_channels: int = 64,
                   dropout: float = 0.5) -> TaoNet:
     b = base_channels
@@ -112,7 +110,6 @@ def tao_network_a(in_channels: int = 5, n_classes: int = 2, base_channels: int =
     return TaoNet(features, blocks[-2], widths[-1], b, n_classes, dropout, "A")
 
 
-@register("tao_network_b")
 def tao_network_b(in_channels: int = 5, n_classes: int = 2, base_channels: int = 64,
                   dropout: float = 0.5) -> TaoNet:
     b = base_channels

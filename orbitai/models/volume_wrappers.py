@@ -10,7 +10,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from orbitai.models import register
 from orbitai.models.sequnet import sequnet
 from orbitai.models.svnet import sunet
 
@@ -45,13 +44,11 @@ class SequentialSlices(nn.Module):
         return y.reshape(n, d, -1, h, w).permute(0, 2, 1, 3, 4)
 
 
-@register("sunet_volume")
 def sunet_volume(**kwargs) -> nn.Module:
     """SU-net applied slice by slice to a volume (arguments as ``sunet``)."""
     return SliceWise(sunet(**kwargs))
 
 
-@register("sequnet_volume")
 def sequnet_volume(**kwargs) -> nn.Module:
     """SEQ-UNET applied to every slice with its neighbours (arguments as ``sequnet``)."""
     return SequentialSlices(sequnet(**kwargs), kwargs.get("n_slices", 3))

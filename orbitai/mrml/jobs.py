@@ -11,7 +11,7 @@ declares only what differs:
   folder, return the ``orbitai ...`` command line (``{out}`` is the child's output folder);
 * the finish hook `JobLogic.importResults`: read the child's output folder and add nodes.
 
-The base starts the job (`ModuleJob`) on the session's warm worker (`orbitai.worker.shared_worker`: torch and
+The base starts the job (`ModuleJob`) on the session's warm worker (`orbitai.jobs.warm.shared_worker`: torch and
 the models stay loaded between Applies; ``warm_worker = False`` on a Logic class, or ``ORBITAI_WARM_WORKER=0``
 in the environment, starts a fresh child per job instead), remembers the input node and options the job started on,
 refuses to import when that input left the scene meanwhile, and imports inside
@@ -36,8 +36,8 @@ from orbitai.mrml.dependencies import ensure_requirements, import_name, read_req
 from orbitai.mrml.dicom_export import file_beside_input
 from orbitai.mrml.transaction import node_ids, rollback_on_error, temporary_nodes
 from orbitai.progress import ProgressCallback
-from orbitai.runner import JobError, JobResult, OrbitaiJob, child_error
-from orbitai.worker import WarmJob, warm_worker_enabled
+from orbitai.jobs.child import JobError, JobResult, OrbitaiJob, child_error
+from orbitai.jobs.warm import WarmJob, warm_worker_enabled
 
 if TYPE_CHECKING:  # pragma: no cover
     from orbitai.bundle.core import Bundle
@@ -208,7 +208,7 @@ class JobLogic:
     def prewarm(cls) -> None:
         """Start the warm worker now, so that its imports run while the user sets up the first Apply."""
         if cls.warm_worker and warm_worker_enabled():
-            from orbitai.worker import shared_worker
+            from orbitai.jobs.warm import shared_worker
 
             shared_worker().start()
 

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from orbitai.cli import (
+from orbitai.arguments import (
     add_bundle_out_options,
     add_device_option,
     add_nproc_option,

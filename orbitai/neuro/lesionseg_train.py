@@ -26,6 +26,7 @@ import inspect
 import logging
 import math
 import shutil
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -41,7 +42,6 @@ import orbitai.phantoms.brain as brain
 from orbitai.bundle import load_bundle, save_bundle, write_bundle
 from orbitai.bundle.core import WEIGHTS
 from orbitai.checkpoint import load_arrays, resume, save_arrays, save_checkpoint
-from orbitai.cli import main as cli_main
 from orbitai.errors import UserError
 from orbitai.models import build_model, count_parameters
 from orbitai.neuro.seg_configs import ARCHITECTURE, CONTEXT, Z_CEIL, Z_FLOOR, brain_stats, normalise
@@ -401,8 +401,10 @@ def run(a: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m orbitai.neuro.lesionseg_train ...``: the same as ``orbitai neuro train-lesions ...``."""
-    return cli_main(["neuro", "train-lesions", *(sys.argv[1:] if argv is None else argv)])
+    """``python -m orbitai.neuro.lesionseg_train ...`` (the form the bundled model's metadata records): runs
+    ``orbitai neuro train-lesions ...`` as its own process (the command line sits above this file)."""
+    return subprocess.call([sys.executable, "-m", "orbitai", "neuro", "train-lesions",
+                            *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

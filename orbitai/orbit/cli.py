@@ -7,7 +7,7 @@ import logging
 from collections import defaultdict
 from pathlib import Path
 
-from orbitai.cli import add_bundle_out_options, add_device_option, add_nproc_option
+from orbitai.arguments import add_bundle_out_options, add_device_option, add_nproc_option
 from orbitai.cohort.runner import CohortCase, add_cohort_options, check_cohort_options
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import UserError

@@ -5,7 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from orbitai.cli import (
+from orbitai.arguments import (
     add_bundle_out_options,
     add_device_option,
     add_nproc_option,

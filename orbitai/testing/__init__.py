@@ -54,7 +54,7 @@ def node_ids(ctx) -> set[str]:
 
 
 def wait_for_progress(job: Any, timeout_s: float = 60.0) -> None:
-    """Poll a started job (`orbitai.runner.OrbitaiJob`, `orbitai.worker.WarmJob`) until it reports progress;
+    """Poll a started job (`orbitai.jobs.child.OrbitaiJob`, `orbitai.jobs.warm.WarmJob`) until it reports progress;
     fails when it ends or stays silent for ``timeout_s`` (a hang guard, not a speed bound)."""
     end = time.monotonic() + timeout_s
     while time.monotonic() < end and not job.finished:

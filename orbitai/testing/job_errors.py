@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from orbitai.errors import JobError
-from orbitai.runner import OrbitaiJob
+from orbitai.jobs.child import OrbitaiJob
 from orbitai.testing import node_ids, patched
 
 #: A ``torch`` that crashes the interpreter on import, reporting it as CPython does (faulthandler).

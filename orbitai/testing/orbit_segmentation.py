@@ -11,7 +11,7 @@ import numpy as np
 from orbitai.io import VolumeError
 from orbitai.labels import values_for
 from orbitai.phantoms import orbit_case
-from orbitai.runner import JobError
+from orbitai.jobs.child import JobError
 from orbitai.testing import node_ids, patched, raises, slicer_context  # noqa: F401 - slicer_context: self-test
 from orbitai import selftest
 from orbitai.testing import panel

@@ -28,10 +28,10 @@ from vtkmodules.vtkInteractionWidgets import vtkEvent
 
 from orbitai.app.annotation import options as effect_options
 from orbitai.app.annotation.logic import AnnotationLogic
+from orbitai.app.annotation.priors import DEFAULT_PRIORS
 from orbitai.errors import AnnotationError
 from orbitai.mrml.editors import MODE_ADD, MODE_REMOVE, MODE_SET
 from orbitai.mrml.segmentations import segment_voxel_count, segmentation_file_bytes
-from orbitai.orbit.prior import DEFAULT_PRIORS
 from orbitai.web.clicks import sending
 
 __all__ = ["TrameSlicerEditor", "SmartPencilEffect", "AnnotationPanel", "TOOLS"]

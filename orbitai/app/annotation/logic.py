@@ -430,10 +430,10 @@ class AnnotationLogic:
 
     def startPrior(self) -> OperationResult:
         """Start computing the model prior of the source image in a child process (the warm worker; once
-        per image, shared by the effects: `orbitai.orbit.prior.DEFAULT_PRIORS`) when the selected segment
+        per image, shared by the effects: `orbitai.app.annotation.priors.DEFAULT_PRIORS`) when the selected segment
         names an orbit structure. Returns at once; `pollPrior` (the effect's timer) takes the result."""
         def go():
-            from orbitai.orbit.prior import DEFAULT_PRIORS
+            from orbitai.app.annotation.priors import DEFAULT_PRIORS
 
             if self.segmentStructure() is None:      # no network runs for a segment it cannot help
                 return OperationResult(True, self._unnamed())
@@ -613,6 +613,6 @@ def cancel_model_work_on_scene_close(scene: Any) -> int:
     """When ``scene`` starts closing, cancel every model prior being computed and forget the computed ones
     (`DEFAULT_PRIORS.clear`: they are the closed scene's images, hundreds of MB); an effect's action that waited
     for one is then dropped (`AnnotationLogic.pollPrior`), never run on the next scene. Returns the observer's tag."""
-    from orbitai.orbit.prior import DEFAULT_PRIORS
+    from orbitai.app.annotation.priors import DEFAULT_PRIORS
 
     return scene.AddObserver(scene.StartCloseEvent, lambda caller, event: DEFAULT_PRIORS.clear())

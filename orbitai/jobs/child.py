@@ -18,7 +18,7 @@ Two ways to use it::
 `run` stops the child and removes its folder when the caller is interrupted (``KeyboardInterrupt``,
 which `orbitai.cli` also raises on SIGTERM), so a cancelled parent leaves no orphan behind.
 
-`orbitai.worker.WarmJob` has the same interface and result but runs the command on a warm worker, a
+`orbitai.jobs.warm.WarmJob` has the same interface and result but runs the command on a warm worker, a
 ``python -m orbitai.worker`` child that keeps torch and the loaded models between jobs.
 """
 from __future__ import annotations

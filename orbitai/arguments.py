@@ -1,0 +1,67 @@
+"""The options the commands share (``--device``, ``--nproc``, ``--resample-masks``, a bundle's ``--out``) and the
+checks of training options: one definition each, added by the commands' ``add_parser`` (the ``cli.py`` files)."""
+from __future__ import annotations
+
+import argparse
+
+from orbitai.device import DEVICE_CHOICES
+from orbitai.errors import UserError
+from orbitai.io import RESAMPLE_OPTION
+
+__all__ = ["add_device_option", "add_nproc_option", "add_resample_option", "add_bundle_out_options",
+           "check_training_options", "manifest_inputs"]
+
+
+def add_device_option(parser: argparse.ArgumentParser, what: str = "compute device") -> None:
+    """The one ``--device`` option of every command (choices from `orbitai.device.DEVICE_CHOICES`)."""
+    parser.add_argument("--device", default="auto",
+                        help=f"{what}: {'|'.join(DEVICE_CHOICES)} or cuda:N (default auto: CUDA, then MPS, then CPU)")
+
+
+def add_nproc_option(parser: argparse.ArgumentParser) -> None:
+    """The one ``--nproc`` option of every training (`orbitai.launch`, `orbitai.distributed`)."""
+    parser.add_argument("--nproc", type=int, default=1, metavar="N",
+                        help="train on N processes of this machine with torch DDP (gloo on CPU, nccl on CUDA), the "
+                             "same global batch, schedule and seeds as one process; under torchrun (several nodes) "
+                             "leave it out (default 1; at most the cores this process may use)")
+
+
+def add_resample_option(parser: argparse.ArgumentParser, image: str = "image") -> None:
+    """The one ``--resample-masks`` option (`orbitai.io.RESAMPLE_OPTION`) of every command given a segmentation
+    with an image: without it a segmentation off the image's grid is refused (`orbitai.io.segmentation_on_image`)."""
+    parser.add_argument(RESAMPLE_OPTION, action="store_true",
+                        help=f"resample a segmentation that is not on the {image}'s grid (origin, spacing, direction "
+                             f"or size off by more than half a voxel) onto it by nearest neighbour, and say so in the "
+                             f"warnings; without it such a segmentation is refused")
+
+
+def add_bundle_out_options(parser: argparse.ArgumentParser) -> None:
+    """``--out`` and ``--overwrite`` of every training that writes a bundle (the rule:
+    `orbitai.bundle.core.check_bundle_folder`)."""
+    parser.add_argument("--out", required=True,
+                        help="bundle folder to write: a new or empty folder, or an earlier bundle of this kind "
+                             "(replaced as a whole); any other folder is refused, never emptied")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier bundle of this kind that also holds other files: the old folder is "
+                             "moved aside to OUT.old-<date>-<time> (nothing is deleted)")
+
+
+def check_training_options(args: argparse.Namespace) -> None:
+    """Refuse impossible training options (``--epochs``, ``--holdout``, ``--runs``/``--repeats``, ``--seed``,
+    ``--folds``, where the command has them) before any work starts, one line each."""
+    if getattr(args, "epochs", None) is not None and args.epochs < 1:
+        raise UserError(f"--epochs must be at least 1, got {args.epochs}.")
+    if getattr(args, "holdout", None) is not None and not 0.0 <= args.holdout < 1.0:
+        raise UserError(f"--holdout must be a fraction in [0, 1), got {args.holdout}.")
+    for opt in ("runs", "repeats"):
+        if getattr(args, opt, None) is not None and getattr(args, opt) < 1:
+            raise UserError(f"--{opt} must be at least 1, got {getattr(args, opt)}.")
+    if getattr(args, "seed", 0) < 0:
+        raise UserError(f"--seed must be 0 or more, got {args.seed}.")
+    if getattr(args, "folds", None) is not None and args.folds < 2:
+        raise UserError(f"--folds must be at least 2 (each fold is evaluated on cases left out), got {args.folds}.")
+
+
+def manifest_inputs(manifest: str, cases: list) -> list:
+    """Every file a manifest command reads: the manifest, each case's image and segmentation."""
+    return [manifest, *(p for c in cases for p in (c.image, c.segmentation) if p is not None)]
