@@ -19,7 +19,7 @@ def add_device_option(parser: argparse.ArgumentParser, what: str = "compute devi
 
 
 def add_nproc_option(parser: argparse.ArgumentParser) -> None:
-    """The one ``--nproc`` option of every training (`orbitai.launch`, `orbitai.distributed`)."""
+    """The one ``--nproc`` option of every training (`orbitai.training.launch`, `orbitai.training.distributed`)."""
     parser.add_argument("--nproc", type=int, default=1, metavar="N",
                         help="train on N processes of this machine with torch DDP (gloo on CPU, nccl on CUDA), the "
                              "same global batch, schedule and seeds as one process; under torchrun (several nodes) "

@@ -110,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
-    from orbitai import launch
+    from orbitai.training import launch
     from orbitai.errors import UserError
 
     prefix = f"orbitai {command_name(args)}: "

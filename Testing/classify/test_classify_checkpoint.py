@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from orbitai.checkpoint import load_arrays, save_arrays, sidecar
+from orbitai.training.checkpoint import load_arrays, save_arrays, sidecar
 from orbitai.classify.train import TrainSettings, train_classifier
 from orbitai.models import build_model
 from orbitai.testing.damage import PWNED, drop_checksum, flip_bytes, pickle_payload_with_valid_checksum, truncate
@@ -53,7 +53,7 @@ def test_damaged_checkpoint_is_named_and_training_starts_over(tmp_path, caplog, 
     _train(tmp_path, 2)
     ckpt = tmp_path / "checkpoint.pt"
     damage(ckpt)
-    with caplog.at_level(logging.WARNING, logger="orbitai.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="orbitai.training.checkpoint"):
         model = _train(tmp_path, SETTINGS.epochs)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "\n" not in warnings[0]
@@ -67,7 +67,7 @@ def test_damaged_checkpoint_is_named_and_training_starts_over(tmp_path, caplog, 
 
 def test_checkpoint_of_another_model_is_not_half_loaded(tmp_path, caplog, clean):
     _train(tmp_path, 2, _model(width=8))
-    with caplog.at_level(logging.WARNING, logger="orbitai.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="orbitai.training.checkpoint"):
         model = _train(tmp_path, SETTINGS.epochs)
     assert "does not fit this training" in caplog.text and "starting over" in caplog.text
     for (k, a), b in zip(clean.items(), model.state_dict().values()):

@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from orbitai import launch
+from orbitai.training import launch
 from orbitai.cli import build_parser, main
 from orbitai.phantoms.cohort import write_cohort
 

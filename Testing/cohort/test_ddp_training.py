@@ -27,7 +27,7 @@ SEED = 777340  # never used for training cohorts
 
 @pytest.mark.parametrize("global_layers", [True, False], ids=["global-batch", "plain-ddp"])
 def test_a_step_on_two_ranks_is_the_one_process_step(global_layers):
-    """Batch norm over the global batch and the global batch's dropout masks (`orbitai.distributed.wrap`) make an
+    """Batch norm over the global batch and the global batch's dropout masks (`orbitai.training.distributed.wrap`) make an
     uneven 4 + 3 split of a batch of 7 train as the whole batch on one process; plain DDP does not (the check
     can fail)."""
     import torch.multiprocessing as mp
@@ -151,7 +151,7 @@ def test_segmentation_trains_as_one_on_two_processes(tmp_path):
 
 
 def test_one_process_is_not_distributed():
-    from orbitai import distributed
+    from orbitai.training import distributed
 
     assert os.environ.get("WORLD_SIZE") is None
     assert distributed.world_size() == 1 and distributed.rank() == 0

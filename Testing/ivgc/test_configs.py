@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from orbitai.checkpoint import load_checkpoint
+from orbitai.training.checkpoint import load_checkpoint
 from orbitai.classify.train import fit, predict_proba
 from orbitai.cohort.clinical import IVGC_CLINICAL
 from orbitai.cohort.manifest import read_manifest

@@ -4,7 +4,7 @@ Shared by TAOActivity, IVGCResponse and NeuroDifferential: cross-entropy, Adam w
 (the model's ``weight_decay_groups`` when it has one), a piecewise-constant learning rate
 (``lr`` until ``decay_epoch``, then ``lr_after`` — the schedules of paper 000's Table 1), an
 augmentation callable, one CSV row per epoch, and a checksummed checkpoint after every epoch from
-which an interrupted run resumes bit for bit (:mod:`orbitai.checkpoint`: a corrupt one is named and
+which an interrupted run resumes bit for bit (:mod:`orbitai.training.checkpoint`: a corrupt one is named and
 training starts over).
 
 :func:`fit` takes any dataset of the :mod:`orbitai.classify.data` protocol (in memory or streaming
@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from orbitai import distributed
-from orbitai.checkpoint import resume, save_checkpoint
+from orbitai.training import distributed
+from orbitai.training.checkpoint import resume, save_checkpoint
 from orbitai.staging import trim_epoch_log
 from orbitai.classify.data import (LABEL, ArrayDataset, Batch, ClassificationDataset, Sample, check_inputs,
                                    collate, input_names)
@@ -225,7 +225,7 @@ def _epochs(model: torch.nn.Module, net: torch.nn.Module, opt: torch.optim.Optim
             num_workers: int, progress: Optional[ProgressCallback], should_stop: Optional[Callable[[], bool]],
             layout: torch.memory_format) -> dict:
     """The epochs from ``start`` on, training ``net`` (``model``, or its DDP wrapper on several processes: each
-    takes its share of every global batch, `orbitai.distributed`). Each sample is augmented by a generator of its
+    takes its share of every global batch, `orbitai.training.distributed`). Each sample is augmented by a generator of its
     own, seeded by (seed, epoch, position in the epoch), so that any number of processes draws the same."""
     ckpt_path, csv_path = workdir / "checkpoint.pt", workdir / "epochs.csv"
     names = input_names(model)

@@ -705,7 +705,7 @@ def dask_client(workers: int, scheduler: Optional[str], n_tasks: int) -> Iterato
             # each worker runs one case at a time on its share of the cores (Dask's default of one thread would
             # leave cores idle with fewer workers than cores); a larger setting of the user's Dask config stays
             n_workers = max(1, min(workers, n_tasks))
-            from orbitai.launch import usable_cores
+            from orbitai.training.launch import usable_cores
 
             share = max(1, usable_cores() // n_workers)
             for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):

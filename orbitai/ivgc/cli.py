@@ -16,7 +16,7 @@ from orbitai.arguments import add_bundle_out_options, add_device_option, add_npr
 from orbitai.cohort.runner import CohortCase, add_cohort_options, check_cohort_options
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import InputError, OrbitAIError, UserError, one_line
-from orbitai.launch import arguments_checked
+from orbitai.training.launch import arguments_checked
 
 if TYPE_CHECKING:
     from orbitai.ivgc.features import CohortRun, WideTable
@@ -410,7 +410,7 @@ def run_train(args: argparse.Namespace) -> int:
     from orbitai.device import select_device
     from orbitai.ivgc.rois import parse_strategies
     from orbitai.ivgc.train import DEEP_KINDS, TASK, train_deep, train_radiomics
-    from orbitai.launch import env_world_size
+    from orbitai.training.launch import env_world_size
     from orbitai.result import check_outputs
 
     strategy = parse_strategies([args.strategy])[0].name

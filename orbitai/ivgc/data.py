@@ -35,7 +35,7 @@ from monai.transforms import Compose, NormalizeIntensity, RandGaussianNoise, Ran
 from monai.transforms.utils import generate_spatial_bounding_box
 
 from orbitai.bundle.core import sha256_input
-from orbitai.checkpoint import load_arrays, save_arrays
+from orbitai.training.checkpoint import load_arrays, save_arrays
 from orbitai.classify.data import FileDataset, Sample
 from orbitai.cohort.manifest import Case, ManifestError, binary_label, naming_case
 from orbitai.errors import InputError

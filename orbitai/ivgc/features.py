@@ -9,7 +9,7 @@ voxel -- on another grid refused, or resampled by nearest neighbour when the use
 
 A cohort: :func:`extract_cohort` runs the cases on a ``dask.distributed`` cluster (a local one of
 worker processes by default, or a scheduler's address), keeps each finished case in a checksummed
-per-case cache beside the output (``<out>.cache/``, written as :mod:`orbitai.checkpoint` writes
+per-case cache beside the output (``<out>.cache/``, written as :mod:`orbitai.training.checkpoint` writes
 caches) so that a rerun does only the missing cases, and reports a failed case by id without
 losing the others. The table (:class:`WideTable`) is one row per case, one column per feature.
 """
@@ -32,7 +32,7 @@ from tqdm import tqdm  # type: ignore[import-untyped]
 
 from orbitai import staging
 from orbitai.bundle.core import sha256_input
-from orbitai.checkpoint import load_arrays, save_arrays
+from orbitai.training.checkpoint import load_arrays, save_arrays
 from orbitai.cohort.manifest import ManifestError, read_labels, read_manifest
 from orbitai.cohort.runner import dask_map
 from orbitai.errors import InputError, OrbitAIError, one_line

@@ -21,7 +21,7 @@ from orbitai.arguments import (
 from orbitai.cohort.runner import CohortCase, add_cohort_options, check_cohort_options
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import UserError
-from orbitai.launch import arguments_checked
+from orbitai.training.launch import arguments_checked
 
 
 def _flair_inputs(p: argparse.ArgumentParser) -> None:

@@ -15,7 +15,7 @@
    1 mm by linear interpolation, random phase), gamma (contrast), a linear bias field, Rician
    noise, in-plane rotation/scale/flips, jitter of the normalisation scale.
 3. MONAI Dice + cross-entropy loss, Adam with cosine decay; a checksummed checkpoint
-   (`orbitai.checkpoint`) every ``--checkpoint-every`` steps, so a rerun resumes where it stopped
+   (`orbitai.training.checkpoint`) every ``--checkpoint-every`` steps, so a rerun resumes where it stopped
    and reproduces the same weights (per-step generators are seeded by ``seed`` and the step).
 """
 from __future__ import annotations
@@ -41,7 +41,7 @@ from scipy import ndimage as ndi
 import orbitai.phantoms.brain as brain
 from orbitai.bundle import load_bundle, save_bundle, write_bundle
 from orbitai.bundle.core import WEIGHTS
-from orbitai.checkpoint import load_arrays, resume, save_arrays, save_checkpoint
+from orbitai.training.checkpoint import load_arrays, resume, save_arrays, save_checkpoint
 from orbitai.errors import UserError
 from orbitai.models import build_model, count_parameters
 from orbitai.neuro.seg_configs import ARCHITECTURE, CONTEXT, Z_CEIL, Z_FLOOR, brain_stats, normalise

@@ -11,7 +11,7 @@ from orbitai.arguments import add_bundle_out_options, add_device_option, add_npr
 from orbitai.cohort.runner import CohortCase, add_cohort_options, check_cohort_options
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import UserError
-from orbitai.launch import arguments_checked
+from orbitai.training.launch import arguments_checked
 
 #: File names that ``--out`` must not have (it takes a folder).
 VOLUME_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd", ".csv", ".json")

@@ -7,7 +7,7 @@ Configurations (``orbitai.orbit.configs``) name the architecture, its grid and t
 demo configurations shrink width and patch so they train on a laptop CPU.
 
 Training is deterministic for a seed, writes per-epoch metrics to ``metrics.csv``, keeps a
-resumable, checksummed ``checkpoint.pt`` (:mod:`orbitai.checkpoint`: a corrupt one is named and training
+resumable, checksummed ``checkpoint.pt`` (:mod:`orbitai.training.checkpoint`: a corrupt one is named and training
 starts over) and ends by saving a bundle.
 """
 from __future__ import annotations
@@ -26,11 +26,11 @@ import torch
 import torch.nn.functional as F
 from monai.transforms import Rotate
 
-from orbitai import distributed
+from orbitai.training import distributed
 from orbitai.bundle import save_bundle
 from orbitai.bundle.models import find_task_bundle
-from orbitai.checkpoint import resume as resume_checkpoint
-from orbitai.checkpoint import save_checkpoint
+from orbitai.training.checkpoint import resume as resume_checkpoint
+from orbitai.training.checkpoint import save_checkpoint
 from orbitai.cohort.manifest import Case
 from orbitai.cohort.splits import kfold_split
 from orbitai.errors import ConfigError, InputError
@@ -161,7 +161,7 @@ def _epochs(model: torch.nn.Module, net: torch.nn.Module, opt: torch.optim.Optim
             seed: int, device, metrics_path: Path, ckpt_path: Path, progress: ProgressCallback,
             time_limit_s: Optional[float]) -> tuple[int, dict[str, float]]:
     """Epochs ``start`` to ``epochs`` of training ``net`` (``model``, or its DDP wrapper: each process draws its
-    share of every global batch, `orbitai.distributed`); returns the epochs run and the last validation Dice.
+    share of every global batch, `orbitai.training.distributed`); returns the epochs run and the last validation Dice.
     Every patch is drawn from a generator of its own, seeded by (seed, epoch, iteration, place in the batch), so
     that any number of processes draws the same global batch, and a resumed run the same epochs."""
     t_start = time.perf_counter()
@@ -281,7 +281,7 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, seed: int = 0, folds: in
 
         ckpt_path = work / "checkpoint.pt"
         start_epoch = (resume_checkpoint(ckpt_path, apply, reset, map_location=device) if resume else None) or 0
-        # several processes: every one goes on from rank 0's checkpoint (`orbitai.distributed`)
+        # several processes: every one goes on from rank 0's checkpoint (`orbitai.training.distributed`)
         start_epoch = distributed.share_resume(start_epoch, lambda: {"model": model.state_dict(),
                                                                      "optimizer": opt.state_dict(),
                                                                      "epoch": start_epoch}, apply)

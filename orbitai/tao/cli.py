@@ -16,7 +16,7 @@ from orbitai.arguments import (
 from orbitai.cohort.runner import CohortCase, add_cohort_options, check_cohort_options
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import UserError
-from orbitai.launch import arguments_checked
+from orbitai.training.launch import arguments_checked
 
 #: The figure that ``predict --figure`` adds to OUT.
 FIGURE_FILE = "tao_maps.png"

@@ -15,7 +15,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from orbitai.bundle.core import sha256_input
-from orbitai.checkpoint import REBUILDING, discard, load_arrays, save_arrays
+from orbitai.training.checkpoint import REBUILDING, discard, load_arrays, save_arrays
 from orbitai.cohort.manifest import Case, ManifestError, binary_label, naming_case, read_labels
 from orbitai.io import read_volume
 from orbitai.progress import ProgressCallback
@@ -104,7 +104,7 @@ def prepare_eyes(cases: list[Case], progress: Optional[ProgressCallback] = None,
 
 def _read_cache(cache: Path, key: str) -> Optional[EyeSamples]:
     """The samples cached for this case list (``key``), or None: no cache, another case list, or a
-    corrupt cache (named in a warning by :func:`orbitai.checkpoint.load_arrays`, then rebuilt)."""
+    corrupt cache (named in a warning by :func:`orbitai.training.checkpoint.load_arrays`, then rebuilt)."""
     z = load_arrays(cache, "TAO preprocessing cache")
     if z is None or "key" not in z or str(z["key"]) != key:
         return None

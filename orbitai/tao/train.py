@@ -11,7 +11,7 @@ from typing import Optional
 import torch
 
 from orbitai.bundle import save_bundle
-from orbitai.checkpoint import SIDECAR_SUFFIX
+from orbitai.training.checkpoint import SIDECAR_SUFFIX
 from orbitai.classify.train import TrainSettings, predict_proba, train_classifier
 from orbitai.cohort.manifest import Case
 from orbitai.cohort.splits import check_stratified_folds, stratified_holdout, stratified_kfold

@@ -8,7 +8,7 @@ import pickle
 from pathlib import Path
 
 from orbitai.bundle import sha256_file
-from orbitai.checkpoint import sidecar
+from orbitai.training.checkpoint import sidecar
 
 __all__ = ["flip_bytes", "truncate", "drop_checksum", "pickle_payload_with_valid_checksum", "PWNED"]
 

@@ -1,4 +1,4 @@
-"""A check of `orbitai.distributed` on a real process group (gloo, CPU) for the tests: one training step of a
+"""A check of `orbitai.training.distributed` on a real process group (gloo, CPU) for the tests: one training step of a
 small network with batch norm and dropout, shared unevenly by the ranks, against the same step on one process."""
 from __future__ import annotations
 
@@ -25,12 +25,12 @@ def _step(net: nn.Module, x: torch.Tensor, y: torch.Tensor, weight: float = 1.0)
 
 
 def one_step_check(rank: int, world: int, port: int, global_layers: bool) -> None:
-    """Run as rank ``rank`` of ``world`` (torch.multiprocessing.spawn). With ``global_layers`` (`orbitai.distributed.wrap`)
+    """Run as rank ``rank`` of ``world`` (torch.multiprocessing.spawn). With ``global_layers`` (`orbitai.training.distributed.wrap`)
     this rank's outputs, every gradient and the running statistics equal the one-process step to 1e-5; without
     (plain DDP: each rank's own batch statistics and dropout masks) they must not, or the check could not fail."""
     import torch.distributed as dist
 
-    from orbitai import distributed
+    from orbitai.training import distributed
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)

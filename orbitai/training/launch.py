@@ -3,7 +3,7 @@ command line needs before any training code, so importing it costs no torch (eve
 
 `launch` starts ``orbitai <argv>`` as N ranks on this machine with torch's elastic launcher (what
 ``torchrun --standalone`` runs); `rank_context` joins a rank to its process group and keeps its writing to rank 0;
-`report_error` says a rank's one-line error once. The training loops' side is `orbitai.distributed`.
+`report_error` says a rank's one-line error once. The training loops' side is `orbitai.training.distributed`.
 """
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def check_arguments(func: Any, args: Any) -> None:
         return
     finally:
         _check_pass = False
-    raise RuntimeError(f"{getattr(func, '__name__', func)} does not call orbitai.launch.arguments_checked")
+    raise RuntimeError(f"{getattr(func, '__name__', func)} does not call orbitai.training.launch.arguments_checked")
 
 
 def _failure_line(logs: Path, failures: dict, nproc: int) -> tuple[str, int]:

@@ -2,7 +2,7 @@
 
 Every rank runs the whole training command on the same manifest. Rank 0 writes to ``--out`` (work folder,
 checkpoints, metrics, bundle); every other rank writes to a scratch folder beside it, removed when that rank
-ends (`orbitai.launch.rank_context`). The training loops (`orbitai.orbit.train`, `orbitai.classify.train`) keep the one-process
+ends (`orbitai.training.launch.rank_context`). The training loops (`orbitai.orbit.train`, `orbitai.classify.train`) keep the one-process
 recipe -- global batch, learning-rate schedule, seeds -- and:
 
 - split each global batch between the ranks (`local_slice`), every sample drawn and augmented from its own
@@ -15,7 +15,7 @@ recipe -- global batch, learning-rate schedule, seeds -- and:
 So one step on several CPU processes equals the one-process step to float precision; over epochs the runs drift
 as float summation order makes them (tolerances: the README, "Training on several processes"). On CUDA the
 dropout masks stay each rank's own (its fused kernel draws them otherwise).
-``gloo`` is the backend on CPU, ``nccl`` on CUDA. Starting and joining the ranks: `orbitai.launch`.
+``gloo`` is the backend on CPU, ``nccl`` on CUDA. Starting and joining the ranks: `orbitai.training.launch`.
 """
 from __future__ import annotations
 
