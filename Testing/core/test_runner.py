@@ -67,3 +67,16 @@ def test_interrupted_run_kills_child_and_removes_its_folder(tmp_path):
     assert j.proc is not None and j.proc.poll() is not None
     assert not j.tmp.exists()
     assert not (tmp_path / "out").exists()
+
+
+def test_the_child_finds_this_orbitai_first_and_no_folder_inside_it():
+    """The child's PYTHONPATH starts with the folder holding this very orbitai package (e.g. the extension's copy),
+    never a folder inside it (where orbitai/radiomics/ would hide pyradiomics' ``radiomics``)."""
+    import os
+    from pathlib import Path
+
+    import orbitai
+    from orbitai.jobs.child import child_env
+
+    first = Path(child_env()["PYTHONPATH"].split(os.pathsep)[0])
+    assert (first / "orbitai" / "__init__.py").resolve() == Path(orbitai.__file__).resolve()

@@ -40,6 +40,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+import orbitai
 from orbitai.errors import JobError
 from orbitai.progress import ProgressCallback, parse
 
@@ -203,7 +204,7 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.update(extra or {})
     env.setdefault("PYTHONUNBUFFERED", "1")
-    pkg_root = str(Path(__file__).resolve().parent.parent)
+    pkg_root = str(Path(orbitai.__file__).resolve().parent.parent)    # the folder holding the orbitai package
     env["PYTHONPATH"] = os.pathsep.join([pkg_root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
     return env
 

@@ -170,6 +170,7 @@ def test_load_results_refuses_broken_folders_scene_unchanged(ctx, tmp_path: Path
 def test_load_results_rolls_back_when_a_node_fails(ctx, tmp_path: Path):
     """A failure after the tables were added (here: the Grad-CAM overlay) removes them too."""
     import orbitai.mrml as bridge
+    import orbitai.app.ivgc_response as app_module
     from orbitai.app.ivgc_response import IVGCResponseLogic
 
     ref = _reference_mri()
@@ -180,7 +181,7 @@ def test_load_results_rolls_back_when_a_node_fails(ctx, tmp_path: Path):
         raise RuntimeError("out of memory")
 
     before = node_ids(ctx)
-    with patched(bridge, "overlay_node_from_volume", failing), raises(RuntimeError, match="out of memory"):
+    with patched(app_module, "overlay_node_from_volume", failing), raises(RuntimeError, match="out of memory"):
         IVGCResponseLogic(ctx).loadResults(tmp_path / "res", mri)
     assert node_ids(ctx) == before
 

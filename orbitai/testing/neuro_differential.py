@@ -270,7 +270,7 @@ def test_load_results_refuses_broken_folders_scene_unchanged(ctx, tmp_path: Path
 
 def test_load_results_rolls_back_when_a_node_fails(ctx, tmp_path: Path):
     """A failure after the segmentation and tables were added (here: the heat map) removes them too."""
-    import orbitai.mrml as bridge
+    import orbitai.app.neuro_differential as app_module
     from orbitai.app.neuro_differential import NeuroDifferentialLogic
 
     case, flair = _flair_node(ctx)
@@ -280,7 +280,7 @@ def test_load_results_rolls_back_when_a_node_fails(ctx, tmp_path: Path):
         raise RuntimeError("out of memory")
 
     before = node_ids(ctx)
-    with patched(bridge, "overlay_node_from_volume", failing), raises(RuntimeError, match="out of memory"):
+    with patched(app_module, "overlay_node_from_volume", failing), raises(RuntimeError, match="out of memory"):
         NeuroDifferentialLogic(ctx).loadResults(tmp_path / "res", flair)
     assert node_ids(ctx) == before
 

@@ -113,7 +113,7 @@ def write_contract_result(folder: Path, labels) -> Path:
 def test_load_results_all_or_nothing(ctx, tmp_path: Path):
     """Importing a result folder adds all of its nodes or, when anything fails, none: a folder that
     fails validation, or a node that fails after the segmentation was added (rolled back)."""
-    import orbitai.mrml as bridge
+    import orbitai.app.orbit_segmentation as app_module
     from orbitai.app.orbit_segmentation import OrbitSegmentationLogic
 
     case, node = _phantom_node(ctx)
@@ -124,7 +124,7 @@ def test_load_results_all_or_nothing(ctx, tmp_path: Path):
         raise RuntimeError("table could not be written")
 
     folder = write_contract_result(Path(tmp_path) / "res", case.labels)
-    with patched(bridge, "table_node_from_rows", failing_table), raises(RuntimeError, match="table could not"):
+    with patched(app_module, "table_node_from_rows", failing_table), raises(RuntimeError, match="table could not"):
         logic.loadResults(folder, node)
     assert node_ids(ctx) == before, "a failure after the segmentation node was added left nodes behind"
     (folder / "volumes.csv").write_text("label,name\n")

@@ -183,6 +183,7 @@ def test_load_results_refuses_broken_folders_scene_unchanged(ctx, tmp_path: Path
 def test_load_results_rolls_back_when_a_node_fails(ctx, tmp_path: Path):
     """A failure after the first nodes were added (here: the second overlay) removes them all."""
     import orbitai.mrml as bridge
+    import orbitai.app.tao_activity as app_module
     from orbitai.app.tao_activity import TAOActivityLogic
 
     ref = _reference_mri()
@@ -197,7 +198,7 @@ def test_load_results_rolls_back_when_a_node_fails(ctx, tmp_path: Path):
         return real(*args, **kw)
 
     before = _node_ids(ctx)
-    with patched(bridge, "overlay_node_from_volume", failing), raises(RuntimeError, match="out of memory"):
+    with patched(app_module, "overlay_node_from_volume", failing), raises(RuntimeError, match="out of memory"):
         TAOActivityLogic(ctx).loadResults(tmp_path / "res", mri)
     assert len(calls) == 2 and _node_ids(ctx) == before
 
