@@ -29,7 +29,7 @@ STAGE3, STAGE4 = BUILD / "neuro_lesion_stage3", BUILD / "neuro_lesion_stage4"
 def main() -> None:
     import torch
 
-    import orbitai.seg.engine as engine
+    import orbitai.engine.inference as engine
     from orbitai.neuro.lesionseg import bundle_postprocess, lesion_bundle
     from orbitai.neuro.lesionseg_eval import phantom_set, probabilities, score, summary
 

@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 #: Imported at start so the first job does not pay them (each optional: a missing one is imported,
 #: and reported, by the command that needs it).
 PRELOAD = ("numpy", "torch", "SimpleITK", "scipy.ndimage", "orbitai.cli", "orbitai.io", "orbitai.models",
-           "orbitai.orbit.models", "orbitai.orbit.segment", "orbitai.seg.engine", "orbitai.tao.predict")
+           "orbitai.orbit.models", "orbitai.orbit.segment", "orbitai.engine.inference", "orbitai.tao.predict")
 
 
 class _State:

@@ -10,7 +10,7 @@ import torch
 
 from orbitai.io import Volume
 from orbitai.metrics.segmentation import dice
-from orbitai.seg.engine import SegSpec, predict
+from orbitai.engine.inference import SegSpec, predict
 
 
 def threshold_net() -> torch.nn.Module:
@@ -54,8 +54,8 @@ def test_engine_with_nothing_found_has_no_box():
 
 
 def test_engine_imports_no_orbit_rule():
-    code = ("import sys, orbitai.seg.engine; "
-            "bad = [m for m in sys.modules if m.startswith(('orbitai.orbit', 'orbitai.labels', 'orbitai.seg.postprocess'))]; "
+    code = ("import sys, orbitai.engine.inference; "
+            "bad = [m for m in sys.modules if m.startswith(('orbitai.orbit', 'orbitai.labels', 'orbitai.engine.postprocess'))]; "
             "print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stdout + out.stderr

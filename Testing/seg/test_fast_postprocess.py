@@ -10,8 +10,8 @@ from scipy import ndimage as ndi
 from orbitai.boxes import bbox, split_boxes
 from orbitai.io import Volume
 from orbitai.preprocess.grid import model_grid
-from orbitai.seg.engine import map_classes
-from orbitai.seg.postprocess import fill_holes
+from orbitai.engine.inference import map_classes
+from orbitai.engine.postprocess import fill_holes
 
 
 def naive_map(probs: np.ndarray, grid: sitk.Image, vol: Volume, box) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,4 @@
-"""The orbit segmentation task (``orbitai seg ...``), on top of the generic engine (:mod:`orbitai.seg.engine`);
+"""The orbit segmentation task (``orbitai seg ...``), on top of the generic engine (:mod:`orbitai.engine.inference`);
 shaped like the other task folders.
 
 * :mod:`orbitai.orbit.cli`       the ``seg`` commands: predict, prior, evaluate, train, configs

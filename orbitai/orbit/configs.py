@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from orbitai.errors import ConfigError
-from orbitai.seg.engine import SegSpec
+from orbitai.engine.inference import SegSpec
 
 #: Paper 002's five targets in its channel order (background first, implied).
 SVNET_PAPER_STRUCTURES = ("superior_rectus_muscle", "lateral_rectus_muscle", "medial_rectus_muscle",

@@ -12,7 +12,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
     from orbitai.bundle.core import Bundle
-    from orbitai.seg.engine import SegSpec
+    from orbitai.engine.inference import SegSpec
 
 _BUNDLED = ("orbit_sequnet_ct_demo", "orbit_sunet_ct_demo", "orbit_svnet_ct_demo", "orbit_svnet_dr_demo",
             "orbit_svnet_mri_demo")
@@ -25,7 +25,7 @@ def load_seg_model(name: Optional[str], image_is_ct: bool,
                    device: "torch.device | str" = "cpu") -> "tuple[Bundle, torch.nn.Module, SegSpec]":
     """(bundle, model in eval mode on ``device``, input spec) of a segmentation bundle; without a
     name, the bundled default for the image's modality."""
-    from orbitai.seg.engine import SegSpec
+    from orbitai.engine.inference import SegSpec
 
     b, model = SEG_MODELS.load(name or ("CT" if image_is_ct else "MR"), device)
     return b, model, SegSpec.from_metadata(b.metadata)

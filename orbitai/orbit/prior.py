@@ -34,7 +34,7 @@ from orbitai.io import Volume
 from orbitai.orbit.models import load_seg_model
 from orbitai.orbit.rules import eyeball_class, eyeball_midline, left_of
 from orbitai.preprocess.checks import looks_like_ct
-from orbitai.seg.engine import model_probabilities, probabilities_on
+from orbitai.engine.inference import model_probabilities, probabilities_on
 
 
 

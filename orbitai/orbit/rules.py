@@ -15,7 +15,7 @@ from orbitai.io import Volume, VolumeError
 from orbitai.labels import GROUPS, ORBIT_LABELS, values_for
 from orbitai.orbit.anatomy import implausible_globe, label_counts
 from orbitai.preprocess.checks import field_of_view_mm
-from orbitai.seg.postprocess import fill_holes, largest_component
+from orbitai.engine.postprocess import fill_holes, largest_component
 
 #: Eyeballs below this (both eyes together) mean no orbit is in the scan; both are ~13 mL.
 MIN_EYEBALL_ML = 2.0
@@ -66,7 +66,7 @@ def orbit_search_box(norm: np.ndarray, spacing) -> tuple[slice, slice, slice] | 
     orbits can lie: from the front of the head back ``ORBIT_DEPTH_MM`` and ``ORBIT_HALF_WIDTH_MM`` either
     side of its middle; all slices from foot to head. None when that is the whole scan or no head is
     seen. On a whole-head MRI this leaves the network a third of the scan; an orbit-centred scan keeps
-    all of it. (The engine's :data:`orbitai.seg.engine.Focus`.)"""
+    all of it. (The engine's :data:`orbitai.engine.inference.Focus`.)"""
     sx, sy, sz = (float(v) for v in spacing)
     head = norm > 0.08
     plane = head.sum((0, 2))                              # head voxels per coronal plane (j)

@@ -1,4 +1,4 @@
-"""Whole-scan orbit segmentation: the generic engine (:func:`orbitai.seg.engine.predict`) plus the
+"""Whole-scan orbit segmentation: the generic engine (:func:`orbitai.engine.inference.predict`) plus the
 orbit rules (:mod:`orbitai.orbit.rules`). No manual crop: the network runs where orbits can lie (the
 front of the head, :func:`~orbitai.orbit.rules.orbit_search_box`; the whole scan again when no orbit is
 found there), and each orbit is found from the predicted eyeballs (left/right split at the midline
@@ -25,7 +25,7 @@ from orbitai.orbit.rules import (
 )
 from orbitai.preprocess.checks import check_input
 from orbitai.progress import ProgressCallback
-from orbitai.seg.engine import EngineResult, SegSpec, predict
+from orbitai.engine.inference import EngineResult, SegSpec, predict
 
 log = logging.getLogger(__name__)
 

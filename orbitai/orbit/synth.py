@@ -25,7 +25,7 @@ from orbitai.orbit.rules import class_lut
 from orbitai.phantoms.orbit import orbit_anatomy
 from orbitai.preprocess.resolution import thick_slices
 from orbitai.progress import ProgressCallback
-from orbitai.seg.engine import SegSpec
+from orbitai.engine.inference import SegSpec
 
 #: Pool defaults: anatomies, grid size (x, y, z voxels on the model grid), largest head tilt (deg),
 #: share of heads with TAO-enlarged muscles.

@@ -1,3 +1,0 @@
-"""The generic segmentation engine (:mod:`orbitai.seg.engine`: model grid, normalisation, sliding windows,
-mirroring, back to the input) and generic mask post-processing (:mod:`orbitai.seg.postprocess`). No task
-lives here: the orbit task is :mod:`orbitai.orbit`."""
