@@ -74,7 +74,7 @@ def test_logic_cancel_leaves_scene_unchanged(ctx, tmp_path: Path):
     threading.Timer(1.0, cancel.set).start()
     logic = OrbitSegmentationLogic(ctx)
     # a one-shot child: a warm worker holding the CT model segments this phantom in under a second, so the
-    # cancel would come after the end (the warm job's cancel is tested in Testing/worker)
+    # cancel would come after the end (the warm job's cancel is tested in Testing/jobs)
     logic.warm_worker = False  # type: ignore[misc]  # this instance only
     with raises(JobError, match="Cancelled"):
         logic.run(node, cancel=cancel)

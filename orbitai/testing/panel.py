@@ -192,7 +192,7 @@ def check_cancel_leaves_scene_unchanged(ctx, logic, input_node, options: dict[st
     """Cancel (the Apply button while running) and a scene close both kill the child; nothing is added.
 
     Runs one-shot children: a warm worker can finish a small job before the 0.5 s wait ends, so the
-    cancel would come too late to test anything (warm-job cancel: Testing/worker)."""
+    cancel would come too late to test anything (warm-job cancel: Testing/jobs)."""
     logic.warm_worker = False   # this Logic instance only (the class keeps its default)
     before = node_ids(ctx)
     for how in ("cancel", "scene close"):

@@ -288,7 +288,7 @@ def test_logic_cancel_leaves_scene_unchanged(ctx):
     cancel = threading.Event()
     threading.Timer(1.0, cancel.set).start()
     logic = TAOActivityLogic(ctx)
-    logic.warm_worker = False   # a warm worker may finish before the cancel (warm cancel: Testing/worker)
+    logic.warm_worker = False   # a warm worker may finish before the cancel (warm cancel: Testing/jobs)
     with raises(JobError, match="Cancelled"):
         logic.run(node, seg, device="cpu", cancel=cancel)
     assert _node_ids(ctx) == before
