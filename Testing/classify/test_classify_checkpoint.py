@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from orbitai.training.checkpoint import load_arrays, save_arrays, sidecar
+import orbitai.tao  # noqa: F401  (registers the TAO networks these tests train)
 from orbitai.classify.train import TrainSettings, train_classifier
 from orbitai.models import build_model
 from orbitai.testing.damage import PWNED, drop_checksum, flip_bytes, pickle_payload_with_valid_checksum, truncate
+from orbitai.training.checkpoint import load_arrays, save_arrays, sidecar
 
 SETTINGS = TrainSettings(epochs=3, lr=1e-3, lr_after=1e-4, decay_epoch=2, batch_size=8)
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+import orbitai.tao  # noqa: F401  (registers the TAO networks these tests train)
 from orbitai.classify.train import TrainSettings, lr_at, make_optimizer, predict_proba, train_classifier
 from orbitai.models import build_model
 

@@ -154,7 +154,7 @@ def test_auto_method_and_clear_errors_and_model_untouched():
 
 def test_only_declared_residual_blocks_are_recomputed_incrementally():
     from orbitai.explain.incremental import _supported
-    from orbitai.models.tao_nets import ResBlock
+    from orbitai.tao.nets import ResBlock
 
     class LooksResidual(nn.Module):                     # has body and act, but forward is something else
         def __init__(self):

@@ -14,7 +14,7 @@ from orbitai.errors import ConfigError
 from orbitai.ivgc.configs import CONFIGS, DEMO_EPOCHS, MODELS, N_CLINICAL, get_config
 from orbitai.ivgc.data import TARGET_SHAPE, ImageAugment, IvgcImageDataset
 from orbitai.models import build_model, count_parameters
-from orbitai.models.ivgc_nets import RDINet, ResNet50Classifier
+from orbitai.ivgc.nets import RDINet, ResNet50Classifier
 from orbitai.phantoms.cohort import write_cohort
 
 MR_LR = "mrlr"

@@ -9,7 +9,7 @@ from orbitai.errors import InputError
 from orbitai.io import read_volume
 from orbitai.ivgc.data import preprocess
 from orbitai.ivgc.gradcam import grad_cam_on_mri, network_cam
-from orbitai.models.ivgc_nets import RDINet, ResNet50Classifier
+from orbitai.ivgc.nets import RDINet, ResNet50Classifier
 from orbitai.phantoms.cohort import write_cohort
 
 MR_LR = "mrlr"

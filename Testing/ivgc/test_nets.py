@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from orbitai.models import build_model, count_parameters
-from orbitai.models.ivgc_nets import DEMO_WIDTH, DynamicMapping, RDINet, ResNet50Classifier, resnet50_trunk
+from orbitai.ivgc.nets import DEMO_WIDTH, DynamicMapping, RDINet, ResNet50Classifier, resnet50_trunk
 
 SMALL = (1, 1, 16, 32, 32)     # a small input keeps the tests fast; the nets pool globally
 

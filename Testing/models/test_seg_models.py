@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from orbitai.models import available, build_model, count_parameters
-from orbitai.models.sequnet import BiConvLSTM, ConvLSTMCell
-from orbitai.models.svnet import conv_layer_counts
+from orbitai.orbit.nets.sequnet import BiConvLSTM, ConvLSTMCell
+from orbitai.orbit.nets.svnet import conv_layer_counts
 
 PAPER_SVNET_WEIGHTS = 8.6e6
 PAPER_VNET_WEIGHTS = 9.6e6

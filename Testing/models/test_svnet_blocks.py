@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from orbitai.bundle import find_bundle
-from orbitai.models.svnet import ConvBlock, ResidualStage, svnet, sunet
+from orbitai.orbit.nets.svnet import ConvBlock, ResidualStage, svnet, sunet
 
 blocks = pytest.importorskip("monai.networks.blocks")
 
@@ -82,7 +82,7 @@ def test_bundled_weights_load_strictly_and_give_monai_outputs(name):
 
 
 def test_building_svnet_imports_no_monai():
-    code = ("import sys; from orbitai.models import build_model; build_model('svnet', base_channels=4); "
+    code = ("import sys, orbitai.orbit; from orbitai.models import build_model; build_model('svnet', base_channels=4); "
             "print('monai' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

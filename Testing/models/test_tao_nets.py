@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from orbitai.models import build_model
-from orbitai.models.tao_nets import ResBlock, conv_layer_count, probabilities
+from orbitai.tao.nets import ResBlock, conv_layer_count, probabilities
 
 
 @pytest.mark.parametrize("name, convs", [("tao_network_a", 10), ("tao_network_b", 20)])

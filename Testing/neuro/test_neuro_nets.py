@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from orbitai.errors import InputError
 from orbitai.models import build_model, count_parameters
-from orbitai.models.neuro_nets import (CompressionBlock, TwoViewNet, adapt_first_conv, load_imagenet, resnet2d,
+from orbitai.neuro.nets import (CompressionBlock, TwoViewNet, adapt_first_conv, load_imagenet, resnet2d,
                                        resnet3d)
 
 #: Parameter counts (paper 003's Table 3 for these implementations; 2 classes).

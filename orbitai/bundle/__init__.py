@@ -8,9 +8,20 @@ the model files it names, each checked against its SHA-256 before it is deserial
   declares its own in ``orbitai/<task>/models.py``), and `find_task_bundle`;
 * `formats`: scikit-learn models and parameter files without pickle (skops, JSON).
 """
-from orbitai.bundle.core import (BUILTIN_DIR, METADATA, WEIGHTS, Bundle, check_bundle_folder, find_bundle, iter_bundles,
-                                 load_bundle, save_bundle, search_paths, sha256_file,
-                                 write_bundle)
+from orbitai.bundle.core import (
+                                 BUILTIN_DIR,
+                                 METADATA,
+                                 WEIGHTS,
+                                 Bundle,
+                                 check_bundle_folder,
+                                 find_bundle,
+                                 iter_bundles,
+                                 load_bundle,
+                                 save_bundle,
+                                 search_paths,
+                                 sha256_file,
+                                 write_bundle,
+)
 from orbitai.bundle.schema import validate_metadata
 from orbitai.errors import BundleError
 

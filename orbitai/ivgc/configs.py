@@ -20,7 +20,7 @@ from orbitai.errors import ConfigError
 from orbitai.ivgc.data import TARGET_SHAPE, AugmentSpec
 from orbitai.ivgc.kinds import DEEP_KINDS
 from orbitai.models import build_model
-from orbitai.models.ivgc_nets import DEMO_WIDTH, PAPER_WIDTH
+from orbitai.ivgc.nets import DEMO_WIDTH, PAPER_WIDTH
 
 #: The three deep models of paper 001's Table 2.
 MODELS: tuple[str, ...] = DEEP_KINDS

@@ -4,17 +4,29 @@ Works inside the 3D Slicer application and headless with the PyPI package ``slic
 through the same module-logic calls. Everything takes an `MRMLContext` (``new_scene()`` /
 ``get_context()``) or nodes; arrays are [k, j, i] and geometry is `orbitai.io.Volume`'s.
 """
-from orbitai.mrml.scene import MRMLContext, get_context, in_slicer_app, new_scene
-from orbitai.mrml.volumes import geometry_of, ijk_to_ras_of, volume_from_volume_node, volume_node_from_volume
-from orbitai.mrml.segmentations import (
-    SegmentSpec, color_table_node_from_labels, label_table, labels_from_segmentation_node, segment_info,
-    segment_voxel_counts, segmentation_node_from_labels,
-)
-from orbitai.mrml.overlays import HEAT_COLOR_NAME, heat_color_node, overlay_node_from_volume, show_overlay, show_volume, jump_slices
-from orbitai.mrml.tables import column_units, rows_from_table_node, table_column, table_node_from_rows
-from orbitai.mrml.plots import plot_chart_from_arrays, plot_series_from_table, roc_chart, show_plot_chart
-from orbitai.mrml.mrb import load_mrb, save_mrb
 from orbitai.mrml.markups import box_of_roi_node, roi_node_from_box
+from orbitai.mrml.mrb import load_mrb, save_mrb
+from orbitai.mrml.overlays import (
+    HEAT_COLOR_NAME,
+    heat_color_node,
+    jump_slices,
+    overlay_node_from_volume,
+    show_overlay,
+    show_volume,
+)
+from orbitai.mrml.plots import plot_chart_from_arrays, plot_series_from_table, roc_chart, show_plot_chart
+from orbitai.mrml.scene import MRMLContext, get_context, in_slicer_app, new_scene
+from orbitai.mrml.segmentations import (
+    SegmentSpec,
+    color_table_node_from_labels,
+    label_table,
+    labels_from_segmentation_node,
+    segment_info,
+    segment_voxel_counts,
+    segmentation_node_from_labels,
+)
+from orbitai.mrml.tables import column_units, rows_from_table_node, table_column, table_node_from_rows
+from orbitai.mrml.volumes import geometry_of, ijk_to_ras_of, volume_from_volume_node, volume_node_from_volume
 
 __all__ = [
     "MRMLContext", "new_scene", "get_context", "in_slicer_app",

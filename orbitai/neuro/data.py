@@ -4,7 +4,7 @@ shifting and flipping.
 
 Any orientation and spacing: the FLAIR is first read in one canonical orientation (SimpleITK
 ``DICOMOrient`` to ``"LPS"``: array axes [z, y, x] = superior, posterior, left increasing), so
-that the two views of :class:`orbitai.models.neuro_nets.TwoViewNet` mean the same anatomy for every
+that the two views of :class:`orbitai.neuro.nets.TwoViewNet` mean the same anatomy for every
 scan. The crop kernel is a box of that canonical grid; the 100^3 input is one resample of the
 scan onto a regular grid covering the box (its own spacing per axis, the canonical direction), so
 :func:`heat_to_flair` maps a 100^3 map back onto the FLAIR's grid with the exact inverse geometry.

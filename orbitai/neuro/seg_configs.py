@@ -1,7 +1,7 @@
 """White-matter lesion network: its input (context slices) and the intensity normalisation shared by
 training and inference.
 
-The network (:mod:`orbitai.models.lesion_unet`, registered as ``ARCHITECTURE``) is a 2.5D MONAI U-Net:
+The network (:mod:`orbitai.neuro.lesion_net`, registered as ``ARCHITECTURE``) is a 2.5D MONAI U-Net:
 it segments one axial 1 mm slice from ``CONTEXT`` neighbouring slices (channels).
 
 Normalisation (inside the brain mask only): ``z = (x - median) / (1.4826 * MAD)`` of the brain's
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from orbitai.models.lesion_unet import ARCHITECTURE
+from orbitai.neuro.lesion_net import ARCHITECTURE
 from orbitai.preprocess.intensity import masked_zscore, median_mad
 
 __all__ = ["ARCHITECTURE", "CONTEXT", "MAD_TO_SD", "Z_CEIL", "Z_FLOOR", "brain_stats", "normalise"]

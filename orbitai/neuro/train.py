@@ -74,7 +74,7 @@ def _augment_channel(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def build(cfg: NeuroConfig) -> torch.nn.Module:
-    """The configuration's network (ImageNet initialisation is :func:`orbitai.models.neuro_nets.load_imagenet`)."""
+    """The configuration's network (ImageNet initialisation is :func:`orbitai.neuro.nets.load_imagenet`)."""
     return build_model(cfg.arch, **cfg.kwargs)
 
 
@@ -93,7 +93,7 @@ def train_model(cfg: NeuroConfig, x: np.ndarray, y: np.ndarray, workdir: str | o
     model = build(cfg)
     init = {"pretrained": False, "note": "trained from scratch"}
     if cfg.arch == "neuro_twoview" and (cfg.imagenet or imagenet):
-        from orbitai.models.neuro_nets import TwoViewNet, load_imagenet
+        from orbitai.neuro.nets import TwoViewNet, load_imagenet
         path, sha = imagenet if imagenet else (None, None)
         init = load_imagenet(model if isinstance(model, TwoViewNet) else None, path, sha)  # type: ignore[arg-type]
     settings, recipe = settings_for(cfg, epochs)

@@ -13,4 +13,16 @@ shaped like the other task folders.
                                  the eyeball guard (:class:`OrbitNotFoundError`), structure volumes
 * :mod:`orbitai.orbit.segment`   :func:`~orbitai.orbit.segment.segment`: a whole scan -> orbit labels
 * :mod:`orbitai.orbit.anatomy`   normal-anatomy ranges used to flag implausible results
+* :mod:`orbitai.orbit.nets`      the networks (SV-net, SU-net, V-Net, SEQ-UNET), registered below
 """
+from orbitai.models import register_architectures
+
+#: The task's networks, built by name for its bundles (`orbitai.models.build_model`).
+register_architectures({
+    "svnet": "orbitai.orbit.nets.svnet",
+    "sunet": "orbitai.orbit.nets.svnet",
+    "vnet": "orbitai.orbit.nets.svnet",
+    "sequnet": "orbitai.orbit.nets.sequnet",
+    "sunet_volume": "orbitai.orbit.nets.volume_wrappers",
+    "sequnet_volume": "orbitai.orbit.nets.volume_wrappers",
+})

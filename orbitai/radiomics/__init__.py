@@ -8,9 +8,15 @@ SlicerRadiomics provides it); it is imported only when features are extracted.
 """
 from orbitai.radiomics.extract import FeatureRow, FeatureTable, extract_features
 from orbitai.radiomics.protocol import RadiomicsProtocol, shipped_protocols
+from orbitai.radiomics.select import (
+                                      ReproducibilitySelector,
+                                      icc,
+                                      lasso_selector,
+                                      mannwhitney_score,
+                                      selection_pipeline,
+                                      ttest_score,
+)
 from orbitai.radiomics.shared import SharedExtractor
-from orbitai.radiomics.select import (ReproducibilitySelector, icc, lasso_selector, mannwhitney_score,
-                                      selection_pipeline, ttest_score)
 
 __all__ = ["FeatureRow", "FeatureTable", "RadiomicsProtocol", "ReproducibilitySelector", "SharedExtractor", "extract_features", "icc",
            "lasso_selector", "mannwhitney_score", "selection_pipeline", "shipped_protocols", "ttest_score"]

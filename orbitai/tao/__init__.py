@@ -8,12 +8,20 @@ from __future__ import annotations
 from typing import Any
 
 from orbitai.bundle.schema import register_rule
+from orbitai.models import register_architectures
 
 
 def _check_input_block(meta: dict[str, Any]) -> None:
-    from orbitai.tao.spec import TaoInputSpec   # numpy, SimpleITK: only when a TAO bundle is fully checked
+    from orbitai.tao.spec import TaoInputSpec  # numpy, SimpleITK: only when a TAO bundle is fully checked
 
     TaoInputSpec.from_metadata(meta)
 
 
 register_rule("tao_activity", _check_input_block)
+
+
+#: The task's networks, built by name for its bundles (`orbitai.models.build_model`).
+register_architectures({
+    "tao_network_a": "orbitai.tao.nets",
+    "tao_network_b": "orbitai.tao.nets",
+})

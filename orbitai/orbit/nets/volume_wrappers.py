@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from orbitai.models.sequnet import sequnet
-from orbitai.models.svnet import sunet
+from orbitai.orbit.nets.sequnet import sequnet
+from orbitai.orbit.nets.svnet import sunet
 
 
 class SliceWise(nn.Module):
