@@ -87,8 +87,8 @@ def naive_volumes(series: Path) -> dict[str, float]:
     the slice positions) and segmented in-process with the same model: what orbitai did before #19."""
     import SimpleITK as sitk
 
-    from orbitai.orbit.models import load_seg_model
     from orbitai.io import Volume, itk_warnings_off
+    from orbitai.orbit.models import load_seg_model
     from orbitai.orbit.rules import structure_volumes
     from orbitai.orbit.segment import segment
 
@@ -116,8 +116,8 @@ def run_config(tag: str, gaps: list[float], below: float, seeds: tuple[int, ...]
                notes: dict, varying: bool = False) -> None:
     """Untilted reference and 20-degree tilt (and a 10-25 degree varying tilt for the first phantom) of
     ``gaps``, each through ``orbitai seg predict``; metrics prefixed ``tag``."""
+    from orbitai.io.segfile import read_segmentation
     from orbitai.phantoms.clinical_ct import source_phantom, write_clinical_series
-    from orbitai.segfile import read_segmentation
 
     bar_keys = [f"{s}_{side}" for s in BAR for side in ("left", "right")]
     dices: dict[str, list[dict[str, float]]] = {"reference": [], "tilted": [], "varying": []}

@@ -23,8 +23,8 @@ def main() -> Path:
     from orbitai.dicom.seg import orbit_segments, read_source_series, write_seg
     from orbitai.dicom.sr import orbit_findings, write_sr
     from orbitai.io import write_dicom_series
+    from orbitai.io.segfile import read_segmentation
     from orbitai.phantoms.orbit import orbit_case
-    from orbitai.segfile import read_segmentation
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

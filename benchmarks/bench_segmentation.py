@@ -100,8 +100,8 @@ def speed_image(tmp: Path) -> Path:
 
 def accuracy(tmp: Path, metrics: dict, notes: dict) -> None:
     from orbitai.bundle import BundleError, find_bundle
-    from orbitai.phantoms import write_cohort
     from orbitai.orbit.evaluate import evaluate
+    from orbitai.phantoms import write_cohort
 
     manifest = write_cohort("orbit-ct", TEST_N, TEST_SEED, tmp / "test", montage_cases=0)
     for short, name in MODELS.items():
@@ -138,8 +138,8 @@ def accuracy(tmp: Path, metrics: dict, notes: dict) -> None:
 def speed(tmp: Path, metrics: dict, notes: dict) -> None:
     import torch
 
+    from orbitai.io.segfile import read_segmentation
     from orbitai.metrics.segmentation import dice
-    from orbitai.segfile import read_segmentation
 
     img = speed_image(tmp)
     notes["speed_volume"] = "512x512x100 CT phantom, 0.3x0.3x0.5 mm; model orbit_svnet_ct_demo"
@@ -265,10 +265,10 @@ def mri_model() -> str:
 def _score_cases(cases, model: str) -> dict[str, list[float]]:
     """Dice per structure (side-agnostic classes) over ``cases`` (PhantomCase); a case where no orbit is
     found scores 0 on every structure."""
+    from orbitai.orbit.evaluate import score_case
     from orbitai.orbit.models import load_seg_model
     from orbitai.orbit.rules import OrbitNotFoundError
     from orbitai.orbit.segment import segment
-    from orbitai.orbit.evaluate import score_case
 
     _, net, spec = load_seg_model(model, False, "cpu")
     out: dict[str, list[float]] = {s: [] for s in spec.structures}
@@ -315,13 +315,13 @@ def real_mri(tmp: Path, metrics: dict, notes: dict, model: str | None = None, pr
     ``model``: its figures named ``prefix``_*, no montage or 1 mm timing)."""
     import json
 
-    from orbitai.orbit.models import load_seg_model
     from orbitai.io import read_volume
     from orbitai.orbit.anatomy import structure_measures
+    from orbitai.orbit.figure import real_scan_montage
+    from orbitai.orbit.models import load_seg_model
     from orbitai.orbit.rules import OrbitNotFoundError
     from orbitai.orbit.segment import segment
     from orbitai.preprocess.grid import model_grid, resample_onto
-    from orbitai.orbit.figure import real_scan_montage
 
     scans = sorted(REAL_MRI.glob("long_patient*_study1_*.nii.gz"))
     if not scans:

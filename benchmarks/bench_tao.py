@@ -236,8 +236,8 @@ def features(tmp: Path, metrics: dict, notes: dict, n_train: int = 300) -> None:
 
 def speed(tmp: Path, metrics: dict, notes: dict) -> None:
     from orbitai.io import write_volume
+    from orbitai.io.segfile import write_segmentation
     from orbitai.phantoms import orbit_case
-    from orbitai.segfile import write_segmentation
 
     case = orbit_case(TEST_SEED + 1, "t2", tao="active", orientation="axial")
     img = write_volume(case.image, tmp / "t2.nrrd")

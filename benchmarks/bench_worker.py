@@ -82,10 +82,10 @@ def _tao(job_cls: Any, img: Path, seg: Path, **kw: Any) -> dict[str, float]:
 
 
 def main() -> None:
-    from orbitai.phantoms import orbit_case
+    from orbitai.io.segfile import write_segmentation
     from orbitai.jobs.child import OrbitaiJob, write_job_input
-    from orbitai.segfile import write_segmentation
     from orbitai.jobs.warm import WarmJob, WarmWorker
+    from orbitai.phantoms import orbit_case
 
     metrics: dict[str, float] = {}
     notes: dict[str, Any] = {

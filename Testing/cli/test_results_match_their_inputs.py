@@ -290,8 +290,8 @@ def test_the_tao_eye_cache_is_not_used_for_other_images_at_the_same_paths(tmp_pa
 
 @pytest.fixture(scope="module")
 def t2(tmp_path_factory):
+    from orbitai.io.segfile import write_segmentation
     from orbitai.phantoms.orbit import orbit_case
-    from orbitai.segfile import write_segmentation
 
     d = tmp_path_factory.mktemp("t2_32")
     case = orbit_case(SEED, "t2", tao="active", orientation="axial")

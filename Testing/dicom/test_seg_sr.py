@@ -15,10 +15,10 @@ import pytest
 
 from orbitai.cli import main
 from orbitai.io import Volume, read_volume, write_dicom_series
+from orbitai.io.segfile import read_segmentation
 from orbitai.orbit.result import SegmentationResult
 from orbitai.phantoms.clinical_ct import write_clinical_series
 from orbitai.phantoms.orbit import orbit_case
-from orbitai.segfile import read_segmentation
 
 pytest.importorskip("highdicom", reason="install orbitai[dicom] (pydicom, highdicom)")
 SEED = 777003  # never used for training cohorts

@@ -10,13 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_seg_sr import dciodvfy_errors, dcmqi_masks  # the same checks as the orbit SEG (Testing/dicom on sys.path)
 
 from orbitai.cli import main
 from orbitai.io import read_volume, write_dicom_series
 from orbitai.phantoms import write_cohort
 from orbitai.phantoms.brain import brain_flair_case
-
-from test_seg_sr import dciodvfy_errors, dcmqi_masks  # the same checks as the orbit SEG (Testing/dicom on sys.path)
 
 hd = pytest.importorskip("highdicom", reason="install orbitai[dicom] (pydicom, highdicom)")
 SEED = 777061  # never used for training cohorts
@@ -72,7 +71,7 @@ def test_neuro_writes_seg_and_sr_checked_by_dciodvfy(neuro):
 
 
 def test_neuro_seg_reads_back_voxel_identical_with_dcmqi(neuro, tmp_path):
-    from orbitai.segfile import read_segmentation
+    from orbitai.io.segfile import read_segmentation
 
     masks = dcmqi_masks(neuro / "segmentation.dcm", tmp_path)
     assert set(masks) == {"white_matter_lesions", "intracranial"}

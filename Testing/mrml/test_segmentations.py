@@ -7,7 +7,10 @@ slicer = pytest.importorskip("slicer")
 from orbitai.io import Volume, VolumeError  # noqa: E402
 from orbitai.labels import ORBIT_LABELS, STRUCTURE_CODES  # noqa: E402
 from orbitai.mrml import (  # noqa: E402
-    labels_from_segmentation_node, segment_info, segment_voxel_counts, segmentation_node_from_labels,
+    labels_from_segmentation_node,
+    segment_info,
+    segment_voxel_counts,
+    segmentation_node_from_labels,
     volume_node_from_volume,
 )
 
@@ -71,7 +74,7 @@ def test_terminology_codes_are_the_verified_ones():
 
 
 def test_custom_table_forms(ctx, orbit_labels, ref_node):
-    from orbitai.segfile import LabelInfo
+    from orbitai.io.segfile import LabelInfo
 
     table = {1: ("globe", (10, 20, 30)), 4: ("nerve", [40, 50, 60], "custom~term"), 6: "muscle",
              16: LabelInfo(16, "other", (1, 2, 3), "x~y")}

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from orbitai.io import Volume, read_volume, write_volume
-from orbitai.segfile import lesion_table, write_segmentation
+from orbitai.io.segfile import lesion_table, write_segmentation
 
 
 def orbitai(*args: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -10,8 +10,14 @@ import pytest
 
 from orbitai.errors import ResultError
 from orbitai.io import Volume, VolumeError, read_volume, rotation, write_volume
-from orbitai.neuro.result import (LESION_COLUMNS, LesionRow, NeuroResult, NeuroResultError, lesion_row,
-                                  write_neuro_result)
+from orbitai.neuro.result import (
+    LESION_COLUMNS,
+    LesionRow,
+    NeuroResult,
+    NeuroResultError,
+    lesion_row,
+    write_neuro_result,
+)
 
 
 def _grid() -> Volume:
@@ -78,7 +84,7 @@ def test_round_trip(tmp_path):
     assert np.allclose(r.heatmap.array, heat.array)
     assert r.lesion_rows == [lesion_row(x) for x in rows]
     assert r.lesion_rows[0] == LesionRow(1, rows[0]["volume_ml"], "periventricular", (1.5, -2.0, 14.25), 18)
-    from orbitai.segfile import read_segmentation
+    from orbitai.io.segfile import read_segmentation
 
     _, table = read_segmentation(tmp_path / "res" / "lesions.seg.nrrd")
     assert [t.name for t in table.values()] == ["white_matter_lesion"]
@@ -240,16 +246,16 @@ def _damage(folder: Path, how: str) -> None:
         lines = (folder / "lesions.csv").read_text().splitlines()
         (folder / "lesions.csv").write_text("\n".join(lines[:2]) + "\n")
     elif how == "lesion mask empty":
-        from orbitai.segfile import lesion_table, write_segmentation
+        from orbitai.io.segfile import lesion_table, write_segmentation
 
         write_segmentation(g.with_array(np.zeros(g.shape, np.uint8)), folder / "lesions.seg.nrrd", lesion_table())
     elif how == "lesion segment misnamed":
-        from orbitai.segfile import lesion_table, write_segmentation
+        from orbitai.io.segfile import lesion_table, write_segmentation
 
         lab = read_volume(folder / "lesions.seg.nrrd")
         write_segmentation(lab, folder / "lesions.seg.nrrd", lesion_table("tumour"))
     elif how == "lesions off grid":
-        from orbitai.segfile import lesion_table, write_segmentation
+        from orbitai.io.segfile import lesion_table, write_segmentation
 
         lab = read_volume(folder / "lesions.seg.nrrd")
         write_segmentation(Volume(lab.array, lab.spacing, (0.0, 0.0, 0.0), lab.direction),
@@ -264,7 +270,7 @@ def _damage(folder: Path, how: str) -> None:
         write_volume(Volume(np.zeros(g.shape, np.float32), g.spacing, (0.0, 0.0, 0.0), g.direction),
                      folder / "heatmap.nrrd")
     elif how == "brain empty":
-        from orbitai.segfile import LabelInfo, write_segmentation
+        from orbitai.io.segfile import LabelInfo, write_segmentation
 
         write_segmentation(g.with_array(np.zeros(g.shape, np.uint8)), folder / "brain.seg.nrrd",
                            {1: LabelInfo(1, "intracranial")})

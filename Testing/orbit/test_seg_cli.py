@@ -10,10 +10,10 @@ import SimpleITK as sitk
 
 from orbitai.cli import main
 from orbitai.io import Volume, read_volume, write_volume
+from orbitai.io.segfile import read_segmentation
 from orbitai.labels import values_for
-from orbitai.phantoms import brain_flair_case, orbit_case, write_cohort
 from orbitai.orbit.result import SegmentationResult
-from orbitai.segfile import read_segmentation
+from orbitai.phantoms import brain_flair_case, orbit_case, write_cohort
 
 SEED = 777002  # never used for training cohorts
 

@@ -189,7 +189,7 @@ def test_atypical_option_is_refused_for_other_kinds(tmp_path, capsys):
 
 def test_cohort_cli_writes_manifest_segmentations_and_is_byte_deterministic(tmp_path):
     from orbitai.cli import main
-    from orbitai.segfile import read_segmentation
+    from orbitai.io.segfile import read_segmentation
 
     for out in ("a", "b"):
         assert main(["phantom", "ivgc", "--n", "2", "--seed", "3", "--out", str(tmp_path / out),

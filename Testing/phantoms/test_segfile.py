@@ -1,12 +1,17 @@
-"""orbitai.segfile: .seg.nrrd round trip, header readable by slicerio/pynrrd, JSON export."""
+"""orbitai.io.segfile: .seg.nrrd round trip, header readable by slicerio/pynrrd, JSON export."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from orbitai.io import Volume, VolumeError
-from orbitai.segfile import (lesion_table, read_labelmap_json, read_segmentation, write_labelmap_json,
-                             write_segmentation)
+from orbitai.io.segfile import (
+    lesion_table,
+    read_labelmap_json,
+    read_segmentation,
+    write_labelmap_json,
+    write_segmentation,
+)
 
 
 def _labels():

@@ -9,9 +9,9 @@ import pytest
 from orbitai.bundle import load_bundle
 from orbitai.cli import main
 from orbitai.io import Volume, read_volume, write_volume
+from orbitai.io.segfile import write_segmentation
 from orbitai.phantoms import orbit_case, write_cohort
-from orbitai.segfile import write_segmentation
-from orbitai.tao.result import TaoResultError, TaoResult
+from orbitai.tao.result import TaoResult, TaoResultError
 
 SEED = 777060  # never used for training cohorts
 

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from orbitai.segfile import read_segmentation
-from orbitai.testing.web import centre_ras, colored
-
 from web_cases import PHANTOMS
+
+from orbitai.io.segfile import read_segmentation
+from orbitai.testing.web import centre_ras, colored
 
 #: A folder to keep the pages' screenshots in (the README's figures: docs/images); unset, none are kept.
 SHOTS = os.environ.get("ORBITAI_WEB_SCREENSHOTS")
@@ -162,9 +161,9 @@ def _press(page, button: str, timeout_s: float = 120) -> str:
 
 
 def test_smartfill_in_the_browser_equals_the_headless_logic_and_undo_restores(page, web_data, downloads, ctx):
+    from orbitai.app.annotation.logic import AnnotationLogic
     from orbitai.io import read_volume
     from orbitai.mrml import labels_from_segmentation_node, segmentation_node_from_labels, volume_node_from_volume
-    from orbitai.app.annotation.logic import AnnotationLogic
 
     image = web_data / PHANTOMS["orbit-ct"]
     truth, _ = read_segmentation(web_data / "orbit-ct/segmentations/orbit_ct_0000.seg.nrrd")

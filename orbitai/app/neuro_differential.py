@@ -24,6 +24,8 @@ import numpy as np
 from orbitai.app import requirements_file
 from orbitai.app.panel_spec import Option, PanelSpec, device_option, model_option, reason
 from orbitai.errors import InputError
+from orbitai.io.segfile import LabelInfo, lesion_table, write_segmentation
+from orbitai.jobs.child import write_job_input
 from orbitai.mrml import (
     geometry_of,
     overlay_node_from_volume,
@@ -36,8 +38,6 @@ from orbitai.mrml.jobs import JobLogic
 from orbitai.mrml.segmentations import segments_volume_mm3
 from orbitai.mrml.tables import show_table
 from orbitai.neuro.models import NEURO_MODELS
-from orbitai.jobs.child import write_job_input
-from orbitai.segfile import LabelInfo, lesion_table, write_segmentation
 
 #: Bundle name -> panel label of paper 003's four classifiers (declared in `orbitai.neuro.models`).
 MODELS = NEURO_MODELS.bundled

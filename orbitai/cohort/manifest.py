@@ -177,7 +177,7 @@ def naming_case(case_id: str) -> Iterator[None]:
 def read_labels(path: Path) -> Volume:
     """A case's label map from ``.seg.nrrd`` (Slicer segmentation) or any label volume file."""
     if Path(path).name.endswith(".seg.nrrd"):
-        from orbitai.segfile import read_segmentation
+        from orbitai.io.segfile import read_segmentation
 
         return read_segmentation(path)[0]
     return read_volume(path)

@@ -20,13 +20,13 @@ from orbitai.bundle.models import find_task_bundle
 from orbitai.device import select_device
 from orbitai.errors import UserError
 from orbitai.io import write_volume
+from orbitai.io.segfile import write_segmentation
+from orbitai.jobs.child import OrbitaiJob
 from orbitai.orbit.configs import ORBIT_STRUCTURES
 from orbitai.orbit.evaluate import score_case
 from orbitai.orbit.figure import save_comparison
 from orbitai.orbit.result import SegmentationResult
 from orbitai.phantoms import orbit_case
-from orbitai.jobs.child import OrbitaiJob
-from orbitai.segfile import write_segmentation
 from orbitai.staging import staged_folder
 
 

@@ -2,7 +2,7 @@
 
 A *label table* maps label values to segments. Accepted forms (mixed freely):
 ``orbitai.labels.Label`` objects (the default, :data:`orbitai.labels.ORBIT_LABELS`),
-``orbitai.segfile.LabelInfo``-like objects (``name``, ``colour``, ``terminology``),
+``orbitai.io.segfile.LabelInfo``-like objects (``name``, ``colour``, ``terminology``),
 tuples ``(name, (r, g, b))`` or ``(name, (r, g, b), terminology)`` with colours 0-255, or a name.
 
 Only module-logic calls are used (``ImportLabelmapToSegmentationNode``,

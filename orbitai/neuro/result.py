@@ -37,9 +37,9 @@ from orbitai.dicom.seg import SegmentDef
 from orbitai.dicom.sr import CM3, COUNT, NO_UNITS, PERCENT, PROBABILITY, VOLUME, Finding, Measure, private_code
 from orbitai.errors import ResultError
 from orbitai.io import Volume, VolumeError, write_volume
+from orbitai.io.segfile import LabelInfo, lesion_table, read_segmentation, write_segmentation
 from orbitai.labels import ANATOMICAL_STRUCTURE, Code
 from orbitai.result import RESULT_FILE, TaskResult
-from orbitai.segfile import LabelInfo, lesion_table, read_segmentation, write_segmentation
 
 TASK = "neuro_differential"
 #: Class names of P(NMOSD) < threshold and >= threshold.

@@ -35,8 +35,8 @@ import numpy as np
 
 from orbitai.errors import ResultError
 from orbitai.io import Volume, VolumeError, write_volume
+from orbitai.io.segfile import read_segmentation, write_segmentation
 from orbitai.result import RESULT_FILE, TaskResult
-from orbitai.segfile import read_segmentation, write_segmentation
 
 SEGMENTATION_FILE = "segmentation.seg.nrrd"
 VOLUMES_FILE = "volumes.csv"

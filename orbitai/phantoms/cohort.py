@@ -31,11 +31,11 @@ import numpy as np
 from orbitai.cohort.clinical import IVGC_CLINICAL
 from orbitai.errors import InputError
 from orbitai.io import write_volume
+from orbitai.io.segfile import lesion_table, write_segmentation
 from orbitai.labels import ORBIT_LABELS
 from orbitai.phantoms.brain import brain_flair_case
 from orbitai.phantoms.orbit import orbit_case
 from orbitai.progress import ProgressCallback
-from orbitai.segfile import lesion_table, write_segmentation
 
 KINDS = ("orbit-ct", "orbit-mri", "orbit-synth", "tao", "ivgc", "brain-flair")
 

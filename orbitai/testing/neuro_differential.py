@@ -14,9 +14,9 @@ from typing import Any, Optional
 
 import numpy as np
 
+from orbitai import selftest
 from orbitai.errors import DeviceError, InputError, OrbitAIError
 from orbitai.io import Volume
-from orbitai import selftest
 from orbitai.testing import node_ids, panel, patched, raises, slicer_context  # noqa: F401 - slicer_context: self-test
 
 SEED = 770311  # never used for training cohorts
@@ -123,15 +123,15 @@ def _flair_node(ctx, name: str = "FLAIR"):
 
 
 def _lesion_node(ctx, labels: Volume, flair_node=None, name: str = "lesions"):
+    from orbitai.io.segfile import lesion_table
     from orbitai.mrml import segmentation_node_from_labels
-    from orbitai.segfile import lesion_table
 
     return segmentation_node_from_labels(ctx, labels, reference_node=flair_node, name=name, table=lesion_table())
 
 
 def _mask_of(seg_node, flair_node) -> np.ndarray:
+    from orbitai.io.segfile import lesion_table
     from orbitai.mrml import labels_from_segmentation_node
-    from orbitai.segfile import lesion_table
 
     return np.asarray(labels_from_segmentation_node(seg_node, flair_node, table=lesion_table()).array) != 0
 
@@ -142,7 +142,6 @@ def test_load_results_adds_lesions_tables_and_heat_map(ctx, tmp_path: Path):
     voxel), summary table (all + per location), per-lesion table, NMOSD/MS table, heat map, hidden
     intracranial mask; every node tagged with the FLAIR; nothing else added."""
     from orbitai.app.neuro_differential import NeuroDifferentialLogic
-
     from orbitai.io import read_volume
     from orbitai.mrml import ijk_to_ras_of, rows_from_table_node, segment_info, volume_from_volume_node
 
@@ -187,7 +186,6 @@ def test_load_results_classifier_does_not_apply(ctx, tmp_path: Path):
     """No lesion: an empty lesion segment (ready to draw in), no per-lesion table, no heat map, and the
     NMOSD/MS table says the classifier does not apply and why."""
     from orbitai.app.neuro_differential import NeuroDifferentialLogic
-
     from orbitai.mrml import rows_from_table_node, segment_info
 
     case, flair = _flair_node(ctx)
@@ -242,7 +240,6 @@ def test_load_results_refuses_broken_folders_scene_unchanged(ctx, tmp_path: Path
     import shutil
 
     from orbitai.app.neuro_differential import NeuroDifferentialLogic
-
     from orbitai.mrml import volume_node_from_volume
 
     case, flair = _flair_node(ctx)
@@ -290,9 +287,8 @@ def test_job_arguments_write_inputs_and_name_the_command(ctx, tmp_path: Path):
     """The start hook writes the FLAIR and the given lesions (on the FLAIR's grid) and names the command:
     ``neuro lesions`` for lesions only, ``neuro predict --model BUNDLE`` otherwise; the scene is unchanged."""
     from orbitai.app.neuro_differential import LESIONS_ONLY, NeuroDifferentialLogic
-
     from orbitai.io import read_volume
-    from orbitai.segfile import read_segmentation
+    from orbitai.io.segfile import read_segmentation
 
     case, flair = _flair_node(ctx)
     seg = _lesion_node(ctx, case.labels, flair)
@@ -321,7 +317,6 @@ def test_job_arguments_write_inputs_and_name_the_command(ctx, tmp_path: Path):
 def test_logic_refuses_bad_inputs_before_starting(ctx):
     """Everything the Logic can check is refused before a child starts, one line each, scene unchanged."""
     from orbitai.app.neuro_differential import LESIONS_ONLY, NO_MODEL, NeuroDifferentialLogic
-
     from orbitai.errors import BundleError
     from orbitai.mrml import volume_node_from_volume
 
@@ -354,7 +349,6 @@ def test_lesion_segmentation_elsewhere_is_refused(ctx):
     """A lesion segmentation that does not lie on the FLAIR (another patient's position) is refused in one
     line naming it; one on another grid over the same head (2 mm) is resampled onto the FLAIR's grid."""
     from orbitai.app.neuro_differential import LESIONS_ONLY, NeuroDifferentialLogic
-
     from orbitai.io import resample_spacing
 
     case, flair = _flair_node(ctx)
@@ -377,9 +371,9 @@ def test_lesion_segmentation_elsewhere_is_refused(ctx):
 
 def test_lesion_segmentation_every_segment_counts(ctx):
     """Segments of any name and label value (here two, as drawn in the Segment Editor) all count as lesion."""
-    from orbitai.app.neuro_differential import NeuroDifferentialLogic
     from scipy import ndimage as ndi
 
+    from orbitai.app.neuro_differential import NeuroDifferentialLogic
     from orbitai.mrml import segmentation_node_from_labels
 
     case, flair = _flair_node(ctx)
@@ -418,7 +412,6 @@ def test_model_choices():
 def test_panel_apply_disabled_without_flair_or_model(ctx):
     """Apply is disabled with the reason as its tool tip: no FLAIR, then no installed model."""
     from orbitai.app.neuro_differential import NO_MODEL, NeuroDifferentialLogic
-
     from orbitai.mrml.panel import JobController
     from orbitai.testing.panel import RecordingView
 
@@ -471,7 +464,6 @@ def test_logic_predicts_phantom_into_scene(ctx):
     the scene are the given ones voxel for voxel, the table counts them, P(NMOSD) and the call agree,
     the heat map lies on the FLAIR in [0, 1]; progress was reported."""
     from orbitai.app.neuro_differential import NeuroDifferentialLogic
-
     from orbitai.mrml import ijk_to_ras_of, rows_from_table_node, volume_from_volume_node
 
     case, flair = _flair_node(ctx)
@@ -501,7 +493,6 @@ def test_logic_finds_lesions_of_phantom(ctx):
     """``neuro lesions`` end to end (OrbitAI's own lesion model): the lesions it adds overlap the phantom's
     true lesions (Dice > 0.5) and the tables count them; no classification."""
     from orbitai.app.neuro_differential import LESIONS_ONLY, NeuroDifferentialLogic
-
     from orbitai.mrml import rows_from_table_node
 
     case, flair = _flair_node(ctx)
@@ -527,7 +518,6 @@ def test_panel_cancel_leaves_scene_unchanged(ctx):
 def test_panel_binds_results_to_starting_input(ctx):
     """Results attach to the FLAIR the job started on; inputs locked while it runs, Apply -> Cancel."""
     from orbitai.app.neuro_differential import LESIONS_ONLY, NeuroDifferentialLogic
-
     from orbitai.mrml import volume_node_from_volume
 
     case, first = _flair_node(ctx)
@@ -543,7 +533,6 @@ def test_panel_binds_results_to_starting_input(ctx):
 def test_child_errors_are_one_line(ctx, tmp_path: Path):
     """cuda:99, a FLAIR with a NaN voxel, a crashing child: one line each, no traceback (#14), scene unchanged."""
     from orbitai.app.neuro_differential import LESIONS_ONLY, NeuroDifferentialLogic
-
     from orbitai.testing.job_errors import check_child_errors_are_one_line
 
     _, flair = _flair_node(ctx)

@@ -109,7 +109,7 @@ def browser(downloads: Optional[Path] = None, width: int = 1600, height: int = 1
 
 def centre_ras(seg_file: str | os.PathLike, label: int) -> list[float]:
     """The RAS centre of a label of a segmentation file (a phantom's truth)."""
-    from orbitai.segfile import read_segmentation
+    from orbitai.io.segfile import read_segmentation
 
     truth, _ = read_segmentation(seg_file)
     k, j, i = (c.mean() for c in np.nonzero(truth.array == label))

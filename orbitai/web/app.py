@@ -494,7 +494,7 @@ class OrbitWebApp(TrameApp):
         try:
             loop = asyncio.get_event_loop()
             if source.lower().endswith(".seg.nrrd"):
-                from orbitai.segfile import read_segmentation
+                from orbitai.io.segfile import read_segmentation
 
                 labels, table = await loop.run_in_executor(None, read_segmentation, source)
                 with self.state:

@@ -29,7 +29,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from orbitai.boxes import bbox
-from orbitai.io import Volume, VolumeError, read_volume, write_image, write_volume
+from orbitai.io.files import read_volume, write_image, write_volume
+from orbitai.io.volume import Volume, VolumeError
 from orbitai.labels import ORBIT_LABELS
 
 __all__ = ["LabelInfo", "orbit_table", "lesion_table", "write_segmentation", "read_segmentation",
