@@ -84,3 +84,38 @@ def test_module_logics_list_models_without_dependencies():
     assert "orbit_svnet_ct_demo" in seg and "orbit_svnet_mri_demo" in seg
     assert tao.count("Network") == 2, tao
     assert loaded == "[]"
+
+
+def _imported_while_running(folders: tuple[str, ...]) -> list[str]:
+    """The orbitai modules that the files under ``folders`` import inside their functions: what the Slicer side
+    loads while it runs (reading a prior, scoring a segmentation), after it started without the model stack."""
+    import ast
+
+    found: set[str] = set()
+    for folder in folders:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for fn in ast.walk(tree):
+                if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    continue
+                for node in ast.walk(fn):
+                    if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("orbitai"):
+                        found.add(node.module)
+                    elif isinstance(node, ast.Import):
+                        found.update(a.name for a in node.names if a.name.startswith("orbitai"))
+    return sorted(found)
+
+
+def test_what_the_slicer_side_imports_while_it_runs_needs_no_model_stack():
+    """Issue 45: imports moved to the top of files must not pull torch (or matplotlib, scikit-learn) into a module
+    that Slicer's modules import lazily; the task's work itself runs in the child, where they are installed."""
+    modules = [m for m in _imported_while_running(("orbitai/app", "orbitai/mrml"))
+               if not m.startswith(("orbitai.testing", "orbitai.web"))]
+    assert "orbitai.orbit.prior" in modules and "orbitai.orbit.evaluate" in modules
+    out = run_blocked(f"""
+        import importlib
+        for name in {modules!r}:
+            importlib.import_module(name)
+        print("ok")
+    """, blocked=(*BLOCKED, "matplotlib", "sklearn"))
+    assert out.strip() == "ok"

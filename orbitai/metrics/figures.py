@@ -15,8 +15,6 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence, Union
 
-import matplotlib
-import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.metrics import roc_curve
 
@@ -28,17 +26,11 @@ from orbitai.metrics.classification import (
     radar_data,
     roc_points,
 )
+from orbitai.metrics.plotting import pyplot
 from orbitai.staging import write_text_atomic
 
 # A run-time alias: typing.Union, not `X | Y`, which fails on Slicer 5.8's Python 3.9.
 Curves = Mapping[str, tuple[Union[Sequence[int], np.ndarray], Union[Sequence[float], np.ndarray]]]
-
-
-def pyplot():
-    """matplotlib's pyplot on the Agg backend (no display needed)."""
-    matplotlib.use("Agg")
-
-    return plt
 
 
 def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 110) -> Path:

@@ -7,13 +7,11 @@ import os
 import tempfile
 from pathlib import Path
 
-import matplotlib
-import matplotlib.pyplot as plt
 import numpy as np
 import SimpleITK as sitk
-from matplotlib.patches import Patch
 
 from orbitai.io import Volume
+from orbitai.metrics.plotting import pyplot
 from orbitai.neuro.anatomy import REGIONS, BrainExtraction
 
 #: RGBA colour of each region code in the montage (deep white matter left uncoloured)
@@ -31,7 +29,8 @@ def _lps(vol: Volume) -> tuple[np.ndarray, tuple[float, float, float]]:
 def montage(flair: Volume, extraction: BrainExtraction, path: str | os.PathLike, title: str = "",
             lesions: Volume | None = None, n_axial: int = 4) -> Path:
     """Write a PNG: ``n_axial`` axial slices + one coronal + one sagittal, mask outline and region colours."""
-    matplotlib.use("Agg")
+    plt = pyplot()
+    from matplotlib.patches import Patch
 
     a, sp = _lps(flair)
     m, _ = _lps(extraction.mask)
@@ -84,7 +83,8 @@ def lesion_montage(flair: Volume, lesions: Volume, path: str | os.PathLike, titl
     """Write a PNG of the lesions themselves: ``n_axial`` axial slices through the most lesion voxels
     (found in red; with ``truth``: true lesions outlined in cyan, missed ones show as cyan without red),
     windowed on the brain."""
-    matplotlib.use("Agg")
+    plt = pyplot()
+    from matplotlib.patches import Patch
 
     a, sp = _lps(flair)
     le = _lps(lesions)[0] > 0

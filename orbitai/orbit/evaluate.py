@@ -15,7 +15,6 @@ from orbitai.io import Volume, grid_difference, read_volume
 from orbitai.labels import LABEL_BY_NAME, values_for
 from orbitai.metrics.segmentation import Overlap, volume_agreement, volume_cm3
 from orbitai.orbit.models import load_seg_model
-from orbitai.orbit.segment import segment
 from orbitai.preprocess.checks import looks_like_ct
 from orbitai.progress import ProgressCallback, emit
 from orbitai.result import check_outputs
@@ -79,6 +78,8 @@ def evaluate(manifest: str | Path, model: str, out: Path, device: str = "auto", 
     dev = select_device(device)
     find_task_bundle(model, "segmentation", "a segmentation model")   # a wrong --model before reading any case
     check_cases(cases, progress)
+    from orbitai.orbit.segment import segment   # torch: score_case is read by the Slicer side without it
+
     first = read_volume(cases[0].image)
     bundle, net, spec = load_seg_model(model, looks_like_ct(first), dev)
     per_case: list[dict[str, Any]] = []

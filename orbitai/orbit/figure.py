@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-import matplotlib.pyplot as plt
 import numpy as np
 
 from orbitai.boxes import bbox
 from orbitai.io import Volume
 from orbitai.labels import ORBIT_LABELS
+from orbitai.metrics.plotting import pyplot
 
 
 def _outline(ax, labels: np.ndarray) -> None:
@@ -30,7 +29,7 @@ def _slices(labels: np.ndarray) -> list[int]:
 def save_comparison(image: Volume, truth: Volume, pred: Volume, path: str | Path,
                     title: str = "", window=(-160, 240)) -> Path:
     """PNG with one row per chosen slice: truth outlines (left) and prediction outlines (right)."""
-    matplotlib.use("Agg")
+    plt = pyplot()
 
     ks = _slices(truth.array)
     fig, axes = plt.subplots(len(ks), 2, figsize=(9, 4.5 * len(ks)), squeeze=False)
@@ -68,7 +67,7 @@ def real_scan_montage(scans: list[tuple[str, Volume, Volume]], path: str | Path,
     """PNG with one row per scan (name, image, orbit labels): axial slices through the orbit structures,
     cropped around them, outlines in the scheme's colours; rows as stored ([k, j, i] = inferior to superior,
     anterior at the top, the patient's left on the right as in radiology)."""
-    matplotlib.use("Agg")
+    plt = pyplot()
 
     cols = 3
     fig, axes = plt.subplots(len(scans), cols, figsize=(4.2 * cols, 3.4 * len(scans)), squeeze=False)

@@ -34,7 +34,6 @@ from orbitai.io import Volume
 from orbitai.orbit.models import load_seg_model
 from orbitai.orbit.rules import eyeball_class, eyeball_midline, left_of
 from orbitai.preprocess.checks import looks_like_ct
-from orbitai.engine.inference import model_probabilities, probabilities_on
 
 
 
@@ -92,6 +91,8 @@ class ModelPrior:
         if base not in self.structures:
             raise PriorUnavailable(f"The model {self.bundle} has no '{base}' class (it has "
                                    f"{', '.join(self.structures)}); the strokes alone are used.")
+        from orbitai.engine.inference import probabilities_on   # torch: the Slicer side reads priors without it
+
         p = probabilities_on(self.probs, self.grid, image, [self.structures.index(base) + 1])[0]
         if side is not None and self.midline_x is not None:
             left = left_of(image, self.midline_x)
@@ -136,6 +137,8 @@ def compute_prior(image: Volume, bundle: str | None = None, device: str = "cpu",
         b, model, spec = load_seg_model(bundle, looks_like_ct(image), device)
     except BundleError as exc:
         raise PriorUnavailable(f"No model prior: {exc}; the strokes alone are used.") from None
+    from orbitai.engine.inference import model_probabilities   # torch: only where the prior is computed
+
     probs, grid = model_probabilities(image, model, spec, device=device, progress=progress, mirror=mirror)
     centre = None
     eye = eyeball_class(spec.structures)

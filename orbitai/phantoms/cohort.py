@@ -24,8 +24,6 @@ import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
-import matplotlib
-import matplotlib.pyplot as plt
 import numpy as np
 
 from orbitai.cohort.clinical import IVGC_CLINICAL
@@ -33,6 +31,7 @@ from orbitai.errors import InputError
 from orbitai.io import write_volume
 from orbitai.io.segfile import lesion_table, write_segmentation
 from orbitai.labels import ORBIT_LABELS
+from orbitai.metrics.plotting import pyplot
 from orbitai.phantoms.brain import brain_flair_case
 from orbitai.phantoms.orbit import orbit_case
 from orbitai.progress import ProgressCallback
@@ -183,7 +182,7 @@ def _slice_for(case, kind):
 
 def save_montage(kind: str, cases, path: str | os.PathLike) -> Path:
     """PNG: one representative slice per case, label outlines in the scheme's colours."""
-    matplotlib.use("Agg")
+    plt = pyplot()
 
     n = len(cases)
     fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4.6), squeeze=False)

@@ -7,11 +7,10 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
-import matplotlib
-import matplotlib.pyplot as plt
 import numpy as np
 
 from orbitai.io import Volume
+from orbitai.metrics.plotting import pyplot
 from orbitai.tao.data import centre_crop
 from orbitai.tao.evaluate import EOM_VALUES
 
@@ -19,7 +18,7 @@ from orbitai.tao.evaluate import EOM_VALUES
 def save_tao_figure(pred, path: str | os.PathLike, labels: Optional[Volume] = None, title: str = "") -> Path:
     """Rows = eyes; columns = input, occlusion, Grad-CAM (outlines of the extraocular muscles when
     ``labels`` in the orbit scheme are given)."""
-    matplotlib.use("Agg")
+    plt = pyplot()
 
     eyes = pred.eyes
     fig, axes = plt.subplots(len(eyes), 3, figsize=(9.6, 3.3 * len(eyes)), squeeze=False)
