@@ -410,8 +410,8 @@ def run_train(args: argparse.Namespace) -> int:
     from orbitai.device import select_device
     from orbitai.ivgc.rois import parse_strategies
     from orbitai.ivgc.train import DEEP_KINDS, TASK, train_deep, train_radiomics
-    from orbitai.training.launch import env_world_size
     from orbitai.result import check_outputs
+    from orbitai.training.launch import env_world_size
 
     strategy = parse_strategies([args.strategy])[0].name
     deep = args.model in DEEP_KINDS

@@ -19,8 +19,8 @@ from orbitai.classify.train import TrainSettings
 from orbitai.errors import ConfigError
 from orbitai.ivgc.data import TARGET_SHAPE, AugmentSpec
 from orbitai.ivgc.kinds import DEEP_KINDS
-from orbitai.models import build_model
 from orbitai.ivgc.nets import DEMO_WIDTH, PAPER_WIDTH
+from orbitai.models import build_model
 
 #: The three deep models of paper 001's Table 2.
 MODELS: tuple[str, ...] = DEEP_KINDS

@@ -35,13 +35,13 @@ from monai.transforms import Compose, NormalizeIntensity, RandGaussianNoise, Ran
 from monai.transforms.utils import generate_spatial_bounding_box
 
 from orbitai.bundle.core import sha256_input
-from orbitai.training.checkpoint import load_arrays, save_arrays
 from orbitai.classify.data import FileDataset, Sample
 from orbitai.cohort.manifest import Case, ManifestError, binary_label, naming_case
 from orbitai.errors import InputError
 from orbitai.io import Volume, require_values, resample_like
 from orbitai.ivgc.features import load_case
 from orbitai.ivgc.rois import RoiStrategy, parse_strategies, strategy_masks
+from orbitai.training.checkpoint import load_arrays, save_arrays
 
 if TYPE_CHECKING:
     from orbitai.ivgc.rois import RoiStrategy

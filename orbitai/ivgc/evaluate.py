@@ -29,8 +29,8 @@ from orbitai.cohort.manifest import Case, read_manifest
 from orbitai.errors import InputError
 from orbitai.ivgc.data import MARGIN_MM, TARGET_SHAPE, IvgcImageDataset
 from orbitai.ivgc.features import WideTable, check_table_files, cohort_inputs
-from orbitai.ivgc.models import IVGC_MODELS, load_ivgc_model
-from orbitai.ivgc.train import Selected, case_labels, feature_matrix
+from orbitai.ivgc.models import IVGC_MODELS, Selected, load_ivgc_model
+from orbitai.ivgc.train import case_labels, feature_matrix
 from orbitai.metrics.classification import binary_classification_metrics, table2_row
 from orbitai.metrics.figures import write_figures
 from orbitai.progress import ProgressCallback

@@ -32,7 +32,6 @@ from tqdm import tqdm  # type: ignore[import-untyped]
 
 from orbitai import staging
 from orbitai.bundle.core import sha256_input
-from orbitai.training.checkpoint import load_arrays, save_arrays
 from orbitai.cohort.manifest import ManifestError, read_labels, read_manifest
 from orbitai.cohort.runner import dask_map
 from orbitai.errors import InputError, OrbitAIError, one_line
@@ -41,6 +40,7 @@ from orbitai.ivgc.rois import check_label_values, parse_strategies, perturb_labe
 from orbitai.preprocess.checks import looks_like_ct
 from orbitai.radiomics.protocol import RadiomicsProtocol
 from orbitai.radiomics.shared import SharedExtractor
+from orbitai.training.checkpoint import load_arrays, save_arrays
 
 log = logging.getLogger(__name__)
 

@@ -22,23 +22,16 @@ from typing import Any, Mapping, Optional
 
 import numpy as np
 import SimpleITK as sitk
-import torch
 
-from orbitai.bundle.core import Bundle
-from orbitai.classify.data import ArrayDataset
-from orbitai.classify.train import predict_proba
 from orbitai.cohort.clinical import IVGC_CLINICAL
 from orbitai.errors import InputError
 from orbitai.io import Volume
 from orbitai.io.values import noise_warning
 from orbitai.ivgc.checks import bundle_strategy, check_clinical, check_clinical_names
-from orbitai.ivgc.data import MARGIN_MM, TARGET_SHAPE, preprocess
 from orbitai.ivgc.features import load_case
-from orbitai.ivgc.gradcam import grad_cam_on_mri
-from orbitai.ivgc.models import load_ivgc_model
+from orbitai.ivgc.models import Selected, load_ivgc_model
 from orbitai.ivgc.result import CALLS, FeatureValue, IvgcResult
 from orbitai.ivgc.rois import parse_strategies, strategy_masks
-from orbitai.ivgc.train import Selected
 from orbitai.progress import ProgressCallback
 from orbitai.radiomics.protocol import RadiomicsProtocol
 from orbitai.radiomics.shared import SharedExtractor
@@ -151,35 +144,13 @@ def predict_ivgc(image: str | Path, segmentation: str | Path, model: Optional[st
             raise InputError(f"Bundle {bundle.name} holds a radiomics model without a feature selection.")
         probability = float(net.predict_proba(radiomics[None])[0, 1])  # type: ignore[attr-defined]
     else:
-        probability, cam = _deep(bundle, net, sitk_image, labels, roi, radiomics, clin, gradcam, device, report)
+        from orbitai.ivgc.predict_deep import deep_probability  # torch: not loaded for a radiomics model
+
+        probability, cam = deep_probability(bundle, net, sitk_image, labels, roi, radiomics, clin, gradcam, device,
+                                            report)
         if cam is not None and not cam.array.any():
             warnings.append("The Grad-CAM map is empty: no region of the image raises the model's output for the "
                             "predicted class (the call rests on its other inputs, or the model is undertrained).")
     report(5, 5, "done")
     return IvgcPrediction(probability, float(meta.get("threshold", 0.5)), bundle.name, str(meta.get("kind")), name,
                           needs_clinical, features, cam, time.perf_counter() - t0, str(device), warnings)
-
-
-def _deep(bundle: Bundle, net: Any, sitk_image: Any, labels: np.ndarray, roi: Any, radiomics: Optional[np.ndarray],
-          clinical: Optional[np.ndarray], gradcam: bool, device: Any, report: ProgressCallback
-          ) -> tuple[float, Optional[Volume]]:
-    spec = bundle.metadata.get("input") or {}
-    mri = Volume.from_sitk(sitk_image)
-    x, crop = preprocess(mri, mri.with_array(labels), roi, tuple(spec.get("shape_array", TARGET_SHAPE)),
-                         float(spec.get("margin_mm", MARGIN_MM)), bool(spec.get("roi_only", False)))
-    inputs: dict[str, np.ndarray] = {"image": x}
-    if "radiomics" in net.input_names:
-        if radiomics is None:
-            raise InputError(f"Bundle {bundle.name}: RDINet needs the selected radiomics, the bundle lists none.")
-        inputs["radiomics"] = radiomics.astype(np.float32)
-    if "clinical" in net.input_names:
-        assert clinical is not None
-        inputs["clinical"] = clinical
-    probability = float(predict_proba(net, ArrayDataset({k: v[None] for k, v in inputs.items()}), device)[0, 1])
-    if not gradcam:
-        return probability, None
-    report(4, 5, "Grad-CAM")
-    target = int(probability >= float(bundle.metadata.get("threshold", 0.5)))
-    with torch.enable_grad():
-        cam = grad_cam_on_mri(net, inputs, crop, target, device)
-    return probability, cam.with_array(np.clip(cam.array, 0.0, 1.0).astype(np.float32))

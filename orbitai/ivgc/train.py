@@ -20,7 +20,7 @@ import csv
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -40,6 +40,7 @@ from orbitai.errors import ConfigError, InputError
 from orbitai.ivgc.configs import get_config
 from orbitai.ivgc.data import MARGIN_MM, ImageAugment, IvgcImageDataset, case_label
 from orbitai.ivgc.kinds import DEEP_KINDS, KINDS
+from orbitai.ivgc.models import Selected
 from orbitai.metrics.classification import binary_classification_metrics, mean_sd
 from orbitai.models import count_parameters
 from orbitai.progress import ProgressCallback, emit
@@ -59,41 +60,6 @@ INTENDED_USE = "Demonstration only: trained on synthetic phantoms, not for clini
 
 
 # --------------------------------------------------------------------------------------------- inputs
-@dataclass(frozen=True)
-class Selected:
-    """One ROI strategy's selected radiomics features (``orbitai ivgc select``)."""
-
-    strategy: str
-    names: tuple[str, ...]
-    mean: tuple[float, ...]
-    scale: tuple[float, ...]
-    coefficients: tuple[float, ...]
-    intercept: float
-
-    @classmethod
-    def from_selection(cls, doc: dict[str, Any], strategy: str, source: str = "the selection") -> "Selected":
-        res = (doc.get("strategies") or {}).get(strategy)
-        if res is None:
-            raise InputError(f"{source} holds no ROI strategy {strategy!r} (it has {', '.join(doc.get('strategies') or {}) or 'none'}); "
-                             f"run 'orbitai ivgc select --strategies {strategy}'.")
-        names = list(res.get("selected") or [])
-        if not names:
-            raise InputError(f"{source}: no feature of ROI strategy {strategy!r} was selected "
-                             f"({res.get('note', 'empty selection')}); a radiomics model needs at least one.")
-        return cls(strategy, tuple(names), tuple(float(res["mean"][n]) for n in names),
-                   tuple(float(res["scale"][n]) for n in names),
-                   tuple(float(res["coefficients"][n]) for n in names), float(res.get("intercept") or 0.0))
-
-    def to_metadata(self) -> dict[str, Any]:
-        return {"strategy": self.strategy, "features": list(self.names), "mean": list(self.mean),
-                "scale": list(self.scale), "coefficients": list(self.coefficients), "intercept": self.intercept}
-
-    @classmethod
-    def from_metadata(cls, block: dict[str, Any]) -> "Selected":
-        return cls(str(block["strategy"]), tuple(block["features"]), tuple(block["mean"]), tuple(block["scale"]),
-                   tuple(block["coefficients"]), float(block.get("intercept", 0.0)))
-
-
 def feature_matrix(table: Any, case_ids: Sequence[str], names: Sequence[str], source: str = "The feature table") -> np.ndarray:
     """(cases, features) of ``table`` (:class:`orbitai.ivgc.features.WideTable`), refusing missing cases,
     missing columns and non-finite values by name."""

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import IO, Any, Callable, Mapping, Optional, TypeVar
 
 import numpy as np
-import torch
 
 from orbitai.errors import one_line
 from orbitai.io.checksums import sha256_file
@@ -102,6 +101,8 @@ def _verified(path: Path, what: str, action: str) -> bool:
 
 def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike) -> None:
     """Write a training checkpoint (tensors, numbers, strings, lists and dicts of them)."""
+    import torch   # the array caches (`save_arrays`) need none: a radiomics command loads no torch
+
     _write_atomic(Path(path), lambda f: torch.save(dict(state), f))
 
 
@@ -112,6 +113,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", what: st
     if not _verified(path, what, STARTING_OVER):
         return None
     try:
+        import torch
+
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure to deserialise (pickle refused included) means unusable
         discard(path, what, _unreadable(exc), STARTING_OVER)

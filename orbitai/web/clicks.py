@@ -22,5 +22,4 @@ def sending(state: Any, handler: Callable[[], Any], keys: Iterable[str]) -> tupl
             state.update({k: values[k] for k in names if k in values})
         return handler()
 
-    pressed.__name__ = f"sending_{getattr(handler, '__name__', 'handler')}"
     return pressed, "[{" + ", ".join(f"'{k}': {k}" for k in names) + "}]"

@@ -1,0 +1,46 @@
+"""The deep models' part of ``orbitai ivgc predict`` (`orbitai.ivgc.predict`): the ROI crop through the network and
+its Grad-CAM map. Its own module so that a radiomics model's prediction loads no torch."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from orbitai.bundle.core import Bundle
+from orbitai.classify.data import ArrayDataset
+from orbitai.classify.train import predict_proba
+from orbitai.errors import InputError
+from orbitai.io import Volume
+from orbitai.ivgc.data import MARGIN_MM, TARGET_SHAPE, preprocess
+from orbitai.ivgc.gradcam import grad_cam_on_mri
+from orbitai.progress import ProgressCallback
+
+__all__ = ["deep_probability"]
+
+
+def deep_probability(bundle: Bundle, net: Any, sitk_image: Any, labels: np.ndarray, roi: Any,
+                     radiomics: Optional[np.ndarray], clinical: Optional[np.ndarray], gradcam: bool, device: Any,
+                     report: ProgressCallback) -> tuple[float, Optional[Volume]]:
+    """P(responder) of a deep model (ResNet-50, RDINet) on the MRI's ROI crop and, with ``gradcam``, its Grad-CAM
+    map on the MRI."""
+    spec = bundle.metadata.get("input") or {}
+    mri = Volume.from_sitk(sitk_image)
+    x, crop = preprocess(mri, mri.with_array(labels), roi, tuple(spec.get("shape_array", TARGET_SHAPE)),
+                         float(spec.get("margin_mm", MARGIN_MM)), bool(spec.get("roi_only", False)))
+    inputs: dict[str, np.ndarray] = {"image": x}
+    if "radiomics" in net.input_names:
+        if radiomics is None:
+            raise InputError(f"Bundle {bundle.name}: RDINet needs the selected radiomics, the bundle lists none.")
+        inputs["radiomics"] = radiomics.astype(np.float32)
+    if "clinical" in net.input_names:
+        assert clinical is not None
+        inputs["clinical"] = clinical
+    probability = float(predict_proba(net, ArrayDataset({k: v[None] for k, v in inputs.items()}), device)[0, 1])
+    if not gradcam:
+        return probability, None
+    report(4, 5, "Grad-CAM")
+    target = int(probability >= float(bundle.metadata.get("threshold", 0.5)))
+    with torch.enable_grad():
+        cam = grad_cam_on_mri(net, inputs, crop, target, device)
+    return probability, cam.with_array(np.clip(cam.array, 0.0, 1.0).astype(np.float32))
