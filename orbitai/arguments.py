@@ -7,8 +7,9 @@ import argparse
 from orbitai.device import DEVICE_CHOICES
 from orbitai.errors import UserError
 from orbitai.io import RESAMPLE_OPTION
+from orbitai.scan import MODALITY_CHOICES, parse_stated
 
-__all__ = ["add_device_option", "add_nproc_option", "add_resample_option", "add_bundle_out_options",
+__all__ = ["add_device_option", "add_modality_option", "add_nproc_option", "add_resample_option", "add_bundle_out_options",
            "check_training_options", "manifest_inputs"]
 
 
@@ -16,6 +17,22 @@ def add_device_option(parser: argparse.ArgumentParser, what: str = "compute devi
     """The one ``--device`` option of every command (choices from `orbitai.device.DEVICE_CHOICES`)."""
     parser.add_argument("--device", default="auto",
                         help=f"{what}: {'|'.join(DEVICE_CHOICES)} or cuda:N (default auto: CUDA, then MPS, then CPU)")
+
+
+def add_modality_option(parser: argparse.ArgumentParser) -> None:
+    """The one ``--modality`` option of every predict command (`orbitai.scan.MODALITY_CHOICES`): what the scan is
+    when the user knows better than the scan's tags and image (`orbitai.scan.scan_facts`)."""
+    parser.add_argument("--modality", default="auto", type=_modality, metavar="|".join(MODALITY_CHOICES),
+                        help="what the scan is: CT, MR, or an MR weighting (T1, T2, FLAIR, PD; -FS: fat suppressed). "
+                             "Default auto: from the DICOM tags, else the image (asked for when the image is unsure)")
+
+
+def _modality(text: str) -> str:
+    try:
+        parse_stated(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text if text.lower() == "auto" else text.upper()
 
 
 def add_nproc_option(parser: argparse.ArgumentParser) -> None:

@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ivgc": ("orbitai.ivgc.cli", "IVGC response in thyroid eye disease from coronal T2 MRI: radiomics, selection, "
                                  "train, predict, evaluate"),
     "neuro": ("orbitai.neuro.cli", "brain FLAIR: white-matter lesions, lesion table, NMOSD vs MS"),
+    "scan": ("orbitai.commands.scan", "what a scan is: CT or MRI, weighting, fat suppression, what is in view"),
     "dicom": ("orbitai.dicom.cli", "exchange with a PACS over DICOMweb: push results, fetch a series"),
     "web": ("orbitai.web.cli", "the four modules and the annotation tools in a web browser"),
 }

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from orbitai.app import requirements_file
-from orbitai.app.panel_spec import Option, PanelSpec, device_option, model_option, reason
+from orbitai.app.panel_spec import (Option, PanelSpec, device_option, modality_arguments, modality_option, model_option,
+                                     reason, scan_text)
 from orbitai.cohort.clinical import IVGC_CLINICAL
 from orbitai.errors import InputError
 from orbitai.ivgc import checks
@@ -56,7 +57,7 @@ class IvgcOutputs:
     def summary(self) -> str:
         r = self.result
         text = (f"{MODELS.get(r['model'], r['model'])} on {r['strategy']}: {r['call']} "
-                f"(P(response) = {float(r['probability']):.2f}).")
+                f"(P(response) = {float(r['probability']):.2f}).") + scan_text(r)
         if r.get("warnings"):
             text += " Warnings: " + " ".join(r["warnings"])
         return text
@@ -150,7 +151,7 @@ class IVGCResponseLogic(JobLogic):
     # ------------------------------------------------------------------------ hooks
     def jobArguments(self, workdir: Path, input_node, segmentation_node=None, strategy: str = DEFAULT_STRATEGY,
                       model: Optional[str] = DEFAULT_MODEL, clinical: Optional[Mapping[str, Any]] = None,
-                      device: str = "auto", gradcam: bool = True) -> list[str]:
+                      device: str = "auto", gradcam: bool = True, modality: str = "auto") -> list[str]:
         """Start hook: check every input, write them into ``workdir``, name the ``ivgc predict``
         command. The scene is not changed."""
         vol = self.checkVolume(input_node)
@@ -166,7 +167,7 @@ class IVGCResponseLogic(JobLogic):
             args += ["--clinical", str(path)]
         if not gradcam:
             args.append("--no-gradcam")
-        return args
+        return args + modality_arguments(modality)
 
     def importResults(self, out_dir: Path, input_node, **_options: Any) -> IvgcOutputs:
         """Finish hook: read an ``ivgc predict`` output folder, then add the result table, the
@@ -228,5 +229,6 @@ PANEL = PanelSpec(
              model_option(IVGCResponseLogic),
              Option("clinical", "clinical", "Clinical values", "form", form=clinical_form),
              Option("gradcam", "gradcam", "Grad-CAM map", "flag", default=True),
+             modality_option(),
              device_option()),
     table="result_table", needs_model=True, what="IVGC", rule=_ready)

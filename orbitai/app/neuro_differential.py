@@ -22,7 +22,8 @@ from typing import Any, Optional
 import numpy as np
 
 from orbitai.app import requirements_file
-from orbitai.app.panel_spec import Option, PanelSpec, device_option, model_option, reason
+from orbitai.app.panel_spec import (Option, PanelSpec, device_option, modality_arguments, modality_option, model_option,
+                                     reason, scan_text)
 from orbitai.errors import InputError
 from orbitai.io.segfile import LabelInfo, lesion_table, write_segmentation
 from orbitai.jobs.child import write_job_input
@@ -79,7 +80,8 @@ class NeuroOutputs:
         r = self.result
         les = r["lesions"]
         text = (f"{les['count']} lesion{'s' if les['count'] != 1 else ''}, {float(les['total_ml']):.2f} mL "
-                f"({float(les['percent_icv']):.2f} % of the intracranial volume, {float(les['icv_ml']):.0f} mL).")
+                f"({float(les['percent_icv']):.2f} % of the intracranial volume, {float(les['icv_ml']):.0f} mL)."
+                ) + scan_text(r)
         if "applies" in r:
             model = MODELS.get(r["model"], r["model"])
             if r["applies"]:
@@ -158,7 +160,7 @@ class NeuroDifferentialLogic(JobLogic):
 
     # ------------------------------------------------------------------------ hooks
     def jobArguments(self, workdir: Path, input_node, lesion_segmentation=None, model: Optional[str] = DEFAULT_MODEL,
-                      device: str = "auto", heatmap: bool = True) -> list[str]:
+                      device: str = "auto", heatmap: bool = True, modality: str = "auto") -> list[str]:
         """Start hook: check every input, write them into ``workdir``, name the ``neuro predict`` (or
         ``neuro lesions``) command. The scene is not changed."""
         vol = self.checkFlair(input_node)
@@ -174,7 +176,7 @@ class NeuroDifferentialLogic(JobLogic):
                 args.append("--no-heatmap")
         if mask is not None:
             args += ["--lesions", str(write_segmentation(mask, workdir / "lesions.seg.nrrd", table=lesion_table()))]
-        return [*args, "--device", device, "--out", "{out}"]
+        return [*args, *modality_arguments(modality), "--device", device, "--out", "{out}"]
 
     def importResults(self, out_dir: Path, input_node, **_options: Any) -> NeuroOutputs:
         """Finish hook: read a ``neuro predict|lesions`` output folder (all of it checked before the scene
@@ -269,5 +271,6 @@ PANEL = PanelSpec(
                     hint="empty: the lesions are segmented first"),
              model_option(NeuroDifferentialLogic),
              Option("heatmap", "heatmap", "Heat map", "flag", default=True),
+             modality_option(),
              device_option()),
     table="shown_table", rule=lambda values: NeuroDifferentialLogic.whyNotReady(values["model"]))

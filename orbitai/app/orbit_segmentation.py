@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from orbitai.app import requirements_file
-from orbitai.app.panel_spec import Option, PanelSpec, device_option, model_option
+from orbitai.app.panel_spec import (Option, PanelSpec, device_option, modality_arguments, modality_option, model_option,
+                                     scan_text)
 from orbitai.errors import InputError
 from orbitai.io import VolumeError
 from orbitai.mrml import (
@@ -43,9 +44,10 @@ class SegmentationOutputs:
     metrics_table_node: Any = None
     volumes: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)      # result.json's other facts (scan, acquisition)
 
     def summary(self) -> str:
-        text = f"{len(self.volumes)} structures segmented."
+        text = f"{len(self.volumes)} structures segmented." + scan_text(self.info)
         if self.warnings:
             text += " Warnings: " + " ".join(self.warnings)
         return text
@@ -78,7 +80,7 @@ class OrbitSegmentationLogic(JobLogic):
 
     # ------------------------------------------------------------------------ hooks
     def jobArguments(self, workdir: Path, input_node, model: Optional[str] = None, device: str = "auto",
-                      window: str = "overlap", reference_node=None) -> list[str]:
+                      window: str = "overlap", reference_node=None, modality: str = "auto") -> list[str]:
         """Start hook: check the input, write it to ``workdir``, name the ``seg predict`` command."""
         if input_node is None:
             raise VolumeError("Select an input volume.")
@@ -94,7 +96,7 @@ class OrbitSegmentationLogic(JobLogic):
                 "--window", window]
         if model and model != AUTOMATIC_MODEL:
             args += ["--model", model]
-        return args
+        return args + modality_arguments(modality)
 
     def importResults(self, out_dir: Path, input_node, reference_node=None, **_options: Any) -> SegmentationOutputs:
         """Finish hook: read and check the ``seg predict`` result folder, then add its nodes."""
@@ -121,7 +123,7 @@ class OrbitSegmentationLogic(JobLogic):
         if metric_rows is not None:
             met_table = table_node_from_rows(self.ctx, metric_rows, name=f"{base} orbit metrics",
                                              units={"volume_pred_cm3": "cm3", "volume_true_cm3": "cm3"})
-        return SegmentationOutputs(seg_node, vol_table, met_table, volumes, warnings)
+        return SegmentationOutputs(seg_node, vol_table, met_table, volumes, warnings, dict(result.info))
 
     def show(self, outputs: SegmentationOutputs, input_node) -> None:
         """Show the segmentation over the input in 2D and 3D, and the volume table (in the Slicer app; the
@@ -139,6 +141,7 @@ PANEL = PanelSpec(
     apply_tip="Segment the eyeballs, optic nerves and recti of both orbits", input_hint="a CT or MRI of the orbits",
     options=(model_option(OrbitSegmentationLogic, AUTOMATIC_MODEL),
              Option("window", "window", "Sliding window", "choice", lambda: list(WINDOW_CHOICES), WINDOW_CHOICES[0]),
+             modality_option(),
              device_option(),
              Option("reference_node", "referenceSegmentation", "Reference segmentation (optional)", "segmentation",
                     hint="scored against the result (Dice, volumes)")),

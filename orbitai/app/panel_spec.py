@@ -14,8 +14,10 @@ from typing import Any, Callable, Optional
 from orbitai.device import DEVICE_CHOICES
 from orbitai.errors import OrbitAIError
 from orbitai.mrml.jobs import JobLogic
+from orbitai.scan import MODALITY_CHOICES
 
-__all__ = ["Option", "PanelSpec", "KINDS", "device_option", "model_option", "reason"]
+__all__ = ["Option", "PanelSpec", "KINDS", "device_option", "model_option", "modality_option", "modality_arguments",
+           "scan_text", "reason"]
 
 #: Option kinds: a list of texts, a segmentation node of the scene (or none), on/off, a form of text fields.
 KINDS = ("choice", "segmentation", "flag", "form")
@@ -120,6 +122,23 @@ def model_option(logic: type[JobLogic], default: Any = None) -> Option:
 def device_option() -> Option:
     """Where the model runs (``auto`` first)."""
     return Option("device", "device", "Device", "choice", lambda: list(DEVICE_CHOICES), DEVICE_CHOICES[0])
+
+
+def modality_option() -> Option:
+    """What the scan is (``--modality``): auto (the scan's tags and image say) or the user's answer."""
+    return Option("modality", "modality", "Scan", "choice", lambda: list(MODALITY_CHOICES), MODALITY_CHOICES[0],
+                  hint="auto: from the scan's DICOM tags and image; choose when the scan is asked for or misread")
+
+
+def modality_arguments(modality: Optional[str]) -> list[str]:
+    """The command-line words of the Scan choice (none for auto)."""
+    return [] if not modality or modality == MODALITY_CHOICES[0] else ["--modality", modality]
+
+
+def scan_text(result: dict[str, Any]) -> str:
+    """" Scan: <what the scan is>." from a result.json's ``scan`` block, "" without one."""
+    scan = result.get("scan")
+    return f" Scan: {scan['summary']}." if isinstance(scan, dict) and scan.get("summary") else ""
 
 
 def reason(check: Callable[..., Any], *args: Any) -> str:

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from orbitai.app import requirements_file
-from orbitai.app.panel_spec import Option, PanelSpec, device_option, model_option
+from orbitai.app.panel_spec import (Option, PanelSpec, device_option, modality_arguments, modality_option, model_option,
+                                     scan_text)
 from orbitai.errors import InputError
 from orbitai.io import VolumeError
 from orbitai.mrml import (
@@ -54,7 +55,7 @@ class TaoOutputs:
     def summary(self) -> str:
         eyes = ", ".join(f"{e['side']} eye {e['call']} (P = {e['probability_active']:.2f})"
                          for e in self.result["eyes"])
-        text = f"{self.result['model']}: {eyes}."
+        text = f"{self.result['model']}: {eyes}." + scan_text(self.result)
         if self.result.get("warnings"):
             text += " Warnings: " + " ".join(self.result["warnings"])
         return text
@@ -93,7 +94,7 @@ class TAOActivityLogic(JobLogic):
 
     # ------------------------------------------------------------------------ hooks
     def jobArguments(self, workdir: Path, input_node, segmentation_node=None, model: str = "B",
-                      device: str = "auto", maps: bool = True) -> list[str]:
+                      device: str = "auto", maps: bool = True, modality: str = "auto") -> list[str]:
         """Start hook: check the inputs, write them into ``workdir``, name the ``tao predict`` command.
         The scene is not changed."""
         vol = self.checkInputs(input_node, segmentation_node, device)
@@ -109,7 +110,7 @@ class TAOActivityLogic(JobLogic):
             args += ["--segmentation", str(write_job_input(labels, workdir / "orbit_labels.nrrd"))]
         if not maps:
             args.append("--no-maps")
-        return args
+        return args + modality_arguments(modality)
 
     def importResults(self, out_dir: Path, input_node, **_options: Any) -> TaoOutputs:
         """Finish hook: read a ``tao predict`` output folder, then add its table, crop ROIs and heat maps
@@ -161,6 +162,7 @@ PANEL = PanelSpec(
                     hint="crops each eye around its segmented structures"),
              model_option(TAOActivityLogic),
              Option("maps", "maps", "Heat maps (occlusion, Grad-CAM)", "flag", default=True),
+             modality_option(),
              device_option()),
     display=Option("shown_map", "shownMap", "Show map", "choice", lambda: list(SHOWN_MAP_CHOICES), SHOWN_MAP_CHOICES[0]),
     table="table_node", needs_model=True, what="TAO")

@@ -57,6 +57,7 @@ class Acquisition:
     resampled: dict[str, Any] | None = None       # the regular grid the slices were resampled onto
     values: str | None = None                     # how stored values became Hounsfield units
     notes: list[str] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)   # the first slice's ACQUISITION_TAGS (what the scan is)
 
     def to_json(self) -> dict[str, Any]:
         return {"source": self.source, "modality": self.modality, "slices": int(len(self.positions)),
@@ -121,7 +122,8 @@ def read_dicom_scan(folder: str | os.PathLike, series_id: str | None = None) -> 
     except RuntimeError as exc:
         raise VolumeError(f"{folder}: the slices cannot be read as one series ({_last_line(exc)}).") from None
     acq = Acquisition("dicom", geometry.header.get("0008|0060", "").strip() or None, geometry.positions.copy(),
-                      geometry.normal.copy())
+                      geometry.normal.copy(), tags={k: v for k, v in geometry.header.items()
+                                                    if k in ACQUISITION_TAGS.values()})
     if len(geometry.files) > 1:
         gaps = geometry.gaps
         acq.gaps_mm = (float(gaps.min()), geometry.median_spacing, float(gaps.max()))
@@ -282,7 +284,8 @@ def dicom_slice_geometry(files: Sequence[str | os.PathLike]) -> SliceGeometry:
         pixel.append(tuple(round(s, 6) for s in reader.GetSpacing()[:2]))
         size.append(tuple(reader.GetSize()[:2]))
         if not header:
-            header = {k: reader.GetMetaData(k) for k in _VALUE_TAGS if reader.HasMetaDataKey(k)}
+            header = {k: reader.GetMetaData(k) for k in (*_VALUE_TAGS, *ACQUISITION_TAGS.values())
+                      if reader.HasMetaDataKey(k)}
     orientation = np.asarray(orient)
     if orientation.shape[1:] != (6,) or np.asarray(pos).shape[1:] != (3,):
         raise VolumeError(f"{paths[0].parent}: ImagePositionPatient/ImageOrientationPatient must have 3 and 6 "
@@ -323,6 +326,33 @@ def dicom_slice_geometry(files: Sequence[str | os.PathLike]) -> SliceGeometry:
 #: DICOM tags that say how stored values map to Hounsfield units.
 _VALUE_TAGS = ("0008|0060", "0028|0100", "0028|0101", "0028|0103", "0028|1050", "0028|1051", "0028|1052",
                "0028|1053", "0018|1120")
+
+#: DICOM tags (keyword -> number as GDCM writes it) that say what the scan is (read by :mod:`orbitai.scan`).
+ACQUISITION_TAGS = {"Modality": "0008|0060", "SeriesDescription": "0008|103e", "ProtocolName": "0018|1030",
+                    "ScanningSequence": "0018|0020", "SequenceVariant": "0018|0021", "ScanOptions": "0018|0022",
+                    "SequenceName": "0018|0024", "RepetitionTime": "0018|0080", "EchoTime": "0018|0081",
+                    "InversionTime": "0018|0082", "SliceThickness": "0018|0050", "ImageType": "0008|0008"}
+
+
+def acquisition_tags(path: str | os.PathLike) -> dict[str, str]:
+    """The :data:`ACQUISITION_TAGS` of a DICOM folder's first series (its first slice's header); {} for a file or
+    a folder without DICOM (what a command that reads the image on its own passes to :mod:`orbitai.scan`)."""
+    p = Path(path)
+    if not p.is_dir():
+        return {}
+    with itk_warnings_off():
+        ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(p))
+        files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(p), ids[0]) if ids else ()
+    if not files:
+        return {}
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(files[0]))
+    try:
+        with itk_warnings_off():
+            reader.ReadImageInformation()
+    except RuntimeError:
+        return {}
+    return {k: reader.GetMetaData(k) for k in ACQUISITION_TAGS.values() if reader.HasMetaDataKey(k)}
 
 
 def _tag_number(header: dict[str, str], tag: str) -> float | None:

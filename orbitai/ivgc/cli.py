@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, NoReturn, Optional
 
-from orbitai.arguments import add_bundle_out_options, add_device_option, add_nproc_option, add_resample_option
+from orbitai.arguments import (add_bundle_out_options, add_device_option, add_modality_option, add_nproc_option,
+                               add_resample_option)
 from orbitai.cohort.runner import CohortCase, add_cohort_options, check_cohort_options
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import InputError, OrbitAIError, UserError, one_line
@@ -132,6 +133,7 @@ def _add_predict(s: argparse._SubParsersAction) -> None:
                                                            "{feature: value} (RDINet clinical)")
     p.add_argument("--no-gradcam", action="store_true", help="skip the Grad-CAM map (image models)")
     add_resample_option(p, "MRI")
+    add_modality_option(p)
     add_device_option(p)
     p.add_argument("--out", required=True, help="output folder")
     add_cohort_options(p, "case_id,image,segmentation[, the clinical features]")
@@ -545,13 +547,16 @@ def run_predict(args: argparse.Namespace) -> int:
     device = select_device(args.device)
     pred = run_with_fallback(lambda d: predict_ivgc(args.image, args.segmentation, args.model, args.strategy,
                                                     clinical, not args.no_gradcam, d, progress=emit,
-                                                    resample_masks=args.resample_masks), device)
+                                                    resample_masks=args.resample_masks,
+                                                    modality=getattr(args, "modality", None)), device)
     result = pred.result()
     # a DICOM series also gets an SR of P(response) with the model and ROI strategy (orbitai.dicom)
     dicom = dicom_extra(args.image, lambda: dicom_report(result.to_json()), result.data.setdefault("warnings", []))
     result.write(out, extra=dicom)     # staged beside OUT, moved into place when complete
     for w in pred.warnings:
         print(f"warning: {w}")
+    if pred.scan is not None:
+        print(f"scan: {pred.scan.summary()}")
     print(f"P(responder) = {pred.probability:.3f} -> {pred.call} (model {pred.model}, {pred.kind}, ROI "
           f"{pred.strategy}, {pred.seconds:.1f} s)")
     print(f"wrote {out}/{RESULT_FILE}")

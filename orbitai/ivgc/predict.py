@@ -26,6 +26,7 @@ import SimpleITK as sitk
 from orbitai.cohort.clinical import IVGC_CLINICAL
 from orbitai.errors import InputError
 from orbitai.io import Volume
+from orbitai.io.dicom import acquisition_tags
 from orbitai.io.values import noise_warning
 from orbitai.ivgc.checks import bundle_strategy, check_clinical, check_clinical_names
 from orbitai.ivgc.features import load_case
@@ -35,6 +36,11 @@ from orbitai.ivgc.rois import parse_strategies, strategy_masks
 from orbitai.progress import ProgressCallback
 from orbitai.radiomics.protocol import RadiomicsProtocol
 from orbitai.radiomics.shared import SharedExtractor
+from orbitai.scan import Expects, ScanFacts, scan_facts
+
+#: What the paper's models were made for (paper 001): coronal T2-weighted MRI of the orbits.
+EXPECTS = Expects(modality="MR", weightings=("T2",), orbits=True,
+                  name="The IVGC models (paper 001: coronal T2-weighted MRI of the orbits)")
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +58,7 @@ class IvgcPrediction:
     seconds: float = 0.0
     device: str = "cpu"
     warnings: list[str] = field(default_factory=list)
+    scan: Optional[ScanFacts] = None
 
     @property
     def call(self) -> str:
@@ -62,6 +69,8 @@ class IvgcPrediction:
                 "model": self.model, "kind": self.kind, "strategy": self.strategy,
                 "clinical_used": self.clinical_used, "device": self.device, "seconds": round(self.seconds, 3),
                 "warnings": self.warnings}
+        if self.scan is not None:
+            data["scan"] = self.scan.to_json()
         return IvgcResult(data, self.features, self.gradcam)
 
 
@@ -93,10 +102,11 @@ def clinical_vector(values: Mapping[str, Any], fill: Mapping[str, float], source
 def predict_ivgc(image: str | Path, segmentation: str | Path, model: Optional[str] = None,
                  strategy: Optional[str] = None, clinical: Optional[Mapping[str, Any]] = None, gradcam: bool = True,
                  device: Any = "cpu", progress: Optional[ProgressCallback] = None,
-                 resample_masks: bool = False) -> IvgcPrediction:
+                 resample_masks: bool = False, modality: Optional[str] = None) -> IvgcPrediction:
     """Predict one patient (see the module docstring); ``clinical``: ``{feature: value}`` or None;
     ``resample_masks``: a segmentation off the MRI's grid is resampled onto it (said in ``warnings``)
-    instead of refused."""
+    instead of refused; ``modality``: what the scan is when the user says (``--modality``), else its tags and
+    image say (`orbitai.scan.scan_facts`): a scan the paper's models were not made for gets a caveat."""
     t0 = time.perf_counter()
     report = progress or (lambda d, t, m: None)
     report(0, 5, "loading the model")
@@ -117,6 +127,8 @@ def predict_ivgc(image: str | Path, segmentation: str | Path, model: Optional[st
     report(1, 5, "reading the MRI and the segmentation")
     sitk_image, labels = load_case(image, segmentation, resample_masks=resample_masks, warnings=warnings)
     masks = strategy_masks(labels, [roi], f"The segmentation {Path(segmentation).name}")
+    facts = scan_facts(Volume.from_sitk(sitk_image), acquisition_tags(image), image, modality)
+    warnings.extend(facts.notes + facts.caveats(EXPECTS))
     noise = noise_warning(sitk.GetArrayViewFromImage(sitk_image), labels, "MRI")   # a call on noise means nothing
     if noise:
         warnings.append(noise)
@@ -153,4 +165,4 @@ def predict_ivgc(image: str | Path, segmentation: str | Path, model: Optional[st
                             "predicted class (the call rests on its other inputs, or the model is undertrained).")
     report(5, 5, "done")
     return IvgcPrediction(probability, float(meta.get("threshold", 0.5)), bundle.name, str(meta.get("kind")), name,
-                          needs_clinical, features, cam, time.perf_counter() - t0, str(device), warnings)
+                          needs_clinical, features, cam, time.perf_counter() - t0, str(device), warnings, facts)

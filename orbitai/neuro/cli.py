@@ -13,6 +13,7 @@ from typing import Callable
 from orbitai.arguments import (
     add_bundle_out_options,
     add_device_option,
+    add_modality_option,
     add_nproc_option,
     add_resample_option,
     check_training_options,
@@ -32,6 +33,7 @@ def _flair_inputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lesion-model", metavar="NAME", help="lesion segmentation bundle (default: the bundled one)")
     add_resample_option(p, "FLAIR")
     add_image_source_options(p, "flair")
+    add_modality_option(p)
     add_device_option(p)
     p.add_argument("--out", required=True, help="output folder")
     add_cohort_options(p, "case_id,image[,segmentation: its lesion segmentation, else computed]")
@@ -195,6 +197,8 @@ def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
 
 
 def _print_table(found) -> None:
+    if found.scan is not None:
+        print(f"scan: {found.scan.summary()}")
     t = found.table
     print(f"{t.count} lesion(s), {t.total_ml:.2f} mL ({t.percent_icv:.2f} % of the intracranial volume "
           f"{t.icv_ml / 1000:.2f} L); " + ", ".join(f"{k} {v}" for k, v in t.location_counts().items() if v))
@@ -258,7 +262,8 @@ def run_lesions(args: argparse.Namespace) -> int:
     device = select_device(args.device)
     t0 = time.perf_counter()
     found = run_with_fallback(lambda d: find_lesions(args.flair, args.lesions, args.lesion_model, d, emit,
-                                                     resample_masks=args.resample_masks), device)
+                                                     resample_masks=args.resample_masks,
+                                                     modality=getattr(args, "modality", None)), device)
     write_neuro_result(out, lesions_data(found, str(device), time.perf_counter() - t0), found.lesions,
                        found.table.lesions, found.extraction.mask, flair=args.flair)
     for w in found.warnings:
@@ -281,7 +286,8 @@ def run_predict(args: argparse.Namespace) -> int:
     out = _outputs(args)
     device = select_device(args.device)
     pred = run_with_fallback(lambda d: predict_neuro(args.flair, args.lesions, args.model, not args.no_heatmap, d,
-                                                     args.lesion_model, emit, args.resample_masks), device)
+                                                     args.lesion_model, emit, args.resample_masks,
+                                                     getattr(args, "modality", None)), device)
     write_neuro_result(out, pred.data(), pred.found.lesions, pred.found.table.lesions, pred.found.extraction.mask,
                        pred.heatmap, flair=args.flair)
     for w in pred.found.warnings:

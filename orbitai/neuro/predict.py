@@ -28,11 +28,17 @@ from orbitai.cohort.manifest import read_labels
 from orbitai.errors import InputError
 from orbitai.explain.occlusion import occlusion_map
 from orbitai.io import RESAMPLE_OPTION, Volume, read_scan, segmentation_on_image
+from orbitai.io.dicom import acquisition_tags
 from orbitai.neuro.anatomy import check_flair, extract_brain
 from orbitai.neuro.data import classifier_input, heat_to_flair
 from orbitai.neuro.lesion_table import lesion_table
 from orbitai.neuro.models import load_neuro_model
 from orbitai.progress import ProgressCallback
+from orbitai.scan import Expects, ScanFacts, scan_facts
+
+#: What the lesion model and the NMOSD/MS classifier were made for (paper 003): a brain T2-FLAIR.
+FLAIR_EXPECTS = Expects(modality="MR", weightings=("FLAIR",), brain=True,
+                        name="The lesion model and the NMOSD/MS classifier (paper 003: brain T2-FLAIR)")
 
 if TYPE_CHECKING:
     from orbitai.neuro.anatomy import BrainExtraction
@@ -60,6 +66,7 @@ class NeuroLesions:
     source: str                      # "given" or the lesion model's name
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    scan: Optional[ScanFacts] = None    # what the scan is (orbitai.scan)
 
 
 @dataclass
@@ -101,7 +108,8 @@ class NeuroPrediction:
 def lesions_data(found: NeuroLesions, device: str, seconds: float) -> dict[str, Any]:
     """result.json's findings of ``neuro lesions`` (the lesion summary, warnings, notes)."""
     return {"lesions": found.table.summary(), "lesion_source": found.source, "device": str(device),
-            "seconds": round(float(seconds), 3), "warnings": list(found.warnings), "notes": list(found.notes)}
+            "seconds": round(float(seconds), 3), "warnings": list(found.warnings), "notes": list(found.notes),
+            **({"scan": found.scan.to_json()} if found.scan is not None else {})}
 
 
 def read_flair(path: str | Path) -> tuple[Volume, list[str]]:
@@ -138,14 +146,17 @@ def read_lesions(path: str | Path, flair: Volume, resample: bool = False, warnin
 
 def find_lesions(flair_path: str | Path, lesions_path: Optional[str | Path] = None, lesion_model: Optional[str] = None,
                  device: Any = "cpu", progress: Optional[ProgressCallback] = None, steps: int = 4,
-                 resample_masks: bool = False) -> NeuroLesions:
+                 resample_masks: bool = False, modality: Optional[str] = None) -> NeuroLesions:
     """Steps 1-4 (see the module docstring); ``progress`` gets steps 0..3 of ``steps``; ``resample_masks``:
-    a given segmentation off the FLAIR's grid is resampled (said in ``warnings``) instead of refused."""
+    a given segmentation off the FLAIR's grid is resampled (said in ``warnings``) instead of refused; ``modality``:
+    what the scan is when the user says (``--modality``; else `orbitai.scan.scan_facts` reads it): a scan that is
+    not a brain FLAIR gets a caveat."""
     report = progress or (lambda d, t, m: None)
     report(0, steps, "reading the FLAIR")
     flair, notes = read_flair(flair_path)
     check_flair(flair)
-    warnings: list[str] = []
+    facts = scan_facts(flair, acquisition_tags(flair_path), flair_path, modality)
+    warnings: list[str] = facts.notes + facts.caveats(FLAIR_EXPECTS)
     given = read_lesions(lesions_path, flair, resample_masks, warnings) if lesions_path is not None else None
     report(1, steps, "brain extraction")
     extraction = extract_brain(flair)
@@ -161,12 +172,13 @@ def find_lesions(flair_path: str | Path, lesions_path: Optional[str | Path] = No
         source = lesion_model or "default lesion model"
     report(3, steps, "lesion table")
     table = lesion_table(lesions, extraction)
-    return NeuroLesions(flair, extraction, lesions, table, source, warnings, notes)
+    return NeuroLesions(flair, extraction, lesions, table, source, warnings, notes, facts)
 
 
 def predict_neuro(flair_path: str | Path, lesions_path: Optional[str | Path] = None, model: Optional[str] = None,
                   heatmap: bool = True, device: Any = "cpu", lesion_model: Optional[str] = None,
-                  progress: Optional[ProgressCallback] = None, resample_masks: bool = False) -> NeuroPrediction:
+                  progress: Optional[ProgressCallback] = None, resample_masks: bool = False,
+                  modality: Optional[str] = None) -> NeuroPrediction:
     """Steps 1-5: lesions, table, P(NMOSD) from the classifier bundle ``model`` (default: the bundled
     two-view demo) and its occlusion map on the FLAIR's grid."""
     t0 = time.perf_counter()
@@ -177,7 +189,7 @@ def predict_neuro(flair_path: str | Path, lesions_path: Optional[str | Path] = N
     mode = str(spec.get("mode"))
     threshold = float(meta.get("threshold", 0.5))
     found = find_lesions(flair_path, lesions_path, lesion_model, device, report, steps=6,
-                         resample_masks=resample_masks)
+                         resample_masks=resample_masks, modality=modality)
     architecture = str(meta.get("network") or bundle.architecture)     # twoview18, resnet3d34, ...
     if found.table.count == 0:
         reason = ("no white-matter lesion was found, so the NMOSD-vs-MS classifier does not apply (it was trained "

@@ -7,7 +7,7 @@ import logging
 from collections import defaultdict
 from pathlib import Path
 
-from orbitai.arguments import add_bundle_out_options, add_device_option, add_nproc_option
+from orbitai.arguments import add_bundle_out_options, add_device_option, add_modality_option, add_nproc_option
 from orbitai.cohort.runner import CohortCase, add_cohort_options, check_cohort_options
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import UserError
@@ -36,6 +36,7 @@ def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
     pr.add_argument("image", nargs="*", metavar="IMAGE", help="input image file(s) or DICOM series folder(s)")
     pr.add_argument("--out", required=True, help="output folder")
     pr.add_argument("--model", help="bundle name or folder (default: the bundled model for the image's modality)")
+    add_modality_option(pr)
     _add_window_options(pr)
     pr.add_argument("--no-mirror", action="store_true",
                     help="skip test-time left-right mirroring (about twice as fast, slightly less accurate)")
@@ -182,7 +183,7 @@ def predict_case(options: dict, case: CohortCase, folder: Path) -> None:
     models = worker_state(("seg", options["model"], options["device"]),
                           lambda: ModelCache(options["model"], select_device(options["device"])))
     predict(case.inputs["image"], folder, models, window=options["window"], mirror=options["mirror"],
-            uncertainty=options["uncertainty"], labelmap=options["labelmap"])
+            uncertainty=options["uncertainty"], labelmap=options["labelmap"], modality=options["modality"])
 
 
 def cohort_task(args: argparse.Namespace):
@@ -193,7 +194,7 @@ def cohort_task(args: argparse.Namespace):
     from orbitai.orbit.result import SegmentationResult
 
     options = {"model": args.model, "device": args.device, "window": args.window, "mirror": not args.no_mirror,
-               "uncertainty": args.uncertainty, "labelmap": args.labelmap}
+               "uncertainty": args.uncertainty, "labelmap": args.labelmap, "modality": args.modality}
     return CohortTask("seg predict", functools.partial(predict_case, options), SegmentationResult, _case_files())
 
 
@@ -224,7 +225,8 @@ def run_predict(args) -> int:
         from orbitai.progress import emit
 
         predict(cases[0][1], out, ModelCache(args.model, select_device(args.device)), progress=emit,
-                window=args.window, mirror=not args.no_mirror, uncertainty=args.uncertainty, labelmap=args.labelmap)
+                window=args.window, mirror=not args.no_mirror, uncertainty=args.uncertainty, labelmap=args.labelmap,
+                modality=args.modality)
         print(f"timing: command {time.perf_counter() - t_start:.2f} s")
         return 0
     from orbitai.cohort.runner import run_cohort

@@ -16,6 +16,7 @@ from orbitai.orbit.result import LABELMAP_FILE, SegmentationResult, check_row
 from orbitai.orbit.rules import structure_volumes
 from orbitai.orbit.segment import segment
 from orbitai.preprocess.checks import check_spacing, image_is_ct, looks_like_ct
+from orbitai.scan import scan_facts
 from orbitai.preprocess.slices import structure_gap_warnings
 from orbitai.progress import ProgressCallback
 
@@ -41,11 +42,13 @@ class ModelCache:
 
 def predict(image: str | os.PathLike, out: str | os.PathLike, models: ModelCache, window: str = "overlap",
             mirror: bool = True, uncertainty: bool = False, labelmap: bool = False,
-            progress: ProgressCallback | None = None) -> dict[str, float]:
+            progress: ProgressCallback | None = None, modality: str | None = None) -> dict[str, float]:
     """Segment the orbits of ``image`` (a file or DICOM folder) into the folder ``out`` (written staged, moved
     in complete: ``result.json``, the segmentation, volumes, and on request the uncertainty map and a plain
     label map) and print its summary; returns the seconds of each stage (read, model, preprocess, window,
-    postprocess, volumes, write). What ``orbitai seg predict`` runs for each case."""
+    postprocess, volumes, write). ``modality``: the ``--modality`` value (what the scan is, when the user says; by
+    default the scan's tags and image say, `orbitai.scan.scan_facts`, and choose the CT or the MRI model). What
+    ``orbitai seg predict`` runs for each case."""
     progress = progress or (lambda done, total, message: None)
     out = Path(out)
 
@@ -53,7 +56,11 @@ def predict(image: str | os.PathLike, out: str | os.PathLike, models: ModelCache
     vol, acquisition = read_scan(image)     # tilted / unevenly spaced DICOM resampled, values in HU
     require_values(vol, "image")
     check_spacing(vol, os.fspath(image))
-    is_ct = looks_like_ct(vol) if models.name else image_is_ct(vol, os.fspath(image))   # refuses 8-bit CT
+    facts = scan_facts(vol, acquisition.tags, image, modality)
+    if models.name:
+        is_ct = looks_like_ct(vol) if not facts.sure("modality") else facts.modality.value == "CT"
+    else:           # refuses what neither model fits (8-bit CT, wrapped values) and an image that does not say
+        is_ct = image_is_ct(vol, os.fspath(image), facts.require_modality(os.fspath(image)))
     for note in acquisition.notes:
         print(f"note: {note}")
     dicom_out = acquisition.source == "dicom" and _dicom_writer_available()
@@ -78,7 +85,7 @@ def predict(image: str | os.PathLike, out: str | os.PathLike, models: ModelCache
     gap_warnings = structure_gap_warnings(res.labels.array, res.labels.ijk_to_lps(),
                                           {r["label"]: r["structure"] for r in rows}, acquisition.positions,
                                           acquisition.normal)
-    warnings = list(res.warnings) + gap_warnings
+    warnings = list(res.warnings) + gap_warnings + facts.notes
     if acquisition.source == "dicom" and not dicom_out:
         warnings.append("DICOM SEG and SR not written: pydicom/highdicom are missing (pip install 'orbitai[dicom]').")
     most = verdict(list(checks.values()))
@@ -90,7 +97,7 @@ def predict(image: str | os.PathLike, out: str | os.PathLike, models: ModelCache
     result = SegmentationResult(res.labels, rows, bundle.name, warnings, uncertainty_map,
                                 {"device": str(models.device), "window": window, "seconds": round(res.seconds, 3),
                                  "window_seconds": round(res.window_seconds, 3),
-                                 "acquisition": acquisition.to_json()})
+                                 "acquisition": acquisition.to_json(), "scan": facts.to_json()})
     t4 = time.perf_counter()
 
     def write_extra(tmp: Path) -> dict[str, str]:
@@ -107,6 +114,7 @@ def predict(image: str | os.PathLike, out: str | os.PathLike, models: ModelCache
     t5 = time.perf_counter()
     for w in warnings:
         print(f"warning: {w}")
+    print(f"scan: {facts.summary()}")
     print(f"wrote {out}/result.json ({len(rows)} structures, {res.seconds:.1f} s, model {bundle.name})")
     print(f"timing: window {res.window_seconds:.2f} s, total {res.seconds:.2f} s")
     stages = {"read": t1 - t0, "model": t2 - t1, "preprocess": res.prep_seconds, "window": res.window_seconds,

@@ -71,39 +71,43 @@ def wrapped_values_evidence(vol: Volume) -> str | None:
             f"from {int(sample.min())} to {int(sample.max())}")
 
 
-def image_is_ct(vol: Volume, what: str = "the image") -> bool:
-    """Modality for choosing a model automatically: True for CT, False for MRI.
+def image_is_ct(vol: Volume, what: str = "the image", modality: str | None = None) -> bool:
+    """Whether the CT model takes the image (True) or the MRI model (False), given what it is (``modality``: "CT"
+    or "MR" from :func:`orbitai.scan.scan_facts`; None: from the values alone, as before the scan classifier).
 
-    Raises :class:`~orbitai.io.VolumeError` for values wrapped by an integer overflow and for CT
-    stored as 8-bit values, which neither model fits (they would otherwise pass for MRI or find no orbit)."""
+    Raises :class:`~orbitai.io.VolumeError` for values wrapped by an integer overflow, and for a CT whose values
+    are not Hounsfield units (stored as 8-bit values, or with +1024 and nothing in the file saying so), which
+    neither model fits."""
     wrapped = wrapped_values_evidence(vol)
     if wrapped:
         raise VolumeError(
             f"{what} has values wrapped around its integer type's limits ({wrapped}): it was scaled or converted "
             "with an integer overflow, so no model can read it. Export it again from the original scan "
             "(CT in Hounsfield units, 16-bit).")
-    evidence = eight_bit_ct_evidence(vol)
+    if modality == "MR":
+        return False
     dicom_ct = vol.metadata.get("Modality", "").upper() == "CT"
-    if evidence is None and dicom_ct and not looks_like_ct(vol):
-        sample = value_sample(vol)
+    evidence = eight_bit_ct_evidence(vol)
+    sample = value_sample(vol)
+    if evidence is None and (dicom_ct or modality == "CT") and not looks_like_ct(vol):
         if sample.min() >= 0 and sample.max() <= 255 and np.all(sample == np.round(sample)):
-            evidence = f"DICOM Modality CT, values {sample.min():g} to {sample.max():g}"
+            evidence = f"{'DICOM Modality CT' if dicom_ct else 'a CT'}, values {sample.min():g} to {sample.max():g}"
     if evidence:
         raise VolumeError(
             f"{what} looks like CT stored as 8-bit values ({evidence}) without a window in its header to "
             "convert them: its Hounsfield units are lost, so neither the CT nor the MRI model fits it. Export the "
             "CT with its original Hounsfield units (16-bit DICOM, NRRD or NIfTI), or choose a model with --model.")
     offset = offset_ct_evidence(vol)
-    if offset and not dicom_ct:
+    if offset and not dicom_ct and modality != "MR":
         raise VolumeError(
             f"{what} looks like CT stored with 1024 added to its Hounsfield units ({offset}), but nothing in the "
             "file says so. Subtract 1024 (or export it again with its rescale intercept), or choose a model with "
-            "--model.")
+            "--model (if it is an MRI: --modality MR).")
     ct = looks_like_ct(vol)
-    if dicom_ct and not ct:
-        sample = value_sample(vol)
+    if (dicom_ct or modality == "CT") and not ct:
+        said = "DICOM Modality" if dicom_ct else "the scan's image and tags"
         raise VolumeError(
-            f"{what} is CT (DICOM Modality) but its values ({sample.min():g} to {sample.max():g}) are not Hounsfield "
+            f"{what} is CT ({said}) but its values ({sample.min():g} to {sample.max():g}) are not Hounsfield "
             "units and its header gives no certain way to convert them; it is not given to the MRI model. Export "
             "the CT with its Hounsfield units, or choose a model with --model.")
     return ct

@@ -8,6 +8,7 @@ from pathlib import Path
 from orbitai.arguments import (
     add_bundle_out_options,
     add_device_option,
+    add_modality_option,
     add_nproc_option,
     add_resample_option,
     check_training_options,
@@ -35,6 +36,7 @@ def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
                                            "default: found by OrbitSegmentation's MRI model")
     pr.add_argument("--model", default="B", help="A, B (the bundled demo networks) or a bundle name/folder (default B)")
     add_resample_option(pr, "MRI")
+    add_modality_option(pr)
     add_device_option(pr)
     pr.add_argument("--no-maps", action="store_true", help="skip the occlusion and Grad-CAM maps")
     pr.add_argument("--figure", action="store_true", help="also write OUT/tao_maps.png (inputs with both maps)")
@@ -94,17 +96,21 @@ def predict_into(options: dict, image_path: str, segmentation: str | None, out: 
     from orbitai.cohort.manifest import read_labels
     from orbitai.device import run_with_fallback, select_device
     from orbitai.dicom.export import dicom_extra
-    from orbitai.io import read_volume
+    from orbitai.io import read_scan
+    from orbitai.scan import scan_facts
     from orbitai.tao.predict import predict_tao
     from orbitai.tao.result import dicom_report
+    from orbitai.tao.spec import EXPECTS
 
-    image = read_volume(image_path)
+    image, acquisition = read_scan(image_path)
+    facts = scan_facts(image, acquisition.tags, image_path, options.get("modality"))
     labels = read_labels(Path(segmentation)) if segmentation else None
     device = select_device(options["device"])
     pred = run_with_fallback(lambda d: predict_tao(image, labels, options["model"], d, maps=options["maps"],
                                                    progress=progress, resample_masks=options["resample_masks"],
                                                    what=f"the segmentation {Path(segmentation or '').name}"),
                              device)
+    pred.warnings.extend(facts.notes + facts.caveats(EXPECTS))      # a protocol TAO's network was not made for
 
     def write_figure(tmp: Path) -> dict[str, str]:
         from orbitai.tao.figure import save_tao_figure
@@ -113,6 +119,7 @@ def predict_into(options: dict, image_path: str, segmentation: str | None, out: 
         return {"figure": FIGURE_FILE}
 
     result = pred.result(image)
+    result.data["scan"] = facts.to_json()
     # a DICOM series also gets an SR of P(active) per eye (orbitai.dicom)
     dicom = dicom_extra(image_path, lambda: dicom_report(result.to_json()), result.data.setdefault("warnings", []))
     figure = write_figure if options["figure"] and options["maps"] else None
@@ -124,6 +131,7 @@ def predict_into(options: dict, image_path: str, segmentation: str | None, out: 
     result.write(out, extra=extra if figure or dicom else None)
     for w in pred.warnings:
         print(f"warning: {w}")
+    print(f"scan: {facts.summary()}")
     for e in pred.to_json()["eyes"]:
         print(f"{e['side']:<6} P(active) = {e['probability_active']:.3f} -> {e['call']}")
     print(f"wrote {out}/result.json ({pred.seconds:.1f} s, model {pred.model})")
@@ -143,7 +151,7 @@ def run_predict(args) -> int:
     from orbitai.tao.result import TaoResult
 
     options = {"model": args.model, "device": args.device, "maps": not args.no_maps, "figure": args.figure,
-               "resample_masks": args.resample_masks}
+               "resample_masks": args.resample_masks, "modality": args.modality}
     if not check_cohort_options(args, "image"):
         if not args.image:
             raise UserError("Give an image to classify, or --manifest CSV with case_id,image[,segmentation].")

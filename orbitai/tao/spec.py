@@ -6,7 +6,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from orbitai.errors import BundleError
+from orbitai.scan import Expects
 from orbitai.tao import preprocess as pp
+
+#: What the paper's networks were made for (Lin et al. 2021): axial fat-suppressed (SPIR) T2 of the orbits at 3 mm.
+EXPECTS = Expects(modality="MR", weightings=("T2",), fat_suppressed=True, max_slice_mm=3.0, orbits=True,
+                  name="TAO's network (paper 000: axial T2 SPIR of the orbits, 3 mm slices)")
 
 
 @dataclass(frozen=True)

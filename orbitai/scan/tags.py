@@ -1,0 +1,97 @@
+"""What DICOM tags and file names say a scan is.
+
+DICOM tags are read by :func:`orbitai.io.dicom.read_dicom_scan` into ``Acquisition.tags`` (tag numbers as keys).
+The MR weighting follows the usual timing rules (a spin echo with short TR and TE is T1-weighted, long TR and long TE
+T2, long TR and short TE proton density, an inversion recovery with TI over 1500 ms and long TE a FLAIR, with TI
+100-250 ms a STIR: fat suppressed by inversion), then the series description's words when the timings are missing.
+"""
+from __future__ import annotations
+
+import re
+
+from orbitai.io.dicom import ACQUISITION_TAGS as TAGS
+
+_FS_WORDS = re.compile(r"(^|[^a-z])(fs|fatsat|fat[ _-]?sat|spir|spair|stir|fat[ _-]?supp\w*|dixon[ _-]?w|water)"
+                       r"([^a-z]|$)", re.I)
+_WORDS = {"FLAIR": re.compile(r"flair|dark[ _-]?fluid", re.I), "PD": re.compile(r"(^|[^a-z])pd([^a-z]|$)|proton",
+                                                                                 re.I),
+          "T2": re.compile(r"t2", re.I), "T1": re.compile(r"t1|mprage|spgr|bravo|tfe", re.I)}
+
+
+def number(text: str | None) -> float | None:
+    try:
+        return float(str(text).split("\\")[0])
+    except (TypeError, ValueError):
+        return None
+
+
+def weighting_from_words(text: str) -> str | None:
+    """T1/T2/FLAIR/PD named in a description or file name, or None (FLAIR first: "T2 FLAIR" is a FLAIR)."""
+    for name in ("FLAIR", "PD", "T2", "T1"):
+        if _WORDS[name].search(text):
+            return name
+    return None
+
+
+def fat_suppressed_from_words(text: str) -> bool | None:
+    """True when a description names fat suppression (FS, fat sat, SPIR, SPAIR, STIR, Dixon water), else None."""
+    return True if _FS_WORDS.search(text) else None
+
+
+def from_tags(tags: dict[str, str]) -> dict[str, tuple[object, str]]:
+    """The facts DICOM tags give: question -> (answer, which tags said so)."""
+    get = {name: tags.get(number, "").strip() for name, number in TAGS.items()}
+    out: dict[str, tuple[object, str]] = {}
+    modality = get["Modality"].upper()
+    if modality in ("CT", "MR"):
+        out["modality"] = (modality, "DICOM Modality")
+    if modality != "MR":
+        return out
+    tr, te, ti = (number(get[k]) for k in ("RepetitionTime", "EchoTime", "InversionTime"))
+    seq = get["ScanningSequence"].upper()
+    words = " ".join(get[k] for k in ("SeriesDescription", "ProtocolName", "SequenceName"))
+    weighting = None
+    if ti and ("IR" in seq or ti > 0):
+        if ti >= 1500 and (te or 0) >= 60:
+            weighting = "FLAIR"
+        elif 80 <= ti <= 250:
+            out["fat_suppressed"] = (True, "DICOM InversionTime (STIR)")
+            weighting = "T2" if (te or 0) >= 30 else None
+        elif 300 <= ti < 1500 and (te or 100) < 30:
+            weighting = "T1"                    # IR-prepared T1 (MPRAGE, T1 FLAIR)
+    if weighting is None and tr and te and "GR" not in seq:
+        if tr < 1000 and te < 30:
+            weighting = "T1"
+        elif tr >= 1800 and te >= 60:
+            weighting = "T2"
+        elif tr >= 1800 and te < 40:
+            weighting = "PD"
+    if weighting:
+        out["weighting"] = (weighting, "DICOM RepetitionTime/EchoTime/InversionTime")
+    elif weighting_from_words(words):
+        out["weighting"] = (weighting_from_words(words), "DICOM SeriesDescription")
+    options = get["ScanOptions"].upper().replace(" ", "").split("\\")
+    if "fat_suppressed" not in out:
+        if {"FS", "SFS", "FSA", "FSS", "FSI", "FSP"} & set(options):
+            out["fat_suppressed"] = (True, "DICOM ScanOptions")
+        elif fat_suppressed_from_words(words):
+            out["fat_suppressed"] = (True, "DICOM SeriesDescription")
+        elif get["ScanOptions"] or words:
+            out["fat_suppressed"] = (False, "DICOM ScanOptions/SeriesDescription (no fat suppression named)")
+    return out
+
+
+def from_file_name(name: str) -> dict[str, tuple[object, str]]:
+    """Weak hints from a file name ("sub-01_T2w.nii.gz", "ct_head.nrrd")."""
+    out: dict[str, tuple[object, str]] = {}
+    stem = name.lower()
+    if re.search(r"(^|[^a-z])ct([^a-z]|$)", stem):
+        out["modality"] = ("CT", "file name")
+        return out
+    w = weighting_from_words(stem)
+    if w:
+        out["modality"] = ("MR", "file name")
+        out["weighting"] = (w, "file name")
+    if fat_suppressed_from_words(stem):
+        out["fat_suppressed"] = (True, "file name")
+    return out
