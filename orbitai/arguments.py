@@ -30,8 +30,8 @@ def add_modality_option(parser: argparse.ArgumentParser) -> None:
 def _modality(text: str) -> str:
     try:
         parse_stated(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(MODALITY_CHOICES)}") from None
     return text if text.lower() == "auto" else text.upper()
 
 

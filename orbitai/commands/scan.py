@@ -6,6 +6,9 @@ import json
 from pathlib import Path
 
 from orbitai.arguments import add_modality_option
+from orbitai.errors import UserError
+from orbitai.io import read_scan
+from orbitai.scan import scan_facts
 
 
 def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
@@ -34,9 +37,6 @@ def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
 
 
 def run_describe(args: argparse.Namespace) -> int:
-    from orbitai.io import read_scan
-    from orbitai.scan import scan_facts
-
     vol, acq = read_scan(args.image)
     facts = scan_facts(vol, acq.tags, args.image, args.modality)
     if args.json:
@@ -53,8 +53,7 @@ def run_describe(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from orbitai.errors import UserError
-    from orbitai.scan.train import train
+    from orbitai.scan.train import train       # scikit-learn and the phantoms: for training only
 
     if args.per_template < 2 or args.test_per_template < 1 or args.workers < 1:
         raise UserError("--per-template must be at least 2, --test-per-template and --workers at least 1.")

@@ -18,6 +18,7 @@ from orbitai.dicom import DicomExportError
 from orbitai.dicom.inputs import DERIVED_MARKER
 from orbitai.dicom.seg import orbit_segments, read_source_series, write_seg
 from orbitai.dicom.sr import orbit_findings, write_sr
+from orbitai.errors import one_line
 from orbitai.io.volume import Volume
 
 __all__ = ["SEG_FILE", "SR_FILE", "DicomReport", "dicom_extra", "dicom_input", "writer_available",
@@ -107,8 +108,6 @@ def optional_dicom(write: Callable[[], dict[str, str]], folder: Path, warnings: 
     try:
         return write()
     except Exception as exc:  # noqa: BLE001 - any failure of the optional copy (highdicom raises many kinds)
-        from orbitai.errors import one_line
-
         for name in (SEG_FILE, SR_FILE):
             (folder / name).unlink(missing_ok=True)
         shutil.rmtree(folder / SOURCE_FOLDER, ignore_errors=True)

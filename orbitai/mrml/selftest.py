@@ -7,6 +7,7 @@ from typing import Any, Callable, Sequence
 
 import slicer
 
+from orbitai.errors import one_line
 from orbitai.mrml import get_context
 from orbitai.selftest import Report, Step, missing_needs, run
 
@@ -24,8 +25,6 @@ def run_in_slicer(module: str, steps: Sequence[Step], logic_class: Any, delay_di
         try:
             logic_class.ensureDependencies(ask=True)
         except Exception as exc:  # noqa: BLE001 - offline pip, PyTorchUtils, no PyTorch extension: skip, not fail
-            from orbitai.errors import one_line
-
             said = one_line(exc)
             delay_display(f"{said} The tests that need it are skipped.")
         importlib.invalidate_caches()

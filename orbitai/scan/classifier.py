@@ -84,7 +84,7 @@ def save(ensembles: dict[str, Ensemble], meta: dict, folder: Path) -> None:
         arrays[f"{q}.mean"], arrays[f"{q}.scale"] = ens.mean, ens.scale
         for m, member in enumerate(ens.layers):
             for i, (w, b) in enumerate(member):
-                arrays[f"{q}.{m}.{i}.w"], arrays[f"{q}.{m}.{i}.b"] = w, b
+                arrays[f"{q}.{m}.{i}.w"], arrays[f"{q}.{m}.{i}.b"] = w.astype(np.float32), b.astype(np.float32)
     tmp = folder / "classifier.tmp.npz"
     np.savez_compressed(tmp, **arrays)
     tmp.replace(folder / "classifier.npz")

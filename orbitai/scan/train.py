@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 #: Ensemble members per question and their hidden layer.
 MEMBERS = 5
 HIDDEN = (64,)
+#: The members' L2 penalty.
+ALPHA = 0.1
 
 
 def _one(args: tuple[int, int]) -> tuple[np.ndarray, dict]:
@@ -103,7 +105,7 @@ def fit(x: np.ndarray, truths: list[dict], seed: int = 0) -> dict[str, Ensemble]
         z = (x[rows] - scaler.mean_) / scale
         members = []
         for m in range(MEMBERS):
-            net = MLPClassifier(HIDDEN, alpha=1e-3, max_iter=600, random_state=seed + m, early_stopping=False)
+            net = MLPClassifier(HIDDEN, alpha=ALPHA, max_iter=600, random_state=seed + m, early_stopping=False)
             net.fit(z, y)
             members.append(tuple((w.astype(np.float64), b.astype(np.float64))
                                  for w, b in zip(net.coefs_, net.intercepts_)))
