@@ -42,7 +42,7 @@ def main() -> None:
         facts = scan_facts(vol, acq.tags, None)        # no file name: the image alone
         t2 = time.perf_counter()
         read_s, describe_s = read_s + t1 - t0, describe_s + t2 - t1
-        kind = next(k for k in TRUTH if path.name.split(".")[0].endswith(k))
+        kind = next(k for k in TRUTH if k in path.name)
         try:
             old = "CT" if image_is_ct(vol, path.name) else "MR"
         except OrbitAIError as exc:
@@ -52,6 +52,8 @@ def main() -> None:
                      "modality_right": facts.sure("modality") and facts.modality.value == "MR",
                      "weighting_right": facts.sure("weighting") and facts.weighting.value == TRUTH[kind],
                      "weighting_unsure": not facts.sure("weighting"),
+                     "weighting_likeliest_right": facts.weighting.value == TRUTH[kind],
+                     "fat_suppression_likeliest_right": facts.fat_suppressed.value is False,
                      "fat_suppression_right": facts.sure("fat_suppressed") and facts.fat_suppressed.value is False})
         print(f"{path.name:<40} {facts.summary()}  [value rule: {old[:40]}]")
     n = len(rows)
@@ -60,7 +62,9 @@ def main() -> None:
                "real_weighting_right": sum(r["weighting_right"] for r in rows),
                "real_weighting_wrong_and_sure": sum(not r["weighting_right"] and not r["weighting_unsure"]
                                                     for r in rows),
+               "real_weighting_likeliest_right": sum(r["weighting_likeliest_right"] for r in rows),
                "real_fat_suppression_right": sum(r["fat_suppression_right"] for r in rows),
+               "real_fat_suppression_likeliest_right": sum(r["fat_suppression_likeliest_right"] for r in rows),
                "value_rule_modality_right": sum(r["value_rule"] == "MR" for r in rows),
                "seconds_describe_per_scan": describe_s / n, "seconds_read_per_scan": read_s / n}
     targets = {"real_modality_right": f">= {n}"}

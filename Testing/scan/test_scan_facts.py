@@ -142,3 +142,23 @@ def test_scan_describe_and_modality_on_every_predict_command(tmp_path, capsys):
     err = capsys.readouterr().err
     assert info.value.code == 2
     assert "\n" not in err.strip() and "--modality" in err
+
+
+def test_an_unsure_answer_that_likely_breaks_the_assumption_is_said_as_not_confirmed():
+    facts = ScanFacts(modality=Fact("MR", 0.99, "image"), weighting=Fact("T1", 0.6, "image"),
+                      fat_suppressed=Fact(False, 0.7, "image"))
+    out = facts.caveats(TAO_EXPECTS)
+    assert any("weighting could not be confirmed (the image suggests T1, 0.60)" in c for c in out), out
+    assert any("fat suppressed could not be confirmed (the image suggests not fat suppressed, 0.70)" in c for c in out)
+    likely_right = ScanFacts(modality=Fact("MR", 0.99, "image"), weighting=Fact("T2", 0.6, "image"),
+                             fat_suppressed=Fact(True, 0.7, "image"))
+    assert likely_right.caveats(TAO_EXPECTS) == []
+
+
+def test_seg_predict_segments_the_12_bit_t2_with_the_mri_model_and_says_what_the_scan_is(tmp_path, capsys):
+    path = write_volume(twelve_bit_t2(6), tmp_path / "t2_head.nii.gz")
+    out = tmp_path / "seg"
+    assert main(["seg", "predict", str(path), "--out", str(out), "--device", "cpu", "--no-mirror"]) == 0
+    data = json.loads((out / "result.json").read_text())
+    assert "mri" in data["model"] and data["scan"]["modality"]["value"] == "MR", data["scan"]
+    assert "scan: MR" in capsys.readouterr().out

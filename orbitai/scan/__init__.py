@@ -130,23 +130,41 @@ class ScanFacts:
         raise VolumeError(f"Cannot tell whether {what} is CT or MRI ({said}): run again with --modality CT or "
                           "--modality MR (in Slicer or the browser: choose it under Scan).")
 
+    def _likely(self, question: str) -> str:
+        """"the image suggests X (0.54)" or "nothing says" for an unsure answer."""
+        fact: Fact = getattr(self, question)
+        if not fact.known:
+            return "nothing in the scan says"
+        value = {True: "fat suppressed", False: "not fat suppressed"}.get(fact.value, fact.value) \
+            if question == "fat_suppressed" else fact.value
+        return f"the {fact.source} suggests {value}, {fact.confidence:.2f}"
+
     def caveats(self, expects: Expects) -> list[str]:
-        """What about the scan breaks what ``expects`` says the model was made for, one sentence each."""
+        """What about the scan breaks what ``expects`` says the model was made for, one sentence each: a sure answer
+        that differs, and an unsure one whose likeliest value differs (said as not confirmed)."""
         out = []
         name = expects.name
         if expects.modality and self.sure("modality") and self.modality.value != expects.modality:
             out.append(f"{name} was made for {expects.modality}, but this scan is {self.modality.value} "
                        f"({self.modality.source}): the result is unreliable.")
         is_mr = self.modality.value == "MR" and self.sure("modality")
-        if is_mr and expects.weightings and self.sure("weighting") and self.weighting.value not in expects.weightings:
-            out.append(f"{name} was made for {'/'.join(expects.weightings)}-weighted MRI, but this scan is "
-                       f"{self.weighting.value}-weighted ({self.weighting.source}): the result is unreliable.")
-        if is_mr and expects.fat_suppressed is not None and self.sure("fat_suppressed") \
-                and bool(self.fat_suppressed.value) != expects.fat_suppressed:
+        if is_mr and expects.weightings:
+            want = "/".join(expects.weightings)
+            if self.sure("weighting") and self.weighting.value not in expects.weightings:
+                out.append(f"{name} was made for {want}-weighted MRI, but this scan is {self.weighting.value}-weighted "
+                           f"({self.weighting.source}): the result is unreliable.")
+            elif self.weighting.known and self.weighting.value not in expects.weightings:    # unsure, likely other
+                out.append(f"{name} was made for {want}-weighted MRI; this scan's weighting could not be confirmed "
+                           f"({self._likely('weighting')}): check it (or state it with --modality).")
+        if is_mr and expects.fat_suppressed is not None:
             want = "with fat suppression" if expects.fat_suppressed else "without fat suppression"
-            got = "has" if self.fat_suppressed.value else "has no"
-            out.append(f"{name} was made for MRI {want}, but this scan {got} fat suppression "
-                       f"({self.fat_suppressed.source}): fat and oedema look different, the result is unreliable.")
+            if self.sure("fat_suppressed") and bool(self.fat_suppressed.value) != expects.fat_suppressed:
+                got = "has" if self.fat_suppressed.value else "has no"
+                out.append(f"{name} was made for MRI {want}, but this scan {got} fat suppression "
+                           f"({self.fat_suppressed.source}): fat and oedema look different, the result is unreliable.")
+            elif self.fat_suppressed.known and bool(self.fat_suppressed.value) != expects.fat_suppressed:
+                out.append(f"{name} was made for MRI {want}; whether this scan is fat suppressed could not be "
+                           f"confirmed ({self._likely('fat_suppressed')}): check it (or state it with --modality).")
         if expects.max_slice_mm and self.slice_mm.known and self.slice_mm.value > expects.max_slice_mm + 1e-6:
             out.append(f"{name} was made for slices up to {expects.max_slice_mm:g} mm, but this scan's are "
                        f"{self.slice_mm.value:.3g} mm: small structures are blurred, the result is unreliable.")
