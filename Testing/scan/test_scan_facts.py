@@ -9,6 +9,7 @@ import pytest
 from orbitai.cli import main
 from orbitai.io import Volume, VolumeError, read_scan, write_dicom_series, write_volume
 from orbitai.io.values import offset_ct_evidence
+from orbitai.phantoms.clinical_ct import source_phantom, write_clinical_series
 from orbitai.phantoms.heads import HELD_OUT, render_scan
 from orbitai.phantoms.orbit import orbit_case
 from orbitai.preprocess.checks import image_is_ct
@@ -162,3 +163,13 @@ def test_seg_predict_segments_the_12_bit_t2_with_the_mri_model_and_says_what_the
     data = json.loads((out / "result.json").read_text())
     assert "mri" in data["model"] and data["scan"]["modality"]["value"] == "MR", data["scan"]
     assert "scan: MR" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("encoding", ["hu", "rescaled", "offset1024", "window8"])
+def test_clinical_ct_series_of_every_encoding_are_ct_by_tags_and_by_image(encoding, tmp_path):
+    case = source_phantom(21, fov_mm=110.0, height_mm=70.0, spacing_mm=0.7)
+    write_clinical_series(case, tmp_path / encoding, [1.0] * 40, matrix=160, pixel_mm=0.7, encoding=encoding)
+    vol, acq = read_scan(tmp_path / encoding)
+    facts = scan_facts(vol, acq.tags, tmp_path / encoding)
+    assert facts.modality.value == "CT" and facts.modality.source == "DICOM Modality"
+    assert load().answer(vol)["modality"][0] == "CT"
