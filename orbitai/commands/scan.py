@@ -7,7 +7,7 @@ from pathlib import Path
 
 from orbitai.arguments import add_modality_option
 from orbitai.errors import UserError
-from orbitai.io import read_scan
+from orbitai.io import read_scan, require_values
 from orbitai.scan import scan_facts
 
 
@@ -38,6 +38,7 @@ def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
 
 def run_describe(args: argparse.Namespace) -> int:
     vol, acq = read_scan(args.image)
+    require_values(vol, "image")
     facts = scan_facts(vol, acq.tags, args.image, args.modality)
     if args.json:
         print(json.dumps(facts.to_json(), indent=1))

@@ -19,6 +19,7 @@ from typing import Any, Optional
 
 from orbitai.io.volume import Volume, VolumeError
 from orbitai.scan.classifier import load as load_classifier
+from orbitai.scan.features import why_not_a_scan
 from orbitai.scan.tags import TAGS, from_file_name, from_tags, number
 
 __all__ = ["Fact", "ScanFacts", "Expects", "scan_facts", "MODALITY_CHOICES", "parse_stated"]
@@ -126,7 +127,7 @@ class ScanFacts:
         if self.sure("modality"):
             return str(self.modality.value)
         said = (f"the image looks like {self.modality.value} with only {self.modality.confidence:.0%} confidence"
-                if self.modality.known else "nothing says which")
+                if self.modality.known else (self.notes[-1].rstrip(".") if self.notes else "nothing says which"))
         raise VolumeError(f"Cannot tell whether {what} is CT or MRI ({said}): run again with --modality CT or "
                           "--modality MR (in Slicer or the browser: choose it under Scan).")
 
@@ -201,8 +202,12 @@ def scan_facts(vol: Volume, tags: Optional[dict[str, str]] = None, path: str | o
     if image:
         classifier = load_classifier()
         sure.update(classifier.meta.get("sure") or {})
-        for q, (value, p) in classifier.answer(vol).items():
-            seen[q] = Fact(value, p, "image")
+        why = why_not_a_scan(vol)
+        if why:
+            facts.notes.append(f"The image classifier cannot tell what this scan is: {why}.")
+        else:
+            for q, (value, p) in classifier.answer(vol).items():
+                seen[q] = Fact(value, p, "image")
     for q in ScanFacts.QUESTIONS:
         if q == "slice_mm":
             continue

@@ -113,6 +113,30 @@ def _ribbon(u: np.ndarray, inside: np.ndarray) -> tuple[float, float]:
     return touch(bright, dark) - touch(dark, bright), kept(bright) - kept(dark)
 
 
+#: Below these the image classifier abstains: the scan's extent (mm) along at least two axes, and how its neighbouring
+#: voxels on the coarse grid correlate (a scan's anatomy is smooth at 2 mm; noise is not).
+MIN_EXTENT_MM = 30.0
+MIN_CORRELATION = 0.25
+
+
+def why_not_a_scan(vol: Volume) -> str | None:
+    """Why the image classifier cannot answer for ``vol`` (too small, or noise), or None."""
+    extent = np.array(vol.size_xyz) * np.array(vol.spacing)
+    if np.sum(extent >= MIN_EXTENT_MM) < 2:
+        return f"the image covers only {' x '.join(f'{e:.0f}' for e in extent)} mm"
+    a = _coarse(vol).astype(np.float64)
+    best = -1.0
+    for axis in range(3):
+        if a.shape[axis] < 3:
+            continue
+        x, y = np.take(a, np.arange(a.shape[axis] - 1), axis).ravel(), np.take(a, np.arange(1, a.shape[axis]), axis).ravel()
+        if x.std() > 0 and y.std() > 0:
+            best = max(best, float(np.corrcoef(x, y)[0, 1]))
+    if best < MIN_CORRELATION:
+        return f"its neighbouring voxels do not correlate ({best:.2f}; a scan's above {MIN_CORRELATION:g}), as in noise"
+    return None
+
+
 def describe(vol: Volume) -> np.ndarray:
     """The feature vector (:data:`FEATURE_NAMES`) of ``vol``."""
     raw = vol.array
