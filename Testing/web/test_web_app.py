@@ -62,7 +62,8 @@ def test_orbit_segmentation_shows_segments_and_volumes(page, web_data, downloads
     nodes = page.state("scene_nodes")
     run_job(page, "orbit")
     assert page.state("orbit_error") == ""
-    assert page.state("orbit_status").endswith("structures segmented.")
+    status = page.state("orbit_status")
+    assert "structures segmented." in status and "Scan: CT" in status, status     # what the scan is, shown
     rows = page.state("orbit_table_rows")
     table = {r["c0"]: float(r["c2"]) for r in rows}
     assert {"eyeball_left", "eyeball_right", "optic_nerve_left", "optic_nerve_right"} <= set(table)

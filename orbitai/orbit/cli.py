@@ -194,7 +194,7 @@ def cohort_task(args: argparse.Namespace):
     from orbitai.orbit.result import SegmentationResult
 
     options = {"model": args.model, "device": args.device, "window": args.window, "mirror": not args.no_mirror,
-               "uncertainty": args.uncertainty, "labelmap": args.labelmap, "modality": args.modality}
+               "uncertainty": args.uncertainty, "labelmap": args.labelmap, "modality": getattr(args, "modality", None)}
     return CohortTask("seg predict", functools.partial(predict_case, options), SegmentationResult, _case_files())
 
 
@@ -226,7 +226,7 @@ def run_predict(args) -> int:
 
         predict(cases[0][1], out, ModelCache(args.model, select_device(args.device)), progress=emit,
                 window=args.window, mirror=not args.no_mirror, uncertainty=args.uncertainty, labelmap=args.labelmap,
-                modality=args.modality)
+                modality=getattr(args, "modality", None))
         print(f"timing: command {time.perf_counter() - t_start:.2f} s")
         return 0
     from orbitai.cohort.runner import run_cohort

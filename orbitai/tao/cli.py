@@ -151,7 +151,7 @@ def run_predict(args) -> int:
     from orbitai.tao.result import TaoResult
 
     options = {"model": args.model, "device": args.device, "maps": not args.no_maps, "figure": args.figure,
-               "resample_masks": args.resample_masks, "modality": args.modality}
+               "resample_masks": args.resample_masks, "modality": getattr(args, "modality", None)}
     if not check_cohort_options(args, "image"):
         if not args.image:
             raise UserError("Give an image to classify, or --manifest CSV with case_id,image[,segmentation].")
