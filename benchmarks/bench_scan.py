@@ -13,7 +13,6 @@ The held-out phantom figures come from ``orbitai scan train`` (``make scan-class
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 from benchmarks.bench_segmentation import REAL_MRI

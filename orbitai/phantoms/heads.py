@@ -46,7 +46,7 @@ BRAIN_TISSUES = ("wm", "gm", "deep_gm", "csf")
 
 #: Mean values: CT in HU; MRI relative to the brightest tissue (literature-typical spin-echo / inversion-recovery
 #: contrasts at 1.5-3 T). Fat suppression replaces fat and marrow by FAT_SUPPRESSED.
-MEANS = {
+MEANS: dict[str, dict[str, float]] = {
     "CT": dict(air=-1000, wm=28, gm=40, deep_gm=37, csf=6, vitreous=8, nerve=30, fat=-95, muscle=50, skin=45,
                bone=1100, marrow=350, airway=-850),
     "T1": dict(air=0, wm=0.78, gm=0.52, deep_gm=0.62, csf=0.15, vitreous=0.12, nerve=0.6, fat=1.0, muscle=0.38,
@@ -68,8 +68,7 @@ VIEWS = {"head": (True, True), "brain_extracted": (False, True), "orbit_slab": (
 
 def template_path(number: int) -> Path:
     """The label map of head ``number`` (1-20)."""
-    return Path(str(resources.files("orbitai").joinpath("data", "synthseg_label_maps",
-                                                        f"training_seg_{number:02d}.nii.gz")))
+    return Path(str(resources.files("orbitai") / "data" / "synthseg_label_maps" / f"training_seg_{number:02d}.nii.gz"))
 
 
 @functools.lru_cache(maxsize=4)
@@ -78,7 +77,8 @@ def head_labels(number: int, step: int = 2) -> Volume:
     img = sitk.ReadImage(str(template_path(number)))
     vol = Volume.from_sitk(img)
     a = np.rint(vol.array[::step, ::step, ::step]).astype(np.int16)
-    return Volume(a, tuple(s * step for s in vol.spacing), vol.origin, vol.direction)
+    sx, sy, sz = (s * step for s in vol.spacing)
+    return Volume(a, (sx, sy, sz), vol.origin, vol.direction)
 
 
 def tissue_map(labels: np.ndarray) -> np.ndarray:
@@ -261,6 +261,6 @@ def render_scan(template: int, rng: np.random.Generator, modality: str | None = 
     kind = "float HU" if modality == "CT" else "float"
     if storage:
         img, kind = store_values(img, modality, rng)
-    vol = Volume(img, tuple(spacing), tuple(origin), labels.direction)
+    vol = Volume(img, (spacing[0], spacing[1], spacing[2]), (origin[0], origin[1], origin[2]), labels.direction)
     orbits, brain = VIEWS[view]
     return Rendering(vol, modality, weighting, fat_suppressed, view, orbits, brain, kind, template)

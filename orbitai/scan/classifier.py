@@ -27,7 +27,7 @@ QUESTIONS = {"modality": ("CT", "MR"), "weighting": ("T1", "T2", "FLAIR", "PD"),
 
 
 def classifier_dir() -> Path:
-    return Path(str(resources.files("orbitai").joinpath("resources", "scan")))
+    return Path(str(resources.files("orbitai") / "resources" / "scan"))
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class ScanClassifier:
         return self.answer_features(x)
 
     def answer_features(self, x: np.ndarray) -> dict[str, tuple[object, float]]:
-        result = {}
+        result: dict[str, tuple[object, float]] = {}
         for q, ens in self.ensembles.items():
             p = ens.probabilities(x)[0]
             k = int(np.argmax(p))
@@ -86,7 +86,7 @@ def save(ensembles: dict[str, Ensemble], meta: dict, folder: Path) -> None:
             for i, (w, b) in enumerate(member):
                 arrays[f"{q}.{m}.{i}.w"], arrays[f"{q}.{m}.{i}.b"] = w.astype(np.float32), b.astype(np.float32)
     tmp = folder / "classifier.tmp.npz"
-    np.savez_compressed(tmp, **arrays)
+    np.savez_compressed(tmp, **arrays)  # type: ignore[arg-type]   # (numpy's stub takes the keys for its options)
     tmp.replace(folder / "classifier.npz")
     info = dict(meta, features=FEATURE_NAMES, sha256=sha256_file(folder / "classifier.npz"),
                 questions={q: [str(a) for a in QUESTIONS[q]] for q in ensembles})

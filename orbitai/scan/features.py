@@ -80,7 +80,7 @@ def _names() -> list[str]:
              "extent_lr", "extent_ap", "extent_si", "depth_max", "thick_mm", "aniso"]
     names += [f"q{q}" for q in (5, 10, 25, 50, 75, 90, 95, 99)]
     names += [f"hist{i}" for i in range(len(HIST_BINS) - 1)]
-    for lo, hi in SHELLS:
+    for lo, _ in SHELLS:
         names += [f"s{lo}_share", f"s{lo}_med", f"s{lo}_p90", f"s{lo}_p10", f"s{lo}_top"]
     names += ["dark_inside", "bright_inside", "top_depth", "centre_med", "centre_p95", "centre_p5"]
     names += [f"deep_hist{i}" for i in range(len(REGION_BINS) - 1)]

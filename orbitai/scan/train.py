@@ -69,7 +69,7 @@ def _phantom(args: tuple[str, int]) -> tuple[np.ndarray, dict]:
                  "view": "atlas_orbits", "orbits_in_view": True, "brain_in_view": False}
     storage = "as phantom"
     if rng.random() < 0.5:
-        values, storage = store_values(vol.array.astype(np.float64), truth["modality"], rng)
+        values, storage = store_values(vol.array.astype(np.float64), str(truth["modality"]), rng)
         vol = vol.with_array(values)
     return describe(vol), dict(truth, storage=storage, template=kind)
 
