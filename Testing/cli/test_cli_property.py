@@ -108,6 +108,10 @@ def _pools(d: Path) -> dict[str, dict[str, list[str | None]]]:
         "tao train": {**nproc, "--manifest": manifests, "--network": [None, "A", "C"], "--out": outs,
                       "--epochs": [None, *ints], "--holdout": [None, "0.5", "1.5", "-0.1", "x"],
                       "--seed": [None, *ints], "--device": devices, "--overwrite": overwrite},
+        # never a usable bundle here, so that a draw never rewrites one
+        "tao trust": {"--model": ["nope", str(d / "folder")], "--manifest": manifests, "--validation": manifests,
+                      "--test": [None, *manifests], "--report": [None, *tables], "--cache": [None, str(d / "file")],
+                      "--device": devices},
         "tao cv": {"--manifest": manifests, "--folds": [None, *ints], "--runs": [None, *ints],
                    "--epochs": [None, *ints], "--seed": [None, *ints], "--out": outs, "--device": devices},
         "demo": {"--device": ["tpu", "cuda:99", "mps"], "--out": outs, "--seed": [None, "0", "-1", "x"],

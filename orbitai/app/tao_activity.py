@@ -119,11 +119,12 @@ class TAOActivityLogic(JobLogic):
         result, maps = read.data, read.maps
         model = str(result.get("model", ""))
         rows = [{"side": e["side"], "P(active)": float(e["probability_active"]), "call": e["call"],
-                 "model": model} for e in result["eyes"]]
+                 "model": model, "trust": e.get("trust", "")} for e in result["eyes"]]
         table = table_node_from_rows(
             self.ctx, rows, name=TABLE_NAME,
             descriptions={"P(active)": "probability of the active phase",
-                          "call": f"active when P(active) >= {float(result['threshold']):g}"})
+                          "call": f"active when P(active) >= {float(result['threshold']):g}",
+                          "trust": "empty, or why the call is not to be used (outside the model's training data)"})
         rois = []
         for e in result["eyes"]:
             box = e["crop_box_ras"]

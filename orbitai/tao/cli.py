@@ -55,6 +55,21 @@ def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
     add_device_option(ev)
     ev.set_defaults(func=run_evaluate)
 
+    tt = s.add_parser("trust", help="fit a bundle's out-of-distribution statistics and calibration",
+                      description="Writes into the bundle's metadata.json the class means and covariance of the "
+                                  "network's penultimate features (from --manifest, its training cases), the distance "
+                                  "above which a call is flagged (5 %% of --validation flagged) and the temperature "
+                                  "that calibrates its probabilities (on --validation); --test adds held-out figures.")
+    tt.add_argument("--model", required=True, help="A, B or a bundle name/folder (its metadata.json is rewritten)")
+    tt.add_argument("--manifest", required=True, help="training cases: CSV with case_id,image,label,segmentation")
+    tt.add_argument("--validation", required=True, help="validation cases (not trained on), same columns")
+    tt.add_argument("--test", help="test cases for the report's figures (never used to fit)")
+    tt.add_argument("--report", help="also write the report to this JSON file")
+    tt.add_argument("--cache", help="folder keeping the preprocessed eyes of each manifest (checksummed; reused by a "
+                                    "second bundle on the same manifests)")
+    add_device_option(tt)
+    tt.set_defaults(func=run_trust)
+
     tr = s.add_parser("train", help="train Network A or B on a manifest and write a bundle",
                       description="Paper recipe (Adam, batch 64, Table 1 schedules, L2 0.01 conv / 0.001 FC); "
                                   "20 %% of the cases held out as a test split; resumable; per-epoch CSV.")
@@ -133,7 +148,8 @@ def predict_into(options: dict, image_path: str, segmentation: str | None, out: 
         print(f"warning: {w}")
     print(f"scan: {facts.summary()}")
     for e in pred.to_json()["eyes"]:
-        print(f"{e['side']:<6} P(active) = {e['probability_active']:.3f} -> {e['call']}")
+        print(f"{e['side']:<6} P(active) = {e['probability_active']:.3f} -> {e['call']}"
+              + (f"  [{e['trust']}]" if e.get("trust") else ""))
     print(f"wrote {out}/result.json ({pred.seconds:.1f} s, model {pred.model})")
 
 
@@ -182,6 +198,19 @@ def run_evaluate(args) -> int:
             "occlusion_mass_on_eom_active_mean")
     print(json.dumps({k: m[k] for k in keys if k in m}, indent=2, default=float))
     print(f"wrote {args.out}/predictions.csv, metrics.json, report.png")
+    return 0
+
+
+def run_trust(args) -> int:
+    from orbitai.device import select_device
+    from orbitai.tao.trust import fit_tao_trust
+
+    test = read_labelled_manifest(args.test) if args.test else None
+    report = fit_tao_trust(args.model, read_labelled_manifest(args.manifest), read_labelled_manifest(args.validation),
+                           test, select_device(args.device), cache=Path(args.cache) if args.cache else None)
+    if args.report:
+        Path(args.report).write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report, indent=1))
     return 0
 
 

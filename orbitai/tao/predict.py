@@ -11,6 +11,7 @@ import torch
 
 from orbitai.bundle import Bundle
 from orbitai.classify.train import predict_proba
+from orbitai.classify.trust import NO_TRUST_WARNING, OOD_MESSAGE, Trust, features_and_logits
 from orbitai.explain import grad_cam, occlusion_map
 from orbitai.io import Volume
 from orbitai.io.values import noise_warning
@@ -37,6 +38,25 @@ class EyeResult:
     probability_active: float
     occlusion: Optional[np.ndarray] = None     # (128, 128) drop in P(predicted class), >= 0
     gradcam: Optional[np.ndarray] = None       # (128, 128) in [0, 1]
+    ood_distance: Optional[float] = None       # Mahalanobis distance of the eye's features (None: no statistics)
+    ood_threshold: Optional[float] = None
+
+    @property
+    def flagged(self) -> bool:
+        """Outside what the model was trained on (the call is not to be used)."""
+        return self.ood_distance is not None and self.ood_threshold is not None and \
+            self.ood_distance > self.ood_threshold
+
+    def to_json(self, threshold: float) -> dict:
+        out = {"side": self.crop.side, "probability_active": round(self.probability_active, 6),
+               "call": "active" if self.probability_active >= threshold else "inactive",
+               "crop_box_ras": self.crop.box_ras(), "slices": int(self.crop.grid.shape[0])}
+        if self.ood_distance is not None:
+            out["ood"] = {"distance": round(self.ood_distance, 3), "threshold": round(float(self.ood_threshold or 0), 3),
+                          "flagged": self.flagged}
+            if self.flagged:
+                out["trust"] = OOD_MESSAGE
+        return out
 
 
 @dataclass
@@ -54,10 +74,7 @@ class TaoPrediction:
         return {"model": self.model, "network": self.network, "device": self.device,
                 "seconds": round(self.seconds, 3), "threshold": self.threshold,
                 "segmentation": self.segmentation_source, "warnings": self.warnings,
-                "eyes": [{"side": e.crop.side, "probability_active": round(e.probability_active, 6),
-                          "call": "active" if e.probability_active >= self.threshold else "inactive",
-                          "crop_box_ras": e.crop.box_ras(), "slices": int(e.crop.grid.shape[0])}
-                         for e in self.eyes]}
+                "eyes": [e.to_json(self.threshold) for e in self.eyes]}
 
     def result(self, reference: Volume) -> TaoResult:
         """The ``predict --out DIR`` contract of this prediction (maps on ``reference``'s grid)."""
@@ -134,8 +151,14 @@ def predict_tao(image: Volume, labels: Optional[Volume], model_name: str = "B", 
                             slices=spec.slices, side_mm=spec.crop_side_mm, net_pixels=spec.net_pixels,
                             resample_masks=resample_masks, what=what)
     x = centre_crop(np.stack([c.canonical() for c in crops]), spec.net_pixels)
-    probs = predict_proba(model, x, device)[:, 1]
-    eyes = [EyeResult(c, float(p)) for c, p in zip(crops, probs)]
+    trust = Trust.from_metadata(bundle.metadata)
+    if trust is None:
+        probs, distances = predict_proba(model, x, device)[:, 1], [None] * len(crops)
+    else:           # calibrated probabilities and how far each eye lies from the training data
+        feats, logits = features_and_logits(model, x, device)
+        probs, distances = trust.probabilities(logits)[:, 1], trust.distance(feats).tolist()
+    eyes = [EyeResult(c, float(p), ood_distance=d, ood_threshold=trust.threshold if trust else None)
+            for c, p, d in zip(crops, probs, distances)]
     if maps:
         report(3, 4, "occlusion and Grad-CAM maps")
         for e, xi in zip(eyes, x):
@@ -143,6 +166,10 @@ def predict_tao(image: Volume, labels: Optional[Volume], model_name: str = "B", 
             e.occlusion, e.gradcam = explain_eye(model, xi, target, device)
     report(4, 4, "done")
     warnings = sorted({w for c in crops for w in c.warnings}) + orbit_warnings(labels, confidence)
+    if trust is None:
+        warnings.append(NO_TRUST_WARNING)
+    warnings += [f"{e.crop.side} eye: {OOD_MESSAGE} (distance {e.ood_distance:.1f} to its training data, flagged "
+                 f"above {e.ood_threshold:.1f})" for e in eyes if e.flagged]
     noise = noise_warning(image.array, labels.array, "MRI")      # a call on noise is said to mean nothing
     if noise:
         warnings.append(noise)

@@ -119,13 +119,15 @@ def _vec(value: Any, n: int, what: str) -> list[float]:
 
 def dicom_report(data: dict[str, Any]) -> Any:
     """What ``tao predict`` puts into DICOM (:mod:`orbitai.dicom.export`): an SR with P(active) of each eye, its
-    side the finding site's laterality, the model as the algorithm (no SEG: the result holds no label map).
+    side the finding site's laterality, the model as the algorithm (no SEG: the result holds no label map); a flagged
+    eye's finding names why it is not to be used.
     ``data`` is result.json's body; the numbers are the same."""
     from orbitai.dicom.export import DicomReport
     from orbitai.dicom.sr import NO_UNITS, PROBABILITY, Finding, Measure, private_code
 
     active = private_code("TAO-ACTIVE", "Active thyroid-associated ophthalmopathy")
-    findings = [Finding(f"P(active) {e['side']}", active, [Measure(PROBABILITY, float(e["probability_active"]),
+    # a call outside the model's training data says so in its tracking identifier (issue 51)
+    findings = [Finding(f"P(active) {e['side']}" + (f" - {e['trust']}" if e.get("trust") else ""), active, [Measure(PROBABILITY, float(e["probability_active"]),
                                                                     NO_UNITS)],
                         Code("SCT", "81745001", "Eye"), LEFT if e["side"] == "left" else RIGHT)
                 for e in data["eyes"]]
