@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.orbitai-installed
 
-.PHONY: demo lint test web test-all bench models scan-classifier mri-model tao-models ivgc-models neuro-models neuro-lesion-model venv clean
+.PHONY: demo lint test web test-all bench models scan-classifier tao-trust mri-model tao-models ivgc-models neuro-models neuro-lesion-model venv clean
 
 venv: $(STAMP) test-tools
 
@@ -85,6 +85,7 @@ tao-models: $(STAMP)
 	$(PY) -m orbitai phantom tao --n 800 --seed 3000 --out $(COHORTS)/tao_train --montage-cases 0
 	$(PY) -m orbitai tao train --manifest $(COHORTS)/tao_train/manifest.csv --network B --holdout 0 --device cpu --out $(MODELS)/tao_network_b_demo
 	$(PY) -m orbitai tao train --manifest $(COHORTS)/tao_train/manifest.csv --network A --holdout 0 --device cpu --out $(MODELS)/tao_network_a_demo
+	$(MAKE) tao-trust
 
 # IVGC response demo bundles (paper 001): 150 phantoms (seeds 6000+; benchmarks hold out seed 7000),
 # radiomics of all six ROI strategies, ICC/t-test/LASSO selection, then the radiomics SVM on MR+LR
@@ -125,6 +126,17 @@ neuro-lesion-model: $(STAMP)
 	$(PY) -m orbitai neuro train-lesions --out $(MODELS)/neuro_lesion_unet_demo --work $(LESION)_train5 --init $(LESION)_stage4 --ms-seeds 16000:16036 --nmosd-seeds 16100:16124 --iterations 1200 --batch 16 --lr 0.0005 --seed 56 --lesion-sampling mixed --contrast-min 0.35 --confluent 0.5 --heavy 0.5 --threads 2 --overwrite
 	# threshold and smallest lesion chosen on the validation phantoms (never the real case)
 	$(PY) -m orbitai neuro tune-lesions --bundle $(MODELS)/neuro_lesion_unet_demo --threads 2
+
+# How far to trust a TAO call (issue 51): each network's out-of-distribution statistics (Grad-CAM layer, 120
+# phantoms drawn like its training cohort) and temperature (100 validation phantoms), written into its metadata.json;
+# 100 test phantoms for the report. ~10 min on 2 CPU cores.
+TRUST := build/tao_trust
+tao-trust: $(STAMP)
+	$(PY) -m orbitai phantom tao --n 120 --seed 3000 --out $(TRUST)/train --montage-cases 0
+	$(PY) -m orbitai phantom tao --n 100 --seed 3500 --out $(TRUST)/validation --montage-cases 0
+	$(PY) -m orbitai phantom tao --n 100 --seed 3700 --out $(TRUST)/test --montage-cases 0
+	$(PY) -m orbitai tao trust --model B --manifest $(TRUST)/train/manifest.csv --validation $(TRUST)/validation/manifest.csv --test $(TRUST)/test/manifest.csv --cache $(TRUST)/eyes
+	$(PY) -m orbitai tao trust --model A --manifest $(TRUST)/train/manifest.csv --validation $(TRUST)/validation/manifest.csv --test $(TRUST)/test/manifest.csv --cache $(TRUST)/eyes
 
 # What a scan is (issue 50): the image classifier (CT or MR, weighting, fat suppression, orbits or brain in view)
 # from renderings of the 16 training SynthSeg heads and the atlas/brain phantoms; its sure-from probabilities chosen
