@@ -15,7 +15,7 @@ from orbitai.orbit.models import load_seg_model
 from orbitai.orbit.result import LABELMAP_FILE, SegmentationResult, check_row
 from orbitai.orbit.rules import structure_volumes
 from orbitai.orbit.segment import segment
-from orbitai.preprocess.checks import check_spacing, image_is_ct, looks_like_ct
+from orbitai.preprocess.checks import check_not_wrapped, check_spacing, image_is_ct, looks_like_ct
 from orbitai.scan import scan_facts
 from orbitai.preprocess.slices import structure_gap_warnings
 from orbitai.progress import ProgressCallback
@@ -56,6 +56,7 @@ def predict(image: str | os.PathLike, out: str | os.PathLike, models: ModelCache
     vol, acquisition = read_scan(image)     # tilted / unevenly spaced DICOM resampled, values in HU
     require_values(vol, "image")
     check_spacing(vol, os.fspath(image))
+    check_not_wrapped(vol, os.fspath(image))        # what no model reads, before asking what the scan is
     facts = scan_facts(vol, acquisition.tags, image, modality)
     if models.name:
         is_ct = looks_like_ct(vol) if not facts.sure("modality") else facts.modality.value == "CT"

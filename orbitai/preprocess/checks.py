@@ -71,6 +71,16 @@ def wrapped_values_evidence(vol: Volume) -> str | None:
             f"from {int(sample.min())} to {int(sample.max())}")
 
 
+def check_not_wrapped(vol: Volume, what: str = "the image") -> None:
+    """Raise :class:`~orbitai.io.VolumeError` for values wrapped by an integer overflow (no model reads them)."""
+    wrapped = wrapped_values_evidence(vol)
+    if wrapped:
+        raise VolumeError(
+            f"{what} has values wrapped around its integer type's limits ({wrapped}): it was scaled or converted "
+            "with an integer overflow, so no model can read it. Export it again from the original scan "
+            "(CT in Hounsfield units, 16-bit).")
+
+
 def image_is_ct(vol: Volume, what: str = "the image", modality: str | None = None) -> bool:
     """Whether the CT model takes the image (True) or the MRI model (False), given what it is (``modality``: "CT"
     or "MR" from :func:`orbitai.scan.scan_facts`; None: from the values alone, as before the scan classifier).
@@ -78,12 +88,7 @@ def image_is_ct(vol: Volume, what: str = "the image", modality: str | None = Non
     Raises :class:`~orbitai.io.VolumeError` for values wrapped by an integer overflow, and for a CT whose values
     are not Hounsfield units (stored as 8-bit values, or with +1024 and nothing in the file saying so), which
     neither model fits."""
-    wrapped = wrapped_values_evidence(vol)
-    if wrapped:
-        raise VolumeError(
-            f"{what} has values wrapped around its integer type's limits ({wrapped}): it was scaled or converted "
-            "with an integer overflow, so no model can read it. Export it again from the original scan "
-            "(CT in Hounsfield units, 16-bit).")
+    check_not_wrapped(vol, what)
     if modality == "MR":
         return False
     dicom_ct = vol.metadata.get("Modality", "").upper() == "CT"
