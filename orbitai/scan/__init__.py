@@ -19,7 +19,7 @@ from typing import Any, Optional
 
 from orbitai.io.volume import Volume, VolumeError
 from orbitai.scan.classifier import load as load_classifier
-from orbitai.scan.features import why_not_a_scan
+from orbitai.scan.features import coarse_values, why_not_a_scan
 from orbitai.scan.tags import TAGS, from_file_name, from_tags, number
 
 __all__ = ["Fact", "ScanFacts", "Expects", "scan_facts", "MODALITY_CHOICES", "parse_stated"]
@@ -202,11 +202,12 @@ def scan_facts(vol: Volume, tags: Optional[dict[str, str]] = None, path: str | o
     if image:
         classifier = load_classifier()
         sure.update(classifier.meta.get("sure") or {})
-        why = why_not_a_scan(vol)
+        coarse = coarse_values(vol)                       # resampled once for both
+        why = why_not_a_scan(vol, coarse)
         if why:
             facts.notes.append(f"The image classifier cannot tell what this scan is: {why}.")
         else:
-            for q, (value, p) in classifier.answer(vol).items():
+            for q, (value, p) in classifier.answer(vol, coarse).items():
                 seen[q] = Fact(value, p, "image")
     for q in ScanFacts.QUESTIONS:
         if q == "slice_mm":

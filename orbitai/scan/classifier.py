@@ -62,9 +62,9 @@ class ScanClassifier:
     ensembles: dict[str, Ensemble]
     meta: dict
 
-    def answer(self, vol: Volume) -> dict[str, tuple[object, float]]:
-        """Each question's most probable answer and its probability."""
-        x = describe(vol)
+    def answer(self, vol: Volume, coarse: np.ndarray | None = None) -> dict[str, tuple[object, float]]:
+        """Each question's most probable answer and its probability (``coarse``: see :func:`describe`)."""
+        x = describe(vol, coarse)
         return self.answer_features(x)
 
     def answer_features(self, x: np.ndarray) -> dict[str, tuple[object, float]]:

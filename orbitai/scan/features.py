@@ -23,7 +23,7 @@ HIST_BINS = np.linspace(0, 1.2, 25)
 REGION_BINS = np.linspace(0, 1.2, 13)
 
 
-def _coarse(vol: Volume) -> np.ndarray:
+def coarse_values(vol: Volume) -> np.ndarray:
     """The volume's values on a :data:`GRID_MM` grid in its own orientation (float32; never finer than given)."""
     img = sitk.Cast(vol.to_sitk(), sitk.sitkFloat32)
     spacing = [max(GRID_MM, s) for s in img.GetSpacing()]
@@ -119,12 +119,13 @@ MIN_EXTENT_MM = 30.0
 MIN_CORRELATION = 0.25
 
 
-def why_not_a_scan(vol: Volume) -> str | None:
-    """Why the image classifier cannot answer for ``vol`` (too small, or noise), or None."""
+def why_not_a_scan(vol: Volume, coarse: np.ndarray | None = None) -> str | None:
+    """Why the image classifier cannot answer for ``vol`` (too small, or noise), or None; ``coarse``: its
+    :func:`coarse_values` when already computed."""
     extent = np.array(vol.size_xyz) * np.array(vol.spacing)
     if np.sum(extent >= MIN_EXTENT_MM) < 2:
         return f"the image covers only {' x '.join(f'{e:.0f}' for e in extent)} mm"
-    a = _coarse(vol).astype(np.float64)
+    a = (coarse_values(vol) if coarse is None else coarse).astype(np.float64)
     best = -1.0
     for axis in range(3):
         if a.shape[axis] < 3:
@@ -137,8 +138,9 @@ def why_not_a_scan(vol: Volume) -> str | None:
     return None
 
 
-def describe(vol: Volume) -> np.ndarray:
-    """The feature vector (:data:`FEATURE_NAMES`) of ``vol``."""
+def describe(vol: Volume, coarse: np.ndarray | None = None) -> np.ndarray:
+    """The feature vector (:data:`FEATURE_NAMES`) of ``vol``; ``coarse``: its :func:`coarse_values` when already
+    computed."""
     raw = vol.array
     sample = raw.ravel()[:: max(1, raw.size // 400_000)].astype(np.float64)
     lo_raw, hi_raw = float(sample.min()), float(sample.max())
@@ -154,7 +156,7 @@ def describe(vol: Volume) -> np.ndarray:
     f["hu_soft_share"] = float(np.mean((sample > -150) & (sample < 150)))
     f["hu_bone_share"] = float(np.mean((sample > 400) & (sample < 3100)))
 
-    a = _coarse(vol).astype(np.float64)
+    a = (coarse_values(vol) if coarse is None else coarse).astype(np.float64)
     air = float(np.percentile(a, 0.5))
     top = float(np.percentile(a, 99.5))
     span = max(top - air, 1e-9)
