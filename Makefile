@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.orbitai-installed
 
-.PHONY: demo lint test web test-all bench models scan-classifier tao-trust mri-model tao-models ivgc-models neuro-models neuro-lesion-model venv clean
+.PHONY: demo lint test web test-all bench models scan-classifier trust tao-trust ivgc-trust neuro-trust mri-model tao-models ivgc-models neuro-models neuro-lesion-model venv clean
 
 venv: $(STAMP) test-tools
 
@@ -99,6 +99,7 @@ ivgc-models: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m orbitai ivgc train --manifest $(IVGC)/manifest.csv --model resnet50 --strategy mrlr --config demo --device cpu --out $(MODELS)/ivgc_resnet50_demo
 	OMP_NUM_THREADS=1 $(PY) -m orbitai ivgc train --manifest $(IVGC)/manifest.csv --features $(IVGC)/features.csv --selection $(IVGC)/selection.json --model rdinet --strategy mrlr --config demo --device cpu --out $(MODELS)/ivgc_rdinet_demo
 	OMP_NUM_THREADS=1 $(PY) -m orbitai ivgc train --manifest $(IVGC)/manifest.csv --features $(IVGC)/features.csv --selection $(IVGC)/selection.json --model rdinet_clinical --strategy mrlr --config demo --device cpu --out $(MODELS)/ivgc_rdinet_clinical_demo
+	$(MAKE) ivgc-trust
 
 # NeuroDifferential demo classifiers (paper 003): 160 brain-FLAIR phantoms (seed 16000; benchmarks hold out
 # seed 17000), the truth lesion masks as the lesion input, the four demo configurations (SGD lr 0.01 x 0.9
@@ -110,6 +111,7 @@ neuro-models: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m orbitai neuro train --manifest $(NEURO)/manifest.csv --config twoview34-demo --holdout 0 --device cpu --out $(MODELS)/neuro_twoview34_demo
 	OMP_NUM_THREADS=1 $(PY) -m orbitai neuro train --manifest $(NEURO)/manifest.csv --config resnet3d18-demo --holdout 0 --device cpu --out $(MODELS)/neuro_resnet3d18_demo
 	OMP_NUM_THREADS=1 $(PY) -m orbitai neuro train --manifest $(NEURO)/manifest.csv --config resnet3d34-demo --holdout 0 --device cpu --out $(MODELS)/neuro_resnet3d34_demo
+	$(MAKE) neuro-trust
 
 # White-matter lesion segmentation demo (2.5D MONAI U-Net) on 48 brain phantoms (MS 16000-16023, NMOSD
 # 16100-16123), three stages each fine-tuning the previous one (--init): 1300 steps voxel-balanced, then
@@ -127,16 +129,29 @@ neuro-lesion-model: $(STAMP)
 	# threshold and smallest lesion chosen on the validation phantoms (never the real case)
 	$(PY) -m orbitai neuro tune-lesions --bundle $(MODELS)/neuro_lesion_unet_demo --threads 2
 
-# How far to trust a TAO call (issue 51): each network's out-of-distribution statistics (Grad-CAM layer, 120
-# phantoms drawn like its training cohort) and temperature (100 validation phantoms), written into its metadata.json;
-# 100 test phantoms for the report. ~10 min on 2 CPU cores.
-TRUST := build/tao_trust
+# How far to trust a call (issue 51): each classifier's out-of-distribution statistics (its features on phantoms
+# drawn like its training cohort), threshold and calibration (on validation phantoms), written into its
+# metadata.json; test phantoms (benchmarks' seeds, never fitted on) give the report. ~50 min on 2 CPU cores.
+TRUST := build/trust
+trust: tao-trust ivgc-trust neuro-trust
+
 tao-trust: $(STAMP)
-	$(PY) -m orbitai phantom tao --n 120 --seed 3000 --out $(TRUST)/train --montage-cases 0
-	$(PY) -m orbitai phantom tao --n 100 --seed 3500 --out $(TRUST)/validation --montage-cases 0
-	$(PY) -m orbitai phantom tao --n 100 --seed 3700 --out $(TRUST)/test --montage-cases 0
-	$(PY) -m orbitai tao trust --model B --manifest $(TRUST)/train/manifest.csv --validation $(TRUST)/validation/manifest.csv --test $(TRUST)/test/manifest.csv --cache $(TRUST)/eyes
-	$(PY) -m orbitai tao trust --model A --manifest $(TRUST)/train/manifest.csv --validation $(TRUST)/validation/manifest.csv --test $(TRUST)/test/manifest.csv --cache $(TRUST)/eyes
+	$(PY) -m orbitai phantom tao --n 120 --seed 3000 --out $(TRUST)/tao/train --montage-cases 0
+	$(PY) -m orbitai phantom tao --n 200 --seed 3500 --out $(TRUST)/tao/validation --montage-cases 0
+	$(PY) -m orbitai phantom tao --n 200 --seed 3700 --out $(TRUST)/tao/test --montage-cases 0
+	for m in B A; do $(PY) -m orbitai tao trust --model $$m --manifest $(TRUST)/tao/train/manifest.csv --validation $(TRUST)/tao/validation/manifest.csv --test $(TRUST)/tao/test/manifest.csv --cache $(TRUST)/tao/cache --report $(TRUST)/report_tao_$$m.json; done
+
+ivgc-trust: $(STAMP)
+	$(PY) -m orbitai phantom ivgc --n 150 --seed 6000 --out $(TRUST)/ivgc/train --montage-cases 0
+	$(PY) -m orbitai phantom ivgc --n 200 --seed 6500 --out $(TRUST)/ivgc/validation --montage-cases 0
+	$(PY) -m orbitai phantom ivgc --n 200 --seed 7000 --out $(TRUST)/ivgc/test --montage-cases 0
+	for m in svm resnet50 rdinet rdinet_clinical; do $(PY) -m orbitai ivgc trust --model $$m --manifest $(TRUST)/ivgc/train/manifest.csv --validation $(TRUST)/ivgc/validation/manifest.csv --test $(TRUST)/ivgc/test/manifest.csv --cache $(TRUST)/ivgc/cache --report $(TRUST)/report_ivgc_$$m.json; done
+
+neuro-trust: $(STAMP)
+	$(PY) -m orbitai phantom brain-flair --n 160 --seed 16000 --out $(TRUST)/neuro/train --montage-cases 0
+	$(PY) -m orbitai phantom brain-flair --n 160 --seed 16500 --out $(TRUST)/neuro/validation --montage-cases 0
+	$(PY) -m orbitai phantom brain-flair --n 160 --seed 17000 --out $(TRUST)/neuro/test --montage-cases 0
+	for m in neuro_twoview18_demo neuro_resnet3d18_demo; do $(PY) -m orbitai neuro trust --model $$m --manifest $(TRUST)/neuro/train/manifest.csv --validation $(TRUST)/neuro/validation/manifest.csv --test $(TRUST)/neuro/test/manifest.csv --cache $(TRUST)/neuro/cache --report $(TRUST)/report_neuro_$$m.json; done
 
 # What a scan is (issue 50): the image classifier (CT or MR, weighting, fat suppression, orbits or brain in view)
 # from renderings of the 16 training SynthSeg heads and the atlas/brain phantoms; its sure-from probabilities chosen

@@ -7,7 +7,7 @@ import argparse
 from orbitai.device import DEVICE_CHOICES
 from orbitai.errors import UserError
 from orbitai.io import RESAMPLE_OPTION
-from orbitai.scan import MODALITY_CHOICES, parse_stated
+from orbitai.modality import MODALITY_CHOICES, parse_stated
 
 __all__ = ["add_device_option", "add_modality_option", "add_nproc_option", "add_resample_option", "add_bundle_out_options",
            "check_training_options", "manifest_inputs"]
@@ -20,7 +20,7 @@ def add_device_option(parser: argparse.ArgumentParser, what: str = "compute devi
 
 
 def add_modality_option(parser: argparse.ArgumentParser) -> None:
-    """The one ``--modality`` option of every predict command (`orbitai.scan.MODALITY_CHOICES`): what the scan is
+    """The one ``--modality`` option of every predict command (`orbitai.modality.MODALITY_CHOICES`): what the scan is
     when the user knows better than the scan's tags and image (`orbitai.scan.scan_facts`)."""
     parser.add_argument("--modality", default="auto", type=_modality, metavar="|".join(MODALITY_CHOICES),
                         help="what the scan is: CT, MR, or an MR weighting (T1, T2, FLAIR, PD; -FS: fat suppressed). "
@@ -82,3 +82,22 @@ def check_training_options(args: argparse.Namespace) -> None:
 def manifest_inputs(manifest: str, cases: list) -> list:
     """Every file a manifest command reads: the manifest, each case's image and segmentation."""
     return [manifest, *(p for c in cases for p in (c.image, c.segmentation) if p is not None)]
+
+
+def add_trust_parser(sub: argparse._SubParsersAction, models: str, columns: str, cache: str) -> argparse.ArgumentParser:
+    """The ``<task> trust`` command (issue 51, `orbitai.classify.trust`): ``models`` says what --model takes,
+    ``columns`` a manifest's columns, ``cache`` what --cache keeps. The caller sets its ``func``."""
+    p = sub.add_parser("trust", help="fit a bundle's out-of-distribution statistics and calibration",
+                       description="Writes into the bundle's metadata.json the class means and covariance of the "
+                                   "network's features (from --manifest, its training cases), the distance above "
+                                   "which a call is flagged (5 %% of --validation flagged) and the temperature (and "
+                                   "bias) that calibrate its probabilities (on --validation); --test adds held-out "
+                                   "figures.")
+    p.add_argument("--model", required=True, help=f"{models} (its metadata.json is rewritten)")
+    p.add_argument("--manifest", required=True, help=f"training cases: CSV with {columns}")
+    p.add_argument("--validation", required=True, help="validation cases (not trained on), same columns")
+    p.add_argument("--test", help="test cases for the report's figures (never used to fit)")
+    p.add_argument("--report", help="also write the report to this JSON file")
+    p.add_argument("--cache", help=f"folder keeping {cache} of each manifest (reused by a second bundle)")
+    add_device_option(p)
+    return p

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from orbitai.classify.trust import (Trust, expected_calibration_error, features_and_logits, fit_temperature,
-                                    fit_trust, softmax)
+from orbitai.classify.trust import (OOD_MESSAGE, Trust, binary_logits, expected_calibration_error,
+                                    features_and_logits, fit_calibration, fit_temperature, fit_trust, reliability,
+                                    softmax)
 
 
 def test_expected_calibration_error_of_known_cases():
@@ -71,4 +72,66 @@ def test_with_a_cam_layer_the_features_are_its_pooled_channels():
     feats, _ = features_and_logits(net, x)
     with torch.no_grad():
         a = net.cam_layer(torch.from_numpy(x))
-    assert np.allclose(feats, np.concatenate([a.mean((2, 3)), a.std((2, 3))], 1), atol=1e-6)
+    assert np.allclose(feats, np.concatenate([a.mean((2, 3)), a.std((2, 3), correction=0)], 1), atol=1e-6)
+
+
+def test_a_bias_calibrates_a_model_that_leans_to_one_class():
+    rng = np.random.default_rng(4)
+    margin = rng.normal(0.0, 1.5, 4000)                                  # true log-odds of class 1
+    labels = (rng.random(len(margin)) < 1 / (1 + np.exp(-margin))).astype(int)
+    logits = np.stack([np.zeros_like(margin), margin + 1.5], 1)         # says class 1 too often
+    t_alone = fit_temperature(logits, labels)
+    t, bias = fit_calibration(logits, labels)
+    assert bias == pytest.approx(-1.5, abs=0.2) and t == pytest.approx(1.0, abs=0.15)
+    after = expected_calibration_error(softmax(logits, t, bias), labels)
+    assert after < 0.03 < expected_calibration_error(softmax(logits, t_alone), labels)
+
+
+def test_probabilities_of_a_model_without_logits_round_trip():
+    p = np.array([0.0, 0.2, 0.5, 0.97, 1.0])
+    back = softmax(binary_logits(p))[:, 1]
+    assert np.allclose(back, np.clip(p, 1e-7, 1 - 1e-7))
+
+
+def test_reliability_bins_and_the_report_agree_with_the_error():
+    rng = np.random.default_rng(5)
+    p1 = rng.random(500)
+    y = (rng.random(500) < p1).astype(int)
+    probs = np.stack([1 - p1, p1], 1)
+    bins = reliability(probs, y)
+    assert sum(b["cases"] for b in bins) == 500
+    ece = sum(b["cases"] / 500 * abs(b["accuracy"] - b["confidence"]) for b in bins)
+    assert ece == pytest.approx(expected_calibration_error(probs, y))
+    trust = Trust([[0.0], [1.0]], [[1.0]], 2.0, 1.0, 0.0, 0.0, "synthetic")
+    report = trust.report(np.concatenate([np.zeros((490, 1)), np.full((10, 1), 9.0)]), np.log(probs), y)
+    assert report["flagged_share"] == pytest.approx(0.02) and report["cases"] == 500
+
+
+def test_an_older_trust_block_without_a_bias_still_loads():
+    block = {"means": [[0.0], [1.0]], "precision": [[1.0]], "threshold": 2.0, "temperature": 1.5, "ece_before": 0.1,
+             "ece_after": 0.05, "fitted_on": "older"}
+    trust = Trust.from_metadata({"trust": block})
+    assert trust is not None and trust.bias == 0.0
+    assert Trust.from_metadata({}) is None
+    assert trust.ood_json(3.0) == {"ood": {"distance": 3.0, "threshold": 2.0, "flagged": True}, "trust": OOD_MESSAGE}
+    assert trust.warning(1.0) is None and OOD_MESSAGE in str(trust.warning(3.0))
+
+
+def test_named_inputs_go_to_the_model_in_the_order_of_its_input_names():
+    class TwoInputs(torch.nn.Module):
+        input_names = ("image", "radiomics")
+
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(4 + 3, 2)
+
+        def forward(self, image, radiomics):
+            return self.fc(torch.cat([image.flatten(1), radiomics], 1))
+    torch.manual_seed(1)
+    net = TwoInputs()
+    rng = np.random.default_rng(6)
+    image, radiomics = rng.normal(size=(5, 1, 2, 2)).astype(np.float32), rng.normal(size=(5, 3)).astype(np.float32)
+    feats, logits = features_and_logits(net, {"radiomics": radiomics, "image": image})
+    with torch.no_grad():
+        out = net(torch.from_numpy(image), torch.from_numpy(radiomics)).numpy()
+    assert np.allclose(logits, out, atol=1e-6) and feats.shape == (5, 7)

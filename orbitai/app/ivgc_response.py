@@ -24,7 +24,7 @@ from typing import Any, Mapping, Optional
 
 from orbitai.app import requirements_file
 from orbitai.app.panel_spec import (Option, PanelSpec, device_option, modality_arguments, modality_option, model_option,
-                                     reason, scan_text)
+                                     reason, scan_text, trust_text)
 from orbitai.cohort.clinical import IVGC_CLINICAL
 from orbitai.errors import InputError
 from orbitai.ivgc import checks
@@ -57,7 +57,7 @@ class IvgcOutputs:
     def summary(self) -> str:
         r = self.result
         text = (f"{MODELS.get(r['model'], r['model'])} on {r['strategy']}: {r['call']} "
-                f"(P(response) = {float(r['probability']):.2f}).") + scan_text(r)
+                f"(P(response) = {float(r['probability']):.2f}).") + scan_text(r) + trust_text(r)
         if r.get("warnings"):
             text += " Warnings: " + " ".join(r["warnings"])
         return text
@@ -179,12 +179,13 @@ class IVGCResponseLogic(JobLogic):
         threshold = float(r["threshold"])
         row = {"P(response)": float(r["probability"]), "call": r["call"], "threshold": threshold,
                "model": r["model"], "kind": r.get("kind", ""), "ROI strategy": r["strategy"],
-               "clinical features": "used" if r.get("clinical_used") else "not used"}
+               "clinical features": "used" if r.get("clinical_used") else "not used", "trust": r.get("trust", "")}
         nodes = [table_node_from_rows(
             self.ctx, [row], name=RESULT_TABLE,
             descriptions={"P(response)": "probability that the patient responds to IVGC",
                           "call": f"responder when P(response) >= {threshold:g}",
-                          "ROI strategy": STRATEGIES[r["strategy"]].description})]
+                          "ROI strategy": STRATEGIES[r["strategy"]].description,
+                          "trust": "empty, or why the call is not to be used (outside the model's training data)"})]
         features = None
         if read.features:
             features = table_node_from_rows(

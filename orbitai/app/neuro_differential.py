@@ -23,7 +23,7 @@ import numpy as np
 
 from orbitai.app import requirements_file
 from orbitai.app.panel_spec import (Option, PanelSpec, device_option, modality_arguments, modality_option, model_option,
-                                     reason, scan_text)
+                                     reason, scan_text, trust_text)
 from orbitai.errors import InputError
 from orbitai.io.segfile import LabelInfo, lesion_table, write_segmentation
 from orbitai.jobs.child import write_job_input
@@ -88,6 +88,7 @@ class NeuroOutputs:
                 text += f" {model}: {r['call']} (P(NMOSD) = {float(r['probability_nmosd']):.2f})."
             else:
                 text += f" {model} does not apply: {r['reason']}."
+            text += trust_text(r)
         if r.get("warnings"):
             text += " Warnings: " + " ".join(r["warnings"])
         return text
@@ -207,7 +208,9 @@ class NeuroDifferentialLogic(JobLogic):
                 self.ctx, [probability_row(r)], name=f"{base} {PROBABILITY_TABLE}",
                 descriptions={"P(NMOSD)": "probability of NMOSD (vs multiple sclerosis) from the model",
                               "call": f"NMOSD when P(NMOSD) >= {float(r['threshold']):g}, else MS",
-                              "input": "the classifier's input image (lesion mask, FLAIR or FLAIR inside the lesions)"})
+                              "input": "the classifier's input image (lesion mask, FLAIR or FLAIR inside the lesions)",
+                              "trust": "empty, or why the call is not to be used (outside the model's training "
+                                       "data or its scope)"})
             nodes.append(outputs.probability_table)
         if read.heatmap is not None:
             top = float(read.heatmap.array.max())
@@ -260,7 +263,7 @@ def probability_row(r: dict) -> dict:
     return {"P(NMOSD)": float(p) if p is not None else None, "P(MS)": 1.0 - float(p) if p is not None else None,
             "call": r["call"] if r["applies"] else "does not apply", "threshold": float(r["threshold"]),
             "model": MODELS.get(r["model"], r["model"]), "architecture": r["architecture"],
-            "input": r["input_mode"], "reason": r.get("reason") or ""}
+            "input": r["input_mode"], "reason": r.get("reason") or "", "trust": r.get("trust") or ""}
 
 
 #: The panel, for Slicer and the browser (`orbitai.app.panel_spec`).

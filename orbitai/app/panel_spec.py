@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional
 from orbitai.device import DEVICE_CHOICES
 from orbitai.errors import OrbitAIError
 from orbitai.mrml.jobs import JobLogic
-from orbitai.scan import MODALITY_CHOICES
+from orbitai.modality import MODALITY_CHOICES
 
 __all__ = ["Option", "PanelSpec", "KINDS", "device_option", "model_option", "modality_option", "modality_arguments",
            "scan_text", "reason"]
@@ -139,6 +139,14 @@ def scan_text(result: dict[str, Any]) -> str:
     """" Scan: <what the scan is>." from a result.json's ``scan`` block, "" without one."""
     scan = result.get("scan")
     return f" Scan: {scan['summary']}." if isinstance(scan, dict) and scan.get("summary") else ""
+
+
+def trust_text(result: dict[str, Any]) -> str:
+    """" Do not use: <why>." when result.json's call is flagged out of distribution (issue 51), else "";
+    then " Scope: <what the model assumes>." when the result states its scope."""
+    flagged = f" Do not use: {result['trust']}." if result.get("trust") else ""
+    scope = f" Scope: {result['scope']}" if result.get("scope") else ""
+    return flagged + scope
 
 
 def reason(check: Callable[..., Any], *args: Any) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 from orbitai.app import requirements_file
 from orbitai.app.panel_spec import (Option, PanelSpec, device_option, modality_arguments, modality_option, model_option,
-                                     scan_text)
+                                     scan_text, trust_text)
 from orbitai.errors import InputError
 from orbitai.io import VolumeError
 from orbitai.mrml import (
@@ -55,7 +55,7 @@ class TaoOutputs:
     def summary(self) -> str:
         eyes = ", ".join(f"{e['side']} eye {e['call']} (P = {e['probability_active']:.2f})"
                          for e in self.result["eyes"])
-        text = f"{self.result['model']}: {eyes}." + scan_text(self.result)
+        text = f"{self.result['model']}: {eyes}." + scan_text(self.result) + trust_text(self.result)
         if self.result.get("warnings"):
             text += " Warnings: " + " ".join(self.result["warnings"])
         return text

@@ -5,12 +5,13 @@
   cases. The features are the mean and standard deviation over space of each channel of the Grad-CAM layer
   (``cam_layer``: the last feature block, where the image's content and texture are still seen; measured on TAO
   Network B, noise and a T2 without fat suppression lie 6-13 from the training data there against 2-3 for a
-  phantom, while the 16 inputs of its last linear layer place noise as close as a phantom), else the input of the
-  last linear layer. The threshold is the 95th percentile of the distances
+  phantom, while the 16 inputs of its last linear layer place noise as close as a phantom), or a ResNet's last
+  stage (``layer4``), else the input of the last linear layer. The threshold is the 95th percentile of the distances
   of held-out in-distribution cases, so that about 5 % of them are flagged.
 * **Calibration**: temperature scaling (Guo et al., ICML 2017) fitted on a validation split by minimising the
-  negative log-likelihood; the expected calibration error (15 equal-width bins of the top-class probability) before
-  and after.
+  negative log-likelihood; for a two-class model with a bias on the second class's logit too, which is Platt
+  scaling of the logit difference (a temperature alone cannot move a model whose probabilities lean to one class).
+  The expected calibration error (15 equal-width bins of the top-class probability) before and after.
 
 The fitted statistics (:class:`Trust`) are plain numbers stored in the bundle's ``metadata.json`` (``trust``), read
 back at prediction; a bundle without them loads with a warning (:data:`NO_TRUST_WARNING`).
@@ -20,9 +21,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
+import json
+import os
+from pathlib import Path
+from typing import Mapping, Sequence, Union
+
 import numpy as np
 import torch
-from scipy.optimize import minimize_scalar
+from scipy.optimize import minimize
 from sklearn.covariance import LedoitWolf
 
 #: Share of held-out in-distribution cases the threshold flags.
@@ -44,17 +50,25 @@ def last_linear(model: torch.nn.Module) -> torch.nn.Linear:
 
 
 def _pooled(a: torch.Tensor) -> torch.Tensor:
-    """Per-channel mean and standard deviation over the spatial axes of an (N, C, ...) activation."""
+    """Per-channel mean and (population) standard deviation over the spatial axes of an (N, C, ...) activation
+    (0 where the activation has one position, as a 3D ResNet's last stage may)."""
     dims = tuple(range(2, a.ndim))
-    return torch.cat([a.mean(dims), a.std(dims)], 1) if dims else a
+    return torch.cat([a.mean(dims), a.std(dims, correction=0)], 1) if dims else a
 
 
-def features_and_logits(model: torch.nn.Module, x: np.ndarray, device: Any = "cpu", batch: int = 32
+Inputs = Union[np.ndarray, Mapping[str, np.ndarray]]
+
+
+def features_and_logits(model: torch.nn.Module, x: Inputs, device: Any = "cpu", batch: int = 32
                         ) -> tuple[np.ndarray, np.ndarray]:
     """The features of the out-of-distribution score (see the module docstring) and the logits of ``x`` (N, ...),
-    in eval mode."""
+    or of named inputs ``{name: (N, ...)}`` given to the model in the order of its ``input_names``, in eval mode."""
+    names: Sequence[str] = tuple(getattr(model, "input_names", ("image",)))
+    arrays = [x] if isinstance(x, np.ndarray) else [np.asarray(x[n]) for n in names]
     seen: list[torch.Tensor] = []
     cam = getattr(model, "cam_layer", None)
+    if not isinstance(cam, torch.nn.Module):      # a ResNet without a named Grad-CAM layer: its last stage
+        cam = getattr(model, "layer4", None)
     if isinstance(cam, torch.nn.Module):
         hook = cam.register_forward_hook(lambda _m, _i, out: seen.append(_pooled(out.detach())))
     else:
@@ -64,8 +78,10 @@ def features_and_logits(model: torch.nn.Module, x: np.ndarray, device: Any = "cp
     logits = []
     try:
         with torch.no_grad():
-            for i in range(0, len(x), batch):
-                logits.append(model(torch.from_numpy(np.ascontiguousarray(x[i:i + batch])).to(device)).cpu())
+            for i in range(0, len(arrays[0]), batch):
+                part = [torch.from_numpy(np.ascontiguousarray(a[i:i + batch], dtype=np.float32)).to(device)
+                        for a in arrays]
+                logits.append(model(*part).cpu())
     finally:
         hook.remove()
         model.train(was)
@@ -73,33 +89,64 @@ def features_and_logits(model: torch.nn.Module, x: np.ndarray, device: Any = "cp
     return feats, torch.cat(logits).double().numpy()
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = np.asarray(logits, np.float64) / temperature
+def binary_logits(p: np.ndarray) -> np.ndarray:
+    """Two-class logits (log(1 - p), log p) of probabilities of the second class (a model that gives only
+    probabilities, such as the radiomics SVM); their softmax is ``p`` again."""
+    q = np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
+    return np.stack([np.log1p(-q), np.log(q)], 1)
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0, bias: float = 0.0) -> np.ndarray:
+    """Softmax of ``logits / temperature``, ``bias`` added to the second class's (two-class models)."""
+    z = np.array(logits, np.float64) / temperature
+    if bias:
+        z[:, 1] += bias
     e = np.exp(z - z.max(1, keepdims=True))
     return e / e.sum(1, keepdims=True)
 
 
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
-    """ECE of the top-class probability: the bin-size-weighted mean |accuracy - confidence| over equal-width bins."""
-    conf, pred = probs.max(1), probs.argmax(1)
-    right = pred == np.asarray(labels)
+def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> list[dict[str, float]]:
+    """The reliability diagram's bins (equal width over the top-class probability): each non-empty bin's range,
+    cases, mean confidence and accuracy."""
+    conf, right = probs.max(1), probs.argmax(1) == np.asarray(labels)
     edges = np.linspace(0, 1, bins + 1)
-    total = 0.0
+    out = []
     for lo, hi in zip(edges[:-1], edges[1:]):
         inside = (conf > lo) & (conf <= hi)
         if inside.any():
-            total += inside.mean() * abs(right[inside].mean() - conf[inside].mean())
-    return float(total)
+            out.append({"from": round(float(lo), 4), "to": round(float(hi), 4), "cases": int(inside.sum()),
+                        "confidence": float(conf[inside].mean()), "accuracy": float(right[inside].mean())})
+    return out
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
+    """ECE of the top-class probability: the bin-size-weighted mean |accuracy - confidence| over equal-width bins."""
+    n = len(np.asarray(labels))
+    return float(sum(b["cases"] / n * abs(b["accuracy"] - b["confidence"]) for b in reliability(probs, labels, bins)))
+
+
+def fit_calibration(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(temperature, bias) minimising the negative log-likelihood of ``labels``; the bias (second class's logit)
+    only for two classes, else 0. Temperature bounded to 0.05-20, bias to +-10."""
+    y = np.asarray(labels, int)
+    two = np.asarray(logits).shape[1] == 2
+
+    def nll(v: np.ndarray) -> float:
+        p = softmax(logits, float(np.exp(v[0])), float(v[1]) if two else 0.0)
+        return float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1))))
+    bounds = [(np.log(0.05), np.log(20.0))] + [(-10.0, 10.0)] * two
+    v = minimize(nll, np.zeros(1 + two), method="L-BFGS-B", bounds=bounds).x
+    return float(np.exp(v[0])), float(v[1]) if two else 0.0
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """The temperature minimising the negative log-likelihood of ``labels`` (bounded to 0.05-20)."""
+    """The temperature alone (no bias) minimising the negative log-likelihood of ``labels``."""
     y = np.asarray(labels, int)
 
-    def nll(t: float) -> float:
-        p = softmax(logits, t)
+    def nll(v: np.ndarray) -> float:
+        p = softmax(logits, float(np.exp(v[0])))
         return float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1))))
-    return float(minimize_scalar(nll, bounds=(0.05, 20.0), method="bounded").x)
+    return float(np.exp(minimize(nll, np.zeros(1), method="L-BFGS-B", bounds=[(np.log(0.05), np.log(20.0))]).x[0]))
 
 
 @dataclass(frozen=True)
@@ -113,6 +160,7 @@ class Trust:
     ece_before: float
     ece_after: float
     fitted_on: str
+    bias: float = 0.0                  # second class's logit (two-class Platt scaling; 0 in older bundles)
 
     def distance(self, feats: np.ndarray) -> np.ndarray:
         """Mahalanobis distance of each row to the nearest class mean."""
@@ -122,7 +170,34 @@ class Trust:
         return np.min(d, axis=0)
 
     def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        return softmax(logits, self.temperature)
+        return softmax(logits, self.temperature, self.bias)
+
+    def flagged(self, distance: float) -> bool:
+        return float(distance) > self.threshold
+
+    def ood_json(self, distance: float) -> dict[str, Any]:
+        """result.json's ``ood`` block of one call (and ``trust``: :data:`OOD_MESSAGE` when flagged)."""
+        out: dict[str, Any] = {"distance": round(float(distance), 3), "threshold": round(self.threshold, 3),
+                               "flagged": self.flagged(distance)}
+        return {"ood": out, **({"trust": OOD_MESSAGE} if out["flagged"] else {})}
+
+    def warning(self, distance: float, who: str = "The call") -> Optional[str]:
+        """The warning line of a flagged call, else None."""
+        if not self.flagged(distance):
+            return None
+        return (f"{who}: {OOD_MESSAGE} (distance {float(distance):.1f} to its training data, flagged above "
+                f"{self.threshold:.1f})")
+
+    def report(self, feats: np.ndarray, logits: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+        """Figures on a labelled set: share flagged, accuracy, ECE uncalibrated and calibrated, reliability bins."""
+        y = np.asarray(labels, int)
+        raw, cal = softmax(logits), self.probabilities(logits)
+        return {"cases": int(len(y)), "flagged_share": float(np.mean(self.distance(feats) > self.threshold)),
+                "accuracy": float(np.mean(raw.argmax(1) == y)),
+                "accuracy_calibrated": float(np.mean(cal.argmax(1) == y)),
+                "ece_uncalibrated": expected_calibration_error(raw, y),
+                "ece_calibrated": expected_calibration_error(cal, y),
+                "reliability_uncalibrated": reliability(raw, y), "reliability_calibrated": reliability(cal, y)}
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -130,13 +205,16 @@ class Trust:
     @classmethod
     def from_metadata(cls, meta: dict[str, Any]) -> Optional["Trust"]:
         block = meta.get("trust")
-        return cls(**block) if isinstance(block, dict) else None
+        if not isinstance(block, dict):
+            return None
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in block.items() if k in known})
 
 
 def fit_trust(train_feats: np.ndarray, train_labels: np.ndarray, val_feats: np.ndarray, val_logits: np.ndarray,
               val_labels: np.ndarray, fitted_on: str) -> Trust:
     """Class means and shared covariance on the training cases; the threshold (:data:`FLAG_SHARE` of the validation
-    cases flagged) and the temperature on the validation cases."""
+    cases flagged) and the calibration (:func:`fit_calibration`) on the validation cases."""
     y = np.asarray(train_labels, int)
     classes = sorted(set(y.tolist()))
     means = np.stack([train_feats[y == c].mean(0) for c in classes])
@@ -144,7 +222,50 @@ def fit_trust(train_feats: np.ndarray, train_labels: np.ndarray, val_feats: np.n
     precision = LedoitWolf(assume_centered=True).fit(centred).precision_
     partial = Trust(means.tolist(), precision.tolist(), 0.0, 1.0, 0.0, 0.0, fitted_on)
     threshold = float(np.quantile(partial.distance(val_feats), 1 - FLAG_SHARE))
-    temperature = fit_temperature(val_logits, val_labels)
+    temperature, bias = fit_calibration(val_logits, val_labels)
     return Trust(means.tolist(), precision.tolist(), threshold, temperature,
                  expected_calibration_error(softmax(val_logits), val_labels),
-                 expected_calibration_error(softmax(val_logits, temperature), val_labels), fitted_on)
+                 expected_calibration_error(softmax(val_logits, temperature, bias), val_labels), fitted_on, bias)
+
+
+def fit_on_split(model: torch.nn.Module, train_x: Inputs, train_y: np.ndarray, val_x: Inputs, val_y: np.ndarray,
+                 device: Any = "cpu", what: str = "cases") -> Trust:
+    """A training command's trust block: :func:`fit_trust` on the network's features of its training split and its
+    held-out split (which also gives the bundle's held-out metrics)."""
+    f_tr, _ = features_and_logits(model, train_x, device)
+    f_va, l_va = features_and_logits(model, val_x, device)
+    return fit_trust(f_tr, train_y, f_va, l_va, val_y,
+                     f"the training command's split: {len(train_y)} training and {len(val_y)} held-out {what}")
+
+
+def fit_and_report(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.ndarray, np.ndarray, np.ndarray],
+                   test: Optional[tuple[np.ndarray, np.ndarray, np.ndarray]], fitted_on: str
+                   ) -> tuple[Trust, dict[str, Any]]:
+    """:func:`fit_trust` on (features, labels) of the training cases and (features, logits, labels) of the
+    validation cases; the report (validation figures, and the test set's when given)."""
+    trust = fit_trust(train[0], train[1], *validation, fitted_on=fitted_on)
+    report: dict[str, Any] = {"temperature": trust.temperature, "bias": trust.bias, "threshold": trust.threshold,
+                              "fitted_on": fitted_on, "validation": trust.report(*validation)}
+    if test is not None:
+        report["test"] = trust.report(*test)
+    return trust, report
+
+
+def write_trust(bundle_dir: Path, trust: Trust) -> None:
+    """Put ``trust`` into the bundle's metadata.json (written beside it, then moved over it; the weights and their
+    checksum are untouched)."""
+    path = Path(bundle_dir) / "metadata.json"
+    meta = json.loads(path.read_text())
+    meta["trust"] = trust.to_json()
+    tmp = path.with_name(f".metadata.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def show_report(report: dict[str, Any], path: Optional[str] = None) -> None:
+    """Print a ``trust`` command's report (the reliability bins left out) and write it whole to ``path``."""
+    if path:
+        Path(path).write_text(json.dumps(report, indent=1) + "\n")
+    short = {k: ({kk: vv for kk, vv in v.items() if not kk.startswith("reliability")} if isinstance(v, dict) else v)
+             for k, v in report.items()}
+    print(json.dumps(short, indent=1))

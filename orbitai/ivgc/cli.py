@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, NoReturn, Optional
 
 from orbitai.arguments import (add_bundle_out_options, add_device_option, add_modality_option, add_nproc_option,
-                               add_resample_option)
+                               add_resample_option, add_trust_parser)
 from orbitai.cohort.runner import CohortCase, add_cohort_options, check_cohort_options
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import InputError, OrbitAIError, UserError, one_line
@@ -180,9 +180,16 @@ def _add_configs(s: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_configs)
 
 
+def _add_trust(s: argparse._SubParsersAction) -> None:
+    add_trust_parser(s, "a kind (svm, resnet50, rdinet, rdinet_clinical) or a bundle name/folder",
+                     "case_id,image,segmentation,label[, clinical features]",
+                     "the selected radiomics and image crops").set_defaults(func=run_trust)
+
+
 #: Sub-command parser functions, in the order ``orbitai ivgc --help`` lists them.
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_features, _add_select, _add_train,
-                                                                    _add_predict, _add_evaluate, _add_cv, _add_configs]
+                                                                    _add_predict, _add_evaluate, _add_cv, _add_trust,
+                                                                    _add_configs]
 
 
 def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
@@ -557,8 +564,10 @@ def run_predict(args: argparse.Namespace) -> int:
         print(f"warning: {w}")
     if pred.scan is not None:
         print(f"scan: {pred.scan.summary()}")
+    flag = f"  [{result.data['trust']}]" if result.data.get("trust") else ""
     print(f"P(responder) = {pred.probability:.3f} -> {pred.call} (model {pred.model}, {pred.kind}, ROI "
-          f"{pred.strategy}, {pred.seconds:.1f} s)")
+          f"{pred.strategy}, {pred.seconds:.1f} s){flag}")
+    print(f"scope: {result.data['scope']}")
     print(f"wrote {out}/{RESULT_FILE}")
     return 0
 
@@ -575,4 +584,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(f"{row['model']:<28} AUC {row['AUC']:.3f} ({row['AUC_CI95_low']:.3f}-{row['AUC_CI95_high']:.3f}) "
               f"ACC {row['ACC']:.3f} SEN {row['SEN']:.3f} SPE {row['SPE']:.3f} PPV {row['PPV']:.3f} NPV {row['NPV']:.3f}")
     print(f"wrote {args.out}/table2.csv, table2.json, predictions.csv and the figures")
+    return 0
+
+
+def run_trust(args: argparse.Namespace) -> int:
+    """``ivgc trust``: fit and store a bundle's out-of-distribution statistics and calibration (issue 51)."""
+    from orbitai.classify.trust import show_report
+    from orbitai.cohort.manifest import read_labelled_manifest
+    from orbitai.device import select_device
+    from orbitai.ivgc.data import case_label
+    from orbitai.ivgc.trust import fit_ivgc_trust
+
+    def read(manifest: Optional[str]) -> Optional[list]:
+        return read_labelled_manifest(manifest, case_label) if manifest else None
+    show_report(fit_ivgc_trust(args.model, read(args.manifest) or [], read(args.validation) or [], read(args.test),
+                               select_device(args.device), cache=Path(args.cache) if args.cache else None), args.report)
     return 0

@@ -23,6 +23,7 @@ from typing import Any, Mapping, Optional
 import numpy as np
 import SimpleITK as sitk
 
+from orbitai.classify.trust import NO_TRUST_WARNING, Trust, binary_logits
 from orbitai.cohort.clinical import IVGC_CLINICAL
 from orbitai.errors import InputError
 from orbitai.io import Volume
@@ -41,6 +42,9 @@ from orbitai.scan import Expects, ScanFacts, scan_facts
 #: What the paper's models were made for (paper 001): coronal T2-weighted MRI of the orbits.
 EXPECTS = Expects(modality="MR", weightings=("T2",), orbits=True,
                   name="The IVGC models (paper 001: coronal T2-weighted MRI of the orbits)")
+#: What every IVGC model assumes, shown with each result (issue 51).
+SCOPE = ("For a patient with thyroid eye disease before intravenous glucocorticoids: a coronal T2-weighted MRI of "
+         "the orbits with its recti segmented (paper 001). Trained on phantoms only; not for clinical use.")
 
 log = logging.getLogger(__name__)
 
@@ -59,16 +63,25 @@ class IvgcPrediction:
     device: str = "cpu"
     warnings: list[str] = field(default_factory=list)
     scan: Optional[ScanFacts] = None
+    trust: Optional[Trust] = None          # the bundle's out-of-distribution statistics and calibration
+    ood_distance: Optional[float] = None
 
     @property
     def call(self) -> str:
         return CALLS[int(self.probability >= self.threshold)]
 
+    @property
+    def flagged(self) -> bool:
+        """Outside what the model was trained on (the call is not to be used)."""
+        return self.trust is not None and self.ood_distance is not None and self.trust.flagged(self.ood_distance)
+
     def result(self) -> IvgcResult:
         data = {"probability": round(float(self.probability), 6), "call": self.call, "threshold": self.threshold,
                 "model": self.model, "kind": self.kind, "strategy": self.strategy,
                 "clinical_used": self.clinical_used, "device": self.device, "seconds": round(self.seconds, 3),
-                "warnings": self.warnings}
+                "warnings": self.warnings, "scope": SCOPE}
+        if self.trust is not None and self.ood_distance is not None:
+            data.update(self.trust.ood_json(self.ood_distance))
         if self.scan is not None:
             data["scan"] = self.scan.to_json()
         return IvgcResult(data, self.features, self.gradcam)
@@ -112,6 +125,7 @@ def predict_ivgc(image: str | Path, segmentation: str | Path, model: Optional[st
     report(0, 5, "loading the model")
     bundle, net = load_ivgc_model(model, device)
     meta = bundle.metadata
+    trust = Trust.from_metadata(meta)
     name = bundle_strategy(bundle, strategy)
     roi = parse_strategies([name])[0]
     needs_clinical = bool(meta.get("clinical"))
@@ -150,19 +164,30 @@ def predict_ivgc(image: str | Path, segmentation: str | Path, model: Optional[st
         linear = bool(meta.get("uses_radiomics", True))     # the LASSO coefficients of the features the model uses
         features = [FeatureValue(n, float(v), c if linear else None) for n, v, c in zip(sel.names, radiomics, sel.coefficients)]
     cam = None
+    distance: Optional[float] = None
     report(3, 5, "model")
     if not bundle.architecture:
         if radiomics is None:
             raise InputError(f"Bundle {bundle.name} holds a radiomics model without a feature selection.")
         probability = float(net.predict_proba(radiomics[None])[0, 1])  # type: ignore[attr-defined]
+        if trust is not None:     # calibrated, and how far the case's radiomics lie from the training cases'
+            from orbitai.ivgc.trust import standardised
+
+            probability = float(trust.probabilities(binary_logits(np.array([probability])))[0, 1])
+            distance = float(trust.distance(standardised(bundle, radiomics[None]))[0])
     else:
         from orbitai.ivgc.predict_deep import deep_probability  # torch: not loaded for a radiomics model
 
-        probability, cam = deep_probability(bundle, net, sitk_image, labels, roi, radiomics, clin, gradcam, device,
-                                            report)
+        probability, distance, cam = deep_probability(bundle, net, sitk_image, labels, roi, radiomics, clin, gradcam,
+                                                      device, report, trust)
         if cam is not None and not cam.array.any():
             warnings.append("The Grad-CAM map is empty: no region of the image raises the model's output for the "
                             "predicted class (the call rests on its other inputs, or the model is undertrained).")
+    if trust is None:
+        warnings.append(NO_TRUST_WARNING)
+    elif distance is not None and trust.warning(distance):
+        warnings.append(str(trust.warning(distance)))
     report(5, 5, "done")
     return IvgcPrediction(probability, float(meta.get("threshold", 0.5)), bundle.name, str(meta.get("kind")), name,
-                          needs_clinical, features, cam, time.perf_counter() - t0, str(device), warnings, facts)
+                          needs_clinical, features, cam, time.perf_counter() - t0, str(device), warnings, facts,
+                          trust, distance)

@@ -8,8 +8,7 @@ import numpy as np
 import torch
 
 from orbitai.bundle.core import Bundle
-from orbitai.classify.data import ArrayDataset
-from orbitai.classify.train import predict_proba
+from orbitai.classify.trust import Trust, features_and_logits, softmax
 from orbitai.errors import InputError
 from orbitai.io import Volume
 from orbitai.ivgc.data import MARGIN_MM, TARGET_SHAPE, preprocess
@@ -21,9 +20,11 @@ __all__ = ["deep_probability"]
 
 def deep_probability(bundle: Bundle, net: Any, sitk_image: Any, labels: np.ndarray, roi: Any,
                      radiomics: Optional[np.ndarray], clinical: Optional[np.ndarray], gradcam: bool, device: Any,
-                     report: ProgressCallback) -> tuple[float, Optional[Volume]]:
-    """P(responder) of a deep model (ResNet-50, RDINet) on the MRI's ROI crop and, with ``gradcam``, its Grad-CAM
-    map on the MRI."""
+                     report: ProgressCallback, trust: Optional[Trust] = None
+                     ) -> tuple[float, Optional[float], Optional[Volume]]:
+    """P(responder) of a deep model (ResNet-50, RDINet) on the MRI's ROI crop (calibrated by ``trust`` when given),
+    the distance of the case's features to the training data (None without ``trust``) and, with ``gradcam``, its
+    Grad-CAM map on the MRI."""
     spec = bundle.metadata.get("input") or {}
     mri = Volume.from_sitk(sitk_image)
     x, crop = preprocess(mri, mri.with_array(labels), roi, tuple(spec.get("shape_array", TARGET_SHAPE)),
@@ -36,11 +37,14 @@ def deep_probability(bundle: Bundle, net: Any, sitk_image: Any, labels: np.ndarr
     if "clinical" in net.input_names:
         assert clinical is not None
         inputs["clinical"] = clinical
-    probability = float(predict_proba(net, ArrayDataset({k: v[None] for k, v in inputs.items()}), device)[0, 1])
+    feats, logits = features_and_logits(net, {k: v[None] for k, v in inputs.items()}, device)
+    probs = trust.probabilities(logits) if trust is not None else softmax(logits)
+    probability = float(probs[0, 1])
+    distance = float(trust.distance(feats)[0]) if trust is not None else None
     if not gradcam:
-        return probability, None
+        return probability, distance, None
     report(4, 5, "Grad-CAM")
     target = int(probability >= float(bundle.metadata.get("threshold", 0.5)))
     with torch.enable_grad():
         cam = grad_cam_on_mri(net, inputs, crop, target, device)
-    return probability, cam.with_array(np.clip(cam.array, 0.0, 1.0).astype(np.float32))
+    return probability, distance, cam.with_array(np.clip(cam.array, 0.0, 1.0).astype(np.float32))

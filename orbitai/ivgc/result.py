@@ -140,7 +140,7 @@ def dicom_report(data: dict[str, Any]) -> Any:
     glucocorticoids), the model as the algorithm and its kind, ROI strategy and clinical use as the algorithm's
     parameters (no SEG: the result holds no label map). ``data`` is result.json's body; the numbers are the same."""
     response = private_code("IVGC-RESPONSE", "Response to intravenous glucocorticoids")
-    finding = Finding("P(responder)", response, [Measure(PROBABILITY, float(data["probability"]), NO_UNITS)])
+    finding = Finding("P(responder)" + (f" - {data['trust']}" if data.get("trust") else ""), response, [Measure(PROBABILITY, float(data["probability"]), NO_UNITS)])
     parameters = [f"kind: {data.get('kind', '')}", f"ROI strategy: {data.get('strategy', '')}",
                   f"clinical used: {str(bool(data.get('clinical_used'))).lower()}"]
     return DicomReport(str(data.get("model", "")), "", [finding], sr_description="OrbitAI IVGC response",

@@ -33,6 +33,7 @@ from orbitai.bundle.core import WEIGHTS, sha256_file, write_bundle
 from orbitai.bundle.formats import save_json, save_sklearn
 from orbitai.classify.tabular import TABULAR_KINDS, tabular_classifier
 from orbitai.classify.train import fit, predict_proba
+from orbitai.classify.trust import binary_logits, fit_on_split, fit_trust
 from orbitai.cohort.clinical import IVGC_CLINICAL
 from orbitai.cohort.manifest import Case
 from orbitai.cohort.splits import check_stratified_folds, stratified_holdout, stratified_kfold
@@ -41,6 +42,7 @@ from orbitai.ivgc.configs import get_config
 from orbitai.ivgc.data import MARGIN_MM, ImageAugment, IvgcImageDataset, case_label
 from orbitai.ivgc.kinds import DEEP_KINDS, KINDS
 from orbitai.ivgc.models import Selected
+from orbitai.ivgc.trust import dataset_inputs
 from orbitai.metrics.classification import binary_classification_metrics, mean_sd
 from orbitai.models import count_parameters
 from orbitai.progress import ProgressCallback, emit
@@ -135,16 +137,24 @@ def train_radiomics(cases: Sequence[Case], table: Any, selection: dict[str, Any]
     # outer CV folds whose training part still holds ``inner`` cases of each class
     folds = max([k for k in range(2, max(2, cv_folds) + 1) if k <= smallest and smallest * (k - 1) // k >= inner],
                 default=0)
+    trust = None
     if folds >= 2:
         p = cross_val_predict(clone(model), X, y, cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
                               method="predict_proba")[:, 1]
         metrics["cv"] = {"folds": folds, **_rounded(binary_classification_metrics(y, p))}
+        # how far to trust a call (issue 51): the standardised features of all cases; the threshold on their
+        # distances and the calibration on the out-of-fold probabilities (each case seen by a model not fitted on it)
+        z = (X - np.asarray(sel.mean)) / np.where(np.asarray(sel.scale) > 0, np.asarray(sel.scale), 1.0)
+        trust = fit_trust(z, y, z, binary_logits(p), y, f"{len(y)} training cases, calibrated out of fold "
+                                                         f"({folds} folds); threshold on the training cases")
     model.fit(X, y)
     p_train = model.predict_proba(X)[:, 1]
     metrics["training"] = _rounded(binary_classification_metrics(y, p_train))
     meta = _metadata(out.name, kind, strategy, sel, clinical=False, data=training_data, cohort=_cohort(cases, y, training_data))
     meta["training"].update({"seed": seed, "minutes": round((time.perf_counter() - t0) / 60, 3)})
     meta["metrics"] = metrics
+    if trust is not None:
+        meta["trust"] = trust.to_json()
 
     def write(tmp: Path) -> dict[str, Any]:
         return {"files": {"classifier": save_sklearn(model, tmp / CLASSIFIER_FILE),
@@ -262,6 +272,12 @@ def _train_deep(cases, y, cfg, strategy: str, sel, radiomics, clinical, fill, tr
     if test_set is not None:
         p = predict_proba(model, test_set, device)[:, 1]
         meta["metrics"] = {"heldout": _rounded(binary_classification_metrics(y[te], p))}
+        # how far to trust a call (issue 51): training features; threshold and calibration on the held-out split
+        train_set = IvgcImageDataset.from_cases([cases[i] for i in tr], strategy, vectors=_vectors(radiomics, clinical, tr),
+                                                shape=cfg.shape, roi_only=cfg.roi_only, cache_dir=work / "inputs")
+        names = model.input_names
+        meta["trust"] = fit_on_split(model, dataset_inputs(train_set, names), y[tr], dataset_inputs(test_set, names),
+                                     y[te], device).to_json()
     model = model.cpu()
 
     def write(tmp: Path) -> dict[str, Any]:

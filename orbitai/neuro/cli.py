@@ -12,6 +12,7 @@ from typing import Callable
 
 from orbitai.arguments import (
     add_bundle_out_options,
+    add_trust_parser,
     add_device_option,
     add_modality_option,
     add_nproc_option,
@@ -187,6 +188,28 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_lesions,
                                                                     _add_configs]
 
 
+def _add_trust(s: argparse._SubParsersAction) -> None:
+    add_trust_parser(s, "a bundle name/folder of an NMOSD-vs-MS classifier",
+                     "case_id,image,segmentation,label (FLAIR, lesion segmentation, 1 = NMOSD)",
+                     "the classifier inputs").set_defaults(func=run_trust)
+
+
+def run_trust(args: argparse.Namespace) -> int:
+    """``neuro trust``: fit and store a bundle's out-of-distribution statistics and calibration (issue 51)."""
+    from orbitai.classify.trust import show_report
+    from orbitai.device import select_device
+    from orbitai.neuro.trust import fit_neuro_trust
+    from orbitai.progress import emit
+
+    show_report(fit_neuro_trust(args.model, _cases(args.manifest), _cases(args.validation),
+                                _cases(args.test) if args.test else None, select_device(args.device),
+                                cache=Path(args.cache) if args.cache else None, progress=emit), args.report)
+    return 0
+
+
+SUBCOMMANDS.append(_add_trust)
+
+
 def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
     p = sub.add_parser("neuro", help=help_text,
                        description="NeuroDifferential (paper 003): white-matter lesions on brain FLAIR and the "
@@ -298,7 +321,9 @@ def run_predict(args: argparse.Namespace) -> int:
     if pred.probability is None:
         print(f"classifier does not apply: {pred.reason}")
     else:
-        print(f"P(NMOSD) = {pred.probability:.3f} -> {pred.call} (model {pred.model}, {pred.seconds:.1f} s)")
+        flag = f"  [{pred.flagged}]" if pred.flagged else ""
+        print(f"P(NMOSD) = {pred.probability:.3f} -> {pred.call} (model {pred.model}, {pred.seconds:.1f} s){flag}")
+    print(f"scope: {pred.data()['scope']}")
     print(f"wrote {out}/result.json")
     return 0
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 import numpy as np
 import torch
 
+from orbitai.classify.trust import NO_TRUST_WARNING, OOD_MESSAGE, Trust, features_and_logits, softmax
 from orbitai.cohort.manifest import read_labels
 from orbitai.errors import InputError
 from orbitai.explain.occlusion import occlusion_map
@@ -33,6 +34,7 @@ from orbitai.neuro.anatomy import check_flair, extract_brain
 from orbitai.neuro.data import classifier_input, heat_to_flair
 from orbitai.neuro.lesion_table import lesion_table
 from orbitai.neuro.models import load_neuro_model
+from orbitai.neuro.scope import SCOPE, scope_warning
 from orbitai.progress import ProgressCallback
 from orbitai.scan import Expects, ScanFacts, scan_facts
 
@@ -46,6 +48,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: What a call on lesions outside the classifier's scope says (result.json, summaries, tables, SR).
+SCOPE_MESSAGE = "outside what this model was made for (lesions in a vascular-territory pattern): do not use"
 #: Share of a given lesion segmentation's labelled volume that must fall inside the FLAIR.
 MIN_OVERLAP = 0.95
 #: Class names of the classifiers' two outputs (label 1 = NMOSD, as the phantoms' manifests).
@@ -83,19 +87,36 @@ class NeuroPrediction:
     heatmap: Optional[Volume] = None
     seconds: float = 0.0
     device: str = "cpu"
+    trust: Optional[Trust] = None          # the bundle's out-of-distribution statistics and calibration
+    ood_distance: Optional[float] = None
+    out_of_scope: str = ""                 # why the input breaks the classifier's scope ("" when it does not)
 
     @property
     def applies(self) -> bool:
         return self.probability is not None
+
+    @property
+    def flagged(self) -> str:
+        """Why the call is not to be used ("" when it may be): outside the training data, or outside the scope."""
+        if self.out_of_scope:
+            return SCOPE_MESSAGE
+        if self.trust is not None and self.ood_distance is not None and self.trust.flagged(self.ood_distance):
+            return OOD_MESSAGE
+        return ""
 
     def data(self) -> dict[str, Any]:
         """result.json's findings (:mod:`orbitai.neuro.result`)."""
         out = lesions_data(self.found, self.device, self.seconds)
         out.update({"applies": self.applies, "probability_nmosd": None if self.probability is None
                     else round(float(self.probability), 6), "call": self.call, "threshold": self.threshold,
-                    "model": self.model, "architecture": self.architecture, "input_mode": self.input_mode})
+                    "model": self.model, "architecture": self.architecture, "input_mode": self.input_mode,
+                    "scope": SCOPE})
         if not self.applies:
             out["reason"] = self.reason
+        if self.trust is not None and self.ood_distance is not None:
+            out["ood"] = self.trust.ood_json(self.ood_distance)["ood"]
+        if self.flagged:
+            out["trust"] = self.flagged
         return out
 
     @property
@@ -198,25 +219,37 @@ def predict_neuro(flair_path: str | Path, lesions_path: Optional[str | Path] = N
         return NeuroPrediction(found, bundle.name, architecture, mode, threshold, None, reason,
                                seconds=time.perf_counter() - t0, device=str(device))
     report(4, 6, "classification")
-    probability, heat = classify(net, found, spec, device, heatmap, threshold,
-                                 lambda: report(5, 6, "occlusion map"))
+    trust = Trust.from_metadata(meta)
+    probability, distance, heat = classify(net, found, spec, device, heatmap, threshold,
+                                           lambda: report(5, 6, "occlusion map"), trust)
+    out_of_scope = scope_warning(found.lesions, found.extraction) or ""
+    if out_of_scope:
+        found.warnings.append(out_of_scope)
+    if trust is None:
+        found.warnings.append(NO_TRUST_WARNING)
+    elif trust.warning(distance):
+        found.warnings.append(str(trust.warning(distance, "The NMOSD/MS call")))
     report(6, 6, "done")
     return NeuroPrediction(found, bundle.name, architecture, mode, threshold, probability, heatmap=heat,
-                           seconds=time.perf_counter() - t0, device=str(device))
+                           seconds=time.perf_counter() - t0, device=str(device), trust=trust,
+                           ood_distance=distance if trust is not None else None, out_of_scope=out_of_scope)
 
 
 def classify(net: Any, found: NeuroLesions, spec: dict, device: Any, heatmap: bool, threshold: float,
-             before_heatmap: Callable[[], None] = lambda: None) -> tuple[float, Optional[Volume]]:
-    """P(NMOSD) of one patient and, when ``heatmap``, the occlusion map of the call on the FLAIR's grid
+             before_heatmap: Callable[[], None] = lambda: None, trust: Optional[Trust] = None
+             ) -> tuple[float, float, Optional[Volume]]:
+    """P(NMOSD) of one patient (calibrated by ``trust`` when given), the distance of its features to the training
+    data (``trust``'s; nan without), and, when ``heatmap``, the occlusion map of the call on the FLAIR's grid
     (scaled to [0, 1]: the share of the call's probability each region carries; 0 where occluding it
     does not lower the probability)."""
     x, info = classifier_input(found.flair, found.lesions, str(spec.get("mode")), int(spec.get("size", 100)))
+    feats, logits = features_and_logits(net, np.ascontiguousarray(x, dtype=np.float32)[None, None], device)
+    probability = float((trust.probabilities(logits) if trust is not None else softmax(logits))[0, 1])
+    distance = float(trust.distance(feats)[0]) if trust is not None else float("nan")
     t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None, None].to(device)
     net.eval()
-    with torch.no_grad():
-        probability = float(torch.softmax(net(t), dim=1)[0, 1])
     if not heatmap:
-        return probability, None
+        return probability, distance, None
     before_heatmap()
     target = int(probability >= threshold)
     occ = occlusion_map(net, t, target, patch=OCCLUSION_PATCH, stride=OCCLUSION_STRIDE, method="batched",
@@ -225,4 +258,4 @@ def classify(net: Any, found: NeuroLesions, spec: dict, device: Any, heatmap: bo
     peak = float(occ.max())
     occ = occ / peak if peak > 0 else occ
     heat = heat_to_flair(occ.astype(np.float32), info, found.flair)
-    return probability, heat.with_array(np.clip(np.asarray(heat.array), 0.0, 1.0).astype(np.float32))
+    return probability, distance, heat.with_array(np.clip(np.asarray(heat.array), 0.0, 1.0).astype(np.float32))

@@ -425,7 +425,7 @@ def dicom_report(data: Mapping[str, Any], lesions: Volume, brain: Optional[Volum
     lesion_model = str(data.get("lesion_source") or "lesions")
     classifier = data.get("model") if data.get("applies") is not None else None
     if classifier and data.get("probability_nmosd") is not None:
-        findings.append(Finding("P(NMOSD)", private_code("NMOSD-VS-MS", "NMOSD versus multiple sclerosis"),
+        findings.append(Finding("P(NMOSD)" + (f" - {data['trust']}" if data.get("trust") else ""), private_code("NMOSD-VS-MS", "NMOSD versus multiple sclerosis"),
                                 [Measure(PROBABILITY, float(data["probability_nmosd"]), NO_UNITS)]))
     labels = lesions.with_array(np.zeros(lesions.shape, np.uint8)) if segments else None
     return DicomReport(str(classifier or lesion_model), "", findings, labels, segments,

@@ -271,6 +271,76 @@ def brain_flair_case(seed: int, disease: str = "ms", noise: bool = True, atypica
     is_heavy = bool(heavy) and disease == "ms" and rng.random() < heavy   # no draw when 0
     if is_heavy:
         heavy_load(float(np.exp(rng.uniform(np.log(12.0), np.log(70.0)))))
+    out, lab = _deform_and_scan(rng, T, img, mask, noise, is_heavy)
+    v = T["vol"]
+    image = Volume(np.clip(out, 0, None).astype(np.float32), v.spacing, v.origin, v.direction)
+    labels = Volume(lab, v.spacing, v.origin, v.direction)
+    info = {"seed": int(seed), "disease": disease, "modality": "flair", "lesion_counts": counts,
+            "atypical": is_atypical, "heavy": is_heavy,
+            "n_lesions": int(sum(counts.values())), "lesion_volume_ml": round(float(lab.sum()) * 1e-3, 4)}
+    return PhantomCase(image, labels, info)
+
+
+#: Arterial territories of the infarct phantoms (MNI mm): the wedge's deep apex, its outward axis (towards the
+#: cortex) and the range of its half-angle (degrees); the right hemisphere's (x mirrored for the left).
+TERRITORIES = {"mca": ((24.0, -8.0, 12.0), (1.0, 0.05, 0.3), (20.0, 32.0)),
+               "aca": ((6.0, 0.0, 22.0), (0.25, 0.35, 1.0), (16.0, 26.0)),
+               "pca": ((14.0, -50.0, 6.0), (0.25, -1.0, 0.05), (18.0, 28.0))}
+
+
+def infarct_flair_case(seed: int, noise: bool = True) -> PhantomCase:
+    """A brain FLAIR with one or two territorial infarcts (the wedge of a branch of the middle, anterior or
+    posterior cerebral artery: cortex and the white matter beneath it, hyperintense) and a few small-vessel dots in
+    the deep white matter: what a stroke patient's FLAIR shows, for checking that the NMOSD/MS classifier's scope
+    is enforced (issue 51). Labels = every lesion; the same deformation and scanner as :func:`brain_flair_case`."""
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 3011]))
+    T = _template()
+    img = T["image"].copy()
+    base = img.copy()
+    mask = np.zeros(img.shape, bool)
+    allowed = T["brain"] & ~T["vent"]
+    shape = img.shape
+    k, j, i = np.ogrid[: shape[0], : shape[1], : shape[2]]
+    X, Y, Z = (90 - i).astype(np.float32), (j - 126).astype(np.float32), (k - 72).astype(np.float32)
+    names = sorted(TERRITORIES)
+    chosen = [names[n] for n in rng.choice(len(names), size=1 + int(rng.random() < 0.35), replace=False)]
+    for name in chosen:
+        (ax, ay, az), (dx, dy, dz), (lo, hi) = TERRITORIES[name]
+        side = 1.0 if rng.random() < 0.5 else -1.0
+        apex = np.array([side * ax, ay, az]) + rng.normal(0, 3.0, 3)
+        axis = np.array([side * dx, dy, dz]) + rng.normal(0, 0.12, 3)
+        axis /= np.linalg.norm(axis)
+        half = np.radians(rng.uniform(lo, hi))
+        vx, vy, vz = X - np.float32(apex[0]), Y - np.float32(apex[1]), Z - np.float32(apex[2])
+        r = np.sqrt(vx ** 2 + vy ** 2 + vz ** 2) + np.float32(1e-3)
+        cos = (vx * axis[0] + vy * axis[1] + vz * axis[2]) / r
+        angle = np.arccos(np.clip(cos, -1, 1)) / np.float32(half)
+        q = np.maximum(angle, np.where(r < 4.0, 1.5, 0.0))        # the apex itself rounded off
+        q = ndi.gaussian_filter((q * (1 + 0.08 * rng.standard_normal(q.shape))).astype(np.float32), 1.0)
+        prof = np.clip(1.25 - q, 0, 1) * allowed
+        gain = np.float32(rng.uniform(1.35, 1.8))
+        img = np.maximum(img, base * (1 + (gain - 1) * prof))
+        mask |= (q <= 1.0) & allowed
+    # small-vessel dots in the deep white matter
+    deep = np.argwhere(allowed & (T["depth"] > 14) & (T["vent_distance"] > 6) & (Z > -5) & (Z < 45))
+    dots = int(rng.poisson(4.0))
+    for p in deep[rng.choice(len(deep), size=dots, replace=False)] if dots else []:
+        _add_lesion(rng, img, mask, p.astype(float), (rng.uniform(1.5, 3.0), rng.uniform(1.0, 2.0)),
+                    rng.normal(0, 1, 3), rng.uniform(1.3, 1.6), base=base, allowed=allowed)
+    out, lab = _deform_and_scan(rng, T, img, mask, noise)
+    v = T["vol"]
+    image = Volume(np.clip(out, 0, None).astype(np.float32), v.spacing, v.origin, v.direction)
+    labels = Volume(lab, v.spacing, v.origin, v.direction)
+    info = {"seed": int(seed), "disease": "infarct", "modality": "flair", "territories": chosen,
+            "lesion_counts": {"territorial_infarct": len(chosen), "deep_white_matter": dots},
+            "n_lesions": len(chosen) + dots, "lesion_volume_ml": round(float(lab.sum()) * 1e-3, 4)}
+    return PhantomCase(image, labels, info)
+
+
+def _deform_and_scan(rng, T, img, mask, noise: bool, is_heavy: bool = False):
+    """The case's deformation (affine + smooth elastic field, pulled back on a coarse grid; with ``is_heavy`` the
+    ventricles widened) and scanner (gain, Rician noise): the (image, label) arrays."""
+    gx, gy, gz = T["grad"]
     # ---- deformation (affine + elastic), pulled back on a coarse grid
     shape = img.shape
     step = 6
@@ -309,13 +379,7 @@ def brain_flair_case(seed: int, disease: str = "ms", noise: bool = True, atypica
         n1 = rng.standard_normal(shape, dtype=np.float32)
         n2 = rng.standard_normal(shape, dtype=np.float32)
         out = np.sqrt((out + s * n1) ** 2 + (s * n2) ** 2)
-    v = T["vol"]
-    image = Volume(np.clip(out, 0, None).astype(np.float32), v.spacing, v.origin, v.direction)
-    labels = Volume(lab, v.spacing, v.origin, v.direction)
-    info = {"seed": int(seed), "disease": disease, "modality": "flair", "lesion_counts": counts,
-            "atypical": is_atypical, "heavy": is_heavy,
-            "n_lesions": int(sum(counts.values())), "lesion_volume_ml": round(float(lab.sum()) * 1e-3, 4)}
-    return PhantomCase(image, labels, info)
+    return out, lab
 
 
 def _ras_dir(d):

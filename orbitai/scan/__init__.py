@@ -18,14 +18,12 @@ from pathlib import Path
 from typing import Any, Optional
 
 from orbitai.io.volume import Volume, VolumeError
+from orbitai.modality import MODALITY_CHOICES, parse_stated
 from orbitai.scan.classifier import load as load_classifier
 from orbitai.scan.features import coarse_values, why_not_a_scan
 from orbitai.scan.tags import TAGS, from_file_name, from_tags, number
 
 __all__ = ["Fact", "ScanFacts", "Expects", "scan_facts", "MODALITY_CHOICES", "parse_stated"]
-
-#: What ``--modality`` and the panels' Scan choice accept ("auto": let the scan say).
-MODALITY_CHOICES = ("auto", "CT", "MR", "T1", "T2", "FLAIR", "PD", "T1-FS", "T2-FS", "PD-FS")
 
 #: Below these probabilities an answer is unsure, unless the classifier's training chose others (its ``sure``,
 #: chosen on heads its fit did not see: benchmarks/results/scan_classifier.json).
@@ -50,20 +48,6 @@ class Fact:
 
 
 UNKNOWN = Fact(None, 0.0, "not known")
-
-
-def parse_stated(choice: Optional[str]) -> dict[str, Any]:
-    """The facts a ``--modality`` value states ({} for auto/None; a weighting without -FS leaves fat suppression to
-    the tags and the image); raises ValueError for an unknown value."""
-    if not choice or choice.lower() == "auto":
-        return {}
-    upper = choice.upper()
-    if upper not in MODALITY_CHOICES:
-        raise ValueError(f"--modality {choice!r} is not one of {', '.join(MODALITY_CHOICES)}")
-    if upper in ("CT", "MR"):
-        return {"modality": upper}
-    weighting, _, fs = upper.partition("-")
-    return {"modality": "MR", "weighting": weighting, **({"fat_suppressed": True} if fs else {})}
 
 
 @dataclass(frozen=True)

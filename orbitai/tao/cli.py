@@ -7,6 +7,7 @@ from pathlib import Path
 
 from orbitai.arguments import (
     add_bundle_out_options,
+    add_trust_parser,
     add_device_option,
     add_modality_option,
     add_nproc_option,
@@ -55,19 +56,8 @@ def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
     add_device_option(ev)
     ev.set_defaults(func=run_evaluate)
 
-    tt = s.add_parser("trust", help="fit a bundle's out-of-distribution statistics and calibration",
-                      description="Writes into the bundle's metadata.json the class means and covariance of the "
-                                  "network's penultimate features (from --manifest, its training cases), the distance "
-                                  "above which a call is flagged (5 %% of --validation flagged) and the temperature "
-                                  "that calibrates its probabilities (on --validation); --test adds held-out figures.")
-    tt.add_argument("--model", required=True, help="A, B or a bundle name/folder (its metadata.json is rewritten)")
-    tt.add_argument("--manifest", required=True, help="training cases: CSV with case_id,image,label,segmentation")
-    tt.add_argument("--validation", required=True, help="validation cases (not trained on), same columns")
-    tt.add_argument("--test", help="test cases for the report's figures (never used to fit)")
-    tt.add_argument("--report", help="also write the report to this JSON file")
-    tt.add_argument("--cache", help="folder keeping the preprocessed eyes of each manifest (checksummed; reused by a "
-                                    "second bundle on the same manifests)")
-    add_device_option(tt)
+    tt = add_trust_parser(s, "A, B or a bundle name/folder", "case_id,image,label,segmentation",
+                          "the preprocessed eyes (checksummed)")
     tt.set_defaults(func=run_trust)
 
     tr = s.add_parser("train", help="train Network A or B on a manifest and write a bundle",
@@ -150,6 +140,7 @@ def predict_into(options: dict, image_path: str, segmentation: str | None, out: 
     for e in pred.to_json()["eyes"]:
         print(f"{e['side']:<6} P(active) = {e['probability_active']:.3f} -> {e['call']}"
               + (f"  [{e['trust']}]" if e.get("trust") else ""))
+    print(f"scope: {pred.to_json()['scope']}")
     print(f"wrote {out}/result.json ({pred.seconds:.1f} s, model {pred.model})")
 
 
@@ -202,15 +193,14 @@ def run_evaluate(args) -> int:
 
 
 def run_trust(args) -> int:
+    from orbitai.classify.trust import show_report
     from orbitai.device import select_device
     from orbitai.tao.trust import fit_tao_trust
 
     test = read_labelled_manifest(args.test) if args.test else None
     report = fit_tao_trust(args.model, read_labelled_manifest(args.manifest), read_labelled_manifest(args.validation),
                            test, select_device(args.device), cache=Path(args.cache) if args.cache else None)
-    if args.report:
-        Path(args.report).write_text(json.dumps(report, indent=1) + "\n")
-    print(json.dumps(report, indent=1))
+    show_report(report, args.report)
     return 0
 
 

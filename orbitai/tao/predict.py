@@ -24,7 +24,7 @@ from orbitai.tao.data import centre_crop
 from orbitai.tao.models import load_tao_model
 from orbitai.tao.preprocess import EyeCrop, check_tao_input, preprocess_eyes
 from orbitai.tao.result import MAP_KINDS, TaoResult
-from orbitai.tao.spec import TaoInputSpec
+from orbitai.tao.spec import SCOPE, TaoInputSpec
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class TaoPrediction:
     def to_json(self) -> dict:
         return {"model": self.model, "network": self.network, "device": self.device,
                 "seconds": round(self.seconds, 3), "threshold": self.threshold,
-                "segmentation": self.segmentation_source, "warnings": self.warnings,
+                "segmentation": self.segmentation_source, "warnings": self.warnings, "scope": SCOPE,
                 "eyes": [e.to_json(self.threshold) for e in self.eyes]}
 
     def result(self, reference: Volume) -> TaoResult:

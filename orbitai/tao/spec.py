@@ -13,6 +13,10 @@ from orbitai.tao import preprocess as pp
 #: al. 2021); the bundled networks were trained on phantoms with 2.0-3.3 mm slices, hence up to 3.3 mm.
 EXPECTS = Expects(modality="MR", weightings=("T2",), fat_suppressed=True, max_slice_mm=3.3, orbits=True,
                   name="TAO's network (paper 000: axial T2 SPIR of the orbits, 3 mm slices)")
+#: What the TAO networks assume, shown with each result (issue 51).
+SCOPE = ("For a patient with thyroid eye disease: an axial fat-suppressed T2-weighted MRI of the orbits, 3 mm slices "
+         "(paper 000); it does not tell whether the patient has the disease. Trained on phantoms only; not for "
+         "clinical use.")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,155 @@
+"""How far to trust a call (issue 51), every classifier in one run: the out-of-distribution flag and the calibration
+refitted on the phantoms of ``make trust`` (without writing the bundles) and measured on held-out test phantoms,
+with what out-of-distribution inputs get.
+
+Cohorts (``build/trust/<task>/{train,validation,test}``, written when missing): TAO 120/200/200 phantoms (seeds
+3000/3500/3700; 2 eyes each), IVGC 150/200/200 (6000, the training cohort / 6500 / 7000), NMOSD/MS 160/160/160
+(16000, the training cohort / 16500 / 17000). Per classifier: the share of test cases flagged (target <= 5 %), the
+expected calibration error (15 bins) before and after calibration (target <= 0.05) and the reliability diagrams
+(in notes). Out of distribution: noise with the phantom's segmentation (TAO, IVGC), a brain-protocol T2 without fat
+suppression (TAO), infarct phantoms (NMOSD/MS: the scope check and the distance), and the scope check's false
+alarms on the MS/NMOSD test phantoms. ``python -m benchmarks trust`` -> ``benchmarks/results/trust.json``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import write_result
+
+ROOT = Path(__file__).resolve().parent.parent / "build" / "trust"
+COHORTS = {"tao": {"train": (120, 3000), "validation": (200, 3500), "test": (200, 3700)},
+           "ivgc": {"train": (150, 6000), "validation": (200, 6500), "test": (200, 7000)},
+           "brain-flair": {"train": (160, 16000), "validation": (160, 16500), "test": (160, 17000)}}
+FOLDER = {"tao": "tao", "ivgc": "ivgc", "brain-flair": "neuro"}
+MODELS = {"tao": ("B", "A"), "ivgc": ("svm", "resnet50", "rdinet", "rdinet_clinical"),
+          "brain-flair": ("neuro_twoview18_demo", "neuro_resnet3d18_demo")}
+INFARCTS = 20
+
+
+def _cohort(kind: str, split: str) -> Path:
+    from orbitai.phantoms.cohort import write_cohort
+
+    n, seed = COHORTS[kind][split]
+    folder = ROOT / FOLDER[kind] / split
+    manifest = folder / "manifest.csv"
+    if not manifest.is_file():
+        write_cohort(kind, n, seed, folder, montage_cases=0)
+    return manifest
+
+
+def _record(metrics: dict[str, Any], notes: dict[str, Any], name: str, report: dict[str, Any]) -> None:
+    t = report["test"]
+    metrics[f"{name}_test_flagged_share"] = t["flagged_share"]
+    metrics[f"{name}_test_ece_uncalibrated"] = t["ece_uncalibrated"]
+    metrics[f"{name}_test_ece_calibrated"] = t["ece_calibrated"]
+    metrics[f"{name}_test_accuracy"] = t["accuracy"]
+    notes[name] = report
+
+
+def _tao(metrics: dict[str, Any], notes: dict[str, Any]) -> None:
+    from orbitai.cohort.manifest import read_labelled_manifest
+    from orbitai.phantoms.orbit import CONTRASTS, orbit_case
+    from orbitai.tao.data import case_label
+    from orbitai.tao.predict import predict_tao
+    from orbitai.tao.trust import fit_tao_trust
+
+    cases = {s: read_labelled_manifest(_cohort("tao", s), case_label) for s in COHORTS["tao"]}
+    for network in MODELS["tao"]:
+        _record(metrics, notes, f"tao_{network}", fit_tao_trust(network, cases["train"], cases["validation"],
+                                                                cases["test"], "cpu", write=False,
+                                                                cache=ROOT / "tao" / "cache"))
+    flagged = {"noise": 0, "t2_no_fat_suppression": 0}
+    for seed in range(3990000, 3990010):
+        case = orbit_case(seed, "t2", tao="active", orientation="axial")
+        noise = np.random.default_rng(seed).normal(500, 200, case.image.shape).clip(0).astype(np.int16)
+        pred = predict_tao(case.image.with_array(noise), case.labels, "B", "cpu", maps=False)
+        flagged["noise"] += sum(e.flagged for e in pred.eyes)
+        brain = orbit_case(seed, "t2", tao="active", orientation="axial",
+                           contrast=CONTRASTS["t2_no_fat_suppression"], spacing=(0.6, 0.6, 3.3))
+        flagged["t2_no_fat_suppression"] += sum(e.flagged for e in predict_tao(brain.image, brain.labels, "B", "cpu",
+                                                                               maps=False).eyes)
+    metrics["tao_B_noise_eyes_flagged_share"] = flagged["noise"] / 20
+    metrics["tao_B_t2_no_fs_eyes_flagged_share"] = flagged["t2_no_fat_suppression"] / 20
+
+
+def _ivgc(metrics: dict[str, Any], notes: dict[str, Any]) -> None:
+    import tempfile
+
+    from orbitai.cohort.manifest import read_labelled_manifest
+    from orbitai.io import read_volume, write_volume
+    from orbitai.ivgc.data import case_label
+    from orbitai.ivgc.predict import predict_ivgc
+    from orbitai.ivgc.trust import fit_ivgc_trust
+
+    cases = {s: read_labelled_manifest(_cohort("ivgc", s), case_label) for s in COHORTS["ivgc"]}
+    for kind in MODELS["ivgc"]:
+        _record(metrics, notes, f"ivgc_{kind}", fit_ivgc_trust(kind, cases["train"], cases["validation"],
+                                                               cases["test"], "cpu", write=False,
+                                                               cache=ROOT / "ivgc" / "cache"))
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in MODELS["ivgc"][:3]:         # the clinical RDINet takes the same image path as RDINet
+            flagged = 0
+            for c in cases["test"][:10]:
+                mri = read_volume(c.image)
+                noise = np.random.default_rng(len(c.case_id)).normal(300, 100, mri.shape).clip(0).astype(np.float32)
+                path = write_volume(mri.with_array(noise), Path(tmp) / "noise.nrrd")
+                flagged += predict_ivgc(path, c.segmentation, kind, gradcam=False).flagged
+            metrics[f"ivgc_{kind}_noise_flagged_share"] = flagged / 10
+
+
+def _neuro(metrics: dict[str, Any], notes: dict[str, Any]) -> None:
+    import tempfile
+
+    from orbitai.cohort.manifest import read_labelled_manifest
+    from orbitai.io import read_volume, write_volume
+    from orbitai.neuro.anatomy import extract_brain
+    from orbitai.neuro.predict import predict_neuro
+    from orbitai.neuro.scope import territorial_lesions
+    from orbitai.neuro.study import case_label
+    from orbitai.neuro.trust import fit_neuro_trust
+    from orbitai.phantoms.brain import infarct_flair_case
+
+    cases = {s: read_labelled_manifest(_cohort("brain-flair", s), case_label) for s in COHORTS["brain-flair"]}
+    for model in MODELS["brain-flair"]:
+        _record(metrics, notes, model, fit_neuro_trust(model, cases["train"], cases["validation"], cases["test"],
+                                                       "cpu", write=False, cache=ROOT / "neuro" / "cache"))
+    false_alarms = 0
+    for c in cases["test"]:
+        flair = read_volume(c.image)
+        false_alarms += bool(territorial_lesions(read_volume(c.segmentation), extract_brain(flair)))
+    metrics["neuro_scope_false_alarms_share_test"] = false_alarms / len(cases["test"])
+    found = {"scope": 0, **{m: 0 for m in MODELS["brain-flair"]}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in range(7400, 7400 + INFARCTS):
+            case = infarct_flair_case(seed)
+            flair = write_volume(case.image, Path(tmp) / "flair.nrrd")
+            lesions = write_volume(case.labels, Path(tmp) / "lesions.nrrd")
+            for model in MODELS["brain-flair"]:
+                pred = predict_neuro(flair, lesions, model, heatmap=False)
+                found["scope"] += bool(pred.out_of_scope) and model == MODELS["brain-flair"][0]
+                found[model] += bool(pred.trust and pred.ood_distance is not None
+                                     and pred.trust.flagged(pred.ood_distance))
+    metrics["neuro_infarcts_flagged_share"] = found["scope"] / INFARCTS
+    for model in MODELS["brain-flair"]:
+        metrics[f"{model}_infarcts_ood_share"] = found[model] / INFARCTS
+
+
+def main() -> None:
+    metrics: dict[str, Any] = {}
+    notes: dict[str, Any] = {"cohorts": COHORTS}
+    for run in (_tao, _ivgc, _neuro):
+        run(metrics, notes)
+    targets: dict[str, str] = {}
+    for name in [k[: -len("_test_flagged_share")] for k in metrics if k.endswith("_test_flagged_share")]:
+        targets[f"{name}_test_flagged_share"] = "<= 0.05"
+        targets[f"{name}_test_ece_calibrated"] = "<= 0.05"
+    targets.update({"tao_B_noise_eyes_flagged_share": ">= 1.0", "neuro_infarcts_flagged_share": ">= 1.0",
+                    "neuro_scope_false_alarms_share_test": "<= 0.0"})
+    write_result("trust", metrics, targets, notes)
+
+
+if __name__ == "__main__":
+    main()
