@@ -94,7 +94,8 @@ def _ivgc(metrics: dict[str, Any], notes: dict[str, Any]) -> None:
             flagged = 0
             for c in cases["test"][:10]:
                 mri = read_volume(c.image)
-                noise = np.random.default_rng(len(c.case_id)).normal(300, 100, mri.shape).clip(0).astype(np.float32)
+                noise = np.random.default_rng(len(c.case_id)).normal(float(np.mean(mri.array)), 20,
+                                                                      mri.shape).clip(0).astype(np.float32)
                 path = write_volume(mri.with_array(noise), Path(tmp) / "noise.nrrd")
                 flagged += predict_ivgc(path, c.segmentation, kind, gradcam=False).flagged
             metrics[f"ivgc_{kind}_noise_flagged_share"] = flagged / 10

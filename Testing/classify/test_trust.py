@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from orbitai.classify.trust import (OOD_MESSAGE, Trust, binary_logits, expected_calibration_error,
-                                    features_and_logits, fit_calibration, fit_temperature, fit_trust, reliability,
-                                    softmax)
+                                    ece_floor, features_and_logits, fit_calibration, fit_temperature, fit_trust,
+                                    flag_threshold,
+                                    reliability, softmax, write_trust)
 
 
 def test_expected_calibration_error_of_known_cases():
@@ -43,7 +44,7 @@ def test_mahalanobis_flags_about_five_percent_in_distribution_and_every_far_case
     assert 0.02 < share < 0.09
     far = rng.normal(0, 1, (50, 16)) * 10 + 30
     assert np.all(trust.distance(far) > trust.threshold)
-    again = Trust(**trust.to_json())                                    # what metadata.json holds
+    again = Trust.from_metadata({"trust": trust.to_json()}, trust.arrays())   # what the bundle holds
     assert np.allclose(again.distance(test[:5]), trust.distance(test[:5]))
 
 
@@ -81,7 +82,8 @@ def test_a_bias_calibrates_a_model_that_leans_to_one_class():
     labels = (rng.random(len(margin)) < 1 / (1 + np.exp(-margin))).astype(int)
     logits = np.stack([np.zeros_like(margin), margin + 1.5], 1)         # says class 1 too often
     t_alone = fit_temperature(logits, labels)
-    t, bias = fit_calibration(logits, labels)
+    t, bias, method = fit_calibration(logits, labels)
+    assert method == "temperature+bias"
     assert bias == pytest.approx(-1.5, abs=0.2) and t == pytest.approx(1.0, abs=0.15)
     after = expected_calibration_error(softmax(logits, t, bias), labels)
     assert after < 0.03 < expected_calibration_error(softmax(logits, t_alone), labels)
@@ -111,7 +113,7 @@ def test_an_older_trust_block_without_a_bias_still_loads():
     block = {"means": [[0.0], [1.0]], "precision": [[1.0]], "threshold": 2.0, "temperature": 1.5, "ece_before": 0.1,
              "ece_after": 0.05, "fitted_on": "older"}
     trust = Trust.from_metadata({"trust": block})
-    assert trust is not None and trust.bias == 0.0
+    assert trust is not None and trust.bias == 0.0 and trust.calibration == "temperature"
     assert Trust.from_metadata({}) is None
     assert trust.ood_json(3.0) == {"ood": {"distance": 3.0, "threshold": 2.0, "flagged": True}, "trust": OOD_MESSAGE}
     assert trust.warning(1.0) is None and OOD_MESSAGE in str(trust.warning(3.0))
@@ -135,3 +137,50 @@ def test_named_inputs_go_to_the_model_in_the_order_of_its_input_names():
     with torch.no_grad():
         out = net(torch.from_numpy(image), torch.from_numpy(radiomics)).numpy()
     assert np.allclose(logits, out, atol=1e-6) and feats.shape == (5, 7)
+
+
+def test_a_nearly_separable_validation_set_keeps_a_calibration_that_does_not_overfit():
+    rng = np.random.default_rng(7)
+    y = np.repeat([0, 1], 80)
+    logits = np.stack([np.zeros(160), np.where(y == 1, 6.0, -6.0) + rng.normal(0, 1.0, 160)], 1)
+    logits[0, 1] = 3.0                                                   # one confident mistake
+    t, bias, method = fit_calibration(logits, y)
+    assert method in ("none", "temperature") and bias == 0.0
+
+
+def test_the_threshold_flags_at_most_five_percent_with_ninety_percent_confidence():
+    from scipy.stats import beta
+
+    d = np.arange(1.0, 401.0)
+    threshold = flag_threshold(d)
+    k = int(np.sum(d > threshold))
+    assert beta.ppf(0.9, k + 1, 400 - k) <= 0.05 < beta.ppf(0.9, k + 2, 400 - k - 1)
+    assert 0 < k < 20
+    assert flag_threshold(np.arange(1.0, 11.0)) == 10.0                # ten cases: none can be flagged
+
+
+def test_the_statistics_live_in_a_checksummed_bundle_file(tmp_path):
+    import json
+
+    from orbitai.bundle.formats import load_file
+
+    (tmp_path / "metadata.json").write_text(json.dumps({"name": "x", "files": {}}))
+    trust = Trust([[0.0, 1.0], [2.0, 3.0]], [[1.0, 0.0], [0.0, 1.0]], 2.0, 1.3, 0.1, 0.05, "synthetic", -0.2,
+                  "temperature+bias")
+    write_trust(tmp_path, trust)
+    meta = json.loads((tmp_path / "metadata.json").read_text())
+    assert "means" not in meta["trust"] and meta["files"]["trust"]["format"] == "npz"
+    again = Trust.from_metadata(meta, load_file(tmp_path, meta["files"]["trust"], "trust"))
+    assert again == trust
+    (tmp_path / "trust.npz").write_bytes(b"PK not an npz")
+    with pytest.raises(Exception, match="checksum"):
+        load_file(tmp_path, meta["files"]["trust"], "trust")
+
+
+def test_the_calibration_error_of_a_perfectly_calibrated_model_shrinks_with_the_cases():
+    rng = np.random.default_rng(8)
+    few = rng.uniform(0.5, 0.9, 200)
+    many = rng.uniform(0.5, 0.9, 20000)
+    floor_few = ece_floor(np.stack([1 - few, few], 1), draws=200)
+    floor_many = ece_floor(np.stack([1 - many, many], 1), draws=50)
+    assert floor_many["mean"] < 0.01 < 0.04 < floor_few["mean"] < floor_few["p95"]

@@ -189,6 +189,7 @@ def test_dask_run_equals_the_serial_run(seg_cohort, tmp_path, capsys):
         assert json.loads((dask / case / "result.json").read_text())["model"] == "orbit_svnet_ct_demo"
 
 
+@pytest.mark.slow   # over 15 s; test_dask_run_equals_the_serial_run keeps Dask against serial in the default suite
 def test_a_worker_with_all_the_cores_gives_the_serial_probabilities_bit_for_bit(seg_cohort, tmp_path, capsys):
     """A local worker runs on its share of the cores: one worker has them all, as the serial process, so the same
     summation order and the very same uncertainty maps (2 workers on 2 cores: within 1e-6, above)."""
@@ -312,6 +313,7 @@ def test_cohort_task_is_declared_once_per_command():
         assert (args.manifest, args.workers, args.scheduler) == ("m.csv", 3, "tcp://h:1")
 
 
+@pytest.mark.slow   # over 15 s; test_dask_run_equals_the_serial_run keeps Dask against serial in the default suite
 def test_tao_cohort_on_dask_equals_serial_probabilities(tmp_path, capsys):
     """A classification command: the per-eye probabilities of 2 TAO cases on 2 Dask workers equal the serial run's
     to 1e-6 (and the manifest's segmentation column places the crops)."""

@@ -82,7 +82,8 @@ def _children(pid: int) -> list[psutil.Process]:
         return []
 
 
-@pytest.mark.parametrize("sig", [pytest.param(signal.SIGINT, marks=pytest.mark.slow), signal.SIGTERM],
+@pytest.mark.parametrize("sig", [pytest.param(signal.SIGINT, marks=pytest.mark.slow),
+                                 pytest.param(signal.SIGTERM, marks=pytest.mark.slow)],
                          ids=["ctrl-c", "kill"])
 def test_cancel_stops_every_rank_and_the_same_command_resumes(tao_cohort, tmp_path, sig):
     out = tmp_path / "b"
@@ -123,6 +124,7 @@ def test_bad_options_are_refused_in_one_line(tmp_path, capsys, monkeypatch):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow   # launches two ranks to refuse; test_two_processes_train_as_one keeps DDP in the default suite
 def test_a_model_fitted_by_scikit_learn_is_refused_on_several_processes(tmp_path):
     man = write_cohort("ivgc", 4, SEED, tmp_path / "c", montage_cases=0)
     r = _orbitai("ivgc", "train", "--manifest", str(man), "--model", "svm", "--out", str(tmp_path / "b"),

@@ -153,6 +153,7 @@ def test_every_bad_invocation_is_one_line_with_exit_1_or_2(bad_inputs):
     assert not (bad_inputs / "out").exists() and not (bad_inputs / "o.seg.nrrd").exists()
 
 
+@pytest.mark.slow   # one process per invocation; test_every_bad_invocation_is_one_line runs them all in-process
 def test_bad_invocations_of_the_console_command_each_in_its_own_process(bad_inputs):
     """The same through ``python -m orbitai`` itself, one process per invocation (a sample: the two
     defects of #13 and one per command)."""

@@ -87,6 +87,7 @@ def _run(argv: list[str], capsys) -> tuple[int, str, str]:
     return rc, out.out, out.err
 
 
+@pytest.mark.slow   # over 15 s; the cohort runner's Dask test keeps Dask in the default suite
 def test_dask_gives_the_serial_table(cohort, tmp_path, capsys):
     serial, dask = tmp_path / "serial.csv", tmp_path / "dask.csv"
     args = ["--manifest", str(cohort), "--strategies", "mrlr"]

@@ -129,6 +129,7 @@ def test_select_perturbs_the_first_segmentation_without_a_second_rater(tmp_path,
     assert len(list((tmp_path / "f.csv.reader2.cache").glob("*.npz"))) == 4   # kept for the next run (#32)
 
 
+@pytest.mark.slow   # over 10 s; the perturbed-segmentation test keeps ICC selection by default
 def test_select_uses_the_second_raters_column(tmp_path, capsys):
     manifest = _tiny_cohort(tmp_path / "cohort")
     lines = manifest.read_text().splitlines()

@@ -85,6 +85,7 @@ def test_cancel_through_a_launcher_interrupts_the_real_interpreter_and_keeps_the
     assert worker.starts == 1 and worker._proc is proc and proc.real_pid is not None and not process_gone(proc.real_pid, 0)
 
 
+@pytest.mark.slow   # over 15 s; cancel through a launcher stays by default
 def test_a_killed_launched_worker_stops_the_real_interpreter_too(launched, tmp_path):
     """A worker that does not stop in time is killed with the interpreter behind the launcher (no orphan); the
     next job starts a new one."""

@@ -122,6 +122,7 @@ def test_cancel_through_run_event(worker, tmp_path):
     assert not (tmp_path / "out").exists() and not job.tmp.exists()
 
 
+@pytest.mark.slow   # over 15 s; the worker's other tests keep it in the default suite
 def test_busy_worker_runs_a_second_job_in_its_own_child(worker, tmp_path):
     long_job = WarmJob(LONG, worker=worker).start()
     try:
@@ -133,6 +134,7 @@ def test_busy_worker_runs_a_second_job_in_its_own_child(worker, tmp_path):
         long_job.result()
 
 
+@pytest.mark.slow   # over 15 s; the worker's other tests keep it in the default suite
 def test_a_killed_worker_is_restarted_on_the_next_job(tmp_path):
     w = WarmWorker(preload=False)
     try:

@@ -175,6 +175,7 @@ def test_self_test_from_the_gui_offline_skips_with_the_reason(module, tmp_path):
     assert not any("orbitai-no-such-package" in c for c in out["confirm"]), out["confirm"]
 
 
+@pytest.mark.slow   # installs into a fresh environment; the offline self-tests stay by default
 def test_self_test_with_torch_present_offers_scikit_image_and_keeps_torch(tmp_path):
     """torch and MONAI installed (by the PyTorch extension) but not scikit-image & co: the GUI self-test still
     offers the install, with scikit-image in it and torch pinned to its installed version; offline it fails in

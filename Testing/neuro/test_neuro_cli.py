@@ -77,6 +77,7 @@ def test_no_lesion_means_the_classifier_does_not_apply(cohort, tmp_path):
     assert "no white-matter lesion" in res.data["reason"]
 
 
+@pytest.mark.slow   # over 30 s; the CLI property tests draw bad neuro inputs by default
 def test_bad_inputs_are_refused_in_one_line_and_nothing_is_written(cohort, tmp_path):
     flair_path = cohort / "cohort" / "images" / "brain_flair_0000.nrrd"
     flair = read_volume(flair_path)
@@ -102,6 +103,7 @@ def test_bad_inputs_are_refused_in_one_line_and_nothing_is_written(cohort, tmp_p
         assert not out.exists()
 
 
+@pytest.mark.slow   # over 30 s; the CLI property tests draw bad neuro inputs by default
 def test_evaluate_and_cv_report_the_papers_measures(cohort, tmp_path):
     r = orbitai("neuro", "evaluate", "--manifest", "cohort/manifest.csv", "--model", "models/tv18", "--out",
                 str(tmp_path / "eval.json"), cwd=cohort)

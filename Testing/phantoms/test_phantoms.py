@@ -125,6 +125,7 @@ def test_brain_flair_ms_vs_nmosd():
     assert all(c.info["lesion_counts"].get("periventricular", 0) > 0 for c in ms)
 
 
+@pytest.mark.slow   # draws two cohorts
 def test_brain_flair_atypical_presentations_look_like_the_other_disease():
     # atypical=0 draws exactly as the default; atypical=1 makes every case the look-alike presentation
     base = brain_flair_case(7, "ms", noise=False)

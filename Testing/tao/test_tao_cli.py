@@ -168,6 +168,7 @@ def test_train_and_evaluate_small_cohort(tmp_path, capsys):
     assert main(["tao", "train", "--manifest", str(bad), "--out", str(tmp_path / "b2")]) == 2
 
 
+@pytest.mark.slow   # trains five folds; the shared cross-validation is tested on the other tasks
 def test_cross_validation_reports_mean_sd(tmp_path):
     man = write_cohort("tao", 8, 777070, tmp_path / "cohort", montage_cases=0)
     out = tmp_path / "cv"

@@ -22,7 +22,7 @@ def phantom():
 @pytest.mark.parametrize("network", ["A", "B"])
 def test_bundled_networks_carry_their_trust_statistics(network):
     bundle, _ = load_tao_model(network, "cpu")
-    trust = Trust.from_metadata(bundle.metadata)
+    trust = Trust.of_bundle(bundle)
     assert trust is not None and trust.threshold > 0 and 0.2 < trust.temperature < 5
 
 

@@ -9,6 +9,7 @@ checksum is verified before a file is opened; then it is read by its format:
 * ``json`` / ``radiomics_params``: plain JSON (a pyradiomics parameter set is a JSON object with
   pyradiomics' ``setting``, ``imageType``, ``featureClass``, ``voxelSetting`` sections).
 * ``torch_state_dict``: a tensor state_dict loaded with ``torch.load(weights_only=True)``.
+* ``npz``: named numeric arrays (NumPy, ``allow_pickle=False``), e.g. a classifier's trust statistics.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import skops.io as sio
 from orbitai.errors import BundleError
 from orbitai.io.checksums import sha256_file
 
-FORMATS = ("skops", "json", "radiomics_params", "torch_state_dict")
+FORMATS = ("skops", "json", "radiomics_params", "torch_state_dict", "npz")
 #: Types trusted beyond skops' defaults (scikit-learn's fitted tree structure, used by forests).
 TRUSTED_TYPES = ("sklearn.tree._tree.Tree",
                  # a Platt-scaled SVM (CalibratedClassifierCV): plain scikit-learn classes holding arrays
@@ -50,6 +51,15 @@ def save_json(data: Any, path: str | os.PathLike, fmt: str = "json") -> dict[str
         check_radiomics_params(data, str(path))
     Path(path).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     return file_entry(path, fmt)
+
+
+def save_npz(arrays: dict[str, Any], path: str | os.PathLike) -> dict[str, str]:
+    """Write named numeric arrays (compressed .npz, no objects); returns its ``files`` entry."""
+    import numpy as np
+
+    with open(path, "wb") as f:
+        np.savez_compressed(f, **{k: np.asarray(v) for k, v in arrays.items()})  # type: ignore[arg-type]
+    return file_entry(path, "npz")
 
 
 def check_radiomics_params(data: Any, where: str) -> None:
@@ -88,6 +98,15 @@ def load_file(bundle_dir: str | os.PathLike, entry: dict[str, str], role: str = 
         if fmt == "radiomics_params":
             check_radiomics_params(data, f"Bundle {folder}: {name}")
         return data
+    if fmt == "npz":
+        import numpy as np
+
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (ValueError, OSError, zipfile.BadZipFile) as exc:
+            raise BundleError(f"Bundle {folder}: {name} ({role}) is not a plain .npz of numeric arrays and was "
+                              f"refused ({exc}).") from None
     if fmt == "torch_state_dict":
         import pickle
 

@@ -9,12 +9,16 @@
   stage (``layer4``), else the input of the last linear layer. The threshold is the 95th percentile of the distances
   of held-out in-distribution cases, so that about 5 % of them are flagged.
 * **Calibration**: temperature scaling (Guo et al., ICML 2017) fitted on a validation split by minimising the
-  negative log-likelihood; for a two-class model with a bias on the second class's logit too, which is Platt
-  scaling of the logit difference (a temperature alone cannot move a model whose probabilities lean to one class).
-  The expected calibration error (15 equal-width bins of the top-class probability) before and after.
+  negative log-likelihood, or for a two-class model temperature and a bias on the second class's logit (Platt
+  scaling of the logit difference: a temperature alone cannot move a model whose probabilities lean to one class),
+  or none: the one of the three with the lowest 5-fold cross-validated negative log-likelihood on the validation
+  split (:func:`fit_calibration`; on a nearly separable validation set the bias alone overfits). The expected
+  calibration error (15 equal-width bins of the top-class probability) before and after.
 
-The fitted statistics (:class:`Trust`) are plain numbers stored in the bundle's ``metadata.json`` (``trust``), read
-back at prediction; a bundle without them loads with a warning (:data:`NO_TRUST_WARNING`).
+The fitted statistics (:class:`Trust`): the class means and the precision matrix in the bundle file ``trust.npz``
+(listed under ``files``, checksum-verified, read without pickle), the scalars in ``metadata.json``'s ``trust``; read
+back at prediction (:meth:`Trust.of_bundle`; an older bundle's inline arrays still load). A bundle without them
+loads with a warning (:data:`NO_TRUST_WARNING`).
 """
 from __future__ import annotations
 
@@ -29,10 +33,15 @@ from typing import Mapping, Sequence, Union
 import numpy as np
 import torch
 from scipy.optimize import minimize
+from scipy.stats import beta
 from sklearn.covariance import LedoitWolf
+from sklearn.model_selection import StratifiedKFold
 
-#: Share of held-out in-distribution cases the threshold flags.
-FLAG_SHARE = 0.05
+#: Share of in-distribution cases the threshold may flag, and the confidence that it does not flag more.
+FLAG_SHARE, FLAG_CONFIDENCE = 0.05, 0.90
+#: The bundle file of the means and precision matrix.
+TRUST_FILE = "trust.npz"
+CALIBRATIONS = ("none", "temperature", "temperature+bias")
 ECE_BINS = 15
 #: What a flagged call says (result.json, summaries, tables, SR).
 OOD_MESSAGE = "outside what this model was trained on: do not use"
@@ -125,28 +134,65 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
     return float(sum(b["cases"] / n * abs(b["accuracy"] - b["confidence"]) for b in reliability(probs, labels, bins)))
 
 
-def fit_calibration(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """(temperature, bias) minimising the negative log-likelihood of ``labels``; the bias (second class's logit)
-    only for two classes, else 0. Temperature bounded to 0.05-20, bias to +-10."""
-    y = np.asarray(labels, int)
-    two = np.asarray(logits).shape[1] == 2
+def _nll(logits: np.ndarray, y: np.ndarray, temperature: float, bias: float) -> float:
+    p = softmax(logits, temperature, bias)
+    return float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1))))
 
-    def nll(v: np.ndarray) -> float:
-        p = softmax(logits, float(np.exp(v[0])), float(v[1]) if two else 0.0)
-        return float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1))))
-    bounds = [(np.log(0.05), np.log(20.0))] + [(-10.0, 10.0)] * two
-    v = minimize(nll, np.zeros(1 + two), method="L-BFGS-B", bounds=bounds).x
-    return float(np.exp(v[0])), float(v[1]) if two else 0.0
+
+def _fit(logits: np.ndarray, y: np.ndarray, method: str) -> tuple[float, float]:
+    """(temperature, bias) of one calibration method minimising the negative log-likelihood (temperature bounded to
+    0.05-20, bias to +-10)."""
+    if method == "none":
+        return 1.0, 0.0
+    with_bias = method == "temperature+bias"
+    bounds = [(np.log(0.05), np.log(20.0))] + [(-10.0, 10.0)] * with_bias
+    v = minimize(lambda v: _nll(logits, y, float(np.exp(v[0])), float(v[1]) if with_bias else 0.0),
+                 np.zeros(1 + with_bias), method="L-BFGS-B", bounds=bounds).x
+    return float(np.exp(v[0])), float(v[1]) if with_bias else 0.0
+
+
+def ece_floor(probs: np.ndarray, draws: int = 1000, seed: int = 0) -> dict[str, float]:
+    """What a perfectly calibrated model's ECE would read on this many cases: the ECE of ``probs`` against labels
+    drawn from ``probs`` themselves, over ``draws`` draws (mean and 95th percentile). On a few hundred cases with
+    probabilities away from 0 and 1 the floor is several hundredths: an ECE within it cannot be told from perfect
+    calibration on that set."""
+    rng = np.random.default_rng(seed)
+    p = np.asarray(probs, np.float64)
+    cum = np.cumsum(p, 1)
+    values = [expected_calibration_error(p, (rng.random((len(p), 1)) > cum[:, :-1]).sum(1)) for _ in range(draws)]
+    return {"mean": float(np.mean(values)), "p95": float(np.quantile(values, 0.95))}
+
+
+def fit_calibration(logits: np.ndarray, labels: np.ndarray, folds: int = 5) -> tuple[float, float, str]:
+    """(temperature, bias, method): of the methods of :data:`CALIBRATIONS` (the bias only for two classes), the one
+    with the lowest ``folds``-fold cross-validated negative log-likelihood of ``labels``, refitted on all of them."""
+    y = np.asarray(labels, int)
+    logits = np.asarray(logits, np.float64)
+    methods = CALIBRATIONS if logits.shape[1] == 2 else CALIBRATIONS[:2]
+    k = min(folds, int(np.bincount(y).min()) if len(set(y.tolist())) > 1 else 0)
+    if k < 2:           # too few cases of a class to cross-validate: temperature alone
+        return (*_fit(logits, y, "temperature"), "temperature")
+    split = list(StratifiedKFold(k, shuffle=True, random_state=0).split(logits, y))
+    scores = {m: np.mean([_nll(logits[te], y[te], *_fit(logits[tr], y[tr], m)) for tr, te in split]) for m in methods}
+    best = min(methods, key=lambda m: scores[m])
+    return (*_fit(logits, y, best), best)
+
+
+def flag_threshold(distances: np.ndarray) -> float:
+    """The distance above which a case is flagged: flags the most held-out in-distribution cases ``k`` whose
+    one-sided Clopper-Pearson upper bound (:data:`FLAG_CONFIDENCE`) on the flagged share stays at or under
+    :data:`FLAG_SHARE` (none flagged when even 0 of n does not: the largest distance)."""
+    d = np.sort(np.asarray(distances, np.float64))
+    n = len(d)
+    k = 0
+    while k + 1 < n and beta.ppf(FLAG_CONFIDENCE, k + 2, n - k - 1) <= FLAG_SHARE:
+        k += 1
+    return float(d[n - 1 - k])
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     """The temperature alone (no bias) minimising the negative log-likelihood of ``labels``."""
-    y = np.asarray(labels, int)
-
-    def nll(v: np.ndarray) -> float:
-        p = softmax(logits, float(np.exp(v[0])))
-        return float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1))))
-    return float(np.exp(minimize(nll, np.zeros(1), method="L-BFGS-B", bounds=[(np.log(0.05), np.log(20.0))]).x[0]))
+    return _fit(np.asarray(logits, np.float64), np.asarray(labels, int), "temperature")[0]
 
 
 @dataclass(frozen=True)
@@ -161,6 +207,7 @@ class Trust:
     ece_after: float
     fitted_on: str
     bias: float = 0.0                  # second class's logit (two-class Platt scaling; 0 in older bundles)
+    calibration: str = "temperature"   # the method chosen (CALIBRATIONS)
 
     def distance(self, feats: np.ndarray) -> np.ndarray:
         """Mahalanobis distance of each row to the nearest class mean."""
@@ -197,18 +244,38 @@ class Trust:
                 "accuracy_calibrated": float(np.mean(cal.argmax(1) == y)),
                 "ece_uncalibrated": expected_calibration_error(raw, y),
                 "ece_calibrated": expected_calibration_error(cal, y),
+                "ece_of_a_calibrated_model": ece_floor(cal),
                 "reliability_uncalibrated": reliability(raw, y), "reliability_calibrated": reliability(cal, y)}
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """metadata.json's ``trust`` block: the scalars (the arrays go to :data:`TRUST_FILE`)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("means", "precision")}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"means": np.asarray(self.means, np.float32), "precision": np.asarray(self.precision, np.float32)}
 
     @classmethod
-    def from_metadata(cls, meta: dict[str, Any]) -> Optional["Trust"]:
+    def from_metadata(cls, meta: dict[str, Any], arrays: Optional[Mapping[str, np.ndarray]] = None
+                      ) -> Optional["Trust"]:
+        """The statistics of a ``trust`` block with its ``arrays`` (or an older bundle's inline ones); None
+        without a block."""
         block = meta.get("trust")
         if not isinstance(block, dict):
             return None
         known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in block.items() if k in known})
+        values = {k: v for k, v in block.items() if k in known}
+        if arrays is not None:
+            values.update({k: np.asarray(arrays[k]).tolist() for k in ("means", "precision")})
+        return cls(**values)
+
+    @classmethod
+    def of_bundle(cls, bundle: Any) -> Optional["Trust"]:
+        """The bundle's statistics (its ``trust`` file checksum-verified), None when it has none."""
+        meta = bundle.metadata
+        block = meta.get("trust")
+        if not isinstance(block, dict):
+            return None
+        return cls.from_metadata(meta, None if "means" in block else bundle.load_file("trust"))
 
 
 def fit_trust(train_feats: np.ndarray, train_labels: np.ndarray, val_feats: np.ndarray, val_logits: np.ndarray,
@@ -220,12 +287,15 @@ def fit_trust(train_feats: np.ndarray, train_labels: np.ndarray, val_feats: np.n
     means = np.stack([train_feats[y == c].mean(0) for c in classes])
     centred = train_feats - means[np.searchsorted(classes, y)]
     precision = LedoitWolf(assume_centered=True).fit(centred).precision_
+    # stored as float32 (half the bundle file); the threshold is set with the stored values
+    means, precision = means.astype(np.float32).astype(np.float64), precision.astype(np.float32).astype(np.float64)
     partial = Trust(means.tolist(), precision.tolist(), 0.0, 1.0, 0.0, 0.0, fitted_on)
-    threshold = float(np.quantile(partial.distance(val_feats), 1 - FLAG_SHARE))
-    temperature, bias = fit_calibration(val_logits, val_labels)
+    threshold = flag_threshold(partial.distance(val_feats))
+    temperature, bias, method = fit_calibration(val_logits, val_labels)
     return Trust(means.tolist(), precision.tolist(), threshold, temperature,
                  expected_calibration_error(softmax(val_logits), val_labels),
-                 expected_calibration_error(softmax(val_logits, temperature, bias), val_labels), fitted_on, bias)
+                 expected_calibration_error(softmax(val_logits, temperature, bias), val_labels), fitted_on, bias,
+                 method)
 
 
 def fit_on_split(model: torch.nn.Module, train_x: Inputs, train_y: np.ndarray, val_x: Inputs, val_y: np.ndarray,
@@ -244,7 +314,8 @@ def fit_and_report(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.nd
     """:func:`fit_trust` on (features, labels) of the training cases and (features, logits, labels) of the
     validation cases; the report (validation figures, and the test set's when given)."""
     trust = fit_trust(train[0], train[1], *validation, fitted_on=fitted_on)
-    report: dict[str, Any] = {"temperature": trust.temperature, "bias": trust.bias, "threshold": trust.threshold,
+    report: dict[str, Any] = {"calibration": trust.calibration, "temperature": trust.temperature, "bias": trust.bias,
+                              "threshold": trust.threshold,
                               "fitted_on": fitted_on, "validation": trust.report(*validation)}
     if test is not None:
         report["test"] = trust.report(*test)
@@ -252,11 +323,19 @@ def fit_and_report(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.nd
 
 
 def write_trust(bundle_dir: Path, trust: Trust) -> None:
-    """Put ``trust`` into the bundle's metadata.json (written beside it, then moved over it; the weights and their
-    checksum are untouched)."""
-    path = Path(bundle_dir) / "metadata.json"
+    """Put ``trust`` into the bundle: its arrays into :data:`TRUST_FILE`, listed under ``files`` with its checksum,
+    its scalars into metadata.json (each written beside its target, then moved over it; the weights untouched)."""
+    from orbitai.bundle.formats import save_npz
+
+    folder = Path(bundle_dir)
+    tmp_arrays = folder / f".{TRUST_FILE}.{os.getpid()}.tmp.npz"
+    entry = save_npz(trust.arrays(), tmp_arrays)
+    tmp_arrays.replace(folder / TRUST_FILE)
+    entry["path"] = TRUST_FILE
+    path = folder / "metadata.json"
     meta = json.loads(path.read_text())
     meta["trust"] = trust.to_json()
+    meta.setdefault("files", {})["trust"] = entry
     tmp = path.with_name(f".metadata.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(meta, indent=2) + "\n")
     tmp.replace(path)

@@ -125,7 +125,7 @@ def predict_ivgc(image: str | Path, segmentation: str | Path, model: Optional[st
     report(0, 5, "loading the model")
     bundle, net = load_ivgc_model(model, device)
     meta = bundle.metadata
-    trust = Trust.from_metadata(meta)
+    trust = Trust.of_bundle(bundle)
     name = bundle_strategy(bundle, strategy)
     roi = parse_strategies([name])[0]
     needs_clinical = bool(meta.get("clinical"))

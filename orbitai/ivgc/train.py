@@ -33,7 +33,7 @@ from orbitai.bundle.core import WEIGHTS, sha256_file, write_bundle
 from orbitai.bundle.formats import save_json, save_sklearn
 from orbitai.classify.tabular import TABULAR_KINDS, tabular_classifier
 from orbitai.classify.train import fit, predict_proba
-from orbitai.classify.trust import binary_logits, fit_on_split, fit_trust
+from orbitai.classify.trust import binary_logits, fit_on_split, fit_trust, write_trust
 from orbitai.cohort.clinical import IVGC_CLINICAL
 from orbitai.cohort.manifest import Case
 from orbitai.cohort.splits import check_stratified_folds, stratified_holdout, stratified_kfold
@@ -153,15 +153,16 @@ def train_radiomics(cases: Sequence[Case], table: Any, selection: dict[str, Any]
     meta = _metadata(out.name, kind, strategy, sel, clinical=False, data=training_data, cohort=_cohort(cases, y, training_data))
     meta["training"].update({"seed": seed, "minutes": round((time.perf_counter() - t0) / 60, 3)})
     meta["metrics"] = metrics
-    if trust is not None:
-        meta["trust"] = trust.to_json()
 
     def write(tmp: Path) -> dict[str, Any]:
         return {"files": {"classifier": save_sklearn(model, tmp / CLASSIFIER_FILE),
                           "selection": save_json(sel.to_metadata(), tmp / SELECTION_FILE),
                           "radiomics_protocol": save_json(protocol or _protocol(), tmp / PROTOCOL_FILE)}}
 
-    return write_bundle(out, meta, write, overwrite).path
+    path = write_bundle(out, meta, write, overwrite).path
+    if trust is not None:
+        write_trust(path, trust)
+    return path
 
 
 def _rounded(m: dict[str, Any]) -> dict[str, Any]:
@@ -269,6 +270,7 @@ def _train_deep(cases, y, cfg, strategy: str, sel, radiomics, clinical, fill, tr
                              "epoch_minutes_all_runs": _epoch_minutes(work / "epochs.csv"), "device": str(device),
                              "threads": torch.get_num_threads(), "processes": summary["processes"],
                              "history": summary["history"]})
+    trust = None
     if test_set is not None:
         p = predict_proba(model, test_set, device)[:, 1]
         meta["metrics"] = {"heldout": _rounded(binary_classification_metrics(y[te], p))}
@@ -276,8 +278,8 @@ def _train_deep(cases, y, cfg, strategy: str, sel, radiomics, clinical, fill, tr
         train_set = IvgcImageDataset.from_cases([cases[i] for i in tr], strategy, vectors=_vectors(radiomics, clinical, tr),
                                                 shape=cfg.shape, roi_only=cfg.roi_only, cache_dir=work / "inputs")
         names = model.input_names
-        meta["trust"] = fit_on_split(model, dataset_inputs(train_set, names), y[tr], dataset_inputs(test_set, names),
-                                     y[te], device).to_json()
+        trust = fit_on_split(model, dataset_inputs(train_set, names), y[tr], dataset_inputs(test_set, names), y[te],
+                             device)
     model = model.cpu()
 
     def write(tmp: Path) -> dict[str, Any]:
@@ -288,7 +290,10 @@ def _train_deep(cases, y, cfg, strategy: str, sel, radiomics, clinical, fill, tr
             files["selection"] = save_json(sel.to_metadata(), tmp / SELECTION_FILE)
         return {"weights_sha256": sha256_file(tmp / WEIGHTS), "files": files}
 
-    return write_bundle(out, meta, write, overwrite).path
+    path = write_bundle(out, meta, write, overwrite).path
+    if trust is not None:
+        write_trust(path, trust)
+    return path
 
 
 def _epoch_minutes(path: Path) -> float:

@@ -19,7 +19,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from orbitai.bundle.core import save_bundle, sha256_input
-from orbitai.classify.trust import fit_on_split
+from orbitai.classify.trust import fit_on_split, write_trust
 from orbitai.cohort.manifest import Case, binary_label, naming_case
 from orbitai.cohort.splits import stratified_holdout
 from orbitai.errors import ConfigError
@@ -128,14 +128,17 @@ def train_bundle(cases: Sequence[Case], config: str, out: Path, seed: int = 0, h
                          "threads": summary.get("threads"), "processes": summary["processes"],
                          "history": summary["history"]},
             "intended_use": "Demonstration only: trained on synthetic brain phantoms, not for clinical use."}
+        trust = None
         if te:
             # how far to trust a call (issue 51): training features; threshold and calibration on the held-out split
             channel = np.asarray(x, np.float32)[:, None]
-            meta["trust"] = fit_on_split(model, channel[tr], labels[tr], channel[te], labels[te], what="cases").to_json()
+            trust = fit_on_split(model, channel[tr], labels[tr], channel[te], labels[te], what="cases")
             m = evaluate(predict(model, x[te]), labels[te])
             meta["heldout_metrics"] = {k: round(float(m[k]), 4) for k in ("accuracy", "sensitivity", "specificity",
                                                                           "auc")}
         save_bundle(model.cpu(), out, meta, overwrite)
+        if trust is not None:
+            write_trust(out, trust)
     return out
 
 

@@ -285,7 +285,7 @@ def brain_flair_case(seed: int, disease: str = "ms", noise: bool = True, atypica
 #: cortex) and the range of its half-angle (degrees); the right hemisphere's (x mirrored for the left).
 TERRITORIES = {"mca": ((24.0, -8.0, 12.0), (1.0, 0.05, 0.3), (20.0, 32.0)),
                "aca": ((6.0, 0.0, 22.0), (0.25, 0.35, 1.0), (16.0, 26.0)),
-               "pca": ((14.0, -50.0, 6.0), (0.25, -1.0, 0.05), (18.0, 28.0))}
+               "pca": ((14.0, -60.0, 6.0), (0.25, -1.0, 0.05), (18.0, 28.0))}
 
 
 def infarct_flair_case(seed: int, noise: bool = True) -> PhantomCase:

@@ -151,7 +151,7 @@ def predict_tao(image: Volume, labels: Optional[Volume], model_name: str = "B", 
                             slices=spec.slices, side_mm=spec.crop_side_mm, net_pixels=spec.net_pixels,
                             resample_masks=resample_masks, what=what)
     x = centre_crop(np.stack([c.canonical() for c in crops]), spec.net_pixels)
-    trust = Trust.from_metadata(bundle.metadata)
+    trust = Trust.of_bundle(bundle)
     if trust is None:
         probs, distances = predict_proba(model, x, device)[:, 1], [None] * len(crops)
     else:           # calibrated probabilities and how far each eye lies from the training data

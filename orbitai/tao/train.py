@@ -13,7 +13,7 @@ import torch
 from orbitai.bundle import save_bundle
 from orbitai.training.checkpoint import SIDECAR_SUFFIX
 from orbitai.classify.train import TrainSettings, predict_proba, train_classifier
-from orbitai.classify.trust import fit_on_split
+from orbitai.classify.trust import fit_on_split, write_trust
 from orbitai.cohort.manifest import Case
 from orbitai.cohort.splits import check_stratified_folds, stratified_holdout, stratified_kfold
 from orbitai.errors import ConfigError, InputError
@@ -132,15 +132,18 @@ def _train_tao(cases: list[Case], cfg: TaoConfig, out: Path, work: Path, held: s
                 "minutes": round((time.perf_counter() - t0) / 60, 2), "device": str(device),
                 "threads": torch.get_num_threads()},
             "intended_use": "Demonstration only: trained on synthetic phantoms, not for clinical use."}
+    trust = None
     if test_set is not None:
         meta["heldout_metrics"] = _scores(model, test_set, device)
         # how far to trust a call (issue 51): features of the training eyes, threshold and calibration on the held-out
-        meta["trust"] = fit_on_split(model, centre_crop(train_set.x), train_set.y, centre_crop(test_set.x),
-                                     test_set.y, device, "eyes").to_json()
+        trust = fit_on_split(model, centre_crop(train_set.x), train_set.y, centre_crop(test_set.x), test_set.y,
+                             device, "eyes")
     else:
         log.warning("No held-out cases (--holdout 0): the bundle has no out-of-distribution statistics or "
                     "calibration; fit them with 'orbitai tao trust'.")
     save_bundle(model.cpu(), out, meta, overwrite)
+    if trust is not None:
+        write_trust(out, trust)
     return out
 
 
