@@ -48,7 +48,9 @@ def test_radiomics_bundle_records_the_contract(cohort):
     assert m["task"] == "ivgc_response" and m["kind"] == "svm" and m["strategy"] == "mrlr"
     assert m["selection"]["features"] == sel["selected"] and m["clinical"] is False and m["threshold"] == 0.5
     assert m["selection"]["coefficients"] == [sel["coefficients"][n] for n in sel["selected"]]
-    assert set(m["files"]) == {"classifier", "selection", "radiomics_protocol"} and "architecture" not in m
+    # trust (issue 51): its distance threshold on the training cases (calibrated out of fold when it can be)
+    assert set(m["files"]) == {"classifier", "selection", "radiomics_protocol", "trust"} and "architecture" not in m
+    assert "training cases" in m["trust"]["fitted_on"] and m["files"]["trust"]["format"] == "npz"
     assert m["training"]["cohort"]["cases"] == 12 and 0 <= m["metrics"]["training"]["auc"] <= 1
     assert not any(p.suffix == ".pkl" for p in cohort["svm"].iterdir())
 
@@ -80,6 +82,7 @@ def test_deep_train_resumes_and_predicts_with_clinical_and_gradcam(cohort, tmp_p
     assert m["kind"] == "rdinet_clinical" and m["clinical"] is True and m["architecture"]["args"]["n_clinical"] == 16
     assert m["training"]["train_cases"] == 9 and m["training"]["heldout_cases"] == 3
     assert m["metrics"]["heldout"]["n"] == 3 and m["input"]["shape"] == [128, 128, 32]
+    assert "3 held-out cases" in m["trust"]["fitted_on"] and m["files"]["trust"]["format"] == "npz"
     # the work folder (checkpoint, input cache, epoch log) is gone once the bundle is written (issue 32)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rdc"]
     # a rerun into the earlier bundle replaces it

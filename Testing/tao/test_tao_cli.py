@@ -158,6 +158,10 @@ def test_train_and_evaluate_small_cohort(tmp_path, capsys):
 
     assert b.metadata["input"] == TaoInputSpec().to_metadata()   # the input block prediction reads back
     assert not (tmp_path / ".tiny_b-training").exists()   # the work folder goes once the bundle is written
+    from orbitai.classify.trust import Trust
+
+    trust = Trust.of_bundle(b)            # fitted on the held-out split by the training command (issue 51)
+    assert trust is not None and "4 held-out eyes" in trust.fitted_on and b.metadata["files"]["trust"]
     rep = tmp_path / "report"
     assert main(["tao", "evaluate", "--manifest", str(man), "--model", str(bundle), "--no-maps",
                  "--device", "cpu", "--out", str(rep)]) == 0

@@ -137,18 +137,25 @@ def train_radiomics(cases: Sequence[Case], table: Any, selection: dict[str, Any]
     # outer CV folds whose training part still holds ``inner`` cases of each class
     folds = max([k for k in range(2, max(2, cv_folds) + 1) if k <= smallest and smallest * (k - 1) // k >= inner],
                 default=0)
-    trust = None
+    p_oof = None
     if folds >= 2:
-        p = cross_val_predict(clone(model), X, y, cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
-                              method="predict_proba")[:, 1]
-        metrics["cv"] = {"folds": folds, **_rounded(binary_classification_metrics(y, p))}
-        # how far to trust a call (issue 51): the standardised features of all cases; the threshold on their
-        # distances and the calibration on the out-of-fold probabilities (each case seen by a model not fitted on it)
-        z = (X - np.asarray(sel.mean)) / np.where(np.asarray(sel.scale) > 0, np.asarray(sel.scale), 1.0)
-        trust = fit_trust(z, y, z, binary_logits(p), y, f"{len(y)} training cases, calibrated out of fold "
-                                                         f"({folds} folds); threshold on the training cases")
+        p_oof = cross_val_predict(clone(model), X, y, cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
+                                  method="predict_proba")[:, 1]
+        metrics["cv"] = {"folds": folds, **_rounded(binary_classification_metrics(y, p_oof))}
     model.fit(X, y)
     p_train = model.predict_proba(X)[:, 1]
+    # how far to trust a call (issue 51): the standardised features of all cases and the threshold on their
+    # distances; the calibration on the out-of-fold probabilities (each case seen by a model not fitted on it), none
+    # without cross-validation
+    z = (X - np.asarray(sel.mean)) / np.where(np.asarray(sel.scale) > 0, np.asarray(sel.scale), 1.0)
+    if p_oof is not None:
+        trust = fit_trust(z, y, z, binary_logits(p_oof), y, f"{len(y)} training cases, calibrated out of fold "
+                                                            f"({folds} folds); threshold on the training cases")
+    else:
+        trust = replace(fit_trust(z, y, z, binary_logits(p_train), y, f"{len(y)} training cases; threshold on them; "
+                                  "not calibrated (too few cases of a class to cross-validate)"),
+                        temperature=1.0, bias=0.0, calibration="none")
+        trust = replace(trust, ece_after=trust.ece_before)
     metrics["training"] = _rounded(binary_classification_metrics(y, p_train))
     meta = _metadata(out.name, kind, strategy, sel, clinical=False, data=training_data, cohort=_cohort(cases, y, training_data))
     meta["training"].update({"seed": seed, "minutes": round((time.perf_counter() - t0) / 60, 3)})
