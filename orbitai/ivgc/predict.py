@@ -23,7 +23,7 @@ from typing import Any, Mapping, Optional
 import numpy as np
 import SimpleITK as sitk
 
-from orbitai.classify.trust import NO_TRUST_WARNING, Trust, binary_logits
+from orbitai.classify.trust import NO_TRUST_WARNING, OOD_MESSAGE, Trust, binary_logits
 from orbitai.cohort.clinical import IVGC_CLINICAL
 from orbitai.errors import InputError
 from orbitai.io import Volume
@@ -65,6 +65,7 @@ class IvgcPrediction:
     scan: Optional[ScanFacts] = None
     trust: Optional[Trust] = None          # the bundle's out-of-distribution statistics and calibration
     ood_distance: Optional[float] = None
+    noise: bool = False                    # the MRI around the segmentation is noise (orbitai.io.values)
 
     @property
     def call(self) -> str:
@@ -72,8 +73,10 @@ class IvgcPrediction:
 
     @property
     def flagged(self) -> bool:
-        """Outside what the model was trained on (the call is not to be used)."""
-        return self.trust is not None and self.ood_distance is not None and self.trust.flagged(self.ood_distance)
+        """Outside what the model was trained on (the call is not to be used): its features lie beyond the
+        threshold, or its input is noise."""
+        return self.noise or (self.trust is not None and self.ood_distance is not None
+                              and self.trust.flagged(self.ood_distance))
 
     def result(self) -> IvgcResult:
         data = {"probability": round(float(self.probability), 6), "call": self.call, "threshold": self.threshold,
@@ -82,6 +85,8 @@ class IvgcPrediction:
                 "warnings": self.warnings, "scope": SCOPE}
         if self.trust is not None and self.ood_distance is not None:
             data.update(self.trust.ood_json(self.ood_distance))
+        if self.flagged:
+            data["trust"] = OOD_MESSAGE
         if self.scan is not None:
             data["scan"] = self.scan.to_json()
         return IvgcResult(data, self.features, self.gradcam)
@@ -190,4 +195,4 @@ def predict_ivgc(image: str | Path, segmentation: str | Path, model: Optional[st
     report(5, 5, "done")
     return IvgcPrediction(probability, float(meta.get("threshold", 0.5)), bundle.name, str(meta.get("kind")), name,
                           needs_clinical, features, cam, time.perf_counter() - t0, str(device), warnings, facts,
-                          trust, distance)
+                          trust, distance, bool(noise))

@@ -40,12 +40,14 @@ class EyeResult:
     gradcam: Optional[np.ndarray] = None       # (128, 128) in [0, 1]
     ood_distance: Optional[float] = None       # Mahalanobis distance of the eye's features (None: no statistics)
     ood_threshold: Optional[float] = None
+    noise: bool = False                        # the image around the segmentation is noise (orbitai.io.values)
 
     @property
     def flagged(self) -> bool:
-        """Outside what the model was trained on (the call is not to be used)."""
-        return self.ood_distance is not None and self.ood_threshold is not None and \
-            self.ood_distance > self.ood_threshold
+        """Outside what the model was trained on (the call is not to be used): its features lie beyond the
+        threshold, or its input is noise."""
+        return self.noise or (self.ood_distance is not None and self.ood_threshold is not None
+                              and self.ood_distance > self.ood_threshold)
 
     def to_json(self, threshold: float) -> dict:
         out = {"side": self.crop.side, "probability_active": round(self.probability_active, 6),
@@ -53,9 +55,9 @@ class EyeResult:
                "crop_box_ras": self.crop.box_ras(), "slices": int(self.crop.grid.shape[0])}
         if self.ood_distance is not None:
             out["ood"] = {"distance": round(self.ood_distance, 3), "threshold": round(float(self.ood_threshold or 0), 3),
-                          "flagged": self.flagged}
-            if self.flagged:
-                out["trust"] = OOD_MESSAGE
+                          "flagged": self.flagged, **({"noise": True} if self.noise else {})}
+        if self.flagged:
+            out["trust"] = OOD_MESSAGE
         return out
 
 
@@ -168,9 +170,12 @@ def predict_tao(image: Volume, labels: Optional[Volume], model_name: str = "B", 
     warnings = sorted({w for c in crops for w in c.warnings}) + orbit_warnings(labels, confidence)
     if trust is None:
         warnings.append(NO_TRUST_WARNING)
-    warnings += [f"{e.crop.side} eye: {OOD_MESSAGE} (distance {e.ood_distance:.1f} to its training data, flagged "
-                 f"above {e.ood_threshold:.1f})" for e in eyes if e.flagged]
-    noise = noise_warning(image.array, labels.array, "MRI")      # a call on noise is said to mean nothing
+    noise = noise_warning(image.array, labels.array, "MRI")      # a call on noise is flagged and said to mean nothing
+    for e in eyes:
+        e.noise = bool(noise)
+    warnings += [f"{e.crop.side} eye: {OOD_MESSAGE} (" + ("its input is noise" if e.noise else
+                 f"distance {e.ood_distance:.1f} to its training data, flagged above {e.ood_threshold:.1f}") + ")"
+                 for e in eyes if e.flagged]
     if noise:
         warnings.append(noise)
     return TaoPrediction(eyes, bundle.name, bundle.metadata.get("network", "?"), threshold,
