@@ -7,8 +7,9 @@ Cohorts (``build/trust/<task>/{train,validation,test}``, written when missing): 
 (16000, the training cohort / 16500 / 17000). Per classifier: the share of test cases flagged (target <= 5 %), the
 expected calibration error (15 bins) before and after calibration (target <= 0.05) and the reliability diagrams
 (in notes). Out of distribution: noise with the phantom's segmentation (TAO, IVGC), a brain-protocol T2 without fat
-suppression (TAO), infarct phantoms (NMOSD/MS: the scope check and the distance), and the scope check's false
-alarms on the MS/NMOSD test phantoms. ``python -m benchmarks trust`` -> ``benchmarks/results/trust.json``.
+suppression (TAO), infarct phantoms (NMOSD/MS: the scope check and the distance), the scope check's false
+alarms on the MS/NMOSD test phantoms and on the 28 real MS lesion maps of ``shared/data``, and TAO's calls on the
+real brain-protocol T2 MRIs of MS patients there (no thyroid eye disease: each call should say do not use). ``python -m benchmarks trust`` -> ``benchmarks/results/trust.json``.
 """
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ import numpy as np
 from benchmarks.common import write_result
 
 ROOT = Path(__file__).resolve().parent.parent / "build" / "trust"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+REAL_LESIONS, REAL_RAW = SHARED / "ms_lesion_masks_lesjak", SHARED / "ms_flair_raw_lesjak"
+REAL_FLAIR = SHARED / "ms_flair_lesjak" / "cs_patient26_FLAIR_MNI.nii.gz"
 COHORTS = {"tao": {"train": (120, 3000), "validation": (200, 3500), "test": (200, 3700)},
            "ivgc": {"train": (150, 6000), "validation": (200, 6500), "test": (200, 7000)},
            "brain-flair": {"train": (160, 16000), "validation": (160, 16500), "test": (160, 17000)}}
@@ -107,7 +111,7 @@ def _neuro(metrics: dict[str, Any], notes: dict[str, Any]) -> None:
     from orbitai.cohort.manifest import read_labelled_manifest
     from orbitai.io import read_volume, write_volume
     from orbitai.neuro.anatomy import extract_brain
-    from orbitai.neuro.predict import predict_neuro
+    from orbitai.neuro.predict import VASCULAR, predict_neuro
     from orbitai.neuro.scope import territorial_lesions
     from orbitai.neuro.study import case_label
     from orbitai.neuro.trust import fit_neuro_trust
@@ -130,25 +134,59 @@ def _neuro(metrics: dict[str, Any], notes: dict[str, Any]) -> None:
             lesions = write_volume(case.labels, Path(tmp) / "lesions.nrrd")
             for model in MODELS["brain-flair"]:
                 pred = predict_neuro(flair, lesions, model, heatmap=False)
-                found["scope"] += bool(pred.out_of_scope) and model == MODELS["brain-flair"][0]
+                found["scope"] += VASCULAR in pred.out_of_scope and model == MODELS["brain-flair"][0]
                 found[model] += bool(pred.trust and pred.ood_distance is not None
                                      and pred.trust.flagged(pred.ood_distance))
     metrics["neuro_infarcts_flagged_share"] = found["scope"] / INFARCTS
     for model in MODELS["brain-flair"]:
         metrics[f"{model}_infarcts_ood_share"] = found[model] / INFARCTS
+    # the real MS lesion maps of 28 patients (Lesjak et al., MNI space, on the template FLAIR): none is a territory
+    real = sorted(REAL_LESIONS.glob("patient*_lesionmask_MNI.nii.gz"))
+    if real:
+        template = extract_brain(read_volume(REAL_FLAIR))
+        alarms = [p.name[:9] for p in real if territorial_lesions(read_volume(p), template)]
+        metrics["neuro_scope_false_alarms_real_ms_maps"] = len(alarms)
+        notes["real_ms_maps"] = {"maps": len(real), "read_as_territorial": alarms}
+
+
+def _real_tao(metrics: dict[str, Any], notes: dict[str, Any]) -> None:
+    """The real brain-protocol T2 MRIs of MS patients (no thyroid eye disease; shared/data): TAO's call on each."""
+    from orbitai.errors import OrbitAIError
+    from orbitai.io import read_scan
+    from orbitai.scan import scan_facts
+    from orbitai.tao.predict import predict_tao
+    from orbitai.tao.spec import EXPECTS
+
+    rows = {}
+    for path in sorted(REAL_RAW.glob("*_T2W.nii.gz")):
+        image, acq = read_scan(path)
+        facts = scan_facts(image, acq.tags, path)
+        try:
+            pred = predict_tao(image, None, "B", "cpu", maps=False)
+        except OrbitAIError as exc:
+            rows[path.name] = {"refused": str(exc)}
+            continue
+        pred.out_of_scope(facts.breaks(EXPECTS))
+        rows[path.name] = {"flagged_eyes": sum(e.flagged for e in pred.eyes), "eyes": len(pred.eyes),
+                           "why": sorted({e.trust_message for e in pred.eyes})}
+    if rows:
+        metrics["tao_real_brain_t2_called_and_not_flagged"] = sum(
+            r.get("eyes", 0) - r.get("flagged_eyes", 0) for r in rows.values())
+        notes["real_brain_t2_tao"] = rows
 
 
 def main() -> None:
     metrics: dict[str, Any] = {}
     notes: dict[str, Any] = {"cohorts": COHORTS}
-    for run in (_tao, _ivgc, _neuro):
+    for run in (_tao, _ivgc, _neuro, _real_tao):
         run(metrics, notes)
     targets: dict[str, str] = {}
     for name in [k[: -len("_test_flagged_share")] for k in metrics if k.endswith("_test_flagged_share")]:
         targets[f"{name}_test_flagged_share"] = "<= 0.05"
         targets[f"{name}_test_ece_calibrated"] = "<= 0.05"
     targets.update({"tao_B_noise_eyes_flagged_share": ">= 1.0", "neuro_infarcts_flagged_share": ">= 1.0",
-                    "neuro_scope_false_alarms_share_test": "<= 0.0"})
+                    "neuro_scope_false_alarms_share_test": "<= 0.0", "neuro_scope_false_alarms_real_ms_maps": "<= 0",
+                    "tao_real_brain_t2_called_and_not_flagged": "<= 0"})
     write_result("trust", metrics, targets, notes)
 
 

@@ -45,6 +45,13 @@ CALIBRATIONS = ("none", "temperature", "temperature+bias")
 ECE_BINS = 15
 #: What a flagged call says (result.json, summaries, tables, SR).
 OOD_MESSAGE = "outside what this model was trained on: do not use"
+
+
+def scope_message(reason: str) -> str:
+    """What a call outside the model's scope says (result.json ``trust``, summaries, tables, SR)."""
+    return f"outside what this model was made for ({reason}): do not use"
+
+
 NO_TRUST_WARNING = ("This model carries no out-of-distribution statistics or calibration (an older bundle): its "
                     "probabilities are uncalibrated and a scan unlike its training data is not flagged. Fit them with "
                     "its task's 'trust' command.")

@@ -23,7 +23,7 @@ from typing import Any, Mapping, Optional
 import numpy as np
 import SimpleITK as sitk
 
-from orbitai.classify.trust import NO_TRUST_WARNING, OOD_MESSAGE, Trust, binary_logits
+from orbitai.classify.trust import NO_TRUST_WARNING, OOD_MESSAGE, Trust, binary_logits, scope_message
 from orbitai.cohort.clinical import IVGC_CLINICAL
 from orbitai.errors import InputError
 from orbitai.io import Volume
@@ -66,6 +66,7 @@ class IvgcPrediction:
     trust: Optional[Trust] = None          # the bundle's out-of-distribution statistics and calibration
     ood_distance: Optional[float] = None
     noise: bool = False                    # the MRI around the segmentation is noise (orbitai.io.values)
+    out_of_scope: str = ""                 # why the scan breaks what the models were made for ("" if it does not)
 
     @property
     def call(self) -> str:
@@ -75,8 +76,8 @@ class IvgcPrediction:
     def flagged(self) -> bool:
         """Outside what the model was trained on (the call is not to be used): its features lie beyond the
         threshold, or its input is noise."""
-        return self.noise or (self.trust is not None and self.ood_distance is not None
-                              and self.trust.flagged(self.ood_distance))
+        return bool(self.out_of_scope) or self.noise or (self.trust is not None and self.ood_distance is not None
+                                                         and self.trust.flagged(self.ood_distance))
 
     def result(self) -> IvgcResult:
         data = {"probability": round(float(self.probability), 6), "call": self.call, "threshold": self.threshold,
@@ -86,7 +87,7 @@ class IvgcPrediction:
         if self.trust is not None and self.ood_distance is not None:
             data.update(self.trust.ood_json(self.ood_distance))
         if self.flagged:
-            data["trust"] = OOD_MESSAGE
+            data["trust"] = scope_message(self.out_of_scope) if self.out_of_scope else OOD_MESSAGE
         if self.scan is not None:
             data["scan"] = self.scan.to_json()
         return IvgcResult(data, self.features, self.gradcam)
@@ -148,6 +149,7 @@ def predict_ivgc(image: str | Path, segmentation: str | Path, model: Optional[st
     masks = strategy_masks(labels, [roi], f"The segmentation {Path(segmentation).name}")
     facts = scan_facts(Volume.from_sitk(sitk_image), acquisition_tags(image), image, modality)
     warnings.extend(facts.notes + facts.caveats(EXPECTS))
+    out_of_scope = "; ".join(facts.breaks(EXPECTS))
     noise = noise_warning(sitk.GetArrayViewFromImage(sitk_image), labels, "MRI")   # a call on noise means nothing
     if noise:
         warnings.append(noise)
@@ -188,6 +190,8 @@ def predict_ivgc(image: str | Path, segmentation: str | Path, model: Optional[st
         if cam is not None and not cam.array.any():
             warnings.append("The Grad-CAM map is empty: no region of the image raises the model's output for the "
                             "predicted class (the call rests on its other inputs, or the model is undertrained).")
+    if out_of_scope:
+        warnings.append(f"The call: {scope_message(out_of_scope)}")
     if trust is None:
         warnings.append(NO_TRUST_WARNING)
     elif distance is not None and trust.warning(distance):
@@ -195,4 +199,4 @@ def predict_ivgc(image: str | Path, segmentation: str | Path, model: Optional[st
     report(5, 5, "done")
     return IvgcPrediction(probability, float(meta.get("threshold", 0.5)), bundle.name, str(meta.get("kind")), name,
                           needs_clinical, features, cam, time.perf_counter() - t0, str(device), warnings, facts,
-                          trust, distance, bool(noise))
+                          trust, distance, bool(noise), out_of_scope)

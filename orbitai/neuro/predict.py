@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 import numpy as np
 import torch
 
-from orbitai.classify.trust import NO_TRUST_WARNING, OOD_MESSAGE, Trust, features_and_logits, softmax
+from orbitai.classify.trust import NO_TRUST_WARNING, OOD_MESSAGE, Trust, features_and_logits, scope_message, softmax
 from orbitai.cohort.manifest import read_labels
 from orbitai.errors import InputError
 from orbitai.explain.occlusion import occlusion_map
@@ -48,8 +48,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: What a call on lesions outside the classifier's scope says (result.json, summaries, tables, SR).
-SCOPE_MESSAGE = "outside what this model was made for (lesions in a vascular-territory pattern): do not use"
+#: The reason a call on lesions in a vascular-territory pattern gives (`orbitai.neuro.scope`).
+VASCULAR = "lesions in a vascular-territory pattern"
 #: Share of a given lesion segmentation's labelled volume that must fall inside the FLAIR.
 MIN_OVERLAP = 0.95
 #: Class names of the classifiers' two outputs (label 1 = NMOSD, as the phantoms' manifests).
@@ -99,7 +99,7 @@ class NeuroPrediction:
     def flagged(self) -> str:
         """Why the call is not to be used ("" when it may be): outside the training data, or outside the scope."""
         if self.out_of_scope:
-            return SCOPE_MESSAGE
+            return scope_message(self.out_of_scope)
         if self.trust is not None and self.ood_distance is not None and self.trust.flagged(self.ood_distance):
             return OOD_MESSAGE
         return ""
@@ -222,9 +222,13 @@ def predict_neuro(flair_path: str | Path, lesions_path: Optional[str | Path] = N
     trust = Trust.of_bundle(bundle)
     probability, distance, heat = classify(net, found, spec, device, heatmap, threshold,
                                            lambda: report(5, 6, "occlusion map"), trust)
-    out_of_scope = scope_warning(found.lesions, found.extraction) or ""
+    vascular = scope_warning(found.lesions, found.extraction)
+    reasons = ([VASCULAR] if vascular else []) + (found.scan.breaks(FLAIR_EXPECTS) if found.scan else [])
+    out_of_scope = "; ".join(reasons)
+    if vascular:
+        found.warnings.append(vascular)
     if out_of_scope:
-        found.warnings.append(out_of_scope)
+        found.warnings.append(f"The NMOSD/MS call: {scope_message(out_of_scope)}")
     if trust is None:
         found.warnings.append(NO_TRUST_WARNING)
     elif trust.warning(distance):

@@ -127,38 +127,55 @@ class ScanFacts:
     def caveats(self, expects: Expects) -> list[str]:
         """What about the scan breaks what ``expects`` says the model was made for, one sentence each: a sure answer
         that differs, and an unsure one whose likeliest value differs (said as not confirmed)."""
+        return [sentence for sentence, _, _ in self._checks(expects)]
+
+    def breaks(self, expects: Expects) -> list[str]:
+        """Short reasons (e.g. "4 mm slices, made for up to 3.3 mm") of every caveat: a call on such a scan is
+        outside what the model was made for. An unsure answer whose likeliest value breaks ``expects`` counts (said
+        as unconfirmed): the user clears it by stating what the scan is (``--modality``)."""
+        return [reason for _, reason, _ in self._checks(expects)]
+
+    def _checks(self, expects: Expects) -> list[tuple[str, str, bool]]:
+        """(sentence, short reason, sure) of each way the scan breaks ``expects``."""
         out = []
         name = expects.name
         if expects.modality and self.sure("modality") and self.modality.value != expects.modality:
-            out.append(f"{name} was made for {expects.modality}, but this scan is {self.modality.value} "
-                       f"({self.modality.source}): the result is unreliable.")
+            out.append((f"{name} was made for {expects.modality}, but this scan is {self.modality.value} "
+                        f"({self.modality.source}): the result is unreliable.",
+                        f"a {self.modality.value}, made for {expects.modality}", True))
         is_mr = self.modality.value == "MR" and self.sure("modality")
         if is_mr and expects.weightings:
             want = "/".join(expects.weightings)
             if self.sure("weighting") and self.weighting.value not in expects.weightings:
-                out.append(f"{name} was made for {want}-weighted MRI, but this scan is {self.weighting.value}-weighted "
-                           f"({self.weighting.source}): the result is unreliable.")
+                out.append((f"{name} was made for {want}-weighted MRI, but this scan is {self.weighting.value}-weighted "
+                            f"({self.weighting.source}): the result is unreliable.",
+                            f"{self.weighting.value}-weighted, made for {want}", True))
             elif self.weighting.known and self.weighting.value not in expects.weightings:    # unsure, likely other
-                out.append(f"{name} was made for {want}-weighted MRI; this scan's weighting could not be confirmed "
-                           f"({self._likely('weighting')}): check it (or state it with --modality).")
+                out.append((f"{name} was made for {want}-weighted MRI; this scan's weighting could not be confirmed "
+                            f"({self._likely('weighting')}): check it (or state it with --modality).",
+                            f"{want}-weighting unconfirmed, likely {self.weighting.value}", False))
         if is_mr and expects.fat_suppressed is not None:
             want = "with fat suppression" if expects.fat_suppressed else "without fat suppression"
             if self.sure("fat_suppressed") and bool(self.fat_suppressed.value) != expects.fat_suppressed:
                 got = "has" if self.fat_suppressed.value else "has no"
-                out.append(f"{name} was made for MRI {want}, but this scan {got} fat suppression "
-                           f"({self.fat_suppressed.source}): fat and oedema look different, the result is unreliable.")
+                out.append((f"{name} was made for MRI {want}, but this scan {got} fat suppression "
+                            f"({self.fat_suppressed.source}): fat and oedema look different, the result is "
+                            "unreliable.", f"{got} fat suppression, made for MRI {want}", True))
             elif self.fat_suppressed.known and bool(self.fat_suppressed.value) != expects.fat_suppressed:
-                out.append(f"{name} was made for MRI {want}; whether this scan is fat suppressed could not be "
-                           f"confirmed ({self._likely('fat_suppressed')}): check it (or state it with --modality).")
+                out.append((f"{name} was made for MRI {want}; whether this scan is fat suppressed could not be "
+                            f"confirmed ({self._likely('fat_suppressed')}): check it (or state it with --modality).",
+                            "fat suppression unconfirmed, likely " + ("present" if self.fat_suppressed.value else "none"),
+                            False))
         if expects.max_slice_mm and self.slice_mm.known and self.slice_mm.value > expects.max_slice_mm + 1e-6:
-            out.append(f"{name} was made for slices up to {expects.max_slice_mm:g} mm, but this scan's are "
-                       f"{self.slice_mm.value:.3g} mm: small structures are blurred, the result is unreliable.")
+            out.append((f"{name} was made for slices up to {expects.max_slice_mm:g} mm, but this scan's are "
+                        f"{self.slice_mm.value:.3g} mm: small structures are blurred, the result is unreliable.",
+                        f"{self.slice_mm.value:.3g} mm slices, made for up to {expects.max_slice_mm:g} mm", True))
         for wanted, q, what in ((expects.orbits, "orbits_in_view", "the orbits"),
                                 (expects.brain, "brain_in_view", "the brain")):
             fact: Fact = getattr(self, q)
             if wanted and self.sure(q) and not fact.value:
-                out.append(f"{name} needs {what} in view, but they do not seem to be in this scan "
-                           f"({fact.source}, {fact.confidence:.2f}).")
+                out.append((f"{name} needs {what} in view, but they do not seem to be in this scan "
+                            f"({fact.source}, {fact.confidence:.2f}).", f"{what} not in view", True))
         return out
 
 

@@ -116,6 +116,7 @@ def predict_into(options: dict, image_path: str, segmentation: str | None, out: 
                                                    what=f"the segmentation {Path(segmentation or '').name}"),
                              device)
     pred.warnings.extend(facts.notes + facts.caveats(EXPECTS))      # a protocol TAO's network was not made for
+    pred.out_of_scope(facts.breaks(EXPECTS))                         # ... and when sure, each call says do not use
 
     def write_figure(tmp: Path) -> dict[str, str]:
         from orbitai.tao.figure import save_tao_figure

@@ -11,7 +11,7 @@ import torch
 
 from orbitai.bundle import Bundle
 from orbitai.classify.train import predict_proba
-from orbitai.classify.trust import NO_TRUST_WARNING, OOD_MESSAGE, Trust, features_and_logits
+from orbitai.classify.trust import NO_TRUST_WARNING, OOD_MESSAGE, Trust, features_and_logits, scope_message
 from orbitai.explain import grad_cam, occlusion_map
 from orbitai.io import Volume
 from orbitai.io.values import noise_warning
@@ -28,6 +28,8 @@ from orbitai.tao.spec import SCOPE, TaoInputSpec
 
 log = logging.getLogger(__name__)
 
+#: How the verdict line of an implausible orbit segmentation starts (:func:`orbit_warnings`).
+IMPLAUSIBLE = "The orbit segmentation: "
 OCCLUSION_PATCH = 16     # pixels of the 128 x 128 input (6.2 mm with the default crop)
 OCCLUSION_STRIDE = 8
 
@@ -41,13 +43,18 @@ class EyeResult:
     ood_distance: Optional[float] = None       # Mahalanobis distance of the eye's features (None: no statistics)
     ood_threshold: Optional[float] = None
     noise: bool = False                        # the image around the segmentation is noise (orbitai.io.values)
+    out_of_scope: str = ""                     # why the input breaks what the model was made for ("" if it does not)
 
     @property
     def flagged(self) -> bool:
-        """Outside what the model was trained on (the call is not to be used): its features lie beyond the
-        threshold, or its input is noise."""
-        return self.noise or (self.ood_distance is not None and self.ood_threshold is not None
-                              and self.ood_distance > self.ood_threshold)
+        """The call is not to be used: its features lie beyond the threshold, its input is noise, or it breaks
+        what the model was made for."""
+        return bool(self.out_of_scope) or self.noise or (
+            self.ood_distance is not None and self.ood_threshold is not None and self.ood_distance > self.ood_threshold)
+
+    @property
+    def trust_message(self) -> str:
+        return scope_message(self.out_of_scope) if self.out_of_scope else OOD_MESSAGE if self.flagged else ""
 
     def to_json(self, threshold: float) -> dict:
         out = {"side": self.crop.side, "probability_active": round(self.probability_active, 6),
@@ -57,7 +64,7 @@ class EyeResult:
             out["ood"] = {"distance": round(self.ood_distance, 3), "threshold": round(float(self.ood_threshold or 0), 3),
                           "flagged": self.flagged, **({"noise": True} if self.noise else {})}
         if self.flagged:
-            out["trust"] = OOD_MESSAGE
+            out["trust"] = self.trust_message
         return out
 
 
@@ -77,6 +84,15 @@ class TaoPrediction:
                 "seconds": round(self.seconds, 3), "threshold": self.threshold,
                 "segmentation": self.segmentation_source, "warnings": self.warnings, "scope": SCOPE,
                 "eyes": [e.to_json(self.threshold) for e in self.eyes]}
+
+    def out_of_scope(self, reasons: list[str]) -> None:
+        """Flag every eye's call as outside what the model was made for (``reasons``: the scan's sure breaks of its
+        protocol, `orbitai.scan.ScanFacts.breaks`), keeping a reason found before."""
+        if reasons:
+            for e in self.eyes:
+                e.out_of_scope = "; ".join(([e.out_of_scope] if e.out_of_scope else []) + reasons)
+            self.warnings.append(f"Every eye: {self.eyes[0].trust_message}" if self.eyes else scope_message(
+                "; ".join(reasons)))
 
     def result(self, reference: Volume) -> TaoResult:
         """The ``predict --out DIR`` contract of this prediction (maps on ``reference``'s grid)."""
@@ -118,7 +134,7 @@ def orbit_warnings(labels: Volume, confidence: Optional[Volume] = None) -> list[
     checks = check_structures(labels, sorted(present | {"eyeball"}), confidence)
     out = [f"{c.name}: {c.note}" for c in checks if c.label in (1, 2) and c.status != "normal"]
     most = verdict(checks)
-    return out + ([f"The orbit segmentation: {most}"] if most else [])
+    return out + ([f"{IMPLAUSIBLE}{most}"] if most else [])
 
 
 def explain_eye(model: torch.nn.Module, x: np.ndarray, target: int, device="cpu") -> tuple[np.ndarray, np.ndarray]:
@@ -167,15 +183,19 @@ def predict_tao(image: Volume, labels: Optional[Volume], model_name: str = "B", 
             target = int(e.probability_active >= threshold)
             e.occlusion, e.gradcam = explain_eye(model, xi, target, device)
     report(4, 4, "done")
-    warnings = sorted({w for c in crops for w in c.warnings}) + orbit_warnings(labels, confidence)
+    orbits = orbit_warnings(labels, confidence)
+    warnings = sorted({w for c in crops for w in c.warnings}) + orbits
+    if source != "given" and any(w.startswith(IMPLAUSIBLE) for w in orbits):
+        for e in eyes:        # crops placed on orbits it found that are unlikely right
+            e.out_of_scope = "the orbits it found are implausible"
     if trust is None:
         warnings.append(NO_TRUST_WARNING)
     noise = noise_warning(image.array, labels.array, "MRI")      # a call on noise is flagged and said to mean nothing
     for e in eyes:
         e.noise = bool(noise)
-    warnings += [f"{e.crop.side} eye: {OOD_MESSAGE} (" + ("its input is noise" if e.noise else
-                 f"distance {e.ood_distance:.1f} to its training data, flagged above {e.ood_threshold:.1f}") + ")"
-                 for e in eyes if e.flagged]
+    warnings += [f"{e.crop.side} eye: {e.trust_message}" + ("" if e.out_of_scope else " (" + (
+                 "its input is noise" if e.noise else f"distance {e.ood_distance:.1f} to its training data, flagged "
+                 f"above {e.ood_threshold:.1f}") + ")") for e in eyes if e.flagged]
     if noise:
         warnings.append(noise)
     return TaoPrediction(eyes, bundle.name, bundle.metadata.get("network", "?"), threshold,
