@@ -56,8 +56,10 @@ def _record(metrics: dict[str, Any], notes: dict[str, Any], name: str, report: d
 def _tao(metrics: dict[str, Any], notes: dict[str, Any]) -> None:
     from orbitai.cohort.manifest import read_labelled_manifest
     from orbitai.phantoms.orbit import CONTRASTS, orbit_case
+    from orbitai.scan import scan_facts
     from orbitai.tao.data import case_label
     from orbitai.tao.predict import predict_tao
+    from orbitai.tao.spec import EXPECTS
     from orbitai.tao.trust import fit_tao_trust
 
     cases = {s: read_labelled_manifest(_cohort("tao", s), case_label) for s in COHORTS["tao"]}
@@ -65,7 +67,7 @@ def _tao(metrics: dict[str, Any], notes: dict[str, Any]) -> None:
         _record(metrics, notes, f"tao_{network}", fit_tao_trust(network, cases["train"], cases["validation"],
                                                                 cases["test"], "cpu", write=False,
                                                                 cache=ROOT / "tao" / "cache"))
-    flagged = {"noise": 0, "t2_no_fat_suppression": 0}
+    flagged = {"noise": 0, "t2_no_fat_suppression": 0, "t2_no_fs_distance": 0}
     for seed in range(3990000, 3990010):
         case = orbit_case(seed, "t2", tao="active", orientation="axial")
         noise = np.random.default_rng(seed).normal(500, 200, case.image.shape).clip(0).astype(np.int16)
@@ -73,10 +75,13 @@ def _tao(metrics: dict[str, Any], notes: dict[str, Any]) -> None:
         flagged["noise"] += sum(e.flagged for e in pred.eyes)
         brain = orbit_case(seed, "t2", tao="active", orientation="axial",
                            contrast=CONTRASTS["t2_no_fat_suppression"], spacing=(0.6, 0.6, 3.3))
-        flagged["t2_no_fat_suppression"] += sum(e.flagged for e in predict_tao(brain.image, brain.labels, "B", "cpu",
-                                                                               maps=False).eyes)
+        pred = predict_tao(brain.image, brain.labels, "B", "cpu", maps=False)
+        flagged["t2_no_fs_distance"] += sum(e.flagged for e in pred.eyes)
+        pred.out_of_scope(scan_facts(brain.image, {}, None).breaks(EXPECTS))   # as 'tao predict' does
+        flagged["t2_no_fat_suppression"] += sum(e.flagged for e in pred.eyes)
     metrics["tao_B_noise_eyes_flagged_share"] = flagged["noise"] / 20
     metrics["tao_B_t2_no_fs_eyes_flagged_share"] = flagged["t2_no_fat_suppression"] / 20
+    metrics["tao_B_t2_no_fs_eyes_flagged_by_distance_share"] = flagged["t2_no_fs_distance"] / 20
 
 
 def _ivgc(metrics: dict[str, Any], notes: dict[str, Any]) -> None:
@@ -184,7 +189,7 @@ def main() -> None:
     for name in [k[: -len("_test_flagged_share")] for k in metrics if k.endswith("_test_flagged_share")]:
         targets[f"{name}_test_flagged_share"] = "<= 0.05"
         targets[f"{name}_test_ece_calibrated"] = "<= 0.05"
-    targets.update({"tao_B_noise_eyes_flagged_share": ">= 1.0", "neuro_infarcts_flagged_share": ">= 1.0",
+    targets.update({"tao_B_noise_eyes_flagged_share": ">= 1.0", "tao_B_t2_no_fs_eyes_flagged_share": ">= 1.0", "neuro_infarcts_flagged_share": ">= 1.0",
                     "neuro_scope_false_alarms_share_test": "<= 0.0", "neuro_scope_false_alarms_real_ms_maps": "<= 0",
                     "tao_real_brain_t2_called_and_not_flagged": "<= 0"})
     write_result("trust", metrics, targets, notes)
