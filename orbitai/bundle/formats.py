@@ -19,6 +19,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import skops.io as sio
 
 from orbitai.errors import BundleError
@@ -55,8 +56,6 @@ def save_json(data: Any, path: str | os.PathLike, fmt: str = "json") -> dict[str
 
 def save_npz(arrays: dict[str, Any], path: str | os.PathLike) -> dict[str, str]:
     """Write named numeric arrays (compressed .npz, no objects); returns its ``files`` entry."""
-    import numpy as np
-
     with open(path, "wb") as f:
         np.savez_compressed(f, **{k: np.asarray(v) for k, v in arrays.items()})  # type: ignore[arg-type]
     return file_entry(path, "npz")
@@ -99,8 +98,6 @@ def load_file(bundle_dir: str | os.PathLike, entry: dict[str, str], role: str = 
             check_radiomics_params(data, f"Bundle {folder}: {name}")
         return data
     if fmt == "npz":
-        import numpy as np
-
         try:
             with np.load(path, allow_pickle=False) as z:
                 return {k: z[k] for k in z.files}

@@ -37,6 +37,8 @@ from scipy.stats import beta
 from sklearn.covariance import LedoitWolf
 from sklearn.model_selection import StratifiedKFold
 
+from orbitai.bundle.formats import save_npz
+
 #: Share of in-distribution cases the threshold may flag, and the confidence that it does not flag more.
 FLAG_SHARE, FLAG_CONFIDENCE = 0.05, 0.90
 #: The bundle file of the means and precision matrix.
@@ -332,8 +334,6 @@ def fit_and_report(train: tuple[np.ndarray, np.ndarray], validation: tuple[np.nd
 def write_trust(bundle_dir: Path, trust: Trust) -> None:
     """Put ``trust`` into the bundle: its arrays into :data:`TRUST_FILE`, listed under ``files`` with its checksum,
     its scalars into metadata.json (each written beside its target, then moved over it; the weights untouched)."""
-    from orbitai.bundle.formats import save_npz
-
     folder = Path(bundle_dir)
     tmp_arrays = folder / f".{TRUST_FILE}.{os.getpid()}.tmp.npz"
     entry = save_npz(trust.arrays(), tmp_arrays)

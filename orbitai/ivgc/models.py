@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
+import numpy as np
+
 from orbitai.bundle.models import TaskModels
 from orbitai.errors import InputError
 
@@ -57,6 +59,11 @@ class Selected:
         return cls(strategy, tuple(names), tuple(float(res["mean"][n]) for n in names),
                    tuple(float(res["scale"][n]) for n in names),
                    tuple(float(res["coefficients"][n]) for n in names), float(res.get("intercept") or 0.0))
+
+    def standardise(self, radiomics: "np.ndarray") -> "np.ndarray":
+        """The selected radiomics (N, features) standardised as the LASSO saw them (by the selection's mean and scale)."""
+        scale = np.asarray(self.scale)
+        return (np.asarray(radiomics, np.float64) - np.asarray(self.mean)) / np.where(scale > 0, scale, 1.0)
 
     def to_metadata(self) -> dict[str, Any]:
         return {"strategy": self.strategy, "features": list(self.names), "mean": list(self.mean),

@@ -177,11 +177,9 @@ def predict_ivgc(image: str | Path, segmentation: str | Path, model: Optional[st
         if radiomics is None:
             raise InputError(f"Bundle {bundle.name} holds a radiomics model without a feature selection.")
         probability = float(net.predict_proba(radiomics[None])[0, 1])  # type: ignore[attr-defined]
-        if trust is not None:     # calibrated, and how far the case's radiomics lie from the training cases'
-            from orbitai.ivgc.trust import standardised
-
+        if trust is not None and sel is not None:   # calibrated; how far its radiomics lie from the training cases'
             probability = float(trust.probabilities(binary_logits(np.array([probability])))[0, 1])
-            distance = float(trust.distance(standardised(bundle, radiomics[None]))[0])
+            distance = float(trust.distance(sel.standardise(radiomics[None]))[0])
     else:
         from orbitai.ivgc.predict_deep import deep_probability  # torch: not loaded for a radiomics model
 

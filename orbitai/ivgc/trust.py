@@ -28,10 +28,8 @@ from orbitai.ivgc.models import Selected, load_ivgc_model
 
 
 def standardised(bundle: Bundle, radiomics: np.ndarray) -> np.ndarray:
-    """The selected radiomics of ``radiomics`` (N, features) standardised by the selection's mean and scale."""
-    sel = Selected.from_metadata(bundle.metadata["selection"])
-    return (np.asarray(radiomics, np.float64) - np.asarray(sel.mean)) / np.where(np.asarray(sel.scale) > 0,
-                                                                                    np.asarray(sel.scale), 1.0)
+    """The selected radiomics of ``radiomics`` (N, features) standardised (:meth:`Selected.standardise`)."""
+    return Selected.from_metadata(bundle.metadata["selection"]).standardise(radiomics)
 
 
 def cohort_radiomics(bundle: Bundle, cases: Sequence[Case], cache: Optional[Path] = None) -> np.ndarray:
