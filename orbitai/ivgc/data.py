@@ -27,7 +27,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -36,6 +36,7 @@ from monai.transforms.utils import generate_spatial_bounding_box
 
 from orbitai.bundle.core import sha256_input
 from orbitai.classify.data import FileDataset, Sample
+from orbitai.cohort.clinical import IVGC_CLINICAL
 from orbitai.cohort.manifest import Case, ManifestError, binary_label, naming_case
 from orbitai.errors import InputError
 from orbitai.io import Volume, require_values, resample_like
@@ -44,6 +45,7 @@ from orbitai.ivgc.rois import RoiStrategy, parse_strategies, strategy_masks
 from orbitai.training.checkpoint import load_arrays, save_arrays
 
 if TYPE_CHECKING:
+    from orbitai.bundle.core import Bundle
     from orbitai.ivgc.rois import RoiStrategy
 
 #: The paper's network input, 128 x 128 x 32, in array order (slices, rows, columns).
@@ -272,3 +274,22 @@ class IvgcImageDataset(FileDataset):
         with naming_case(str(sample.get("case_id") or "")):
             sample["image"], _ = self.read(image, segmentation, str(sample.get("case_id") or image.name))
         return sample
+
+
+def deep_dataset(bundle: "Bundle", net: Any, cases: Sequence[Case], radiomics: Optional[np.ndarray],
+                 cache_dir: Optional[Path] = None) -> IvgcImageDataset:
+    """A deep bundle's inputs of ``cases`` as in training: the image crop by its input block and its strategy; the
+    selected ``radiomics`` and the clinical features (the training cohort's fill for missing ones) when it takes them."""
+    meta = bundle.metadata
+    spec = meta.get("input") or {}
+    vectors: dict[str, np.ndarray] = {}
+    if "radiomics" in net.input_names:
+        assert radiomics is not None
+        vectors["radiomics"] = radiomics.astype(np.float32)
+    if "clinical" in net.input_names:
+        raw = IVGC_CLINICAL.parse_rows([c.row for c in cases], [c.case_id for c in cases])
+        vectors["clinical"] = IVGC_CLINICAL.impute(raw, meta.get("clinical_fill") or {}).astype(np.float32)
+    return IvgcImageDataset.from_cases(list(cases), str(meta["strategy"]), with_labels=False, vectors=vectors or None,
+                                       shape=tuple(spec.get("shape_array", TARGET_SHAPE)),
+                                       margin_mm=float(spec.get("margin_mm", MARGIN_MM)),
+                                       roi_only=bool(spec.get("roi_only", False)), cache_dir=cache_dir)

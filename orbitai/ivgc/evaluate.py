@@ -24,10 +24,9 @@ import numpy as np
 
 from orbitai.bundle.core import Bundle
 from orbitai.classify.train import predict_proba
-from orbitai.cohort.clinical import IVGC_CLINICAL
 from orbitai.cohort.manifest import Case, read_manifest
 from orbitai.errors import InputError
-from orbitai.ivgc.data import MARGIN_MM, TARGET_SHAPE, IvgcImageDataset
+from orbitai.ivgc.data import deep_dataset
 from orbitai.ivgc.features import WideTable, check_table_files, cohort_inputs
 from orbitai.ivgc.models import IVGC_MODELS, Selected, load_ivgc_model
 from orbitai.ivgc.train import case_labels, feature_matrix
@@ -62,19 +61,7 @@ def model_probabilities(bundle: Bundle, model: Any, cases: Sequence[Case], table
 
 def _deep_probabilities(bundle: Bundle, net: Any, cases: Sequence[Case], radiomics: Optional[np.ndarray], device: Any,
                         num_workers: int) -> np.ndarray:
-    meta = bundle.metadata
-    spec = meta.get("input") or {}
-    vectors: dict[str, np.ndarray] = {}
-    if "radiomics" in net.input_names:
-        assert radiomics is not None
-        vectors["radiomics"] = radiomics.astype(np.float32)
-    if "clinical" in net.input_names:
-        raw = IVGC_CLINICAL.parse_rows([c.row for c in cases], [c.case_id for c in cases])
-        vectors["clinical"] = IVGC_CLINICAL.impute(raw, meta.get("clinical_fill") or {}).astype(np.float32)
-    ds = IvgcImageDataset.from_cases(list(cases), str(meta["strategy"]), with_labels=False, vectors=vectors or None,
-                                     shape=tuple(spec.get("shape_array", TARGET_SHAPE)),
-                                     margin_mm=float(spec.get("margin_mm", MARGIN_MM)),
-                                     roi_only=bool(spec.get("roi_only", False)))
+    ds = deep_dataset(bundle, net, cases, radiomics)
     return np.asarray(predict_proba(net, ds, device, batch_size=8, num_workers=num_workers)[:, 1], dtype=float)
 
 

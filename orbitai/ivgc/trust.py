@@ -20,9 +20,8 @@ import numpy as np
 
 from orbitai.bundle.core import Bundle
 from orbitai.classify.trust import binary_logits, features_and_logits, fit_and_report, write_trust
-from orbitai.cohort.clinical import IVGC_CLINICAL
 from orbitai.cohort.manifest import Case
-from orbitai.ivgc.data import MARGIN_MM, TARGET_SHAPE, IvgcImageDataset, case_label
+from orbitai.ivgc.data import IvgcImageDataset, case_label, deep_dataset
 from orbitai.ivgc.features import case_features
 from orbitai.ivgc.models import Selected, load_ivgc_model
 
@@ -55,21 +54,10 @@ def cohort_radiomics(bundle: Bundle, cases: Sequence[Case], cache: Optional[Path
 
 def case_inputs(bundle: Bundle, net: Any, cases: Sequence[Case], radiomics: Optional[np.ndarray],
                 cache: Optional[Path] = None) -> dict[str, np.ndarray]:
-    """A deep bundle's named inputs of every case, as in training (the image crop; radiomics, clinical)."""
-    meta = bundle.metadata
-    spec = meta.get("input") or {}
-    vectors: dict[str, np.ndarray] = {}
-    if "radiomics" in net.input_names:
-        assert radiomics is not None
-        vectors["radiomics"] = radiomics.astype(np.float32)
-    if "clinical" in net.input_names:
-        raw = IVGC_CLINICAL.parse_rows([c.row for c in cases], [c.case_id for c in cases])
-        vectors["clinical"] = IVGC_CLINICAL.impute(raw, meta.get("clinical_fill") or {}).astype(np.float32)
-    ds = IvgcImageDataset.from_cases(list(cases), str(meta["strategy"]), with_labels=False, vectors=vectors or None,
-                                     shape=tuple(spec.get("shape_array", TARGET_SHAPE)),
-                                     margin_mm=float(spec.get("margin_mm", MARGIN_MM)),
-                                     roi_only=bool(spec.get("roi_only", False)), cache_dir=cache)
-    return {"image": np.stack([ds.load(i)[0] for i in range(len(ds))]), **vectors}
+    """A deep bundle's named inputs of every case, as in training (`orbitai.ivgc.data.deep_dataset`), stacked."""
+    ds = deep_dataset(bundle, net, cases, radiomics, cache)
+    return {"image": np.stack([ds.load(i)[0] for i in range(len(ds))]),
+            **({} if ds.vectors is None else {n: np.asarray(a, np.float32) for n, a in ds.vectors.inputs.items()})}
 
 
 def dataset_inputs(ds: IvgcImageDataset, names: Sequence[str]) -> dict[str, np.ndarray]:
