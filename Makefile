@@ -139,19 +139,19 @@ tao-trust: $(STAMP)
 	$(PY) -m orbitai phantom tao --n 120 --seed 3000 --out $(TRUST)/tao/train --montage-cases 0
 	$(PY) -m orbitai phantom tao --n 200 --seed 3500 --out $(TRUST)/tao/validation --montage-cases 0
 	$(PY) -m orbitai phantom tao --n 200 --seed 3700 --out $(TRUST)/tao/test --montage-cases 0
-	for m in B A; do $(PY) -m orbitai tao trust --model $$m --manifest $(TRUST)/tao/train/manifest.csv --validation $(TRUST)/tao/validation/manifest.csv --test $(TRUST)/tao/test/manifest.csv --cache $(TRUST)/tao/cache --report $(TRUST)/report_tao_$$m.json; done
+	for m in B A; do $(PY) -m orbitai tao trust --model $$m --manifest $(TRUST)/tao/train/manifest.csv --validation $(TRUST)/tao/validation/manifest.csv --test $(TRUST)/tao/test/manifest.csv --cache $(TRUST)/tao/cache --report $(TRUST)/report_tao_$$m.json || exit 1; done
 
 ivgc-trust: $(STAMP)
 	$(PY) -m orbitai phantom ivgc --n 150 --seed 6000 --out $(TRUST)/ivgc/train --montage-cases 0
 	$(PY) -m orbitai phantom ivgc --n 200 --seed 6500 --out $(TRUST)/ivgc/validation --montage-cases 0
 	$(PY) -m orbitai phantom ivgc --n 200 --seed 7000 --out $(TRUST)/ivgc/test --montage-cases 0
-	for m in svm resnet50 rdinet rdinet_clinical; do $(PY) -m orbitai ivgc trust --model $$m --manifest $(TRUST)/ivgc/train/manifest.csv --validation $(TRUST)/ivgc/validation/manifest.csv --test $(TRUST)/ivgc/test/manifest.csv --cache $(TRUST)/ivgc/cache --report $(TRUST)/report_ivgc_$$m.json; done
+	for m in svm resnet50 rdinet rdinet_clinical; do $(PY) -m orbitai ivgc trust --model $$m --manifest $(TRUST)/ivgc/train/manifest.csv --validation $(TRUST)/ivgc/validation/manifest.csv --test $(TRUST)/ivgc/test/manifest.csv --cache $(TRUST)/ivgc/cache --report $(TRUST)/report_ivgc_$$m.json || exit 1; done
 
 neuro-trust: $(STAMP)
 	$(PY) -m orbitai phantom brain-flair --n 160 --seed 16000 --out $(TRUST)/neuro/train --montage-cases 0
 	$(PY) -m orbitai phantom brain-flair --n 160 --seed 16500 --out $(TRUST)/neuro/validation --montage-cases 0
 	$(PY) -m orbitai phantom brain-flair --n 160 --seed 17000 --out $(TRUST)/neuro/test --montage-cases 0
-	for m in neuro_twoview18_demo neuro_resnet3d18_demo; do $(PY) -m orbitai neuro trust --model $$m --manifest $(TRUST)/neuro/train/manifest.csv --validation $(TRUST)/neuro/validation/manifest.csv --test $(TRUST)/neuro/test/manifest.csv --cache $(TRUST)/neuro/cache --report $(TRUST)/report_neuro_$$m.json; done
+	for m in neuro_twoview18_demo neuro_resnet3d18_demo; do $(PY) -m orbitai neuro trust --model $$m --manifest $(TRUST)/neuro/train/manifest.csv --validation $(TRUST)/neuro/validation/manifest.csv --test $(TRUST)/neuro/test/manifest.csv --cache $(TRUST)/neuro/cache --report $(TRUST)/report_neuro_$$m.json || exit 1; done
 
 # What a scan is (issue 50): the image classifier (CT or MR, weighting, fat suppression, orbits or brain in view)
 # from renderings of the 16 training SynthSeg heads and the atlas/brain phantoms; its sure-from probabilities chosen
