@@ -53,8 +53,19 @@ def _record(metrics: dict[str, Any], notes: dict[str, Any], name: str, report: d
     notes[name] = report
 
 
-def _tao(metrics: dict[str, Any], notes: dict[str, Any]) -> None:
+def _fit_all(kind: str, label: Any, fit: Any, metrics: dict[str, Any], notes: dict[str, Any], prefix: str = ""
+             ) -> dict[str, list]:
+    """Refit (without writing) and record every model of ``kind`` on its cohorts; the cohorts' cases."""
     from orbitai.cohort.manifest import read_labelled_manifest
+
+    cases = {s: read_labelled_manifest(_cohort(kind, s), label) for s in COHORTS[kind]}
+    for model in MODELS[kind]:
+        _record(metrics, notes, prefix + model, fit(model, cases["train"], cases["validation"], cases["test"], "cpu",
+                                                    write=False, cache=ROOT / FOLDER[kind] / "cache"))
+    return cases
+
+
+def _tao(metrics: dict[str, Any], notes: dict[str, Any]) -> None:
     from orbitai.phantoms.orbit import CONTRASTS, orbit_case
     from orbitai.scan import scan_facts
     from orbitai.tao.data import case_label
@@ -62,11 +73,7 @@ def _tao(metrics: dict[str, Any], notes: dict[str, Any]) -> None:
     from orbitai.tao.spec import EXPECTS
     from orbitai.tao.trust import fit_tao_trust
 
-    cases = {s: read_labelled_manifest(_cohort("tao", s), case_label) for s in COHORTS["tao"]}
-    for network in MODELS["tao"]:
-        _record(metrics, notes, f"tao_{network}", fit_tao_trust(network, cases["train"], cases["validation"],
-                                                                cases["test"], "cpu", write=False,
-                                                                cache=ROOT / "tao" / "cache"))
+    _fit_all("tao", case_label, fit_tao_trust, metrics, notes, "tao_")
     flagged = {"noise": 0, "t2_no_fat_suppression": 0, "t2_no_fs_distance": 0}
     for seed in range(3990000, 3990010):
         case = orbit_case(seed, "t2", tao="active", orientation="axial")
@@ -87,17 +94,12 @@ def _tao(metrics: dict[str, Any], notes: dict[str, Any]) -> None:
 def _ivgc(metrics: dict[str, Any], notes: dict[str, Any]) -> None:
     import tempfile
 
-    from orbitai.cohort.manifest import read_labelled_manifest
     from orbitai.io import read_volume, write_volume
     from orbitai.ivgc.data import case_label
     from orbitai.ivgc.predict import predict_ivgc
     from orbitai.ivgc.trust import fit_ivgc_trust
 
-    cases = {s: read_labelled_manifest(_cohort("ivgc", s), case_label) for s in COHORTS["ivgc"]}
-    for kind in MODELS["ivgc"]:
-        _record(metrics, notes, f"ivgc_{kind}", fit_ivgc_trust(kind, cases["train"], cases["validation"],
-                                                               cases["test"], "cpu", write=False,
-                                                               cache=ROOT / "ivgc" / "cache"))
+    cases = _fit_all("ivgc", case_label, fit_ivgc_trust, metrics, notes, "ivgc_")
     with tempfile.TemporaryDirectory() as tmp:
         for kind in MODELS["ivgc"][:3]:         # the clinical RDINet takes the same image path as RDINet
             flagged = 0
@@ -106,14 +108,13 @@ def _ivgc(metrics: dict[str, Any], notes: dict[str, Any]) -> None:
                 noise = np.random.default_rng(len(c.case_id)).normal(float(np.mean(mri.array)), 20,
                                                                       mri.shape).clip(0).astype(np.float32)
                 path = write_volume(mri.with_array(noise), Path(tmp) / "noise.nrrd")
-                flagged += predict_ivgc(path, c.segmentation, kind, gradcam=False).flagged
+                flagged += bool(predict_ivgc(path, c.segmentation, kind, gradcam=False).flagged)
             metrics[f"ivgc_{kind}_noise_flagged_share"] = flagged / 10
 
 
 def _neuro(metrics: dict[str, Any], notes: dict[str, Any]) -> None:
     import tempfile
 
-    from orbitai.cohort.manifest import read_labelled_manifest
     from orbitai.io import read_volume, write_volume
     from orbitai.neuro.anatomy import extract_brain
     from orbitai.neuro.predict import VASCULAR, predict_neuro
@@ -122,10 +123,7 @@ def _neuro(metrics: dict[str, Any], notes: dict[str, Any]) -> None:
     from orbitai.neuro.trust import fit_neuro_trust
     from orbitai.phantoms.brain import infarct_flair_case
 
-    cases = {s: read_labelled_manifest(_cohort("brain-flair", s), case_label) for s in COHORTS["brain-flair"]}
-    for model in MODELS["brain-flair"]:
-        _record(metrics, notes, model, fit_neuro_trust(model, cases["train"], cases["validation"], cases["test"],
-                                                       "cpu", write=False, cache=ROOT / "neuro" / "cache"))
+    cases = _fit_all("brain-flair", case_label, fit_neuro_trust, metrics, notes)
     false_alarms = 0
     for c in cases["test"]:
         flair = read_volume(c.image)

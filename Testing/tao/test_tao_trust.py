@@ -44,7 +44,7 @@ def test_a_brain_protocol_t2_without_fat_suppression_is_flagged():
     case = orbit_case(SEED, "t2", tao="active", orientation="axial", contrast=CONTRASTS["t2_no_fat_suppression"],
                       spacing=(0.6, 0.6, 3.3))
     pred = predict_tao(case.image, case.labels, "B", "cpu", maps=False)
-    assert any(e.flagged for e in pred.eyes), [(e.ood_distance, e.ood_threshold) for e in pred.eyes]
+    assert any(e.flagged for e in pred.eyes), [(e.ood_distance, e.trust and e.trust.threshold) for e in pred.eyes]
 
 
 def test_a_ct_is_refused():

@@ -54,6 +54,16 @@ def scope_message(reason: str) -> str:
     return f"outside what this model was made for ({reason}): do not use"
 
 
+def do_not_use(trust: Optional["Trust"], distance: Optional[float], noise: bool = False, out_of_scope: str = "") -> str:
+    """Why a call is not to be used ("" when it may be), in order: outside the model's scope (``out_of_scope``: the
+    reasons), its input is noise, or its features lie beyond ``trust``'s threshold. The one rule of every task."""
+    if out_of_scope:
+        return scope_message(out_of_scope)
+    if noise or (trust is not None and distance is not None and trust.flagged(distance)):
+        return OOD_MESSAGE
+    return ""
+
+
 NO_TRUST_WARNING = ("This model carries no out-of-distribution statistics or calibration (an older bundle): its "
                     "probabilities are uncalibrated and a scan unlike its training data is not flagged. Fit them with "
                     "its task's 'trust' command.")

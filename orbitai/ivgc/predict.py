@@ -23,7 +23,7 @@ from typing import Any, Mapping, Optional
 import numpy as np
 import SimpleITK as sitk
 
-from orbitai.classify.trust import NO_TRUST_WARNING, OOD_MESSAGE, Trust, binary_logits, scope_message
+from orbitai.classify.trust import NO_TRUST_WARNING, Trust, binary_logits, do_not_use, scope_message
 from orbitai.cohort.clinical import IVGC_CLINICAL
 from orbitai.errors import InputError
 from orbitai.io import Volume
@@ -73,11 +73,9 @@ class IvgcPrediction:
         return CALLS[int(self.probability >= self.threshold)]
 
     @property
-    def flagged(self) -> bool:
-        """Outside what the model was trained on (the call is not to be used): its features lie beyond the
-        threshold, or its input is noise."""
-        return bool(self.out_of_scope) or self.noise or (self.trust is not None and self.ood_distance is not None
-                                                         and self.trust.flagged(self.ood_distance))
+    def flagged(self) -> str:
+        """Why the call is not to be used ("" when it may be: `orbitai.classify.trust.do_not_use`)."""
+        return do_not_use(self.trust, self.ood_distance, self.noise, self.out_of_scope)
 
     def result(self) -> IvgcResult:
         data = {"probability": round(float(self.probability), 6), "call": self.call, "threshold": self.threshold,
@@ -87,7 +85,7 @@ class IvgcPrediction:
         if self.trust is not None and self.ood_distance is not None:
             data.update(self.trust.ood_json(self.ood_distance))
         if self.flagged:
-            data["trust"] = scope_message(self.out_of_scope) if self.out_of_scope else OOD_MESSAGE
+            data["trust"] = self.flagged
         if self.scan is not None:
             data["scan"] = self.scan.to_json()
         return IvgcResult(data, self.features, self.gradcam)
@@ -192,8 +190,8 @@ def predict_ivgc(image: str | Path, segmentation: str | Path, model: Optional[st
         warnings.append(f"The call: {scope_message(out_of_scope)}")
     if trust is None:
         warnings.append(NO_TRUST_WARNING)
-    elif distance is not None and trust.warning(distance):
-        warnings.append(str(trust.warning(distance)))
+    elif distance is not None:
+        warnings.extend(w for w in [trust.warning(distance)] if w)
     report(5, 5, "done")
     return IvgcPrediction(probability, float(meta.get("threshold", 0.5)), bundle.name, str(meta.get("kind")), name,
                           needs_clinical, features, cam, time.perf_counter() - t0, str(device), warnings, facts,

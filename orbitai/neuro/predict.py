@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 import numpy as np
 import torch
 
-from orbitai.classify.trust import NO_TRUST_WARNING, OOD_MESSAGE, Trust, features_and_logits, scope_message, softmax
+from orbitai.classify.trust import NO_TRUST_WARNING, Trust, do_not_use, features_and_logits, scope_message, softmax
 from orbitai.cohort.manifest import read_labels
 from orbitai.errors import InputError
 from orbitai.explain.occlusion import occlusion_map
@@ -97,12 +97,8 @@ class NeuroPrediction:
 
     @property
     def flagged(self) -> str:
-        """Why the call is not to be used ("" when it may be): outside the training data, or outside the scope."""
-        if self.out_of_scope:
-            return scope_message(self.out_of_scope)
-        if self.trust is not None and self.ood_distance is not None and self.trust.flagged(self.ood_distance):
-            return OOD_MESSAGE
-        return ""
+        """Why the call is not to be used ("" when it may be: `orbitai.classify.trust.do_not_use`)."""
+        return do_not_use(self.trust, self.ood_distance, out_of_scope=self.out_of_scope)
 
     def data(self) -> dict[str, Any]:
         """result.json's findings (:mod:`orbitai.neuro.result`)."""
@@ -231,8 +227,8 @@ def predict_neuro(flair_path: str | Path, lesions_path: Optional[str | Path] = N
         found.warnings.append(f"The NMOSD/MS call: {scope_message(out_of_scope)}")
     if trust is None:
         found.warnings.append(NO_TRUST_WARNING)
-    elif trust.warning(distance):
-        found.warnings.append(str(trust.warning(distance, "The NMOSD/MS call")))
+    else:
+        found.warnings.extend(w for w in [trust.warning(distance, "The NMOSD/MS call")] if w)
     report(6, 6, "done")
     return NeuroPrediction(found, bundle.name, architecture, mode, threshold, probability, heatmap=heat,
                            seconds=time.perf_counter() - t0, device=str(device), trust=trust,

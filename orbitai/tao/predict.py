@@ -11,7 +11,7 @@ import torch
 
 from orbitai.bundle import Bundle
 from orbitai.classify.train import predict_proba
-from orbitai.classify.trust import NO_TRUST_WARNING, OOD_MESSAGE, Trust, features_and_logits, scope_message
+from orbitai.classify.trust import NO_TRUST_WARNING, Trust, do_not_use, features_and_logits, scope_message
 from orbitai.explain import grad_cam, occlusion_map
 from orbitai.io import Volume
 from orbitai.io.values import noise_warning
@@ -28,8 +28,6 @@ from orbitai.tao.spec import SCOPE, TaoInputSpec
 
 log = logging.getLogger(__name__)
 
-#: How the verdict line of an implausible orbit segmentation starts (:func:`orbit_warnings`).
-IMPLAUSIBLE = "The orbit segmentation: "
 OCCLUSION_PATCH = 16     # pixels of the 128 x 128 input (6.2 mm with the default crop)
 OCCLUSION_STRIDE = 8
 
@@ -40,29 +38,27 @@ class EyeResult:
     probability_active: float
     occlusion: Optional[np.ndarray] = None     # (128, 128) drop in P(predicted class), >= 0
     gradcam: Optional[np.ndarray] = None       # (128, 128) in [0, 1]
+    trust: Optional[Trust] = None              # the bundle's statistics (None: an older bundle)
     ood_distance: Optional[float] = None       # Mahalanobis distance of the eye's features (None: no statistics)
-    ood_threshold: Optional[float] = None
     noise: bool = False                        # the image around the segmentation is noise (orbitai.io.values)
     out_of_scope: str = ""                     # why the input breaks what the model was made for ("" if it does not)
 
     @property
-    def flagged(self) -> bool:
-        """The call is not to be used: its features lie beyond the threshold, its input is noise, or it breaks
-        what the model was made for."""
-        return bool(self.out_of_scope) or self.noise or (
-            self.ood_distance is not None and self.ood_threshold is not None and self.ood_distance > self.ood_threshold)
+    def trust_message(self) -> str:
+        """Why the call is not to be used ("" when it may be: `orbitai.classify.trust.do_not_use`)."""
+        return do_not_use(self.trust, self.ood_distance, self.noise, self.out_of_scope)
 
     @property
-    def trust_message(self) -> str:
-        return scope_message(self.out_of_scope) if self.out_of_scope else OOD_MESSAGE if self.flagged else ""
+    def flagged(self) -> bool:
+        return bool(self.trust_message)
 
     def to_json(self, threshold: float) -> dict:
         out = {"side": self.crop.side, "probability_active": round(self.probability_active, 6),
                "call": "active" if self.probability_active >= threshold else "inactive",
                "crop_box_ras": self.crop.box_ras(), "slices": int(self.crop.grid.shape[0])}
-        if self.ood_distance is not None:
-            out["ood"] = {"distance": round(self.ood_distance, 3), "threshold": round(float(self.ood_threshold or 0), 3),
-                          "flagged": self.flagged, **({"noise": True} if self.noise else {})}
+        if self.trust is not None and self.ood_distance is not None:
+            out["ood"] = {**self.trust.ood_json(self.ood_distance)["ood"], "flagged": self.flagged,
+                          **({"noise": True} if self.noise else {})}
         if self.flagged:
             out["trust"] = self.trust_message
         return out
@@ -126,15 +122,15 @@ def locate_orbits(image: Volume, device="cpu", progress: Optional[ProgressCallba
     return segment(image, model, spec, "overlap", device, progress=progress, mirror=False)
 
 
-def orbit_warnings(labels: Volume, confidence: Optional[Volume] = None) -> list[str]:
+def orbit_warnings(labels: Volume, confidence: Optional[Volume] = None) -> tuple[list[str], bool]:
     """What the orbit checks (:func:`orbitai.orbit.anatomy.check_structures`) say of the segmentation the
     crops stand on: each eyeball that is not normal, and the one-line verdict when most structures are
-    implausible (enlarged muscles, a finding in TAO, are not held against it)."""
+    implausible (enlarged muscles, a finding in TAO, are not held against it); and whether that verdict came."""
     present = {ORBIT_LABELS[int(v)].structure for v in np.unique(labels.array) if int(v) in ORBIT_LABELS}
     checks = check_structures(labels, sorted(present | {"eyeball"}), confidence)
     out = [f"{c.name}: {c.note}" for c in checks if c.label in (1, 2) and c.status != "normal"]
     most = verdict(checks)
-    return out + ([f"{IMPLAUSIBLE}{most}"] if most else [])
+    return out + ([f"The orbit segmentation: {most}"] if most else []), bool(most)
 
 
 def explain_eye(model: torch.nn.Module, x: np.ndarray, target: int, device="cpu") -> tuple[np.ndarray, np.ndarray]:
@@ -175,17 +171,16 @@ def predict_tao(image: Volume, labels: Optional[Volume], model_name: str = "B", 
     else:           # calibrated probabilities and how far each eye lies from the training data
         feats, logits = features_and_logits(model, x, device)
         probs, distances = trust.probabilities(logits)[:, 1], trust.distance(feats).tolist()
-    eyes = [EyeResult(c, float(p), ood_distance=d, ood_threshold=trust.threshold if trust else None)
-            for c, p, d in zip(crops, probs, distances)]
+    eyes = [EyeResult(c, float(p), trust=trust, ood_distance=d) for c, p, d in zip(crops, probs, distances)]
     if maps:
         report(3, 4, "occlusion and Grad-CAM maps")
         for e, xi in zip(eyes, x):
             target = int(e.probability_active >= threshold)
             e.occlusion, e.gradcam = explain_eye(model, xi, target, device)
     report(4, 4, "done")
-    orbits = orbit_warnings(labels, confidence)
+    orbits, implausible = orbit_warnings(labels, confidence)
     warnings = sorted({w for c in crops for w in c.warnings}) + orbits
-    if source != "given" and any(w.startswith(IMPLAUSIBLE) for w in orbits):
+    if source != "given" and implausible:
         for e in eyes:        # crops placed on orbits it found that are unlikely right
             e.out_of_scope = "the orbits it found are implausible"
     if trust is None:
@@ -195,7 +190,7 @@ def predict_tao(image: Volume, labels: Optional[Volume], model_name: str = "B", 
         e.noise = bool(noise)
     warnings += [f"{e.crop.side} eye: {e.trust_message}" + ("" if e.out_of_scope else " (" + (
                  "its input is noise" if e.noise else f"distance {e.ood_distance:.1f} to its training data, flagged "
-                 f"above {e.ood_threshold:.1f}") + ")") for e in eyes if e.flagged]
+                 f"above {trust.threshold if trust else 0:.1f}") + ")") for e in eyes if e.flagged]
     if noise:
         warnings.append(noise)
     return TaoPrediction(eyes, bundle.name, bundle.metadata.get("network", "?"), threshold,
