@@ -283,12 +283,11 @@ class OrbitaiJob:
         except BaseException:
             self.cleanup()
             raise
-        self._threads = [
-            threading.Thread(target=self._read_stdout, daemon=True),
-            threading.Thread(target=self._read_stderr, daemon=True),
-        ]
-        for t in self._threads:
+        # each reader is listed once started: a Ctrl-C between the two must not leave an unstarted thread to join
+        for target in (self._read_stdout, self._read_stderr):
+            t = threading.Thread(target=target, daemon=True)
             t.start()
+            self._threads.append(t)
         return self
 
     def _read_stdout(self) -> None:
