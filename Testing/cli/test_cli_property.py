@@ -173,6 +173,7 @@ def _pools(d: Path) -> dict[str, dict[str, list[str | None]]]:
         "neuro train-lesions": {"--out": outs, "--work": [str(d / "file"), str(d / "file" / "w"), str(d / "img.nrrd")],
                                 "--iterations": [None, "0", "-1", "x", "1"], "--batch": [None, "0", "x"],
                                 "--lr": [None, "0", "2", "x"], "--ms-seeds": [None, "5:1", "x", "1:3"],
+                                "--real-seeds": [None, "x", "5:1"],
                                 "--contrast-min": [None, "-1", "0.5"], "--confluent": [None, "2", "0.5"],
                                 "--heavy": [None, "-0.5", "0.35"],
                                 "--lesion-sampling": [None, "lesion", "sideways"], "--init": [None, "nope"],

@@ -218,8 +218,8 @@ def test_bundle_declares_its_post_processing_and_segment_lesions_uses_it(phantom
 
 
 def test_postprocess_choice_maximises_the_issue_measures(monkeypatch, untrained_bundle, tmp_path):
-    """tune-lesions sweeps threshold x smallest lesion on the validation set and writes the best
-    (heavy Dice + light lesion F1, less volume error beyond 20 %) into the bundle."""
+    """tune-lesions sweeps threshold x smallest lesion on the real-map validation set and writes the best
+    (Dice over all, heavy Dice, light lesion F1 of lesions >= 10 mm3, less volume error beyond 20 %) into the bundle."""
     import shutil
 
     from orbitai.bundle import load_bundle
@@ -238,11 +238,12 @@ def test_postprocess_choice_maximises_the_issue_measures(monkeypatch, untrained_
     p_light = np.where(truth > 0, 0.62, 0.0).astype(np.float32)
     p_heavy = np.where(big > 0, 0.62, 0.0).astype(np.float32)
     p_heavy[4, 5:35, 5:35] = 0.42
-    monkeypatch.setattr(ev, "phantom_set", lambda which: cases)
+    monkeypatch.setattr(ev, "real_phantom_set", lambda which: cases)
     monkeypatch.setattr(ev, "probabilities", lambda cs, model, device="cpu": [Volume(p_light), Volume(p_heavy)])
     path = tmp_path / "b"
     shutil.copytree(untrained_bundle, path)
     assert main(["neuro", "tune-lesions", "--bundle", str(path)]) == 0
     pp = load_bundle(path).metadata["postprocess"]
     assert 0.42 < pp["threshold"] <= 0.62 and pp["validation"]["heavy_dice"] == 1.0
+    assert pp["validation"]["all_dice"] == 1.0 and pp["validation"]["light_lesion_f1_counted"] == 1.0
     assert "never the real case" in pp["chosen_on"]

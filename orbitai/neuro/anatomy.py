@@ -35,6 +35,7 @@ from skimage.filters import threshold_otsu
 from orbitai.errors import InputError
 from orbitai.io import Volume
 from orbitai.phantoms.atlas import data_path
+from orbitai.preprocess.registration import affine_register
 from orbitai.progress import Progress, ProgressCallback
 
 REGIONS: dict[int, str] = {1: "periventricular", 2: "juxtacortical", 3: "infratentorial",
@@ -202,30 +203,6 @@ def _rough_masks(a: np.ndarray, mm: float) -> _Rough:
     return _Rough(head, brain, stripped, head_ml, t2)
 
 
-# ----------------------------------------------------------------------------- registration
-def _register(fixed: sitk.Image, fixed_mask: sitk.Image, moving: sitk.Image, moving_mask: sitk.Image
-              ) -> sitk.Transform:
-    """Affine transform mapping fixed (FLAIR) physical points to moving (template) physical points."""
-    init = sitk.CenteredTransformInitializer(
-        sitk.Cast(fixed_mask, sitk.sitkFloat32), sitk.Cast(moving_mask, sitk.sitkFloat32),
-        sitk.AffineTransform(3), sitk.CenteredTransformInitializerFilter.MOMENTS)
-    reg = sitk.ImageRegistrationMethod()
-    reg.SetMetricAsMattesMutualInformation(32)
-    reg.SetMetricFixedMask(sitk.BinaryDilate(fixed_mask, [2, 2, 2]))   # the brain and 5 mm around it
-    reg.SetMetricSamplingStrategy(reg.RANDOM)
-    reg.SetMetricSamplingPercentage(0.25, seed=7)
-    reg.SetInterpolator(sitk.sitkLinear)
-    reg.SetOptimizerAsRegularStepGradientDescent(1.0, 1e-3, 120, relaxationFactor=0.6)
-    reg.SetOptimizerScalesFromPhysicalShift()
-    reg.SetShrinkFactorsPerLevel([4, 2, 1])
-    reg.SetSmoothingSigmasPerLevel([2.0, 1.0, 0.0])
-    reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOff()
-    reg.SetInitialTransform(init, inPlace=False)
-    out = reg.Execute(fixed, moving)
-    comp = sitk.CompositeTransform(out)
-    return comp.GetNthTransform(0) if comp.GetNumberOfTransforms() == 1 else out
-
-
 def _same_grid_as_template(flair: Volume) -> bool:
     ref = template_anatomy()["image"]
     return (flair.size_xyz == tuple(ref.GetSize())
@@ -260,7 +237,7 @@ def extract_brain(flair: Volume, progress: ProgressCallback | None = None) -> Br
         pre.CopyInformation(grid)
         masked = sitk.Mask(grid, sitk.BinaryDilate(pre, [1, 1, 1]))
         tmask = sitk.Cast(T["grid"] > 0.5, sitk.sitkUInt8)
-        tx = _register(masked, pre, T["grid"], tmask)
+        tx = affine_register(masked, pre, T["grid"], tmask)
     if p:
         p.step("registered to the MNI FLAIR template")
     ident = sitk.Transform(3, sitk.sitkIdentity) if tx is None else tx

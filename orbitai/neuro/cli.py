@@ -124,6 +124,9 @@ def _add_train_lesions(s: argparse._SubParsersAction) -> None:
     p.add_argument("--work", required=True, help="phantom cache, checkpoint and log folder")
     p.add_argument("--ms-seeds", default="16000:16024")
     p.add_argument("--nmosd-seeds", default="16100:16124")
+    p.add_argument("--real-seeds", default="",
+                   help="seeds of phantoms with real lesion maps on real brains (orbitai.phantoms.lesion_maps, training "
+                        "brains and maps only), START:STOP or a list; with it, --ms-seeds/--nmosd-seeds may be empty")
     p.add_argument("--iterations", type=int, default=1300)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-3)

@@ -39,6 +39,7 @@ from monai.losses import DiceCELoss
 from scipy import ndimage as ndi
 
 import orbitai.phantoms.brain as brain
+import orbitai.phantoms.lesion_maps as lesion_maps
 from orbitai.bundle import load_bundle, save_bundle, write_bundle
 from orbitai.bundle.core import WEIGHTS
 from orbitai.training.checkpoint import load_arrays, resume, save_arrays, save_checkpoint
@@ -52,6 +53,7 @@ from orbitai.result import check_outputs
 log = logging.getLogger(__name__)
 
 BUNDLE_NAME = "neuro_lesion_unet_demo"
+REAL = "real"     # the "disease" of a real-lesion-map phantom in the cache and the seed list
 BUNDLE_TASK = "lesion_segmentation"
 PATCH = 96
 HALO = 8          # slices of the slab kept around the centre slice (thick-slice simulation)
@@ -78,7 +80,13 @@ class Case:
 
 
 def make_case_arrays(seed: int, disease: str, confluent: float = 0.0, heavy: float = 0.0) -> dict[str, np.ndarray]:
-    """One noise-free phantom as training arrays (cropped to the brain box + 4 voxels)."""
+    """One noise-free phantom as training arrays (cropped to the brain box + 4 voxels); ``disease`` ``"real"``: a real
+    lesion map on a real training brain (`orbitai.phantoms.lesion_maps`), its lesion-free rendering as background."""
+    if disease == REAL:
+        img, bg, label, _, _ = lesion_maps.render_case(seed, "training")
+        med, mad = brain_stats(img[img > 0])
+        return {"ratio": (img / med).astype(np.float16), "background": (bg / med).astype(np.float16),
+                "label": label, "mad": np.float32(mad / med), "seed": np.int64(seed), "disease": np.array(disease)}
     c = brain_flair_case(seed, disease, noise=False, confluent=confluent, heavy=heavy)
     a = c.image.array.astype(np.float32)
     brain = a > 0
@@ -106,7 +114,8 @@ def inpaint_lesions(ratio: np.ndarray, label: np.ndarray, sigma: float = 3.0) ->
 def phantom_version() -> str:
     """A digest of the phantom generator's source and of this cache format: a changed generator
     never reuses stale cached phantoms."""
-    return hashlib.sha256((inspect.getsource(brain) + "cache-v2").encode()).hexdigest()[:10]
+    return hashlib.sha256((inspect.getsource(brain) + inspect.getsource(lesion_maps) + "cache-v2").encode()
+                          ).hexdigest()[:10]
 
 
 def prepare_data(work: Path, seeds: Sequence[tuple[int, str]], confluent: float = 0.0,
@@ -117,7 +126,8 @@ def prepare_data(work: Path, seeds: Sequence[tuple[int, str]], confluent: float 
     (work / "data").mkdir(parents=True, exist_ok=True)
     version = phantom_version()
     for n, (seed, disease) in enumerate(seeds):
-        tag = (f"_confluent{round(confluent * 100)}" if confluent else "") + (f"_heavy{round(heavy * 100)}" if heavy else "")
+        tag = "" if disease == REAL else (
+            (f"_confluent{round(confluent * 100)}" if confluent else "") + (f"_heavy{round(heavy * 100)}" if heavy else ""))
         path = work / "data" / f"{disease}_{seed}_{version}{tag}.npz"
         arrays = load_arrays(path, "training phantom cache")
         if arrays is None:
@@ -205,11 +215,12 @@ def train(out_bundle: str | Path, work: str | Path, ms_seeds: Sequence[int], nmo
           iterations: int = 1300, batch: int = 16, lr: float = 2e-3, seed: int = 16,
           checkpoint_every: int = 100, arch_args: dict[str, Any] | None = None, per_lesion: float = 0.0,
           contrast_min: float = 0.5, init: str | Path | None = None, confluent: float = 0.0,
-          overwrite: bool = False, heavy: float = 0.0) -> Path:
+          overwrite: bool = False, heavy: float = 0.0, real_seeds: Sequence[int] = ()) -> Path:
     """Train and write the bundle; returns its folder. Resumes from ``WORK/checkpoint.pt``.
 
     ``init``: a lesion bundle (name or folder) whose checksum-verified weights start the training
-    (fine-tuning; its architecture arguments are used) instead of a random initialisation."""
+    (fine-tuning; its architecture arguments are used) instead of a random initialisation. ``real_seeds``: phantoms
+    with real lesion maps on real training brains (`orbitai.phantoms.lesion_maps`) besides the drawn ones."""
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     args = dict(arch_args or DEFAULT_ARGS)
@@ -220,7 +231,7 @@ def train(out_bundle: str | Path, work: str | Path, ms_seeds: Sequence[int], nmo
 
         ib = find_task_bundle(str(init), "lesion_segmentation", "a white-matter lesion segmentation model")
         args, init_state, init_name = ib.arch_args, ib.load_state_dict(), f"{ib.name} ({ib.metadata['weights_sha256'][:12]})"
-    seeds = [(s, "ms") for s in ms_seeds] + [(s, "nmosd") for s in nmosd_seeds]
+    seeds = [(s, "ms") for s in ms_seeds] + [(s, "nmosd") for s in nmosd_seeds] + [(s, REAL) for s in real_seeds]
     t0 = time.time()
     cases = prepare_data(work, seeds, confluent, heavy)
     log.info("%d phantoms ready in %.0f s", len(cases), time.time() - t0)
@@ -248,7 +259,7 @@ def train(out_bundle: str | Path, work: str | Path, ms_seeds: Sequence[int], nmo
         seconds = float(state["seconds"])
         if (int(state["iterations"]) != iterations or list(state["seeds"]) != [s for s, _ in seeds]
                 or state.get("init") != init_name or state.get("confluent", 0.0) != confluent
-                or state.get("heavy", 0.0) != heavy or state.get("per_lesion", float(per_lesion)) != float(per_lesion)):
+                or state.get("heavy", 0.0) != heavy or list(state.get("real_seeds", [])) != list(real_seeds) or state.get("per_lesion", float(per_lesion)) != float(per_lesion)):
             raise ValueError("checkpoint of a different training (iterations, seeds or initial weights differ)")
         return int(state["step"])
 
@@ -281,11 +292,13 @@ def train(out_bundle: str | Path, work: str | Path, ms_seeds: Sequence[int], nmo
                              "scheduler": sched.state_dict(), "step": step + 1, "iterations": iterations,
                              "seeds": [s for s, _ in seeds], "history": history, "init": init_name,
                              "confluent": confluent, "heavy": heavy, "per_lesion": float(per_lesion),
+                             "real_seeds": list(real_seeds),
                              "seconds": seconds + time.time() - t_run}, ckpt)
     seconds += time.time() - t_run
     model.eval()
     meta = bundle_metadata(args, ms_seeds, nmosd_seeds, iterations, batch, lr, seed, seconds,
-                           count_parameters(model), history, per_lesion, contrast_min, init_name, confluent, heavy)
+                           count_parameters(model), history, per_lesion, contrast_min, init_name, confluent, heavy,
+                           real_seeds)
     b = save_bundle(model, out_bundle, meta, overwrite)
     log.info("bundle written to %s (%.1f training minutes)", b.path, seconds / 60)
     return b.path
@@ -294,7 +307,8 @@ def train(out_bundle: str | Path, work: str | Path, ms_seeds: Sequence[int], nmo
 def bundle_metadata(args: dict[str, Any], ms_seeds: Sequence[int], nmosd_seeds: Sequence[int], iterations: int,
                     batch: int, lr: float, seed: int, seconds: float, parameters: int,
                     history: Sequence[float], per_lesion: float = 0.0, contrast_min: float = 0.5,
-                    init: str | None = None, confluent: float = 0.0, heavy: float = 0.0) -> dict[str, Any]:
+                    init: str | None = None, confluent: float = 0.0, heavy: float = 0.0,
+                    real_seeds: Sequence[int] = ()) -> dict[str, Any]:
     def span(s: Sequence[int]) -> str:
         return f"{min(s)}-{max(s)}" if s else "none"
 
@@ -318,8 +332,14 @@ def bundle_metadata(args: dict[str, Any], ms_seeds: Sequence[int], nmosd_seeds: 
             + (f", heavy={heavy:g}: MS cases with a heavy confluent load of 12-70 mL and enlarged ventricles"
                if heavy else "")
             + "), brain = image > 0. "
-            "All phantoms are built on the MNI FLAIR of Lesjak et al. (2017) cs_patient26 with its lesions "
+            "These drawn phantoms are built on the MNI FLAIR of Lesjak et al. (2017) cs_patient26 with its lesions "
             "inpainted, so the real case is the same subject's anatomy (its lesion mask was never a target). "
+            + (f"Plus {len(real_seeds)} phantoms (seeds {span(real_seeds)}) with real lesion maps of "
+               f"{len(lesion_maps.map_split()['training'])} MS patients (Lesjak et al. 2017, training maps "
+               f"{list(lesion_maps.map_split()['training'])}) on {len(lesion_maps.BRAINS['training'])} real brains "
+               "(SynthSeg heads " + ", ".join(str(b) for b in lesion_maps.BRAINS['training'] if b) + " and "
+               "patient 26's), orbitai.phantoms.lesion_maps; held-out brains and maps never drawn. " if real_seeds else "")
+            + 
             f"Augmentation: lesion contrast x[{contrast_min}, 1] (blend with the inpainted background), simulated 2.5-5.5 mm slices (partial volume), gamma 0.7-1.5, linear bias, Rician "
             "noise, in-plane rotation +-12 deg / scale 0.9-1.1 / flips, normalisation-scale jitter."),
         "training": {"command": "orbitai neuro train-lesions", "iterations": iterations,
@@ -366,12 +386,14 @@ def run(a: argparse.Namespace) -> int:
                            ("--heavy", 0 <= a.heavy <= 1, "from 0 to 1"), ("--threads", a.threads >= 0, ">= 0")):
         if not ok:
             raise UserError(f"{name} must be {rule}.")
+    real = str(getattr(a, "real_seeds", "") or "")
     try:
-        seeds = parse_seeds(a.ms_seeds), parse_seeds(a.nmosd_seeds)
+        seeds = parse_seeds(a.ms_seeds), parse_seeds(a.nmosd_seeds), parse_seeds(real)
     except ValueError:
-        seeds = [], []
-    if not seeds[0] or not seeds[1]:
-        raise UserError(f"--ms-seeds {a.ms_seeds!r} / --nmosd-seeds {a.nmosd_seeds!r}: give each as START:STOP (a "
+        seeds = [], [], []
+    if not seeds[2] and (not seeds[0] or not seeds[1]) or (real and not seeds[2]):
+        raise UserError(f"--ms-seeds {a.ms_seeds!r} / --nmosd-seeds {a.nmosd_seeds!r} / --real-seeds {real!r}: give "
+                        "each as START:STOP (a "
                         "non-empty range of integers, e.g. 16000:16024) or a comma-separated list.")
     check_outputs(a.out, [a.work], bundle=BUNDLE_TASK, overwrite=a.overwrite)
 
@@ -390,7 +412,7 @@ def run(a: argparse.Namespace) -> int:
     try:
         train(a.out, a.work, seeds[0], seeds[1], a.iterations, a.batch, a.lr, a.seed,
               per_lesion={"voxel": 0.0, "lesion": 1.0, "mixed": 0.5}[a.lesion_sampling], contrast_min=a.contrast_min,
-              init=a.init, confluent=a.confluent, overwrite=a.overwrite, heavy=a.heavy)
+              init=a.init, confluent=a.confluent, overwrite=a.overwrite, heavy=a.heavy, real_seeds=seeds[2])
     finally:
         for h in handlers:
             log.removeHandler(h)

@@ -1,0 +1,83 @@
+"""Lesion phantoms from real lesion maps on real brains (orbitai.phantoms.lesion_maps, issue #47)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from orbitai.phantoms import lesion_maps as lm
+
+
+def test_splits_keep_held_out_brains_and_maps_out_of_training():
+    split = lm.map_split()
+    sets = [set(v) for v in split.values()]
+    assert all(a.isdisjoint(b) for i, a in enumerate(sets) for b in sets[i + 1:])
+    assert set().union(*sets) == set(lm.map_ids()) - {lm.FINAL_CHECK_MAP}
+    assert lm.FINAL_CHECK_MAP in lm.map_ids() and len(lm.map_ids()) == 28
+    vols = lm.map_volumes()
+    for name in ("validation", "test"):       # each held-out split spans light to heavy-ish loads
+        loads = [vols[p] for p in split[name]]
+        assert min(loads) < lm.LIGHT_MAX_ML and max(loads) > 20
+    brains = [set(v) for v in lm.BRAINS.values()]
+    assert all(a.isdisjoint(b) for i, a in enumerate(brains) for b in brains[i + 1:])
+    assert set(lm.BRAINS["validation"]) | set(lm.BRAINS["test"]) == {17, 18, 19, 20}
+
+
+def test_real_lesion_gains_are_measured_on_patient26():
+    g = lm.real_lesion_gains()
+    assert len(g) >= 10 and 1.1 < float(np.median(g)) < 1.6
+
+
+def _check(img: np.ndarray, bg: np.ndarray, label: np.ndarray, t: lm.BrainTemplate) -> None:
+    les = label > 0
+    assert les.any() and not np.any(les & ~t.allowed) and not np.any(les & (t.tissue == 0))
+    wm = float(np.median(bg[t.tissue == lm.WM]))
+    assert float(np.median(img[les])) > 1.15 * wm                 # brighter than white matter, as real lesions
+    far = ~ndi_dilate(les)
+    assert np.allclose(img[far], bg[far], atol=1e-4)                 # nothing drawn away from the lesions
+    assert float(np.abs(img - bg)[les].mean()) > 0.1
+
+
+def ndi_dilate(m: np.ndarray) -> np.ndarray:
+    from scipy import ndimage as ndi
+
+    return ndi.binary_dilation(m, np.ones((3, 3, 3), bool), iterations=3)
+
+
+def test_case_on_patient26s_brain_is_deterministic_and_in_tissue():
+    a = lm.render_case(5, "training", brain=0, maps=(17,))
+    b = lm.render_case(5, "training", brain=0, maps=(17,))
+    assert all(np.array_equal(x, y) for x, y in zip(a[:3], b[:3]))
+    img, bg, label, grid, info = a
+    _check(img, bg, label, lm.brain_template(0))
+    assert info["maps"] == [17] and info["brain"] == 0 and 0.5 < info["kept_share"] <= 1.0
+    assert grid.GetSize() == img.shape[::-1]
+
+
+def test_case_on_a_synthseg_brain_lands_in_its_white_matter():
+    """A real map pulled through the registration onto another person's brain keeps most of its volume in tissue
+    where lesions lie (affine + demons; an unregistered map would fall partly outside the brain)."""
+    t = lm.brain_template(1)
+    img, bg, label, grid, info = lm.render_case(3, "training", brain=1, maps=(4,))
+    _check(img, bg, label, t)
+    assert info["kept_share"] > 0.55 and 20 < info["lesion_volume_ml"] < 45
+    light = lm.real_lesion_case(8, "training", load="light", brain=1, slice_mm=4.0)
+    assert light.info["mode"] == "subset" and light.info["lesion_volume_ml"] < lm.LIGHT_MAX_ML
+    assert light.image.same_geometry(light.labels) and light.info["slice_mm"] == 4.0
+    assert set(light.info["maps"]) <= set(lm.map_split()["training"])
+
+
+def test_bad_split_or_load_is_refused():
+    with pytest.raises(ValueError, match="split"):
+        lm.render_case(1, "nope")
+    with pytest.raises(ValueError, match="load"):
+        lm.render_case(1, "training", load="huge")
+
+
+def test_training_arrays_of_a_real_map_case():
+    from orbitai.neuro.lesionseg_train import REAL, make_case_arrays
+
+    a = make_case_arrays(11, REAL)
+    r, bg, lab = a["ratio"].astype(np.float32), a["background"].astype(np.float32), a["label"] > 0
+    assert lab.any() and r.shape == bg.shape == lab.shape
+    assert 0.5 < float(np.median(r[r > 0])) < 1.5 and float(a["mad"]) > 0
+    assert float(r[lab].mean()) > float(bg[lab].mean()) + 0.1       # the background is the lesion-free rendering
