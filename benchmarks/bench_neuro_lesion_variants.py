@@ -1,16 +1,17 @@
-"""Lesion segmentation ideas compared on the validation phantoms (issue #30), one run, same cases.
+"""Lesion segmentation recipes compared on the real-map validation phantoms (issue #47), one run, same cases.
 
-The validation set (`orbitai.neuro.lesionseg_eval`: light < 5 mL and heavy > 30 mL loads) is where
-choices are made; the test set and the real case are never used here. Variants:
+The validation set (`orbitai.neuro.lesionseg_eval.real_phantom_set`: real lesion maps held out of training on
+SynthSeg brains 17-18, never drawn in training; light, medium and heavy loads, 1 mm and 3-5 mm slices) is where
+choices are made; the test set and the real case are never used here. Every variant is scored at its own
+post-processing chosen on these cases (`choose_postprocess`'s sweep and objective), so recipes are compared at their
+best. Variants, each present as a bundle folder under ``build/`` (`make neuro-lesion-model` writes them):
 
-* ``stage3``: the bundle before issue #30 (``build/neuro_lesion_stage3``, `make neuro-lesion-model`),
-  at the bundled network's post-processing and at its own old default (0.5, 3 mm^3);
-* ``stage4``: heavy confluent loads in training (``build/neuro_lesion_stage4``), its own tuned
-  post-processing;
-* ``bundled``: the bundled network (stage 5: stage 4 fine-tuned with half the MS phantoms heavy),
-  left-right mirror (in use);
-* ``bundled_flip4``: the same with the anterior-posterior flip added to the test-time augmentation
-  (four passes: twice the time).
+* ``stage5``: the bundle before issue #47 (drawn lesions on patient 26's brain only);
+* ``real_mixed``: stage 5 fine-tuned on 72 real-map phantoms plus 18 drawn ones (``build/neuro_lesion_real``);
+* ``real_only``: stage 5 fine-tuned on real-map phantoms only, longer (``build/neuro_lesion_real_only``);
+* ``real_scratch``: trained from a random initialisation on real-map phantoms only (``build/neuro_lesion_scratch``);
+* ``<best>_noflip``: the best variant without the left-right mirror at test time (half the time);
+* ``ensemble``: the mean probability of the real-map variants (an ensemble of recipes, each pass's time added).
 
 ``python -m benchmarks neuro_lesion_variants`` -> ``benchmarks/results/neuro_lesion_variants.json``.
 """
@@ -23,54 +24,62 @@ from typing import Any
 from benchmarks.common import write_result
 
 BUILD = Path(__file__).resolve().parent.parent / "build"
-STAGE3, STAGE4 = BUILD / "neuro_lesion_stage3", BUILD / "neuro_lesion_stage4"
+VARIANTS = {"stage5": BUILD / "neuro_lesion_stage5", "real_mixed": BUILD / "neuro_lesion_real",
+            "real_only": BUILD / "neuro_lesion_real_only", "real_scratch": BUILD / "neuro_lesion_scratch"}
 
 
 def main() -> None:
     import torch
 
-    import orbitai.engine.inference as engine
-    from orbitai.neuro.lesionseg import bundle_postprocess, lesion_bundle
-    from orbitai.neuro.lesionseg_eval import phantom_set, probabilities, score, summary
+    from orbitai.neuro import lesionseg_eval as ev
+    from orbitai.neuro.lesionseg import lesion_bundle, lesion_probability
 
     torch.set_num_threads(2)
-    cases = phantom_set("validation")
-    bundle = lesion_bundle(None)
-    thr, min_mm3 = bundle_postprocess(bundle)
+    cases = ev.real_phantom_set("validation")
     metrics: dict[str, float] = {}
-    notes: dict[str, Any] = {"cases": [c.name for c in cases], "postprocess": {"threshold": thr, "min_size_mm3": min_mm3}}
+    notes: dict[str, Any] = {"cases": [c.name for c in cases], "chosen": {}}
 
-    def run(name: str, model: Any, post: tuple[float, float] = (thr, min_mm3)) -> None:
-        t0 = time.perf_counter()
-        probs = probabilities(cases, model)
-        metrics[f"{name}_seconds_per_case"] = (time.perf_counter() - t0) / len(cases)
-        for k, v in summary(cases, score(cases, probs, *post)).items():
-            if not k.endswith("_n"):
+    def best_of(probs) -> dict[str, Any]:
+        best: dict[str, Any] = {}
+        for t in ev.THRESHOLDS:
+            for m in ev.MIN_SIZES_MM3:
+                s = ev.summary(cases, ev.score_counted(cases, probs, t, m))
+                if not best or ev.objective(s) > best["objective"] + 1e-9:
+                    best = {"threshold": t, "min_size_mm3": m, "objective": ev.objective(s), "summary": s}
+        return best
+
+    def record(name: str, best: dict[str, Any], seconds: float) -> None:
+        metrics[f"{name}_objective"] = best["objective"]
+        metrics[f"{name}_seconds_per_case"] = seconds
+        for k, v in best["summary"].items():
+            if not k.endswith("_n") and not k.startswith("medium"):
                 metrics[f"{name}_{k}"] = v
+        notes["chosen"][name] = {"threshold": best["threshold"], "min_size_mm3": best["min_size_mm3"]}
 
-    model = bundle.load_model("cpu")
-    run("bundled", model)
-    blend = engine.blend_windows
-
-    def flip4(x, roi, predictor, overlap, mode, *args, **kwargs):
-        """The engine's windows on the slices and on their anterior-posterior flip, averaged."""
-        a = blend(x, roi, predictor, overlap, mode, *args, **kwargs)
-        b = blend(torch.flip(x, dims=[2]), roi, predictor, overlap, mode, *args, **kwargs)
-        return 0.5 * (a + torch.flip(b, dims=[2]))
-
-    engine.blend_windows = flip4
-    try:
-        run("bundled_flip4", model)
-    finally:
-        engine.blend_windows = blend
-    if (STAGE4 / "metadata.json").is_file():
-        s4 = lesion_bundle(str(STAGE4))
-        run("stage4", s4.load_model("cpu"), bundle_postprocess(s4))
-    if (STAGE3 / "metadata.json").is_file():
-        old = lesion_bundle(str(STAGE3)).load_model("cpu")
-        run("stage3", old)
-        run("stage3_old_default", old, (0.5, 3.0))
-        notes["stage3"] = "the bundle before issue #30 (make neuro-lesion-model, stage 3)"
+    results: dict[str, tuple[Any, dict[str, Any]]] = {}
+    kept: dict[str, tuple[list[Any], float]] = {}
+    for name, path in VARIANTS.items():
+        if not (path / "metadata.json").is_file():
+            notes[f"{name}_missing"] = str(path)
+            continue
+        model = lesion_bundle(str(path)).load_model("cpu")
+        t0 = time.perf_counter()
+        probs = ev.probabilities(cases, model)
+        best = best_of(probs)
+        record(name, best, (time.perf_counter() - t0) / len(cases))
+        results[name] = (model, best)
+        kept[name] = (probs, (time.perf_counter() - t0) / len(cases))
+    top = max(results, key=lambda n: results[n][1]["objective"])
+    notes["best"] = top
+    t0 = time.perf_counter()
+    probs = [lesion_probability(c.image, c.brain, results[top][0], "cpu", mirror=False) for c in cases]
+    record(f"{top}_noflip", best_of(probs), (time.perf_counter() - t0) / len(cases))
+    members = [n for n in kept if n != "stage5"]
+    if len(members) > 1:
+        mean = [c.image.with_array(sum(kept[n][0][i].array for n in members) / len(members))
+                for i, c in enumerate(cases)]
+        record("ensemble", best_of(mean), sum(kept[n][1] for n in members))
+        notes["ensemble"] = members
     write_result("neuro_lesion_variants", metrics, {}, notes)
 
 
