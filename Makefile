@@ -125,8 +125,12 @@ neuro-lesion-model: $(STAMP)
 	# stage 4 (#30): heavy confluent loads (12-70 mL) in 35 % of the MS phantoms, 36 MS + 24 NMOSD, mixed sampling
 	$(PY) -m orbitai neuro train-lesions --out $(LESION)_stage4 --work $(LESION)_train4 --init $(LESION)_stage3 --ms-seeds 16000:16036 --nmosd-seeds 16100:16124 --iterations 2000 --batch 16 --lr 0.001 --seed 46 --lesion-sampling mixed --contrast-min 0.35 --confluent 0.5 --heavy 0.35 --threads 2
 	# stage 5: half the MS phantoms heavy, lower learning rate (kept over stage 4 by the validation objective)
-	$(PY) -m orbitai neuro train-lesions --out $(MODELS)/neuro_lesion_unet_demo --work $(LESION)_train5 --init $(LESION)_stage4 --ms-seeds 16000:16036 --nmosd-seeds 16100:16124 --iterations 1200 --batch 16 --lr 0.0005 --seed 56 --lesion-sampling mixed --contrast-min 0.35 --confluent 0.5 --heavy 0.5 --threads 2 --overwrite
-	# threshold and smallest lesion chosen on the validation phantoms (never the real case)
+	$(PY) -m orbitai neuro train-lesions --out $(LESION)_stage5 --work $(LESION)_train5 --init $(LESION)_stage4 --ms-seeds 16000:16036 --nmosd-seeds 16100:16124 --iterations 1200 --batch 16 --lr 0.0005 --seed 56 --lesion-sampling mixed --contrast-min 0.35 --confluent 0.5 --heavy 0.5 --threads 2
+	# stage 6 (#47): real lesion maps on real brains only (orbitai.phantoms.lesion_maps, 144 training cases)
+	$(PY) -m orbitai neuro train-lesions --out $(LESION)_real_only --work $(LESION)_train_real_only --init $(LESION)_stage5 --ms-seeds "" --nmosd-seeds "" --real-seeds 20000:20144 --iterations 3000 --batch 16 --lr 0.001 --seed 76 --lesion-sampling mixed --contrast-min 0.35 --threads 2
+	# stage 7: 288 real-map cases, 6000 more steps at half the learning rate
+	$(PY) -m orbitai neuro train-lesions --out $(MODELS)/neuro_lesion_unet_demo --work $(LESION)_train_real_long --init $(LESION)_real_only --ms-seeds "" --nmosd-seeds "" --real-seeds 20000:20288 --iterations 6000 --batch 16 --lr 0.0005 --seed 96 --lesion-sampling mixed --contrast-min 0.35 --threads 2 --overwrite
+	# threshold and smallest lesion chosen on the held-out real-map validation phantoms (never the real case)
 	$(PY) -m orbitai neuro tune-lesions --bundle $(MODELS)/neuro_lesion_unet_demo --threads 2
 
 # How far to trust a call (issue 51): each classifier's out-of-distribution statistics (its features on phantoms

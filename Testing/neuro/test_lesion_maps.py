@@ -81,3 +81,24 @@ def test_training_arrays_of_a_real_map_case():
     assert lab.any() and r.shape == bg.shape == lab.shape
     assert 0.5 < float(np.median(r[r > 0])) < 1.5 and float(a["mad"]) > 0
     assert float(r[lab].mean()) > float(bg[lab].mean()) + 0.1       # the background is the lesion-free rendering
+
+
+def test_bundle_says_what_it_was_trained_on():
+    from orbitai.neuro.lesionseg_train import training_data_text
+
+    text = training_data_text([], [], list(range(20000, 20010)), 0.0, 0.0, 0.35)
+    assert "10 noise-free phantoms (seeds 20000-20009)" in text and "drawn lesions" not in text
+    assert str(list(lm.map_split()["training"])) in text and "never drawn" in text
+    both = training_data_text([1, 2], [3], [5], 0.5, 0.0, 0.5)
+    assert "2 MS" in both and "drawn lesions" in both and "real lesion maps" in both
+
+
+@pytest.mark.parametrize("seeds", ["x", "5:1"])
+def test_bad_real_seeds_are_one_line(seeds, tmp_path, capsys):
+    from orbitai.cli import main
+
+    code = main(["neuro", "train-lesions", "--out", str(tmp_path / "b"), "--work", str(tmp_path / "w"),
+                 "--ms-seeds", "", "--nmosd-seeds", "", "--real-seeds", seeds])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "--real-seeds" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "b").exists()

@@ -304,14 +304,44 @@ def train(out_bundle: str | Path, work: str | Path, ms_seeds: Sequence[int], nmo
     return b.path
 
 
+def _span(s: Sequence[int]) -> str:
+    return f"{min(s)}-{max(s)}" if s else "none"
+
+
+def training_data_text(ms_seeds: Sequence[int], nmosd_seeds: Sequence[int], real_seeds: Sequence[int],
+                       confluent: float, heavy: float, contrast_min: float) -> str:
+    """What a lesion bundle was trained on, in words (its metadata's ``training_data``)."""
+    parts = []
+    if ms_seeds or nmosd_seeds:
+        parts.append(
+            f"{len(ms_seeds)} MS (seeds {_span(ms_seeds)}) + {len(nmosd_seeds)} NMOSD (seeds {_span(nmosd_seeds)}) "
+            "noise-free brain FLAIR phantoms with drawn lesions (orbitai.phantoms.brain.brain_flair_case"
+            + (f", confluent={confluent:g}: MS cases with confluent periventricular lesions" if confluent else "")
+            + (f", heavy={heavy:g}: MS cases with a heavy confluent load of 12-70 mL and enlarged ventricles"
+               if heavy else "")
+            + "), all built on the MNI FLAIR of Lesjak et al. (2017) cs_patient26 with its lesions inpainted (the "
+              "real case is the same subject's anatomy; its lesion mask was never a target).")
+    if real_seeds:
+        split = lesion_maps.map_split()
+        brains = [b for b in lesion_maps.BRAINS["training"] if b]
+        parts.append(
+            f"{len(real_seeds)} noise-free phantoms (seeds {_span(real_seeds)}) with the real lesion maps of "
+            f"{len(split['training'])} MS patients (Lesjak et al. 2017: patients {list(split['training'])}; one map, "
+            "two mixed or a subset, mirrored, affine-jittered) placed in real brains (SynthSeg heads "
+            f"{', '.join(map(str, brains))} and cs_patient26's) through a registration to MNI "
+            "(orbitai.phantoms.lesion_maps); the validation and test brains (heads 17-20) and maps "
+            f"({list(split['validation']) + list(split['test'])}) and patient 26's map are never drawn.")
+    parts.append(f"Brain = image > 0. Augmentation: lesion contrast x[{contrast_min}, 1] (blend with the lesion-free "
+                 "background), simulated 2.5-5.5 mm slices (partial volume), gamma 0.7-1.5, linear bias, Rician noise, "
+                 "in-plane rotation +-12 deg / scale 0.9-1.1 / flips, normalisation-scale jitter.")
+    return " ".join(parts)
+
+
 def bundle_metadata(args: dict[str, Any], ms_seeds: Sequence[int], nmosd_seeds: Sequence[int], iterations: int,
                     batch: int, lr: float, seed: int, seconds: float, parameters: int,
                     history: Sequence[float], per_lesion: float = 0.0, contrast_min: float = 0.5,
                     init: str | None = None, confluent: float = 0.0, heavy: float = 0.0,
                     real_seeds: Sequence[int] = ()) -> dict[str, Any]:
-    def span(s: Sequence[int]) -> str:
-        return f"{min(s)}-{max(s)}" if s else "none"
-
     return {
         "name": BUNDLE_NAME, "version": "0.1.0", "task": BUNDLE_TASK,
         "description": "2.5D MONAI U-Net for white-matter lesions on brain FLAIR, trained on brain phantoms "
@@ -325,23 +355,7 @@ def bundle_metadata(args: dict[str, Any], ms_seeds: Sequence[int], nmosd_seeds: 
                   "modality": "MR", "sequence": "FLAIR", "context_slices": list(CONTEXT),
                   "grid": "1 mm, axis-aligned to the patient (LAS), cropped to the brain box"},
         "labels": {"1": "white_matter_lesion"},
-        "training_data": (
-            f"{len(ms_seeds)} MS (seeds {span(ms_seeds)}) + {len(nmosd_seeds)} NMOSD (seeds {span(nmosd_seeds)}) "
-            "noise-free brain FLAIR phantoms (orbitai.phantoms.brain.brain_flair_case"
-            + (f", confluent={confluent:g}: MS cases with confluent periventricular lesions" if confluent else "")
-            + (f", heavy={heavy:g}: MS cases with a heavy confluent load of 12-70 mL and enlarged ventricles"
-               if heavy else "")
-            + "), brain = image > 0. "
-            "These drawn phantoms are built on the MNI FLAIR of Lesjak et al. (2017) cs_patient26 with its lesions "
-            "inpainted, so the real case is the same subject's anatomy (its lesion mask was never a target). "
-            + (f"Plus {len(real_seeds)} phantoms (seeds {span(real_seeds)}) with real lesion maps of "
-               f"{len(lesion_maps.map_split()['training'])} MS patients (Lesjak et al. 2017, training maps "
-               f"{list(lesion_maps.map_split()['training'])}) on {len(lesion_maps.BRAINS['training'])} real brains "
-               "(SynthSeg heads " + ", ".join(str(b) for b in lesion_maps.BRAINS['training'] if b) + " and "
-               "patient 26's), orbitai.phantoms.lesion_maps; held-out brains and maps never drawn. " if real_seeds else "")
-            + 
-            f"Augmentation: lesion contrast x[{contrast_min}, 1] (blend with the inpainted background), simulated 2.5-5.5 mm slices (partial volume), gamma 0.7-1.5, linear bias, Rician "
-            "noise, in-plane rotation +-12 deg / scale 0.9-1.1 / flips, normalisation-scale jitter."),
+        "training_data": training_data_text(ms_seeds, nmosd_seeds, real_seeds, confluent, heavy, contrast_min),
         "training": {"command": "orbitai neuro train-lesions", "iterations": iterations,
                      "batch_size": batch, "patch": [len(CONTEXT), PATCH, PATCH], "lr": lr,
                      "optimizer": "Adam (weight decay 1e-5), 100-step warm-up, cosine decay",
