@@ -8,7 +8,9 @@ best. Variants, each present as a bundle folder under ``build/`` (`make neuro-le
 
 * ``stage5``: the bundle before issue #47 (drawn lesions on patient 26's brain only);
 * ``real_mixed``: stage 5 fine-tuned on 72 real-map phantoms plus 18 drawn ones (``build/neuro_lesion_real``);
-* ``real_only``: stage 5 fine-tuned on real-map phantoms only, longer (``build/neuro_lesion_real_only``);
+* ``real_only``: stage 5 fine-tuned on 144 real-map phantoms only, 3000 steps (``build/neuro_lesion_real_only``);
+* ``real_long``: ``real_only`` trained on for 6000 more steps over 288 real-map phantoms, half the learning rate
+  (``build/neuro_lesion_real_long``);
 * ``real_scratch``: trained from a random initialisation on real-map phantoms only (``build/neuro_lesion_scratch``);
 * ``<best>_noflip``: the best variant without the left-right mirror at test time (half the time);
 * ``ensemble``: the mean probability of the real-map variants (an ensemble of recipes, each pass's time added).
@@ -25,7 +27,8 @@ from benchmarks.common import write_result
 
 BUILD = Path(__file__).resolve().parent.parent / "build"
 VARIANTS = {"stage5": BUILD / "neuro_lesion_stage5", "real_mixed": BUILD / "neuro_lesion_real",
-            "real_only": BUILD / "neuro_lesion_real_only", "real_scratch": BUILD / "neuro_lesion_scratch"}
+            "real_only": BUILD / "neuro_lesion_real_only", "real_long": BUILD / "neuro_lesion_real_long",
+            "real_scratch": BUILD / "neuro_lesion_scratch"}
 
 
 def main() -> None:

@@ -123,6 +123,9 @@ def main() -> None:
     rrows = score_counted(rcases, rprobs, thr, min_mm3)
     notes["real_map_test_seconds_per_case"] = round((time.perf_counter() - t0) / len(rcases), 2)
     metrics.update(summary(rcases, rrows))
+    for tag, keep in (("1mm_", lambda c: "1 mm)" in c.name), ("thick_", lambda c: "mm slices" in c.name)):
+        sub = [(c, r) for c, r in zip(rcases, rrows) if keep(c)]
+        metrics.update({f"{tag}{k}": v for k, v in summary([c for c, _ in sub], [r for _, r in sub]).items()})
     notes["real_map_test_cases"] = _rows(rcases, rrows)
     rbase = [{**lesion_metrics(p, c.truth.array, c.image.spacing), **counted_f1(p, c.truth.array, c.image.spacing)}
              for c in rcases for p in [threshold_baseline(c.image, c.brain).array]]
