@@ -101,7 +101,9 @@ def test_neuro_sr_numbers_equal_result_json(neuro):
         assert numbers[("white_matter_lesions", f"Lesion volume, {location.replace('_', ' ')}")] == \
             pytest.approx(ml, rel=1e-12)
     if "probability_nmosd" in data:
-        assert numbers[("P(NMOSD)", "Probability")] == pytest.approx(data["probability_nmosd"], rel=1e-12)
+        # the finding carries the call's trust when there is one ("P(NMOSD) - outside what ...: do not use")
+        name = "P(NMOSD)" + (f" - {data['trust']}" if data.get("trust") else "")
+        assert numbers[(name, "Probability")] == pytest.approx(data["probability_nmosd"], rel=1e-12)
     else:
         assert not any(label == "P(NMOSD)" for label, _ in numbers)
 

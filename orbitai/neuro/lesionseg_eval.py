@@ -30,7 +30,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from orbitai.io import Volume
-from orbitai.metrics.segmentation import lesion_metrics
+from orbitai.metrics.segmentation import LesionDetection, lesion_components, lesion_metrics
 from orbitai.neuro.lesionseg import lesion_bundle, lesion_probability, postprocess
 from orbitai.neuro.lesionseg_train import record_metadata
 from orbitai.phantoms import lesion_maps
@@ -148,8 +148,6 @@ def score(cases: Sequence[PhantomCase], probs: Sequence[Volume], threshold: floa
 
 def counted_f1(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float]) -> dict[str, float]:
     """Lesion F1 counting lesions of at least :data:`COUNTED_MM3` (both sides), and the recall of smaller true ones."""
-    from orbitai.metrics.segmentation import LesionDetection, lesion_components
-
     vox = float(np.prod(spacing))
     n = max(1, int(np.ceil(COUNTED_MM3 / vox - 1e-9)))
     d = LesionDetection.of(pred, truth, n)

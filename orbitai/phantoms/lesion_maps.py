@@ -33,6 +33,7 @@ from scipy import ndimage as ndi
 
 from orbitai.io import Volume
 from orbitai.phantoms.atlas import data_path
+from orbitai.phantoms.brain import _template
 from orbitai.phantoms.heads import HELD_OUT, TRAINING, template_path
 from orbitai.phantoms.orbit import PhantomCase
 from orbitai.preprocess.registration import affine_register, as_image, demons_refine
@@ -102,7 +103,6 @@ class BrainTemplate:
 
 
 def _mni_reference() -> tuple[sitk.Image, dict]:
-    from orbitai.phantoms.brain import _template
     T = _template()
     ref = sitk.ReadImage(str(data_path("ms_flair_lesjak", "cs_patient26_FLAIR_MNI.nii.gz")))
     return ref, T
