@@ -43,13 +43,7 @@ def main() -> None:
     notes: dict[str, Any] = {"cases": [c.name for c in cases], "chosen": {}}
 
     def best_of(probs) -> dict[str, Any]:
-        best: dict[str, Any] = {}
-        for t in ev.THRESHOLDS:
-            for m in ev.MIN_SIZES_MM3:
-                s = ev.summary(cases, ev.score_counted(cases, probs, t, m))
-                if not best or ev.objective(s) > best["objective"] + 1e-9:
-                    best = {"threshold": t, "min_size_mm3": m, "objective": ev.objective(s), "summary": s}
-        return best
+        return ev.sweep(cases, probs)
 
     def record(name: str, best: dict[str, Any], seconds: float) -> None:
         metrics[f"{name}_objective"] = best["objective"]

@@ -38,8 +38,7 @@ from orbitai.phantoms.brain import brain_flair_case
 
 log = logging.getLogger(__name__)
 
-LIGHT_MAX_ML = 5.0
-HEAVY_MIN_ML = 30.0
+LIGHT_MAX_ML, HEAVY_MIN_ML = lesion_maps.LIGHT_MAX_ML, lesion_maps.HEAVY_MIN_ML   # one definition of the loads
 #: first seed of each (set, load, disease) series
 SEEDS = {("validation", "light", "ms"): 17400, ("validation", "light", "nmosd"): 17450,
          ("validation", "heavy", "ms"): 17500,
@@ -200,18 +199,25 @@ def objective(s: dict[str, float]) -> float:
             - max(0.0, s["heavy_avd_percent"] - 20.0) / 100.0)
 
 
-def choose_postprocess(model: Any, device: str = "cpu") -> dict[str, Any]:
-    """Sweep threshold x smallest lesion on the real-map validation set; the best by :func:`objective`."""
-    cases = real_phantom_set("validation")
-    probs = probabilities(cases, model, device)
-    best: dict[str, Any] | None = None
+def sweep(cases: Sequence[PhantomCase], probs: Sequence[Volume]) -> dict[str, Any]:
+    """Threshold x smallest lesion over ``cases``: the best by :func:`objective` (threshold, min_size_mm3,
+    objective, summary)."""
+    best: dict[str, Any] = {}
     for t in THRESHOLDS:
         for m in MIN_SIZES_MM3:
             s = summary(cases, score_counted(cases, probs, t, m))
-            if best is None or objective(s) > best["objective"] + 1e-9:
-                best = {"threshold": t, "min_size_mm3": m, "objective": round(objective(s), 4),
-                        "validation": {k: round(v, 4) for k, v in s.items()}}
-    assert best is not None
+            if not best or objective(s) > best["objective"] + 1e-9:
+                best = {"threshold": t, "min_size_mm3": m, "objective": objective(s), "summary": s}
+    return best
+
+
+def choose_postprocess(model: Any, device: str = "cpu") -> dict[str, Any]:
+    """Sweep threshold x smallest lesion on the real-map validation set; the best by :func:`objective`."""
+    cases = real_phantom_set("validation")
+    found = sweep(cases, probabilities(cases, model, device))
+    best: dict[str, Any] = {"threshold": found["threshold"], "min_size_mm3": found["min_size_mm3"],
+                            "objective": round(found["objective"], 4),
+                            "validation": {k: round(v, 4) for k, v in found["summary"].items()}}
     best["chosen_on"] = (f"validation phantoms ({len(cases)}: real lesion maps "
                          f"{list(lesion_maps.map_split()['validation'])} on SynthSeg brains "
                          f"{list(lesion_maps.BRAINS['validation'])}, seeds {REAL_SEEDS['validation']}+; "
