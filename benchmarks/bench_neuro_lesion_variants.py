@@ -51,7 +51,7 @@ def main() -> None:
         for k, v in best["summary"].items():
             if not k.endswith("_n") and not k.startswith("medium"):
                 metrics[f"{name}_{k}"] = v
-        notes["chosen"][name] = {"threshold": best["threshold"], "min_size_mm3": best["min_size_mm3"]}
+        notes["chosen"][name] = best["postprocess"]
 
     results: dict[str, tuple[Any, dict[str, Any]]] = {}
     kept: dict[str, tuple[list[Any], float]] = {}

@@ -24,6 +24,7 @@ All figures in one run (``python -m benchmarks neuro_lesions`` -> ``benchmarks/r
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +101,7 @@ def main() -> None:
     from orbitai.neuro.anatomy import extract_brain
     from orbitai.neuro.figures import lesion_montage
     from orbitai.neuro.lesionseg import (BASELINE_K, DEFAULT_BUNDLE, bundle_postprocess, lesion_bundle,
-                                         lesion_probability, postprocess, segment_lesions, threshold_baseline)
+                                         lesion_probability, segment_lesions, threshold_baseline)
     from orbitai.neuro.lesionseg_eval import (counted_f1, phantom_set, probabilities, real_phantom_set, score,
                                               score_counted, summary)
     from orbitai.neuro.seg_configs import brain_stats
@@ -108,10 +109,10 @@ def main() -> None:
     torch.set_num_threads(2)
     metrics: dict[str, float] = {}
     bundle = lesion_bundle(None)
-    thr, min_mm3 = bundle_postprocess(bundle)
+    pp = bundle_postprocess(bundle)
     notes: dict[str, Any] = {
         "bundle": f"{DEFAULT_BUNDLE} ({bundle.metadata['weights_sha256'][:12]})",
-        "postprocess": bundle.metadata.get("postprocess", {"threshold": thr, "min_size_mm3": min_mm3}),
+        "postprocess": bundle.metadata.get("postprocess", asdict(pp)),
         "baseline": f"median + {BASELINE_K:g} MAD of the brain, components >= 10 mm3",
         "same_subject": "patient 26's brain (its lesions inpainted) is one of the 18 training brains; its lesion map is "
                         "never drawn and no choice is made on it"}
@@ -120,7 +121,7 @@ def main() -> None:
     rcases = real_phantom_set("test")
     t0 = time.perf_counter()
     rprobs = probabilities(rcases, model)
-    rrows = score_counted(rcases, rprobs, thr, min_mm3)
+    rrows = score_counted(rcases, rprobs, pp)
     notes["real_map_test_seconds_per_case"] = round((time.perf_counter() - t0) / len(rcases), 2)
     metrics.update(summary(rcases, rrows))
     for tag, keep in (("1mm_", lambda c: "1 mm)" in c.name), ("thick_", lambda c: "mm slices" in c.name)):
@@ -133,19 +134,19 @@ def main() -> None:
     for load in ("light", "heavy"):
         n, c = next((n, c) for n, c in enumerate(rcases) if c.load == load)
         r = rrows[n]
-        lesion_montage(c.image, postprocess(rprobs[n], thr, min_mm3), DOCS / f"lesions_real_map_{load}.png",
+        lesion_montage(c.image, pp.apply(rprobs[n]), DOCS / f"lesions_real_map_{load}.png",
                        f"held-out real-map phantom, {c.name}: Dice {r['dice']:.2f}, lesion F1 {r['lesion_f1']:.2f}",
                        truth=c.truth, brain=c.brain)
     if (PREVIOUS / "metadata.json").is_file():
         prev = lesion_bundle(str(PREVIOUS))
-        pt, pm = bundle_postprocess(prev)
-        prs = score_counted(rcases, probabilities(rcases, prev.load_model("cpu")), pt, pm)
+        ppp = bundle_postprocess(prev)
+        prs = score_counted(rcases, probabilities(rcases, prev.load_model("cpu")), ppp)
         metrics.update({f"previous_{k}": v for k, v in summary(rcases, prs).items()})
-        notes["previous_bundle"] = f"{PREVIOUS.name} ({prev.metadata['weights_sha256'][:12]}), threshold {pt}, {pm} mm3"
+        notes["previous_bundle"] = f"{PREVIOUS.name} ({prev.metadata['weights_sha256'][:12]}), {asdict(ppp)}"
     # ---- held-out drawn-lesion test phantoms on patient 26's brain (issue #30's sets)
     cases = phantom_set("test")
     probs = probabilities(cases, model)
-    rows = score(cases, probs, thr, min_mm3)
+    rows = score(cases, probs, pp)
     base = [lesion_metrics(threshold_baseline(c.image, c.brain).array, c.truth.array, c.image.spacing) for c in cases]
     for name, rs in (("drawn_", rows), ("drawn_baseline_", base)):
         for k, v in summary(cases, rs).items():

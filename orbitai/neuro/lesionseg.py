@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 import SimpleITK as sitk
 import torch
 from scipy import ndimage as ndi
+from skimage.filters import apply_hysteresis_threshold
 
 from orbitai.boxes import bbox
 from orbitai.bundle.models import find_task_bundle
@@ -125,18 +127,47 @@ def load_lesion_model(bundle: str | None = None, device: "str | torch.device" = 
     return lesion_bundle(bundle).load_model(device)
 
 
-def bundle_postprocess(b: "Bundle") -> tuple[float, float]:
-    """(probability threshold, smallest lesion in mm^3) that the bundle declares (chosen on validation
-    phantoms by `orbitai.neuro.lesionseg_eval`); 0.5 and ``MIN_LESION_MM3`` for a bundle without."""
-    pp = b.metadata.get("postprocess") or {}
-    return float(pp.get("threshold", 0.5)), float(pp.get("min_size_mm3", MIN_LESION_MM3))
+@dataclass(frozen=True)
+class Postprocess:
+    """How a probability map becomes a lesion mask: voxels ``>= threshold`` whose face-connected region reaches
+    ``seed`` somewhere (scikit-image's hysteresis thresholding: a faint blob without a confident core is dropped;
+    ``seed <= threshold`` keeps every region), then 26-connected components of at least ``min_size_mm3``."""
+    threshold: float = 0.5
+    min_size_mm3: float = MIN_LESION_MM3
+    seed: float = 0.0
+
+    @classmethod
+    def of(cls, meta: dict | None) -> "Postprocess":
+        """From a bundle's ``postprocess`` metadata (absent keys: the defaults)."""
+        meta = meta or {}
+        return cls(float(meta.get("threshold", 0.5)), float(meta.get("min_size_mm3", MIN_LESION_MM3)),
+                   float(meta.get("seed", 0.0)))
+
+    def with_(self, threshold: float | None = None, min_size_mm3: float | None = None) -> "Postprocess":
+        """This post-processing with the threshold and/or smallest lesion a user asked for."""
+        return replace(self, **{k: v for k, v in (("threshold", threshold), ("min_size_mm3", min_size_mm3))
+                                if v is not None})
+
+    def apply(self, prob: Volume) -> Volume:
+        """The lesion mask (uint8) of ``prob``."""
+        a = np.asarray(prob.array)
+        if self.seed > self.threshold:
+            mask = apply_hysteresis_threshold(a, self.threshold, self.seed)
+        else:
+            mask = a >= self.threshold
+        return prob.with_array(remove_small(mask, _min_voxels(prob, self.min_size_mm3)).astype(np.uint8))
+
+
+def bundle_postprocess(b: "Bundle") -> Postprocess:
+    """The post-processing that the bundle declares (chosen on validation phantoms by
+    `orbitai.neuro.lesionseg_eval`); threshold 0.5, ``MIN_LESION_MM3`` and no seed for a bundle without."""
+    return Postprocess.of(b.metadata.get("postprocess"))
 
 
 def postprocess(prob: Volume, threshold: float = 0.5, min_size_mm3: float = MIN_LESION_MM3) -> Volume:
     """Lesion mask (uint8) of a probability map: ``prob >= threshold``, components of at least
-    ``min_size_mm3``."""
-    mask = remove_small(np.asarray(prob.array) >= threshold, _min_voxels(prob, min_size_mm3))
-    return prob.with_array(mask.astype(np.uint8))
+    ``min_size_mm3`` (:class:`Postprocess` without a seed)."""
+    return Postprocess(threshold, min_size_mm3).apply(prob)
 
 
 def lesion_probability(flair: Volume, brain: Volume, model: "torch.nn.Module",
@@ -193,14 +224,13 @@ def segment_lesions(flair: Volume, brain: Volume, bundle: str | None = None, dev
     ``brain``: the intracranial mask on the FLAIR grid (``image > 0`` for skull-stripped input,
     else `orbitai.neuro.anatomy.extract_brain`). ``bundle``: a bundle name or folder (default
     ``neuro_lesion_unet_demo``). ``threshold`` / ``min_size_mm3``: default, the bundle's own
-    (:func:`bundle_postprocess`)."""
+    (:func:`bundle_postprocess`, with its seed)."""
     t0 = time.perf_counter()
     check_pair(flair, brain)
     dev = select_device(device)
     b = lesion_bundle(bundle)
-    t_default, m_default = bundle_postprocess(b)
+    pp = bundle_postprocess(b).with_(threshold, min_size_mm3)
     prob = lesion_probability(flair, brain, b.load_model(dev), dev, mirror=mirror, progress=progress)
-    mask = postprocess(prob, t_default if threshold is None else threshold,
-                       m_default if min_size_mm3 is None else min_size_mm3)
+    mask = pp.apply(prob)
     log.info("lesion segmentation: %d voxels in %.1f s", int(mask.array.sum()), time.perf_counter() - t0)
     return mask
