@@ -1,13 +1,15 @@
-"""MRI model variants of issue 31 against the bundled default, one run, same cases.
+"""MRI model variants (issues 31 and 46) against the bundled default, one run, same cases.
 
-Selection set: validation phantoms (seeds 9600+, n=4 per set; never the held-out 9100+ test sets of
-``bench_segmentation``): T2, T1, domain-randomised 3 and 5 mm; Dice per structure, both sides. Real
-scans (``../shared/data/ms_flair_raw_lesjak``): structure-sides found and in the normal adult volume
-ranges (``orbitai.orbit.anatomy.RANGES``), of 12 per scan.
+Selection sets: validation phantoms of the atlas (seeds 9600+, n=4 per set; never the held-out 9100+ test sets of
+``bench_segmentation``): T2, T1, domain-randomised 3 and 5 mm; and, for issue 46, phantoms of the four SynthSeg heads
+that no training draws (``orbitai.phantoms.heads.HELD_OUT``, one case per head and set, seeds 4690+): T1, T2
+(fat-suppressed), FLAIR-like (``CONTRASTS['flair']``) and domain-randomised 5 mm. Dice per structure, both sides.
+Real scans (``../shared/data/ms_flair_raw_lesjak``): structure-sides found and in the normal adult volume ranges
+(``orbitai.orbit.anatomy.RANGES``), of 12 per scan, and eyeballs within 5.5-9.5 cm3.
 
 Variants: ``bundled`` (``orbit_svnet_mri_demo``) and each bundle folder named in ORBITAI_MRI_VARIANTS
-(name=path, comma-separated; default: ``stage3=build/models/orbit_svnet_mri_stage3``, the
-``svnet-demo-mri-t2`` configuration).
+(name=path, comma-separated; default: ``heads=build/models/orbit_svnet_mri_heads``, the ``svnet-demo-mri-heads``
+configuration, and ``heads_edge=build/models/orbit_svnet_mri_heads_edge``).
 
 ``python -m benchmarks orbit_mri_variants`` -> ``benchmarks/results/orbit_mri_variants.json``.
 """
@@ -22,11 +24,14 @@ import numpy as np
 from benchmarks.common import write_result
 
 SEED, N = 9600, 4
+HEAD_SEED = 4690
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def variants() -> dict[str, str]:
-    spec = os.environ.get("ORBITAI_MRI_VARIANTS", f"stage3={ROOT / 'build' / 'models' / 'orbit_svnet_mri_stage3'}")
+    built = ROOT / "build" / "models"
+    spec = os.environ.get("ORBITAI_MRI_VARIANTS", f"heads={built / 'orbit_svnet_mri_heads'},"
+                                                  f"heads_edge={built / 'orbit_svnet_mri_heads_edge'}")
     out = {"bundled": "orbit_svnet_mri_demo"}
     for item in filter(None, spec.split(",")):
         name, path = item.split("=", 1)
@@ -45,12 +50,20 @@ def main() -> None:
     from orbitai.orbit.rules import OrbitNotFoundError
     from orbitai.orbit.segment import segment
     from orbitai.phantoms import orbit_case
+    from orbitai.phantoms.heads import HELD_OUT
+    from orbitai.phantoms.orbit import CONTRASTS
 
     torch.set_num_threads(2)
     sets = {"t2": lambda s: orbit_case(s, "t2"), "t1": lambda s: orbit_case(s, "t1"),
             "dr3mm": lambda s: orbit_case(s, "t2", domain_random=True, spacing=(0.7, 0.7, 3.0)),
             "dr5mm": lambda s: orbit_case(s, "t2", domain_random=True, spacing=(0.7, 0.7, 5.0))}
     cases = {name: [make(SEED + 100 * n + i) for i in range(N)] for n, (name, make) in enumerate(sets.items())}
+    heads = {"heads_t1": lambda s, h: orbit_case(s, "t1", template=h),
+             "heads_t2": lambda s, h: orbit_case(s, "t2", template=h),
+             "heads_flair": lambda s, h: orbit_case(s, "t2", template=h, contrast=CONTRASTS["flair"]),
+             "heads_dr5mm": lambda s, h: orbit_case(s, "t2", domain_random=True, spacing=(0.7, 0.7, 5.0), template=h)}
+    cases.update({name: [make(HEAD_SEED + 10 * n + i, h) for i, h in enumerate(HELD_OUT)]
+                  for n, (name, make) in enumerate(heads.items())})
     scans = sorted(REAL_MRI.glob("long_patient*_study1_*.nii.gz"))
     metrics: dict[str, Any] = {}
     for variant, model in variants().items():
@@ -58,7 +71,7 @@ def main() -> None:
             for s, v in _score_cases(cs, model).items():
                 metrics[f"{variant}_{name}_dice_{SHORT[s]}"] = float(np.mean(v))
         _, net, spec = load_seg_model(model, False, "cpu")
-        found = in_range = 0
+        found = in_range = globes = globes_ok = 0
         for path in scans:
             try:
                 labels = segment(read_volume(path), net, spec, "overlap", "cpu").labels
@@ -67,9 +80,14 @@ def main() -> None:
             m = structure_measures(labels)
             found += sum(r["voxels"] > 0 for r in m.values())
             in_range += sum(r["in_range"] for r in m.values())
+            eyes = [r for r in m.values() if r["structure"] == "eyeball"]
+            globes += len(eyes)
+            globes_ok += sum(5.5 <= r["volume_cm3"] <= 9.5 for r in eyes)
         metrics[f"{variant}_real_found_of_{12 * len(scans)}"] = found
         metrics[f"{variant}_real_in_range_of_{12 * len(scans)}"] = in_range
-    notes = {"variants": variants(), "sets": f"validation seeds {SEED}+100n+i, n={N} per set; Dice both sides, mean"}
+        metrics[f"{variant}_real_eyeballs_5_5_to_9_5_cm3_of_{globes}"] = globes_ok
+    notes = {"variants": variants(), "sets": f"validation seeds {SEED}+100n+i, n={N} per set; held-out heads "
+                                             f"{list(HELD_OUT)}, seeds {HEAD_SEED}+10n+i; Dice both sides, mean"}
     write_result("orbit_mri_variants", metrics, {}, notes)
 
 

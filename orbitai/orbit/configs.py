@@ -116,6 +116,23 @@ _add(SegConfig("svnet-demo-mri-synth", "svnet", {"in_channels": 1, "out_channels
                "Third stage of svnet-demo-mri: synthetic heads only, low learning rate (demo, not for clinical use).",
                **{**_DEMO, "lr": 2e-4, "lr_decay_epoch": 16, "epochs": 20, "fg_prob": 0.9},
                extra={"synth": {"anatomies": 96, "seed": 2000, "fov_edge": 0.2}, "manifest_share": 0.0}))
+# Issue #46: the synthetic heads drawn from 17 anatomies instead of one: the atlas and the 16 SynthSeg training heads
+# with the atlas's muscles and nerves carried into their orbits (orbitai.phantoms.head_orbits; heads 17-20 held out
+# for choices), six deformed heads each; fine-tuned from the bundled MRI model, then the field-of-view stage.
+_HEADS = {"anatomies": 102, "seed": 4600, "templates": [0, *range(1, 17)]}
+_add(SegConfig("svnet-demo-mri-heads", "svnet", {"in_channels": 1, "out_channels": 7, "base_channels": 6},
+               _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), PERCENTILE, "any"),
+               "Width-reduced SV-net for MRI of any contrast and slice thickness: on-the-fly domain-randomised heads "
+               "of 17 anatomies (the SPL/NAC atlas and 16 SynthSeg heads) plus T1/T2 MRI phantoms (demo, not for "
+               "clinical use).",
+               **{**_DEMO, "lr": 5e-4, "lr_decay_epoch": 61, "epochs": 90, "fg_prob": 0.9},
+               extra={"synth": {**_HEADS, "fov_edge": 0.2}, "manifest_share": 0.25}))
+_add(SegConfig("svnet-demo-mri-heads-edge", "svnet", {"in_channels": 1, "out_channels": 7, "base_channels": 6},
+               _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), PERCENTILE, "any"),
+               "Second stage of svnet-demo-mri-heads: lower learning rate, the heads' patches as before (demo, not for "
+               "clinical use).",
+               **{**_DEMO, "lr": 2e-4, "lr_decay_epoch": 31, "epochs": 40, "fg_prob": 0.9},
+               extra={"synth": {**_HEADS, "fov_edge": 0.2}, "manifest_share": 0.25}))
 _add(SegConfig("sunet-demo-ct", "sunet_volume", {"in_channels": 1, "out_channels": 7, "base_channels": 6},
                _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), CT_WINDOW, "CT"),
                "Width-reduced SU-net (2D baseline) on orbital CT phantoms (demo).", **{**_DEMO, "lr_decay_epoch": 16, "epochs": 20}))

@@ -15,13 +15,15 @@ per patch keeps the rendering well below the network's own step.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
 
+from orbitai.errors import ConfigError
 from orbitai.labels import values_for
 from orbitai.orbit.rules import class_lut
+from orbitai.phantoms.heads import HELD_OUT
 from orbitai.phantoms.orbit import orbit_anatomy
 from orbitai.preprocess.resolution import thick_slices
 from orbitai.progress import ProgressCallback
@@ -30,7 +32,7 @@ from orbitai.engine.inference import SegSpec
 #: Pool defaults: anatomies, grid size (x, y, z voxels on the model grid), largest head tilt (deg),
 #: share of heads with TAO-enlarged muscles.
 POOL_DEFAULTS: dict[str, Any] = {"anatomies": 96, "seed": 2000, "size": (160, 160, 80), "tilt_deg": 20.0,
-                                 "tao_share": 0.3, "fov_edge": 0.0}
+                                 "tao_share": 0.3, "fov_edge": 0.0, "templates": (0,)}
 #: Where a simulated field-of-view edge cuts a patch: (array axis, the side cut away: 0 = the low indices),
 #: with its probability: the front (y low: anterior), the foot (z low) or the top (z high) of the scan.
 _EDGES = ((1, 0), (0, 0), (0, 1))
@@ -63,10 +65,17 @@ class SynthPool:
     def build(cls, spec: SegSpec, anatomies: int = POOL_DEFAULTS["anatomies"], seed: int = POOL_DEFAULTS["seed"],
               size=POOL_DEFAULTS["size"], tilt_deg: float = POOL_DEFAULTS["tilt_deg"],
               tao_share: float = POOL_DEFAULTS["tao_share"], fov_edge: float = POOL_DEFAULTS["fov_edge"],
+              templates: Sequence[int] = POOL_DEFAULTS["templates"],
               progress: Optional[ProgressCallback] = None) -> SynthPool:
         """``anatomies`` heads from ``seed`` (same seed, same pool), each tilted up to ``tilt_deg``
         about a random axis (a brain-planned scan cuts the orbits obliquely), a share with TAO muscles;
-        ``fov_edge`` of the rendered patches are cut by the scan's field of view (see :func:`render`)."""
+        ``fov_edge`` of the rendered patches are cut by the scan's field of view (see :func:`render`).
+        ``templates``: the anatomies they are drawn from in turn (`orbitai.phantoms.orbit.template_model`: 0 the
+        atlas, 1-16 the SynthSeg training heads; never :data:`orbitai.phantoms.heads.HELD_OUT`)."""
+        bad = sorted(set(int(t) for t in templates) & set(HELD_OUT))
+        if bad or not templates:
+            raise ConfigError(f"synthetic-head templates must be 0-16 and not the held-out heads {list(HELD_OUT)}; "
+                              f"got {list(templates)}")
         lut = class_lut(spec.structures)
         heads = []
         for i in range(anatomies):
@@ -75,7 +84,8 @@ class SynthPool:
             if rng.random() < tao_share:
                 tao = "active" if rng.random() < 0.5 else "inactive"
             an = orbit_anatomy(rng, "t2", tao=tao, orientation="axial", size=tuple(size),
-                               spacing=tuple(spec.spacing), oblique=float(rng.uniform(-tilt_deg, tilt_deg)))
+                               spacing=tuple(spec.spacing), oblique=float(rng.uniform(-tilt_deg, tilt_deg)),
+                               template=int(templates[i % len(templates)]))
             if rng.random() < 0.7:
                 _open_eyes(an.tissue, an.labels, rng, spec.spacing[1])
             classes = lut[an.labels]

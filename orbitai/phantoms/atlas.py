@@ -98,13 +98,16 @@ class MuscleGeom:
 
 @dataclass
 class OrbitModel:
-    coarse: np.ndarray                 # uint8 tissue codes [z, y, x], 1 mm, origin COARSE_LO
-    fine: np.ndarray                   # uint8 tissue codes [z, y, x], 0.5 mm, origin FINE_LO
+    coarse: np.ndarray                 # uint8 tissue codes [z, y, x], 1 mm, first voxel at coarse_lo
+    fine: np.ndarray                   # uint8 tissue codes [z, y, x], 0.5 mm, first voxel at fine_lo
     globe_centre: dict[str, np.ndarray]
     globe_radius: dict[str, float]
     nerve_mid: dict[str, np.ndarray]
     orbit_centre: np.ndarray           # LPS mm between the two orbits
     muscles: list[MuscleGeom] = field(default_factory=list)
+    coarse_lo: np.ndarray = field(default_factory=lambda: COARSE_LO.copy())   # LPS mm of coarse[0, 0, 0]
+    fine_lo: np.ndarray = field(default_factory=lambda: FINE_LO.copy())       # LPS mm of fine[0, 0, 0]
+    template: int = 0                  # 0: the atlas; 1-20: a SynthSeg head (orbitai.phantoms.head_orbits)
 
 
 def _ball(r: int) -> np.ndarray:
@@ -299,15 +302,16 @@ def orbit_model() -> OrbitModel:
     T[inner & (dh > 2.0) & (dh <= 6.0)] = FAT
     T[inner & (dh > 6.0)] = SOFT
 
-    fine = _make_fine(T)
+    fine = make_fine(T)
     model = OrbitModel(coarse=T, fine=fine, globe_centre=gc, globe_radius={}, nerve_mid={},
                        orbit_centre=np.array([midx, gy + 12.0, 0.5 * (gc["left"][2] + gc["right"][2])]))
-    _finish_fine(model)
+    finish_fine(model)
     return model
 
 
-def _make_fine(T: np.ndarray) -> np.ndarray:
-    """0.5 mm tissue map over the orbits with smooth boundaries (per-class linear upsampling)."""
+def make_fine(T: np.ndarray) -> np.ndarray:
+    """0.5 mm tissue map over the orbits with smooth boundaries (per-class linear upsampling) of a coarse map whose
+    fine box lies where the atlas's does (``FINE_LO - COARSE_LO`` from its first voxel)."""
     i0 = np.rint(FINE_LO - COARSE_LO).astype(int)
     n = [int(e) for e in FINE_EXTENT]
     sub = T[i0[2]: i0[2] + n[2] + 1, i0[1]: i0[1] + n[1] + 1, i0[0]: i0[0] + n[0] + 1]
@@ -323,9 +327,32 @@ def _make_fine(T: np.ndarray) -> np.ndarray:
     return cls
 
 
-def _finish_fine(model: OrbitModel) -> None:
+def orbit_cone(F: np.ndarray, lo: np.ndarray, side: str) -> np.ndarray:
+    """One orbit's muscle cone on a 0.5 mm map whose first voxel lies at ``lo``: the convex hull of its muscles, the
+    back half of its globe and its nerve up to the apex (the hull the atlas's orbital fat is drawn in)."""
+    x, y, z = _coords(F.shape, lo, FINE_SP)
+    eye = 1 if side == "left" else 2
+    vals = [v for v in range(1, 17) if (v % 2 == 1) == (side == "left")]
+    muscles = np.argwhere(np.isin(F, [v for v in vals if v >= 5]))
+    apex_y = np.percentile(y[muscles[:, 1]], 99)
+    g = np.argwhere(F == eye)
+    gy = y[g[:, 1]].mean()
+    nerve = np.argwhere(F == vals[1])
+    pts = np.concatenate([muscles, g[y[g[:, 1]] >= gy - 0.5], nerve[y[nerve[:, 1]] <= apex_y]])
+    return ndi.binary_dilation(_hull_mask(pts, F.shape), _ball(2))
+
+
+def fill_orbit_fat(F: np.ndarray, lo: np.ndarray, content: tuple[int, ...]) -> None:
+    """Orbital fat (in place) where ``F`` holds one of ``content`` inside either orbit's :func:`orbit_cone`."""
+    for side in ("left", "right"):
+        F[orbit_cone(F, lo, side) & np.isin(F, content)] = FAT
+
+
+def finish_fine(model: OrbitModel, peel_lateral: bool = True) -> None:
+    """Sclera and lens inside each globe, the globes' centres and radii, the nerves' midpoints and each muscle's
+    geometry for thickening; ``peel_lateral``: thin the atlas's bulky lateral recti (see below)."""
     F = model.fine
-    x, y, z = _coords(F.shape, FINE_LO, FINE_SP)
+    x, y, z = _coords(F.shape, model.fine_lo, FINE_SP)
     for side, eye, lens, sclera, nerve in (("left", 1, LENS_L, SCLERA_L, 3), ("right", 2, LENS_R, SCLERA_R, 4)):
         g = F == eye
         idx = np.argwhere(g)
@@ -352,7 +379,7 @@ def _finish_fine(model: OrbitModel) -> None:
         model.nerve_mid[side] = np.array([x[sel[:, 2]].mean(), y[sel[:, 1]].mean(), z[sel[:, 0]].mean()])
     # the atlas' lateral recti are bulky (1.3-1.5 cm3); peel one fine layer off to bring them
     # to the middle of the normal range reported on CT (about 0.7-1.2 cm3)
-    for v in (11, 12):
+    for v in (11, 12) if peel_lateral else ():
         m = F == v
         F[m & ~ndi.binary_erosion(m)] = FAT
     for v in range(5, 17):

@@ -153,9 +153,17 @@ def _params(rng, tao, ivgc):
     return oed, fib, thick, state
 
 
-def _thicken(fine: np.ndarray, thick: np.ndarray) -> np.ndarray:
-    out = fine.copy()
-    model = A.orbit_model()
+def template_model(template: int = 0) -> A.OrbitModel:
+    """The anatomy a case is drawn from: 0 the SPL/NAC atlas, 1-20 a SynthSeg head with the atlas's muscles and
+    nerves carried into its orbits (:mod:`orbitai.phantoms.head_orbits`)."""
+    if template == 0:
+        return A.orbit_model()
+    from orbitai.phantoms.head_orbits import head_orbit_model   # registration: only when a head is asked for
+    return head_orbit_model(int(template))
+
+
+def _thicken(model: A.OrbitModel, thick: np.ndarray) -> np.ndarray:
+    out = model.fine.copy()
     for m in model.muscles:
         t = thick[m.value]
         if t <= 0.05:
@@ -195,11 +203,11 @@ class Anatomy:
 
 def orbit_anatomy(rng: np.random.Generator, modality: str = "ct", domain_random: bool = False,
                   tao: str | None = None, ivgc: int | None = None, orientation: str | None = None, size=None,
-                  spacing=None, oblique: bool | float | None = None) -> Anatomy:
+                  spacing=None, oblique: bool | float | None = None, template: int = 0) -> Anatomy:
     """Draw the acquisition and the per-case anatomy (see :func:`orbit_case`) from ``rng``; the
     tissue map is what label-to-image synthesis renders (:func:`orbit_case`, or random contrasts
-    for segmentation training in :mod:`orbitai.orbit.synth`)."""
-    model = A.orbit_model()
+    for segmentation training in :mod:`orbitai.orbit.synth`). ``template``: see :func:`template_model`."""
+    model = template_model(template)
     if domain_random and spacing is None:
         spacing = (rng.uniform(0.4, 1.0),) * 2 + (rng.uniform(0.5, 3.5),)
     orientation, sp, size, D, ang = sample_geometry(rng, modality, orientation, size, spacing, oblique)
@@ -251,7 +259,7 @@ def orbit_anatomy(rng: np.random.Generator, modality: str = "ct", domain_random:
         Qd -= bow * g
         info_local[side] = {"globe_scale": float(1 + k), "nerve_bow_mm": bow[[0, 2]].round(2).tolist()}
     # fine-grid index coordinates, then the bias field as a fourth channel
-    fidx = (Qd - A.FINE_LO) / A.FINE_SP
+    fidx = (Qd - model.fine_lo) / A.FINE_SP
     bias_ctrl = rng.standard_normal((4, 4, 4)).astype(np.float32)
     ub = (Q - lo) / 150.0 * 3.0
     bias = ndi.map_coordinates(bias_ctrl, [ub[..., 2], ub[..., 1], ub[..., 0]], order=3, mode="nearest")
@@ -259,7 +267,7 @@ def orbit_anatomy(rng: np.random.Generator, modality: str = "ct", domain_random:
     full = A.upsample_linear(coarse, (step[2], step[1], step[0], 1))[:nzr, :ny, :nx]
     # ---- anatomy per case, then sample tissue codes
     oed, fib, thick, state = _params(rng, tao, ivgc)
-    fine = _thicken(model.fine, thick)
+    fine = _thicken(model, thick)
     fx, fy, fz = (np.rint(full[..., c]).astype(np.int32) for c in range(3))
     Fz, Fy, Fx = fine.shape
     inside = (fx >= 0) & (fx < Fx) & (fy >= 0) & (fy < Fy) & (fz >= 0) & (fz < Fz)
@@ -267,7 +275,7 @@ def orbit_anatomy(rng: np.random.Generator, modality: str = "ct", domain_random:
     tissue[inside] = fine[fz[inside], fy[inside], fx[inside]]
     out = ~inside
     if out.any():
-        off = (A.FINE_LO - A.COARSE_LO)
+        off = (model.fine_lo - model.coarse_lo)
         cx = np.rint(full[..., 0][out] * A.FINE_SP + off[0]).astype(np.int32)
         cy = np.rint(full[..., 1][out] * A.FINE_SP + off[1]).astype(np.int32)
         cz = np.rint(full[..., 2][out] * A.FINE_SP + off[2]).astype(np.int32)
@@ -285,8 +293,9 @@ def orbit_anatomy(rng: np.random.Generator, modality: str = "ct", domain_random:
 def orbit_case(seed: int, modality: str = "ct", domain_random: bool = False, tao: str | None = None,
                ivgc: int | None = None, orientation: str | None = None, size=None, spacing=None,
                oblique: bool | float | None = None, noise: bool = True,
-               contrast: dict[int, tuple[float, float]] | None = None) -> PhantomCase:
-    """Synthesise one orbital case from the deformed atlas.
+               contrast: dict[int, tuple[float, float]] | None = None, template: int = 0) -> PhantomCase:
+    """Synthesise one orbital case from the deformed atlas (``template`` 0) or head ``template`` (1-20, see
+    :func:`template_model`).
 
     ``modality`` 'ct' (HU), 't2' (fat-suppressed, T2-SPIR-like) or 't1'; ``domain_random`` draws a
     random intensity per tissue, resolution, bias and noise (SynthSeg-style, float image).
@@ -301,7 +310,7 @@ def orbit_case(seed: int, modality: str = "ct", domain_random: bool = False, tao
     if tao not in (None, "active", "inactive"):
         raise InputError(f"tao must be None, 'active' or 'inactive', got {tao!r}")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7007]))
-    an = orbit_anatomy(rng, modality, domain_random, tao, ivgc, orientation, size, spacing, oblique)
+    an = orbit_anatomy(rng, modality, domain_random, tao, ivgc, orientation, size, spacing, oblique, template)
     sp, nsub, tissue, bias = an.spacing, an.nsub, an.tissue, an.bias
     oed, fib, thick = an.oedema, an.fibrosis, an.thickening
     # ---- intensities
@@ -313,7 +322,7 @@ def orbit_case(seed: int, modality: str = "ct", domain_random: bool = False, tao
         mod_name = modality
     img_vol = Volume(img, sp, an.origin, an.direction)
     lab_vol = Volume(an.labels, sp, an.origin, an.direction)
-    info = {"seed": int(seed), "modality": mod_name, "orientation": an.orientation, "spacing_mm": [round(s, 4) for s in sp],
+    info = {"seed": int(seed), "template": int(template), "modality": mod_name, "orientation": an.orientation, "spacing_mm": [round(s, 4) for s in sp],
             "size": list(an.size), "oblique_deg": round(an.oblique_deg, 2), "head_scale": an.head_scale.round(4).tolist(),
             "state": an.state, "oedema": {int(v): round(float(oed[v]), 4) for v in MUSCLE_VALUES},
             "fibrosis": {int(v): round(float(fib[v]), 4) for v in MUSCLE_VALUES},

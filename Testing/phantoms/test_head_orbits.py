@@ -1,0 +1,68 @@
+"""The SynthSeg heads as orbit templates (issue #46): the atlas's muscles and nerves carried into a real head."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from orbitai.errors import ConfigError
+from orbitai.orbit.anatomy import RANGES
+from orbitai.phantoms import atlas as A
+from orbitai.phantoms.head_orbits import head_orbit_model, structure_volumes, target_globe_cm3
+from orbitai.phantoms.heads import template_path
+from orbitai.phantoms.orbit import orbit_case
+
+HEAD = 3
+
+
+@pytest.fixture(scope="module")
+def model() -> A.OrbitModel:
+    return head_orbit_model(HEAD)
+
+
+def test_every_structure_is_carried_in_with_volumes_in_the_adult_ranges(model):
+    vols = structure_volumes(model)
+    lo, hi = RANGES["eyeball"]
+    assert all(lo <= vols[str(v)] <= hi for v in (1, 2))
+    lo, hi = RANGES["optic_nerve"]
+    assert all(lo <= vols[str(v)] <= hi for v in (3, 4))
+    lo, hi = RANGES["rectus"]
+    assert all(lo <= vols[str(v)] <= hi for v in range(5, 13))
+    assert all(vols[str(v)] > 0.1 for v in range(13, 17))        # obliques and levator
+
+
+def test_the_globes_are_the_heads_own_scaled_to_the_real_distribution_and_each_side_its_own(model):
+    """The eyeballs are the head's labelled globes (where they lie: not the atlas's), scaled to the TCIA quantile of
+    their rank; every left structure lies on the patient's left (LPS x above the midline), every right one on the
+    right."""
+    lab = sitk.GetArrayFromImage(sitk.ReadImage(str(template_path(HEAD))))
+    own = float((lab == 506).sum()) / 2000.0                          # 1 mm voxels -> cm^3 per eye
+    vols = structure_volumes(model)
+    target = target_globe_cm3(HEAD)
+    assert 7.0 <= target <= 10.2 and target > own
+    assert vols["1"] == pytest.approx(target, rel=0.08) and vols["2"] == pytest.approx(target, rel=0.08)
+    centre = np.argwhere(lab == 506).mean(0)[::-1]
+    where = sitk.ReadImage(str(template_path(HEAD))).TransformContinuousIndexToPhysicalPoint(centre.tolist())
+    mid = 0.5 * (model.globe_centre["left"] + model.globe_centre["right"])
+    assert np.linalg.norm(mid - np.array(where)) < 2.0
+    gt = A.GT_LUT[model.fine]
+    x = model.fine_lo[0] + np.arange(gt.shape[2]) * A.FINE_SP
+    mid = 0.5 * (model.globe_centre["left"][0] + model.globe_centre["right"][0])
+    for v in range(1, 17):
+        xs = x[np.nonzero(gt == v)[2]]
+        assert (xs > mid).mean() > 0.99 if v % 2 == 1 else (xs < mid).mean() > 0.99, v
+
+
+def test_a_case_drawn_from_the_head_holds_every_structure(model):
+    case = orbit_case(46, "t1", template=HEAD, spacing=(0.8, 0.8, 0.8), size=(160, 160, 64))
+    assert case.info["template"] == HEAD
+    present = set(np.unique(case.labels.array)) - {0}
+    assert set(range(1, 13)) <= present
+
+
+def test_the_synthetic_pool_refuses_held_out_heads():
+    from orbitai.orbit.configs import get_config
+    from orbitai.orbit.synth import SynthPool
+
+    with pytest.raises(ConfigError, match="held-out"):
+        SynthPool.build(get_config("svnet-demo-mri-heads").spec, anatomies=1, templates=[0, 17])
