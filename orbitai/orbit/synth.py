@@ -42,6 +42,20 @@ _SLICE_AXES = (0, 1, 2)
 _SLICE_AXIS_P = (0.6, 0.3, 0.1)
 
 
+def template_sources(templates: Sequence[int]) -> list[str]:
+    """Where the anatomies of a pool come from and under which licence (for a bundle's metadata)."""
+    out = []
+    if 0 in templates:
+        out.append("SPL/NAC head-and-neck atlas, one healthy head (Harvard SPL/NAC; 3D Slicer License)")
+    heads = sorted(int(t) for t in templates if t)
+    if heads:
+        out.append(f"SynthSeg training label maps {heads} (20 real heads; Apache-2.0; Billot et al., Medical Image "
+                   "Analysis 2023) with the atlas's recti, obliques, levator and optic nerves carried in by "
+                   "registration (orbitai.phantoms.head_orbits); globes scaled to the globe volumes of 35 TCIA "
+                   "expert CT contours (CC BY 4.0; Nikolov et al. 2018)")
+    return out
+
+
 @dataclass
 class SynthHead:
     """One pool entry: tissue codes and model classes on the model grid, where each class lies."""

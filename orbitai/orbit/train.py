@@ -246,7 +246,7 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, seed: int = 0, folds: in
     init_bundle = _init_bundle(init, cfg) if init else None
     pool = None
     if synth_opts is not None:
-        from orbitai.orbit.synth import SynthPool
+        from orbitai.orbit.synth import SynthPool, template_sources
 
         log.info("building the synthetic head pool")
         pool = SynthPool.build(cfg.spec, **synth_opts, progress=lambda d, t, m: progress(0, 1, m))
@@ -309,7 +309,9 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, seed: int = 0, folds: in
             "labels": {str(c): s for c, s in enumerate(cfg.spec.structures, 1)},
             "training": {"config": cfg.name, "cases": len(tr), "validation_cases": len(va), "seed": seed,
                          "processes": distributed.world_size(),
-                         **({"synthetic_heads": dict(synth_opts or {}), "case_share": share} if pool is not None else {}),
+                         **({"synthetic_heads": dict(synth_opts or {}), "case_share": share,
+                             "anatomy_sources": template_sources((synth_opts or {}).get("templates", (0,)))}
+                            if pool is not None else {}),
                          "epochs": done_epochs, "planned_epochs": epochs, "iterations_per_epoch": cfg.iters_per_epoch,
                          "batch_size": cfg.batch_size, "lr": cfg.lr, "lr_decay_epoch": cfg.lr_decay_epoch,
                          "lr_decay_factor": cfg.lr_decay_factor, "loss": cfg.loss,
