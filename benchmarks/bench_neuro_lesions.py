@@ -102,7 +102,8 @@ def main() -> None:
     from orbitai.neuro.figures import lesion_montage
     from orbitai.neuro.lesionseg import (BASELINE_K, DEFAULT_BUNDLE, bundle_postprocess, lesion_bundle,
                                          lesion_probability, segment_lesions, threshold_baseline)
-    from orbitai.neuro.lesionseg_eval import (counted_f1, phantom_set, probabilities, real_phantom_set, score,
+    from orbitai.neuro.lesionseg_eval import (counted_f1, partial_volume_ceiling, phantom_set, probabilities,
+                                              real_phantom_set, score,
                                               score_counted, summary)
     from orbitai.neuro.seg_configs import brain_stats
 
@@ -127,6 +128,13 @@ def main() -> None:
     for tag, keep in (("1mm_", lambda c: "1 mm)" in c.name), ("thick_", lambda c: "mm slices" in c.name)):
         sub = [(c, r) for c, r in zip(rcases, rrows) if keep(c)]
         metrics.update({f"{tag}{k}": v for k, v in summary([c for c, _ in sub], [r for _, r in sub]).items()})
+    # what the 3-5 mm cases' thick slices leave of the truth itself (no network): the ceiling of their Dice
+    ceil = {c.name: partial_volume_ceiling(c) for c in rcases if c.slice_mm}
+    metrics["thick_partial_volume_ceiling_dice"] = float(np.mean(list(ceil.values())))
+    heavy_thick = [v for c in rcases for k, v in ceil.items() if c.name == k and c.load == "heavy"]
+    if heavy_thick:
+        metrics["thick_heavy_partial_volume_ceiling_dice"] = float(np.mean(heavy_thick))
+    notes["partial_volume_ceiling"] = {k: round(v, 3) for k, v in ceil.items()}
     notes["real_map_test_cases"] = _rows(rcases, rrows)
     rbase = [{**lesion_metrics(p, c.truth.array, c.image.spacing), **counted_f1(p, c.truth.array, c.image.spacing)}
              for c in rcases for p in [threshold_baseline(c.image, c.brain).array]]

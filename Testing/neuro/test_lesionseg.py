@@ -251,3 +251,20 @@ def test_postprocess_choice_maximises_the_issue_measures(monkeypatch, untrained_
     assert 0.42 < pp["threshold"] <= 0.62 and pp["seed"] > 0.7 and pp["validation"]["heavy_dice"] == 1.0
     assert pp["validation"]["all_dice"] == 1.0 and pp["validation"]["light_lesion_f1_counted"] == 1.0
     assert "never the real case" in pp["chosen_on"]
+
+
+def test_partial_volume_ceiling_is_what_thick_slices_leave_of_the_truth():
+    """1 mm: the truth is whole (1.0); a lesion 2 mm thick seen through 5 mm slices loses much of itself, a
+    12 mm one little."""
+    from orbitai.neuro import lesionseg_eval as ev
+
+    shape = (40, 30, 30)
+    thin, thick = np.zeros(shape, np.uint8), np.zeros(shape, np.uint8)
+    thin[20:22, 10:20, 10:20] = 1
+    thick[14:26, 10:20, 10:20] = 1
+    brain = Volume(np.ones(shape, np.uint8))
+
+    def case(t, mm):
+        return ev.PhantomCase("c", "light", brain, brain, Volume(t), mm)
+    assert ev.partial_volume_ceiling(case(thin, None)) == 1.0
+    assert ev.partial_volume_ceiling(case(thin, 5.0)) < 0.7 < 0.9 <= ev.partial_volume_ceiling(case(thick, 5.0))
