@@ -72,6 +72,8 @@ def _head_codes(number: int) -> sitk.Image:
         if value < len(lut):
             lut[value] = _NAME_CODE[name]
     codes = lut[np.clip(lab, 0, None)]
+    # unlabelled holes inside the head (up to 31 000 voxels in head 14, around its orbits) are soft tissue, not air
+    codes[ndi.binary_fill_holes(lab > 0) & (lab == 0)] = A.SOFT
     comp, n = ndi.label(lab == 506)
     sizes = np.bincount(comp.ravel())[1:]
     if n < 2:
