@@ -138,7 +138,9 @@ neuro-lesion-model: $(STAMP)
 	# stage 6 (#47): real lesion maps on real brains only (orbitai.phantoms.lesion_maps, 144 training cases)
 	$(PY) -m orbitai neuro train-lesions --out $(LESION)_real_only --work $(LESION)_train_real_only --init $(LESION)_stage5 --ms-seeds "" --nmosd-seeds "" --real-seeds 20000:20144 --iterations 3000 --batch 16 --lr 0.001 --seed 76 --lesion-sampling mixed --contrast-min 0.35 --threads 2
 	# stage 7: 288 real-map cases, 6000 more steps at half the learning rate
-	$(PY) -m orbitai neuro train-lesions --out $(MODELS)/neuro_lesion_unet_demo --work $(LESION)_train_real_long --init $(LESION)_real_only --ms-seeds "" --nmosd-seeds "" --real-seeds 20000:20288 --iterations 6000 --batch 16 --lr 0.0005 --seed 96 --lesion-sampling mixed --contrast-min 0.35 --threads 2 --overwrite
+	$(PY) -m orbitai neuro train-lesions --out $(LESION)_real_long --work $(LESION)_train_real_long --init $(LESION)_real_only --ms-seeds "" --nmosd-seeds "" --real-seeds 20000:20288 --iterations 6000 --batch 16 --lr 0.0005 --seed 96 --lesion-sampling mixed --contrast-min 0.35 --threads 2
+	# stage 8: 432 real-map cases, 6000 more steps at 3e-4 (one thread: 55 min beside another job)
+	$(PY) -m orbitai neuro train-lesions --out $(MODELS)/neuro_lesion_unet_demo --work $(LESION)_train_real8 --init $(LESION)_real_long --ms-seeds "" --nmosd-seeds "" --real-seeds 20000:20432 --iterations 6000 --batch 16 --lr 0.0003 --seed 106 --lesion-sampling mixed --contrast-min 0.35 --threads 1 --overwrite
 	# threshold and smallest lesion chosen on the held-out real-map validation phantoms (never the real case)
 	$(PY) -m orbitai neuro tune-lesions --bundle $(MODELS)/neuro_lesion_unet_demo --threads 2
 

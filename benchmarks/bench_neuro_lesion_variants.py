@@ -12,6 +12,8 @@ best. Variants, each present as a bundle folder under ``build/`` (`make neuro-le
 * ``real_long``: ``real_only`` trained on for 6000 more steps over 288 real-map phantoms, half the learning rate
   (``build/neuro_lesion_real_long``);
 * ``real_scratch``: trained from a random initialisation on real-map phantoms only (``build/neuro_lesion_scratch``);
+* ``real8``: ``real_long`` trained on for 6000 more steps over 432 real-map phantoms at 3e-4 (stage 8, the bundle
+  since the second round of issue #47; ``build/neuro_lesion_real8``);
 * ``<best>_noflip``: the best variant without the left-right mirror at test time (half the time);
 * ``ensemble``: the mean probability of the real-map variants (an ensemble of recipes, each pass's time added).
 
@@ -28,7 +30,7 @@ from benchmarks.common import write_result
 BUILD = Path(__file__).resolve().parent.parent / "build"
 VARIANTS = {"stage5": BUILD / "neuro_lesion_stage5", "real_mixed": BUILD / "neuro_lesion_real",
             "real_only": BUILD / "neuro_lesion_real_only", "real_long": BUILD / "neuro_lesion_real_long",
-            "real_scratch": BUILD / "neuro_lesion_scratch"}
+            "real_scratch": BUILD / "neuro_lesion_scratch", "real8": BUILD / "neuro_lesion_real8"}
 
 
 def main() -> None:
