@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import logging
 from statistics import NormalDist
+from typing import Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -154,11 +155,12 @@ def _region_mask(img: sitk.Image, centre: np.ndarray) -> np.ndarray:
     return (np.abs(d[..., 0]) <= hx) & (d[..., 1] >= -ya) & (d[..., 1] <= yp) & (np.abs(d[..., 2]) <= hz)
 
 
-def _crop(img: sitk.Image, lo_mm: np.ndarray, size_vox: tuple[int, int, int], spacing: float) -> sitk.Image:
-    ref = sitk.Image([int(s) for s in size_vox], sitk.sitkUInt8)
+def _grid(lo_mm: np.ndarray, size_xyz: Sequence[int], spacing: float) -> sitk.Image:
+    """An empty LPS-aligned grid: first voxel at ``lo_mm``, ``size_xyz`` voxels of ``spacing`` mm."""
+    ref = sitk.Image([int(s) for s in size_xyz], sitk.sitkUInt8)
     ref.SetOrigin(tuple(float(v) for v in lo_mm))
     ref.SetSpacing((spacing,) * 3)
-    return sitk.Resample(img, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    return ref
 
 
 @functools.lru_cache(maxsize=20)
@@ -172,7 +174,8 @@ def head_orbit_model(number: int) -> A.OrbitModel:
     # the head's grids: the atlas's boxes placed at the same offset from the globes' centre
     coarse_lo = A.COARSE_LO + (centre - a_centre)
     fine_lo = A.FINE_LO + (centre - a_centre)
-    coarse = _crop(head, coarse_lo, A.COARSE_SIZE, 1.0)
+    coarse = sitk.Resample(head, _grid(coarse_lo, A.COARSE_SIZE, 1.0), sitk.Transform(), sitk.sitkNearestNeighbor, 0,
+                           sitk.sitkUInt8)
     T = sitk.GetArrayFromImage(coarse)
     # register the atlas (moving) to the head (fixed) over the orbits, both drawn with one value per tissue
     fixed = as_image(ndi.gaussian_filter(_PSEUDO[T], 0.6), coarse)
@@ -184,9 +187,7 @@ def head_orbit_model(number: int) -> A.OrbitModel:
     warp = demons_refine(fixed, moving, affine, shrink=1, iterations=60, smoothing=2.5)
     # the head's fine box (the atlas's recipe on the head's codes), then the atlas's muscles and nerves carried in
     F = A.make_fine(T)
-    fine_ref = sitk.Image([int(n) for n in F.shape[::-1]], sitk.sitkUInt8)
-    fine_ref.SetOrigin(tuple(float(v) for v in fine_lo))
-    fine_ref.SetSpacing((A.FINE_SP,) * 3)
+    fine_ref = _grid(fine_lo, F.shape[::-1], A.FINE_SP)
     carried = sitk.GetArrayFromImage(sitk.Resample(_atlas_image(atlas.fine, A.FINE_LO, A.FINE_SP), fine_ref, warp,
                                                    sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8))
     put = (carried >= 3) & (carried <= 16) & np.isin(F, _ORBIT_CONTENT)
