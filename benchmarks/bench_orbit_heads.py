@@ -60,7 +60,7 @@ def _montage(models: dict[int, Any]) -> None:
 def main() -> None:
     from orbitai.labels import ORBIT_LABELS
     from orbitai.orbit.anatomy import range_of
-    from orbitai.phantoms.head_orbits import _own_globe_cm3, head_orbit_model, structure_volumes, target_globe_cm3
+    from orbitai.phantoms.head_orbits import own_globe_cm3, head_orbit_model, structure_volumes, target_globe_cm3
 
     metrics: dict[str, float] = {}
     notes: dict[str, Any] = {"heads": {}}
@@ -71,7 +71,7 @@ def main() -> None:
         m = head_orbit_model(n)
         seconds = time.perf_counter() - t0
         vols = structure_volumes(m)
-        row: dict[str, Any] = {"seconds": round(seconds, 1), "globe_label_cm3": round(_own_globe_cm3()[n], 2),
+        row: dict[str, Any] = {"seconds": round(seconds, 1), "globe_label_cm3": round(own_globe_cm3()[n], 2),
                                "globe_target_cm3": round(target_globe_cm3(n), 2)}
         for v in range(1, 13):       # eyeballs, nerves, recti: the structures with a normal range
             lab = ORBIT_LABELS[v]

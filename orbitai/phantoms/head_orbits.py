@@ -57,10 +57,8 @@ _REGION = (60.0, 25.0, 60.0, 35.0)
 
 
 def _atlas_image(codes: np.ndarray, lo: np.ndarray, spacing: float) -> sitk.Image:
-    img = sitk.GetImageFromArray(codes)
-    img.SetOrigin(tuple(float(v) for v in lo))
-    img.SetSpacing((spacing,) * 3)
-    return img
+    """``codes`` ([z, y, x]) on an LPS-aligned grid whose first voxel lies at ``lo``."""
+    return as_image(codes, _grid(lo, codes.shape[::-1], spacing))
 
 
 def _head_codes(number: int) -> sitk.Image:
@@ -99,7 +97,7 @@ TCIA_GLOBE_CM3 = (8.6, (10.2 - 7.0) / (2 * 1.645))
 
 
 @functools.lru_cache(maxsize=1)
-def _own_globe_cm3() -> dict[int, float]:
+def own_globe_cm3() -> dict[int, float]:
     """Each head's labelled eyeball volume per eye (cm^3, the pair's mean)."""
     out = {}
     for n in range(1, 21):
@@ -110,7 +108,7 @@ def _own_globe_cm3() -> dict[int, float]:
 
 def target_globe_cm3(number: int) -> float:
     """The globe volume head ``number`` is scaled to: its rank among the heads, as a TCIA quantile."""
-    own = _own_globe_cm3()
+    own = own_globe_cm3()
     rank = sorted(own, key=lambda n: (own[n], n)).index(number)
     median, sd = TCIA_GLOBE_CM3
     return median + sd * float(NormalDist().inv_cdf((rank + 0.5) / len(own)))
