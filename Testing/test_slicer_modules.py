@@ -109,9 +109,22 @@ def _panel(mod: str):
 
 
 def _parameter_node_fields(mod: str) -> set[str]:
-    """The fields of the module's parameter node: made from its panel declaration (input, options, display)."""
+    """The fields of the module's parameter node: made from its panel declaration (input, options, display, and the
+    options of its sections)."""
     panel = _panel(mod)
-    return {panel.input_parameter, *(o.parameter for o in panel.all_options())}
+    return {panel.input_parameter, *(o.parameter for s in (panel, *panel.sections) for o in s.all_options())}
+
+
+@pytest.mark.parametrize("mod", MODULES)
+def test_every_section_and_action_has_its_widgets(mod):
+    """A section's Apply, progress and status, and each action's button, are in the .ui under the names the panel
+    looks them up by (`orbitai.mrml.panel.SectionPanel`)."""
+    root = ET.parse(REPO / mod / "Resources" / "UI" / f"{mod}.ui").getroot()
+    names = {w.get("name") for w in root.iter("widget")}
+    panel = _panel(mod)
+    for section in panel.sections:
+        assert section.prefix and {f"{section.prefix}{w}" for w in ("ApplyButton", "ProgressBar", "StatusLabel")} <= names
+        assert {f"{a.name}Button" for a in section.actions} <= names
 
 
 @pytest.mark.parametrize("mod", MODULES)

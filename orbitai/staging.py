@@ -23,7 +23,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 from orbitai.errors import UserError
 
@@ -160,14 +160,14 @@ def staged_folder(out: str | os.PathLike, replaces: Iterable[str] = (), last: It
 
 @contextlib.contextmanager
 def training_folder(work: str | os.PathLike, beside: Iterable[str | os.PathLike] = (),
-                    checkpoint: str = "checkpoint.pt", finished: Optional[Callable[[], bool]] = None) -> Iterator[Path]:
+                    checkpoint: str | Sequence[str] = "checkpoint.pt", finished: Optional[Callable[[], bool]] = None) -> Iterator[Path]:
     """A training's work folder ``work`` (checkpoint, caches, logs) for the duration of the block.
 
     On success (the bundle is written) it is removed, an earlier run's included: everything is in the bundle
     now, as the radiomics cache of ``ivgc features`` (the ``beside`` files stay) -- unless ``finished()`` says
     the schedule was cut short (``seg train --time-limit``): then it stays, and a rerun goes on. On any failure, ``KeyboardInterrupt`` included
     (Ctrl-C; `orbitai.cli` raises it on SIGTERM too), what this run created is removed -- the folder and
-    the ``beside`` files that did not exist before -- unless the folder now holds ``checkpoint``: a
+    the ``beside`` files that did not exist before -- unless the folder now holds ``checkpoint`` (or one of several names): a
     training interrupted after an epoch keeps that checkpoint (and says so on stdout) so that the same
     command resumes from it. A folder that existed before (an earlier run's) is never removed.
     """
@@ -181,7 +181,8 @@ def training_folder(work: str | os.PathLike, beside: Iterable[str | os.PathLike]
         else:
             print(f"kept {work}: run the same command again to train the remaining epochs", flush=True)
     except BaseException:
-        kept: Optional[Path] = work / checkpoint if (work / checkpoint).is_file() else None
+        names = (checkpoint,) if isinstance(checkpoint, str) else tuple(checkpoint)
+        kept: Optional[Path] = next((work / n for n in names if (work / n).is_file()), None)
         if created and kept is None:
             shutil.rmtree(work, ignore_errors=True)
             for b in new_beside:

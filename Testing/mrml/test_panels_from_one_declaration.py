@@ -38,7 +38,7 @@ def _web_panel(key: str, ctx: Any) -> Any:
 
     state = _State(segmentations=[])
     app = SimpleNamespace(state=state, server=SimpleNamespace(state=state), mrml=ctx, input_node=lambda: None)
-    spec = next(m for m in modules() if m.key == key)
+    spec = next(s for m in modules() for s in (m, *m.sections) if s.key == key)
     return ModulePanel(app, spec)
 
 
@@ -62,6 +62,15 @@ def test_slicer_and_browser_panels_offer_the_same_options(monkeypatch, ctx, modu
         choices = parameterChoices(widget.parameterNodeClass)
         node = slicer_panel.node
         fields = {spec.input_parameter}
+        for section in spec.sections:   # each section: its own browser panel, its fields in the module's parameter node
+            sweb = _web_panel(section.key, ctx)
+            assert sweb.spec is section and [s.spec for s in widget.sections] == list(spec.sections)
+            for o in section.all_options():
+                fields.add(o.parameter)
+                if o.kind == "choice":
+                    assert choices[o.parameter] == (sweb.state[sweb.var(f"{o.name}_items")], o.default_value())
+                elif o.kind == "text":
+                    assert getattr(widget._parameterNode, o.parameter) == sweb.state[sweb.var(o.name)] == o.default
         for o in spec.all_options():
             fields.add(o.parameter)
             web_value = web.state[web.var(o.name)] if o.kind != "form" else None

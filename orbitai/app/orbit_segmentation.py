@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from orbitai.app import requirements_file
+from orbitai.app.corrections import FINETUNE_SECTION, RANK_SECTION
 from orbitai.app.panel_spec import (Option, PanelSpec, device_option, modality_arguments, modality_option, model_option,
                                      scan_text)
 from orbitai.errors import InputError
@@ -145,4 +146,4 @@ PANEL = PanelSpec(
              device_option(),
              Option("reference_node", "referenceSegmentation", "Reference segmentation (optional)", "segmentation",
                     hint="scored against the result (Dice, volumes)")),
-    table="volumes_table_node")
+    table="volumes_table_node", sections=(FINETUNE_SECTION, RANK_SECTION))

@@ -16,11 +16,11 @@ from orbitai.errors import OrbitAIError
 from orbitai.mrml.jobs import JobLogic
 from orbitai.modality import MODALITY_CHOICES
 
-__all__ = ["Option", "PanelSpec", "KINDS", "device_option", "model_option", "modality_option", "modality_arguments",
+__all__ = ["Action", "Option", "PanelSpec", "KINDS", "device_option", "model_option", "modality_option", "modality_arguments",
            "scan_text", "reason"]
 
-#: Option kinds: a list of texts, a segmentation node of the scene (or none), on/off, a form of text fields.
-KINDS = ("choice", "segmentation", "flag", "form")
+#: Option kinds: a list of texts, a segmentation node of the scene (or none), on/off, a form of text fields, one text.
+KINDS = ("choice", "segmentation", "flag", "form", "text")
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,18 @@ def _no_rule(values: dict[str, Any]) -> str:
 
 
 @dataclass(frozen=True)
+class Action:
+    """A button beside a panel's Apply that acts at once, with no child process (marking a segmentation finished).
+    ``run(logic, input_node, values)`` returns the status line; an `OrbitAIError` is shown as the error. Slicer: the
+    ``.ui``'s ``<name>Button``; the browser: ``orbitai-<panel key>-<name>``."""
+
+    name: str
+    label: str
+    tip: str
+    run: Callable[[Any, Any, dict[str, Any]], str]
+
+
+@dataclass(frozen=True)
 class PanelSpec:
     """A module panel (see the module docstring). ``logic`` is the module's `JobLogic` subclass; ``rule(values)`` says
     why the option values cannot run ("" when they can), after the input and the installed models are checked."""
@@ -76,6 +88,14 @@ class PanelSpec:
     rule: Callable[[dict[str, Any]], str] = field(default=_no_rule)
     #: The Slicer parameter-node field of the input volume.
     input_parameter: str = "inputVolume"
+    #: False: Apply works on what the scene holds, not on the input volume (a section's fine-tuning).
+    needs_input: bool = True
+    #: Sections under the panel, each a panel of its own (own Logic, Apply, progress, table) sharing the input volume
+    #: and the parameter node: in Slicer the ``.ui``'s widgets named with the section's ``prefix`` (``<prefix>ApplyButton``,
+    #: ``<prefix>ProgressBar``, ``<prefix>StatusLabel``), in the browser an expandable part of the module's tab.
+    sections: tuple["PanelSpec", ...] = ()
+    actions: tuple[Action, ...] = ()
+    prefix: str = ""
 
     def all_options(self) -> tuple[Option, ...]:
         """The options, then the display choice."""
@@ -93,7 +113,7 @@ class PanelSpec:
         """Why Apply cannot run ("" when it can): no model installed, no input, then the module's rule."""
         if self.needs_model and not models_installed:
             return self.no_model()
-        if input_node is None:
+        if input_node is None and self.needs_input:
             return self.missing_input
         return self.rule(values)
 
@@ -119,9 +139,9 @@ def model_option(logic: type[JobLogic], default: Any = None) -> Option:
                   (lambda: logic.defaultModelLabel()) if default is None else default, refreshed=True)
 
 
-def device_option() -> Option:
-    """Where the model runs (``auto`` first)."""
-    return Option("device", "device", "Device", "choice", lambda: list(DEVICE_CHOICES), DEVICE_CHOICES[0])
+def device_option(parameter: str = "device") -> Option:
+    """Where the model runs (``auto`` first); ``parameter``: its parameter-node field (a section's own)."""
+    return Option("device", parameter, "Device", "choice", lambda: list(DEVICE_CHOICES), DEVICE_CHOICES[0])
 
 
 def modality_option() -> Option:

@@ -110,6 +110,9 @@ class JobLogic:
     warm_worker: ClassVar[bool] = True
     #: The task's models: the panel's model choices (see the ``models`` section below).
     models: ClassVar["TaskModels"]
+    #: Whether a job works on the panel's input volume (False: on what the scene holds, e.g. the finished
+    #: segmentations a fine-tuning learns from; the results are then imported without one).
+    needs_input: ClassVar[bool] = True
 
     def __init__(self, context=None) -> None:
         self.ctx = context or get_context()
@@ -246,7 +249,7 @@ class JobLogic:
 
     def loadResults(self, out_dir: str | Path, input_node, **options: Any) -> Any:
         """Import an output folder for ``input_node``: all of its nodes or, on any error, none."""
-        if input_node is None:
+        if input_node is None and self.needs_input:
             raise JobError("The input volume is gone from the scene; nothing was added.")
         gone = [n for n in [input_node, *options.values()] if _is_node(n) and n.GetScene() is not self.ctx.scene]
         if gone:
@@ -256,8 +259,9 @@ class JobLogic:
             before = node_ids(self.ctx.scene)
             outputs = self.importResults(Path(out_dir), input_node, **options)
             # beside the input in its DICOM study, exportable by Slicer's own DICOM export (orbitai.mrml.dicom_export)
-            added = [self.ctx.scene.GetNodeByID(i) for i in sorted(node_ids(self.ctx.scene) - before)]
-            file_beside_input(self.ctx.scene, input_node, added, _result_model(Path(out_dir)))
+            if input_node is not None:
+                added = [self.ctx.scene.GetNodeByID(i) for i in sorted(node_ids(self.ctx.scene) - before)]
+                file_beside_input(self.ctx.scene, input_node, added, _result_model(Path(out_dir)))
             return outputs
 
 

@@ -19,7 +19,7 @@ from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 
 from orbitai.mrml.jobs import JobLogic, ModuleJob
 
-__all__ = ["JobView", "JobController", "JobPanelMixin", "POLL_MS", "describeModule", "parameter_node_class", "parameterChoices",
+__all__ = ["JobView", "JobController", "JobPanelMixin", "SectionPanel", "POLL_MS", "describeModule", "parameter_node_class", "parameterChoices",
            "parameterWidgets", "refreshChoices", "resetUnknownChoices"]
 
 log = logging.getLogger(__name__)
@@ -112,13 +112,15 @@ def parameter_node_class(spec: Any) -> type:
     from slicer.parameterNodeWrapper import Choice, Default, parameterNodeWrapper, parameterPack
 
     fields: dict[str, Any] = {spec.input_parameter: vtkMRMLScalarVolumeNode}
-    for o in spec.all_options():
+    for o in [*spec.all_options(), *(o for section in spec.sections for o in section.all_options())]:
         if o.kind == "choice":
             assert o.choices is not None
             choices = list(o.choices())   # a list: refreshed in place when the panel is shown
             fields[o.parameter] = Annotated[str, Choice(choices), Default(o.default_value())]
         elif o.kind == "flag":
             fields[o.parameter] = Annotated[bool, Default(bool(o.default_value()))]
+        elif o.kind == "text":
+            fields[o.parameter] = Annotated[str, Default(str(o.default_value() or ""))]
         elif o.kind == "segmentation":
             fields[o.parameter] = vtkMRMLSegmentationNode
         else:
@@ -289,6 +291,95 @@ class JobController:
         self.refresh()
 
 
+class SectionPanel:
+    """A section of a module panel (`orbitai.app.panel_spec.PanelSpec.sections`) on the ``.ui`` widgets named with its
+    prefix (``<prefix>ApplyButton``, ``<prefix>ProgressBar``, ``<prefix>StatusLabel``, and ``<name>Button`` for each
+    action): its own Logic, `JobController` and poll timer; the input volume and the parameter node are the module's.
+    It is the section's `JobView`."""
+
+    def __init__(self, widget: "JobPanelMixin", spec: Any) -> None:
+        import qt
+
+        self.widget, self.spec = widget, spec
+        self.logic = spec.logic()
+        self.controller = JobController(self.logic, self, self.jobInputs, self.showResults, self.whyNotReady,
+                                        spec.apply_tip)
+        self.timer = qt.QTimer()
+        self.timer.setInterval(POLL_MS)
+        self.timer.timeout.connect(self.controller.poll)
+        self.ui("ApplyButton").connect("clicked(bool)", self.onApply)
+        for action in spec.actions:
+            getattr(widget.ui, f"{action.name}Button").connect("clicked(bool)", self._actionSlot(action))
+
+    def ui(self, suffix: str) -> Any:
+        return getattr(self.widget.ui, f"{self.spec.prefix}{suffix}")
+
+    def _actionSlot(self, action: Any) -> Callable[..., None]:
+        return lambda checked=False: self.runAction(action)
+
+    def onApply(self, checked: bool = False) -> None:
+        self.controller.apply()
+
+    def values(self) -> dict[str, Any]:
+        p = self.widget._parameterNode
+        return {o.name: getattr(p, o.parameter) for o in self.spec.all_options()} if p is not None else {}
+
+    def jobInputs(self) -> tuple[Any, dict[str, Any]]:
+        return self.widget.inputNode(), self.spec.start_options(self.values())
+
+    def whyNotReady(self) -> str:
+        if self.widget._parameterNode is None:
+            return "Loading..."
+        return self.spec.why_not_ready(self.widget.inputNode(), self.values())
+
+    def showResults(self, outputs: Any, inputNode: Any) -> None:
+        self.spec.show(self.logic, outputs, inputNode, self.values())
+        self.widget.selectModel(getattr(outputs, "select_model", None))
+
+    def runAction(self, action: Any) -> None:
+        """An action's button: its status line, or its error (nothing else changes)."""
+        from orbitai.errors import OrbitAIError
+
+        try:
+            self.setStatus(action.run(self.logic, self.widget.inputNode(), self.values()))
+        except OrbitAIError as exc:
+            self.setStatus(str(exc))
+            self.showError(str(exc))
+
+    # ------------------------------------------------------------------ JobView on the section's widgets
+    def setInputsEnabled(self, enabled: bool) -> None:
+        widgets = parameterWidgets(self.widget.ui)
+        for o in self.spec.all_options():
+            if o.parameter in widgets:
+                widgets[o.parameter].enabled = enabled
+        for action in self.spec.actions:
+            getattr(self.widget.ui, f"{action.name}Button").enabled = enabled
+
+    def setApplyButton(self, text: str, enabled: bool, toolTip: str) -> None:
+        button = self.ui("ApplyButton")
+        button.text = self.spec.title if text == "Apply" else text
+        button.enabled = enabled
+        button.toolTip = toolTip
+
+    def setProgress(self, done: int, total: int, visible: bool) -> None:
+        bar = self.ui("ProgressBar")
+        bar.maximum = max(int(total), 1)
+        bar.value = int(done)
+        bar.visible = visible
+
+    def setStatus(self, text: str) -> None:
+        self.ui("StatusLabel").text = text
+
+    def showError(self, message: str) -> None:
+        slicer.util.errorDisplay(message)
+
+    def setPolling(self, on: bool) -> None:
+        if on:
+            self.timer.start()
+        else:
+            self.timer.stop()
+
+
 class JobPanelMixin:
     """Qt side of a job panel, mixed into a module's ``ScriptedLoadableModuleWidget`` (listed first).
 
@@ -324,7 +415,8 @@ class JobPanelMixin:
     @property
     def refreshedChoices(self) -> dict[str, Callable[[], list[Any]]]:
         """``Choice`` fields re-read each time the module is shown (`refreshChoices`): the installed models."""
-        return {o.parameter: o.choices for o in self.panel.all_options() if o.refreshed}
+        options = [*self.panel.all_options(), *(o for sec in self.panel.sections for o in sec.all_options())]
+        return {o.parameter: o.choices for o in options if o.refreshed}
 
     def setupJobPanel(self) -> None:
         """Load ``UI/<Module>.ui``, make the panel's Logic and its `JobController`, connect the parameter node."""
@@ -346,8 +438,22 @@ class JobPanelMixin:
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.sections = [SectionPanel(self, spec) for spec in self.panel.sections]
         self.setupWidgets()
         self.initializeParameterNode()
+
+    def selectModel(self, name: Optional[str]) -> None:
+        """After a section installed a model: offer it in the model choices at once, and choose it (``name``; None
+        leaves the choice as it is)."""
+        if name is None or self._parameterNode is None:
+            return
+        option = next((o for o in self.panel.options if o.name == "model"), None)
+        if option is None:
+            return
+        self.initializeParameterNode()      # the choices read again and the combo boxes rebuilt
+        label = next((label for label, bundle in self.logic.modelChoices().items() if bundle == name), name)
+        if label in option.choices():
+            setattr(self._parameterNode, option.parameter, label)
 
     # ------------------------------------------------------------------ the panel's options
     def optionValues(self) -> dict[str, Any]:
@@ -403,8 +509,12 @@ class JobPanelMixin:
     def onApplyButton(self, checked: bool = False) -> None:
         self.jobController.apply()
 
+    def allControllers(self) -> list[JobController]:
+        return [self.jobController, *(s.controller for s in getattr(self, "sections", []))]
+
     def cleanup(self) -> None:
-        self.jobController.cancel()
+        for controller in self.allControllers():
+            controller.cancel()
         self.removeObservers()
 
     def enter(self) -> None:
@@ -416,14 +526,17 @@ class JobPanelMixin:
         except OSError as exc:   # the worker could not start: the first Apply will say why
             log.warning("OrbitAI: the warm worker did not start: %s", exc)
         self.initializeParameterNode()
-        self.jobController.moduleShown()
+        for controller in self.allControllers():
+            controller.moduleShown()
 
     def exit(self) -> None:
-        self.jobController.moduleHidden()
+        for controller in self.allControllers():
+            controller.moduleHidden()
         self.setParameterNode(None)
 
     def onSceneStartClose(self, caller, event) -> None:
-        self.jobController.sceneClosing()
+        for controller in self.allControllers():
+            controller.sceneClosing()
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -456,7 +569,8 @@ class JobPanelMixin:
             self._onParameterModified()
 
     def _onParameterModified(self, caller=None, event=None) -> None:
-        self.jobController.refresh()
+        for controller in self.allControllers():
+            controller.refresh()
         self.parameterChanged()
 
     # ------------------------------------------------------------------ JobView on the .ui widgets

@@ -73,6 +73,36 @@ def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
     tr.add_argument("--time-limit", type=float, help="stop after this many minutes (a bundle is still written)")
     tr.set_defaults(func=run_train)
 
+    ft = s.add_parser("finetune", help="fine-tune a model on your own corrected scans and install it as a new model",
+                      description="Fine-tune a segmentation model on the corrected scans of a manifest (case_id,image,"
+                                  "segmentation; .seg.nrrd files from Slicer are read as they are), with the cases held "
+                                  "out in turn to choose when to stop and to compare with the base model, and install "
+                                  "the result as a new bundle in ~/.orbitai/models (never over a bundled model). "
+                                  "Resumable: after a cancel, the same command goes on where it stopped.")
+    ft.add_argument("--manifest", required=True, help="CSV with case_id,image,segmentation")
+    ft.add_argument("--base", metavar="MODEL", help="the model to start from (default: the bundled MRI model)")
+    ft.add_argument("--name", help="the new model's name (default: <base>_ft); it is installed in ~/.orbitai/models")
+    ft.add_argument("--out", help="write the bundle to this folder instead of the user model folder")
+    ft.add_argument("--overwrite", action="store_true", help="replace an earlier bundle of that name")
+    ft.add_argument("--steps", type=int, help="the most training steps of one run (default 120)")
+    ft.add_argument("--folds", type=int, help="cases held out in turn for early stopping (default 3; 1: none)")
+    ft.add_argument("--seed", type=int, default=0)
+    ft.add_argument("--summary", metavar="DIR", help="also write DIR/result.json: the bundle and its figures")
+    add_device_option(ft)
+    ft.add_argument("--no-resume", action="store_true", help="start over even if a stopped run can go on")
+    ft.set_defaults(func=run_finetune)
+
+    rk = s.add_parser("rank", help="rank unlabelled scans by how much correcting them would teach the model",
+                      description="Segment each scan once and rank them by the model's doubt (missing or implausible "
+                                  "structures, low confidence), most doubtful first: the scans to correct next. Writes "
+                                  "OUT/ranking.csv and prints the ranking.")
+    rk.add_argument("image", nargs="*", metavar="IMAGE", help="scan file(s)")
+    rk.add_argument("--manifest", help="CSV with case_id,image (instead of IMAGEs)")
+    rk.add_argument("--model", help="bundle name or folder (default: the bundled MRI model)")
+    rk.add_argument("--out", required=True, help="output folder for ranking.csv")
+    add_device_option(rk)
+    rk.set_defaults(func=run_rank)
+
     cf = s.add_parser("configs", help="list the training configurations")
     cf.set_defaults(func=run_configs)
 
@@ -306,4 +336,75 @@ def run_configs(args) -> int:
 
     for c in CONFIGS.values():
         print(f"{c.name:<18} {c.arch:<8} window {c.spec.patch_dhw} spacing {c.spec.spacing}  {c.description}")
+    return 0
+
+
+def run_finetune(args) -> int:
+    """``seg finetune``: the recipe of `orbitai.orbit.finetune` over a manifest, installed as a new bundle."""
+    from orbitai.cohort.manifest import read_manifest
+    from orbitai.device import select_device
+    from orbitai.orbit.finetune import FINETUNE_SUMMARY, Recipe, finetune, out_folder, with_settings, write_summary
+    from orbitai.orbit.models import SEG_MODELS
+    from orbitai.result import check_outputs
+
+    for opt in ("steps", "folds"):
+        if getattr(args, opt) is not None and getattr(args, opt) < 1:
+            raise UserError(f"--{opt} must be at least 1, got {getattr(args, opt)}.")
+    if args.seed < 0:
+        raise UserError(f"--seed must be 0 or more, got {args.seed}.")
+    cases = read_manifest(args.manifest)
+    base = SEG_MODELS.find(args.base or "MR")
+    out = out_folder(base.name, args.name, args.out)
+    inputs = [args.manifest, *(p for c in cases for p in (c.image, c.segmentation))]
+    check_outputs(out, inputs, beside=(f".{out.name}-finetune",), bundle="segmentation", overwrite=args.overwrite)
+    if args.summary:
+        check_outputs(args.summary, inputs, (FINETUNE_SUMMARY,))
+    recipe = with_settings(Recipe(), steps=args.steps, folds=args.folds, seed=args.seed)
+    report = finetune(cases, out, base.name, recipe, select_device(args.device), resume=not args.no_resume,
+                      overwrite=args.overwrite)
+    if args.summary:
+        write_summary(report, args.summary)
+    print(report.summary())
+    print(f"installed {report.bundle}" + ("" if report.outcome.better_than_base is not False else
+                                          " (kept, but not better than its base: keep using the base)"))
+    return 0
+
+
+def run_rank(args) -> int:
+    """``seg rank``: the scans most worth correcting first, into OUT/ranking.csv."""
+    import csv
+    import io
+
+    from orbitai.device import select_device
+    from orbitai.orbit.rank import RANKING_FILE, rank_scans
+    from orbitai.progress import emit
+    from orbitai.result import check_outputs
+    from orbitai.staging import write_text_atomic
+
+    if args.manifest and args.image:
+        raise UserError("Give images or --manifest, not both.")
+    if args.manifest:
+        from orbitai.cohort.manifest import read_manifest
+
+        scans = [(c.case_id, str(c.image)) for c in read_manifest(args.manifest, need_segmentation=False)]
+    else:
+        scans = [(case_name(i), i) for i in args.image]
+    if not scans:
+        raise UserError("Give the scans to rank: image files, or --manifest CSV with case_id,image.")
+    for _, image in scans:
+        if not Path(image).exists():
+            raise FileNotFoundError(2, "No such file or directory", image)
+    out = check_outputs(args.out, [i for _, i in scans] + ([args.manifest] if args.manifest else []),
+                        (RANKING_FILE,))
+    ranked = rank_scans(scans, args.model, str(select_device(args.device)), progress=emit)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(ranked[0].to_row()))
+    w.writeheader()
+    w.writerows(r.to_row() for r in ranked)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / RANKING_FILE, buf.getvalue())
+    for n, r in enumerate(ranked, 1):
+        print(f"{n:3d}. {r.case_id:<30} doubt {r.score:.3f}  implausible {r.implausible}/{r.structures}"
+              + (f"  ({r.note})" if r.note else ""))
+    print(f"wrote {out / RANKING_FILE}")
     return 0

@@ -43,6 +43,8 @@ VOLUMES_FILE = "volumes.csv"
 UNCERTAINTY_FILE = "uncertainty.nrrd"
 #: The plain label map that ``seg predict --labelmap`` adds to OUT.
 LABELMAP_FILE = "labels.nrrd"
+#: What ``seg rank`` writes into its folder: the scans most worth correcting first (`orbitai.orbit.rank`).
+RANKING_FILE = "ranking.csv"
 VOLUME_COLUMNS = ("label", "name", "structure", "side", "voxels", "volume_cm3")
 #: Each structure's plausibility (orbitai.orbit.anatomy.check_structures): its status, a sentence for the
 #: reader (empty when normal), the normal adult range and the model's mean confidence over it.

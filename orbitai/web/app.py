@@ -24,7 +24,7 @@ from trame_slicer.core import LayoutManager, SlicerApp
 from trame_slicer.rca_view import register_rca_factories
 from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
 
-from orbitai.app.panel_spec import Option, PanelSpec
+from orbitai.app.panel_spec import Action, Option, PanelSpec
 from orbitai.dicom.inputs import parse_dicomweb_url, resolve_image
 from orbitai.errors import InputError, OrbitAIError, UserError, one_line
 from orbitai.io.dicom_folder import looks_like_dicom
@@ -57,6 +57,8 @@ UPLOAD_TRIGGER = "orbitai_upload"
 #: The most files one upload may hold, and what each file counts against the size limit at least (a file system's
 #: block: a million empty files are not free).
 MAX_UPLOAD_FILES = 20_000
+#: The longest text a text option takes from the page (a model name).
+MAX_TEXT_OPTION = 100
 MIN_FILE_BYTES = 4096
 #: An upload that got nothing for this long is dropped (its page was closed or reloaded mid-way).
 UPLOAD_IDLE_S = 120.0
@@ -162,6 +164,9 @@ class ModulePanel:
                 return f"{opt.label}: on or off."
             elif opt.kind == "segmentation" and not self._segmentation_choice(self.state[self.var(opt.name)]):
                 return f"{opt.label}: choose one of the listed segmentations, or none."
+            elif opt.kind == "text" and not (isinstance(self.state[self.var(opt.name)], str)
+                                             and len(self.state[self.var(opt.name)]) <= MAX_TEXT_OPTION):
+                return f"{opt.label}: a text of at most {MAX_TEXT_OPTION} characters."
         return ""
 
     def _segmentation_choice(self, value: Any) -> bool:
@@ -181,6 +186,8 @@ class ModulePanel:
                 sid = self.state[self.var(opt.name)]
                 node = self.app.mrml.scene.GetNodeByID(sid) if sid and self._segmentation_choice(sid) else None
                 out[opt.name] = node if node is not None and node.IsA("vtkMRMLSegmentationNode") else None
+            elif opt.kind == "text":
+                out[opt.name] = str(self.state[self.var(opt.name)] or "").strip()
             else:
                 out[opt.name] = self.state[self.var(opt.name)]
         return out
@@ -207,6 +214,25 @@ class ModulePanel:
         self.state[self.var("table_headers")] = [{"title": n, "key": f"c{i}"} for i, n in enumerate(names)]
         self.state[self.var("table_rows")] = [{f"c{i}": _cell(r[n]) for i, n in enumerate(names)} for r in rows]
         self.app.refresh_nodes()
+        self.app.select_model(getattr(outputs, "select_model", None))
+
+    def run_action(self, action: Action) -> None:
+        """An action's button (`orbitai.app.panel_spec.Action`): its status line, or its error."""
+        self.state[self.var("error")] = ""
+        invalid = self.invalid_option()
+        try:
+            if invalid:
+                raise InputError(invalid)
+            self.state[self.var("status")] = action.run(self.logic, self.app.input_node(), self.values())
+        except OrbitAIError as exc:
+            self.state[self.var("status")] = ""
+            self.state[self.var("error")] = one_line(exc)
+
+    def refresh_choices(self) -> None:
+        """Read the refreshed choices (the installed models) again."""
+        for opt in self.options():
+            if opt.refreshed and opt.choices is not None:
+                self.state[self.var(f"{opt.name}_items")] = opt.choices()
 
     def _display_changed(self, **_: Any) -> None:
         assert self.spec.display is not None    # observed only for modules with a display choice
@@ -357,7 +383,7 @@ class OrbitWebApp(TrameApp):
         self.state.update({"input_volume": None, "volumes": [], "segmentations": [], "module": "orbit",
                            "load_error": "", "load_busy": False, "data_items": data_choices(self.data_folder),
                            "data_choice": None, "dicomweb_url": "", "scene_nodes": 0})
-        self.panels = {m.key: ModulePanel(self, m) for m in modules()}
+        self.panels = {spec.key: ModulePanel(self, spec) for m in modules() for spec in (m, *m.sections)}
 
         self.annotation = AnnotationPanel(self)
         self._refresh_pending = False
@@ -411,6 +437,21 @@ class OrbitWebApp(TrameApp):
     def _client(self) -> Any:
         """The connection whose message is being handled (wslink notes it before calling the trigger)."""
         return getattr(self._web_server, "last_active_client_id", None)
+
+    def select_model(self, name: Optional[str]) -> None:
+        """After a section installed a model: every panel reads its model choices again, and the panels whose
+        model choice offers ``name`` (by label or bundle name) choose it (None: only the choices are read again)."""
+        for panel in self.panels.values():
+            panel.refresh_choices()
+        if name is None:
+            return
+        for panel in self.panels.values():
+            option = next((o for o in panel.spec.options if o.name == "model"), None)
+            if option is None or option.choices is None:
+                continue
+            label = next((lab for lab, bundle in panel.logic.modelChoices().items() if bundle == name), name)
+            if label in option.choices():
+                self.state[panel.var("model")] = label
 
     # ---------------------------------------------------------------- scene
     def input_node(self) -> Any:
@@ -621,6 +662,13 @@ class OrbitWebApp(TrameApp):
                     for spec in modules():
                         with html.Div(v_show=f"module == '{spec.key}'", classes="pt-2"):
                             self._module_ui(self.panels[spec.key])
+                            if spec.sections:
+                                with v3.VExpansionPanels(multiple=True, classes="mt-2"):
+                                    for section in spec.sections:
+                                        with v3.VExpansionPanel(title=section.title,
+                                                                id=f"orbitai-section-{section.key}"):
+                                            with v3.VExpansionPanelText():
+                                                self._module_ui(self.panels[section.key])
                     with html.Div(v_show="module == 'annotate'", classes="pt-2"):
                         self.annotation.build_ui()
             with layout.content:
@@ -644,7 +692,7 @@ class OrbitWebApp(TrameApp):
         v3.VProgressCircular(v_if="upload_busy", indeterminate=True, size=24, classes="mr-2")
 
     def _data_ui(self) -> None:
-        running = " || ".join(f"{spec.key}_running" for spec in modules())
+        running = " || ".join(f"{key}_running" for key in self.panels)
         v3.VSelect(label="Input volume", v_model=("input_volume",), items=("volumes",), density="compact",
                    id="orbitai-input-volume", hide_details=True, classes="mb-2", disabled=(running,))
         with html.Div(classes="d-flex align-center mb-2"):
@@ -679,6 +727,10 @@ class OrbitWebApp(TrameApp):
             elif opt.kind == "flag":
                 v3.VCheckbox(label=opt.label, v_model=(panel.var(opt.name),), density="compact", hide_details=True,
                              disabled=disabled, id=f"orbitai-{key}-{opt.name}")
+            elif opt.kind == "text":
+                v3.VTextField(label=opt.label, v_model=(panel.var(opt.name),), hint=opt.hint, density="compact",
+                              maxlength=MAX_TEXT_OPTION, classes="mb-2", disabled=disabled,
+                              id=f"orbitai-{key}-{opt.name}")
             elif opt.kind == "form":
                 with v3.VExpansionPanels(classes="mb-2"), v3.VExpansionPanel(title=opt.label):
                     with v3.VExpansionPanelText():
@@ -686,6 +738,13 @@ class OrbitWebApp(TrameApp):
                             v3.VTextField(label=label, v_model=(panel.var(f"{opt.name}_{name}"),), hint=tip,
                                           placeholder="empty: not given", density="compact", disabled=disabled,
                                           id=f"orbitai-{key}-clinical-{name}")
+        if panel.spec.actions:
+            with html.Div(classes="d-flex mb-2"):
+                for action in panel.spec.actions:
+                    v3.VBtn(action.label, click=sending(self.state, lambda a=action: panel.run_action(a),
+                                                        panel.option_vars()),
+                            disabled=(f"!{enabled}",), variant="tonal", size="small", title=action.tip,
+                            classes="mr-2", id=f"orbitai-{key}-{action.name}")
         v3.VBtn(f"{{{{ {key}_apply_text }}}}", click=sending(self.state, panel.job.apply, panel.option_vars()), disabled=(f"!{key}_apply_enabled",),
                 color="primary", block=True, id=f"orbitai-{key}-apply", title=(f"{key}_apply_tip",), classes="my-2")
         v3.VProgressLinear(model_value=(f"{key}_progress",), v_show=f"{key}_progress_visible", height=6,

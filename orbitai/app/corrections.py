@@ -1,0 +1,250 @@
+"""Learning from the annotator's corrections, in the OrbitSegmentation panel of Slicer and of the browser (issue #48).
+
+Two sections under the module's panel, each a `JobLogic` with its own panel declaration (`PanelSpec` sections of the
+module's `PANEL`):
+
+- **Learn from my corrections** (`FinetuneLogic`): the user marks corrected segmentations as finished (the
+  section's action, which tags the segmentation node with `FINISHED` and the scan it belongs to); Apply writes every
+  finished pair into the job's folder and runs ``orbitai seg finetune`` in a child process of its own (progress, time
+  left, Cancel; the same Apply after a cancel resumes where it stopped, since the same scans give the same files).
+  The new model is installed in the user's model folder and listed in the model choices at once; it is selected only
+  when it beats its base on the user's own held-out cases.
+- **Which scan next** (`RankLogic`): ``orbitai seg rank`` over the scene's scans that have no finished segmentation;
+  a table lists them, the most worth correcting first.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from orbitai.app import requirements_file
+from orbitai.app.panel_spec import Action, Option, PanelSpec, device_option
+from orbitai.errors import InputError
+from orbitai.io import write_volume
+from orbitai.jobs.child import JobError, write_job_input
+from orbitai.mrml import table_node_from_rows, volume_from_volume_node
+from orbitai.mrml.jobs import JobLogic
+from orbitai.mrml.tables import show_table
+from orbitai.orbit.models import SEG_MODELS
+from orbitai.orbit.result import RANKING_FILE
+from orbitai.result import RESULT_FILE
+
+#: Segmentation-node attribute: "1" when the user marked the segmentation finished (a ground truth to learn from).
+FINISHED = "OrbitAI.Finished"
+#: Segmentation-node attribute: the ID of the scan (volume node) the finished segmentation belongs to.
+FINISHED_SCAN = "OrbitAI.FinishedScan"
+#: The base model choice that means the bundled MRI model.
+BUNDLED_MRI = "Bundled MRI model"
+
+
+def finished_pairs(scene: Any) -> list[tuple[Any, Any]]:
+    """(segmentation node, scan node) of every finished segmentation whose scan is still in the scene."""
+    out = []
+    for i in range(scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode")):
+        seg = scene.GetNthNodeByClass(i, "vtkMRMLSegmentationNode")
+        if seg.GetAttribute(FINISHED) == "1":
+            scan = scene.GetNodeByID(seg.GetAttribute(FINISHED_SCAN) or "")
+            if scan is not None:
+                out.append((seg, scan))
+    return out
+
+
+def unlabelled_scans(scene: Any) -> list[Any]:
+    """The scene's scans (scalar volumes, not label maps) with no finished segmentation."""
+    done = {scan.GetID() for _seg, scan in finished_pairs(scene)}
+    out = []
+    for i in range(scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")):
+        node = scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode")
+        if not node.IsA("vtkMRMLLabelMapVolumeNode") and node.GetID() not in done:
+            out.append(node)
+    return out
+
+
+def finished_text(scene: Any) -> str:
+    """One line naming the finished segmentations (the fine-tuning section's status)."""
+    pairs = finished_pairs(scene)
+    if not pairs:
+        return "No finished segmentation yet: correct a result, then mark it finished."
+    names = ", ".join(f"{seg.GetName()} ({scan.GetName()})" for seg, scan in pairs[:6])
+    return f"{len(pairs)} finished segmentation(s): {names}" + (" ..." if len(pairs) > 6 else "")
+
+
+@dataclass
+class FinetuneOutputs:
+    """A finished fine-tuning: the installed model and its cross-validated figures."""
+
+    model: str
+    better_than_base: Optional[bool]
+    summary_text: str
+    table_node: Any
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def select_model(self) -> Optional[str]:
+        """The model the panel's model choice should switch to: the new one, when it beats its base."""
+        return self.model if self.better_than_base is not False else None
+
+    def summary(self) -> str:
+        if self.better_than_base is False:
+            return (f"Installed '{self.model}', but it does not beat its base on your held-out cases: keep using the "
+                    f"base. {self.summary_text}")
+        return f"Installed '{self.model}' and selected it. {self.summary_text}"
+
+
+class FinetuneLogic(JobLogic):
+    """Fine-tune a segmentation model on the scene's finished segmentations (``orbitai seg finetune``)."""
+
+    job_title = "Fine-tuning"
+    requirements = requirements_file("OrbitSegmentation")
+    models = SEG_MODELS
+    warm_worker = False      # minutes of training in a process of its own: predictions keep the warm worker
+    needs_input = False
+
+    @classmethod
+    def modelLabels(cls) -> list[str]:
+        """The base choices: the bundled MRI model, then every installed segmentation model."""
+        return [BUNDLED_MRI, *cls.modelChoices()]
+
+    def markFinished(self, segmentation_node: Any, scan_node: Any, finished: bool = True) -> str:
+        """Mark (or unmark) ``segmentation_node`` as a finished correction of ``scan_node``; returns the status line.
+        Its segments must be orbit-scheme structures on the scan's grid (checked now, one line otherwise)."""
+        if segmentation_node is None or scan_node is None:
+            raise InputError("Select the scan and its corrected segmentation.")
+        if finished:
+            self.segmentationLabels(segmentation_node, scan_node, f"'{segmentation_node.GetName()}'")
+            segmentation_node.SetAttribute(FINISHED, "1")
+            segmentation_node.SetAttribute(FINISHED_SCAN, scan_node.GetID())
+        else:
+            segmentation_node.RemoveAttribute(FINISHED)
+            segmentation_node.RemoveAttribute(FINISHED_SCAN)
+        return finished_text(self.ctx.scene)
+
+    def jobArguments(self, workdir: Path, input_node: Any = None, base: Optional[str] = None, name: str = "",
+                     device: str = "auto", corrected: Any = None) -> list[str]:
+        """Write every finished (scan, segmentation) pair and a manifest into ``workdir``; ``seg finetune``."""
+        pairs = finished_pairs(self.ctx.scene)
+        if not pairs:
+            raise InputError("No finished segmentation: correct a result, select it under 'Corrected segmentation' "
+                             "and press 'Mark finished' (one or more scans).")
+        rows = []
+        for n, (seg, scan) in enumerate(pairs):
+            labels = self.segmentationLabels(seg, scan, f"'{seg.GetName()}'")
+            image = write_job_input(volume_from_volume_node(scan), workdir / f"case{n:03d}.nrrd")
+            seg_file = write_volume(labels, workdir / f"case{n:03d}_labels.nrrd", compress=False)
+            rows.append({"case_id": f"case{n:03d}", "image": image.name, "segmentation": seg_file.name,
+                         "name": seg.GetName()})
+        with (workdir / "manifest.csv").open("w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+        args = ["seg", "finetune", "--manifest", str(workdir / "manifest.csv"), "--summary", "{out}",
+                "--device", self.checkDevice(device), "--overwrite"]
+        if base and base != BUNDLED_MRI:
+            args += ["--base", self.resolveModel(base).name]
+        if (name or "").strip():
+            args += ["--name", name.strip()]
+        return args
+
+    def importResults(self, out_dir: Path, input_node: Any = None, **options: Any) -> FinetuneOutputs:
+        """Read the summary; add a table of the cross-validated figures (no input node needed)."""
+        try:
+            doc = json.loads((Path(out_dir) / RESULT_FILE).read_text(encoding="utf-8"))
+            model = str(doc["model"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise JobError(f"The fine-tuning left no readable summary ({exc}); nothing was installed.") from None
+        steps = doc.get("curve") and len(doc["curve"])
+        rows = [{"model": doc.get("base", ""), "held-out Dice": doc.get("base_score"), "steps": 0},
+                {"model": model, "held-out Dice": doc.get("tuned_score"), "steps": doc.get("stop_step")}]
+        table = table_node_from_rows(self.ctx, rows, name=f"{model} cross-validation")
+        return FinetuneOutputs(model, doc.get("better_than_base"), str(doc.get("summary", "")), table,
+                               {"evaluations": steps, **doc})
+
+    def show(self, outputs: FinetuneOutputs, input_node: Any = None) -> None:
+        show_table(self.ctx, outputs.table_node)
+
+
+@dataclass
+class RankOutputs:
+    table_node: Any
+    rows: list[dict[str, Any]]
+
+    def summary(self) -> str:
+        if not self.rows:
+            return "No scan to rank."
+        return f"{len(self.rows)} scan(s) ranked; correct '{self.rows[0]['scan']}' first."
+
+
+class RankLogic(JobLogic):
+    """Rank the scene's scans without a finished segmentation by the model's doubt (``orbitai seg rank``)."""
+
+    job_title = "Ranking"
+    requirements = requirements_file("OrbitSegmentation")
+    models = SEG_MODELS
+    needs_input = False
+
+    @classmethod
+    def modelLabels(cls) -> list[str]:
+        return [BUNDLED_MRI, *cls.modelChoices()]
+
+    def jobArguments(self, workdir: Path, input_node: Any = None, model: Optional[str] = None,
+                     device: str = "auto") -> list[str]:
+        scans = unlabelled_scans(self.ctx.scene)
+        if not scans:
+            raise InputError("No scan without a finished segmentation is loaded: load the scans to choose from.")
+        files = [str(write_job_input(volume_from_volume_node(s), workdir / f"{s.GetID()}.nrrd")) for s in scans]
+        args = ["seg", "rank", *files, "--out", "{out}", "--device", self.checkDevice(device)]
+        if model and model != BUNDLED_MRI:
+            args += ["--model", self.resolveModel(model).name]
+        return args
+
+    def importResults(self, out_dir: Path, input_node: Any = None, **options: Any) -> RankOutputs:
+        """The ranking as a table (scan names, not file names), most worth correcting first."""
+        try:
+            with (Path(out_dir) / RANKING_FILE).open(newline="", encoding="utf-8") as f:
+                ranked = list(csv.DictReader(f))
+        except OSError as exc:
+            raise JobError(f"The ranking left no {RANKING_FILE} ({exc}).") from None
+        rows = []
+        for n, r in enumerate(ranked, 1):
+            node = self.ctx.scene.GetNodeByID(r["case_id"])
+            rows.append({"rank": n, "scan": node.GetName() if node is not None else r["case_id"],
+                         "doubt": float(r["score"]), "implausible": f"{r['implausible']}/{r['structures']}",
+                         "note": r.get("note", "")})
+        return RankOutputs(table_node_from_rows(self.ctx, rows, name="Scans to correct next"), rows)
+
+    def show(self, outputs: RankOutputs, input_node: Any = None) -> None:
+        show_table(self.ctx, outputs.table_node)
+
+
+def _mark(finished: bool):
+    return lambda logic, input_node, values: logic.markFinished(values.get("corrected"), input_node, finished)
+
+
+#: The "Learn from my corrections" section of the OrbitSegmentation panel (`orbitai.app.panel_spec.PanelSpec`).
+FINETUNE_SECTION = PanelSpec(
+    key="orbit_finetune", module="OrbitSegmentation", title="Learn from my corrections", logic=FinetuneLogic,
+    apply_tip="Fine-tune the model on every finished segmentation and install it as a new model (minutes on a CPU). "
+              "While it runs this button cancels it; Apply again goes on where it stopped.",
+    input_hint="the scan a corrected segmentation belongs to",
+    options=(Option("corrected", "finetuneCorrected", "Corrected segmentation", "segmentation",
+                    hint="a segmentation of the input volume, corrected by you: mark it finished to learn from it"),
+             Option("base", "finetuneBase", "Start from", "choice", lambda: FinetuneLogic.modelLabels(), BUNDLED_MRI,
+                    refreshed=True),
+             Option("name", "finetuneName", "New model name", "text", default="",
+                    hint="empty: the base model's name + _ft; installed in ~/.orbitai/models"),
+             device_option("finetuneDevice")),
+    table="table_node", needs_input=False, prefix="finetune",
+    actions=(Action("markFinished", "Mark finished", "Learn from this segmentation of the input volume", _mark(True)),
+             Action("unmarkFinished", "Unmark", "Do not learn from this segmentation", _mark(False))))
+
+#: The "Which scan next" section of the OrbitSegmentation panel.
+RANK_SECTION = PanelSpec(
+    key="orbit_rank", module="OrbitSegmentation", title="Which scan next", logic=RankLogic,
+    apply_tip="Rank the loaded scans that have no finished segmentation, the most worth correcting first",
+    input_hint="the scans to rank", table="table_node", needs_input=False, prefix="rank",
+    options=(Option("model", "rankModel", "Model", "choice", lambda: RankLogic.modelLabels(), BUNDLED_MRI,
+                    refreshed=True),
+             device_option("rankDevice")))

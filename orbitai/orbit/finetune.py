@@ -1,0 +1,330 @@
+"""Fine-tune an orbit segmentation model on the user's corrected scans (``orbitai seg finetune``).
+
+The recipe for 3-20 cases on 2 CPU cores (its choices measured in ``benchmarks/bench_finetune.py``):
+
+- start from the base bundle's weights (the bundled model for the scans' modality, or the user's current one);
+- patches centred on a structure chosen uniformly among those present (the thin muscles as often as the globe);
+- strong augmentation: in-plane rotation, left-right flip, gamma, contrast and brightness, a smooth bias field and
+  noise (MONAI's random intensity transforms);
+- a share of the patches rendered from freshly deformed atlas heads of random contrast (the base model's own
+  training data, `orbitai.orbit.synth`), so that what it knew is not forgotten;
+- early stopping on the user's own cases held out in turn (`orbitai.training.finetune`); the cross-validated Dice
+  of the base and of the fine-tuned model are reported, and a model that does not beat its base says so.
+
+The result is a new bundle in the user's model folder, with its provenance (base model and checksum, cases,
+steps, cross-validated figures), listed at once in the panels' model lists.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import torch
+from monai.transforms import RandAdjustContrast, RandBiasField, Rotate
+
+from orbitai.bundle import save_bundle
+from orbitai.bundle.core import Bundle
+from orbitai.cohort.manifest import Case
+from orbitai.engine.inference import SegSpec
+from orbitai.errors import InputError
+from orbitai.io.checksums import sha256_file
+from orbitai.orbit.configs import SegConfig
+from orbitai.orbit.models import SEG_MODELS
+from orbitai.orbit.synth import SynthPool
+from orbitai.orbit.train import Prepared, loss_fn, prepare, validate
+from orbitai.progress import ProgressCallback, emit
+from orbitai.result import RESULT_FILE
+from orbitai.staging import training_folder, write_text_atomic
+from orbitai.training.checkpoint import resume as resume_checkpoint
+from orbitai.training.checkpoint import save_checkpoint
+from orbitai.training.finetune import Outcome, Plan, State, cross_validate, user_model_folder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The fine-tuning recipe; the defaults are the measured ones (``benchmarks/results/finetune.json``)."""
+
+    steps: int = 120            # the most steps of one run (batch ``batch_size``)
+    eval_every: int = 30        # held-out scoring and checkpoint interval
+    folds: int = 3              # cases held out in turn (at most one fold per case; < 2: no early stopping)
+    lr: float = 3e-4
+    batch_size: int = 2
+    replay_share: float = 0.25  # patches rendered from deformed atlas heads (the base's own training data)
+    replay_anatomies: int = 4
+    rotate_deg: float = 15.0
+    fg_prob: float = 0.9
+    seed: int = 0
+
+    def plan(self, n_cases: int) -> Plan:
+        folds = min(self.folds, n_cases) if self.folds >= 2 and n_cases >= 2 else 1
+        return Plan(n_cases, folds, self.steps, self.eval_every, self.seed)
+
+
+def sample_structure_patch(p: Prepared, patch: Sequence[int], rng: np.random.Generator,
+                           fg_prob: float) -> tuple[np.ndarray, np.ndarray]:
+    """A patch of ``p`` centred (with jitter) on a voxel of a class chosen uniformly among those present, with
+    probability ``fg_prob``; anywhere otherwise. Padded where the case is smaller than the patch."""
+    pads = [(0, max(0, s - n)) for n, s in zip(p.image.shape, patch)]
+    img = np.pad(p.image, pads, constant_values=float(p.image.min())) if any(x[1] for x in pads) else p.image
+    lab = np.pad(p.classes, pads) if any(x[1] for x in pads) else p.classes
+    centre = None
+    present = [c for c in np.unique(lab) if c > 0]
+    if present and rng.random() < fg_prob:
+        c = present[rng.integers(len(present))]
+        idx = np.flatnonzero(lab == c)
+        centre = np.unravel_index(idx[rng.integers(len(idx))], lab.shape)
+    starts = []
+    for ax in range(3):
+        hi = lab.shape[ax] - patch[ax]
+        if centre is not None:
+            s = centre[ax] - patch[ax] // 2 + rng.integers(-patch[ax] // 4, patch[ax] // 4 + 1)
+        else:
+            s = rng.integers(0, hi + 1)
+        starts.append(int(np.clip(s, 0, hi)))
+    sl = tuple(slice(s, s + n) for s, n in zip(starts, patch))
+    return img[sl], lab[sl]
+
+
+def augment_strong(img: np.ndarray, lab: np.ndarray, rng: np.random.Generator,
+                   rotate_deg: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rotation about the slice axis, left-right flip, gamma, a smooth bias field, contrast/brightness and noise
+    on a 0..1-normalised patch (MONAI transforms, seeded from ``rng``)."""
+    seed = int(rng.integers(2 ** 31))
+    if rotate_deg > 0:
+        ang = math.radians(rng.uniform(-rotate_deg, rotate_deg))
+        # MONAI's array transforms take numpy arrays too (its annotation names only tensors)
+        img = np.asarray(Rotate((ang, 0, 0), keep_size=True, mode="bilinear",
+                                padding_mode="border")(img[None])[0])  # type: ignore[arg-type]
+        lab = np.asarray(Rotate((ang, 0, 0), keep_size=True, mode="nearest",
+                                padding_mode="zeros")(lab[None])[0])  # type: ignore[arg-type]
+    if rng.random() < 0.5:          # the classes are side-agnostic: a mirrored orbit is a valid orbit
+        img, lab = img[..., ::-1], lab[..., ::-1]
+    x: np.ndarray = np.ascontiguousarray(img, np.float32)[None]
+    gamma = RandAdjustContrast(prob=0.8, gamma=(0.6, 1.6))
+    gamma.set_random_state(seed)
+    x = np.asarray(gamma(x))
+    bias = RandBiasField(prob=0.5, coeff_range=(0.0, 0.3), degree=3)
+    bias.set_random_state(seed + 1)
+    x = np.asarray(bias(x))
+    x = x * rng.uniform(0.8, 1.2) + rng.uniform(-0.1, 0.1)
+    x = x + rng.normal(0, rng.uniform(0, 0.05), x.shape)
+    return np.ascontiguousarray(x[0], np.float32), np.ascontiguousarray(lab, np.uint8)
+
+
+def _config(spec: SegSpec, bundle: Bundle, recipe: Recipe) -> SegConfig:
+    arch = bundle.metadata["architecture"]
+    return SegConfig("finetune", arch["name"], dict(arch.get("args", {})), spec, lr=recipe.lr,
+                     batch_size=recipe.batch_size, rotate_deg=recipe.rotate_deg, fg_prob=recipe.fg_prob)
+
+
+def _fingerprint(cases: Sequence[Case], bundle: Bundle, recipe: Recipe) -> str:
+    """What a resumed run must share with the stopped one: the cases' contents (a panel writes them afresh for each
+    run), the base's weights and the recipe."""
+    h = hashlib.sha256()
+    for c in cases:
+        h.update(f"{c.case_id}|{sha256_file(c.image)}|{sha256_file(c.segmentation) if c.segmentation else ''}\n"
+                 .encode())
+    h.update(str(bundle.metadata.get("weights_sha256", bundle.path)).encode())
+    h.update(repr(asdict(recipe)).encode())
+    return h.hexdigest()
+
+
+def mean_dice(model: torch.nn.Module, cases: Sequence[Prepared], cfg: SegConfig, device) -> float:
+    """The mean over structures of the mean Dice over ``cases`` (whole model-grid volumes)."""
+    return float(np.mean(list(validate(model, list(cases), cfg, device).values())))
+
+
+@dataclass
+class FinetuneReport:
+    bundle: Path
+    base: str
+    cases: int
+    outcome: Outcome
+    seconds: float
+
+    def summary(self) -> str:
+        o = self.outcome
+        if o.base_score is None:
+            return f"fine-tuned {self.base} on {self.cases} case(s) for {o.stop_step} steps (no held-out cases)"
+        verdict = "better than" if o.better_than_base else "NOT better than"
+        return (f"cross-validated mean Dice {o.tuned_score:.3f} after {o.stop_step} steps vs {o.base_score:.3f} for "
+                f"{self.base}: {verdict} the base")
+
+
+def finetune(cases: Sequence[Case], out: str | Path | None = None, base: Optional[str] = None,
+             recipe: Recipe = Recipe(), device: str | torch.device = "cpu", resume: bool = True,
+             progress: Optional[ProgressCallback] = None, overwrite: bool = False,
+             replay: Optional[SynthPool] = None) -> FinetuneReport:
+    """Fine-tune ``base`` (a bundle name or folder; default: the bundled MRI model) on ``cases`` (image +
+    segmentation each) and install the result at ``out`` (default: ``<user model folder>/<base>_ft``).
+
+    ``replay`` is the phantom pool to mix in (built from the recipe when None; a benchmark shares one)."""
+    t0 = time.perf_counter()
+    if not cases:
+        raise InputError("Fine-tuning needs at least one case with its corrected segmentation.")
+    missing = [c.case_id for c in cases if c.segmentation is None]
+    if missing:
+        raise InputError(f"Case(s) {', '.join(missing[:5])} have no segmentation: fine-tuning learns from corrected "
+                         "segmentations; give one per case (the manifest's 'segmentation' column).")
+    bundle = SEG_MODELS.find(base or "MR")
+    spec = SegSpec.from_metadata(bundle.metadata)
+    cfg = _config(spec, bundle, recipe)
+    out = Path(out) if out else user_model_folder() / f"{bundle.name}_ft"
+    plan = recipe.plan(len(cases))
+    progress = progress or (lambda d, t, m: emit(d, t, m))
+    device = torch.device(device)
+    progress(0, plan.total_steps(), f"preparing {len(cases)} case(s)")
+    data = prepare(list(cases), cfg)
+    if replay is None and recipe.replay_share > 0:
+        replay = SynthPool.build(spec, anatomies=recipe.replay_anatomies, seed=recipe.seed + 7700, templates=(0,),
+                                 fov_edge=0.2, progress=lambda d, t, m: progress(0, plan.total_steps(), m))
+    work = out.parent / f".{out.name}-finetune"
+    total = plan.total_steps()
+
+    def tick(tag: str, step: int, message: str) -> None:
+        """Progress over the whole plan: the folds in turn, then the final run."""
+        offset = plan.steps * (int(tag[4:]) if tag.startswith("fold") else len(plan.splits()))
+        progress(min(offset + step, total), total, f"{tag}: {message}")
+
+    def run(tag: str, tr: Sequence[int], va: Sequence[int], steps: int, eval_steps: Sequence[int]) -> list[float]:
+        return _train_run(tag, [data[i] for i in tr], [data[i] for i in va], steps, eval_steps, cfg, recipe,
+                          bundle, replay, device, work, resume, tick)[1]
+
+    with training_folder(work, checkpoint=("checkpoint.pt", "state.json"), finished=lambda: True):
+        work.mkdir(parents=True, exist_ok=True)
+        state = State(work, plan, _fingerprint(cases, bundle, recipe))
+        if state.stale or not resume:      # another run's checkpoint must not start this one
+            (work / "checkpoint.pt").unlink(missing_ok=True)
+        outcome = cross_validate(plan, state, run)
+        model, _ = _train_run("final", list(data), [], outcome.stop_step, [], cfg, recipe, bundle, replay, device,
+                              work, resume, tick)
+        seconds = time.perf_counter() - t0
+        meta = _metadata(bundle, out.name, cases, recipe, plan, outcome, seconds)
+        save_bundle(model.cpu(), out, meta, overwrite)
+    progress(plan.total_steps(), plan.total_steps(), "installed")
+    return FinetuneReport(out, bundle.name, len(cases), outcome, seconds)
+
+
+def _train_run(tag: str, tr: list[Prepared], va: list[Prepared], steps: int, eval_steps: Sequence[int],
+               cfg: SegConfig, recipe: Recipe, bundle: Bundle, replay: Optional[SynthPool], device: torch.device,
+               work: Path, resume: bool, tick) -> tuple[torch.nn.Module, list[float]]:
+    """One run from the base's weights: ``steps`` steps on ``tr``, the mean Dice of ``va`` at ``eval_steps``;
+    a checkpoint every ``recipe.eval_every`` steps (a rerun of the same tag goes on from it)."""
+    model = bundle.load_model(device).train()
+    opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+    curve: list[float] = []
+    ckpt = work / "checkpoint.pt"
+    start = 0
+
+    def apply(ck: dict) -> int:
+        if ck.get("tag") != tag:
+            raise ValueError(f"a checkpoint of run {ck.get('tag')}, not {tag}")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        curve[:] = [float(x) for x in ck.get("curve", [])]
+        return int(ck["step"])
+
+    initial = ({k: v.clone() for k, v in model.state_dict().items()}, opt.state_dict())
+
+    def reset() -> None:
+        model.load_state_dict(initial[0])
+        opt.load_state_dict(initial[1])
+        curve.clear()
+
+    if resume and ckpt.is_file():
+        start = resume_checkpoint(ckpt, apply, reset, map_location=device) or 0
+    tick(tag, start, f"resumed at step {start}" if start else "starting")
+    if start == 0 and va and 0 in eval_steps:
+        curve.append(mean_dice(model, va, cfg, device))
+    patch = cfg.spec.patch_dhw
+    for step in range(start, steps):
+        torch.manual_seed(recipe.seed * 100003 + step)
+        xs, ys = [], []
+        for b in range(recipe.batch_size):
+            rng = np.random.default_rng([recipe.seed, sum(map(ord, tag)), step, b])
+            if replay is not None and (not tr or rng.random() < recipe.replay_share):
+                img, lab = replay.sample(rng, patch, recipe.fg_prob)
+            else:
+                img, lab = sample_structure_patch(tr[rng.integers(len(tr))], patch, rng, recipe.fg_prob)
+                img, lab = augment_strong(img, lab, rng, recipe.rotate_deg)
+            xs.append(img)
+            ys.append(lab)
+        x = torch.from_numpy(np.stack(xs))[:, None].to(device)
+        y = torch.from_numpy(np.stack(ys)).to(device)
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y, cfg.spec.n_classes + 1, "ce_dice")
+        loss.backward()
+        opt.step()
+        done = step + 1
+        if va and done in eval_steps:
+            curve.append(mean_dice(model, va, cfg, device))
+            model.train()
+        tick(tag, done, f"step {done}/{steps} loss {float(loss.detach()):.3f}"
+             + (f", held-out Dice {curve[-1]:.3f}" if va and done in eval_steps else ""))
+        if done % recipe.eval_every == 0 and done < steps:
+            save_checkpoint({"tag": tag, "step": done, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                             "curve": curve}, ckpt)
+    ckpt.unlink(missing_ok=True)
+    return model.eval(), curve
+
+
+def _metadata(bundle: Bundle, name: str, cases: Sequence[Case], recipe: Recipe, plan: Plan, outcome: Outcome,
+              seconds: float) -> dict[str, Any]:
+    meta = {k: v for k, v in bundle.metadata.items() if k in ("task", "architecture", "input", "labels", "parameters")}
+    base_desc = bundle.metadata.get("description", "")
+    return {
+        **meta, "name": name, "version": "0.1.0",
+        "description": f"{bundle.name} fine-tuned on {len(cases)} of the user's corrected scans. {base_desc}".strip(),
+        "training_data": f"{len(cases)} user case(s): {', '.join(c.case_id for c in cases[:20])}"
+                         + (" ..." if len(cases) > 20 else "")
+                         + (f"; {recipe.replay_share:.0%} of the patches from {recipe.replay_anatomies} deformed "
+                            "atlas heads of random contrast" if recipe.replay_share > 0 else ""),
+        "initialised_from": {"bundle": bundle.name, "weights_sha256": bundle.metadata.get("weights_sha256")},
+        "finetune": {"base": bundle.name, "cases": [c.case_id for c in cases], "recipe": asdict(recipe),
+                     "folds": plan.folds, "steps": outcome.stop_step, "seconds": round(seconds, 1),
+                     "cross_validation": outcome.to_json()},
+        "metrics": ({"cross_validated_dice": outcome.tuned_score, "base_cross_validated_dice": outcome.base_score}
+                    if outcome.base_score is not None else {}),
+    }
+
+
+def with_settings(recipe: Recipe, **changes: Any) -> Recipe:
+    """The recipe with the settings given (None: keep the recipe's), the command line's overrides."""
+    return replace(recipe, **{k: v for k, v in changes.items() if v is not None})
+
+
+def out_folder(base: str, name: Optional[str] = None, out: Optional[str | Path] = None) -> Path:
+    """Where the fine-tuned bundle goes: ``out``, else ``<user model folder>/<name or base_ft>``; a name is a name,
+    never a path (one line otherwise), and never a bundled model's."""
+    if out:
+        return Path(out)
+    name = (name or f"{base}_ft").strip()
+    if not name or name in (".", "..") or Path(name).name != name or "\\" in name:
+        raise InputError(f"--name {name!r} is not a model name: give a plain name (letters, digits, - and _), "
+                         "or --out FOLDER for a folder.")
+    if name in SEG_MODELS.bundled:
+        raise InputError(f"--name {name}: that is a bundled model's name; choose another, a bundled model is never "
+                         "replaced.")
+    return user_model_folder() / name
+
+
+#: What ``seg finetune --summary DIR`` writes (the panels' job reads it).
+FINETUNE_SUMMARY = RESULT_FILE
+
+
+def write_summary(report: FinetuneReport, folder: str | Path) -> Path:
+    """``folder/result.json``: the installed bundle, its base, its figures and whether it beats the base."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    doc = {"model": report.bundle.name, "bundle": str(report.bundle), "base": report.base, "cases": report.cases,
+           "seconds": round(report.seconds, 1), "summary": report.summary(), **report.outcome.to_json()}
+    return write_text_atomic(folder / FINETUNE_SUMMARY, json.dumps(doc, indent=1))
