@@ -7,6 +7,7 @@ effect. The scene is adopted as OrbitAI's MRML context (`orbitai.mrml.scene.adop
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import shutil
 import socket
@@ -741,7 +742,7 @@ class OrbitWebApp(TrameApp):
         if panel.spec.actions:
             with html.Div(classes="d-flex mb-2"):
                 for action in panel.spec.actions:
-                    v3.VBtn(action.label, click=sending(self.state, lambda a=action: panel.run_action(a),
+                    v3.VBtn(action.label, click=sending(self.state, functools.partial(panel.run_action, action),
                                                         panel.option_vars()),
                             disabled=(f"!{enabled}",), variant="tonal", size="small", title=action.tip,
                             classes="mr-2", id=f"orbitai-{key}-{action.name}")
