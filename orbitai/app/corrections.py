@@ -18,7 +18,7 @@ import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 from orbitai.app import requirements_file
 from orbitai.app.panel_spec import Action, Option, PanelSpec, device_option
@@ -102,6 +102,8 @@ class FinetuneLogic(JobLogic):
     models = SEG_MODELS
     warm_worker = False      # minutes of training in a process of its own: predictions keep the warm worker
     needs_input = False
+    #: More ``seg finetune`` options (a shorter recipe in the tests).
+    extra_arguments: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def modelLabels(cls) -> list[str]:
@@ -146,7 +148,7 @@ class FinetuneLogic(JobLogic):
             args += ["--base", self.resolveModel(base).name]
         if (name or "").strip():
             args += ["--name", name.strip()]
-        return args
+        return args + list(self.extra_arguments)
 
     def importResults(self, out_dir: Path, input_node: Any = None, **options: Any) -> FinetuneOutputs:
         """Read the summary; add a table of the cross-validated figures (no input node needed)."""

@@ -334,7 +334,8 @@ class SectionPanel:
 
     def showResults(self, outputs: Any, inputNode: Any) -> None:
         self.spec.show(self.logic, outputs, inputNode, self.values())
-        self.widget.selectModel(getattr(outputs, "select_model", None))
+        if hasattr(outputs, "select_model"):     # a model was installed: listed now, chosen when it is better
+            self.widget.selectModel(outputs.select_model)
 
     def runAction(self, action: Any) -> None:
         """An action's button: its status line, or its error (nothing else changes)."""
@@ -445,12 +446,12 @@ class JobPanelMixin:
     def selectModel(self, name: Optional[str]) -> None:
         """After a section installed a model: offer it in the model choices at once, and choose it (``name``; None
         leaves the choice as it is)."""
-        if name is None or self._parameterNode is None:
-            return
-        option = next((o for o in self.panel.options if o.name == "model"), None)
-        if option is None:
+        if self._parameterNode is None:
             return
         self.initializeParameterNode()      # the choices read again and the combo boxes rebuilt
+        option = next((o for o in self.panel.options if o.name == "model"), None)
+        if name is None or option is None or option.choices is None:
+            return
         label = next((label for label, bundle in self.logic.modelChoices().items() if bundle == name), name)
         if label in option.choices():
             setattr(self._parameterNode, option.parameter, label)

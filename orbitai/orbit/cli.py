@@ -86,6 +86,11 @@ def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
     ft.add_argument("--overwrite", action="store_true", help="replace an earlier bundle of that name")
     ft.add_argument("--steps", type=int, help="the most training steps of one run (default 120)")
     ft.add_argument("--folds", type=int, help="cases held out in turn for early stopping (default 3; 1: none)")
+    ft.add_argument("--eval-every", type=int, metavar="N",
+                    help="score the held-out cases and keep a checkpoint every N steps (default 30)")
+    ft.add_argument("--replay-share", type=float, metavar="F",
+                    help="share of the patches rendered from deformed atlas heads, so that the model keeps what it "
+                         "knew (default 0.25; 0: only your cases)")
     ft.add_argument("--seed", type=int, default=0)
     ft.add_argument("--summary", metavar="DIR", help="also write DIR/result.json: the bundle and its figures")
     add_device_option(ft)
@@ -347,11 +352,13 @@ def run_finetune(args) -> int:
     from orbitai.orbit.models import SEG_MODELS
     from orbitai.result import check_outputs
 
-    for opt in ("steps", "folds"):
+    for opt in ("steps", "folds", "eval_every"):
         if getattr(args, opt) is not None and getattr(args, opt) < 1:
-            raise UserError(f"--{opt} must be at least 1, got {getattr(args, opt)}.")
+            raise UserError(f"--{opt.replace('_', '-')} must be at least 1, got {getattr(args, opt)}.")
     if args.seed < 0:
         raise UserError(f"--seed must be 0 or more, got {args.seed}.")
+    if args.replay_share is not None and not 0.0 <= args.replay_share < 1.0:
+        raise UserError(f"--replay-share must be a fraction in [0, 1), got {args.replay_share}.")
     cases = read_manifest(args.manifest)
     base = SEG_MODELS.find(args.base or "MR")
     out = out_folder(base.name, args.name, args.out)
@@ -359,7 +366,8 @@ def run_finetune(args) -> int:
     check_outputs(out, inputs, beside=(f".{out.name}-finetune",), bundle="segmentation", overwrite=args.overwrite)
     if args.summary:
         check_outputs(args.summary, inputs, (FINETUNE_SUMMARY,))
-    recipe = with_settings(Recipe(), steps=args.steps, folds=args.folds, seed=args.seed)
+    recipe = with_settings(Recipe(), steps=args.steps, folds=args.folds, eval_every=args.eval_every, seed=args.seed,
+                           replay_share=args.replay_share)
     report = finetune(cases, out, base.name, recipe, select_device(args.device), resume=not args.no_resume,
                       overwrite=args.overwrite)
     if args.summary:
@@ -376,7 +384,8 @@ def run_rank(args) -> int:
     import io
 
     from orbitai.device import select_device
-    from orbitai.orbit.rank import RANKING_FILE, rank_scans
+    from orbitai.orbit.rank import rank_scans
+    from orbitai.orbit.result import RANKING_FILE
     from orbitai.progress import emit
     from orbitai.result import check_outputs
     from orbitai.staging import write_text_atomic

@@ -18,7 +18,6 @@ from orbitai.errors import OrbitAIError, one_line
 from orbitai.io import read_volume
 from orbitai.orbit.anatomy import check_structures
 from orbitai.orbit.models import load_seg_model
-from orbitai.orbit.result import RANKING_FILE  # noqa: F401  (the command's file, named beside the ranking)
 from orbitai.orbit.rules import OrbitNotFoundError
 from orbitai.orbit.segment import segment
 from orbitai.progress import ProgressCallback

@@ -1,0 +1,116 @@
+"""Issue #48 in Slicer (the OrbitSegmentation Widget driven as Slicer 5.8.1 drives it, `slicer_widget_replay`, over a
+real scene and real child processes): the user marks corrected segmentations finished, "Learn from my corrections"
+fine-tunes on them with progress, Cancel keeps the work and pressing it again goes on where it stopped, the new model
+appears in the model list at once; "Which scan next" ranks the other loaded scans."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+pytest.importorskip("slicer")
+
+from orbitai.app.corrections import FINISHED, FinetuneLogic, finished_pairs
+from orbitai.mrml import new_scene, rows_from_table_node, segmentation_node_from_labels, volume_node_from_volume
+from orbitai.phantoms import orbit_case
+
+from slicer_widget_replay import load_module_widget
+
+SEEDS = (778301, 778302, 778303)   # never used for training cohorts
+
+
+@pytest.fixture()
+def panel(monkeypatch, tmp_path):
+    monkeypatch.setenv("ORBITAI_WARM_WORKER", "0")     # enter() starts the warm worker: not in these tests
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # the user model folder: ~/.orbitai/models
+    # a short recipe: 4 steps a run, held-out scoring and a checkpoint every 2, no phantom replay
+    monkeypatch.setattr(FinetuneLogic, "extra_arguments",
+                        ("--steps", "4", "--eval-every", "2", "--folds", "2", "--replay-share", "0"))
+    ctx = new_scene()
+    nodes = []
+    for n, seed in enumerate(SEEDS):
+        case = orbit_case(seed, "t2", oblique=False)
+        vol = volume_node_from_volume(ctx, case.image, name=f"scan{n}")
+        seg = segmentation_node_from_labels(ctx, case.labels, reference_node=vol, name=f"corrected{n}")
+        nodes.append((vol, seg))
+    p = load_module_widget(monkeypatch, "OrbitSegmentation", "5.8.1")
+    p.show()
+    yield p, nodes, tmp_path / "home" / ".orbitai" / "models"
+    p.widget.cleanup()
+    ctx.close()
+
+
+def run_until(section, done, timeout_s: float = 600.0) -> None:
+    t0 = time.monotonic()
+    while not done():
+        assert time.monotonic() - t0 < timeout_s, "the job did not get there"
+        section.timer.timeout.emit()
+        time.sleep(0.1)
+
+
+def test_mark_finetune_cancel_resume_and_the_new_model_is_listed(panel):
+    p, nodes, models = panel
+    w = p.widget
+    finetune = w.sections[0]
+    statuses: list[str] = []
+    shown = finetune.setStatus
+    finetune.setStatus = lambda text: (statuses.append(text), shown(text))   # type: ignore[method-assign]
+    for vol, seg in nodes[:2]:
+        w._parameterNode.inputVolume = vol
+        w._parameterNode.finetuneCorrected = seg
+        p.ui.markFinishedButton.clicked.emit(False)
+    assert [s.GetName() for s, _ in finished_pairs(w.logic.ctx.scene)] == ["corrected0", "corrected1"]
+    assert statuses[-1].startswith("2 finished segmentation(s)")
+    w._parameterNode.finetuneName = "mine"
+    w._parameterNode.finetuneDevice = "cpu"
+    assert p.ui.finetuneApplyButton.enabled
+    p.ui.finetuneApplyButton.clicked.emit(False)
+    assert finetune.controller.running and p.ui.finetuneApplyButton.text == "Cancel"
+    run_until(finetune, lambda: (models / ".mine-finetune" / "state.json").is_file())
+    p.ui.finetuneApplyButton.clicked.emit(False)             # Cancel: the work stays for the next press
+    assert not finetune.controller.running and statuses[-1].startswith("Cancelled")
+    assert (models / ".mine-finetune" / "state.json").is_file() and not (models / "mine").exists()
+    del statuses[:]
+    p.ui.finetuneApplyButton.clicked.emit(False)
+    run_until(finetune, lambda: not finetune.controller.running)
+    assert not any("fold0: step" in s for s in statuses), "the finished fold ran again"
+    assert any(s.startswith("fold1:") for s in statuses) and statuses[-1].startswith("Installed 'mine'"), statuses[-3:]
+    assert (models / "mine" / "metadata.json").is_file() and not (models / ".mine-finetune").exists()
+    assert "mine" in p.ui.modelSelector.items                 # listed at once, no restart
+    outputs = finetune.controller.outputs
+    assert (w._parameterNode.model == "mine") == (outputs.better_than_base is not False)
+    rows = rows_from_table_node(outputs.table_node)
+    assert [r["model"] for r in rows] == ["orbit_svnet_mri_demo", "mine"]
+
+
+def test_unmark_and_refusals_are_one_line(panel):
+    p, nodes, _ = panel
+    w = p.widget
+    finetune = w.sections[0]
+    w._parameterNode.finetuneCorrected = None
+    p.ui.markFinishedButton.clicked.emit(False)
+    assert p.ui.finetuneStatusLabel.text == "Select the scan and its corrected segmentation."
+    p.ui.finetuneApplyButton.clicked.emit(False)              # nothing finished: refused before any child starts
+    assert not finetune.controller.running and "No finished segmentation" in p.ui.finetuneStatusLabel.text
+    vol, seg = nodes[0]
+    w._parameterNode.inputVolume, w._parameterNode.finetuneCorrected = vol, seg
+    p.ui.markFinishedButton.clicked.emit(False)
+    assert seg.GetAttribute(FINISHED) == "1"
+    p.ui.unmarkFinishedButton.clicked.emit(False)
+    assert seg.GetAttribute(FINISHED) is None and finished_pairs(w.logic.ctx.scene) == []
+
+
+def test_which_scan_next_ranks_the_scans_without_a_finished_segmentation(panel):
+    p, nodes, _ = panel
+    w = p.widget
+    rank = w.sections[1]
+    vol, seg = nodes[0]
+    w._parameterNode.inputVolume, w._parameterNode.finetuneCorrected = vol, seg
+    p.ui.markFinishedButton.clicked.emit(False)
+    w._parameterNode.rankDevice = "cpu"
+    p.ui.rankApplyButton.clicked.emit(False)
+    run_until(rank, lambda: not rank.controller.running)
+    rows = rows_from_table_node(rank.controller.outputs.table_node)
+    assert sorted(r["scan"] for r in rows) == ["scan1", "scan2"]          # scan0 is finished: not offered
+    assert [r["rank"] for r in rows] == [1, 2] and rows[0]["doubt"] >= rows[1]["doubt"]
+    assert p.ui.rankStatusLabel.text.startswith("2 scan(s) ranked; correct '")
