@@ -10,7 +10,7 @@ both sides, mean over structures then cases.
 - ``ft3``/``ft10``: the recipe as shipped (``orbitai.orbit.finetune.Recipe``: early stopping on the cases held out
   in turn) on the first 3 / all 10 pool cases; the time is the whole ``finetune`` call on this machine.
 - ranking: ``seg rank`` (the base model's doubt) picks 3 of the 10 pool cases; against it, 3 random picks (three
-  seeds). Both arms use the recipe without cross-validation (``folds=1``, the full 120 steps), so that only the
+  seeds). Both arms use the recipe without cross-validation (``folds=1``, the full 200 steps), so that only the
   choice of cases differs.
 
 ``python -m benchmarks finetune`` -> ``benchmarks/results/finetune.json`` (about an hour on 2 cores).
@@ -118,7 +118,7 @@ def main() -> None:
     notes = {"domain": "FLAIR-like orbit MRI, 5 mm axial slices, held-out SynthSeg heads: pool from heads "
                        f"{list(POOL_HEADS)} (seeds {POOL_SEED}+i), test from heads {list(TEST_HEADS)} (seeds {TEST_SEED}+i)",
              "base": "the bundled default MRI model (orbit_svnet_mri_demo)", "recipe": str(Recipe()),
-             "ranking_arms": "recipe with folds=1 (no early stopping, 120 steps) for top-3 and random-3 alike",
+             "ranking_arms": "recipe with folds=1 (no early stopping, 200 steps) for top-3 and random-3 alike",
              "seconds": "whole finetune call incl. the phantom replay pool build, 2 CPU threads"}
     write_result("finetune", metrics, targets, notes)
 

@@ -78,7 +78,7 @@ def test_mark_finetune_cancel_resume_and_the_new_model_is_listed(panel):
     assert (models / "mine" / "metadata.json").is_file() and not (models / ".mine-finetune").exists()
     assert "mine" in p.ui.modelSelector.items                 # listed at once, no restart
     outputs = finetune.controller.outputs
-    assert (w._parameterNode.model == "mine") == (outputs.better_than_base is not False)
+    assert (w._parameterNode.model == "mine") == bool(outputs.better_than_base)
     rows = rows_from_table_node(outputs.table_node)
     assert [r["model"] for r in rows] == ["orbit_svnet_mri_demo", "mine"]
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Optional
@@ -36,6 +38,8 @@ from orbitai.result import RESULT_FILE
 FINISHED = "OrbitAI.Finished"
 #: Segmentation-node attribute: the ID of the scan (volume node) the finished segmentation belongs to.
 FINISHED_SCAN = "OrbitAI.FinishedScan"
+#: Environment variable: more ``orbitai seg finetune`` options for the panels' fine-tuning (e.g. ``--steps 400``).
+OPTIONS_VARIABLE = "ORBITAI_FINETUNE_OPTIONS"
 #: The base model choice that means the bundled MRI model.
 BUNDLED_MRI = "Bundled MRI model"
 
@@ -85,12 +89,15 @@ class FinetuneOutputs:
     @property
     def select_model(self) -> Optional[str]:
         """The model the panel's model choice should switch to: the new one, when it beats its base."""
-        return self.model if self.better_than_base is not False else None
+        return self.model if self.better_than_base else None
 
     def summary(self) -> str:
         if self.better_than_base is False:
             return (f"Installed '{self.model}', but it does not beat its base on your held-out cases: keep using the "
                     f"base. {self.summary_text}")
+        if self.better_than_base is None:
+            return (f"Installed '{self.model}' (one finished case: none held out to compare it with its base; choose "
+                    f"it in the model list to use it). {self.summary_text}")
         return f"Installed '{self.model}' and selected it. {self.summary_text}"
 
 
@@ -102,7 +109,7 @@ class FinetuneLogic(JobLogic):
     models = SEG_MODELS
     warm_worker = False      # minutes of training in a process of its own: predictions keep the warm worker
     needs_input = False
-    #: More ``seg finetune`` options (a shorter recipe in the tests).
+    #: More ``seg finetune`` options (a shorter recipe in the tests); the environment's `OPTIONS_VARIABLE` adds its own.
     extra_arguments: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
@@ -148,7 +155,7 @@ class FinetuneLogic(JobLogic):
             args += ["--base", self.resolveModel(base).name]
         if (name or "").strip():
             args += ["--name", name.strip()]
-        return args + list(self.extra_arguments)
+        return args + list(self.extra_arguments) + shlex.split(os.environ.get(OPTIONS_VARIABLE, ""))
 
     def importResults(self, out_dir: Path, input_node: Any = None, **options: Any) -> FinetuneOutputs:
         """Read the summary; add a table of the cross-validated figures (no input node needed)."""

@@ -84,10 +84,10 @@ def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
     ft.add_argument("--name", help="the new model's name (default: <base>_ft); it is installed in ~/.orbitai/models")
     ft.add_argument("--out", help="write the bundle to this folder instead of the user model folder")
     ft.add_argument("--overwrite", action="store_true", help="replace an earlier bundle of that name")
-    ft.add_argument("--steps", type=int, help="the most training steps of one run (default 120)")
+    ft.add_argument("--steps", type=int, help="the most training steps of one run (default 200)")
     ft.add_argument("--folds", type=int, help="cases held out in turn for early stopping (default 3; 1: none)")
     ft.add_argument("--eval-every", type=int, metavar="N",
-                    help="score the held-out cases and keep a checkpoint every N steps (default 30)")
+                    help="score the held-out cases and keep a checkpoint every N steps (default 50)")
     ft.add_argument("--replay-share", type=float, metavar="F",
                     help="share of the patches rendered from deformed atlas heads, so that the model keeps what it "
                          "knew (default 0.25; 0: only your cases)")
