@@ -97,6 +97,7 @@ def test_a_cancel_keeps_the_work_and_the_same_command_resumes_to_the_same_weight
     assert report.outcome.to_json() == clean[0].outcome.to_json()
 
 
+@pytest.mark.slow   # ~60 s: a second interrupted run; the resume test above keeps the bar in the default suite
 def test_other_cases_do_not_resume_a_stopped_run(cases, tmp_path):
     def stop(done, total, message):
         if message.startswith("fold1: step 3/"):
