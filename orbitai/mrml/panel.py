@@ -17,6 +17,7 @@ import slicer
 import vtk
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 
+from orbitai.errors import OrbitAIError
 from orbitai.mrml.jobs import JobLogic, ModuleJob
 
 __all__ = ["JobView", "JobController", "JobPanelMixin", "SectionPanel", "POLL_MS", "describeModule", "parameter_node_class", "parameterChoices",
@@ -298,15 +299,11 @@ class SectionPanel:
     It is the section's `JobView`."""
 
     def __init__(self, widget: "JobPanelMixin", spec: Any) -> None:
-        import qt
-
         self.widget, self.spec = widget, spec
         self.logic = spec.logic()
         self.controller = JobController(self.logic, self, self.jobInputs, self.showResults, self.whyNotReady,
                                         spec.apply_tip)
-        self.timer = qt.QTimer()
-        self.timer.setInterval(POLL_MS)
-        self.timer.timeout.connect(self.controller.poll)
+        self.timer = widget.pollTimer(self.controller.poll)
         self.ui("ApplyButton").connect("clicked(bool)", self.onApply)
         for action in spec.actions:
             getattr(widget.ui, f"{action.name}Button").connect("clicked(bool)", self._actionSlot(action))
@@ -339,8 +336,6 @@ class SectionPanel:
 
     def runAction(self, action: Any) -> None:
         """An action's button: its status line, or its error (nothing else changes)."""
-        from orbitai.errors import OrbitAIError
-
         try:
             self.setStatus(action.run(self.logic, self.widget.inputNode(), self.values()))
         except OrbitAIError as exc:
@@ -421,8 +416,6 @@ class JobPanelMixin:
 
     def setupJobPanel(self) -> None:
         """Load ``UI/<Module>.ui``, make the panel's Logic and its `JobController`, connect the parameter node."""
-        import qt
-
         logic, applyToolTip = self.panel.logic(), self.panel.apply_tip
         uiWidget = slicer.util.loadUI(self.resourcePath(f"UI/{self.panel.module}.ui"))
         self.layout.addWidget(uiWidget)
@@ -433,15 +426,23 @@ class JobPanelMixin:
         self._parameterNodeGuiTag = None
         self.jobController = JobController(logic, self, self.jobInputs, self.showResults, self.whyNotReady,
                                            applyToolTip)
-        self._jobTimer = qt.QTimer()
-        self._jobTimer.setInterval(POLL_MS)
-        self._jobTimer.timeout.connect(self.jobController.poll)
+        self._jobTimer = self.pollTimer(self.jobController.poll)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.sections = [SectionPanel(self, spec) for spec in self.panel.sections]
         self.setupWidgets()
         self.initializeParameterNode()
+
+    @staticmethod
+    def pollTimer(poll: Callable[[], None]) -> Any:
+        """A QTimer calling ``poll`` every `POLL_MS` while started (Qt imported here: the module imports headless)."""
+        import qt
+
+        timer = qt.QTimer()
+        timer.setInterval(POLL_MS)
+        timer.timeout.connect(poll)
+        return timer
 
     def selectModel(self, name: Optional[str]) -> None:
         """After a section installed a model: offer it in the model choices at once, and choose it (``name``; None

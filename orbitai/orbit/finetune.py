@@ -32,6 +32,7 @@ from monai.transforms import RandAdjustContrast, RandBiasField, Rotate
 from orbitai.bundle import save_bundle
 from orbitai.bundle.core import Bundle
 from orbitai.cohort.manifest import Case
+from orbitai.cohort.splits import kfold_split
 from orbitai.engine.inference import SegSpec
 from orbitai.errors import InputError
 from orbitai.io.checksums import sha256_file
@@ -69,8 +70,10 @@ class Recipe:
     seed: int = 0
 
     def plan(self, n_cases: int) -> Plan:
-        folds = min(self.folds, n_cases) if self.folds >= 2 and n_cases >= 2 else 1
-        return Plan(n_cases, folds, self.steps, self.eval_every, self.seed)
+        """The cases held out in turn (`kfold_split`, at most one fold per case; one case: none) and the schedule."""
+        k = min(self.folds, n_cases) if self.folds >= 2 and n_cases >= 2 else 1
+        splits = [kfold_split(n_cases, k, f, self.seed) for f in range(k)] if k >= 2 else []
+        return Plan(n_cases, self.steps, self.eval_every, tuple((tuple(tr), tuple(va)) for tr, va in splits))
 
 
 def sample_structure_patch(p: Prepared, patch: Sequence[int], rng: np.random.Generator,
@@ -196,7 +199,7 @@ def finetune(cases: Sequence[Case], out: str | Path | None = None, base: Optiona
 
     def tick(tag: str, step: int, message: str) -> None:
         """Progress over the whole plan: the folds in turn, then the final run."""
-        offset = plan.steps * (int(tag[4:]) if tag.startswith("fold") else len(plan.splits()))
+        offset = plan.steps * (int(tag[4:]) if tag.startswith("fold") else len(plan.folds))
         progress(min(offset + step, total), total, f"{tag}: {message}")
 
     def run(tag: str, tr: Sequence[int], va: Sequence[int], steps: int, eval_steps: Sequence[int]) -> list[float]:
@@ -294,7 +297,7 @@ def _metadata(bundle: Bundle, name: str, cases: Sequence[Case], recipe: Recipe, 
                             "atlas heads of random contrast" if recipe.replay_share > 0 else ""),
         "initialised_from": {"bundle": bundle.name, "weights_sha256": bundle.metadata.get("weights_sha256")},
         "finetune": {"base": bundle.name, "cases": [c.case_id for c in cases], "recipe": asdict(recipe),
-                     "folds": plan.folds, "steps": outcome.stop_step, "seconds": round(seconds, 1),
+                     "folds": len(plan.folds), "steps": outcome.stop_step, "seconds": round(seconds, 1),
                      "cross_validation": outcome.to_json()},
         "metrics": ({"cross_validated_dice": outcome.tuned_score, "base_cross_validated_dice": outcome.base_score}
                     if outcome.base_score is not None else {}),

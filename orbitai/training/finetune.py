@@ -2,8 +2,8 @@
 
 A task (``orbitai/orbit/finetune.py``) supplies how one run trains and scores; this module runs the plan:
 
-1. **Cross-validation for early stopping.** With ``folds`` >= 2 the user's cases are held out in turn
-   (:func:`orbitai.cohort.splits.kfold_split`); each fold fine-tunes from the base and scores its held-out cases
+1. **Cross-validation for early stopping.** With folds, the user's cases are held out in turn (the task splits
+   them, e.g. with :func:`orbitai.cohort.splits.kfold_split`); each fold fine-tunes from the base and scores its held-out cases
    every ``eval_every`` steps, the base itself at step 0. The step with the best mean over the folds is the
    stopping point, and the curve at step 0 is the base's own cross-validated figure.
 2. **The final run** trains on every case for that many steps and is installed as a new bundle in the user's model
@@ -26,7 +26,6 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from orbitai.bundle.core import search_paths
-from orbitai.cohort.splits import kfold_split
 from orbitai.staging import write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -47,22 +46,20 @@ class Plan:
     """The cross-validation plan of one fine-tuning (saved in its work folder and in the bundle)."""
 
     cases: int
-    folds: int
     steps: int          # the most steps a run may take
     eval_every: int
-    seed: int = 0
+    #: (training indices, held-out indices) of each fold (the task's split, e.g. `orbitai.cohort.splits.kfold_split`);
+    #: none: no cross-validation
+    folds: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...] = ()
 
     @property
     def eval_steps(self) -> list[int]:
         """The steps at which a fold scores its held-out cases (0: the base)."""
         return list(range(0, self.steps + 1, self.eval_every))
 
-    def splits(self) -> list[tuple[list[int], list[int]]]:
-        return [kfold_split(self.cases, self.folds, f, self.seed) for f in range(self.folds)] if self.folds >= 2 else []
-
     def total_steps(self) -> int:
         """Training steps of the whole plan (folds at full length, the final run at most as long)."""
-        return self.steps * (len(self.splits()) + 1)
+        return self.steps * (len(self.folds) + 1)
 
 
 @dataclass
@@ -102,7 +99,8 @@ class State:
 
     def __init__(self, work: Path, plan: Plan, fingerprint: str):
         self.path = work / "state.json"
-        self.key = {"plan": asdict(plan), "fingerprint": fingerprint}
+        # as it reads back from JSON (tuples as lists), so that the same plan compares equal
+        self.key = json.loads(json.dumps({"plan": asdict(plan), "fingerprint": fingerprint}))
         self.curves: dict[str, list[float]] = {}
         self.stale = False      # an earlier run's state with other cases or settings was found (and dropped)
         if self.path.is_file():
@@ -128,7 +126,7 @@ class State:
 def cross_validate(plan: Plan, state: State, run: RunFn) -> Outcome:
     """Every fold of ``plan`` (those in ``state`` are not run again), then the stopping step."""
     curves = []
-    for f, (tr, va) in enumerate(plan.splits()):
+    for f, (tr, va) in enumerate(plan.folds):
         tag = f"fold{f}"
         curve = state.done(tag)
         if curve is None:
