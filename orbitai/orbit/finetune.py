@@ -197,10 +197,17 @@ def finetune(cases: Sequence[Case], out: str | Path | None = None, base: Optiona
     work = out.parent / f".{out.name}-finetune"
     total = plan.total_steps()
 
+    clock: list[float] = []     # (time, position) of the first step this process ran
+
     def tick(tag: str, step: int, message: str) -> None:
-        """Progress over the whole plan: the folds in turn, then the final run."""
-        offset = plan.steps * (int(tag[4:]) if tag.startswith("fold") else len(plan.folds))
-        progress(min(offset + step, total), total, f"{tag}: {message}")
+        """Progress over the whole plan (the folds in turn, then the final run), with the time left at this pace."""
+        done = min(plan.steps * (int(tag[4:]) if tag.startswith("fold") else len(plan.folds)) + step, total)
+        if not clock:
+            clock[:] = [time.perf_counter(), done]
+        elif done > clock[1]:
+            left = (time.perf_counter() - clock[0]) / (done - clock[1]) * (total - done)
+            message += f", about {max(1, round(left / 60))} min left"
+        progress(done, total, f"{tag}: {message}")
 
     def run(tag: str, tr: Sequence[int], va: Sequence[int], steps: int, eval_steps: Sequence[int]) -> list[float]:
         return _train_run(tag, [data[i] for i in tr], [data[i] for i in va], steps, eval_steps, cfg, recipe,
