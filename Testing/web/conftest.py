@@ -64,8 +64,4 @@ def driver(web_tools, downloads):
 @pytest.fixture()
 def page(server, driver) -> WebPage:
     """The page, opened afresh on a closed scene, with every view's first frame shown."""
-    p = WebPage(driver, server.url)
-    p.wait_views()
-    p.click("orbitai-close-scene")
-    p.wait_state("volumes", lambda v: v == [], 20)
-    return p
+    return WebPage.fresh(driver, server.url)

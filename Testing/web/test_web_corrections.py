@@ -26,11 +26,7 @@ def server(web_tools, web_data, home):
 
 @pytest.fixture()
 def page(server, driver) -> WebPage:
-    p = WebPage(driver, server.url)
-    p.wait_views()
-    p.click("orbitai-close-scene")
-    p.wait_state("volumes", lambda v: v == [], 20)
-    return p
+    return WebPage.fresh(driver, server.url)
 
 
 def load_with_segmentation(page) -> str:

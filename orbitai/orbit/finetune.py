@@ -38,7 +38,7 @@ from orbitai.errors import InputError
 from orbitai.io.checksums import sha256_file
 from orbitai.orbit.configs import SegConfig
 from orbitai.orbit.models import SEG_MODELS
-from orbitai.orbit.synth import SynthPool
+from orbitai.orbit.synth import SynthPool, patch_window
 from orbitai.orbit.train import Prepared, loss_fn, prepare, validate
 from orbitai.progress import ProgressCallback, emit
 from orbitai.result import RESULT_FILE
@@ -89,15 +89,7 @@ def sample_structure_patch(p: Prepared, patch: Sequence[int], rng: np.random.Gen
         c = present[rng.integers(len(present))]
         idx = np.flatnonzero(lab == c)
         centre = np.unravel_index(idx[rng.integers(len(idx))], lab.shape)
-    starts = []
-    for ax in range(3):
-        hi = lab.shape[ax] - patch[ax]
-        if centre is not None:
-            s = centre[ax] - patch[ax] // 2 + rng.integers(-patch[ax] // 4, patch[ax] // 4 + 1)
-        else:
-            s = rng.integers(0, hi + 1)
-        starts.append(int(np.clip(s, 0, hi)))
-    sl = tuple(slice(s, s + n) for s, n in zip(starts, patch))
+    sl = patch_window(lab.shape, patch, centre, rng)
     return img[sl], lab[sl]
 
 

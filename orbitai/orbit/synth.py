@@ -123,15 +123,7 @@ class SynthPool:
         if rng.random() < fg_prob and h.where:
             c = list(h.where)[rng.integers(len(h.where))]
             centre = np.unravel_index(h.where[c][rng.integers(len(h.where[c]))], shape)
-        starts = []
-        for ax in range(3):
-            hi = max(shape[ax] - patch[ax], 0)
-            if centre is not None:
-                s = centre[ax] - patch[ax] // 2 + rng.integers(-patch[ax] // 4, patch[ax] // 4 + 1)
-            else:
-                s = rng.integers(0, hi + 1)
-            starts.append(int(np.clip(s, 0, hi)))
-        sl = tuple(slice(s, s + n) for s, n in zip(starts, patch))
+        sl = patch_window(shape, patch, centre, rng)
         tissue, lab = _pad(h.tissue[sl], patch), _pad(h.classes[sl], patch)
         edge = _fov_edge(lab, rng, self.spacing) if rng.random() < self.fov_edge else None
         img = render(tissue, rng, self.spacing, edge)
@@ -141,6 +133,21 @@ class SynthPool:
         if rng.random() < 0.5:      # classes are side-agnostic: a mirrored head is a valid head
             img, lab = img[..., ::-1], lab[..., ::-1]
         return np.ascontiguousarray(img, np.float32), np.ascontiguousarray(lab, np.uint8)
+
+
+def patch_window(shape: Sequence[int], patch: Sequence[int], centre: Optional[Sequence[int]],
+                 rng: np.random.Generator) -> tuple[slice, ...]:
+    """A patch's place in a volume of ``shape``: around ``centre`` with a jitter of a quarter patch, or anywhere
+    (None); inside the volume where it fits."""
+    starts = []
+    for ax in range(3):
+        hi = max(shape[ax] - patch[ax], 0)
+        if centre is not None:
+            s = centre[ax] - patch[ax] // 2 + rng.integers(-patch[ax] // 4, patch[ax] // 4 + 1)
+        else:
+            s = rng.integers(0, hi + 1)
+        starts.append(int(np.clip(s, 0, hi)))
+    return tuple(slice(s, s + n) for s, n in zip(starts, patch))
 
 
 def _open_eyes(tissue: np.ndarray, labels: np.ndarray, rng: np.random.Generator, row_mm: float) -> None:

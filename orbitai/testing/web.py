@@ -143,6 +143,15 @@ class WebPage:
         self.driver = driver
         driver.get(url)
 
+    @classmethod
+    def fresh(cls, driver: Any, url: str) -> "WebPage":
+        """The page opened afresh on a closed scene, with every view's first frame shown."""
+        p = cls(driver, url)
+        p.wait_views()
+        p.click("orbitai-close-scene")
+        p.wait_state("volumes", lambda v: v == [], 20)
+        return p
+
     # ------------------------------------------------------------ waiting
     def wait(self, condition: Callable[[], Any], timeout_s: float = 60.0, what: str = "the condition",
              interval_s: float = 0.1) -> Any:
