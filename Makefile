@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.orbitai-installed
 
-.PHONY: demo lint test web test-all bench models scan-classifier trust tao-trust ivgc-trust neuro-trust mri-model orbit-heads-model tao-models ivgc-models neuro-models neuro-lesion-model venv clean
+.PHONY: demo lint test web test-all bench models scan-classifier trust tao-trust ivgc-trust neuro-trust mri-model orbit-heads-edge tao-models ivgc-models neuro-models neuro-lesion-model venv clean
 
 venv: $(STAMP) test-tools
 
@@ -74,19 +74,19 @@ models: $(STAMP)
 # from 24 T1/T2 MRI phantoms (seed 2100; benchmarks hold out 9100+), started from orbit_svnet_dr_demo's
 # weights; 90 epochs (~45-50 min on 2 CPU cores), then 40 at a lower learning rate with a fifth of the
 # synthetic patches cut by the field of view (~25 min). The same commands use a GPU with --device cuda.
+# The default MRI model, three stages on 2 CPU cores (~2.3 h in all; README: Orbit segmentation on MRI): two on
+# deformed atlas heads (svnet-demo-mri, then its field-of-view stage), then issue #46's stage on synthetic heads of 17
+# anatomies (the atlas and the 16 SynthSeg training heads with the atlas's muscles and nerves carried in; heads 17-20
+# held out for choices). Each stage resumes from its checkpoint when interrupted (run it again). A further
+# field-of-view stage on the heads (orbit-heads-edge) was tried and not kept (benchmarks/results/orbit_mri_variants.json).
 mri-model: $(STAMP)
-	$(PY) -m orbitai phantom orbit-mri --n 24 --seed 2100 --out $(COHORTS)/mri_train --montage-cases 0
-	$(PY) -m orbitai seg train --manifest $(COHORTS)/mri_train/manifest.csv --config svnet-demo-mri --init $(MODELS)/orbit_svnet_dr_demo --out build/models/orbit_svnet_mri_stage1
-	$(PY) -m orbitai seg train --manifest $(COHORTS)/mri_train/manifest.csv --config svnet-demo-mri-edge --init build/models/orbit_svnet_mri_stage1 --out $(MODELS)/orbit_svnet_mri_demo
-
-# Issue #46: the MRI model fine-tuned on synthetic heads of 17 anatomies (the atlas and the 16 SynthSeg training heads
-# with the atlas's muscles and nerves carried in; heads 17-20 held out for choices), 90 epochs, then 40 with a fifth
-# of the patches cut by the field of view. Each step resumes from its checkpoint when interrupted (run it again).
-# Time on 2 CPU cores: see README (Orbit MRI model). Chosen over the bundle by `python -m benchmarks orbit_mri_variants`.
-orbit-heads-model: $(STAMP)
 	test -f $(COHORTS)/mri_train/manifest.csv || $(PY) -m orbitai phantom orbit-mri --n 24 --seed 2100 --out $(COHORTS)/mri_train --montage-cases 0
-	$(PY) -m orbitai seg train --manifest $(COHORTS)/mri_train/manifest.csv --config svnet-demo-mri-heads --init $(MODELS)/orbit_svnet_mri_demo --out build/models/orbit_svnet_mri_heads
-	$(PY) -m orbitai seg train --manifest $(COHORTS)/mri_train/manifest.csv --config svnet-demo-mri-heads-edge --init build/models/orbit_svnet_mri_heads --out build/models/orbit_svnet_mri_heads_edge
+	$(PY) -m orbitai seg train --manifest $(COHORTS)/mri_train/manifest.csv --config svnet-demo-mri --init $(MODELS)/orbit_svnet_dr_demo --out build/models/orbit_svnet_mri_stage1
+	$(PY) -m orbitai seg train --manifest $(COHORTS)/mri_train/manifest.csv --config svnet-demo-mri-edge --init build/models/orbit_svnet_mri_stage1 --out build/models/orbit_svnet_mri_atlas
+	$(PY) -m orbitai seg train --manifest $(COHORTS)/mri_train/manifest.csv --config svnet-demo-mri-heads --init build/models/orbit_svnet_mri_atlas --out $(MODELS)/orbit_svnet_mri_demo --overwrite
+
+orbit-heads-edge: $(STAMP)
+	$(PY) -m orbitai seg train --manifest $(COHORTS)/mri_train/manifest.csv --config svnet-demo-mri-heads-edge --init $(MODELS)/orbit_svnet_mri_demo --out build/models/orbit_svnet_mri_heads_edge
 
 # TAO activity demo networks (paper 000): 800 phantom cases (1600 eyes), reduced width, the paper's
 # schedules compressed; ~25 min per network on 2 CPU cores after ~8 min of preprocessing.

@@ -8,8 +8,9 @@ Real scans (``../shared/data/ms_flair_raw_lesjak``): structure-sides found and i
 (``orbitai.orbit.anatomy.RANGES``), of 12 per scan, and eyeballs within 5.5-9.5 cm3.
 
 Variants: ``bundled`` (``orbit_svnet_mri_demo``) and each bundle folder named in ORBITAI_MRI_VARIANTS
-(name=path, comma-separated; default: ``heads=build/models/orbit_svnet_mri_heads``, the ``svnet-demo-mri-heads``
-configuration, and ``heads_edge=build/models/orbit_svnet_mri_heads_edge``).
+(name=path, comma-separated; default: ``atlas=build/models/orbit_svnet_mri_atlas``, the atlas-only model that was
+bundled before issue 46, and ``heads_edge=build/models/orbit_svnet_mri_heads_edge``, ``make orbit-heads-edge``).
+The stored result predates the choice: there ``bundled`` is the atlas-only model and ``heads`` today's default.
 
 ``python -m benchmarks orbit_mri_variants`` -> ``benchmarks/results/orbit_mri_variants.json``.
 """
@@ -30,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def variants() -> dict[str, str]:
     built = ROOT / "build" / "models"
-    spec = os.environ.get("ORBITAI_MRI_VARIANTS", f"heads={built / 'orbit_svnet_mri_heads'},"
+    spec = os.environ.get("ORBITAI_MRI_VARIANTS", f"atlas={built / 'orbit_svnet_mri_atlas'},"
                                                   f"heads_edge={built / 'orbit_svnet_mri_heads_edge'}")
     out = {"bundled": "orbit_svnet_mri_demo"}
     for item in filter(None, spec.split(",")):

@@ -331,7 +331,11 @@ def _training_data(cfg, manifest: str | None, n: int) -> str:
     parts = [f"{n} cases listed in {Path(manifest).name}"] if manifest else []
     if "synth" in cfg.extra:
         s = cfg.extra["synth"]
-        parts.append(f"patches rendered on the fly from {s.get('anatomies')} deformed atlas heads (seed "
+        templates = list(s.get("templates", (0,)))
+        what = ("deformed atlas heads" if templates == [0] else
+                f"deformed heads of {len(templates)} anatomies (the atlas and SynthSeg heads {templates[1:]})"
+                if 0 in templates else f"deformed SynthSeg heads {templates}")
+        parts.append(f"patches rendered on the fly from {s.get('anatomies')} {what} (seed "
                      f"{s.get('seed')}; random contrast per tissue, slice thickness, bias, noise)")
     return "; ".join(parts)
 
