@@ -215,7 +215,8 @@ class ModulePanel:
         self.state[self.var("table_headers")] = [{"title": n, "key": f"c{i}"} for i, n in enumerate(names)]
         self.state[self.var("table_rows")] = [{f"c{i}": _cell(r[n]) for i, n in enumerate(names)} for r in rows]
         self.app.refresh_nodes()
-        self.app.select_model(getattr(outputs, "select_model", None))
+        if hasattr(outputs, "select_model"):     # a model was installed: listed now, chosen when it is better
+            self.app.select_model(outputs.select_model)
 
     def run_action(self, action: Action) -> None:
         """An action's button (`orbitai.app.panel_spec.Action`): its status line, or its error."""
