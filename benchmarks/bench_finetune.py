@@ -13,10 +13,13 @@ both sides, mean over structures then cases.
   seeds). Both arms use the recipe without cross-validation (``folds=1``, the full 200 steps), so that only the
   choice of cases differs.
 
-``python -m benchmarks finetune`` -> ``benchmarks/results/finetune.json`` (about an hour on 2 cores).
+``python -m benchmarks finetune`` -> ``benchmarks/results/finetune.json`` (about 25 min on 2 cores). With
+``ORBITAI_FINETUNE_BASE=<bundle folder>`` the same run from another base -> ``finetune_<folder name>.json`` (the
+atlas-only model that was bundled before issue 46: ``build/models/orbit_svnet_mri_atlas``).
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -60,6 +63,9 @@ def main() -> None:
     from orbitai.engine.inference import SegSpec
 
     torch.set_num_threads(2)
+    base_choice = os.environ.get("ORBITAI_FINETUNE_BASE")   # another base (a bundle folder): its own result file
+    base_name = f"{base_choice} (ORBITAI_FINETUNE_BASE)" if base_choice else "the bundled default MRI model " \
+        "(orbit_svnet_mri_demo)"
     metrics: dict[str, Any] = {}
     with TemporaryDirectory() as tmp_:
         tmp = Path(tmp_)
@@ -71,7 +77,7 @@ def main() -> None:
             write_volume(c.image, image)
             write_volume(c.labels, seg)
             pool.append(Case(f"user{i}", image, seg, {}))
-        base = SEG_MODELS.find("MR")
+        base = SEG_MODELS.find(base_choice or "MR")
         metrics["base_dice"], per = mean_dice(test, base.name)
         metrics.update({f"base_dice_{s}": v for s, v in per.items()})
         recipe = Recipe()
@@ -104,7 +110,7 @@ def main() -> None:
         ranked = rank_scans([(c.case_id, c.image) for c in pool], base.name)
         metrics["rank_seconds"] = round(time.perf_counter() - t, 1)
         top = [next(c for c in pool if c.case_id == r.case_id) for r in ranked[:3]]
-        metrics["ranked_order"] = ", ".join(r.case_id for r in ranked)
+        ranked_order = ", ".join(r.case_id for r in ranked)
         metrics["top3_dice"] = run("top3", top, fixed)["dice"]
         randoms = []
         for s in RANDOM_SEEDS:
@@ -115,12 +121,12 @@ def main() -> None:
         metrics["top3_minus_random3"] = metrics["top3_dice"] - metrics["random3_dice_mean"]
     targets = {"ft3_gain": ">= 0.10", "ft10_gain": ">= 0.15", "ft3_seconds": "<= 600", "ft10_seconds": "<= 1500",
                "top3_minus_random3": "> 0"}
-    notes = {"domain": "FLAIR-like orbit MRI, 5 mm axial slices, held-out SynthSeg heads: pool from heads "
+    notes = {"ranked_order": ranked_order, "domain": "FLAIR-like orbit MRI, 5 mm axial slices, held-out SynthSeg heads: pool from heads "
                        f"{list(POOL_HEADS)} (seeds {POOL_SEED}+i), test from heads {list(TEST_HEADS)} (seeds {TEST_SEED}+i)",
-             "base": "the bundled default MRI model (orbit_svnet_mri_demo)", "recipe": str(Recipe()),
+             "base": base_name, "recipe": str(Recipe()),
              "ranking_arms": "recipe with folds=1 (no early stopping, 200 steps) for top-3 and random-3 alike",
              "seconds": "whole finetune call incl. the phantom replay pool build, 2 CPU threads"}
-    write_result("finetune", metrics, targets, notes)
+    write_result("finetune" if base_choice is None else f"finetune_{Path(base_choice).name}", metrics, targets, notes)
 
 
 if __name__ == "__main__":
