@@ -78,7 +78,8 @@ def main() -> None:
             write_volume(c.labels, seg)
             pool.append(Case(f"user{i}", image, seg, {}))
         base = SEG_MODELS.find(base_choice or "MR")
-        metrics["base_dice"], per = mean_dice(test, base.name)
+        base_ref = str(base.path)
+        metrics["base_dice"], per = mean_dice(test, base_ref)
         metrics.update({f"base_dice_{s}": v for s, v in per.items()})
         recipe = Recipe()
         # the phantom replay pool as finetune builds it, once for every run (its build time is in each timing below)
@@ -90,7 +91,7 @@ def main() -> None:
 
         def run(name: str, cases, rec: Recipe) -> dict[str, Any]:
             t0 = time.perf_counter()
-            rep = finetune(cases, tmp / name, recipe=rec, replay=replay, progress=lambda d, t, m: None)
+            rep = finetune(cases, tmp / name, base=base_ref, recipe=rec, replay=replay, progress=lambda d, t, m: None)
             seconds = time.perf_counter() - t0 + replay_s
             dice, per = mean_dice(test, str(rep.bundle))
             return {"dice": dice, "per": per, "seconds": seconds, "report": rep}
@@ -107,7 +108,7 @@ def main() -> None:
             metrics.update({f"ft{n}_dice_{s}": v for s, v in r["per"].items()})
         fixed = replace(recipe, folds=1)
         t = time.perf_counter()
-        ranked = rank_scans([(c.case_id, c.image) for c in pool], base.name)
+        ranked = rank_scans([(c.case_id, c.image) for c in pool], base_ref)
         metrics["rank_seconds"] = round(time.perf_counter() - t, 1)
         top = [next(c for c in pool if c.case_id == r.case_id) for r in ranked[:3]]
         ranked_order = ", ".join(r.case_id for r in ranked)
