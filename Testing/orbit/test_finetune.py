@@ -117,8 +117,9 @@ def test_refusals_are_one_line_and_leave_nothing(cases, home):
         finetune([], recipe=RECIPE)
     with pytest.raises(InputError, match="plain name"):
         out_folder("orbit_svnet_mri_demo", "../elsewhere")
-    with pytest.raises(InputError, match="bundled model"):
-        out_folder("orbit_svnet_mri_demo", "orbit_svnet_ct_demo")
+    for taken in ("orbit_svnet_ct_demo", "tao_network_b_demo"):      # a bundled model of any task: never hidden
+        with pytest.raises(InputError, match="bundled or installed model"):
+            out_folder("orbit_svnet_mri_demo", taken)
     assert not (home / ".orbitai").exists()
 
 

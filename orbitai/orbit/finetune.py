@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import math
+import re
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -30,7 +31,7 @@ import torch
 from monai.transforms import RandAdjustContrast, RandBiasField, Rotate
 
 from orbitai.bundle import save_bundle
-from orbitai.bundle.core import Bundle
+from orbitai.bundle.core import Bundle, iter_bundles
 from orbitai.cohort.manifest import Case
 from orbitai.cohort.splits import kfold_split
 from orbitai.engine.inference import SegSpec
@@ -308,19 +309,25 @@ def with_settings(recipe: Recipe, **changes: Any) -> Recipe:
     return replace(recipe, **{k: v for k, v in changes.items() if v is not None})
 
 
+#: A model name the user gives: letters, digits, ``-``, ``_`` and ``.`` (not first), at most 64 characters.
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
 def out_folder(base: str, name: Optional[str] = None, out: Optional[str | Path] = None) -> Path:
     """Where the fine-tuned bundle goes: ``out``, else ``<user model folder>/<name or base_ft>``; a name is a name,
     never a path (one line otherwise), and never a bundled model's."""
     if out:
         return Path(out)
     name = (name or f"{base}_ft").strip()
-    if not name or name in (".", "..") or Path(name).name != name or "\\" in name:
+    if not MODEL_NAME.fullmatch(name):
         raise InputError(f"--name {name!r} is not a model name: give a plain name (letters, digits, - and _), "
                          "or --out FOLDER for a folder.")
-    if name in SEG_MODELS.bundled:
-        raise InputError(f"--name {name}: that is a bundled model's name; choose another, a bundled model is never "
-                         "replaced.")
-    return user_model_folder() / name
+    folder = user_model_folder()
+    taken = {b.name for b in iter_bundles() if b.path.parent != folder}
+    if name in SEG_MODELS.bundled or name in taken:
+        raise InputError(f"--name {name}: that is the name of a bundled or installed model outside "
+                         f"{folder}; choose another (a model there is never replaced, and would hide the new one).")
+    return folder / name
 
 
 #: What ``seg finetune --summary DIR`` writes (the panels' job reads it).
