@@ -101,21 +101,27 @@ class FinetuneOutputs:
         return f"Installed '{self.model}' and selected it. {self.summary_text}"
 
 
-class FinetuneLogic(JobLogic):
-    """Fine-tune a segmentation model on the scene's finished segmentations (``orbitai seg finetune``)."""
+class _SceneLogic(JobLogic):
+    """A section's Logic: works on what the scene holds (no input volume), model choices led by the bundled MRI
+    model."""
 
-    job_title = "Fine-tuning"
     requirements = requirements_file("OrbitSegmentation")
     models = SEG_MODELS
-    warm_worker = False      # minutes of training in a process of its own: predictions keep the warm worker
     needs_input = False
-    #: More ``seg finetune`` options (a shorter recipe in the tests); the environment's `OPTIONS_VARIABLE` adds its own.
-    extra_arguments: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def modelLabels(cls) -> list[str]:
-        """The base choices: the bundled MRI model, then every installed segmentation model."""
+        """The bundled MRI model, then every installed segmentation model."""
         return [BUNDLED_MRI, *cls.modelChoices()]
+
+
+class FinetuneLogic(_SceneLogic):
+    """Fine-tune a segmentation model on the scene's finished segmentations (``orbitai seg finetune``)."""
+
+    job_title = "Fine-tuning"
+    warm_worker = False      # minutes of training in a process of its own: predictions keep the warm worker
+    #: More ``seg finetune`` options (a shorter recipe in the tests); the environment's `OPTIONS_VARIABLE` adds its own.
+    extra_arguments: ClassVar[tuple[str, ...]] = ()
 
     def markFinished(self, segmentation_node: Any, scan_node: Any, finished: bool = True) -> str:
         """Mark (or unmark) ``segmentation_node`` as a finished correction of ``scan_node``; returns the status line.
@@ -164,12 +170,10 @@ class FinetuneLogic(JobLogic):
             model = str(doc["model"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise JobError(f"The fine-tuning left no readable summary ({exc}); nothing was installed.") from None
-        steps = doc.get("curve") and len(doc["curve"])
         rows = [{"model": doc.get("base", ""), "held-out Dice": doc.get("base_score"), "steps": 0},
                 {"model": model, "held-out Dice": doc.get("tuned_score"), "steps": doc.get("stop_step")}]
         table = table_node_from_rows(self.ctx, rows, name=f"{model} cross-validation")
-        return FinetuneOutputs(model, doc.get("better_than_base"), str(doc.get("summary", "")), table,
-                               {"evaluations": steps, **doc})
+        return FinetuneOutputs(model, doc.get("better_than_base"), str(doc.get("summary", "")), table, doc)
 
     def show(self, outputs: FinetuneOutputs, input_node: Any = None) -> None:
         show_table(self.ctx, outputs.table_node)
@@ -186,17 +190,10 @@ class RankOutputs:
         return f"{len(self.rows)} scan(s) ranked; correct '{self.rows[0]['scan']}' first."
 
 
-class RankLogic(JobLogic):
+class RankLogic(_SceneLogic):
     """Rank the scene's scans without a finished segmentation by the model's doubt (``orbitai seg rank``)."""
 
     job_title = "Ranking"
-    requirements = requirements_file("OrbitSegmentation")
-    models = SEG_MODELS
-    needs_input = False
-
-    @classmethod
-    def modelLabels(cls) -> list[str]:
-        return [BUNDLED_MRI, *cls.modelChoices()]
 
     def jobArguments(self, workdir: Path, input_node: Any = None, model: Optional[str] = None,
                      device: str = "auto") -> list[str]:

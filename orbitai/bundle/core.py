@@ -339,10 +339,15 @@ def write_bundle(path: str | os.PathLike, metadata: dict[str, Any],
     return Bundle(p, meta)
 
 
+def user_model_folder() -> Path:
+    """The user's own models (``~/.orbitai/models``): last on the search path; where fine-tuned models go."""
+    return Path.home() / ".orbitai" / "models"
+
+
 def search_paths() -> list[Path]:
-    """Where bundles are looked up: $ORBITAI_MODEL_PATH entries, the built-ins, ~/.orbitai/models."""
+    """Where bundles are looked up: $ORBITAI_MODEL_PATH entries, the built-ins, the user model folder."""
     paths = [Path(x) for x in os.environ.get("ORBITAI_MODEL_PATH", "").split(os.pathsep) if x]
-    paths += [BUILTIN_DIR, Path.home() / ".orbitai" / "models"]
+    paths += [BUILTIN_DIR, user_model_folder()]
     return paths
 
 

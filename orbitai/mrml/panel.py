@@ -453,7 +453,7 @@ class JobPanelMixin:
         option = next((o for o in self.panel.options if o.name == "model"), None)
         if name is None or option is None or option.choices is None:
             return
-        label = next((label for label, bundle in self.logic.modelChoices().items() if bundle == name), name)
+        label = self.logic.models.label(name)
         if label in option.choices():
             setattr(self._parameterNode, option.parameter, label)
 

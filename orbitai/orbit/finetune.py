@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import re
 import time
 from dataclasses import asdict, dataclass, replace
@@ -28,10 +27,10 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
-from monai.transforms import RandAdjustContrast, RandBiasField, Rotate
+from monai.transforms import RandAdjustContrast, RandBiasField
 
 from orbitai.bundle import save_bundle
-from orbitai.bundle.core import Bundle, iter_bundles
+from orbitai.bundle.core import Bundle, iter_bundles, user_model_folder
 from orbitai.cohort.manifest import Case
 from orbitai.cohort.splits import kfold_split
 from orbitai.engine.inference import SegSpec
@@ -40,13 +39,13 @@ from orbitai.io.checksums import sha256_file
 from orbitai.orbit.configs import SegConfig
 from orbitai.orbit.models import SEG_MODELS
 from orbitai.orbit.synth import SynthPool, patch_window
-from orbitai.orbit.train import Prepared, loss_fn, prepare, validate
+from orbitai.orbit.train import Prepared, augment, loss_fn, prepare, validate
 from orbitai.progress import ProgressCallback, emit
 from orbitai.result import RESULT_FILE
 from orbitai.staging import training_folder, write_text_atomic
 from orbitai.training.checkpoint import resume as resume_checkpoint
 from orbitai.training.checkpoint import save_checkpoint
-from orbitai.training.finetune import Outcome, Plan, State, cross_validate, user_model_folder
+from orbitai.training.finetune import Outcome, Plan, State, cross_validate
 
 log = logging.getLogger(__name__)
 
@@ -95,20 +94,13 @@ def sample_structure_patch(p: Prepared, patch: Sequence[int], rng: np.random.Gen
 
 
 def augment_strong(img: np.ndarray, lab: np.ndarray, rng: np.random.Generator,
-                   rotate_deg: float) -> tuple[np.ndarray, np.ndarray]:
+                   cfg: SegConfig) -> tuple[np.ndarray, np.ndarray]:
     """Rotation about the slice axis, left-right flip, gamma, a smooth bias field, contrast/brightness and noise
     on a 0..1-normalised patch (MONAI transforms, seeded from ``rng``)."""
     seed = int(rng.integers(2 ** 31))
-    if rotate_deg > 0:
-        ang = math.radians(rng.uniform(-rotate_deg, rotate_deg))
-        # MONAI's array transforms take numpy arrays too (its annotation names only tensors)
-        img = np.asarray(Rotate((ang, 0, 0), keep_size=True, mode="bilinear",
-                                padding_mode="border")(img[None])[0])  # type: ignore[arg-type]
-        lab = np.asarray(Rotate((ang, 0, 0), keep_size=True, mode="nearest",
-                                padding_mode="zeros")(lab[None])[0])  # type: ignore[arg-type]
-    if rng.random() < 0.5:          # the classes are side-agnostic: a mirrored orbit is a valid orbit
-        img, lab = img[..., ::-1], lab[..., ::-1]
-    x: np.ndarray = np.ascontiguousarray(img, np.float32)[None]
+    # rotation and flip as ``seg train`` draws them (its noise left to the end here)
+    img, lab = augment(img, lab, rng, cfg)
+    x: np.ndarray = img[None]
     gamma = RandAdjustContrast(prob=0.8, gamma=(0.6, 1.6))
     gamma.set_random_state(seed)
     x = np.asarray(gamma(x))
@@ -123,7 +115,7 @@ def augment_strong(img: np.ndarray, lab: np.ndarray, rng: np.random.Generator,
 def _config(spec: SegSpec, bundle: Bundle, recipe: Recipe) -> SegConfig:
     arch = bundle.metadata["architecture"]
     return SegConfig("finetune", arch["name"], dict(arch.get("args", {})), spec, lr=recipe.lr,
-                     batch_size=recipe.batch_size, rotate_deg=recipe.rotate_deg, fg_prob=recipe.fg_prob)
+                     batch_size=recipe.batch_size, rotate_deg=recipe.rotate_deg, fg_prob=recipe.fg_prob, noise_std=0.0)
 
 
 def _fingerprint(cases: Sequence[Case], bundle: Bundle, recipe: Recipe) -> str:
@@ -262,7 +254,7 @@ def _train_run(tag: str, tr: list[Prepared], va: list[Prepared], steps: int, eva
                 img, lab = replay.sample(rng, patch, recipe.fg_prob)
             else:
                 img, lab = sample_structure_patch(tr[rng.integers(len(tr))], patch, rng, recipe.fg_prob)
-                img, lab = augment_strong(img, lab, rng, recipe.rotate_deg)
+                img, lab = augment_strong(img, lab, rng, cfg)
             xs.append(img)
             ys.append(lab)
         x = torch.from_numpy(np.stack(xs))[:, None].to(device)

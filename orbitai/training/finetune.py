@@ -25,7 +25,6 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from orbitai.bundle.core import search_paths
 from orbitai.staging import write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -33,12 +32,6 @@ log = logging.getLogger(__name__)
 #: One run: (run tag, training indices, held-out indices, steps, evaluation steps, resume) -> curve (mean score of
 #: the held-out cases at each evaluation step; empty without held-out cases).
 RunFn = Callable[[str, Sequence[int], Sequence[int], int, Sequence[int]], list[float]]
-
-
-def user_model_folder() -> Path:
-    """Where fine-tuned models are installed: the last bundle search path (``~/.orbitai/models``), which the
-    model lists of the panels and of every command read."""
-    return search_paths()[-1]
 
 
 @dataclass(frozen=True)

@@ -451,7 +451,7 @@ class OrbitWebApp(TrameApp):
             option = next((o for o in panel.spec.options if o.name == "model"), None)
             if option is None or option.choices is None:
                 continue
-            label = next((lab for lab, bundle in panel.logic.modelChoices().items() if bundle == name), name)
+            label = panel.logic.models.label(name)
             if label in option.choices():
                 self.state[panel.var("model")] = label
 
