@@ -17,20 +17,18 @@ steps, cross-validated figures), listed at once in the panels' model lists.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import re
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 from monai.transforms import RandAdjustContrast, RandBiasField
 
 from orbitai.bundle import save_bundle
-from orbitai.bundle.core import Bundle, iter_bundles, user_model_folder
+from orbitai.bundle.core import Bundle, user_model_folder
 from orbitai.cohort.manifest import Case
 from orbitai.cohort.splits import kfold_split
 from orbitai.engine.inference import SegSpec
@@ -41,11 +39,8 @@ from orbitai.orbit.models import SEG_MODELS
 from orbitai.orbit.synth import SynthPool, patch_window
 from orbitai.orbit.train import Prepared, augment, loss_fn, prepare, validate
 from orbitai.progress import ProgressCallback, emit
-from orbitai.result import RESULT_FILE
-from orbitai.staging import training_folder, write_text_atomic
-from orbitai.training.checkpoint import resume as resume_checkpoint
-from orbitai.training.checkpoint import save_checkpoint
-from orbitai.training.finetune import Outcome, Plan, State, cross_validate
+from orbitai.training import finetune as plan_runner
+from orbitai.training.finetune import FinetuneReport, Plan, Tick, provenance, run_plan, ticker, train_steps
 
 log = logging.getLogger(__name__)
 
@@ -135,23 +130,6 @@ def mean_dice(model: torch.nn.Module, cases: Sequence[Prepared], cfg: SegConfig,
     return float(np.mean(list(validate(model, list(cases), cfg, device).values())))
 
 
-@dataclass
-class FinetuneReport:
-    bundle: Path
-    base: str
-    cases: int
-    outcome: Outcome
-    seconds: float
-
-    def summary(self) -> str:
-        o = self.outcome
-        if o.base_score is None:
-            return f"fine-tuned {self.base} on {self.cases} case(s) for {o.stop_step} steps (no held-out cases)"
-        verdict = "better than" if o.better_than_base else "NOT better than"
-        return (f"cross-validated mean Dice {o.tuned_score:.3f} after {o.stop_step} steps vs {o.base_score:.3f} for "
-                f"{self.base}: {verdict} the base")
-
-
 def finetune(cases: Sequence[Case], out: str | Path | None = None, base: Optional[str] = None,
              recipe: Recipe = Recipe(), device: str | torch.device = "cpu", resume: bool = True,
              progress: Optional[ProgressCallback] = None, overwrite: bool = False,
@@ -180,72 +158,38 @@ def finetune(cases: Sequence[Case], out: str | Path | None = None, base: Optiona
         replay = SynthPool.build(spec, anatomies=recipe.replay_anatomies, seed=recipe.seed + 7700, templates=(0,),
                                  fov_edge=0.2, progress=lambda d, t, m: progress(0, plan.total_steps(), m))
     work = out.parent / f".{out.name}-finetune"
-    total = plan.total_steps()
-
-    clock: list[float] = []     # (time, position) of the first step this process ran
-
-    def tick(tag: str, step: int, message: str) -> None:
-        """Progress over the whole plan (the folds in turn, then the final run), with the time left at this pace."""
-        done = min(plan.steps * (int(tag[4:]) if tag.startswith("fold") else len(plan.folds)) + step, total)
-        if not clock:
-            clock[:] = [time.perf_counter(), done]
-        elif done > clock[1]:
-            left = (time.perf_counter() - clock[0]) / (done - clock[1]) * (total - done)
-            message += f", about {max(1, round(left / 60))} min left"
-        progress(done, total, f"{tag}: {message}")
+    tick = ticker(plan, progress)
 
     def run(tag: str, tr: Sequence[int], va: Sequence[int], steps: int, eval_steps: Sequence[int]) -> list[float]:
         return _train_run(tag, [data[i] for i in tr], [data[i] for i in va], steps, eval_steps, cfg, recipe,
                           bundle, replay, device, work, resume, tick)[1]
 
-    with training_folder(work, checkpoint=("checkpoint.pt", "state.json"), finished=lambda: True):
-        work.mkdir(parents=True, exist_ok=True)
-        state = State(work, plan, _fingerprint(cases, bundle, recipe))
-        if state.stale or not resume:      # another run's checkpoint must not start this one
-            (work / "checkpoint.pt").unlink(missing_ok=True)
-        outcome = cross_validate(plan, state, run)
+    def final(outcome) -> float:
         model, _ = _train_run("final", list(data), [], outcome.stop_step, [], cfg, recipe, bundle, replay, device,
                               work, resume, tick)
         seconds = time.perf_counter() - t0
-        meta = _metadata(bundle, out.name, cases, recipe, plan, outcome, seconds)
+        training = (f"{recipe.replay_share:.0%} of the patches from {recipe.replay_anatomies} deformed atlas heads of "
+                    "random contrast" if recipe.replay_share > 0 else "")
+        meta = provenance(bundle.metadata, bundle.name, out.name, [c.case_id for c in cases], recipe, plan, outcome,
+                          seconds, training, MEASURE, "dice")
         save_bundle(model.cpu(), out, meta, overwrite)
+        return seconds
+
+    outcome, seconds = run_plan(plan, work, _fingerprint(cases, bundle, recipe), resume, run, final)
     progress(plan.total_steps(), plan.total_steps(), "installed")
-    return FinetuneReport(out, bundle.name, len(cases), outcome, seconds)
+    return FinetuneReport(out, bundle.name, len(cases), outcome, seconds, MEASURE)
 
 
 def _train_run(tag: str, tr: list[Prepared], va: list[Prepared], steps: int, eval_steps: Sequence[int],
                cfg: SegConfig, recipe: Recipe, bundle: Bundle, replay: Optional[SynthPool], device: torch.device,
-               work: Path, resume: bool, tick) -> tuple[torch.nn.Module, list[float]]:
+               work: Path, resume: bool, tick: Tick) -> tuple[torch.nn.Module, list[float]]:
     """One run from the base's weights: ``steps`` steps on ``tr``, the mean Dice of ``va`` at ``eval_steps``;
     a checkpoint every ``recipe.eval_every`` steps (a rerun of the same tag goes on from it)."""
     model = bundle.load_model(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
-    curve: list[float] = []
-    ckpt = work / "checkpoint.pt"
-    start = 0
-
-    def apply(ck: dict) -> int:
-        if ck.get("tag") != tag:
-            raise ValueError(f"a checkpoint of run {ck.get('tag')}, not {tag}")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        curve[:] = [float(x) for x in ck.get("curve", [])]
-        return int(ck["step"])
-
-    initial = ({k: v.clone() for k, v in model.state_dict().items()}, opt.state_dict())
-
-    def reset() -> None:
-        model.load_state_dict(initial[0])
-        opt.load_state_dict(initial[1])
-        curve.clear()
-
-    if resume and ckpt.is_file():
-        start = resume_checkpoint(ckpt, apply, reset, map_location=device) or 0
-    tick(tag, start, f"resumed at step {start}" if start else "starting")
-    if start == 0 and va and 0 in eval_steps:
-        curve.append(mean_dice(model, va, cfg, device))
     patch = tuple(min(a, b) for a, b in zip(recipe.patch, cfg.spec.patch_dhw))
-    for step in range(start, steps):
+
+    def step_loss(step: int) -> torch.Tensor:
         torch.manual_seed(recipe.seed * 100003 + step)
         xs, ys = [], []
         for b in range(recipe.batch_size):
@@ -259,77 +203,20 @@ def _train_run(tag: str, tr: list[Prepared], va: list[Prepared], steps: int, eva
             ys.append(lab)
         x = torch.from_numpy(np.stack(xs))[:, None].to(device)
         y = torch.from_numpy(np.stack(ys)).to(device)
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y, cfg.spec.n_classes + 1, "ce_dice")
-        loss.backward()
-        opt.step()
-        done = step + 1
-        if va and done in eval_steps:
-            curve.append(mean_dice(model, va, cfg, device))
-            model.train()
-        tick(tag, done, f"step {done}/{steps} loss {float(loss.detach()):.3f}"
-             + (f", held-out Dice {curve[-1]:.3f}" if va and done in eval_steps else ""))
-        if done % recipe.eval_every == 0 and done < steps:
-            save_checkpoint({"tag": tag, "step": done, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                             "curve": curve}, ckpt)
-    ckpt.unlink(missing_ok=True)
-    return model.eval(), curve
+        return loss_fn(model(x), y, cfg.spec.n_classes + 1, "ce_dice")
+
+    score = (lambda m: mean_dice(m, va, cfg, device)) if va else None
+    curve = train_steps(tag, model, opt, steps, eval_steps, recipe.eval_every, step_loss, score, work, resume, tick)
+    return model, curve
 
 
-def _metadata(bundle: Bundle, name: str, cases: Sequence[Case], recipe: Recipe, plan: Plan, outcome: Outcome,
-              seconds: float) -> dict[str, Any]:
-    meta = {k: v for k, v in bundle.metadata.items() if k in ("task", "architecture", "input", "labels", "parameters")}
-    base_desc = bundle.metadata.get("description", "")
-    return {
-        **meta, "name": name, "version": "0.1.0",
-        "description": f"{bundle.name} fine-tuned on {len(cases)} of the user's corrected scans. {base_desc}".strip(),
-        "training_data": f"{len(cases)} user case(s): {', '.join(c.case_id for c in cases[:20])}"
-                         + (" ..." if len(cases) > 20 else "")
-                         + (f"; {recipe.replay_share:.0%} of the patches from {recipe.replay_anatomies} deformed "
-                            "atlas heads of random contrast" if recipe.replay_share > 0 else ""),
-        "initialised_from": {"bundle": bundle.name, "weights_sha256": bundle.metadata.get("weights_sha256")},
-        "finetune": {"base": bundle.name, "cases": [c.case_id for c in cases], "recipe": asdict(recipe),
-                     "folds": len(plan.folds), "steps": outcome.stop_step, "seconds": round(seconds, 1),
-                     "cross_validation": outcome.to_json()},
-        "metrics": ({"cross_validated_dice": outcome.tuned_score, "base_cross_validated_dice": outcome.base_score}
-                    if outcome.base_score is not None else {}),
-    }
-
-
-def with_settings(recipe: Recipe, **changes: Any) -> Recipe:
-    """The recipe with the settings given (None: keep the recipe's), the command line's overrides."""
-    return replace(recipe, **{k: v for k, v in changes.items() if v is not None})
-
-
-#: A model name the user gives: letters, digits, ``-``, ``_`` and ``.`` (not first), at most 64 characters.
-MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+#: What the held-out score of an orbit fine-tuning is.
+MEASURE = "mean Dice"
+with_settings = plan_runner.with_settings
+FINETUNE_SUMMARY = plan_runner.FINETUNE_SUMMARY
+write_summary = plan_runner.write_summary
 
 
 def out_folder(base: str, name: Optional[str] = None, out: Optional[str | Path] = None) -> Path:
-    """Where the fine-tuned bundle goes: ``out``, else ``<user model folder>/<name or base_ft>``; a name is a name,
-    never a path (one line otherwise), and never a bundled model's."""
-    if out:
-        return Path(out)
-    name = (name or f"{base}_ft").strip()
-    if not MODEL_NAME.fullmatch(name):
-        raise InputError(f"--name {name!r} is not a model name: give a plain name (letters, digits, - and _), "
-                         "or --out FOLDER for a folder.")
-    folder = user_model_folder()
-    taken = {b.name for b in iter_bundles() if b.path.parent != folder}
-    if name in SEG_MODELS.bundled or name in taken:
-        raise InputError(f"--name {name}: that is the name of a bundled or installed model outside "
-                         f"{folder}; choose another (a model there is never replaced, and would hide the new one).")
-    return folder / name
-
-
-#: What ``seg finetune --summary DIR`` writes (the panels' job reads it).
-FINETUNE_SUMMARY = RESULT_FILE
-
-
-def write_summary(report: FinetuneReport, folder: str | Path) -> Path:
-    """``folder/result.json``: the installed bundle, its base, its figures and whether it beats the base."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    doc = {"model": report.bundle.name, "bundle": str(report.bundle), "base": report.base, "cases": report.cases,
-           "seconds": round(report.seconds, 1), "summary": report.summary(), **report.outcome.to_json()}
-    return write_text_atomic(folder / FINETUNE_SUMMARY, json.dumps(doc, indent=1))
+    """Where the fine-tuned bundle goes (`orbitai.training.finetune.out_folder`; never a bundled model's name)."""
+    return plan_runner.out_folder(base, name, out, SEG_MODELS.bundled)

@@ -19,13 +19,22 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+import re
+import time
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Collection, Optional, Sequence, TypeVar
 
 import numpy as np
+import torch
 
-from orbitai.staging import write_text_atomic
+from orbitai.bundle.core import iter_bundles, user_model_folder
+from orbitai.errors import InputError
+from orbitai.progress import ProgressCallback
+from orbitai.result import RESULT_FILE
+from orbitai.staging import training_folder, write_text_atomic
+from orbitai.training.checkpoint import resume as resume_checkpoint
+from orbitai.training.checkpoint import save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -127,3 +136,173 @@ def cross_validate(plan: Plan, state: State, run: RunFn) -> Outcome:
             state.record(tag, curve)
         curves.append(curve)
     return choose_stop(plan, curves)
+
+
+#: Progress of one run: (run tag, step, message).
+Tick = Callable[[str, int, str], None]
+T = TypeVar("T")
+
+
+def ticker(plan: Plan, progress: ProgressCallback) -> Tick:
+    """Progress over the whole plan (the folds in turn, then the final run), with the time left at this pace."""
+    total = plan.total_steps()
+    clock: list[float] = []     # (time, position) of the first step this process ran
+
+    def tick(tag: str, step: int, message: str) -> None:
+        done = min(plan.steps * (int(tag[4:]) if tag.startswith("fold") else len(plan.folds)) + step, total)
+        if not clock:
+            clock[:] = [time.perf_counter(), done]
+        elif done > clock[1]:
+            left = (time.perf_counter() - clock[0]) / (done - clock[1]) * (total - done)
+            message += f", about {max(1, round(left / 60))} min left"
+        progress(done, total, f"{tag}: {message}")
+
+    return tick
+
+
+def run_plan(plan: Plan, work: Path, fingerprint: str, resume: bool, run: RunFn,
+             final: Callable[[Outcome], T]) -> tuple[Outcome, T]:
+    """Cross-validate (finished folds read back from ``work``), then ``final(outcome)`` (the run on every case and
+    the installed bundle). ``work`` is removed on success and kept, with its checkpoint, on failure or cancel."""
+    with training_folder(work, checkpoint=("checkpoint.pt", "state.json"), finished=lambda: True):
+        work.mkdir(parents=True, exist_ok=True)
+        state = State(work, plan, fingerprint)
+        if state.stale or not resume:      # another run's checkpoint must not start this one
+            (work / "checkpoint.pt").unlink(missing_ok=True)
+        outcome = cross_validate(plan, state, run)
+        return outcome, final(outcome)
+
+
+def train_steps(tag: str, model: torch.nn.Module, opt: torch.optim.Optimizer, steps: int, eval_steps: Sequence[int],
+                eval_every: int, step_loss: Callable[[int], torch.Tensor],
+                score: Optional[Callable[[torch.nn.Module], float]], work: Path, resume: bool,
+                tick: Tick) -> list[float]:
+    """One run of ``steps`` optimiser steps (``step_loss(step)`` gives the loss of a step's batch, seeded by the
+    step so a resumed run draws the same), ``score(model)`` at ``eval_steps`` (0: before any step), a checkpoint every
+    ``eval_every`` steps in ``work`` that a rerun of the same tag goes on from. Returns the curve of scores."""
+    curve: list[float] = []
+    ckpt = work / "checkpoint.pt"
+    start = 0
+
+    def apply(ck: dict) -> int:
+        if ck.get("tag") != tag:
+            raise ValueError(f"a checkpoint of run {ck.get('tag')}, not {tag}")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        curve[:] = [float(x) for x in ck.get("curve", [])]
+        return int(ck["step"])
+
+    initial = ({k: v.clone() for k, v in model.state_dict().items()}, opt.state_dict())
+
+    def reset() -> None:
+        model.load_state_dict(initial[0])
+        opt.load_state_dict(initial[1])
+        curve.clear()
+
+    if resume and ckpt.is_file():
+        start = resume_checkpoint(ckpt, apply, reset, map_location=next(model.parameters()).device) or 0
+    tick(tag, start, f"resumed at step {start}" if start else "starting")
+    if start == 0 and score is not None and 0 in eval_steps:
+        curve.append(score(model))
+        model.train()
+    for step in range(start, steps):
+        loss = step_loss(step)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        done = step + 1
+        scored = score is not None and done in eval_steps
+        if scored:
+            curve.append(score(model))     # type: ignore[misc]
+            model.train()
+        tick(tag, done, f"step {done}/{steps} loss {float(loss.detach()):.3f}"
+             + (f", held-out score {curve[-1]:.3f}" if scored else ""))
+        if done % eval_every == 0 and done < steps:
+            save_checkpoint({"tag": tag, "step": done, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                             "curve": curve}, ckpt)
+    ckpt.unlink(missing_ok=True)
+    model.eval()
+    return curve
+
+
+@dataclass
+class FinetuneReport:
+    """A finished fine-tuning: the installed bundle, its base and what cross-validation said."""
+
+    bundle: Path
+    base: str
+    cases: int
+    outcome: Outcome
+    seconds: float
+    measure: str = "mean Dice"      # what the held-out score is, in words
+
+    def summary(self) -> str:
+        o = self.outcome
+        if o.base_score is None:
+            return f"fine-tuned {self.base} on {self.cases} case(s) for {o.stop_step} steps (no held-out cases)"
+        verdict = "better than" if o.better_than_base else "NOT better than"
+        return (f"cross-validated {self.measure} {o.tuned_score:.3f} after {o.stop_step} steps vs {o.base_score:.3f} "
+                f"for {self.base}: {verdict} the base")
+
+
+def with_settings(recipe: T, **changes: Any) -> T:
+    """The recipe (a dataclass) with the settings given (None: keep the recipe's), the command line's overrides."""
+    return replace(recipe, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[type-var]
+
+
+#: A model name the user gives: letters, digits, ``-``, ``_`` and ``.`` (not first), at most 64 characters.
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def out_folder(base: str, name: Optional[str] = None, out: Optional[str | Path] = None,
+               bundled: Collection[str] = ()) -> Path:
+    """Where the fine-tuned bundle goes: ``out``, else ``<user model folder>/<name or base_ft>``; a name is a name,
+    never a path (one line otherwise), and never the name of a ``bundled`` or other installed model."""
+    if out:
+        return Path(out)
+    name = (name or f"{base}_ft").strip()
+    if not MODEL_NAME.fullmatch(name):
+        raise InputError(f"--name {name!r} is not a model name: give a plain name (letters, digits, - and _), "
+                         "or --out FOLDER for a folder.")
+    folder = user_model_folder()
+    taken = {b.name for b in iter_bundles() if b.path.parent != folder}
+    if name in bundled or name in taken:
+        raise InputError(f"--name {name}: that is the name of a bundled or installed model outside "
+                         f"{folder}; choose another (a model there is never replaced, and would hide the new one).")
+    return folder / name
+
+
+#: What ``finetune --summary DIR`` writes (the panels' job reads it).
+FINETUNE_SUMMARY = RESULT_FILE
+
+
+def write_summary(report: FinetuneReport, folder: str | Path) -> Path:
+    """``folder/result.json``: the installed bundle, its base, its figures and whether it beats the base."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    doc = {"model": report.bundle.name, "bundle": str(report.bundle), "base": report.base, "cases": report.cases,
+           "measure": report.measure, "seconds": round(report.seconds, 1), "summary": report.summary(),
+           **report.outcome.to_json()}
+    return write_text_atomic(folder / FINETUNE_SUMMARY, json.dumps(doc, indent=1))
+
+
+def provenance(base_meta: dict[str, Any], base_name: str, name: str, case_ids: Sequence[str], recipe: Any,
+               plan: Plan, outcome: Outcome, seconds: float, training_data: str, measure: str, key: str
+               ) -> dict[str, Any]:
+    """A fine-tuned bundle's metadata: the base's task, architecture, input and labels, and where it came from;
+    ``measure`` names the held-out score in words, ``key`` in its metrics (``cross_validated_<key>``)."""
+    meta = {k: v for k, v in base_meta.items()
+            if k in ("task", "architecture", "input", "labels", "parameters", "postprocess")}
+    return {
+        **meta, "name": name, "version": "0.1.0",
+        "description": (f"{base_name} fine-tuned on {len(case_ids)} of the user's corrected scans. "
+                        f"{base_meta.get('description', '')}").strip(),
+        "training_data": f"{len(case_ids)} user case(s): {', '.join(case_ids[:20])}"
+                         + (" ..." if len(case_ids) > 20 else "") + (f"; {training_data}" if training_data else ""),
+        "initialised_from": {"bundle": base_name, "weights_sha256": base_meta.get("weights_sha256")},
+        "finetune": {"base": base_name, "cases": list(case_ids), "recipe": asdict(recipe), "folds": len(plan.folds),
+                     "steps": outcome.stop_step, "seconds": round(seconds, 1), "measure": measure,
+                     "cross_validation": outcome.to_json()},
+        "metrics": ({f"cross_validated_{key}": outcome.tuned_score, f"base_cross_validated_{key}": outcome.base_score}
+                    if outcome.base_score is not None else {}),
+    }
