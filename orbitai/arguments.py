@@ -3,6 +3,7 @@ checks of training options: one definition each, added by the commands' ``add_pa
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from orbitai.device import DEVICE_CHOICES
 from orbitai.errors import UserError
@@ -10,7 +11,7 @@ from orbitai.io import RESAMPLE_OPTION
 from orbitai.modality import MODALITY_CHOICES, parse_stated
 
 __all__ = ["add_device_option", "add_modality_option", "add_nproc_option", "add_resample_option", "add_bundle_out_options",
-           "check_training_options", "manifest_inputs"]
+           "check_training_options", "manifest_inputs", "add_finetune_parser", "check_finetune_options"]
 
 
 def add_device_option(parser: argparse.ArgumentParser, what: str = "compute device") -> None:
@@ -101,3 +102,47 @@ def add_trust_parser(sub: argparse._SubParsersAction, models: str, columns: str,
     p.add_argument("--cache", help=f"folder keeping {cache} of each manifest (reused by a second bundle)")
     add_device_option(p)
     return p
+
+
+def add_finetune_parser(sub: argparse._SubParsersAction, name: str, what: str, columns: str, base: str,
+                        defaults: str, replay: str) -> argparse.ArgumentParser:
+    """The options of a fine-tuning command (``seg finetune``, ``neuro finetune-lesions``): the same plan
+    (`orbitai.training.finetune`) for every task; ``defaults``: the recipe's steps, folds, interval and replay share
+    in words."""
+    ft = sub.add_parser(name, help=f"fine-tune {what} on your own corrected scans and install it as a new model",
+                        description=f"Fine-tune {what} on the corrected scans of a manifest ({columns}; .seg.nrrd files "
+                                    "from Slicer are read as they are), with the cases held out in turn to choose when "
+                                    "to stop and to compare with the base model, and install the result as a new bundle "
+                                    "in ~/.orbitai/models (never over a bundled model). Resumable: after a cancel, the "
+                                    f"same command goes on where it stopped. Defaults: {defaults}.")
+    ft.add_argument("--manifest", required=True, help=f"CSV with {columns}")
+    ft.add_argument("--base", metavar="MODEL", help=f"the model to start from (default: {base})")
+    ft.add_argument("--name", help="the new model's name (default: <base>_ft); it is installed in ~/.orbitai/models")
+    ft.add_argument("--out", help="write the bundle to this folder instead of the user model folder")
+    ft.add_argument("--overwrite", action="store_true", help="replace an earlier bundle of that name")
+    ft.add_argument("--steps", type=int, help="the most training steps of one run")
+    ft.add_argument("--folds", type=int, help="cases held out in turn for early stopping (1: none)")
+    ft.add_argument("--eval-every", type=int, metavar="N",
+                    help="score the held-out cases and keep a checkpoint every N steps")
+    ft.add_argument("--replay-share", type=float, metavar="F",
+                    help=f"share of the training draws from {replay}, so that the model keeps what it knew "
+                         "(0: only your cases)")
+    ft.add_argument("--seed", type=int, default=0)
+    ft.add_argument("--summary", metavar="DIR", help="also write DIR/result.json: the bundle and its figures")
+    add_device_option(ft)
+    ft.add_argument("--no-resume", action="store_true", help="start over even if a stopped run can go on")
+    return ft
+
+
+def check_finetune_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The recipe settings a fine-tuning command was given (None: the recipe's), each checked in one line."""
+    for opt in ("steps", "folds", "eval_every"):
+        if getattr(args, opt) is not None and getattr(args, opt) < 1:
+            raise UserError(f"--{opt.replace('_', '-')} must be at least 1, got {getattr(args, opt)}.")
+    if args.seed < 0:
+        raise UserError(f"--seed must be 0 or more, got {args.seed}.")
+    if args.replay_share is not None and not 0.0 <= args.replay_share < 1.0:
+        raise UserError(f"--replay-share must be a fraction in [0, 1), got {args.replay_share}.")
+    return {"steps": args.steps, "folds": args.folds, "eval_every": args.eval_every, "seed": args.seed,
+            "replay_share": args.replay_share}
+

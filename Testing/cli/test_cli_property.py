@@ -187,6 +187,13 @@ def _pools(d: Path) -> dict[str, dict[str, list[str | None]]]:
                                 "--lesion-sampling": [None, "lesion", "sideways"], "--init": [None, "nope"],
                                 "--threads": [None, "-1", "1"], "--overwrite": overwrite},
         # never a usable lesion bundle here, so that a draw never starts a real tuning
+        # issue 48: never a usable --steps here, so that a draw never starts a real fine-tuning
+        "neuro finetune-lesions": {"--manifest": manifests, "--base": [None, "nope", "orbit_svnet_ct_demo"],
+                                   "--name": [None, "mine", "../up", "neuro_lesion_unet_demo"], "--out": [None, *outs],
+                                   "--steps": ["0", "-1", "x"], "--folds": [None, *ints],
+                                   "--eval-every": [None, *ints], "--replay-share": [None, "0.5", "2", "x"],
+                                   "--seed": [None, *ints], "--summary": [None, *outs], "--device": devices,
+                                   "--no-resume": [None, "!"], "--overwrite": overwrite},
         "neuro tune-lesions": {"--bundle": ["nope", "tao_network_b_demo", str(d / "m.csv"), str(d / "file")],
                                "--threads": [None, "-1", "1"]},
         "neuro evaluate": {"--manifest": manifests, "--model": ["nope", "tao_network_b_demo"], "--device": devices,

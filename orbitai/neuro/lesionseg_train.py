@@ -134,18 +134,24 @@ def prepare_data(work: Path, seeds: Sequence[tuple[int, str]], confluent: float 
             arrays = make_case_arrays(seed, disease, confluent, heavy)
             save_arrays(path, arrays)
             log.info("phantom %d/%d (%s %d) generated", n + 1, len(seeds), disease, seed)
-        ratio = arrays["ratio"]
-        label = arrays["label"]
-        rng = np.random.default_rng(seed)
-        bidx = np.argwhere(ratio > 0)
-        bidx = bidx[rng.choice(len(bidx), size=min(len(bidx), 20000), replace=False)]
-        lab, n_les = ndi.label(label > 0, np.ones((3, 3, 3), bool))
-        lidx = np.argwhere(lab > 0)
-        order = np.argsort(lab[tuple(lidx.T)], kind="stable")
-        bounds = np.concatenate([[0], np.cumsum(np.bincount(lab.ravel(), minlength=n_les + 1)[1:])])
-        out.append(Case(ratio, arrays["background"], label, float(arrays["mad"]), lidx[order].astype(np.int32),
-                        bidx.astype(np.int32), bounds.astype(np.int64)))
+        out.append(case_from_arrays(arrays, seed))
     return out
+
+
+def case_from_arrays(arrays: dict[str, np.ndarray], seed: int) -> Case:
+    """A training case from its arrays (``ratio``, ``background``, ``label``, ``mad``: :func:`make_case_arrays`);
+    ``seed`` draws its subsample of brain voxels."""
+    ratio = arrays["ratio"]
+    label = arrays["label"]
+    rng = np.random.default_rng(seed)
+    bidx = np.argwhere(ratio > 0)
+    bidx = bidx[rng.choice(len(bidx), size=min(len(bidx), 20000), replace=False)]
+    lab, n_les = ndi.label(label > 0, np.ones((3, 3, 3), bool))
+    lidx = np.argwhere(lab > 0)
+    order = np.argsort(lab[tuple(lidx.T)], kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(lab.ravel(), minlength=n_les + 1)[1:])])
+    return Case(ratio, arrays["background"], label, float(arrays["mad"]), lidx[order].astype(np.int32),
+                bidx.astype(np.int32), bounds.astype(np.int64))
 
 
 def sample(case: Case, rng: np.random.Generator, p_lesion: float = 0.67, augment: bool = True,

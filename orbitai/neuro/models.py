@@ -13,3 +13,8 @@ NEURO_MODELS = TaskModels("neuro_differential", "an NMOSD-vs-MS classifier",
 
 #: (bundle, network in eval mode on ``device``) of an NMOSD-vs-MS bundle (default: the two-view ResNet-18).
 load_neuro_model = NEURO_MODELS.load
+
+#: The white-matter lesion segmentation networks: the bundled one, then the user's fine-tuned ones by name.
+LESION_MODELS = TaskModels("lesion_segmentation", "a white-matter lesion segmentation model",
+                           bundled={"neuro_lesion_unet_demo": "Bundled lesion model"},
+                           default="neuro_lesion_unet_demo")

@@ -7,7 +7,14 @@ import logging
 from collections import defaultdict
 from pathlib import Path
 
-from orbitai.arguments import add_bundle_out_options, add_device_option, add_modality_option, add_nproc_option
+from orbitai.arguments import (
+    add_bundle_out_options,
+    add_device_option,
+    add_finetune_parser,
+    add_modality_option,
+    add_nproc_option,
+    check_finetune_options,
+)
 from orbitai.cohort.runner import CohortCase, add_cohort_options, check_cohort_options
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import UserError
@@ -73,28 +80,9 @@ def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
     tr.add_argument("--time-limit", type=float, help="stop after this many minutes (a bundle is still written)")
     tr.set_defaults(func=run_train)
 
-    ft = s.add_parser("finetune", help="fine-tune a model on your own corrected scans and install it as a new model",
-                      description="Fine-tune a segmentation model on the corrected scans of a manifest (case_id,image,"
-                                  "segmentation; .seg.nrrd files from Slicer are read as they are), with the cases held "
-                                  "out in turn to choose when to stop and to compare with the base model, and install "
-                                  "the result as a new bundle in ~/.orbitai/models (never over a bundled model). "
-                                  "Resumable: after a cancel, the same command goes on where it stopped.")
-    ft.add_argument("--manifest", required=True, help="CSV with case_id,image,segmentation")
-    ft.add_argument("--base", metavar="MODEL", help="the model to start from (default: the bundled MRI model)")
-    ft.add_argument("--name", help="the new model's name (default: <base>_ft); it is installed in ~/.orbitai/models")
-    ft.add_argument("--out", help="write the bundle to this folder instead of the user model folder")
-    ft.add_argument("--overwrite", action="store_true", help="replace an earlier bundle of that name")
-    ft.add_argument("--steps", type=int, help="the most training steps of one run (default 200)")
-    ft.add_argument("--folds", type=int, help="cases held out in turn for early stopping (default 3; 1: none)")
-    ft.add_argument("--eval-every", type=int, metavar="N",
-                    help="score the held-out cases and keep a checkpoint every N steps (default 50)")
-    ft.add_argument("--replay-share", type=float, metavar="F",
-                    help="share of the patches rendered from deformed atlas heads, so that the model keeps what it "
-                         "knew (default 0.25; 0: only your cases)")
-    ft.add_argument("--seed", type=int, default=0)
-    ft.add_argument("--summary", metavar="DIR", help="also write DIR/result.json: the bundle and its figures")
-    add_device_option(ft)
-    ft.add_argument("--no-resume", action="store_true", help="start over even if a stopped run can go on")
+    ft = add_finetune_parser(s, "finetune", "a segmentation model", "case_id,image,segmentation",
+                             "the bundled MRI model", "200 steps, 3 folds, scored every 50 steps, replay share 0.25",
+                             "deformed atlas heads of random contrast")
     ft.set_defaults(func=run_finetune)
 
     rk = s.add_parser("rank", help="rank unlabelled scans by how much correcting them would teach the model",
@@ -352,17 +340,11 @@ def run_finetune(args) -> int:
     """``seg finetune``: the recipe of `orbitai.orbit.finetune` over a manifest, installed as a new bundle."""
     from orbitai.cohort.manifest import read_manifest
     from orbitai.device import select_device
-    from orbitai.orbit.finetune import FINETUNE_SUMMARY, Recipe, finetune, out_folder, with_settings, write_summary
+    from orbitai.orbit.finetune import FINETUNE_SUMMARY, Recipe, finetune, out_folder, with_settings
     from orbitai.orbit.models import SEG_MODELS
     from orbitai.result import check_outputs
 
-    for opt in ("steps", "folds", "eval_every"):
-        if getattr(args, opt) is not None and getattr(args, opt) < 1:
-            raise UserError(f"--{opt.replace('_', '-')} must be at least 1, got {getattr(args, opt)}.")
-    if args.seed < 0:
-        raise UserError(f"--seed must be 0 or more, got {args.seed}.")
-    if args.replay_share is not None and not 0.0 <= args.replay_share < 1.0:
-        raise UserError(f"--replay-share must be a fraction in [0, 1), got {args.replay_share}.")
+    settings = check_finetune_options(args)
     cases = read_manifest(args.manifest)
     base = SEG_MODELS.find(args.base or "MR")
     out = out_folder(base.name, args.name, args.out)
@@ -370,16 +352,9 @@ def run_finetune(args) -> int:
     check_outputs(out, inputs, beside=(f".{out.name}-finetune",), bundle="segmentation", overwrite=args.overwrite)
     if args.summary:
         check_outputs(args.summary, inputs, (FINETUNE_SUMMARY,))
-    recipe = with_settings(Recipe(), steps=args.steps, folds=args.folds, eval_every=args.eval_every, seed=args.seed,
-                           replay_share=args.replay_share)
-    report = finetune(cases, out, base.name, recipe, select_device(args.device), resume=not args.no_resume,
-                      overwrite=args.overwrite)
-    if args.summary:
-        write_summary(report, args.summary)
-    print(report.summary())
-    print(f"installed {report.bundle}" + ("" if report.outcome.better_than_base is not False else
-                                          " (kept, but not better than its base: keep using the base)"))
-    return 0
+    recipe = with_settings(Recipe(), **settings)
+    return finetune(cases, out, base.name, recipe, select_device(args.device), resume=not args.no_resume,
+                    overwrite=args.overwrite).tell(args.summary)
 
 
 def run_rank(args) -> int:

@@ -244,6 +244,15 @@ class FinetuneReport:
         return (f"cross-validated {self.measure} {o.tuned_score:.3f} after {o.stop_step} steps vs {o.base_score:.3f} "
                 f"for {self.base}: {verdict} the base")
 
+    def tell(self, summary: Optional[str | Path] = None) -> int:
+        """What a fine-tuning command prints (and writes into ``summary/result.json`` when given); exit status 0."""
+        if summary:
+            write_summary(self, summary)
+        print(self.summary())
+        print(f"installed {self.bundle}" + ("" if self.outcome.better_than_base is not False else
+                                            " (kept, but not better than its base: keep using the base)"))
+        return 0
+
 
 def with_settings(recipe: T, **changes: Any) -> T:
     """The recipe (a dataclass) with the settings given (None: keep the recipe's), the command line's overrides."""
