@@ -1,7 +1,8 @@
-"""Issue #48 in Slicer (the OrbitSegmentation Widget driven as Slicer 5.8.1 drives it, `slicer_widget_replay`, over a
-real scene and real child processes): the user marks corrected segmentations finished, "Learn from my corrections"
-fine-tunes on them with progress, Cancel keeps the work and pressing it again goes on where it stopped, the new model
-appears in the model list at once; "Which scan next" ranks the other loaded scans."""
+"""Issue #48 in Slicer (the OrbitSegmentation and NeuroDifferential Widgets driven as Slicer 5.8.1 drives them,
+`slicer_widget_replay`, over a real scene and real child processes): the user marks corrected segmentations finished,
+"Learn from my corrections" fine-tunes on them with progress, Cancel keeps the work and pressing it again goes on where
+it stopped, the new model appears in the model list at once; "Which scan next" ranks the other loaded scans; in
+NeuroDifferential the same for the lesion network, whose new model appears in the "Lesion model" list."""
 from __future__ import annotations
 
 import time
@@ -95,7 +96,7 @@ def test_unmark_and_refusals_are_one_line(panel):
     vol, seg = nodes[0]
     w._parameterNode.inputVolume, w._parameterNode.finetuneCorrected = vol, seg
     p.ui.markFinishedButton.clicked.emit(False)
-    assert seg.GetAttribute(FINISHED) == "1"
+    assert seg.GetAttribute(FINISHED) == "segmentation"
     p.ui.unmarkFinishedButton.clicked.emit(False)
     assert seg.GetAttribute(FINISHED) is None and finished_pairs(w.logic.ctx.scene) == []
 
@@ -114,3 +115,61 @@ def test_which_scan_next_ranks_the_scans_without_a_finished_segmentation(panel):
     assert sorted(r["scan"] for r in rows) == ["scan1", "scan2"]          # scan0 is finished: not offered
     assert [r["rank"] for r in rows] == [1, 2] and rows[0]["doubt"] >= rows[1]["doubt"]
     assert p.ui.rankStatusLabel.text.startswith("2 scan(s) ranked; correct '")
+
+
+@pytest.fixture()
+def neuro_panel(monkeypatch, tmp_path):
+    from orbitai.app.neuro_differential import LesionFinetuneLogic
+    from orbitai.phantoms.brain import brain_flair_case
+
+    monkeypatch.setenv("ORBITAI_WARM_WORKER", "0")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(LesionFinetuneLogic, "extra_arguments",
+                        ("--steps", "2", "--eval-every", "2", "--folds", "2", "--replay-share", "0"))
+    ctx = new_scene()
+    nodes = []
+    for n, seed in enumerate(SEEDS[:2]):
+        case = brain_flair_case(seed, "ms", noise=True)
+        vol = volume_node_from_volume(ctx, case.image, name=f"flair{n}")
+        nodes.append((vol, segmentation_node_from_labels(ctx, case.labels, reference_node=vol, name=f"lesions{n}")))
+    p = load_module_widget(monkeypatch, "NeuroDifferential", "5.8.1")
+    p.show()
+    yield p, nodes, tmp_path / "home" / ".orbitai" / "models"
+    p.widget.cleanup()
+    ctx.close()
+
+
+def test_neuro_lesion_corrections_teach_a_new_lesion_model_listed_at_once(neuro_panel):
+    p, nodes, models = neuro_panel
+    w = p.widget
+    finetune = w.sections[0]
+    for vol, seg in nodes:
+        w._parameterNode.inputVolume = vol
+        w._parameterNode.finetuneCorrected = seg
+        p.ui.markFinishedButton.clicked.emit(False)
+    scene = w.logic.ctx.scene
+    assert nodes[0][1].GetAttribute(FINISHED) == "lesion_segmentation"
+    assert [s.GetName() for s, _ in finished_pairs(scene, "lesion_segmentation")] == ["lesions0", "lesions1"]
+    assert finished_pairs(scene) == []                 # not offered to the orbit fine-tuning
+    assert p.ui.finetuneStatusLabel.text.startswith("2 finished segmentation(s)")
+    assert list(p.ui.lesionModelSelector.items) == ["Bundled lesion model"]
+    w._parameterNode.finetuneName = "my_lesions"
+    w._parameterNode.finetuneDevice = "cpu"
+    p.ui.finetuneApplyButton.clicked.emit(False)
+    assert finetune.controller.running
+    run_until(finetune, lambda: not finetune.controller.running)
+    outputs = finetune.controller.outputs
+    assert outputs is not None, p.ui.finetuneStatusLabel.text
+    assert outputs.model == "my_lesions" and outputs.option == "lesion_model"
+    assert (models / "my_lesions" / "model.pt").is_file()
+    assert "my_lesions" in p.ui.lesionModelSelector.items              # listed at once, no restart
+    assert (w._parameterNode.lesionModel == "my_lesions") == bool(outputs.better_than_base)
+    assert w._parameterNode.model != "my_lesions"                     # the classifier choice is not touched
+    rows = rows_from_table_node(outputs.table_node)
+    assert [r["model"] for r in rows] == ["neuro_lesion_unet_demo", "my_lesions"]
+    assert "held-out mean of Dice and lesion F1" in rows[0]
+    # the panel's lesion analysis runs with the chosen lesion network
+    w._parameterNode.lesionModel = "my_lesions"
+    args = w.logic.jobArguments(models.parent, nodes[0][0], model="Lesions only (no NMOSD/MS classification)",
+                                lesion_model="my_lesions")
+    assert args[args.index("--lesion-model") + 1] == str(models / "my_lesions")

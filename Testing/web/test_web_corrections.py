@@ -84,3 +84,28 @@ def test_which_scan_next_in_the_browser(page):
     assert page.state("orbit_rank_error") == "", page.state("orbit_rank_error")
     rows = page.state("orbit_rank_table_rows")
     assert [r["c1"] for r in rows] == ["orbit_ct_0000"] and page.state("orbit_rank_status").startswith("1 scan(s)")
+
+
+def test_neuro_lesion_corrections_teach_a_lesion_model_listed_at_once(page, home):
+    page.load(PHANTOMS["brain-flair"])
+    page.set_state("data_choice", "brain-flair/segmentations/brain_flair_0000.seg.nrrd")
+    page.click("orbitai-load-data")
+    segs = page.wait_state("segmentations", lambda s: any(x["title"] == "brain_flair_0000" for x in s), 60)
+    seg = next(x["value"] for x in segs if x["title"] == "brain_flair_0000")
+    page.set_state("module", "neuro")
+    page.click("orbitai-section-neuro_finetune")
+    page.wait(lambda: page.element("orbitai-neuro_finetune-apply").is_displayed(), 20, "the section")
+    page.set_state("neuro_finetune_corrected", seg)
+    page.click("orbitai-neuro_finetune-markFinished")
+    page.wait_state("neuro_finetune_status", lambda s: s.startswith("1 finished segmentation(s): brain_flair_0000"), 20)
+    page.set_state("neuro_finetune_name", "web_lesions")
+    page.set_state("neuro_finetune_device", "cpu")
+    page.wait_state("neuro_finetune_apply_enabled", bool, 30)
+    page.click("orbitai-neuro_finetune-apply")
+    page.wait_state("neuro_finetune_running", bool, 20)
+    page.wait_state("neuro_finetune_running", lambda v: not v, JOB_TIMEOUT_S)
+    assert page.state("neuro_finetune_error") == "", page.state("neuro_finetune_error")
+    assert page.state("neuro_finetune_status").startswith("Installed 'web_lesions' (one finished case")
+    assert "web_lesions" in page.state("neuro_lesion_model_items")      # in the lesion model list at once
+    assert "web_lesions" not in page.state("neuro_model_items")         # not a classifier
+    assert (home / ".orbitai" / "models" / "web_lesions" / "model.pt").is_file()

@@ -1,7 +1,9 @@
-"""Learning from the annotator's corrections, in the OrbitSegmentation panel of Slicer and of the browser (issue #48).
+"""Learning from the annotator's corrections, in the OrbitSegmentation and NeuroDifferential panels of Slicer and of
+the browser (issue #48).
 
-Two sections under the module's panel, each a `JobLogic` with its own panel declaration (`PanelSpec` sections of the
-module's `PANEL`):
+Sections under a module's panel, each a `JobLogic` with its own panel declaration (`PanelSpec` sections of the
+module's `PANEL`); NeuroDifferential's fine-tuning (`orbitai.app.neuro_differential.LesionFinetuneLogic`) is this
+one with the lesion network and ``orbitai neuro finetune-lesions``:
 
 - **Learn from my corrections** (`FinetuneLogic`): the user marks corrected segmentations as finished (the
   section's action, which tags the segmentation node with `FINISHED` and the scan it belongs to); Apply writes every
@@ -34,7 +36,9 @@ from orbitai.orbit.models import SEG_MODELS
 from orbitai.orbit.result import RANKING_FILE
 from orbitai.result import RESULT_FILE
 
-#: Segmentation-node attribute: "1" when the user marked the segmentation finished (a ground truth to learn from).
+#: Segmentation-node attribute: the task whose ground truth the user marked the segmentation as (a bundle task:
+#: "segmentation" for the orbit structures, "lesion_segmentation" for white-matter lesions; "1" from before is the
+#: orbit's).
 FINISHED = "OrbitAI.Finished"
 #: Segmentation-node attribute: the ID of the scan (volume node) the finished segmentation belongs to.
 FINISHED_SCAN = "OrbitAI.FinishedScan"
@@ -44,21 +48,21 @@ OPTIONS_VARIABLE = "ORBITAI_FINETUNE_OPTIONS"
 BUNDLED_MRI = "Bundled MRI model"
 
 
-def finished_pairs(scene: Any) -> list[tuple[Any, Any]]:
-    """(segmentation node, scan node) of every finished segmentation whose scan is still in the scene."""
+def finished_pairs(scene: Any, task: str = "segmentation") -> list[tuple[Any, Any]]:
+    """(segmentation node, scan node) of every segmentation finished for ``task`` whose scan is still in the scene."""
     out = []
     for i in range(scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode")):
         seg = scene.GetNthNodeByClass(i, "vtkMRMLSegmentationNode")
-        if seg.GetAttribute(FINISHED) == "1":
+        if {"1": "segmentation"}.get(seg.GetAttribute(FINISHED) or "", seg.GetAttribute(FINISHED)) == task:
             scan = scene.GetNodeByID(seg.GetAttribute(FINISHED_SCAN) or "")
             if scan is not None:
                 out.append((seg, scan))
     return out
 
 
-def unlabelled_scans(scene: Any) -> list[Any]:
-    """The scene's scans (scalar volumes, not label maps) with no finished segmentation."""
-    done = {scan.GetID() for _seg, scan in finished_pairs(scene)}
+def unlabelled_scans(scene: Any, task: str = "segmentation") -> list[Any]:
+    """The scene's scans (scalar volumes, not label maps) with no segmentation finished for ``task``."""
+    done = {scan.GetID() for _seg, scan in finished_pairs(scene, task)}
     out = []
     for i in range(scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")):
         node = scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode")
@@ -67,9 +71,9 @@ def unlabelled_scans(scene: Any) -> list[Any]:
     return out
 
 
-def finished_text(scene: Any) -> str:
+def finished_text(scene: Any, task: str = "segmentation") -> str:
     """One line naming the finished segmentations (the fine-tuning section's status)."""
-    pairs = finished_pairs(scene)
+    pairs = finished_pairs(scene, task)
     if not pairs:
         return "No finished segmentation yet: correct a result, then mark it finished."
     names = ", ".join(f"{seg.GetName()} ({scan.GetName()})" for seg, scan in pairs[:6])
@@ -85,11 +89,13 @@ class FinetuneOutputs:
     summary_text: str
     table_node: Any
     info: dict[str, Any] = field(default_factory=dict)
+    label: str = ""             # the new model's label in the panel's choices
+    option: str = "model"       # the module panel's option that offers it
 
     @property
     def select_model(self) -> Optional[str]:
-        """The model the panel's model choice should switch to: the new one, when it beats its base."""
-        return self.model if self.better_than_base else None
+        """The label the panel's model choice (`option`) should switch to: the new model, when it beats its base."""
+        return (self.label or self.model) if self.better_than_base else None
 
     def summary(self) -> str:
         if self.better_than_base is False:
@@ -108,11 +114,19 @@ class _SceneLogic(JobLogic):
     requirements = requirements_file("OrbitSegmentation")
     models = SEG_MODELS
     needs_input = False
+    #: The choice that means the task's bundled model (its default); not passed on the command line.
+    bundled_label = BUNDLED_MRI
 
     @classmethod
     def modelLabels(cls) -> list[str]:
         """The bundled MRI model, then every installed segmentation model."""
         return [BUNDLED_MRI, *cls.modelChoices()]
+
+    def modelArgument(self, option: str, model: Optional[str]) -> list[str]:
+        """``[option, bundle name]`` for a model other than the bundled one; [] for it."""
+        if not model or model == self.bundled_label:
+            return []
+        return [option, self.resolveModel(model).name]
 
 
 class FinetuneLogic(_SceneLogic):
@@ -122,6 +136,16 @@ class FinetuneLogic(_SceneLogic):
     warm_worker = False      # minutes of training in a process of its own: predictions keep the warm worker
     #: More ``seg finetune`` options (a shorter recipe in the tests); the environment's `OPTIONS_VARIABLE` adds its own.
     extra_arguments: ClassVar[tuple[str, ...]] = ()
+    #: The task of the segmentations learnt from (the `FINISHED` value) and the command that learns.
+    task = "segmentation"
+    command: ClassVar[tuple[str, ...]] = ("seg", "finetune")
+    #: The module panel's option whose choices list the new model.
+    model_option = "model"
+
+    def correctedLabels(self, segmentation_node: Any, scan_node: Any) -> Any:
+        """The corrected segmentation as the command's label map on the scan's grid (one line when it does not fit):
+        orbit-scheme structures here."""
+        return self.segmentationLabels(segmentation_node, scan_node, f"'{segmentation_node.GetName()}'")
 
     def markFinished(self, segmentation_node: Any, scan_node: Any, finished: bool = True) -> str:
         """Mark (or unmark) ``segmentation_node`` as a finished correction of ``scan_node``; returns the status line.
@@ -129,24 +153,24 @@ class FinetuneLogic(_SceneLogic):
         if segmentation_node is None or scan_node is None:
             raise InputError("Select the scan and its corrected segmentation.")
         if finished:
-            self.segmentationLabels(segmentation_node, scan_node, f"'{segmentation_node.GetName()}'")
-            segmentation_node.SetAttribute(FINISHED, "1")
+            self.correctedLabels(segmentation_node, scan_node)
+            segmentation_node.SetAttribute(FINISHED, self.task)
             segmentation_node.SetAttribute(FINISHED_SCAN, scan_node.GetID())
         else:
             segmentation_node.RemoveAttribute(FINISHED)
             segmentation_node.RemoveAttribute(FINISHED_SCAN)
-        return finished_text(self.ctx.scene)
+        return finished_text(self.ctx.scene, self.task)
 
     def jobArguments(self, workdir: Path, input_node: Any = None, base: Optional[str] = None, name: str = "",
                      device: str = "auto", corrected: Any = None) -> list[str]:
-        """Write every finished (scan, segmentation) pair and a manifest into ``workdir``; ``seg finetune``."""
-        pairs = finished_pairs(self.ctx.scene)
+        """Write every finished (scan, segmentation) pair and a manifest into ``workdir``; the fine-tuning command."""
+        pairs = finished_pairs(self.ctx.scene, self.task)
         if not pairs:
             raise InputError("No finished segmentation: correct a result, select it under 'Corrected segmentation' "
                              "and press 'Mark finished' (one or more scans).")
         rows = []
         for n, (seg, scan) in enumerate(pairs):
-            labels = self.segmentationLabels(seg, scan, f"'{seg.GetName()}'")
+            labels = self.correctedLabels(seg, scan)
             image = write_job_input(volume_from_volume_node(scan), workdir / f"case{n:03d}.nrrd")
             seg_file = write_volume(labels, workdir / f"case{n:03d}_labels.nrrd", compress=False)
             rows.append({"case_id": f"case{n:03d}", "image": image.name, "segmentation": seg_file.name,
@@ -155,10 +179,8 @@ class FinetuneLogic(_SceneLogic):
             w = csv.DictWriter(f, fieldnames=list(rows[0]))
             w.writeheader()
             w.writerows(rows)
-        args = ["seg", "finetune", "--manifest", str(workdir / "manifest.csv"), "--summary", "{out}",
-                "--device", self.checkDevice(device), "--overwrite"]
-        if base and base != BUNDLED_MRI:
-            args += ["--base", self.resolveModel(base).name]
+        args = [*self.command, "--manifest", str(workdir / "manifest.csv"), "--summary", "{out}",
+                "--device", self.checkDevice(device), "--overwrite", *self.modelArgument("--base", base)]
         if (name or "").strip():
             args += ["--name", name.strip()]
         return args + list(self.extra_arguments) + shlex.split(os.environ.get(OPTIONS_VARIABLE, ""))
@@ -170,10 +192,12 @@ class FinetuneLogic(_SceneLogic):
             model = str(doc["model"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise JobError(f"The fine-tuning left no readable summary ({exc}); nothing was installed.") from None
-        rows = [{"model": doc.get("base", ""), "held-out Dice": doc.get("base_score"), "steps": 0},
-                {"model": model, "held-out Dice": doc.get("tuned_score"), "steps": doc.get("stop_step")}]
+        measure = f"held-out {doc.get('measure', 'mean Dice')}"
+        rows = [{"model": doc.get("base", ""), measure: doc.get("base_score"), "steps": 0},
+                {"model": model, measure: doc.get("tuned_score"), "steps": doc.get("stop_step")}]
         table = table_node_from_rows(self.ctx, rows, name=f"{model} cross-validation")
-        return FinetuneOutputs(model, doc.get("better_than_base"), str(doc.get("summary", "")), table, doc)
+        return FinetuneOutputs(model, doc.get("better_than_base"), str(doc.get("summary", "")), table, doc,
+                               self.models.label(model), self.model_option)
 
     def show(self, outputs: FinetuneOutputs, input_node: Any = None) -> None:
         show_table(self.ctx, outputs.table_node)
@@ -201,10 +225,8 @@ class RankLogic(_SceneLogic):
         if not scans:
             raise InputError("No scan without a finished segmentation is loaded: load the scans to choose from.")
         files = [str(write_job_input(volume_from_volume_node(s), workdir / f"{s.GetID()}.nrrd")) for s in scans]
-        args = ["seg", "rank", *files, "--out", "{out}", "--device", self.checkDevice(device)]
-        if model and model != BUNDLED_MRI:
-            args += ["--model", self.resolveModel(model).name]
-        return args
+        return ["seg", "rank", *files, "--out", "{out}", "--device", self.checkDevice(device),
+                *self.modelArgument("--model", model)]
 
     def importResults(self, out_dir: Path, input_node: Any = None, **options: Any) -> RankOutputs:
         """The ranking as a table (scan names, not file names), most worth correcting first."""
@@ -229,22 +251,28 @@ def _mark(finished: bool):
     return lambda logic, input_node, values: logic.markFinished(values.get("corrected"), input_node, finished)
 
 
-#: The "Learn from my corrections" section of the OrbitSegmentation panel (`orbitai.app.panel_spec.PanelSpec`).
-FINETUNE_SECTION = PanelSpec(
-    key="orbit_finetune", module="OrbitSegmentation", title="Learn from my corrections", logic=FinetuneLogic,
-    apply_tip="Fine-tune the model on every finished segmentation and install it as a new model (minutes on a CPU). "
-              "While it runs this button cancels it; Apply again goes on where it stopped.",
-    input_hint="the scan a corrected segmentation belongs to",
-    options=(Option("corrected", "finetuneCorrected", "Corrected segmentation", "segmentation",
-                    hint="a segmentation of the input volume, corrected by you: mark it finished to learn from it"),
-             Option("base", "finetuneBase", "Start from", "choice", lambda: FinetuneLogic.modelLabels(), BUNDLED_MRI,
-                    refreshed=True),
-             Option("name", "finetuneName", "New model name", "text", default="",
-                    hint="empty: the base model's name + _ft; installed in ~/.orbitai/models"),
-             device_option("finetuneDevice")),
-    table="table_node", needs_input=False, prefix="finetune",
-    actions=(Action("markFinished", "Mark finished", "Learn from this segmentation of the input volume", _mark(True)),
-             Action("unmarkFinished", "Unmark", "Do not learn from this segmentation", _mark(False))))
+def finetune_section(key: str, module: str, logic: type[FinetuneLogic], what: str) -> PanelSpec:
+    """The "Learn from my corrections" section of a module's panel (`orbitai.app.panel_spec.PanelSpec`) for a
+    fine-tuning Logic; ``what``: what the corrected segmentations hold ("segmentation", "lesion segmentation")."""
+    return PanelSpec(
+        key=key, module=module, title="Learn from my corrections", logic=logic,
+        apply_tip=f"Fine-tune the model on every finished {what} and install it as a new model (minutes on a CPU). "
+                  "While it runs this button cancels it; Apply again goes on where it stopped.",
+        input_hint=f"the scan a corrected {what} belongs to",
+        options=(Option("corrected", "finetuneCorrected", f"Corrected {what}", "segmentation",
+                        hint=f"a {what} of the input volume, corrected by you: mark it finished to learn from it"),
+                 Option("base", "finetuneBase", "Start from", "choice", lambda: logic.modelLabels(),
+                        logic.bundled_label, refreshed=True),
+                 Option("name", "finetuneName", "New model name", "text", default="",
+                        hint="empty: the base model's name + _ft; installed in ~/.orbitai/models"),
+                 device_option("finetuneDevice")),
+        table="table_node", needs_input=False, prefix="finetune",
+        actions=(Action("markFinished", "Mark finished", f"Learn from this {what} of the input volume", _mark(True)),
+                 Action("unmarkFinished", "Unmark", f"Do not learn from this {what}", _mark(False))))
+
+
+#: The "Learn from my corrections" section of the OrbitSegmentation panel.
+FINETUNE_SECTION = finetune_section("orbit_finetune", "OrbitSegmentation", FinetuneLogic, "segmentation")
 
 #: The "Which scan next" section of the OrbitSegmentation panel.
 RANK_SECTION = PanelSpec(

@@ -12,6 +12,10 @@ shared `orbitai.mrml.jobs.JobLogic` runs the job (``start``, ``finish``, blockin
   (`orbitai.neuro.result.NeuroResult`, every file checked first) and adds the lesion segmentation over
   the FLAIR, the lesion summary and per-lesion tables, the NMOSD/MS probability table, the heat-map
   overlay and the intracranial mask. `JobLogic.loadResults` wraps it: a failure leaves the scene as it was.
+
+Under the panel, "Learn from my corrections" (`LesionFinetuneLogic`, issue #48) fine-tunes the lesion network on the
+FLAIRs whose lesion segmentations the user corrected and marked finished (``orbitai neuro finetune-lesions``); the
+new model appears in the panel's "Lesion model" choice.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from typing import Any, Optional
 import numpy as np
 
 from orbitai.app import requirements_file
+from orbitai.app.corrections import FinetuneLogic, finetune_section
 from orbitai.app.panel_spec import (Option, PanelSpec, device_option, modality_arguments, modality_option, model_option,
                                      reason, scan_text, trust_text)
 from orbitai.errors import InputError
@@ -38,7 +43,7 @@ from orbitai.mrml import (
 from orbitai.mrml.jobs import JobLogic
 from orbitai.mrml.segmentations import segments_volume_mm3
 from orbitai.mrml.tables import show_table
-from orbitai.neuro.models import NEURO_MODELS
+from orbitai.neuro.models import LESION_MODELS, NEURO_MODELS
 
 #: Bundle name -> panel label of paper 003's four classifiers (declared in `orbitai.neuro.models`).
 MODELS = NEURO_MODELS.bundled
@@ -94,6 +99,28 @@ class NeuroOutputs:
         return text
 
 
+def lesion_mask(logic: JobLogic, segmentation_node, input_node):
+    """A lesion segmentation (every segment is lesion) as a 0/1 mask on the FLAIR's grid; one-line errors for a node
+    that is not a segmentation, one without lesion voxels, or one that does not lie on the FLAIR (less than
+    `MIN_INSIDE` of its volume inside it)."""
+    if not segmentation_node.IsA("vtkMRMLSegmentationNode"):
+        raise InputError(f"'{segmentation_node.GetName()}' is not a segmentation node.")
+    what = f"Lesion segmentation '{segmentation_node.GetName()}'"
+    segmentation = segmentation_node.GetSegmentation()
+    names = [segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())]
+    own_mm3 = segments_volume_mm3(segmentation_node)
+    if own_mm3 <= 0:
+        raise InputError(f"{what} holds no lesion voxel; select one with the lesions, or none to have them found.")
+    labels = logic.segmentationLabels(segmentation_node, input_node, what,
+                                      table={i + 1: n for i, n in enumerate(dict.fromkeys(names))})
+    mask = labels.with_array((np.asarray(labels.array) != 0).astype(np.uint8))
+    inside = float(np.count_nonzero(mask.array)) * mask.voxel_volume_mm3()
+    if inside < MIN_INSIDE * own_mm3:
+        raise InputError(f"{what} does not lie on the FLAIR '{input_node.GetName()}' (only {100 * inside / own_mm3:.0f} % "
+                         "of its volume is inside it); select the segmentation made on this FLAIR.")
+    return mask
+
+
 # --------------------------------------------------------------------------- logic
 class NeuroDifferentialLogic(JobLogic):
     """White-matter lesions and NMOSD-vs-MS probability of a brain FLAIR node.
@@ -139,34 +166,21 @@ class NeuroDifferentialLogic(JobLogic):
         return vol
 
     def lesionMask(self, segmentation_node, input_node):
-        """The lesion segmentation (every segment is lesion) as a 0/1 mask on the FLAIR's grid; one-line
-        errors for a node that is not a segmentation, one without lesion voxels, or one that does not lie
-        on the FLAIR (less than `MIN_INSIDE` of its volume inside it)."""
-        if not segmentation_node.IsA("vtkMRMLSegmentationNode"):
-            raise InputError(f"'{segmentation_node.GetName()}' is not a segmentation node.")
-        what = f"Lesion segmentation '{segmentation_node.GetName()}'"
-        segmentation = segmentation_node.GetSegmentation()
-        names = [segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())]
-        own_mm3 = segments_volume_mm3(segmentation_node)
-        if own_mm3 <= 0:
-            raise InputError(f"{what} holds no lesion voxel; select one with the lesions, or none to have them found.")
-        labels = self.segmentationLabels(segmentation_node, input_node, what,
-                                         table={i + 1: n for i, n in enumerate(dict.fromkeys(names))})
-        mask = labels.with_array((np.asarray(labels.array) != 0).astype(np.uint8))
-        inside = float(np.count_nonzero(mask.array)) * mask.voxel_volume_mm3()
-        if inside < MIN_INSIDE * own_mm3:
-            raise InputError(f"{what} does not lie on the FLAIR '{input_node.GetName()}' (only {100 * inside / own_mm3:.0f} % "
-                             "of its volume is inside it); select the segmentation made on this FLAIR.")
-        return mask
+        """The lesion segmentation as a 0/1 mask on the FLAIR's grid (`lesion_mask`)."""
+        return lesion_mask(self, segmentation_node, input_node)
 
     # ------------------------------------------------------------------------ hooks
     def jobArguments(self, workdir: Path, input_node, lesion_segmentation=None, model: Optional[str] = DEFAULT_MODEL,
-                      device: str = "auto", heatmap: bool = True, modality: str = "auto") -> list[str]:
+                     device: str = "auto", heatmap: bool = True, modality: str = "auto",
+                     lesion_model: Optional[str] = None) -> list[str]:
         """Start hook: check every input, write them into ``workdir``, name the ``neuro predict`` (or
-        ``neuro lesions``) command. The scene is not changed."""
+        ``neuro lesions``) command. The scene is not changed. ``lesion_model``: a lesion network other than the
+        bundled one (a label or name of `LESION_MODELS`, e.g. the user's fine-tuned one)."""
         vol = self.checkFlair(input_node)
         device = self.checkDevice(device)
         bundle = self.resolveModel(model)
+        lesion_args = ([] if not lesion_model or lesion_model == LESION_MODELS.default_label else
+                       ["--lesion-model", str(LESION_MODELS.find(lesion_model).path)])
         mask = self.lesionMask(lesion_segmentation, input_node) if lesion_segmentation is not None else None
         flair = write_job_input(vol, workdir / "flair.nrrd")
         if bundle is None:
@@ -177,7 +191,7 @@ class NeuroDifferentialLogic(JobLogic):
                 args.append("--no-heatmap")
         if mask is not None:
             args += ["--lesions", str(write_segmentation(mask, workdir / "lesions.seg.nrrd", table=lesion_table()))]
-        return [*args, *modality_arguments(modality), "--device", device, "--out", "{out}"]
+        return [*args, *lesion_args, *modality_arguments(modality), "--device", device, "--out", "{out}"]
 
     def importResults(self, out_dir: Path, input_node, **_options: Any) -> NeuroOutputs:
         """Finish hook: read a ``neuro predict|lesions`` output folder (all of it checked before the scene
@@ -266,6 +280,30 @@ def probability_row(r: dict) -> dict:
             "input": r["input_mode"], "reason": r.get("reason") or "", "trust": r.get("trust") or ""}
 
 
+class LesionFinetuneLogic(FinetuneLogic):
+    """Fine-tune the lesion network on the scene's finished lesion segmentations (``neuro finetune-lesions``)."""
+
+    requirements = requirements_file("NeuroDifferential")
+    models = LESION_MODELS
+    bundled_label = LESION_MODELS.default_label
+    task = "lesion_segmentation"
+    command = ("neuro", "finetune-lesions")
+    model_option = "lesion_model"
+
+    @classmethod
+    def modelLabels(cls) -> list[str]:
+        """The bundled lesion model, then the user's lesion models."""
+        return cls.models.labels()
+
+    def correctedLabels(self, segmentation_node: Any, scan_node: Any) -> Any:
+        """Every segment is lesion (`lesion_mask`)."""
+        return lesion_mask(self, segmentation_node, scan_node)
+
+
+#: The panel's "Learn from my corrections" section.
+LESION_FINETUNE_SECTION = finetune_section("neuro_finetune", "NeuroDifferential", LesionFinetuneLogic,
+                                           "lesion segmentation")
+
 #: The panel, for Slicer and the browser (`orbitai.app.panel_spec`).
 PANEL = PanelSpec(
     key="neuro", module="NeuroDifferential", title="NMOSD vs MS", logic=NeuroDifferentialLogic,
@@ -275,5 +313,9 @@ PANEL = PanelSpec(
              model_option(NeuroDifferentialLogic),
              Option("heatmap", "heatmap", "Heat map", "flag", default=True),
              modality_option(),
-             device_option()),
-    table="shown_table", rule=lambda values: NeuroDifferentialLogic.whyNotReady(values["model"]))
+             device_option(),
+             Option("lesion_model", "lesionModel", "Lesion model", "choice", LESION_MODELS.labels,
+                    LESION_MODELS.default_label, refreshed=True,
+                    hint="the network that finds the lesions: the bundled one or yours, fine-tuned on your corrections")),
+    table="shown_table", rule=lambda values: NeuroDifferentialLogic.whyNotReady(values["model"]),
+    sections=(LESION_FINETUNE_SECTION,))

@@ -332,7 +332,7 @@ class SectionPanel:
     def showResults(self, outputs: Any, inputNode: Any) -> None:
         self.spec.show(self.logic, outputs, inputNode, self.values())
         if hasattr(outputs, "select_model"):     # a model was installed: listed now, chosen when it is better
-            self.widget.selectModel(outputs.select_model)
+            self.widget.selectModel(outputs.select_model, getattr(outputs, "option", "model"))
 
     def runAction(self, action: Any) -> None:
         """An action's button: its status line, or its error (nothing else changes)."""
@@ -444,16 +444,15 @@ class JobPanelMixin:
         timer.timeout.connect(poll)
         return timer
 
-    def selectModel(self, name: Optional[str]) -> None:
-        """After a section installed a model: offer it in the model choices at once, and choose it (``name``; None
-        leaves the choice as it is)."""
+    def selectModel(self, label: Optional[str], option_name: str = "model") -> None:
+        """After a section installed a model: offer it in the model choices at once, and choose it in the option
+        ``option_name`` (``label``: its label there; None leaves the choice as it is)."""
         if self._parameterNode is None:
             return
         self.initializeParameterNode()      # the choices read again and the combo boxes rebuilt
-        option = next((o for o in self.panel.options if o.name == "model"), None)
-        if name is None or option is None or option.choices is None:
+        option = next((o for o in self.panel.options if o.name == option_name), None)
+        if label is None or option is None or option.choices is None:
             return
-        label = self.logic.models.label(name)
         if label in option.choices():
             setattr(self._parameterNode, option.parameter, label)
 

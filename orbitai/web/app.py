@@ -216,7 +216,7 @@ class ModulePanel:
         self.state[self.var("table_rows")] = [{f"c{i}": _cell(r[n]) for i, n in enumerate(names)} for r in rows]
         self.app.refresh_nodes()
         if hasattr(outputs, "select_model"):     # a model was installed: listed now, chosen when it is better
-            self.app.select_model(outputs.select_model)
+            self.app.select_model(outputs.select_model, getattr(outputs, "option", "model"))
 
     def run_action(self, action: Action) -> None:
         """An action's button (`orbitai.app.panel_spec.Action`): its status line, or its error."""
@@ -440,20 +440,17 @@ class OrbitWebApp(TrameApp):
         """The connection whose message is being handled (wslink notes it before calling the trigger)."""
         return getattr(self._web_server, "last_active_client_id", None)
 
-    def select_model(self, name: Optional[str]) -> None:
-        """After a section installed a model: every panel reads its model choices again, and the panels whose
-        model choice offers ``name`` (by label or bundle name) choose it (None: only the choices are read again)."""
+    def select_model(self, label: Optional[str], option_name: str = "model") -> None:
+        """After a section installed a model: every panel reads its choices again, and the panels whose option
+        ``option_name`` offers ``label`` choose it (None: only the choices are read again)."""
         for panel in self.panels.values():
             panel.refresh_choices()
-        if name is None:
+        if label is None:
             return
         for panel in self.panels.values():
-            option = next((o for o in panel.spec.options if o.name == "model"), None)
-            if option is None or option.choices is None:
-                continue
-            label = panel.logic.models.label(name)
-            if label in option.choices():
-                self.state[panel.var("model")] = label
+            option = next((o for o in panel.spec.options if o.name == option_name), None)
+            if option is not None and option.choices is not None and label in option.choices():
+                self.state[panel.var(option_name)] = label
 
     # ---------------------------------------------------------------- scene
     def input_node(self) -> Any:
