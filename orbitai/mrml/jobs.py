@@ -35,6 +35,7 @@ from orbitai.mrml import get_context, labels_from_segmentation_node, volume_from
 from orbitai.mrml.dependencies import ensure_requirements, import_name, read_requirements
 from orbitai.mrml.dicom_export import file_beside_input
 from orbitai.mrml.transaction import node_ids, rollback_on_error, temporary_nodes
+from orbitai.mrml.results import mark_results
 from orbitai.progress import ProgressCallback
 from orbitai.jobs.child import JobError, JobResult, OrbitaiJob, child_error
 from orbitai.jobs.warm import WarmJob, warm_worker_enabled
@@ -262,6 +263,7 @@ class JobLogic:
             if input_node is not None:
                 added = [self.ctx.scene.GetNodeByID(i) for i in sorted(node_ids(self.ctx.scene) - before)]
                 file_beside_input(self.ctx.scene, input_node, added, _result_model(Path(out_dir)))
+                mark_results(added, input_node)       # the scan they belong to (orbitai.mrml.results)
             return outputs
 
 

@@ -26,6 +26,7 @@ from undo_stack import UndoStack
 from vtkmodules.vtkCommonCore import vtkCommand
 from vtkmodules.vtkInteractionWidgets import vtkEvent
 
+from orbitai.mrml.results import mark_results
 from orbitai.app.annotation import options as effect_options
 from orbitai.app.annotation.logic import AnnotationLogic
 from orbitai.app.annotation.priors import DEFAULT_PRIORS
@@ -222,6 +223,7 @@ class AnnotationPanel:
         node = self.se.create_empty_segmentation_node()
         node.SetName(f"{volume.GetName()} annotation")
         node.SetReferenceImageGeometryParameterFromVolumeNode(volume)
+        mark_results([node], volume)        # shown with its scan, hidden with the others
         self.app.refresh_nodes()
         self.state.ann_segmentation = node.GetID()
         self._segmentation_changed(node.GetID())

@@ -38,6 +38,14 @@ from orbitai.mrml import (
     volume_from_volume_node,
     volume_node_from_volume,
 )
+from orbitai.mrml.results import (
+    mark_results,
+    result_focus,
+    results_of,
+    segment_rows,
+    set_segment_display,
+    show_results_of,
+)
 from orbitai.mrml.scene import adopt_context
 from orbitai.mrml.tables import rows_from_table_node
 from orbitai.web import compat
@@ -126,6 +134,8 @@ class ModulePanel:
                 self.state.setdefault(self.var(f"{opt.name}_items"), opt.choices())
         self.state.setdefault(self.var("table_headers"), [])
         self.state.setdefault(self.var("table_rows"), [])
+        #: scan node ID -> (table headers, rows) of its last result: the table follows the scan shown
+        self.tables: dict[str, tuple[list, list]] = {}
         self.state.change(*self.option_vars(), "input_volume")(lambda **_: self.job.controller.refresh())
         if spec.display is not None:
             self.state.change(self.var(spec.display.name))(self._display_changed)
@@ -207,14 +217,22 @@ class ModulePanel:
 
     def showResults(self, outputs: Any, input_node: Any) -> None:
         values = self.values()
+        current = input_node is None or input_node is self.app.input_node()
         if self.spec.display is not None:
             self.job.controller.shownChoice = values[self.spec.display.name]
-        self.spec.show(self.logic, outputs, input_node, values)
+        if current:         # a result of a scan the user left is kept, and shown when they come back to it
+            self.spec.show(self.logic, outputs, input_node, values)
         rows = rows_from_table_node(self.spec.table_node(outputs))
         names = list(rows[0]) if rows else []
-        self.state[self.var("table_headers")] = [{"title": n, "key": f"c{i}"} for i, n in enumerate(names)]
-        self.state[self.var("table_rows")] = [{f"c{i}": _cell(r[n]) for i, n in enumerate(names)} for r in rows]
+        table = ([{"title": n, "key": f"c{i}"} for i, n in enumerate(names)],
+                 [{f"c{i}": _cell(r[n]) for i, n in enumerate(names)} for r in rows])
+        if input_node is not None:
+            self.tables[input_node.GetID()] = table
+        if current:
+            self.state[self.var("table_headers")], self.state[self.var("table_rows")] = table
         self.app.refresh_nodes()
+        if input_node is not None and self.spec.needs_input:
+            self.app.results_shown(focus=current)
         if hasattr(outputs, "select_model"):     # a model was installed: listed now, chosen when it is better
             self.app.select_model(outputs.select_model, getattr(outputs, "option", "model"))
 
@@ -229,6 +247,13 @@ class ModulePanel:
         except OrbitAIError as exc:
             self.state[self.var("status")] = ""
             self.state[self.var("error")] = one_line(exc)
+
+    def show_table_of(self, input_node: Any) -> None:
+        """The results table of ``input_node``'s last result (none: empty)."""
+        if not self.spec.needs_input:
+            return
+        headers, rows = self.tables.get(input_node.GetID() if input_node is not None else "", ([], []))
+        self.state[self.var("table_headers")], self.state[self.var("table_rows")] = headers, rows
 
     def refresh_choices(self) -> None:
         """Read the refreshed choices (the installed models) again."""
@@ -392,7 +417,11 @@ class OrbitWebApp(TrameApp):
         for event in (self.mrml.scene.NodeAddedEvent, self.mrml.scene.NodeRemovedEvent):
             self.mrml.scene.AddObserver(event, self._nodes_changed)
         self.state.change("input_volume")(self._input_changed)
-        self.state.update({"slice_geometry": {}, "jump_to": None})
+        self.state.update({"slice_geometry": {}, "jump_to": None, "segment_rows": []})
+        #: scan node ID -> the heat map it had in the foreground when the user switched away
+        self._overlays: dict[str, str] = {}
+        self.server.trigger("orbitai_segment_visible")(self.set_segment_visible)
+        self.server.trigger("orbitai_segment_opacity")(self.set_segment_opacity)
         self._fit_until = 0.0
         for view in self.slicer_app.view_manager.get_slice_views():
             view.get_view_node().AddObserver("ModifiedEvent", lambda *_: self._publish_geometry())
@@ -412,6 +441,8 @@ class OrbitWebApp(TrameApp):
             panel.job.controller.sceneClosing()
             self.state[panel.var("table_rows")] = []
             self.state[panel.var("table_headers")] = []
+            panel.tables.clear()
+        self._overlays.clear()
         self.annotation.scene_closing()
         self.mrml.scene.Clear(0)
         self.annotation.scene_closed()
@@ -485,13 +516,56 @@ class OrbitWebApp(TrameApp):
         self.state.scene_nodes = scene.GetNumberOfNodes()
         if self.state.input_volume and not scene.GetNodeByID(self.state.input_volume):
             self.state.input_volume = None
+        self.refresh_segments()
 
     def _input_changed(self, input_volume: Optional[str] = None, **_: Any) -> None:
         node = self.input_node()
         if node is not None:
+            show_results_of(self.mrml.scene, node, self._overlays)     # before the foreground is cleared below
+            fg = self._overlays.get(node.GetID())
             show_volume(self.mrml, node)
+            if fg is not None:
+                show_results_of(self.mrml.scene, node, self._overlays)  # its own heat map back over it
             self.slicer_app.display_manager.reset_views()
             self._fit_soon()
+            self.results_shown()        # the views on its newest result, when it has one
+        else:
+            show_results_of(self.mrml.scene, None, self._overlays)
+            self.refresh_segments()
+        for panel in self.panels.values():
+            panel.show_table_of(node)
+
+    # ---------------------------------------------------------------- results of the shown scan
+    def results_shown(self, focus: bool = True) -> None:
+        """A module's results were added: only the shown scan's are visible; with ``focus`` the views move to the
+        newest segmentation of the shown scan (a whole head's orbits are far from its centre)."""
+        node = self.input_node()
+        show_results_of(self.mrml.scene, node, self._overlays)
+        segs = results_of(self.mrml.scene, node)
+        if focus and segs:
+            point = result_focus(segs[-1])
+            if point is not None:
+                jump_slices(self.mrml, point)
+        self.refresh_segments()
+
+    def refresh_segments(self) -> None:
+        """``segment_rows``: the segments of the shown scan's segmentations (its results, loaded and drawn ones)."""
+        self.state.segment_rows = segment_rows(results_of(self.mrml.scene, self.input_node()))
+
+    def set_segment_visible(self, key: Any = None, visible: Any = None) -> None:
+        """The page's visibility box of a segment (a key the page sends: it must name a segment of the shown scan)."""
+        if isinstance(visible, bool) and self._shown_segment(key):
+            set_segment_display(self.mrml.scene, key, visible=visible)
+        self.refresh_segments()
+
+    def set_segment_opacity(self, key: Any = None, opacity: Any = None) -> None:
+        """The page's opacity slider of a segment (0-1)."""
+        if isinstance(opacity, (int, float)) and not isinstance(opacity, bool) and self._shown_segment(key):
+            set_segment_display(self.mrml.scene, key, opacity=float(opacity))
+        self.refresh_segments()
+
+    def _shown_segment(self, key: Any) -> bool:
+        return isinstance(key, str) and key in {r["key"] for r in self.state.segment_rows or []}
 
     def _list_data(self, **_: Any) -> None:
         """The DATA folder's list, read again when a page opens (files added since are offered)."""
@@ -581,7 +655,9 @@ class OrbitWebApp(TrameApp):
                                            image_name="input volume", option=None)
         node = segmentation_node_from_labels(self.mrml, on_grid, reference_node=volume, name=name, table=table)
         node.CreateDefaultDisplayNodes()
+        mark_results([node], volume)
         self.refresh_nodes()
+        self.results_shown()
         return node
 
     def load_data_choice(self) -> None:
@@ -654,6 +730,7 @@ class OrbitWebApp(TrameApp):
                 drawer.width = 400
                 with v3.VContainer(classes="pa-2"):
                     self._data_ui()
+                    self._segments_ui()
                     with v3.VTabs(v_model=("module",), density="compact", show_arrows=True, id="orbitai-modules"):
                         for spec in modules():
                             v3.VTab(spec.title, value=spec.key, id=f"orbitai-tab-{spec.key}")
@@ -709,6 +786,25 @@ class OrbitWebApp(TrameApp):
         v3.VProgressLinear(indeterminate=True, v_show="load_busy", id="orbitai-load-progress")
         v3.VAlert(text=("load_error",), v_if="load_error", type="error", density="compact", closable=True,
                   id="orbitai-load-error", click_close="load_error = ''")
+
+    def _segments_ui(self) -> None:
+        """The shown scan's segments: colour swatch, name, visibility and 2D opacity (Slicer's segment table)."""
+        with v3.VExpansionPanels(classes="mb-2", v_show="segment_rows.length"):
+            with v3.VExpansionPanel(title=("`Segments of this scan (${segment_rows.length})`",), id="orbitai-segments"):
+                with v3.VExpansionPanelText():
+                    with html.Div(v_for="(row, i) in segment_rows", key="row.key",
+                                  classes="d-flex align-center orbitai-segment-row"):
+                        v3.VCheckboxBtn(model_value=("row.visible",), density="compact", hide_details=True,
+                                        update_modelValue="trigger('orbitai_segment_visible', [row.key, $event])",
+                                        id=("`orbitai-segment-visible-${i}`",), title="Show or hide")
+                        html.Span(style=("{ background: row.color, width: '14px', height: '14px', "
+                                         "display: 'inline-block', borderRadius: '3px', marginRight: '6px' }",),
+                                  classes="orbitai-swatch")
+                        html.Span("{{ row.name }}", classes="text-body-2 flex-grow-1", title=("row.node",))
+                        v3.VSlider(model_value=("row.opacity",), min=0, max=1, step=0.05, density="compact",
+                                   hide_details=True, style="max-width: 110px",
+                                   end="trigger('orbitai_segment_opacity', [row.key, $event])",
+                                   id=("`orbitai-segment-opacity-${i}`",), title="Opacity")
 
     def _module_ui(self, panel: ModulePanel) -> None:
         key = panel.spec.key

@@ -1,0 +1,72 @@
+"""Issue 49 in headless Chromium: the browser app as a viewer. Results belong to their scan (shown with it, hidden
+with the others, tables too), the views go to a result when it arrives, and each segment's visibility and opacity
+are the user's (the segment list)."""
+from __future__ import annotations
+
+import pytest
+from web_cases import PHANTOMS
+
+from orbitai.testing.web import WebPage, colored
+
+JOB_TIMEOUT_S = 300
+
+
+@pytest.fixture()
+def page(server, driver) -> WebPage:
+    return WebPage.fresh(driver, server.url)
+
+
+def run_job(page, key: str) -> None:
+    page.wait_state(f"{key}_apply_enabled", bool, 30)
+    page.click(f"orbitai-{key}-apply")
+    page.wait_state(f"{key}_running", bool, 20)
+    page.wait_state(f"{key}_running", lambda v: not v, JOB_TIMEOUT_S)
+
+
+def settled(page, view: str = "Red"):
+    """The view's image once two frames in a row show the same pixels count of colour (the server has caught up)."""
+    last = [None]
+
+    def same():
+        src, img = page.view_image(view)
+        n = colored(img)
+        ok = last[0] == n
+        last[0] = n
+        return ok or None
+    page.wait(same, 30, "the view to settle", interval_s=0.5)
+    return last[0]
+
+
+def test_results_belong_to_their_scan_and_segments_can_be_hidden(page):
+    tao = page.load(PHANTOMS["tao"])
+    orbit = page.load(PHANTOMS["orbit-ct"])
+    page.set_state("module", "orbit")
+    run_job(page, "orbit")
+    assert page.state("orbit_error") == ""
+    # the views went to the result: segment pixels in the axial view without scrolling
+    shown = page.wait(lambda: (lambda n: n if n > 300 else None)(settled(page)), 30, "segments in the axial view")
+    rows = page.state("orbit_table_rows")
+    segments = page.state("segment_rows")
+    assert rows and {"eyeball_left", "eyeball_right"} <= {r["name"] for r in segments}
+    assert all(r["color"].startswith("#") and r["visible"] for r in segments)
+    # another scan: none of the first scan's results, pixels nor table
+    page.set_state("input_volume", tao)
+    page.wait_state("segment_rows", lambda v: v == [], 20)
+    assert page.wait(lambda: settled(page) < 50 or None, 30, "the other scan without the segments")
+    assert page.state("orbit_table_rows") == []
+    # back: the results and the table again
+    page.set_state("input_volume", orbit)
+    page.wait_state("orbit_table_rows", lambda v: v == rows, 20)
+    page.wait(lambda: settled(page) > 0.8 * shown or None, 30, "the segments back")
+    # each segment's visibility is the user's
+    page.click("orbitai-segments")
+    page.wait(lambda: page.driver.execute_script(
+        "const e = document.getElementById('orbitai-segment-visible-0'); return e && e.offsetParent !== null;"),
+        20, "the segment list")
+    for i in range(len(segments)):
+        page.driver.execute_script("arguments[0].click();", page.element(f"orbitai-segment-visible-{i}"))
+        page.wait_state("segment_rows", lambda v, i=i: not v[i]["visible"], 20)
+    page.wait(lambda: settled(page) < 50 or None, 30, "every segment hidden")
+    page.driver.execute_script("arguments[0].click();", page.element("orbitai-segment-visible-0"))
+    page.wait_state("segment_rows", lambda v: v[0]["visible"] and not v[1]["visible"], 20)
+    assert page.wait(lambda: settled(page) > 0 or None, 30, "one segment shown again")

@@ -1,0 +1,137 @@
+"""Which scan a result belongs to, and how a viewer shows one scan's results.
+
+Every node a module's job adds (`orbitai.mrml.jobs.JobLogic.loadResults`) and every segmentation loaded or drawn on a
+scan is tagged with the scan's node ID (`RESULT_OF`). A viewer that shows one scan at a time (the browser app) shows
+that scan's segmentations and heat map with it and hides every other scan's (`show_results_of`), moves the views to a
+result (`result_focus`) and lists the segments with their colour, visibility and opacity (`segment_rows`).
+Slicer's own views leave this to the user (the Data module), as Slicer does.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional
+
+import numpy as np
+
+__all__ = ["RESULT_OF", "mark_results", "results_of", "show_results_of", "result_focus", "segment_rows",
+           "set_segment_display"]
+
+#: Node attribute: the ID of the scan (volume node) the node is a result of.
+RESULT_OF = "OrbitAI.ResultOf"
+
+
+def mark_results(nodes: Iterable[Any], input_node: Any) -> None:
+    """Tag ``nodes`` as results of ``input_node`` (nothing for no input)."""
+    if input_node is None:
+        return
+    for node in nodes:
+        if node is not None and node is not input_node and hasattr(node, "SetAttribute"):
+            node.SetAttribute(RESULT_OF, input_node.GetID())
+
+
+def _nodes(scene: Any, cls: str) -> list[Any]:
+    return [scene.GetNthNodeByClass(i, cls) for i in range(scene.GetNumberOfNodesByClass(cls))]
+
+
+def results_of(scene: Any, input_node: Any, cls: str = "vtkMRMLSegmentationNode") -> list[Any]:
+    """The nodes of class ``cls`` that are results of ``input_node``, oldest first (editor helpers left out)."""
+    iid = input_node.GetID() if input_node is not None else None
+    return [n for n in _nodes(scene, cls) if iid and n.GetAttribute(RESULT_OF) == iid and not n.GetHideFromEditors()]
+
+
+def show_results_of(scene: Any, input_node: Any, overlays: Optional[dict[str, str]] = None) -> None:
+    """Show the segmentations that are results of ``input_node`` and hide the other scans' (untagged ones are left as
+    they are); a heat map of another scan leaves the slice views' foreground. ``overlays`` (scan ID -> heat-map node
+    ID) remembers the foreground each scan had, so that switching back shows it again."""
+    iid = input_node.GetID() if input_node is not None else None
+    for seg in _nodes(scene, "vtkMRMLSegmentationNode"):
+        owner = seg.GetAttribute(RESULT_OF)
+        if owner and not seg.GetHideFromEditors():
+            seg.CreateDefaultDisplayNodes()
+            seg.GetDisplayNode().SetVisibility(owner == iid)
+    for comp in _nodes(scene, "vtkMRMLSliceCompositeNode"):
+        fg = scene.GetNodeByID(comp.GetForegroundVolumeID() or "")
+        owner = fg.GetAttribute(RESULT_OF) if fg is not None else None
+        if owner and owner != iid:
+            if overlays is not None:
+                overlays[owner] = fg.GetID()
+            comp.SetForegroundVolumeID(None)
+        elif fg is None and overlays is not None and iid in overlays:
+            back = scene.GetNodeByID(overlays[iid])
+            if back is not None:
+                comp.SetForegroundVolumeID(back.GetID())
+                comp.SetForegroundOpacity(0.5)
+
+
+def _segment_voxels(seg_node: Any, segment_id: str) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    """(voxel indices k, j, i of the segment, its labelmap's IJK-to-RAS matrix), or None when it holds none."""
+    import vtk
+    from vtk.util.numpy_support import vtk_to_numpy
+
+    segment = seg_node.GetSegmentation().GetSegment(segment_id)
+    image = segment.GetRepresentation("Binary labelmap") if segment is not None else None
+    if image is None or image.GetPointData().GetScalars() is None:
+        return None
+    dims = image.GetDimensions()
+    array = vtk_to_numpy(image.GetPointData().GetScalars()).reshape(dims[2], dims[1], dims[0])
+    idx = np.argwhere(array == segment.GetLabelValue())
+    if not len(idx):
+        return None
+    m = vtk.vtkMatrix4x4()
+    image.GetImageToWorldMatrix(m)
+    ijk_to_ras = np.array([[m.GetElement(r, c) for c in range(4)] for r in range(4)])
+    extent = image.GetExtent()
+    return idx + np.array([extent[4], extent[2], extent[0]]), ijk_to_ras
+
+
+def result_focus(seg_node: Any) -> Optional[list[float]]:
+    """A RAS point inside the first segment that holds voxels: its voxel nearest the segment's centre of mass (a
+    centre of bounds may fall outside a curved or scattered segment, such as lesions)."""
+    if seg_node is None:
+        return None
+    segmentation = seg_node.GetSegmentation()
+    for n in range(segmentation.GetNumberOfSegments()):
+        found = _segment_voxels(seg_node, segmentation.GetNthSegmentID(n))
+        if found is None:
+            continue
+        idx, ijk_to_ras = found
+        centre = idx.mean(axis=0)
+        k, j, i = idx[int(np.argmin(((idx - centre) ** 2).sum(axis=1)))]
+        return [float(x) for x in (ijk_to_ras @ np.array([i, j, k, 1.0]))[:3]]
+    return None
+
+
+def segment_rows(seg_nodes: Iterable[Any]) -> list[dict[str, Any]]:
+    """One row per segment of ``seg_nodes``: key (``node ID|segment ID``), the node's and segment's names, colour
+    (``#rrggbb``), visibility (the node's and the segment's) and 2D fill opacity."""
+    rows = []
+    for node in seg_nodes:
+        node.CreateDefaultDisplayNodes()
+        display = node.GetDisplayNode()
+        segmentation = node.GetSegmentation()
+        for n in range(segmentation.GetNumberOfSegments()):
+            sid = segmentation.GetNthSegmentID(n)
+            segment = segmentation.GetSegment(sid)
+            r, g, b = (int(round(255 * c)) for c in segment.GetColor())
+            rows.append({"key": f"{node.GetID()}|{sid}", "node": node.GetName(), "name": segment.GetName(),
+                         "color": f"#{r:02x}{g:02x}{b:02x}",
+                         "visible": bool(display.GetVisibility() and display.GetSegmentVisibility(sid)),
+                         "opacity": round(float(display.GetSegmentOpacity2DFill(sid)), 2)})
+    return rows
+
+
+def set_segment_display(scene: Any, key: str, visible: Optional[bool] = None, opacity: Optional[float] = None) -> bool:
+    """Show or hide one segment (``key`` from `segment_rows`) and/or set its 2D fill opacity (0-1); False when the
+    key names no segment of the scene (a stale or forged key: nothing changes)."""
+    node_id, _, sid = str(key).partition("|")
+    node = scene.GetNodeByID(node_id)
+    if node is None or not node.IsA("vtkMRMLSegmentationNode") or node.GetSegmentation().GetSegment(sid) is None:
+        return False
+    node.CreateDefaultDisplayNodes()
+    display = node.GetDisplayNode()
+    if visible is not None:
+        if visible:
+            display.SetVisibility(True)
+        display.SetSegmentVisibility(sid, bool(visible))
+    if opacity is not None:
+        display.SetSegmentOpacity2DFill(sid, float(min(max(opacity, 0.0), 1.0)))
+    return True
