@@ -70,3 +70,20 @@ def test_results_belong_to_their_scan_and_segments_can_be_hidden(page):
     page.driver.execute_script("arguments[0].click();", page.element("orbitai-segment-visible-0"))
     page.wait_state("segment_rows", lambda v: v[0]["visible"] and not v[1]["visible"], 20)
     assert page.wait(lambda: settled(page) > 0 or None, 30, "one segment shown again")
+
+
+def test_window_level_by_preset_and_by_drag(page):
+    page.load(PHANTOMS["orbit-ct"])
+    page.wait_state("wl_window", lambda v: v is not None, 20)
+    src, before = page.view_image("Red")
+    page.set_state("wl_preset", "CT bone (W 1000 / L 400)")
+    page.wait_state("wl_window", lambda v: v == 1000.0, 20)
+    assert page.state("wl_level") == 400.0
+    _, bone = page.new_frame("Red", src)
+    # a bone window on a CT: the soft tissue goes dark, so the image's mean falls
+    assert bone.mean() < before.mean() - 5, (bone.mean(), before.mean())
+    w, lv = page.state("wl_window"), page.state("wl_level")
+    size = page.view_element("Red").size
+    x, y = size["width"] / 2, size["height"] / 2
+    page.drag("Red", [(x, y), (x + 60, y), (x + 120, y + 40)])
+    page.wait(lambda: (page.state("wl_window"), page.state("wl_level")) != (w, lv), 20, "window/level to follow the drag")

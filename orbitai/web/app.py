@@ -55,6 +55,7 @@ from orbitai.web.guard import DEFAULT_UPLOAD_MB, Guard, GuardError, listen_error
 from orbitai.web.modules import modules
 from orbitai.web.names import PATH_REFUSED, client_file_name, client_path
 from orbitai.web.panel import WebJobPanel
+from orbitai.web.viewer import WindowLevel
 
 __all__ = ["OrbitWebApp", "VOLUME_SUFFIXES", "Upload", "UPLOAD_TRIGGER"]
 
@@ -413,6 +414,7 @@ class OrbitWebApp(TrameApp):
         self.panels = {spec.key: ModulePanel(self, spec) for m in modules() for spec in (m, *m.sections)}
 
         self.annotation = AnnotationPanel(self)
+        self.window_level = WindowLevel(self)
         self._refresh_pending = False
         for event in (self.mrml.scene.NodeAddedEvent, self.mrml.scene.NodeRemovedEvent):
             self.mrml.scene.AddObserver(event, self._nodes_changed)
@@ -529,6 +531,7 @@ class OrbitWebApp(TrameApp):
             self.slicer_app.display_manager.reset_views()
             self._fit_soon()
             self.results_shown()        # the views on its newest result, when it has one
+            self.window_level.scan_shown()
         else:
             show_results_of(self.mrml.scene, None, self._overlays)
             self.refresh_segments()
@@ -721,6 +724,7 @@ class OrbitWebApp(TrameApp):
             layout.title.set_text("OrbitAI")
             with layout.toolbar:
                 v3.VSpacer()
+                self.window_level.build_ui()
                 v3.VBtn("Close scene", click=self.close_scene, variant="text", size="small", id="orbitai-close-scene",
                         prepend_icon="mdi-close-box-outline", classes="mr-2")
                 html.Div("{{ scene_nodes }} nodes in the scene", classes="text-caption mr-4", id="orbitai-scene-nodes")
