@@ -14,10 +14,15 @@ with the base's post-processing, which a fine-tuned bundle keeps.
   cases (brain extraction, model grid) on this machine.
 
 ``python -m benchmarks finetune_lesions`` -> ``benchmarks/results/finetune_lesions.json`` (about 40 min on 2 cores).
+With ``ORBITAI_LESION_RECIPE='{"lr": 5e-5, ...}'`` (LesionRecipe fields) and ``ORBITAI_LESION_RECIPE_TAG=name`` a
+variant of the recipe -> ``finetune_lesions_<name>.json``.
 """
 from __future__ import annotations
 
+import json
+import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
@@ -40,7 +45,8 @@ def main() -> None:
     from orbitai.neuro.lesionseg_eval import probabilities, real_phantom_set, score_counted, summary
 
     torch.set_num_threads(2)
-    recipe = LesionRecipe()
+    recipe = replace(LesionRecipe(), **json.loads(os.environ.get("ORBITAI_LESION_RECIPE", "{}")))
+    tag = os.environ.get("ORBITAI_LESION_RECIPE_TAG", "")
     val = real_phantom_set("validation")
     order = np.random.default_rng(POOL_ORDER_SEED).permutation(len(val))[:N_POOL]
     pool_ph = [val[i] for i in order]
@@ -87,7 +93,7 @@ def main() -> None:
                                                 "fine-tuned minus base, same run",
              "seconds": "case preparation (brain extraction, model grid) + the whole finetune_lesions call + the "
                         "replay phantoms' rendering, 2 CPU threads"}
-    write_result("finetune_lesions", metrics, targets, notes)
+    write_result(f"finetune_lesions_{tag}" if tag else "finetune_lesions", metrics, targets, notes)
 
 
 if __name__ == "__main__":
