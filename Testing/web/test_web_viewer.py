@@ -3,6 +3,7 @@ with the others, tables too), the views go to a result when it arrives, and each
 are the user's (the segment list)."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from web_cases import PHANTOMS
 
@@ -87,3 +88,39 @@ def test_window_level_by_preset_and_by_drag(page):
     x, y = size["width"] / 2, size["height"] / 2
     page.drag("Red", [(x, y), (x + 60, y), (x + 120, y + 40)])
     page.wait(lambda: (page.state("wl_window"), page.state("wl_level")) != (w, lv), 20, "window/level to follow the drag")
+
+
+def test_orientation_labels_crosshair_keys_and_a_3d_view(page):
+    page.load(PHANTOMS["orbit-ct"])
+    labels = page.wait_state("view_labels", lambda v: v and "Red" in v, 20)
+    # radiological convention: the patient's right on the screen's left
+    assert {k: labels["Red"][k] for k in ("left", "right", "top", "bottom")} == \
+        {"left": "R", "right": "L", "top": "A", "bottom": "P"}
+    assert page.text("orbitai-label-Red-left") == "R" and page.text("orbitai-label-Red-position").endswith("mm")
+    assert labels["Green"]["top"] == "S" and labels["Yellow"]["top"] == "S"
+    # arrow keys scroll the view under the pointer
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    red = page.view_element("Red")
+    before = page.state("view_labels")["Red"]["position"]
+    ActionChains(page.driver).move_to_element(red).pause(0.2).send_keys(Keys.ARROW_UP).send_keys(Keys.ARROW_UP) \
+        .perform()
+    page.wait_state("view_labels", lambda v: v["Red"]["position"] != before, 20)
+    # the crosshair: drawn through the point the views jumped to, when on
+    g = page.state("slice_geometry")["Red"]
+    centre = (np.array(g["xy_to_ras"]).reshape(4, 4) @ np.array([g["size"][0] / 2, g["size"][1] / 2, 0, 1]))[:3]
+    page.jump([float(x) for x in centre])
+    src, off = page.view_image("Red")
+    page.click("orbitai-crosshair")
+    page.wait_state("crosshair", bool, 10)
+
+    def crosshair_drawn():
+        changed = np.count_nonzero(np.abs(page.view_image("Red")[1].astype(int) - off.astype(int)).max(axis=-1) > 40)
+        return changed > 200
+    page.wait(crosshair_drawn, 20, "the crosshair drawn", interval_s=0.5)
+    # a layout with a 3D view
+    page.set_state("layout", "Four-up with 3D")
+    page.wait(lambda: "ThreeD" in page.views() and page.views_rendered(), 60, "the 3D view")
+    page.set_state("layout", "Axial")
+    page.wait(lambda: set(page.views()) == {"Red"}, 30, "one axial view")

@@ -17,6 +17,9 @@ __all__ = ["RESULT_OF", "mark_results", "results_of", "show_results_of", "result
 
 #: Node attribute: the ID of the scan (volume node) the node is a result of.
 RESULT_OF = "OrbitAI.ResultOf"
+#: Node attribute: "1" while the node is hidden because another scan is shown (shown again with its scan; a node its
+#: module or the user hid stays hidden).
+HIDDEN_WITH_SCAN = "OrbitAI.HiddenWithScan"
 
 
 def mark_results(nodes: Iterable[Any], input_node: Any) -> None:
@@ -45,9 +48,16 @@ def show_results_of(scene: Any, input_node: Any, overlays: Optional[dict[str, st
     iid = input_node.GetID() if input_node is not None else None
     for seg in _nodes(scene, "vtkMRMLSegmentationNode"):
         owner = seg.GetAttribute(RESULT_OF)
-        if owner and not seg.GetHideFromEditors():
-            seg.CreateDefaultDisplayNodes()
-            seg.GetDisplayNode().SetVisibility(owner == iid)
+        if not owner or seg.GetHideFromEditors():
+            continue
+        seg.CreateDefaultDisplayNodes()
+        display = seg.GetDisplayNode()
+        if owner != iid and display.GetVisibility():
+            display.SetVisibility(False)
+            seg.SetAttribute(HIDDEN_WITH_SCAN, "1")
+        elif owner == iid and seg.GetAttribute(HIDDEN_WITH_SCAN):
+            display.SetVisibility(True)
+            seg.RemoveAttribute(HIDDEN_WITH_SCAN)
     for comp in _nodes(scene, "vtkMRMLSliceCompositeNode"):
         fg = scene.GetNodeByID(comp.GetForegroundVolumeID() or "")
         owner = fg.GetAttribute(RESULT_OF) if fg is not None else None
@@ -84,8 +94,9 @@ def _segment_voxels(seg_node: Any, segment_id: str) -> Optional[tuple[np.ndarray
 
 
 def result_focus(seg_node: Any) -> Optional[list[float]]:
-    """A RAS point inside the first segment that holds voxels: its voxel nearest the segment's centre of mass (a
-    centre of bounds may fall outside a curved or scattered segment, such as lesions)."""
+    """A RAS point inside the first segment that holds voxels: on its slice (of its labelmap's slowest axis, the
+    axial one for an axial scan) with the most voxels, the voxel nearest their centre (a centre of bounds may fall
+    outside a curved or scattered segment, such as lesions)."""
     if seg_node is None:
         return None
     segmentation = seg_node.GetSegmentation()
@@ -94,8 +105,9 @@ def result_focus(seg_node: Any) -> Optional[list[float]]:
         if found is None:
             continue
         idx, ijk_to_ras = found
-        centre = idx.mean(axis=0)
-        k, j, i = idx[int(np.argmin(((idx - centre) ** 2).sum(axis=1)))]
+        ks, counts = np.unique(idx[:, 0], return_counts=True)
+        on = idx[idx[:, 0] == ks[int(np.argmax(counts))]]
+        k, j, i = on[int(np.argmin(((on - on.mean(axis=0)) ** 2).sum(axis=1)))]
         return [float(x) for x in (ijk_to_ras @ np.array([i, j, k, 1.0]))[:3]]
     return None
 

@@ -23,7 +23,7 @@ from trame.widgets import vuetify3 as v3
 from trame_slicer import module as trame_slicer_module
 from trame_slicer.core import LayoutManager, SlicerApp
 from trame_slicer.rca_view import register_rca_factories
-from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
+from trame_slicer.app.ui import create_vertical_slice_view_gutter_ui, create_vertical_view_gutter_ui
 
 from orbitai.app.panel_spec import Action, Option, PanelSpec
 from orbitai.dicom.inputs import parse_dicomweb_url, resolve_image
@@ -55,13 +55,12 @@ from orbitai.web.guard import DEFAULT_UPLOAD_MB, Guard, GuardError, listen_error
 from orbitai.web.modules import modules
 from orbitai.web.names import PATH_REFUSED, client_file_name, client_path
 from orbitai.web.panel import WebJobPanel
-from orbitai.web.viewer import WindowLevel
+from orbitai.web.viewer import Layouts, WindowLevel, label_overlay, view_labels
 
 __all__ = ["OrbitWebApp", "VOLUME_SUFFIXES", "Upload", "UPLOAD_TRIGGER"]
 
 #: Files the DATA folder's list offers (DICOM series are offered as their folders).
 VOLUME_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
-LAYOUT_ID = "OrbitAI"
 #: The trigger the page's upload sends its files to, in groups (trame-slicer's ``load_files_by_chunks``), then ``[]``.
 UPLOAD_TRIGGER = "orbitai_upload"
 #: The most files one upload may hold, and what each file counts against the size limit at least (a file system's
@@ -76,18 +75,17 @@ UPLOAD_IDLE_S = 120.0
 FIT_WINDOW_S = 5.0
 
 
-def _layouts() -> dict[str, Layout]:
-    """Axial, coronal and sagittal slice views side by side (no 3D view: it costs most on a CPU renderer)."""
-    row = [ViewLayoutDefinition.axial_view(), ViewLayoutDefinition.coronal_view(),
-           ViewLayoutDefinition.sagittal_view()]
-    return {LAYOUT_ID: Layout(LayoutDirection.Horizontal, row)}
-
-
 def _view_ui(server: Any, view_id: str, view: Any) -> None:
-    """Under each view: trame-slicer's slice gutter and a marker giving the view a stable selector for tests."""
-    from trame_slicer.app.ui import create_vertical_slice_view_gutter_ui
-
+    """Over each slice view: trame-slicer's slice gutter, the orientation letters and slice position, and a marker
+    giving the view a stable selector (the page's keyboard, the tests)."""
     create_vertical_slice_view_gutter_ui(server, view_id, view)
+    label_overlay(view_id)
+    html.Div(classes="orbitai-view-marker", id=f"orbitai-view-{view_id}", style="display: none")
+
+
+def _view_ui_3d(server: Any, view_id: str, view: Any) -> None:
+    """Over the 3D view: trame-slicer's gutter and the marker."""
+    create_vertical_view_gutter_ui(server, view_id, view)
     html.Div(classes="orbitai-view-marker", id=f"orbitai-view-{view_id}", style="display: none")
 
 
@@ -397,11 +395,11 @@ class OrbitWebApp(TrameApp):
                                   subject_hierarchy=sa.subject_hierarchy_logic, terminologies=sa.terminologies_logic)
         # Views first, then anything that touches a segment editor effect (orbitai.web.compat).
         register_rca_factories(self.slicer_app.view_manager, self.server, slice_view_ui_f=_view_ui,
+                               three_d_view_ui_f=_view_ui_3d,
                                rca_encoder=rca_encoder)
         compat.install(self.slicer_app.view_manager)
         self.layout_manager = LayoutManager(self.slicer_app.scene, self.slicer_app.view_manager, self.server)
-        self.layout_manager.register_layout_dict(_layouts())
-        self.layout_manager.set_layout(LAYOUT_ID)
+        self.layouts = Layouts(self)
         self.data_folder = Path(data) if data and Path(data).is_dir() else None
         self.upload_limit = int(upload_limit)
         self.uploads = Uploads(self.upload_limit)
@@ -544,11 +542,13 @@ class OrbitWebApp(TrameApp):
         newest segmentation of the shown scan (a whole head's orbits are far from its centre)."""
         node = self.input_node()
         show_results_of(self.mrml.scene, node, self._overlays)
-        segs = results_of(self.mrml.scene, node)
+        segs = [s for s in results_of(self.mrml.scene, node) if s.GetDisplayNode() and s.GetDisplayNode().GetVisibility()]
         if focus and segs:
             point = result_focus(segs[-1])
             if point is not None:
                 jump_slices(self.mrml, point)
+                self.layouts.place_crosshair(point)
+        self.layouts.show_in_3d()
         self.refresh_segments()
 
     def refresh_segments(self) -> None:
@@ -579,6 +579,11 @@ class OrbitWebApp(TrameApp):
         before the views had their final size); later resizes keep the user's zoom, as in Slicer."""
         self._fit_until = time.monotonic() + FIT_WINDOW_S
 
+    def fit_views_soon(self) -> None:
+        """The layout changed: the views fit the volume when they take their new sizes."""
+        self._fit_soon()
+        self._publish_geometry()
+
     def _resized(self, view: Any) -> None:
         if time.monotonic() < self._fit_until:
             view.fit_view_to_content()
@@ -586,19 +591,24 @@ class OrbitWebApp(TrameApp):
     def _publish_geometry(self) -> None:
         """``slice_geometry``: per slice view, its XY-to-RAS matrix (row-major) and size in pixels, so that a scripted
         client (the tests, automation) can turn a RAS point into a position in the view's image."""
-        geometry = {}
+        geometry, labels = {}, {}
         for view in self.slicer_app.view_manager.get_slice_views():
             node = view.get_view_node()
             m = node.GetXYToRAS()
-            geometry[node.GetSingletonTag()] = {"xy_to_ras": [m.GetElement(i, j) for i in range(4) for j in range(4)],
-                                                "size": list(view.render_window().GetSize())}
+            tag = node.GetSingletonTag()
+            geometry[tag] = {"xy_to_ras": [m.GetElement(i, j) for i in range(4) for j in range(4)],
+                             "size": list(view.render_window().GetSize())}
+            labels[tag] = view_labels(geometry[tag]["xy_to_ras"], node.GetSliceOffset())
         if geometry != self.state.slice_geometry:     # slice nodes change on every pan or zoom event
             self.state.slice_geometry = geometry
+        if labels != self.state.view_labels:
+            self.state.view_labels = labels
 
     def _jump(self, jump_to: Any = None, **_: Any) -> None:
         """``jump_to`` = [R, A, S]: every slice view moves to the slices through that point."""
         if jump_to is not None and len(jump_to) == 3:
             jump_slices(self.mrml, jump_to)
+            self.layouts.place_crosshair(jump_to)
 
     # ---------------------------------------------------------------- loading
     async def load(self, source: str, shown: Optional[str] = None, hidden: Optional[Path] = None) -> None:
@@ -724,6 +734,7 @@ class OrbitWebApp(TrameApp):
             layout.title.set_text("OrbitAI")
             with layout.toolbar:
                 v3.VSpacer()
+                self.layouts.build_ui()
                 self.window_level.build_ui()
                 v3.VBtn("Close scene", click=self.close_scene, variant="text", size="small", id="orbitai-close-scene",
                         prepend_icon="mdi-close-box-outline", classes="mr-2")

@@ -1,4 +1,5 @@
-"""The viewer controls of the browser app (issue 49): window/level presets and values of the shown scan.
+"""The viewer controls of the browser app (issue 49): window/level, layouts with a 3D view, the crosshair, orientation
+labels and slice positions, and arrow-key scrolling.
 
 Left-drag in a slice view adjusts window/level as in Slicer's "Adjust window/level" mouse mode (the interaction node's
 ``AdjustWindowLevel`` mode drives Slicer's own `vtkMRMLWindowLevelWidget`, which the slice views' scalar-bar
@@ -8,13 +9,17 @@ whatever the mode. The toolbar shows the values and offers Slicer's presets (the
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
+import numpy as np
 import slicer
-from trame.widgets import html
+from trame.widgets import client, html
 from trame.widgets import vuetify3 as v3
+from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
 
-__all__ = ["WINDOW_PRESETS", "WindowLevel"]
+from orbitai.mrml.results import results_of
+
+__all__ = ["WINDOW_PRESETS", "WindowLevel", "LAYOUTS", "Layouts", "view_labels", "KEYS_SCRIPT", "KEY_STEPS"]
 
 #: Preset name -> (window, level); "Auto": the display node's automatic window (the scan's own range).
 WINDOW_PRESETS: dict[str, Optional[tuple[float, float]]] = {
@@ -102,3 +107,158 @@ class WindowLevel:
         html.Div("W {{ wl_window }} L {{ wl_level }}", v_show="wl_window !== null", classes="text-caption mr-4",
                  id="orbitai-wl-values", title="Left-drag in a view changes the window (left-right) and level "
                                                 "(up-down)")
+
+
+def _three_slices() -> Layout:
+    return Layout(LayoutDirection.Horizontal, [ViewLayoutDefinition.axial_view(), ViewLayoutDefinition.coronal_view(),
+                                               ViewLayoutDefinition.sagittal_view()])
+
+
+def _four_up() -> Layout:
+    return Layout(LayoutDirection.Vertical, [
+        Layout(LayoutDirection.Horizontal, [ViewLayoutDefinition.axial_view(), ViewLayoutDefinition.threed_view()]),
+        Layout(LayoutDirection.Horizontal, [ViewLayoutDefinition.coronal_view(), ViewLayoutDefinition.sagittal_view()])])
+
+
+def _one(view: Any) -> Layout:
+    return Layout(LayoutDirection.Horizontal, [view])
+
+
+#: Layout name -> how it is built (Slicer's conventional, four-up and one-view layouts).
+LAYOUTS = {
+    "Three slices": _three_slices,
+    "Four-up with 3D": _four_up,
+    "Axial": lambda: _one(ViewLayoutDefinition.axial_view()),
+    "Coronal": lambda: _one(ViewLayoutDefinition.coronal_view()),
+    "Sagittal": lambda: _one(ViewLayoutDefinition.sagittal_view()),
+    "3D": lambda: _one(ViewLayoutDefinition.threed_view()),
+}
+DEFAULT_LAYOUT = "Three slices"
+
+_LETTERS = (("R", "L"), ("A", "P"), ("S", "I"))
+
+
+def _letter(direction: "np.ndarray") -> str:
+    """The patient direction a screen direction points to most (RAS: +x right, +y anterior, +z superior)."""
+    axis = int(np.argmax(np.abs(direction)))
+    return _LETTERS[axis][0 if direction[axis] > 0 else 1]
+
+
+def view_labels(xy_to_ras: Sequence[float], offset: float) -> dict[str, str]:
+    """The orientation letters at a slice view's edges and its slice position (``S 12.5 mm``), from its XY-to-RAS
+    matrix (row-major 4 x 4) and slice offset, as Slicer's slice views show them."""
+    m = np.asarray(xy_to_ras, float).reshape(4, 4)
+    x, y, normal = m[:3, 0], m[:3, 1], m[:3, 2]
+    axis = int(np.argmax(np.abs(normal)))
+    along = offset if normal[axis] > 0 else -offset
+    side = _LETTERS[axis][0 if along >= 0 else 1]
+    return {"right": _letter(x), "left": _letter(-x), "top": _letter(y), "bottom": _letter(-y),
+            "position": f"{side} {abs(offset):.1f} mm"}
+
+
+#: Keys that scroll the slice view under the mouse pointer: slices per press (Slicer's arrow and Page keys).
+KEY_STEPS = {"ArrowUp": 1, "ArrowDown": -1, "ArrowRight": 1, "ArrowLeft": -1, "PageUp": 10, "PageDown": -10}
+#: The page's keyboard: the view under the pointer (its marker's name) scrolls by `KEY_STEPS`; keys typed in a field
+#: are the field's.
+KEYS_SCRIPT = """
+const orbitaiPointer = (e) => {
+  let el = e.target;
+  for (let i = 0; el && i < 10; i++, el = el.parentElement) {
+    const found = el.querySelectorAll ? el.querySelectorAll('.orbitai-view-marker') : [];
+    if (found.length === 1) { window.orbitaiView = found[0].id.replace('orbitai-view-', ''); return; }
+    if (found.length > 1) return;
+  }
+};
+// capture phase: the views stop their own pointer events from bubbling
+document.addEventListener('pointermove', orbitaiPointer, true);
+document.addEventListener('mouseover', orbitaiPointer, true);
+document.addEventListener('keydown', (e) => {
+  const steps = %s;
+  const field = document.activeElement && ['INPUT', 'TEXTAREA', 'SELECT'].includes(document.activeElement.tagName);
+  if (field || !(e.key in steps) || !window.orbitaiView) return;
+  e.preventDefault();
+  window.trame.trigger('orbitai_slice_step', [window.orbitaiView, steps[e.key]]);
+});
+""" % str(KEY_STEPS).replace("'", '"')
+
+
+class Layouts:
+    """The view layout (``layout``: a `LAYOUTS` name), the crosshair (``crosshair``) and the slice views' labels
+    (``view_labels``: view name -> orientation letters and slice position)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app, self.state = app, app.state
+        for name, build in LAYOUTS.items():       # views made when first shown (the 3D view costs most on a CPU)
+            app.layout_manager.register_layout(name, build(), lazy_initialization=name != DEFAULT_LAYOUT)
+        app.layout_manager.set_layout(DEFAULT_LAYOUT)
+        self.state.update({"layout": DEFAULT_LAYOUT, "layouts": list(LAYOUTS), "crosshair": False,
+                           "view_labels": {}})
+        self.state.change("layout")(self._layout_changed)
+        self.state.change("crosshair")(self.apply_crosshair)
+        app.server.trigger("orbitai_slice_step")(self.slice_step)
+
+    def has_3d(self) -> bool:
+        return bool(self.app.slicer_app.view_manager.get_threed_views()) and "3D" in str(self.state.layout)
+
+    def _layout_changed(self, layout: Any = None, **_: Any) -> None:
+        if not isinstance(layout, str) or layout not in LAYOUTS:
+            return
+        self.app.layout_manager.set_layout(layout)
+        self.app.fit_views_soon()
+        self.show_in_3d()
+
+    def show_in_3d(self) -> None:
+        """With a 3D view in the layout: the shown scan's segmentations as surfaces, the camera on them."""
+        if not self.has_3d():
+            return
+        for seg in results_of(self.app.mrml.scene, self.app.input_node()):
+            seg.CreateClosedSurfaceRepresentation()
+        for view in self.app.slicer_app.view_manager.get_threed_views():
+            view.reset_camera()
+            view.schedule_render()
+
+    def crosshair_node(self) -> Any:
+        return self.app.mrml.scene.GetFirstNodeByClass("vtkMRMLCrosshairNode")
+
+    def apply_crosshair(self, **_: Any) -> None:
+        """The crosshair in every view (Slicer's basic crosshair), or none."""
+        node = self.crosshair_node()
+        if node is not None:
+            node.SetCrosshairMode(node.ShowBasic if self.state.crosshair else node.NoCrosshair)
+
+    def place_crosshair(self, ras: Sequence[float]) -> None:
+        node = self.crosshair_node()
+        if node is not None:
+            node.SetCrosshairRAS(*(float(x) for x in ras))
+
+    def slice_step(self, view: Any = None, steps: Any = None) -> None:
+        """A key on the page: the slice view named ``view`` moves ``steps`` slices (anything else is ignored)."""
+        if not isinstance(view, str) or not isinstance(steps, int) or isinstance(steps, bool) or abs(steps) > 100:
+            return
+        for v in self.app.slicer_app.view_manager.get_slice_views():
+            if v.get_view_node().GetSingletonTag() == view:
+                low, high = v.get_slice_range()
+                value = v.get_slice_value() + steps * v.get_slice_step()
+                v.set_slice_value(float(min(max(value, low), high)))
+
+    def build_ui(self) -> None:
+        """The toolbar's layout list and crosshair switch, and the page's keyboard."""
+        v3.VSelect(v_model=("layout",), items=("layouts",), label="Layout", density="compact", hide_details=True,
+                   style="max-width: 180px", classes="mr-2", id="orbitai-layout")
+        v3.VBtn(icon="mdi-crosshairs", variant=("crosshair ? 'flat' : 'text'",), click="crosshair = !crosshair",
+                title="Crosshair (Shift + move: the linked cursor in every view)", id="orbitai-crosshair",
+                classes="mr-2")
+        client.Script(KEYS_SCRIPT)
+
+
+def label_overlay(view_id: str) -> None:
+    """A slice view's orientation letters at its edges and its slice position in a corner (under the pointer's
+    events, not in their way)."""
+    base = "position: absolute; color: #e8e8e8; font: 13px sans-serif; text-shadow: 0 0 3px #000; pointer-events: none;"
+    labels = f"view_labels['{view_id}']"
+    for edge, where in (("left", "left: 6px; top: 50%;"), ("right", "right: 8px; top: 50%;"),
+                        ("top", "top: 4px; left: 50%;"), ("bottom", "bottom: 34px; left: 50%;")):
+        html.Div(f"{{{{ {labels} ? {labels}.{edge} : '' }}}}", style=base + where,
+                 classes=f"orbitai-label-{edge}", id=f"orbitai-label-{view_id}-{edge}")
+    html.Div(f"{{{{ {labels} ? {labels}.position : '' }}}}", style=base + "right: 8px; top: 4px;",
+             id=f"orbitai-label-{view_id}-position")
