@@ -185,7 +185,7 @@ def run_tune_lesions(args: argparse.Namespace) -> int:
 def _add_finetune_lesions(s: argparse._SubParsersAction) -> None:
     add_finetune_parser(s, "finetune-lesions", "the white-matter lesion network",
                         "case_id,image,segmentation: FLAIR and its corrected lesion segmentation",
-                        "the bundled lesion model", "200 steps, 3 folds, scored every 50 steps, replay share 0.25",
+                        "the bundled lesion model", "200 steps, 3 folds, scored every 50 steps, replay share 0.5",
                         "phantoms with real lesion maps on real training brains").set_defaults(func=run_finetune_lesions)
 
 
