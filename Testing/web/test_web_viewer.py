@@ -124,3 +124,54 @@ def test_orientation_labels_crosshair_keys_and_a_3d_view(page):
     page.wait(lambda: "ThreeD" in page.views() and page.views_rendered(), 60, "the 3D view")
     page.set_state("layout", "Axial")
     page.wait(lambda: set(page.views()) == {"Red"}, 30, "one axial view")
+
+
+RECORDER = """
+window.orbitaiRec = [];
+window.trame.state.watch(['ann_busy', 'ann_busy_text', 'ann_waiting', 'ann_done', 'ann_preview'],
+  (busy, text, waiting, done, preview) => window.orbitaiRec.push([busy, text, waiting, done, preview]));
+"""
+
+
+def _segment_on_eyeball(page, web_data):
+    from orbitai.testing.web import centre_ras
+
+    page.load(PHANTOMS["orbit-ct"])
+    page.set_state("module", "annotate")
+    page.click("orbitai-ann-new")
+    page.wait_state("ann_segmentation", bool, 20)
+    page.set_state("ann_new_name", "eyeball_right")
+    page.click("orbitai-ann-add")
+    page.wait_state("ann_voxels", lambda v: v == 0, 20)
+    centre = centre_ras(web_data / "orbit-ct/segmentations/orbit_ct_0000.seg.nrrd", 2)
+    page.jump(centre)
+    return centre
+
+
+def test_smartpencil_first_click_shows_what_runs_before_its_result(page, web_data):
+    centre = _segment_on_eyeball(page, web_data)
+    page.set_state("ann_tool", "smartpencil")
+    page.driver.execute_script(RECORDER)
+    done = page.state("ann_done")
+    page.drag("Red", [page.to_css(centre)])
+    page.wait_state("ann_done", lambda v: v > done, 120)
+    rec = page.driver.execute_script("return window.orbitaiRec")
+    result = next(i for i, r in enumerate(rec) if r[3] > done)
+    assert any(r[0] and "SmartPencil" in r[1] and "superpixels" in r[1] for r in rec[:result]), rec
+    assert page.state("ann_busy") is False and page.state("ann_voxels") > 0
+
+
+def test_smartfill_first_preview_says_it_waits_for_the_model_prior(page, web_data):
+    centre = _segment_on_eyeball(page, web_data)
+    page.set_state("ann_brush_mm", 2.0)
+    page.set_state("ann_tool", "paint")
+    page.drag("Red", [page.to_css([centre[0] + dx, centre[1], centre[2]]) for dx in (-3.0, 0.0, 3.0)])
+    page.wait_state("ann_can_undo", bool, 10)
+    page.set_state("ann_tool", "none")
+    page.driver.execute_script(RECORDER)
+    page.click("orbitai-ann-preview")
+    page.wait_state("ann_preview", bool, 300)
+    rec = page.driver.execute_script("return window.orbitaiRec")
+    shown = next(i for i, r in enumerate(rec) if r[4])
+    assert any(r[0] and "SmartFill" in r[1] for r in rec[:shown]), rec
+    assert any(r[2] and "model prior" in r[1] for r in rec[:shown]), rec

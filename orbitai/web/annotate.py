@@ -125,6 +125,10 @@ def _segment_name(text: str) -> str:
     return re.sub(r"\s+", "_", text.strip())
 
 
+#: How long a busy state is given to reach the page before the server loop is held by the work it announces.
+BUSY_FLUSH_S = 0.05
+
+
 class AnnotationPanel:
     """The Annotate tab: the segmentation and segment edited, the tools, SmartFill's Preview/Accept/Cancel,
     AutoCorrection, the model (prior, start from it), undo/redo and the download of the ``.seg.nrrd``.
@@ -146,7 +150,8 @@ class AnnotationPanel:
         self.state.update({"ann_segmentation": None, "ann_segments": [], "ann_segment": None, "ann_tool": "none",
                            "ann_tools": [{"title": t, "value": k} for k, t in TOOLS.items()], "ann_message": "",
                            "ann_ok": True, "ann_busy": False, "ann_preview": False, "ann_can_undo": False,
-                           "ann_can_redo": False, "ann_brush_mm": 5.0, "ann_new_name": "", "ann_prior": "", "ann_voxels": None, "ann_done": 0})
+                           "ann_can_redo": False, "ann_brush_mm": 5.0, "ann_new_name": "", "ann_prior": "", "ann_voxels": None, "ann_done": 0,
+                           "ann_busy_text": "", "ann_waiting": False})
         self._options = effect_options
         for effect, options in self._options.EFFECT_OPTIONS.items():
             params = self.logic.params(effect)
@@ -160,6 +165,13 @@ class AnnotationPanel:
         self.state.change("ann_segment")(self._segment_changed)
         self.state.change("ann_tool")(self._tool_changed)
         self.state.change("ann_brush_mm")(self._brush_changed)
+        self.state.change(self._option_var("SmartPencil", "ShowBoundaries"))(self._boundaries_changed)
+
+    def _boundaries_changed(self, **_: Any) -> None:
+        """"Show superpixel boundaries" unticked: the grid goes at once (it is drawn again by the next click when
+        ticked)."""
+        if not self.state[self._option_var("SmartPencil", "ShowBoundaries")]:
+            self.logic.removeBoundaries()
 
     @staticmethod
     def _option_var(effect: str, name: str) -> str:
@@ -263,26 +275,47 @@ class AnnotationPanel:
             effect.set_brush_diameter(max(float(ann_brush_mm or 1.0), 0.5), BrushDiameterMode.Absolute)
 
     def click(self, ras: tuple, remove: bool, slice_to_ras: Any) -> None:
-        """A SmartPencil click in a slice view (from the effect's pipeline, on the server loop)."""
+        """A SmartPencil click in a slice view (from the effect's pipeline, on the server loop): the page shows what
+        runs first (the first click on a scan groups it into superpixels, seconds on a whole head), then the click
+        runs on the loop; a click while one runs is dropped, with a message."""
+        if self.state.ann_busy:
+            with self.state:
+                self._say(False, "SmartPencil is still busy with the previous click; click again when it is done.")
+            return
         with self.state:
-            self._result(self.logic.smartPencilClick(ras=ras, remove=remove, slice_to_ras=slice_to_ras))
+            self.state.ann_busy = True
+            self.state.ann_busy_text = "SmartPencil: finding the superpixel under the click (the first click on a " \
+                                       "scan or after a settings change groups the scan into superpixels: seconds)"
+
+        def run() -> None:
+            try:
+                with self.state:
+                    self._result(self.logic.smartPencilClick(ras=ras, remove=remove, slice_to_ras=slice_to_ras))
+            finally:
+                with self.state:
+                    self.state.ann_busy = False
+                    self.state.ann_busy_text = ""
+                    self.state.ann_done += 1
+        asyncio.get_event_loop().call_later(BUSY_FLUSH_S, run)     # the busy state reaches the page first
 
     # ---------------------------------------------------------------- buttons
-    def _run(self, operation: Callable[[], Any]) -> Callable[[], Any]:
-        """A button's callback: the page shows busy first, then the operation runs on the server loop (it reads and
-        writes MRML), then its one-line result is shown."""
+    def _run(self, operation: Callable[[], Any], what: str) -> Callable[[], Any]:
+        """A button's callback: the page shows busy and ``what`` runs first, then the operation runs on the server
+        loop (it reads and writes MRML), then its one-line result is shown."""
         async def pressed() -> None:
             if self.state.ann_busy:
                 return
             with self.state:
                 self.state.ann_busy = True
-            await asyncio.sleep(0.05)      # the busy state reaches the page before the loop is held
+                self.state.ann_busy_text = f"{what}..."
+            await asyncio.sleep(BUSY_FLUSH_S)      # the busy state reaches the page before the loop is held
             try:
                 with self.state:
                     self._result(operation())
             finally:
                 with self.state:
                     self.state.ann_busy = False
+                    self.state.ann_busy_text = ""
                     self.state.ann_done += 1
         return pressed
 
@@ -300,6 +333,11 @@ class AnnotationPanel:
         """While the model prior is computed in its child: show its status; run the action waiting for it."""
         try:
             while True:
+                with self.state:
+                    self.state.ann_waiting = self.logic.pending
+                    if self.logic.pending:
+                        self.state.ann_busy_text = ("Waiting for the model prior (the first time on a scan: the "
+                                                    f"model runs on it): {self.logic.priorStatus()}")
                 await asyncio.sleep(0.2)
                 with self.state:
                     self.state.ann_prior = self.logic.priorStatus()
@@ -310,6 +348,10 @@ class AnnotationPanel:
                         break
         finally:
             self._poll = None
+            with self.state:
+                self.state.ann_waiting = False
+                if not self.state.ann_busy:
+                    self.state.ann_busy_text = ""
 
     def _say(self, ok: bool, message: str) -> None:
         self.state.ann_ok, self.state.ann_message = bool(ok), message
@@ -386,22 +428,26 @@ class AnnotationPanel:
         v3.VSlider(label="Brush (mm)", v_model=("ann_brush_mm",), min=1, max=30, step=0.5, hide_details=True,
                    thumb_label=True, id="orbitai-ann-brush")
         with html.Div(classes="d-flex flex-wrap ga-1 mb-2"):
-            for label, fn, key, disabled in (
-                    ("Preview", self.preview, "preview", "ann_busy"),
-                    ("Accept", self.accept, "accept", "ann_busy || !ann_preview"),
-                    ("Cancel", self.cancel, "cancel", "ann_busy || !ann_preview"),
-                    ("AutoCorrection", self.autocorrect, "autocorrect", "ann_busy"),
-                    ("Model prior", self.start_prior, "prior", "ann_busy"),
-                    ("Start from model", self.start_from_model, "from-model", "ann_busy"),
-                    ("Undo", self.undo, "undo", "ann_busy || !ann_can_undo"),
-                    ("Redo", self.redo, "redo", "ann_busy || !ann_can_redo")):
-                v3.VBtn(label, click=self._run(fn), size="small", disabled=(disabled,), id=f"orbitai-ann-{key}")
+            for label, fn, key, disabled, what in (
+                    ("Preview", self.preview, "preview", "ann_busy", "SmartFill: computing the preview"),
+                    ("Accept", self.accept, "accept", "ann_busy || !ann_preview", "SmartFill: applying the preview"),
+                    ("Cancel", self.cancel, "cancel", "ann_busy || !ann_preview", "SmartFill: cancelling"),
+                    ("AutoCorrection", self.autocorrect, "autocorrect", "ann_busy", "AutoCorrection"),
+                    ("Model prior", self.start_prior, "prior", "ann_busy", "Starting the model prior"),
+                    ("Start from model", self.start_from_model, "from-model", "ann_busy",
+                     "Starting from the model's segment"),
+                    ("Undo", self.undo, "undo", "ann_busy || !ann_can_undo", "Undo"),
+                    ("Redo", self.redo, "redo", "ann_busy || !ann_can_redo", "Redo")):
+                v3.VBtn(label, click=self._run(fn, what), size="small", disabled=(disabled,),
+                        id=f"orbitai-ann-{key}")
         self._options_ui()
         v3.VBtn("Download .seg.nrrd", size="small", disabled=busy, id="orbitai-ann-download", prepend_icon="mdi-download",
                 click="utils.download(`${(segmentations.find(s => s.value === ann_segmentation) || {title: 'segmentation'})"
                       f".title}}.seg.nrrd`, trigger('{self.app.server.trigger_name(self.download)}'), "
                       "'application/octet-stream')")
-        v3.VProgressLinear(indeterminate=True, v_show="ann_busy", id="orbitai-ann-busy")
+        with html.Div(v_show="ann_busy || ann_waiting", id="orbitai-ann-busy"):
+            v3.VProgressLinear(indeterminate=True)
+            html.Div("{{ ann_busy_text }}", classes="text-caption", id="orbitai-ann-busy-text")
         html.Div("{{ ann_prior }}", classes="text-caption", v_show="ann_prior", id="orbitai-ann-prior")
         v3.VAlert(text=("ann_message",), v_show="ann_message", type=("ann_ok ? 'info' : 'warning'",), density="compact",
                   id="orbitai-ann-message")

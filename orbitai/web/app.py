@@ -443,6 +443,7 @@ class OrbitWebApp(TrameApp):
             self.state[panel.var("table_headers")] = []
             panel.tables.clear()
         self._overlays.clear()
+        self.state.jump_to = None       # the same point can be jumped to again in the next scene
         self.annotation.scene_closing()
         self.mrml.scene.Clear(0)
         self.annotation.scene_closed()
