@@ -175,3 +175,18 @@ def test_smartfill_first_preview_says_it_waits_for_the_model_prior(page, web_dat
     shown = next(i for i, r in enumerate(rec) if r[4])
     assert any(r[0] and "SmartFill" in r[1] for r in rec[:shown]), rec
     assert any(r[2] and "model prior" in r[1] for r in rec[:shown]), rec
+
+
+def test_no_deprecation_warnings_from_the_apps_own_code(page, server):
+    page.load(PHANTOMS["orbit-ct"])
+    page.set_state("layout", "Four-up with 3D")
+    page.wait(lambda: "ThreeD" in page.views() and page.views_rendered(), 60, "the 3D view")
+    page.set_state("layout", "Three slices")
+    log = server.log_tail(200_000)
+    # trame-slicer's views observe the interactor's resize event themselves (VTK warns once per interactor, each
+    # warning logged twice); the app observes the render window's, so no more than one interactor per view warns
+    import re
+
+    warned = re.findall(r"WARN\| vtkXRenderWindowInteractor \((0x[0-9a-f]+)\): WindowResizeEvent will not", log)
+    assert warned and len(warned) == len(set(warned)), warned       # one each: trame-slicer's own observer
+    assert not [line for line in log.splitlines() if "Deprecat" in line and "orbitai" in line]

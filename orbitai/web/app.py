@@ -425,7 +425,7 @@ class OrbitWebApp(TrameApp):
         self._fit_until = 0.0
         for view in self.slicer_app.view_manager.get_slice_views():
             view.get_view_node().AddObserver("ModifiedEvent", lambda *_: self._publish_geometry())
-            view.interactor().AddObserver("WindowResizeEvent", lambda *_, v=view: self._resized(v))
+            view.render_window().AddObserver("WindowResizeEvent", lambda *_, v=view: self._resized(v))
         self.server.controller.on_client_connected.add(self._fit_soon)
         self.server.controller.on_client_connected.add(self._list_data)
         self.state.change("jump_to")(self._jump)
