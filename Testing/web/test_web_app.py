@@ -90,6 +90,7 @@ def test_tao_activity_shows_the_heat_map_and_both_eyes(page, web_data):
     assert page.state("tao_error") == ""
     rows = page.state("tao_table_rows")
     assert sorted(r["c0"] for r in rows) == ["left", "right"]
+    assert [v["title"] for v in page.state("volumes")] == ["tao_0000"]    # the heat map is a result, not an input
     assert all(0.0 <= float(r["c1"]) <= 1.0 and r["c2"] in ("active", "inactive") for r in rows)
     _, after = page.new_frame("Red", src)
     assert colored(after) > colored(before) + 300, "the heat map does not show"

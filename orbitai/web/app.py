@@ -18,6 +18,7 @@ from typing import Any, Optional
 
 from trame.app import TrameApp
 from trame.ui.vuetify3 import SinglePageWithDrawerLayout
+from trame.widgets import client as trame_client
 from trame.widgets import html
 from trame.widgets import vuetify3 as v3
 from trame_slicer import module as trame_slicer_module
@@ -39,6 +40,7 @@ from orbitai.mrml import (
     volume_node_from_volume,
 )
 from orbitai.mrml.results import (
+    RESULT_OF,
     mark_results,
     result_focus,
     results_of,
@@ -507,8 +509,8 @@ class OrbitWebApp(TrameApp):
         volumes, segmentations = [], []
         for i in range(scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")):
             n = scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode")
-            if not n.IsA("vtkMRMLLabelMapVolumeNode") and not n.GetHideFromEditors():
-                volumes.append({"title": n.GetName(), "value": n.GetID()})
+            if not n.IsA("vtkMRMLLabelMapVolumeNode") and not n.GetHideFromEditors() and not n.GetAttribute(RESULT_OF):
+                volumes.append({"title": n.GetName(), "value": n.GetID()})     # a heat map is a result, not a scan
         for i in range(scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode")):
             n = scene.GetNthNodeByClass(i, "vtkMRMLSegmentationNode")
             if not n.GetHideFromEditors():
@@ -739,11 +741,11 @@ class OrbitWebApp(TrameApp):
                 self.window_level.build_ui()
                 v3.VBtn("Close scene", click=self.close_scene, variant="text", size="small", id="orbitai-close-scene",
                         prepend_icon="mdi-close-box-outline", classes="mr-2")
-                html.Div("{{ scene_nodes }} nodes in the scene", classes="text-caption mr-4", id="orbitai-scene-nodes")
+                html.Div("{{ volumes.length }} scan(s) loaded", classes="text-caption mr-4", id="orbitai-scene-nodes")
                 html.Div("Research use only: the bundled models are trained on phantoms.",
                          classes="text-caption mr-4")
             with layout.drawer as drawer:
-                drawer.width = 400
+                drawer.width = 480
                 with v3.VContainer(classes="pa-2"):
                     self._data_ui()
                     self._segments_ui()
@@ -763,6 +765,8 @@ class OrbitWebApp(TrameApp):
                                                 self._module_ui(self.panels[section.key])
                     with html.Div(v_show="module == 'annotate'", classes="pt-2"):
                         self.annotation.build_ui()
+            layout.footer.hide()        # trame's footer would cover the slice sliders
+            trame_client.Style(".orbitai-results td { white-space: nowrap; } .orbitai-results { overflow-x: auto; }")
             with layout.content:
                 with html.Div(style="position: relative; width: 100%; height: calc(100vh - 64px);"):
                     self.layout_manager.initialize_layout_grid(layout)
