@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional, Protocol, get_args, get_type_hints
 
 import slicer
@@ -166,6 +167,7 @@ class JobController:
         self.hidden = False             # the module's panel is not shown (the user went to another module)
         self.toShow: Optional[tuple[Any, Any]] = None   # (outputs, input node) of a job that ended while hidden
         self.reasonShown = False        # the status line shows why Apply cannot run
+        self._clock: tuple[float, float, int, int] = (0.0, 0.0, 0, 0)    # job start, step start, step total, done
 
     @property
     def running(self) -> bool:
@@ -206,6 +208,8 @@ class JobController:
         self.view.setApplyButton("Cancel", True, "Cancel the running job; the scene is left as it was.")
         self.view.setProgress(0, 1, True)
         self.view.setStatus("Starting...")
+        now = time.monotonic()
+        self._clock = (now, now, 0, 0)
         self.view.setPolling(True)
 
     def poll(self) -> None:
@@ -214,7 +218,7 @@ class JobController:
             return
         for done, total, message in self.job.poll():
             self.view.setProgress(done, total, True)
-            self.view.setStatus(message)
+            self.view.setStatus(self._timed(done, total, message))
         if not self.job.finished:
             return
         job, self.job = self.job, None
@@ -234,6 +238,20 @@ class JobController:
             self._idle()
             if self.toShow is not None:
                 self.view.setStatus("Done; the results were added to the scene.")
+
+    def _timed(self, done: int, total: int, message: str) -> str:
+        """A progress message with the time the job has run and, within a step that reports its progress, the time
+        it has left at its pace so far (a message that gives its own time left is kept as it is)."""
+        now = time.monotonic()
+        start, step_start, step_total, step_done = self._clock
+        if total != step_total or done < step_done:         # a new step of the job
+            step_start = now
+        self._clock = (start, step_start, total, done)
+        text = f"{message} ({now - start:.0f} s"
+        if 0 < done < total and "left" not in message and now - step_start > 1.0:
+            left = (now - step_start) / done * (total - done)
+            text += f", about {left:.0f} s left in this step" if left < 120 else f", about {left / 60:.0f} min left"
+        return text + ")"
 
     def _show(self, outputs: Any, input_node: Any) -> None:
         """Status line and `showResults`; a failure to show is said, the results stay in the scene."""
