@@ -11,9 +11,11 @@ from __future__ import annotations
 from typing import Any, Iterable, Optional
 
 import numpy as np
+import vtk
+from vtk.util.numpy_support import vtk_to_numpy
 
 __all__ = ["RESULT_OF", "mark_results", "results_of", "show_results_of", "result_focus", "segment_rows",
-           "set_segment_display"]
+           "set_segment_display", "set_window_level_mode"]
 
 #: Node attribute: the ID of the scan (volume node) the node is a result of.
 RESULT_OF = "OrbitAI.ResultOf"
@@ -74,9 +76,6 @@ def show_results_of(scene: Any, input_node: Any, overlays: Optional[dict[str, st
 
 def _segment_voxels(seg_node: Any, segment_id: str) -> Optional[tuple[np.ndarray, np.ndarray]]:
     """(voxel indices k, j, i of the segment, its labelmap's IJK-to-RAS matrix), or None when it holds none."""
-    import vtk
-    from vtk.util.numpy_support import vtk_to_numpy
-
     segment = seg_node.GetSegmentation().GetSegment(segment_id)
     image = segment.GetRepresentation("Binary labelmap") if segment is not None else None
     if image is None or image.GetPointData().GetScalars() is None:
@@ -147,3 +146,14 @@ def set_segment_display(scene: Any, key: str, visible: Optional[bool] = None, op
     if opacity is not None:
         display.SetSegmentOpacity2DFill(sid, float(min(max(opacity, 0.0), 1.0)))
     return True
+
+
+def set_window_level_mode(app_logic: Any, on: bool) -> None:
+    """Left-drag in the slice views adjusts window/level (Slicer's ``AdjustWindowLevel`` mouse mode, which drives its
+    own `vtkMRMLWindowLevelWidget`) when ``on``, else Slicer's view-transform mode."""
+    node = app_logic.GetInteractionNode() if app_logic is not None else None
+    if node is None:
+        return
+    mode = node.AdjustWindowLevel if on else node.ViewTransform
+    if node.GetCurrentInteractionMode() != mode:
+        node.SetCurrentInteractionMode(mode)

@@ -39,8 +39,10 @@ from orbitai.errors import InputError
 from orbitai.io import Volume
 from orbitai.metrics.segmentation import lesion_metrics
 from orbitai.neuro import lesionseg_train as lt
+from orbitai.neuro.anatomy import check_flair, extract_brain
 from orbitai.neuro.lesionseg import Postprocess, bundle_postprocess, lesion_bundle, lesion_probability, model_grid
 from orbitai.neuro.models import LESION_MODELS
+from orbitai.neuro.predict import read_flair, read_lesions
 from orbitai.neuro.seg_configs import brain_stats
 from orbitai.progress import ProgressCallback, emit
 from orbitai.training import finetune as plan_runner
@@ -115,9 +117,6 @@ def prepare_case(case_id: str, flair: Volume, lesions: Volume, brain: Volume, se
 
 def read_case(case: Case, seed: int = 0) -> LesionCase:
     """A manifest row (FLAIR, lesion segmentation on its grid) read and prepared as `neuro lesions` reads a FLAIR."""
-    from orbitai.neuro.anatomy import check_flair, extract_brain
-    from orbitai.neuro.predict import read_flair, read_lesions
-
     if case.segmentation is None:
         raise InputError(f"Case {case.case_id} has no lesion segmentation: fine-tuning learns from corrected "
                          "segmentations; give one per case (the manifest's 'segmentation' column).")

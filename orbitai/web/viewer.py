@@ -12,12 +12,11 @@ from __future__ import annotations
 from typing import Any, Optional, Sequence
 
 import numpy as np
-import slicer
 from trame.widgets import client, html
 from trame.widgets import vuetify3 as v3
 from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
 
-from orbitai.mrml.results import results_of
+from orbitai.mrml.results import results_of, set_window_level_mode
 
 __all__ = ["WINDOW_PRESETS", "WindowLevel", "LAYOUTS", "Layouts", "view_labels", "KEYS_SCRIPT", "KEY_STEPS"]
 
@@ -48,14 +47,8 @@ class WindowLevel:
     def apply_mouse_mode(self, **_: Any) -> None:
         """Left-drag adjusts window/level (``mouse_mode`` "window_level") unless an annotation tool is active; else
         Slicer's view-transform mode."""
-        logic = self.app.mrml.app_logic
-        node = logic.GetInteractionNode() if logic is not None else None
-        if node is None:
-            return
-        wl = self.state.mouse_mode == "window_level" and self.state.ann_tool in (None, "none")
-        mode = slicer.vtkMRMLInteractionNode.AdjustWindowLevel if wl else slicer.vtkMRMLInteractionNode.ViewTransform
-        if node.GetCurrentInteractionMode() != mode:
-            node.SetCurrentInteractionMode(mode)
+        set_window_level_mode(self.app.mrml.app_logic,
+                              self.state.mouse_mode == "window_level" and self.state.ann_tool in (None, "none"))
 
     def _display(self) -> Any:
         node = self.app.input_node()
