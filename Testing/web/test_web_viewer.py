@@ -3,6 +3,10 @@ with the others, tables too), the views go to a result when it arrives, and each
 are the user's (the segment list)."""
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 from web_cases import PHANTOMS
@@ -10,6 +14,14 @@ from web_cases import PHANTOMS
 from orbitai.testing.web import WebPage, colored
 
 JOB_TIMEOUT_S = 300
+#: A folder to keep the pages' screenshots in (the README's figures: docs/images); unset, none are kept.
+SHOTS = os.environ.get("ORBITAI_WEB_SCREENSHOTS")
+
+
+def shot(page, name: str) -> None:
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        page.driver.save_screenshot(str(Path(SHOTS) / f"web_{name}.png"))
 
 
 @pytest.fixture()
@@ -38,7 +50,7 @@ def settled(page, view: str = "Red"):
     return last[0]
 
 
-def test_results_belong_to_their_scan_and_segments_can_be_hidden(page):
+def test_results_belong_to_their_scan_and_segments_can_be_hidden(page, downloads):
     tao = page.load(PHANTOMS["tao"])
     orbit = page.load(PHANTOMS["orbit-ct"])
     page.set_state("module", "orbit")
@@ -71,6 +83,30 @@ def test_results_belong_to_their_scan_and_segments_can_be_hidden(page):
     page.driver.execute_script("arguments[0].click();", page.element("orbitai-segment-visible-0"))
     page.wait_state("segment_rows", lambda v: v[0]["visible"] and not v[1]["visible"], 20)
     assert page.wait(lambda: settled(page) > 0 or None, 30, "one segment shown again")
+    for i in range(1, len(segments)):
+        page.driver.execute_script("arguments[0].click();", page.element(f"orbitai-segment-visible-{i}"))
+    page.wait_state("segment_rows", lambda v: all(r["visible"] for r in v), 20)
+    # any module's result downloads from the list, under a name without spaces
+    for f in downloads.glob("*"):
+        f.unlink()
+    nodes = page.state("segment_nodes")
+    assert [n["name"] for n in nodes] == ["orbit_ct_0000 orbit segmentation"]
+    page.click("orbitai-segmentation-download-0")
+    got = page.wait(lambda: list(downloads.glob("*.seg.nrrd")), 30, "the download")
+    assert [f.name for f in got] == ["orbit_ct_0000_orbit_segmentation.seg.nrrd"]
+    from orbitai.io.segfile import read_segmentation
+
+    time.sleep(0.3)
+    labels, names = read_segmentation(got[0])
+    assert {"eyeball_left", "eyeball_right"} <= {i.name for i in names.values()}
+    # the four-up layout: the segments as surfaces in the 3D view
+    page.set_state("layout", "Four-up with 3D")
+    page.wait(lambda: "ThreeD" in page.views() and page.views_rendered(), 60, "the 3D view")
+    page.wait(lambda: colored(page.view_image("ThreeD")[1]) > 200 or None, 60, "the segments in 3D")
+    page.set_state("crosshair", True)
+    shot(page, "viewer_four_up")
+    page.set_state("crosshair", False)
+    page.set_state("layout", "Three slices")
 
 
 def test_window_level_by_preset_and_by_drag(page):

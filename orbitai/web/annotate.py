@@ -26,6 +26,7 @@ from undo_stack import UndoStack
 from vtkmodules.vtkCommonCore import vtkCommand
 from vtkmodules.vtkInteractionWidgets import vtkEvent
 
+from orbitai.labels import ORBIT_LABELS
 from orbitai.mrml.results import mark_results
 from orbitai.app.annotation import options as effect_options
 from orbitai.app.annotation.logic import AnnotationLogic
@@ -151,7 +152,8 @@ class AnnotationPanel:
                            "ann_tools": [{"title": t, "value": k} for k, t in TOOLS.items()], "ann_message": "",
                            "ann_ok": True, "ann_busy": False, "ann_preview": False, "ann_can_undo": False,
                            "ann_can_redo": False, "ann_brush_mm": 5.0, "ann_new_name": "", "ann_prior": "", "ann_voxels": None, "ann_done": 0,
-                           "ann_busy_text": "", "ann_waiting": False})
+                           "ann_busy_text": "", "ann_waiting": False,
+                           "ann_structure_names": [lab.name for lab in ORBIT_LABELS.values()] + ["white_matter_lesion"]})
         self._options = effect_options
         for effect, options in self._options.EFFECT_OPTIONS.items():
             params = self.logic.params(effect)
@@ -417,8 +419,10 @@ class AnnotationPanel:
         with html.Div(classes="d-flex align-center mb-2"):
             v3.VSelect(label="Segment", v_model=("ann_segment",), items=("ann_segments",), density="compact",
                        hide_details=True, id="orbitai-ann-segment")
-            v3.VTextField(label="New segment", v_model=("ann_new_name",), density="compact", hide_details=True,
-                          placeholder="eyeball_left", id="orbitai-ann-new-name", classes="ml-2")
+            # the orbit structures by name (the model prior and terminology follow a scheme name), or any name
+            v3.VCombobox(label="New segment", v_model=("ann_new_name",), items=("ann_structure_names",),
+                         density="compact", hide_details=True, placeholder="eyeball_left", id="orbitai-ann-new-name",
+                         classes="ml-2")
             v3.VBtn("Add", click=sending(self.state, self.add_segment, ["ann_new_name"]), size="small",
                     id="orbitai-ann-add")
         html.Div("{{ ann_voxels }} voxels in the segment", v_show="ann_voxels !== null", classes="text-caption mb-2",
@@ -443,7 +447,8 @@ class AnnotationPanel:
         self._options_ui()
         v3.VBtn("Download .seg.nrrd", size="small", disabled=busy, id="orbitai-ann-download", prepend_icon="mdi-download",
                 click="utils.download(`${(segmentations.find(s => s.value === ann_segmentation) || {title: 'segmentation'})"
-                      f".title}}.seg.nrrd`, trigger('{self.app.server.trigger_name(self.download)}'), "
+                      ".title.replace(/[^A-Za-z0-9._-]+/g, '_')}.seg.nrrd`, "
+                      f"trigger('{self.app.server.trigger_name(self.download)}'), "
                       "'application/octet-stream')")
         with html.Div(v_show="ann_busy || ann_waiting", id="orbitai-ann-busy"):
             v3.VProgressLinear(indeterminate=True)

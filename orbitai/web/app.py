@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -49,6 +50,7 @@ from orbitai.mrml.results import (
     show_results_of,
 )
 from orbitai.mrml.scene import adopt_context
+from orbitai.mrml.segmentations import segmentation_file_bytes
 from orbitai.mrml.tables import rows_from_table_node
 from orbitai.web import compat
 from orbitai.web.annotate import AnnotationPanel
@@ -75,6 +77,12 @@ MIN_FILE_BYTES = 4096
 UPLOAD_IDLE_S = 120.0
 #: After a page connects or a volume is shown, resizes within this time fit the slice views to the volume.
 FIT_WINDOW_S = 5.0
+
+
+def seg_file_name(name: str) -> str:
+    """The download name of a segmentation: its name with runs of anything but letters, digits, ``.``, ``-`` and
+    ``_`` made ``_`` (no spaces), and ``.seg.nrrd``."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_.") + ".seg.nrrd"
 
 
 def _view_ui(server: Any, view_id: str, view: Any) -> None:
@@ -419,7 +427,8 @@ class OrbitWebApp(TrameApp):
         for event in (self.mrml.scene.NodeAddedEvent, self.mrml.scene.NodeRemovedEvent):
             self.mrml.scene.AddObserver(event, self._nodes_changed)
         self.state.change("input_volume")(self._input_changed)
-        self.state.update({"slice_geometry": {}, "jump_to": None, "segment_rows": []})
+        self.state.update({"slice_geometry": {}, "jump_to": None, "segment_rows": [], "segment_nodes": []})
+        self.server.trigger("orbitai_download_segmentation")(self.download_segmentation)
         #: scan node ID -> the heat map it had in the foreground when the user switched away
         self._overlays: dict[str, str] = {}
         self.server.trigger("orbitai_segment_visible")(self.set_segment_visible)
@@ -555,8 +564,18 @@ class OrbitWebApp(TrameApp):
         self.refresh_segments()
 
     def refresh_segments(self) -> None:
-        """``segment_rows``: the segments of the shown scan's segmentations (its results, loaded and drawn ones)."""
-        self.state.segment_rows = segment_rows(results_of(self.mrml.scene, self.input_node()))
+        """``segment_rows``: the segments of the shown scan's segmentations (its results, loaded and drawn ones);
+        ``segment_nodes``: those segmentations, each with the file name its download gets."""
+        nodes = results_of(self.mrml.scene, self.input_node())
+        self.state.segment_rows = segment_rows(nodes)
+        self.state.segment_nodes = [{"id": n.GetID(), "name": n.GetName(), "file": seg_file_name(n.GetName())}
+                                    for n in nodes]
+
+    def download_segmentation(self, node_id: Any = None) -> Any:
+        """A segmentation of the shown scan as Slicer's ``.seg.nrrd`` (an ID the page sends: it must be one it lists)."""
+        if not isinstance(node_id, str) or node_id not in {n["id"] for n in self.state.segment_nodes or []}:
+            return None
+        return self.server.protocol.addAttachment(segmentation_file_bytes(self.mrml.scene.GetNodeByID(node_id)))
 
     def set_segment_visible(self, key: Any = None, visible: Any = None) -> None:
         """The page's visibility box of a segment (a key the page sends: it must name a segment of the shown scan)."""
@@ -825,6 +844,11 @@ class OrbitWebApp(TrameApp):
                                    hide_details=True, style="max-width: 110px",
                                    end="trigger('orbitai_segment_opacity', [row.key, $event])",
                                    id=("`orbitai-segment-opacity-${i}`",), title="Opacity")
+                    v3.VBtn("{{ node.name }}", v_for="(node, i) in segment_nodes", key="node.id", size="small",
+                            variant="tonal", prepend_icon="mdi-download", classes="mt-2 mr-2",
+                            id=("`orbitai-segmentation-download-${i}`",), title="Download as .seg.nrrd",
+                            click="utils.download(`${node.file}`, trigger('orbitai_download_segmentation', [node.id]),"
+                                  " 'application/octet-stream')")
 
     def _module_ui(self, panel: ModulePanel) -> None:
         key = panel.spec.key
