@@ -95,3 +95,21 @@ def test_bad_overlays(ctx, image_node, heat, orbit_labels):
     node = overlay_node_from_volume(ctx, heat, image_node)
     with pytest.raises(ValueError, match="opacity"):
         show_overlay(ctx, node, image_node, opacity=1.5)
+
+
+def test_a_heat_map_has_a_colour_legend_in_the_slice_views():
+    import numpy as np
+
+    from orbitai.io import Volume
+    from orbitai.mrml import new_scene, overlay_node_from_volume
+
+    ctx = new_scene()
+    try:
+        heat = Volume(np.linspace(0, 1, 8 * 9 * 10, dtype=np.float32).reshape(8, 9, 10), (1.0, 1.0, 1.0))
+        node = overlay_node_from_volume(ctx, heat, name="P(active)")
+        legends = [node.GetNthDisplayNode(i) for i in range(node.GetNumberOfDisplayNodes())
+                   if node.GetNthDisplayNode(i).IsA("vtkMRMLColorLegendDisplayNode")]
+        assert len(legends) == 1 and legends[0].GetVisibility() and legends[0].GetTitleText() == "P(active)"
+        assert legends[0].GetPrimaryDisplayNode() is node.GetDisplayNode()
+    finally:
+        ctx.close()

@@ -32,6 +32,11 @@ def roi_node_from_box(ctx: MRMLContext, center: Sequence[float], size_mm: Sequen
     node.SetAndObserveObjectToNodeMatrix(m)
     node.SetSize(*s.tolist())
     node.SetLocked(bool(locked))
+    if locked:      # a result's box: its outline, without a fill or handles to drag
+        node.CreateDefaultDisplayNodes()
+        display = node.GetDisplayNode()
+        display.SetFillVisibility(False)
+        display.SetHandlesInteractive(False)
     return node
 
 

@@ -11,7 +11,8 @@ from orbitai.io import Volume, VolumeError
 from orbitai.mrml.scene import MRMLContext
 from orbitai.mrml.volumes import as_volume, volume_node_from_volume
 
-__all__ = ["HEAT_COLOR_NAME", "heat_color_node", "overlay_node_from_volume", "show_overlay", "show_volume", "jump_slices"]
+__all__ = ["HEAT_COLOR_NAME", "heat_color_node", "overlay_node_from_volume", "add_color_legend", "show_overlay",
+           "show_volume", "jump_slices"]
 
 #: Name of the colour table the bridge creates (an Inferno-like black-purple-orange-yellow ramp).
 HEAT_COLOR_NAME = "OrbitAI Heat"
@@ -90,7 +91,23 @@ def overlay_node_from_volume(ctx: MRMLContext, heat, reference_node=None, name: 
         display.SetAutoThreshold(0)
         display.SetLowerThreshold(float(threshold))
         display.SetUpperThreshold(float(max(hi, array.max())))
+    add_color_legend(ctx, node)
     return node
+
+
+def add_color_legend(ctx: MRMLContext, volume_node, title: Optional[str] = None):
+    """A colour legend (Slicer's colour bar) of ``volume_node`` in the slice views, shown with it, as the Colors
+    module's "Show color legend" adds (`vtkMRMLColorLegendDisplayNode` on the volume's display node)."""
+    legend = slicer.vtkMRMLColorLegendDisplayNode()
+    if not ctx.scene.IsNodeClassRegistered(legend.GetClassName()):    # a scene without the Colors module's logic
+        ctx.scene.RegisterNodeClass(legend)
+    legend.SetName(f"{volume_node.GetName()} legend")
+    ctx.scene.AddNode(legend)
+    legend.SetAndObservePrimaryDisplayNode(volume_node.GetDisplayNode())
+    legend.SetTitleText(title or volume_node.GetName())
+    legend.SetVisibility3D(False)
+    volume_node.AddAndObserveDisplayNodeID(legend.GetID())
+    return legend
 
 
 def show_overlay(ctx: MRMLContext, overlay_node, background_node=None, opacity: float = 0.5) -> int:
