@@ -133,6 +133,7 @@ def test_orientation_labels_crosshair_keys_and_a_3d_view(page):
     assert {k: labels["Red"][k] for k in ("left", "right", "top", "bottom")} == \
         {"left": "R", "right": "L", "top": "A", "bottom": "P"}
     assert page.text("orbitai-label-Red-left") == "R" and page.text("orbitai-label-Red-position").endswith("mm")
+    assert page.text("orbitai-label-Red-position").startswith("Axial")
     assert labels["Green"]["top"] == "S" and labels["Yellow"]["top"] == "S"
     # arrow keys scroll the view under the pointer
     from selenium.webdriver.common.action_chains import ActionChains
@@ -226,3 +227,34 @@ def test_no_deprecation_warnings_from_the_apps_own_code(page, server):
     warned = re.findall(r"WARN\| vtkXRenderWindowInteractor \((0x[0-9a-f]+)\): WindowResizeEvent will not", log)
     assert warned and len(warned) == len(set(warned)), warned       # one each: trame-slicer's own observer
     assert not [line for line in log.splitlines() if "Deprecat" in line and "orbitai" in line]
+
+
+def test_the_value_under_the_pointer_and_a_ruler(page, web_data):
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    from orbitai.io import read_volume
+
+    page.load(PHANTOMS["orbit-ct"])
+    page.wait_state("view_labels", lambda v: v and "Red" in v, 20)
+    el = page.view_element("Red")
+    ActionChains(page.driver).move_to_element(el).pause(0.2).move_by_offset(7, 3).pause(0.2).perform()
+    text = page.wait_state("probe_text", lambda t: bool(t), 20)
+    assert "outside" not in text and text.count("mm") == 0 and text.split(": ")[1]
+    # the value is the scan's at that point (letters and RAS as shown: R/L, A/P, S/I)
+    scan = read_volume(web_data / PHANTOMS["orbit-ct"])
+    coords = [float(x) * (1 if a in "RAS" else -1) for a, x in (p.split() for p in text.split(": ")[0].split("  "))]
+    i, j, k = (int(round(c)) for c in np.linalg.solve(scan.ijk_to_ras(), np.array([*coords, 1.0]))[:3])
+    assert float(text.split(": ")[1]) == pytest.approx(float(scan.array[k, j, i]), rel=1e-3, abs=0.6)
+    # a ruler: two clicks 20 mm apart on the axial slice
+    g = page.state("slice_geometry")["Red"]
+    m = np.array(g["xy_to_ras"]).reshape(4, 4)
+    centre = (m @ np.array([g["size"][0] / 2, g["size"][1] / 2, 0, 1]))[:3]
+    along = m[:3, 0] / np.linalg.norm(m[:3, 0])
+    ends = [centre - 10 * along, centre + 10 * along]
+    page.click("orbitai-ruler")
+    for p in ends:
+        page.drag("Red", [page.to_css([float(x) for x in p])])
+        time.sleep(0.3)
+    rulers = page.wait_state("rulers", bool, 20)
+    assert rulers[0]["name"].startswith("Ruler") and rulers[0]["length_mm"] == pytest.approx(20.0, abs=1.0)
+    assert page.text("orbitai-rulers").startswith("Ruler")

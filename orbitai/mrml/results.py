@@ -15,7 +15,7 @@ import vtk
 from vtk.util.numpy_support import vtk_to_numpy
 
 __all__ = ["RESULT_OF", "mark_results", "results_of", "show_results_of", "result_focus", "segment_rows",
-           "set_segment_display", "set_window_level_mode"]
+           "set_segment_display", "set_window_level_mode", "probe", "new_ruler", "ruler_rows"]
 
 #: Node attribute: the ID of the scan (volume node) the node is a result of.
 RESULT_OF = "OrbitAI.ResultOf"
@@ -44,16 +44,18 @@ def results_of(scene: Any, input_node: Any, cls: str = "vtkMRMLSegmentationNode"
 
 
 def show_results_of(scene: Any, input_node: Any, overlays: Optional[dict[str, str]] = None) -> None:
-    """Show the segmentations that are results of ``input_node`` and hide the other scans' (untagged ones are left as
-    they are); a heat map of another scan leaves the slice views' foreground. ``overlays`` (scan ID -> heat-map node
+    """Show the segmentations and markups (crop boxes, rulers) that are results of ``input_node`` and hide the other
+    scans' (untagged ones are left as they are); a heat map of another scan leaves the slice views' foreground. ``overlays`` (scan ID -> heat-map node
     ID) remembers the foreground each scan had, so that switching back shows it again."""
     iid = input_node.GetID() if input_node is not None else None
-    for seg in _nodes(scene, "vtkMRMLSegmentationNode"):
+    for seg in _nodes(scene, "vtkMRMLSegmentationNode") + _nodes(scene, "vtkMRMLMarkupsNode"):
         owner = seg.GetAttribute(RESULT_OF)
         if not owner or seg.GetHideFromEditors():
             continue
         seg.CreateDefaultDisplayNodes()
         display = seg.GetDisplayNode()
+        if display is None:
+            continue
         if owner != iid and display.GetVisibility():
             display.SetVisibility(False)
             seg.SetAttribute(HIDDEN_WITH_SCAN, "1")
@@ -157,3 +159,34 @@ def set_window_level_mode(app_logic: Any, on: bool) -> None:
     mode = node.AdjustWindowLevel if on else node.ViewTransform
     if node.GetCurrentInteractionMode() != mode:
         node.SetCurrentInteractionMode(mode)
+
+
+def probe(volume_node: Any, ras: Any) -> Optional[float]:
+    """The scan's value at a RAS point (its nearest voxel; None outside the scan): Slicer's Data Probe."""
+    if volume_node is None or volume_node.GetImageData() is None:
+        return None
+    m = vtk.vtkMatrix4x4()
+    volume_node.GetRASToIJKMatrix(m)
+    ijk = m.MultiplyPoint([float(ras[0]), float(ras[1]), float(ras[2]), 1.0])[:3]
+    i, j, k = (int(round(c)) for c in ijk)
+    dims = volume_node.GetImageData().GetDimensions()
+    if not (0 <= i < dims[0] and 0 <= j < dims[1] and 0 <= k < dims[2]):
+        return None
+    return float(volume_node.GetImageData().GetScalarComponentAsDouble(i, j, k, 0))
+
+
+def new_ruler(scene: Any, input_node: Any) -> Any:
+    """A new, empty markups line (Slicer's ruler) of ``input_node``'s results, named "Ruler N"."""
+    node = scene.AddNewNodeByClass("vtkMRMLMarkupsLineNode", scene.GenerateUniqueName("Ruler"))
+    mark_results([node], input_node)
+    return node
+
+
+def ruler_rows(scene: Any, input_node: Any) -> list[dict[str, Any]]:
+    """The shown scan's rulers with both ends placed: name and length (mm)."""
+    rows = []
+    for node in results_of(scene, input_node, "vtkMRMLMarkupsLineNode"):
+        if node.GetNumberOfDefinedControlPoints() == 2:
+            a, b = (np.array(node.GetNthControlPointPositionWorld(i)) for i in range(2))
+            rows.append({"id": node.GetID(), "name": node.GetName(), "length_mm": round(float(np.linalg.norm(a - b)), 1)})
+    return rows

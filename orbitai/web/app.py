@@ -568,6 +568,7 @@ class OrbitWebApp(TrameApp):
         ``segment_nodes``: those segmentations, each with the file name its download gets."""
         nodes = results_of(self.mrml.scene, self.input_node())
         self.state.segment_rows = segment_rows(nodes)
+        self.layouts.refresh_rulers()
         self.state.segment_nodes = [{"id": n.GetID(), "name": n.GetName(), "file": seg_file_name(n.GetName())}
                                     for n in nodes]
 
@@ -620,7 +621,7 @@ class OrbitWebApp(TrameApp):
             tag = node.GetSingletonTag()
             geometry[tag] = {"xy_to_ras": [m.GetElement(i, j) for i in range(4) for j in range(4)],
                              "size": list(view.render_window().GetSize())}
-            labels[tag] = view_labels(geometry[tag]["xy_to_ras"], node.GetSliceOffset())
+            labels[tag] = view_labels(geometry[tag]["xy_to_ras"], node.GetSliceOffset(), node.GetOrientation())
         if geometry != self.state.slice_geometry:     # slice nodes change on every pan or zoom event
             self.state.slice_geometry = geometry
         if labels != self.state.view_labels:

@@ -1,5 +1,5 @@
 """The viewer controls of the browser app (issue 49): window/level, layouts with a 3D view, the crosshair, orientation
-labels and slice positions, and arrow-key scrolling.
+labels and slice positions, arrow-key scrolling, the value under the pointer and the ruler.
 
 Left-drag in a slice view adjusts window/level as in Slicer's "Adjust window/level" mouse mode (the interaction node's
 ``AdjustWindowLevel`` mode drives Slicer's own `vtkMRMLWindowLevelWidget`, which the slice views' scalar-bar
@@ -16,7 +16,7 @@ from trame.widgets import client, html
 from trame.widgets import vuetify3 as v3
 from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
 
-from orbitai.mrml.results import results_of, set_window_level_mode
+from orbitai.mrml.results import new_ruler, probe, results_of, ruler_rows, set_window_level_mode
 
 __all__ = ["WINDOW_PRESETS", "WindowLevel", "LAYOUTS", "Layouts", "view_labels", "KEYS_SCRIPT", "KEY_STEPS"]
 
@@ -47,8 +47,11 @@ class WindowLevel:
     def apply_mouse_mode(self, **_: Any) -> None:
         """Left-drag adjusts window/level (``mouse_mode`` "window_level") unless an annotation tool is active; else
         Slicer's view-transform mode."""
-        set_window_level_mode(self.app.mrml.app_logic,
-                              self.state.mouse_mode == "window_level" and self.state.ann_tool in (None, "none"))
+        logic = self.app.mrml.app_logic
+        node = logic.GetInteractionNode() if logic is not None else None
+        if node is not None and node.GetCurrentInteractionMode() == node.Place:
+            return          # a ruler's ends are being placed: its clicks are the markups'
+        set_window_level_mode(logic, self.state.mouse_mode == "window_level" and self.state.ann_tool in (None, "none"))
 
     def _display(self) -> Any:
         node = self.app.input_node()
@@ -137,16 +140,16 @@ def _letter(direction: "np.ndarray") -> str:
     return _LETTERS[axis][0 if direction[axis] > 0 else 1]
 
 
-def view_labels(xy_to_ras: Sequence[float], offset: float) -> dict[str, str]:
-    """The orientation letters at a slice view's edges and its slice position (``S 12.5 mm``), from its XY-to-RAS
-    matrix (row-major 4 x 4) and slice offset, as Slicer's slice views show them."""
+def view_labels(xy_to_ras: Sequence[float], offset: float, name: str = "") -> dict[str, str]:
+    """The orientation letters at a slice view's edges and its name and slice position (``Axial  S 12.5 mm``), from
+    its XY-to-RAS matrix (row-major 4 x 4), slice offset and orientation name, as Slicer's slice views show them."""
     m = np.asarray(xy_to_ras, float).reshape(4, 4)
     x, y, normal = m[:3, 0], m[:3, 1], m[:3, 2]
     axis = int(np.argmax(np.abs(normal)))
     along = offset if normal[axis] > 0 else -offset
     side = _LETTERS[axis][0 if along >= 0 else 1]
     return {"right": _letter(x), "left": _letter(-x), "top": _letter(y), "bottom": _letter(-y),
-            "position": f"{side} {abs(offset):.1f} mm"}
+            "position": f"{name}  {side} {abs(offset):.1f} mm".strip()}
 
 
 #: Keys that scroll the slice view under the mouse pointer: slices per press (Slicer's arrow and Page keys).
@@ -154,7 +157,16 @@ KEY_STEPS = {"ArrowUp": 1, "ArrowDown": -1, "ArrowRight": 1, "ArrowLeft": -1, "P
 #: The page's keyboard: the view under the pointer (its marker's name) scrolls by `KEY_STEPS`; keys typed in a field
 #: are the field's.
 KEYS_SCRIPT = """
+let orbitaiProbeAt = 0;
 const orbitaiPointer = (e) => {
+  const now = Date.now();
+  if (e.type === 'pointermove' && e.target.classList && e.target.classList.contains('image-display-area')
+      && now - orbitaiProbeAt > 100 && window.orbitaiView) {
+    orbitaiProbeAt = now;
+    const r = e.target.getBoundingClientRect();
+    window.trame.trigger('orbitai_probe', [window.orbitaiView, (e.clientX - r.left) / r.width,
+                                           (e.clientY - r.top) / r.height]);
+  }
   let el = e.target;
   for (let i = 0; el && i < 10; i++, el = el.parentElement) {
     const found = el.querySelectorAll ? el.querySelectorAll('.orbitai-view-marker') : [];
@@ -185,7 +197,8 @@ class Layouts:
             app.layout_manager.register_layout(name, build(), lazy_initialization=name != DEFAULT_LAYOUT)
         app.layout_manager.set_layout(DEFAULT_LAYOUT)
         self.state.update({"layout": DEFAULT_LAYOUT, "layouts": list(LAYOUTS), "crosshair": False,
-                           "view_labels": {}})
+                           "view_labels": {}, "probe_text": "", "rulers": []})
+        app.server.trigger("orbitai_probe")(self.probe)
         self.state.change("layout")(self._layout_changed)
         self.state.change("crosshair")(self.apply_crosshair)
         app.server.trigger("orbitai_slice_step")(self.slice_step)
@@ -234,6 +247,48 @@ class Layouts:
                 value = v.get_slice_value() + steps * v.get_slice_step()
                 v.set_slice_value(float(min(max(value, low), high)))
 
+    def probe(self, view: Any = None, fx: Any = None, fy: Any = None) -> None:
+        """``probe_text``: the RAS point and the scan's value under the pointer (``fx``, ``fy``: its place in the
+        view's image, 0-1 from the top left), as Slicer's Data Probe shows them."""
+        if not isinstance(view, str) or not all(isinstance(f, (int, float)) and 0 <= f <= 1 for f in (fx, fy)):
+            return
+        for v in self.app.slicer_app.view_manager.get_slice_views():
+            node = v.get_view_node()
+            if node.GetSingletonTag() != view:
+                continue
+            w, h = v.render_window().GetSize()
+            ras = node.GetXYToRAS().MultiplyPoint([float(fx) * w, (1.0 - float(fy)) * h, 0.0, 1.0])[:3]
+            value = probe(self.app.input_node(), ras)
+            where = "  ".join(f"{_LETTERS[a][0 if c >= 0 else 1]} {abs(c):.1f}" for a, c in enumerate(ras))
+            self.state.probe_text = f"{where}: {'outside the scan' if value is None else f'{value:.4g}'}"
+
+    def start_ruler(self) -> None:
+        """A ruler on the shown scan: the next two clicks in a view place its ends (Slicer's markups line); its
+        length is listed in ``rulers`` and follows its ends when they are dragged."""
+        node = self.app.input_node()
+        if node is None:
+            return
+        ruler = new_ruler(self.app.mrml.scene, node)
+        for event in (ruler.PointPositionDefinedEvent, ruler.PointModifiedEvent, ruler.PointEndInteractionEvent):
+            ruler.AddObserver(event, lambda *_: self._ruler_changed())
+        interaction = self.app.mrml.app_logic.GetInteractionNode()
+        tag: list[int] = []
+
+        def placed(*_: Any) -> None:       # the ends are placed: the user's mouse mode comes back
+            if interaction.GetCurrentInteractionMode() != interaction.Place:
+                interaction.RemoveObserver(tag[0])
+                self._ruler_changed()
+        tag.append(interaction.AddObserver(interaction.InteractionModeChangedEvent, placed))
+        self.app.slicer_app.markups_logic.place_node(ruler)
+
+    def _ruler_changed(self) -> None:
+        with self.state:
+            self.refresh_rulers()
+            self.app.window_level.apply_mouse_mode()     # placing ended: the mouse mode comes back
+
+    def refresh_rulers(self) -> None:
+        self.state.rulers = ruler_rows(self.app.mrml.scene, self.app.input_node())
+
     def build_ui(self) -> None:
         """The toolbar's layout list and crosshair switch, and the page's keyboard."""
         v3.VSelect(v_model=("layout",), items=("layouts",), label="Layout", density="compact", hide_details=True,
@@ -241,6 +296,11 @@ class Layouts:
         v3.VBtn(icon="mdi-crosshairs", variant=("crosshair ? 'flat' : 'text'",), click="crosshair = !crosshair",
                 title="Crosshair (Shift + move: the linked cursor in every view)", id="orbitai-crosshair",
                 classes="mr-2")
+        v3.VBtn(icon="mdi-ruler", variant="text", click=self.start_ruler, disabled=("!input_volume",),
+                title="Ruler: click its two ends in a view", id="orbitai-ruler", classes="mr-2")
+        html.Div("{{ rulers.map(r => r.name + ': ' + r.length_mm + ' mm').join(', ') }}", v_show="rulers.length",
+                 classes="text-caption mr-4", id="orbitai-rulers")
+        html.Div("{{ probe_text }}", classes="text-caption mr-4", style="min-width: 230px", id="orbitai-probe")
         client.Script(KEYS_SCRIPT)
 
 
