@@ -139,6 +139,8 @@ def test_a_failing_job_shows_its_one_line_error(page):
     assert "looks like CT" in error and "\n" not in error
     assert error in page.text("orbitai-tao-error")
     assert page.state("tao_status").startswith("Failed; the scene was not changed.")
+    assert error not in page.state("tao_status"), "the error is shown twice"       # issue 49: once, in the alert
+    assert "/tmp/" not in error and "/tmp/" not in page.state("tao_status")       # no server folder
     assert page.state("scene_nodes") == nodes
 
 

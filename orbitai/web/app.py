@@ -131,7 +131,7 @@ class ModulePanel:
         # read once, with the model choices below (reading the bundles on every state change would be slow)
         self.models_installed = bool(spec.logic.availableModels())
         self.job = WebJobPanel(app.server, spec.key, self.logic, self.jobInputs, self.showResults, self.whyNotReady,
-                               spec.apply_tip)
+                               spec.apply_tip, app._private)
         for opt in self.options():
             default = opt.default_value()
             if opt.kind == "form":

@@ -24,8 +24,10 @@ class WebJobPanel:
     ``inputs_enabled`` and ``running``."""
 
     def __init__(self, server: Any, key: str, logic: JobLogic, jobInputs: Callable[[], tuple[Any, dict]],
-                 showResults: Callable[[Any, Any], None], whyNotReady: Callable[[], str], applyToolTip: str) -> None:
+                 showResults: Callable[[Any, Any], None], whyNotReady: Callable[[], str], applyToolTip: str,
+                 private: Callable[[str], str] = lambda text: text) -> None:
         self.server = server
+        self.private = private      # the page's text without the server's own folders
         self.state = server.state
         self.key = key
         self._task: Optional[asyncio.Task] = None
@@ -54,10 +56,18 @@ class WebJobPanel:
         self._set(progress=round(100.0 * done / max(total, 1), 1), progress_visible=bool(visible))
 
     def setStatus(self, text: str) -> None:
-        self._set(status=text)
+        self._set(status=self.private(text))
 
     def showError(self, message: str) -> None:
-        self._set(error=" ".join(str(message).split()))
+        """The error in the alert; the status line, which the controller wrote with the error in it, keeps only its
+        own words (an error shown twice is read twice)."""
+        error = self.private(" ".join(str(message).split()))
+        self._set(error=error)
+        status = " ".join(str(self.state[self.name("status")]).split())
+        for text in (error, error.removeprefix("Could not start: ")):
+            if text and text in status:
+                self._set(status=status.replace(text, "").strip() + " (the error is shown below)")
+                break
 
     def setPolling(self, on: bool) -> None:
         self._set(running=bool(on))
