@@ -31,7 +31,6 @@ import SimpleITK as sitk
 import torch
 from monai.losses import DiceCELoss
 
-from orbitai.bundle import save_bundle
 from orbitai.bundle.core import Bundle
 from orbitai.cohort.manifest import Case
 from orbitai.cohort.splits import kfold_split
@@ -46,7 +45,7 @@ from orbitai.neuro.predict import read_flair, read_lesions
 from orbitai.neuro.seg_configs import brain_stats
 from orbitai.progress import ProgressCallback, emit
 from orbitai.training import finetune as plan_runner
-from orbitai.training.finetune import FinetuneReport, Plan, Tick, provenance, run_plan, ticker, train_steps
+from orbitai.training.finetune import FinetuneReport, Plan, Tick, finetune_and_install, ticker, train_steps
 
 log = logging.getLogger(__name__)
 
@@ -177,20 +176,13 @@ def finetune_lesions(cases: Sequence[LesionCase], out: str | Path, base: Optiona
         return _train_run(tag, [cases[i] for i in tr], [cases[i] for i in va], steps, eval_steps, recipe, bundle,
                           pp, replay, device, work, resume, tick)[1]
 
-    def final(outcome) -> float:
-        model, _ = _train_run("final", list(cases), [], outcome.stop_step, [], recipe, bundle, pp, replay, device,
-                              work, resume, tick)
-        seconds = time.perf_counter() - t0
-        training = (f"{recipe.replay_share:.0%} of the draws from {recipe.replay_cases} phantoms with real lesion maps "
-                    f"on real training brains (seeds {recipe.replay_seed}+)" if replay else "")
-        meta = provenance(bundle.metadata, bundle.name, out.name, [c.case_id for c in cases], recipe, plan, outcome,
-                          seconds, training, MEASURE, "lesion_score")
-        save_bundle(model.cpu(), out, meta, overwrite)
-        return seconds
-
-    outcome, seconds = run_plan(plan, work, _fingerprint(cases, bundle, recipe), resume, run, final)
-    progress(plan.total_steps(), plan.total_steps(), "installed")
-    return FinetuneReport(out, bundle.name, len(cases), outcome, seconds, MEASURE)
+    training = (f"{recipe.replay_share:.0%} of the draws from {recipe.replay_cases} phantoms with real lesion maps "
+                f"on real training brains (seeds {recipe.replay_seed}+)" if replay else "")
+    return finetune_and_install(
+        plan, work, _fingerprint(cases, bundle, recipe), resume, run,
+        lambda steps: _train_run("final", list(cases), [], steps, [], recipe, bundle, pp, replay, device, work,
+                                 resume, tick)[0],
+        bundle, out, [c.case_id for c in cases], recipe, training, MEASURE, "lesion_score", overwrite, progress, t0)
 
 
 def _train_run(tag: str, tr: list[LesionCase], va: list[LesionCase], steps: int, eval_steps: Sequence[int],

@@ -27,7 +27,6 @@ import numpy as np
 import torch
 from monai.transforms import RandAdjustContrast, RandBiasField
 
-from orbitai.bundle import save_bundle
 from orbitai.bundle.core import Bundle, user_model_folder
 from orbitai.cohort.manifest import Case
 from orbitai.cohort.splits import kfold_split
@@ -40,7 +39,7 @@ from orbitai.orbit.synth import SynthPool, patch_window
 from orbitai.orbit.train import Prepared, augment, loss_fn, prepare, validate
 from orbitai.progress import ProgressCallback, emit
 from orbitai.training import finetune as plan_runner
-from orbitai.training.finetune import FinetuneReport, Plan, Tick, provenance, run_plan, ticker, train_steps
+from orbitai.training.finetune import FinetuneReport, Plan, Tick, finetune_and_install, ticker, train_steps
 
 log = logging.getLogger(__name__)
 
@@ -164,20 +163,13 @@ def finetune(cases: Sequence[Case], out: str | Path | None = None, base: Optiona
         return _train_run(tag, [data[i] for i in tr], [data[i] for i in va], steps, eval_steps, cfg, recipe,
                           bundle, replay, device, work, resume, tick)[1]
 
-    def final(outcome) -> float:
-        model, _ = _train_run("final", list(data), [], outcome.stop_step, [], cfg, recipe, bundle, replay, device,
-                              work, resume, tick)
-        seconds = time.perf_counter() - t0
-        training = (f"{recipe.replay_share:.0%} of the patches from {recipe.replay_anatomies} deformed atlas heads of "
-                    "random contrast" if recipe.replay_share > 0 else "")
-        meta = provenance(bundle.metadata, bundle.name, out.name, [c.case_id for c in cases], recipe, plan, outcome,
-                          seconds, training, MEASURE, "dice")
-        save_bundle(model.cpu(), out, meta, overwrite)
-        return seconds
-
-    outcome, seconds = run_plan(plan, work, _fingerprint(cases, bundle, recipe), resume, run, final)
-    progress(plan.total_steps(), plan.total_steps(), "installed")
-    return FinetuneReport(out, bundle.name, len(cases), outcome, seconds, MEASURE)
+    training = (f"{recipe.replay_share:.0%} of the patches from {recipe.replay_anatomies} deformed atlas heads of "
+                "random contrast" if recipe.replay_share > 0 else "")
+    return finetune_and_install(
+        plan, work, _fingerprint(cases, bundle, recipe), resume, run,
+        lambda steps: _train_run("final", list(data), [], steps, [], cfg, recipe, bundle, replay, device, work, resume,
+                                 tick)[0],
+        bundle, out, [c.case_id for c in cases], recipe, training, MEASURE, "dice", overwrite, progress, t0)
 
 
 def _train_run(tag: str, tr: list[Prepared], va: list[Prepared], steps: int, eval_steps: Sequence[int],

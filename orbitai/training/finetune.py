@@ -28,7 +28,7 @@ from typing import Any, Callable, Collection, Optional, Sequence, TypeVar
 import numpy as np
 import torch
 
-from orbitai.bundle.core import iter_bundles, user_model_folder
+from orbitai.bundle.core import Bundle, iter_bundles, save_bundle, user_model_folder
 from orbitai.errors import InputError
 from orbitai.progress import ProgressCallback
 from orbitai.result import RESULT_FILE
@@ -171,6 +171,25 @@ def run_plan(plan: Plan, work: Path, fingerprint: str, resume: bool, run: RunFn,
             (work / "checkpoint.pt").unlink(missing_ok=True)
         outcome = cross_validate(plan, state, run)
         return outcome, final(outcome)
+
+
+def finetune_and_install(plan: Plan, work: Path, fingerprint: str, resume: bool, run: RunFn,
+                         train_final: Callable[[int], torch.nn.Module], base: Bundle, out: Path,
+                         case_ids: Sequence[str], recipe: Any, training: str, measure: str, key: str,
+                         overwrite: bool, progress: ProgressCallback, t0: float) -> "FinetuneReport":
+    """The whole plan: cross-validation (`run_plan`), then ``train_final(stop step)`` on every case, installed at
+    ``out`` with its provenance (`provenance`; ``training``: the replay data in words); ``t0``: when the call began."""
+    def final(outcome: Outcome) -> float:
+        model = train_final(outcome.stop_step)
+        seconds = time.perf_counter() - t0
+        meta = provenance(base.metadata, base.name, out.name, case_ids, recipe, plan, outcome, seconds, training,
+                          measure, key)
+        save_bundle(model.cpu(), out, meta, overwrite)
+        return seconds
+
+    outcome, seconds = run_plan(plan, work, fingerprint, resume, run, final)
+    progress(plan.total_steps(), plan.total_steps(), "installed")
+    return FinetuneReport(out, base.name, len(case_ids), outcome, seconds, measure)
 
 
 def train_steps(tag: str, model: torch.nn.Module, opt: torch.optim.Optimizer, steps: int, eval_steps: Sequence[int],
