@@ -59,7 +59,7 @@ from orbitai.web.guard import DEFAULT_UPLOAD_MB, Guard, GuardError, listen_error
 from orbitai.web.modules import modules
 from orbitai.web.names import PATH_REFUSED, client_file_name, client_path
 from orbitai.web.panel import WebJobPanel
-from orbitai.web.viewer import Layouts, WindowLevel, label_overlay, view_labels
+from orbitai.web.viewer import Layouts, WindowLevel, keep_slice_on_fit, label_overlay, view_labels
 
 __all__ = ["OrbitWebApp", "VOLUME_SUFFIXES", "Upload", "UPLOAD_TRIGGER"]
 
@@ -88,6 +88,7 @@ def seg_file_name(name: str) -> str:
 def _view_ui(server: Any, view_id: str, view: Any) -> None:
     """Over each slice view: trame-slicer's slice gutter, the orientation letters and slice position, and a marker
     giving the view a stable selector (the page's keyboard, the tests)."""
+    keep_slice_on_fit(view)         # before the gutter binds its Reset Camera button
     create_vertical_slice_view_gutter_ui(server, view_id, view)
     label_overlay(view_id)
     html.Div(classes="orbitai-view-marker", id=f"orbitai-view-{view_id}", style="display: none")
@@ -538,7 +539,8 @@ class OrbitWebApp(TrameApp):
             show_volume(self.mrml, node)
             if fg is not None:
                 show_results_of(self.mrml.scene, node, self._overlays)  # its own heat map back over it
-            self.slicer_app.display_manager.reset_views()
+            for view in self.slicer_app.view_manager.get_views():   # a new scan: its centre
+                getattr(view, "centre_view", view.reset_view)()
             self._fit_soon()
             self.results_shown()        # the views on its newest result, when it has one
             self.window_level.scan_shown()

@@ -315,3 +315,20 @@ def label_overlay(view_id: str) -> None:
                  classes=f"orbitai-label-{edge}", id=f"orbitai-label-{view_id}-{edge}")
     html.Div(f"{{{{ {labels} ? {labels}.position : '' }}}}", style=base + "right: 8px; top: 4px;",
              id=f"orbitai-label-{view_id}-position")
+
+
+def keep_slice_on_fit(view: Any) -> None:
+    """The view's "Reset Camera" and its automatic fits keep the slice the user is on (trame-slicer's fit also moves
+    the slice to the volume's centre, and a reloaded page's slider would show one slice and the view another). The
+    original reset, to the centre of a newly shown scan, stays as ``view.centre_view``."""
+    view.centre_view = view.reset_view
+    for name in ("reset_view", "fit_view_to_content"):
+        original = getattr(view, name)
+
+        def keeping(original: Any = original) -> None:
+            node = view.get_view_node()
+            offset = node.GetSliceOffset() if node is not None else None
+            original()
+            if offset is not None:
+                node.SetSliceOffset(offset)
+        setattr(view, name, keeping)
