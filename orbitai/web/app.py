@@ -59,7 +59,7 @@ from orbitai.web.guard import DEFAULT_UPLOAD_MB, Guard, GuardError, listen_error
 from orbitai.web.modules import modules
 from orbitai.web.names import PATH_REFUSED, client_file_name, client_path
 from orbitai.web.panel import WebJobPanel
-from orbitai.web.viewer import Layouts, WindowLevel, keep_slice_on_fit, label_overlay, view_labels
+from orbitai.web.viewer import Layouts, WindowLevel, keep_slice_on_fit, keeping_slice, label_overlay, view_labels
 
 __all__ = ["OrbitWebApp", "VOLUME_SUFFIXES", "Upload", "UPLOAD_TRIGGER"]
 
@@ -75,6 +75,8 @@ MAX_TEXT_OPTION = 100
 MIN_FILE_BYTES = 4096
 #: An upload that got nothing for this long is dropped (its page was closed or reloaded mid-way).
 UPLOAD_IDLE_S = 120.0
+#: The module tabs: their names as written, narrow enough for all five to show in the drawer
+TAB_STYLE = {"classes": "text-none px-2", "style": "min-width: 0"}
 #: After a page connects or a volume is shown, resizes within this time fit the slice views to the volume.
 FIT_WINDOW_S = 5.0
 
@@ -610,8 +612,8 @@ class OrbitWebApp(TrameApp):
         self._publish_geometry()
 
     def _resized(self, view: Any) -> None:
-        if time.monotonic() < self._fit_until:
-            view.fit_view_to_content()
+        if time.monotonic() < self._fit_until:      # the page's new size: the view fits it, on the same slice
+            keeping_slice(view.fit_view_to_content, view)
 
     def _publish_geometry(self) -> None:
         """``slice_geometry``: per slice view, its XY-to-RAS matrix (row-major) and size in pixels, so that a scripted
@@ -764,8 +766,8 @@ class OrbitWebApp(TrameApp):
                 v3.VBtn("Close scene", click=self.close_scene, variant="text", size="small", id="orbitai-close-scene",
                         prepend_icon="mdi-close-box-outline", classes="mr-2")
                 html.Div("{{ volumes.length }} scan(s) loaded", classes="text-caption mr-4", id="orbitai-scene-nodes")
-                html.Div("Research use only: the bundled models are trained on phantoms.",
-                         classes="text-caption mr-4")
+                html.Div("Research use only (models trained on phantoms)", classes="text-caption mr-4",
+                         title="The bundled models are trained on phantoms: not for clinical use.")
             with layout.drawer as drawer:
                 drawer.width = 480
                 with v3.VContainer(classes="pa-2"):
@@ -773,8 +775,8 @@ class OrbitWebApp(TrameApp):
                     self._segments_ui()
                     with v3.VTabs(v_model=("module",), density="compact", show_arrows=True, id="orbitai-modules"):
                         for spec in modules():
-                            v3.VTab(spec.title, value=spec.key, id=f"orbitai-tab-{spec.key}")
-                        v3.VTab("Annotate", value="annotate", id="orbitai-tab-annotate")
+                            v3.VTab(spec.title, value=spec.key, id=f"orbitai-tab-{spec.key}", **TAB_STYLE)
+                        v3.VTab("Annotate", value="annotate", id="orbitai-tab-annotate", **TAB_STYLE)
                     for spec in modules():
                         with html.Div(v_show=f"module == '{spec.key}'", classes="pt-2"):
                             self._module_ui(self.panels[spec.key])

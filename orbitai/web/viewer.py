@@ -98,7 +98,7 @@ class WindowLevel:
             v3.VBtn(icon="mdi-cursor-default", value="navigate", title="Left-drag: nothing (Slicer's navigation mode)",
                     id="orbitai-mouse-navigate")
         v3.VSelect(v_model=("wl_preset",), items=("wl_presets",), label="Window/level", density="compact",
-                   hide_details=True, style="max-width: 250px", classes="mr-2", id="orbitai-wl-preset",
+                   hide_details=True, style="min-width: 200px; max-width: 250px", classes="mr-2", id="orbitai-wl-preset",
                    disabled=("!input_volume",))
         html.Div("W {{ wl_window }} L {{ wl_level }}", v_show="wl_window !== null", classes="text-caption mr-4",
                  id="orbitai-wl-values", title="Left-drag in a view changes the window (left-right) and level "
@@ -292,7 +292,7 @@ class Layouts:
     def build_ui(self) -> None:
         """The toolbar's layout list and crosshair switch, and the page's keyboard."""
         v3.VSelect(v_model=("layout",), items=("layouts",), label="Layout", density="compact", hide_details=True,
-                   style="max-width: 180px", classes="mr-2", id="orbitai-layout")
+                   style="min-width: 160px; max-width: 180px", classes="mr-2", id="orbitai-layout")
         v3.VBtn(icon="mdi-crosshairs", variant=("crosshair ? 'flat' : 'text'",), click="crosshair = !crosshair",
                 title="Crosshair (Shift + move: the linked cursor in every view)", id="orbitai-crosshair",
                 classes="mr-2")
@@ -300,7 +300,7 @@ class Layouts:
                 title="Ruler: click its two ends in a view", id="orbitai-ruler", classes="mr-2")
         html.Div("{{ rulers.map(r => r.name + ': ' + r.length_mm + ' mm').join(', ') }}", v_show="rulers.length",
                  classes="text-caption mr-4", id="orbitai-rulers")
-        html.Div("{{ probe_text }}", classes="text-caption mr-4", style="min-width: 230px", id="orbitai-probe")
+        html.Div("{{ probe_text }}", v_show="probe_text", classes="text-caption mr-4", id="orbitai-probe")
         client.Script(KEYS_SCRIPT)
 
 
@@ -317,18 +317,20 @@ def label_overlay(view_id: str) -> None:
              id=f"orbitai-label-{view_id}-position")
 
 
-def keep_slice_on_fit(view: Any) -> None:
-    """The view's "Reset Camera" and its automatic fits keep the slice the user is on (trame-slicer's fit also moves
-    the slice to the volume's centre, and a reloaded page's slider would show one slice and the view another). The
-    original reset, to the centre of a newly shown scan, stays as ``view.centre_view``."""
-    view.centre_view = view.reset_view
-    for name in ("reset_view", "fit_view_to_content"):
-        original = getattr(view, name)
+def keeping_slice(fit: Any, view: Any) -> None:
+    """``fit()`` (a view's fit to its volume), the view staying on its slice (trame-slicer's fit also moves the slice
+    to the volume's centre)."""
+    node = view.get_view_node()
+    offset = node.GetSliceOffset() if node is not None else None
+    fit()
+    if offset is not None:
+        node.SetSliceOffset(offset)
 
-        def keeping(original: Any = original) -> None:
-            node = view.get_view_node()
-            offset = node.GetSliceOffset() if node is not None else None
-            original()
-            if offset is not None:
-                node.SetSliceOffset(offset)
-        setattr(view, name, keeping)
+
+def keep_slice_on_fit(view: Any) -> None:
+    """The view's "Reset Camera" keeps the slice the user is on; the original reset, to the centre of a newly shown
+    scan, stays as ``view.centre_view``. Once per view (its page part is made again for every page that connects)."""
+    if hasattr(view, "centre_view"):
+        return
+    view.centre_view = view.reset_view
+    view.reset_view = lambda: keeping_slice(view.centre_view, view)
