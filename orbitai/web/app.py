@@ -536,15 +536,12 @@ class OrbitWebApp(TrameApp):
     def _input_changed(self, input_volume: Optional[str] = None, **_: Any) -> None:
         node = self.input_node()
         if node is not None:
-            show_results_of(self.mrml.scene, node, self._overlays)     # before the foreground is cleared below
-            fg = self._overlays.get(node.GetID())
+            show_results_of(self.mrml.scene, node, self._overlays)     # the left scan's heat map noted, then hidden
             show_volume(self.mrml, node)
-            if fg is not None:
-                show_results_of(self.mrml.scene, node, self._overlays)  # its own heat map back over it
             for view in self.slicer_app.view_manager.get_views():   # a new scan: its centre
                 getattr(view, "centre_view", view.reset_view)()
             self._fit_soon()
-            self.results_shown()        # the views on its newest result, when it has one
+            self.results_shown()        # its own heat map back over it, the views on its newest result
             self.window_level.scan_shown()
         else:
             show_results_of(self.mrml.scene, None, self._overlays)
