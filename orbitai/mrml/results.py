@@ -1,7 +1,10 @@
 """Which scan a result belongs to, and how a viewer shows one scan's results.
 
 Every node a module's job adds (`orbitai.mrml.jobs.JobLogic.loadResults`) and every segmentation loaded or drawn on a
-scan is tagged with the scan's node ID (`RESULT_OF`). A viewer that shows one scan at a time (the browser app) shows
+scan refers to that scan by an MRML node reference (role `RESULT_OF`): Slicer keeps node references through save, load,
+Add Data and scene merges (an imported scene's IDs are renumbered and its references with them), which an ID kept in a
+plain attribute is not. `scan_of` reads it (and, for scenes saved before, the old ID attribute); `belongs_to` and
+`refuse_other_scan` are the one test every module and front end applies before using a node with a scan. A viewer that shows one scan at a time (the browser app) shows
 that scan's segmentations and heat map with it and hides every other scan's (`show_results_of`), moves the views to a
 result (`result_focus`) and lists the segments with their colour, visibility and opacity (`segment_rows`).
 Slicer's own views leave this to the user (the Data module), as Slicer does.
@@ -14,10 +17,11 @@ import numpy as np
 import vtk
 from vtk.util.numpy_support import vtk_to_numpy
 
-__all__ = ["RESULT_OF", "mark_results", "results_of", "show_results_of", "result_focus", "segment_rows",
+__all__ = ["RESULT_OF", "mark_results", "scan_of", "belongs_to", "refuse_other_scan", "results_of", "show_results_of", "result_focus", "segment_rows",
            "set_segment_display", "set_window_level_mode", "probe", "new_ruler", "ruler_rows"]
 
-#: Node attribute: the ID of the scan (volume node) the node is a result of.
+#: Node-reference role: the scan (volume node) the node is a result of. Scenes saved before it was a reference hold
+#: the scan's ID in an attribute of the same name (read by `scan_of` only when the node has no reference).
 RESULT_OF = "OrbitAI.ResultOf"
 #: Node attribute: "1" while the node is hidden because another scan is shown (shown again with its scan; a node its
 #: module or the user hid stays hidden).
@@ -25,12 +29,53 @@ HIDDEN_WITH_SCAN = "OrbitAI.HiddenWithScan"
 
 
 def mark_results(nodes: Iterable[Any], input_node: Any) -> None:
-    """Tag ``nodes`` as results of ``input_node`` (nothing for no input)."""
+    """Make ``nodes`` refer to ``input_node`` as the scan they are results of (nothing for no input)."""
     if input_node is None:
         return
     for node in nodes:
-        if node is not None and node is not input_node and hasattr(node, "SetAttribute"):
-            node.SetAttribute(RESULT_OF, input_node.GetID())
+        if node is not None and node is not input_node and hasattr(node, "SetNodeReferenceID"):
+            node.SetNodeReferenceID(RESULT_OF, input_node.GetID())
+            if node.GetAttribute(RESULT_OF) is not None:
+                node.RemoveAttribute(RESULT_OF)
+
+
+def scan_of(node: Any) -> Any:
+    """The scan ``node`` is a result of (its `RESULT_OF` reference), or None when it belongs to none or its scan left
+    the scene. A node of a scene saved before the reference holds its scan's ID in an attribute: read as such only
+    while no reference exists (after a scene merge that ID may name another node, so it is converted on load by
+    `adopt_legacy_links` before anything trusts it)."""
+    if node is None or not hasattr(node, "GetNodeReference"):
+        return None
+    ref = node.GetNodeReference(RESULT_OF)
+    if ref is not None:
+        return ref
+    legacy = node.GetAttribute(RESULT_OF)
+    scene = node.GetScene()
+    return scene.GetNodeByID(legacy) if legacy and scene is not None else None
+
+
+def belongs_to(node: Any, scan: Any) -> bool:
+    """True when ``node`` is a result of ``scan`` or of no scan at all (a segmentation the user loaded as it is)."""
+    owner = scan_of(node)
+    if owner is None:
+        return not _has_owner(node)
+    return scan is not None and owner.GetID() == scan.GetID()
+
+
+def _has_owner(node: Any) -> bool:
+    return bool(node is not None and (node.GetNodeReferenceID(RESULT_OF) or node.GetAttribute(RESULT_OF)))
+
+
+def refuse_other_scan(node: Any, scan: Any, what: str = "segmentation") -> None:
+    """Raise `InputError` in one line when ``node`` is a result of a scan other than ``scan``."""
+    if node is None or scan is None or belongs_to(node, scan):
+        return
+    from orbitai.errors import InputError
+
+    owner = scan_of(node)
+    owner_name = owner.GetName() if owner is not None else "a scan no longer in the scene"
+    raise InputError(f"This {what} belongs to {owner_name}, not to {scan.GetName()}: choose a {what} of "
+                     f"{scan.GetName()} (or run the module on {owner_name}).")
 
 
 def _nodes(scene: Any, cls: str) -> list[Any]:
@@ -39,8 +84,11 @@ def _nodes(scene: Any, cls: str) -> list[Any]:
 
 def results_of(scene: Any, input_node: Any, cls: str = "vtkMRMLSegmentationNode") -> list[Any]:
     """The nodes of class ``cls`` that are results of ``input_node``, oldest first (editor helpers left out)."""
-    iid = input_node.GetID() if input_node is not None else None
-    return [n for n in _nodes(scene, cls) if iid and n.GetAttribute(RESULT_OF) == iid and not n.GetHideFromEditors()]
+    if input_node is None:
+        return []
+    iid = input_node.GetID()
+    return [n for n in _nodes(scene, cls)
+            if not n.GetHideFromEditors() and (o := scan_of(n)) is not None and o.GetID() == iid]
 
 
 def show_results_of(scene: Any, input_node: Any, overlays: Optional[dict[str, str]] = None) -> None:
@@ -49,7 +97,8 @@ def show_results_of(scene: Any, input_node: Any, overlays: Optional[dict[str, st
     ID) remembers the foreground each scan had, so that switching back shows it again."""
     iid = input_node.GetID() if input_node is not None else None
     for seg in _nodes(scene, "vtkMRMLSegmentationNode") + _nodes(scene, "vtkMRMLMarkupsNode"):
-        owner = seg.GetAttribute(RESULT_OF)
+        owner_node = scan_of(seg)
+        owner = owner_node.GetID() if owner_node is not None else None
         if not owner or seg.GetHideFromEditors():
             continue
         seg.CreateDefaultDisplayNodes()
@@ -64,7 +113,8 @@ def show_results_of(scene: Any, input_node: Any, overlays: Optional[dict[str, st
             seg.RemoveAttribute(HIDDEN_WITH_SCAN)
     for comp in _nodes(scene, "vtkMRMLSliceCompositeNode"):
         fg = scene.GetNodeByID(comp.GetForegroundVolumeID() or "")
-        owner = fg.GetAttribute(RESULT_OF) if fg is not None else None
+        owner_node = scan_of(fg) if fg is not None else None
+        owner = owner_node.GetID() if owner_node is not None else None
         if owner and owner != iid:
             if overlays is not None:
                 overlays[owner] = fg.GetID()
