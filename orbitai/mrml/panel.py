@@ -27,6 +27,8 @@ __all__ = ["JobView", "JobController", "JobPanelMixin", "SectionPanel", "POLL_MS
 log = logging.getLogger(__name__)
 
 POLL_MS = 200
+#: `JobController.say`'s default: the scan shown.
+_SHOWN: Any = object()
 CANCELLED = "Cancelled; the scene was not changed."
 #: The Modules-menu category and contributors of every OrbitAI module.
 CATEGORY = "OrbitAI"
@@ -149,12 +151,21 @@ class JobController:
 
     ``jobInputs() -> (input_node, options)`` is read when Apply is pressed; ``showResults(outputs,
     input_node)`` gets the outputs and the node the job *started* on; ``whyNotReady() -> str`` is
-    empty when Apply may run, else the reason shown on the disabled button."""
+    empty when Apply may run, else the reason shown on the disabled button.
+
+    ``currentScan() -> node``: the input scan the panel shows now. With it, every status line belongs to a scan (the
+    job's input, or the scan shown when it was said) and is shown only while that scan is shown (`refresh` notices a
+    new scan: its own last line comes back, another scan's never shows under it); a view with a ``scanShown(key)``
+    method is told the scan's key (e.g. to show that scan's own error). Without it, one line for every scan."""
 
     def __init__(self, logic: JobLogic, view: JobView, jobInputs: Callable[[], tuple[Any, dict[str, Any]]],
                  showResults: Callable[[Any, Any], None], whyNotReady: Callable[[], str] = lambda: "",
-                 applyToolTip: str = "Run the model. While it runs this button cancels it.") -> None:
+                 applyToolTip: str = "Run the model. While it runs this button cancels it.",
+                 currentScan: Optional[Callable[[], Any]] = None) -> None:
         self.logic = logic
+        self.currentScan = currentScan
+        self.shownScan = ""             # the key (`scanKey`) of the scan whose status line is shown
+        self.statusOf: dict[str, str] = {}      # scan key -> its last status line
         self.view = view
         self.jobInputs = jobInputs
         self.showResults = showResults
@@ -173,8 +184,40 @@ class JobController:
     def running(self) -> bool:
         return self.job is not None
 
+    def scanKey(self, node: Any = _SHOWN) -> str:
+        """The key a status line of ``node`` (default: the scan shown) is kept under: its node ID; one key for all
+        without `currentScan`."""
+        if self.currentScan is None:
+            return ""
+        if node is _SHOWN:
+            return self.shownScan
+        return str(node.GetID() or "") if node is not None and hasattr(node, "GetID") else ""
+
+    def say(self, text: str, scan: Any = _SHOWN) -> None:
+        """The status line ``text`` of ``scan`` (default: the scan shown): kept as that scan's, shown while it is."""
+        key = self.scanKey(scan)
+        self.statusOf[key] = text
+        if key == self.shownScan:
+            self.view.setStatus(text)
+
+    def _scanChanged(self) -> None:
+        """Another scan is shown: its own status line (none: empty), never the last scan's."""
+        if self.currentScan is None:
+            return
+        key = self.scanKey(self.currentScan())
+        if key == self.shownScan:
+            return
+        self.shownScan = key
+        self.reasonShown = False
+        self.view.setStatus(self.statusOf.get(key, ""))
+        shown = getattr(self.view, "scanShown", None)
+        if callable(shown):
+            shown(key)
+
     def refresh(self) -> None:
-        """Enable Apply when the inputs are ready (no effect while a job runs)."""
+        """Follow the scan shown (its own status line) and enable Apply when the inputs are ready (no effect on
+        Apply while a job runs)."""
+        self._scanChanged()
         if self.running:
             return
         reason = self.whyNotReady()
@@ -182,7 +225,7 @@ class JobController:
         if reason:
             self.view.setStatus(reason)
         elif self.reasonShown:      # the inputs are ready now: the reason no longer holds
-            self.view.setStatus("")
+            self.view.setStatus(self.statusOf.get(self.shownScan, ""))
         self.reasonShown = bool(reason)
 
     def apply(self) -> None:
@@ -195,19 +238,19 @@ class JobController:
                 from orbitai.mrml.dependencies import requirement_name, unmet_requirements
 
                 missing = ", ".join(requirement_name(r) for r in unmet_requirements(self.logic.requirementLines()))
-                self.view.setStatus(f"Not started: the Python packages it needs are not installed ({missing}).")
+                self.say(f"Not started: the Python packages it needs are not installed ({missing}).")
                 return
             input_node, options = self.jobInputs()
             self.job = self.logic.start(input_node, **options)
         except Exception as exc:  # noqa: BLE001 - every failure is shown to the user; nothing was added
             self.job = None
-            self.view.setStatus(f"Not started: {exc}")
+            self.say(f"Not started: {exc}")
             self.view.showError(f"Could not start: {exc}")
             return
         self.view.setInputsEnabled(False)
         self.view.setApplyButton("Cancel", True, "Cancel the running job; the scene is left as it was.")
         self.view.setProgress(0, 1, True)
-        self.view.setStatus("Starting...")
+        self.say("Starting...", input_node)
         now = time.monotonic()
         self._clock = (now, now, 0, 0)
         self.view.setPolling(True)
@@ -218,7 +261,7 @@ class JobController:
             return
         for done, total, message in self.job.poll():
             self.view.setProgress(done, total, True)
-            self.view.setStatus(self._timed(done, total, message))
+            self.say(self._timed(done, total, message), self.job.input_node)
         if not self.job.finished:
             return
         job, self.job = self.job, None
@@ -226,7 +269,7 @@ class JobController:
             try:
                 outputs = self.logic.finish(job)
             except Exception as exc:  # noqa: BLE001 - shown to the user; the scene is unchanged
-                self.view.setStatus(f"Failed; the scene was not changed. {exc}")
+                self.say(f"Failed; the scene was not changed. {exc}", job.input_node)
                 self.view.showError(str(exc))
                 return
             self.outputs, self.outputsInput = outputs, job.input_node
@@ -237,7 +280,7 @@ class JobController:
         finally:
             self._idle()
             if self.toShow is not None:
-                self.view.setStatus("Done; the results were added to the scene.")
+                self.say("Done; the results were added to the scene.", job.input_node)
 
     def _timed(self, done: int, total: int, message: str) -> str:
         """A progress message with the time the job has run and, within a step that reports its progress, the time
@@ -257,10 +300,10 @@ class JobController:
         """Status line and `showResults`; a failure to show is said, the results stay in the scene."""
         try:
             summary = getattr(outputs, "summary", None)
-            self.view.setStatus(summary() if callable(summary) else "Done.")
+            self.say(summary() if callable(summary) else "Done.", input_node)
             self.showResults(outputs, input_node)
         except Exception as exc:  # noqa: BLE001 - the results are in the scene; only showing them failed
-            self.view.setStatus("Done; the results were added to the scene.")
+            self.say("Done; the results were added to the scene.", input_node)
             self.view.showError(f"The results were added to the scene but could not be shown: {exc}")
 
     def moduleHidden(self) -> None:
@@ -286,7 +329,7 @@ class JobController:
         job, self.job = self.job, None
         job.cancel()
         job.cleanup()
-        self.view.setStatus(CANCELLED)
+        self.say(CANCELLED, job.input_node)
         self._idle()
 
     def outputsToReshow(self, shownChoice: Any, inputNode: Any) -> Any:
@@ -302,6 +345,7 @@ class JobController:
         """The scene is about to close: cancel, and forget outputs that belonged to it."""
         self.cancel()
         self.outputs = self.outputsInput = self.toShow = None
+        self.statusOf.clear()           # the scans are gone; a new scene's node IDs start again
 
     def _idle(self) -> None:
         self.view.setPolling(False)
@@ -320,7 +364,7 @@ class SectionPanel:
         self.widget, self.spec = widget, spec
         self.logic = spec.logic()
         self.controller = JobController(self.logic, self, self.jobInputs, self.showResults, self.whyNotReady,
-                                        spec.apply_tip)
+                                        spec.apply_tip, currentScan=widget.inputNode)
         self.timer = widget.pollTimer(self.controller.poll)
         self.ui("ApplyButton").connect("clicked(bool)", self.onApply)
         for action in spec.actions:
@@ -355,9 +399,9 @@ class SectionPanel:
     def runAction(self, action: Any) -> None:
         """An action's button: its status line, or its error (nothing else changes)."""
         try:
-            self.setStatus(action.run(self.logic, self.widget.inputNode(), self.values()))
+            self.controller.say(action.run(self.logic, self.widget.inputNode(), self.values()))
         except OrbitAIError as exc:
-            self.setStatus(str(exc))
+            self.controller.say(str(exc))
             self.showError(str(exc))
 
     # ------------------------------------------------------------------ JobView on the section's widgets
@@ -443,7 +487,7 @@ class JobPanelMixin:
         self._parameterNode = None
         self._parameterNodeGuiTag = None
         self.jobController = JobController(logic, self, self.jobInputs, self.showResults, self.whyNotReady,
-                                           applyToolTip)
+                                           applyToolTip, currentScan=self.inputNode)
         self._jobTimer = self.pollTimer(self.jobController.poll)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)

@@ -134,7 +134,7 @@ class ModulePanel:
         # read once, with the model choices below (reading the bundles on every state change would be slow)
         self.models_installed = bool(spec.logic.availableModels())
         self.job = WebJobPanel(app.server, spec.key, self.logic, self.jobInputs, self.showResults, self.whyNotReady,
-                               spec.apply_tip, app._private)
+                               spec.apply_tip, app._private, currentScan=app.input_node)
         for opt in self.options():
             default = opt.default_value()
             if opt.kind == "form":
@@ -149,6 +149,7 @@ class ModulePanel:
         #: scan node ID -> (table headers, rows) of its last result: the table follows the scan shown
         self.tables: dict[str, tuple[list, list]] = {}
         self.state.change(*self.option_vars(), "input_volume")(lambda **_: self.job.controller.refresh())
+        self.state.change(self.var("error"))(self._error_changed)
         if spec.display is not None:
             self.state.change(self.var(spec.display.name))(self._display_changed)
         self.job.controller.refresh()
@@ -249,16 +250,22 @@ class ModulePanel:
             self.app.select_model(outputs.select_model, getattr(outputs, "option", "model"))
 
     def run_action(self, action: Action) -> None:
-        """An action's button (`orbitai.app.panel_spec.Action`): its status line, or its error."""
-        self.state[self.var("error")] = ""
+        """An action's button (`orbitai.app.panel_spec.Action`): its status line, or its error (both the shown
+        scan's)."""
+        self.job.clearError()
         invalid = self.invalid_option()
         try:
             if invalid:
                 raise InputError(invalid)
-            self.state[self.var("status")] = action.run(self.logic, self.app.input_node(), self.values())
+            self.job.controller.say(action.run(self.logic, self.app.input_node(), self.values()))
         except OrbitAIError as exc:
-            self.state[self.var("status")] = ""
-            self.state[self.var("error")] = one_line(exc)
+            self.job.controller.say("")
+            self.job.showError(one_line(exc))
+
+    def _error_changed(self, **_: Any) -> None:
+        """The page closed the error alert: it stays closed when the scan is shown again."""
+        if not self.state[self.var("error")]:
+            self.job.errorOf.pop(self.job.controller.shownScan, None)
 
     def show_table_of(self, input_node: Any) -> None:
         """The results table of ``input_node``'s last result (none: empty)."""

@@ -25,7 +25,8 @@ class WebJobPanel:
 
     def __init__(self, server: Any, key: str, logic: JobLogic, jobInputs: Callable[[], tuple[Any, dict]],
                  showResults: Callable[[Any, Any], None], whyNotReady: Callable[[], str], applyToolTip: str,
-                 private: Callable[[str], str] = lambda text: text) -> None:
+                 private: Callable[[str], str] = lambda text: text,
+                 currentScan: Optional[Callable[[], Any]] = None) -> None:
         self.server = server
         self.private = private      # the page's text without the server's own folders
         self.state = server.state
@@ -35,7 +36,10 @@ class WebJobPanel:
                     "progress_visible": False, "status": "", "error": "", "inputs_enabled": True, "running": False}
         for name, value in defaults.items():
             self.state.setdefault(self.name(name), value)
-        self.controller = JobController(logic, self, jobInputs, showResults, whyNotReady, applyToolTip)
+        #: scan key -> the error shown under that scan (an error of one patient's scan never shows under another's)
+        self.errorOf: dict[str, str] = {}
+        self.controller = JobController(logic, self, jobInputs, showResults, whyNotReady, applyToolTip,
+                                        currentScan=currentScan)
 
     def name(self, var: str) -> str:
         """The state variable ``<key>_<var>``."""
@@ -62,12 +66,22 @@ class WebJobPanel:
         """The error in the alert; the status line, which the controller wrote with the error in it, keeps only its
         own words (an error shown twice is read twice)."""
         error = self.private(" ".join(str(message).split()))
+        self.errorOf[self.controller.shownScan] = error
         self._set(error=error)
         status = " ".join(str(self.state[self.name("status")]).split())
         for text in (error, error.removeprefix("Could not start: ")):
             if text and text in status:
                 self._set(status=status.replace(text, "").strip() + " (the error is shown below)")
                 break
+
+    def scanShown(self, key: str) -> None:
+        """Another scan is shown (`JobController.refresh`): its own error, if it had one."""
+        self._set(error=self.errorOf.get(key, ""))
+
+    def clearError(self) -> None:
+        """The error is dismissed or a new run starts: no error under the scan shown."""
+        self.errorOf.pop(self.controller.shownScan, None)
+        self._set(error="")
 
     def setPolling(self, on: bool) -> None:
         self._set(running=bool(on))
@@ -77,7 +91,7 @@ class WebJobPanel:
     # ---------------------------------------------------------------- page actions
     def apply(self) -> None:
         """Apply pressed (Cancel while a job runs)."""
-        self._set(error="")
+        self.clearError()
         self.controller.apply()
 
     async def _poll_loop(self) -> None:

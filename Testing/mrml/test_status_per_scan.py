@@ -1,0 +1,117 @@
+"""Issue #61 item 1: a module's status line (its result, its error) belongs to the scan it was said of. The shared job
+panel (`orbitai.mrml.panel.JobController`, behind both the Slicer panels and the browser's) shows a scan's own line
+and never the last scan's, on a real scene with a real child process; a `RecordingView` stands in for the widgets."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("slicer")
+
+from orbitai.jobs.child import OrbitaiJob
+from orbitai.mrml import new_scene
+from orbitai.mrml.jobs import JobLogic
+from orbitai.mrml.panel import JobController
+from orbitai.testing.panel import RecordingView
+
+
+class Named:
+    """Outputs whose status line names the scan they were computed from."""
+
+    def __init__(self, scan: str) -> None:
+        self.scan = scan
+
+    def summary(self) -> str:
+        return f"103 lesions in {self.scan}: MS (P = 0.91)"
+
+
+class QuickLogic(JobLogic):
+    """A Logic whose child is ``python -m platform`` (ends at once); its import names the input scan."""
+
+    job_title = "Quick job"
+
+    def jobArguments(self, workdir: Path, input_node: Any) -> list[str]:
+        return []
+
+    def makeJob(self, args: list[str]) -> OrbitaiJob:
+        return OrbitaiJob(args, module="platform")
+
+    def importResults(self, out_dir: Path, input_node: Any) -> Any:
+        return Named(input_node.GetName())
+
+
+class FailingLogic(QuickLogic):
+    def importResults(self, out_dir: Path, input_node: Any) -> Any:
+        raise RuntimeError(f"the model found no orbit in {input_node.GetName()}")
+
+
+@pytest.fixture()
+def two_scans():
+    ctx = new_scene()
+    a = ctx.scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "patientA_T1")
+    b = ctx.scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "patientB_T2")
+    yield ctx, a, b
+    ctx.close()
+
+
+def _panel(logic: JobLogic, shown: dict) -> tuple[JobController, RecordingView]:
+    view = RecordingView()
+    controller = JobController(logic, view, lambda: (shown["scan"], {}), lambda outputs, node: None,
+                               currentScan=lambda: shown["scan"])
+    controller.refresh()
+    return controller, view
+
+
+def _run(controller: JobController) -> None:
+    import time
+
+    controller.apply()
+    while controller.running:
+        controller.poll()
+        time.sleep(0.05)
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in text.replace(":", " ").split() if len(w) > 2}
+
+
+@pytest.mark.parametrize("logic_class", [QuickLogic, FailingLogic])
+def test_a_scans_status_line_never_shows_under_another_scan(two_scans, logic_class):
+    ctx, a, b = two_scans
+    shown = {"scan": a}
+    controller, view = _panel(logic_class(ctx), shown)
+    _run(controller)
+    line_a = view.statuses[-1]
+    assert "patientA_T1" in line_a, view.statuses
+    shown["scan"] = b                       # the user shows the other patient's scan
+    controller.refresh()
+    assert view.statuses[-1] == "", f"scan B shows scan A's line: {view.statuses[-1]!r}"
+    assert not (_words(view.statuses[-1]) & _words(line_a))
+    shown["scan"] = a                       # and back: A's own line again
+    controller.refresh()
+    assert view.statuses[-1] == line_a
+    # a run on B: B's line under B, A's under A
+    shown["scan"] = b
+    controller.refresh()
+    _run(controller)
+    line_b = view.statuses[-1]
+    assert "patientB_T2" in line_b and "patientA_T1" not in line_b
+    shown["scan"] = a
+    controller.refresh()
+    assert view.statuses[-1] == line_a
+
+
+def test_without_a_current_scan_one_line_serves_every_scan(two_scans):
+    """A panel that does not say which scan it shows keeps the one status line it always had."""
+    ctx, a, b = two_scans
+    shown = {"scan": a}
+    view = RecordingView()
+    controller = JobController(QuickLogic(ctx), view, lambda: (shown["scan"], {}), lambda o, n: None)
+    _run(controller)
+    assert "patientA_T1" in view.statuses[-1]
+    n = len(view.statuses)
+    shown["scan"] = b
+    controller.refresh()
+    assert len(view.statuses) == n
