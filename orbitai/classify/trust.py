@@ -38,6 +38,7 @@ from sklearn.covariance import LedoitWolf
 from sklearn.model_selection import StratifiedKFold
 
 from orbitai.bundle.formats import save_npz
+from orbitai.errors import BundleError
 
 #: Share of in-distribution cases the threshold may flag, and the confidence that it does not flag more.
 FLAG_SHARE, FLAG_CONFIDENCE = 0.05, 0.90
@@ -77,6 +78,44 @@ def last_linear(model: torch.nn.Module) -> torch.nn.Linear:
     return linears[-1]
 
 
+def _feature_layer(model: torch.nn.Module) -> Optional[torch.nn.Module]:
+    """The layer whose pooled channels are the out-of-distribution features (see the module docstring), None when
+    they are the input of the last linear layer."""
+    cam = getattr(model, "cam_layer", None)
+    if not isinstance(cam, torch.nn.Module):      # a ResNet without a named Grad-CAM layer: its last stage
+        cam = getattr(model, "layer4", None)
+    return cam if isinstance(cam, torch.nn.Module) else None
+
+
+def feature_size(model: Any) -> Optional[int]:
+    """How many features :func:`features_and_logits` gives for ``model``, read from its layers (twice the channels of
+    the feature layer's last convolution or normalisation, else the inputs of its last linear layer); None for a
+    model that is no network or whose layers do not say."""
+    if not isinstance(model, torch.nn.Module):
+        return None
+    layer = _feature_layer(model)
+    if layer is not None:
+        kinds = (torch.nn.modules.conv._ConvNd, torch.nn.modules.batchnorm._NormBase, torch.nn.GroupNorm)
+        sizes = [int(getattr(m, "out_channels", 0) or getattr(m, "num_features", 0) or getattr(m, "num_channels", 0))
+                 for m in layer.modules() if isinstance(m, kinds)]
+        return 2 * sizes[-1] if sizes and sizes[-1] > 0 else None
+    try:
+        return int(last_linear(model).in_features)
+    except ValueError:
+        return None
+
+
+def class_count(model: Any) -> Optional[int]:
+    """How many classes ``model`` gives logits of (its last linear layer's outputs); None for a model that is no
+    network (the radiomics SVM's two-class logits are made by :func:`binary_logits`: 2)."""
+    if not isinstance(model, torch.nn.Module):
+        return 2 if hasattr(model, "predict_proba") else None
+    try:
+        return int(last_linear(model).out_features)
+    except ValueError:
+        return None
+
+
 def _pooled(a: torch.Tensor) -> torch.Tensor:
     """Per-channel mean and (population) standard deviation over the spatial axes of an (N, C, ...) activation
     (0 where the activation has one position, as a 3D ResNet's last stage may)."""
@@ -94,10 +133,8 @@ def features_and_logits(model: torch.nn.Module, x: Inputs, device: Any = "cpu", 
     names: Sequence[str] = tuple(getattr(model, "input_names", ("image",)))
     arrays = [x] if isinstance(x, np.ndarray) else [np.asarray(x[n]) for n in names]
     seen: list[torch.Tensor] = []
-    cam = getattr(model, "cam_layer", None)
-    if not isinstance(cam, torch.nn.Module):      # a ResNet without a named Grad-CAM layer: its last stage
-        cam = getattr(model, "layer4", None)
-    if isinstance(cam, torch.nn.Module):
+    cam = _feature_layer(model)
+    if cam is not None:
         hook = cam.register_forward_hook(lambda _m, _i, out: seen.append(_pooled(out.detach())))
     else:
         hook = last_linear(model).register_forward_pre_hook(lambda _m, inputs: seen.append(inputs[0].detach()))
@@ -274,27 +311,110 @@ class Trust:
         return {"means": np.asarray(self.means, np.float32), "precision": np.asarray(self.precision, np.float32)}
 
     @classmethod
-    def from_metadata(cls, meta: dict[str, Any], arrays: Optional[Mapping[str, np.ndarray]] = None
-                      ) -> Optional["Trust"]:
-        """The statistics of a ``trust`` block with its ``arrays`` (or an older bundle's inline ones); None
-        without a block."""
+    def from_metadata(cls, meta: dict[str, Any], arrays: Optional[Mapping[str, Any]] = None,
+                      where: str = "The trust statistics", features: Optional[int] = None,
+                      classes: Optional[int] = None) -> Optional["Trust"]:
+        """The statistics of a ``trust`` block with its ``arrays`` (or an older bundle's inline ones), checked
+        (:func:`check_trust`; ``where`` names the bundle in the one-line `BundleError`); None without a block."""
         block = meta.get("trust")
         if not isinstance(block, dict):
             return None
         known = set(cls.__dataclass_fields__)
         values = {k: v for k, v in block.items() if k in known}
-        if arrays is not None:
-            values.update({k: np.asarray(arrays[k]).tolist() for k in ("means", "precision")})
+        source = block if arrays is None else arrays
+        means, precision = (_numeric_array(source, k, where) for k in ("means", "precision"))
+        missing = sorted(k for k in ("threshold", "temperature") if k not in values)
+        if missing:
+            raise _refused(where, f"its trust block lacks {', '.join(missing)}")
+        check_trust(means, precision, values, where, features, classes)
+        values.update(means=means.tolist(), precision=precision.tolist())
+        values.setdefault("ece_before", 0.0)
+        values.setdefault("ece_after", 0.0)
+        values.setdefault("fitted_on", "")
         return cls(**values)
 
     @classmethod
-    def of_bundle(cls, bundle: Any) -> Optional["Trust"]:
-        """The bundle's statistics (its ``trust`` file checksum-verified), None when it has none."""
+    def of_bundle(cls, bundle: Any, model: Any = None, features: Optional[int] = None) -> Optional["Trust"]:
+        """The bundle's statistics (its ``trust`` file checksum-verified, read without pickle), None when it has none;
+        checked against ``model`` (the bundle's network: its feature length and classes, or ``features``) and
+        refused in one line naming the bundle when they cannot flag or calibrate anything (:func:`check_trust`)."""
         meta = bundle.metadata
         block = meta.get("trust")
         if not isinstance(block, dict):
             return None
-        return cls.from_metadata(meta, None if "means" in block else bundle.load_file("trust"))
+        where = f"Bundle '{meta.get('name', bundle.path)}' ({bundle.path})"
+        return cls.from_metadata(meta, None if "means" in block else bundle.load_file("trust"), where,
+                                 features if features is not None else feature_size(model), class_count(model))
+
+
+def _refused(where: str, why: str) -> BundleError:
+    """The one line of a bundle refused for its trust statistics (``why``: what is wrong with them)."""
+    return BundleError(f"{where} was refused: {why} (its out-of-distribution statistics, {TRUST_FILE} and "
+                       "metadata.json's trust block); fit them again with its task's 'trust' command, or reinstall it.")
+
+
+def _numeric_array(source: Mapping[str, Any], key: str, where: str) -> np.ndarray:
+    """``source[key]`` as a 2-D float64 array; a missing, pickled (bytes), object or non-numeric one is a
+    `BundleError`."""
+    if key not in source:
+        raise _refused(where, f"it holds no {key!r} array")
+    value = source[key]
+    a = value if isinstance(value, np.ndarray) else None
+    if a is None and isinstance(value, list):
+        try:
+            a = np.asarray(value)
+        except ValueError:          # ragged rows
+            a = None
+    if a is None or a.dtype.kind not in "biuf":
+        raise _refused(where, f"its {key!r} is not an array of numbers "
+                             f"({type(value).__name__}{'' if a is None else ' of ' + str(a.dtype)})")
+    if a.ndim != 2:
+        raise _refused(where, f"its {key!r} has shape {a.shape}, not a 2-D matrix")
+    return a.astype(np.float64)
+
+
+def check_trust(means: np.ndarray, precision: np.ndarray, scalars: Mapping[str, Any], where: str,
+                features: Optional[int] = None, classes: Optional[int] = None) -> None:
+    """Refuse (one `BundleError` line beginning with ``where``) statistics that cannot flag or calibrate: arrays or
+    scalars that are not finite, a precision matrix that is not square, symmetric and positive definite (a zero one
+    puts every case at distance 0), a threshold that is not a finite positive number (an infinite one flags
+    nothing), a temperature that is not positive, and shapes that do not fit the network (``features`` long
+    feature vectors, ``classes`` class means) or each other."""
+    def refuse(why: str) -> None:
+        raise _refused(where, why)
+
+    for name, a in (("means", means), ("precision", precision)):
+        if not np.isfinite(a).all():
+            refuse(f"its {name!r} holds {'NaN' if np.isnan(a).any() else 'infinite'} values")
+    n_classes, dim = means.shape
+    if n_classes < 2:
+        refuse(f"its 'means' has {n_classes} class row(s); a classifier has at least 2")
+    if classes is not None and n_classes != classes:
+        refuse(f"its 'means' has {n_classes} class rows but the network gives {classes} classes")
+    if features is not None and dim != features:
+        refuse(f"its 'means' has {dim} features per class but the network gives {features}")
+    if precision.shape != (dim, dim):
+        refuse(f"its 'precision' has shape {precision.shape}, not ({dim}, {dim}) as its 'means' need")
+    scale = float(np.abs(precision).max())
+    if not np.allclose(precision, precision.T, rtol=1e-4, atol=1e-6 * max(scale, 1e-30)):
+        refuse("its 'precision' is not symmetric")
+    try:
+        ok = scale > 0 and float(np.linalg.eigvalsh((precision + precision.T) / 2).min()) > 1e-12 * scale
+    except np.linalg.LinAlgError:
+        ok = False
+    if not ok:
+        refuse("its 'precision' is not positive definite (every distance would be 0 or meaningless)")
+    for key in ("threshold", "temperature", "bias", "ece_before", "ece_after"):
+        if key not in scalars:
+            continue
+        v = scalars[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
+            refuse(f"its {key} is {v!r}, not a finite number")
+    for key in ("threshold", "temperature"):
+        if float(scalars[key]) <= 0:
+            refuse(f"its {key} is {scalars[key]!r}; it must be above 0")
+    if scalars.get("calibration", "temperature") not in CALIBRATIONS:
+        refuse(f"its calibration is {scalars.get('calibration')!r}, not one of {', '.join(CALIBRATIONS)}")
 
 
 def fit_trust(train_feats: np.ndarray, train_labels: np.ndarray, val_feats: np.ndarray, val_logits: np.ndarray,

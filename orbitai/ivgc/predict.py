@@ -129,7 +129,8 @@ def predict_ivgc(image: str | Path, segmentation: str | Path, model: Optional[st
     report(0, 5, "loading the model")
     bundle, net = load_ivgc_model(model, device)
     meta = bundle.metadata
-    trust = Trust.of_bundle(bundle)
+    selected = (meta.get("selection") or {}).get("features") if not bundle.architecture else None
+    trust = Trust.of_bundle(bundle, net, len(selected) if isinstance(selected, list) else None)
     name = bundle_strategy(bundle, strategy)
     roi = parse_strategies([name])[0]
     needs_clinical = bool(meta.get("clinical"))

@@ -215,7 +215,7 @@ def predict_neuro(flair_path: str | Path, lesions_path: Optional[str | Path] = N
         return NeuroPrediction(found, bundle.name, architecture, mode, threshold, None, reason,
                                seconds=time.perf_counter() - t0, device=str(device))
     report(4, 6, "classification")
-    trust = Trust.of_bundle(bundle)
+    trust = Trust.of_bundle(bundle, net)
     probability, distance, heat = classify(net, found, spec, device, heatmap, threshold,
                                            lambda: report(5, 6, "occlusion map"), trust)
     vascular = scope_warning(found.lesions, found.extraction)

@@ -153,6 +153,7 @@ def predict_tao(image: Volume, labels: Optional[Volume], model_name: str = "B", 
     report(0, 4, "loading model")
     bundle, model = load_tao_model(model_name, device)
     spec = input_spec(bundle)   # the bundle's input block drives the preprocessing
+    trust = Trust.of_bundle(bundle, model)     # statistics that cannot flag anything refuse the bundle here
     source = "given"
     confidence = None
     if labels is None:
@@ -165,7 +166,6 @@ def predict_tao(image: Volume, labels: Optional[Volume], model_name: str = "B", 
                             slices=spec.slices, side_mm=spec.crop_side_mm, net_pixels=spec.net_pixels,
                             resample_masks=resample_masks, what=what)
     x = centre_crop(np.stack([c.canonical() for c in crops]), spec.net_pixels)
-    trust = Trust.of_bundle(bundle)
     if trust is None:
         probs, distances = predict_proba(model, x, device)[:, 1], [None] * len(crops)
     else:           # calibrated probabilities and how far each eye lies from the training data
