@@ -6,7 +6,9 @@ module's `PANEL`); NeuroDifferential's fine-tuning (`orbitai.app.neuro_different
 one with the lesion network and ``orbitai neuro finetune-lesions``:
 
 - **Learn from my corrections** (`FinetuneLogic`): the user marks corrected segmentations as finished (the
-  section's action, which tags the segmentation node with `FINISHED` and the scan it belongs to); Apply writes every
+  section's action, which tags the segmentation node with `FINISHED` and refers to the scan it belongs to by the node
+  reference `FINISHED_SCAN`, kept by Slicer through save, load and Add Data; a segmentation of another scan is refused
+  in one line); Apply writes every
   finished pair into the job's folder and runs ``orbitai seg finetune`` in a child process of its own (progress, time
   left, Cancel; the same Apply after a cancel resumes where it stopped, since the same scans give the same files).
   The new model is installed in the user's model folder and listed in the model choices at once; it is selected only
@@ -31,6 +33,7 @@ from orbitai.io import write_volume
 from orbitai.jobs.child import JobError, write_job_input
 from orbitai.mrml import table_node_from_rows, volume_from_volume_node
 from orbitai.mrml.jobs import JobLogic
+from orbitai.mrml.results import FINISHED_SCAN, belongs_to, is_result, refuse_other_scan
 from orbitai.mrml.tables import show_table
 from orbitai.orbit.models import SEG_MODELS
 from orbitai.orbit.result import RANKING_FILE
@@ -40,8 +43,7 @@ from orbitai.result import RESULT_FILE
 #: "segmentation" for the orbit structures, "lesion_segmentation" for white-matter lesions; "1" from before is the
 #: orbit's).
 FINISHED = "OrbitAI.Finished"
-#: Segmentation-node attribute: the ID of the scan (volume node) the finished segmentation belongs to.
-FINISHED_SCAN = "OrbitAI.FinishedScan"
+# FINISHED_SCAN (orbitai.mrml.results): the node-reference role from a finished segmentation to its scan.
 #: Environment variable: more ``orbitai seg finetune`` options for the panels' fine-tuning (e.g. ``--steps 400``).
 OPTIONS_VARIABLE = "ORBITAI_FINETUNE_OPTIONS"
 #: The base model choice that means the bundled MRI model.
@@ -49,24 +51,26 @@ BUNDLED_MRI = "Bundled MRI model"
 
 
 def finished_pairs(scene: Any, task: str = "segmentation") -> list[tuple[Any, Any]]:
-    """(segmentation node, scan node) of every segmentation finished for ``task`` whose scan is still in the scene."""
+    """(segmentation node, scan node) of every segmentation finished for ``task`` whose scan (its `FINISHED_SCAN`
+    reference) is still in the scene and which is no other scan's result."""
     out = []
     for i in range(scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode")):
         seg = scene.GetNthNodeByClass(i, "vtkMRMLSegmentationNode")
         if {"1": "segmentation"}.get(seg.GetAttribute(FINISHED) or "", seg.GetAttribute(FINISHED)) == task:
-            scan = scene.GetNodeByID(seg.GetAttribute(FINISHED_SCAN) or "")
-            if scan is not None:
+            scan = seg.GetNodeReference(FINISHED_SCAN)
+            if scan is not None and belongs_to(seg, scan):
                 out.append((seg, scan))
     return out
 
 
 def unlabelled_scans(scene: Any, task: str = "segmentation") -> list[Any]:
-    """The scene's scans (scalar volumes, not label maps) with no segmentation finished for ``task``."""
+    """The scene's scans (scalar volumes, not label maps nor a module's results such as heat maps) with no
+    segmentation finished for ``task``."""
     done = {scan.GetID() for _seg, scan in finished_pairs(scene, task)}
     out = []
     for i in range(scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")):
         node = scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode")
-        if not node.IsA("vtkMRMLLabelMapVolumeNode") and node.GetID() not in done:
+        if not node.IsA("vtkMRMLLabelMapVolumeNode") and not is_result(node) and node.GetID() not in done:
             out.append(node)
     return out
 
@@ -149,16 +153,18 @@ class FinetuneLogic(_SceneLogic):
 
     def markFinished(self, segmentation_node: Any, scan_node: Any, finished: bool = True) -> str:
         """Mark (or unmark) ``segmentation_node`` as a finished correction of ``scan_node``; returns the status line.
-        Its segments must be orbit-scheme structures on the scan's grid (checked now, one line otherwise)."""
+        Its segments must be orbit-scheme structures on the scan's grid, and it must be no other scan's result
+        (checked now, one line otherwise)."""
         if segmentation_node is None or scan_node is None:
             raise InputError("Select the scan and its corrected segmentation.")
         if finished:
+            refuse_other_scan(segmentation_node, scan_node)
             self.correctedLabels(segmentation_node, scan_node)
             segmentation_node.SetAttribute(FINISHED, self.task)
-            segmentation_node.SetAttribute(FINISHED_SCAN, scan_node.GetID())
+            segmentation_node.SetNodeReferenceID(FINISHED_SCAN, scan_node.GetID())
         else:
             segmentation_node.RemoveAttribute(FINISHED)
-            segmentation_node.RemoveAttribute(FINISHED_SCAN)
+            segmentation_node.RemoveNodeReferenceIDs(FINISHED_SCAN)
         return finished_text(self.ctx.scene, self.task)
 
     def jobArguments(self, workdir: Path, input_node: Any = None, base: Optional[str] = None, name: str = "",

@@ -33,6 +33,7 @@ from orbitai.ivgc.models import IVGC_MODELS
 from orbitai.ivgc.rois import STRATEGIES, strategy_masks
 from orbitai.mrml import geometry_of, overlay_node_from_volume, show_overlay, show_volume, table_node_from_rows
 from orbitai.mrml.jobs import JobLogic
+from orbitai.mrml.results import mark_results, refuse_other_scan
 from orbitai.mrml.tables import show_table
 from orbitai.jobs.child import write_job_input
 
@@ -42,8 +43,7 @@ DEFAULT_MODEL = IVGC_MODELS.default
 RESULT_TABLE = "IVGC response"
 FEATURES_TABLE = "IVGC radiomics features"
 GRADCAM_NAME = "IVGC Grad-CAM"
-#: Attribute set on every output node: the ID of the MRI it was computed from.
-INPUT_ATTRIBUTE = "OrbitAI.IVGC.InputVolume"
+# Every output node refers to the MRI it was computed from by the node reference orbitai.mrml.results.RESULT_OF.
 RECTI_MISSING = "Select the segmentation of the recti of both orbits (or create one with Orbit Segmentation)."
 
 
@@ -143,6 +143,7 @@ class IVGCResponseLogic(JobLogic):
             raise InputError(RECTI_MISSING)
         if not segmentation_node.IsA("vtkMRMLSegmentationNode"):
             raise InputError(f"'{segmentation_node.GetName()}' is not a segmentation node.")
+        refuse_other_scan(segmentation_node, input_node)
         what = f"Segmentation '{segmentation_node.GetName()}'"
         labels = self.segmentationLabels(segmentation_node, input_node, what)
         strategy_masks(labels.array, [STRATEGIES[strategy]], what)
@@ -201,8 +202,7 @@ class IVGCResponseLogic(JobLogic):
                                                value_range=(0.0, max(top, 1e-6)),
                                                threshold=0.05 * top if top > 0 else None)
             nodes.append(gradcam)
-        for node in nodes:
-            node.SetAttribute(INPUT_ATTRIBUTE, input_node.GetID())
+        mark_results(nodes, input_node)
         return IvgcOutputs(nodes[0], features, gradcam, r)
 
     def show(self, outputs: IvgcOutputs, input_node) -> None:

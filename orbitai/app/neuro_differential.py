@@ -41,6 +41,7 @@ from orbitai.mrml import (
     table_node_from_rows,
 )
 from orbitai.mrml.jobs import JobLogic
+from orbitai.mrml.results import mark_results, refuse_other_scan
 from orbitai.mrml.segmentations import segments_volume_mm3
 from orbitai.mrml.tables import show_table
 from orbitai.neuro.models import LESION_MODELS, NEURO_MODELS
@@ -60,8 +61,7 @@ MIN_INSIDE = 0.9
 SUMMARY_TABLE = "lesion summary"
 LESION_TABLE = "lesions"
 PROBABILITY_TABLE = "NMOSD vs MS"
-#: Attribute set on every output node: the ID of the FLAIR it was computed from.
-INPUT_ATTRIBUTE = "OrbitAI.Neuro.InputVolume"
+# Every output node refers to the FLAIR it was computed from by the node reference orbitai.mrml.results.RESULT_OF.
 
 
 @dataclass
@@ -105,6 +105,7 @@ def lesion_mask(logic: JobLogic, segmentation_node, input_node):
     `MIN_INSIDE` of its volume inside it)."""
     if not segmentation_node.IsA("vtkMRMLSegmentationNode"):
         raise InputError(f"'{segmentation_node.GetName()}' is not a segmentation node.")
+    refuse_other_scan(segmentation_node, input_node, "lesion segmentation")
     what = f"Lesion segmentation '{segmentation_node.GetName()}'"
     segmentation = segmentation_node.GetSegmentation()
     names = [segmentation.GetNthSegment(i).GetName() for i in range(segmentation.GetNumberOfSegments())]
@@ -238,8 +239,7 @@ class NeuroDifferentialLogic(JobLogic):
                 table={1: LabelInfo(1, BRAIN_SEGMENT, (170, 170, 255))})
             outputs.brain_segmentation.GetDisplayNode().SetVisibility(False)   # shown on demand, over the lesions
             nodes.append(outputs.brain_segmentation)
-        for node in nodes:
-            node.SetAttribute(INPUT_ATTRIBUTE, input_node.GetID())
+        mark_results(nodes, input_node)
         return outputs
 
     def show(self, outputs: NeuroOutputs, input_node) -> None:

@@ -27,6 +27,7 @@ from orbitai.mrml import (
     volume_from_volume_node,
 )
 from orbitai.mrml.jobs import JobLogic
+from orbitai.mrml.results import refuse_other_scan
 from orbitai.mrml.tables import show_table
 from orbitai.orbit.models import SEG_MODELS
 from orbitai.orbit.result import SegmentationResult
@@ -92,6 +93,7 @@ class OrbitSegmentationLogic(JobLogic):
             raise InputError(f"Unknown window {window!r}; use one of {', '.join(WINDOW_CHOICES)}.")
         if reference_node is not None and not reference_node.IsA("vtkMRMLSegmentationNode"):
             raise InputError(f"'{reference_node.GetName()}' is not a segmentation node.")
+        refuse_other_scan(reference_node, input_node, "reference segmentation")
         image = write_job_input(vol, workdir / "input.nrrd")
         args = ["seg", "predict", str(image), "--out", "{out}", "--device", self.checkDevice(device),
                 "--window", window]

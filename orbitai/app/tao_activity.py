@@ -32,6 +32,7 @@ from orbitai.mrml import (
     volume_from_volume_node,
 )
 from orbitai.mrml.jobs import JobLogic
+from orbitai.mrml.results import mark_results, refuse_other_scan
 from orbitai.mrml.tables import show_table
 from orbitai.jobs.child import write_job_input
 from orbitai.tao.models import TAO_MODELS
@@ -40,8 +41,7 @@ from orbitai.tao.result import MAP_KINDS, TaoResult, TaoResultError  # noqa: F40
 #: The panel's "Show map" choices: a heat map's display name, or none.
 SHOWN_MAP_CHOICES = (*MAP_KINDS.values(), "none")
 TABLE_NAME = "TAO activity"
-#: Attribute set on every output node: the ID of the MRI it was computed from.
-INPUT_ATTRIBUTE = "OrbitAI.TAO.InputVolume"
+# Every output node refers to the MRI it was computed from by the node reference orbitai.mrml.results.RESULT_OF.
 MIN_SLICES = 5
 
 
@@ -89,6 +89,7 @@ class TAOActivityLogic(JobLogic):
                               f"load an axial orbital T2 MRI with at least {MIN_SLICES} slices through the orbits.")
         if segmentation_node is not None and not segmentation_node.IsA("vtkMRMLSegmentationNode"):
             raise InputError(f"'{segmentation_node.GetName()}' is not a segmentation node.")
+        refuse_other_scan(segmentation_node, input_node)
         cls.checkDevice(device)
         return vol
 
@@ -138,8 +139,7 @@ class TAOActivityLogic(JobLogic):
             nodes[kind] = overlay_node_from_volume(
                 self.ctx, m, input_node, name=f"TAO {MAP_KINDS[kind]}",
                 value_range=(0.0, max(top, 1e-6)), threshold=0.05 * top if top > 0 else None)
-        for node in [table, *rois, *nodes.values()]:
-            node.SetAttribute(INPUT_ATTRIBUTE, input_node.GetID())
+        mark_results([table, *rois, *nodes.values()], input_node)
         return TaoOutputs(table, rois, nodes, result)
 
     def show(self, outputs: TaoOutputs, input_node, kind: str = "occlusion") -> None:

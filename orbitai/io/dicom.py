@@ -14,9 +14,11 @@ import numpy as np
 import SimpleITK as sitk
 
 from orbitai.io.dicom_folder import survey_folder
+from orbitai.io.headers import check_decoded_size, image_bytes
 from orbitai.io.regrid import Planes, regular_grid
 from orbitai.io.values import offset_ct_evidence
 from orbitai.io.volume import Volume, VolumeError
+from orbitai.progress import interruptible
 
 log = logging.getLogger("orbitai.io")
 
@@ -67,16 +69,18 @@ class Acquisition:
                 "resampled": self.resampled, "values": self.values, "notes": list(self.notes)}
 
 
-def read_dicom_series(folder: str | os.PathLike, series_id: str | None = None) -> Volume:
+def read_dicom_series(folder: str | os.PathLike, series_id: str | None = None, max_bytes: int | None = None,
+                      limit_name: str = "") -> Volume:
     """Read one DICOM series from a folder (the first, or ``series_id``) in Hounsfield units for CT;
     see :func:`read_dicom_scan` (its notes are logged as warnings here)."""
-    vol, acq = read_dicom_scan(folder, series_id)
+    vol, acq = read_dicom_scan(folder, series_id, max_bytes, limit_name)
     for note in acq.notes:
         log.warning(note)
     return vol
 
 
-def read_dicom_scan(folder: str | os.PathLike, series_id: str | None = None) -> tuple[Volume, Acquisition]:
+def read_dicom_scan(folder: str | os.PathLike, series_id: str | None = None, max_bytes: int | None = None,
+                    limit_name: str = "") -> tuple[Volume, Acquisition]:
     """Read one DICOM series and say how: the volume and its :class:`Acquisition`.
 
     Geometry comes from every slice's ImagePositionPatient/ImageOrientationPatient: a series with
@@ -86,7 +90,9 @@ def read_dicom_scan(folder: str | os.PathLike, series_id: str | None = None) -> 
     as 8-bit windowed values with WindowCenter/WindowWidth, or offset by +1024 without an intercept,
     is converted to Hounsfield units (see :func:`hounsfield_units`). Refused with a
     :class:`VolumeError` naming the slices: damaged files, slices of another orientation, missing
-    slices (see :meth:`SliceGeometry.problem`), slices of different size or pixel spacing.
+    slices (see :meth:`SliceGeometry.problem`), slices of different size or pixel spacing. ``max_bytes``: the most
+    bytes the decoded series may take (`orbitai.io.headers.check_decoded_size`; from the slices' headers, before
+    any pixel is decoded).
     """
     folder = Path(folder)
     survey = survey_folder(folder)
@@ -114,11 +120,13 @@ def read_dicom_scan(folder: str | os.PathLike, series_id: str | None = None) -> 
     problem = geometry.problem()
     if problem:
         raise VolumeError(f"{folder}: {problem}. Re-export or re-copy the complete series.")
+    check_decoded_size(folder, geometry.decoded_bytes,
+                       f"{len(geometry.files)} slices of {geometry.size[0]}x{geometry.size[1]}", max_bytes, limit_name)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames([str(f) for f in geometry.files])      # sorted along the normal
     try:
         with itk_warnings_off():
-            img = reader.Execute()
+            img = interruptible(reader.Execute)
     except RuntimeError as exc:
         raise VolumeError(f"{folder}: the slices cannot be read as one series ({_last_line(exc)}).") from None
     acq = Acquisition("dicom", geometry.header.get("0008|0060", "").strip() or None, geometry.positions.copy(),
@@ -186,6 +194,7 @@ class SliceGeometry:
     pixel: tuple[float, float] = (1.0, 1.0)
     size: tuple[int, int] = (1, 1)
     header: dict[str, str] = field(default_factory=dict)
+    decoded_bytes: int = 0          # what the slices' pixels take once decoded (every frame, every component)
 
     @property
     def gaps(self) -> np.ndarray:
@@ -269,6 +278,7 @@ def dicom_slice_geometry(files: Sequence[str | os.PathLike]) -> SliceGeometry:
     reader = sitk.ImageFileReader()
     pos, orient, pixel, size = [], [], [], []
     header: dict[str, str] = {}
+    decoded = 0
     paths = [Path(f) for f in files]
     for path in paths:
         reader.SetFileName(str(path))
@@ -283,6 +293,7 @@ def dicom_slice_geometry(files: Sequence[str | os.PathLike]) -> SliceGeometry:
                               ) from None
         pixel.append(tuple(round(s, 6) for s in reader.GetSpacing()[:2]))
         size.append(tuple(reader.GetSize()[:2]))
+        decoded += image_bytes(reader.GetSize(), reader.GetNumberOfComponents(), reader.GetPixelID())
         if not header:
             header = {k: reader.GetMetaData(k) for k in (*_VALUE_TAGS, *ACQUISITION_TAGS.values())
                       if reader.HasMetaDataKey(k)}
@@ -320,7 +331,8 @@ def dicom_slice_geometry(files: Sequence[str | os.PathLike]) -> SliceGeometry:
     along = centres @ normal
     order = np.argsort(along, kind="stable")
     return SliceGeometry(tuple(paths[i] for i in order), along[order], ref.copy(), normal, origins[order],
-                         orientation[order], (float(px[0]), float(px[1])), (int(sz[0]), int(sz[1])), header)
+                         orientation[order], (float(px[0]), float(px[1])), (int(sz[0]), int(sz[1])), header,
+                         decoded)
 
 
 #: DICOM tags that say how stored values map to Hounsfield units.

@@ -13,8 +13,10 @@ import SimpleITK as sitk
 
 from orbitai.io.dicom import Acquisition, read_dicom_scan, read_dicom_series
 from orbitai.io.dicom_folder import refuse_non_image_file
+from orbitai.io.headers import check_image_file
 from orbitai.io.integrity import verify_volume_file
 from orbitai.io.volume import Volume, VolumeError
+from orbitai.progress import interruptible
 from orbitai.staging import write_failure
 
 #: Files that SimpleITK reads as one volume, by suffix.
@@ -26,28 +28,36 @@ def _is_volume_file(path: Path) -> bool:
     return any(name.endswith(s) for s in VOLUME_SUFFIXES)
 
 
-def read_volume(path: str | os.PathLike, keep_metadata: bool = False) -> Volume:
+def read_volume(path: str | os.PathLike, keep_metadata: bool = False, max_bytes: int | None = None,
+                limit_name: str = "") -> Volume:
     """Read a 3D volume from a file (NIfTI/NRRD/MetaImage) or a DICOM series folder (see
-    :func:`read_dicom_series`: what reading corrected is logged as a warning)."""
+    :func:`read_dicom_series`: what reading corrected is logged as a warning). ``max_bytes``: the most bytes the
+    decoded image may take (`orbitai.io.headers.MAX_DECODED_BYTES` when None; ``limit_name`` says what it is)."""
     p = Path(path)
     if not p.exists():
         raise VolumeError(f"No such file or folder: {p}")
     if p.is_dir():
-        return read_dicom_series(p)
-    return _read_file(p, keep_metadata)
+        return read_dicom_series(p, max_bytes=max_bytes, limit_name=limit_name)
+    return _read_file(p, keep_metadata, max_bytes, limit_name)
 
 
-def read_scan(path: str | os.PathLike) -> tuple[Volume, Acquisition]:
+def read_scan(path: str | os.PathLike, max_bytes: int | None = None, limit_name: str = ""
+              ) -> tuple[Volume, Acquisition]:
     """A scan to run a model on and its :class:`Acquisition` (what was corrected, slice positions).
 
     A DICOM folder is read by :func:`read_dicom_scan`; a file's slices are taken along its axis of
-    largest spacing."""
+    largest spacing. A scan stored as signed 8-bit values is refused (a CT wrapped into -128..127).
+    ``max_bytes``, ``limit_name``: as for :func:`read_volume`."""
     p = Path(path)
     if not p.exists():
         raise VolumeError(f"No such file or folder: {p}")
     if p.is_dir():
-        return read_dicom_scan(p)
-    vol = _read_file(p, False)
+        return read_dicom_scan(p, max_bytes=max_bytes, limit_name=limit_name)
+    vol = _read_file(p, False, max_bytes, limit_name)
+    if vol.array.dtype == np.int8:
+        raise VolumeError(f"{p} stores its values as signed 8-bit integers (-128 to 127): no scanner's values fit "
+                          "them (a CT's Hounsfield units wrapped around), so no model can read it. Export the scan "
+                          "again with its original values (16-bit).")
     axis = int(np.argmax(vol.spacing))
     normal = vol.direction[:, axis].copy()
     start = float(np.asarray(vol.origin) @ normal)
@@ -56,16 +66,21 @@ def read_scan(path: str | os.PathLike) -> tuple[Volume, Acquisition]:
     return vol, Acquisition("file", None, start + gap * np.arange(n), normal, gaps_mm=(gap, gap, gap))
 
 
-def _read_file(p: Path, keep_metadata: bool) -> Volume:
+def _read_file(p: Path, keep_metadata: bool, max_bytes: int | None = None, limit_name: str = "") -> Volume:
     if p.is_file() and p.stat().st_size == 0:
         raise VolumeError(f"The image file {p} is empty (0 bytes); export or copy it again.")
     refuse_non_image_file(p)           # a SEG / SR / RTSTRUCT, or one slice of a series, is not an image to read
+    check_image_file(p, max_bytes, limit_name)   # bounded header, data files beside it, decoded size, NIfTI spacing
     if not p.name.lower().endswith((".nrrd", ".nhdr")):   # teem checks NRRD data (length, gzip CRC) itself
         verify_volume_file(p)
     try:
-        img = sitk.ReadImage(str(p))
+        img = interruptible(sitk.ReadImage, str(p))        # a cancel stops the command during a long decode too
     except RuntimeError as exc:
         verify_volume_file(p)                              # a truncated or corrupt file, named in one line
+        if "determinant is 0" in str(exc) or "Bad direction" in str(exc):
+            raise VolumeError(f"{p} has a singular direction matrix in its header: two of its axes point the same "
+                              "way (or one has no direction), so its voxels have no 3D position. Export the image "
+                              "again or fix its space directions.") from None
         detail = str(exc).strip().splitlines()[-1]
         if "spacing" in detail.lower() or "space vector" in detail.lower() or "space direction" in detail.lower():
             raise VolumeError(f"{p} has an invalid voxel spacing or orientation in its header (zero, missing or "

@@ -9,10 +9,10 @@ import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
+from orbitai.io.headers import meta_fields, nrrd_fields, text_header
 from orbitai.io.volume import VolumeError
 
 
@@ -147,41 +147,20 @@ def _nifti_layout(p: Path) -> _DataLayout | None:
     return _DataLayout(p, 0, "gzip" if gz else "raw", expected)
 
 
-def _text_header(p: Path, stop: Callable[[str], bool]) -> tuple[list[str], int]:
-    """Header lines of a text-header format up to ``stop(line)`` (inclusive) and the data offset."""
-    lines: list[str] = []
-    offset = 0
-    with open(p, "rb") as f:
-        for raw in f:
-            offset += len(raw)
-            line = raw.decode("latin-1").rstrip("\r\n")
-            if stop(line):
-                lines.append(line)
-                return lines, offset
-            lines.append(line)
-            if len(lines) > 10_000:
-                break
-    return lines, -1      # no data in this file (a detached header)
-
-
 def _nrrd_layout(p: Path) -> _DataLayout | None:
     with open(p, "rb") as f:
         if not f.read(4) == b"NRRD":
             return None
-    lines, offset = _text_header(p, lambda line: line == "")
-    fields = {}
-    for line in lines[1:]:
-        if ": " in line and not line.startswith("#"):
-            key, value = line.split(": ", 1)
-            fields[key.strip().lower()] = value.strip()
+    lines, offset = text_header(p, lambda line: line == "")
+    fields, _ = nrrd_fields(lines)
     sizes = [int(s) for s in fields["sizes"].split()]
     kind = fields.get("type", "").lower()
     nbytes = next((n for word, n in _NRRD_TYPE_BYTES if word in kind), 0)
     encoding = fields.get("encoding", "raw").lower()
     codec = {"raw": "raw", "gzip": "gzip", "gz": "gzip", "bzip2": "bzip2", "bz2": "bzip2"}.get(encoding)
-    data_file = fields.get("data file", fields.get("datafile"))
-    byte_skip = int(fields.get("byte skip", "0"))
-    if not nbytes or codec is None or int(fields.get("line skip", "0")) != 0:
+    data_file = fields.get("datafile")
+    byte_skip = int(fields.get("byteskip", "0"))
+    if not nbytes or codec is None or int(fields.get("lineskip", "0")) != 0:
         return None
     if data_file is not None:
         if data_file.startswith("LIST") or " " in data_file or "%" in data_file:
@@ -196,12 +175,8 @@ def _nrrd_layout(p: Path) -> _DataLayout | None:
 
 
 def _meta_layout(p: Path) -> _DataLayout | None:
-    lines, offset = _text_header(p, lambda line: line.replace(" ", "").startswith("ElementDataFile="))
-    fields = {}
-    for line in lines:
-        if "=" in line:
-            key, value = line.split("=", 1)
-            fields[key.strip()] = value.strip()
+    lines, offset = text_header(p, lambda line: line.replace(" ", "").startswith("ElementDataFile="))
+    fields, _ = meta_fields(lines)
     if "ElementDataFile" not in fields or "DimSize" not in fields:
         return None
     nbytes = _MET_TYPE_BYTES.get(fields.get("ElementType", ""), 0)

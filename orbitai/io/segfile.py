@@ -30,8 +30,10 @@ import SimpleITK as sitk
 
 from orbitai.boxes import bbox
 from orbitai.io.files import read_volume, write_image, write_volume
+from orbitai.io.headers import check_image_file
 from orbitai.io.volume import Volume, VolumeError
 from orbitai.labels import ORBIT_LABELS
+from orbitai.progress import interruptible
 
 __all__ = ["LabelInfo", "orbit_table", "lesion_table", "write_segmentation", "read_segmentation",
            "write_labelmap_json", "read_labelmap_json"]
@@ -166,17 +168,20 @@ def write_segmentation(labels: Volume, path: str | os.PathLike,
     return _tmp_write(img, path, compress)
 
 
-def read_segmentation(path: str | os.PathLike) -> tuple[Volume, dict[int, LabelInfo]]:
+def read_segmentation(path: str | os.PathLike, max_bytes: int | None = None, limit_name: str = ""
+                      ) -> tuple[Volume, dict[int, LabelInfo]]:
     """Read a ``.seg.nrrd`` (single layer, as written by Slicer or :func:`write_segmentation`).
 
     Returns the label map (values as in ``SegmentN_LabelValue``) and its label table.
-    Multi-layer (4D) files from Slicer's overlapping segments are refused with a clear message.
+    Multi-layer (4D) files from Slicer's overlapping segments are refused with a clear message. The header is
+    checked first (`orbitai.io.headers.check_image_file`; ``max_bytes``, ``limit_name``: the decoded size's limit).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"No such segmentation file: {path}")
+    check_image_file(path, max_bytes, limit_name)
     try:
-        img = sitk.ReadImage(str(path))
+        img = interruptible(sitk.ReadImage, str(path))
     except RuntimeError as exc:
         raise VolumeError(f"Could not read {path} as a NRRD segmentation: "
                           f"{str(exc).strip().splitlines()[-1]}") from exc

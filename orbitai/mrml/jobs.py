@@ -35,7 +35,7 @@ from orbitai.mrml import get_context, labels_from_segmentation_node, volume_from
 from orbitai.mrml.dependencies import ensure_requirements, import_name, read_requirements
 from orbitai.mrml.dicom_export import file_beside_input
 from orbitai.mrml.transaction import node_ids, rollback_on_error, temporary_nodes
-from orbitai.mrml.results import mark_results
+from orbitai.mrml.results import mark_results, segmentations_of, watch_imports
 from orbitai.progress import ProgressCallback
 from orbitai.jobs.child import JobError, JobResult, OrbitaiJob, child_error
 from orbitai.jobs.warm import WarmJob, warm_worker_enabled
@@ -117,6 +117,12 @@ class JobLogic:
 
     def __init__(self, context=None) -> None:
         self.ctx = context or get_context()
+        watch_imports(self.ctx.scene)     # old ID links of scenes loaded from now on become node references
+
+    def segmentationChoices(self, input_node) -> list[Any]:
+        """The segmentations a panel may offer with ``input_node`` as the input volume: its own and those of no scan
+        (`orbitai.mrml.results.segmentations_of`); a segmentation of another scan is refused by the Logic anyway."""
+        return segmentations_of(self.ctx.scene, input_node)
 
     # ------------------------------------------------------------------ hooks (per module)
     def jobArguments(self, workdir: Path, input_node, *args: Any, **options: Any) -> list[str]:

@@ -14,6 +14,7 @@ from typing import Optional
 import slicer
 
 from orbitai.errors import InputError
+from orbitai.mrml.results import watch_imports
 from orbitai.mrml.scene import MRMLContext, new_scene
 
 __all__ = ["save_mrb", "load_mrb"]
@@ -57,13 +58,16 @@ def save_mrb(ctx: MRMLContext, path: str | os.PathLike) -> Path:
 def load_mrb(path: str | os.PathLike, ctx: Optional[MRMLContext] = None, clear: bool = True) -> MRMLContext:
     """Load a ``.mrb`` into ``ctx`` (a fresh headless scene when None); returns the context.
 
-    ``clear=False`` adds the bundle's nodes to the existing scene. Inside Slicer, ``ctx=None`` is
-    the application's scene, which is then replaced (like File > Load Scene).
+    ``clear=False`` adds the bundle's nodes to the existing scene (Slicer's Add Data and ``slicer.util.loadScene``
+    call the same ``vtkMRMLScene::ReadFromMRB``). Inside Slicer, ``ctx=None`` is the application's scene, which is
+    then replaced (like File > Load Scene). Node references (results and finished marks, `orbitai.mrml.results`) are
+    renumbered with their nodes; old ID links of the bundle become references while it loads (`watch_imports`).
     """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"No such scene bundle: {p}")
     ctx = ctx or new_scene()
+    watch_imports(ctx.scene)
     messages = slicer.vtkMRMLMessageCollection() if hasattr(slicer, "vtkMRMLMessageCollection") else None
     # ReadFromMRB changes into its temporary folder and, on a bad file, deletes it without changing
     # back: every later child process would then start in a folder that no longer exists.

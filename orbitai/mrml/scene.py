@@ -23,6 +23,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "(pip install slicer-core)."
     ) from exc
 
+from orbitai.mrml.results import watch_imports
+
 __all__ = ["MRMLContext", "new_scene", "get_context", "in_slicer_app", "adopt_context"]
 
 _current: Optional["MRMLContext"] = None
@@ -91,6 +93,7 @@ def _share_home() -> str:
 
 def _app_context() -> MRMLContext:
     app_logic = slicer.app.applicationLogic()
+    watch_imports(slicer.mrmlScene)     # old ID links of a scene loaded from now on become references
 
     def logic(name: str):
         found = app_logic.GetModuleLogic(name)
@@ -114,6 +117,7 @@ def new_scene() -> MRMLContext:
         return _current
     home = _share_home()
     scene = slicer.vtkMRMLScene()
+    watch_imports(scene)                # old ID links of a loaded scene become references (orbitai.mrml.results)
     cache = slicer.vtkCacheManager()
     cache.SetRemoteCacheDirectory(os.path.join(home, "cache"))
     data_io = slicer.vtkDataIOManager()
@@ -180,6 +184,7 @@ def adopt_context(scene: Any, app_logic: Any, register_logic: Callable[[Any], An
         if logics.get(name) is None:
             logics[name] = register_logic(cls())
     ctx = MRMLContext(scene=scene, app_logic=app_logic, headless=False, **logics)
+    watch_imports(scene)
     slicer.mrmlScene = scene
     _current = ctx
     return ctx
