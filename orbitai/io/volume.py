@@ -178,6 +178,11 @@ def validate_geometry(array: np.ndarray, spacing, origin, direction) -> None:
     d = np.asarray(direction, float)
     if d.shape != (3, 3) or not np.all(np.isfinite(d)):
         raise VolumeError("Direction must be a finite 3x3 matrix.")
+    if abs(float(np.linalg.det(d))) < 1e-6:
+        raise VolumeError(
+            "Direction matrix is singular: two of the image's axes point the same way (or one has no direction), "
+            "so its voxels have no 3D position. Export the image again or fix its orientation (space directions)."
+        )
     if not np.allclose(d.T @ d, np.eye(3), atol=1e-4):
         raise VolumeError(
             "Direction matrix is not orthonormal (sheared or scaled axes). "
