@@ -46,16 +46,20 @@ class RemoteSeries:
         return f"{self.uid} ({what}{', ' if what else ''}{self.instances} instances)"
 
 
-def _client(url: str, timeout: float = TIMEOUT_S) -> Any:
+def _client(url: str, timeout: float | None = None) -> Any:
+    """A DICOMweb client of ``url`` whose every request gives up after `TIMEOUT_S` (``timeout``) without an answer, and
+    is not tried again: the package's retries (every exception, 3 attempts) made a silent server's "did not answer
+    within 30 s" come after 93 s."""
     try:
         from dicomweb_client.api import DICOMwebClient
     except ImportError:
         raise DicomWebError("DICOMweb needs the dicomweb-client package: pip install 'orbitai[dicom]'.") from None
     if not url.startswith(("http://", "https://")):
         raise DicomWebError(f"{url} is not a DICOMweb URL; give the service root, e.g. http://HOST:8042/dicom-web.")
-    client = DICOMwebClient(url.rstrip("/"), timeout=timeout)
-    # the package retries 5 times with waits up to 16 s (30 s for a refused connection); a user waits ~1 s
-    client.set_http_retry_params(retry=True, max_attempts=3, wait_exponential_multiplier=250)
+    client = DICOMwebClient(url.rstrip("/"), timeout=TIMEOUT_S if timeout is None else timeout)
+    # the package retries 5 times with waits up to 16 s (30 s for a refused connection), and retries a timeout too:
+    # one attempt, so that the time said is the time waited
+    client.set_http_retry_params(retry=False)
     return client
 
 
@@ -137,10 +141,15 @@ def fetch_series(url: str, study_uid: str, series_uid: str | None, folder: str |
     work = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
     try:
         n = 0
+        grids: dict[tuple, int] = {}
         for n, ds in enumerate(_client(url).iter_series(study_uid, series_uid), start=1):
+            key = _slice_grid(ds)
+            grids[key] = grids.get(key, 0) + 1
             ds.save_as(work / f"{n:05d}.dcm", enforce_file_format=True)
         if n == 0:
             raise DicomWebError(f"Series {series_uid} on {url} returned no instances.")
+        if len(grids) > 1:
+            raise DicomWebError(_mixed_series(chosen, study_uid, url, grids, [s for s in images if s is not chosen]))
         if folder.exists():
             folder.rmdir()
         os.replace(work, folder)
@@ -149,6 +158,36 @@ def fetch_series(url: str, study_uid: str, series_uid: str | None, folder: str |
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return folder
+
+
+def _slice_grid(ds: Any) -> tuple:
+    """A slice's grid: (rows, columns, pixel spacing, orientation), rounded as the series reader compares them."""
+    def numbers(name: str, digits: int) -> tuple:
+        try:
+            return tuple(round(float(x), digits) for x in (ds.get(name) or ()))
+        except (TypeError, ValueError):
+            return ()
+    return (int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0), numbers("PixelSpacing", 4),
+            numbers("ImageOrientationPatient", 3))
+
+
+def _mixed_series(series: RemoteSeries, study_uid: str, url: str, grids: dict[tuple, int],
+                  others: Sequence[RemoteSeries]) -> str:
+    """One line for a DICOMweb series whose slices are not one volume (#69.10): the series by its UID and description
+    (never the fetched temporary files), what differs, and what to choose instead."""
+    (a, n_a), (b, n_b) = sorted(grids.items(), key=lambda kv: -kv[1])[:2]
+    if a[:2] != b[:2]:
+        what = f"sizes ({n_a} of {a[1]}x{a[0]} pixels, {n_b} of {b[1]}x{b[0]})"
+    elif a[2] != b[2]:
+        what = f"pixel spacings ({n_a} of {'x'.join(map(str, a[2])) or '?'} mm, {n_b} of " \
+               f"{'x'.join(map(str, b[2])) or '?'} mm)"
+    else:
+        what = "orientations (a localizer or another series' slices stored in it?)"
+    name = f"{series.uid} ({shown(series.description)})" if series.description else series.uid
+    choose = (f"choose another series of the study: {'; '.join(s.describe() for s in others)}" if others else
+              "the study holds no other image series; ask the archive's administrator to split it")
+    return (f"Series {name} of study {study_uid} on {url} holds slices of different {what}, so it is not one "
+            f"volume; {choose}.")
 
 
 def dicom_files(paths: Sequence[str | os.PathLike]) -> list[Path]:
