@@ -46,7 +46,9 @@ _NUMBERED = re.compile(r"%0?\d*d")
 
 
 def _size_text(n: float) -> str:
-    return f"{n / (1 << 30):.1f} GB" if n >= 1 << 30 else f"{n / (1 << 20):.0f} MB"
+    if n >= 1 << 30:
+        return f"{n / (1 << 30):.1f} GB"
+    return f"{n / (1 << 20):.0f} MB" if n >= 1 << 20 else f"{n / 1024:.0f} KB"
 
 
 def _too_long(p: Path, what: str) -> VolumeError:
