@@ -158,7 +158,7 @@ class FinetuneLogic(_SceneLogic):
         if segmentation_node is None or scan_node is None:
             raise InputError("Select the scan and its corrected segmentation.")
         if finished:
-            refuse_other_scan(segmentation_node, scan_node)
+            refuse_other_scan(segmentation_node, scan_node, self.task.replace("_", " "))   # (lesion) segmentation
             self.correctedLabels(segmentation_node, scan_node)
             segmentation_node.SetAttribute(FINISHED, self.task)
             segmentation_node.SetNodeReferenceID(FINISHED_SCAN, scan_node.GetID())

@@ -39,6 +39,8 @@ RESULT_OF = "OrbitAI.ResultOf"
 #: Node attribute set with `RESULT_OF`: the scan's name when it was marked. A node that has it but no reference lost
 #: its scan (removed from the scene, or not saved with it): it belongs to no other scan either.
 RESULT_OF_NAME = "OrbitAI.ResultOfName"
+#: The `RESULT_OF_NAME` of a node whose old ID link named no scan of its scene (`adopt_legacy_links`).
+_LOST = "?"
 #: Node-reference role: the scan a segmentation marked finished (a corrected ground truth) is the ground truth of.
 FINISHED_SCAN = "OrbitAI.FinishedScan"
 #: Attributes of scenes saved before the references (the scan's node ID as text) -> the reference role each becomes
@@ -114,8 +116,10 @@ def refuse_other_scan(node: Any, scan: Any, what: str = "segmentation") -> None:
                          f"the scene was loaded: close the scene and load it again (OrbitAI converts such links "
                          f"while it loads), then choose a {what} of {_scan_name(scan)}.")
     if owner is None:
-        raise InputError(f"{this} belongs to '{node.GetAttribute(RESULT_OF_NAME)}', which is no longer in the scene, "
-                         f"not to {_scan_name(scan)}: choose a {what} of {_scan_name(scan)}.")
+        gone = node.GetAttribute(RESULT_OF_NAME)
+        gone = f"'{gone}', which is no longer in the scene" if gone != _LOST else "a scan that is not in the scene"
+        raise InputError(f"{this} belongs to {gone}, not to {_scan_name(scan)}: choose a {what} of "
+                         f"{_scan_name(scan)}.")
     named = (f"another scan named {_scan_name(owner)} ({owner.GetID()})" if owner.GetName() == scan.GetName()
              else _scan_name(owner))
     raise InputError(f"{this} belongs to {named}, not to {_scan_name(scan)}: choose a {what} of "
@@ -136,8 +140,9 @@ def adopt_legacy_links(scene: Any, before: Iterable[Any]) -> int:
     Run right after ``vtkMRMLScene::Import`` (or ``Connect``/``ReadFromMRB``): the scene still holds the IDs it changed
     (``GetChangedID``: an imported node whose ID was taken got a new one). An old ID is mapped through it and kept only
     when it then names a node of the same import; one that names a node that was there before, a node renumbered onto
-    that ID, or nothing is dropped (after a merge it may name another patient's scan). The attributes are removed
-    either way, so that nothing reads them later."""
+    that ID, or nothing is dropped (after a merge it may name another patient's scan), and its node then belongs to
+    no scan that is in the scene (`belongs_to` is False for all). The attributes are removed either way, so that
+    nothing reads them later."""
     before = list(before)
     old_ids = {n.GetID() for n in before if n is not None and n.GetID()}
     kept = {id(n) for n in before}
@@ -156,6 +161,8 @@ def adopt_legacy_links(scene: Any, before: Iterable[Any]) -> int:
             new = scene.GetChangedID(old) or (None if old in renumbered_onto else old)
             target = imported.get(new) if new else None
             if target is None or target is node:
+                if role == RESULT_OF and not node.GetAttribute(RESULT_OF_NAME):
+                    node.SetAttribute(RESULT_OF_NAME, _LOST)  # a result of a scan not in the scene: nobody's
                 continue
             node.SetNodeReferenceID(role, target.GetID())
             if role == RESULT_OF:

@@ -68,6 +68,7 @@ def write_contract_result(out: Path, ref: Volume, probability: float = 0.81, gra
 
 
 def test_load_results_writes_tables_and_overlay(ctx, tmp_path: Path):
+    from orbitai.mrml.results import scan_of
     from orbitai.app.ivgc_response import IVGCResponseLogic
 
     from orbitai.io import read_volume
@@ -98,7 +99,7 @@ def test_load_results_writes_tables_and_overlay(ctx, tmp_path: Path):
     assert np.allclose(volume_from_volume_node(node).array, read_volume(tmp_path / "res" / "gradcam.nrrd").array)
     added = node_ids(ctx) - before
     for n in (out.result_table, out.features_table, node):
-        assert n.GetID() in added and n.GetAttribute("OrbitAI.IVGC.InputVolume") == mri.GetID()
+        assert n.GetID() in added and scan_of(n) is mri
     assert "RDINet on mrlr: responder (P(response) = 0.81)" in out.summary()
 
 
@@ -391,6 +392,7 @@ def test_logic_clinical_model_on_phantom(ctx):
 # --------------------------------------------------------------------------- the job panel
 def test_panel_binds_results_to_starting_input(ctx):
     """Results attach to the MRI the job started on; inputs locked while it runs, Apply -> Cancel."""
+    from orbitai.mrml.results import scan_of
     from orbitai.app.ivgc_response import IVGCResponseLogic
 
     from orbitai.mrml import volume_node_from_volume
@@ -399,7 +401,7 @@ def test_panel_binds_results_to_starting_input(ctx):
     second = volume_node_from_volume(ctx, case.image, name="second T2")
     out = panel.check_binds_results_to_starting_input(
         IVGCResponseLogic(ctx), first, second, {"segmentation_node": seg, "model": SVM, "device": "cpu"})
-    assert out.result_table.GetAttribute("OrbitAI.IVGC.InputVolume") == first.GetID()
+    assert scan_of(out.result_table) is first
 
 
 def test_panel_refuses_bad_clinical_value(ctx):

@@ -141,6 +141,7 @@ def test_load_results_adds_lesions_tables_and_heat_map(ctx, tmp_path: Path):
     """A ``neuro predict`` folder on the phantom's grid: lesion segmentation over the FLAIR (voxel for
     voxel), summary table (all + per location), per-lesion table, NMOSD/MS table, heat map, hidden
     intracranial mask; every node tagged with the FLAIR; nothing else added."""
+    from orbitai.mrml.results import scan_of
     from orbitai.app.neuro_differential import NeuroDifferentialLogic
     from orbitai.io import read_volume
     from orbitai.mrml import ijk_to_ras_of, rows_from_table_node, segment_info, volume_from_volume_node
@@ -175,7 +176,7 @@ def test_load_results_adds_lesions_tables_and_heat_map(ctx, tmp_path: Path):
              out.brain_segmentation]
     added = node_ids(ctx) - before
     for node in nodes:
-        assert node.GetID() in added and node.GetAttribute("OrbitAI.Neuro.InputVolume") == flair.GetID()
+        assert node.GetID() in added and scan_of(node) is flair
     text = out.summary()
     assert f"{n} lesions" in text and "Two-view ResNet-18: MS (P(NMOSD) = 0.27)" in text
     NeuroDifferentialLogic(ctx).show(out, flair)      # headless: nothing to lay out, and no error
@@ -517,6 +518,7 @@ def test_panel_cancel_leaves_scene_unchanged(ctx):
 
 def test_panel_binds_results_to_starting_input(ctx):
     """Results attach to the FLAIR the job started on; inputs locked while it runs, Apply -> Cancel."""
+    from orbitai.mrml.results import scan_of
     from orbitai.app.neuro_differential import LESIONS_ONLY, NeuroDifferentialLogic
     from orbitai.mrml import volume_node_from_volume
 
@@ -526,7 +528,7 @@ def test_panel_binds_results_to_starting_input(ctx):
     out = panel.check_binds_results_to_starting_input(NeuroDifferentialLogic(ctx), first, second,
                                                       {"lesion_segmentation": given, "model": LESIONS_ONLY,
                                                        "device": "cpu"})
-    assert out.lesion_segmentation.GetAttribute("OrbitAI.Neuro.InputVolume") == first.GetID()
+    assert scan_of(out.lesion_segmentation) is first
     assert np.array_equal(_mask_of(out.lesion_segmentation, first), np.asarray(case.labels.array) != 0)
 
 

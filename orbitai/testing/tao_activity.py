@@ -78,6 +78,7 @@ def write_contract_result(out: Path, ref: Volume, probabilities=(0.83, 0.21), ma
 
 
 def test_load_results_writes_table_rois_and_overlays(ctx, tmp_path: Path):
+    from orbitai.mrml.results import scan_of
     from orbitai.app.tao_activity import TAOActivityLogic
 
     from orbitai.io import read_volume
@@ -117,7 +118,7 @@ def test_load_results_writes_table_rois_and_overlays(ctx, tmp_path: Path):
         written = read_volume(tmp_path / "res" / f"{kind}.nrrd").array
         assert np.allclose(volume_from_volume_node(node).array, written)
     for node in [out.table_node, *out.roi_nodes, *out.map_nodes.values()]:
-        assert node.GetAttribute("OrbitAI.TAO.InputVolume") == mri.GetID()
+        assert scan_of(node) is mri
     added = _node_ids(ctx) - before
     assert {out.table_node.GetID()} | {n.GetID() for n in out.roi_nodes} <= added
     assert "right eye active" in out.summary()
@@ -338,6 +339,7 @@ def test_logic_refuses_bad_choices_before_starting(ctx):
 def test_panel_binds_results_to_starting_input(ctx):
     """Results attach to the MRI the job started on, not the one selected when it ends; the
     selectors are locked while the job runs."""
+    from orbitai.mrml.results import scan_of
     from orbitai.app.tao_activity import TAOActivityLogic
 
     from orbitai.mrml import volume_node_from_volume
@@ -347,7 +349,7 @@ def test_panel_binds_results_to_starting_input(ctx):
     out = panel.check_binds_results_to_starting_input(
         TAOActivityLogic(ctx), first, second, {"segmentation_node": seg, "device": "cpu", "maps": False})
     for node in [out.table_node, *out.roi_nodes]:
-        assert node.GetAttribute("OrbitAI.TAO.InputVolume") == first.GetID()
+        assert scan_of(node) is first
 
 
 def test_panel_results_land_while_module_hidden(ctx):
