@@ -94,7 +94,6 @@ class OrbitSegmentationLogic(JobLogic):
         if reference_node is not None and not reference_node.IsA("vtkMRMLSegmentationNode"):
             raise InputError(f"'{reference_node.GetName()}' is not a segmentation node.")
         refuse_other_scan(reference_node, input_node, "reference segmentation")
-        refuse_other_scan(reference_node, input_node, "reference segmentation")
         image = write_job_input(vol, workdir / "input.nrrd")
         args = ["seg", "predict", str(image), "--out", "{out}", "--device", self.checkDevice(device),
                 "--window", window]

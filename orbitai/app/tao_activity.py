@@ -90,7 +90,6 @@ class TAOActivityLogic(JobLogic):
         if segmentation_node is not None and not segmentation_node.IsA("vtkMRMLSegmentationNode"):
             raise InputError(f"'{segmentation_node.GetName()}' is not a segmentation node.")
         refuse_other_scan(segmentation_node, input_node)
-        refuse_other_scan(segmentation_node, input_node)
         cls.checkDevice(device)
         return vol
 
