@@ -20,6 +20,7 @@ from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 
 from orbitai.errors import OrbitAIError
 from orbitai.mrml.jobs import JobLogic, ModuleJob
+from orbitai.mrml.results import watch_imports
 
 __all__ = ["JobView", "JobController", "JobPanelMixin", "SectionPanel", "POLL_MS", "describeModule", "parameter_node_class", "parameterChoices",
            "parameterWidgets", "refreshChoices", "resetUnknownChoices"]
@@ -46,6 +47,8 @@ def describeModule(module: Any, title: str) -> None:
     parent.contributors = list(CONTRIBUTORS)
     parent.helpText = paragraphs[0]
     parent.acknowledgementText = paragraphs[1] if len(paragraphs) > 1 else ""
+    # from Slicer's start: a scene loaded before any OrbitAI panel opens converts its old ID links too (#61)
+    watch_imports(getattr(slicer, "mrmlScene", None))
 
 
 def parameterChoices(parameterNodeClass: Any) -> dict[str, tuple[list[Any], Any]]:
