@@ -22,7 +22,7 @@ import numpy as np
 
 from orbitai.errors import ResultError, UserError
 from orbitai.io import Volume, VolumeError, read_volume
-from orbitai.staging import check_writable, staged_folder
+from orbitai.staging import check_writable, staged_folder, strict_json
 
 RESULT_FILE = "result.json"
 R = TypeVar("R", bound="TaskResult")
@@ -165,7 +165,7 @@ class TaskResult:
             if extra is not None:
                 files.update(extra(tmp))
             data = {"task": self.task, **self.to_json(), "files": files}
-            (tmp / RESULT_FILE).write_text(json.dumps(data, indent=2) + "\n")
+            (tmp / RESULT_FILE).write_text(strict_json(data))
         return out / RESULT_FILE
 
     # ------------------------------------------------------------------------- read

@@ -19,16 +19,19 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
+import json
+import math
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 from orbitai.errors import UserError
 
 __all__ = ["staged_folder", "training_folder", "trim_epoch_log", "check_writable", "stage_parent",
-           "DISK_FULL", "disk_full", "disk_full_error", "write_failure", "looks_like_path"]
+           "DISK_FULL", "disk_full", "disk_full_error", "write_failure", "looks_like_path", "strict_json",
+           "write_json_atomic", "write_text_atomic"]
 
 #: errno values that mean "no room to write": a full disk, a file-size limit, a full quota.
 DISK_FULL = frozenset(e for e in (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", None)) if e is not None)
@@ -227,3 +230,36 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     finally:
         Path(tmp).unlink(missing_ok=True)
     return path
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite number made None and NumPy scalars and arrays made plain numbers and
+    lists (see `strict_json`)."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, (str, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    tolist = getattr(value, "tolist", None)        # NumPy (and torch) scalars and arrays
+    if callable(tolist) and type(value).__module__.split(".")[0] in ("numpy", "torch"):
+        return _finite(tolist())
+    return value
+
+
+def strict_json(data: Any, indent: Optional[int] = 2, default: Optional[Callable[[Any], Any]] = None,
+                **kwargs: Any) -> str:
+    """``data`` as strict JSON text (RFC 8259: what a browser's ``JSON.parse`` and other tools read), the one writer
+    of every result.json, metadata.json and report: a NaN or infinite number, a value that could not be computed,
+    is written as null (never a bare ``NaN`` or ``Infinity``); NumPy numbers and arrays as numbers and lists;
+    ``default`` as `json.dumps`'s, its values made finite too. Ends with a newline when indented."""
+    hook = (lambda o: _finite(default(o))) if default is not None else None
+    text = json.dumps(_finite(data), indent=indent, allow_nan=False, default=hook, **kwargs)
+    return text + "\n" if indent is not None else text
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any, indent: Optional[int] = 2, **kwargs: Any) -> Path:
+    """`strict_json` of ``data`` written with `write_text_atomic` (a reader never sees half a file)."""
+    return write_text_atomic(path, strict_json(data, indent, **kwargs))

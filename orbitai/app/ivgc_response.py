@@ -17,7 +17,6 @@ shared `orbitai.mrml.jobs.JobLogic` runs the job (``start``, ``finish``, blockin
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -36,6 +35,7 @@ from orbitai.mrml.jobs import JobLogic
 from orbitai.mrml.results import mark_results, refuse_other_scan
 from orbitai.mrml.tables import show_table
 from orbitai.jobs.child import write_job_input
+from orbitai.staging import strict_json
 
 #: Bundle name -> panel label of paper 001's four models (declared in `orbitai.ivgc.models`).
 MODELS = IVGC_MODELS.bundled
@@ -164,7 +164,7 @@ class IVGCResponseLogic(JobLogic):
                 "--model", str(bundle.path), "--strategy", strategy, "--device", device, "--out", "{out}"]
         if needs:
             path = workdir / "clinical.json"
-            path.write_text(json.dumps(values, indent=2) + "\n")
+            path.write_text(strict_json(values))
             args += ["--clinical", str(path)]
         if not gradcam:
             args.append("--no-gradcam")

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterator, Optional
 from orbitai.bundle.schema import validate_metadata
 from orbitai.errors import BundleError, UserError
 from orbitai.io.checksums import sha256_file, sha256_input  # noqa: F401  (the bundle API names them)
-from orbitai.staging import looks_like_path
+from orbitai.staging import looks_like_path, strict_json
 
 if TYPE_CHECKING:  # pragma: no cover - torch is imported only to load or save weights
     import torch
@@ -324,7 +324,7 @@ def write_bundle(path: str | os.PathLike, metadata: dict[str, Any],
     try:
         meta = {**metadata, **write_files(tmp)}
         validate_metadata(meta, where="Bundle metadata", full=True)
-        (tmp / METADATA).write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n")
+        (tmp / METADATA).write_text(strict_json(meta))
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)  # mkdtemp creates 0700; give the usual permissions
@@ -342,6 +342,17 @@ def write_bundle(path: str | os.PathLike, metadata: dict[str, Any],
 def user_model_folder() -> Path:
     """The user's own models (``~/.orbitai/models``): last on the search path; where fine-tuned models go."""
     return Path.home() / ".orbitai" / "models"
+
+
+def refuse_package_folder(path: str | os.PathLike, what: str = "--out") -> None:
+    """Bundled models are read-only for every command: refuse in one line a ``path`` (``what`` names the option)
+    that is, or lies inside, the package's bundled models folder (`BUILTIN_DIR`, links resolved)."""
+    p = Path(path).expanduser().resolve()
+    builtin = BUILTIN_DIR.resolve()
+    if p == builtin or builtin in p.parents:
+        raise UserError(f"{what} {path} lies in the bundled models' folder {builtin}, which no command writes; "
+                        "choose a folder of your own (a fine-tuned model goes to the user model folder "
+                        f"{user_model_folder()} by default).")
 
 
 def search_paths() -> list[Path]:

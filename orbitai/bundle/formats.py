@@ -24,6 +24,7 @@ import skops.io as sio
 
 from orbitai.errors import BundleError
 from orbitai.io.checksums import sha256_file
+from orbitai.staging import strict_json
 
 FORMATS = ("skops", "json", "radiomics_params", "torch_state_dict", "npz")
 #: Types trusted beyond skops' defaults (scikit-learn's fitted tree structure, used by forests).
@@ -50,7 +51,7 @@ def save_json(data: Any, path: str | os.PathLike, fmt: str = "json") -> dict[str
     """Write a JSON parameter file (``fmt`` json or radiomics_params); returns its ``files`` entry."""
     if fmt == "radiomics_params":
         check_radiomics_params(data, str(path))
-    Path(path).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    Path(path).write_text(strict_json(data, sort_keys=True))
     return file_entry(path, fmt)
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from torch.utils.data import DataLoader
 
 from orbitai.training import distributed
 from orbitai.training.checkpoint import resume, save_checkpoint
-from orbitai.staging import trim_epoch_log
+from orbitai.staging import strict_json, trim_epoch_log
 from orbitai.classify.data import (LABEL, ArrayDataset, Batch, ClassificationDataset, Sample, check_inputs,
                                    collate, input_names)
 from orbitai.errors import ConfigError, InputError
@@ -290,5 +289,5 @@ def _epochs(model: torch.nn.Module, net: torch.nn.Module, opt: torch.optim.Optim
                "finished": (last.get("epoch", start - 1) + 1) >= settings.epochs or start >= settings.epochs,
                "seconds_this_run": round(time.perf_counter() - t_start, 1),
                "processes": distributed.world_size(), "history": history(csv_path)}
-    (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
+    (workdir / "summary.json").write_text(strict_json(summary))
     return summary

@@ -53,7 +53,7 @@ from orbitai.errors import BundleError, DeviceError, InputError, OrbitAIError, U
 from orbitai.io.checksums import sha256_input
 from orbitai.progress import emit
 from orbitai.result import check_outputs, previous_files
-from orbitai.staging import write_text_atomic
+from orbitai.staging import strict_json, write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -203,9 +203,8 @@ def execute_case(predict: Callable[[CohortCase, Path], Any], case: CohortCase, o
     try:
         with contextlib.redirect_stdout(buf):
             predict(case, folder)
-        from orbitai.staging import write_text_atomic
 
-        write_text_atomic(folder / INPUTS_FILE, json.dumps(record, indent=1) + "\n")
+        write_json_atomic(folder / INPUTS_FILE, record, indent=1)
         if not (work_dir / WORK_MARKER).is_file():
             raise gone
         _replace_case(folder, Path(out) / case.case_id, work_dir, files, replaces)
@@ -395,9 +394,8 @@ def made_from(folder: Path, case: CohortCase, options: Mapping[str, Any]) -> boo
         return False
     if now != previous:      # the same content at another place or time: remember it, not to read it again
         with contextlib.suppress(OSError):
-            from orbitai.staging import write_text_atomic
 
-            write_text_atomic(folder / INPUTS_FILE, json.dumps(now, indent=1) + "\n")
+            write_json_atomic(folder / INPUTS_FILE, now, indent=1)
     return True
 
 
@@ -427,8 +425,8 @@ def _alive(pid: int) -> bool:
 def make_work_folder(out: Path, command: str) -> Path:
     """This run's work folder in ``out``, marked as the runner's (`WORK_MARKER`: command, process, machine)."""
     work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=out))
-    (work / WORK_MARKER).write_text(json.dumps({"command": command, "pid": os.getpid(), "host": _host(),
-                                                "started": time.time()}) + "\n")
+    (work / WORK_MARKER).write_text(strict_json({"command": command, "pid": os.getpid(), "host": _host(),
+                                                 "started": time.time()}, indent=None) + "\n")
     return work
 
 

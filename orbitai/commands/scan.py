@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from orbitai.arguments import add_modality_option
 from orbitai.errors import UserError
 from orbitai.io import read_scan, require_values
 from orbitai.scan import scan_facts
+from orbitai.staging import strict_json
 
 
 def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
@@ -41,7 +41,7 @@ def run_describe(args: argparse.Namespace) -> int:
     require_values(vol, "image")
     facts = scan_facts(vol, acq.tags, args.image, args.modality)
     if args.json:
-        print(json.dumps(facts.to_json(), indent=1))
+        print(strict_json(facts.to_json(), indent=1), end="")
         return 0
     print(f"scan: {facts.summary()}")
     for q in facts.QUESTIONS:

@@ -34,6 +34,7 @@ from orbitai.io.headers import check_image_file
 from orbitai.io.volume import Volume, VolumeError
 from orbitai.labels import ORBIT_LABELS
 from orbitai.progress import interruptible
+from orbitai.staging import strict_json
 
 __all__ = ["LabelInfo", "orbit_table", "lesion_table", "write_segmentation", "read_segmentation",
            "write_labelmap_json", "read_labelmap_json"]
@@ -233,7 +234,7 @@ def write_labelmap_json(labels: Volume, path: str | os.PathLike, table: Mapping 
                       for v, t in sorted(tab.items())]}
     fd, tmp = tempfile.mkstemp(suffix=".json", dir=jpath.parent, prefix=".tmp-")
     with os.fdopen(fd, "w") as f:
-        json.dump(doc, f, indent=1)
+        f.write(strict_json(doc, indent=1))
     os.replace(tmp, jpath)
     return path, jpath
 

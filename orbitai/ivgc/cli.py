@@ -18,6 +18,7 @@ from orbitai.cohort.runner import CohortCase, add_cohort_options, check_cohort_o
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import InputError, OrbitAIError, UserError, one_line
 from orbitai.training.launch import arguments_checked
+from orbitai.staging import strict_json
 
 if TYPE_CHECKING:
     from orbitai.ivgc.features import CohortRun, WideTable
@@ -455,8 +456,6 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_cv(args: argparse.Namespace) -> int:
-    import json
-
     from orbitai.device import select_device
     from orbitai.ivgc.rois import parse_strategies
     from orbitai.ivgc.train import CV_FILE, DEEP_KINDS, cross_validate, cv_entries
@@ -473,7 +472,7 @@ def run_cv(args: argparse.Namespace) -> int:
     check_outputs(args.out, inputs, cv_entries(args.folds if args.model in DEEP_KINDS else 0))
     s = cross_validate(cases, table, selection, args.model, strategy, Path(args.out), args.folds, args.seed, cfg,
                        args.epochs, select_device(args.device))
-    print(json.dumps(s["mean_sd"], indent=2))
+    print(strict_json(s["mean_sd"]), end="")
     print(f"wrote {args.out}/{CV_FILE}")
     return 0
 
@@ -589,14 +588,21 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def run_trust(args: argparse.Namespace) -> int:
     """``ivgc trust``: fit and store a bundle's out-of-distribution statistics and calibration (issue 51)."""
-    from orbitai.classify.trust import show_report
+    from orbitai.classify.trust import check_trust_inputs, show_report
     from orbitai.cohort.manifest import read_labelled_manifest
     from orbitai.device import select_device
     from orbitai.ivgc.data import case_label
+    from orbitai.ivgc.models import IVGC_MODELS
     from orbitai.ivgc.trust import fit_ivgc_trust
 
     def read(manifest: Optional[str]) -> Optional[list]:
         return read_labelled_manifest(manifest, case_label) if manifest else None
-    show_report(fit_ivgc_trust(args.model, read(args.manifest) or [], read(args.validation) or [], read(args.test),
+    train, validation, test = read(args.manifest) or [], read(args.validation) or [], read(args.test)
+    # a bundled model, validation cases that are training cases, too few of a class, a report over an input:
+    # refused before any file changes
+    check_trust_inputs(IVGC_MODELS.find(args.model), [("--manifest", args.manifest, train),
+                                                      ("--validation", args.validation, validation),
+                                                      ("--test", args.test, test)], case_label, args.report)
+    show_report(fit_ivgc_trust(args.model, train, validation, test,
                                select_device(args.device), cache=Path(args.cache) if args.cache else None), args.report)
     return 0

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -34,7 +33,7 @@ from orbitai.metrics.classification import binary_classification_metrics, table2
 from orbitai.metrics.figures import write_figures
 from orbitai.progress import ProgressCallback
 from orbitai.result import check_outputs
-from orbitai.staging import staged_folder
+from orbitai.staging import staged_folder, strict_json
 
 #: Files of the report.
 REPORT_FILES = ("predictions.csv", "table2.csv", "table2.json", "roc.png", "calibration.png",
@@ -101,7 +100,7 @@ def evaluate_ivgc(manifest: str | Path, models: Sequence[str], out: Path, featur
         write_figures({name: (y, p) for name, p in probs.items()}, work, title=cohort or Path(manifest).stem)
         report = {"manifest": str(manifest), "cases": len(cases), "responders": int(y.sum()), "table2": rows,
                   "metrics": metrics, "seconds_per_case": seconds}
-        (work / "table2.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
+        (work / "table2.json").write_text(strict_json(report, default=float))
     if progress:
         progress(len(bundles), len(bundles), "done")
     return report

@@ -23,7 +23,7 @@ from sklearn.exceptions import ConvergenceWarning
 from orbitai.errors import InputError, UserError
 from orbitai.ivgc.data import case_label
 from orbitai.radiomics.select import icc, selection_pipeline
-from orbitai.staging import write_text_atomic
+from orbitai.staging import write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ def select_cohort(cases: Sequence[Any], table: Any, repeat: Any, strategies: Seq
 
 def write_selection(doc: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write the selection JSON atomically."""
-    return write_text_atomic(path, json.dumps(doc, indent=2, allow_nan=False) + "\n")
+    return write_json_atomic(path, doc)
 
 
 def read_selection(path: str | os.PathLike) -> dict[str, Any]:

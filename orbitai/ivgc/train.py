@@ -17,7 +17,6 @@ training cohort's fill values for the ones allowed to be missing) and the decisi
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import time
 from dataclasses import asdict, replace
@@ -47,7 +46,7 @@ from orbitai.metrics.classification import binary_classification_metrics, mean_s
 from orbitai.models import count_parameters
 from orbitai.progress import ProgressCallback, emit
 from orbitai.radiomics.protocol import RadiomicsProtocol
-from orbitai.staging import staged_folder, training_folder
+from orbitai.staging import staged_folder, strict_json, training_folder
 
 log = logging.getLogger(__name__)
 
@@ -376,5 +375,5 @@ def _cross_validate(cases, y, X, clinical, sel, kind, strategy, work: Path, fold
                "cases": len(cases), "per_fold": per_fold,
                "mean_sd": {k: [round(v, 4) for v in ms] for k, ms in
                            mean_sd([{k: f[k] for k in keys} for f in per_fold]).items()}}
-    (work / CV_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    (work / CV_FILE).write_text(strict_json(summary))
     return summary

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -27,7 +26,7 @@ from orbitai.metrics.classification import (
     roc_points,
 )
 from orbitai.metrics.plotting import pyplot
-from orbitai.staging import write_text_atomic
+from orbitai.staging import write_json_atomic, write_text_atomic
 
 # A run-time alias: typing.Union, not `X | Y`, which fails on Slicer 5.8's Python 3.9.
 Curves = Mapping[str, tuple[Union[Sequence[int], np.ndarray], Union[Sequence[float], np.ndarray]]]
@@ -154,7 +153,7 @@ def write_cohort_report(rows: Iterable[Mapping], out_dir: str | os.PathLike, tit
     w.writeheader()
     w.writerows(rows)
     write_text_atomic(out / "predictions.csv", buf.getvalue())
-    write_text_atomic(out / "metrics.json", json.dumps(m, indent=2) + "\n")
+    write_json_atomic(out / "metrics.json", m)
 
     fig, ax = plt.subplots(1, 3, figsize=(13, 4.2))
 

@@ -6,7 +6,6 @@ the work is done by the task modules (``predict``, ``train``), this file only pa
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Callable
 
@@ -26,6 +25,7 @@ from orbitai.cohort.runner import CohortCase, add_cohort_options, check_cohort_o
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import UserError
 from orbitai.training.launch import arguments_checked
+from orbitai.staging import strict_json, write_json_atomic
 
 
 def _flair_inputs(p: argparse.ArgumentParser) -> None:
@@ -166,7 +166,6 @@ def _add_tune_lesions(s: argparse._SubParsersAction) -> None:
 
 
 def run_tune_lesions(args: argparse.Namespace) -> int:
-    import json
 
     import torch
 
@@ -178,7 +177,7 @@ def run_tune_lesions(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     choice = tune_bundle(args.bundle)
-    print(json.dumps(choice, indent=1))
+    print(strict_json(choice, indent=1), end="")
     return 0
 
 
@@ -402,7 +401,6 @@ def run_train(args: argparse.Namespace) -> int:
 def run_evaluate(args: argparse.Namespace) -> int:
     from orbitai.device import select_device
     from orbitai.neuro.evaluate import evaluate_models
-    from orbitai.staging import write_text_atomic
 
     out = Path(args.out)
     if out.is_dir():
@@ -411,7 +409,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if out.exists() and any(Path(p).resolve() == out.resolve() for p in manifest_inputs(args.manifest, cases)):
         raise UserError(f"--out {out} is an input of this command; give another file name.")
     report = evaluate_models(cases, args.model, select_device(args.device))
-    write_text_atomic(out, json.dumps(report, indent=2))
+    write_json_atomic(out, report)
     for name, r in report["models"].items():
         m = r["metrics"]
         print(f"{name:<28} ACC {m['accuracy']:.3f} SEN {m['sensitivity']:.3f} SPE {m['specificity']:.3f} "

@@ -40,7 +40,7 @@ from orbitai.neuro.train import (
     train_model,
 )
 from orbitai.progress import ProgressCallback, emit
-from orbitai.staging import staged_folder, training_folder, write_text_atomic
+from orbitai.staging import staged_folder, training_folder, write_json_atomic, write_text_atomic
 
 #: Class names of labels 0 and 1 (the manifests' ``label`` column; P(NMOSD) is output 1).
 CLASSES = ("MS", "NMOSD")
@@ -190,7 +190,7 @@ def cross_validate_config(cases: Sequence[Case], config: str, out: Path, folds: 
         base = cross_validate(fit_lr, labels, folds, repeats, seed)
         result = {"config": cfg.name, "network": cfg.architecture, "cases": len(cases), "network_cv": net,
                   "lesion_table_logistic_regression": {**base, "features": names}}
-        write_text_atomic(work / CV_FILE, json.dumps(result, indent=2))
+        write_json_atomic(work / CV_FILE, result)
     return result
 
 

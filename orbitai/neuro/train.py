@@ -32,7 +32,7 @@ from orbitai.neuro.configs import NeuroConfig
 from orbitai.neuro.data import DEFAULT_MODE, augment, classifier_input
 from orbitai.phantoms.cohort import cohort_labels, make_case
 from orbitai.progress import ProgressCallback
-from orbitai.staging import write_text_atomic
+from orbitai.staging import write_json_atomic
 
 #: Metrics reported per fold and as mean +- SD (the paper's Table 2).
 CV_METRICS = ("accuracy", "sensitivity", "specificity", "auc")
@@ -104,7 +104,7 @@ def train_model(cfg: NeuroConfig, x: np.ndarray, y: np.ndarray, workdir: str | o
     summary.update({"config": cfg.to_dict(), "recipe": recipe, "parameters": count_parameters(model),
                     "minutes_this_run": round(minutes, 2), "init": init, "n_train": int(len(y)),
                     "threads": torch.get_num_threads()})
-    write_text_atomic(Path(workdir) / "summary.json", json.dumps(summary, indent=2, default=str))
+    write_json_atomic(Path(workdir) / "summary.json", summary, default=str)
     return model, summary
 
 
@@ -220,7 +220,7 @@ def phantom_arrays(seed: int, n: int, cache_dir: str | os.PathLike, mode: str = 
     x.flush()
     del x
     os.replace(str(npy) + ".part", npy)
-    write_text_atomic(side, json.dumps({"labels": labels, "info": infos}))
+    write_json_atomic(side, {"labels": labels, "info": infos}, indent=None)
     return phantom_arrays(seed, n, cache_dir, mode, size, atypical=atypical)
 
 

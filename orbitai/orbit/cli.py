@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from collections import defaultdict
 from pathlib import Path
@@ -19,6 +18,7 @@ from orbitai.cohort.runner import CohortCase, add_cohort_options, check_cohort_o
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import UserError
 from orbitai.training.launch import arguments_checked
+from orbitai.staging import strict_json
 
 #: File names that ``--out`` must not have (it takes a folder).
 VOLUME_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd", ".csv", ".json")
@@ -269,7 +269,7 @@ def run_evaluate(args) -> int:
     from orbitai.orbit.evaluate import evaluate
 
     summary = evaluate(args.manifest, args.model, Path(args.out), device=args.device, window=args.window)
-    print(json.dumps(summary["mean"], indent=2))
+    print(strict_json(summary["mean"]), end="")
     print(f"wrote {args.out}/per_case.csv, summary.csv, summary.json")
     return 0
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import Any, Optional
 
@@ -18,7 +17,7 @@ from orbitai.orbit.models import load_seg_model
 from orbitai.preprocess.checks import looks_like_ct
 from orbitai.progress import ProgressCallback, emit
 from orbitai.result import check_outputs
-from orbitai.staging import staged_folder
+from orbitai.staging import staged_folder, strict_json
 
 #: Files written into the ``--out`` folder.
 OUTPUT_FILES = ("per_case.csv", "summary.csv", "summary.json")
@@ -112,5 +111,5 @@ def evaluate(manifest: str | Path, model: str, out: Path, device: str = "auto", 
             w.writerow(["structure"] + cols)
             for s, e in summary["per_structure"].items():
                 w.writerow([s] + [f"{e.get(k, float('nan')):.4f}" for k in cols])
-        (work / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        (work / "summary.json").write_text(strict_json(summary))
     return summary

@@ -19,6 +19,7 @@ from orbitai.errors import OrbitAIError
 from orbitai.io.checksums import sha256_file
 from orbitai.io.volume import Volume
 from orbitai.scan.features import FEATURE_NAMES, describe
+from orbitai.staging import strict_json
 
 #: The questions and their answers, in the order of each ensemble's outputs.
 #: Fat suppression's third answer, None, is "no fat in view to tell" (a skull-stripped brain).
@@ -90,7 +91,7 @@ def save(ensembles: dict[str, Ensemble], meta: dict, folder: Path) -> None:
     tmp.replace(folder / "classifier.npz")
     info = dict(meta, features=FEATURE_NAMES, sha256=sha256_file(folder / "classifier.npz"),
                 questions={q: [str(a) for a in QUESTIONS[q]] for q in ensembles})
-    (folder / "classifier.json").write_text(json.dumps(info, indent=1) + "\n")
+    (folder / "classifier.json").write_text(strict_json(info, indent=1))
 
 
 @functools.lru_cache(maxsize=2)

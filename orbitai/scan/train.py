@@ -5,7 +5,6 @@ every figure of ``benchmarks/results/scan_classifier.json`` is measured. About 1
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -21,6 +20,7 @@ from orbitai.phantoms.orbit import CONTRASTS, orbit_case
 from orbitai.scan import DEFAULT_SURE
 from orbitai.scan.classifier import QUESTIONS, Ensemble, ScanClassifier, save
 from orbitai.scan.features import describe
+from orbitai.staging import strict_json
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ def train(out: Path, per_template: int = 75, test_per_template: int = 50, seed: 
               "seconds": {"render_and_describe": round(t_render, 1), "total": round(time.time() - t0, 1)}}
     if results:
         results.parent.mkdir(parents=True, exist_ok=True)
-        results.write_text(json.dumps(report, indent=1) + "\n")
+        results.write_text(strict_json(report, indent=1))
     return report
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from orbitai.arguments import (
@@ -19,6 +18,7 @@ from orbitai.cohort.runner import CohortCase, add_cohort_options, check_cohort_o
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import UserError
 from orbitai.training.launch import arguments_checked
+from orbitai.staging import strict_json
 
 #: The figure that ``predict --figure`` adds to OUT.
 FIGURE_FILE = "tao_maps.png"
@@ -188,19 +188,27 @@ def run_evaluate(args) -> int:
                      resample_masks=args.resample_masks)
     keys = ("accuracy", "precision", "sensitivity", "specificity", "f1", "auc", "auc_ci95",
             "occlusion_mass_on_eom_active_mean")
-    print(json.dumps({k: m[k] for k in keys if k in m}, indent=2, default=float))
+    print(strict_json({k: m[k] for k in keys if k in m}, default=float), end="")
     print(f"wrote {args.out}/predictions.csv, metrics.json, report.png")
     return 0
 
 
 def run_trust(args) -> int:
-    from orbitai.classify.trust import show_report
+    from orbitai.classify.trust import check_trust_inputs, show_report
     from orbitai.device import select_device
+    from orbitai.tao.data import case_label
+    from orbitai.tao.models import TAO_MODELS
     from orbitai.tao.trust import fit_tao_trust
 
+    train, validation = read_labelled_manifest(args.manifest), read_labelled_manifest(args.validation)
     test = read_labelled_manifest(args.test) if args.test else None
-    report = fit_tao_trust(args.model, read_labelled_manifest(args.manifest), read_labelled_manifest(args.validation),
-                           test, select_device(args.device), cache=Path(args.cache) if args.cache else None)
+    # a bundled model, validation cases that are training cases, too few of a class, a report over an input:
+    # refused before any file changes
+    check_trust_inputs(TAO_MODELS.find(args.model), [("--manifest", args.manifest, train),
+                                                     ("--validation", args.validation, validation),
+                                                     ("--test", args.test, test)], case_label, args.report)
+    report = fit_tao_trust(args.model, train, validation, test, select_device(args.device),
+                           cache=Path(args.cache) if args.cache else None)
     show_report(report, args.report)
     return 0
 
@@ -247,7 +255,7 @@ def run_cv(args) -> int:
     check_outputs(args.out, manifest_inputs(args.manifest, cases), cv_entries(args.folds, args.runs))
     s = cross_validate(cases, get_config(args.network), Path(args.out), args.folds,
                        args.runs, args.seed, args.epochs, select_device(args.device))
-    print(json.dumps(s["mean_sd"], indent=2))
+    print(strict_json(s["mean_sd"]), end="")
     return 0
 
 

@@ -1,7 +1,6 @@
 """Train a TAO activity classifier (paper 000 recipe) and write a model bundle."""
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import asdict, replace
@@ -20,7 +19,7 @@ from orbitai.errors import ConfigError, InputError
 from orbitai.metrics.classification import binary_classification_metrics, mean_sd
 from orbitai.models import build_model, count_parameters
 from orbitai.progress import ProgressCallback, emit
-from orbitai.staging import staged_folder, training_folder
+from orbitai.staging import staged_folder, strict_json, training_folder
 from orbitai.tao.configs import TaoConfig
 from orbitai.tao.data import EyeSamples, augment, case_label, centre_crop, prepare_eyes
 from orbitai.tao.spec import TaoInputSpec
@@ -188,5 +187,5 @@ def _cross_validate(cases: list[Case], labels: list[int], cfg: TaoConfig, out: P
     keys = ["accuracy", "precision", "sensitivity", "specificity", "f1", "auc"]
     summary = {"config": cfg.name, "folds": folds, "runs": runs, "per_fold": per_fold,
                "mean_sd": {k: list(v) for k, v in mean_sd([{k: f[k] for k in keys} for f in per_fold]).items()}}
-    (out / CV_FILES[0]).write_text(json.dumps(summary, indent=2, default=float))
+    (out / CV_FILES[0]).write_text(strict_json(summary, default=float))
     return summary

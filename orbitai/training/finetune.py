@@ -32,7 +32,7 @@ from orbitai.bundle.core import Bundle, iter_bundles, save_bundle, user_model_fo
 from orbitai.errors import InputError
 from orbitai.progress import ProgressCallback
 from orbitai.result import RESULT_FILE
-from orbitai.staging import training_folder, write_text_atomic
+from orbitai.staging import training_folder, write_json_atomic
 from orbitai.training.checkpoint import resume as resume_checkpoint
 from orbitai.training.checkpoint import save_checkpoint
 
@@ -122,7 +122,7 @@ class State:
 
     def record(self, tag: str, curve: list[float]) -> None:
         self.curves[tag] = curve
-        write_text_atomic(self.path, json.dumps({"key": self.key, "curves": self.curves}, indent=1))
+        write_json_atomic(self.path, {"key": self.key, "curves": self.curves}, indent=1)
 
 
 def cross_validate(plan: Plan, state: State, run: RunFn) -> Outcome:
@@ -311,7 +311,7 @@ def write_summary(report: FinetuneReport, folder: str | Path) -> Path:
     doc = {"model": report.bundle.name, "bundle": str(report.bundle), "base": report.base, "cases": report.cases,
            "measure": report.measure, "seconds": round(report.seconds, 1), "summary": report.summary(),
            **report.outcome.to_json()}
-    return write_text_atomic(folder / FINETUNE_SUMMARY, json.dumps(doc, indent=1))
+    return write_json_atomic(folder / FINETUNE_SUMMARY, doc, indent=1)
 
 
 def provenance(base_meta: dict[str, Any], base_name: str, name: str, case_ids: Sequence[str], recipe: Any,
