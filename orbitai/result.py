@@ -247,3 +247,58 @@ class TaskResult:
         if len(out) != n or not all(math.isfinite(v) for v in out):
             raise cls.error(f"{what} must be {n} finite numbers, got {value!r}.")
         return out
+
+
+# ------------------------------------------------------------------ a call marked "do not use" (issue 61)
+#: What a call marked "do not use" (`orbitai.classify.trust.do_not_use`, result.json's ``trust``) shows in place of
+#: the call and its probability: "not assessed: <reason>" (the CLI, both front ends' tables and status lines, the SR).
+NOT_ASSESSED = "not assessed"
+_DO_NOT_USE = ": do not use"
+
+
+def not_assessed_reason(trust: str) -> str:
+    """The reason of a "do not use" mark (``trust``, e.g. "outside what this model was made for (...): do not use"):
+    the mark without its closing ": do not use"."""
+    text = str(trust).strip()
+    return text[:-len(_DO_NOT_USE)].rstrip() if text.endswith(_DO_NOT_USE) else text
+
+
+def withhold_call(finding: dict[str, Any], probability: str) -> dict[str, Any]:
+    """The one rule of every task (issue 61): a finding of result.json (a TAO eye, the IVGC or NMOSD/MS body) whose
+    call is marked "do not use" (a non-empty ``trust``) and has a probability (key ``probability``) gets ``call``
+    null and ``reason``: why it is not assessed; the probability stays in result.json (the details), nowhere else.
+    Changes ``finding`` in place (a result written before this rule reads the same way) and returns it."""
+    if finding.get("trust") and finding.get(probability) is not None:
+        finding["call"] = None
+        finding["reason"] = not_assessed_reason(finding["trust"])
+    return finding
+
+
+def withheld(finding: dict[str, Any]) -> bool:
+    """Whether ``finding``'s call was withheld by `withhold_call` (null, with a "do not use" mark)."""
+    return finding.get("call") is None and bool(finding.get("trust"))
+
+
+def not_assessed(finding: dict[str, Any]) -> str:
+    """"not assessed: <reason>" of a withheld finding (`withheld`), else ""."""
+    if not withheld(finding):
+        return ""
+    return f"{NOT_ASSESSED}: {finding.get('reason') or not_assessed_reason(finding['trust'])}"
+
+
+def shown_call(finding: dict[str, Any], probability: str, label: str = "P", digits: int = 2) -> str:
+    """How a call reads in a summary line: "<call> (<label> = 0.86)", or "not assessed: <reason>" in place of both
+    when the call is withheld (`withhold_call`): no call and no probability."""
+    return not_assessed(finding) or f"{finding['call']} ({label} = {float(finding[probability]):.{digits}f})"
+
+
+def check_withheld(finding: dict[str, Any], where: str, error: type[ResultError] = ResultError) -> bool:
+    """Check a finding's call against the rule (`withhold_call`): a call marked "do not use" is null with a reason,
+    a null call is marked; raises ``error`` naming ``where`` otherwise. Returns whether the call is withheld."""
+    if finding.get("call") is not None:
+        if finding.get("trust"):
+            raise error(f"{where}: a call marked do not use must be null (not assessed), got {finding['call']!r}.")
+        return False
+    if not finding.get("trust") or not isinstance(finding.get("reason"), str) or not finding["reason"].strip():
+        raise error(f"{where}: call is null without a do-not-use mark ('trust') and its 'reason'.")
+    return True

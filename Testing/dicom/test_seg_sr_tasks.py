@@ -100,10 +100,11 @@ def test_neuro_sr_numbers_equal_result_json(neuro):
     for location, ml in lesions["volumes_ml"].items():
         assert numbers[("white_matter_lesions", f"Lesion volume, {location.replace('_', ' ')}")] == \
             pytest.approx(ml, rel=1e-12)
-    if "probability_nmosd" in data:
-        # the finding carries the call's trust when there is one ("P(NMOSD) - outside what ...: do not use")
-        name = "P(NMOSD)" + (f" - {data['trust']}" if data.get("trust") else "")
-        assert numbers[(name, "Probability")] == pytest.approx(data["probability_nmosd"], rel=1e-12)
+    if data.get("trust") and data.get("probability_nmosd") is not None:
+        # a call marked do not use is not assessed: no probability in the SR (issue 61; test_not_assessed_calls.py)
+        assert data["call"] is None and not any(meaning == "Probability" for _, meaning in numbers)
+    elif "probability_nmosd" in data:
+        assert numbers[("P(NMOSD)", "Probability")] == pytest.approx(data["probability_nmosd"], rel=1e-12)
     else:
         assert not any(label == "P(NMOSD)" for label, _ in numbers)
 
@@ -131,9 +132,13 @@ def test_tao_sr_has_p_active_per_eye(orbit_cases, tmp_path):
     assert dciodvfy_errors(out / "report.dcm") == []
     numbers = sr_numbers(out / "report.dcm")
     for eye in data["eyes"]:
-        # a flagged call says so in its finding's name (this phantom series' tags say: no fat suppression)
-        name = f"P(active) {eye['side']}" + (f" - {eye['trust']}" if eye.get("trust") else "")
-        assert numbers[(name, "Probability")] == pytest.approx(eye["probability_active"], rel=1e-12)
+        # a call marked do not use has no probability in the SR (this phantom series' tags say: no fat suppression;
+        # issue 61, test_not_assessed_calls.py); any other eye's equals result.json
+        if eye.get("trust"):
+            assert eye["call"] is None and not any(label.startswith(f"P(active) {eye['side']}") for label, _ in numbers)
+        else:
+            assert numbers[(f"P(active) {eye['side']}", "Probability")] == pytest.approx(eye["probability_active"],
+                                                                                         rel=1e-12)
 
 
 def test_ivgc_sr_has_p_response_with_model_and_roi_strategy(orbit_cases, tmp_path):
@@ -146,8 +151,11 @@ def test_ivgc_sr_has_p_response_with_model_and_roi_strategy(orbit_cases, tmp_pat
     data = json.loads((out / "result.json").read_text())
     assert data["files"]["dicom_sr"] == "report.dcm"
     assert dciodvfy_errors(out / "report.dcm") == []
-    assert sr_numbers(out / "report.dcm")[("P(responder)", "Probability")] == pytest.approx(data["probability"],
-                                                                                         rel=1e-12)
+    if data.get("trust"):     # a call marked do not use has no probability in the SR (issue 61)
+        assert data["call"] is None and not any(m == "Probability" for _, m in sr_numbers(out / "report.dcm"))
+    else:
+        assert sr_numbers(out / "report.dcm")[("P(responder)", "Probability")] == pytest.approx(data["probability"],
+                                                                                             rel=1e-12)
     values = {str(e.value) for e in pydicom.dcmread(out / "report.dcm").iterall() if e.keyword in
               ("TextValue", "AlgorithmName", "AlgorithmParameters")}
     values |= {v for e in pydicom.dcmread(out / "report.dcm").iterall() if e.keyword == "AlgorithmParameters"

@@ -35,6 +35,7 @@ from orbitai.mrml.jobs import JobLogic
 from orbitai.mrml.results import mark_results, refuse_other_scan
 from orbitai.mrml.tables import show_table
 from orbitai.jobs.child import write_job_input
+from orbitai.result import not_assessed, shown_call, withheld
 from orbitai.staging import strict_json
 
 #: Bundle name -> panel label of paper 001's four models (declared in `orbitai.ivgc.models`).
@@ -56,8 +57,9 @@ class IvgcOutputs:
 
     def summary(self) -> str:
         r = self.result
-        text = (f"{MODELS.get(r['model'], r['model'])} on {r['strategy']}: {r['call']} "
-                f"(P(response) = {float(r['probability']):.2f}).") + scan_text(r) + trust_text(r)
+        # a call marked do not use reads "not assessed: <reason>", without its P (issue 61)
+        text = (f"{MODELS.get(r['model'], r['model'])} on {r['strategy']}: "
+                f"{shown_call(r, 'probability', 'P(response)')}.") + scan_text(r) + trust_text(r)
         if r.get("warnings"):
             text += " Warnings: " + " ".join(r["warnings"])
         return text
@@ -178,13 +180,15 @@ class IVGCResponseLogic(JobLogic):
         read = IvgcResult.read(out_dir, geometry_of(input_node))
         r = read.data
         threshold = float(r["threshold"])
-        row = {"P(response)": float(r["probability"]), "call": r["call"], "threshold": threshold,
+        row = {"P(response)": None if withheld(r) else float(r["probability"]), "call": not_assessed(r) or r["call"],
+               "threshold": threshold,
                "model": r["model"], "kind": r.get("kind", ""), "ROI strategy": r["strategy"],
                "clinical features": "used" if r.get("clinical_used") else "not used", "trust": r.get("trust", "")}
         nodes = [table_node_from_rows(
             self.ctx, [row], name=RESULT_TABLE,
             descriptions={"P(response)": "probability that the patient responds to IVGC",
-                          "call": f"responder when P(response) >= {threshold:g}",
+                          "call": f"responder when P(response) >= {threshold:g}; not assessed (no P) when the call "
+                                  "is not to be used",
                           "ROI strategy": STRATEGIES[r["strategy"]].description,
                           "trust": "empty, or why the call is not to be used (outside the model's training data)"})]
         features = None

@@ -45,6 +45,7 @@ from orbitai.mrml.results import mark_results, refuse_other_scan
 from orbitai.mrml.segmentations import segments_volume_mm3
 from orbitai.mrml.tables import show_table
 from orbitai.neuro.models import LESION_MODELS, NEURO_MODELS
+from orbitai.result import not_assessed, shown_call, withheld
 
 #: Bundle name -> panel label of paper 003's four classifiers (declared in `orbitai.neuro.models`).
 MODELS = NEURO_MODELS.bundled
@@ -90,7 +91,7 @@ class NeuroOutputs:
         if "applies" in r:
             model = MODELS.get(r["model"], r["model"])
             if r["applies"]:
-                text += f" {model}: {r['call']} (P(NMOSD) = {float(r['probability_nmosd']):.2f})."
+                text += f" {model}: {shown_call(r, 'probability_nmosd', 'P(NMOSD)')}."   # or not assessed (#61)
             else:
                 text += f" {model} does not apply: {r['reason']}."
             text += trust_text(r)
@@ -222,7 +223,8 @@ class NeuroDifferentialLogic(JobLogic):
             outputs.probability_table = table_node_from_rows(
                 self.ctx, [probability_row(r)], name=f"{base} {PROBABILITY_TABLE}",
                 descriptions={"P(NMOSD)": "probability of NMOSD (vs multiple sclerosis) from the model",
-                              "call": f"NMOSD when P(NMOSD) >= {float(r['threshold']):g}, else MS",
+                              "call": f"NMOSD when P(NMOSD) >= {float(r['threshold']):g}, else MS; not assessed "
+                                      "(no P) when the call is not to be used",
                               "input": "the classifier's input image (lesion mask, FLAIR or FLAIR inside the lesions)",
                               "trust": "empty, or why the call is not to be used (outside the model's training "
                                        "data or its scope)"})
@@ -273,9 +275,10 @@ def table_rows(read) -> tuple[list[dict], list[dict]]:
 def probability_row(r: dict) -> dict:
     """The NMOSD/MS table's row of result.json ``r`` (a classification): P(NMOSD), P(MS) and the call, or
     'does not apply' and why."""
-    p = r.get("probability_nmosd")
+    p = None if withheld(r) else r.get("probability_nmosd")      # a call marked do not use: not assessed, no P
     return {"P(NMOSD)": float(p) if p is not None else None, "P(MS)": 1.0 - float(p) if p is not None else None,
-            "call": r["call"] if r["applies"] else "does not apply", "threshold": float(r["threshold"]),
+            "call": (not_assessed(r) or r["call"]) if r["applies"] else "does not apply",
+            "threshold": float(r["threshold"]),
             "model": MODELS.get(r["model"], r["model"]), "architecture": r["architecture"],
             "input": r["input_mode"], "reason": r.get("reason") or "", "trust": r.get("trust") or ""}
 

@@ -164,7 +164,8 @@ def scan_text(result: dict[str, Any]) -> str:
 def trust_text(result: dict[str, Any]) -> str:
     """" Do not use: <why>." when result.json's call is flagged out of distribution (issue 51), else "";
     then " Scope: <what the model assumes>." when the result states its scope."""
-    flagged = f" Do not use: {result['trust']}." if result.get("trust") else ""
+    # a call withheld for it already reads "not assessed: <reason>" (orbitai.result.not_assessed, issue 61)
+    flagged = f" Do not use: {result['trust']}." if result.get("trust") and result.get("call", "") is not None else ""
     scope = f" Scope: {result['scope']}" if result.get("scope") else ""
     return flagged + scope
 

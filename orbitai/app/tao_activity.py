@@ -35,6 +35,7 @@ from orbitai.mrml.jobs import JobLogic
 from orbitai.mrml.results import mark_results, refuse_other_scan
 from orbitai.mrml.tables import show_table
 from orbitai.jobs.child import write_job_input
+from orbitai.result import not_assessed, shown_call, withheld
 from orbitai.tao.models import TAO_MODELS
 from orbitai.tao.result import MAP_KINDS, TaoResult, TaoResultError  # noqa: F401 - TaoResultError: the contract lives in the core
 
@@ -53,8 +54,8 @@ class TaoOutputs:
     result: dict = field(default_factory=dict)         # result.json as read
 
     def summary(self) -> str:
-        eyes = ", ".join(f"{e['side']} eye {e['call']} (P = {e['probability_active']:.2f})"
-                         for e in self.result["eyes"])
+        # a call marked do not use reads "not assessed: <reason>", without its P (issue 61)
+        eyes = ", ".join(f"{e['side']} eye {shown_call(e, 'probability_active')}" for e in self.result["eyes"])
         text = f"{self.result['model']}: {eyes}." + scan_text(self.result) + trust_text(self.result)
         if self.result.get("warnings"):
             text += " Warnings: " + " ".join(self.result["warnings"])
@@ -119,12 +120,14 @@ class TAOActivityLogic(JobLogic):
         read = TaoResult.read(out_dir, geometry_of(input_node))
         result, maps = read.data, read.maps
         model = str(result.get("model", ""))
-        rows = [{"side": e["side"], "P(active)": float(e["probability_active"]), "call": e["call"],
-                 "model": model, "trust": e.get("trust", "")} for e in result["eyes"]]
+        rows = [{"side": e["side"], "P(active)": None if withheld(e) else float(e["probability_active"]),
+                 "call": not_assessed(e) or e["call"], "model": model, "trust": e.get("trust", "")}
+                for e in result["eyes"]]
         table = table_node_from_rows(
             self.ctx, rows, name=TABLE_NAME,
             descriptions={"P(active)": "probability of the active phase",
-                          "call": f"active when P(active) >= {float(result['threshold']):g}",
+                          "call": f"active when P(active) >= {float(result['threshold']):g}; not assessed (no P) "
+                                  "when the call is not to be used",
                           "trust": "empty, or why the call is not to be used (outside the model's training data)"})
         rois = []
         for e in result["eyes"]:

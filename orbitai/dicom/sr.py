@@ -26,8 +26,8 @@ from orbitai.labels import Code
 if TYPE_CHECKING:  # pragma: no cover - pydicom is imported only to write
     from pydicom import Dataset
 
-__all__ = ["PRIVATE_SCHEME", "Finding", "Measure", "orbit_findings", "private_code", "write_sr",
-           "VOLUME", "CM3", "PROBABILITY", "NO_UNITS", "PERCENT", "COUNT"]
+__all__ = ["PRIVATE_SCHEME", "Finding", "Measure", "orbit_findings", "private_code", "write_sr", "call_finding",
+           "VOLUME", "CM3", "PROBABILITY", "NO_UNITS", "PERCENT", "COUNT", "NOT_ASSESSED"]
 
 #: OrbitAI's private coding scheme designator (PS3.3 C.12.1.1.2.1: "99" starts a private scheme).
 PRIVATE_SCHEME = "99ORBITAI"
@@ -67,6 +67,22 @@ class Finding:
     evaluations: Sequence[tuple[Code, Code]] = field(default_factory=tuple)   # (concept, coded value)
 
 
+#: The coded value of a call marked "do not use" (issue 61): the finding is not assessed.
+NOT_ASSESSED = private_code("NOT-ASSESSED", "Not assessed")
+
+
+def call_finding(label: str, subject: str, finding: Code, probability: float, not_assessed: str = "",
+                 site: Code | None = None, laterality: Code | None = None) -> Finding:
+    """The measurement group of a classifier's call: ``label`` (e.g. "P(active) right") with its probability, or,
+    when the call is withheld (``not_assessed``: "not assessed: <reason>", `orbitai.result.not_assessed`), no
+    probability: ``subject`` (e.g. "TAO activity right") and the reason as its tracking identifier and ``finding``
+    evaluated as :data:`NOT_ASSESSED`."""
+    if not_assessed:
+        return Finding(f"{subject} - {not_assessed}", finding, [], site, laterality,
+                       evaluations=((finding, NOT_ASSESSED),))
+    return Finding(label, finding, [Measure(PROBABILITY, float(probability), NO_UNITS)], site, laterality)
+
+
 def orbit_findings(rows: Sequence[dict[str, Any]], segments: Sequence[SegmentDef]) -> list[Finding]:
     """The volume (cm3) of each orbit structure row, tied to its segment."""
     by_value = {s.value: s for s in segments}
@@ -102,7 +118,7 @@ def write_sr(seg: Dataset | None, segments: Sequence[SegmentDef], findings: Sequ
         evaluations = [hd.sr.QualitativeEvaluation(_coded(hd, c), _coded(hd, v)) for c, v in f.evaluations] or None
         common = dict(tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=f.label),
                       finding_type=_coded(hd, f.finding), finding_sites=[site] if site else None,
-                      algorithm_id=algorithm, measurements=measurements, qualitative_evaluations=evaluations)
+                      algorithm_id=algorithm, measurements=measurements or None, qualitative_evaluations=evaluations)
         if f.segment is not None:
             if seg is None or f.segment not in numbers:
                 raise DicomExportError(f"Finding {f.label!r} names segment {f.segment}, which the SEG does not hold.")
@@ -126,7 +142,8 @@ def write_sr(seg: Dataset | None, segments: Sequence[SegmentDef], findings: Sequ
                                      is_complete=True, series_description=description[:64])
     except (ValueError, TypeError, AttributeError) as exc:
         raise DicomExportError(f"The DICOM SR cannot be made: {exc}") from None
-    if any(c.scheme == PRIVATE_SCHEME for f in findings for c in (f.finding, *(m.name for m in f.measures))):
+    if any(c.scheme == PRIVATE_SCHEME for f in findings
+           for c in (f.finding, *(m.name for m in f.measures), *(code for pair in f.evaluations for code in pair))):
         scheme = PlainDataset()
         scheme.CodingSchemeDesignator = PRIVATE_SCHEME
         scheme.CodingSchemeName = "OrbitAI private concepts"

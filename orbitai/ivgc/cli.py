@@ -536,7 +536,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from orbitai.ivgc.predict import predict_ivgc, read_clinical
     from orbitai.ivgc.result import FEATURES_FILE, GRADCAM_FILE, dicom_report
     from orbitai.progress import emit
-    from orbitai.result import RESULT_FILE, check_outputs
+    from orbitai.result import RESULT_FILE, check_outputs, not_assessed
 
     if check_cohort_options(args, "image"):
         return _run_predict_cohort(args)
@@ -563,9 +563,10 @@ def run_predict(args: argparse.Namespace) -> int:
         print(f"warning: {w}")
     if pred.scan is not None:
         print(f"scan: {pred.scan.summary()}")
-    flag = f"  [{result.data['trust']}]" if result.data.get("trust") else ""
-    print(f"P(responder) = {pred.probability:.3f} -> {pred.call} (model {pred.model}, {pred.kind}, ROI "
-          f"{pred.strategy}, {pred.seconds:.1f} s){flag}")
+    # a call marked do not use reads "not assessed: <reason>" in place of the call and P (issue 61)
+    call = not_assessed(result.data) or f"P(responder) = {pred.probability:.3f} -> {pred.call}"
+    print(f"{call} (model {pred.model}, {pred.kind}, ROI "
+          f"{pred.strategy}, {pred.seconds:.1f} s)")
     print(f"scope: {result.data['scope']}")
     print(f"wrote {out}/{RESULT_FILE}")
     return 0

@@ -7,6 +7,9 @@
      "device": "cpu", "seconds": 3.1, "warnings": [],
      "files": {"features": "features.csv", "gradcam": "gradcam.nrrd"}}
 
+A call marked "do not use" (``trust``) is ``null`` with a ``reason`` (not assessed); ``probability`` is kept as a
+detail (`orbitai.result.withhold_call`).
+
 ``features.csv`` (``feature,value,coefficient``: the model's selected radiomics features of this
 patient, the coefficient empty where the model has none) and, for image models unless
 ``--no-gradcam``, ``gradcam.nrrd`` (float32 in [0, 1] on the input MRI's grid).
@@ -21,10 +24,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 from orbitai.dicom.export import DicomReport
-from orbitai.dicom.sr import NO_UNITS, PROBABILITY, Finding, Measure, private_code
+from orbitai.dicom.sr import call_finding, private_code
 from orbitai.errors import ResultError
 from orbitai.io import Volume, write_volume
-from orbitai.result import TaskResult
+from orbitai.result import TaskResult, check_withheld, not_assessed, withhold_call
 
 CALLS = ("non-responder", "responder")
 FEATURE_COLUMNS = ("feature", "value", "coefficient")
@@ -53,13 +56,18 @@ class IvgcResult(TaskResult):
     task = "ivgc_response"
     error = IvgcResultError
 
+    def __post_init__(self) -> None:
+        withhold_call(self.data, "probability")      # a call marked do not use is not assessed (issue 61)
+
     @property
     def probability(self) -> float:
         return float(self.data["probability"])
 
     @property
-    def call(self) -> str:
-        return str(self.data["call"])
+    def call(self) -> Optional[str]:
+        """The call, None when it is not assessed (marked do not use)."""
+        call = self.data.get("call")
+        return None if call is None else str(call)
 
     @property
     def warnings(self) -> list[str]:
@@ -86,7 +94,7 @@ class IvgcResult(TaskResult):
 
     @classmethod
     def _from_folder(cls, data: dict[str, Any], folder: Path, reference: Optional[Volume]) -> "IvgcResult":
-        check_data(data)
+        check_data(withhold_call(data, "probability"))    # an earlier result's marked call reads as not assessed
         features = read_features(cls.file_of(data, folder, "features"))
         path = cls.file_of(data, folder, "gradcam", required=False)
         gradcam = None
@@ -104,7 +112,7 @@ def check_data(data: dict[str, Any]) -> None:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= float(v) <= 1.0:
             raise IvgcResultError(f"result.json: {key} must be a number in [0, 1], got {v!r}.")
     expected = CALLS[int(float(data["probability"]) >= float(data["threshold"]))]
-    if data.get("call") != expected:
+    if not check_withheld(data, "result.json", IvgcResultError) and data.get("call") != expected:
         raise IvgcResultError(f"result.json: call must be {expected!r} for probability {data['probability']} and "
                               f"threshold {data['threshold']}, got {data.get('call')!r}.")
     for key in ("model", "kind", "strategy"):
@@ -138,9 +146,11 @@ def read_features(path: Path) -> list[FeatureValue]:
 def dicom_report(data: dict[str, Any]) -> Any:
     """What ``ivgc predict`` puts into DICOM (:mod:`orbitai.dicom.export`): an SR with P(response to intravenous
     glucocorticoids), the model as the algorithm and its kind, ROI strategy and clinical use as the algorithm's
-    parameters (no SEG: the result holds no label map). ``data`` is result.json's body; the numbers are the same."""
+    parameters (no SEG: the result holds no label map); a call marked do not use is "not assessed" there, without
+    its probability (`orbitai.dicom.sr.call_finding`). ``data`` is result.json's body; the numbers are the same."""
     response = private_code("IVGC-RESPONSE", "Response to intravenous glucocorticoids")
-    finding = Finding("P(responder)" + (f" - {data['trust']}" if data.get("trust") else ""), response, [Measure(PROBABILITY, float(data["probability"]), NO_UNITS)])
+    finding = call_finding("P(responder)", "IVGC response", response, float(data["probability"]),
+                           not_assessed(withhold_call(dict(data), "probability")))
     parameters = [f"kind: {data.get('kind', '')}", f"ROI strategy: {data.get('strategy', '')}",
                   f"clinical used: {str(bool(data.get('clinical_used'))).lower()}"]
     return DicomReport(str(data.get("model", "")), "", [finding], sr_description="OrbitAI IVGC response",

@@ -342,15 +342,17 @@ def run_predict(args: argparse.Namespace) -> int:
         return _run_cohort(args)
     from orbitai.device import run_with_fallback, select_device
     from orbitai.neuro.predict import predict_neuro
-    from orbitai.neuro.result import write_neuro_result
+    from orbitai.neuro.result import withhold_calls, write_neuro_result
     from orbitai.progress import emit
+    from orbitai.result import not_assessed
 
     out = _outputs(args)
     device = select_device(args.device)
     pred = run_with_fallback(lambda d: predict_neuro(args.flair, args.lesions, args.model, not args.no_heatmap, d,
                                                      args.lesion_model, emit, args.resample_masks,
                                                      getattr(args, "modality", None)), device)
-    write_neuro_result(out, pred.data(), pred.found.lesions, pred.found.table.lesions, pred.found.extraction.mask,
+    data = pred.data()
+    write_neuro_result(out, data, pred.found.lesions, pred.found.table.lesions, pred.found.extraction.mask,
                        pred.heatmap, flair=args.flair)
     for w in pred.found.warnings:
         print(f"warning: {w}")
@@ -359,10 +361,10 @@ def run_predict(args: argparse.Namespace) -> int:
     _print_table(pred.found)
     if pred.probability is None:
         print(f"classifier does not apply: {pred.reason}")
-    else:
-        flag = f"  [{pred.flagged}]" if pred.flagged else ""
-        print(f"P(NMOSD) = {pred.probability:.3f} -> {pred.call} (model {pred.model}, {pred.seconds:.1f} s){flag}")
-    print(f"scope: {pred.data()['scope']}")
+    else:   # a call marked do not use reads "not assessed: <reason>" in place of the call and P (issue 61)
+        call = not_assessed(withhold_calls(data)) or f"P(NMOSD) = {pred.probability:.3f} -> {pred.call}"
+        print(f"{call} (model {pred.model}, {pred.seconds:.1f} s)")
+    print(f"scope: {data['scope']}")
     print(f"wrote {out}/result.json")
     return 0
 

@@ -12,7 +12,8 @@
                "heatmap": "heatmap.nrrd"}}
 
 Without any lesion the classifier does not apply: ``"applies": false``, ``probability_nmosd`` and
-``call`` null, a ``reason`` and no heat map. ``neuro lesions`` writes the same folder without the
+``call`` null, a ``reason`` and no heat map. A call marked "do not use" (``trust``) is not assessed: ``call`` null and
+a ``reason``, ``probability_nmosd`` kept as a detail (`orbitai.result.withhold_call`). ``neuro lesions`` writes the same folder without the
 classification: no ``applies``, ``probability_nmosd``, ``call`` nor heat map.
 
 ``lesions.seg.nrrd``: segment ``white_matter_lesion`` (label 1) on the FLAIR's grid; ``lesions.csv``:
@@ -34,12 +35,12 @@ import numpy as np
 
 from orbitai.dicom.export import DicomReport, dicom_extra
 from orbitai.dicom.seg import SegmentDef
-from orbitai.dicom.sr import CM3, COUNT, NO_UNITS, PERCENT, PROBABILITY, VOLUME, Finding, Measure, private_code
+from orbitai.dicom.sr import CM3, COUNT, PERCENT, VOLUME, Finding, Measure, call_finding, private_code
 from orbitai.errors import ResultError
 from orbitai.io import Volume, VolumeError, write_volume
 from orbitai.io.segfile import LabelInfo, lesion_table, read_segmentation, write_segmentation
 from orbitai.labels import ANATOMICAL_STRUCTURE, Code
-from orbitai.result import RESULT_FILE, TaskResult
+from orbitai.result import RESULT_FILE, TaskResult, check_withheld, not_assessed, withhold_call
 
 TASK = "neuro_differential"
 #: Class names of P(NMOSD) < threshold and >= threshold.
@@ -101,6 +102,9 @@ class NeuroResult(TaskResult):
 
     task = TASK
     error = NeuroResultError
+
+    def __post_init__(self) -> None:
+        withhold_calls(self.data)       # a call marked do not use is not assessed (issue 61)
 
     # ------------------------------------------------------------------ findings
     @property
@@ -171,7 +175,7 @@ class NeuroResult(TaskResult):
     @classmethod
     def _from_folder(cls, data: dict[str, Any], folder: Path, reference: Optional[Volume]) -> "NeuroResult":
         files = data.get("files") or {}
-        check_data(data, heatmap="heatmap" in files)
+        check_data(withhold_calls(data), heatmap="heatmap" in files)   # an earlier marked call reads as not assessed
         lesions = read_mask(cls.file_of(data, folder, "lesions"), LESION_SEGMENT, reference)
         rows = read_lesion_rows(cls.file_of(data, folder, "lesion_table"))
         count = int(data["lesions"]["count"])
@@ -266,6 +270,14 @@ def check_summary(summary: Any) -> None:
                 _number(v, f"lesions.{key}.{name}")
 
 
+def withhold_calls(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` (result.json) with a classification's call marked "do not use" withheld
+    (`orbitai.result.withhold_call`; one that does not apply keeps its own reason), in place."""
+    if data.get("applies") is True:
+        withhold_call(data, "probability_nmosd")
+    return data
+
+
 def check_data(data: Mapping[str, Any], heatmap: bool = False) -> None:
     """Raise `NeuroResultError` unless result.json's findings follow the contract (see the module
     docstring); ``heatmap``: whether the folder has a heat map (only for a classification that applies)."""
@@ -305,6 +317,8 @@ def check_data(data: Mapping[str, Any], heatmap: bool = False) -> None:
     p = _number(p, "probability_nmosd", 0.0, 1.0)
     expected = CALLS[int(p >= threshold)]
     near = abs(p - threshold) <= 1e-6   # a probability rounded onto the threshold: either call
+    if check_withheld(dict(data), RESULT_FILE, NeuroResultError):
+        return
     if data.get("call") != expected and not (near and data.get("call") in CALLS):
         raise NeuroResultError(f"{RESULT_FILE}: call must be {expected!r} for probability_nmosd {p} and threshold "
                                f"{threshold}, got {data.get('call')!r}.")
@@ -392,7 +406,8 @@ def dicom_report(data: Mapping[str, Any], lesions: Volume, brain: Optional[Volum
     """What ``neuro lesions`` / ``neuro predict`` put into DICOM (:mod:`orbitai.dicom.export`): a SEG of the
     white-matter lesions and the intracranial mask, and an SR with the lesion count, total volume (cm3 = mL),
     % of intracranial volume, count and volume per location tied to the lesion segment, the intracranial
-    volume tied to its segment and, from ``neuro predict``, P(NMOSD) with its model. ``data`` is result.json's
+    volume tied to its segment and, from ``neuro predict``, P(NMOSD) with its model (a call marked do not use:
+    "not assessed", without the probability). ``data`` is result.json's
     findings; the numbers are the same."""
     summary = _plain(dict(data)["lesions"])
     lesion_type = Code("SCT", "52988006", "Lesion")
@@ -425,8 +440,9 @@ def dicom_report(data: Mapping[str, Any], lesions: Volume, brain: Optional[Volum
     lesion_model = str(data.get("lesion_source") or "lesions")
     classifier = data.get("model") if data.get("applies") is not None else None
     if classifier and data.get("probability_nmosd") is not None:
-        findings.append(Finding("P(NMOSD)" + (f" - {data['trust']}" if data.get("trust") else ""), private_code("NMOSD-VS-MS", "NMOSD versus multiple sclerosis"),
-                                [Measure(PROBABILITY, float(data["probability_nmosd"]), NO_UNITS)]))
+        findings.append(call_finding("P(NMOSD)", "NMOSD vs MS", private_code("NMOSD-VS-MS", "NMOSD versus multiple "
+                                     "sclerosis"), float(data["probability_nmosd"]),
+                                     not_assessed(withhold_calls(dict(data)))))
     labels = lesions.with_array(np.zeros(lesions.shape, np.uint8)) if segments else None
     return DicomReport(str(classifier or lesion_model), "", findings, labels, segments,
                        "OrbitAI brain and white-matter lesions", "LESIONS",

@@ -102,6 +102,7 @@ def predict_into(options: dict, image_path: str, segmentation: str | None, out: 
     from orbitai.device import run_with_fallback, select_device
     from orbitai.dicom.export import dicom_extra
     from orbitai.io import read_scan
+    from orbitai.result import not_assessed
     from orbitai.scan import scan_facts
     from orbitai.tao.predict import predict_tao
     from orbitai.tao.result import dicom_report
@@ -138,9 +139,8 @@ def predict_into(options: dict, image_path: str, segmentation: str | None, out: 
     for w in pred.warnings:
         print(f"warning: {w}")
     print(f"scan: {facts.summary()}")
-    for e in pred.to_json()["eyes"]:
-        print(f"{e['side']:<6} P(active) = {e['probability_active']:.3f} -> {e['call']}"
-              + (f"  [{e['trust']}]" if e.get("trust") else ""))
+    for e in result.data["eyes"]:      # a call marked do not use reads "not assessed: <reason>", no P (issue 61)
+        print(f"{e['side']:<6} " + (not_assessed(e) or f"P(active) = {e['probability_active']:.3f} -> {e['call']}"))
     print(f"scope: {pred.to_json()['scope']}")
     print(f"wrote {out}/result.json ({pred.seconds:.1f} s, model {pred.model})")
 

@@ -8,6 +8,9 @@
                "crop_box_ras": {"center": [..3], "size_mm": [..3], "axes": [[..3] x 3], "corners": [...]}}],
      "files": {"occlusion": "occlusion.nrrd", "gradcam": "gradcam.nrrd"}}
 
+An eye whose call is marked "do not use" (``trust``) has ``call`` null and a ``reason`` (not assessed), its
+``probability_active`` kept as a detail (`orbitai.result.withhold_call`).
+
 plus the heat maps (float32 in [0, 1] on the input's grid) that ``files`` names.
 """
 from __future__ import annotations
@@ -21,7 +24,7 @@ import numpy as np
 from orbitai.errors import ResultError
 from orbitai.io import Volume, write_volume
 from orbitai.labels import LEFT, RIGHT, Code
-from orbitai.result import TaskResult
+from orbitai.result import TaskResult, check_withheld, not_assessed, withhold_call
 
 #: Heat-map kinds: file stem -> display name.
 MAP_KINDS = {"occlusion": "occlusion", "gradcam": "Grad-CAM"}
@@ -40,6 +43,9 @@ class TaoResult(TaskResult):
 
     task = "tao_activity"
     error = TaoResultError
+
+    def __post_init__(self) -> None:
+        withhold_calls(self.data)
 
     @property
     def model(self) -> str:
@@ -66,7 +72,7 @@ class TaoResult(TaskResult):
 
     @classmethod
     def _from_folder(cls, data: dict[str, Any], folder: Path, reference: Optional[Volume]) -> "TaoResult":
-        check_eyes(data)
+        check_eyes(withhold_calls(data))    # an earlier result's marked call reads as not assessed too
         data.setdefault("threshold", 0.5)
         maps: dict[str, Volume] = {}
         for kind in MAP_KINDS:
@@ -74,6 +80,15 @@ class TaoResult(TaskResult):
             if path is not None:
                 maps[kind] = cls.read_map(path, f"{kind} map", reference)
         return cls(data, maps)
+
+
+def withhold_calls(result: dict[str, Any]) -> dict[str, Any]:
+    """``result`` with each eye's call marked "do not use" withheld (`orbitai.result.withhold_call`), in place."""
+    eyes = result.get("eyes")
+    for e in eyes if isinstance(eyes, list) else []:
+        if isinstance(e, dict):
+            withhold_call(e, "probability_active")
+    return result
 
 
 def check_eyes(result: dict[str, Any]) -> None:
@@ -96,7 +111,7 @@ def check_eyes(result: dict[str, Any]) -> None:
         p = e.get("probability_active")
         if not isinstance(p, (int, float)) or not 0.0 <= float(p) <= 1.0:
             raise TaoResultError(f"{where}: probability_active must be in [0, 1], got {p!r}.")
-        if e.get("call") not in ("active", "inactive"):
+        if not check_withheld(e, where, TaoResultError) and e.get("call") not in ("active", "inactive"):
             raise TaoResultError(f"{where}: call must be 'active' or 'inactive', got {e.get('call')!r}.")
         box = e.get("crop_box_ras")
         if not isinstance(box, dict):
@@ -119,16 +134,15 @@ def _vec(value: Any, n: int, what: str) -> list[float]:
 
 def dicom_report(data: dict[str, Any]) -> Any:
     """What ``tao predict`` puts into DICOM (:mod:`orbitai.dicom.export`): an SR with P(active) of each eye, its
-    side the finding site's laterality, the model as the algorithm (no SEG: the result holds no label map); a flagged
-    eye's finding names why it is not to be used.
-    ``data`` is result.json's body; the numbers are the same."""
+    side the finding site's laterality, the model as the algorithm (no SEG: the result holds no label map); an eye
+    whose call is marked do not use has no probability there: its finding is "not assessed" with the reason
+    (`orbitai.dicom.sr.call_finding`). ``data`` is result.json's body; the numbers are the same."""
     from orbitai.dicom.export import DicomReport
-    from orbitai.dicom.sr import NO_UNITS, PROBABILITY, Finding, Measure, private_code
+    from orbitai.dicom.sr import call_finding, private_code
 
     active = private_code("TAO-ACTIVE", "Active thyroid-associated ophthalmopathy")
-    # a call outside the model's training data says so in its tracking identifier (issue 51)
-    findings = [Finding(f"P(active) {e['side']}" + (f" - {e['trust']}" if e.get("trust") else ""), active, [Measure(PROBABILITY, float(e["probability_active"]),
-                                                                    NO_UNITS)],
-                        Code("SCT", "81745001", "Eye"), LEFT if e["side"] == "left" else RIGHT)
+    findings = [call_finding(f"P(active) {e['side']}", f"TAO activity {e['side']}", active,
+                             float(e["probability_active"]), not_assessed(withhold_call(dict(e), "probability_active")),
+                             Code("SCT", "81745001", "Eye"), LEFT if e["side"] == "left" else RIGHT)
                 for e in data["eyes"]]
     return DicomReport(str(data.get("model", "")), "", findings, sr_description="OrbitAI TAO activity")
