@@ -31,11 +31,12 @@ import SimpleITK as sitk
 import torch
 from monai.losses import DiceCELoss
 
-from orbitai.bundle.core import Bundle
+from orbitai.bundle.core import Bundle, refuse_package_folder
 from orbitai.cohort.manifest import Case
 from orbitai.cohort.splits import kfold_split
 from orbitai.errors import InputError
 from orbitai.io import Volume
+from orbitai.labels import LABEL_BY_NAME
 from orbitai.metrics.segmentation import lesion_metrics
 from orbitai.neuro import lesionseg_train as lt
 from orbitai.neuro.anatomy import check_flair, extract_brain
@@ -45,7 +46,8 @@ from orbitai.neuro.predict import read_flair, read_lesions
 from orbitai.neuro.seg_configs import brain_stats
 from orbitai.progress import ProgressCallback, emit
 from orbitai.training import finetune as plan_runner
-from orbitai.training.finetune import FinetuneReport, Plan, Tick, finetune_and_install, ticker, train_steps
+from orbitai.training.finetune import (FinetuneReport, Plan, Tick, finetune_and_install, read_label_values, ticker,
+                                      train_steps, whole_values, work_folder)
 
 log = logging.getLogger(__name__)
 
@@ -114,11 +116,39 @@ def prepare_case(case_id: str, flair: Volume, lesions: Volume, brain: Volume, se
     return LesionCase(case_id, flair, brain, lesions, lt.case_from_arrays(arrays, seed))
 
 
+#: The lesion scheme: 0 no lesion, 1 lesion.
+LESION_VALUES = (0, 1)
+#: Names of other tasks' structures (the orbit scheme's), which a lesion segmentation's segments never bear.
+_OTHER_STRUCTURES = frozenset(LABEL_BY_NAME) | {lab.structure for lab in LABEL_BY_NAME.values()}
+
+
+def check_lesion_labels(case: Case) -> None:
+    """Refuse in one line (naming the case) a lesion segmentation that cannot teach the lesion network: values
+    other than 0 (no lesion) and 1 (lesion), whatever their sign (a fraction, a negative mark, another task's
+    label map), or a ``.seg.nrrd`` whose segments are named as another task's structures (an orbit segmentation)."""
+    values, names = read_label_values(case)
+    name = Path(case.segmentation or "").name
+    scheme = "the lesion scheme (0 no lesion, 1 lesion)"
+    present = whole_values(values, case.case_id, name, scheme)
+    outside = [v for v in present if v not in LESION_VALUES]
+    if outside:
+        raise InputError(f"Case {case.case_id}: the lesion segmentation {name} holds label values outside {scheme}: "
+                         f"{', '.join(map(str, outside[:5]))}; mark every lesion voxel 1 and everything else 0 (a "
+                         "map of several labels, e.g. an orbit segmentation, is not a lesion map).")
+    other = sorted(n for v, n in names.items() if v in present and v != 0
+                   and "_".join(n.lower().replace("-", " ").split()) in _OTHER_STRUCTURES)
+    if other:
+        raise InputError(f"Case {case.case_id}: the segment {other[0]!r} of {name} is an orbit structure, not a "
+                         "lesion: give the FLAIR's corrected lesion segmentation.")
+
+
 def read_case(case: Case, seed: int = 0) -> LesionCase:
-    """A manifest row (FLAIR, lesion segmentation on its grid) read and prepared as `neuro lesions` reads a FLAIR."""
+    """A manifest row (FLAIR, lesion segmentation on its grid) read and prepared as `neuro lesions` reads a FLAIR;
+    a segmentation that cannot teach is refused first (`check_lesion_labels`)."""
     if case.segmentation is None:
         raise InputError(f"Case {case.case_id} has no lesion segmentation: fine-tuning learns from corrected "
                          "segmentations; give one per case (the manifest's 'segmentation' column).")
+    check_lesion_labels(case)
     flair, _ = read_flair(case.image)
     check_flair(flair)
     lesions = read_lesions(case.segmentation, flair, case_id=case.case_id)
@@ -151,17 +181,25 @@ def _fingerprint(cases: Sequence[LesionCase], bundle: Bundle, recipe: LesionReci
     return h.hexdigest()
 
 
-def finetune_lesions(cases: Sequence[LesionCase], out: str | Path, base: Optional[str] = None,
+def finetune_lesions(cases: Sequence[LesionCase], out: str | Path, base: Optional[str | Bundle] = None,
                      recipe: LesionRecipe = LesionRecipe(), device: str | torch.device = "cpu", resume: bool = True,
                      progress: Optional[ProgressCallback] = None, overwrite: bool = False) -> FinetuneReport:
-    """Fine-tune ``base`` (a lesion bundle name or folder; default the bundled one) on ``cases`` and install the
-    result at ``out`` (see `orbitai.training.finetune` for the plan, resume and cancel)."""
+    """Fine-tune ``base`` (a lesion bundle, or its name or folder; default the bundled one) on ``cases`` and install
+    the result at ``out``, never in the bundled models' folder (see `orbitai.training.finetune` for the plan, resume
+    and cancel); cases of which none marks a lesion are refused."""
     t0 = time.perf_counter()
     if not cases:
         raise InputError("Fine-tuning needs at least one FLAIR with its corrected lesion segmentation.")
-    bundle = lesion_bundle(base)
+    if not any(np.any(c.training.label) for c in cases):
+        raise InputError(f"No lesion is marked in the lesion segmentation of case(s) "
+                         f"{', '.join(c.case_id for c in cases[:5])}{' ...' if len(cases) > 5 else ''} (inside the "
+                         "brain): fine-tuning learns lesions from corrected lesion maps; give at least one with its "
+                         "lesions marked 1.")
+    bundle = base if isinstance(base, Bundle) else lesion_bundle(base)
     pp = bundle_postprocess(bundle)
     out = Path(out)
+    refuse_package_folder(out)
+    work = work_folder(out)
     plan = recipe.plan(len(cases))
     progress = progress or (lambda d, t, m: emit(d, t, m))
     device = torch.device(device)
@@ -170,24 +208,25 @@ def finetune_lesions(cases: Sequence[LesionCase], out: str | Path, base: Optiona
         progress(0, plan.total_steps(), f"rendering {recipe.replay_cases} phantom(s) of the base's training data")
         replay = replay_cases(recipe.replay_seed, recipe.replay_cases)
     tick = ticker(plan, progress)
-    work = out.parent / f".{out.name}-finetune"
+    key = _fingerprint(cases, bundle, recipe)
 
     def run(tag: str, tr: Sequence[int], va: Sequence[int], steps: int, eval_steps: Sequence[int]) -> list[float]:
         return _train_run(tag, [cases[i] for i in tr], [cases[i] for i in va], steps, eval_steps, recipe, bundle,
-                          pp, replay, device, work, resume, tick)[1]
+                          pp, replay, device, work, resume, tick, key)[1]
 
     training = (f"{recipe.replay_share:.0%} of the draws from {recipe.replay_cases} phantoms with real lesion maps "
                 f"on real training brains (seeds {recipe.replay_seed}+)" if replay else "")
     return finetune_and_install(
-        plan, work, _fingerprint(cases, bundle, recipe), resume, run,
+        plan, work, key, resume, run,
         lambda steps: _train_run("final", list(cases), [], steps, [], recipe, bundle, pp, replay, device, work,
-                                 resume, tick)[0],
+                                 resume, tick, key)[0],
         bundle, out, [c.case_id for c in cases], recipe, training, MEASURE, "lesion_score", overwrite, progress, t0)
 
 
 def _train_run(tag: str, tr: list[LesionCase], va: list[LesionCase], steps: int, eval_steps: Sequence[int],
                recipe: LesionRecipe, bundle: Bundle, pp: Postprocess, replay: Sequence[lt.Case],
-               device: torch.device, work: Path, resume: bool, tick: Tick) -> tuple[torch.nn.Module, list[float]]:
+               device: torch.device, work: Path, resume: bool, tick: Tick, key: str = ""
+               ) -> tuple[torch.nn.Module, list[float]]:
     """One run from the base's weights: ``steps`` steps on ``tr`` (and the replay phantoms), the mean held-out
     score of ``va`` at ``eval_steps``; checkpoints as `orbitai.training.finetune.train_steps` keeps them."""
     model = bundle.load_model(device).train()
@@ -214,7 +253,7 @@ def _train_run(tag: str, tr: list[LesionCase], va: list[LesionCase], steps: int,
         return float(np.mean([case_score(m, c, pp, device) for c in va]))
 
     curve = train_steps(tag, model, opt, steps, eval_steps, recipe.eval_every, step_loss, score if va else None,
-                        work, resume, tick)
+                        work, resume, tick, key)
     return model, curve
 
 

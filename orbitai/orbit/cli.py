@@ -238,7 +238,7 @@ def run_predict(args) -> int:
         if len(parts) > len(root.parts) + 1 and parts[:len(root.parts)] == root.parts:
             inside[folder_key(parts[len(root.parts)])].append(image)
     single = len(cases) == 1 and not args.manifest
-    out = check_outputs(args.out, [cases[0][1]], _case_files()) if single else None   # --out = the input: named
+    out = check_outputs(args.out, [cases[0][1]], _case_files(), task="segmentation") if single else None   # --out = the input: named
     if Path(args.out).name.lower().endswith(VOLUME_SUFFIXES):
         raise UserError(f"--out takes a folder (OUT/segmentation.seg.nrrd, volumes.csv and result.json are "
                         f"written there); got the file name {args.out}.")
@@ -338,32 +338,37 @@ def run_configs(args) -> int:
 
 def run_finetune(args) -> int:
     """``seg finetune``: the recipe of `orbitai.orbit.finetune` over a manifest, installed as a new bundle."""
+    from orbitai.bundle.core import refuse_package_folder
     from orbitai.cohort.manifest import read_manifest
     from orbitai.device import select_device
     from orbitai.orbit.finetune import FINETUNE_SUMMARY, Recipe, finetune, out_folder, with_settings
     from orbitai.orbit.models import SEG_MODELS
     from orbitai.result import check_outputs
+    from orbitai.training.finetune import work_folder
 
     settings = check_finetune_options(args)
     cases = read_manifest(args.manifest)
     base = SEG_MODELS.find(args.base or "MR")
     out = out_folder(base.name, args.name, args.out)
+    refuse_package_folder(out)
+    work_folder(out)
     inputs = [args.manifest, *(p for c in cases for p in (c.image, c.segmentation))]
     check_outputs(out, inputs, beside=(f".{out.name}-finetune",), bundle="segmentation", overwrite=args.overwrite)
     if args.summary:
         check_outputs(args.summary, inputs, (FINETUNE_SUMMARY,))
     recipe = with_settings(Recipe(), **settings)
-    return finetune(cases, out, base.name, recipe, select_device(args.device), resume=not args.no_resume,
+    return finetune(cases, out, base, recipe, select_device(args.device), resume=not args.no_resume,
                     overwrite=args.overwrite).tell(args.summary)
 
 
 def run_rank(args) -> int:
     """``seg rank``: the scans most worth correcting first, into OUT/ranking.csv."""
     import csv
+    import dataclasses
     import io
 
     from orbitai.device import select_device
-    from orbitai.orbit.rank import rank_scans
+    from orbitai.orbit.rank import Ranked, rank_scans
     from orbitai.orbit.result import RANKING_FILE
     from orbitai.progress import emit
     from orbitai.result import check_outputs
@@ -382,8 +387,16 @@ def run_rank(args) -> int:
     for _, image in scans:
         if not Path(image).exists():
             raise FileNotFoundError(2, "No such file or directory", image)
+    columns = [f.name for f in dataclasses.fields(Ranked)]
+
+    def earlier_ranking(folder: Path) -> bool:     # a ranking.csv is replaced only when it is an earlier ranking
+        try:
+            with (folder / RANKING_FILE).open(newline="", encoding="utf-8") as f:
+                return next(csv.reader(f), None) == columns
+        except (OSError, UnicodeDecodeError, csv.Error):
+            return False
     out = check_outputs(args.out, [i for _, i in scans] + ([args.manifest] if args.manifest else []),
-                        (RANKING_FILE,))
+                        (RANKING_FILE,), earlier=earlier_ranking)
     ranked = rank_scans(scans, args.model, str(select_device(args.device)), progress=emit)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(ranked[0].to_row()))

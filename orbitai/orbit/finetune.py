@@ -27,19 +27,21 @@ import numpy as np
 import torch
 from monai.transforms import RandAdjustContrast, RandBiasField
 
-from orbitai.bundle.core import Bundle, user_model_folder
+from orbitai.bundle.core import Bundle, refuse_package_folder, user_model_folder
 from orbitai.cohort.manifest import Case
 from orbitai.cohort.splits import kfold_split
 from orbitai.engine.inference import SegSpec
 from orbitai.errors import InputError
-from orbitai.io.checksums import sha256_file
+from orbitai.io.checksums import sha256_input
+from orbitai.labels import ORBIT_LABELS
 from orbitai.orbit.configs import SegConfig
 from orbitai.orbit.models import SEG_MODELS
 from orbitai.orbit.synth import SynthPool, patch_window
 from orbitai.orbit.train import Prepared, augment, loss_fn, prepare, validate
 from orbitai.progress import ProgressCallback, emit
 from orbitai.training import finetune as plan_runner
-from orbitai.training.finetune import FinetuneReport, Plan, Tick, finetune_and_install, ticker, train_steps
+from orbitai.training.finetune import (FinetuneReport, Plan, Tick, check_distinct_cases, finetune_and_install,
+                                      read_label_values, ticker, train_steps, whole_values, work_folder)
 
 log = logging.getLogger(__name__)
 
@@ -117,11 +119,56 @@ def _fingerprint(cases: Sequence[Case], bundle: Bundle, recipe: Recipe) -> str:
     run), the base's weights and the recipe."""
     h = hashlib.sha256()
     for c in cases:
-        h.update(f"{c.case_id}|{sha256_file(c.image)}|{sha256_file(c.segmentation) if c.segmentation else ''}\n"
+        h.update(f"{c.case_id}|{sha256_input(c.image)}|{sha256_input(c.segmentation) if c.segmentation else ''}\n"
                  .encode())
     h.update(str(bundle.metadata.get("weights_sha256", bundle.path)).encode())
     h.update(repr(asdict(recipe)).encode())
     return h.hexdigest()
+
+
+def _segment_name(name: str) -> str:
+    """A segment's name as the orbit scheme writes it ("Eyeball left" -> "eyeball_left")."""
+    return "_".join(name.strip().lower().replace("-", " ").split())
+
+
+def check_labels(case: Case) -> None:
+    """Refuse in one line (naming the case) a segmentation that cannot teach an orbit model, before any image is
+    resampled: values that are not whole numbers of the orbit scheme (0..16, whatever their sign), or a
+    ``.seg.nrrd`` whose segments' names are not the orbit structures of their values (another task's labels)."""
+    values, names = read_label_values(case)
+    name = Path(case.segmentation or "").name
+    scheme = "the orbit scheme"
+    present = whole_values(values, case.case_id, name, scheme)
+    top = max(ORBIT_LABELS)
+    outside = [v for v in present if v < 0 or v > top]
+    if outside:
+        raise InputError(f"Case {case.case_id}: the segmentation {name} holds label values outside {scheme} "
+                         f"({', '.join(map(str, outside[:5]))}; it numbers 1 {ORBIT_LABELS[1].name} to {top} "
+                         f"{ORBIT_LABELS[top].name}, 0 background): it is not an orbit segmentation.")
+    for value, segment in sorted(names.items()):
+        if value == 0 or value not in present:      # an empty segment says nothing
+            continue
+        want = ORBIT_LABELS.get(value)
+        if want is None or _segment_name(segment) != want.name:
+            raise InputError(f"Case {case.case_id}: the segment {segment!r} of {name} (label value {value}) is not "
+                             f"an orbit structure of {scheme} (value {value} is {want.name if want else 'none'}); "
+                             "give an orbit segmentation whose segments are named as the orbit structures "
+                             "(eyeball_left, optic_nerve_left, ...): another task's labels cannot teach it.")
+
+
+def check_prepared(p: Prepared, structures: Sequence[str], patch: Sequence[int], spacing: Sequence[float]) -> None:
+    """Refuse in one line a prepared case without any of the model's ``structures`` or whose image is smaller
+    than the training ``patch`` (voxels at ``spacing`` mm): neither can teach it."""
+    if not np.any(p.classes):
+        raise InputError(f"Case {p.case_id}: the segmentation marks none of the model's structures "
+                         f"({', '.join(structures)}): an empty label map cannot teach it; give the corrected "
+                         "segmentation of a scan that shows the orbits.")
+    have = sorted(float(n * s) for n, s in zip(p.image.shape, spacing))
+    need = sorted(float(n * s) for n, s in zip(patch, spacing))
+    if any(h + 1e-3 < n for h, n in zip(have, need)):
+        raise InputError(f"Case {p.case_id}: the image covers {' x '.join(f'{x:.0f}' for x in have)} mm, less than "
+                         f"the training patch ({' x '.join(f'{x:.0f}' for x in need)} mm): it cannot show an orbit "
+                         "with its surroundings; give the whole scan, not a crop.")
 
 
 def mean_dice(model: torch.nn.Module, cases: Sequence[Prepared], cfg: SegConfig, device) -> float:
@@ -129,12 +176,14 @@ def mean_dice(model: torch.nn.Module, cases: Sequence[Prepared], cfg: SegConfig,
     return float(np.mean(list(validate(model, list(cases), cfg, device).values())))
 
 
-def finetune(cases: Sequence[Case], out: str | Path | None = None, base: Optional[str] = None,
+def finetune(cases: Sequence[Case], out: str | Path | None = None, base: Optional[str | Bundle] = None,
              recipe: Recipe = Recipe(), device: str | torch.device = "cpu", resume: bool = True,
              progress: Optional[ProgressCallback] = None, overwrite: bool = False,
              replay: Optional[SynthPool] = None) -> FinetuneReport:
-    """Fine-tune ``base`` (a bundle name or folder; default: the bundled MRI model) on ``cases`` (image +
-    segmentation each) and install the result at ``out`` (default: ``<user model folder>/<base>_ft``).
+    """Fine-tune ``base`` (a bundle, or a bundle name or folder; default: the bundled MRI model) on ``cases`` (image
+    + segmentation each) and install the result at ``out`` (default: ``<user model folder>/<base>_ft``; never in the
+    bundled models' folder). Cases that cannot teach are refused in one line before any training
+    (`check_distinct_cases`, `check_labels`, `check_prepared`).
 
     ``replay`` is the phantom pool to mix in (built from the recipe when None; a benchmark shares one)."""
     t0 = time.perf_counter()
@@ -144,39 +193,48 @@ def finetune(cases: Sequence[Case], out: str | Path | None = None, base: Optiona
     if missing:
         raise InputError(f"Case(s) {', '.join(missing[:5])} have no segmentation: fine-tuning learns from corrected "
                          "segmentations; give one per case (the manifest's 'segmentation' column).")
-    bundle = SEG_MODELS.find(base or "MR")
-    spec = SegSpec.from_metadata(bundle.metadata)
+    bundle = base if isinstance(base, Bundle) else SEG_MODELS.find(base or "MR")   # the folder given, never
+    spec = SegSpec.from_metadata(bundle.metadata)                                     # a namesake on the path
     cfg = _config(spec, bundle, recipe)
     out = Path(out) if out else user_model_folder() / f"{bundle.name}_ft"
+    refuse_package_folder(out)
+    work = work_folder(out)
+    check_distinct_cases(cases)
+    for c in cases:
+        check_labels(c)
     plan = recipe.plan(len(cases))
     progress = progress or (lambda d, t, m: emit(d, t, m))
     device = torch.device(device)
     progress(0, plan.total_steps(), f"preparing {len(cases)} case(s)")
     data = prepare(list(cases), cfg)
+    patch = tuple(min(a, b) for a, b in zip(recipe.patch, spec.patch_dhw))
+    for p in data:
+        check_prepared(p, spec.structures, patch, spec.spacing)
     if replay is None and recipe.replay_share > 0:
         replay = SynthPool.build(spec, anatomies=recipe.replay_anatomies, seed=recipe.seed + 7700, templates=(0,),
                                  fov_edge=0.2, progress=lambda d, t, m: progress(0, plan.total_steps(), m))
-    work = out.parent / f".{out.name}-finetune"
     tick = ticker(plan, progress)
+    key = _fingerprint(cases, bundle, recipe)
 
     def run(tag: str, tr: Sequence[int], va: Sequence[int], steps: int, eval_steps: Sequence[int]) -> list[float]:
         return _train_run(tag, [data[i] for i in tr], [data[i] for i in va], steps, eval_steps, cfg, recipe,
-                          bundle, replay, device, work, resume, tick)[1]
+                          bundle, replay, device, work, resume, tick, key)[1]
 
     training = (f"{recipe.replay_share:.0%} of the patches from {recipe.replay_anatomies} deformed atlas heads of "
                 "random contrast" if recipe.replay_share > 0 else "")
     return finetune_and_install(
-        plan, work, _fingerprint(cases, bundle, recipe), resume, run,
+        plan, work, key, resume, run,
         lambda steps: _train_run("final", list(data), [], steps, [], cfg, recipe, bundle, replay, device, work, resume,
-                                 tick)[0],
+                                 tick, key)[0],
         bundle, out, [c.case_id for c in cases], recipe, training, MEASURE, "dice", overwrite, progress, t0)
 
 
 def _train_run(tag: str, tr: list[Prepared], va: list[Prepared], steps: int, eval_steps: Sequence[int],
                cfg: SegConfig, recipe: Recipe, bundle: Bundle, replay: Optional[SynthPool], device: torch.device,
-               work: Path, resume: bool, tick: Tick) -> tuple[torch.nn.Module, list[float]]:
+               work: Path, resume: bool, tick: Tick, key: str = "") -> tuple[torch.nn.Module, list[float]]:
     """One run from the base's weights: ``steps`` steps on ``tr``, the mean Dice of ``va`` at ``eval_steps``;
-    a checkpoint every ``recipe.eval_every`` steps (a rerun of the same tag goes on from it)."""
+    a checkpoint every ``recipe.eval_every`` steps (a rerun of the same tag and ``key``, the run's fingerprint, goes
+    on from it)."""
     model = bundle.load_model(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
     patch = tuple(min(a, b) for a, b in zip(recipe.patch, cfg.spec.patch_dhw))
@@ -198,7 +256,8 @@ def _train_run(tag: str, tr: list[Prepared], va: list[Prepared], steps: int, eva
         return loss_fn(model(x), y, cfg.spec.n_classes + 1, "ce_dice")
 
     score = (lambda m: mean_dice(m, va, cfg, device)) if va else None
-    curve = train_steps(tag, model, opt, steps, eval_steps, recipe.eval_every, step_loss, score, work, resume, tick)
+    curve = train_steps(tag, model, opt, steps, eval_steps, recipe.eval_every, step_loss, score, work, resume, tick,
+                        key)
     return model, curve
 
 

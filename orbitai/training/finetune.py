@@ -10,7 +10,10 @@ A task (``orbitai/orbit/finetune.py``) supplies how one run trains and scores; t
    folder (``~/.orbitai/models``, on the bundle search path): never over the bundled model.
 3. **Resume.** Each finished fold's curve is kept in ``state.json`` and the running one's weights in a checksummed
    checkpoint (``orbitai.training.checkpoint``) every ``eval_every`` steps, in a work folder beside the output;
-   the same command after a cancel goes on where it stopped, and a success removes the folder.
+   the same command after a cancel goes on where it stopped, and a success removes the folder. Both carry the
+   run's fingerprint (the inputs' checksums, the base's weights, the recipe): a checkpoint of other inputs is
+   never resumed. The work folder holds a marker file (:data:`WORK_MARKER`); a folder of that name without it is
+   the user's, and is refused, never written into or removed.
 
 Why here and not MONAI Label's trainer: MONAI Label fine-tunes inside its server with a GPU in mind and knows
 nothing of a phantom replay set or of a base to beat; the loop itself is a dozen lines.
@@ -29,7 +32,10 @@ import numpy as np
 import torch
 
 from orbitai.bundle.core import Bundle, iter_bundles, save_bundle, user_model_folder
+from orbitai.cohort.manifest import Case
 from orbitai.errors import InputError
+from orbitai.io import VolumeError, read_volume
+from orbitai.io.checksums import sha256_input
 from orbitai.progress import ProgressCallback
 from orbitai.result import RESULT_FILE
 from orbitai.staging import training_folder, write_json_atomic
@@ -138,6 +144,61 @@ def cross_validate(plan: Plan, state: State, run: RunFn) -> Outcome:
     return choose_stop(plan, curves)
 
 
+# --------------------------------------------------------------- what cannot teach: refused before any training
+def check_distinct_cases(cases: Sequence[Case], what: str = "image") -> None:
+    """Refuse in one line two cases with one image (the same checksum: a case trained on would be held out and
+    scored too) and a segmentation that is its own image (``what``: the image in words, e.g. "FLAIR")."""
+    seen: dict[str, str] = {}
+    for c in cases:
+        if not Path(c.image).exists():
+            raise InputError(f"Case {c.case_id}: the {what} {c.image} does not exist.")
+        digest = sha256_input(c.image)
+        if digest in seen:
+            raise InputError(f"Cases {seen[digest]} and {c.case_id} have the same {what} (one checksum): a case "
+                             "would be trained on and scored as held out; give each scan once.")
+        seen[digest] = c.case_id
+        seg = c.segmentation
+        if seg is not None and Path(seg).is_file() and sha256_input(seg) == digest:
+            raise InputError(f"Case {c.case_id}: the segmentation {Path(seg).name} is the {what} itself; give the "
+                             "corrected segmentation (a label map or .seg.nrrd) in the manifest's 'segmentation' "
+                             "column.")
+
+
+def read_label_values(case: Case) -> tuple[np.ndarray, dict[int, str]]:
+    """The distinct values of ``case``'s segmentation as stored (no rounding) and, for a ``.seg.nrrd``, its
+    segments' names by label value ({} for a plain label map); unreadable: one line naming the case."""
+    path = Path(case.segmentation or "")
+    if not path.is_file():
+        raise InputError(f"Case {case.case_id}: the segmentation {path} does not exist.")
+    try:
+        vol = read_volume(path, keep_metadata=True)
+    except VolumeError as exc:
+        raise InputError(f"Case {case.case_id}: the segmentation {path.name}: {exc}") from None
+    meta = vol.metadata
+    names: dict[int, str] = {}
+    n = 0
+    while f"Segment{n}_ID" in meta:
+        try:
+            value = int(meta.get(f"Segment{n}_LabelValue", str(n + 1)))
+        except ValueError:
+            value = n + 1
+        names[value] = meta.get(f"Segment{n}_Name", meta[f"Segment{n}_ID"]).strip()
+        n += 1
+    return np.unique(np.asarray(vol.array)), names
+
+
+def whole_values(values: np.ndarray, case_id: str, name: str, scheme: str) -> list[int]:
+    """``values`` as whole numbers, or one line naming the case: a label map holds whole label values
+    (``scheme``: the task's values in words); one of fractions (scaled, or an image) cannot teach."""
+    v = np.asarray(values, np.float64)
+    if not np.all(np.isfinite(v)) or np.any(v != np.round(v)):
+        frac = [f"{x:g}" for x in v[~np.isfinite(v) | (v != np.round(v))][:3]]
+        raise InputError(f"Case {case_id}: the segmentation {name} holds values that are not whole label values "
+                         f"({', '.join(frac)}): it is not a label map of {scheme} (scaled, or an image?); give "
+                         "the corrected segmentation as saved by Slicer or the browser.")
+    return [int(x) for x in v]
+
+
 #: Progress of one run: (run tag, step, message).
 Tick = Callable[[str, int, str], None]
 T = TypeVar("T")
@@ -160,12 +221,36 @@ def ticker(plan: Plan, progress: ProgressCallback) -> Tick:
     return tick
 
 
+#: The file that marks a fine-tuning's work folder as made by OrbitAI (only such a folder is resumed or removed).
+WORK_MARKER = ".orbitai-finetune-work"
+
+
+def work_folder(out: str | Path) -> Path:
+    """The work folder of a fine-tuning into ``out``: ``.<name>-finetune`` beside it (`check_work_folder`)."""
+    out = Path(out)
+    return check_work_folder(out.parent / f".{out.name}-finetune")
+
+
+def check_work_folder(work: Path) -> Path:
+    """``work``, refused in one line when a folder (or file) of that name exists that an OrbitAI fine-tuning did
+    not make (no :data:`WORK_MARKER` in it): such a folder is never written into nor removed."""
+    if (work.exists() or work.is_symlink()) and (work.is_symlink() or not (work / WORK_MARKER).is_file()):
+        raise InputError(f"{work} already exists and was not made by an OrbitAI fine-tuning (it has no "
+                         f"{WORK_MARKER}), but a fine-tuning keeps its work there. Move that folder away, or "
+                         "choose another --out or --name (nothing of yours is written into or removed).")
+    return work
+
+
 def run_plan(plan: Plan, work: Path, fingerprint: str, resume: bool, run: RunFn,
              final: Callable[[Outcome], T]) -> tuple[Outcome, T]:
     """Cross-validate (finished folds read back from ``work``), then ``final(outcome)`` (the run on every case and
-    the installed bundle). ``work`` is removed on success and kept, with its checkpoint, on failure or cancel."""
+    the installed bundle). ``work`` is removed on success and kept, with its checkpoint, on failure or cancel;
+    a ``work`` folder without :data:`WORK_MARKER` is refused (`check_work_folder`)."""
+    check_work_folder(work)
     with training_folder(work, checkpoint=("checkpoint.pt", "state.json"), finished=lambda: True):
         work.mkdir(parents=True, exist_ok=True)
+        (work / WORK_MARKER).write_text("made by an OrbitAI fine-tuning; removed when it succeeds\n",
+                                        encoding="utf-8")
         state = State(work, plan, fingerprint)
         if state.stale or not resume:      # another run's checkpoint must not start this one
             (work / "checkpoint.pt").unlink(missing_ok=True)
@@ -195,10 +280,11 @@ def finetune_and_install(plan: Plan, work: Path, fingerprint: str, resume: bool,
 def train_steps(tag: str, model: torch.nn.Module, opt: torch.optim.Optimizer, steps: int, eval_steps: Sequence[int],
                 eval_every: int, step_loss: Callable[[int], torch.Tensor],
                 score: Optional[Callable[[torch.nn.Module], float]], work: Path, resume: bool,
-                tick: Tick) -> list[float]:
+                tick: Tick, fingerprint: str = "") -> list[float]:
     """One run of ``steps`` optimiser steps (``step_loss(step)`` gives the loss of a step's batch, seeded by the
     step so a resumed run draws the same), ``score(model)`` at ``eval_steps`` (0: before any step), a checkpoint every
-    ``eval_every`` steps in ``work`` that a rerun of the same tag goes on from. Returns the curve of scores."""
+    ``eval_every`` steps in ``work`` that a rerun of the same tag and ``fingerprint`` (the run's inputs and settings)
+    goes on from; a checkpoint of another fingerprint is discarded. Returns the curve of scores."""
     curve: list[float] = []
     ckpt = work / "checkpoint.pt"
     start = 0
@@ -206,6 +292,8 @@ def train_steps(tag: str, model: torch.nn.Module, opt: torch.optim.Optimizer, st
     def apply(ck: dict) -> int:
         if ck.get("tag") != tag:
             raise ValueError(f"a checkpoint of run {ck.get('tag')}, not {tag}")
+        if ck.get("fingerprint") != fingerprint:
+            raise ValueError("a checkpoint of other cases or settings")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         curve[:] = [float(x) for x in ck.get("curve", [])]
@@ -237,8 +325,8 @@ def train_steps(tag: str, model: torch.nn.Module, opt: torch.optim.Optimizer, st
         tick(tag, done, f"step {done}/{steps} loss {float(loss.detach()):.3f}"
              + (f", held-out score {curve[-1]:.3f}" if scored else ""))
         if done % eval_every == 0 and done < steps:
-            save_checkpoint({"tag": tag, "step": done, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                             "curve": curve}, ckpt)
+            save_checkpoint({"tag": tag, "fingerprint": fingerprint, "step": done, "model": model.state_dict(),
+                             "optimizer": opt.state_dict(), "curve": curve}, ckpt)
     ckpt.unlink(missing_ok=True)
     model.eval()
     return curve
