@@ -190,18 +190,22 @@ def _add_finetune_lesions(s: argparse._SubParsersAction) -> None:
 
 def run_finetune_lesions(args: argparse.Namespace) -> int:
     """``neuro finetune-lesions``: the recipe of `orbitai.neuro.finetune` over a manifest, installed as a new bundle."""
+    from orbitai.bundle.core import refuse_package_folder
     from orbitai.cohort.manifest import read_manifest
     from orbitai.device import select_device
     from orbitai.neuro.finetune import LesionRecipe, finetune_lesions, out_folder, read_case
     from orbitai.neuro.lesionseg import lesion_bundle
     from orbitai.progress import emit
     from orbitai.result import check_outputs
-    from orbitai.training.finetune import FINETUNE_SUMMARY, with_settings
+    from orbitai.training.finetune import FINETUNE_SUMMARY, check_distinct_cases, with_settings, work_folder
 
     settings = check_finetune_options(args)
     rows = read_manifest(args.manifest)
     base = lesion_bundle(args.base)
     out = out_folder(base.name, args.name, args.out)
+    refuse_package_folder(out)
+    work_folder(out)
+    check_distinct_cases(rows, "FLAIR")
     inputs = [args.manifest, *(p for c in rows for p in (c.image, c.segmentation))]
     check_outputs(out, inputs, beside=(f".{out.name}-finetune",), bundle="lesion_segmentation",
                   overwrite=args.overwrite)
@@ -212,7 +216,7 @@ def run_finetune_lesions(args: argparse.Namespace) -> int:
     for n, row in enumerate(rows):
         emit(0, len(rows), f"reading {row.case_id} ({n + 1}/{len(rows)}): brain extraction")
         cases.append(read_case(row, recipe.seed))
-    return finetune_lesions(cases, out, base.path.as_posix(), recipe, select_device(args.device),
+    return finetune_lesions(cases, out, base, recipe, select_device(args.device),
                             resume=not args.no_resume, overwrite=args.overwrite).tell(args.summary)
 
 
