@@ -262,8 +262,12 @@ def test_upload_from_the_browser(page, web_data):
 
 
 @pytest.mark.slow  # ~15 s, a feature the headless tests also cover; the default suite keeps the issue's bars (-m slow)
-def test_a_dicomweb_series_loads_from_the_pacs(page, tmp_path):
+def test_a_dicomweb_series_loads_from_the_pacs(driver, web_tools, web_data, tmp_path):
+    """A series fetched from the PACS the server was started with (--dicomweb); another address is refused in one
+    line before any connection."""
     import sys
+
+    from orbitai.testing.web import WebPage, web_server
 
     from orbitai.dicom.web import push
     from orbitai.io import write_dicom_series
@@ -281,17 +285,20 @@ def test_a_dicomweb_series_loads_from_the_pacs(page, tmp_path):
     case = orbit_case(11, modality="ct", size=(96, 96, 24), spacing=(0.8, 0.8, 1.5), oblique=False)
     series = write_dicom_series(case.image, tmp_path / "series")
     header = pydicom.dcmread(next(series.iterdir()), stop_before_pixels=True)
-    with orthanc_server() as url:
+    with orthanc_server() as url, web_server(str(web_data), "--dicomweb", url) as server:
+        page = WebPage.fresh(driver, server.url)
         push([str(series)], url)
         before = page.state("input_volume")
         page.set_state("dicomweb_url", f"{url}/studies/{header.StudyInstanceUID}/series/{header.SeriesInstanceUID}")
         page.click("orbitai-load-dicomweb")
-        page.wait_state("input_volume", lambda v: bool(v) and v != before, 60)
-    assert page.state("load_error") == ""
-    page.set_state("dicomweb_url", "http://127.0.0.1:9/dicom-web/studies/1.2.3/series/4.5.6")
-    page.click("orbitai-load-dicomweb")
-    error = page.wait_state("load_error", bool, 60)
-    assert "\n" not in error and "1.2.3" in error
+        node = page.wait_state("input_volume", lambda v: bool(v) and v != before, 60)
+        assert page.state("load_error") == ""
+        title = next(v["title"] for v in page.state("volumes") if v["value"] == node)
+        assert not title.startswith(header.SeriesInstanceUID), title     # named as Slicer names a series
+        page.set_state("dicomweb_url", "http://127.0.0.1:9/dicom-web/studies/1.2.3/series/4.5.6")
+        page.click("orbitai-load-dicomweb")
+        error = page.wait_state("load_error", bool, 60)
+        assert "\n" not in error and "127.0.0.1:9" in error and "not a DICOMweb server this server fetches" in error
 
 
 def test_a_segmentation_file_loads_on_its_scan(page, web_data):

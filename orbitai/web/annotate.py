@@ -27,11 +27,11 @@ from vtkmodules.vtkCommonCore import vtkCommand
 from vtkmodules.vtkInteractionWidgets import vtkEvent
 
 from orbitai.labels import ORBIT_LABELS
-from orbitai.mrml.results import mark_results
+from orbitai.mrml.results import belongs_to, mark_results, refuse_other_scan
 from orbitai.app.annotation import options as effect_options
 from orbitai.app.annotation.logic import AnnotationLogic
 from orbitai.app.annotation.priors import DEFAULT_PRIORS
-from orbitai.errors import AnnotationError
+from orbitai.errors import AnnotationError, OrbitAIError, one_line
 from orbitai.mrml.editors import MODE_ADD, MODE_REMOVE, MODE_SET
 from orbitai.mrml.segmentations import segment_voxel_count, segmentation_file_bytes
 from orbitai.web.clicks import sending
@@ -198,8 +198,17 @@ class AnnotationPanel:
 
     # ---------------------------------------------------------------- inputs
     def _segmentation_changed(self, ann_segmentation: Optional[str] = None, **_: Any) -> None:
-        node = self.app.mrml.scene.GetNodeByID(ann_segmentation) if ann_segmentation else None
+        node = self.app.mrml.scene.GetNodeByID(ann_segmentation) if isinstance(ann_segmentation, str) else None
         volume = self.app.input_node()
+        if node is not None and volume is not None and not node.IsA("vtkMRMLSegmentationNode"):
+            node = None
+        if node is not None and volume is not None and not belongs_to(node, volume):
+            try:        # a page that sends another scan's segmentation (the list never offers it)
+                refuse_other_scan(node, volume)
+            except OrbitAIError as exc:
+                self._say(False, one_line(exc))
+            node = None
+            self.state.ann_segmentation = None
         if node is None or volume is None:
             self.state.ann_segments, self.state.ann_segment = [], None
             return
@@ -221,6 +230,24 @@ class AnnotationPanel:
         current = self.se.get_active_segment_id()
         if self.state.ann_segment != current:
             self.state.ann_segment = current or None
+
+    def _editing(self) -> bool:
+        """Whether the editor's segmentation is the one chosen for the shown scan (after a switch to another scan, the
+        editor still holds the last scan's: nothing edits it until one of the shown scan's is chosen)."""
+        node = self.se.active_segmentation_node
+        return (node is not None and node.GetID() == self.state.ann_segmentation
+                and belongs_to(node, self.app.input_node()))
+
+    def scan_shown(self) -> None:
+        """Another scan is shown: a segmentation of the last scan is no longer edited nor offered, and the last scan's
+        message goes."""
+        node = self.app.mrml.scene.GetNodeByID(self.state.ann_segmentation) if self.state.ann_segmentation else None
+        if node is not None and belongs_to(node, self.app.input_node()):
+            return
+        self.logic.smartFillCancel()
+        self.se.deactivate_effect()
+        self.state.update({"ann_segmentation": None, "ann_segments": [], "ann_segment": None, "ann_tool": "none",
+                           "ann_message": "", "ann_preview": False, "ann_voxels": None})
 
     def _segment_changed(self, ann_segment: Optional[str] = None, **_: Any) -> None:
         if ann_segment and ann_segment != self.se.get_active_segment_id():
@@ -245,7 +272,7 @@ class AnnotationPanel:
     def add_segment(self) -> None:
         """Add a segment named ``ann_new_name`` (e.g. eyeball_left: a structure name lets the model help)."""
         name = _segment_name(str(self.state.ann_new_name or ""))
-        if self.se.active_segmentation_node is None:
+        if not self._editing():
             self._say(False, "Choose or create a segmentation first.")
             return
         if not name:
@@ -259,7 +286,7 @@ class AnnotationPanel:
 
     # ---------------------------------------------------------------- tools
     def _tool_changed(self, ann_tool: str = "none", **_: Any) -> None:
-        if self.se.active_segmentation_node is None and ann_tool != "none":
+        if not self._editing() and ann_tool != "none":
             self.state.ann_tool = "none"
             self._say(False, "Choose or create a segmentation first.")
             return
@@ -280,6 +307,10 @@ class AnnotationPanel:
         """A SmartPencil click in a slice view (from the effect's pipeline, on the server loop): the page shows what
         runs first (the first click on a scan groups it into superpixels, seconds on a whole head), then the click
         runs on the loop; a click while one runs is dropped, with a message."""
+        if not self._editing():
+            with self.state:
+                self._say(False, "Choose or create a segmentation of the shown scan first.")
+            return
         if self.state.ann_busy:
             with self.state:
                 self._say(False, "SmartPencil is still busy with the previous click; click again when it is done.")
@@ -306,6 +337,10 @@ class AnnotationPanel:
         loop (it reads and writes MRML), then its one-line result is shown."""
         async def pressed() -> None:
             if self.state.ann_busy:
+                return
+            if not self._editing():
+                with self.state:
+                    self._say(False, "Choose or create a segmentation of the shown scan first.")
                 return
             with self.state:
                 self.state.ann_busy = True
@@ -403,7 +438,7 @@ class AnnotationPanel:
     def download(self) -> Any:
         """The edited segmentation as a Slicer ``.seg.nrrd`` (bytes, sent to the page as an attachment)."""
         node = self.se.active_segmentation_node
-        if node is None:
+        if node is None or not self._editing():
             with self.state:
                 self._say(False, "Choose or create a segmentation first.")
             return None

@@ -15,7 +15,7 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from trame.app import TrameApp
 from trame.ui.vuetify3 import SinglePageWithDrawerLayout
@@ -30,7 +30,7 @@ from trame_slicer.app.ui import create_vertical_slice_view_gutter_ui, create_ver
 from orbitai.app.panel_spec import Action, Option, PanelSpec
 from orbitai.dicom.inputs import parse_dicomweb_url, resolve_image
 from orbitai.errors import InputError, OrbitAIError, UserError, one_line
-from orbitai.io.dicom_folder import looks_like_dicom
+from orbitai.io.dicom_folder import looks_like_dicom, shown
 from orbitai.io.files import read_scan
 from orbitai.io.grids import segmentation_on_image
 from orbitai.mrml import (
@@ -41,23 +41,26 @@ from orbitai.mrml import (
     volume_node_from_volume,
 )
 from orbitai.mrml.results import (
-    RESULT_OF,
+    is_result,
     mark_results,
+    refuse_other_scan,
     result_focus,
     results_of,
     segment_rows,
+    segmentations_of,
     set_segment_display,
     show_results_of,
 )
 from orbitai.mrml.scene import adopt_context
 from orbitai.mrml.segmentations import segmentation_file_bytes
 from orbitai.mrml.tables import rows_from_table_node
-from orbitai.web import compat
+from orbitai.web import compat, disconnects
 from orbitai.web.annotate import AnnotationPanel
 from orbitai.web.clicks import sending
 from orbitai.web.guard import DEFAULT_UPLOAD_MB, Guard, GuardError, listen_error, new_token
+from orbitai.web.identity import identity_lines, read_identity, scan_title, series_name, set_identity
 from orbitai.web.modules import modules
-from orbitai.web.names import PATH_REFUSED, client_file_name, client_path
+from orbitai.web.names import PATH_REFUSED, DicomWebAllowList, client_file_name, client_path, web_url
 from orbitai.web.panel import WebJobPanel
 from orbitai.web.viewer import Layouts, WindowLevel, keep_slice_on_fit, keeping_slice, label_overlay, view_labels
 
@@ -72,11 +75,15 @@ UPLOAD_TRIGGER = "orbitai_upload"
 MAX_UPLOAD_FILES = 20_000
 #: The longest text a text option takes from the page (a model name).
 MAX_TEXT_OPTION = 100
+#: Text options that name a new model (fine-tuning's "New model name"): a plain name, said in the page's words.
+MODEL_NAME_OPTIONS = ("name",)
 MIN_FILE_BYTES = 4096
 #: An upload that got nothing for this long is dropped (its page was closed or reloaded mid-way).
 UPLOAD_IDLE_S = 120.0
 #: The module tabs: their names as written, narrow enough for all five to show in the drawer
 TAB_STYLE = {"classes": "text-none px-2", "style": "min-width: 0"}
+#: The page's Load and Fetch wait while a load this page asked for runs (not another page's).
+_LOADING_HERE = "!!load_ticket && loads_running.includes(load_ticket)"
 #: After a page connects or a volume is shown, resizes within this time fit the slice views to the volume.
 FIT_WINDOW_S = 5.0
 
@@ -133,8 +140,10 @@ class ModulePanel:
         self.logic = spec.logic(app.mrml)
         # read once, with the model choices below (reading the bundles on every state change would be slow)
         self.models_installed = bool(spec.logic.availableModels())
+        labels = {o.name: o.label for o in spec.all_options() if o.kind == "text" and o.name in MODEL_NAME_OPTIONS}
         self.job = WebJobPanel(app.server, spec.key, self.logic, self.jobInputs, self.showResults, self.whyNotReady,
-                               spec.apply_tip, app._private, currentScan=app.input_node)
+                               spec.apply_tip, lambda text: app._private(page_words(text, labels)),
+                               currentScan=app.input_node)
         for opt in self.options():
             default = opt.default_value()
             if opt.kind == "form":
@@ -186,18 +195,43 @@ class ModulePanel:
                     return f"{opt.label}: choose one of the listed values."
             elif opt.kind == "flag" and not isinstance(self.state[self.var(opt.name)], bool):
                 return f"{opt.label}: on or off."
-            elif opt.kind == "segmentation" and not self._segmentation_choice(self.state[self.var(opt.name)]):
-                return f"{opt.label}: choose one of the listed segmentations, or none."
+            elif opt.kind == "segmentation" and self._segmentation_refusal(self.state[self.var(opt.name)]):
+                return f"{opt.label}: {self._segmentation_refusal(self.state[self.var(opt.name)])}"
             elif opt.kind == "text" and not (isinstance(self.state[self.var(opt.name)], str)
                                              and len(self.state[self.var(opt.name)]) <= MAX_TEXT_OPTION):
                 return f"{opt.label}: a text of at most {MAX_TEXT_OPTION} characters."
+            elif opt.kind == "text" and opt.name in MODEL_NAME_OPTIONS and not _model_name(self.state[self.var(opt.name)]):
+                return (f"{opt.label}: {shown(self.state[self.var(opt.name)].strip())} is not a model name; type a "
+                        "plain name (letters, digits, - and _), without folders: the model is installed among your "
+                        "models, or leave it empty.")
         return ""
 
     def _segmentation_choice(self, value: Any) -> bool:
-        """Whether ``value`` is no segmentation (None, "") or the ID of one the page lists (``segmentations``)."""
+        """Whether ``value`` is no segmentation (None, "") or the ID of one the page may list: a segmentation of the
+        shown scan or of no scan (`orbitai.mrml.results.segmentations_of`)."""
+        return not self._segmentation_refusal(value)
+
+    def _segmentation_refusal(self, value: Any) -> str:
+        """Why ``value`` cannot be the segmentation option ("" when it can): another scan's segmentation is refused
+        in the words of `refuse_other_scan`, anything else not offered alike."""
         if value is None or value == "":
-            return True
-        return isinstance(value, str) and value in [s["value"] for s in self.state["segmentations"] or []]
+            return ""
+        scan = self.app.input_node()
+        node = self.app.mrml.scene.GetNodeByID(value) if isinstance(value, str) else None
+        if node is not None and node.IsA("vtkMRMLSegmentationNode") and not node.GetHideFromEditors():
+            try:
+                refuse_other_scan(node, scan)
+            except OrbitAIError as exc:
+                return one_line(exc)
+            if any(n is node for n in segmentations_of(self.app.mrml.scene, scan)):
+                return ""
+        return "choose one of the listed segmentations, or none."
+
+    def scan_shown(self) -> None:
+        """Another scan is shown: a segmentation option holding a segmentation of another scan is emptied."""
+        for opt in self.options():
+            if opt.kind == "segmentation" and self._segmentation_refusal(self.state[self.var(opt.name)]):
+                self.state[self.var(opt.name)] = None
 
     def values(self) -> dict[str, Any]:
         """The option values as ``logic.start`` takes them (segmentation IDs as nodes, the form as a dict)."""
@@ -288,6 +322,25 @@ class ModulePanel:
         outputs = self.job.controller.outputsToReshow(choice, self.app.input_node())
         if outputs is not None:
             self.spec.show(self.logic, outputs, self.app.input_node(), self.values())
+
+
+def _model_name(text: str) -> bool:
+    """Whether ``text`` (a new model's name as typed) is empty or a plain name (`orbitai.training.finetune.MODEL_NAME`;
+    imported when a name is typed: it brings the training code)."""
+    if not text.strip():
+        return True
+    from orbitai.training.finetune import MODEL_NAME
+
+    return bool(MODEL_NAME.fullmatch(text.strip()))
+
+
+def page_words(text: str, labels: dict[str, str]) -> str:
+    """A job's message in the page's words: a command-line option it names (``--name``) becomes the field's label
+    (``labels``: option name -> label), and the command line's alternatives (``or --out FOLDER ...``) go."""
+    text = re.sub(r",? or --out FOLDER[^.;]*", "", text)
+    for option, label in labels.items():
+        text = re.sub(rf"--{re.escape(option)}\b", f'"{label}"', text)
+    return text
 
 
 def _cell(value: Any) -> Any:
@@ -404,8 +457,11 @@ class OrbitWebApp(TrameApp):
     scans the page offers. ``upload_limit``: the most bytes one upload from the page may hold."""
 
     def __init__(self, server: Any = None, data: Optional[str] = None, rca_encoder: Optional[str] = None,
-                 upload_limit: int = DEFAULT_UPLOAD_MB << 20) -> None:
+                 upload_limit: int = DEFAULT_UPLOAD_MB << 20, dicomweb: tuple[str, ...] = ()) -> None:
         super().__init__(server)
+        #: the DICOMweb servers the page may fetch from: those given at start, and DATA's when it is a DICOMweb URL
+        self.dicomweb = DicomWebAllowList([*dicomweb, *([data] if data and web_url(data) else [])])
+        self._loading = 0       # loads under way (``load_busy``)
 
         self.server.enable_module(trame_slicer_module)   # chunked uploads
         self.slicer_app = SlicerApp()
@@ -427,13 +483,15 @@ class OrbitWebApp(TrameApp):
         self.server.controller.on_server_bind.add(self._bind_connections)
         self.server.trigger(UPLOAD_TRIGGER)(self.upload_chunk)
         self.state.update({"input_volume": None, "volumes": [], "segmentations": [], "module": "orbit",
-                           "load_error": "", "load_busy": False, "data_items": data_choices(self.data_folder),
-                           "data_choice": None, "dicomweb_url": "", "scene_nodes": 0})
+                           "load_error": "", "load_busy": False, "loads_running": [], "load_ticket": "",
+                           "data_items": data_choices(self.data_folder),
+                           "data_choice": None, "dicomweb_url": "", "scene_nodes": 0, "scan_identity": []})
         self.panels = {spec.key: ModulePanel(self, spec) for m in modules() for spec in (m, *m.sections)}
 
         self.annotation = AnnotationPanel(self)
         self.window_level = WindowLevel(self)
         self._refresh_pending = False
+        self.state.client_only("load_ticket")      # each page's own (`load_click`)
         for event in (self.mrml.scene.NodeAddedEvent, self.mrml.scene.NodeRemovedEvent):
             self.mrml.scene.AddObserver(event, self._nodes_changed)
         self.state.change("input_volume")(self._input_changed)
@@ -528,20 +586,23 @@ class OrbitWebApp(TrameApp):
         volumes, segmentations = [], []
         for i in range(scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")):
             n = scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode")
-            if not n.IsA("vtkMRMLLabelMapVolumeNode") and not n.GetHideFromEditors() and not n.GetAttribute(RESULT_OF):
-                volumes.append({"title": n.GetName(), "value": n.GetID()})     # a heat map is a result, not a scan
-        for i in range(scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode")):
-            n = scene.GetNthNodeByClass(i, "vtkMRMLSegmentationNode")
-            if not n.GetHideFromEditors():
-                segmentations.append({"title": n.GetName(), "value": n.GetID()})
+            if not n.IsA("vtkMRMLLabelMapVolumeNode") and not n.GetHideFromEditors() and not is_result(n):
+                volumes.append({"title": scan_title(n), "value": n.GetID()})   # a heat map is a result, not a scan
+        # the shown scan's segmentations and those of no scan: never another patient's (issue 61)
+        segmentations = [{"title": n.GetName(), "value": n.GetID()} for n in segmentations_of(scene, self.input_node())]
         self.state.volumes, self.state.segmentations = volumes, segmentations
         self.state.scene_nodes = scene.GetNumberOfNodes()
         if self.state.input_volume and not scene.GetNodeByID(self.state.input_volume):
             self.state.input_volume = None
+        self.state.scan_identity = identity_lines(self.input_node())
         self.refresh_segments()
 
     def _input_changed(self, input_volume: Optional[str] = None, **_: Any) -> None:
         node = self.input_node()
+        self.refresh_nodes()            # the segmentation lists: the shown scan's
+        for panel in self.panels.values():
+            panel.scan_shown()
+        self.annotation.scan_shown()
         if node is not None:
             show_results_of(self.mrml.scene, node, self._overlays)     # the left scan's heat map noted, then hidden
             show_volume(self.mrml, node)
@@ -642,26 +703,33 @@ class OrbitWebApp(TrameApp):
             self.layouts.place_crosshair(jump_to)
 
     # ---------------------------------------------------------------- loading
-    async def load(self, source: str, shown: Optional[str] = None, hidden: Optional[Path] = None) -> None:
+    async def load(self, source: str, shown: Optional[str] = None, hidden: Optional[Path] = None,
+                   ticket: str = "") -> None:
         """Load a scan (a file, a DICOM folder or a DICOMweb series URL) as a new volume node and select it, or a
         segmentation (``.seg.nrrd``) of the input volume. Files are read in a thread (no MRML there); the node is made
         on the server loop. ``source`` is trusted here (the command line's, or checked by the callers); errors name it
-        as ``shown`` (e.g. the uploaded file's name), and without the folder ``hidden`` (an upload's)."""
+        as ``shown`` (e.g. the uploaded file's name), and without the folder ``hidden`` (an upload's). ``ticket``: the
+        page that asked (`load_click`), whose Load and Fetch wait for it; other pages' do not (a slow DICOMweb server
+        holds only the page that fetches from it)."""
         with self.state:
+            self._loading += 1
             self.state.load_error, self.state.load_busy = "", True
+            if ticket:
+                self.state.loads_running = [*(self.state.loads_running or []), ticket]
         try:
             loop = asyncio.get_event_loop()
             if source.lower().endswith(".seg.nrrd"):
                 from orbitai.io.segfile import read_segmentation
 
-                labels, table = await loop.run_in_executor(None, read_segmentation, source)
+                labels, table = await loop.run_in_executor(None, read_segmentation, source, *self._decoded_limit(hidden))
                 with self.state:
                     self.add_segmentation(labels, table, Path(source).name[:-len(".seg.nrrd")])
                 return
             with tempfile.TemporaryDirectory(prefix="orbitai-web-") as tmp:
-                vol, name = await loop.run_in_executor(None, _read_scan, source, Path(tmp))
+                vol, name, identity = await loop.run_in_executor(None, _read_scan, source, Path(tmp),
+                                                                 hidden is not None, *self._decoded_limit(hidden))
             with self.state:
-                self.add_volume(vol, name)
+                self.add_volume(vol, name, identity)
         except (OrbitAIError, OSError, ValueError, RuntimeError) as exc:
             with self.state:
                 message = f"Could not load {shown or source}: {one_line(exc)}"
@@ -670,7 +738,18 @@ class OrbitWebApp(TrameApp):
                 self.state.load_error = self._private(message)
         finally:
             with self.state:
-                self.state.load_busy = False
+                self._loading -= 1
+                self.state.load_busy = self._loading > 0
+                if ticket:
+                    running = list(self.state.loads_running or [])
+                    if ticket in running:
+                        running.remove(ticket)
+                    self.state.loads_running = running
+
+    def _decoded_limit(self, hidden: Optional[Path]) -> tuple[Optional[int], str]:
+        """(most bytes, its name) an image read for the page may take once decoded: an upload's (``hidden``: its
+        folder) is bounded by the upload limit (a small gzip file may expand to many GB), a DATA file by the reader's."""
+        return (self.upload_limit, "the upload limit, orbitai web --max-upload-mb") if hidden is not None else (None, "")
 
     def _private(self, message: str) -> str:
         """A message for the page without the server's own folders: DATA's location and the temporary folder are
@@ -683,8 +762,11 @@ class OrbitWebApp(TrameApp):
             message = message.replace(path.rstrip(os.sep) + os.sep, name + "/")
         return message
 
-    def add_volume(self, vol: Any, name: str) -> Any:
+    def add_volume(self, vol: Any, name: str, identity: Optional[dict[str, str]] = None) -> Any:
+        """A new volume node of ``vol`` named ``name``, with the patient and series it came from (``identity``:
+        `orbitai.web.identity.read_identity`; none: its name), selected as the input."""
         node = volume_node_from_volume(self.mrml, vol, name=name)
+        set_identity(node, identity or {"File": name})
         self.refresh_nodes()
         self.state.input_volume = node.GetID()
         return node
@@ -704,26 +786,27 @@ class OrbitWebApp(TrameApp):
         self.results_shown()
         return node
 
-    def load_data_choice(self) -> None:
+    def load_data_choice(self, ticket: str = "") -> None:
         """Load the scan picked in the DATA folder's list (a path the page sends: it must resolve inside DATA)."""
         choice = self.state.data_choice
         if not choice:
             return
-        self._load_client_path(str(choice))
+        self._load_client_path(str(choice), ticket)
 
-    def _load_client_path(self, text: str) -> None:
+    def _load_client_path(self, text: str, ticket: str = "") -> None:
         """Load a path the page sent when it resolves inside DATA; else the one refusal, whether it exists or not."""
         try:
             path = client_path(text, self.data_folder)
         except InputError:
             self.state.load_error = f"Refused: {PATH_REFUSED}."
             return
-        asyncio.ensure_future(self.load(str(path), text))
+        asyncio.ensure_future(self.load(str(path), text, ticket=ticket))
 
-    def load_dicomweb(self) -> None:
+    def load_dicomweb(self, ticket: str = "") -> None:
         """Load what the "DICOMweb series URL" field names: a DICOMweb study or series URL (what `parse_dicomweb_url`
-        takes, as `resolve_image` will) goes to DICOMweb; anything else is a path that must resolve inside DATA (a
-        URL of another form is refused there, whatever the case of its scheme)."""
+        takes, as `resolve_image` will) goes to DICOMweb when it is on a server the server was started with
+        (`DicomWebAllowList`; refused in one line before any connection otherwise); anything else is a path that must
+        resolve inside DATA (a URL of another form is refused there, whatever the case of its scheme)."""
         text = str(self.state.dicomweb_url or "").strip()
         if not text:
             return
@@ -732,9 +815,33 @@ class OrbitWebApp(TrameApp):
         except OrbitAIError:
             pass
         else:
-            asyncio.ensure_future(self.load(text))
+            try:
+                self.dicomweb.check(text)
+            except InputError as exc:
+                self.state.load_error = f"Refused: {one_line(exc)}."
+                return
+            asyncio.ensure_future(self.load(text, ticket=ticket))
             return
-        self._load_client_path(text)
+        self._load_client_path(text, ticket)
+
+    def load_click(self, handler: Callable[[str], None], keys: list[str]) -> str:
+        """``click=`` of Load and Fetch: like `orbitai.web.clicks.sending` (the page's values of ``keys`` go with the
+        press), with the page's own ticket (``load_ticket``, client-only: each page makes its own), so that only that
+        page's buttons wait for the load (``loads_running``)."""
+        name = f"orbitai_{handler.__name__}"
+
+        def pressed(values: Any = None) -> None:
+            ticket = ""
+            if isinstance(values, dict):
+                self.state.update({k: values[k] for k in keys if k in values})
+                given = values.get("ticket")
+                ticket = given if isinstance(given, str) and 0 < len(given) <= 64 else ""
+            handler(ticket)
+
+        self.server.trigger(name)(pressed)
+        fields = ", ".join(f"'{k}': {k}" for k in keys)
+        return ("load_ticket = load_ticket || (Date.now().toString(36) + Math.random().toString(36).slice(2)); "
+                f"trigger('{name}', [{{{fields}, 'ticket': load_ticket}}])")
 
     async def upload_chunk(self, files: Any = None) -> None:
         """`UPLOAD_TRIGGER`: a group of files from the page (written at once into the upload's folder), or ``[]`` at
@@ -798,6 +905,13 @@ class OrbitWebApp(TrameApp):
             with layout.content:
                 with html.Div(style="position: relative; width: 100%; height: calc(100vh - 64px);"):
                     self.layout_manager.initialize_layout_grid(layout)
+                    # whose scan is shown, over the views (Slicer's corner annotations): patient, study, series
+                    with html.Div(v_show="scan_identity.length", id="orbitai-scan-identity",
+                                  style="position: absolute; top: 4px; left: 50%; transform: translateX(-50%); "
+                                        "z-index: 5; pointer-events: none; color: #fff; background: rgba(0,0,0,.55);"
+                                        " padding: 2px 8px; border-radius: 4px; font-size: 12px; "
+                                        "text-align: center; white-space: nowrap;"):
+                        html.Div("{{ line }}", v_for="(line, i) in scan_identity", key="i")
         self.ui = layout
 
     def _upload_ui(self) -> None:
@@ -824,14 +938,14 @@ class OrbitWebApp(TrameApp):
             if self.data_folder is not None:
                 v3.VSelect(label=f"Scans in {self.data_folder.name}/", v_model=("data_choice",),
                            items=("data_items",), density="compact", hide_details=True, id="orbitai-data-choice")
-                v3.VBtn("Load", click=sending(self.state, self.load_data_choice, ["data_choice"]),
-                        id="orbitai-load-data", disabled=("load_busy",))
+                v3.VBtn("Load", click=self.load_click(self.load_data_choice, ["data_choice"]),
+                        id="orbitai-load-data", disabled=(_LOADING_HERE,))
         with html.Div(classes="d-flex align-center mb-2"):
             v3.VTextField(label="DICOMweb series URL", v_model=("dicomweb_url",), density="compact",
                           hide_details=True, id="orbitai-dicomweb-url")
-            v3.VBtn("Fetch", click=sending(self.state, self.load_dicomweb, ["dicomweb_url"]),
-                    id="orbitai-load-dicomweb", disabled=("load_busy",))
-        v3.VProgressLinear(indeterminate=True, v_show="load_busy", id="orbitai-load-progress")
+            v3.VBtn("Fetch", click=self.load_click(self.load_dicomweb, ["dicomweb_url"]),
+                    id="orbitai-load-dicomweb", disabled=(_LOADING_HERE,))
+        v3.VProgressLinear(indeterminate=True, v_show=_LOADING_HERE, id="orbitai-load-progress")
         v3.VAlert(text=("load_error",), v_if="load_error", type="error", density="compact", closable=True,
                   id="orbitai-load-error", click_close="load_error = ''")
 
@@ -905,12 +1019,19 @@ class OrbitWebApp(TrameApp):
                       classes="orbitai-results", id=f"orbitai-{key}-table")
 
 
-def _read_scan(source: str, tmp: Path) -> tuple[Any, str]:
-    """(Volume, node name) of a scan: a file, a DICOM folder or a DICOMweb series URL (fetched into ``tmp``)."""
+def _read_scan(source: str, tmp: Path, upload: bool = False, max_bytes: Optional[int] = None, limit_name: str = ""
+               ) -> tuple[Any, str, dict[str, str]]:
+    """(Volume, node name, identity) of a scan: a file, a DICOM folder or a DICOMweb series URL (fetched into ``tmp``).
+    A DICOM series is named as Slicer's DICOM browser names it (`orbitai.web.identity.series_name`), never after the
+    folder it was fetched or uploaded into (``upload``: ``source`` is the server's temporary folder)."""
     path = resolve_image(source, None, tmp)
-    vol, _acquisition = read_scan(path)
-    name = Path(source.rstrip("/")).name.split(".")[0] or "volume"
-    return vol, name
+    vol, _acquisition = read_scan(path, max_bytes, limit_name)
+    file_name = Path(source.rstrip("/")).name
+    identity = read_identity(path, file_name)
+    name = series_name(identity)
+    if not name and "File" not in identity:         # DICOM without series number or description
+        name = f"{identity.get('Modality') or 'DICOM'} series" if upload or "://" in source else file_name
+    return vol, name or file_name.split(".")[0] or "volume", identity
 
 
 def page_url(host: str, port: int, token: str) -> str:
@@ -923,14 +1044,15 @@ def page_url(host: str, port: int, token: str) -> str:
 
 
 def serve(data: Optional[str] = None, host: str = "127.0.0.1", port: int = 8080, rca_encoder: Optional[str] = None,
-          token: Optional[str] = None, upload_mb: int = DEFAULT_UPLOAD_MB, allowed_origins: tuple[str, ...] = ()
-          ) -> None:
+          token: Optional[str] = None, upload_mb: int = DEFAULT_UPLOAD_MB, allowed_origins: tuple[str, ...] = (),
+          dicomweb: tuple[str, ...] = ()) -> None:
     """Build the app and serve it until interrupted (``orbitai web``), behind `orbitai.web.guard.Guard`: the secret
     ``token`` (a random one when None), Host/Origin checks and message and upload limits. Prints the page's address
     once it listens."""
     os.environ.setdefault("TRAME_ARGS", "")
+    disconnects.install()           # a page gone before its answer: one log line, not tracebacks
     token = token or new_token()
-    app = OrbitWebApp(data=data, rca_encoder=rca_encoder, upload_limit=upload_mb << 20)
+    app = OrbitWebApp(data=data, rca_encoder=rca_encoder, upload_limit=upload_mb << 20, dicomweb=dicomweb)
     Guard(token, host, upload_mb << 20, allowed_origins).install(app.server)
     app.server.controller.on_server_ready.add(
         lambda **_: print(f"orbitai web: open {page_url(host, app.server.port, token)}  (Ctrl+C stops)", flush=True))

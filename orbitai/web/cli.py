@@ -37,6 +37,10 @@ def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
     p.add_argument("--allow-origin", action="append", default=[], metavar="URL",
                    help="another origin whose pages may connect, e.g. https://orbitai.example.org for a reverse "
                         "proxy's public address (repeatable; by default only the page's own address)")
+    p.add_argument("--dicomweb", action="append", default=[], metavar="URL",
+                   help="a DICOMweb server (its service root, e.g. http://pacs.example.org:8042/dicom-web) the page may "
+                        "fetch series from (repeatable). By default the page fetches from none but the DICOMweb URL "
+                        "given as DATA: no other server, and none on this machine (loopback) unless named here")
     p.add_argument("--encoder", choices=("turbo-jpeg", "jpeg", "png", "webp"), default="turbo-jpeg",
                    help="how view images are sent (default turbo-jpeg; png is lossless and larger)")
     p.set_defaults(func=run_web)
@@ -72,7 +76,7 @@ def check_listen(host: str, port: int) -> None:
 
 
 def run_web(args: argparse.Namespace) -> int:
-    from orbitai.errors import UserError
+    from orbitai.errors import OrbitAIError, UserError
     from orbitai.web.guard import DEFAULT_UPLOAD_MB, MIN_TOKEN_CHARS, is_loopback
 
     if not 0 <= args.port <= 65535:
@@ -85,6 +89,12 @@ def run_web(args: argparse.Namespace) -> int:
 
         if not web_url(origin) or origin.rstrip("/").count("/") != 2:
             raise UserError(f"--allow-origin takes an origin such as https://orbitai.example.org, got {origin[:80]!r}.")
+    from orbitai.web.names import DicomWebAllowList
+
+    try:
+        DicomWebAllowList(args.dicomweb)
+    except OrbitAIError as exc:
+        raise UserError(str(exc)) from None
     token = os.environ.get(TOKEN_ENV) or None
     if token is not None and not valid_token(token):
         raise UserError(f"{TOKEN_ENV} must be at least {MIN_TOKEN_CHARS} characters of letters, digits, - and _, "
@@ -100,5 +110,5 @@ def run_web(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise UserError(f"orbitai web needs the web extra ({exc.name} is missing): pip install 'orbitai[web]'.") from None
     serve(data=args.data, host=args.host, port=args.port, rca_encoder=args.encoder, token=token, upload_mb=upload_mb,
-          allowed_origins=tuple(args.allow_origin))
+          allowed_origins=tuple(args.allow_origin), dicomweb=tuple(args.dicomweb))
     return 0

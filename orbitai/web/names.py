@@ -22,7 +22,8 @@ from urllib.parse import urlsplit
 from orbitai.errors import InputError
 from orbitai.io.dicom_folder import shown
 
-__all__ = ["client_file_name", "client_path", "web_url", "PATH_REFUSED", "MAX_NAME_BYTES"]
+__all__ = ["client_file_name", "client_path", "web_url", "PATH_REFUSED", "MAX_NAME_BYTES", "DicomWebAllowList",
+           "DICOMWEB_OPTION"]
 
 #: The longest file name most file systems take (bytes, UTF-8).
 MAX_NAME_BYTES = 255
@@ -89,3 +90,55 @@ def web_url(text: str) -> bool:
     except ValueError:
         return False
     return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+
+
+#: The ``orbitai web`` option that names a DICOMweb server the page may fetch from.
+DICOMWEB_OPTION = "--dicomweb"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _root_key(root: str) -> Optional[tuple[str, str, int, str, str]]:
+    """What two DICOMweb service roots are compared by: scheme, host (lower case), port (the scheme's default when
+    none), path (without its last ``/``) and the user part; None for anything that is not an http(s) URL."""
+    try:
+        parts = urlsplit(root.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname or parts.query or parts.fragment:
+        return None
+    user = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
+    return (scheme, parts.hostname.lower().strip("[]"), port or _DEFAULT_PORTS[scheme],
+            re.sub("/+", "/", parts.path).rstrip("/"), user)
+
+
+class DicomWebAllowList:
+    """The DICOMweb servers a page may make the server fetch from (issue 61 item 6): the service roots given at start
+    (``orbitai web --dicomweb URL``, and DATA when it is a DICOMweb URL), nothing else -- no other host, port or path,
+    and no address of the server's own machine (loopback) unless it is one of them. Anything a page sends can be
+    forged: without this a page could make the server request any address it can reach (its own loopback ports
+    included)."""
+
+    def __init__(self, roots: Any = ()) -> None:
+        self.roots: set[tuple] = set()
+        for root in roots:
+            key = _root_key(self.service_root(root))
+            if key is None:
+                raise InputError(f"{DICOMWEB_OPTION} takes a DICOMweb service root such as "
+                                 f"http://pacs.example.org:8042/dicom-web, got {shown(root)}")
+            self.roots.add(key)
+
+    @staticmethod
+    def service_root(url: str) -> str:
+        """The service root of a DICOMweb URL (what comes before ``/studies/``), or ``url`` as it is."""
+        return re.split(r"/studies(/|$)", url.strip(), maxsplit=1)[0]
+
+    def check(self, url: str) -> None:
+        """`InputError` in one line unless ``url`` lies under one of the allowed service roots (compared as
+        `_root_key`, before any name is looked up or any connection made)."""
+        root = self.service_root(url)
+        if _root_key(root) not in self.roots:
+            allowed = "none is" if not self.roots else "it is not one of them"
+            raise InputError(f"{shown(root)} is not a DICOMweb server this server fetches from: only the servers it "
+                             f"was started with ({DICOMWEB_OPTION} URL) are, and {allowed}")
