@@ -86,7 +86,7 @@ def test_load_results_writes_tables_and_overlay(ctx, tmp_path: Path):
     assert abs(row["P(response)"] - 0.81) < 1e-9 and row["call"] == "responder"
     assert row["model"] == "ivgc_rdinet_demo" and row["ROI strategy"] == "mrlr"
     assert row["clinical features"] == "not used"
-    assert "responder when P(response) >= 0.5" == out.result_table.GetColumnDescription("call")
+    assert out.result_table.GetColumnDescription("call").startswith("responder when P(response) >= 0.5;")
 
     feats = rows_from_table_node(out.features_table)
     assert [r["feature"] for r in feats] == [f[0] for f in FEATURES]
