@@ -56,7 +56,10 @@ test-all: $(STAMP) test-tools
 bench: $(STAMP)
 	$(PY) -m benchmarks
 
-# Re-train the bundled demo models from phantoms (deterministic; ~45 min per SV-net on 2 CPU cores).
+# Re-train the bundled demo models from phantoms (deterministic; ~45 min per SV-net on 2 CPU cores). No command writes
+# into orbitai/resources/models otherwise (the bundled models are read-only): these targets alone say they may.
+models mri-model tao-models ivgc-models neuro-models neuro-lesion-model trust tao-trust ivgc-trust neuro-trust: \
+    export ORBITAI_WRITE_BUNDLED_MODELS = 1
 COHORTS := build/cohorts
 # The demo bundles ship inside the package (package data), so a wheel carries them.
 MODELS  := orbitai/resources/models

@@ -30,7 +30,8 @@ R = TypeVar("R", bound="TaskResult")
 
 def check_out_dir(out_dir: str | os.PathLike) -> Path:
     """Refuse, before any work, an ``--out`` folder that cannot be created (a file in its place or
-    on its path) or written (`orbitai.staging.check_writable`) with one clear line; returns it as a Path."""
+    on its path), lies in the bundled models (`orbitai.bundle.core.refuse_package_folder`) or cannot be written
+    (`orbitai.staging.check_writable`) with one clear line; returns it as a Path."""
     out = Path(out_dir)
     for p in (out, *out.parents):
         if p.exists():
@@ -38,6 +39,9 @@ def check_out_dir(out_dir: str | os.PathLike) -> Path:
                 what = "is a file" if p == out else f"lies below the file {p}"
                 raise UserError(f"The output folder {out} {what}; --out takes a folder.")
             break
+    from orbitai.bundle.core import refuse_package_folder
+
+    refuse_package_folder(out, "--out")     # the bundled models are read-only for every command
     check_writable(out)
     return out
 
@@ -76,7 +80,8 @@ def check_foreign(out: str | os.PathLike, files: Iterable[str], marker: str = ""
 
 def check_outputs(out_dir: str | os.PathLike, inputs: Iterable[str | os.PathLike | None],
                   files: Iterable[str] = (), beside: Iterable[str] = (), replaces_folder: bool = False,
-                  bundle: str = "", overwrite: bool = False, marker: str = "") -> Path:
+                  bundle: str = "", overwrite: bool = False, marker: str = "", task: str = "",
+                  earlier: Optional[Callable[[Path], bool]] = None) -> Path:
     """Refuse, before any work, outputs that would overwrite an input or anything the command did not write
     (one clear line); returns OUT.
 
@@ -87,7 +92,9 @@ def check_outputs(out_dir: str | os.PathLike, inputs: Iterable[str | os.PathLike
     OUT; implies ``replaces_folder``) applies `orbitai.bundle.core.check_bundle_folder` (``overwrite``:
     ``--overwrite``); ``files`` already in OUT must be an earlier output of this command (`check_foreign`,
     ``marker``). With ``result.json`` among ``files`` (a `TaskResult`), the files an earlier result in OUT
-    lists count as written (`TaskResult.write` removes them). Paths are compared after resolving links."""
+    lists count as written (`TaskResult.write` removes them) when it is this ``task``'s (`check_own_result`; another
+    task's result is refused); ``earlier(OUT)`` tells an earlier output whose files have no marker (`check_foreign`).
+    Paths are compared after resolving links."""
     out = Path(out_dir)
     target = out.resolve()
     files = list(files)
@@ -115,10 +122,30 @@ def check_outputs(out_dir: str | os.PathLike, inputs: Iterable[str | os.PathLike
         from orbitai.bundle.core import check_bundle_folder
 
         check_bundle_folder(out, bundle, overwrite)
-    check_foreign(out, own, marker)
+    if task and RESULT_FILE in own:
+        check_own_result(out, task)
+    check_foreign(out, own, marker, earlier)
     if beside or replaces_folder:   # work files and the replaced folder's stage go beside OUT
         check_writable(out, beside=True)
     return out
+
+
+def check_own_result(out_dir: str | os.PathLike, task: str) -> None:
+    """A result is written only into a new folder or over an earlier result of the same ``task``: a folder holding
+    another command's ``result.json`` (whose files writing would remove) is refused in one `UserError` line."""
+    path = Path(out_dir) / RESULT_FILE
+    if not path.is_file():
+        return
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        other = data.get("task") if isinstance(data, dict) else None
+    except (OSError, ValueError):
+        other = None
+    if other != task:
+        held = f"the {other} result of another command" if isinstance(other, str) and other else \
+            f"a {RESULT_FILE} this command did not write"
+        raise UserError(f"--out {out_dir} holds {held}, not an earlier {task} result; writing there would replace "
+                        "its files: choose another output folder (nothing was changed).")
 
 
 def previous_files(folder: Path) -> list[str]:
@@ -158,6 +185,7 @@ class TaskResult:
     def write(self, out_dir: str | os.PathLike, extra: Optional[Callable[[Path], dict[str, str]]] = None) -> Path:
         """Write the result folder atomically; ``extra(tmp) -> {role: name}`` adds optional files."""
         out = check_out_dir(out_dir)
+        check_own_result(out, self.task)     # another command's result (and the files it lists) is never replaced
         # An existing folder (e.g. a job's) keeps its other files; the previous result.json and the files
         # it names are replaced, the old result.json removed first and the new one moved in last.
         with staged_folder(out, replaces=[RESULT_FILE, *previous_files(out)], last=[RESULT_FILE]) as tmp:

@@ -543,7 +543,7 @@ def run_predict(args: argparse.Namespace) -> int:
     if not args.image or not args.segmentation:
         raise UserError("Give an image and --segmentation, or --manifest CSV with case_id,image,segmentation.")
     out = check_outputs(args.out, [args.image, args.segmentation, args.clinical],
-                        (RESULT_FILE, FEATURES_FILE, GRADCAM_FILE))
+                        (RESULT_FILE, FEATURES_FILE, GRADCAM_FILE), task="ivgc_response")
     for what, path in (("image", args.image), ("--segmentation", args.segmentation)):
         if not Path(path).exists():
             raise InputError(f"The {what} {path} does not exist.")

@@ -282,7 +282,7 @@ def _outputs(args: argparse.Namespace):
 
     if not args.flair:
         raise UserError("Give a FLAIR, or --manifest CSV with case_id,image[,segmentation].")
-    return check_outputs(args.out, [args.flair, args.lesions], _case_files())
+    return check_outputs(args.out, [args.flair, args.lesions], _case_files(), task="neuro_differential")
 
 
 def predict_case(options: dict, case: CohortCase, folder: Path) -> None:
@@ -405,6 +405,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    import json
+
     from orbitai.device import select_device
     from orbitai.neuro.evaluate import evaluate_models
 
@@ -414,6 +416,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
     cases = _cases(args.manifest)
     if out.exists() and any(Path(p).resolve() == out.resolve() for p in manifest_inputs(args.manifest, cases)):
         raise UserError(f"--out {out} is an input of this command; give another file name.")
+    from orbitai.bundle.core import refuse_package_folder
+
+    refuse_package_folder(out, "--out")          # the bundled models are read-only
+    if out.exists():                              # only an earlier report of this command is replaced
+        try:
+            earlier = json.loads(out.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            earlier = None
+        if not (isinstance(earlier, dict) and isinstance(earlier.get("models"), dict)):
+            raise UserError(f"--out {out} already exists and is not a report of 'neuro evaluate'; give another file "
+                            "name (nothing was changed).")
     report = evaluate_models(cases, args.model, select_device(args.device))
     write_json_atomic(out, report)
     for name, r in report["models"].items():

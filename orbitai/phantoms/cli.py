@@ -13,11 +13,20 @@ COHORT_ENTRIES = ("manifest.csv", "montage.png", "images", "segmentations")
 
 
 def earlier_cohort(folder: Path) -> bool:
-    """Whether ``folder`` holds an earlier phantom cohort (replaced by a new one): a ``manifest.csv`` and only
-    phantom case files (``<kind>_NNNN.nrrd``, ``.seg.nrrd``) in ``images/`` and ``segmentations/``."""
+    """Whether ``folder`` holds an earlier phantom cohort (replaced by a new one): a ``manifest.csv`` listing only
+    phantom case files (``images/<kind>_NNNN.nrrd``: a user's own manifest is never replaced) and only phantom case
+    files (``<kind>_NNNN.nrrd``, ``.seg.nrrd``) in ``images/`` and ``segmentations/``."""
+    import csv
     import re
 
     names = re.compile("(" + "|".join(k.replace("-", "_") for k in KINDS) + r")_\d{4}(\.seg)?\.nrrd")
+    try:
+        with (folder / "manifest.csv").open(newline="", encoding="utf-8") as f:
+            images = [row.get("image") or "" for row in csv.DictReader(f)]
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+    if not images or not all(names.fullmatch(Path(i).name) and Path(i).parent == Path("images") for i in images):
+        return False
     return (folder / "manifest.csv").is_file() and all(
         (folder / sub).is_dir() or not (folder / sub).exists() for sub in ("images", "segmentations")) and all(
         p.is_file() and names.fullmatch(p.name) for sub in ("images", "segmentations") if (folder / sub).is_dir()
@@ -61,6 +70,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--atypical applies to brain-flair phantoms only, not {args.kind}.")
     if args.montage_cases < 0:
         raise UserError(f"--montage-cases must be 0 or more, got {args.montage_cases}.")
+    from orbitai.bundle.core import refuse_package_folder
+
+    refuse_package_folder(args.out, "--out")                          # the bundled models are read-only
     check_foreign(args.out, COHORT_ENTRIES, earlier=earlier_cohort)   # a real cohort's images are never replaced
     emit(0, args.n, f"generating {args.kind} phantoms")
     # The cohort is written beside --out and moved in when complete (manifest last): an interrupt or a

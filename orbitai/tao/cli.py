@@ -163,7 +163,7 @@ def run_predict(args) -> int:
     if not check_cohort_options(args, "image"):
         if not args.image:
             raise UserError("Give an image to classify, or --manifest CSV with case_id,image[,segmentation].")
-        out = check_outputs(args.out, [args.image, args.segmentation], _outputs())
+        out = check_outputs(args.out, [args.image, args.segmentation], _outputs(), task=TaoResult.task)
         predict_into(options, args.image, args.segmentation, out, progress=emit)
         return 0
     if args.segmentation:
