@@ -13,14 +13,17 @@ import importlib
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
-from typing import NoReturn, Optional, Sequence
+import time
+import weakref
+from typing import Iterator, NoReturn, Optional, Sequence
 
 from orbitai import __version__
 from orbitai.errors import OrbitAIError, one_line
 from orbitai.progress import CANCEL_SIGNALS, cancel_on_signals
-from orbitai.staging import disk_full
+from orbitai.staging import disk_full, remove_unfinished
 
 __all__ = ["main", "build_parser", "COMMANDS", "requested_command", "entry"]
 
@@ -99,6 +102,87 @@ def _os_error(exc: OSError) -> tuple[str, int]:
     return one_line(exc), 2 if user else 1
 
 
+#: After a cancel signal, how long the main thread may stay inside one library call (where Python cannot run the
+#: signal's handler) before `stop_when_stuck` ends the command from outside it.
+STUCK_S = 1.0
+
+
+@contextlib.contextmanager
+def stop_when_stuck(prefix: str, grace_s: float = STUCK_S) -> Iterator[None]:
+    """While active, a cancel signal (SIGINT, SIGTERM, SIGHUP) that finds the main thread inside one library call
+    (SimpleITK writing or resampling a large image, a radiomics filter: Python runs signal handlers only between the
+    main thread's bytecodes) still stops the command within ``grace_s`` (+ the clean-up): a watcher thread hears the
+    signal (``signal.set_wakeup_fd``), and when the main thread has not moved from its place for ``grace_s``, it
+    removes what unfinished output blocks would (`orbitai.staging.remove_unfinished`: hidden stages, new work folders
+    without a checkpoint) and the temporary folders waiting for their clean-up, says ``PREFIX cancelled`` and exits
+    with 130. A main thread that moves (the handler ran: the command cleans up on its own) is left alone. Outside the
+    main thread, or where another part (an asyncio loop) takes the wake-up fd over, it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    try:
+        previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    except (ValueError, OSError):
+        reader.close()
+        writer.close()
+        yield
+        return
+    done = threading.Event()
+    cancels = {int(s) for s in (signal.SIGINT, *CANCEL_SIGNALS)}
+    main_id = threading.main_thread().ident
+
+    def place() -> tuple[int, int]:
+        frame = sys._current_frames().get(main_id or 0)
+        return (id(frame), frame.f_lasti) if frame is not None else (0, -1)
+
+    def watch() -> None:
+        try:
+            while not done.is_set():
+                data = reader.recv(64)
+                if not data or done.is_set():
+                    return
+                if not cancels.intersection(data):
+                    continue
+                where, deadline = place(), time.monotonic() + grace_s
+                while place() == where and not done.is_set():
+                    if time.monotonic() >= deadline:
+                        _stop_now(prefix)
+                    time.sleep(0.02)
+        except OSError:
+            return
+        finally:
+            reader.close()
+
+    threading.Thread(target=watch, name="orbitai-stop-when-stuck", daemon=True).start()
+    try:
+        yield
+    finally:
+        done.set()
+        with contextlib.suppress(ValueError, OSError):
+            signal.set_wakeup_fd(previous)
+        writer.close()                 # the watcher's recv ends
+
+
+def _stop_now(prefix: str) -> NoReturn:
+    """End the process from the watcher thread: unfinished outputs and temporary folders removed, one line, exit 130."""
+    remove_unfinished()
+    cleanup = threading.Thread(target=weakref.finalize._exitfunc, daemon=True)  # type: ignore[attr-defined]
+    cleanup.start()                    # tempfile.TemporaryDirectory's clean-ups (each a weakref.finalize)
+    cleanup.join(0.5)
+    launch = sys.modules.get("orbitai.training.launch")      # imported by `main` (never import in this thread)
+    with contextlib.suppress(Exception):
+        if launch is not None:
+            launch.report_error(prefix + "cancelled", 130)
+        else:
+            print(prefix + "cancelled", file=sys.stderr)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(130)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; errors end it with one line on stderr (see `orbitai.errors`), not a traceback."""
     words = list(sys.argv[1:] if argv is None else argv)
@@ -128,7 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                             "several (torchrun, --nproc).")
         nproc = getattr(args, "nproc", 1)
         launch.check_nproc(nproc)
-        with cancel_on_signals():
+        # the web server stops its jobs itself on the signal (its loop stays responsive): no stop from outside
+        with cancel_on_signals(), stop_when_stuck(prefix) if args.command != "web" else contextlib.nullcontext():
             if nproc > 1 and ranks == 1:          # start the ranks, each runs this command again
                 launch.check_arguments(args.func, args)   # every argument first: no process, no folder yet
                 return launch.launch(list(sys.argv[1:] if argv is None else argv), nproc, args.verbose,

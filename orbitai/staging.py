@@ -31,10 +31,35 @@ from orbitai.errors import UserError
 
 __all__ = ["staged_folder", "training_folder", "trim_epoch_log", "check_writable", "stage_parent",
            "DISK_FULL", "disk_full", "disk_full_error", "write_failure", "looks_like_path", "strict_json",
-           "write_json_atomic", "write_text_atomic"]
+           "write_json_atomic", "write_text_atomic", "remove_unfinished"]
 
 #: errno values that mean "no room to write": a full disk, a file-size limit, a full quota.
 DISK_FULL = frozenset(e for e in (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", None)) if e is not None)
+
+
+#: What the blocks of `staged_folder` and `training_folder` now running would remove on failure, for a command stopped
+#: from outside its main thread (`remove_unfinished`; `orbitai.cli` does so when a cancel finds the main thread stuck
+#: inside one library call).
+_UNFINISHED: dict[int, Callable[[], None]] = {}
+
+
+@contextlib.contextmanager
+def _unfinished(remove: Callable[[], None]) -> Iterator[None]:
+    key = id(remove)
+    _UNFINISHED[key] = remove
+    try:
+        yield
+    finally:
+        _UNFINISHED.pop(key, None)
+
+
+def remove_unfinished() -> None:
+    """Remove what every unfinished `staged_folder` and `training_folder` block would remove on failure (their hidden
+    stages, the work folders they made without a checkpoint): a command about to end without unwinding its blocks
+    (``os._exit`` after a cancel) leaves nothing half-written. Never raises."""
+    for remove in list(_UNFINISHED.values()):
+        with contextlib.suppress(Exception):
+            remove()
 
 
 def looks_like_path(text: str | os.PathLike, suffixes: Iterable[str] = ()) -> bool:
@@ -131,8 +156,21 @@ def staged_folder(out: str | os.PathLike, replaces: Iterable[str] = (), last: It
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=stage_parent(out) or out.parent))
     last = list(last)
     done = False
+
+    def remove_made() -> None:
+        """The stage, and parent folders made for OUT (if still empty): what a failure leaves of this block."""
+        if stage.exists():
+            shutil.rmtree(stage, ignore_errors=True)
+        if not done and created is not None:
+            for p in [out.parent, *out.parent.parents]:
+                if not p.is_relative_to(created):
+                    break
+                with contextlib.suppress(OSError):
+                    p.rmdir()
+
     try:
-        yield stage
+        with _unfinished(remove_made):
+            yield stage
         if not out.exists():
             umask = os.umask(0)
             os.umask(umask)
@@ -151,14 +189,7 @@ def staged_folder(out: str | os.PathLike, replaces: Iterable[str] = (), last: It
             raise
         raise disk_full_error(exc, given, stage) from None   # the output's name, not the hidden folder's
     finally:
-        if stage.exists():
-            shutil.rmtree(stage, ignore_errors=True)
-        if not done and created is not None:   # parent folders made for OUT go too, if still empty
-            for p in [out.parent, *out.parent.parents]:
-                if not p.is_relative_to(created):
-                    break
-                with contextlib.suppress(OSError):
-                    p.rmdir()
+        remove_made()
 
 
 @contextlib.contextmanager
@@ -177,14 +208,24 @@ def training_folder(work: str | os.PathLike, beside: Iterable[str | os.PathLike]
     work = Path(work)
     created = not work.exists()
     new_beside = [Path(b) for b in beside if not Path(b).exists()]
+    names = (checkpoint,) if isinstance(checkpoint, str) else tuple(checkpoint)
+
+    def remove_made() -> None:
+        """What this run made, unless the folder holds a checkpoint (see above)."""
+        if created and not any((work / n).is_file() for n in names):
+            shutil.rmtree(work, ignore_errors=True)
+            for b in new_beside:
+                with contextlib.suppress(OSError):
+                    b.unlink()
+
     try:
-        yield work
+        with _unfinished(remove_made):
+            yield work
         if finished is None or finished():
             shutil.rmtree(work, ignore_errors=True)
         else:
             print(f"kept {work}: run the same command again to train the remaining epochs", flush=True)
     except BaseException:
-        names = (checkpoint,) if isinstance(checkpoint, str) else tuple(checkpoint)
         kept: Optional[Path] = next((work / n for n in names if (work / n).is_file()), None)
         if created and kept is None:
             shutil.rmtree(work, ignore_errors=True)

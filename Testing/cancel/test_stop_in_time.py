@@ -111,3 +111,61 @@ def test_a_job_as_the_web_server_runs_it_stops_in_time(big_gzip, tmp_path):
     assert result.cancelled and result.out_dir is None and not job.tmp.exists()
     assert result.returncode == 130, (result.returncode, result.stderr)   # stopped itself, not killed
     assert took < STOP_S, f"stopped {took:.1f} s after the cancel"
+
+
+#: A command's body stuck in one long library call that `interruptible` does not wrap (a C call releasing the GIL, as
+#: SimpleITK's and torch's do), inside the command line's signal handling as `orbitai.cli.main` sets it up.
+STUCK_COMMAND = """
+import hashlib, sys, tempfile
+from pathlib import Path
+from orbitai.cli import stop_when_stuck
+from orbitai.progress import cancel_on_signals
+from orbitai.staging import staged_folder, training_folder
+
+out = Path(sys.argv[1])
+try:
+    with cancel_on_signals(), stop_when_stuck("orbitai stuck: "):
+        with tempfile.TemporaryDirectory(prefix="orbitai-input-") as tmp, staged_folder(out / "O") as work, \\
+                training_folder(out / ".B-training") as train:
+            train.mkdir()
+            (work / "half.txt").write_text("half-written")
+            print("READY", flush=True)
+            hashlib.pbkdf2_hmac("sha256", b"x", b"salt", 30_000_000)     # one C call of many seconds
+    print("finished", flush=True)
+except KeyboardInterrupt:
+    print("orbitai stuck: cancelled (after the call)", file=sys.stderr)
+    sys.exit(130)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_command_inside_a_long_library_call_stops_in_time(tmp_path, sig):
+    """The signal's handler cannot run while the main thread is in the call: the command is stopped from outside
+    it (`orbitai.cli.stop_when_stuck`), its hidden stage, new work folder and temporary folder removed."""
+    import os
+    import subprocess
+
+    from test_cancel_commands import REPO, _interruptible
+
+    run_dir, tmpdir = tmp_path / "run", tmp_path / "tmp"
+    run_dir.mkdir()
+    tmpdir.mkdir()
+    env = dict(os.environ, TMPDIR=str(tmpdir), PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-c", STUCK_COMMAND, str(run_dir)], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=_interruptible)
+    run = Run(proc)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "READY"
+    assert {p.name[:3] for p in run_dir.iterdir()} == {".O-", ".B-"} and list(tmpdir.iterdir())
+    sent = time.monotonic()
+    send(run, sig)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    took = time.monotonic() - sent
+    err = [ln for ln in proc.stderr.read().splitlines() if ln.strip()] if proc.stderr else []
+    assert proc.returncode == 130 and err == ["orbitai stuck: cancelled"], (proc.returncode, err)
+    assert took < STOP_S, f"stopped {took:.1f} s after the signal"
+    assert list(run_dir.iterdir()) == [] and list(tmpdir.iterdir()) == []
