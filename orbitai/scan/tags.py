@@ -4,6 +4,10 @@ DICOM tags are read by :func:`orbitai.io.dicom.read_dicom_scan` into ``Acquisiti
 The MR weighting follows the usual timing rules (a spin echo with short TR and TE is T1-weighted, long TR and long TE
 T2, long TR and short TE proton density, an inversion recovery with TI over 1500 ms and long TE a FLAIR, with TI
 100-250 ms a STIR: fat suppressed by inversion), then the series description's words when the timings are missing.
+Fat suppression is said only when a tag names a method (ScanOptions FS, a STIR inversion time, a description naming
+fat sat, SPIR, SPAIR, STIR, Dixon water): a description that names none ("T2 TSE AX") is no evidence either way, and
+the image decides. A series OrbitAI wrote itself (:func:`orbitai.dicom.source.write_derived_series`: derived, research
+mode, "OrbitAI source image") is never evidence about the original scan: only its Modality is read.
 """
 from __future__ import annotations
 
@@ -38,14 +42,28 @@ def fat_suppressed_from_words(text: str) -> bool | None:
     return True if _FS_WORDS.search(text) else None
 
 
+#: The description of the derived series OrbitAI writes (`orbitai.dicom.source`) when none is given.
+OWN_SERIES_DESCRIPTION = "OrbitAI source image"
+
+
+def own_derived_series(get: dict[str, str]) -> bool:
+    """Whether tags (by name) are those of a series OrbitAI wrote from a volume file: its default description, or a
+    derived secondary image in research mode (ScanningSequence RM, no acquisition), as `orbitai.dicom.source`
+    writes them. Its descriptions are the user's attributes, not the scanner's."""
+    image_type = {t.strip().upper() for t in get.get("ImageType", "").split("\\")}
+    return (get.get("SeriesDescription", "").strip().casefold() == OWN_SERIES_DESCRIPTION.casefold()
+            or ({"DERIVED", "SECONDARY"} <= image_type and get.get("ScanningSequence", "").strip().upper() == "RM"))
+
+
 def from_tags(tags: dict[str, str]) -> dict[str, tuple[object, str]]:
-    """The facts DICOM tags give: question -> (answer, which tags said so)."""
+    """The facts DICOM tags give: question -> (answer, which tags said so). Only what a tag names is said (no
+    fat-suppression method named: nothing said); a series OrbitAI derived itself gives its Modality only."""
     get = {name: tags.get(number, "").strip() for name, number in TAGS.items()}
     out: dict[str, tuple[object, str]] = {}
     modality = get["Modality"].upper()
     if modality in ("CT", "MR"):
         out["modality"] = (modality, "DICOM Modality")
-    if modality != "MR":
+    if modality != "MR" or own_derived_series(get):
         return out
     tr, te, ti = (number(get[k]) for k in ("RepetitionTime", "EchoTime", "InversionTime"))
     seq = get["ScanningSequence"].upper()
@@ -76,8 +94,7 @@ def from_tags(tags: dict[str, str]) -> dict[str, tuple[object, str]]:
             out["fat_suppressed"] = (True, "DICOM ScanOptions")
         elif fat_suppressed_from_words(words):
             out["fat_suppressed"] = (True, "DICOM SeriesDescription")
-        elif get["ScanOptions"] or words:
-            out["fat_suppressed"] = (False, "DICOM ScanOptions/SeriesDescription (no fat suppression named)")
+        # no method named is no evidence of none (a "T2 TSE AX" may well be fat suppressed): the image decides
     return out
 
 
