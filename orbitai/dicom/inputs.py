@@ -83,6 +83,18 @@ def _derived(value: str, attributes: dict[str, str], tmp: Path) -> str:
     return str(folder)
 
 
+def model_input(path: str) -> str:
+    """What a model reads and the scan's facts come from for an image argument: the user's own volume file when
+    ``--dicom-attributes`` made it into a derived series (`_derived`), else ``path``. The attributes go only into the
+    DICOM outputs: they never change a call (issue 62.11)."""
+    marker = Path(path) / DERIVED_MARKER
+    if marker.is_file():
+        original = marker.read_text(encoding="utf-8").strip()
+        if original and Path(original).is_file():
+            return original
+    return path
+
+
 def resolve_image(value: str, series: str | None, tmp: Path, attributes: dict[str, str] | None = None) -> str:
     """The local path to read for one image argument (see the module's docstring); ``tmp`` holds what is made."""
     if attributes is not None:

@@ -101,6 +101,7 @@ def predict_into(options: dict, image_path: str, segmentation: str | None, out: 
     from orbitai.cohort.manifest import read_labels
     from orbitai.device import run_with_fallback, select_device
     from orbitai.dicom.export import dicom_extra
+    from orbitai.dicom.inputs import model_input
     from orbitai.io import read_scan
     from orbitai.result import not_assessed
     from orbitai.scan import scan_facts
@@ -108,8 +109,9 @@ def predict_into(options: dict, image_path: str, segmentation: str | None, out: 
     from orbitai.tao.result import dicom_report
     from orbitai.tao.spec import EXPECTS
 
-    image, acquisition = read_scan(image_path)
-    facts = scan_facts(image, acquisition.tags, image_path, options.get("modality"))
+    source = model_input(image_path)      # the user's file, not the series --dicom-attributes made of it
+    image, acquisition = read_scan(source)
+    facts = scan_facts(image, acquisition.tags, source, options.get("modality"))
     labels = read_labels(Path(segmentation)) if segmentation else None
     device = select_device(options["device"])
     pred = run_with_fallback(lambda d: predict_tao(image, labels, options["model"], d, maps=options["maps"],
