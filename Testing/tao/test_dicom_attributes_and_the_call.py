@@ -31,3 +31,19 @@ def test_dicom_attributes_do_not_change_the_call_or_the_scan_facts(mri, tmp_path
     assert eyes["dicom"] == eyes["plain"]
     assert runs["dicom"]["scan"] == runs["plain"]["scan"]
     assert runs["dicom"]["files"].keys() > runs["plain"]["files"].keys()      # the DICOM outputs were written
+
+
+def test_ivgc_dicom_attributes_do_not_change_the_call_either(tmp_path, capsys):
+    from orbitai.cohort.manifest import read_manifest
+    from orbitai.phantoms.cohort import write_cohort
+
+    case = read_manifest(write_cohort("ivgc", 1, 7990, tmp_path / "c", montage_cases=0))[0]
+    runs = {}
+    for name, extra in (("plain", []), ("dicom", ["--dicom-attributes", '{"PatientID": "P-62-11"}'])):
+        out = tmp_path / name
+        assert main(["ivgc", "predict", str(case.image), "--segmentation", str(case.segmentation), "--no-gradcam",
+                     "--out", str(out), *extra]) == 0
+        runs[name] = json.loads((out / "result.json").read_text())
+    capsys.readouterr()
+    keys = ("probability", "call", "ood", "trust", "scan")
+    assert {k: runs["dicom"].get(k) for k in keys} == {k: runs["plain"].get(k) for k in keys}

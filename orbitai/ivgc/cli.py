@@ -533,6 +533,7 @@ def _run_predict_cohort(args: argparse.Namespace) -> int:
 def run_predict(args: argparse.Namespace) -> int:
     from orbitai.device import run_with_fallback, select_device
     from orbitai.dicom.export import dicom_extra
+    from orbitai.dicom.inputs import model_input   # --dicom-attributes never reaches the model (#62.11)
     from orbitai.ivgc.predict import predict_ivgc, read_clinical
     from orbitai.ivgc.result import FEATURES_FILE, GRADCAM_FILE, dicom_report
     from orbitai.progress import emit
@@ -551,7 +552,8 @@ def run_predict(args: argparse.Namespace) -> int:
     if clinical is None:
         clinical = read_clinical(args.clinical) if args.clinical else None
     device = select_device(args.device)
-    pred = run_with_fallback(lambda d: predict_ivgc(args.image, args.segmentation, args.model, args.strategy,
+    pred = run_with_fallback(lambda d: predict_ivgc(model_input(args.image), args.segmentation, args.model,
+                                                    args.strategy,
                                                     clinical, not args.no_gradcam, d, progress=emit,
                                                     resample_masks=args.resample_masks,
                                                     modality=getattr(args, "modality", None)), device)

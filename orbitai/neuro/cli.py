@@ -320,6 +320,7 @@ def run_lesions(args: argparse.Namespace) -> int:
         return _run_cohort(args)
 
     from orbitai.device import run_with_fallback, select_device
+    from orbitai.dicom.inputs import model_input   # --dicom-attributes never reaches the model (#62.11)
     from orbitai.neuro.predict import find_lesions, lesions_data
     from orbitai.neuro.result import write_neuro_result
     from orbitai.progress import emit
@@ -327,7 +328,7 @@ def run_lesions(args: argparse.Namespace) -> int:
     out = _outputs(args)
     device = select_device(args.device)
     t0 = time.perf_counter()
-    found = run_with_fallback(lambda d: find_lesions(args.flair, args.lesions, args.lesion_model, d, emit,
+    found = run_with_fallback(lambda d: find_lesions(model_input(args.flair), args.lesions, args.lesion_model, d, emit,
                                                      resample_masks=args.resample_masks,
                                                      modality=getattr(args, "modality", None)), device)
     write_neuro_result(out, lesions_data(found, str(device), time.perf_counter() - t0), found.lesions,
@@ -345,6 +346,7 @@ def run_predict(args: argparse.Namespace) -> int:
     if check_cohort_options(args, "flair"):
         return _run_cohort(args)
     from orbitai.device import run_with_fallback, select_device
+    from orbitai.dicom.inputs import model_input   # --dicom-attributes never reaches the model (#62.11)
     from orbitai.neuro.predict import predict_neuro
     from orbitai.neuro.result import withhold_calls, write_neuro_result
     from orbitai.progress import emit
@@ -352,7 +354,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
     out = _outputs(args)
     device = select_device(args.device)
-    pred = run_with_fallback(lambda d: predict_neuro(args.flair, args.lesions, args.model, not args.no_heatmap, d,
+    pred = run_with_fallback(lambda d: predict_neuro(model_input(args.flair), args.lesions, args.model, not args.no_heatmap, d,
                                                      args.lesion_model, emit, args.resample_masks,
                                                      getattr(args, "modality", None)), device)
     data = pred.data()
