@@ -94,9 +94,12 @@ def add_trust_parser(sub: argparse._SubParsersAction, models: str, columns: str,
                                    "which a call is flagged (5 %% of --validation flagged) and the temperature (and "
                                    "bias) that calibrate its probabilities (on --validation); --test adds held-out "
                                    "figures.")
-    p.add_argument("--model", required=True, help=f"{models} (its metadata.json is rewritten)")
+    p.add_argument("--model", required=True, help=f"{models} (its metadata.json is rewritten; a bundled model is "
+                                                   "never: copy its folder first)")
     p.add_argument("--manifest", required=True, help=f"training cases: CSV with {columns}")
-    p.add_argument("--validation", required=True, help="validation cases (not trained on), same columns")
+    p.add_argument("--validation", required=True,
+                   help="validation cases, same columns: none of --manifest's (by case_id or image), at least 10 of "
+                        "each label (as in --manifest)")
     p.add_argument("--test", help="test cases for the report's figures (never used to fit)")
     p.add_argument("--report", help="also write the report to this JSON file")
     p.add_argument("--cache", help=f"folder keeping {cache} of each manifest (reused by a second bundle)")
