@@ -200,7 +200,7 @@ def test_a_worker_with_all_the_cores_gives_the_serial_probabilities_bit_for_bit(
     for out, extra in ((serial, []), (dask, ["--workers", "1"])):   # fresh processes: torch's default threads
         r = subprocess.run([sys.executable, "-m", "orbitai", "seg", "predict", "--manifest", str(seg_cohort), "--out",
                             str(out), "--device", "cpu", "--no-mirror", "--model", "orbit_svnet_ct_demo",
-                            "--uncertainty", *extra], capture_output=True, text=True, timeout=600)
+                            "--uncertainty", *extra], capture_output=True, text=True)
         assert r.returncode == 1 and "1 of 4 cases failed (bad" in r.stderr
     for case in ("a", "b"):
         assert (serial / case / "uncertainty.nrrd").read_bytes() == (dask / case / "uncertainty.nrrd").read_bytes()
@@ -289,7 +289,7 @@ def test_sixteen_cases_killed_half_way_resume_with_only_the_missing_ones(seg_coh
     complete = {p.name for p in out.iterdir() if (p / "result.json").is_file()}
     assert 8 <= len(complete) < 15
     stamps = {c: (out / c / "labels.nrrd").stat().st_mtime_ns for c in complete}
-    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    rerun = subprocess.run(cmd, capture_output=True, text=True)   # a hang: the suite's hang guard (pytest-timeout)
     assert rerun.returncode == 1
     assert f"{len(complete)} of 16 cases already complete" in rerun.stdout
     ran = {ln.split()[1] for ln in rerun.stdout.splitlines() if ln.startswith("case ") and " complete (" in ln}
