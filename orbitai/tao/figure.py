@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import textwrap
 from pathlib import Path
 from typing import Optional
 
@@ -11,6 +12,7 @@ import numpy as np
 
 from orbitai.io import Volume
 from orbitai.metrics.plotting import pyplot
+from orbitai.result import NOT_ASSESSED, not_assessed_reason
 from orbitai.tao.data import centre_crop
 from orbitai.tao.evaluate import EOM_VALUES
 
@@ -28,7 +30,9 @@ def save_tao_figure(pred, path: str | os.PathLike, labels: Optional[Volume] = No
         eom = None
         if labels is not None:
             eom = np.isin(np.rint(e.crop.network_view(labels, label=True)[2]).astype(int), EOM_VALUES)
-        call = "active" if e.probability_active >= pred.threshold else "inactive"
+        call = f"P(active) {e.probability_active:.2f} ({'active' if e.probability_active >= pred.threshold else 'inactive'})"
+        if e.flagged:       # a call marked do not use is not assessed: no call, no P (issue 61)
+            call = textwrap.fill(f"{NOT_ASSESSED}: {not_assessed_reason(e.trust_message)}", 48)
         for ax, (name, m, cmap) in zip(row, (("input", None, None), ("occlusion", e.occlusion, "hot"),
                                              ("Grad-CAM", e.gradcam, "jet"))):
             ax.imshow(x, cmap="gray")
@@ -36,7 +40,7 @@ def save_tao_figure(pred, path: str | os.PathLike, labels: Optional[Volume] = No
                 ax.imshow(np.ma.masked_less_equal(m, 0.05 * max(float(m.max()), 1e-6)), cmap=cmap, alpha=0.55)
             if eom is not None and eom.any():
                 ax.contour(eom, [0.5], colors=["cyan"], linewidths=0.7)
-            ax.set_title(f"{e.crop.side} eye - {name}" + (f"\nP(active) {e.probability_active:.2f} ({call})"
+            ax.set_title(f"{e.crop.side} eye - {name}" + (f"\n{call}"
                                                         if name == "input" else ""), color="white", fontsize=9)
             ax.axis("off")
     if title:
