@@ -37,6 +37,8 @@ from orbitai.io import Volume
 from orbitai.phantoms.atlas import data_path
 from orbitai.preprocess.registration import affine_register
 from orbitai.progress import Progress, ProgressCallback
+from orbitai.scan import ScanFacts, scan_facts
+from orbitai.scan.weighting import CSF_RATIO_T2, csf_ratio, flair_verdict
 
 REGIONS: dict[int, str] = {1: "periventricular", 2: "juxtacortical", 3: "infratentorial",
                            4: "deep_white_matter", 5: "callosal"}
@@ -254,27 +256,11 @@ def extract_brain(flair: Volume, progress: ProgressCallback | None = None) -> Br
 
 
 # ----------------------------------------------------------------------------- input checks
-#: mean depth of the bright brain voxels (75th-97th percentile) over the mean depth of the brain, above
-#: which an image is taken for a T1: bright = cortex on FLAIR (real FLAIRs, template, phantoms 0.64-1.04),
-#: white matter on T1 (the real T1, skull-stripped: 1.34)
-T1_BRIGHT_DEPTH = 1.2
-
-
-def _bright_depth_ratio(a: np.ndarray, brain: np.ndarray) -> float:
-    """Where the bright tissue lies: mean depth in ``brain`` of its 75th-97th percentile voxels over the
-    mean depth of all its voxels (the top 3 % left out: lesions, vessels)."""
-    if brain.sum() < 100:
-        return 0.0
-    d = ndi.distance_transform_edt(brain)
-    lo, hi = np.percentile(a[brain], [75, 97])
-    bright = brain & (a > lo) & (a < hi)
-    if not bright.any():
-        return 0.0
-    return float(d[bright].mean() / d[brain].mean())
-
-
-def check_flair(flair: Volume, extraction: BrainExtraction | None = None) -> None:
-    """Raise a one-line `InputError` unless ``flair`` looks like a 3D brain FLAIR (head or skull-stripped).
+def check_flair(flair: Volume, extraction: BrainExtraction | None = None, facts: ScanFacts | None = None
+                ) -> list[str]:
+    """Raise a one-line `InputError` unless ``flair`` is a 3D brain FLAIR a model can read (head or skull-stripped);
+    return caveats (one sentence each) where the image's contrast disagrees with what ``facts`` say (the user's
+    ``--modality``, DICOM tags: what they state wins, `orbitai.scan.weighting.flair_verdict`).
 
     Refused: a single slice or a few slices (2D), NaN/infinite voxels, CT (Hounsfield units), an image
     that is not a head (noise filling the field of view, a small crop such as an orbit-only volume), and
@@ -282,8 +268,8 @@ def check_flair(flair: Volume, extraction: BrainExtraction | None = None) -> Non
     1.75 x its median; FLAIR 1.2-1.4) and T1 (no FLAIR-like brain found: the brain pre-mask of a
     FLAIR, tissue above the Otsu level separated from the scalp by dark skull and CSF, is under
     500 mL on T1, where WM is as bright as the scalp fat; or, skull-stripped T1, its bright tissue lies
-    deep, `T1_BRIGHT_DEPTH`). With ``extraction`` the intracranial volume must also be plausible
-    (600-2500 mL).
+    deep), judged in :mod:`orbitai.scan.weighting`: refused only where nothing states the weighting. With
+    ``extraction`` the intracranial volume must also be plausible (600-2500 mL).
     """
     arr = np.asarray(flair.array)
     if arr.ndim != 3:
@@ -298,7 +284,8 @@ def check_flair(flair: Volume, extraction: BrainExtraction | None = None) -> Non
         raise InputError(f"The FLAIR contains {n} NaN/infinite voxels; export it again or replace them "
                          "by the background value.")
     lo, hi = (float(v) for v in np.percentile(arr, [1, 99.9]))
-    if lo < -200 or (float(arr.min()) <= -900 and hi > 300):
+    said = _said_weighting(facts)
+    if not said and (lo < -200 or (float(arr.min()) <= -900 and hi > 300)):
         raise InputError(f"The image looks like CT (values from {float(arr.min()):.0f} to {hi:.0f}, "
                          "Hounsfield units), not an MR FLAIR; load the brain FLAIR series.")
     if hi <= lo:
@@ -314,19 +301,23 @@ def check_flair(flair: Volume, extraction: BrainExtraction | None = None) -> Non
                          f"of view ({head_ml:.0f} mL); this does not look like a brain FLAIR.")
     depth = ndi.distance_transform_edt(rough.head) * GRID_MM
     core = a[depth > 0.55 * depth.max()]
-    ratio = float(np.percentile(core, 99)) / max(float(np.median(core)), 1e-6)
-    if ratio > 1.75:
-        raise InputError(f"The image looks like a T2 (CSF brighter than brain tissue: 99th percentile "
-                         f"{ratio:.1f} x the median in the brain), not a FLAIR (CSF dark); load the FLAIR series.")
+    if facts is None and csf_ratio(core) > CSF_RATIO_T2:       # the image classifier, which lesions do not sway
+        facts = scan_facts(flair)
+    refusal, caveat = flair_verdict(core, a, rough.brain, facts)
+    if refusal:
+        raise InputError(refusal)
+    caveats = [caveat] if caveat else []
     brain_ml = float(rough.brain.sum()) * GRID_MM ** 3 * 1e-3
-    if brain_ml < 500:
+    if brain_ml < 500 and not said:
         raise InputError(f"No FLAIR-like brain found (brain tissue region {brain_ml:.0f} mL): the image may be a "
                          "T1 or another contrast (FLAIR: CSF dark, grey matter brighter than white matter); "
                          "load the FLAIR series.")
-    depth_ratio = _bright_depth_ratio(a, rough.brain)
-    if depth_ratio > T1_BRIGHT_DEPTH:
-        raise InputError(f"The image looks like a T1 (its bright tissue is deep white matter, not cortex: depth "
-                         f"ratio {depth_ratio:.2f}, FLAIR <= {T1_BRIGHT_DEPTH}); load the FLAIR series.")
     if extraction is not None and not 600 <= extraction.icv_ml <= 2500:
         raise InputError(f"The brain extraction found an implausible intracranial volume ({extraction.icv_ml:.0f} mL);"
                          " check that the image is a whole-head or skull-stripped brain FLAIR.")
+    return caveats
+
+
+def _said_weighting(facts: ScanFacts | None) -> bool:
+    """Whether the user stated what the scan is (--modality): the image's values then never refuse it."""
+    return facts is not None and any(getattr(facts, q).source.startswith("stated") for q in ("modality", "weighting"))

@@ -171,13 +171,15 @@ def find_lesions(flair_path: str | Path, lesions_path: Optional[str | Path] = No
     report = progress or (lambda d, t, m: None)
     report(0, steps, "reading the FLAIR")
     flair, notes = read_flair(flair_path)
-    check_flair(flair)
+    if np.ndim(flair.array) != 3 or min(np.shape(flair.array)) < 8 or not np.all(np.isfinite(flair.array)):
+        check_flair(flair)                 # what no model reads, before asking what the scan is
     facts = scan_facts(flair, acquisition_tags(flair_path), flair_path, modality)
-    warnings: list[str] = facts.notes + facts.caveats(FLAIR_EXPECTS)
+    disagree = check_flair(flair, facts=facts)        # what the user states wins: a disagreement is a caveat
+    warnings: list[str] = facts.notes + facts.caveats(FLAIR_EXPECTS) + disagree
     given = read_lesions(lesions_path, flair, resample_masks, warnings) if lesions_path is not None else None
     report(1, steps, "brain extraction")
     extraction = extract_brain(flair)
-    check_flair(flair, extraction)
+    check_flair(flair, extraction, facts)
     notes += list(extraction.notes)
     if given is not None:
         lesions, source = given, "given"

@@ -75,7 +75,7 @@ def predict(image: str | os.PathLike, out: str | os.PathLike, models: ModelCache
     t2 = time.perf_counter()
     log.info("model %s on %s, window %s", bundle.name, models.device, window)
     res = run_with_fallback(lambda d: segment(vol, model, spec, window, d, progress=progress,
-                                              mirror=mirror), models.device)
+                                              mirror=mirror, facts=facts), models.device)
     t3 = time.perf_counter()
     rows = structure_volumes(res.labels, spec.structures)
     # each structure against the normal adult range and the model's own confidence (the whole verdict: a warning)

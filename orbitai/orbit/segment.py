@@ -25,6 +25,7 @@ from orbitai.orbit.rules import (
 )
 from orbitai.preprocess.checks import check_input
 from orbitai.progress import ProgressCallback
+from orbitai.scan import ScanFacts
 from orbitai.engine.inference import EngineResult, SegSpec, predict
 
 log = logging.getLogger(__name__)
@@ -47,15 +48,17 @@ class SegResult:
 
 def segment(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "overlap",
             device: torch.device | str = "cpu", progress: ProgressCallback | None = None,
-            sw_batch_size: int = 1, min_eyeball_ml: float = MIN_EYEBALL_ML, mirror: bool = True) -> SegResult:
+            sw_batch_size: int = 1, min_eyeball_ml: float = MIN_EYEBALL_ML, mirror: bool = True,
+            facts: ScanFacts | None = None) -> SegResult:
     """Segment the orbits of a whole CT/MRI; returns orbit-scheme labels in the input's geometry.
 
     ``mirror`` averages the prediction with that of the left-right mirrored scan (twice the
     window time, slightly better masks; the model's classes are side-agnostic). Raises
     :class:`~orbitai.orbit.rules.OrbitNotFoundError` when less than ``min_eyeball_ml`` of eyeball is found, or
-    nothing found looks like an eyeball."""
+    nothing found looks like an eyeball. ``facts``: what the scan is (`orbitai.scan.scan_facts`), read by
+    the input check's warnings."""
     t0 = time.perf_counter()
-    modality_warnings = check_input(vol, spec.modality)
+    modality_warnings = check_input(vol, spec.modality, facts)     # what the scan is: its facts say
     warnings = field_of_view_warnings(vol) + modality_warnings
     for w in warnings:
         log.warning(w)
