@@ -46,12 +46,14 @@ def _wait_for(what: str, cond: Callable[[], object], proc: subprocess.Popen, tim
     pytest.fail(f"timed out waiting for {what}")
 
 
-def _finish(proc: subprocess.Popen) -> list[str]:
+def _finish(proc: subprocess.Popen, timeout: Optional[float] = 20) -> list[str]:
+    """The command's error lines once it ends; ``timeout``: how long it may take after a signal (None: a command that
+    runs to its end unsignalled, left to the suite's hang guard)."""
     try:
-        _, err = proc.communicate(timeout=20)
+        _, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail("the command did not stop within 20 s of the signal")
+        pytest.fail(f"the command did not stop within {timeout} s of the signal")
     return err.strip().splitlines()
 
 
@@ -105,7 +107,7 @@ def _small_disk() -> None:
 def test_phantom_cohort_on_a_full_disk_leaves_nothing(work):
     run, tmpdir = work
     proc = _start(["phantom", "orbit-ct", "--n", "2", "--out", "C"], run, tmpdir, preexec_fn=_small_disk)
-    err = _finish(proc)
+    err = _finish(proc, timeout=None)
     assert proc.returncode == 1, err
     assert len(err) == 1 and err[0].startswith(f"orbitai phantom: error: the disk is full while writing {run}/C/images/"), err
     assert err[0].endswith("(File too large); free space and run again"), err
@@ -143,7 +145,7 @@ def test_failing_demo_leaves_no_file(work):
     """A demo that fails (here: a full disk while it writes its phantom) leaves neither X nor its work folder."""
     run, tmpdir = work
     proc = _start(["demo", "--out", "X"], run, tmpdir, preexec_fn=_small_disk)
-    err = _finish(proc)
+    err = _finish(proc, timeout=None)
     assert proc.returncode == 1, err
     assert len(err) == 1 and err[0].startswith(f"orbitai demo: error: the disk is full while writing {run}/X/"), err
     assert err[0].endswith("(File too large); free space and run again"), err
