@@ -20,6 +20,7 @@ from typing import Any, Callable, ClassVar, Iterable, Literal, Optional, TypeVar
 
 import numpy as np
 
+from orbitai.bundle.core import check_bundle_folder, refuse_package_folder
 from orbitai.errors import ResultError, UserError
 from orbitai.io import Volume, VolumeError, read_volume
 from orbitai.staging import check_writable, staged_folder, strict_json
@@ -39,8 +40,6 @@ def check_out_dir(out_dir: str | os.PathLike) -> Path:
                 what = "is a file" if p == out else f"lies below the file {p}"
                 raise UserError(f"The output folder {out} {what}; --out takes a folder.")
             break
-    from orbitai.bundle.core import refuse_package_folder
-
     refuse_package_folder(out, "--out")     # the bundled models are read-only for every command
     check_writable(out)
     return out
@@ -119,8 +118,6 @@ def check_outputs(out_dir: str | os.PathLike, inputs: Iterable[str | os.PathLike
                                 "choose another output folder.")
     check_out_dir(out)
     if bundle:
-        from orbitai.bundle.core import check_bundle_folder
-
         check_bundle_folder(out, bundle, overwrite)
     if task and RESULT_FILE in own:
         check_own_result(out, task)

@@ -40,6 +40,7 @@ from sklearn.model_selection import StratifiedKFold
 from orbitai.bundle.core import refuse_package_folder
 from orbitai.bundle.formats import save_npz
 from orbitai.errors import BundleError, UserError
+from orbitai.io.checksums import sha256_input
 from orbitai.staging import strict_json, write_json_atomic
 
 #: Share of in-distribution cases the threshold may flag, and the confidence that it does not flag more.
@@ -505,8 +506,6 @@ def check_trust_inputs(bundle: Any, sets: Sequence[tuple[str, Optional[str], Opt
       checksum), fewer than ``min_per_class`` cases of each class (``label(case)``: 0 or 1) in the training or the
       validation cases;
     * ``report``: a file that is an input, lies in the bundle, is a folder, or exists and is no earlier report."""
-    from orbitai.io.checksums import sha256_input
-
     try:
         refuse_package_folder(bundle.path, "--model")
     except UserError:
