@@ -115,3 +115,41 @@ def test_without_a_current_scan_one_line_serves_every_scan(two_scans):
     shown["scan"] = b
     controller.refresh()
     assert len(view.statuses) == n
+
+
+def test_the_slicer_panel_shows_each_scans_own_line(monkeypatch, tmp_path):
+    """The Slicer module panel (replayed as Slicer 5.10.0 runs it): a line said under scan A (marking its corrected
+    segmentation finished) is not shown under scan B, and is shown again under A."""
+    pytest.importorskip("slicer.util")
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from slicer_widget_replay import load_module_widget
+
+    from orbitai.mrml import segmentation_node_from_labels, volume_node_from_volume
+    from orbitai.phantoms.orbit import orbit_case
+
+    monkeypatch.setenv("ORBITAI_WARM_WORKER", "0")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    ctx = new_scene()
+    case = orbit_case(778311, "t2", oblique=False)
+    scan_a = volume_node_from_volume(ctx, case.image, name="patientA_T2")
+    seg_a = segmentation_node_from_labels(ctx, case.labels, reference_node=scan_a, name="patientA_corrected")
+    scan_b = volume_node_from_volume(ctx, case.image, name="patientB_T2")
+    p = load_module_widget(monkeypatch, "OrbitSegmentation", "5.10.0")
+    p.show()
+    try:
+        w = p.widget
+        w._parameterNode.inputVolume = scan_a
+        w._parameterNode.finetuneCorrected = seg_a
+        p.ui.markFinishedButton.clicked.emit(False)
+        line_a = p.ui.finetuneStatusLabel.text
+        assert "patientA" in line_a, line_a
+        w._parameterNode.inputVolume = scan_b
+        status_b = p.ui.finetuneStatusLabel.text
+        assert "patientA" not in status_b and line_a not in status_b, status_b
+        w._parameterNode.inputVolume = scan_a
+        assert p.ui.finetuneStatusLabel.text == line_a
+    finally:
+        p.widget.cleanup()
+        ctx.close()
