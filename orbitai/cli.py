@@ -17,6 +17,7 @@ import socket
 import sys
 import threading
 import time
+import warnings
 import weakref
 from typing import Iterator, NoReturn, Optional, Sequence
 
@@ -183,6 +184,21 @@ def _stop_now(prefix: str) -> NoReturn:
     os._exit(130)
 
 
+@contextlib.contextmanager
+def library_warnings_logged() -> Iterator[None]:
+    """Warnings that libraries raise (pydicom's and highdicom's ``check_person_name`` on DICOM inputs, ...) go to the
+    log (``orbitai.library``, shown with --verbose), not into the user's output: the command's own warnings are its
+    printed ``warning:`` lines and its result's ``warnings`` (issue 63)."""
+    log = logging.getLogger("orbitai.library")
+
+    def to_log(message, category, filename, lineno, file=None, line=None) -> None:   # warnings.showwarning's shape
+        log.debug("%s: %s (%s:%s)", category.__name__, message, filename, lineno)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = to_log
+        yield
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; errors end it with one line on stderr (see `orbitai.errors`), not a traceback."""
     words = list(sys.argv[1:] if argv is None else argv)
@@ -219,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return launch.launch(list(sys.argv[1:] if argv is None else argv), nproc, args.verbose,
                                      out=getattr(args, "out", None))
             with (launch.rank_context(args) if ranks > 1 else contextlib.nullcontext()), \
-                    resolved_images(args):    # --series, DICOMweb URLs: local files for the command
+                    resolved_images(args), library_warnings_logged():    # --series, DICOMweb URLs: local files
                 return int(args.func(args) or 0)
     except KeyboardInterrupt:
         if args.debug:
