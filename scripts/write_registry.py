@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from orbitai.bundle import registry  # noqa: E402
-from orbitai.staging import strict_json, write_text_atomic  # noqa: E402
+from orbitai.bundle import registry
+from orbitai.staging import strict_json, write_text_atomic
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -339,9 +339,15 @@ def write_bundle(path: str | os.PathLike, metadata: dict[str, Any],
     return Bundle(p, meta)
 
 
+#: Names another folder for the user's own models than ``~/.orbitai/models`` (a shared install, the tests).
+USER_MODELS_ENV = "ORBITAI_USER_MODELS"
+
+
 def user_model_folder() -> Path:
-    """The user's own models (``~/.orbitai/models``): last on the search path; where fine-tuned models go."""
-    return Path.home() / ".orbitai" / "models"
+    """The user's own models (``~/.orbitai/models``, or ``$ORBITAI_USER_MODELS``): searched before the package's
+    bundles; where fine-tuned and installed models (``orbitai models install``) go."""
+    env = os.environ.get(USER_MODELS_ENV, "").strip()
+    return Path(env).expanduser() if env else Path.home() / ".orbitai" / "models"
 
 
 #: Set to 1 only by the Makefile's targets that build the bundled models (``make models``, ``make trust``).
@@ -362,9 +368,10 @@ def refuse_package_folder(path: str | os.PathLike, what: str = "--out") -> None:
 
 
 def search_paths() -> list[Path]:
-    """Where bundles are looked up: $ORBITAI_MODEL_PATH entries, the built-ins, the user model folder."""
+    """Where bundles are looked up: $ORBITAI_MODEL_PATH entries, the user model folder, then the built-ins (the local
+    mirror of the model registry, `orbitai.bundle.registry`: the order the registry resolves a name in)."""
     paths = [Path(x) for x in os.environ.get("ORBITAI_MODEL_PATH", "").split(os.pathsep) if x]
-    paths += [BUILTIN_DIR, user_model_folder()]
+    paths += [user_model_folder(), BUILTIN_DIR]
     return paths
 
 
@@ -383,8 +390,11 @@ def iter_bundles() -> Iterator[Bundle]:
                 yield b
 
 
-def find_bundle(name_or_path: str) -> Bundle:
+def find_bundle(name_or_path: str, download: bool = False) -> Bundle:
     """A bundle by name on the search paths first, then by folder path (clear error listing what exists).
+
+    A registry name found nowhere is downloaded into the user model folder only with ``download`` (the caller's
+    explicit choice, `orbitai.bundle.download`); without it the error says how to install it.
 
     Text written as a path (`orbitai.staging.looks_like_path`: ``./b``, ``models/b``, ``~/b``) is only a
     folder; a bare name is a bundle's name first, a folder of that name in the working directory after."""
@@ -404,6 +414,13 @@ def find_bundle(name_or_path: str) -> Bundle:
     if as_path:
         raise BundleError(f"No model bundle folder {name_or_path}: it does not exist; give a bundle folder or a "
                           "bundle name ('orbitai info' lists them).")
+    from orbitai.bundle.registry import missing_message, registry_entry, resolve
+
+    entry = registry_entry(name_or_path)
+    if entry is not None and entry.kind == "model":
+        if download:
+            return load_bundle(resolve(name_or_path, download=True))
+        raise BundleError(missing_message(entry))
     raise BundleError(
         f"No model bundle named {name_or_path!r}. Available: {', '.join(available) or 'none'}. "
         "Pass a bundle folder path or set ORBITAI_MODEL_PATH."

@@ -289,8 +289,8 @@ def _trained_on(meta: dict[str, Any]) -> str:
     data = meta.get("training_data")
     if isinstance(data, str) and data.strip():
         return " ".join(data.split())
-    training = meta.get("training") if isinstance(meta.get("training"), dict) else {}
-    cfg = meta.get("config") or training.get("config")
+    training = meta.get("training")
+    cfg = meta.get("config") or (training.get("config") if isinstance(training, dict) else None)
     return f"synthetic phantoms (training configuration {cfg})" if cfg else "synthetic phantoms"
 
 

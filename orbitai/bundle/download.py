@@ -1,0 +1,438 @@
+"""Download and install registry entries: checked, resumable, cancellable; the standard library only (urllib).
+
+`download_file` fetches one URL into ``<dest>.part`` and renames it to ``dest`` only after its SHA-256 matched:
+
+* **resume**: a ``.part`` left by an interruption (a cancel, a dropped connection, a truncated response) is
+  continued with an HTTP ``Range`` request; a server that ignores the range sends the whole file again;
+* **progress**: ``callback(done_bytes, total_bytes, "downloading NAME: 2.1 of 4.7 MB, 3 s left")`` (the CLI
+  prints `orbitai.progress` lines), at most a few times a second;
+* **cancel**: a ``threading.Event`` checked while waiting; the transfer runs on a worker thread that the waiting
+  thread leaves at once, so a cancel returns within a fraction of a second even while the server sends nothing
+  (or the connection is still being made); the worker writes nothing after it (one lock guards its writes);
+* **errors** are one line (`DownloadError`): no network, a proxy's refusal, an HTTP status (404), a server that
+  stopped sending, a wrong checksum (the file is removed), a full disk.
+
+`install_archive` then installs an archive: SHA-256 first, safe extraction into a temporary folder beside the
+destination (plain files and folders only, every member inside one top folder: no absolute name, no ``..``, no
+link), the files checked against the registry's list, the bundle checked (`orbitai.bundle.core.load_bundle`, its
+weights' and files' checksums), then an atomic rename into place. Nothing is installed unless all of it passed.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tarfile
+import tempfile
+import threading
+import time
+import http.client
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path, PurePosixPath
+from typing import Callable, Optional
+
+from orbitai.bundle.core import WEIGHTS, load_bundle
+from orbitai.bundle.registry import Entry, human_size, registry_entry, user_folder
+from orbitai.errors import BundleError, OrbitAIError, one_line
+from orbitai.io.checksums import sha256_file
+from orbitai.staging import disk_full
+
+ProgressCallback = Callable[[int, int, str], None]
+CHUNK = 1 << 16
+
+
+class DownloadError(OrbitAIError, RuntimeError):
+    """A download failed (network, proxy, HTTP status, stalled server, checksum, disk); one line."""
+
+
+class DownloadCancelled(DownloadError):
+    """The caller cancelled a download; the ``.part`` file is kept so that the next try resumes it."""
+
+    exit_code = 130
+
+
+def _reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", exc)
+    return one_line(reason) if isinstance(reason, BaseException) else str(reason)
+
+
+def _network_error(url: str, exc: BaseException) -> DownloadError:
+    """One line for a failure to reach ``url`` (no network, a name that does not resolve, a proxy)."""
+    host = urllib.parse.urlparse(url).netloc
+    proxy = urllib.request.getproxies().get(urllib.parse.urlparse(url).scheme)
+    reason = _reason(exc)
+    if isinstance(exc, urllib.error.HTTPError) and exc.code == 407:
+        return DownloadError(f"The proxy {proxy or ''} asks for a user name and password (HTTP 407) to reach {host}; "
+                             "set them in https_proxy (http://user:password@proxy:port) or install from a file.")
+    if proxy and ("tunnel" in reason.lower() or isinstance(getattr(exc, "reason", None), OSError)):
+        return DownloadError(f"The proxy {proxy} did not let the download through to {host} ({reason}); check "
+                             "the https_proxy/http_proxy settings, or download the file elsewhere and run "
+                             "'orbitai models install FILE'.")
+    inner = getattr(exc, "reason", exc)
+    if isinstance(inner, socket.gaierror):
+        what = f"the name {host.split(':')[0]} does not resolve"
+    elif isinstance(inner, ConnectionRefusedError):
+        what = f"{host} refused the connection"
+    elif isinstance(inner, (socket.timeout, TimeoutError)):
+        what = f"{host} did not answer"
+    else:
+        what = f"{host} cannot be reached ({reason})"
+    return DownloadError(f"No network connection for the download: {what}. Connect and run again, or download "
+                         f"{url} elsewhere and run 'orbitai models install FILE'.")
+
+
+def _http_error(url: str, exc: urllib.error.HTTPError) -> DownloadError:
+    if exc.code == 407:
+        return _network_error(url, exc)
+    if exc.code == 404:
+        return DownloadError(f"{url} does not exist (HTTP 404 Not Found): the release asset is missing or the "
+                             "address is wrong; check the orbitai version, or install from a file "
+                             "('orbitai models install FILE').")
+    return DownloadError(f"The server refused the download of {url} (HTTP {exc.code} {exc.reason}); try again "
+                         "later, or install from a file ('orbitai models install FILE').")
+
+
+def _disk_error(exc: OSError, where: Path) -> DownloadError:
+    return DownloadError(f"The disk is full while writing {exc.filename or where}; free space there and run again "
+                         "(the download resumes where it stopped).")
+
+
+class _Transfer:
+    """The worker thread's state: the bytes in the ``.part`` file, the total, the error, and the stop flag
+    (checked under ``lock`` before every write)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.stopped = False
+        self.done = 0
+        self.total = 0
+        self.error: Optional[BaseException] = None
+
+
+def _fetch(url: str, part: Path, size: Optional[int], state: _Transfer, stall_s: float, retries: int) -> None:
+    """Fill ``part`` from ``url`` (resuming with Range), on the worker thread; errors go to ``state.error``."""
+    from orbitai import __version__
+
+    failures = 0
+    while not state.stopped:
+        start = part.stat().st_size if part.exists() else 0
+        if size is not None and start > size:
+            part.unlink()
+            start = 0
+        if size is not None and start == size:
+            return
+        headers = {"User-Agent": f"orbitai/{__version__}", "Accept-Encoding": "identity"}
+        if start:
+            headers["Range"] = f"bytes={start}-"
+        try:
+            resp = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=stall_s)
+        except urllib.error.HTTPError as exc:
+            if exc.code == 416 and start:          # the range starts at the end: the part is complete (or wrong)
+                return
+            raise _http_error(url, exc) from exc
+        except (urllib.error.URLError, OSError) as exc:
+            if isinstance(getattr(exc, "reason", exc), (socket.timeout, TimeoutError)) and failures < retries:
+                failures += 1
+                continue
+            raise _network_error(url, exc) from exc
+        with resp:
+            if start and resp.status != 206:       # the server sends the whole file: start again
+                start = 0
+            length = resp.headers.get("Content-Length")
+            state.total = size or (start + int(length) if length and length.isdigit() else 0)
+            got_any = False
+            try:
+                with open(part, "ab" if start else "wb") as f:
+                    state.done = start
+                    while True:
+                        chunk = resp.read(CHUNK)
+                        if not chunk:
+                            break
+                        with state.lock:
+                            if state.stopped:
+                                return
+                            f.write(chunk)
+                        state.done += len(chunk)
+                        got_any = True
+            except (socket.timeout, TimeoutError, ConnectionError, http.client.IncompleteRead) as exc:
+                if failures >= retries:
+                    raise DownloadError(f"The server stopped sending {url} at {human_size(state.done)} "
+                                        f"({one_line(exc) or type(exc).__name__}); run again to resume.") from exc
+            except OSError as exc:
+                if disk_full(exc):
+                    raise _disk_error(exc, part) from exc
+                raise
+        complete = part.stat().st_size if part.exists() else 0
+        if (size is not None and complete >= size) or (size is None and state.total and complete >= state.total):
+            return
+        if size is None and not state.total:
+            return                                 # no length known: the end of the response is the end
+        failures = 0 if got_any else failures + 1  # truncated: resume (a response that brought nothing counts)
+        if failures > retries:
+            raise DownloadError(f"The server keeps ending {url} early (at {human_size(complete)} of "
+                                f"{human_size(state.total)}); run again later to resume.")
+
+
+def download_file(url: str, dest: Path, sha256: str, size: Optional[int] = None, *,
+                  progress: Optional[ProgressCallback] = None, cancel: Optional[threading.Event] = None,
+                  label: str = "", stall_s: float = 30.0, retries: int = 3, poll_s: float = 0.1) -> Path:
+    """Download ``url`` to ``dest`` through ``dest.part`` (resumed where one is left), check its SHA-256, then
+    rename it into place; see the module docstring. Raises `DownloadError` (one line) or `DownloadCancelled`."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    if size is not None:
+        have = part.stat().st_size if part.exists() else 0
+        free = shutil.disk_usage(dest.parent).free
+        if size - have > free:
+            raise DownloadError(f"The disk is full: {dest.parent} has {human_size(free)} free and the download "
+                                f"needs {human_size(size - have)}; free space and run again.")
+    state = _Transfer()
+    state.total = size or 0
+
+    def work() -> None:
+        try:
+            _fetch(url, part, size, state, stall_s, retries)
+        except BaseException as exc:  # noqa: BLE001  (handed to the waiting thread)
+            state.error = exc
+
+    name = label or dest.name
+    worker = threading.Thread(target=work, name="orbitai-download", daemon=True)
+    began, shown = time.monotonic(), 0.0
+    worker.start()
+    try:
+        while worker.is_alive():
+            if cancel is not None and cancel.wait(poll_s):
+                raise DownloadCancelled(f"The download of {name} was cancelled; {human_size(state.done)} kept in "
+                                        f"{part} (the next try resumes it).")
+            if cancel is None:
+                worker.join(poll_s)
+            now = time.monotonic()
+            if progress is not None and now - shown >= 0.5 and state.total:
+                shown = now
+                progress(state.done, state.total, _progress_text(name, state, now - began))
+    finally:
+        with state.lock:          # stop the worker's writes (a cancel, Ctrl-C): nothing is written after this
+            state.stopped = True
+    if state.error is not None:
+        if isinstance(state.error, OSError) and disk_full(state.error):
+            raise _disk_error(state.error, part) from state.error
+        raise state.error
+    if progress is not None and state.total:
+        progress(state.total, state.total, f"downloaded {name}: {human_size(state.total)}")
+    digest = sha256_file(part) if part.exists() else ""
+    if digest != sha256:
+        got = part.stat().st_size if part.exists() else 0
+        part.unlink(missing_ok=True)
+        raise DownloadError(f"The download of {name} from {url} is not the registry's file (SHA-256 {digest[:12]}..., "
+                            f"{human_size(got)}; expected {sha256[:12]}...): refused and removed, nothing installed.")
+    os.replace(part, dest)
+    return dest
+
+
+def _progress_text(name: str, state: _Transfer, elapsed: float) -> str:
+    text = f"downloading {name}: {human_size(state.done)} of {human_size(state.total)}"
+    rate = state.done / elapsed if elapsed > 0.5 else 0.0
+    if rate > 0 and state.total > state.done:
+        left = (state.total - state.done) / rate
+        text += f", {left:.0f} s left" if left < 120 else f", {left / 60:.0f} min left"
+    return text
+
+
+# ------------------------------------------------------------------------------------------------------ extraction
+
+def safe_extract(archive: Path, into: Path) -> str:
+    """Extract a ``.tar.gz`` (or ``.tar``) holding one top folder into ``into``; returns that folder's name.
+
+    Every member's name is data, never a path to follow: an absolute name, a ``..`` part, a link, a device or any
+    member outside the one top folder refuses the whole archive (`BundleError`) before anything is written."""
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            members = tar.getmembers()
+            top = _check_members(archive, members)
+            for m in members:
+                rel = PurePosixPath(m.name)
+                target = into.joinpath(*rel.parts)
+                if m.isdir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                src = tar.extractfile(m)
+                if src is None:
+                    raise BundleError(f"The archive {archive} has an unreadable member {m.name!r}.")
+                with src, open(target, "xb") as out:
+                    shutil.copyfileobj(src, out, CHUNK)
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        if isinstance(exc, OSError) and disk_full(exc):
+            raise _disk_error(exc, into) from exc
+        if isinstance(exc, FileExistsError):
+            raise BundleError(f"The archive {archive} lists {exc.filename} twice; refused.") from exc
+        raise BundleError(f"{archive} is not a readable .tar.gz archive ({one_line(exc)}); download it again.") from exc
+    return top
+
+
+def _check_members(archive: Path, members: list[tarfile.TarInfo]) -> str:
+    if not members:
+        raise BundleError(f"The archive {archive} is empty.")
+    tops = set()
+    for m in members:
+        name = m.name
+        parts = PurePosixPath(name).parts
+        if (name.startswith(("/", "\\")) or "\\" in name or ":" in name or not parts
+                or any(p in ("..", ".", "") for p in parts)):
+            raise BundleError(f"The archive {archive} has a member named {name!r} (absolute, '..' or not a plain "
+                              "relative name): refused, nothing extracted.")
+        if not (m.isfile() or m.isdir()):
+            raise BundleError(f"The archive {archive} has a link or special member {name!r}: refused, nothing "
+                              "extracted (an OrbitAI archive holds plain files only).")
+        tops.add(parts[0])
+        if m.isfile() and len(parts) < 2:
+            raise BundleError(f"The archive {archive} has the file {name!r} outside a folder; an archive holds "
+                              "one bundle folder.")
+    if len(tops) != 1:
+        raise BundleError(f"The archive {archive} holds {len(tops)} top folders ({', '.join(sorted(tops)[:3])}); "
+                          "an archive holds one bundle folder.")
+    return tops.pop()
+
+
+# ----------------------------------------------------------------------------------------------------- installing
+
+def check_folder(folder: Path, entry: Optional[Entry], kind: str) -> None:
+    """Raise `BundleError` unless ``folder`` holds exactly ``entry``'s files with their checksums (when the entry
+    is known) and, for a model, a bundle whose metadata, weights and files check."""
+    from orbitai.bundle.registry import file_table
+
+    if entry is not None:
+        table = file_table(folder)
+        if table != entry.files:
+            wrong = sorted(set(table) ^ set(entry.files)) or sorted(
+                n for n in table if table[n] != entry.files.get(n))
+            raise BundleError(f"{folder.name}: the files do not match the registry's {entry.name} {entry.version} "
+                              f"({', '.join(wrong[:3])} differ{'s' if len(wrong) == 1 else ''}); refused.")
+    if kind != "model":
+        return
+    bundle = load_bundle(folder)
+    if bundle.name != folder.name:
+        raise BundleError(f"The bundle folder {folder.name} holds the bundle {bundle.name!r}; refused.")
+    if "weights_sha256" in bundle.metadata or (folder / WEIGHTS).exists():
+        bundle.verify()
+    for role, spec in (bundle.metadata.get("files") or {}).items():
+        path = folder / str(spec.get("path", ""))
+        if not path.is_file() or (spec.get("sha256") and sha256_file(path) != spec["sha256"]):
+            raise BundleError(f"Bundle '{bundle.name}': its {role} file {spec.get('path')} is missing or does not "
+                              "match its checksum; refused.")
+
+
+def install_folder(source: Path, kind: str, entry: Optional[Entry] = None, *, dest_root: Optional[Path] = None,
+                   move: bool = False) -> Path:
+    """Install the folder ``source`` (a bundle or data set) into the user's folder: copied (or moved, when it
+    already lies in a temporary folder beside the destination) into a temporary folder there, checked
+    (`check_folder`), then renamed into place atomically; an installed copy is replaced only after the new one
+    passed. Returns the installed folder."""
+    root = dest_root or user_folder(kind)
+    root.mkdir(parents=True, exist_ok=True)
+    dest = root / source.name
+    tmp = Path(tempfile.mkdtemp(prefix=f".install-{source.name}-", dir=root))
+    try:
+        staged = tmp / source.name
+        if move:
+            os.replace(source, staged)
+        else:
+            shutil.copytree(source, staged, symlinks=True)
+        check_folder(staged, entry, kind)
+        os.chmod(staged, 0o755)
+        if dest.exists() or dest.is_symlink():
+            os.replace(dest, tmp / "replaced")
+        os.replace(staged, dest)
+    except OSError as exc:
+        if disk_full(exc):
+            raise _disk_error(exc, root) from exc
+        raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def install_archive(archive: Path, entry: Optional[Entry] = None, *, sha256: Optional[str] = None,
+                    kind: Optional[str] = None, dest_root: Optional[Path] = None) -> Path:
+    """Install a downloaded archive: its SHA-256 checked first (the entry's, or ``sha256``), extracted safely into a
+    temporary folder beside the destination, checked, renamed into place. The entry is the registry's for the
+    archive's folder name when not given; an archive the registry does not know is installed on its own checks
+    (a bundle's metadata checksums)."""
+    archive = Path(archive)
+    want = sha256 or (entry.sha256 if entry is not None else None)
+    if want is not None:
+        digest = sha256_file(archive)
+        if digest != want.lower():
+            raise BundleError(f"{archive} has SHA-256 {digest[:12]}..., not the expected {want[:12]}...: it is "
+                              "not the registry's file (corrupt or replaced); refused, nothing installed.")
+    kind = kind or (entry.kind if entry is not None else "model")
+    root = dest_root or user_folder(kind)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=root))
+    try:
+        top = safe_extract(archive, tmp)
+        if entry is None:
+            entry = registry_entry(top)     # a known name: its files must be the registry's (re-packed is fine)
+            kind = entry.kind if entry is not None else kind
+        elif top != entry.name:
+            raise BundleError(f"The archive {archive} holds {top!r}, not {entry.name!r}; refused.")
+        return install_folder(tmp / top, kind, entry, dest_root=root, move=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def install_entry(entry: Entry, *, progress: Optional[ProgressCallback] = None,
+                  cancel: Optional[threading.Event] = None, url: Optional[str] = None,
+                  dest_root: Optional[Path] = None) -> Path:
+    """Download registry entry ``entry`` (its first address that answers, or ``url``), check it and install it into
+    the user's folder; the archive waits in ``<user folder>/.downloads`` (where an interrupted one resumes) and
+    is removed once installed."""
+    root = dest_root or user_folder(entry.kind)
+    cache = root / ".downloads"
+    archive = cache / entry.asset
+    errors = []
+    for address in ([url] if url else entry.download_urls()):
+        try:
+            download_file(address, archive, entry.sha256, entry.size, progress=progress, cancel=cancel,
+                          label=f"{entry.name} {entry.version}")
+            break
+        except DownloadCancelled:
+            raise
+        except DownloadError as exc:
+            errors.append(exc)
+    else:
+        if errors:
+            raise errors[-1]
+        raise DownloadError(f"The registry lists no download address for {entry.name}; install it from a file.")
+    try:
+        return install_archive(archive, entry, dest_root=root)
+    finally:
+        archive.unlink(missing_ok=True)
+
+
+def installed_ok(folder: Path, entry: Optional[Entry], kind: str) -> Optional[str]:
+    """None when ``folder`` passes `check_folder`, else its one-line reason."""
+    try:
+        check_folder(folder, entry, kind)
+    except (OrbitAIError, OSError) as exc:
+        return one_line(exc)
+    return None
+
+
+def remove_installed(name: str, root: Path) -> Path:
+    """Remove the installed folder ``root/name`` (moved to a temporary name first, so a half-removed folder is
+    never taken for a bundle)."""
+    folder = root / name
+    if not folder.is_dir() or folder.is_symlink():
+        raise BundleError(f"{name!r} is not installed in {root}.")
+    aside = root / f".removing-{name}-{os.getpid()}"
+    os.replace(folder, aside)
+    shutil.rmtree(aside, ignore_errors=True)
+    return folder
+
+
+__all__ = ["DownloadCancelled", "DownloadError", "check_folder", "download_file", "install_archive", "install_entry",
+           "install_folder", "installed_ok", "remove_installed", "safe_extract"]
