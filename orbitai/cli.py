@@ -34,6 +34,8 @@ __all__ = ["main", "build_parser", "COMMANDS", "requested_command", "entry"]
 COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("orbitai.commands.info", "print versions, the compute device and the model bundles found"),
     "demo": ("orbitai.commands.demo", "run the main job on built-in data and save a Slicer scene"),
+    "models": ("orbitai.commands.models", "list, install (download or offline), verify and remove model bundles "
+                                          "and training data sets"),
     "phantom": ("orbitai.phantoms.cli", "write a synthetic cohort (orbital CT/MRI, domain-randomised, TAO, IVGC, "
                                         "brain FLAIR) with ground truth"),
     "seg": ("orbitai.orbit.cli", "orbit segmentation: train, predict, evaluate"),
