@@ -46,8 +46,15 @@ lint: $(STAMP)
 	$(PY) -m mypy
 	$(VENV)/bin/vermin -q --no-tips --violations -t=$(MIN_PYTHON)- --eval-annotations --feature fstring-pep701 --exclude long $(SLICER_SIDE)
 
+# The docs site (mkdocs.yml; results pages generated from benchmarks/results/*.json), warnings as errors; a few seconds.
+# DOCS_OUT: where the site goes (default build/site).
+DOCS_OUT ?= build/site
+.PHONY: docs
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet -d $(DOCS_OUT)
+
 # --durations: the slowest default tests are printed with every run (the suite's budget is 20 minutes on 2 cores).
-test: lint test-tools
+test: lint docs test-tools
 	$(PY) -m pytest -q --durations=25
 
 test-all: $(STAMP) test-tools
