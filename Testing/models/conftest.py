@@ -31,7 +31,7 @@ class AssetServer:
             def log_message(self, *args: Any) -> None:   # quiet
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 rng = self.headers.get("Range", "")
                 server.requests.append((self.path, rng))
                 name = self.path.rsplit("/", 1)[-1]

@@ -42,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
     ver = cmds.add_parser("verify", help="check installed entries' files against the registry's checksums",
                           description="Check every installed registry entry (or NAME): its files and their "
                                       "SHA-256 against the registry, a bundle's weights against its metadata. "
-                                      "Exit 1 when one fails.")
+                                      "Exit status 2 when one fails.")
     ver.add_argument("name", nargs="?", metavar="NAME")
     ver.set_defaults(func=run_verify)
     rm = cmds.add_parser("remove", help="remove an installed model or data set from the user's folder",
