@@ -197,3 +197,32 @@ def test_offline_install_from_a_downloaded_file_checks_the_registry_files(served
     with pytest.raises(BundleError, match="do not match the registry"):
         install_archive(tmp_path / "tampered.tar.gz", entry, sha256=sha256_file(tmp_path / "tampered.tar.gz"))
     assert registry.file_table(folder) == entry.files          # the installed copy was left as it was
+
+
+def test_a_proxy_that_refuses_is_named_in_one_line(served, user_models, monkeypatch):
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    for var in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{ports[0]}")
+    entry = served[0]
+    with pytest.raises(DownloadError) as err:
+        install_entry(entry, url=f"http://127.0.0.1:{ports[1]}/{entry.asset}")
+    msg = str(err.value)
+    assert "\n" not in msg and f"proxy http://127.0.0.1:{ports[0]}" in msg
+    assert _installed(user_models) == []
+
+
+def test_a_full_disk_is_said_before_downloading(asset_server, served, user_models, monkeypatch):
+    entry, url = _serve(asset_server, served)
+    import shutil
+
+    real = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: real(p)._replace(free=entry.size // 2))
+    with pytest.raises(DownloadError) as err:
+        install_entry(entry, url=url)
+    assert "\n" not in str(err.value) and "disk is full" in str(err.value)
+    assert asset_server.requests == [] and _installed(user_models) == []
