@@ -22,8 +22,9 @@ class NeuroDifferential(ScriptedLoadableModule):
     compression network or a 3D ResNet, and a heat map of where the call came from. Bundled models are
     trained on synthetic phantoms: research use only, not for clinical use.
 
-    Reproduces paper 003 (NMOSD vs MS from brain FLAIR lesions: 3D ResNet baselines and a two-view
-    compression network).
+    Wang Z, Yu Z, Wang Y, et al. 3D compressed convolutional neural network differentiates neuromyelitis
+    optical spectrum disorders from multiple sclerosis using automated white matter hyperintensities
+    segmentations. Front Physiol 2020;11:612928, doi:10.3389/fphys.2020.612928.
     """
 
     def __init__(self, parent):

@@ -20,8 +20,11 @@ class OrbitSegmentation(ScriptedLoadableModule):
     effects SmartPencil, SmartFill and AutoCorrection are added to the Segment Editor. Bundled
     models are trained on synthetic phantoms: research use only, not for clinical use.
 
-    Reproduces SV-net (semantic V-Net for orbital CT) and SEQ-UNET (sequential U-Net with
-    bidirectional ConvLSTMs). Phantoms use the SPL/NAC head-and-neck atlas.
+    SV-net: Zhu F, Gao Z, Zhao C, et al. Semantic segmentation using deep learning to extract total
+    extraocular muscles and optic nerve from orbital computed tomography images. arXiv:2007.02091 (2020).
+    SEQ-UNET and the annotation tools: Chung YW, Kang DG, Lee YO, Cho WK. Application of deep
+    learning-based medical image segmentation via orbital computed tomography. J Vis Exp 2022;(189):e64500,
+    doi:10.3791/64500. Phantoms use the SPL/NAC head-and-neck atlas.
     """
 
     def __init__(self, parent):

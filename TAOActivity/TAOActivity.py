@@ -20,8 +20,9 @@ class TAOActivity(ScriptedLoadableModule):
     orbit segmentation), and shows occlusion and Grad-CAM heat maps over the MRI. Bundled models are
     trained on synthetic phantoms: research use only, not for clinical use.
 
-    Reproduces Lin et al., BMC Ophthalmology 2021: deep convolutional networks detect active TAO on
-    orbital MRI, with occlusion heat maps.
+    Lin C, Song X, Li L, et al. Detection of active and inactive phases of thyroid-associated
+    ophthalmopathy using deep convolutional neural network. BMC Ophthalmol 2021;21:39,
+    doi:10.1186/s12886-020-01783-5.
     """
 
     def __init__(self, parent):

@@ -30,7 +30,9 @@ KEY_FIGURES: List[Tuple[str, str, str, str]] = [
     ("IVGC response, RDINet + clinical: AUC", "ivgc", "rdinet_clinical_auc", "heldout_cohort"),
     ("NMOSD vs MS, two-view ResNet-18: held-out accuracy", "neuro_classifier", "twoview18_heldout_accuracy",
      "cohorts"),
-    ("Browser: SmartPencil click to updated view (s)", "web", "click_s", "scan"),
+    ("Browser: SmartPencil click to the updated view, seconds", "web", "smartpencil_click_to_view_s", "scan"),
+    ("White-matter lesions: Dice over all held-out real-map cases", "neuro_lesions", "all_dice", "bundle"),
+    ("Trust: share of TAO Network B test eyes flagged", "trust", "tao_B_test_flagged_share", "cohorts"),
 ]
 
 
@@ -160,11 +162,11 @@ def index_page(all_data: Dict[str, Any]) -> str:
         notes = data.get("notes") or {}
         lines.append(f"| {what} | {cell(data['metrics'][metric])} | {interval(notes, metric)} | "
                      f"{cohort(name, data, key)} | [{name}]({name}.md) |")
-    lines += ["", "## Every results file", "", "| file | measured | metrics |", "|---|---|---|"]
+    lines += ["", "## Every results file", "", "| file | measured | shape |", "|---|---|---|"]
     for name, data in all_data.items():
         when = cell(data.get("date", "")) if standard(data) else "(no date stored)"
-        count = num(len(data["metrics"])) if standard(data) else "(values only)"
-        lines.append(f"| [{name}]({name}.md) | {when} | {count} |")
+        shape = "metrics, targets, notes" if standard(data) else "values only"
+        lines.append(f"| [{name}]({name}.md) | {when} | {shape} |")
     return "\n".join(lines) + "\n"
 
 

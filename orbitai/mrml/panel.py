@@ -22,7 +22,7 @@ from orbitai.errors import OrbitAIError
 from orbitai.mrml.jobs import JobLogic, ModuleJob
 from orbitai.mrml.results import watch_imports
 
-__all__ = ["JobView", "JobController", "JobPanelMixin", "SectionPanel", "POLL_MS", "describeModule", "parameter_node_class", "parameterChoices",
+__all__ = ["JobView", "JobController", "JobPanelMixin", "SectionPanel", "POLL_MS", "describeModule", "moduleHelp", "DOCS_URL", "DOCS_PAGES", "parameter_node_class", "parameterChoices",
            "parameterWidgets", "refreshChoices", "resetUnknownChoices"]
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,23 @@ CANCELLED = "Cancelled; the scene was not changed."
 #: The Modules-menu category and contributors of every OrbitAI module.
 CATEGORY = "OrbitAI"
 CONTRIBUTORS = ["OrbitAI developers"]
+#: The documentation site (mkdocs.yml's ``site_url``; Testing/test_docs.py keeps the two equal).
+DOCS_URL = "https://orbitai.github.io/SlicerOrbitAI/"
+#: Each module's docs page (under DOCS_URL) and the panel sections its help text names.
+DOCS_PAGES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "OrbitSegmentation": ("modules/orbit-segmentation/", ("Scan", "Learn from my corrections", "Which scan next")),
+    "TAOActivity": ("modules/tao-activity/", ("Scan", "how far to trust each call")),
+    "IVGCResponse": ("modules/ivgc-response/", ("Scan", "how far to trust each call")),
+    "NeuroDifferential": ("modules/neuro-differential/", ("Scan", "Learn from my corrections",
+                                                          "how far to trust each call")),
+}
+
+
+def moduleHelp(moduleName: str, text: str) -> str:
+    """A module's help text: its own paragraph, the sections of its panel and a link to its docs page."""
+    page, sections = DOCS_PAGES.get(moduleName, ("", ()))
+    named = f" Sections: {', '.join(sections)}." if sections else ""
+    return f'{text}{named} Documentation: <a href="{DOCS_URL}{page}">{DOCS_URL}{page}</a>'
 
 
 def describeModule(module: Any, title: str) -> None:
@@ -45,7 +62,7 @@ def describeModule(module: Any, title: str) -> None:
     parent.categories = [CATEGORY]
     parent.dependencies = []
     parent.contributors = list(CONTRIBUTORS)
-    parent.helpText = paragraphs[0]
+    parent.helpText = moduleHelp(type(module).__name__, paragraphs[0])
     parent.acknowledgementText = paragraphs[1] if len(paragraphs) > 1 else ""
     # from Slicer's start: a scene loaded before any OrbitAI panel opens converts its old ID links too (#61)
     watch_imports(getattr(slicer, "mrmlScene", None))
