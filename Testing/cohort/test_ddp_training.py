@@ -1,7 +1,7 @@
 """Training on several processes (issue 34): ``orbitai <task> train --nproc N`` on torch DDP (gloo on CPU), the
 same global batch, schedule and seeds as one process; rank 0 alone writes; resume and cancel stop every rank.
 
-Tolerances (stated in the README, "Training on several processes"): one training step on 2 ranks equals the one-process step to 1e-5 (outputs,
+Tolerances (stated in docs/cli.md, "Training on several processes"): one training step on 2 ranks equals the one-process step to 1e-5 (outputs,
 gradients, batch-norm statistics); the first epoch's mean loss to 1e-5; later epochs drift by float summation order
 only, as much as one process run on 1 thread instead of 2 does (measured 0.6-1.5 % after 3 epochs on the TAO
 phantoms): within 2 %."""

@@ -150,7 +150,7 @@ class NeuroDifferentialLogic(JobLogic):
             return None
         if key == NO_MODEL:
             raise InputError(f"No NMOSD-vs-MS model is installed (bundles {', '.join(cls.models.bundled)}); train "
-                             f"one with 'orbitai neuro train' (see the README), or choose '{LESIONS_ONLY}'.")
+                             f"one with 'orbitai neuro train' (see docs/modules/neuro-differential.md), or choose '{LESIONS_ONLY}'.")
         return super().resolveModel(model)
 
     @classmethod

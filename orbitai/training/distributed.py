@@ -13,7 +13,7 @@ recipe -- global batch, learning-rate schedule, seeds -- and:
 - resume every rank from rank 0's checkpoint (`share_resume`) and stop together (`any_rank`).
 
 So one step on several CPU processes equals the one-process step to float precision; over epochs the runs drift
-as float summation order makes them (tolerances: the README, "Training on several processes"). On CUDA the
+as float summation order makes them (tolerances: docs/cli.md, "Training on several processes"). On CUDA the
 dropout masks stay each rank's own (its fused kernel draws them otherwise).
 ``gloo`` is the backend on CPU, ``nccl`` on CUDA. Starting and joining the ranks: `orbitai.training.launch`.
 """

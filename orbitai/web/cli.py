@@ -15,7 +15,7 @@ TOKEN_ENV = "ORBITAI_WEB_TOKEN"
 #: Said when the server listens beyond this machine.
 OTHERS_WARNING = ("warning: orbitai web listens on {host}: anyone who can reach it and has the address printed below "
                   "(its secret) can see and change the loaded scans, and over plain http the secret can be read on "
-                  "the network. Put it behind an HTTPS reverse proxy (see the README) or keep --host 127.0.0.1.")
+                  "the network. Put it behind an HTTPS reverse proxy (see docs/web.md) or keep --host 127.0.0.1.")
 
 
 def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
