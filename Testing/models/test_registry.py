@@ -12,6 +12,7 @@ import pytest
 
 from orbitai.bundle import registry
 from orbitai.bundle.core import BUILTIN_DIR, find_bundle, search_paths
+from orbitai.bundle.download import find_model, resolve
 from orbitai.cli import main
 from orbitai.errors import BundleError
 
@@ -75,14 +76,34 @@ def test_a_missing_entry_is_not_downloaded_unless_asked(user_models, monkeypatch
     monkeypatch.setattr("orbitai.bundle.core.BUILTIN_DIR", empty)
     monkeypatch.setattr(registry, "BUILTIN_DIR", empty)
     monkeypatch.setenv(registry.BASE_URL_ENV, "http://127.0.0.1:9/never")
+    with pytest.raises(BundleError, match="'orbitai models install NAME'"):
+        find_bundle(NET)                                  # installed bundles only
     with pytest.raises(BundleError) as err:
-        find_bundle(NET)
+        find_model(NET)
     msg = str(err.value)
     assert "\n" not in msg and f"orbitai models install {NET}" in msg
     assert registry.human_size(registry.registry_entry(NET).size) in msg
     with pytest.raises(BundleError, match="not installed"):
-        registry.resolve(NET)
+        resolve(NET)
     assert not user_models.exists()
+
+
+def test_a_release_tree_fetches_the_model_on_first_use_when_allowed(asset_server, user_models, monkeypatch, tmp_path):
+    """No package bundles, an empty user folder: ``find_model(name, download=True)`` (a first use the user agreed to)
+    downloads the registry's archive from the local server, checks it and installs it; the next use finds it."""
+    empty = tmp_path / "no_bundles"
+    empty.mkdir()
+    monkeypatch.setattr("orbitai.bundle.core.BUILTIN_DIR", empty)
+    monkeypatch.setattr(registry, "BUILTIN_DIR", empty)
+    entry = registry.registry_entry(NET)
+    made = registry.make_entry(BUILTIN_DIR / NET, "model", archive_dir=tmp_path / "assets")
+    assert made.sha256 == entry.sha256, "the registry is stale: run python scripts/write_registry.py"
+    asset_server.files[entry.asset] = (tmp_path / "assets" / entry.asset).read_bytes()
+    monkeypatch.setenv(registry.BASE_URL_ENV, asset_server.url)
+    bundle = find_model(NET, download=True)
+    assert bundle.path == user_models / NET and len(asset_server.requests) == 1
+    bundle.verify()
+    assert find_model(NET, download=True).path == user_models / NET and len(asset_server.requests) == 1
 
 
 def test_models_install_by_name_downloads_from_the_registry(asset_server, user_models, monkeypatch, tmp_path, capsys):

@@ -390,11 +390,11 @@ def iter_bundles() -> Iterator[Bundle]:
                 yield b
 
 
-def find_bundle(name_or_path: str, download: bool = False) -> Bundle:
+def find_bundle(name_or_path: str) -> Bundle:
     """A bundle by name on the search paths first, then by folder path (clear error listing what exists).
 
-    A registry name found nowhere is downloaded into the user model folder only with ``download`` (the caller's
-    explicit choice, `orbitai.bundle.download`); without it the error says how to install it.
+    Installed bundles only: `orbitai.bundle.download.find_model` also downloads a registry model on first use
+    (when its caller allows it) or says how to install it.
 
     Text written as a path (`orbitai.staging.looks_like_path`: ``./b``, ``models/b``, ``~/b``) is only a
     folder; a bare name is a bundle's name first, a folder of that name in the working directory after."""
@@ -414,14 +414,8 @@ def find_bundle(name_or_path: str, download: bool = False) -> Bundle:
     if as_path:
         raise BundleError(f"No model bundle folder {name_or_path}: it does not exist; give a bundle folder or a "
                           "bundle name ('orbitai info' lists them).")
-    from orbitai.bundle.registry import missing_message, registry_entry, resolve
-
-    entry = registry_entry(name_or_path)
-    if entry is not None and entry.kind == "model":
-        if download:
-            return load_bundle(resolve(name_or_path, download=True))
-        raise BundleError(missing_message(entry))
     raise BundleError(
         f"No model bundle named {name_or_path!r}. Available: {', '.join(available) or 'none'}. "
-        "Pass a bundle folder path or set ORBITAI_MODEL_PATH."
+        "Pass a bundle folder path or set ORBITAI_MODEL_PATH ('orbitai models list' shows the registry's models, "
+        "'orbitai models install NAME' installs one)."
     )

@@ -33,8 +33,9 @@ import urllib.request
 from pathlib import Path, PurePosixPath
 from typing import Callable, Optional
 
-from orbitai.bundle.core import WEIGHTS, load_bundle
-from orbitai.bundle.registry import Entry, human_size, registry_entry, user_folder
+from orbitai.bundle.core import WEIGHTS, Bundle, find_bundle, load_bundle
+from orbitai.bundle.registry import Entry, human_size, locate, missing_message, registry_entry, user_folder
+from orbitai.staging import looks_like_path
 from orbitai.errors import BundleError, OrbitAIError, one_line
 from orbitai.io.checksums import sha256_file
 from orbitai.staging import disk_full
@@ -413,6 +414,39 @@ def install_entry(entry: Entry, *, progress: Optional[ProgressCallback] = None,
         archive.unlink(missing_ok=True)
 
 
+def resolve(name: str, *, download: bool = False, progress: Optional[ProgressCallback] = None,
+            cancel: Optional[threading.Event] = None) -> Path:
+    """The folder of registry entry ``name`` (a model or a data set): the user's folder, the local mirror, then (only
+    with ``download``) a verified download into the user's folder. Without ``download`` a missing one is a one-line
+    error saying how to install it."""
+    found = locate(name)
+    if found is not None:
+        return found[1]
+    entry = registry_entry(name)
+    if entry is None:
+        raise BundleError(f"{name!r} is neither installed nor in the model registry ('orbitai models list' shows "
+                          "what is); install a bundle folder or archive with 'orbitai models install PATH'.")
+    if not download:
+        raise BundleError(missing_message(entry))
+    return install_entry(entry, progress=progress, cancel=cancel)
+
+
+def find_model(name_or_path: str, *, download: bool = False, progress: Optional[ProgressCallback] = None,
+               cancel: Optional[threading.Event] = None) -> Bundle:
+    """`orbitai.bundle.core.find_bundle`, then for a registry model found nowhere: downloaded and installed when the
+    caller allows it (``download``: a first use the user agreed to), else a one-line error saying how to install
+    it (its size and address)."""
+    try:
+        return find_bundle(name_or_path)
+    except BundleError:
+        entry = None if looks_like_path(name_or_path) else registry_entry(name_or_path)
+        if entry is None or entry.kind != "model":
+            raise
+    if not download:
+        raise BundleError(missing_message(entry))
+    return load_bundle(install_entry(entry, progress=progress, cancel=cancel))
+
+
 def installed_ok(folder: Path, entry: Optional[Entry], kind: str) -> Optional[str]:
     """None when ``folder`` passes `check_folder`, else its one-line reason."""
     try:
@@ -434,5 +468,5 @@ def remove_installed(name: str, root: Path) -> Path:
     return folder
 
 
-__all__ = ["DownloadCancelled", "DownloadError", "check_folder", "download_file", "install_archive", "install_entry",
-           "install_folder", "installed_ok", "remove_installed", "safe_extract"]
+__all__ = ["DownloadCancelled", "DownloadError", "check_folder", "download_file", "find_model", "install_archive",
+           "install_entry", "install_folder", "installed_ok", "remove_installed", "resolve", "safe_extract"]

@@ -13,8 +13,8 @@ Where a name is found (`locate`), in this order:
    ``$ORBITAI_USER_MODELS`` overrides it), ``~/.orbitai/data`` beside it for data sets;
 2. the local mirror: the package's own folders (``orbitai/resources/models``, ``orbitai/data``), present in a
    development checkout and in the tests, so ``make demo``, ``make test`` and CI never need the network;
-3. a download (`orbitai.bundle.download.install_entry`), only when the caller allows it (``orbitai models install``,
-   ``find_bundle(..., download=True)``); never on its own.
+3. a download (`orbitai.bundle.download.resolve`, `orbitai.bundle.download.find_model`), only when the caller allows
+   it (``orbitai models install``, ``find_model(name, download=True)``); never on its own.
 
 Slicer-free and light: the standard library only (no torch, no NumPy).
 """
@@ -176,24 +176,6 @@ def locate(name: str, kind: Optional[str] = None) -> Optional[tuple[str, Path]]:
             if _complete(folder, k):
                 return where, folder
     return None
-
-
-def resolve(name: str, *, download: bool = False, progress: Any = None, cancel: Any = None) -> Path:
-    """The folder of registry entry ``name``: the user's folder, the local mirror, then (only with ``download``) a
-    verified download into the user's folder. Without ``download`` a missing one is a one-line error saying how
-    to install it."""
-    found = locate(name)
-    if found is not None:
-        return found[1]
-    entry = registry_entry(name)
-    if entry is None:
-        raise BundleError(f"{name!r} is neither installed nor in the model registry ('orbitai models list' shows "
-                          "what is); install a bundle folder or archive with 'orbitai models install PATH'.")
-    if not download:
-        raise BundleError(missing_message(entry))
-    from orbitai.bundle.download import install_entry
-
-    return install_entry(entry, progress=progress, cancel=cancel)
 
 
 def missing_message(entry: Entry) -> str:
