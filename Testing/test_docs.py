@@ -68,6 +68,88 @@ def _typed_numbers(pages: dict[str, str], known: set[str]) -> dict[str, list[str
     return bad
 
 
+#: A decimal figure in running text (not a version, date, DOI or name).
+DECIMAL = re.compile(r"(?<![\w.\-/])(\d+\.\d+)(?![\w.]\d)")
+#: Hand-written pages left out of the prose check, and why.
+PROSE_EXEMPT = {
+    "reliability.md": "the defect table: test names and inputs, not measurements",
+    "notes/web_app_research.md": "a survey of other projects' figures",
+    "neuro.md": "the module's development record; says on the page that earlier stages' figures are not in the JSON",
+}
+#: Decimal numbers on hand-written pages that are not measurements, with the reason.
+NOT_MEASUREMENTS = {
+    "neuro/anatomy.md": {"1.75": "a rule's threshold"},
+}
+#: Said beside a figure that has no results file behind it.
+NO_JSON = "not in a results file"
+
+
+def _json_values() -> dict[int, set[float]]:
+    """Every number of the results files rounded to 0-4 decimals, also as a percentage."""
+    values: list[float] = []
+
+    def walk(x):
+        if isinstance(x, dict):
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+        elif isinstance(x, (int, float)) and not isinstance(x, bool):
+            values.append(float(x))
+
+    for p in RESULTS.rglob("*.json"):
+        walk(json.loads(p.read_text(encoding="utf-8")))
+    return {d: {round(v, d) for v in values} | {round(100 * v, d) for v in values} for d in range(5)}
+
+
+def _untraced(text: str, rounded: dict[int, set[float]], exempt: dict[str, str]) -> list[str]:
+    """Decimal figures of running text (code, inline code and links' targets left out) that no results file holds
+    at the figure's own rounding, unless the line says it has no results file behind it."""
+    out, fence = [], False
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            fence = not fence
+            continue
+        if fence or NO_JSON in line:
+            continue
+        line = re.sub(r"`[^`]*`", "", line)
+        line = re.sub(r"\]\([^)]*\)", "]", line)
+        line = re.sub(r"(doi:|arXiv:)\S+", "", line)
+        for n in DECIMAL.findall(line):
+            decimals = len(n.split(".")[1])
+            if n in exempt or (decimals <= 4 and float(n) in rounded[decimals]):
+                continue
+            out.append(n)
+    return out
+
+
+def test_figures_in_the_docs_prose_are_in_the_results_files():
+    """The hand-written pages (the README's moved sections among them) and the README: each decimal figure occurs,
+    at its rounding, in some results file, or its line says it has none. A weak check (any value of any file
+    matches), but a figure typed from nowhere, or left when its JSON changed to another value, fails it."""
+    rounded = _json_values()
+    docs = REPO / "docs"
+    bad = {}
+    for page in sorted(docs.rglob("*.md")):
+        rel = page.relative_to(docs).as_posix()
+        if rel in PROSE_EXEMPT:
+            continue
+        found = _untraced(page.read_text(encoding="utf-8"), rounded, NOT_MEASUREMENTS.get(rel, {}))
+        if found:
+            bad[rel] = found
+    found = _untraced(README.read_text(encoding="utf-8"), rounded, {})
+    if found:
+        bad["README.md"] = found
+    assert not bad, f"figures with no results file behind them (say '{NO_JSON}' beside them, or measure): {bad}"
+
+
+def test_a_figure_typed_into_the_prose_is_caught():
+    rounded = _json_values()
+    assert _untraced("SV-net reached a mean IoU of 0.98761 on the phantoms.", rounded, {}) == ["0.98761"]
+    assert _untraced("An earlier run gave 0.98761 (not in a results file).", rounded, {}) == []
+
+
 def test_results_pages_hold_only_numbers_from_the_json():
     pages = _hook().pages(RESULTS)
     assert f"{_hook().FOLDER}/index.md" in pages
