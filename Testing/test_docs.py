@@ -10,12 +10,14 @@ the measured-results pages made from ``benchmarks/results/*.json``, never typed 
 """
 from __future__ import annotations
 
+import html
 import importlib.util
 import json
 import os
 import re
 import subprocess
 import sys
+from importlib import import_module
 from pathlib import Path
 
 import pytest
@@ -217,8 +219,13 @@ def test_mkdocs_build_strict(tmp_path):
                          cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
     assert run.returncode == 0, f"mkdocs build --strict failed:\n{run.stdout}\n{run.stderr}"
     tao = json.loads((RESULTS / "tao.json").read_text(encoding="utf-8"))["metrics"]["tao_b_auc"]
-    html = (site / "results" / "tao" / "index.html").read_text(encoding="utf-8")
-    assert json.dumps(tao) in html
+    built_tao = (site / "results" / "tao" / "index.html").read_text(encoding="utf-8")
+    assert json.dumps(tao) in built_tao
+    for module, page in (("orbit_segmentation", "orbit-segmentation"), ("tao_activity", "tao-activity"),
+                         ("ivgc_response", "ivgc-response"), ("neuro_differential", "neuro-differential")):
+        built = html.unescape((site / "modules" / page / "index.html").read_text(encoding="utf-8"))
+        for option in import_module(f"orbitai.app.{module}").PANEL.options:
+            assert option.label in built, f"the {page} page does not list the panel's option {option.label!r}"
     for page in ("install", "modules/orbit-segmentation", "annotation", "cli", "web", "phantoms", "data", "design",
                  "slicer", "reliability", "results"):
         assert (site / page / "index.html").is_file(), page

@@ -9,6 +9,7 @@ page occurs in the results files, and that no results page is committed). Pure s
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -182,6 +183,41 @@ def pages(results: Path = RESULTS) -> Dict[str, str]:
 def nav(results: Path = RESULTS) -> List[Any]:
     return [{"Overview": f"{FOLDER}/index.md"}] + [{p.stem: f"{FOLDER}/{p.stem}.md"}
                                                     for p in sorted(results.glob("*.json"))]
+
+
+# --- the modules' panels ------------------------------------------------------------------------------------
+
+#: ``<!-- panel: orbitai.app.tao_activity -->`` on a page becomes that module's panel: its input and options,
+#: read from its one declaration (``PANEL``, ``orbitai/app/panel_spec.py``), so the page cannot drift from it.
+PANEL_MARK = re.compile(r"<!-- panel: ([\w.]+) -->")
+#: Options whose choices are the models installed on the machine that builds the site: not listed.
+MODEL_OPTIONS = ("model", "lesion_model")
+
+
+def panel_markdown(module_path: str) -> str:
+    import importlib
+
+    spec = importlib.import_module(module_path).PANEL
+    lines = [f"The **{spec.title}** panel takes {spec.input_hint}. Its options (read from `{module_path}.PANEL` "
+             "when this site is built):", "", "| option | kind | choices | default | what it does |",
+             "|---|---|---|---|---|"]
+    for opt in spec.options:
+        if opt.name in MODEL_OPTIONS:
+            choices, default = "the installed models, each by its label", ""
+        else:
+            listed = opt.choices() if opt.choices else []
+            choices = ", ".join(f"`{c}`" for c in listed)
+            value = opt.default_value()
+            default = "" if value is None else f"`{value}`"
+        lines.append(f"| {cell(opt.label)} | {opt.kind} | {choices} | {default} | {cell(opt.hint)} |")
+    sections = [getattr(s, "title", str(s)) for s in (spec.sections or [])]
+    if sections:
+        lines += ["", "Further sections of the panel: " + ", ".join(f"*{s}*" for s in sections) + "."]
+    return "\n".join(lines)
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    return PANEL_MARK.sub(lambda m: panel_markdown(m.group(1)), markdown)
 
 
 # --- mkdocs hook -------------------------------------------------------------------------------------------
