@@ -43,7 +43,7 @@ def test_registry_matches_the_bundles_and_data_sets_in_the_tree():
         assert entry == old, f"{name}'s entry differs: run python scripts/write_registry.py"
     assert {e.name for e in entries if e.kind == "model"} == {p.parent.name for p in BUILTIN_DIR.glob("*/metadata.json")}
     assert all(u.startswith(registry.REPOSITORY_URL + "/releases/download/") for e in entries for u in e.urls)
-    assert [e.name for e in entries if e.kind == "data" and e.in_package] == ["spl_nac_atlas"]
+    assert [e.name for e in entries if e.kind == "data" and e.in_package] == ["ms_flair_lesjak", "spl_nac_atlas"]
 
 
 def test_archives_are_deterministic(tmp_path):
@@ -169,3 +169,22 @@ def test_models_install_from_a_file_a_folder_and_an_unknown_url(asset_server, us
 
     assert main(["models", "install", url, "--sha256", sha256_file(tmp_path / entry.asset)]) == 0
     assert registry.file_table(user_models / SMALL) == entry.files
+
+
+def test_data_sets_resolve_from_the_user_folder_then_the_package(user_models, monkeypatch, tmp_path):
+    """Training data sets are registry entries too: an installed copy in the user's data folder is read first, the
+    package's otherwise, and one found nowhere (a release tree) is a one-line error naming its install."""
+    from orbitai.phantoms.atlas import data_path
+    from orbitai.phantoms.heads import template_path
+
+    name = "ms_lesion_masks_lesjak"
+    assert data_path(name, "patient01_lesionmask_MNI.nii.gz") == registry.DATA_DIR / name / "patient01_lesionmask_MNI.nii.gz"
+    assert template_path(3) == registry.DATA_DIR / "synthseg_label_maps" / "training_seg_03.nii.gz"
+    shutil.copytree(registry.DATA_DIR / name, user_models.parent / "data" / name)
+    assert data_path(name, "patient01_lesionmask_MNI.nii.gz") == user_models.parent / "data" / name / \
+        "patient01_lesionmask_MNI.nii.gz"
+    assert registry.locate(name) == ("user", user_models.parent / "data" / name)
+    monkeypatch.setattr(registry, "DATA_DIR", tmp_path / "no_data")
+    with pytest.raises(BundleError) as err:
+        template_path(3)
+    assert "\n" not in str(err.value) and "'orbitai models install synthseg_label_maps'" in str(err.value)

@@ -51,7 +51,8 @@ PROJECT_LICENCE = "BSD-3-Clause"
 
 #: What the registry says about each data set in ``orbitai/data`` (facts that are not in the files): the version
 #: of its content, which commands use it, its licence, and whether the package keeps it (the demo and the tests
-#: need the atlas; the other sets are used only to train and are downloaded where absent).
+#: need the atlas, predictions the brain template; the SynthSeg heads and the lesion masks serve training and
+#: phantoms and are downloaded where absent).
 DATA_SETS: dict[str, dict[str, Any]] = {
     "spl_nac_atlas": {"version": "1", "task": "phantoms (orbit CT/MRI anatomy; the demo and the tests)",
                       "licence": "3D Slicer License", "in_package": True},
@@ -59,8 +60,8 @@ DATA_SETS: dict[str, dict[str, Any]] = {
                             "licence": "Apache-2.0", "in_package": False},
     "ms_lesion_masks_lesjak": {"version": "1", "task": "training: brain FLAIR lesion phantoms",
                                "licence": "CC-BY (Lesjak et al. 2017)", "in_package": False},
-    "ms_flair_lesjak": {"version": "1", "task": "training: brain FLAIR template and lesion phantoms",
-                        "licence": "CC-BY (Lesjak et al. 2017)", "in_package": False},
+    "ms_flair_lesjak": {"version": "1", "task": "the brain template of neuro lesions and NMOSD vs MS; brain phantoms",
+                        "licence": "CC-BY (Lesjak et al. 2017)", "in_package": True},
 }
 
 KINDS = ("model", "data")
@@ -176,6 +177,18 @@ def locate(name: str, kind: Optional[str] = None) -> Optional[tuple[str, Path]]:
             if _complete(folder, k):
                 return where, folder
     return None
+
+
+def data_file(name: str, *parts: str) -> Path:
+    """A file of data set ``name`` (``parts`` inside it): from the user's data folder, else the package's; a registry
+    data set found in neither is a one-line error saying how to install it."""
+    found = locate(name, "data")
+    if found is not None:
+        return found[1].joinpath(*parts)
+    entry = registry_entry(name)
+    if entry is not None and entry.kind == "data":
+        raise BundleError(missing_message(entry))
+    return DATA_DIR.joinpath(name, *parts)
 
 
 def missing_message(entry: Entry) -> str:

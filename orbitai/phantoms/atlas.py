@@ -58,7 +58,11 @@ FINE_SP = 0.5
 
 
 def data_path(*parts: str) -> Path:
-    return Path(str(resources.files("orbitai").joinpath("data", *parts)))
+    """A file of a data set, ``data_path(set, file)``: the user's data folder first, then the package's
+    (`orbitai.bundle.registry.data_file`: a registry data set in neither is a one-line error naming its install)."""
+    from orbitai.bundle.registry import data_file
+
+    return data_file(*parts) if parts else Path(str(resources.files("orbitai").joinpath("data")))
 
 
 def _lut_names() -> dict[int, str]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +67,9 @@ VIEWS = {"head": (True, True), "brain_extracted": (False, True), "orbit_slab": (
 
 def template_path(number: int) -> Path:
     """The label map of head ``number`` (1-20)."""
-    return Path(str(resources.files("orbitai") / "data" / "synthseg_label_maps" / f"training_seg_{number:02d}.nii.gz"))
+    from orbitai.bundle.registry import data_file   # the user's data folder, then the package's
+
+    return data_file("synthseg_label_maps", f"training_seg_{number:02d}.nii.gz")
 
 
 @functools.lru_cache(maxsize=4)
