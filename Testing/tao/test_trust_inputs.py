@@ -1,4 +1,4 @@
-"""Issue 69.1, 62.5, 62.7: ``tao trust`` and ``ivgc trust`` fit only on data that can calibrate and write only into
+"""Issue 69.1, 62.5, 62.7: ``tao trust``, ``ivgc trust`` and ``neuro trust`` fit only on data that can calibrate and write only into
 the bundle they were given: validation = training (the same manifest, a shared case_id or a shared image), one
 class, one case, a bundled model, a report over an input or the bundle's own metadata.json -- each refused in one
 line before any file changes (checksums of the bundle and of the inputs unchanged)."""
@@ -16,7 +16,7 @@ from orbitai.classify.trust import MIN_CASES_PER_CLASS
 from orbitai.cli import main
 from orbitai.io import Volume, write_volume
 
-BUNDLES = {"tao": "tao_network_b_demo", "ivgc": "ivgc_svm_demo"}
+BUNDLES = {"tao": "tao_network_b_demo", "ivgc": "ivgc_svm_demo", "neuro": "neuro_twoview18_demo"}
 N = MIN_CASES_PER_CLASS
 
 
@@ -99,7 +99,7 @@ def test_a_bundled_models_trust_statistics_are_never_rewritten(d, task, capsys, 
     monkeypatch.chdir(d)
     bundled = BUILTIN_DIR / BUNDLES[task]
     before = _tree(bundled, d)
-    model = {"tao": "B", "ivgc": "svm"}[task]
+    model = {"tao": "B", "ivgc": "svm", "neuro": "neuro_twoview18_demo"}[task]
     code = main([task, "trust", "--model", model, "--manifest", "train.csv", "--validation", "val.csv"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "bundled model" in err and "copy" in err, err

@@ -239,13 +239,20 @@ def _add_trust(s: argparse._SubParsersAction) -> None:
 
 def run_trust(args: argparse.Namespace) -> int:
     """``neuro trust``: fit and store a bundle's out-of-distribution statistics and calibration (issue 51)."""
-    from orbitai.classify.trust import show_report
+    from orbitai.classify.trust import check_trust_inputs, show_report
     from orbitai.device import select_device
+    from orbitai.neuro.models import NEURO_MODELS
+    from orbitai.neuro.study import case_label
     from orbitai.neuro.trust import fit_neuro_trust
     from orbitai.progress import emit
 
-    show_report(fit_neuro_trust(args.model, _cases(args.manifest), _cases(args.validation),
-                                _cases(args.test) if args.test else None, select_device(args.device),
+    train, validation = _cases(args.manifest), _cases(args.validation)
+    test = _cases(args.test) if args.test else None
+    # the checks of every trust command (#69.1, #62.5, #62.7), before any file changes
+    check_trust_inputs(NEURO_MODELS.find(args.model), [("--manifest", args.manifest, train),
+                                                       ("--validation", args.validation, validation),
+                                                       ("--test", args.test, test)], case_label, args.report)
+    show_report(fit_neuro_trust(args.model, train, validation, test, select_device(args.device),
                                 cache=Path(args.cache) if args.cache else None, progress=emit), args.report)
     return 0
 
