@@ -160,6 +160,7 @@ def test_a_user_folder_where_the_work_folder_goes_is_never_removed(cohort, tmp_p
 
 
 # --------------------------------------------------------------------------------------------- #62.8
+@pytest.mark.slow   # 2 min on 2 busy cores; test_train_steps_discards_... keeps the bar in the default suite
 def test_a_checkpoint_of_other_inputs_is_not_resumed(cohort, tmp_path):
     """Stopped in the first fold (before any fold finished: no state.json yet), then run again with one case's image
     and segmentation replaced by another scan's at the same paths: the first fold starts over. (The kept work
@@ -236,10 +237,8 @@ def write_manifest(path: Path, cases) -> Path:
     return path
 
 
-def test_base_folder_trains_from_that_folder_not_a_namesake(cohort, tmp_path, home, capsys):
-    """A copy of the bundled model with other weights, under the bundled model's name: the command starts from it."""
-    from orbitai.cli import main
-
+def namesake_copy(tmp_path: Path):
+    """A copy of the bundled MRI model with other weights, under the bundled model's name: (bundled, copy)."""
     bundled = SEG_MODELS.find("MR")
     model = bundled.load_model()
     with torch.no_grad():
@@ -247,6 +246,34 @@ def test_base_folder_trains_from_that_folder_not_a_namesake(cohort, tmp_path, ho
             p.mul_(0.9)
     copy = save_bundle(model, tmp_path / "my_copy", dict(bundled.metadata))
     assert copy.name == bundled.name and copy.metadata["weights_sha256"] != bundled.metadata["weights_sha256"]
+    return bundled, copy
+
+
+def test_the_command_hands_the_base_folder_itself_to_the_fine_tuning(cohort, tmp_path, home, monkeypatch):
+    from orbitai.bundle import Bundle
+    from orbitai.cli import main
+    from orbitai.orbit import finetune as module
+
+    _, copy = namesake_copy(tmp_path)
+    used: list[Path] = []
+
+    def spy(cases, out, base, *args, **kwargs):
+        used.append((base if isinstance(base, Bundle) else SEG_MODELS.find(base)).path)
+        raise InputError("stopped by the test")
+
+    monkeypatch.setattr(module, "finetune", spy)
+    manifest = write_manifest(tmp_path / "m.csv", cohort[:1])
+    assert main(["seg", "finetune", "--manifest", str(manifest), "--base", str(copy.path), "--out",
+                 str(tmp_path / "tuned")]) != 0
+    assert used == [copy.path]
+
+
+@pytest.mark.slow   # a real fine-tuning (70 s on 2 busy cores); the test above keeps the bar in the default suite
+def test_base_folder_trains_from_that_folder_not_a_namesake(cohort, tmp_path, home, capsys):
+    """A copy of the bundled model with other weights, under the bundled model's name: the command starts from it."""
+    from orbitai.cli import main
+
+    _, copy = namesake_copy(tmp_path)
     manifest = write_manifest(tmp_path / "m.csv", cohort[:1])
     code = main(["seg", "finetune", "--manifest", str(manifest), "--base", str(copy.path), "--out",
                  str(tmp_path / "tuned"), "--steps", "2", "--eval-every", "2", "--folds", "1",

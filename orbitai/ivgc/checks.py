@@ -42,16 +42,18 @@ def check_clinical(values: Optional[Mapping[str, Any]], fill: Optional[Mapping[s
     0/1 or a whole number where the feature says so) whatever the model. A value not given is missing when
     the schema requires it or ``fill`` (the bundle's training-cohort values; None: no bundle yet) has none;
     with ``required`` the missing ones are refused, all of them named. ``source`` names where the values
-    come from in messages (``--clinical``; None: the panel's form). One-line `InputError`."""
+    come from in messages (``--clinical``; "the manifest ...": a cohort's columns, named in the message; None: the
+    panel's form). One-line `InputError`."""
     values = dict(values or {})
     check_clinical_names(values, source)
     given: dict[str, float] = {}
-    filled, missing = [], []
+    filled, missing, columns = [], [], []
     for f in IVGC_CLINICAL.features:
         raw = values.get(f.name)
         if raw is None or str(raw).strip().lower() in MISSING_TOKENS:
             if f.missing == "error" or (fill is not None and f.name not in fill):
                 missing.append(f"{f.name} ({f.description}, {f.unit})")
+                columns.append(f.name)
             elif fill is not None:
                 filled.append(f.name)
             continue
@@ -63,7 +65,10 @@ def check_clinical(values: Optional[Mapping[str, Any]], fill: Optional[Mapping[s
         if value is not None:             # (never: missing tokens are handled above)
             given[f.name] = value
     if required and missing:
-        give = f"Give them in {source}" if source else "Fill them in"
+        if source and source.startswith("the manifest"):     # a cohort: its columns, which have no option
+            give = f"Add the column{'s' if len(columns) > 1 else ''} {', '.join(columns)} to {source} (a value per case)"
+        else:
+            give = f"Give them in {source}" if source else "Fill them in"
         raise InputError(f"This model needs the clinical features; missing: {'; '.join(missing)}. {give}, "
                          "or choose a model without clinical features.")
     return given, filled

@@ -502,6 +502,7 @@ def predict_case(options: dict, case: CohortCase, folder: Path) -> None:
                 if (value := IVGC_CLINICAL[name].parse(raw, case.case_id)) is not None}
     args = argparse.Namespace(**{**options, "image": case.inputs["image"], "segmentation": case.inputs["segmentation"],
                                  "clinical": None, "clinical_values": clinical or None, "out": str(folder),
+                                 "clinical_source": f"the manifest {options.get('manifest_path') or ''}".rstrip(),
                                  "manifest": None, "workers": None, "scheduler": None})
     run_predict(args)
 
@@ -525,6 +526,7 @@ def _run_predict_cohort(args: argparse.Namespace) -> int:
                         (str(c.image), str(c.segmentation)))
              for c in read_manifest(args.manifest, need_segmentation=True)]
     options = {k: v for k, v in vars(args).items() if k not in ("image", "segmentation", "clinical", "out")}
+    options["manifest_path"] = str(args.manifest)      # named where its clinical columns are missing
     task = CohortTask("ivgc predict", functools.partial(predict_case, options), IvgcResult, _predict_files())
     run_cohort(task, cases, args.out, workers=args.workers or 0, scheduler=args.scheduler, inputs=[args.manifest])
     return 0
@@ -556,7 +558,9 @@ def run_predict(args: argparse.Namespace) -> int:
                                                     args.strategy,
                                                     clinical, not args.no_gradcam, d, progress=emit,
                                                     resample_masks=args.resample_masks,
-                                                    modality=getattr(args, "modality", None)), device)
+                                                    modality=getattr(args, "modality", None),
+                                                    clinical_source=getattr(args, "clinical_source", "--clinical")),
+                             device)
     result = pred.result()
     # a DICOM series also gets an SR of P(response) with the model and ROI strategy (orbitai.dicom)
     dicom = dicom_extra(args.image, lambda: dicom_report(result.to_json()), result.data.setdefault("warnings", []))

@@ -119,11 +119,13 @@ def clinical_vector(values: Mapping[str, Any], fill: Mapping[str, float], source
 def predict_ivgc(image: str | Path, segmentation: str | Path, model: Optional[str] = None,
                  strategy: Optional[str] = None, clinical: Optional[Mapping[str, Any]] = None, gradcam: bool = True,
                  device: Any = "cpu", progress: Optional[ProgressCallback] = None,
-                 resample_masks: bool = False, modality: Optional[str] = None) -> IvgcPrediction:
+                 resample_masks: bool = False, modality: Optional[str] = None,
+                 clinical_source: str = "--clinical") -> IvgcPrediction:
     """Predict one patient (see the module docstring); ``clinical``: ``{feature: value}`` or None;
     ``resample_masks``: a segmentation off the MRI's grid is resampled onto it (said in ``warnings``)
     instead of refused; ``modality``: what the scan is when the user says (``--modality``), else its tags and
-    image say (`orbitai.scan.scan_facts`): a scan the paper's models were not made for gets a caveat."""
+    image say (`orbitai.scan.scan_facts`): a scan the paper's models were not made for gets a caveat;
+    ``clinical_source``: where ``clinical`` came from, in messages ("the manifest ..." for a cohort's case)."""
     t0 = time.perf_counter()
     report = progress or (lambda d, t, m: None)
     report(0, 5, "loading the model")
@@ -137,11 +139,11 @@ def predict_ivgc(image: str | Path, segmentation: str | Path, model: Optional[st
     warnings: list[str] = []
     clin = None
     if needs_clinical:
-        clin, filled = clinical_vector(clinical or {}, meta.get("clinical_fill") or {})
+        clin, filled = clinical_vector(clinical or {}, meta.get("clinical_fill") or {}, clinical_source)
         if filled:
             warnings.append(f"clinical values not given, filled with the training cohort's: {', '.join(filled)}")
     elif clinical:
-        check_clinical(clinical, source="--clinical")   # checked all the same (types, ranges)
+        check_clinical(clinical, source=clinical_source)   # checked all the same (types, ranges)
         warnings.append(f"model {bundle.name} ({meta.get('kind')}) does not use clinical features; they were ignored")
     report(1, 5, "reading the MRI and the segmentation")
     sitk_image, labels = load_case(image, segmentation, resample_masks=resample_masks, warnings=warnings)

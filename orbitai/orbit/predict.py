@@ -61,7 +61,7 @@ def predict(image: str | os.PathLike, out: str | os.PathLike, models: ModelCache
     if models.name:
         is_ct = looks_like_ct(vol) if not facts.sure("modality") else facts.modality.value == "CT"
     else:           # refuses what neither model fits (8-bit CT, wrapped values) and an image that does not say
-        is_ct = image_is_ct(vol, os.fspath(image), facts.require_modality(os.fspath(image)))
+        is_ct = image_is_ct(vol, os.fspath(image), facts.require_modality(os.fspath(image)), facts.modality.source)
     for note in acquisition.notes:
         print(f"note: {note}")
     dicom_out = acquisition.source == "dicom" and _dicom_writer_available()

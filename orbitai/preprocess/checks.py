@@ -60,12 +60,13 @@ def check_not_wrapped(vol: Volume, what: str = "the image") -> None:
             "(CT in Hounsfield units, 16-bit).")
 
 
-def image_is_ct(vol: Volume, what: str = "the image", modality: str | None = None) -> bool:
+def image_is_ct(vol: Volume, what: str = "the image", modality: str | None = None,
+                said_by: str | None = None) -> bool:
     """Whether the CT model takes the image (True) or the MRI model (False): values wrapped by an integer overflow
     are refused (:func:`check_not_wrapped`), the rest is :func:`orbitai.scan.values.image_is_ct`'s (``modality``:
     "CT" or "MR" from the scan's facts)."""
     check_not_wrapped(vol, what)
-    return scan_image_is_ct(vol, what, modality)
+    return scan_image_is_ct(vol, what, modality, said_by)
 
 
 def check_input(vol: Volume, modality: str = "any", facts: ScanFacts | None = None) -> list[str]:

@@ -62,9 +62,11 @@ def said_modality(facts: Optional[ScanFacts]) -> Optional[str]:
     return str(facts.modality.value)
 
 
-def image_is_ct(vol: Volume, what: str = "the image", modality: str | None = None) -> bool:
+def image_is_ct(vol: Volume, what: str = "the image", modality: str | None = None,
+                said_by: str | None = None) -> bool:
     """Whether the CT model takes the image (True) or the MRI model (False), given what it is (``modality``: "CT"
-    or "MR" from :func:`orbitai.scan.scan_facts`; None: from the values alone, as before the scan classifier).
+    or "MR" from :func:`orbitai.scan.scan_facts`, ``said_by`` the source of that fact, as the messages credit it;
+    None: from the values alone, as before the scan classifier).
 
     Raises :class:`~orbitai.io.VolumeError` for a CT whose values are not Hounsfield units (stored as 8-bit values,
     or with +1024 and nothing in the file saying so), which neither model fits; an MR is never refused here."""
@@ -89,11 +91,14 @@ def image_is_ct(vol: Volume, what: str = "the image", modality: str | None = Non
             "--model (if it is an MRI: --modality MR).")
     ct = looks_like_ct(vol)
     if (dicom_ct or modality == "CT") and not ct:
-        said = "DICOM Modality" if dicom_ct else "the scan's image and tags"
+        stated = bool(said_by) and str(said_by).startswith("stated")
+        said = ("DICOM Modality" if dicom_ct else "as stated with --modality CT" if stated
+                else "the image classifier" if said_by == "image" else said_by or "the scan's image and tags")
         raise VolumeError(
             f"{what} is CT ({said}) but its values ({sample.min():g} to {sample.max():g}) are not Hounsfield "
             "units and its header gives no certain way to convert them; it is not given to the MRI model. Export "
-            "the CT with its Hounsfield units, or choose a model with --model.")
+            "the CT with its Hounsfield units, or choose a model with --model"
+            + (" (if it is an MRI: --modality MR)." if stated else "."))
     return ct
 
 

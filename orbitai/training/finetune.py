@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from orbitai.bundle.core import Bundle, iter_bundles, save_bundle, user_model_folder
-from orbitai.cohort.manifest import Case
+from orbitai.cohort.manifest import Case, folder_name_problem
 from orbitai.errors import InputError
 from orbitai.io import VolumeError, read_volume
 from orbitai.io.checksums import sha256_input
@@ -373,13 +373,15 @@ MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 def out_folder(base: str, name: Optional[str] = None, out: Optional[str | Path] = None,
                bundled: Collection[str] = ()) -> Path:
     """Where the fine-tuned bundle goes: ``out``, else ``<user model folder>/<name or base_ft>``; a name is a name,
-    never a path (one line otherwise), and never the name of a ``bundled`` or other installed model."""
+    never a path, and a portable folder name (`orbitai.cohort.manifest.folder_name_problem`: not CON, NUL, ... which
+    Windows reserves; one line otherwise), and never the name of a ``bundled`` or other installed model."""
     if out:
         return Path(out)
     name = (name or f"{base}_ft").strip()
-    if not MODEL_NAME.fullmatch(name):
-        raise InputError(f"--name {name!r} is not a model name: give a plain name (letters, digits, - and _), "
-                         "or --out FOLDER for a folder.")
+    why = folder_name_problem(name) if MODEL_NAME.fullmatch(name) else None    # e.g. CON: a Windows device name
+    if not MODEL_NAME.fullmatch(name) or why:
+        raise InputError(f"--name {name!r} is not a model name{f' ({why})' if why else ''}: give a plain name "
+                         "(letters, digits, - and _), or --out FOLDER for a folder.")
     folder = user_model_folder()
     taken = {b.name for b in iter_bundles() if b.path.parent != folder}
     if name in bundled or name in taken:
