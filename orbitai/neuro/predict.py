@@ -203,6 +203,7 @@ def predict_neuro(flair_path: str | Path, lesions_path: Optional[str | Path] = N
     t0 = time.perf_counter()
     report = progress or (lambda d, t, m: None)
     bundle, net = load_neuro_model(model, device)       # before the long steps: a bad --model fails at once
+    trust = Trust.of_bundle(bundle, net)                 # ... and statistics that cannot flag anything too
     meta = bundle.metadata
     spec = meta.get("input") or {}
     mode = str(spec.get("mode"))
@@ -217,7 +218,6 @@ def predict_neuro(flair_path: str | Path, lesions_path: Optional[str | Path] = N
         return NeuroPrediction(found, bundle.name, architecture, mode, threshold, None, reason,
                                seconds=time.perf_counter() - t0, device=str(device))
     report(4, 6, "classification")
-    trust = Trust.of_bundle(bundle, net)
     probability, distance, heat = classify(net, found, spec, device, heatmap, threshold,
                                            lambda: report(5, 6, "occlusion map"), trust)
     vascular = scope_warning(found.lesions, found.extraction)
