@@ -203,6 +203,14 @@ class ctkCollapsibleButton(QWidget):
         return QFormLayout(self)
 
 
+class qMRMLSortFilterProxyModel:
+    """``Libs/MRML/Widgets/qMRMLSortFilterProxyModel.h`` (same at v5.8.1 and v5.10.0): the ``hiddenNodeIDs`` property
+    hides those nodes from the combo box's list."""
+
+    def __init__(self) -> None:
+        self.hiddenNodeIDs: list[str] = []
+
+
 class qMRMLNodeComboBox(QWidget):
     SIGNALS = ("currentNodeChanged",)
 
@@ -210,6 +218,25 @@ class qMRMLNodeComboBox(QWidget):
         super().__init__(*args)
         self._node: Any = None
         self.mrmlScene: Any = None
+        self._proxy = qMRMLSortFilterProxyModel()
+
+    def sortFilterProxyModel(self) -> qMRMLSortFilterProxyModel:
+        return self._proxy
+
+    def nodes(self) -> list[Any]:
+        """The nodes the list offers (of the widget's ``nodeTypes``, less the proxy's hidden IDs; the replay's
+        reading of ``qMRMLNodeComboBox::nodeCount``/``nodeFromIndex``)."""
+        scene = self.mrmlScene
+        if scene is None:
+            return []
+        types = self.property("nodeTypes") or []
+        out = []
+        for cls in types:
+            for i in range(scene.GetNumberOfNodesByClass(cls)):
+                n = scene.GetNthNodeByClass(i, cls)
+                if not n.GetHideFromEditors() and n.GetID() not in self._proxy.hiddenNodeIDs:
+                    out.append(n)
+        return out
 
     def currentNode(self) -> Any:
         return self._node
@@ -262,6 +289,8 @@ def load_ui(path: str) -> QWidget:
         for p in w.findall("property"):
             if p.get("name") in ("SlicerParameterName", "SlicerPackParameterName"):
                 widget.setProperty(p.get("name") or "", p.find("string").text)  # type: ignore[union-attr]
+            elif p.get("name") == "nodeTypes":
+                widget.setProperty("nodeTypes", [e.text for e in p.iter("string")])
         top._children.append(widget)
     return top
 

@@ -20,7 +20,7 @@ from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 
 from orbitai.errors import OrbitAIError
 from orbitai.mrml.jobs import JobLogic, ModuleJob
-from orbitai.mrml.results import watch_imports
+from orbitai.mrml.results import segmentations_of, watch_imports
 
 __all__ = ["JobView", "JobController", "JobPanelMixin", "SectionPanel", "POLL_MS", "describeModule", "moduleHelp", "DOCS_URL", "DOCS_PAGES", "parameter_node_class", "parameterChoices",
            "parameterWidgets", "refreshChoices", "resetUnknownChoices"]
@@ -413,6 +413,7 @@ class SectionPanel:
 
     def showResults(self, outputs: Any, inputNode: Any) -> None:
         self.spec.show(self.logic, outputs, inputNode, self.values())
+        self.widget.offerOwnSegmentations()
         if hasattr(outputs, "select_model"):     # a model was installed: listed now, chosen when it is better
             self.widget.selectModel(outputs.select_model, getattr(outputs, "option", "model"))
 
@@ -512,6 +513,7 @@ class JobPanelMixin:
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeAddedEvent, self.offerOwnSegmentations)
         self.sections = [SectionPanel(self, spec) for spec in self.panel.sections]
         self.setupWidgets()
         self.initializeParameterNode()
@@ -566,6 +568,7 @@ class JobPanelMixin:
         if self.panel.display is not None:
             self.jobController.shownChoice = values[self.panel.display.name]
         self.panel.show(self.logic, outputs, inputNode, values)
+        self.offerOwnSegmentations()          # the results now refer to their scan
 
     def setupWidgets(self) -> None:
         """Called once the ``.ui`` is loaded (``self.ui``) and before the parameter node is connected:
@@ -652,9 +655,38 @@ class JobPanelMixin:
             self._onParameterModified()
 
     def _onParameterModified(self, caller=None, event=None) -> None:
+        self.offerOwnSegmentations()
         for controller in self.allControllers():
             controller.refresh()
         self.parameterChanged()
+
+    def offerOwnSegmentations(self, caller=None, event=None) -> None:
+        """Each segmentation selector of the panel and its sections offers only the input scan's own segmentations and
+        those of no scan (`orbitai.mrml.results.segmentations_of`): the others' IDs go into the selector's
+        ``sortFilterProxyModel().hiddenNodeIDs`` (``qMRMLSortFilterProxyModel``, as Slicer's own selectors hide
+        nodes); a chosen segmentation of another scan is unchosen. The Logics refuse one all the same."""
+        p = self._parameterNode
+        if p is None:
+            return
+        scene = slicer.mrmlScene
+        scan = self.inputNode()
+        offered = {n.GetID() for n in segmentations_of(scene, scan)}
+        hidden = [n.GetID() for n in (scene.GetNthNodeByClass(i, "vtkMRMLSegmentationNode")
+                                      for i in range(scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode")))
+                  if n.GetID() not in offered]
+        widgets = parameterWidgets(self.ui)
+        options = [*self.panel.all_options(), *(o for sec in self.panel.sections for o in sec.all_options())]
+        for o in options:
+            if o.kind != "segmentation":
+                continue
+            widget = widgets.get(o.parameter)
+            if widget is not None and hasattr(widget, "sortFilterProxyModel"):
+                proxy = widget.sortFilterProxyModel()
+                if list(proxy.hiddenNodeIDs) != hidden:
+                    proxy.hiddenNodeIDs = hidden
+            chosen = getattr(p, o.parameter, None)
+            if chosen is not None and chosen.GetID() not in offered:
+                setattr(p, o.parameter, None)
 
     # ------------------------------------------------------------------ JobView on the .ui widgets
     def setInputsEnabled(self, enabled: bool) -> None:
