@@ -85,6 +85,10 @@ def test_a_missing_entry_is_not_downloaded_unless_asked(user_models, monkeypatch
     assert registry.human_size(registry.registry_entry(NET).size) in msg
     with pytest.raises(BundleError, match="not installed"):
         resolve(NET)
+    from orbitai.bundle.models import find_task_bundle
+
+    with pytest.raises(BundleError, match=f"'orbitai models install {NET}' downloads it"):
+        find_task_bundle(NET, "segmentation", "a segmentation model")   # what the task commands call
     assert not user_models.exists()
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping, Optional
 
-from orbitai.bundle.core import Bundle, find_bundle, iter_bundles
+from orbitai.bundle.core import Bundle, iter_bundles
+from orbitai.bundle.download import find_model
 from orbitai.errors import BundleError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -26,7 +27,7 @@ def check_task(bundle: Bundle, task: str, what: str) -> Bundle:
 
 def find_task_bundle(name: str, task: str, what: str) -> Bundle:
     """The bundle ``name`` (name or folder), refused with a clear error unless it is a ``task`` model."""
-    return check_task(find_bundle(name), task, what)
+    return check_task(find_model(name), task, what)
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class TaskModels:
         A bundled model asked by label or alias and not installed is named in the error."""
         name = self.resolve(model)
         try:
-            bundle = find_bundle(name)
+            bundle = find_model(name)   # a registry model not installed: its install named (size, address)
         except BundleError as exc:
             label = self.bundled.get(name, name)
             if label != name and name != (model or "").strip():
