@@ -226,3 +226,18 @@ def test_a_full_disk_is_said_before_downloading(asset_server, served, user_model
         install_entry(entry, url=url)
     assert "\n" not in str(err.value) and "disk is full" in str(err.value)
     assert asset_server.requests == [] and _installed(user_models) == []
+
+
+def test_a_folder_holding_a_link_is_not_installed(tmp_path, user_models):
+    """Offline install from a folder: a link (here to a file outside it) is refused, whatever the registry says."""
+    import shutil
+
+    src = tmp_path / "src" / "my_model"
+    shutil.copytree(BUILTIN_DIR / "ivgc_svm_demo", src)
+    (tmp_path / "outside.txt").write_text("secret")
+    (src / "notes.txt").symlink_to(tmp_path / "outside.txt")
+    from orbitai.bundle.download import install_folder
+
+    with pytest.raises(BundleError, match="link"):
+        install_folder(src, "model")
+    assert _installed(user_models) == []

@@ -303,8 +303,9 @@ def _check_members(archive: Path, members: list[tarfile.TarInfo]) -> str:
 def check_folder(folder: Path, entry: Optional[Entry], kind: str) -> None:
     """Raise `BundleError` unless ``folder`` holds exactly ``entry``'s files with their checksums (when the entry
     is known) and, for a model, a bundle whose metadata, weights and files check."""
-    from orbitai.bundle.registry import file_table
+    from orbitai.bundle.registry import file_table, folder_files
 
+    folder_files(folder)                     # plain files and folders only: a link or a special file is refused
     if entry is not None:
         table = file_table(folder)
         if table != entry.files:
