@@ -19,13 +19,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-import torch
-import torch.distributed as dist
-from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs
-from torch.distributed.elastic.multiprocessing.api import SignalException
-from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-from torch.distributed.launcher.api import LaunchConfig, elastic_launch
-
 from orbitai.device import select_device
 from orbitai.errors import JobError, UserError
 
@@ -140,6 +133,12 @@ def launch(argv: Sequence[str], nproc: int, verbose: bool = False, out: Optional
     other than 0 write into a scratch folder beside ``out`` that this launcher names and removes whatever happens
     to them (a rank killed by SIGKILL included), with the parent folders of ``out`` it made when they stay empty."""
     check_nproc(nproc)
+    # torch only here: every area's CLI imports this module, and its --help must not wait for torch
+    from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
     # torch's elastic loggers have levels of their own (its get_logger): quiet each of them, not just the parent
     quiet = [logging.getLogger(n) for n in list(logging.root.manager.loggerDict)
              if n.startswith(("torch.distributed.elastic", "torch.distributed.launcher"))]
@@ -220,6 +219,9 @@ def rank_context(args: Any) -> Iterator[None]:
     (gloo on CPU, nccl on CUDA: ``args.device`` becomes this rank's GPU), and on ranks other than 0 points
     ``args.out`` into a scratch folder beside it (removed at the end, whatever happens) and silences stdout,
     so that rank 0 alone writes results and progress."""
+    import torch
+    import torch.distributed as dist
+
     device = select_device(getattr(args, "device", "auto"))
     local = int(os.environ.get(LOCAL_RANK_ENV, "0"))
     if device.type == "cuda":
