@@ -138,6 +138,7 @@ def test_no_network_is_one_line(served, user_models, monkeypatch):
     msg = str(err.value)
     assert "\n" not in msg and "No network connection" in msg and "refused" in msg
     assert _installed(user_models) == []
+    assert not (user_models / ".downloads").exists()       # nothing left behind
 
 
 def _tar(path: Path, members: list[tuple[tarfile.TarInfo, bytes]]) -> Path:

@@ -19,6 +19,8 @@ weights' and files' checksums), then an atomic rename into place. Nothing is ins
 """
 from __future__ import annotations
 
+import contextlib
+import http.client
 import os
 import shutil
 import socket
@@ -26,7 +28,6 @@ import tarfile
 import tempfile
 import threading
 import time
-import http.client
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -109,6 +110,7 @@ class _Transfer:
         self.stopped = False
         self.done = 0
         self.total = 0
+        self.connected = False             # a response arrived: progress lines from then on
         self.error: Optional[BaseException] = None
 
 
@@ -138,6 +140,7 @@ def _fetch(url: str, part: Path, size: Optional[int], state: _Transfer, stall_s:
                 failures += 1
                 continue
             raise _network_error(url, exc) from exc
+        state.connected = True
         with resp:
             if start and resp.status != 206:       # the server sends the whole file: start again
                 start = 0
@@ -211,7 +214,7 @@ def download_file(url: str, dest: Path, sha256: str, size: Optional[int] = None,
             if cancel is None:
                 worker.join(poll_s)
             now = time.monotonic()
-            if progress is not None and now - shown >= 0.5 and state.total:
+            if progress is not None and now - shown >= 0.5 and state.total and state.connected:
                 shown = now
                 progress(state.done, state.total, _progress_text(name, state, now - began))
     finally:
@@ -396,23 +399,27 @@ def install_entry(entry: Entry, *, progress: Optional[ProgressCallback] = None,
     cache = root / ".downloads"
     archive = cache / entry.asset
     errors = []
-    for address in ([url] if url else entry.download_urls()):
-        try:
-            download_file(address, archive, entry.sha256, entry.size, progress=progress, cancel=cancel,
-                          label=f"{entry.name} {entry.version}")
-            break
-        except DownloadCancelled:
-            raise
-        except DownloadError as exc:
-            errors.append(exc)
-    else:
-        if errors:
-            raise errors[-1]
-        raise DownloadError(f"The registry lists no download address for {entry.name}; install it from a file.")
     try:
-        return install_archive(archive, entry, dest_root=root)
+        for address in ([url] if url else entry.download_urls()):
+            try:
+                download_file(address, archive, entry.sha256, entry.size, progress=progress, cancel=cancel,
+                              label=f"{entry.name} {entry.version}")
+                break
+            except DownloadCancelled:
+                raise
+            except DownloadError as exc:
+                errors.append(exc)
+        else:
+            if errors:
+                raise errors[-1]
+            raise DownloadError(f"The registry lists no download address for {entry.name}; install it from a file.")
+        try:
+            return install_archive(archive, entry, dest_root=root)
+        finally:
+            archive.unlink(missing_ok=True)
     finally:
-        archive.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            cache.rmdir()          # only when empty: a .part waiting for its resume keeps it
 
 
 def resolve(name: str, *, download: bool = False, progress: Optional[ProgressCallback] = None,
