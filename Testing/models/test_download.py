@@ -103,7 +103,7 @@ def test_stalled_download_is_cancelled_within_one_second(asset_server, served, u
     elapsed = time.monotonic() - took["at"]
     assert elapsed < 1.0, f"cancel took {elapsed:.2f} s"
     assert _installed(user_models) == []       # nothing installed; the part is kept for a resume
-    assert (user_models / ".downloads" / (entry.asset + ".part")).is_file()
+    assert (user_models / ".downloads" / (entry.asset + ".part")).stat().st_size == 1000   # what came, kept
 
 
 def test_wrong_checksum_is_refused_and_nothing_is_installed(asset_server, served, user_models):

@@ -192,3 +192,39 @@ def test_data_sets_resolve_from_the_user_folder_then_the_package(user_models, mo
     with pytest.raises(BundleError) as err:
         template_path(3)
     assert "\n" not in str(err.value) and "'orbitai models install synthseg_label_maps'" in str(err.value)
+
+
+def test_ctrl_c_during_a_stalled_install_cancels_it(asset_server, tmp_path):
+    """`orbitai models install NAME` from a server that stopped sending: Ctrl-C ends it at once (exit 130, one line),
+    nothing installed, the part kept for the next try's resume."""
+    import signal
+    import subprocess
+    import sys
+
+    entry = registry.registry_entry(SMALL)
+    with open(tmp_path / entry.asset, "wb") as f:
+        registry.write_archive(BUILTIN_DIR / SMALL, SMALL, f)
+    asset_server.files[entry.asset] = (tmp_path / entry.asset).read_bytes()
+    asset_server.stall = True
+    users = tmp_path / "users" / "models"
+    env = {**os.environ, "ORBITAI_USER_MODELS": str(users), registry.BASE_URL_ENV: asset_server.url}
+    proc = subprocess.Popen([sys.executable, "-m", "orbitai", "models", "install", SMALL], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert asset_server.stalled.wait(120), "the download never started"
+        part = users / ".downloads" / (entry.asset + ".part")
+        for _ in range(200):            # the first bytes written before the cancel
+            if part.is_file() and part.stat().st_size:
+                break
+            time.sleep(0.05)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == ["orbitai models install: cancelled"]
+    assert took < 5.0, f"the cancel took {took:.1f} s"      # the bar is 1 s for the download; this adds the exit
+    assert not (users / SMALL).exists() and part.stat().st_size == 1000

@@ -151,13 +151,14 @@ def _fetch(url: str, part: Path, size: Optional[int], state: _Transfer, stall_s:
                 with open(part, "ab" if start else "wb") as f:
                     state.done = start
                     while True:
-                        chunk = resp.read(CHUNK)
+                        chunk = resp.read1(CHUNK)   # what has arrived, not a full chunk: a slow server still progresses
                         if not chunk:
                             break
                         with state.lock:
                             if state.stopped:
                                 return
                             f.write(chunk)
+                            f.flush()      # on disk for a resume even when the process ends at once (Ctrl-C)
                         state.done += len(chunk)
                         got_any = True
             except (socket.timeout, TimeoutError, ConnectionError, http.client.IncompleteRead) as exc:
