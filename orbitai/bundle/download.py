@@ -35,7 +35,9 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Optional
 
 from orbitai.bundle.core import WEIGHTS, Bundle, find_bundle, load_bundle
-from orbitai.bundle.registry import Entry, human_size, locate, missing_message, registry_entry, user_folder
+from orbitai import __version__
+from orbitai.bundle.registry import (Entry, file_table, folder_files, human_size, locate, missing_message,
+                                     registry_entry, user_folder)
 from orbitai.staging import looks_like_path
 from orbitai.errors import BundleError, OrbitAIError, one_line
 from orbitai.io.checksums import sha256_file
@@ -116,8 +118,6 @@ class _Transfer:
 
 def _fetch(url: str, part: Path, size: Optional[int], state: _Transfer, stall_s: float, retries: int) -> None:
     """Fill ``part`` from ``url`` (resuming with Range), on the worker thread; errors go to ``state.error``."""
-    from orbitai import __version__
-
     failures = 0
     while not state.stopped:
         start = part.stat().st_size if part.exists() else 0
@@ -307,8 +307,6 @@ def _check_members(archive: Path, members: list[tarfile.TarInfo]) -> str:
 def check_folder(folder: Path, entry: Optional[Entry], kind: str) -> None:
     """Raise `BundleError` unless ``folder`` holds exactly ``entry``'s files with their checksums (when the entry
     is known) and, for a model, a bundle whose metadata, weights and files check."""
-    from orbitai.bundle.registry import file_table, folder_files
-
     folder_files(folder)                     # plain files and folders only: a link or a special file is refused
     if entry is not None:
         table = file_table(folder)

@@ -33,6 +33,7 @@ from typing import Any, BinaryIO, Iterator, Optional
 
 from orbitai.bundle.core import BUILTIN_DIR, METADATA, user_model_folder
 from orbitai.errors import BundleError
+from orbitai.io.checksums import sha256_file
 
 #: The one address of the project's public repository: every download address is made from it (`url_pattern`).
 #: The release step writes the registry with the real address (``scripts/write_registry.py --repository URL``).
@@ -223,8 +224,6 @@ def folder_files(folder: Path) -> list[Path]:
 
 
 def file_table(folder: Path) -> dict[str, dict[str, Any]]:
-    from orbitai.io.checksums import sha256_file
-
     return {p.relative_to(folder).as_posix(): {"size": p.stat().st_size, "sha256": sha256_file(p)}
             for p in folder_files(folder)}
 

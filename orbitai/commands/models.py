@@ -3,7 +3,7 @@
 Models and data sets are found in the user's folder (``~/.orbitai/models``, ``~/.orbitai/data``), then in the
 package's own folders (the local mirror of a development checkout); ``install`` downloads a registry entry (checked
 by SHA-256, resumable, progress lines) or installs a downloaded archive or folder offline. See docs/models.md.
-The work's modules are imported inside the sub-commands, so ``--help`` stays light.
+Light: the standard library and `orbitai.bundle` (no torch), so ``--help`` stays fast.
 """
 from __future__ import annotations
 
@@ -12,8 +12,14 @@ import re
 import sys
 from pathlib import Path
 from typing import Any, Optional
+from urllib.parse import urlparse
 
-from orbitai.errors import UserError
+from orbitai.bundle import download as dl
+from orbitai.bundle.core import METADATA, load_bundle
+from orbitai.bundle.registry import (entry_for_asset, human_size, load_registry, locate, mirror_folder,
+                                     registry_entry, user_folder)
+from orbitai.errors import BundleError, UserError
+from orbitai.progress import emit
 
 SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 
@@ -53,17 +59,12 @@ def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
 
 
 def _where(name: str, kind: str) -> tuple[str, Optional[Path]]:
-    from orbitai.bundle.registry import locate
-
     found = locate(name, kind)
     return (found[0], found[1]) if found else ("not installed", None)
 
 
 def _user_only() -> list[tuple[str, str, str]]:
     """Bundles in the user's folder the registry does not list (fine-tuned models): (name, kind, version)."""
-    from orbitai.bundle.core import METADATA, BundleError, load_bundle
-    from orbitai.bundle.registry import load_registry, user_folder
-
     known, out = load_registry(), []
     root = user_folder("model")
     for meta in sorted(root.glob(f"*/{METADATA}")) if root.is_dir() else []:
@@ -77,8 +78,6 @@ def _user_only() -> list[tuple[str, str, str]]:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from orbitai.bundle.registry import human_size, load_registry
-
     rows = []
     for e in load_registry().values():
         where, _ = _where(e.name, e.kind)
@@ -92,8 +91,6 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def _progress() -> Any:
-    from orbitai.progress import emit
-
     return lambda done, total, message: emit(done, total, message)
 
 
@@ -102,16 +99,11 @@ def _is_url(text: str) -> bool:
 
 
 def run_install(args: argparse.Namespace) -> int:
-    from orbitai.bundle import download as dl
-    from orbitai.bundle.registry import entry_for_asset, registry_entry
-
     what: str = args.what
     sha = args.sha256
     if sha is not None and not SHA256_RE.match(sha):
         raise UserError(f"--sha256 {sha} is not a SHA-256 (64 hexadecimal digits).")
     if _is_url(what):
-        from urllib.parse import urlparse
-
         file_name = Path(urlparse(what).path).name
         entry = entry_for_asset(file_name)
         if entry is None and sha is None:
@@ -122,8 +114,6 @@ def run_install(args: argparse.Namespace) -> int:
                 raise UserError(f"--sha256 differs from the registry's SHA-256 of {file_name}; leave it out.")
             folder = dl.install_entry(entry, url=what, progress=_progress())
         else:
-            from orbitai.bundle.registry import user_folder
-
             cache = user_folder("model") / ".downloads"
             archive = dl.download_file(what, cache / (file_name or "download.tar.gz"), str(sha).lower(),
                                        progress=_progress(), label=file_name)
@@ -153,10 +143,6 @@ def run_install(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from orbitai.bundle.download import installed_ok
-    from orbitai.bundle.registry import load_registry, locate, registry_entry
-    from orbitai.errors import BundleError
-
     entries = load_registry()
     if args.name:
         entry = registry_entry(args.name)
@@ -168,7 +154,7 @@ def run_verify(args: argparse.Namespace) -> int:
         todo = [(e.name, e, e.kind, found) for e in entries.values() if (found := locate(e.name, e.kind))]
     failed = []
     for name, entry, kind, (where, folder) in todo:
-        reason = installed_ok(folder, entry, kind)
+        reason = dl.installed_ok(folder, entry, kind)
         print(f"{'OK    ' if reason is None else 'FAILED'} {name} ({where}: {folder})"
               + ("" if reason is None else f": {reason}"))
         if reason is not None:
@@ -181,14 +167,11 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def run_remove(args: argparse.Namespace) -> int:
-    from orbitai.bundle.download import remove_installed
-    from orbitai.bundle.registry import mirror_folder, registry_entry, user_folder
-
     entry = registry_entry(args.name)
     kinds = [entry.kind] if entry else ["model", "data"]
     for kind in kinds:
         if (user_folder(kind) / args.name).is_dir():
-            folder = remove_installed(args.name, user_folder(kind))
+            folder = dl.remove_installed(args.name, user_folder(kind))
             print(f"removed {args.name} from {folder.parent}")
             return 0
     if any((mirror_folder(k) / args.name).is_dir() for k in kinds):

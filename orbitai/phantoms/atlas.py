@@ -30,6 +30,8 @@ import SimpleITK as sitk
 from scipy import ndimage as ndi
 from scipy.spatial import ConvexHull, cKDTree
 
+from orbitai.bundle.registry import data_file
+
 # ----------------------------------------------------------------------------- tissue codes
 OUTSIDE = 0
 LENS_L, LENS_R, SCLERA_L, SCLERA_R = 17, 18, 19, 20
@@ -60,8 +62,6 @@ FINE_SP = 0.5
 def data_path(*parts: str) -> Path:
     """A file of a data set, ``data_path(set, file)``: the user's data folder first, then the package's
     (`orbitai.bundle.registry.data_file`: a registry data set in neither is a one-line error naming its install)."""
-    from orbitai.bundle.registry import data_file
-
     return data_file(*parts) if parts else Path(str(resources.files("orbitai").joinpath("data")))
 
 

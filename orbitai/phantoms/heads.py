@@ -22,6 +22,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage as ndi
 
+from orbitai.bundle.registry import data_file
 from orbitai.io import Volume
 
 #: Head templates 1-20; these four are held out of every training (scan classifier, orbit and lesion synthesis).
@@ -67,8 +68,6 @@ VIEWS = {"head": (True, True), "brain_extracted": (False, True), "orbit_slab": (
 
 def template_path(number: int) -> Path:
     """The label map of head ``number`` (1-20)."""
-    from orbitai.bundle.registry import data_file   # the user's data folder, then the package's
-
     return data_file("synthseg_label_maps", f"training_seg_{number:02d}.nii.gz")
 
 
