@@ -1,7 +1,7 @@
 """Issue 63: a real clinical FLAIR (skull-stripped, 8 mm slices, 128 mL of confluent white-matter lesions) was refused
 by ``neuro lesions`` as "looks like a T2 / T1", even with ``--modality FLAIR``: heavy confluent lesions raise the value
 rules' percentiles. Rebuilt as a phantom (real lesion maps of the four heaviest training patients on a real brain,
-`orbitai.phantoms.lesion_maps`, 100+ mL, resampled to 8 mm slices): it runs with and without the statement."""
+`orbitai.phantoms.lesion_maps`, 160 mL, resampled to 8 mm slices): it runs with and without the statement."""
 from __future__ import annotations
 
 import json
@@ -14,7 +14,7 @@ from orbitai.cli import main
 from orbitai.errors import InputError
 from orbitai.io import read_volume, resample_spacing, write_volume
 from orbitai.neuro import anatomy as A
-from orbitai.phantoms.lesion_maps import map_split, map_volumes, real_lesion_case
+from orbitai.phantoms.lesion_maps import FINAL_CHECK_MAP, map_volumes, real_lesion_case
 from orbitai.scan import scan_facts
 
 RAW = Path(__file__).resolve().parents[3] / "shared" / "data" / "ms_flair_raw_lesjak"
@@ -30,8 +30,8 @@ def _raw(name: str):
 @pytest.fixture(scope="module")
 def heavy_flair(tmp_path_factory):
     vols = map_volumes()
-    heaviest = tuple(sorted(map_split()["training"], key=lambda p: -vols[p])[:4])
-    case = real_lesion_case(1, maps=heaviest, brain=0, noise=True)
+    heaviest = tuple(sorted((p for p in vols if p != FINAL_CHECK_MAP), key=lambda p: -vols[p])[:4])
+    case = real_lesion_case(3, maps=heaviest, brain=0, noise=True)
     assert case.info["lesion_volume_ml"] > 100
     lesions = case.labels.array > 0
     assert np.count_nonzero(lesions & (case.image.array > 0)) * case.image.voxel_volume_mm3() * 1e-3 > 100
@@ -44,7 +44,7 @@ def heavy_flair(tmp_path_factory):
 def test_the_heavy_lesion_flair_is_not_refused_with_or_without_a_statement(heavy_flair):
     flair, _ = heavy_flair
     assert max(flair.spacing) == pytest.approx(8.0)
-    assert isinstance(A.check_flair(flair), list)                        # refused before (a "T1": lesions lie deep)
+    assert isinstance(A.check_flair(flair), list)       # refused before as a T1: its confluent lesions lie deep
     assert A.check_flair(flair, facts=scan_facts(flair, stated="FLAIR")) == []
 
 

@@ -5,9 +5,10 @@ The evidence: a T2 has CSF brighter than brain tissue (the 99th percentile of th
 a FLAIR's 1.2-1.4), a T1 its bright tissue deep (white matter) where a FLAIR's lies at the surface (cortex). Heavy
 confluent lesions raise both on a true FLAIR, so the evidence never overrules what the user stated (nor the DICOM
 tags): a stated FLAIR that looks otherwise gets a caveat and goes on. Without a statement the evidence refuses only
-as T2 where the image classifier (which lesions do not sway) also likeliest sees a T2, and as T1 on the bright
-band's depth with the brightest 3 % and anything above :data:`LESION_GAIN` x the brain's median left out (lesions,
-1.2-1.5 x white matter).
+as T2 where the image classifier (which lesions do not sway) also likeliest sees a T2, and as T1 where both the
+bright and the dark tissue say so: the bright band deep (white matter; lesions, bright and periventricular, push a
+FLAIR's there too) and the dark band at the surface (grey matter on T1; a FLAIR's dark tissue is white matter, deep,
+and lesions never enter it).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from scipy import ndimage as ndi
 if TYPE_CHECKING:
     from orbitai.scan import ScanFacts
 
-__all__ = ["CSF_RATIO_T2", "T1_BRIGHT_DEPTH", "LESION_GAIN", "bright_depth_ratio", "csf_ratio", "flair_verdict"]
+__all__ = ["CSF_RATIO_T2", "T1_BRIGHT_DEPTH", "T1_DARK_DEPTH", "depth_ratios", "csf_ratio", "flair_verdict"]
 
 #: 99th percentile over the median of the head's core above which CSF is brighter than tissue (a T2): FLAIR 1.2-1.4.
 CSF_RATIO_T2 = 1.75
@@ -27,8 +28,10 @@ CSF_RATIO_T2 = 1.75
 #: bright = cortex on FLAIR (real FLAIRs, template, phantoms 0.64-1.04), white matter on T1 (the real T1,
 #: skull-stripped: 1.34)
 T1_BRIGHT_DEPTH = 1.2
-#: Voxels brighter than this times the brain's median are left out of the bright band (white-matter lesions).
-LESION_GAIN = 1.25
+#: mean depth of the dark brain tissue (20th-45th percentile) over the mean depth of the brain, below which (with a
+#: bright band deeper than :data:`T1_BRIGHT_DEPTH`) an image is taken for a T1: the real skull-stripped T1 0.77; real
+#: FLAIRs, the template and phantoms 0.83-1.30, those with 130-160 mL of confluent lesions at 8 mm 0.91-1.05.
+T1_DARK_DEPTH = 0.84
 
 
 def csf_ratio(core: np.ndarray) -> float:
@@ -36,19 +39,19 @@ def csf_ratio(core: np.ndarray) -> float:
     return float(np.percentile(core, 99)) / max(float(np.median(core)), 1e-6)
 
 
-def bright_depth_ratio(a: np.ndarray, brain: np.ndarray) -> float:
-    """Where the bright tissue lies: mean depth in ``brain`` of its 75th-97th percentile voxels (none above
-    :data:`LESION_GAIN` x its median: lesions, vessels) over the mean depth of all its voxels."""
+def _band_depth(a: np.ndarray, brain: np.ndarray, d: np.ndarray, lo: float, hi: float) -> float:
+    low, high = np.percentile(a[brain], [lo, hi])
+    band = brain & (a > low) & (a < high)
+    return float(d[band].mean() / d[brain].mean()) if band.any() else 1.0
+
+
+def depth_ratios(a: np.ndarray, brain: np.ndarray) -> tuple[float, float]:
+    """Where the bright and the dark tissue lie: mean depth in ``brain`` of its 75th-97th percentile voxels (the top
+    3 % left out: vessels) and of its 20th-45th percentile voxels, each over the mean depth of all its voxels."""
     if brain.sum() < 100:
-        return 0.0
+        return 0.0, 1.0
     d = ndi.distance_transform_edt(brain)
-    values = a[brain]
-    lo, hi = np.percentile(values, [75, 97])
-    hi = min(float(hi), LESION_GAIN * float(np.median(values)))
-    bright = brain & (a > lo) & (a < hi)
-    if not bright.any():
-        return 0.0
-    return float(d[bright].mean() / d[brain].mean())
+    return _band_depth(a, brain, d, 75, 97), _band_depth(a, brain, d, 20, 45)
 
 
 def _said(facts: Optional[ScanFacts]) -> Optional[str]:
@@ -82,13 +85,12 @@ def flair_verdict(core: np.ndarray, a: np.ndarray, brain: np.ndarray,
         return (f"The image looks like a T2 (CSF brighter than brain tissue: 99th percentile {ratio:.1f} x the median "
                 "in the brain), not a FLAIR (CSF dark); load the FLAIR series (or, if it is one, say so: "
                 "--modality FLAIR)."), None
-    depth = bright_depth_ratio(a, brain)
-    if depth > T1_BRIGHT_DEPTH:
-        why = (f"the image looks T1-like (its bright tissue is deep white matter, not cortex: depth ratio "
-               f"{depth:.2f}, FLAIR <= {T1_BRIGHT_DEPTH})")
+    depth, dark = depth_ratios(a, brain)
+    if depth > T1_BRIGHT_DEPTH and dark < T1_DARK_DEPTH:
+        evidence = (f"its bright tissue is deep white matter, its dark tissue the cortex: depth ratios {depth:.2f} "
+                    f"and {dark:.2f}, a FLAIR's <= {T1_BRIGHT_DEPTH} or >= {T1_DARK_DEPTH}")
         if said:
-            return None, f"{said[0].upper()}{said[1:]}; {why}: check the series."
-        return (f"The image looks like a T1 (its bright tissue is deep white matter, not cortex: depth ratio "
-                f"{depth:.2f}, FLAIR <= {T1_BRIGHT_DEPTH}); load the FLAIR series (or, if it is one, say so: "
+            return None, f"{said[0].upper()}{said[1:]}; the image looks T1-like ({evidence}): check the series."
+        return (f"The image looks like a T1 ({evidence}); load the FLAIR series (or, if it is one, say so: "
                 "--modality FLAIR)."), None
     return None, None
