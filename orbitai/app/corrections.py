@@ -29,7 +29,6 @@ from typing import Any, ClassVar, Optional
 from orbitai.app import requirements_file
 from orbitai.app.panel_spec import Action, Option, PanelSpec, device_option
 from orbitai.errors import InputError
-from orbitai.io import write_volume
 from orbitai.jobs.child import JobError, write_job_input
 from orbitai.mrml import table_node_from_rows, volume_from_volume_node
 from orbitai.mrml.jobs import JobLogic
@@ -177,8 +176,9 @@ class FinetuneLogic(_SceneLogic):
         rows = []
         for n, (seg, scan) in enumerate(pairs):
             labels = self.correctedLabels(seg, scan)
-            image = write_job_input(volume_from_volume_node(scan), workdir / f"case{n:03d}.nrrd")
-            seg_file = write_volume(labels, workdir / f"case{n:03d}_labels.nrrd", compress=False)
+            # a view of the scan's voxels: from a panel, written a slab per timer tick (`JobLogic.start`)
+            image = write_job_input(volume_from_volume_node(scan, copy=False), workdir / f"case{n:03d}.nrrd")
+            seg_file = write_job_input(labels, workdir / f"case{n:03d}_labels.nrrd")
             rows.append({"case_id": f"case{n:03d}", "image": image.name, "segmentation": seg_file.name,
                          "name": seg.GetName()})
         with (workdir / "manifest.csv").open("w", newline="", encoding="utf-8") as f:
@@ -230,7 +230,8 @@ class RankLogic(_SceneLogic):
         scans = unlabelled_scans(self.ctx.scene)
         if not scans:
             raise InputError("No scan without a finished segmentation is loaded: load the scans to choose from.")
-        files = [str(write_job_input(volume_from_volume_node(s), workdir / f"{s.GetID()}.nrrd")) for s in scans]
+        files = [str(write_job_input(volume_from_volume_node(s, copy=False), workdir / f"{s.GetID()}.nrrd"))
+                 for s in scans]
         return ["seg", "rank", *files, "--out", "{out}", "--device", self.checkDevice(device),
                 *self.modelArgument("--model", model)]
 

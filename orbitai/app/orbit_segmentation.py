@@ -86,7 +86,7 @@ class OrbitSegmentationLogic(JobLogic):
         """Start hook: check the input, write it to ``workdir``, name the ``seg predict`` command."""
         if input_node is None:
             raise VolumeError("Select an input volume.")
-        vol = volume_from_volume_node(input_node)
+        vol = volume_from_volume_node(input_node, copy=False)   # a view: its file is written a slab per tick
         if min(vol.shape) < 3:
             raise VolumeError(f"'{input_node.GetName()}' is not a 3D volume (shape {vol.shape}); load a 3D CT or MRI.")
         if window not in WINDOW_CHOICES:

@@ -84,7 +84,7 @@ class TAOActivityLogic(JobLogic):
             raise VolumeError(f"'{input_node.GetName()}' is not a scalar MRI volume; select an axial orbital T2 MRI.")
         if input_node.GetImageData() is None:
             raise VolumeError(f"'{input_node.GetName()}' has no voxels.")
-        vol = volume_from_volume_node(input_node)
+        vol = volume_from_volume_node(input_node, copy=False)   # a view: its file is written a slab per tick
         if vol.array.ndim != 3 or min(vol.shape) < MIN_SLICES:
             raise VolumeError(f"'{input_node.GetName()}' has only {min(vol.shape)} slice(s) (shape {vol.shape}); "
                               f"load an axial orbital T2 MRI with at least {MIN_SLICES} slices through the orbits.")

@@ -23,6 +23,7 @@ which `orbitai.cli` also raises on SIGTERM), so a cancelled parent leaves no orp
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -36,7 +37,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import IO, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -45,7 +46,8 @@ from orbitai.errors import JobError
 from orbitai.progress import ProgressCallback, parse
 
 __all__ = ["OUT_TOKEN", "JobError", "JobResult", "OrbitaiJob", "child_env", "child_error", "default_python",
-           "how_it_ended", "kill_tree", "popen_group", "write_job_input", "JobInputWriter"]
+           "how_it_ended", "kill_tree", "popen_group", "write_job_input", "JobInputWriter", "JobInputs",
+           "deferred_job_inputs"]
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +56,18 @@ OUT_TOKEN = "{out}"
 
 def write_job_input(vol, path: str | os.PathLike) -> Path:
     """Write a volume handed to a job (a scene volume in the job's temporary folder), uncompressed: the
-    file lives seconds, and compressing a 512x512x100 CT costs about a second to write and 0.2 s to read."""
+    file lives seconds, and compressing a 512x512x100 CT costs about a second to write and 0.2 s to read.
+
+    Within `deferred_job_inputs` (a Logic started from a GUI thread: `orbitai.mrml.jobs.JobLogic.start`) nothing is
+    written now: the file is added to that job's `JobInputs`, written a slab per timer tick before the job starts;
+    the path is returned either way."""
+    inputs: Optional[JobInputs] = getattr(_deferred, "inputs", None)
+    if inputs is not None:
+        return inputs.add(vol, path)
+    return _write_now(vol, path)
+
+
+def _write_now(vol, path: str | os.PathLike) -> Path:
     from orbitai.io import write_volume
 
     return write_volume(vol, path, compress=False)
@@ -65,49 +78,73 @@ _NRRD_TYPES = {"int8": "signed char", "uint8": "uchar", "int16": "short", "uint1
                "uint32": "uint", "int64": "longlong", "uint64": "ulonglong", "float32": "float", "float64": "double"}
 
 
+def _nrrd_type(vol) -> Optional[str]:
+    """The NRRD type `JobInputWriter` writes ``vol`` as itself; None: the ordinary writer writes it (another voxel
+    type, not 3D, or header fields)."""
+    array = np.asarray(vol.array)
+    if array.ndim != 3 or getattr(vol, "metadata", None):
+        return None
+    return _NRRD_TYPES.get(array.dtype.name)
+
+
 class JobInputWriter:
     """`write_job_input`'s file (uncompressed NRRD with the volume's geometry), written a slab at a time by
-    `step`, so that a caller on a GUI thread (the annotation effects' model prior) writes a large scan across its
-    timer's ticks instead of blocking for it: 0.36 s for a 512x512x300 CT written at once. Written by hand because
-    SimpleITK writes a whole image in one call; the file is read back by SimpleITK (tests compare it with
-    `write_job_input`'s). The file appears under its name only when complete (temporary name, then rename)."""
+    `step`, so that a caller on a GUI thread (a module's Apply, the annotation effects' model prior) writes a large
+    scan across its timer's ticks instead of blocking for it: 0.36 s for a 512x512x300 CT written at once. Written by
+    hand because SimpleITK writes a whole image in one call; the file is read back by SimpleITK (tests compare it
+    with `write_job_input`'s). The file appears under its name only when complete (temporary name, then rename);
+    nothing is opened before the first `step`."""
 
     def __init__(self, vol, path: str | os.PathLike, chunk_bytes: int = 16 * 2**20) -> None:
         self.path = Path(path)
         self.chunk_bytes = max(int(chunk_bytes), 1)
+        self._source = vol
+        self._data: Optional[memoryview] = None
+        self._tmp = self.path.with_name(f".tmp-{self.path.name}")
+        self._file: Optional[IO[bytes]] = None
+        self._offset = 0
+        self.written = 0                         # bytes of voxels written so far
+        self.done = False
+        if _nrrd_type(vol) is None:
+            self._open()                         # written at once, as the first step would
+
+    def _open(self) -> bool:
+        """Read the volume, start the file (its header); True when it was written at once instead."""
+        vol, self._source = self._source, None
         array = np.asarray(vol.array)
-        self._nrrd_type = _NRRD_TYPES.get(array.dtype.name) if array.ndim == 3 else None
-        if self._nrrd_type is None or getattr(vol, "metadata", None):
-            write_job_input(vol, self.path)      # another voxel type, or header fields: the ordinary writer, at once
-            self._data: Optional[memoryview] = None
-            self.done = True
-            return
-        self._vol = vol
+        nrrd_type = _nrrd_type(vol)
+        if nrrd_type is None:
+            _write_now(vol, self.path)           # another voxel type, or header fields: the ordinary writer, at once
+            self.written, self.done = array.nbytes, True
+            return True
         little = np.ascontiguousarray(array.astype(array.dtype.newbyteorder("<"), copy=False))
         self._data = little.reshape(-1).view(np.uint8).data
-        self._tmp = self.path.with_name(f".tmp-{self.path.name}")
         self._file = open(self._tmp, "wb")       # kept open across steps; closed when done or by close()
-        self._file.write(self._header(vol, array.shape).encode("ascii"))
-        self._offset = 0
-        self.done = False
+        self._file.write(self._header(vol, array.shape, nrrd_type).encode("ascii"))
+        return False
 
-    def _header(self, vol, shape: tuple[int, ...]) -> str:
+    @staticmethod
+    def _header(vol, shape: tuple[int, ...], nrrd_type: str) -> str:
         d = np.asarray(vol.direction, float).reshape(3, 3)
         axes = " ".join("(" + ",".join(repr(float(d[r, c] * vol.spacing[c])) for r in range(3)) + ")" for c in range(3))
-        lines = ["NRRD0004", f"type: {self._nrrd_type}", "dimension: 3", "space: left-posterior-superior",
+        lines = ["NRRD0004", f"type: {nrrd_type}", "dimension: 3", "space: left-posterior-superior",
                  f"sizes: {shape[2]} {shape[1]} {shape[0]}", f"space directions: {axes}",
                  "kinds: domain domain domain", "endian: little", "encoding: raw",
                  "space origin: (" + ",".join(repr(float(o)) for o in vol.origin) + ")"]
         return "\n".join(lines) + "\n\n"
 
     def step(self) -> bool:
-        """Write the next slab (at most ``chunk_bytes``); True once the file is complete and in place."""
+        """Write the next slab (at most ``chunk_bytes``; the first step also writes the header); True once the
+        file is complete and in place."""
         if self.done:
             return True
-        assert self._data is not None
         try:
+            if self._file is None and self._open():
+                return True
+            assert self._data is not None and self._file is not None
             end = min(self._offset + self.chunk_bytes, len(self._data))
             self._file.write(self._data[self._offset:end])
+            self.written += end - self._offset
             self._offset = end
             if end < len(self._data):
                 return False
@@ -122,9 +159,89 @@ class JobInputWriter:
     def close(self) -> None:
         """Stop writing; an incomplete file is removed."""
         if not self.done:
-            self._file.close()
+            if self._file is not None:
+                self._file.close()
             self._tmp.unlink(missing_ok=True)
-            self.done, self._data = True, None
+            self.done, self._data, self._source = True, None, None
+
+
+#: What one tick of a GUI timer writes of a job's inputs (`JobInputs.step`) at most: bytes, and seconds (checked
+#: after each slab; the first slab is always written, so that the writing goes on however slow the disk).
+TICK_BYTES = 32 * 2**20
+TICK_SECONDS = 0.03
+#: The slab `JobInputs` writes at a time.
+SLAB_BYTES = 4 * 2**20
+
+
+class JobInputs:
+    """The input files of one job, written across the ticks of a GUI timer (`step`) before the job starts, so that
+    Slicer's main thread is never blocked for a whole scan (issue 63): at most `TICK_BYTES` per tick, and no further
+    slab once `TICK_SECONDS` have passed. One writer per file (`JobInputWriter`, shared with the annotation effects'
+    model prior). `write_job_input` adds files here within `deferred_job_inputs`."""
+
+    def __init__(self, slab_bytes: int = SLAB_BYTES) -> None:
+        self.slab_bytes = slab_bytes
+        self.writers: list[JobInputWriter] = []
+        self.last_tick_bytes = 0                 # what the last `step` wrote (tests: the bound per tick)
+
+    def add(self, vol, path: str | os.PathLike) -> Path:
+        """Add ``vol`` (a `Volume`) to be written to ``path``; returns the path."""
+        writer = JobInputWriter(vol, path, self.slab_bytes)
+        self.writers.append(writer)
+        return writer.path
+
+    @property
+    def done(self) -> bool:
+        return all(w.done for w in self.writers)
+
+    @property
+    def progress(self) -> tuple[int, int]:
+        """(files written, files)."""
+        return sum(w.done for w in self.writers), len(self.writers)
+
+    def step(self, max_bytes: int = TICK_BYTES, max_s: float = TICK_SECONDS) -> bool:
+        """One tick's writing (see the class docstring); True once every file is complete and in place. A failure
+        (disk full) removes what was written and raises."""
+        t0 = time.monotonic()
+        total = sum(w.written for w in self.writers)
+        wrote = False
+        try:
+            for w in self.writers:
+                while not w.done:
+                    tick = sum(x.written for x in self.writers) - total
+                    if wrote and (tick + self.slab_bytes > max_bytes or time.monotonic() - t0 >= max_s):
+                        return False
+                    w.step()
+                    wrote = True
+            return True
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            self.last_tick_bytes = sum(w.written for w in self.writers) - total
+
+    def finish(self) -> None:
+        """Write everything now (scripts and tests, never a GUI thread)."""
+        self.step(max_bytes=2**62, max_s=float("inf"))
+
+    def close(self) -> None:
+        """Stop writing: incomplete files are removed (complete ones stay, in the job's folder)."""
+        for w in self.writers:
+            w.close()
+
+
+_deferred = threading.local()
+
+
+@contextlib.contextmanager
+def deferred_job_inputs(inputs: JobInputs) -> Iterator[JobInputs]:
+    """Within (on this thread): `write_job_input` adds its files to ``inputs`` instead of writing them."""
+    previous = getattr(_deferred, "inputs", None)
+    _deferred.inputs = inputs
+    try:
+        yield inputs
+    finally:
+        _deferred.inputs = previous
 
 
 @dataclass

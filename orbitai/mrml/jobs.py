@@ -37,7 +37,7 @@ from orbitai.mrml.dicom_export import file_beside_input
 from orbitai.mrml.transaction import node_ids, rollback_on_error, temporary_nodes
 from orbitai.mrml.results import mark_results, segmentations_of, watch_imports
 from orbitai.progress import ProgressCallback
-from orbitai.jobs.child import JobError, JobResult, OrbitaiJob, child_error
+from orbitai.jobs.child import JobError, JobInputs, JobResult, OrbitaiJob, child_error, deferred_job_inputs
 from orbitai.jobs.warm import WarmJob, warm_worker_enabled
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -55,30 +55,67 @@ def _is_node(value: Any) -> bool:
 
 @dataclass
 class ModuleJob:
-    """A started child, its temporary input folder, and the input node and options it started on."""
+    """A child, its temporary input folder, and the input node and options it started on. The child starts once its
+    input files are written (``inputs``: a slab of them per `poll`, so that Slicer's main thread is not blocked for a
+    whole scan, issue 63); until then `poll` writes and reports that."""
 
     job: OrbitaiJob
     workdir: Path
     input_node: Any = None
     options: dict[str, Any] = field(default_factory=dict)
+    inputs: JobInputs = field(default_factory=JobInputs)
+    #: why the inputs could not be written (the child was never started)
+    failure: Optional[str] = None
+    #: cancelled before the child started (while its inputs were written)
+    cancelled_early: bool = False
+
+    @property
+    def writing(self) -> bool:
+        """The inputs are being written; the child has not started."""
+        return not self.job.started and self.failure is None and not self.cancelled_early
 
     def poll(self) -> list[tuple[int, int, str]]:
-        return self.job.poll()
+        """Progress since the last call; while the inputs are written, the next slab of them (at most
+        `orbitai.jobs.child.TICK_BYTES`), then the child's start."""
+        if not self.writing:
+            return self.job.poll() if self.job.started else []
+        try:
+            if self.inputs.step():
+                self.job.start()
+                return self.job.poll()
+        except Exception as exc:  # noqa: BLE001 - said as the job's failure; nothing was started
+            self.inputs.close()
+            self.failure = f"The input files could not be written for the child ({exc}); nothing was started."
+            return []
+        done, total = self.inputs.progress
+        return [(done, total, "Writing the input for the model")]
 
     @property
     def finished(self) -> bool:
-        return self.job.finished
+        if self.writing:
+            return False
+        return not self.job.started or self.job.finished
 
     def cancel(self) -> None:
-        self.job.cancel()
+        if self.writing:
+            self.cancelled_early = True
+            self.inputs.close()
+            return
+        if self.job.started:
+            self.job.cancel()
 
     def cleanup(self) -> None:
         """Remove the child's output folder and the temporary inputs."""
+        self.inputs.close()
         self.job.cleanup()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def checkedResult(self, what: str) -> JobResult:
         """The finished child's result; raises :class:`JobError` with its last error lines if it failed."""
+        if self.cancelled_early:
+            raise JobError("Cancelled; the scene was not changed.")
+        if self.failure is not None:
+            raise JobError(f"{what} failed: {self.failure}")
         res = self.job.result()
         if res.cancelled:
             raise JobError("Cancelled; the scene was not changed.")
@@ -89,6 +126,8 @@ class ModuleJob:
     def wait(self, progress: Optional[ProgressCallback] = None, cancel: Optional[threading.Event] = None) -> None:
         """Block until the child ends (scripts and tests); a set ``cancel`` kills it and raises."""
         try:
+            if self.writing:
+                self.inputs.finish()
             self.job.run(progress, cancel=cancel, check=False)
         except BaseException:
             self.cancel()
@@ -184,11 +223,12 @@ class JobLogic:
     @staticmethod
     def inputVolume(input_node, what: str):
         """The input node's voxels as a `Volume`; one line asking for ``what`` (e.g. "a brain FLAIR volume") when
-        none is selected or it is a label map (the child checks the rest: 3D, finite, the modality)."""
+        none is selected or it is a label map (the child checks the rest: 3D, finite, the modality). A read-only view
+        of the node's voxels: no copy of a whole scan on Slicer's main thread (its file is written a slab per tick)."""
         if input_node is None or input_node.IsA("vtkMRMLLabelMapVolumeNode"):
             raise InputError(f"Select {what}" +
                              (f"; '{input_node.GetName()}' is a label map." if input_node is not None else "."))
-        return volume_from_volume_node(input_node)
+        return volume_from_volume_node(input_node, copy=False)
 
     def segmentationLabels(self, segmentation_node, input_node, what: str, table=None):
         """A segmentation node as a label map on the input's grid (the export's helper nodes removed again);
@@ -216,25 +256,36 @@ class JobLogic:
 
     @classmethod
     def prewarm(cls) -> None:
-        """Start the warm worker now, so that its imports run while the user sets up the first Apply."""
+        """Start the warm worker now (no-op when it runs), so that its imports run while the inputs are written.
+        Called by `start`, the first Apply: opening a module starts no worker (a 547 MB process with torch for
+        the rest of the Slicer session, for a user who may never press Apply)."""
         if cls.warm_worker and warm_worker_enabled():
             from orbitai.jobs.warm import shared_worker
 
-            shared_worker().start()
+            try:
+                shared_worker().start()
+            except OSError as exc:   # the job says why when it starts (a one-shot child then)
+                log.warning("OrbitAI: the warm worker did not start: %s", exc)
 
     def start(self, input_node, *args: Any, **options: Any) -> ModuleJob:
-        """Check and write the inputs (start hook) and start the child; returns at once.
-        The scene is not changed; the job remembers ``input_node`` and the options."""
+        """Check the inputs (start hook) and return the job at once; its input files are written by its `poll`
+        (a slab per timer tick), then the child starts. The scene is not changed; the job remembers
+        ``input_node`` and the options."""
         workdir = Path(tempfile.mkdtemp(prefix="orbitai-job-in-"))
+        inputs = JobInputs()
         try:
             bound = inspect.signature(self.jobArguments).bind(workdir, input_node, *args, **options)
             bound.apply_defaults()
-            cli_args = self.jobArguments(*bound.args, **bound.kwargs)
+            with deferred_job_inputs(inputs):      # write_job_input: files written later by ModuleJob.poll
+                cli_args = self.jobArguments(*bound.args, **bound.kwargs)
             kept = dict(list(bound.arguments.items())[2:])
-            return ModuleJob(self.makeJob(cli_args).start(), workdir, input_node, kept)
+            job = ModuleJob(self.makeJob(cli_args), workdir, input_node, kept, inputs)
         except BaseException:
+            inputs.close()
             shutil.rmtree(workdir, ignore_errors=True)
             raise
+        self.prewarm()
+        return job
 
     def finish(self, job: ModuleJob) -> Any:
         """Import a finished child's results for the input it started on (raises, scene unchanged,

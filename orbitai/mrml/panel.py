@@ -192,6 +192,7 @@ class JobController:
         self.whyNotReady = whyNotReady
         self.applyToolTip = applyToolTip
         self.job: Optional[ModuleJob] = None
+        self.dependenciesMet = False    # the Logic's requirements were met at an Apply of this session
         self.outputs: Any = None
         self.outputsInput: Any = None   # the node the last outputs were computed from
         self.shownChoice: Any = None    # the display choice the outputs were last shown with
@@ -254,12 +255,14 @@ class JobController:
             self.cancel()
             return
         try:
-            if not self.logic.ensureDependencies():
+            # checked until met once: each check reads the installed packages' metadata (0.1 s on the main thread)
+            if not self.dependenciesMet and not self.logic.ensureDependencies():
                 from orbitai.mrml.dependencies import requirement_name, unmet_requirements
 
                 missing = ", ".join(requirement_name(r) for r in unmet_requirements(self.logic.requirementLines()))
                 self.say(f"Not started: the Python packages it needs are not installed ({missing}).")
                 return
+            self.dependenciesMet = True
             input_node, options = self.jobInputs()
             self.job = self.logic.start(input_node, **options)
         except Exception as exc:  # noqa: BLE001 - every failure is shown to the user; nothing was added
@@ -604,13 +607,9 @@ class JobPanelMixin:
         self.removeObservers()
 
     def enter(self) -> None:
-        """The module is shown: read the installed models again, start the warm worker (its imports run while
-        the user sets up Apply), connect the parameter node, show results that arrived meanwhile."""
+        """The module is shown: read the installed models again, connect the parameter node, show results that
+        arrived meanwhile. No worker starts here: the first Apply starts it (`JobLogic.start`)."""
         self.modelsInstalled = bool(self.logic.availableModels())
-        try:
-            self.logic.prewarm()
-        except OSError as exc:   # the worker could not start: the first Apply will say why
-            log.warning("OrbitAI: the warm worker did not start: %s", exc)
         self.initializeParameterNode()
         for controller in self.allControllers():
             controller.moduleShown()

@@ -111,8 +111,10 @@ def volume_node_from_volume(ctx: MRMLContext, vol: Volume, name: str = "Volume",
     return node
 
 
-def volume_from_volume_node(node) -> Volume:
-    """The voxels (a copy, [k, j, i]) and geometry of a scalar volume node as a `Volume`."""
+def volume_from_volume_node(node, copy: bool = True) -> Volume:
+    """The voxels (a copy, [k, j, i]) and geometry of a scalar volume node as a `Volume`. ``copy=False``: a
+    read-only view of the node's voxels instead (a job's input file, written a slab per timer tick: no copy of a
+    whole scan on Slicer's main thread, `orbitai.jobs.child.JobInputs`)."""
     if node is None or not node.IsA("vtkMRMLVolumeNode"):
         raise VolumeError("Select a volume node (got " + ("nothing" if node is None else node.GetClassName()) + ").")
     image = node.GetImageData()
@@ -123,7 +125,8 @@ def volume_from_volume_node(node) -> Volume:
             f"Volume '{node.GetName()}' has {image.GetNumberOfScalarComponents()} components per voxel "
             "(colour/vector image). Select a single-channel (scalar) volume."
         )
-    array = np.array(slicer.util.arrayFromVolume(node), copy=True)
+    array = np.array(slicer.util.arrayFromVolume(node), copy=True) if copy else slicer.util.arrayFromVolume(node).view()
+    array.flags.writeable = copy
     return Volume.from_ijk_to_ras(array, ijk_to_ras_of(node))
 
 

@@ -14,7 +14,7 @@ from typing import Any, Optional
 from orbitai.io import Volume
 from orbitai.lru import LRU
 from orbitai.orbit.prior import PRIOR_FILE, ModelPrior, compute_prior, image_key
-from orbitai.jobs.child import JobInputWriter, child_error
+from orbitai.jobs.child import JobInputs, child_error
 from orbitai.jobs.warm import WarmJob
 
 __all__ = ["PriorRequest", "PriorCache", "DEFAULT_PRIORS"]
@@ -41,8 +41,10 @@ class PriorRequest:
         self._args = ["seg", "prior", str(self._workdir / "image.nrrd"), "--out", "{out}", "--key", key,
                       "--device", device] + (["--model", bundle] if bundle else [])
         try:
-            # The image is written a slab per poll (16 MiB), not at once: the caller may be Slicer's main thread.
-            self._writer = JobInputWriter(image, self._workdir / "image.nrrd")
+            # The image is written a tick's share per poll (`JobInputs.step`), not at once: the caller may be
+            # Slicer's main thread.
+            self._inputs = JobInputs()
+            self._inputs.add(image, self._workdir / "image.nrrd")
             self._advance()
         except BaseException:
             shutil.rmtree(self._workdir, ignore_errors=True)
@@ -50,7 +52,7 @@ class PriorRequest:
 
     def _advance(self) -> None:
         """Write the next slab of the image; start the child once it is complete."""
-        if self._job is None and self._writer.step():
+        if self._job is None and self._inputs.step():
             self._job = WarmJob(self._args).start()
 
     @property
@@ -109,7 +111,7 @@ class PriorRequest:
         if not self.done:
             self.cancelled = True
             if self._job is None:       # still writing the image: no child yet
-                self._writer.close()
+                self._inputs.close()
                 self.error = "The model prior was cancelled; the strokes alone are used."
                 shutil.rmtree(self._workdir, ignore_errors=True)
                 return
