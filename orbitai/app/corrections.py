@@ -32,6 +32,7 @@ from orbitai.errors import InputError
 from orbitai.jobs.child import JobError, write_job_input
 from orbitai.mrml import table_node_from_rows, volume_from_volume_node
 from orbitai.mrml.jobs import JobLogic
+from orbitai.mrml.segmentations import segments_by_value
 from orbitai.mrml.results import FINISHED_SCAN, belongs_to, is_result, refuse_other_scan
 from orbitai.mrml.tables import show_table
 from orbitai.orbit.models import SEG_MODELS
@@ -150,6 +151,16 @@ class FinetuneLogic(_SceneLogic):
         orbit-scheme structures here."""
         return self.segmentationLabels(segmentation_node, scan_node, f"'{segmentation_node.GetName()}'")
 
+    def checkCorrected(self, segmentation_node: Any, scan_node: Any) -> None:
+        """What "Mark finished" checks (one line when it fails), on Slicer's main thread: here the segment names
+        (orbit-scheme structures, `segments_by_value`), no voxel read (the label map of a 512x512x300 scan took 1-3 s
+        to export; Apply makes it). The lesion fine-tuning's check (`correctedLabels`: a lesion mask that lies on the
+        FLAIR) needs the voxels."""
+        if self.task != "segmentation":
+            self.correctedLabels(segmentation_node, scan_node)
+            return
+        segments_by_value(segmentation_node)
+
     def markFinished(self, segmentation_node: Any, scan_node: Any, finished: bool = True) -> str:
         """Mark (or unmark) ``segmentation_node`` as a finished correction of ``scan_node``; returns the status line.
         Its segments must be orbit-scheme structures on the scan's grid, and it must be no other scan's result
@@ -158,7 +169,7 @@ class FinetuneLogic(_SceneLogic):
             raise InputError("Select the scan and its corrected segmentation.")
         if finished:
             refuse_other_scan(segmentation_node, scan_node, self.task.replace("_", " "))   # (lesion) segmentation
-            self.correctedLabels(segmentation_node, scan_node)
+            self.checkCorrected(segmentation_node, scan_node)
             segmentation_node.SetAttribute(FINISHED, self.task)
             segmentation_node.SetNodeReferenceID(FINISHED_SCAN, scan_node.GetID())
         else:

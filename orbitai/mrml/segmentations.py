@@ -204,11 +204,10 @@ def _value_by_name(specs: Mapping[int, SegmentSpec]) -> dict[str, int]:
     return out
 
 
-def labels_from_segmentation_node(segmentation_node, reference, table: Optional[Mapping] = None,
-                                  ctx: Optional[MRMLContext] = None) -> Volume:
-    """A label-map `Volume` of ``segmentation_node`` on ``reference``'s grid (a volume node or
-    `Volume`). Each segment gets the table value of its name (``eyeball_left`` or
-    ``eyeball left``, any case); segments named outside the table raise `ValueError`."""
+def segments_by_value(segmentation_node, table: Optional[Mapping] = None) -> tuple[Any, dict[int, str]]:
+    """The IDs (a ``vtkStringArray``) of ``segmentation_node``'s segments and their names by table value: each
+    segment's name (``eyeball_left`` or ``eyeball left``, any case) must be in ``table`` (default: the orbit's), once.
+    No voxel is read (a check on Slicer's main thread, e.g. "Mark finished"); one line otherwise."""
     if segmentation_node is None or not segmentation_node.IsA("vtkMRMLSegmentationNode"):
         raise InputError("Select a segmentation node.")
     specs = label_table(table)
@@ -232,6 +231,15 @@ def labels_from_segmentation_node(segmentation_node, reference, table: Optional[
             f"Segments {', '.join(repr(u) for u in unknown)} are not in the label table. Rename them to "
             f"table names (e.g. {next(iter(specs.values())).name!r}) or pass a table that includes them."
         )
+    return ids, names_by_value
+
+
+def labels_from_segmentation_node(segmentation_node, reference, table: Optional[Mapping] = None,
+                                  ctx: Optional[MRMLContext] = None) -> Volume:
+    """A label-map `Volume` of ``segmentation_node`` on ``reference``'s grid (a volume node or
+    `Volume`). Each segment gets the table value of its name (``eyeball_left`` or
+    ``eyeball left``, any case); segments named outside the table raise `ValueError`."""
+    ids, names_by_value = segments_by_value(segmentation_node, table)
     values = sorted(names_by_value)
     scene = segmentation_node.GetScene()
     ctx = ctx or MRMLContext(scene=scene, app_logic=None)  # only .scene is used below
