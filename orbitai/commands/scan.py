@@ -54,7 +54,7 @@ def run_describe(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from orbitai.scan.train import train       # scikit-learn and the phantoms: for training only
+    from orbitai.commands.scan_train import train     # scikit-learn and the phantoms: for training only
 
     if args.per_template < 2 or args.test_per_template < 1 or args.workers < 1:
         raise UserError("--per-template must be at least 2, --test-per-template and --workers at least 1.")

@@ -1,6 +1,7 @@
 """The image classifier of what a scan is: small MLP ensembles over :mod:`orbitai.scan.features`, run with NumPy.
 
-Trained with scikit-learn (:mod:`orbitai.scan.train`) and stored as plain arrays (``classifier.npz``, read with
+Trained with scikit-learn (:mod:`orbitai.commands.scan_train`, beside the phantoms it renders: not in this package,
+which the input checks import) and stored as plain arrays (``classifier.npz``, read with
 ``allow_pickle=False`` after its SHA-256 is checked against ``classifier.json``), so that the Slicer side can ask what
 a scan is without scikit-learn or torch. Each question (CT or MR, the MR weighting, fat suppression, orbits in view,
 brain in view) has its own ensemble; its answer is the ensemble's mean probability.
