@@ -193,7 +193,7 @@ def run_finetune_lesions(args: argparse.Namespace) -> int:
     from orbitai.bundle.core import refuse_package_folder
     from orbitai.cohort.manifest import read_manifest
     from orbitai.device import select_device
-    from orbitai.neuro.finetune import LesionRecipe, finetune_lesions, out_folder, read_case
+    from orbitai.neuro.finetune import LesionRecipe, check_lesion_labels, finetune_lesions, out_folder, read_case
     from orbitai.neuro.lesionseg import lesion_bundle
     from orbitai.progress import emit
     from orbitai.result import check_outputs
@@ -206,6 +206,9 @@ def run_finetune_lesions(args: argparse.Namespace) -> int:
     refuse_package_folder(out)
     work_folder(out)
     check_distinct_cases(rows, "FLAIR")
+    for row in rows:           # every lesion map checked before the first brain extraction
+        if row.segmentation is not None:
+            check_lesion_labels(row)
     inputs = [args.manifest, *(p for c in rows for p in (c.image, c.segmentation))]
     check_outputs(out, inputs, beside=(f".{out.name}-finetune",), bundle="lesion_segmentation",
                   overwrite=args.overwrite)
