@@ -57,6 +57,8 @@ OUT_TOKEN = "{out}"
 def write_job_input(vol, path: str | os.PathLike) -> Path:
     """Write a volume handed to a job (a scene volume in the job's temporary folder), uncompressed: the
     file lives seconds, and compressing a 512x512x100 CT costs about a second to write and 0.2 s to read.
+    ``vol``: a `Volume`, or a function returning one, called when the file is written (e.g. a segmentation's label
+    map, exported in a poll tick of its own instead of in the button press).
 
     Within `deferred_job_inputs` (a Logic started from a GUI thread: `orbitai.mrml.jobs.JobLogic.start`) nothing is
     written now: the file is added to that job's `JobInputs`, written a slab per timer tick before the job starts;
@@ -70,7 +72,7 @@ def write_job_input(vol, path: str | os.PathLike) -> Path:
 def _write_now(vol, path: str | os.PathLike) -> Path:
     from orbitai.io import write_volume
 
-    return write_volume(vol, path, compress=False)
+    return write_volume(vol() if callable(vol) else vol, path, compress=False)
 
 
 #: NRRD type names of the voxel types `JobInputWriter` writes (others go through `write_job_input` at once).
@@ -93,7 +95,7 @@ class JobInputWriter:
     scan across its timer's ticks instead of blocking for it: 0.36 s for a 512x512x300 CT written at once. Written by
     hand because SimpleITK writes a whole image in one call; the file is read back by SimpleITK (tests compare it
     with `write_job_input`'s). The file appears under its name only when complete (temporary name, then rename);
-    nothing is opened before the first `step`."""
+    nothing is opened (and a function given as ``vol`` is not called) before the first `step`."""
 
     def __init__(self, vol, path: str | os.PathLike, chunk_bytes: int = 16 * 2**20) -> None:
         self.path = Path(path)
@@ -105,12 +107,13 @@ class JobInputWriter:
         self._offset = 0
         self.written = 0                         # bytes of voxels written so far
         self.done = False
-        if _nrrd_type(vol) is None:
+        if not callable(vol) and _nrrd_type(vol) is None:
             self._open()                         # written at once, as the first step would
 
     def _open(self) -> bool:
         """Read the volume, start the file (its header); True when it was written at once instead."""
         vol, self._source = self._source, None
+        vol = vol() if callable(vol) else vol
         array = np.asarray(vol.array)
         nrrd_type = _nrrd_type(vol)
         if nrrd_type is None:
@@ -185,7 +188,7 @@ class JobInputs:
         self.last_tick_bytes = 0                 # what the last `step` wrote (tests: the bound per tick)
 
     def add(self, vol, path: str | os.PathLike) -> Path:
-        """Add ``vol`` (a `Volume`) to be written to ``path``; returns the path."""
+        """Add ``vol`` (a `Volume` or a function returning one) to be written to ``path``; returns the path."""
         writer = JobInputWriter(vol, path, self.slab_bytes)
         self.writers.append(writer)
         return writer.path

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
 from orbitai.device import DEVICE_CHOICES
-from orbitai.errors import DeviceError, InputError
+from orbitai.errors import DeviceError, InputError, OrbitAIError
 from orbitai.mrml import get_context, labels_from_segmentation_node, volume_from_volume_node
 from orbitai.mrml.dependencies import ensure_requirements, import_name, read_requirements
 from orbitai.mrml.dicom_export import file_beside_input
@@ -85,7 +85,8 @@ class ModuleJob:
                 return self.job.poll()
         except Exception as exc:  # noqa: BLE001 - said as the job's failure; nothing was started
             self.inputs.close()
-            self.failure = f"The input files could not be written for the child ({exc}); nothing was started."
+            self.failure = (str(exc) if isinstance(exc, OrbitAIError) else   # e.g. a label map that does not fit
+                            f"The input files could not be written for the child ({exc}); nothing was started.")
             return []
         done, total = self.inputs.progress
         return [(done, total, "Writing the input for the model")]
