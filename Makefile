@@ -184,5 +184,20 @@ neuro-trust: $(STAMP)
 scan-classifier: $(STAMP)
 	$(PY) -m orbitai scan train --out orbitai/resources/scan --results benchmarks/results/scan_classifier.json
 
+# The extension's release repository (scripts/make_release.py; docs/slicer.md "Entering the Extensions Index"): OUT gets
+# a one-commit repository of the committed tree without download-only weights and data, OUT-assets the release
+# assets, OUT-index the Extensions Index's description file; every address is made from REPOSITORY.
+.PHONY: release index-check-env
+release: $(STAMP)
+	@test -n "$(OUT)" || { echo "make release OUT=DIR [REPOSITORY=https://github.com/<owner>/SlicerOrbitAI]"; exit 2; }
+	$(PY) scripts/make_release.py --out "$(OUT)" $(if $(REPOSITORY),--repository "$(REPOSITORY)")
+
+# The Python the Extensions Index runs its check with (3.12, its scripts/requirements.txt), for Testing/test_release.py.
+INDEX_PYTHON ?= $(shell for p in python3.12 "$$(pyenv prefix 3.12 2>/dev/null)/bin/python3.12"; do "$$p" -c '' 2>/dev/null && { command -v "$$p"; break; }; done)
+index-check-env:
+	@test -n "$(INDEX_PYTHON)" || { echo "no Python 3.12 found; give INDEX_PYTHON=/path/to/python3.12"; exit 2; }
+	test -x $(VENV)/index-check/bin/python || $(INDEX_PYTHON) -m venv $(VENV)/index-check
+	$(VENV)/index-check/bin/python -m pip install --quiet 'jsonschema>=4.0.0' 'requests>=2.25.0'
+
 clean:
 	rm -rf $(VENV) demo_output
