@@ -106,7 +106,7 @@ def value_caveats(vol: Volume, expected: str = "any", facts: Optional[ScanFacts]
     """Warnings when the image is not what a model made for ``expected`` ("CT", "MR" or "any") reads, one sentence
     each. What the image is comes from ``facts`` where they are sure (the user's word, DICOM tags, the classifier);
     only where they cannot tell (or none are given) from the values. CT-value warnings (8-bit, +1024) only where the
-    image is not known to be MR."""
+    facts say CT (sure, or their likeliest answer), or from the values alone where no facts are given."""
     known = said_modality(facts)
     ct = known == "CT" if known else looks_like_ct(vol)
     warnings = []
@@ -114,8 +114,8 @@ def value_caveats(vol: Volume, expected: str = "any", facts: Optional[ScanFacts]
         warnings.append("This model expects CT in Hounsfield units but the image does not look like CT.")
     if expected == "MR" and ct:
         warnings.append("This model expects MRI but the image looks like CT (Hounsfield units).")
-    if known == "MR" or looks_like_ct(vol):
-        return warnings
+    if looks_like_ct(vol) or (facts is not None and facts.modality.value != "CT"):
+        return warnings                 # CT-value warnings only where the facts say CT (sure, or likeliest)
     evidence = eight_bit_ct_evidence(vol)
     if evidence:
         warnings.append(f"The image looks like CT stored as 8-bit values ({evidence}): Hounsfield units "
