@@ -80,6 +80,14 @@ def _pools(d: Path) -> dict[str, dict[str, list[str | None]]]:
     files = [*files, "http://127.0.0.1:9/dicom-web/studies/1.2.3", "http://x/no-study"]
     return {
         "info": {"--device": devices},
+        # the model registry (issue #64): never a download from outside (the sweep points the registry at a closed
+        # local port and the user's model folder at a private one)
+        "models list": {},
+        "models verify": {"NAME": [None, "orbit_svnet_ct_demo", "no_such_model", "../x", ""]},
+        "models install": {"NAME|FILE|FOLDER|URL": ["orbit_svnet_ct_demo", "no_such_model", str(d / "folder"),
+                                                    str(d / "img.nrrd"), "http://127.0.0.1:9/x.tar.gz", "../x", ""],
+                           "--sha256": [None, "0" * 64, "xyz"]},
+        "models remove": {"NAME": ["orbit_svnet_ct_demo", "no_such_model", "../x", "", "/"]},
         "seg configs": {},
         "tao configs": {},
         "phantom": {"kind": [*PHANTOM_KINDS, "weather"], "--n": [None, "1", "0", "-2", "10001", "x"],
@@ -343,6 +351,8 @@ def _sweep(work: Path, tmp_path: Path, monkeypatch, draws: int, seed: int) -> li
     private_tmp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
     monkeypatch.setenv("TMPDIR", str(private_tmp))
+    monkeypatch.setenv("ORBITAI_USER_MODELS", str(tmp_path / "user_models"))
+    monkeypatch.setenv("ORBITAI_MODELS_URL", "http://127.0.0.1:9")
     monkeypatch.chdir(work)
     rng = random.Random(seed)
     problems = [check(draw(rng, work), work, private_tmp, _run_in_process) for _ in range(draws)]

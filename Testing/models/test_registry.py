@@ -228,3 +228,24 @@ def test_ctrl_c_during_a_stalled_install_cancels_it(asset_server, tmp_path):
     assert err.strip().splitlines() == ["orbitai models install: cancelled"]
     assert took < 5.0, f"the cancel took {took:.1f} s"      # the bar is 1 s for the download; this adds the exit
     assert not (users / SMALL).exists() and part.stat().st_size == 1000
+
+
+@pytest.mark.parametrize("name", ["..", "../x", "/", ".", "", "a/b"])
+def test_remove_and_verify_take_a_name_never_a_path(user_models, tmp_path, capsys, name):
+    """A name is data, never a path: ``remove ..`` once named the user folder's parent (moved aside and deleted)."""
+    keep = user_models / "kept_model"
+    keep.mkdir(parents=True)
+    (keep / "metadata.json").write_text("{}")
+    (tmp_path / "beside.txt").write_text("the user's file")
+    for action in ("remove", "verify"):
+        assert main(["models", action, name]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "not a model or data-set name" in err[0], err
+    assert (keep / "metadata.json").is_file() and (tmp_path / "beside.txt").read_text() == "the user's file"
+
+
+def test_install_of_an_empty_name_is_one_line(user_models, capsys):
+    assert main(["models", "install", " "]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "No model given" in err[0], err
+    assert not user_models.exists() or not any(user_models.iterdir())

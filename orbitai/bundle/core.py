@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import shutil
 import tempfile
 import threading
@@ -43,6 +44,9 @@ if TYPE_CHECKING:  # pragma: no cover - torch is imported only to load or save w
 
 METADATA = "metadata.json"
 WEIGHTS = "model.pt"
+#: A model or data-set name a user gives (a name, never a path): letters, digits, ``-``, ``_`` and ``.`` (not first), at
+#: most 64 characters.
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 #: Bundles shipped with the package (package data: in the wheel and in the Slicer extension).
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "resources" / "models"
 

@@ -15,7 +15,7 @@ from typing import Any, Optional
 from urllib.parse import urlparse
 
 from orbitai.bundle import download as dl
-from orbitai.bundle.core import METADATA, load_bundle
+from orbitai.bundle.core import METADATA, MODEL_NAME, load_bundle
 from orbitai.bundle.registry import (entry_for_asset, human_size, load_registry, locate, mirror_folder,
                                      registry_entry, user_folder)
 from orbitai.errors import BundleError, UserError
@@ -121,6 +121,8 @@ def run_install(args: argparse.Namespace) -> int:
                 folder = dl.install_archive(archive, sha256=sha)
             finally:
                 archive.unlink(missing_ok=True)
+    elif not what.strip():
+        raise UserError("No model given: give a registry name ('orbitai models list'), an archive, a folder or a URL.")
     elif Path(what).expanduser().exists() or "/" in what or what.endswith((".tar.gz", ".tgz", ".tar")):
         path = Path(what).expanduser()
         if not path.exists():
@@ -142,9 +144,18 @@ def run_install(args: argparse.Namespace) -> int:
     return 0
 
 
+def _name(text: str, action: str) -> str:
+    """``text`` as an installed entry's name: a name, never a path (``..`` or ``/`` would name another folder)."""
+    if not MODEL_NAME.fullmatch(text or ""):
+        raise UserError(f"{text!r} is not a model or data-set name (letters, digits, ., - and _; no folders): give "
+                        f"the name 'orbitai models list' shows to {action}.")
+    return text
+
+
 def run_verify(args: argparse.Namespace) -> int:
     entries = load_registry()
-    if args.name:
+    if args.name is not None:
+        _name(args.name, "verify")
         entry = registry_entry(args.name)
         found = locate(args.name, entry.kind if entry else "model")
         if found is None:
@@ -167,6 +178,7 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def run_remove(args: argparse.Namespace) -> int:
+    _name(args.name, "remove")
     entry = registry_entry(args.name)
     kinds = [entry.kind] if entry else ["model", "data"]
     for kind in kinds:

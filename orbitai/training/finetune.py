@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Any, Callable, Collection, Optional, Sequence, TypeVar
 import numpy as np
 import torch
 
-from orbitai.bundle.core import Bundle, iter_bundles, save_bundle, user_model_folder
+from orbitai.bundle.core import MODEL_NAME, Bundle, iter_bundles, save_bundle, user_model_folder
 from orbitai.cohort.manifest import Case, folder_name_problem
 from orbitai.errors import InputError
 from orbitai.io import VolumeError, read_volume
@@ -364,10 +363,6 @@ class FinetuneReport:
 def with_settings(recipe: T, **changes: Any) -> T:
     """The recipe (a dataclass) with the settings given (None: keep the recipe's), the command line's overrides."""
     return replace(recipe, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[type-var]
-
-
-#: A model name the user gives: letters, digits, ``-``, ``_`` and ``.`` (not first), at most 64 characters.
-MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 def out_folder(base: str, name: Optional[str] = None, out: Optional[str | Path] = None,

@@ -27,6 +27,7 @@ from trame_slicer.core import LayoutManager, SlicerApp
 from trame_slicer.rca_view import register_rca_factories
 from trame_slicer.app.ui import create_vertical_slice_view_gutter_ui, create_vertical_view_gutter_ui
 
+from orbitai.bundle.core import MODEL_NAME
 from orbitai.app.panel_spec import Action, Option, PanelSpec
 from orbitai.dicom.inputs import parse_dicomweb_url, resolve_image
 from orbitai.errors import InputError, OrbitAIError, UserError, one_line
@@ -325,12 +326,9 @@ class ModulePanel:
 
 
 def _model_name(text: str) -> bool:
-    """Whether ``text`` (a new model's name as typed) is empty or a plain name (`orbitai.training.finetune.MODEL_NAME`;
-    imported when a name is typed: it brings the training code)."""
+    """Whether ``text`` (a new model's name as typed) is empty or a plain name (`orbitai.bundle.core.MODEL_NAME`)."""
     if not text.strip():
         return True
-    from orbitai.training.finetune import MODEL_NAME
-
     return bool(MODEL_NAME.fullmatch(text.strip()))
 
 
