@@ -36,7 +36,8 @@ from orbitai.errors import BundleError
 from orbitai.io.checksums import sha256_file
 
 #: The one address of the project's public repository: every download address is made from it (`url_pattern`).
-#: The release step writes the registry with the real address (``scripts/write_registry.py --repository URL``).
+#: The release step writes the registry (and CMakeLists.txt's addresses) with the address it is given
+#: (``make release OUT=DIR REPOSITORY=URL``, scripts/make_release.py; CMakeLists.txt names this one at ``main``).
 REPOSITORY_URL = "https://github.com/orbitai/SlicerOrbitAI"
 #: A release asset's address: one release per bundle version, so an asset is never replaced under its address.
 URL_PATTERN = "{repository}/releases/download/{name}-v{version}/{asset}"
