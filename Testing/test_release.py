@@ -83,6 +83,21 @@ def test_cmakelists_addresses_are_https_at_the_tag_and_name_pngs_in_the_release_
     assert "${" not in icon + " ".join(shots)
 
 
+def test_an_icon_or_screenshot_missing_from_the_tree_is_refused(tmp_path):
+    cmake = make_release.with_addresses((REPO / "CMakeLists.txt").read_text(), REPOSITORY, "v1")
+    paths = make_release.image_paths(cmake)
+    for rel in paths:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes((REPO / rel).read_bytes())
+    make_release.check_images(tmp_path, cmake)
+    (tmp_path / paths[1]).unlink()
+    with pytest.raises(make_release.InputError, match="no such PNG"):
+        make_release.check_images(tmp_path, cmake)
+    (tmp_path / paths[1]).write_bytes(b"not a png")
+    with pytest.raises(make_release.InputError, match=re.escape(paths[1])):
+        make_release.check_images(tmp_path, cmake)
+
+
 def test_the_development_cmakelists_names_the_one_repository_address():
     """CMakeLists.txt's addresses are the release step's, from registry.REPOSITORY_URL at the development branch."""
     cmake = (REPO / "CMakeLists.txt").read_text()

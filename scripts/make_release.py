@@ -126,6 +126,15 @@ def with_addresses(cmake_text: str, repository: str, ref: str) -> str:
     return cmake_text
 
 
+def check_images(tree: Path, cmake_text: str) -> None:
+    """Every icon and screenshot address of ``cmake_text`` names a PNG in ``tree`` (else a one-line InputError)."""
+    for rel in image_paths(cmake_text):
+        f = tree / rel
+        if not f.is_file() or f.read_bytes()[:8] != PNG:
+            raise InputError(f"CMakeLists.txt names {rel} as the icon or a screenshot, but the release tree has "
+                             "no such PNG")
+
+
 def description(cmake_text: str, repository: str, tag: str) -> dict[str, Any]:
     """The Extensions Index's description file of the release (its JSON format), made from ``CMakeLists.txt``."""
     depends = (cmake_value(cmake_text, "EXTENSION_DEPENDS") or "").split()
@@ -246,11 +255,7 @@ def make_release(out: Path, repository: str = registry.REPOSITORY_URL, tag: Opti
             shutil.rmtree(tree / rel)
         (tree / registry.REGISTRY_PATH.relative_to(REPO)).write_text(strict_json(data))
         cmake = with_addresses((tree / "CMakeLists.txt").read_text(), repo, tag)
-        for rel in image_paths(cmake):
-            f = tree / rel
-            if not f.is_file() or f.read_bytes()[:8] != PNG:
-                raise InputError(f"CMakeLists.txt names {rel} as the icon or a screenshot, but the release tree has "
-                                 "no such PNG")
+        check_images(tree, cmake)
         (tree / "CMakeLists.txt").write_text(cmake)
         (index_dir / f"{EXTENSION}.json").write_text(json.dumps(description(cmake, repo, tag), indent=2) + "\n")
         date = _git("log", "-1", "--format=%cI", source, cwd=REPO)
