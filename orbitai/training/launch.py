@@ -134,9 +134,7 @@ def launch(argv: Sequence[str], nproc: int, verbose: bool = False, out: Optional
     to them (a rank killed by SIGKILL included), with the parent folders of ``out`` it made when they stay empty."""
     check_nproc(nproc)
     # torch only here: every area's CLI imports this module, and its --help must not wait for torch
-    from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs
-    from torch.distributed.elastic.multiprocessing.api import SignalException
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, api, errors
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     # torch's elastic loggers have levels of their own (its get_logger): quiet each of them, not just the parent
@@ -163,9 +161,9 @@ def launch(argv: Sequence[str], nproc: int, verbose: bool = False, out: Optional
     try:
         elastic_launch(cfg, sys.executable)("-m", "orbitai", *argv)
         return 0
-    except SignalException as exc:
+    except api.SignalException as exc:
         raise KeyboardInterrupt(f"signal {exc.sigval}") from None
-    except ChildFailedError as exc:
+    except errors.ChildFailedError as exc:
         try:
             line, code = _failure_line(Path(logs), exc.failures, nproc)
         except (JobError, KeyboardInterrupt) as failed:
@@ -219,9 +217,9 @@ def rank_context(args: Any) -> Iterator[None]:
     (gloo on CPU, nccl on CUDA: ``args.device`` becomes this rank's GPU), and on ranks other than 0 points
     ``args.out`` into a scratch folder beside it (removed at the end, whatever happens) and silences stdout,
     so that rank 0 alone writes results and progress."""
-    import torch
-    import torch.distributed as dist
+    import torch.distributed    # binds torch; torch only here (see `launch`)
 
+    dist = torch.distributed
     device = select_device(getattr(args, "device", "auto"))
     local = int(os.environ.get(LOCAL_RANK_ENV, "0"))
     if device.type == "cuda":
