@@ -7,12 +7,13 @@ declares only what differs:
   ``pyproject.toml``, read by `ensureDependencies`);
 * ``models``: its task's models (`orbitai.bundle.models.TaskModels`, declared in ``orbitai/<task>/models.py``),
   behind the panel's model choice (`JobLogic.modelChoices`, `modelLabels`, `defaultModelLabel`, `resolveModel`);
-* the start hook `JobLogic.jobArguments`: check the inputs, write them into the job's temporary
-  folder, return the ``orbitai ...`` command line (``{out}`` is the child's output folder);
+* the start hook `JobLogic.jobArguments`: check the inputs, name their files in the job's temporary folder
+  (`write_job_input`: written by the job's poll, a slab per timer tick, before the child starts), return the
+  ``orbitai ...`` command line (``{out}`` is the child's output folder);
 * the finish hook `JobLogic.importResults`: read the child's output folder and add nodes.
 
-The base starts the job (`ModuleJob`) on the session's warm worker (`orbitai.jobs.warm.shared_worker`: torch and
-the models stay loaded between Applies; ``warm_worker = False`` on a Logic class, or ``ORBITAI_WARM_WORKER=0``
+The base starts the job (`ModuleJob`) on the session's warm worker (`orbitai.jobs.warm.shared_worker`, started by
+the first Apply: torch and the models stay loaded between Applies; ``warm_worker = False`` on a Logic class, or ``ORBITAI_WARM_WORKER=0``
 in the environment, starts a fresh child per job instead), remembers the input node and options the job started on,
 refuses to import when that input left the scene meanwhile, and imports inside
 `orbitai.mrml.transaction.rollback_on_error`, so a failure or a cancel leaves the scene as it was.
