@@ -6,6 +6,7 @@ retries a computation on the CPU, with a warning, when CUDA runs out of memory.
 from __future__ import annotations
 
 import logging
+import os
 from typing import TYPE_CHECKING, Callable, TypeVar
 
 from orbitai.errors import DeviceError
@@ -84,3 +85,9 @@ def run_with_fallback(fn: Callable[[torch.device], T], device: torch.device) -> 
         log.warning("CUDA out of memory on %s; retrying on the CPU (slower).", device)
         torch.cuda.empty_cache()
         return fn(torch.device("cpu"))
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system tells it)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity else (os.cpu_count() or 1)

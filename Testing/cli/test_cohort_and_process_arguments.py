@@ -180,9 +180,7 @@ def test_a_rank_writes_its_error_whole(tmp_path, monkeypatch):
     monkeypatch.setenv(launch.WORLD_ENV, "2")
     monkeypatch.setenv(launch.RANK_ENV, "1")
     written: list[str] = []
-    import orbitai.staging as staging
-
-    real = staging.write_text_atomic
-    monkeypatch.setattr(staging, "write_text_atomic", lambda path, text: written.append(text) or real(path, text))
+    real = launch.write_text_atomic
+    monkeypatch.setattr(launch, "write_text_atomic", lambda path, text: written.append(text) or real(path, text))
     launch.report_error("bad input", 2)
     assert written == ["2\nbad input\n"] and [p.name for p in tmp_path.iterdir()] == ["1.txt"]

@@ -49,9 +49,10 @@ from tqdm import tqdm  # type: ignore[import-untyped]
 import orbitai.bundle.core as core
 from orbitai.bundle.core import enable_model_cache, find_bundle
 from orbitai.cohort.manifest import case_folder_name, folder_key, read_manifest
+from orbitai.device import usable_cores
 from orbitai.errors import BundleError, DeviceError, InputError, OrbitAIError, UserError, one_line
 from orbitai.io.checksums import sha256_input
-from orbitai.progress import emit
+from orbitai.progress import deferred_cancel, emit
 from orbitai.result import check_outputs, previous_files
 from orbitai.staging import strict_json, write_json_atomic, write_text_atomic
 
@@ -703,15 +704,11 @@ def dask_client(workers: int, scheduler: Optional[str], n_tasks: int) -> Iterato
             # each worker runs one case at a time on its share of the cores (Dask's default of one thread would
             # leave cores idle with fewer workers than cores); a larger setting of the user's Dask config stays
             n_workers = max(1, min(workers, n_tasks))
-            from orbitai.training.launch import usable_cores
-
             share = max(1, usable_cores() // n_workers)
             for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
                 environ[key] = max(share, int(environ.get(key) or 1))
             stack.enter_context(dask.config.set({"temporary-directory": scratch,
                                                  "distributed.nanny.pre-spawn-environ": environ}))
-            from orbitai.progress import deferred_cancel
-
             # a cancel while the cluster starts takes effect once it is up (and registered to be closed): closing
             # a half-started cluster leaves processes behind or prints Dask's traceback
             with _quiet_children(), deferred_cancel():

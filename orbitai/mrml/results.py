@@ -29,6 +29,8 @@ import numpy as np
 import vtk
 from vtk.util.numpy_support import vtk_to_numpy
 
+from orbitai.errors import InputError
+
 __all__ = ["RESULT_OF", "RESULT_OF_NAME", "FINISHED_SCAN", "LEGACY_LINKS", "mark_results", "scan_of", "belongs_to",
            "is_result", "refuse_other_scan", "segmentations_of", "adopt_legacy_links", "watch_imports", "results_of",
            "show_results_of", "result_focus", "segment_rows", "set_segment_display", "set_window_level_mode", "probe",
@@ -107,8 +109,6 @@ def refuse_other_scan(node: Any, scan: Any, what: str = "segmentation") -> None:
     <scan>", and what to do."""
     if node is None or scan is None or belongs_to(node, scan):
         return
-    from orbitai.errors import InputError
-
     owner = scan_of(node)
     this = f"The {what} '{node.GetName()}'"
     if owner is None and node.GetAttribute(RESULT_OF_NAME) is None:

@@ -19,8 +19,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-from orbitai.device import select_device
+from orbitai.device import select_device, usable_cores
 from orbitai.errors import JobError, UserError
+from orbitai.staging import write_text_atomic
 
 #: Environment variables a launcher (``torchrun``, `launch`, Slurm with torchrun) sets for every rank.
 WORLD_ENV, RANK_ENV, LOCAL_RANK_ENV = "WORLD_SIZE", "RANK", "LOCAL_RANK"
@@ -28,12 +29,6 @@ WORLD_ENV, RANK_ENV, LOCAL_RANK_ENV = "WORLD_SIZE", "RANK", "LOCAL_RANK"
 ERRORS_ENV = "ORBITAI_RANK_ERRORS"
 #: The folder beside ``--out`` that `launch` names for its other ranks' scratch output, and removes at the end.
 SCRATCH_ENV = "ORBITAI_RANK_SCRATCH"
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity where the system tells it)."""
-    affinity = getattr(os, "sched_getaffinity", None)
-    return len(affinity(0)) if affinity else (os.cpu_count() or 1)
 
 
 def env_world_size() -> int:
@@ -202,8 +197,6 @@ def report_error(line: str, code: int) -> None:
     folder = os.environ.get(ERRORS_ENV)
     if folder and env_world_size() > 1:
         if code != 130:
-            from orbitai.staging import write_text_atomic
-
             with contextlib.suppress(OSError):     # whole or not at all: the launcher may kill this rank meanwhile
                 write_text_atomic(Path(folder) / f"{env_rank()}.txt", f"{code}\n{line}\n")
         return
