@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator, Optional
 
-from orbitai.bundle.core import BUILTIN_DIR, METADATA, user_model_folder
+from orbitai.bundle.core import BUILTIN_DIR, METADATA, search_paths, user_model_folder
 from orbitai.errors import BundleError
 from orbitai.io.checksums import sha256_file
 
@@ -179,6 +179,17 @@ def locate(name: str, kind: Optional[str] = None) -> Optional[tuple[str, Path]]:
             if _complete(folder, k):
                 return where, folder
     return None
+
+
+def model_to_install(name: Optional[str]) -> Optional[Entry]:
+    """The registry model entry ``name`` when it is installed nowhere (neither the user's folder nor the mirror),
+    else None (installed, not a registry model, or no name): the one rule of "this Apply needs a download first"
+    (`orbitai.mrml.jobs.JobLogic.modelOffer`, used by the Slicer and the browser panels)."""
+    entry = registry_entry(name) if name else None
+    if entry is None or entry.kind != "model":
+        return None
+    found = any((folder / entry.name / METADATA).is_file() for folder in search_paths())  # $ORBITAI_MODEL_PATH too
+    return None if found else entry
 
 
 def data_file(name: str, *parts: str) -> Path:
