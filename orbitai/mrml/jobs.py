@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
+from orbitai.bundle.registry import Entry, human_size, model_to_install
 from orbitai.device import DEVICE_CHOICES
 from orbitai.errors import DeviceError, InputError, OrbitAIError
 from orbitai.mrml import get_context, labels_from_segmentation_node, volume_from_volume_node
@@ -45,7 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from orbitai.bundle.core import Bundle
     from orbitai.bundle.models import TaskModels
 
-__all__ = ["ModuleJob", "JobLogic", "child_error"]
+__all__ = ["ModuleJob", "ModelOffer", "JobLogic", "child_error"]
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,8 @@ class ModuleJob:
     failure: Optional[str] = None
     #: cancelled before the child started (while its inputs were written)
     cancelled_early: bool = False
+    #: the registry model this job installs (`JobLogic.startInstall`); None for a module's own job
+    install: Optional[str] = None
 
     @property
     def writing(self) -> bool:
@@ -199,6 +202,38 @@ class JobLogic:
         return cls.models.default_label if cls.models.default_label in labels else labels[0]
 
     @classmethod
+    def modelsAvailable(cls) -> bool:
+        """Whether Apply can have a model: one is installed, or the task's default is a registry model that the
+        first Apply offers to download (`modelOffer`)."""
+        return bool(cls.availableModels()) or model_to_install(cls.models.default) is not None
+
+    def neededModel(self, input_node: Any, options: dict[str, Any]) -> Optional[str]:
+        """The bundle name this Apply's ``model`` option means (None when the job picks one itself or takes none);
+        a module whose job picks by the scan (OrbitSegmentation's "Automatic") says which it will pick."""
+        if "model" not in options:
+            return None
+        try:
+            return self.models.resolve(options["model"])
+        except OrbitAIError:
+            return None
+
+    def modelOffer(self, input_node: Any, options: dict[str, Any]) -> Optional["ModelOffer"]:
+        """What to offer before this Apply: the registry model it needs when that is installed nowhere
+        (`orbitai.bundle.registry.model_to_install`), else None. Both front ends ask this (Slicer, the browser)."""
+        entry = model_to_install(self.neededModel(input_node, options))
+        return ModelOffer(entry) if entry is not None else None
+
+    def startInstall(self, offer: "ModelOffer", source: Optional[str] = None, input_node: Any = None) -> ModuleJob:
+        """A job that installs the offered model (``orbitai models install NAME``, or ``FILE``: an archive chosen
+        offline) in a child process of its own, with progress lines (size, time left); Cancel kills it and leaves
+        nothing installed (a partial download waits in the user folder's ``.downloads`` for the next try)."""
+        if source is not None and not Path(source).expanduser().is_file():
+            raise InputError(f"{source} is not a file; choose the model's archive ({offer.entry.asset}).")
+        what = str(Path(source).expanduser()) if source is not None else offer.entry.name
+        workdir = Path(tempfile.mkdtemp(prefix="orbitai-install-"))
+        return ModuleJob(OrbitaiJob(["models", "install", what]), workdir, input_node, {}, install=offer.entry.name)
+
+    @classmethod
     def resolveModel(cls, model: Optional[str]) -> "Bundle":
         """The bundle for ``model`` (a panel label, an alias, a bundle name or folder; empty: the task's default);
         one clear line when it is not installed or is another task's."""
@@ -324,6 +359,29 @@ class JobLogic:
                 file_beside_input(self.ctx.scene, input_node, added, _result_model(Path(out_dir)))
                 mark_results(added, input_node)       # the scan they belong to (orbitai.mrml.results)
             return outputs
+
+
+@dataclass(frozen=True)
+class ModelOffer:
+    """A registry model that an Apply needs and that is not installed: what the panel offers (download, a file, or
+    Cancel)."""
+
+    entry: Entry
+
+    @property
+    def source(self) -> str:
+        """Where the download comes from (``$ORBITAI_MODELS_URL`` when set, else the registry's first address)."""
+        urls = self.entry.download_urls()
+        return urls[0] if urls else self.entry.asset
+
+    def question(self) -> str:
+        """The offer in words: the model, its size and source."""
+        return (f"The model '{self.entry.name}' (version {self.entry.version}) is not installed. Download it "
+                f"({human_size(self.entry.size)}, checked by SHA-256) from {self.source}, or choose its archive "
+                f"({self.entry.asset}) if you downloaded it already?")
+
+    def declined(self) -> str:
+        return f"Not started: the model '{self.entry.name}' is not installed; nothing was downloaded."
 
 
 def _result_model(out_dir: Path) -> Optional[str]:

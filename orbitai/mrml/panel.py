@@ -18,8 +18,9 @@ import slicer
 import vtk
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 
-from orbitai.errors import OrbitAIError
-from orbitai.mrml.jobs import JobLogic, ModuleJob
+from orbitai.bundle.registry import missing_message
+from orbitai.errors import BundleError, OrbitAIError
+from orbitai.mrml.jobs import JobLogic, ModelOffer, ModuleJob
 from orbitai.mrml.results import segmentations_of, watch_imports
 
 __all__ = ["JobView", "JobController", "JobPanelMixin", "SectionPanel", "POLL_MS", "describeModule", "moduleHelp", "DOCS_URL", "DOCS_PAGES", "parameter_node_class", "parameterChoices",
@@ -192,6 +193,8 @@ class JobController:
         self.whyNotReady = whyNotReady
         self.applyToolTip = applyToolTip
         self.job: Optional[ModuleJob] = None
+        #: (offer, input node, options) of an Apply waiting for its model (`offerModel`), else None
+        self.offered: Optional[tuple[ModelOffer, Any, dict[str, Any]]] = None
         self.dependenciesMet = False    # the Logic's requirements were met at an Apply of this session
         self.outputs: Any = None
         self.outputsInput: Any = None   # the node the last outputs were computed from
@@ -264,16 +267,84 @@ class JobController:
                 return
             self.dependenciesMet = True
             input_node, options = self.jobInputs()
+            offer = self.logic.modelOffer(input_node, options)
+            if offer is not None:      # its model is a registry model installed nowhere: offer the download first
+                self.offerModel(offer, input_node, options)
+                return
             self.job = self.logic.start(input_node, **options)
         except Exception as exc:  # noqa: BLE001 - every failure is shown to the user; nothing was added
             self.job = None
             self.say(f"Not started: {exc}")
             self.view.showError(f"Could not start: {exc}")
             return
+        self._started(input_node)
+
+    def offerModel(self, offer: ModelOffer, input_node: Any, options: dict[str, Any]) -> None:
+        """Ask the view to offer the model's download (``view.offerModel(offer, answer)``: Download, Choose file...
+        or Cancel; it calls ``answer`` with "download", a file, or None, at once or later). A view that cannot ask
+        says how to install it."""
+        ask = getattr(self.view, "offerModel", None)
+        if not callable(ask):
+            raise BundleError(missing_message(offer.entry))
+        self.offered = (offer, input_node, options)
+        self.say(offer.question(), input_node)
+        ask(offer, self.answerOffer)
+
+    def answerOffer(self, choice: Optional[str]) -> None:
+        """The user's answer to `offerModel`: "download" starts the download job, a file path installs that archive
+        (offline), None (Cancel) starts nothing. Once the model is installed, the Apply goes on (`poll`)."""
+        if self.offered is None or self.running:
+            return
+        offer, input_node, options = self.offered
+        if choice is None:
+            self.offered = None
+            self.say(offer.declined(), input_node)
+            return
+        try:
+            self.job = self.logic.startInstall(offer, None if choice == "download" else choice, input_node)
+        except Exception as exc:  # noqa: BLE001 - shown to the user; nothing was installed
+            self.offered = None
+            self.say(f"Not started: {exc}", input_node)
+            self.view.showError(f"Could not install the model: {exc}")
+            return
+        self._started(input_node, f"Installing the model '{offer.entry.name}'...")
+
+    def _continueApply(self, job: ModuleJob) -> None:
+        """An install job ended: on success the Apply it was started for goes on; otherwise say why."""
+        pending, self.offered = self.offered, None
+        try:
+            job.checkedResult(f"Installing the model '{job.install}'")
+        except Exception as exc:  # noqa: BLE001 - shown to the user; nothing was installed
+            text = str(exc)
+            cancelled = text.startswith("Cancelled")
+            self.say(f"Cancelled; the model '{job.install}' was not installed." if cancelled
+                     else f"The model '{job.install}' was not installed: {text}", job.input_node)
+            if not cancelled:
+                self.view.showError(text)
+            return
+        finally:
+            job.cleanup()
+        installed = getattr(self.view, "modelInstalled", None)
+        if callable(installed):        # the model choices read again (the panel lists it now)
+            installed(job.install)
+        if pending is None:
+            self.say(f"The model '{job.install}' was installed; Apply again.", job.input_node)
+            return
+        _offer, input_node, options = pending
+        try:
+            self.job = self.logic.start(input_node, **options)
+        except Exception as exc:  # noqa: BLE001 - shown to the user; the model stays installed
+            self.say(f"The model '{job.install}' was installed; not started: {exc}", input_node)
+            self.view.showError(f"Could not start: {exc}")
+            return
+        self._started(input_node, f"The model '{job.install}' was installed; starting...")
+
+    def _started(self, input_node: Any, text: str = "Starting...") -> None:
+        """A job started: inputs locked, Apply turned into Cancel, progress shown, polling on."""
         self.view.setInputsEnabled(False)
         self.view.setApplyButton("Cancel", True, "Cancel the running job; the scene is left as it was.")
         self.view.setProgress(0, 1, True)
-        self.say("Starting...", input_node)
+        self.say(text, input_node)
         now = time.monotonic()
         self._clock = (now, now, 0, 0)
         self.view.setPolling(True)
@@ -288,6 +359,11 @@ class JobController:
         if not self.job.finished:
             return
         job, self.job = self.job, None
+        if job.install is not None:     # the model an Apply needs: installed, then that Apply goes on
+            self._continueApply(job)
+            if self.job is None:
+                self._idle()
+            return
         try:   # whatever happens below, the panel returns to Apply with its inputs unlocked
             try:
                 outputs = self.logic.finish(job)
@@ -352,7 +428,12 @@ class JobController:
         job, self.job = self.job, None
         job.cancel()
         job.cleanup()
-        self.say(CANCELLED, job.input_node)
+        if job.install is not None:
+            self.offered = None
+            self.say(f"Cancelled; the model '{job.install}' was not installed and the scene was not changed.",
+                     job.input_node)
+        else:
+            self.say(CANCELLED, job.input_node)
         self._idle()
 
     def outputsToReshow(self, shownChoice: Any, inputNode: Any) -> Any:
@@ -609,7 +690,7 @@ class JobPanelMixin:
     def enter(self) -> None:
         """The module is shown: read the installed models again, connect the parameter node, show results that
         arrived meanwhile. No worker starts here: the first Apply starts it (`JobLogic.start`)."""
-        self.modelsInstalled = bool(self.logic.availableModels())
+        self.modelsInstalled = self.logic.modelsAvailable()     # installed, or offered at the first Apply
         self.initializeParameterNode()
         for controller in self.allControllers():
             controller.moduleShown()
@@ -713,3 +794,32 @@ class JobPanelMixin:
             self._jobTimer.start()
         else:
             self._jobTimer.stop()
+
+    def offerModel(self, offer: ModelOffer, answer: Callable[[Optional[str]], None]) -> None:
+        """The first Apply without its model (`JobController.offerModel`): a dialog naming the model, its size and
+        source, with Download, Choose file... (an archive downloaded already, installed offline) and Cancel."""
+        import qt
+
+        box = qt.QMessageBox()
+        box.setWindowTitle("Download the model?")
+        box.setText(offer.question())
+        download = box.addButton("Download", qt.QMessageBox.AcceptRole)
+        choose = box.addButton("Choose file...", qt.QMessageBox.ActionRole)
+        box.addButton(qt.QMessageBox.Cancel)
+        box.setDefaultButton(download)
+        box.exec_()
+        clicked = box.clickedButton()
+        if clicked == download:
+            answer("download")
+        elif clicked == choose:
+            path = qt.QFileDialog.getOpenFileName(None, f"The archive of {offer.entry.name}", "",
+                                                  "Model archives (*.tar.gz *.tgz *.tar)")
+            answer(str(path) if path else None)
+        else:
+            answer(None)
+
+    def modelInstalled(self, name: str) -> None:
+        """A model was installed by the panel's download job: listed in the model choices at once."""
+        self.modelsInstalled = True
+        if self._parameterNode is not None:
+            self.initializeParameterNode()
