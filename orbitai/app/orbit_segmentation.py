@@ -80,6 +80,26 @@ class OrbitSegmentationLogic(JobLogic):
             return None
         return super().resolveModel(model)
 
+    def neededModel(self, input_node: Any, options: dict[str, Any]) -> Optional[str]:
+        """`JobLogic.neededModel`; for `AUTOMATIC_MODEL`, the bundled model the child will pick: by the stated Scan
+        choice, else by the scan's values (a sample of them, on a view of the node's voxels; issue 64's first-Apply
+        download offer)."""
+        model = options.get("model")
+        if model and model != AUTOMATIC_MODEL:
+            return super().neededModel(input_node, options)
+        stated = str(options.get("modality") or "auto").upper()
+        if stated != "AUTO":
+            return self.models.resolve("CT" if stated == "CT" else "MR")
+        if input_node is None or input_node.IsA("vtkMRMLLabelMapVolumeNode"):
+            return None
+        from orbitai.scan.values import looks_like_ct
+
+        try:
+            is_ct = looks_like_ct(volume_from_volume_node(input_node, copy=False))
+        except (ValueError, TypeError, VolumeError):
+            return None
+        return self.models.resolve("CT" if is_ct else "MR")
+
     # ------------------------------------------------------------------------ hooks
     def jobArguments(self, workdir: Path, input_node, model: Optional[str] = None, device: str = "auto",
                       window: str = "overlap", reference_node=None, modality: str = "auto") -> list[str]:
