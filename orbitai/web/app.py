@@ -34,6 +34,7 @@ from orbitai.errors import InputError, OrbitAIError, UserError, one_line
 from orbitai.io.dicom_folder import looks_like_dicom, shown
 from orbitai.io.files import read_scan
 from orbitai.io.grids import segmentation_on_image
+from orbitai.web.model_offer import offer_ui
 from orbitai.mrml import (
     jump_slices,
     segmentation_node_from_labels,
@@ -140,7 +141,7 @@ class ModulePanel:
         self.app, self.spec, self.state = app, spec, app.state
         self.logic = spec.logic(app.mrml)
         # read once, with the model choices below (reading the bundles on every state change would be slow)
-        self.models_installed = bool(spec.logic.availableModels())
+        self.models_installed = spec.logic.modelsAvailable()     # installed, or offered at the first Apply
         labels = {o.name: o.label for o in spec.all_options() if o.kind == "text" and o.name in MODEL_NAME_OPTIONS}
         self.job = WebJobPanel(app.server, spec.key, self.logic, self.jobInputs, self.showResults, self.whyNotReady,
                                spec.apply_tip, lambda text: app._private(page_words(text, labels)),
@@ -159,6 +160,7 @@ class ModulePanel:
         #: scan node ID -> (table headers, rows) of its last result: the table follows the scan shown
         self.tables: dict[str, tuple[list, list]] = {}
         self.state.change(*self.option_vars(), "input_volume")(lambda **_: self.job.controller.refresh())
+        self.job.on_model_installed = lambda _name: self.refresh_choices()   # the first Apply's download
         self.state.change(self.var("error"))(self._error_changed)
         if spec.display is not None:
             self.state.change(self.var(spec.display.name))(self._display_changed)
@@ -1010,6 +1012,7 @@ class OrbitWebApp(TrameApp):
         v3.VProgressLinear(model_value=(f"{key}_progress",), v_show=f"{key}_progress_visible", height=6,
                            id=f"orbitai-{key}-progress")
         html.Div(f"{{{{ {key}_status }}}}", classes="text-body-2 my-2", id=f"orbitai-{key}-status")
+        offer_ui(key, panel.job)         # the first Apply without its model: Download or Cancel (model_offer.py)
         v3.VAlert(text=(f"{key}_error",), v_if=f"{key}_error", type="error", density="compact", closable=True,
                   id=f"orbitai-{key}-error", click_close=f"{key}_error = ''")
         v3.VDataTable(headers=(f"{key}_table_headers",), items=(f"{key}_table_rows",), density="compact",

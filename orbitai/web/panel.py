@@ -12,11 +12,12 @@ from typing import Any, Callable, Optional
 
 from orbitai.mrml.panel import POLL_MS, JobController
 from orbitai.mrml.jobs import JobLogic
+from orbitai.web.model_offer import ModelOfferView
 
 __all__ = ["WebJobPanel"]
 
 
-class WebJobPanel:
+class WebJobPanel(ModelOfferView):
     """One module's job panel: a `JobController` with this object as its `JobView`.
 
     State variables (``<key>_*``): ``apply_text``, ``apply_enabled``, ``apply_tip``, ``progress`` (0-100),
@@ -33,7 +34,8 @@ class WebJobPanel:
         self.key = key
         self._task: Optional[asyncio.Task] = None
         defaults = {"apply_text": "Apply", "apply_enabled": False, "apply_tip": "", "progress": 0,
-                    "progress_visible": False, "status": "", "error": "", "inputs_enabled": True, "running": False}
+                    "progress_visible": False, "status": "", "error": "", "inputs_enabled": True, "running": False,
+                    "offer": ""}
         for name, value in defaults.items():
             self.state.setdefault(self.name(name), value)
         #: scan key -> the error shown under that scan (an error of one patient's scan never shows under another's)
