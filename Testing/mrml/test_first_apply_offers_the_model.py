@@ -203,3 +203,58 @@ def test_choose_file_installs_the_archive_offline(panel, assets, monkeypatch):
     run_until(p, lambda: (user / MODEL / "metadata.json").is_file() or not p.widget.jobController.running)
     assert (user / MODEL / "metadata.json").is_file() and asked == []
     p.widget.jobController.cancel()                           # the segmentation itself is the first test's
+
+
+@pytest.fixture()
+def release_tree(monkeypatch, tmp_path) -> Path:
+    """No bundles in the package's mirror, an empty user folder (nothing downloads in these tests)."""
+    empty = tmp_path / "no_bundles"
+    empty.mkdir()
+    monkeypatch.setattr(core, "BUILTIN_DIR", empty)
+    monkeypatch.setattr(registry, "BUILTIN_DIR", empty)
+    monkeypatch.setenv("ORBITAI_USER_MODELS", str(tmp_path / "user_models"))
+    monkeypatch.setenv(registry.BASE_URL_ENV, "http://127.0.0.1:9/never")
+    return tmp_path / "user_models"
+
+
+def test_tao_and_ivgc_panels_let_the_first_apply_offer_their_default_model(release_tree):
+    """The other panels in a release tree: Apply is not refused for a missing model (TAO's "no model installed", IVGC's
+    rule naming 'orbitai models install'); the Apply offers the task's default model instead."""
+    from orbitai.app.ivgc_response import DEFAULT_STRATEGY, PANEL as IVGC
+    from orbitai.app.tao_activity import PANEL as TAO
+
+    scene = new_scene()
+    try:
+        node = scene.scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "scan")
+        tao_values = {o.name: o.default_value() for o in TAO.all_options()}
+        assert TAO.logic.modelsAvailable() and not TAO.logic.availableModels()
+        assert TAO.why_not_ready(node, tao_values, TAO.logic.modelsAvailable()) == ""
+        offer = TAO.logic(scene).modelOffer(node, TAO.start_options(tao_values))
+        assert offer is not None and offer.entry.name == TAO.logic.models.default
+        ivgc_values = {o.name: o.default_value() for o in IVGC.all_options()}
+        ivgc_values.update(segmentation_node=object(), strategy=DEFAULT_STRATEGY, clinical={})
+        assert "orbitai models install" in IVGC.rule(ivgc_values)      # what the rule says on its own
+        assert IVGC.why_not_ready(node, ivgc_values, IVGC.logic.modelsAvailable()) == ""
+        offer = IVGC.logic(scene).modelOffer(node, IVGC.start_options(ivgc_values))
+        assert offer is not None and offer.entry.name == IVGC.logic.models.default
+        ivgc_values["segmentation_node"] = None                          # the rule's other reasons still hold
+        assert IVGC.why_not_ready(node, ivgc_values, True) == IVGC.rule(ivgc_values) != ""
+    finally:
+        scene.close()
+
+
+def test_nothing_is_offered_when_the_model_is_installed(release_tree, monkeypatch):
+    """A development checkout (the mirror holds the bundles) or an installed model: no offer, nothing downloads."""
+    from orbitai.app.tao_activity import PANEL as TAO
+
+    mirror = Path(__file__).resolve().parents[2] / "orbitai" / "resources" / "models"
+    monkeypatch.setattr(core, "BUILTIN_DIR", mirror)
+    monkeypatch.setattr(registry, "BUILTIN_DIR", mirror)
+    scene = new_scene()
+    try:
+        values = {o.name: o.default_value() for o in TAO.all_options()}
+        assert TAO.logic(scene).modelOffer(None, TAO.start_options(values)) is None
+        assert registry.model_to_install(TAO.logic.models.default) is None
+        assert registry.model_to_install("not_a_registry_model") is None
+    finally:
+        scene.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
+from orbitai.bundle.registry import missing_message, model_to_install
 from orbitai.device import DEVICE_CHOICES
 from orbitai.errors import OrbitAIError
 from orbitai.mrml.jobs import JobLogic
@@ -115,7 +116,20 @@ class PanelSpec:
             return self.no_model()
         if input_node is None and self.needs_input:
             return self.missing_input
-        return self.rule(values)
+        why = self.rule(values)
+        return "" if why and self.offers_model(values, why) else why
+
+    def offers_model(self, values: dict[str, Any], why: str) -> bool:
+        """Whether ``why`` (the rule's reason) only says that the chosen model is a registry model installed nowhere:
+        then Apply runs and offers its download first (`orbitai.mrml.jobs.JobLogic.modelOffer`; the Logic checks the
+        rest again when the job starts)."""
+        if "model" not in values:
+            return False
+        try:
+            entry = model_to_install(self.logic.models.resolve(values["model"]))
+        except (OrbitAIError, AttributeError):
+            return False
+        return entry is not None and missing_message(entry) in why
 
     def start_options(self, values: dict[str, Any]) -> dict[str, Any]:
         """The keywords of ``logic.start`` from the option values by name (the display choice left out)."""
