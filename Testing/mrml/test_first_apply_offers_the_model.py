@@ -258,3 +258,23 @@ def test_nothing_is_offered_when_the_model_is_installed(release_tree, monkeypatc
         assert registry.model_to_install("not_a_registry_model") is None
     finally:
         scene.close()
+
+
+def test_automatic_offers_the_model_the_child_picks_for_the_scan(release_tree):
+    """OrbitSegmentation's "Automatic (by modality)": the CT model for a CT, the MRI model for an MRI, the stated Scan
+    choice first; nothing when no input is selected."""
+    from orbitai.app.orbit_segmentation import AUTOMATIC_MODEL, OrbitSegmentationLogic
+
+    ctx = new_scene()
+    try:
+        logic = OrbitSegmentationLogic(ctx)
+        ct = volume_node_from_volume(ctx, orbit_case(SEED, "ct", oblique=False).image, name="ct")
+        mr = volume_node_from_volume(ctx, orbit_case(SEED, "t2", oblique=False).image, name="mr")
+        auto = {"model": AUTOMATIC_MODEL, "modality": "auto"}
+        assert logic.modelOffer(ct, auto).entry.name == "orbit_svnet_ct_demo"
+        assert logic.modelOffer(mr, auto).entry.name == MODEL
+        assert logic.modelOffer(ct, {"model": AUTOMATIC_MODEL, "modality": "T2"}).entry.name == MODEL
+        assert logic.modelOffer(mr, {"model": "orbit_sunet_ct_demo"}).entry.name == "orbit_sunet_ct_demo"
+        assert logic.modelOffer(None, auto) is None
+    finally:
+        ctx.close()

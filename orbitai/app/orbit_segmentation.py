@@ -26,6 +26,7 @@ from orbitai.mrml import (
     table_node_from_rows,
     volume_from_volume_node,
 )
+from orbitai.bundle.registry import model_to_install
 from orbitai.mrml.jobs import JobLogic
 from orbitai.mrml.results import refuse_other_scan
 from orbitai.mrml.tables import show_table
@@ -90,15 +91,20 @@ class OrbitSegmentationLogic(JobLogic):
         stated = str(options.get("modality") or "auto").upper()
         if stated != "AUTO":
             return self.models.resolve("CT" if stated == "CT" else "MR")
-        if input_node is None or input_node.IsA("vtkMRMLLabelMapVolumeNode"):
-            return None
+        ct, mr = self.models.resolve("CT"), self.models.resolve("MR")
+        if input_node is None or input_node.IsA("vtkMRMLLabelMapVolumeNode") or not (
+                model_to_install(ct) or model_to_install(mr)):
+            return None          # both installed (a development checkout): nothing to offer, the scan is not read
+        from orbitai.io import Volume
         from orbitai.scan.values import looks_like_ct
 
         try:
-            is_ct = looks_like_ct(volume_from_volume_node(input_node, copy=False))
+            vol = volume_from_volume_node(input_node, copy=False)
+            step = max(1, round((vol.array.size / 200_000) ** (1 / 3)))   # a strided sample: no copy of the scan
+            is_ct = looks_like_ct(Volume(vol.array[::step, ::step, ::step], metadata=dict(vol.metadata)))
         except (ValueError, TypeError, VolumeError):
             return None
-        return self.models.resolve("CT" if is_ct else "MR")
+        return ct if is_ct else mr
 
     # ------------------------------------------------------------------------ hooks
     def jobArguments(self, workdir: Path, input_node, model: Optional[str] = None, device: str = "auto",
