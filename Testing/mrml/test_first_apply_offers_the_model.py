@@ -278,3 +278,18 @@ def test_automatic_offers_the_model_the_child_picks_for_the_scan(release_tree):
         assert logic.modelOffer(None, auto) is None
     finally:
         ctx.close()
+
+
+def test_a_scan_removed_while_its_model_downloads_is_not_segmented(panel):
+    """The Apply goes on only for a scan still in the scene; the model stays installed."""
+    p, user, asked = panel
+    seen = statuses_of(p)
+    Dialog.answer = "Download"
+    scan = p.widget.inputNode()
+    p.ui.applyButton.clicked.emit(False)
+    assert p.widget.jobController.running
+    scan.GetScene().RemoveNode(scan)
+    run_until(p, lambda: not p.widget.jobController.running)
+    assert (user / MODEL / "metadata.json").is_file()
+    assert any("the scan is gone from the scene: Apply again" in s for s in seen), seen[-3:]
+    assert p.widget.jobController.outputs is None

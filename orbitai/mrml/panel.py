@@ -331,6 +331,9 @@ class JobController:
             self.say(f"The model '{job.install}' was installed; Apply again.", job.input_node)
             return
         _offer, input_node, options = pending
+        if input_node is not None and input_node.GetScene() is None:     # the scan was removed meanwhile
+            self.say(f"The model '{job.install}' was installed; the scan is gone from the scene: Apply again.")
+            return
         try:
             self.job = self.logic.start(input_node, **options)
         except Exception as exc:  # noqa: BLE001 - shown to the user; the model stays installed
@@ -448,6 +451,7 @@ class JobController:
     def sceneClosing(self) -> None:
         """The scene is about to close: cancel, and forget outputs that belonged to it."""
         self.cancel()
+        self.offered = None             # an offer still open belongs to the closed scene's scan
         self.outputs = self.outputsInput = self.toShow = None
         self.statusOf.clear()           # the scans are gone; a new scene's node IDs start again
 
