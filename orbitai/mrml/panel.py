@@ -505,6 +505,13 @@ class SectionPanel:
         if hasattr(outputs, "select_model"):     # a model was installed: listed now, chosen when it is better
             self.widget.selectModel(outputs.select_model, getattr(outputs, "option", "model"))
 
+    def offerModel(self, offer: ModelOffer, answer: Callable[[Optional[str]], None]) -> None:
+        """The section's Apply without its model: the module's dialog (`JobPanelMixin.offerModel`)."""
+        self.widget.offerModel(offer, answer)
+
+    def modelInstalled(self, name: str) -> None:
+        self.widget.modelInstalled(name)
+
     def runAction(self, action: Any) -> None:
         """An action's button: its status line, or its error (nothing else changes)."""
         try:
