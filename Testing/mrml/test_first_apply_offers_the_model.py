@@ -160,7 +160,7 @@ def test_first_apply_offers_the_download_then_segments(panel):
     assert p.widget.jobController.running and p.ui.applyButton.text == "Cancel"
     run_until(p, lambda: not p.widget.jobController.running)
     assert asked == [f"/{entry.asset}"]
-    assert any("downloading" in s and " MB" in s for s in seen) or any("installed" in s for s in seen), seen
+    assert any(s.startswith(f"downloaded {MODEL}") and " MB" in s for s in seen), seen     # the child's progress
     assert any(f"The model '{MODEL}' was installed" in s for s in seen), seen
     assert (user / MODEL / "metadata.json").is_file()
     for name, facts in entry.files.items():
