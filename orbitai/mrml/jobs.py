@@ -223,15 +223,22 @@ class JobLogic:
         entry = model_to_install(self.neededModel(input_node, options))
         return ModelOffer(entry) if entry is not None else None
 
-    def startInstall(self, offer: "ModelOffer", source: Optional[str] = None, input_node: Any = None) -> ModuleJob:
+    def startInstall(self, offer: "ModelOffer", source: Optional[str] = None, input_node: Any = None,
+                     uploaded: bool = False) -> ModuleJob:
         """A job that installs the offered model (``orbitai models install NAME``, or ``FILE``: an archive chosen
         offline) in a child process of its own, with progress lines (size, time left); Cancel kills it and leaves
-        nothing installed (a partial download waits in the user folder's ``.downloads`` for the next try)."""
+        nothing installed (a partial download waits in the user folder's ``.downloads`` for the next try).
+        ``uploaded``: ``source`` came from a browser (not this machine's user): it must be the registry's very archive
+        (its SHA-256), and it is moved into the job's folder, removed with the job."""
         if source is not None and not Path(source).expanduser().is_file():
             raise InputError(f"{source} is not a file; choose the model's archive ({offer.entry.asset}).")
-        what = str(Path(source).expanduser()) if source is not None else offer.entry.name
         workdir = Path(tempfile.mkdtemp(prefix="orbitai-install-"))
-        return ModuleJob(OrbitaiJob(["models", "install", what]), workdir, input_node, {}, install=offer.entry.name)
+        args = ["models", "install", str(Path(source).expanduser()) if source is not None else offer.entry.name]
+        if source is not None and uploaded:
+            archive = workdir / offer.entry.asset
+            shutil.move(str(source), str(archive))
+            args = ["models", "install", str(archive), "--sha256", offer.entry.sha256]
+        return ModuleJob(OrbitaiJob(args), workdir, input_node, {}, install=offer.entry.name)
 
     @classmethod
     def resolveModel(cls, model: Optional[str]) -> "Bundle":

@@ -281,8 +281,8 @@ class JobController:
 
     def offerModel(self, offer: ModelOffer, input_node: Any, options: dict[str, Any]) -> None:
         """Ask the view to offer the model's download (``view.offerModel(offer, answer)``: Download, Choose file...
-        or Cancel; it calls ``answer`` with "download", a file, or None, at once or later). A view that cannot ask
-        says how to install it."""
+        or Cancel; it calls ``answer`` with "download", a file, or None, at once or later: `answerOffer`). A view that
+        cannot ask says how to install it."""
         ask = getattr(self.view, "offerModel", None)
         if not callable(ask):
             raise BundleError(missing_message(offer.entry))
@@ -290,9 +290,10 @@ class JobController:
         self.say(offer.question(), input_node)
         ask(offer, self.answerOffer)
 
-    def answerOffer(self, choice: Optional[str]) -> None:
+    def answerOffer(self, choice: Optional[str], uploaded: bool = False) -> None:
         """The user's answer to `offerModel`: "download" starts the download job, a file path installs that archive
-        (offline), None (Cancel) starts nothing. Once the model is installed, the Apply goes on (`poll`)."""
+        (offline; ``uploaded``: a browser's upload, which must be the registry's archive), None (Cancel) starts
+        nothing. Once the model is installed, the Apply goes on (`poll`)."""
         if self.offered is None or self.running:
             return
         offer, input_node, options = self.offered
@@ -301,7 +302,8 @@ class JobController:
             self.say(offer.declined(), input_node)
             return
         try:
-            self.job = self.logic.startInstall(offer, None if choice == "download" else choice, input_node)
+            self.job = self.logic.startInstall(offer, None if choice == "download" else choice, input_node,
+                                               uploaded=uploaded)
         except Exception as exc:  # noqa: BLE001 - shown to the user; nothing was installed
             self.offered = None
             self.say(f"Not started: {exc}", input_node)

@@ -1012,7 +1012,7 @@ class OrbitWebApp(TrameApp):
         v3.VProgressLinear(model_value=(f"{key}_progress",), v_show=f"{key}_progress_visible", height=6,
                            id=f"orbitai-{key}-progress")
         html.Div(f"{{{{ {key}_status }}}}", classes="text-body-2 my-2", id=f"orbitai-{key}-status")
-        offer_ui(key, panel.job)         # the first Apply without its model: Download or Cancel (model_offer.py)
+        offer_ui(self.server, key, panel.job, self.upload_limit)   # the first Apply without its model (model_offer.py)
         v3.VAlert(text=(f"{key}_error",), v_if=f"{key}_error", type="error", density="compact", closable=True,
                   id=f"orbitai-{key}-error", click_close=f"{key}_error = ''")
         v3.VDataTable(headers=(f"{key}_table_headers",), items=(f"{key}_table_rows",), density="compact",
