@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -298,3 +299,27 @@ def test_module_logics_use_the_warm_worker_unless_switched_off(monkeypatch):
     monkeypatch.delenv("ORBITAI_WARM_WORKER")
     monkeypatch.setattr(Logic, "warm_worker", False)
     assert type(logic.makeJob(["info"])) is OrbitaiJob
+
+
+def test_a_worker_that_died_is_replaced_without_waiting_on_the_main_thread(monkeypatch):
+    """Apply starts the warm worker (issue #63): when the last one has died, it is reaped without ``Popen.wait`` (the
+    press would wait on it; a full run failed `test_no_model_work_in_process` so)."""
+    from orbitai.jobs.warm import WarmWorker
+
+    worker = WarmWorker(preload=False).start()
+    first = worker._proc
+    try:
+        first.kill()
+        while first.popen.poll() is None:
+            time.sleep(0.02)
+
+        def no_waiting(self, *args, **kwargs):
+            raise AssertionError("waited on a worker that had ended")
+
+        with monkeypatch.context() as m:
+            m.setattr(subprocess.Popen, "wait", no_waiting)
+            worker.start()
+        assert worker._proc is not first and worker.alive() and worker.starts == 2
+    finally:
+        if worker._proc is not None:
+            worker._proc.close()

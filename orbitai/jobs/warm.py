@@ -166,11 +166,12 @@ class _WorkerProcess:
                 self.popen.stdin.close()
         except OSError:
             pass
-        try:
-            self.popen.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            self.popen.wait()
+        if self.popen.poll() is None:      # a worker that already ended is reaped without waiting (Apply's press)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                self.popen.wait()
         for t in self._threads:
             t.join(timeout=2)
         for stream in (self.popen.stdout, self.popen.stderr):
