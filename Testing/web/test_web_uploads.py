@@ -8,7 +8,8 @@ import pytest
 
 pytest.importorskip("trame_slicer", reason="the web extra is missing: pip install -e '.[web,dev]'")
 
-from orbitai.web.app import MIN_FILE_BYTES, Upload, Uploads, data_choices
+from orbitai.web.app import data_choices
+from orbitai.web.uploads import MIN_FILE_BYTES, Upload, Uploads
 
 
 @pytest.fixture(autouse=True)
@@ -178,3 +179,25 @@ def test_an_upload_that_expands_beyond_the_limit_is_refused_before_it_is_decoded
     error = state["load_error"]
     assert "once decoded (800x800x800 voxels)" in error and "the upload limit" in error and "\n" not in error, error
     assert end - start < 50, f"the server grew by {end - start:.0f} MB"
+
+
+def test_a_detached_header_uploaded_with_its_data_file_loads(tmp_path):
+    """A .nhdr uploaded with its .raw (two files) is the image, not a folder read as a DICOM series; what it names must
+    still be a file of the same upload (`orbitai.io.headers`)."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    from orbitai.web.app import _read_scan
+
+    image = sitk.GetImageFromArray(np.arange(4 * 5 * 6, dtype=np.int16).reshape(4, 5, 6))
+    image.SetSpacing((0.5, 0.6, 2.0))
+    sitk.WriteImage(image, str(tmp_path / "head.nhdr"))
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert len(names) == 2, names                 # the header and its data file
+    up = Upload(limit=1 << 20)
+    up.add([_file(n, (tmp_path / n).read_bytes()) for n in names])
+    source, shown = up.source()
+    assert shown == "head.nhdr"
+    vol, _name, _identity = _read_scan(source, tmp_path / "fetch", upload=True, max_bytes=1 << 20)
+    assert vol.array.shape == (4, 5, 6) and float(vol.array.max()) == 119.0
+    up.remove()

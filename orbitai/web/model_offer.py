@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from orbitai.web.uploads import Upload     # the page's upload rules (names, limit), one place
 from orbitai.errors import InputError, one_line
 from orbitai.mrml.jobs import ModelOffer
 
@@ -70,8 +71,6 @@ class ModelOfferView:
         """The page's Choose file...: the archive's chunks (``load_files_by_chunks``), then ``[]`` at the end; the
         archive is installed when it is the offered model's (its SHA-256 is checked by the install job), else one
         line in the offer and nothing is kept."""
-        from orbitai.web.app import Upload     # the page's upload rules (names, limit), one place
-
         if files:
             if self._upload is None:
                 self._upload = Upload(self.upload_limit, max_files=1)
