@@ -52,6 +52,7 @@ from typing import Any, Callable, Optional, TextIO, cast
 
 from orbitai.cli import main as cli_main
 from orbitai.jobs.warm import MARK
+from orbitai.progress import set_cancel_pending
 
 __all__ = ["main", "serve"]
 
@@ -152,8 +153,6 @@ class _Interrupt:
 
     def __call__(self, signum: int, frame: Any) -> None:
         if self.running:
-            from orbitai.progress import set_cancel_pending
-
             set_cancel_pending(True)   # as orbitai.cli's handler: a swallowed interrupt comes back at the next progress line
             raise KeyboardInterrupt("cancelled by the parent")
 

@@ -17,7 +17,7 @@ from orbitai.app.corrections import FINETUNE_SECTION, RANK_SECTION
 from orbitai.app.panel_spec import (Option, PanelSpec, device_option, modality_arguments, modality_option, model_option,
                                      scan_text)
 from orbitai.errors import InputError
-from orbitai.io import VolumeError
+from orbitai.io import Volume, VolumeError
 from orbitai.mrml import (
     geometry_of,
     labels_from_segmentation_node,
@@ -32,6 +32,7 @@ from orbitai.mrml.results import refuse_other_scan
 from orbitai.mrml.tables import show_table
 from orbitai.orbit.models import SEG_MODELS
 from orbitai.orbit.result import SegmentationResult
+from orbitai.scan.values import looks_like_ct
 from orbitai.jobs.child import write_job_input
 
 #: Model choice that lets the child pick the bundled model for the scan's modality.
@@ -95,9 +96,6 @@ class OrbitSegmentationLogic(JobLogic):
         if input_node is None or input_node.IsA("vtkMRMLLabelMapVolumeNode") or not (
                 model_to_install(ct) or model_to_install(mr)):
             return None          # both installed (a development checkout): nothing to offer, the scan is not read
-        from orbitai.io import Volume
-        from orbitai.scan.values import looks_like_ct
-
         try:
             vol = volume_from_volume_node(input_node, copy=False)
             step = max(1, round((vol.array.size / 200_000) ** (1 / 3)))   # a strided sample: no copy of the scan

@@ -63,6 +63,7 @@ from orbitai.web.identity import identity_lines, read_identity, scan_title, seri
 from orbitai.web.modules import modules
 from orbitai.web.names import PATH_REFUSED, DicomWebAllowList, client_path, web_url
 from orbitai.web.panel import WebJobPanel
+from orbitai.io.segfile import read_segmentation
 from orbitai.web.uploads import Upload, Uploads
 from orbitai.web.viewer import Layouts, WindowLevel, keep_slice_on_fit, keeping_slice, label_overlay, view_labels
 
@@ -608,8 +609,6 @@ class OrbitWebApp(TrameApp):
         try:
             loop = asyncio.get_event_loop()
             if source.lower().endswith(".seg.nrrd"):
-                from orbitai.io.segfile import read_segmentation
-
                 labels, table = await loop.run_in_executor(None, read_segmentation, source, *self._decoded_limit(hidden))
                 with self.state:
                     self.add_segmentation(labels, table, Path(source).name[:-len(".seg.nrrd")])
