@@ -30,6 +30,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from orbitai.bundle.core import refuse_package_folder
 from orbitai.io import Volume
 from orbitai.metrics.segmentation import LesionDetection, dice, lesion_components, lesion_metrics
 from orbitai.neuro.lesionseg import Postprocess, lesion_bundle, lesion_probability
@@ -245,6 +246,7 @@ def choose_postprocess(model: Any, device: str = "cpu") -> dict[str, Any]:
 def tune_bundle(bundle: str, device: str = "cpu") -> dict[str, Any]:
     """Choose the post-processing of a lesion bundle and write it into its metadata (weights untouched)."""
     b = lesion_bundle(bundle)      # found once, architecture checked, weights checksum-verified on load
+    refuse_package_folder(b.path, "--bundle")     # bundled models are read-only (issue #62 item 5)
     choice = choose_postprocess(b.load_model(device), device)
     record_metadata(b.path, {"postprocess": choice})
     log.info("post-processing of %s: threshold %.2f, smallest lesion %.0f mm3, seed %.2f (validation objective "
