@@ -259,6 +259,7 @@ def test_resume_after_a_kill_runs_only_the_missing_case(seg_cohort, tmp_path, ca
     assert _entries(out) == ["a", "b", "c", FAILED_FILE]
 
 
+@pytest.mark.slow  # the default suite's 20-minute budget; ~23 s: test_resume_after_a_kill_runs_only_the_missing_case keeps the bar
 def test_sixteen_cases_killed_half_way_resume_with_only_the_missing_ones(seg_cohort, tmp_path):
     """The issue's bar: a 16-case run (15 images and a planted bad case) killed with SIGKILL half-way (no clean-up
     at all) and run again: only the missing cases run, failed.csv names the bad case, the other 15 are complete."""
@@ -339,7 +340,7 @@ def test_tao_cohort_on_dask_equals_serial_probabilities(tmp_path, capsys):
 
 @pytest.mark.parametrize("command, kind, field", [
     (["ivgc", "predict"], "ivgc", "probability"),
-    (["neuro", "lesions"], "brain-flair", "lesions"),
+    pytest.param(["neuro", "lesions"], "brain-flair", "lesions", marks=pytest.mark.slow),   # ~25 s (suite budget)
 ], ids=["ivgc-predict", "neuro-lesions"])
 def test_a_manifest_run_gives_the_one_image_results(tmp_path, command, kind, field):
     """IVGC response and white-matter lesions over a phantom cohort's manifest (its image and segmentation columns,

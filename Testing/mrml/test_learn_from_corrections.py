@@ -139,6 +139,7 @@ def neuro_panel(monkeypatch, tmp_path):
     ctx.close()
 
 
+@pytest.mark.slow  # the default suite's 20-minute budget; ~28 s: the orbit section's test keeps the panel path, neuro finetune-lesions' tests the lesion command
 def test_neuro_lesion_corrections_teach_a_new_lesion_model_listed_at_once(neuro_panel):
     p, nodes, models = neuro_panel
     w = p.widget

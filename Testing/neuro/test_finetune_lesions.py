@@ -85,6 +85,7 @@ def test_installs_a_lesion_bundle_with_its_provenance(clean, cases):
     lesion_bundle(str(report.bundle)).load_model()       # a lesion network of the base's architecture
 
 
+@pytest.mark.slow  # the default suite's 20-minute budget; ~16 s: the orbit fine-tuning's cancel/resume shares the plan runner
 def test_a_cancel_keeps_the_work_and_the_same_call_resumes_to_the_same_weights(clean, cases, tmp_path):
     out = tmp_path / "mine"
 
@@ -122,6 +123,7 @@ def test_replay_draws_mix_the_base_training_data_in(cases, tmp_path, monkeypatch
     assert any(drawn) and not all(drawn)
 
 
+@pytest.mark.slow  # the default suite's 20-minute budget; ~18 s: test_installs_a_lesion_bundle_with_its_provenance keeps the install
 def test_the_command_installs_the_model_in_the_user_folder_and_lists_it(flairs, home, tmp_path, capsys):
     from orbitai.cli import main
 

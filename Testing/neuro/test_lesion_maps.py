@@ -53,6 +53,7 @@ def test_case_on_patient26s_brain_is_deterministic_and_in_tissue():
     assert grid.GetSize() == img.shape[::-1]
 
 
+@pytest.mark.slow  # the default suite's 20-minute budget; ~18 s
 def test_case_on_a_synthseg_brain_lands_in_its_white_matter():
     """A real map pulled through the registration onto another person's brain keeps most of its volume in tissue
     where lesions lie (affine + demons; an unregistered map would fall partly outside the brain)."""

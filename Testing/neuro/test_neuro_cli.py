@@ -32,6 +32,7 @@ def cohort(tmp_path_factory) -> Path:
     return d
 
 
+@pytest.mark.slow  # the default suite's 20-minute budget; ~25 s of training
 def test_train_writes_a_loadable_bundle_with_the_papers_recipe(cohort):
     from orbitai.neuro.models import load_neuro_model
 

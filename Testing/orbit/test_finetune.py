@@ -76,6 +76,7 @@ def test_default_folder_is_the_user_model_folder_and_the_model_is_listed(home, c
     assert SEG_MODELS.find("orbit_svnet_mri_demo_ft").path == report.bundle
 
 
+@pytest.mark.slow  # the default suite's 20-minute budget; ~40 s: cancel and resume stay in the default suite through mrml/test_learn_from_corrections.py
 def test_a_cancel_keeps_the_work_and_the_same_command_resumes_to_the_same_weights(clean, cases, tmp_path):
     out = tmp_path / "mine"
 

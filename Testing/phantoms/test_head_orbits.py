@@ -20,6 +20,7 @@ def model() -> A.OrbitModel:
     return head_orbit_model(HEAD)
 
 
+@pytest.mark.slow  # the default suite's 20-minute budget; ~30 s: a training-data quality check
 def test_every_structure_is_carried_in_with_volumes_in_the_adult_ranges(model):
     vols = structure_volumes(model)
     lo, hi = RANGES["eyeball"]

@@ -37,6 +37,7 @@ def load_with_segmentation(page) -> str:
     return next(x["value"] for x in segs if x["title"] == "orbit_ct_0000")
 
 
+@pytest.mark.slow  # the default suite's 20-minute budget; ~27 s: the same controller path runs headless in mrml/test_learn_from_corrections.py
 def test_learn_from_corrections_cancel_resume_and_the_new_model_is_listed(page, home):
     seg = load_with_segmentation(page)
     page.set_state("module", "orbit")
@@ -86,6 +87,7 @@ def test_which_scan_next_in_the_browser(page):
     assert [r["c1"] for r in rows] == ["orbit_ct_0000"] and page.state("orbit_rank_status").startswith("1 scan(s)")
 
 
+@pytest.mark.slow  # the default suite's 20-minute budget; ~20 s: headless in mrml/test_learn_from_corrections.py
 def test_neuro_lesion_corrections_teach_a_lesion_model_listed_at_once(page, home):
     page.load(PHANTOMS["brain-flair"])
     page.set_state("data_choice", "brain-flair/segmentations/brain_flair_0000.seg.nrrd")

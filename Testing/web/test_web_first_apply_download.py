@@ -147,6 +147,7 @@ async def _until_idle(c: Any) -> dict:
     raise TimeoutError(state["orbit_status"])
 
 
+@pytest.mark.slow  # the default suite's 20-minute budget; ~10 s: the Slicer replay's choose-file test keeps it
 def test_choose_file_in_the_browser_installs_only_the_registrys_archive(release_site):
     """The offer's Choose file...: a file that is no archive is refused in one line at once; an archive that is not
     the registry's (another SHA-256) is refused by the install job, nothing installed; the registry's archive installs

@@ -50,6 +50,7 @@ def settled(page, view: str = "Red"):
     return last[0]
 
 
+@pytest.mark.slow  # the default suite's 20-minute budget; ~25 s: web/test_web_scans.py keeps results per scan in the default suite
 def test_results_belong_to_their_scan_and_segments_can_be_hidden(page, downloads):
     tao = page.load(PHANTOMS["tao"])
     orbit = page.load(PHANTOMS["orbit-ct"])
@@ -112,7 +113,12 @@ def test_results_belong_to_their_scan_and_segments_can_be_hidden(page, downloads
 def test_window_level_by_preset_and_by_drag(page):
     page.load(PHANTOMS["orbit-ct"])
     page.wait_state("wl_window", lambda v: v is not None, 20)
-    src, before = page.view_image("Red")
+    # the slice views drawn and settled (after the last test's layout change) before the reference frame is taken
+    page.wait(lambda: page.views_rendered(), 60, "the slice views")
+    frames = [page.view_image("Red")[1]]
+    page.wait(lambda: frames.append(page.view_image("Red")[1]) or frames[-1].shape == frames[-2].shape
+              and abs(float(frames[-1].mean()) - float(frames[-2].mean())) < 0.5, 30, "a settled frame", interval_s=0.3)
+    before = frames[-1]
     page.set_state("wl_preset", "CT bone (W 1000 / L 400)")
     page.wait_state("wl_window", lambda v: v == 1000.0, 20)
     assert page.state("wl_level") == 400.0
