@@ -200,6 +200,9 @@ def check_cancel_leaves_scene_unchanged(ctx, logic, input_node, options: dict[st
         panel.controller.apply()
         job = panel.controller.job
         assert job is not None and panel.view.inputsEnabled is False
+        while not job.job.started:      # the scan is written a slab per timer tick first, then the child starts
+            panel.controller.poll()
+            time.sleep(0.02)
         time.sleep(0.5)
         panel.controller.poll()
         if how == "cancel":
