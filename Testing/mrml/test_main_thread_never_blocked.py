@@ -24,7 +24,7 @@ from orbitai.app.corrections import FINISHED
 from orbitai.io import Volume
 from orbitai.jobs.child import TICK_BYTES
 from orbitai.mrml import new_scene, segmentation_node_from_labels, volume_node_from_volume
-from orbitai.mrml.panel import CANCELLED
+from orbitai.mrml.controller import CANCELLED
 
 from slicer_widget_replay import VERSIONS, load_module_widget
 

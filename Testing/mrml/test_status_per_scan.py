@@ -13,7 +13,7 @@ pytest.importorskip("slicer")
 from orbitai.jobs.child import OrbitaiJob
 from orbitai.mrml import new_scene
 from orbitai.mrml.jobs import JobLogic
-from orbitai.mrml.panel import JobController
+from orbitai.mrml.controller import JobController
 from orbitai.testing.panel import RecordingView
 
 

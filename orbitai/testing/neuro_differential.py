@@ -413,7 +413,7 @@ def test_model_choices():
 def test_panel_apply_disabled_without_flair_or_model(ctx):
     """Apply is disabled with the reason as its tool tip: no FLAIR, then no installed model."""
     from orbitai.app.neuro_differential import NO_MODEL, NeuroDifferentialLogic
-    from orbitai.mrml.panel import JobController
+    from orbitai.mrml.controller import JobController
     from orbitai.testing.panel import RecordingView
 
     _, flair = _flair_node(ctx)

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from orbitai.mrml.panel import JobController
+from orbitai.mrml.controller import JobController
 from orbitai.testing import node_ids
 
 

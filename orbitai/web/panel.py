@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Callable, Optional
 
-from orbitai.mrml.panel import POLL_MS, JobController
+from orbitai.mrml.controller import POLL_MS, JobController
 from orbitai.mrml.jobs import JobLogic
 from orbitai.web.model_offer import ModelOfferView
 
