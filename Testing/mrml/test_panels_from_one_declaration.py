@@ -1,5 +1,5 @@
 """Each module panel is declared once (`orbitai.app.<module>.PANEL`): the Slicer panel's parameter node (the module file
-imported as Slicer 5.10.0 imports it, `slicer_widget_replay`) and the browser's panel (`orbitai.web.app.ModulePanel`)
+imported as Slicer 5.10.0 imports it, `slicer_widget_replay`) and the browser's panel (`orbitai.web.module_panel.ModulePanel`)
 offer the same options, with the same choices and defaults, and say the same when Apply cannot run."""
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ class _State(dict):
 
 
 def _web_panel(key: str, ctx: Any) -> Any:
-    from orbitai.web.app import ModulePanel
+    from orbitai.web.module_panel import ModulePanel
     from orbitai.web.modules import modules
 
     state = _State(segmentations=[])

@@ -26,11 +26,9 @@ from trame_slicer.core import LayoutManager, SlicerApp
 from trame_slicer.rca_view import register_rca_factories
 from trame_slicer.app.ui import create_vertical_slice_view_gutter_ui, create_vertical_view_gutter_ui
 
-from orbitai.bundle.core import MODEL_NAME
-from orbitai.app.panel_spec import Action, Option, PanelSpec
 from orbitai.dicom.inputs import parse_dicomweb_url, resolve_image
 from orbitai.errors import InputError, OrbitAIError, UserError, one_line
-from orbitai.io.dicom_folder import looks_like_dicom, shown
+from orbitai.io.dicom_folder import looks_like_dicom
 from orbitai.io.files import read_scan
 from orbitai.io.grids import segmentation_on_image
 from orbitai.web.model_offer import offer_ui
@@ -44,7 +42,6 @@ from orbitai.mrml import (
 from orbitai.mrml.results import (
     is_result,
     mark_results,
-    refuse_other_scan,
     result_focus,
     results_of,
     segment_rows,
@@ -54,7 +51,6 @@ from orbitai.mrml.results import (
 )
 from orbitai.mrml.scene import adopt_context
 from orbitai.mrml.segmentations import segmentation_file_bytes
-from orbitai.mrml.tables import rows_from_table_node
 from orbitai.web import compat, disconnects
 from orbitai.web.annotate import AnnotationPanel
 from orbitai.web.clicks import sending
@@ -62,8 +58,8 @@ from orbitai.web.guard import DEFAULT_UPLOAD_MB, Guard, GuardError, listen_error
 from orbitai.web.identity import identity_lines, read_identity, scan_title, series_name, set_identity
 from orbitai.web.modules import modules
 from orbitai.web.names import PATH_REFUSED, DicomWebAllowList, client_path, web_url
-from orbitai.web.panel import WebJobPanel
 from orbitai.io.segfile import read_segmentation
+from orbitai.web.module_panel import MAX_TEXT_OPTION, ModulePanel
 from orbitai.web.uploads import Upload, Uploads
 from orbitai.web.viewer import Layouts, WindowLevel, keep_slice_on_fit, keeping_slice, label_overlay, view_labels
 
@@ -73,10 +69,6 @@ __all__ = ["OrbitWebApp", "VOLUME_SUFFIXES", "Upload", "UPLOAD_TRIGGER"]
 VOLUME_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd")
 #: The trigger the page's upload sends its files to, in groups (trame-slicer's ``load_files_by_chunks``), then ``[]``.
 UPLOAD_TRIGGER = "orbitai_upload"
-#: The longest text a text option takes from the page (a model name).
-MAX_TEXT_OPTION = 100
-#: Text options that name a new model (fine-tuning's "New model name"): a plain name, said in the page's words.
-MODEL_NAME_OPTIONS = ("name",)
 #: The module tabs: their names as written, narrow enough for all five to show in the drawer
 TAB_STYLE = {"classes": "text-none px-2", "style": "min-width: 0"}
 #: The page's Load and Fetch wait while a load this page asked for runs (not another page's).
@@ -127,219 +119,6 @@ def _loadable(choice: str, data: Path) -> bool:
     except InputError:
         return False
     return True
-
-
-class ModulePanel:
-    """A module panel (`PanelSpec`) on the page: its options in state (``<key>_<option>``) and its `WebJobPanel`."""
-
-    def __init__(self, app: "OrbitWebApp", spec: PanelSpec) -> None:
-        self.app, self.spec, self.state = app, spec, app.state
-        self.logic = spec.logic(app.mrml)
-        # read once, with the model choices below (reading the bundles on every state change would be slow)
-        self.models_installed = spec.logic.modelsAvailable()     # installed, or offered at the first Apply
-        labels = {o.name: o.label for o in spec.all_options() if o.kind == "text" and o.name in MODEL_NAME_OPTIONS}
-        self.job = WebJobPanel(app.server, spec.key, self.logic, self.jobInputs, self.showResults, self.whyNotReady,
-                               spec.apply_tip, lambda text: app._private(page_words(text, labels)),
-                               currentScan=app.input_node)
-        for opt in self.options():
-            default = opt.default_value()
-            if opt.kind == "form":
-                for name, _label, _tip in self.form_rows(opt):
-                    self.state.setdefault(self.var(f"{opt.name}_{name}"), "")
-            else:
-                self.state.setdefault(self.var(opt.name), default)
-            if opt.choices is not None:
-                self.state.setdefault(self.var(f"{opt.name}_items"), opt.choices())
-        self.state.setdefault(self.var("table_headers"), [])
-        self.state.setdefault(self.var("table_rows"), [])
-        #: scan node ID -> (table headers, rows) of its last result: the table follows the scan shown
-        self.tables: dict[str, tuple[list, list]] = {}
-        self.state.change(*self.option_vars(), "input_volume")(lambda **_: self.job.controller.refresh())
-        self.job.on_model_installed = lambda _name: self.refresh_choices()   # the first Apply's download
-        self.state.change(self.var("error"))(self._error_changed)
-        if spec.display is not None:
-            self.state.change(self.var(spec.display.name))(self._display_changed)
-        self.job.controller.refresh()
-
-    def var(self, name: str) -> str:
-        return f"{self.spec.key}_{name}"
-
-    def option_vars(self) -> list[str]:
-        """The state variables of the options (a form's rows one each)."""
-        out: list[str] = []
-        for opt in self.options():
-            if opt.kind == "form":
-                out += [self.var(f"{opt.name}_{name}") for name, _l, _t in self.form_rows(opt)]
-            else:
-                out.append(self.var(opt.name))
-        return out
-
-    def options(self) -> list[Option]:
-        return list(self.spec.all_options())
-
-    @staticmethod
-    def form_rows(opt: Option) -> list[tuple[str, str, str]]:
-        """A form option's rows (name, label, tip)."""
-        assert opt.form is not None
-        return opt.form()
-
-    def invalid_option(self) -> str:
-        """Why an option's value cannot be used (a value the page sent that is not one of the option's choices, e.g. a
-        server path as the model), or "". The same words whatever the value: nothing is looked up."""
-        for opt in self.options():
-            if opt.kind == "choice" and opt.choices is not None:
-                value = self.state[self.var(opt.name)]
-                if not isinstance(value, str) or value not in opt.choices():
-                    return f"{opt.label}: choose one of the listed values."
-            elif opt.kind == "flag" and not isinstance(self.state[self.var(opt.name)], bool):
-                return f"{opt.label}: on or off."
-            elif opt.kind == "segmentation" and self._segmentation_refusal(self.state[self.var(opt.name)]):
-                return f"{opt.label}: {self._segmentation_refusal(self.state[self.var(opt.name)])}"
-            elif opt.kind == "text" and not (isinstance(self.state[self.var(opt.name)], str)
-                                             and len(self.state[self.var(opt.name)]) <= MAX_TEXT_OPTION):
-                return f"{opt.label}: a text of at most {MAX_TEXT_OPTION} characters."
-            elif opt.kind == "text" and opt.name in MODEL_NAME_OPTIONS and not _model_name(self.state[self.var(opt.name)]):
-                return (f"{opt.label}: {shown(self.state[self.var(opt.name)].strip())} is not a model name; type a "
-                        "plain name (letters, digits, - and _), without folders: the model is installed among your "
-                        "models, or leave it empty.")
-        return ""
-
-    def _segmentation_choice(self, value: Any) -> bool:
-        """Whether ``value`` is no segmentation (None, "") or the ID of one the page may list: a segmentation of the
-        shown scan or of no scan (`orbitai.mrml.results.segmentations_of`)."""
-        return not self._segmentation_refusal(value)
-
-    def _segmentation_refusal(self, value: Any) -> str:
-        """Why ``value`` cannot be the segmentation option ("" when it can): another scan's segmentation is refused
-        in the words of `refuse_other_scan`, anything else not offered alike."""
-        if value is None or value == "":
-            return ""
-        scan = self.app.input_node()
-        node = self.app.mrml.scene.GetNodeByID(value) if isinstance(value, str) else None
-        if node is not None and node.IsA("vtkMRMLSegmentationNode") and not node.GetHideFromEditors():
-            try:
-                refuse_other_scan(node, scan)
-            except OrbitAIError as exc:
-                return one_line(exc)
-            if any(n is node for n in segmentations_of(self.app.mrml.scene, scan)):
-                return ""
-        return "choose one of the listed segmentations, or none."
-
-    def scan_shown(self) -> None:
-        """Another scan is shown: a segmentation option holding a segmentation of another scan is emptied."""
-        for opt in self.options():
-            if opt.kind == "segmentation" and self._segmentation_refusal(self.state[self.var(opt.name)]):
-                self.state[self.var(opt.name)] = None
-
-    def values(self) -> dict[str, Any]:
-        """The option values as ``logic.start`` takes them (segmentation IDs as nodes, the form as a dict)."""
-        out: dict[str, Any] = {}
-        for opt in self.options():
-            if opt.kind == "form":
-                out[opt.name] = {name: str(self.state[self.var(f"{opt.name}_{name}")] or "").strip()
-                                 for name, _l, _t in self.form_rows(opt)}
-            elif opt.kind == "segmentation":
-                sid = self.state[self.var(opt.name)]
-                node = self.app.mrml.scene.GetNodeByID(sid) if sid and self._segmentation_choice(sid) else None
-                out[opt.name] = node if node is not None and node.IsA("vtkMRMLSegmentationNode") else None
-            elif opt.kind == "text":
-                out[opt.name] = str(self.state[self.var(opt.name)] or "").strip()
-            else:
-                out[opt.name] = self.state[self.var(opt.name)]
-        return out
-
-    # ---------------------------------------------------------------- JobController hooks
-    def jobInputs(self) -> tuple[Any, dict[str, Any]]:
-        invalid = self.invalid_option()
-        if invalid:
-            raise InputError(invalid)
-        return self.app.input_node(), self.spec.start_options(self.values())
-
-    def whyNotReady(self) -> str:
-        node = self.app.input_node()
-        invalid = self.invalid_option() if node is not None else ""
-        return invalid or self.spec.why_not_ready(node, self.values() if node is not None else {}, self.models_installed)
-
-    def showResults(self, outputs: Any, input_node: Any) -> None:
-        values = self.values()
-        current = input_node is None or input_node is self.app.input_node()
-        if self.spec.display is not None:
-            self.job.controller.shownChoice = values[self.spec.display.name]
-        if current:         # a result of a scan the user left is kept, and shown when they come back to it
-            self.spec.show(self.logic, outputs, input_node, values)
-        rows = rows_from_table_node(self.spec.table_node(outputs))
-        names = list(rows[0]) if rows else []
-        table = ([{"title": n, "key": f"c{i}"} for i, n in enumerate(names)],
-                 [{f"c{i}": _cell(r[n]) for i, n in enumerate(names)} for r in rows])
-        if input_node is not None:
-            self.tables[input_node.GetID()] = table
-        if current:
-            self.state[self.var("table_headers")], self.state[self.var("table_rows")] = table
-        self.app.refresh_nodes()
-        if input_node is not None and self.spec.needs_input:
-            self.app.results_shown(focus=current)
-        if hasattr(outputs, "select_model"):     # a model was installed: listed now, chosen when it is better
-            self.app.select_model(outputs.select_model, getattr(outputs, "option", "model"))
-
-    def run_action(self, action: Action) -> None:
-        """An action's button (`orbitai.app.panel_spec.Action`): its status line, or its error (both the shown
-        scan's)."""
-        self.job.clearError()
-        invalid = self.invalid_option()
-        try:
-            if invalid:
-                raise InputError(invalid)
-            self.job.controller.say(action.run(self.logic, self.app.input_node(), self.values()))
-        except OrbitAIError as exc:
-            self.job.controller.say("")
-            self.job.showError(one_line(exc))
-
-    def _error_changed(self, **_: Any) -> None:
-        """The page closed the error alert: it stays closed when the scan is shown again."""
-        if not self.state[self.var("error")]:
-            self.job.errorOf.pop(self.job.controller.shownScan, None)
-
-    def show_table_of(self, input_node: Any) -> None:
-        """The results table of ``input_node``'s last result (none: empty)."""
-        if not self.spec.needs_input:
-            return
-        headers, rows = self.tables.get(input_node.GetID() if input_node is not None else "", ([], []))
-        self.state[self.var("table_headers")], self.state[self.var("table_rows")] = headers, rows
-
-    def refresh_choices(self) -> None:
-        """Read the refreshed choices (the installed models) again."""
-        for opt in self.options():
-            if opt.refreshed and opt.choices is not None:
-                self.state[self.var(f"{opt.name}_items")] = opt.choices()
-
-    def _display_changed(self, **_: Any) -> None:
-        assert self.spec.display is not None    # observed only for modules with a display choice
-        if self.invalid_option():
-            return
-        choice = self.state[self.var(self.spec.display.name)]
-        outputs = self.job.controller.outputsToReshow(choice, self.app.input_node())
-        if outputs is not None:
-            self.spec.show(self.logic, outputs, self.app.input_node(), self.values())
-
-
-def _model_name(text: str) -> bool:
-    """Whether ``text`` (a new model's name as typed) is empty or a plain name (`orbitai.bundle.core.MODEL_NAME`)."""
-    if not text.strip():
-        return True
-    return bool(MODEL_NAME.fullmatch(text.strip()))
-
-
-def page_words(text: str, labels: dict[str, str]) -> str:
-    """A job's message in the page's words: a command-line option it names (``--name``) becomes the field's label
-    (``labels``: option name -> label), and the command line's alternatives (``or --out FOLDER ...``) go."""
-    text = re.sub(r",? or --out FOLDER[^.;]*", "", text)
-    for option, label in labels.items():
-        text = re.sub(rf"--{re.escape(option)}\b", f'"{label}"', text)
-    return text
-
-
-def _cell(value: Any) -> Any:
-    return f"{value:.4g}" if isinstance(value, float) else value
 
 
 class OrbitWebApp(TrameApp):
