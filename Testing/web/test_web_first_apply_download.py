@@ -13,7 +13,7 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -22,7 +22,7 @@ from orbitai.io import write_volume
 from orbitai.io.checksums import sha256_file
 from orbitai.phantoms import orbit_case
 from orbitai.testing.web import web_server
-from ws_client import click_trigger, connect
+from ws_client import click_trigger, connect, wait_state
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "orbit_svnet_mri_demo"        # what "Automatic (by modality)" picks for an MRI
@@ -79,15 +79,6 @@ def release_site(tmp_path_factory) -> Iterator[Any]:
         httpd.server_close()
 
 
-async def _wait(c: Any, predicate: Callable[[dict], bool], timeout_s: float = 60.0, what: str = "") -> dict:
-    deadline = asyncio.get_event_loop().time() + timeout_s
-    while True:
-        state = await c.state()
-        if predicate(state):
-            return state
-        if asyncio.get_event_loop().time() > deadline:
-            raise TimeoutError(f"{what}: orbit_status={state.get('orbit_status')!r} error={state.get('orbit_error')!r}")
-        await asyncio.sleep(0.2)
 
 
 def test_first_apply_in_the_browser_offers_the_model_and_downloads_it_on_download(release_site):
@@ -100,14 +91,14 @@ def test_first_apply_in_the_browser_offers_the_model_and_downloads_it_on_downloa
             await c.hello(srv.token)
             await c.set_state(load_error="", data_choice="orbitT2.nrrd")
             await c.trigger(click_trigger(await c.state(), "orbitai-load-data"))
-            state = await _wait(c, lambda s: not s["load_busy"] and s["volumes"], 60, "load")
+            state = await wait_state(c, lambda s: not s["load_busy"] and s["volumes"], 60, "load")
             assert state["orbit_apply_enabled"], state["orbit_apply_tip"]
             await c.trigger(click_trigger(state, "orbitai-orbit-apply"), {})
-            out["offer"] = await _wait(c, lambda s: s["orbit_offer"], 20, "offer")
+            out["offer"] = await wait_state(c, lambda s: s["orbit_offer"], 20, "offer")
             await c.trigger(click_trigger(out["offer"], "orbitai-orbit-offer-cancel"))
-            out["declined"] = await _wait(c, lambda s: not s["orbit_offer"], 20, "declined")
+            out["declined"] = await wait_state(c, lambda s: not s["orbit_offer"], 20, "declined")
             await c.trigger(click_trigger(await c.state(), "orbitai-orbit-apply"), {})
-            state = await _wait(c, lambda s: s["orbit_offer"], 20, "offer again")
+            state = await wait_state(c, lambda s: s["orbit_offer"], 20, "offer again")
             await c.trigger(click_trigger(state, "orbitai-orbit-offer-download"))
             statuses = []
             state = await c.state()
@@ -168,18 +159,18 @@ def test_choose_file_in_the_browser_installs_only_the_registrys_archive(release_
             if not state["volumes"]:
                 await c.set_state(load_error="", data_choice="orbitT2.nrrd")
                 await c.trigger(click_trigger(state, "orbitai-load-data"))
-                await _wait(c, lambda s: not s["load_busy"] and s["volumes"], 60, "load")
+                await wait_state(c, lambda s: not s["load_busy"] and s["volumes"], 60, "load")
 
             async def offer_and_upload(name: str, content: bytes) -> dict:
                 await c.trigger(click_trigger(await c.state(), "orbitai-orbit-apply"), {})
-                await _wait(c, lambda s: s["orbit_offer"], 20, "offer")
+                await wait_state(c, lambda s: s["orbit_offer"], 20, "offer")
                 await c.trigger("orbitai_orbit_model_upload", [{"name": name, "content": content}])
                 await c.trigger("orbitai_orbit_model_upload", [])
                 return await c.state()
 
             out["text"] = await offer_and_upload("notes.txt", b"not an archive")
             await c.trigger(click_trigger(out["text"], "orbitai-orbit-offer-cancel"))
-            await _wait(c, lambda s: not s["orbit_offer"], 20, "declined")
+            await wait_state(c, lambda s: not s["orbit_offer"], 20, "declined")
             await offer_and_upload(entry.asset, good[:-100] + bytes(100))
             out["wrong"] = await _until_idle(c)
             await offer_and_upload(entry.asset, good)

@@ -18,7 +18,7 @@ import socket
 import threading
 import types
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import pytest
@@ -26,7 +26,7 @@ import pytest
 from orbitai.io import Volume, write_dicom_series, write_volume
 from orbitai.io.segfile import write_segmentation
 from orbitai.testing.web import web_server
-from ws_client import click_trigger, connect, upload_trigger
+from ws_client import click_trigger, connect, upload_trigger, wait_state
 
 pydicom = pytest.importorskip("pydicom")
 PATIENT = {"PatientName": "DOE^JANE", "PatientID": "PID12345", "StudyDate": "20240301", "SeriesNumber": "3",
@@ -126,15 +126,6 @@ def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
-async def _wait(c: Any, predicate: Callable[[dict], bool], timeout_s: float = 60.0, what: str = "") -> dict:
-    deadline = asyncio.get_event_loop().time() + timeout_s
-    while True:
-        state = await c.state()
-        if predicate(state):
-            return state
-        if asyncio.get_event_loop().time() > deadline:
-            raise TimeoutError(f"{what}: load_error={state.get('load_error')!r} volumes={state.get('volumes')!r}")
-        await asyncio.sleep(0.2)
 
 
 async def _load(c: Any, choice: str) -> dict:
@@ -143,13 +134,13 @@ async def _load(c: Any, choice: str) -> dict:
     state = await c.state()
     before_v, before_s = len(state["volumes"]), len(state["segmentations"])
     await c.trigger(click_trigger(state, "orbitai-load-data"))
-    return await _wait(c, lambda s: not s["load_busy"] and (s["load_error"] or len(s["volumes"]) > before_v
+    return await wait_state(c, lambda s: not s["load_busy"] and (s["load_error"] or len(s["volumes"]) > before_v
                                                             or len(s["segmentations"]) > before_s), what=choice)
 
 
 async def _fresh(c: Any) -> None:
     await c.trigger(click_trigger(await c.state(), "orbitai-close-scene"))
-    await _wait(c, lambda s: not s["volumes"], 20, "close scene")
+    await wait_state(c, lambda s: not s["volumes"], 20, "close scene")
 
 
 def _words(text: str) -> set[str]:
@@ -170,26 +161,26 @@ def test_a_scans_lines_and_segmentations_stay_with_it_and_a_forced_cross_scan_re
             # a line under scan A: marking its segmentation finished (the Learn section's action)
             await c.set_state(orbit_finetune_corrected=seg)
             await c.trigger(click_trigger(await c.state(), "orbitai-orbit_finetune-markFinished"))
-            state = await _wait(c, lambda s: s["orbit_finetune_status"] or s["orbit_finetune_error"], 20, "mark")
+            state = await wait_state(c, lambda s: s["orbit_finetune_status"] or s["orbit_finetune_error"], 20, "mark")
             out["line_a"] = state["orbit_finetune_status"] or state["orbit_finetune_error"]
             # scan B shown
             state = await _load(c, "patientB.nii.gz")
             scan_b = state["input_volume"]
-            state = await _wait(c, lambda s: s["input_volume"] == scan_b and s["scan_identity"] == ["patientB.nii.gz"],
+            state = await wait_state(c, lambda s: s["input_volume"] == scan_b and s["scan_identity"] == ["patientB.nii.gz"],
                                 20, "scan B shown")
             out["b"] = state
             # forced: scan A's segmentation as TAO's and IVGC's option, and to edit, while B is shown
             await c.set_state(tao_segmentation_node=seg)
-            out["tao_tip"] = (await _wait(c, lambda s: not s["tao_apply_enabled"], 20, "tip"))["tao_apply_tip"]
+            out["tao_tip"] = (await wait_state(c, lambda s: not s["tao_apply_enabled"], 20, "tip"))["tao_apply_tip"]
             nodes_before = state["scene_nodes"]
             await c.trigger(click_trigger(await c.state(), "orbitai-tao-apply"))
-            out["forced"] = await _wait(c, lambda s: s["tao_error"], 20, "forced apply")
+            out["forced"] = await wait_state(c, lambda s: s["tao_error"], 20, "forced apply")
             await c.set_state(ann_segmentation=seg)
-            out["ann"] = await _wait(c, lambda s: "belongs to" in (s["ann_message"] or ""), 20, "annotate")
+            out["ann"] = await wait_state(c, lambda s: "belongs to" in (s["ann_message"] or ""), 20, "annotate")
             out["nodes"] = (nodes_before, out["ann"]["scene_nodes"])
             # back to A: its own line and its segmentation
             await c.set_state(input_volume=scan_a)
-            out["a_again"] = await _wait(c, lambda s: s["scan_identity"] == ["patientA.nrrd"], 20, "scan A shown")
+            out["a_again"] = await wait_state(c, lambda s: s["scan_identity"] == ["patientA.nrrd"], 20, "scan A shown")
             out["seg"], out["scan_b"] = seg, scan_b
         return out
 
@@ -230,7 +221,7 @@ def test_the_patient_and_series_are_shown_for_dicom_and_the_file_name_otherwise(
             trigger = upload_trigger(state)
             await c.trigger(trigger, [{"name": f.name, "content": f.read_bytes()} for f in series_files])
             await c.trigger(trigger, [])
-            upload = await _wait(c, lambda s: s["load_error"] or len(s["volumes"]) > before, 60, "upload")
+            upload = await wait_state(c, lambda s: s["load_error"] or len(s["volumes"]) > before, 60, "upload")
             return folder, nifti, upload
 
     folder, nifti, upload = run(go())
@@ -260,11 +251,11 @@ def test_dicomweb_fetches_only_from_the_servers_given_at_start(site):
             for root in refused:
                 await c.set_state(load_error="", dicomweb_url=f"{root}/studies/1.2.3/series/4.5.6")
                 await c.trigger(fetch)
-                state = await _wait(c, lambda s: s["load_error"] and not s["load_busy"], 20, root)
+                state = await wait_state(c, lambda s: s["load_error"] and not s["load_busy"], 20, root)
                 errors[root] = state["load_error"]
             await c.set_state(load_error="", dicomweb_url=f"{site.listed.url}/studies/1.2.3/series/4.5.6")
             await c.trigger(fetch)
-            state = await _wait(c, lambda s: s["load_error"] and not s["load_busy"], 60, "listed")
+            state = await wait_state(c, lambda s: s["load_error"] and not s["load_busy"], 60, "listed")
             return errors, state["load_error"]
 
     connections = site.unlisted.connections
@@ -297,11 +288,11 @@ def test_a_slow_fetch_holds_only_the_page_that_asked(site):
             fetch = click_trigger(state, "orbitai-load-dicomweb")
             await slow.trigger(fetch, {"dicomweb_url": f"{site.silent.url}/studies/1.2.3/series/4.5.6",
                                        "ticket": "slowpage"})
-            held = await _wait(other, lambda s: s["loads_running"] == ["slowpage"], 20, "the slow fetch")
+            held = await wait_state(other, lambda s: s["loads_running"] == ["slowpage"], 20, "the slow fetch")
             before = len(held["volumes"])
             await other.trigger(click_trigger(held, "orbitai-load-data"), {"data_choice": "patientA.nrrd",
                                                                            "ticket": "otherpage"})
-            loaded = await _wait(other, lambda s: len(s["volumes"]) > before, 60, "the other page's load")
+            loaded = await wait_state(other, lambda s: len(s["volumes"]) > before, 60, "the other page's load")
             return state, loaded, held["load_error"]
 
     state, loaded, error = run(go())
@@ -321,7 +312,7 @@ def test_a_fine_tuning_name_that_is_a_path_is_refused_in_the_pages_words(site):
             await _fresh(c)
             await _load(c, "patientA.nrrd")
             await c.set_state(orbit_finetune_name="../../elsewhere/model")
-            state = await _wait(c, lambda s: "model name" in s["orbit_finetune_apply_tip"], 20, "the name")
+            state = await wait_state(c, lambda s: "model name" in s["orbit_finetune_apply_tip"], 20, "the name")
             await c.set_state(orbit_finetune_name="")
             return state
 

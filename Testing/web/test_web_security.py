@@ -13,14 +13,14 @@ import secrets
 import sys
 import types
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
 
 from orbitai.io import Volume, write_volume
 from orbitai.testing.web import web_server
-from ws_client import click_trigger, connect, frame, upload_trigger
+from ws_client import click_trigger, connect, frame, upload_trigger, wait_state
 
 UPLOAD_MB = 4
 #: The server may grow this much while refusing a frame that claims 1 GB (a Python process's ordinary noise).
@@ -62,20 +62,11 @@ def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
-async def _wait(c: Any, predicate: Callable[[dict], bool], timeout_s: float = 60.0) -> dict:
-    deadline = asyncio.get_event_loop().time() + timeout_s
-    while True:
-        state = await c.state()
-        if predicate(state):
-            return state
-        if asyncio.get_event_loop().time() > deadline:
-            raise TimeoutError(f"load_error={state.get('load_error')!r} volumes={state.get('volumes')!r}")
-        await asyncio.sleep(0.2)
 
 
 async def _settled(c: Any, before: list) -> dict:
     """The state once the load the client asked for has ended (an error, or a new volume)."""
-    return await _wait(c, lambda s: not s["load_busy"] and (s["load_error"] or len(s["volumes"]) > len(before)))
+    return await wait_state(c, lambda s: not s["load_busy"] and (s["load_error"] or len(s["volumes"]) > len(before)))
 
 
 async def _upload(c: Any, files: list[tuple[str, bytes]], per_message: int = 1) -> dict:
@@ -159,7 +150,7 @@ def test_client_paths_outside_data_are_refused_alike(raw):
             by_model = {}
             for text in ("/", "/no-such-folder-orbitai"):
                 await c.set_state(orbit_model=text)
-                state = await _wait(c, lambda s: not s["orbit_apply_enabled"], 20)
+                state = await wait_state(c, lambda s: not s["orbit_apply_enabled"], 20)
                 by_model[text] = state["orbit_apply_tip"]
             # the scan inside DATA, named by its path, loads
             await c.set_state(load_error="", dicomweb_url=str(raw.data / "inside.nrrd"))
@@ -272,7 +263,7 @@ def test_a_segmentation_option_takes_only_a_listed_segmentation(raw):
             tips = {}
             for value in (7, {"id": "x"}, state["input_volume"], "vtkMRMLSegmentationNode999"):
                 await c.set_state(tao_segmentation_node=value)
-                state = await _wait(c, lambda s: not s["tao_apply_enabled"], 20)
+                state = await wait_state(c, lambda s: not s["tao_apply_enabled"], 20)
                 tips[repr(value)] = state["tao_apply_tip"]
             await c.set_state(tao_segmentation_node=None)
             return tips

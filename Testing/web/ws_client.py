@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import re
 import struct
-from typing import Any, AsyncIterator, Optional
+from typing import Any, AsyncIterator, Callable, Optional
 
 import aiohttp
 import msgpack
@@ -108,3 +108,21 @@ def upload_trigger(state: dict) -> str:
     found = re.search(r"trigger_name: '([^']+)'", _template(state))
     assert found, "no upload in the page"
     return found.group(1)
+
+
+#: State keys a timed-out wait names (what the page last said about loads and jobs).
+SHOWN_ON_TIMEOUT = ("load_error", "volumes", "orbit_status", "orbit_error")
+
+
+async def wait_state(c: WsClient, predicate: Callable[[dict], bool], timeout_s: float = 60.0, what: str = "") -> dict:
+    """The server's state once ``predicate`` holds for it (read every 0.2 s); a timeout names what it waited for and
+    what the page last said (`SHOWN_ON_TIMEOUT`)."""
+    deadline = asyncio.get_event_loop().time() + timeout_s
+    while True:
+        state = await c.state()
+        if predicate(state):
+            return state
+        if asyncio.get_event_loop().time() > deadline:
+            said = " ".join(f"{k}={state.get(k)!r}" for k in SHOWN_ON_TIMEOUT if k in state)
+            raise TimeoutError(f"{what}: {said}" if what else said)
+        await asyncio.sleep(0.2)
