@@ -165,6 +165,8 @@ class TaskResult:
     task: ClassVar[str] = ""
     #: The error this task's checks raise (a `ResultError`).
     error: ClassVar[type[ResultError]] = ResultError
+    #: The predictor that made this result (`orbitai.predictor.Predictor.stamp`), written as ``predictor``.
+    made_by: Optional[str] = None
 
     # ------------------------------------------------------------------ to implement
     def to_json(self) -> dict[str, Any]:  # pragma: no cover - abstract
@@ -190,6 +192,8 @@ class TaskResult:
             if extra is not None:
                 files.update(extra(tmp))
             data = {"task": self.task, **self.to_json(), "files": files}
+            if self.made_by:
+                data["predictor"] = self.made_by
             (tmp / RESULT_FILE).write_text(strict_json(data))
         return out / RESULT_FILE
 
