@@ -18,6 +18,8 @@ import importlib
 import os
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Optional
 
+from orbitai.device import select_device
+
 if TYPE_CHECKING:
     import torch
 
@@ -45,8 +47,6 @@ class Predictor(abc.ABC):
     task: ClassVar[str] = ""
 
     def __init__(self, model: Optional[str] = None, device: "str | torch.device | None" = "auto") -> None:
-        from orbitai.device import select_device
-
         self.model = model
         self.device = select_device(device)     # an unusable --device: one line before any case is read
 

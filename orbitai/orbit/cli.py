@@ -198,15 +198,18 @@ def run_prior(args) -> int:
 
 def predict_case(options: dict, case: CohortCase, folder: Path) -> None:
     """One case of a ``seg predict`` batch into ``folder`` (the cohort runner's per-case step, the same in this
-    process and on a Dask worker; the worker's model cache loads each model once)."""
+    process and on a Dask worker): the worker's one `OrbitPredictor`, which loads each model once."""
     from orbitai.cohort.runner import worker_state
-    from orbitai.device import select_device
-    from orbitai.orbit.predict import ModelCache, predict
+    from orbitai.predictor import predictor_for
 
-    models = worker_state(("seg", options["model"], options["device"]),
-                          lambda: ModelCache(options["model"], select_device(options["device"])))
-    predict(case.inputs["image"], folder, models, window=options["window"], mirror=options["mirror"],
-            uncertainty=options["uncertainty"], labelmap=options["labelmap"], modality=options["modality"])
+    worker_state(("seg", options["model"], options["device"]),
+                 lambda: predictor_for("seg", options["model"], options["device"])).predict(case.inputs, folder, options)
+
+
+def predict_options(args: argparse.Namespace) -> dict:
+    """The options of ``seg predict`` that decide a case's result (what `OrbitPredictor` reads)."""
+    return {"model": args.model, "device": args.device, "window": args.window, "mirror": not args.no_mirror,
+            "uncertainty": args.uncertainty, "labelmap": args.labelmap, "modality": getattr(args, "modality", None)}
 
 
 def cohort_task(args: argparse.Namespace):
@@ -216,9 +219,8 @@ def cohort_task(args: argparse.Namespace):
     from orbitai.cohort.runner import CohortTask
     from orbitai.orbit.result import SegmentationResult
 
-    options = {"model": args.model, "device": args.device, "window": args.window, "mirror": not args.no_mirror,
-               "uncertainty": args.uncertainty, "labelmap": args.labelmap, "modality": getattr(args, "modality", None)}
-    return CohortTask("seg predict", functools.partial(predict_case, options), SegmentationResult, _case_files())
+    return CohortTask("seg predict", functools.partial(predict_case, predict_options(args)), SegmentationResult,
+                      _case_files())
 
 
 def run_predict(args) -> int:
@@ -243,13 +245,11 @@ def run_predict(args) -> int:
         raise UserError(f"--out takes a folder (OUT/segmentation.seg.nrrd, volumes.csv and result.json are "
                         f"written there); got the file name {args.out}.")
     if single and out is not None:
-        from orbitai.device import select_device
-        from orbitai.orbit.predict import ModelCache, predict
+        from orbitai.predictor import predictor_for
         from orbitai.progress import emit
 
-        predict(cases[0][1], out, ModelCache(args.model, select_device(args.device)), progress=emit,
-                window=args.window, mirror=not args.no_mirror, uncertainty=args.uncertainty, labelmap=args.labelmap,
-                modality=getattr(args, "modality", None))
+        predictor_for("seg", args.model, args.device).predict({"image": cases[0][1]}, out, predict_options(args),
+                                                              progress=emit)
         print(f"timing: command {time.perf_counter() - t_start:.2f} s")
         return 0
     from orbitai.cohort.runner import run_cohort

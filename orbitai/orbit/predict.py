@@ -7,6 +7,7 @@ import os
 import time
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any, Callable, Mapping, Optional
 
 from orbitai.device import run_with_fallback
 from orbitai.io import read_scan, require_values, write_volume
@@ -16,7 +17,7 @@ from orbitai.orbit.result import LABELMAP_FILE, SegmentationResult, check_row
 from orbitai.orbit.rules import structure_volumes
 from orbitai.orbit.segment import segment
 from orbitai.preprocess.checks import check_not_wrapped, check_spacing, image_is_ct, looks_like_ct
-from orbitai.scan import scan_facts
+from orbitai.scan import ScanFacts, scan_facts
 from orbitai.preprocess.slices import structure_gap_warnings
 from orbitai.progress import ProgressCallback
 
@@ -40,24 +41,30 @@ class ModelCache:
         return self.loaded[key]
 
 
-def predict(image: str | os.PathLike, out: str | os.PathLike, models: ModelCache, window: str = "overlap",
-            mirror: bool = True, uncertainty: bool = False, labelmap: bool = False,
-            progress: ProgressCallback | None = None, modality: str | None = None) -> dict[str, float]:
+def predict(image: str | os.PathLike, out: str | os.PathLike, models: ModelCache, options: Mapping[str, Any],
+            facts: Optional[ScanFacts] = None, progress: Optional[ProgressCallback] = None,
+            stamp: Optional[Callable[[SegmentationResult], Any]] = None) -> SegmentationResult:
     """Segment the orbits of ``image`` (a file or DICOM folder) into the folder ``out`` (written staged, moved
     in complete: ``result.json``, the segmentation, volumes, and on request the uncertainty map and a plain
-    label map) and print its summary; returns the seconds of each stage (read, model, preprocess, window,
-    postprocess, volumes, write). ``modality``: the ``--modality`` value (what the scan is, when the user says; by
-    default the scan's tags and image say, `orbitai.scan.scan_facts`, and choose the CT or the MRI model). What
-    ``orbitai seg predict`` runs for each case."""
+    label map), print its summary and the seconds of each stage (read, model, preprocess, window, postprocess,
+    volumes, write), and return the result. ``options``: ``window`` (default overlap), ``mirror`` (default on),
+    ``uncertainty``, ``labelmap`` and ``modality``, the ``--modality`` value (what the scan is, when the user says; by
+    default the scan's tags and image say, `orbitai.scan.scan_facts`, and choose the CT or the MRI model), unless
+    the caller judged the scan already (``facts``); ``stamp`` marks the result before it is written (the predictor's
+    `orbitai.predictor.Predictor.stamp`). The body of `orbitai.orbit.predictor.OrbitPredictor.predict`, which every
+    front end calls."""
     progress = progress or (lambda done, total, message: None)
     out = Path(out)
+    window, mirror = options.get("window") or "overlap", options.get("mirror", True)
+    uncertainty, labelmap = bool(options.get("uncertainty")), bool(options.get("labelmap"))
 
     t0 = time.perf_counter()
     vol, acquisition = read_scan(image)     # tilted / unevenly spaced DICOM resampled, values in HU
     require_values(vol, "image")
     check_spacing(vol, os.fspath(image))
     check_not_wrapped(vol, os.fspath(image))        # what no model reads, before asking what the scan is
-    facts = scan_facts(vol, acquisition.tags, image, modality)
+    if facts is None:
+        facts = scan_facts(vol, acquisition.tags, image, options.get("modality"))
     if models.name:
         is_ct = looks_like_ct(vol) if not facts.sure("modality") else facts.modality.value == "CT"
     else:           # refuses what neither model fits (8-bit CT, wrapped values) and an image that does not say
@@ -99,6 +106,8 @@ def predict(image: str | os.PathLike, out: str | os.PathLike, models: ModelCache
                                 {"device": str(models.device), "window": window, "seconds": round(res.seconds, 3),
                                  "window_seconds": round(res.window_seconds, 3),
                                  "acquisition": acquisition.to_json(), "scan": facts.to_json()})
+    if stamp is not None:
+        stamp(result)
     t4 = time.perf_counter()
 
     def write_extra(tmp: Path) -> dict[str, str]:
@@ -123,7 +132,7 @@ def predict(image: str | os.PathLike, out: str | os.PathLike, models: ModelCache
     print("timing stages: " + ", ".join(f"{k} {v:.2f} s" for k, v in stages.items()))
     for r in rows:
         print(f"  {r['name']:<36} {r['volume_cm3']:.3f} cm3" + (f"  [{r['check']}: {r['note']}]" if r["note"] else ""))
-    return stages
+    return result
 
 
 def _dicom_writer_available() -> bool:
