@@ -45,8 +45,9 @@ COMMANDS: dict[str, tuple[str, list[str]]] = {
 VOLATILE = ("seconds", "timing", "time_s", "elapsed", "device", "started", "finished", "path", "out")
 
 
-def _run(checkout: Path, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(checkout), OMP_NUM_THREADS="2")
+def _run(checkout: Path, args: list[str], cwd: Path, extra_env: dict[str, str] | None = None
+         ) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(checkout), OMP_NUM_THREADS="2", **(extra_env or {}))
     return subprocess.run([sys.executable, "-m", "orbitai", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=1800)
 
@@ -85,8 +86,10 @@ def checkout_commit(checkout: Path) -> str:
     return res.stdout.strip() or "unknown"
 
 
-def run_outputs(checkout: Path, work: Path) -> dict[str, Any]:
-    """Make the phantoms and run every command with ``checkout``; digests per command and file."""
+def run_outputs(checkout: Path, work: Path, outputs: str = "outputs", extra_env: dict[str, str] | None = None
+                ) -> dict[str, Any]:
+    """Make the phantoms and run every command with ``checkout`` (and ``extra_env``: e.g. ``ORBITAI_MODEL_PATH``),
+    each into ``work/<outputs>/<command>``; digests per command and file."""
     inputs: dict[str, dict[str, str]] = {}
     for kind, seed in PHANTOMS.items():
         folder = work / "phantoms" / kind
@@ -100,10 +103,10 @@ def run_outputs(checkout: Path, work: Path) -> dict[str, Any]:
         inputs[kind] = {"IMAGE": str(folder / row["image"]), "SEG": str(folder / row["segmentation"])}
     out: dict[str, Any] = {}
     for name, (kind, args) in COMMANDS.items():
-        dest = work / "outputs" / name
+        dest = work / outputs / name
         argv = [inputs[kind].get(a, a) for a in args] + ["--out", str(dest), "--device", "cpu"]
         t0 = time.perf_counter()
-        res = _run(checkout, argv, work)
+        res = _run(checkout, argv, work, extra_env)
         if res.returncode != 0:
             out[name] = {"error": (res.stderr.strip().splitlines() or ["?"])[-1]}
             continue

@@ -255,6 +255,43 @@ def save_bundle(model: "torch.nn.Module", path: str | os.PathLike, metadata: dic
     return write_bundle(path, metadata, write, overwrite)
 
 
+#: How a bundle's floating-point weights are stored (metadata ``weights_precision``; absent: float32). Loading casts
+#: them to the network's own dtype (``load_state_dict`` copies into float32 parameters), so only storage changes.
+WEIGHT_PRECISIONS = ("float32", "float16")
+#: The largest magnitude float16 holds; a tensor beyond it stays float32, as does one that float16 rounds by more
+#: than `FLOAT16_RELATIVE_ERROR` of its largest value (a tensor of tiny values, flushed towards zero).
+FLOAT16_MAX = 65504.0
+FLOAT16_RELATIVE_ERROR = 1e-3
+
+
+def half_precision_state(state: dict[str, "torch.Tensor"]) -> tuple[dict[str, "torch.Tensor"], list[str]]:
+    """``state`` with its float32 tensors stored as float16, and the names of those kept in float32 because float16
+    cannot hold them (see `FLOAT16_MAX`). Integer tensors (BatchNorm's ``num_batches_tracked``) stay as they are."""
+    import torch
+
+    out: dict[str, torch.Tensor] = {}
+    kept: list[str] = []
+    done: dict[tuple, torch.Tensor] = {}     # a module reached by two names (an alias) stays one stored tensor
+    for name, t in state.items():
+        if t.dtype != torch.float32:
+            out[name] = t
+            continue
+        same = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), tuple(t.stride()))
+        if same in done:
+            out[name] = done[same]
+            continue
+        h = t.to(torch.float16)
+        scale = float(t.abs().max()) if t.numel() else 0.0
+        error = float((h.to(torch.float32) - t).abs().max()) if t.numel() else 0.0
+        if scale > FLOAT16_MAX or not bool(torch.isfinite(h).all()) or error > FLOAT16_RELATIVE_ERROR * scale:
+            out[name] = t
+            kept.append(name)
+        else:
+            out[name] = h.contiguous()
+        done[same] = out[name]
+    return out, kept
+
+
 def _own_entries(meta: dict[str, Any]) -> set[str]:
     """The entries a bundle written by `write_bundle` holds: its metadata, weights and listed files."""
     given = meta.get("files")
