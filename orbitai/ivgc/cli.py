@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Callable, NoReturn, Optional
 
 from orbitai.arguments import (add_bundle_out_options, add_device_option, add_modality_option, add_nproc_option,
                                add_resample_option, add_trust_parser)
-from orbitai.cohort.runner import CohortCase, add_cohort_options, check_cohort_options
+from orbitai.cohort.records import CohortCase
+from orbitai.cohort.runner import add_cohort_options, check_cohort_options
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import InputError, OrbitAIError, UserError, one_line
 from orbitai.training.launch import arguments_checked
@@ -486,25 +487,21 @@ def run_configs(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------------- predict
-def _predict_files() -> tuple[str, ...]:
-    from orbitai.ivgc.result import FEATURES_FILE, GRADCAM_FILE
-    from orbitai.result import RESULT_FILE
-
-    return RESULT_FILE, FEATURES_FILE, GRADCAM_FILE
-
-
 def predict_case(options: dict, case: CohortCase, folder: Path) -> None:
-    """One case of an ``ivgc predict --manifest`` cohort (the cohort runner's per-case step): the one-patient
-    command on the case's MRI, segmentation and the manifest's clinical values, into ``folder``."""
+    """One case of an ``ivgc predict --manifest`` cohort (the cohort runner's per-case step): the task's predictor
+    (one per worker) on the case's MRI, segmentation and the manifest's clinical values, into ``folder``."""
     from orbitai.cohort.clinical import IVGC_CLINICAL
+    from orbitai.cohort.runner import worker_state
+    from orbitai.ivgc.predictor import IvgcPredictor
+    from orbitai.progress import emit
 
     clinical = {name: value for name, raw in case.inputs["clinical"].items()
                 if (value := IVGC_CLINICAL[name].parse(raw, case.case_id)) is not None}
-    args = argparse.Namespace(**{**options, "image": case.inputs["image"], "segmentation": case.inputs["segmentation"],
-                                 "clinical": None, "clinical_values": clinical or None, "out": str(folder),
-                                 "clinical_source": f"the manifest {options.get('manifest_path') or ''}".rstrip(),
-                                 "manifest": None, "workers": None, "scheduler": None})
-    run_predict(args)
+    predictor = worker_state(("ivgc", options["model"], options["device"]),
+                             lambda: IvgcPredictor(options["model"], options["device"]))
+    source = f"the manifest {options.get('manifest_path') or ''}".rstrip()
+    predictor.predict({"image": case.inputs["image"], "segmentation": case.inputs["segmentation"],
+                       "clinical": clinical or None}, folder, {**options, "clinical_source": source}, progress=emit)
 
 
 def _run_predict_cohort(args: argparse.Namespace) -> int:
@@ -515,6 +512,7 @@ def _run_predict_cohort(args: argparse.Namespace) -> int:
     from orbitai.cohort.manifest import read_manifest
     from orbitai.cohort.runner import CohortTask, run_cohort
     from orbitai.device import select_device
+    from orbitai.ivgc.predictor import CASE_FILES
     from orbitai.ivgc.result import IvgcResult
 
     if args.segmentation or args.clinical:
@@ -527,54 +525,23 @@ def _run_predict_cohort(args: argparse.Namespace) -> int:
              for c in read_manifest(args.manifest, need_segmentation=True)]
     options = {k: v for k, v in vars(args).items() if k not in ("image", "segmentation", "clinical", "out")}
     options["manifest_path"] = str(args.manifest)      # named where its clinical columns are missing
-    task = CohortTask("ivgc predict", functools.partial(predict_case, options), IvgcResult, _predict_files())
+    task = CohortTask("ivgc predict", functools.partial(predict_case, options), IvgcResult, CASE_FILES)
     run_cohort(task, cases, args.out, workers=args.workers or 0, scheduler=args.scheduler, inputs=[args.manifest])
     return 0
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from orbitai.device import run_with_fallback, select_device
-    from orbitai.dicom.export import dicom_extra
-    from orbitai.dicom.inputs import model_input   # --dicom-attributes never reaches the model (#62.11)
-    from orbitai.ivgc.predict import predict_ivgc, read_clinical
-    from orbitai.ivgc.result import FEATURES_FILE, GRADCAM_FILE, dicom_report
+    """``ivgc predict``: one patient by the task's predictor (`orbitai.ivgc.predictor`), or a cohort."""
+    from orbitai.ivgc.predictor import IvgcPredictor
     from orbitai.progress import emit
-    from orbitai.result import RESULT_FILE, check_outputs, not_assessed
 
     if check_cohort_options(args, "image"):
         return _run_predict_cohort(args)
     if not args.image or not args.segmentation:
         raise UserError("Give an image and --segmentation, or --manifest CSV with case_id,image,segmentation.")
-    out = check_outputs(args.out, [args.image, args.segmentation, args.clinical],
-                        (RESULT_FILE, FEATURES_FILE, GRADCAM_FILE), task="ivgc_response")
-    for what, path in (("image", args.image), ("--segmentation", args.segmentation)):
-        if not Path(path).exists():
-            raise InputError(f"The {what} {path} does not exist.")
-    clinical = getattr(args, "clinical_values", None)     # a cohort's case: the manifest's values
-    if clinical is None:
-        clinical = read_clinical(args.clinical) if args.clinical else None
-    device = select_device(args.device)
-    pred = run_with_fallback(lambda d: predict_ivgc(model_input(args.image), args.segmentation, args.model,
-                                                    args.strategy,
-                                                    clinical, not args.no_gradcam, d, progress=emit,
-                                                    resample_masks=args.resample_masks,
-                                                    modality=getattr(args, "modality", None),
-                                                    clinical_source=getattr(args, "clinical_source", "--clinical")),
-                             device)
-    result = pred.result()
-    # a DICOM series also gets an SR of P(response) with the model and ROI strategy (orbitai.dicom)
-    dicom = dicom_extra(args.image, lambda: dicom_report(result.to_json()), result.data.setdefault("warnings", []))
-    result.write(out, extra=dicom)     # staged beside OUT, moved into place when complete
-    for w in pred.warnings:
-        print(f"warning: {w}")
-    if pred.scan is not None:
-        print(f"scan: {pred.scan.summary()}")
-    # a call marked do not use reads "not assessed: <reason>" in place of the call and P (issue 61)
-    call = not_assessed(result.data) or f"P(responder) = {pred.probability:.3f} -> {pred.call}"
-    print(f"{call} (model {pred.model}, {pred.kind}, ROI "
-          f"{pred.strategy}, {pred.seconds:.1f} s)")
-    print(f"scope: {result.data['scope']}")
-    print(f"wrote {out}/{RESULT_FILE}")
+    IvgcPredictor(args.model, args.device).predict(
+        {"image": args.image, "segmentation": args.segmentation, "clinical": args.clinical}, args.out, vars(args),
+        progress=emit)
     return 0
 
 

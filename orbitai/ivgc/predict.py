@@ -18,7 +18,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 import numpy as np
 import SimpleITK as sitk
@@ -38,6 +38,9 @@ from orbitai.progress import ProgressCallback
 from orbitai.radiomics.protocol import RadiomicsProtocol
 from orbitai.radiomics.shared import SharedExtractor
 from orbitai.scan import Expects, ScanFacts, scan_facts
+
+if TYPE_CHECKING:
+    from orbitai.bundle.core import Bundle
 
 #: What the paper's models were made for (paper 001): coronal T2-weighted MRI of the orbits.
 EXPECTS = Expects(modality="MR", weightings=("T2",), orbits=True,
@@ -116,6 +119,24 @@ def clinical_vector(values: Mapping[str, Any], fill: Mapping[str, float], source
 
 
 # --------------------------------------------------------------------------------------------- prediction
+@dataclass(frozen=True)
+class IvgcOptions:
+    """The options that decide one patient's prediction besides the model and the inputs (``ivgc predict``'s)."""
+
+    strategy: Optional[str] = None           # ROI strategy (None: the model's own; another one is refused)
+    gradcam: bool = True                     # the Grad-CAM map of an image model
+    resample_masks: bool = False             # a segmentation off the MRI's grid is resampled instead of refused
+    modality: Optional[str] = None           # what the user says the scan is (``--modality``)
+    clinical_source: str = "--clinical"      # where the clinical values came from, in messages
+
+    @classmethod
+    def of(cls, options: Mapping[str, Any]) -> "IvgcOptions":
+        """From a command's options as its parser names them (``no_gradcam``, ``resample_masks``...)."""
+        return cls(options.get("strategy"), not options.get("no_gradcam", False),
+                   bool(options.get("resample_masks", False)), options.get("modality"),
+                   options.get("clinical_source") or "--clinical")
+
+
 def predict_ivgc(image: str | Path, segmentation: str | Path, model: Optional[str] = None,
                  strategy: Optional[str] = None, clinical: Optional[Mapping[str, Any]] = None, gradcam: bool = True,
                  device: Any = "cpu", progress: Optional[ProgressCallback] = None,
@@ -125,30 +146,43 @@ def predict_ivgc(image: str | Path, segmentation: str | Path, model: Optional[st
     ``resample_masks``: a segmentation off the MRI's grid is resampled onto it (said in ``warnings``)
     instead of refused; ``modality``: what the scan is when the user says (``--modality``), else its tags and
     image say (`orbitai.scan.scan_facts`): a scan the paper's models were not made for gets a caveat;
-    ``clinical_source``: where ``clinical`` came from, in messages ("the manifest ..." for a cohort's case)."""
+    ``clinical_source``: where ``clinical`` came from, in messages ("the manifest ..." for a cohort's case).
+    The model is loaded for this call; `orbitai.ivgc.predictor.IvgcPredictor` keeps it for every case."""
+    return predict_with_model(lambda: load_ivgc_model(model, device), image, segmentation, clinical,
+                              IvgcOptions(strategy, gradcam, resample_masks, modality, clinical_source), device,
+                              progress)
+
+
+def predict_with_model(load: "Callable[[], tuple[Bundle, Any]]", image: str | Path, segmentation: str | Path,
+                       clinical: Optional[Mapping[str, Any]], options: IvgcOptions, device: Any = "cpu",
+                       progress: Optional[ProgressCallback] = None, facts: Optional[ScanFacts] = None
+                       ) -> IvgcPrediction:
+    """:func:`predict_ivgc` with the model that ``load()`` gives (a predictor's, loaded once) and, when the caller
+    has judged the scan already, its ``facts`` (else judged here, once)."""
     t0 = time.perf_counter()
     report = progress or (lambda d, t, m: None)
     report(0, 5, "loading the model")
-    bundle, net = load_ivgc_model(model, device)
+    bundle, net = load()
     meta = bundle.metadata
     selected = (meta.get("selection") or {}).get("features") if not bundle.architecture else None
     trust = Trust.of_bundle(bundle, net, len(selected) if isinstance(selected, list) else None)
-    name = bundle_strategy(bundle, strategy)
+    name = bundle_strategy(bundle, options.strategy)
     roi = parse_strategies([name])[0]
     needs_clinical = bool(meta.get("clinical"))
     warnings: list[str] = []
     clin = None
     if needs_clinical:
-        clin, filled = clinical_vector(clinical or {}, meta.get("clinical_fill") or {}, clinical_source)
+        clin, filled = clinical_vector(clinical or {}, meta.get("clinical_fill") or {}, options.clinical_source)
         if filled:
             warnings.append(f"clinical values not given, filled with the training cohort's: {', '.join(filled)}")
     elif clinical:
-        check_clinical(clinical, source=clinical_source)   # checked all the same (types, ranges)
+        check_clinical(clinical, source=options.clinical_source)   # checked all the same (types, ranges)
         warnings.append(f"model {bundle.name} ({meta.get('kind')}) does not use clinical features; they were ignored")
     report(1, 5, "reading the MRI and the segmentation")
-    sitk_image, labels = load_case(image, segmentation, resample_masks=resample_masks, warnings=warnings)
+    sitk_image, labels = load_case(image, segmentation, resample_masks=options.resample_masks, warnings=warnings)
     masks = strategy_masks(labels, [roi], f"The segmentation {Path(segmentation).name}")
-    facts = scan_facts(Volume.from_sitk(sitk_image), acquisition_tags(image), image, modality)
+    if facts is None:
+        facts = scan_facts(Volume.from_sitk(sitk_image), acquisition_tags(image), image, options.modality)
     warnings.extend(facts.notes + facts.caveats(EXPECTS))
     out_of_scope = "; ".join(facts.breaks(EXPECTS))
     noise = noise_warning(sitk.GetArrayViewFromImage(sitk_image), labels, "MRI")   # a call on noise means nothing
@@ -177,14 +211,14 @@ def predict_ivgc(image: str | Path, segmentation: str | Path, model: Optional[st
     if not bundle.architecture:
         if radiomics is None:
             raise InputError(f"Bundle {bundle.name} holds a radiomics model without a feature selection.")
-        probability = float(net.predict_proba(radiomics[None])[0, 1])  # type: ignore[attr-defined]
+        probability = float(net.predict_proba(radiomics[None])[0, 1])
         if trust is not None and sel is not None:   # calibrated; how far its radiomics lie from the training cases'
             probability = float(trust.probabilities(binary_logits(np.array([probability])))[0, 1])
             distance = float(trust.distance(sel.standardise(radiomics[None]))[0])
     else:
         from orbitai.ivgc.predict_deep import deep_probability  # torch: not loaded for a radiomics model
 
-        probability, distance, cam = deep_probability(bundle, net, sitk_image, labels, roi, radiomics, clin, gradcam,
+        probability, distance, cam = deep_probability(bundle, net, sitk_image, labels, roi, radiomics, clin, options.gradcam,
                                                       device, report, trust)
         if cam is not None and not cam.array.any():
             warnings.append("The Grad-CAM map is empty: no region of the image raises the model's output for the "
