@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.orbitai-installed
 
-.PHONY: demo lint test web test-all bench models scan-classifier trust tao-trust ivgc-trust neuro-trust mri-model orbit-heads-edge tao-models ivgc-models neuro-models neuro-lesion-model venv clean
+.PHONY: demo lint test web test-all bench models scan-classifier trust tao-trust ivgc-trust neuro-trust mri-model orbit-heads-edge tao-models ivgc-models neuro-models neuro-lesion-model half-precision venv clean
 
 venv: $(STAMP) test-tools
 
@@ -65,7 +65,8 @@ bench: $(STAMP)
 
 # Re-train the bundled demo models from phantoms (deterministic; ~45 min per SV-net on 2 CPU cores). No command writes
 # into orbitai/resources/models otherwise (the bundled models are read-only): these targets alone say they may.
-models mri-model tao-models ivgc-models neuro-models neuro-lesion-model trust tao-trust ivgc-trust neuro-trust: \
+# After any of them, `make half-precision` stores the new weights in float16 and rewrites the registry (issue 64).
+models mri-model tao-models ivgc-models neuro-models neuro-lesion-model trust tao-trust ivgc-trust neuro-trust half-precision: \
     export ORBITAI_WRITE_BUNDLED_MODELS = 1
 COHORTS := build/cohorts
 # The demo bundles ship inside the package (package data), so a wheel carries them.
@@ -79,6 +80,11 @@ models: $(STAMP)
 	$(PY) -m orbitai seg train --manifest $(COHORTS)/ct_train/manifest.csv --config sunet-demo-ct --out $(MODELS)/orbit_sunet_ct_demo
 	$(PY) -m orbitai seg train --manifest $(COHORTS)/ct_train/manifest.csv --config sequnet-demo-ct --out $(MODELS)/orbit_sequnet_ct_demo
 	$(MAKE) tao-models
+
+# The bundled weights in half precision (scripts/store_half_precision.py; outputs compared by benchmarks/bench_half_precision.py).
+half-precision: $(STAMP)
+	$(PY) scripts/store_half_precision.py
+	$(PY) scripts/write_registry.py
 
 # The default MRI model (issue 17): patches rendered on the fly from 96 deformed atlas heads plus a quarter
 # from 24 T1/T2 MRI phantoms (seed 2100; benchmarks hold out 9100+), started from orbit_svnet_dr_demo's
