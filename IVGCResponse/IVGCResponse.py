@@ -22,9 +22,9 @@ class IVGCResponse(ScriptedLoadableModule):
     features), with the selected radiomics features and a Grad-CAM map over the MRI. Bundled models
     are trained on synthetic phantoms: research use only, not for clinical use.
 
-    Zhang H, Xia D, Qu J, et al. RDINet: a novel dynamic mapping model integrating radiomics and deep
-    learning for predicting treatment response in thyroid eye disease. Digital Health,
-    doi:10.1177/20552076261443669.
+    Zhang et al. Residual Dynamic Integration Network (RDINet): radiomics, ResNet-50 and clinical features
+    fused by a dynamic mapping module to predict the response to intravenous glucocorticoids in thyroid eye
+    disease. Digital Health, doi:10.1177/20552076261443669.
     """
 
     def __init__(self, parent):
