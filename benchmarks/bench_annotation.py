@@ -275,7 +275,7 @@ def latency(full, notes, naive: bool = True):
         m["smartfill_vs_fullvolume_speedup"] = m["smartfill_fullvolume_s"] / m["smartfill_preview_s"]
         m["smartfill_fullvolume_dice_eyeball"] = A.dice(full, eye)
         t0 = time.perf_counter()
-        acf = A.autocorrect(a, sp, bad, full_volume=True)
+        acf = A.autocorrect(a, sp, bad, A.CorrectionParameters(full_volume=True))
         m["autocorrect_fullvolume_s"] = time.perf_counter() - t0
         m["autocorrect_vs_fullvolume_speedup"] = m["autocorrect_fullvolume_s"] / m["autocorrect_s"]
         m["autocorrect_band_vs_fullvolume_dice"] = A.dice(ac.mask, acf.mask)

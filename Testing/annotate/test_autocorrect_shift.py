@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from orbitai.annotate import autocorrect, dice, rough_mask
+from orbitai.annotate import CorrectionParameters, autocorrect, dice, rough_mask
 
 SPACING = (0.45, 0.45, 0.6)          # x, y, z mm (anisotropic, like the orbit CT phantom)
 
@@ -45,7 +45,7 @@ def test_too_large_mask_comes_in_also_where_a_muscle_touches(globe):
     into_muscle = bad & muscle
     assert into_muscle.sum() > 30                      # the drawn mask runs one voxel into the muscle
     fixed = autocorrect(img, SPACING, bad).mask
-    old = autocorrect(img, SPACING, bad, shift_sigma_mm=None).mask
+    old = autocorrect(img, SPACING, bad, CorrectionParameters(shift_sigma_mm=None)).mask
     # without the consistent shift the layer in the muscle stays (no edge, the stay cost keeps it)
     assert (old & into_muscle).sum() > 0.8 * into_muscle.sum()
     # with it, the border follows the shift measured on the visible border around it
@@ -70,6 +70,6 @@ def test_too_small_mask_grows_back(globe):
 
 def test_shift_is_off_for_zero_or_none(globe):
     img, truth, _ = globe
-    a = autocorrect(img, SPACING, truth, shift_sigma_mm=0).mask
-    b = autocorrect(img, SPACING, truth, shift_sigma_mm=None).mask
+    a = autocorrect(img, SPACING, truth, CorrectionParameters(shift_sigma_mm=0)).mask
+    b = autocorrect(img, SPACING, truth, CorrectionParameters(shift_sigma_mm=None)).mask
     assert np.array_equal(a, b)

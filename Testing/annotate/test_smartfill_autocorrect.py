@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from orbitai.annotate import AnnotationError, autocorrect, dice, rough_mask, simulate_strokes, smartfill
+from orbitai.annotate import AnnotationError, CorrectionParameters, autocorrect, dice, rough_mask, simulate_strokes, smartfill
 
 
 def test_strokes_stay_inside_the_truth(right_orbit):
@@ -60,7 +60,8 @@ def test_autocorrect_bars(right_orbit, value):
 def test_autocorrect_moves_border_at_most_max_distance(right_orbit):
     image, labels = right_orbit
     m = ndi.binary_dilation(labels.array == 2, iterations=3)
-    r = autocorrect(image.array, image.spacing, m, max_distance_mm=1.0, fill_holes=False, stay_cost=0.0)
+    r = autocorrect(image.array, image.spacing, m,
+                    CorrectionParameters(max_distance_mm=1.0, fill_holes=False, stay_cost=0.0))
     d_in = ndi.distance_transform_edt(m, sampling=image.spacing[::-1])
     d_out = ndi.distance_transform_edt(~m, sampling=image.spacing[::-1])
     assert not (r.mask & (d_out > 1.0)).any() and r.mask[d_in > 1.0].all()
@@ -73,7 +74,7 @@ def test_autocorrect_fills_holes_and_removes_islands():
     m[5:15, 5:15, 5:15] = True
     m[9, 9, 9] = False
     m[1, 1, 1] = True
-    r = autocorrect(img, (1, 1, 1), m, snap=False)
+    r = autocorrect(img, (1, 1, 1), m, CorrectionParameters(snap=False))
     assert r.holes_filled == 1 and r.islands_removed == 1 and r.mask[9, 9, 9] and not r.mask[1, 1, 1]
 
 

@@ -3,17 +3,18 @@
 Arrays are indexed [k, j, i] and spacing is (x, y, z) in mm, as in `orbitai.io.Volume`.
 """
 from ._common import AnnotationError, dice, region_around
-from .autocorrect import CorrectionResult, autocorrect, fill_holes_and_islands
+from .autocorrect import CorrectionParameters, CorrectionResult, autocorrect, fill_holes_and_islands
 from .graphcut import min_cut
 from .simulate import correction_stroke, interactive_fill, next_click, rough_mask, simulate_strokes
-from .smartfill import FillResult, smartfill, smartfill_full
+from .smartfill import FillParameters, FillResult, smartfill, smartfill_full
 from .smartpencil import ClickResult, smartpencil_click, superpixel_map
 from .superpixels import DEFAULT_CACHE, RESOLUTIONS, SuperpixelCache, Superpixels, compute_superpixels
 
 __all__ = [
-    "AnnotationError", "dice", "region_around", "autocorrect", "CorrectionResult", "fill_holes_and_islands",
+    "AnnotationError", "dice", "region_around", "autocorrect", "CorrectionParameters", "CorrectionResult",
+    "fill_holes_and_islands",
     "min_cut", "next_click", "simulate_strokes", "correction_stroke", "interactive_fill", "rough_mask",
-    "smartfill", "smartfill_full", "FillResult",
+    "smartfill", "smartfill_full", "FillParameters", "FillResult",
     "smartpencil_click", "superpixel_map", "ClickResult", "compute_superpixels", "Superpixels",
     "SuperpixelCache", "DEFAULT_CACHE", "RESOLUTIONS",
 ]

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -39,6 +40,29 @@ from scipy import ndimage as ndi
 from ._common import AnnotationError, bbox, check_image, check_mask, noise_sigma, spacing_kji
 from .graphcut import contrast_weights, grid_cut
 from .smartfill import IntensityModel, PriorTerms, check_prior
+
+
+@dataclass(frozen=True)
+class CorrectionParameters:
+    """AutoCorrection's tuning knobs (the Slicer effect sets five of them from its options: the maximum border
+    shift, the stiffness (``stay_cost``), filling holes, keeping the largest island and the consistent shift on or
+    off, `orbitai.app.annotation.options`); the defaults are the measured ones."""
+
+    max_distance_mm: float = 1.0            # the border moves at most this far (0: no snapping)
+    smoothness: float = 1.0                 # weight of the neighbour terms
+    #: Intensity difference scale of the neighbour terms (None: twice the image noise).
+    edge_sigma: Optional[float] = None
+    stay_cost: float = 3.0                  # cost of changing a voxel's label away from the reference border
+    island_fraction: float = 0.1            # islands smaller than this fraction of the largest are removed
+    keep_largest: bool = False              # keep only the largest island
+    fill_holes: bool = True                 # fill holes and remove islands first
+    snap: bool = True                       # snap the border to the image
+    #: Smoothing radius of the consistent border shift (None or 0: one cut, the stay cost keeps the drawn border
+    #: itself).
+    shift_sigma_mm: Optional[float] = 3.0
+    #: Solve the snapping cut on every voxel of the image (the naive reference the benchmark compares with; the
+    #: band constraint is kept as hard labels so results match).
+    full_volume: bool = False
 
 
 @dataclass
@@ -77,38 +101,28 @@ def fill_holes_and_islands(mask: np.ndarray, island_fraction: float = 0.1, keep_
     return out, holes, removed
 
 
-def autocorrect(image, spacing, mask, *, max_distance_mm: float = 1.0, smoothness: float = 1.0,
-                edge_sigma: float | None = None, stay_cost: float = 3.0, island_fraction: float = 0.1,
-                keep_largest: bool = False, fill_holes: bool = True, snap: bool = True,
-                shift_sigma_mm: float | None = 3.0,
-                full_volume: bool = False, prior: np.ndarray | None = None,
-                prior_weight: float = 1.0) -> CorrectionResult:
-    """Clean ``mask`` (bool, image shape) against ``image``; see the module docstring.
-
-    ``shift_sigma_mm``: smoothing radius of the consistent border shift (None or 0: one cut, the
-    stay cost keeps the drawn border itself).
-    ``full_volume=True`` solves the snapping cut on every voxel of the image (the naive reference
-    the benchmark compares with; the band constraint is kept as hard labels so results match).
-    ``prior``/``prior_weight``: the network's probability of the structure (image shape, [0, 1])
-    and its weight in the unary terms (0 = off); see the module docstring.
+def autocorrect(image, spacing, mask, params: CorrectionParameters = CorrectionParameters(), *,
+                prior: np.ndarray | None = None, prior_weight: float = 1.0) -> CorrectionResult:
+    """Clean ``mask`` (bool, image shape) against ``image`` with the tuning knobs ``params``
+    (`CorrectionParameters`); see the module docstring. ``prior``/``prior_weight``: the network's probability of
+    the structure (image shape, [0, 1]) and its weight in the unary terms (0 = off).
     """
     t0 = time.perf_counter()
     a, sp = check_image(image, spacing)
     m = check_mask(mask, a.shape, "segment")
     if not m.any():
         raise AnnotationError("AutoCorrection needs a non-empty segment: paint or fill the structure first.")
-    if max_distance_mm < 0:
+    if params.max_distance_mm < 0:
         raise AnnotationError("The maximum border shift must be zero or positive (mm).")
     p = check_prior(prior, a.shape, prior_weight)
     sk = spacing_kji(sp)
-    if fill_holes:
-        cleaned, holes, islands = fill_holes_and_islands(m, island_fraction, keep_largest)
+    if params.fill_holes:
+        cleaned, holes, islands = fill_holes_and_islands(m, params.island_fraction, params.keep_largest)
     else:
         cleaned, holes, islands = m.copy(), 0, 0
     out = cleaned
-    if snap and max_distance_mm > 0:
-        out = _snap(a, sk, cleaned, max_distance_mm, smoothness, edge_sigma, stay_cost, full_volume,
-                    shift_sigma_mm, p, prior_weight)
+    if params.snap and params.max_distance_mm > 0:
+        out = _snap(a, sk, cleaned, params, p, prior_weight)
     added = int(np.count_nonzero(out & ~m))
     removed = int(np.count_nonzero(m & ~out))
     msg = (f"AutoCorrection: {holes} hole voxels filled, {islands} islands removed, border snapped "
@@ -134,8 +148,8 @@ def _border_shift(drawn, moved, band, sk, sigma_mm, max_mm):
     return np.clip(num / (den + np.float32(prior)), -max_mm, max_mm).astype(np.float32)
 
 
-def _snap(a, sk, m, max_mm, smoothness, edge_sigma, stay_cost, full_volume, shift_sigma_mm, prior=None,
-          prior_weight=1.0):
+def _snap(a, sk, m, params: CorrectionParameters, prior=None, prior_weight=1.0):
+    max_mm, stay_cost, full_volume = params.max_distance_mm, params.stay_cost, params.full_volume
     shell_mm = max_mm + 3.0 * float(sk.max())
     margin = np.ceil((shell_mm + float(sk.max())) / sk).astype(int)
     region = tuple(slice(0, n) for n in a.shape) if full_volume else bbox(m, margin)
@@ -169,8 +183,8 @@ def _snap(a, sk, m, max_mm, smoothness, edge_sigma, stay_cost, full_volume, shif
         pt = PriorTerms.of(prior[region], prior_weight)
         cf0 = cf0 + pt.cost_fg
         cb0 = cb0 + pt.cost_bg
-    es = 2.0 * sigma if edge_sigma is None else float(edge_sigma)
-    weights = contrast_weights(x, sk, es, smoothness)
+    es = 2.0 * sigma if params.edge_sigma is None else float(params.edge_sigma)
+    weights = contrast_weights(x, sk, es, params.smoothness)
 
     def cut(ref):
         cf = cf0 + np.where(ref, 0.0, stay_cost).astype(np.float32)
@@ -180,8 +194,8 @@ def _snap(a, sk, m, max_mm, smoothness, edge_sigma, stay_cost, full_volume, shif
         return grid_cut(cf, cb, weights, active=band, fixed=mm, hard_bg=guard)
 
     res = cut(mm)
-    if shift_sigma_mm and np.any(res != mm):
-        shift = _border_shift(mm, res, band, sk, float(shift_sigma_mm), max_mm)
+    if params.shift_sigma_mm and np.any(res != mm):
+        shift = _border_shift(mm, res, band, sk, float(params.shift_sigma_mm), max_mm)
         # voxel-centre signed distance (mm, negative inside): at zero shift the reference is the
         # drawn mask itself, so a mask the first cut left alone is kept exactly
         half = 0.5 * float(sk.min())

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -51,6 +52,25 @@ _MAX_NLL = 50.0
 DEFAULT_PRIOR_WEIGHT = 2.0
 #: Floor of p and 1 - p in the prior's costs: at most -log(PRIOR_EPS) = 6.9 nats per unit weight.
 PRIOR_EPS = 1.0e-3
+
+
+@dataclass(frozen=True)
+class FillParameters:
+    """SmartFill's tuning knobs (the Slicer effect sets three of them from its options: smoothness, margin and
+    locality, `orbitai.app.annotation.options`); the defaults are the measured ones."""
+
+    #: The working region: the strokes' bounding box grown by this much (and grown again, up to ``max_grow``
+    #: times, while the result touches its faces).
+    margin_mm: float = 10.0
+    smoothness: float = 2.0                 # weight of the neighbour terms
+    #: Intensity difference scale of the neighbour terms (None: twice the image noise).
+    edge_sigma: Optional[float] = None
+    supervoxel_mm: float = 3.0              # superpixel size of the coarse stage
+    band_vox: int = 2                       # half-width of the voxel refinement band
+    #: The object cost grows by one nat per this distance from the object strokes (keeps touching structures of
+    #: the same intensity apart; None: off).
+    locality_mm: Optional[float] = 8.0
+    max_grow: int = 2
 
 
 @dataclass
@@ -176,33 +196,24 @@ def working_region(seeds: np.ndarray, spacing, margin_mm: float = 10.0):
     return box
 
 
-def smartfill(image, spacing, fg_strokes, bg_strokes=None, *, margin_mm: float = 10.0,
-              smoothness: float = 2.0, edge_sigma: float | None = None, supervoxel_mm: float = 3.0,
-              band_vox: int = 2, locality_mm: float | None = 8.0, max_grow: int = 2,
+def smartfill(image, spacing, fg_strokes, bg_strokes=None, params: FillParameters = FillParameters(), *,
               prior: np.ndarray | None = None, prior_weight: float = DEFAULT_PRIOR_WEIGHT) -> FillResult:
-    """Fill the structure marked by ``fg_strokes`` (bool mask; ``bg_strokes`` optional) in 3D.
-
-    ``margin_mm``: the working region is the strokes' bounding box grown by this much (and grown
-    again, up to ``max_grow`` times, while the result touches its faces). ``smoothness``: weight of
-    the neighbour terms. ``edge_sigma``: intensity difference scale of the neighbour terms (default
-    twice the image noise). ``supervoxel_mm``: superpixel size of the coarse stage. ``band_vox``:
-    half-width of the voxel refinement band. ``locality_mm``: object cost grows by one nat per this
-    distance from the object strokes (keeps touching structures of the same intensity apart;
-    None = off). ``prior``: the network's probability of the structure per voxel (image shape,
-    values in [0, 1]) and ``prior_weight`` its weight (0 = off); see the module docstring.
+    """Fill the structure marked by ``fg_strokes`` (bool mask; ``bg_strokes`` optional) in 3D, with the tuning
+    knobs ``params`` (`FillParameters`). ``prior``: the network's probability of the structure per voxel (image
+    shape, values in [0, 1]) and ``prior_weight`` its weight (0 = off); see the module docstring.
     """
     t0 = time.perf_counter()
     a, sp, fg, bg = _prepare(image, spacing, fg_strokes, bg_strokes)
     p = check_prior(prior, a.shape, prior_weight)
     sk = spacing_kji(sp)
     seeds = fg if bg is None else (fg | bg)
-    margin = float(margin_mm)
-    for attempt in range(max_grow + 1):
+    margin = float(params.margin_mm)
+    for attempt in range(params.max_grow + 1):
         region = working_region(seeds, sp, margin)
         pt = None if p is None else PriorTerms.of(p[region], prior_weight)
-        res = _solve_region(a, sk, fg, bg, region, smoothness, edge_sigma, supervoxel_mm, band_vox, locality_mm, pt)
+        res = _solve_region(a, sk, fg, bg, region, params, pt)
         touches = np.any(res & _faces(res.shape, region, a.shape))
-        if not touches or attempt == max_grow:
+        if not touches or attempt == params.max_grow:
             break
         margin *= 2.0
     mask = np.zeros(a.shape, bool)
@@ -256,21 +267,20 @@ def _unaries(x, sk, fg, bg, sigma, locality_mm, first_guess=None, shell_mm=3.0, 
     return cf, cb
 
 
-def _solve_region(a, sk, fg_all, bg_all, region, smoothness, edge_sigma, supervoxel_mm, band_vox, locality_mm,
-                  prior: PriorTerms | None = None):
+def _solve_region(a, sk, fg_all, bg_all, region, params: FillParameters, prior: PriorTerms | None = None):
     x = np.asarray(a[region], np.float32)
     fg = fg_all[region]
     bg = None if bg_all is None else bg_all[region]
     sigma = noise_sigma(x)
-    es = 2.0 * sigma if edge_sigma is None else float(edge_sigma)
-    weights = contrast_weights(x, sk, es, smoothness)
+    es = 2.0 * sigma if params.edge_sigma is None else float(params.edge_sigma)
+    weights = contrast_weights(x, sk, es, params.smoothness)
     faces = _faces(x.shape, region, a.shape)
     hard_bg = faces & ~fg
     if bg is not None:
         hard_bg |= bg
 
     # ---- coarse: superpixels (two GrabCut-style rounds of model estimation)
-    n_sp = max(50, int(x.size * float(np.prod(sk)) / supervoxel_mm ** 3))
+    n_sp = max(50, int(x.size * float(np.prod(sk)) / params.supervoxel_mm ** 3))
     spx = compute_superpixels(x, tuple(sk[::-1]), n_sp)
     labels, n_labels = spx.labels, spx.n_labels
     if prior is not None:
@@ -279,29 +289,30 @@ def _solve_region(a, sk, fg_all, bg_all, region, smoothness, edge_sigma, supervo
         labels, n_labels = inv.reshape(labels.shape), int(inv.max()) + 1
     guess = None
     for _ in range(2):
-        cf, cb = _unaries(x, sk, fg, bg, sigma, locality_mm, guess, prior=prior)
+        cf, cb = _unaries(x, sk, fg, bg, sigma, params.locality_mm, guess, prior=prior)
         cfh = cf + np.where(hard_bg, _HARD, 0).astype(np.float32)
         cbh = cb + np.where(fg, _HARD, 0).astype(np.float32)
         guess = superpixel_cut(labels, n_labels, cfh, cbh, weights)
         guess |= fg
     # ---- fine: voxels in a narrow band around the coarse boundary
     st = ndi.generate_binary_structure(3, 1)
-    band = ndi.binary_dilation(guess, st, iterations=band_vox) & ~ndi.binary_erosion(guess, st, iterations=band_vox,
-                                                                                     border_value=1)
+    band = ndi.binary_dilation(guess, st, iterations=params.band_vox) & ~ndi.binary_erosion(
+        guess, st, iterations=params.band_vox, border_value=1)
     band &= ~fg & ~hard_bg
     return grid_cut(cf, cb, weights, active=band, fixed=guess, hard_fg=None, hard_bg=None)
 
 
-def smartfill_full(image, spacing, fg_strokes, bg_strokes=None, *, smoothness: float = 2.0,
-                   edge_sigma: float | None = None, locality_mm: float | None = 8.0,
+def smartfill_full(image, spacing, fg_strokes, bg_strokes=None, params: FillParameters = FillParameters(), *,
                    prior: np.ndarray | None = None, prior_weight: float = DEFAULT_PRIOR_WEIGHT) -> np.ndarray:
-    """Naive reference: the same energy solved on every voxel of the whole image at once."""
+    """Naive reference: the same energy solved on every voxel of the whole image at once (of ``params``, the
+    neighbour and locality terms; no working region)."""
     a, sp, fg, bg = _prepare(image, spacing, fg_strokes, bg_strokes)
     p = check_prior(prior, a.shape, prior_weight)
     sk = spacing_kji(sp)
     x = np.asarray(a, np.float32)
     sigma = noise_sigma(x)
-    es = 2.0 * sigma if edge_sigma is None else float(edge_sigma)
-    weights = contrast_weights(x, sk, es, smoothness)
-    cf, cb = _unaries(x, sk, fg, bg, sigma, locality_mm, prior=None if p is None else PriorTerms.of(p, prior_weight))
+    es = 2.0 * sigma if params.edge_sigma is None else float(params.edge_sigma)
+    weights = contrast_weights(x, sk, es, params.smoothness)
+    cf, cb = _unaries(x, sk, fg, bg, sigma, params.locality_mm,
+                      prior=None if p is None else PriorTerms.of(p, prior_weight))
     return grid_cut(cf, cb, weights, hard_fg=fg, hard_bg=bg)

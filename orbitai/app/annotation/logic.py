@@ -329,9 +329,9 @@ class AnnotationLogic:
             opts = self.params(SMARTFILL)
             locality = opts.get("LocalityMm")
             extra = {} if prior is None else {"prior": prior, "prior_weight": weight}
-            r = _annotate().smartfill(src, spacing, fg, bg, smoothness=opts.get("Smoothness"),
-                                   margin_mm=opts.get("MarginMm"), locality_mm=locality if locality > 0 else None,
-                                   **extra)
+            r = _annotate().smartfill(src, spacing, fg, bg, _annotate().FillParameters(
+                smoothness=opts.get("Smoothness"), margin_mm=opts.get("MarginMm"),
+                locality_mm=locality if locality > 0 else None), **extra)
             segment = self.segmentationNode.GetSegmentation().GetSegment(self.segmentID)
             node = self._show_overlay(PREVIEW_ROLE, "SmartFill preview", modifier, r.mask, segment.GetColor(), 0.5)
             return OperationResult(True, r.message + note + " Accept or cancel the preview.", 0,
@@ -377,10 +377,10 @@ class AnnotationLogic:
             except _PriorPending:
                 return self._defer(self.autocorrect, "The correction will run", "the correction")
             extra = {} if prior is None else {"prior": prior, "prior_weight": weight}
-            r = _annotate().autocorrect(
-                src, spacing, current, max_distance_mm=opts.get("MaxDistanceMm"), stay_cost=opts.get("Stiffness"),
+            r = _annotate().autocorrect(src, spacing, current, _annotate().CorrectionParameters(
+                max_distance_mm=opts.get("MaxDistanceMm"), stay_cost=opts.get("Stiffness"),
                 fill_holes=opts.get("FillHoles"), keep_largest=opts.get("KeepLargest"),
-                shift_sigma_mm=CONSISTENT_SHIFT_SIGMA_MM if opts.get("ConsistentShift") else None, **extra)
+                shift_sigma_mm=CONSISTENT_SHIFT_SIGMA_MM if opts.get("ConsistentShift") else None), **extra)
             if np.array_equal(r.mask, current):
                 return OperationResult(True, r.message + note + " The segment already follows the image.", 0)
             changed = self._apply(modifier, r.mask, MODE_SET)
