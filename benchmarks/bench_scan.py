@@ -3,7 +3,7 @@
 * Real scans (``../shared/data``: the 7 clinical whole-head scans of patients 01/03/04 and patient 26's
   skull-stripped MNI FLAIR): each answer of :func:`orbitai.scan.scan_facts` from the image alone (the file name is
   not given) against what the file says it is (FLAIR / T2W / T1W; none is fat suppressed, all are MR).
-* The reference method, the value rule used before (``orbitai.preprocess.checks.image_is_ct`` with no modality):
+* The reference method, the value rule used before (``orbitai.scan.values.image_is_ct`` with no modality):
   what it answered on the same scans (CT, MR, or refused) - it has no weighting.
 * Speed: the classifier's time per scan against reading the scan.
 
@@ -25,7 +25,7 @@ TRUTH = {"FLAIR": "FLAIR", "T2W": "T2", "T1W": "T1"}
 def main() -> None:
     from orbitai.errors import OrbitAIError
     from orbitai.io import read_scan
-    from orbitai.preprocess.checks import image_is_ct
+    from orbitai.scan.values import image_is_ct
     from orbitai.scan import scan_facts
 
     scans = sorted(REAL_MRI.glob("long_patient*_study1_*.nii.gz")) + ([MNI_FLAIR] if MNI_FLAIR.is_file() else [])

@@ -8,7 +8,7 @@ from typing import Any
 from orbitai.device import DEVICE_CHOICES
 from orbitai.errors import UserError
 from orbitai.io import RESAMPLE_OPTION
-from orbitai.modality import MODALITY_CHOICES, parse_stated
+from orbitai.modality import MODALITY_CHOICES, Stated, stated
 
 __all__ = ["add_device_option", "add_modality_option", "add_nproc_option", "add_resample_option", "add_bundle_out_options",
            "check_training_options", "manifest_inputs", "add_finetune_parser", "check_finetune_options"]
@@ -28,12 +28,12 @@ def add_modality_option(parser: argparse.ArgumentParser) -> None:
                              "Default auto: from the DICOM tags, else the image (asked for when the image is unsure)")
 
 
-def _modality(text: str) -> str:
+def _modality(text: str) -> Stated:
+    """The value parsed once (`orbitai.modality.stated`): `orbitai.scan.scan_facts` reads its facts as they are."""
     try:
-        parse_stated(text)
+        return stated(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(MODALITY_CHOICES)}") from None
-    return text if text.lower() == "auto" else text.upper()
 
 
 def add_nproc_option(parser: argparse.ArgumentParser) -> None:

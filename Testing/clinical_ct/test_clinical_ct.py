@@ -20,7 +20,8 @@ from orbitai.io import (Acquisition, Volume, VolumeError, itk_warnings_off, read
                         write_dicom_slice, write_volume)
 from orbitai.phantoms.clinical_ct import stored_values, write_clinical_series
 from orbitai.phantoms.orbit import PhantomCase, orbit_case
-from orbitai.preprocess.checks import check_spacing, image_is_ct, looks_like_ct
+from orbitai.preprocess.checks import check_spacing
+from orbitai.scan.values import image_is_ct, looks_like_ct
 from orbitai.preprocess.slices import structure_gap_warnings
 
 GRADIENT = np.array([2.0, 3.0, 5.0])       # HU per mm along x, y, z (LPS)

@@ -7,7 +7,8 @@ import pytest
 from orbitai.cli import main
 from orbitai.io import Volume, VolumeError, write_volume
 from orbitai.phantoms.orbit import orbit_case
-from orbitai.preprocess.checks import check_input, eight_bit_ct_evidence, image_is_ct, looks_like_ct
+from orbitai.preprocess.checks import check_input
+from orbitai.scan.values import eight_bit_ct_evidence, image_is_ct, looks_like_ct
 
 
 @pytest.fixture(scope="module")

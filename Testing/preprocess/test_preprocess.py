@@ -6,7 +6,8 @@ import pytest
 
 from orbitai.io import Volume, VolumeError, rotation
 from orbitai.preprocess.bias import n4_correct
-from orbitai.preprocess.checks import check_input, field_of_view_mm, looks_like_ct
+from orbitai.preprocess.checks import check_input, field_of_view_mm
+from orbitai.scan.values import looks_like_ct
 from orbitai.preprocess.grid import box_grid, model_grid, resample_onto
 from orbitai.preprocess.intensity import masked_zscore, median_mad, normalise, zscore
 

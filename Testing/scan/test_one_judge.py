@@ -38,6 +38,29 @@ OFFSET_STATISTIC = re.compile(r"offset_ct_evidence\(")
 OFFSET_STATISTIC_ALLOWED = {"io/values.py", "io/dicom.py"}
 
 
+#: The judge's measures and verdicts on an image's values (`orbitai.scan.evidence`, `orbitai.scan.values`): called only
+#: under orbitai/scan. A caller reads the scan's facts instead (`orbitai.scan.values.model_family`,
+#: `bundled_model_family`, `value_caveats`, `check_not_wrapped`, each with the input's `ScanFacts`).
+VALUE_JUDGEMENTS = re.compile(r"\b(looks_like_ct|image_is_ct|eight_bit_ct_evidence|wrapped_values_evidence|"
+                              r"value_evidence|evidence_of)\s*\(|orbitai\.scan\.evidence|"
+                              r"from orbitai\.scan\.values import[^\n]*\b(looks_like_ct|image_is_ct|eight_bit_ct_evidence)\b")
+
+
+def test_no_module_outside_orbitai_scan_judges_an_image_from_its_values():
+    """Issue 63, item 1: CT or MR, CT values and wrapped values are decided by orbitai/scan alone, once per input;
+    the callers (orbit, TAO, IVGC, neuro, DICOM inputs, the Slicer Logic) read the facts."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE).as_posix()
+        if rel.startswith("scan/"):
+            continue
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            m = VALUE_JUDGEMENTS.search(line)
+            if m:
+                found.append(f"{rel}:{n}: {m.group(0)!r}")
+    assert not found, found
+
+
 def test_no_image_check_outside_orbitai_scan():
     found = []
     for path in sorted(PACKAGE.rglob("*.py")):

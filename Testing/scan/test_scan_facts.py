@@ -12,10 +12,10 @@ from orbitai.io.values import offset_ct_evidence
 from orbitai.phantoms.clinical_ct import source_phantom, write_clinical_series
 from orbitai.phantoms.heads import HELD_OUT, render_scan
 from orbitai.phantoms.orbit import orbit_case
-from orbitai.preprocess.checks import image_is_ct
 from orbitai.scan import Expects, Fact, ScanFacts, parse_stated, scan_facts
 from orbitai.scan.classifier import load
 from orbitai.scan.tags import from_file_name, from_tags
+from orbitai.scan.values import image_is_ct
 from orbitai.tao.spec import EXPECTS as TAO_EXPECTS
 
 T = {"Modality": "0008|0060", "SeriesDescription": "0008|103e", "ScanningSequence": "0018|0020",

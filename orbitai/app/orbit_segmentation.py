@@ -32,7 +32,8 @@ from orbitai.mrml.results import refuse_other_scan
 from orbitai.mrml.tables import show_table
 from orbitai.orbit.models import SEG_MODELS
 from orbitai.orbit.result import SegmentationResult
-from orbitai.scan.values import looks_like_ct
+from orbitai.scan import scan_facts
+from orbitai.scan.values import model_family
 from orbitai.jobs.child import write_job_input
 
 #: Model choice that lets the child pick the bundled model for the scan's modality.
@@ -84,8 +85,9 @@ class OrbitSegmentationLogic(JobLogic):
 
     def neededModel(self, input_node: Any, options: dict[str, Any]) -> Optional[str]:
         """`JobLogic.neededModel`; for `AUTOMATIC_MODEL`, the bundled model the child will pick: by the stated Scan
-        choice, else by the scan's values (a sample of them, on a view of the node's voxels; issue 64's first-Apply
-        download offer)."""
+        choice, else by the scan's facts without the image classifier (on the main thread: its DICOM Modality and the
+        values of a sample of them, on a view of the node's voxels; the child judges the scan in full; issue 64's
+        first-Apply download offer)."""
         model = options.get("model")
         if model and model != AUTOMATIC_MODEL:
             return super().neededModel(input_node, options)
@@ -99,7 +101,8 @@ class OrbitSegmentationLogic(JobLogic):
         try:
             vol = volume_from_volume_node(input_node, copy=False)
             step = max(1, round((vol.array.size / 200_000) ** (1 / 3)))   # a strided sample: no copy of the scan
-            is_ct = looks_like_ct(Volume(vol.array[::step, ::step, ::step], metadata=dict(vol.metadata)))
+            sample = Volume(vol.array[::step, ::step, ::step], metadata=dict(vol.metadata))
+            is_ct = model_family(scan_facts(sample, image=False)) == "CT"
         except (ValueError, TypeError, VolumeError):
             return None
         return ct if is_ct else mr

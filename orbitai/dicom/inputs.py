@@ -19,13 +19,14 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 from orbitai.dicom.source import ATTRIBUTES_OPTION, parse_attributes, write_derived_series
 from orbitai.errors import OrbitAIError, UserError
 from orbitai.io import read_volume, require_finite
 from orbitai.io.dicom_folder import SERIES_OPTION, survey_folder
-from orbitai.preprocess.checks import looks_like_ct
+from orbitai.scan import scan_facts
+from orbitai.scan.values import model_family
 
 #: A hidden file marking a folder as a derived series made here: its files go into the result (orbitai.dicom.export).
 DERIVED_MARKER = ".orbitai-derived"
@@ -71,14 +72,18 @@ def _links(files: list[Path], folder: Path) -> Path:
     return folder
 
 
-def _derived(value: str, attributes: dict[str, str], tmp: Path) -> str:
-    """``value`` (a volume file) as a derived DICOM series in ``tmp`` with ``attributes``."""
+def _derived(value: str, attributes: dict[str, str], tmp: Path, stated: Optional[str] = None) -> str:
+    """``value`` (a volume file) as a derived DICOM series in ``tmp`` with ``attributes``; its Modality as the scan's
+    facts say (``stated``: the ``--modality`` value, which wins)."""
     path = Path(value)
     vol = read_volume(path)
     require_finite(vol, f"image {path.name}")     # refused as without the option, before anything is written
     name = path.name.split(".")[0] or "image"
+    # without the image classifier: the command judges the scan itself, once, from the user's own file
+    # (`model_input`); here only the derived series' Modality is named, from the statement, file name and values
+    facts = scan_facts(vol, path=path, stated=stated, image=False)
     folder = write_derived_series(vol, tmp / f"derived-{len(list(tmp.iterdir()))}" / name, attributes,
-                                  "CT" if looks_like_ct(vol) else "MR", path.name)
+                                  model_family(facts), path.name)
     (folder / DERIVED_MARKER).write_text(value + "\n")
     return str(folder)
 
@@ -95,14 +100,16 @@ def model_input(path: str) -> str:
     return path
 
 
-def resolve_image(value: str, series: str | None, tmp: Path, attributes: dict[str, str] | None = None) -> str:
-    """The local path to read for one image argument (see the module's docstring); ``tmp`` holds what is made."""
+def resolve_image(value: str, series: str | None, tmp: Path, attributes: dict[str, str] | None = None,
+                  stated: Optional[str] = None) -> str:
+    """The local path to read for one image argument (see the module's docstring); ``tmp`` holds what is made;
+    ``stated``: the command's ``--modality`` value."""
     if attributes is not None:
         if re.match(r"^https?://", value, re.I) or Path(value).is_dir():
             raise UserError(f"{ATTRIBUTES_OPTION} is for a volume file; {value} is DICOM, which carries its own "
                             "patient and study.")
         if Path(value).is_file():
-            return _derived(value, attributes, tmp)
+            return _derived(value, attributes, tmp, stated)
         return value                                     # the command says it does not exist
     if re.match(r"^https?://", value, re.I):
         from orbitai.dicom.web import fetch_series
@@ -151,7 +158,7 @@ def resolved_images(args: argparse.Namespace) -> Iterator[None]:
         as_given: dict[str, str] = {}           # local path made here -> what the user gave
 
         def resolve(v: object) -> str:
-            local = resolve_image(str(v), series, tmp, attributes)
+            local = resolve_image(str(v), series, tmp, attributes, getattr(args, "modality", None))
             if local != str(v):
                 as_given[local] = str(v)
             return local

@@ -390,7 +390,7 @@ def hounsfield_units(vol: Volume, header: dict[str, str], acq: Acquisition) -> V
       near 1024, bone above 1700): ``HU = v - 1024``.
 
     A note saying so is added to ``acq``. Other CT not in Hounsfield units is left for
-    :func:`orbitai.preprocess.checks.image_is_ct` to refuse."""
+    :func:`orbitai.scan.values.image_is_ct` to refuse."""
     if (acq.modality or "").upper() != "CT":
         return vol
     a = vol.array

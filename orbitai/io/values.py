@@ -64,12 +64,13 @@ def value_sample(vol: Volume) -> np.ndarray:
     return a.ravel()[:: max(1, a.size // 200_000)].astype(np.float32)
 
 
-def offset_ct_evidence(vol: Volume) -> str | None:
+def offset_ct_evidence(vol: Volume, sample: np.ndarray | None = None) -> str | None:
     """Why the image looks like CT stored with +1024 added (Hounsfield units with the rescale intercept
-    lost: no negative value, air near 0, soft tissue near 1024, bone above 1700), or None."""
+    lost: no negative value, air near 0, soft tissue near 1024, bone above 1700), or None. ``sample``: the
+    volume's `value_sample` when the caller took it already."""
     if not np.issubdtype(vol.array.dtype, np.integer):
         return None
-    sample = value_sample(vol)
+    sample = value_sample(vol) if sample is None else sample
     if sample.min() < 0:
         return None
     p1, p99 = np.percentile(sample, [1, 99])

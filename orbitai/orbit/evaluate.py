@@ -14,9 +14,10 @@ from orbitai.io import Volume, grid_difference, read_volume
 from orbitai.labels import LABEL_BY_NAME, values_for
 from orbitai.metrics.segmentation import Overlap, volume_agreement, volume_cm3
 from orbitai.orbit.models import load_seg_model
-from orbitai.preprocess.checks import looks_like_ct
 from orbitai.progress import ProgressCallback, emit
 from orbitai.result import check_outputs
+from orbitai.scan import scan_facts
+from orbitai.scan.values import model_family
 from orbitai.staging import staged_folder, strict_json
 
 #: Files written into the ``--out`` folder.
@@ -80,7 +81,9 @@ def evaluate(manifest: str | Path, model: str, out: Path, device: str = "auto", 
     from orbitai.orbit.segment import segment   # torch: score_case is read by the Slicer side without it
 
     first = read_volume(cases[0].image)
-    bundle, net, spec = load_seg_model(model, looks_like_ct(first), dev)
+    # without --model the first case's facts choose the bundled model (judged once, not per case)
+    family = model_family(scan_facts(first, path=cases[0].image) if model is None else None, first)
+    bundle, net, spec = load_seg_model(model, family == "CT", dev)
     per_case: list[dict[str, Any]] = []
     for n, c in enumerate(cases, 1):
         vol = read_volume(c.image)

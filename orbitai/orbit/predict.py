@@ -16,8 +16,9 @@ from orbitai.orbit.models import load_seg_model
 from orbitai.orbit.result import LABELMAP_FILE, SegmentationResult, check_row
 from orbitai.orbit.rules import structure_volumes
 from orbitai.orbit.segment import segment
-from orbitai.preprocess.checks import check_not_wrapped, check_spacing, image_is_ct, looks_like_ct
+from orbitai.preprocess.checks import check_spacing
 from orbitai.scan import ScanFacts, scan_facts
+from orbitai.scan.values import bundled_model_family, check_not_wrapped, model_family
 from orbitai.preprocess.slices import structure_gap_warnings
 from orbitai.progress import ProgressCallback
 
@@ -62,13 +63,14 @@ def predict(image: str | os.PathLike, out: str | os.PathLike, models: ModelCache
     vol, acquisition = read_scan(image)     # tilted / unevenly spaced DICOM resampled, values in HU
     require_values(vol, "image")
     check_spacing(vol, os.fspath(image))
-    check_not_wrapped(vol, os.fspath(image))        # what no model reads, before asking what the scan is
+    # what no model reads (wrapped values), refused before asking what the scan is; the values measured once
+    values = check_not_wrapped(vol if facts is None or facts.values is None else facts.values, os.fspath(image))
     if facts is None:
-        facts = scan_facts(vol, acquisition.tags, image, options.get("modality"))
+        facts = scan_facts(vol, acquisition.tags, image, options.get("modality"), values=values)
     if models.name:
-        is_ct = looks_like_ct(vol) if not facts.sure("modality") else facts.modality.value == "CT"
-    else:           # refuses what neither model fits (8-bit CT, wrapped values) and an image that does not say
-        is_ct = image_is_ct(vol, os.fspath(image), facts.require_modality(os.fspath(image)), facts.modality.source)
+        is_ct = model_family(facts, values) == "CT"
+    else:           # refuses what neither model fits (8-bit CT) and an image that does not say
+        is_ct = bundled_model_family(facts, os.fspath(image), values) == "CT"
     for note in acquisition.notes:
         print(f"note: {note}")
     dicom_out = acquisition.source == "dicom" and _dicom_writer_available()

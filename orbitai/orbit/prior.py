@@ -33,7 +33,8 @@ from orbitai.errors import AnnotationError
 from orbitai.io import Volume
 from orbitai.orbit.models import load_seg_model
 from orbitai.orbit.rules import eyeball_class, eyeball_midline, left_of
-from orbitai.preprocess.checks import looks_like_ct
+from orbitai.scan import ScanFacts, scan_facts
+from orbitai.scan.values import model_family
 
 
 
@@ -129,12 +130,15 @@ class ModelPrior:
 
 
 def compute_prior(image: Volume, bundle: str | None = None, device: str = "cpu", mirror: bool = True,
-                  progress=None, key: str | None = None) -> ModelPrior:
+                  progress=None, key: str | None = None, facts: ScanFacts | None = None) -> ModelPrior:
     """Run the segmentation network on ``image`` (the bundle for its modality unless named; ``key``: its
-    `image_key` when known). Raises :class:`PriorUnavailable` when no such bundle is installed."""
+    `image_key` when known; ``facts``: what the scan is, when the caller judged it). Raises
+    :class:`PriorUnavailable` when no such bundle is installed."""
     t0 = time.perf_counter()
+    if bundle is None and facts is None:
+        facts = scan_facts(image)       # judged once per prior, beside a network run that costs far more
     try:
-        b, model, spec = load_seg_model(bundle, looks_like_ct(image), device)
+        b, model, spec = load_seg_model(bundle, bundle is None and model_family(facts, image) == "CT", device)
     except BundleError as exc:
         raise PriorUnavailable(f"No model prior: {exc}; the strokes alone are used.") from None
     from orbitai.engine.inference import model_probabilities   # torch: only where the prior is computed

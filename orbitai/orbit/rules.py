@@ -15,6 +15,7 @@ from orbitai.io import Volume, VolumeError
 from orbitai.labels import GROUPS, ORBIT_LABELS, values_for
 from orbitai.orbit.anatomy import implausible_globe, label_counts
 from orbitai.preprocess.checks import field_of_view_mm
+from orbitai.scan import ScanFacts
 from orbitai.engine.postprocess import fill_holes, largest_component
 
 #: Eyeballs below this (both eyes together) mean no orbit is in the scan; both are ~13 mL.
@@ -164,10 +165,11 @@ def classes_to_orbit_labels(classes: Volume, structure_values: dict[int, tuple[i
 
 # --------------------------------------------------------------------------- guard
 def require_orbit(labels: Volume, structures: Sequence[str], min_eyeball_ml: float = MIN_EYEBALL_ML,
-                  image: Volume | None = None) -> None:
+                  image: Volume | None = None, facts: ScanFacts | None = None) -> None:
     """Raise :class:`OrbitNotFoundError` when the labels hold less eyeball than ``min_eyeball_ml``
     (models with an eyeball class) or nothing at all (other models); with ``image``, also when no
-    found eyeball looks like one (:func:`orbitai.orbit.anatomy.implausible_globe`: an empty orbit or a skull)."""
+    found eyeball looks like one (:func:`orbitai.orbit.anatomy.implausible_globe`: an empty orbit or a skull; CT or
+    not as the scan's ``facts`` say)."""
     if eyeball_class(structures) > 0:
         counts = label_counts(labels)
         eye_ml = sum(int(counts[v]) for v in values_for("eyeball")) * labels.voxel_volume_mm3() / 1000
@@ -176,7 +178,7 @@ def require_orbit(labels: Volume, structures: Sequence[str], min_eyeball_ml: flo
                 f"No orbit found: the model detected {eye_ml:.2f} mL of eyeball (both eyes are ~13 mL). "
                 "Is this an orbital CT/MRI with the eyes in the field of view?")
         if image is not None:
-            reasons = [r for r in (implausible_globe(image, labels, v) for v in values_for("eyeball")) if r]
+            reasons = [r for r in (implausible_globe(image, labels, v, facts) for v in values_for("eyeball")) if r]
             if len(reasons) == len(values_for("eyeball")):
                 raise OrbitNotFoundError(
                     f"No orbit found: what the model took for eyeballs is not ({reasons[0]}). "

@@ -72,20 +72,21 @@ def segment(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "o
 
     try:
         res, labels = _labels(vol, model, spec, window, device, progress, sw_batch_size, mirror, focus,
-                              min_eyeball_ml)
+                              min_eyeball_ml, facts)
     except OrbitNotFoundError:
         if not any(focused):
             raise
         # the head's front was not where the orbits are (an unusual field of view): the whole scan
         log.info("no orbit in the front of the head; searching the whole scan")
         res, labels = _labels(vol, model, spec, window, device, progress, sw_batch_size, mirror, None,
-                              min_eyeball_ml)
+                              min_eyeball_ml, facts)
     return SegResult(labels, warnings, time.perf_counter() - t0, res, res.window_seconds,
                      res.prep_seconds + (t1 - t0))
 
 
 def _labels(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str, device, progress, sw_batch_size: int,
-            mirror: bool, focus, min_eyeball_ml: float) -> tuple[EngineResult, Volume]:
+            mirror: bool, focus, min_eyeball_ml: float,
+            facts: ScanFacts | None = None) -> tuple[EngineResult, Volume]:
     """The engine's classes turned into orbit-scheme labels on the input grid (raises when no orbit)."""
     res = predict(vol, model, spec, window, device, progress=progress, sw_batch_size=sw_batch_size,
                   mirror=mirror, check=False, focus=focus)
@@ -95,5 +96,5 @@ def _labels(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str, dev
         labels_arr[sub] = classes_to_orbit_labels(res.classes, class_values(spec.structures),
                                                   eyeball_class=eyeball_class(spec.structures)).array
     labels = vol.with_array(labels_arr)
-    require_orbit(labels, spec.structures, min_eyeball_ml, vol)
+    require_orbit(labels, spec.structures, min_eyeball_ml, vol, facts)
     return res, labels

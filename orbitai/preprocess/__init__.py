@@ -1,6 +1,6 @@
 """Preprocessing stages shared by every task, each a small module:
 
-* :mod:`orbitai.preprocess.checks`     input checks: 3D, finite, CT or MRI (``looks_like_ct``)
+* :mod:`orbitai.preprocess.checks`     input checks: 3D, finite, spacing (what the image is: :mod:`orbitai.scan`)
 * :mod:`orbitai.preprocess.intensity`  intensity normalisation (CT window, percentile, z-score)
 * :mod:`orbitai.preprocess.grid`       model grids and resampling onto them
 * :mod:`orbitai.preprocess.bias`       N4 bias-field correction (SimpleITK)

@@ -20,6 +20,7 @@ from typing import Any, Optional
 from orbitai.io.volume import Volume, VolumeError
 from orbitai.modality import MODALITY_CHOICES, parse_stated
 from orbitai.scan.classifier import load as load_classifier
+from orbitai.scan.evidence import ValueEvidence, value_evidence
 from orbitai.scan.features import coarse_values, why_not_a_scan
 from orbitai.scan.tags import TAGS, from_file_name, from_tags, number
 
@@ -75,6 +76,9 @@ class ScanFacts:
     brain_in_view: Fact = UNKNOWN
     notes: list[str] = field(default_factory=list)
     thresholds: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_SURE))
+    #: What the image's values say (:mod:`orbitai.scan.evidence`), measured once with the facts; the value rules of
+    #: :mod:`orbitai.scan.values` read it (None: facts made without the image, measured from it where asked).
+    values: Optional[ValueEvidence] = None
 
     QUESTIONS = ("modality", "weighting", "fat_suppressed", "slice_mm", "orbits_in_view", "brain_in_view")
 
@@ -188,13 +192,15 @@ def _slice_mm(vol: Volume, tags: dict[str, str]) -> Fact:
 
 
 def scan_facts(vol: Volume, tags: Optional[dict[str, str]] = None, path: str | os.PathLike | None = None,
-               stated: Optional[str] = None, image: bool = True) -> ScanFacts:
+               stated: Optional[str] = None, image: bool = True, values: Optional[ValueEvidence] = None) -> ScanFacts:
     """What ``vol`` is (see the module docstring). ``tags``: its DICOM tags (``Acquisition.tags``); ``path``: its
-    file (the name is a hint); ``stated``: the ``--modality`` value; ``image``: ask the image classifier."""
+    file (the name is a hint); ``stated``: the ``--modality`` value; ``image``: ask the image classifier (without
+    it, the facts hold what is stated, tagged and named, and the values' evidence); ``values``: ``vol``'s value
+    evidence when the caller measured it already (:func:`orbitai.scan.evidence.value_evidence`, else measured here)."""
     tags = dict(tags or {})
     if "Modality" in vol.metadata and "0008|0060" not in tags:
         tags["0008|0060"] = vol.metadata["Modality"]
-    facts = ScanFacts(slice_mm=_slice_mm(vol, tags))
+    facts = ScanFacts(slice_mm=_slice_mm(vol, tags), values=values if values is not None else value_evidence(vol))
     sure = facts.thresholds
     given = {q: Fact(v, 1.0, "stated (--modality)") for q, v in parse_stated(stated).items()}
     from_dicom = {q: Fact(v, 0.99, src) for q, (v, src) in from_tags(tags).items()}
@@ -231,6 +237,12 @@ def scan_facts(vol: Volume, tags: Optional[dict[str, str]] = None, path: str | o
             facts.notes.append(f"The {choice.source} says {choice.value} but the image looks like {looked.value} "
                                f"({looked.confidence:.2f}); {choice.source} is followed.")
         setattr(facts, q, choice)
+    named = hints.get("weighting")
+    if named is not None and "modality" not in seen and not facts.sure("modality") and facts.modality.value == "MR":
+        # a weighting the file names (PD as T1, T2, FLAIR) is an MR's, and the image, which cannot tell, says nothing
+        # against it (a statement or the DICOM tags are sure already)
+        facts.modality = Fact("MR", sure.get("modality", DEFAULT_SURE["modality"]), f"file name ({named[0]}: an MR "
+                              "weighting)")
     if facts.modality.value == "CT" and facts.sure("modality"):
         facts.weighting = facts.fat_suppressed = UNKNOWN
     return facts

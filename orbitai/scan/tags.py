@@ -15,10 +15,11 @@ import re
 
 from orbitai.io.dicom import ACQUISITION_TAGS as TAGS
 
-_FS_WORDS = re.compile(r"(^|[^a-z])(fs|fatsat|fat[ _-]?sat|spir|spair|stir|fat[ _-]?supp\w*|dixon[ _-]?w|water)"
+_FS_WORDS = re.compile(r"(^|[^a-z]|(?<=pd))(fs|fatsat|fat[ _-]?sat|spir|spair|stir|fat[ _-]?supp\w*|dixon[ _-]?w|water)"
                        r"([^a-z]|$)", re.I)
-_WORDS = {"FLAIR": re.compile(r"flair|dark[ _-]?fluid", re.I), "PD": re.compile(r"(^|[^a-z])pd([^a-z]|$)|proton",
-                                                                                 re.I),
+#: PD as the other weightings are named: "PD", BIDS "PDw", "PDFS" (fat suppressed), "proton density".
+_WORDS = {"FLAIR": re.compile(r"flair|dark[ _-]?fluid", re.I),
+          "PD": re.compile(r"(^|[^a-z])pd(w|fs)?([^a-z]|$)|proton", re.I),
           "T2": re.compile(r"t2", re.I), "T1": re.compile(r"t1|mprage|spgr|bravo|tfe", re.I)}
 
 

@@ -15,6 +15,7 @@ its native slices), so network outputs map back onto the input with :func:`orbit
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 
@@ -22,8 +23,9 @@ from orbitai.io import RESAMPLE_OPTION, Volume, VolumeError, require_values, res
 from orbitai.labels import values_for
 from orbitai.orbit.rules import OrbitNotFoundError
 from orbitai.preprocess.bias import n4_correct
-from orbitai.preprocess.checks import looks_like_ct
 from orbitai.preprocess.intensity import zscore
+from orbitai.scan import ScanFacts
+from orbitai.scan.values import model_family
 
 CROP_PIXELS = 164          # the paper's resize
 NET_PIXELS = 128           # the paper's random crop (centre crop at prediction)
@@ -102,13 +104,15 @@ class EyeCrop:
         return resample_like(grid_map, reference, default=0.0)
 
 
-def check_tao_input(image: Volume, slices: int = N_SLICES) -> None:
-    """Raise a clear error for input TAOActivity cannot use."""
+def check_tao_input(image: Volume, slices: int = N_SLICES, facts: Optional[ScanFacts] = None) -> None:
+    """Raise a clear error for input TAOActivity cannot use. CT or MR as the scan's ``facts`` say
+    (:func:`orbitai.scan.values.model_family`: what the user states wins); without them (training reads each
+    case's crops without judging the scan: a classifier run per case buys nothing there), as its values say."""
     require_values(image, "image")
     if image.array.ndim != 3 or min(image.shape) < slices:
         raise VolumeError(f"The image has {min(image.shape)} slice(s) along one axis; TAOActivity needs an "
                           f"axial orbital T2 MRI with at least {slices} slices through the orbits.")
-    if looks_like_ct(image):
+    if model_family(facts, image) == "CT":
         raise VolumeError("The image looks like CT (Hounsfield units, air near -1000). TAOActivity needs an "
                           "orbital T2-weighted MRI (the paper used axial T2 SPIR).")
     if slice_axis(image) is None:
@@ -182,14 +186,15 @@ def _region_around(image: Volume, grid: Volume, margin_mm: float = 8.0) -> Volum
 def preprocess_eyes(image: Volume, labels: Volume, n4: bool = True, crop_pixels: int = CROP_PIXELS,
                     slices: int = N_SLICES, side_mm: float = CROP_SIDE_MM,
                     net_pixels: int = NET_PIXELS, resample_masks: bool = False,
-                    what: str = "the orbit segmentation", option: str | None = RESAMPLE_OPTION) -> list[EyeCrop]:
+                    what: str = "the orbit segmentation", option: str | None = RESAMPLE_OPTION,
+                    facts: Optional[ScanFacts] = None) -> list[EyeCrop]:
     """Both eyes' crops (right first). Raises :class:`~orbitai.orbit.rules.OrbitNotFoundError` when
     no eye is usable; an eye that cannot be used is left out with a warning on the other. The crop
     geometry defaults to the paper's; a bundle's input block (`orbitai.tao.spec`) may set it. ``labels``
     off the MRI's grid are refused in one line starting with ``what``, or with ``resample_masks`` resampled
     onto it with a warning (:func:`orbitai.io.segmentation_on_image`; ``option``: the command's option asking
-    for that, None for a command without one)."""
-    check_tao_input(image, slices)
+    for that, None for a command without one); ``facts``: what the scan is (:func:`check_tao_input`)."""
+    check_tao_input(image, slices, facts)
     labels, resampled = segmentation_on_image(image, labels, what, resample_masks, image_name="MRI", option=option)
     crops, missing = [], []
     flip_i = image.direction[0, 0] < 0     # canonical: axis 2 towards patient left (+x LPS)
