@@ -20,9 +20,6 @@ from orbitai.errors import UserError
 from orbitai.training.launch import arguments_checked
 from orbitai.staging import strict_json
 
-#: The figure that ``predict --figure`` adds to OUT.
-FIGURE_FILE = "tao_maps.png"
-
 
 def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
     p = sub.add_parser("tao", help=help_text,
@@ -90,72 +87,26 @@ def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
 
 def _outputs() -> tuple[str, ...]:
     from orbitai.result import RESULT_FILE
-    from orbitai.tao.result import MAP_KINDS
+    from orbitai.tao.result import FIGURE_FILE, MAP_KINDS
 
     return (RESULT_FILE, *(f"{kind}.nrrd" for kind in MAP_KINDS), FIGURE_FILE)
 
 
-def predict_into(options: dict, image_path: str, segmentation: str | None, out: Path, progress=None) -> None:
-    """Classify both eyes of one MRI and write OUT (staged): what ``tao predict`` runs for one image and for
-    each case of a cohort."""
-    from orbitai.cohort.manifest import read_labels
-    from orbitai.device import run_with_fallback, select_device
-    from orbitai.dicom.export import dicom_extra
-    from orbitai.dicom.inputs import model_input
-    from orbitai.io import read_scan
-    from orbitai.result import not_assessed
-    from orbitai.scan import scan_facts
-    from orbitai.tao.predict import predict_tao
-    from orbitai.tao.result import dicom_report
-    from orbitai.tao.spec import EXPECTS
-
-    source = model_input(image_path)      # the user's file, not the series --dicom-attributes made of it
-    image, acquisition = read_scan(source)
-    facts = scan_facts(image, acquisition.tags, source, options.get("modality"))
-    labels = read_labels(Path(segmentation)) if segmentation else None
-    device = select_device(options["device"])
-    pred = run_with_fallback(lambda d: predict_tao(image, labels, options["model"], d, maps=options["maps"],
-                                                   progress=progress, resample_masks=options["resample_masks"],
-                                                   what=f"the segmentation {Path(segmentation or '').name}"),
-                             device)
-    pred.warnings.extend(facts.notes + facts.caveats(EXPECTS))      # a protocol TAO's network was not made for
-    pred.out_of_scope(facts.breaks(EXPECTS))                         # ... and when sure, each call says do not use
-
-    def write_figure(tmp: Path) -> dict[str, str]:
-        from orbitai.tao.figure import save_tao_figure
-
-        save_tao_figure(pred, tmp / FIGURE_FILE, labels, title=f"{Path(image_path).name} - {pred.model}")
-        return {"figure": FIGURE_FILE}
-
-    result = pred.result(image)
-    result.data["scan"] = facts.to_json()
-    # a DICOM series also gets an SR of P(active) per eye (orbitai.dicom)
-    dicom = dicom_extra(image_path, lambda: dicom_report(result.to_json()), result.data.setdefault("warnings", []))
-    figure = write_figure if options["figure"] and options["maps"] else None
-
-    def extra(tmp: Path) -> dict[str, str]:
-        return {**(figure(tmp) if figure else {}), **(dicom(tmp) if dicom else {})}
-
-    # written into a temporary folder beside OUT and moved into place only when complete
-    result.write(out, extra=extra if figure or dicom else None)
-    for w in pred.warnings:
-        print(f"warning: {w}")
-    print(f"scan: {facts.summary()}")
-    for e in result.data["eyes"]:      # a call marked do not use reads "not assessed: <reason>", no P (issue 61)
-        print(f"{e['side']:<6} " + (not_assessed(e) or f"P(active) = {e['probability_active']:.3f} -> {e['call']}"))
-    print(f"scope: {pred.to_json()['scope']}")
-    print(f"wrote {out}/result.json ({pred.seconds:.1f} s, model {pred.model})")
-
-
 def predict_case(options: dict, case: CohortCase, folder: Path) -> None:
-    """One case of a ``tao predict --manifest`` cohort (the cohort runner's per-case step)."""
-    predict_into(options, case.inputs["image"], case.inputs.get("segmentation"), folder)
+    """One case of a ``tao predict --manifest`` cohort (the cohort runner's per-case step): the worker's one
+    `TaoPredictor`, which loads each network once."""
+    from orbitai.cohort.runner import worker_state
+    from orbitai.predictor import predictor_for
+
+    worker_state(("tao", options["model"], options["device"]),
+                 lambda: predictor_for("tao", options["model"], options["device"])).predict(case.inputs, folder, options)
 
 
 def run_predict(args) -> int:
     import functools
 
     from orbitai.cohort.runner import CohortTask, image_cases, run_cohort
+    from orbitai.predictor import predictor_for
     from orbitai.progress import emit
     from orbitai.result import check_outputs
     from orbitai.tao.result import TaoResult
@@ -166,7 +117,8 @@ def run_predict(args) -> int:
         if not args.image:
             raise UserError("Give an image to classify, or --manifest CSV with case_id,image[,segmentation].")
         out = check_outputs(args.out, [args.image, args.segmentation], _outputs(), task=TaoResult.task)
-        predict_into(options, args.image, args.segmentation, out, progress=emit)
+        predictor_for("tao", args.model, args.device).predict({"image": args.image, "segmentation": args.segmentation},
+                                                              out, options, progress=emit)
         return 0
     if args.segmentation:
         raise UserError("--segmentation is for one image; a cohort's segmentations are the manifest's "

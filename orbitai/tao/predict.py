@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -115,10 +115,35 @@ def input_spec(bundle: Bundle) -> TaoInputSpec:
     return TaoInputSpec.from_metadata(bundle.metadata)
 
 
-def locate_orbits(image: Volume, device="cpu", progress: Optional[ProgressCallback] = None):
+class TaoModels:
+    """The networks a TAO prediction needs, each loaded once per device for every case it predicts (the model
+    cache of `orbitai.tao.predictor.TaoPredictor`): the activity network ``name`` (A, B or a bundle name/folder;
+    None: the default) and, for a scan given without its segmentation, OrbitSegmentation's MRI model."""
+
+    def __init__(self, name: Optional[str] = "B") -> None:
+        self.name = name
+        self.loaded: dict[tuple[str, str], Any] = {}
+
+    def network(self, device) -> tuple[Bundle, torch.nn.Module]:
+        """(bundle, network in eval mode) of the activity network on ``device``."""
+        return self._get("tao", device, lambda: load_tao_model(self.name, device))
+
+    def orbits(self, device) -> tuple:
+        """(bundle, network, input spec) of OrbitSegmentation's MRI model on ``device``."""
+        return self._get("orbits", device, lambda: load_seg_model(None, image_is_ct=False, device=device))
+
+    def _get(self, what: str, device, load: Callable[[], Any]) -> Any:
+        key = (what, str(device))
+        if key not in self.loaded:
+            self.loaded[key] = load()
+        return self.loaded[key]
+
+
+def locate_orbits(image: Volume, device="cpu", progress: Optional[ProgressCallback] = None,
+                  models: Optional[TaoModels] = None):
     """OrbitSegmentation's MRI model on ``image`` (used when no segmentation is given): its
-    :class:`~orbitai.orbit.segment.SegResult` (labels and confidence)."""
-    _, model, spec = load_seg_model(None, image_is_ct=False, device=device)
+    :class:`~orbitai.orbit.segment.SegResult` (labels and confidence). ``models``: where the model is kept."""
+    _, model, spec = (models or TaoModels()).orbits(device)
     return segment(image, model, spec, "overlap", device, progress=progress, mirror=False)
 
 
@@ -143,22 +168,24 @@ def explain_eye(model: torch.nn.Module, x: np.ndarray, target: int, device="cpu"
 def predict_tao(image: Volume, labels: Optional[Volume], model_name: str = "B", device="cpu",
                 maps: bool = True, threshold: float = 0.5,
                 progress: Optional[ProgressCallback] = None, resample_masks: bool = False,
-                what: str = "the orbit segmentation") -> TaoPrediction:
+                what: str = "the orbit segmentation",
+                models: Optional[TaoModels] = None) -> TaoPrediction:
     """Classify each eye of an axial T2 MRI as active/inactive TAO; ``labels`` (orbit scheme)
     place the crops, else OrbitSegmentation's MRI model finds the orbits. Given ``labels`` off the MRI's
-    grid are refused (naming ``what``) unless ``resample_masks`` (then said in ``warnings``)."""
+    grid are refused (naming ``what``) unless ``resample_masks`` (then said in ``warnings``). ``models``: the
+    networks already loaded (a predictor's `TaoModels`; ``model_name`` is then theirs), else loaded here."""
     t0 = time.perf_counter()
     report = progress or (lambda d, t, m: None)
     check_tao_input(image)
     report(0, 4, "loading model")
-    bundle, model = load_tao_model(model_name, device)
+    bundle, model = (models or TaoModels(model_name)).network(device)
     spec = input_spec(bundle)   # the bundle's input block drives the preprocessing
     trust = Trust.of_bundle(bundle, model)     # statistics that cannot flag anything refuse the bundle here
     source = "given"
     confidence = None
     if labels is None:
         report(1, 4, "finding the orbits")
-        seg = locate_orbits(image, device)
+        seg = locate_orbits(image, device, models=models)
         labels, confidence = seg.labels, seg.confidence
         source = "predicted by OrbitSegmentation"
     report(2, 4, f"preprocessing ({'N4, ' if spec.bias_field == 'n4' else ''}z-score, orbit crops)")

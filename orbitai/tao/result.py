@@ -28,6 +28,8 @@ from orbitai.result import TaskResult, check_withheld, not_assessed, withhold_ca
 
 #: Heat-map kinds: file stem -> display name.
 MAP_KINDS = {"occlusion": "occlusion", "gradcam": "Grad-CAM"}
+#: The figure that ``predict --figure`` adds to OUT (the inputs with both maps).
+FIGURE_FILE = "tao_maps.png"
 
 
 class TaoResultError(ResultError):
