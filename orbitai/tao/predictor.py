@@ -54,7 +54,7 @@ class TaoPredictor(Predictor):
         pred = run_with_fallback(lambda d: predict_tao(image, labels, self.model or "B", d, maps=maps, progress=progress,
                                                        resample_masks=bool(options.get("resample_masks")),
                                                        what=f"the segmentation {Path(segmentation or '').name}",
-                                                       models=self.models), self.device)
+                                                       facts=facts, models=self.models), self.device)
         pred.warnings.extend(facts.notes + facts.caveats(EXPECTS))      # a protocol TAO's network was not made for
         pred.out_of_scope(facts.breaks(EXPECTS))                         # ... and when sure, each call says do not use
 
