@@ -19,7 +19,7 @@ from orbitai.result import check_outputs
 from orbitai.staging import staged_folder
 from orbitai.tao.data import case_label
 from orbitai.tao.models import TAO_MODELS
-from orbitai.tao.predict import EyeResult, predict_tao
+from orbitai.tao.predict import EyeResult, TaoModels, predict_tao
 
 #: Files of the cohort report written into ``out``.
 REPORT_FILES = ("predictions.csv", "metrics.json", "report.png")
@@ -52,6 +52,7 @@ def evaluate_tao(manifest: str | Path, model: str, out: Path, device="cpu", use_
                          "needs both active (1) and inactive (0) cases.")
     out = check_outputs(out, [manifest, *(p for c in cases for p in (c.image, c.segmentation))], REPORT_FILES)
     TAO_MODELS.find(model)   # a wrong --model before any case is read (the names load_tao_model takes)
+    models = TaoModels(model)   # the networks loaded once for the cohort, as a TaoPredictor keeps them
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     for n, (case, y) in enumerate(zip(cases, truth), start=1):
@@ -59,7 +60,8 @@ def evaluate_tao(manifest: str | Path, model: str, out: Path, device="cpu", use_
             labels = read_labels(case.segmentation) if case.segmentation is not None else None
             pred = predict_tao(read_volume(case.image), labels if use_segmentation else None, model, device,
                                maps=maps, what=f"Case {case.case_id}: the segmentation "
-                               f"{Path(case.segmentation or '').name}", resample_masks=resample_masks)
+                               f"{Path(case.segmentation or '').name}", resample_masks=resample_masks,
+                               models=models)
         for w in pred.warnings:     # a segmentation resampled as --resample-masks asked (other warnings: per eye)
             if w.startswith(f"Case {case.case_id}:"):
                 print(f"warning: {w}", file=sys.stderr)
