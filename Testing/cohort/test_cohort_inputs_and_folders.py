@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from orbitai.cohort import runner
-from orbitai.cohort.runner import (FAILED_FILE, INPUTS_FILE, WORK_MARKER, WORK_PREFIX, CohortCase, CohortError,
-                                   CohortTask, run_cohort)
-from orbitai.errors import InputError
+from orbitai.cohort import cluster, folders, runner
+from orbitai.cohort.folders import WORK_MARKER, WORK_PREFIX
+from orbitai.cohort.records import INPUTS_FILE, CohortCase
+from orbitai.cohort.runner import FAILED_FILE, CohortError, CohortTask, run_cohort
+from orbitai.errors import InputError, OrbitAIError
 from orbitai.result import TaskResult
 
 
@@ -118,7 +119,7 @@ def test_only_the_runners_own_work_folders_are_removed(tmp_path):
     killed = out / f"{WORK_PREFIX}killed00"                              # a killed run's, marked, its process gone
     (killed / "a").mkdir(parents=True)
     dead = 2 ** 22 + 12345
-    while runner._alive(dead):
+    while folders._alive(dead):
         dead += 1
     (killed / WORK_MARKER).write_text(json.dumps({"pid": dead, "host": socket.gethostname()}))
     running = out / f"{WORK_PREFIX}running0"                             # a running run's: its process lives
@@ -163,8 +164,8 @@ def test_nfc_and_nfd_spellings_of_a_case_id_are_one_folder(tmp_path):
 # --------------------------------------------------------------------------------------------- --scheduler
 @pytest.fixture
 def quick_scheduler_timeouts(monkeypatch):
-    monkeypatch.setattr(runner, "SCHEDULER_TIMEOUT", 1.0)
-    monkeypatch.setattr(runner, "WORKER_WAIT", 1.0)
+    monkeypatch.setattr(cluster, "SCHEDULER_TIMEOUT", 1.0)
+    monkeypatch.setattr(cluster, "WORKER_WAIT", 1.0)
 
 
 @pytest.mark.timeout(120)
@@ -259,7 +260,7 @@ def test_a_worker_still_running_after_the_run_ended_writes_nothing(tmp_path):
     inputs, out = tmp_path / "in", tmp_path / "out"
     inputs.mkdir()
     out.mkdir()
-    work = runner.make_work_folder(out, "toy predict")
+    work = folders.make_work_folder(out, "toy predict")
 
     def predict_while_cancelled(case, folder):
         import shutil
@@ -268,7 +269,7 @@ def test_a_worker_still_running_after_the_run_ended_writes_nothing(tmp_path):
         ValueResult("late").write(folder)
 
     case = _cases(inputs, {"a": "x"})[0]
-    with pytest.raises(runner.OrbitAIError, match="the run was cancelled or ended"):
+    with pytest.raises(OrbitAIError, match="the run was cancelled or ended"):
         runner.execute_case(predict_while_cancelled, case, str(out), str(work), {})
     assert list(out.iterdir()) == []
 
@@ -277,7 +278,7 @@ def test_a_retried_case_starts_from_an_empty_work_folder(tmp_path):
     inputs, out = tmp_path / "in", tmp_path / "out"
     inputs.mkdir()
     out.mkdir()
-    work = runner.make_work_folder(out, "toy predict")
+    work = folders.make_work_folder(out, "toy predict")
     (work / "a").mkdir()
     (work / "a" / "stale.txt").write_text("from the first attempt")    # Dask ran the task before, on a lost worker
     case = _cases(inputs, {"a": "x"})[0]
@@ -375,4 +376,4 @@ def test_a_scheduler_whose_worker_wait_times_out_as_asyncio_says_so(monkeypatch)
             raise asyncio.TimeoutError
 
     with pytest.raises(InputError, match="has no workers"):
-        runner._wait_for_a_worker(Client(), "tcp://h:1")
+        cluster._wait_for_a_worker(Client(), "tcp://h:1")

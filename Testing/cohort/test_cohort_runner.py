@@ -12,8 +12,8 @@ import psutil
 import pytest
 
 from orbitai.cli import main
-from orbitai.cohort.runner import (FAILED_FILE, CohortCase, CohortError, CohortTask, check_cohort_options,
-                                   run_cohort)
+from orbitai.cohort.records import CohortCase
+from orbitai.cohort.runner import FAILED_FILE, CohortError, CohortTask, check_cohort_options, run_cohort
 from orbitai.errors import BundleError, InputError, UserError
 from orbitai.io import read_volume, write_volume
 from orbitai.result import TaskResult

@@ -11,6 +11,7 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,8 @@ import orbitai.jobs.warm as warm
 import orbitai.mrml.jobs
 from orbitai.app.corrections import FINISHED
 from orbitai.io import Volume
-from orbitai.jobs.child import TICK_BYTES
+from orbitai.io import read_volume
+from orbitai.jobs.child import TICK_BYTES, JobInputWriter
 from orbitai.mrml import new_scene, segmentation_node_from_labels, volume_node_from_volume
 from orbitai.mrml.controller import CANCELLED
 
@@ -69,13 +71,20 @@ def _written(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.glob("*.nrrd")) if folder.is_dir() else 0
 
 
-def _write_until_started(controller, tick) -> tuple[list[float], list[int]]:
-    """Timer ticks until the child has started: the time each blocked, and what each wrote into the job's folder."""
+def _write_until_started(controller, tick, peaks: list[int] | None = None) -> tuple[list[float], list[int]]:
+    """Timer ticks until the child has started: the time each blocked, and what each wrote into the job's folder;
+    with ``peaks``, also the most memory each tick held at once beyond what it started with (`tracemalloc`: numpy's
+    arrays too), which bounds what it made of a label map: a whole export makes all of it in one tick."""
     job = controller.job
     times, wrote = [], []
     while job.writing:
         before = _written(job.workdir)
+        if peaks is not None:
+            tracemalloc.reset_peak()
+            held = tracemalloc.get_traced_memory()[0]
         times.append(_timed(tick))
+        if peaks is not None:
+            peaks.append(tracemalloc.get_traced_memory()[1] - held)
         wrote.append(_written(job.workdir) - before)
         assert controller.job is job, "the job ended while its input was written"
     assert job.job.started
@@ -137,12 +146,13 @@ def test_cancel_while_the_scan_is_written_leaves_nothing_and_starts_no_child(mon
         ctx.close()
 
 
-def test_the_sections_write_their_scans_a_slab_per_tick(monkeypatch, ct, worker, capsys):
+def test_the_sections_write_their_scans_a_slab_per_tick(monkeypatch, ct, worker, capsys, tmp_path):
     """"Which scan next" and "Learn from my corrections" write the scene's scans the same way (the finished cases'
     scans were written whole on the main thread, more of them the more cases were finished); "Mark finished" checks
     the segment names without exporting the segmentation's voxels (1-3 s at this size); the fine-tuning's Apply
-    exports each finished segmentation's label map in a poll tick of its own, not in the press (that tick still
-    blocks for the export: printed as the max)."""
+    exports no finished segmentation whole, neither in the press nor in a tick (a tick of its own blocked for the whole
+    export, 0.5-0.9 s): its label map is made a slab per tick from the segmentation's layers, no tick holding more than
+    `TICK_BYTES` of it, and the file is the whole export's, voxel for voxel and byte for byte."""
     monkeypatch.setenv("HOME", str(Path(tempfile.gettempdir()).parent / "home"))
     ctx, node, p = _panel(monkeypatch, "5.8.1", ct)
     other = volume_node_from_volume(ctx, ct, name="CT 2")
@@ -169,14 +179,29 @@ def test_the_sections_write_their_scans_a_slab_per_tick(monkeypatch, ct, worker,
             assert job is not None, section.controller.statusOf
             assert _written(job.workdir) == 0, f"{section.spec.key}: Apply wrote the scans on the main thread"
             assert exported == [], f"{section.spec.key}: Apply exported a segmentation in the press"
-            times, wrote = _write_until_started(section.controller, section.timer.timeout.emit)
-            assert exported == (["corrected"] if section is finetune else [])   # in a tick of its own
+            peaks: list[int] = []
+            tracemalloc.start()
+            try:
+                times, wrote = _write_until_started(section.controller, section.timer.timeout.emit, peaks)
+            finally:
+                tracemalloc.stop()
+            assert exported == [], f"{section.spec.key}: a segmentation was exported whole in a tick"
             assert max(wrote) <= TICK_BYTES + HEADER_BYTES
+            assert max(peaks) <= TICK_BYTES + HEADER_BYTES, f"a tick held {max(peaks) / 2**20:.0f} MiB at once"
             assert sum(wrote) >= len(scans) * SCAN_BYTES
             with capsys.disabled():
                 print(f"\n[{section.spec.key}] Apply {press:.3f} s; {len(times)} ticks: median "
-                      f"{statistics.median(times):.3f} s, max {max(times):.3f} s (Mark finished {mark:.3f} s)")
+                      f"{statistics.median(times):.3f} s, max {max(times):.3f} s, at most "
+                      f"{max(peaks) / 2**20:.1f} MiB held per tick (Mark finished {mark:.3f} s)")
             assert statistics.median(times) < 0.1
+            if section is finetune:                     # the label map written: the whole export's
+                written = job.workdir / "case000_labels.nrrd"
+                whole = export(seg, node)
+                np.testing.assert_array_equal(read_volume(written).array, whole.array)
+                writer = JobInputWriter(whole, tmp_path / "whole.nrrd", chunk_bytes=2**40)
+                while not writer.step():
+                    pass
+                assert written.read_bytes() == writer.path.read_bytes()
             button.clicked.emit(False)                  # Cancel
             assert section.controller.job is None and not job.workdir.exists()
     finally:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from orbitai.cli import main
-from orbitai.cohort.runner import INPUTS_FILE
+from orbitai.cohort.records import INPUTS_FILE
 from orbitai.io import Volume, read_volume, write_volume
 from orbitai.phantoms import orbit_case
 from orbitai.orbit.cli import case_name

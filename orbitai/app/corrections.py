@@ -151,6 +151,15 @@ class FinetuneLogic(_SceneLogic):
         orbit-scheme structures here."""
         return self.segmentationLabels(segmentation_node, scan_node, f"'{segmentation_node.GetName()}'")
 
+    def correctedLabelMap(self, segmentation_node: Any, scan_node: Any) -> Any:
+        """`correctedLabels` for the job's file, called in the poll tick that starts writing it: orbit-scheme structures
+        made a slab per tick from the segmentation's layers (`JobLogic.segmentationLabelSlabs`; the whole export in
+        that tick only where a layer lies on another grid); the lesion fine-tuning's mask (`correctedLabels`) whole."""
+        if self.task != "segmentation":
+            return self.correctedLabels(segmentation_node, scan_node)
+        labels = self.segmentationLabelSlabs(segmentation_node, scan_node, f"'{segmentation_node.GetName()}'")
+        return labels() if callable(labels) else labels
+
     def checkCorrected(self, segmentation_node: Any, scan_node: Any) -> None:
         """What "Mark finished" checks (one line when it fails), on Slicer's main thread: here the segment names
         (orbit-scheme structures, `segments_by_value`), no voxel read (the label map of a 512x512x300 scan took 1-3 s
@@ -187,9 +196,10 @@ class FinetuneLogic(_SceneLogic):
         rows = []
         for n, (seg, scan) in enumerate(pairs):
             # From a panel each file is written in the poll ticks (`JobLogic.start`), not in the press: the scan a slab
-            # per tick (a view of its voxels), the label map exported in a tick of its own (0.5-0.9 s at 512x512x300).
+            # per tick (a view of its voxels), the label map too, made a slab per tick from the segmentation's layers
+            # (its whole export took 0.5-0.9 s of one tick at 512x512x300).
             image = write_job_input(volume_from_volume_node(scan, copy=False), workdir / f"case{n:03d}.nrrd")
-            seg_file = write_job_input(lambda seg=seg, scan=scan: self.correctedLabels(seg, scan),
+            seg_file = write_job_input(lambda seg=seg, scan=scan: self.correctedLabelMap(seg, scan),
                                        workdir / f"case{n:03d}_labels.nrrd")
             rows.append({"case_id": f"case{n:03d}", "image": image.name, "segmentation": seg_file.name,
                          "name": seg.GetName()})

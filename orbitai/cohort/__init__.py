@@ -7,4 +7,7 @@
                                    eyes or visits always stay on one side)
 * :mod:`orbitai.cohort.runner`    every predict command over a manifest, serial or on Dask
                                    (complete case folders only, resume, failed.csv, cancel)
+* :mod:`orbitai.cohort.records`   what a case is and what its folder records of its inputs (resume)
+* :mod:`orbitai.cohort.folders`   the run's work folder; case folders moved, never over the user's files
+* :mod:`orbitai.cohort.cluster`   the Dask side: a local cluster or a checked scheduler, quiet, cancellable
 """

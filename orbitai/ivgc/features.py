@@ -32,8 +32,8 @@ from tqdm import tqdm  # type: ignore[import-untyped]
 
 from orbitai import staging
 from orbitai.bundle.core import sha256_input
+from orbitai.cohort.cluster import dask_map
 from orbitai.cohort.manifest import ManifestError, read_labels, read_manifest
-from orbitai.cohort.runner import dask_map
 from orbitai.errors import InputError, OrbitAIError, one_line
 from orbitai.io import read_volume, require_values, segmentation_on_image
 from orbitai.ivgc.rois import check_label_values, parse_strategies, perturb_labels, strategy_masks
@@ -372,7 +372,7 @@ def _run_dask(todo: Sequence[str], inputs: Mapping[str, tuple[Path, Path]], stra
               protocol: Mapping[str, Any], perturb: bool, workers: int, scheduler: Optional[str],
               finished: Callable[[str, Optional[dict[str, float]], Optional[BaseException]], None],
               resample_masks: bool = False) -> None:
-    """Submit every case to a Dask cluster (the cohort runner's, :func:`orbitai.cohort.runner.dask_map`);
+    """Submit every case to a Dask cluster (the cohort runner's, :func:`orbitai.cohort.cluster.dask_map`);
     report each as it completes."""
     dask_map(case_features, {cid: (cid, str(inputs[cid][0]), str(inputs[cid][1]), list(strategies), dict(protocol),
                                    perturb, resample_masks) for cid in todo},

@@ -72,7 +72,19 @@ def write_job_input(vol, path: str | os.PathLike) -> Path:
 def _write_now(vol, path: str | os.PathLike) -> Path:
     from orbitai.io import write_volume
 
-    return write_volume(vol() if callable(vol) else vol, path, compress=False)
+    vol = vol() if callable(vol) else vol
+    if _is_slabs(vol):                           # made a slab at a time: written so (all of it now)
+        writer = JobInputWriter(vol, path)
+        while not writer.step():
+            pass
+        return writer.path
+    return write_volume(vol, path, compress=False)
+
+
+def _is_slabs(vol) -> bool:
+    """``vol`` is a label map made a k-slab at a time (e.g. `orbitai.mrml.segmentations.LabelSlabs`): ``shape``,
+    ``dtype``, geometry and ``slab(k0, k1)``, not a whole array."""
+    return callable(getattr(vol, "slab", None))
 
 
 #: NRRD type names of the voxel types `JobInputWriter` writes (others go through `write_job_input` at once).
@@ -83,10 +95,10 @@ _NRRD_TYPES = {"int8": "signed char", "uint8": "uchar", "int16": "short", "uint1
 def _nrrd_type(vol) -> Optional[str]:
     """The NRRD type `JobInputWriter` writes ``vol`` as itself; None: the ordinary writer writes it (another voxel
     type, not 3D, or header fields)."""
-    array = np.asarray(vol.array)
-    if array.ndim != 3 or getattr(vol, "metadata", None):
+    shape, dtype = (vol.shape, np.dtype(vol.dtype)) if _is_slabs(vol) else (np.shape(vol.array), np.asarray(vol.array).dtype)
+    if len(shape) != 3 or getattr(vol, "metadata", None):
         return None
-    return _NRRD_TYPES.get(array.dtype.name)
+    return _NRRD_TYPES.get(dtype.name)
 
 
 class JobInputWriter:
@@ -95,13 +107,17 @@ class JobInputWriter:
     scan across its timer's ticks instead of blocking for it: 0.36 s for a 512x512x300 CT written at once. Written by
     hand because SimpleITK writes a whole image in one call; the file is read back by SimpleITK (tests compare it
     with `write_job_input`'s). The file appears under its name only when complete (temporary name, then rename);
-    nothing is opened (and a function given as ``vol`` is not called) before the first `step`."""
+    nothing is opened (and a function given as ``vol`` is not called) before the first `step`. ``vol`` may also be
+    a label map made a k-slab at a time (`orbitai.mrml.segmentations.LabelSlabs`: a segmentation's, read from its
+    layers): each step makes and writes the slices of one slab (at least one slice), never the whole map."""
 
     def __init__(self, vol, path: str | os.PathLike, chunk_bytes: int = 16 * 2**20) -> None:
         self.path = Path(path)
         self.chunk_bytes = max(int(chunk_bytes), 1)
         self._source = vol
         self._data: Optional[memoryview] = None
+        self._slabs = None                       # a label map made a slab at a time, and its next slice
+        self._k = 0
         self._tmp = self.path.with_name(f".tmp-{self.path.name}")
         self._file: Optional[IO[bytes]] = None
         self._offset = 0
@@ -114,16 +130,21 @@ class JobInputWriter:
         """Read the volume, start the file (its header); True when it was written at once instead."""
         vol, self._source = self._source, None
         vol = vol() if callable(vol) else vol
-        array = np.asarray(vol.array)
         nrrd_type = _nrrd_type(vol)
         if nrrd_type is None:
+            if _is_slabs(vol):
+                vol = vol.volume()               # (a 2D or 4D map: not made by a GUI's Logic)
             _write_now(vol, self.path)           # another voxel type, or header fields: the ordinary writer, at once
-            self.written, self.done = array.nbytes, True
+            self.written, self.done = np.asarray(vol.array).nbytes, True
             return True
-        little = np.ascontiguousarray(array.astype(array.dtype.newbyteorder("<"), copy=False))
-        self._data = little.reshape(-1).view(np.uint8).data
+        if _is_slabs(vol):
+            self._slabs, shape = vol, tuple(vol.shape)
+        else:
+            array = np.asarray(vol.array)
+            little = np.ascontiguousarray(array.astype(array.dtype.newbyteorder("<"), copy=False))
+            self._data, shape = little.reshape(-1).view(np.uint8).data, array.shape
         self._file = open(self._tmp, "wb")       # kept open across steps; closed when done or by close()
-        self._file.write(self._header(vol, array.shape, nrrd_type).encode("ascii"))
+        self._file.write(self._header(vol, shape, nrrd_type).encode("ascii"))
         return False
 
     @staticmethod
@@ -144,20 +165,38 @@ class JobInputWriter:
         try:
             if self._file is None and self._open():
                 return True
-            assert self._data is not None and self._file is not None
-            end = min(self._offset + self.chunk_bytes, len(self._data))
-            self._file.write(self._data[self._offset:end])
-            self.written += end - self._offset
-            self._offset = end
-            if end < len(self._data):
-                return False
+            assert self._file is not None
+            if self._slabs is not None:
+                if not self._write_slab():
+                    return False
+            else:
+                assert self._data is not None
+                end = min(self._offset + self.chunk_bytes, len(self._data))
+                self._file.write(self._data[self._offset:end])
+                self.written += end - self._offset
+                self._offset = end
+                if end < len(self._data):
+                    return False
             self._file.close()
             os.replace(self._tmp, self.path)
         except BaseException:
             self.close()
             raise
-        self.done, self._data = True, None
+        self.done, self._data, self._slabs = True, None, None
         return True
+
+    def _write_slab(self) -> bool:
+        """Make and write the next slab of a label map made a slab at a time; True once its last slice is written."""
+        slabs = self._slabs
+        assert slabs is not None and self._file is not None
+        depth, slice_bytes = slabs.shape[0], int(np.prod(slabs.shape[1:])) * np.dtype(slabs.dtype).itemsize
+        end = min(self._k + max(self.chunk_bytes // max(slice_bytes, 1), 1), depth)
+        slab = slabs.slab(self._k, end)
+        data = np.ascontiguousarray(slab.astype(slab.dtype.newbyteorder("<"), copy=False))
+        self._file.write(data.reshape(-1).view(np.uint8).data)
+        self.written += data.nbytes
+        self._k = end
+        return end >= depth
 
     def close(self) -> None:
         """Stop writing; an incomplete file is removed."""
@@ -165,7 +204,7 @@ class JobInputWriter:
             if self._file is not None:
                 self._file.close()
             self._tmp.unlink(missing_ok=True)
-            self.done, self._data, self._source = True, None, None
+            self.done, self._data, self._source, self._slabs = True, None, None, None
 
 
 #: What one tick of a GUI timer writes of a job's inputs (`JobInputs.step`) at most: bytes, and seconds (checked

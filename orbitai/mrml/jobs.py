@@ -28,12 +28,13 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Optional
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional
 
 from orbitai.bundle.registry import Entry, human_size, model_to_install
 from orbitai.device import DEVICE_CHOICES
 from orbitai.errors import DeviceError, InputError, OrbitAIError
 from orbitai.mrml import get_context, labels_from_segmentation_node, volume_from_volume_node
+from orbitai.mrml.segmentations import LabelSlabs, label_slabs_from_segmentation_node
 from orbitai.mrml.dependencies import ensure_requirements, import_name, read_requirements
 from orbitai.mrml.dicom_export import file_beside_input
 from orbitai.mrml.transaction import node_ids, rollback_on_error, temporary_nodes
@@ -282,6 +283,21 @@ class JobLogic:
                 return labels_from_segmentation_node(segmentation_node, input_node, table=table)
         except ValueError as exc:
             raise InputError(f"{what}: {exc}") from None
+
+    def segmentationLabelSlabs(self, segmentation_node, input_node, what: str,
+                               table=None) -> "LabelSlabs | Callable[[], Any]":
+        """`segmentationLabels` for `write_job_input`, read from Slicer's main thread without blocking it: the segment
+        names are checked now (one line starting with ``what``), no voxel is read; the label map is made a slab per
+        poll tick as its file is written (`orbitai.mrml.segmentations.LabelSlabs`: the same voxels as the export).
+        Where only the whole export makes that map (a layer on another grid, another transform: see
+        `label_slabs_from_segmentation_node`), a function that exports it, called in a poll tick of its own."""
+        try:
+            slabs = label_slabs_from_segmentation_node(segmentation_node, input_node, table=table)
+        except ValueError as exc:
+            raise InputError(f"{what}: {exc}") from None
+        if slabs is not None:
+            return slabs
+        return lambda: self.segmentationLabels(segmentation_node, input_node, what, table=table)
 
     # ---------------------------------------------------------------------------- run
     @staticmethod

@@ -14,7 +14,8 @@ from orbitai.arguments import (
     add_nproc_option,
     check_finetune_options,
 )
-from orbitai.cohort.runner import CohortCase, add_cohort_options, check_cohort_options
+from orbitai.cohort.records import CohortCase
+from orbitai.cohort.runner import add_cohort_options, check_cohort_options
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import UserError
 from orbitai.training.launch import arguments_checked

@@ -1,0 +1,178 @@
+"""Issue #63: a segmentation's label map for a job's input file, made a k-slab at a time from its binary-labelmap layers
+(`LabelSlabs`) instead of one export of the whole map on Slicer's main thread: the very file the whole export gives
+(`labels_from_segmentation_node` written by `JobInputWriter`), byte for byte, for the segment-to-label rules of
+Slicer's ``ExportSegmentsToLabelmapNode`` (v5.8.1, v5.10.0): one shared layer cropped to its effective extent, layers
+of their own that overlap (a later segment over an earlier one, interleaved across layers), a layer reaching past the
+grid, a ``short`` layer, an empty segment, names with spaces in any case. Where only the whole export gives the map (a
+layer on another grid, another transform) no slabs are made and the whole export stays, in a tick of its own."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+slicer = pytest.importorskip("slicer")
+
+import vtk  # noqa: E402
+from vtk.util import numpy_support  # noqa: E402
+
+from orbitai.errors import InputError  # noqa: E402
+from orbitai.io import Volume, read_volume  # noqa: E402
+from orbitai.jobs.child import JobInputWriter, write_job_input  # noqa: E402
+from orbitai.mrml import labels_from_segmentation_node, segmentation_node_from_labels, volume_node_from_volume  # noqa: E402
+from orbitai.mrml.jobs import JobLogic  # noqa: E402
+from orbitai.mrml.segmentations import LabelSlabs, label_slabs_from_segmentation_node  # noqa: E402
+
+SHAPE = (23, 31, 37)
+BINARY = "Binary labelmap"
+
+
+def _direction() -> np.ndarray:
+    q, _ = np.linalg.qr(np.array([[0.9, -0.3, 0.1], [0.3, 0.95, 0.05], [-0.1, 0.0, 0.99]]))
+    return q
+
+
+@pytest.fixture()
+def scan(ctx):
+    rng = np.random.default_rng(63)
+    vol = Volume(rng.integers(-1000, 1000, SHAPE).astype(np.int16), (0.47, 0.53, 1.3), (10.1, -20.3, 30.7),
+                 _direction().ravel())
+    return vol, volume_node_from_volume(ctx, vol, "scan")
+
+
+def _layer(node, array: np.ndarray, start=(0, 0, 0), vtk_type=vtk.VTK_UNSIGNED_CHAR, spacing_factor: float = 1.0):
+    """A binary labelmap ([k, j, i] ``array``) on ``node``'s grid, its first voxel at index ``start`` (k, j, i)."""
+    image = slicer.vtkOrientedImageData()
+    k, j, i = start
+    image.SetExtent(i, i + array.shape[2] - 1, j, j + array.shape[1] - 1, k, k + array.shape[0] - 1)
+    image.AllocateScalars(vtk_type, 1)
+    m = vtk.vtkMatrix4x4()
+    node.GetIJKToRASMatrix(m)
+    for r in range(3):
+        m.SetElement(r, 0, m.GetElement(r, 0) * spacing_factor)
+    image.SetGeometryFromImageToWorldMatrix(m)
+    numpy_support.vtk_to_numpy(image.GetPointData().GetScalars())[:] = array.ravel()
+    return image
+
+
+def _add(seg_node, name: str, image, value: int = 1):
+    segment = slicer.vtkSegment()
+    segment.SetName(name)
+    segment.SetLabelValue(value)
+    if image is not None:
+        segment.AddRepresentation(BINARY, image)
+    seg_node.GetSegmentation().AddSegment(segment, name)
+    return segment
+
+
+def _file_bytes(vol, path, chunk_bytes: int) -> bytes:
+    w = JobInputWriter(vol, path, chunk_bytes=chunk_bytes)
+    while not w.step():
+        pass
+    return path.read_bytes()
+
+
+def _same_file_as_the_whole_export(seg_node, node, tmp_path, table=None) -> np.ndarray:
+    whole = labels_from_segmentation_node(seg_node, node, table=table)
+    slabs = label_slabs_from_segmentation_node(seg_node, node, table=table)
+    assert isinstance(slabs, LabelSlabs)
+    assert slabs.dtype == whole.array.dtype and slabs.shape == whole.shape
+    np.testing.assert_array_equal(slabs.volume().array, whole.array)
+    # one slice per step (the chunk is smaller than a slice), then two and a half slices per step
+    slice_bytes = SHAPE[1] * SHAPE[2] * whole.array.dtype.itemsize
+    expected = _file_bytes(whole, tmp_path / "whole.nrrd", 10**9)
+    for chunk in (1, slice_bytes * 5 // 2):
+        assert _file_bytes(slabs, tmp_path / f"slabs{chunk}.nrrd", chunk) == expected
+    back = read_volume(tmp_path / "whole.nrrd")
+    np.testing.assert_array_equal(back.array, whole.array)
+    return whole.array
+
+
+def test_a_shared_layer_on_an_oblique_grid_gives_the_whole_exports_file(ctx, scan, tmp_path):
+    vol, node = scan
+    labels = np.zeros(SHAPE, np.uint8)
+    labels[3:12, 5:20, 4:30] = 1            # eyeball_left
+    labels[8:20, 12:28, 20:35] = 3          # optic_nerve_left
+    labels[15:22, 2:6, 2:9] = 16
+    seg = segmentation_node_from_labels(ctx, vol.with_array(labels), reference_node=node)
+    layer = seg.GetSegmentation().GetNthSegment(0).GetRepresentation(BINARY)
+    assert layer.GetExtent() != (0, SHAPE[2] - 1, 0, SHAPE[1] - 1, 0, SHAPE[0] - 1)   # cropped to the segments
+    out = _same_file_as_the_whole_export(seg, node, tmp_path)
+    np.testing.assert_array_equal(out, labels)
+
+
+def test_overlapping_layers_interleaved_past_the_grid_short_and_empty(ctx, scan, tmp_path):
+    vol, node = scan
+    seg = ctx.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "edited")
+    seg.SetReferenceImageGeometryParameterFromVolumeNode(node)
+    rng = np.random.default_rng(7)
+    shared = np.zeros((30, 20, 25), np.uint8)                        # reaches past the grid on every side
+    shared[rng.random(shared.shape) < 0.3] = 2
+    shared[rng.random(shared.shape) < 0.3] = 5
+    shared_image = _layer(node, shared, start=(-4, 18, -6))
+    own = (rng.random((10, 25, 30)) < 0.5).astype(np.int16) * 7      # a short layer, value 7
+    _add(seg, "Eyeball Left", shared_image, 2)                       # another case and a space
+    _add(seg, "optic nerve left", _layer(node, own, start=(5, 3, 4), vtk_type=vtk.VTK_SHORT), 7)
+    _add(seg, "medial_rectus_muscle_left", shared_image, 5)                 # the shared layer again, after the other
+    _add(seg, "levator_palpebrae_superioris_left", None)                                     # no voxels
+    seg.GetSegmentation().SetSourceRepresentationName(BINARY) if hasattr(
+        seg.GetSegmentation(), "SetSourceRepresentationName") else seg.GetSegmentation().SetMasterRepresentationName(BINARY)
+    segmentation = seg.GetSegmentation()
+    assert segmentation.GetNthSegment(0).GetRepresentation(BINARY) is not segmentation.GetNthSegment(1).GetRepresentation(BINARY)
+    out = _same_file_as_the_whole_export(seg, node, tmp_path)
+    assert {0, 1, 3, 9} <= set(np.unique(out).tolist())               # eyeball 1, nerve 3 over it, rectus 9 over the nerve
+    table = {1: "eyeball_left", 3: "optic_nerve_left", 300: "medial_rectus_muscle_left", 22: "levator_palpebrae_superioris_left"}
+    out = _same_file_as_the_whole_export(seg, node, tmp_path, table=table)   # a uint16 label map
+    assert out.dtype == np.uint16 and 300 in out
+
+
+def test_no_segment_gives_the_background(ctx, scan, tmp_path):
+    vol, node = scan
+    seg = ctx.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "empty")
+    out = _same_file_as_the_whole_export(seg, node, tmp_path)
+    assert not out.any()
+
+
+def test_a_layer_on_another_grid_keeps_the_whole_export_in_a_tick_of_its_own(ctx, scan, tmp_path):
+    """Slicer resamples such a layer onto the reference as a whole (`ResampleOrientedImageToReferenceGeometry`): a
+    k-slab of the result is no k-slab of the layer, so no slabs are made; the job's file is the whole export's, made
+    when the file is written (a function), not when it is asked for."""
+    vol, node = scan
+    seg = ctx.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "other grid")
+    block = np.zeros((10, 12, 9), np.uint8)
+    block[2:8, 3:10, 1:8] = 1
+    _add(seg, "eyeball_left", _layer(node, block, start=(4, 5, 6), spacing_factor=2.0))
+    assert label_slabs_from_segmentation_node(seg, node) is None
+    logic = JobLogic()
+    made = logic.segmentationLabelSlabs(seg, node, "'other grid'")
+    assert callable(made) and not isinstance(made, LabelSlabs)
+    whole = labels_from_segmentation_node(seg, node)
+    assert whole.array.any()
+    np.testing.assert_array_equal(made().array, whole.array)
+    assert ctx.scene.GetFirstNodeByName("orbitai-export") is None       # the export's helper nodes removed
+    path = write_job_input(made, tmp_path / "labels.nrrd")
+    np.testing.assert_array_equal(read_volume(path).array, whole.array)
+
+
+def test_another_transform_keeps_the_whole_export(ctx, scan):
+    vol, node = scan
+    labels = np.zeros(SHAPE, np.uint8)
+    labels[3:12, 5:20, 4:30] = 1
+    seg = segmentation_node_from_labels(ctx, vol.with_array(labels), reference_node=node)
+    assert isinstance(label_slabs_from_segmentation_node(seg, node), LabelSlabs)
+    moved = ctx.scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "moved")
+    seg.SetAndObserveTransformNodeID(moved.GetID())
+    assert label_slabs_from_segmentation_node(seg, node) is None
+    node.SetAndObserveTransformNodeID(moved.GetID())                  # both under it: slabs again
+    slabs = label_slabs_from_segmentation_node(seg, node)
+    assert isinstance(slabs, LabelSlabs)
+    np.testing.assert_array_equal(slabs.volume().array, labels_from_segmentation_node(seg, node).array)
+
+
+def test_unknown_segment_names_are_one_line_naming_the_segmentation(ctx, scan):
+    vol, node = scan
+    seg = ctx.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "odd")
+    _add(seg, "tumour", _layer(node, np.ones((2, 2, 2), np.uint8)))
+    with pytest.raises(InputError) as err:
+        JobLogic().segmentationLabelSlabs(seg, node, "Orbit segmentation 'odd'")
+    assert str(err.value).startswith("Orbit segmentation 'odd': Segments 'tumour' are not in the label table")
+    assert "\n" not in str(err.value)
