@@ -176,3 +176,32 @@ def test_unknown_segment_names_are_one_line_naming_the_segmentation(ctx, scan):
         JobLogic().segmentationLabelSlabs(seg, node, "Orbit segmentation 'odd'")
     assert str(err.value).startswith("Orbit segmentation 'odd': Segments 'tumour' are not in the label table")
     assert "\n" not in str(err.value)
+
+
+def test_tao_apply_with_a_segmentation_exports_it_neither_in_the_press_nor_whole(ctx, monkeypatch):
+    """TAOActivity's Apply with an orbit segmentation exported it whole in the press (its job's ``orbit_labels.nrrd``);
+    now the press checks its names and the file is made a slab per tick: the whole export's file."""
+    import orbitai.mrml.jobs
+    from orbitai.app.tao_activity import TAOActivityLogic
+    from orbitai.phantoms import orbit_case
+
+    case = orbit_case(630002, "t2", oblique=True)
+    node = volume_node_from_volume(ctx, case.image, "T2")
+    seg = segmentation_node_from_labels(ctx, case.labels, reference_node=node, name="orbits")
+    exported: list[str] = []
+    export = orbitai.mrml.jobs.labels_from_segmentation_node
+    monkeypatch.setattr(orbitai.mrml.jobs, "labels_from_segmentation_node",
+                        lambda s, *a, **k: exported.append(s.GetName()) or export(s, *a, **k))
+    job = TAOActivityLogic(ctx).start(node, segmentation_node=seg, device="cpu")
+    try:
+        writers = {w.path.name: w for w in job.inputs.writers}
+        assert isinstance(writers["orbit_labels.nrrd"]._source, LabelSlabs)
+        assert exported == [] and not (job.workdir / "orbit_labels.nrrd").exists()
+        job.inputs.finish()
+        assert exported == []
+        whole = export(seg, node)
+        np.testing.assert_array_equal(read_volume(job.workdir / "orbit_labels.nrrd").array, whole.array)
+        assert (job.workdir / "orbit_labels.nrrd").read_bytes() == _file_bytes(whole, job.workdir / "whole.nrrd", 10**9)
+    finally:
+        job.cleanup()
+    assert not job.workdir.exists()

@@ -103,8 +103,8 @@ class TAOActivityLogic(JobLogic):
         bundle = self.resolveModel(model)
         labels = None
         if segmentation_node is not None:
-            labels = self.segmentationLabels(segmentation_node, input_node,
-                                             f"Orbit segmentation '{segmentation_node.GetName()}'")
+            labels = self.segmentationLabelSlabs(segmentation_node, input_node,   # made a slab per tick, not now
+                                                 f"Orbit segmentation '{segmentation_node.GetName()}'")
         image = write_job_input(vol, workdir / "input.nrrd")
         args = ["tao", "predict", str(image), "--model", str(bundle.path), "--device", self.checkDevice(device),
                 "--out", "{out}"]
