@@ -15,10 +15,10 @@ from orbitai import modality
 from orbitai.cli import build_parser, main
 from orbitai.io import Volume, VolumeError, values as io_values, write_volume
 from orbitai.phantoms.orbit import orbit_case
-from orbitai.scan import scan_facts
+from orbitai.scan import Fact, scan_facts
 from orbitai.scan.classifier import ScanClassifier
 from orbitai.scan.tags import fat_suppressed_from_words, from_file_name
-from orbitai.scan.values import model_family
+from orbitai.scan.values import in_hounsfield_units, model_family
 
 import orbitai.orbit.predict  # noqa: F401  (and what it reads the image with: imported before counting)
 
@@ -90,6 +90,16 @@ def test_the_model_family_follows_the_statement_then_the_values(ct_image):
     assert model_family(None, ct_image) == "CT"
     mr = ct_image.with_array(np.clip(ct_image.array + 1000, 0, None).astype(np.float32))
     assert model_family(scan_facts(mr, image=False)) == "MR"
+
+
+def test_values_are_hounsfield_units_unless_the_user_or_the_tags_say_otherwise(ct_image):
+    """The vitreous' water-like HU rule reads the values as HU where they look so, even when the image classifier
+    takes the scan for an MR (a dry skull in air); a stated MR wins."""
+    facts = scan_facts(ct_image, image=False)
+    facts.modality = Fact("MR", 0.99, "image")
+    assert model_family(facts) == "MR" and in_hounsfield_units(facts)
+    assert not in_hounsfield_units(scan_facts(ct_image, stated="MR", image=False))
+    assert in_hounsfield_units(scan_facts(ct_image, stated="CT", image=False))
 
 
 def test_tao_and_ivgc_input_checks_read_the_stated_modality(ct_image, tmp_path):

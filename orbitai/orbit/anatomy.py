@@ -11,7 +11,7 @@ import numpy as np
 from orbitai.io import Volume
 from orbitai.labels import ORBIT_LABELS
 from orbitai.scan import ScanFacts
-from orbitai.scan.values import model_family
+from orbitai.scan.values import in_hounsfield_units
 
 #: Normal adult volumes (cm3), low and high: eyeball 5.5-9.5 (axial length 22-26 mm as a sphere is 5.6-9.2;
 #: the 35 expert-contoured globes of ../shared/data/tcia_hn_eye_masks have a median of 8.6), rectus muscle
@@ -163,15 +163,15 @@ MIN_GLOBE_CM3 = 1.0
 
 def implausible_globe(image: Volume, labels: Volume, value: int, facts: Optional[ScanFacts] = None) -> Optional[str]:
     """Why eyeball ``value`` of ``labels`` (on ``image``'s grid) is not an eyeball, or None when it may be:
-    too small even for a globe cut by the field of view, or on CT not water-like (CT as the scan's ``facts`` say,
-    :func:`orbitai.scan.values.model_family`). (On MRI no intensity rule holds for every contrast: the vitreous is
+    too small even for a globe cut by the field of view, or on CT not water-like (values in Hounsfield units as the
+    scan's ``facts`` say, :func:`orbitai.scan.values.in_hounsfield_units`). (On MRI no intensity rule holds for every contrast: the vitreous is
     as bright as the fat behind it on a T2 without fat suppression.)"""
     side = ORBIT_LABELS[value].side
     mask = labels.array == value
     cm3 = float(mask.sum()) * labels.voxel_volume_mm3() / 1000.0
     if cm3 < MIN_GLOBE_CM3:
         return f"the {side} one measures {cm3:.2f} cm3"
-    if model_family(facts, image) == "CT":
+    if in_hounsfield_units(facts, image):
         hu = float(np.median(image.array[mask]))
         if not CT_VITREOUS_HU[0] <= hu <= CT_VITREOUS_HU[1]:
             return f"the {side} one holds {hu:.0f} HU, not the vitreous' water-like {CT_VITREOUS_HU[0]:g}-{CT_VITREOUS_HU[1]:g} HU"

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from orbitai.scan import ScanFacts
 
 __all__ = ["looks_like_ct", "eight_bit_ct_evidence", "image_is_ct", "value_caveats", "said_modality",
-           "model_family", "bundled_model_family", "check_not_wrapped", "EIGHT_BIT_AT_ZERO", "EIGHT_BIT_AT_255"]
+           "model_family", "bundled_model_family", "in_hounsfield_units", "check_not_wrapped", "EIGHT_BIT_AT_ZERO",
+           "EIGHT_BIT_AT_255"]
 
 Image = Union[Volume, ValueEvidence]
 
@@ -55,6 +56,16 @@ def model_family(facts: Optional[ScanFacts], vol: Optional[Image] = None) -> str
     if said is not None:
         return said
     return "CT" if _evidence(facts, vol).hounsfield else "MR"
+
+
+def in_hounsfield_units(facts: Optional[ScanFacts], vol: Optional[Image] = None) -> bool:
+    """Whether the image's values are read as Hounsfield units (a value rule such as the vitreous' water-like HU
+    applies): what the user stated or the DICOM tags say wins; else the values themselves. Unlike
+    :func:`model_family`, the image classifier does not overrule the values here: a dry skull in air, which it may
+    take for an MR, still holds Hounsfield units."""
+    if facts is not None and facts.sure("modality") and facts.modality.source.startswith(("stated", "DICOM")):
+        return facts.modality.value == "CT"
+    return _evidence(facts, vol).hounsfield
 
 
 def bundled_model_family(facts: ScanFacts, what: str = "the image", vol: Optional[Image] = None) -> str:
