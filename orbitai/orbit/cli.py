@@ -15,9 +15,10 @@ from orbitai.arguments import (
     check_finetune_options,
 )
 from orbitai.cohort.records import CohortCase
-from orbitai.cohort.runner import add_cohort_options, check_cohort_options
+from orbitai.cohort.runner import add_cohort_options, check_cohort_options, worker_state
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import UserError
+from orbitai.predictor import predictor_for
 from orbitai.training.launch import arguments_checked
 from orbitai.staging import strict_json
 
@@ -200,9 +201,6 @@ def run_prior(args) -> int:
 def predict_case(options: dict, case: CohortCase, folder: Path) -> None:
     """One case of a ``seg predict`` batch into ``folder`` (the cohort runner's per-case step, the same in this
     process and on a Dask worker): the worker's one `OrbitPredictor`, which loads each model once."""
-    from orbitai.cohort.runner import worker_state
-    from orbitai.predictor import predictor_for
-
     worker_state(("seg", options["model"], options["device"]),
                  lambda: predictor_for("seg", options["model"], options["device"])).predict(case.inputs, folder, options)
 
@@ -246,7 +244,6 @@ def run_predict(args) -> int:
         raise UserError(f"--out takes a folder (OUT/segmentation.seg.nrrd, volumes.csv and result.json are "
                         f"written there); got the file name {args.out}.")
     if single and out is not None:
-        from orbitai.predictor import predictor_for
         from orbitai.progress import emit
 
         predictor_for("seg", args.model, args.device).predict({"image": cases[0][1]}, out, predict_options(args),

@@ -15,9 +15,10 @@ from orbitai.arguments import (
     manifest_inputs,
 )
 from orbitai.cohort.records import CohortCase
-from orbitai.cohort.runner import add_cohort_options, check_cohort_options
+from orbitai.cohort.runner import add_cohort_options, check_cohort_options, worker_state
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import UserError
+from orbitai.predictor import predictor_for
 from orbitai.training.launch import arguments_checked
 from orbitai.staging import strict_json
 
@@ -96,9 +97,6 @@ def _outputs() -> tuple[str, ...]:
 def predict_case(options: dict, case: CohortCase, folder: Path) -> None:
     """One case of a ``tao predict --manifest`` cohort (the cohort runner's per-case step): the worker's one
     `TaoPredictor`, which loads each network once."""
-    from orbitai.cohort.runner import worker_state
-    from orbitai.predictor import predictor_for
-
     worker_state(("tao", options["model"], options["device"]),
                  lambda: predictor_for("tao", options["model"], options["device"])).predict(case.inputs, folder, options)
 
@@ -107,7 +105,6 @@ def run_predict(args) -> int:
     import functools
 
     from orbitai.cohort.runner import CohortTask, image_cases, run_cohort
-    from orbitai.predictor import predictor_for
     from orbitai.progress import emit
     from orbitai.result import check_outputs
     from orbitai.tao.result import TaoResult
