@@ -38,7 +38,7 @@ def registerEditorEffects() -> None:
     their model work."""
     from OrbitSegmentationLib.effect_registration import register_annotation_effects
 
-    from orbitai.app.annotation.logic import cancel_model_work_on_scene_close
+    from orbitai.app.annotation.model_prior import cancel_model_work_on_scene_close
 
     register_annotation_effects()
     cancel_model_work_on_scene_close(slicer.mrmlScene)

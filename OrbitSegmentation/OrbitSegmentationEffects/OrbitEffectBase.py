@@ -27,7 +27,8 @@ from OrbitSegmentationLib.effect_registration import effect_icon_path  # noqa: E
 
 from orbitai.app.annotation import options  # noqa: E402
 from orbitai.mrml.editors import ScriptedEffectEditor  # noqa: E402
-from orbitai.app.annotation.logic import AnnotationLogic, OperationResult  # noqa: E402
+from orbitai.app.annotation.editing import OperationResult  # noqa: E402
+from orbitai.app.annotation.logic import AnnotationLogic  # noqa: E402
 
 
 class OrbitEffectBase(AbstractScriptedSegmentEditorEffect):

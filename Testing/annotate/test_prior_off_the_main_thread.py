@@ -185,7 +185,7 @@ def test_leaving_the_tool_drops_the_waiting_action(mrml, no_model_in_process, mo
 
 
 def test_closing_the_scene_cancels_the_prior_and_drops_the_waiting_action(mrml, no_model_in_process):
-    from orbitai.app.annotation.logic import cancel_model_work_on_scene_close
+    from orbitai.app.annotation.model_prior import cancel_model_work_on_scene_close
 
     L = mrml.logic
     L.selectSegment(mrml.ids[1])
