@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +12,13 @@ import pytest
 
 from orbitai.io import Volume, read_volume, write_volume
 from orbitai.io.segfile import lesion_table, write_segmentation
+from orbitai.testing.cli import run_cli
 
 
 def orbitai(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "orbitai", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=900)
+    """The command in this process (no interpreter of its own importing torch: the tests are not about the
+    process)."""
+    return run_cli(args, cwd=cwd)
 
 
 @pytest.fixture(scope="module")
