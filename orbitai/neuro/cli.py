@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 from orbitai.arguments import (
     add_bundle_out_options,
@@ -273,35 +273,24 @@ def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
         add(s)
 
 
-def _print_table(found) -> None:
-    if found.scan is not None:
-        print(f"scan: {found.scan.summary()}")
-    t = found.table
-    print(f"{t.count} lesion(s), {t.total_ml:.2f} mL ({t.percent_icv:.2f} % of the intracranial volume "
-          f"{t.icv_ml / 1000:.2f} L); " + ", ".join(f"{k} {v}" for k, v in t.location_counts().items() if v))
+def _predict(predictor, options: dict, flair: str, lesions: Optional[str], out: str | Path) -> None:
+    """One FLAIR by the task's ``predictor``: ``neuro predict`` (lesions and the call) or ``neuro lesions``."""
+    from orbitai.progress import emit
 
-
-def _case_files() -> tuple[str, ...]:
-    from orbitai.neuro.result import BRAIN_FILE, HEATMAP_FILE, LESIONS_FILE, TABLE_FILE
-    from orbitai.result import RESULT_FILE
-
-    return RESULT_FILE, LESIONS_FILE, TABLE_FILE, BRAIN_FILE, HEATMAP_FILE
-
-
-def _outputs(args: argparse.Namespace):
-    from orbitai.result import check_outputs
-
-    if not args.flair:
-        raise UserError("Give a FLAIR, or --manifest CSV with case_id,image[,segmentation].")
-    return check_outputs(args.out, [args.flair, args.lesions], _case_files(), task="neuro_differential")
+    predictor.predict({"flair": flair, "lesions": lesions}, out,
+                      {**options, "classify": options.get("neuro_command") != "lesions"}, progress=emit)
 
 
 def predict_case(options: dict, case: CohortCase, folder: Path) -> None:
-    """One case of a ``neuro lesions|predict --manifest`` cohort (the cohort runner's per-case step): the
-    one-FLAIR command on the case's FLAIR and lesion segmentation, into ``folder``."""
-    args = argparse.Namespace(**{**options, "flair": case.inputs["image"], "lesions": case.inputs.get("segmentation"),
-                                 "out": str(folder), "manifest": None, "workers": None, "scheduler": None})
-    args.func(args)
+    """One case of a ``neuro lesions|predict --manifest`` cohort (the cohort runner's per-case step): the task's
+    predictor (one per worker) on the case's FLAIR and lesion segmentation, into ``folder``."""
+    from orbitai.cohort.runner import worker_state
+    from orbitai.neuro.predictor import NeuroPredictor
+
+    model, lesion_model, device = options.get("model"), options.get("lesion_model"), options.get("device")
+    predictor = worker_state(("neuro", model, lesion_model, device),
+                             lambda: NeuroPredictor(model, device, lesion_model))
+    _predict(predictor, options, case.inputs["image"], case.inputs.get("segmentation"), folder)
 
 
 def _run_cohort(args: argparse.Namespace) -> int:
@@ -310,6 +299,7 @@ def _run_cohort(args: argparse.Namespace) -> int:
 
     from orbitai.cohort.runner import CohortTask, image_cases, run_cohort
     from orbitai.device import select_device
+    from orbitai.neuro.predictor import CASE_FILES
     from orbitai.neuro.result import NeuroResult
 
     if args.lesions:
@@ -318,72 +308,25 @@ def _run_cohort(args: argparse.Namespace) -> int:
     select_device(args.device)
     cases = image_cases(args.manifest)
     options = {k: v for k, v in vars(args).items() if k not in ("flair", "lesions", "out")}
-    task = CohortTask(f"neuro {args.neuro_command}", functools.partial(predict_case, options), NeuroResult,
-                      _case_files())
+    task = CohortTask(f"neuro {args.neuro_command}", functools.partial(predict_case, options), NeuroResult, CASE_FILES)
     run_cohort(task, cases, args.out, workers=args.workers or 0, scheduler=args.scheduler, inputs=[args.manifest])
     return 0
 
 
-def run_lesions(args: argparse.Namespace) -> int:
-    import time
-
-    if check_cohort_options(args, "flair"):
-        return _run_cohort(args)
-
-    from orbitai.device import run_with_fallback, select_device
-    from orbitai.dicom.inputs import model_input   # --dicom-attributes never reaches the model (#62.11)
-    from orbitai.neuro.predict import find_lesions, lesions_data
-    from orbitai.neuro.result import write_neuro_result
-    from orbitai.progress import emit
-
-    out = _outputs(args)
-    device = select_device(args.device)
-    t0 = time.perf_counter()
-    found = run_with_fallback(lambda d: find_lesions(model_input(args.flair), args.lesions, args.lesion_model, d, emit,
-                                                     resample_masks=args.resample_masks,
-                                                     modality=getattr(args, "modality", None)), device)
-    write_neuro_result(out, lesions_data(found, str(device), time.perf_counter() - t0), found.lesions,
-                       found.table.lesions, found.extraction.mask, flair=args.flair)
-    for w in found.warnings:
-        print(f"warning: {w}")
-    for n in found.notes:
-        print(f"note: {n}")
-    _print_table(found)
-    print(f"wrote {out}/result.json")
-    return 0
-
-
 def run_predict(args: argparse.Namespace) -> int:
+    """``neuro predict`` and ``neuro lesions``: one FLAIR by the task's predictor, or a cohort."""
     if check_cohort_options(args, "flair"):
         return _run_cohort(args)
-    from orbitai.device import run_with_fallback, select_device
-    from orbitai.dicom.inputs import model_input   # --dicom-attributes never reaches the model (#62.11)
-    from orbitai.neuro.predict import predict_neuro
-    from orbitai.neuro.result import withhold_calls, write_neuro_result
-    from orbitai.progress import emit
-    from orbitai.result import not_assessed
+    if not args.flair:
+        raise UserError("Give a FLAIR, or --manifest CSV with case_id,image[,segmentation].")
+    from orbitai.neuro.predictor import NeuroPredictor
 
-    out = _outputs(args)
-    device = select_device(args.device)
-    pred = run_with_fallback(lambda d: predict_neuro(model_input(args.flair), args.lesions, args.model, not args.no_heatmap, d,
-                                                     args.lesion_model, emit, args.resample_masks,
-                                                     getattr(args, "modality", None)), device)
-    data = pred.data()
-    write_neuro_result(out, data, pred.found.lesions, pred.found.table.lesions, pred.found.extraction.mask,
-                       pred.heatmap, flair=args.flair)
-    for w in pred.found.warnings:
-        print(f"warning: {w}")
-    for n in pred.found.notes:
-        print(f"note: {n}")
-    _print_table(pred.found)
-    if pred.probability is None:
-        print(f"classifier does not apply: {pred.reason}")
-    else:   # a call marked do not use reads "not assessed: <reason>" in place of the call and P (issue 61)
-        call = not_assessed(withhold_calls(data)) or f"P(NMOSD) = {pred.probability:.3f} -> {pred.call}"
-        print(f"{call} (model {pred.model}, {pred.seconds:.1f} s)")
-    print(f"scope: {data['scope']}")
-    print(f"wrote {out}/result.json")
+    predictor = NeuroPredictor(getattr(args, "model", None), args.device, args.lesion_model)
+    _predict(predictor, vars(args), args.flair, args.lesions, args.out)
     return 0
+
+
+run_lesions = run_predict
 
 
 def _cases(manifest: str) -> list:

@@ -225,12 +225,20 @@ def segment_lesions(flair: Volume, brain: Volume, bundle: str | None = None, dev
     else `orbitai.neuro.anatomy.extract_brain`). ``bundle``: a bundle name or folder (default
     ``neuro_lesion_unet_demo``). ``threshold`` / ``min_size_mm3``: default, the bundle's own
     (:func:`bundle_postprocess`, with its seed)."""
-    t0 = time.perf_counter()
     check_pair(flair, brain)
     dev = select_device(device)
     b = lesion_bundle(bundle)
-    pp = bundle_postprocess(b).with_(threshold, min_size_mm3)
-    prob = lesion_probability(flair, brain, b.load_model(dev), dev, mirror=mirror, progress=progress)
+    return segment_with(b, b.load_model(dev), flair, brain, dev, progress, threshold, min_size_mm3, mirror)
+
+
+def segment_with(bundle: "Bundle", model: "torch.nn.Module", flair: Volume, brain: Volume,
+                 device: "str | torch.device" = "cpu", progress: ProgressCallback | None = None,
+                 threshold: float | None = None, min_size_mm3: float | None = None, mirror: bool = True) -> Volume:
+    """:func:`segment_lesions` with the lesion ``bundle``'s network ``model`` loaded on ``device`` already (a
+    predictor's, loaded once for every case)."""
+    t0 = time.perf_counter()
+    pp = bundle_postprocess(bundle).with_(threshold, min_size_mm3)
+    prob = lesion_probability(flair, brain, model, device, mirror=mirror, progress=progress)
     mask = pp.apply(prob)
     log.info("lesion segmentation: %d voxels in %.1f s", int(mask.array.sum()), time.perf_counter() - t0)
     return mask

@@ -19,7 +19,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 import numpy as np
 import torch
@@ -33,6 +33,7 @@ from orbitai.io.dicom import acquisition_tags
 from orbitai.neuro.anatomy import check_flair, extract_brain
 from orbitai.neuro.data import classifier_input, heat_to_flair
 from orbitai.neuro.lesion_table import lesion_table
+from orbitai.neuro.lesionseg import segment_lesions
 from orbitai.neuro.models import load_neuro_model
 from orbitai.neuro.scope import SCOPE, scope_warning
 from orbitai.progress import ProgressCallback
@@ -43,6 +44,7 @@ FLAIR_EXPECTS = Expects(modality="MR", weightings=("FLAIR",), brain=True,
                         name="The lesion model and the NMOSD/MS classifier (paper 003: brain T2-FLAIR)")
 
 if TYPE_CHECKING:
+    from orbitai.bundle.core import Bundle
     from orbitai.neuro.anatomy import BrainExtraction
     from orbitai.neuro.lesion_table import LesionTable
 
@@ -161,22 +163,67 @@ def read_lesions(path: str | Path, flair: Volume, resample: bool = False, warnin
     return on_flair.with_array((np.asarray(on_flair.array) != 0).astype(np.uint8))
 
 
+@dataclass(frozen=True)
+class NeuroOptions:
+    """The options that decide one FLAIR's result besides the models and the inputs (``neuro lesions|predict``'s)."""
+
+    heatmap: bool = True                  # the occlusion map of the NMOSD/MS call
+    resample_masks: bool = False          # a given segmentation off the FLAIR's grid is resampled instead of refused
+    modality: Optional[str] = None        # what the user says the scan is (``--modality``)
+
+    @classmethod
+    def of(cls, options: Mapping[str, Any]) -> "NeuroOptions":
+        """From a command's options as its parser names them (``no_heatmap``, ``resample_masks``, ``modality``)."""
+        return cls(not options.get("no_heatmap", False), bool(options.get("resample_masks", False)),
+                   options.get("modality"))
+
+
+@dataclass(frozen=True)
+class Classifier:
+    """An NMOSD-vs-MS bundle, its network on a device and its trust statistics, loaded together before the long
+    steps: a bad ``--model`` fails at once, and statistics that cannot flag anything too."""
+
+    bundle: "Bundle"
+    net: Any
+    trust: Optional[Trust]
+
+    @classmethod
+    def load(cls, model: Optional[str] = None, device: Any = "cpu") -> "Classifier":
+        """The classifier bundle ``model`` (default: the bundled two-view demo) on ``device``."""
+        bundle, net = load_neuro_model(model, device)
+        return cls(bundle, net, Trust.of_bundle(bundle, net))
+
+
 def find_lesions(flair_path: str | Path, lesions_path: Optional[str | Path] = None, lesion_model: Optional[str] = None,
                  device: Any = "cpu", progress: Optional[ProgressCallback] = None, steps: int = 4,
                  resample_masks: bool = False, modality: Optional[str] = None) -> NeuroLesions:
     """Steps 1-4 (see the module docstring); ``progress`` gets steps 0..3 of ``steps``; ``resample_masks``:
     a given segmentation off the FLAIR's grid is resampled (said in ``warnings``) instead of refused; ``modality``:
     what the scan is when the user says (``--modality``; else `orbitai.scan.scan_facts` reads it): a scan that is
-    not a brain FLAIR gets a caveat."""
+    not a brain FLAIR gets a caveat. The lesion model is loaded for this call;
+    `orbitai.neuro.predictor.NeuroPredictor` keeps it for every case."""
+    return lesions_of(flair_path, lesions_path, lesion_model,
+                      lambda flair, brain: segment_lesions(flair, brain, lesion_model, device=device),
+                      NeuroOptions(resample_masks=resample_masks, modality=modality), progress, steps)
+
+
+def lesions_of(flair_path: str | Path, lesions_path: Optional[str | Path], lesion_model: Optional[str],
+               segment: Callable[[Volume, Volume], Volume], options: NeuroOptions,
+               progress: Optional[ProgressCallback] = None, steps: int = 4,
+               facts: Optional[ScanFacts] = None) -> NeuroLesions:
+    """:func:`find_lesions` with the lesion model ``lesion_model`` (its name; None: the default) as ``segment``
+    (FLAIR, brain mask) -> lesion mask (a predictor's, loaded once) and, when the caller has judged the scan
+    already, its ``facts`` (else judged here, once)."""
     report = progress or (lambda d, t, m: None)
     report(0, steps, "reading the FLAIR")
     flair, notes = read_flair(flair_path)
     if np.ndim(flair.array) != 3 or min(np.shape(flair.array)) < 8 or not np.all(np.isfinite(flair.array)):
         check_flair(flair)                 # what no model reads, before asking what the scan is
-    facts = scan_facts(flair, acquisition_tags(flair_path), flair_path, modality)
+    if facts is None:
+        facts = scan_facts(flair, acquisition_tags(flair_path), flair_path, options.modality)
     disagree = check_flair(flair, facts=facts)        # what the user states wins: a disagreement is a caveat
     warnings: list[str] = facts.notes + facts.caveats(FLAIR_EXPECTS) + disagree
-    given = read_lesions(lesions_path, flair, resample_masks, warnings) if lesions_path is not None else None
+    given = read_lesions(lesions_path, flair, options.resample_masks, warnings) if lesions_path is not None else None
     report(1, steps, "brain extraction")
     extraction = extract_brain(flair)
     check_flair(flair, extraction, facts)
@@ -184,10 +231,8 @@ def find_lesions(flair_path: str | Path, lesions_path: Optional[str | Path] = No
     if given is not None:
         lesions, source = given, "given"
     else:
-        from orbitai.neuro.lesionseg import segment_lesions
-
         report(2, steps, "lesion segmentation")
-        lesions = segment_lesions(flair, extraction.mask, lesion_model, device=device)
+        lesions = segment(flair, extraction.mask)
         source = lesion_model or "default lesion model"
     report(3, steps, "lesion table")
     table = lesion_table(lesions, extraction)
@@ -199,17 +244,26 @@ def predict_neuro(flair_path: str | Path, lesions_path: Optional[str | Path] = N
                   progress: Optional[ProgressCallback] = None, resample_masks: bool = False,
                   modality: Optional[str] = None) -> NeuroPrediction:
     """Steps 1-5: lesions, table, P(NMOSD) from the classifier bundle ``model`` (default: the bundled
-    two-view demo) and its occlusion map on the FLAIR's grid."""
+    two-view demo) and its occlusion map on the FLAIR's grid. The models are loaded for this call;
+    `orbitai.neuro.predictor.NeuroPredictor` keeps them for every case."""
     t0 = time.perf_counter()
+    classifier = Classifier.load(model, device)       # before the long steps: a bad --model fails at once
+    found = find_lesions(flair_path, lesions_path, lesion_model, device, progress, steps=6,
+                         resample_masks=resample_masks, modality=modality)
+    return classify_lesions(classifier, found, heatmap, device, progress, t0)
+
+
+def classify_lesions(classifier: Classifier, found: NeuroLesions, heatmap: bool = True, device: Any = "cpu",
+                     progress: Optional[ProgressCallback] = None, t0: Optional[float] = None) -> NeuroPrediction:
+    """Step 5 on the lesions ``found`` (steps 1-4 of 6) by ``classifier``; ``t0``: when the prediction began (its
+    ``seconds``)."""
+    t0 = time.perf_counter() if t0 is None else t0
     report = progress or (lambda d, t, m: None)
-    bundle, net = load_neuro_model(model, device)       # before the long steps: a bad --model fails at once
-    trust = Trust.of_bundle(bundle, net)                 # ... and statistics that cannot flag anything too
+    bundle, trust = classifier.bundle, classifier.trust
     meta = bundle.metadata
     spec = meta.get("input") or {}
     mode = str(spec.get("mode"))
     threshold = float(meta.get("threshold", 0.5))
-    found = find_lesions(flair_path, lesions_path, lesion_model, device, report, steps=6,
-                         resample_masks=resample_masks, modality=modality)
     architecture = str(meta.get("network") or bundle.architecture)     # twoview18, resnet3d34, ...
     if found.table.count == 0:
         reason = ("no white-matter lesion was found, so the NMOSD-vs-MS classifier does not apply (it was trained "
@@ -218,7 +272,7 @@ def predict_neuro(flair_path: str | Path, lesions_path: Optional[str | Path] = N
         return NeuroPrediction(found, bundle.name, architecture, mode, threshold, None, reason,
                                seconds=time.perf_counter() - t0, device=str(device))
     report(4, 6, "classification")
-    probability, distance, heat = classify(net, found, spec, device, heatmap, threshold,
+    probability, distance, heat = classify(classifier.net, found, spec, device, heatmap, threshold,
                                            lambda: report(5, 6, "occlusion map"), trust)
     vascular = scope_warning(found.lesions, found.extraction)
     reasons = ([VASCULAR] if vascular else []) + (found.scan.breaks(FLAIR_EXPECTS) if found.scan else [])

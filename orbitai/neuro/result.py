@@ -29,7 +29,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 import numpy as np
 
@@ -205,11 +205,20 @@ def write_neuro_result(out_dir: str | os.PathLike, data: Mapping[str, Any], lesi
     contract first. ``data``: result.json's findings (numpy numbers accepted); ``lesions``: the lesion
     mask (non-zero = lesion) on the FLAIR's grid; ``lesion_rows``: dicts or objects as `lesion_row`
     takes. Returns the path of result.json."""
+    result, extra = neuro_result(data, lesions, lesion_rows, brain, heatmap, flair)
+    return result.write(out_dir, extra)
+
+
+def neuro_result(data: Mapping[str, Any], lesions: Volume, lesion_rows: Iterable[Any], brain: Optional[Volume] = None,
+                 heatmap: Optional[Volume] = None, flair: Optional[str | os.PathLike] = None
+                 ) -> "tuple[NeuroResult, Optional[Callable[[Path], dict[str, str]]]]":
+    """The result :func:`write_neuro_result` writes and its DICOM files' writer (``extra`` of `TaskResult.write`;
+    None when ``flair`` is not a DICOM series), for a caller that marks the result first (a predictor's stamp)."""
     body = _plain({k: v for k, v in dict(data).items() if k not in ("task", "files")})
     # a DICOM FLAIR also gets a SEG and an SR (orbitai.dicom); they are optional: when they cannot be made the
     # rest is still written and result.json's warnings say why (orbitai.dicom.export.optional_dicom)
     extra = dicom_extra(flair, lambda: dicom_report(body, lesions, brain), body.setdefault("warnings", []))
-    return NeuroResult(body, lesions, [lesion_row(r) for r in lesion_rows], brain, heatmap).write(out_dir, extra)
+    return NeuroResult(body, lesions, [lesion_row(r) for r in lesion_rows], brain, heatmap), extra
 
 
 # --------------------------------------------------------------------------- checks
