@@ -6,12 +6,11 @@ installs both."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from orbitai.testing.cli import run_cli
 from orbitai.testing.web import BROWSER_INSTALL, WebPage, browser, find_browser, web_server
 from web_cases import PHANTOMS, SEED
 
@@ -37,9 +36,9 @@ def web_tools() -> None:
 def web_data(tmp_path_factory) -> Path:
     """A folder of one phantom per kind (the same seed gives the same files)."""
     root = tmp_path_factory.mktemp("web-data")
-    for kind in PHANTOMS:
-        subprocess.run([sys.executable, "-m", "orbitai", "phantom", kind, "--n", "1", "--seed", str(SEED),
-                        "--out", str(root / kind), "--montage-cases", "0"], check=True, capture_output=True)
+    for kind in PHANTOMS:       # in this process: the server, not this command, is what the tests start
+        r = run_cli(["phantom", kind, "--n", "1", "--seed", str(SEED), "--out", root / kind, "--montage-cases", "0"])
+        assert r.returncode == 0, r.stderr
     return root
 
 
