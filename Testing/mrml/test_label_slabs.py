@@ -77,6 +77,7 @@ def _same_file_as_the_whole_export(seg_node, node, tmp_path, table=None) -> np.n
     assert isinstance(slabs, LabelSlabs)
     assert slabs.dtype == whole.array.dtype and slabs.shape == whole.shape
     np.testing.assert_array_equal(slabs.volume().array, whole.array)
+    assert slabs.present_values() == [int(v) for v in np.unique(whole.array) if v]   # from the layers' box alone
     # one slice per step (the chunk is smaller than a slice), then two and a half slices per step
     slice_bytes = SHAPE[1] * SHAPE[2] * whole.array.dtype.itemsize
     expected = _file_bytes(whole, tmp_path / "whole.nrrd", 10**9)
@@ -205,3 +206,37 @@ def test_tao_apply_with_a_segmentation_exports_it_neither_in_the_press_nor_whole
     finally:
         job.cleanup()
     assert not job.workdir.exists()
+
+
+def test_ivgc_apply_checks_the_recti_from_the_layers_and_makes_the_map_a_slab_per_tick(ctx, monkeypatch, tmp_path):
+    """IVGCResponse's Apply exported the recti segmentation whole in the press to check that the ROI strategy's recti
+    are there; now it checks the values present in the part of the grid the layers cover (the same one-line refusal)
+    and the job's ``recti_labels.nrrd`` is made a slab per tick: the whole export's file."""
+    import orbitai.mrml.jobs
+    from orbitai.app.ivgc_response import IVGCResponseLogic
+    from orbitai.phantoms import orbit_case
+
+    case = orbit_case(630003, "t2", oblique=True)
+    node = volume_node_from_volume(ctx, case.image, "T2")
+    seg = segmentation_node_from_labels(ctx, case.labels, reference_node=node, name="recti")
+    exported: list[str] = []
+    export = orbitai.mrml.jobs.labels_from_segmentation_node
+    monkeypatch.setattr(orbitai.mrml.jobs, "labels_from_segmentation_node",
+                        lambda s, *a, **k: exported.append(s.GetName()) or export(s, *a, **k))
+    logic = IVGCResponseLogic(ctx)
+    job = logic.start(node, seg, strategy="mrlr", device="cpu")
+    try:
+        writer = next(w for w in job.inputs.writers if w.path.name == "recti_labels.nrrd")
+        assert isinstance(writer._source, LabelSlabs) and exported == []
+        job.inputs.finish()
+        assert exported == []
+        whole = export(seg, node)
+        assert writer.path.read_bytes() == _file_bytes(whole, tmp_path / "whole.nrrd", 10**9)
+    finally:
+        job.cleanup()
+    s = seg.GetSegmentation()
+    s.RemoveSegment(s.GetSegmentIdBySegmentName("medial_rectus_muscle_left"))
+    with pytest.raises(InputError, match=r"^Segmentation 'recti' lacks medial_rectus_muscle_left \(label 9\), which "
+                                         r"ROI strategy 'mrlr'"):
+        logic.start(node, seg, strategy="mrlr", device="cpu")
+    assert exported == []

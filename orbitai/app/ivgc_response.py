@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
+import numpy as np
+
 from orbitai.app import requirements_file
 from orbitai.app.panel_spec import (Option, PanelSpec, device_option, modality_arguments, modality_option, model_option,
                                      reason, scan_text, trust_text)
@@ -147,8 +149,12 @@ class IVGCResponseLogic(JobLogic):
             raise InputError(f"'{segmentation_node.GetName()}' is not a segmentation node.")
         refuse_other_scan(segmentation_node, input_node)
         what = f"Segmentation '{segmentation_node.GetName()}'"
-        labels = self.segmentationLabels(segmentation_node, input_node, what)
-        strategy_masks(labels.array, [STRATEGIES[strategy]], what)
+        labels = self.segmentationLabelSlabs(segmentation_node, input_node, what)   # made a slab per tick
+        if callable(labels):                 # only the whole export makes this map (a layer on another grid)
+            labels = labels()
+            strategy_masks(labels.array, [STRATEGIES[strategy]], what)
+        else:                                # the values present, from the part of the grid the segments cover
+            strategy_masks(np.array(labels.present_values(), np.int64), [STRATEGIES[strategy]], what)
         return labels
 
     # ------------------------------------------------------------------------ hooks

@@ -305,16 +305,30 @@ class LabelSlabs:
         """The label map's slices ``k0:k1`` ([k, j, i]), as Slicer merges the segments
         (``vtkSegmentation::GenerateMergedLabelmap``): background 0, then each segment's voxels (its layer holding its
         value) set to its label value, in the export's order, a later segment over an earlier one."""
-        k0, k1 = max(int(k0), 0), min(int(k1), self.shape[0])
-        out = np.zeros((max(k1 - k0, 0), *self.shape[1:]), self.dtype)
+        return self._merged((int(k0), 0, 0), (int(k1), *self.shape[1:]))
+
+    def present_values(self) -> list[int]:
+        """The label values the label map holds (0 excluded), from the part of the grid the layers cover (Slicer
+        crops a layer to its segments: a few MB for the orbit's structures), not from the whole map."""
+        boxes = [(run.start, [s + n for s, n in zip(run.start, run.array.shape)]) for run in self.runs]
+        if not boxes:
+            return []
+        lo = tuple(min(b[0][d] for b in boxes) for d in range(3))
+        hi = tuple(max(b[1][d] for b in boxes) for d in range(3))
+        return [int(v) for v in np.unique(self._merged(lo, hi)) if v != 0]
+
+    def _merged(self, lo: Sequence[int], hi: Sequence[int]) -> np.ndarray:
+        """The label map in the box ``lo:hi`` (k, j, i; clipped to the grid)."""
+        lo = [max(a, 0) for a in lo]
+        hi = [max(min(b, size), a) for a, b, size in zip(lo, hi, self.shape)]
+        out = np.zeros([b - a for a, b in zip(lo, hi)], self.dtype)
         for run in self.runs:
-            lo = [max(s, 0) for s in run.start]
-            hi = [min(s + n, size) for s, n, size in zip(run.start, run.array.shape, self.shape)]
-            lo[0], hi[0] = max(lo[0], k0), min(hi[0], k1)
-            if any(a >= b for a, b in zip(lo, hi)):
+            a = [max(x, s) for x, s in zip(lo, run.start)]
+            b = [min(x, s + n) for x, s, n in zip(hi, run.start, run.array.shape)]
+            if any(x >= y for x, y in zip(a, b)):
                 continue
-            src = run.array[tuple(slice(a - s, b - s) for a, b, s in zip(lo, hi, run.start))]
-            dst = out[lo[0] - k0:hi[0] - k0, lo[1]:hi[1], lo[2]:hi[2]]
+            src = run.array[tuple(slice(x - s, y - s) for x, y, s in zip(a, b, run.start))]
+            dst = out[tuple(slice(x - o, y - o) for x, y, o in zip(a, b, lo))]
             for layer_value, label in run.values:
                 dst[src == layer_value] = label
         return out
