@@ -9,10 +9,16 @@ interpreter lies under root's private home (a pyenv build), which ``nobody`` can
 65534 and is refused a write into the read-only folder). The inputs lie in a world-readable folder of
 their own, since pytest's ``tmp_path`` is private to its user. Where neither works the module is skipped,
 saying why.
+
+The commands run one after the other in one such process (`Commands`: ``orbitai.cli.main`` on each, with what it
+writes to its stdout and stderr file descriptors caught), not a new interpreter each: the refusal is the command's,
+not the process's, and each interpreter imported torch again (3-5 s a command on 2 cores).
 """
 from __future__ import annotations
 
+import json
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -39,11 +45,71 @@ def _as_user() -> list[str]:
     return [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
 
 
-def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+def _env(cwd: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("HOME", "TMPDIR")}
     env.update(PYTHONPATH=str(REPO), HOME=str(cwd), TMPDIR=str(cwd / "tmp"), MPLCONFIGDIR=str(cwd / "tmp"))
-    return subprocess.run([*_as_user(), sys.executable, *args], cwd=cwd, env=env, capture_output=True,
+    return env
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([*_as_user(), sys.executable, *args], cwd=cwd, env=_env(cwd), capture_output=True,
                           text=True, timeout=300, stdin=subprocess.DEVNULL)
+
+
+#: Runs as the test's user in the inputs' folder: reads one JSON list of arguments a line, runs ``orbitai ARGS``
+#: (`orbitai.cli.main`) with file descriptors 1 and 2 on files of their own, answers one JSON line (exit code,
+#: stdout, stderr) on the stdout it started with. An exception out of ``main`` is a traceback and exit 1, as the
+#: process's would be.
+DRIVER = """import json, os, sys, tempfile, traceback
+from orbitai.cli import main
+answers = os.fdopen(os.dup(1), "w")
+for line in sys.stdin:
+    args = json.loads(line)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        sys.stdout.flush(); sys.stderr.flush()
+        saved = os.dup(1), os.dup(2)
+        os.dup2(out.fileno(), 1); os.dup2(err.fileno(), 2)
+        try:
+            code = main(args)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        finally:
+            sys.stdout.flush(); sys.stderr.flush()
+            os.dup2(saved[0], 1); os.dup2(saved[1], 2); os.close(saved[0]); os.close(saved[1])
+        out.seek(0); err.seek(0)
+        answers.write(json.dumps({"code": code, "stdout": out.read().decode(errors="replace"),
+                                  "stderr": err.read().decode(errors="replace")}) + "\\n")
+        answers.flush()
+"""
+
+
+class Commands:
+    """One interpreter of the test's user (`DRIVER`) that runs the commands given to `run` in folder ``cwd``."""
+
+    def __init__(self, cwd: Path) -> None:
+        self.proc = subprocess.Popen([*_as_user(), sys.executable, "-c", DRIVER], cwd=cwd, env=_env(cwd), text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def run(self, args: list[str], timeout_s: float = 300) -> subprocess.CompletedProcess:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(args) + "\n")
+        self.proc.stdin.flush()
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout_s)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line:
+            pytest.fail(f"orbitai {' '.join(args)}: no answer within {timeout_s:.0f} s (the runner's stderr: "
+                        f"{self.close()[-2000:]})")
+        answer = json.loads(line)
+        return subprocess.CompletedProcess(["orbitai", *args], answer["code"], answer["stdout"], answer["stderr"])
+
+    def close(self) -> str:
+        """Stop the runner; what it wrote to its stderr."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        return self.proc.communicate()[1] or ""
 
 
 #: Run as the test's user: who it is, and whether a write into the read-only folder is refused.
@@ -124,10 +190,17 @@ def _cases():
         yield pytest.param(args, "ro/out.csv", id=f"{name}-file-in-read-only-folder")
 
 
+@pytest.fixture(scope="module")
+def commands(inputs) -> Iterator[Commands]:
+    runner = Commands(inputs)
+    yield runner
+    runner.close()
+
+
 @pytest.mark.parametrize("args, target", list(_cases()))
-def test_read_only_out_is_refused_before_any_work(inputs, args, target):
+def test_read_only_out_is_refused_before_any_work(inputs, commands, args, target):
     before = _listing(inputs)
-    res = _run(["-m", "orbitai", *(a.replace("{out}", target) for a in args)], inputs)
+    res = commands.run([a.replace("{out}", target) for a in args])
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert res.returncode == 2, res.stderr
     assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
