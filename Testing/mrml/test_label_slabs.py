@@ -126,6 +126,19 @@ def test_overlapping_layers_interleaved_past_the_grid_short_and_empty(ctx, scan,
     assert out.dtype == np.uint16 and 300 in out
 
 
+def test_one_short_layer_with_values_of_no_segment(ctx, scan, tmp_path):
+    vol, node = scan
+    seg = ctx.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "short")
+    own = np.zeros((8, 9, 10), np.int16)
+    own[1:5, 2:7, 3:9] = 300
+    own[6:, :, :] = -3                                                   # no segment's value
+    image = _layer(node, own, start=(20, 25, 30), vtk_type=vtk.VTK_SHORT)  # past the grid's end
+    _add(seg, "eyeball_right", image, 300)
+    _add(seg, "optic_nerve_right", image, 4)                             # no voxel holds it
+    out = _same_file_as_the_whole_export(seg, node, tmp_path)
+    assert set(np.unique(out).tolist()) == {0, 2}
+
+
 def test_no_segment_gives_the_background(ctx, scan, tmp_path):
     vol, node = scan
     seg = ctx.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "empty")
