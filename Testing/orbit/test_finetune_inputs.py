@@ -198,7 +198,7 @@ def test_a_checkpoint_of_other_inputs_is_not_resumed(cohort, tmp_path):
 
 
 def test_train_steps_discards_a_checkpoint_of_another_fingerprint(tmp_path):
-    from orbitai.training.finetune import train_steps
+    from orbitai.training.finetune import RunContext, train_steps
 
     def run(fingerprint: str, stop_at: int | None = None) -> list[str]:
         torch.manual_seed(0)
@@ -215,7 +215,7 @@ def test_train_steps_discards_a_checkpoint_of_another_fingerprint(tmp_path):
             return (model(torch.ones(1, 2)) - step).pow(2).sum()
 
         try:
-            train_steps("fold0", model, opt, 4, [], 2, loss, None, tmp_path, True, tick, fingerprint)
+            train_steps("fold0", model, opt, 4, [], 2, loss, None, RunContext(tmp_path, fingerprint, True, tick))
         except KeyboardInterrupt:
             pass
         return said

@@ -46,8 +46,8 @@ from orbitai.neuro.predict import read_flair, read_lesions
 from orbitai.neuro.seg_configs import brain_stats
 from orbitai.progress import ProgressCallback, emit
 from orbitai.training import finetune as plan_runner
-from orbitai.training.finetune import (FinetuneReport, Plan, Tick, finetune_and_install, read_label_values, ticker,
-                                      train_steps, whole_values, work_folder)
+from orbitai.training.finetune import (FinetuneReport, Install, Plan, RunContext, finetune_and_install,
+                                      read_label_values, ticker, train_steps, whole_values, work_folder)
 
 log = logging.getLogger(__name__)
 
@@ -207,28 +207,27 @@ def finetune_lesions(cases: Sequence[LesionCase], out: str | Path, base: Optiona
     if recipe.replay_share > 0 and recipe.replay_cases > 0:
         progress(0, plan.total_steps(), f"rendering {recipe.replay_cases} phantom(s) of the base's training data")
         replay = replay_cases(recipe.replay_seed, recipe.replay_cases)
-    tick = ticker(plan, progress)
-    key = _fingerprint(cases, bundle, recipe)
+    ctx = RunContext(work, _fingerprint(cases, bundle, recipe), resume, ticker(plan, progress), device)
 
     def run(tag: str, tr: Sequence[int], va: Sequence[int], steps: int, eval_steps: Sequence[int]) -> list[float]:
         return _train_run(tag, [cases[i] for i in tr], [cases[i] for i in va], steps, eval_steps, recipe, bundle,
-                          pp, replay, device, work, resume, tick, key)[1]
+                          pp, replay, ctx)[1]
 
     training = (f"{recipe.replay_share:.0%} of the draws from {recipe.replay_cases} phantoms with real lesion maps "
                 f"on real training brains (seeds {recipe.replay_seed}+)" if replay else "")
     return finetune_and_install(
-        plan, work, key, resume, run,
-        lambda steps: _train_run("final", list(cases), [], steps, [], recipe, bundle, pp, replay, device, work,
-                                 resume, tick, key)[0],
-        bundle, out, [c.case_id for c in cases], recipe, training, MEASURE, "lesion_score", overwrite, progress, t0)
+        plan, ctx, run,
+        lambda steps: _train_run("final", list(cases), [], steps, [], recipe, bundle, pp, replay, ctx)[0],
+        Install(bundle, out, tuple(c.case_id for c in cases), recipe, training, MEASURE, "lesion_score", overwrite),
+        progress, t0)
 
 
 def _train_run(tag: str, tr: list[LesionCase], va: list[LesionCase], steps: int, eval_steps: Sequence[int],
                recipe: LesionRecipe, bundle: Bundle, pp: Postprocess, replay: Sequence[lt.Case],
-               device: torch.device, work: Path, resume: bool, tick: Tick, key: str = ""
-               ) -> tuple[torch.nn.Module, list[float]]:
+               ctx: RunContext) -> tuple[torch.nn.Module, list[float]]:
     """One run from the base's weights: ``steps`` steps on ``tr`` (and the replay phantoms), the mean held-out
     score of ``va`` at ``eval_steps``; checkpoints as `orbitai.training.finetune.train_steps` keeps them."""
+    device = ctx.device
     model = bundle.load_model(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=1e-5)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, batch=True)
@@ -253,7 +252,7 @@ def _train_run(tag: str, tr: list[LesionCase], va: list[LesionCase], steps: int,
         return float(np.mean([case_score(m, c, pp, device) for c in va]))
 
     curve = train_steps(tag, model, opt, steps, eval_steps, recipe.eval_every, step_loss, score if va else None,
-                        work, resume, tick, key)
+                        ctx)
     return model, curve
 
 

@@ -40,8 +40,9 @@ from orbitai.orbit.synth import SynthPool, patch_window
 from orbitai.orbit.train import Prepared, augment, loss_fn, prepare, validate
 from orbitai.progress import ProgressCallback, emit
 from orbitai.training import finetune as plan_runner
-from orbitai.training.finetune import (FinetuneReport, Plan, Tick, check_distinct_cases, finetune_and_install,
-                                      read_label_values, ticker, train_steps, whole_values, work_folder)
+from orbitai.training.finetune import (FinetuneReport, Install, Plan, RunContext, check_distinct_cases,
+                                      finetune_and_install, read_label_values, ticker, train_steps, whole_values,
+                                      work_folder)
 
 log = logging.getLogger(__name__)
 
@@ -213,28 +214,27 @@ def finetune(cases: Sequence[Case], out: str | Path | None = None, base: Optiona
     if replay is None and recipe.replay_share > 0:
         replay = SynthPool.build(spec, anatomies=recipe.replay_anatomies, seed=recipe.seed + 7700, templates=(0,),
                                  fov_edge=0.2, progress=lambda d, t, m: progress(0, plan.total_steps(), m))
-    tick = ticker(plan, progress)
-    key = _fingerprint(cases, bundle, recipe)
+    ctx = RunContext(work, _fingerprint(cases, bundle, recipe), resume, ticker(plan, progress), device)
 
     def run(tag: str, tr: Sequence[int], va: Sequence[int], steps: int, eval_steps: Sequence[int]) -> list[float]:
         return _train_run(tag, [data[i] for i in tr], [data[i] for i in va], steps, eval_steps, cfg, recipe,
-                          bundle, replay, device, work, resume, tick, key)[1]
+                          bundle, replay, ctx)[1]
 
     training = (f"{recipe.replay_share:.0%} of the patches from {recipe.replay_anatomies} deformed atlas heads of "
                 "random contrast" if recipe.replay_share > 0 else "")
     return finetune_and_install(
-        plan, work, key, resume, run,
-        lambda steps: _train_run("final", list(data), [], steps, [], cfg, recipe, bundle, replay, device, work, resume,
-                                 tick, key)[0],
-        bundle, out, [c.case_id for c in cases], recipe, training, MEASURE, "dice", overwrite, progress, t0)
+        plan, ctx, run,
+        lambda steps: _train_run("final", list(data), [], steps, [], cfg, recipe, bundle, replay, ctx)[0],
+        Install(bundle, out, tuple(c.case_id for c in cases), recipe, training, MEASURE, "dice", overwrite),
+        progress, t0)
 
 
 def _train_run(tag: str, tr: list[Prepared], va: list[Prepared], steps: int, eval_steps: Sequence[int],
-               cfg: SegConfig, recipe: Recipe, bundle: Bundle, replay: Optional[SynthPool], device: torch.device,
-               work: Path, resume: bool, tick: Tick, key: str = "") -> tuple[torch.nn.Module, list[float]]:
+               cfg: SegConfig, recipe: Recipe, bundle: Bundle, replay: Optional[SynthPool],
+               ctx: RunContext) -> tuple[torch.nn.Module, list[float]]:
     """One run from the base's weights: ``steps`` steps on ``tr``, the mean Dice of ``va`` at ``eval_steps``;
-    a checkpoint every ``recipe.eval_every`` steps (a rerun of the same tag and ``key``, the run's fingerprint, goes
-    on from it)."""
+    a checkpoint every ``recipe.eval_every`` steps (a rerun of the same tag and fingerprint goes on from it)."""
+    device = ctx.device
     model = bundle.load_model(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
     patch = tuple(min(a, b) for a, b in zip(recipe.patch, cfg.spec.patch_dhw))
@@ -256,8 +256,7 @@ def _train_run(tag: str, tr: list[Prepared], va: list[Prepared], steps: int, eva
         return loss_fn(model(x), y, cfg.spec.n_classes + 1, "ce_dice")
 
     score = (lambda m: mean_dice(m, va, cfg, device)) if va else None
-    curve = train_steps(tag, model, opt, steps, eval_steps, recipe.eval_every, step_loss, score, work, resume, tick,
-                        key)
+    curve = train_steps(tag, model, opt, steps, eval_steps, recipe.eval_every, step_loss, score, ctx)
     return model, curve
 
 

@@ -43,7 +43,7 @@ from orbitai.training.checkpoint import save_checkpoint
 
 log = logging.getLogger(__name__)
 
-#: One run: (run tag, training indices, held-out indices, steps, evaluation steps, resume) -> curve (mean score of
+#: One run: (run tag, training indices, held-out indices, steps, evaluation steps) -> curve (mean score of
 #: the held-out cases at each evaluation step; empty without held-out cases).
 RunFn = Callable[[str, Sequence[int], Sequence[int], int, Sequence[int]], list[float]]
 
@@ -203,6 +203,33 @@ Tick = Callable[[str, int, str], None]
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class RunContext:
+    """What every run of one fine-tuning shares (its folds and its final run): the work folder that keeps the
+    checkpoint, whether to go on from it, the fingerprint a checkpoint must carry (the run's inputs and settings),
+    the progress tick and the device."""
+
+    work: Path
+    fingerprint: str
+    resume: bool
+    tick: Tick
+    device: torch.device = torch.device("cpu")
+
+
+@dataclass(frozen=True)
+class Install:
+    """What a fine-tuning installs and what its bundle records of where it came from (`provenance`)."""
+
+    base: Bundle
+    out: Path
+    case_ids: tuple[str, ...]
+    recipe: Any                 # the task's recipe (a dataclass), recorded as it was run
+    training: str               # the replay data in words ("": none)
+    measure: str                # what the held-out score is, in words ("mean Dice")
+    score_key: str              # its name in the bundle's metrics (``cross_validated_<score_key>``)
+    overwrite: bool = False
+
+
 def ticker(plan: Plan, progress: ProgressCallback) -> Tick:
     """Progress over the whole plan (the folds in turn, then the final run), with the time left at this pace."""
     total = plan.total_steps()
@@ -240,52 +267,47 @@ def check_work_folder(work: Path) -> Path:
     return work
 
 
-def run_plan(plan: Plan, work: Path, fingerprint: str, resume: bool, run: RunFn,
-             final: Callable[[Outcome], T]) -> tuple[Outcome, T]:
-    """Cross-validate (finished folds read back from ``work``), then ``final(outcome)`` (the run on every case and
-    the installed bundle). ``work`` is removed on success and kept, with its checkpoint, on failure or cancel;
-    a ``work`` folder without :data:`WORK_MARKER` is refused (`check_work_folder`)."""
-    check_work_folder(work)
+def run_plan(plan: Plan, ctx: RunContext, run: RunFn, final: Callable[[Outcome], T]) -> tuple[Outcome, T]:
+    """Cross-validate (finished folds read back from ``ctx.work``), then ``final(outcome)`` (the run on every case
+    and the installed bundle). The work folder is removed on success and kept, with its checkpoint, on failure or
+    cancel; one without :data:`WORK_MARKER` is refused (`check_work_folder`)."""
+    work = check_work_folder(ctx.work)
     with training_folder(work, checkpoint=("checkpoint.pt", "state.json"), finished=lambda: True):
         work.mkdir(parents=True, exist_ok=True)
         (work / WORK_MARKER).write_text("made by an OrbitAI fine-tuning; removed when it succeeds\n",
                                         encoding="utf-8")
-        state = State(work, plan, fingerprint)
-        if state.stale or not resume:      # another run's checkpoint must not start this one
+        state = State(work, plan, ctx.fingerprint)
+        if state.stale or not ctx.resume:      # another run's checkpoint must not start this one
             (work / "checkpoint.pt").unlink(missing_ok=True)
         outcome = cross_validate(plan, state, run)
         return outcome, final(outcome)
 
 
-def finetune_and_install(plan: Plan, work: Path, fingerprint: str, resume: bool, run: RunFn,
-                         train_final: Callable[[int], torch.nn.Module], base: Bundle, out: Path,
-                         case_ids: Sequence[str], recipe: Any, training: str, measure: str, key: str,
-                         overwrite: bool, progress: ProgressCallback, t0: float) -> "FinetuneReport":
+def finetune_and_install(plan: Plan, ctx: RunContext, run: RunFn, train_final: Callable[[int], torch.nn.Module],
+                         install: Install, progress: ProgressCallback, t0: float) -> "FinetuneReport":
     """The whole plan: cross-validation (`run_plan`), then ``train_final(stop step)`` on every case, installed at
-    ``out`` with its provenance (`provenance`; ``training``: the replay data in words); ``t0``: when the call began."""
+    ``install.out`` with its provenance (`provenance`); ``t0``: when the call began."""
     def final(outcome: Outcome) -> float:
         model = train_final(outcome.stop_step)
         seconds = time.perf_counter() - t0
-        meta = provenance(base.metadata, base.name, out.name, case_ids, recipe, plan, outcome, seconds, training,
-                          measure, key)
-        save_bundle(model.cpu(), out, meta, overwrite)
+        save_bundle(model.cpu(), install.out, provenance(install, plan, outcome, seconds), install.overwrite)
         return seconds
 
-    outcome, seconds = run_plan(plan, work, fingerprint, resume, run, final)
+    outcome, seconds = run_plan(plan, ctx, run, final)
     progress(plan.total_steps(), plan.total_steps(), "installed")
-    return FinetuneReport(out, base.name, len(case_ids), outcome, seconds, measure)
+    return FinetuneReport(install.out, install.base.name, len(install.case_ids), outcome, seconds, install.measure)
 
 
 def train_steps(tag: str, model: torch.nn.Module, opt: torch.optim.Optimizer, steps: int, eval_steps: Sequence[int],
                 eval_every: int, step_loss: Callable[[int], torch.Tensor],
-                score: Optional[Callable[[torch.nn.Module], float]], work: Path, resume: bool,
-                tick: Tick, fingerprint: str = "") -> list[float]:
+                score: Optional[Callable[[torch.nn.Module], float]], ctx: RunContext) -> list[float]:
     """One run of ``steps`` optimiser steps (``step_loss(step)`` gives the loss of a step's batch, seeded by the
     step so a resumed run draws the same), ``score(model)`` at ``eval_steps`` (0: before any step), a checkpoint every
-    ``eval_every`` steps in ``work`` that a rerun of the same tag and ``fingerprint`` (the run's inputs and settings)
-    goes on from; a checkpoint of another fingerprint is discarded. Returns the curve of scores."""
+    ``eval_every`` steps in ``ctx.work`` that a rerun of the same tag and ``ctx.fingerprint`` (the run's inputs and
+    settings) goes on from; a checkpoint of another fingerprint is discarded. Returns the curve of scores."""
     curve: list[float] = []
-    ckpt = work / "checkpoint.pt"
+    ckpt = ctx.work / "checkpoint.pt"
+    fingerprint, tick = ctx.fingerprint, ctx.tick
     start = 0
 
     def apply(ck: dict) -> int:
@@ -305,7 +327,7 @@ def train_steps(tag: str, model: torch.nn.Module, opt: torch.optim.Optimizer, st
         opt.load_state_dict(initial[1])
         curve.clear()
 
-    if resume and ckpt.is_file():
+    if ctx.resume and ckpt.is_file():
         start = resume_checkpoint(ckpt, apply, reset, map_location=next(model.parameters()).device) or 0
     tick(tag, start, f"resumed at step {start}" if start else "starting")
     if start == 0 and score is not None and 0 in eval_steps:
@@ -399,11 +421,11 @@ def write_summary(report: FinetuneReport, folder: str | Path) -> Path:
     return write_json_atomic(folder / FINETUNE_SUMMARY, doc, indent=1)
 
 
-def provenance(base_meta: dict[str, Any], base_name: str, name: str, case_ids: Sequence[str], recipe: Any,
-               plan: Plan, outcome: Outcome, seconds: float, training_data: str, measure: str, key: str
-               ) -> dict[str, Any]:
-    """A fine-tuned bundle's metadata: the base's task, architecture, input and labels, and where it came from;
-    ``measure`` names the held-out score in words, ``key`` in its metrics (``cross_validated_<key>``)."""
+def provenance(install: Install, plan: Plan, outcome: Outcome, seconds: float) -> dict[str, Any]:
+    """A fine-tuned bundle's metadata: the base's task, architecture, input and labels, and where it came from
+    (``install``: the base, the cases, the recipe, the replay data and what the held-out score is)."""
+    base_meta, base_name, name = install.base.metadata, install.base.name, install.out.name
+    case_ids, training_data, measure, key = install.case_ids, install.training, install.measure, install.score_key
     meta = {k: v for k, v in base_meta.items()
             if k in ("task", "architecture", "input", "labels", "parameters", "postprocess")}
     return {
@@ -413,7 +435,7 @@ def provenance(base_meta: dict[str, Any], base_name: str, name: str, case_ids: S
         "training_data": f"{len(case_ids)} user case(s): {', '.join(case_ids[:20])}"
                          + (" ..." if len(case_ids) > 20 else "") + (f"; {training_data}" if training_data else ""),
         "initialised_from": {"bundle": base_name, "weights_sha256": base_meta.get("weights_sha256")},
-        "finetune": {"base": base_name, "cases": list(case_ids), "recipe": asdict(recipe), "folds": len(plan.folds),
+        "finetune": {"base": base_name, "cases": list(case_ids), "recipe": asdict(install.recipe), "folds": len(plan.folds),
                      "steps": outcome.stop_step, "seconds": round(seconds, 1), "measure": measure,
                      "cross_validation": outcome.to_json()},
         "metrics": ({f"cross_validated_{key}": outcome.tuned_score, f"base_cross_validated_{key}": outcome.base_score}
