@@ -20,7 +20,7 @@ import csv
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence, cast
+from typing import Any, Callable, Optional, Sequence, cast
 
 import numpy as np
 import torch
@@ -160,20 +160,37 @@ def fit(model: torch.nn.Module, train: ClassificationDataset, settings: TrainSet
     layout = torch.channels_last if np.ndim(first[names[0]]) == 3 else torch.contiguous_format
     model.to(device=device, memory_format=layout)  # type: ignore[call-overload]
     try:
-        return _train(model, train, settings, workdir, augment, val, seed, device, num_workers, progress,
-                      should_stop, layout)
+        return _train(model, _Fit(train, settings, workdir, val, augment, seed, device, num_workers, progress,
+                                  should_stop, layout))
     finally:
         model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
 
 
-def _train(model: torch.nn.Module, train: ClassificationDataset, settings: TrainSettings, workdir: Path,
-           augment: Optional[SampleAugment], val: Optional[ClassificationDataset], seed: int, device,
-           num_workers: int, progress: Optional[ProgressCallback], should_stop: Optional[Callable[[], bool]],
-           layout: torch.memory_format) -> dict:
-    """The epochs of :func:`fit`, on a model already in ``layout``."""
-    ckpt_path, csv_path = workdir / "checkpoint.pt", workdir / "epochs.csv"
-    opt = make_optimizer(model, settings)
-    rng = np.random.default_rng(seed)
+@dataclass(frozen=True)
+class _Fit:
+    """One call of :func:`fit`, as its epochs read it: the data, the settings, the work folder, the seed and
+    device, the loader's workers, how it reports and stops, and the memory layout of the model's 2D inputs."""
+
+    train: ClassificationDataset
+    settings: TrainSettings
+    workdir: Path
+    val: Optional[ClassificationDataset]
+    augment: Optional[SampleAugment]
+    seed: int
+    device: Any
+    num_workers: int
+    progress: Optional[ProgressCallback]
+    should_stop: Optional[Callable[[], bool]]
+    layout: torch.memory_format
+
+
+def _train(model: torch.nn.Module, job: _Fit) -> dict:
+    """The epochs of :func:`fit`, on a model already in ``job.layout``."""
+    ckpt_path = job.workdir / "checkpoint.pt"
+    csv_path = job.workdir / "epochs.csv"
+    device = job.device
+    opt = make_optimizer(model, job.settings)
+    rng = np.random.default_rng(job.seed)
     initial = ({k: v.clone() for k, v in model.state_dict().items()}, copy.deepcopy(opt.state_dict()),
                rng.bit_generator.state, torch.get_rng_state())
 
@@ -197,8 +214,7 @@ def _train(model: torch.nn.Module, train: ClassificationDataset, settings: Train
     trim_epoch_log(csv_path, start)   # rows of epochs after the checkpoint are redone, not logged twice
     start = distributed.share_resume(start, lambda: _state(model, opt, rng, start - 1), apply)
     with distributed.wrap(model, device) as net:
-        return _epochs(model, net, opt, rng, start, train, settings, workdir, augment, val, seed, device,
-                       num_workers, progress, should_stop, layout)
+        return _epochs(model, net, opt, rng, start, job)
 
 
 def history(epochs_csv: Path) -> list[dict]:
@@ -219,13 +235,13 @@ def _state(model: torch.nn.Module, opt: torch.optim.Optimizer, rng: np.random.Ge
 
 
 def _epochs(model: torch.nn.Module, net: torch.nn.Module, opt: torch.optim.Optimizer, rng: np.random.Generator,
-            start: int, train: ClassificationDataset, settings: TrainSettings, workdir: Path,
-            augment: Optional[SampleAugment], val: Optional[ClassificationDataset], seed: int, device,
-            num_workers: int, progress: Optional[ProgressCallback], should_stop: Optional[Callable[[], bool]],
-            layout: torch.memory_format) -> dict:
+            start: int, job: _Fit) -> dict:
     """The epochs from ``start`` on, training ``net`` (``model``, or its DDP wrapper on several processes: each
     takes its share of every global batch, `orbitai.training.distributed`). Each sample is augmented by a generator of its
     own, seeded by (seed, epoch, position in the epoch), so that any number of processes draws the same."""
+    train, settings, workdir, augment, val = job.train, job.settings, job.workdir, job.augment, job.val
+    seed, device, num_workers, progress, should_stop = job.seed, job.device, job.num_workers, job.progress, job.should_stop
+    layout = job.layout
     ckpt_path, csv_path = workdir / "checkpoint.pt", workdir / "epochs.csv"
     names = input_names(model)
     fields = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]
