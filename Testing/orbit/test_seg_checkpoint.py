@@ -34,16 +34,16 @@ def weights(bundle):
 @pytest.fixture(scope="module")
 def clean(cases, tmp_path_factory):
     """The weights of an uninterrupted two-epoch run."""
-    return weights(train(cases, CFG, tmp_path_factory.mktemp("clean") / "b", epochs=2))
+    return weights(train(cases, replace(CFG, epochs=2), tmp_path_factory.mktemp("clean") / "b"))
 
 
 @pytest.mark.parametrize("damage", [flip_bytes, truncate])
 def test_corrupt_checkpoint_is_named_and_training_starts_over(cases, clean, tmp_path, caplog, damage):
-    train(cases, CFG, tmp_path / "b", epochs=2, time_limit_s=1e-9)   # cut short after one epoch: the checkpoint stays
+    train(cases, replace(CFG, epochs=2), tmp_path / "b", time_limit_s=1e-9)   # cut short after one epoch: the checkpoint stays
     ckpt = tmp_path / ".b-training" / "checkpoint.pt"
     damage(ckpt)
     with caplog.at_level(logging.WARNING):
-        bundle = train(cases, CFG, tmp_path / "b", epochs=2)
+        bundle = train(cases, replace(CFG, epochs=2), tmp_path / "b")
     named = [r.getMessage() for r in caplog.records if "corrupt" in r.getMessage()]
     assert named == [f"checkpoint {ckpt} is corrupt (checksum mismatch); starting over."]
     assert load_bundle(bundle).metadata["training"]["epochs"] == 2
@@ -60,7 +60,7 @@ def test_corrupt_checkpoint_is_named_and_training_starts_over(cases, clean, tmp_
 ])
 def test_refused_fold_arguments_leave_no_work_folder(cases, tmp_path, folds, fold, message):
     with pytest.raises(InputError, match=message):
-        train(cases, CFG, tmp_path / "b", folds=folds, fold=fold, epochs=1)
+        train(cases, replace(CFG, epochs=1), tmp_path / "b", folds=folds, fold=fold)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -69,5 +69,5 @@ def test_unreadable_case_leaves_no_work_folder(cases, tmp_path):
     broken.write_bytes(b"NRRD0004\nnot an image\n")
     bad = replace(cases[1], image=broken)
     with pytest.raises(InputError):
-        train([cases[0], bad], CFG, tmp_path / "b", epochs=1)
+        train([cases[0], bad], replace(CFG, epochs=1), tmp_path / "b")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.nrrd"]

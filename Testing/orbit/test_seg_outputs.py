@@ -73,7 +73,7 @@ def test_check_outputs_allows_a_separate_folder_and_inputs_beside_it(tmp_path):
 def test_trainer_refuses_epochs_below_one(tmp_path, epochs):
     cases = read_manifest(write_cohort("orbit-ct", 1, SEED, tmp_path / "c", montage_cases=0))
     with pytest.raises(InputError, match="epochs must be a whole number of at least 1"):
-        train(cases, get_config("svnet-demo-ct"), tmp_path / "b", epochs=epochs)
+        train(cases, get_config("svnet-demo-ct", epochs=epochs), tmp_path / "b")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]      # nothing written, no work folder
 
 
@@ -85,5 +85,5 @@ def test_bundle_records_the_epochs_run_and_a_finished_checkpoint_resumes(tmp_pat
     cases = read_manifest(write_cohort("orbit-ct", 1, SEED, tmp_path / "c", montage_cases=0))
     cfg = replace(get_config("svnet-demo-ct"), iters_per_epoch=1, batch_size=1, val_every=1)
     for _ in range(2):   # the work folder is gone after a success (issue 32): the rerun trains again, same record
-        training = load_bundle(train(cases, cfg, tmp_path / "b", epochs=1)).metadata["training"]
+        training = load_bundle(train(cases, replace(cfg, epochs=1), tmp_path / "b")).metadata["training"]
         assert training["epochs"] == 1 and training["planned_epochs"] == 1

@@ -99,7 +99,7 @@ def test_open_eyes_leaves_air_in_front_of_the_globe_only():
 
 def test_synthetic_training_runs_without_a_manifest_and_records_its_data(tmp_path):
     cfg = replace(CFG, iters_per_epoch=1, batch_size=1, extra={"synth": SMALL, "manifest_share": 0.25})
-    out = train([], cfg, tmp_path / "b", epochs=1, init="orbit_svnet_dr_demo", progress=lambda *a: None)
+    out = train([], replace(cfg, epochs=1), tmp_path / "b", init="orbit_svnet_dr_demo", progress=lambda *a: None)
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["training"]["synthetic_heads"]["anatomies"] == 2
     assert meta["initialised_from"]["bundle"] == "orbit_svnet_dr_demo"
@@ -108,7 +108,7 @@ def test_synthetic_training_runs_without_a_manifest_and_records_its_data(tmp_pat
 def test_init_from_another_architecture_and_no_cases_are_refused(tmp_path):
     cfg = replace(CFG, iters_per_epoch=1, batch_size=1, extra={"synth": SMALL})
     with pytest.raises(InputError, match="not the configuration's"):
-        train([], cfg, tmp_path / "b", epochs=1, init="orbit_sequnet_ct_demo")
+        train([], replace(cfg, epochs=1), tmp_path / "b", init="orbit_sequnet_ct_demo")
     with pytest.raises(InputError, match="none were given"):
-        train([], get_config("svnet-demo-ct"), tmp_path / "c", epochs=1)
+        train([], get_config("svnet-demo-ct", epochs=1), tmp_path / "c")
     assert not list(tmp_path.iterdir())                       # nothing written

@@ -305,8 +305,8 @@ def run_train(args) -> int:
                   beside=(f".{name}-training", f"{name}-metrics.csv"), bundle="segmentation",
                   overwrite=args.overwrite)
     arguments_checked()    # with --nproc: the launcher's check pass ends here, before any rank starts
-    out = train(cases, cfg, Path(args.out), seed=args.seed, folds=args.folds, fold=args.fold,
-                epochs=args.epochs, device=device, resume=not args.no_resume,
+    out = train(cases, get_config(cfg.name, seed=args.seed, epochs=args.epochs or cfg.epochs), Path(args.out),
+                folds=args.folds, fold=args.fold, device=device, resume=not args.no_resume,
                 time_limit_s=args.time_limit * 60 if args.time_limit else None,
                 init=args.init, training_data=_training_data(cfg, args.manifest, len(cases)), overwrite=args.overwrite)
     print(f"wrote bundle {out}")

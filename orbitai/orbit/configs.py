@@ -40,6 +40,7 @@ class SegConfig:
     fg_prob: float = 0.8
     val_every: int = 5
     extra: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0                     # the case split, the initial weights and every patch drawn
 
 
 def _spec(structures, spacing, patch, intensity, modality="any") -> SegSpec:

@@ -156,14 +156,15 @@ def validate(model: torch.nn.Module, val: list[Prepared], cfg: SegConfig, device
     return {s: float(np.mean(v)) for s, v in scores.items()}
 
 
-def _epochs(model: torch.nn.Module, net: torch.nn.Module, opt: torch.optim.Optimizer, start: int, epochs: int,
-            cfg: SegConfig, draw: Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]], va: list[Prepared],
-            seed: int, device, metrics_path: Path, ckpt_path: Path, progress: ProgressCallback,
+def _epochs(model: torch.nn.Module, net: torch.nn.Module, opt: torch.optim.Optimizer, start: int, cfg: SegConfig,
+            draw: Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]], va: list[Prepared], device,
+            metrics_path: Path, ckpt_path: Path, progress: ProgressCallback,
             time_limit_s: Optional[float]) -> tuple[int, dict[str, float]]:
-    """Epochs ``start`` to ``epochs`` of training ``net`` (``model``, or its DDP wrapper: each process draws its
+    """Epochs ``start`` to ``cfg.epochs`` of training ``net`` (``model``, or its DDP wrapper: each process draws its
     share of every global batch, `orbitai.training.distributed`); returns the epochs run and the last validation Dice.
-    Every patch is drawn from a generator of its own, seeded by (seed, epoch, iteration, place in the batch), so
-    that any number of processes draws the same global batch, and a resumed run the same epochs."""
+    Every patch is drawn from a generator of its own, seeded by (``cfg.seed``, epoch, iteration, place in the batch),
+    so that any number of processes draws the same global batch, and a resumed run the same epochs."""
+    epochs, seed = cfg.epochs, cfg.seed
     t_start = time.perf_counter()
     total_iters = epochs * cfg.iters_per_epoch
     last_val: dict[str, float] = {}
@@ -209,23 +210,23 @@ def _epochs(model: torch.nn.Module, net: torch.nn.Module, opt: torch.optim.Optim
     return done_epochs, last_val
 
 
-def train(cases: list[Case], cfg: SegConfig, out: Path, seed: int = 0, folds: int = 1, fold: int = 0,
-          epochs: Optional[int] = None, device: str | torch.device = "cpu", resume: bool = True,
-          time_limit_s: Optional[float] = None, progress: Optional[ProgressCallback] = None,
-          training_data: str = "", init: Optional[str] = None, overwrite: bool = False) -> Path:
-    """Train ``cfg`` on ``cases`` and write a bundle to ``out`` (returns its path). ``epochs``
-    overrides the configuration's (at least 1; None: the configuration's); the bundle's metadata
-    records the epochs actually run (fewer after ``time_limit_s``).
+def train(cases: list[Case], cfg: SegConfig, out: Path, folds: int = 1, fold: int = 0,
+          device: str | torch.device = "cpu", resume: bool = True, time_limit_s: Optional[float] = None,
+          progress: Optional[ProgressCallback] = None, training_data: str = "", init: Optional[str] = None,
+          overwrite: bool = False) -> Path:
+    """Train the recipe ``cfg`` (its epochs, at least 1, and its seed: e.g. ``replace(get_config(name), epochs=2,
+    seed=1)``) on ``cases`` and write a bundle to ``out`` (returns its path); the bundle's metadata records the
+    epochs actually run (fewer after ``time_limit_s``).
 
     A configuration with ``extra['synth']`` also renders patches on the fly from a pool of deformed
     atlas heads (:mod:`orbitai.orbit.synth`); the cases then make up ``extra['manifest_share']`` of the
     patches (none are needed). ``init`` starts from a bundle's weights (same architecture)."""
-    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
+    epochs, seed = cfg.epochs, cfg.seed
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise InputError(f"epochs must be a whole number of at least 1, got {epochs!r}.")
     out = Path(out)
     work = out.parent / f".{out.name}-training"
     progress = progress or (lambda d, t, m: emit(d, t, m))
-    epochs = cfg.epochs if epochs is None else epochs
     # every argument and case is checked before the work folder exists, so a refusal leaves nothing
     synth_opts = cfg.extra.get("synth")
     if not cases and synth_opts is None:
@@ -298,8 +299,8 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, seed: int = 0, folds: in
             log.info("the checkpoint has already run %d of %d epochs", start_epoch, epochs)
         done_epochs = start_epoch   # what the model has run (a checkpoint may hold more than asked)
         with distributed.wrap(model, device) as net:
-            done_epochs, last_val = _epochs(model, net, opt, start_epoch, epochs, cfg, draw, va, seed, device,
-                                            metrics_path, ckpt_path, progress, time_limit_s)
+            done_epochs, last_val = _epochs(model, net, opt, start_epoch, cfg, draw, va, device, metrics_path,
+                                            ckpt_path, progress, time_limit_s)
         meta: dict[str, Any] = {
             "name": out.name, "version": "0.1.0", "task": "segmentation",
             "description": cfg.description,
