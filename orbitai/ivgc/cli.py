@@ -420,6 +420,7 @@ def read_training_inputs(args: argparse.Namespace, need_radiomics: bool) -> tupl
 def run_train(args: argparse.Namespace) -> int:
     from orbitai.device import select_device
     from orbitai.ivgc.rois import parse_strategies
+    from orbitai.ivgc.configs import get_config
     from orbitai.ivgc.train import DEEP_KINDS, TASK, train_deep, train_radiomics
     from orbitai.result import check_outputs
     from orbitai.training.launch import env_world_size
@@ -445,9 +446,9 @@ def run_train(args: argparse.Namespace) -> int:
     data = f"{len(cases)} cases listed in {Path(args.manifest).name}"
     if deep:
         assert cfg is not None
-        out = train_deep(cases, table, selection, cfg, strategy, Path(args.out), seed=args.seed,
-                         holdout=args.holdout, epochs=args.epochs, device=select_device(args.device),
-                         training_data=data, overwrite=args.overwrite)
+        out = train_deep(cases, table, selection, get_config(cfg).for_run(args.seed, args.epochs, args.holdout),
+                         strategy, Path(args.out), device=select_device(args.device), training_data=data,
+                         overwrite=args.overwrite)
     else:
         assert selection is not None    # read_training_inputs refused a radiomics model without one
         out = train_radiomics(cases, table, selection, args.model, strategy, Path(args.out), seed=args.seed,

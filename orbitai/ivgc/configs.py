@@ -10,8 +10,8 @@ sized so that each model trains on two CPU cores in at most 30 minutes (see ``DE
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Optional
 
 import torch
 
@@ -62,6 +62,15 @@ class IvgcConfig:
     #: cases, tested on 40 others, one thread): AUC 0.80 (95 % CI 0.65-0.94) with it, 0.32 with the
     #: whole bounding box, whose training loss fell while the held-out accuracy stayed near chance.
     roi_only: bool = True
+    seed: int = 0              # the holdout or folds, the initial weights, the batches and the augmentation
+
+    def for_run(self, seed: int = 0, epochs: Optional[int] = None, holdout: Optional[float] = None) -> IvgcConfig:
+        """This recipe as one training runs it: with ``seed``, ``epochs`` (None: the configuration's; a fixed
+        learning rate over them, as the paper's) and ``holdout``, the share of the cases held out for the bundle's
+        metrics (None: ``test_fraction``)."""
+        settings = self.settings if epochs is None else replace(self.settings, epochs=epochs, decay_epoch=epochs)
+        return replace(self, seed=seed, settings=settings,
+                       test_fraction=self.test_fraction if holdout is None else holdout)
 
     @property
     def arch(self) -> str:

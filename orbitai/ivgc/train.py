@@ -19,9 +19,9 @@ from __future__ import annotations
 import csv
 import logging
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, cast
 
 import numpy as np
 import torch
@@ -30,14 +30,14 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from orbitai.bundle.core import WEIGHTS, sha256_file, write_bundle
 from orbitai.bundle.formats import save_json, save_sklearn
-from orbitai.classify.tabular import TABULAR_KINDS, tabular_classifier
+from orbitai.classify.tabular import TABULAR_KINDS, TabularKind, tabular_classifier
 from orbitai.classify.train import fit, predict_proba
 from orbitai.classify.trust import binary_logits, fit_on_split, fit_trust, write_trust
 from orbitai.cohort.clinical import IVGC_CLINICAL
 from orbitai.cohort.manifest import Case
 from orbitai.cohort.splits import check_stratified_folds, stratified_holdout, stratified_kfold
 from orbitai.errors import ConfigError, InputError
-from orbitai.ivgc.configs import get_config
+from orbitai.ivgc.configs import IvgcConfig, get_config
 from orbitai.ivgc.data import MARGIN_MM, ImageAugment, IvgcImageDataset, case_label
 from orbitai.ivgc.kinds import DEEP_KINDS, KINDS
 from orbitai.ivgc.models import Selected
@@ -192,17 +192,32 @@ def _metadata(name: str, kind: str, strategy: str, sel: Optional[Selected], clin
 
 
 # --------------------------------------------------------------------------------------------- deep
-def train_deep(cases: Sequence[Case], table: Any, selection: Optional[dict[str, Any]], config: str, strategy: str,
-               out: Path, seed: int = 0, holdout: float = 0.2, epochs: Optional[int] = None, device: Any = "cpu",
-               progress: Optional[ProgressCallback] = None, training_data: str = "",
-               num_workers: int = 0, overwrite: bool = False) -> Path:
-    """Train the deep configuration ``config`` (:data:`orbitai.ivgc.configs.CONFIGS`) on ``cases`` with
-    ``holdout`` of them (stratified, whole patients) set aside for the metadata's held-out metrics;
+@dataclass(frozen=True)
+class _Cohort:
+    """The cases a deep model trains on, as its runs read them: labels, ROI strategy, the selection and the
+    per-case radiomics and clinical vectors (None: the model takes none), with the clinical fill values."""
+
+    cases: Sequence[Case]
+    y: np.ndarray
+    strategy: str
+    sel: Optional[Selected]
+    radiomics: Optional[np.ndarray]
+    clinical: Optional[np.ndarray]
+    fill: dict[str, float] = field(default_factory=dict)
+
+
+def train_deep(cases: Sequence[Case], table: Any, selection: Optional[dict[str, Any]], config: IvgcConfig | str,
+               strategy: str, out: Path, device: Any = "cpu", progress: Optional[ProgressCallback] = None,
+               training_data: str = "", num_workers: int = 0, overwrite: bool = False) -> Path:
+    """Train the deep recipe ``config`` (a name of :data:`orbitai.ivgc.configs.CONFIGS`, or one with its run's seed,
+    epochs and holdout: ``get_config(name).for_run(seed, epochs, holdout)``) on ``cases`` with ``test_fraction``
+    of them (stratified, whole patients) set aside for the metadata's held-out metrics;
     checkpoints in ``.<out name>-training`` beside ``out`` (rerun to resume; removed when the bundle is
     written, or when a failure or a cancel comes before the first checkpoint, `orbitai.staging.training_folder`);
     ``overwrite``: see `orbitai.bundle.core.write_bundle`."""
-    check_epochs(epochs)
-    cfg = get_config(config)
+    cfg = get_config(config) if isinstance(config, str) else config
+    check_epochs(cfg.settings.epochs)
+    seed, holdout = cfg.seed, cfg.test_fraction
     y = case_labels(cases)
     sel = Selected.from_selection(selection, strategy) if selection is not None else None
     if cfg.uses_radiomics and sel is None:
@@ -219,8 +234,8 @@ def train_deep(cases: Sequence[Case], table: Any, selection: Optional[dict[str, 
     progress = progress or emit
     t0 = time.perf_counter()
     with training_folder(work):
-        return _train_deep(cases, y, cfg, strategy, sel, radiomics, clinical, fill, tr, te, out, work, seed,
-                           epochs, device, progress, training_data, num_workers, t0, overwrite)
+        return _train_deep(_Cohort(cases, y, strategy, sel, radiomics, clinical, fill), cfg, tr, te, out, work, device,
+                           progress, training_data, num_workers, t0, overwrite)
 
 
 def _vectors(radiomics: Optional[np.ndarray], clinical: Optional[np.ndarray], idx: Sequence[int]) -> Optional[dict]:
@@ -232,11 +247,13 @@ def _vectors(radiomics: Optional[np.ndarray], clinical: Optional[np.ndarray], id
     return v or None
 
 
-def _fit_deep(cases, cfg, strategy: str, sel, radiomics, clinical, tr: Sequence[int], te: Sequence[int], work: Path,
-              seed: int, epochs: Optional[int], device, progress: Optional[ProgressCallback], num_workers: int = 0):
-    """Train ``cfg``'s network on cases ``tr`` (validated on ``te``) in ``work``; (model, summary, held-out
-    dataset or None, settings run)."""
-    settings = cfg.settings if epochs is None else replace(cfg.settings, epochs=epochs, decay_epoch=epochs)
+def _fit_deep(cohort: _Cohort, cfg: IvgcConfig, tr: Sequence[int], te: Sequence[int], work: Path, device,
+              progress: Optional[ProgressCallback], num_workers: int = 0):
+    """Train ``cfg``'s network (its settings and seed) on cases ``tr`` (validated on ``te``) in ``work``; (model,
+    summary, held-out dataset or None, settings run)."""
+    cases, strategy, sel, radiomics, clinical = cohort.cases, cohort.strategy, cohort.sel, cohort.radiomics, \
+        cohort.clinical
+    settings, seed = cfg.settings, cfg.seed
 
     def dataset(idx: Sequence[int]) -> IvgcImageDataset:
         return IvgcImageDataset.from_cases([cases[i] for i in idx], strategy, vectors=_vectors(radiomics, clinical, idx),
@@ -244,8 +261,9 @@ def _fit_deep(cases, cfg, strategy: str, sel, radiomics, clinical, tr: Sequence[
 
     train_set, test_set = dataset(tr), (dataset(te) if len(te) else None)
     torch.manual_seed(seed)
-    model = cfg.build(len(sel.names) if cfg.uses_radiomics and sel is not None else 0)
+    model: Any = cfg.build(len(sel.names) if cfg.uses_radiomics and sel is not None else 0)
     if cfg.uses_radiomics:
+        assert radiomics is not None    # train_deep and cross_validate refuse a radiomics model without features
         parts = [radiomics[list(tr)]] + ([clinical[list(tr)]] if clinical is not None else [])
         model.set_medical_scaling(np.concatenate(parts, 1))
     log.info("%s: %d training cases, %d held out", cfg.name, len(tr), len(te))
@@ -254,11 +272,13 @@ def _fit_deep(cases, cfg, strategy: str, sel, radiomics, clinical, tr: Sequence[
     return model, summary, test_set, settings
 
 
-def _train_deep(cases, y, cfg, strategy: str, sel, radiomics, clinical, fill, tr, te, out: Path, work: Path, seed: int,
-                epochs: Optional[int], device, progress: ProgressCallback, training_data: str, num_workers: int,
-                t0: float, overwrite: bool = False) -> Path:
-    model, summary, test_set, settings = _fit_deep(cases, cfg, strategy, sel, radiomics, clinical, tr, te, work, seed,
-                                                   epochs, device, progress, num_workers)
+def _train_deep(cohort: _Cohort, cfg: IvgcConfig, tr: Sequence[int], te: Sequence[int], out: Path, work: Path,
+                device, progress: ProgressCallback, training_data: str, num_workers: int, t0: float,
+                overwrite: bool = False) -> Path:
+    cases, y, strategy, sel, radiomics, clinical, fill = (cohort.cases, cohort.y, cohort.strategy, cohort.sel,
+                                                          cohort.radiomics, cohort.clinical, cohort.fill)
+    seed = cfg.seed
+    model, summary, test_set, settings = _fit_deep(cohort, cfg, tr, te, work, device, progress, num_workers)
     meta = _metadata(out.name, cfg.model, strategy, sel, cfg.uses_clinical, training_data,
                      _cohort(cases, y, training_data))
     meta["architecture"] = cfg.architecture(len(sel.names) if cfg.uses_radiomics and sel is not None else 0)
@@ -348,23 +368,25 @@ def cross_validate(cases: Sequence[Case], table: Any, selection: Optional[dict[s
     # an earlier run's fold folders (beside its cv.json) are replaced; nothing else in OUT is touched
     earlier = [p.name for p in out.glob("fold*") if p.is_dir() and p.name[4:].isdigit()] \
         if (out / CV_FILE).is_file() else []
+    cfg = get_config(config).for_run(seed, epochs) if deep else None
     with staged_folder(out, replaces=[CV_FILE, *earlier], last=[CV_FILE]) as work:
-        return _cross_validate(cases, y, X, clinical, sel, kind, strategy, work, folds, seed, config, epochs, device,
-                               progress or emit, deep)
+        return _cross_validate(_Cohort(cases, y, strategy, sel, X, clinical), kind, work, folds, seed, cfg, device,
+                               progress or emit)
 
 
-def _cross_validate(cases, y, X, clinical, sel, kind, strategy, work: Path, folds: int, seed: int, config: str,
-                    epochs: Optional[int], device, progress: ProgressCallback, deep: bool) -> dict[str, Any]:
-    cfg = get_config(config) if deep else None
+def _cross_validate(cohort: _Cohort, kind: str, work: Path, folds: int, seed: int, cfg: Optional[IvgcConfig],
+                    device, progress: ProgressCallback) -> dict[str, Any]:
+    """The folds of :func:`cross_validate` (``cfg``: the deep recipe as run, None for a radiomics model)."""
+    cases, y, X, strategy = cohort.cases, cohort.y, cohort.radiomics, cohort.strategy
     per_fold = []
     for k in range(folds):
         tr, va = stratified_kfold(y.tolist(), folds, k, seed)
         if cfg is not None:
-            model, _, val_set, _ = _fit_deep(cases, cfg, strategy, sel, X, clinical, tr, va, work / f"fold{k}", seed,
-                                             epochs, device, None)
+            model, _, val_set, _ = _fit_deep(cohort, cfg, tr, va, work / f"fold{k}", device, None)
             p = predict_proba(model, val_set, device)[:, 1]
         else:
-            pipe = tabular_classifier(kind, seed)
+            assert X is not None        # cross_validate refuses a radiomics model without features
+            pipe = tabular_classifier(cast(TabularKind, kind), seed)
             pipe.fit(X[tr], y[tr])
             p = pipe.predict_proba(X[va])[:, 1]
         m = {"fold": k, **_rounded(binary_classification_metrics(y[va], p))}
