@@ -33,13 +33,13 @@ def untrained_bundle(tmp_path_factory) -> Path:
 
     from orbitai.bundle import save_bundle
     from orbitai.models import build_model
-    from orbitai.neuro.lesionseg_train import bundle_metadata
+    from orbitai.neuro.lesionseg_train import LesionTrainRecipe, bundle_metadata
     from orbitai.neuro.seg_configs import ARCHITECTURE
 
     torch.manual_seed(0)
     args = {"channels": [4, 8], "num_res_units": 0}
     model = build_model(ARCHITECTURE, **args)
-    meta = bundle_metadata(args, [1], [2], 0, 1, 1e-3, 0, 0.0, 1, [])
+    meta = bundle_metadata(LesionTrainRecipe([1], [2], iterations=0, batch=1, lr=1e-3, seed=0), args, 0.0, 1, [])
     path = tmp_path_factory.mktemp("bundles") / "lesion_untrained"
     save_bundle(model, path, meta)
     return path
@@ -180,7 +180,8 @@ def test_training_can_start_from_a_bundles_verified_weights(untrained_bundle, tm
               "mad": np.float32(0.1), "seed": np.int64(1), "disease": np.array("ms")}
     monkeypatch.setattr(lt, "make_case_arrays", lambda seed, disease, confluent=0.0, heavy=0.0: arrays)
     # one step at learning rate 0: the parameters stay the initial ones
-    out = lt.train(tmp_path / "b", tmp_path / "w", [1], [], iterations=1, batch=2, lr=0.0, init=untrained_bundle)
+    out = lt.train(tmp_path / "b", tmp_path / "w",
+                   lt.LesionTrainRecipe([1], [], iterations=1, batch=2, lr=0.0, init=untrained_bundle))
     src = load_bundle(untrained_bundle)
     init, got = src.load_state_dict(), load_bundle(out).load_state_dict()
     weights = [k for k in init if k.endswith("weight") and init[k].ndim > 1]
@@ -188,7 +189,7 @@ def test_training_can_start_from_a_bundles_verified_weights(untrained_bundle, tm
     meta = load_bundle(out).metadata
     assert meta["architecture"]["args"] == src.arch_args
     assert meta["training"]["initial_weights"].startswith(src.name)
-    fresh = lt.train(tmp_path / "c", tmp_path / "w2", [1], [], iterations=1, batch=2, lr=0.0)
+    fresh = lt.train(tmp_path / "c", tmp_path / "w2", lt.LesionTrainRecipe([1], [], iterations=1, batch=2, lr=0.0))
     assert load_bundle(fresh).metadata["training"]["initial_weights"].startswith("random")
 
 

@@ -31,7 +31,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
@@ -58,6 +58,30 @@ BUNDLE_TASK = "lesion_segmentation"
 PATCH = 96
 HALO = 8          # slices of the slab kept around the centre slice (thick-slice simulation)
 DEFAULT_ARGS: dict[str, Any] = {"channels": [24, 48, 96, 192], "num_res_units": 1}
+
+
+@dataclass(frozen=True)
+class LesionTrainRecipe:
+    """What the lesion network trains on and how (``orbitai neuro train-lesions``'s options; the defaults are the
+    bundled model's recipe): the phantoms' seeds, the schedule, the sampling and augmentation, the start."""
+
+    ms_seeds: Sequence[int] = ()
+    nmosd_seeds: Sequence[int] = ()
+    #: Phantoms with real lesion maps on real training brains (`orbitai.phantoms.lesion_maps`) besides the drawn ones.
+    real_seeds: Sequence[int] = ()
+    iterations: int = 1300
+    batch: int = 16
+    lr: float = 2e-3
+    seed: int = 16
+    checkpoint_every: int = 100
+    arch_args: Optional[dict[str, Any]] = None      # the network's arguments (None: DEFAULT_ARGS)
+    per_lesion: float = 0.0     # lesion-centred draws that pick each lesion equally likely (`sample`)
+    contrast_min: float = 0.5   # the lesion-contrast augmentation's lowest scale (`sample`)
+    #: A lesion bundle (name or folder) whose checksum-verified weights start the training (fine-tuning; its
+    #: architecture arguments are used) instead of a random initialisation.
+    init: Optional[str | Path] = None
+    confluent: float = 0.0      # `orbitai.phantoms.brain.brain_flair_case`'s confluent lesions
+    heavy: float = 0.0          # ... and heavy confluent load
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -217,16 +241,12 @@ def sample(case: Case, rng: np.random.Generator, p_lesion: float = 0.67, augment
     return np.ascontiguousarray(xo, np.float32), np.ascontiguousarray(yo > 0.5, np.int64)
 
 
-def train(out_bundle: str | Path, work: str | Path, ms_seeds: Sequence[int], nmosd_seeds: Sequence[int],
-          iterations: int = 1300, batch: int = 16, lr: float = 2e-3, seed: int = 16,
-          checkpoint_every: int = 100, arch_args: dict[str, Any] | None = None, per_lesion: float = 0.0,
-          contrast_min: float = 0.5, init: str | Path | None = None, confluent: float = 0.0,
-          overwrite: bool = False, heavy: float = 0.0, real_seeds: Sequence[int] = ()) -> Path:
-    """Train and write the bundle; returns its folder. Resumes from ``WORK/checkpoint.pt``.
-
-    ``init``: a lesion bundle (name or folder) whose checksum-verified weights start the training
-    (fine-tuning; its architecture arguments are used) instead of a random initialisation. ``real_seeds``: phantoms
-    with real lesion maps on real training brains (`orbitai.phantoms.lesion_maps`) besides the drawn ones."""
+def train(out_bundle: str | Path, work: str | Path, recipe: LesionTrainRecipe, overwrite: bool = False) -> Path:
+    """Train ``recipe`` and write the bundle; returns its folder. Resumes from ``WORK/checkpoint.pt``."""
+    ms_seeds, nmosd_seeds, real_seeds = recipe.ms_seeds, recipe.nmosd_seeds, recipe.real_seeds
+    iterations, batch, lr, seed = recipe.iterations, recipe.batch, recipe.lr, recipe.seed
+    per_lesion, contrast_min, confluent, heavy = recipe.per_lesion, recipe.contrast_min, recipe.confluent, recipe.heavy
+    checkpoint_every, arch_args, init = recipe.checkpoint_every, recipe.arch_args, recipe.init
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     args = dict(arch_args or DEFAULT_ARGS)
@@ -302,9 +322,7 @@ def train(out_bundle: str | Path, work: str | Path, ms_seeds: Sequence[int], nmo
                              "seconds": seconds + time.time() - t_run}, ckpt)
     seconds += time.time() - t_run
     model.eval()
-    meta = bundle_metadata(args, ms_seeds, nmosd_seeds, iterations, batch, lr, seed, seconds,
-                           count_parameters(model), history, per_lesion, contrast_min, init_name, confluent, heavy,
-                           real_seeds)
+    meta = bundle_metadata(recipe, args, seconds, count_parameters(model), history, init_name)
     b = save_bundle(model, out_bundle, meta, overwrite)
     log.info("bundle written to %s (%.1f training minutes)", b.path, seconds / 60)
     return b.path
@@ -343,11 +361,11 @@ def training_data_text(ms_seeds: Sequence[int], nmosd_seeds: Sequence[int], real
     return " ".join(parts)
 
 
-def bundle_metadata(args: dict[str, Any], ms_seeds: Sequence[int], nmosd_seeds: Sequence[int], iterations: int,
-                    batch: int, lr: float, seed: int, seconds: float, parameters: int,
-                    history: Sequence[float], per_lesion: float = 0.0, contrast_min: float = 0.5,
-                    init: str | None = None, confluent: float = 0.0, heavy: float = 0.0,
-                    real_seeds: Sequence[int] = ()) -> dict[str, Any]:
+def bundle_metadata(recipe: LesionTrainRecipe, args: dict[str, Any], seconds: float, parameters: int,
+                    history: Sequence[float], init: str | None = None) -> dict[str, Any]:
+    """A lesion bundle's metadata: ``recipe`` as trained with the network's ``args`` (``parameters`` weights) in
+    ``seconds``, its loss ``history``, and ``init``, the bundle that started it in words (None: random weights)."""
+    per_lesion, contrast_min = recipe.per_lesion, recipe.contrast_min
     return {
         "name": BUNDLE_NAME, "version": "0.1.0", "task": BUNDLE_TASK,
         "description": "2.5D MONAI U-Net for white-matter lesions on brain FLAIR, trained on brain phantoms "
@@ -361,11 +379,12 @@ def bundle_metadata(args: dict[str, Any], ms_seeds: Sequence[int], nmosd_seeds: 
                   "modality": "MR", "sequence": "FLAIR", "context_slices": list(CONTEXT),
                   "grid": "1 mm, axis-aligned to the patient (LAS), cropped to the brain box"},
         "labels": {"1": "white_matter_lesion"},
-        "training_data": training_data_text(ms_seeds, nmosd_seeds, real_seeds, confluent, heavy, contrast_min),
-        "training": {"command": "orbitai neuro train-lesions", "iterations": iterations,
-                     "batch_size": batch, "patch": [len(CONTEXT), PATCH, PATCH], "lr": lr,
+        "training_data": training_data_text(recipe.ms_seeds, recipe.nmosd_seeds, recipe.real_seeds, recipe.confluent,
+                                            recipe.heavy, contrast_min),
+        "training": {"command": "orbitai neuro train-lesions", "iterations": recipe.iterations,
+                     "batch_size": recipe.batch, "patch": [len(CONTEXT), PATCH, PATCH], "lr": recipe.lr,
                      "optimizer": "Adam (weight decay 1e-5), 100-step warm-up, cosine decay",
-                     "loss": "MONAI DiceCELoss (batch Dice + cross-entropy)", "seed": seed,
+                     "loss": "MONAI DiceCELoss (batch Dice + cross-entropy)", "seed": recipe.seed,
                      "lesion_centred_fraction": 0.67,
                      "lesion_sampling": {0.0: "each lesion voxel equally likely", 1.0: "each lesion equally likely"}.get(
                          float(per_lesion), f"each lesion equally likely in {per_lesion:.0%} of lesion patches, "
@@ -430,9 +449,11 @@ def run(a: argparse.Namespace) -> int:
     log.setLevel(logging.INFO)
     log.propagate = False
     try:
-        train(a.out, a.work, seeds[0], seeds[1], a.iterations, a.batch, a.lr, a.seed,
-              per_lesion={"voxel": 0.0, "lesion": 1.0, "mixed": 0.5}[a.lesion_sampling], contrast_min=a.contrast_min,
-              init=a.init, confluent=a.confluent, overwrite=a.overwrite, heavy=a.heavy, real_seeds=seeds[2])
+        recipe = LesionTrainRecipe(
+            tuple(seeds[0]), tuple(seeds[1]), tuple(seeds[2]), a.iterations, a.batch, a.lr, a.seed,
+            per_lesion={"voxel": 0.0, "lesion": 1.0, "mixed": 0.5}[a.lesion_sampling], contrast_min=a.contrast_min,
+            init=a.init, confluent=a.confluent, heavy=a.heavy)
+        train(a.out, a.work, recipe, overwrite=a.overwrite)
     finally:
         for h in handlers:
             log.removeHandler(h)
