@@ -9,6 +9,7 @@ are added by whoever builds those predictors (same shape)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import textwrap
@@ -37,6 +38,44 @@ def _tao_files(folder: Path) -> dict[str, Path]:
             "segmentation": write_volume(case.labels, folder / "t2_orbits.nrrd")}
 
 
+@functools.lru_cache(maxsize=1)
+def _ivgc_case():
+    from orbitai.testing.ivgc_response import _phantom
+
+    return _phantom(SEED)
+
+
+def _ivgc_files(folder: Path) -> dict[str, Path]:
+    case = _ivgc_case()
+    return {"image": write_volume(case.image, folder / "t2.nrrd"),
+            "segmentation": write_volume(case.labels, folder / "recti.nrrd")}
+
+
+def _neuro_files(folder: Path) -> dict[str, Path]:
+    from orbitai.testing.neuro_differential import phantom
+
+    case = phantom()      # one brain FLAIR phantom per process (lru_cache); its lesions given: no lesion network
+    return {"image": write_volume(case.image, folder / "flair.nrrd"),
+            "segmentation": write_volume(case.labels, folder / "lesions.nrrd")}
+
+
+def _ivgc_logic(ctx) -> tuple[Any, Any, dict]:
+    from orbitai.app.ivgc_response import IVGCResponseLogic
+    from orbitai.testing.ivgc_response import _phantom_nodes
+
+    _, node, seg = _phantom_nodes(ctx, seed=SEED)
+    return IVGCResponseLogic(ctx), node, {"segmentation_node": seg, "device": "cpu", "gradcam": False}
+
+
+def _neuro_logic(ctx) -> tuple[Any, Any, dict]:
+    from orbitai.app.neuro_differential import NeuroDifferentialLogic
+    from orbitai.testing.neuro_differential import _flair_node, _lesion_node
+
+    case, node = _flair_node(ctx)
+    return NeuroDifferentialLogic(ctx), node, {"lesion_segmentation": _lesion_node(ctx, case.labels, node),
+                                               "device": "cpu", "heatmap": False}
+
+
 def _seg_logic(ctx) -> tuple[Any, Any, dict]:
     from orbitai.app.orbit_segmentation import OrbitSegmentationLogic
     from orbitai.testing.orbit_segmentation import _phantom_node
@@ -57,7 +96,8 @@ def _tao_logic(ctx) -> tuple[Any, Any, dict]:
 class TaskRow:
     """One task's front ends: its predictor (result.json's ``predictor``), its predict command and fast CPU options,
     one case's input files by role (``image`` first; each other role is the ``--<role>`` option of one case and a
-    column of a manifest) and its Slicer Logic on a scene: (Logic, input node, Apply's options)."""
+    column of a manifest) and its Slicer Logic on a scene: (Logic, input node, Apply's options). ``flags``: a role's
+    option of one case where it is not ``--<role>`` (neuro's lesion segmentation: ``--lesions``)."""
 
     task: str
     predictor: str
@@ -65,10 +105,11 @@ class TaskRow:
     options: tuple[str, ...]
     files: Callable[[Path], dict[str, Path]]
     logic: Optional[Callable[[Any], tuple[Any, Any, dict]]] = None
+    flags: tuple[tuple[str, str], ...] = ()
 
     def one_case(self, files: dict[str, Path]) -> list[str]:
         return [str(files["image"]), *(a for role, path in files.items() if role != "image"
-                                       for a in (f"--{role}", str(path)))]
+                                       for a in (dict(self.flags).get(role, f"--{role}"), str(path)))]
 
     def manifest(self, files: dict[str, Path], folder: Path, cases: tuple[str, ...] = ("a", "b")) -> Path:
         """A manifest of ``cases``, each the same files (its columns: case_id and the roles)."""
@@ -82,7 +123,10 @@ TASKS = [
             _seg_files, _seg_logic),
     TaskRow("tao", "orbitai.tao.predictor.TaoPredictor", ("tao", "predict"), ("--device", "cpu", "--no-maps"),
             _tao_files, _tao_logic),
-    # the ivgc and neuro rows: A2's (IvgcPredictor, NeuroPredictor)
+    TaskRow("ivgc", "orbitai.ivgc.predictor.IvgcPredictor", ("ivgc", "predict"), ("--device", "cpu", "--no-gradcam"),
+            _ivgc_files, _ivgc_logic),
+    TaskRow("neuro", "orbitai.neuro.predictor.NeuroPredictor", ("neuro", "predict"),
+            ("--device", "cpu", "--no-heatmap"), _neuro_files, _neuro_logic, flags=(("segmentation", "--lesions"),)),
 ]
 BY_TASK = {row.task: row for row in TASKS}
 
