@@ -147,6 +147,9 @@ def statuses_of(p) -> list[str]:
     return seen
 
 
+# At 5.10.0 under -m slow (a second segmentation, ~7 s): the one difference of the versions (the parameter node
+# wrapper's tag) stays in the default suite through this file's other tests, which run at both.
+@pytest.mark.parametrize("panel", [VERSIONS[0], pytest.param(VERSIONS[1], marks=pytest.mark.slow)], indirect=True)
 def test_first_apply_offers_the_download_then_segments(panel):
     p, user, asked = panel
     entry = registry.registry_entry(MODEL)
