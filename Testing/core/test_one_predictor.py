@@ -271,3 +271,48 @@ def test_the_browsers_apply_reaches_the_segmentation_predictor(tmp_path, monkeyp
     assert done["orbit_error"] == "", done["orbit_error"]
     written = [json.loads(p.read_text()) for p in results.glob("*.json")]
     assert [(d["task"], d["predictor"]) for d in written] == [("segmentation", BY_TASK["seg"].predictor)]
+
+
+def test_the_browsers_apply_reaches_the_ivgc_predictor(tmp_path, monkeypatch):
+    """``orbitai web`` on a raw websocket: the IVGC panel's Apply on a T2 MRI and its recti segmentation (both loaded
+    from the data folder) runs the job that writes a result.json naming `IvgcPredictor`."""
+    pytest.importorskip("trame_slicer")
+    from orbitai.testing.web import web_server
+
+    monkeypatch.syspath_prepend(str(REPO / "Testing" / "web"))
+    from ws_client import click_trigger, connect, wait_state
+
+    hook, data, results = tmp_path / "hook", tmp_path / "data", tmp_path / "results"
+    for d in (hook, data, results):
+        d.mkdir()
+    (hook / "sitecustomize.py").write_text(RECORDER)
+    assert main(["phantom", "ivgc", "--n", "1", "--seed", str(SEED), "--out", str(data / "ivgc"),
+                 "--montage-cases", "0"]) == 0
+    env = {"PYTHONPATH": os.pathsep.join([str(hook), *filter(None, [os.environ.get("PYTHONPATH")])]),
+           "ORBITAI_TEST_RESULTS": str(results)}
+
+    async def load(c, relative: str, done: Callable[[dict], bool]) -> dict:
+        await c.set_state(load_error="", data_choice=relative)
+        await c.trigger(click_trigger(await c.state(), "orbitai-load-data"))
+        return await wait_state(c, lambda s: not s["load_busy"] and (done(s) or s["load_error"]), 120, relative)
+
+    async def go(srv) -> dict:
+        async with connect(srv.url) as c:
+            await c.hello(srv.token)
+            state = await load(c, "ivgc/images/ivgc_0000.nrrd", lambda s: bool(s["volumes"]))
+            assert state["load_error"] == "", state["load_error"]
+            state = await load(c, "ivgc/segmentations/ivgc_0000.seg.nrrd",
+                               lambda s: any(x["title"] == "ivgc_0000" for x in s["segmentations"]))
+            assert state["load_error"] == "", state["load_error"]
+            seg = next(x["value"] for x in state["segmentations"] if x["title"] == "ivgc_0000")
+            await c.set_state(module="ivgc", ivgc_segmentation_node=seg)
+            state = await wait_state(c, lambda s: s["ivgc_apply_enabled"], 60, "the IVGC Apply")
+            await c.trigger(click_trigger(state, "orbitai-ivgc-apply"), {})
+            return await wait_state(c, lambda s: not s["ivgc_running"] and (s["ivgc_table_rows"] or s["ivgc_error"]),
+                                    300, "the IVGC job")
+
+    with web_server(str(data), env=env) as srv:
+        done = asyncio.run(go(srv))
+    assert done["ivgc_error"] == "", done["ivgc_error"]
+    written = [json.loads(p.read_text()) for p in results.glob("*.json")]
+    assert [(d["task"], d["predictor"]) for d in written] == [("ivgc_response", BY_TASK["ivgc"].predictor)]
