@@ -38,7 +38,7 @@ def _web_panel(key: str, ctx: Any) -> Any:
 
     state = _State(segmentations=[])
     app = SimpleNamespace(state=state, server=SimpleNamespace(state=state), mrml=ctx, input_node=lambda: None,
-                          _private=lambda text: text)
+                          loading=SimpleNamespace(private=lambda text: text))
     spec = next(s for m in modules() for s in (m, *m.sections) if s.key == key)
     return ModulePanel(app, spec)
 

@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("trame_slicer", reason="the web extra is missing: pip install -e '.[web,dev]'")
 
-from orbitai.web.app import data_choices
+from orbitai.web.loading import data_choices
 from orbitai.web.uploads import MIN_FILE_BYTES, Upload, Uploads
 
 
@@ -187,7 +187,7 @@ def test_a_detached_header_uploaded_with_its_data_file_loads(tmp_path):
     import numpy as np
     import SimpleITK as sitk
 
-    from orbitai.web.app import _read_scan
+    from orbitai.web.loading import read_scan_for_page
 
     image = sitk.GetImageFromArray(np.arange(4 * 5 * 6, dtype=np.int16).reshape(4, 5, 6))
     image.SetSpacing((0.5, 0.6, 2.0))
@@ -198,6 +198,6 @@ def test_a_detached_header_uploaded_with_its_data_file_loads(tmp_path):
     up.add([_file(n, (tmp_path / n).read_bytes()) for n in names])
     source, shown = up.source()
     assert shown == "head.nhdr"
-    vol, _name, _identity = _read_scan(source, tmp_path / "fetch", upload=True, max_bytes=1 << 20)
+    vol, _name, _identity = read_scan_for_page(source, tmp_path / "fetch", upload=True, max_bytes=1 << 20)
     assert vol.array.shape == (4, 5, 6) and float(vol.array.max()) == 119.0
     up.remove()

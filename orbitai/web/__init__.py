@@ -6,6 +6,9 @@ panels drive -- `orbitai.mrml.panel.JobController` over each module's `JobLogic`
 segment editor -- not a second copy of the workflow:
 
 * `app` builds the server: the scene, the views, the panels and the page;
+* `loading` loads scans: DATA's list, DICOMweb series, uploads (`uploads`: each bounded, removed after);
+* `segments` keeps the shown scan's results visible and lists its segments;
+* `module_panel` is a module's panel on the page, made from its `PanelSpec`;
 * `panel` is the `JobView` of a module panel, written into trame state, and its poll loop;
 * `modules` declares what differs between the four modules (their options, tables and displays);
 * `annotate` is the annotation panel: the `Editor` of `AnnotationLogic` on trame-slicer's segment editor;

@@ -2,8 +2,12 @@
 parameter node): inputs, options, actions, the result table; the page's words for what the command line says."""
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
+
+from trame.widgets import html
+from trame.widgets import vuetify3 as v3
 
 from orbitai.app.panel_spec import Action, Option, PanelSpec
 from orbitai.bundle.core import MODEL_NAME
@@ -11,6 +15,8 @@ from orbitai.errors import InputError, OrbitAIError, one_line
 from orbitai.io.dicom_folder import shown
 from orbitai.mrml.results import refuse_other_scan, segmentations_of
 from orbitai.mrml.tables import rows_from_table_node
+from orbitai.web.clicks import sending
+from orbitai.web.model_offer import offer_ui
 from orbitai.web.panel import WebJobPanel
 
 #: The longest text a text option takes from the page (a model name).
@@ -29,7 +35,7 @@ class ModulePanel:
         self.models_installed = spec.logic.modelsAvailable()     # installed, or offered at the first Apply
         labels = {o.name: o.label for o in spec.all_options() if o.kind == "text" and o.name in MODEL_NAME_OPTIONS}
         self.job = WebJobPanel(app.server, spec.key, self.logic, self.jobInputs, self.showResults, self.whyNotReady,
-                               spec.apply_tip, lambda text: app._private(page_words(text, labels)),
+                               spec.apply_tip, lambda text: app.loading.private(page_words(text, labels)),
                                currentScan=app.input_node)
         for opt in self.options():
             default = opt.default_value()
@@ -167,7 +173,7 @@ class ModulePanel:
             self.state[self.var("table_headers")], self.state[self.var("table_rows")] = table
         self.app.refresh_nodes()
         if input_node is not None and self.spec.needs_input:
-            self.app.results_shown(focus=current)
+            self.app.results.results_shown(focus=current)
         if hasattr(outputs, "select_model"):     # a model was installed: listed now, chosen when it is better
             self.app.select_model(outputs.select_model, getattr(outputs, "option", "model"))
 
@@ -210,6 +216,56 @@ class ModulePanel:
         outputs = self.job.controller.outputsToReshow(choice, self.app.input_node())
         if outputs is not None:
             self.spec.show(self.logic, outputs, self.app.input_node(), self.values())
+
+    # ---------------------------------------------------------------- page
+    def build_ui(self) -> None:
+        """The panel in the drawer: its options (disabled while a job runs), its actions, Apply, the progress, the
+        status line, the model offer of a first Apply, the error and the results table."""
+        key = self.spec.key
+        enabled = f"{key}_inputs_enabled"
+        for opt in self.options():
+            disabled = (f"!{enabled}",)
+            if opt.kind == "choice":
+                v3.VSelect(label=opt.label, v_model=(self.var(opt.name),), items=(self.var(f"{opt.name}_items"),),
+                           density="compact", hide_details=True, classes="mb-2", disabled=disabled,
+                           id=f"orbitai-{key}-{opt.name}")
+            elif opt.kind == "segmentation":
+                v3.VSelect(label=opt.label, v_model=(self.var(opt.name),), items=("segmentations",),
+                           clearable=True, density="compact", hide_details=True, classes="mb-2", disabled=disabled,
+                           hint=opt.hint, id=f"orbitai-{key}-{opt.name}")
+            elif opt.kind == "flag":
+                v3.VCheckbox(label=opt.label, v_model=(self.var(opt.name),), density="compact", hide_details=True,
+                             disabled=disabled, id=f"orbitai-{key}-{opt.name}")
+            elif opt.kind == "text":
+                v3.VTextField(label=opt.label, v_model=(self.var(opt.name),), hint=opt.hint, density="compact",
+                              maxlength=MAX_TEXT_OPTION, classes="mb-2", disabled=disabled,
+                              id=f"orbitai-{key}-{opt.name}")
+            elif opt.kind == "form":
+                with v3.VExpansionPanels(classes="mb-2"), v3.VExpansionPanel(title=opt.label):
+                    with v3.VExpansionPanelText():
+                        for name, label, tip in self.form_rows(opt):
+                            v3.VTextField(label=label, v_model=(self.var(f"{opt.name}_{name}"),), hint=tip,
+                                          placeholder="empty: not given", density="compact", disabled=disabled,
+                                          id=f"orbitai-{key}-clinical-{name}")
+        if self.spec.actions:
+            with html.Div(classes="d-flex mb-2"):
+                for action in self.spec.actions:
+                    v3.VBtn(action.label, click=sending(self.state, functools.partial(self.run_action, action),
+                                                        self.option_vars()),
+                            disabled=(f"!{enabled}",), variant="tonal", size="small", title=action.tip,
+                            classes="mr-2", id=f"orbitai-{key}-{action.name}")
+        v3.VBtn(f"{{{{ {key}_apply_text }}}}", click=sending(self.state, self.job.apply, self.option_vars()),
+                disabled=(f"!{key}_apply_enabled",), color="primary", block=True, id=f"orbitai-{key}-apply",
+                title=(f"{key}_apply_tip",), classes="my-2")
+        v3.VProgressLinear(model_value=(f"{key}_progress",), v_show=f"{key}_progress_visible", height=6,
+                           id=f"orbitai-{key}-progress")
+        html.Div(f"{{{{ {key}_status }}}}", classes="text-body-2 my-2", id=f"orbitai-{key}-status")
+        offer_ui(self.app.server, key, self.job, self.app.loading.upload_limit)   # the first Apply without its model
+        v3.VAlert(text=(f"{key}_error",), v_if=f"{key}_error", type="error", density="compact", closable=True,
+                  id=f"orbitai-{key}-error", click_close=f"{key}_error = ''")
+        v3.VDataTable(headers=(f"{key}_table_headers",), items=(f"{key}_table_rows",), density="compact",
+                      items_per_page=-1, hide_default_footer=True, v_show=f"{key}_table_rows.length",
+                      classes="orbitai-results", id=f"orbitai-{key}-table")
 
 
 def _model_name(text: str) -> bool:

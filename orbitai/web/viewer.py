@@ -16,7 +16,8 @@ from trame.widgets import client, html
 from trame.widgets import vuetify3 as v3
 from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
 
-from orbitai.mrml.results import new_ruler, probe, results_of, ruler_rows, set_window_level_mode
+from orbitai.mrml.results import results_of
+from orbitai.mrml.viewer import new_ruler, probe, ruler_rows, set_window_level_mode
 
 __all__ = ["WINDOW_PRESETS", "WindowLevel", "LAYOUTS", "Layouts", "view_labels", "KEYS_SCRIPT", "KEY_STEPS"]
 
