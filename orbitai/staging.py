@@ -29,8 +29,8 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 from orbitai.errors import UserError
 
-__all__ = ["staged_folder", "training_folder", "trim_epoch_log", "check_writable", "stage_parent",
-           "DISK_FULL", "disk_full", "disk_full_error", "write_failure", "looks_like_path", "strict_json",
+__all__ = ["staged_folder", "training_folder", "training_work_folder", "finetune_work_folder", "trim_epoch_log",
+           "check_writable", "stage_parent", "DISK_FULL", "disk_full", "disk_full_error", "write_failure", "looks_like_path", "strict_json",
            "write_json_atomic", "write_text_atomic", "remove_unfinished"]
 
 #: errno values that mean "no room to write": a full disk, a file-size limit, a full quota.
@@ -190,6 +190,23 @@ def staged_folder(out: str | os.PathLike, replaces: Iterable[str] = (), last: It
         raise disk_full_error(exc, given, stage) from None   # the output's name, not the hidden folder's
     finally:
         remove_made()
+
+
+def training_work_folder(out: str | os.PathLike) -> Path:
+    """Where a training into ``out`` keeps its checkpoints and caches: ``.<out name>-training`` beside it (the same
+    command resumes from it; `training_folder` removes it when the bundle is written)."""
+    return _beside(out, "training")
+
+
+def finetune_work_folder(out: str | os.PathLike) -> Path:
+    """Where a fine-tuning into ``out`` keeps its folds' state and checkpoint: ``.<out name>-finetune`` beside it
+    (`orbitai.training.finetune.work_folder` refuses such a folder that a fine-tuning did not make)."""
+    return _beside(out, "finetune")
+
+
+def _beside(out: str | os.PathLike, kind: str) -> Path:
+    out = Path(out)
+    return out.parent / f".{out.name}-{kind}"
 
 
 @contextlib.contextmanager

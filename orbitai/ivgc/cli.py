@@ -19,7 +19,7 @@ from orbitai.cohort.runner import add_cohort_options, check_cohort_options
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import InputError, OrbitAIError, UserError, one_line
 from orbitai.training.launch import arguments_checked
-from orbitai.staging import strict_json
+from orbitai.staging import strict_json, training_work_folder
 
 if TYPE_CHECKING:
     from orbitai.ivgc.features import CohortRun, WideTable
@@ -438,9 +438,8 @@ def run_train(args: argparse.Namespace) -> int:
     if args.seed < 0:
         raise UserError(f"--seed must be 0 or more, got {args.seed}.")
     cases, table, selection = read_training_inputs(args, need_radiomics=args.model != "resnet50")
-    name = Path(args.out).name
     inputs = [args.manifest, args.features, args.selection, *(p for c in cases for p in (c.image, c.segmentation))]
-    check_outputs(args.out, inputs, beside=(f".{name}-training",) if deep else (), bundle=TASK,
+    check_outputs(args.out, inputs, beside=(training_work_folder(args.out).name,) if deep else (), bundle=TASK,
                   overwrite=args.overwrite)
     arguments_checked()    # with --nproc: the launcher's check pass ends here, before any rank starts
     data = f"{len(cases)} cases listed in {Path(args.manifest).name}"

@@ -46,7 +46,7 @@ from orbitai.metrics.classification import binary_classification_metrics, mean_s
 from orbitai.models import count_parameters
 from orbitai.progress import ProgressCallback, emit
 from orbitai.radiomics.protocol import RadiomicsProtocol
-from orbitai.staging import staged_folder, strict_json, training_folder
+from orbitai.staging import staged_folder, strict_json, training_folder, training_work_folder
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +230,7 @@ def train_deep(cases: Sequence[Case], table: Any, selection: Optional[dict[str, 
     else:
         tr, te = list(range(len(cases))), []
     out = Path(out)
-    work = out.parent / f".{out.name}-training"
+    work = training_work_folder(out)
     progress = progress or emit
     t0 = time.perf_counter()
     with training_folder(work):

@@ -26,7 +26,7 @@ from orbitai.cohort.runner import add_cohort_options, check_cohort_options
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import UserError
 from orbitai.training.launch import arguments_checked
-from orbitai.staging import strict_json, write_json_atomic
+from orbitai.staging import finetune_work_folder, strict_json, training_work_folder, write_json_atomic
 
 
 def _flair_inputs(p: argparse.ArgumentParser) -> None:
@@ -211,7 +211,7 @@ def run_finetune_lesions(args: argparse.Namespace) -> int:
         if row.segmentation is not None:
             check_lesion_labels(row)
     inputs = [args.manifest, *(p for c in rows for p in (c.image, c.segmentation))]
-    check_outputs(out, inputs, beside=(f".{out.name}-finetune",), bundle="lesion_segmentation",
+    check_outputs(out, inputs, beside=(finetune_work_folder(out).name,), bundle="lesion_segmentation",
                   overwrite=args.overwrite)
     if args.summary:
         check_outputs(args.summary, inputs, (FINETUNE_SUMMARY,))
@@ -348,8 +348,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.imagenet and not Path(args.imagenet).is_file():
         raise UserError(f"--imagenet {args.imagenet} is not a file.")
     cases = _cases(args.manifest)
-    name = Path(args.out).name
-    check_outputs(args.out, manifest_inputs(args.manifest, cases), beside=(f".{name}-training",),
+    check_outputs(args.out, manifest_inputs(args.manifest, cases), beside=(training_work_folder(args.out).name,),
                   bundle="neuro_differential", overwrite=args.overwrite)
     arguments_checked()    # with --nproc: the launcher's check pass ends here, before any rank starts
     imagenet = (args.imagenet, args.imagenet_sha256) if args.imagenet else None

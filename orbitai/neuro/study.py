@@ -40,7 +40,7 @@ from orbitai.neuro.train import (
     train_model,
 )
 from orbitai.progress import ProgressCallback, emit
-from orbitai.staging import staged_folder, training_folder, write_json_atomic, write_text_atomic
+from orbitai.staging import staged_folder, training_folder, training_work_folder, write_json_atomic, write_text_atomic
 
 #: Class names of labels 0 and 1 (the manifests' ``label`` column; P(NMOSD) is output 1).
 CLASSES = ("MS", "NMOSD")
@@ -108,7 +108,7 @@ def train_bundle(cases: Sequence[Case], config: str, out: Path, seed: int = 0, h
     else:
         tr, te = list(range(len(cases))), []
     out = Path(out)
-    work = out.parent / f".{out.name}-training"
+    work = training_work_folder(out)
     report = progress or emit
     t0 = time.perf_counter()
     with training_folder(work):

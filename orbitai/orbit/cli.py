@@ -20,7 +20,7 @@ from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import UserError
 from orbitai.predictor import predictor_for
 from orbitai.training.launch import arguments_checked
-from orbitai.staging import strict_json
+from orbitai.staging import finetune_work_folder, strict_json, training_work_folder
 
 #: File names that ``--out`` must not have (it takes a folder).
 VOLUME_SUFFIXES = (".nrrd", ".nhdr", ".nii", ".nii.gz", ".mha", ".mhd", ".csv", ".json")
@@ -302,7 +302,7 @@ def run_train(args) -> int:
     name = Path(args.out).name   # the bundle replaces OUT as a whole; work files lie beside it
     check_outputs(args.out, [*([args.manifest] if args.manifest else []),
                              *(p for c in cases for p in (c.image, c.segmentation))],
-                  beside=(f".{name}-training", f"{name}-metrics.csv"), bundle="segmentation",
+                  beside=(training_work_folder(args.out).name, f"{name}-metrics.csv"), bundle="segmentation",
                   overwrite=args.overwrite)
     arguments_checked()    # with --nproc: the launcher's check pass ends here, before any rank starts
     out = train(cases, get_config(cfg.name, seed=args.seed, epochs=args.epochs or cfg.epochs), Path(args.out),
@@ -351,7 +351,8 @@ def run_finetune(args) -> int:
     refuse_package_folder(out)
     work_folder(out)
     inputs = [args.manifest, *(p for c in cases for p in (c.image, c.segmentation))]
-    check_outputs(out, inputs, beside=(f".{out.name}-finetune",), bundle="segmentation", overwrite=args.overwrite)
+    check_outputs(out, inputs, beside=(finetune_work_folder(out).name,), bundle="segmentation",
+                  overwrite=args.overwrite)
     if args.summary:
         check_outputs(args.summary, inputs, (FINETUNE_SUMMARY,))
     recipe = with_settings(Recipe(), **settings)

@@ -43,7 +43,7 @@ from orbitai.orbit.rules import class_lut
 from orbitai.preprocess.intensity import normalise
 from orbitai.progress import ProgressCallback, emit
 from orbitai.engine.inference import sliding_window
-from orbitai.staging import training_folder, trim_epoch_log
+from orbitai.staging import training_folder, training_work_folder, trim_epoch_log
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +225,7 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, folds: int = 1, fold: in
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise InputError(f"epochs must be a whole number of at least 1, got {epochs!r}.")
     out = Path(out)
-    work = out.parent / f".{out.name}-training"
+    work = training_work_folder(out)
     progress = progress or (lambda d, t, m: emit(d, t, m))
     # every argument and case is checked before the work folder exists, so a refusal leaves nothing
     synth_opts = cfg.extra.get("synth")

@@ -20,7 +20,7 @@ from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import UserError
 from orbitai.predictor import predictor_for
 from orbitai.training.launch import arguments_checked
-from orbitai.staging import strict_json
+from orbitai.staging import strict_json, training_work_folder
 
 
 def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
@@ -182,8 +182,8 @@ def run_train(args) -> int:
     check_training_options(args)
     cfg = get_config(args.network)
     cases = read_labelled_manifest(args.manifest)
-    name = Path(args.out).name   # the bundle replaces OUT as a whole; its work folder lies beside it
-    check_outputs(args.out, manifest_inputs(args.manifest, cases), beside=(f".{name}-training",),
+    # the bundle replaces OUT as a whole; its work folder lies beside it
+    check_outputs(args.out, manifest_inputs(args.manifest, cases), beside=(training_work_folder(args.out).name,),
                   bundle="tao_activity", overwrite=args.overwrite)
     arguments_checked()    # with --nproc: the launcher's check pass ends here, before any rank starts
     out = train_tao(cases, cfg, Path(args.out), seed=args.seed, holdout=args.holdout, epochs=args.epochs,

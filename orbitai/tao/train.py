@@ -19,7 +19,7 @@ from orbitai.errors import ConfigError, InputError
 from orbitai.metrics.classification import binary_classification_metrics, mean_sd
 from orbitai.models import build_model, count_parameters
 from orbitai.progress import ProgressCallback, emit
-from orbitai.staging import staged_folder, strict_json, training_folder
+from orbitai.staging import staged_folder, strict_json, training_folder, training_work_folder
 from orbitai.tao.configs import TaoConfig
 from orbitai.tao.data import EyeSamples, augment, case_label, centre_crop, prepare_eyes
 from orbitai.tao.spec import TaoInputSpec
@@ -92,7 +92,7 @@ def train_tao(cases: list[Case], cfg: TaoConfig, out: Path, seed: int = 0, holdo
     check_epochs(epochs)
     held = heldout_cases(cases, holdout, seed)
     out = Path(out)
-    work = out.parent / f".{out.name}-training"
+    work = training_work_folder(out)
     progress = progress or (lambda d, t, m: emit(d, t, m))
     t0 = time.perf_counter()
     with training_folder(work):

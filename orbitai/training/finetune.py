@@ -37,7 +37,7 @@ from orbitai.io import VolumeError, read_volume
 from orbitai.io.checksums import sha256_input
 from orbitai.progress import ProgressCallback
 from orbitai.result import RESULT_FILE
-from orbitai.staging import training_folder, write_json_atomic
+from orbitai.staging import finetune_work_folder, training_folder, write_json_atomic
 from orbitai.training.checkpoint import resume as resume_checkpoint
 from orbitai.training.checkpoint import save_checkpoint
 
@@ -253,8 +253,7 @@ WORK_MARKER = ".orbitai-finetune-work"
 
 def work_folder(out: str | Path) -> Path:
     """The work folder of a fine-tuning into ``out``: ``.<name>-finetune`` beside it (`check_work_folder`)."""
-    out = Path(out)
-    return check_work_folder(out.parent / f".{out.name}-finetune")
+    return check_work_folder(finetune_work_folder(out))
 
 
 def check_work_folder(work: Path) -> Path:
