@@ -19,6 +19,7 @@ from orbitai.io import write_volume
 from orbitai.io.segfile import orbit_table, write_segmentation
 from orbitai.neuro.finetune import LesionRecipe, check_lesion_labels, finetune_lesions, prepare_case
 from orbitai.neuro.lesionseg import lesion_bundle
+from orbitai.staging import finetune_work_folder
 
 SEED = 778310   # never used for training phantoms
 RECIPE = LesionRecipe(steps=2, eval_every=2, folds=1, batch_size=2, replay_share=0.0)
@@ -96,7 +97,7 @@ def test_the_only_lesion_map_empty_is_refused(prepared, tmp_path):
     with pytest.raises(InputError, match="No lesion is marked") as exc:
         finetune_lesions([empty], tmp_path / "mine", recipe=RECIPE, progress=lambda *a: None)
     assert "c9" in one_line(exc)
-    assert not (tmp_path / "mine").exists() and not (tmp_path / ".mine-finetune").exists()
+    assert not (tmp_path / "mine").exists() and not finetune_work_folder(tmp_path / "mine").exists()
 
 
 def digest(folder: Path) -> dict[str, str]:
@@ -113,7 +114,7 @@ def test_out_in_the_bundled_models_folder_and_a_user_work_folder_are_refused(pre
     with pytest.raises(OrbitAIError, match="bundled models' folder"):
         finetune_lesions([prepared], builtin / base.path.name, recipe=RECIPE, progress=lambda *a: None)
     assert digest(builtin) == before
-    mine = tmp_path / ".mine-finetune"
+    mine = finetune_work_folder(tmp_path / "mine")
     mine.mkdir()
     (mine / "notes.txt").write_text("the user's own")
     with pytest.raises(InputError, match="not made by an OrbitAI fine-tuning"):

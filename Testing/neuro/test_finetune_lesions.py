@@ -17,6 +17,7 @@ from orbitai.neuro import finetune as ft
 from orbitai.neuro.finetune import LesionRecipe, finetune_lesions, out_folder, prepare_case
 from orbitai.neuro.lesionseg import lesion_bundle
 from orbitai.neuro.models import LESION_MODELS
+from orbitai.staging import finetune_work_folder
 
 SEEDS = (778300, 778301)   # never used for training phantoms
 RECIPE = LesionRecipe(steps=4, eval_every=2, folds=2, batch_size=2, replay_share=0.0)
@@ -81,7 +82,7 @@ def test_installs_a_lesion_bundle_with_its_provenance(clean, cases):
     assert b.metadata["metrics"]["base_cross_validated_lesion_score"] == cv["base_score"]
     assert b.metadata["postprocess"] == lesion_bundle().metadata["postprocess"]    # inference as the base's
     assert any(m.startswith("fold1: step 4/4") for m in messages) and any(m.startswith("final:") for m in messages)
-    assert not (report.bundle.parent / ".mine-finetune").exists()
+    assert not finetune_work_folder(report.bundle).exists()
     lesion_bundle(str(report.bundle)).load_model()       # a lesion network of the base's architecture
 
 
@@ -95,7 +96,7 @@ def test_a_cancel_keeps_the_work_and_the_same_call_resumes_to_the_same_weights(c
 
     with pytest.raises(KeyboardInterrupt):
         finetune_lesions(cases, out, recipe=RECIPE, progress=stop_in_fold1)
-    work = tmp_path / ".mine-finetune"
+    work = finetune_work_folder(tmp_path / "mine")
     assert json.loads((work / "state.json").read_text())["curves"].keys() == {"fold0"}
     assert (work / "checkpoint.pt").is_file() and not out.exists()
     messages: list[str] = []

@@ -18,6 +18,7 @@ from orbitai.io import read_volume, write_volume
 from orbitai.orbit.finetune import Recipe, finetune, out_folder
 from orbitai.orbit.models import SEG_MODELS
 from orbitai.phantoms import write_cohort
+from orbitai.staging import finetune_work_folder
 
 SEED = 778210  # never used for training cohorts
 RECIPE = Recipe(steps=4, eval_every=2, folds=2, batch_size=1, replay_share=0.0)
@@ -64,7 +65,7 @@ def test_installs_a_bundle_with_its_provenance_and_figures(clean, cases):
     assert isinstance(cv["better_than_base"], bool)
     assert b.metadata["metrics"]["base_cross_validated_dice"] == cv["base_score"]
     assert any(m.startswith("fold1: step 4/4") for m in messages) and any(m.startswith("final:") for m in messages)
-    assert not (report.bundle.parent / ".mine-finetune").exists()     # the work folder goes with success
+    assert not finetune_work_folder(report.bundle).exists()     # the work folder goes with success
     b.load_model()                                                      # the network is the base's architecture
 
 
@@ -86,7 +87,7 @@ def test_a_cancel_keeps_the_work_and_the_same_command_resumes_to_the_same_weight
 
     with pytest.raises(KeyboardInterrupt):
         finetune(cases, out, recipe=RECIPE, progress=stop_in_fold1)
-    work = tmp_path / ".mine-finetune"
+    work = finetune_work_folder(tmp_path / "mine")
     assert json.loads((work / "state.json").read_text())["curves"].keys() == {"fold0"}
     assert (work / "checkpoint.pt").is_file() and not out.exists()
     messages: list[str] = []

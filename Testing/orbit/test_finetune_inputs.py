@@ -22,6 +22,7 @@ from orbitai.orbit.finetune import Recipe, finetune
 from orbitai.orbit.models import SEG_MODELS
 from orbitai.phantoms import write_cohort
 from orbitai.training.finetune import WORK_MARKER
+from orbitai.staging import finetune_work_folder
 
 SEED = 778240  # never used for training cohorts
 RECIPE = Recipe(steps=4, eval_every=2, folds=2, batch_size=1, replay_share=0.0)
@@ -52,7 +53,7 @@ def one_line(exc: pytest.ExceptionInfo) -> str:
 def refused(cases, tmp_path, match: str) -> str:
     with pytest.raises(InputError, match=match) as exc:
         finetune(cases, tmp_path / "mine", recipe=RECIPE, progress=lambda *a: None)
-    assert not (tmp_path / "mine").exists() and not (tmp_path / ".mine-finetune").exists()
+    assert not (tmp_path / "mine").exists() and not finetune_work_folder(tmp_path / "mine").exists()
     return one_line(exc)
 
 
@@ -148,7 +149,7 @@ def test_the_command_refuses_out_in_the_bundled_models_folder(cohort, tmp_path, 
 
 # --------------------------------------------------------------------------------------------- #62.6
 def test_a_user_folder_where_the_work_folder_goes_is_never_removed(cohort, tmp_path):
-    mine = tmp_path / ".mine-finetune"
+    mine = finetune_work_folder(tmp_path / "mine")
     mine.mkdir()
     (mine / "notes.txt").write_text("the user's own")
     with pytest.raises(InputError, match="not made by an OrbitAI fine-tuning") as exc:
@@ -181,7 +182,7 @@ def test_a_checkpoint_of_other_inputs_is_not_resumed(cohort, tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         finetune(cases, tmp_path / "mine", recipe=recipe, progress=stop)
-    work = tmp_path / ".mine-finetune"
+    work = finetune_work_folder(tmp_path / "mine")
     assert (work / "checkpoint.pt").is_file() and (work / WORK_MARKER).is_file()
     shutil.copy(cohort[2].image, cases[1].image)                # same paths, another scan and its labels
     shutil.copy(cohort[2].segmentation, cases[1].segmentation)

@@ -17,6 +17,7 @@ from orbitai.phantoms import write_cohort
 from orbitai.orbit.configs import get_config
 from orbitai.orbit.train import train
 from orbitai.testing.damage import flip_bytes, truncate
+from orbitai.staging import training_work_folder
 
 SEED = 777141  # never used for training cohorts
 CFG = replace(get_config("svnet-demo-ct"), iters_per_epoch=1, batch_size=1, val_every=1)
@@ -40,7 +41,7 @@ def clean(cases, tmp_path_factory):
 @pytest.mark.parametrize("damage", [flip_bytes, truncate])
 def test_corrupt_checkpoint_is_named_and_training_starts_over(cases, clean, tmp_path, caplog, damage):
     train(cases, replace(CFG, epochs=2), tmp_path / "b", time_limit_s=1e-9)   # cut short after one epoch: the checkpoint stays
-    ckpt = tmp_path / ".b-training" / "checkpoint.pt"
+    ckpt = training_work_folder(tmp_path / "b") / "checkpoint.pt"
     damage(ckpt)
     with caplog.at_level(logging.WARNING):
         bundle = train(cases, replace(CFG, epochs=2), tmp_path / "b")
