@@ -77,7 +77,9 @@ def _same_file_as_the_whole_export(seg_node, node, tmp_path, table=None) -> np.n
     assert isinstance(slabs, LabelSlabs)
     assert slabs.dtype == whole.array.dtype and slabs.shape == whole.shape
     np.testing.assert_array_equal(slabs.volume().array, whole.array)
-    assert slabs.present_values() == [int(v) for v in np.unique(whole.array) if v]   # from the layers' box alone
+    values, counts = np.unique(whole.array, return_counts=True)
+    assert slabs.label_counts() == {int(v): int(n) for v, n in zip(values, counts) if v}   # from the layers' box
+    assert slabs.present_values() == [int(v) for v in values if v]
     # one slice per step (the chunk is smaller than a slice), then two and a half slices per step
     slice_bytes = SHAPE[1] * SHAPE[2] * whole.array.dtype.itemsize
     expected = _file_bytes(whole, tmp_path / "whole.nrrd", 10**9)
@@ -253,3 +255,35 @@ def test_ivgc_apply_checks_the_recti_from_the_layers_and_makes_the_map_a_slab_pe
                                          r"ROI strategy 'mrlr'"):
         logic.start(node, seg, strategy="mrlr", device="cpu")
     assert exported == []
+
+
+def test_neuro_apply_with_a_lesion_segmentation_makes_its_map_a_slab_per_tick(ctx, monkeypatch):
+    """NeuroDifferential's Apply with a lesion segmentation exported it whole in the press (a 0/1 mask, written as a
+    .seg.nrrd there); now its inside-the-FLAIR check counts the layers' voxels in the grid and the job's
+    ``lesions.nrrd`` is made a slab per tick: the whole export's map (every non-zero voxel is lesion)."""
+    import orbitai.mrml.jobs
+    from orbitai.app.neuro_differential import LESIONS_ONLY, NeuroDifferentialLogic
+
+    vol = Volume(np.random.default_rng(5).normal(100, 20, (20, 40, 36)).astype(np.float32), (1.0, 1.1, 4.0),
+                 (1.0, 2.0, 3.0), _direction().ravel())
+    node = volume_node_from_volume(ctx, vol, "FLAIR")
+    seg = ctx.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "lesions")
+    a = np.zeros((6, 8, 8), np.uint8)
+    a[1:5, 2:7, 1:6] = 1
+    _add(seg, "lesion 1", _layer(node, a, start=(3, 4, 5)))
+    _add(seg, "lesion 2", _layer(node, a * 3, start=(12, -2, 30)), 3)      # partly outside the grid
+    exported: list[str] = []
+    export = orbitai.mrml.jobs.labels_from_segmentation_node
+    monkeypatch.setattr(orbitai.mrml.jobs, "labels_from_segmentation_node",
+                        lambda s, *a, **k: exported.append(s.GetName()) or export(s, *a, **k))
+    job = NeuroDifferentialLogic(ctx).start(node, lesion_segmentation=seg, model=LESIONS_ONLY, device="cpu")
+    try:
+        writer = next(w for w in job.inputs.writers if w.path.name == "lesions.nrrd")
+        assert isinstance(writer._source, LabelSlabs) and exported == []
+        job.inputs.finish()
+        assert exported == []
+        whole = export(seg, node, table={1: "lesion 1", 2: "lesion 2"})
+        np.testing.assert_array_equal(read_volume(writer.path).array != 0, whole.array != 0)
+        assert (whole.array != 0).any()
+    finally:
+        job.cleanup()

@@ -30,7 +30,7 @@ from orbitai.app.corrections import FinetuneLogic, finetune_section
 from orbitai.app.panel_spec import (Option, PanelSpec, device_option, modality_arguments, modality_option, model_option,
                                      reason, scan_text, trust_text)
 from orbitai.errors import InputError
-from orbitai.io.segfile import LabelInfo, lesion_table, write_segmentation
+from orbitai.io.segfile import LabelInfo, lesion_table
 from orbitai.jobs.child import write_job_input
 from orbitai.mrml import (
     geometry_of,
@@ -42,7 +42,7 @@ from orbitai.mrml import (
 )
 from orbitai.mrml.jobs import JobLogic
 from orbitai.mrml.results import mark_results, refuse_other_scan
-from orbitai.mrml.segmentations import segments_volume_mm3
+from orbitai.mrml.segmentations import LabelSlabs, segments_volume_mm3
 from orbitai.mrml.tables import show_table
 from orbitai.neuro.models import LESION_MODELS, NEURO_MODELS
 from orbitai.result import not_assessed, shown_call, withheld
@@ -100,10 +100,12 @@ class NeuroOutputs:
         return text
 
 
-def lesion_mask(logic: JobLogic, segmentation_node, input_node):
-    """A lesion segmentation (every segment is lesion) as a 0/1 mask on the FLAIR's grid; one-line errors for a node
-    that is not a segmentation, one without lesion voxels, or one that does not lie on the FLAIR (less than
-    `MIN_INSIDE` of its volume inside it)."""
+def lesion_labels(logic: JobLogic, segmentation_node, input_node, whole: bool = False):
+    """A lesion segmentation (every segment is lesion: every non-zero voxel) as a label map on the FLAIR's grid, for
+    `write_job_input`: made a slab per poll tick from the segmentation's layers (`LabelSlabs`, checked from the part
+    of the grid they cover: no whole export on Slicer's main thread) unless ``whole`` or only the whole export makes
+    it (`JobLogic.segmentationLabelSlabs`). One-line errors for a node that is not a segmentation, one without lesion
+    voxels, or one that does not lie on the FLAIR (less than `MIN_INSIDE` of its volume inside it)."""
     if not segmentation_node.IsA("vtkMRMLSegmentationNode"):
         raise InputError(f"'{segmentation_node.GetName()}' is not a segmentation node.")
     refuse_other_scan(segmentation_node, input_node, "lesion segmentation")
@@ -113,14 +115,24 @@ def lesion_mask(logic: JobLogic, segmentation_node, input_node):
     own_mm3 = segments_volume_mm3(segmentation_node)
     if own_mm3 <= 0:
         raise InputError(f"{what} holds no lesion voxel; select one with the lesions, or none to have them found.")
-    labels = logic.segmentationLabels(segmentation_node, input_node, what,
-                                      table={i + 1: n for i, n in enumerate(dict.fromkeys(names))})
-    mask = labels.with_array((np.asarray(labels.array) != 0).astype(np.uint8))
-    inside = float(np.count_nonzero(mask.array)) * mask.voxel_volume_mm3()
+    table = {i + 1: n for i, n in enumerate(dict.fromkeys(names))}
+    labels = (logic.segmentationLabels(segmentation_node, input_node, what, table=table) if whole else
+              logic.segmentationLabelSlabs(segmentation_node, input_node, what, table=table))
+    labels = labels() if callable(labels) else labels
+    if isinstance(labels, LabelSlabs):
+        inside = float(sum(labels.label_counts().values())) * float(np.prod(labels.spacing))
+    else:
+        inside = float(np.count_nonzero(labels.array)) * labels.voxel_volume_mm3()
     if inside < MIN_INSIDE * own_mm3:
         raise InputError(f"{what} does not lie on the FLAIR '{input_node.GetName()}' (only {100 * inside / own_mm3:.0f} % "
                          "of its volume is inside it); select the segmentation made on this FLAIR.")
-    return mask
+    return labels
+
+
+def lesion_mask(logic: JobLogic, segmentation_node, input_node):
+    """A lesion segmentation (every segment is lesion) as a 0/1 mask on the FLAIR's grid (`lesion_labels`, whole)."""
+    labels = lesion_labels(logic, segmentation_node, input_node, whole=True)
+    return labels.with_array((np.asarray(labels.array) != 0).astype(np.uint8))
 
 
 # --------------------------------------------------------------------------- logic
@@ -183,7 +195,7 @@ class NeuroDifferentialLogic(JobLogic):
         bundle = self.resolveModel(model)
         lesion_args = ([] if not lesion_model or lesion_model == LESION_MODELS.default_label else
                        ["--lesion-model", str(LESION_MODELS.find(lesion_model).path)])
-        mask = self.lesionMask(lesion_segmentation, input_node) if lesion_segmentation is not None else None
+        lesions = lesion_labels(self, lesion_segmentation, input_node) if lesion_segmentation is not None else None
         flair = write_job_input(vol, workdir / "flair.nrrd")
         if bundle is None:
             args = ["neuro", "lesions", str(flair)]
@@ -191,8 +203,8 @@ class NeuroDifferentialLogic(JobLogic):
             args = ["neuro", "predict", str(flair), "--model", str(bundle.path)]
             if not heatmap:
                 args.append("--no-heatmap")
-        if mask is not None:
-            args += ["--lesions", str(write_segmentation(mask, workdir / "lesions.seg.nrrd", table=lesion_table()))]
+        if lesions is not None:     # a label map, every non-zero voxel lesion (a slab per tick, see lesion_labels)
+            args += ["--lesions", str(write_job_input(lesions, workdir / "lesions.nrrd"))]
         return [*args, *lesion_args, *modality_arguments(modality), "--device", device, "--out", "{out}"]
 
     def importResults(self, out_dir: Path, input_node, **_options: Any) -> NeuroOutputs:

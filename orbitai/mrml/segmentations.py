@@ -310,20 +310,25 @@ class LabelSlabs:
     def present_values(self) -> list[int]:
         """The label values the label map holds (0 excluded), from the part of the grid the layers cover (Slicer
         crops a layer to its segments: a few MB for the orbit's structures), not from the whole map."""
+        return sorted(self.label_counts())
+
+    def label_counts(self) -> dict[int, int]:
+        """Voxels per label value the label map holds (0 excluded), read as `present_values`."""
         boxes = [(run.start, [s + n for s, n in zip(run.start, run.array.shape)]) for run in self.runs]
         if not boxes:
-            return []
+            return {}
         lo = [max(min(b[0][d] for b in boxes), 0) for d in range(3)]
         hi = [min(max(b[1][d] for b in boxes), size) for d, size in enumerate(self.shape)]
         if any(a >= b for a, b in zip(lo, hi)):
-            return []
+            return {}
         if len(self.runs) == 1:          # one layer (the usual case): its segments cannot overlap, count it as it is
             run = self.runs[0]
             inside = run.array[tuple(slice(a - s, b - s) for a, b, s in zip(lo, hi, run.start))]
             counts = _counts(inside)
-            return sorted(label for value, label in run.values if _count_of(counts, inside.dtype, value))
+            found = {label: _count_of(counts, inside.dtype, value) for value, label in run.values}
+            return {label: n for label, n in found.items() if n}
         counts = _counts(self._merged(lo, hi))
-        return [int(v) for v in np.flatnonzero(counts) if v != 0]
+        return {int(v): int(counts[v]) for v in np.flatnonzero(counts) if v != 0}
 
     def _merged(self, lo: Sequence[int], hi: Sequence[int]) -> np.ndarray:
         """The label map in the box ``lo:hi`` (k, j, i; clipped to the grid)."""

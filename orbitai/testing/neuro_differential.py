@@ -289,7 +289,6 @@ def test_job_arguments_write_inputs_and_name_the_command(ctx, tmp_path: Path):
     ``neuro lesions`` for lesions only, ``neuro predict --model BUNDLE`` otherwise; the scene is unchanged."""
     from orbitai.app.neuro_differential import LESIONS_ONLY, NeuroDifferentialLogic
     from orbitai.io import read_volume
-    from orbitai.io.segfile import read_segmentation
 
     case, flair = _flair_node(ctx)
     seg = _lesion_node(ctx, case.labels, flair)
@@ -302,9 +301,8 @@ def test_job_arguments_write_inputs_and_name_the_command(ctx, tmp_path: Path):
     written = read_volume(work / "flair.nrrd")
     assert written.same_geometry(case.image, tol=1e-5) and np.array_equal(written.array, case.image.array)
     args = logic.jobArguments(work, flair, seg, model=LESIONS_ONLY, device="cpu")
-    assert args[args.index("--lesions") + 1] == str(work / "lesions.seg.nrrd")
-    mask, table = read_segmentation(work / "lesions.seg.nrrd")
-    assert [t.name for t in table.values()] == ["white_matter_lesion"]
+    assert args[args.index("--lesions") + 1] == str(work / "lesions.nrrd")   # a label map, made a slab per tick (#63)
+    mask = read_volume(work / "lesions.nrrd")
     assert mask.same_geometry(case.image, tol=1e-5) and np.array_equal(mask.array != 0, case.labels.array != 0)
     choices = NeuroDifferentialLogic.modelChoices()
     if choices:
