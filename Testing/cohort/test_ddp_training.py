@@ -20,6 +20,7 @@ import pytest
 
 from orbitai.cli import main
 from orbitai.phantoms.cohort import write_cohort
+from orbitai.testing.cli import run_cli
 from orbitai.testing.servers import free_port
 
 SEED = 777340  # never used for training cohorts
@@ -55,8 +56,11 @@ def tao_cohort(tmp_path_factory) -> Path:
 
 
 def _train(manifest: Path, out: Path, nproc: int, epochs: int = 3) -> subprocess.CompletedProcess:
-    return _orbitai("tao", "train", "--manifest", str(manifest), "--network", "B", "--epochs", str(epochs),
-                    "--holdout", "0", "--device", "cpu", "--out", str(out), "--nproc", str(nproc))
+    """One process: in this one (no interpreter of its own importing torch); several: the command as a user runs
+    it, its launcher starting the ranks."""
+    args = ["tao", "train", "--manifest", str(manifest), "--network", "B", "--epochs", str(epochs), "--holdout", "0",
+            "--device", "cpu", "--out", str(out), "--nproc", str(nproc)]
+    return run_cli(args) if nproc == 1 else _orbitai(*args)
 
 
 def _history(bundle: Path) -> list[float]:
