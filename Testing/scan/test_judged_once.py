@@ -18,7 +18,7 @@ from orbitai.phantoms.orbit import orbit_case
 from orbitai.scan import Fact, scan_facts
 from orbitai.scan.classifier import ScanClassifier
 from orbitai.scan.tags import fat_suppressed_from_words, from_file_name
-from orbitai.scan.values import in_hounsfield_units, model_family
+from orbitai.scan.values import ct_for_an_mr_model, in_hounsfield_units, model_family
 
 import orbitai.orbit.predict  # noqa: F401  (and what it reads the image with: imported before counting)
 
@@ -100,6 +100,20 @@ def test_values_are_hounsfield_units_unless_the_user_or_the_tags_say_otherwise(c
     assert model_family(facts) == "MR" and in_hounsfield_units(facts)
     assert not in_hounsfield_units(scan_facts(ct_image, stated="MR", image=False))
     assert in_hounsfield_units(scan_facts(ct_image, stated="CT", image=False))
+
+
+def test_an_mr_only_model_refuses_a_ct_unless_the_user_says_mr(ct_image):
+    """TAO, IVGC and the FLAIR check: a stated (or tagged) modality wins; otherwise either sign of CT refuses (the
+    classifier sure of CT, or values in Hounsfield units even where the classifier takes the image for an MR)."""
+    facts = scan_facts(ct_image, image=False)
+    assert ct_for_an_mr_model(facts)
+    facts.modality = Fact("MR", 0.99, "image")
+    assert ct_for_an_mr_model(facts)
+    assert not ct_for_an_mr_model(scan_facts(ct_image, stated="T2", image=False))
+    mr = ct_image.with_array(np.clip(ct_image.array + 1000, 0, None).astype(np.float32))
+    sure_ct = scan_facts(mr, image=False)
+    sure_ct.modality = Fact("CT", 0.99, "image")
+    assert ct_for_an_mr_model(sure_ct) and not ct_for_an_mr_model(scan_facts(mr, image=False))
 
 
 def test_tao_and_ivgc_input_checks_read_the_stated_modality(ct_image, tmp_path):

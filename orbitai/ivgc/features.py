@@ -35,12 +35,12 @@ from orbitai.bundle.core import sha256_input
 from orbitai.cohort.cluster import dask_map
 from orbitai.cohort.manifest import ManifestError, read_labels, read_manifest
 from orbitai.errors import InputError, OrbitAIError, one_line
-from orbitai.io import read_volume, require_values, segmentation_on_image
+from orbitai.io import Volume, read_volume, require_values, segmentation_on_image
 from orbitai.ivgc.rois import check_label_values, parse_strategies, perturb_labels, strategy_masks
 from orbitai.radiomics.protocol import RadiomicsProtocol
 from orbitai.radiomics.shared import SharedExtractor
 from orbitai.scan import ScanFacts
-from orbitai.scan.values import model_family
+from orbitai.scan.values import ct_for_an_mr_model
 from orbitai.training.checkpoint import load_arrays, save_arrays
 
 log = logging.getLogger(__name__)
@@ -57,22 +57,29 @@ MIN_OVERLAP = 0.5
 
 
 # --------------------------------------------------------------------------------------------- one case
-def load_case(image_path: str | os.PathLike, segmentation_path: str | os.PathLike, case_id: str = "",
-              resample_masks: bool = False, warnings: Optional[list[str]] = None,
-              facts: Optional[ScanFacts] = None) -> tuple[Any, np.ndarray]:
-    """(SimpleITK image, [z, y, x] label array on its grid) of one case, checked for IVGC radiomics. A
-    segmentation off the image's grid is refused unless ``resample_masks`` (then resampled, and
-    ``warnings`` gets a line saying so: :func:`orbitai.io.segmentation_on_image`). A CT is refused as the scan's
-    ``facts`` say (:func:`orbitai.scan.values.model_family`: what the user states wins); without them (a
-    cohort's feature extraction, training: the cases are not judged one by one, a classifier run each), as its
-    values say."""
+def read_case_image(image_path: str | os.PathLike, case_id: str = "") -> Volume:
+    """The case's image, read and checked: 3D, finite, not constant (what :func:`load_case` reads first)."""
     who = f"Case {case_id}: " if case_id else ""
     vol = read_volume(image_path)
     if min(vol.shape) < 3:
         raise InputError(f"{who}the image {Path(image_path).name} is 2D ({' x '.join(map(str, vol.shape))} voxels); "
                          "IVGC radiomics needs a 3D coronal T2 MRI volume.")
     require_values(vol, f"image {Path(image_path).name}", case_id)       # NaN/infinite, absurd magnitudes, constant
-    if model_family(facts, vol) == "CT":
+    return vol
+
+
+def load_case(image_path: str | os.PathLike, segmentation_path: str | os.PathLike, case_id: str = "",
+              resample_masks: bool = False, warnings: Optional[list[str]] = None,
+              facts: Optional[ScanFacts] = None, volume: Optional[Volume] = None) -> tuple[Any, np.ndarray]:
+    """(SimpleITK image, [z, y, x] label array on its grid) of one case, checked for IVGC radiomics. A
+    segmentation off the image's grid is refused unless ``resample_masks`` (then resampled, and
+    ``warnings`` gets a line saying so: :func:`orbitai.io.segmentation_on_image`). A CT is refused as the scan's
+    ``facts`` say (:func:`orbitai.scan.values.ct_for_an_mr_model`: what the user states wins); without them (a
+    cohort's feature extraction, training: the cases are not judged one by one, a classifier run each), as its
+    values say. ``volume``: the image as :func:`read_case_image` read it (a caller that judged it first)."""
+    who = f"Case {case_id}: " if case_id else ""
+    vol = volume if volume is not None else read_case_image(image_path, case_id)
+    if ct_for_an_mr_model(facts, vol):
         raise InputError(f"{who}the image {Path(image_path).name} looks like CT (Hounsfield units: air near -1000); "
                          "IVGC radiomics needs a coronal T2 MRI.")
     labels = read_labels(Path(segmentation_path))

@@ -30,7 +30,7 @@ from orbitai.io import Volume
 from orbitai.io.dicom import acquisition_tags
 from orbitai.io.values import noise_warning
 from orbitai.ivgc.checks import bundle_strategy, check_clinical, check_clinical_names
-from orbitai.ivgc.features import load_case
+from orbitai.ivgc.features import load_case, read_case_image
 from orbitai.ivgc.models import Selected, load_ivgc_model
 from orbitai.ivgc.result import CALLS, FeatureValue, IvgcResult
 from orbitai.ivgc.rois import parse_strategies, strategy_masks
@@ -179,10 +179,12 @@ def predict_with_model(load: "Callable[[], tuple[Bundle, Any]]", image: str | Pa
         check_clinical(clinical, source=options.clinical_source)   # checked all the same (types, ranges)
         warnings.append(f"model {bundle.name} ({meta.get('kind')}) does not use clinical features; they were ignored")
     report(1, 5, "reading the MRI and the segmentation")
-    sitk_image, labels = load_case(image, segmentation, resample_masks=options.resample_masks, warnings=warnings)
-    masks = strategy_masks(labels, [roi], f"The segmentation {Path(segmentation).name}")
+    vol = read_case_image(image)        # read once; judged (unless the caller did) before load_case's CT check
     if facts is None:
-        facts = scan_facts(Volume.from_sitk(sitk_image), acquisition_tags(image), image, options.modality)
+        facts = scan_facts(vol, acquisition_tags(image), image, options.modality)
+    sitk_image, labels = load_case(image, segmentation, resample_masks=options.resample_masks, warnings=warnings,
+                                   facts=facts, volume=vol)
+    masks = strategy_masks(labels, [roi], f"The segmentation {Path(segmentation).name}")
     warnings.extend(facts.notes + facts.caveats(EXPECTS))
     out_of_scope = "; ".join(facts.breaks(EXPECTS))
     noise = noise_warning(sitk.GetArrayViewFromImage(sitk_image), labels, "MRI")   # a call on noise means nothing

@@ -38,7 +38,7 @@ from orbitai.phantoms.atlas import data_path
 from orbitai.preprocess.registration import affine_register
 from orbitai.progress import Progress, ProgressCallback
 from orbitai.scan import ScanFacts, scan_facts
-from orbitai.scan.values import model_family
+from orbitai.scan.values import ct_for_an_mr_model
 from orbitai.scan.weighting import CSF_RATIO_T2, csf_ratio, flair_verdict
 
 REGIONS: dict[int, str] = {1: "periventricular", 2: "juxtacortical", 3: "infratentorial",
@@ -286,7 +286,7 @@ def check_flair(flair: Volume, extraction: BrainExtraction | None = None, facts:
                          "by the background value.")
     lo, hi = (float(v) for v in np.percentile(arr, [1, 99.9]))
     said = _said_weighting(facts)
-    if not said and model_family(facts, flair) == "CT":      # as the facts say; where unsure, the values
+    if not said and ct_for_an_mr_model(facts, flair):      # stated or tagged wins; else any sign of CT
         raise InputError(f"The image looks like CT (values from {float(arr.min()):.0f} to {hi:.0f}, "
                          "Hounsfield units), not an MR FLAIR; load the brain FLAIR series.")
     if hi <= lo:

@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from orbitai.scan import ScanFacts
 
 __all__ = ["looks_like_ct", "eight_bit_ct_evidence", "image_is_ct", "value_caveats", "said_modality",
-           "model_family", "bundled_model_family", "in_hounsfield_units", "check_not_wrapped", "EIGHT_BIT_AT_ZERO",
-           "EIGHT_BIT_AT_255"]
+           "model_family", "bundled_model_family", "in_hounsfield_units", "ct_for_an_mr_model", "check_not_wrapped",
+           "EIGHT_BIT_AT_ZERO", "EIGHT_BIT_AT_255"]
 
 Image = Union[Volume, ValueEvidence]
 
@@ -66,6 +66,15 @@ def in_hounsfield_units(facts: Optional[ScanFacts], vol: Optional[Image] = None)
     if facts is not None and facts.sure("modality") and facts.modality.source.startswith(("stated", "DICOM")):
         return facts.modality.value == "CT"
     return _evidence(facts, vol).hounsfield
+
+
+def ct_for_an_mr_model(facts: Optional[ScanFacts], vol: Optional[Image] = None) -> bool:
+    """Whether a model made for MR only (TAO, IVGC, the lesion models' FLAIR) refuses the image as CT: what the user
+    stated or the DICOM tags say wins; otherwise either sign of CT does: the image classifier sure of CT, or values
+    in Hounsfield units (air near -1000, which no MR holds)."""
+    if facts is not None and facts.sure("modality") and facts.modality.source.startswith(("stated", "DICOM")):
+        return facts.modality.value == "CT"
+    return said_modality(facts) == "CT" or _evidence(facts, vol).hounsfield
 
 
 def bundled_model_family(facts: ScanFacts, what: str = "the image", vol: Optional[Image] = None) -> str:

@@ -25,7 +25,7 @@ from orbitai.orbit.rules import OrbitNotFoundError
 from orbitai.preprocess.bias import n4_correct
 from orbitai.preprocess.intensity import zscore
 from orbitai.scan import ScanFacts
-from orbitai.scan.values import model_family
+from orbitai.scan.values import ct_for_an_mr_model
 
 CROP_PIXELS = 164          # the paper's resize
 NET_PIXELS = 128           # the paper's random crop (centre crop at prediction)
@@ -106,13 +106,13 @@ class EyeCrop:
 
 def check_tao_input(image: Volume, slices: int = N_SLICES, facts: Optional[ScanFacts] = None) -> None:
     """Raise a clear error for input TAOActivity cannot use. CT or MR as the scan's ``facts`` say
-    (:func:`orbitai.scan.values.model_family`: what the user states wins); without them (training reads each
+    (:func:`orbitai.scan.values.ct_for_an_mr_model`: what the user states wins); without them (training reads each
     case's crops without judging the scan: a classifier run per case buys nothing there), as its values say."""
     require_values(image, "image")
     if image.array.ndim != 3 or min(image.shape) < slices:
         raise VolumeError(f"The image has {min(image.shape)} slice(s) along one axis; TAOActivity needs an "
                           f"axial orbital T2 MRI with at least {slices} slices through the orbits.")
-    if model_family(facts, image) == "CT":
+    if ct_for_an_mr_model(facts, image):
         raise VolumeError("The image looks like CT (Hounsfield units, air near -1000). TAOActivity needs an "
                           "orbital T2-weighted MRI (the paper used axial T2 SPIR).")
     if slice_axis(image) is None:
