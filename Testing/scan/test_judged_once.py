@@ -169,3 +169,25 @@ def test_a_pd_named_by_file_tags_or_statement_is_mr_with_confidence(monkeypatch)
     assert tagged.require_modality() == "MR" and tagged.weighting.value == "PD"
     with pytest.raises(VolumeError, match="--modality"):
         scan_facts(_head(), path="series_0003.nii.gz").require_modality()
+
+
+def test_neuro_lesions_judges_the_flairs_contrast_once(tmp_path, monkeypatch):
+    """`neuro lesions` checked the FLAIR (its T2/T1-like contrast verdict) before and again after the brain
+    extraction; the second time only the intracranial volume is new."""
+    from orbitai.neuro import anatomy
+    from orbitai.neuro.predict import NeuroOptions, lesions_of
+    from orbitai.phantoms import brain_flair_case
+
+    path = write_volume(brain_flair_case(SEED).image, tmp_path / "flair.nii.gz")
+    verdicts: list[int] = []
+    original = anatomy.flair_verdict
+
+    def counted(*args, **kwargs):
+        verdicts.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(anatomy, "flair_verdict", counted)
+    found = lesions_of(path, None, None, lambda flair, mask: flair.with_array(np.zeros(flair.shape, np.uint8)),
+                       NeuroOptions())
+    assert found.extraction.icv_ml > 600
+    assert verdicts == [1]

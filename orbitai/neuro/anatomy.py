@@ -313,10 +313,18 @@ def check_flair(flair: Volume, extraction: BrainExtraction | None = None, facts:
         raise InputError(f"No FLAIR-like brain found (brain tissue region {brain_ml:.0f} mL): the image may be a "
                          "T1 or another contrast (FLAIR: CSF dark, grey matter brighter than white matter); "
                          "load the FLAIR series.")
-    if extraction is not None and not 600 <= extraction.icv_ml <= 2500:
+    if extraction is not None:
+        check_intracranial_volume(extraction)
+    return caveats
+
+
+def check_intracranial_volume(extraction: BrainExtraction) -> None:
+    """Raise a one-line `InputError` unless the brain extraction's intracranial volume is plausible (600-2500 mL):
+    the check :func:`check_flair` adds with ``extraction``, for a caller that checked the FLAIR (and judged its
+    contrast) before the extraction."""
+    if not 600 <= extraction.icv_ml <= 2500:
         raise InputError(f"The brain extraction found an implausible intracranial volume ({extraction.icv_ml:.0f} mL);"
                          " check that the image is a whole-head or skull-stripped brain FLAIR.")
-    return caveats
 
 
 def _said_weighting(facts: ScanFacts | None) -> bool:

@@ -30,7 +30,7 @@ from orbitai.errors import InputError
 from orbitai.explain.occlusion import occlusion_map
 from orbitai.io import RESAMPLE_OPTION, Volume, read_scan, segmentation_on_image
 from orbitai.io.dicom import acquisition_tags
-from orbitai.neuro.anatomy import check_flair, extract_brain
+from orbitai.neuro.anatomy import check_flair, check_intracranial_volume, extract_brain
 from orbitai.neuro.data import classifier_input, heat_to_flair
 from orbitai.neuro.lesion_table import lesion_table
 from orbitai.neuro.lesionseg import segment_lesions
@@ -226,7 +226,7 @@ def lesions_of(flair_path: str | Path, lesions_path: Optional[str | Path], lesio
     given = read_lesions(lesions_path, flair, options.resample_masks, warnings) if lesions_path is not None else None
     report(1, steps, "brain extraction")
     extraction = extract_brain(flair)
-    check_flair(flair, extraction, facts)
+    check_intracranial_volume(extraction)      # the FLAIR and its contrast were judged above, once
     notes += list(extraction.notes)
     if given is not None:
         lesions, source = given, "given"
