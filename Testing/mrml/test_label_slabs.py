@@ -7,6 +7,8 @@ grid, a ``short`` layer, an empty segment, names with spaces in any case. Where 
 layer on another grid, another transform) no slabs are made and the whole export stays, in a tick of its own."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -169,19 +171,25 @@ def test_a_layer_on_another_grid_keeps_the_whole_export_in_a_tick_of_its_own(ctx
     np.testing.assert_array_equal(read_volume(path).array, whole.array)
 
 
-def test_another_transform_keeps_the_whole_export(ctx, scan):
+def test_another_transform_keeps_the_whole_export(ctx, scan, tmp_path):
     vol, node = scan
     labels = np.zeros(SHAPE, np.uint8)
     labels[3:12, 5:20, 4:30] = 1
     seg = segmentation_node_from_labels(ctx, vol.with_array(labels), reference_node=node)
     assert isinstance(label_slabs_from_segmentation_node(seg, node), LabelSlabs)
     moved = ctx.scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", "moved")
+    turn = np.eye(4)
+    turn[:3, :3] = _direction().T
+    turn[:3, 3] = (5.5, -7.25, 3.0)
+    moved.SetMatrixTransformToParent(slicer.util.vtkMatrixFromArray(turn))
     seg.SetAndObserveTransformNodeID(moved.GetID())
     assert label_slabs_from_segmentation_node(seg, node) is None
-    node.SetAndObserveTransformNodeID(moved.GetID())                  # both under it: slabs again
+    node.SetAndObserveTransformNodeID(moved.GetID())                  # both under it: slabs again, the same file
     slabs = label_slabs_from_segmentation_node(seg, node)
     assert isinstance(slabs, LabelSlabs)
-    np.testing.assert_array_equal(slabs.volume().array, labels_from_segmentation_node(seg, node).array)
+    whole = labels_from_segmentation_node(seg, node)
+    np.testing.assert_array_equal(slabs.volume().array, whole.array)
+    assert _file_bytes(slabs, tmp_path / "slabs.nrrd", 10**9) == _file_bytes(whole, tmp_path / "whole.nrrd", 10**9)
 
 
 def test_unknown_segment_names_are_one_line_naming_the_segmentation(ctx, scan):
@@ -257,13 +265,7 @@ def test_ivgc_apply_checks_the_recti_from_the_layers_and_makes_the_map_a_slab_pe
     assert exported == []
 
 
-def test_neuro_apply_with_a_lesion_segmentation_makes_its_map_a_slab_per_tick(ctx, monkeypatch):
-    """NeuroDifferential's Apply with a lesion segmentation exported it whole in the press (a 0/1 mask, written as a
-    .seg.nrrd there); now its inside-the-FLAIR check counts the layers' voxels in the grid and the job's
-    ``lesions.nrrd`` is made a slab per tick: the whole export's map (every non-zero voxel is lesion)."""
-    import orbitai.mrml.jobs
-    from orbitai.app.neuro_differential import LESIONS_ONLY, NeuroDifferentialLogic
-
+def _flair_with_lesions(ctx):
     vol = Volume(np.random.default_rng(5).normal(100, 20, (20, 40, 36)).astype(np.float32), (1.0, 1.1, 4.0),
                  (1.0, 2.0, 3.0), _direction().ravel())
     node = volume_node_from_volume(ctx, vol, "FLAIR")
@@ -272,10 +274,51 @@ def test_neuro_apply_with_a_lesion_segmentation_makes_its_map_a_slab_per_tick(ct
     a[1:5, 2:7, 1:6] = 1
     _add(seg, "lesion 1", _layer(node, a, start=(3, 4, 5)))
     _add(seg, "lesion 2", _layer(node, a * 3, start=(12, -2, 30)), 3)      # partly outside the grid
+    return node, seg
+
+
+def _spied_exports(monkeypatch) -> tuple[list[str], Any]:
+    import orbitai.mrml.jobs
+
     exported: list[str] = []
     export = orbitai.mrml.jobs.labels_from_segmentation_node
     monkeypatch.setattr(orbitai.mrml.jobs, "labels_from_segmentation_node",
                         lambda s, *a, **k: exported.append(s.GetName()) or export(s, *a, **k))
+    return exported, export
+
+
+def test_lesion_finetuning_marks_and_writes_its_mask_without_a_whole_export(ctx, monkeypatch, tmp_path):
+    """The lesion fine-tuning's "Mark finished" exported the lesion segmentation whole in the press to check that it lies
+    on the FLAIR, and its Apply exported it whole again in a tick; now both count the layers' voxels and the case's
+    mask is made a slab per tick: the very file of the whole export's 0/1 mask."""
+    from orbitai.app.neuro_differential import LesionFinetuneLogic, lesion_mask
+
+    node, seg = _flair_with_lesions(ctx)
+    exported, _ = _spied_exports(monkeypatch)
+    logic = LesionFinetuneLogic(ctx)
+    logic.markFinished(seg, node)
+    assert exported == [], "Mark finished exported the lesion segmentation whole"
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    job = logic.start(None)
+    try:
+        job.inputs.finish()
+        assert exported == []
+        written = job.workdir / "case000_labels.nrrd"
+        expected = lesion_mask(logic, seg, node)                                # the whole export's mask, as before
+        assert expected.array.any()
+        assert written.read_bytes() == _file_bytes(expected, tmp_path / "whole.nrrd", 10**9)
+    finally:
+        job.cleanup()
+
+
+def test_neuro_apply_with_a_lesion_segmentation_makes_its_map_a_slab_per_tick(ctx, monkeypatch):
+    """NeuroDifferential's Apply with a lesion segmentation exported it whole in the press (a 0/1 mask, written as a
+    .seg.nrrd there); now its inside-the-FLAIR check counts the layers' voxels in the grid and the job's
+    ``lesions.nrrd`` is made a slab per tick: the whole export's map (every non-zero voxel is lesion)."""
+    from orbitai.app.neuro_differential import LESIONS_ONLY, NeuroDifferentialLogic
+
+    node, seg = _flair_with_lesions(ctx)
+    exported, export = _spied_exports(monkeypatch)
     job = NeuroDifferentialLogic(ctx).start(node, lesion_segmentation=seg, model=LESIONS_ONLY, device="cpu")
     try:
         writer = next(w for w in job.inputs.writers if w.path.name == "lesions.nrrd")

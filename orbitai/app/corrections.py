@@ -154,7 +154,8 @@ class FinetuneLogic(_SceneLogic):
     def correctedLabelMap(self, segmentation_node: Any, scan_node: Any) -> Any:
         """`correctedLabels` for the job's file, called in the poll tick that starts writing it: orbit-scheme structures
         made a slab per tick from the segmentation's layers (`JobLogic.segmentationLabelSlabs`; the whole export in
-        that tick only where a layer lies on another grid); the lesion fine-tuning's mask (`correctedLabels`) whole."""
+        that tick only where a layer lies on another grid); the lesion fine-tuning's mask (`correctedLabels`, made
+        a slab per tick too)."""
         if self.task != "segmentation":
             return self.correctedLabels(segmentation_node, scan_node)
         labels = self.segmentationLabelSlabs(segmentation_node, scan_node, f"'{segmentation_node.GetName()}'")
@@ -164,7 +165,7 @@ class FinetuneLogic(_SceneLogic):
         """What "Mark finished" checks (one line when it fails), on Slicer's main thread: here the segment names
         (orbit-scheme structures, `segments_by_value`), no voxel read (the label map of a 512x512x300 scan took 1-3 s
         to export; Apply makes it). The lesion fine-tuning's check (`correctedLabels`: a lesion mask that lies on the
-        FLAIR) needs the voxels."""
+        FLAIR) counts the voxels of the segmentation's layers (no export either)."""
         if self.task != "segmentation":
             self.correctedLabels(segmentation_node, scan_node)
             return

@@ -311,8 +311,12 @@ class LesionFinetuneLogic(FinetuneLogic):
         return cls.models.labels()
 
     def correctedLabels(self, segmentation_node: Any, scan_node: Any) -> Any:
-        """Every segment is lesion (`lesion_mask`)."""
-        return lesion_mask(self, segmentation_node, scan_node)
+        """Every segment is lesion: the 0/1 mask of `lesion_mask`, checked from the layers and made a slab per tick
+        (`lesion_labels`: no whole export on Slicer's main thread, in "Mark finished" nor in the Apply's ticks)."""
+        labels = lesion_labels(self, segmentation_node, scan_node)
+        if isinstance(labels, LabelSlabs):
+            return labels.as_mask()
+        return labels.with_array((np.asarray(labels.array) != 0).astype(np.uint8))
 
 
 #: The panel's "Learn from my corrections" section.

@@ -296,6 +296,7 @@ class LabelSlabs:
     metadata: dict[str, Any] = {}
 
     def __init__(self, geometry: Volume, dtype: Any, runs: Sequence[_LayerRun] = ()) -> None:
+        self.geometry = geometry
         self.shape: tuple[int, int, int] = tuple(geometry.shape)  # type: ignore[assignment]
         self.spacing, self.origin, self.direction = geometry.spacing, geometry.origin, geometry.direction
         self.dtype = np.dtype(dtype)
@@ -306,6 +307,11 @@ class LabelSlabs:
         (``vtkSegmentation::GenerateMergedLabelmap``): background 0, then each segment's voxels (its layer holding its
         value) set to its label value, in the export's order, a later segment over an earlier one."""
         return self._merged((int(k0), 0, 0), (int(k1), *self.shape[1:]))
+
+    def as_mask(self) -> "LabelSlabs":
+        """The same map as a 0/1 mask (``uint8``): every segment's voxels 1."""
+        return LabelSlabs(self.geometry, np.uint8, [_LayerRun(run.array, run.start, tuple((v, 1) for v, _ in run.values))
+                                                    for run in self.runs])
 
     def present_values(self) -> list[int]:
         """The label values the label map holds (0 excluded), from the part of the grid the layers cover (Slicer
@@ -423,7 +429,36 @@ def label_slabs_from_segmentation_node(segmentation_node, reference, table: Opti
         array = numpy_support.vtk_to_numpy(layer.GetPointData().GetScalars()).reshape(dims)
         runs.append(_LayerRun(array, (ext[4], ext[2], ext[0]), values))
         last = layer
-    return LabelSlabs(geometry_of(reference), dtype, runs)
+    ijk_to_ras = _export_ijk_to_ras(reference)
+    if ijk_to_ras is None:
+        return None
+    shape = tuple(reversed(reference.GetImageData().GetDimensions()))
+    return LabelSlabs(Volume.from_ijk_to_ras(np.broadcast_to(np.zeros((), np.uint8), shape), ijk_to_ras), dtype, runs)
+
+
+def _export_ijk_to_ras(reference) -> Optional[np.ndarray]:
+    """The IJKToRAS (world) of the label-map node the whole export makes on ``reference``'s grid: the reference's
+    matrix through the same VTK objects as ``ExportSegmentsToLabelmapNode`` (two ``vtkOrientedImageData`` and a
+    volume node, each storing spacing, directions and origin: the last bits may change), then the reference's linear
+    parent transform (`volume_from_volume_node`'s); None under a non-linear one."""
+    m = vtk.vtkMatrix4x4()
+    reference.GetIJKToRASMatrix(m)
+    for _ in range(2):                # the reference geometry, then the merged labelmap (GenerateMergedLabelmap)
+        image = slicer.vtkOrientedImageData()
+        image.SetImageToWorldMatrix(m)
+        image.GetImageToWorldMatrix(m)
+    node = slicer.vtkMRMLLabelMapVolumeNode()    # CopyOrientedImageDataToVolumeNode
+    node.SetIJKToRASMatrix(m)
+    node.GetIJKToRASMatrix(m)
+    local = slicer.util.arrayFromVTKMatrix(m)
+    parent = reference.GetParentTransformNode()
+    if parent is None:
+        return local
+    if not parent.IsTransformToWorldLinear():
+        return None
+    to_world = vtk.vtkMatrix4x4()
+    parent.GetMatrixTransformToWorld(to_world)
+    return slicer.util.arrayFromVTKMatrix(to_world) @ local
 
 
 def _is_volume_node(node) -> bool:
