@@ -57,8 +57,9 @@ OUT_TOKEN = "{out}"
 def write_job_input(vol, path: str | os.PathLike) -> Path:
     """Write a volume handed to a job (a scene volume in the job's temporary folder), uncompressed: the
     file lives seconds, and compressing a 512x512x100 CT costs about a second to write and 0.2 s to read.
-    ``vol``: a `Volume`, or a function returning one, called when the file is written (e.g. a segmentation's label
-    map, exported in a poll tick of its own instead of in the button press).
+    ``vol``: a `Volume`, a label map made a slab at a time (`orbitai.mrml.segmentations.LabelSlabs`: a segmentation's,
+    read from its layers as each slab is written), or a function returning either, called when the file is written
+    (e.g. a segmentation that only its whole export gives: exported in a poll tick of its own, not in the press).
 
     Within `deferred_job_inputs` (a Logic started from a GUI thread: `orbitai.mrml.jobs.JobLogic.start`) nothing is
     written now: the file is added to that job's `JobInputs`, written a slab per timer tick before the job starts;
