@@ -330,3 +330,24 @@ def test_neuro_apply_with_a_lesion_segmentation_makes_its_map_a_slab_per_tick(ct
         assert (whole.array != 0).any()
     finally:
         job.cleanup()
+
+
+def test_a_segmentation_edited_while_its_file_is_written_fails_the_job_in_one_line(ctx, scan):
+    """The map is read from the layers as its file is written: an edit in between (the Segment Editor's) would make a
+    file half old, half new, so the job fails in one line and nothing is started; the whole map is never mixed."""
+    from orbitai.app.tao_activity import TAOActivityLogic
+
+    vol, node = scan
+    labels = np.zeros(SHAPE, np.uint8)
+    labels[3:12, 5:20, 4:30] = 1
+    seg = segmentation_node_from_labels(ctx, vol.with_array(labels), reference_node=node, name="orbits")
+    job = TAOActivityLogic(ctx).start(node, segmentation_node=seg, device="cpu")
+    try:
+        seg.GetSegmentation().GetNthSegment(0).GetRepresentation(BINARY).Modified()      # an edit after the press
+        while job.writing:
+            job.poll()
+        assert job.failure == ("The segmentation 'orbits' was edited while the job's copy of it was written; nothing "
+                               "was started: Apply again.")
+        assert not job.job.started and not (job.workdir / "orbit_labels.nrrd").exists()
+    finally:
+        job.cleanup()

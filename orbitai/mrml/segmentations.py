@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
@@ -284,6 +284,8 @@ class _LayerRun:
     array: np.ndarray                       # the layer's voxels [k, j, i]: a view of its VTK array, no copy
     start: tuple[int, int, int]             # the index (k, j, i) of its first voxel on the reference grid
     values: tuple[tuple[int, int], ...]     # (the segment's value in the layer, its label value), export order
+    image: Any = None                       # the layer (a vtkOrientedImageData) and its modification time then:
+    mtime: int = 0                          # an edit while the map is made is refused, not half taken
 
 
 class LabelSlabs:
@@ -295,8 +297,8 @@ class LabelSlabs:
 
     metadata: dict[str, Any] = {}
 
-    def __init__(self, geometry: Volume, dtype: Any, runs: Sequence[_LayerRun] = ()) -> None:
-        self.geometry = geometry
+    def __init__(self, geometry: Volume, dtype: Any, runs: Sequence[_LayerRun] = (), name: str = "") -> None:
+        self.geometry, self.name = geometry, name
         self.shape: tuple[int, int, int] = tuple(geometry.shape)  # type: ignore[assignment]
         self.spacing, self.origin, self.direction = geometry.spacing, geometry.origin, geometry.direction
         self.dtype = np.dtype(dtype)
@@ -310,8 +312,8 @@ class LabelSlabs:
 
     def as_mask(self) -> "LabelSlabs":
         """The same map as a 0/1 mask (``uint8``): every segment's voxels 1."""
-        return LabelSlabs(self.geometry, np.uint8, [_LayerRun(run.array, run.start, tuple((v, 1) for v, _ in run.values))
-                                                    for run in self.runs])
+        return LabelSlabs(self.geometry, np.uint8, [replace(run, values=tuple((v, 1) for v, _ in run.values))
+                                                    for run in self.runs], self.name)
 
     def present_values(self) -> list[int]:
         """The label values the label map holds (0 excluded), from the part of the grid the layers cover (Slicer
@@ -337,7 +339,11 @@ class LabelSlabs:
         return {int(v): int(counts[v]) for v in np.flatnonzero(counts) if v != 0}
 
     def _merged(self, lo: Sequence[int], hi: Sequence[int]) -> np.ndarray:
-        """The label map in the box ``lo:hi`` (k, j, i; clipped to the grid)."""
+        """The label map in the box ``lo:hi`` (k, j, i; clipped to the grid); one line when a layer was edited since
+        the map was asked for (its voxels would be half old, half new)."""
+        if any(run.image is not None and _modified(run.image) != run.mtime for run in self.runs):
+            raise InputError(f"The segmentation '{self.name}' was edited while the job's copy of it was written; "
+                             "nothing was started: Apply again.")
         lo = [max(a, 0) for a in lo]
         hi = [max(min(b, size), a) for a, b, size in zip(lo, hi, self.shape)]
         out = np.zeros([b - a for a, b in zip(lo, hi)], self.dtype)
@@ -373,6 +379,12 @@ def _count_of(counts: Any, dtype: np.dtype, value: int) -> int:
         return int(counts.get(value, 0))
     info = np.iinfo(dtype)
     return int(counts[value % len(counts)]) if info.min <= value <= info.max else 0
+
+
+def _modified(image) -> int:
+    """The latest modification time of a layer: the image (an edit calls its ``Modified``) or its voxels."""
+    scalars = image.GetPointData().GetScalars() if image.GetPointData() is not None else None
+    return max(image.GetMTime(), scalars.GetMTime() if scalars is not None else 0)
 
 
 def _matrix(get) -> np.ndarray:
@@ -422,18 +434,19 @@ def label_slabs_from_segmentation_node(segmentation_node, reference, table: Opti
             return None
         values = ((int(segment.GetLabelValue()), value_by_name[segment.GetName()]),)
         if last is not None and layer is last:
-            runs[-1] = _LayerRun(runs[-1].array, runs[-1].start, runs[-1].values + values)
+            runs[-1] = replace(runs[-1], values=runs[-1].values + values)
             continue
         ext = layer.GetExtent()
         dims = (ext[5] - ext[4] + 1, ext[3] - ext[2] + 1, ext[1] - ext[0] + 1)
         array = numpy_support.vtk_to_numpy(layer.GetPointData().GetScalars()).reshape(dims)
-        runs.append(_LayerRun(array, (ext[4], ext[2], ext[0]), values))
+        runs.append(_LayerRun(array, (ext[4], ext[2], ext[0]), values, layer, _modified(layer)))
         last = layer
     ijk_to_ras = _export_ijk_to_ras(reference)
     if ijk_to_ras is None:
         return None
     shape = tuple(reversed(reference.GetImageData().GetDimensions()))
-    return LabelSlabs(Volume.from_ijk_to_ras(np.broadcast_to(np.zeros((), np.uint8), shape), ijk_to_ras), dtype, runs)
+    return LabelSlabs(Volume.from_ijk_to_ras(np.broadcast_to(np.zeros((), np.uint8), shape), ijk_to_ras), dtype, runs,
+                      segmentation_node.GetName())
 
 
 def _export_ijk_to_ras(reference) -> Optional[np.ndarray]:
