@@ -1,7 +1,9 @@
 """Issue #63 in Slicer (the OrbitSegmentation Widget driven as Slicer 5.8.1 and 5.10.0 drive it,
 `slicer_widget_replay`, over a real scene and a real warm worker) on a 512x512x300 CT (int16): no button press writes
 a scan, each poll-timer tick writes at most `TICK_BYTES` of it (a slab at a time) before the child starts, Cancel during
-the writing leaves nothing, and opening the module starts no worker: the first Apply does.
+the writing leaves nothing, and opening the module starts no worker: the first Apply does. A finished segmentation's
+label map (the fine-tuning's input) is made a slab per tick too: no tick holds more than `TICK_BYTES` at once
+(`tracemalloc`), and the file is the whole export's.
 
 The bound is what is written per button press and per tick (file sizes, deterministic); the time each press and
 tick blocks is measured and printed (the issue's 0.1 s bar), and only the median tick is held to it: a loaded CI
