@@ -24,6 +24,12 @@ def ct(tmp_path_factory):
     return write_volume(orbit_case(SEED, modality="ct").image, tmp_path_factory.mktemp("ct") / "ct.nrrd")
 
 
+@pytest.fixture(scope="module")
+def one_case(tmp_path_factory):
+    """A one-case orbit CT cohort shared by the module's library tests (none writes into it)."""
+    return read_manifest(write_cohort("orbit-ct", 1, SEED, tmp_path_factory.mktemp("one_case"), montage_cases=0))
+
+
 def snapshot(folder):
     return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
@@ -70,19 +76,20 @@ def test_check_outputs_allows_a_separate_folder_and_inputs_beside_it(tmp_path):
 
 
 @pytest.mark.parametrize("epochs", [0, -1, 1.5, True])
-def test_trainer_refuses_epochs_below_one(tmp_path, epochs):
-    cases = read_manifest(write_cohort("orbit-ct", 1, SEED, tmp_path / "c", montage_cases=0))
+def test_trainer_refuses_epochs_below_one(one_case, tmp_path, epochs):
+    cohort = one_case[0].image.parent.parent
+    before = snapshot(cohort)
     with pytest.raises(InputError, match="epochs must be a whole number of at least 1"):
-        train(cases, get_config("svnet-demo-ct", epochs=epochs), tmp_path / "b")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]      # nothing written, no work folder
+        train(one_case, get_config("svnet-demo-ct", epochs=epochs), tmp_path / "b")
+    assert list(tmp_path.iterdir()) == [] and snapshot(cohort) == before     # nothing written, no work folder
 
 
-def test_bundle_records_the_epochs_run_and_a_finished_checkpoint_resumes(tmp_path):
+def test_bundle_records_the_epochs_run_and_a_finished_checkpoint_resumes(one_case, tmp_path):
     from dataclasses import replace
 
     from orbitai.bundle import load_bundle
 
-    cases = read_manifest(write_cohort("orbit-ct", 1, SEED, tmp_path / "c", montage_cases=0))
+    cases = one_case
     cfg = replace(get_config("svnet-demo-ct"), iters_per_epoch=1, batch_size=1, val_every=1)
     for _ in range(2):   # the work folder is gone after a success (issue 32): the rerun trains again, same record
         training = load_bundle(train(cases, replace(cfg, epochs=1), tmp_path / "b")).metadata["training"]
