@@ -6,7 +6,10 @@ stated (``--modality``, the panel's Scan choice) first, then DICOM tags, then th
 (:mod:`orbitai.scan.classifier`, trained on renderings of 20 real heads), with the file name as a weak hint when the
 image leaves a question open. Modules route their models on it (:meth:`ScanFacts.require_modality`) and say caveats
 from it (:meth:`ScanFacts.caveats` against the model's :class:`Expects`); it is written to ``result.json`` as
-``scan``.
+``scan``. The image's values (Hounsfield units, CT stored as 8-bit or with +1024, values wrapped by an overflow) are
+measured once with the facts (:attr:`ScanFacts.values`, :mod:`orbitai.scan.evidence`) and judged against them by
+:mod:`orbitai.scan.values` (which model family reads the scan, what is refused, the caveats): no module outside
+``orbitai/scan`` judges an image (issue 63).
 
 Slicer-free and light: NumPy, SciPy and SimpleITK only.
 """
