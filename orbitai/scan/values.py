@@ -49,13 +49,11 @@ def _evidence(facts: Optional[ScanFacts], vol: Optional[Image]) -> ValueEvidence
 
 
 def model_family(facts: Optional[ScanFacts], vol: Optional[Image] = None) -> str:
-    """"CT" or "MR": which family of models reads the scan. What the facts are sure of wins (the user's statement,
-    the DICOM tags, the image classifier when sure); only where they cannot tell (or no facts are given), the
-    image's values: Hounsfield units or not (the facts' :attr:`~orbitai.scan.ScanFacts.values`, else ``vol``'s)."""
-    said = said_modality(facts)
-    if said is not None:
-        return said
-    return "CT" if _evidence(facts, vol).hounsfield else "MR"
+    """"CT" or "MR": which family of models reads the scan, by the one rule of :func:`ct_for_an_mr_model`: what the
+    user stated or the DICOM tags say wins; otherwise any sign of CT (values in Hounsfield units, or the image
+    classifier sure of CT) makes it CT. The classifier alone never turns an image holding Hounsfield units into an MR:
+    it was trained on whole heads and can be sure of MR on a crop of one orbit whose air sits at -1000 HU."""
+    return "CT" if ct_for_an_mr_model(facts, vol) else "MR"
 
 
 def in_hounsfield_units(facts: Optional[ScanFacts], vol: Optional[Image] = None) -> bool:
