@@ -39,6 +39,22 @@ def test_every_task_and_module_folder_is_in_the_design():
         assert f"`{name}" in text, f"docs/design.md does not name {name}"
 
 
+def test_each_task_folder_holds_the_files_the_design_lists_and_its_predictor():
+    """The design's "Each has cli.py, configs.py, ..." and "one Predictor class in orbitai/<task>/predictor.py",
+    read from the design itself; `orbitai.predictor.PREDICTORS` names each task folder's predictor."""
+    text = DESIGN.read_text(encoding="utf-8")
+    bullet = re.search(r"\*\*Task folders\*\*(.*?)\n- ", text, re.S)
+    listed = re.search(r"Each has ((?:`\w+\.py`(?:, | and )?)+)", bullet.group(1) if bullet else "")
+    assert bullet and listed, "docs/design.md no longer names the task folders and their files"
+    tasks = re.findall(r"`orbitai/(\w+)/`", bullet.group(1))
+    files = re.findall(r"`(\w+\.py)`", listed.group(1)) + ["predictor.py"]
+    missing = [f"orbitai/{t}/{f}" for t in tasks for f in files if not (REPO / "orbitai" / t / f).is_file()]
+    assert len(tasks) == 4 and not missing, f"docs/design.md says every task folder has these files: {missing}"
+    source = (REPO / "orbitai" / "predictor.py").read_text(encoding="utf-8")
+    table = dict(re.findall(r'"(\w+)": "orbitai\.(\w+)\.predictor:\w+Predictor"', source))
+    assert sorted(table.values()) == sorted(tasks), table
+
+
 def _is_module(name: str) -> bool:
     """Whether ``orbitai.x.y`` names a file or package of the checkout."""
     path = REPO.joinpath(*name.split("."))
