@@ -140,6 +140,17 @@ def row(request) -> TaskRow:
     return request.param
 
 
+#: The routes every task shares into its command (the warm worker, the Logic's child, the browser's job): they run
+#: the task's command line, whose call of the predictor each task's command-line test above checks. Seg's rows keep
+#: the routes in the default suite; the other tasks' (30-80 s each on a loaded 2-core machine) run under -m slow.
+ROUTE_ROWS = [pytest.param(r, id=r.task, marks=() if r.task == "seg" else pytest.mark.slow) for r in TASKS]
+
+
+@pytest.fixture(params=ROUTE_ROWS)
+def route_row(request) -> TaskRow:
+    return request.param
+
+
 def test_the_table_names_each_tasks_registered_predictor(row):
     cls = predictor_class(row.task)
     assert row.task in PREDICTORS and cls.task == row.task and predictor_name(cls) == row.predictor
@@ -190,18 +201,20 @@ def warm_worker():
     worker.shutdown()
 
 
-def test_the_warm_worker_calls_the_tasks_predictor(row, warm_worker, tmp_path):
+def test_the_warm_worker_calls_the_tasks_predictor(route_row, warm_worker, tmp_path):
     from orbitai.jobs.warm import WarmJob
 
+    row = route_row
     files = row.files(tmp_path)
     res = WarmJob([*row.command, *row.one_case(files), "--out", "{out}/case", *row.options], dest=tmp_path / "job",
                   worker=warm_worker).run()
     assert res.ok and _named(tmp_path / "job" / "case") == row.predictor
 
 
-def test_a_slicer_modules_apply_reaches_the_tasks_predictor(row, ctx):
+def test_a_slicer_modules_apply_reaches_the_tasks_predictor(route_row, ctx):
     """The module's Logic on a real MRML scene (slicer-core): Apply starts the job's child, the results are imported;
     the job's result.json names the predictor."""
+    row = route_row
     pytest.importorskip("slicer")
     if row.logic is None:
         pytest.skip(f"{row.task} has no Slicer module")
@@ -273,6 +286,7 @@ def test_the_browsers_apply_reaches_the_segmentation_predictor(tmp_path, monkeyp
     assert [(d["task"], d["predictor"]) for d in written] == [("segmentation", BY_TASK["seg"].predictor)]
 
 
+@pytest.mark.slow   # the browser's route is the same for every task (seg's test above keeps it in the default suite)
 def test_the_browsers_apply_reaches_the_ivgc_predictor(tmp_path, monkeypatch):
     """``orbitai web`` on a raw websocket: the IVGC panel's Apply on a T2 MRI and its recti segmentation (both loaded
     from the data folder) runs the job that writes a result.json naming `IvgcPredictor`."""
