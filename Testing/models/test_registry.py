@@ -208,8 +208,11 @@ def test_ctrl_c_during_a_stalled_install_cancels_it(asset_server, tmp_path):
     asset_server.stall = True
     users = tmp_path / "users" / "models"
     env = {**os.environ, "ORBITAI_USER_MODELS": str(users), registry.BASE_URL_ENV: asset_server.url}
+    # Ctrl-C as in a terminal: a test run started in the background inherits SIGINT ignored, which the command would
+    # keep (Python raises no KeyboardInterrupt then); it gets the default back
     proc = subprocess.Popen([sys.executable, "-m", "orbitai", "models", "install", SMALL], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert asset_server.stalled.wait(120), "the download never started"
         part = users / ".downloads" / (entry.asset + ".part")
