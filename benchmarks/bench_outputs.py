@@ -81,6 +81,14 @@ def digest(path: Path) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def key_digests(path: Path) -> dict[str, str]:
+    """A JSON file's top-level keys, each with the SHA-256 of its stable value: which keys a differing file changed."""
+    data = _stable(json.loads(path.read_text(encoding="utf-8")))
+    if not isinstance(data, dict):
+        return {}
+    return {k: hashlib.sha256(json.dumps(v, sort_keys=True).encode()).hexdigest() for k, v in data.items()}
+
+
 def checkout_commit(checkout: Path) -> str:
     res = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     return res.stdout.strip() or "unknown"
@@ -112,7 +120,8 @@ def run_outputs(checkout: Path, work: Path, outputs: str = "outputs", extra_env:
             continue
         files = sorted(p for p in dest.rglob("*") if p.is_file())
         out[name] = {"seconds": round(time.perf_counter() - t0, 1),
-                     "files": {p.relative_to(dest).as_posix(): digest(p) for p in files}}
+                     "files": {p.relative_to(dest).as_posix(): digest(p) for p in files},
+                     "json_keys": {p.relative_to(dest).as_posix(): key_digests(p) for p in files if p.suffix == ".json"}}
     return out
 
 
@@ -126,7 +135,16 @@ def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
                 diffs.append(f"{name}: error {a.get('error')!r} -> {b.get('error')!r}")
             continue
         fa, fb = a.get("files", {}), b.get("files", {})
-        diffs += [f"{name}/{f}" for f in sorted(set(fa) | set(fb)) if fa.get(f) != fb.get(f)]
+        ka, kb = a.get("json_keys", {}), b.get("json_keys", {})
+        for f in sorted(set(fa) | set(fb)):
+            if fa.get(f) == fb.get(f):
+                continue
+            keys = ka.get(f), kb.get(f)
+            if keys[0] is not None and keys[1] is not None:     # which top-level keys changed, added or went
+                changed = sorted(k for k in set(keys[0]) | set(keys[1]) if keys[0].get(k) != keys[1].get(k))
+                diffs.append(f"{name}/{f} (keys: {', '.join(changed)})")
+            else:
+                diffs.append(f"{name}/{f}")
     return diffs
 
 
