@@ -9,6 +9,7 @@ are added by whoever builds those predictors (same shape)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import os
@@ -251,82 +252,74 @@ RECORDER = textwrap.dedent('''
 ''')
 
 
-def test_the_browsers_apply_reaches_the_segmentation_predictor(tmp_path, monkeypatch):
-    """``orbitai web`` (its own process, as a user starts it) on a raw websocket: the orbit panel's Apply runs the job
-    that writes a result.json naming `OrbitPredictor`."""
+@contextlib.contextmanager
+def _recording_web_server(tmp_path: Path, monkeypatch, fill: Callable[[Path], Any]):
+    """``orbitai web`` (its own process, as a user starts it) over a data folder that ``fill`` writes, every Python
+    process it starts loading `RECORDER`; yields (server, the ws_client module, the folder of recorded results)."""
     pytest.importorskip("trame_slicer")
     from orbitai.testing.web import web_server
 
     monkeypatch.syspath_prepend(str(REPO / "Testing" / "web"))
-    from ws_client import click_trigger, connect, wait_state
+    import ws_client
 
     hook, data, results = tmp_path / "hook", tmp_path / "data", tmp_path / "results"
     for d in (hook, data, results):
         d.mkdir()
     (hook / "sitecustomize.py").write_text(RECORDER)
-    BY_TASK["seg"].files(data)
+    fill(data)
     env = {"PYTHONPATH": os.pathsep.join([str(hook), *filter(None, [os.environ.get("PYTHONPATH")])]),
            "ORBITAI_TEST_RESULTS": str(results)}
+    with web_server(str(data), env=env) as srv:
+        yield srv, ws_client, results
 
-    async def go(srv) -> dict:
-        async with connect(srv.url) as c:
+
+def _recorded(results: Path) -> list[tuple[str, str]]:
+    """(task, predictor) of each result.json the server's jobs wrote."""
+    return [(d["task"], d["predictor"]) for d in (json.loads(p.read_text()) for p in results.glob("*.json"))]
+
+
+def test_the_browsers_apply_reaches_the_segmentation_predictor(tmp_path, monkeypatch):
+    """``orbitai web`` on a raw websocket: the orbit panel's Apply runs the job that writes a result.json naming
+    `OrbitPredictor`."""
+    async def go(srv, ws) -> dict:
+        async with ws.connect(srv.url) as c:
             await c.hello(srv.token)
-            await c.set_state(load_error="", data_choice="ct.nrrd")
-            await c.trigger(click_trigger(await c.state(), "orbitai-load-data"))
-            state = await wait_state(c, lambda s: not s["load_busy"] and s["volumes"], 120, "load")
+            state = await ws.load_data(c, "ct.nrrd")
             assert state["orbit_apply_enabled"], state["orbit_apply_tip"]
-            await c.trigger(click_trigger(state, "orbitai-orbit-apply"), {})
-            return await wait_state(c, lambda s: not s["orbit_running"] and (
+            await c.trigger(ws.click_trigger(state, "orbitai-orbit-apply"), {})
+            return await ws.wait_state(c, lambda s: not s["orbit_running"] and (
                 "structures segmented" in s["orbit_status"] or s["orbit_error"]), 300, "segmentation")
 
-    with web_server(str(data), env=env) as srv:
-        done = asyncio.run(go(srv))
+    with _recording_web_server(tmp_path, monkeypatch, BY_TASK["seg"].files) as (srv, ws, results):
+        done = asyncio.run(go(srv, ws))
     assert done["orbit_error"] == "", done["orbit_error"]
-    written = [json.loads(p.read_text()) for p in results.glob("*.json")]
-    assert [(d["task"], d["predictor"]) for d in written] == [("segmentation", BY_TASK["seg"].predictor)]
+    assert _recorded(results) == [("segmentation", BY_TASK["seg"].predictor)]
 
 
 @pytest.mark.slow   # the browser's route is the same for every task (seg's test above keeps it in the default suite)
 def test_the_browsers_apply_reaches_the_ivgc_predictor(tmp_path, monkeypatch):
     """``orbitai web`` on a raw websocket: the IVGC panel's Apply on a T2 MRI and its recti segmentation (both loaded
     from the data folder) runs the job that writes a result.json naming `IvgcPredictor`."""
-    pytest.importorskip("trame_slicer")
-    from orbitai.testing.web import web_server
+    def phantom(data: Path) -> None:
+        assert main(["phantom", "ivgc", "--n", "1", "--seed", str(SEED), "--out", str(data / "ivgc"),
+                     "--montage-cases", "0"]) == 0
 
-    monkeypatch.syspath_prepend(str(REPO / "Testing" / "web"))
-    from ws_client import click_trigger, connect, wait_state
-
-    hook, data, results = tmp_path / "hook", tmp_path / "data", tmp_path / "results"
-    for d in (hook, data, results):
-        d.mkdir()
-    (hook / "sitecustomize.py").write_text(RECORDER)
-    assert main(["phantom", "ivgc", "--n", "1", "--seed", str(SEED), "--out", str(data / "ivgc"),
-                 "--montage-cases", "0"]) == 0
-    env = {"PYTHONPATH": os.pathsep.join([str(hook), *filter(None, [os.environ.get("PYTHONPATH")])]),
-           "ORBITAI_TEST_RESULTS": str(results)}
-
-    async def load(c, relative: str, done: Callable[[dict], bool]) -> dict:
-        await c.set_state(load_error="", data_choice=relative)
-        await c.trigger(click_trigger(await c.state(), "orbitai-load-data"))
-        return await wait_state(c, lambda s: not s["load_busy"] and (done(s) or s["load_error"]), 120, relative)
-
-    async def go(srv) -> dict:
-        async with connect(srv.url) as c:
+    async def go(srv, ws) -> dict:
+        async with ws.connect(srv.url) as c:
             await c.hello(srv.token)
-            state = await load(c, "ivgc/images/ivgc_0000.nrrd", lambda s: bool(s["volumes"]))
+            state = await ws.load_data(c, "ivgc/images/ivgc_0000.nrrd")
             assert state["load_error"] == "", state["load_error"]
-            state = await load(c, "ivgc/segmentations/ivgc_0000.seg.nrrd",
-                               lambda s: any(x["title"] == "ivgc_0000" for x in s["segmentations"]))
+            state = await ws.load_data(c, "ivgc/segmentations/ivgc_0000.seg.nrrd",
+                                       lambda s: any(x["title"] == "ivgc_0000" for x in s["segmentations"]))
             assert state["load_error"] == "", state["load_error"]
             seg = next(x["value"] for x in state["segmentations"] if x["title"] == "ivgc_0000")
             await c.set_state(module="ivgc", ivgc_segmentation_node=seg)
-            state = await wait_state(c, lambda s: s["ivgc_apply_enabled"], 60, "the IVGC Apply")
-            await c.trigger(click_trigger(state, "orbitai-ivgc-apply"), {})
-            return await wait_state(c, lambda s: not s["ivgc_running"] and (s["ivgc_table_rows"] or s["ivgc_error"]),
-                                    300, "the IVGC job")
+            state = await ws.wait_state(c, lambda s: s["ivgc_apply_enabled"], 60, "the IVGC Apply")
+            await c.trigger(ws.click_trigger(state, "orbitai-ivgc-apply"), {})
+            return await ws.wait_state(c, lambda s: not s["ivgc_running"] and (
+                s["ivgc_table_rows"] or s["ivgc_error"]), 300, "the IVGC job")
 
-    with web_server(str(data), env=env) as srv:
-        done = asyncio.run(go(srv))
+    with _recording_web_server(tmp_path, monkeypatch, phantom) as (srv, ws, results):
+        done = asyncio.run(go(srv, ws))
     assert done["ivgc_error"] == "", done["ivgc_error"]
-    written = [json.loads(p.read_text()) for p in results.glob("*.json")]
-    assert [(d["task"], d["predictor"]) for d in written] == [("ivgc_response", BY_TASK["ivgc"].predictor)]
+    assert _recorded(results) == [("ivgc_response", BY_TASK["ivgc"].predictor)]

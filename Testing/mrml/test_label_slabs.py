@@ -202,20 +202,28 @@ def test_unknown_segment_names_are_one_line_naming_the_segmentation(ctx, scan):
     assert "\n" not in str(err.value)
 
 
+def _count_whole_exports(monkeypatch) -> tuple[list[str], Any]:
+    """Record each segmentation the job code exports whole (`labels_from_segmentation_node`): (the names recorded,
+    the real export)."""
+    import orbitai.mrml.jobs
+
+    exported: list[str] = []
+    export = orbitai.mrml.jobs.labels_from_segmentation_node
+    monkeypatch.setattr(orbitai.mrml.jobs, "labels_from_segmentation_node",
+                        lambda s, *a, **k: exported.append(s.GetName()) or export(s, *a, **k))
+    return exported, export
+
+
 def test_tao_apply_with_a_segmentation_exports_it_neither_in_the_press_nor_whole(ctx, monkeypatch):
     """TAOActivity's Apply with an orbit segmentation exported it whole in the press (its job's ``orbit_labels.nrrd``);
     now the press checks its names and the file is made a slab per tick: the whole export's file."""
-    import orbitai.mrml.jobs
     from orbitai.app.tao_activity import TAOActivityLogic
     from orbitai.phantoms import orbit_case
 
     case = orbit_case(630002, "t2", oblique=True)
     node = volume_node_from_volume(ctx, case.image, "T2")
     seg = segmentation_node_from_labels(ctx, case.labels, reference_node=node, name="orbits")
-    exported: list[str] = []
-    export = orbitai.mrml.jobs.labels_from_segmentation_node
-    monkeypatch.setattr(orbitai.mrml.jobs, "labels_from_segmentation_node",
-                        lambda s, *a, **k: exported.append(s.GetName()) or export(s, *a, **k))
+    exported, export = _count_whole_exports(monkeypatch)
     job = TAOActivityLogic(ctx).start(node, segmentation_node=seg, device="cpu")
     try:
         writers = {w.path.name: w for w in job.inputs.writers}
@@ -235,17 +243,13 @@ def test_ivgc_apply_checks_the_recti_from_the_layers_and_makes_the_map_a_slab_pe
     """IVGCResponse's Apply exported the recti segmentation whole in the press to check that the ROI strategy's recti
     are there; now it checks the values present in the part of the grid the layers cover (the same one-line refusal)
     and the job's ``recti_labels.nrrd`` is made a slab per tick: the whole export's file."""
-    import orbitai.mrml.jobs
     from orbitai.app.ivgc_response import IVGCResponseLogic
     from orbitai.phantoms import orbit_case
 
     case = orbit_case(630003, "t2", oblique=True)
     node = volume_node_from_volume(ctx, case.image, "T2")
     seg = segmentation_node_from_labels(ctx, case.labels, reference_node=node, name="recti")
-    exported: list[str] = []
-    export = orbitai.mrml.jobs.labels_from_segmentation_node
-    monkeypatch.setattr(orbitai.mrml.jobs, "labels_from_segmentation_node",
-                        lambda s, *a, **k: exported.append(s.GetName()) or export(s, *a, **k))
+    exported, export = _count_whole_exports(monkeypatch)
     logic = IVGCResponseLogic(ctx)
     job = logic.start(node, seg, strategy="mrlr", device="cpu")
     try:
@@ -278,12 +282,8 @@ def _flair_with_lesions(ctx):
 
 
 def _spied_exports(monkeypatch) -> tuple[list[str], Any]:
-    import orbitai.mrml.jobs
 
-    exported: list[str] = []
-    export = orbitai.mrml.jobs.labels_from_segmentation_node
-    monkeypatch.setattr(orbitai.mrml.jobs, "labels_from_segmentation_node",
-                        lambda s, *a, **k: exported.append(s.GetName()) or export(s, *a, **k))
+    exported, export = _count_whole_exports(monkeypatch)
     return exported, export
 
 

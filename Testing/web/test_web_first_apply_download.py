@@ -22,7 +22,7 @@ from orbitai.io import write_volume
 from orbitai.io.checksums import sha256_file
 from orbitai.phantoms import orbit_case
 from orbitai.testing.web import web_server
-from ws_client import click_trigger, connect, wait_state
+from ws_client import click_trigger, connect, load_data, wait_state
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "orbit_svnet_mri_demo"        # what "Automatic (by modality)" picks for an MRI
@@ -89,9 +89,7 @@ def test_first_apply_in_the_browser_offers_the_model_and_downloads_it_on_downloa
         out: dict = {}
         async with connect(srv.url) as c:
             await c.hello(srv.token)
-            await c.set_state(load_error="", data_choice="orbitT2.nrrd")
-            await c.trigger(click_trigger(await c.state(), "orbitai-load-data"))
-            state = await wait_state(c, lambda s: not s["load_busy"] and s["volumes"], 60, "load")
+            state = await load_data(c, "orbitT2.nrrd", timeout_s=60)
             assert state["orbit_apply_enabled"], state["orbit_apply_tip"]
             await c.trigger(click_trigger(state, "orbitai-orbit-apply"), {})
             out["offer"] = await wait_state(c, lambda s: s["orbit_offer"], 20, "offer")

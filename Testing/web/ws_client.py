@@ -126,3 +126,12 @@ async def wait_state(c: WsClient, predicate: Callable[[dict], bool], timeout_s: 
             said = " ".join(f"{k}={state.get(k)!r}" for k in SHOWN_ON_TIMEOUT if k in state)
             raise TimeoutError(f"{what}: {said}" if what else said)
         await asyncio.sleep(0.2)
+
+
+async def load_data(c: WsClient, relative: str, done: Callable[[dict], bool] = lambda s: bool(s["volumes"]),
+                    timeout_s: float = 120.0) -> dict:
+    """Load ``relative`` from the server's data folder as the page's Load button does; the state once the load has
+    ended and ``done`` holds for it (or the page says a load error)."""
+    await c.set_state(load_error="", data_choice=relative)
+    await c.trigger(click_trigger(await c.state(), "orbitai-load-data"))
+    return await wait_state(c, lambda s: not s["load_busy"] and (done(s) or s["load_error"]), timeout_s, relative)
