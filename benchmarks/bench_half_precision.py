@@ -61,7 +61,6 @@ def _converted(src: Path, dest: Path) -> tuple[Path, dict[str, list[float]]]:
 
     shutil.copytree(src, dest, ignore=shutil.ignore_patterns("*.csv"))
     sizes = {}
-    os.environ["ORBITAI_WRITE_BUNDLED_MODELS"] = "1"
     for meta in sorted(dest.glob("*/metadata.json")):
         if (meta.parent / "model.pt").is_file():
             before, after, _ = convert(meta.parent)

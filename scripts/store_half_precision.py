@@ -64,8 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     for folder in folders:
         want = "float32" if folder.name in KEEP_FLOAT32 else "float16"
         if args.check:
-            if precision_of(folder) != want:
-                wrong.append(f"{folder.name} is {precision_of(folder)}, should be {want}")
+            stored = precision_of(folder)
+            if stored != want:
+                wrong.append(f"{folder.name} is {stored}, should be {want}")
             continue
         if want == "float32":
             meta = {**json.loads((folder / METADATA).read_text()), "weights_precision": "float32",
