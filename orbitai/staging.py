@@ -31,7 +31,7 @@ from orbitai.errors import UserError
 
 __all__ = ["staged_folder", "training_folder", "training_work_folder", "finetune_work_folder", "trim_epoch_log",
            "check_writable", "stage_parent", "DISK_FULL", "disk_full", "disk_full_error", "write_failure", "looks_like_path", "strict_json",
-           "write_json_atomic", "write_text_atomic", "remove_unfinished"]
+           "write_json_atomic", "write_text_atomic", "remove_unfinished", "scratch_folder"]
 
 #: errno values that mean "no room to write": a full disk, a file-size limit, a full quota.
 DISK_FULL = frozenset(e for e in (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", None)) if e is not None)
@@ -60,6 +60,23 @@ def remove_unfinished() -> None:
     for remove in list(_UNFINISHED.values()):
         with contextlib.suppress(Exception):
             remove()
+
+
+@contextlib.contextmanager
+def scratch_folder(prefix: str) -> Iterator[Path]:
+    """A new temporary folder, removed on leaving the block, and by `remove_unfinished` while the block runs: a
+    command ended from its watcher thread (a cancel that finds the main thread stuck, say in closing a Dask cluster)
+    leaves no scratch behind. (``tempfile.TemporaryDirectory`` raises on a file a dying child writes meanwhile.)"""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+
+    def remove() -> None:
+        shutil.rmtree(folder, ignore_errors=True)
+
+    try:
+        with _unfinished(remove):
+            yield folder
+    finally:
+        remove()
 
 
 def looks_like_path(text: str | os.PathLike, suffixes: Iterable[str] = ()) -> bool:

@@ -15,15 +15,14 @@ import contextlib
 import logging
 import os
 import re
-import shutil
 import socket
 import sys
-import tempfile
 from typing import Any, Callable, Iterator, Mapping, Optional
 
 from orbitai.device import usable_cores
 from orbitai.errors import InputError, UserError, one_line
 from orbitai.progress import deferred_cancel
+from orbitai.staging import scratch_folder
 
 #: Seconds to wait for an existing scheduler (``--scheduler``) to answer.
 SCHEDULER_TIMEOUT = 10.0
@@ -197,8 +196,7 @@ def dask_client(workers: int, scheduler: Optional[str], n_tasks: int) -> Iterato
             stack.callback(client.close)
             _wait_for_a_worker(client, scheduler)
         else:
-            scratch = tempfile.mkdtemp(prefix="orbitai-dask-")
-            stack.callback(shutil.rmtree, scratch, ignore_errors=True)
+            scratch = str(stack.enter_context(scratch_folder("orbitai-dask-")))
             # one thread per worker for the numerical libraries, as Dask sets them; but not its MALLOC_TRIM_THRESHOLD_:
             # a fixed threshold turns off glibc's adaptive one, and every large array then costs fresh page faults
             # (measured: each case about 10 % slower, benchmarks/bench_cohort.py)

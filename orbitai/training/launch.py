@@ -21,7 +21,7 @@ from typing import Any, Optional
 
 from orbitai.device import select_device, usable_cores
 from orbitai.errors import JobError, UserError
-from orbitai.staging import write_text_atomic
+from orbitai.staging import scratch_folder, write_text_atomic
 
 #: Environment variables a launcher (``torchrun``, `launch`, Slurm with torchrun) sets for every rank.
 WORLD_ENV, RANK_ENV, LOCAL_RANK_ENV = "WORLD_SIZE", "RANK", "LOCAL_RANK"
@@ -128,6 +128,12 @@ def launch(argv: Sequence[str], nproc: int, verbose: bool = False, out: Optional
     other than 0 write into a scratch folder beside ``out`` that this launcher names and removes whatever happens
     to them (a rank killed by SIGKILL included), with the parent folders of ``out`` it made when they stay empty."""
     check_nproc(nproc)
+    with scratch_folder("orbitai-ranks-") as logs:     # the ranks' logs and error lines
+        return _launch(argv, nproc, verbose, out, str(logs))
+
+
+def _launch(argv: Sequence[str], nproc: int, verbose: bool, out: Optional[str], logs: str) -> int:
+    """`launch` with its logs folder ``logs`` made."""
     # torch only here: every area's CLI imports this module, and its --help must not wait for torch
     from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, api, errors
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
@@ -141,7 +147,6 @@ def launch(argv: Sequence[str], nproc: int, verbose: bool = False, out: Optional
     env_before = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "TORCHELASTIC_SIGNALS_TO_HANDLE")}
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, usable_cores() // nproc)))
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    logs = tempfile.mkdtemp(prefix="orbitai-ranks-")
     cfg = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=str(uuid.uuid4()),
                        rdzv_backend="c10d", rdzv_endpoint="127.0.0.1:0", max_restarts=0, monitor_interval=0.2,
                        logs_specs=DefaultLogsSpecs(log_dir=logs), local_addr="127.0.0.1")
@@ -186,7 +191,6 @@ def launch(argv: Sequence[str], nproc: int, verbose: bool = False, out: Optional
                 os.environ[k] = v
         for lg, level in zip(quiet, levels):
             lg.setLevel(level)
-        shutil.rmtree(logs, ignore_errors=True)
 
 
 def report_error(line: str, code: int) -> None:

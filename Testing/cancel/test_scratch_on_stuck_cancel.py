@@ -1,0 +1,69 @@
+"""A command ended from its watcher thread (`orbitai.cli.stop_when_stuck`: a cancel that finds the main thread stuck
+for a second, say in closing a Dask cluster on a loaded machine) leaves no scratch folder in ``TMPDIR``: the Dask
+cluster's and the DDP launcher's temporary folders are removed by `staging.remove_unfinished`, which the watcher
+runs before it exits. (CI once found ``orbitai-dask-*`` left after ``ivgc features --workers 2`` got SIGTERM.)"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from orbitai import staging
+from orbitai.cohort import cluster
+from orbitai.training import launch
+
+
+@pytest.fixture()
+def tmpdir_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    return tmp_path
+
+
+def test_a_scratch_folder_goes_with_the_block_and_with_a_stop_from_outside(tmpdir_only: Path) -> None:
+    with staging.scratch_folder("orbitai-x-") as folder:
+        (folder / "lock").write_text("held")
+        assert folder.parent == tmpdir_only and folder.is_dir()
+    assert list(tmpdir_only.iterdir()) == []
+    with staging.scratch_folder("orbitai-x-") as folder:
+        (folder / "lock").write_text("held")
+        staging.remove_unfinished()          # what the watcher does before os._exit
+        assert not folder.exists()
+
+
+def test_the_local_dask_clusters_scratch_is_removed_by_a_stop_from_outside(tmpdir_only: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import dask
+    import dask.distributed
+
+    class Closable:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            self.kwargs = kwargs
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(cluster, "_start_local_cluster", Closable)
+    monkeypatch.setattr(dask.distributed, "Client", Closable)
+    with cluster.dask_client(workers=2, scheduler=None, n_tasks=2):
+        scratch = Path(dask.config.get("temporary-directory"))
+        (scratch / "worker-1.dirlock").write_text("")
+        assert scratch.parent == tmpdir_only
+        staging.remove_unfinished()
+        assert list(tmpdir_only.iterdir()) == []
+
+
+def test_the_ddp_launchers_logs_folder_is_removed_by_a_stop_from_outside(tmpdir_only: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = []
+
+    def stopped_from_outside(argv: object, nproc: int, verbose: bool, out: object, logs: str) -> int:
+        (Path(logs) / "error.json").write_text("{}")
+        staging.remove_unfinished()
+        seen.append(Path(logs))
+        return 130
+
+    monkeypatch.setattr(launch, "_launch", stopped_from_outside)
+    assert launch.launch(["tao", "train"], nproc=2) == 130
+    assert seen and seen[0].parent == tmpdir_only
+    assert list(tmpdir_only.iterdir()) == []
