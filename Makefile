@@ -54,11 +54,15 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet -d $(DOCS_OUT)
 
 # --durations: the slowest default tests are printed with every run (the suite's budget is 20 minutes on 2 cores).
+# TEST_WORKERS pytest-xdist processes, a test file each at a time (module fixtures built once); each gets its share
+# of the cores for its numerical libraries (Testing/conftest.py). TEST_WORKERS=0 runs in this process.
+TEST_WORKERS ?= 2
+XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 test: lint docs test-tools
-	$(PY) -m pytest -q --durations=25
+	$(PY) -m pytest -q --durations=25 $(XDIST)
 
 test-all: $(STAMP) test-tools
-	$(PY) -m pytest -q -m ''
+	$(PY) -m pytest -q -m '' $(XDIST)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks

@@ -116,20 +116,39 @@ def test_a_job_as_the_web_server_runs_it_stops_in_time(big_gzip, tmp_path):
 #: A command's body stuck in one long library call that `interruptible` does not wrap (a C call releasing the GIL, as
 #: SimpleITK's and torch's do), inside the command line's signal handling as `orbitai.cli.main` sets it up.
 STUCK_COMMAND = """
-import hashlib, sys, tempfile
+import hashlib, sys, tempfile, threading, time
 from pathlib import Path
 from orbitai.cli import stop_when_stuck
 from orbitai.progress import cancel_on_signals
 from orbitai.staging import staged_folder, training_folder
 
 out = Path(sys.argv[1])
+entering = threading.Event()
+
+
+def ready_inside_the_call():
+    # READY once the main thread stays at one instruction for 0.2 s after `entering`: inside the C call. (READY said
+    # before the call let a signal on a loaded machine arrive before the call began: handled at once, not stuck.)
+    entering.wait()
+    main, seen = threading.main_thread().ident, None
+    while True:
+        frame = sys._current_frames().get(main)
+        here = None if frame is None else (id(frame), frame.f_lasti)
+        if here is not None and here == seen:
+            print("READY", flush=True)
+            return
+        seen = here
+        time.sleep(0.2)
+
+
+threading.Thread(target=ready_inside_the_call, daemon=True).start()
 try:
     with cancel_on_signals(), stop_when_stuck("orbitai stuck: "):
         with tempfile.TemporaryDirectory(prefix="orbitai-input-") as tmp, staged_folder(out / "O") as work, \\
                 training_folder(out / ".B-training") as train:
             train.mkdir()
             (work / "half.txt").write_text("half-written")
-            print("READY", flush=True)
+            entering.set()
             hashlib.pbkdf2_hmac("sha256", b"x", b"salt", 30_000_000)     # one C call of many seconds
     print("finished", flush=True)
 except KeyboardInterrupt:

@@ -135,11 +135,21 @@ def test_nothing_is_left_running_after_the_server_stops():
 
     if find_orthanc() is None:
         pytest.skip(ORTHANC_INSTALL)
-    def running() -> set[str]:
-        return set(subprocess.run(["pgrep", "-f", "orbitai-orthanc-"], capture_output=True, text=True).stdout.split())
+    def running(port: str) -> set[str]:
+        """Orthanc processes serving ``port`` (other servers, this module's or another test process's, may be up)."""
+        pids = subprocess.run(["pgrep", "-f", "orbitai-orthanc-"], capture_output=True, text=True).stdout.split()
+        found = set()
+        for pid in pids:
+            try:
+                config = Path(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[1].decode())
+                if str(json.loads(config.read_text())["HttpPort"]) == port:
+                    found.add(pid)
+            except (OSError, IndexError, ValueError, KeyError):
+                continue          # gone meanwhile, or not a server
+        return found
 
-    before = running()                        # the module's own server may be up
     with orthanc_server() as url:
         assert url.startswith("http://127.0.0.1:")
-        assert len(running() - before) == 1
-    assert running() == before
+        port = url.split(":")[2].split("/")[0]
+        assert len(running(port)) == 1
+    assert running(port) == set()
