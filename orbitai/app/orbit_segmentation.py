@@ -30,6 +30,7 @@ from orbitai.bundle.registry import model_to_install
 from orbitai.mrml.jobs import JobLogic
 from orbitai.mrml.results import refuse_other_scan
 from orbitai.mrml.tables import show_table
+from orbitai.orbit.anatomy import DEFAULT_POPULATION, POPULATIONS
 from orbitai.orbit.models import SEG_MODELS
 from orbitai.orbit.result import SegmentationResult
 from orbitai.scan import scan_facts
@@ -38,6 +39,8 @@ from orbitai.jobs.child import write_job_input
 
 #: Model choice that lets the child pick the bundled model for the scan's modality.
 AUTOMATIC_MODEL = "Automatic (by modality)"
+#: What the summary calls each population of ``seg predict --population``.
+POPULATION_TEXT = {"ted": "thyroid eye disease (TOM500) and normal adult", "healthy": "normal adult"}
 #: Sliding-window modes of ``orbitai seg predict --window``.
 WINDOW_CHOICES = ("overlap", "step1")
 
@@ -53,6 +56,8 @@ class SegmentationOutputs:
 
     def summary(self) -> str:
         text = f"{len(self.volumes)} structures segmented." + scan_text(self.info)
+        if self.info.get("population"):
+            text += f" Volume ranges: {POPULATION_TEXT.get(self.info['population'], self.info['population'])}."
         if self.warnings:
             text += " Warnings: " + " ".join(self.warnings)
         return text
@@ -109,7 +114,8 @@ class OrbitSegmentationLogic(JobLogic):
 
     # ------------------------------------------------------------------------ hooks
     def jobArguments(self, workdir: Path, input_node, model: Optional[str] = None, device: str = "auto",
-                      window: str = "overlap", reference_node=None, modality: str = "auto") -> list[str]:
+                      window: str = "overlap", reference_node=None, modality: str = "auto",
+                      population: str = DEFAULT_POPULATION) -> list[str]:
         """Start hook: check the input, write it to ``workdir``, name the ``seg predict`` command."""
         if input_node is None:
             raise VolumeError("Select an input volume.")
@@ -118,12 +124,14 @@ class OrbitSegmentationLogic(JobLogic):
             raise VolumeError(f"'{input_node.GetName()}' is not a 3D volume (shape {vol.shape}); load a 3D CT or MRI.")
         if window not in WINDOW_CHOICES:
             raise InputError(f"Unknown window {window!r}; use one of {', '.join(WINDOW_CHOICES)}.")
+        if population not in POPULATIONS:
+            raise InputError(f"Unknown volume ranges {population!r}; use one of {', '.join(POPULATIONS)}.")
         if reference_node is not None and not reference_node.IsA("vtkMRMLSegmentationNode"):
             raise InputError(f"'{reference_node.GetName()}' is not a segmentation node.")
         refuse_other_scan(reference_node, input_node, "reference segmentation")
         image = write_job_input(vol, workdir / "input.nrrd")
         args = ["seg", "predict", str(image), "--out", "{out}", "--device", self.checkDevice(device),
-                "--window", window]
+                "--window", window, "--population", population]
         if model and model != AUTOMATIC_MODEL:
             args += ["--model", model]
         return args + modality_arguments(modality)
@@ -143,7 +151,8 @@ class OrbitSegmentationLogic(JobLogic):
         base = input_node.GetName()
         seg_node = segmentation_node_from_labels(self.ctx, labels, name=f"{base} orbit segmentation",
                                                  reference_node=input_node)
-        # the plausibility columns: what lies outside the normal adult range or where the model is uncertain
+        # the plausibility columns: what lies outside the range used (result.json's population), is enlarged within
+        # the thyroid eye disease range (a finding) or where the model is uncertain
         rows = [{"structure": r["name"], "side": r["side"], "volume (cm3)": float(r["volume_cm3"]),
                  "check": "" if r.get("check", "normal") == "normal" else r["check"], "note": r.get("note", "")}
                 for r in volumes]
@@ -172,6 +181,9 @@ PANEL = PanelSpec(
     options=(model_option(OrbitSegmentationLogic, AUTOMATIC_MODEL),
              Option("window", "window", "Sliding window", "choice", lambda: list(WINDOW_CHOICES), WINDOW_CHOICES[0]),
              modality_option(),
+             Option("population", "population", "Volume ranges", "choice", lambda: list(POPULATIONS), DEFAULT_POPULATION,
+                    hint="ted: thyroid eye disease patients' ranges (an enlarged rectus within them is a finding); "
+                         "healthy: normal adult ranges only"),
              device_option(),
              Option("reference_node", "referenceSegmentation", "Reference segmentation (optional)", "segmentation",
                     hint="scored against the result (Dice, volumes)")),

@@ -3,11 +3,14 @@ with them, and the per-structure plausibility of a result (range and the model's
 result.json, the CLI's summary and Slicer's volume table report."""
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from orbitai.errors import InputError
 from orbitai.io import Volume
 from orbitai.labels import ORBIT_LABELS
 from orbitai.scan import ScanFacts
@@ -20,12 +23,27 @@ from orbitai.scan.values import in_hounsfield_units
 RANGES = {"eyeball": (5.5, 9.5), "optic_nerve": (0.1, 1.2), "rectus": (0.3, 1.6)}
 RECTI = ("superior_rectus_muscle", "inferior_rectus_muscle", "medial_rectus_muscle", "lateral_rectus_muscle")
 
+#: Per-side volumes (cm3, 2.5th-97.5th percentile) of 400 thyroid eye disease (TED) patients' T2 MRI (TOM500
+#: tables, CC0; superior rectus with the levator): written by scripts/ted_ranges.py, provenance in the file.
+RANGES_FILE = Path(__file__).resolve().parent.parent / "resources" / "orbit_ranges.json"
+TED_RANGES: dict[str, tuple[float, float]] = {
+    k: (float(v["range_cm3"][0]), float(v["range_cm3"][1]))
+    for k, v in json.loads(RANGES_FILE.read_text())["ted"]["structures"].items()}
+#: Whose ranges the checks use: healthy adults only, or also TED's (a structure above the healthy range but
+#: within TED's is "enlarged", a finding, never counted against the result).
+POPULATIONS = ("ted", "healthy")
+#: TED by default: OrbitAI's users mostly scan TED patients, whose enlarged muscles are the finding, not an
+#: error. It hides nothing: the healthy ranges still decide what is normal, and TED's eyeball and optic nerve
+#: upper bounds lie below the healthy ones, so only a rectus above the healthy range reads differently.
+DEFAULT_POPULATION = "ted"
+
 #: A structure whose voxels' mean winning class probability lies below this is reported "uncertain": on the
 #: held-out phantoms the bundled models segment well (Dice >= 0.75; CT and four MRI sets, 384 structure-sides)
 #: the lowest is 0.82, so none is flagged (benchmarks/bench_orbit_plausibility.py).
 UNCERTAIN_BELOW = 0.75
 
 NORMAL, NOT_FOUND, OUTSIDE, UNCERTAIN = "normal", "not found", "outside the normal adult range", "uncertain"
+ENLARGED = "enlarged, within the thyroid eye disease range"
 
 
 def has_range(structure: str) -> bool:
@@ -36,6 +54,15 @@ def has_range(structure: str) -> bool:
 def range_of(structure: str) -> tuple[float, float]:
     """The normal adult volume range (cm3) of an orbit-scheme structure."""
     return RANGES["rectus" if structure in RECTI else structure]
+
+
+def checked_range(structure: str, population: str = DEFAULT_POPULATION) -> tuple[float, float]:
+    """The range (cm3) outside which a structure of ``population`` (:data:`POPULATIONS`) is "outside": the
+    normal adult one, for TED up to the larger of the healthy and TED upper bounds."""
+    if population not in POPULATIONS:
+        raise InputError(f"Unknown population {population!r}; use one of {', '.join(POPULATIONS)}.")
+    lo, hi = range_of(structure)
+    return (lo, max(hi, TED_RANGES[structure][1])) if population == "ted" else (lo, hi)
 
 
 def _nerve_diameter(points_mm: np.ndarray, volume_mm3: float) -> float:
@@ -85,28 +112,40 @@ class StructureCheck:
     status: str
     note: str
     implausible: bool          # counts against the result (an enlarged muscle alone does not: a finding)
+    population: str = "healthy"        # whose ranges (POPULATIONS)
+    range_cm3: Optional[tuple[float, float]] = None    # the range used (checked_range); None: normal_cm3
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["normal_cm3"] = list(self.normal_cm3)
+        d["range_cm3"] = list(self.range_cm3 or self.normal_cm3)
         d["confidence"] = None if self.confidence is None else round(self.confidence, 3)
         d["volume_cm3"] = round(self.volume_cm3, 4)
         return d
 
 
-def check_structure(label: int, volume_cm3: float, confidence: Optional[float]) -> StructureCheck:
-    """The plausibility of one orbit-scheme structure-side from its volume and mean confidence."""
+def check_structure(label: int, volume_cm3: float, confidence: Optional[float],
+                    population: str = DEFAULT_POPULATION) -> StructureCheck:
+    """The plausibility of one orbit-scheme structure-side from its volume and mean confidence, with the ranges
+    of ``population`` (:data:`POPULATIONS`)."""
     info = ORBIT_LABELS[label]
     lo, hi = range_of(info.structure)
+    used = checked_range(info.structure, population)
     span = f"{lo:g}-{hi:g} cm3"
+    ted = "" if population != "ted" else "thyroid eye disease's {:g}-{:g} cm3".format(*TED_RANGES[info.structure])
     if volume_cm3 <= 0:
         return StructureCheck(label, info.name, 0.0, (lo, hi), None, NOT_FOUND,
-                              "not found: check that the scan covers it", True)
+                              "not found: check that the scan covers it", True, population, used)
     if volume_cm3 < lo:
         note = (f"{volume_cm3:.2f} cm3 is below the normal adult range ({span}): possibly under-segmented "
                 "(thick slices, field of view) or small; check it")
         status, implausible = OUTSIDE, True
+    elif volume_cm3 > hi and volume_cm3 <= used[1]:
+        note = (f"{volume_cm3:.2f} cm3 is above the normal adult range ({span}) but within {ted}: an enlarged "
+                f"{info.structure.replace('_', ' ')}, a finding to check")
+        status, implausible = ENLARGED, False
     elif volume_cm3 > hi:
+        span = f"{span}, and {ted}" if ted else span
         if info.structure in RECTI:
             note = (f"{volume_cm3:.2f} cm3 is above the normal adult range ({span}): an enlarged muscle, as in "
                     "thyroid eye disease, is a finding to check")
@@ -122,14 +161,17 @@ def check_structure(label: int, volume_cm3: float, confidence: Optional[float]) 
         extra = f"the model is uncertain here (mean confidence {confidence:.2f}, below {UNCERTAIN_BELOW:g}); check it"
         note = f"{note}; {extra}" if note else extra
         status, implausible = UNCERTAIN, True
-    return StructureCheck(label, info.name, float(volume_cm3), (lo, hi), confidence, status, note, implausible)
+    return StructureCheck(label, info.name, float(volume_cm3), (lo, hi), confidence, status, note, implausible,
+                          population, used)
 
 
 def check_structures(labels: Volume, structures: Sequence[str],
-                     confidence: Optional[Volume] = None) -> list[StructureCheck]:
+                     confidence: Optional[Volume] = None, *,
+                     population: str = DEFAULT_POPULATION) -> list[StructureCheck]:
     """Every side of the model's ``structures`` (orbit-scheme names; those with a normal range) in ``labels``, checked against the
-    normal ranges and, with ``confidence`` (the winning class probability on the same grid), the model's
+    ranges of ``population`` (:func:`check_structure`) and, with ``confidence`` (the winning class probability on the same grid), the model's
     mean confidence over the structure."""
+    checked_range("eyeball", population)      # an unknown population: one line before any work
     counts = label_counts(labels)
     vv = labels.voxel_volume_mm3() / 1000.0
     conf = None if confidence is None else confidence.array
@@ -140,7 +182,7 @@ def check_structures(labels: Volume, structures: Sequence[str],
         mean_conf = None
         if conf is not None and counts[value]:
             mean_conf = float(conf[labels.array == value].mean())
-        out.append(check_structure(value, float(counts[value]) * vv, mean_conf))
+        out.append(check_structure(value, float(counts[value]) * vv, mean_conf, population))
     return out
 
 

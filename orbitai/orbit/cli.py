@@ -18,6 +18,7 @@ from orbitai.cohort.records import CohortCase
 from orbitai.cohort.runner import add_cohort_options, check_cohort_options, worker_state
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import UserError
+from orbitai.orbit.anatomy import DEFAULT_POPULATION, POPULATIONS
 from orbitai.predictor import predictor_for
 from orbitai.training.launch import arguments_checked
 from orbitai.staging import finetune_work_folder, strict_json, training_work_folder
@@ -53,6 +54,10 @@ def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
                     help="also write OUT/uncertainty.nrrd: the model's uncertainty (1 - max class probability)")
     pr.add_argument("--labelmap", action="store_true",
                     help="also write OUT/labels.nrrd, a plain label map (values as in result.json)")
+    pr.add_argument("--population", choices=POPULATIONS, default=DEFAULT_POPULATION,
+                    help="whose volume ranges the checks use (default %(default)s): ted, thyroid eye disease patients "
+                         "(a rectus above the normal adult range but within TED's is 'enlarged', a finding), or "
+                         "healthy adults only; result.json says which")
     add_cohort_options(pr)
     add_image_source_options(pr, "image")
     pr.set_defaults(func=run_predict)
@@ -208,7 +213,8 @@ def predict_case(options: dict, case: CohortCase, folder: Path) -> None:
 def predict_options(args: argparse.Namespace) -> dict:
     """The options of ``seg predict`` that decide a case's result (what `OrbitPredictor` reads)."""
     return {"model": args.model, "device": args.device, "window": args.window, "mirror": not args.no_mirror,
-            "uncertainty": args.uncertainty, "labelmap": args.labelmap, "modality": getattr(args, "modality", None)}
+            "uncertainty": args.uncertainty, "labelmap": args.labelmap, "modality": getattr(args, "modality", None),
+            "population": getattr(args, "population", DEFAULT_POPULATION)}
 
 
 def cohort_task(args: argparse.Namespace):

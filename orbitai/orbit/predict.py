@@ -11,7 +11,7 @@ from typing import Any, Callable, Mapping, Optional
 
 from orbitai.device import run_with_fallback
 from orbitai.io import read_scan, require_values, write_volume
-from orbitai.orbit.anatomy import check_structures, verdict
+from orbitai.orbit.anatomy import DEFAULT_POPULATION, check_structures, checked_range, verdict
 from orbitai.orbit.models import load_seg_model
 from orbitai.orbit.result import LABELMAP_FILE, SegmentationResult, check_row
 from orbitai.orbit.rules import structure_volumes
@@ -49,7 +49,8 @@ def predict(image: str | os.PathLike, out: str | os.PathLike, models: ModelCache
     in complete: ``result.json``, the segmentation, volumes, and on request the uncertainty map and a plain
     label map), print its summary and the seconds of each stage (read, model, preprocess, window, postprocess,
     volumes, write), and return the result. ``options``: ``window`` (default overlap), ``mirror`` (default on),
-    ``uncertainty``, ``labelmap`` and ``modality``, the ``--modality`` value (what the scan is, when the user says; by
+    ``uncertainty``, ``labelmap``, ``population`` (whose volume ranges the checks use: ted or healthy, default
+    ted, `orbitai.orbit.anatomy.POPULATIONS`) and ``modality``, the ``--modality`` value (what the scan is, when the user says; by
     default the scan's tags and image say, `orbitai.scan.scan_facts`, and choose the CT or the MRI model), unless
     the caller judged the scan already (``facts``); ``stamp`` marks the result before it is written (the predictor's
     `orbitai.predictor.Predictor.stamp`). The body of `orbitai.orbit.predictor.OrbitPredictor.predict`, which every
@@ -58,6 +59,8 @@ def predict(image: str | os.PathLike, out: str | os.PathLike, models: ModelCache
     out = Path(out)
     window, mirror = options.get("window") or "overlap", options.get("mirror", True)
     uncertainty, labelmap = bool(options.get("uncertainty")), bool(options.get("labelmap"))
+    population = options.get("population") or DEFAULT_POPULATION     # whose ranges: healthy or ted
+    checked_range("eyeball", population)       # an unknown one: one line before any work
 
     t0 = time.perf_counter()
     vol, acquisition = read_scan(image)     # tilted / unevenly spaced DICOM resampled, values in HU
@@ -88,7 +91,8 @@ def predict(image: str | os.PathLike, out: str | os.PathLike, models: ModelCache
     t3 = time.perf_counter()
     rows = structure_volumes(res.labels, spec.structures)
     # each structure against the normal adult range and the model's own confidence (the whole verdict: a warning)
-    checks = {c.label: c for c in check_structures(res.labels, spec.structures, res.confidence)}
+    checks = {c.label: c for c in check_structures(res.labels, spec.structures, res.confidence,
+                                                   population=population)}
     for r in rows:
         r.update(check_row(checks[r["label"]]))
     # structures lying where the acquired slices are too far apart for them: said, not guessed silently
@@ -106,7 +110,7 @@ def predict(image: str | os.PathLike, out: str | os.PathLike, models: ModelCache
         uncertainty_map = res.confidence.with_array((1.0 - res.confidence.array).astype("float32"))
     result = SegmentationResult(res.labels, rows, bundle.name, warnings, uncertainty_map,
                                 {"device": str(models.device), "window": window, "seconds": round(res.seconds, 3),
-                                 "window_seconds": round(res.window_seconds, 3),
+                                 "window_seconds": round(res.window_seconds, 3), "population": population,
                                  "acquisition": acquisition.to_json(), "scan": facts.to_json()})
     if stamp is not None:
         stamp(result)

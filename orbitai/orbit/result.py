@@ -4,7 +4,8 @@
                                DICOM series with gantry tilt or uneven spacing, on the regular grid it
                                was resampled onto (``acquisition.resampled``), which covers the series
 ``DIR/volumes.csv``            one row per structure and side: label, name, structure, side, voxels, volume_cm3,
-                               check (normal, not found, outside the normal adult range, uncertain)
+                               check (normal, not found, outside the normal adult range, uncertain,
+                               enlarged, within the thyroid eye disease range)
 ``DIR/uncertainty.nrrd``       1 - max class probability per voxel (when asked for)
 ``DIR/segmentation.dcm``       DICOM SEG of the label map, when the input was a DICOM series (files key
                                ``dicom_seg``; see :mod:`orbitai.dicom.seg` for its geometry)
@@ -12,14 +13,14 @@
 ``DIR/result.json``::
 
     {"task": "segmentation", "model": "orbit_svnet_ct_demo", "device": "cpu", "window": "overlap",
-     "seconds": 12.3, "window_seconds": 9.8, "warnings": [],
+     "seconds": 12.3, "window_seconds": 9.8, "population": "ted", "warnings": [],
      "acquisition": {"source": "dicom", "modality": "CT", "slices": 28, "tilt_deg": [20.0, 20.0],
                      "slice_gap_mm": {"min": 2.35, "median": 2.35, "max": 4.7},
                      "resampled": {"size": [...], "spacing": [...], "origin": [...], "direction": [...]},
                      "values": null, "notes": ["28 DICOM slices with gantry tilt 20.0 degrees ..."]},
      "structures": [{"label": 1, "name": "eyeball_left", "structure": "eyeball", "side": "left",
                      "voxels": 6512, "volume_cm3": 6.51, "check": "normal", "note": "",
-                     "normal_cm3": [5.5, 9.5], "confidence": 0.95}, ...],
+                     "normal_cm3": [5.5, 9.5], "confidence": 0.95, "range_cm3": [5.5, 9.5]}, ...],
      "files": {"segmentation": "segmentation.seg.nrrd", "volumes": "volumes.csv",
                "uncertainty": "uncertainty.nrrd"}}
 """
@@ -48,13 +49,16 @@ RANKING_FILE = "ranking.csv"
 VOLUME_COLUMNS = ("label", "name", "structure", "side", "voxels", "volume_cm3")
 #: Each structure's plausibility (orbitai.orbit.anatomy.check_structures): its status, a sentence for the
 #: reader (empty when normal), the normal adult range and the model's mean confidence over it.
-CHECK_KEYS = ("check", "note", "normal_cm3", "confidence")
+#: ``range_cm3`` is the range the check used (the normal one, for thyroid eye disease up to TED's upper bound;
+#: the result's ``population`` says whose: orbitai.orbit.anatomy.POPULATIONS).
+CHECK_KEYS = ("check", "note", "normal_cm3", "confidence", "range_cm3")
 
 
 def check_row(check) -> dict[str, Any]:
     """The :data:`CHECK_KEYS` of a structure row from its :class:`~orbitai.orbit.anatomy.StructureCheck`."""
     d = check.to_json()
-    return {"check": d["status"], "note": d["note"], "normal_cm3": d["normal_cm3"], "confidence": d["confidence"]}
+    return {"check": d["status"], "note": d["note"], "normal_cm3": d["normal_cm3"], "confidence": d["confidence"],
+            "range_cm3": d["range_cm3"]}
 
 
 @dataclass

@@ -162,17 +162,41 @@ def template_model(template: int = 0) -> A.OrbitModel:
     return head_orbit_model(int(template))
 
 
+def _belly(m: A.MuscleGeom) -> np.ndarray:
+    """Thickening profile along a muscle (0..1): a fusiform belly, the tendon spared."""
+    return np.maximum(np.sin(np.pi * np.clip(m.s * 1.1 - 0.02, 0, 1)), 0) ** 0.8
+
+
 def _thicken(model: A.OrbitModel, thick: np.ndarray) -> np.ndarray:
     out = model.fine.copy()
     for m in model.muscles:
         t = thick[m.value]
         if t <= 0.05:
             continue
-        prof = np.maximum(np.sin(np.pi * np.clip(m.s * 1.1 - 0.02, 0, 1)), 0) ** 0.8   # fusiform belly, spared tendon
+        prof = _belly(m)
         sub = out[m.box]
         grow = (m.dist_out <= t * prof) & ((sub == A.FAT) | (sub == A.SOFT))
         sub[grow] = m.value
     return out
+
+
+def _scale_muscles(model: A.OrbitModel, thick: np.ndarray, muscle_scale: float | dict[int, float]) -> None:
+    """Set the thickening (mm) of each rectus (or of each muscle value ``muscle_scale`` maps) so that its volume
+    on the atlas grid becomes ``muscle_scale`` times the atlas's (bisection; at most 4 mm: about 3.5x), as in
+    thyroid eye disease (:func:`ted_case`)."""
+    for m in model.muscles:
+        k = muscle_scale.get(m.value, 1.0) if isinstance(muscle_scale, dict) else (
+            float(muscle_scale) if m.value <= 12 else 1.0)
+        if k <= 1.0:
+            continue
+        sub = model.fine[m.box]
+        base = np.count_nonzero(sub == m.value)
+        free, prof = (sub == A.FAT) | (sub == A.SOFT), _belly(m)
+        lo, hi = 0.0, 4.0
+        for _ in range(16):
+            t = (lo + hi) / 2
+            lo, hi = (t, hi) if base + np.count_nonzero((m.dist_out <= t * prof) & free) < k * base else (lo, t)
+        thick[m.value] = hi
 
 
 @dataclass
@@ -203,10 +227,12 @@ class Anatomy:
 
 def orbit_anatomy(rng: np.random.Generator, modality: str = "ct", domain_random: bool = False,
                   tao: str | None = None, ivgc: int | None = None, orientation: str | None = None, size=None,
-                  spacing=None, oblique: bool | float | None = None, template: int = 0) -> Anatomy:
+                  spacing=None, oblique: bool | float | None = None, template: int = 0,
+                  muscle_scale: float | dict[int, float] | None = None) -> Anatomy:
     """Draw the acquisition and the per-case anatomy (see :func:`orbit_case`) from ``rng``; the
     tissue map is what label-to-image synthesis renders (:func:`orbit_case`, or random contrasts
-    for segmentation training in :mod:`orbitai.orbit.synth`). ``template``: see :func:`template_model`."""
+    for segmentation training in :mod:`orbitai.orbit.synth`). ``template``: see :func:`template_model`;
+    ``muscle_scale``: the recti enlarged to that many times their volume (:func:`ted_case`)."""
     model = template_model(template)
     if domain_random and spacing is None:
         spacing = (rng.uniform(0.4, 1.0),) * 2 + (rng.uniform(0.5, 3.5),)
@@ -267,6 +293,8 @@ def orbit_anatomy(rng: np.random.Generator, modality: str = "ct", domain_random:
     full = A.upsample_linear(coarse, (step[2], step[1], step[0], 1))[:nzr, :ny, :nx]
     # ---- anatomy per case, then sample tissue codes
     oed, fib, thick, state = _params(rng, tao, ivgc)
+    if muscle_scale is not None:
+        _scale_muscles(model, thick, muscle_scale)
     fine = _thicken(model, thick)
     fx, fy, fz = (np.rint(full[..., c]).astype(np.int32) for c in range(3))
     Fz, Fy, Fx = fine.shape
@@ -311,6 +339,31 @@ def orbit_case(seed: int, modality: str = "ct", domain_random: bool = False, tao
         raise InputError(f"tao must be None, 'active' or 'inactive', got {tao!r}")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7007]))
     an = orbit_anatomy(rng, modality, domain_random, tao, ivgc, orientation, size, spacing, oblique, template)
+    return _case(rng, an, seed, template, modality, domain_random, noise, contrast)
+
+
+#: Thyroid eye disease's usual pattern: inferior, medial and superior recti enlarged most, the lateral least.
+TED_MUSCLE_SCALE = {5: 3.0, 6: 3.0, 7: 3.0, 8: 3.0, 9: 3.0, 10: 3.0, 11: 2.0, 12: 2.0}
+
+
+def ted_case(seed: int, modality: str = "ct", muscle_scale: float | dict[int, float] | None = None, size=None,
+             spacing=None, template: int = 0) -> PhantomCase:
+    """A thyroid-eye-disease-like case: :func:`orbit_case` (not oblique, no TAO signal) with each rectus enlarged
+    to ``muscle_scale`` times its volume (or per muscle value, a dict; by default :data:`TED_MUSCLE_SCALE`), its
+    belly thickened as in :func:`_thicken`; ``info["muscle_scale"]`` says it."""
+    muscle_scale = dict(TED_MUSCLE_SCALE) if muscle_scale is None else muscle_scale
+    if modality not in MODALITIES:
+        raise InputError(f"modality must be one of {MODALITIES}, got {modality!r}")
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7007]))
+    an = orbit_anatomy(rng, modality, False, None, None, None, size, spacing, False, template, muscle_scale)
+    case = _case(rng, an, seed, template, modality, False, True, None)
+    case.info["muscle_scale"] = muscle_scale if isinstance(muscle_scale, (int, float)) else dict(muscle_scale)
+    return case
+
+
+def _case(rng, an: Anatomy, seed: int, template: int, modality: str, domain_random: bool, noise: bool,
+          contrast: dict[int, tuple[float, float]] | None) -> PhantomCase:
+    """The image of anatomy ``an`` (:func:`orbit_case`'s rendering, from ``rng`` as left by the anatomy)."""
     sp, nsub, tissue, bias = an.spacing, an.nsub, an.tissue, an.bias
     oed, fib, thick = an.oedema, an.fibrosis, an.thickening
     # ---- intensities

@@ -59,7 +59,8 @@ def test_logic_segments_phantom_into_scene(ctx, tmp_path: Path):
     assert 5.0 < by_name["eyeball_left"]["volume (cm3)"] < 9.5     # a globe of 22-26 mm
     # the plausibility columns: empty where the structure is normal, the status and a sentence where not
     for r in rows:
-        assert r["check"] in ("", "not found", "outside the normal adult range", "uncertain"), r
+        assert r["check"] in ("", "not found", "outside the normal adult range", "uncertain",
+                              "enlarged, within the thyroid eye disease range"), r
         assert bool(r["check"]) == bool(r["note"]), r
     metrics = {r["structure"]: r for r in rows_from_table_node(out.metrics_table_node)}
     assert abs(metrics["eyeball"]["dice"] - dice) <= 1e-3
@@ -158,7 +159,8 @@ def test_volume_table_flags_implausible_structures(ctx, tmp_path: Path):
     arr[grow & (arr == 0)] = 9
     labels = case.labels.with_array(arr)
     rows = structure_volumes(labels, ("eyeball", "optic_nerve", "medial_rectus_muscle"))
-    checks = {c.label: c for c in check_structures(labels, ("eyeball", "optic_nerve", "medial_rectus_muscle"))}
+    checks = {c.label: c for c in check_structures(labels, ("eyeball", "optic_nerve", "medial_rectus_muscle"),
+                                                    population="healthy")}
     for r in rows:
         r.update(check_row(checks[r["label"]]))
     SegmentationResult(labels, rows, "orbit_svnet_ct_demo").write(Path(tmp_path) / "res")
