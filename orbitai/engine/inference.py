@@ -21,7 +21,7 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, cast
@@ -42,6 +42,11 @@ log = logging.getLogger(__name__)
 
 #: A region of the input as [(k0, k1), (j0, j1), (i0, i1)] (half-open voxel ranges).
 Box = list[tuple[int, int]]
+
+#: How far (mm) beyond a structure's voxels its soft volume (:meth:`EngineResult.soft_volumes`) gathers its class's
+#: probability, at least: on thick slices one slice thickness (what a structure fills partly lies in the next
+#: slice, and the network's probability fades towards that slice's centre).
+SOFT_MARGIN_MM = 3.0
 
 
 @dataclass
@@ -348,6 +353,10 @@ class EngineResult:
     seconds: float = 0.0
     window_seconds: float = 0.0          # the sliding-window inference alone
     prep_seconds: float = 0.0            # resampling to the model grid and normalising
+    # the class probabilities (C, k, j, i) on the model-grid box around ``box`` and that box's grid (an empty
+    # image with its geometry): what :meth:`soft_volumes` sums
+    probabilities: np.ndarray | None = None
+    probability_grid: sitk.Image | None = None
 
     def _whole(self, part: np.ndarray | None, fill, dtype) -> Volume:
         out = np.full(self.grid.shape, fill, dtype)
@@ -364,6 +373,62 @@ class EngineResult:
         """The maximum class probability on the whole input grid (1 outside ``box``: background,
         certain); made when asked for (a float copy of the whole scan)."""
         return self._whole(None if self.box_confidence is None else self.box_confidence(), 1.0, np.float32)
+
+    def soft_volumes(self, labels: Volume, class_of: Mapping[int, int],
+                     margin_mm: float | None = None) -> dict[int, float]:
+        """Partial-volume-aware volumes (cm3) of the regions of ``labels`` (a label map on the input grid, e.g.
+        the classes split into sides and cleaned): for each label value ``v`` of ``class_of`` (value -> model
+        class), the sum of its class's probability over the model-grid voxels within ``margin_mm`` (default: the
+        larger of :data:`SOFT_MARGIN_MM` and the scan's largest spacing) of ``v``'s voxels and nearer to them than
+        to any other value of that class, times the model voxel's volume.
+
+        On thick slices the label map keeps only the voxels a structure fills for the most part; the model
+        grid (finer, and where the network's probabilities live) keeps the rest. Only the values found on the
+        model grid are listed (a structure thinner than a model voxel may be missed there)."""
+        out: dict[int, float] = {}
+        if margin_mm is None:
+            margin_mm = max(SOFT_MARGIN_MM, *self.grid.spacing)
+        if self.probabilities is None or self.probability_grid is None or self.box is None:
+            return out
+        if tuple(labels.shape) != tuple(self.grid.shape):
+            raise InputError(f"The label map (shape {labels.shape}) does not lie on the scan's grid "
+                             f"(shape {self.grid.shape}).")
+        part = sitk.GetImageFromArray(np.ascontiguousarray(labels.array[tuple(slice(a, b) for a, b in self.box)],
+                                                           np.uint8))
+        part.CopyInformation(part_image(self.grid, self.box))
+        lab = sitk.GetArrayFromImage(sitk.Resample(part, self.probability_grid, sitk.Transform(),
+                                                   sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8))
+        spacing = np.array(self.probability_grid.GetSpacing(), float)
+        voxel_cm3 = float(np.prod(spacing)) / 1000.0
+        pad = [int(math.ceil(margin_mm / s)) for s in spacing[::-1]]
+        order = list(class_of)
+        for v, c in class_of.items():
+            box = bbox(lab == v, pad)                 # every voxel within the margin of v's
+            if box is None:
+                continue
+            near = _distance_mm(lab[box] == v, spacing) <= margin_mm
+            # the same class's other values (the other side): a voxel nearer to one of them is theirs (ties: the
+            # value listed first); only their voxels within the margin of this box can be nearer
+            rivals = [w for w in order if w != v and class_of[w] == c]
+            if rivals:
+                big = grow(box, max(pad), lab.shape)
+                inner = tuple(slice(b.start - g.start, b.stop - g.start) for b, g in zip(box, big))
+                mine = _distance_mm(lab[big] == v, spacing)[inner]
+                for w in rivals:
+                    if (lab[big] == w).any():
+                        theirs = _distance_mm(lab[big] == w, spacing)[inner]
+                        near &= (mine < theirs) | ((mine == theirs) & (order.index(v) < order.index(w)))
+            out[v] = float(self.probabilities[c][box][near].sum(dtype=np.float64)) * voxel_cm3
+        return out
+
+
+def _distance_mm(mask: np.ndarray, spacing: np.ndarray) -> np.ndarray:
+    """Distance (mm) of every voxel of ``mask``'s grid (spacing x, y, z) to the mask (0 inside)."""
+    img = sitk.GetImageFromArray(mask.astype(np.uint8))
+    img.SetSpacing(tuple(float(s) for s in spacing))
+    d = sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(img, insideIsPositive=False, squaredDistance=False,
+                                                            useImageSpacing=True))
+    return np.maximum(d, 0.0, out=d)
 
 
 @dataclass
@@ -482,10 +547,12 @@ def predict(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "o
         # from the probabilities on the model-grid region it reads (background, certain, outside the crop).
         region = input_box_on_grid(box, vol, ref)
         probs = region_probabilities(lg, crop, full_shape, region)
-        cls, confidence = map_classes(probs, subgrid(ref, region), vol, box)
+        prob_grid = subgrid(ref, region)
+        cls, confidence = map_classes(probs, prob_grid, vol, box)
         classes = Volume(cls, vol.spacing, tuple(vol.index_to_physical([box[2][0], box[1][0], box[0][0]])),
                          vol.direction)
-        del probs
+    else:
+        probs, prob_grid = None, None
     del lg, logits
     return EngineResult(classes, box, confidence, vol, warnings, time.perf_counter() - t0, t_window,
-                        net.prep_seconds + t_checks)
+                        net.prep_seconds + t_checks, probs, prob_grid)

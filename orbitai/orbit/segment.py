@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from orbitai.io import Volume
+from orbitai.orbit.anatomy import label_counts
 from orbitai.orbit.rules import (
     MIN_EYEBALL_ML,
     OrbitNotFoundError,
@@ -44,6 +46,18 @@ class SegResult:
     def confidence(self) -> Volume | None:
         """Max class probability per voxel on the input grid (made when asked for)."""
         return None if self.engine is None else self.engine.confidence
+
+    def soft_volumes(self, structures: Sequence[str]) -> dict[int, float]:
+        """Each orbit-scheme label value's partial-volume-aware volume (cm3): its class's probability summed on
+        the model grid around it (:meth:`orbitai.engine.inference.EngineResult.soft_volumes`; the sides are kept
+        apart by nearness). A structure found on the input grid but not on the coarser model grid keeps its voxel
+        volume; one not found, 0. ``structures``: the model's classes (``SegSpec.structures``)."""
+        counts = label_counts(self.labels)
+        vv = self.labels.voxel_volume_mm3() / 1000.0
+        values = {v: c for c, pair in class_values(structures).items() for v in pair}
+        soft = {} if self.engine is None else self.engine.soft_volumes(self.labels, values)
+        voxels = {v: int(counts[v]) if v < len(counts) else 0 for v in values}
+        return {v: (soft.get(v, n * vv) if n else 0.0) for v, n in voxels.items()}
 
 
 def segment(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "overlap",
