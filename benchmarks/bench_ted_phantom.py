@@ -1,0 +1,87 @@
+"""TED-like phantoms (issue 66 item 3): recti enlarged 2-3x in volume (`orbitai.phantoms.orbit.ted_case`), run
+through ``orbitai seg predict`` with the bundled default models (CT and T2 MRI) and the default population (ted).
+
+Per rectus-side: the truth and predicted volumes, Dice, the check; per case: the verdict (an "unlikely" warning or
+none), how many recti read "enlarged", and the TED upper bound each was checked against. Also each truth volume's
+check (what a perfect segmentation would read). The bar (issue 66): no "unlikely" verdict, an "enlarged" finding per
+enlarged muscle; a model that under-segments the enlarged muscles shows it in the Dice and volume ratio.
+
+``python -m benchmarks ted_phantom`` -> ``benchmarks/results/ted_phantom.json``.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import write_result
+
+SEEDS = (660401, 660402)
+MODALITIES = ("ct", "t2")
+SCALE = None        # orbitai.phantoms.orbit.TED_MUSCLE_SCALE: inferior, medial, superior 3x, lateral 2x
+
+
+def _case(seed: int, modality: str, folder: Path) -> dict[str, Any]:
+    from orbitai.cli import main as cli
+    from orbitai.io import read_volume, write_volume
+    from orbitai.labels import ORBIT_LABELS
+    from orbitai.orbit.anatomy import RECTI, check_structure
+    from orbitai.phantoms.orbit import ted_case
+
+    case = ted_case(seed, modality, SCALE)
+    image = write_volume(case.image, folder / f"{modality}_{seed}.nrrd")
+    out = folder / f"out_{modality}_{seed}"
+    t0 = time.perf_counter()
+    assert cli(["seg", "predict", str(image), "--out", str(out), "--device", "cpu", "--labelmap"]) == 0
+    seconds = time.perf_counter() - t0
+    data = json.loads((out / "result.json").read_text())
+    pred = read_volume(out / "labels.nrrd").array
+    truth = case.labels.array
+    vv = case.labels.voxel_volume_mm3() / 1000.0
+    rows = {}
+    for r in data["structures"]:
+        v = r["label"]
+        if ORBIT_LABELS[v].structure not in RECTI:
+            continue
+        p, t = pred == v, truth == v
+        true_cm3 = float(t.sum()) * vv
+        rows[r["name"]] = {"truth_cm3": round(true_cm3, 3), "pred_cm3": round(r["volume_cm3"], 3),
+                           "pred_over_truth": round(r["volume_cm3"] / true_cm3, 3) if true_cm3 else None,
+                           "dice": round(2 * float(np.count_nonzero(p & t)) / max(int(p.sum() + t.sum()), 1), 3),
+                           "check": r["check"], "range_cm3": r["range_cm3"],
+                           "truth_check": check_structure(v, true_cm3, None).status}
+    return {"seed": seed, "modality": modality, "model": data["model"], "population": data["population"],
+            "seconds": round(seconds, 1), "unlikely": any("unlikely" in w for w in data["warnings"]),
+            "recti": rows}
+
+
+def main() -> None:
+    from orbitai.orbit.anatomy import ENLARGED
+
+    cases = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for modality in MODALITIES:
+            for seed in SEEDS:
+                cases.append(_case(seed, modality, Path(tmp)))
+                print(json.dumps(cases[-1])[:400])
+    metrics: dict[str, Any] = {}
+    for modality in MODALITIES:
+        mine = [c for c in cases if c["modality"] == modality]
+        recti = [r for c in mine for r in c["recti"].values()]
+        metrics[f"{modality}_cases_unlikely"] = sum(c["unlikely"] for c in mine)
+        metrics[f"{modality}_recti_enlarged_of_{len(recti)}"] = sum(r["check"] == ENLARGED for r in recti)
+        metrics[f"{modality}_truth_enlarged_of_{len(recti)}"] = sum(r["truth_check"] == ENLARGED for r in recti)
+        metrics[f"{modality}_recti_dice_median"] = float(np.median([r["dice"] for r in recti]))
+        metrics[f"{modality}_recti_pred_over_truth_median"] = float(np.median([r["pred_over_truth"] for r in recti]))
+    write_result("ted_phantom", metrics,
+                 {"cases_unlikely": "0 (issue 66: no 'unlikely' flag on a TED-like phantom)",
+                  "recti_enlarged": "every rectus above the normal adult range and within TED's"},
+                 notes={"scale": "TED_MUSCLE_SCALE (3x SR, IR, MR; 2x LR)", "seeds": list(SEEDS), "cases": cases})
+
+
+if __name__ == "__main__":
+    main()
