@@ -170,9 +170,12 @@ def modality_arguments(modality: Optional[str]) -> list[str]:
 
 
 def scan_text(result: dict[str, Any]) -> str:
-    """" Scan: <what the scan is>." from a result.json's ``scan`` block, "" without one."""
+    """" Scan: <what the scan is>." from a result.json's ``scan`` block, "" without one; then " Reformatted: <how>."
+    when the input was reformatted to the model's plane."""
     scan = result.get("scan")
-    return f" Scan: {scan['summary']}." if isinstance(scan, dict) and scan.get("summary") else ""
+    # a 3D acquisition reformatted to the model's plane says so (issue 66: result.json's "reformatted")
+    moved = f" Reformatted: {result['reformatted']}." if result.get("reformatted") else ""
+    return (f" Scan: {scan['summary']}." if isinstance(scan, dict) and scan.get("summary") else "") + moved
 
 
 def trust_text(result: dict[str, Any]) -> str:

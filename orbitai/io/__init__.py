@@ -19,6 +19,7 @@ round trips (label maps keep their integer type, oblique directions are preserve
 * :mod:`orbitai.io.dicom`      DICOM series: slice geometry, Hounsfield units, `Acquisition`; writing one
 * :mod:`orbitai.io.regrid`     tilted or unevenly spaced slices onto a regular grid
 * :mod:`orbitai.io.grids`      a segmentation against its image's grid (half a voxel), resampling
+* :mod:`orbitai.io.orient`     an acquisition's plane; a 3D one reformatted to a model's plane (no interpolation)
 
 The names below are the ones the rest of OrbitAI imports from ``orbitai.io``.
 """

@@ -23,7 +23,7 @@ from orbitai.progress import ProgressCallback
 from orbitai.scan import ScanFacts
 from orbitai.tao.data import centre_crop
 from orbitai.tao.models import load_tao_model
-from orbitai.tao.preprocess import EyeCrop, check_tao_input, preprocess_eyes
+from orbitai.tao.preprocess import EyeCrop, axial_input, check_tao_input, preprocess_eyes
 from orbitai.tao.result import MAP_KINDS, TaoResult
 from orbitai.tao.spec import SCOPE, TaoInputSpec
 
@@ -75,11 +75,13 @@ class TaoPrediction:
     device: str
     warnings: list[str] = field(default_factory=list)
     segmentation_source: str = "given"
+    reformatted: str = ""       # how a 3D acquisition in another plane was reformatted to axial ("": it was not)
 
     def to_json(self) -> dict:
         return {"model": self.model, "network": self.network, "device": self.device,
                 "seconds": round(self.seconds, 3), "threshold": self.threshold,
                 "segmentation": self.segmentation_source, "warnings": self.warnings, "scope": SCOPE,
+                **({"reformatted": self.reformatted} if self.reformatted else {}),
                 "eyes": [e.to_json(self.threshold) for e in self.eyes]}
 
     def out_of_scope(self, reasons: list[str]) -> None:
@@ -171,7 +173,8 @@ def predict_tao(image: Volume, labels: Optional[Volume], model_name: str = "B", 
                 progress: Optional[ProgressCallback] = None, resample_masks: bool = False,
                 what: str = "the orbit segmentation", facts: Optional[ScanFacts] = None,
                 models: Optional[TaoModels] = None) -> TaoPrediction:
-    """Classify each eye of an axial T2 MRI as active/inactive TAO; ``labels`` (orbit scheme)
+    """Classify each eye of an axial T2 MRI (a 3D one in another plane reformatted to axial, said in the result's
+    ``reformatted``; maps stay on ``image``'s grid) as active/inactive TAO; ``labels`` (orbit scheme)
     place the crops, else OrbitSegmentation's MRI model finds the orbits. Given ``labels`` off the MRI's
     grid are refused (naming ``what``) unless ``resample_masks`` (then said in ``warnings``). ``facts``: what the
     scan is (`orbitai.scan.scan_facts`, judged once by the caller), read by the input checks. ``models``: the
@@ -179,6 +182,7 @@ def predict_tao(image: Volume, labels: Optional[Volume], model_name: str = "B", 
     t0 = time.perf_counter()
     report = progress or (lambda d, t, m: None)
     check_tao_input(image, facts=facts)
+    image, labels, reformatted = axial_input(image, labels)    # a 3D acquisition in another plane (issue 66)
     report(0, 4, "loading model")
     bundle, model = (models or TaoModels(model_name)).network(device)
     spec = input_spec(bundle)   # the bundle's input block drives the preprocessing
@@ -223,4 +227,4 @@ def predict_tao(image: Volume, labels: Optional[Volume], model_name: str = "B", 
     if noise:
         warnings.append(noise)
     return TaoPrediction(eyes, bundle.name, bundle.metadata.get("network", "?"), threshold,
-                         time.perf_counter() - t0, str(device), warnings, source)
+                         time.perf_counter() - t0, str(device), warnings, source, reformatted)

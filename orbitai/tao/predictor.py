@@ -77,6 +77,8 @@ class TaoPredictor(Predictor):
         for w in pred.warnings:
             print(f"warning: {w}")
         print(f"scan: {facts.summary()}")
+        if pred.reformatted:
+            print(f"reformatted: {pred.reformatted}")
         for e in result.data["eyes"]:      # a call marked do not use reads "not assessed: <reason>", no P (issue 61)
             print(f"{e['side']:<6} " + (not_assessed(e) or f"P(active) = {e['probability_active']:.3f} -> {e['call']}"))
         print(f"scope: {pred.to_json()['scope']}")

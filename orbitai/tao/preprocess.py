@@ -20,6 +20,7 @@ from typing import Optional
 import numpy as np
 
 from orbitai.io import RESAMPLE_OPTION, Volume, VolumeError, require_values, resample_like, segmentation_on_image
+from orbitai.io.orient import plane_refusal, reformat_to
 from orbitai.labels import values_for
 from orbitai.orbit.rules import OrbitNotFoundError
 from orbitai.preprocess.bias import n4_correct
@@ -34,6 +35,8 @@ CROP_SIDE_MM = 64.0        # orbit field of view of the 164-pixel crop
 AXIS_OFFSET_MM = 14.0      # eyeball centre -> crop centre, along the orbit axis
 MIN_EYEBALL_ML = 2.0       # smaller "eyeballs" are segmentation noise
 SIDES = ("right", "left")
+#: The paper's plane: a 3D acquisition in another one is reformatted to it (`orbitai.io.orient.reformat_to`).
+PLANE = "axial"
 
 
 @dataclass
@@ -115,16 +118,15 @@ def check_tao_input(image: Volume, slices: int = N_SLICES, facts: Optional[ScanF
     if ct_for_an_mr_model(facts, image):
         raise VolumeError("The image looks like CT (Hounsfield units, air near -1000). TAOActivity needs an "
                           "orbital T2-weighted MRI (the paper used axial T2 SPIR).")
-    if slice_axis(image) is None:
-        raise VolumeError("The image is not an axial acquisition (no image axis within 45 degrees of "
-                          "superior-inferior). TAOActivity needs axial T2 MRI; reformat it to axial first.")
+    why = plane_refusal(image, PLANE, "TAOActivity")     # a 3D acquisition in another plane is reformatted
+    if why:
+        raise VolumeError(why)
 
 
-def slice_axis(image: Volume) -> int | None:
-    """Index (0=i, 1=j, 2=k) of the image axis closest to superior-inferior, if within 45 degrees."""
-    si = np.abs(image.direction[2, :])
-    ax = int(np.argmax(si))
-    return ax if si[ax] >= np.cos(np.pi / 4) and ax == 2 else None
+def axial_input(image: Volume, labels: Optional[Volume] = None) -> tuple[Volume, Optional[Volume], str]:
+    """(image, labels, note) in the paper's axial plane: unchanged for axial slices, a 3D acquisition in another
+    plane reformatted (its voxels reordered: `orbitai.io.orient.reformat_to`) and the note saying so."""
+    return reformat_to(image, PLANE, "TAOActivity", labels)
 
 
 def eye_landmarks(labels: Volume, side: str) -> tuple[np.ndarray, np.ndarray | None, float | None] | None:
@@ -195,7 +197,8 @@ def preprocess_eyes(image: Volume, labels: Volume, n4: bool = True, crop_pixels:
     onto it with a warning (:func:`orbitai.io.segmentation_on_image`; ``option``: the command's option asking
     for that, None for a command without one); ``facts``: what the scan is (:func:`check_tao_input`)."""
     check_tao_input(image, slices, facts)
-    labels, resampled = segmentation_on_image(image, labels, what, resample_masks, image_name="MRI", option=option)
+    image, moved, _ = axial_input(image, labels)          # a 3D acquisition in another plane: reformatted
+    labels, resampled = segmentation_on_image(image, moved or labels, what, resample_masks, image_name="MRI", option=option)
     crops, missing = [], []
     flip_i = image.direction[0, 0] < 0     # canonical: axis 2 towards patient left (+x LPS)
     flip_j = image.direction[1, 1] < 0     # canonical: axis 1 towards posterior (+y LPS)
