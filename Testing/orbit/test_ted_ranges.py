@@ -153,8 +153,35 @@ def test_predict_on_a_ted_phantom_reports_enlarged_recti_not_an_unlikely_result(
     for r in data["structures"]:
         lo, hi = r["range_cm3"]
         assert hi == max(r["normal_cm3"][1], TED_RANGES[r["structure"]][1]), r
-        finding = r["normal_cm3"][1] < r["volume_cm3"] <= hi and r["confidence"] >= 0.75
+        finding = r["normal_cm3"][1] < r["soft_volume_cm3"] <= hi and r["confidence"] >= 0.75    # the checks' volume
         assert (r["check"] == ENLARGED) == finding, r
     # (the bundled CT model under-segments these enlarged recti: benchmarks/bench_ted_phantom.py measures it)
     with (tmp_path / "out" / "volumes.csv").open(encoding="utf-8", newline="") as f:
         assert [r["check"] for r in csv.DictReader(f)] == [r["check"] for r in data["structures"]]
+
+
+def test_volume_table_and_summary_say_enlarged_and_the_ranges_used(ctx, tmp_path):
+    """Slicer's (and the browser's) volume table: an enlarged rectus's check text names the TED range; the status
+    line says whose ranges were used."""
+    from orbitai.app.orbit_segmentation import OrbitSegmentationLogic
+    from orbitai.mrml import rows_from_table_node, volume_node_from_volume
+    from orbitai.orbit.result import SegmentationResult, check_row
+    from orbitai.orbit.rules import structure_volumes
+
+    case = ted_case(SEED, "ct", size=(128, 128, 32), spacing=(0.8, 0.8, 2.0))
+    node = volume_node_from_volume(ctx, case.image, name="ted phantom")
+    structures = ("eyeball", "optic_nerve", *RECTI)
+    labels = case.labels.with_array(np.where(case.labels.array <= 12, case.labels.array, 0))   # the model's labels
+    rows = structure_volumes(labels, structures)
+    checks = {c.label: c for c in check_structures(labels, structures, population="ted")}
+    for r in rows:
+        r.update(check_row(checks[r["label"]]))
+    SegmentationResult(labels, rows, "orbit_svnet_ct_demo", info={"population": "ted"}).write(tmp_path / "res")
+    out = OrbitSegmentationLogic(ctx).loadResults(tmp_path / "res", node)
+    table = {r["structure"]: r for r in rows_from_table_node(out.volumes_table_node)}
+    enlarged = [n for n, c in ((c.name, c) for c in checks.values()) if c.status == ENLARGED]
+    assert len(enlarged) >= 4
+    for name in enlarged:
+        assert table[name]["check"] == "enlarged, within the thyroid eye disease range", table[name]
+        assert "thyroid eye disease's" in table[name]["note"]
+    assert "Volume ranges: thyroid eye disease" in out.summary()
