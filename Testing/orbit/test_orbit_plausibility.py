@@ -100,7 +100,8 @@ def test_predict_reports_each_structures_check(ct_phantom, tmp_path, capsys):
     assert sum(r["check"] == NORMAL for r in rows) >= 9          # a good phantom: nearly all normal
     for r in rows:
         lo, hi = r["normal_cm3"]
-        assert (r["check"] == NORMAL) == (lo <= r["volume_cm3"] <= hi and r["confidence"] >= UNCERTAIN_BELOW), r
+        # the checks read the soft (partial-volume-aware) volume
+        assert (r["check"] == NORMAL) == (lo <= r["soft_volume_cm3"] <= hi and r["confidence"] >= UNCERTAIN_BELOW), r
     with (tmp_path / "out" / "volumes.csv").open(encoding="utf-8", newline="") as f:
         assert [r["check"] for r in csv.DictReader(f)] == [r["check"] for r in rows]
     printed = capsys.readouterr().out

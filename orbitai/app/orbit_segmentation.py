@@ -153,11 +153,13 @@ class OrbitSegmentationLogic(JobLogic):
                                                  reference_node=input_node)
         # the plausibility columns: what lies outside the range used (result.json's population), is enlarged within
         # the thyroid eye disease range (a finding) or where the model is uncertain
+        # beside the voxel count's volume, the soft one (class probabilities: what lies partly in a voxel counts)
         rows = [{"structure": r["name"], "side": r["side"], "volume (cm3)": float(r["volume_cm3"]),
+                 **({"soft volume (cm3)": float(r["soft_volume_cm3"])} if "soft_volume_cm3" in r else {}),
                  "check": "" if r.get("check", "normal") == "normal" else r["check"], "note": r.get("note", "")}
                 for r in volumes]
         vol_table = table_node_from_rows(self.ctx, rows, name=f"{base} orbit volumes",
-                                         units={"volume (cm3)": "cm3"})
+                                         units={k: "cm3" for k in rows[0] if k.endswith("(cm3)")} if rows else None)
         met_table = None
         if metric_rows is not None:
             met_table = table_node_from_rows(self.ctx, metric_rows, name=f"{base} orbit metrics",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -167,10 +167,12 @@ def check_structure(label: int, volume_cm3: float, confidence: Optional[float],
 
 def check_structures(labels: Volume, structures: Sequence[str],
                      confidence: Optional[Volume] = None, *,
-                     population: str = DEFAULT_POPULATION) -> list[StructureCheck]:
+                     population: str = DEFAULT_POPULATION,
+                     volumes: Optional[Mapping[int, float]] = None) -> list[StructureCheck]:
     """Every side of the model's ``structures`` (orbit-scheme names; those with a normal range) in ``labels``, checked against the
     ranges of ``population`` (:func:`check_structure`) and, with ``confidence`` (the winning class probability on the same grid), the model's
-    mean confidence over the structure."""
+    mean confidence over the structure. ``volumes`` (label value -> cm3, e.g. the partial-volume-aware soft
+    volumes) replaces the voxel count's volume of each structure found."""
     checked_range("eyeball", population)      # an unknown population: one line before any work
     counts = label_counts(labels)
     vv = labels.voxel_volume_mm3() / 1000.0
@@ -182,7 +184,10 @@ def check_structures(labels: Volume, structures: Sequence[str],
         mean_conf = None
         if conf is not None and counts[value]:
             mean_conf = float(conf[labels.array == value].mean())
-        out.append(check_structure(value, float(counts[value]) * vv, mean_conf, population))
+        cm3 = float(counts[value]) * vv
+        if volumes is not None and counts[value] and value in volumes:
+            cm3 = float(volumes[value])
+        out.append(check_structure(value, cm3, mean_conf, population))
     return out
 
 

@@ -13,7 +13,7 @@ from orbitai.device import run_with_fallback
 from orbitai.io import read_scan, require_values, write_volume
 from orbitai.orbit.anatomy import DEFAULT_POPULATION, check_structures, checked_range, verdict
 from orbitai.orbit.models import load_seg_model
-from orbitai.orbit.result import LABELMAP_FILE, SegmentationResult, check_row
+from orbitai.orbit.result import LABELMAP_FILE, SOFT_VOLUME_KEY, SegmentationResult, check_row
 from orbitai.orbit.rules import structure_volumes
 from orbitai.orbit.segment import segment
 from orbitai.preprocess.checks import check_spacing
@@ -90,10 +90,15 @@ def predict(image: str | os.PathLike, out: str | os.PathLike, models: ModelCache
                                               mirror=mirror, facts=facts), models.device)
     t3 = time.perf_counter()
     rows = structure_volumes(res.labels, spec.structures)
-    # each structure against the normal adult range and the model's own confidence (the whole verdict: a warning)
-    checks = {c.label: c for c in check_structures(res.labels, spec.structures, res.confidence,
-                                                   population=population)}
+    # partial-volume-aware volumes from the class probabilities: on thick slices the voxel count misses what
+    # lies partly in a voxel
+    soft = res.soft_volumes(spec.structures)
+    # each structure (its soft volume) against the normal adult range and the model's own confidence (the whole
+    # verdict: a warning)
+    checks = {c.label: c for c in check_structures(res.labels, spec.structures, res.confidence, population=population,
+                                                   volumes=soft)}
     for r in rows:
+        r[SOFT_VOLUME_KEY] = round(soft.get(r["label"], r["volume_cm3"]), 4)
         r.update(check_row(checks[r["label"]]))
     # structures lying where the acquired slices are too far apart for them: said, not guessed silently
     gap_warnings = structure_gap_warnings(res.labels.array, res.labels.ijk_to_lps(),
@@ -137,7 +142,7 @@ def predict(image: str | os.PathLike, out: str | os.PathLike, models: ModelCache
               "postprocess": (t3 - t2) - res.prep_seconds - res.window_seconds, "volumes": t4 - t3, "write": t5 - t4}
     print("timing stages: " + ", ".join(f"{k} {v:.2f} s" for k, v in stages.items()))
     for r in rows:
-        print(f"  {r['name']:<36} {r['volume_cm3']:.3f} cm3" + (f"  [{r['check']}: {r['note']}]" if r["note"] else ""))
+        print(f"  {r['name']:<36} {r['volume_cm3']:.3f} cm3 (soft {r[SOFT_VOLUME_KEY]:.3f})" + (f"  [{r['check']}: {r['note']}]" if r["note"] else ""))
     return result
 
 

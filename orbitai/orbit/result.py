@@ -4,6 +4,7 @@
                                DICOM series with gantry tilt or uneven spacing, on the regular grid it
                                was resampled onto (``acquisition.resampled``), which covers the series
 ``DIR/volumes.csv``            one row per structure and side: label, name, structure, side, voxels, volume_cm3,
+                               soft_volume_cm3 (from the class probabilities: what lies partly in a voxel counts),
                                check (normal, not found, outside the normal adult range, uncertain,
                                enlarged, within the thyroid eye disease range)
 ``DIR/uncertainty.nrrd``       1 - max class probability per voxel (when asked for)
@@ -19,7 +20,7 @@
                      "resampled": {"size": [...], "spacing": [...], "origin": [...], "direction": [...]},
                      "values": null, "notes": ["28 DICOM slices with gantry tilt 20.0 degrees ..."]},
      "structures": [{"label": 1, "name": "eyeball_left", "structure": "eyeball", "side": "left",
-                     "voxels": 6512, "volume_cm3": 6.51, "check": "normal", "note": "",
+                     "voxels": 6512, "volume_cm3": 6.51, "soft_volume_cm3": 6.57, "check": "normal", "note": "",
                      "normal_cm3": [5.5, 9.5], "confidence": 0.95, "range_cm3": [5.5, 9.5]}, ...],
      "files": {"segmentation": "segmentation.seg.nrrd", "volumes": "volumes.csv",
                "uncertainty": "uncertainty.nrrd"}}
@@ -47,6 +48,9 @@ LABELMAP_FILE = "labels.nrrd"
 #: What ``seg rank`` writes into its folder: the scans most worth correcting first (`orbitai.orbit.rank`).
 RANKING_FILE = "ranking.csv"
 VOLUME_COLUMNS = ("label", "name", "structure", "side", "voxels", "volume_cm3")
+#: Each structure's partial-volume-aware volume: its class probability summed around it on the model grid
+#: (orbitai.orbit.segment.SegResult.soft_volumes), what the checks compare with the ranges. Optional when read.
+SOFT_VOLUME_KEY = "soft_volume_cm3"
 #: Each structure's plausibility (orbitai.orbit.anatomy.check_structures): its status, a sentence for the
 #: reader (empty when normal), the normal adult range and the model's mean confidence over it.
 #: ``range_cm3`` is the range the check used (the normal one, for thyroid eye disease up to TED's upper bound;
@@ -82,11 +86,12 @@ class SegmentationResult(TaskResult):
 
     def to_json(self) -> dict[str, Any]:
         return {"model": self.model, **self.info, "warnings": list(self.warnings),
-                "structures": [{k: r[k] for k in (*VOLUME_COLUMNS, *CHECK_KEYS) if k in r} for r in self.volumes]}
+                "structures": [{k: r[k] for k in (*VOLUME_COLUMNS, SOFT_VOLUME_KEY, *CHECK_KEYS) if k in r}
+                               for r in self.volumes]}
 
     def _write_files(self, folder: Path) -> dict[str, str]:
         files = {"segmentation": write_segmentation(self.labels, folder / SEGMENTATION_FILE).name}
-        columns = list(VOLUME_COLUMNS) + (["check"] if all("check" in r for r in self.volumes) else [])
+        columns = [*VOLUME_COLUMNS, *(k for k in (SOFT_VOLUME_KEY, "check") if all(k in r for r in self.volumes))]
         with (folder / VOLUMES_FILE).open("w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=columns)
             w.writeheader()
@@ -141,6 +146,9 @@ def _check_structures(rows: Any) -> list[dict[str, Any]]:
             raise ResultError(f"{where}: label must be a positive integer listed once, got {label!r}.")
         if not isinstance(vol, (int, float)) or not math.isfinite(vol) or vol < 0:
             raise ResultError(f"{where}: volume_cm3 must be a finite number >= 0, got {vol!r}.")
+        soft = r.get(SOFT_VOLUME_KEY, 0.0)
+        if not isinstance(soft, (int, float)) or not math.isfinite(soft) or soft < 0:
+            raise ResultError(f"{where}: {SOFT_VOLUME_KEY} must be a finite number >= 0, got {soft!r}.")
         seen.add(label)
         out.append(dict(r))
     return out

@@ -38,7 +38,8 @@ def thick_slices(case: PhantomCase, factor: int) -> PhantomCase:
     labels = values[counts.argmax(0)].astype(lab.array.dtype)       # ties: the lower value
     spacing = (img.spacing[0], img.spacing[1], img.spacing[2] * factor)
     # the thick slice's centre: the middle of its fine slices
-    origin = np.asarray(img.origin, float) + img.direction[:, 2] * img.spacing[2] * (factor - 1) / 2.0
+    centre = np.asarray(img.origin, float) + img.direction[:, 2] * img.spacing[2] * (factor - 1) / 2.0
+    origin = (float(centre[0]), float(centre[1]), float(centre[2]))
     info_out = {**case.info, "slice_factor": int(factor), "fine_spacing_mm": [round(s, 4) for s in img.spacing],
                 "spacing_mm": [round(s, 4) for s in spacing]}
     return PhantomCase(Volume(mean, spacing, origin, img.direction), Volume(labels, spacing, origin, img.direction),
