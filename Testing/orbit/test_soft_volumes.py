@@ -144,3 +144,31 @@ def test_on_4mm_slices_the_soft_volume_recovers_what_the_binary_mask_loses(fine_
     (out / "result.json").write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(ResultError, match="soft_volume_cm3 must be a finite number >= 0"):
         SegmentationResult.read(out)
+
+
+def test_the_volume_table_shows_the_soft_volume_beside_the_voxel_count(ctx, tmp_path):
+    """Slicer's (and the browser's) volume table: a 'soft volume (cm3)' column in cm3 after the voxel count's; a
+    result written before the soft volumes existed still loads, without the column."""
+    from orbitai.app.orbit_segmentation import OrbitSegmentationLogic
+    from orbitai.mrml import rows_from_table_node, volume_node_from_volume
+    from orbitai.mrml.tables import column_units
+    from orbitai.orbit.rules import structure_volumes
+
+    case = orbit_case(SEED, "ct", size=(96, 96, 24), spacing=(0.9, 0.9, 2.0), oblique=False)
+    node = volume_node_from_volume(ctx, case.image, name="phantom")
+    labels = case.labels.with_array(np.where(case.labels.array <= 12, case.labels.array, 0))
+    rows = structure_volumes(labels, ("eyeball", "optic_nerve", *RECTI))
+    for r in rows:
+        r[SOFT_VOLUME_KEY] = round(1.1 * r["volume_cm3"], 4)
+    SegmentationResult(labels, rows, "orbit_svnet_ct_demo").write(tmp_path / "soft")
+    out = OrbitSegmentationLogic(ctx).loadResults(tmp_path / "soft", node)
+    table = {r["structure"]: r for r in rows_from_table_node(out.volumes_table_node)}
+    for r in rows:
+        assert table[r["name"]]["soft volume (cm3)"] == pytest.approx(r[SOFT_VOLUME_KEY])
+        assert table[r["name"]]["volume (cm3)"] == pytest.approx(r["volume_cm3"])
+    assert column_units(out.volumes_table_node) == {"volume (cm3)": "cm3", "soft volume (cm3)": "cm3"}
+    for r in rows:
+        del r[SOFT_VOLUME_KEY]
+    SegmentationResult(labels, rows, "orbit_svnet_ct_demo").write(tmp_path / "plain")
+    out = OrbitSegmentationLogic(ctx).loadResults(tmp_path / "plain", node)
+    assert "soft volume (cm3)" not in rows_from_table_node(out.volumes_table_node)[0]
