@@ -26,8 +26,9 @@ import SimpleITK as sitk
 from orbitai.classify.trust import NO_TRUST_WARNING, Trust, binary_logits, do_not_use, scope_message
 from orbitai.cohort.clinical import IVGC_CLINICAL
 from orbitai.errors import InputError
-from orbitai.io import Volume
+from orbitai.io import Volume, resample_like
 from orbitai.io.dicom import acquisition_tags
+from orbitai.io.orient import in_plane, near_isotropic, reformat_to
 from orbitai.io.values import noise_warning
 from orbitai.ivgc.checks import bundle_strategy, check_clinical, check_clinical_names
 from orbitai.ivgc.features import load_case, read_case_image
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
 EXPECTS = Expects(modality="MR", weightings=("T2",), orbits=True,
                   name="The IVGC models (paper 001: coronal T2-weighted MRI of the orbits)")
 #: What every IVGC model assumes, shown with each result (issue 51).
+#: The paper's plane (paper 001: coronal T2): a 3D acquisition in another plane is reformatted to it (issue 66).
+PLANE = "coronal"
 SCOPE = ("For a patient with thyroid eye disease before intravenous glucocorticoids: a coronal T2-weighted MRI of "
          "the orbits with its recti segmented (paper 001). Trained on phantoms only; not for clinical use.")
 
@@ -70,6 +73,7 @@ class IvgcPrediction:
     ood_distance: Optional[float] = None
     noise: bool = False                    # the MRI around the segmentation is noise (orbitai.io.values)
     out_of_scope: str = ""                 # why the scan breaks what the models were made for ("" if it does not)
+    reformatted: str = ""                  # how a 3D acquisition in another plane was reformatted to coronal
 
     @property
     def call(self) -> str:
@@ -85,6 +89,8 @@ class IvgcPrediction:
                 "model": self.model, "kind": self.kind, "strategy": self.strategy,
                 "clinical_used": self.clinical_used, "device": self.device, "seconds": round(self.seconds, 3),
                 "warnings": self.warnings, "scope": SCOPE}
+        if self.reformatted:
+            data["reformatted"] = self.reformatted
         if self.trust is not None and self.ood_distance is not None:
             data.update(self.trust.ood_json(self.ood_distance))
         if self.flagged:
@@ -119,6 +125,17 @@ def clinical_vector(values: Mapping[str, Any], fill: Mapping[str, float], source
 
 
 # --------------------------------------------------------------------------------------------- prediction
+def coronal_case(image: Volume, sitk_image: Any, labels: np.ndarray) -> tuple[Any, np.ndarray, str]:
+    """(SimpleITK image, labels on its grid, note) in the paper's coronal plane: a 3D acquisition in another plane
+    reformatted (its voxels reordered, `orbitai.io.orient.reformat_to`) and the note saying so; anything else as
+    given (``sitk_image``: ``image``'s, note ""): the radiomics are 3D, and a 2D acquisition in another plane was
+    taken before too."""
+    if in_plane(image, PLANE) or not near_isotropic(image):
+        return sitk_image, labels, ""
+    moved, moved_labels, note = reformat_to(image, PLANE, "The IVGC models", image.with_array(labels))
+    return moved.to_sitk(), np.asarray((moved_labels or moved).array), note
+
+
 @dataclass(frozen=True)
 class IvgcOptions:
     """The options that decide one patient's prediction besides the model and the inputs (``ivgc predict``'s)."""
@@ -184,6 +201,7 @@ def predict_with_model(load: "Callable[[], tuple[Bundle, Any]]", image: str | Pa
         facts = scan_facts(vol, acquisition_tags(image), image, options.modality)
     sitk_image, labels = load_case(image, segmentation, resample_masks=options.resample_masks, warnings=warnings,
                                    facts=facts, volume=vol)
+    sitk_image, labels, reformatted = coronal_case(vol, sitk_image, labels)
     masks = strategy_masks(labels, [roi], f"The segmentation {Path(segmentation).name}")
     warnings.extend(facts.notes + facts.caveats(EXPECTS))
     out_of_scope = "; ".join(facts.breaks(EXPECTS))
@@ -222,6 +240,8 @@ def predict_with_model(load: "Callable[[], tuple[Bundle, Any]]", image: str | Pa
 
         probability, distance, cam = deep_probability(bundle, net, sitk_image, labels, roi, radiomics, clin, options.gradcam,
                                                       device, report, trust)
+        if cam is not None and reformatted:      # the map goes back onto the MRI's own grid
+            cam = resample_like(cam, vol, default=0.0)
         if cam is not None and not cam.array.any():
             warnings.append("The Grad-CAM map is empty: no region of the image raises the model's output for the "
                             "predicted class (the call rests on its other inputs, or the model is undertrained).")
@@ -234,4 +254,4 @@ def predict_with_model(load: "Callable[[], tuple[Bundle, Any]]", image: str | Pa
     report(5, 5, "done")
     return IvgcPrediction(probability, float(meta.get("threshold", 0.5)), bundle.name, str(meta.get("kind")), name,
                           needs_clinical, features, cam, time.perf_counter() - t0, str(device), warnings, facts,
-                          trust, distance, bool(noise), out_of_scope)
+                          trust, distance, bool(noise), out_of_scope, reformatted)

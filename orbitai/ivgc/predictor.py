@@ -85,6 +85,8 @@ def tell(pred: IvgcPrediction, result: IvgcResult, folder: Path) -> None:
         print(f"warning: {w}")
     if pred.scan is not None:
         print(f"scan: {pred.scan.summary()}")
+    if pred.reformatted:
+        print(f"reformatted: {pred.reformatted}")
     # a call marked do not use reads "not assessed: <reason>" in place of the call and P (issue 61)
     call = not_assessed(result.data) or f"P(responder) = {pred.probability:.3f} -> {pred.call}"
     print(f"{call} (model {pred.model}, {pred.kind}, ROI {pred.strategy}, {pred.seconds:.1f} s)")
