@@ -1,0 +1,93 @@
+"""Issue #65 item 2-3: the rules that remove each kind of false lesion component, on small synthetic arrays."""
+from __future__ import annotations
+
+import numpy as np
+
+from orbitai.neuro.lesion_rules import DEFAULT_RULES, Rules, apply_rules, describe
+
+
+def _brain(n: int = 48) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A ball of brain (intensity 100), a dark ventricle block off the midline; zero probability."""
+    z, y, x = np.ogrid[:n, :n, :n]
+    c = (n - 1) / 2
+    brain = (z - c) ** 2 + (y - c) ** 2 + (x - c) ** 2 <= (n / 2 - 2) ** 2
+    image = np.where(brain, 100.0, 0.0).astype(np.float32)
+    image[20:28, 20:28, 28:32] = 10.0              # ventricle: deep, dark, 4-7 mm right of the midline (x ~ 23.5)
+    return brain, image, np.zeros(brain.shape, np.float32)
+
+
+def _kinds(mask, prob, image, brain):
+    _, comps = describe(mask, prob, image, brain, (1.0, 1.0, 1.0))
+    return {c.kind for c in comps}, comps
+
+
+def test_one_voxel_ventricle_rim_is_removed_and_a_thick_periventricular_lesion_kept():
+    brain, image, prob = _brain()
+    rim = np.zeros(brain.shape, bool)
+    rim[20:28, 20:28, 32] = True                   # one voxel thick, on the ventricle's lateral wall
+    lesion = np.zeros(brain.shape, bool)
+    lesion[21:26, 28:33, 27:31] = True             # 5 x 5 x 4 mm, touching the ventricle's back wall
+    prob[rim | lesion] = 0.95
+    kinds, comps = _kinds(rim | lesion, prob, image, brain)
+    assert {c.kind for c in comps} == {"ventricle_rim"}
+    out, removed = apply_rules(rim | lesion, prob, image, brain, (1.0, 1.0, 1.0), Rules(rim_thickness_mm=1.0))
+    assert removed == {"ventricle_rim": 1}
+    assert not out[rim].any() and out[lesion].all()
+
+
+def test_juxtacortical_speck_removed_below_its_size_a_large_one_kept():
+    brain, image, prob = _brain()
+    speck = np.zeros(brain.shape, bool)
+    speck[23:25, 23:25, 2:4] = True                # 8 mm3 at the brain's edge
+    big = np.zeros(brain.shape, bool)
+    big[10:16, 10:16, 5:11] = True                 # 216 mm3 touching the edge
+    prob[speck | big] = 0.97
+    _, comps = _kinds(speck | big, prob, image, brain)
+    assert [c.kind for c in comps] == ["juxtacortical", "juxtacortical"]
+    out, removed = apply_rules(speck | big, prob, image, brain, (1.0, 1.0, 1.0), Rules(juxtacortical_mm3=20.0))
+    assert removed == {"juxtacortical": 1}
+    assert not out[speck].any() and out[big].all()
+
+
+def test_speck_rule_weighs_size_by_probability_and_keeps_a_true_small_lesion():
+    brain, image, prob = _brain()
+    faint = np.zeros(brain.shape, bool)
+    faint[20:22, 34:36, 20:22] = True              # 8 mm3, deep white matter, unsure
+    small = np.zeros(brain.shape, bool)
+    small[34:37, 30:33, 20:23] = True              # 27 mm3 small true lesion, sure
+    prob[faint], prob[small] = 0.7, 0.95
+    kinds, _ = _kinds(faint | small, prob, image, brain)
+    assert kinds == {"deep_white_matter"}
+    rules = Rules(speck_mm3=30.0, speck_prob=0.8)
+    out, removed = apply_rules(faint | small, prob, image, brain, (1.0, 1.0, 1.0), rules)
+    assert removed == {"deep_white_matter": 1}
+    assert not out[faint].any() and out[small].all()
+    out, _ = apply_rules(faint | small, prob, image, brain, (1.0, 1.0, 1.0), DEFAULT_RULES)
+    assert out[small].all()
+
+
+def test_septum_on_the_midline_is_its_own_kind_and_inferior_components_are_infratentorial():
+    brain, image, prob = _brain()
+    image[20:28, 20:28, 16:20] = 10.0              # the other ventricle, left of the midline
+    septum = np.zeros(brain.shape, bool)
+    septum[20:28, 20:28, 23:25] = True             # between the two, on the midline (x 23.5)
+    septum_img = image.copy()
+    septum_img[20:28, 20:28, 20:28] = np.where(septum[20:28, 20:28, 20:28], 100.0, 10.0)
+    low = np.zeros(brain.shape, bool)
+    low[6:9, 22:25, 22:25] = True                  # deep, in the lowest fifth of the brain
+    prob[septum | low] = 0.9
+    _, comps = describe(septum | low, prob, septum_img, brain, (1.0, 1.0, 1.0))
+    assert sorted(c.kind for c in comps) == ["infratentorial", "septum_midline"]
+    out, removed = apply_rules(septum | low, prob, septum_img, brain, (1.0, 1.0, 1.0),
+                               Rules(rim_thickness_mm=1.0, infratentorial_mm3=30.0))
+    assert removed == {"septum_midline": 1, "infratentorial": 1}
+    assert not out.any()
+
+
+def test_nothing_fires_the_mask_is_unchanged():
+    brain, image, prob = _brain()
+    lesion = np.zeros(brain.shape, bool)
+    lesion[30:35, 30:35, 12:17] = True
+    prob[lesion] = 0.9
+    out, removed = apply_rules(lesion, prob, image, brain, (1.0, 1.0, 1.0), Rules(10.0, 0.5, 1.0, 20.0, 20.0))
+    assert removed == {} and np.array_equal(out, lesion)

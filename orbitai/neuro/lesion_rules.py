@@ -1,0 +1,171 @@
+"""False-positive rules of the lesion network's mask (issue #65): each predicted component is described (size,
+mean probability, contrast, thickness, where it lies) and removed when a rule for its kind fires.
+
+Where a component lies is read from the FLAIR itself, so the rules run on any input without registration:
+
+* dark fluid: brain voxels below :data:`DARK_FRACTION` of the brain's median (CSF is dark on FLAIR);
+* ventricles: dark fluid deeper than :data:`VENTRICLE_DEPTH_MM` inside the brain mask; the outer surface: outside
+  the brain mask, or dark fluid nearer the edge (sulci);
+* midline: the sagittal plane through the brain's centroid along the patient left-right axis;
+* inferior: the lowest :data:`INFERIOR_FRACTION` of the brain's superior-inferior extent (cerebellum, brainstem;
+  a crude stand-in for infratentorial, which is how it is named).
+
+Kinds (the first that matches): ``septum_midline`` (centroid within :data:`MIDLINE_MM` of the midline and within
+:data:`RIM_MM` of a ventricle), ``ventricle_rim`` (within :data:`RIM_MM` of a ventricle), ``juxtacortical``
+(within :data:`CORTEX_MM` of the outer surface), ``infratentorial`` (inferior), ``deep_white_matter``.
+
+:class:`Rules`: a component is removed when it is a speck (smaller than ``speck_mm3`` with a mean probability
+below ``speck_prob``), a thin ventricle rim or septum (thickness <= ``rim_thickness_mm``), or a juxtacortical
+component smaller than ``juxtacortical_mm3``, an infratentorial one smaller than ``infratentorial_mm3``. Zeros switch a rule off. :data:`DEFAULT_RULES` were chosen on the
+selection phantoms by ``benchmarks/bench_lesion_false_positives.py`` (figures there and in lesionseg.py).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from orbitai.neuro.seg_configs import brain_stats
+
+KINDS = ("septum_midline", "ventricle_rim", "juxtacortical", "infratentorial", "deep_white_matter")
+DARK_FRACTION = 0.5
+VENTRICLE_DEPTH_MM = 10.0
+RIM_MM = 1.5
+MIDLINE_MM = 4.0
+CORTEX_MM = 3.0
+INFERIOR_FRACTION = 0.3
+
+
+@dataclass(frozen=True)
+class Component:
+    """One predicted component: label in ``labels``, voxels, mm3, mean probability, contrast (mean intensity over
+    the brain's median), thickness (largest distance inside it to its edge, mm) and kind (:data:`KINDS`)."""
+
+    label: int
+    voxels: int
+    mm3: float
+    mean_prob: float
+    contrast: float
+    thickness_mm: float
+    kind: str
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Which components are false specks; a zero switches that rule off."""
+
+    speck_mm3: float = 0.0
+    speck_prob: float = 0.0
+    rim_thickness_mm: float = 0.0
+    juxtacortical_mm3: float = 0.0
+    infratentorial_mm3: float = 0.0
+
+    def removes(self, c: Component) -> str | None:
+        """The rule that removes ``c`` (``speck``, ``rim``, ``juxtacortical``), None when none fires."""
+        if c.mm3 < self.speck_mm3 and c.mean_prob < self.speck_prob:
+            return "speck"
+        if c.kind in ("ventricle_rim", "septum_midline") and c.thickness_mm <= self.rim_thickness_mm:
+            return "rim"
+        if c.kind == "juxtacortical" and c.mm3 < self.juxtacortical_mm3:
+            return "juxtacortical"
+        if c.kind == "infratentorial" and c.mm3 < self.infratentorial_mm3:
+            return "infratentorial"
+        return None
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+#: Chosen on the selection phantoms (see the module docstring); figures in orbitai.neuro.lesionseg.
+DEFAULT_RULES = Rules()
+
+
+def _lr_si_axes(direction: np.ndarray) -> tuple[int, float, int, float]:
+    """Array axes (z, y, x order) most along patient left-right and superior-inferior, with the signs."""
+    d = np.asarray(direction, float)          # columns: physical direction of index axes i, j, k (x, y, z)
+    lr_col = int(np.argmax(np.abs(d[0])))
+    si_col = int(np.argmax(np.abs(d[2])))
+    return 2 - lr_col, float(np.sign(d[0, lr_col])), 2 - si_col, float(np.sign(d[2, si_col]))
+
+
+def describe(mask: np.ndarray, prob: np.ndarray, image: np.ndarray, brain: np.ndarray, spacing: Sequence[float],
+             direction: np.ndarray | None = None) -> tuple[np.ndarray, list[Component]]:
+    """26-connected components of ``mask`` (arrays z, y, x; ``spacing`` x, y, z in mm as `orbitai.io.Volume`)
+    and their :class:`Component` descriptions."""
+    mask = np.asarray(mask, bool)
+    b = np.asarray(brain, bool)
+    labels, n = ndi.label(mask, np.ones((3, 3, 3), bool))
+    if n == 0:
+        return labels, []
+    # the distance maps are the cost: work in the box of the brain and the mask, one voxel of margin
+    nz = np.argwhere(b | mask)
+    box = tuple(slice(max(int(lo_) - 1, 0), int(hi_) + 2) for lo_, hi_ in zip(nz.min(0), nz.max(0)))
+    comps = _describe_box(mask[box], labels[box], n, np.asarray(prob)[box], np.asarray(image)[box], b[box],
+                          spacing, direction)
+    return labels, comps
+
+
+def _describe_box(mask: np.ndarray, labels: np.ndarray, n: int, prob: np.ndarray, image: np.ndarray,
+                  b: np.ndarray, spacing: Sequence[float], direction: np.ndarray | None) -> list[Component]:
+    sp = tuple(float(s) for s in spacing)[::-1]          # z, y, x
+    a = np.asarray(image, np.float32)
+    med, _ = brain_stats(a[b]) if b.any() else (float(np.median(a)), 0.0)
+    med = med if med > 0 else 1.0
+    depth = ndi.distance_transform_edt(b, sampling=sp)
+    dark = b & (a < DARK_FRACTION * med)
+    vent = dark & (depth > VENTRICLE_DEPTH_MM)
+    outer = ~b | (dark & ~vent)
+    d_vent = ndi.distance_transform_edt(~vent, sampling=sp) if vent.any() else np.full(a.shape, np.inf)
+    d_outer = ndi.distance_transform_edt(~outer, sampling=sp)
+    thick = ndi.distance_transform_edt(mask, sampling=sp)
+    idx = np.arange(1, n + 1)
+    size = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    mean_prob = ndi.mean(np.asarray(prob, np.float32), labels, idx)
+    contrast = ndi.mean(a, labels, idx) / med
+    near_v = ndi.minimum(d_vent, labels, idx)
+    near_o = ndi.minimum(d_outer, labels, idx)
+    thickness = ndi.maximum(thick, labels, idx)
+    cent = np.array(ndi.center_of_mass(mask, labels, idx)).reshape(n, 3)
+    lr_ax, _, si_ax, si_sign = _lr_si_axes(np.eye(3) if direction is None else direction)
+    bc = np.array(ndi.center_of_mass(b)) if b.any() else np.array(a.shape) / 2.0
+    ext = np.nonzero(b.any(axis=tuple(k for k in range(3) if k != si_ax)))[0] if b.any() else np.array([0, 1])
+    lo, hi = float(ext.min()), float(ext.max())
+    vox = float(np.prod(sp))
+    out = []
+    for k in range(n):
+        mid = abs(cent[k, lr_ax] - bc[lr_ax]) * sp[lr_ax]
+        frac = (cent[k, si_ax] - lo) / max(hi - lo, 1.0)
+        inferior = (frac if si_sign > 0 else 1.0 - frac) < INFERIOR_FRACTION
+        if near_v[k] <= RIM_MM:
+            kind = "septum_midline" if mid <= MIDLINE_MM else "ventricle_rim"
+        elif near_o[k] <= CORTEX_MM:
+            kind = "juxtacortical"
+        elif inferior:
+            kind = "infratentorial"
+        else:
+            kind = "deep_white_matter"
+        out.append(Component(k + 1, int(size[k]), float(size[k]) * vox, float(mean_prob[k]), float(contrast[k]),
+                             float(thickness[k]), kind))
+    return out
+
+
+def apply_rules(mask: np.ndarray, prob: np.ndarray, image: np.ndarray, brain: np.ndarray, spacing: Sequence[float],
+                rules: Rules = DEFAULT_RULES, direction: np.ndarray | None = None
+                ) -> tuple[np.ndarray, dict[str, int]]:
+    """``mask`` (bool) without the components a rule removes, and how many each kind lost
+    (``{kind: count}``, kinds with none left out). A mask where no rule fires comes back unchanged."""
+    mask = np.asarray(mask, bool)
+    if rules == Rules() or not mask.any():
+        return mask, {}
+    labels, comps = describe(mask, prob, image, brain, spacing, direction)
+    gone = [c for c in comps if rules.removes(c)]
+    if not gone:
+        return mask, {}
+    counts: dict[str, int] = {}
+    for c in gone:
+        counts[c.kind] = counts.get(c.kind, 0) + 1
+    drop = np.zeros(len(comps) + 1, bool)
+    drop[[c.label for c in gone]] = True
+    return mask & ~drop[labels], counts
