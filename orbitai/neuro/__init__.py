@@ -6,4 +6,5 @@ register_architectures({
     "neuro_twoview": "orbitai.neuro.nets",
     "neuro_resnet3d": "orbitai.neuro.nets",
     "neuro_lesion_unet25d": "orbitai.neuro.lesion_net",
+    "mindgrab_meshnet": "orbitai.neuro.mindgrab",
 })
