@@ -22,9 +22,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from orbitai.bundle.core import BUILTIN_DIR, WEIGHTS, half_precision_state, write_bundle  # noqa: E402
-from orbitai.io.checksums import sha256_file  # noqa: E402
-from orbitai.neuro.mindgrab import BUNDLE, mindgrab_meshnet  # noqa: E402
+from orbitai.bundle.core import BUILTIN_DIR, WEIGHTS, half_precision_state, write_bundle
+from orbitai.io.checksums import sha256_file
+from orbitai.neuro.mindgrab import BUNDLE, mindgrab_meshnet
 
 SOURCE_COMMIT = "4c87885"
 SOURCE_URL = "https://github.com/neuroneural/brainchop/tree/4c87885/public/models/mindgrab"

@@ -1,0 +1,104 @@
+"""MindGrab brain extraction (issue 65): the bundle, the PyTorch port, brainchop's preprocessing, a real raw FLAIR."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+from scipy import ndimage as ndi
+
+from orbitai.errors import BundleError, InputError
+from orbitai.io import Volume, read_volume
+from orbitai.neuro.mindgrab import (
+    BUNDLE,
+    CONFORM_SIZE,
+    DILATIONS,
+    LIA_DIRECTION,
+    MeshNet,
+    conform,
+    load_mindgrab,
+    mindgrab_brain_mask,
+    mindgrab_bundle,
+)
+
+RAW = Path(__file__).resolve().parents[3] / "shared" / "data" / "ms_flair_raw_lesjak"
+
+
+def test_bundle_loads_with_its_checksum_and_licence():
+    b = mindgrab_bundle()
+    assert b.name == BUNDLE and b.metadata["task"] == "brain_extraction"
+    assert "MIT License" in (b.path / "LICENSE").read_text()
+    model = b.load_model()
+    assert isinstance(model, MeshNet) and not model.training
+    assert [c.dilation[0] for c in model.convs] == list(DILATIONS)
+    assert sum(p.numel() for p in model.parameters()) == b.metadata["parameters"]
+
+
+def test_a_changed_weights_file_is_refused(tmp_path):
+    src = mindgrab_bundle().path
+    dst = tmp_path / BUNDLE
+    shutil.copytree(src, dst)
+    data = bytearray((dst / "model.pt").read_bytes())
+    data[-100] ^= 0xFF
+    (dst / "model.pt").write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="checksum mismatch"):
+        load_mindgrab(str(dst))
+
+
+def test_port_output_shape_dtype_and_per_channel_normalisation():
+    model = load_mindgrab()
+    x = torch.rand(1, 1, 20, 22, 18)
+    with torch.no_grad():
+        y = model(x)
+        h = torch.nn.functional.instance_norm(model.convs[0](x), eps=1e-5)
+    assert y.shape == (1, 2, 20, 22, 18) and y.dtype == torch.float32
+    assert torch.isfinite(y).all()
+    # brainchop's LayerNormInPlace: each channel has mean 0 and variance 1 over the volume
+    assert torch.allclose(h.mean((2, 3, 4)), torch.zeros(1, 15), atol=1e-4)
+    assert torch.allclose(h.var((2, 3, 4), unbiased=False), torch.ones(1, 15), atol=1e-2)
+
+
+def test_conform_is_brainchops_256_cube_at_1mm_lia_in_uint8():
+    a = np.full((30, 40, 50), 100.0, np.float32)
+    a[:, :, 25:] = 1000.0
+    img = sitk.GetImageFromArray(a)
+    img.SetSpacing((0.9, 0.8, 4.0))
+    c = conform(img)
+    assert c.GetSize() == (CONFORM_SIZE,) * 3 and c.GetSpacing() == (1.0, 1.0, 1.0)
+    assert np.allclose(c.GetDirection(), LIA_DIRECTION)
+    assert c.GetPixelID() == sitk.sitkUInt8
+    centre_in = img.TransformContinuousIndexToPhysicalPoint([(n - 1) / 2 for n in img.GetSize()])
+    centre_out = c.TransformContinuousIndexToPhysicalPoint([(CONFORM_SIZE - 1) / 2] * 3)
+    assert np.allclose(centre_in, centre_out, atol=1e-3)
+    v = sitk.GetArrayViewFromImage(c)
+    assert v.max() == 255 and v.min() == 0      # the minimum -> 0 (also outside the image), the top -> 255
+
+
+def test_a_constant_or_non_finite_image_is_refused_in_one_line():
+    model = load_mindgrab()
+    flat = Volume(np.ones((20, 64, 64), np.float32), (1.0, 1.0, 1.0))
+    with pytest.raises(InputError, match="constant"):
+        mindgrab_brain_mask(flat, model)
+    bad = np.zeros((20, 64, 64), np.float32)
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(InputError, match="finite"):
+        mindgrab_brain_mask(Volume(bad, (1.0, 1.0, 1.0)), model)
+
+
+@pytest.mark.slow
+def test_real_raw_flair_gives_one_plausible_brain():
+    path = RAW / "long_patient01_study1_FLAIR.nii.gz"
+    if not path.is_file():
+        pytest.skip(f"shared raw FLAIR data absent ({path})")
+    flair = read_volume(path)
+    mask = mindgrab_brain_mask(flair, load_mindgrab())
+    assert mask.same_geometry(flair) and mask.array.dtype == np.uint8
+    a = mask.array > 0
+    litres = a.sum() * flair.voxel_volume_mm3() * 1e-6
+    assert 1.0 <= litres <= 1.8
+    lab, n = ndi.label(a)
+    sizes = np.bincount(lab.ravel())[1:]
+    assert sizes.max() >= 0.95 * a.sum()
