@@ -285,8 +285,8 @@ def region_probabilities(logits: torch.Tensor, crop: tuple[slice, ...], shape: t
     return probs
 
 
-def map_classes(probs: np.ndarray, grid: sitk.Image, vol: Volume,
-                box: Box) -> tuple[np.ndarray, Callable[[], np.ndarray]]:
+def map_classes(probs: np.ndarray, grid: sitk.Image, vol: Volume, box: Box,
+                images: dict[int, sitk.Image] | None = None) -> tuple[np.ndarray, Callable[[], np.ndarray]]:
     """Class (argmax, ties to the lower class) on the part ``box`` of ``vol`` from the class
     probabilities ``probs`` (C, k, j, i) on the model grid ``grid``, linearly interpolated, and a
     function giving the winning probability there (the confidence: made only when asked for).
@@ -295,7 +295,9 @@ def map_classes(probs: np.ndarray, grid: sitk.Image, vol: Volume,
     least 1/C, so a foreground class can win only within one voxel of where it reaches 1/C on the model
     grid. There (one box per piece, e.g. per orbit) it and the background are resampled; everywhere
     else the class is background. The resamplings run on two threads (SimpleITK releases the GIL) and
-    are merged in class order."""
+    are merged in class order. The probability images made for it (background and each class that can win, on
+    ``grid``) are also put into ``images`` when given: the confidence keeps them, so a caller reads them at no
+    cost."""
     floor = 1.0 / probs.shape[0] - 1e-4          # below 1/C by more than rounding: never the winner
     parts: list[tuple[int, Box]] = []
     for c in range(1, probs.shape[0]):
@@ -305,7 +307,10 @@ def map_classes(probs: np.ndarray, grid: sitk.Image, vol: Volume,
             if all(b > a for a, b in part):
                 parts.append((c, part))
 
-    images = {c: class_image(probs, c, grid) for c in {0, *(c for c, _ in parts)}}   # one copy per class
+    made = {c: class_image(probs, c, grid) for c in {0, *(c for c, _ in parts)}}   # one copy per class
+    if images is not None:
+        images.update(made)
+    images = made
 
     def resampled(c: int, part: Box) -> np.ndarray:
         return resample_class(images[c], c, part_image(vol, part))
@@ -353,10 +358,9 @@ class EngineResult:
     seconds: float = 0.0
     window_seconds: float = 0.0          # the sliding-window inference alone
     prep_seconds: float = 0.0            # resampling to the model grid and normalising
-    # the class probabilities (C, k, j, i) on the model-grid box around ``box`` and that box's grid (an empty
-    # image with its geometry): what :meth:`soft_volumes` sums
-    probabilities: np.ndarray | None = None
-    probability_grid: sitk.Image | None = None
+    # background's and each class's probability that can win somewhere, on the model-grid box around ``box`` (the
+    # images the confidence reads; what :meth:`soft_volumes` sums)
+    class_probabilities: dict[int, sitk.Image] | None = None
 
     def _whole(self, part: np.ndarray | None, fill, dtype) -> Volume:
         out = np.full(self.grid.shape, fill, dtype)
@@ -388,7 +392,8 @@ class EngineResult:
         out: dict[int, float] = {}
         if margin_mm is None:
             margin_mm = max(SOFT_MARGIN_MM, *self.grid.spacing)
-        if self.probabilities is None or self.probability_grid is None or self.box is None:
+        images = self.class_probabilities
+        if not images or self.box is None:
             return out
         if tuple(labels.shape) != tuple(self.grid.shape):
             raise InputError(f"The label map (shape {labels.shape}) does not lie on the scan's grid "
@@ -396,15 +401,15 @@ class EngineResult:
         part = sitk.GetImageFromArray(np.ascontiguousarray(labels.array[tuple(slice(a, b) for a, b in self.box)],
                                                            np.uint8))
         part.CopyInformation(part_image(self.grid, self.box))
-        lab = sitk.GetArrayFromImage(sitk.Resample(part, self.probability_grid, sitk.Transform(),
-                                                   sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8))
-        spacing = np.array(self.probability_grid.GetSpacing(), float)
+        lab = sitk.GetArrayFromImage(sitk.Resample(part, images[0], sitk.Transform(), sitk.sitkNearestNeighbor, 0,
+                                                   sitk.sitkUInt8))
+        spacing = np.array(images[0].GetSpacing(), float)
         voxel_cm3 = float(np.prod(spacing)) / 1000.0
         pad = [int(math.ceil(margin_mm / s)) for s in spacing[::-1]]
         order = list(class_of)
         for v, c in class_of.items():
             box = bbox(lab == v, pad)                 # every voxel within the margin of v's
-            if box is None:
+            if box is None or c not in images:
                 continue
             near = _distance_mm(lab[box] == v, spacing) <= margin_mm
             # the same class's other values (the other side): a voxel nearer to one of them is theirs (ties: the
@@ -418,7 +423,8 @@ class EngineResult:
                     if (lab[big] == w).any():
                         theirs = _distance_mm(lab[big] == w, spacing)[inner]
                         near &= (mine < theirs) | ((mine == theirs) & (order.index(v) < order.index(w)))
-            out[v] = float(self.probabilities[c][box][near].sum(dtype=np.float64)) * voxel_cm3
+            prob = sitk.GetArrayViewFromImage(images[c])     # a view: the image is kept by self
+            out[v] = float(prob[box][near].sum(dtype=np.float64)) * voxel_cm3
         return out
 
 
@@ -547,12 +553,13 @@ def predict(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "o
         # from the probabilities on the model-grid region it reads (background, certain, outside the crop).
         region = input_box_on_grid(box, vol, ref)
         probs = region_probabilities(lg, crop, full_shape, region)
-        prob_grid = subgrid(ref, region)
-        cls, confidence = map_classes(probs, prob_grid, vol, box)
+        images: dict[int, sitk.Image] = {}
+        cls, confidence = map_classes(probs, subgrid(ref, region), vol, box, images)
         classes = Volume(cls, vol.spacing, tuple(vol.index_to_physical([box[2][0], box[1][0], box[0][0]])),
                          vol.direction)
+        del probs
     else:
-        probs, prob_grid = None, None
+        images = {}
     del lg, logits
     return EngineResult(classes, box, confidence, vol, warnings, time.perf_counter() - t0, t_window,
-                        net.prep_seconds + t_checks, probs, prob_grid)
+                        net.prep_seconds + t_checks, images)
