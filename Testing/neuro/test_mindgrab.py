@@ -18,6 +18,7 @@ from orbitai.neuro.mindgrab import (
     DILATIONS,
     LIA_DIRECTION,
     MeshNet,
+    check_brain_mask,
     conform,
     load_mindgrab,
     mindgrab_brain_mask,
@@ -86,6 +87,21 @@ def test_a_constant_or_non_finite_image_is_refused_in_one_line():
     bad[0, 0, 0] = np.nan
     with pytest.raises(InputError, match="finite"):
         mindgrab_brain_mask(Volume(bad, (1.0, 1.0, 1.0)), model)
+
+
+def test_check_warns_only_when_the_two_masks_disagree_grossly():
+    a = np.zeros((40, 40, 40), np.uint8)
+    a[5:35, 5:35, 5:35] = 1
+    brain = Volume(a, (1.0, 1.0, 1.0))
+    close = a.copy()
+    close[5:7] = 0                                 # a slab less: Dice 0.97
+    assert check_brain_mask(brain, brain.with_array(close)) is None
+    far = np.zeros_like(a)
+    far[20:40, 20:40, 20:40] = 1                   # a shifted box
+    warning = check_brain_mask(brain, brain.with_array(far))
+    assert warning is not None and "disagree" in warning and "\n" not in warning
+    with pytest.raises(InputError, match="same grid"):
+        check_brain_mask(brain, Volume(a, (2.0, 1.0, 1.0)))
 
 
 @pytest.mark.slow

@@ -148,3 +148,27 @@ def mindgrab_brain_mask(image: Volume, model: nn.Module) -> Volume:
     back = sitk.Resample(lab, src, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
     mask = (sitk.GetArrayFromImage(back) >= 0.5).astype(np.uint8)
     return image.with_array(mask)
+
+
+#: Below this Dice between the pipeline's brain mask and MindGrab's, the two disagree grossly (the raw clinical
+#: FLAIRs of the benchmark agree at 0.95 or more: `benchmarks/results/brain_mask.json`)
+CHECK_MIN_DICE = 0.85
+
+
+def mask_agreement(brain: Volume, mindgrab: Volume) -> tuple[float, float]:
+    """(Dice, MindGrab brain outside ``brain`` in mL) of two masks on the same grid."""
+    if not brain.same_geometry(mindgrab):
+        raise InputError("The two brain masks are not on the same grid; resample one onto the other first.")
+    a, b = np.asarray(brain.array) > 0, np.asarray(mindgrab.array) > 0
+    s = int(a.sum()) + int(b.sum())
+    dice = 2.0 * float(np.logical_and(a, b).sum()) / s if s else 1.0
+    return dice, float((b & ~a).sum()) * brain.voxel_volume_mm3() * 1e-3
+
+
+def check_brain_mask(brain: Volume, mindgrab: Volume, min_dice: float = CHECK_MIN_DICE) -> str | None:
+    """A one-sentence warning when the pipeline's brain mask and MindGrab's disagree grossly, else None."""
+    dice, outside = mask_agreement(brain, mindgrab)
+    if dice >= min_dice:
+        return None
+    return (f"The brain mask and MindGrab's disagree (Dice {dice:.2f} < {min_dice:.2f}; {outside:.0f} mL of "
+            "MindGrab's brain lie outside the mask): check the brain extraction before trusting the lesions.")
