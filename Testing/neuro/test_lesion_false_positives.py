@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from orbitai.neuro.lesion_rules import DEFAULT_RULES, Rules, apply_rules, describe
 
@@ -91,3 +92,51 @@ def test_nothing_fires_the_mask_is_unchanged():
     prob[lesion] = 0.9
     out, removed = apply_rules(lesion, prob, image, brain, (1.0, 1.0, 1.0), Rules(10.0, 0.5, 1.0, 20.0, 20.0))
     assert removed == {} and np.array_equal(out, lesion)
+
+
+
+def _fake_probability(truth: np.ndarray, speck_centre: list):
+    """A stand-in for the network: the phantom's own lesions at 0.97 and a sure speck at the top of the brain."""
+    from scipy import ndimage as ndi
+
+    def prob(flair, brain, model, device="cpu", mirror=True, progress=None):
+        b = np.asarray(brain.array) > 0
+        p = np.where(truth > 0, 0.97, 0.0).astype(np.float32)
+        z, y, x = (np.array(ndi.center_of_mass(b)) + 0.5).astype(int)
+        top = int(np.nonzero(b[:, y, x])[0].max())
+        speck_centre[:] = [top, y, x]
+        p[top - 1:top + 2, y - 1:y + 2, x - 1:x + 2] = 0.97
+        return flair.with_array(np.where(b, p, 0.0).astype(np.float32))
+    return prob
+
+
+@pytest.mark.slow
+def test_the_pipeline_applies_the_rules_and_result_json_counts_them_by_kind(tmp_path, monkeypatch):
+    from orbitai.io import write_volume
+    from orbitai.neuro import lesionseg
+    from orbitai.neuro.predict import NeuroOptions, lesions_data, lesions_of
+    from orbitai.phantoms import brain_flair_case
+
+    case = brain_flair_case(777065)
+    path = write_volume(case.image, tmp_path / "flair.nii.gz")
+    centre: list = []
+    monkeypatch.setattr(lesionseg, "lesion_probability", _fake_probability(np.asarray(case.labels.array), centre))
+    bundle = lesionseg.lesion_bundle(None)
+
+    def segment(flair, brain):
+        return lesionseg.segment_with(bundle, None, flair, brain)
+
+    monkeypatch.setattr(lesionseg, "DEFAULT_RULES", Rules(juxtacortical_mm3=30.0))
+    found = lesions_of(path, None, None, segment, NeuroOptions())
+    z, y, x = centre
+    plain = lesionseg.bundle_postprocess(bundle).apply(
+        lesionseg.lesion_probability(found.flair, found.extraction.mask, None)).array > 0   # without the rules
+    assert plain[z, y, x] and found.lesions.array[z, y, x] == 0
+    notes = [n for n in lesions_data(found, "cpu", 1.0)["notes"] if "False-positive rules" in n]
+    assert len(notes) == 1 and "juxtacortical" in notes[0]
+    # the mask lost only what the rules removed, the rest is the post-processed mask unchanged
+    kept = found.lesions.array > 0
+    assert kept.sum() < plain.sum() and not np.any(kept & ~plain)
+    _, comps = describe(plain, np.where(plain, 0.97, 0.0), found.flair.array, found.extraction.mask.array > 0,
+                        found.flair.spacing, found.flair.direction)
+    assert sum(1 for c in comps if c.kind == "juxtacortical" and c.mm3 < 30.0) == int(notes[0].split(" removed ")[1].split()[0])

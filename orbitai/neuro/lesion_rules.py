@@ -21,12 +21,14 @@ selection phantoms by ``benchmarks/bench_lesion_false_positives.py`` (figures th
 """
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
 
+from orbitai.io import Volume
 from orbitai.neuro.seg_configs import brain_stats
 
 KINDS = ("septum_midline", "ventricle_rim", "juxtacortical", "infratentorial", "deep_white_matter")
@@ -169,3 +171,22 @@ def apply_rules(mask: np.ndarray, prob: np.ndarray, image: np.ndarray, brain: np
     drop = np.zeros(len(comps) + 1, bool)
     drop[[c.label for c in gone]] = True
     return mask & ~drop[labels], counts
+
+
+#: `orbitai.io.Volume.metadata` key of a lesion mask: the components the rules removed, by kind (JSON)
+REMOVED_KEY = "false_positive_rules_removed"
+
+
+def removed_counts(mask: Volume) -> dict[str, int]:
+    """What the rules removed from a lesion mask made by `orbitai.neuro.lesionseg.segment_with`, by kind."""
+    text = mask.metadata.get(REMOVED_KEY) if isinstance(mask, Volume) else None
+    return {str(k): int(v) for k, v in json.loads(text).items()} if text else {}
+
+
+def removed_note(mask: Volume) -> list[str]:
+    """One note for result.json naming the components the rules removed (none: no note)."""
+    counts = removed_counts(mask)
+    if not counts:
+        return []
+    what = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(counts.items()))
+    return [f"False-positive rules (issue #65) removed {sum(counts.values())} lesion components: {what}."]

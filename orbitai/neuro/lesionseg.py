@@ -15,6 +15,7 @@
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, replace
@@ -31,6 +32,7 @@ from orbitai.bundle.models import find_task_bundle
 from orbitai.device import select_device
 from orbitai.errors import BundleError, InputError
 from orbitai.io import Volume, require_finite
+from orbitai.neuro.lesion_rules import DEFAULT_RULES, REMOVED_KEY, apply_rules
 from orbitai.neuro.seg_configs import ARCHITECTURE, CONTEXT, Z_FLOOR, brain_stats, normalise
 from orbitai.preprocess.grid import box_grid
 from orbitai.progress import ProgressCallback
@@ -240,5 +242,12 @@ def segment_with(bundle: "Bundle", model: "torch.nn.Module", flair: Volume, brai
     pp = bundle_postprocess(bundle).with_(threshold, min_size_mm3)
     prob = lesion_probability(flair, brain, model, device, mirror=mirror, progress=progress)
     mask = pp.apply(prob)
+    # issue #65: the false-positive rules of orbitai.neuro.lesion_rules (DEFAULT_RULES: chosen and measured there
+    # and in benchmarks/results/lesion_false_positives.json); where none fires the mask is unchanged
+    kept, removed = apply_rules(mask.array > 0, prob.array, flair.array, check_pair(flair, brain), flair.spacing,
+                                DEFAULT_RULES, flair.direction)
+    if removed:
+        mask = mask.with_array(kept.astype(np.uint8))
+        mask.metadata[REMOVED_KEY] = json.dumps(removed)
     log.info("lesion segmentation: %d voxels in %.1f s", int(mask.array.sum()), time.perf_counter() - t0)
     return mask

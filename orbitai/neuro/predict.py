@@ -33,6 +33,7 @@ from orbitai.io.dicom import acquisition_tags
 from orbitai.neuro.anatomy import check_flair, check_intracranial_volume, extract_brain
 from orbitai.neuro.data import classifier_input, heat_to_flair
 from orbitai.neuro.lesion_table import lesion_table
+from orbitai.neuro.lesion_rules import removed_note
 from orbitai.neuro.lesionseg import segment_lesions
 from orbitai.neuro.models import load_neuro_model
 from orbitai.neuro.scope import SCOPE, scope_warning
@@ -233,6 +234,7 @@ def lesions_of(flair_path: str | Path, lesions_path: Optional[str | Path], lesio
     else:
         report(2, steps, "lesion segmentation")
         lesions = segment(flair, extraction.mask)
+        notes += removed_note(lesions)          # what the false-positive rules removed, by kind (issue #65)
         source = lesion_model or "default lesion model"
     report(3, steps, "lesion table")
     table = lesion_table(lesions, extraction)
