@@ -121,21 +121,24 @@ def _choose(tables: list[dict[str, Any]]) -> tuple[Any, dict[str, float]]:
 
 
 def _measure(cases: list[dict[str, Any]], tables: list[dict[str, Any]], rules: Any) -> dict[str, Any]:
-    """Before/after figures with `apply_rules` on the real masks and `lesion_metrics`."""
+    """Before/after figures with `lesion_metrics` on the masks; the components removed are those for which
+    ``rules.removes`` fires (what `orbitai.neuro.lesion_rules.apply_rules` removes, on the same descriptions)."""
     from orbitai.metrics.segmentation import lesion_metrics
-    from orbitai.neuro.lesion_rules import apply_rules
 
     rows = []
     for c, t in zip(cases, tables):
         img = c["image"]
-        after, removed = apply_rules(t["mask"], c["prob"].array, img.array, c["brain"].array > 0, img.spacing,
-                                     rules, img.direction)
+        gone = [k for k in t["comps"] if rules.removes(k)]
+        drop = np.zeros(len(t["comps"]) + 1, bool)
+        drop[[k.label for k in gone]] = True
+        after = t["mask"] & ~drop[t["labels"]]
         b = lesion_metrics(t["mask"], c["truth"].array, img.spacing)
         a = lesion_metrics(after, c["truth"].array, img.spacing)
         fp_kinds = Counter(k.kind for k, s in zip(t["comps"], t["touched"]) if not s)
         rows.append({"case": c["name"], "true_lesions": b["n_true"],
                      "false_before": b["false_positive"], "false_after": a["false_positive"],
-                     "false_before_by_kind": dict(fp_kinds), "removed_by_kind": removed,
+                     "false_before_by_kind": dict(fp_kinds), "removed_by_kind": dict(Counter(k.kind for k in gone)),
+                     "removed_true_components": sum(1 for k in gone if t["touched"][k.label - 1]),
                      "true_lost": b["detected"] - a["detected"],
                      **{f"{k}_{w}": round(float(m[k]), 4) for w, m in (("before", b), ("after", a))
                         for k in ("lesion_f1", "lesion_precision", "lesion_recall", "dice")}})

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from typing import Sequence
 
 import numpy as np
+import SimpleITK as sitk
 from scipy import ndimage as ndi
 
 from orbitai.io import Volume
@@ -84,6 +85,16 @@ class Rules:
 DEFAULT_RULES = Rules()
 
 
+def _distance_to(region: np.ndarray, spacing_zyx: tuple[float, ...]) -> np.ndarray:
+    """Distance (mm) of every voxel to the nearest voxel of ``region`` (0 inside it): ITK's Maurer map, the values
+    of ``scipy.ndimage.distance_transform_edt(~region, sampling)`` at a fraction of the time."""
+    img = sitk.GetImageFromArray(np.ascontiguousarray(region, dtype=np.uint8))
+    img.SetSpacing(tuple(float(s) for s in spacing_zyx[::-1]))
+    d = sitk.SignedMaurerDistanceMap(img, insideIsPositive=False, squaredDistance=False, useImageSpacing=True,
+                                     backgroundValue=0)
+    return np.clip(sitk.GetArrayFromImage(d), 0, None).astype(np.float32)
+
+
 def _lr_si_axes(direction: np.ndarray) -> tuple[int, float, int, float]:
     """Array axes (z, y, x order) most along patient left-right and superior-inferior, with the signs."""
     d = np.asarray(direction, float)          # columns: physical direction of index axes i, j, k (x, y, z)
@@ -115,13 +126,16 @@ def _describe_box(mask: np.ndarray, labels: np.ndarray, n: int, prob: np.ndarray
     a = np.asarray(image, np.float32)
     med, _ = brain_stats(a[b]) if b.any() else (float(np.median(a)), 0.0)
     med = med if med > 0 else 1.0
-    depth = ndi.distance_transform_edt(b, sampling=sp)
+    depth = _distance_to(~b, sp)
     dark = b & (a < DARK_FRACTION * med)
     vent = dark & (depth > VENTRICLE_DEPTH_MM)
     outer = ~b | (dark & ~vent)
-    d_vent = ndi.distance_transform_edt(~vent, sampling=sp) if vent.any() else np.full(a.shape, np.inf)
-    d_outer = ndi.distance_transform_edt(~outer, sampling=sp)
-    thick = ndi.distance_transform_edt(mask, sampling=sp)
+    d_vent = _distance_to(vent, sp) if vent.any() else np.full(a.shape, np.inf, np.float32)
+    d_outer = _distance_to(outer, sp)
+    thick = np.zeros(a.shape, np.float32)
+    nz = np.argwhere(mask)
+    mbox = tuple(slice(max(int(lo_) - 1, 0), int(hi_) + 2) for lo_, hi_ in zip(nz.min(0), nz.max(0)))
+    thick[mbox] = _distance_to(~mask[mbox], sp)
     idx = np.arange(1, n + 1)
     size = np.bincount(labels.ravel(), minlength=n + 1)[1:]
     mean_prob = ndi.mean(np.asarray(prob, np.float32), labels, idx)
