@@ -5,7 +5,9 @@ thickness. :func:`thick_slices` makes such a scan from a fine phantom (:func:`or
 at ~1 mm slices): every ``factor`` consecutive slices averaged into one (partial volume through the slice, as
 :mod:`orbitai.phantoms.clinical_ct` does for CT), in-plane untouched. Its labels are each thick voxel's most
 frequent fine label (ties to the lower value: background before any structure): the best a binary mask on the
-thick grid can be. The volumes to compare with are the fine labels' (:func:`truth_cm3`).
+thick grid can be. The volumes to compare with are the fine labels' (:func:`truth_cm3`). (Training simulates the
+same averaging on its own grid, resampled back onto it: :func:`orbitai.preprocess.resolution.thick_slices`;
+here the scan keeps the thick grid a clinical series has.)
 """
 from __future__ import annotations
 
