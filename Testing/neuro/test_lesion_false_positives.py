@@ -63,8 +63,12 @@ def test_speck_rule_weighs_size_by_probability_and_keeps_a_true_small_lesion():
     out, removed = apply_rules(faint | small, prob, image, brain, (1.0, 1.0, 1.0), rules)
     assert removed == {"deep_white_matter": 1}
     assert not out[faint].any() and out[small].all()
-    out, _ = apply_rules(faint | small, prob, image, brain, (1.0, 1.0, 1.0), DEFAULT_RULES)
-    assert out[small].all()
+    out, removed = apply_rules(faint | small, prob, image, brain, (1.0, 1.0, 1.0), DEFAULT_RULES)
+    assert removed == {"deep_white_matter": 1}          # the chosen rules: specks < 20 mm3 of mean probability < 0.8
+    assert not out[faint].any() and out[small].all()
+    prob[faint] = 0.9                                   # a sure speck is kept
+    out, removed = apply_rules(faint | small, prob, image, brain, (1.0, 1.0, 1.0), DEFAULT_RULES)
+    assert removed == {} and out[faint].all()
 
 
 def test_septum_on_the_midline_is_its_own_kind_and_inferior_components_are_infratentorial():
