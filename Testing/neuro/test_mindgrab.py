@@ -118,3 +118,17 @@ def test_real_raw_flair_gives_one_plausible_brain():
     lab, n = ndi.label(a)
     sizes = np.bincount(lab.ravel())[1:]
     assert sizes.max() >= 0.95 * a.sum()
+
+
+def test_bfloat16_option_keeps_the_label_and_its_output():
+    """The bfloat16 path gives the float32 path's mask on a blob image, on the image's grid."""
+    z, y, x = np.mgrid[:24, :48, :48]
+    a = 100.0 + 800.0 * (((z - 12) / 8.0) ** 2 + ((y - 24) / 18.0) ** 2 + ((x - 24) / 15.0) ** 2 < 1)
+    img = Volume(a.astype(np.float32), (1.0, 1.0, 2.0))
+    model = load_mindgrab()
+    full = mindgrab_brain_mask(img, model)
+    fast = mindgrab_brain_mask(img, model, bfloat16=True)
+    assert fast.same_geometry(img) and fast.array.dtype == np.uint8
+    f, b = full.array > 0, fast.array > 0
+    assert f.any()
+    assert 2 * (f & b).sum() / (f.sum() + b.sum()) > 0.98
