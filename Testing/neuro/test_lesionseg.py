@@ -201,6 +201,7 @@ def test_bundle_declares_its_post_processing_and_segment_lesions_uses_it(phantom
     from orbitai.bundle import load_bundle
     from orbitai.neuro.lesionseg import Postprocess, bundle_postprocess, lesion_probability, postprocess
     from orbitai.neuro.lesionseg_train import record_metadata
+    from orbitai.neuro.lesion_rules import DEFAULT_RULES, apply_rules
 
     img, brain, _ = phantom
     path = tmp_path / "tuned"
@@ -213,7 +214,10 @@ def test_bundle_declares_its_post_processing_and_segment_lesions_uses_it(phantom
     b.verify()
     assert bundle_postprocess(b) == Postprocess(lo, 1.0)
     got = segment_lesions(img, brain, bundle=str(path), device="cpu")
-    assert np.array_equal(got.array, postprocess(prob, lo, 1.0).array) and got.array.sum() > 0
+    # then the false-positive rules of issue #65 (orbitai.neuro.lesion_rules), on the post-processed mask
+    want, _ = apply_rules(postprocess(prob, lo, 1.0).array > 0, prob.array, img.array, brain.array > 0, img.spacing,
+                          DEFAULT_RULES, img.direction)
+    assert np.array_equal(got.array > 0, want) and got.array.sum() > 0
     explicit = segment_lesions(img, brain, bundle=str(path), device="cpu", threshold=1.01)
     assert explicit.array.sum() == 0
 
