@@ -101,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         "source": {"url": SOURCE_URL, "commit": SOURCE_COMMIT, "model_bin_sha256": src_sha,
                    "licence": "MIT", "copyright": "Copyright (c) 2021 neuroneural/brainchop"},
         "weights_precision": "float16",
+        "license": "MIT",
+        "training_data": ("MindGrab's own training by its authors (brainchop, neuroneural; synthetic and real heads "
+                          "of many modalities); not trained by OrbitAI"),
     }
     if kept:
         raise SystemExit(f"float16 cannot hold {kept}; keep the bundle float32 (store_half_precision KEEP_FLOAT32)")

@@ -109,7 +109,8 @@ def test_every_shipped_bundle_fits_its_schema_and_ships_as_package_data():
     for meta in found:
         validate_metadata(json.loads(meta.read_text()), where=str(meta))
     tasks = {b.metadata["task"] for b in iter_bundles() if b.path.parent == BUILTIN_DIR}
-    assert tasks == {"segmentation", "tao_activity", "ivgc_response", "neuro_differential", "lesion_segmentation"}
+    assert tasks == {"segmentation", "tao_activity", "ivgc_response", "neuro_differential", "lesion_segmentation",
+                     "brain_extraction"}
 
 
 @pytest.mark.parametrize("change, message", [
