@@ -48,7 +48,7 @@ def test_bundles_are_listed_without_jsonschema_or_torch():
                                  "orbit_svnet_dr_demo", "orbit_svnet_mri_demo", "tao_network_a_demo", "tao_network_b_demo",
                                  "ivgc_svm_demo", "ivgc_resnet50_demo", "ivgc_rdinet_demo",
                                  "ivgc_rdinet_clinical_demo", "neuro_twoview18_demo", "neuro_resnet3d18_demo",
-                                 "neuro_lesion_unet_demo"]))
+                                 "neuro_lesion_unet_demo", "mindgrab_meshnet"]))
     assert out[1] == "[]"
 
 
