@@ -112,3 +112,35 @@ def test_init_from_another_architecture_and_no_cases_are_refused(tmp_path):
     with pytest.raises(InputError, match="none were given"):
         train([], get_config("svnet-demo-ct", epochs=1), tmp_path / "c")
     assert not list(tmp_path.iterdir())                       # nothing written
+
+
+def test_ted_heads_have_enlarged_recti_and_clinical_patches_thick_slices():
+    """Issue #66: ``ted_share`` heads carry recti enlarged 1.5-3.5x; ``clinical_thick`` patches are rendered with
+    3-5 mm slices (neighbouring slices within one thick slice nearly equal), the other patches mostly not."""
+    from orbitai.orbit.synth import TED_SCALE
+
+    plain = SynthPool.build(CFG.spec, **SMALL)
+    ted = SynthPool.build(CFG.spec, **SMALL, ted_share=1.0, clinical_thick=1.0)
+    recti = [3, 4, 5, 6]                                     # the recti's classes
+    for a, b in zip(plain.heads, ted.heads):
+        ratio = np.isin(b.classes, recti).sum() / max(1, np.isin(a.classes, recti).sum())
+        assert TED_SCALE[0] * 0.6 < ratio < TED_SCALE[1] * 1.3
+    assert np.mean([np.isin(b.classes, recti).sum() / np.isin(a.classes, recti).sum()
+                    for a, b in zip(plain.heads, ted.heads)]) > 1.4
+
+    tissue = np.random.default_rng(0).integers(0, 40, (32, 48, 48)).astype(np.uint8)   # detail along every axis
+
+    def flatness(clinical: bool) -> list[float]:
+        """Per render: the least neighbour-to-neighbour change along an axis over the most (low: thick slices)."""
+        out = []
+        for k in range(10):
+            img = render(tissue, np.random.default_rng(k), clinical=clinical)
+            d = [float(np.abs(np.diff(img, axis=ax)).mean()) for ax in range(3)]
+            out.append(min(d) / max(d))
+        return out
+
+    clinical, default = flatness(True), flatness(False)
+    assert max(clinical) < 0.5 and np.median(clinical) < 0.8 * np.median(default)
+    rng = np.random.default_rng(3)
+    img, lab = ted.sample(rng, CFG.spec.patch_dhw, fg_prob=1.0)
+    assert img.shape == lab.shape == tuple(CFG.spec.patch_dhw)

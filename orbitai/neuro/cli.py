@@ -145,6 +145,11 @@ def _add_train_lesions(s: argparse._SubParsersAction) -> None:
                    help="share of MS training phantoms with confluent periventricular lesions (0 to 1)")
     p.add_argument("--heavy", type=float, default=0.0,
                    help="share of MS training phantoms with a heavy confluent load, 12-70 mL (0 to 1)")
+    p.add_argument("--blob", type=float, default=0.0,
+                   help="weight of the lesion-wise blob-loss term (each lesion's own Dice, so small lesions count as "
+                        "much as large ones; 0: off)")
+    p.add_argument("--thick-max", type=float, default=5.5,
+                   help="thickest simulated slice in mm (2.5-8; 8 covers 2D clinical FLAIR at 5-8 mm)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave torch's default)")
     p.set_defaults(func=run_train_lesions)
 

@@ -82,6 +82,10 @@ class LesionTrainRecipe:
     init: Optional[str | Path] = None
     confluent: float = 0.0      # `orbitai.phantoms.brain.brain_flair_case`'s confluent lesions
     heavy: float = 0.0          # ... and heavy confluent load
+    #: Weight of the lesion-wise term (:func:`blob_dice_loss`) added to the Dice + cross-entropy loss (0: none).
+    blob: float = 0.0
+    #: Thickest simulated slice (mm) of the thick-slice augmentation (drawn from 2.5 mm up to it).
+    thick_max: float = 5.5
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -179,8 +183,9 @@ def case_from_arrays(arrays: dict[str, np.ndarray], seed: int) -> Case:
 
 
 def sample(case: Case, rng: np.random.Generator, p_lesion: float = 0.67, augment: bool = True,
-           per_lesion: float = 0.0, contrast_min: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-    """One training example: (len(CONTEXT), PATCH, PATCH) normalised slices and the (PATCH, PATCH) label.
+           per_lesion: float = 0.0, contrast_min: float = 0.5, thick_max: float = 5.5) -> tuple[np.ndarray, np.ndarray]:
+    """One training example: (len(CONTEXT), PATCH, PATCH) normalised slices and the (PATCH, PATCH) lesions, each
+    8-connected lesion of the slice numbered 1..k (0: no lesion; ``> 0`` is the binary label).
 
     ``per_lesion``: probability that a lesion-centred patch draws its lesion uniformly (else a lesion
     voxel uniformly); 0 and 1 draw no extra number, as the boolean option of earlier bundles did."""
@@ -206,7 +211,7 @@ def sample(case: Case, rng: np.random.Generator, p_lesion: float = 0.67, augment
     mad = case.mad
     if augment:
         if rng.random() < 0.6:
-            slab = thick_slices(slab, rng, rng.uniform(2.5, 5.5))
+            slab = thick_slices(slab, rng, rng.uniform(2.5, thick_max))
         gamma = rng.uniform(0.7, 1.5)
         slab = np.power(np.maximum(slab, 0), gamma)
         mad *= gamma
@@ -238,7 +243,28 @@ def sample(case: Case, rng: np.random.Generator, p_lesion: float = 0.67, augment
             xo, yo = xo[:, :, ::-1], yo[:, ::-1]
         if rng.random() < 0.5:
             xo, yo = xo[:, ::-1, :], yo[::-1, :]
-    return np.ascontiguousarray(xo, np.float32), np.ascontiguousarray(yo > 0.5, np.int64)
+    lesions, _ = ndi.label(yo > 0.5, np.ones((3, 3), bool))
+    return np.ascontiguousarray(xo, np.float32), np.ascontiguousarray(lesions, np.int64)
+
+
+def blob_dice_loss(logits: torch.Tensor, lesions: torch.Tensor) -> torch.Tensor:
+    """The lesion-wise term of blob loss (Kofler et al. 2023, "blob loss: instance imbalance aware loss functions for
+    semantic segmentation"): each lesion's soft Dice with the other lesions masked out, averaged over the lesions of a
+    slice, then over the slices that hold one; so a 10 mm3 lesion weighs as much as a 10 mL one, and every false voxel
+    lowers every lesion's Dice. ``logits`` [B, 2, H, W], ``lesions`` [B, H, W] or [B, 1, H, W] numbered 1..k
+    (:func:`sample`). Written here: MONAI has no instance-wise loss; one ``index_add`` per slice keeps it cheap."""
+    p = torch.softmax(logits, 1)[:, 1].flatten(1)
+    inst = lesions.reshape(p.shape)
+    terms = []
+    for b in range(p.shape[0]):
+        k = int(inst[b].max())
+        if k == 0:
+            continue
+        summed = torch.zeros(k + 1, dtype=p.dtype).index_add(0, inst[b], p[b])   # 0: the background's sum
+        size = torch.bincount(inst[b], minlength=k + 1)[1:].to(p.dtype)
+        dice = 2 * summed[1:] / (summed[0] + summed[1:] + size + 1e-5)
+        terms.append(1 - dice[size > 0].mean())
+    return torch.stack(terms).mean() if terms else p.sum() * 0.0
 
 
 def train(out_bundle: str | Path, work: str | Path, recipe: LesionTrainRecipe, overwrite: bool = False) -> Path:
@@ -246,6 +272,7 @@ def train(out_bundle: str | Path, work: str | Path, recipe: LesionTrainRecipe, o
     ms_seeds, nmosd_seeds, real_seeds = recipe.ms_seeds, recipe.nmosd_seeds, recipe.real_seeds
     iterations, batch, lr, seed = recipe.iterations, recipe.batch, recipe.lr, recipe.seed
     per_lesion, contrast_min, confluent, heavy = recipe.per_lesion, recipe.contrast_min, recipe.confluent, recipe.heavy
+    blob, thick_max = float(recipe.blob), float(recipe.thick_max)
     checkpoint_every, arch_args, init = recipe.checkpoint_every, recipe.arch_args, recipe.init
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
@@ -285,7 +312,9 @@ def train(out_bundle: str | Path, work: str | Path, recipe: LesionTrainRecipe, o
         seconds = float(state["seconds"])
         if (int(state["iterations"]) != iterations or list(state["seeds"]) != [s for s, _ in seeds]
                 or state.get("init") != init_name or state.get("confluent", 0.0) != confluent
-                or state.get("heavy", 0.0) != heavy or list(state.get("real_seeds", [])) != list(real_seeds) or state.get("per_lesion", float(per_lesion)) != float(per_lesion)):
+                or state.get("heavy", 0.0) != heavy or list(state.get("real_seeds", [])) != list(real_seeds)
+                or state.get("per_lesion", float(per_lesion)) != float(per_lesion)
+                or state.get("blob", 0.0) != blob or state.get("thick_max", 5.5) != thick_max):
             raise ValueError("checkpoint of a different training (iterations, seeds or initial weights differ)")
         return int(state["step"])
 
@@ -300,12 +329,15 @@ def train(out_bundle: str | Path, work: str | Path, recipe: LesionTrainRecipe, o
     t_run = time.time()
     for step in range(start, iterations):
         rng = np.random.default_rng([seed, step])
-        xs, ys = zip(*(sample(cases[rng.integers(len(cases))], rng, per_lesion=per_lesion, contrast_min=contrast_min)
-                       for _ in range(batch)))
+        xs, ys = zip(*(sample(cases[rng.integers(len(cases))], rng, per_lesion=per_lesion, contrast_min=contrast_min,
+                              thick_max=thick_max) for _ in range(batch)))
         x = torch.from_numpy(np.stack(xs))
-        y = torch.from_numpy(np.stack(ys))[:, None]
+        lesions = torch.from_numpy(np.stack(ys))
         opt.zero_grad()
-        loss = loss_fn(model(x), y)
+        logits = model(x)
+        loss = loss_fn(logits, (lesions > 0).long()[:, None])
+        if blob:
+            loss = loss + blob * blob_dice_loss(logits, lesions)
         loss.backward()
         opt.step()
         sched.step()
@@ -318,7 +350,7 @@ def train(out_bundle: str | Path, work: str | Path, recipe: LesionTrainRecipe, o
                              "scheduler": sched.state_dict(), "step": step + 1, "iterations": iterations,
                              "seeds": [s for s, _ in seeds], "history": history, "init": init_name,
                              "confluent": confluent, "heavy": heavy, "per_lesion": float(per_lesion),
-                             "real_seeds": list(real_seeds),
+                             "real_seeds": list(real_seeds), "blob": blob, "thick_max": thick_max,
                              "seconds": seconds + time.time() - t_run}, ckpt)
     seconds += time.time() - t_run
     model.eval()
@@ -333,7 +365,7 @@ def _span(s: Sequence[int]) -> str:
 
 
 def training_data_text(ms_seeds: Sequence[int], nmosd_seeds: Sequence[int], real_seeds: Sequence[int],
-                       confluent: float, heavy: float, contrast_min: float) -> str:
+                       confluent: float, heavy: float, contrast_min: float, thick_max: float = 5.5) -> str:
     """What a lesion bundle was trained on, in words (its metadata's ``training_data``)."""
     parts = []
     if ms_seeds or nmosd_seeds:
@@ -356,7 +388,7 @@ def training_data_text(ms_seeds: Sequence[int], nmosd_seeds: Sequence[int], real
             "(orbitai.phantoms.lesion_maps); the validation and test brains (heads 17-20) and maps "
             f"({list(split['validation']) + list(split['test'])}) and patient 26's map are never drawn.")
     parts.append(f"Brain = image > 0. Augmentation: lesion contrast x[{contrast_min}, 1] (blend with the lesion-free "
-                 "background), simulated 2.5-5.5 mm slices (partial volume), gamma 0.7-1.5, linear bias, Rician noise, "
+                 f"background), simulated 2.5-{thick_max:g} mm slices (partial volume), gamma 0.7-1.5, linear bias, Rician noise, "
                  "in-plane rotation +-12 deg / scale 0.9-1.1 / flips, normalisation-scale jitter.")
     return " ".join(parts)
 
@@ -380,11 +412,13 @@ def bundle_metadata(recipe: LesionTrainRecipe, args: dict[str, Any], seconds: fl
                   "grid": "1 mm, axis-aligned to the patient (LAS), cropped to the brain box"},
         "labels": {"1": "white_matter_lesion"},
         "training_data": training_data_text(recipe.ms_seeds, recipe.nmosd_seeds, recipe.real_seeds, recipe.confluent,
-                                            recipe.heavy, contrast_min),
+                                            recipe.heavy, contrast_min, recipe.thick_max),
         "training": {"command": "orbitai neuro train-lesions", "iterations": recipe.iterations,
                      "batch_size": recipe.batch, "patch": [len(CONTEXT), PATCH, PATCH], "lr": recipe.lr,
                      "optimizer": "Adam (weight decay 1e-5), 100-step warm-up, cosine decay",
-                     "loss": "MONAI DiceCELoss (batch Dice + cross-entropy)", "seed": recipe.seed,
+                     "loss": "MONAI DiceCELoss (batch Dice + cross-entropy)" + (
+                         f" + {recipe.blob:g} x blob loss's lesion-wise Dice term (Kofler et al. 2023)"
+                         if recipe.blob else ""), "seed": recipe.seed,
                      "lesion_centred_fraction": 0.67,
                      "lesion_sampling": {0.0: "each lesion voxel equally likely", 1.0: "each lesion equally likely"}.get(
                          float(per_lesion), f"each lesion equally likely in {per_lesion:.0%} of lesion patches, "
@@ -422,7 +456,9 @@ def run(a: argparse.Namespace) -> int:
                            ("--lr", 0 < a.lr < 1, "between 0 and 1"),
                            ("--contrast-min", 0 <= a.contrast_min <= 1, "from 0 to 1"),
                            ("--confluent", 0 <= a.confluent <= 1, "from 0 to 1"),
-                           ("--heavy", 0 <= a.heavy <= 1, "from 0 to 1"), ("--threads", a.threads >= 0, ">= 0")):
+                           ("--heavy", 0 <= a.heavy <= 1, "from 0 to 1"), ("--threads", a.threads >= 0, ">= 0"),
+                           ("--blob", 0 <= a.blob <= 10, "from 0 to 10"),
+                           ("--thick-max", 2.5 <= a.thick_max <= 8.0, "from 2.5 to 8 (mm)")):
         if not ok:
             raise UserError(f"{name} must be {rule}.")
     real = str(getattr(a, "real_seeds", "") or "")
@@ -452,7 +488,7 @@ def run(a: argparse.Namespace) -> int:
         recipe = LesionTrainRecipe(
             tuple(seeds[0]), tuple(seeds[1]), tuple(seeds[2]), a.iterations, a.batch, a.lr, a.seed,
             per_lesion={"voxel": 0.0, "lesion": 1.0, "mixed": 0.5}[a.lesion_sampling], contrast_min=a.contrast_min,
-            init=a.init, confluent=a.confluent, heavy=a.heavy)
+            init=a.init, confluent=a.confluent, heavy=a.heavy, blob=a.blob, thick_max=a.thick_max)
         train(a.out, a.work, recipe, overwrite=a.overwrite)
     finally:
         for h in handlers:

@@ -134,6 +134,16 @@ _add(SegConfig("svnet-demo-mri-heads-edge", "svnet", {"in_channels": 1, "out_cha
                "clinical use).",
                **{**_DEMO, "lr": 2e-4, "lr_decay_epoch": 31, "epochs": 40, "fg_prob": 0.9},
                extra={"synth": {**_HEADS, "fov_edge": 0.2}, "manifest_share": 0.25}))
+# Issue #66: recti on clinical thick slices and in thyroid eye disease. A fourth stage from the bundled model: a third of
+# the synthetic patches rendered as clinical 2D protocols (3-5 mm axial or coronal slices, fine in-plane sampling) and
+# a third of the heads with every rectus enlarged 1.5-3.5x (orbitai.orbit.synth.TED_SCALE); lower learning rate.
+_add(SegConfig("svnet-demo-mri-ted-thick", "svnet", {"in_channels": 1, "out_channels": 7, "base_channels": 6},
+               _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), PERCENTILE, "any"),
+               "Fourth stage of svnet-demo-mri-heads: a third of the patches from clinical 3-5 mm 2D protocols, a "
+               "third of the heads with TED-enlarged recti (demo, not for clinical use).",
+               **{**_DEMO, "lr": 2e-4, "lr_decay_epoch": 31, "epochs": 40, "fg_prob": 0.9},
+               extra={"synth": {**_HEADS, "fov_edge": 0.2, "ted_share": 0.33, "clinical_thick": 0.33},
+                      "manifest_share": 0.25}))
 _add(SegConfig("sunet-demo-ct", "sunet_volume", {"in_channels": 1, "out_channels": 7, "base_channels": 6},
                _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), CT_WINDOW, "CT"),
                "Width-reduced SU-net (2D baseline) on orbital CT phantoms (demo).", **{**_DEMO, "lr_decay_epoch": 16, "epochs": 20}))

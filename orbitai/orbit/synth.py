@@ -32,7 +32,15 @@ from orbitai.engine.inference import SegSpec
 #: Pool defaults: anatomies, grid size (x, y, z voxels on the model grid), largest head tilt (deg),
 #: share of heads with TAO-enlarged muscles.
 POOL_DEFAULTS: dict[str, Any] = {"anatomies": 96, "seed": 2000, "size": (160, 160, 80), "tilt_deg": 20.0,
-                                 "tao_share": 0.3, "fov_edge": 0.0, "templates": (0,)}
+                                 "tao_share": 0.3, "fov_edge": 0.0, "templates": (0,), "ted_share": 0.0,
+                                 "clinical_thick": 0.0}
+#: Thyroid-eye-disease heads (``ted_share``): every rectus enlarged to this many times its volume (uniform; TOM500's
+#: TED medial rectus reaches 2-3x the healthy median at its 95th percentile).
+TED_SCALE = (1.5, 3.5)
+#: A clinical 2D protocol (``clinical_thick`` of the patches): slices of 3-5 mm, axial (brain FLAIR and T2) or
+#: coronal (orbit protocols), with the fine in-plane sampling of 0.4-0.7 mm (little in-plane blur on the model grid).
+CLINICAL_SLICE_MM = (3.0, 5.0)
+_CLINICAL_AXIS_P = (0.7, 0.3, 0.0)
 #: Where a simulated field-of-view edge cuts a patch: (array axis, the side cut away: 0 = the low indices),
 #: with its probability: the front (y low: anterior), the foot (z low) or the top (z high) of the scan.
 _EDGES = ((1, 0), (0, 0), (0, 1))
@@ -69,23 +77,27 @@ class SynthPool:
     """Deformed atlas heads on the model grid; :meth:`sample` renders a random-contrast patch."""
 
     def __init__(self, heads: list[SynthHead], spacing: tuple[float, float, float], n_classes: int,
-                 fov_edge: float = 0.0):
+                 fov_edge: float = 0.0, clinical_thick: float = 0.0):
         self.heads = heads
         self.spacing = spacing
         self.n_classes = n_classes
         self.fov_edge = fov_edge
+        self.clinical_thick = clinical_thick
 
     @classmethod
     def build(cls, spec: SegSpec, anatomies: int = POOL_DEFAULTS["anatomies"], seed: int = POOL_DEFAULTS["seed"],
               size=POOL_DEFAULTS["size"], tilt_deg: float = POOL_DEFAULTS["tilt_deg"],
               tao_share: float = POOL_DEFAULTS["tao_share"], fov_edge: float = POOL_DEFAULTS["fov_edge"],
-              templates: Sequence[int] = POOL_DEFAULTS["templates"],
+              templates: Sequence[int] = POOL_DEFAULTS["templates"], ted_share: float = POOL_DEFAULTS["ted_share"],
+              clinical_thick: float = POOL_DEFAULTS["clinical_thick"],
               progress: Optional[ProgressCallback] = None) -> SynthPool:
         """``anatomies`` heads from ``seed`` (same seed, same pool), each tilted up to ``tilt_deg``
         about a random axis (a brain-planned scan cuts the orbits obliquely), a share with TAO muscles;
         ``fov_edge`` of the rendered patches are cut by the scan's field of view (see :func:`render`).
         ``templates``: the anatomies they are drawn from in turn (`orbitai.phantoms.orbit.template_model`: 0 the
-        atlas, 1-16 the SynthSeg training heads; never :data:`orbitai.phantoms.heads.HELD_OUT`)."""
+        atlas, 1-16 the SynthSeg training heads; never :data:`orbitai.phantoms.heads.HELD_OUT`). ``ted_share`` of the
+        heads have every rectus enlarged (:data:`TED_SCALE`); ``clinical_thick`` of the patches are rendered as a
+        clinical 2D protocol (:data:`CLINICAL_SLICE_MM`)."""
         bad = sorted(set(int(t) for t in templates) & set(HELD_OUT))
         if bad or not templates:
             raise ConfigError(f"synthetic-head templates must be 0-16 and not the held-out heads {list(HELD_OUT)}; "
@@ -97,9 +109,11 @@ class SynthPool:
             tao = None
             if rng.random() < tao_share:
                 tao = "active" if rng.random() < 0.5 else "inactive"
+            # drawn only when asked, so that pools without TED heads stay the same head for head
+            scale = float(rng.uniform(*TED_SCALE)) if ted_share and rng.random() < ted_share else None
             an = orbit_anatomy(rng, "t2", tao=tao, orientation="axial", size=tuple(size),
                                spacing=tuple(spec.spacing), oblique=float(rng.uniform(-tilt_deg, tilt_deg)),
-                               template=int(templates[i % len(templates)]))
+                               template=int(templates[i % len(templates)]), muscle_scale=scale)
             if rng.random() < 0.7:
                 _open_eyes(an.tissue, an.labels, rng, spec.spacing[1])
             classes = lut[an.labels]
@@ -112,7 +126,7 @@ class SynthPool:
             if progress:
                 progress(i + 1, anatomies, f"synthetic head {i + 1}/{anatomies}")
         return cls(heads, (float(spec.spacing[0]), float(spec.spacing[1]), float(spec.spacing[2])), spec.n_classes,
-                   float(fov_edge))
+                   float(fov_edge), float(clinical_thick))
 
     def sample(self, rng: np.random.Generator, patch, fg_prob: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
         """A rendered patch (float32, 0..1) and its classes (uint8): with ``fg_prob`` centred near a
@@ -126,7 +140,8 @@ class SynthPool:
         sl = patch_window(shape, patch, centre, rng)
         tissue, lab = _pad(h.tissue[sl], patch), _pad(h.classes[sl], patch)
         edge = _fov_edge(lab, rng, self.spacing) if rng.random() < self.fov_edge else None
-        img = render(tissue, rng, self.spacing, edge)
+        clinical = bool(self.clinical_thick) and rng.random() < self.clinical_thick
+        img = render(tissue, rng, self.spacing, edge, clinical)
         if edge is not None:       # nothing of the head beyond the scan's edge: background there
             lab = lab.copy()
             lab[_beyond(lab.shape, edge)] = 0
@@ -204,10 +219,11 @@ def _pad(a: np.ndarray, shape) -> np.ndarray:
 
 
 def render(tissue: np.ndarray, rng: np.random.Generator, spacing=(0.8, 0.8, 0.8),
-           edge: Optional[Edge] = None) -> np.ndarray:
+           edge: Optional[Edge] = None, clinical: bool = False) -> np.ndarray:
     """A random-contrast image of the tissue codes ``tissue`` [z, y, x] on a grid of ``spacing`` mm
     (x, y, z), normalised to 0..1 as the percentile normalisation of a whole scan would; with ``edge``
-    the scan ends there (zero beyond, as the inference engine pads a scan) and dims towards it."""
+    the scan ends there (zero beyond, as the inference engine pads a scan) and dims towards it; ``clinical``: a 2D
+    protocol's thick slices (:data:`CLINICAL_SLICE_MM`) with fine in-plane sampling."""
     mean = rng.uniform(0, 1, 256).astype(np.float32)
     # the two sides of one structure look alike in a scan: pair them (orbit labels odd/even, lens, sclera)
     mean[2:17:2] = mean[1:17:2] * rng.uniform(0.95, 1.05, 8).astype(np.float32)
@@ -217,7 +233,13 @@ def render(tissue: np.ndarray, rng: np.random.Generator, spacing=(0.8, 0.8, 0.8)
     img = mean[tissue] + sd[tissue] * rng.standard_normal(tissue.shape, dtype=np.float32)
     vox = np.array(spacing[::-1], float)                # z, y, x
     psf = rng.uniform(0.2, 0.9, 3) / (vox / vox.min())  # in-plane and through-plane point spread
-    if rng.random() < 0.75:                             # a thick-slice acquisition along one axis
+    if clinical:
+        axis = int(rng.choice(_SLICE_AXES, p=_CLINICAL_AXIS_P))
+        psf = rng.uniform(0.2, 0.5, 3) / (vox / vox.min())
+        psf[axis] = 0.0
+        img = ndi.gaussian_filter(img, psf, truncate=2.5)
+        img = thick_slices(img, rng, rng.uniform(*CLINICAL_SLICE_MM) / vox[axis], axis)
+    elif rng.random() < 0.75:                           # a thick-slice acquisition along one axis
         axis = int(rng.choice(_SLICE_AXES, p=_SLICE_AXIS_P))
         thick_mm = rng.uniform(1.5, 6.0)
         psf[axis] = 0.0

@@ -1,0 +1,70 @@
+"""The lesion-wise (blob) loss term of the lesion training (issue #65): a small lesion counts as much as a large one."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+
+def _logits(prob: np.ndarray) -> "torch.Tensor":
+    p = torch.from_numpy(np.clip(prob, 1e-6, 1 - 1e-6).astype(np.float32))[None]
+    return torch.stack([torch.zeros_like(p), torch.log(p / (1 - p))], 1)   # softmax's lesion channel = prob
+
+
+def _two_lesions() -> np.ndarray:
+    lesions = np.zeros((64, 64), np.int64)
+    lesions[10:30, 10:30] = 1          # 400 voxels
+    lesions[50:52, 50:52] = 2          # 4 voxels
+    return lesions
+
+
+def test_a_missed_small_lesion_costs_as_much_as_a_missed_large_one():
+    from monai.losses import DiceLoss
+
+    from orbitai.neuro.lesionseg_train import blob_dice_loss
+
+    lesions = _two_lesions()
+    big_only = (lesions == 1).astype(np.float32)
+    small_only = (lesions == 2).astype(np.float32)
+    target = torch.from_numpy(lesions)[None]
+    blob_miss_small = float(blob_dice_loss(_logits(big_only), target))
+    blob_miss_big = float(blob_dice_loss(_logits(small_only), target))
+    assert blob_miss_small == pytest.approx(0.5, abs=0.05) and blob_miss_big == pytest.approx(0.5, abs=0.05)
+    # the overlap loss alone hardly sees the missed small lesion
+    dice = DiceLoss(sigmoid=False)(torch.from_numpy(big_only)[None, None], torch.from_numpy(lesions > 0)[None, None].float())
+    assert float(dice) < 0.01
+
+
+def test_false_voxels_raise_it_and_slices_without_lesions_are_left_out():
+    from orbitai.neuro.lesionseg_train import blob_dice_loss
+
+    lesions = _two_lesions()
+    perfect = (lesions > 0).astype(np.float32)
+    speck = perfect.copy()
+    speck[40:44, 5:9] = 1.0
+    target = torch.from_numpy(lesions)[None]
+    assert float(blob_dice_loss(_logits(perfect), target)) < 0.01
+    assert float(blob_dice_loss(_logits(speck), target)) > 0.2         # 16 false voxels beside a 4-voxel lesion
+    empty = torch.zeros((1, 64, 64), dtype=torch.int64)
+    both = torch.cat([target, empty])
+    logits = torch.cat([_logits(perfect), _logits(speck)])
+    assert float(blob_dice_loss(logits, both)) < 0.01                 # the lesion-free slice adds nothing
+    assert float(blob_dice_loss(_logits(speck), empty)) == 0.0
+
+
+def test_it_has_a_gradient_and_training_samples_number_their_lesions():
+    from orbitai.neuro.lesionseg_train import Case, blob_dice_loss, sample
+
+    logits = _logits(np.full((64, 64), 0.5, np.float32)).requires_grad_(True)
+    blob_dice_loss(logits, torch.from_numpy(_two_lesions())[None]).backward()
+    assert logits.grad is not None and float(logits.grad.abs().sum()) > 0
+    ratio = np.ones((30, 150, 150), np.float32)
+    label = np.zeros(ratio.shape, np.uint8)
+    label[15, 60:70, 60:70] = 1
+    label[15, 80:83, 80:83] = 1
+    ratio[label > 0] = 1.6
+    case = Case(ratio, np.ones_like(ratio), label, 0.1, np.argwhere(label > 0).astype(np.int32),
+                np.argwhere(ratio > 0)[::97].astype(np.int32), np.array([0, 109]))
+    _, y = sample(case, np.random.default_rng(1), p_lesion=1.0, augment=False)
+    assert y.max() == 2 and (y > 0).sum() == 109
