@@ -25,11 +25,13 @@ whatever cores the run had: not a quiet-core timing), and the size of the class 
 confidence keeps these images anyway: the soft volumes add no copy).
 
 ``python -m benchmarks orbit_thick`` -> ``benchmarks/results/orbit_thick.json``. ORBITAI_THICK_CONTRASTS (default
-``t2,flair``) and ORBITAI_THICK_HEADS (default the four held-out heads) narrow the run.
+``t2,flair``) and ORBITAI_THICK_HEADS (default the four held-out heads) narrow the run; ORBITAI_ORBIT_MRI_MODEL names
+another MRI bundle folder to measure (default the bundled one).
 """
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import time
 from typing import Any
 
@@ -96,7 +98,7 @@ def main() -> None:
     torch.set_num_threads(2)
     contrasts = [c for c in os.environ.get("ORBITAI_THICK_CONTRASTS", "t2,flair").split(",") if c]
     heads = [int(h) for h in os.environ.get("ORBITAI_THICK_HEADS", ",".join(map(str, HELD_OUT))).split(",") if h]
-    _, net, spec = load_seg_model(None, False, "cpu")
+    _, net, spec = load_seg_model(os.environ.get("ORBITAI_ORBIT_MRI_MODEL") or None, False, "cpu")
     rows: list[dict[str, Any]] = []
     misses: list[str] = []
     t_soft: list[float] = []
@@ -163,10 +165,11 @@ def main() -> None:
     metrics["whole_head_1mm_probability_images_mb"] = sum(4 * img.GetNumberOfPixels() for img in images.values()) / 2 ** 20
     notes = {"cases": f"held-out heads {heads}, contrasts {contrasts}, seeds {SEED}+10*contrast+head index; axial, "
                       f"{FOV_MM:g} mm field of view, {COVER_MM:g} slices of 1 mm, in-plane drawn from 0.4-0.7 mm",
-             "model": "orbit_svnet_mri_demo (bundled), overlap window, mirrored, 2 threads",
+             "model": f"{os.environ.get('ORBITAI_ORBIT_MRI_MODEL') or 'orbit_svnet_mri_demo (bundled)'}, overlap window, "
+                      "mirrored, 2 threads",
              "misses": misses, "whole_head": f"SynthSeg head {HELD_OUT[0]} at 1 mm, {head.shape} voxels, T2 means",
              "rows": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows]}
-    write_result("orbit_thick", metrics, targets, notes)
+    write_result("orbit_thick" + (f"_{Path(os.environ['ORBITAI_ORBIT_MRI_MODEL']).name}" if os.environ.get("ORBITAI_ORBIT_MRI_MODEL") else ""), metrics, targets, notes)
 
 
 if __name__ == "__main__":

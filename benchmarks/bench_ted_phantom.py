@@ -1,5 +1,6 @@
 """TED-like phantoms (issue 66 item 3): recti enlarged 2-3x in volume (`orbitai.phantoms.orbit.ted_case`), run
-through ``orbitai seg predict`` with the bundled default models (CT and T2 MRI) and the default population (ted).
+through ``orbitai seg predict`` with the bundled default models (CT and T2 MRI; ORBITAI_ORBIT_MRI_MODEL names another
+MRI bundle folder) and the default population (ted).
 
 Per rectus-side: the truth and predicted volumes, Dice, the check; per case: the verdict (an "unlikely" warning or
 none), how many recti read "enlarged", and the TED upper bound each was checked against. Also each truth volume's
@@ -11,6 +12,7 @@ enlarged muscle; a model that under-segments the enlarged muscles shows it in th
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -36,7 +38,9 @@ def _case(seed: int, modality: str, folder: Path) -> dict[str, Any]:
     image = write_volume(case.image, folder / f"{modality}_{seed}.nrrd")
     out = folder / f"out_{modality}_{seed}"
     t0 = time.perf_counter()
-    assert cli(["seg", "predict", str(image), "--out", str(out), "--device", "cpu", "--labelmap"]) == 0
+    model = os.environ.get("ORBITAI_ORBIT_MRI_MODEL", "") if modality != "ct" else ""
+    assert cli(["seg", "predict", str(image), "--out", str(out), "--device", "cpu", "--labelmap"]
+               + (["--model", model] if model else [])) == 0
     seconds = time.perf_counter() - t0
     data = json.loads((out / "result.json").read_text())
     pred = read_volume(out / "labels.nrrd").array
@@ -77,7 +81,7 @@ def main() -> None:
         metrics[f"{modality}_truth_enlarged_of_{len(recti)}"] = sum(r["truth_check"] == ENLARGED for r in recti)
         metrics[f"{modality}_recti_dice_median"] = float(np.median([r["dice"] for r in recti]))
         metrics[f"{modality}_recti_pred_over_truth_median"] = float(np.median([r["pred_over_truth"] for r in recti]))
-    write_result("ted_phantom", metrics,
+    write_result("ted_phantom" + (f"_{Path(os.environ['ORBITAI_ORBIT_MRI_MODEL']).name}" if os.environ.get("ORBITAI_ORBIT_MRI_MODEL") else ""), metrics,
                  {"cases_unlikely": "0 (issue 66: no 'unlikely' flag on a TED-like phantom)",
                   "recti_enlarged": "every rectus above the normal adult range and within TED's"},
                  notes={"scale": "TED_MUSCLE_SCALE (3x SR, IR, MR; 2x LR)", "seeds": list(SEEDS), "cases": cases})
