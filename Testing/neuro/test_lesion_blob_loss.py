@@ -68,3 +68,31 @@ def test_it_has_a_gradient_and_training_samples_number_their_lesions():
                 np.argwhere(ratio > 0)[::97].astype(np.int32), np.array([0, 109]))
     _, y = sample(case, np.random.default_rng(1), p_lesion=1.0, augment=False)
     assert y.max() == 2 and (y > 0).sum() == 109
+
+
+def test_hard_negative_patches_centre_on_bright_voxels_that_are_no_lesion():
+    """``hard_negative``: patches that are not lesion-centred are centred on the brightest non-lesion voxels (what false
+    specks are made of), at least 3 voxels from a lesion; without it they are drawn over the whole brain."""
+    from orbitai.neuro.lesionseg_train import bright_non_lesion, case_from_arrays, sample
+
+    rng = np.random.default_rng(0)
+    ratio = np.ones((30, 150, 150), np.float32)
+    label = np.zeros(ratio.shape, np.uint8)
+    label[15, 20:30, 20:30] = 1
+    ratio[label > 0] = 1.6
+    ratio[14:17, 100:104, 100:104] = 1.5          # a bright spot that is no lesion (a vessel)
+    idx = bright_non_lesion(ratio, label, rng)
+    assert len(idx) and all(100 <= y < 104 and 100 <= x < 104 for _, y, x in idx)
+    case = case_from_arrays({"ratio": ratio, "background": np.ones_like(ratio), "label": label,
+                             "mad": np.float32(0.1)}, 1)
+    centre = (slice(None), slice(40, 56), slice(40, 56))     # the patch's centre (PATCH 96, no augmentation)
+
+    def bright_share(hard: float) -> float:
+        r = np.random.default_rng(2)
+        hits = 0
+        for _ in range(20):
+            x, y = sample(case, r, p_lesion=0.0, augment=False, hard_negative=hard)
+            hits += bool(x[2][centre[1:]].max() > 2.0)          # the spot's z-score is 5 on MAD 0.1
+        return hits / 20
+
+    assert bright_share(1.0) == 1.0 and bright_share(0.0) < 0.5

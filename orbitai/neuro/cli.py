@@ -150,6 +150,9 @@ def _add_train_lesions(s: argparse._SubParsersAction) -> None:
                         "much as large ones; 0: off)")
     p.add_argument("--thick-max", type=float, default=5.5,
                    help="thickest simulated slice in mm (2.5-8; 8 covers 2D clinical FLAIR at 5-8 mm)")
+    p.add_argument("--hard-negative", type=float, default=0.0,
+                   help="share of the patches not centred on a lesion that are centred on a bright voxel that is no "
+                        "lesion (cortex, vessels, septum: what false specks are made of; 0 to 1)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave torch's default)")
     p.set_defaults(func=run_train_lesions)
 

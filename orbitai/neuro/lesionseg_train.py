@@ -29,7 +29,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -86,6 +86,8 @@ class LesionTrainRecipe:
     blob: float = 0.0
     #: Thickest simulated slice (mm) of the thick-slice augmentation (drawn from 2.5 mm up to it).
     thick_max: float = 5.5
+    #: Share of the patches not centred on a lesion that are centred on a bright voxel that is no lesion.
+    hard_negative: float = 0.0
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -105,6 +107,8 @@ class Case:
     lesion_idx: np.ndarray  # int32 [n, 3] lesion voxel indices, grouped by 26-connected lesion
     brain_idx: np.ndarray   # int32 [n, 3] a subsample of brain voxel indices
     lesion_bounds: np.ndarray  # int64 [m + 1] start of each lesion's rows in ``lesion_idx``
+    #: int32 [n, 3] bright voxels that are no lesion (a subsample): cortex, vessels, septum (:func:`bright_non_lesion`)
+    bright_idx: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.int32))
 
 
 def make_case_arrays(seed: int, disease: str, confluent: float = 0.0, heavy: float = 0.0) -> dict[str, np.ndarray]:
@@ -179,11 +183,26 @@ def case_from_arrays(arrays: dict[str, np.ndarray], seed: int) -> Case:
     order = np.argsort(lab[tuple(lidx.T)], kind="stable")
     bounds = np.concatenate([[0], np.cumsum(np.bincount(lab.ravel(), minlength=n_les + 1)[1:])])
     return Case(ratio, arrays["background"], label, float(arrays["mad"]), lidx[order].astype(np.int32),
-                bidx.astype(np.int32), bounds.astype(np.int64))
+                bidx.astype(np.int32), bounds.astype(np.int64), bright_non_lesion(ratio, label, rng))
+
+
+def bright_non_lesion(ratio: np.ndarray, label: np.ndarray, rng: np.random.Generator, n: int = 5000) -> np.ndarray:
+    """Up to ``n`` voxels among the brightest 3 % of the brain that lie at least 3 voxels from any lesion: what a
+    lesion network mistakes for a lesion (bright cortex, vessels, septum, the ventricles' rims); int32 [k, 3]."""
+    brain = ratio > 0
+    if not brain.any():
+        return np.zeros((0, 3), np.int32)
+    cut = np.percentile(np.asarray(ratio[brain], np.float32), 97)
+    far = ~ndi.binary_dilation(label > 0, iterations=3) if label.any() else np.ones(label.shape, bool)
+    idx = np.argwhere(brain & (ratio > cut) & far)
+    if len(idx) > n:
+        idx = idx[rng.choice(len(idx), size=n, replace=False)]
+    return idx.astype(np.int32)
 
 
 def sample(case: Case, rng: np.random.Generator, p_lesion: float = 0.67, augment: bool = True,
-           per_lesion: float = 0.0, contrast_min: float = 0.5, thick_max: float = 5.5) -> tuple[np.ndarray, np.ndarray]:
+           per_lesion: float = 0.0, contrast_min: float = 0.5, thick_max: float = 5.5,
+           hard_negative: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """One training example: (len(CONTEXT), PATCH, PATCH) normalised slices and the (PATCH, PATCH) lesions, each
     8-connected lesion of the slice numbered 1..k (0: no lesion; ``> 0`` is the binary label).
 
@@ -196,6 +215,8 @@ def sample(case: Case, rng: np.random.Generator, p_lesion: float = 0.67, augment
         c = case.lesion_idx[rng.integers(case.lesion_bounds[k], case.lesion_bounds[k + 1])]
     else:
         pool = case.lesion_idx if use_lesion else case.brain_idx
+        if not use_lesion and hard_negative and len(case.bright_idx) and rng.random() < hard_negative:
+            pool = case.bright_idx      # a patch centred on a bright voxel that is no lesion
         c = pool[rng.integers(len(pool))]
     big = int(PATCH * 1.5)
     zs = np.clip(np.arange(c[0] - HALO, c[0] + HALO + 1), 0, case.ratio.shape[0] - 1)
@@ -272,7 +293,7 @@ def train(out_bundle: str | Path, work: str | Path, recipe: LesionTrainRecipe, o
     ms_seeds, nmosd_seeds, real_seeds = recipe.ms_seeds, recipe.nmosd_seeds, recipe.real_seeds
     iterations, batch, lr, seed = recipe.iterations, recipe.batch, recipe.lr, recipe.seed
     per_lesion, contrast_min, confluent, heavy = recipe.per_lesion, recipe.contrast_min, recipe.confluent, recipe.heavy
-    blob, thick_max = float(recipe.blob), float(recipe.thick_max)
+    blob, thick_max, hard_negative = float(recipe.blob), float(recipe.thick_max), float(recipe.hard_negative)
     checkpoint_every, arch_args, init = recipe.checkpoint_every, recipe.arch_args, recipe.init
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
@@ -314,7 +335,8 @@ def train(out_bundle: str | Path, work: str | Path, recipe: LesionTrainRecipe, o
                 or state.get("init") != init_name or state.get("confluent", 0.0) != confluent
                 or state.get("heavy", 0.0) != heavy or list(state.get("real_seeds", [])) != list(real_seeds)
                 or state.get("per_lesion", float(per_lesion)) != float(per_lesion)
-                or state.get("blob", 0.0) != blob or state.get("thick_max", 5.5) != thick_max):
+                or state.get("blob", 0.0) != blob or state.get("thick_max", 5.5) != thick_max
+                or state.get("hard_negative", 0.0) != hard_negative):
             raise ValueError("checkpoint of a different training (iterations, seeds or initial weights differ)")
         return int(state["step"])
 
@@ -330,7 +352,7 @@ def train(out_bundle: str | Path, work: str | Path, recipe: LesionTrainRecipe, o
     for step in range(start, iterations):
         rng = np.random.default_rng([seed, step])
         xs, ys = zip(*(sample(cases[rng.integers(len(cases))], rng, per_lesion=per_lesion, contrast_min=contrast_min,
-                              thick_max=thick_max) for _ in range(batch)))
+                              thick_max=thick_max, hard_negative=hard_negative) for _ in range(batch)))
         x = torch.from_numpy(np.stack(xs))
         lesions = torch.from_numpy(np.stack(ys))
         opt.zero_grad()
@@ -351,6 +373,7 @@ def train(out_bundle: str | Path, work: str | Path, recipe: LesionTrainRecipe, o
                              "seeds": [s for s, _ in seeds], "history": history, "init": init_name,
                              "confluent": confluent, "heavy": heavy, "per_lesion": float(per_lesion),
                              "real_seeds": list(real_seeds), "blob": blob, "thick_max": thick_max,
+                             "hard_negative": hard_negative,
                              "seconds": seconds + time.time() - t_run}, ckpt)
     seconds += time.time() - t_run
     model.eval()
@@ -424,6 +447,7 @@ def bundle_metadata(recipe: LesionTrainRecipe, args: dict[str, Any], seconds: fl
                          float(per_lesion), f"each lesion equally likely in {per_lesion:.0%} of lesion patches, "
                                             "else each lesion voxel"),
                      "lesion_contrast_min": contrast_min, "minutes": round(seconds / 60, 2),
+                     "hard_negative_share": recipe.hard_negative, "thick_slices_mm": [2.5, recipe.thick_max],
                      "initial_weights": init or "random (MONAI default initialisation)",
                      "final_loss": round(float(np.mean(history[-50:])), 4) if history else None},
         "metrics": {},
@@ -458,7 +482,8 @@ def run(a: argparse.Namespace) -> int:
                            ("--confluent", 0 <= a.confluent <= 1, "from 0 to 1"),
                            ("--heavy", 0 <= a.heavy <= 1, "from 0 to 1"), ("--threads", a.threads >= 0, ">= 0"),
                            ("--blob", 0 <= a.blob <= 10, "from 0 to 10"),
-                           ("--thick-max", 2.5 <= a.thick_max <= 8.0, "from 2.5 to 8 (mm)")):
+                           ("--thick-max", 2.5 <= a.thick_max <= 8.0, "from 2.5 to 8 (mm)"),
+                           ("--hard-negative", 0 <= a.hard_negative <= 1, "from 0 to 1")):
         if not ok:
             raise UserError(f"{name} must be {rule}.")
     real = str(getattr(a, "real_seeds", "") or "")
@@ -488,7 +513,8 @@ def run(a: argparse.Namespace) -> int:
         recipe = LesionTrainRecipe(
             tuple(seeds[0]), tuple(seeds[1]), tuple(seeds[2]), a.iterations, a.batch, a.lr, a.seed,
             per_lesion={"voxel": 0.0, "lesion": 1.0, "mixed": 0.5}[a.lesion_sampling], contrast_min=a.contrast_min,
-            init=a.init, confluent=a.confluent, heavy=a.heavy, blob=a.blob, thick_max=a.thick_max)
+            init=a.init, confluent=a.confluent, heavy=a.heavy, blob=a.blob, thick_max=a.thick_max,
+            hard_negative=a.hard_negative)
         train(a.out, a.work, recipe, overwrite=a.overwrite)
     finally:
         for h in handlers:
