@@ -13,8 +13,10 @@ one with the lesion network and ``orbitai neuro finetune-lesions``:
   left, Cancel; the same Apply after a cancel resumes where it stopped, since the same scans give the same files).
   The new model is installed in the user's model folder and listed in the model choices at once; it is selected only
   when it beats its base on the user's own held-out cases.
-- **Which scan next** (`RankLogic`): ``orbitai seg rank`` over the scene's scans that have no finished segmentation;
-  a table lists them, the most worth correcting first.
+- **Which scan next** (`RankLogic`): ``orbitai seg rank`` over the scene's scans that have no finished segmentation
+  (scans only: `unlabelled_scans`); it reports "scan n of N" as it goes and can be cancelled; each scan's facts are
+  asked first (`orbitai.orbit.rank`) and a scan that surely does not show the orbits is listed last, not ranked, with
+  the reason. A table lists them, the most worth correcting first.
 """
 from __future__ import annotations
 
@@ -32,11 +34,12 @@ from orbitai.errors import InputError
 from orbitai.jobs.child import JobError, write_job_input
 from orbitai.mrml import table_node_from_rows, volume_from_volume_node
 from orbitai.mrml.jobs import JobLogic
+from orbitai.mrml.overlays import is_heat_map
 from orbitai.mrml.segmentations import segments_by_value
 from orbitai.mrml.results import FINISHED_SCAN, belongs_to, is_result, refuse_other_scan
 from orbitai.mrml.tables import show_table
 from orbitai.orbit.models import SEG_MODELS
-from orbitai.orbit.result import RANKING_FILE
+from orbitai.orbit.result import NOT_RANKED, RANKING_FILE
 from orbitai.result import RESULT_FILE
 
 #: Segmentation-node attribute: the task whose ground truth the user marked the segmentation as (a bundle task:
@@ -63,14 +66,27 @@ def finished_pairs(scene: Any, task: str = "segmentation") -> list[tuple[Any, An
     return out
 
 
+#: Scalar-volume subclasses that are never a scan to segment (label maps; vector, tensor and diffusion volumes).
+NOT_SCANS = ("vtkMRMLLabelMapVolumeNode", "vtkMRMLVectorVolumeNode", "vtkMRMLTensorVolumeNode")
+
+
+def is_scan(node: Any) -> bool:
+    """Whether the volume node ``node`` is a scan a user would segment: a scalar volume with voxels, not a label map
+    nor a vector or tensor volume, not a heat map (one made by OrbitAI keeps its mark after the scene is saved, also
+    when its scan is gone), no module's result (a derived volume) and no editor helper hidden from the user."""
+    return (node is not None and node.IsA("vtkMRMLScalarVolumeNode") and not any(node.IsA(c) for c in NOT_SCANS)
+            and node.GetImageData() is not None and not node.GetHideFromEditors() and not is_heat_map(node)
+            and not is_result(node))
+
+
 def unlabelled_scans(scene: Any, task: str = "segmentation") -> list[Any]:
-    """The scene's scans (scalar volumes, not label maps nor a module's results such as heat maps) with no
-    segmentation finished for ``task``."""
+    """The scene's scans (`is_scan`: not label maps, heat maps or a module's other results) with no segmentation
+    finished for ``task``."""
     done = {scan.GetID() for _seg, scan in finished_pairs(scene, task)}
     out = []
     for i in range(scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")):
         node = scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode")
-        if not node.IsA("vtkMRMLLabelMapVolumeNode") and not is_result(node) and node.GetID() not in done:
+        if is_scan(node) and node.GetID() not in done:
             out.append(node)
     return out
 
@@ -240,7 +256,13 @@ class RankOutputs:
     def summary(self) -> str:
         if not self.rows:
             return "No scan to rank."
-        return f"{len(self.rows)} scan(s) ranked; correct '{self.rows[0]['scan']}' first."
+        ranked = [r for r in self.rows if r["doubt"] != NOT_RANKED]
+        left = len(self.rows) - len(ranked)
+        text = (f"{len(self.rows)} scan(s) ranked; correct '{ranked[0]['scan']}' first." if ranked else
+                f"{len(self.rows)} scan(s) listed; none could be ranked.")
+        if ranked and left:
+            text = text.replace(" ranked;", f" listed, {len(ranked)} ranked;")
+        return text + (f" {left} not ranked: the note says why." if left else "")
 
 
 class RankLogic(_SceneLogic):
@@ -268,8 +290,10 @@ class RankLogic(_SceneLogic):
         rows = []
         for n, r in enumerate(ranked, 1):
             node = self.ctx.scene.GetNodeByID(r["case_id"])
+            ranked_here = float(r["score"]) >= 0.0       # a scan left out (see its note) has no doubt
             rows.append({"rank": n, "scan": node.GetName() if node is not None else r["case_id"],
-                         "doubt": float(r["score"]), "implausible": f"{r['implausible']}/{r['structures']}",
+                         "doubt": float(r["score"]) if ranked_here else NOT_RANKED,
+                         "implausible": f"{r['implausible']}/{r['structures']}" if ranked_here else "",
                          "note": r.get("note", "")})
         return RankOutputs(table_node_from_rows(self.ctx, rows, name="Scans to correct next"), rows)
 

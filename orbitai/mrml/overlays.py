@@ -1,21 +1,35 @@
-"""Heat-map overlays: a float volume node with a heat colour table, shown over the input."""
+"""Heat-map overlays: a float volume node with a heat colour table, shown over the input.
+
+A viewer of one scan at a time (the browser app) lists the shown scan's heat maps with their colour bar, read from
+the map's colour node and display window (what Slicer's colour legend draws: `heat_map_rows`), and shows, hides or
+fades one (`set_heat_map`)."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import slicer
 
 from orbitai.errors import InputError
 from orbitai.io import Volume, VolumeError
+from orbitai.mrml.results import results_of, scan_of
 from orbitai.mrml.scene import MRMLContext
 from orbitai.mrml.volumes import as_volume, volume_node_from_volume
 
-__all__ = ["HEAT_COLOR_NAME", "heat_color_node", "overlay_node_from_volume", "add_color_legend", "show_overlay",
-           "show_volume", "jump_slices"]
+__all__ = ["HEAT_COLOR_NAME", "OVERLAY", "heat_color_node", "overlay_node_from_volume", "add_color_legend",
+           "show_overlay", "show_volume", "jump_slices", "is_heat_map", "heat_map_rows", "set_heat_map",
+           "color_stops"]
 
 #: Name of the colour table the bridge creates (an Inferno-like black-purple-orange-yellow ramp).
 HEAT_COLOR_NAME = "OrbitAI Heat"
+#: Volume-node attribute ("1") of a heat map (`overlay_node_from_volume`): a result drawn over a scan, never a scan.
+OVERLAY = "OrbitAI.Overlay"
+#: Volume-node attribute: the foreground opacity the user gave the heat map (kept while it is hidden).
+OVERLAY_OPACITY = "OrbitAI.OverlayOpacity"
+#: The opacity a heat map is shown at until the user sets one.
+DEFAULT_OPACITY = 0.5
+#: Colours sampled from a colour node for the page's colour bar.
+BAR_STOPS = 16
 # Anchor colours (RGB 0-255) at equal steps from 0 to 1, close to matplotlib's perceptually
 # uniform "inferno" map; the table linearly interpolates between them.
 _ANCHORS = np.array([
@@ -81,7 +95,7 @@ def overlay_node_from_volume(ctx: MRMLContext, heat, reference_node=None, name: 
             raise InputError(f"value_range must be (low, high) with high > low, got {tuple(value_range)}.")
         hi = lo + 1.0  # a constant map: any non-empty window
     node = volume_node_from_volume(ctx, Volume(array, vol.spacing, vol.origin, vol.direction), name)
-    node.SetAttribute("OrbitAI.Overlay", "1")
+    node.SetAttribute(OVERLAY, "1")
     display = node.GetDisplayNode()
     display.SetAndObserveColorNodeID(_color_node(ctx, colormap).GetID())
     display.AutoWindowLevelOff()
@@ -150,3 +164,90 @@ def show_volume(ctx: MRMLContext, volume_node) -> int:
 def jump_slices(ctx: MRMLContext, ras) -> None:
     """Move every slice view of the scene to the slices through the point ``ras`` (Slicer's "jump slices")."""
     slicer.vtkMRMLSliceNode.JumpAllSlices(ctx.scene, *(float(x) for x in ras))
+
+
+def is_heat_map(node: Any) -> bool:
+    """Whether ``node`` is a heat map made by `overlay_node_from_volume` (also after the scene was saved and loaded)."""
+    return node is not None and node.GetAttribute(OVERLAY) == "1"
+
+
+def _composites(scene: Any) -> list[Any]:
+    return [scene.GetNthNodeByClass(i, "vtkMRMLSliceCompositeNode")
+            for i in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceCompositeNode"))]
+
+
+def _legends(node: Any) -> list[Any]:
+    """The colour legend display nodes (Slicer's colour bar) of a volume node."""
+    return [d for d in (node.GetNthDisplayNode(i) for i in range(node.GetNumberOfDisplayNodes()))
+            if d is not None and d.IsA("vtkMRMLColorLegendDisplayNode")]
+
+
+def _opacity(node: Any) -> float:
+    try:
+        return min(max(float(node.GetAttribute(OVERLAY_OPACITY) or DEFAULT_OPACITY), 0.0), 1.0)
+    except ValueError:
+        return DEFAULT_OPACITY
+
+
+def color_stops(color_node: Any, n: int = BAR_STOPS) -> list[str]:
+    """``n`` colours (``#rrggbb``) evenly spaced over the whole range of ``color_node`` (a table or a procedural
+    colour node), from its lowest value to its highest: the colours a window maps from its minimum to its maximum."""
+    lut = color_node.GetScalarsToColors() if color_node is not None else None
+    if lut is None:
+        return ["#000000", "#ffffff"]
+    lo, hi = lut.GetRange()
+    out = []
+    for t in np.linspace(0.0, 1.0, max(int(n), 2)):
+        rgb = [0.0, 0.0, 0.0]
+        lut.GetColor(lo + t * (hi - lo), rgb)
+        out.append("#" + "".join(f"{int(round(255 * min(max(c, 0.0), 1.0))):02x}" for c in rgb))
+    return out
+
+
+def heat_map_rows(scene: Any, scan: Any) -> list[dict[str, Any]]:
+    """The heat maps of ``scan`` (its results that `is_heat_map`; none of another scan), oldest first: ID, name, the
+    colour legend's title, whether the slice views show it, its opacity, and its colour bar as Slicer's colour legend
+    draws it: the colour node's colours (``colors``) from the display window's minimum (``low``) to its maximum
+    (``high``), and three tick labels."""
+    shown = {c.GetForegroundVolumeID(): c.GetForegroundOpacity() for c in _composites(scene)
+             if c.GetForegroundVolumeID()}
+    rows = []
+    for node in results_of(scene, scan, "vtkMRMLScalarVolumeNode"):
+        display = node.GetDisplayNode()
+        if not is_heat_map(node) or display is None:
+            continue
+        lo, hi = float(display.GetWindowLevelMin()), float(display.GetWindowLevelMax())
+        legends = _legends(node)
+        on = node.GetID() in shown
+        rows.append({"id": node.GetID(), "name": node.GetName(),
+                     "title": legends[0].GetTitleText() if legends else node.GetName(),
+                     "shown": on, "opacity": round(float(shown[node.GetID()]) if on else _opacity(node), 2),
+                     "low": lo, "high": hi, "colors": color_stops(display.GetColorNode()),
+                     "ticks": [f"{v:.3g}" for v in (lo, (lo + hi) / 2.0, hi)]})
+    return rows
+
+
+def set_heat_map(ctx: MRMLContext, node: Any, shown: Optional[bool] = None, opacity: Optional[float] = None) -> None:
+    """Show (as the slice views' foreground, over its scan: one heat map at a time) or hide the heat map ``node``, and/or
+    set its opacity (0-1, kept for when it is shown again); its colour legend is shown with it."""
+    if not is_heat_map(node):
+        raise InputError(f"'{node.GetName() if node is not None else None}' is not a heat map.")
+    if opacity is not None:
+        node.SetAttribute(OVERLAY_OPACITY, f"{min(max(float(opacity), 0.0), 1.0):.3f}")
+    comps = _composites(ctx.scene)
+    if shown:
+        show_overlay(ctx, node, scan_of(node), _opacity(node))
+    elif shown is not None:
+        for comp in comps:
+            if comp.GetForegroundVolumeID() == node.GetID():
+                comp.SetForegroundVolumeID(None)
+        selection = ctx.app_logic.GetSelectionNode() if ctx.app_logic is not None else None
+        if selection is not None and selection.GetSecondaryVolumeID() == node.GetID():
+            selection.SetSecondaryVolumeID(None)
+    elif opacity is not None:
+        for comp in comps:
+            if comp.GetForegroundVolumeID() == node.GetID():
+                comp.SetForegroundOpacity(_opacity(node))
+    if shown is not None:
+        for legend in _legends(node):
+            legend.SetVisibility(bool(shown))

@@ -410,6 +410,9 @@ def run_rank(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / RANKING_FILE, buf.getvalue())
     for n, r in enumerate(ranked, 1):
+        if not r.ranked:        # left out (no orbits in view, another modality) or unreadable: the note says why
+            print(f"{n:3d}. {r.case_id:<30} {r.note}")
+            continue
         print(f"{n:3d}. {r.case_id:<30} doubt {r.score:.3f}  implausible {r.implausible}/{r.structures}"
               + (f"  ({r.note})" if r.note else ""))
     print(f"wrote {out / RANKING_FILE}")

@@ -4,6 +4,11 @@ can be trusted on them, so that the annotator corrects the cases that teach it t
 A scan's score is the mean, over the structure-sides the model segments (both eyeballs, nerves and recti), of
 its doubt: 1 for a structure that is missing or outside the normal adult range (`orbitai.orbit.anatomy`), otherwise
 one minus the model's mean confidence over the structure. A scan where no orbit is found scores 1.
+
+Before any network runs, each scan is judged once by the one judge of what a scan is (`orbitai.scan.scan_facts`)
+against what the task needs (`task_expects`: the orbits in view, the model's modality): a scan that surely breaks it
+(a brain-only FLAIR, a CT for an MRI model) is not segmented but listed last, "not ranked", with the reason; the facts
+are then handed to the segmentation (judged once). Progress is reported per scan ("scan 2 of 6").
 """
 from __future__ import annotations
 
@@ -18,22 +23,31 @@ from orbitai.errors import OrbitAIError, one_line
 from orbitai.io import read_volume
 from orbitai.orbit.anatomy import check_structures
 from orbitai.orbit.models import load_seg_model
+from orbitai.orbit.result import NOT_RANKED
 from orbitai.orbit.rules import OrbitNotFoundError
 from orbitai.orbit.segment import segment
 from orbitai.progress import ProgressCallback
+from orbitai.scan import Expects, ScanFacts, scan_facts
 
 log = logging.getLogger(__name__)
+
+#: The score of a scan that is not ranked (left out, unreadable): listed after every ranked scan.
+NOT_RANKED_SCORE = -1.0
 
 
 @dataclass
 class Ranked:
     case_id: str
     image: str
-    score: float          # 0 (the model is sure and plausible) .. 1 (nothing to trust)
+    score: float          # 0 (the model is sure and plausible) .. 1 (nothing to trust); -1: not ranked (see note)
     implausible: int      # structure-sides missing or outside the normal range
     structures: int
     mean_confidence: Optional[float]
     note: str = ""
+
+    @property
+    def ranked(self) -> bool:
+        return self.score >= 0.0
 
     def to_row(self) -> dict:
         return asdict(self)
@@ -54,24 +68,49 @@ def doubt(checks) -> tuple[float, int, Optional[float]]:
     return float(np.mean(per)), sum(c.implausible for c in checks), (float(np.mean(confs)) if confs else None)
 
 
+def task_expects(modality: str, name: str = "the model") -> Expects:
+    """What ranking a scan with a segmentation model of ``modality`` ("CT", "MR", "any") needs of it: the orbits in
+    view, and the model's modality."""
+    return Expects(modality=modality if modality in ("CT", "MR") else None, orbits=True, name=name)
+
+
+def left_out_reason(facts: ScanFacts, expects: Expects) -> str:
+    """Why a scan is not worth segmenting for the ranking ("" when it is): each way its facts surely break
+    ``expects`` (the orbits surely not in view, another modality), with what the scan is."""
+    reasons = facts.breaks(expects)
+    return f"{NOT_RANKED}: {'; '.join(reasons)} ({facts.summary()})" if reasons else ""
+
+
 def rank_scans(scans: Sequence[tuple[str, str | os.PathLike]], model: Optional[str] = None, device: str = "cpu",
-               progress: Optional[ProgressCallback] = None, mirror: bool = False) -> list[Ranked]:
-    """``scans`` ((case id, image file)) ranked most doubtful first (ties: in the order given). ``model``: a bundle
-    (default: the bundled MRI model); every scan is segmented once, without mirroring by default (twice as fast; the
-    ranking, not the masks, is what counts here)."""
-    _, net, spec = load_seg_model(model or "MR", False, device)
+               progress: Optional[ProgressCallback] = None, mirror: bool = False, judge: bool = True) -> list[Ranked]:
+    """``scans`` ((case id, image file)) ranked most doubtful first (ties: in the order given), the scans not ranked
+    last. ``model``: a bundle (default: the bundled MRI model); every scan is segmented once, without mirroring by
+    default (twice as fast; the ranking, not the masks, is what counts here). ``judge``: ask the scan's facts first
+    and leave out the scans that surely do not show what the task needs (module docstring); without it, every scan is
+    segmented (as before the facts were asked)."""
+    bundle, net, spec = load_seg_model(model or "MR", False, device)
+    expects = task_expects(spec.modality, f"the model {bundle.name}")
+    sides = len(spec.structures) * 2
     out = []
     for n, (case_id, image) in enumerate(scans, 1):
-        try:
-            res = segment(read_volume(image), net, spec, "overlap", device, mirror=mirror)
-            score, bad, conf = doubt(check_structures(res.labels, spec.structures, res.confidence))
-            out.append(Ranked(case_id, os.fspath(image), score, bad, len(spec.structures) * 2, conf))
-        except OrbitNotFoundError as exc:
-            out.append(Ranked(case_id, os.fspath(image), 1.0, len(spec.structures) * 2, len(spec.structures) * 2,
-                              None, one_line(exc)))
-        except OrbitAIError as exc:      # an unreadable or unsuitable scan: said, last in the list
-            out.append(Ranked(case_id, os.fspath(image), -1.0, 0, 0, None, one_line(exc)))
         if progress:
-            progress(n, len(scans), f"ranked {case_id}")
+            progress(n - 1, len(scans), f"scan {n} of {len(scans)}")
+        try:
+            vol = read_volume(image)
+            facts = scan_facts(vol, path=image) if judge else None
+            why = left_out_reason(facts, expects) if facts is not None else ""
+            if why:
+                out.append(Ranked(case_id, os.fspath(image), NOT_RANKED_SCORE, 0, 0, None, why))
+            else:
+                res = segment(vol, net, spec, "overlap", device, mirror=mirror, facts=facts)
+                score, bad, conf = doubt(check_structures(res.labels, spec.structures, res.confidence))
+                out.append(Ranked(case_id, os.fspath(image), score, bad, sides, conf))
+        except OrbitNotFoundError as exc:
+            out.append(Ranked(case_id, os.fspath(image), 1.0, sides, sides, None, one_line(exc)))
+        except OrbitAIError as exc:      # an unreadable or unsuitable scan: said, last in the list
+            out.append(Ranked(case_id, os.fspath(image), NOT_RANKED_SCORE, 0, 0, None,
+                              f"{NOT_RANKED}: {one_line(exc)}"))
+    if progress:
+        progress(len(scans), len(scans), f"{len(scans)} of {len(scans)} scans ranked")
     order = sorted(range(len(out)), key=lambda i: (-out[i].score, i))
     return [out[i] for i in order]

@@ -47,6 +47,8 @@ UNCERTAINTY_FILE = "uncertainty.nrrd"
 LABELMAP_FILE = "labels.nrrd"
 #: What ``seg rank`` writes into its folder: the scans most worth correcting first (`orbitai.orbit.rank`).
 RANKING_FILE = "ranking.csv"
+#: How a scan of ``seg rank`` that is not ranked (left out, unreadable) is marked: the start of its note.
+NOT_RANKED = "not ranked"
 VOLUME_COLUMNS = ("label", "name", "structure", "side", "voxels", "volume_cm3")
 #: Each structure's partial-volume-aware volume: its class probability summed around it on the model grid
 #: (orbitai.orbit.segment.SegResult.soft_volumes), what the checks compare with the ranges. Optional when read.
