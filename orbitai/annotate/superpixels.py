@@ -1,8 +1,10 @@
 """Superpixel / supervoxel maps for SmartPencil and SmartFill, computed once and cached.
 
-SLIC (SimpleITK ``SLICImageFilter``, multi-threaded) on the working region. The number of
-superpixels is the annotator's resolution (100, 500, 1000, 2000 over the region): the seed grid
-is chosen so that superpixels are about cubic in millimetres. Intensities are divided by the
+SLIC (SimpleITK ``SLICImageFilter``, multi-threaded) on the working region. The annotator's resolution is
+a superpixel size in millimetres (``size_mm``: the edge of the seed grid's cells, so a 1 mm head gets
+regions of a few hundred voxels and a 0.5 mm orbit scan the same anatomy per region), or a number of
+superpixels over the region (100, 500, 1000, 2000) when no size is given: the seed grid is chosen so
+that superpixels are about cubic in millimetres. Intensities are divided by the
 image's own noise level before SLIC, so one compactness works for CT (HU) and MRI (arbitrary
 units) alike.
 
@@ -25,6 +27,9 @@ from ._common import AnnotationError, Region, check_image, noise_sigma, normaliz
 
 RESOLUTIONS = (100, 500, 1000, 2000)
 DEFAULT_COMPACTNESS = 3.0
+#: SmartPencil's default superpixel size (mm): the seed grid's cell edge (benchmarks/bench_annotation.py measures the
+#: median region on 1 mm heads: at most 500 voxels is the bar).
+DEFAULT_SIZE_MM = 5.0
 
 
 @dataclass
@@ -107,7 +112,10 @@ class SuperpixelCache:
         self.misses = 0
 
     def get_or_compute(self, image, spacing, n_superpixels, region=None, mode="3d", slice_index=None,
-                       axis=0, compactness=DEFAULT_COMPACTNESS, key_extra=None) -> Superpixels:
+                       axis=0, compactness=DEFAULT_COMPACTNESS, key_extra=None, size_mm=None,
+                       abort=None) -> Superpixels:
+        """The cached map, else a new one (kept). ``size_mm``: superpixel size in mm (then ``n_superpixels`` is
+        not used); ``abort``: a `threading.Event` that stops a computation (raises `AnnotationError`)."""
         a, sp = check_image(image, spacing)
         reg = normalize_region(region, a.shape)
         if mode == "2d":
@@ -118,14 +126,17 @@ class SuperpixelCache:
             parts = list(reg)
             parts[axis] = slice(int(slice_index), int(slice_index) + 1)
             reg = cast(Region, tuple(parts))
-        key = (_fingerprint(a, sp), tuple((s.start, s.stop) for s in reg), int(n_superpixels), mode, axis,
-               float(compactness), key_extra)
+        size = float(size_mm) if size_mm else None
+        # 3D maps do not depend on the clicked view's axis: one map serves clicks in every view
+        key = (_fingerprint(a, sp), tuple((s.start, s.stop) for s in reg), None if size else int(n_superpixels),
+               size, mode, axis if mode == "2d" else 0, float(compactness), key_extra)
         found = self._items.get(key)
         if found is not None:
             self.hits += 1
             return found
         self.misses += 1
-        result = compute_superpixels(a, sp, n_superpixels, reg, mode=mode, axis=axis, compactness=compactness)
+        result = compute_superpixels(a, sp, n_superpixels, reg, mode=mode, axis=axis, compactness=compactness,
+                                     size_mm=size, abort=abort)
         self._items.put(key, result)
         return result
 
@@ -139,13 +150,18 @@ DEFAULT_CACHE = SuperpixelCache()
 
 def compute_superpixels(image: np.ndarray, spacing: Sequence[float], n_superpixels: int = 1000,
                         region=None, mode: str = "3d", axis: int = 0,
-                        compactness: float = DEFAULT_COMPACTNESS, iterations: int = 5) -> Superpixels:
-    """SLIC superpixels (``mode='2d'``: on the one slice the region spans along ``axis``)."""
+                        compactness: float = DEFAULT_COMPACTNESS, iterations: int = 5,
+                        size_mm: float | None = None, abort=None) -> Superpixels:
+    """SLIC superpixels (``mode='2d'``: on the one slice the region spans along ``axis``). ``size_mm``: the
+    superpixel size in mm (the seed grid's cell edge) instead of a number over the region; ``abort``: a
+    `threading.Event` whose setting stops the computation (`AnnotationError`)."""
     a, sp = check_image(image, spacing)
     if mode not in ("2d", "3d"):
         raise AnnotationError(f"Superpixel mode must be '2d' or '3d', got {mode!r}.")
     n = int(n_superpixels)
-    if n < 1:
+    if size_mm is not None and not (np.isfinite(size_mm) and size_mm > 0):
+        raise AnnotationError(f"The superpixel size must be a positive number of mm, got {size_mm}.")
+    if n < 1 and size_mm is None:
         raise AnnotationError(f"The number of superpixels must be at least 1, got {n_superpixels}.")
     reg = normalize_region(region, a.shape)
     sub = np.asarray(a[reg], np.float32)
@@ -156,11 +172,11 @@ def compute_superpixels(image: np.ndarray, spacing: Sequence[float], n_superpixe
         plane = np.take(sub, 0, axis=axis)
         psp = np.delete(sk, axis)
         x = _normalise(plane)
-        cell_mm = np.sqrt(plane.size * np.prod(psp) / n)
+        cell_mm = size_mm or np.sqrt(plane.size * np.prod(psp) / n)
         grid = [max(1, int(round(cell_mm / s))) for s in psp[::-1]]      # ITK order (x, y)
     else:
         x = _normalise(sub)
-        cell_mm = np.cbrt(sub.size * np.prod(sk) / n)
+        cell_mm = size_mm or np.cbrt(sub.size * np.prod(sk) / n)
         grid = [max(1, int(round(cell_mm / s))) for s in sk[::-1]]
     img = sitk.GetImageFromArray(x)
     f = sitk.SLICImageFilter()
@@ -168,7 +184,14 @@ def compute_superpixels(image: np.ndarray, spacing: Sequence[float], n_superpixe
     f.SetSpatialProximityWeight(float(compactness))
     f.SetMaximumNumberOfIterations(int(iterations))
     f.SetEnforceConnectivity(True)
-    out_img = f.Execute(img)
+    if abort is not None:       # checked at each of ITK's progress events (the filter stops with an exception)
+        f.AddCommand(sitk.sitkProgressEvent, lambda: f.Abort() if abort.is_set() else None)
+    try:
+        out_img = f.Execute(img)
+    except RuntimeError:
+        if abort is not None and abort.is_set():
+            raise AnnotationError("The superpixels were cancelled (the scan changed).") from None
+        raise
     lab = sitk.GetArrayViewFromImage(out_img)          # a view: ``out_img`` must stay alive below
     # Consecutive labels 0..n-1 (SLIC may leave gaps after connectivity enforcement); a lookup
     # table is much faster than np.unique's sort on millions of voxels.

@@ -502,10 +502,10 @@ def _network_logits(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: 
 
 def model_probabilities(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "overlap",
                         device: torch.device | str = "cpu", progress: ProgressCallback | None = None,
-                        mirror: bool = True) -> tuple[np.ndarray, sitk.Image]:
+                        mirror: bool = True, focus: Focus | None = None) -> tuple[np.ndarray, sitk.Image]:
     """The network's class probabilities (C, k, j, i) on the model grid over the scan (background,
-    certain, outside the content box), and that grid: what :func:`probabilities_on` maps to a scan."""
-    net = _network_logits(vol, model, spec, window, device, progress, 1, mirror)
+    certain, outside the content box and ``focus``), and that grid: what :func:`probabilities_on` maps to a scan."""
+    net = _network_logits(vol, model, spec, window, device, progress, 1, mirror, focus)
     whole = cast(Region, tuple(slice(0, n) for n in net.shape))
     return region_probabilities(net.logits[0], net.crop, net.shape, whole), net.grid
 

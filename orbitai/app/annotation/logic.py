@@ -17,17 +17,35 @@ The algorithms are in `orbitai.annotate` (arrays with spacing, no Slicer).
 """
 from __future__ import annotations
 
-from typing import Optional
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
 
 import numpy as np
 
+import slicer
+import vtk
+from vtk.util import numpy_support
+
 from orbitai.mrml.editors import MODE_ADD, MODE_REMOVE, MODE_SET
-from orbitai.mrml.labelmaps import ras_to_ijk, segment_extent_mask, slice_axis, superpixel_edges
+from orbitai.mrml.labelmaps import (oriented_image_to_array, ras_to_ijk, segment_extent_mask, slice_axis,
+                                    superpixel_edges)
 from orbitai.mrml.segmentations import binary_labelmap, geometry_key
 
 from .editing import OperationResult, _annotate
-from .model_prior import ModelPriorActions, _PriorPending
+from .model_prior import PRIOR_DEVICE, ModelPriorActions, _PriorPending, prior_key, volume_of
 from .options import AUTOCORRECTION, BOUNDARIES_ROLE, CONSISTENT_SHIFT_SIGMA_MM, PREVIEW_ROLE, SMARTFILL, SMARTPENCIL
+
+
+@dataclass
+class Preparation:
+    """What `AnnotationLogic.prepare` started for one scan: ``superpixels(abort)`` computes the SmartPencil map into
+    the logic's cache (a worker thread's job; ``abort``, a `threading.Event`, stops it), ``prior`` is the model
+    prior's request (or the cached prior; None when the tools' prior weights are 0)."""
+
+    volume_id: str
+    key: tuple
+    superpixels: Callable[..., None]
+    prior: Any = None
 
 
 class AnnotationLogic(ModelPriorActions):
@@ -56,9 +74,8 @@ class AnnotationLogic(ModelPriorActions):
             region = self._working_region(point, opts.get("RegionMm"), spacing, src.shape, key)
             axis = slice_axis(slice_to_ras, modifier) if slice_to_ras is not None else 0
             r = _annotate().smartpencil_click(src, spacing, self.segmentMask(reference=modifier), point, remove=remove,
-                                           n_superpixels=opts.get("Superpixels"), region=region,
-                                           mode=opts.get("Mode").lower(), axis=axis, cache=self.cache,
-                                           key_extra=key)
+                                           region=region, mode=opts.get("Mode").lower(), axis=axis, cache=self.cache,
+                                           key_extra=key, **self._superpixel_size())
             if opts.get("ShowBoundaries"):
                 self._show_overlay(BOUNDARIES_ROLE, "SmartPencil boundaries", modifier,
                                    superpixel_edges(r.superpixels, src.shape), (1.0, 1.0, 0.0), 0.6)
@@ -68,6 +85,42 @@ class AnnotationLogic(ModelPriorActions):
             msg = r.message if changed else r.message + " (blocked by the editable area / masking settings)"
             return OperationResult(True, msg, changed, {"label": r.label})
         return self._run(go)
+
+    def _superpixel_size(self) -> dict:
+        """The superpixels' size from the SmartPencil options: in mm (``SizeMm``), else their number."""
+        opts = self.params(SMARTPENCIL)
+        size = float(opts.get("SizeMm") or 0.0)
+        return {"n_superpixels": opts.get("Superpixels"), "size_mm": size if size > 0 else None}
+
+    def prepare(self, volume_node, priors: Any = None) -> Preparation:
+        """Start what the first SmartPencil click and SmartFill preview on ``volume_node`` need, before them (issue
+        67): the scan read as the tools read it on a segmentation made on its own grid (kept: `_grid` finds it),
+        the model prior asked for from ``priors`` (a `PriorCache`, e.g. ``DEFAULT_PRIORS``; computed by the warm
+        worker, on the orbits' part of a head), and the superpixel
+        map of the whole scan with the SmartPencil options as `Preparation.superpixels`, to run on a worker thread
+        (3D mode without a working region only: a region's map waits for its first click). On the caller's thread:
+        reads the scan once (a fraction of a second on a 1 mm head); nothing is computed here."""
+        image = slicer.vtkSlicerSegmentationsModuleLogic.CreateOrientedImageDataFromVolumeNode(volume_node)
+        array, spacing = oriented_image_to_array(image)
+        key = ((volume_node.GetID(), volume_node.GetImageData().GetMTime()), geometry_key(image))
+        self._source = (key, array, spacing)
+        self._volume = (key, volume_of(array, image), prior_key(key))
+        prior = None
+        if priors is not None and not self._prior_off():
+            prior = priors.request(self._volume[1], key=self._volume[2], device=PRIOR_DEVICE)
+            self._prior_job = prior
+        opts = self.params(SMARTPENCIL)
+        whole = opts.get("Mode") == "3D" and not opts.get("RegionMm")
+        cache, size = self.cache, self._superpixel_size()
+
+        def superpixels(abort=None):
+            if whole:
+                cache.get_or_compute(array, spacing, region=None, mode="3d", key_extra=key[0], abort=abort, **size)
+        return Preparation(volume_node.GetID(), key, superpixels, prior)
+
+    def _prior_off(self) -> bool:
+        """Whether both tools that read the model prior have it switched off (weight 0)."""
+        return not (self.priorWanted(SMARTFILL) or self.priorWanted(AUTOCORRECTION))
 
     def _working_region(self, point, size_mm: float, spacing, shape, key):
         """The working region: a box of ``size_mm`` around the first click, kept while clicks fall
@@ -180,3 +233,59 @@ class AnnotationLogic(ModelPriorActions):
             return OperationResult(True, r.message + note, changed)
         return self._run(go)
 
+    # ---------------------------------------------------------------- basic edits (Slicer's effects' semantics)
+    def threshold(self, minimum: float, maximum: float) -> OperationResult:
+        """Slicer's Threshold effect: the selected segment becomes the voxels with ``minimum <= value <= maximum``
+        (one undo state; the editable area and masking settings apply)."""
+        return self._edit(lambda src, sp, mask: _annotate().threshold_mask(src, minimum, maximum),
+                          f"Threshold {float(minimum):g} to {float(maximum):g}", empty_ok=True)
+
+    def islands(self, keep_largest: bool = True, minimum_voxels: int = 1000) -> OperationResult:
+        """Slicer's Islands effect: keep the largest island of the selected segment, or remove its islands
+        smaller than ``minimum_voxels`` (face-connected)."""
+        if keep_largest:
+            return self._edit(lambda src, sp, mask: _annotate().keep_largest_island(mask), "Kept the largest island")
+        return self._edit(lambda src, sp, mask: _annotate().remove_small_islands(mask, minimum_voxels),
+                          f"Removed the islands under {int(minimum_voxels)} voxels")
+
+    def smooth(self, method: str = "MEDIAN", kernel_mm: float = 3.0) -> OperationResult:
+        """Slicer's Smoothing effect (median, opening or closing) on the selected segment, kernel in mm."""
+        return self._edit(lambda src, sp, mask: _annotate().smooth_mask(mask, sp, method, kernel_mm),
+                          f"Smoothing ({str(method).replace('_', ' ').lower()}, {float(kernel_mm):g} mm)")
+
+    def fillBetweenSlices(self, axis: Optional[int] = None) -> OperationResult:
+        """Slicer's Fill between slices on the selected segment: the slices between the drawn ones filled by
+        morphological contour interpolation (``axis`` [k, j, i]; default the axis it was drawn along)."""
+        return self._edit(lambda src, sp, mask: _annotate().fill_between_slices(mask, axis, slicer_contour_interpolation),
+                          "Filled between slices")
+
+    def _edit(self, fn: Callable[[np.ndarray, tuple, np.ndarray], np.ndarray], what: str,
+              empty_ok: bool = False) -> OperationResult:
+        """The selected segment set to ``fn(source, spacing, segment)`` (one undo state, through the editor)."""
+        def go():
+            modifier, src, spacing = self._grid()
+            current = self.segmentMask(reference=modifier)
+            if not empty_ok and not current.any():
+                return OperationResult(False, "The selected segment is empty: draw it first.")
+            mask = fn(src, spacing, current)
+            if np.array_equal(mask, current):
+                return OperationResult(True, f"{what}: nothing changed.", 0)
+            changed = self._apply(modifier, mask, MODE_SET)
+            return OperationResult(True, f"{what}: {changed} voxels changed.", changed)
+        return self._run(go)
+
+
+def slicer_contour_interpolation(sub: np.ndarray, axis_xyz: int) -> np.ndarray:
+    """Slicer's morphological contour interpolation (``vtkITKMorphologicalContourInterpolator``, what its Fill between
+    slices runs) of a uint8 mask [k, j, i] along the ITK axis ``axis_xyz`` (0 = i, 1 = j, 2 = k)."""
+    image = vtk.vtkImageData()
+    image.SetDimensions(*sub.shape[::-1])
+    image.GetPointData().SetScalars(numpy_support.numpy_to_vtk(np.ascontiguousarray(sub, np.uint8).ravel(), deep=True,
+                                                               array_type=vtk.VTK_UNSIGNED_CHAR))
+    interpolator = slicer.vtkITKMorphologicalContourInterpolator()
+    interpolator.SetInputData(image)
+    interpolator.SetLabel(1)
+    interpolator.SetAxis(int(axis_xyz))
+    interpolator.Update()
+    out = interpolator.GetOutput().GetPointData().GetScalars()
+    return numpy_support.vtk_to_numpy(out).reshape(sub.shape).copy()

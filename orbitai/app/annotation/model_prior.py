@@ -46,14 +46,7 @@ class ModelPriorActions(SegmentEditing):
         _, src, _ = self._grid()
         if self._volume is None or self._volume[0] != self._source[0]:
             _, source = self.editor.aligned()
-            m = vtk.vtkMatrix4x4()
-            source.GetImageToWorldMatrix(m)
-            ijk_to_ras = np.array([[m.GetElement(r, c) for c in range(4)] for r in range(4)])
-            e = source.GetExtent()
-            ijk_to_ras[:3, 3] += ijk_to_ras[:3, :3] @ np.array([e[0], e[2], e[4]], float)  # the extent's first voxel
-            vol = Volume.from_ijk_to_ras(src, ijk_to_ras)
-            key = "mrml-" + hashlib.blake2b(repr(self._source[0]).encode(), digest_size=16).hexdigest()
-            self._volume = (self._source[0], vol, key)
+            self._volume = (self._source[0], volume_of(src, source), prior_key(self._source[0]))
         return self._volume[1], self._volume[2]
 
     def segmentStructure(self) -> Optional[str]:
@@ -238,6 +231,22 @@ class ModelPriorActions(SegmentEditing):
                                          "Correct it with strokes or clicks, or undo.", changed)
         return self._run(go)
 
+
+
+def volume_of(array: np.ndarray, image: Any) -> Volume:
+    """``array`` ([k, j, i], read from the oriented image ``image``) as an `orbitai.io.Volume` with ``image``'s
+    geometry (LPS)."""
+    m = vtk.vtkMatrix4x4()
+    image.GetImageToWorldMatrix(m)
+    ijk_to_ras = np.array([[m.GetElement(r, c) for c in range(4)] for r in range(4)])
+    e = image.GetExtent()
+    ijk_to_ras[:3, 3] += ijk_to_ras[:3, :3] @ np.array([e[0], e[2], e[4]], float)  # the extent's first voxel
+    return Volume.from_ijk_to_ras(array, ijk_to_ras)
+
+
+def prior_key(source_key: tuple) -> str:
+    """The model prior's key of a source image read under ``source_key`` (`SegmentEditing._grid`'s key)."""
+    return "mrml-" + hashlib.blake2b(repr(source_key).encode(), digest_size=16).hexdigest()
 
 
 @dataclass

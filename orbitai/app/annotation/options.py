@@ -21,6 +21,9 @@ from orbitai.mrml.editors import notify_effect_parameter
 # (`missing_dependencies`).
 #: Superpixel counts SmartPencil offers (``orbitai.annotate.RESOLUTIONS``; a test keeps them equal).
 SUPERPIXEL_COUNTS = (100, 500, 1000, 2000)
+#: SmartPencil's default superpixel size in mm (``orbitai.annotate.superpixels.DEFAULT_SIZE_MM``; a test keeps them
+#: equal): a region of a few hundred voxels on a 1 mm head.
+SUPERPIXEL_SIZE_MM = 5.0
 #: Import names of the packages the effects' algorithms need beyond Slicer (from the module's requirements).
 ANNOTATION_MODULES = ("scipy", "skimage")
 REQUIREMENTS = requirements_file("OrbitSegmentation")
@@ -106,7 +109,11 @@ PRIOR_TOOLTIP = ("Weight of the segmentation network's probability for this segm
 
 EFFECT_OPTIONS: dict[str, tuple[EffectOption, ...]] = {
     SMARTPENCIL: (
-        EffectOption("Superpixels", "int", 1000, "Superpixels:", "Number of superpixels over the working region.",
+        EffectOption("SizeMm", "float", SUPERPIXEL_SIZE_MM, "Superpixel size:",
+                     "Edge of a superpixel in millimetres, about (0 = the number of superpixels below).",
+                     0.0, 30.0, 0.5, " mm"),
+        EffectOption("Superpixels", "int", 1000, "Superpixels:",
+                     "Number of superpixels over the working region (when the size is 0).",
                      choices=tuple(str(n) for n in SUPERPIXEL_COUNTS)),
         EffectOption("Mode", "choice", "3D", "Mode:", "3D supervoxels, or 2D superpixels on the clicked slice.",
                      choices=("3D", "2D")),
@@ -141,7 +148,8 @@ EFFECT_OPTIONS: dict[str, tuple[EffectOption, ...]] = {
 #: Help text of each effect (HTML, shown by the Segment Editor).
 EFFECT_HELP: dict[str, str] = {
     SMARTPENCIL: ("<html>Click a superpixel to add it to the selected segment; shift-click removes it.<br>"
-                  "Superpixels (100-2000 over the working region, 2D on the slice or 3D supervoxels) are "
+                  "Superpixels (sized in mm, a few hundred voxels each on a 1 mm head; or 100-2000 over the working "
+                  "region when the size is 0; 2D on the slice or 3D supervoxels) are "
                   "computed once per image and region and cached.</html>"),
     SMARTFILL: ("<html>Paint a few strokes inside the structure into the selected segment (Paint effect), "
                 "optionally strokes outside it into a background segment, then Preview: a graph cut fills the "
