@@ -14,6 +14,11 @@ click to the updated view, and the viewer's interactions on a 1 mm whole-head MR
   WebDriver action to the first frame whose pixels differ: a slice step (the Up arrow key over the view; and a
   mouse-wheel notch), zoom
   (right-button drag), pan (middle-button drag) and window/level (left drag in the window/level mouse mode).
+* Browser-drawn slices (issue 67, ``--slices``; `orbitai.web.client_slices`): the same head and interactions in one
+  server, each timed from the WebDriver action to the page's canvas having drawn a frame (its frame counter, then its
+  pixels checked to differ), and the server-rendered path in the same run (the page's switch ``client_slices`` off,
+  timed as above); launch to the page's first drawn slice from the process start. Run once idle and once while a
+  CPU-bound job of `LOAD_PROCESSES` processes runs; ``uptime``'s load average is recorded with every phase.
 """
 from __future__ import annotations
 
@@ -24,12 +29,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 from benchmarks.common import write_result
 
 LAUNCHES = 3
+#: The CPU-bound job the browser-drawn slices are measured under: this many busy processes (a model job's two cores).
+LOAD_PROCESSES = 2
 CLICKS = 10
 SEED = 7
 VIEWER_REPEATS = 15
@@ -242,5 +250,171 @@ def _headless_clicks(scan: Path, points: list[list[float]]) -> list[float]:
         ctx.close()
 
 
+_FRAMES_JS = "const S = window.orbitaiSlices; return S ? (S.frames[arguments[0]] || 0) : 0;"
+_CANVAS_JS = "return document.getElementById('orbitai-slice-' + arguments[0]).toDataURL('image/png');"
+
+
+def _uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def _canvas(driver, view: str):
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    url = driver.execute_script(_CANVAS_JS, view)
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB"))
+
+
+def _client_frame(driver, view: str, frames: int, timeout_s: float = 30.0) -> float:
+    """Wait for the page's canvas to draw a frame after ``frames``; the time it was seen (time.monotonic())."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if driver.execute_script(_FRAMES_JS, view) > frames:
+            return time.monotonic()
+        time.sleep(0.005)
+    raise TimeoutError(f"no frame of the page's {view} canvas within {timeout_s:.0f} s")
+
+
+def _interactions(driver, el) -> dict[str, Any]:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+    from selenium.webdriver.common.actions.mouse_button import MouseButton
+    from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
+    from selenium.webdriver.common.keys import Keys
+
+    def drag(button: int, dx: int, dy: int) -> None:
+        ab = ActionBuilder(driver, duration=0)
+        ab.pointer_action.move_to(el, 0, 0).pointer_down(button).pause(0.02).move_by(dx // 2, dy // 2) \
+            .pause(0.02).move_by(dx - dx // 2, dy - dy // 2).pause(0.02).pointer_up(button)
+        ab.perform()
+
+    return {
+        "slice_step": lambda i: ActionChains(driver, duration=0).send_keys(
+            Keys.ARROW_UP if i % 2 == 0 else Keys.ARROW_DOWN).perform(),
+        "slice_step_wheel": lambda i: ActionChains(driver, duration=0).scroll_from_origin(
+            ScrollOrigin.from_element(el), 0, 100 if i % 2 == 0 else -100).perform(),
+        "zoom": lambda i: drag(MouseButton.RIGHT, 0, 20 if i % 2 == 0 else -20),
+        "pan": lambda i: drag(MouseButton.MIDDLE, 25 if i % 2 == 0 else -25, 0),
+        "window_level": lambda i: drag(MouseButton.LEFT, 80 if i % 2 == 0 else -80, 30 if i % 2 == 0 else -30),
+    }
+
+
+def _slices_phase(head: Path) -> dict[str, Any]:
+    """One launch of ``orbitai web HEAD``: launch to the server's and to the page's first frame, then every interaction
+    `VIEWER_REPEATS` times on the page's canvas, then on the server's view (``client_slices`` off)."""
+    import numpy as np
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    from orbitai.testing.web import WebPage, browser, web_server
+
+    out: dict[str, Any] = {"uptime": [_uptime()]}
+    with browser() as driver, web_server(str(head)) as srv:
+        page = WebPage(driver, srv.url)
+        page.wait_views(120)
+        out["server_launch_s"] = time.monotonic() - srv.started
+        page.wait(lambda: driver.execute_script(_FRAMES_JS, "Red") > 0, 120, "the page's first drawn slice",
+                  interval_s=0.02)
+        out["client_launch_s"] = time.monotonic() - srv.started
+        time.sleep(2.0)
+        el = driver.find_element(By.ID, "orbitai-slice-Red")
+        ActionChains(driver, duration=0).move_to_element(el).perform()
+        client: dict[str, list[float]] = {}
+        for name, act in _interactions(driver, el).items():
+            client[name] = []
+            for i in range(VIEWER_REPEATS + 1):
+                before, n = _canvas(driver, "Red"), driver.execute_script(_FRAMES_JS, "Red")
+                t = time.monotonic()
+                act(i)
+                seen = _client_frame(driver, "Red", n)
+                after = _canvas(driver, "Red")
+                if before.shape == after.shape and int(np.abs(after.astype(int) - before.astype(int)).max()) <= 40:
+                    raise RuntimeError(f"{name}: the page drew a frame with the same pixels")
+                if i:
+                    client[name].append(seen - t)
+                time.sleep(0.3)
+        out["uptime"].append(_uptime())
+        page.set_state("client_slices", False)
+        page.wait(lambda: not el.is_displayed(), 20, "the server's view back")
+        time.sleep(1.0)
+        server = _server_interactions(page, driver)
+        out["uptime"].append(_uptime())
+    out["client_s"], out["server_s"] = client, server
+    return out
+
+
+def _server_interactions(page, driver) -> dict[str, list[float]]:
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    el = page.view_element("Red")
+    ActionChains(driver, duration=0).move_to_element(el).perform()
+    out: dict[str, list[float]] = {}
+    for name, act in _interactions(driver, el).items():
+        out[name] = []
+        for i in range(VIEWER_REPEATS + 1):
+            src, img = page.view_image("Red")
+            t = time.monotonic()
+            act(i)
+            _changed_frame(page, "Red", src, img, 30)
+            if i:
+                out[name].append(time.monotonic() - t)
+            time.sleep(0.3)
+    return out
+
+
+def slices_main() -> Path:
+    """``--slices``: the browser-drawn slices against the server-rendered path, idle then under `LOAD_PROCESSES`
+    busy processes; merged into results/web.json (the other figures kept with their own date)."""
+    import json
+
+    from benchmarks.common import RESULTS
+
+    with tempfile.TemporaryDirectory() as tmp:
+        head = head_volume(Path(tmp) / "head_1mm.nrrd")
+        idle = _slices_phase(head)
+        busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(LOAD_PROCESSES)]
+        try:
+            time.sleep(5.0)             # the load average climbs
+            loaded = _slices_phase(head)
+        finally:
+            for p in busy:
+                p.kill()
+                p.wait()
+    old = json.loads((RESULTS / "web.json").read_text()) if (RESULTS / "web.json").exists() else {}
+    metrics, targets = dict(old.get("metrics", {})), dict(old.get("targets", {}))
+    for tag, phase in (("idle", idle), ("loaded", loaded)):
+        metrics[f"slices_{tag}_client_launch_s"] = phase["client_launch_s"]
+        metrics[f"slices_{tag}_server_launch_s"] = phase["server_launch_s"]
+        for path in ("client", "server"):
+            for name, times in phase[f"{path}_s"].items():
+                metrics[f"slices_{tag}_{path}_{name}_median_s"] = statistics.median(times)
+                metrics[f"slices_{tag}_{path}_{name}_p90_s"] = _p90(times)
+    for tag in ("idle", "loaded"):
+        for name in ("slice_step", "window_level"):
+            targets[f"slices_{tag}_client_{name}_median_s"] = "<= 0.1"
+            targets[f"slices_{tag}_client_{name}_p90_s"] = "<= 0.2"
+    targets["slices_idle_client_launch_s"] = "<= 5"
+    targets["slices_loaded_client_launch_s"] = "<= 10"
+    notes = dict(old.get("notes", {}))
+    notes["slices"] = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "what": "slices_*: issue 67's browser-drawn slices (client) against the server-rendered path (server) in the "
+                "same server, 1 mm whole head from SynthSeg head 1, 1600x1000 headless Chromium without a GPU; "
+                f"loaded: {LOAD_PROCESSES} busy processes running; the other metrics are from the date above",
+        "uptime_idle": idle["uptime"], "uptime_loaded": loaded["uptime"],
+        "samples_s": {tag: {p: {k: [round(x, 3) for x in v] for k, v in phase[f"{p}_s"].items()}
+                            for p in ("client", "server")} for tag, phase in (("idle", idle), ("loaded", loaded))},
+    }
+    return write_result("web", metrics, targets, notes, measured=old or None,
+                        derived="slices_* measured at notes.derived's date (bench_web.py --slices)")
+
+
 if __name__ == "__main__":
-    main()
+    if "--slices" in sys.argv[1:]:
+        slices_main()
+    else:
+        main()

@@ -31,6 +31,7 @@ from orbitai.mrml.results import is_result, segmentations_of
 from orbitai.mrml.scene import adopt_context
 from orbitai.web import compat, disconnects
 from orbitai.web.annotate import AnnotationPanel
+from orbitai.web.client_slices import ClientSlices, client_canvas
 from orbitai.web.guard import DEFAULT_UPLOAD_MB, Guard, GuardError, listen_error, new_token
 from orbitai.web.identity import identity_lines, scan_title
 from orbitai.web.loading import ScanLoader
@@ -51,6 +52,7 @@ def _view_ui(server: Any, view_id: str, view: Any) -> None:
     """Over each slice view: trame-slicer's slice gutter, the orientation letters and slice position, and a marker
     giving the view a stable selector (the page's keyboard, the tests)."""
     keep_slice_on_fit(view)         # before the gutter binds its Reset Camera button
+    client_canvas(view_id)          # the page's own drawing of the view (orbitai.web.client_slices), under the gutter
     create_vertical_slice_view_gutter_ui(server, view_id, view)
     label_overlay(view_id)
     html.Div(classes="orbitai-view-marker", id=f"orbitai-view-{view_id}", style="display: none")
@@ -92,6 +94,8 @@ class OrbitWebApp(TrameApp):
 
         self.annotation = AnnotationPanel(self)
         self.window_level = WindowLevel(self)
+        #: the shown scan and its overlays drawn in the page (`orbitai.web.client_slices`)
+        self.client_slices = ClientSlices(self)
         self._refresh_pending = False
         for event in (self.mrml.scene.NodeAddedEvent, self.mrml.scene.NodeRemovedEvent):
             self.mrml.scene.AddObserver(event, self._nodes_changed)
@@ -193,6 +197,7 @@ class OrbitWebApp(TrameApp):
         else:
             self.results.show_only(None)
             self.results.refresh_segments()
+        self.client_slices.scan_shown()
         for panel in self.panels.values():
             panel.show_table_of(node)
 
@@ -240,6 +245,7 @@ class OrbitWebApp(TrameApp):
                 v3.VSpacer()
                 self.layouts.build_ui()
                 self.window_level.build_ui()
+                self.client_slices.build_ui()
                 v3.VBtn("Close scene", click=self.close_scene, variant="text", size="small", id="orbitai-close-scene",
                         prepend_icon="mdi-close-box-outline", classes="mr-2")
                 html.Div("{{ volumes.length }} scan(s) loaded", classes="text-caption mr-4", id="orbitai-scene-nodes")

@@ -198,7 +198,8 @@ class Layouts:
             app.layout_manager.register_layout(name, build(), lazy_initialization=name != DEFAULT_LAYOUT)
         app.layout_manager.set_layout(DEFAULT_LAYOUT)
         self.state.update({"layout": DEFAULT_LAYOUT, "layouts": list(LAYOUTS), "crosshair": False,
-                           "view_labels": {}, "probe_text": "", "rulers": []})
+                           "view_labels": {}, "probe_text": "", "rulers": [],
+                           "ruler_placing": False})
         app.server.trigger("orbitai_probe")(self.probe)
         self.state.change("layout")(self._layout_changed)
         self.state.change("crosshair")(self.apply_crosshair)
@@ -258,10 +259,13 @@ class Layouts:
             if node.GetSingletonTag() != view:
                 continue
             w, h = v.render_window().GetSize()
-            ras = node.GetXYToRAS().MultiplyPoint([float(fx) * w, (1.0 - float(fy)) * h, 0.0, 1.0])[:3]
-            value = probe(self.app.input_node(), ras)
-            where = "  ".join(f"{_LETTERS[a][0 if c >= 0 else 1]} {abs(c):.1f}" for a, c in enumerate(ras))
-            self.state.probe_text = f"{where}: {'outside the scan' if value is None else f'{value:.4g}'}"
+            self.show_probe(node.GetXYToRAS().MultiplyPoint([float(fx) * w, (1.0 - float(fy)) * h, 0.0, 1.0])[:3])
+
+    def show_probe(self, ras: Sequence[float]) -> None:
+        """``probe_text``: the RAS point ``ras`` and the scan's value there."""
+        value = probe(self.app.input_node(), ras)
+        where = "  ".join(f"{_LETTERS[a][0 if c >= 0 else 1]} {abs(c):.1f}" for a, c in enumerate(ras))
+        self.state.probe_text = f"{where}: {'outside the scan' if value is None else f'{value:.4g}'}"
 
     def start_ruler(self) -> None:
         """A ruler on the shown scan: the next two clicks in a view place its ends (Slicer's markups line); its
@@ -278,8 +282,10 @@ class Layouts:
         def placed(*_: Any) -> None:       # the ends are placed: the user's mouse mode comes back
             if interaction.GetCurrentInteractionMode() != interaction.Place:
                 interaction.RemoveObserver(tag[0])
+                self.state.ruler_placing = False        # the page's own slices come back over the server's view
                 self._ruler_changed()
         tag.append(interaction.AddObserver(interaction.InteractionModeChangedEvent, placed))
+        self.state.ruler_placing = True                 # the server's view takes the two clicks
         self.app.slicer_app.markups_logic.place_node(ruler)
 
     def _ruler_changed(self) -> None:

@@ -1,0 +1,170 @@
+"""Issue 67.1 in headless Chromium: the slice views drawn in the page (orbitai/web/client_slices.py and
+static/orbitai_slices.js). The page's canvas changes on a slice step while the server's view has not rendered (the
+slice's sync to the server held back), window/level changes its pixels both ways (a preset on the server, a drag in
+the page that the server takes), a painted segment appears in it, and the page's state holds no server path and no
+secret. Also the packing of the voxels the page is sent (no browser)."""
+from __future__ import annotations
+
+import base64
+import gzip
+import io
+import json
+
+import numpy as np
+import pytest
+from web_cases import PHANTOMS
+
+from orbitai.testing.web import WebPage, colored
+from orbitai.web.client_slices import compact, packed, scan_level, scan_steps
+
+CANVAS_JS = """
+const c = document.getElementById('orbitai-slice-' + arguments[0]);
+return c && c.style.display !== 'none' && c.width > 1 ? c.toDataURL('image/png') : null;"""
+
+
+def canvas(page, view: str = "Red"):
+    """The page's own drawing of a view (RGB), or None while the canvas is hidden."""
+    from PIL import Image
+
+    url = page.driver.execute_script(CANVAS_JS, view)
+    if url is None:
+        return None
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB"))
+
+
+def client_ready(page, node_id: str, view: str = "Red") -> None:
+    """Wait until the page draws ``view`` from its copy of the scan ``node_id``."""
+    page.wait(lambda: page.driver.execute_script(
+        "const S = window.orbitaiSlices; return !!(S && S.vol && S.vol.key.startsWith(arguments[0] + ':')"
+        " && (S.frames[arguments[1]] || 0) > 0);", node_id, view) and canvas(page, view) is not None,
+        120, "the page's own slices")
+
+
+def differs(a, b, level: int = 40) -> bool:
+    return a is not None and b is not None and (a.shape != b.shape or
+                                                 int(np.abs(a.astype(int) - b.astype(int)).max()) > level)
+
+
+@pytest.fixture()
+def page(server, driver) -> WebPage:
+    return WebPage.fresh(driver, server.url)
+
+
+# ---------------------------------------------------------------------------------------------- packing (no browser)
+def test_compact_keeps_integers_and_spreads_floats_over_16_bits():
+    ct = np.array([[[-1024, 0, 3071]]], np.float32)
+    values, slope, inter = compact(ct)
+    assert values.dtype == np.int16 and (slope, inter) == (1.0, 0.0) and values.tolist() == [[[-1024, 0, 3071]]]
+    assert compact(np.array([[[0, 7, 255]]], np.int32))[0].dtype == np.uint8
+    mri = np.random.default_rng(0).random((4, 5, 6)).astype(np.float32) * 812.5 + 3.25
+    values, slope, inter = compact(mri)
+    assert values.dtype == np.int16
+    assert np.abs(values * slope + inter - mri).max() <= slope      # within one 16-bit step of the range
+    values, slope, inter = compact(np.array([[[np.nan, 1.5, 2.5]]], np.float32))    # NaN: 0, the rest kept
+    assert np.isfinite([slope, inter]).all() and np.allclose(values * slope + inter, [[[0.0, 1.5, 2.5]]], atol=slope)
+
+
+def test_packed_voxels_read_back_in_the_order_and_grid_the_page_reads():
+    array = np.arange(2 * 3 * 4, dtype=np.int16).reshape(2, 3, 4) - 5
+    m = np.diag([0.5, 0.6, 2.0, 1.0])
+    m[:3, 3] = [10, -20, 30]
+    p = packed(array, m, 1.0, 0.0)
+    assert p["shape"] == [2, 3, 4] and p["dtype"] == "int16" and p["ijk_to_ras"] == m.ravel().tolist()
+    back = np.frombuffer(gzip.decompress(p["data"]), "<i2").reshape(2, 3, 4)
+    assert np.array_equal(back, array)          # [k, j, i] with i fastest, as the page's typed array reads it
+    with pytest.raises(ValueError, match="3D array"):
+        packed(np.zeros((2, 2), np.uint8), m)
+
+
+def test_a_big_scan_goes_at_half_resolution_first_on_the_same_place():
+    from orbitai.io.volume import Volume
+    from orbitai.web import client_slices
+
+    small = Volume.from_ijk_to_ras(np.zeros((4, 4, 4), np.float32), np.eye(4))
+    assert scan_steps(small) == (1,)
+    m = np.diag([1.0, 1.0, 1.0, 1.0])
+    m[:3, 3] = [-5, 6, 7]
+    big = Volume.from_ijk_to_ras(np.arange(64 * 64 * 64, dtype=np.float32).reshape(64, 64, 64), m)
+    old = client_slices.PROGRESSIVE_VOXELS
+    client_slices.PROGRESSIVE_VOXELS = 1000
+    try:
+        assert scan_steps(big) == (2, 1)
+    finally:
+        client_slices.PROGRESSIVE_VOXELS = old
+    half = scan_level(big, 2)
+    assert half["shape"] == [32, 32, 32]
+    hm = np.array(half["ijk_to_ras"]).reshape(4, 4)
+    # voxel (i, j, k) of the half grid is voxel (2i, 2j, 2k) of the scan: the same RAS point
+    assert np.allclose(hm @ [3, 4, 5, 1], m @ [6, 8, 10, 1])
+
+
+# ---------------------------------------------------------------------------------------------- in the browser
+def test_the_page_draws_the_slice_and_window_level_without_the_server(page):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    node = page.load(PHANTOMS["orbit-ct"])
+    page.wait_state("wl_window", lambda v: v is not None, 20)
+    client_ready(page, node)
+    el = page.driver.find_element("id", "orbitai-slice-Red")
+    # a slice step with the page's sync to the server held back: the page's pixels change, the server's do not
+    page.driver.execute_script("window.orbitaiSlices.hold = true;")
+    src = page.views()["Red"][0]
+    position = page.state("view_labels")["Red"]["position"]
+    before = canvas(page)
+    ActionChains(page.driver).move_to_element(el).pause(0.2).send_keys(Keys.PAGE_UP).perform()
+    after = page.wait(lambda: (lambda img: [img] if differs(img, before, 20) else None)(canvas(page)), 20,
+                      "the page's slice to change")[0]
+    assert page.views()["Red"][0] == src                       # the server drew nothing for it
+    assert page.state("view_labels")["Red"]["position"] == position
+    # released: the server's slice follows the page's
+    page.driver.execute_script("window.orbitaiSlices.release();")
+    page.wait_state("view_labels", lambda v: v["Red"]["position"] != position, 20)
+    # window/level from the server (a preset): the page's pixels follow
+    page.set_state("wl_preset", "CT bone (W 1000 / L 400)")
+    page.wait_state("wl_window", lambda v: v == 1000.0, 20)
+    boned = page.wait(lambda: (lambda img: [img] if img is not None and img.mean() < after.mean() - 3 else None)(
+        canvas(page)), 20, "the bone window in the page")[0]
+    # window/level by a drag in the page: its pixels change, and the server's display node takes the values
+    w, lv = page.state("wl_window"), page.state("wl_level")
+    ActionChains(page.driver, duration=10).move_to_element(el).click_and_hold().move_by_offset(-120, 60) \
+        .pause(0.1).release().perform()
+    page.wait(lambda: differs(canvas(page), boned, 20), 20, "the dragged window/level drawn")
+    page.wait(lambda: (page.state("wl_window"), page.state("wl_level")) != (w, lv), 20,
+              "the server to take the page's window/level")
+    assert page.state("wl_window") < w
+
+
+def test_a_painted_segment_appears_in_the_pages_view(page, web_data):
+    from orbitai.testing.web import centre_ras
+
+    node = page.load(PHANTOMS["orbit-ct"])
+    client_ready(page, node)
+    assert colored(canvas(page)) < 50                      # a grey CT, no segment yet
+    page.set_state("module", "annotate")
+    page.click("orbitai-ann-new")
+    page.wait_state("ann_segmentation", bool, 20)
+    page.set_state("ann_new_name", "eyeball_right")
+    page.click("orbitai-ann-add")
+    page.wait_state("ann_voxels", lambda v: v == 0, 20)
+    centre = centre_ras(web_data / "orbit-ct/segmentations/orbit_ct_0000.seg.nrrd", 2)
+    page.jump(centre)
+    page.set_state("ann_brush_mm", 4.0)
+    page.set_state("ann_tool", "paint")           # a tool takes the server's view: the page's canvas steps aside
+    page.wait(lambda: canvas(page) is None, 20, "the server's view for the tool")
+    page.drag("Red", [page.to_css([centre[0] + dx, centre[1], centre[2]]) for dx in (-3.0, 0.0, 3.0)])
+    page.wait_state("ann_can_undo", bool, 20)
+    page.set_state("ann_tool", "none")
+    page.wait(lambda: colored(canvas(page) if canvas(page) is not None else np.zeros((1, 1, 3))) > 30, 60,
+              "the painted segment in the page's view")
+
+
+def test_no_server_path_or_secret_in_the_pages_state(page, server, web_data):
+    node = page.load(PHANTOMS["orbit-ct"])
+    client_ready(page, node)
+    dump = page.driver.execute_script(
+        "const s = window.trame.state; return JSON.stringify(s.state || (s.getState && s.getState()) || {});")
+    state = json.loads(dump)
+    assert "client_volume" in state and state["client_volume"]["key"].startswith(node + ":")
+    assert server.token not in dump
+    assert str(web_data) not in dump

@@ -1,0 +1,332 @@
+"""Slices drawn in the browser (issue 67): the shown scan, its label maps and its heat map are sent once to the page,
+where ``static/orbitai_slices.js`` draws each slice view on a 2D canvas over trame-slicer's server-rendered view (one
+slice of the page's copy through a lookup table: no WebGL, so a GPU-less browser is as fast; docs/web-rendering.md
+says why neither trame-vtklocal nor NiiVue). Slice steps (arrow and Page keys, wheel), window/level (left drag,
+Slicer's semantics: left-right the window, up-down the level), zoom (right drag) and pan (middle drag) are the
+page's alone, so they stay instant while a model job keeps the server's cores busy.
+
+The server's MRML scene stays the truth: the page sends its slice positions (`ClientSlices.sync_slice`) and its
+window/level (`ClientSlices.set_window_level`) back, so Slicer's slice nodes, the orientation letters and slice
+positions, the annotation tools and the ruler work on the slice the user sees; the value under the pointer is the
+server's (`ClientSlices.probe`: the scan's own voxel, while the page's copy of a float scan is quantised to 16 bits).
+After a result or an edit the server sends the label maps again (``client_overlays``' version). An annotation tool or
+a ruler's placement takes the server's view (the canvas steps aside) until it is done.
+
+Transport: gzip'd voxels with their grid (IJK-to-RAS) returned by trame triggers over the page's authenticated
+websocket (nothing served by path, no file name in the page's state); a scan over `PROGRESSIVE_VOXELS` goes first at
+half resolution (every second voxel), then whole.
+"""
+from __future__ import annotations
+
+import asyncio
+import gzip
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+from trame.widgets import html
+from trame.widgets import vuetify3 as v3
+
+from orbitai.io.volume import Volume
+from orbitai.mrml.results import belongs_to, results_of
+from orbitai.mrml.segment_editor import segment_mask
+from orbitai.mrml.volumes import volume_from_volume_node
+
+__all__ = ["ClientSlices", "packed", "compact", "scan_steps", "scan_level", "client_canvas", "STATIC", "PROGRESSIVE_VOXELS"]
+
+#: The page's static files (its slice code).
+STATIC = Path(__file__).with_name("static")
+#: Scans with more voxels than this go to the page first at half resolution (every second voxel), then whole.
+PROGRESSIVE_VOXELS = 4_000_000
+#: gzip level of what the page is sent: 1 packs a label map 50-100x and a head scan ~2x in a fraction of level 6's time.
+GZIP_LEVEL = 1
+#: Seconds of quiet after a segmentation change before the label maps are packed again (a paint stroke's events).
+OVERLAY_DELAY_S = 0.25
+#: The voxel types the page reads (the names of its typed arrays).
+_DTYPES = {np.dtype(np.uint8): "uint8", np.dtype(np.int16): "int16", np.dtype(np.uint16): "uint16"}
+
+
+def compact(array: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """``(values, slope, intercept)`` with ``array == values * slope + intercept`` (to within a 16-bit step for a float
+    array): integers that fit 8 or 16 bits as they are, anything else spread over int16 (a slope and an
+    intercept, as NIfTI's ``scl_slope`` and ``scl_inter``)."""
+    a = np.asarray(array)
+    if a.size == 0:
+        return a.astype(np.uint8), 1.0, 0.0
+    lo, hi = float(a.min()), float(a.max())
+    integral = a.dtype.kind in "iub" or (np.isfinite(lo) and np.isfinite(hi) and bool(np.all(np.mod(a, 1) == 0)))
+    if integral and 0 <= lo and hi <= 255:
+        return a.astype(np.uint8), 1.0, 0.0
+    if integral and -32768 <= lo and hi <= 32767:
+        return a.astype(np.int16), 1.0, 0.0
+    if integral and 0 <= lo and hi <= 65535:
+        return a.astype(np.uint16), 1.0, 0.0
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        a = np.nan_to_num(a.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        lo, hi = float(a.min()), float(a.max())
+    slope = (hi - lo) / 65535.0 or 1.0
+    inter = lo + 32768.0 * slope
+    q = np.rint((a.astype(np.float32) - inter) / slope)
+    return np.clip(q, -32768, 32767).astype(np.int16), slope, inter
+
+
+def packed(array: np.ndarray, ijk_to_ras: np.ndarray, slope: float = 1.0, inter: float = 0.0,
+           level: int = GZIP_LEVEL) -> dict[str, Any]:
+    """What the page takes of a volume: its voxels ([k, j, i] as `orbitai.io.Volume` holds them, so i runs fastest)
+    gzip'd little-endian, their type, the grid's shape [k, j, i], its IJK-to-RAS (row-major) and the value scaling
+    ``value = voxel * slope + inter``."""
+    a = np.ascontiguousarray(array)
+    if a.ndim != 3 or a.dtype not in _DTYPES:
+        raise ValueError(f"a 3D array of {sorted(_DTYPES.values())} is needed, not {a.ndim}D {a.dtype}")
+    m = np.asarray(ijk_to_ras, float).reshape(4, 4)
+    return {"shape": [int(n) for n in a.shape], "dtype": _DTYPES[a.dtype], "ijk_to_ras": m.ravel().tolist(),
+            "slope": float(slope), "inter": float(inter),
+            "data": gzip.compress(a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes(), level)}
+
+
+def _level_of(vol: Volume, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every ``step``-th voxel of ``vol`` and its IJK-to-RAS (the same RAS place for each kept voxel)."""
+    if step == 1:
+        return vol.array, vol.ijk_to_ras()
+    return vol.array[::step, ::step, ::step], vol.ijk_to_ras() @ np.diag([step, step, step, 1.0])
+
+
+def scan_steps(vol: Volume) -> tuple[int, ...]:
+    """The resolution steps the page gets a scan in, coarsest first: half then whole over `PROGRESSIVE_VOXELS`."""
+    return (2, 1) if vol.array.size > PROGRESSIVE_VOXELS else (1,)
+
+
+def scan_level(vol: Volume, step: int) -> dict[str, Any]:
+    """The scan at resolution ``step`` (every ``step``-th voxel) as the page takes it."""
+    array, m = _level_of(vol, step)
+    values, slope, inter = compact(array)
+    return packed(values, m, slope, inter)
+
+
+def label_layer(node: Any, scan: Any) -> Optional[dict[str, Any]]:
+    """One segmentation node as a label map on ``scan``'s grid (segment ``n`` of the node has the value ``n + 1``):
+    its node ID, segment IDs in value order, and the array; None without segments."""
+    segmentation = node.GetSegmentation()
+    ids = [segmentation.GetNthSegmentID(n) for n in range(segmentation.GetNumberOfSegments())]
+    if not ids:
+        return None
+    labels = np.zeros(tuple(reversed(scan.GetImageData().GetDimensions())), np.uint8 if len(ids) < 256 else np.uint16)
+    for value, sid in enumerate(ids, start=1):
+        labels[segment_mask(node, sid, scan)] = value
+    return {"kind": "labels", "node": node.GetID(), "segments": ids, "array": labels}
+
+
+def _colors(display: Any, n: int = 256) -> list[list[int]]:
+    """``n`` RGB colours (0-255) of a display node's colour node, from its table's low end to its high end."""
+    color_node = display.GetColorNode() if display is not None else None
+    stc = color_node.GetScalarsToColors() if color_node is not None else None
+    if stc is None:
+        return [[v, v, v] for v in np.linspace(0, 255, n).astype(int).tolist()]
+    lo, hi = stc.GetRange()
+    rgb = [0.0, 0.0, 0.0]
+    out = []
+    for x in np.linspace(lo, hi, n):
+        stc.GetColor(float(x), rgb)
+        out.append([int(round(255 * c)) for c in rgb])
+    return out
+
+
+def heat_layers(scene: Any, scan: Any) -> list[dict[str, Any]]:
+    """The heat map the slice views show over ``scan`` (the slice composite nodes' foreground, when it is one of the
+    scan's results), with its display window, colours and opacity; none when the views show no foreground."""
+    composite = scene.GetFirstNodeByClass("vtkMRMLSliceCompositeNode")
+    node = scene.GetNodeByID(composite.GetForegroundVolumeID() or "") if composite is not None else None
+    if node is None or node is scan or not belongs_to(node, scan) or node.GetImageData() is None:
+        return []
+    display = node.GetDisplayNode()
+    vol = volume_from_volume_node(node)
+    lo, hi = ((float(display.GetWindowLevelMin()), float(display.GetWindowLevelMax())) if display is not None
+              else (float(vol.array.min()), float(vol.array.max())))
+    return [{"kind": "heat", "node": node.GetID(), "array": vol.array, "ijk_to_ras": vol.ijk_to_ras(),
+             "low": lo, "high": hi, "colors": _colors(display), "opacity": float(composite.GetForegroundOpacity())}]
+
+
+def _pack(layers: list[dict[str, Any]], ijk_to_ras: np.ndarray) -> list[dict[str, Any]]:
+    """The layers as the page takes them (off the main thread: gzip and numpy)."""
+    out = []
+    for layer in layers:
+        array = layer.pop("array")
+        values, slope, inter = compact(array) if layer["kind"] == "heat" else (array, 1.0, 0.0)
+        out.append({**{k: v for k, v in layer.items() if k != "ijk_to_ras"},
+                    **packed(values, layer.get("ijk_to_ras", ijk_to_ras), slope, inter)})
+    return out
+
+
+def client_canvas(view_id: str) -> None:
+    """The canvas the page draws a slice view on, over the server's image (the page shows it when its slices are
+    loaded and no annotation tool or ruler placement needs the server's view)."""
+    html.Canvas(id=f"orbitai-slice-{view_id}", classes="orbitai-slice",
+                style="position: absolute; left: 0; top: 0; width: 100%; height: 100%; display: none; "
+                      "outline: none;")
+
+
+class ClientSlices:
+    """The page's copy of the shown scan and its overlays, for the app ``app`` (`orbitai.web.app.OrbitWebApp`).
+
+    State: ``client_slices`` (the user's switch: browser-drawn slices or the server's), ``client_volume`` (the shown
+    scan's key and the resolution steps ready to fetch), ``client_overlays`` (the key and version of its label maps
+    and heat maps)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app, self.state = app, app.state
+        self._levels: dict[str, list[dict[str, Any]]] = {}
+        self._overlays: tuple[str, int, list[dict[str, Any]]] = ("", 0, [])
+        self._version = 0
+        self._foreground: tuple[Any, float] = (None, 0.0)
+        self._observed: list[tuple[Any, int]] = []
+        self._pending: Optional[asyncio.TimerHandle] = None
+        self.state.update({"client_slices": True, "client_volume": None, "client_overlays": None})
+        app.server.enable_module({"serve": {"__orbitai_static": str(STATIC)},
+                                  "scripts": ["__orbitai_static/orbitai_slices.js"]})
+        for name, f in (("orbitai_client_volume", self.volume_bytes), ("orbitai_client_overlays", self.overlay_layers),
+                        ("orbitai_client_slice", self.sync_slice), ("orbitai_client_wl", self.set_window_level),
+                        ("orbitai_probe_ras", self.probe)):
+            app.server.trigger(name)(f)
+        self.state.change("segment_nodes")(self._observe_segmentations)
+        scene = app.mrml.scene           # a heat map shown, hidden or faded: the views' foreground
+        for i in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceCompositeNode")):
+            scene.GetNthNodeByClass(i, "vtkMRMLSliceCompositeNode").AddObserver("ModifiedEvent", self._composite)
+
+    # ------------------------------------------------------------------ the scan
+    def scan_shown(self) -> None:
+        """The shown scan changed: its voxels are packed off the main thread, each resolution step published as it is
+        ready (``client_volume``)."""
+        node = self.app.input_node()
+        self._levels.clear()
+        if node is None or node.GetImageData() is None:
+            self.state.client_volume = None
+            self.overlays_changed()
+            return
+        key = f"{node.GetID()}:{node.GetImageData().GetMTime()}"
+        vol = volume_from_volume_node(node)           # a copy: the scene may change while the worker packs it
+        self._levels = {key: []}
+        self.state.client_volume = {"key": key, "ready": 0, "steps": len(scan_steps(vol))}
+        asyncio.ensure_future(self._pack_scan(key, vol))
+        self.overlays_changed()
+
+    async def _pack_scan(self, key: str, vol: Volume) -> None:
+        """Each resolution step packed off the main thread and published as soon as it is ready."""
+        for step in scan_steps(vol):
+            level = await asyncio.get_event_loop().run_in_executor(None, scan_level, vol, step)
+            levels = self._levels.get(key)
+            if levels is None:
+                return                   # another scan was shown meanwhile
+            levels.append(level)
+            with self.state:
+                self.state.client_volume = {**self.state.client_volume, "ready": len(levels)}
+
+    def volume_bytes(self, key: Any = None, index: Any = 0) -> Optional[dict[str, Any]]:
+        """The page's request: resolution step ``index`` (0: the coarsest) of the scan ``key``; None when that scan is
+        no longer shown or not packed yet."""
+        levels = self._levels.get(key) if isinstance(key, str) else None
+        if not levels or not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(levels):
+            return None
+        return {"key": key, "index": index, **levels[index]}
+
+    # ------------------------------------------------------------------ overlays
+    def _observe_segmentations(self, **_: Any) -> None:
+        """Watch the shown scan's segmentations: a result, an edit or a new segment sends the label maps again."""
+        for obj, tag in self._observed:
+            obj.RemoveObserver(tag)
+        self._observed = []
+        for node in results_of(self.app.mrml.scene, self.app.input_node()):
+            seg = node.GetSegmentation()
+            for event in (seg.SegmentAdded, seg.SegmentRemoved, seg.SegmentModified, seg.RepresentationModified):
+                self._observed.append((seg, seg.AddObserver(event, lambda *_: self.overlays_changed())))
+        self.overlays_changed()
+
+    def _composite(self, node: Any, _event: Any = None) -> None:
+        foreground = (node.GetForegroundVolumeID(), round(float(node.GetForegroundOpacity()), 3))
+        if foreground != self._foreground:       # slice offsets and the like modify it too
+            self._foreground = foreground
+            self.overlays_changed()
+
+    def overlays_changed(self) -> None:
+        """Label maps or heat maps changed: packed again once the changes pause (`OVERLAY_DELAY_S`)."""
+        if self._pending is not None:
+            self._pending.cancel()
+        self._pending = asyncio.get_event_loop().call_later(
+            OVERLAY_DELAY_S, lambda: asyncio.ensure_future(self._pack_overlays()))
+
+    async def _pack_overlays(self) -> None:
+        self._pending = None
+        scan = self.app.input_node()
+        self._version += 1
+        version = self._version
+        if scan is None or scan.GetImageData() is None:
+            self._overlays = ("", version, [])
+            with self.state:
+                self.state.client_overlays = None
+            return
+        scene = scan.GetScene()
+        layers = [layer for node in results_of(scene, scan) if (layer := label_layer(node, scan)) is not None]
+        layers += heat_layers(scene, scan)
+        m = volume_from_volume_node(scan, copy=False).ijk_to_ras()
+        packed = await asyncio.get_event_loop().run_in_executor(None, _pack, layers, m)
+        if version != self._version:
+            return                      # changed again meanwhile: the newer packing publishes
+        key = (self.state.client_volume or {}).get("key", "")
+        self._overlays = (key, version, packed)
+        with self.state:
+            self.state.client_overlays = {"key": key, "version": version}
+
+    def overlay_layers(self, version: Any = None) -> Optional[dict[str, Any]]:
+        """The page's request: the label maps and heat map of ``version`` (None when a newer one replaced it)."""
+        key, current, layers = self._overlays
+        if version != current:
+            return None
+        return {"key": key, "version": current, "layers": layers}
+
+    # ------------------------------------------------------------------ the page's interactions, to the scene
+    def _slice_node(self, view: Any) -> Any:
+        if not isinstance(view, str):
+            return None
+        for v in self.app.slicer_app.view_manager.get_slice_views():
+            node = v.get_view_node()
+            if node.GetSingletonTag() == view:
+                return node
+        return None
+
+    def sync_slice(self, view: Any = None, ras: Any = None) -> None:
+        """The page moved view ``view`` to the slice through ``ras``: the view's slice node follows (Slicer's labels,
+        the tools and the ruler work on the slice the user sees)."""
+        node = self._slice_node(view)
+        point = _point(ras)
+        if node is not None and point is not None:
+            node.JumpSliceByOffsetting(*point)
+
+    def set_window_level(self, window: Any = None, level: Any = None) -> None:
+        """The page's window/level drag ended: the shown scan's display node takes the values."""
+        node = self.app.input_node()
+        display = node.GetDisplayNode() if node is not None else None
+        if display is None or not all(isinstance(v, (int, float)) and np.isfinite(v) for v in (window, level)):
+            return
+        if float(window) <= 0:
+            return
+        display.AutoWindowLevelOff()
+        display.SetWindowLevel(float(window), float(level))
+
+    def probe(self, view: Any = None, ras: Any = None) -> None:
+        """``probe_text`` for the RAS point under the page's pointer (the scan's own value, not the page's copy)."""
+        point = _point(ras)
+        if point is not None:
+            self.app.layouts.show_probe(point)
+
+    # ------------------------------------------------------------------ page
+    def build_ui(self) -> None:
+        """The toolbar's switch between browser-drawn slices and the server's."""
+        v3.VBtn(icon="mdi-monitor-eye", variant=("client_slices ? 'flat' : 'text'",),
+                click="client_slices = !client_slices", id="orbitai-client-slices", classes="mr-2",
+                title="Slices drawn in the browser (instant scrolling and window/level); off: the server draws them")
+
+
+def _point(ras: Any) -> Optional[Sequence[float]]:
+    if isinstance(ras, (list, tuple)) and len(ras) == 3 and all(
+            isinstance(c, (int, float)) and not isinstance(c, bool) and np.isfinite(c) for c in ras):
+        return [float(c) for c in ras]
+    return None

@@ -1,0 +1,442 @@
+/* OrbitAI web app: the slice views drawn in the page (orbitai/web/client_slices.py says what and why).
+
+The shown scan arrives once (gzip'd voxels, coarse first for a big scan); each slice view is one slice of that copy
+through a window/level lookup table, with the label maps (the segment colours of `segment_rows`) and the shown heat map
+blended over it, drawn on a 2D canvas over the server's view. Slice steps, window/level, zoom and pan are the page's;
+their results go back to the server's scene (slice positions, window/level), which stays the truth. The page's state
+holds node IDs and versions only: the voxels come back from triggers on the page's own websocket.
+*/
+(function () {
+  'use strict';
+  const KEY_STEPS = { ArrowUp: 1, ArrowDown: -1, ArrowRight: 1, ArrowLeft: -1, PageUp: 10, PageDown: -10 };
+  const SYNC_MS = 120;          // quiet time before a slice position goes to the server
+  const PROBE_MS = 100;         // value under the pointer: at most this often
+  const TYPES = { uint8: Uint8Array, int16: Int16Array, uint16: Uint16Array };
+  // Slicer's default slice orientations (screen right, screen up, normal in RAS) until the server's geometry arrives
+  const DEFAULTS = {
+    Red: [[-1, 0, 0], [0, 1, 0], [0, 0, 1]],
+    Green: [[-1, 0, 0], [0, 0, 1], [0, 1, 0]],
+    Yellow: [[0, -1, 0], [0, 0, 1], [1, 0, 0]],
+  };
+  const S = {
+    vol: null, layers: [], views: {}, window: null, level: null, lut: null, lutOffset: 0,
+    frames: {}, hold: false, held: [], drag: null, cross: null, volumeTask: Promise.resolve(),
+  };
+  window.orbitaiSlices = S;
+
+  // ------------------------------------------------------------------ small helpers
+  const st = (name) => window.trame.state.get(name);
+  const trigger = (name, args) => window.trame.trigger(name, args);
+
+  async function bytesOf(data) {
+    if (data instanceof ArrayBuffer) return new Uint8Array(data);
+    if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    if (data && typeof data.arrayBuffer === 'function') return new Uint8Array(await data.arrayBuffer());
+    return new Uint8Array(data || []);
+  }
+
+  async function inflate(data) {
+    const gz = await bytesOf(data);
+    const stream = new Blob([gz]).stream().pipeThrough(new DecompressionStream('gzip'));
+    return new Response(stream).arrayBuffer();
+  }
+
+  function invert(m) {           // 4x4 row-major affine inverse
+    const a = m[0], b = m[1], c = m[2], d = m[4], e = m[5], f = m[6], g = m[8], h = m[9], i = m[10];
+    const A = e * i - f * h, B = -(d * i - f * g), C = d * h - e * g;
+    const det = a * A + b * B + c * C;
+    const r = [A / det, -(b * i - c * h) / det, (b * f - c * e) / det, 0,
+      B / det, (a * i - c * g) / det, -(a * f - c * d) / det, 0,
+      C / det, -(a * h - b * g) / det, (a * e - b * d) / det, 0, 0, 0, 0, 1];
+    const t = [m[3], m[7], m[11]];
+    for (let k = 0; k < 3; k++) r[4 * k + 3] = -(r[4 * k] * t[0] + r[4 * k + 1] * t[1] + r[4 * k + 2] * t[2]);
+    return r;
+  }
+  const apply = (m, p) => [0, 1, 2].map((k) => m[4 * k] * p[0] + m[4 * k + 1] * p[1] + m[4 * k + 2] * p[2] + m[4 * k + 3]);
+  const rotate = (m, p) => [0, 1, 2].map((k) => m[4 * k] * p[0] + m[4 * k + 1] * p[1] + m[4 * k + 2] * p[2]);
+  const mul = (a, b) => {
+    const r = new Array(16).fill(0);
+    for (let i = 0; i < 4; i++) for (let j = 0; j < 4; j++) for (let k = 0; k < 4; k++) r[4 * i + j] += a[4 * i + k] * b[4 * k + j];
+    return r;
+  };
+
+  async function volumeOf(p) {
+    const arr = new TYPES[p.dtype](await inflate(p.data));
+    let lo = Infinity, hi = -Infinity;
+    for (let i = 0; i < arr.length; i++) { const v = arr[i]; if (v < lo) lo = v; if (v > hi) hi = v; }
+    const [nk, nj, ni] = p.shape;
+    const m = p.ijk_to_ras;
+    const spacing = [0, 1, 2].map((j) => Math.hypot(m[j], m[4 + j], m[8 + j]));
+    return { arr, dtype: p.dtype, dims: [ni, nj, nk], m, inv: invert(m), spacing, slope: p.slope, inter: p.inter,
+      lo: lo * p.slope + p.inter, hi: hi * p.slope + p.inter };
+  }
+
+  // ------------------------------------------------------------------ views
+  function orientation(v) {
+    const g = (st('slice_geometry') || {})[v.name];
+    let dirs = DEFAULTS[v.name] || DEFAULTS.Red;
+    if (g && g.xy_to_ras) {
+      const x = g.xy_to_ras;
+      dirs = [[x[0], x[4], x[8]], [x[1], x[5], x[9]], [x[2], x[6], x[10]]];
+    }
+    const vol = S.vol, used = [];
+    const axes = dirs.map((d) => {
+      const vox = rotate(vol.inv, d);
+      let best = -1;
+      for (let k = 0; k < 3; k++) if (!used.includes(k) && (best < 0 || Math.abs(vox[k]) > Math.abs(vox[best]))) best = k;
+      used.push(best);
+      return [best, vox[best] >= 0 ? 1 : -1];
+    });
+    [[v.u, v.su], [v.w, v.sw], [v.n, v.sn]] = axes;
+  }
+
+  function viewOf(canvas) {
+    const name = canvas.id.replace('orbitai-slice-', '');
+    let v = S.views[name];
+    if (!v || v.canvas !== canvas) {
+      v = { name, canvas, ctx: canvas.getContext('2d'), zoom: 1, pan: [0, 0], index: null, lastLocal: 0,
+        off: document.createElement('canvas'), syncTimer: null, probeAt: 0 };
+      S.views[name] = v;
+      listen(v);
+      new ResizeObserver(() => render(v)).observe(canvas);
+    }
+    return v;
+  }
+
+  function attach() {
+    document.querySelectorAll('canvas.orbitai-slice').forEach(viewOf);
+    for (const [name, v] of Object.entries(S.views)) if (!document.body.contains(v.canvas)) delete S.views[name];
+    visibility();
+  }
+
+  function shown(v) { return v.canvas.style.display !== 'none'; }
+
+  function visibility() {
+    const tool = st('ann_tool'), cv = st('client_volume');
+    const on = !!(S.vol && cv && S.vol.key === cv.key && st('client_slices') && (!tool || tool === 'none')
+      && !st('ruler_placing'));
+    for (const v of Object.values(S.views)) {
+      const was = shown(v);
+      v.canvas.style.display = on ? 'block' : 'none';
+      if (on && !was) { v.index = null; render(v); }
+    }
+  }
+
+  function placeSlice(v) {        // the slice the server's view is on (its centre's voxel along the normal)
+    const g = (st('slice_geometry') || {})[v.name];
+    const n = S.vol.dims[v.n];
+    if (!g) return Math.floor(n / 2);
+    const x = g.xy_to_ras, w = g.size[0] / 2, h = g.size[1] / 2;
+    const p = [x[0] * w + x[1] * h + x[3], x[4] * w + x[5] * h + x[7], x[8] * w + x[9] * h + x[11]];
+    const k = Math.round(apply(S.vol.inv, p)[v.n]);
+    return Math.min(Math.max(k, 0), n - 1);
+  }
+
+  // ------------------------------------------------------------------ drawing
+  function buildLut() {
+    const vol = S.vol;
+    if (!vol || S.window === null) return;
+    const size = vol.dtype === 'uint8' ? 256 : 65536;
+    const offset = vol.dtype === 'int16' ? 32768 : 0;
+    const lut = S.lut && S.lut.length === size ? S.lut : new Uint8Array(size);
+    const low = S.level - S.window / 2, scale = 255 / Math.max(S.window, 1e-9);
+    for (let i = 0; i < size; i++) {
+      const g = ((i - offset) * vol.slope + vol.inter - low) * scale;
+      lut[i] = g <= 0 ? 0 : g >= 255 ? 255 : g;
+    }
+    S.lut = lut; S.lutOffset = offset;
+  }
+
+  function layerSampler(layer, v, W, H) {
+    // voxel (px, py) of the view's image -> the layer's flat index (-1 outside): an affine map, stepped per pixel
+    const vol = S.vol, toLayer = mul(layer.inv, vol.m);
+    const ijk = (px, py) => {
+      const p = [0, 0, 0];
+      p[v.u] = v.su > 0 ? px : W - 1 - px; p[v.w] = v.sw > 0 ? H - 1 - py : py; p[v.n] = v.index;
+      return apply(toLayer, p);
+    };
+    const o = ijk(0, 0), dx = ijk(1, 0).map((c, k) => c - o[k]), dy = ijk(0, 1).map((c, k) => c - o[k]);
+    return { o, dx, dy, dims: layer.dims };
+  }
+
+  function blend(rgba, W, H, v, layer) {
+    const s = layerSampler(layer, v, W, H), [ni, nj, nk] = s.dims, arr = layer.arr, lut = layer.lut;
+    if (!lut) return;
+    for (let py = 0; py < H; py++) {
+      let x = s.o[0] + s.dy[0] * py, y = s.o[1] + s.dy[1] * py, z = s.o[2] + s.dy[2] * py;
+      for (let px = 0, q = py * W * 4; px < W; px++, q += 4, x += s.dx[0], y += s.dx[1], z += s.dx[2]) {
+        const i = Math.round(x), j = Math.round(y), k = Math.round(z);
+        if (i < 0 || j < 0 || k < 0 || i >= ni || j >= nj || k >= nk) continue;
+        let c = arr[i + ni * (j + nj * k)];
+        if (layer.kind === 'heat') c = layer.index(c);
+        if (c <= 0) continue;
+        const a = lut[4 * c + 3];
+        if (!a) continue;
+        const f = a / 255, g = 1 - f;
+        rgba[q] = rgba[q] * g + lut[4 * c] * f;
+        rgba[q + 1] = rgba[q + 1] * g + lut[4 * c + 1] * f;
+        rgba[q + 2] = rgba[q + 2] * g + lut[4 * c + 2] * f;
+      }
+    }
+  }
+
+  function render(v) {
+    const vol = S.vol;
+    if (!vol || !shown(v)) return;
+    if (!S.lut) buildLut();
+    if (!S.lut) return;
+    if (v.u === undefined || v.key !== vol.key) { orientation(v); v.key = vol.key; v.index = null; }
+    if (v.index === null) v.index = placeSlice(v);
+    const W = vol.dims[v.u], H = vol.dims[v.w];
+    if (v.off.width !== W || v.off.height !== H) { v.off.width = W; v.off.height = H; v.image = null; }
+    const octx = v.off.getContext('2d');
+    if (!v.image) v.image = octx.createImageData(W, H);
+    const rgba = v.image.data, arr = vol.arr, lut = S.lut, off = S.lutOffset;
+    const strides = [1, vol.dims[0], vol.dims[0] * vol.dims[1]];
+    const su = v.su * strides[v.u], sw = -v.sw * strides[v.w];
+    let row = v.index * strides[v.n] + (v.su > 0 ? 0 : (W - 1) * strides[v.u]) + (v.sw > 0 ? (H - 1) * strides[v.w] : 0);
+    for (let py = 0, q = 0; py < H; py++, row += sw) {
+      for (let px = 0, idx = row; px < W; px++, idx += su, q += 4) {
+        const g = lut[arr[idx] + off];
+        rgba[q] = g; rgba[q + 1] = g; rgba[q + 2] = g; rgba[q + 3] = 255;
+      }
+    }
+    for (const layer of S.layers) blend(rgba, W, H, v, layer);
+    octx.putImageData(v.image, 0, 0);
+    // the slice fitted to the canvas (Slicer's fit), then the user's zoom and pan
+    const c = v.canvas, dpr = window.devicePixelRatio || 1;
+    const cw = Math.max(1, Math.round(c.clientWidth * dpr)), ch = Math.max(1, Math.round(c.clientHeight * dpr));
+    if (c.width !== cw || c.height !== ch) { c.width = cw; c.height = ch; }
+    const mmW = W * vol.spacing[v.u], mmH = H * vol.spacing[v.w];
+    const scale = Math.min(cw / mmW, ch / mmH) * v.zoom;
+    const dw = mmW * scale, dh = mmH * scale;
+    const x0 = (cw - dw) / 2 + v.pan[0], y0 = (ch - dh) / 2 + v.pan[1];
+    const ctx = v.ctx;
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.fillStyle = '#000'; ctx.fillRect(0, 0, cw, ch);
+    ctx.imageSmoothingEnabled = true;
+    ctx.drawImage(v.off, x0, y0, dw, dh);
+    v.rect = { x0, y0, dw, dh, W, H, dpr };
+    if (st('crosshair') && S.cross) {
+      const p = apply(vol.inv, S.cross);
+      const px = v.su > 0 ? p[v.u] : W - 1 - p[v.u], py = v.sw > 0 ? H - 1 - p[v.w] : p[v.w];
+      const X = x0 + (px + 0.5) / W * dw, Y = y0 + (py + 0.5) / H * dh;
+      ctx.strokeStyle = '#ffd400'; ctx.lineWidth = Math.max(1, dpr);
+      ctx.beginPath(); ctx.moveTo(X, 0); ctx.lineTo(X, ch); ctx.moveTo(0, Y); ctx.lineTo(cw, Y); ctx.stroke();
+    }
+    S.frames[v.name] = (S.frames[v.name] || 0) + 1;
+  }
+
+  function renderAll() { for (const v of Object.values(S.views)) render(v); }
+
+  // ------------------------------------------------------------------ to the server
+  function rasAt(v, cx, cy) {       // CSS position in the canvas -> RAS (mm), or null outside the slice
+    const r = v.rect;
+    if (!r) return null;
+    const fx = (cx * r.dpr - r.x0) / r.dw * r.W - 0.5, fy = (cy * r.dpr - r.y0) / r.dh * r.H - 0.5;
+    if (fx < -0.5 || fy < -0.5 || fx > r.W - 0.5 || fy > r.H - 0.5) return null;
+    const p = [0, 0, 0];
+    p[v.u] = v.su > 0 ? fx : r.W - 1 - fx; p[v.w] = v.sw > 0 ? r.H - 1 - fy : fy; p[v.n] = v.index;
+    return apply(S.vol.m, p);
+  }
+
+  function sliceCentre(v) {
+    const p = [0, 0, 0];
+    p[v.u] = (S.vol.dims[v.u] - 1) / 2; p[v.w] = (S.vol.dims[v.w] - 1) / 2; p[v.n] = v.index;
+    return apply(S.vol.m, p);
+  }
+
+  function syncSoon(v) {
+    v.lastLocal = Date.now();
+    clearTimeout(v.syncTimer);
+    v.syncTimer = setTimeout(() => {
+      const args = [v.name, sliceCentre(v)];
+      if (S.hold) S.held.push(args); else trigger('orbitai_client_slice', args);
+    }, SYNC_MS);
+  }
+
+  S.release = () => { const held = S.held; S.held = []; S.hold = false; held.forEach((a) => trigger('orbitai_client_slice', a)); };
+
+  function step(v, steps) {
+    if (!S.vol || v.index === null) return;
+    const n = S.vol.dims[v.n];
+    const k = Math.min(Math.max(v.index + steps * v.sn, 0), n - 1);
+    if (k === v.index) return;
+    v.index = k;
+    render(v);
+    syncSoon(v);
+  }
+  S.step = (name, steps) => { const v = S.views[name]; if (v) step(v, steps); };
+
+  // ------------------------------------------------------------------ the user's input
+  function listen(v) {
+    const c = v.canvas;
+    // the server's view under the canvas must not take these too (the page's capture-phase handlers still see them)
+    for (const type of ['pointerdown', 'pointermove', 'pointerup', 'mousedown', 'mousemove', 'mouseup', 'click',
+      'dblclick', 'wheel', 'contextmenu']) c.addEventListener(type, (e) => e.stopPropagation());
+    c.addEventListener('contextmenu', (e) => e.preventDefault());
+    c.addEventListener('wheel', (e) => { e.preventDefault(); step(v, e.deltaY < 0 ? 1 : -1); }, { passive: false });
+    c.addEventListener('pointerdown', (e) => {
+      if (!S.vol) return;
+      const wl = e.button === 0 && st('mouse_mode') === 'window_level';
+      const kind = wl ? 'wl' : e.button === 2 ? 'zoom' : e.button === 1 ? 'pan' : null;
+      if (!kind) return;
+      e.preventDefault();
+      c.setPointerCapture(e.pointerId);
+      S.drag = { v, kind, x: e.clientX, y: e.clientY, window: S.window, level: S.level, zoom: v.zoom, pan: v.pan.slice() };
+    });
+    c.addEventListener('pointermove', (e) => {
+      const d = S.drag;
+      if (d && d.v === v) {
+        const dx = e.clientX - d.x, dy = e.clientY - d.y;
+        if (d.kind === 'wl') {          // Slicer: right widens the window, up raises the level
+          const gain = Math.max(S.vol.hi - S.vol.lo, 1) / 500;
+          S.window = Math.max(d.window + gain * dx, 1e-3);
+          S.level = d.level - gain * dy;
+          buildLut(); renderAll();
+        } else if (d.kind === 'zoom') {
+          v.zoom = Math.min(Math.max(d.zoom * Math.exp(-dy / 150), 0.1), 40); render(v);
+        } else {
+          const dpr = window.devicePixelRatio || 1;
+          v.pan = [d.pan[0] + dx * dpr, d.pan[1] + dy * dpr]; render(v);
+        }
+        return;
+      }
+      const now = Date.now();
+      if (now - v.probeAt > PROBE_MS && S.vol) {
+        const r = c.getBoundingClientRect(), ras = rasAt(v, e.clientX - r.left, e.clientY - r.top);
+        if (ras) { v.probeAt = now; trigger('orbitai_probe_ras', [v.name, ras]); }
+      }
+    });
+    const end = (e) => {
+      const d = S.drag;
+      if (!d || d.v !== v) return;
+      S.drag = null;
+      if (c.hasPointerCapture(e.pointerId)) c.releasePointerCapture(e.pointerId);
+      if (d.kind === 'wl' && (S.window !== d.window || S.level !== d.level)) trigger('orbitai_client_wl', [S.window, S.level]);
+    };
+    c.addEventListener('pointerup', end);
+    c.addEventListener('pointercancel', end);
+  }
+
+  // the view under the pointer takes the arrow and Page keys (before the server-side handler of viewer.KEYS_SCRIPT)
+  window.addEventListener('keydown', (e) => {
+    const field = document.activeElement && ['INPUT', 'TEXTAREA', 'SELECT'].includes(document.activeElement.tagName);
+    const v = S.views[window.orbitaiView];
+    if (field || !(e.key in KEY_STEPS) || !v || !shown(v)) return;
+    e.preventDefault();
+    e.stopImmediatePropagation();
+    step(v, KEY_STEPS[e.key]);
+  }, true);
+
+  // ------------------------------------------------------------------ from the server
+  function loadVolume() {
+    S.volumeTask = S.volumeTask.then(async () => {
+      const cv = st('client_volume');
+      visibility();                  // another scan: the server's view until the page has the new one
+      if (!cv) { S.vol = null; S.lut = null; S.layers = []; visibility(); return; }
+      let start = S.vol && S.vol.key === cv.key ? S.vol.index + 1 : 0;
+      for (let i = start; i < cv.ready; i++) {
+        const r = await trigger('orbitai_client_volume', [cv.key, i]);
+        const now = st('client_volume');
+        if (!r || !now || now.key !== cv.key) return;
+        const vol = await volumeOf(r);
+        vol.key = cv.key; vol.index = i;
+        const keep = S.vol && S.vol.key === cv.key ? Object.values(S.views).map((v) => [v, v.index === null ? null : sliceCentre(v)]) : [];
+        S.vol = vol; S.lut = null;
+        if (S.window === null || !keep.length) { S.window = st('wl_window'); S.level = st('wl_level'); }
+        if (S.window === null) { S.window = vol.hi - vol.lo || 1; S.level = (vol.hi + vol.lo) / 2; }
+        for (const v of Object.values(S.views)) { orientation(v); v.key = vol.key; v.index = null; }
+        for (const [v, ras] of keep) if (ras) v.index = Math.round(apply(vol.inv, ras)[v.n]);
+        visibility();
+        renderAll();
+        loadOverlays();
+      }
+    }).catch((err) => console.error('orbitai slices:', err));
+  }
+
+  function segmentLut(layer) {
+    const rows = {};
+    for (const r of st('segment_rows') || []) rows[r.key] = r;
+    const lut = new Uint8Array(4 * (layer.segments.length + 1));
+    layer.segments.forEach((sid, n) => {
+      const r = rows[layer.node + '|' + sid];
+      if (!r) return;
+      const c = r.color || '#ffffff';
+      lut.set([parseInt(c.slice(1, 3), 16), parseInt(c.slice(3, 5), 16), parseInt(c.slice(5, 7), 16),
+        r.visible ? Math.round(255 * (r.opacity === undefined ? 0.5 : r.opacity)) : 0], 4 * (n + 1));
+    });
+    return lut;
+  }
+
+  function heatLut(layer) {
+    const lut = new Uint8Array(4 * 257);
+    layer.colors.forEach((c, n) => lut.set([c[0], c[1], c[2], Math.round(255 * layer.opacity)], 4 * (n + 1)));
+    const span = layer.high - layer.low || 1;
+    layer.index = (raw) => {
+      const value = raw * layer.slope + layer.inter;
+      if (value <= layer.low) return 0;
+      return Math.min(256, 1 + Math.floor((value - layer.low) / span * 255));
+    };
+    return lut;
+  }
+
+  function loadOverlays() {
+    S.volumeTask = S.volumeTask.then(async () => {
+      const ov = st('client_overlays');
+      if (!ov || !S.vol) { S.layers = []; renderAll(); return; }
+      if (S.overlayVersion === ov.version) return;
+      if (ov.key !== S.vol.key) { S.layers = []; return; }     // another scan's: its own are on their way
+      const r = await trigger('orbitai_client_overlays', [ov.version]);
+      if (!r || r.key !== S.vol.key) return;
+      const layers = [];
+      for (const p of r.layers) {
+        const l = await volumeOf(p);
+        Object.assign(l, { kind: p.kind, node: p.node, segments: p.segments, colors: p.colors, low: p.low,
+          high: p.high, opacity: p.opacity });
+        l.lut = l.kind === 'heat' ? heatLut(l) : segmentLut(l);
+        layers.push(l);
+      }
+      S.layers = layers; S.overlayVersion = r.version;
+      renderAll();
+    }).catch((err) => console.error('orbitai overlays:', err));
+  }
+
+  function followServer() {        // the server moved a view's slice (a jump, its slider, a tool): the page follows
+    if (!S.vol) return;
+    for (const v of Object.values(S.views)) {
+      if (v.index === null || Date.now() - v.lastLocal < 4 * SYNC_MS + 500) continue;
+      const k = placeSlice(v);
+      if (k !== v.index) { v.index = k; render(v); }
+    }
+  }
+
+  function serverWindow() {
+    const w = st('wl_window'), l = st('wl_level');
+    if (S.drag || w === null || l === null) return;
+    if (S.window !== null && Math.abs(w - S.window) < 0.06 && Math.abs(l - S.level) < 0.06) return;
+    S.window = w; S.level = l; buildLut(); renderAll();
+  }
+
+  function start() {
+    const watch = (keys, f) => window.trame.state.watch(keys, () => f());
+    watch(['client_volume'], loadVolume);
+    watch(['client_overlays'], loadOverlays);
+    watch(['segment_rows'], () => { for (const l of S.layers) if (l.kind === 'labels') l.lut = segmentLut(l); renderAll(); });
+    watch(['wl_window', 'wl_level'], serverWindow);
+    watch(['slice_geometry'], followServer);
+    watch(['jump_to'], () => { const j = st('jump_to'); if (j && j.length === 3) S.cross = j; renderAll(); });
+    watch(['crosshair'], renderAll);
+    watch(['client_slices', 'ann_tool', 'ruler_placing'], visibility);
+    setInterval(attach, 300);
+    attach();
+    loadVolume();
+  }
+
+  const boot = setInterval(() => {
+    if (window.trame && window.trame.state && window.trame.state.watch && window.trame.trigger) {
+      clearInterval(boot);
+      start();
+    }
+  }, 50);
+})();
