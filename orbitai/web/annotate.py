@@ -34,13 +34,15 @@ from orbitai.app.annotation.priors import DEFAULT_PRIORS
 from orbitai.errors import AnnotationError, OrbitAIError, one_line
 from orbitai.mrml.editors import MODE_ADD, MODE_REMOVE, MODE_SET
 from orbitai.mrml.segmentations import segment_voxel_count, segmentation_file_bytes
+from orbitai.web.annotate_prepare import Preparer
 from orbitai.web.clicks import sending
+from orbitai.web.edit_tools import EditTools
 
 __all__ = ["TrameSlicerEditor", "SmartPencilEffect", "AnnotationPanel", "TOOLS"]
 
 #: The tools a user picks: what a left drag or click in a slice view does.
 TOOLS = {"none": "Navigate", "smartpencil": "SmartPencil (click; shift-click removes)",
-         "paint": "Paint strokes (SmartFill)", "erase": "Erase"}
+         "paint": "Brush (paint; SmartFill's strokes)", "erase": "Eraser"}
 UNDO_LIMIT = 20
 
 
@@ -76,10 +78,15 @@ class TrameSlicerEditor:
         """Nothing: `modifySelectedSegment` pushes the change as one undo command."""
 
     def modifySelectedSegment(self, modifier: Any, mode: str) -> None:
+        """Change the segment selected on the editor node (what `AnnotationLogic` computed on). trame-slicer forgets
+        its active segment when the segment goes (undo of "Add segment") and not when it comes back (redo): it is
+        selected again first, so the change lands where it was computed (issue 67)."""
         m = {MODE_ADD: ModificationMode.Add, MODE_REMOVE: ModificationMode.Remove, MODE_SET: ModificationMode.Set}[mode]
+        sid = self.se.editor_node.GetSelectedSegmentID() or self.se.get_active_segment_id()
+        if sid and self.se.get_active_segment_id() != sid:
+            self.se.set_active_segment_id(sid)
         # The editor's masking settings apply (editable area, overwrite), as in Slicer's modifySelectedSegment.
-        self.se.active_segment_modifier.apply_labelmap(modifier, segment_id=self.se.get_active_segment_id(),
-                                                       modification_mode=m)
+        self.se.active_segment_modifier.apply_labelmap(modifier, segment_id=sid, modification_mode=m)
 
     def undo(self) -> bool:
         return self._step("undo")
@@ -148,6 +155,13 @@ class AnnotationPanel:
         self.editor = TrameSlicerEditor(self.se)
         self.logic = AnnotationLogic(editor=self.editor)
         self._poll: Optional[asyncio.Task] = None
+        #: the segment the user chose or added last: selected again when Undo/Redo brings it back (issue 67)
+        self._chosen: Optional[str] = None
+        #: the shown scan's superpixels and model prior, computed before the first click (issue 67)
+        self.preparer = Preparer(self)
+        app.server.controller.on_server_exited.add(lambda **_: self.preparer.shutdown())
+        #: threshold, islands, smoothing, fill between slices and the keyboard (`orbitai.web.edit_tools`)
+        self.edits = EditTools(self)
         self.state.update({"ann_segmentation": None, "ann_segments": [], "ann_segment": None, "ann_tool": "none",
                            "ann_tools": [{"title": t, "value": k} for k, t in TOOLS.items()], "ann_message": "",
                            "ann_ok": True, "ann_busy": False, "ann_preview": False, "ann_can_undo": False,
@@ -161,12 +175,13 @@ class AnnotationPanel:
                 var = self._option_var(effect, o.name)
                 self.state[var] = params.get(o.name)
                 self.state.change(var)(lambda e=effect, n=o.name, v=var, **_: self.logic.params(e).set(n, self.state[v]))
-        self.se.undo_stack.index_changed.connect(lambda *_: self._sync_undo())
+        self.se.undo_stack.index_changed.connect(lambda *_: self._history_changed())
         self.se.segmentation_modified.connect(lambda *_: self._sync_count())
         self.state.change("ann_segmentation")(self._segmentation_changed)
         self.state.change("ann_segment")(self._segment_changed)
         self.state.change("ann_tool")(self._tool_changed)
         self.state.change("ann_brush_mm")(self._brush_changed)
+        self.state.change("module")(self._module_changed)
         self.state.change(self._option_var("SmartPencil", "ShowBoundaries"))(self._boundaries_changed)
 
     def _boundaries_changed(self, **_: Any) -> None:
@@ -179,8 +194,14 @@ class AnnotationPanel:
     def _option_var(effect: str, name: str) -> str:
         return f"ann_opt_{effect}_{name}"
 
+    def _module_changed(self, module: Any = None, **_: Any) -> None:
+        """The Annotate tab opens: the shown scan is prepared (when it was not yet)."""
+        if module == "annotate":
+            self.preparer.start(self.app.input_node())
+
     def scene_closing(self) -> None:
         """The scene closes: the model prior being computed is cancelled and an action waiting for it dropped."""
+        self.preparer.cancel()
         self.logic.cancelPending()
         DEFAULT_PRIORS.cancel_all()
         self.logic.smartFillCancel()
@@ -215,6 +236,7 @@ class AnnotationPanel:
         node.CreateDefaultDisplayNodes()
         self.logic.smartFillCancel()
         self.editor.setInputs(node, volume)
+        self._chosen = self.se.get_active_segment_id() or None
         self.state.ann_tool = "none"
         self._refresh_segments()
         self._say(True, f"Editing '{node.GetName()}' on '{volume.GetName()}'.")
@@ -241,6 +263,8 @@ class AnnotationPanel:
     def scan_shown(self) -> None:
         """Another scan is shown: a segmentation of the last scan is no longer edited nor offered, and the last scan's
         message goes."""
+        self.preparer.start(self.app.input_node())
+        self.edits.scan_shown(self.app.input_node())
         node = self.app.mrml.scene.GetNodeByID(self.state.ann_segmentation) if self.state.ann_segmentation else None
         if node is not None and belongs_to(node, self.app.input_node()):
             return
@@ -250,6 +274,8 @@ class AnnotationPanel:
                            "ann_message": "", "ann_preview": False, "ann_voxels": None})
 
     def _segment_changed(self, ann_segment: Optional[str] = None, **_: Any) -> None:
+        if ann_segment:
+            self._chosen = ann_segment
         if ann_segment and ann_segment != self.se.get_active_segment_id():
             self.logic.smartFillCancel()
             self.editor.selectSegment(ann_segment)
@@ -280,6 +306,7 @@ class AnnotationPanel:
             return
         sid = self.se.add_empty_segment(segment_name=name)
         self.editor.selectSegment(sid)
+        self._chosen = sid
         self.state.ann_new_name = ""
         self._refresh_segments()
         self._say(True, f"Segment '{name}' added.")
@@ -315,21 +342,30 @@ class AnnotationPanel:
             with self.state:
                 self._say(False, "SmartPencil is still busy with the previous click; click again when it is done.")
             return
+        waits = self.preparer.superpixels_running
         with self.state:
             self.state.ann_busy = True
-            self.state.ann_busy_text = "SmartPencil: finding the superpixel under the click (the first click on a " \
-                                       "scan or after a settings change groups the scan into superpixels: seconds)"
+            self.state.ann_busy_text = (
+                "SmartPencil: waiting for the superpixels being prepared for this scan" if waits else
+                "SmartPencil: finding the superpixel under the click (a click after a settings change groups the scan "
+                "into superpixels again: seconds)")
 
-        def run() -> None:
+        async def run() -> None:
             try:
+                await asyncio.sleep(BUSY_FLUSH_S)        # the busy state reaches the page first
+                await self.preparer.superpixels_done()   # never computed twice: the click waits for the prepared map
+                misses = self.logic.cache.misses
                 with self.state:
-                    self._result(self.logic.smartPencilClick(ras=ras, remove=remove, slice_to_ras=slice_to_ras))
+                    result = self.logic.smartPencilClick(ras=ras, remove=remove, slice_to_ras=slice_to_ras)
+                    if self.logic.cache.misses > misses:
+                        result.message += " (the superpixels were computed for this click)"
+                    self._result(result)
             finally:
                 with self.state:
                     self.state.ann_busy = False
                     self.state.ann_busy_text = ""
                     self.state.ann_done += 1
-        asyncio.get_event_loop().call_later(BUSY_FLUSH_S, run)     # the busy state reaches the page first
+        asyncio.ensure_future(run())
 
     # ---------------------------------------------------------------- buttons
     def _run(self, operation: Callable[[], Any], what: str) -> Callable[[], Any]:
@@ -403,6 +439,25 @@ class AnnotationPanel:
         known = node is not None and sid and node.GetSegmentation().GetSegment(sid) is not None
         self.state.ann_voxels = segment_voxel_count(node, sid) if known else None
 
+    def _history_changed(self) -> None:
+        """An edit, Undo or Redo: the segment the user chose stays selected and drawable when it is there (Undo of
+        "Add segment" takes it away, Redo brings it back: trame-slicer forgets it on the way), with its tool; the
+        lists, counts and tables follow."""
+        self._sync_undo()
+        node = self.se.active_segmentation_node
+        if node is None:
+            return
+        chosen = self._chosen
+        if chosen and node.GetSegmentation().GetSegment(chosen) is not None:
+            if self.se.get_active_segment_id() != chosen or self.editor.editorNode.GetSelectedSegmentID() != chosen:
+                self.editor.selectSegment(chosen)
+                self._tool_changed(self.state.ann_tool)      # trame-slicer left the tool with the segment
+        elif not self.se.get_active_segment_id():
+            self.editor.editorNode.SetSelectedSegmentID(None)
+        self._refresh_segments()
+        self._sync_count()
+        self.edits.edited()
+
     def _sync_undo(self) -> None:
         stack = self.se.undo_stack
         self.state.ann_can_undo, self.state.ann_can_redo = stack.can_undo(), stack.can_redo()
@@ -447,6 +502,9 @@ class AnnotationPanel:
     # ---------------------------------------------------------------- page
     def build_ui(self) -> None:
         busy = ("ann_busy",)
+        with html.Div(v_show="ann_prepare", classes="mb-2", id="orbitai-ann-prepare"):
+            v3.VProgressLinear(indeterminate=True, v_show="!ann_prepare_ready", color="primary")
+            html.Div("{{ ann_prepare }}", classes="text-caption", id="orbitai-ann-prepare-text")
         v3.VSelect(label="Segmentation", v_model=("ann_segmentation",), items=("segmentations",), density="compact",
                    hide_details=True, classes="mb-2", id="orbitai-ann-segmentation")
         with html.Div(classes="d-flex mb-2"):
@@ -465,7 +523,7 @@ class AnnotationPanel:
         v3.VSelect(label="Tool", v_model=("ann_tool",), items=("ann_tools",), density="compact", hide_details=True,
                    classes="mb-2", id="orbitai-ann-tool")
         v3.VSlider(label="Brush (mm)", v_model=("ann_brush_mm",), min=1, max=30, step=0.5, hide_details=True,
-                   thumb_label=True, id="orbitai-ann-brush")
+                   thumb_label=True, id="orbitai-ann-brush", title="Brush and eraser diameter in millimetres")
         with html.Div(classes="d-flex flex-wrap ga-1 mb-2"):
             for label, fn, key, disabled, what in (
                     ("Preview", self.preview, "preview", "ann_busy", "SmartFill: computing the preview"),
@@ -479,6 +537,7 @@ class AnnotationPanel:
                     ("Redo", self.redo, "redo", "ann_busy || !ann_can_redo", "Redo")):
                 v3.VBtn(label, click=self._run(fn, what), size="small", disabled=(disabled,),
                         id=f"orbitai-ann-{key}")
+        self.edits.build_ui()
         self._options_ui()
         v3.VBtn("Download .seg.nrrd", size="small", disabled=busy, id="orbitai-ann-download", prepend_icon="mdi-download",
                 click="utils.download(`${(segmentations.find(s => s.value === ann_segmentation) || {title: 'segmentation'})"
