@@ -84,3 +84,29 @@ def test_array_cache_round_trip_refuses_objects(tmp_path):
     with pytest.raises(TypeError, match="holds Python objects"):
         save_arrays(tmp_path / "d.npz", {"o": np.array([{}], dtype=object)})
     assert load_arrays(tmp_path / "missing.npz") is None
+
+
+def test_cached_arrays_can_be_memory_mapped_from_the_verified_file(tmp_path):
+    """``load_arrays(mmap=True)`` (the lesion training's 432 phantoms: 9.5 GB read in, killed by the system once): large
+    arrays come back as read-only maps equal to the arrays read in, small ones read in; a corrupted file is refused
+    before anything is mapped."""
+    import numpy as np
+
+    from orbitai.training.checkpoint import load_arrays, save_arrays
+
+    rng = np.random.default_rng(0)
+    arrays = {"ratio": rng.random((40, 120, 130)).astype(np.float16), "label": (rng.random((80, 120, 130)) > 0.9)
+              .astype(np.uint8), "fortran": np.asfortranarray(rng.random((300, 600))), "mad": np.float32(0.1),
+              "disease": np.array("real")}
+    path = tmp_path / "case.npz"
+    save_arrays(path, arrays)
+    mapped, read = load_arrays(path, mmap=True), load_arrays(path)
+    assert mapped is not None and read is not None
+    for name, a in arrays.items():
+        assert np.array_equal(np.asarray(mapped[name]), a) and mapped[name].dtype == a.dtype
+    assert all(isinstance(mapped[k], np.memmap) for k in ("ratio", "label", "fortran"))
+    assert not isinstance(mapped["mad"], np.memmap) and not mapped["ratio"].flags.writeable
+    data = bytearray(path.read_bytes())
+    data[-200] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert load_arrays(path, mmap=True) is None

@@ -161,7 +161,7 @@ def prepare_data(work: Path, seeds: Sequence[tuple[int, str]], confluent: float 
         tag = "" if disease == REAL else (
             (f"_confluent{round(confluent * 100)}" if confluent else "") + (f"_heavy{round(heavy * 100)}" if heavy else ""))
         path = work / "data" / f"{disease}_{seed}_{version}{tag}.npz"
-        arrays = load_arrays(path, "training phantom cache")
+        arrays = load_arrays(path, "training phantom cache", mmap=True)   # 432 cases: 9.5 GB if read in
         if arrays is None:
             arrays = make_case_arrays(seed, disease, confluent, heavy)
             save_arrays(path, arrays)

@@ -14,7 +14,9 @@ from __future__ import annotations
 import logging
 import os
 import pickle  # only for its exception type: nothing here is ever unpickled
+import struct
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import IO, Any, Callable, Mapping, Optional, TypeVar
 
@@ -141,6 +143,31 @@ def resume(path: str | os.PathLike, apply: Callable[[dict], T], reset: Callable[
         return None
 
 
+def _mapped_members(path: Path, skip: set[str]) -> dict[str, np.ndarray]:
+    """Read-only memory maps of the ``.npy`` members of an uncompressed ``.npz`` (what :func:`save_arrays` writes)
+    but ``skip``. By hand: numpy maps a ``.npy`` file, not a member of a zip archive; the member's data offset is
+    read from its local zip header."""
+    out: dict[str, np.ndarray] = {}
+    with zipfile.ZipFile(path) as zf, open(path, "rb") as f:
+        for info in zf.infolist():
+            name = info.filename[:-4]
+            if name in skip:
+                continue
+            if info.compress_type != zipfile.ZIP_STORED:
+                raise ValueError(f"member {info.filename} is compressed")
+            f.seek(info.header_offset)
+            local = f.read(30)
+            n, m = struct.unpack("<HH", local[26:30])
+            f.seek(info.header_offset + 30 + n + m)
+            version = np.lib.format.read_magic(f)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(f)
+            out[name] = np.memmap(path, dtype=dtype, mode="r", offset=f.tell(), shape=shape,
+                                  order="F" if fortran else "C")
+    return out
+
+
 def save_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
     """Write a preprocessing cache: named arrays (numbers or fixed-width strings, no objects)."""
     for name, a in arrays.items():
@@ -149,15 +176,21 @@ def save_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> No
     _write_atomic(Path(path), lambda f: np.savez(f, **arrays))   # type: ignore[arg-type]
 
 
-def load_arrays(path: str | os.PathLike, what: str = "preprocessing cache") -> Optional[dict[str, np.ndarray]]:
+def load_arrays(path: str | os.PathLike, what: str = "preprocessing cache", mmap: bool = False
+                ) -> Optional[dict[str, np.ndarray]]:
     """The arrays cached at ``path``, or None when there are none or the cache is corrupt (then
-    named in a warning and removed, so the caller rebuilds it)."""
+    named in a warning and removed, so the caller rebuilds it). ``mmap``: arrays of 1 MB and more are read-only
+    memory maps into the (verified) file, so that a training over hundreds of caches keeps them in the page cache,
+    which the system may reclaim, rather than in its own memory."""
     path = Path(path)
     if not _verified(path, what, REBUILDING):
         return None
     try:
         with np.load(path, allow_pickle=False) as z:
-            return {name: z[name] for name in z.files}
+            out = {name: z[name] for name in z.files if not mmap or z.zip.getinfo(name + ".npy").file_size < 2 ** 20}
+        if mmap:
+            out.update(_mapped_members(path, set(out)))
+        return out
     except Exception as exc:  # noqa: BLE001 - any failure to read the archive means it is unusable
         discard(path, what, _unreadable(exc), REBUILDING)
         return None
