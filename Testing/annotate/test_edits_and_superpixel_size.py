@@ -52,7 +52,7 @@ def test_smoothing_kernel_in_mm_and_its_methods():
 
 def test_fill_between_slices_interpolates_the_gap_and_keeps_the_drawn_slices():
     pytest.importorskip("slicer", reason="Slicer's vtkITK contour interpolation (the PyPI SimpleITK lacks ITK's)")
-    from orbitai.app.annotation.logic import slicer_contour_interpolation
+    from orbitai.mrml.annotation_images import slicer_contour_interpolation
 
     m = np.zeros((12, 32, 32), bool)
     yy, xx = np.mgrid[:32, :32]

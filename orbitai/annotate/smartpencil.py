@@ -37,13 +37,14 @@ def superpixel_map(image, spacing, n_superpixels: int = 1000, region=None, mode:
 
 def smartpencil_click(image, spacing, segment, point, *, remove: bool = False,
                       n_superpixels: int = 1000, region=None, mode: str = "3d", axis: int = 0,
-                      compactness: float = DEFAULT_COMPACTNESS, cache: SuperpixelCache | None = None,
-                      key_extra=None, size_mm: float | None = None) -> ClickResult:
+                      cache: SuperpixelCache | None = None, key_extra=None,
+                      size_mm: float | None = None) -> ClickResult:
     """Add (``remove=False``) or remove the superpixel under voxel ``point`` = (k, j, i).
 
     ``mode='2d'`` uses superpixels of the slice through the point (along ``axis``); ``'3d'`` uses
     supervoxels of the working ``region`` (None = whole image). ``size_mm``: superpixel size in mm (then
-    ``n_superpixels`` is not used). ``segment`` is not modified.
+    ``n_superpixels`` is not used). ``segment`` is not modified. The superpixels' compactness is
+    `DEFAULT_COMPACTNESS` (`superpixel_map` takes another).
     """
     a, sp = check_image(image, spacing)
     seg = check_mask(segment, a.shape, "segment")
@@ -53,7 +54,7 @@ def smartpencil_click(image, spacing, segment, point, *, remove: bool = False,
         raise AnnotationError(f"The point {p} is outside the working region "
                               f"{tuple((s.start, s.stop) for s in reg)}; move the region or click inside it.")
     spx = superpixel_map(a, sp, n_superpixels, reg, mode, slice_index=p[axis] if mode == "2d" else None,
-                         axis=axis, compactness=compactness, cache=cache, key_extra=key_extra, size_mm=size_mm)
+                         axis=axis, cache=cache, key_extra=key_extra, size_mm=size_mm)
     label = spx.label_at(p)
     box, sub = spx.voxels_of(label)
     modifier = np.zeros(a.shape, bool)

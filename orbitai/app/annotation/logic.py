@@ -22,10 +22,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-import slicer
-import vtk
-from vtk.util import numpy_support
-
+from orbitai.mrml.annotation_images import slicer_contour_interpolation, volume_oriented_image
 from orbitai.mrml.editors import MODE_ADD, MODE_REMOVE, MODE_SET
 from orbitai.mrml.labelmaps import (oriented_image_to_array, ras_to_ijk, segment_extent_mask, slice_axis,
                                     superpixel_edges)
@@ -100,7 +97,7 @@ class AnnotationLogic(ModelPriorActions):
         map of the whole scan with the SmartPencil options as `Preparation.superpixels`, to run on a worker thread
         (3D mode without a working region only: a region's map waits for its first click). On the caller's thread:
         reads the scan once (a fraction of a second on a 1 mm head); nothing is computed here."""
-        image = slicer.vtkSlicerSegmentationsModuleLogic.CreateOrientedImageDataFromVolumeNode(volume_node)
+        image = volume_oriented_image(volume_node)
         array, spacing = oriented_image_to_array(image)
         key = ((volume_node.GetID(), volume_node.GetImageData().GetMTime()), geometry_key(image))
         self._source = (key, array, spacing)
@@ -273,19 +270,3 @@ class AnnotationLogic(ModelPriorActions):
             changed = self._apply(modifier, mask, MODE_SET)
             return OperationResult(True, f"{what}: {changed} voxels changed.", changed)
         return self._run(go)
-
-
-def slicer_contour_interpolation(sub: np.ndarray, axis_xyz: int) -> np.ndarray:
-    """Slicer's morphological contour interpolation (``vtkITKMorphologicalContourInterpolator``, what its Fill between
-    slices runs) of a uint8 mask [k, j, i] along the ITK axis ``axis_xyz`` (0 = i, 1 = j, 2 = k)."""
-    image = vtk.vtkImageData()
-    image.SetDimensions(*sub.shape[::-1])
-    image.GetPointData().SetScalars(numpy_support.numpy_to_vtk(np.ascontiguousarray(sub, np.uint8).ravel(), deep=True,
-                                                               array_type=vtk.VTK_UNSIGNED_CHAR))
-    interpolator = slicer.vtkITKMorphologicalContourInterpolator()
-    interpolator.SetInputData(image)
-    interpolator.SetLabel(1)
-    interpolator.SetAxis(int(axis_xyz))
-    interpolator.Update()
-    out = interpolator.GetOutput().GetPointData().GetScalars()
-    return numpy_support.vtk_to_numpy(out).reshape(sub.shape).copy()
