@@ -5,27 +5,55 @@ When the page switches scans, the scan left keeps its heat map noted and hidden,
 segmentation (:meth:`ShownResults.results_shown`). ``segment_rows`` lists the segments of the shown scan's
 segmentations with their colour, visibility and 2D opacity (Slicer's segment table), ``segment_nodes`` those
 segmentations with the ``.seg.nrrd`` name each downloads as; the page's requests must name one of them.
+
+The shown scan's heat maps (``heat_maps``, `orbitai.mrml.overlays.heat_map_rows`) are listed above its segments,
+each with a show/hide box, an opacity slider and the shown one's colour bar (the colours of its colour node from the
+display window's minimum to its maximum, as Slicer's colour legend draws them); its boxes (``result_boxes``: markups
+ROIs such as TAO's crop of each eye) each with a button that moves the views to the box. A new box result moves the
+views to the first box (:meth:`ShownResults.results_shown`). The page's requests must name a heat map or box of the
+shown scan (another patient's are never listed nor changed).
 """
 from __future__ import annotations
 
+import asyncio
 import re
-from typing import Any
+from typing import Any, Optional
 
 from trame.widgets import html
 from trame.widgets import vuetify3 as v3
 
-from orbitai.mrml import jump_slices
+from orbitai.mrml import box_of_roi_node, jump_slices
+from orbitai.mrml.overlays import heat_map_rows, set_heat_map
 from orbitai.mrml.results import results_of, show_results_of
 from orbitai.mrml.viewer import result_focus, segment_rows, set_segment_display
 from orbitai.mrml.segmentations import segmentation_file_bytes
 
-__all__ = ["ShownResults", "seg_file_name"]
+__all__ = ["ShownResults", "seg_file_name", "box_rows", "newest_boxes"]
 
 
 def seg_file_name(name: str) -> str:
     """The download name of a segmentation: its name with runs of anything but letters, digits, ``.``, ``-`` and
     ``_`` made ``_`` (no spaces), and ``.seg.nrrd``."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_.") + ".seg.nrrd"
+
+
+def box_rows(scene: Any, scan: Any) -> list[dict[str, Any]]:
+    """The boxes (markups ROIs) that are results of ``scan``, oldest first: ID, name and centre (RAS, mm)."""
+    return [{"id": n.GetID(), "name": n.GetName(), "center": [round(float(c), 2) for c in box_of_roi_node(n)[0]]}
+            for n in results_of(scene, scan, "vtkMRMLMarkupsROINode")]
+
+
+def _scene_order(scene: Any) -> dict[str, int]:
+    """Node ID -> its place in the scene (the order nodes were added)."""
+    return {scene.GetNthNode(i).GetID(): i for i in range(scene.GetNumberOfNodes())}
+
+
+def newest_boxes(scene: Any, scan: Any, segmentations: list[Any]) -> list[Any]:
+    """The boxes of ``scan`` added after the newest of ``segmentations`` (all its boxes when there is none), oldest
+    first: the views go to them when they are the newest result (TAO's crops after a TAO run)."""
+    order = _scene_order(scene)
+    after = max((order.get(s.GetID(), -1) for s in segmentations), default=-1)
+    return [n for n in results_of(scene, scan, "vtkMRMLMarkupsROINode") if order.get(n.GetID(), -1) > after]
 
 
 class ShownResults:
@@ -35,10 +63,16 @@ class ShownResults:
         self.app, self.state = app, app.state
         #: scan node ID -> the heat map it had in the foreground when the user switched away
         self.overlays: dict[str, str] = {}
-        self.state.update({"segment_rows": [], "segment_nodes": []})
+        self.state.update({"segment_rows": [], "segment_nodes": [], "heat_maps": [], "result_boxes": []})
         app.server.trigger("orbitai_download_segmentation")(self.download_segmentation)
         app.server.trigger("orbitai_segment_visible")(self.set_segment_visible)
         app.server.trigger("orbitai_segment_opacity")(self.set_segment_opacity)
+        app.server.trigger("orbitai_heat_map_shown")(self.set_heat_map_shown)
+        app.server.trigger("orbitai_heat_map_opacity")(self.set_heat_map_opacity)
+        app.server.trigger("orbitai_jump_box")(self.jump_to_box)
+        self._heat_pending = False
+        #: the slice views' composite nodes observed (`_observe_views`)
+        self._observed: set[str] = set()
 
     def show_only(self, node: Any) -> None:
         """Only the results of the scan ``node`` (None: of no scan) visible; the one left has its heat map noted."""
@@ -46,27 +80,91 @@ class ShownResults:
 
     def results_shown(self, focus: bool = True) -> None:
         """A module's results were added: only the shown scan's are visible; with ``focus`` the views move to the
-        newest segmentation of the shown scan (a whole head's orbits are far from its centre)."""
+        shown scan's newest result: the first of its newest boxes (TAO's crop of each eye) when boxes came after its
+        segmentations, else its newest segmentation (a whole head's orbits are far from its centre)."""
         node = self.app.input_node()
         self.show_only(node)
         segs = [s for s in results_of(self.app.mrml.scene, node)
                 if s.GetDisplayNode() and s.GetDisplayNode().GetVisibility()]
-        if focus and segs:
+        boxes = newest_boxes(self.app.mrml.scene, node, segs) if focus else []
+        point = None
+        if boxes:                   # a box is the newest result (TAO's crops): the views go to the first one
+            point = [float(c) for c in box_of_roi_node(boxes[0])[0]]
+        elif focus and segs:
             point = result_focus(segs[-1])
-            if point is not None:
-                jump_slices(self.app.mrml, point)
-                self.app.layouts.place_crosshair(point)
+        if point is not None:
+            self._jump(point)
         self.app.layouts.show_in_3d()
         self.refresh_segments()
 
     def refresh_segments(self) -> None:
         """``segment_rows``: the segments of the shown scan's segmentations (its results, loaded and drawn ones);
         ``segment_nodes``: those segmentations, each with the file name its download gets."""
-        nodes = results_of(self.app.mrml.scene, self.app.input_node())
+        scene, scan = self.app.mrml.scene, self.app.input_node()
+        nodes = results_of(scene, scan)
         self.state.segment_rows = segment_rows(nodes)
         self.app.layouts.refresh_rulers()
         self.state.segment_nodes = [{"id": n.GetID(), "name": n.GetName(), "file": seg_file_name(n.GetName())}
                                     for n in nodes]
+        self.state.result_boxes = box_rows(scene, scan)
+        self.refresh_heat_maps()
+
+    def refresh_heat_maps(self) -> None:
+        """``heat_maps``: the shown scan's heat maps, shown or not, with their colour bars."""
+        self._observe_views()
+        rows = heat_map_rows(self.app.mrml.scene, self.app.input_node())
+        if rows != self.state.heat_maps:
+            self.state.heat_maps = rows
+
+    def _observe_views(self) -> None:
+        """A module's "Show map" choice or a scan switch changes the slice views' foreground: the heat-map list follows
+        (each view's composite node observed once, when it exists)."""
+        scene = self.app.mrml.scene
+        for i in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceCompositeNode")):
+            comp = scene.GetNthNodeByClass(i, "vtkMRMLSliceCompositeNode")
+            if comp.GetID() not in self._observed:
+                self._observed.add(comp.GetID())
+                comp.AddObserver("ModifiedEvent", self._views_changed)
+
+    def _views_changed(self, *_: Any) -> None:
+        if not self._heat_pending:
+            self._heat_pending = True
+            asyncio.get_event_loop().call_soon(self._heat_later)
+
+    def _heat_later(self) -> None:
+        self._heat_pending = False
+        with self.state:
+            self.refresh_heat_maps()
+
+    def _jump(self, point: list[float]) -> None:
+        jump_slices(self.app.mrml, point)
+        self.app.layouts.place_crosshair(point)
+
+    def _shown_node(self, rows: str, node_id: Any) -> Optional[Any]:
+        """The node ``node_id`` (an ID the page sends) when the state list ``rows`` of the shown scan holds it."""
+        if not isinstance(node_id, str) or node_id not in {r["id"] for r in self.state[rows] or []}:
+            return None
+        return self.app.mrml.scene.GetNodeByID(node_id)
+
+    def set_heat_map_shown(self, node_id: Any = None, shown: Any = None) -> None:
+        """The page's show/hide box of a heat map of the shown scan (shown: over the scan, the other heat map hidden)."""
+        node = self._shown_node("heat_maps", node_id)
+        if node is not None and isinstance(shown, bool):
+            set_heat_map(self.app.mrml, node, shown=shown)
+        self.refresh_heat_maps()
+
+    def set_heat_map_opacity(self, node_id: Any = None, opacity: Any = None) -> None:
+        """The page's opacity slider of a heat map of the shown scan (0-1)."""
+        node = self._shown_node("heat_maps", node_id)
+        if node is not None and isinstance(opacity, (int, float)) and not isinstance(opacity, bool):
+            set_heat_map(self.app.mrml, node, opacity=float(opacity))
+        self.refresh_heat_maps()
+
+    def jump_to_box(self, node_id: Any = None) -> None:
+        """The page's button of a box of the shown scan: the views go to its centre."""
+        node = self._shown_node("result_boxes", node_id)
+        if node is not None:
+            self._jump([float(c) for c in box_of_roi_node(node)[0]])
 
     def download_segmentation(self, node_id: Any = None) -> Any:
         """A segmentation of the shown scan as Slicer's ``.seg.nrrd`` (an ID the page sends: it must be one it lists)."""
@@ -90,7 +188,9 @@ class ShownResults:
         return isinstance(key, str) and key in {r["key"] for r in self.state.segment_rows or []}
 
     def build_ui(self) -> None:
-        """The shown scan's segments: colour swatch, name, visibility and 2D opacity (Slicer's segment table)."""
+        """The shown scan's heat maps and boxes (`heat_map_ui`), then its segments: colour swatch, name, visibility
+        and 2D opacity (Slicer's segment table)."""
+        self.heat_map_ui()
         with v3.VExpansionPanels(classes="mb-2", v_show="segment_rows.length"):
             with v3.VExpansionPanel(title=("`Segments of this scan (${segment_rows.length})`",), id="orbitai-segments"):
                 with v3.VExpansionPanelText():
@@ -112,3 +212,29 @@ class ShownResults:
                             id=("`orbitai-segmentation-download-${i}`",), title="Download as .seg.nrrd",
                             click="utils.download(`${node.file}`, trigger('orbitai_download_segmentation', [node.id]),"
                                   " 'application/octet-stream')")
+
+    def heat_map_ui(self) -> None:
+        """Each heat map of the shown scan: show/hide, name, opacity and, when shown, its colour bar (a gradient of its
+        colour node's colours with the window's minimum, middle and maximum under it); each box: a button to go to it."""
+        with html.Div(v_show="heat_maps.length || result_boxes.length", classes="mb-2", id="orbitai-heat-maps"):
+            with html.Div(v_for="(map, i) in heat_maps", key="map.id", classes="orbitai-heat-map"):
+                with html.Div(classes="d-flex align-center"):
+                    v3.VCheckboxBtn(model_value=("map.shown",), density="compact", hide_details=True,
+                                    update_modelValue="trigger('orbitai_heat_map_shown', [map.id, $event])",
+                                    id=("`orbitai-heat-map-shown-${i}`",), title="Show or hide the heat map")
+                    html.Span("{{ map.name }}", classes="text-body-2 flex-grow-1", title="Heat map")
+                    v3.VSlider(model_value=("map.opacity",), min=0, max=1, step=0.05, density="compact",
+                               hide_details=True, style="max-width: 110px",
+                               end="trigger('orbitai_heat_map_opacity', [map.id, $event])",
+                               id=("`orbitai-heat-map-opacity-${i}`",), title="Opacity")
+                with html.Div(v_if="map.shown", classes="px-2 pb-1", id=("`orbitai-heat-map-colorbar-${i}`",),
+                              title=("map.title",)):
+                    html.Div(classes="orbitai-colorbar",
+                             style=("{ height: '12px', borderRadius: '2px', "
+                                    "background: 'linear-gradient(to right, ' + map.colors.join(', ') + ')' }",))
+                    with html.Div(classes="d-flex justify-space-between text-caption"):
+                        html.Span("{{ tick }}", v_for="(tick, t) in map.ticks", key="t",
+                                  classes="orbitai-colorbar-tick")
+            v3.VBtn("{{ box.name }}", v_for="(box, i) in result_boxes", key="box.id", size="small", variant="tonal",
+                    prepend_icon="mdi-crop-free", classes="mt-1 mr-2", id=("`orbitai-box-jump-${i}`",),
+                    title="Move the views to this box", click="trigger('orbitai_jump_box', [box.id])")

@@ -1,0 +1,111 @@
+"""Issue 67.5 in headless Chromium: after a TAO run the shown scan's heat maps are listed with a colour bar (the colour
+node's colours over the display window, with its minimum and maximum), an opacity slider and a show/hide box; the views
+go to TAO's crop box and a button per box moves them to it; another scan shows none of them, and a forged request
+for them while it is shown changes nothing."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from web_cases import PHANTOMS
+
+from orbitai.testing.web import colored
+
+JOB_TIMEOUT_S = 300
+
+
+def run_job(page, key: str) -> None:
+    page.wait_state(f"{key}_apply_enabled", bool, 30)
+    page.click(f"orbitai-{key}-apply")
+    page.wait_state(f"{key}_running", bool, 20)
+    page.wait_state(f"{key}_running", lambda v: not v, JOB_TIMEOUT_S)
+
+
+def _rgb(hex_colour: str) -> str:
+    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgb({r}, {g}, {b})"
+
+
+def _settled_colour(page, view: str = "Red") -> int:
+    """The coloured pixels of ``view`` once two frames in a row agree (the server has caught up)."""
+    last = [None]
+
+    def same():
+        n = colored(page.view_image(view)[1])
+        ok = last[0] == n
+        last[0] = n
+        return ok or None
+    page.wait(same, 30, "the view to settle", interval_s=0.5)
+    return int(last[0])
+
+
+@pytest.mark.slow  # a TAO run in the browser (~1-2 min on 2 busy cores); the MRML side: mrml/test_heat_map_list.py
+def test_heat_maps_colour_bar_opacity_hide_and_the_crop_boxes(page):
+    tao = page.load(PHANTOMS["tao"])
+    page.set_state("module", "tao")
+    run_job(page, "tao")
+    assert page.state("tao_error") == "", page.state("tao_error")
+
+    # the views went to the first crop box (the right eye's): every view through its centre
+    boxes = page.wait_state("result_boxes", lambda b: len(b) == 2, 20)
+    assert [b["name"] for b in boxes] == ["TAO crop right", "TAO crop left"]
+    for view in ("Red", "Yellow", "Green"):
+        page.wait(lambda v=view: page._on_slice(boxes[0]["center"], v), 20, f"{view} through the right crop")
+    # a button per box: the left one
+    page.click("orbitai-box-jump-1")
+    page.wait(lambda: page._on_slice(boxes[1]["center"], "Yellow"), 20, "the sagittal view through the left crop")
+    page.click("orbitai-box-jump-0")
+    page.wait(lambda: page._on_slice(boxes[0]["center"], "Yellow"), 20, "the sagittal view back at the right crop")
+
+    # both heat maps listed, the shown one with its colour bar
+    maps = page.wait_state("heat_maps", lambda m: len(m) == 2, 20)
+    assert [m["name"] for m in maps] == ["TAO occlusion", "TAO Grad-CAM"]
+    assert [m["shown"] for m in maps] == [True, False]
+    bar = page.element("orbitai-heat-map-colorbar-0")
+    assert bar.is_displayed()
+    gradient = bar.find_element("css selector", ".orbitai-colorbar").value_of_css_property("background-image")
+    assert gradient.startswith("linear-gradient") and _rgb(maps[0]["colors"][0]) in gradient \
+        and _rgb(maps[0]["colors"][-1]) in gradient, gradient
+    assert maps[0]["colors"][0] != maps[0]["colors"][-1]
+    ticks = [t.text for t in bar.find_elements("css selector", ".orbitai-colorbar-tick")]
+    assert ticks == maps[0]["ticks"] and float(ticks[0]) == pytest.approx(maps[0]["low"], abs=1e-3) \
+        and float(ticks[-1]) == pytest.approx(maps[0]["high"], rel=1e-2), ticks
+    assert not page.driver.find_elements("id", "orbitai-heat-map-colorbar-1"), "a hidden map's colour bar is drawn"
+
+    # hide: the heat map's colour goes from the views (the crop boxes' outlines stay); show: back
+    shown = _settled_colour(page)
+    page.driver.execute_script("arguments[0].click();", page.element("orbitai-heat-map-shown-0"))
+    page.wait_state("heat_maps", lambda m: not m[0]["shown"], 20)
+    hidden = page.wait(lambda: (lambda n: n if n < shown - 300 else None)(_settled_colour(page)), 30,
+                       "the heat map hidden")
+    page.driver.execute_script("arguments[0].click();", page.element("orbitai-heat-map-shown-1"))
+    page.wait_state("heat_maps", lambda m: m[1]["shown"] and not m[0]["shown"], 20)
+    page.driver.execute_script("arguments[0].click();", page.element("orbitai-heat-map-shown-0"))
+    page.wait_state("heat_maps", lambda m: m[0]["shown"] and not m[1]["shown"], 20)     # one at a time
+    page.wait(lambda: _settled_colour(page) > hidden + 0.5 * (shown - hidden) or None, 30, "the heat map back")
+
+    # opacity: the slider's value reaches the views' foreground
+    page.driver.execute_script("window.trame.trigger('orbitai_heat_map_opacity', [arguments[0], 0.9]);", maps[0]["id"])
+    page.wait_state("heat_maps", lambda m: m[0]["opacity"] == 0.9, 20)
+    _settled_colour(page)
+    strong = page.view_image("Red")[1].astype(int)
+    page.driver.execute_script("window.trame.trigger('orbitai_heat_map_opacity', [arguments[0], 0.1]);", maps[0]["id"])
+    page.wait_state("heat_maps", lambda m: m[0]["opacity"] == 0.1, 20)
+    _settled_colour(page)
+    faint = page.view_image("Red")[1].astype(int)
+    spread = lambda img: float((img.max(axis=2) - img.min(axis=2)).mean())    # noqa: E731 - colour saturation
+    assert spread(faint) < spread(strong), "the opacity does not reach the views"
+
+    # another scan: none of these heat maps or boxes; a forged request for them changes nothing
+    page.load(PHANTOMS["brain-flair"])
+    page.wait_state("heat_maps", lambda m: m == [], 20)
+    assert page.state("result_boxes") == []
+    before = _settled_colour(page)
+    page.driver.execute_script("window.trame.trigger('orbitai_heat_map_shown', [arguments[0], true]);", maps[0]["id"])
+    page.driver.execute_script("window.trame.trigger('orbitai_jump_box', [arguments[0]]);", boxes[0]["id"])
+    assert page.state("heat_maps") == []
+    assert _settled_colour(page) <= before + 50, "another patient's heat map was shown over this scan"
+    assert not re.search(r"/tmp/|/home/", str(page.state("heat_maps")))
+    page.set_state("input_volume", tao)
+    page.wait_state("heat_maps", lambda m: len(m) == 2, 20)
+    assert len(page.wait_state("result_boxes", lambda b: len(b) == 2, 20)) == 2
