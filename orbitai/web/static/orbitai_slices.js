@@ -11,6 +11,7 @@ holds node IDs and versions only: the voxels come back from triggers on the page
   const KEY_STEPS = { ArrowUp: 1, ArrowDown: -1, ArrowRight: 1, ArrowLeft: -1, PageUp: 10, PageDown: -10 };
   const SYNC_MS = 120;          // quiet time before a slice position goes to the server
   const PROBE_MS = 100;         // value under the pointer: at most this often
+  const PLACING_MS = 5000;      // after the ruler's button: the server's view until the server says it places
   const TYPES = { uint8: Uint8Array, int16: Int16Array, uint16: Uint16Array };
   // Slicer's default slice orientations (screen right, screen up, normal in RAS) until the server's geometry arrives
   const DEFAULTS = {
@@ -20,7 +21,7 @@ holds node IDs and versions only: the voxels come back from triggers on the page
   };
   const S = {
     vol: null, layers: [], views: {}, window: null, level: null, lut: null, lutOffset: 0,
-    frames: {}, hold: false, held: [], drag: null, cross: null, volumeTask: Promise.resolve(),
+    frames: {}, hold: false, held: [], drag: null, cross: null, volumeTask: Promise.resolve(), placingUntil: 0,
   };
   window.orbitaiSlices = S;
 
@@ -114,7 +115,7 @@ holds node IDs and versions only: the voxels come back from triggers on the page
   function visibility() {
     const tool = st('ann_tool'), cv = st('client_volume');
     const on = !!(S.vol && cv && S.vol.key === cv.key && st('client_slices') && (!tool || tool === 'none')
-      && !st('ruler_placing'));
+      && !st('ruler_placing') && Date.now() >= S.placingUntil);
     for (const v of Object.values(S.views)) {
       const was = shown(v);
       v.canvas.style.display = on ? 'block' : 'none';
@@ -427,7 +428,15 @@ holds node IDs and versions only: the voxels come back from triggers on the page
     watch(['slice_geometry'], followServer);
     watch(['jump_to'], () => { const j = st('jump_to'); if (j && j.length === 3) S.cross = j; renderAll(); });
     watch(['crosshair'], renderAll);
-    watch(['client_slices', 'ann_tool', 'ruler_placing'], visibility);
+    watch(['client_slices', 'ann_tool'], visibility);
+    watch(['ruler_placing'], () => { S.placingUntil = 0; visibility(); });
+    // the ruler's button: the server's view takes the next clicks at once, before the server's answer arrives
+    document.addEventListener('click', (e) => {
+      if (!e.target.closest || !e.target.closest('#orbitai-ruler')) return;
+      S.placingUntil = Date.now() + PLACING_MS;
+      visibility();
+      setTimeout(visibility, PLACING_MS + 10);
+    }, true);
     setInterval(attach, 300);
     attach();
     loadVolume();
