@@ -98,6 +98,46 @@ def test_a_big_scan_goes_at_half_resolution_first_on_the_same_place():
     assert np.allclose(hm @ [3, 4, 5, 1], m @ [6, 8, 10, 1])
 
 
+def test_label_maps_and_the_shown_heat_map_on_the_scans_grid():
+    from orbitai.io.volume import Volume
+    from orbitai.mrml import new_scene, volume_node_from_volume
+    from orbitai.mrml.overlays import overlay_node_from_volume, show_overlay
+    from orbitai.mrml.results import mark_results
+    from orbitai.mrml.segmentations import segmentation_node_from_labels
+    from orbitai.web.client_slices import heat_layers, label_layer
+
+    ctx = new_scene()
+    try:
+        grid = Volume.from_ijk_to_ras(np.zeros((6, 8, 10), np.float32), np.diag([0.5, 0.5, 2.0, 1.0]))
+        scan = volume_node_from_volume(ctx, grid, name="scan")
+        labels = np.zeros((6, 8, 10), np.uint8)
+        labels[2:4, 3:5, 4:7] = 1
+        labels[5, 0, 0:2] = 2
+        seg = segmentation_node_from_labels(ctx, labels, scan)
+        mark_results([seg], scan)
+        layer = label_layer(seg, scan)
+        names = [seg.GetSegmentation().GetSegment(sid).GetName() for sid in layer["segments"]]
+        assert layer["node"] == seg.GetID() and len(names) == 2 and layer["array"].shape == labels.shape
+        # segment n of the node has the value n + 1, voxel for voxel
+        for value, sid in enumerate(layer["segments"], start=1):
+            label = seg.GetSegmentation().GetSegment(sid).GetLabelValue()
+            assert np.array_equal(layer["array"] == value, labels == label)
+        comps = [ctx.scene.AddNewNodeByClass("vtkMRMLSliceCompositeNode") for _ in range(3)]
+        assert heat_layers(ctx.scene, scan) == []              # the views show no heat map
+        heat = overlay_node_from_volume(ctx, grid.with_array(np.linspace(0, 1, labels.size).reshape(labels.shape)),
+                                        scan)
+        mark_results([heat], scan)
+        show_overlay(ctx, heat, scan, opacity=0.4)
+        assert all(c.GetForegroundVolumeID() == heat.GetID() for c in comps)
+        [h] = heat_layers(ctx.scene, scan)
+        assert h["node"] == heat.GetID() and h["opacity"] == pytest.approx(0.4) and h["low"] < h["high"]
+        assert len(h["colors"]) == 256 and h["colors"][0] != h["colors"][-1]
+        other = volume_node_from_volume(ctx, grid, name="another patient")
+        assert heat_layers(ctx.scene, other) == []             # never another scan's heat map
+    finally:
+        ctx.close()
+
+
 # ---------------------------------------------------------------------------------------------- in the browser
 def test_the_page_draws_the_slice_and_window_level_without_the_server(page):
     from selenium.webdriver.common.action_chains import ActionChains
