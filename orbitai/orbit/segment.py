@@ -15,6 +15,7 @@ import torch
 
 from orbitai.io import Volume
 from orbitai.orbit.anatomy import label_counts
+from orbitai.orbit.locate import locate_orbits
 from orbitai.orbit.rules import (
     MIN_EYEBALL_ML,
     OrbitNotFoundError,
@@ -63,14 +64,15 @@ class SegResult:
 def segment(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "overlap",
             device: torch.device | str = "cpu", progress: ProgressCallback | None = None,
             sw_batch_size: int = 1, min_eyeball_ml: float = MIN_EYEBALL_ML, mirror: bool = True,
-            facts: ScanFacts | None = None) -> SegResult:
+            facts: ScanFacts | None = None, locate: bool = True) -> SegResult:
     """Segment the orbits of a whole CT/MRI; returns orbit-scheme labels in the input's geometry.
 
     ``mirror`` averages the prediction with that of the left-right mirrored scan (twice the
     window time, slightly better masks; the model's classes are side-agnostic). Raises
     :class:`~orbitai.orbit.rules.OrbitNotFoundError` when less than ``min_eyeball_ml`` of eyeball is found, or
     nothing found looks like an eyeball. ``facts``: what the scan is (`orbitai.scan.scan_facts`), read by
-    the input check's warnings."""
+    the input check's warnings. ``locate``: in a large scan (a whole head), find the orbits with a coarse pass first
+    and run the network around them only (:mod:`orbitai.orbit.locate`)."""
     t0 = time.perf_counter()
     modality_warnings = check_input(vol, spec.modality, facts)     # what the scan is: its facts say
     warnings = field_of_view_warnings(vol) + modality_warnings
@@ -81,6 +83,8 @@ def segment(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "o
 
     def focus(norm, spacing):
         box = orbit_search_box(norm, spacing)
+        if locate:
+            box = locate_orbits(norm, spacing, box, model, spec.patch_dhw, eyeball_class(spec.structures))
         focused.append(box is not None)
         return box
 
