@@ -269,14 +269,22 @@ def _canvas(driver, view: str):
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB"))
 
 
-def _client_frame(driver, view: str, frames: int, timeout_s: float = 30.0) -> float:
-    """Wait for the page's canvas to draw a frame after ``frames``; the time it was seen (time.monotonic())."""
+def _client_frame(driver, view: str, frames: int, before, timeout_s: float = 30.0) -> float:
+    """Wait for the page's canvas to draw a frame after frame number ``frames`` whose pixels differ from ``before``;
+    the time that frame's number was seen (time.monotonic(), before its pixels were read to check)."""
+    import numpy as np
+
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if driver.execute_script(_FRAMES_JS, view) > frames:
-            return time.monotonic()
+        n = driver.execute_script(_FRAMES_JS, view)
+        if n > frames:
+            seen = time.monotonic()
+            after = _canvas(driver, view)
+            if after.shape != before.shape or int(np.abs(after.astype(int) - before.astype(int)).max()) > 40:
+                return seen
+            frames = n
         time.sleep(0.005)
-    raise TimeoutError(f"no frame of the page's {view} canvas within {timeout_s:.0f} s")
+    raise TimeoutError(f"no changed frame of the page's {view} canvas within {timeout_s:.0f} s")
 
 
 def _interactions(driver, el) -> dict[str, Any]:
@@ -306,7 +314,6 @@ def _interactions(driver, el) -> dict[str, Any]:
 def _slices_phase(head: Path) -> dict[str, Any]:
     """One launch of ``orbitai web HEAD``: launch to the server's and to the page's first frame, then every interaction
     `VIEWER_REPEATS` times on the page's canvas, then on the server's view (``client_slices`` off)."""
-    import numpy as np
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
@@ -330,10 +337,10 @@ def _slices_phase(head: Path) -> dict[str, Any]:
                 before, n = _canvas(driver, "Red"), driver.execute_script(_FRAMES_JS, "Red")
                 t = time.monotonic()
                 act(i)
-                seen = _client_frame(driver, "Red", n)
-                after = _canvas(driver, "Red")
-                if before.shape == after.shape and int(np.abs(after.astype(int) - before.astype(int)).max()) <= 40:
-                    raise RuntimeError(f"{name}: the page drew a frame with the same pixels")
+                try:
+                    seen = _client_frame(driver, "Red", n, before)
+                except TimeoutError:
+                    raise TimeoutError(f"{name}: no changed frame of the page's canvas within 30 s") from None
                 if i:
                     client[name].append(seen - t)
                 time.sleep(0.3)

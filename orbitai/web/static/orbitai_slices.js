@@ -11,6 +11,7 @@ holds node IDs and versions only: the voxels come back from triggers on the page
   const KEY_STEPS = { ArrowUp: 1, ArrowDown: -1, ArrowRight: 1, ArrowLeft: -1, PageUp: 10, PageDown: -10 };
   const SYNC_MS = 120;          // quiet time before a slice position goes to the server
   const PROBE_MS = 100;         // value under the pointer: at most this often
+  const ECHO_MS = 30000;         // the server's answers to the page's slice positions can come this late
   const PLACING_MS = 5000;      // after the ruler's button: the server's view until the server says it places
   const TYPES = { uint8: Uint8Array, int16: Int16Array, uint16: Uint16Array };
   // Slicer's default slice orientations (screen right, screen up, normal in RAS) until the server's geometry arrives
@@ -95,7 +96,7 @@ holds node IDs and versions only: the voxels come back from triggers on the page
     const name = canvas.id.replace('orbitai-slice-', '');
     let v = S.views[name];
     if (!v || v.canvas !== canvas) {
-      v = { name, canvas, ctx: canvas.getContext('2d'), zoom: 1, pan: [0, 0], index: null, lastLocal: 0,
+      v = { name, canvas, ctx: canvas.getContext('2d'), zoom: 1, pan: [0, 0], index: null, lastLocal: 0, sent: [],
         off: document.createElement('canvas'), syncTimer: null, probeAt: 0 };
       S.views[name] = v;
       listen(v);
@@ -252,6 +253,7 @@ holds node IDs and versions only: the voxels come back from triggers on the page
     clearTimeout(v.syncTimer);
     v.syncTimer = setTimeout(() => {
       const args = [v.name, sliceCentre(v)];
+      v.sent = [...v.sent.slice(-19), v.index];      // the server's echoes of these are not moves of its own
       if (S.hold) S.held.push(args); else trigger('orbitai_client_slice', args);
     }, SYNC_MS);
   }
@@ -408,7 +410,9 @@ holds node IDs and versions only: the voxels come back from triggers on the page
     for (const v of Object.values(S.views)) {
       if (v.index === null || Date.now() - v.lastLocal < 4 * SYNC_MS + 500) continue;
       const k = placeSlice(v);
-      if (k !== v.index) { v.index = k; render(v); }
+      // a late echo of a position the page sent (a loaded server answers late) must not take the user back
+      if (k === v.index || (v.sent.includes(k) && Date.now() - v.lastLocal < ECHO_MS)) continue;
+      v.index = k; v.sent = []; render(v);
     }
   }
 
