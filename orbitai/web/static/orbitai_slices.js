@@ -292,10 +292,10 @@ holds node IDs and versions only: the voxels come back from triggers on the page
       const d = S.drag;
       if (d && d.v === v) {
         const dx = e.clientX - d.x, dy = e.clientY - d.y;
-        if (d.kind === 'wl') {          // Slicer: right widens the window, up raises the level
-          const gain = Math.max(S.vol.hi - S.vol.lo, 1) / 500;
-          S.window = Math.max(d.window + gain * dx, 1e-3);
-          S.level = d.level - gain * dy;
+        if (d.kind === 'wl') {          // Slicer's vtkMRMLWindowLevelWidget: right widens the window, up raises the level
+          const range = S.vol.hi - S.vol.lo, gain = range / Math.max(1, Math.min(c.clientWidth, c.clientHeight));
+          S.window = Math.max(d.window + gain * dx, 1e-6 * Math.max(range, 1));
+          S.level = Math.min(Math.max(d.level - gain * dy, S.vol.lo - S.window / 2), S.vol.hi + S.window / 2);
           buildLut(); renderAll();
         } else if (d.kind === 'zoom') {
           v.zoom = Math.min(Math.max(d.zoom * Math.exp(-dy / 150), 0.1), 40); render(v);
