@@ -19,7 +19,7 @@ import numpy as np
 from orbitai.errors import OrbitAIError
 from orbitai.io.checksums import sha256_file
 from orbitai.io.volume import Volume
-from orbitai.scan.features import FEATURE_NAMES, describe
+from orbitai.scan.features import FEATURE_NAMES, block_factors, coarse_values, describe
 from orbitai.staging import strict_json
 
 #: The questions and their answers, in the order of each ensemble's outputs.
@@ -65,9 +65,18 @@ class ScanClassifier:
     meta: dict
 
     def answer(self, vol: Volume, coarse: np.ndarray | None = None) -> dict[str, tuple[object, float]]:
-        """Each question's most probable answer and its probability (``coarse``: see :func:`describe`)."""
-        x = describe(vol, coarse)
-        return self.answer_features(x)
+        """Each question's most probable answer and its probability (``coarse``: see :func:`describe`).
+
+        A scan finer than the 2 mm grid has its weighting (tissue contrast) read from its voxels averaged in 2 mm
+        blocks (:func:`coarse_values` ``average``), as a 2 mm acquisition measures them: point samples keep a fine
+        scan's noise, which read a noisy 0.5 mm orbit T2 as T1 (issue 66). The other answers stay on the point samples
+        their ensembles were fit on (averaged, a fine CT phantom read as MR) until the classifier is refit on the
+        averages."""
+        result = self.answer_features(describe(vol, coarse))
+        if max(block_factors(vol)) > 1:
+            averaged = self.answer_features(describe(vol, coarse_values(vol, average=True)))
+            result["weighting"] = averaged["weighting"]
+        return result
 
     def answer_features(self, x: np.ndarray) -> dict[str, tuple[object, float]]:
         result: dict[str, tuple[object, float]] = {}
