@@ -8,7 +8,9 @@ one minus the model's mean confidence over the structure. A scan where no orbit 
 Before any network runs, each scan is judged once by the one judge of what a scan is (`orbitai.scan.scan_facts`)
 against what the task needs (`task_expects`: the orbits in view, the model's modality): a scan that surely breaks it
 (a brain-only FLAIR, a CT for an MRI model) is not segmented but listed last, "not ranked", with the reason; the facts
-are then handed to the segmentation (judged once). Progress is reported per scan ("scan 2 of 6").
+are then handed to the segmentation (judged once). A scan in whose front of the head the network finds no orbit
+scores 1 at once: the whole-scan second search of `orbitai.orbit.segment.segment` (a whole run of the network, most of
+the ranking's time on a scan it fails on) cannot make it less doubtful. Progress is reported per scan ("scan 2 of 6").
 """
 from __future__ import annotations
 
@@ -82,12 +84,16 @@ def left_out_reason(facts: ScanFacts, expects: Expects) -> str:
 
 
 def rank_scans(scans: Sequence[tuple[str, str | os.PathLike]], model: Optional[str] = None, device: str = "cpu",
-               progress: Optional[ProgressCallback] = None, mirror: bool = False, judge: bool = True) -> list[Ranked]:
+               progress: Optional[ProgressCallback] = None, mirror: bool = False, judge: bool = True,
+               locate: bool = True) -> list[Ranked]:
     """``scans`` ((case id, image file)) ranked most doubtful first (ties: in the order given), the scans not ranked
     last. ``model``: a bundle (default: the bundled MRI model); every scan is segmented once, without mirroring by
     default (twice as fast; the ranking, not the masks, is what counts here). ``judge``: ask the scan's facts first
     and leave out the scans that surely do not show what the task needs (module docstring); without it, every scan is
-    segmented (as before the facts were asked)."""
+    segmented (as before the facts were asked) and, where no orbit is found in the front of the head, searched again
+    over the whole scan; with it, a scan whose facts say the orbits are in view (or do not say) but in whose front the
+    network finds none scores 1 (nothing to trust) without that second whole-scan run. ``locate``: in a whole head, the network runs on a box around the
+    orbits found by a coarse pass (`orbitai.orbit.locate`, the segmentation's default)."""
     bundle, net, spec = load_seg_model(model or "MR", False, device)
     expects = task_expects(spec.modality, f"the model {bundle.name}")
     sides = len(spec.structures) * 2
@@ -102,7 +108,8 @@ def rank_scans(scans: Sequence[tuple[str, str | os.PathLike]], model: Optional[s
             if why:
                 out.append(Ranked(case_id, os.fspath(image), NOT_RANKED_SCORE, 0, 0, None, why))
             else:
-                res = segment(vol, net, spec, "overlap", device, mirror=mirror, facts=facts)
+                res = segment(vol, net, spec, "overlap", device, mirror=mirror, facts=facts, locate=locate,
+                              whole_scan=not judge)
                 score, bad, conf = doubt(check_structures(res.labels, spec.structures, res.confidence))
                 out.append(Ranked(case_id, os.fspath(image), score, bad, sides, conf))
         except OrbitNotFoundError as exc:

@@ -64,7 +64,7 @@ class SegResult:
 def segment(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "overlap",
             device: torch.device | str = "cpu", progress: ProgressCallback | None = None,
             sw_batch_size: int = 1, min_eyeball_ml: float = MIN_EYEBALL_ML, mirror: bool = True,
-            facts: ScanFacts | None = None, locate: bool = True) -> SegResult:
+            facts: ScanFacts | None = None, locate: bool = True, whole_scan: bool = True) -> SegResult:
     """Segment the orbits of a whole CT/MRI; returns orbit-scheme labels in the input's geometry.
 
     ``mirror`` averages the prediction with that of the left-right mirrored scan (twice the
@@ -72,7 +72,9 @@ def segment(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "o
     :class:`~orbitai.orbit.rules.OrbitNotFoundError` when less than ``min_eyeball_ml`` of eyeball is found, or
     nothing found looks like an eyeball. ``facts``: what the scan is (`orbitai.scan.scan_facts`), read by
     the input check's warnings. ``locate``: in a large scan (a whole head), find the orbits with a coarse pass first
-    and run the network around them only (:mod:`orbitai.orbit.locate`)."""
+    and run the network around them only (:mod:`orbitai.orbit.locate`). ``whole_scan``: when no orbit is found in the
+    front of the head, search the whole scan again (off: raise at once; ``seg rank`` scores such a scan as doubtful
+    as can be without the second run)."""
     t0 = time.perf_counter()
     modality_warnings = check_input(vol, spec.modality, facts)     # what the scan is: its facts say
     warnings = field_of_view_warnings(vol) + modality_warnings
@@ -92,7 +94,7 @@ def segment(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "o
         res, labels = _labels(vol, model, spec, window, device, progress, sw_batch_size, mirror, focus,
                               min_eyeball_ml, facts)
     except OrbitNotFoundError:
-        if not any(focused):
+        if not any(focused) or not whole_scan:
             raise
         # the head's front was not where the orbits are (an unusual field of view): the whole scan
         log.info("no orbit in the front of the head; searching the whole scan")
