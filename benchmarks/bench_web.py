@@ -333,8 +333,10 @@ def _slices_phase(head: Path) -> dict[str, Any]:
         el = driver.find_element(By.ID, "orbitai-slice-Red")
         ActionChains(driver, duration=0).move_to_element(el).perform()
         client: dict[str, list[float]] = {}
+        in_page: dict[str, list[float]] = {}
         for name, act in _interactions(driver, el).items():
             client[name] = []
+            driver.execute_script("window.orbitaiSlices.latency = [];")
             for i in range(VIEWER_REPEATS + 1):
                 before, n = _canvas(driver, "Red"), driver.execute_script(_FRAMES_JS, "Red")
                 t = time.monotonic()
@@ -346,13 +348,14 @@ def _slices_phase(head: Path) -> dict[str, Any]:
                 if i:
                     client[name].append(seen - t)
                 time.sleep(0.3)
+            in_page[name] = [x / 1000.0 for x in driver.execute_script("return window.orbitaiSlices.latency;")]
         out["uptime"].append(_uptime())
         page.set_state("client_slices", False)
         page.wait(lambda: not el.is_displayed(), 20, "the server's view back")
         time.sleep(1.0)
         server = _server_interactions(page, driver)
         out["uptime"].append(_uptime())
-    out["client_s"], out["server_s"] = client, server
+    out["client_s"], out["server_s"], out["in_page_s"] = client, server, in_page
     return out
 
 
@@ -398,6 +401,10 @@ def slices_main() -> Path:
     for tag, phase in (("idle", idle), ("loaded", loaded)):
         metrics[f"slices_{tag}_client_launch_s"] = phase["client_launch_s"]
         metrics[f"slices_{tag}_server_launch_s"] = phase["server_launch_s"]
+        for name, times in phase["in_page_s"].items():         # the page's own input-to-frame time, every event
+            if times:
+                metrics[f"slices_{tag}_in_page_{name}_median_s"] = statistics.median(times)
+                metrics[f"slices_{tag}_in_page_{name}_p90_s"] = _p90(times)
         for path in ("client", "server"):
             for name, times in phase[f"{path}_s"].items():
                 metrics[f"slices_{tag}_{path}_{name}_median_s"] = statistics.median(times)
@@ -413,6 +420,8 @@ def slices_main() -> Path:
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "what": "slices_*: issue 67's browser-drawn slices (client) against the server-rendered path (server) in the "
                 "same server, 1 mm whole head from SynthSeg head 1, 1600x1000 headless Chromium without a GPU; "
+                "client/server: WebDriver action to the first changed frame seen by polling (WebDriver's own dispatch "
+                "and polling included); in_page: each input event's timeStamp to the end of the page's drawing of it; "
                 f"loaded: {LOAD_PROCESSES} busy processes running; the other metrics are from the date above",
         "uptime_idle": idle["uptime"], "uptime_loaded": loaded["uptime"],
         "samples_s": {tag: {p: {k: [round(x, 3) for x in v] for k, v in phase[f"{p}_s"].items()}

@@ -22,7 +22,7 @@ holds node IDs and versions only: the voxels come back from triggers on the page
   };
   const S = {
     vol: null, layers: [], views: {}, window: null, level: null, lut: null, lutOffset: 0,
-    frames: {}, hold: false, held: [], drag: null, cross: null, volumeTask: Promise.resolve(), placingUntil: 0,
+    frames: {}, latency: [], hold: false, held: [], drag: null, cross: null, volumeTask: Promise.resolve(), placingUntil: 0,
   };
   window.orbitaiSlices = S;
 
@@ -260,6 +260,9 @@ holds node IDs and versions only: the voxels come back from triggers on the page
 
   S.release = () => { const held = S.held; S.held = []; S.hold = false; held.forEach((a) => trigger('orbitai_client_slice', a)); };
 
+  // input to drawn frame inside the page (ms), the last 200: what the page itself adds to an input
+  function drawn(e) { S.latency = [...S.latency.slice(-199), performance.now() - e.timeStamp]; }
+
   function step(v, steps) {
     if (!S.vol || v.index === null) return;
     const n = S.vol.dims[v.n];
@@ -278,7 +281,7 @@ holds node IDs and versions only: the voxels come back from triggers on the page
     for (const type of ['pointerdown', 'pointermove', 'pointerup', 'mousedown', 'mousemove', 'mouseup', 'click',
       'dblclick', 'wheel', 'contextmenu']) c.addEventListener(type, (e) => e.stopPropagation());
     c.addEventListener('contextmenu', (e) => e.preventDefault());
-    c.addEventListener('wheel', (e) => { e.preventDefault(); step(v, e.deltaY < 0 ? 1 : -1); }, { passive: false });
+    c.addEventListener('wheel', (e) => { e.preventDefault(); step(v, e.deltaY < 0 ? 1 : -1); drawn(e); }, { passive: false });
     c.addEventListener('pointerdown', (e) => {
       if (!S.vol) return;
       const wl = e.button === 0 && st('mouse_mode') === 'window_level';
@@ -303,6 +306,7 @@ holds node IDs and versions only: the voxels come back from triggers on the page
           const dpr = window.devicePixelRatio || 1;
           v.pan = [d.pan[0] + dx * dpr, d.pan[1] + dy * dpr]; render(v);
         }
+        drawn(e);
         return;
       }
       const now = Date.now();
@@ -330,6 +334,7 @@ holds node IDs and versions only: the voxels come back from triggers on the page
     e.preventDefault();
     e.stopImmediatePropagation();
     step(v, KEY_STEPS[e.key]);
+    drawn(e);
   }, true);
 
   // ------------------------------------------------------------------ from the server
