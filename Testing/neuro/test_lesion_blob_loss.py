@@ -96,3 +96,26 @@ def test_hard_negative_patches_centre_on_bright_voxels_that_are_no_lesion():
         return hits / 20
 
     assert bright_share(1.0) == 1.0 and bright_share(0.0) < 0.5
+
+
+def test_a_time_limit_writes_the_bundle_from_the_weights_reached_and_says_how_many_steps_ran(tmp_path, monkeypatch):
+    from orbitai.bundle import load_bundle
+    from orbitai.neuro import lesionseg_train as lt
+
+    ratio = np.ones((24, 120, 120), np.float32)
+    label = np.zeros(ratio.shape, np.uint8)
+    label[12, 50:60, 50:60] = 1
+    ratio[label > 0] = 1.6
+    arrays = {"ratio": ratio.astype(np.float16), "background": np.ones_like(ratio, np.float16), "label": label,
+              "mad": np.float32(0.1), "seed": np.int64(1), "disease": np.array("ms")}
+    monkeypatch.setattr(lt, "make_case_arrays", lambda seed, disease, confluent=0.0, heavy=0.0: arrays)
+    recipe = lt.LesionTrainRecipe([1], [], iterations=3, batch=2, checkpoint_every=1, blob=1.0, hard_negative=0.5,
+                                  time_limit_min=0.0)
+    cut = lt.train(tmp_path / "cut", tmp_path / "w", recipe)
+    assert load_bundle(cut).metadata["training"]["steps_run"] == 0 and load_bundle(cut).metadata["training"][
+        "iterations"] == 3
+    from dataclasses import replace
+
+    full = lt.train(tmp_path / "full", tmp_path / "w", replace(recipe, time_limit_min=None))
+    meta = load_bundle(full).metadata["training"]
+    assert meta["steps_run"] == 3 and "blob loss" in meta["loss"] and meta["hard_negative_share"] == 0.5

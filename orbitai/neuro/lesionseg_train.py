@@ -88,6 +88,9 @@ class LesionTrainRecipe:
     thick_max: float = 5.5
     #: Share of the patches not centred on a lesion that are centred on a bright voxel that is no lesion.
     hard_negative: float = 0.0
+    #: Minutes of stepping in this run, after which the bundle is written from the weights reached (None: no limit;
+    #: the metadata records the steps run of those planned, and a rerun with a larger limit goes on from the checkpoint).
+    time_limit_min: Optional[float] = None
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -349,7 +352,11 @@ def train(out_bundle: str | Path, work: str | Path, recipe: LesionTrainRecipe, o
         log.info("resumed at step %d", start)
     model.train()
     t_run = time.time()
+    steps_run = start
     for step in range(start, iterations):
+        if recipe.time_limit_min is not None and time.time() - t_run > 60 * recipe.time_limit_min:
+            log.warning("time limit reached at step %d of %d: the bundle holds the weights reached", step, iterations)
+            break
         rng = np.random.default_rng([seed, step])
         xs, ys = zip(*(sample(cases[rng.integers(len(cases))], rng, per_lesion=per_lesion, contrast_min=contrast_min,
                               thick_max=thick_max, hard_negative=hard_negative) for _ in range(batch)))
@@ -375,9 +382,11 @@ def train(out_bundle: str | Path, work: str | Path, recipe: LesionTrainRecipe, o
                              "real_seeds": list(real_seeds), "blob": blob, "thick_max": thick_max,
                              "hard_negative": hard_negative,
                              "seconds": seconds + time.time() - t_run}, ckpt)
+        steps_run = step + 1
     seconds += time.time() - t_run
     model.eval()
     meta = bundle_metadata(recipe, args, seconds, count_parameters(model), history, init_name)
+    meta["training"]["steps_run"] = steps_run
     b = save_bundle(model, out_bundle, meta, overwrite)
     log.info("bundle written to %s (%.1f training minutes)", b.path, seconds / 60)
     return b.path
@@ -514,7 +523,7 @@ def run(a: argparse.Namespace) -> int:
             tuple(seeds[0]), tuple(seeds[1]), tuple(seeds[2]), a.iterations, a.batch, a.lr, a.seed,
             per_lesion={"voxel": 0.0, "lesion": 1.0, "mixed": 0.5}[a.lesion_sampling], contrast_min=a.contrast_min,
             init=a.init, confluent=a.confluent, heavy=a.heavy, blob=a.blob, thick_max=a.thick_max,
-            hard_negative=a.hard_negative)
+            hard_negative=a.hard_negative, time_limit_min=a.time_limit)
         train(a.out, a.work, recipe, overwrite=a.overwrite)
     finally:
         for h in handlers:
