@@ -25,16 +25,30 @@ def _new_segment(page, name: str) -> None:
     page.wait_state("ann_voxels", lambda v: v == 0, 20)
 
 
+def _click(page, element_id: str) -> None:
+    """A click on an element of the side panel, scrolled to the middle first (the panel is long: an element at its
+    edge can lie under the page's bars while the panel moves)."""
+    from selenium.common.exceptions import ElementClickInterceptedException
+
+    el = page.element(element_id)
+    page.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", el)
+    try:
+        el.click()
+    except ElementClickInterceptedException:
+        time.sleep(0.5)         # an expansion panel still opening
+        page.element(element_id).click()
+
+
 def _press(page, button: str, timeout_s: float = 120) -> str:
     done = page.state("ann_done")
     page.wait(lambda: page.element(f"orbitai-ann-{button}").is_enabled(), 10, f"{button} enabled")
-    page.click(f"orbitai-ann-{button}")
+    _click(page, f"orbitai-ann-{button}")
     page.wait_state("ann_done", lambda v: v > done, timeout_s)
     return page.state("ann_message")
 
 
 def _open_edits(page) -> None:
-    page.click("orbitai-ann-edits")
+    _click(page, "orbitai-ann-edits")
     page.wait(lambda: page.element("orbitai-ann-threshold").is_displayed(), 10, "the edits panel")
 
 
