@@ -144,3 +144,22 @@ def test_ted_heads_have_enlarged_recti_and_clinical_patches_thick_slices():
     rng = np.random.default_rng(3)
     img, lab = ted.sample(rng, CFG.spec.patch_dhw, fg_prob=1.0)
     assert img.shape == lab.shape == tuple(CFG.spec.patch_dhw)
+
+
+def test_a_checkpoint_that_has_run_its_epochs_writes_its_bundle_without_building_the_pool(tmp_path, monkeypatch):
+    """A synthetic-head training cut short keeps its checkpoint; asked again for the epochs it has run, it writes the
+    bundle from that checkpoint at once: the head pool (minutes for 102 heads) is built only when epochs are left."""
+    import orbitai.orbit.synth as synth
+
+    cfg = replace(CFG, iters_per_epoch=1, batch_size=1, extra={"synth": SMALL, "manifest_share": 0.0})
+    cut = train([], replace(cfg, epochs=3), tmp_path / "b", time_limit_s=1e-9, progress=lambda *a: None)
+    assert json.loads((cut / "metadata.json").read_text())["training"]["epochs"] == 1     # cut short after epoch 1
+    assert (tmp_path / ".b-training" / "checkpoint.pt").is_file()                         # kept for a rerun
+
+    def no_pool(*a, **k):
+        raise AssertionError("the pool was built")
+
+    monkeypatch.setattr(synth.SynthPool, "build", no_pool)
+    out = train([], replace(cfg, epochs=1), tmp_path / "b", progress=lambda *a: None)
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["training"]["epochs"] == 1 and meta["training"]["synthetic_heads"]["anatomies"] == 2

@@ -245,13 +245,10 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, folds: int = 1, fold: in
     data = prepare(cases, cfg)
     tr, va = [data[i] for i in train_idx], [data[i] for i in val_idx]
     init_bundle = _init_bundle(init, cfg) if init else None
-    pool = None
+    pool = None     # built once the checkpoint says epochs are left (a finished one only writes its bundle)
     if synth_opts is not None:
         from orbitai.orbit.synth import SynthPool, template_sources
-
-        log.info("building the synthetic head pool")
-        pool = SynthPool.build(cfg.spec, **synth_opts, progress=lambda d, t, m: progress(0, 1, m))
-    share = float(cfg.extra.get("manifest_share", 1.0)) if pool is not None else 1.0
+    share = float(cfg.extra.get("manifest_share", 1.0)) if synth_opts is not None else 1.0
 
     def draw(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """One training patch: a case's (translation, rotation, flip, noise) or a synthetic render."""
@@ -288,6 +285,9 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, folds: int = 1, fold: in
                                                                      "epoch": start_epoch}, apply)
         if start_epoch:
             log.info("resumed from epoch %d", start_epoch)
+        if synth_opts is not None and start_epoch < epochs:
+            log.info("building the synthetic head pool")
+            pool = SynthPool.build(cfg.spec, **synth_opts, progress=lambda d, t, m: progress(0, 1, m))
         header = ["epoch", "train_loss", "seconds"] + [f"val_dice_{s}" for s in cfg.spec.structures]
         if start_epoch == 0 or not metrics_path.exists():
             with metrics_path.open("w", newline="") as f:
@@ -312,7 +312,7 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, folds: int = 1, fold: in
                          "processes": distributed.world_size(),
                          **({"synthetic_heads": dict(synth_opts or {}), "case_share": share,
                              "anatomy_sources": template_sources((synth_opts or {}).get("templates", (0,)))}
-                            if pool is not None else {}),
+                            if synth_opts is not None else {}),
                          "epochs": done_epochs, "planned_epochs": epochs, "iterations_per_epoch": cfg.iters_per_epoch,
                          "batch_size": cfg.batch_size, "lr": cfg.lr, "lr_decay_epoch": cfg.lr_decay_epoch,
                          "lr_decay_factor": cfg.lr_decay_factor, "loss": cfg.loss,
