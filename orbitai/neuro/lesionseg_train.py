@@ -309,9 +309,7 @@ def train(out_bundle: str | Path, work: str | Path, recipe: LesionTrainRecipe, o
         ib = find_task_bundle(str(init), "lesion_segmentation", "a white-matter lesion segmentation model")
         args, init_state, init_name = ib.arch_args, ib.load_state_dict(), f"{ib.name} ({ib.metadata['weights_sha256'][:12]})"
     seeds = [(s, "ms") for s in ms_seeds] + [(s, "nmosd") for s in nmosd_seeds] + [(s, REAL) for s in real_seeds]
-    t0 = time.time()
-    cases = prepare_data(work, seeds, confluent, heavy)
-    log.info("%d phantoms ready in %.0f s", len(cases), time.time() - t0)
+    cases: list[Case] = []      # prepared before the first step run (none when the checkpoint or the time limit ends it)
     torch.manual_seed(seed)
     model = build_model(ARCHITECTURE, **args)
     if init_state is not None:
@@ -357,6 +355,11 @@ def train(out_bundle: str | Path, work: str | Path, recipe: LesionTrainRecipe, o
         if recipe.time_limit_min is not None and time.time() - t_run > 60 * recipe.time_limit_min:
             log.warning("time limit reached at step %d of %d: the bundle holds the weights reached", step, iterations)
             break
+        if not cases:
+            t_prep = time.time()
+            cases = prepare_data(work, seeds, confluent, heavy)
+            log.info("%d phantoms ready in %.0f s", len(cases), time.time() - t_prep)
+            t_run += time.time() - t_prep        # the step time and its limit count stepping only
         rng = np.random.default_rng([seed, step])
         xs, ys = zip(*(sample(cases[rng.integers(len(cases))], rng, per_lesion=per_lesion, contrast_min=contrast_min,
                               thick_max=thick_max, hard_negative=hard_negative) for _ in range(batch)))
