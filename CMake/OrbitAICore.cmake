@@ -4,7 +4,7 @@
 file(GLOB_RECURSE ORBITAI_CORE_PY RELATIVE ${CMAKE_CURRENT_SOURCE_DIR} orbitai/*.py)
 file(GLOB_RECURSE ORBITAI_CORE_DATA RELATIVE ${CMAKE_CURRENT_SOURCE_DIR}
   orbitai/data/* orbitai/resources/* orbitai/bundle/schemas/* orbitai/radiomics/params/*.yaml
-  orbitai/app/requirements/*.txt)
+  orbitai/app/requirements/*.txt orbitai/web/static/*)
 
 ctkMacroCompilePythonScript(
   TARGET_NAME OrbitAICore

@@ -243,9 +243,9 @@ def _train_run(tag: str, tr: list[LesionCase], va: list[LesionCase], steps: int,
                 case = tr[int(rng.integers(len(tr)))].training
             img, lab = lt.sample(case, rng, per_lesion=recipe.per_lesion, contrast_min=recipe.contrast_min)
             xs.append(img)
-            ys.append(lab)
+            ys.append(lab > 0)                     # the sample numbers its lesions; the loss takes the mask
         x = torch.from_numpy(np.stack(xs)).to(device)
-        y = torch.from_numpy(np.stack(ys))[:, None].to(device)
+        y = torch.from_numpy(np.stack(ys).astype(np.int64))[:, None].to(device)
         return loss_fn(model(x), y)
 
     def score(m: torch.nn.Module) -> float:
