@@ -179,7 +179,10 @@ def _stop_now(prefix: str) -> NoReturn:
         if launch is not None:
             launch.report_error(prefix + "cancelled", 130)
         else:
-            print(prefix + "cancelled", file=sys.stderr)
+            try:
+                print(prefix + "cancelled", file=sys.stderr)
+            except RuntimeError:    # the main thread is inside a write to stderr (a reentrant call): the file itself
+                os.write(2, (prefix + "cancelled\n").encode())
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
