@@ -275,3 +275,24 @@ def test_which_scan_next_ranks_scans_not_heat_maps(two_scans):
                                     name="TAO occlusion")
     mark_results([heat], a)
     assert [s.GetName() for s in unlabelled_scans(ctx.scene)] == ["scan A", "scan B"]
+
+
+def test_a_heat_map_comes_back_with_its_scan_at_the_opacity_the_user_gave_it(two_scans):
+    """Showing scan B takes A's heat map out of the slice views; showing A again brings it back at the user's opacity
+    (it came back at 0.5 whatever the user had chosen)."""
+    from orbitai.mrml.results import mark_results, show_results_of
+
+    ctx, a, b, _seg, _loose = two_scans
+    heat = overlay_node_from_volume(ctx, np.zeros(a.GetImageData().GetDimensions()[::-1], np.float32), a,
+                                    name="TAO occlusion")
+    mark_results([heat], a)
+    comps = [ctx.scene.AddNewNodeByClass("vtkMRMLSliceCompositeNode") for _ in range(3)]
+    for comp in comps:
+        comp.SetForegroundVolumeID(heat.GetID())
+        comp.SetForegroundOpacity(0.8)
+    remembered: dict[str, str] = {}
+    show_results_of(ctx.scene, b, remembered)
+    assert all(not c.GetForegroundVolumeID() for c in comps)
+    show_results_of(ctx.scene, a, remembered)
+    assert all(c.GetForegroundVolumeID() == heat.GetID() for c in comps)
+    assert [round(c.GetForegroundOpacity(), 3) for c in comps] == [0.8] * 3

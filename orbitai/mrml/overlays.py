@@ -18,7 +18,7 @@ from orbitai.mrml.volumes import as_volume, volume_node_from_volume
 
 __all__ = ["HEAT_COLOR_NAME", "OVERLAY", "heat_color_node", "overlay_node_from_volume", "add_color_legend",
            "show_overlay", "show_volume", "jump_slices", "is_heat_map", "heat_map_rows", "set_heat_map",
-           "color_stops"]
+           "color_stops", "color_samples"]
 
 #: Name of the colour table the bridge creates (an Inferno-like black-purple-orange-yellow ramp).
 HEAT_COLOR_NAME = "OrbitAI Heat"
@@ -189,19 +189,27 @@ def _opacity(node: Any) -> float:
         return DEFAULT_OPACITY
 
 
-def color_stops(color_node: Any, n: int = BAR_STOPS) -> list[str]:
-    """``n`` colours (``#rrggbb``) evenly spaced over the whole range of ``color_node`` (a table or a procedural
-    colour node), from its lowest value to its highest: the colours a window maps from its minimum to its maximum."""
+def color_samples(color_node: Any, n: int = 256) -> list[list[int]]:
+    """``n`` RGB colours (0-255) evenly spaced over the whole range of ``color_node`` (a table or a procedural colour
+    node), from its lowest value to its highest: the colours a window maps from its minimum to its maximum (a grey
+    ramp without a colour node)."""
     lut = color_node.GetScalarsToColors() if color_node is not None else None
     if lut is None:
-        return ["#000000", "#ffffff"]
+        return [[v, v, v] for v in np.linspace(0, 255, max(int(n), 2)).round().astype(int).tolist()]
     lo, hi = lut.GetRange()
     out = []
     for t in np.linspace(0.0, 1.0, max(int(n), 2)):
         rgb = [0.0, 0.0, 0.0]
         lut.GetColor(lo + t * (hi - lo), rgb)
-        out.append("#" + "".join(f"{int(round(255 * min(max(c, 0.0), 1.0))):02x}" for c in rgb))
+        out.append([int(round(255 * min(max(c, 0.0), 1.0))) for c in rgb])
     return out
+
+
+def color_stops(color_node: Any, n: int = BAR_STOPS) -> list[str]:
+    """`color_samples` as ``#rrggbb`` stops (a colour bar's gradient; black to white without a colour node)."""
+    if color_node is None or color_node.GetScalarsToColors() is None:
+        return ["#000000", "#ffffff"]
+    return ["#%02x%02x%02x" % tuple(rgb) for rgb in color_samples(color_node, n)]
 
 
 def heat_map_rows(scene: Any, scan: Any) -> list[dict[str, Any]]:

@@ -207,6 +207,18 @@ def results_of(scene: Any, input_node: Any, cls: str = "vtkMRMLSegmentationNode"
             if not n.GetHideFromEditors() and (o := scan_of(n)) is not None and o.GetID() == iid]
 
 
+#: Node attribute: the opacity a heat map had in the slice views when another scan was shown (restored on return).
+SHOWN_OPACITY = "OrbitAI.ShownOpacity"
+
+
+def _opacity(text: Optional[str], default: float = 0.5) -> float:
+    try:
+        value = float(text) if text else default
+    except ValueError:
+        return default
+    return min(max(value, 0.0), 1.0) if value == value else default      # NaN: the default
+
+
 def show_results_of(scene: Any, input_node: Any, overlays: Optional[dict[str, str]] = None) -> None:
     """Show the segmentations and markups (crop boxes, rulers) that are results of ``input_node`` and hide the other
     scans' (untagged ones are left as they are); a heat map of another scan leaves the slice views' foreground. ``overlays`` (scan ID -> heat-map node
@@ -234,9 +246,10 @@ def show_results_of(scene: Any, input_node: Any, overlays: Optional[dict[str, st
         if owner and owner != iid:
             if overlays is not None:
                 overlays[owner] = fg.GetID()
+                fg.SetAttribute(SHOWN_OPACITY, f"{comp.GetForegroundOpacity():.4g}")   # the user's, kept for the way back
             comp.SetForegroundVolumeID(None)
         elif fg is None and overlays is not None and iid in overlays:
             back = scene.GetNodeByID(overlays[iid])
             if back is not None:
                 comp.SetForegroundVolumeID(back.GetID())
-                comp.SetForegroundOpacity(0.5)
+                comp.SetForegroundOpacity(_opacity(back.GetAttribute(SHOWN_OPACITY)))

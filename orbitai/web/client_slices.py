@@ -28,6 +28,7 @@ from trame.widgets import html
 from trame.widgets import vuetify3 as v3
 
 from orbitai.io.volume import Volume
+from orbitai.mrml.overlays import color_samples
 from orbitai.mrml.results import belongs_to, results_of
 from orbitai.mrml.segment_editor import segment_mask
 from orbitai.mrml.volumes import volume_from_volume_node
@@ -116,21 +117,6 @@ def label_layer(node: Any, scan: Any) -> Optional[dict[str, Any]]:
     return {"kind": "labels", "node": node.GetID(), "segments": ids, "array": labels}
 
 
-def _colors(display: Any, n: int = 256) -> list[list[int]]:
-    """``n`` RGB colours (0-255) of a display node's colour node, from its table's low end to its high end."""
-    color_node = display.GetColorNode() if display is not None else None
-    stc = color_node.GetScalarsToColors() if color_node is not None else None
-    if stc is None:
-        return [[v, v, v] for v in np.linspace(0, 255, n).astype(int).tolist()]
-    lo, hi = stc.GetRange()
-    rgb = [0.0, 0.0, 0.0]
-    out = []
-    for x in np.linspace(lo, hi, n):
-        stc.GetColor(float(x), rgb)
-        out.append([int(round(255 * c)) for c in rgb])
-    return out
-
-
 def heat_layers(scene: Any, scan: Any) -> list[dict[str, Any]]:
     """The heat map the slice views show over ``scan`` (the slice composite nodes' foreground, when it is one of the
     scan's results), with its display window, colours and opacity; none when the views show no foreground."""
@@ -142,8 +128,9 @@ def heat_layers(scene: Any, scan: Any) -> list[dict[str, Any]]:
     vol = volume_from_volume_node(node)
     lo, hi = ((float(display.GetWindowLevelMin()), float(display.GetWindowLevelMax())) if display is not None
               else (float(vol.array.min()), float(vol.array.max())))
+    colors = color_samples(display.GetColorNode() if display is not None else None)
     return [{"kind": "heat", "node": node.GetID(), "array": vol.array, "ijk_to_ras": vol.ijk_to_ras(),
-             "low": lo, "high": hi, "colors": _colors(display), "opacity": float(composite.GetForegroundOpacity())}]
+             "low": lo, "high": hi, "colors": colors, "opacity": float(composite.GetForegroundOpacity())}]
 
 
 def _pack(layers: list[dict[str, Any]], ijk_to_ras: np.ndarray) -> list[dict[str, Any]]:
