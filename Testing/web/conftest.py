@@ -43,9 +43,12 @@ def web_data(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(web_tools, web_data):
-    """``orbitai web DATA`` (the data folder) for the module."""
-    with web_server(str(web_data)) as srv:
+def server(request, web_tools, web_data):
+    """``orbitai web DATA`` (the data folder) for the module. A module whose tests do not annotate gets ``--prepare
+    annotate`` (no SmartPencil regions and model prior computed for each scan it shows, which kept a core busy through
+    the parallel suite); a module that sets ``PREPARE_ON_SHOW = True`` gets the users' default."""
+    prepare = () if getattr(request.module, "PREPARE_ON_SHOW", False) else ("--prepare", "annotate")
+    with web_server(str(web_data), *prepare) as srv:
         yield srv
 
 

@@ -12,6 +12,8 @@ from web_cases import PHANTOMS
 from orbitai.testing.web import centre_ras, colored
 
 SEG = "orbit-ct/segmentations/orbit_ct_0000.seg.nrrd"
+#: the server prepares each shown scan, as users' servers do by default (`conftest.server`)
+PREPARE_ON_SHOW = True
 
 
 def _new_segment(page, name: str) -> None:

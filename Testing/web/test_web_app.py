@@ -231,6 +231,17 @@ def test_smartpencil_click_adds_and_shift_click_removes(page, web_data):
     page.set_state("ann_tool", "none")
 
 
+def test_with_prepare_annotate_a_scan_is_prepared_only_once_the_annotate_tab_opens(page):
+    """This module's server runs ``--prepare annotate`` (`conftest.server`): showing a scan computes nothing for the
+    annotation tools; opening the Annotate tab starts it."""
+    page.set_state("module", "orbit")              # an earlier test of the module may have left the Annotate tab open
+    page.load(PHANTOMS["orbit-ct"])
+    page.wait_state("client_volume", bool, 30)
+    assert page.state("module") != "annotate" and page.state("ann_prepare") == "", page.state("ann_prepare")
+    page.set_state("module", "annotate")
+    page.wait_state("ann_prepare", lambda t: t.startswith(("Preparing", "Ready")), 30)
+
+
 @pytest.mark.slow  # ~15 s, a feature the headless tests also cover; the default suite keeps the issue's bars (-m slow)
 def test_start_from_model_then_autocorrection_undo_and_redo(page, web_data):
     page.load(PHANTOMS["orbit-ct"])

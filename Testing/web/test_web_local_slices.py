@@ -9,11 +9,13 @@ import base64
 import gzip
 import io
 import json
+import time
 
 import numpy as np
 import pytest
 from web_cases import PHANTOMS
 
+from orbitai.labels import LABEL_BY_NAME
 from orbitai.testing.web import WebPage, colored
 from orbitai.web.client_slices import compact, packed, scan_level, scan_steps
 
@@ -38,6 +40,20 @@ def client_ready(page, node_id: str, view: str = "Red") -> None:
         "const S = window.orbitaiSlices; return !!(S && S.vol && S.vol.key.startsWith(arguments[0] + ':')"
         " && (S.frames[arguments[1]] || 0) > 0);", node_id, view) and canvas(page, view) is not None,
         120, "the page's own slices")
+
+
+def settled_frame(page, view: str, quiet_s: float = 1.5, timeout_s: float = 30.0) -> str:
+    """The server's frame of ``view`` once it has not changed for ``quiet_s``."""
+    last, since = page.views()[view][0], time.monotonic()
+
+    def quiet():
+        nonlocal last, since
+        now = page.views()[view][0]
+        if now != last:
+            last, since = now, time.monotonic()
+        return now if time.monotonic() - since >= quiet_s else None
+
+    return page.wait(quiet, timeout_s, f"{view}'s server frame to settle")
 
 
 def differs(a, b, level: int = 40) -> bool:
@@ -149,7 +165,7 @@ def test_the_page_draws_the_slice_and_window_level_without_the_server(page):
     el = page.driver.find_element("id", "orbitai-slice-Red")
     # a slice step with the page's sync to the server held back: the page's pixels change, the server's do not
     page.driver.execute_script("window.orbitaiSlices.hold = true;")
-    src = page.views()["Red"][0]
+    src = settled_frame(page, "Red")             # a loaded server may still send the load's last frame
     position = page.state("view_labels")["Red"]["position"]
     before = canvas(page)
     ActionChains(page.driver).move_to_element(el).pause(0.2).send_keys(Keys.PAGE_UP).perform()
@@ -187,16 +203,31 @@ def test_a_painted_segment_appears_in_the_pages_view(page, web_data):
     page.set_state("ann_new_name", "eyeball_right")
     page.click("orbitai-ann-add")
     page.wait_state("ann_voxels", lambda v: v == 0, 20)
+    # a structure's name gives the segment the colour the models' results give that structure (a random one was grey
+    # on some draws, and the user could not tell it from the scan)
+    rows = page.wait_state("segment_rows", lambda r: any(x["name"] == "eyeball_right" for x in r or []), 20)
+    assert [x["color"] for x in rows if x["name"] == "eyeball_right"] == ["#%02x%02x%02x" % LABEL_BY_NAME["eyeball_right"].colour]
     centre = centre_ras(web_data / "orbit-ct/segmentations/orbit_ct_0000.seg.nrrd", 2)
     page.jump(centre)
     page.set_state("ann_brush_mm", 4.0)
     page.set_state("ann_tool", "paint")           # a tool takes the server's view: the page's canvas steps aside
     page.wait(lambda: canvas(page) is None, 20, "the server's view for the tool")
     page.drag("Red", [page.to_css([centre[0] + dx, centre[1], centre[2]]) for dx in (-3.0, 0.0, 3.0)])
-    page.wait_state("ann_can_undo", bool, 20)
+    page.wait_state("ann_voxels", lambda v: v and v > 0, 20)     # ("Add segment" already made it undoable)
     page.set_state("ann_tool", "none")
-    page.wait(lambda: colored(canvas(page) if canvas(page) is not None else np.zeros((1, 1, 3))) > 30, 60,
-              "the painted segment in the page's view")
+    try:
+        page.wait(lambda: colored(canvas(page) if canvas(page) is not None else np.zeros((1, 1, 3))) > 30, 60,
+                  "the painted segment in the page's view")
+    except TimeoutError:
+        seen = page.driver.execute_script(
+            "const S = window.orbitaiSlices; return JSON.stringify({ov: window.trame.state.get('client_overlays'), "
+            "mine: S.overlayVersion, layers: S.layers.map((l) => l.kind), rows: window.trame.state.get('segment_rows'),"
+            " views: Object.fromEntries(Object.entries(S.views).map(([k, v]) => [k, v.index])), "
+            "tool: window.trame.state.get('ann_tool'), voxels: window.trame.state.get('ann_voxels'), "
+            "painted: S.layers.map((l) => { const ks = new Set(); let n = 0; for (let i = 0; i < l.arr.length; i++) "
+            "if (l.arr[i]) { n++; ks.add(Math.floor(i / (l.dims[0] * l.dims[1]))); } return [n, [...ks]]; }), "
+            "dims: S.vol.dims, shown: document.getElementById('orbitai-slice-Red').style.display});")
+        raise AssertionError(f"no painted segment in the page's view after 60 s: {seen}") from None
 
 
 def test_no_server_path_or_secret_in_the_pages_state(page, server, web_data):

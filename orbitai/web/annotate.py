@@ -26,7 +26,7 @@ from undo_stack import UndoStack
 from vtkmodules.vtkCommonCore import vtkCommand
 from vtkmodules.vtkInteractionWidgets import vtkEvent
 
-from orbitai.labels import ORBIT_LABELS
+from orbitai.labels import LABEL_BY_NAME, ORBIT_LABELS
 from orbitai.mrml.results import belongs_to, mark_results, refuse_other_scan
 from orbitai.app.annotation import options as effect_options
 from orbitai.app.annotation.logic import AnnotationLogic
@@ -141,7 +141,8 @@ class AnnotationPanel:
     """The Annotate tab: the segmentation and segment edited, the tools, SmartFill's Preview/Accept/Cancel,
     AutoCorrection, the model (prior, start from it), undo/redo and the download of the ``.seg.nrrd``.
 
-    State: ``ann_segmentation`` (node ID), ``ann_segments`` / ``ann_segment``, ``ann_tool``, ``ann_message``,
+    State: ``ann_segmentation`` (node ID), ``ann_segments`` / ``ann_segment``, ``ann_tool`` (and
+    ``ann_tool_active``: the tool once the server's view has it), ``ann_message``,
     ``ann_ok``, ``ann_busy``, ``ann_done`` (buttons handled), ``ann_preview``, ``ann_can_undo`` / ``ann_can_redo``, ``ann_brush_mm``, ``ann_new_name``,
     ``ann_prior``."""
 
@@ -163,10 +164,10 @@ class AnnotationPanel:
         #: threshold, islands, smoothing, fill between slices and the keyboard (`orbitai.web.edit_tools`)
         self.edits = EditTools(self)
         self.state.update({"ann_segmentation": None, "ann_segments": [], "ann_segment": None, "ann_tool": "none",
-                           "ann_tools": [{"title": t, "value": k} for k, t in TOOLS.items()], "ann_message": "",
-                           "ann_ok": True, "ann_busy": False, "ann_preview": False, "ann_can_undo": False,
-                           "ann_can_redo": False, "ann_brush_mm": 5.0, "ann_new_name": "", "ann_prior": "", "ann_voxels": None, "ann_done": 0,
-                           "ann_busy_text": "", "ann_waiting": False,
+                           "ann_tool_active": "none", "ann_tools": [{"title": t, "value": k} for k, t in TOOLS.items()],
+                           "ann_message": "", "ann_ok": True, "ann_busy": False, "ann_preview": False,
+                           "ann_can_undo": False, "ann_can_redo": False, "ann_brush_mm": 5.0, "ann_new_name": "",
+                           "ann_prior": "", "ann_voxels": None, "ann_done": 0, "ann_busy_text": "", "ann_waiting": False,
                            "ann_structure_names": [lab.name for lab in ORBIT_LABELS.values()] + ["white_matter_lesion"]})
         self._options = effect_options
         for effect, options in self._options.EFFECT_OPTIONS.items():
@@ -198,6 +199,11 @@ class AnnotationPanel:
         """The Annotate tab opens: the shown scan is prepared (when it was not yet)."""
         if module == "annotate":
             self.preparer.start(self.app.input_node())
+
+    def _prepare_now(self) -> bool:
+        """Whether the shown scan is prepared now: at once (``orbitai web --prepare show``, the default) or once the
+        Annotate tab is open (``--prepare annotate``: a busy shared server spends no core on scans nobody edits)."""
+        return self.app.prepare_on == "show" or self.state.module == "annotate"
 
     def scene_closing(self) -> None:
         """The scene closes: the model prior being computed is cancelled and an action waiting for it dropped."""
@@ -263,7 +269,7 @@ class AnnotationPanel:
     def scan_shown(self) -> None:
         """Another scan is shown: a segmentation of the last scan is no longer edited nor offered, and the last scan's
         message goes."""
-        self.preparer.start(self.app.input_node())
+        self.preparer.start(self.app.input_node() if self._prepare_now() else None)
         self.edits.scan_shown(self.app.input_node())
         node = self.app.mrml.scene.GetNodeByID(self.state.ann_segmentation) if self.state.ann_segmentation else None
         if node is not None and belongs_to(node, self.app.input_node()):
@@ -304,7 +310,9 @@ class AnnotationPanel:
         if not name:
             self._say(False, "Type the new segment's name (e.g. eyeball_left, optic_nerve_right).")
             return
-        sid = self.se.add_empty_segment(segment_name=name)
+        known = LABEL_BY_NAME.get(name)       # a structure's segment gets the colour the models' results give it
+        color = [c / 255.0 for c in known.colour] if known is not None else None
+        sid = self.se.add_empty_segment(segment_name=name, segment_color=color)
         self.editor.selectSegment(sid)
         self._chosen = sid
         self.state.ann_new_name = ""
@@ -321,9 +329,12 @@ class AnnotationPanel:
                   "erase": SegmentationEffectErase}.get(ann_tool)
         if effect is None:
             self.se.deactivate_effect()
+            self.state.ann_tool_active = "none"
             return
         self.se.set_active_effect_type(effect)
         self._brush_changed(self.state.ann_brush_mm)
+        # the page's own slices step aside only now: a drag sent before the effect was active painted nothing
+        self.state.ann_tool_active = ann_tool
 
     def _brush_changed(self, ann_brush_mm: Any = 5.0, **_: Any) -> None:
         effect = self.se.active_effect

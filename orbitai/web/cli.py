@@ -43,6 +43,10 @@ def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
                         "given as DATA: no other server, and none on this machine (loopback) unless named here")
     p.add_argument("--encoder", choices=("turbo-jpeg", "jpeg", "png", "webp"), default="turbo-jpeg",
                    help="how view images are sent (default turbo-jpeg; png is lossless and larger)")
+    p.add_argument("--prepare", choices=("show", "annotate"), default="show",
+                   help="when SmartPencil's regions and SmartFill's model prior are computed for a scan: as soon as it "
+                        "is shown (default: the first click waits for nothing) or only once the Annotate tab is open "
+                        "(a shared server spends no core on scans nobody edits)")
     p.set_defaults(func=run_web)
 
 
@@ -110,5 +114,5 @@ def run_web(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise UserError(f"orbitai web needs the web extra ({exc.name} is missing): pip install 'orbitai[web]'.") from None
     serve(data=args.data, host=args.host, port=args.port, rca_encoder=args.encoder, token=token, upload_mb=upload_mb,
-          allowed_origins=tuple(args.allow_origin), dicomweb=tuple(args.dicomweb))
+          allowed_origins=tuple(args.allow_origin), dicomweb=tuple(args.dicomweb), prepare_on=args.prepare)
     return 0

@@ -114,7 +114,7 @@ holds node IDs and versions only: the voxels come back from triggers on the page
   function shown(v) { return v.canvas.style.display !== 'none'; }
 
   function visibility() {
-    const tool = st('ann_tool'), cv = st('client_volume');
+    const tool = st('ann_tool_active'), cv = st('client_volume');   // the server's view has the tool
     const on = !!(S.vol && cv && S.vol.key === cv.key && st('client_slices') && (!tool || tool === 'none')
       && !st('ruler_placing') && Date.now() >= S.placingUntil);
     for (const v of Object.values(S.views)) {
@@ -437,7 +437,7 @@ holds node IDs and versions only: the voxels come back from triggers on the page
     watch(['slice_geometry'], followServer);
     watch(['jump_to'], () => { const j = st('jump_to'); if (j && j.length === 3) S.cross = j; renderAll(); });
     watch(['crosshair'], renderAll);
-    watch(['client_slices', 'ann_tool'], visibility);
+    watch(['client_slices', 'ann_tool_active'], visibility);
     watch(['ruler_placing'], () => { S.placingUntil = 0; visibility(); });
     // the ruler's button: the server's view takes the next clicks at once, before the server's answer arrives
     document.addEventListener('click', (e) => {
