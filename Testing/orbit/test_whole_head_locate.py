@@ -65,7 +65,7 @@ def test_a_whole_head_is_narrowed_to_a_box_around_both_orbits(model):
     labels = axial_head()                                           # the whole head, 2 mm
     ref, norm = on_model_grid(t1_head(labels), spec)
     search = orbit_search_box(norm, spec.spacing)
-    box = locate_orbits(norm, spec.spacing, search, net, spec.patch_dhw, 1)
+    box = locate_orbits(norm, spec.spacing, search, net, 1)
     assert box is not None and search is not None
     assert voxels(box) < 0.35 * voxels(search), (box, search)
     mm = np.array(spec.spacing)[::-1]
@@ -86,14 +86,14 @@ def test_a_scan_of_the_orbits_alone_and_one_side_of_a_head_keep_the_search_box(m
     crop = Volume(np.ascontiguousarray(labels.array[box]), labels.spacing, tuple(origin), labels.direction)
     _, norm = on_model_grid(t1_head(crop), spec)
     search = orbit_search_box(norm, spec.spacing)
-    assert locate_orbits(norm, spec.spacing, search, net, spec.patch_dhw, 1) == search
+    assert locate_orbits(norm, spec.spacing, search, net, 1) == search
     half = i.min() + (i.max() - i.min()) // 2                         # the head's one side: one globe, no pair
     one = Volume(np.ascontiguousarray(labels.array[:, :, half:]), labels.spacing,
                  tuple(labels.index_to_physical([half, 0, 0])), labels.direction)
     _, norm = on_model_grid(t1_head(one), spec)
     search = orbit_search_box(norm, spec.spacing)
     assert search is None or voxels(search) * np.prod(spec.spacing) > 2 * 60 * 90 * 120   # large: the pass ran
-    assert locate_orbits(norm, spec.spacing, search, net, spec.patch_dhw, 1) == search
+    assert locate_orbits(norm, spec.spacing, search, net, 1) == search
 
 
 @pytest.mark.slow
@@ -107,3 +107,25 @@ def test_the_located_box_gives_the_whole_search_s_segmentation(model):
     # the same network on less context: measured 0.966-0.969 on 1 mm heads (benchmarks/results/whole_head.json),
     # where the whole head's and its orbit crop's segmentations agree to 0.955-0.961 with or without the coarse pass
     assert dice >= 0.95, dice
+
+
+def test_the_model_prior_of_a_whole_head_runs_on_the_located_box_only(model):
+    """The annotation tools' model prior runs the network where the segmentation does (`orbit_focus`): on a whole
+    head, outside the box around the orbit pair the prior is certain background (it ran on the whole front of the
+    head, four times the voxels, before)."""
+    from orbitai.orbit.locate import orbit_focus
+    from orbitai.orbit.prior import compute_prior
+
+    net, spec = model
+    image = t1_head(axial_head())
+    prior = compute_prior(image, mirror=False)
+    _, norm = on_model_grid(image, spec)
+    box = orbit_focus(net, spec.structures)(norm, spec.spacing)
+    search = orbit_search_box(norm, spec.spacing)
+    assert box is not None and voxels(box) < 0.35 * voxels(search)
+    inside = np.zeros(norm.shape, bool)
+    inside[box] = True
+    background = prior.probs[0]
+    assert background.shape == norm.shape
+    assert np.all(background[~inside] == 1.0)
+    assert np.any(background[inside] < 0.5)                         # the orbits are found inside it

@@ -469,7 +469,7 @@ def _network_logits(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: 
     sliding window (mirrored)."""
     t0 = time.perf_counter()
     ref = model_grid(vol, spec.spacing)
-    norm = normalise(resample_onto(vol, ref), spec.intensity)
+    norm = normalise(resample_onto(vol, ref), spec.intensity, reuse=True)     # the resampled copy is ours
     crop = content_box(norm)
     region = focus(norm, spec.spacing) if focus is not None else None
     if region is not None:

@@ -20,7 +20,8 @@ import SimpleITK as sitk
 import torch
 
 from orbitai.boxes import Region
-from orbitai.engine.inference import sliding_window
+from orbitai.engine.inference import Focus, sliding_window
+from orbitai.orbit.rules import eyeball_class, orbit_search_box
 
 #: The coarse grid's voxels, in model voxels along each axis.
 COARSE = 1.5
@@ -37,6 +38,8 @@ LOCATE_ABOVE = 2.0
 #: 40-90 mm apart left to right and within 20 mm of each other up-down and front-back, are a pair.
 MIN_GLOBE_CM3 = 1.5
 PAIR_LR_MM, PAIR_OFF_MM = (40.0, 90.0), 20.0
+#: What the network's window sides must be divisible by (four 2x poolings).
+DIVISOR = 16
 
 
 def _pair(eye: np.ndarray, spacing_kji: np.ndarray) -> list[np.ndarray] | None:
@@ -62,7 +65,7 @@ def _pair(eye: np.ndarray, spacing_kji: np.ndarray) -> list[np.ndarray] | None:
 
 
 def locate_orbits(norm: np.ndarray, spacing: Sequence[float], search: Region | None, model: torch.nn.Module,
-                  patch_dhw: Sequence[int], eyeball_class: int) -> Region | None:
+                  eyeball_class: int) -> Region | None:
     """The box of the model grid ``norm`` ([k, j, i] = [S, P, L], ``spacing`` x, y, z) where the network needs to
     run: around the eyeballs a coarse pass of ``model`` finds within ``search`` (None: the whole grid), or
     ``search`` itself (see the module docstring)."""
@@ -75,9 +78,17 @@ def locate_orbits(norm: np.ndarray, spacing: Sequence[float], search: Region | N
              region[2])
     x = torch.from_numpy(np.ascontiguousarray(norm[front]))[None, None]
     shape = [max(1, int(round(n / COARSE))) for n in x.shape[2:]]
+    device = next(model.parameters()).device
+    # as the fine pass does (orbitai.engine.inference): oneDNN's 3D convolutions are faster channels-last on a CPU
+    # (this pass: 1.8 s instead of 2.3 s on a 1 mm head); the same weights, so the model's other users are unaffected
+    channels_last = device.type == "cpu" and all(p.dim() != 4 for p in model.parameters())
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]  # torch accepts it
     with torch.inference_mode():
         coarse = torch.nn.functional.interpolate(x, size=shape, mode="trilinear", align_corners=False)
-        logits = sliding_window(coarse.to(next(model.parameters()).device), model, patch_dhw, "overlap")
+        # windows as small as the network takes (it is fully convolutional: sides divisible by DIVISOR), not padded
+        # to its training patch (the front of a head is 75 coarse voxels deep: 80, not 96)
+        logits = sliding_window(coarse.to(device), model, (DIVISOR,) * 3, "overlap", channels_last=channels_last)
         eye = (logits[0].argmax(0) == eyeball_class).cpu().numpy()
     step = np.array(x.shape[2:]) / np.array(shape)                 # fine voxels per coarse voxel, per axis
     found = _pair(eye, sp * step)
@@ -92,3 +103,16 @@ def locate_orbits(norm: np.ndarray, spacing: Sequence[float], search: Region | N
         b = min(s.stop, int(np.ceil(hi[ax] + margin_hi[ax])))
         box.append(slice(a, b))
     return box[0], box[1], box[2]
+
+
+def orbit_focus(model: torch.nn.Module, structures: Sequence[str], locate: bool = True) -> Focus:
+    """The engine's focus for the orbit network ``model`` (of ``structures``): the front of the head
+    (:func:`orbitai.orbit.rules.orbit_search_box`), narrowed to the orbit pair by :func:`locate_orbits` (``locate``).
+    What the segmentation and the annotation tools' model prior both run the network on."""
+    eye = eyeball_class(structures)
+
+    def focus(norm: np.ndarray, spacing: Sequence[float]) -> Region | None:
+        box = orbit_search_box(norm, spacing)
+        return locate_orbits(norm, spacing, box, model, eye) if locate else box
+
+    return focus

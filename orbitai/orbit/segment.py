@@ -15,7 +15,7 @@ import torch
 
 from orbitai.io import Volume
 from orbitai.orbit.anatomy import label_counts
-from orbitai.orbit.locate import locate_orbits
+from orbitai.orbit.locate import orbit_focus
 from orbitai.orbit.rules import (
     MIN_EYEBALL_ML,
     OrbitNotFoundError,
@@ -23,7 +23,6 @@ from orbitai.orbit.rules import (
     classes_to_orbit_labels,
     eyeball_class,
     field_of_view_warnings,
-    orbit_search_box,
     require_orbit,
 )
 from orbitai.preprocess.checks import check_input
@@ -82,11 +81,10 @@ def segment(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "o
         log.warning(w)
     t1 = time.perf_counter()
     focused: list[bool] = []
+    orbits = orbit_focus(model, spec.structures, locate)
 
     def focus(norm, spacing):
-        box = orbit_search_box(norm, spacing)
-        if locate:
-            box = locate_orbits(norm, spacing, box, model, spec.patch_dhw, eyeball_class(spec.structures))
+        box = orbits(norm, spacing)
         focused.append(box is not None)
         return box
 
