@@ -1,5 +1,5 @@
 """Issue 66: a 1 mm whole-head MRI took the network through every slice of the front of the head (3-5x an orbit
-protocol's voxels). The orbits are now found first by one unmirrored pass on a 2x coarser grid, and the network runs
+protocol's voxels). The orbits are now found first by one unmirrored pass on a 1.5x coarser grid, and the network runs
 on a box around them; a scan of the orbits alone, or one where the coarse pass finds no pair of globes (one side of a
 head), is searched as before."""
 from __future__ import annotations
