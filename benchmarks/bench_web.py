@@ -16,7 +16,8 @@ click to the updated view, and the viewer's interactions on a 1 mm whole-head MR
   (right-button drag), pan (middle-button drag) and window/level (left drag in the window/level mouse mode).
 * Browser-drawn slices (issue 67, ``--slices``; `orbitai.web.client_slices`): the same head and interactions in one
   server, each timed from the WebDriver action to the page's canvas having drawn a frame (its frame counter, then its
-  pixels checked to differ), and the server-rendered path in the same run (the page's switch ``client_slices`` off,
+  pixels checked to differ; a drag from its move, the button pressed before it untimed), and the server-rendered path
+  in the same run (a drag timed whole, press to release, as in the earlier runs) (the page's switch ``client_slices`` off,
   timed as above); launch to the page's first drawn slice from the process start. Run once idle and once while a
   CPU-bound job of `LOAD_PROCESSES` processes runs; ``uptime``'s load average is recorded with every phase.
 """
@@ -290,26 +291,44 @@ def _client_frame(driver, view: str, frames: int, before, timeout_s: float = 30.
 
 
 def _interactions(driver, el) -> dict[str, Any]:
+    """Each interaction as (press, act, release, whole): ``act(i)`` is the timed input on the page's canvas; a drag's
+    button press before it and its release after it are not timed (the press changes nothing on screen; WebDriver
+    keeps the button down between the calls), so a drag is timed like a key press, from the one input that changes
+    the view to its pixels. ``whole(i)``: the interaction in one WebDriver call (the server's view, timed whole)."""
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.actions.action_builder import ActionBuilder
     from selenium.webdriver.common.actions.mouse_button import MouseButton
     from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
     from selenium.webdriver.common.keys import Keys
 
-    def drag(button: int, dx: int, dy: int) -> None:
+    def pointer(build) -> None:
         ab = ActionBuilder(driver, duration=0)
-        ab.pointer_action.move_to(el, 0, 0).pointer_down(button).pause(0.02).move_by(dx // 2, dy // 2) \
-            .pause(0.02).move_by(dx - dx // 2, dy - dy // 2).pause(0.02).pointer_up(button)
+        build(ab.pointer_action)
         ab.perform()
 
+    def drag(button: int, dx: int, dy: int) -> tuple[Any, Any, Any, Any]:
+        def whole(i: int) -> None:              # one WebDriver call, as the earlier runs timed every drag
+            sx, sy = (dx, dy) if i % 2 == 0 else (-dx, -dy)
+            pointer(lambda p: p.move_to(el, 0, 0).pointer_down(button).pause(0.02).move_by(sx // 2, sy // 2)
+                    .pause(0.02).move_by(sx - sx // 2, sy - sy // 2).pause(0.02).pointer_up(button))
+
+        return (lambda i: pointer(lambda p: p.move_to(el, 0, 0).pointer_down(button).pause(0.02)),
+                lambda i: pointer(lambda p: p.move_by(dx if i % 2 == 0 else -dx, dy if i % 2 == 0 else -dy)),
+                lambda i: pointer(lambda p: p.pointer_up(button)), whole)
+
+    def key(i: int) -> None:
+        ActionChains(driver, duration=0).send_keys(Keys.ARROW_UP if i % 2 == 0 else Keys.ARROW_DOWN).perform()
+
+    def wheel(i: int) -> None:
+        ActionChains(driver, duration=0).scroll_from_origin(ScrollOrigin.from_element(el), 0,
+                                                            100 if i % 2 == 0 else -100).perform()
+
     return {
-        "slice_step": lambda i: ActionChains(driver, duration=0).send_keys(
-            Keys.ARROW_UP if i % 2 == 0 else Keys.ARROW_DOWN).perform(),
-        "slice_step_wheel": lambda i: ActionChains(driver, duration=0).scroll_from_origin(
-            ScrollOrigin.from_element(el), 0, 100 if i % 2 == 0 else -100).perform(),
-        "zoom": lambda i: drag(MouseButton.RIGHT, 0, 20 if i % 2 == 0 else -20),
-        "pan": lambda i: drag(MouseButton.MIDDLE, 25 if i % 2 == 0 else -25, 0),
-        "window_level": lambda i: drag(MouseButton.LEFT, 80 if i % 2 == 0 else -80, 30 if i % 2 == 0 else -30),
+        "slice_step": (None, key, None, key),
+        "slice_step_wheel": (None, wheel, None, wheel),
+        "zoom": drag(MouseButton.RIGHT, 0, 20),
+        "pan": drag(MouseButton.MIDDLE, 25, 0),
+        "window_level": drag(MouseButton.LEFT, 80, 30),
     }
 
 
@@ -334,10 +353,13 @@ def _slices_phase(head: Path) -> dict[str, Any]:
         ActionChains(driver, duration=0).move_to_element(el).perform()
         client: dict[str, list[float]] = {}
         in_page: dict[str, list[float]] = {}
-        for name, act in _interactions(driver, el).items():
+        for name, (press, act, release, _whole) in _interactions(driver, el).items():
             client[name] = []
             driver.execute_script("window.orbitaiSlices.latency = [];")
             for i in range(VIEWER_REPEATS + 1):
+                if press:
+                    press(i)
+                    time.sleep(0.1)
                 before, n = _canvas(driver, "Red"), driver.execute_script(_FRAMES_JS, "Red")
                 t = time.monotonic()
                 act(i)
@@ -345,6 +367,8 @@ def _slices_phase(head: Path) -> dict[str, Any]:
                     seen = _client_frame(driver, "Red", n, before)
                 except TimeoutError:
                     raise TimeoutError(f"{name}: no changed frame of the page's canvas within 30 s") from None
+                if release:
+                    release(i)
                 if i:
                     client[name].append(seen - t)
                 time.sleep(0.3)
@@ -365,13 +389,16 @@ def _server_interactions(page, driver) -> dict[str, list[float]]:
     el = page.view_element("Red")
     ActionChains(driver, duration=0).move_to_element(el).perform()
     out: dict[str, list[float]] = {}
-    for name, act in _interactions(driver, el).items():
+    for name, (_press, _act, _release, whole) in _interactions(driver, el).items():
         out[name] = []
         for i in range(VIEWER_REPEATS + 1):
             src, img = page.view_image("Red")
             t = time.monotonic()
-            act(i)
-            _changed_frame(page, "Red", src, img, 30)
+            whole(i)                               # the server's view: the whole drag timed, as in earlier runs
+            try:
+                _changed_frame(page, "Red", src, img, 30)
+            except TimeoutError:
+                raise TimeoutError(f"{name}: no changed frame of the server's Red view within 30 s") from None
             if i:
                 out[name].append(time.monotonic() - t)
             time.sleep(0.3)
