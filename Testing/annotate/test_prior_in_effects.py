@@ -77,3 +77,22 @@ def test_the_effects_default_weight_is_smartfills():
     weights = {e: {o.name: o.default for o in opts}.get("PriorWeight") for e, opts in alogic.EFFECT_OPTIONS.items()}
     assert weights == {alogic.SMARTPENCIL: None, alogic.SMARTFILL: DEFAULT_PRIOR_WEIGHT,
                        alogic.AUTOCORRECTION: alogic.AUTOCORRECTION_PRIOR_WEIGHT}
+
+
+def test_a_prior_that_sees_nothing_where_the_strokes_are_is_not_used(mrml):
+    """Strokes of the inferior rectus in a segment named eyeball_right: the network sees no eyeball under them, so its
+    prior would pull the fill towards nothing (a 1 mm CT head whose eyeballs the CT model missed got a preview of Dice
+    0.09); the preview is the strokes' own and says why."""
+    from orbitai.annotate import smartfill
+
+    L = mrml.logic
+    L.selectSegment(mrml.ids[1])                            # eyeball_right
+    assert wait_ready(L).startswith("Model prior ready")
+    truth = mrml.labels.array == 8                          # inferior_rectus_muscle_right's voxels
+    fg = np.any(simulate_strokes(truth, mrml.image.spacing, 2), axis=0)
+    mrml.paint(mrml.ids[1], fg)
+    r = L.smartFillPreview()
+    assert r.ok and not r.details["prior_used"], r.message
+    assert "does not see 'eyeball_right' where you marked it" in r.message and "\n" not in r.message
+    np.testing.assert_array_equal(r.details["mask"], smartfill(mrml.image.array, mrml.image.spacing, fg).mask)
+    L.smartFillCancel()

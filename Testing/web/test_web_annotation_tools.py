@@ -109,12 +109,13 @@ def test_undo_and_redo_of_add_segment_then_a_smartpencil_click_draws(page, web_d
     page.wait_state("ann_done", lambda v: v > done, 120)
     assert page.state("ann_voxels") and page.state("ann_voxels") > 0, page.state("ann_message")
     _, after = page.new_frame("Red", src)
+    # the segment's colour is eyeball_right's (a muted red: half its spread at the 2D fill opacity of 0.5)
     for _ in range(60):          # a loaded server may send a frame or two before the one with the segment's change
-        if colored(after) > colored(before) + 20:
+        if colored(after, 30) > colored(before, 30) + 20:
             break
         time.sleep(0.5)
         _, after = page.view_image("Red")
-    assert colored(after) > colored(before) + 20, "the click's voxels are not drawn"
+    assert colored(after, 30) > colored(before, 30) + 20, "the click's voxels are not drawn"
 
 
 def test_brush_and_eraser_sized_in_mm(page, web_data):

@@ -116,10 +116,11 @@ def centre_ras(seg_file: str | os.PathLike, label: int) -> list[float]:
     return [float(x) for x in (truth.ijk_to_ras() @ np.array([i, j, k, 1.0]))[:3]]
 
 
-def colored(img: np.ndarray) -> int:
-    """Pixels with a colour (segments, heat maps) rather than grey (the scan): max - min channel over 60."""
+def colored(img: np.ndarray, level: int = 60) -> int:
+    """Pixels with a colour (segments, heat maps) rather than grey (the scan): max - min channel over ``level`` (a
+    segment's 2D fill at Slicer's opacity 0.5 halves its colour's spread: 30 finds a muted one)."""
     img = img.astype(int)
-    return int(np.count_nonzero(img.max(axis=-1) - img.min(axis=-1) > 60))
+    return int(np.count_nonzero(img.max(axis=-1) - img.min(axis=-1) > level))
 
 
 _VIEWS_JS = """
