@@ -187,7 +187,7 @@ def test_a_detached_header_uploaded_with_its_data_file_loads(tmp_path):
     import numpy as np
     import SimpleITK as sitk
 
-    from orbitai.web.prefetch import read_scan_for_page
+    from orbitai.web.loading import read_scan_for_page
 
     image = sitk.GetImageFromArray(np.arange(4 * 5 * 6, dtype=np.int16).reshape(4, 5, 6))
     image.SetSpacing((0.5, 0.6, 2.0))
@@ -201,31 +201,3 @@ def test_a_detached_header_uploaded_with_its_data_file_loads(tmp_path):
     vol, _name, _identity = read_scan_for_page(source, tmp_path / "fetch", upload=True, max_bytes=1 << 20)
     assert vol.array.shape == (4, 5, 6) and float(vol.array.max()) == 119.0
     up.remove()
-
-
-def test_the_data_scan_is_read_while_the_app_imports_and_only_a_scan_file_is(tmp_path):
-    """``orbitai web SCAN`` starts reading SCAN before the app's libraries import (issue 67's launch); the app's first
-    load takes that read: the same volume, name and identity as reading it then. A folder (listed) and a URL are left
-    to the app; a bad file's error comes out of the read as the load's own."""
-    import numpy as np
-    import SimpleITK as sitk
-
-    from orbitai.errors import OrbitAIError
-    from orbitai.web.prefetch import prefetch_scan, read_scan_for_page
-
-    image = sitk.GetImageFromArray(np.arange(4 * 5 * 6, dtype=np.int16).reshape(4, 5, 6))
-    image.SetSpacing((0.5, 0.6, 2.0))
-    sitk.WriteImage(image, str(tmp_path / "head.nrrd"))
-    early = prefetch_scan(str(tmp_path / "head.nrrd"))
-    assert early is not None and early.source == str(tmp_path / "head.nrrd")
-    vol, name, identity = early.future.result(timeout=60)
-    again, name2, identity2 = read_scan_for_page(str(tmp_path / "head.nrrd"), tmp_path / "t")
-    assert np.array_equal(vol.array, again.array) and vol.spacing == again.spacing
-    assert (name, identity) == (name2, identity2) == ("head", identity2)
-    assert prefetch_scan(str(tmp_path)) is None
-    assert prefetch_scan("http://127.0.0.1:9/dicom-web/studies/1/series/2") is None
-    assert prefetch_scan(None) is None
-    (tmp_path / "bad.nrrd").write_bytes(b"NRRD0004\nnot an image\n")
-    bad = prefetch_scan(str(tmp_path / "bad.nrrd"))
-    with pytest.raises(OrbitAIError):
-        bad.future.result(timeout=60)

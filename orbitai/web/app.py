@@ -37,7 +37,6 @@ from orbitai.web.identity import identity_lines, scan_title
 from orbitai.web.loading import ScanLoader
 from orbitai.web.module_panel import ModulePanel
 from orbitai.web.modules import modules
-from orbitai.web.prefetch import Prefetch
 from orbitai.web.segments import ShownResults
 from orbitai.web.viewer import Layouts, WindowLevel, keep_slice_on_fit, keeping_slice, label_overlay, view_labels
 
@@ -68,12 +67,11 @@ def _view_ui_3d(server: Any, view_id: str, view: Any) -> None:
 class OrbitWebApp(TrameApp):
     """The web app. ``data``: a scan (file, DICOM folder, DICOMweb series URL) to load at start, or a folder whose
     scans the page offers. ``upload_limit``: the most bytes one upload from the page may hold. ``prepare_on``: when the
-    annotation tools of a scan are prepared (`orbitai.web.annotate_prepare`); ``prefetch``: DATA's scan already being read
-    (`orbitai.web.prefetch`)."""
+    annotation tools of a scan are prepared (`orbitai.web.annotate_prepare`)."""
 
     def __init__(self, server: Any = None, data: Optional[str] = None, rca_encoder: Optional[str] = None,
                  upload_limit: int = DEFAULT_UPLOAD_MB << 20, dicomweb: tuple[str, ...] = (),
-                 prepare_on: str = "show", prefetch: Optional[Prefetch] = None) -> None:
+                 prepare_on: str = "show") -> None:
         super().__init__(server)
         #: when a scan's annotation is prepared: "show" (as it is shown) or "annotate" (as the Annotate tab opens)
         self.prepare_on = prepare_on
@@ -91,7 +89,7 @@ class OrbitWebApp(TrameApp):
         self.layout_manager = LayoutManager(self.slicer_app.scene, self.slicer_app.view_manager, self.server)
         self.layouts = Layouts(self)
         #: the loads: DATA's list, DICOMweb fetches, uploads (`orbitai.web.loading`)
-        self.loading = ScanLoader(self, data, upload_limit, dicomweb, prefetch)
+        self.loading = ScanLoader(self, data, upload_limit, dicomweb)
         #: the shown scan's results and segments (`orbitai.web.segments`)
         self.results = ShownResults(self)
         self.state.update({"input_volume": None, "volumes": [], "segmentations": [], "module": "orbit",
@@ -310,7 +308,7 @@ def page_url(host: str, port: int, token: str) -> str:
 
 def serve(data: Optional[str] = None, host: str = "127.0.0.1", port: int = 8080, rca_encoder: Optional[str] = None,
           token: Optional[str] = None, upload_mb: int = DEFAULT_UPLOAD_MB, allowed_origins: tuple[str, ...] = (),
-          dicomweb: tuple[str, ...] = (), prepare_on: str = "show", prefetch: Optional[Prefetch] = None) -> None:
+          dicomweb: tuple[str, ...] = (), prepare_on: str = "show") -> None:
     """Build the app and serve it until interrupted (``orbitai web``), behind `orbitai.web.guard.Guard`: the secret
     ``token`` (a random one when None), Host/Origin checks and message and upload limits. Prints the page's address
     once it listens."""
@@ -318,7 +316,7 @@ def serve(data: Optional[str] = None, host: str = "127.0.0.1", port: int = 8080,
     disconnects.install()           # a page gone before its answer: one log line, not tracebacks
     token = token or new_token()
     app = OrbitWebApp(data=data, rca_encoder=rca_encoder, upload_limit=upload_mb << 20, dicomweb=dicomweb,
-                       prepare_on=prepare_on, prefetch=prefetch)
+                       prepare_on=prepare_on)
     Guard(token, host, upload_mb << 20, allowed_origins).install(app.server)
     app.server.controller.on_server_ready.add(
         lambda **_: print(f"orbitai web: open {page_url(host, app.server.port, token)}  (Ctrl+C stops)", flush=True))

@@ -109,13 +109,10 @@ def run_web(args: argparse.Namespace) -> int:
     if not is_loopback(args.host):
         print(OTHERS_WARNING.format(host=args.host), flush=True)
     os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
-    from orbitai.web.prefetch import prefetch_scan
-
-    prefetch = prefetch_scan(args.data)          # DATA's scan read while the app's libraries import (issue 67)
     try:
         from orbitai.web.app import serve
     except ImportError as exc:
         raise UserError(f"orbitai web needs the web extra ({exc.name} is missing): pip install 'orbitai[web]'.") from None
     serve(data=args.data, host=args.host, port=args.port, rca_encoder=args.encoder, token=token, upload_mb=upload_mb,
-          allowed_origins=tuple(args.allow_origin), dicomweb=tuple(args.dicomweb), prepare_on=args.prepare, prefetch=prefetch)
+          allowed_origins=tuple(args.allow_origin), dicomweb=tuple(args.dicomweb), prepare_on=args.prepare)
     return 0

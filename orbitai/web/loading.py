@@ -18,20 +18,19 @@ from typing import Any, Callable, Optional
 from trame.widgets import html
 from trame.widgets import vuetify3 as v3
 
-from orbitai.dicom.inputs import parse_dicomweb_url
+from orbitai.dicom.inputs import parse_dicomweb_url, resolve_image
 from orbitai.errors import InputError, OrbitAIError, one_line
 from orbitai.io.dicom_folder import looks_like_dicom
-from orbitai.io.files import VOLUME_SUFFIXES
+from orbitai.io.files import VOLUME_SUFFIXES, read_scan
 from orbitai.io.grids import segmentation_on_image
 from orbitai.io.segfile import read_segmentation
 from orbitai.mrml import segmentation_node_from_labels, volume_from_volume_node, volume_node_from_volume
 from orbitai.mrml.results import mark_results
-from orbitai.web.identity import set_identity
+from orbitai.web.identity import read_identity, series_name, set_identity
 from orbitai.web.names import PATH_REFUSED, DicomWebAllowList, client_path, web_url
-from orbitai.web.prefetch import Prefetch, read_scan_for_page
 from orbitai.web.uploads import Uploads
 
-__all__ = ["ScanLoader", "UPLOAD_TRIGGER", "data_choices", "read_scan_for_page"]     # the reader: orbitai.web.prefetch
+__all__ = ["ScanLoader", "UPLOAD_TRIGGER", "data_choices", "read_scan_for_page"]
 
 #: The trigger the page's upload sends its files to, in groups (trame-slicer's ``load_files_by_chunks``), then ``[]``.
 UPLOAD_TRIGGER = "orbitai_upload"
@@ -62,16 +61,28 @@ def _loadable(choice: str, data: Path) -> bool:
     return True
 
 
+def read_scan_for_page(source: str, tmp: Path, upload: bool = False, max_bytes: Optional[int] = None,
+                       limit_name: str = "") -> tuple[Any, str, dict[str, str]]:
+    """(Volume, node name, identity) of a scan: a file, a DICOM folder or a DICOMweb series URL (fetched into ``tmp``).
+    A DICOM series is named as Slicer's DICOM browser names it (`orbitai.web.identity.series_name`), never after the
+    folder it was fetched or uploaded into (``upload``: ``source`` is the server's temporary folder)."""
+    path = resolve_image(source, None, tmp)
+    vol, _acquisition = read_scan(path, max_bytes, limit_name)
+    file_name = Path(source.rstrip("/")).name
+    identity = read_identity(path, file_name)
+    name = series_name(identity)
+    if not name and "File" not in identity:         # DICOM without series number or description
+        name = f"{identity.get('Modality') or 'DICOM'} series" if upload or "://" in source else file_name
+    return vol, name or file_name.split(".")[0] or "volume", identity
+
+
 class ScanLoader:
     """The loads of the app ``app`` (`orbitai.web.app.OrbitWebApp`). ``data``: a scan to load at start or a folder whose
     scans the page offers; ``upload_limit``: the most bytes one upload may hold; ``dicomweb``: the DICOMweb servers the
     page may fetch from (with DATA's when it is a DICOMweb URL)."""
 
-    def __init__(self, app: Any, data: Optional[str], upload_limit: int, dicomweb: tuple[str, ...],
-                 prefetch: Optional[Prefetch] = None) -> None:
+    def __init__(self, app: Any, data: Optional[str], upload_limit: int, dicomweb: tuple[str, ...]) -> None:
         self.app, self.state, self.server = app, app.state, app.server
-        #: DATA's scan, read while the app's libraries imported (``orbitai web``'s start; used by its first load)
-        self.prefetch = prefetch
         self.dicomweb = DicomWebAllowList([*dicomweb, *([data] if data and web_url(data) else [])])
         self.data_folder = Path(data) if data and Path(data).is_dir() else None
         self.upload_limit = int(upload_limit)
@@ -125,13 +136,9 @@ class ScanLoader:
                 with self.state:
                     self.add_segmentation(labels, table, Path(source).name[:-len(".seg.nrrd")])
                 return
-            prefetched, self.prefetch = self.prefetch, None
-            if prefetched is not None and prefetched.source == source and hidden is None:
-                vol, name, identity = await asyncio.wrap_future(prefetched.future)
-            else:
-                with tempfile.TemporaryDirectory(prefix="orbitai-web-") as tmp:
-                    vol, name, identity = await loop.run_in_executor(None, read_scan_for_page, source, Path(tmp),
-                                                                     hidden is not None, *self._decoded_limit(hidden))
+            with tempfile.TemporaryDirectory(prefix="orbitai-web-") as tmp:
+                vol, name, identity = await loop.run_in_executor(None, read_scan_for_page, source, Path(tmp),
+                                                                 hidden is not None, *self._decoded_limit(hidden))
             with self.state:
                 self.add_volume(vol, name, identity)
         except (OrbitAIError, OSError, ValueError, RuntimeError) as exc:
