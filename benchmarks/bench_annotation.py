@@ -435,14 +435,40 @@ def ready_flow(notes) -> dict:
     return m
 
 
+#: ``--ready --job N``: the issue's CPU-bound job of N busy processes runs through the measurement (issue 67's bars).
+JOB_FLAG = "--job"
+
+
+def _job_processes() -> int:
+    args = sys.argv[1:]
+    return int(args[args.index(JOB_FLAG) + 1]) if JOB_FLAG in args else 0
+
+
 def ready_main() -> Path:
-    """``python -m benchmarks.bench_annotation --ready`` -> ``results/annotation_ready.json``."""
+    """``python -m benchmarks.bench_annotation --ready [--job N]`` -> ``results/annotation_ready.json``."""
     import subprocess
 
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(2)
-    notes = {"what": ("issue 67: SmartPencil's regions in mm on real-like 1 mm heads, and a scan prepared on load "
+    n_job = _job_processes()
+    job = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n_job)]
+    try:
+        if job:
+            time.sleep(5.0)                 # the load average climbs
+        return _ready(n_job)
+    finally:
+        for p in job:
+            p.kill()
+            p.wait()
+
+
+def _ready(n_job: int) -> Path:
+    import subprocess
+
+    notes = {"job_processes": n_job,
+             "what": ("issue 67: SmartPencil's regions in mm on real-like 1 mm heads, and a scan prepared on load "
                       "(superpixels on a worker thread, the model prior in the warm worker on the orbits' part of the "
-                      "head) then its first SmartPencil click and SmartFill preview"),
+                      "head) then its first SmartPencil click and SmartFill preview; job_processes: busy processes "
+                      "running throughout (--job N, the issue's CPU-bound job)"),
              "bars": "first click <= 2 s and first preview <= 5 s after a scan shown for 60 s: prepare_ready_s <= 60",
              "uptime_start": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()}
     metrics = median_regions(notes)
