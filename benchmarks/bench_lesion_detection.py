@@ -2,7 +2,8 @@
 
 ``python -m benchmarks lesion_detection`` -> ``benchmarks/results/lesion_detection.json``; candidates (bundle folders,
 their post-processing chosen by ``orbitai neuro tune-lesions`` on the validation phantoms) are named in
-``ORBITAI_LESION_CANDIDATES`` (comma-separated) and scored on the same cases as the bundled model.
+``ORBITAI_LESION_CANDIDATES`` (comma-separated) and scored on the same cases as the bundled model
+(``ORBITAI_LESION_AREA``: another results file, e.g. for a candidate not adopted).
 
 Every mask is what a user gets (`orbitai.neuro.lesionseg.segment_with`: mirrored test-time augmentation, the bundle's
 post-processing, the false-positive rules). Sets, none trained on or chosen on:
@@ -98,7 +99,7 @@ def main() -> None:
                "test_1mm_light_volume_within_0.7_1.5_share": ">= 0.8", "test_thick_light_volume_within_0.7_1.5_share":
                ">= 0.8", "test_1mm_light_false_components_median": "<= 5", "patient26_lesion_f1": ">= 0.50",
                "patient26_dice": ">= 0.70"}
-    write_result("lesion_detection", metrics, targets, notes)
+    write_result(os.environ.get("ORBITAI_LESION_AREA", "lesion_detection"), metrics, targets, notes)
 
 
 if __name__ == "__main__":
