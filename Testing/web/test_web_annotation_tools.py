@@ -74,8 +74,7 @@ def test_annotation_is_prepared_on_load_and_the_first_click_and_preview_wait_for
     assert page.state("ann_prepare_ready") and "Model prior ready" in text, text
     _new_segment(page, "eyeball_right")
     page.jump(centre_ras(web_data / SEG, 2))
-    page.set_state("ann_tool", "smartpencil")
-    time.sleep(0.3)
+    page.choose_tool("smartpencil")
     done = page.state("ann_done")
     page.drag("Red", [page.to_css(centre_ras(web_data / SEG, 2))])
     page.wait_state("ann_done", lambda v: v > done, 60)
@@ -102,8 +101,7 @@ def test_undo_and_redo_of_add_segment_then_a_smartpencil_click_draws(page, web_d
     assert page.state("ann_segment") == sid               # selected again, without picking it
     centre = centre_ras(web_data / SEG, 2)
     page.jump(centre)
-    page.set_state("ann_tool", "smartpencil")
-    time.sleep(0.3)
+    page.choose_tool("smartpencil")
     src, before = page.view_image("Red")
     done = page.state("ann_done")
     page.drag("Red", [page.to_css(centre)])
@@ -127,8 +125,7 @@ def test_brush_and_eraser_sized_in_mm(page, web_data):
     counts = {}
     for mm in (2.0, 6.0):
         page.set_state("ann_brush_mm", mm)
-        page.set_state("ann_tool", "paint")
-        time.sleep(0.3)
+        page.choose_tool("paint")
         page.drag("Red", [page.to_css(centre)])
         counts[mm] = page.wait_state("ann_voxels", lambda v: v and v > 0, 20)
         page.set_state("ann_tool", "none")
@@ -138,8 +135,7 @@ def test_brush_and_eraser_sized_in_mm(page, web_data):
     assert _press(page, "redo") == "Redone."
     page.wait_state("ann_voxels", lambda v: v == counts[6.0], 10)
     page.set_state("ann_brush_mm", 3.0)
-    page.set_state("ann_tool", "erase")
-    time.sleep(0.3)
+    page.choose_tool("erase")
     page.drag("Red", [page.to_css(centre)])
     page.wait_state("ann_voxels", lambda v: v is not None and 0 < v < counts[6.0], 20)
     page.set_state("ann_tool", "none")
@@ -192,8 +188,7 @@ def test_fill_between_slices_from_two_painted_slices(page, web_data):
     for dz in (-4.0, 4.0):                                  # two axial slices 8 mm apart
         point = [centre[0], centre[1], centre[2] + dz]
         page.jump(point)
-        page.set_state("ann_tool", "paint")
-        time.sleep(0.3)
+        page.choose_tool("paint")
         page.drag("Red", [page.to_css(point)])
         painted = page.wait_state("ann_voxels", lambda v, p=painted: v and v > p, 20)
         page.set_state("ann_tool", "none")

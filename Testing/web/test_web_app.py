@@ -176,7 +176,7 @@ def test_smartfill_in_the_browser_equals_the_headless_logic_and_undo_restores(pa
     seg_id = page.state("ann_segmentation")
     page.set_state("ann_opt_SmartFill_PriorWeight", 0.0)   # image and strokes alone (the prior has its own tests)
     page.set_state("ann_brush_mm", 2.0)
-    page.set_state("ann_tool", "paint")
+    page.choose_tool("paint")
     centre = centre_ras(web_data / "orbit-ct/segmentations/orbit_ct_0000.seg.nrrd", 1)
     page.jump(centre)
     for dy in (-3.0, 0.0, 3.0):                             # three strokes across the left eyeball
@@ -218,8 +218,7 @@ def test_smartpencil_click_adds_and_shift_click_removes(page, web_data):
     _new_segment(page, "eyeball_right")
     centre = centre_ras(web_data / "orbit-ct/segmentations/orbit_ct_0000.seg.nrrd", 2)
     page.jump(centre)
-    page.set_state("ann_tool", "smartpencil")
-    time.sleep(0.3)
+    page.choose_tool("smartpencil")
     src, _ = page.view_image("Red")
     page.drag("Red", [page.to_css(centre)])
     added = page.wait_state("ann_voxels", lambda v: v and v > 0, 120)

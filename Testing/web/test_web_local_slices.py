@@ -210,7 +210,7 @@ def test_a_painted_segment_appears_in_the_pages_view(page, web_data):
     centre = centre_ras(web_data / "orbit-ct/segmentations/orbit_ct_0000.seg.nrrd", 2)
     page.jump(centre)
     page.set_state("ann_brush_mm", 4.0)
-    page.set_state("ann_tool", "paint")           # a tool takes the server's view: the page's canvas steps aside
+    page.choose_tool("paint")           # a tool takes the server's view: the page's canvas steps aside
     page.wait(lambda: canvas(page) is None, 20, "the server's view for the tool")
     page.drag("Red", [page.to_css([centre[0] + dx, centre[1], centre[2]]) for dx in (-3.0, 0.0, 3.0)])
     page.wait_state("ann_voxels", lambda v: v and v > 0, 20)     # ("Add segment" already made it undoable)

@@ -193,7 +193,7 @@ def _segment_on_eyeball(page, web_data):
 
 def test_smartpencil_first_click_shows_what_runs_before_its_result(page, web_data):
     centre = _segment_on_eyeball(page, web_data)
-    page.set_state("ann_tool", "smartpencil")
+    page.choose_tool("smartpencil")
     page.driver.execute_script(RECORDER)
     done = page.state("ann_done")
     page.drag("Red", [page.to_css(centre)])
@@ -209,7 +209,7 @@ def test_smartfill_first_preview_says_it_waits_for_the_model_prior(page, web_dat
     centre = _segment_on_eyeball(page, web_data)
     page.set_state("ann_opt_SmartFill_PriorWeight", 2.0)
     page.set_state("ann_brush_mm", 2.0)
-    page.set_state("ann_tool", "paint")
+    page.choose_tool("paint")
     page.drag("Red", [page.to_css([centre[0] + dx, centre[1], centre[2]]) for dx in (-3.0, 0.0, 3.0)])
     page.wait_state("ann_can_undo", bool, 10)
     page.set_state("ann_tool", "none")

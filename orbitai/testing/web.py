@@ -180,6 +180,15 @@ class WebPage:
     def state(self, name: str) -> Any:
         return self.driver.execute_script("return window.trame.state.get(arguments[0]);", name)
 
+    def choose_tool(self, tool: str, timeout_s: float = 30.0) -> None:
+        """Choose an annotation tool (``ann_tool``) and wait until the server's views have it (``ann_tool_active``)
+        and the page's own slices have stepped aside: a drag before that lands on the page's canvas, not the tool."""
+        self.set_state("ann_tool", tool)
+        self.wait_state("ann_tool_active", lambda v: v == tool, timeout_s)
+        self.wait(lambda: self.driver.execute_script(
+            "return Array.from(document.querySelectorAll('canvas.orbitai-slice'))"
+            ".every((c) => c.style.display === 'none');"), timeout_s, f"the server's views for {tool}")
+
     def set_state(self, name: str, value: Any) -> None:
         """Set a state variable as a field would, and wait until the page has sent it: the page holds changes back
         while it waits on the server, and a click sent meanwhile would reach the server first."""
