@@ -35,7 +35,7 @@ from orbitai.errors import InputError
 from orbitai.io import Volume
 from orbitai.preprocess.checks import check_input
 from orbitai.preprocess.grid import model_grid, resample_onto
-from orbitai.preprocess.intensity import normalise
+from orbitai.preprocess.intensity import normalisation_of, normalise, normalise_with
 from orbitai.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
@@ -450,7 +450,9 @@ class _Logits:
 
 
 #: Where on the model grid a task's structures can lie: (normalised grid [k, j, i], spacing x, y, z)
-#: -> a box of slices, or None for the whole scan (e.g. :func:`orbitai.orbit.rules.orbit_search_box`).
+#: -> a box of slices, or None for the whole scan (e.g. :func:`orbitai.orbit.rules.orbit_search_box`). A focus with
+#: an attribute ``grid_factor`` > 1 is given the scan on a grid that many times coarser than the model's, and its box
+#: (on that grid) is the only part resampled onto the model's grid (:func:`focused_part`).
 Focus = Callable[[np.ndarray, Sequence[float]], "tuple[slice, slice, slice] | None"]
 
 
@@ -471,6 +473,40 @@ def cpu_channels_last(model: torch.nn.Module, device: torch.device) -> tuple[tor
     return model.to(memory_format=torch.channels_last_3d), True  # type: ignore[call-overload]  # torch's stub lacks it
 
 
+def _grid_factor(focus: Focus) -> float:
+    """How many times coarser than the model grid ``focus`` looks (its ``grid_factor``; 1: on the model grid)."""
+    return float(getattr(focus, "grid_factor", 1.0))
+
+
+def _shifted(box: tuple[slice, ...], by: tuple[slice, ...]) -> tuple[slice, slice, slice]:
+    """``box`` (slices with starts and stops) moved by the starts of ``by``."""
+    return tuple(slice(b.start + o.start, b.stop + o.start) for b, o in zip(box, by))  # type: ignore[return-value]
+
+
+def focused_part(vol: Volume, ref: sitk.Image, spec: SegSpec,
+                  focus: Focus) -> tuple[np.ndarray, tuple[slice, slice, slice]] | None:
+    """A focus that looks on a coarse grid (``grid_factor`` > 1, e.g. the orbits' in a whole head): the scan resampled
+    onto that grid and normalised there (the normalisation's figures measured on the whole scan), the focus run on
+    it, and only the part of the model grid ``ref`` it returns resampled and normalised with the same figures. A 1 mm
+    head is then never resampled whole onto the model's finer grid (0.5 s of 2 s). (normalised part, its region of
+    ``ref``), or None when the focus keeps the whole scan (the caller resamples it whole)."""
+    factor = _grid_factor(focus)
+    coarse_spacing = [float(v) * factor for v in spec.spacing]
+    coarse = resample_onto(vol, model_grid(vol, coarse_spacing))
+    figures = normalisation_of(coarse, spec.intensity)
+    found = focus(normalise_with(coarse, spec.intensity, figures, reuse=True), coarse_spacing)
+    del coarse
+    if found is None:
+        return None
+    shape = ref.GetSize()[::-1]
+    region = tuple(slice(max(0, int(np.floor(r.start * factor))), min(n, int(np.ceil((r.stop - 1) * factor)) + 1))
+                   for r, n in zip(found, shape))
+    if any(r.stop <= r.start for r in region):
+        return None
+    part = resample_onto(vol, subgrid(ref, region))
+    return normalise_with(part, spec.intensity, figures, reuse=True), region  # type: ignore[return-value]
+
+
 def _network_logits(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str, device: torch.device | str,
                     progress: ProgressCallback | None, sw_batch_size: int, mirror: bool,
                     focus: Focus | None = None) -> _Logits:
@@ -478,13 +514,20 @@ def _network_logits(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: 
     sliding window (mirrored)."""
     t0 = time.perf_counter()
     ref = model_grid(vol, spec.spacing)
-    norm = normalise(resample_onto(vol, ref), spec.intensity, reuse=True)     # the resampled copy is ours
-    crop = content_box(norm)
-    region = focus(norm, spec.spacing) if focus is not None else None
-    if region is not None:
-        crop = _intersect(crop, region, norm.shape)
-    x = torch.from_numpy(np.ascontiguousarray(norm[crop]))[None, None]
-    full_shape = norm.shape
+    part = focused_part(vol, ref, spec, focus) if focus is not None and _grid_factor(focus) > 1.0 else None
+    if part is not None:
+        norm, region = part
+        local = tuple(slice(*c.indices(n)[:2]) for c, n in zip(content_box(norm), norm.shape))
+        crop = _shifted(local, region)
+        x = torch.from_numpy(np.ascontiguousarray(norm[local]))[None, None]
+    else:
+        norm = normalise(resample_onto(vol, ref), spec.intensity, reuse=True)     # the resampled copy is ours
+        crop = content_box(norm)
+        region = focus(norm, spec.spacing) if focus is not None else None
+        if region is not None:
+            crop = _intersect(crop, region, norm.shape)
+        x = torch.from_numpy(np.ascontiguousarray(norm[crop]))[None, None]
+    full_shape = tuple(ref.GetSize()[::-1])
     del norm
     t1 = time.perf_counter()
     device = torch.device(device)

@@ -87,6 +87,7 @@ def segment(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "o
         box = orbits(norm, spacing)
         focused.append(box is not None)
         return box
+    focus.grid_factor = getattr(orbits, "grid_factor", 1.0)     # type: ignore[attr-defined]  # the grid it looks on
 
     try:
         res, labels = _labels(vol, model, spec, window, device, progress, sw_batch_size, mirror, focus,

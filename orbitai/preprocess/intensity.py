@@ -26,21 +26,39 @@ def _scaled(arr: np.ndarray, lo: float, width: float, reuse: bool) -> np.ndarray
     return np.clip(arr, 0, 1, out=arr)
 
 
-def _normalise(arr: np.ndarray, intensity: dict[str, Any], reuse: bool = False) -> np.ndarray:
+def normalisation_of(arr: np.ndarray, intensity: dict[str, Any]) -> tuple[float, float]:
+    """(offset, scale) that `normalise` applies to ``arr`` under the bundle's ``intensity``: measured on ``arr``
+    (percentile, zscore) or fixed (ct_window). `normalise_with` applies them to another part of the same scan (the
+    engine measures a whole scan on a coarse grid and normalises only the part it runs the network on)."""
     mode = intensity.get("mode", "percentile")
-    reuse = reuse and arr.dtype == np.float32 and arr.flags.writeable
-    arr = arr.astype(np.float32, copy=False)
     if mode == "ct_window":  # SEQ-UNET: level 48 HU, width 400 HU
-        lo = intensity.get("level", 48) - intensity.get("width", 400) / 2
-        return (np.clip(arr, lo, lo + intensity.get("width", 400)) - lo) / intensity.get("width", 400)
+        width = float(intensity.get("width", 400))
+        return float(intensity.get("level", 48)) - width / 2, width
+    arr = arr.astype(np.float32, copy=False)
     if mode == "percentile":
         sample = arr.ravel()[:: max(1, arr.size // 500_000)]
         lo, hi = np.percentile(sample, [intensity.get("low", 0.5), intensity.get("high", 99.5)])
-        return _scaled(arr, float(lo), max(float(hi - lo), 1e-6), reuse)
+        return float(lo), max(float(hi - lo), 1e-6)
     if mode == "zscore":  # over the foreground: voxels above the 5th percentile
         fg = arr[arr > np.percentile(arr, 5)]
-        return (arr - fg.mean()) / max(float(fg.std()), 1e-6)
+        return float(fg.mean()), max(float(fg.std()), 1e-6)
     raise InputError(f"Unknown intensity normalisation {mode!r}; use 'ct_window', 'percentile' or 'zscore'.")
+
+
+def normalise_with(arr: np.ndarray, intensity: dict[str, Any], offset_scale: tuple[float, float],
+                   reuse: bool = False) -> np.ndarray:
+    """``arr`` normalised with `normalisation_of`'s (offset, scale) (float32; in ``arr``'s memory when ``reuse`` and
+    it is a writeable float32 array)."""
+    reuse = reuse and arr.dtype == np.float32 and arr.flags.writeable
+    arr = arr.astype(np.float32, copy=False)
+    lo, width = offset_scale
+    if intensity.get("mode", "percentile") == "zscore":
+        return ((arr - np.float32(lo)) / np.float32(width)).astype(np.float32, copy=False)
+    return _scaled(arr, lo, width, reuse)
+
+
+def _normalise(arr: np.ndarray, intensity: dict[str, Any], reuse: bool = False) -> np.ndarray:
+    return normalise_with(arr, intensity, normalisation_of(arr, intensity), reuse)
 
 
 def median_mad(values: np.ndarray) -> tuple[float, float]:
