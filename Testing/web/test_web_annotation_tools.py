@@ -85,10 +85,6 @@ def test_annotation_is_prepared_on_load_and_the_first_click_and_preview_wait_for
     assert "Accept or cancel" in message and "Model prior" in message and "will be made" not in message, message
 
 
-@pytest.mark.xfail(strict=False, reason="#67.4, watched one more round: failed in the full parallel suite at 9f8a68b and "
-                   "01dd0f6 (no new colour in the Red view after the click); passes since the segment takes its "
-                   "structure's colour, a random one having been grey at times (full suite at 6bafbcc, and 3 of 3 "
-                   "alone beside a 2-process job)")
 def test_undo_and_redo_of_add_segment_then_a_smartpencil_click_draws(page, web_data):
     page.load(PHANTOMS["orbit-ct"])
     _new_segment(page, "eyeball_right")
