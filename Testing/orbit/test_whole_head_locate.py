@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from orbitai.engine.inference import focused_part
+from orbitai.engine.focus import focused_part
 from orbitai.io import Volume
 from orbitai.io.orient import reorient
 from orbitai.orbit.locate import locate_orbits
@@ -123,7 +123,7 @@ def test_the_model_prior_of_a_whole_head_runs_on_the_located_box_only(model):
     ref, norm = on_model_grid(image, spec)
     focus = orbit_focus(net, spec.structures)
     assert focus.grid_factor > 1                                    # it looks on a coarser grid than the model's
-    _, box = focused_part(image, ref, spec, focus)                  # its box, on the model grid (as the engine)
+    _, box = focused_part(image, ref, spec.spacing, spec.intensity, focus)                  # its box, on the model grid (as the engine)
     search = orbit_search_box(norm, spec.spacing)
     assert box is not None and voxels(box) < 0.35 * voxels(search)
     inside = np.zeros(norm.shape, bool)

@@ -34,8 +34,9 @@ from orbitai.boxes import Region, bbox, grow, split_boxes
 from orbitai.errors import InputError
 from orbitai.io import Volume
 from orbitai.preprocess.checks import check_input
-from orbitai.preprocess.grid import model_grid, resample_onto
-from orbitai.preprocess.intensity import normalisation_of, normalise, normalise_with
+from orbitai.engine.focus import Focus, focused_part, grid_factor, intersect, shifted
+from orbitai.preprocess.grid import empty_image, model_grid, resample_onto, subgrid
+from orbitai.preprocess.intensity import normalise
 from orbitai.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
@@ -232,21 +233,6 @@ def input_box_on_grid(box: Box, vol: Volume, grid: sitk.Image, grow: int = 2) ->
     lo = np.clip(np.floor(ijk.min(0)).astype(int) - grow, 0, size)
     hi = np.clip(np.ceil(ijk.max(0)).astype(int) + grow + 1, 0, size)
     return cast(Region, tuple(slice(int(lo[a]), int(hi[a])) for a in (2, 1, 0)))
-
-
-def empty_image(shape_kji, spacing, direction, origin) -> sitk.Image:
-    """A (byte) image of ``shape_kji`` with this geometry: a resampling target, no data copied."""
-    ref = sitk.Image([int(n) for n in shape_kji[::-1]], sitk.sitkUInt8)
-    ref.SetSpacing(tuple(float(v) for v in spacing))
-    ref.SetDirection(tuple(float(v) for v in np.asarray(direction, float).ravel()))
-    ref.SetOrigin(tuple(float(v) for v in origin))
-    return ref
-
-
-def subgrid(grid: sitk.Image, region: Region) -> sitk.Image:
-    """An empty image on the part ``region`` ([k, j, i] slices) of ``grid``, with its geometry."""
-    return empty_image([r.stop - r.start for r in region], grid.GetSpacing(), grid.GetDirection(),
-                       grid.TransformIndexToPhysicalPoint([r.start for r in region[::-1]]))
 
 
 def part_image(vol: Volume, part: Box) -> sitk.Image:
@@ -449,21 +435,6 @@ class _Logits:
     window_seconds: float
 
 
-#: Where on the model grid a task's structures can lie: (normalised grid [k, j, i], spacing x, y, z)
-#: -> a box of slices, or None for the whole scan (e.g. :func:`orbitai.orbit.rules.orbit_search_box`). A focus with
-#: an attribute ``grid_factor`` > 1 is given the scan on a grid that many times coarser than the model's, and its box
-#: (on that grid) is the only part resampled onto the model's grid (:func:`focused_part`).
-Focus = Callable[[np.ndarray, Sequence[float]], "tuple[slice, slice, slice] | None"]
-
-
-def _intersect(a: tuple[slice, ...], b: tuple[slice, ...], shape: Sequence[int]) -> tuple[slice, slice, slice]:
-    out = []
-    for x, y, n in zip(a, b, shape):
-        lo = max(x.start or 0, y.start or 0)
-        out.append(slice(lo, max(lo + 1, min(n if x.stop is None else x.stop, n if y.stop is None else y.stop))))
-    return cast("tuple[slice, slice, slice]", tuple(out))
-
-
 def cpu_channels_last(model: torch.nn.Module, device: torch.device) -> tuple[torch.nn.Module, bool]:
     """``model`` in the channels-last layout on a CPU, and whether it is: oneDNN's 3D convolutions run faster so
     (bundled SV-nets, measured: 13 % on a 64 x 144 x 208 window, 43 % on a 1 mm head's whole search box). The same
@@ -473,40 +444,6 @@ def cpu_channels_last(model: torch.nn.Module, device: torch.device) -> tuple[tor
     return model.to(memory_format=torch.channels_last_3d), True  # type: ignore[call-overload]  # torch's stub lacks it
 
 
-def _grid_factor(focus: Focus) -> float:
-    """How many times coarser than the model grid ``focus`` looks (its ``grid_factor``; 1: on the model grid)."""
-    return float(getattr(focus, "grid_factor", 1.0))
-
-
-def _shifted(box: tuple[slice, ...], by: tuple[slice, ...]) -> tuple[slice, slice, slice]:
-    """``box`` (slices with starts and stops) moved by the starts of ``by``."""
-    return tuple(slice(b.start + o.start, b.stop + o.start) for b, o in zip(box, by))  # type: ignore[return-value]
-
-
-def focused_part(vol: Volume, ref: sitk.Image, spec: SegSpec,
-                  focus: Focus) -> tuple[np.ndarray, tuple[slice, slice, slice]] | None:
-    """A focus that looks on a coarse grid (``grid_factor`` > 1, e.g. the orbits' in a whole head): the scan resampled
-    onto that grid and normalised there (the normalisation's figures measured on the whole scan), the focus run on
-    it, and only the part of the model grid ``ref`` it returns resampled and normalised with the same figures. A 1 mm
-    head is then never resampled whole onto the model's finer grid (0.5 s of 2 s). (normalised part, its region of
-    ``ref``), or None when the focus keeps the whole scan (the caller resamples it whole)."""
-    factor = _grid_factor(focus)
-    coarse_spacing = [float(v) * factor for v in spec.spacing]
-    coarse = resample_onto(vol, model_grid(vol, coarse_spacing))
-    figures = normalisation_of(coarse, spec.intensity)
-    found = focus(normalise_with(coarse, spec.intensity, figures, reuse=True), coarse_spacing)
-    del coarse
-    if found is None:
-        return None
-    shape = ref.GetSize()[::-1]
-    region = tuple(slice(max(0, int(np.floor(r.start * factor))), min(n, int(np.ceil((r.stop - 1) * factor)) + 1))
-                   for r, n in zip(found, shape))
-    if any(r.stop <= r.start for r in region):
-        return None
-    part = resample_onto(vol, subgrid(ref, region))
-    return normalise_with(part, spec.intensity, figures, reuse=True), region  # type: ignore[return-value]
-
-
 def _network_logits(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str, device: torch.device | str,
                     progress: ProgressCallback | None, sw_batch_size: int, mirror: bool,
                     focus: Focus | None = None) -> _Logits:
@@ -514,18 +451,19 @@ def _network_logits(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: 
     sliding window (mirrored)."""
     t0 = time.perf_counter()
     ref = model_grid(vol, spec.spacing)
-    part = focused_part(vol, ref, spec, focus) if focus is not None and _grid_factor(focus) > 1.0 else None
+    coarse = focus is not None and grid_factor(focus) > 1.0
+    part = focused_part(vol, ref, spec.spacing, spec.intensity, focus) if focus is not None and coarse else None
     if part is not None:
         norm, region = part
         local = tuple(slice(*c.indices(n)[:2]) for c, n in zip(content_box(norm), norm.shape))
-        crop = _shifted(local, region)
+        crop = shifted(local, region)
         x = torch.from_numpy(np.ascontiguousarray(norm[local]))[None, None]
     else:
         norm = normalise(resample_onto(vol, ref), spec.intensity, reuse=True)     # the resampled copy is ours
         crop = content_box(norm)
-        region = focus(norm, spec.spacing) if focus is not None else None
-        if region is not None:
-            crop = _intersect(crop, region, norm.shape)
+        found = focus(norm, spec.spacing) if focus is not None else None
+        if found is not None:
+            crop = intersect(crop, found, norm.shape)
         x = torch.from_numpy(np.ascontiguousarray(norm[crop]))[None, None]
     full_shape = tuple(ref.GetSize()[::-1])
     del norm

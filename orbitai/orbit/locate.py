@@ -11,7 +11,7 @@ network (fine grid, mirrored) runs on that box only. Done only where the search 
 :data:`LOCATE_ABOVE` times the box an orbit pair needs (a scan of the orbits alone is left as it was), and only when
 the coarse pass finds a plausible pair (two globes side by side); otherwise the search box is kept.
 
-:func:`orbit_focus` is the engine's focus (:data:`orbitai.engine.inference.Focus`) for the segmentation
+:func:`orbit_focus` is the engine's focus (:data:`orbitai.engine.focus.Focus`) for the segmentation
 (:func:`orbitai.orbit.segment.segment`) and the annotation tools' model prior: the engine hands it the scan already on
 the coarse grid (its ``grid_factor``) and resamples only the box it returns onto the model's grid.
 """
@@ -24,7 +24,8 @@ import SimpleITK as sitk
 import torch
 
 from orbitai.boxes import Region
-from orbitai.engine.inference import Focus, cpu_channels_last, sliding_window
+from orbitai.engine.focus import Focus
+from orbitai.engine.inference import cpu_channels_last, sliding_window
 from orbitai.orbit.rules import eyeball_class, orbit_search_box
 
 #: The coarse grid's voxels, in model voxels along each axis.

@@ -67,7 +67,7 @@ def orbit_search_box(norm: np.ndarray, spacing) -> tuple[slice, slice, slice] | 
     orbits can lie: from the front of the head back ``ORBIT_DEPTH_MM`` and ``ORBIT_HALF_WIDTH_MM`` either
     side of its middle; all slices from foot to head. None when that is the whole scan or no head is
     seen. On a whole-head MRI this leaves the network a third of the scan; an orbit-centred scan keeps
-    all of it. (The engine's :data:`orbitai.engine.inference.Focus`.)"""
+    all of it. (The engine's :data:`orbitai.engine.focus.Focus`.)"""
     sx, sy, sz = (float(v) for v in spacing)
     head = norm > 0.08
     plane = head.sum((0, 2))                              # head voxels per coronal plane (j)

@@ -60,3 +60,18 @@ def resample_onto(vol: Volume, ref: sitk.Image, label: bool = False) -> np.ndarr
     fill = float(np.min(vol.array))       # interpolated in double precision whatever the input type
     return sitk.GetArrayFromImage(sitk.Resample(vol.to_sitk(), ref, sitk.Transform(), sitk.sitkLinear, fill,
                                                 sitk.sitkFloat32))
+
+
+def empty_image(shape_kji, spacing, direction, origin) -> sitk.Image:
+    """A (byte) image of ``shape_kji`` with this geometry: a resampling target, no data copied."""
+    ref = sitk.Image([int(n) for n in shape_kji[::-1]], sitk.sitkUInt8)
+    ref.SetSpacing(tuple(float(v) for v in spacing))
+    ref.SetDirection(tuple(float(v) for v in np.asarray(direction, float).ravel()))
+    ref.SetOrigin(tuple(float(v) for v in origin))
+    return ref
+
+
+def subgrid(grid: sitk.Image, region: Region) -> sitk.Image:
+    """An empty image on the part ``region`` ([k, j, i] slices) of ``grid``, with its geometry."""
+    return empty_image([r.stop - r.start for r in region], grid.GetSpacing(), grid.GetDirection(),
+                       grid.TransformIndexToPhysicalPoint([r.start for r in region[::-1]]))

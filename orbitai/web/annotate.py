@@ -30,6 +30,7 @@ from orbitai.labels import LABEL_BY_NAME, ORBIT_LABELS
 from orbitai.mrml.results import belongs_to, mark_results, refuse_other_scan
 from orbitai.app.annotation import options as effect_options
 from orbitai.app.annotation.logic import AnnotationLogic
+from orbitai.app.annotation.priors import DEFAULT_PRIORS
 from orbitai.errors import AnnotationError, OrbitAIError, one_line
 from orbitai.mrml.editors import MODE_ADD, MODE_REMOVE, MODE_SET
 from orbitai.mrml.segmentations import segment_voxel_count, segmentation_file_bytes
@@ -215,7 +216,6 @@ class AnnotationPanel:
         """The scene closes: the model prior being computed is cancelled and an action waiting for it dropped."""
         self.preparer.cancel()
         self.logic.cancelPending()
-        from orbitai.app.annotation.priors import DEFAULT_PRIORS  # the model's modules: once used
         DEFAULT_PRIORS.cancel_all()
         self.logic.smartFillCancel()
         self.se.deactivate_effect()

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from orbitai.app.annotation.logic import Preparation
+from orbitai.app.annotation.priors import DEFAULT_PRIORS
 from orbitai.errors import OrbitAIError, one_line
 
 __all__ = ["Preparer", "POLL_S"]
@@ -71,7 +72,6 @@ class Preparer:
             self.state.update({"ann_prepare": "", "ann_prepare_ready": False})
             return
         try:
-            from orbitai.app.annotation.priors import DEFAULT_PRIORS  # the model's modules: once used
             prep = self.panel.logic.prepare(node, DEFAULT_PRIORS)
         except OrbitAIError as exc:
             self.state.update({"ann_prepare": f"Not prepared: {one_line(exc)}", "ann_prepare_ready": False})

@@ -23,6 +23,7 @@ from trame.widgets import vuetify3 as v3
 from trame_slicer import module as trame_slicer_module
 from trame_slicer.core import LayoutManager, SlicerApp
 from trame_slicer.rca_view import register_rca_factories
+from trame_slicer.views.render_scheduler import NoScheduleRendering
 from trame_slicer.app.ui import create_vertical_slice_view_gutter_ui, create_vertical_view_gutter_ui
 
 from orbitai.errors import UserError
@@ -63,8 +64,6 @@ def _build_views_unrendered(view_manager: Any) -> None:
     scheduler, and building the three views and their scene drew 177 frames of empty views (0.5 s of a 5 s start).
     Each factory's view is now built with no drawing; the factory then gives it the page's scheduler as before, which
     draws once a page shows it. A factory without ``_view_ctor`` (another trame-slicer) is left as it is."""
-    from trame_slicer.views.render_scheduler import NoScheduleRendering
-
     for factory in getattr(view_manager, "_factories", ()):
         ctor = getattr(factory, "_view_ctor", None)
         if ctor is not None:
