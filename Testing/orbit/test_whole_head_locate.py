@@ -132,3 +132,21 @@ def test_the_model_prior_of_a_whole_head_runs_on_the_located_box_only(model):
     assert background.shape == norm.shape
     assert np.all(background[~inside] == 1.0)
     assert np.any(background[inside] < 0.5)                         # the orbits are found inside it
+
+
+def test_the_first_look_around_the_front_of_the_head_finds_the_pair(model, monkeypatch):
+    """The coarse pass looks first where the globes most likely lie (around the head's most anterior point); on a
+    whole head with its neck that first look holds the pair, so the front of the head is not searched again."""
+    import orbitai.orbit.locate as locate
+
+    net, spec = model
+    looks = []
+    pair = locate._coarse_pair
+    monkeypatch.setattr(locate, "_coarse_pair", lambda norm, part, *a: looks.append(part) or pair(norm, part, *a))
+    labels = axial_head()
+    _, norm = on_model_grid(t1_head(labels), spec)
+    search = orbit_search_box(norm, spec.spacing)
+    box = locate_orbits(norm, spec.spacing, search, net, 1)
+    assert box != search and len(looks) == 1, looks
+    front = (search[0], slice(search[1].start, search[1].start + round(locate.FRONT_MM / spec.spacing[1])), search[2])
+    assert voxels(looks[0]) < 0.7 * voxels(front)                  # a part of the front of the head
