@@ -174,19 +174,38 @@ def _stop_now(prefix: str) -> NoReturn:
     cleanup = threading.Thread(target=weakref.finalize._exitfunc, daemon=True)  # type: ignore[attr-defined]
     cleanup.start()                    # tempfile.TemporaryDirectory's clean-ups (each a weakref.finalize)
     cleanup.join(0.5)
-    launch = sys.modules.get("orbitai.training.launch")      # imported by `main` (never import in this thread)
-    with contextlib.suppress(Exception):
-        if launch is not None:
-            launch.report_error(prefix + "cancelled", 130)
-        else:
-            try:
-                print(prefix + "cancelled", file=sys.stderr)
-            except RuntimeError:    # the main thread is inside a write to stderr (a reentrant call): the file itself
-                os.write(2, (prefix + "cancelled\n").encode())
+    _say_cancelled(prefix, from_watcher=True)
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
     os._exit(130)
+
+
+#: The running command's prefix (``orbitai NAME: ``), once `main` knows it.
+_command_prefix: list[str] = []
+#: The cancel's line was said (`_say_cancelled`): `entry` says it when a cancel ended `main` before `main` could.
+_cancel_said: list[str] = []
+
+
+def _say_cancelled(prefix: str, from_watcher: bool = False) -> None:
+    """Say ``PREFIX cancelled`` once per command (`orbitai.training.launch.report_error`: on stderr, or for a rank into
+    its launcher's folder), from `main`'s handler, the stuck-command watcher or `entry` (a cancel that ended `main`
+    outside its handler), whichever comes first. A cancelled command ended without its line twice in fresh-clone runs
+    (the cancel test while a Dask cluster starts): the watcher's report was inside a silenced ``except`` and
+    `entry` said nothing."""
+    if _cancel_said:
+        return
+    _cancel_said.append(prefix)
+    launch = sys.modules.get("orbitai.training.launch")      # imported by `main` (never import in the watcher)
+    line = prefix + "cancelled"
+    with contextlib.suppress(Exception):
+        if launch is not None and (not from_watcher or launch.env_world_size() > 1):
+            launch.report_error(line, 130)
+        elif launch is None or launch.env_rank() == 0:
+            try:
+                print(line, file=sys.stderr, flush=True)
+            except RuntimeError:    # the main thread is inside a write to stderr (a reentrant call): the file itself
+                os.write(2, (line + "\n").encode())
 
 
 @contextlib.contextmanager
@@ -220,6 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from orbitai.errors import UserError
 
     prefix = f"orbitai {command_name(args)}: "
+    _command_prefix[:] = [prefix]
+    _cancel_said.clear()                # the warm worker runs one command after another in one process
     ranks = launch.env_world_size()
     # under torchrun rank 0 speaks for the command and the others name themselves; under `launch` the launcher
     # says the first failing rank's line as the command's
@@ -245,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         if args.debug:
             raise
-        launch.report_error(prefix + "cancelled", 130)
+        _say_cancelled(prefix)
         return 130
     except Exception as exc:  # the one place that turns any error into one line (re-raised with --debug)
         if args.debug:
@@ -268,7 +289,9 @@ def entry() -> NoReturn:
     cancel signals are ignored from then on. (Only here: `main` also runs inside the worker process.)"""
     try:
         code = main()
-    except KeyboardInterrupt:   # a second signal between the cancel's report and the return
+    except KeyboardInterrupt:   # a signal after the cancel's report, or one before `main` could report it
+        if _command_prefix:
+            _say_cancelled(_command_prefix[0])
         code = 130
     if code == 130:
         for sig in (signal.SIGINT, *CANCEL_SIGNALS):

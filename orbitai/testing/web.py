@@ -73,6 +73,10 @@ def web_server(data: Optional[str] = None, *args: str, start_timeout_s: float = 
             wait_until_listening(port, proc, "orbitai web", log, start_timeout_s - (time.monotonic() - started))
             yield WebServer(url, proc, started, log, token)
         finally:
+            if proc.poll() is not None:         # it ended on its own: say how, for the failing test's report
+                tail = log.read_text(errors="replace").splitlines()[-40:] if log.exists() else []
+                print(f"orbitai web ended on its own (exit {proc.returncode}); the end of its log:", *tail,
+                      sep="\n", file=sys.stderr)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGINT)
             try:
