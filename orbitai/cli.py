@@ -23,7 +23,7 @@ from typing import Iterator, NoReturn, Optional, Sequence
 
 from orbitai import __version__
 from orbitai.errors import OrbitAIError, one_line
-from orbitai.progress import CANCEL_SIGNALS, cancel_on_signals
+from orbitai.progress import CANCEL_SIGNALS, cancel_on_signals, real_stderr_fd
 from orbitai.staging import disk_full, remove_unfinished
 
 __all__ = ["main", "build_parser", "COMMANDS", "requested_command", "entry"]
@@ -190,9 +190,9 @@ _cancel_said: list[str] = []
 def _say_cancelled(prefix: str, from_watcher: bool = False) -> None:
     """Say ``PREFIX cancelled`` once per command (`orbitai.training.launch.report_error`: on stderr, or for a rank into
     its launcher's folder), from `main`'s handler, the stuck-command watcher or `entry` (a cancel that ended `main`
-    outside its handler), whichever comes first. A cancelled command ended without its line twice in fresh-clone runs
-    (the cancel test while a Dask cluster starts): the watcher's report was inside a silenced ``except`` and
-    `entry` said nothing."""
+    outside its handler), whichever comes first. A cancelled command ended without its line in fresh-clone runs (the
+    cancel test while a Dask cluster starts): the watcher wrote it to descriptor 2, which is the null device while
+    the cluster's processes start (`orbitai.progress.stderr_to_null`)."""
     if _cancel_said:
         return
     _cancel_said.append(prefix)
@@ -202,6 +202,10 @@ def _say_cancelled(prefix: str, from_watcher: bool = False) -> None:
         if launch is not None and (not from_watcher or launch.env_world_size() > 1):
             launch.report_error(line, 130)
         elif launch is None or launch.env_rank() == 0:
+            fd = real_stderr_fd()
+            if fd != 2:             # stderr is on the null device while a Dask cluster starts: the real one
+                os.write(fd, (line + "\n").encode())
+                return
             try:
                 print(line, file=sys.stderr, flush=True)
             except RuntimeError:    # the main thread is inside a write to stderr (a reentrant call): the file itself

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import re
 import signal
+import os
 import sys
 import threading
 from typing import Any, Callable, Iterator, NoReturn, Optional
@@ -93,6 +94,32 @@ def cancel_on_signals() -> Iterator[None]:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         set_cancel_pending(False)
+
+
+#: Where standard error really goes while a block has put descriptor 2 on the null device (`stderr_to_null`).
+_real_stderr: list[int] = []
+
+
+def real_stderr_fd() -> int:
+    """The descriptor of the process's real standard error: 2, or the one `stderr_to_null` kept aside."""
+    return _real_stderr[-1] if _real_stderr else 2
+
+
+@contextlib.contextmanager
+def stderr_to_null() -> Iterator[None]:
+    """While active, descriptor 2 (what child processes inherit) is the null device; `real_stderr_fd` gives the real
+    one, where a cancel's line still goes (`orbitai.cli`)."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    _real_stderr.append(saved)
+    try:
+        yield
+    finally:
+        _real_stderr.remove(saved)
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 @contextlib.contextmanager

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import re
 import socket
 import sys
@@ -21,7 +20,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional
 
 from orbitai.device import usable_cores
 from orbitai.errors import InputError, UserError, one_line
-from orbitai.progress import deferred_cancel
+from orbitai.progress import deferred_cancel, stderr_to_null
 from orbitai.staging import scratch_folder
 
 #: Seconds to wait for an existing scheduler (``--scheduler``) to answer.
@@ -39,15 +38,8 @@ def _quiet_children() -> Iterator[None]:
     if logging.getLogger().getEffectiveLevel() <= logging.DEBUG:
         yield
         return
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
+    with stderr_to_null():
         yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 class _NoDaskLines(logging.Filter):

@@ -23,7 +23,6 @@ from trame.widgets import vuetify3 as v3
 from trame_slicer import module as trame_slicer_module
 from trame_slicer.core import LayoutManager, SlicerApp
 from trame_slicer.rca_view import register_rca_factories
-from trame_slicer.views.render_scheduler import NoScheduleRendering
 from trame_slicer.app.ui import create_vertical_slice_view_gutter_ui, create_vertical_view_gutter_ui
 
 from orbitai.errors import UserError
@@ -59,18 +58,6 @@ def _view_ui(server: Any, view_id: str, view: Any) -> None:
     html.Div(classes="orbitai-view-marker", id=f"orbitai-view-{view_id}", style="display: none")
 
 
-def _build_views_unrendered(view_manager: Any) -> None:
-    """Views built without drawing: trame-slicer's views draw directly until their factory hands them to the page's
-    scheduler, and building the three views and their scene drew 177 frames of empty views (0.5 s of a 5 s start).
-    Each factory's view is now built with no drawing; the factory then gives it the page's scheduler as before, which
-    draws once a page shows it. A factory without ``_view_ctor`` (another trame-slicer) is left as it is."""
-    for factory in getattr(view_manager, "_factories", ()):
-        ctor = getattr(factory, "_view_ctor", None)
-        if ctor is not None:
-            factory._view_ctor = (lambda *a, _ctor=ctor, **k:
-                                  _ctor(*a, **{"scheduled_render_strategy": NoScheduleRendering(), **k}))
-
-
 def _view_ui_3d(server: Any, view_id: str, view: Any) -> None:
     """Over the 3D view: trame-slicer's gutter and the marker."""
     create_vertical_view_gutter_ui(server, view_id, view)
@@ -98,7 +85,6 @@ class OrbitWebApp(TrameApp):
         register_rca_factories(self.slicer_app.view_manager, self.server, slice_view_ui_f=_view_ui,
                                three_d_view_ui_f=_view_ui_3d,
                                rca_encoder=rca_encoder)
-        _build_views_unrendered(self.slicer_app.view_manager)
         compat.install(self.slicer_app.view_manager)
         self.layout_manager = LayoutManager(self.slicer_app.scene, self.slicer_app.view_manager, self.server)
         self.layouts = Layouts(self)
