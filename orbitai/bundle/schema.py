@@ -36,13 +36,6 @@ def register_rule(task: str, rule: Callable[[dict[str, Any]], Any]) -> None:
         _RULES[task].append(rule)
 
 
-#: Metadata already found to fit its task's JSON Schema, as (task, canonical JSON text): the lists of models (a panel's
-#: choices, `orbitai.bundle.core.iter_bundles`) check every bundle many times, and the schema check was most of a web
-#: page's model lists (0.5 s of the server's start). The task's rules (`register_rule`) still run every time.
-_fits_schema: set[tuple[str, str]] = set()
-_FITS_SCHEMA_SIZE = 1024
-
-
 @lru_cache(maxsize=None)
 def _schema(name: str) -> dict[str, Any]:
     return json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text())
@@ -100,18 +93,9 @@ def validate_metadata(meta: Any, where: str = "metadata.json", full: bool | None
     except ImportError as exc:
         raise BundleError(f"{where} cannot be checked: the Python package {exc.name or 'jsonschema'!r} is "
                           "missing; install OrbitAI's requirements (pip install jsonschema).") from exc
-    try:
-        text = json.dumps(meta, sort_keys=True, allow_nan=False)
-    except (TypeError, ValueError):     # not JSON (a NaN, a set): the schema check says where
-        text = None
-    if text is None or (task, text) not in _fits_schema:
-        error = best_match(validator.iter_errors(meta))
-        if error is not None:
-            at = "/".join(str(p) for p in error.absolute_path) or "(top level)"
-            raise BundleError(f"{where} does not fit the {task} schema at {at}: {error.message}.")
-        if text is not None:
-            if len(_fits_schema) >= _FITS_SCHEMA_SIZE:
-                _fits_schema.clear()
-            _fits_schema.add((task, text))
+    error = best_match(validator.iter_errors(meta))
+    if error is not None:
+        at = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise BundleError(f"{where} does not fit the {task} schema at {at}: {error.message}.")
     for rule in _RULES.get(task, ()):   # e.g. TAO: the input block's rules live with the preprocessing that reads it
         rule(meta)

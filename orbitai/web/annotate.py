@@ -200,13 +200,6 @@ class AnnotationPanel:
         if module == "annotate":
             self.preparer.start(self.app.input_node())
 
-    def scan_on_screen(self) -> None:
-        """The shown scan is ready to draw in the page (`orbitai.web.client_slices`): its annotation is prepared now
-        (with ``--prepare show``). Not before: the model prior's worker and the superpixels took the cores from the
-        scan's first frame (launch to the page's first slice 5.0 s, 4.5 s without them)."""
-        if self._prepare_now():
-            self.preparer.start(self.app.input_node())
-
     def _prepare_now(self) -> bool:
         """Whether the shown scan is prepared now: at once (``orbitai web --prepare show``, the default) or once the
         Annotate tab is open (``--prepare annotate``: a busy shared server spends no core on scans nobody edits)."""
@@ -275,9 +268,8 @@ class AnnotationPanel:
 
     def scan_shown(self) -> None:
         """Another scan is shown: a segmentation of the last scan is no longer edited nor offered, and the last scan's
-        message goes. What was prepared for the last scan stops; the new one is prepared once it is on screen
-        (`scan_on_screen`)."""
-        self.preparer.start(None)
+        message goes."""
+        self.preparer.start(self.app.input_node() if self._prepare_now() else None)
         self.edits.scan_shown(self.app.input_node())
         node = self.app.mrml.scene.GetNodeByID(self.state.ann_segmentation) if self.state.ann_segmentation else None
         if node is not None and belongs_to(node, self.app.input_node()):

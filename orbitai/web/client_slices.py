@@ -197,8 +197,7 @@ class ClientSlices:
         self.overlays_changed()
 
     async def _pack_scan(self, key: str, vol: Volume) -> None:
-        """Each resolution step packed off the main thread and published as soon as it is ready; then the annotation
-        tools are prepared (`orbitai.web.annotate.AnnotationPanel.scan_on_screen`)."""
+        """Each resolution step packed off the main thread and published as soon as it is ready."""
         for step in scan_steps(vol):
             level = await asyncio.get_event_loop().run_in_executor(None, scan_level, vol, step)
             levels = self._levels.get(key)
@@ -207,7 +206,6 @@ class ClientSlices:
             levels.append(level)
             with self.state:
                 self.state.client_volume = {**self.state.client_volume, "ready": len(levels)}
-        self.app.annotation.scan_on_screen()
 
     def volume_bytes(self, key: Any = None, index: Any = 0) -> Optional[dict[str, Any]]:
         """The page's request: resolution step ``index`` (0: the coarsest) of the scan ``key``; None when that scan is
