@@ -1,25 +1,35 @@
-"""Where on the model grid a task's structures can lie (:data:`Focus`), and the engine's use of a focus that looks
+"""Where on the model grid a task's structures can lie (:class:`Focus`), and the engine's use of a focus that looks
 on a coarser grid than the model's (:func:`focused_part`: a 1 mm whole head is never resampled whole onto the
 model's finer grid)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Callable, cast
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, cast
 
 import numpy as np
 import SimpleITK as sitk
 
+from orbitai.boxes import Region
 from orbitai.io import Volume
 from orbitai.preprocess.grid import model_grid, resample_onto, subgrid
 from orbitai.preprocess.intensity import normalisation_of, normalise_with
 
-__all__ = ["Focus", "focused_part", "grid_factor", "intersect", "shifted"]
+__all__ = ["Focus", "focused_part", "intersect", "shifted"]
 
-#: Where on the model grid a task's structures can lie: (normalised grid [k, j, i], spacing x, y, z)
-#: -> a box of slices, or None for the whole scan (e.g. :func:`orbitai.orbit.rules.orbit_search_box`). A focus with
-#: an attribute ``grid_factor`` > 1 is given the scan on a grid that many times coarser than the model's, and its box
-#: (on that grid) is the only part resampled onto the model's grid (:func:`focused_part`).
-Focus = Callable[[np.ndarray, Sequence[float]], "tuple[slice, slice, slice] | None"]
+
+@dataclass(frozen=True)
+class Focus:
+    """Where on the model grid a task's structures can lie: ``find`` (normalised grid [k, j, i], spacing x, y, z)
+    -> a box of slices, or None for the whole scan (e.g. :func:`orbitai.orbit.rules.orbit_search_box`).
+    ``grid_factor`` > 1: ``find`` is given the scan on a grid that many times coarser than the model's, and its box
+    (on that grid) is the only part resampled onto the model's grid (:func:`focused_part`)."""
+
+    find: Callable[[np.ndarray, Sequence[float]], Optional[Region]]
+    grid_factor: float = 1.0
+
+    def __call__(self, norm: np.ndarray, spacing: Sequence[float]) -> Optional[Region]:
+        return self.find(norm, spacing)
 
 
 def intersect(a: tuple[slice, ...], b: tuple[slice, ...], shape: Sequence[int]) -> tuple[slice, slice, slice]:
@@ -29,11 +39,6 @@ def intersect(a: tuple[slice, ...], b: tuple[slice, ...], shape: Sequence[int]) 
         lo = max(x.start or 0, y.start or 0)
         out.append(slice(lo, max(lo + 1, min(n if x.stop is None else x.stop, n if y.stop is None else y.stop))))
     return cast("tuple[slice, slice, slice]", tuple(out))
-
-
-def grid_factor(focus: Focus) -> float:
-    """How many times coarser than the model grid ``focus`` looks (its ``grid_factor``; 1: on the model grid)."""
-    return float(getattr(focus, "grid_factor", 1.0))
 
 
 def shifted(box: tuple[slice, ...], by: tuple[slice, ...]) -> tuple[slice, slice, slice]:
@@ -48,7 +53,7 @@ def focused_part(vol: Volume, ref: sitk.Image, spacing: Sequence[float], intensi
     it, and only the part of the model grid ``ref`` it returns resampled and normalised with the same figures. A 1 mm
     head is then never resampled whole onto the model's finer grid (0.5 s of 2 s). (normalised part, its region of
     ``ref``), or None when the focus keeps the whole scan (the caller resamples it whole)."""
-    factor = grid_factor(focus)
+    factor = focus.grid_factor
     coarse_spacing = [float(v) * factor for v in spacing]
     coarse = resample_onto(vol, model_grid(vol, coarse_spacing))
     figures = normalisation_of(coarse, intensity)

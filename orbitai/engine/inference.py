@@ -34,7 +34,7 @@ from orbitai.boxes import Region, bbox, grow, split_boxes
 from orbitai.errors import InputError
 from orbitai.io import Volume
 from orbitai.preprocess.checks import check_input
-from orbitai.engine.focus import Focus, focused_part, grid_factor, intersect, shifted
+from orbitai.engine.focus import Focus, focused_part, intersect, shifted
 from orbitai.preprocess.grid import empty_image, model_grid, resample_onto, subgrid
 from orbitai.preprocess.intensity import normalise
 from orbitai.progress import ProgressCallback
@@ -451,7 +451,7 @@ def _network_logits(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: 
     sliding window (mirrored)."""
     t0 = time.perf_counter()
     ref = model_grid(vol, spec.spacing)
-    coarse = focus is not None and grid_factor(focus) > 1.0
+    coarse = focus is not None and focus.grid_factor > 1.0
     part = focused_part(vol, ref, spec.spacing, spec.intensity, focus) if focus is not None and coarse else None
     if part is not None:
         norm, region = part

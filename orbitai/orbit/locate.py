@@ -11,7 +11,7 @@ network (fine grid, mirrored) runs on that box only. Done only where the search 
 :data:`LOCATE_ABOVE` times the box an orbit pair needs (a scan of the orbits alone is left as it was), and only when
 the coarse pass finds a plausible pair (two globes side by side); otherwise the search box is kept.
 
-:func:`orbit_focus` is the engine's focus (:data:`orbitai.engine.focus.Focus`) for the segmentation
+:func:`orbit_focus` is the engine's focus (:class:`orbitai.engine.focus.Focus`) for the segmentation
 (:func:`orbitai.orbit.segment.segment`) and the annotation tools' model prior: the engine hands it the scan already on
 the coarse grid (its ``grid_factor``) and resamples only the box it returns onto the model's grid.
 """
@@ -26,7 +26,7 @@ import torch
 from orbitai.boxes import Region
 from orbitai.engine.focus import Focus
 from orbitai.engine.inference import cpu_channels_last, sliding_window
-from orbitai.orbit.rules import eyeball_class, orbit_search_box
+from orbitai.orbit.rules import HEAD_ABOVE, eyeball_class, orbit_search_box
 
 #: The coarse grid's voxels, in model voxels along each axis.
 COARSE = 1.5
@@ -102,7 +102,7 @@ def _coarse_pair(norm: np.ndarray, part: Region, sp: np.ndarray, coarse: float, 
 def _likely_box(norm: np.ndarray, front: Region, sp: np.ndarray) -> Region | None:
     """Where in ``front`` the globes most likely lie: the slices of :data:`SLAB_MM` around the head's most anterior
     point, :data:`LIKELY_HALF_WIDTH_MM` either side of the middle; None when that is most of ``front``."""
-    head = norm[front] > 0.08
+    head = norm[front] > HEAD_ABOVE                                  # as orbit_search_box: its front part only
     wide = head.sum(2) * sp[2] >= FRONT_WIDTH_MM                    # (k, j): the head at least this wide across
     has = wide.any(1)
     if not has.any():
@@ -171,10 +171,9 @@ def orbit_focus(model: torch.nn.Module, structures: Sequence[str], locate: bool 
     What the segmentation and the annotation tools' model prior both run the network on."""
     eye = eyeball_class(structures)
 
-    def focus(norm: np.ndarray, spacing: Sequence[float]) -> Region | None:
+    def find(norm: np.ndarray, spacing: Sequence[float]) -> Region | None:
         box = orbit_search_box(norm, spacing)
         return locate_orbits(norm, spacing, box, model, eye, coarse=1.0) if locate else box
 
     # the engine hands it the scan on the coarse grid itself: the whole scan never goes onto the fine grid
-    focus.grid_factor = COARSE if locate else 1.0    # type: ignore[attr-defined]
-    return focus
+    return Focus(find, COARSE if locate else 1.0)

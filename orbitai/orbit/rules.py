@@ -60,6 +60,8 @@ def field_of_view_warnings(vol: Volume) -> list[str]:
 #: The orbits lie within this depth (mm) behind the front of the head (nose tip to optic chiasm ~100 mm)
 #: and within this distance (mm) of the head's middle left to right (lateral recti ~55 mm).
 ORBIT_DEPTH_MM, ORBIT_HALF_WIDTH_MM = 115.0, 80.0
+#: Normalised intensity (0..1) above which a voxel counts as head, not air, when the orbits are looked for.
+HEAD_ABOVE = 0.08
 
 
 def orbit_search_box(norm: np.ndarray, spacing) -> tuple[slice, slice, slice] | None:
@@ -67,9 +69,9 @@ def orbit_search_box(norm: np.ndarray, spacing) -> tuple[slice, slice, slice] | 
     orbits can lie: from the front of the head back ``ORBIT_DEPTH_MM`` and ``ORBIT_HALF_WIDTH_MM`` either
     side of its middle; all slices from foot to head. None when that is the whole scan or no head is
     seen. On a whole-head MRI this leaves the network a third of the scan; an orbit-centred scan keeps
-    all of it. (The engine's :data:`orbitai.engine.focus.Focus`.)"""
+    all of it. (What the engine's :class:`orbitai.engine.focus.Focus` of the orbits finds first.)"""
     sx, sy, sz = (float(v) for v in spacing)
-    head = norm > 0.08
+    head = norm > HEAD_ABOVE
     plane = head.sum((0, 2))                              # head voxels per coronal plane (j)
     rows = np.flatnonzero(plane * sx * sz >= 200.0)       # at least 2 cm2 of head in the plane
     if not len(rows):

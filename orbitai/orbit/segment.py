@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -83,11 +83,11 @@ def segment(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "o
     focused: list[bool] = []
     orbits = orbit_focus(model, spec.structures, locate)
 
-    def focus(norm, spacing):
+    def noted(norm, spacing):
         box = orbits(norm, spacing)
         focused.append(box is not None)
         return box
-    focus.grid_factor = getattr(orbits, "grid_factor", 1.0)     # type: ignore[attr-defined]  # the grid it looks on
+    focus = replace(orbits, find=noted)       # the same grid as the orbits' focus; notes whether it found a box
 
     try:
         res, labels = _labels(vol, model, spec, window, device, progress, sw_batch_size, mirror, focus,

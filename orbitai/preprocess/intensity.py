@@ -14,7 +14,7 @@ def normalise(arr: np.ndarray, intensity: dict[str, Any], reuse: bool = False) -
     """Intensity normalisation named in the bundle: ``ct_window``, ``percentile`` or ``zscore``
     (float32 out, whatever the input type). ``reuse``: ``arr`` is the caller's temporary, and a float32 one is
     normalised in its own memory (a 1 mm head on the model grid: 0.4 s and 128 MB less)."""
-    return _normalise(arr, intensity, reuse).astype(np.float32, copy=False)
+    return normalise_with(arr, intensity, normalisation_of(arr, intensity), reuse)
 
 
 def _scaled(arr: np.ndarray, lo: float, width: float, reuse: bool) -> np.ndarray:
@@ -55,10 +55,6 @@ def normalise_with(arr: np.ndarray, intensity: dict[str, Any], offset_scale: tup
     if intensity.get("mode", "percentile") == "zscore":
         return ((arr - np.float32(lo)) / np.float32(width)).astype(np.float32, copy=False)
     return _scaled(arr, lo, width, reuse)
-
-
-def _normalise(arr: np.ndarray, intensity: dict[str, Any], reuse: bool = False) -> np.ndarray:
-    return normalise_with(arr, intensity, normalisation_of(arr, intensity), reuse)
 
 
 def median_mad(values: np.ndarray) -> tuple[float, float]:
