@@ -80,3 +80,23 @@ def test_the_synthetic_pool_draws_its_heads_from_the_templates_in_turn(model):
     eyes = [int((h.classes == 1).sum()) for h in pool.heads]
     assert all(set(range(1, spec.n_classes + 1)) <= set(np.unique(h.classes)) for h in pool.heads)
     assert abs(eyes[0] - eyes[1]) > 0.05 * eyes[0]
+
+
+def test_a_whole_head_ct_holds_fat_around_its_globes_and_every_orbit_structure(model):
+    """`whole_head_case`: the head's whole 1 mm field of view on CT, with the orbit contents carried in; the SynthSeg
+    labels alone would leave soft tissue (+50 HU) around the globe, where a real orbit holds fat."""
+    from scipy import ndimage as ndi
+
+    from orbitai.phantoms.orbit import whole_head_case
+
+    case = whole_head_case(HEAD, "ct")
+    head = sitk.ReadImage(str(template_path(HEAD)))
+    assert sorted(case.image.shape) == sorted(head.GetSize()) and case.image.spacing == pytest.approx((1, 1, 1))
+    img, lab = case.image.array.astype(np.float32), case.labels.array
+    assert set(range(1, 13)) <= set(np.unique(lab).tolist())
+    for v in (1, 2):
+        eye = lab == v
+        shell = ndi.binary_dilation(eye, iterations=3) & ~eye & (lab == 0)
+        assert -30 < float(np.median(img[eye])) < 40                 # vitreous
+        assert float(np.median(img[shell])) < -40                      # orbital fat, not soft tissue
+    assert float(np.median(img[lab == 0])) < -500                      # most of the field of view is air

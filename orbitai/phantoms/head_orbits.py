@@ -61,7 +61,7 @@ def _atlas_image(codes: np.ndarray, lo: np.ndarray, spacing: float) -> sitk.Imag
     return as_image(codes, _grid(lo, codes.shape[::-1], spacing))
 
 
-def _head_codes(number: int) -> sitk.Image:
+def head_codes(number: int) -> sitk.Image:
     """Head ``number``'s labels as atlas tissue codes, LPS, 1 mm; the two largest eyeball components become the left
     (patient's left: larger x) and right eyeball."""
     img = sitk.DICOMOrient(sitk.ReadImage(str(template_path(number))), "LPS")
@@ -166,7 +166,7 @@ def head_orbit_model(number: int) -> A.OrbitModel:
     """Head ``number`` (1-20) as an orbit model with the atlas's muscles and nerves carried into it (see the module
     docstring)."""
     atlas = A.orbit_model()
-    head = _head_codes(number)
+    head = head_codes(number)
     centre = 0.5 * (_globe_centre(head, 1) + _globe_centre(head, 2))
     a_centre = 0.5 * (atlas.globe_centre["left"] + atlas.globe_centre["right"])
     # the head's grids: the atlas's boxes placed at the same offset from the globes' centre

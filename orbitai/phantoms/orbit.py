@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import SimpleITK as sitk
 from scipy import ndimage as ndi
 
 from orbitai.errors import InputError
 from orbitai.io import Volume, rotation
 from orbitai.phantoms import atlas as A
+from orbitai.phantoms.head_orbits import head_codes, head_orbit_model
 
 MODALITIES = ("ct", "t2", "t1")
 RECTI_VALUES = {"superior": (5, 6), "inferior": (7, 8), "medial": (9, 10), "lateral": (11, 12)}
@@ -158,7 +160,6 @@ def template_model(template: int = 0) -> A.OrbitModel:
     nerves carried into its orbits (:mod:`orbitai.phantoms.head_orbits`)."""
     if template == 0:
         return A.orbit_model()
-    from orbitai.phantoms.head_orbits import head_orbit_model   # registration: only when a head is asked for
     return head_orbit_model(int(template))
 
 
@@ -359,6 +360,34 @@ def ted_case(seed: int, modality: str = "ct", muscle_scale: float | dict[int, fl
     case = _case(rng, an, seed, template, modality, False, True, None)
     case.info["muscle_scale"] = muscle_scale if isinstance(muscle_scale, (int, float)) else dict(muscle_scale)
     return case
+
+
+def whole_head_case(template: int, modality: str = "ct", seed: int = 0) -> PhantomCase:
+    """SynthSeg head ``template`` (1-20) whole, at its own 1 mm, rendered in ``modality`` with the orbit phantoms'
+    tissue values, its orbits holding what :func:`template_model` carries into them (the atlas's recti, nerves,
+    orbital fat, sclera and lens): a real head's field of view and a real orbit's contents. (Rendering the SynthSeg
+    labels alone leaves the orbit one soft-tissue label: on CT +50 HU around the globe, where a real orbit holds fat at
+    -100 HU.) Not deformed; labels in the orbit scheme."""
+    if modality not in MODALITIES:
+        raise InputError(f"modality must be one of {MODALITIES}, got {modality!r}")
+    model = template_model(template)
+    head = head_codes(int(template))
+    tissue = sitk.GetArrayFromImage(head).astype(np.uint8)
+    fine = sitk.GetImageFromArray(model.fine)
+    fine.SetSpacing((A.FINE_SP,) * 3)
+    fine.SetOrigin(tuple(float(v) for v in model.fine_lo))
+    orbits = sitk.GetArrayFromImage(sitk.Resample(fine, head, sitk.Transform(), sitk.sitkNearestNeighbor, 255,
+                                                  sitk.sitkUInt8))
+    inside = orbits != 255                      # the orbit model's box: its codes replace the head's own
+    tissue[inside] = orbits[inside]
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(template), 7011]))
+    sp = tuple(float(v) for v in head.GetSpacing())
+    zeros = np.zeros(17)
+    img = _render(rng, modality, tissue, np.zeros(tissue.shape, np.float32), 1, sp, zeros, zeros)
+    origin, direction = np.array(head.GetOrigin()), np.array(head.GetDirection()).reshape(3, 3)
+    info = {"seed": int(seed), "template": int(template), "modality": modality, "spacing_mm": list(sp),
+            "size": list(head.GetSize()), "view": "whole head"}
+    return PhantomCase(Volume(img, sp, origin, direction), Volume(A.GT_LUT[tissue], sp, origin, direction), info)
 
 
 def _case(rng, an: Anatomy, seed: int, template: int, modality: str, domain_random: bool, noise: bool,
