@@ -381,13 +381,12 @@ def whole_head_case(template: int, modality: str = "ct", seed: int = 0) -> Phant
     inside = orbits != 255                      # the orbit model's box: its codes replace the head's own
     tissue[inside] = orbits[inside]
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(template), 7011]))
-    sp = tuple(float(v) for v in head.GetSpacing())
+    grid = Volume.from_sitk(head)
     zeros = np.zeros(17)
-    img = _render(rng, modality, tissue, np.zeros(tissue.shape, np.float32), 1, sp, zeros, zeros)
-    origin, direction = np.array(head.GetOrigin()), np.array(head.GetDirection()).reshape(3, 3)
-    info = {"seed": int(seed), "template": int(template), "modality": modality, "spacing_mm": list(sp),
+    img = _render(rng, modality, tissue, np.zeros(tissue.shape, np.float32), 1, grid.spacing, zeros, zeros)
+    info = {"seed": int(seed), "template": int(template), "modality": modality, "spacing_mm": list(grid.spacing),
             "size": list(head.GetSize()), "view": "whole head"}
-    return PhantomCase(Volume(img, sp, origin, direction), Volume(A.GT_LUT[tissue], sp, origin, direction), info)
+    return PhantomCase(grid.with_array(img), grid.with_array(A.GT_LUT[tissue]), info)
 
 
 def _case(rng, an: Anatomy, seed: int, template: int, modality: str, domain_random: bool, noise: bool,
