@@ -146,6 +146,29 @@ def test_ted_heads_have_enlarged_recti_and_clinical_patches_thick_slices():
     assert img.shape == lab.shape == tuple(CFG.spec.patch_dhw)
 
 
+def test_a_plain_sclera_is_drawn_like_the_vitreous_or_darker():
+    """Issue #66 (globes 1.2x on 1 mm T1): ``plain_sclera`` patches draw the globe's outer layer like its vitreous
+    or darker than it."""
+    from orbitai.orbit.synth import PLAIN_SCLERA_LIKE_VITREOUS
+
+    tissue = np.zeros((16, 32, 32), np.uint8)
+    tissue[:, :, :16], tissue[:, :, 16:] = 1, A.SCLERA_L                  # vitreous | sclera, a wide block of each
+    tissue[:, :2], tissue[:, -2:] = A.FAT, A.FAT
+
+    def ratios(plain: bool) -> np.ndarray:
+        out = []
+        for k in range(40):
+            img = render(tissue, np.random.default_rng(k), spacing=(0.8, 0.8, 0.8), plain_sclera=plain)
+            out.append(np.median(img[4:-4, 8:-8, 20:28]) / max(np.median(img[4:-4, 8:-8, 4:12]), 1e-6))
+        return np.array(out)
+
+    plain, default = ratios(True), ratios(False)
+    assert np.all(plain < 1.25)                                          # never brighter than the vitreous
+    like = np.mean(np.abs(plain - 1) < 0.15)
+    assert abs(like - PLAIN_SCLERA_LIKE_VITREOUS) < 0.3                   # both kinds are drawn
+    assert np.mean(default > 1.25) > 0.2                                  # an unplain sclera is often brighter
+
+
 def test_a_checkpoint_that_has_run_its_epochs_writes_its_bundle_without_building_the_pool(tmp_path, monkeypatch):
     """A synthetic-head training cut short keeps its checkpoint; asked again for the epochs it has run, it writes the
     bundle from that checkpoint at once: the head pool (minutes for 102 heads) is built only when epochs are left."""

@@ -144,6 +144,16 @@ _add(SegConfig("svnet-demo-mri-ted-thick", "svnet", {"in_channels": 1, "out_chan
                **{**_DEMO, "lr": 2e-4, "lr_decay_epoch": 31, "epochs": 40, "fg_prob": 0.9},
                extra={"synth": {**_HEADS, "fov_edge": 0.2, "ted_share": 0.33, "clinical_thick": 0.33},
                       "manifest_share": 0.25}))
+# Issue #66 (globes 1.2x on 1 mm T1): a fifth stage from the fourth, with the sclera drawn plain (like the vitreous or
+# darker) in a share of the synthetic patches (orbitai.orbit.synth.PLAIN_SCLERA_LIKE_VITREOUS).
+_add(SegConfig("svnet-demo-mri-ted-thick-globe", "svnet", {"in_channels": 1, "out_channels": 7, "base_channels": 6},
+               _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), PERCENTILE, "any"),
+               "Fifth stage of svnet-demo-mri-heads: the fourth's clinical thick slices and TED-enlarged recti, and the "
+               "sclera drawn plain in 40 % of the synthetic patches (demo, not for clinical use).",
+               **{**_DEMO, "lr": 2e-4, "lr_decay_epoch": 31, "epochs": 40, "fg_prob": 0.9},
+               extra={"synth": {**_HEADS, "fov_edge": 0.2, "ted_share": 0.33, "clinical_thick": 0.33,
+                                "plain_sclera": 0.4},
+                      "manifest_share": 0.25}))
 _add(SegConfig("sunet-demo-ct", "sunet_volume", {"in_channels": 1, "out_channels": 7, "base_channels": 6},
                _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), CT_WINDOW, "CT"),
                "Width-reduced SU-net (2D baseline) on orbital CT phantoms (demo).", **{**_DEMO, "lr_decay_epoch": 16, "epochs": 20}))

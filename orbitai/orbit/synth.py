@@ -33,7 +33,7 @@ from orbitai.engine.inference import SegSpec
 #: share of heads with TAO-enlarged muscles.
 POOL_DEFAULTS: dict[str, Any] = {"anatomies": 96, "seed": 2000, "size": (160, 160, 80), "tilt_deg": 20.0,
                                  "tao_share": 0.3, "fov_edge": 0.0, "templates": (0,), "ted_share": 0.0,
-                                 "clinical_thick": 0.0}
+                                 "clinical_thick": 0.0, "plain_sclera": 0.0}
 #: Thyroid-eye-disease heads (``ted_share``): every rectus enlarged to this many times its volume (uniform; TOM500's
 #: TED medial rectus reaches 2-3x the healthy median at its 95th percentile).
 TED_SCALE = (1.5, 3.5)
@@ -41,6 +41,12 @@ TED_SCALE = (1.5, 3.5)
 #: coronal (orbit protocols), with the fine in-plane sampling of 0.4-0.7 mm (little in-plane blur on the model grid).
 CLINICAL_SLICE_MM = (3.0, 5.0)
 _CLINICAL_AXIS_P = (0.7, 0.3, 0.0)
+#: A plain sclera (``plain_sclera`` of the patches): the globe's outer layer drawn like the vitreous (this share of them)
+#: or darker than it (the rest), as a real T1 shows the fibrous sclera. Always a rim unlike the vitreous taught the
+#: network that a globe ends one layer past its vitreous-like inside: 1.18-1.21x the true globe on 1 mm T1 heads
+#: (benchmarks/results/globe_sclera.json).
+PLAIN_SCLERA_LIKE_VITREOUS = 0.5
+_SCLERA = [19, 20]          # orbitai.phantoms.atlas.SCLERA_L, SCLERA_R
 #: Where a simulated field-of-view edge cuts a patch: (array axis, the side cut away: 0 = the low indices),
 #: with its probability: the front (y low: anterior), the foot (z low) or the top (z high) of the scan.
 _EDGES = ((1, 0), (0, 0), (0, 1))
@@ -77,12 +83,13 @@ class SynthPool:
     """Deformed atlas heads on the model grid; :meth:`sample` renders a random-contrast patch."""
 
     def __init__(self, heads: list[SynthHead], spacing: tuple[float, float, float], n_classes: int,
-                 fov_edge: float = 0.0, clinical_thick: float = 0.0):
+                 fov_edge: float = 0.0, clinical_thick: float = 0.0, plain_sclera: float = 0.0):
         self.heads = heads
         self.spacing = spacing
         self.n_classes = n_classes
         self.fov_edge = fov_edge
         self.clinical_thick = clinical_thick
+        self.plain_sclera = plain_sclera
 
     @classmethod
     def build(cls, spec: SegSpec, anatomies: int = POOL_DEFAULTS["anatomies"], seed: int = POOL_DEFAULTS["seed"],
@@ -90,6 +97,7 @@ class SynthPool:
               tao_share: float = POOL_DEFAULTS["tao_share"], fov_edge: float = POOL_DEFAULTS["fov_edge"],
               templates: Sequence[int] = POOL_DEFAULTS["templates"], ted_share: float = POOL_DEFAULTS["ted_share"],
               clinical_thick: float = POOL_DEFAULTS["clinical_thick"],
+              plain_sclera: float = POOL_DEFAULTS["plain_sclera"],
               progress: Optional[ProgressCallback] = None) -> SynthPool:
         """``anatomies`` heads from ``seed`` (same seed, same pool), each tilted up to ``tilt_deg``
         about a random axis (a brain-planned scan cuts the orbits obliquely), a share with TAO muscles;
@@ -97,7 +105,8 @@ class SynthPool:
         ``templates``: the anatomies they are drawn from in turn (`orbitai.phantoms.orbit.template_model`: 0 the
         atlas, 1-16 the SynthSeg training heads; never :data:`orbitai.phantoms.heads.HELD_OUT`). ``ted_share`` of the
         heads have every rectus enlarged (:data:`TED_SCALE`); ``clinical_thick`` of the patches are rendered as a
-        clinical 2D protocol (:data:`CLINICAL_SLICE_MM`)."""
+        clinical 2D protocol (:data:`CLINICAL_SLICE_MM`); ``plain_sclera`` of them draw the sclera plain
+        (:data:`PLAIN_SCLERA_LIKE_VITREOUS`)."""
         bad = sorted(set(int(t) for t in templates) & set(HELD_OUT))
         if bad or not templates:
             raise ConfigError(f"synthetic-head templates must be 0-16 and not the held-out heads {list(HELD_OUT)}; "
@@ -126,7 +135,7 @@ class SynthPool:
             if progress:
                 progress(i + 1, anatomies, f"synthetic head {i + 1}/{anatomies}")
         return cls(heads, (float(spec.spacing[0]), float(spec.spacing[1]), float(spec.spacing[2])), spec.n_classes,
-                   float(fov_edge), float(clinical_thick))
+                   float(fov_edge), float(clinical_thick), float(plain_sclera))
 
     def sample(self, rng: np.random.Generator, patch, fg_prob: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
         """A rendered patch (float32, 0..1) and its classes (uint8): with ``fg_prob`` centred near a
@@ -141,7 +150,9 @@ class SynthPool:
         tissue, lab = _pad(h.tissue[sl], patch), _pad(h.classes[sl], patch)
         edge = _fov_edge(lab, rng, self.spacing) if rng.random() < self.fov_edge else None
         clinical = bool(self.clinical_thick) and rng.random() < self.clinical_thick
-        img = render(tissue, rng, self.spacing, edge, clinical)
+        # drawn only when asked, so that pools without it render the same patches
+        plain = bool(self.plain_sclera) and rng.random() < self.plain_sclera
+        img = render(tissue, rng, self.spacing, edge, clinical, plain)
         if edge is not None:       # nothing of the head beyond the scan's edge: background there
             lab = lab.copy()
             lab[_beyond(lab.shape, edge)] = 0
@@ -219,16 +230,20 @@ def _pad(a: np.ndarray, shape) -> np.ndarray:
 
 
 def render(tissue: np.ndarray, rng: np.random.Generator, spacing=(0.8, 0.8, 0.8),
-           edge: Optional[Edge] = None, clinical: bool = False) -> np.ndarray:
+           edge: Optional[Edge] = None, clinical: bool = False, plain_sclera: bool = False) -> np.ndarray:
     """A random-contrast image of the tissue codes ``tissue`` [z, y, x] on a grid of ``spacing`` mm
     (x, y, z), normalised to 0..1 as the percentile normalisation of a whole scan would; with ``edge``
     the scan ends there (zero beyond, as the inference engine pads a scan) and dims towards it; ``clinical``: a 2D
-    protocol's thick slices (:data:`CLINICAL_SLICE_MM`) with fine in-plane sampling."""
+    protocol's thick slices (:data:`CLINICAL_SLICE_MM`) with fine in-plane sampling; ``plain_sclera``: the sclera
+    like the vitreous or darker (:data:`PLAIN_SCLERA_LIKE_VITREOUS`)."""
     mean = rng.uniform(0, 1, 256).astype(np.float32)
     # the two sides of one structure look alike in a scan: pair them (orbit labels odd/even, lens, sclera)
     mean[2:17:2] = mean[1:17:2] * rng.uniform(0.95, 1.05, 8).astype(np.float32)
     mean[[18, 20]] = mean[[17, 19]]
     mean[0] = rng.uniform(0, 0.15)                      # air outside the head: dark in MRI and CT alike
+    if plain_sclera:
+        like = rng.random() < PLAIN_SCLERA_LIKE_VITREOUS
+        mean[_SCLERA] = mean[[1, 2]] * (rng.uniform(0.95, 1.05) if like else rng.uniform(0.2, 0.8))
     sd = rng.uniform(0, 0.06, 256).astype(np.float32)
     img = mean[tissue] + sd[tissue] * rng.standard_normal(tissue.shape, dtype=np.float32)
     vox = np.array(spacing[::-1], float)                # z, y, x
