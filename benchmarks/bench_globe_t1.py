@@ -11,12 +11,14 @@
   heads as 1 mm T1 orbit phantoms (scaled globes) give the model's predicted / true ratio on what it learnt from.
 * The real T1 of ``../shared/data`` (patient 04, 3.3 mm slices: no 1 mm T1 is in the project) as it is.
 
-``python -m benchmarks globe_t1`` -> ``benchmarks/results/globe_t1.json``.
+``python -m benchmarks globe_t1`` -> ``benchmarks/results/globe_t1.json`` (ORBITAI_ORBIT_MRI_MODEL: another MRI bundle
+folder, written to ``globe_t1_<folder name>.json``).
 """
 from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -101,7 +103,8 @@ def main() -> None:
     from orbitai.phantoms.heads import tissue_map
 
     torch.set_num_threads(2)
-    _, net, spec = load_seg_model(None, False, "cpu")
+    model = os.environ.get("ORBITAI_ORBIT_MRI_MODEL") or None        # another MRI bundle folder (a candidate)
+    _, net, spec = load_seg_model(model, False, "cpu")
     metrics: dict[str, float] = {}
     notes: dict[str, Any] = {"heads": {}, "phantoms": {}, "real": {}}
     ratios: dict[str, list[float]] = {}
@@ -142,11 +145,11 @@ def main() -> None:
         notes["real"][path.name]["spacing_mm"] = [round(s, 3) for s in vol.spacing]
         print(f"real {path.name}: {json.dumps(notes['real'][path.name])}", flush=True)
     notes["heads_measured"] = list(HEADS)
-    notes["how"] = ("bundled MRI model (orbit_svnet_mri_demo), overlap window, mirrored, CPU; heads: SynthSeg label "
+    notes["how"] = (f"{model or 'bundled MRI model (orbit_svnet_mri_demo)'}, overlap window, mirrored, CPU; heads: SynthSeg label "
                     "maps 17-20 at 1 mm with the T1/T2 means, own globes (label 506, not scaled), cut to 48 x 150 x "
                     "150 mm around the eyes; phantoms: orbit_case(t1, template=head, 1 mm, axial), globes scaled to "
                     "target_globe_cm3")
-    write_result("globe_t1", metrics, {}, notes)
+    write_result("globe_t1" + (f"_{Path(model).name}" if model else ""), metrics, {}, notes)
 
 
 if __name__ == "__main__":

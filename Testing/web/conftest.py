@@ -65,5 +65,9 @@ def driver(web_tools, downloads):
 
 @pytest.fixture()
 def page(server, driver) -> WebPage:
-    """The page, opened afresh on a closed scene, with every view's first frame shown."""
+    """The page, opened afresh on a closed scene, with every view's first frame shown; a test whose module's server
+    has ended fails at once with the end of the server's log (a crash's Python traceback, `web_server`)."""
+    if server.process.poll() is not None:
+        pytest.fail(f"the module's orbitai web ended earlier (exit {server.process.returncode}); the end of its log:\n"
+                    f"{server.log_tail(4000)}", pytrace=False)
     return WebPage.fresh(driver, server.url)

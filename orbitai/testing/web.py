@@ -56,7 +56,7 @@ def web_server(data: Optional[str] = None, *args: str, start_timeout_s: float = 
                env: Optional[dict] = None) -> Iterator[WebServer]:
     """Run ``orbitai web [DATA] --port P`` on 127.0.0.1 for the block (its own process group; stopped with SIGINT,
     then killed after 15 s, however the block ends), with a fresh secret (``ORBITAI_WEB_TOKEN``). Yields when the
-    server listens."""
+    server listens. A crash of the server's Python writes its traceback to the log (``PYTHONFAULTHANDLER``)."""
     import secrets
 
     port = free_port()
@@ -67,7 +67,8 @@ def web_server(data: Optional[str] = None, *args: str, start_timeout_s: float = 
         with open(log, "wb") as out:
             started = time.monotonic()
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                    env={**os.environ, "ORBITAI_WEB_TOKEN": token, **(env or {})})
+                                    env={**os.environ, "ORBITAI_WEB_TOKEN": token, "PYTHONFAULTHANDLER": "1",
+                                         **(env or {})})
         try:
             url = f"http://127.0.0.1:{port}/?secret={token}"
             wait_until_listening(port, proc, "orbitai web", log, start_timeout_s - (time.monotonic() - started))
