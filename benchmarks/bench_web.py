@@ -406,20 +406,36 @@ def _server_interactions(page, driver) -> dict[str, list[float]]:
     return out
 
 
-def _launches(head: Path, n: int) -> list[tuple[float, float]]:
-    """``n`` more launches of ``orbitai web HEAD`` (a fresh browser each): (server's, page's first frame) seconds from
-    the process start, as `_slices_phase` times them."""
-    from orbitai.testing.web import WebPage, browser, web_server
+def _launch(driver: Any, head: Path) -> tuple[float, float]:
+    """One launch of ``orbitai web HEAD`` opened in ``driver``: (server's, page's first frame) seconds from the process
+    start, as `_slices_phase` times them."""
+    from orbitai.testing.web import WebPage, web_server
+
+    with web_server(str(head)) as srv:
+        page = WebPage(driver, srv.url)
+        page.wait_views(120)
+        server = time.monotonic() - srv.started
+        page.wait(lambda: driver.execute_script(_FRAMES_JS, "Red") > 0, 120, "the page's first drawn slice",
+                  interval_s=0.02)
+        return server, time.monotonic() - srv.started
+
+
+def _launches(head: Path, n: int, open_browser: bool = False) -> list[tuple[float, float]]:
+    """``n`` more launches of ``orbitai web HEAD``: a fresh browser each, or (``open_browser``) one browser already
+    running that opens each launch's page (each on its own port, so nothing of the last page is cached)."""
+    from orbitai.testing.web import browser
 
     out = []
+    if open_browser:
+        with browser() as driver:
+            driver.get("about:blank")
+            for _ in range(n):
+                out.append(_launch(driver, head))
+                time.sleep(2.0)
+        return out
     for _ in range(n):
-        with browser() as driver, web_server(str(head)) as srv:
-            page = WebPage(driver, srv.url)
-            page.wait_views(120)
-            server = time.monotonic() - srv.started
-            page.wait(lambda: driver.execute_script(_FRAMES_JS, "Red") > 0, 120, "the page's first drawn slice",
-                      interval_s=0.02)
-            out.append((server, time.monotonic() - srv.started))
+        with browser() as driver:
+            out.append(_launch(driver, head))
         time.sleep(2.0)
     return out
 
@@ -482,8 +498,44 @@ def slices_main() -> Path:
                         derived="slices_* measured at notes.derived's date (bench_web.py --slices)")
 
 
+def launches_main() -> Path:
+    """``--launches``: idle launch to the page's first slice, `LAUNCHES` times with a fresh browser each and `LAUNCHES`
+    times with one browser already running; merged into results/web.json (the other figures kept with their date)."""
+    import json
+
+    from benchmarks.common import RESULTS
+
+    with tempfile.TemporaryDirectory() as tmp:
+        head = head_volume(Path(tmp) / "head_1mm.nrrd")
+        time.sleep(30.0)                # whatever ran before settles
+        uptime = [_uptime()]
+        fresh = _launches(head, LAUNCHES)
+        uptime.append(_uptime())
+        opened = _launches(head, LAUNCHES, open_browser=True)
+        uptime.append(_uptime())
+    old = json.loads((RESULTS / "web.json").read_text()) if (RESULTS / "web.json").exists() else {}
+    metrics, targets = dict(old.get("metrics", {})), dict(old.get("targets", {}))
+    metrics["slices_idle_client_launch_s"] = statistics.median(c for _, c in fresh)
+    metrics["slices_idle_server_launch_s"] = statistics.median(s for s, _ in fresh)
+    metrics["slices_idle_client_launch_open_browser_s"] = statistics.median(c for _, c in opened)
+    targets["slices_idle_client_launch_s"] = "<= 5"
+    notes = dict(old.get("notes", {}))
+    notes["launches"] = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "what": "idle launch of orbitai web (1 mm whole head from SynthSeg head 1) to the page's first drawn slice, from "
+                "the server process's start: fresh browser (a new headless Chromium per launch, started before the "
+                "server) and open browser (one Chromium already running; each launch's page on its own port)",
+        "uptime": uptime, "fresh_browser_s": [[round(x, 2) for x in p] for p in fresh],
+        "open_browser_s": [[round(x, 2) for x in p] for p in opened]}
+    return write_result("web", metrics, targets, notes, measured=old or None,
+                        derived="slices_* measured at notes.slices' date (bench_web.py --slices); the idle launch "
+                                "(slices_idle_*launch*) at notes.launches' date (--launches)")
+
+
 if __name__ == "__main__":
-    if "--slices" in sys.argv[1:]:
+    if "--launches" in sys.argv[1:]:
+        launches_main()
+    elif "--slices" in sys.argv[1:]:
         slices_main()
     else:
         main()
