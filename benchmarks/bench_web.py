@@ -440,13 +440,19 @@ def _launches(head: Path, n: int, open_browser: bool = False) -> list[tuple[floa
     return out
 
 
-def slices_main() -> Path:
-    """``--slices``: the browser-drawn slices against the server-rendered path, idle then under `LOAD_PROCESSES`
-    busy processes; merged into results/web.json (the other figures kept with their own date)."""
+def _stored_web() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """results/web.json as stored (empty if none), and copies of its metrics, targets and notes to merge a run into."""
     import json
 
     from benchmarks.common import RESULTS
 
+    old = json.loads((RESULTS / "web.json").read_text()) if (RESULTS / "web.json").exists() else {}
+    return old, dict(old.get("metrics", {})), dict(old.get("targets", {})), dict(old.get("notes", {}))
+
+
+def slices_main() -> Path:
+    """``--slices``: the browser-drawn slices against the server-rendered path, idle then under `LOAD_PROCESSES`
+    busy processes; merged into results/web.json (the other figures kept with their own date)."""
     with tempfile.TemporaryDirectory() as tmp:
         head = head_volume(Path(tmp) / "head_1mm.nrrd")
         time.sleep(30.0)                # whatever ran before settles
@@ -461,8 +467,7 @@ def slices_main() -> Path:
             for p in busy:
                 p.kill()
                 p.wait()
-    old = json.loads((RESULTS / "web.json").read_text()) if (RESULTS / "web.json").exists() else {}
-    metrics, targets = dict(old.get("metrics", {})), dict(old.get("targets", {}))
+    old, metrics, targets, notes = _stored_web()
     for tag, phase in (("idle", idle), ("loaded", loaded)):
         launches = phase.get("launches", [(phase["server_launch_s"], phase["client_launch_s"])])
         metrics[f"slices_{tag}_client_launch_s"] = statistics.median(c for _, c in launches)
@@ -481,7 +486,6 @@ def slices_main() -> Path:
             targets[f"slices_{tag}_client_{name}_p90_s"] = "<= 0.2"
     targets["slices_idle_client_launch_s"] = "<= 5"
     targets["slices_loaded_client_launch_s"] = "<= 10"
-    notes = dict(old.get("notes", {}))
     notes["slices"] = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "what": "slices_*: issue 67's browser-drawn slices (client) against the server-rendered path (server) in the "
@@ -501,10 +505,6 @@ def slices_main() -> Path:
 def launches_main() -> Path:
     """``--launches``: idle launch to the page's first slice, `LAUNCHES` times with a fresh browser each and `LAUNCHES`
     times with one browser already running; merged into results/web.json (the other figures kept with their date)."""
-    import json
-
-    from benchmarks.common import RESULTS
-
     with tempfile.TemporaryDirectory() as tmp:
         head = head_volume(Path(tmp) / "head_1mm.nrrd")
         time.sleep(30.0)                # whatever ran before settles
@@ -513,13 +513,11 @@ def launches_main() -> Path:
         uptime.append(_uptime())
         opened = _launches(head, LAUNCHES, open_browser=True)
         uptime.append(_uptime())
-    old = json.loads((RESULTS / "web.json").read_text()) if (RESULTS / "web.json").exists() else {}
-    metrics, targets = dict(old.get("metrics", {})), dict(old.get("targets", {}))
+    old, metrics, targets, notes = _stored_web()
     metrics["slices_idle_client_launch_s"] = statistics.median(c for _, c in fresh)
     metrics["slices_idle_server_launch_s"] = statistics.median(s for s, _ in fresh)
     metrics["slices_idle_client_launch_open_browser_s"] = statistics.median(c for _, c in opened)
     targets["slices_idle_client_launch_s"] = "<= 5"
-    notes = dict(old.get("notes", {}))
     notes["launches"] = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "what": "idle launch of orbitai web (1 mm whole head from SynthSeg head 1) to the page's first drawn slice, from "
