@@ -440,6 +440,16 @@ def _launches(head: Path, n: int, open_browser: bool = False) -> list[tuple[floa
     return out
 
 
+def _import_seconds(n: int) -> list[float]:
+    """Seconds for a Python process to import the web server's modules and exit, ``n`` times."""
+    out = []
+    for _ in range(n):
+        t0 = time.monotonic()
+        subprocess.run([sys.executable, "-c", "import orbitai.web.app"], check=True)
+        out.append(time.monotonic() - t0)
+    return out
+
+
 def _stored_web() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
     """results/web.json as stored (empty if none), and copies of its metrics, targets and notes to merge a run into."""
     import json
@@ -513,10 +523,12 @@ def launches_main() -> Path:
         uptime.append(_uptime())
         opened = _launches(head, LAUNCHES, open_browser=True)
         uptime.append(_uptime())
+        imports = _import_seconds(LAUNCHES)
     old, metrics, targets, notes = _stored_web()
     metrics["slices_idle_client_launch_s"] = statistics.median(c for _, c in fresh)
     metrics["slices_idle_server_launch_s"] = statistics.median(s for s, _ in fresh)
     metrics["slices_idle_client_launch_open_browser_s"] = statistics.median(c for _, c in opened)
+    metrics["web_server_imports_s"] = statistics.median(imports)
     targets["slices_idle_client_launch_s"] = "<= 5"
     notes["launches"] = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -524,7 +536,10 @@ def launches_main() -> Path:
                 "the server process's start: fresh browser (a new headless Chromium per launch, started before the "
                 "server) and open browser (one Chromium already running; each launch's page on its own port)",
         "uptime": uptime, "fresh_browser_s": [[round(x, 2) for x in p] for p in fresh],
-        "open_browser_s": [[round(x, 2) for x in p] for p in opened]}
+        "open_browser_s": [[round(x, 2) for x in p] for p in opened],
+        "imports_s": [round(x, 2) for x in imports],
+        "imports_what": "python -c 'import orbitai.web.app' (the server's modules: slicer-core, VTK, trame, the app) "
+                        "as a whole process, before any app is built or scan read: the floor of any launch"}
     return write_result("web", metrics, targets, notes, measured=old or None,
                         derived="slices_* measured at notes.slices' date (bench_web.py --slices); the idle launch "
                                 "(slices_idle_*launch*) at notes.launches' date (--launches)")
