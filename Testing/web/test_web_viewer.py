@@ -111,20 +111,27 @@ def test_results_belong_to_their_scan_and_segments_can_be_hidden(page, downloads
 
 
 def test_window_level_by_preset_and_by_drag(page):
+    empty = page.views().get("Red", ("",))[0]               # the fresh page's frame, before the CT is shown
     page.load(PHANTOMS["orbit-ct"])
     page.wait_state("wl_window", lambda v: v is not None, 20)
-    # the slice views drawn and settled (after the last test's layout change) before the reference frame is taken
-    page.wait(lambda: page.views_rendered(), 60, "the slice views")
+    # the slice views drawn with the CT (a frame after the load's) and settled: three frames alike over ~1 s, so that
+    # a stale frame of the empty scene, repeated while a loaded server catches up, is never taken for the reference
+    page.wait(lambda: page.views_rendered() and page.views()["Red"][0] != empty, 60, "the CT's first frame")
     frames = [page.view_image("Red")[1]]
-    page.wait(lambda: frames.append(page.view_image("Red")[1]) or frames[-1].shape == frames[-2].shape
-              and abs(float(frames[-1].mean()) - float(frames[-2].mean())) < 0.5, 30, "a settled frame", interval_s=0.3)
+
+    def settled() -> bool:
+        frames.append(page.view_image("Red")[1])
+        last = frames[-3:]
+        return len(last) == 3 and all(f.shape == last[0].shape for f in last) and \
+            max(float(f.mean()) for f in last) - min(float(f.mean()) for f in last) < 0.5
+    page.wait(settled, 30, "a settled frame", interval_s=0.4)
     before = frames[-1]
     page.set_state("wl_preset", "CT bone (W 1000 / L 400)")
     page.wait_state("wl_window", lambda v: v == 1000.0, 20)
     assert page.state("wl_level") == 400.0
     # a bone window on a CT: the soft tissue goes dark, so the image's mean falls
-    page.wait(lambda: page.view_image("Red")[1].mean() < before.mean() - 5, 30, "the bone window drawn",
-              interval_s=0.3)
+    page.wait(lambda: page.view_image("Red")[1].mean() < before.mean() - 5, 30,
+              f"the bone window drawn (the reference frame's mean {float(before.mean()):.1f})", interval_s=0.3)
     w, lv = page.state("wl_window"), page.state("wl_level")
     size = page.view_element("Red").size
     x, y = size["width"] / 2, size["height"] / 2
