@@ -23,6 +23,7 @@ from scipy import ndimage as ndi
 from orbitai.errors import ConfigError
 from orbitai.labels import values_for
 from orbitai.orbit.rules import class_lut
+from orbitai.phantoms import atlas as A
 from orbitai.phantoms.heads import HELD_OUT
 from orbitai.phantoms.orbit import orbit_anatomy
 from orbitai.preprocess.resolution import thick_slices
@@ -46,7 +47,7 @@ _CLINICAL_AXIS_P = (0.7, 0.3, 0.0)
 #: network that a globe ends one layer past its vitreous-like inside: 1.18-1.21x the true globe on 1 mm T1 heads
 #: (benchmarks/results/globe_sclera.json).
 PLAIN_SCLERA_LIKE_VITREOUS = 0.5
-_SCLERA = [19, 20]          # orbitai.phantoms.atlas.SCLERA_L, SCLERA_R
+_SCLERA = [A.SCLERA_L, A.SCLERA_R]
 #: Where a simulated field-of-view edge cuts a patch: (array axis, the side cut away: 0 = the low indices),
 #: with its probability: the front (y low: anterior), the foot (z low) or the top (z high) of the scan.
 _EDGES = ((1, 0), (0, 0), (0, 1))

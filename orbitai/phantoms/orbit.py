@@ -372,7 +372,8 @@ def whole_head_case(template: int, modality: str = "ct", seed: int = 0) -> Phant
         raise InputError(f"modality must be one of {MODALITIES}, got {modality!r}")
     model = template_model(template)
     head = head_codes(int(template))
-    tissue = sitk.GetArrayFromImage(head).astype(np.uint8)
+    grid = Volume.from_sitk(head)                # the head's codes and grid, read from the image once
+    tissue = grid.array.astype(np.uint8)
     fine = sitk.GetImageFromArray(model.fine)
     fine.SetSpacing((A.FINE_SP,) * 3)
     fine.SetOrigin(tuple(float(v) for v in model.fine_lo))
@@ -381,7 +382,6 @@ def whole_head_case(template: int, modality: str = "ct", seed: int = 0) -> Phant
     inside = orbits != 255                      # the orbit model's box: its codes replace the head's own
     tissue[inside] = orbits[inside]
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(template), 7011]))
-    grid = Volume.from_sitk(head)
     zeros = np.zeros(17)
     img = _render(rng, modality, tissue, np.zeros(tissue.shape, np.float32), 1, grid.spacing, zeros, zeros)
     info = {"seed": int(seed), "template": int(template), "modality": modality, "spacing_mm": list(grid.spacing),
