@@ -63,13 +63,18 @@ def remove_unfinished() -> None:
 
 
 @contextlib.contextmanager
-def scratch_folder(prefix: str) -> Iterator[Path]:
+def scratch_folder(prefix: str, before_removal: Optional[Callable[[], None]] = None) -> Iterator[Path]:
     """A new temporary folder, removed on leaving the block, and by `remove_unfinished` while the block runs: a
     command ended from its watcher thread (a cancel that finds the main thread stuck, say in closing a Dask cluster)
-    leaves no scratch behind. (``tempfile.TemporaryDirectory`` raises on a file a dying child writes meanwhile.)"""
+    leaves no scratch behind. ``before_removal`` runs first on either path (it ends the processes that could still
+    write there: a child that makes the folder anew after its removal leaves it behind). (``tempfile.TemporaryDirectory``
+    raises on a file a dying child writes meanwhile.)"""
     folder = Path(tempfile.mkdtemp(prefix=prefix))
 
     def remove() -> None:
+        if before_removal is not None:
+            with contextlib.suppress(Exception):
+                before_removal()
         shutil.rmtree(folder, ignore_errors=True)
 
     try:

@@ -287,13 +287,15 @@ def test_cancel_leaves_no_process_and_no_file(cohorts, tmp_path, name, sig):
     while any(alive(p) for p in children) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not [processes()[p][2] for p in children if alive(p)], "processes were left running"
-    assert not [cmd for _, state, cmd in processes(group=run.proc.pid).values() if state != "Z"], \
-        "processes were left in the command's process group"
+    in_group = [cmd for _, state, cmd in processes(group=run.proc.pid).values() if state != "Z"]
+    assert not in_group, ("processes were left in the command's process group", in_group)
     assert not naming(tmp_path) and not naming(cohorts), "processes were left running"
     kept = RESUME_STATE.get(name)
     left = [str(p.relative_to(run_dir)) for p in run_dir.rglob("*")]
     assert [p for p in left if kept is None or not kept.match(p)] == [], "files were left in the run folder"
-    assert [p for p in tmpdir.iterdir() if not TORCH_CACHE.match(p.name)] == [], "files were left in the TMPDIR"
+    left_tmp = [p for p in tmpdir.iterdir() if not TORCH_CACHE.match(p.name)]
+    assert left_tmp == [], ("files were left in the TMPDIR", [str(p.relative_to(tmpdir)) for d in left_tmp
+                                                              for p in (d, *sorted(d.rglob("*")))][:20])
     assert listing(cohorts) == before, "the inputs changed"
 
 

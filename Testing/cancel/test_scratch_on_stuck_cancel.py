@@ -67,3 +67,51 @@ def test_the_ddp_launchers_logs_folder_is_removed_by_a_stop_from_outside(tmpdir_
     assert launch.launch(["tao", "train"], nproc=2) == 130
     assert seen and seen[0].parent == tmpdir_only
     assert list(tmpdir_only.iterdir()) == []
+
+
+# A worker process still starting when the cluster's scratch folder is removed makes it anew (Dask's WorkSpace creates
+# its whole path): CI once found ``orbitai-dask-*`` left after ``ivgc features --workers 2`` got SIGINT while starting.
+_LATE_WORKER = ("import os, sys, time; time.sleep(float(sys.argv[2])); "
+                "os.makedirs(os.path.join(sys.argv[1], 'dask-scratch-space', 'worker-1'), exist_ok=True)")
+# the same worker started by a parent that ends at once: no longer this process's descendant
+_ORPHANED_WORKER = ("import subprocess, sys; subprocess.Popen([sys.executable, '-c', sys.argv[3], sys.argv[1], "
+                    "sys.argv[2]])")
+
+
+@pytest.mark.parametrize("orphaned", [False, True], ids=["child", "orphaned"])
+@pytest.mark.parametrize("outside", [False, True], ids=["block-ends", "stop-from-outside"])
+def test_a_late_worker_cannot_leave_the_clusters_scratch_behind(tmpdir_only: Path, orphaned: bool,
+                                                               outside: bool) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    processes = cluster._ClusterProcesses()
+    env = dict(os.environ, **{cluster.CLUSTER_MARK: processes.token})
+    with staging.scratch_folder("orbitai-dask-", processes.end) as folder:
+        args = ["-c", _ORPHANED_WORKER, str(folder), "1.0", _LATE_WORKER] if orphaned else \
+            ["-c", _LATE_WORKER, str(folder), "1.0"]
+        started = subprocess.Popen([sys.executable, *args], env=env)
+        if outside:
+            staging.remove_unfinished()
+            assert not folder.exists()
+    started.wait(10)
+    time.sleep(1.5)                 # past the worker's own 1 s: it ran to its end before the removal
+    assert list(tmpdir_only.iterdir()) == []
+    assert processes._marked() == []
+
+
+def test_a_worker_that_does_not_end_is_killed_before_the_scratch_goes(tmpdir_only: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import subprocess
+    import sys
+
+    monkeypatch.setattr(cluster, "CHILDREN_GRACE_S", 0.5)
+    processes = cluster._ClusterProcesses()
+    env = dict(os.environ, **{cluster.CLUSTER_MARK: processes.token})
+    with staging.scratch_folder("orbitai-dask-", processes.end) as folder:
+        stuck = subprocess.Popen([sys.executable, "-c", _LATE_WORKER, str(folder), "60"], env=env)
+    assert stuck.wait(10) != 0 and not folder.exists()
+    assert list(tmpdir_only.iterdir()) == []

@@ -13,10 +13,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import socket
 import sys
+import time
+import uuid
 from typing import Any, Callable, Iterator, Mapping, Optional
+
+import psutil  # type: ignore[import-untyped]  # a dependency of dask.distributed
 
 from orbitai.device import usable_cores
 from orbitai.errors import InputError, UserError, one_line
@@ -78,6 +83,46 @@ def _start_local_cluster(**kwargs: Any) -> Any:
             with contextlib.suppress(Exception):
                 cluster.close(timeout=5)
         raise
+
+
+#: The environment variable that marks a local cluster's worker processes (set through Dask's pre-spawn environment).
+CLUSTER_MARK = "ORBITAI_DASK_CLUSTER"
+#: multiprocessing's own helper processes (its start method's): they live until the command ends and write nothing.
+_MP_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
+#: Seconds the processes of a local cluster get to end on their own before they are killed.
+CHILDREN_GRACE_S = 5.0
+
+
+class _ClusterProcesses:
+    """The worker processes of one local cluster, found by the mark they carry in their environment (`CLUSTER_MARK`
+    = ``token``), wherever they are in the process tree (a worker whose parent ended first is no longer a
+    descendant). `end` waits up to ``CHILDREN_GRACE_S`` for them to end, then kills those left: it runs before the
+    cluster's scratch folder is removed, since a worker still starting makes that folder anew (Dask's ``WorkSpace``
+    creates its whole path) and it would be left behind."""
+
+    def __init__(self) -> None:
+        self.token = f"{os.getpid()}-{uuid.uuid4().hex}"
+
+    def _marked(self) -> list[psutil.Process]:
+        out = []
+        for p in psutil.process_iter():
+            with contextlib.suppress(psutil.Error, OSError):
+                if (p.pid != os.getpid() and p.status() != psutil.STATUS_ZOMBIE
+                        and p.environ().get(CLUSTER_MARK) == self.token
+                        and not any(helper in " ".join(p.cmdline()) for helper in _MP_HELPERS)):
+                    out.append(p)
+        return out
+
+    def end(self) -> None:
+        for last in (False, True):
+            deadline = time.monotonic() + CHILDREN_GRACE_S
+            while (left := self._marked()) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if last or not left:
+                return
+            for p in left:
+                with contextlib.suppress(psutil.Error):
+                    p.kill()
 
 
 _ADDRESS = re.compile(r"^(?:(?P<scheme>tcp|tls)://)?\[?(?P<host>[^\]/\s]+?)\]?:(?P<port>\d+)/?$")
@@ -188,7 +233,8 @@ def dask_client(workers: int, scheduler: Optional[str], n_tasks: int) -> Iterato
             stack.callback(client.close)
             _wait_for_a_worker(client, scheduler)
         else:
-            scratch = str(stack.enter_context(scratch_folder("orbitai-dask-")))
+            processes = _ClusterProcesses()
+            scratch = str(stack.enter_context(scratch_folder("orbitai-dask-", processes.end)))
             # one thread per worker for the numerical libraries, as Dask sets them; but not its MALLOC_TRIM_THRESHOLD_:
             # a fixed threshold turns off glibc's adaptive one, and every large array then costs fresh page faults
             # (measured: each case about 10 % slower, benchmarks/bench_cohort.py)
@@ -200,6 +246,7 @@ def dask_client(workers: int, scheduler: Optional[str], n_tasks: int) -> Iterato
             share = max(1, usable_cores() // n_workers)
             for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
                 environ[key] = max(share, int(environ.get(key) or 1))
+            environ[CLUSTER_MARK] = processes.token
             stack.enter_context(dask.config.set({"temporary-directory": scratch,
                                                  "distributed.nanny.pre-spawn-environ": environ}))
             # a cancel while the cluster starts takes effect once it is up (and registered to be closed): closing
