@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from orbitai.cohort.clinical import IVGC_CLINICAL
+from orbitai.errors import InputError
 from orbitai.orbit.anatomy import RANGES, structure_measures
 from orbitai.phantoms import brain_flair_case, orbit_case, write_cohort
 
@@ -180,11 +181,16 @@ def test_brain_flair_heavy_load_is_periventricular_and_large_and_leaves_defaults
         brain_flair_case(7, "ms", heavy=-0.1)
 
 
-def test_atypical_option_is_refused_for_other_kinds(tmp_path, capsys):
+def test_atypical_and_ted_options_are_refused_for_other_kinds_and_out_of_range(tmp_path, capsys):
     from orbitai.cli import main
 
     assert main(["phantom", "tao", "--n", "1", "--atypical", "0.2", "--out", str(tmp_path / "t")]) != 0
     assert "--atypical applies to brain-flair" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()
+    assert main(["phantom", "tao", "--n", "1", "--ted", "0.3", "--out", str(tmp_path / "t")]) != 0
+    assert "--ted applies to orbit-ct and orbit-mri phantoms only" in capsys.readouterr().err
+    assert main(["phantom", "orbit-ct", "--n", "1", "--ted", "1.5", "--out", str(tmp_path / "t")]) != 0
+    assert "--ted must lie between 0 and 1, got 1.5." in capsys.readouterr().err
     assert not (tmp_path / "t").exists()
 
 
@@ -212,3 +218,26 @@ def test_every_kind_writes(tmp_path):
     for kind in ("orbit-ct", "orbit-mri", "tao", "brain-flair"):
         write_cohort(kind, 2, 1, tmp_path / kind)
         assert (tmp_path / kind / "montage.png").exists()
+
+
+def test_a_ted_share_enlarges_the_recti_of_that_share_and_leaves_the_other_cases_as_they_were(tmp_path):
+    from orbitai.labels import values_for
+    from orbitai.phantoms.cohort import make_case
+    from orbitai.phantoms.orbit import TED_SCALE
+
+    recti = [v for s in ("superior_rectus_muscle", "inferior_rectus_muscle", "medial_rectus_muscle",
+                         "lateral_rectus_muscle") for v in values_for(s)]
+    manifest = write_cohort("orbit-ct", 6, 1000, tmp_path / "c", montage_cases=0, ted=0.5)
+    rows = list(csv.DictReader(manifest.open()))
+    scales = [float(r["muscle_scale"]) for r in rows]
+    assert 0 < sum(s > 1 for s in scales) < 6                 # some cases enlarged, not all
+    for i, scale in enumerate(scales):
+        plain, case = make_case("orbit-ct", 1000, i), make_case("orbit-ct", 1000, i, ted=0.5)
+        if scale == 1.0:                                          # the cases of --ted 0, byte for byte
+            assert np.array_equal(plain.image.array, case.image.array) and "muscle_scale" not in case.info
+            continue
+        assert TED_SCALE[0] <= scale <= TED_SCALE[1] and case.info["muscle_scale"] == pytest.approx(scale, abs=1e-3)
+        before, after = (float(np.isin(c.labels.array, recti).sum()) for c in (plain, case))
+        assert scale * 0.6 < after / before < scale * 1.4
+    with pytest.raises(InputError, match="orbit-ct and orbit-mri"):
+        make_case("tao", 1000, 0, label=1, ted=0.5)

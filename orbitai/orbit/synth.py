@@ -25,7 +25,7 @@ from orbitai.labels import values_for
 from orbitai.orbit.rules import class_lut
 from orbitai.phantoms import atlas as A
 from orbitai.phantoms.heads import HELD_OUT
-from orbitai.phantoms.orbit import orbit_anatomy
+from orbitai.phantoms.orbit import TED_SCALE, orbit_anatomy
 from orbitai.preprocess.resolution import thick_slices
 from orbitai.progress import ProgressCallback
 from orbitai.engine.inference import SegSpec
@@ -35,9 +35,6 @@ from orbitai.engine.inference import SegSpec
 POOL_DEFAULTS: dict[str, Any] = {"anatomies": 96, "seed": 2000, "size": (160, 160, 80), "tilt_deg": 20.0,
                                  "tao_share": 0.3, "fov_edge": 0.0, "templates": (0,), "ted_share": 0.0,
                                  "clinical_thick": 0.0, "plain_sclera": 0.0}
-#: Thyroid-eye-disease heads (``ted_share``): every rectus enlarged to this many times its volume (uniform; TOM500's
-#: TED medial rectus reaches 2-3x the healthy median at its 95th percentile).
-TED_SCALE = (1.5, 3.5)
 #: A clinical 2D protocol (``clinical_thick`` of the patches): slices of 3-5 mm, axial (brain FLAIR and T2) or
 #: coronal (orbit protocols), with the fine in-plane sampling of 0.4-0.7 mm (little in-plane blur on the model grid).
 CLINICAL_SLICE_MM = (3.0, 5.0)

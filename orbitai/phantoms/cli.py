@@ -48,6 +48,9 @@ def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
     p.add_argument("--montage-cases", type=int, default=4, help="cases shown in montage.png (0: no montage)")
     p.add_argument("--atypical", type=float, default=0.0,
                    help="brain-flair: share of atypical cases that look like the other disease (0 to 1, default 0)")
+    p.add_argument("--ted", type=float, default=0.0,
+                   help="orbit-ct, orbit-mri: share of thyroid-eye-disease-like cases, every rectus enlarged 1.5-3.5x "
+                        "in volume (0 to 1, default 0)")
     p.set_defaults(func=run)
 
 
@@ -68,6 +71,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--atypical must lie between 0 and 1, got {args.atypical}.")
     if args.atypical and args.kind != "brain-flair":
         raise UserError(f"--atypical applies to brain-flair phantoms only, not {args.kind}.")
+    if not 0.0 <= args.ted <= 1.0:
+        raise UserError(f"--ted must lie between 0 and 1, got {args.ted}.")
+    if args.ted and args.kind not in ("orbit-ct", "orbit-mri"):
+        raise UserError(f"--ted applies to orbit-ct and orbit-mri phantoms only, not {args.kind}.")
     if args.montage_cases < 0:
         raise UserError(f"--montage-cases must be 0 or more, got {args.montage_cases}.")
     from orbitai.bundle.core import refuse_package_folder
@@ -79,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     # full disk leaves no cases without a manifest, and a previous cohort in --out is replaced, not mixed.
     with staged_folder(Path(args.out).absolute(), replaces=COHORT_ENTRIES, last=["manifest.csv"]) as work:
         write_cohort(args.kind, args.n, args.seed, work, progress=emit, montage_cases=args.montage_cases,
-                     atypical=args.atypical)
+                     atypical=args.atypical, ted=args.ted)
     path = Path(args.out) / "manifest.csv"
     print(f"wrote {args.n} {args.kind} cases; manifest {path}")
     return 0

@@ -33,7 +33,7 @@ from orbitai.io.segfile import lesion_table, write_segmentation
 from orbitai.labels import ORBIT_LABELS
 from orbitai.metrics.plotting import pyplot
 from orbitai.phantoms.brain import brain_flair_case
-from orbitai.phantoms.orbit import orbit_case
+from orbitai.phantoms.orbit import TED_SCALE, orbit_case
 from orbitai.progress import ProgressCallback
 
 KINDS = ("orbit-ct", "orbit-mri", "orbit-synth", "tao", "ivgc", "brain-flair")
@@ -70,20 +70,27 @@ def _case_seed(seed: int, i: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(i), 424242]).generate_state(1)[0])
 
 
-def make_case(kind: str, seed: int, i: int, label: Optional[int] = None, atypical: float = 0.0):
+def make_case(kind: str, seed: int, i: int, label: Optional[int] = None, atypical: float = 0.0, ted: float = 0.0):
     """Generate case ``i`` of a cohort (same bytes for the same seed, kind and index).
 
     ``atypical`` (brain-flair only): share of atypical, other-disease-like cases (see
-    `orbitai.phantoms.brain.brain_flair_case`)."""
+    `orbitai.phantoms.brain.brain_flair_case`). ``ted`` (orbit-ct, orbit-mri): share of thyroid-eye-disease-like
+    cases, every rectus enlarged to a volume drawn from :data:`orbitai.phantoms.orbit.TED_SCALE` times its own (the
+    other cases are those of ``ted`` 0, byte for byte)."""
     if atypical and kind != "brain-flair":
         raise InputError(f"atypical presentations exist only for brain-flair phantoms, not {kind}.")
+    if ted and kind not in ("orbit-ct", "orbit-mri"):
+        raise InputError(f"thyroid-eye-disease-like cases exist only for orbit-ct and orbit-mri phantoms, not {kind}.")
 
     s = _case_seed(seed, i)
     rng = np.random.default_rng(s)
-    if kind == "orbit-ct":
-        return orbit_case(s, "ct")
-    if kind == "orbit-mri":
-        return orbit_case(s, "t2" if rng.random() < 0.65 else "t1")
+    if kind in ("orbit-ct", "orbit-mri"):
+        modality = "ct" if kind == "orbit-ct" else ("t2" if rng.random() < 0.65 else "t1")
+        scale = None
+        if ted:        # drawn from a generator of their own: the modality draw above stays as it was
+            pick = np.random.default_rng(np.random.SeedSequence([s, 7013]))
+            scale = float(pick.uniform(*TED_SCALE)) if pick.random() < ted else None
+        return orbit_case(s, modality, muscle_scale=scale)
     if kind == "orbit-synth":  # random intensity per tissue, resolution, bias, noise (for segmentation training)
         return orbit_case(s, str(rng.choice(["ct", "t2", "t1"])), domain_random=True)
     if kind == "tao":
@@ -111,9 +118,10 @@ def cohort_labels(kind: str, n: int, seed: int) -> list[Optional[int]]:
 
 def write_cohort(kind: str, n: int, seed: int, out_dir: str | os.PathLike,
                  progress: Optional[ProgressCallback] = None,
-                 montage_cases: int = 4, atypical: float = 0.0) -> Path:
+                 montage_cases: int = 4, atypical: float = 0.0, ted: float = 0.0) -> Path:
     """Write ``n`` cases of ``kind`` to ``out_dir`` with ``manifest.csv`` and ``montage.png``.
-    ``atypical``: see `make_case` (brain-flair; the manifest then says which cases are atypical).
+    ``atypical``: see `make_case` (brain-flair; the manifest then says which cases are atypical); ``ted`` likewise
+    (orbit-ct, orbit-mri; the manifest's ``muscle_scale`` says how much each case's recti are enlarged, 1 for none).
 
     Returns the manifest path. Same ``seed`` -> the same files, byte for byte.
     """
@@ -129,7 +137,7 @@ def write_cohort(kind: str, n: int, seed: int, out_dir: str | os.PathLike,
     shown: list[tuple[str, Optional[int], Any]] = []
     for i in range(n):
         cid = f"{kind.replace('-', '_')}_{i:04d}"
-        case = make_case(kind, seed, i, labels[i], atypical)
+        case = make_case(kind, seed, i, labels[i], atypical, ted)
         img_rel = f"images/{cid}.nrrd"
         seg_rel = f"segmentations/{cid}.seg.nrrd"
         write_volume(case.image, out / img_rel)
@@ -148,6 +156,8 @@ def write_cohort(kind: str, n: int, seed: int, out_dir: str | os.PathLike,
         if kind in ("orbit-ct", "orbit-mri", "orbit-synth", "tao", "ivgc"):
             row["modality"] = case.info["modality"]
             row["orientation"] = case.info["orientation"]
+        if ted:
+            row["muscle_scale"] = round(float(case.info.get("muscle_scale", 1.0)), 3)
         rows.append(row)
         if len(shown) < montage_cases:
             shown.append((cid, labels[i], case))

@@ -322,7 +322,8 @@ def orbit_anatomy(rng: np.random.Generator, modality: str = "ct", domain_random:
 def orbit_case(seed: int, modality: str = "ct", domain_random: bool = False, tao: str | None = None,
                ivgc: int | None = None, orientation: str | None = None, size=None, spacing=None,
                oblique: bool | float | None = None, noise: bool = True,
-               contrast: dict[int, tuple[float, float]] | None = None, template: int = 0) -> PhantomCase:
+               contrast: dict[int, tuple[float, float]] | None = None, template: int = 0,
+               muscle_scale: float | dict[int, float] | None = None) -> PhantomCase:
     """Synthesise one orbital case from the deformed atlas (``template`` 0) or head ``template`` (1-20, see
     :func:`template_model`).
 
@@ -332,19 +333,28 @@ def orbit_case(seed: int, modality: str = "ct", domain_random: bool = False, tao
     responder/non-responder muscle pattern. ``size`` (nx, ny, nz), ``spacing`` (x, y, z) mm and
     ``orientation`` ('axial'/'coronal') fix the acquisition; otherwise they are drawn. ``contrast``
     (MRI only): a tissue -> (mean, texture sd) table replacing the modality's (e.g. a T2 without fat
-    suppression, see :data:`CONTRASTS`).
+    suppression, see :data:`CONTRASTS`). ``muscle_scale``: the recti enlarged as in :func:`ted_case` (a TED-like
+    case; ``info["muscle_scale"]`` says it).
     """
     if modality not in MODALITIES:
         raise InputError(f"modality must be one of {MODALITIES}, got {modality!r}")
     if tao not in (None, "active", "inactive"):
         raise InputError(f"tao must be None, 'active' or 'inactive', got {tao!r}")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7007]))
-    an = orbit_anatomy(rng, modality, domain_random, tao, ivgc, orientation, size, spacing, oblique, template)
-    return _case(rng, an, seed, template, modality, domain_random, noise, contrast)
+    an = orbit_anatomy(rng, modality, domain_random, tao, ivgc, orientation, size, spacing, oblique, template,
+                       muscle_scale)
+    case = _case(rng, an, seed, template, modality, domain_random, noise, contrast)
+    if muscle_scale is not None:
+        case.info["muscle_scale"] = muscle_scale if isinstance(muscle_scale, (int, float)) else dict(muscle_scale)
+    return case
 
 
 #: Thyroid eye disease's usual pattern: inferior, medial and superior recti enlarged most, the lateral least.
 TED_MUSCLE_SCALE = {5: 3.0, 6: 3.0, 7: 3.0, 8: 3.0, 9: 3.0, 10: 3.0, 11: 2.0, 12: 2.0}
+#: Thyroid-eye-disease cases for training (``ted_share`` of the synthetic heads, ``--ted`` of a phantom cohort): every
+#: rectus enlarged to this many times its volume (uniform; TOM500's TED medial rectus reaches 2-3x the healthy median at
+#: its 95th percentile).
+TED_SCALE = (1.5, 3.5)
 
 
 def ted_case(seed: int, modality: str = "ct", muscle_scale: float | dict[int, float] | None = None, size=None,
