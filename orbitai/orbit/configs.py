@@ -78,12 +78,12 @@ _add(SegConfig("svnet-demo-ct", "svnet", {"in_channels": 1, "out_channels": 7, "
                _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), CT_WINDOW, "CT"),
                "Width-reduced SV-net trained on orbital CT phantoms (demo, not for clinical use).",
                **{**_DEMO, "epochs": 90}))
-# Issue #66 (TED recti on CT read 0.56x their volume): a second stage from the bundled CT model on a cohort of 36 CT
-# phantoms of the same seed, a third of them with every rectus enlarged 1.5-3.5x (`orbitai phantom orbit-ct --ted`);
-# a third of the learning rate.
+# Issue #66 (TED recti on CT read 0.56x their volume): a second stage from the first on 36 CT phantoms of the same seed,
+# each with its recti enlarged 1.5-3.5x with probability 0.33 (`orbitai phantom orbit-ct --ted 0.33`: 18 of the 36 drawn);
+# a third of the learning rate. The bundled CT model since 0.2.0 (benchmarks/results/orbit_ct_ted.json).
 _add(SegConfig("svnet-demo-ct-ted", "svnet", {"in_channels": 1, "out_channels": 7, "base_channels": 6},
                _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), CT_WINDOW, "CT"),
-               "Second stage of svnet-demo-ct: CT phantoms, a third with thyroid-eye-disease-enlarged recti (demo, not "
+               "Second stage of svnet-demo-ct: CT phantoms, a share with thyroid-eye-disease-enlarged recti (demo, not "
                "for clinical use).",
                **{**_DEMO, "lr": 3e-4, "lr_decay_epoch": 21, "epochs": 30}))
 _add(SegConfig("svnet-demo-dr", "svnet", {"in_channels": 1, "out_channels": 7, "base_channels": 6},
