@@ -33,7 +33,7 @@ from orbitai.io.segfile import lesion_table, write_segmentation
 from orbitai.labels import ORBIT_LABELS
 from orbitai.metrics.plotting import pyplot
 from orbitai.phantoms.brain import brain_flair_case
-from orbitai.phantoms.orbit import TED_SCALE, orbit_case
+from orbitai.phantoms.orbit import TED_SCALE, orbit_case, ted_case
 from orbitai.progress import ProgressCallback
 
 KINDS = ("orbit-ct", "orbit-mri", "orbit-synth", "tao", "ivgc", "brain-flair")
@@ -86,11 +86,11 @@ def make_case(kind: str, seed: int, i: int, label: Optional[int] = None, atypica
     rng = np.random.default_rng(s)
     if kind in ("orbit-ct", "orbit-mri"):
         modality = "ct" if kind == "orbit-ct" else ("t2" if rng.random() < 0.65 else "t1")
-        scale = None
         if ted:        # drawn from a generator of their own: the modality draw above stays as it was
             pick = np.random.default_rng(np.random.SeedSequence([s, 7013]))
-            scale = float(pick.uniform(*TED_SCALE)) if pick.random() < ted else None
-        return orbit_case(s, modality, muscle_scale=scale)
+            if pick.random() < ted:      # the same anatomy (orientation and tilt drawn alike), its recti enlarged
+                return ted_case(s, modality, float(pick.uniform(*TED_SCALE)), oblique=None)
+        return orbit_case(s, modality)
     if kind == "orbit-synth":  # random intensity per tissue, resolution, bias, noise (for segmentation training)
         return orbit_case(s, str(rng.choice(["ct", "t2", "t1"])), domain_random=True)
     if kind == "tao":

@@ -322,8 +322,7 @@ def orbit_anatomy(rng: np.random.Generator, modality: str = "ct", domain_random:
 def orbit_case(seed: int, modality: str = "ct", domain_random: bool = False, tao: str | None = None,
                ivgc: int | None = None, orientation: str | None = None, size=None, spacing=None,
                oblique: bool | float | None = None, noise: bool = True,
-               contrast: dict[int, tuple[float, float]] | None = None, template: int = 0,
-               muscle_scale: float | dict[int, float] | None = None) -> PhantomCase:
+               contrast: dict[int, tuple[float, float]] | None = None, template: int = 0) -> PhantomCase:
     """Synthesise one orbital case from the deformed atlas (``template`` 0) or head ``template`` (1-20, see
     :func:`template_model`).
 
@@ -333,20 +332,15 @@ def orbit_case(seed: int, modality: str = "ct", domain_random: bool = False, tao
     responder/non-responder muscle pattern. ``size`` (nx, ny, nz), ``spacing`` (x, y, z) mm and
     ``orientation`` ('axial'/'coronal') fix the acquisition; otherwise they are drawn. ``contrast``
     (MRI only): a tissue -> (mean, texture sd) table replacing the modality's (e.g. a T2 without fat
-    suppression, see :data:`CONTRASTS`). ``muscle_scale``: the recti enlarged as in :func:`ted_case` (a TED-like
-    case; ``info["muscle_scale"]`` says it).
+    suppression, see :data:`CONTRASTS`).
     """
     if modality not in MODALITIES:
         raise InputError(f"modality must be one of {MODALITIES}, got {modality!r}")
     if tao not in (None, "active", "inactive"):
         raise InputError(f"tao must be None, 'active' or 'inactive', got {tao!r}")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7007]))
-    an = orbit_anatomy(rng, modality, domain_random, tao, ivgc, orientation, size, spacing, oblique, template,
-                       muscle_scale)
-    case = _case(rng, an, seed, template, modality, domain_random, noise, contrast)
-    if muscle_scale is not None:
-        case.info["muscle_scale"] = muscle_scale if isinstance(muscle_scale, (int, float)) else dict(muscle_scale)
-    return case
+    an = orbit_anatomy(rng, modality, domain_random, tao, ivgc, orientation, size, spacing, oblique, template)
+    return _case(rng, an, seed, template, modality, domain_random, noise, contrast)
 
 
 #: Thyroid eye disease's usual pattern: inferior, medial and superior recti enlarged most, the lateral least.
@@ -358,15 +352,16 @@ TED_SCALE = (1.5, 3.5)
 
 
 def ted_case(seed: int, modality: str = "ct", muscle_scale: float | dict[int, float] | None = None, size=None,
-             spacing=None, template: int = 0) -> PhantomCase:
-    """A thyroid-eye-disease-like case: :func:`orbit_case` (not oblique, no TAO signal) with each rectus enlarged
-    to ``muscle_scale`` times its volume (or per muscle value, a dict; by default :data:`TED_MUSCLE_SCALE`), its
-    belly thickened as in :func:`_thicken`; ``info["muscle_scale"]`` says it."""
+             spacing=None, template: int = 0, oblique: bool | None = False) -> PhantomCase:
+    """A thyroid-eye-disease-like case: :func:`orbit_case` (no TAO signal; not oblique, or with ``oblique`` None
+    drawn as :func:`orbit_case` draws it, so the same seed gives the same anatomy) with each rectus enlarged to
+    ``muscle_scale`` times its volume (or per muscle value, a dict; by default :data:`TED_MUSCLE_SCALE`), its belly
+    thickened as in :func:`_thicken`; ``info["muscle_scale"]`` says it."""
     muscle_scale = dict(TED_MUSCLE_SCALE) if muscle_scale is None else muscle_scale
     if modality not in MODALITIES:
         raise InputError(f"modality must be one of {MODALITIES}, got {modality!r}")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7007]))
-    an = orbit_anatomy(rng, modality, False, None, None, None, size, spacing, False, template, muscle_scale)
+    an = orbit_anatomy(rng, modality, False, None, None, None, size, spacing, oblique, template, muscle_scale)
     case = _case(rng, an, seed, template, modality, False, True, None)
     case.info["muscle_scale"] = muscle_scale if isinstance(muscle_scale, (int, float)) else dict(muscle_scale)
     return case
