@@ -6,7 +6,9 @@ installs both."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -63,11 +65,27 @@ def driver(web_tools, downloads):
         yield d
 
 
-@pytest.fixture()
-def page(server, driver) -> WebPage:
-    """The page, opened afresh on a closed scene, with every view's first frame shown; a test whose module's server
-    has ended fails at once with the end of the server's log (a crash's Python traceback, `web_server`)."""
+def _fail_if_ended(server, when: str, wait_s: float = 0.0) -> None:
+    """Fail with the end of the server's log (a crash's Python traceback, `web_server`) when its process has ended,
+    waiting up to ``wait_s`` for it to end (a crash still under way refuses connections before it exits)."""
+    deadline = time.monotonic() + wait_s
+    while server.process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
     if server.process.poll() is not None:
-        pytest.fail(f"the module's orbitai web ended earlier (exit {server.process.returncode}); the end of its log:\n"
+        pytest.fail(f"the module's orbitai web ended {when} (exit {server.process.returncode}); the end of its log:\n"
                     f"{server.log_tail(4000)}", pytrace=False)
-    return WebPage.fresh(driver, server.url)
+
+
+@pytest.fixture()
+def page(server, driver) -> Iterator[WebPage]:
+    """The page, opened afresh on a closed scene, with every view's first frame shown. A test whose module's server
+    has ended fails at once, and a server that ends while the page opens or during the test is reported at once,
+    each with the end of the server's log: the next test's refused connection no longer hides a crash."""
+    _fail_if_ended(server, "earlier")
+    try:
+        opened = WebPage.fresh(driver, server.url)
+    except Exception:
+        _fail_if_ended(server, "while the page opened", wait_s=5.0)
+        raise
+    yield opened
+    _fail_if_ended(server, "during this test")

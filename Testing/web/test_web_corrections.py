@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from web_cases import PHANTOMS
 
-from orbitai.testing.web import WebPage, web_server
+from orbitai.testing.web import web_server
 
 JOB_TIMEOUT_S = 300
 #: a short recipe for the test (the panel's own is minutes on a CPU)
@@ -22,11 +22,6 @@ def home(tmp_path_factory):
 def server(web_tools, web_data, home):
     with web_server(str(web_data), env={"HOME": str(home), "ORBITAI_FINETUNE_OPTIONS": OPTIONS}) as srv:
         yield srv
-
-
-@pytest.fixture()
-def page(server, driver) -> WebPage:
-    return WebPage.fresh(driver, server.url)
 
 
 def load_with_segmentation(page) -> str:

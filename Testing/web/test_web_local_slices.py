@@ -16,7 +16,7 @@ import pytest
 from web_cases import PHANTOMS
 
 from orbitai.labels import LABEL_BY_NAME
-from orbitai.testing.web import WebPage, colored
+from orbitai.testing.web import colored
 from orbitai.web.client_slices import compact, packed, scan_level, scan_steps
 
 CANVAS_JS = """
@@ -59,11 +59,6 @@ def settled_frame(page, view: str, quiet_s: float = 1.5, timeout_s: float = 30.0
 def differs(a, b, level: int = 40) -> bool:
     return a is not None and b is not None and (a.shape != b.shape or
                                                  int(np.abs(a.astype(int) - b.astype(int)).max()) > level)
-
-
-@pytest.fixture()
-def page(server, driver) -> WebPage:
-    return WebPage.fresh(driver, server.url)
 
 
 # ---------------------------------------------------------------------------------------------- packing (no browser)

@@ -24,11 +24,6 @@ def shot(page, name: str) -> None:
         page.driver.save_screenshot(str(Path(SHOTS) / f"web_{name}.png"))
 
 
-@pytest.fixture()
-def page(server, driver) -> WebPage:
-    return WebPage.fresh(driver, server.url)
-
-
 def run_job(page, key: str) -> None:
     page.wait_state(f"{key}_apply_enabled", bool, 30)
     page.click(f"orbitai-{key}-apply")
