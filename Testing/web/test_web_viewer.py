@@ -206,7 +206,7 @@ def test_smartpencil_first_click_shows_what_runs_before_its_result(page, web_dat
     assert page.state("ann_busy") is False and page.state("ann_voxels") > 0
 
 
-def test_smartfill_first_preview_says_it_waits_for_the_model_prior(page, web_data):
+def test_smartfill_first_preview_says_it_waits_for_the_model_prior(page, web_data, server):
     page.set_state("ann_opt_SmartFill_PriorWeight", 0.0)     # not asked for on load (issue 67): the preview asks
     centre = _segment_on_eyeball(page, web_data)
     page.set_state("ann_opt_SmartFill_PriorWeight", 2.0)
@@ -217,7 +217,12 @@ def test_smartfill_first_preview_says_it_waits_for_the_model_prior(page, web_dat
     page.set_state("ann_tool", "none")
     page.driver.execute_script(RECORDER)
     page.click("orbitai-ann-preview")
-    page.wait_state("ann_preview", bool, 300)
+    try:
+        page.wait_state("ann_preview", bool, 300)
+    except TimeoutError as exc:   # once in a fresh-clone run (and once in 115 runs before): say where it stood
+        states = {k: page.state(k) for k in ("ann_busy", "ann_busy_text", "ann_waiting", "ann_prior", "ann_message")}
+        pytest.fail(f"{exc}; the panel's state: {states}; the end of the server's log:\n{server.log_tail(3000)}",
+                    pytrace=False)
     rec = page.driver.execute_script("return window.orbitaiRec")
     shown = next(i for i, r in enumerate(rec) if r[4])
     assert any(r[0] and "SmartFill" in r[1] for r in rec[:shown]), rec

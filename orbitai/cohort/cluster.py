@@ -114,9 +114,23 @@ class _ClusterProcesses:
         return out
 
     def end(self) -> None:
+        # found by the mark, then followed by process (create time checked): one that is exiting has no environment
+        # left to read, yet it still runs until it is a zombie or gone
+        seen: dict[int, psutil.Process] = {}
+
+        def running() -> list[psutil.Process]:
+            for p in self._marked():
+                seen.setdefault(p.pid, p)
+            out = []
+            for p in seen.values():
+                with contextlib.suppress(psutil.Error):
+                    if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                        out.append(p)
+            return out
+
         for last in (False, True):
             deadline = time.monotonic() + CHILDREN_GRACE_S
-            while (left := self._marked()) and time.monotonic() < deadline:
+            while (left := running()) and time.monotonic() < deadline:
                 time.sleep(0.05)
             if last or not left:
                 return
