@@ -1,5 +1,5 @@
 """The CT model on thyroid-eye-disease-like recti (issue 66): held-out CT phantoms as they are and with every rectus
-enlarged, through ``orbitai seg evaluate``.
+enlarged, scored as ``orbitai seg evaluate`` scores them.
 
 Cases: ``orbitai phantom orbit-ct --n 8 --seed 9000`` (the held-out seed of the CT model's accuracy figures, never
 drawn by a training cohort) and the same eight with ``--ted 1.0`` (each case's recti enlarged by a factor drawn from
@@ -33,10 +33,9 @@ SHORT = {"superior_rectus_muscle": "sr", "inferior_rectus_muscle": "ir", "medial
 
 
 def _evaluate(manifest: Path, model: str, out: Path) -> list[dict[str, str]]:
-    from orbitai.cli import main as cli
+    from orbitai.orbit.evaluate import evaluate
 
-    assert cli(["seg", "evaluate", "--manifest", str(manifest), "--model", model, "--out", str(out),
-                "--device", "cpu"]) == 0
+    evaluate(manifest, model, out, device="cpu", progress=lambda *a: None)     # what 'seg evaluate' runs
     with (out / "per_case.csv").open(newline="") as f:
         return list(csv.DictReader(f))
 

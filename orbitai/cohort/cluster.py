@@ -107,15 +107,14 @@ class _ClusterProcesses:
         out = []
         for p in psutil.process_iter():
             with contextlib.suppress(psutil.Error, OSError):
-                if (p.pid != os.getpid() and p.status() != psutil.STATUS_ZOMBIE
-                        and p.environ().get(CLUSTER_MARK) == self.token
+                if (p.pid != os.getpid() and p.environ().get(CLUSTER_MARK) == self.token
                         and not any(helper in " ".join(p.cmdline()) for helper in _MP_HELPERS)):
                     out.append(p)
         return out
 
     def end(self) -> None:
         # found by the mark, then followed by process (create time checked): one that is exiting has no environment
-        # left to read, yet it still runs until it is a zombie or gone
+        # left to read, yet it runs until it is a zombie or gone
         seen: dict[int, psutil.Process] = {}
 
         def running() -> list[psutil.Process]:
@@ -128,15 +127,18 @@ class _ClusterProcesses:
                         out.append(p)
             return out
 
-        for last in (False, True):
+        def wait() -> list[psutil.Process]:
             deadline = time.monotonic() + CHILDREN_GRACE_S
             while (left := running()) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            if last or not left:
-                return
-            for p in left:
-                with contextlib.suppress(psutil.Error):
-                    p.kill()
+            return left
+
+        left = wait()
+        for p in left:
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+        if left:
+            wait()
 
 
 _ADDRESS = re.compile(r"^(?:(?P<scheme>tcp|tls)://)?\[?(?P<host>[^\]/\s]+?)\]?:(?P<port>\d+)/?$")
