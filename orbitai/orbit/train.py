@@ -31,6 +31,8 @@ from orbitai.bundle import save_bundle
 from orbitai.bundle.models import find_task_bundle
 from orbitai.training.checkpoint import resume as resume_checkpoint
 from orbitai.training.checkpoint import save_checkpoint
+from orbitai.training.prefetch import prefetched
+from orbitai.training.speed import StepSpeed, model_dims
 from orbitai.cohort.manifest import Case
 from orbitai.cohort.splits import kfold_split
 from orbitai.errors import ConfigError, InputError
@@ -159,54 +161,64 @@ def validate(model: torch.nn.Module, val: list[Prepared], cfg: SegConfig, device
 def _epochs(model: torch.nn.Module, net: torch.nn.Module, opt: torch.optim.Optimizer, start: int, cfg: SegConfig,
             draw: Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]], va: list[Prepared], device,
             metrics_path: Path, ckpt_path: Path, progress: ProgressCallback,
-            time_limit_s: Optional[float]) -> tuple[int, dict[str, float]]:
+            time_limit_s: Optional[float], speed: StepSpeed) -> tuple[int, dict[str, float]]:
     """Epochs ``start`` to ``cfg.epochs`` of training ``net`` (``model``, or its DDP wrapper: each process draws its
     share of every global batch, `orbitai.training.distributed`); returns the epochs run and the last validation Dice.
     Every patch is drawn from a generator of its own, seeded by (``cfg.seed``, epoch, iteration, place in the batch),
-    so that any number of processes draws the same global batch, and a resumed run the same epochs."""
+    so that any number of processes draws the same global batch, and a resumed run the same epochs; ``speed``: the
+    layout and precision of the steps (`orbitai.training.speed`)."""
     epochs, seed = cfg.epochs, cfg.seed
     t_start = time.perf_counter()
     total_iters = epochs * cfg.iters_per_epoch
     last_val: dict[str, float] = {}
     done_epochs = start
     net.train()
-    for epoch in range(start, epochs):
-        decayed = cfg.lr_decay_epoch and epoch + 1 >= cfg.lr_decay_epoch
-        for group in opt.param_groups:  # step schedule, set from the epoch so a resume matches
-            group["lr"] = cfg.lr * (cfg.lr_decay_factor if decayed else 1.0)
-        torch.manual_seed(seed * 100003 + epoch)
-        t0 = time.perf_counter()
-        losses = []
-        for it in range(cfg.iters_per_epoch):
-            mine = distributed.local_slice(range(cfg.batch_size))
-            xs, ys = [], []
-            for b in mine:
-                img, lab = draw(np.random.default_rng([seed, epoch, it, b]))
-                xs.append(img)
-                ys.append(lab)
-            x = torch.from_numpy(np.stack(xs))[:, None].to(device)
-            y = torch.from_numpy(np.stack(ys)).to(device)
-            opt.zero_grad(set_to_none=True)
-            # the mean over the global batch: on several processes, DDP averages their weighted gradients
-            loss = loss_fn(net(x), y, cfg.spec.n_classes + 1, cfg.loss) * distributed.loss_weight(len(mine),
-                                                                                                   cfg.batch_size)
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
-            done = epoch * cfg.iters_per_epoch + it + 1
-            if it % 5 == 4 or it == cfg.iters_per_epoch - 1:
-                progress(done, total_iters, f"epoch {epoch + 1}/{epochs} loss {np.mean(losses[-5:]):.4f}")
-        mean_loss = distributed.sum_over_ranks([float(np.sum(losses))])[0] / (len(losses) * distributed.world_size())
-        if va and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == epochs):
-            last_val = validate(model, va, cfg, device)
-        with metrics_path.open("a", newline="") as f:
-            csv.writer(f).writerow([epoch + 1, f"{mean_loss:.5f}", f"{time.perf_counter() - t0:.1f}"]
-                                   + [f"{last_val.get(s, float('nan')):.4f}" for s in cfg.spec.structures])
-        save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1}, ckpt_path)
-        done_epochs = epoch + 1
-        if distributed.any_rank(bool(time_limit_s and time.perf_counter() - t_start > time_limit_s)):
-            log.warning("time limit reached after epoch %d", epoch + 1)
-            break
+
+    def batch(key: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """This process's share of the global batch of (epoch, iteration) ``key``."""
+        epoch, it = key
+        drawn = [draw(np.random.default_rng([seed, epoch, it, b])) for b in distributed.local_slice(range(cfg.batch_size))]
+        return np.stack([d[0] for d in drawn]), np.stack([d[1] for d in drawn])
+
+    # batches made ahead by worker processes while the network steps (`orbitai.training.prefetch`): the same batches
+    batches = prefetched(batch, [(e, it) for e in range(start, epochs) for it in range(cfg.iters_per_epoch)])
+    try:
+        for epoch in range(start, epochs):
+            decayed = cfg.lr_decay_epoch and epoch + 1 >= cfg.lr_decay_epoch
+            for group in opt.param_groups:  # step schedule, set from the epoch so a resume matches
+                group["lr"] = cfg.lr * (cfg.lr_decay_factor if decayed else 1.0)
+            torch.manual_seed(seed * 100003 + epoch)
+            t0 = time.perf_counter()
+            losses = []
+            for it in range(cfg.iters_per_epoch):
+                xb, yb = next(batches)
+                x = speed.inputs(torch.from_numpy(xb)[:, None].to(device))
+                y = torch.from_numpy(yb).to(device)
+                opt.zero_grad(set_to_none=True)
+                with speed.autocast(device):
+                    logits = net(x)
+                # the mean over the global batch: on several processes, DDP averages their weighted gradients
+                loss = loss_fn(logits.float(), y, cfg.spec.n_classes + 1, cfg.loss) * distributed.loss_weight(
+                    len(xb), cfg.batch_size)
+                loss.backward()
+                opt.step()
+                losses.append(float(loss.detach()))
+                done = epoch * cfg.iters_per_epoch + it + 1
+                if it % 5 == 4 or it == cfg.iters_per_epoch - 1:
+                    progress(done, total_iters, f"epoch {epoch + 1}/{epochs} loss {np.mean(losses[-5:]):.4f}")
+            mean_loss = distributed.sum_over_ranks([float(np.sum(losses))])[0] / (len(losses) * distributed.world_size())
+            if va and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == epochs):
+                last_val = validate(model, va, cfg, device)
+            with metrics_path.open("a", newline="") as f:
+                csv.writer(f).writerow([epoch + 1, f"{mean_loss:.5f}", f"{time.perf_counter() - t0:.1f}"]
+                                       + [f"{last_val.get(s, float('nan')):.4f}" for s in cfg.spec.structures])
+            save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1}, ckpt_path)
+            done_epochs = epoch + 1
+            if distributed.any_rank(bool(time_limit_s and time.perf_counter() - t_start > time_limit_s)):
+                log.warning("time limit reached after epoch %d", epoch + 1)
+                break
+    finally:
+        batches.close()   # the workers end now, also on a time limit or an error
     return done_epochs, last_val
 
 
@@ -241,6 +253,7 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, folds: int = 1, fold: in
     torch.manual_seed(seed)
     np.random.seed(seed)
     device = torch.device(device)
+    speed = StepSpeed.auto(device)
     log.info("preparing %d cases", len(cases))
     data = prepare(cases, cfg)
     tr, va = [data[i] for i in train_idx], [data[i] for i in val_idx]
@@ -265,6 +278,7 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, folds: int = 1, fold: in
         model = build_model(cfg.arch, **cfg.arch_args).to(device)
         if init_bundle is not None:
             model.load_state_dict(init_bundle.load_model("cpu").state_dict())
+        speed.model(model, model_dims(model))     # the layout of the steps (in place: same parameters)
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         initial = ({k: v.clone() for k, v in model.state_dict().items()}, copy.deepcopy(opt.state_dict()))
 
@@ -300,7 +314,8 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, folds: int = 1, fold: in
         done_epochs = start_epoch   # what the model has run (a checkpoint may hold more than asked)
         with distributed.wrap(model, device) as net:
             done_epochs, last_val = _epochs(model, net, opt, start_epoch, cfg, draw, va, device, metrics_path,
-                                            ckpt_path, progress, time_limit_s)
+                                            ckpt_path, progress, time_limit_s, speed)
+        model.to(memory_format=torch.contiguous_format)     # the bundle's weights in the usual layout
         meta: dict[str, Any] = {
             "name": out.name, "version": "0.1.0", "task": "segmentation",
             "description": cfg.description,
@@ -316,7 +331,7 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, folds: int = 1, fold: in
                          "epochs": done_epochs, "planned_epochs": epochs, "iterations_per_epoch": cfg.iters_per_epoch,
                          "batch_size": cfg.batch_size, "lr": cfg.lr, "lr_decay_epoch": cfg.lr_decay_epoch,
                          "lr_decay_factor": cfg.lr_decay_factor, "loss": cfg.loss,
-                         "seconds": round(time.perf_counter() - t_start, 1)},
+                         "seconds": round(time.perf_counter() - t_start, 1), "steps": speed.describe()},
             "training_data": training_data or f"{len(tr)} cases",
             **({"initialised_from": {"bundle": init_bundle.name,
                                      "weights_sha256": init_bundle.metadata.get("weights_sha256")}}

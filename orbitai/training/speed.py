@@ -1,0 +1,104 @@
+"""How a training step uses the CPU (issue 77): memory layout, mixed precision and compilation, chosen in one place.
+
+Measured on the shipped networks (``benchmarks/bench_training_speed.py``): the SV-net's thin 3D layers (6-24
+channels) run oneDNN's direct convolution several times faster in the channels-last layout (``N, D, H, W, C``)
+than in ``N, C, D, H, W``, and a CPU with native bfloat16 dot products (AVX512-BF16, AMX) runs them about 1.6 times
+as fast again under autocast. Both are torch's own mechanisms (``torch.channels_last_3d``, ``torch.autocast``);
+nothing here is a kernel of our own.
+
+:class:`StepSpeed` is the choice. The default (``auto``) is the channels-last layout in float32: bit-identical to
+itself, so a run stopped and resumed ends with the weights of one run. ``bf16`` adds bfloat16 autocast where the
+device multiplies bfloat16 natively (a CPU without it keeps float32: emulated bfloat16 is slower): oneDNN's
+bfloat16 kernels are not bit-reproducible from run to run (weights differ by ~1e-3 after two steps, measured), so a
+resumed bf16 run matches one run only within a tolerance (``benchmarks/results/training_speed.json``). Mixed
+precision follows the usual contract: weights, optimiser state and loss stay float32. ``plain`` is the layout and
+precision of earlier releases (the benchmark's baseline; an escape hatch should a machine's oneDNN misbehave). The
+choice comes from ``ORBITAI_TRAIN_SPEED`` or a command's ``--speed``.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import asdict, dataclass
+from typing import Any, Iterator
+
+import torch
+
+#: Environment switch: ``auto`` (the default), ``bf16`` or ``plain`` (see the module docstring).
+SPEED_ENV = "ORBITAI_TRAIN_SPEED"
+SPEED_CHOICES = ("auto", "bf16", "plain")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` multiplies bfloat16 natively (CUDA with bf16 support; a CPU with AVX512-BF16 or AMX)."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if device.type != "cpu" or not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):      # a torch build without the query: assume not
+        return False
+
+
+def model_dims(model: torch.nn.Module) -> int:
+    """The spatial dimensions of ``model``'s first convolution (2 or 3; 0 without one)."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.conv._ConvNd):
+            return len(m.kernel_size)
+    return 0
+
+
+@dataclass(frozen=True)
+class StepSpeed:
+    """How training steps run: ``channels_last`` layout of activations and weights, ``bf16`` autocast of the
+    forward pass, ``compile`` with ``torch.compile`` (off by default: 45-70 s of compilation per run on 2 cores
+    for 10-15 % more speed)."""
+
+    channels_last: bool = False
+    bf16: bool = False
+    compile: bool = False
+
+    @classmethod
+    def auto(cls, device: str | torch.device = "cpu", mode: str | None = None, compile: bool = False) -> StepSpeed:
+        """The choice ``mode`` (None: ``$ORBITAI_TRAIN_SPEED``, else ``auto``) on ``device``."""
+        device = torch.device(device)
+        mode = (mode if mode is not None else os.environ.get(SPEED_ENV, "")).strip().lower() or "auto"
+        if mode not in SPEED_CHOICES:
+            from orbitai.errors import ConfigError
+
+            raise ConfigError(f"training speed {mode!r}: use one of {', '.join(SPEED_CHOICES)} ({SPEED_ENV} or --speed).")
+        if mode == "plain":
+            return cls(compile=compile)
+        return cls(channels_last=True, bf16=mode == "bf16" and native_bf16(device), compile=compile)
+
+    def describe(self) -> dict[str, Any]:
+        """For a bundle's or a checkpoint's provenance."""
+        return {**asdict(self), "precision": "bfloat16 autocast, float32 weights" if self.bf16 else "float32"}
+
+    def _format(self, ndim: int) -> torch.memory_format | None:
+        if not self.channels_last:
+            return None
+        return {4: torch.channels_last, 5: torch.channels_last_3d}.get(ndim)
+
+    def model(self, model: torch.nn.Module, spatial_dims: int) -> torch.nn.Module:
+        """``model`` in the chosen layout (in place: the same parameters, so optimisers and state dicts are
+        unchanged); returns what to call, compiled when asked."""
+        fmt = self._format(spatial_dims + 2)
+        if fmt is not None:
+            model.to(memory_format=fmt)
+        if self.compile:
+            return torch.compile(model)     # type: ignore[return-value]
+        return model
+
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch in the chosen layout (values unchanged)."""
+        fmt = self._format(x.ndim)
+        return x.contiguous(memory_format=fmt) if fmt is not None else x
+
+    @contextlib.contextmanager
+    def autocast(self, device: str | torch.device = "cpu") -> Iterator[None]:
+        """The forward pass under bfloat16 autocast when chosen; the caller computes the loss on ``.float()``."""
+        device = torch.device(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            yield
