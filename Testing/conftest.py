@@ -19,6 +19,21 @@ for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "ITK
         os.environ.setdefault(_name, _THREADS)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _training_cache(tmp_path_factory):
+    """Reusable training caches (`orbitai.training.checkpoint.cache_folder`) go to this session's temporary
+    folder, never into the user's ``~/.orbitai/cache``."""
+    from orbitai.training.checkpoint import CACHE_ENV
+
+    before = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("orbitai-cache"))
+    yield
+    if before is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = before
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO

@@ -20,6 +20,14 @@ def add_device_option(parser: argparse.ArgumentParser, what: str = "compute devi
                         help=f"{what}: {'|'.join(DEVICE_CHOICES)} or cuda:N (default auto: CUDA, then MPS, then CPU)")
 
 
+def add_speed_option(parser: argparse.ArgumentParser) -> None:
+    """The one ``--speed`` option of every training command (`orbitai.training.speed`)."""
+    parser.add_argument("--speed", choices=("auto", "bf16", "plain"), default=None,
+                        help="how training steps use the CPU: auto (channels-last float32, bit-reproducible), bf16 "
+                             "(adds bfloat16 autocast where the CPU has it natively: faster, reproducible within a "
+                             "tolerance) or plain (as before release 0.3); default $ORBITAI_TRAIN_SPEED, else auto")
+
+
 def add_modality_option(parser: argparse.ArgumentParser) -> None:
     """The one ``--modality`` option of every predict command (`orbitai.modality.MODALITY_CHOICES`): what the scan is
     when the user knows better than the scan's tags and image (`orbitai.scan.scan_facts`)."""

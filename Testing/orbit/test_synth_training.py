@@ -35,6 +35,36 @@ def test_pool_is_deterministic_and_labels_match_the_tissue(pool):
     assert set(np.unique(h.tissue[h.classes == 2])) <= {3, 4}
 
 
+def _same_heads(a, b):
+    assert len(a.heads) == len(b.heads)
+    for x, y in zip(a.heads, b.heads):
+        assert np.array_equal(x.tissue, y.tissue) and np.array_equal(x.classes, y.classes)
+        assert list(x.where) == list(y.where) and all(np.array_equal(x.where[c], y.where[c]) for c in x.where)
+
+
+def test_a_cached_pool_built_by_workers_is_the_pool_built_here(pool, tmp_path, monkeypatch):
+    """Issue 77: heads built by worker processes into the cache, and read back from it, are the heads built in the
+    process; a damaged cached head is rebuilt; other options or other phantom code never reuse a head."""
+    from orbitai.orbit import synth
+
+    built = SynthPool.build(CFG.spec, **SMALL, cache=tmp_path, workers=2)
+    _same_heads(pool, built)
+    files = sorted(tmp_path.glob("head_*.npz"))
+    assert len(files) == 2
+    calls = []
+    real = synth._build_head
+    monkeypatch.setattr(synth, "_build_head", lambda recipe, i: calls.append(i) or real(recipe, i))
+    _same_heads(pool, SynthPool.build(CFG.spec, **SMALL, cache=tmp_path))     # read back: nothing built
+    assert calls == []
+    files[1].write_bytes(files[1].read_bytes()[:-9] + b"corrupted")
+    _same_heads(pool, SynthPool.build(CFG.spec, **SMALL, cache=tmp_path))     # the damaged one rebuilt
+    assert len(calls) == 1
+    SynthPool.build(CFG.spec, **{**SMALL, "seed": 778}, cache=tmp_path)        # another recipe: its own heads
+    monkeypatch.setattr(synth, "phantom_code_digest", lambda: "changed")
+    SynthPool.build(CFG.spec, **SMALL, cache=tmp_path)                         # changed code: built anew
+    assert sorted(calls[1:]) == [0, 0, 1, 1] and len(list(tmp_path.glob("head_*.npz"))) == 6
+
+
 def test_sampled_patches_are_normalised_and_centred_on_every_structure(pool):
     rng = np.random.default_rng(0)
     seen = set()

@@ -13,6 +13,7 @@ from orbitai.arguments import (
     add_bundle_out_options,
     add_trust_parser,
     add_device_option,
+    add_speed_option,
     add_finetune_parser,
     add_modality_option,
     add_nproc_option,
@@ -157,6 +158,7 @@ def _add_train_lesions(s: argparse._SubParsersAction) -> None:
                    help="stop stepping after this many minutes and write the bundle from the weights reached (its "
                         "metadata says how many steps of those planned ran; a rerun goes on from the checkpoint)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave torch's default)")
+    add_speed_option(p)
     p.set_defaults(func=run_train_lesions)
 
 

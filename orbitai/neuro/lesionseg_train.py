@@ -43,6 +43,8 @@ import orbitai.phantoms.lesion_maps as lesion_maps
 from orbitai.bundle import load_bundle, save_bundle, write_bundle
 from orbitai.bundle.core import WEIGHTS
 from orbitai.training.checkpoint import load_arrays, resume, save_arrays, save_checkpoint
+from orbitai.training.prefetch import prefetched
+from orbitai.training.speed import StepSpeed
 from orbitai.errors import UserError
 from orbitai.models import build_model, count_parameters
 from orbitai.neuro.seg_configs import ARCHITECTURE, CONTEXT, Z_CEIL, Z_FLOOR, brain_stats, normalise
@@ -91,6 +93,8 @@ class LesionTrainRecipe:
     #: Minutes of stepping in this run, after which the bundle is written from the weights reached (None: no limit;
     #: the metadata records the steps run of those planned, and a rerun with a larger limit goes on from the checkpoint).
     time_limit_min: Optional[float] = None
+    #: How the steps use the CPU (`orbitai.training.speed`: ``auto``, ``bf16`` or ``plain``; None: its environment).
+    speed: Optional[str] = None
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -203,6 +207,16 @@ def bright_non_lesion(ratio: np.ndarray, label: np.ndarray, rng: np.random.Gener
     return idx.astype(np.int32)
 
 
+def _box(a: np.ndarray, start: Sequence[int], size: Sequence[int]) -> np.ndarray:
+    """``a[start:start + size]`` as float32, indices outside ``a`` clamped to its edge (a slice and an edge pad:
+    the same values as indexing with clipped ranges, at a fraction of the cost)."""
+    lo = [min(max(s, 0), n - 1) for s, n in zip(start, a.shape)]
+    hi = [min(max(s + m, lo_ + 1), n) for s, m, n, lo_ in zip(start, size, a.shape, lo)]
+    sub = a[tuple(slice(x, y) for x, y in zip(lo, hi))].astype(np.float32)
+    pads = [(x - s, s + m - y) for s, m, x, y in zip(start, size, lo, hi)]
+    return np.pad(sub, pads, mode="edge") if any(p != (0, 0) for p in pads) else sub
+
+
 def sample(case: Case, rng: np.random.Generator, p_lesion: float = 0.67, augment: bool = True,
            per_lesion: float = 0.0, contrast_min: float = 0.5, thick_max: float = 5.5,
            hard_negative: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
@@ -222,20 +236,22 @@ def sample(case: Case, rng: np.random.Generator, p_lesion: float = 0.67, augment
             pool = case.bright_idx      # a patch centred on a bright voxel that is no lesion
         c = pool[rng.integers(len(pool))]
     big = int(PATCH * 1.5)
-    zs = np.clip(np.arange(c[0] - HALO, c[0] + HALO + 1), 0, case.ratio.shape[0] - 1)
-    ys = np.clip(np.arange(c[1] - big // 2, c[1] - big // 2 + big), 0, case.ratio.shape[1] - 1)
-    xs = np.clip(np.arange(c[2] - big // 2, c[2] - big // 2 + big), 0, case.ratio.shape[2] - 1)
-    slab = case.ratio[np.ix_(zs, ys, xs)].astype(np.float32)
+    box = (int(c[0]) - HALO, int(c[1]) - big // 2, int(c[2]) - big // 2), (2 * HALO + 1, big, big)
+    slab = _box(case.ratio, *box)
     if augment and contrast_min < 1 and rng.random() < 0.8:
         # lesion contrast: real lesions are often fainter than the phantoms' (blend with the background)
-        bg = case.background[np.ix_(zs, ys, xs)].astype(np.float32)
+        bg = _box(case.background, *box)
         slab = bg + np.float32(rng.uniform(contrast_min, 1.0)) * (slab - bg)
-    lab = case.label[c[0]][np.ix_(ys, xs)].astype(np.float32)
+    lab = _box(case.label[int(c[0])], box[0][1:], box[1][1:])
     brain = slab > 0
     mad = case.mad
+    rows = [HALO + o for o in CONTEXT]
+    if augment and rng.random() < 0.6:
+        slab = thick_slices(slab, rng, rng.uniform(2.5, thick_max))
+    # what follows acts voxel by voxel or slice by slice: only the network's slices are computed (issue 77: a third
+    # of the work of the whole slab, the same augmentation)
+    slab, brain = slab[rows], brain[rows]
     if augment:
-        if rng.random() < 0.6:
-            slab = thick_slices(slab, rng, rng.uniform(2.5, thick_max))
         gamma = rng.uniform(0.7, 1.5)
         slab = np.power(np.maximum(slab, 0), gamma)
         mad *= gamma
@@ -250,9 +266,7 @@ def sample(case: Case, rng: np.random.Generator, p_lesion: float = 0.67, augment
         if rng.random() < 0.3:
             slab = ndi.gaussian_filter(slab, (0, rng.uniform(0.3, 0.9), rng.uniform(0.3, 0.9)))
         mad *= rng.uniform(0.8, 1.25)
-    z = normalise(slab, brain, rng.normal(1.0, 0.03) if augment else 1.0, mad)   # inference's normalisation
-    rows = [HALO + o for o in CONTEXT]
-    x = z[rows]
+    x = normalise(slab, brain, rng.normal(1.0, 0.03) if augment else 1.0, mad)   # inference's normalisation
     # in-plane affine (rotation, scale), then the centre PATCH x PATCH
     ang = np.radians(rng.uniform(-12, 12)) if augment else 0.0
     sc = rng.uniform(0.9, 1.1) if augment else 1.0
@@ -294,7 +308,7 @@ def blob_dice_loss(logits: torch.Tensor, lesions: torch.Tensor) -> torch.Tensor:
 def train(out_bundle: str | Path, work: str | Path, recipe: LesionTrainRecipe, overwrite: bool = False) -> Path:
     """Train ``recipe`` and write the bundle; returns its folder. Resumes from ``WORK/checkpoint.pt``."""
     ms_seeds, nmosd_seeds, real_seeds = recipe.ms_seeds, recipe.nmosd_seeds, recipe.real_seeds
-    iterations, batch, lr, seed = recipe.iterations, recipe.batch, recipe.lr, recipe.seed
+    iterations, batch_size, lr, seed = recipe.iterations, recipe.batch, recipe.lr, recipe.seed
     per_lesion, contrast_min, confluent, heavy = recipe.per_lesion, recipe.contrast_min, recipe.confluent, recipe.heavy
     blob, thick_max, hard_negative = float(recipe.blob), float(recipe.thick_max), float(recipe.hard_negative)
     checkpoint_every, arch_args, init = recipe.checkpoint_every, recipe.arch_args, recipe.init
@@ -349,47 +363,65 @@ def train(out_bundle: str | Path, work: str | Path, recipe: LesionTrainRecipe, o
     if start:
         log.info("resumed at step %d", start)
     model.train()
+    speed = StepSpeed.auto("cpu", recipe.speed)
+    speed.model(model, 2)       # the layout of the steps (in place: the same parameters)
     t_run = time.time()
     steps_run = start
-    for step in range(start, iterations):
-        if recipe.time_limit_min is not None and time.time() - t_run > 60 * recipe.time_limit_min:
-            log.warning("time limit reached at step %d of %d: the bundle holds the weights reached", step, iterations)
-            break
-        if not cases:
-            t_prep = time.time()
-            cases = prepare_data(work, seeds, confluent, heavy)
-            log.info("%d phantoms ready in %.0f s", len(cases), time.time() - t_prep)
-            t_run += time.time() - t_prep        # the step time and its limit count stepping only
+    if start < iterations and (recipe.time_limit_min is None or recipe.time_limit_min > 0):
+        t_prep = time.time()
+        cases = prepare_data(work, seeds, confluent, heavy)
+        log.info("%d phantoms ready in %.0f s", len(cases), time.time() - t_prep)
+        t_run += time.time() - t_prep        # the step time and its limit count stepping only
+
+    def batch(step: int) -> tuple[np.ndarray, np.ndarray]:
+        """The batch of ``step`` (its generator seeded by the seed and the step alone)."""
         rng = np.random.default_rng([seed, step])
         xs, ys = zip(*(sample(cases[rng.integers(len(cases))], rng, per_lesion=per_lesion, contrast_min=contrast_min,
-                              thick_max=thick_max, hard_negative=hard_negative) for _ in range(batch)))
-        x = torch.from_numpy(np.stack(xs))
-        lesions = torch.from_numpy(np.stack(ys))
-        opt.zero_grad()
-        logits = model(x)
-        loss = loss_fn(logits, (lesions > 0).long()[:, None])
-        if blob:
-            loss = loss + blob * blob_dice_loss(logits, lesions)
-        loss.backward()
-        opt.step()
-        sched.step()
-        history.append(loss.item())
-        if (step + 1) % 20 == 0:
-            log.info("step %d/%d loss %.4f (%.1f s/step)", step + 1, iterations, np.mean(history[-20:]),
-                     (time.time() - t_run) / (step + 1 - start))
-        if (step + 1) % checkpoint_every == 0 or step + 1 == iterations:
-            save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                             "scheduler": sched.state_dict(), "step": step + 1, "iterations": iterations,
-                             "seeds": [s for s, _ in seeds], "history": history, "init": init_name,
-                             "confluent": confluent, "heavy": heavy, "per_lesion": float(per_lesion),
-                             "real_seeds": list(real_seeds), "blob": blob, "thick_max": thick_max,
-                             "hard_negative": hard_negative,
-                             "seconds": seconds + time.time() - t_run}, ckpt)
-        steps_run = step + 1
+                              thick_max=thick_max, hard_negative=hard_negative) for _ in range(batch_size)))
+        return np.stack(xs), np.stack(ys)
+
+    # made ahead by worker processes while the network steps (`orbitai.training.prefetch`): the same batches
+    batches = prefetched(batch, range(start, iterations) if cases else [])
+    try:
+        for step in range(start, iterations):
+            if recipe.time_limit_min is not None and time.time() - t_run > 60 * recipe.time_limit_min:
+                log.warning("time limit reached at step %d of %d: the bundle holds the weights reached", step,
+                            iterations)
+                break
+            xb, yb = next(batches)
+            x = speed.inputs(torch.from_numpy(xb))
+            lesions = torch.from_numpy(yb)
+            opt.zero_grad()
+            with speed.autocast("cpu"):
+                logits = model(x)
+            logits = logits.float()
+            loss = loss_fn(logits, (lesions > 0).long()[:, None])
+            if blob:
+                loss = loss + blob * blob_dice_loss(logits, lesions)
+            loss.backward()
+            opt.step()
+            sched.step()
+            history.append(loss.item())
+            if (step + 1) % 20 == 0:
+                log.info("step %d/%d loss %.4f (%.2f s/step)", step + 1, iterations, np.mean(history[-20:]),
+                         (time.time() - t_run) / (step + 1 - start))
+            if (step + 1) % checkpoint_every == 0 or step + 1 == iterations:
+                save_checkpoint({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                 "scheduler": sched.state_dict(), "step": step + 1, "iterations": iterations,
+                                 "seeds": [s for s, _ in seeds], "history": history, "init": init_name,
+                                 "confluent": confluent, "heavy": heavy, "per_lesion": float(per_lesion),
+                                 "real_seeds": list(real_seeds), "blob": blob, "thick_max": thick_max,
+                                 "hard_negative": hard_negative, "speed": speed.describe(),
+                                 "seconds": seconds + time.time() - t_run}, ckpt)
+            steps_run = step + 1
+    finally:
+        batches.close()     # the workers end now, also on a time limit or an error
+    speed.release(model)     # the bundle's weights in the usual layout
     seconds += time.time() - t_run
     model.eval()
     meta = bundle_metadata(recipe, args, seconds, count_parameters(model), history, init_name)
     meta["training"]["steps_run"] = steps_run
+    meta["training"]["steps"] = speed.describe()
     b = save_bundle(model, out_bundle, meta, overwrite)
     log.info("bundle written to %s (%.1f training minutes)", b.path, seconds / 60)
     return b.path
@@ -526,7 +558,7 @@ def run(a: argparse.Namespace) -> int:
             tuple(seeds[0]), tuple(seeds[1]), tuple(seeds[2]), a.iterations, a.batch, a.lr, a.seed,
             per_lesion={"voxel": 0.0, "lesion": 1.0, "mixed": 0.5}[a.lesion_sampling], contrast_min=a.contrast_min,
             init=a.init, confluent=a.confluent, heavy=a.heavy, blob=a.blob, thick_max=a.thick_max,
-            hard_negative=a.hard_negative, time_limit_min=a.time_limit)
+            hard_negative=a.hard_negative, time_limit_min=a.time_limit, speed=a.speed)
         train(a.out, a.work, recipe, overwrite=a.overwrite)
     finally:
         for h in handlers:

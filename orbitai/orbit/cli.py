@@ -9,6 +9,7 @@ from pathlib import Path
 from orbitai.arguments import (
     add_bundle_out_options,
     add_device_option,
+    add_speed_option,
     add_finetune_parser,
     add_modality_option,
     add_nproc_option,
@@ -85,6 +86,7 @@ def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
     add_nproc_option(tr)
     tr.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
     tr.add_argument("--time-limit", type=float, help="stop after this many minutes (a bundle is still written)")
+    add_speed_option(tr)
     tr.set_defaults(func=run_train)
 
     ft = add_finetune_parser(s, "finetune", "a segmentation model", "case_id,image,segmentation",
@@ -314,7 +316,8 @@ def run_train(args) -> int:
     out = train(cases, get_config(cfg.name, seed=args.seed, epochs=args.epochs or cfg.epochs), Path(args.out),
                 folds=args.folds, fold=args.fold, device=device, resume=not args.no_resume,
                 time_limit_s=args.time_limit * 60 if args.time_limit else None,
-                init=args.init, training_data=_training_data(cfg, args.manifest, len(cases)), overwrite=args.overwrite)
+                init=args.init, training_data=_training_data(cfg, args.manifest, len(cases)), overwrite=args.overwrite,
+                speed=args.speed)
     print(f"wrote bundle {out}")
     return 0
 

@@ -14,7 +14,12 @@ per patch keeps the rendering well below the network's own step.
 """
 from __future__ import annotations
 
+import concurrent.futures
+import hashlib
+import json
+import multiprocessing
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -28,6 +33,7 @@ from orbitai.phantoms.heads import HELD_OUT
 from orbitai.phantoms.orbit import TED_SCALE, orbit_anatomy
 from orbitai.preprocess.resolution import thick_slices
 from orbitai.progress import ProgressCallback
+from orbitai.training.checkpoint import load_arrays, save_arrays
 from orbitai.engine.inference import SegSpec
 
 #: Pool defaults: anatomies, grid size (x, y, z voxels on the model grid), largest head tilt (deg),
@@ -96,7 +102,8 @@ class SynthPool:
               templates: Sequence[int] = POOL_DEFAULTS["templates"], ted_share: float = POOL_DEFAULTS["ted_share"],
               clinical_thick: float = POOL_DEFAULTS["clinical_thick"],
               plain_sclera: float = POOL_DEFAULTS["plain_sclera"],
-              progress: Optional[ProgressCallback] = None) -> SynthPool:
+              progress: Optional[ProgressCallback] = None, cache: Optional[Path] = None,
+              workers: int = 0) -> SynthPool:
         """``anatomies`` heads from ``seed`` (same seed, same pool), each tilted up to ``tilt_deg``
         about a random axis (a brain-planned scan cuts the orbits obliquely), a share with TAO muscles;
         ``fov_edge`` of the rendered patches are cut by the scan's field of view (see :func:`render`).
@@ -104,34 +111,20 @@ class SynthPool:
         atlas, 1-16 the SynthSeg training heads; never :data:`orbitai.phantoms.heads.HELD_OUT`). ``ted_share`` of the
         heads have every rectus enlarged (:data:`TED_SCALE`); ``clinical_thick`` of the patches are rendered as a
         clinical 2D protocol (:data:`CLINICAL_SLICE_MM`); ``plain_sclera`` of them draw the sclera plain
-        (:data:`PLAIN_SCLERA_LIKE_VITREOUS`)."""
+        (:data:`PLAIN_SCLERA_LIKE_VITREOUS`).
+
+        ``cache``: a folder where each head is kept (a checksummed ``.npz`` named by the digest of its recipe and of
+        the phantom code, :func:`head_key`), so a resumed or repeated training reads its pool in seconds instead of
+        rebuilding it (about 20 s a head on one core); ``workers`` processes build the missing heads (0: here)."""
         bad = sorted(set(int(t) for t in templates) & set(HELD_OUT))
         if bad or not templates:
             raise ConfigError(f"synthetic-head templates must be 0-16 and not the held-out heads {list(HELD_OUT)}; "
                               f"got {list(templates)}")
-        lut = class_lut(spec.structures)
-        heads = []
-        for i in range(anatomies):
-            rng = np.random.default_rng(np.random.SeedSequence([int(seed), i, 5151]))
-            tao = None
-            if rng.random() < tao_share:
-                tao = "active" if rng.random() < 0.5 else "inactive"
-            # drawn only when asked, so that pools without TED heads stay the same head for head
-            scale = float(rng.uniform(*TED_SCALE)) if ted_share and rng.random() < ted_share else None
-            an = orbit_anatomy(rng, "t2", tao=tao, orientation="axial", size=tuple(size),
-                               spacing=tuple(spec.spacing), oblique=float(rng.uniform(-tilt_deg, tilt_deg)),
-                               template=int(templates[i % len(templates)]), muscle_scale=scale)
-            if rng.random() < 0.7:
-                _open_eyes(an.tissue, an.labels, rng, spec.spacing[1])
-            classes = lut[an.labels]
-            where = {}
-            for c in range(1, spec.n_classes + 1):
-                idx = np.flatnonzero(classes == c)
-                if len(idx):
-                    where[c] = idx[rng.choice(len(idx), min(len(idx), 4000), replace=False)]
-            heads.append(SynthHead(an.tissue, classes, where))
-            if progress:
-                progress(i + 1, anatomies, f"synthetic head {i + 1}/{anatomies}")
+        recipe = {"structures": list(spec.structures), "spacing": [float(v) for v in spec.spacing],
+                  "n_classes": int(spec.n_classes), "seed": int(seed), "size": [int(v) for v in size],
+                  "tilt_deg": float(tilt_deg), "tao_share": float(tao_share), "ted_share": float(ted_share),
+                  "templates": [int(t) for t in templates]}
+        heads = _heads(recipe, anatomies, cache, workers, progress)
         return cls(heads, (float(spec.spacing[0]), float(spec.spacing[1]), float(spec.spacing[2])), spec.n_classes,
                    float(fov_edge), float(clinical_thick), float(plain_sclera))
 
@@ -157,6 +150,115 @@ class SynthPool:
         if rng.random() < 0.5:      # classes are side-agnostic: a mirrored head is a valid head
             img, lab = img[..., ::-1], lab[..., ::-1]
         return np.ascontiguousarray(img, np.float32), np.ascontiguousarray(lab, np.uint8)
+
+
+def phantom_code_digest() -> str:
+    """A digest of the code that draws the pool's heads (the phantom package, this module, the label tables), so a
+    cached head is never reused after that code changed."""
+    here = Path(__file__).resolve()
+    files = sorted((here.parent.parent / "phantoms").glob("*.py")) + [here, here.parent / "rules.py",
+                                                                      here.parent.parent / "labels.py"]
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def head_key(recipe: dict[str, Any], index: int, code: str) -> str:
+    """The cache name of head ``index`` of a pool ``recipe`` drawn by phantom code of digest ``code``."""
+    text = json.dumps({**recipe, "index": int(index), "code": code}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _build_head(recipe: dict[str, Any], i: int) -> SynthHead:
+    """Head ``i`` of the pool ``recipe`` (its own generator, so heads can be built in any order or process)."""
+    spacing, templates, ted_share = tuple(recipe["spacing"]), recipe["templates"], recipe["ted_share"]
+    lut = class_lut(tuple(recipe["structures"]))
+    rng = np.random.default_rng(np.random.SeedSequence([int(recipe["seed"]), i, 5151]))
+    tao = None
+    if rng.random() < recipe["tao_share"]:
+        tao = "active" if rng.random() < 0.5 else "inactive"
+    # drawn only when asked, so that pools without TED heads stay the same head for head
+    scale = float(rng.uniform(*TED_SCALE)) if ted_share and rng.random() < ted_share else None
+    tilt = recipe["tilt_deg"]
+    an = orbit_anatomy(rng, "t2", tao=tao, orientation="axial", size=tuple(recipe["size"]), spacing=spacing,
+                       oblique=float(rng.uniform(-tilt, tilt)), template=int(templates[i % len(templates)]),
+                       muscle_scale=scale)
+    if rng.random() < 0.7:
+        _open_eyes(an.tissue, an.labels, rng, spacing[1])
+    classes = lut[an.labels]
+    where = {}
+    for c in range(1, recipe["n_classes"] + 1):
+        idx = np.flatnonzero(classes == c)
+        if len(idx):
+            where[c] = idx[rng.choice(len(idx), min(len(idx), 4000), replace=False)]
+    return SynthHead(an.tissue, classes, where)
+
+
+def _head_arrays(h: SynthHead) -> dict[str, np.ndarray]:
+    return {"tissue": h.tissue, "classes": h.classes, **{f"where_{c}": v for c, v in h.where.items()}}
+
+
+def _head_from_arrays(a: dict[str, np.ndarray]) -> SynthHead:
+    where = {int(k[6:]): np.asarray(v) for k, v in a.items() if k.startswith("where_")}
+    return SynthHead(np.asarray(a["tissue"]), np.asarray(a["classes"]), dict(sorted(where.items())))
+
+
+def _build_and_keep(recipe: dict[str, Any], i: int, path: Optional[str]) -> Optional[SynthHead]:
+    """Build head ``i``; with ``path`` write it there and return None (a worker's answer stays small)."""
+    head = _build_head(recipe, i)
+    if path is None:
+        return head
+    save_arrays(path, _head_arrays(head))
+    return None
+
+
+def _heads(recipe: dict[str, Any], anatomies: int, cache: Optional[Path], workers: int,
+           progress: Optional[ProgressCallback]) -> list[SynthHead]:
+    """The pool's heads: read from ``cache`` where kept there, the others built (by ``workers`` forked processes)."""
+    paths: list[Optional[Path]] = [None] * anatomies
+    heads: list[Optional[SynthHead]] = [None] * anatomies
+    if cache is not None:
+        code = phantom_code_digest()
+        for i in range(anatomies):
+            paths[i] = Path(cache) / f"head_{head_key(recipe, i, code)}.npz"
+            arrays = load_arrays(str(paths[i]), "synthetic head cache")
+            if arrays is not None:
+                heads[i] = _head_from_arrays(arrays)
+    todo = [i for i in range(anatomies) if heads[i] is None]
+    done = anatomies - len(todo)
+    if workers > 0 and len(todo) > 1 and "fork" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("fork")
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_one_thread) as ex:
+            futures = {ex.submit(_build_and_keep, recipe, i, None if paths[i] is None else str(paths[i])): i
+                       for i in todo}
+            for f in concurrent.futures.as_completed(futures):
+                i = futures[f]
+                head = f.result()
+                if head is None:       # kept in the cache by the worker: read back through its checksum
+                    arrays = load_arrays(str(paths[i]), "synthetic head cache")
+                    if arrays is None:
+                        raise RuntimeError(f"synthetic head {i} could not be read back from {paths[i]}")
+                    head = _head_from_arrays(arrays)
+                heads[i] = head
+                done += 1
+                if progress:
+                    progress(done, anatomies, f"synthetic head {done}/{anatomies}")
+    else:
+        for i in todo:
+            heads[i] = _build_head(recipe, i)
+            if paths[i] is not None:
+                save_arrays(paths[i], _head_arrays(heads[i]))   # type: ignore[arg-type]
+            done += 1
+            if progress:
+                progress(done, anatomies, f"synthetic head {done}/{anatomies}")
+    return [h for h in heads if h is not None]
+
+
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def patch_window(shape: Sequence[int], patch: Sequence[int], centre: Optional[Sequence[int]],

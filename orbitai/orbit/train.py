@@ -16,6 +16,7 @@ import copy
 import csv
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from orbitai.training import distributed
 from orbitai.bundle import save_bundle
 from orbitai.bundle.models import find_task_bundle
 from orbitai.training.checkpoint import resume as resume_checkpoint
-from orbitai.training.checkpoint import save_checkpoint
+from orbitai.training.checkpoint import cache_folder, save_checkpoint
 from orbitai.training.prefetch import prefetched
 from orbitai.training.speed import StepSpeed, model_dims
 from orbitai.cohort.manifest import Case
@@ -225,14 +226,15 @@ def _epochs(model: torch.nn.Module, net: torch.nn.Module, opt: torch.optim.Optim
 def train(cases: list[Case], cfg: SegConfig, out: Path, folds: int = 1, fold: int = 0,
           device: str | torch.device = "cpu", resume: bool = True, time_limit_s: Optional[float] = None,
           progress: Optional[ProgressCallback] = None, training_data: str = "", init: Optional[str] = None,
-          overwrite: bool = False) -> Path:
+          overwrite: bool = False, speed: Optional[str] = None) -> Path:
     """Train the recipe ``cfg`` (its epochs, at least 1, and its seed: e.g. ``replace(get_config(name), epochs=2,
     seed=1)``) on ``cases`` and write a bundle to ``out`` (returns its path); the bundle's metadata records the
     epochs actually run (fewer after ``time_limit_s``).
 
     A configuration with ``extra['synth']`` also renders patches on the fly from a pool of deformed
     atlas heads (:mod:`orbitai.orbit.synth`); the cases then make up ``extra['manifest_share']`` of the
-    patches (none are needed). ``init`` starts from a bundle's weights (same architecture)."""
+    patches (none are needed). ``init`` starts from a bundle's weights (same architecture). ``speed``: how the steps
+    use the CPU (`orbitai.training.speed`; None: ``$ORBITAI_TRAIN_SPEED``, else ``auto``)."""
     epochs, seed = cfg.epochs, cfg.seed
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise InputError(f"epochs must be a whole number of at least 1, got {epochs!r}.")
@@ -253,7 +255,7 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, folds: int = 1, fold: in
     torch.manual_seed(seed)
     np.random.seed(seed)
     device = torch.device(device)
-    speed = StepSpeed.auto(device)
+    step_speed = StepSpeed.auto(device, speed)
     log.info("preparing %d cases", len(cases))
     data = prepare(cases, cfg)
     tr, va = [data[i] for i in train_idx], [data[i] for i in val_idx]
@@ -278,7 +280,7 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, folds: int = 1, fold: in
         model = build_model(cfg.arch, **cfg.arch_args).to(device)
         if init_bundle is not None:
             model.load_state_dict(init_bundle.load_model("cpu").state_dict())
-        speed.model(model, model_dims(model))     # the layout of the steps (in place: same parameters)
+        step_speed.model(model, model_dims(model))     # the layout of the steps (in place: same parameters)
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         initial = ({k: v.clone() for k, v in model.state_dict().items()}, copy.deepcopy(opt.state_dict()))
 
@@ -301,7 +303,9 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, folds: int = 1, fold: in
             log.info("resumed from epoch %d", start_epoch)
         if synth_opts is not None and start_epoch < epochs:
             log.info("building the synthetic head pool")
-            pool = SynthPool.build(cfg.spec, **synth_opts, progress=lambda d, t, m: progress(0, 1, m))
+            # heads kept on disk between runs (a resumed run reads them back), the missing ones built on every core
+            pool = SynthPool.build(cfg.spec, **synth_opts, progress=lambda d, t, m: progress(0, 1, m),
+                                   cache=cache_folder("synth-heads"), workers=os.cpu_count() or 1)
         header = ["epoch", "train_loss", "seconds"] + [f"val_dice_{s}" for s in cfg.spec.structures]
         if start_epoch == 0 or not metrics_path.exists():
             with metrics_path.open("w", newline="") as f:
@@ -314,8 +318,8 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, folds: int = 1, fold: in
         done_epochs = start_epoch   # what the model has run (a checkpoint may hold more than asked)
         with distributed.wrap(model, device) as net:
             done_epochs, last_val = _epochs(model, net, opt, start_epoch, cfg, draw, va, device, metrics_path,
-                                            ckpt_path, progress, time_limit_s, speed)
-        model.to(memory_format=torch.contiguous_format)     # the bundle's weights in the usual layout
+                                            ckpt_path, progress, time_limit_s, step_speed)
+        step_speed.release(model)     # the bundle's weights in the usual layout
         meta: dict[str, Any] = {
             "name": out.name, "version": "0.1.0", "task": "segmentation",
             "description": cfg.description,
@@ -331,7 +335,7 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, folds: int = 1, fold: in
                          "epochs": done_epochs, "planned_epochs": epochs, "iterations_per_epoch": cfg.iters_per_epoch,
                          "batch_size": cfg.batch_size, "lr": cfg.lr, "lr_decay_epoch": cfg.lr_decay_epoch,
                          "lr_decay_factor": cfg.lr_decay_factor, "loss": cfg.loss,
-                         "seconds": round(time.perf_counter() - t_start, 1), "steps": speed.describe()},
+                         "seconds": round(time.perf_counter() - t_start, 1), "steps": step_speed.describe()},
             "training_data": training_data or f"{len(tr)} cases",
             **({"initialised_from": {"bundle": init_bundle.name,
                                      "weights_sha256": init_bundle.metadata.get("weights_sha256")}}

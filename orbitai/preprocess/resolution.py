@@ -19,8 +19,12 @@ def thick_slices(arr: np.ndarray, rng: np.random.Generator, thickness: float, ax
     pos = pos[(pos >= 0) & (pos <= n - 1)]
     if len(pos) < 2:
         return avg
-    samples = ndi.map_coordinates(avg, np.meshgrid(pos, np.arange(slab.shape[1]), np.arange(slab.shape[2]),
-                                                   indexing="ij"), order=1, mode="nearest")
+    # linear interpolation along the slice axis only (what map_coordinates of order 1 does with the in-plane
+    # coordinates on the grid, at a fraction of its cost: issue 77)
+    k0 = np.floor(pos).astype(np.intp)
+    k1 = np.minimum(k0 + 1, n - 1)
+    t = (pos - k0).astype(np.float32)[:, None, None]
+    samples = avg[k0] * (1 - t) + avg[k1] * t
     out = np.empty_like(slab)
     z = np.clip(np.arange(n), pos[0], pos[-1])
     i1 = np.clip(np.searchsorted(pos, z, side="right"), 1, len(pos) - 1)

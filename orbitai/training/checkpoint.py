@@ -194,3 +194,15 @@ def load_arrays(path: str | os.PathLike, what: str = "preprocessing cache", mmap
     except Exception as exc:  # noqa: BLE001 - any failure to read the archive means it is unusable
         discard(path, what, _unreadable(exc), REBUILDING)
         return None
+
+
+#: Names another folder for the reusable training caches than ``~/.orbitai/cache``.
+CACHE_ENV = "ORBITAI_CACHE"
+
+
+def cache_folder(kind: str) -> Path:
+    """The folder of one kind of reusable training cache (``synth-heads``, ...): ``~/.orbitai/cache/<kind>`` or
+    ``$ORBITAI_CACHE/<kind>``, outside any checkout; every file in it is checksummed and named by the digest of
+    what made it, so any run on this machine may reuse it and a stale one is never read."""
+    env = os.environ.get(CACHE_ENV, "").strip()
+    return (Path(env).expanduser() if env else Path.home() / ".orbitai" / "cache") / kind

@@ -86,10 +86,15 @@ class StepSpeed:
         unchanged); returns what to call, compiled when asked."""
         fmt = self._format(spatial_dims + 2)
         if fmt is not None:
-            model.to(memory_format=fmt)
+            model.to(memory_format=fmt)     # type: ignore[call-overload]
         if self.compile:
             return torch.compile(model)     # type: ignore[return-value]
         return model
+
+    @staticmethod
+    def release(model: torch.nn.Module) -> None:
+        """``model``'s weights back in the usual layout (in place), as a bundle stores them."""
+        model.to(memory_format=torch.contiguous_format)     # type: ignore[call-overload]
 
     def inputs(self, x: torch.Tensor) -> torch.Tensor:
         """A batch in the chosen layout (values unchanged)."""
