@@ -119,3 +119,38 @@ def test_a_time_limit_writes_the_bundle_from_the_weights_reached_and_says_how_ma
     full = lt.train(tmp_path / "full", tmp_path / "w", replace(recipe, time_limit_min=None))
     meta = load_bundle(full).metadata["training"]
     assert meta["steps_run"] == 3 and "blob loss" in meta["loss"] and meta["hard_negative_share"] == 0.5
+
+
+def test_a_run_stopped_and_resumed_ends_with_the_weights_of_one_run(tmp_path, monkeypatch):
+    """Issue 77: batches made ahead by worker processes, the steps in the channels-last layout; a run interrupted
+    after its second step's checkpoint and run again ends bit for bit where one uninterrupted run ends."""
+    import torch
+
+    from orbitai.bundle import load_bundle
+    from orbitai.neuro import lesionseg_train as lt
+
+    ratio = np.ones((24, 120, 120), np.float32)
+    label = np.zeros(ratio.shape, np.uint8)
+    label[12, 50:60, 50:60] = 1
+    ratio[label > 0] = 1.6
+    arrays = {"ratio": ratio.astype(np.float16), "background": np.ones_like(ratio, np.float16), "label": label,
+              "mad": np.float32(0.1), "seed": np.int64(1), "disease": np.array("ms")}
+    monkeypatch.setattr(lt, "make_case_arrays", lambda seed, disease, confluent=0.0, heavy=0.0: arrays)
+    monkeypatch.delenv("ORBITAI_TRAIN_SPEED", raising=False)
+    recipe = lt.LesionTrainRecipe([1, 2], [], iterations=4, batch=2, checkpoint_every=2, lr=1e-3)
+    one = load_bundle(lt.train(tmp_path / "one", tmp_path / "w1", recipe)).load_state_dict()
+    real = lt.save_checkpoint
+
+    def stop_after_two(state, path):
+        real(state, path)
+        if state["step"] == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(lt, "save_checkpoint", stop_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        lt.train(tmp_path / "two", tmp_path / "w2", recipe)
+    monkeypatch.setattr(lt, "save_checkpoint", real)
+    bundle = load_bundle(lt.train(tmp_path / "two", tmp_path / "w2", recipe))
+    two = bundle.load_state_dict()
+    assert bundle.metadata["training"]["steps"]["channels_last"] is True
+    assert all(torch.equal(one[k], two[k]) for k in one)

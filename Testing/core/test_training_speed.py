@@ -1,0 +1,78 @@
+"""Issue 77: how training steps use the CPU (`orbitai.training.speed`) and batches made ahead by worker processes
+(`orbitai.training.prefetch`): the same batches as made in the loop, workers gone when the loop ends early, the
+layout changing no value, and the choice refused in one line when misspelt."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import psutil
+import pytest
+import torch
+
+from orbitai.errors import ConfigError
+from orbitai.training.prefetch import WORKERS_ENV, default_workers, fork_available, prefetched
+from orbitai.training.speed import SPEED_ENV, StepSpeed, model_dims
+
+
+def _make(key: int) -> tuple[np.ndarray, int]:
+    rng = np.random.default_rng([7, key])
+    return rng.standard_normal((3, 4)).astype(np.float32), os.getpid()
+
+
+def test_prefetched_batches_are_the_batches_made_in_the_loop():
+    keys = list(range(9))
+    inline = [_make(k)[0] for k in keys]
+    made = list(prefetched(_make, keys, workers=1, depth=2))
+    assert all(np.array_equal(a, b[0]) for a, b in zip(inline, made)) and len(made) == len(keys)
+    if fork_available():
+        assert {pid for _, pid in made} != {os.getpid()}        # made by a worker, not here
+
+
+def test_a_loop_left_early_leaves_no_worker_behind():
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    it = prefetched(_make, list(range(50)), workers=2, depth=2)
+    next(it)
+    next(it)
+    it.close()
+    left = [p for p in psutil.Process().children(recursive=True) if p.pid not in before and p.is_running()
+            and p.status() != psutil.STATUS_ZOMBIE]
+    assert left == []
+
+
+def test_workers_from_the_environment(monkeypatch):
+    monkeypatch.setenv(WORKERS_ENV, "0")
+    assert default_workers() == 0
+    assert [b[1] for b in prefetched(_make, [1, 2])] == [os.getpid()] * 2     # 0: made here
+    monkeypatch.setenv(WORKERS_ENV, "two")
+    with pytest.raises(ConfigError, match="ORBITAI_PREFETCH_WORKERS='two': give a whole number"):
+        default_workers()
+
+
+def test_speed_choices(monkeypatch):
+    monkeypatch.delenv(SPEED_ENV, raising=False)
+    assert StepSpeed.auto("cpu") == StepSpeed(channels_last=True, bf16=False)
+    assert StepSpeed.auto("cpu", "plain") == StepSpeed()
+    monkeypatch.setenv(SPEED_ENV, "plain")
+    assert StepSpeed.auto("cpu") == StepSpeed()
+    assert StepSpeed.auto("cpu", "bf16").channels_last
+    monkeypatch.setenv(SPEED_ENV, "fastest")
+    with pytest.raises(ConfigError, match="training speed 'fastest': use one of auto, bf16, plain"):
+        StepSpeed.auto("cpu")
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_the_channels_last_layout_changes_no_value_and_releases_to_the_usual_one(dims):
+    conv = {2: torch.nn.Conv2d, 3: torch.nn.Conv3d}[dims]
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(conv(1, 6, 3, padding=1), torch.nn.ReLU(), conv(6, 2, 1))
+    x = torch.randn(2, 1, *([8] * dims))
+    expected = model(x)
+    speed = StepSpeed(channels_last=True)
+    params = list(model.parameters())
+    net = speed.model(model, model_dims(model))
+    assert list(model.parameters()) == params and net is model      # in place: an optimiser keeps its parameters
+    assert model[0].weight.is_contiguous(memory_format=torch.channels_last if dims == 2 else torch.channels_last_3d)
+    torch.testing.assert_close(net(speed.inputs(x)), expected, rtol=1e-5, atol=1e-6)
+    speed.release(model)
+    assert all(p.is_contiguous() for p in model.parameters())
