@@ -76,3 +76,20 @@ def test_the_channels_last_layout_changes_no_value_and_releases_to_the_usual_one
     torch.testing.assert_close(net(speed.inputs(x)), expected, rtol=1e-5, atol=1e-6)
     speed.release(model)
     assert all(p.is_contiguous() for p in model.parameters())
+
+
+def test_the_cores_are_split_by_the_synthesis_share_and_given_back(monkeypatch):
+    from orbitai.training.prefetch import core_split, split_cores
+
+    assert core_split(0.46, 2) == (1, 2)        # the lesion trainer: synthesis-heavy
+    assert core_split(0.1, 2) == (2, 1)         # the SV-nets: network-heavy
+    assert core_split(0.1, 1) == (1, 1) and core_split(0.46, 16) == (9, 15)
+    monkeypatch.delenv(WORKERS_ENV, raising=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with split_cores(0.46) as workers:
+            assert (torch.get_num_threads(), workers) == (1, 2)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import inspect
 import logging
@@ -43,7 +44,7 @@ import orbitai.phantoms.lesion_maps as lesion_maps
 from orbitai.bundle import load_bundle, save_bundle, write_bundle
 from orbitai.bundle.core import WEIGHTS
 from orbitai.training.checkpoint import load_arrays, resume, save_arrays, save_checkpoint
-from orbitai.training.prefetch import prefetched
+from orbitai.training.prefetch import prefetched, split_cores
 from orbitai.training.speed import StepSpeed
 from orbitai.errors import UserError
 from orbitai.models import build_model, count_parameters
@@ -60,6 +61,9 @@ BUNDLE_TASK = "lesion_segmentation"
 PATCH = 96
 HALO = 8          # slices of the slab kept around the centre slice (thick-slice simulation)
 DEFAULT_ARGS: dict[str, Any] = {"channels": [24, 48, 96, 192], "num_res_units": 1}
+#: Share of a step's CPU work that making its batch takes (16 samples 0.136 s on one core, the network's step 0.16
+#: core-s in bfloat16; `benchmarks/results/training_speed.json`): how the cores are split (`split_cores`).
+SYNTHESIS_SHARE = 0.46
 
 
 @dataclass(frozen=True)
@@ -381,7 +385,9 @@ def train(out_bundle: str | Path, work: str | Path, recipe: LesionTrainRecipe, o
         return np.stack(xs), np.stack(ys)
 
     # made ahead by worker processes while the network steps (`orbitai.training.prefetch`): the same batches
-    batches = prefetched(batch, range(start, iterations) if cases else [])
+    cores = contextlib.ExitStack()      # the network's threads and the batch workers share the cores
+    workers = cores.enter_context(split_cores(SYNTHESIS_SHARE))
+    batches = prefetched(batch, range(start, iterations) if cases else [], workers=workers)
     try:
         for step in range(start, iterations):
             if recipe.time_limit_min is not None and time.time() - t_run > 60 * recipe.time_limit_min:
@@ -416,6 +422,7 @@ def train(out_bundle: str | Path, work: str | Path, recipe: LesionTrainRecipe, o
             steps_run = step + 1
     finally:
         batches.close()     # the workers end now, also on a time limit or an error
+        cores.close()
     speed.release(model)     # the bundle's weights in the usual layout
     seconds += time.time() - t_run
     model.eval()

@@ -12,6 +12,7 @@ starts over) and ends by saving a bundle.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import logging
@@ -32,7 +33,7 @@ from orbitai.bundle import save_bundle
 from orbitai.bundle.models import find_task_bundle
 from orbitai.training.checkpoint import resume as resume_checkpoint
 from orbitai.training.checkpoint import cache_folder, save_checkpoint
-from orbitai.training.prefetch import prefetched
+from orbitai.training.prefetch import prefetched, split_cores
 from orbitai.training.speed import StepSpeed, model_dims
 from orbitai.cohort.manifest import Case
 from orbitai.cohort.splits import kfold_split
@@ -49,6 +50,10 @@ from orbitai.engine.inference import sliding_window
 from orbitai.staging import training_folder, training_work_folder, trim_epoch_log
 
 log = logging.getLogger(__name__)
+
+#: Share of a step's CPU work that making its batch takes (2 patches 0.07 s on one core, the SV-net's step 0.67 core-s;
+#: `benchmarks/results/training_speed.json`): how the cores are split (`orbitai.training.prefetch.split_cores`).
+SYNTHESIS_SHARE = 0.1
 
 
 @dataclass
@@ -182,7 +187,10 @@ def _epochs(model: torch.nn.Module, net: torch.nn.Module, opt: torch.optim.Optim
         return np.stack([d[0] for d in drawn]), np.stack([d[1] for d in drawn])
 
     # batches made ahead by worker processes while the network steps (`orbitai.training.prefetch`): the same batches
-    batches = prefetched(batch, [(e, it) for e in range(start, epochs) for it in range(cfg.iters_per_epoch)])
+    cores = contextlib.ExitStack()      # the network's threads and the batch workers share the cores
+    workers = cores.enter_context(split_cores(SYNTHESIS_SHARE))
+    batches = prefetched(batch, [(e, it) for e in range(start, epochs) for it in range(cfg.iters_per_epoch)],
+                         workers=workers)
     try:
         for epoch in range(start, epochs):
             decayed = cfg.lr_decay_epoch and epoch + 1 >= cfg.lr_decay_epoch
@@ -220,6 +228,7 @@ def _epochs(model: torch.nn.Module, net: torch.nn.Module, opt: torch.optim.Optim
                 break
     finally:
         batches.close()   # the workers end now, also on a time limit or an error
+        cores.close()
     return done_epochs, last_val
 
 
