@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.orbitai-installed
 
-.PHONY: demo lint test web test-all bench models scan-classifier trust tao-trust ivgc-trust neuro-trust ct-ted-stage mri-model orbit-heads-edge tao-models ivgc-models neuro-models neuro-lesion-model half-precision venv clean
+.PHONY: demo lint test web test-all bench models scan-classifier trust tao-trust ivgc-trust neuro-trust ct-ted-stage mri-ted-stage mri-model orbit-heads-edge tao-models ivgc-models neuro-models neuro-lesion-model half-precision venv clean
 
 venv: $(STAMP) test-tools
 
@@ -113,6 +113,13 @@ mri-model: $(STAMP)
 	$(PY) -m orbitai seg train --manifest $(COHORTS)/mri_train/manifest.csv --config svnet-demo-mri --init $(MODELS)/orbit_svnet_dr_demo --out build/models/orbit_svnet_mri_stage1
 	$(PY) -m orbitai seg train --manifest $(COHORTS)/mri_train/manifest.csv --config svnet-demo-mri-edge --init build/models/orbit_svnet_mri_stage1 --out build/models/orbit_svnet_mri_atlas
 	$(PY) -m orbitai seg train --manifest $(COHORTS)/mri_train/manifest.csv --config svnet-demo-mri-heads --init build/models/orbit_svnet_mri_atlas --out $(MODELS)/orbit_svnet_mri_demo --overwrite
+
+# Issue 78 (TED recti on MRI): a sixth MRI stage from the bundled model, a third of its patches from 36 T1/T2 MRI phantoms
+# of which half have every rectus enlarged (the other cases are mri_train's, byte for byte), bfloat16 steps where the CPU
+# has them (docs/cli.md, Training speed). The synthetic heads come from ~/.orbitai/cache when an earlier stage built them.
+mri-ted-stage: $(STAMP)
+	test -f $(COHORTS)/mri_ted_train/manifest.csv || $(PY) -m orbitai phantom orbit-mri --n 36 --seed 2100 --ted 0.5 --out $(COHORTS)/mri_ted_train --montage-cases 0
+	$(PY) -m orbitai seg train --manifest $(COHORTS)/mri_ted_train/manifest.csv --config svnet-demo-mri-ted-cases --init $(MODELS)/orbit_svnet_mri_demo --seed 1 --speed bf16 --out build/models/orbit_svnet_mri_ted_cases
 
 orbit-heads-edge: $(STAMP)
 	$(PY) -m orbitai seg train --manifest $(COHORTS)/mri_train/manifest.csv --config svnet-demo-mri-heads-edge --init $(MODELS)/orbit_svnet_mri_demo --out build/models/orbit_svnet_mri_heads_edge

@@ -25,7 +25,8 @@ def add_speed_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--speed", choices=("auto", "bf16", "plain"), default=None,
                         help="how training steps use the CPU: auto (channels-last float32, bit-reproducible), bf16 "
                              "(adds bfloat16 autocast where the CPU has it natively: faster, reproducible within a "
-                             "tolerance) or plain (as before release 0.3); default $ORBITAI_TRAIN_SPEED, else auto")
+                             "tolerance) or plain (float32, channels-first, as the bundled models were trained); "
+                             "default $ORBITAI_TRAIN_SPEED, else auto")
 
 
 def add_modality_option(parser: argparse.ArgumentParser) -> None:
