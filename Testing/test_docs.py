@@ -43,6 +43,7 @@ README_FIGURES = [
     ("ivgc", "rdinet_clinical_auc", 3),
     ("neuro_classifier", "twoview18_heldout_accuracy", 3),
     ("neuro_lesions", "all_dice", 3),
+    ("training_speed", "lesions_speedup", 2),
 ]
 
 
