@@ -19,7 +19,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 from orbitai.dicom.source import ATTRIBUTES_OPTION, parse_attributes, write_derived_series
 from orbitai.errors import OrbitAIError, UserError
@@ -101,9 +101,10 @@ def model_input(path: str) -> str:
 
 
 def resolve_image(value: str, series: str | None, tmp: Path, attributes: dict[str, str] | None = None,
-                  stated: Optional[str] = None) -> str:
+                  stated: Optional[str] = None, redirects: Optional[Callable[[str], None]] = None) -> str:
     """The local path to read for one image argument (see the module's docstring); ``tmp`` holds what is made;
-    ``stated``: the command's ``--modality`` value."""
+    ``stated``: the command's ``--modality`` value; ``redirects``: checks where a DICOMweb server's redirect leads
+    before it is followed (`orbitai.dicom.web.fetch_series`)."""
     if attributes is not None:
         if re.match(r"^https?://", value, re.I) or Path(value).is_dir():
             raise UserError(f"{ATTRIBUTES_OPTION} is for a volume file; {value} is DICOM, which carries its own "
@@ -118,7 +119,8 @@ def resolve_image(value: str, series: str | None, tmp: Path, attributes: dict[st
         if in_url and series and in_url != series:
             raise UserError(f"{SERIES_OPTION} {series} differs from the series in the URL {value}; give one.")
         chosen = in_url or series
-        return str(fetch_series(root, study, chosen, tmp / f"dicomweb-{len(list(tmp.iterdir()))}" / (chosen or study)))
+        return str(fetch_series(root, study, chosen, tmp / f"dicomweb-{len(list(tmp.iterdir()))}" / (chosen or study),
+                                redirects))
     if series is None:
         return value
     path = Path(value)

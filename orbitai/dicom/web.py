@@ -13,7 +13,7 @@ import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import pydicom
 import requests
@@ -46,17 +46,44 @@ class RemoteSeries:
         return f"{self.uid} ({what}{', ' if what else ''}{self.instances} instances)"
 
 
-def _client(url: str, timeout: float | None = None) -> Any:
+#: Checks a URL a DICOMweb server redirects to (`orbitai.web.names.DicomWebAllowList.check`): raises `InputError` in one
+#: line when it may not be fetched from.
+RedirectCheck = Callable[[str], None]
+
+
+class _CheckedSession(requests.Session):
+    """A session that follows a redirect only to where ``check`` lets it, hop by hop (issue 80 item 1): an allowed
+    server's redirect to another host or port is refused before any request goes there."""
+
+    def __init__(self, url: str, check: RedirectCheck) -> None:
+        super().__init__()
+        self._url, self._check = url, check
+
+    def rebuild_method(self, prepared_request: Any, response: Any) -> None:
+        """requests' step of each redirect, once the next hop's absolute URL is known (before it is requested)."""
+        target = str(prepared_request.url)
+        try:
+            self._check(target)
+        except InputError as exc:
+            response.close()
+            raise DicomWebError(f"The DICOMweb server at {self._url} redirected its answer elsewhere, which was not "
+                                f"followed: {str(exc).rstrip('.')}.") from None
+        super().rebuild_method(prepared_request, response)
+
+
+def _client(url: str, timeout: float | None = None, redirects: Optional[RedirectCheck] = None) -> Any:
     """A DICOMweb client of ``url`` whose every request gives up after `TIMEOUT_S` (``timeout``) without an answer, and
     is not tried again: the package's retries (every exception, 3 attempts) made a silent server's "did not answer
-    within 30 s" come after 93 s."""
+    within 30 s" come after 93 s. ``redirects``: each URL a redirect leads to is checked by it before it is requested
+    (a refused one ends the request in one line); None follows redirects (the command line's own URL)."""
     try:
         from dicomweb_client.api import DICOMwebClient
     except ImportError:
         raise DicomWebError("DICOMweb needs the dicomweb-client package: pip install 'orbitai[dicom]'.") from None
     if not url.startswith(("http://", "https://")):
         raise DicomWebError(f"{url} is not a DICOMweb URL; give the service root, e.g. http://HOST:8042/dicom-web.")
-    client = DICOMwebClient(url.rstrip("/"), timeout=TIMEOUT_S if timeout is None else timeout)
+    session = _CheckedSession(url, redirects) if redirects is not None else None
+    client = DICOMwebClient(url.rstrip("/"), session=session, timeout=TIMEOUT_S if timeout is None else timeout)
     # the package retries 5 times with waits up to 16 s (30 s for a refused connection), and retries a timeout too:
     # one attempt, so that the time said is the time waited
     client.set_http_retry_params(retry=False)
@@ -95,10 +122,11 @@ def check_uid(uid: str, what: str = "StudyInstanceUID") -> str:
     return uid
 
 
-def search_series(url: str, study_uid: str) -> list[RemoteSeries]:
-    """The series of ``study_uid`` on ``url`` (QIDO-RS); a one-line error when the study is not there."""
+def search_series(url: str, study_uid: str, redirects: Optional[RedirectCheck] = None) -> list[RemoteSeries]:
+    """The series of ``study_uid`` on ``url`` (QIDO-RS); a one-line error when the study is not there. ``redirects``:
+    as for `_client`."""
     check_uid(study_uid)
-    client = _client(url)
+    client = _client(url, redirects=redirects)
     try:
         found = client.search_for_series(study_uid)
     except requests.exceptions.HTTPError as exc:
@@ -114,17 +142,19 @@ def search_series(url: str, study_uid: str) -> list[RemoteSeries]:
                          int(_value(s, "00201209", 0) or 0)) for s in found]
 
 
-def fetch_series(url: str, study_uid: str, series_uid: str | None, folder: str | os.PathLike) -> Path:
+def fetch_series(url: str, study_uid: str, series_uid: str | None, folder: str | os.PathLike,
+                 redirects: Optional[RedirectCheck] = None) -> Path:
     """Retrieve one image series of ``study_uid`` (``series_uid``, or the study's only image series) into the new
     ``folder`` (WADO-RS), one file per instance; returns ``folder``. Several image series without a choice, or a
-    series not in the study, are refused listing the study's series."""
+    series not in the study, are refused listing the study's series. ``redirects``: each redirect's target is checked
+    by it before it is requested (`_client`; the web app's allow-list)."""
     folder = Path(folder)
     check_uid(study_uid)
     if series_uid is not None:
         check_uid(series_uid, "SeriesInstanceUID")
     if folder.exists() and any(folder.iterdir()):
         raise DicomWebError(f"{folder} is not empty; fetch into a new folder.")
-    series = search_series(url, study_uid)
+    series = search_series(url, study_uid, redirects)
     images = [s for s in series if non_image_kind("", s.modality) is None]
     listing = "; ".join(s.describe() for s in series)
     if series_uid is None:
@@ -142,7 +172,7 @@ def fetch_series(url: str, study_uid: str, series_uid: str | None, folder: str |
     try:
         n = 0
         grids: dict[tuple, int] = {}
-        for n, ds in enumerate(_client(url).iter_series(study_uid, series_uid), start=1):
+        for n, ds in enumerate(_client(url, redirects=redirects).iter_series(study_uid, series_uid), start=1):
             key = _slice_grid(ds)
             grids[key] = grids.get(key, 0) + 1
             ds.save_as(work / f"{n:05d}.dcm", enforce_file_format=True)

@@ -62,11 +62,14 @@ def _loadable(choice: str, data: Path) -> bool:
 
 
 def read_scan_for_page(source: str, tmp: Path, upload: bool = False, max_bytes: Optional[int] = None,
-                       limit_name: str = "") -> tuple[Any, str, dict[str, str]]:
+                       limit_name: str = "",
+                       redirects: Optional[Callable[[str], None]] = None) -> tuple[Any, str, dict[str, str]]:
     """(Volume, node name, identity) of a scan: a file, a DICOM folder or a DICOMweb series URL (fetched into ``tmp``).
     A DICOM series is named as Slicer's DICOM browser names it (`orbitai.web.identity.series_name`), never after the
-    folder it was fetched or uploaded into (``upload``: ``source`` is the server's temporary folder)."""
-    path = resolve_image(source, None, tmp)
+    folder it was fetched or uploaded into (``upload``: ``source`` is the server's temporary folder). ``redirects``:
+    where a DICOMweb server's redirect leads is checked by it before it is followed (the page's allow-list,
+    `DicomWebAllowList.check`)."""
+    path = resolve_image(source, None, tmp, redirects=redirects)
     vol, _acquisition = read_scan(path, max_bytes, limit_name)
     file_name = Path(source.rstrip("/")).name
     identity = read_identity(path, file_name)
@@ -138,7 +141,8 @@ class ScanLoader:
                 return
             with tempfile.TemporaryDirectory(prefix="orbitai-web-") as tmp:
                 vol, name, identity = await loop.run_in_executor(None, read_scan_for_page, source, Path(tmp),
-                                                                 hidden is not None, *self._decoded_limit(hidden))
+                                                                 hidden is not None, *self._decoded_limit(hidden),
+                                                                 self.dicomweb.check)
             with self.state:
                 self.add_volume(vol, name, identity)
         except (OrbitAIError, OSError, ValueError, RuntimeError) as exc:

@@ -1,0 +1,117 @@
+"""Issue 80's defects of the web app, on its server-side functions (no browser): a DICOMweb redirect is checked hop by
+hop against the allow-list; the page's copy of a float scan keeps its promised precision far from zero; a decoded
+upload is read in bounded memory; the model offer's upload ends with its page and needs an open offer; a probe far
+outside the scan says so."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Iterator
+
+import pytest
+
+pytest.importorskip("trame_slicer")
+
+from orbitai.web.loading import ScanLoader
+from orbitai.web.names import DicomWebAllowList
+
+STUDY, SERIES = "1.2.3", "1.2.3.4"
+#: What only the server that is not allowed answers: the page must never show it.
+SECRET = "SECRET-OF-THE-OTHER-PORT"
+
+
+@contextlib.contextmanager
+def _http(answer: Any) -> Iterator[tuple[str, list[str]]]:
+    """A small HTTP server on 127.0.0.1 (a free port) whose GETs ``answer(handler)`` serves; yields (its
+    ``/dicom-web`` root, the paths it was asked for). Closed after the block, its thread joined (bounded)."""
+    hits: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            answer(self)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.timeout = 5
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/dicom-web", hits
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def _series_listing(handler: BaseHTTPRequestHandler) -> None:
+    """A QIDO-RS answer: one image series whose description is `SECRET`."""
+    body = json.dumps([{"0020000E": {"vr": "UI", "Value": ["9.9.9"]}, "00080060": {"vr": "CS", "Value": ["CT"]},
+                        "0008103E": {"vr": "LO", "Value": [SECRET]}, "00201209": {"vr": "IS", "Value": [1]}}]).encode()
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/dicom+json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def _redirect_to(root: str) -> Any:
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(302)
+        handler.send_header("Location", root + handler.path.split("/dicom-web", 1)[1])
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+    return answer
+
+
+class _State(dict):
+    """What `ScanLoader.load` uses of trame's state: attributes, and ``with state:``."""
+
+    __getattr__ = dict.get
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        self[key] = value
+
+    def __enter__(self) -> "_State":
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        pass
+
+
+def _loader(allowed: list[str]) -> ScanLoader:
+    """`ScanLoader` with what `load` needs (its allow-list as ``orbitai web --dicomweb`` gives it), no server."""
+    loader = ScanLoader.__new__(ScanLoader)
+    loader.state, loader.dicomweb, loader.data_folder = _State(), DicomWebAllowList(allowed), None
+    loader._loading, loader.upload_limit = 0, 1 << 30
+    return loader
+
+
+def _fetch(loader: ScanLoader, root: str) -> str:
+    """The page's load error after fetching a series from ``root`` (the way Fetch loads a URL the list allows)."""
+    url = f"{root}/studies/{STUDY}/series/{SERIES}"
+    loader.dicomweb.check(url)
+    asyncio.run(loader.load(url))
+    return str(loader.state.load_error)
+
+
+def test_an_allowed_servers_redirect_to_another_port_is_not_followed():
+    with _http(_series_listing) as (other, other_hits), _http(_redirect_to(other)) as (allowed, _):
+        error = _fetch(_loader([allowed]), allowed)
+    assert other_hits == []                   # nothing was asked of the server that is not allowed
+    assert SECRET not in error
+    assert "redirect" in error and "is not a DICOMweb server this server fetches from" in error, error
+    assert "\n" not in error and "Traceback" not in error
+
+
+def test_a_redirect_to_another_allowed_server_is_followed():
+    """Each hop is checked against the allow-list, not refused as such: a redirect to an allowed server is followed
+    (here its answer: the series asked for is not in the study)."""
+    with _http(_series_listing) as (other, other_hits), _http(_redirect_to(other)) as (allowed, _):
+        error = _fetch(_loader([allowed, other]), allowed)
+    assert other_hits and f"No series {SERIES} in study {STUDY}" in error and SECRET in error, error
