@@ -45,12 +45,14 @@ GZIP_LEVEL = 1
 OVERLAY_DELAY_S = 0.25
 #: The voxel types the page reads (the names of its typed arrays).
 _DTYPES = {np.dtype(np.uint8): "uint8", np.dtype(np.int16): "int16", np.dtype(np.uint16): "uint16"}
+#: Values `compact` spreads over int16 at a time (in float64: a bounded temporary, not a copy of the scan).
+_CHUNK_VALUES = 1 << 20
 
 
 def compact(array: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """``(values, slope, intercept)`` with ``array == values * slope + intercept`` (to within a 16-bit step for a float
-    array): integers that fit 8 or 16 bits as they are, anything else spread over int16 (a slope and an
-    intercept, as NIfTI's ``scl_slope`` and ``scl_inter``)."""
+    """``(values, slope, intercept)`` with ``array == values * slope + intercept`` (to within half a 16-bit step,
+    ``slope / 2``, for a float array, however far from zero its values lie): integers that fit 8 or 16 bits as they
+    are, anything else spread over int16 (a slope and an intercept, as NIfTI's ``scl_slope`` and ``scl_inter``)."""
     a = np.asarray(array)
     if a.size == 0:
         return a.astype(np.uint8), 1.0, 0.0
@@ -63,12 +65,19 @@ def compact(array: np.ndarray) -> tuple[np.ndarray, float, float]:
     if integral and 0 <= lo and hi <= 65535:
         return a.astype(np.uint16), 1.0, 0.0
     if not (np.isfinite(lo) and np.isfinite(hi)):
-        a = np.nan_to_num(a.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        a = np.nan_to_num(a.astype(np.float64 if a.dtype == np.float64 else np.float32), nan=0.0, posinf=0.0,
+                          neginf=0.0)
         lo, hi = float(a.min()), float(a.max())
     slope = (hi - lo) / 65535.0 or 1.0
     inter = lo + 32768.0 * slope
-    q = np.rint((a.astype(np.float32) - inter) / slope)
-    return np.clip(q, -32768, 32767).astype(np.int16), slope, inter
+    a = np.atleast_1d(a)
+    out = np.empty(a.shape, np.int16)
+    rows = max(1, _CHUNK_VALUES // max(1, a[:1].size))
+    for start in range(0, a.shape[0], rows):
+        # in float64, the offset taken off first: a scan far from zero (1e9) in float32 is off by up to 64 units
+        q = np.rint((a[start:start + rows].astype(np.float64) - inter) / slope)
+        out[start:start + rows] = np.clip(q, -32768, 32767)
+    return out.reshape(np.shape(array)), slope, inter
 
 
 def packed(array: np.ndarray, ijk_to_ras: np.ndarray, slope: float = 1.0, inter: float = 0.0,
