@@ -143,3 +143,21 @@ def test_compact_in_chunks_is_the_whole_arrays(monkeypatch):
     chunked = compact(scan)
     np.testing.assert_array_equal(whole[0], chunked[0])
     assert whole[1:] == chunked[1:]
+
+
+@pytest.mark.parametrize("ras", [(1e308, 0.0, 0.0), (-1e308, 1e308, -1e308), (0.0, 0.0, 1e300)])
+def test_a_probe_far_outside_the_scan_says_so(ctx, ras):
+    """The value under the pointer at RAS 1e308 is "outside the scan" (it raised OverflowError in the server)."""
+    from types import SimpleNamespace
+
+    from orbitai.io import Volume
+    from orbitai.mrml import volume_node_from_volume
+    from orbitai.web.viewer import Layouts
+
+    scan = Volume(np.arange(24, dtype=np.int16).reshape(2, 3, 4) + 100, spacing=(0.5, 0.5, 0.5))
+    node = volume_node_from_volume(ctx, scan, "ct")   # RAS to IJK doubles: 1e308 becomes an infinite index
+    view = SimpleNamespace(app=SimpleNamespace(input_node=lambda: node), state=_State())
+    Layouts.show_probe(view, (-0.5, -1.0, 0.5))        # voxel (1, 2, 1) of the LPS grid: inside
+    assert view.state.probe_text.endswith(": 121")
+    Layouts.show_probe(view, ras)
+    assert view.state.probe_text.endswith(": outside the scan") and len(view.state.probe_text) < 80, view.state

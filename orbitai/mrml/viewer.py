@@ -106,16 +106,18 @@ def set_window_level_mode(app_logic: Any, on: bool) -> None:
 
 
 def probe(volume_node: Any, ras: Any) -> Optional[float]:
-    """The scan's value at a RAS point (its nearest voxel; None outside the scan): Slicer's Data Probe."""
+    """The scan's value at a RAS point (its nearest voxel; None outside the scan, however far: a point at 1e308 or
+    one that is not a number is outside, never an error): Slicer's Data Probe."""
     if volume_node is None or volume_node.GetImageData() is None:
         return None
     m = vtk.vtkMatrix4x4()
     volume_node.GetRASToIJKMatrix(m)
     ijk = m.MultiplyPoint([float(ras[0]), float(ras[1]), float(ras[2]), 1.0])[:3]
-    i, j, k = (int(round(c)) for c in ijk)
     dims = volume_node.GetImageData().GetDimensions()
-    if not (0 <= i < dims[0] and 0 <= j < dims[1] and 0 <= k < dims[2]):
+    # compared as floats first: rounding an infinite index (a far point's) to an int raises OverflowError
+    if not all(-0.5 <= c < n - 0.5 for c, n in zip(ijk, dims)):
         return None
+    i, j, k = (min(max(int(round(c)), 0), n - 1) for c, n in zip(ijk, dims))
     return float(volume_node.GetImageData().GetScalarComponentAsDouble(i, j, k, 0))
 
 

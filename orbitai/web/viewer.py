@@ -264,7 +264,8 @@ class Layouts:
     def show_probe(self, ras: Sequence[float]) -> None:
         """``probe_text``: the RAS point ``ras`` and the scan's value there."""
         value = probe(self.app.input_node(), ras)
-        where = "  ".join(f"{_LETTERS[a][0 if c >= 0 else 1]} {abs(c):.1f}" for a, c in enumerate(ras))
+        where = "  ".join(f"{_LETTERS[a][0 if c >= 0 else 1]} {abs(c):{'.1f' if abs(c) < 1e7 else '.3g'}}"
+                          for a, c in enumerate(ras))
         self.state.probe_text = f"{where}: {'outside the scan' if value is None else f'{value:.4g}'}"
 
     def start_ruler(self) -> None:
