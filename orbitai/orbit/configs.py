@@ -165,13 +165,14 @@ _add(SegConfig("svnet-demo-mri-ted-thick-globe", "svnet", {"in_channels": 1, "ou
 # Issue 78 (TED recti on MRI read 0.41x their volume; the synthetic-head TED stages reached 0.59): the CT stage's recipe on
 # MRI. A sixth stage from the bundled model with a third of its patches from supervised T1/T2 MRI phantoms of which
 # half have every rectus enlarged (`orbitai phantom orbit-mri --n 36 --seed 2100 --ted 0.5`), the rest synthetic heads
-# as the fifth stage draws them (clinical thick slices, TED heads, plain sclera); lower learning rate.
+# as the fifth stage draws them (clinical thick slices, TED heads, plain sclera) but two per anatomy (34 heads, the first
+# 34 of the 102: building a head takes ~20 s of a core, cached after); lower learning rate.
 _add(SegConfig("svnet-demo-mri-ted-cases", "svnet", {"in_channels": 1, "out_channels": 7, "base_channels": 6},
                _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), PERCENTILE, "any"),
                "Sixth stage of svnet-demo-mri-heads: a third of the patches from T1/T2 MRI phantoms, half of them with "
                "thyroid-eye-disease-enlarged recti; synthetic heads as the fifth stage (demo, not for clinical use).",
                **{**_DEMO, "lr": 2e-4, "lr_decay_epoch": 41, "epochs": 50, "fg_prob": 0.9},
-               extra={"synth": {**_HEADS, "fov_edge": 0.2, "ted_share": 0.33, "clinical_thick": 0.33,
+               extra={"synth": {**_HEADS, "anatomies": 34, "fov_edge": 0.2, "ted_share": 0.33, "clinical_thick": 0.33,
                                 "plain_sclera": 0.4},
                       "manifest_share": 0.33}))
 _add(SegConfig("sunet-demo-ct", "sunet_volume", {"in_channels": 1, "out_channels": 7, "base_channels": 6},
