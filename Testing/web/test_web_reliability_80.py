@@ -9,6 +9,7 @@ import contextlib
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
@@ -161,3 +162,71 @@ def test_a_probe_far_outside_the_scan_says_so(ctx, ras):
     assert view.state.probe_text.endswith(": 121")
     Layouts.show_probe(view, ras)
     assert view.state.probe_text.endswith(": outside the scan") and len(view.state.probe_text) < 80, view.state
+
+
+class _Handler:
+    """What `orbitai.web.disconnects.on_close` wraps of wslink's websocket handler."""
+
+    def __init__(self) -> None:
+        self.closed: list[str] = []
+
+    async def onClose(self, client_id: str) -> None:
+        self.closed.append(client_id)
+
+
+def _offer_view(tmp_path: Path, monkeypatch: Any) -> Any:
+    """A `ModelOfferView` bound to a stand-in of wslink's server (uploads' folders under ``tmp_path``)."""
+    import tempfile
+    from types import SimpleNamespace
+
+    from orbitai.web.model_offer import ModelOfferView
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    class View(ModelOfferView):
+        def __init__(self) -> None:
+            self.state, self.answers = _State(), []
+
+        def name(self, var: str) -> str:
+            return f"orbit_{var}"
+
+    view = View()
+    view.upload_limit = 1 << 20
+    view.web_server = SimpleNamespace(last_active_client_id="page-a", _ws_handlers=[_Handler()])
+    view.bind_connections(view.web_server)
+    view.offer = SimpleNamespace(question=lambda: "Download the model?", entry=SimpleNamespace(asset="m.tar.gz"))
+    return view
+
+
+def _uploads_on_disk(tmp_path: Path) -> list[Path]:
+    return sorted(tmp_path.glob("orbitai-*upload-*/*"))
+
+
+def test_the_model_upload_is_refused_with_no_offer_open(tmp_path, monkeypatch):
+    view = _offer_view(tmp_path, monkeypatch)
+    view.upload_model([{"name": "m.tar.gz", "content": b"archive bytes"}])
+    assert _uploads_on_disk(tmp_path) == []                      # nothing taken, nothing on disk
+    view.offerModel(view.offer, lambda *a, **k: view.answers.append((a, k)))
+    view.upload_model([])                                        # the end of what was sent before: no archive
+    assert view.answers == [] and _uploads_on_disk(tmp_path) == []
+
+
+def test_the_model_upload_is_dropped_when_its_page_disconnects(tmp_path, monkeypatch):
+    view = _offer_view(tmp_path, monkeypatch)
+    view.offerModel(view.offer, lambda *a, **k: view.answers.append((a, k)))
+    view.upload_model([{"name": "m.tar.gz", "content": b"archive bytes"}])
+    assert [p.name for p in _uploads_on_disk(tmp_path)] == ["m.tar.gz"]
+    handler = view.web_server._ws_handlers[0]
+    asyncio.run(handler.onClose("page-a"))                      # the page closed mid-upload
+    assert handler.closed == ["page-a"]                          # wslink's own close still runs
+    assert _uploads_on_disk(tmp_path) == []
+    view.upload_model([])                                        # a later end adds nothing to the offer
+    assert view.answers == [] and view.state["orbit_offer"]
+
+
+def test_the_model_upload_is_dropped_when_the_offer_closes(tmp_path, monkeypatch):
+    view = _offer_view(tmp_path, monkeypatch)
+    view.offerModel(view.offer, lambda *a, **k: view.answers.append((a, k)))
+    view.upload_model([{"name": "m.tar.gz", "content": b"archive bytes"}])
+    view.decline_offered()
+    assert _uploads_on_disk(tmp_path) == [] and view.answers == [((None,), {"uploaded": False})]

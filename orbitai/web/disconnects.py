@@ -7,14 +7,17 @@ traceback, tries to send the error to the same gone page (a second traceback fro
 state change sent to all pages stops at the gone one ("Task exception was never retrieved"), so the other pages miss
 it. `install` makes a write to a gone connection a no-op, said once per connection in one line; the connection's own
 close then ends it as usual. aiohttp is the server's alone in this process (``orbitai web``).
+
+`on_close` calls a function with a connection's id when that connection closes (a page closed, reloaded or gone),
+for what the server keeps per page: a pending upload is dropped with its page (issue 80 item 14).
 """
 from __future__ import annotations
 
 import logging
 import weakref
-from typing import Any
+from typing import Any, Callable
 
-__all__ = ["install", "GONE"]
+__all__ = ["install", "on_close", "GONE"]
 
 log = logging.getLogger("orbitai.web")
 #: The log line of a page that went away before its answer (one per connection).
@@ -41,3 +44,17 @@ def install() -> bool:
     send_bytes._orbitai_disconnects = True      # type: ignore[attr-defined]
     web.WebSocketResponse.send_bytes = send_bytes   # type: ignore[method-assign]
     return True
+
+
+def on_close(web_server: Any, closed: Callable[[Any], None]) -> None:
+    """Call ``closed(client_id)`` when a connection of wslink's server ``web_server`` (trame's ``on_server_bind``)
+    closes, whether its page said goodbye or not, before wslink's own close."""
+    for handler in getattr(web_server, "_ws_handlers", None) or []:
+        original = handler.onClose
+
+        async def onClose(client_id: str, original: Any = original) -> None:
+            try:
+                closed(client_id)
+            finally:
+                await original(client_id)
+        handler.onClose = onClose

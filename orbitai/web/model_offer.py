@@ -6,7 +6,8 @@ file... and Cancel). Download starts the install job (``orbitai models install N
 as any job), then the Apply goes on. Choose file... uploads an archive downloaded elsewhere: it must be the registry's
 very archive (its SHA-256; the page's user is not the server's, so nothing else is installed from a page), one file,
 within the server's upload limit (``orbitai web --max-upload-mb``); a refusal is one line in the offer
-(``<key>_offer_error``). The rule "which model does this Apply need, and is it installed" is the Logic's
+(``<key>_offer_error``). Each page's upload is its own, taken only while an offer is open, and dropped (its file
+removed) when its page disconnects or the offer closes (issue 80 item 14). The rule "which model does this Apply need, and is it installed" is the Logic's
 (`orbitai.mrml.jobs.JobLogic.modelOffer`), the same for both front ends.
 """
 from __future__ import annotations
@@ -16,9 +17,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from orbitai.web.uploads import Upload     # the page's upload rules (names, limit), one place
 from orbitai.errors import InputError, one_line
 from orbitai.mrml.jobs import ModelOffer
+from orbitai.web import disconnects
+from orbitai.web.uploads import Uploads    # the page's upload rules (names, limit, one per connection), one place
 
 __all__ = ["ModelOfferView", "offer_ui", "upload_trigger_name"]
 
@@ -37,7 +39,10 @@ class ModelOfferView:
     state: Any
     _answer: Optional[Callable[..., None]] = None
     _offer: Optional[ModelOffer] = None
-    _upload: Any = None
+    #: the archives being uploaded, one per connection (`Uploads`; made with the first)
+    _uploads: Optional[Uploads] = None
+    #: wslink's server (`bind_connections`): which connection sent a message, and when one closes
+    _web_server: Any = None
     #: the most bytes an uploaded archive may have (the app's upload limit, set by `offer_ui`)
     upload_limit: int = 0
     #: called with the model's name once the panel's install job installed it (the page lists it at once)
@@ -52,8 +57,24 @@ class ModelOfferView:
         self.state[self.name("offer_error")] = ""
         self.state[self.name("offer")] = offer.question()
 
+    def bind_connections(self, web_server: Any) -> None:
+        """trame's ``on_server_bind``: a connection's archive under way is dropped when its connection closes."""
+        self._web_server = web_server
+        disconnects.on_close(web_server, self.drop_upload)
+
+    def _client(self) -> Any:
+        """The connection whose message is being handled (wslink notes it before calling the trigger)."""
+        return getattr(self._web_server, "last_active_client_id", None)
+
+    def drop_upload(self, client: Any) -> None:
+        """``client``'s archive under way, dropped and its file removed (its page disconnected)."""
+        if self._uploads is not None:
+            self._uploads.drop(client)
+
     def _answered(self, choice: Optional[str], uploaded: bool = False) -> None:
         answer, self._answer, self._offer = self._answer, None, None
+        if self._uploads is not None:
+            self._uploads.remove_all()                 # the offer is closed: no archive is taken for it any more
         self.state[self.name("offer")] = ""
         self.state[self.name("offer_error")] = ""
         if answer is not None:
@@ -70,13 +91,18 @@ class ModelOfferView:
     def upload_model(self, files: Any = None) -> None:
         """The page's Choose file...: the archive's chunks (``load_files_by_chunks``), then ``[]`` at the end; the
         archive is installed when it is the offered model's (its SHA-256 is checked by the install job), else one
-        line in the offer and nothing is kept."""
-        if files:
-            if self._upload is None:
-                self._upload = Upload(self.upload_limit, max_files=1)
-            self._upload.add(files)
+        line in the offer and nothing is kept. Each connection's archive is its own; with no offer open nothing is
+        taken (what a page sends then is refused, and its archive under way dropped)."""
+        client = self._client()
+        if self._uploads is None:
+            self._uploads = Uploads(self.upload_limit, max_files=1)
+        if self._offer is None:
+            self._uploads.drop(client)
             return
-        upload, self._upload = self._upload, None
+        if files:
+            self._uploads.add(client, files)
+            return
+        upload = self._uploads.finish(client)
         if upload is None:
             return
         try:
@@ -111,6 +137,7 @@ def offer_ui(server: Any, key: str, view: ModelOfferView, upload_limit: int) -> 
     view.upload_limit = int(upload_limit)
     name = upload_trigger_name(key)
     server.trigger(name)(view.upload_model)
+    server.controller.on_server_bind.add(view.bind_connections)
     view.state.setdefault(f"{key}_offer_error", "")
     send = f"window.load_files_by_chunks($event.target.files, {{ trigger_name: '{name}' }})"
     with v3.VAlert(v_if=f"{key}_offer", type="info", density="compact", id=f"orbitai-{key}-offer", classes="my-2"):

@@ -96,16 +96,18 @@ class Upload:
 class Uploads:
     """The uploads under way, one per client connection (a page's upload is never mixed with another's): created on
     a connection's first group, dropped (folder removed) when it ends, when its connection closes (`drop`) or when it
-    got nothing for `UPLOAD_IDLE_S` (`expire`, on every group). ``clock``: for the tests."""
+    got nothing for `UPLOAD_IDLE_S` (`expire`, on every group). ``clock``: for the tests; ``max_files``: the most files
+    one upload may hold."""
 
-    def __init__(self, limit: int, idle_s: float = UPLOAD_IDLE_S, clock: Any = time.monotonic) -> None:
-        self.limit, self.idle_s, self.clock = int(limit), float(idle_s), clock
+    def __init__(self, limit: int, idle_s: float = UPLOAD_IDLE_S, clock: Any = time.monotonic,
+                 max_files: int = MAX_UPLOAD_FILES) -> None:
+        self.limit, self.idle_s, self.clock, self.max_files = int(limit), float(idle_s), clock, int(max_files)
         self.pending: dict[Any, tuple[Upload, float]] = {}
 
     def add(self, client: Any, files: Any) -> None:
         """A group of files from ``client``'s connection."""
         self.expire()
-        upload = self.pending[client][0] if client in self.pending else Upload(self.limit)
+        upload = self.pending[client][0] if client in self.pending else Upload(self.limit, self.max_files)
         self.pending[client] = (upload, self.clock())
         upload.add(files)
 
