@@ -58,11 +58,11 @@ def test_verdict_says_in_one_line_when_most_structures_are_implausible():
 
 
 def test_checks_read_volumes_and_confidence_from_the_label_map():
-    lab = np.zeros((30, 30, 30), np.uint8)
-    lab[:20, :20, :20] = EYE_LEFT                               # 8 cm3 at 1 mm
-    lab[25:, 25:, 25:] = MR_LEFT                                # 0.125 cm3
+    lab = np.zeros((30, 30, 100), np.uint8)                     # 100 mm wide: room for both orbits
+    lab[:20, :20, 70:90] = EYE_LEFT                             # 8 cm3 at 1 mm
+    lab[25:, 25:, 60:65] = MR_LEFT                              # 0.125 cm3
     conf = np.full(lab.shape, 0.95, np.float32)
-    conf[25:, 25:, 25:] = 0.5
+    conf[25:, 25:, 60:65] = 0.5
     vol = Volume(lab, (1.0, 1.0, 1.0))
     checks = {c.name: c for c in check_structures(vol, ("eyeball", "medial_rectus_muscle"), vol.with_array(conf))}
     assert set(checks) == {"eyeball_left", "eyeball_right", "medial_rectus_muscle_left", "medial_rectus_muscle_right"}

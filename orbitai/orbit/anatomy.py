@@ -165,11 +165,43 @@ def check_structure(label: int, volume_cm3: float, confidence: Optional[float],
                           population, used)
 
 
+#: Half the distance between the centres of the two globes (adult interpupillary distance ~63 mm): with one globe
+#: found, the patient's midline lies this far medial of it and the other globe twice as far.
+HALF_GLOBE_DISTANCE_MM = 32.0
+
+
+def sides_in_view(labels: Volume, structures: Sequence[str], counts: Optional[np.ndarray] = None) -> tuple[str, ...]:
+    """The sides a result reports: both, or with one globe found by a model that segments eyeballs and the other
+    globe's place (:data:`HALF_GLOBE_DISTANCE_MM` twice across the midline) outside the field of view, the found
+    globe's side only (one orbit in view: the other is not "not found"). ``counts``: :func:`label_counts`."""
+    if "eyeball" not in structures:
+        return ("left", "right")
+    counts = label_counts(labels) if counts is None else counts
+    found = [v for v, lab in ORBIT_LABELS.items() if lab.structure == "eyeball" and counts[v]]
+    if len(found) != 1:
+        return ("left", "right")
+    side = ORBIT_LABELS[found[0]].side
+    centre = labels.index_to_physical(np.argwhere(labels.array == found[0])[:, ::-1].mean(0))
+    centre[0] += 2 * HALF_GLOBE_DISTANCE_MM * (-1.0 if side == "left" else 1.0)    # the patient's left is LPS +x
+    ijk = labels.physical_to_index(centre)
+    inside = bool(np.all(ijk >= -0.5) and np.all(ijk <= np.asarray(labels.size_xyz) - 0.5))
+    return ("left", "right") if inside else (side,)
+
+
+def one_orbit_warning(labels: Volume, structures: Sequence[str]) -> list[str]:
+    """One line when the result reports one side only (:func:`sides_in_view`)."""
+    sides = sides_in_view(labels, structures)
+    if len(sides) != 1:
+        return []
+    return [f"One orbit in view, the patient's {sides[0]} (told by its anatomy): only the {sides[0]} orbit's "
+            "structures are reported."]
+
+
 def check_structures(labels: Volume, structures: Sequence[str],
                      confidence: Optional[Volume] = None, *,
                      population: str = DEFAULT_POPULATION,
                      volumes: Optional[Mapping[int, float]] = None) -> list[StructureCheck]:
-    """Every side of the model's ``structures`` (orbit-scheme names; those with a normal range) in ``labels``, checked against the
+    """Every side in view (:func:`sides_in_view`) of the model's ``structures`` (orbit-scheme names; those with a normal range) in ``labels``, checked against the
     ranges of ``population`` (:func:`check_structure`) and, with ``confidence`` (the winning class probability on the same grid), the model's
     mean confidence over the structure. ``volumes`` (label value -> cm3, e.g. the partial-volume-aware soft
     volumes) replaces the voxel count's volume of each structure found."""
@@ -177,9 +209,9 @@ def check_structures(labels: Volume, structures: Sequence[str],
     counts = label_counts(labels)
     vv = labels.voxel_volume_mm3() / 1000.0
     conf = None if confidence is None else confidence.array
-    out = []
+    out, sides = [], sides_in_view(labels, structures, counts)
     for value, lab in ORBIT_LABELS.items():
-        if lab.structure not in structures or not has_range(lab.structure):
+        if lab.structure not in structures or not has_range(lab.structure) or lab.side not in sides:
             continue
         mean_conf = None
         if conf is not None and counts[value]:

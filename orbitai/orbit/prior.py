@@ -9,8 +9,8 @@ structure is mapped onto the image when asked for. A prior is keyed by a checksu
 geometry (:func:`image_key`) and refuses any other image: it is never used on a different image or grid.
 
 The network's classes have no side; a structure named ``..._left`` / ``..._right`` keeps the
-probability on its side of the midline between the network's two eyeballs only (an image showing one
-orbit keeps it all).
+probability on its side of the patient's midline only: between the network's two eyeballs, or with one globe in
+view beside it on the side its anatomy tells (`orbitai.orbit.rules.orbit_midline`).
 
 Inside Slicer the network never runs on the application's main thread, nor in a Python thread there
 (Slicer does not release the GIL while its main thread idles, so such a thread would freeze the GUI):
@@ -32,7 +32,7 @@ from orbitai.bundle import BundleError
 from orbitai.errors import AnnotationError
 from orbitai.io import Volume
 from orbitai.orbit.models import load_seg_model
-from orbitai.orbit.rules import eyeball_class, eyeball_midline, left_of
+from orbitai.orbit.rules import class_values, eyeball_class, left_of, orbit_midline
 from orbitai.scan import ScanFacts, scan_facts
 from orbitai.scan.values import model_family
 
@@ -156,7 +156,7 @@ def compute_prior(image: Volume, bundle: str | None = None, device: str = "cpu",
     if eye > 0:
         classes = Volume(probs.argmax(0).astype(np.uint8), grid.GetSpacing(), grid.GetOrigin(),
                          np.asarray(grid.GetDirection(), float).reshape(3, 3))
-        centre = eyeball_midline(classes, eye)
+        centre = orbit_midline(classes, class_values(spec.structures), eye)
     return ModelPrior(key or image_key(image), b.name, tuple(spec.structures), probs, grid, centre,
                       time.perf_counter() - t0)
 

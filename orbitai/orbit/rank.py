@@ -110,8 +110,9 @@ def rank_scans(scans: Sequence[tuple[str, str | os.PathLike]], model: Optional[s
             else:
                 res = segment(vol, net, spec, "overlap", device, mirror=mirror, facts=facts, locate=locate,
                               whole_scan=not judge)
-                score, bad, conf = doubt(check_structures(res.labels, spec.structures, res.confidence))
-                out.append(Ranked(case_id, os.fspath(image), score, bad, sides, conf))
+                checks = check_structures(res.labels, spec.structures, res.confidence)   # one side with one globe
+                score, bad, conf = doubt(checks)
+                out.append(Ranked(case_id, os.fspath(image), score, bad, len(checks), conf))
         except OrbitNotFoundError as exc:
             out.append(Ranked(case_id, os.fspath(image), 1.0, sides, sides, None, one_line(exc)))
         except OrbitAIError as exc:      # an unreadable or unsuitable scan: said, last in the list

@@ -13,7 +13,7 @@ import SimpleITK as sitk
 from orbitai.boxes import Region, bbox
 from orbitai.io import Volume, VolumeError
 from orbitai.labels import GROUPS, ORBIT_LABELS, values_for
-from orbitai.orbit.anatomy import implausible_globe, label_counts
+from orbitai.orbit.anatomy import HALF_GLOBE_DISTANCE_MM, implausible_globe, label_counts, sides_in_view
 from orbitai.preprocess.checks import field_of_view_mm
 from orbitai.scan import ScanFacts
 from orbitai.engine.postprocess import fill_holes, largest_component
@@ -90,27 +90,79 @@ def orbit_search_box(norm: np.ndarray, spacing) -> tuple[slice, slice, slice] | 
 
 
 # --------------------------------------------------------------------- post-processing
-def eyeball_midline(classes: Volume, eyeball_class: int = 1) -> float | None:
-    """LPS x of the patient's midline: the midpoint of the centroids of the two largest eyeball
-    components; None without two eyeballs (the second at least a quarter of the first: not a stray blob)."""
+#: Structures lying medial of their globe (the optic nerve runs back to the chiasm, the medial rectus and the superior
+#: oblique along the medial wall) and lateral of it: what tells which side one globe is on.
+MEDIAL_OF_GLOBE = ("optic_nerve", "medial_rectus_muscle", "superior_oblique_muscle")
+LATERAL_OF_GLOBE = ("lateral_rectus_muscle",)
+#: Only a structure's voxels this near (mm, left to right) the globe are its orbit's (the other orbit's lie >= 40 mm off).
+NEAR_GLOBE_MM = 30.0
+
+
+def _eyeball_centroids(classes: Volume, eyeball_class: int) -> list[np.ndarray]:
+    """LPS centroids of the largest eyeball component and, when at least a quarter of it (not a stray blob), the
+    second; [] without an eyeball."""
     eye = classes.array == eyeball_class
     box = bbox(eye)
     if box is None:
-        return None
+        return []
     cc = sitk.RelabelComponent(sitk.ConnectedComponent(sitk.GetImageFromArray(eye[box].astype(np.uint8))),
                                sortByObjectSize=True)
     stats = sitk.LabelShapeStatisticsImageFilter()
     stats.Execute(cc)      # centroids in the crop's (i, j, k) index units: unit spacing, zero origin
     offset = np.array([box[2].start, box[1].start, box[0].start], float)
-    if not stats.HasLabel(2) or stats.GetNumberOfPixels(2) < 0.25 * stats.GetNumberOfPixels(1):
-        return None
-    cents = [classes.index_to_physical(np.asarray(stats.GetCentroid(lab)) + offset)[0] for lab in (1, 2)]
-    return 0.5 * (cents[0] + cents[1])
+    found = [1] + ([2] if stats.HasLabel(2) and stats.GetNumberOfPixels(2) >= 0.25 * stats.GetNumberOfPixels(1) else [])
+    return [classes.index_to_physical(np.asarray(stats.GetCentroid(lab)) + offset) for lab in found]
 
 
-def midline_x(classes: Volume, eyeball_class: int = 1) -> float:
-    """:func:`eyeball_midline`, or without two eyeballs the x of the volume centre."""
-    centre = eyeball_midline(classes, eyeball_class)
+def eyeball_midline(classes: Volume, eyeball_class: int = 1) -> float | None:
+    """LPS x of the patient's midline: the midpoint of the centroids of the two largest eyeball
+    components; None without two eyeballs (the second at least a quarter of the first: not a stray blob)."""
+    cents = _eyeball_centroids(classes, eyeball_class)
+    return 0.5 * float(cents[0][0] + cents[1][0]) if len(cents) == 2 else None
+
+
+def globe_side(classes: Volume, globe: np.ndarray, structure_values: dict[int, tuple[int, int]]) -> str | None:
+    """Which of the patient's sides ("left": LPS +x) the globe centred at ``globe`` (LPS mm) is on, from its orbit's
+    anatomy: the mean left-right offsets from the globe of the structures that lie medial of it (optic nerve, medial
+    rectus, superior oblique) and lateral of it (lateral rectus), near it only. None when no such structure is found.
+    Not from where the globe lies in the image: a scan may hold one orbit anywhere in its field of view."""
+    arr, lin = classes.array, classes.ijk_to_lps()
+    votes = []
+    for c, (lv, _rv) in structure_values.items():
+        structure = ORBIT_LABELS[lv].structure
+        if structure not in MEDIAL_OF_GLOBE + LATERAL_OF_GLOBE:
+            continue
+        idx = np.argwhere(arr == c)
+        if not len(idx):
+            continue
+        dx = idx[:, ::-1] @ lin[0, :3] + lin[0, 3] - float(globe[0])
+        near = dx[np.abs(dx) < NEAR_GLOBE_MM]
+        if len(near):
+            votes.append(float(near.mean()) * (1.0 if structure in LATERAL_OF_GLOBE else -1.0))
+    lateral = float(np.sum(votes)) if votes else 0.0       # where the lateral side is: +x on the patient's left
+    return None if lateral == 0.0 else ("left" if lateral > 0 else "right")
+
+
+def orbit_midline(classes: Volume, structure_values: dict[int, tuple[int, int]], eyeball_class: int = 1) -> float | None:
+    """LPS x of the patient's midline: between the two globes (:func:`eyeball_midline`); with one globe in view,
+    :data:`HALF_GLOBE_DISTANCE_MM` medial of it, the side told by its anatomy (:func:`globe_side`; when nothing
+    around it tells, the side of the scanner's centre it lies on: patients lie centred in the bore). Either way one
+    globe is never split in two. None without a globe."""
+    cents = _eyeball_centroids(classes, eyeball_class) if eyeball_class > 0 else []
+    if len(cents) != 1:
+        return 0.5 * float(cents[0][0] + cents[1][0]) if cents else None
+    side = globe_side(classes, cents[0], structure_values) or ("left" if cents[0][0] > 0 else "right")
+    return float(cents[0][0]) + (-HALF_GLOBE_DISTANCE_MM if side == "left" else HALF_GLOBE_DISTANCE_MM)
+
+
+def midline_x(classes: Volume, eyeball_class: int = 1,
+              structure_values: dict[int, tuple[int, int]] | None = None) -> float:
+    """:func:`orbit_midline` (:func:`eyeball_midline` without ``structure_values``), or without a globe the x of the
+    volume centre."""
+    if structure_values is None:
+        centre = eyeball_midline(classes, eyeball_class)
+    else:
+        centre = orbit_midline(classes, structure_values, eyeball_class)
     if centre is None:
         centre = float(classes.index_to_physical((np.array(classes.size_xyz) - 1) / 2.0)[0])
     return centre
@@ -135,7 +187,7 @@ def classes_to_orbit_labels(classes: Volume, structure_values: dict[int, tuple[i
     class is hole-filled and reduced to its largest component on each side. Each class is worked
     on inside its own bounding box.
     """
-    centre_x = midline_x(classes, eyeball_class)
+    centre_x = midline_x(classes, eyeball_class, structure_values)
 
     def sides(c: int) -> tuple[Region, list[np.ndarray]] | None:
         """The class's box and its left and right parts, cleaned (worked on inside the box)."""
@@ -192,12 +244,14 @@ def require_orbit(labels: Volume, structures: Sequence[str], min_eyeball_ml: flo
 # ------------------------------------------------------------------------- volumes
 def structure_volumes(labels: Volume, structures: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """One row per orbit label: name, side, voxels, volume (cm^3). With ``structures`` (the
-    model's), every side of each is listed, 0 when not found; otherwise the labels present."""
+    model's), every side in view (:func:`~orbitai.orbit.anatomy.sides_in_view`: one with one globe found) of each is
+    listed, 0 when not found; otherwise the labels present."""
     rows = []
     vv = labels.voxel_volume_mm3() / 1000.0
     counts = label_counts(labels)
+    sides = sides_in_view(labels, structures, counts) if structures is not None else ("left", "right")
     for value, lab in ORBIT_LABELS.items():
-        if (lab.structure in structures) if structures is not None else counts[value]:
+        if (lab.structure in structures and lab.side in sides) if structures is not None else counts[value]:
             rows.append({"label": value, "name": lab.name, "structure": lab.structure, "side": lab.side,
                          "voxels": int(counts[value]), "volume_cm3": float(int(counts[value]) * vv)})
     return rows

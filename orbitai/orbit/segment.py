@@ -2,7 +2,7 @@
 orbit rules (:mod:`orbitai.orbit.rules`). No manual crop: the network runs where orbits can lie (the
 front of the head, :func:`~orbitai.orbit.rules.orbit_search_box`; the whole scan again when no orbit is
 found there), and each orbit is found from the predicted eyeballs (left/right split at the midline
-between them)."""
+between them; with one globe in view, its side told by its orbit's anatomy and that side alone reported)."""
 from __future__ import annotations
 
 import logging
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from orbitai.io import Volume
-from orbitai.orbit.anatomy import label_counts
+from orbitai.orbit.anatomy import label_counts, one_orbit_warning
 from orbitai.orbit.locate import orbit_focus
 from orbitai.orbit.rules import (
     MIN_EYEBALL_ML,
@@ -99,6 +99,7 @@ def segment(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "o
         log.info("no orbit in the front of the head; searching the whole scan")
         res, labels = _labels(vol, model, spec, window, device, progress, sw_batch_size, mirror, None,
                               min_eyeball_ml, facts)
+    warnings = warnings + one_orbit_warning(labels, spec.structures)
     return SegResult(labels, warnings, time.perf_counter() - t0, res, res.window_seconds,
                      res.prep_seconds + (t1 - t0))
 
