@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import inspect
 import json
 import multiprocessing
 from dataclasses import dataclass
@@ -153,12 +154,12 @@ class SynthPool:
 
 
 def phantom_code_digest() -> str:
-    """A digest of the code that draws the pool's heads (the phantom package, this module, the label tables), so a
-    cached head is never reused after that code changed."""
+    """A digest of the code that draws the pool's heads (the phantom package, this module, the label tables and the
+    class table of ``orbitai.orbit.rules``), so a cached head is never reused after that code changed (the rest of
+    the rules module, the plausibility rules, leaves the heads as they are)."""
     here = Path(__file__).resolve()
-    files = sorted((here.parent.parent / "phantoms").glob("*.py")) + [here, here.parent / "rules.py",
-                                                                      here.parent.parent / "labels.py"]
-    h = hashlib.sha256()
+    files = sorted((here.parent.parent / "phantoms").glob("*.py")) + [here, here.parent.parent / "labels.py"]
+    h = hashlib.sha256(inspect.getsource(class_lut).encode())
     for f in files:
         h.update(f.name.encode() + b"\0" + f.read_bytes())
     return h.hexdigest()[:16]
