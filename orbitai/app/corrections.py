@@ -79,6 +79,18 @@ def is_scan(node: Any) -> bool:
             and not is_result(node))
 
 
+def refuse_not_a_scan(segmentation_node: Any, scan_node: Any) -> None:
+    """One line when the volume a finished segmentation is (to be) the ground truth of is not a scan (`is_scan`): a
+    heat map or another volume OrbitAI made, a label map, a hidden helper. Learning from it would train the network on
+    a heat map as the image (a scene whose finished mark points at one)."""
+    if is_scan(scan_node):
+        return
+    kind = ("a heat map OrbitAI made" if is_heat_map(scan_node) else "a result OrbitAI made" if is_result(scan_node)
+            else "not a scalar volume of a scan")
+    raise InputError(f"The finished segmentation '{segmentation_node.GetName()}' refers to '{scan_node.GetName()}', "
+                     f"which is {kind}, not a scan: select its scan and press 'Mark finished' again.")
+
+
 def unlabelled_scans(scene: Any, task: str = "segmentation") -> list[Any]:
     """The scene's scans (`is_scan`: not label maps, heat maps or a module's other results) with no segmentation
     finished for ``task``."""
@@ -194,6 +206,7 @@ class FinetuneLogic(_SceneLogic):
         if segmentation_node is None or scan_node is None:
             raise InputError("Select the scan and its corrected segmentation.")
         if finished:
+            refuse_not_a_scan(segmentation_node, scan_node)
             refuse_other_scan(segmentation_node, scan_node, self.task.replace("_", " "))   # (lesion) segmentation
             self.checkCorrected(segmentation_node, scan_node)
             segmentation_node.SetAttribute(FINISHED, self.task)
@@ -210,6 +223,8 @@ class FinetuneLogic(_SceneLogic):
         if not pairs:
             raise InputError("No finished segmentation: correct a result, select it under 'Corrected segmentation' "
                              "and press 'Mark finished' (one or more scans).")
+        for seg, scan in pairs:       # a heat map as a finished mark's scan (a scene's): refused before any file
+            refuse_not_a_scan(seg, scan)
         rows = []
         for n, (seg, scan) in enumerate(pairs):
             # From a panel each file is written in the poll ticks (`JobLogic.start`), not in the press: the scan a slab
