@@ -230,3 +230,53 @@ def test_the_model_upload_is_dropped_when_the_offer_closes(tmp_path, monkeypatch
     view.upload_model([{"name": "m.tar.gz", "content": b"archive bytes"}])
     view.decline_offered()
     assert _uploads_on_disk(tmp_path) == [] and view.answers == [((None,), {"uploaded": False})]
+
+
+def _peak_bytes(f: Any, *args: Any) -> tuple[Any, int]:
+    """``f(*args)`` and the most bytes it held at once beyond what existed before (tracemalloc: numpy's buffers too)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        out = f(*args)
+        return out, tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("dtype, share", [(np.uint8, 0.1), (np.int16, 0.1), (np.float32, 0.65)])
+def test_a_large_scan_is_packed_for_the_page_without_copies_of_it(dtype, share):
+    """Packing a decoded 48 MB scan for the page holds no whole copy of it (a uint8 or int16 scan: none at all; a
+    float one: its int16 values only): it held the scan twice more (a cast and ``tobytes``), 3 GB for an upload
+    that decodes to 488 MB."""
+    import gzip
+
+    from orbitai.io import Volume
+    from orbitai.web.client_slices import scan_level
+
+    scan = np.zeros((48, 1024, 1024 // np.dtype(dtype).itemsize), dtype)
+    scan[::7, ::5, ::3] = 100
+    scan[0, 0, 0] = {np.uint8: 1, np.int16: -1000, np.float32: 0.5}[dtype]     # kept as its type / spread over int16
+    level, peak = _peak_bytes(scan_level, Volume(scan), 1)
+    assert peak < share * scan.nbytes, f"{peak / 2**20:.0f} MB for a {scan.nbytes / 2**20:.0f} MB scan"
+    back = np.frombuffer(gzip.decompress(level["data"]), level["dtype"]).reshape(scan.shape)
+    np.testing.assert_allclose(back * level["slope"] + level["inter"], scan, atol=level["slope"] / 2 + 1e-9)
+
+
+def test_an_uploaded_files_chunks_are_written_without_joining_them(tmp_path, monkeypatch):
+    """A file the page sends in chunks is written chunk by chunk: 48 MB of chunks take no 48 MB more."""
+    import tempfile
+
+    from orbitai.web.uploads import Upload
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    chunks = [bytes([n]) * (1 << 20) for n in range(48)]
+    upload = Upload(limit=64 << 20)
+    _, peak = _peak_bytes(upload.add, [{"name": "scan.nrrd", "content": chunks}])
+    try:
+        assert upload.error == "" and peak < 4 << 20, (upload.error, peak)
+        assert upload.files[0].read_bytes() == b"".join(chunks)
+    finally:
+        upload.remove()

@@ -55,14 +55,14 @@ class Upload:
     def _write(self, f: dict) -> None:
         name = client_file_name(f.get("name"))
         content = f.get("content")
-        if isinstance(content, list) and all(isinstance(c, bytes) for c in content):
-            content = b"".join(content)
-        if not isinstance(content, bytes):
+        # a file's chunks are written one after the other, never joined: a large file is not held twice
+        chunks = [content] if isinstance(content, bytes) else content
+        if not (isinstance(chunks, list) and all(isinstance(c, bytes) for c in chunks)):
             raise InputError(f"the uploaded file {name!r} came without its content; upload it again")
         if len(self.files) >= self.max_files:
             raise InputError(f"the upload holds more than {self.max_files} files; put large series in the server's "
                              "data folder instead")
-        charged = max(len(content), MIN_FILE_BYTES)
+        charged = max(sum(len(c) for c in chunks), MIN_FILE_BYTES)
         if self.size + charged > self.limit:
             raise InputError(f"the upload is over the limit of {self.limit // (1 << 20)} MB (orbitai web "
                              "--max-upload-mb); put large series in the server's data folder instead")
@@ -73,7 +73,8 @@ class Upload:
         self._taken.add(unique.lower())
         self.size += charged
         with open(path, "xb") as out:      # a new file in the new folder: nothing existing is followed or replaced
-            out.write(content)
+            for chunk in chunks:
+                out.write(chunk)
         self.files.append(path)
 
     def source(self) -> tuple[str, str]:
