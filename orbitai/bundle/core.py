@@ -115,6 +115,12 @@ class Bundle:
             ) from exc
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise BundleError(f"Bundle '{self.name}' ({self.path}): {WEIGHTS} is not a state_dict of tensors.")
+        bad = non_finite(state)
+        if bad:
+            raise BundleError(f"Bundle '{self.name}' ({self.path}): {WEIGHTS} holds NaN or infinite values in "
+                              f"{len(bad)} tensor(s) ({', '.join(bad[:3])}): the weights are corrupt and were "
+                              f"refused; reinstall it ('orbitai models install {self.name}', adding --overwrite for "
+                              "a folder of your own) or retrain it.")
         return state
 
     def load_model(self, device: "str | torch.device" = "cpu") -> "torch.nn.Module":
@@ -223,6 +229,14 @@ def disable_model_cache() -> None:
     _model_cache = None
 
 
+def non_finite(state: dict[str, "torch.Tensor"]) -> list[str]:
+    """The names of ``state``'s floating-point tensors holding a NaN or an infinity (float16 ones too)."""
+    import torch
+
+    return [k for k, v in state.items()
+            if (v.is_floating_point() or v.is_complex()) and v.numel() and not bool(torch.isfinite(v).all())]
+
+
 def load_bundle(path: str | os.PathLike) -> Bundle:
     """Read and validate a bundle folder's metadata (weights are checked when loaded).
 
@@ -249,6 +263,11 @@ def save_bundle(model: "torch.nn.Module", path: str | os.PathLike, metadata: dic
 
     def write(tmp: Path) -> dict[str, Any]:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        bad = non_finite(state)
+        if bad:      # a model that diverged (or started from corrupt weights) is never installed
+            raise BundleError(f"The model for {path} holds NaN or infinite values in {len(bad)} tensor(s) "
+                              f"({', '.join(bad[:3])}): not written; the training diverged, start it again (a "
+                              "lower learning rate, another base model).")
         torch.save(state, tmp / WEIGHTS)
         return {"weights_sha256": sha256_file(tmp / WEIGHTS)}
 

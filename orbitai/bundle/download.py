@@ -9,35 +9,43 @@
 * **cancel**: a ``threading.Event`` checked while waiting; the transfer runs on a worker thread that the waiting
   thread leaves at once, so a cancel returns within a fraction of a second even while the server sends nothing
   (or the connection is still being made); the worker writes nothing after it (one lock guards its writes);
+* **bounds**: each read waits at most ``stall_s``; a try that adds less than `MIN_PROGRESS` new bytes (a server that
+  cuts every answer short and ignores Range, or sends a few bytes then stalls) is a failure, ``retries`` + 1 in a
+  row end it; the whole download ends after ``total_s``; a length announced beyond the registry's size, or a byte
+  past it, is refused at once (the ``.part`` removed);
 * **errors** are one line (`DownloadError`): no network, a proxy's refusal, an HTTP status (404), a server that
   stopped sending, a wrong checksum (the file is removed), a full disk.
 
 `install_archive` then installs an archive: SHA-256 first, safe extraction into a temporary folder beside the
-destination (plain files and folders only, every member inside one top folder: no absolute name, no ``..``, no
-link), the files checked against the registry's list, the bundle checked (`orbitai.bundle.core.load_bundle`, its
-weights' and files' checksums), then an atomic rename into place. Nothing is installed unless all of it passed.
+destination (`orbitai.bundle.unpack`: plain files and folders only, every member inside one top folder, no absolute
+name, no ``..``, no link; a registry archive's members checked against the registry's names and sizes as they are
+read, before anything is extracted), the files checked against the registry's list, the bundle checked
+(`orbitai.bundle.core.load_bundle`, its weights' and files' checksums), then an atomic rename into place. Nothing is
+installed unless all of it passed, and a folder of the user's own is never replaced unasked (`check_replace`). A
+registry entry's names are file names, never paths (`orbitai.bundle.registry.check_entry_names`).
 """
 from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import os
 import shutil
 import socket
-import tarfile
 import tempfile
 import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from pathlib import Path, PurePosixPath
-from typing import Callable, Optional
+from pathlib import Path
+from typing import BinaryIO, Callable, Optional
 
-from orbitai.bundle.core import WEIGHTS, Bundle, find_bundle, load_bundle
+from orbitai.bundle.core import METADATA, MODEL_NAME, WEIGHTS, Bundle, find_bundle, load_bundle
 from orbitai import __version__
-from orbitai.bundle.registry import (Entry, file_table, folder_files, human_size, locate, missing_message,
-                                     registry_entry, user_folder)
+from orbitai.bundle.registry import (Entry, check_entry_names, file_table, folder_files, human_size, locate,
+                                     missing_message, registry_entry, user_folder)
+from orbitai.bundle.unpack import InstallError, extract_checked, install_disk_error, safe_extract
 from orbitai.staging import looks_like_path
 from orbitai.errors import BundleError, OrbitAIError, one_line
 from orbitai.io.checksums import sha256_file
@@ -45,6 +53,8 @@ from orbitai.staging import disk_full
 
 ProgressCallback = Callable[[int, int, str], None]
 CHUNK = 1 << 16
+#: A try must add at least this many new bytes to the most the ``.part`` ever held to count as progress.
+MIN_PROGRESS = CHUNK
 
 
 class DownloadError(OrbitAIError, RuntimeError):
@@ -116,26 +126,71 @@ class _Transfer:
         self.error: Optional[BaseException] = None
 
 
-def _fetch(url: str, part: Path, size: Optional[int], state: _Transfer, stall_s: float, retries: int) -> None:
-    """Fill ``part`` from ``url`` (resuming with Range), on the worker thread; errors go to ``state.error``."""
+def _open(url: str, start: int, stall_s: float) -> http.client.HTTPResponse:
+    headers = {"User-Agent": f"orbitai/{__version__}", "Accept-Encoding": "identity"}
+    if start:
+        headers["Range"] = f"bytes={start}-"
+    return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=stall_s)
+
+
+def _too_slow(url: str, state: _Transfer, total_s: float) -> DownloadError:
+    return DownloadError(f"The download of {url} did not finish within {total_s:.0f} s ({human_size(state.done)} of "
+                         f"{human_size(state.total)} arrived): the server is too slow or keeps stalling; run again "
+                         "later (it resumes), or download the file elsewhere and run 'orbitai models install FILE'.")
+
+
+def _receive(resp: http.client.HTTPResponse, f: BinaryIO, url: str, size: Optional[int], state: _Transfer,
+             deadline: tuple[float, float]) -> bool:
+    """Copy the response into ``f`` (the ``.part`` opened at ``state.done``); False when the download was stopped.
+    Refuses a byte beyond the registry's ``size`` (nothing of it written) and a transfer past the deadline."""
+    while True:
+        if time.monotonic() > deadline[0]:
+            raise _too_slow(url, state, deadline[1])
+        chunk = resp.read1(CHUNK)   # what has arrived, not a full chunk: a slow server still progresses
+        if not chunk:
+            return True
+        if size is not None and state.done + len(chunk) > size:
+            raise _Oversize(f"The server sent more than the registry's {human_size(size)} for {url}: not the "
+                            "registry's file; refused and removed, nothing installed.")
+        with state.lock:
+            if state.stopped:
+                return False
+            f.write(chunk)
+            f.flush()      # on disk for a resume even when the process ends at once (Ctrl-C)
+        state.done += len(chunk)
+
+
+class _Oversize(DownloadError):
+    """More bytes arrived than the registry's size: the ``.part`` is removed."""
+
+
+def _fetch(url: str, part: Path, size: Optional[int], state: _Transfer, stall_s: float, retries: int,
+           total_s: float) -> None:
+    """Fill ``part`` from ``url`` (resuming with Range), on the worker thread; errors go to ``state.error``.
+
+    Bounded whatever the server does: each read waits at most ``stall_s``; a try that ends without adding at least
+    `MIN_PROGRESS` new bytes to the most the ``.part`` ever held (a server that cuts every answer short and ignores
+    Range, or sends a few bytes then stalls) counts as failed, and ``retries`` + 1 of those in a row end it; the whole
+    download ends after ``total_s``; a length announced beyond the registry's size, or a byte past it, is refused."""
+    deadline = (time.monotonic() + total_s, total_s)
     failures = 0
+    best = part.stat().st_size if part.exists() else 0
     while not state.stopped:
+        if time.monotonic() > deadline[0]:
+            raise _too_slow(url, state, total_s)
         start = part.stat().st_size if part.exists() else 0
         if size is not None and start > size:
             part.unlink()
-            start = 0
+            start = best = 0
         if size is not None and start == size:
             return
-        headers = {"User-Agent": f"orbitai/{__version__}", "Accept-Encoding": "identity"}
-        if start:
-            headers["Range"] = f"bytes={start}-"
         try:
-            resp = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=stall_s)
+            resp = _open(url, start, stall_s)
         except urllib.error.HTTPError as exc:
             if exc.code == 416 and start:          # the range starts at the end: the part is complete (or wrong)
                 return
             raise _http_error(url, exc) from exc
-        except (urllib.error.URLError, OSError) as exc:
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             if isinstance(getattr(exc, "reason", exc), (socket.timeout, TimeoutError)) and failures < retries:
                 failures += 1
                 continue
@@ -145,22 +200,20 @@ def _fetch(url: str, part: Path, size: Optional[int], state: _Transfer, stall_s:
             if start and resp.status != 206:       # the server sends the whole file: start again
                 start = 0
             length = resp.headers.get("Content-Length")
-            state.total = size or (start + int(length) if length and length.isdigit() else 0)
-            got_any = False
+            announced = start + int(length) if length and length.isdigit() else None
+            if size is not None and announced is not None and announced > size:
+                raise DownloadError(f"The server announces {human_size(announced)} for {url}, more than the "
+                                    f"registry's {human_size(size)}: not the registry's file; refused, nothing "
+                                    "installed.")
+            state.total = size or announced or 0
             try:
                 with open(part, "ab" if start else "wb") as f:
                     state.done = start
-                    while True:
-                        chunk = resp.read1(CHUNK)   # what has arrived, not a full chunk: a slow server still progresses
-                        if not chunk:
-                            break
-                        with state.lock:
-                            if state.stopped:
-                                return
-                            f.write(chunk)
-                            f.flush()      # on disk for a resume even when the process ends at once (Ctrl-C)
-                        state.done += len(chunk)
-                        got_any = True
+                    if not _receive(resp, f, url, size, state, deadline):
+                        return
+            except _Oversize:
+                part.unlink(missing_ok=True)
+                raise
             except (socket.timeout, TimeoutError, ConnectionError, http.client.IncompleteRead) as exc:
                 if failures >= retries:
                     raise DownloadError(f"The server stopped sending {url} at {human_size(state.done)} "
@@ -174,17 +227,25 @@ def _fetch(url: str, part: Path, size: Optional[int], state: _Transfer, stall_s:
             return
         if size is None and not state.total:
             return                                 # no length known: the end of the response is the end
-        failures = 0 if got_any else failures + 1  # truncated: resume (a response that brought nothing counts)
+        failures = 0 if complete >= best + MIN_PROGRESS else failures + 1   # a few bytes are no progress
+        best = max(best, complete)
         if failures > retries:
             raise DownloadError(f"The server keeps ending {url} early (at {human_size(complete)} of "
                                 f"{human_size(state.total)}); run again later to resume.")
 
 
+def _total_time(size: Optional[int]) -> float:
+    """The longest a download may take: 10 minutes plus the size at 20 kB/s (an hour when the size is unknown)."""
+    return 600.0 + size / 20_000 if size is not None else 3600.0
+
+
 def download_file(url: str, dest: Path, sha256: str, size: Optional[int] = None, *,
                   progress: Optional[ProgressCallback] = None, cancel: Optional[threading.Event] = None,
-                  label: str = "", stall_s: float = 30.0, retries: int = 3, poll_s: float = 0.1) -> Path:
+                  label: str = "", stall_s: float = 30.0, retries: int = 3, poll_s: float = 0.1,
+                  total_s: Optional[float] = None) -> Path:
     """Download ``url`` to ``dest`` through ``dest.part`` (resumed where one is left), check its SHA-256, then
-    rename it into place; see the module docstring. Raises `DownloadError` (one line) or `DownloadCancelled`."""
+    rename it into place; see the module docstring. Each read waits at most ``stall_s``, the whole download at most
+    ``total_s`` (default `_total_time`). Raises `DownloadError` (one line) or `DownloadCancelled`."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
@@ -199,7 +260,7 @@ def download_file(url: str, dest: Path, sha256: str, size: Optional[int] = None,
 
     def work() -> None:
         try:
-            _fetch(url, part, size, state, stall_s, retries)
+            _fetch(url, part, size, state, stall_s, retries, total_s if total_s is not None else _total_time(size))
         except BaseException as exc:  # noqa: BLE001  (handed to the waiting thread)
             state.error = exc
 
@@ -246,62 +307,6 @@ def _progress_text(name: str, state: _Transfer, elapsed: float) -> str:
     return text
 
 
-# ------------------------------------------------------------------------------------------------------ extraction
-
-def safe_extract(archive: Path, into: Path) -> str:
-    """Extract a ``.tar.gz`` (or ``.tar``) holding one top folder into ``into``; returns that folder's name.
-
-    Every member's name is data, never a path to follow: an absolute name, a ``..`` part, a link, a device or any
-    member outside the one top folder refuses the whole archive (`BundleError`) before anything is written."""
-    try:
-        with tarfile.open(archive, "r:*") as tar:
-            members = tar.getmembers()
-            top = _check_members(archive, members)
-            for m in members:
-                rel = PurePosixPath(m.name)
-                target = into.joinpath(*rel.parts)
-                if m.isdir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                src = tar.extractfile(m)
-                if src is None:
-                    raise BundleError(f"The archive {archive} has an unreadable member {m.name!r}.")
-                with src, open(target, "xb") as out:
-                    shutil.copyfileobj(src, out, CHUNK)
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        if isinstance(exc, OSError) and disk_full(exc):
-            raise _disk_error(exc, into) from exc
-        if isinstance(exc, FileExistsError):
-            raise BundleError(f"The archive {archive} lists {exc.filename} twice; refused.") from exc
-        raise BundleError(f"{archive} is not a readable .tar.gz archive ({one_line(exc)}); download it again.") from exc
-    return top
-
-
-def _check_members(archive: Path, members: list[tarfile.TarInfo]) -> str:
-    if not members:
-        raise BundleError(f"The archive {archive} is empty.")
-    tops = set()
-    for m in members:
-        name = m.name
-        parts = PurePosixPath(name).parts
-        if (name.startswith(("/", "\\")) or "\\" in name or ":" in name or not parts
-                or any(p in ("..", ".", "") for p in parts)):
-            raise BundleError(f"The archive {archive} has a member named {name!r} (absolute, '..' or not a plain "
-                              "relative name): refused, nothing extracted.")
-        if not (m.isfile() or m.isdir()):
-            raise BundleError(f"The archive {archive} has a link or special member {name!r}: refused, nothing "
-                              "extracted (an OrbitAI archive holds plain files only).")
-        tops.add(parts[0])
-        if m.isfile() and len(parts) < 2:
-            raise BundleError(f"The archive {archive} has the file {name!r} outside a folder; an archive holds "
-                              "one bundle folder.")
-    if len(tops) != 1:
-        raise BundleError(f"The archive {archive} holds {len(tops)} top folders ({', '.join(sorted(tops)[:3])}); "
-                          "an archive holds one bundle folder.")
-    return tops.pop()
-
-
 # ----------------------------------------------------------------------------------------------------- installing
 
 def check_folder(folder: Path, entry: Optional[Entry], kind: str) -> None:
@@ -329,16 +334,62 @@ def check_folder(folder: Path, entry: Optional[Entry], kind: str) -> None:
                               "match its checksum; refused.")
 
 
+#: Written into every folder `install_folder` installs (hidden, so never one of a bundle's files): what installed it,
+#: so that a later install replaces a copy the registry installed, never the user's own model of that name unasked.
+INSTALL_NOTE = ".orbitai-install.json"
+
+
+def _registry_copy(dest: Path, entry: Optional[Entry]) -> bool:
+    """Whether ``dest`` is a copy of the registry's ``entry`` that an install put there (its install note says so)."""
+    if entry is None:
+        return False
+    try:
+        note = json.loads((dest / INSTALL_NOTE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(note, dict) and note.get("registry") is True and note.get("name") == entry.name
+
+
+def check_replace(dest: Path, entry: Optional[Entry], overwrite: bool = False) -> None:
+    """Refuse in one line to install over ``dest`` unless it is absent, an empty folder, a registry copy of ``entry``
+    that an install put there (`INSTALL_NOTE`), or ``overwrite`` (``--overwrite``) was given: a folder of the user's
+    own (a fine-tuned model, a bundle copied there) is never replaced unasked."""
+    if overwrite or not (dest.exists() or dest.is_symlink()) or _registry_copy(dest, entry):
+        return
+    if dest.is_dir() and not dest.is_symlink() and not any(dest.iterdir()):
+        return
+    raise BundleError(f"{dest} already exists and is not a copy the registry installed (it is your own, e.g. a "
+                      "fine-tuned model); nothing was replaced: remove it first ('orbitai models remove "
+                      f"{dest.name}'), rename the one you install, or add --overwrite to replace it.")
+
+
+def _check_source(source: Path, kind: str) -> None:
+    if not MODEL_NAME.fullmatch(source.name):
+        raise BundleError(f"The folder {str(source)[:200]} cannot be installed under the name {source.name[:80]!r} "
+                          "(a model or data-set name is letters, digits, ., - and _): give the bundle folder itself.")
+    if kind == "model" and not (source / METADATA).is_file():
+        raise BundleError(f"The folder {source} is not a model bundle (it has no {METADATA}); give a bundle folder, "
+                          "an archive (.tar.gz), a registry name ('orbitai models list') or a URL.")
+
+
 def install_folder(source: Path, kind: str, entry: Optional[Entry] = None, *, dest_root: Optional[Path] = None,
-                   move: bool = False) -> Path:
+                   move: bool = False, overwrite: bool = False) -> Path:
     """Install the folder ``source`` (a bundle or data set) into the user's folder: copied (or moved, when it
     already lies in a temporary folder beside the destination) into a temporary folder there, checked
     (`check_folder`), then renamed into place atomically; an installed copy is replaced only after the new one
-    passed. Returns the installed folder."""
+    passed, and only when `check_replace` allows it. Returns the installed folder."""
+    source = Path(os.path.abspath(source))    # "." names the current folder by its name
+    _check_source(source, kind)
     root = dest_root or user_folder(kind)
-    root.mkdir(parents=True, exist_ok=True)
     dest = root / source.name
-    tmp = Path(tempfile.mkdtemp(prefix=f".install-{source.name}-", dir=root))
+    check_replace(dest, entry, overwrite)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".install-{source.name}-", dir=root))
+    except OSError as exc:
+        if disk_full(exc):
+            raise install_disk_error(exc, root) from exc
+        raise
     try:
         staged = tmp / source.name
         if move:
@@ -346,13 +397,22 @@ def install_folder(source: Path, kind: str, entry: Optional[Entry] = None, *, de
         else:
             shutil.copytree(source, staged, symlinks=True)
         check_folder(staged, entry, kind)
+        note = {"name": source.name, "kind": kind, "registry": entry is not None,
+                "version": entry.version if entry is not None else None}
+        (staged / INSTALL_NOTE).write_text(json.dumps(note) + "\n")
         os.chmod(staged, 0o755)
+        check_replace(dest, entry, overwrite)        # again: nothing of the user's appeared there meanwhile
         if dest.exists() or dest.is_symlink():
             os.replace(dest, tmp / "replaced")
         os.replace(staged, dest)
+    except shutil.Error as exc:                  # copytree's list of every file it could not copy: the first one
+        errors = exc.args[0] if exc.args and isinstance(exc.args[0], list) else []
+        first = f"{errors[0][0]}: {errors[0][2]}" if errors and len(errors[0]) == 3 else one_line(exc)[:200]
+        raise BundleError(f"The folder {source} cannot be copied ({len(errors) or 1} file(s) failed, first {first}); "
+                          "nothing was installed.") from None
     except OSError as exc:
         if disk_full(exc):
-            raise _disk_error(exc, root) from exc
+            raise install_disk_error(exc, root) from exc
         raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -360,12 +420,15 @@ def install_folder(source: Path, kind: str, entry: Optional[Entry] = None, *, de
 
 
 def install_archive(archive: Path, entry: Optional[Entry] = None, *, sha256: Optional[str] = None,
-                    kind: Optional[str] = None, dest_root: Optional[Path] = None) -> Path:
-    """Install a downloaded archive: its SHA-256 checked first (the entry's, or ``sha256``), extracted safely into a
-    temporary folder beside the destination, checked, renamed into place. The entry is the registry's for the
-    archive's folder name when not given; an archive the registry does not know is installed on its own checks
-    (a bundle's metadata checksums)."""
+                    kind: Optional[str] = None, dest_root: Optional[Path] = None, overwrite: bool = False) -> Path:
+    """Install a downloaded archive: its SHA-256 checked first (the entry's, or ``sha256``), its members checked
+    against the registry's files as they are read and extracted into a temporary folder beside the destination
+    (`orbitai.bundle.unpack`), checked, renamed into place. The entry is the registry's for the archive's folder name
+    when not given; an archive the registry does not know is installed on its own checks (a bundle's metadata
+    checksums)."""
     archive = Path(archive)
+    if entry is not None:
+        check_entry_names(entry)
     want = sha256 or (entry.sha256 if entry is not None else None)
     if want is not None:
         digest = sha256_file(archive)
@@ -374,27 +437,33 @@ def install_archive(archive: Path, entry: Optional[Entry] = None, *, sha256: Opt
                               "not the registry's file (corrupt or replaced); refused, nothing installed.")
     kind = kind or (entry.kind if entry is not None else "model")
     root = dest_root or user_folder(kind)
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=root))
     try:
-        top = safe_extract(archive, tmp)
-        if entry is None:
-            entry = registry_entry(top)     # a known name: its files must be the registry's (re-packed is fine)
-            kind = entry.kind if entry is not None else kind
-        elif top != entry.name:
-            raise BundleError(f"The archive {archive} holds {top!r}, not {entry.name!r}; refused.")
-        return install_folder(tmp / top, kind, entry, dest_root=root, move=True)
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=root))
+    except OSError as exc:
+        if disk_full(exc):
+            raise install_disk_error(exc, root) from exc
+        raise
+    try:                                # a known name: its files must be the registry's (re-packed is fine)
+        top, found = extract_checked(archive, tmp, entry, registry_entry if entry is None else None)
+        if found is not None and entry is None:
+            kind = found.kind
+        return install_folder(tmp / top, kind, found, dest_root=dest_root or user_folder(kind), move=True,
+                              overwrite=overwrite)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 def install_entry(entry: Entry, *, progress: Optional[ProgressCallback] = None,
                   cancel: Optional[threading.Event] = None, url: Optional[str] = None,
-                  dest_root: Optional[Path] = None) -> Path:
+                  dest_root: Optional[Path] = None, overwrite: bool = False) -> Path:
     """Download registry entry ``entry`` (its first address that answers, or ``url``), check it and install it into
     the user's folder; the archive waits in ``<user folder>/.downloads`` (where an interrupted one resumes) and
-    is removed once installed."""
+    is removed once installed. Names are checked (`check_entry_names`) and the destination (`check_replace`) before
+    anything is written."""
+    check_entry_names(entry)           # the archive's name is a file name in .downloads, never a path
     root = dest_root or user_folder(entry.kind)
+    check_replace(root / entry.name, entry, overwrite)
     cache = root / ".downloads"
     archive = cache / entry.asset
     errors = []
@@ -413,7 +482,7 @@ def install_entry(entry: Entry, *, progress: Optional[ProgressCallback] = None,
                 raise errors[-1]
             raise DownloadError(f"The registry lists no download address for {entry.name}; install it from a file.")
         try:
-            return install_archive(archive, entry, dest_root=root)
+            return install_archive(archive, entry, dest_root=root, overwrite=overwrite)
         finally:
             archive.unlink(missing_ok=True)
     finally:
@@ -475,5 +544,6 @@ def remove_installed(name: str, root: Path) -> Path:
     return folder
 
 
-__all__ = ["DownloadCancelled", "DownloadError", "check_folder", "download_file", "find_model", "install_archive",
-           "install_entry", "install_folder", "installed_ok", "remove_installed", "resolve", "safe_extract"]
+__all__ = ["DownloadCancelled", "DownloadError", "INSTALL_NOTE", "InstallError", "check_folder", "check_replace",
+           "download_file", "find_model", "install_archive", "install_entry", "install_folder", "installed_ok",
+           "remove_installed", "resolve", "safe_extract"]

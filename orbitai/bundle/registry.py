@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator, Optional
 
-from orbitai.bundle.core import BUILTIN_DIR, METADATA, search_paths, user_model_folder
+from orbitai.bundle.core import BUILTIN_DIR, METADATA, MODEL_NAME, search_paths, user_model_folder
 from orbitai.errors import BundleError
 from orbitai.io.checksums import sha256_file
 
@@ -91,7 +91,7 @@ class Entry:
     @classmethod
     def from_json(cls, name: str, data: dict[str, Any]) -> "Entry":
         try:
-            return cls(name=name, kind=str(data["kind"]), version=str(data["version"]), task=str(data["task"]),
+            entry = cls(name=name, kind=str(data["kind"]), version=str(data["version"]), task=str(data["task"]),
                        trained_on=str(data.get("trained_on", "")), licence=str(data["licence"]),
                        description=str(data.get("description", "")), size=int(data["size"]),
                        unpacked_size=int(data["unpacked_size"]), sha256=str(data["sha256"]),
@@ -101,6 +101,8 @@ class Entry:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise BundleError(f"The model registry {REGISTRY_PATH} has a broken entry {name!r} ({exc}); "
                               "reinstall orbitai or rewrite it with scripts/write_registry.py.") from exc
+        check_entry_names(entry)
+        return entry
 
     def to_json(self) -> dict[str, Any]:
         out = {k: v for k, v in self.__dict__.items() if k != "name"}
@@ -110,6 +112,31 @@ class Entry:
         """Where the archive is fetched from: ``$ORBITAI_MODELS_URL/<asset>`` when that is set, else `urls`."""
         base = os.environ.get(BASE_URL_ENV, "").strip()
         return [f"{base.rstrip('/')}/{self.asset}"] if base else list(self.urls)
+
+
+def _plain_file_name(text: str) -> bool:
+    return bool(MODEL_NAME.fullmatch(text)) and ".." not in text
+
+
+def check_entry_names(entry: Entry) -> None:
+    """Refuse in one line (`BundleError`) an entry whose name, archive name or file names could be followed as a
+    path: a name the registry gives is data, never a path (``../x`` once made an install write, then delete, a file
+    outside the user's folder). Checked when the registry is read and again before an install writes anything."""
+    bad = None
+    if not _plain_file_name(entry.name):
+        bad = f"name {entry.name!r}"
+    elif not _plain_file_name(entry.asset):
+        bad = f"archive name {entry.asset!r}"
+    else:
+        for rel in entry.files:
+            parts = rel.split("/")
+            if rel.startswith("/") or "\\" in rel or ":" in rel or any(p in ("", ".", "..") for p in parts):
+                bad = f"file name {rel!r}"
+                break
+    if bad is not None:
+        raise BundleError(f"The model registry {REGISTRY_PATH} has an entry {entry.name[:80]!r} whose "
+                          f"{bad[:140]} is not a plain name (a name is never a path: no '/', '\\' or '..'); refused, nothing "
+                          "written; reinstall orbitai or rewrite the registry with scripts/write_registry.py.")
 
 
 def url_for(name: str, version: str, asset: str, repository: str = REPOSITORY_URL) -> str:

@@ -8,6 +8,7 @@ Light: the standard library and `orbitai.bundle` (no torch), so ``--help`` stays
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from pathlib import Path
@@ -44,6 +45,9 @@ def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
                     "Installs into the user's folder; an installed copy is replaced only by one that passed.")
     ins.add_argument("what", metavar="NAME|FILE|FOLDER|URL")
     ins.add_argument("--sha256", help="the expected SHA-256 of a FILE or URL the registry does not know")
+    ins.add_argument("--overwrite", action="store_true",
+                     help="replace a folder of the same name in the user's folder that the registry did not install "
+                          "(your own model, e.g. a fine-tuned one); without it such a folder is never replaced")
     ins.set_defaults(func=run_install)
     ver = cmds.add_parser("verify", help="check installed entries' files against the registry's checksums",
                           description="Check every installed registry entry (or NAME): its files and their "
@@ -112,34 +116,34 @@ def run_install(args: argparse.Namespace) -> int:
         if entry is not None:
             if sha is not None and sha.lower() != entry.sha256:
                 raise UserError(f"--sha256 differs from the registry's SHA-256 of {file_name}; leave it out.")
-            folder = dl.install_entry(entry, url=what, progress=_progress())
+            folder = dl.install_entry(entry, url=what, progress=_progress(), overwrite=args.overwrite)
         else:
             cache = user_folder("model") / ".downloads"
             archive = dl.download_file(what, cache / (file_name or "download.tar.gz"), str(sha).lower(),
                                        progress=_progress(), label=file_name)
             try:
-                folder = dl.install_archive(archive, sha256=sha)
+                folder = dl.install_archive(archive, sha256=sha, overwrite=args.overwrite)
             finally:
                 archive.unlink(missing_ok=True)
     elif not what.strip():
         raise UserError("No model given: give a registry name ('orbitai models list'), an archive, a folder or a URL.")
     elif Path(what).expanduser().exists() or "/" in what or what.endswith((".tar.gz", ".tgz", ".tar")):
-        path = Path(what).expanduser()
+        path = Path(os.path.abspath(Path(what).expanduser()))    # "." and ".." by their folders' names
         if not path.exists():
             raise UserError(f"{what} does not exist; give a registry name ('orbitai models list'), an archive, a "
                             "folder or a URL.")
         if path.is_dir():
             entry = registry_entry(path.name)
             kind = entry.kind if entry is not None else "model"
-            folder = dl.install_folder(path, kind, entry)
+            folder = dl.install_folder(path, kind, entry, overwrite=args.overwrite)
         else:
-            folder = dl.install_archive(path, sha256=sha)
+            folder = dl.install_archive(path, sha256=sha, overwrite=args.overwrite)
     else:
         entry = registry_entry(what)
         if entry is None:
             raise UserError(f"{what!r} is not in the model registry ('orbitai models list' shows its names); give "
                             "a name, an archive, a folder or a URL.")
-        folder = dl.install_entry(entry, progress=_progress())
+        folder = dl.install_entry(entry, progress=_progress(), overwrite=args.overwrite)
     print(f"installed {folder.name} in {folder}")
     return 0
 

@@ -196,6 +196,7 @@ def finetune(cases: Sequence[Case], out: str | Path | None = None, base: Optiona
                          "segmentations; give one per case (the manifest's 'segmentation' column).")
     bundle = base if isinstance(base, Bundle) else SEG_MODELS.find(base or "MR")   # the folder given, never
     spec = SegSpec.from_metadata(bundle.metadata)                                     # a namesake on the path
+    bundle.load_state_dict()     # corrupt or non-finite (NaN, inf) weights: refused now, before any work
     cfg = _config(spec, bundle, recipe)
     out = Path(out) if out else user_model_folder() / f"{bundle.name}_ft"
     refuse_package_folder(out)
