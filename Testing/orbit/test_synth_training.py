@@ -12,7 +12,7 @@ from orbitai.labels import values_for
 from orbitai.phantoms import atlas as A
 from orbitai.orbit.configs import get_config
 from orbitai.preprocess.resolution import thick_slices
-from orbitai.orbit.synth import Edge, SynthPool, _open_eyes, render
+from orbitai.orbit.synth import Building, Edge, SynthPool, _open_eyes, render
 from orbitai.orbit.train import train
 
 CFG = get_config("svnet-demo-mri")
@@ -47,21 +47,21 @@ def test_a_cached_pool_built_by_workers_is_the_pool_built_here(pool, tmp_path, m
     process; a damaged cached head is rebuilt; other options or other phantom code never reuse a head."""
     from orbitai.orbit import synth
 
-    built = SynthPool.build(CFG.spec, **SMALL, cache=tmp_path, workers=2)
+    built = SynthPool.build(CFG.spec, **SMALL, how=Building(tmp_path, 2))
     _same_heads(pool, built)
     files = sorted(tmp_path.glob("head_*.npz"))
     assert len(files) == 2
     calls = []
     real = synth._build_head
     monkeypatch.setattr(synth, "_build_head", lambda recipe, i: calls.append(i) or real(recipe, i))
-    _same_heads(pool, SynthPool.build(CFG.spec, **SMALL, cache=tmp_path))     # read back: nothing built
+    _same_heads(pool, SynthPool.build(CFG.spec, **SMALL, how=Building(tmp_path)))     # read back: nothing built
     assert calls == []
     files[1].write_bytes(files[1].read_bytes()[:-9] + b"corrupted")
-    _same_heads(pool, SynthPool.build(CFG.spec, **SMALL, cache=tmp_path))     # the damaged one rebuilt
+    _same_heads(pool, SynthPool.build(CFG.spec, **SMALL, how=Building(tmp_path)))     # the damaged one rebuilt
     assert len(calls) == 1
-    SynthPool.build(CFG.spec, **{**SMALL, "seed": 778}, cache=tmp_path)        # another recipe: its own heads
+    SynthPool.build(CFG.spec, **{**SMALL, "seed": 778}, how=Building(tmp_path))        # another recipe: its own heads
     monkeypatch.setattr(synth, "phantom_code_digest", lambda: "changed")
-    SynthPool.build(CFG.spec, **SMALL, cache=tmp_path)                         # changed code: built anew
+    SynthPool.build(CFG.spec, **SMALL, how=Building(tmp_path))                         # changed code: built anew
     assert sorted(calls[1:]) == [0, 0, 1, 1] and len(list(tmp_path.glob("head_*.npz"))) == 6
 
 
@@ -216,3 +216,20 @@ def test_a_checkpoint_that_has_run_its_epochs_writes_its_bundle_without_building
     out = train([], replace(cfg, epochs=1), tmp_path / "b", progress=lambda *a: None)
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["training"]["epochs"] == 1 and meta["training"]["synthetic_heads"]["anatomies"] == 2
+
+
+def test_a_pool_build_stopped_leaves_no_worker_building(tmp_path):
+    """A cancel while the heads are built by worker processes (here: the first head's progress report raises
+    KeyboardInterrupt, as a SIGTERM does in the CLI) ends the workers; none goes on building the rest."""
+    import psutil
+
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+
+    def stop(done, total, msg):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        SynthPool.build(CFG.spec, **{**SMALL, "anatomies": 4, "seed": 779}, how=Building(tmp_path, 2, stop))
+    left = [p for p in psutil.Process().children(recursive=True) if p.pid not in before and p.is_running()
+            and p.status() != psutil.STATUS_ZOMBIE]
+    assert left == []

@@ -313,11 +313,11 @@ def run_train(args) -> int:
                   beside=(training_work_folder(args.out).name, f"{name}-metrics.csv"), bundle="segmentation",
                   overwrite=args.overwrite)
     arguments_checked()    # with --nproc: the launcher's check pass ends here, before any rank starts
-    out = train(cases, get_config(cfg.name, seed=args.seed, epochs=args.epochs or cfg.epochs), Path(args.out),
+    out = train(cases, get_config(cfg.name, seed=args.seed, epochs=args.epochs or cfg.epochs, speed=args.speed),
+                Path(args.out),
                 folds=args.folds, fold=args.fold, device=device, resume=not args.no_resume,
                 time_limit_s=args.time_limit * 60 if args.time_limit else None,
-                init=args.init, training_data=_training_data(cfg, args.manifest, len(cases)), overwrite=args.overwrite,
-                speed=args.speed)
+                init=args.init, training_data=_training_data(cfg, args.manifest, len(cases)), overwrite=args.overwrite)
     print(f"wrote bundle {out}")
     return 0
 

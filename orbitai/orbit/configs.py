@@ -7,7 +7,7 @@ documented time and give the bundled demo models.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Optional
 
 from orbitai.errors import ConfigError
 from orbitai.engine.inference import SegSpec
@@ -41,6 +41,8 @@ class SegConfig:
     val_every: int = 5
     extra: dict[str, Any] = field(default_factory=dict)
     seed: int = 0                     # the case split, the initial weights and every patch drawn
+    #: How the steps use the CPU (`orbitai.training.speed`: auto, bf16, plain; None: $ORBITAI_TRAIN_SPEED, else auto).
+    speed: Optional[str] = None
 
 
 def _spec(structures, spacing, patch, intensity, modality="any") -> SegSpec:

@@ -36,10 +36,11 @@ from orbitai.io.checksums import sha256_input
 from orbitai.labels import ORBIT_LABELS
 from orbitai.orbit.configs import SegConfig
 from orbitai.orbit.models import SEG_MODELS
-from orbitai.orbit.synth import SynthPool, patch_window
+from orbitai.orbit.synth import Building, SynthPool, patch_window
 from orbitai.orbit.train import Prepared, augment, loss_fn, prepare, validate
 from orbitai.progress import ProgressCallback, emit
 from orbitai.training import finetune as plan_runner
+from orbitai.training.checkpoint import cache_folder
 from orbitai.training.finetune import (FinetuneReport, Install, Plan, RunContext, check_distinct_cases,
                                       finetune_and_install, read_label_values, ticker, train_steps, whole_values,
                                       work_folder)
@@ -213,8 +214,10 @@ def finetune(cases: Sequence[Case], out: str | Path | None = None, base: Optiona
     for p in data:
         check_prepared(p, spec.structures, patch, spec.spacing)
     if replay is None and recipe.replay_share > 0:
+        # the heads kept between fine-tunings (`orbitai.training.checkpoint.cache_folder`): a second one starts at once
         replay = SynthPool.build(spec, anatomies=recipe.replay_anatomies, seed=recipe.seed + 7700, templates=(0,),
-                                 fov_edge=0.2, progress=lambda d, t, m: progress(0, plan.total_steps(), m))
+                                 fov_edge=0.2, how=Building(cache_folder("synth-heads"),
+                                                            progress=lambda d, t, m: progress(0, plan.total_steps(), m)))
     ctx = RunContext(work, _fingerprint(cases, bundle, recipe), resume, ticker(plan, progress), device)
 
     def run(tag: str, tr: Sequence[int], va: Sequence[int], steps: int, eval_steps: Sequence[int]) -> list[float]:

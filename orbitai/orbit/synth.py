@@ -14,7 +14,6 @@ per patch keeps the rendering well below the network's own step.
 """
 from __future__ import annotations
 
-import concurrent.futures
 import hashlib
 import inspect
 import json
@@ -84,6 +83,18 @@ class SynthHead:
     where: dict[int, np.ndarray]       # class -> flat indices (a subsample) of its voxels
 
 
+@dataclass(frozen=True)
+class Building:
+    """How a pool's heads are built: ``cache``, a folder where each head is kept (a checksummed ``.npz`` named by the
+    digest of its recipe and of the phantom code, :func:`head_key`), so a resumed or repeated training reads its pool
+    back in seconds instead of rebuilding it (about 20 s a head on one core); ``workers`` processes build the missing
+    heads (0: here); ``progress`` hears of each head."""
+
+    cache: Optional[Path] = None
+    workers: int = 0
+    progress: Optional[ProgressCallback] = None
+
+
 class SynthPool:
     """Deformed atlas heads on the model grid; :meth:`sample` renders a random-contrast patch."""
 
@@ -102,9 +113,7 @@ class SynthPool:
               tao_share: float = POOL_DEFAULTS["tao_share"], fov_edge: float = POOL_DEFAULTS["fov_edge"],
               templates: Sequence[int] = POOL_DEFAULTS["templates"], ted_share: float = POOL_DEFAULTS["ted_share"],
               clinical_thick: float = POOL_DEFAULTS["clinical_thick"],
-              plain_sclera: float = POOL_DEFAULTS["plain_sclera"],
-              progress: Optional[ProgressCallback] = None, cache: Optional[Path] = None,
-              workers: int = 0) -> SynthPool:
+              plain_sclera: float = POOL_DEFAULTS["plain_sclera"], how: Optional[Building] = None) -> SynthPool:
         """``anatomies`` heads from ``seed`` (same seed, same pool), each tilted up to ``tilt_deg``
         about a random axis (a brain-planned scan cuts the orbits obliquely), a share with TAO muscles;
         ``fov_edge`` of the rendered patches are cut by the scan's field of view (see :func:`render`).
@@ -114,9 +123,7 @@ class SynthPool:
         clinical 2D protocol (:data:`CLINICAL_SLICE_MM`); ``plain_sclera`` of them draw the sclera plain
         (:data:`PLAIN_SCLERA_LIKE_VITREOUS`).
 
-        ``cache``: a folder where each head is kept (a checksummed ``.npz`` named by the digest of its recipe and of
-        the phantom code, :func:`head_key`), so a resumed or repeated training reads its pool in seconds instead of
-        rebuilding it (about 20 s a head on one core); ``workers`` processes build the missing heads (0: here)."""
+        ``how``: where the heads are kept, who builds them and whom to tell (:class:`Building`)."""
         bad = sorted(set(int(t) for t in templates) & set(HELD_OUT))
         if bad or not templates:
             raise ConfigError(f"synthetic-head templates must be 0-16 and not the held-out heads {list(HELD_OUT)}; "
@@ -125,7 +132,8 @@ class SynthPool:
                   "n_classes": int(spec.n_classes), "seed": int(seed), "size": [int(v) for v in size],
                   "tilt_deg": float(tilt_deg), "tao_share": float(tao_share), "ted_share": float(ted_share),
                   "templates": [int(t) for t in templates]}
-        heads = _heads(recipe, anatomies, cache, workers, progress)
+        how = how or Building()
+        heads = _heads(recipe, anatomies, how.cache, how.workers, how.progress)
         return cls(heads, (float(spec.spacing[0]), float(spec.spacing[1]), float(spec.spacing[2])), spec.n_classes,
                    float(fov_edge), float(clinical_thick), float(plain_sclera))
 
@@ -205,13 +213,15 @@ def _head_from_arrays(a: dict[str, np.ndarray]) -> SynthHead:
     return SynthHead(np.asarray(a["tissue"]), np.asarray(a["classes"]), dict(sorted(where.items())))
 
 
-def _build_and_keep(recipe: dict[str, Any], i: int, path: Optional[str]) -> Optional[SynthHead]:
-    """Build head ``i``; with ``path`` write it there and return None (a worker's answer stays small)."""
+def _build_and_keep(job: tuple[dict[str, Any], int, Optional[str]]) -> tuple[int, Optional[SynthHead]]:
+    """Build head ``i`` of ``job = (recipe, i, path)``; with ``path`` write it there and answer None for it (a
+    worker's answer stays small)."""
+    recipe, i, path = job
     head = _build_head(recipe, i)
     if path is None:
-        return head
+        return i, head
     save_arrays(path, _head_arrays(head))
-    return None
+    return i, None
 
 
 def _heads(recipe: dict[str, Any], anatomies: int, cache: Optional[Path], workers: int,
@@ -229,13 +239,10 @@ def _heads(recipe: dict[str, Any], anatomies: int, cache: Optional[Path], worker
     todo = [i for i in range(anatomies) if heads[i] is None]
     done = anatomies - len(todo)
     if workers > 0 and len(todo) > 1 and "fork" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("fork")
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_one_thread) as ex:
-            futures = {ex.submit(_build_and_keep, recipe, i, None if paths[i] is None else str(paths[i])): i
-                       for i in todo}
-            for f in concurrent.futures.as_completed(futures):
-                i = futures[f]
-                head = f.result()
+        # a multiprocessing pool, whose exit terminates its workers: a cancel (or any error) leaves none building
+        with multiprocessing.get_context("fork").Pool(workers, initializer=_one_thread) as procs:
+            jobs = [(recipe, i, None if paths[i] is None else str(paths[i])) for i in todo]
+            for i, head in procs.imap_unordered(_build_and_keep, jobs):
                 if head is None:       # kept in the cache by the worker: read back through its checksum
                     arrays = load_arrays(str(paths[i]), "synthetic head cache")
                     if arrays is None:

@@ -166,14 +166,15 @@ def validate(model: torch.nn.Module, val: list[Prepared], cfg: SegConfig, device
 
 def _epochs(model: torch.nn.Module, net: torch.nn.Module, opt: torch.optim.Optimizer, start: int, cfg: SegConfig,
             draw: Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]], va: list[Prepared], device,
-            metrics_path: Path, ckpt_path: Path, progress: ProgressCallback,
+            files: tuple[Path, Path], progress: ProgressCallback,
             time_limit_s: Optional[float], speed: StepSpeed) -> tuple[int, dict[str, float]]:
     """Epochs ``start`` to ``cfg.epochs`` of training ``net`` (``model``, or its DDP wrapper: each process draws its
     share of every global batch, `orbitai.training.distributed`); returns the epochs run and the last validation Dice.
     Every patch is drawn from a generator of its own, seeded by (``cfg.seed``, epoch, iteration, place in the batch),
     so that any number of processes draws the same global batch, and a resumed run the same epochs; ``speed``: the
-    layout and precision of the steps (`orbitai.training.speed`)."""
+    layout and precision of the steps (`orbitai.training.speed`); ``files``: the metrics CSV and the checkpoint."""
     epochs, seed = cfg.epochs, cfg.seed
+    metrics_path, ckpt_path = files
     t_start = time.perf_counter()
     total_iters = epochs * cfg.iters_per_epoch
     last_val: dict[str, float] = {}
@@ -235,15 +236,15 @@ def _epochs(model: torch.nn.Module, net: torch.nn.Module, opt: torch.optim.Optim
 def train(cases: list[Case], cfg: SegConfig, out: Path, folds: int = 1, fold: int = 0,
           device: str | torch.device = "cpu", resume: bool = True, time_limit_s: Optional[float] = None,
           progress: Optional[ProgressCallback] = None, training_data: str = "", init: Optional[str] = None,
-          overwrite: bool = False, speed: Optional[str] = None) -> Path:
+          overwrite: bool = False) -> Path:
     """Train the recipe ``cfg`` (its epochs, at least 1, and its seed: e.g. ``replace(get_config(name), epochs=2,
     seed=1)``) on ``cases`` and write a bundle to ``out`` (returns its path); the bundle's metadata records the
     epochs actually run (fewer after ``time_limit_s``).
 
     A configuration with ``extra['synth']`` also renders patches on the fly from a pool of deformed
     atlas heads (:mod:`orbitai.orbit.synth`); the cases then make up ``extra['manifest_share']`` of the
-    patches (none are needed). ``init`` starts from a bundle's weights (same architecture). ``speed``: how the steps
-    use the CPU (`orbitai.training.speed`; None: ``$ORBITAI_TRAIN_SPEED``, else ``auto``)."""
+    patches (none are needed). ``init`` starts from a bundle's weights (same architecture). The configuration's
+    ``speed`` says how the steps use the CPU (`orbitai.training.speed`)."""
     epochs, seed = cfg.epochs, cfg.seed
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise InputError(f"epochs must be a whole number of at least 1, got {epochs!r}.")
@@ -264,14 +265,14 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, folds: int = 1, fold: in
     torch.manual_seed(seed)
     np.random.seed(seed)
     device = torch.device(device)
-    step_speed = StepSpeed.auto(device, speed)
+    step_speed = StepSpeed.auto(device, cfg.speed)
     log.info("preparing %d cases", len(cases))
     data = prepare(cases, cfg)
     tr, va = [data[i] for i in train_idx], [data[i] for i in val_idx]
     init_bundle = _init_bundle(init, cfg) if init else None
     pool = None     # built once the checkpoint says epochs are left (a finished one only writes its bundle)
     if synth_opts is not None:
-        from orbitai.orbit.synth import SynthPool, template_sources
+        from orbitai.orbit.synth import Building, SynthPool, template_sources
     share = float(cfg.extra.get("manifest_share", 1.0)) if synth_opts is not None else 1.0
 
     def draw(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -313,8 +314,8 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, folds: int = 1, fold: in
         if synth_opts is not None and start_epoch < epochs:
             log.info("building the synthetic head pool")
             # heads kept on disk between runs (a resumed run reads them back), the missing ones built on every core
-            pool = SynthPool.build(cfg.spec, **synth_opts, progress=lambda d, t, m: progress(0, 1, m),
-                                   cache=cache_folder("synth-heads"), workers=os.cpu_count() or 1)
+            pool = SynthPool.build(cfg.spec, **synth_opts, how=Building(cache_folder("synth-heads"), os.cpu_count() or 1,
+                                                                        lambda d, t, m: progress(0, 1, m)))
         header = ["epoch", "train_loss", "seconds"] + [f"val_dice_{s}" for s in cfg.spec.structures]
         if start_epoch == 0 or not metrics_path.exists():
             with metrics_path.open("w", newline="") as f:
@@ -326,8 +327,8 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, folds: int = 1, fold: in
             log.info("the checkpoint has already run %d of %d epochs", start_epoch, epochs)
         done_epochs = start_epoch   # what the model has run (a checkpoint may hold more than asked)
         with distributed.wrap(model, device) as net:
-            done_epochs, last_val = _epochs(model, net, opt, start_epoch, cfg, draw, va, device, metrics_path,
-                                            ckpt_path, progress, time_limit_s, step_speed)
+            done_epochs, last_val = _epochs(model, net, opt, start_epoch, cfg, draw, va, device,
+                                            (metrics_path, ckpt_path), progress, time_limit_s, step_speed)
         step_speed.release(model)     # the bundle's weights in the usual layout
         meta: dict[str, Any] = {
             "name": out.name, "version": "0.1.0", "task": "segmentation",
