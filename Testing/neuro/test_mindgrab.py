@@ -121,10 +121,11 @@ def test_real_raw_flair_gives_one_plausible_brain():
 
 
 def test_bfloat16_option_keeps_the_label_and_its_output():
-    """The bfloat16 path gives the float32 path's mask on a blob image, on the image's grid."""
+    """The bfloat16 path gives the float32 path's mask on a brain-sized blob image (144 mm across), on the image's
+    grid."""
     z, y, x = np.mgrid[:24, :48, :48]
     a = 100.0 + 800.0 * (((z - 12) / 8.0) ** 2 + ((y - 24) / 18.0) ** 2 + ((x - 24) / 15.0) ** 2 < 1)
-    img = Volume(a.astype(np.float32), (1.0, 1.0, 2.0))
+    img = Volume(a.astype(np.float32), (3.0, 3.0, 6.0))
     model = load_mindgrab()
     full = mindgrab_brain_mask(img, model)
     fast = mindgrab_brain_mask(img, model, bfloat16=True)
@@ -132,3 +133,39 @@ def test_bfloat16_option_keeps_the_label_and_its_output():
     f, b = full.array > 0, fast.array > 0
     assert f.any()
     assert 2 * (f & b).sum() / (f.sum() + b.sum()) > 0.98
+
+
+def test_an_image_that_cannot_hold_a_head_is_refused_in_one_line_before_the_network(monkeypatch):
+    """Issue 80, item 7: MindGrab called 94 % of an 8 x 8 x 8 noise cube brain."""
+    model = load_mindgrab()
+    ran = []
+    monkeypatch.setattr("orbitai.neuro.mindgrab.conformed_mask", lambda *a, **k: ran.append(1))
+    rng = np.random.default_rng(0)
+    cube = Volume(rng.normal(100, 30, (8, 8, 8)).astype(np.float32), (1.0, 1.0, 1.0))
+    with pytest.raises(InputError, match=r"No head to extract a brain from: the image covers only 8 x 8 x 8 mm") as err:
+        mindgrab_brain_mask(cube, model)
+    assert "\n" not in str(err.value)
+    noise = Volume(rng.normal(100, 30, (64, 64, 64)).astype(np.float32), (2.5, 2.5, 2.5))     # head-sized noise
+    with pytest.raises(InputError, match="No head to extract a brain from: .*as in noise") as err:
+        mindgrab_brain_mask(noise, model)
+    assert "\n" not in str(err.value) and not ran
+
+
+@pytest.mark.parametrize("found, what", [("all", "100 % of the image"), ("speck", "holds 0 mL")])
+def test_a_mask_that_is_no_brain_is_refused_in_one_line(monkeypatch, found, what):
+    """What MindGrab found is checked: a mask filling the field of view, or a speck, is no brain."""
+    def label(conformed, model, bfloat16=False):
+        out = np.zeros((CONFORM_SIZE,) * 3, bool)
+        if found == "all":
+            out[:] = True
+        else:
+            out[128, 128, 128] = True
+        return out
+
+    monkeypatch.setattr("orbitai.neuro.mindgrab.conformed_mask", label)
+    z, y, x = np.mgrid[:24, :48, :48]
+    a = 100.0 + 800.0 * (((z - 12) / 8.0) ** 2 + ((y - 24) / 18.0) ** 2 + ((x - 24) / 15.0) ** 2 < 1)
+    img = Volume(a.astype(np.float32), (3.0, 3.0, 6.0))
+    with pytest.raises(InputError, match=f"No brain found: MindGrab's mask .*{what}") as err:
+        mindgrab_brain_mask(img, None)
+    assert "\n" not in str(err.value)

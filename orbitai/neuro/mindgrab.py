@@ -30,6 +30,7 @@ from torch.nn import functional as F
 from orbitai.bundle.models import find_task_bundle
 from orbitai.errors import InputError
 from orbitai.io import Volume
+from orbitai.scan.features import why_no_head
 
 if TYPE_CHECKING:
     from orbitai.bundle.core import Bundle
@@ -138,12 +139,26 @@ def mindgrab_bundle(bundle: str | None = None) -> "Bundle":
     return find_task_bundle(bundle or BUNDLE, "brain_extraction", "a brain extraction model")
 
 
+#: A brain MindGrab finds (mL): an adult's is 900-1700, a child's from ~400 (a cut one less); outside, no brain was
+#: found. A mask filling more than ``MAX_BRAIN_SHARE`` of the field of view is no brain either (a brain cropped tight
+#: fills half of its box: an ellipsoid is 52 % of it).
+BRAIN_ML = (200.0, 3000.0)
+MAX_BRAIN_SHARE = 0.8
+
+
 def mindgrab_brain_mask(image: Volume, model: nn.Module, bfloat16: bool = False) -> Volume:
     """MindGrab's brain mask (uint8, 1 = brain) of a head or brain MR/CT image, on the image's own grid
-    (``bfloat16``: see `conformed_mask`)."""
+    (``bfloat16``: see `conformed_mask`). One-line `InputError` before the network runs for an image that cannot hold
+    a head (too small, or noise: `orbitai.scan.features.why_no_head`), and after it when what it found is no brain
+    (outside :data:`BRAIN_ML`, or more than :data:`MAX_BRAIN_SHARE` of the image)."""
     arr = np.asarray(image.array)
     if arr.ndim != 3 or not np.all(np.isfinite(arr)):
         raise InputError("The image must be a 3D volume of finite values to extract the brain.")
+    if float(arr.max()) <= float(arr.min()):
+        raise InputError("The image is constant: there is no head to extract a brain from.")
+    why = why_no_head(image)
+    if why:
+        raise InputError(f"No head to extract a brain from: {why}; load a head or brain MR/CT image.")
     src = image.to_sitk()
     conf = conform(src)
     label = conformed_mask(conf, model, bfloat16)
@@ -151,6 +166,12 @@ def mindgrab_brain_mask(image: Volume, model: nn.Module, bfloat16: bool = False)
     lab.CopyInformation(conf)
     back = sitk.Resample(lab, src, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
     mask = (sitk.GetArrayFromImage(back) >= 0.5).astype(np.uint8)
+    ml = float(mask.sum()) * image.voxel_volume_mm3() * 1e-3
+    share = float(mask.mean())
+    if not BRAIN_ML[0] <= ml <= BRAIN_ML[1] or share > MAX_BRAIN_SHARE:
+        raise InputError(f"No brain found: MindGrab's mask holds {ml:.0f} mL, {100 * share:.0f} % of the image (a brain "
+                         f"is {BRAIN_ML[0]:.0f}-{BRAIN_ML[1]:.0f} mL, at most {100 * MAX_BRAIN_SHARE:.0f} % of it); "
+                         "load a head or brain MR/CT image.")
     return image.with_array(mask)
 
 

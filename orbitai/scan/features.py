@@ -150,6 +150,20 @@ def why_not_a_scan(vol: Volume, coarse: np.ndarray | None = None) -> str | None:
     return None
 
 
+#: A head (or a brain alone) spans at least this much (mm) along two axes: an adult brain is ~140 x 170 x 120 mm.
+MIN_HEAD_EXTENT_MM = 100.0
+
+
+def why_no_head(vol: Volume) -> str | None:
+    """Why ``vol`` cannot hold a head to find a brain in (too small for one along two axes, or noise:
+    :func:`why_not_a_scan`), or None. Measured on the geometry and the 2 mm coarse grid: no model runs."""
+    extent = np.array(vol.size_xyz) * np.array(vol.spacing)
+    if np.sum(extent >= MIN_HEAD_EXTENT_MM) < 2:
+        return (f"the image covers only {' x '.join(f'{e:.0f}' for e in extent)} mm, too small to hold a head "
+                f"(at least {MIN_HEAD_EXTENT_MM:g} mm along two axes)")
+    return why_not_a_scan(vol)
+
+
 def describe(vol: Volume, coarse: np.ndarray | None = None) -> np.ndarray:
     """The feature vector (:data:`FEATURE_NAMES`) of ``vol``; ``coarse``: its :func:`coarse_values` when already
     computed."""
