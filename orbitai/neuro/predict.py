@@ -39,6 +39,7 @@ from orbitai.neuro.models import load_neuro_model
 from orbitai.neuro.scope import SCOPE, scope_warning
 from orbitai.progress import ProgressCallback
 from orbitai.scan import Expects, ScanFacts, scan_facts
+from orbitai.scan.geometry import check_spacing
 
 #: What the lesion model and the NMOSD/MS classifier were made for (paper 003): a brain T2-FLAIR.
 FLAIR_EXPECTS = Expects(modality="MR", weightings=("FLAIR",), brain=True,
@@ -138,6 +139,7 @@ def read_flair(path: str | Path) -> tuple[Volume, list[str]]:
     if not Path(path).exists():
         raise InputError(f"The FLAIR {path} does not exist.")
     vol, acq = read_scan(path)
+    check_spacing(vol, f"The FLAIR {Path(path).name}")     # a header no step can serve: before any heavy work
     return vol, list(getattr(acq, "notes", []) or [])
 
 

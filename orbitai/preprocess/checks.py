@@ -8,25 +8,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from orbitai.io import Volume, VolumeError, require_finite
+from orbitai.scan.geometry import TRUSTED_SPACING_MM, check_spacing
 from orbitai.scan.values import value_caveats
 
 if TYPE_CHECKING:
     from orbitai.scan import ScanFacts
 
-__all__ = ["check_input", "check_spacing", "field_of_view_mm"]
-
-#: Spacing (mm) a head scan's header can be trusted with; outside it the header is wrong (or the image
-#: is not a clinical scan), and a model would see the anatomy at the wrong size.
-TRUSTED_SPACING_MM = (0.05, 20.0)
-
-
-def check_spacing(vol: Volume, what: str = "the image") -> None:
-    """Raise :class:`~orbitai.io.VolumeError` naming the voxel spacing when it cannot be a head scan's."""
-    lo, hi = TRUSTED_SPACING_MM
-    if min(vol.spacing) < lo or max(vol.spacing) > hi:
-        sp = " x ".join(f"{s:.4g}" for s in vol.spacing)
-        raise VolumeError(f"{what} has a voxel spacing of {sp} mm, outside {lo:g}-{hi:g} mm: its header's spacing "
-                          "cannot be right for a head scan. Fix the spacing in the header (or export the image again).")
+# check_spacing and TRUSTED_SPACING_MM are `orbitai.scan.geometry`'s (what spacing and field of view a scan may have)
+__all__ = ["check_input", "check_spacing", "field_of_view_mm", "TRUSTED_SPACING_MM"]
 
 
 def check_input(vol: Volume, modality: str = "any", facts: ScanFacts | None = None) -> list[str]:
