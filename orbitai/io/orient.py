@@ -15,7 +15,7 @@ import SimpleITK as sitk
 from orbitai.io.volume import Volume, VolumeError
 
 __all__ = ["PLANES", "MAX_ISO_MM", "MAX_ISO_RATIO", "acquisition_plane", "in_plane", "near_isotropic", "plane_refusal",
-           "reorient", "reformat_to"]
+           "reorient", "reformat_to", "mm_text"]
 
 #: Each plane: the LPS axis its slices are stacked along, and the orientation (``DICOMOrient`` code: where i, j, k
 #: point) a volume is reformatted to: axial as a NIfTI/DICOM axial series (i left, j posterior, k superior), coronal
@@ -55,9 +55,20 @@ def reorient(vol: Volume, code: str) -> Volume:
     return Volume(out.array, out.spacing, out.origin, out.direction, dict(vol.metadata))
 
 
+def mm_text(value: float, limit: float = MAX_ISO_MM, digits: int = 1) -> str:
+    """``value`` (mm) with ``digits`` decimals, more where fewer would round a value above ``limit`` down to it (a
+    1.51 mm voxel read as "1.5 mm", the limit it is refused for exceeding); trailing zeros beyond ``digits`` dropped."""
+    for d in range(digits, 5):
+        text = f"{value:.{d}f}"
+        if not value > limit or float(text) > limit:
+            return text
+    return f"{value:.4f}"
+
+
 def _mm(vol: Volume) -> str:
     sp = [float(s) for s in vol.spacing]
-    return f"{sp[0]:.2g} mm" if max(sp) - min(sp) < 0.01 else " x ".join(f"{s:.2g}" for s in sp) + " mm"
+    shown = [mm_text(s, digits=2).rstrip("0").rstrip(".") for s in sp]
+    return f"{shown[0]} mm" if max(sp) - min(sp) < 0.01 else " x ".join(shown) + " mm"
 
 
 def plane_refusal(vol: Volume, plane: str, who: str) -> Optional[str]:
@@ -67,10 +78,10 @@ def plane_refusal(vol: Volume, plane: str, who: str) -> Optional[str]:
     if in_plane(vol, plane) or near_isotropic(vol):
         return None
     have = acquisition_plane(vol)
-    thick = float(vol.spacing[2])
+    thick = mm_text(float(vol.spacing[2]))
     what = (f"an {have}" if have[0] in "aeiou" else f"a {have}") if have != plane else f"a tilted {have}"
-    return (f"The image is {what} acquisition with {thick:.1f} mm slices ({_mm(vol)}); {who} needs {plane} slices "
-            f"(the paper's plane), and reformatting {thick:.1f} mm {have} slices to {plane} cannot give them: load "
+    return (f"The image is {what} acquisition with {thick} mm slices ({_mm(vol)}); {who} needs {plane} slices "
+            f"(the paper's plane), and reformatting {thick} mm {have} slices to {plane} cannot give them: load "
             f"the {plane} series, or a 3D acquisition (voxels at most {MAX_ISO_MM:g} mm), which is reformatted.")
 
 

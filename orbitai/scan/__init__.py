@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from orbitai.io.orient import mm_text
 from orbitai.io.volume import Volume, VolumeError
 from orbitai.modality import MODALITY_CHOICES, parse_stated
 from orbitai.scan.classifier import load as load_classifier
@@ -174,9 +175,11 @@ class ScanFacts:
                             "fat suppression unconfirmed, likely " + ("present" if self.fat_suppressed.value else "none"),
                             False))
         if expects.max_slice_mm and self.slice_mm.known and self.slice_mm.value > expects.max_slice_mm + 1e-6:
+            # never rounded down to the limit it exceeds (3.304 mm is not "3.3 mm slices, made for up to 3.3 mm")
+            thick = mm_text(float(self.slice_mm.value), expects.max_slice_mm, 2).rstrip("0").rstrip(".")
             out.append((f"{name} was made for slices up to {expects.max_slice_mm:g} mm, but this scan's are "
-                        f"{self.slice_mm.value:.3g} mm: small structures are blurred, the result is unreliable.",
-                        f"{self.slice_mm.value:.3g} mm slices, made for up to {expects.max_slice_mm:g} mm", True))
+                        f"{thick} mm: small structures are blurred, the result is unreliable.",
+                        f"{thick} mm slices, made for up to {expects.max_slice_mm:g} mm", True))
         for wanted, q, what in ((expects.orbits, "orbits_in_view", "the orbits"),
                                 (expects.brain, "brain_in_view", "the brain")):
             fact: Fact = getattr(self, q)
