@@ -53,6 +53,25 @@ DOCS_OUT ?= build/site
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet -d $(DOCS_OUT)
 
+# Coverage-guided fuzzing (issue 80) of the readers a user, a page or a registry feeds (fuzz/fuzz_<reader>.py; docs/
+# reliability.md "Fuzzing"): each target runs FUZZ_SECONDS from its seeds (fuzz/corpus/<reader>/; what it finds new
+# goes to build/fuzz/corpus/<reader>/). A crash stops that target: its input is build/fuzz/artifacts/<reader>-crash-*,
+# its log build/fuzz/<reader>.log; the target ends in failure naming the readers with findings. Atheris (the
+# 'fuzz' extra, not in the default install) is installed here when missing. FUZZ_TARGETS: some readers only.
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?= $(patsubst fuzz/fuzz_%.py,%,$(wildcard fuzz/fuzz_*.py))
+.PHONY: fuzz
+fuzz: $(STAMP)
+	@$(PY) -c "import atheris" 2>/dev/null || $(PY) -m pip install --quiet 'atheris>=2.3,<4'
+	@mkdir -p build/fuzz/artifacts; failed=""; \
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build/fuzz/corpus/$$t; echo "== fuzz $$t: $(FUZZ_SECONDS) s (log build/fuzz/$$t.log)"; \
+	  $(PY) fuzz/fuzz_$$t.py build/fuzz/corpus/$$t fuzz/corpus/$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	    -rss_limit_mb=2048 -artifact_prefix=build/fuzz/artifacts/$$t- >build/fuzz/$$t.log 2>&1 || failed="$$failed $$t"; \
+	  grep -aE '^(Done [0-9]+ runs|==[0-9]+== ERROR|=== Uncaught)' build/fuzz/$$t.log | tail -n 2; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: findings in$$failed (inputs: build/fuzz/artifacts/)"; exit 1; fi
+
 # --durations: the slowest default tests are printed with every run (the suite's budget is 20 minutes on 2 cores).
 # TEST_WORKERS pytest-xdist processes, a test file each at a time (module fixtures built once); each gets its share
 # of the cores for its numerical libraries (Testing/conftest.py). TEST_WORKERS=0 runs in this process.

@@ -98,7 +98,7 @@ class Entry:
                        asset=str(data["asset"]), urls=[str(u) for u in data["urls"]],
                        files={str(k): dict(v) for k, v in data["files"].items()},
                        in_package=bool(data.get("in_package", False)))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:   # OverflowError: a size of 1e999
             raise BundleError(f"The model registry {REGISTRY_PATH} has a broken entry {name!r} ({exc}); "
                               "reinstall orbitai or rewrite it with scripts/write_registry.py.") from exc
         check_entry_names(entry)
@@ -164,7 +164,7 @@ def load_registry(path: Optional[Path] = None) -> dict[str, Entry]:
         try:
             data = json.loads(p.read_text())
             entries = {str(n): Entry.from_json(str(n), e) for n, e in data["entries"].items()}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:   # [[[[... too deep
             raise BundleError(f"The model registry {p} cannot be read ({exc}); reinstall orbitai.") from exc
         _cache.update(key=key, entries=entries)
     return dict(_cache["entries"])

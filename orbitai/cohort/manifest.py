@@ -112,7 +112,10 @@ def read_manifest(path: str | Path, need_segmentation: bool = True) -> list[Case
 
     with io.StringIO(text, newline="") as f:
         reader = csv.DictReader(f)
-        cols = reader.fieldnames or []
+        try:
+            cols = reader.fieldnames or []
+        except csv.Error as exc:
+            raise _csv_error(path, reader.line_num, exc) from None
         twice = sorted({c for c in cols if cols.count(c) > 1})
         if twice:    # csv.DictReader would keep the last column of a name without a word
             raise ManifestError(f"Manifest {path}: the header names column(s) {', '.join(map(repr, twice))} more "
@@ -127,7 +130,7 @@ def read_manifest(path: str | Path, need_segmentation: bool = True) -> list[Case
         cases = []
         first: dict[str, tuple[str, int]] = {}     # folder_key -> (case_id as written, line)
         end = reader.line_num
-        for row in reader:
+        for row in _rows(reader, path):
             i, end = end + 1, reader.line_num     # the line the row begins on (a quoted value may span lines)
             for column in ("image", "segmentation"):
                 value = row.get(column) or ""
@@ -158,6 +161,20 @@ def read_manifest(path: str | Path, need_segmentation: bool = True) -> list[Case
     if not cases:
         raise ManifestError(f"Manifest {path} lists no cases.")
     return cases
+
+
+def _csv_error(path: Path, line: int, exc: csv.Error) -> ManifestError:
+    """A line the csv module cannot read (a value over its field size limit, ...), as one `ManifestError`."""
+    return ManifestError(f"Manifest {path} line {line}: not readable as CSV ({str(exc).strip()}); give a "
+                         "comma-separated file with a header line case_id,image,... and one case per line.")
+
+
+def _rows(reader: csv.DictReader, path: Path) -> Iterator[dict]:
+    """The rows of ``reader``; a line it cannot read is a `ManifestError` (`_csv_error`)."""
+    try:
+        yield from reader
+    except csv.Error as exc:
+        raise _csv_error(path, reader.line_num, exc) from None
 
 
 @contextlib.contextmanager

@@ -198,12 +198,17 @@ def read_segmentation(path: str | os.PathLike, max_bytes: int | None = None, lim
         def get(k: str, d: str = "", p: str = p) -> str:
             return img.GetMetaData(p + k) if (p + k) in keys else d
 
-        layer = int(get("Layer", "0") or 0)
+        try:
+            layer = int(get("Layer", "0") or 0)
+            value = int(get("LabelValue", str(n + 1)))
+            rgb = [min(max(float(c), 0.0), 1.0) for c in get("Color", "0.5 0.5 0.5").split()[:3]]
+            colour = cast("tuple[int, int, int]", tuple(int(round(c * 255)) for c in rgb))   # three in Slicer's files
+        except (ValueError, OverflowError):          # a word where a number goes; nan ends at int()
+            raise VolumeError(f"{path.name}: segment {n}'s layer, label value or colour in its header is not a number "
+                              f"(Layer {get('Layer')[:20]!r}, LabelValue {get('LabelValue')[:20]!r}, Color "
+                              f"{get('Color')[:40]!r}); save the segmentation again from Slicer.") from None
         if layer != 0:
             raise VolumeError(f"{path.name}: segment {n} lies on layer {layer}; only single-layer files are read.")
-        value = int(get("LabelValue", str(n + 1)))
-        rgb = [float(c) for c in get("Color", "0.5 0.5 0.5").split()[:3]]
-        colour = cast("tuple[int, int, int]", tuple(int(round(c * 255)) for c in rgb))   # three values in Slicer's files
         term = ""
         for tag in get("Tags").split("|"):
             if tag.startswith("TerminologyEntry:"):

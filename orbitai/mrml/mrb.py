@@ -13,11 +13,16 @@ from typing import Optional
 
 import slicer
 
-from orbitai.errors import InputError
+from orbitai.errors import InputError, one_line
 from orbitai.mrml.results import watch_imports
 from orbitai.mrml.scene import MRMLContext, new_scene
 
-__all__ = ["save_mrb", "load_mrb"]
+__all__ = ["save_mrb", "load_mrb", "SceneError"]
+
+
+class SceneError(InputError, OSError):
+    """A scene bundle that cannot be loaded (not a zip, no scene in it, a scene Slicer cannot parse or whose data
+    files fail to read): one line. Also an `OSError`, as it was before it had its own class."""
 
 
 def _messages(collection) -> str:
@@ -78,5 +83,7 @@ def load_mrb(path: str | os.PathLike, ctx: Optional[MRMLContext] = None, clear: 
     finally:
         os.chdir(cwd)
     if not ok:
-        raise OSError(f"Could not load the scene bundle {p}: {_messages(messages) or 'not a valid .mrb file'}")
+        text = _messages(messages)                     # one message a line: joined, and cut (a scene of many nodes)
+        found = one_line(Exception(text))[:400] if text else "not a valid .mrb file"
+        raise SceneError(f"Could not load the scene bundle {p}: {found}")
     return ctx
