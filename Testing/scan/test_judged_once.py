@@ -192,3 +192,24 @@ def test_neuro_lesions_judges_the_flairs_contrast_once(tmp_path, monkeypatch):
                        NeuroOptions())
     assert found.extraction.icv_ml > 600
     assert verdicts == [1]
+
+
+def test_the_orbit_model_asks_only_ct_or_mr_and_a_plainly_mr_scan_is_never_sent_back(monkeypatch):
+    """Issue 78: the image classifier unsure of a PD head (MR 60 %), nothing naming it: its values hold no sign of CT,
+    so the orbit models read it as MR and say why; the same doubt on Hounsfield values, or a classifier leaning to
+    CT, is still asked about."""
+    from orbitai.scan.values import bundled_model_family
+
+    monkeypatch.setattr("orbitai.scan.why_not_a_scan", lambda vol, coarse: "")
+    lean = {"modality": ("MR", 0.6), "weighting": ("PD", 0.55), "fat_suppressed": (False, 0.9)}
+    monkeypatch.setattr(ScanClassifier, "answer", lambda self, vol, coarse=None: lean)
+    facts = scan_facts(_head(), path="series_0003.nii.gz")
+    assert not facts.sure("modality")
+    assert bundled_model_family(facts, "series_0003.nii.gz", _head()) == "MR"
+    assert any("no sign of CT" in n for n in facts.notes), facts.notes
+    ct = Volume(np.where(_head().array > 400, 40.0, -1000.0).astype(np.float32), (1.0, 1.0, 2.4))
+    with pytest.raises(VolumeError, match="--modality"):
+        bundled_model_family(scan_facts(ct, path="series_0003.nii.gz"), "series_0003.nii.gz", ct)
+    lean = {"modality": ("CT", 0.6), "weighting": ("PD", 0.55), "fat_suppressed": (False, 0.9)}
+    with pytest.raises(VolumeError, match="--modality"):
+        bundled_model_family(scan_facts(_head(), path="series_0003.nii.gz"), "series_0003.nii.gz", _head())

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from orbitai.scan import ScanFacts
 
 __all__ = ["looks_like_ct", "eight_bit_ct_evidence", "image_is_ct", "value_caveats", "said_modality",
-           "model_family", "bundled_model_family", "in_hounsfield_units", "ct_for_an_mr_model", "check_not_wrapped",
+           "model_family", "bundled_model_family", "plainly_mr", "in_hounsfield_units", "ct_for_an_mr_model", "check_not_wrapped",
            "EIGHT_BIT_AT_ZERO", "EIGHT_BIT_AT_255"]
 
 Image = Union[Volume, ValueEvidence]
@@ -79,8 +79,23 @@ def bundled_model_family(facts: ScanFacts, what: str = "the image", vol: Optiona
     """"CT" or "MR" for the bundled model chosen without ``--model``: the facts must say it
     (:meth:`~orbitai.scan.ScanFacts.require_modality` asks for ``--modality`` otherwise), and a CT whose values no
     model reads is refused (:func:`image_is_ct`; the values: the facts', else ``vol``'s)."""
+    if plainly_mr(facts, vol):
+        facts.notes.append("read as MR: its values hold no sign of CT (no Hounsfield units, no 8-bit or +1024 CT, no "
+                           "DICOM CT), which the CT model needs")
+        return "MR"
     modality = facts.require_modality(what)
     return "CT" if image_is_ct(_evidence(facts, vol), what, modality, facts.modality.source) else "MR"
+
+
+def plainly_mr(facts: ScanFacts, vol: Optional[Image] = None) -> bool:
+    """Whether a scan the facts are unsure of is MR all the same (issue 78): CT or MR is the only question the orbit
+    models ask, and a scan whose values hold no sign of CT (no Hounsfield units, no CT stored as 8-bit or with +1024,
+    no DICOM Modality CT) is not one the CT model could read, whatever the image classifier's doubt (a PD head was
+    sent back for ``--modality`` at MR 60 %). Unless the classifier leans to CT: then the user is asked."""
+    if facts.sure("modality") or (facts.modality.known and facts.modality.value == "CT"):
+        return False
+    ev = _evidence(facts, vol)
+    return not (ev.hounsfield or ev.eight_bit or ev.offset or ev.dicom_ct)
 
 
 def check_not_wrapped(image: Image, what: str = "the image") -> ValueEvidence:
