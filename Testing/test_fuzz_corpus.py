@@ -1,6 +1,7 @@
 """The fuzz corpus replayed without Atheris (issue 80): every seed and every input a fuzz run found a crash with
 (``fuzz/corpus/<reader>/``) goes through its target's reader (``fuzz/fuzz_<reader>.py``: ``read``), which must
 answer or refuse in one line of OrbitAI's own errors; any other exception, or a message of several lines, fails.
+The seeds named ``valid*`` must be read without an error.
 
 The fuzzing itself (``make fuzz``, docs/reliability.md "Fuzzing") needs Atheris; this replay does not."""
 from __future__ import annotations
@@ -45,5 +46,21 @@ def test_every_target_has_a_corpus():
 
 @pytest.mark.parametrize(("target", "path"), _cases())
 def test_corpus_file(target, path):
+    """Each file answers or is refused in one project line; a seed named ``valid*`` must be read (a target that
+    refused or skipped every input, as one once did by calling its decoder wrongly, would fuzz nothing)."""
     module = importlib.import_module(f"fuzz_{target}")
-    importlib.import_module("fuzzlib").check(module.read, path.read_bytes())
+    data = path.read_bytes()
+    if path.name.startswith("valid"):
+        assert module.read(data) is not None, f"{target}/{path.name} was not read"
+    else:
+        importlib.import_module("fuzzlib").check(module.read, data)
+
+
+def test_a_dicom_element_of_gigabytes_is_refused_before_gdcm_reads_it():
+    """Fuzzing found a 1 KB slice whose bytes declare an element of 1.9 GB: GDCM took 2 GB of memory while it only
+    looked for the folder's series. The file is refused, naming the element, before GDCM opens it."""
+    from orbitai.io import VolumeError
+
+    module = importlib.import_module("fuzz_dicom")
+    with pytest.raises(VolumeError, match=r"slice0\.dcm.*\(0002,7310\) declares 1936946035 bytes"):
+        module.read((CORPUS / "dicom" / "oom_element_of_gigabytes.bin").read_bytes())

@@ -27,8 +27,8 @@ def read(data: bytes) -> object:
     from orbitai.web.uploads import Uploads
 
     try:
-        groups = msgpack.unpackb(data, raw=False, strict_map_key=False, max_buffer_size=LIMIT)
-    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError):
+        groups = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except (ValueError, TypeError, msgpack.UnpackException):      # TypeError: a list as a map key
         return None
     uploads = Uploads(LIMIT, max_files=64)
     try:

@@ -120,7 +120,7 @@ def dicom_seeds() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         write_dicom_series(vol, tmp)
         slices = [p.read_bytes() for p in sorted(Path(tmp).iterdir())]
-    put("dicom", "series3.bin", PART_SEPARATOR.join(slices))
+    put("dicom", "valid_series3.bin", PART_SEPARATOR.join(slices))
     put("dicom", "one_slice.bin", slices[0])
     put("dicom", "slice_missing.bin", PART_SEPARATOR.join([slices[0], slices[2]]))
     put("dicom", "truncated.bin", PART_SEPARATOR.join([slices[0], slices[1][:200], slices[2]]))
@@ -134,12 +134,12 @@ def upload_seeds() -> None:
     head = ("NRRD0004\ntype: short\ndimension: 3\nsizes: 4 4 3\nspacings: 1 1 1\nencoding: raw\n"
             "endian: little\n\n").encode()
     one = [[{"name": "scan.nrrd", "content": head + voxels}]]
-    put("upload", "one_file.msgpack", msgpack.packb(one))
+    put("upload", "valid_one_file.msgpack", msgpack.packb(one))
     chunks = [[{"name": "scan.nrrd", "content": [head, voxels[:40], voxels[40:]]}]]
-    put("upload", "chunks.msgpack", msgpack.packb(chunks))
+    put("upload", "valid_chunks.msgpack", msgpack.packb(chunks))
     pair = [[{"name": "x.nhdr", "content": head.replace(b"encoding: raw\n", b"encoding: raw\ndata file: x.raw\n")}],
             [{"name": "x.raw", "content": voxels}]]
-    put("upload", "detached_pair.msgpack", msgpack.packb(pair))
+    put("upload", "valid_detached_pair.msgpack", msgpack.packb(pair))
     put("upload", "path_name.msgpack", msgpack.packb([[{"name": "../../etc/x.nrrd", "content": head}]]))
     put("upload", "no_content.msgpack", msgpack.packb([[{"name": "a.nii"}], [{"name": 3, "content": b""}]]))
     put("upload", "same_name.msgpack", msgpack.packb([[{"name": "a.dcm", "content": b"x"},
@@ -187,8 +187,8 @@ def mrb_seeds() -> None:
             mrml = next(z.read(n) for n in z.namelist() if n.endswith(".mrml"))
     put("mrb", "truncated.mrb", data[: len(data) // 2])
     put("mrb", "not_zip.mrb", b"PK\x03\x04 not a zip")
-    put("mrml", "valid.mrml", mrml)
-    put("mrml", "empty_scene.mrml", b'<MRML version="Slicer4.4.0"></MRML>')
+    put("mrml", "missing_data_file.mrml", mrml)
+    put("mrml", "valid_empty_scene.mrml", b'<MRML version="Slicer4.4.0"></MRML>')
     put("mrml", "broken.mrml", mrml[: len(mrml) // 2])
     put("mrml", "bad_reference.mrml", b'<MRML version="Slicer4.4.0"><Volume id="vtkMRMLScalarVolumeNode1" '
         b'name="x" references="display:vtkMRMLNoSuchNode7;storage:;" fileName="../../etc/passwd"></Volume></MRML>')

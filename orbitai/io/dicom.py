@@ -13,7 +13,8 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from orbitai.io.dicom_folder import survey_folder
+from orbitai.io.dicom_folder import looks_like_dicom, survey_folder
+from orbitai.io.dicom_lengths import refuse_damaged
 from orbitai.io.headers import check_decoded_size, image_bytes
 from orbitai.io.regrid import Planes, regular_grid
 from orbitai.io.values import offset_ct_evidence
@@ -97,6 +98,9 @@ def read_dicom_scan(folder: str | os.PathLike, series_id: str | None = None, max
     folder = Path(folder)
     survey = survey_folder(folder)
     chosen = survey.choose(series_id)        # refuses several series without a choice, or only SEG/SR/...
+    # a damaged file's element of gigabytes: GDCM would allocate it while it looks for the series
+    refuse_damaged([p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")
+                    and looks_like_dicom(p)], folder)
     with itk_warnings_off():
         ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
     if chosen is not None:

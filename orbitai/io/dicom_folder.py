@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from orbitai.io.dicom_lengths import refuse_damaged
 from orbitai.io.volume import VolumeError
 
 __all__ = ["DicomObject", "SeriesInfo", "FolderSurvey", "survey_folder", "non_image_kind", "refuse_non_image_file",
@@ -131,22 +132,23 @@ def non_image_kind(sop_class: str, modality: str = "") -> str | None:
 def _read_header(path: Path) -> DicomObject | None:
     """The identity of one DICOM file, or None if it is not a DICOM file pydicom can parse."""
     import pydicom
-    from pydicom.errors import InvalidDicomError
 
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_TAGS)
-    except (InvalidDicomError, OSError, ValueError, EOFError, AttributeError, KeyError, TypeError):
+        sop = str(getattr(ds, "SOPClassUID", "") or "")
+        series = str(getattr(ds, "SeriesInstanceUID", "") or "")
+        modality = str(getattr(ds, "Modality", "") or "")
+        description = str(getattr(ds, "SeriesDescription", "") or "").strip()
+        frames_value = getattr(ds, "NumberOfFrames", 1)
+    except Exception:  # noqa: BLE001 - a damaged header raises many kinds in pydicom (BytesLengthException, found by fuzzing, struct.error, ...): not a DICOM object here; the series reader names damaged files
         return None
-    sop = str(getattr(ds, "SOPClassUID", "") or "")
-    series = str(getattr(ds, "SeriesInstanceUID", "") or "")
     if not sop and not series:
         return None
     try:
-        frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
-    except (TypeError, ValueError):
+        frames = int(frames_value or 1)
+    except (TypeError, ValueError, OverflowError):
         frames = 1
-    return DicomObject(path, sop, str(getattr(ds, "Modality", "") or ""), series,
-                       str(getattr(ds, "SeriesDescription", "") or "").strip(), frames)
+    return DicomObject(path, sop, modality, series, description, frames)
 
 
 def looks_like_dicom(path: Path) -> bool:
@@ -189,6 +191,7 @@ def refuse_non_image_file(path: str | os.PathLike) -> None:
     p = Path(path)
     if not looks_like_dicom(p):
         return
+    refuse_damaged([p], p.parent)        # before GDCM (SimpleITK) reads its header for the decoded size
     obj = _read_header(p)
     if obj is None:
         return

@@ -23,6 +23,7 @@ import os
 import re
 import stat
 import struct
+import zlib
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -187,7 +188,7 @@ def _nifti_spacing(p: Path) -> None:
             gz = f.read(2) == b"\x1f\x8b"
         with (gzip.open(p, "rb") if gz else open(p, "rb")) as f:
             head = f.read(540)
-    except (OSError, EOFError):
+    except (OSError, EOFError, zlib.error):   # zlib.error: a damaged deflate stream (found by fuzzing)
         return                              # the integrity check and the reader say what is wrong
     for order in "<>":
         if len(head) >= 348 and struct.unpack(order + "i", head[:4])[0] == 348:
