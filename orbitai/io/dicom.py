@@ -14,6 +14,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from orbitai.io.dicom_folder import looks_like_dicom, survey_folder
+from orbitai.io.dicom_folder import shown as shown_text
 from orbitai.io.dicom_lengths import refuse_damaged
 from orbitai.io.headers import check_decoded_size, image_bytes
 from orbitai.io.regrid import Planes, regular_grid
@@ -111,7 +112,8 @@ def read_dicom_scan(folder: str | os.PathLike, series_id: str | None = None, max
             raise VolumeError(f"No DICOM series found in {folder}.")
         series_id = ids[0] if series_id is None else series_id
     if series_id not in ids:
-        raise VolumeError(f"Series {series_id} not in {folder}; found: {', '.join(ids)}")
+        raise VolumeError(f"Series {shown_text(series_id, quote=False)} not in {folder}; found: "
+                          f"{', '.join(shown_text(i, quote=False) for i in ids) or 'none'}")
     with itk_warnings_off():
         files = [Path(f) for f in sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series_id)]
     elsewhere = {f for s in survey.series if s is not chosen for f in s.files} | {o.path for o in survey.others}
@@ -295,6 +297,9 @@ def dicom_slice_geometry(files: Sequence[str | os.PathLike]) -> SliceGeometry:
             raise VolumeError(f"{path} is not a readable DICOM slice with ImagePositionPatient and "
                               f"ImageOrientationPatient ({_last_line(exc)}). Re-copy or re-export the series."
                               ) from None
+        if len(pos[-1]) != 3 or len(orient[-1]) != 6:      # one slice's count unlike the others' (found by fuzzing)
+            raise VolumeError(f"{path}: ImagePositionPatient/ImageOrientationPatient must have 3 and 6 values, not "
+                              f"{len(pos[-1])} and {len(orient[-1])}. Re-export the series.")
         pixel.append(tuple(round(s, 6) for s in reader.GetSpacing()[:2]))
         size.append(tuple(reader.GetSize()[:2]))
         decoded += image_bytes(reader.GetSize(), reader.GetNumberOfComponents(), reader.GetPixelID())

@@ -82,8 +82,11 @@ class SeriesInfo:
     files: list[Path] = field(default_factory=list)
 
     def describe(self) -> str:
-        what = ", ".join(x for x in (self.modality, shown(self.description) if self.description else "") if x)
-        return f"{self.uid} ({what + ', ' if what else ''}{len(self.files)} file{'s' if len(self.files) != 1 else ''})"
+        """One line (the header's texts shown, control characters escaped: a damaged UID held a newline)."""
+        what = ", ".join(x for x in (shown(self.modality, 16, quote=False) if self.modality else "",
+                                     shown(self.description) if self.description else "") if x)
+        uid = shown(self.uid, quote=False)
+        return f"{uid} ({what + ', ' if what else ''}{len(self.files)} file{'s' if len(self.files) != 1 else ''})"
 
 
 @dataclass
