@@ -2,13 +2,10 @@
 (split at `fuzzlib.PART_SEPARATOR`) are the folder's files ``slice0.dcm``, ``slice1.dcm``, ..."""
 from __future__ import annotations
 
-import logging
-
 from fuzzlib import MAX_BYTES, check, main, parts, scratch
 
 MODULES = ("orbitai.io.files", "orbitai.io.dicom", "orbitai.io.dicom_folder", "orbitai.io.regrid",
            "orbitai.io.values")
-logging.getLogger("orbitai").setLevel(logging.ERROR)      # the notes of what reading corrected
 
 
 def read(data: bytes) -> object:

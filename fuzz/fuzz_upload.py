@@ -7,13 +7,10 @@ read as the page's load reads it (`read_segmentation` for a ``.seg.nrrd``, else 
 under the upload's size limit. An input that is not msgpack is not what the wire delivers (trame refuses it)."""
 from __future__ import annotations
 
-import logging
-
 from fuzzlib import check, main
 
 MODULES = ("orbitai.web.uploads", "orbitai.web.names", "orbitai.web.identity", "orbitai.io.files",
            "orbitai.io.segfile")
-logging.getLogger("orbitai").setLevel(logging.ERROR)
 #: The upload limit of these runs (bytes; the server's is --max-upload-mb).
 LIMIT = 4 << 20
 

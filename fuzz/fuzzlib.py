@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
 import os
 import shutil
 import sys
@@ -70,6 +71,8 @@ def main(module_name: str) -> None:
     import atheris
 
     os.environ.setdefault("ORBITAI_FUZZ", "1")
+    # the notes of what reading corrected, quiet while fuzzing only (never at import: the replay test imports targets)
+    logging.getLogger("orbitai").setLevel(logging.ERROR)
     with atheris.instrument_imports(include=["orbitai"]):
         target = importlib.import_module(module_name)
         for name in target.MODULES:

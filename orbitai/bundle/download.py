@@ -46,7 +46,7 @@ from orbitai import __version__
 from orbitai.bundle.registry import (Entry, check_entry_names, file_table, folder_files, human_size, locate,
                                      missing_message, registry_entry, user_folder)
 from orbitai.bundle.unpack import InstallError, extract_checked, install_disk_error, safe_extract
-from orbitai.staging import looks_like_path
+from orbitai.staging import looks_like_path, strict_json
 from orbitai.errors import BundleError, OrbitAIError, one_line
 from orbitai.io.checksums import sha256_file
 from orbitai.staging import disk_full
@@ -399,7 +399,7 @@ def install_folder(source: Path, kind: str, entry: Optional[Entry] = None, *, de
         check_folder(staged, entry, kind)
         note = {"name": source.name, "kind": kind, "registry": entry is not None,
                 "version": entry.version if entry is not None else None}
-        (staged / INSTALL_NOTE).write_text(json.dumps(note) + "\n")
+        (staged / INSTALL_NOTE).write_text(strict_json(note, indent=None) + "\n")
         os.chmod(staged, 0o755)
         check_replace(dest, entry, overwrite)        # again: nothing of the user's appeared there meanwhile
         if dest.exists() or dest.is_symlink():

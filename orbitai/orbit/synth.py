@@ -34,6 +34,7 @@ from orbitai.phantoms.orbit import TED_SCALE, orbit_anatomy
 from orbitai.preprocess.resolution import thick_slices
 from orbitai.progress import ProgressCallback
 from orbitai.training.checkpoint import load_arrays, save_arrays
+from orbitai.training.prefetch import one_thread
 from orbitai.engine.inference import SegSpec
 
 #: Pool defaults: anatomies, grid size (x, y, z voxels on the model grid), largest head tilt (deg),
@@ -240,7 +241,7 @@ def _heads(recipe: dict[str, Any], anatomies: int, cache: Optional[Path], worker
     done = anatomies - len(todo)
     if workers > 0 and len(todo) > 1 and "fork" in multiprocessing.get_all_start_methods():
         # a multiprocessing pool, whose exit terminates its workers: a cancel (or any error) leaves none building
-        with multiprocessing.get_context("fork").Pool(workers, initializer=_one_thread) as procs:
+        with multiprocessing.get_context("fork").Pool(workers, initializer=one_thread) as procs:
             jobs = [(recipe, i, None if paths[i] is None else str(paths[i])) for i in todo]
             for i, head in procs.imap_unordered(_build_and_keep, jobs):
                 if head is None:       # kept in the cache by the worker: read back through its checksum
@@ -261,12 +262,6 @@ def _heads(recipe: dict[str, Any], anatomies: int, cache: Optional[Path], worker
             if progress:
                 progress(done, anatomies, f"synthetic head {done}/{anatomies}")
     return [h for h in heads if h is not None]
-
-
-def _one_thread() -> None:
-    import torch
-
-    torch.set_num_threads(1)
 
 
 def patch_window(shape: Sequence[int], patch: Sequence[int], centre: Optional[Sequence[int]],

@@ -21,6 +21,8 @@ from typing import Any, Callable, Generator, Iterator, Sequence, TypeVar
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from orbitai.errors import ConfigError
+
 K = TypeVar("K")
 B = TypeVar("B")
 
@@ -36,8 +38,6 @@ def default_workers() -> int:
         try:
             return max(0, int(env))
         except ValueError:
-            from orbitai.errors import ConfigError
-
             raise ConfigError(f"{WORKERS_ENV}={env!r}: give a whole number of worker processes (0: none).") from None
     return max(1, (os.cpu_count() or 2) // 2)
 
@@ -89,7 +89,8 @@ def _as_is(batch: Any) -> Any:
     return batch
 
 
-def _one_thread(_: int) -> None:
+def one_thread(*_: Any) -> None:
+    """A worker process's initialiser: its numerical libraries on one thread (its share of the cores)."""
     torch.set_num_threads(1)
 
 
@@ -103,7 +104,7 @@ def prefetched(make: Callable[[K], B], keys: Sequence[K], workers: int | None = 
             yield make(k)
         return
     loader = DataLoader(_Keyed(keys, make), batch_size=None, shuffle=False, num_workers=workers,
-                        prefetch_factor=max(1, depth), collate_fn=_as_is, worker_init_fn=_one_thread,
+                        prefetch_factor=max(1, depth), collate_fn=_as_is, worker_init_fn=one_thread,
                         multiprocessing_context="fork", persistent_workers=False)
     it = iter(loader)
     try:

@@ -24,6 +24,8 @@ from typing import Any, Iterator
 
 import torch
 
+from orbitai.errors import ConfigError
+
 #: Environment switch: ``auto`` (the default), ``bf16`` or ``plain`` (see the module docstring).
 SPEED_ENV = "ORBITAI_TRAIN_SPEED"
 SPEED_CHOICES = ("auto", "bf16", "plain")
@@ -65,8 +67,6 @@ class StepSpeed:
         device = torch.device(device)
         mode = (mode if mode is not None else os.environ.get(SPEED_ENV, "")).strip().lower() or "auto"
         if mode not in SPEED_CHOICES:
-            from orbitai.errors import ConfigError
-
             raise ConfigError(f"training speed {mode!r}: use one of {', '.join(SPEED_CHOICES)} ({SPEED_ENV} or --speed).")
         if mode == "plain":
             return cls(compile=compile)
