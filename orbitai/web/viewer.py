@@ -194,6 +194,10 @@ class Layouts:
 
     def __init__(self, app: Any) -> None:
         self.app, self.state = app, app.state
+        #: Observer callbacks that remove themselves from inside their own call, held here: VTK drops its reference
+        #: to a Python observer when it is removed, and a closure freed while it runs reads freed cells (the viewer's
+        #: server ended with SIGSEGV in the ruler test of fresh-clone runs).
+        self._held: list[Any] = []
         for name, build in LAYOUTS.items():       # views made when first shown (the 3D view costs most on a CPU)
             app.layout_manager.register_layout(name, build(), lazy_initialization=name != DEFAULT_LAYOUT)
         app.layout_manager.set_layout(DEFAULT_LAYOUT)
@@ -282,9 +286,10 @@ class Layouts:
 
         def placed(*_: Any) -> None:       # the ends are placed: the user's mouse mode comes back
             if interaction.GetCurrentInteractionMode() != interaction.Place:
-                interaction.RemoveObserver(tag[0])
                 self.state.ruler_placing = False        # the page's own slices come back over the server's view
                 self._ruler_changed()
+                interaction.RemoveObserver(tag[0])      # last, and `placed` is held in self._held meanwhile
+        self._held.append(placed)
         tag.append(interaction.AddObserver(interaction.InteractionModeChangedEvent, placed))
         self.state.ruler_placing = True                 # the server's view takes the two clicks
         self.app.slicer_app.markups_logic.place_node(ruler)
