@@ -98,10 +98,8 @@ def test_hard_negative_patches_centre_on_bright_voxels_that_are_no_lesion():
     assert bright_share(1.0) == 1.0 and bright_share(0.0) < 0.5
 
 
-def test_a_time_limit_writes_the_bundle_from_the_weights_reached_and_says_how_many_steps_ran(tmp_path, monkeypatch):
-    from orbitai.bundle import load_bundle
-    from orbitai.neuro import lesionseg_train as lt
-
+def _one_square_lesion(monkeypatch, lt) -> None:
+    """Every training phantom of ``lt`` (the lesion trainer module) is one flat brain with a 10 x 10 lesion."""
     ratio = np.ones((24, 120, 120), np.float32)
     label = np.zeros(ratio.shape, np.uint8)
     label[12, 50:60, 50:60] = 1
@@ -109,6 +107,12 @@ def test_a_time_limit_writes_the_bundle_from_the_weights_reached_and_says_how_ma
     arrays = {"ratio": ratio.astype(np.float16), "background": np.ones_like(ratio, np.float16), "label": label,
               "mad": np.float32(0.1), "seed": np.int64(1), "disease": np.array("ms")}
     monkeypatch.setattr(lt, "make_case_arrays", lambda seed, disease, confluent=0.0, heavy=0.0: arrays)
+
+def test_a_time_limit_writes_the_bundle_from_the_weights_reached_and_says_how_many_steps_ran(tmp_path, monkeypatch):
+    from orbitai.bundle import load_bundle
+    from orbitai.neuro import lesionseg_train as lt
+
+    _one_square_lesion(monkeypatch, lt)
     recipe = lt.LesionTrainRecipe([1], [], iterations=3, batch=2, checkpoint_every=1, blob=1.0, hard_negative=0.5,
                                   time_limit_min=0.0)
     cut = lt.train(tmp_path / "cut", tmp_path / "w", recipe)
@@ -129,13 +133,7 @@ def test_a_run_stopped_and_resumed_ends_with_the_weights_of_one_run(tmp_path, mo
     from orbitai.bundle import load_bundle
     from orbitai.neuro import lesionseg_train as lt
 
-    ratio = np.ones((24, 120, 120), np.float32)
-    label = np.zeros(ratio.shape, np.uint8)
-    label[12, 50:60, 50:60] = 1
-    ratio[label > 0] = 1.6
-    arrays = {"ratio": ratio.astype(np.float16), "background": np.ones_like(ratio, np.float16), "label": label,
-              "mad": np.float32(0.1), "seed": np.int64(1), "disease": np.array("ms")}
-    monkeypatch.setattr(lt, "make_case_arrays", lambda seed, disease, confluent=0.0, heavy=0.0: arrays)
+    _one_square_lesion(monkeypatch, lt)
     monkeypatch.delenv("ORBITAI_TRAIN_SPEED", raising=False)
     recipe = lt.LesionTrainRecipe([1, 2], [], iterations=4, batch=2, checkpoint_every=2, lr=1e-3)
     one = load_bundle(lt.train(tmp_path / "one", tmp_path / "w1", recipe)).load_state_dict()
