@@ -19,6 +19,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from benchmarks.bench_ted_phantom import recti_rows
 from benchmarks.common import write_result
 
 #: (seed, head, contrast): each held-out head once per contrast, two seeds.
@@ -36,8 +37,6 @@ def _predict(image: Path, out: Path, model: Optional[str]) -> tuple[dict[str, An
 
 def main() -> None:
     from orbitai.io import write_volume
-    from orbitai.labels import ORBIT_LABELS
-    from orbitai.orbit.anatomy import RECTI, range_of
     from orbitai.phantoms.orbit import ted_case
 
     models = {"bundled": None}
@@ -48,22 +47,10 @@ def main() -> None:
         for seed, head, contrast in CASES:
             case = ted_case(seed, contrast, template=head)
             image = write_volume(case.image, Path(tmp) / f"{contrast}_{head}_{seed}.nrrd")
-            truth = case.labels.array
-            vv = case.labels.voxel_volume_mm3() / 1000.0
             for name, model in models.items():
                 data, pred = _predict(image, Path(tmp) / f"out_{name}_{seed}", model)
-                for r in data["structures"]:
-                    v = r["label"]
-                    if ORBIT_LABELS[v].structure not in RECTI:
-                        continue
-                    t, p = truth == v, pred == v
-                    true_cm3 = float(t.sum()) * vv
-                    rows[name].append({
-                        "case": f"{contrast} head {head} seed {seed}", "name": r["name"], "truth_cm3": round(true_cm3, 3),
-                        "pred_cm3": round(r["volume_cm3"], 3),
-                        "pred_over_truth": round(r["volume_cm3"] / true_cm3, 3) if true_cm3 else None,
-                        "dice": round(2 * float(np.count_nonzero(p & t)) / max(int(p.sum() + t.sum()), 1), 3),
-                        "healthy_upper_cm3": range_of(ORBIT_LABELS[v].structure)[1], "check": r["check"]})
+                rows[name] += [{"case": f"{contrast} head {head} seed {seed}", "name": n, **r}
+                               for n, r in recti_rows(data, pred, case.labels).items()]
             print(f"{contrast} head {head}: " + ", ".join(
                 f"{m} {np.median([x['pred_over_truth'] for x in rows[m][-8:] if x['pred_over_truth']]):.2f}"
                 for m in models))

@@ -30,11 +30,32 @@ MODALITIES = ("ct", "t2")
 SCALE = None        # orbitai.phantoms.orbit.TED_MUSCLE_SCALE: inferior, medial, superior 3x, lateral 2x
 
 
+def recti_rows(data: dict[str, Any], pred: np.ndarray, truth: Any) -> dict[str, dict[str, Any]]:
+    """Per rectus of a ``seg predict`` result (``data``, its label map ``pred``) against the phantom's ``truth``
+    labels: the volumes, their ratio, Dice and the checks of the prediction and of the truth."""
+    from orbitai.labels import ORBIT_LABELS
+    from orbitai.orbit.anatomy import RECTI, check_structure, range_of
+
+    vv = truth.voxel_volume_mm3() / 1000.0
+    rows = {}
+    for r in data["structures"]:
+        v = r["label"]
+        if ORBIT_LABELS[v].structure not in RECTI:
+            continue
+        p, t = pred == v, truth.array == v
+        true_cm3 = float(t.sum()) * vv
+        rows[r["name"]] = {"truth_cm3": round(true_cm3, 3), "pred_cm3": round(r["volume_cm3"], 3),
+                           "pred_over_truth": round(r["volume_cm3"] / true_cm3, 3) if true_cm3 else None,
+                           "dice": round(2 * float(np.count_nonzero(p & t)) / max(int(p.sum() + t.sum()), 1), 3),
+                           "check": r["check"], "range_cm3": r["range_cm3"],
+                           "healthy_upper_cm3": range_of(ORBIT_LABELS[v].structure)[1],
+                           "truth_check": check_structure(v, true_cm3, None).status}
+    return rows
+
+
 def _case(seed: int, modality: str, folder: Path) -> dict[str, Any]:
     from orbitai.cli import main as cli
     from orbitai.io import read_volume, write_volume
-    from orbitai.labels import ORBIT_LABELS
-    from orbitai.orbit.anatomy import RECTI, check_structure, range_of
     from orbitai.phantoms.orbit import ted_case
 
     case = ted_case(seed, modality, SCALE)
@@ -46,22 +67,7 @@ def _case(seed: int, modality: str, folder: Path) -> dict[str, Any]:
                + (["--model", model] if model else [])) == 0
     seconds = time.perf_counter() - t0
     data = json.loads((out / "result.json").read_text())
-    pred = read_volume(out / "labels.nrrd").array
-    truth = case.labels.array
-    vv = case.labels.voxel_volume_mm3() / 1000.0
-    rows = {}
-    for r in data["structures"]:
-        v = r["label"]
-        if ORBIT_LABELS[v].structure not in RECTI:
-            continue
-        p, t = pred == v, truth == v
-        true_cm3 = float(t.sum()) * vv
-        rows[r["name"]] = {"truth_cm3": round(true_cm3, 3), "pred_cm3": round(r["volume_cm3"], 3),
-                           "pred_over_truth": round(r["volume_cm3"] / true_cm3, 3) if true_cm3 else None,
-                           "dice": round(2 * float(np.count_nonzero(p & t)) / max(int(p.sum() + t.sum()), 1), 3),
-                           "check": r["check"], "range_cm3": r["range_cm3"],
-                           "healthy_upper_cm3": range_of(ORBIT_LABELS[v].structure)[1],
-                           "truth_check": check_structure(v, true_cm3, None).status}
+    rows = recti_rows(data, read_volume(out / "labels.nrrd").array, case.labels)
     return {"seed": seed, "modality": modality, "model": data["model"], "population": data["population"],
             "seconds": round(seconds, 1), "unlikely": any("unlikely" in w for w in data["warnings"]),
             "recti": rows}
