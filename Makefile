@@ -139,6 +139,7 @@ mri-model: $(STAMP)
 mri-ted-stage: $(STAMP)
 	test -f $(COHORTS)/mri_ted_train/manifest.csv || $(PY) -m orbitai phantom orbit-mri --n 36 --seed 2100 --ted 0.5 --out $(COHORTS)/mri_ted_train --montage-cases 0
 	$(PY) -m orbitai seg train --manifest $(COHORTS)/mri_ted_train/manifest.csv --config svnet-demo-mri-ted-cases --init $(MODELS)/orbit_svnet_mri_demo --seed 1 --speed bf16 --out build/models/orbit_svnet_mri_ted_cases
+	$(PY) -m orbitai seg train --manifest $(COHORTS)/mri_ted_train/manifest.csv --config svnet-demo-mri-ted-cases-long --init build/models/orbit_svnet_mri_ted_cases --seed 1 --speed bf16 --out build/models/orbit_svnet_mri_ted_long
 
 orbit-heads-edge: $(STAMP)
 	$(PY) -m orbitai seg train --manifest $(COHORTS)/mri_train/manifest.csv --config svnet-demo-mri-heads-edge --init $(MODELS)/orbit_svnet_mri_demo --out build/models/orbit_svnet_mri_heads_edge

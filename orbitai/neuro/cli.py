@@ -195,6 +195,24 @@ def run_tune_lesions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_second_look(s: argparse._SubParsersAction) -> None:
+    p = s.add_parser("second-look", help="fit a lesion bundle's learned second look at each candidate on validation "
+                                         "phantoms and write it into the bundle",
+                     description="Fit the learned second look of a lesion segmentation bundle (issue 79; "
+                                 "orbitai.neuro.second_look_fit): candidates at a low threshold, a random forest that "
+                                 "keeps or drops each one, both thresholds chosen out of fold on the validation "
+                                 "split's phantoms (never the test split or the real case). The weights are kept.")
+    p.add_argument("--bundle", required=True, help="lesion bundle folder (or name); its weights are not changed")
+    p.set_defaults(func=run_second_look)
+
+
+def run_second_look(args: argparse.Namespace) -> int:
+    from orbitai.neuro.second_look_fit import fit_second_look
+
+    print(strict_json(fit_second_look(args.bundle), indent=1), end="")
+    return 0
+
+
 def _add_finetune_lesions(s: argparse._SubParsersAction) -> None:
     add_finetune_parser(s, "finetune-lesions", "the white-matter lesion network",
                         "case_id,image,segmentation: FLAIR and its corrected lesion segmentation",
@@ -245,6 +263,7 @@ def _add_configs(s: argparse._SubParsersAction) -> None:
 #: Sub-command parser functions, in the order ``orbitai neuro --help`` lists them.
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_lesions, _add_predict, _add_train,
                                                                     _add_evaluate, _add_cv, _add_train_lesions, _add_tune_lesions,
+                                                                    _add_second_look,
                                                                     _add_finetune_lesions, _add_configs]
 
 

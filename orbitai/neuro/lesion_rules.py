@@ -39,6 +39,10 @@ RIM_MM = 1.5
 MIDLINE_MM = 4.0
 CORTEX_MM = 3.0
 INFERIOR_FRACTION = 0.3
+#: distances beyond this are recorded as this (a component far from any ventricle)
+FAR_MM = 40.0
+#: shell around a component whose intensity is its background (``ring_contrast``)
+RING_MM = 2.0
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,15 @@ class Component:
     contrast: float
     thickness_mm: float
     kind: str
+    # issue 79's second look (orbitai.neuro.second_look) reads these as well
+    peak_prob: float = 0.0
+    ring_contrast: float = 1.0       # mean intensity over that of its 2 mm shell of brain outside every component
+    ventricle_mm: float = 0.0        # nearest ventricle voxel (capped at FAR_MM)
+    outer_mm: float = 0.0            # nearest outer-surface voxel (outside the brain or sulcal fluid; capped)
+    midline_mm: float = 0.0          # centroid's distance to the midline plane
+    height: float = 0.5              # centroid's place along the brain's inferior (0) to superior (1) extent
+    extent_mm: float = 0.0           # longest side of its bounding box
+    core_fraction: float = 0.0       # share of its voxels with probability >= 0.5
 
 
 @dataclass(frozen=True)
@@ -149,6 +162,10 @@ def _describe_box(mask: np.ndarray, labels: np.ndarray, n: int, prob: np.ndarray
     near_v = ndi.minimum(d_vent, labels, idx)
     near_o = ndi.minimum(d_outer, labels, idx)
     thickness = ndi.maximum(thick, labels, idx)
+    peak = ndi.maximum(np.asarray(prob, np.float32), labels, idx)
+    core = ndi.sum(np.asarray(prob, np.float32) >= 0.5, labels, idx) / np.maximum(size, 1)
+    ring = _ring_means(a, labels, mask, b, sp, n)
+    boxes = ndi.find_objects(labels, n)
     cent = np.array(ndi.center_of_mass(mask, labels, idx)).reshape(n, 3)
     lr_ax, _, si_ax, si_sign = _lr_si_axes(np.eye(3) if direction is None else direction)
     bc = np.array(ndi.center_of_mass(b)) if b.any() else np.array(a.shape) / 2.0
@@ -159,7 +176,8 @@ def _describe_box(mask: np.ndarray, labels: np.ndarray, n: int, prob: np.ndarray
     for k in range(n):
         mid = abs(cent[k, lr_ax] - bc[lr_ax]) * sp[lr_ax]
         frac = (cent[k, si_ax] - lo) / max(hi - lo, 1.0)
-        inferior = (frac if si_sign > 0 else 1.0 - frac) < INFERIOR_FRACTION
+        height = float(np.clip(frac if si_sign > 0 else 1.0 - frac, 0.0, 1.0))
+        inferior = height < INFERIOR_FRACTION
         if near_v[k] <= RIM_MM:
             kind = "septum_midline" if mid <= MIDLINE_MM else "ventricle_rim"
         elif near_o[k] <= CORTEX_MM:
@@ -168,9 +186,28 @@ def _describe_box(mask: np.ndarray, labels: np.ndarray, n: int, prob: np.ndarray
             kind = "infratentorial"
         else:
             kind = "deep_white_matter"
+        ext = max((sl.stop - sl.start) * d for sl, d in zip(boxes[k], sp)) if boxes[k] else 0.0
         out.append(Component(k + 1, int(size[k]), float(size[k]) * vox, float(mean_prob[k]), float(contrast[k]),
-                             float(thickness[k]), kind))
+                             float(thickness[k]), kind, float(peak[k]),
+                             float(ndi.mean(a, labels, k + 1) / ring[k]) if ring[k] > 0 else 1.0,
+                             float(min(near_v[k], FAR_MM)), float(min(near_o[k], FAR_MM)), float(mid), height,
+                             float(ext), float(core[k])))
     return out
+
+
+def _ring_means(a: np.ndarray, labels: np.ndarray, mask: np.ndarray, b: np.ndarray, sp: tuple[float, ...],
+                n: int) -> np.ndarray:
+    """Mean intensity of each component's :data:`RING_MM` shell of brain outside every component (0: no shell);
+    a shell voxel belongs to its nearest component (scipy's exact distance transform with the nearest indices)."""
+    nz = np.argwhere(mask)
+    pad = [int(np.ceil(RING_MM / d)) + 1 for d in sp]
+    box = tuple(slice(max(int(lo) - p, 0), int(hi) + p + 1) for lo, hi, p in zip(nz.min(0), nz.max(0), pad))
+    dist, idx = ndi.distance_transform_edt(labels[box] == 0, sampling=sp, return_indices=True)
+    near = labels[box][tuple(idx)]
+    shell = (dist <= RING_MM) & ~mask[box] & b[box]
+    if not shell.any():
+        return np.zeros(n)
+    return np.nan_to_num(np.asarray(ndi.mean(a[box], np.where(shell, near, 0), np.arange(1, n + 1)), float))
 
 
 def _any_speck(mask: np.ndarray, prob: np.ndarray, spacing: Sequence[float], rules: Rules) -> bool:

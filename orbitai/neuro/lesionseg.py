@@ -33,6 +33,7 @@ from orbitai.device import select_device
 from orbitai.errors import BundleError, InputError
 from orbitai.io import Volume, require_finite
 from orbitai.neuro.lesion_rules import DEFAULT_RULES, REMOVED_KEY, apply_rules
+from orbitai.neuro.second_look import DROPPED_KEY, SecondLook, dropped_json
 from orbitai.neuro.seg_configs import ARCHITECTURE, CONTEXT, Z_FLOOR, brain_stats, normalise
 from orbitai.preprocess.grid import box_grid
 from orbitai.progress import ProgressCallback
@@ -241,6 +242,15 @@ def segment_with(bundle: "Bundle", model: "torch.nn.Module", flair: Volume, brai
     t0 = time.perf_counter()
     pp = bundle_postprocess(bundle).with_(threshold, min_size_mm3)
     prob = lesion_probability(flair, brain, model, device, mirror=mirror, progress=progress)
+    look = SecondLook.of_bundle(bundle) if threshold is None and min_size_mm3 is None else None
+    if look is not None:
+        # issue 79: candidates at a low threshold, each kept or dropped by the bundle's learned second look
+        kept_mask, dropped = look.apply(prob, flair, check_pair(flair, brain))
+        mask = prob.with_array(kept_mask.astype(np.uint8))
+        mask.metadata[DROPPED_KEY] = dropped_json(dropped)
+        log.info("lesion segmentation (second look): %d voxels, %d candidates dropped in %.1f s",
+                 int(kept_mask.sum()), len(dropped), time.perf_counter() - t0)
+        return mask
     mask = pp.apply(prob)
     # issue #65: the false-positive rules of orbitai.neuro.lesion_rules (DEFAULT_RULES, chosen on selection phantoms:
     # specks < 20 mm3 of mean probability < 0.8; on the held-out light phantoms lesion F1 0.382 -> 0.385, false

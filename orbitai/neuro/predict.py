@@ -35,6 +35,7 @@ from orbitai.neuro.data import classifier_input, heat_to_flair
 from orbitai.neuro.lesion_table import lesion_table
 from orbitai.neuro.lesion_rules import removed_note
 from orbitai.neuro.lesionseg import segment_lesions
+from orbitai.neuro.second_look import dropped_note
 from orbitai.neuro.models import load_neuro_model
 from orbitai.neuro.scope import SCOPE, scope_warning
 from orbitai.progress import ProgressCallback
@@ -237,6 +238,7 @@ def lesions_of(flair_path: str | Path, lesions_path: Optional[str | Path], lesio
         report(2, steps, "lesion segmentation")
         lesions = segment(flair, extraction.mask)
         notes += removed_note(lesions)          # what the false-positive rules removed, by kind (issue #65)
+        notes += dropped_note(lesions)          # what the learned second look dropped (issue 79)
         source = lesion_model or "default lesion model"
     report(3, steps, "lesion table")
     table = lesion_table(lesions, extraction)
