@@ -66,3 +66,16 @@ def test_absolute_volume_difference_in_ml_and_percent():
     assert np.isnan(absolute_volume_difference(pred, np.zeros_like(truth), (1, 1, 1))["avd_percent"])
     m = lesion_metrics(pred, truth, (1.0, 1.0, 2.0))
     assert m["dice"] == pytest.approx(2 * 5 / 15) and m["lesion_f1"] == 1.0
+
+
+def test_recall_is_split_at_10_mm3_of_true_lesion():
+    truth = np.zeros((12, 12, 12), np.uint8)
+    truth[1:4, 1:4, 1:4] = 1            # 27 voxels x 0.5 mm3 = 13.5 mm3: large
+    truth[8:10, 8:10, 8:10] = 1         # 8 x 0.5 = 4 mm3: small
+    truth[1:3, 8:10, 1:3] = 1           # 4 mm3: small
+    pred = np.zeros_like(truth)
+    pred[2, 2, 2] = pred[9, 9, 9] = 1
+    m = lesion_metrics(pred, truth, (0.5, 1.0, 1.0))
+    assert (m["n_true_ge_10mm3"], m["n_true_lt_10mm3"]) == (1.0, 2.0)
+    assert m["recall_ge_10mm3"] == 1.0 and m["recall_lt_10mm3"] == 0.5
+    assert np.isnan(lesion_metrics(pred, truth * 0, (1, 1, 1))["recall_ge_10mm3"])

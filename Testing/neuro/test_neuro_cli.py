@@ -125,6 +125,37 @@ def test_evaluate_and_cv_report_the_papers_measures(cohort, tmp_path):
     assert set(cv["network_cv"]["mean"]) == {"accuracy", "sensitivity", "specificity", "auc"}
 
 
+def test_evaluate_reports_lesion_wise_figures_of_a_lesion_model(cohort, tmp_path):
+    """Issue 79: ``neuro evaluate`` with a lesion bundle reports per case Dice, lesion precision, recall, F1 and the
+    recall of lesions >= and < 10 mm3 as `neuro lesions` finds them, and their means; a classifier beside it is
+    refused in one line."""
+    from orbitai.metrics.segmentation import lesion_metrics
+    from orbitai.neuro.predict import find_lesions
+
+    rows = (cohort / "cohort" / "manifest.csv").read_text().splitlines()
+    r = orbitai("neuro", "evaluate", "--manifest", "cohort/manifest.csv", "--model", "neuro_lesion_unet_demo",
+                "models/tv18", "--out", str(tmp_path / "mixed.json"), cwd=cohort)
+    assert r.returncode != 0 and "mixes lesion segmentation bundles and classifiers" in r.stderr
+    assert not (tmp_path / "mixed.json").exists()
+    sub = cohort / "cohort" / "one.csv"            # the first case; paths are relative to the manifest
+    sub.write_text("\n".join(rows[:2]) + "\n")
+    r = orbitai("neuro", "evaluate", "--manifest", "cohort/one.csv", "--model", "neuro_lesion_unet_demo", "--out",
+                str(tmp_path / "les.json"), cwd=cohort)
+    assert r.returncode == 0, r.stderr
+    assert "lesion P" in r.stdout and "R<10mm3" in r.stdout
+    rep = json.loads((tmp_path / "les.json").read_text())
+    m = rep["models"]["neuro_lesion_unet_demo"]
+    assert [row["case"] for row in m["per_case"]] == rep["cases"] and len(rep["cases"]) == 1
+    flair = cohort / "cohort" / "images" / "brain_flair_0000.nrrd"
+    found = find_lesions(flair, lesion_model="neuro_lesion_unet_demo")
+    truth = read_volume(cohort / "cohort" / "segmentations" / "brain_flair_0000.seg.nrrd")
+    want = lesion_metrics(found.lesions.array, truth.array > 0, found.flair.spacing)
+    got = m["per_case"][0]
+    for k in ("dice", "lesion_precision", "lesion_recall", "lesion_f1", "recall_ge_10mm3"):
+        assert got[k] == pytest.approx(want[k], abs=1e-6, nan_ok=True)
+    assert m["metrics"]["lesion_f1"] == pytest.approx(got["lesion_f1"])
+
+
 def test_configs_lists_paper_and_demo_configurations(tmp_path):
     r = orbitai("neuro", "configs", cwd=tmp_path)
     assert r.returncode == 0

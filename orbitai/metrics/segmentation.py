@@ -201,10 +201,33 @@ def absolute_volume_difference(pred: np.ndarray, truth: np.ndarray, spacing: Seq
             "avd_percent": abs(vp - vt) / vt * 100.0 if vt > 0 else float("nan")}
 
 
+#: true lesions are split at this volume (mm3) for the recall by size (issue 79's lesion-wise reporting)
+SMALL_LESION_MM3 = 10.0
+
+
+def recall_by_size(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float],
+                   split_mm3: float = SMALL_LESION_MM3) -> dict[str, float]:
+    """Recall of the true lesions of at least ``split_mm3`` and of the smaller ones, with their counts (a recall is
+    nan where there is no such lesion)."""
+    p, t = _binary(pred, truth)
+    lt, nt = lesion_components(t)
+    mm3 = np.bincount(lt.ravel(), minlength=nt + 1)[1:] * float(np.prod(spacing))
+    hit = np.zeros(nt + 1, bool)
+    hit[np.unique(lt[(lt > 0) & p])] = True
+    out: dict[str, float] = {}
+    for name, sel in (("ge", mm3 >= split_mm3), ("lt", mm3 < split_mm3)):
+        n = int(sel.sum())
+        out[f"n_true_{name}_10mm3"] = float(n)
+        out[f"recall_{name}_10mm3"] = float(hit[1:][sel].mean()) if n else float("nan")
+    return out
+
+
 def lesion_metrics(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float],
                    min_voxels: int = 1) -> dict[str, float]:
-    """Voxel Dice, lesion-wise precision/recall/F1 and counts, absolute volume difference."""
+    """Voxel Dice, lesion-wise precision/recall/F1 and counts, the recall of lesions >= and < 10 mm3
+    (:func:`recall_by_size`), absolute volume difference."""
     d = LesionDetection.of(pred, truth, min_voxels)
     return {"dice": dice(pred, truth), "lesion_f1": d.f1, "lesion_precision": d.precision,
             "lesion_recall": d.recall, "n_true": d.n_true, "n_pred": d.n_pred, "detected": d.detected,
-            "false_positive": d.false_positive, **absolute_volume_difference(pred, truth, spacing)}
+            "false_positive": d.false_positive, **recall_by_size(pred, truth, spacing),
+            **absolute_volume_difference(pred, truth, spacing)}

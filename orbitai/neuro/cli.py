@@ -94,8 +94,12 @@ def _add_train(s: argparse._SubParsersAction) -> None:
 
 
 def _add_evaluate(s: argparse._SubParsersAction) -> None:
-    p = s.add_parser("evaluate", help="accuracy, sensitivity, specificity, AUC of classifiers on a labelled cohort",
-                     description="Writes OUT (JSON: per model the metrics and each case's P(NMOSD)).")
+    p = s.add_parser("evaluate", help="accuracy, sensitivity, specificity, AUC of classifiers on a labelled cohort; "
+                                      "lesion-wise figures of lesion models",
+                     description="Writes OUT (JSON: per model the metrics and each case's P(NMOSD)). With lesion "
+                                 "segmentation bundles (--model neuro_lesion_unet_demo), the manifest gives "
+                                 "case_id,image,segmentation (FLAIR, lesion mask) and OUT holds per case voxel Dice, "
+                                 "lesion precision, recall and F1, the recall of lesions >= and < 10 mm3, volumes.")
     _manifest(p)
     p.add_argument("--model", nargs="+", required=True, metavar="NAME", help="classifier bundle names or folders")
     add_device_option(p)
@@ -395,12 +399,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
     import json
 
     from orbitai.device import select_device
-    from orbitai.neuro.evaluate import evaluate_models
+    from orbitai.cohort.manifest import read_manifest
+    from orbitai.neuro.evaluate import evaluate_lesion_models, evaluate_models, lesion_task
 
     out = Path(args.out)
     if out.is_dir():
         raise UserError(f"--out {out} is a folder; give a file name (JSON).")
-    cases = _cases(args.manifest)
+    lesions = lesion_task(args.model)
+    cases = read_manifest(args.manifest) if lesions else _cases(args.manifest)
     if out.exists() and any(Path(p).resolve() == out.resolve() for p in manifest_inputs(args.manifest, cases)):
         raise UserError(f"--out {out} is an input of this command; give another file name.")
     from orbitai.bundle.core import refuse_package_folder
@@ -414,12 +420,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if not (isinstance(earlier, dict) and isinstance(earlier.get("models"), dict)):
             raise UserError(f"--out {out} already exists and is not a report of 'neuro evaluate'; give another file "
                             "name (nothing was changed).")
-    report = evaluate_models(cases, args.model, select_device(args.device))
+    if lesions:
+        report = evaluate_lesion_models(cases, args.model, select_device(args.device))
+    else:
+        report = evaluate_models(cases, args.model, select_device(args.device))
     write_json_atomic(out, report)
     for name, r in report["models"].items():
         m = r["metrics"]
-        print(f"{name:<28} ACC {m['accuracy']:.3f} SEN {m['sensitivity']:.3f} SPE {m['specificity']:.3f} "
-              f"AUC {m['auc']:.3f}")
+        if lesions:
+            print(f"{name:<28} Dice {m['dice']:.3f} lesion P {m['lesion_precision']:.3f} R {m['lesion_recall']:.3f} "
+                  f"F1 {m['lesion_f1']:.3f} R>=10mm3 {m['recall_ge_10mm3']:.3f} R<10mm3 {m['recall_lt_10mm3']:.3f}")
+        else:
+            print(f"{name:<28} ACC {m['accuracy']:.3f} SEN {m['sensitivity']:.3f} SPE {m['specificity']:.3f} "
+                  f"AUC {m['auc']:.3f}")
     print(f"wrote {out}")
     return 0
 
