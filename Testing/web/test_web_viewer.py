@@ -294,3 +294,32 @@ def test_reset_camera_and_a_reloaded_page_keep_the_slice(page, server):
     fresh.wait_views(60)
     time.sleep(1.0)
     assert fresh.state("view_labels")["Red"]["position"] == moved["Red"]["position"]
+
+
+def test_the_pages_key_scripts_run_once_however_often_the_panels_are_rendered(driver):
+    """Issue 80: the page logged "Identifier 'orbitaiProbeAt' has already been declared" twice (the toolbar's script
+    run again when Vue rendered it again), and a second run of the annotation keys' script would take every key twice
+    (a tool switched on and straight off). Each script, inserted three times as Vue inserts it, adds its listeners
+    once and raises nothing."""
+    from orbitai.web.edit_tools import KEYS_SCRIPT as ANNOTATION_KEYS
+    from orbitai.web.viewer import KEYS_SCRIPT as VIEWER_KEYS
+
+    driver.get("about:blank")
+    errors = driver.execute_script("""
+        window.calls = []; window.errors = [];
+        window.addEventListener('error', (e) => window.errors.push(e.message));
+        window.trame = {trigger: (name, args) => window.calls.push(name + ':' + JSON.stringify(args))};
+        for (const text of arguments) {
+          for (let k = 0; k < 3; k++) {
+            const s = document.createElement('script');
+            s.textContent = text;
+            document.body.appendChild(s);
+          }
+        }
+        window.orbitaiView = 'Red';
+        for (const key of ['ArrowUp', 'b']) {
+          document.body.dispatchEvent(new KeyboardEvent('keydown', {key: key, bubbles: true}));
+        }
+        return window.errors;""", VIEWER_KEYS, ANNOTATION_KEYS)
+    assert errors == []
+    assert driver.execute_script("return window.calls") == ['orbitai_slice_step:["Red",1]', 'orbitai_ann_key:["b"]']

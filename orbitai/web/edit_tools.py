@@ -27,7 +27,11 @@ KEYS = {"b": ("Brush", "tool:paint"), "e": ("Eraser", "tool:erase"), "s": ("Smar
 #: How the page names them.
 KEY_NAMES = {"b": "B", "e": "E", "s": "S", "Escape": "Esc", "i": "I", "ctrl+z": "Ctrl+Z", "ctrl+y": "Ctrl+Y",
              "ctrl+shift+z": "Ctrl+Shift+Z"}
+#: Added once per page (a window flag): the panel holding it may be rendered again, and a second listener would
+#: take every key twice (a tool switched on and straight off again).
 KEYS_SCRIPT = """
+if (!window.orbitaiAnnotationKeys) {
+window.orbitaiAnnotationKeys = true;
 document.addEventListener('keydown', (e) => {
   const keys = %s;
   const field = document.activeElement && ['INPUT', 'TEXTAREA', 'SELECT'].includes(document.activeElement.tagName);
@@ -38,6 +42,7 @@ document.addEventListener('keydown', (e) => {
   e.preventDefault();
   window.trame.trigger('orbitai_ann_key', [name]);
 });
+}
 """ % str(list(KEYS)).replace("'", '"')
 #: A results table's structure and volume columns (the orbit module's and ``volumes.csv``'s names).
 NAME_COLUMNS = ("structure", "name")

@@ -156,14 +156,18 @@ def view_labels(xy_to_ras: Sequence[float], offset: float, name: str = "") -> di
 #: Keys that scroll the slice view under the mouse pointer: slices per press (Slicer's arrow and Page keys).
 KEY_STEPS = {"ArrowUp": 1, "ArrowDown": -1, "ArrowRight": 1, "ArrowLeft": -1, "PageUp": 10, "PageDown": -10}
 #: The page's keyboard: the view under the pointer (its marker's name) scrolls by `KEY_STEPS`; keys typed in a field
-#: are the field's.
+#: are the field's. Vue may render the toolbar that holds it more than once (issue 80: the page logged "Identifier
+#: 'orbitaiProbeAt' has already been declared"): the listeners are added once per page, guarded by a window flag, and
+#: nothing is declared at the top level.
 KEYS_SCRIPT = """
-let orbitaiProbeAt = 0;
-const orbitaiPointer = (e) => {
+if (!window.orbitaiViewerKeys) {
+window.orbitaiViewerKeys = true;
+window.orbitaiProbeAt = 0;
+window.orbitaiPointer = (e) => {
   const now = Date.now();
   if (e.type === 'pointermove' && e.target.classList && e.target.classList.contains('image-display-area')
-      && now - orbitaiProbeAt > 100 && window.orbitaiView) {
-    orbitaiProbeAt = now;
+      && now - window.orbitaiProbeAt > 100 && window.orbitaiView) {
+    window.orbitaiProbeAt = now;
     const r = e.target.getBoundingClientRect();
     window.trame.trigger('orbitai_probe', [window.orbitaiView, (e.clientX - r.left) / r.width,
                                            (e.clientY - r.top) / r.height]);
@@ -176,8 +180,8 @@ const orbitaiPointer = (e) => {
   }
 };
 // capture phase: the views stop their own pointer events from bubbling
-document.addEventListener('pointermove', orbitaiPointer, true);
-document.addEventListener('mouseover', orbitaiPointer, true);
+document.addEventListener('pointermove', window.orbitaiPointer, true);
+document.addEventListener('mouseover', window.orbitaiPointer, true);
 document.addEventListener('keydown', (e) => {
   const steps = %s;
   const field = document.activeElement && ['INPUT', 'TEXTAREA', 'SELECT'].includes(document.activeElement.tagName);
@@ -185,6 +189,7 @@ document.addEventListener('keydown', (e) => {
   e.preventDefault();
   window.trame.trigger('orbitai_slice_step', [window.orbitaiView, steps[e.key]]);
 });
+}
 """ % str(KEY_STEPS).replace("'", '"')
 
 
