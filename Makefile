@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.orbitai-installed
 
-.PHONY: demo lint test web test-all bench models scan-classifier trust tao-trust ivgc-trust neuro-trust ct-ted-stage mri-ted-stage mri-model orbit-heads-edge tao-models ivgc-models neuro-models neuro-lesion-model half-precision venv clean
+.PHONY: demo lint test web test-all bench models scan-classifier trust tao-trust ivgc-trust neuro-trust ct-ted-stage mri-ted-stage mri-model orbit-heads-edge tao-models ivgc-models neuro-models neuro-lesion-model neuro-second-look half-precision venv clean
 
 venv: $(STAMP) test-tools
 
@@ -89,7 +89,7 @@ bench: $(STAMP)
 # Re-train the bundled demo models from phantoms (deterministic; ~45 min per SV-net on 2 CPU cores). No command writes
 # into orbitai/resources/models otherwise (the bundled models are read-only): these targets alone say they may.
 # After any of them, `make half-precision` stores the new weights in float16 and rewrites the registry (issue 64).
-models ct-ted-stage mri-model tao-models ivgc-models neuro-models neuro-lesion-model trust tao-trust ivgc-trust neuro-trust half-precision: \
+models ct-ted-stage mri-model tao-models ivgc-models neuro-models neuro-lesion-model neuro-second-look trust tao-trust ivgc-trust neuro-trust half-precision: \
     export ORBITAI_WRITE_BUNDLED_MODELS = 1
 COHORTS := build/cohorts
 # The demo bundles ship inside the package (package data), so a wheel carries them.
@@ -199,6 +199,12 @@ neuro-lesion-model: $(STAMP)
 	$(PY) -m orbitai neuro train-lesions --out $(MODELS)/neuro_lesion_unet_demo --work $(LESION)_train_real8 --init $(LESION)_real_long --ms-seeds "" --nmosd-seeds "" --real-seeds 20000:20432 --iterations 6000 --batch 16 --lr 0.0003 --seed 106 --lesion-sampling mixed --contrast-min 0.35 --threads 1 --overwrite
 	# threshold and smallest lesion chosen on the held-out real-map validation phantoms (never the real case)
 	$(PY) -m orbitai neuro tune-lesions --bundle $(MODELS)/neuro_lesion_unet_demo --threads 2
+	$(MAKE) neuro-second-look
+
+# Issue 79: the lesion bundle's learned second look at each candidate, fitted on the validation split's 52 phantoms
+# (their probabilities cached in ~/.orbitai/cache/lesion-probs; ~15 min on 2 CPU cores the first time, then ~3 min).
+neuro-second-look: $(STAMP)
+	$(PY) -m orbitai neuro second-look --bundle $(MODELS)/neuro_lesion_unet_demo
 
 # How far to trust a call (issue 51): each classifier's out-of-distribution statistics (its features on phantoms
 # drawn like its training cohort), threshold and calibration (on validation phantoms), written into its

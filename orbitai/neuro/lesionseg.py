@@ -240,26 +240,34 @@ def segment_with(bundle: "Bundle", model: "torch.nn.Module", flair: Volume, brai
     """:func:`segment_lesions` with the lesion ``bundle``'s network ``model`` loaded on ``device`` already (a
     predictor's, loaded once for every case)."""
     t0 = time.perf_counter()
-    pp = bundle_postprocess(bundle).with_(threshold, min_size_mm3)
+    check_pair(flair, brain)
     prob = lesion_probability(flair, brain, model, device, mirror=mirror, progress=progress)
-    look = SecondLook.of_bundle(bundle) if threshold is None and min_size_mm3 is None else None
+    mask = lesion_mask(bundle, prob, flair, brain, threshold, min_size_mm3)
+    log.info("lesion segmentation: %d voxels in %.1f s", int(mask.array.sum()), time.perf_counter() - t0)
+    return mask
+
+
+def lesion_mask(bundle: "Bundle", prob: Volume, flair: Volume, brain: Volume, threshold: float | None = None,
+                min_size_mm3: float | None = None, second_look: bool = True) -> Volume:
+    """The lesion mask of the network's probability ``prob`` as the ``bundle`` reads it: with its learned second
+    look when it has one (issue 79) and the caller neither set a threshold nor a smallest lesion nor switched it off
+    (``second_look``), else its post-processing and the false-positive rules."""
+    b = check_pair(flair, brain)
+    look = SecondLook.of_bundle(bundle) if second_look and threshold is None and min_size_mm3 is None else None
     if look is not None:
         # issue 79: candidates at a low threshold, each kept or dropped by the bundle's learned second look
-        kept_mask, dropped = look.apply(prob, flair, check_pair(flair, brain))
+        kept_mask, dropped = look.apply(prob, flair, b)
         mask = prob.with_array(kept_mask.astype(np.uint8))
         mask.metadata[DROPPED_KEY] = dropped_json(dropped)
-        log.info("lesion segmentation (second look): %d voxels, %d candidates dropped in %.1f s",
-                 int(kept_mask.sum()), len(dropped), time.perf_counter() - t0)
         return mask
-    mask = pp.apply(prob)
+    mask = bundle_postprocess(bundle).with_(threshold, min_size_mm3).apply(prob)
     # issue #65: the false-positive rules of orbitai.neuro.lesion_rules (DEFAULT_RULES, chosen on selection phantoms:
     # specks < 20 mm3 of mean probability < 0.8; on the held-out light phantoms lesion F1 0.382 -> 0.385, false
     # components per case median 15.5 -> 15.5, no true lesion lost; patient26 unchanged: F1 0.31, Dice 0.76;
     # benchmarks/results/lesion_false_positives.json); where no rule fires the mask is unchanged
-    kept, removed = apply_rules(mask.array > 0, prob.array, flair.array, check_pair(flair, brain), flair.spacing,
-                                DEFAULT_RULES, flair.direction)
+    kept, removed = apply_rules(mask.array > 0, prob.array, flair.array, b, flair.spacing, DEFAULT_RULES,
+                                flair.direction)
     if removed:
         mask = mask.with_array(kept.astype(np.uint8))
         mask.metadata[REMOVED_KEY] = json.dumps(removed)
-    log.info("lesion segmentation: %d voxels in %.1f s", int(mask.array.sum()), time.perf_counter() - t0)
     return mask
