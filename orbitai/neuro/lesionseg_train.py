@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import inspect
 import logging
@@ -44,7 +43,7 @@ import orbitai.phantoms.lesion_maps as lesion_maps
 from orbitai.bundle import load_bundle, save_bundle, write_bundle
 from orbitai.bundle.core import WEIGHTS
 from orbitai.training.checkpoint import load_arrays, resume, save_arrays, save_checkpoint
-from orbitai.training.prefetch import prefetched, split_cores
+from orbitai.training.prefetch import batches_ahead
 from orbitai.training.speed import StepSpeed
 from orbitai.errors import UserError
 from orbitai.models import build_model, count_parameters
@@ -384,11 +383,9 @@ def train(out_bundle: str | Path, work: str | Path, recipe: LesionTrainRecipe, o
                               thick_max=thick_max, hard_negative=hard_negative) for _ in range(batch_size)))
         return np.stack(xs), np.stack(ys)
 
-    # made ahead by worker processes while the network steps (`orbitai.training.prefetch`): the same batches
-    cores = contextlib.ExitStack()      # the network's threads and the batch workers share the cores
-    workers = cores.enter_context(split_cores(SYNTHESIS_SHARE))
-    batches = prefetched(batch, range(start, iterations) if cases else [], workers=workers)
-    try:
+    # made ahead by worker processes while the network steps (`orbitai.training.prefetch`): the same batches; the
+    # workers end with the block, also on a time limit or an error
+    with batches_ahead(batch, range(start, iterations) if cases else [], SYNTHESIS_SHARE) as batches:
         for step in range(start, iterations):
             if recipe.time_limit_min is not None and time.time() - t_run > 60 * recipe.time_limit_min:
                 log.warning("time limit reached at step %d of %d: the bundle holds the weights reached", step,
@@ -420,9 +417,6 @@ def train(out_bundle: str | Path, work: str | Path, recipe: LesionTrainRecipe, o
                                  "hard_negative": hard_negative, "speed": speed.describe(),
                                  "seconds": seconds + time.time() - t_run}, ckpt)
             steps_run = step + 1
-    finally:
-        batches.close()     # the workers end now, also on a time limit or an error
-        cores.close()
     speed.release(model)     # the bundle's weights in the usual layout
     seconds += time.time() - t_run
     model.eval()

@@ -12,7 +12,6 @@ starts over) and ends by saving a bundle.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import csv
 import logging
@@ -33,7 +32,7 @@ from orbitai.bundle import save_bundle
 from orbitai.bundle.models import find_task_bundle
 from orbitai.training.checkpoint import resume as resume_checkpoint
 from orbitai.training.checkpoint import cache_folder, save_checkpoint
-from orbitai.training.prefetch import prefetched, split_cores
+from orbitai.training.prefetch import batches_ahead
 from orbitai.training.speed import StepSpeed, model_dims
 from orbitai.cohort.manifest import Case
 from orbitai.cohort.splits import kfold_split
@@ -187,12 +186,10 @@ def _epochs(model: torch.nn.Module, net: torch.nn.Module, opt: torch.optim.Optim
         drawn = [draw(np.random.default_rng([seed, epoch, it, b])) for b in distributed.local_slice(range(cfg.batch_size))]
         return np.stack([d[0] for d in drawn]), np.stack([d[1] for d in drawn])
 
-    # batches made ahead by worker processes while the network steps (`orbitai.training.prefetch`): the same batches
-    cores = contextlib.ExitStack()      # the network's threads and the batch workers share the cores
-    workers = cores.enter_context(split_cores(SYNTHESIS_SHARE))
-    batches = prefetched(batch, [(e, it) for e in range(start, epochs) for it in range(cfg.iters_per_epoch)],
-                         workers=workers)
-    try:
+    # batches made ahead by worker processes while the network steps (`orbitai.training.prefetch`): the same batches;
+    # the workers end with the block, also on a time limit or an error
+    keys = [(e, it) for e in range(start, epochs) for it in range(cfg.iters_per_epoch)]
+    with batches_ahead(batch, keys, SYNTHESIS_SHARE) as batches:
         for epoch in range(start, epochs):
             decayed = cfg.lr_decay_epoch and epoch + 1 >= cfg.lr_decay_epoch
             for group in opt.param_groups:  # step schedule, set from the epoch so a resume matches
@@ -227,9 +224,6 @@ def _epochs(model: torch.nn.Module, net: torch.nn.Module, opt: torch.optim.Optim
             if distributed.any_rank(bool(time_limit_s and time.perf_counter() - t_start > time_limit_s)):
                 log.warning("time limit reached after epoch %d", epoch + 1)
                 break
-    finally:
-        batches.close()   # the workers end now, also on a time limit or an error
-        cores.close()
     return done_epochs, last_val
 
 

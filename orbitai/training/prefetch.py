@@ -113,3 +113,15 @@ def prefetched(make: Callable[[K], B], keys: Sequence[K], workers: int | None = 
         shutdown = getattr(it, "_shutdown_workers", None)   # a loop left early: workers ended now, not at collection
         if shutdown is not None:
             shutdown()
+
+
+@contextlib.contextmanager
+def batches_ahead(make: Callable[[K], B], keys: Sequence[K], synthesis_share: float) -> Iterator[Iterator[B]]:
+    """A trainer's batches: :func:`prefetched` on the workers of :func:`split_cores`; when the block ends (the last
+    step, a time limit, an error, a cancel) the workers end and torch gets its threads back."""
+    with split_cores(synthesis_share) as workers:
+        batches = prefetched(make, keys, workers=workers)
+        try:
+            yield batches
+        finally:
+            batches.close()
