@@ -80,6 +80,25 @@ def test_show_hide_and_opacity_of_a_heat_map(scene):
         set_heat_map(ctx, a, shown=True)
 
 
+def test_no_legend_of_one_scan_stays_over_another(scene):
+    """Issue 81 item 1: after a heat map on scan A, Slicer's colour legend ("TAO occlusion 0.0-0.4") stayed in the
+    views of every other scan (a legend is drawn in each slice view whatever they show). Showing another scan, or
+    another heat map, hides every other legend; showing the heat map again brings its own back."""
+    from orbitai.mrml import show_volume
+    from orbitai.mrml.overlays import _legends
+
+    ctx, a, b, heat_a, heat_b = scene
+    show_overlay(ctx, heat_a, a, 0.5)
+    assert all(g.GetVisibility() for g in _legends(heat_a))
+    show_volume(ctx, b)
+    shown = [n.GetName() for n in (heat_a, heat_b) for g in _legends(n) if g.GetVisibility()]
+    assert shown == [], f"legends over scan B: {shown}"
+    show_overlay(ctx, heat_b, b, 0.5)
+    assert all(g.GetVisibility() for g in _legends(heat_b)) and not any(g.GetVisibility() for g in _legends(heat_a))
+    set_heat_map(ctx, heat_a, shown=True)
+    assert all(g.GetVisibility() for g in _legends(heat_a)) and not any(g.GetVisibility() for g in _legends(heat_b))
+
+
 def test_which_scan_next_offers_scans_only(scene):
     ctx, a, b, heat_a, _heat_b = scene
     grid = np.ones((6, 7, 8), np.float32)

@@ -16,7 +16,7 @@ from orbitai.mrml.results import results_of, scan_of
 from orbitai.mrml.scene import MRMLContext
 from orbitai.mrml.volumes import as_volume, volume_node_from_volume
 
-__all__ = ["HEAT_COLOR_NAME", "OVERLAY", "heat_color_node", "overlay_node_from_volume", "add_color_legend",
+__all__ = ["HEAT_COLOR_NAME", "OVERLAY", "heat_color_node", "overlay_node_from_volume", "add_color_legend", "hide_legends",
            "show_overlay", "show_volume", "jump_slices", "is_heat_map", "heat_map_rows", "set_heat_map",
            "color_stops", "color_samples"]
 
@@ -142,6 +142,9 @@ def show_overlay(ctx: MRMLContext, overlay_node, background_node=None, opacity: 
             comp.SetBackgroundVolumeID(background_node.GetID())
         comp.SetForegroundVolumeID(overlay_node.GetID())
         comp.SetForegroundOpacity(float(opacity))
+    hide_legends(scene, keep=overlay_node)      # one overlay at a time: the others' legends go with them
+    for legend in _legends(overlay_node):
+        legend.SetVisibility(True)
     return n
 
 
@@ -158,7 +161,18 @@ def show_volume(ctx: MRMLContext, volume_node) -> int:
         comp = ctx.scene.GetNthNodeByClass(i, "vtkMRMLSliceCompositeNode")
         comp.SetBackgroundVolumeID(volume_node.GetID())
         comp.SetForegroundVolumeID(None)
+    hide_legends(ctx.scene, keep=volume_node)
     return n
+
+
+def hide_legends(scene: Any, keep: Any = None) -> None:
+    """Hide the colour legend of every volume but ``keep``: a legend is drawn in every slice view whatever they show,
+    so a heat map's legend left on stood over the next scan (issue 81: "TAO occlusion 0.0-0.4" over a CT)."""
+    for i in range(scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")):
+        node = scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode")
+        if node is not keep:
+            for legend in _legends(node):
+                legend.SetVisibility(False)
 
 
 def jump_slices(ctx: MRMLContext, ras) -> None:
