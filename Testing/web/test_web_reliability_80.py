@@ -164,6 +164,22 @@ def test_a_probe_far_outside_the_scan_says_so(ctx, ras):
     assert view.state.probe_text.endswith(": outside the scan") and len(view.state.probe_text) < 80, view.state
 
 
+def test_a_scan_switch_clears_the_probe_and_lists_that_scans_rulers(ctx):
+    """Issue 81 item 8: the value probe kept the last scan's value after a switch."""
+    from types import SimpleNamespace
+
+    from orbitai.io import Volume
+    from orbitai.mrml import volume_node_from_volume
+    from orbitai.web.viewer import Layouts
+
+    node = volume_node_from_volume(ctx, Volume(np.zeros((2, 3, 4), np.int16)), "t2")
+    view = SimpleNamespace(app=SimpleNamespace(input_node=lambda: node, mrml=ctx), state=_State())
+    view.state.probe_text, view.state.rulers = "R 1.0 A 2.0 S 3.0: 121", [{"name": "old scan's ruler"}]
+    view.refresh_rulers = lambda: Layouts.refresh_rulers(view)
+    Layouts.scan_shown(view)
+    assert view.state.probe_text == "" and view.state.rulers == []
+
+
 class _Handler:
     """What `orbitai.web.disconnects.on_close` wraps of wslink's websocket handler."""
 

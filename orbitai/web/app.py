@@ -202,6 +202,7 @@ class OrbitWebApp(TrameApp):
             self.results.show_only(None)
             self.results.refresh_segments()
         self.client_slices.scan_shown()
+        self.layouts.scan_shown()
         for panel in self.panels.values():
             panel.show_table_of(node)
 

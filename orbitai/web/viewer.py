@@ -304,6 +304,12 @@ class Layouts:
             self.refresh_rulers()
             self.app.window_level.apply_mouse_mode()     # placing ended: the mouse mode comes back
 
+    def scan_shown(self) -> None:
+        """A scan was shown: no value of the last one stays under the pointer (issue 81: the probe kept the last
+        scan's value after a switch), and the rulers listed are this scan's."""
+        self.state.probe_text = ""
+        self.refresh_rulers()
+
     def refresh_rulers(self) -> None:
         self.state.rulers = ruler_rows(self.app.mrml.scene, self.app.input_node())
 
