@@ -190,6 +190,7 @@ def _segment_on_eyeball(page, web_data):
     page.wait_state("ann_voxels", lambda v: v == 0, 20)
     centre = centre_ras(web_data / "orbit-ct/segmentations/orbit_ct_0000.seg.nrrd", 2)
     page.jump(centre)
+    page.steady_geometry("Red")      # a view fitted late would move the strokes off the eyeball
     return centre
 
 

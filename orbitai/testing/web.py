@@ -243,6 +243,20 @@ class WebPage:
         self.set_state("jump_to", ras)
         self.wait(lambda: self._on_slice(ras, view), 20, f"{view} through {ras}")
 
+    def steady_geometry(self, view: str = "Red", quiet_s: float = 1.0, timeout_s: float = 60.0) -> None:
+        """Wait until ``view``'s geometry (size and XY-to-RAS) has not changed for ``quiet_s``: a view fitted to its
+        scan after a load, or to the page's size, moves what a computed drag point lands on (issue 80: a SmartFill
+        stroke that the panel then did not find inside the structure)."""
+        last: list[Any] = [None, time.monotonic()]
+
+        def quiet() -> bool:
+            g = (self.state("slice_geometry") or {}).get(view)
+            if g != last[0]:
+                last[0], last[1] = g, time.monotonic()
+            return g is not None and time.monotonic() - last[1] >= quiet_s
+
+        self.wait(quiet, timeout_s, f"{view}'s geometry to settle")
+
     def _xy(self, ras: list[float], view: str) -> Optional[tuple[np.ndarray, dict]]:
         g = (self.state("slice_geometry") or {}).get(view)
         if not g:
