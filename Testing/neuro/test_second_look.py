@@ -139,3 +139,24 @@ def test_a_tampered_second_look_file_is_refused_by_its_checksum(untrained_bundle
         f.write(b"\0")
     with pytest.raises(BundleError, match="checksum"):
         SecondLook.of_bundle(load_bundle(path))
+
+
+def test_the_tally_scores_a_keep_choice_as_lesion_metrics_scores_its_mask():
+    """The fit scores each keep threshold from per-candidate tallies; they equal `lesion_metrics` of the drawn mask
+    where no candidate's core splits (here: every subset of the candidates)."""
+    from orbitai.metrics.segmentation import lesion_metrics
+
+    cases, probs = _cases()
+    case, prob = cases[1], probs[1]
+    prob = prob.with_array(np.where(prob.array >= 0.9, 0.5, prob.array))     # true lesions: no voxel at 0.65
+    prob.array[9:10, 14:15, 18:19] = 0.8                                      # one of them with a one-voxel core
+    cands = find_candidates(prob, case.image, case.brain.array > 0, 0.3)
+    tally = fit.Tally.of(cands, prob, case.truth.array > 0, 0.65)
+    look = SecondLook(None, 0.3, 0.5, 0.65)
+    rng = np.random.default_rng(3)
+    for _ in range(8):
+        keep = rng.random(len(cands.comps)) < 0.5
+        want = lesion_metrics(look.mask(prob, cands, keep), case.truth.array, case.image.spacing)
+        got = tally.figures(keep)
+        for k in ("dice", "lesion_f1", "avd_ml"):
+            assert got[k] == pytest.approx(want[k]), (k, keep)

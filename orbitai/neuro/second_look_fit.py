@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -26,11 +27,11 @@ from sklearn.model_selection import GroupKFold
 from orbitai.bundle.core import WEIGHTS, refuse_package_folder, write_bundle
 from orbitai.bundle.formats import save_sklearn
 from orbitai.io import Volume
-from orbitai.metrics.segmentation import lesion_metrics
+from orbitai.metrics.segmentation import lesion_components
 from orbitai.neuro.lesionseg import bundle_postprocess, lesion_bundle, lesion_probability
 from orbitai.neuro.lesionseg_eval import (PhantomCase, _real_case, objective, real_phantom_set, summary,
                                           thick_2d_set)
-from orbitai.neuro.second_look import FEATURES, KEY, Candidates, SecondLook, find_candidates, lesion_scores
+from orbitai.neuro.second_look import FEATURES, KEY, Candidates, find_candidates, lesion_scores
 from orbitai.phantoms import lesion_maps
 from orbitai.training.checkpoint import cache_folder
 
@@ -87,6 +88,52 @@ def touches(cands: Candidates, truth: np.ndarray) -> np.ndarray:
     return hit[1:]
 
 
+@dataclass(frozen=True)
+class Tally:
+    """What a case's candidates add to its figures once drawn (`SecondLook.mask`), so that each keep threshold is
+    scored without drawing the mask again: per candidate its drawn voxels, the true voxels among them and the true
+    lesions they touch. Lesion-wise counts take each kept candidate as one predicted component (its drawn voxels
+    can split in two where its core does; `bench_lesion_second_look` measures the masks themselves)."""
+
+    drawn: np.ndarray
+    true_voxels: np.ndarray
+    touched: list[set[int]]
+    n_true: int
+    truth_voxels: int
+    voxel_mm3: float
+
+    @classmethod
+    def of(cls, cands: Candidates, prob: Volume, truth: np.ndarray, voxel_threshold: float) -> "Tally":
+        n = len(cands.comps)
+        lab = cands.labels
+        core = np.bincount(lab[(lab > 0) & (np.asarray(prob.array) >= voxel_threshold)], minlength=n + 1)
+        drawn_mask = (lab > 0) & ((np.asarray(prob.array) >= voxel_threshold) | (core[lab] == 0))
+        lt, nt = lesion_components(truth)
+        hits = drawn_mask & truth
+        touched: list[set[int]] = [set() for _ in range(n)]
+        if hits.any():
+            for a, t in np.unique(np.stack([lab[hits], lt[hits]]), axis=1).T:
+                touched[int(a) - 1].add(int(t))
+        return cls(np.bincount(lab[drawn_mask], minlength=n + 1)[1:], np.bincount(lab[hits], minlength=n + 1)[1:],
+                   touched, nt, int(truth.sum()), float(prob.voxel_volume_mm3()))
+
+    def figures(self, keep: np.ndarray) -> dict[str, float]:
+        """Dice, lesion F1 and the volume error of the kept candidates (`lesion_metrics`' names)."""
+        keep = np.asarray(keep, bool)
+        n_pred = int(keep.sum())
+        tpp = sum(1 for k, t in zip(keep, self.touched) if k and t)
+        detected = len(set().union(*[t for k, t in zip(keep, self.touched) if k])) if n_pred else 0
+        p = tpp / n_pred if n_pred else 1.0
+        r = detected / self.n_true if self.n_true else 1.0
+        f1 = 1.0 if not n_pred and not self.n_true else (2 * p * r / (p + r) if p + r else 0.0)
+        vox = int(self.drawn[keep].sum())
+        tp = int(self.true_voxels[keep].sum())
+        dice = 2 * tp / (vox + self.truth_voxels) if vox + self.truth_voxels else 1.0
+        vp, vt = vox * self.voxel_mm3 / 1000.0, self.truth_voxels * self.voxel_mm3 / 1000.0
+        return {"dice": dice, "lesion_f1": f1, "avd_ml": abs(vp - vt),
+                "avd_percent": abs(vp - vt) / vt * 100.0 if vt > 0 else float("nan")}
+
+
 def _choose(cases: Sequence[PhantomCase], probs: Sequence[Volume], voxel_threshold: float) -> dict[str, Any]:
     best: dict[str, Any] = {}
     for t in CANDIDATE_THRESHOLDS:
@@ -98,14 +145,11 @@ def _choose(cases: Sequence[PhantomCase], probs: Sequence[Volume], voxel_thresho
         oof = np.zeros(len(y))
         for tr, te in GroupKFold(FOLDS).split(x, y, groups):
             oof[te] = lesion_scores(forest().fit(x[tr], y[tr]), x[te])
-        look = SecondLook(None, t, 0.0, voxel_threshold)
+        tallies = [Tally.of(k, p, np.asarray(c.truth.array) > 0, voxel_threshold)
+                   for c, p, k in zip(cases, probs, cands)]
         for keep_at in KEEP_AT:
-            metrics = []
-            for i, (c, p, k) in enumerate(zip(cases, probs, cands)):
-                mask = look.mask(p, k, oof[groups == i] >= keep_at)
-                metrics.append(lesion_metrics(mask, c.truth.array, c.image.spacing))
-            s = summary(cases, [{**m, "lesion_f1_counted": m["lesion_f1"], "small_n": 0, "small_recall": 0.0}
-                                for m in metrics])
+            rows_at = [tally.figures(oof[groups == i] >= keep_at) for i, tally in enumerate(tallies)]
+            s = summary(cases, [{**r, "lesion_f1_counted": r["lesion_f1"], "small_n": 0.0} for r in rows_at])
             o = objective(s)
             if not best or o > best["objective"] + 1e-9:
                 best = {"candidate_threshold": float(t), "keep_at": float(keep_at), "objective": round(o, 4),
