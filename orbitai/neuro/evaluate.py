@@ -68,15 +68,18 @@ def evaluate_lesion_models(cases: Sequence[Case], models: Sequence[str], device:
     is left out of its mean)."""
     report: dict[str, Any] = {"cases": [c.case_id for c in cases], "models": {}}
     for name in models:
-        rows = []
+        figures: list[dict[str, float]] = []
         for k, c in enumerate(cases):
+            if c.segmentation is None:
+                raise UserError(f"Case {c.case_id}: the manifest gives no lesion mask (column segmentation).")
             found = find_lesions(c.image, lesion_model=name, device=device)
             truth = read_lesions(c.segmentation, found.flair)
             m = lesion_metrics(found.lesions.array, truth.array, found.flair.spacing)
-            rows.append({"case": c.case_id, **{f: round(float(m[f]), 6) for f in LESION_FIGURES}})
+            figures.append({f: round(float(m[f]), 6) for f in LESION_FIGURES})
             if progress is not None:
                 progress(k + 1, len(cases), f"lesions {c.case_id}")
-        means = {f: float(np.nanmean([r[f] for r in rows])) if any(np.isfinite(r[f]) for r in rows) else float("nan")
-                 for f in LESION_FIGURES[:6]}
-        report["models"][find_bundle(name).name] = {"metrics": means, "per_case": rows}
+        means = {f: float(np.nanmean([r[f] for r in figures])) if any(np.isfinite(r[f]) for r in figures)
+                 else float("nan") for f in LESION_FIGURES[:6]}
+        report["models"][find_bundle(name).name] = {
+            "metrics": means, "per_case": [{"case": c.case_id, **r} for c, r in zip(cases, figures)]}
     return report

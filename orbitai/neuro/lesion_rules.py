@@ -201,12 +201,12 @@ def _describe_box(mask: np.ndarray, labels: np.ndarray, n: int, prob: np.ndarray
             kind = "infratentorial"
         else:
             kind = "deep_white_matter"
-        ext = max((sl.stop - sl.start) * d for sl, d in zip(boxes[k], sp)) if boxes[k] else 0.0
+        span = max((sl.stop - sl.start) * d for sl, d in zip(boxes[k], sp)) if boxes[k] else 0.0
         out.append(Component(k + 1, int(size[k]), float(size[k]) * vox, float(mean_prob[k]), float(contrast[k]),
                              float(thickness[k]), kind, float(peak[k]),
                              float(component_means[k] / ring[k]) if ring[k] > 0 else 1.0,
                              float(min(near_v[k], FAR_MM)), float(min(near_o[k], FAR_MM)), float(mid), height,
-                             float(ext), float(core[k])))
+                             float(span), float(core[k])))
     return out
 
 

@@ -46,7 +46,7 @@ KEEP_AT = tuple(np.round(np.arange(0.2, 0.85, 0.05), 2))
 
 def forest() -> RandomForestClassifier:
     """The second look's classifier before fitting (fixed seed: the same forest on every machine)."""
-    return RandomForestClassifier(n_estimators=300, min_samples_leaf=3, class_weight="balanced_subsample",
+    return RandomForestClassifier(n_estimators=100, min_samples_leaf=5, class_weight="balanced_subsample",
                                   max_features=0.5, random_state=0, n_jobs=1)
 
 
@@ -171,7 +171,8 @@ def fit_second_look(bundle: str) -> dict[str, Any]:
     best = _choose(cases, probs, voxel_threshold)
     x, y = best.pop("x"), best.pop("y")
     fitted = forest().fit(x, y)
-    meta = {**best, "voxel_threshold": voxel_threshold, "model": "RandomForestClassifier (scikit-learn), 300 trees",
+    meta = {**best, "voxel_threshold": voxel_threshold,
+            "model": "RandomForestClassifier (scikit-learn), 100 trees, at least 5 candidates a leaf",
             "features": list(FEATURES),
             "fitted_on": f"{len(cases)} validation-split phantoms (real lesion maps "
                          f"{list(lesion_maps.map_split()['validation'])} on SynthSeg brains "
