@@ -3,7 +3,7 @@
 Cases: ``orbitai.phantoms.orbit.ted_case`` on the four SynthSeg heads no training draws (``HELD_OUT``), T2 (the
 phantoms' T2 is fat-suppressed, T2-SPIR-like) and T1, two cases (seeds) per contrast, each on its own head: every rectus enlarged as ``TED_MUSCLE_SCALE`` (3x
 superior, inferior, medial; 2x lateral). Each scan goes through ``orbitai seg predict`` as a user runs it, once with
-the bundled MRI model and once with ``ORBITAI_ORBIT_MRI_MODEL`` (a bundle folder) when it is set. Per model: the
+the bundled MRI model and once with each bundle folder of ``ORBITAI_ORBIT_MRI_MODEL`` (comma-separated). Per model: the
 recti's predicted / true volume (median), their Dice (median), and how many read above the normal adult range (an
 enlarged muscle, the finding) of those whose truth lies above it.
 
@@ -39,9 +39,9 @@ def main() -> None:
     from orbitai.io import write_volume
     from orbitai.phantoms.orbit import ted_case
 
-    models = {"bundled": None}
-    if os.environ.get("ORBITAI_ORBIT_MRI_MODEL"):
-        models[Path(os.environ["ORBITAI_ORBIT_MRI_MODEL"]).name] = os.environ["ORBITAI_ORBIT_MRI_MODEL"]
+    models: dict[str, str | None] = {"bundled": None}
+    for path in filter(None, os.environ.get("ORBITAI_ORBIT_MRI_MODEL", "").split(",")):   # candidates, comma-separated
+        models[Path(path).name] = path
     rows: dict[str, list[dict[str, Any]]] = {m: [] for m in models}
     with tempfile.TemporaryDirectory() as tmp:
         for seed, head, contrast in CASES:
