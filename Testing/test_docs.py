@@ -43,6 +43,12 @@ README_FIGURES = [
     ("ivgc", "rdinet_clinical_auc", 3),
     ("neuro_classifier", "twoview18_heldout_accuracy", 3),
     ("neuro_lesions", "all_dice", 3),
+    ("lesion_second_look", "test_1mm_lesion_f1", 3),
+    ("lesion_second_look", "test_1mm_dice", 3),
+    ("lesion_second_look", "test_1mm_light_false_components_median", 1),
+    ("lesion_second_look", "single_test_1mm_light_false_components_median", 1),
+    ("orbit_mri_ted", "orbit_svnet_mri_ted_long_recti_pred_over_truth_median", 3),
+    ("orbit_mri_ted", "bundled_recti_pred_over_truth_median", 3),
     ("training_speed", "lesions_speedup", 2),
 ]
 

@@ -113,8 +113,9 @@ def test_on_a_1mm_scan_the_soft_volume_is_close_to_the_voxel_count(fine_case, mr
 def test_on_4mm_slices_the_soft_volume_recovers_what_the_binary_mask_loses(fine_case, tmp_path, capsys):
     """Through ``seg predict``: result.json and volumes.csv carry the soft volume beside the voxel count, the
     checks read it, and on 4 mm slices, over the thin structures whose voxel count lost more than a fifth of the
-    1 mm truth, it is larger than the binary one and nearer the truth (on this phantom: an optic nerve, both
-    superior recti and an inferior rectus; benchmarks/bench_orbit_thick.py measures it on the held-out heads)."""
+    1 mm truth, it is larger than the binary one and nearer the truth (on this phantom four such structures with the
+    MRI model 0.1.0, one with 0.2.0, which loses less on thick slices; benchmarks/bench_orbit_thick.py measures it on
+    the held-out heads)."""
     thick = thick_slices(fine_case, 4)
     truth = truth_cm3(fine_case, 4)
     path = write_volume(thick.image, tmp_path / "t2_4mm.nrrd")
@@ -132,7 +133,7 @@ def test_on_4mm_slices_the_soft_volume_recovers_what_the_binary_mask_loses(fine_
         if "below the normal adult range" in r["note"]:
             assert r[SOFT_VOLUME_KEY] < lo and r["note"].startswith(f"{r[SOFT_VOLUME_KEY]:.2f} cm3"), r
     lost = [v for v in THIN_VALUES if 0 < rows[v]["volume_cm3"] < 0.8 * truth[v]]
-    assert len(lost) >= 2
+    assert lost
     binary = sum(rows[v]["volume_cm3"] for v in lost)
     soft = sum(rows[v][SOFT_VOLUME_KEY] for v in lost)
     true = sum(truth[v] for v in lost)
