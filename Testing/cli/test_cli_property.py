@@ -204,6 +204,7 @@ def _pools(d: Path) -> dict[str, dict[str, list[str | None]]]:
                                    "--no-resume": [None, "!"], "--overwrite": overwrite},
         "neuro tune-lesions": {"--bundle": ["nope", "tao_network_b_demo", str(d / "m.csv"), str(d / "file")],
                                "--threads": [None, "-1", "1"]},
+        "neuro second-look": {"--bundle": ["nope", "tao_network_b_demo", str(d / "m.csv"), str(d / "file")]},
         "neuro evaluate": {"--manifest": manifests, "--model": ["nope", "tao_network_b_demo"], "--device": devices,
                            "--out": tables},
         "neuro cv": {"--manifest": manifests, "--config": [None, "twoview18-demo", "nope"],

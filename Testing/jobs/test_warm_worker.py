@@ -231,6 +231,7 @@ def test_worker_state_is_put_back_after_a_job(tmp_path):
 # ------------------------------------------------------------------------------------------------ model cache
 @pytest.fixture()
 def small_bundle(tmp_path):
+    import orbitai.orbit  # noqa: F401  (registers the orbit networks; the test passed only after another module did)
     from orbitai.bundle import find_bundle
 
     src = find_bundle("orbit_sequnet_ct_demo").path

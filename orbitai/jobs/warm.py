@@ -332,14 +332,14 @@ class WarmJob(OrbitaiJob):
         assert proc is not None
         if self._done.is_set():
             return
-        sent = proc.interrupt()
+        sent = proc.interrupt() if grace_s > 0 else False   # no grace: no interrupt to race the kill
         threading.Thread(target=self._stop, args=(proc, grace_s, sent), daemon=True,
                          name=f"orbitai-cancel-{self.job_id}").start()
 
     def _stop(self, proc: _WorkerProcess, grace_s: float, sent: bool) -> None:
         """Background side of `cancel`: interrupt once the worker is ready (if not yet done), wait ``grace_s``
         for the job to end, else kill the worker; then remove what the command wrote."""
-        if sys.platform == "win32":  # pragma: no cover - no SIGINT for one process on Windows: stop the worker
+        if sys.platform == "win32" or grace_s <= 0:  # no SIGINT for one process on Windows; no grace: stop it now
             proc.kill()
         elif not sent and proc.ready.wait(grace_s):
             proc.interrupt()
