@@ -89,12 +89,10 @@ def _cases():
     return tuple(out), probs
 
 
-def test_fit_chooses_thresholds_out_of_fold_writes_the_forest_into_the_bundle_and_segment_uses_it(
-        untrained_bundle, tmp_path, monkeypatch):  # noqa: F811
-    from orbitai.bundle import load_bundle
-    from orbitai.cli import main
-    from orbitai.neuro import lesionseg
-
+@pytest.fixture()
+def fitting(untrained_bundle, tmp_path, monkeypatch):  # noqa: F811
+    """The fit on :func:`_cases` (their probabilities given, 3 folds) into a copy of the untrained bundle: the cases
+    and the copy's path."""
     cases, probs = _cases()
     by_name = {c.name: p for c, p in zip(cases, probs)}
     monkeypatch.setattr(fit, "fit_cases", lambda: cases)
@@ -102,6 +100,15 @@ def test_fit_chooses_thresholds_out_of_fold_writes_the_forest_into_the_bundle_an
     monkeypatch.setattr(fit, "FOLDS", 3)
     path = tmp_path / "b"
     shutil.copytree(untrained_bundle, path)
+    return cases, path
+
+
+def test_fit_chooses_thresholds_out_of_fold_writes_the_forest_into_the_bundle_and_segment_uses_it(fitting):
+    from orbitai.bundle import load_bundle
+    from orbitai.cli import main
+    from orbitai.neuro import lesionseg
+
+    cases, path = fitting
     assert main(["neuro", "second-look", "--bundle", str(path)]) == 0
     b = load_bundle(path)
     b.verify()                                         # the weights are those of before
@@ -123,17 +130,11 @@ def test_fit_chooses_thresholds_out_of_fold_writes_the_forest_into_the_bundle_an
     assert plain.array.sum() == 0 and DROPPED_KEY not in plain.metadata
 
 
-def test_a_tampered_second_look_file_is_refused_by_its_checksum(untrained_bundle, tmp_path, monkeypatch):  # noqa: F811
+def test_a_tampered_second_look_file_is_refused_by_its_checksum(fitting):
     from orbitai.bundle import load_bundle
     from orbitai.errors import BundleError
 
-    cases, probs = _cases()
-    by_name = {c.name: p for c, p in zip(cases, probs)}
-    monkeypatch.setattr(fit, "fit_cases", lambda: cases)
-    monkeypatch.setattr(fit, "cached_probability", lambda case, bundle, model: by_name[case.name])
-    monkeypatch.setattr(fit, "FOLDS", 3)
-    path = tmp_path / "b"
-    shutil.copytree(untrained_bundle, path)
+    _, path = fitting
     fit.fit_second_look(str(path))
     with open(path / "second_look.skops", "ab") as f:
         f.write(b"\0")

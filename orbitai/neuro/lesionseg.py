@@ -240,7 +240,6 @@ def segment_with(bundle: "Bundle", model: "torch.nn.Module", flair: Volume, brai
     """:func:`segment_lesions` with the lesion ``bundle``'s network ``model`` loaded on ``device`` already (a
     predictor's, loaded once for every case)."""
     t0 = time.perf_counter()
-    check_pair(flair, brain)
     prob = lesion_probability(flair, brain, model, device, mirror=mirror, progress=progress)
     mask = lesion_mask(bundle, prob, flair, brain, threshold, min_size_mm3)
     log.info("lesion segmentation: %d voxels in %.1f s", int(mask.array.sum()), time.perf_counter() - t0)

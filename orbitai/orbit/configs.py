@@ -179,14 +179,12 @@ _add(SegConfig("svnet-demo-mri-ted-cases", "svnet", {"in_channels": 1, "out_chan
                       "manifest_share": 0.33}))
 # Issue 78, a seventh stage from the sixth (which read 0.77 of an enlarged rectus after 50 epochs, still rising): the
 # same patches with half the synthetic heads TED-enlarged, 120 epochs (~35 min on 2 cores with bf16 steps), resumable.
-_add(SegConfig("svnet-demo-mri-ted-cases-long", "svnet", {"in_channels": 1, "out_channels": 7, "base_channels": 6},
-               _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), PERCENTILE, "any"),
-               "Seventh stage of svnet-demo-mri-heads: the sixth's patches, half of the synthetic heads with "
-               "thyroid-eye-disease-enlarged recti, longer (demo, not for clinical use).",
-               **{**_DEMO, "lr": 2e-4, "lr_decay_epoch": 91, "epochs": 120, "fg_prob": 0.9},
-               extra={"synth": {**_HEADS, "anatomies": 34, "fov_edge": 0.2, "ted_share": 0.5, "clinical_thick": 0.33,
-                                "plain_sclera": 0.4},
-                      "manifest_share": 0.33}))
+_SIXTH = CONFIGS["svnet-demo-mri-ted-cases"]
+_add(replace(_SIXTH, name="svnet-demo-mri-ted-cases-long",
+             description="Seventh stage of svnet-demo-mri-heads: the sixth's patches, half of the synthetic heads with "
+                         "thyroid-eye-disease-enlarged recti, longer (demo, not for clinical use).",
+             lr_decay_epoch=91, epochs=120,
+             extra={**_SIXTH.extra, "synth": {**_SIXTH.extra["synth"], "ted_share": 0.5}}))
 _add(SegConfig("sunet-demo-ct", "sunet_volume", {"in_channels": 1, "out_channels": 7, "base_channels": 6},
                _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), CT_WINDOW, "CT"),
                "Width-reduced SU-net (2D baseline) on orbital CT phantoms (demo).", **{**_DEMO, "lr_decay_epoch": 16, "epochs": 20}))
