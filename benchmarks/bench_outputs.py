@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional, Sequence
 
 from benchmarks.common import RESULTS, write_result
 
@@ -47,7 +47,8 @@ VOLATILE = ("seconds", "timing", "time_s", "elapsed", "device", "started", "fini
 
 def _run(checkout: Path, args: list[str], cwd: Path, extra_env: dict[str, str] | None = None
          ) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(checkout), OMP_NUM_THREADS="2", **(extra_env or {}))
+    path = os.pathsep.join(p for p in (str(checkout), os.environ.get("PYTHONPATH", "")) if p)
+    env = dict(os.environ, PYTHONPATH=path, OMP_NUM_THREADS="2", **(extra_env or {}))
     return subprocess.run([sys.executable, "-m", "orbitai", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=1800)
 
@@ -94,12 +95,15 @@ def checkout_commit(checkout: Path) -> str:
     return res.stdout.strip() or "unknown"
 
 
-def run_outputs(checkout: Path, work: Path, outputs: str = "outputs", extra_env: dict[str, str] | None = None
-                ) -> dict[str, Any]:
-    """Make the phantoms and run every command with ``checkout`` (and ``extra_env``: e.g. ``ORBITAI_MODEL_PATH``),
-    each into ``work/<outputs>/<command>``; digests per command and file."""
+def run_outputs(checkout: Path, work: Path, outputs: str = "outputs", extra_env: dict[str, str] | None = None,
+                device: str = "cpu", commands: Optional[Sequence[str]] = None) -> dict[str, Any]:
+    """Make the phantoms and run every command (or those named in ``commands``) with ``checkout`` (and ``extra_env``:
+    e.g. ``ORBITAI_MODEL_PATH``) on ``device``, each into ``work/<outputs>/<command>``; digests per command and file."""
+    names = list(COMMANDS) if commands is None else list(commands)
     inputs: dict[str, dict[str, str]] = {}
     for kind, seed in PHANTOMS.items():
+        if not any(COMMANDS[n][0] == kind for n in names):
+            continue
         folder = work / "phantoms" / kind
         if not (folder / "manifest.csv").is_file():
             res = _run(checkout, ["phantom", kind, "--n", "1", "--seed", str(seed), "--out", str(folder),
@@ -110,9 +114,10 @@ def run_outputs(checkout: Path, work: Path, outputs: str = "outputs", extra_env:
             row = next(csv.DictReader(f))
         inputs[kind] = {"IMAGE": str(folder / row["image"]), "SEG": str(folder / row["segmentation"])}
     out: dict[str, Any] = {}
-    for name, (kind, args) in COMMANDS.items():
+    for name in names:
+        kind, args = COMMANDS[name]
         dest = work / outputs / name
-        argv = [inputs[kind].get(a, a) for a in args] + ["--out", str(dest), "--device", "cpu"]
+        argv = [inputs[kind].get(a, a) for a in args] + ["--out", str(dest), "--device", device]
         t0 = time.perf_counter()
         res = _run(checkout, argv, work, extra_env)
         if res.returncode != 0:

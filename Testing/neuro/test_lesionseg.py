@@ -298,3 +298,30 @@ def test_a_2d_acquisition_has_the_protocols_grid_and_a_reader_s_truth():
     inside = b.array > 0
     assert 0.8 < inside.sum() * a.voxel_volume_mm3() / (50 * 60 * 60) < 1.2
     assert a.array[~inside].max() == 0 and a.array[inside].std() > 1
+
+
+def test_missing_phantoms_are_generated_by_worker_processes_grouped_by_brain(tmp_path, monkeypatch):
+    """Each worker task holds cases of one brain (registered once per process); the phantoms written by the workers
+    are those one process writes, read back in the order asked."""
+    from orbitai.neuro import lesionseg_train as lt
+    from orbitai.phantoms import lesion_maps
+
+    def arrays(seed, disease, confluent=0.0, heavy=0.0):
+        ratio = np.full((6, 6, 6), 1 + seed % 11, np.float32)
+        label = np.zeros(ratio.shape, np.uint8)
+        label[2:4, 2:4, 2:4] = 1
+        return {"ratio": ratio.astype(np.float16), "background": ratio.astype(np.float16), "label": label,
+                "mad": np.float32(0.1), "seed": np.int64(seed), "disease": np.array(disease)}
+
+    monkeypatch.setattr(lt, "make_case_arrays", arrays)
+    seeds = [(s, lt.REAL) for s in range(20000, 20012)]
+    tasks = lt._tasks(seeds, 4)
+    assert sorted(s for t in tasks for s in t) == seeds
+    assert all(len({lesion_maps.case_brain(s) for s, _ in t}) == 1 for t in tasks)
+    assert max(len(t) for t in tasks) <= 2
+    together = lt.prepare_data(tmp_path / "a", seeds, workers=3)
+    alone = lt.prepare_data(tmp_path / "b", seeds, workers=1)
+    assert [float(c.ratio[0, 0, 0]) for c in together] == [1 + s % 11 for s, _ in seeds]
+    for a, b in zip(together, alone):
+        np.testing.assert_array_equal(a.ratio, b.ratio)
+        np.testing.assert_array_equal(a.lesion_idx, b.lesion_idx)

@@ -163,6 +163,7 @@ def _add_train_lesions(s: argparse._SubParsersAction) -> None:
                         "metadata says how many steps of those planned ran; a rerun goes on from the checkpoint)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: leave torch's default)")
     add_speed_option(p)
+    add_device_option(p, "where the network steps (the batches are made on the CPU)")
     p.set_defaults(func=run_train_lesions)
 
 

@@ -244,6 +244,17 @@ def _random_affine(rng: np.random.Generator) -> sitk.AffineTransform:
     return tx
 
 
+def _case_rng(seed: int) -> np.random.Generator:
+    """The generator of case ``seed`` (`render_case`): its first draw is the brain."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), 4747]))
+
+
+def case_brain(seed: int, split: str = "training") -> int:
+    """The brain that `render_case` draws case ``seed`` of ``split`` on (without rendering it): a batch of cases can
+    then be grouped by brain, so each brain is registered to MNI once per process (`brain_template`)."""
+    return int(_case_rng(seed).choice(BRAINS[split]))
+
+
 def render_case(seed: int, split: str = "training", load: str | None = None, brain: int | None = None,
                 maps: tuple[int, ...] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, sitk.Image, dict]:
     """Noise-free (image, lesion-free image, lesion mask, grid, info) of one case; white matter = 1. ``brain`` and
@@ -252,7 +263,7 @@ def render_case(seed: int, split: str = "training", load: str | None = None, bra
         raise ValueError(f"split must be one of {sorted(BRAINS)}, got {split!r}")
     if load not in (None,) + LOADS:
         raise ValueError(f"load must be one of {LOADS} or None, got {load!r}")
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 4747]))
+    rng = _case_rng(seed)
     number = int(rng.choice(BRAINS[split])) if brain is None else int(brain)
     t = brain_template(number)
     mni, how = _choose_maps(rng, split, load, maps)
