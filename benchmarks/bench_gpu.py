@@ -19,7 +19,7 @@ import platform
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -48,44 +48,53 @@ def parity(work: Path) -> dict[str, Any]:
     return out
 
 
-def steps(repeat: int = 20) -> dict[str, Any]:
-    """Network samples per second of one training step per trainer, float32 and bfloat16 autocast, on CUDA."""
-    from benchmarks.bench_training_speed import _networks
+def _step_rate(make_model: Callable[[], torch.nn.Module], batch: tuple[torch.Tensor, torch.Tensor],
+               loss: Callable[..., torch.Tensor], mode: str, repeat: int, dev: torch.device) -> dict[str, Any]:
+    """One network's training step on ``dev`` in the trainers' ``mode`` (`orbitai.training.speed`): its time, samples
+    per second and the loss of the first step."""
     from orbitai.training.speed import StepSpeed, model_dims
 
-    dev = torch.device("cuda")
+    speed = StepSpeed.auto(dev, mode)
+    torch.manual_seed(0)
+    model = make_model().to(dev)
+    speed.model(model, model_dims(model))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    x0, y0 = batch
+    x, y = speed.inputs(x0.to(dev)), y0.to(dev)
+
+    def step() -> float:
+        opt.zero_grad(set_to_none=True)
+        with speed.autocast(dev):
+            o = model(x)
+        lo = loss(o.float(), y)
+        lo.backward()
+        opt.step()
+        return float(lo.detach())
+
+    first = step()
+    for _ in range(3):
+        step()
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        step()
+    sync()
+    dt = (time.perf_counter() - t0) / repeat
+    return {"precision": speed.describe()["precision"], "step_s": dt, "samples_per_s": x0.shape[0] / dt,
+            "batch": int(x0.shape[0]), "input": list(x0.shape[1:]), "first_loss": first,
+            "finite": bool(np.isfinite(first))}
+
+
+def steps(repeat: int = 20, device: str = "cuda") -> dict[str, Any]:
+    """Network samples per second of one training step per trainer, float32 and bfloat16 autocast, on CUDA (the
+    same seed and batch for both, so their first losses differ by the precision alone)."""
+    from benchmarks.bench_training_speed import _networks
+
     out: dict[str, Any] = {}
     for name, (make_model, make_batch, loss) in _networks().items():
-        x0, y0 = make_batch()
-        row: dict[str, Any] = {"batch": int(x0.shape[0]), "input": list(x0.shape[1:])}
-        for mode in ("auto", "bf16"):
-            speed = StepSpeed.auto(dev, mode)
-            torch.manual_seed(0)
-            model = make_model().to(dev)
-            speed.model(model, model_dims(model))
-            opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-            x, y = speed.inputs(x0.to(dev)), y0.to(dev)
-
-            def step() -> float:
-                opt.zero_grad(set_to_none=True)
-                with speed.autocast(dev):
-                    o = model(x)
-                lo = loss(o.float(), y)
-                lo.backward()
-                opt.step()
-                return float(lo.detach())
-
-            first = step()
-            for _ in range(3):
-                step()
-            torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            for _ in range(repeat):
-                step()
-            torch.cuda.synchronize()
-            dt = (time.perf_counter() - t0) / repeat
-            row[mode] = {"precision": speed.describe()["precision"], "step_s": dt,
-                         "samples_per_s": x0.shape[0] / dt, "first_loss": first, "finite": bool(np.isfinite(first))}
+        batch = make_batch()
+        row = {mode: _step_rate(make_model, batch, loss, mode, repeat, torch.device(device)) for mode in ("auto", "bf16")}
         row["bf16_speedup"] = row["auto"]["step_s"] / row["bf16"]["step_s"]
         row["first_loss_difference"] = abs(row["auto"]["first_loss"] - row["bf16"]["first_loss"])
         out[name] = row
