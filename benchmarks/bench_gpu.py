@@ -6,10 +6,13 @@
    tolerances of `benchmarks.bench_half_precision` (`compare_file`: label agreement and Dice, float maps against
    their range, numbers relative and absolute).
 2. **Steps**: each trainer's network at its shipped recipe's patch and batch (`bench_training_speed._networks`),
-   one training step on the GPU in float32 and under bfloat16 autocast (`orbitai.training.speed`, the trainers'
-   own switch): network samples per second, and the loss of the two precisions on the same batch.
+   one training step on the GPU in each of the trainers' speed modes (`orbitai.training.speed`: ``plain``
+   channels-first float32, ``auto`` channels-last float32, ``bf16`` channels-last under bfloat16 autocast): network
+   samples per second, and the first loss of each mode on the same batch.
 
-Writes ``gpu_paths.json`` (to ``$OUT`` when set, else ``benchmarks/results``). Without CUDA it says so and stops.
+``ORBITAI_GPU_PARTS`` (default ``steps,parity``) picks the parts; ``ORBITAI_GPU_CONTENDED=1`` records that other work
+shared the GPU and its cores (the session script's trainings). Writes ``gpu_<parts>.json`` (to ``$OUT`` when set, else
+``benchmarks/results``). Without CUDA it says so and stops.
 """
 from __future__ import annotations
 
@@ -94,7 +97,8 @@ def steps(repeat: int = 20, device: str = "cuda") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, (make_model, make_batch, loss) in _networks().items():
         batch = make_batch()
-        row = {mode: _step_rate(make_model, batch, loss, mode, repeat, torch.device(device)) for mode in ("auto", "bf16")}
+        row = {mode: _step_rate(make_model, batch, loss, mode, repeat, torch.device(device))
+               for mode in ("plain", "auto", "bf16")}
         row["bf16_speedup"] = row["auto"]["step_s"] / row["bf16"]["step_s"]
         row["first_loss_difference"] = abs(row["auto"]["first_loss"] - row["bf16"]["first_loss"])
         out[name] = row
@@ -109,12 +113,16 @@ def main() -> None:
                            "machine": {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__,
                                        "cuda": torch.version.cuda, "cpus": os.cpu_count(),
                                        "python": platform.python_version()}}
+    parts = os.environ.get("ORBITAI_GPU_PARTS", "steps,parity").split(",")
+    doc["contended"] = os.environ.get("ORBITAI_GPU_CONTENDED", "") == "1"
     t0 = time.perf_counter()
-    doc["steps"] = steps()
-    with tempfile.TemporaryDirectory(prefix="orbitai-gpu-") as tmp:
-        doc["parity"] = parity(Path(tmp))
+    if "steps" in parts:
+        doc["steps"] = steps()
+    if "parity" in parts:
+        with tempfile.TemporaryDirectory(prefix="orbitai-gpu-") as tmp:
+            doc["parity"] = parity(Path(tmp))
     doc["seconds"] = round(time.perf_counter() - t0, 1)
-    dest = Path(os.environ.get("OUT") or HERE / "benchmarks" / "results") / "gpu_paths.json"
+    dest = Path(os.environ.get("OUT") or HERE / "benchmarks" / "results") / f"gpu_{'_'.join(parts)}.json"
     dest.write_text(json.dumps(doc, indent=1, default=float) + "\n")
     print(json.dumps(doc, indent=1, default=float))
 

@@ -39,7 +39,7 @@ LESION_SEEDS = range(20000, 20006)
 
 def _data() -> Path:
     """CT and MRI phantom cohorts (held-out seeds) and lesion phantom caches, made once into ``build/``."""
-    from orbitai.neuro.lesionseg_train import REAL, prepare_data
+    from orbitai.neuro.lesion_cases import REAL, prepare_data
     from orbitai.phantoms import write_cohort
 
     for kind, sub, seed in (("orbit-ct", "ct", 9370), ("orbit-mri", "mri", 9380)):

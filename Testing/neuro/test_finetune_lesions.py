@@ -109,7 +109,7 @@ def test_a_cancel_keeps_the_work_and_the_same_call_resumes_to_the_same_weights(c
 def test_replay_draws_mix_the_base_training_data_in(cases, tmp_path, monkeypatch):
     """With a replay share, draws come from the replay phantoms too (here the cases themselves stand in for them,
     marked by a label the user cases lack); with none, never."""
-    marked = ft.lt.Case(**{**cases[0].training.__dict__, "label": np.zeros_like(cases[0].training.label)})
+    marked = ft.lc.Case(**{**cases[0].training.__dict__, "label": np.zeros_like(cases[0].training.label)})
     drawn: list[bool] = []
     real_sample = ft.lt.sample
 

@@ -54,7 +54,8 @@ def test_false_voxels_raise_it_and_slices_without_lesions_are_left_out():
 
 
 def test_it_has_a_gradient_and_training_samples_number_their_lesions():
-    from orbitai.neuro.lesionseg_train import Case, blob_dice_loss, sample
+    from orbitai.neuro.lesion_cases import Case
+    from orbitai.neuro.lesionseg_train import blob_dice_loss, sample
 
     logits = _logits(np.full((64, 64), 0.5, np.float32)).requires_grad_(True)
     blob_dice_loss(logits, torch.from_numpy(_two_lesions())[None]).backward()
@@ -73,7 +74,8 @@ def test_it_has_a_gradient_and_training_samples_number_their_lesions():
 def test_hard_negative_patches_centre_on_bright_voxels_that_are_no_lesion():
     """``hard_negative``: patches that are not lesion-centred are centred on the brightest non-lesion voxels (what false
     specks are made of), at least 3 voxels from a lesion; without it they are drawn over the whole brain."""
-    from orbitai.neuro.lesionseg_train import bright_non_lesion, case_from_arrays, sample
+    from orbitai.neuro.lesion_cases import bright_non_lesion, case_from_arrays
+    from orbitai.neuro.lesionseg_train import sample
 
     rng = np.random.default_rng(0)
     ratio = np.ones((30, 150, 150), np.float32)
@@ -99,14 +101,16 @@ def test_hard_negative_patches_centre_on_bright_voxels_that_are_no_lesion():
 
 
 def _one_square_lesion(monkeypatch, lt) -> None:
-    """Every training phantom of ``lt`` (the lesion trainer module) is one flat brain with a 10 x 10 lesion."""
+    """Every training phantom of the lesion trainer is one flat brain with a 10 x 10 lesion."""
+    from orbitai.neuro import lesion_cases
+
     ratio = np.ones((24, 120, 120), np.float32)
     label = np.zeros(ratio.shape, np.uint8)
     label[12, 50:60, 50:60] = 1
     ratio[label > 0] = 1.6
     arrays = {"ratio": ratio.astype(np.float16), "background": np.ones_like(ratio, np.float16), "label": label,
               "mad": np.float32(0.1), "seed": np.int64(1), "disease": np.array("ms")}
-    monkeypatch.setattr(lt, "make_case_arrays", lambda seed, disease, confluent=0.0, heavy=0.0: arrays)
+    monkeypatch.setattr(lesion_cases, "make_case_arrays", lambda seed, disease, confluent=0.0, heavy=0.0: arrays)
 
 def test_a_time_limit_writes_the_bundle_from_the_weights_reached_and_says_how_many_steps_ran(tmp_path, monkeypatch):
     from orbitai.bundle import load_bundle

@@ -75,7 +75,7 @@ def test_bad_split_or_load_is_refused():
 
 
 def test_training_arrays_of_a_real_map_case():
-    from orbitai.neuro.lesionseg_train import REAL, make_case_arrays
+    from orbitai.neuro.lesion_cases import REAL, make_case_arrays
 
     # seed 28 draws patient26's brain (brain 0, loaded by the test above): no registration of a SynthSeg brain,
     # ~1 s instead of ~18 s; a SynthSeg brain's case is test_case_on_a_synthseg_brain_lands_in_its_white_matter's

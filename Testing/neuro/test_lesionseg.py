@@ -144,7 +144,8 @@ def test_demo_bundle_segments_a_held_out_phantom(phantom):
 
 
 def test_training_sample_and_thick_slice_simulation():
-    from orbitai.neuro.lesionseg_train import PATCH, Case, sample
+    from orbitai.neuro.lesion_cases import Case
+    from orbitai.neuro.lesionseg_train import PATCH, sample
     from orbitai.preprocess.resolution import thick_slices
     from orbitai.neuro.seg_configs import CONTEXT
 
@@ -170,6 +171,7 @@ def test_training_can_start_from_a_bundles_verified_weights(untrained_bundle, tm
     import torch
 
     from orbitai.bundle import load_bundle
+    from orbitai.neuro import lesion_cases
     from orbitai.neuro import lesionseg_train as lt
 
     ratio = np.ones((24, 120, 120), np.float32)
@@ -178,7 +180,7 @@ def test_training_can_start_from_a_bundles_verified_weights(untrained_bundle, tm
     ratio[label > 0] = 1.6
     arrays = {"ratio": ratio.astype(np.float16), "background": np.ones_like(ratio, np.float16), "label": label,
               "mad": np.float32(0.1), "seed": np.int64(1), "disease": np.array("ms")}
-    monkeypatch.setattr(lt, "make_case_arrays", lambda seed, disease, confluent=0.0, heavy=0.0: arrays)
+    monkeypatch.setattr(lesion_cases, "make_case_arrays", lambda seed, disease, confluent=0.0, heavy=0.0: arrays)
     # one step at learning rate 0: the parameters stay the initial ones
     out = lt.train(tmp_path / "b", tmp_path / "w",
                    lt.LesionTrainRecipe([1], [], iterations=1, batch=2, lr=0.0, init=untrained_bundle))
@@ -303,7 +305,7 @@ def test_a_2d_acquisition_has_the_protocols_grid_and_a_reader_s_truth():
 def test_missing_phantoms_are_generated_by_worker_processes_grouped_by_brain(tmp_path, monkeypatch):
     """Each worker task holds cases of one brain (registered once per process); the phantoms written by the workers
     are those one process writes, read back in the order asked."""
-    from orbitai.neuro import lesionseg_train as lt
+    from orbitai.neuro import lesion_cases as lt
     from orbitai.phantoms import lesion_maps
 
     def arrays(seed, disease, confluent=0.0, heavy=0.0):

@@ -38,6 +38,7 @@ from orbitai.errors import InputError
 from orbitai.io import Volume
 from orbitai.labels import LABEL_BY_NAME
 from orbitai.metrics.segmentation import lesion_metrics
+from orbitai.neuro import lesion_cases as lc
 from orbitai.neuro import lesionseg_train as lt
 from orbitai.neuro.anatomy import check_flair, extract_brain
 from orbitai.neuro.lesionseg import Postprocess, bundle_postprocess, lesion_bundle, lesion_probability, model_grid
@@ -88,7 +89,7 @@ class LesionCase:
     flair: Volume
     brain: Volume
     lesions: Volume
-    training: lt.Case
+    training: lc.Case
 
 
 def prepare_case(case_id: str, flair: Volume, lesions: Volume, brain: Volume, seed: int = 0) -> LesionCase:
@@ -112,8 +113,8 @@ def prepare_case(case_id: str, flair: Volume, lesions: Volume, brain: Volume, se
     ratio = np.where(inside, np.maximum(on_grid(a, 0.0) / med, 1e-3), 0.0).astype(np.float32)
     label = ((on_grid(np.asarray(lesions.array) > 0, 0.0) >= 0.5) & inside).astype(np.uint8)
     arrays = {"ratio": ratio.astype(np.float16), "label": label, "mad": np.float32(mad / med),
-              "background": lt.inpaint_lesions(ratio, label).astype(np.float16)}
-    return LesionCase(case_id, flair, brain, lesions, lt.case_from_arrays(arrays, seed))
+              "background": lc.inpaint_lesions(ratio, label).astype(np.float16)}
+    return LesionCase(case_id, flair, brain, lesions, lc.case_from_arrays(arrays, seed))
 
 
 #: The lesion scheme: 0 no lesion, 1 lesion.
@@ -156,9 +157,9 @@ def read_case(case: Case, seed: int = 0) -> LesionCase:
 
 
 @functools.lru_cache(maxsize=1)
-def replay_cases(seed: int, n: int) -> tuple[lt.Case, ...]:
+def replay_cases(seed: int, n: int) -> tuple[lc.Case, ...]:
     """``n`` phantoms with real lesion maps on real training brains (the base's training data), from ``seed``."""
-    return tuple(lt.case_from_arrays(lt.make_case_arrays(s, lt.REAL), s) for s in range(seed, seed + n))
+    return tuple(lc.case_from_arrays(lc.make_case_arrays(s, lc.REAL), s) for s in range(seed, seed + n))
 
 
 def case_score(model: torch.nn.Module, case: LesionCase, pp: Postprocess, device: torch.device) -> float:
@@ -203,7 +204,7 @@ def finetune_lesions(cases: Sequence[LesionCase], out: str | Path, base: Optiona
     plan = recipe.plan(len(cases))
     progress = progress or (lambda d, t, m: emit(d, t, m))
     device = torch.device(device)
-    replay: tuple[lt.Case, ...] = ()
+    replay: tuple[lc.Case, ...] = ()
     if recipe.replay_share > 0 and recipe.replay_cases > 0:
         progress(0, plan.total_steps(), f"rendering {recipe.replay_cases} phantom(s) of the base's training data")
         replay = replay_cases(recipe.replay_seed, recipe.replay_cases)
@@ -223,7 +224,7 @@ def finetune_lesions(cases: Sequence[LesionCase], out: str | Path, base: Optiona
 
 
 def _train_run(tag: str, tr: list[LesionCase], va: list[LesionCase], steps: int, eval_steps: Sequence[int],
-               recipe: LesionRecipe, bundle: Bundle, pp: Postprocess, replay: Sequence[lt.Case],
+               recipe: LesionRecipe, bundle: Bundle, pp: Postprocess, replay: Sequence[lc.Case],
                ctx: RunContext) -> tuple[torch.nn.Module, list[float]]:
     """One run from the base's weights: ``steps`` steps on ``tr`` (and the replay phantoms), the mean held-out
     score of ``va`` at ``eval_steps``; checkpoints as `orbitai.training.finetune.train_steps` keeps them."""
