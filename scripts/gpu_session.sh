@@ -17,6 +17,10 @@ DEADLINE=${DEADLINE:-480}          # seconds after the start by which every job 
 DEVICE=${DEVICE:-cuda}             # cpu: a dry run of this script on a machine without a GPU
 REAL_SEEDS=${REAL_SEEDS:-20432:20576}
 ORBIT_N=${ORBIT_N:-36}
+PARTS=${PARTS:-bench,lesion,orbit}  # which of the three parts run
+BENCH_PARTS=${BENCH_PARTS:-steps,parity}
+SPEED=${SPEED:-bf16}               # the trainings' --speed
+LESION_EXTRA=${LESION_EXTRA:-}     # more train-lesions options (a later one of the same name wins)
 W=/tmp/orbitai-gpu
 OUT=${OUT:?set OUT to the folder whose files come back}
 mkdir -p "$W" /tmp/site
@@ -37,20 +41,23 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 say "ready"
 
 MODELS=orbitai/resources/models
-timeout "$(left)" python3 -m orbitai neuro train-lesions --out "$W/neuro_lesion_unet_gpu" --work "$W/lesion_work" \
+has() { case ",$PARTS," in *",$1,"*) return 0;; esac; return 1; }
+LESION=""; ORBIT=""
+has lesion && { timeout "$(left)" python3 -m orbitai neuro train-lesions --out "$W/neuro_lesion_unet_gpu" --work "$W/lesion_work" \
     --init "$MODELS/neuro_lesion_unet_demo" --ms-seeds "" --nmosd-seeds "" --real-seeds "$REAL_SEEDS" \
     --iterations 6000 --batch 16 --lr 0.0003 --seed 116 --lesion-sampling mixed --contrast-min 0.35 \
-    --device "$DEVICE" --speed bf16 --time-limit "$LESION_MIN" > "$OUT/lesion.log" 2>&1 &
-LESION=$!
-( python3 -m orbitai phantom orbit-mri --n "$ORBIT_N" --seed 2100 --ted 0.5 --out "$W/mri_ted_train" --montage-cases 0 \
+    --device "$DEVICE" --speed "$SPEED" --time-limit "$LESION_MIN" $LESION_EXTRA > "$OUT/lesion.log" 2>&1 &
+LESION=$!; }
+has orbit && { ( python3 -m orbitai phantom orbit-mri --n "$ORBIT_N" --seed 2100 --ted 0.5 --out "$W/mri_ted_train" --montage-cases 0 \
   && timeout "$(left)" python3 -m orbitai seg train --manifest "$W/mri_ted_train/manifest.csv" \
-      --config svnet-demo-mri-ted-cases-long --init "$MODELS/orbit_svnet_mri_demo" --seed 2 --speed bf16 \
+      --config svnet-demo-mri-ted-cases-long --init "$MODELS/orbit_svnet_mri_demo" --seed 2 --speed "$SPEED" \
       --device "$DEVICE" --time-limit "$ORBIT_MIN" --out "$W/orbit_svnet_mri_gpu" ) > "$OUT/orbit.log" 2>&1 &
-ORBIT=$!
-ORBITAI_GPU_CONTENDED=1 timeout "$(left)" python3 -m benchmarks gpu > "$OUT/bench.log" 2>&1
-say "bench_gpu ended ($?)"
-wait $LESION; say "lesion training ended ($?)"
-wait $ORBIT; say "orbit training ended ($?)"
+ORBIT=$!; }
+contended=$([ -n "$LESION$ORBIT" ] && echo 1 || echo 0)
+has bench && { ORBITAI_GPU_PARTS=$BENCH_PARTS ORBITAI_GPU_CONTENDED=$contended timeout "$(left)" python3 -m benchmarks gpu \
+    > "$OUT/bench.log" 2>&1; say "bench_gpu ended ($?)"; }
+[ -n "$LESION" ] && { wait $LESION; say "lesion training ended ($?)"; }
+[ -n "$ORBIT" ] && { wait $ORBIT; say "orbit training ended ($?)"; }
 
 # what came of the trainings: the bundle, else the work folder's checkpoint (a rerun goes on from it)
 for job in neuro_lesion_unet_gpu:lesion_work orbit_svnet_mri_gpu:.orbit_svnet_mri_gpu-training; do
