@@ -12,7 +12,9 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
 from slicer.util import VTKObservationMixin
 
 from orbitai.app.ivgc_response import PANEL, clinical_form
-from orbitai.mrml.panel import JobPanelMixin, describeModule, parameter_node_class
+from orbitai.mrml.module_info import describeModule
+from orbitai.mrml.panel import JobPanelMixin
+from orbitai.mrml.parameter_nodes import parameter_node_class
 
 
 class IVGCResponse(ScriptedLoadableModule):

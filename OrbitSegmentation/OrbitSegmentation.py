@@ -11,7 +11,9 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
 from slicer.util import VTKObservationMixin
 
 from orbitai.app.orbit_segmentation import PANEL
-from orbitai.mrml.panel import JobPanelMixin, describeModule, parameter_node_class
+from orbitai.mrml.module_info import describeModule
+from orbitai.mrml.panel import JobPanelMixin
+from orbitai.mrml.parameter_nodes import parameter_node_class
 
 
 class OrbitSegmentation(ScriptedLoadableModule):

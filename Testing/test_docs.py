@@ -207,15 +207,15 @@ def test_readme_is_short_and_its_figures_are_the_json():
 
 
 def test_module_help_links_pages_of_the_site():
-    panel = pytest.importorskip("orbitai.mrml.panel", reason="headless MRML (slicer-core) is not installed")
+    info = pytest.importorskip("orbitai.mrml.module_info", reason="headless MRML (slicer-core) is not installed")
     config = (REPO / "mkdocs.yml").read_text(encoding="utf-8")
     site_url = re.search(r"^site_url:\s*(\S+)", config, re.M)
-    assert site_url and site_url.group(1) == panel.DOCS_URL, "mkdocs.yml's site_url and DOCS_URL differ"
-    for module, (page, sections) in panel.DOCS_PAGES.items():
+    assert site_url and site_url.group(1) == info.DOCS_URL, "mkdocs.yml's site_url and DOCS_URL differ"
+    for module, (page, sections) in info.DOCS_PAGES.items():
         assert (REPO / module / f"{module}.py").is_file(), module
         assert (REPO / "docs" / (page.rstrip("/") + ".md")).is_file(), f"{module}'s docs page {page} is missing"
-        help_text = panel.moduleHelp(module, "Help.")
-        assert f"{panel.DOCS_URL}{page}" in help_text
+        help_text = info.moduleHelp(module, "Help.")
+        assert f"{info.DOCS_URL}{page}" in help_text
         assert all(s in help_text for s in sections)
         source = (REPO / module / f"{module}.py").read_text(encoding="utf-8")
         assert "doi:" in source or "arXiv:" in source, f"{module}'s acknowledgement cites no paper"

@@ -94,7 +94,7 @@ def test_extension_category_is_accepted_and_the_modules_keep_their_group():
     """The Extensions Manager lists the extension under EXTENSION_CATEGORY, "Segmentation", which the Extensions Index
     accepts (its own check runs on the release in Testing/test_release.py); the module selector groups the four modules
     under the panel's CATEGORY."""
-    from orbitai.mrml.panel import CATEGORY
+    from orbitai.mrml.module_info import CATEGORY
 
     cmake = (REPO / "CMakeLists.txt").read_text(encoding="utf-8")
     assert re.search(r'set\(EXTENSION_CATEGORY "([^"]*)"\)', cmake).group(1) == "Segmentation"
@@ -258,4 +258,4 @@ def test_orbitai_evaluates_annotations_only_of_the_module_files():
     pattern = re.compile(r"get_type_hints|get_annotations|__annotations__")
     users = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "orbitai").rglob("*.py")
                    if pattern.search(p.read_text(encoding="utf-8")))
-    assert set(users) <= {"orbitai/mrml/panel.py", "orbitai/app/panel_spec.py"}, f"{users}: check the annotations these evaluate on Python 3.9"
+    assert set(users) <= {"orbitai/mrml/parameter_nodes.py", "orbitai/app/panel_spec.py"}, f"{users}: check the annotations these evaluate on Python 3.9"

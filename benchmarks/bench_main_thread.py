@@ -13,7 +13,7 @@ Per replayed version, the presses and the ticks that follow each until its child
   same scene (ticks: their input files written).
 
 Each is measured twice: ``new``, the code as it is (the label maps made a slab per tick from the segmentation's
-layers, `orbitai.mrml.segmentations.LabelSlabs`), and ``old``, the paths before (the fine-tuning's label map exported
+layers, `orbitai.mrml.label_slabs.LabelSlabs`), and ``old``, the paths before (the fine-tuning's label map exported
 whole in one tick, `FinetuneLogic.correctedLabels`; TAO's and IVGC's exported whole in the press,
 `JobLogic.segmentationLabels`, IVGC's recti checked on the whole map: `_old_recti_labels`; NeuroDifferential's lesion
 mask made from the whole export in the press, `lesion_mask`: the .seg.nrrd it then also wrote in the press is not

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fuzzlib import MAX_BYTES, check, main, parts, scratch
 
-MODULES = ("orbitai.io.files", "orbitai.io.dicom", "orbitai.io.dicom_folder", "orbitai.io.regrid",
-           "orbitai.io.values")
+MODULES = ("orbitai.io.files", "orbitai.io.dicom", "orbitai.io.dicom_folder", "orbitai.io.dicom_geometry",
+           "orbitai.io.dicom_tags", "orbitai.io.regrid", "orbitai.io.values")
 
 
 def read(data: bytes) -> object:

@@ -114,7 +114,7 @@ def nifti_seeds() -> None:
 
 def dicom_seeds() -> None:
     from orbitai.io import Volume
-    from orbitai.io.dicom import write_dicom_series
+    from orbitai.io.dicom_write import write_dicom_series
 
     vol = Volume(np.arange(3 * 4 * 4, dtype=np.int16).reshape(3, 4, 4) * 10 - 200, spacing=(1.0, 1.0, 2.5))
     with tempfile.TemporaryDirectory() as tmp:

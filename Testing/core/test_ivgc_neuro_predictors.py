@@ -16,7 +16,7 @@ import orbitai.ivgc.predict as ivgc_predict
 import orbitai.ivgc.predictor as ivgc_predictor
 import orbitai.neuro.predict as neuro_predict
 from orbitai.io import Volume, write_volume
-from orbitai.io.dicom import acquisition_tags
+from orbitai.io.dicom_tags import acquisition_tags
 from orbitai.ivgc.predictor import IvgcPredictor
 from orbitai.neuro.predictor import NeuroPredictor
 from orbitai.predictor import predictor_for

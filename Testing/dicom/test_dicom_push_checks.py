@@ -11,7 +11,7 @@ import pytest
 
 from orbitai.cli import main
 from orbitai.io import write_dicom_series
-from orbitai.io.dicom import new_uid
+from orbitai.io.dicom_write import new_uid
 from orbitai.phantoms.orbit import orbit_case
 from orthanc_fixture import ORTHANC_INSTALL, find_orthanc, orthanc_server
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from orbitai.io import Volume, write_dicom_series
-from orbitai.io.dicom import new_uid
+from orbitai.io.dicom_write import new_uid
 
 pydicom = pytest.importorskip("pydicom")
 pytest.importorskip("dicomweb_client", reason="install orbitai[dicom]")

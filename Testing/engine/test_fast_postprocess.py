@@ -10,7 +10,7 @@ from scipy import ndimage as ndi
 from orbitai.boxes import bbox, split_boxes
 from orbitai.io import Volume
 from orbitai.preprocess.grid import model_grid
-from orbitai.engine.inference import map_classes
+from orbitai.engine.mapping import map_classes
 from orbitai.engine.postprocess import fill_holes
 
 

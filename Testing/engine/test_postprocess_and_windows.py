@@ -13,7 +13,7 @@ from orbitai.preprocess.grid import model_grid
 from orbitai.preprocess.intensity import normalise
 from orbitai.orbit.configs import ORBIT_STRUCTURES, get_config
 from orbitai.orbit.data import to_classes
-from orbitai.engine.inference import sliding_window
+from orbitai.engine.windows import sliding_window
 
 
 def ball(shape, centre, r):

@@ -1,11 +1,11 @@
-"""The plain-torch sliding window (orbitai.engine.inference.blend_windows) gives MONAI's
+"""The plain-torch sliding window (orbitai.engine.windows.blend_windows) gives MONAI's
 ``sliding_window_inference`` numbers: same windows, weights, blending and padding."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from orbitai.engine.inference import blend_windows, window_starts, window_weights
+from orbitai.engine.windows import blend_windows, window_starts, window_weights
 
 monai_inferers = pytest.importorskip("monai.inferers")
 

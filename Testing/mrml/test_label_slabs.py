@@ -22,7 +22,7 @@ from orbitai.io import Volume, read_volume  # noqa: E402
 from orbitai.jobs.child import JobInputWriter, write_job_input  # noqa: E402
 from orbitai.mrml import labels_from_segmentation_node, segmentation_node_from_labels, volume_node_from_volume  # noqa: E402
 from orbitai.mrml.jobs import JobLogic  # noqa: E402
-from orbitai.mrml.segmentations import LabelSlabs, label_slabs_from_segmentation_node  # noqa: E402
+from orbitai.mrml.label_slabs import LabelSlabs, label_slabs_from_segmentation_node  # noqa: E402
 
 SHAPE = (23, 31, 37)
 BINARY = "Binary labelmap"

@@ -11,7 +11,7 @@ pytest.importorskip("slicer")
 
 from orbitai.mrml import new_scene
 from orbitai.mrml.jobs import JobLogic
-from orbitai.mrml.panel import parameterChoices, resetUnknownChoices
+from orbitai.mrml.parameter_nodes import parameterChoices, resetUnknownChoices
 from orbitai.jobs.child import OrbitaiJob
 from orbitai.testing.panel import Panel
 
@@ -155,7 +155,7 @@ def test_model_choices_are_read_again_when_the_module_is_shown(scene_and_input):
     list it was given and its combo-box connector reads ``choice.choices`` on every connectGui (v5.8.1, v5.10.0)."""
     from typing import get_args, get_type_hints
 
-    from orbitai.mrml.panel import refreshChoices
+    from orbitai.mrml.parameter_nodes import refreshChoices
 
     # evaluated annotations, as in the module files (which have no postponed annotations)
     Fresh = type("Fresh", (), {"__annotations__": {

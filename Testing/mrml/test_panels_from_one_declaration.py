@@ -12,7 +12,7 @@ pytest.importorskip("slicer")
 pytest.importorskip("trame_slicer", reason="the browser panel needs orbitai[web]")
 
 from orbitai.mrml import new_scene
-from orbitai.mrml.panel import parameterChoices
+from orbitai.mrml.parameter_nodes import parameterChoices
 
 from slicer_widget_replay import load_module_widget
 

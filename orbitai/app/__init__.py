@@ -3,7 +3,7 @@
 Each module is one file here (`orbit_segmentation`, `tao_activity`, `ivgc_response`, `neuro_differential`): its
 `JobLogic` subclass (MRML in, MRML out, the model in a child process) and its `PANEL`, the one declaration of the
 panel's input, options (choices, defaults), readiness rule and result table, from which the Slicer parameter node
-(`orbitai.mrml.panel.parameterNodeClass`) and the web panel (`orbitai.web.modules`) are made. The annotation
+(`orbitai.mrml.parameter_nodes.parameter_node_class`) and the web panel (`orbitai.web.modules`) are made. The annotation
 effects' logic is `annotation/`. The module folders keep only Slicer's shell (module file, ``.ui``, icons, CMake,
 the effects' Qt glue). Each module's third-party requirements are ``requirements/<Module>.txt``.
 """

@@ -42,7 +42,8 @@ from orbitai.mrml import (
 )
 from orbitai.mrml.jobs import JobLogic
 from orbitai.mrml.results import mark_results, refuse_other_scan
-from orbitai.mrml.segmentations import LabelSlabs, segments_volume_mm3
+from orbitai.mrml.label_slabs import LabelSlabs
+from orbitai.mrml.segment_labelmaps import segments_volume_mm3
 from orbitai.mrml.tables import show_table
 from orbitai.neuro.models import LESION_MODELS, NEURO_MODELS
 from orbitai.result import not_assessed, shown_call, withheld

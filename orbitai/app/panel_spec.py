@@ -4,7 +4,7 @@ A `PanelSpec` says what a module's panel holds: the input it needs, its options 
 ``logic.start`` takes, the Slicer parameter-node field that stores it, its choices and default), a display choice
 that re-shows results without a new run, when Apply may run (`PanelSpec.why_not_ready`) and which table is shown
 under the panel. The Slicer panel's ``@parameterNodeWrapper`` class is made from it
-(`orbitai.mrml.panel.parameter_node_class`), and so is the browser's panel (`orbitai.web.module_panel.ModulePanel`); a test compares the two.
+(`orbitai.mrml.parameter_nodes.parameter_node_class`), and so is the browser's panel (`orbitai.web.module_panel.ModulePanel`); a test compares the two.
 """
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ from pydicom.sr.codedict import codes
 from pydicom.valuerep import format_number_as_ds, validate_value
 
 from orbitai.dicom import DicomExportError, require_highdicom
-from orbitai.io.dicom import itk_warnings_off
+from orbitai.io.dicom_tags import itk_warnings_off
 from orbitai.io.volume import Volume
 from orbitai.labels import ANATOMICAL_STRUCTURE, LABEL_BY_NAME, Code
 

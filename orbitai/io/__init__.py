@@ -16,7 +16,10 @@ round trips (label maps keep their integer type, oblique directions are preserve
 * :mod:`orbitai.io.values`     an image's values: finite, not constant; CT stored with +1024
 * :mod:`orbitai.io.files`      reading and writing volume files (atomic writes)
 * :mod:`orbitai.io.integrity`  truncated or corrupt NIfTI / NRRD / MetaImage files named in one line
-* :mod:`orbitai.io.dicom`      DICOM series: slice geometry, Hounsfield units, `Acquisition`; writing one
+* :mod:`orbitai.io.dicom`      reading a DICOM series: Hounsfield units, `Acquisition`
+* :mod:`orbitai.io.dicom_geometry` where a series' slices lie (`SliceGeometry`: tilt, gaps, slices missing)
+* :mod:`orbitai.io.dicom_tags` DICOM headers read quietly; the tags that say what a scan is
+* :mod:`orbitai.io.dicom_write` writing a DICOM series or slice
 * :mod:`orbitai.io.regrid`     tilted or unevenly spaced slices onto a regular grid
 * :mod:`orbitai.io.grids`      a segmentation against its image's grid (half a voxel), resampling
 * :mod:`orbitai.io.orient`     an acquisition's plane; a 3D one reformatted to a model's plane (no interpolation)
@@ -25,14 +28,10 @@ The names below are the ones the rest of OrbitAI imports from ``orbitai.io``.
 """
 from __future__ import annotations
 
-from orbitai.io.dicom import (
-    Acquisition,
-    dicom_slice_geometry,
-    itk_warnings_off,
-    read_dicom_scan,
-    write_dicom_series,
-    write_dicom_slice,
-)
+from orbitai.io.dicom import Acquisition, read_dicom_scan
+from orbitai.io.dicom_geometry import dicom_slice_geometry
+from orbitai.io.dicom_tags import itk_warnings_off
+from orbitai.io.dicom_write import write_dicom_series, write_dicom_slice
 from orbitai.io.files import read_scan, read_volume, write_image, write_volume
 from orbitai.io.grids import RESAMPLE_OPTION, grid_difference, resample_like, resample_spacing, segmentation_on_image
 from orbitai.io.integrity import verify_volume_file

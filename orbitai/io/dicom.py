@@ -1,48 +1,29 @@
 """DICOM series: reading one (slice geometry, gantry tilt and uneven spacing regularised, values in Hounsfield
-units) and saying how (:class:`Acquisition`), and writing one (for exchange, tests and phantoms)."""
+units) and saying how (:class:`Acquisition`). Where the slices lie is `orbitai.io.dicom_geometry`; the headers and
+tags read are `orbitai.io.dicom_tags`; writing a series is `orbitai.io.dicom_write`."""
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
 
 from orbitai.io.dicom_folder import looks_like_dicom, survey_folder
 from orbitai.io.dicom_folder import shown as shown_text
+from orbitai.io.dicom_geometry import TILT_TOLERANCE_DEG, SliceGeometry, dicom_slice_geometry
 from orbitai.io.dicom_lengths import refuse_damaged
-from orbitai.io.headers import check_decoded_size, image_bytes
-from orbitai.io.regrid import Planes, regular_grid
+from orbitai.io.dicom_tags import ACQUISITION_TAGS, itk_warnings_off, last_line
+from orbitai.io.headers import check_decoded_size
+from orbitai.io.regrid import regular_grid
 from orbitai.io.values import offset_ct_evidence
 from orbitai.io.volume import Volume, VolumeError
 from orbitai.progress import interruptible
 
 log = logging.getLogger("orbitai.io")
-
-
-@contextlib.contextmanager
-def itk_warnings_off() -> Iterator[None]:
-    """Silence ITK's multi-line warnings on stderr (e.g. GDCM's "No Series were found") inside the
-    block, where the caller reports the problem itself in one line; the setting is restored after."""
-    previous = sitk.ProcessObject.GetGlobalWarningDisplay()
-    sitk.ProcessObject.SetGlobalWarningDisplay(False)
-    try:
-        yield
-    finally:
-        sitk.ProcessObject.SetGlobalWarningDisplay(previous)
-
-
-#: Orientations may vary between slices only by a rotation about the common row direction (a gantry
-#: tilt that changes during the series), within this many degrees of each other; anything else is
-#: another series (a localizer) mixed in.
-MAX_TILT_SPREAD_DEG = 30.0
-#: A gap wider than this many median spacings is refused (slices missing), never interpolated.
-MAX_GAP_FACTOR = 2.0
 
 
 @dataclass
@@ -86,9 +67,9 @@ def read_dicom_scan(folder: str | os.PathLike, series_id: str | None = None, max
     """Read one DICOM series and say how: the volume and its :class:`Acquisition`.
 
     Geometry comes from every slice's ImagePositionPatient/ImageOrientationPatient: a series with
-    gantry tilt (constant or varying), uneven spacing or gaps up to :data:`MAX_GAP_FACTOR` median
-    spacings is resampled onto a regular orthogonal grid (:func:`orbitai.io.regrid.regular_grid`);
-    the files are never changed. Values: rescale slope/intercept are applied (by GDCM); CT stored
+    gantry tilt (constant or varying), uneven spacing or gaps up to
+    :data:`orbitai.io.dicom_geometry.MAX_GAP_FACTOR` median spacings is resampled onto a regular orthogonal grid
+    (:func:`orbitai.io.regrid.regular_grid`); the files are never changed. Values: rescale slope/intercept are applied (by GDCM); CT stored
     as 8-bit windowed values with WindowCenter/WindowWidth, or offset by +1024 without an intercept,
     is converted to Hounsfield units (see :func:`hounsfield_units`). Refused with a
     :class:`VolumeError` naming the slices: damaged files, slices of another orientation, missing
@@ -134,7 +115,7 @@ def read_dicom_scan(folder: str | os.PathLike, series_id: str | None = None, max
         with itk_warnings_off():
             img = interruptible(reader.Execute)
     except RuntimeError as exc:
-        raise VolumeError(f"{folder}: the slices cannot be read as one series ({_last_line(exc)}).") from None
+        raise VolumeError(f"{folder}: the slices cannot be read as one series ({last_line(exc)}).") from None
     acq = Acquisition("dicom", geometry.header.get("0008|0060", "").strip() or None, geometry.positions.copy(),
                       geometry.normal.copy(), tags={k: v for k, v in geometry.header.items()
                                                     if k in ACQUISITION_TAGS.values()})
@@ -176,204 +157,6 @@ def _regularised(stack: np.ndarray, geometry: "SliceGeometry", acq: Acquisition)
     acq.notes.append(f"{len(geometry.files)} DICOM slices with {' and '.join(what) or 'an irregular grid'}: "
                      f"resampled onto a regular {size} grid of {sp} mm along the slice normal (files unchanged)")
     return vol
-
-
-#: Below this the slices count as untilted (in-plane drift < 0.1 mm over 100 mm of slices).
-TILT_TOLERANCE_DEG = 0.05
-
-
-@dataclass(frozen=True)
-class SliceGeometry:
-    """Where the slices of a DICOM series lie, sorted along the slice normal.
-
-    ``positions[i]`` is the centre of slice ``files[i]`` projected on ``normal`` (the slices' mean
-    normal), in mm; ``orientation`` is the most common ImageOrientationPatient (row and column direction
-    cosines), ``orientations``/``origins`` those of every slice, ``header`` the first slice's
-    DICOM tags (value-related ones: Modality, rescale, window, bits)."""
-
-    files: tuple[Path, ...]
-    positions: np.ndarray
-    orientation: np.ndarray
-    normal: np.ndarray
-    origins: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
-    orientations: np.ndarray = field(default_factory=lambda: np.zeros((0, 6)))
-    pixel: tuple[float, float] = (1.0, 1.0)
-    size: tuple[int, int] = (1, 1)
-    header: dict[str, str] = field(default_factory=dict)
-    decoded_bytes: int = 0          # what the slices' pixels take once decoded (every frame, every component)
-
-    @property
-    def gaps(self) -> np.ndarray:
-        """Distances (mm) between neighbouring slices along the normal."""
-        return np.diff(self.positions)
-
-    @property
-    def median_spacing(self) -> float:
-        return float(np.median(self.gaps)) if len(self.files) > 1 else 0.0
-
-    def planes(self) -> Planes:
-        """The slices as :class:`orbitai.io.regrid.Planes`."""
-        return Planes(self.origins, self.orientations[:, :3], self.orientations[:, 3:], self.pixel, self.size)
-
-    def centres(self) -> np.ndarray:
-        """LPS centre of every slice (K, 3)."""
-        w, h = (self.size[0] - 1) * self.pixel[0] / 2, (self.size[1] - 1) * self.pixel[1] / 2
-        return self.origins + w * self.orientations[:, :3] + h * self.orientations[:, 3:]
-
-    def tilt_deg(self) -> np.ndarray:
-        """Each slice's gantry tilt: the angle (degrees) between its normal and the line along which the
-        slices were acquired (first to last centre); 0 for a series stacked along its normal."""
-        if len(self.files) < 2:
-            return np.zeros(len(self.files))
-        c = self.centres()
-        line = c[-1] - c[0]
-        line /= np.linalg.norm(line)
-        n = np.cross(self.orientations[:, :3], self.orientations[:, 3:])
-        n /= np.linalg.norm(n, axis=1, keepdims=True)
-        return np.degrees(np.arccos(np.clip(np.abs(n @ line), 0.0, 1.0)))
-
-    def uneven(self, tolerance: float = 0.01) -> bool:
-        """True when a gap is off the median by more than ``tolerance`` x the median (and 0.01 mm)."""
-        gaps = self.gaps
-        return bool(len(gaps)) and bool(np.max(np.abs(gaps - self.median_spacing)) >
-                                        max(tolerance * self.median_spacing, 0.01))
-
-    def regular(self) -> bool:
-        """True when the slices already form a regular grid (ITK's series reader reads it exactly)."""
-        same = len(self.orientations) == 0 or np.allclose(self.orientations, self.orientations[0], atol=1e-5)
-        tilt = self.tilt_deg()
-        return bool(same) and not self.uneven() and not (len(tilt) and tilt.max() > TILT_TOLERANCE_DEG)
-
-    def problem(self, missing_factor: float = MAX_GAP_FACTOR, tolerance: float = 0.05) -> str | None:
-        """One sentence on why the slices cannot be put on a regular grid, or None when they can.
-
-        Refused: slices at the same position; a gap over ``missing_factor`` x the median spacing (+ 0.01 mm); in a
-        series otherwise evenly spaced (every other gap within ``tolerance`` x the median), a gap of
-        1.5 median spacings or more (one or more slices missing). Other uneven spacing is resampled.
-        """
-        if len(self.files) < 2:
-            return None
-        gaps, median = self.gaps, self.median_spacing
-        names = [f.name for f in self.files]
-        same = np.flatnonzero(gaps < 1e-3)
-        if len(same) or median <= 0:
-            i = int(same[0]) if len(same) else 0
-            return (f"slices {i + 1} and {i + 2} ({names[i]}, {names[i + 1]}) lie at the same position "
-                    f"{self.positions[i]:.2f} mm: the folder mixes series or time points")
-        i = int(np.argmax(gaps))
-        others = np.delete(gaps, i)
-        even_elsewhere = len(others) and np.max(np.abs(others - median)) <= max(tolerance * median, 0.01)
-        if gaps[i] > missing_factor * median + 0.01 or (even_elsewhere and gaps[i] >= 1.5 * median):
-            lost = max(1, int(round(gaps[i] / median)) - 1)
-            return (f"slices {i + 1} and {i + 2} ({names[i]}, {names[i + 1]}) are {gaps[i]:.1f} mm apart, "
-                    f"the median spacing is {median:.2f} mm: {lost} slice{'s are' if lost > 1 else ' is'} missing "
-                    f"between {self.positions[i]:.2f} and {self.positions[i + 1]:.2f} mm along the slice normal")
-        return None
-
-
-def dicom_slice_geometry(files: Sequence[str | os.PathLike]) -> SliceGeometry:
-    """Read each file's header (not its pixels) and return the series' :class:`SliceGeometry`.
-
-    Raises :class:`VolumeError` naming the file when a header cannot be read or lacks
-    ImagePositionPatient/ImageOrientationPatient, and naming the slices whose orientation is not the
-    series' own (up to a gantry tilt varying by :data:`MAX_TILT_SPREAD_DEG` about the row direction)
-    or whose size or pixel spacing differs.
-    """
-    if not files:
-        raise VolumeError("No DICOM files given.")
-    reader = sitk.ImageFileReader()
-    pos, orient, pixel, size = [], [], [], []
-    header: dict[str, str] = {}
-    decoded = 0
-    paths = [Path(f) for f in files]
-    for path in paths:
-        reader.SetFileName(str(path))
-        try:
-            with itk_warnings_off():
-                reader.ReadImageInformation()
-            pos.append([float(v) for v in reader.GetMetaData("0020|0032").split("\\")])
-            orient.append([float(v) for v in reader.GetMetaData("0020|0037").split("\\")])
-        except (RuntimeError, ValueError) as exc:
-            raise VolumeError(f"{path} is not a readable DICOM slice with ImagePositionPatient and "
-                              f"ImageOrientationPatient ({_last_line(exc)}). Re-copy or re-export the series."
-                              ) from None
-        if len(pos[-1]) != 3 or len(orient[-1]) != 6:      # one slice's count unlike the others' (found by fuzzing)
-            raise VolumeError(f"{path}: ImagePositionPatient/ImageOrientationPatient must have 3 and 6 values, not "
-                              f"{len(pos[-1])} and {len(orient[-1])}. Re-export the series.")
-        pixel.append(tuple(round(s, 6) for s in reader.GetSpacing()[:2]))
-        size.append(tuple(reader.GetSize()[:2]))
-        decoded += image_bytes(reader.GetSize(), reader.GetNumberOfComponents(), reader.GetPixelID())
-        if not header:
-            header = {k: reader.GetMetaData(k) for k in (*_VALUE_TAGS, *ACQUISITION_TAGS.values())
-                      if reader.HasMetaDataKey(k)}
-    orientation = np.asarray(orient)
-    if orientation.shape[1:] != (6,) or np.asarray(pos).shape[1:] != (3,):
-        raise VolumeError(f"{paths[0].parent}: ImagePositionPatient/ImageOrientationPatient must have 3 and 6 "
-                          "values. Re-export the series.")
-    keys = [tuple(np.round(o, 3)) for o in orientation]
-    common = max(set(keys), key=keys.count)
-    ref = orientation[keys.index(common)]
-    ref_name = min(p.name for p, key in zip(paths, keys) if key == common)
-    ref_normal = np.cross(ref[:3], ref[3:])
-    normals = np.cross(orientation[:, :3], orientation[:, 3:])
-    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
-    angle = np.degrees(np.arccos(np.clip(normals @ ref_normal / np.linalg.norm(ref_normal), -1, 1)))
-    same_row = np.all(np.abs(orientation[:, :3] - ref[:3]) < 1e-3, axis=1)
-    odd = sorted(p.name for p, ok in zip(paths, same_row & (angle <= MAX_TILT_SPREAD_DEG)) if not ok)
-    if odd:
-        shown = ", ".join(odd[:5]) + (f" and {len(odd) - 5} more" if len(odd) > 5 else "")
-        raise VolumeError(f"{paths[0].parent}: {shown} {'have' if len(odd) > 1 else 'has'} another slice "
-                          f"orientation than {ref_name} (a localizer or another series mixed in?). "
-                          "Keep only the slices of one series in the folder.")
-    for what, values in (("size", size), ("pixel spacing", pixel)):
-        other = [p.name for p, v in zip(paths, values) if v != values[keys.index(common)]]
-        if other:
-            shown = ", ".join(other[:5]) + (f" and {len(other) - 5} more" if len(other) > 5 else "")
-            raise VolumeError(f"{paths[0].parent}: {shown} {'have' if len(other) > 1 else 'has'} another slice "
-                              f"{what} than {ref_name}. Keep only the slices of one series in the folder.")
-    normal = normals.mean(0)
-    normal /= np.linalg.norm(normal)
-    px, sz = pixel[0], size[0]
-    origins = np.asarray(pos)
-    centres = (origins + (sz[0] - 1) * px[0] / 2 * orientation[:, :3]
-               + (sz[1] - 1) * px[1] / 2 * orientation[:, 3:])
-    along = centres @ normal
-    order = np.argsort(along, kind="stable")
-    return SliceGeometry(tuple(paths[i] for i in order), along[order], ref.copy(), normal, origins[order],
-                         orientation[order], (float(px[0]), float(px[1])), (int(sz[0]), int(sz[1])), header,
-                         decoded)
-
-
-#: DICOM tags that say how stored values map to Hounsfield units.
-_VALUE_TAGS = ("0008|0060", "0028|0100", "0028|0101", "0028|0103", "0028|1050", "0028|1051", "0028|1052",
-               "0028|1053", "0018|1120")
-
-#: DICOM tags (keyword -> number as GDCM writes it) that say what the scan is (read by :mod:`orbitai.scan`).
-ACQUISITION_TAGS = {"Modality": "0008|0060", "SeriesDescription": "0008|103e", "ProtocolName": "0018|1030",
-                    "ScanningSequence": "0018|0020", "SequenceVariant": "0018|0021", "ScanOptions": "0018|0022",
-                    "SequenceName": "0018|0024", "RepetitionTime": "0018|0080", "EchoTime": "0018|0081",
-                    "InversionTime": "0018|0082", "SliceThickness": "0018|0050", "ImageType": "0008|0008"}
-
-
-def acquisition_tags(path: str | os.PathLike) -> dict[str, str]:
-    """The :data:`ACQUISITION_TAGS` of a DICOM folder's first series (its first slice's header); {} for a file or
-    a folder without DICOM (what a command that reads the image on its own passes to :mod:`orbitai.scan`)."""
-    p = Path(path)
-    if not p.is_dir():
-        return {}
-    with itk_warnings_off():
-        ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(p))
-        files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(p), ids[0]) if ids else ()
-    if not files:
-        return {}
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(files[0]))
-    try:
-        with itk_warnings_off():
-            reader.ReadImageInformation()
-    except RuntimeError:
-        return {}
-    return {k: reader.GetMetaData(k) for k in ACQUISITION_TAGS.values() if reader.HasMetaDataKey(k)}
 
 
 def _tag_number(header: dict[str, str], tag: str) -> float | None:
@@ -428,11 +211,6 @@ def hounsfield_units(vol: Volume, header: dict[str, str], acq: Acquisition) -> V
     return vol
 
 
-def _last_line(exc: Exception) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[-1].strip() if lines else type(exc).__name__
-
-
 def _unreadable_dicom_files(folder: Path, series_files: set[Path]) -> list[Path]:
     """Files in ``folder`` that look like DICOM (preamble or .dcm/.ima suffix) but belong to no
     series GDCM could parse: truncated or damaged slices."""
@@ -452,64 +230,3 @@ def _unreadable_dicom_files(folder: Path, series_files: set[Path]) -> list[Path]
         except RuntimeError:
             bad.append(path)
     return bad
-
-
-def write_dicom_series(vol: Volume, folder: str | os.PathLike, modality: str = "CT", study_uid: str | None = None,
-                       series_uid: str | None = None) -> Path:
-    """Write a scalar volume as a DICOM series (one file per slice) with its geometry.
-
-    Values are stored as int16 with rescale slope 1 (HU for CT); this is for exchange and
-    tests, not a full DICOM authoring tool. Every call writes the same study and series UIDs unless
-    ``study_uid`` / ``series_uid`` are given (so that slices written apart make one series, as tests compose
-    them); give them, e.g. :func:`new_uid`, for series that must differ in a PACS.
-    """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    d = vol.direction
-    arr = vol.array.astype(np.int16)
-    uids = {"0020|000d": study_uid or _UID + ".1", "0020|000e": series_uid or _UID + ".2",
-            "0020|0052": study_uid + ".0" if study_uid and len(study_uid) < 62 else _UID + ".3"}
-    for k in range(arr.shape[0]):
-        write_dicom_slice(arr[k], folder / f"slice{k:04d}.dcm", vol.index_to_physical((0, 0, k)), d[:, 0], d[:, 1],
-                          (vol.spacing[0], vol.spacing[1]), k + 1,
-                          {"0008|0060": modality, "0018|0050": f"{vol.spacing[2]:.10f}", **uids})
-    return folder
-
-
-def new_uid() -> str:
-    """A new UID under the 2.25 root (a UUID as a decimal integer, PS3.5 B.2)."""
-    return f"2.25.{uuid.uuid4().int}"
-
-
-#: Study and series UIDs of the series written here (tests and phantoms; one series per folder).
-_UID = "1.2.826.0.1.3680043.2.1125.1"
-
-
-def write_dicom_slice(pixels: np.ndarray, path: str | os.PathLike, position: Sequence[float] | np.ndarray,
-                      row: Sequence[float] | np.ndarray,
-                      col: Sequence[float] | np.ndarray, pixel: tuple[float, float], number: int,
-                      tags: dict[str, str] | None = None) -> Path:
-    """Write one 2D slice [row, column] as a DICOM file at ``position`` (ImagePositionPatient, LPS mm) with
-    row/column directions ``row``/``col`` and ``pixel`` = (column, row) spacing; ``tags`` add or override
-    DICOM tags ("gggg|eeee": value), e.g. Modality, RescaleIntercept or WindowCenter. GDCM stores integer
-    pixels as given (with a rescale intercept/slope it stores ``(value - intercept) / slope``)."""
-    sl = sitk.GetImageFromArray(np.ascontiguousarray(pixels))
-    sl.SetSpacing((float(pixel[0]), float(pixel[1])))
-    values = {
-        "0008|0060": "CT",
-        "0020|000d": _UID + ".1",
-        "0020|000e": _UID + ".2",
-        "0020|0052": _UID + ".3",          # FrameOfReferenceUID (a DICOM SEG/SR shares it)
-        "0020|0037": "\\".join(f"{v:.10f}" for v in (*row, *col)),
-        "0020|0032": "\\".join(f"{v:.10f}" for v in position),
-        "0020|0013": str(number),
-        "0028|0030": f"{pixel[1]:.10f}\\{pixel[0]:.10f}",
-        **(tags or {}),
-    }
-    for tag, val in values.items():
-        sl.SetMetaData(tag, val)
-    writer = sitk.ImageFileWriter()
-    writer.KeepOriginalImageUIDOn()
-    writer.SetFileName(str(path))
-    writer.Execute(sl)
-    return Path(path)

@@ -27,7 +27,7 @@ from orbitai.classify.trust import NO_TRUST_WARNING, Trust, binary_logits, do_no
 from orbitai.cohort.clinical import IVGC_CLINICAL
 from orbitai.errors import InputError
 from orbitai.io import Volume, resample_like
-from orbitai.io.dicom import acquisition_tags
+from orbitai.io.dicom_tags import acquisition_tags
 from orbitai.io.orient import in_plane, near_isotropic, reformat_to
 from orbitai.io.values import noise_warning
 from orbitai.ivgc.checks import bundle_strategy, check_clinical, check_clinical_names

@@ -57,7 +57,7 @@ OUT_TOKEN = "{out}"
 def write_job_input(vol, path: str | os.PathLike) -> Path:
     """Write a volume handed to a job (a scene volume in the job's temporary folder), uncompressed: the
     file lives seconds, and compressing a 512x512x100 CT costs about a second to write and 0.2 s to read.
-    ``vol``: a `Volume`, a label map made a slab at a time (`orbitai.mrml.segmentations.LabelSlabs`: a segmentation's,
+    ``vol``: a `Volume`, a label map made a slab at a time (`orbitai.mrml.label_slabs.LabelSlabs`: a segmentation's,
     read from its layers as each slab is written), or a function returning either, called when the file is written
     (e.g. a segmentation that only its whole export gives: exported in a poll tick of its own, not in the press).
 
@@ -83,7 +83,7 @@ def _write_now(vol, path: str | os.PathLike) -> Path:
 
 
 def _is_slabs(vol) -> bool:
-    """``vol`` is a label map made a k-slab at a time (e.g. `orbitai.mrml.segmentations.LabelSlabs`): ``shape``,
+    """``vol`` is a label map made a k-slab at a time (e.g. `orbitai.mrml.label_slabs.LabelSlabs`): ``shape``,
     ``dtype``, geometry and ``slab(k0, k1)``, not a whole array."""
     return callable(getattr(vol, "slab", None))
 
@@ -109,7 +109,7 @@ class JobInputWriter:
     hand because SimpleITK writes a whole image in one call; the file is read back by SimpleITK (tests compare it
     with `write_job_input`'s). The file appears under its name only when complete (temporary name, then rename);
     nothing is opened (and a function given as ``vol`` is not called) before the first `step`. ``vol`` may also be
-    a label map made a k-slab at a time (`orbitai.mrml.segmentations.LabelSlabs`: a segmentation's, read from its
+    a label map made a k-slab at a time (`orbitai.mrml.label_slabs.LabelSlabs`: a segmentation's, read from its
     layers): each step makes and writes the slices of one slab (at least one slice), never the whole map."""
 
     def __init__(self, vol, path: str | os.PathLike, chunk_bytes: int = 16 * 2**20) -> None:

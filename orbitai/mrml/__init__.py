@@ -16,13 +16,13 @@ from orbitai.mrml.overlays import (
 )
 from orbitai.mrml.plots import plot_chart_from_arrays, plot_series_from_table, roc_chart, show_plot_chart
 from orbitai.mrml.scene import MRMLContext, get_context, in_slicer_app, new_scene
+from orbitai.mrml.segment_labelmaps import segment_voxel_counts
 from orbitai.mrml.segmentations import (
     SegmentSpec,
     color_table_node_from_labels,
     label_table,
     labels_from_segmentation_node,
     segment_info,
-    segment_voxel_counts,
     segmentation_node_from_labels,
 )
 from orbitai.mrml.tables import column_units, rows_from_table_node, table_column, table_node_from_rows

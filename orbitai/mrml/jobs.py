@@ -34,7 +34,7 @@ from orbitai.bundle.registry import Entry, human_size, model_to_install
 from orbitai.device import DEVICE_CHOICES
 from orbitai.errors import DeviceError, InputError, OrbitAIError
 from orbitai.mrml import get_context, labels_from_segmentation_node, volume_from_volume_node
-from orbitai.mrml.segmentations import LabelSlabs, label_slabs_from_segmentation_node
+from orbitai.mrml.label_slabs import LabelSlabs, label_slabs_from_segmentation_node
 from orbitai.mrml.dependencies import ensure_requirements, import_name, read_requirements
 from orbitai.mrml.dicom_export import file_beside_input
 from orbitai.mrml.transaction import node_ids, rollback_on_error, temporary_nodes
@@ -288,7 +288,7 @@ class JobLogic:
                                table=None) -> "LabelSlabs | Callable[[], Any]":
         """`segmentationLabels` for `write_job_input`, read from Slicer's main thread without blocking it: the segment
         names are checked now (one line starting with ``what``), no voxel is read; the label map is made a slab per
-        poll tick as its file is written (`orbitai.mrml.segmentations.LabelSlabs`: the same voxels as the export).
+        poll tick as its file is written (`orbitai.mrml.label_slabs.LabelSlabs`: the same voxels as the export).
         Where only the whole export makes that map (a layer on another grid, another transform: see
         `label_slabs_from_segmentation_node`), a function that exports it, called in a poll tick of its own."""
         try:

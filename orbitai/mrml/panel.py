@@ -2,150 +2,27 @@
 `orbitai.mrml.controller`, shared with the browser). `JobPanelMixin` is the thin Qt side: it adapts `JobView` to the module's ``.ui`` widgets (``applyButton``, ``progressBar``,
 ``statusLabel`` and the input selectors), keeps the parameter node connected to them and polls on
 a QTimer. A module Widget supplies two hooks: ``jobInputs()`` (the input node and the options, read
-from the parameter node) and ``showResults(outputs, inputNode)``.
+from the parameter node) and ``showResults(outputs, inputNode)``. `SectionPanel` does the same for a section of
+a panel. The parameter node class and its choices are `orbitai.mrml.parameter_nodes`; the module's description
+(category, help, docs link) is `orbitai.mrml.module_info`.
 """
 from __future__ import annotations
 
-import inspect
 import logging
-from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional, get_args, get_type_hints
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import slicer
 import vtk
-from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 
 from orbitai.errors import OrbitAIError
 from orbitai.mrml.controller import POLL_MS, JobController
 from orbitai.mrml.jobs import ModelOffer
-from orbitai.mrml.results import segmentations_of, watch_imports
+from orbitai.mrml.parameter_nodes import parameterChoices, parameterWidgets, refreshChoices, resetUnknownChoices
+from orbitai.mrml.results import segmentations_of
 
-__all__ = ["JobPanelMixin", "SectionPanel", "describeModule", "moduleHelp", "DOCS_URL", "DOCS_PAGES", "parameter_node_class", "parameterChoices",
-           "parameterWidgets", "refreshChoices", "resetUnknownChoices"]
+__all__ = ["JobPanelMixin", "SectionPanel"]
 
 log = logging.getLogger(__name__)
-
-#: The Modules-menu category and contributors of every OrbitAI module.
-CATEGORY = "OrbitAI"
-CONTRIBUTORS = ["OrbitAI developers"]
-#: The documentation site (mkdocs.yml's ``site_url``; Testing/test_docs.py keeps the two equal).
-DOCS_URL = "https://orbitai.github.io/SlicerOrbitAI/"
-#: Each module's docs page (under DOCS_URL) and the panel sections its help text names.
-DOCS_PAGES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "OrbitSegmentation": ("modules/orbit-segmentation/", ("Scan", "Learn from my corrections", "Which scan next")),
-    "TAOActivity": ("modules/tao-activity/", ("Scan", "how far to trust each call")),
-    "IVGCResponse": ("modules/ivgc-response/", ("Scan", "how far to trust each call")),
-    "NeuroDifferential": ("modules/neuro-differential/", ("Scan", "Learn from my corrections",
-                                                          "how far to trust each call")),
-}
-
-
-def moduleHelp(moduleName: str, text: str) -> str:
-    """A module's help text: its own paragraph, the sections of its panel and a link to its docs page."""
-    page, sections = DOCS_PAGES.get(moduleName, ("", ()))
-    named = f" Sections: {', '.join(sections)}." if sections else ""
-    return f'{text}{named} Documentation: <a href="{DOCS_URL}{page}">{DOCS_URL}{page}</a>'
-
-
-def describeModule(module: Any, title: str) -> None:
-    """Fill a ``ScriptedLoadableModule``'s ``parent`` the same way for every OrbitAI module. The class
-    docstring holds the help text (first paragraph) and the acknowledgement (second paragraph)."""
-    paragraphs = [" ".join(p.split()) for p in inspect.cleandoc(type(module).__doc__ or "").split("\n\n")]
-    parent = module.parent
-    parent.title = title
-    parent.categories = [CATEGORY]
-    parent.dependencies = []
-    parent.contributors = list(CONTRIBUTORS)
-    parent.helpText = moduleHelp(type(module).__name__, paragraphs[0])
-    parent.acknowledgementText = paragraphs[1] if len(paragraphs) > 1 else ""
-    # from Slicer's start: a scene loaded before any OrbitAI panel opens converts its old ID links too (#61)
-    watch_imports(getattr(slicer, "mrmlScene", None))
-
-
-def parameterChoices(parameterNodeClass: Any) -> dict[str, tuple[list[Any], Any]]:
-    """``{field: (choices, default)}`` of the ``Choice`` fields of a ``@parameterNodeWrapper`` class
-    (its ``Annotated[..., Choice(...), Default(...)]`` fields; the first choice when no default)."""
-    out: dict[str, tuple[list[Any], Any]] = {}
-    for name, hint in get_type_hints(parameterNodeClass, include_extras=True).items():
-        extras = get_args(hint)[1:]
-        choices = next((list(x.choices) for x in extras if hasattr(x, "choices")), None)
-        if choices:
-            default = next((x.value for x in extras if type(x).__name__ == "Default"), choices[0])
-            out[name] = (choices, default)
-    return out
-
-
-def refreshChoices(parameterNodeClass: Any, sources: dict[str, Callable[[], list[Any]]]) -> list[str]:
-    """Re-read the offered values of ``Choice`` fields (e.g. the installed models) in place, so that a bundle
-    installed after Slicer started is offered without a restart. Slicer's ``Choice`` keeps the list it was
-    given and its combo-box connector reads ``choice.choices`` on every ``connectGui`` (parameterNodeWrapper
-    validators.py / guiConnectors.py, v5.8.1 and v5.10.0). Returns the names whose values changed."""
-    changed = []
-    for name, hint in get_type_hints(parameterNodeClass, include_extras=True).items():
-        if name not in sources:
-            continue
-        choice = next(x for x in get_args(hint)[1:] if hasattr(x, "choices"))
-        fresh = list(sources[name]())
-        if fresh != list(choice.choices):
-            if not isinstance(choice.choices, list):
-                raise TypeError(f"The Choice of '{name}' must be given a list to be refreshed.")
-            choice.choices[:] = fresh
-            changed.append(name)
-    return changed
-
-
-def parameterWidgets(ui: Any) -> dict[str, Any]:
-    """``{parameter name: widget}`` of the ``.ui`` widgets with a ``SlicerParameterName`` property: what
-    ``connectGui`` connects. A panel connects them with ``connectParametersToGui``, whose tag it keeps to
-    disconnect them: Slicer 5.8's ``connectGui`` does not return its tag (parameterNodeWrapper/wrapper.py at
-    v5.8.1; fixed in v5.10.0 by Slicer commit b5a65a49a0), so disconnecting by it left every old connector
-    attached, and the next combo-box rebuild wrote the last and then the first choice into the parameter node.
-    ``connectParametersToGui`` returns its tag at both tags."""
-    widgets = {}
-    for widget in vars(ui).values():
-        name = widget.property("SlicerParameterName") if hasattr(widget, "property") else None
-        if name:
-            widgets[str(name)] = widget
-    return widgets
-
-
-def resetUnknownChoices(node: Any, choices: dict[str, tuple[list[Any], Any]]) -> list[str]:
-    """Set every stored choice that is no longer offered (a scene saved with a model that is not
-    installed here) back to its default, on the raw ``vtkMRMLScriptedModuleNode`` before a
-    ``@parameterNodeWrapper`` reads it (``connectGui`` raises on an unknown choice). Returns the
-    names that were reset."""
-    reset = []
-    for name, (offered, default) in choices.items():
-        stored = node.GetParameter(name)
-        if stored and stored not in {str(c) for c in offered}:
-            node.SetParameter(name, str(default))
-            reset.append(name)
-    return reset
-
-
-def parameter_node_class(spec: Any) -> type:
-    """The Slicer ``@parameterNodeWrapper`` class of a panel (`orbitai.app.panel_spec.PanelSpec`): the input volume, then each option (choices and
-    defaults as the panel declares them; a form is a ``parameterPack`` of text fields). Inside Slicer (or its
-    replay in the tests): ``slicer.parameterNodeWrapper`` is imported when the class is made."""
-    from slicer.parameterNodeWrapper import Choice, Default, parameterNodeWrapper, parameterPack
-
-    fields: dict[str, Any] = {spec.input_parameter: vtkMRMLScalarVolumeNode}
-    for o in [*spec.all_options(), *(o for section in spec.sections for o in section.all_options())]:
-        if o.kind == "choice":
-            assert o.choices is not None
-            choices = list(o.choices())   # a list: refreshed in place when the panel is shown
-            fields[o.parameter] = Annotated[str, Choice(choices), Default(o.default_value())]
-        elif o.kind == "flag":
-            fields[o.parameter] = Annotated[bool, Default(bool(o.default_value()))]
-        elif o.kind == "text":
-            fields[o.parameter] = Annotated[str, Default(str(o.default_value() or ""))]
-        elif o.kind == "segmentation":
-            fields[o.parameter] = vtkMRMLSegmentationNode
-        else:
-            assert o.form is not None
-            members = {name: str for name, _label, _tip in o.form()}
-            fields[o.parameter] = parameterPack(type(f"{spec.module}{o.parameter.title()}Values", (),
-                                                     {"__annotations__": members}))
-    return parameterNodeWrapper(type(f"{spec.module}ParameterNode", (), {"__annotations__": fields}))
 
 
 class SectionPanel:

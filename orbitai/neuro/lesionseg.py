@@ -9,7 +9,7 @@
   box (:func:`orbitai.preprocess.grid.box_grid`), so a 3-5 mm clinical FLAIR of any orientation is read
   like the 1 mm phantoms the model was trained on (with simulated thick slices). Batches of axial slices
   are segmented by the engine's Gaussian-blended sliding window
-  (:func:`orbitai.engine.inference.blend_windows`, 192 x 192 windows overlapping by a quarter: MONAI's
+  (:func:`orbitai.engine.windows.blend_windows`, 192 x 192 windows overlapping by a quarter: MONAI's
   ``sliding_window_inference`` numbers), optionally averaged with the left-right mirror, and the lesion
   probability is resampled back onto the FLAIR's own grid: the mask has the input's geometry.
 """
@@ -37,7 +37,7 @@ from orbitai.neuro.second_look import DROPPED_KEY, SecondLook, dropped_json
 from orbitai.neuro.seg_configs import ARCHITECTURE, CONTEXT, Z_FLOOR, brain_stats, normalise
 from orbitai.preprocess.grid import box_grid
 from orbitai.progress import ProgressCallback
-from orbitai.engine.inference import blend_windows
+from orbitai.engine.windows import blend_windows
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch

@@ -29,7 +29,7 @@ from orbitai.cohort.manifest import read_labels
 from orbitai.errors import InputError
 from orbitai.explain.occlusion import occlusion_map
 from orbitai.io import RESAMPLE_OPTION, Volume, read_scan, segmentation_on_image
-from orbitai.io.dicom import acquisition_tags
+from orbitai.io.dicom_tags import acquisition_tags
 from orbitai.neuro.anatomy import check_flair, check_intracranial_volume, extract_brain
 from orbitai.neuro.data import classifier_input, heat_to_flair
 from orbitai.neuro.lesion_table import lesion_table

@@ -25,7 +25,8 @@ import torch
 
 from orbitai.boxes import Region
 from orbitai.engine.focus import Focus
-from orbitai.engine.inference import cpu_channels_last, sliding_window
+from orbitai.engine.inference import cpu_channels_last
+from orbitai.engine.windows import sliding_window
 from orbitai.orbit.rules import HEAD_ABOVE, eyeball_class, orbit_search_box
 
 #: The coarse grid's voxels, in model voxels along each axis.

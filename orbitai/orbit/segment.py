@@ -28,7 +28,8 @@ from orbitai.orbit.rules import (
 from orbitai.preprocess.checks import check_input
 from orbitai.progress import ProgressCallback
 from orbitai.scan import ScanFacts
-from orbitai.engine.inference import EngineResult, SegSpec, predict
+from orbitai.engine.inference import SegSpec, predict
+from orbitai.engine.result import EngineResult
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class SegResult:
 
     def soft_volumes(self, structures: Sequence[str]) -> dict[int, float]:
         """Each orbit-scheme label value's partial-volume-aware volume (cm3): its class's probability summed on
-        the model grid around it (:meth:`orbitai.engine.inference.EngineResult.soft_volumes`; the sides are kept
+        the model grid around it (:meth:`orbitai.engine.result.EngineResult.soft_volumes`; the sides are kept
         apart by nearness). A structure found on the input grid but not on the coarser model grid keeps its voxel
         volume; one not found, 0. ``structures``: the model's classes (``SegSpec.structures``)."""
         counts = label_counts(self.labels)

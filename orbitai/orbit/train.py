@@ -45,7 +45,7 @@ from orbitai.orbit.data import resample_pair, to_classes
 from orbitai.orbit.rules import class_lut
 from orbitai.preprocess.intensity import normalise
 from orbitai.progress import ProgressCallback, emit
-from orbitai.engine.inference import sliding_window
+from orbitai.engine.windows import sliding_window
 from orbitai.staging import training_folder, training_work_folder, trim_epoch_log
 
 log = logging.getLogger(__name__)

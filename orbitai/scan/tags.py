@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from orbitai.io.dicom import ACQUISITION_TAGS as TAGS
+from orbitai.io.dicom_tags import ACQUISITION_TAGS as TAGS
 
 _FS_WORDS = re.compile(r"(^|[^a-z]|(?<=pd))(fs|fatsat|fat[ _-]?sat|spir|spair|stir|fat[ _-]?supp\w*|dixon[ _-]?w|water)"
                        r"([^a-z]|$)", re.I)

@@ -381,7 +381,7 @@ def test_lesion_segmentation_every_segment_counts(ctx):
     two = np.where(comp > n // 2, 2, np.where(comp > 0, 1, 0)).astype(np.uint8)   # lesions split over two segments
     seg = segmentation_node_from_labels(ctx, case.labels.with_array(two), reference_node=flair, name="drawn",
                                         table={1: "Segment_1", 2: "my lesions"})
-    from orbitai.mrml.segmentations import segments_volume_mm3
+    from orbitai.mrml.segment_labelmaps import segments_volume_mm3
 
     before = node_ids(ctx)
     assert abs(segments_volume_mm3(seg) - truth.sum() * case.image.voxel_volume_mm3()) < 1e-6

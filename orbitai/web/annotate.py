@@ -33,7 +33,8 @@ from orbitai.app.annotation.logic import AnnotationLogic
 from orbitai.app.annotation.priors import DEFAULT_PRIORS
 from orbitai.errors import AnnotationError, OrbitAIError, one_line
 from orbitai.mrml.editors import MODE_ADD, MODE_REMOVE, MODE_SET
-from orbitai.mrml.segmentations import segment_voxel_count, segmentation_file_bytes
+from orbitai.mrml.segment_labelmaps import segment_voxel_count
+from orbitai.mrml.segmentation_files import segmentation_file_bytes
 from orbitai.web.annotate_prepare import Preparer
 from orbitai.web.clicks import sending
 from orbitai.web.edit_tools import EditTools

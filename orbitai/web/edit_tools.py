@@ -15,7 +15,7 @@ from trame.widgets import client, html
 from trame.widgets import vuetify3 as v3
 
 from orbitai.annotate.edits import SMOOTHING_METHODS
-from orbitai.mrml.segmentations import segment_voxel_count
+from orbitai.mrml.segment_labelmaps import segment_voxel_count
 
 __all__ = ["EditTools", "KEYS", "KEYS_SCRIPT", "SMOOTHING_LABELS"]
 

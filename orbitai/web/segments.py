@@ -26,7 +26,7 @@ from orbitai.mrml import box_of_roi_node, jump_slices
 from orbitai.mrml.overlays import heat_map_rows, set_heat_map
 from orbitai.mrml.results import results_of, show_results_of
 from orbitai.mrml.viewer import result_focus, segment_rows, set_segment_display
-from orbitai.mrml.segmentations import segmentation_file_bytes
+from orbitai.mrml.segmentation_files import segmentation_file_bytes
 
 __all__ = ["ShownResults", "seg_file_name", "box_rows", "newest_boxes"]
 

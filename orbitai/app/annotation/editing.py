@@ -15,7 +15,7 @@ import numpy as np
 
 from orbitai.mrml.editors import Editor, SegmentEditorLogicEditor, SegmentEditorWidgetEditor, headless_editor
 from orbitai.mrml.labelmaps import fill_oriented_image, oriented_image_to_array, segment_extent_mask
-from orbitai.mrml.segmentations import geometry_key, segment_labelmap, set_single_segment
+from orbitai.mrml.segment_labelmaps import geometry_key, segment_labelmap, set_single_segment
 
 from .options import EffectParameters
 

@@ -26,7 +26,7 @@ from orbitai.mrml.annotation_images import slicer_contour_interpolation, volume_
 from orbitai.mrml.editors import MODE_ADD, MODE_REMOVE, MODE_SET
 from orbitai.mrml.labelmaps import (oriented_image_to_array, ras_to_ijk, segment_extent_mask, slice_axis,
                                     superpixel_edges)
-from orbitai.mrml.segmentations import binary_labelmap, geometry_key
+from orbitai.mrml.segment_labelmaps import binary_labelmap, geometry_key
 
 from .editing import OperationResult, _annotate
 from .model_prior import PRIOR_DEVICE, ModelPriorActions, _PriorPending, prior_key, volume_of

@@ -19,7 +19,7 @@ import vtk
 from orbitai.io import Volume
 from orbitai.labels import STRUCTURE_CODES
 from orbitai.mrml.editors import MODE_SET
-from orbitai.mrml.segmentations import binary_labelmap
+from orbitai.mrml.segment_labelmaps import binary_labelmap
 
 from .editing import OperationResult, SegmentEditing
 
