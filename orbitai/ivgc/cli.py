@@ -562,7 +562,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def run_trust(args: argparse.Namespace) -> int:
     """``ivgc trust``: fit and store a bundle's out-of-distribution statistics and calibration (issue 51)."""
-    from orbitai.classify.trust import check_trust_inputs, show_report
+    from orbitai.classify.trust_command import check_trust_inputs, show_report
     from orbitai.cohort.manifest import read_labelled_manifest
     from orbitai.device import select_device
     from orbitai.ivgc.data import case_label
