@@ -148,7 +148,7 @@ def test_a_release_without_its_model_says_how_to_install_it(release, tmp_path):
     """The release tree's package finds no bundled model and names its install (size, the release asset)."""
     out = release["out"]
     code = ("import orbitai, sys\n"
-            "from orbitai.bundle.download import find_model\n"
+            "from orbitai.bundle.install import find_model\n"
             "assert orbitai.__file__.startswith(sys.argv[1]), orbitai.__file__\n"
             "find_model('orbit_svnet_ct_demo')\n")
     env = {**os.environ, "PYTHONPATH": str(out), "ORBITAI_USER_MODELS": str(tmp_path / "models"),

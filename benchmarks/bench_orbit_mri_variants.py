@@ -12,7 +12,7 @@ Variants: ``bundled`` (``orbit_svnet_mri_demo``) and each bundle folder named in
 bundled before issue 46, and ``heads_edge=build/models/orbit_svnet_mri_heads_edge``, ``make orbit-heads-edge``).
 The stored result predates the choice: there ``bundled`` is the atlas-only model and ``heads`` today's default.
 
-``python -m benchmarks orbit_mri_variants`` -> ``benchmarks/results/orbit_mri_variants.json``.
+``python -m benchmarks orbit_mri_variants`` -> ``benchmarks/results/orbit_mri_variants.json`` (``ORBITAI_MRI_VARIANTS_AREA``: another name).
 """
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ def main() -> None:
         metrics[f"{variant}_real_eyeballs_5_5_to_9_5_cm3_of_{globes}"] = globes_ok
     notes = {"variants": variants(), "sets": f"validation seeds {SEED}+100n+i, n={N} per set; held-out heads "
                                              f"{list(HELD_OUT)}, seeds {HEAD_SEED}+10n+i; Dice both sides, mean"}
-    write_result("orbit_mri_variants", metrics, {}, notes)
+    write_result(os.environ.get("ORBITAI_MRI_VARIANTS_AREA", "orbit_mri_variants"), metrics, {}, notes)
 
 
 if __name__ == "__main__":

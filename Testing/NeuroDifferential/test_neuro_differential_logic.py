@@ -11,6 +11,7 @@ import functools
 import pytest
 
 from orbitai.testing import neuro_differential as shared
+from orbitai.testing import neuro_fixtures
 
 #: Tests that run the real child: (the ``orbitai neuro`` command, the bundles it needs besides, whether the
 #: child runs to its end on the 182 x 218 x 182 FLAIR: slow, run with -m slow).
@@ -22,10 +23,10 @@ NEEDS = {"test_logic_predicts_phantom_into_scene": ("predict", ("classifier",), 
 
 
 def _why_skip(command: str, bundles: tuple[str, ...]) -> str:
-    reason = shared.cli_missing(command)
-    if not reason and "classifier" in bundles and not shared.installed():
+    reason = neuro_fixtures.cli_missing(command)
+    if not reason and "classifier" in bundles and not neuro_fixtures.installed():
         reason = f"no NMOSD-vs-MS bundle is installed (orbitai neuro {command} needs one)"
-    if not reason and "lesion model" in bundles and not shared.lesion_model_installed():
+    if not reason and "lesion model" in bundles and not neuro_fixtures.lesion_model_installed():
         reason = f"the default lesion segmentation bundle is not installed (orbitai neuro {command} needs it)"
     return reason
 

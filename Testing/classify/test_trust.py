@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from orbitai.classify.trust import (OOD_MESSAGE, Trust, binary_logits, expected_calibration_error,
-                                    ece_floor, features_and_logits, fit_calibration, fit_temperature, fit_trust,
-                                    flag_threshold,
-                                    reliability, softmax, write_trust)
+from orbitai.classify.calibration import (binary_logits, ece_floor, expected_calibration_error, fit_calibration,
+                                          fit_temperature, reliability, softmax)
+from orbitai.classify.trust import OOD_MESSAGE, Trust, fit_trust, flag_threshold, write_trust
+from orbitai.classify.trust_features import features_and_logits
 
 
 def test_expected_calibration_error_of_known_cases():

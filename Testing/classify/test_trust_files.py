@@ -17,7 +17,8 @@ import pytest
 from orbitai.bundle import load_bundle
 from orbitai.bundle.core import BUILTIN_DIR
 from orbitai.bundle.formats import file_entry
-from orbitai.classify.trust import TRUST_FILE, Trust, feature_size
+from orbitai.classify.trust import TRUST_FILE, Trust
+from orbitai.classify.trust_features import feature_size
 from orbitai.cli import main
 from orbitai.errors import BundleError
 from orbitai.io import write_volume

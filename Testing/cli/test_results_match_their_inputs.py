@@ -211,12 +211,12 @@ def test_ivgc_deep_inputs_refuse_a_shifted_segmentation_naming_the_case(ivgc, tm
 ])
 def test_ivgc_select_checks_before_extracting_the_second_segmentation(ivgc, tmp_path, capsys, monkeypatch,
                                                                       why, change, message):
-    import orbitai.ivgc.cli as ivgc_cli
+    import orbitai.ivgc.feature_commands as feature_commands
 
     def no_extraction(*a, **k):
         raise AssertionError("the second segmentation's features were extracted before the checks")
 
-    monkeypatch.setattr(ivgc_cli, "_extract", no_extraction)
+    monkeypatch.setattr(feature_commands, "_extract", no_extraction)
     rows = change(list(csv.DictReader(ivgc["manifest"].open())))
     manifest = tmp_path / "m.csv"
     with manifest.open("w", newline="") as f:

@@ -42,7 +42,7 @@ def built(monkeypatch) -> Counter:
 
 @pytest.fixture(scope="module")
 def flair_files(tmp_path_factory) -> dict[str, Path]:
-    from orbitai.testing.neuro_differential import phantom
+    from orbitai.testing.neuro_fixtures import phantom
 
     d = tmp_path_factory.mktemp("flair")
     case = phantom()

@@ -53,7 +53,7 @@ def _ivgc_files(folder: Path) -> dict[str, Path]:
 
 
 def _neuro_files(folder: Path) -> dict[str, Path]:
-    from orbitai.testing.neuro_differential import phantom
+    from orbitai.testing.neuro_fixtures import phantom
 
     case = phantom()      # one brain FLAIR phantom per process (lru_cache); its lesions given: no lesion network
     return {"image": write_volume(case.image, folder / "flair.nrrd"),
@@ -70,10 +70,10 @@ def _ivgc_logic(ctx) -> tuple[Any, Any, dict]:
 
 def _neuro_logic(ctx) -> tuple[Any, Any, dict]:
     from orbitai.app.neuro_differential import NeuroDifferentialLogic
-    from orbitai.testing.neuro_differential import _flair_node, _lesion_node
+    from orbitai.testing.neuro_fixtures import lesion_node, phantom_flair
 
-    case, node = _flair_node(ctx)
-    return NeuroDifferentialLogic(ctx), node, {"lesion_segmentation": _lesion_node(ctx, case.labels, node),
+    case, node = phantom_flair(ctx)
+    return NeuroDifferentialLogic(ctx), node, {"lesion_segmentation": lesion_node(ctx, case.labels, node),
                                                "device": "cpu", "heatmap": False}
 
 

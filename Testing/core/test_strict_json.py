@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from orbitai.classify.trust import Trust, show_report, write_trust
+from orbitai.classify.trust import Trust, write_trust
+from orbitai.classify.trust_command import show_report
 from orbitai.result import TaskResult
 from orbitai.staging import strict_json
 

@@ -13,14 +13,9 @@ import pytest
 
 from orbitai.bundle import registry
 from orbitai.bundle.core import BUILTIN_DIR, load_bundle
-from orbitai.bundle.download import (
-    DownloadCancelled,
-    DownloadError,
-    download_file,
-    install_archive,
-    install_entry,
-    safe_extract,
-)
+from orbitai.bundle.download import DownloadCancelled, DownloadError, download_file
+from orbitai.bundle.install import install_archive, install_entry
+from orbitai.bundle.unpack import safe_extract
 from orbitai.errors import BundleError
 from orbitai.io.checksums import sha256_file
 
@@ -234,7 +229,7 @@ def test_a_folder_holding_a_link_is_not_installed(tmp_path, user_models):
     shutil.copytree(BUILTIN_DIR / "ivgc_svm_demo", src)
     (tmp_path / "outside.txt").write_text("secret")
     (src / "notes.txt").symlink_to(tmp_path / "outside.txt")
-    from orbitai.bundle.download import install_folder
+    from orbitai.bundle.install import install_folder
 
     with pytest.raises(BundleError, match="link"):
         install_folder(src, "model")

@@ -20,7 +20,8 @@ import torch
 
 from orbitai.bundle import registry
 from orbitai.bundle.core import BUILTIN_DIR, METADATA, WEIGHTS, load_bundle, save_bundle
-from orbitai.bundle.download import DownloadError, download_file, install_entry
+from orbitai.bundle.download import DownloadError, download_file
+from orbitai.bundle.install import install_entry
 from orbitai.cli import main
 from orbitai.cohort.manifest import Case
 from orbitai.errors import BundleError

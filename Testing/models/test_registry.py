@@ -12,7 +12,7 @@ import pytest
 
 from orbitai.bundle import registry
 from orbitai.bundle.core import BUILTIN_DIR, find_bundle, search_paths
-from orbitai.bundle.download import find_model, resolve
+from orbitai.bundle.install import find_model, resolve
 from orbitai.cli import main
 from orbitai.errors import BundleError
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from orbitai.bundle.core import BUILTIN_DIR
-from orbitai.classify.trust import MIN_CASES_PER_CLASS
+from orbitai.classify.trust_command import MIN_CASES_PER_CLASS
 from orbitai.cli import main
 from orbitai.io import Volume, write_volume
 

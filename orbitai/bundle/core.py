@@ -453,7 +453,7 @@ def iter_bundles() -> Iterator[Bundle]:
 def find_bundle(name_or_path: str) -> Bundle:
     """A bundle by name on the search paths first, then by folder path (clear error listing what exists).
 
-    Installed bundles only: `orbitai.bundle.download.find_model` also downloads a registry model on first use
+    Installed bundles only: `orbitai.bundle.install.find_model` also downloads a registry model on first use
     (when its caller allows it) or says how to install it.
 
     Text written as a path (`orbitai.staging.looks_like_path`: ``./b``, ``models/b``, ``~/b``) is only a

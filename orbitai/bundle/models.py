@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping, Optional
 
 from orbitai.bundle.core import Bundle, iter_bundles
-from orbitai.bundle.download import find_model
+from orbitai.bundle.install import find_model
 from orbitai.errors import BundleError
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -13,7 +13,7 @@ Where a name is found (`locate`), in this order:
    ``$ORBITAI_USER_MODELS`` overrides it), ``~/.orbitai/data`` beside it for data sets;
 2. the local mirror: the package's own folders (``orbitai/resources/models``, ``orbitai/data``), present in a
    development checkout and in the tests, so ``make demo``, ``make test`` and CI never need the network;
-3. a download (`orbitai.bundle.download.resolve`, `orbitai.bundle.download.find_model`), only when the caller allows
+3. a download (`orbitai.bundle.install.resolve`, `orbitai.bundle.install.find_model`), only when the caller allows
    it (``orbitai models install``, ``find_model(name, download=True)``); never on its own.
 
 Slicer-free and light: the standard library only (no torch, no NumPy).

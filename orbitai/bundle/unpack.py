@@ -1,4 +1,4 @@
-"""Safe extraction of a model or data-set archive (``.tar.gz``), for `orbitai.bundle.download`.
+"""Safe extraction of a model or data-set archive (``.tar.gz``), for `orbitai.bundle.install`.
 
 Every member's name is data, never a path to follow. The members are read one header at a time and each is checked
 as it comes, so a bad one stops the reading before the rest of the archive is decompressed, and all of them are

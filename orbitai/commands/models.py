@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import urlparse
 
-from orbitai.bundle import download as dl
 from orbitai.bundle.core import METADATA, MODEL_NAME, load_bundle
+from orbitai.bundle.download import download_file
+from orbitai.bundle.install import install_archive, install_entry, install_folder, installed_ok, remove_installed
 from orbitai.bundle.registry import (entry_for_asset, human_size, load_registry, locate, mirror_folder,
                                      registry_entry, user_folder)
 from orbitai.errors import BundleError, UserError
@@ -116,13 +117,13 @@ def run_install(args: argparse.Namespace) -> int:
         if entry is not None:
             if sha is not None and sha.lower() != entry.sha256:
                 raise UserError(f"--sha256 differs from the registry's SHA-256 of {file_name}; leave it out.")
-            folder = dl.install_entry(entry, url=what, progress=_progress(), overwrite=args.overwrite)
+            folder = install_entry(entry, url=what, progress=_progress(), overwrite=args.overwrite)
         else:
             cache = user_folder("model") / ".downloads"
-            archive = dl.download_file(what, cache / (file_name or "download.tar.gz"), str(sha).lower(),
-                                       progress=_progress(), label=file_name)
+            archive = download_file(what, cache / (file_name or "download.tar.gz"), str(sha).lower(),
+                                    progress=_progress(), label=file_name)
             try:
-                folder = dl.install_archive(archive, sha256=sha, overwrite=args.overwrite)
+                folder = install_archive(archive, sha256=sha, overwrite=args.overwrite)
             finally:
                 archive.unlink(missing_ok=True)
     elif not what.strip():
@@ -135,15 +136,15 @@ def run_install(args: argparse.Namespace) -> int:
         if path.is_dir():
             entry = registry_entry(path.name)
             kind = entry.kind if entry is not None else "model"
-            folder = dl.install_folder(path, kind, entry, overwrite=args.overwrite)
+            folder = install_folder(path, kind, entry, overwrite=args.overwrite)
         else:
-            folder = dl.install_archive(path, sha256=sha, overwrite=args.overwrite)
+            folder = install_archive(path, sha256=sha, overwrite=args.overwrite)
     else:
         entry = registry_entry(what)
         if entry is None:
             raise UserError(f"{what!r} is not in the model registry ('orbitai models list' shows its names); give "
                             "a name, an archive, a folder or a URL.")
-        folder = dl.install_entry(entry, progress=_progress(), overwrite=args.overwrite)
+        folder = install_entry(entry, progress=_progress(), overwrite=args.overwrite)
     print(f"installed {folder.name} in {folder}")
     return 0
 
@@ -169,7 +170,7 @@ def run_verify(args: argparse.Namespace) -> int:
         todo = [(e.name, e, e.kind, found) for e in entries.values() if (found := locate(e.name, e.kind))]
     failed = []
     for name, entry, kind, (where, folder) in todo:
-        reason = dl.installed_ok(folder, entry, kind)
+        reason = installed_ok(folder, entry, kind)
         print(f"{'OK    ' if reason is None else 'FAILED'} {name} ({where}: {folder})"
               + ("" if reason is None else f": {reason}"))
         if reason is not None:
@@ -187,7 +188,7 @@ def run_remove(args: argparse.Namespace) -> int:
     kinds = [entry.kind] if entry else ["model", "data"]
     for kind in kinds:
         if (user_folder(kind) / args.name).is_dir():
-            folder = dl.remove_installed(args.name, user_folder(kind))
+            folder = remove_installed(args.name, user_folder(kind))
             print(f"removed {args.name} from {folder.parent}")
             return 0
     if any((mirror_folder(k) / args.name).is_dir() for k in kinds):

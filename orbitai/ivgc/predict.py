@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 import numpy as np
 import SimpleITK as sitk
 
-from orbitai.classify.trust import NO_TRUST_WARNING, Trust, binary_logits, do_not_use, scope_message
+from orbitai.classify.calibration import binary_logits
+from orbitai.classify.trust import NO_TRUST_WARNING, Trust, do_not_use, scope_message
 from orbitai.cohort.clinical import IVGC_CLINICAL
 from orbitai.errors import InputError
 from orbitai.io import Volume, resample_like

@@ -8,7 +8,9 @@ import numpy as np
 import torch
 
 from orbitai.bundle.core import Bundle
-from orbitai.classify.trust import Trust, features_and_logits, softmax
+from orbitai.classify.calibration import softmax
+from orbitai.classify.trust import Trust
+from orbitai.classify.trust_features import features_and_logits
 from orbitai.errors import InputError
 from orbitai.io import Volume
 from orbitai.ivgc.data import MARGIN_MM, TARGET_SHAPE, preprocess

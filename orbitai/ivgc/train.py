@@ -32,7 +32,8 @@ from orbitai.bundle.core import WEIGHTS, sha256_file, write_bundle
 from orbitai.bundle.formats import save_json, save_sklearn
 from orbitai.classify.tabular import TABULAR_KINDS, TabularKind, tabular_classifier
 from orbitai.classify.train import fit, predict_proba
-from orbitai.classify.trust import binary_logits, fit_on_split, fit_trust, write_trust
+from orbitai.classify.calibration import binary_logits
+from orbitai.classify.trust import fit_on_split, fit_trust, write_trust
 from orbitai.cohort.clinical import IVGC_CLINICAL
 from orbitai.cohort.manifest import Case
 from orbitai.cohort.splits import check_stratified_folds, stratified_holdout, stratified_kfold

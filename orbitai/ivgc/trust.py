@@ -3,7 +3,7 @@
 What a model's features are (:mod:`orbitai.classify.trust` measures the distance in them):
 
 * the radiomics SVM: its selected radiomics features, standardised as the LASSO saw them, and its logits are those
-  of its (Platt-scaled) probability, :func:`orbitai.classify.trust.binary_logits`;
+  of its (Platt-scaled) probability, :func:`orbitai.classify.calibration.binary_logits`;
 * ResNet-50 and RDINet: the pooled channels of the last residual stage (the Grad-CAM layer), the image input cropped
   as in training and, for RDINet, its radiomics (and clinical) inputs.
 
@@ -19,7 +19,9 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from orbitai.bundle.core import Bundle
-from orbitai.classify.trust import binary_logits, features_and_logits, fit_and_report, write_trust
+from orbitai.classify.calibration import binary_logits
+from orbitai.classify.trust import fit_and_report, write_trust
+from orbitai.classify.trust_features import features_and_logits
 from orbitai.cohort.manifest import Case
 from orbitai.ivgc.data import IvgcImageDataset, case_label, deep_dataset
 from orbitai.ivgc.features import case_features

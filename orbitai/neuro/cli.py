@@ -280,7 +280,7 @@ def _add_trust(s: argparse._SubParsersAction) -> None:
 
 def run_trust(args: argparse.Namespace) -> int:
     """``neuro trust``: fit and store a bundle's out-of-distribution statistics and calibration (issue 51)."""
-    from orbitai.classify.trust import check_trust_inputs, show_report
+    from orbitai.classify.trust_command import check_trust_inputs, show_report
     from orbitai.device import select_device
     from orbitai.neuro.models import NEURO_MODELS
     from orbitai.neuro.study import case_label

@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 import numpy as np
 import torch
 
-from orbitai.classify.trust import NO_TRUST_WARNING, Trust, do_not_use, features_and_logits, scope_message, softmax
+from orbitai.classify.calibration import softmax
+from orbitai.classify.trust import NO_TRUST_WARNING, Trust, do_not_use, scope_message
+from orbitai.classify.trust_features import features_and_logits
 from orbitai.cohort.manifest import read_labels
 from orbitai.errors import InputError
 from orbitai.explain.occlusion import occlusion_map

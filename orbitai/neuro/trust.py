@@ -13,7 +13,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from orbitai.classify.trust import features_and_logits, fit_and_report, write_trust
+from orbitai.classify.trust import fit_and_report, write_trust
+from orbitai.classify.trust_features import features_and_logits
 from orbitai.cohort.manifest import Case
 from orbitai.neuro.models import load_neuro_model
 from orbitai.neuro.study import case_label, cohort_inputs

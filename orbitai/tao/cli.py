@@ -146,7 +146,7 @@ def run_evaluate(args) -> int:
 
 
 def run_trust(args) -> int:
-    from orbitai.classify.trust import check_trust_inputs, show_report
+    from orbitai.classify.trust_command import check_trust_inputs, show_report
     from orbitai.device import select_device
     from orbitai.tao.data import case_label
     from orbitai.tao.models import TAO_MODELS

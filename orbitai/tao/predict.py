@@ -11,7 +11,8 @@ import torch
 
 from orbitai.bundle import Bundle
 from orbitai.classify.train import predict_proba
-from orbitai.classify.trust import NO_TRUST_WARNING, Trust, do_not_use, features_and_logits, scope_message
+from orbitai.classify.trust import NO_TRUST_WARNING, Trust, do_not_use, scope_message
+from orbitai.classify.trust_features import features_and_logits
 from orbitai.explain import grad_cam, occlusion_map
 from orbitai.io import Volume
 from orbitai.io.values import noise_warning

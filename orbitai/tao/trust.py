@@ -12,7 +12,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from orbitai.classify.trust import features_and_logits, fit_and_report, write_trust
+from orbitai.classify.trust import fit_and_report, write_trust
+from orbitai.classify.trust_features import features_and_logits
 from orbitai.cohort.manifest import Case
 from orbitai.tao.data import centre_crop, prepare_eyes
 from orbitai.tao.models import load_tao_model

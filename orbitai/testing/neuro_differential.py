@@ -4,13 +4,12 @@ headless with slicer-core) and by the module's self-test inside Slicer (NeuroDif
 Two layers: `loadResults` and the start checks against a brain phantom's real FLAIR and lesion mask,
 with output folders written by the core's own writer (`orbitai.neuro.result.write_neuro_result`: fast,
 no model); and the whole Logic end to end through the child process (``orbitai neuro predict|lesions``;
-see `cli_missing` and `installed`).
+see `cli_missing` and `installed`). The phantom, the folders and the nodes: `orbitai.testing.neuro_fixtures`.
 """
 from __future__ import annotations
 
-import functools
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -18,122 +17,9 @@ from orbitai import selftest
 from orbitai.errors import DeviceError, InputError, OrbitAIError
 from orbitai.io import Volume
 from orbitai.testing import node_ids, panel, patched, raises, slicer_context  # noqa: F401 - slicer_context: self-test
-
-SEED = 770311  # never used for training cohorts
-LOCATIONS = ("periventricular", "juxtacortical", "infratentorial", "deep_white_matter", "callosal")
-
-
-@functools.lru_cache(maxsize=None)
-def cli_missing(command: str = "predict") -> str:
-    """Why ``orbitai neuro COMMAND`` cannot run here ("" when its ``--help`` exits 0)."""
-    import subprocess
-    import sys
-
-    res = subprocess.run([sys.executable, "-m", "orbitai", "neuro", command, "--help"], capture_output=True,
-                         text=True, timeout=300)
-    if res.returncode == 0:
-        return ""
-    return f"'orbitai neuro {command}' does not exist yet ('orbitai neuro {command} --help' exit code {res.returncode})"
-
-
-def installed() -> bool:
-    """Whether an NMOSD-vs-MS bundle is installed (``neuro predict`` needs one)."""
-    from orbitai.app.neuro_differential import NeuroDifferentialLogic
-
-    return bool(NeuroDifferentialLogic.modelChoices())
-
-
-def lesion_model_installed() -> bool:
-    """Whether the default lesion segmentation bundle is installed (``neuro lesions|predict`` without a given
-    lesion segmentation need it)."""
-    from orbitai.bundle import iter_bundles
-    from orbitai.neuro.lesionseg import DEFAULT_BUNDLE
-
-    return any(b.name == DEFAULT_BUNDLE for b in iter_bundles())
-
-
-# --------------------------------------------------------------------------- phantom and contract folders
-@functools.lru_cache(maxsize=2)
-def phantom(seed: int = SEED, disease: str = "ms"):
-    """The brain phantom: a real 182 x 218 x 182 1 mm FLAIR (brain-extracted) and its lesion mask."""
-    from orbitai.phantoms.brain import brain_flair_case
-
-    return brain_flair_case(seed, disease)
-
-
-def lesion_rows(lesions: Volume) -> list[dict[str, Any]]:
-    """lesions.csv rows of a mask: 26-connected components (location classes assigned in turn: the
-    loader does not interpret them), volume, voxels and RAS centroid."""
-    from scipy import ndimage as ndi
-
-    comp, n = ndi.label(np.asarray(lesions.array) != 0, structure=np.ones((3, 3, 3)))
-    rows: list[dict[str, Any]] = []
-    if n == 0:
-        return rows
-    counts = np.bincount(comp.ravel())[1:]
-    centres = ndi.center_of_mass(comp > 0, comp, range(1, n + 1))
-    m = lesions.ijk_to_ras()
-    for i, (c, (k, j, ii)) in enumerate(zip(counts, centres)):
-        r, a, s = (m @ np.array([ii, j, k, 1.0]))[:3]
-        rows.append({"id": i + 1, "volume_ml": float(c) * lesions.voxel_volume_mm3() / 1000.0,
-                     "location": LOCATIONS[i % len(LOCATIONS)], "centroid_r": float(r), "centroid_a": float(a),
-                     "centroid_s": float(s), "voxels": int(c)})
-    return rows
-
-
-def write_contract_result(out: Path, flair: Volume, lesions: Volume, applies: Optional[bool] = True,
-                          probability: float = 0.27) -> dict:
-    """An output folder as ``neuro predict`` (``applies`` True/False) or ``neuro lesions`` (None) writes it,
-    through the core's writer; returns result.json's findings."""
-    from scipy import ndimage as ndi
-
-    from orbitai.neuro.result import write_neuro_result
-
-    rows = lesion_rows(lesions)
-    a = np.asarray(flair.array)
-    brain = flair.with_array((a > 0.2 * np.percentile(a, 99)).astype(np.uint8))   # the phantom is brain-extracted
-    icv = float(brain.array.sum()) * flair.voxel_volume_mm3() / 1000.0
-    total = float(sum(r["volume_ml"] for r in rows))
-    counts = {loc: sum(r["location"] == loc for r in rows) for loc in LOCATIONS}
-    data: dict[str, Any] = {
-        "lesions": {"count": len(rows), "total_ml": total, "percent_icv": 100.0 * total / icv, "icv_ml": icv,
-                    "counts": counts, "volumes_ml": {loc: sum(r["volume_ml"] for r in rows if r["location"] == loc)
-                                                     for loc in LOCATIONS}},
-        "device": "cpu", "seconds": 4.2, "warnings": [], "notes": ["already skull-stripped input"]}
-    heat = None
-    if applies is not None:
-        data.update(model="neuro_twoview18_demo", architecture="twoview18", input_mode="lesion_mask", threshold=0.5,
-                    applies=applies)
-        if applies:
-            data.update(probability_nmosd=probability, call="NMOSD" if probability >= 0.5 else "MS")
-            h = ndi.gaussian_filter((np.asarray(lesions.array) != 0).astype(np.float32), 3.0)
-            heat = flair.with_array((h / h.max()).astype(np.float32))
-        else:
-            data.update(probability_nmosd=None, call=None, reason="no white-matter lesion was found, so the "
-                        "NMOSD-vs-MS classifier does not apply")
-    write_neuro_result(out, data, lesions, rows, brain, heat)
-    return data
-
-
-def _flair_node(ctx, name: str = "FLAIR"):
-    from orbitai.mrml import volume_node_from_volume
-
-    case = phantom()
-    return case, volume_node_from_volume(ctx, case.image, name=name)
-
-
-def _lesion_node(ctx, labels: Volume, flair_node=None, name: str = "lesions"):
-    from orbitai.io.segfile import lesion_table
-    from orbitai.mrml import segmentation_node_from_labels
-
-    return segmentation_node_from_labels(ctx, labels, reference_node=flair_node, name=name, table=lesion_table())
-
-
-def _mask_of(seg_node, flair_node) -> np.ndarray:
-    from orbitai.io.segfile import lesion_table
-    from orbitai.mrml import labels_from_segmentation_node
-
-    return np.asarray(labels_from_segmentation_node(seg_node, flair_node, table=lesion_table()).array) != 0
+from orbitai.testing.neuro_fixtures import (LOCATIONS, break_result, cli_missing, installed, lesion_mask,
+                                            lesion_model_installed, lesion_node, phantom_flair,
+                                            write_contract_result)
 
 
 # --------------------------------------------------------------------------- loadResults
@@ -146,13 +32,13 @@ def test_load_results_adds_lesions_tables_and_heat_map(ctx, tmp_path: Path):
     from orbitai.io import read_volume
     from orbitai.mrml import ijk_to_ras_of, rows_from_table_node, segment_info, volume_from_volume_node
 
-    case, flair = _flair_node(ctx)
+    case, flair = phantom_flair(ctx)
     data = write_contract_result(tmp_path / "res", case.image, case.labels)
     before = node_ids(ctx)
     out = NeuroDifferentialLogic(ctx).loadResults(tmp_path / "res", flair)
 
     assert [s["name"] for s in segment_info(out.lesion_segmentation)] == ["white_matter_lesion"]
-    assert np.array_equal(_mask_of(out.lesion_segmentation, flair), np.asarray(case.labels.array) != 0)
+    assert np.array_equal(lesion_mask(out.lesion_segmentation, flair), np.asarray(case.labels.array) != 0)
     summary = rows_from_table_node(out.summary_table)
     n = data["lesions"]["count"]
     assert n >= 3 and summary[0]["location"] == "all" and summary[0]["lesions"] == n
@@ -189,7 +75,7 @@ def test_load_results_classifier_does_not_apply(ctx, tmp_path: Path):
     from orbitai.app.neuro_differential import NeuroDifferentialLogic
     from orbitai.mrml import rows_from_table_node, segment_info
 
-    case, flair = _flair_node(ctx)
+    case, flair = phantom_flair(ctx)
     empty = case.labels.with_array(np.zeros(case.labels.shape, np.uint8))
     write_contract_result(tmp_path / "res", case.image, empty, applies=False)
     out = NeuroDifferentialLogic(ctx).loadResults(tmp_path / "res", flair)
@@ -205,35 +91,11 @@ def test_load_results_lesions_only(ctx, tmp_path: Path):
     """A ``neuro lesions`` folder: lesions and tables, no NMOSD/MS table and no heat map."""
     from orbitai.app.neuro_differential import NeuroDifferentialLogic
 
-    case, flair = _flair_node(ctx)
+    case, flair = phantom_flair(ctx)
     write_contract_result(tmp_path / "res", case.image, case.labels, applies=None)
     out = NeuroDifferentialLogic(ctx).loadResults(tmp_path / "res", flair)
     assert out.probability_table is None and out.heatmap_node is None and out.lesion_table is not None
     assert "P(NMOSD)" not in out.summary()
-
-
-def _break(folder: Path, how: str) -> None:
-    import json
-
-    from orbitai.io import write_volume
-
-    res = json.loads((folder / "result.json").read_text())
-    if how == "no result.json":
-        (folder / "result.json").unlink()
-        return
-    if how == "wrong task":
-        res["task"] = "ivgc_response"
-    elif how == "count":
-        res["lesions"]["count"] += 1
-    elif how == "call":
-        res["call"] = "NMOSD"
-    elif how == "heat map NaN":
-        heat = phantom().image.with_array(np.zeros(phantom().image.shape, np.float32))
-        heat.array[90, 100, 90] = np.nan
-        write_volume(heat, folder / "heatmap.nrrd")
-    elif how == "lesions missing":
-        (folder / "lesions.seg.nrrd").unlink()
-    (folder / "result.json").write_text(json.dumps(res))
 
 
 def test_load_results_refuses_broken_folders_scene_unchanged(ctx, tmp_path: Path):
@@ -243,7 +105,7 @@ def test_load_results_refuses_broken_folders_scene_unchanged(ctx, tmp_path: Path
     from orbitai.app.neuro_differential import NeuroDifferentialLogic
     from orbitai.mrml import volume_node_from_volume
 
-    case, flair = _flair_node(ctx)
+    case, flair = phantom_flair(ctx)
     img = case.image
     other = volume_node_from_volume(ctx, Volume(img.array, img.spacing, (0.0, 0.0, 0.0), img.direction), name="other")
     logic = NeuroDifferentialLogic(ctx)
@@ -254,7 +116,7 @@ def test_load_results_refuses_broken_folders_scene_unchanged(ctx, tmp_path: Path
         folder = tmp_path / f"broken{n}"
         shutil.copytree(tmp_path / "good", folder)
         if how != "other FLAIR":
-            _break(folder, how)
+            break_result(folder, how)
         try:
             logic.loadResults(folder, other if how == "other FLAIR" else flair)
         except (OrbitAIError, ValueError) as exc:
@@ -271,7 +133,7 @@ def test_load_results_rolls_back_when_a_node_fails(ctx, tmp_path: Path):
     import orbitai.app.neuro_differential as app_module
     from orbitai.app.neuro_differential import NeuroDifferentialLogic
 
-    case, flair = _flair_node(ctx)
+    case, flair = phantom_flair(ctx)
     write_contract_result(tmp_path / "res", case.image, case.labels)
 
     def failing(*args, **kw):
@@ -290,8 +152,8 @@ def test_job_arguments_write_inputs_and_name_the_command(ctx, tmp_path: Path):
     from orbitai.app.neuro_differential import LESIONS_ONLY, NeuroDifferentialLogic
     from orbitai.io import read_volume
 
-    case, flair = _flair_node(ctx)
-    seg = _lesion_node(ctx, case.labels, flair)
+    case, flair = phantom_flair(ctx)
+    seg = lesion_node(ctx, case.labels, flair)
     logic = NeuroDifferentialLogic(ctx)
     before = node_ids(ctx)
     work = tmp_path / "in"
@@ -319,10 +181,10 @@ def test_logic_refuses_bad_inputs_before_starting(ctx):
     from orbitai.errors import BundleError
     from orbitai.mrml import volume_node_from_volume
 
-    case, flair = _flair_node(ctx)
+    case, flair = phantom_flair(ctx)
     labelmap = volume_node_from_volume(ctx, case.labels, name="lesion labels", label=True)
     flat = volume_node_from_volume(ctx, Volume(np.ones((1, 64, 64), np.float32)), name="one slice")
-    empty = _lesion_node(ctx, case.labels.with_array(np.zeros(case.labels.shape, np.uint8)), flair, name="empty")
+    empty = lesion_node(ctx, case.labels.with_array(np.zeros(case.labels.shape, np.uint8)), flair, name="empty")
     before = node_ids(ctx)
     logic = NeuroDifferentialLogic(ctx)
     with raises(InputError, match=r"^Select a brain FLAIR volume\.$"):
@@ -350,12 +212,12 @@ def test_lesion_segmentation_elsewhere_is_refused(ctx):
     from orbitai.app.neuro_differential import LESIONS_ONLY, NeuroDifferentialLogic
     from orbitai.io import resample_spacing
 
-    case, flair = _flair_node(ctx)
+    case, flair = phantom_flair(ctx)
     lab = case.labels
-    far = _lesion_node(ctx, Volume(lab.array, lab.spacing, tuple(np.asarray(lab.origin) + 150.0), lab.direction),
+    far = lesion_node(ctx, Volume(lab.array, lab.spacing, tuple(np.asarray(lab.origin) + 150.0), lab.direction),
                        name="elsewhere")
     coarse = resample_spacing(lab, (2.0, 2.0, 2.0), label=True)
-    coarse_node = _lesion_node(ctx, coarse, name="2 mm")
+    coarse_node = lesion_node(ctx, coarse, name="2 mm")
     logic = NeuroDifferentialLogic(ctx)
     before = node_ids(ctx)
     with raises(InputError, match=r"^Lesion segmentation 'elsewhere' does not lie on the FLAIR 'FLAIR' \(only 0 %"):
@@ -375,7 +237,7 @@ def test_lesion_segmentation_every_segment_counts(ctx):
     from orbitai.app.neuro_differential import NeuroDifferentialLogic
     from orbitai.mrml import segmentation_node_from_labels
 
-    case, flair = _flair_node(ctx)
+    case, flair = phantom_flair(ctx)
     truth = np.asarray(case.labels.array) != 0
     comp, n = ndi.label(truth, structure=np.ones((3, 3, 3)))
     two = np.where(comp > n // 2, 2, np.where(comp > 0, 1, 0)).astype(np.uint8)   # lesions split over two segments
@@ -414,7 +276,7 @@ def test_panel_apply_disabled_without_flair_or_model(ctx):
     from orbitai.mrml.controller import JobController
     from orbitai.testing.panel import RecordingView
 
-    _, flair = _flair_node(ctx)
+    _, flair = phantom_flair(ctx)
     chosen: dict[str, Any] = {"input": None, "model": NO_MODEL}
 
     def why() -> str:   # the Widget's whyNotReady: the FLAIR first, then the model
@@ -437,9 +299,9 @@ def test_panel_refuses_lesions_of_another_geometry(ctx):
     child, inputs never locked, scene unchanged."""
     from orbitai.app.neuro_differential import LESIONS_ONLY, NeuroDifferentialLogic
 
-    case, flair = _flair_node(ctx)
+    case, flair = phantom_flair(ctx)
     lab = case.labels
-    far = _lesion_node(ctx, Volume(lab.array, lab.spacing, tuple(np.asarray(lab.origin) - 200.0), lab.direction),
+    far = lesion_node(ctx, Volume(lab.array, lab.spacing, tuple(np.asarray(lab.origin) - 200.0), lab.direction),
                        name="other patient")
     before = node_ids(ctx)
     p = panel.Panel(NeuroDifferentialLogic(ctx), flair, {"lesion_segmentation": far, "model": LESIONS_ONLY})
@@ -453,7 +315,7 @@ def test_panel_refuses_lesions_of_another_geometry(ctx):
 def test_panel_missing_dependency_reaches_dialog(ctx, tmp_path: Path):
     from orbitai.app.neuro_differential import LESIONS_ONLY, NeuroDifferentialLogic
 
-    _, flair = _flair_node(ctx)
+    _, flair = phantom_flair(ctx)
     panel.check_missing_dependency_reaches_dialog(ctx, NeuroDifferentialLogic, flair, tmp_path, {"model": LESIONS_ONLY})
 
 
@@ -465,8 +327,8 @@ def test_logic_predicts_phantom_into_scene(ctx):
     from orbitai.app.neuro_differential import NeuroDifferentialLogic
     from orbitai.mrml import ijk_to_ras_of, rows_from_table_node, volume_from_volume_node
 
-    case, flair = _flair_node(ctx)
-    given = _lesion_node(ctx, case.labels, flair, name="given lesions")
+    case, flair = phantom_flair(ctx)
+    given = lesion_node(ctx, case.labels, flair, name="given lesions")
     events: list[str] = []
     before = node_ids(ctx)
     out = NeuroDifferentialLogic(ctx).run(flair, given, model=NeuroDifferentialLogic.defaultModelLabel(), device="cpu",
@@ -475,7 +337,7 @@ def test_logic_predicts_phantom_into_scene(ctx):
     r = out.result
     assert r["applies"] is True and 0.0 <= r["probability_nmosd"] <= 1.0
     assert r["call"] == ("NMOSD" if r["probability_nmosd"] >= r["threshold"] else "MS")
-    assert np.array_equal(_mask_of(out.lesion_segmentation, flair), np.asarray(case.labels.array) != 0)
+    assert np.array_equal(lesion_mask(out.lesion_segmentation, flair), np.asarray(case.labels.array) != 0)
     summary = rows_from_table_node(out.summary_table)[0]
     assert summary["lesions"] == r["lesions"]["count"] >= 1 and 900 < summary["ICV"] < 2000
     assert abs(summary["volume"] - case.info["lesion_volume_ml"]) < 0.1 * case.info["lesion_volume_ml"]
@@ -494,10 +356,10 @@ def test_logic_finds_lesions_of_phantom(ctx):
     from orbitai.app.neuro_differential import LESIONS_ONLY, NeuroDifferentialLogic
     from orbitai.mrml import rows_from_table_node
 
-    case, flair = _flair_node(ctx)
+    case, flair = phantom_flair(ctx)
     out = NeuroDifferentialLogic(ctx).run(flair, model=LESIONS_ONLY, device="cpu")
     assert out.probability_table is None and out.heatmap_node is None and "applies" not in out.result
-    found = _mask_of(out.lesion_segmentation, flair)
+    found = lesion_mask(out.lesion_segmentation, flair)
     truth = np.asarray(case.labels.array) != 0
     dice = 2 * np.logical_and(found, truth).sum() / max(found.sum() + truth.sum(), 1)
     # the demo lesion network reaches Dice 0.52 on held-out phantoms (bar 0.80 still open, issue #16): the
@@ -509,7 +371,7 @@ def test_logic_finds_lesions_of_phantom(ctx):
 def test_panel_cancel_leaves_scene_unchanged(ctx):
     from orbitai.app.neuro_differential import LESIONS_ONLY, NeuroDifferentialLogic
 
-    _, flair = _flair_node(ctx)
+    _, flair = phantom_flair(ctx)
     panel.check_cancel_leaves_scene_unchanged(ctx, NeuroDifferentialLogic(ctx), flair,
                                               {"model": LESIONS_ONLY, "device": "cpu"})
 
@@ -520,14 +382,14 @@ def test_panel_binds_results_to_starting_input(ctx):
     from orbitai.app.neuro_differential import LESIONS_ONLY, NeuroDifferentialLogic
     from orbitai.mrml import volume_node_from_volume
 
-    case, first = _flair_node(ctx)
+    case, first = phantom_flair(ctx)
     second = volume_node_from_volume(ctx, case.image, name="second FLAIR")
-    given = _lesion_node(ctx, case.labels, first, name="given lesions")
+    given = lesion_node(ctx, case.labels, first, name="given lesions")
     out = panel.check_binds_results_to_starting_input(NeuroDifferentialLogic(ctx), first, second,
                                                       {"lesion_segmentation": given, "model": LESIONS_ONLY,
                                                        "device": "cpu"})
     assert scan_of(out.lesion_segmentation) is first
-    assert np.array_equal(_mask_of(out.lesion_segmentation, first), np.asarray(case.labels.array) != 0)
+    assert np.array_equal(lesion_mask(out.lesion_segmentation, first), np.asarray(case.labels.array) != 0)
 
 
 def test_child_errors_are_one_line(ctx, tmp_path: Path):
@@ -535,7 +397,7 @@ def test_child_errors_are_one_line(ctx, tmp_path: Path):
     from orbitai.app.neuro_differential import LESIONS_ONLY, NeuroDifferentialLogic
     from orbitai.testing.job_errors import check_child_errors_are_one_line
 
-    _, flair = _flair_node(ctx)
+    _, flair = phantom_flair(ctx)
     check_child_errors_are_one_line(ctx, NeuroDifferentialLogic(ctx), flair, {"model": LESIONS_ONLY, "device": "cpu"},
                                     tmp_path)
 
