@@ -12,6 +12,7 @@ from orbitai.app.corrections import FINISHED, FinetuneLogic, finished_pairs
 from orbitai.app.neuro_differential import LesionFinetuneLogic
 from orbitai.errors import InputError
 from orbitai.io import Volume
+from orbitai.jobs.child import JobFolder
 from orbitai.mrml import (load_mrb, new_scene, overlay_node_from_volume, save_mrb, segmentation_node_from_labels,
                           volume_node_from_volume)
 from orbitai.mrml.results import mark_results
@@ -46,7 +47,7 @@ def test_a_finished_mark_pointing_at_a_heat_map_in_a_scene_file_is_refused(tmp_p
         workdir = tmp_path / "job"
         workdir.mkdir()
         with pytest.raises(InputError) as err:
-            FinetuneLogic(ctx).jobArguments(workdir)
+            FinetuneLogic(ctx).jobArguments(JobFolder(workdir))
         text = str(err.value)
         assert "'corrected' refers to 'TAO occlusion', which is a heat map OrbitAI made, not a scan" in text
         assert "\n" not in text

@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip("slicer")
 
 from orbitai.app.corrections import FINISHED, FinetuneLogic, finished_pairs
+from orbitai.jobs.child import JobFolder
 from orbitai.mrml import new_scene, rows_from_table_node, segmentation_node_from_labels, volume_node_from_volume
 from orbitai.phantoms import orbit_case
 
@@ -171,6 +172,6 @@ def test_neuro_lesion_corrections_teach_a_new_lesion_model_listed_at_once(neuro_
     assert "held-out mean of Dice and lesion F1" in rows[0]
     # the panel's lesion analysis runs with the chosen lesion network
     w._parameterNode.lesionModel = "my_lesions"
-    args = w.logic.jobArguments(models.parent, nodes[0][0], model="Lesions only (no NMOSD/MS classification)",
+    args = w.logic.jobArguments(JobFolder(models.parent), nodes[0][0], model="Lesions only (no NMOSD/MS classification)",
                                 lesion_model="my_lesions")
     assert args[args.index("--lesion-model") + 1] == str(models / "my_lesions")

@@ -12,7 +12,7 @@ pytest.importorskip("slicer")
 from orbitai.mrml import new_scene
 from orbitai.mrml.jobs import JobLogic
 from orbitai.mrml.parameter_nodes import parameterChoices, resetUnknownChoices
-from orbitai.jobs.child import OrbitaiJob
+from orbitai.jobs.child import JobFolder, OrbitaiJob
 from orbitai.testing.panel import Panel
 
 
@@ -35,7 +35,7 @@ class QuickLogic(JobLogic):
     job_title = "Quick job"
     broken_summary = True
 
-    def jobArguments(self, workdir: Path, input_node) -> list[str]:
+    def jobArguments(self, folder: JobFolder, input_node) -> list[str]:
         return []
 
     def makeJob(self, args: list[str]) -> OrbitaiJob:

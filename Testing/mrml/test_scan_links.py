@@ -20,6 +20,7 @@ pytest.importorskip("slicer")
 from orbitai.app.corrections import FINISHED, FinetuneLogic, finished_pairs, finished_text, unlabelled_scans
 from orbitai.errors import InputError
 from orbitai.io import read_volume
+from orbitai.jobs.child import JobFolder
 from orbitai.mrml import (load_mrb, new_scene, overlay_node_from_volume, save_mrb, segmentation_node_from_labels,
                           table_node_from_rows, volume_from_volume_node, volume_node_from_volume)
 from orbitai.phantoms import orbit_case
@@ -80,7 +81,7 @@ def test_an_mrb_added_to_a_scene_with_another_scan_learns_from_its_own_scan(case
         assert "(scan A)" in finished_text(ctx.scene)
         workdir = tmp_path / "job"
         workdir.mkdir()
-        FinetuneLogic(ctx).jobArguments(workdir)
+        FinetuneLogic(ctx).jobArguments(JobFolder(workdir))
         written = read_volume(workdir / "case000.nrrd").array
         assert np.array_equal(written, case.image.array)
         assert not np.array_equal(written, volume_from_volume_node(b).array)
@@ -226,11 +227,11 @@ def test_every_logic_refuses_a_segmentation_of_another_scan_in_one_line(two_scan
     from orbitai.app.tao_activity import TAOActivityLogic
 
     ctx, a, b, seg, loose = two_scans
-    _refused(lambda: TAOActivityLogic(ctx).jobArguments(tmp_path, b, segmentation_node=seg, device="cpu"))
-    _refused(lambda: IVGCResponseLogic(ctx).jobArguments(tmp_path, b, segmentation_node=seg, device="cpu"))
-    _refused(lambda: OrbitSegmentationLogic(ctx).jobArguments(tmp_path, b, reference_node=seg, device="cpu"),
+    _refused(lambda: TAOActivityLogic(ctx).jobArguments(JobFolder(tmp_path), b, segmentation_node=seg, device="cpu"))
+    _refused(lambda: IVGCResponseLogic(ctx).jobArguments(JobFolder(tmp_path), b, segmentation_node=seg, device="cpu"))
+    _refused(lambda: OrbitSegmentationLogic(ctx).jobArguments(JobFolder(tmp_path), b, reference_node=seg, device="cpu"),
              "reference segmentation")
-    _refused(lambda: NeuroDifferentialLogic(ctx).jobArguments(tmp_path, b, lesion_segmentation=seg,
+    _refused(lambda: NeuroDifferentialLogic(ctx).jobArguments(JobFolder(tmp_path), b, lesion_segmentation=seg,
                                                               model=LESIONS_ONLY, device="cpu"),
              "lesion segmentation")
     _refused(lambda: FinetuneLogic(ctx).markFinished(seg, b))

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("slicer")
 
-from orbitai.jobs.child import OrbitaiJob
+from orbitai.jobs.child import JobFolder, OrbitaiJob
 from orbitai.mrml import new_scene
 from orbitai.mrml.jobs import JobLogic
 from orbitai.mrml.controller import JobController
@@ -32,7 +32,7 @@ class QuickLogic(JobLogic):
 
     job_title = "Quick job"
 
-    def jobArguments(self, workdir: Path, input_node: Any) -> list[str]:
+    def jobArguments(self, folder: JobFolder, input_node: Any) -> list[str]:
         return []
 
     def makeJob(self, args: list[str]) -> OrbitaiJob:

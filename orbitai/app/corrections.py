@@ -31,7 +31,7 @@ from typing import Any, ClassVar, Optional
 from orbitai.app import requirements_file
 from orbitai.app.panel_spec import Action, Option, PanelSpec, device_option
 from orbitai.errors import InputError
-from orbitai.jobs.child import JobError, write_job_input
+from orbitai.jobs.child import JobError, JobFolder
 from orbitai.mrml import table_node_from_rows, volume_from_volume_node
 from orbitai.mrml.jobs import JobLogic
 from orbitai.mrml.overlays import is_heat_map
@@ -216,9 +216,9 @@ class FinetuneLogic(_SceneLogic):
             segmentation_node.RemoveNodeReferenceIDs(FINISHED_SCAN)
         return finished_text(self.ctx.scene, self.task)
 
-    def jobArguments(self, workdir: Path, input_node: Any = None, base: Optional[str] = None, name: str = "",
+    def jobArguments(self, folder: JobFolder, input_node: Any = None, base: Optional[str] = None, name: str = "",
                      device: str = "auto", corrected: Any = None) -> list[str]:
-        """Write every finished (scan, segmentation) pair and a manifest into ``workdir``; the fine-tuning command."""
+        """Write every finished (scan, segmentation) pair and a manifest into ``folder``; the fine-tuning command."""
         pairs = finished_pairs(self.ctx.scene, self.task)
         if not pairs:
             raise InputError("No finished segmentation: correct a result, select it under 'Corrected segmentation' "
@@ -230,16 +230,16 @@ class FinetuneLogic(_SceneLogic):
             # From a panel each file is written in the poll ticks (`JobLogic.start`), not in the press: the scan a slab
             # per tick (a view of its voxels), the label map too, made a slab per tick from the segmentation's layers
             # (its whole export took 0.5-0.9 s of one tick at 512x512x300).
-            image = write_job_input(volume_from_volume_node(scan, copy=False), workdir / f"case{n:03d}.nrrd")
-            seg_file = write_job_input(lambda seg=seg, scan=scan: self.correctedLabelMap(seg, scan),
-                                       workdir / f"case{n:03d}_labels.nrrd")
+            image = folder.write_input(volume_from_volume_node(scan, copy=False), f"case{n:03d}.nrrd")
+            seg_file = folder.write_input(lambda seg=seg, scan=scan: self.correctedLabelMap(seg, scan),
+                                          f"case{n:03d}_labels.nrrd")
             rows.append({"case_id": f"case{n:03d}", "image": image.name, "segmentation": seg_file.name,
                          "name": seg.GetName()})
-        with (workdir / "manifest.csv").open("w", newline="", encoding="utf-8") as f:
+        with (folder.path / "manifest.csv").open("w", newline="", encoding="utf-8") as f:
             w = csv.DictWriter(f, fieldnames=list(rows[0]))
             w.writeheader()
             w.writerows(rows)
-        args = [*self.command, "--manifest", str(workdir / "manifest.csv"), "--summary", "{out}",
+        args = [*self.command, "--manifest", str(folder.path / "manifest.csv"), "--summary", "{out}",
                 "--device", self.checkDevice(device), "--overwrite", *self.modelArgument("--base", base)]
         if (name or "").strip():
             args += ["--name", name.strip()]
@@ -285,12 +285,12 @@ class RankLogic(_SceneLogic):
 
     job_title = "Ranking"
 
-    def jobArguments(self, workdir: Path, input_node: Any = None, model: Optional[str] = None,
+    def jobArguments(self, folder: JobFolder, input_node: Any = None, model: Optional[str] = None,
                      device: str = "auto") -> list[str]:
         scans = unlabelled_scans(self.ctx.scene)
         if not scans:
             raise InputError("No scan without a finished segmentation is loaded: load the scans to choose from.")
-        files = [str(write_job_input(volume_from_volume_node(s, copy=False), workdir / f"{s.GetID()}.nrrd"))
+        files = [str(folder.write_input(volume_from_volume_node(s, copy=False), f"{s.GetID()}.nrrd"))
                  for s in scans]
         return ["seg", "rank", *files, "--out", "{out}", "--device", self.checkDevice(device),
                 *self.modelArgument("--model", model)]

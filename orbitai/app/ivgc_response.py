@@ -36,7 +36,7 @@ from orbitai.mrml import geometry_of, overlay_node_from_volume, show_overlay, sh
 from orbitai.mrml.jobs import JobLogic
 from orbitai.mrml.results import mark_results, refuse_other_scan
 from orbitai.mrml.tables import show_table
-from orbitai.jobs.child import write_job_input
+from orbitai.jobs.child import JobFolder
 from orbitai.result import not_assessed, shown_call, withheld
 from orbitai.staging import strict_json
 
@@ -158,20 +158,20 @@ class IVGCResponseLogic(JobLogic):
         return labels
 
     # ------------------------------------------------------------------------ hooks
-    def jobArguments(self, workdir: Path, input_node, segmentation_node=None, strategy: str = DEFAULT_STRATEGY,
+    def jobArguments(self, folder: JobFolder, input_node, segmentation_node=None, strategy: str = DEFAULT_STRATEGY,
                       model: Optional[str] = DEFAULT_MODEL, clinical: Optional[Mapping[str, Any]] = None,
                       device: str = "auto", gradcam: bool = True, modality: str = "auto") -> list[str]:
-        """Start hook: check every input, write them into ``workdir``, name the ``ivgc predict``
+        """Start hook: check every input, write them into ``folder``, name the ``ivgc predict``
         command. The scene is not changed."""
         vol = self.checkVolume(input_node)
         device = self.checkDevice(device)
         labels = self.rectiLabels(segmentation_node, input_node, self.checkStrategy(strategy))
         bundle, strategy, values, needs = self.checkChoices(model, strategy, clinical)
-        args = ["ivgc", "predict", str(write_job_input(vol, workdir / "t2.nrrd")),
-                "--segmentation", str(write_job_input(labels, workdir / "recti_labels.nrrd")),
+        args = ["ivgc", "predict", str(folder.write_input(vol, "t2.nrrd")),
+                "--segmentation", str(folder.write_input(labels, "recti_labels.nrrd")),
                 "--model", str(bundle.path), "--strategy", strategy, "--device", device, "--out", "{out}"]
         if needs:
-            path = workdir / "clinical.json"
+            path = folder.path / "clinical.json"
             path.write_text(strict_json(values))
             args += ["--clinical", str(path)]
         if not gradcam:

@@ -31,7 +31,7 @@ from orbitai.app.panel_spec import (Option, PanelSpec, device_option, modality_a
                                      reason, scan_text, trust_text)
 from orbitai.errors import InputError
 from orbitai.io.segfile import LabelInfo, lesion_table
-from orbitai.jobs.child import write_job_input
+from orbitai.jobs.child import JobFolder
 from orbitai.mrml import (
     geometry_of,
     overlay_node_from_volume,
@@ -185,10 +185,10 @@ class NeuroDifferentialLogic(JobLogic):
         return lesion_mask(self, segmentation_node, input_node)
 
     # ------------------------------------------------------------------------ hooks
-    def jobArguments(self, workdir: Path, input_node, lesion_segmentation=None, model: Optional[str] = DEFAULT_MODEL,
+    def jobArguments(self, folder: JobFolder, input_node, lesion_segmentation=None, model: Optional[str] = DEFAULT_MODEL,
                      device: str = "auto", heatmap: bool = True, modality: str = "auto",
                      lesion_model: Optional[str] = None) -> list[str]:
-        """Start hook: check every input, write them into ``workdir``, name the ``neuro predict`` (or
+        """Start hook: check every input, write them into ``folder``, name the ``neuro predict`` (or
         ``neuro lesions``) command. The scene is not changed. ``lesion_model``: a lesion network other than the
         bundled one (a label or name of `LESION_MODELS`, e.g. the user's fine-tuned one)."""
         vol = self.checkFlair(input_node)
@@ -197,7 +197,7 @@ class NeuroDifferentialLogic(JobLogic):
         lesion_args = ([] if not lesion_model or lesion_model == LESION_MODELS.default_label else
                        ["--lesion-model", str(LESION_MODELS.find(lesion_model).path)])
         lesions = lesion_labels(self, lesion_segmentation, input_node) if lesion_segmentation is not None else None
-        flair = write_job_input(vol, workdir / "flair.nrrd")
+        flair = folder.write_input(vol, "flair.nrrd")
         if bundle is None:
             args = ["neuro", "lesions", str(flair)]
         else:
@@ -205,7 +205,7 @@ class NeuroDifferentialLogic(JobLogic):
             if not heatmap:
                 args.append("--no-heatmap")
         if lesions is not None:     # a label map, every non-zero voxel lesion (a slab per tick, see lesion_labels)
-            args += ["--lesions", str(write_job_input(lesions, workdir / "lesions.nrrd"))]
+            args += ["--lesions", str(folder.write_input(lesions, "lesions.nrrd"))]
         return [*args, *lesion_args, *modality_arguments(modality), "--device", device, "--out", "{out}"]
 
     def importResults(self, out_dir: Path, input_node, **_options: Any) -> NeuroOutputs:

@@ -35,7 +35,7 @@ from orbitai.orbit.models import SEG_MODELS
 from orbitai.orbit.result import SegmentationResult
 from orbitai.scan import scan_facts
 from orbitai.scan.values import model_family
-from orbitai.jobs.child import write_job_input
+from orbitai.jobs.child import JobFolder
 
 #: Model choice that lets the child pick the bundled model for the scan's modality.
 AUTOMATIC_MODEL = "Automatic (by modality)"
@@ -113,10 +113,10 @@ class OrbitSegmentationLogic(JobLogic):
         return ct if is_ct else mr
 
     # ------------------------------------------------------------------------ hooks
-    def jobArguments(self, workdir: Path, input_node, model: Optional[str] = None, device: str = "auto",
+    def jobArguments(self, folder: JobFolder, input_node, model: Optional[str] = None, device: str = "auto",
                       window: str = "overlap", reference_node=None, modality: str = "auto",
                       population: str = DEFAULT_POPULATION) -> list[str]:
-        """Start hook: check the input, write it to ``workdir``, name the ``seg predict`` command."""
+        """Start hook: check the input, write it to ``folder``, name the ``seg predict`` command."""
         if input_node is None:
             raise VolumeError("Select an input volume.")
         vol = volume_from_volume_node(input_node, copy=False)   # a view: its file is written a slab per tick
@@ -129,7 +129,7 @@ class OrbitSegmentationLogic(JobLogic):
         if reference_node is not None and not reference_node.IsA("vtkMRMLSegmentationNode"):
             raise InputError(f"'{reference_node.GetName()}' is not a segmentation node.")
         refuse_other_scan(reference_node, input_node, "reference segmentation")
-        image = write_job_input(vol, workdir / "input.nrrd")
+        image = folder.write_input(vol, "input.nrrd")
         args = ["seg", "predict", str(image), "--out", "{out}", "--device", self.checkDevice(device),
                 "--window", window, "--population", population]
         if model and model != AUTOMATIC_MODEL:

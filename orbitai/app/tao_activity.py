@@ -34,7 +34,7 @@ from orbitai.mrml import (
 from orbitai.mrml.jobs import JobLogic
 from orbitai.mrml.results import mark_results, refuse_other_scan
 from orbitai.mrml.tables import show_table
-from orbitai.jobs.child import write_job_input
+from orbitai.jobs.child import JobFolder
 from orbitai.result import not_assessed, shown_call, withheld
 from orbitai.tao.models import TAO_MODELS
 from orbitai.tao.result import MAP_KINDS, TaoResult, TaoResultError  # noqa: F401 - TaoResultError: the contract lives in the core
@@ -95,9 +95,9 @@ class TAOActivityLogic(JobLogic):
         return vol
 
     # ------------------------------------------------------------------------ hooks
-    def jobArguments(self, workdir: Path, input_node, segmentation_node=None, model: str = "B",
+    def jobArguments(self, folder: JobFolder, input_node, segmentation_node=None, model: str = "B",
                       device: str = "auto", maps: bool = True, modality: str = "auto") -> list[str]:
-        """Start hook: check the inputs, write them into ``workdir``, name the ``tao predict`` command.
+        """Start hook: check the inputs, write them into ``folder``, name the ``tao predict`` command.
         The scene is not changed."""
         vol = self.checkInputs(input_node, segmentation_node, device)
         bundle = self.resolveModel(model)
@@ -105,11 +105,11 @@ class TAOActivityLogic(JobLogic):
         if segmentation_node is not None:
             labels = self.segmentationLabelSlabs(segmentation_node, input_node,   # made a slab per tick, not now
                                                  f"Orbit segmentation '{segmentation_node.GetName()}'")
-        image = write_job_input(vol, workdir / "input.nrrd")
+        image = folder.write_input(vol, "input.nrrd")
         args = ["tao", "predict", str(image), "--model", str(bundle.path), "--device", self.checkDevice(device),
                 "--out", "{out}"]
         if labels is not None:
-            args += ["--segmentation", str(write_job_input(labels, workdir / "orbit_labels.nrrd"))]
+            args += ["--segmentation", str(folder.write_input(labels, "orbit_labels.nrrd"))]
         if not maps:
             args.append("--no-maps")
         return args + modality_arguments(modality)

@@ -23,7 +23,6 @@ which `orbitai.cli` also raises on SIGTERM), so a cancelled parent leaves no orp
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import queue
@@ -37,7 +36,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterator, Optional, Sequence
+from typing import IO, Optional, Sequence
 
 import numpy as np
 
@@ -47,24 +46,23 @@ from orbitai.progress import ProgressCallback, parse
 
 __all__ = ["OUT_TOKEN", "JobError", "JobResult", "OrbitaiJob", "child_env", "child_error", "default_python",
            "how_it_ended", "kill_tree", "popen_group", "write_job_input", "JobInputWriter", "JobInputs",
-           "deferred_job_inputs"]
+           "JobFolder"]
 
 log = logging.getLogger(__name__)
 
 OUT_TOKEN = "{out}"
 
 
-def write_job_input(vol, path: str | os.PathLike) -> Path:
+def write_job_input(vol, path: str | os.PathLike, inputs: Optional[JobInputs] = None) -> Path:
     """Write a volume handed to a job (a scene volume in the job's temporary folder), uncompressed: the
     file lives seconds, and compressing a 512x512x100 CT costs about a second to write and 0.2 s to read.
     ``vol``: a `Volume`, a label map made a slab at a time (`orbitai.mrml.label_slabs.LabelSlabs`: a segmentation's,
     read from its layers as each slab is written), or a function returning either, called when the file is written
     (e.g. a segmentation that only its whole export gives: exported in a poll tick of its own, not in the press).
 
-    Within `deferred_job_inputs` (a Logic started from a GUI thread: `orbitai.mrml.jobs.JobLogic.start`) nothing is
-    written now: the file is added to that job's `JobInputs`, written a slab per timer tick before the job starts;
-    the path is returned either way."""
-    inputs: Optional[JobInputs] = getattr(_deferred, "inputs", None)
+    ``inputs``: the job's `JobInputs` (a Logic started from a GUI thread: `orbitai.mrml.jobs.JobLogic.start` hands
+    it to the start hook in its `JobFolder`): nothing is written now, the file is added there, written a slab per
+    timer tick before the job starts. None: written now. The path is returned either way."""
     if inputs is not None:
         return inputs.add(vol, path)
     return _write_now(vol, path)
@@ -220,7 +218,7 @@ class JobInputs:
     """The input files of one job, written across the ticks of a GUI timer (`step`) before the job starts, so that
     Slicer's main thread is never blocked for a whole scan (issue 63): at most `TICK_BYTES` per tick, and no further
     slab once `TICK_SECONDS` have passed. One writer per file (`JobInputWriter`, shared with the annotation effects'
-    model prior). `write_job_input` adds files here within `deferred_job_inputs`."""
+    model prior). `write_job_input` adds files here when given them (a `JobFolder`'s)."""
 
     def __init__(self, slab_bytes: int = SLAB_BYTES) -> None:
         self.slab_bytes = slab_bytes
@@ -273,18 +271,19 @@ class JobInputs:
             w.close()
 
 
-_deferred = threading.local()
+@dataclass(frozen=True)
+class JobFolder:
+    """A job's temporary input folder as a start hook (`orbitai.mrml.jobs.JobLogic.jobArguments`) gets it: ``path``,
+    where its files go, and ``inputs``, the job's `JobInputs` its volumes are added to (`JobLogic.start`: written
+    by the job's poll, a slab per timer tick, before the child starts); None (a hook called directly: scripts,
+    tests): written at once."""
 
+    path: Path
+    inputs: Optional[JobInputs] = None
 
-@contextlib.contextmanager
-def deferred_job_inputs(inputs: JobInputs) -> Iterator[JobInputs]:
-    """Within (on this thread): `write_job_input` adds its files to ``inputs`` instead of writing them."""
-    previous = getattr(_deferred, "inputs", None)
-    _deferred.inputs = inputs
-    try:
-        yield inputs
-    finally:
-        _deferred.inputs = previous
+    def write_input(self, vol, name: str) -> Path:
+        """`write_job_input` of ``vol`` to the file ``name`` in this folder (now, or added to ``inputs``)."""
+        return write_job_input(vol, self.path / name, self.inputs)
 
 
 @dataclass

@@ -8,7 +8,7 @@ declares only what differs:
 * ``models``: its task's models (`orbitai.bundle.models.TaskModels`, declared in ``orbitai/<task>/models.py``),
   behind the panel's model choice (`JobLogic.modelChoices`, `modelLabels`, `defaultModelLabel`, `resolveModel`);
 * the start hook `JobLogic.jobArguments`: check the inputs, name their files in the job's temporary folder
-  (`write_job_input`: written by the job's poll, a slab per timer tick, before the child starts), return the
+  (`JobFolder.write_input`: written by the job's poll, a slab per timer tick, before the child starts), return the
   ``orbitai ...`` command line (``{out}`` is the child's output folder);
 * the finish hook `JobLogic.importResults`: read the child's output folder and add nodes.
 
@@ -40,7 +40,7 @@ from orbitai.mrml.dicom_export import file_beside_input
 from orbitai.mrml.transaction import node_ids, rollback_on_error, temporary_nodes
 from orbitai.mrml.results import mark_results, segmentations_of, watch_imports
 from orbitai.progress import ProgressCallback
-from orbitai.jobs.child import JobError, JobInputs, JobResult, OrbitaiJob, child_error, deferred_job_inputs
+from orbitai.jobs.child import JobError, JobFolder, JobInputs, JobResult, OrbitaiJob, child_error
 from orbitai.jobs.warm import WarmJob, warm_worker_enabled
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -170,8 +170,9 @@ class JobLogic:
         return segmentations_of(self.ctx.scene, input_node)
 
     # ------------------------------------------------------------------ hooks (per module)
-    def jobArguments(self, workdir: Path, input_node, *args: Any, **options: Any) -> list[str]:
-        """Start hook: check the inputs, write them into ``workdir``, return the ``orbitai`` arguments."""
+    def jobArguments(self, folder: JobFolder, input_node, *args: Any, **options: Any) -> list[str]:
+        """Start hook: check the inputs, write them into ``folder`` (`JobFolder.write_input`: from `start`, written
+        later by the job's poll), return the ``orbitai`` arguments."""
         raise NotImplementedError
 
     def importResults(self, out_dir: Path, input_node, **options: Any) -> Any:
@@ -334,10 +335,10 @@ class JobLogic:
         workdir = Path(tempfile.mkdtemp(prefix="orbitai-job-in-"))
         inputs = JobInputs()
         try:
-            bound = inspect.signature(self.jobArguments).bind(workdir, input_node, *args, **options)
-            bound.apply_defaults()
-            with deferred_job_inputs(inputs):      # write_job_input: files written later by ModuleJob.poll
-                cli_args = self.jobArguments(*bound.args, **bound.kwargs)
+            # the folder names the job's inputs: its volumes are written later, by ModuleJob.poll
+            bound = inspect.signature(self.jobArguments).bind(JobFolder(workdir, inputs), input_node, *args, **options)
+            bound.apply_defaults()                 # the options the import gets: named, defaults included
+            cli_args = self.jobArguments(*bound.args, **bound.kwargs)
             kept = dict(list(bound.arguments.items())[2:])
             job = ModuleJob(self.makeJob(cli_args), workdir, input_node, kept, inputs)
         except BaseException:

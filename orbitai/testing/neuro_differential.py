@@ -16,6 +16,7 @@ import numpy as np
 from orbitai import selftest
 from orbitai.errors import DeviceError, InputError, OrbitAIError
 from orbitai.io import Volume
+from orbitai.jobs.child import JobFolder
 from orbitai.testing import node_ids, panel, patched, raises, slicer_context  # noqa: F401 - slicer_context: self-test
 from orbitai.testing.neuro_fixtures import (LOCATIONS, break_result, cli_missing, installed, lesion_mask,
                                             lesion_model_installed, lesion_node, phantom_flair,
@@ -158,18 +159,18 @@ def test_job_arguments_write_inputs_and_name_the_command(ctx, tmp_path: Path):
     before = node_ids(ctx)
     work = tmp_path / "in"
     work.mkdir(parents=True)
-    args = logic.jobArguments(work, flair, model=LESIONS_ONLY, device="CPU")
+    args = logic.jobArguments(JobFolder(work), flair, model=LESIONS_ONLY, device="CPU")
     assert args == ["neuro", "lesions", str(work / "flair.nrrd"), "--device", "cpu", "--out", "{out}"]
     written = read_volume(work / "flair.nrrd")
     assert written.same_geometry(case.image, tol=1e-5) and np.array_equal(written.array, case.image.array)
-    args = logic.jobArguments(work, flair, seg, model=LESIONS_ONLY, device="cpu")
+    args = logic.jobArguments(JobFolder(work), flair, seg, model=LESIONS_ONLY, device="cpu")
     assert args[args.index("--lesions") + 1] == str(work / "lesions.nrrd")   # a label map, made a slab per tick (#63)
     mask = read_volume(work / "lesions.nrrd")
     assert mask.same_geometry(case.image, tol=1e-5) and np.array_equal(mask.array != 0, case.labels.array != 0)
     choices = NeuroDifferentialLogic.modelChoices()
     if choices:
         label, name = next(iter(choices.items()))
-        args = logic.jobArguments(work, flair, seg, model=label, device="cpu", heatmap=False)
+        args = logic.jobArguments(JobFolder(work), flair, seg, model=label, device="cpu", heatmap=False)
         assert args[:2] == ["neuro", "predict"] and "--no-heatmap" in args and "--lesions" in args
         assert Path(args[args.index("--model") + 1]) == NeuroDifferentialLogic.resolveModel(name).path
     assert node_ids(ctx) == before
