@@ -7,8 +7,8 @@ the prior early; ``Testing/annotate/test_prior_off_the_main_thread.py``); the ti
   line, and the longest timer poll while the child computes;
 * on a 512x512x300 int16 CT-sized volume: the prior's image key as the effects compute it now (node ID,
   modification time and grid) against the checksum of every voxel it replaced (``orbitai.orbit.prior.image_key``),
-  and writing the image for the child: at once (``orbitai.jobs.child.write_job_input``, as before) and a 16 MiB slab
-  per timer tick (``orbitai.jobs.child.JobInputWriter``, what the prior does now): the longest step.
+  and writing the image for the child: at once (``orbitai.jobs.inputs.write_job_input``, as before) and a 16 MiB slab
+  per timer tick (``orbitai.jobs.inputs.JobInputWriter``, what the prior does now): the longest step.
 
 Run: ``python -m benchmarks annotation_prior`` (writes benchmarks/results/annotation_prior.json; ~1 minute).
 """
@@ -68,7 +68,7 @@ def _large_volume() -> dict[str, float]:
 
     from orbitai.io import Volume
     from orbitai.orbit.prior import image_key
-    from orbitai.jobs.child import JobInputWriter, write_job_input
+    from orbitai.jobs.inputs import JobInputWriter, write_job_input
 
     rng = np.random.default_rng(0)
     vol = Volume(rng.integers(-1024, 2000, (300, 512, 512), dtype=np.int16), (0.5, 0.5, 1.0))
@@ -98,7 +98,7 @@ def main() -> None:
                "ct512x300_prior_key_s": "<= 0.011", "ct512x300_longest_slab_step_s": "<= 0.05"}
     notes = {"what": "calling-thread cost of the annotation effects' model prior (issue 43 item 9); the child "
                      "computes the prior on the warm worker",
-             "slabs": "the image for the child is written 16 MiB per timer tick (orbitai.jobs.child.JobInputWriter); "
+             "slabs": "the image for the child is written 16 MiB per timer tick (orbitai.jobs.inputs.JobInputWriter); "
                       "write_at_once is what one call cost before"}
     write_result("annotation_prior", metrics, targets, notes)
 

@@ -83,7 +83,8 @@ def _tao(job_cls: Any, img: Path, seg: Path, **kw: Any) -> dict[str, float]:
 
 def main() -> None:
     from orbitai.io.segfile import write_segmentation
-    from orbitai.jobs.child import OrbitaiJob, write_job_input
+    from orbitai.jobs.child import OrbitaiJob
+    from orbitai.jobs.inputs import write_job_input
     from orbitai.jobs.warm import WarmJob, WarmWorker
     from orbitai.phantoms import orbit_case
 
@@ -97,7 +98,7 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        # written as the Slicer modules hand a scene volume to a job (orbitai.jobs.child.write_job_input)
+        # written as the Slicer modules hand a scene volume to a job (orbitai.jobs.inputs.write_job_input)
         cts = [write_job_input(orbit_case(s, modality="ct", size=(512, 512, 100), spacing=(0.3, 0.3, 0.5),
                                        oblique=False).image, tmp / f"ct{s}.nrrd") for s in SEEDS]
         t2s = []

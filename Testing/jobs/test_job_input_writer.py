@@ -8,7 +8,7 @@ import pytest
 import SimpleITK as sitk
 
 from orbitai.io import Volume
-from orbitai.jobs.child import JobInputWriter, write_job_input
+from orbitai.jobs.inputs import JobInputWriter, write_job_input
 
 
 def _oblique(dtype) -> Volume:

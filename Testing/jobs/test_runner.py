@@ -76,7 +76,7 @@ def test_the_child_finds_this_orbitai_first_and_no_folder_inside_it():
     from pathlib import Path
 
     import orbitai
-    from orbitai.jobs.child import child_env
+    from orbitai.jobs.process import child_env
 
     first = Path(child_env()["PYTHONPATH"].split(os.pathsep)[0])
     assert (first / "orbitai" / "__init__.py").resolve() == Path(orbitai.__file__).resolve()

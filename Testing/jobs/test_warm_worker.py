@@ -19,7 +19,8 @@ import pytest
 
 from orbitai.errors import JobError
 from orbitai.mrml.jobs import child_error
-from orbitai.jobs.child import JobResult, OrbitaiJob
+from orbitai.jobs.child import OrbitaiJob
+from orbitai.jobs.process import JobResult
 from orbitai.testing import process_gone, wait_for_progress
 from orbitai.jobs.warm import WarmJob, WarmWorker
 

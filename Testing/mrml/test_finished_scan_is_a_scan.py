@@ -12,7 +12,7 @@ from orbitai.app.corrections import FINISHED, FinetuneLogic, finished_pairs
 from orbitai.app.neuro_differential import LesionFinetuneLogic
 from orbitai.errors import InputError
 from orbitai.io import Volume
-from orbitai.jobs.child import JobFolder
+from orbitai.jobs.inputs import JobFolder
 from orbitai.mrml import (load_mrb, new_scene, overlay_node_from_volume, save_mrb, segmentation_node_from_labels,
                           volume_node_from_volume)
 from orbitai.mrml.results import mark_results

@@ -19,7 +19,7 @@ from vtk.util import numpy_support  # noqa: E402
 
 from orbitai.errors import InputError  # noqa: E402
 from orbitai.io import Volume, read_volume  # noqa: E402
-from orbitai.jobs.child import JobInputWriter, write_job_input  # noqa: E402
+from orbitai.jobs.inputs import JobInputWriter, write_job_input  # noqa: E402
 from orbitai.mrml import labels_from_segmentation_node, segmentation_node_from_labels, volume_node_from_volume  # noqa: E402
 from orbitai.mrml.jobs import JobLogic  # noqa: E402
 from orbitai.mrml.label_slabs import LabelSlabs, label_slabs_from_segmentation_node  # noqa: E402

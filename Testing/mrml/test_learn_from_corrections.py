@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("slicer")
 
 from orbitai.app.corrections import FINISHED, FinetuneLogic, finished_pairs
-from orbitai.jobs.child import JobFolder
+from orbitai.jobs.inputs import JobFolder
 from orbitai.mrml import new_scene, rows_from_table_node, segmentation_node_from_labels, volume_node_from_volume
 from orbitai.phantoms import orbit_case
 

@@ -26,7 +26,7 @@ import orbitai.mrml.jobs
 from orbitai.app.corrections import FINISHED
 from orbitai.io import Volume
 from orbitai.io import read_volume
-from orbitai.jobs.child import TICK_BYTES, JobInputWriter
+from orbitai.jobs.inputs import TICK_BYTES, JobInputWriter
 from orbitai.mrml import new_scene, segmentation_node_from_labels, volume_node_from_volume
 from orbitai.mrml.controller import CANCELLED
 

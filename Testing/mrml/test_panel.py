@@ -12,7 +12,8 @@ pytest.importorskip("slicer")
 from orbitai.mrml import new_scene
 from orbitai.mrml.jobs import JobLogic
 from orbitai.mrml.parameter_nodes import parameterChoices, resetUnknownChoices
-from orbitai.jobs.child import JobFolder, OrbitaiJob
+from orbitai.jobs.child import OrbitaiJob
+from orbitai.jobs.inputs import JobFolder
 from orbitai.testing.panel import Panel
 
 

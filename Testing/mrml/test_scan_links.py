@@ -20,7 +20,7 @@ pytest.importorskip("slicer")
 from orbitai.app.corrections import FINISHED, FinetuneLogic, finished_pairs, finished_text, unlabelled_scans
 from orbitai.errors import InputError
 from orbitai.io import read_volume
-from orbitai.jobs.child import JobFolder
+from orbitai.jobs.inputs import JobFolder
 from orbitai.mrml import (load_mrb, new_scene, overlay_node_from_volume, save_mrb, segmentation_node_from_labels,
                           table_node_from_rows, volume_from_volume_node, volume_node_from_volume)
 from orbitai.phantoms import orbit_case

@@ -10,7 +10,8 @@ import pytest
 
 pytest.importorskip("slicer")
 
-from orbitai.jobs.child import JobFolder, OrbitaiJob
+from orbitai.jobs.child import OrbitaiJob
+from orbitai.jobs.inputs import JobFolder
 from orbitai.mrml import new_scene
 from orbitai.mrml.jobs import JobLogic
 from orbitai.mrml.controller import JobController

@@ -31,7 +31,8 @@ from typing import Any, ClassVar, Optional
 from orbitai.app import requirements_file
 from orbitai.app.panel_spec import Action, Option, PanelSpec, device_option
 from orbitai.errors import InputError
-from orbitai.jobs.child import JobError, JobFolder
+from orbitai.jobs.child import JobError
+from orbitai.jobs.inputs import JobFolder
 from orbitai.mrml import table_node_from_rows, volume_from_volume_node
 from orbitai.mrml.jobs import JobLogic
 from orbitai.mrml.overlays import is_heat_map

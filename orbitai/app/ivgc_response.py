@@ -36,7 +36,7 @@ from orbitai.mrml import geometry_of, overlay_node_from_volume, show_overlay, sh
 from orbitai.mrml.jobs import JobLogic
 from orbitai.mrml.results import mark_results, refuse_other_scan
 from orbitai.mrml.tables import show_table
-from orbitai.jobs.child import JobFolder
+from orbitai.jobs.inputs import JobFolder
 from orbitai.result import not_assessed, shown_call, withheld
 from orbitai.staging import strict_json
 

@@ -31,7 +31,7 @@ from orbitai.app.panel_spec import (Option, PanelSpec, device_option, modality_a
                                      reason, scan_text, trust_text)
 from orbitai.errors import InputError
 from orbitai.io.segfile import LabelInfo, lesion_table
-from orbitai.jobs.child import JobFolder
+from orbitai.jobs.inputs import JobFolder
 from orbitai.mrml import (
     geometry_of,
     overlay_node_from_volume,

@@ -35,7 +35,7 @@ from orbitai.orbit.models import SEG_MODELS
 from orbitai.orbit.result import SegmentationResult
 from orbitai.scan import scan_facts
 from orbitai.scan.values import model_family
-from orbitai.jobs.child import JobFolder
+from orbitai.jobs.inputs import JobFolder
 
 #: Model choice that lets the child pick the bundled model for the scan's modality.
 AUTOMATIC_MODEL = "Automatic (by modality)"

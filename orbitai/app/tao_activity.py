@@ -34,7 +34,7 @@ from orbitai.mrml import (
 from orbitai.mrml.jobs import JobLogic
 from orbitai.mrml.results import mark_results, refuse_other_scan
 from orbitai.mrml.tables import show_table
-from orbitai.jobs.child import JobFolder
+from orbitai.jobs.inputs import JobFolder
 from orbitai.result import not_assessed, shown_call, withheld
 from orbitai.tao.models import TAO_MODELS
 from orbitai.tao.result import MAP_KINDS, TaoResult, TaoResultError  # noqa: F401 - TaoResultError: the contract lives in the core

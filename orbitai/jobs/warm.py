@@ -17,7 +17,8 @@ import threading
 from pathlib import Path
 from typing import Optional, Sequence
 
-from orbitai.jobs.child import OUT_TOKEN, OrbitaiJob, child_env, default_python, how_it_ended, kill_tree, popen_group
+from orbitai.jobs.child import OUT_TOKEN, OrbitaiJob
+from orbitai.jobs.process import child_env, default_python, how_it_ended, kill_tree, popen_group
 
 __all__ = ["MARK", "STARTUP_ENV", "WarmJob", "WarmWorker", "shared_worker", "warm_worker_enabled"]
 

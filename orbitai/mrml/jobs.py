@@ -40,7 +40,9 @@ from orbitai.mrml.dicom_export import file_beside_input
 from orbitai.mrml.transaction import node_ids, rollback_on_error, temporary_nodes
 from orbitai.mrml.results import mark_results, segmentations_of, watch_imports
 from orbitai.progress import ProgressCallback
-from orbitai.jobs.child import JobError, JobFolder, JobInputs, JobResult, OrbitaiJob, child_error
+from orbitai.jobs.child import JobError, OrbitaiJob
+from orbitai.jobs.inputs import JobFolder, JobInputs
+from orbitai.jobs.process import JobResult, child_error
 from orbitai.jobs.warm import WarmJob, warm_worker_enabled
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -81,7 +83,7 @@ class ModuleJob:
 
     def poll(self) -> list[tuple[int, int, str]]:
         """Progress since the last call; while the inputs are written, the next slab of them (at most
-        `orbitai.jobs.child.TICK_BYTES`), then the child's start."""
+        `orbitai.jobs.inputs.TICK_BYTES`), then the child's start."""
         if not self.writing:
             return self.job.poll() if self.job.started else []
         try:

@@ -38,7 +38,7 @@ class _LayerRun:
 class LabelSlabs:
     """`labels_from_segmentation_node`'s label map, made a k-slab at a time (`slab`) from the segmentation's
     binary-labelmap layers (views of their voxels) instead of one export of the whole map: the same voxels, so that
-    a job's input file is written across a GUI timer's ticks (`orbitai.jobs.child.JobInputWriter`), not in one
+    a job's input file is written across a GUI timer's ticks (`orbitai.jobs.inputs.JobInputWriter`), not in one
     (0.5-0.9 s at 512x512x300, issue 63). Made by `label_slabs_from_segmentation_node`; geometry as
     `geometry_of(reference)`, voxel type ``dtype``."""
 

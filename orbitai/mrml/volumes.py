@@ -114,7 +114,7 @@ def volume_node_from_volume(ctx: MRMLContext, vol: Volume, name: str = "Volume",
 def volume_from_volume_node(node, copy: bool = True) -> Volume:
     """The voxels (a copy, [k, j, i]) and geometry of a scalar volume node as a `Volume`. ``copy=False``: a
     read-only view of the node's voxels instead (a job's input file, written a slab per timer tick: no copy of a
-    whole scan on Slicer's main thread, `orbitai.jobs.child.JobInputs`)."""
+    whole scan on Slicer's main thread, `orbitai.jobs.inputs.JobInputs`)."""
     if node is None or not node.IsA("vtkMRMLVolumeNode"):
         raise VolumeError("Select a volume node (got " + ("nothing" if node is None else node.GetClassName()) + ").")
     image = node.GetImageData()

@@ -16,7 +16,7 @@ import numpy as np
 from orbitai import selftest
 from orbitai.errors import DeviceError, InputError, OrbitAIError
 from orbitai.io import Volume
-from orbitai.jobs.child import JobFolder
+from orbitai.jobs.inputs import JobFolder
 from orbitai.testing import node_ids, panel, patched, raises, slicer_context  # noqa: F401 - slicer_context: self-test
 from orbitai.testing.neuro_fixtures import (LOCATIONS, break_result, cli_missing, installed, lesion_mask,
                                             lesion_model_installed, lesion_node, phantom_flair,

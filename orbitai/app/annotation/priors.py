@@ -14,7 +14,8 @@ from typing import Any, Optional
 from orbitai.io import Volume
 from orbitai.lru import LRU
 from orbitai.orbit.prior import PRIOR_FILE, ModelPrior, compute_prior, image_key
-from orbitai.jobs.child import JobInputs, child_error
+from orbitai.jobs.inputs import JobInputs
+from orbitai.jobs.process import child_error
 from orbitai.jobs.warm import WarmJob
 
 __all__ = ["PriorRequest", "PriorCache", "DEFAULT_PRIORS"]
