@@ -239,12 +239,12 @@ def test_imports_sit_at_the_top_of_files():
     assert total < 100, f"{total} imports inside functions; most in {worst}"
 
 
-#: Issue 63's bar: a file longer than this is split by concern into rooms of its own.
-MAX_FILE_LINES = 600
+#: Issue 82's bar (600 in issue 63): a file longer than this is split by concern into rooms of its own.
+MAX_FILE_LINES = 500
 
 
-def test_no_file_of_the_package_is_over_600_lines():
-    """Issue 63 (crowded rooms): no file in ``orbitai/`` has more than `MAX_FILE_LINES` lines."""
+def test_no_file_of_the_package_is_over_500_lines():
+    """Issues 63 and 82 (crowded rooms): no file in ``orbitai/`` has more than `MAX_FILE_LINES` lines."""
     long = sorted((n, str(p.relative_to(REPO))) for p in (REPO / "orbitai").rglob("*.py")
                   if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_FILE_LINES)
     assert not long, f"files over {MAX_FILE_LINES} lines (split them by concern): {long[::-1]}"

@@ -47,7 +47,7 @@ README_FIGURES = [
     ("lesion_second_look", "test_1mm_dice", 3),
     ("lesion_second_look", "test_1mm_light_false_components_median", 1),
     ("lesion_second_look", "single_test_1mm_light_false_components_median", 1),
-    ("orbit_mri_ted", "orbit_svnet_mri_ted_long_recti_pred_over_truth_median", 3),
+    ("orbit_mri_ted", "bundled_recti_pred_over_truth_median", 3),
     ("orbit_mri_ted", "bundled_recti_pred_over_truth_median", 3),
     ("training_speed", "lesions_speedup", 2),
 ]
