@@ -4,7 +4,7 @@
 bundled lesion model or ``ORBITAI_LESION_BUNDLE`` (a folder whose second look was fitted by ``orbitai neuro
 second-look``); both readings use the same mirrored probability of each case (`orbitai.neuro.lesionseg.lesion_mask`
 with and without the second look: exactly what ``orbitai neuro lesions`` writes), computed once and cached
-(`orbitai.neuro.second_look_fit.cached_probability`).
+(`orbitai.neuro.lesionseg_eval.cached_probability`).
 
 Sets, none fitted or chosen on (the second look is fitted on the validation split only):
 
@@ -54,7 +54,7 @@ def main() -> None:
     from orbitai.neuro.lesionseg import lesion_bundle, lesion_mask
     from orbitai.neuro.lesionseg_eval import PhantomCase, real_phantom_set, thick_2d_set
     from orbitai.neuro.second_look import DROPPED_KEY, SecondLook, find_candidates
-    from orbitai.neuro.second_look_fit import cached_probability
+    from orbitai.neuro.lesionseg_eval import cached_probability
 
     torch.set_num_threads(int(os.environ.get("ORBITAI_BENCH_THREADS", "2")))
     b = lesion_bundle(os.environ.get("ORBITAI_LESION_BUNDLE") or None)

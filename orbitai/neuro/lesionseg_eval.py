@@ -24,6 +24,7 @@ never used for a choice.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
@@ -40,6 +41,7 @@ from orbitai.neuro.lesionseg_train import record_metadata
 from orbitai.phantoms import lesion_maps
 from orbitai.phantoms.brain import brain_flair_case
 from orbitai.preprocess.resolution import thick_slices
+from orbitai.training.checkpoint import cache_folder
 
 log = logging.getLogger(__name__)
 
@@ -218,9 +220,29 @@ def partial_volume_ceiling(case: PhantomCase, phases: int = 3) -> float:
                           for k in range(phases)]))
 
 
-def probabilities(cases: Sequence[PhantomCase], model: Any, device: str = "cpu") -> list[Volume]:
-    """The network's lesion probability of each case (mirrored test-time augmentation as in use)."""
+def probabilities(cases: Sequence[PhantomCase], model: Any, device: str = "cpu", bundle: Any = None) -> list[Volume]:
+    """The network's lesion probability of each case (mirrored test-time augmentation as in use); with the model's
+    ``bundle``, kept in and read from the probability cache (`cached_probability`)."""
+    if bundle is not None:
+        return [cached_probability(c, bundle, model, device) for c in cases]
     return [lesion_probability(c.image, c.brain, model, device) for c in cases]
+
+
+def cached_probability(case: PhantomCase, bundle: Any, model: Any, device: str = "cpu") -> Volume:
+    """The case's mirrored lesion probability, computed once per weights and case (float16 on disk, in
+    ``~/.orbitai/cache/lesion-probs``): `tune_bundle` and ``neuro second-look`` read the same maps."""
+    key = hashlib.sha256(f"{bundle.metadata['weights_sha256']}|{case.name}|{case.image.shape}".encode()).hexdigest()
+    path = cache_folder("lesion-probs") / f"prob_{key[:24]}.npy"
+    if path.is_file():
+        a = np.load(path, allow_pickle=False)
+        if a.shape == case.image.shape:
+            return case.image.with_array(a.astype(np.float32))
+    prob = lesion_probability(case.image, case.brain, model, device)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, prob.array.astype(np.float16))
+    tmp.replace(path)
+    return prob
 
 
 def score(cases: Sequence[PhantomCase], probs: Sequence[Volume], pp: Postprocess) -> list[dict[str, float]]:
@@ -299,11 +321,11 @@ def sweep(cases: Sequence[PhantomCase], probs: Sequence[Volume]) -> dict[str, An
     return best
 
 
-def choose_postprocess(model: Any, device: str = "cpu") -> dict[str, Any]:
+def choose_postprocess(model: Any, device: str = "cpu", bundle: Any = None) -> dict[str, Any]:
     """Sweep threshold x smallest lesion x seed on the real-map validation set and its 2D 5-8 mm acquisitions
     (:func:`thick_2d_set`); the best by :func:`objective`."""
     cases = real_phantom_set("validation") + thick_2d_set("validation")
-    found = sweep(cases, probabilities(cases, model, device))
+    found = sweep(cases, probabilities(cases, model, device, bundle))
     best: dict[str, Any] = {**found["postprocess"], "objective": round(found["objective"], 4),
                             "validation": {k: round(v, 4) for k, v in found["summary"].items()}}
     best["chosen_on"] = (f"validation phantoms ({len(cases)}: real lesion maps "
@@ -317,7 +339,7 @@ def tune_bundle(bundle: str, device: str = "cpu") -> dict[str, Any]:
     """Choose the post-processing of a lesion bundle and write it into its metadata (weights untouched)."""
     b = lesion_bundle(bundle)      # found once, architecture checked, weights checksum-verified on load
     refuse_package_folder(b.path, "--bundle")     # bundled models are read-only (issue #62 item 5)
-    choice = choose_postprocess(b.load_model(device), device)
+    choice = choose_postprocess(b.load_model(device), device, b)
     record_metadata(b.path, {"postprocess": choice})
     log.info("post-processing of %s: threshold %.2f, smallest lesion %.0f mm3, seed %.2f (validation objective "
              "%.3f)", b.name, choice["threshold"], choice["min_size_mm3"], choice["seed"], choice["objective"])

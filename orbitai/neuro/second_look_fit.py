@@ -13,7 +13,6 @@ F1 together) on those out-of-fold scores; the forest is then refitted on every c
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 from dataclasses import dataclass
@@ -28,12 +27,12 @@ from orbitai.bundle.core import WEIGHTS, refuse_package_folder, write_bundle
 from orbitai.bundle.formats import save_sklearn
 from orbitai.io import Volume
 from orbitai.metrics.segmentation import lesion_components
-from orbitai.neuro.lesionseg import bundle_postprocess, lesion_bundle, lesion_probability
-from orbitai.neuro.lesionseg_eval import (PhantomCase, _real_case, objective, real_phantom_set, summary,
+from orbitai.neuro.lesionseg import bundle_postprocess, lesion_bundle
+from orbitai.neuro.lesionseg_eval import (PhantomCase, _real_case, cached_probability, objective,
+                                          real_phantom_set, summary,
                                           thick_2d_set)
 from orbitai.neuro.second_look import FEATURES, KEY, Candidates, find_candidates, lesion_scores
 from orbitai.phantoms import lesion_maps
-from orbitai.training.checkpoint import cache_folder
 
 log = logging.getLogger(__name__)
 
@@ -63,22 +62,6 @@ def fit_cases() -> tuple[PhantomCase, ...]:
                 extra.append(c)
                 kept += 1
     return real_phantom_set("validation") + thick_2d_set("validation") + tuple(extra)
-
-
-def cached_probability(case: PhantomCase, bundle: Any, model: Any) -> Volume:
-    """The case's mirrored lesion probability, computed once per weights and case (float16 on disk)."""
-    key = hashlib.sha256(f"{bundle.metadata['weights_sha256']}|{case.name}|{case.image.shape}".encode()).hexdigest()
-    path = cache_folder("lesion-probs") / f"prob_{key[:24]}.npy"
-    if path.is_file():
-        a = np.load(path, allow_pickle=False)
-        if a.shape == case.image.shape:
-            return case.image.with_array(a.astype(np.float32))
-    prob = lesion_probability(case.image, case.brain, model, "cpu")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, prob.array.astype(np.float16))
-    tmp.replace(path)
-    return prob
 
 
 def touches(cands: Candidates, truth: np.ndarray) -> np.ndarray:

@@ -352,16 +352,18 @@ TED_SCALE = (1.5, 3.5)
 
 
 def ted_case(seed: int, modality: str = "ct", muscle_scale: float | dict[int, float] | None = None, size=None,
-             spacing=None, template: int = 0, oblique: bool | None = False) -> PhantomCase:
+             spacing=None, template: int = 0, oblique: bool | None = False,
+             orientation: str | None = None) -> PhantomCase:
     """A thyroid-eye-disease-like case: :func:`orbit_case` (no TAO signal; not oblique, or with ``oblique`` None
     drawn as :func:`orbit_case` draws it, so the same seed gives the same anatomy) with each rectus enlarged to
     ``muscle_scale`` times its volume (or per muscle value, a dict; by default :data:`TED_MUSCLE_SCALE`), its belly
-    thickened as in :func:`_thicken`; ``info["muscle_scale"]`` says it."""
+    thickened as in :func:`_thicken`; ``info["muscle_scale"]`` says it. ``orientation`` (``axial``, ``coronal``;
+    None: drawn) fixes the slices' plane."""
     muscle_scale = dict(TED_MUSCLE_SCALE) if muscle_scale is None else muscle_scale
     if modality not in MODALITIES:
         raise InputError(f"modality must be one of {MODALITIES}, got {modality!r}")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7007]))
-    an = orbit_anatomy(rng, modality, False, None, None, None, size, spacing, oblique, template, muscle_scale)
+    an = orbit_anatomy(rng, modality, False, None, None, orientation, size, spacing, oblique, template, muscle_scale)
     case = _case(rng, an, seed, template, modality, False, True, None)
     case.info["muscle_scale"] = muscle_scale if isinstance(muscle_scale, (int, float)) else dict(muscle_scale)
     return case
