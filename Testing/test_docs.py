@@ -50,6 +50,8 @@ README_FIGURES = [
     ("orbit_mri_ted", "bundled_recti_pred_over_truth_median", 3),
     ("orbit_mri_ted", "bundled_recti_pred_over_truth_median", 3),
     ("training_speed", "lesions_speedup", 2),
+    ("gpu_training", "lesions_gpu_speedup", 1),
+    ("gpu_training", "orbit_mri_gpu_speedup", 1),
 ]
 
 
