@@ -9,7 +9,8 @@ radiomics protocol (`orbitai.ivgc.features.case_features`, as ``ivgc predict`` d
 truth. Agreement per feature: ICC(3,1) over the cases, model ROI against truth ROI (`orbitai.radiomics.select.icc`).
 The bar: ICC >= 0.75 for >= 80 % of the features the SVM uses (its ``selection.json``); all features' share beside it.
 
-``python -m benchmarks ivgc_roi_agreement`` -> ``benchmarks/results/ivgc_roi_agreement.json`` (~5 min on 2 cores).
+``python -m benchmarks ivgc_roi_agreement`` -> ``benchmarks/results/ivgc_roi_agreement.json`` (``..._<model folder>.json``
+with a candidate; ~8 min on 2 busy cores).
 """
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ def main() -> None:
         "all_share_icc_at_least_075": sum(v >= ICC_BAR for v in finite_all) / max(len(names), 1),
         "cases": len(ids),
     }
-    write_result("ivgc_roi_agreement", metrics, {"used_share_icc_at_least_075": f">= {SHARE_BAR}"},
+    write_result("ivgc_roi_agreement" + (f"_{Path(model).name}" if model else ""), metrics, {"used_share_icc_at_least_075": f">= {SHARE_BAR}"},
                  notes={"cases": ids, "model": model or "orbit_svnet_mri_demo (bundled)",
                         "ivgc_model": f"{svm.name} (strategy mrlr, {len(used)} features)",
                         "icc": "ICC(3,1), two-way mixed, consistency, single measures (Shrout & Fleiss 1979): the "
