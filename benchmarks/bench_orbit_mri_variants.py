@@ -33,7 +33,9 @@ def variants() -> dict[str, str]:
     built = ROOT / "build" / "models"
     spec = os.environ.get("ORBITAI_MRI_VARIANTS", f"atlas={built / 'orbit_svnet_mri_atlas'},"
                                                   f"heads_edge={built / 'orbit_svnet_mri_heads_edge'}")
-    out = {"bundled": "orbit_svnet_mri_demo"}
+    # ORBITAI_MRI_VARIANTS_BUNDLED=0 leaves the bundled model out (its figures already stored from a run on the same
+    # cases and scans)
+    out = {"bundled": "orbit_svnet_mri_demo"} if os.environ.get("ORBITAI_MRI_VARIANTS_BUNDLED", "1") != "0" else {}
     for item in filter(None, spec.split(",")):
         name, path = item.split("=", 1)
         if Path(path).exists():
