@@ -41,7 +41,7 @@ from orbitai.mrml.transaction import node_ids, rollback_on_error, temporary_node
 from orbitai.mrml.results import mark_results, segmentations_of, watch_imports
 from orbitai.progress import ProgressCallback
 from orbitai.jobs.child import JobError, JobInputs, JobResult, OrbitaiJob, child_error, deferred_job_inputs
-from orbitai.jobs.warm import WarmJob, warm_worker_enabled
+from orbitai.jobs.warm import WarmJob, shared_worker, warm_worker_enabled
 
 if TYPE_CHECKING:  # pragma: no cover
     from orbitai.bundle.core import Bundle
@@ -320,8 +320,6 @@ class JobLogic:
         Called by `start`, the first Apply: opening a module starts no worker (a 547 MB process with torch for
         the rest of the Slicer session, for a user who may never press Apply)."""
         if cls.warm_worker and warm_worker_enabled():
-            from orbitai.jobs.warm import shared_worker
-
             try:
                 shared_worker().start()
             except OSError as exc:   # the job says why when it starts (a one-shot child then)

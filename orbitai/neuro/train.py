@@ -30,6 +30,7 @@ from orbitai.metrics.classification import binary_classification_metrics, mean_s
 from orbitai.models import build_model, count_parameters
 from orbitai.neuro.configs import NeuroConfig
 from orbitai.neuro.data import DEFAULT_MODE, augment, classifier_input
+from orbitai.neuro.nets import TwoViewNet, load_imagenet
 from orbitai.phantoms.cohort import cohort_labels, make_case
 from orbitai.progress import ProgressCallback
 from orbitai.staging import write_json_atomic
@@ -93,7 +94,6 @@ def train_model(cfg: NeuroConfig, x: np.ndarray, y: np.ndarray, workdir: str | o
     model = build(cfg)
     init = {"pretrained": False, "note": "trained from scratch"}
     if cfg.arch == "neuro_twoview" and (cfg.imagenet or imagenet):
-        from orbitai.neuro.nets import TwoViewNet, load_imagenet
         path, sha = imagenet if imagenet else (None, None)
         init = load_imagenet(model if isinstance(model, TwoViewNet) else None, path, sha)  # type: ignore[arg-type]
     settings, recipe = settings_for(cfg, epochs)

@@ -25,6 +25,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 import torch.nn.functional as F
+from monai.losses import DiceCELoss
 from monai.transforms import Rotate
 
 from orbitai.training import distributed
@@ -43,6 +44,7 @@ from orbitai.models import build_model, count_parameters
 from orbitai.orbit.configs import SegConfig
 from orbitai.orbit.data import resample_pair, to_classes
 from orbitai.orbit.rules import class_lut
+from orbitai.orbit.synth import Building, SynthPool, template_sources
 from orbitai.preprocess.intensity import normalise
 from orbitai.progress import ProgressCallback, emit
 from orbitai.engine.windows import sliding_window
@@ -133,8 +135,6 @@ def loss_fn(logits: torch.Tensor, target: torch.Tensor, n_channels: int, kind: s
         return bce + dice
     if kind == "ce_dice":  # softmax cross-entropy + soft Dice (nnU-Net's default); converges far
         # faster on thin muscles than per-channel sigmoid CE, so the CPU demo models use it
-        from monai.losses import DiceCELoss
-
         return DiceCELoss(to_onehot_y=True, softmax=True, include_background=False)(logits, target[:, None].long())
     raise ConfigError(f"Unknown loss {kind!r}; use 'bce', 'bce_dice' or 'ce_dice'.")
 
@@ -265,8 +265,6 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, folds: int = 1, fold: in
     tr, va = [data[i] for i in train_idx], [data[i] for i in val_idx]
     init_bundle = _init_bundle(init, cfg) if init else None
     pool = None     # built once the checkpoint says epochs are left (a finished one only writes its bundle)
-    if synth_opts is not None:
-        from orbitai.orbit.synth import Building, SynthPool, template_sources
     share = float(cfg.extra.get("manifest_share", 1.0)) if synth_opts is not None else 1.0
 
     def draw(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
