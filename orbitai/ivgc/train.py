@@ -31,7 +31,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from orbitai.bundle.core import WEIGHTS, sha256_file, write_bundle
 from orbitai.bundle.formats import save_json, save_sklearn
 from orbitai.classify.tabular import TABULAR_KINDS, TabularKind, tabular_classifier
-from orbitai.classify.train import fit, predict_proba
+from orbitai.classify.train import TrainHooks, fit, predict_proba
 from orbitai.classify.calibration import binary_logits
 from orbitai.classify.trust import fit_on_split, fit_trust, write_trust
 from orbitai.cohort.clinical import IVGC_CLINICAL
@@ -269,7 +269,7 @@ def _fit_deep(cohort: _Cohort, cfg: IvgcConfig, tr: Sequence[int], te: Sequence[
         model.set_medical_scaling(np.concatenate(parts, 1))
     log.info("%s: %d training cases, %d held out", cfg.name, len(tr), len(te))
     summary = fit(model, train_set, settings, work, val=test_set, augment=ImageAugment(cfg.augment), seed=seed,
-                  device=device, num_workers=num_workers, progress=progress)
+                  device=device, num_workers=num_workers, hooks=TrainHooks(progress))
     return model, summary, test_set, settings
 
 

@@ -24,7 +24,7 @@ import torch
 from sklearn.model_selection import RepeatedStratifiedKFold
 
 from orbitai.classify.tabular import tabular_classifier
-from orbitai.classify.train import TrainSettings, predict_proba, train_classifier
+from orbitai.classify.train import TrainHooks, TrainSettings, predict_proba, train_classifier
 from orbitai.errors import InputError
 from orbitai.metrics.classification import binary_classification_metrics, mean_sd
 from orbitai.models import build_model, count_parameters
@@ -99,7 +99,7 @@ def train_model(cfg: NeuroConfig, x: np.ndarray, y: np.ndarray, workdir: str | o
     settings, recipe = settings_for(cfg, epochs)
     t0 = time.perf_counter()
     summary = train_classifier(model, _channel(x), y, settings, Path(workdir), augment=_augment_channel,
-                               seed=seed, progress=progress, should_stop=should_stop)
+                               seed=seed, hooks=TrainHooks(progress, should_stop))
     minutes = (time.perf_counter() - t0) / 60
     summary.update({"config": cfg.to_dict(), "recipe": recipe, "parameters": count_parameters(model),
                     "minutes_this_run": round(minutes, 2), "init": init, "n_train": int(len(y)),

@@ -11,7 +11,7 @@ import torch
 
 from orbitai.bundle import save_bundle
 from orbitai.training.checkpoint import SIDECAR_SUFFIX
-from orbitai.classify.train import TrainSettings, predict_proba, train_classifier
+from orbitai.classify.train import TrainHooks, TrainSettings, predict_proba, train_classifier
 from orbitai.classify.trust import fit_on_split, write_trust
 from orbitai.cohort.manifest import Case
 from orbitai.cohort.splits import check_stratified_folds, stratified_holdout, stratified_kfold
@@ -61,9 +61,8 @@ def _fit(samples: EyeSamples, val: Optional[EyeSamples], cfg: TaoConfig, work: P
     model = build_model(cfg.arch, base_channels=cfg.base_channels)
     settings = schedule(cfg, epochs)
     summary = train_classifier(model, samples.x, samples.y, settings, work, augment=augment,
-                               x_val=None if val is None else centre_crop(val.x),
-                               y_val=None if val is None else val.y, seed=seed, device=device,
-                               progress=progress)
+                               val=None if val is None else (centre_crop(val.x), val.y), seed=seed, device=device,
+                               hooks=TrainHooks(progress))
     return model, summary
 
 
