@@ -96,7 +96,7 @@ def _ivgc(metrics: dict[str, Any], notes: dict[str, Any]) -> None:
 
     from orbitai.io import read_volume, write_volume
     from orbitai.ivgc.data import case_label
-    from orbitai.ivgc.predict import predict_ivgc
+    from orbitai.ivgc.predict import IvgcOptions, predict_ivgc
     from orbitai.ivgc.trust import fit_ivgc_trust
 
     cases = _fit_all("ivgc", case_label, fit_ivgc_trust, metrics, notes, "ivgc_")
@@ -108,7 +108,7 @@ def _ivgc(metrics: dict[str, Any], notes: dict[str, Any]) -> None:
                 noise = np.random.default_rng(len(c.case_id)).normal(float(np.mean(mri.array)), 20,
                                                                       mri.shape).clip(0).astype(np.float32)
                 path = write_volume(mri.with_array(noise), Path(tmp) / "noise.nrrd")
-                flagged += bool(predict_ivgc(path, c.segmentation, kind, gradcam=False).flagged)
+                flagged += bool(predict_ivgc(path, c.segmentation, kind, options=IvgcOptions(gradcam=False)).flagged)
             metrics[f"ivgc_{kind}_noise_flagged_share"] = flagged / 10
 
 
