@@ -38,9 +38,10 @@ RANDOM_SEEDS = (1, 2, 3)
 
 def make_case(seed: int, head: int):
     from orbitai.phantoms import orbit_case
-    from orbitai.phantoms.orbit import CONTRASTS
+    from orbitai.phantoms.orbit import CONTRASTS, Rendering
 
-    return orbit_case(seed, "t2", template=head, contrast=CONTRASTS["flair"], spacing=(0.7, 0.7, 5.0))
+    return orbit_case(seed, "t2", template=head, spacing=(0.7, 0.7, 5.0),
+                      rendering=Rendering(contrast=CONTRASTS["flair"]))
 
 
 def mean_dice(cases, model: str) -> tuple[float, dict[str, float]]:

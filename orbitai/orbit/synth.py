@@ -30,7 +30,7 @@ from orbitai.labels import values_for
 from orbitai.orbit.rules import class_lut
 from orbitai.phantoms import atlas as A
 from orbitai.phantoms.heads import HELD_OUT
-from orbitai.phantoms.orbit import TED_SCALE, orbit_anatomy
+from orbitai.phantoms.orbit import TED_SCALE, Acquisition, orbit_anatomy
 from orbitai.preprocess.resolution import thick_slices
 from orbitai.progress import ProgressCallback
 from orbitai.training.checkpoint import load_arrays, save_arrays
@@ -203,9 +203,9 @@ def _build_head(recipe: dict[str, Any], i: int) -> SynthHead:
     # drawn only when asked, so that pools without TED heads stay the same head for head
     scale = float(rng.uniform(*TED_SCALE)) if ted_share and rng.random() < ted_share else None
     tilt = recipe["tilt_deg"]
-    an = orbit_anatomy(rng, "t2", tao=tao, orientation="axial", size=tuple(recipe["size"]), spacing=spacing,
-                       oblique=float(rng.uniform(-tilt, tilt)), template=int(templates[i % len(templates)]),
-                       muscle_scale=scale)
+    an = orbit_anatomy(rng, "t2", tao=tao, acquisition=Acquisition("axial", tuple(recipe["size"]), spacing,
+                                                                    float(rng.uniform(-tilt, tilt))),
+                       template=int(templates[i % len(templates)]), muscle_scale=scale)
     if rng.random() < 0.7:
         _open_eyes(an.tissue, an.labels, rng, spacing[1])
     classes = lut[an.labels]
