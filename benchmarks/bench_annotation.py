@@ -232,12 +232,12 @@ def latency(full, notes, naive: bool = True):
     times = []
     for p in pts:
         t0 = time.perf_counter()
-        seg = A.smartpencil_click(a, sp, seg, tuple(p), n_superpixels=1000, cache=cache).mask
+        seg = A.smartpencil_click(a, sp, seg, tuple(p), settings=A.SuperpixelSettings(1000), cache=cache).mask
         times.append(time.perf_counter() - t0)
     m["smartpencil_click_ms"] = 1000 * statistics.median(times)
     # naive: no cache, the superpixels are recomputed for every click
     t0 = time.perf_counter()
-    A.smartpencil_click(a, sp, seg, tuple(pts[0]), n_superpixels=1000, cache=A.SuperpixelCache())
+    A.smartpencil_click(a, sp, seg, tuple(pts[0]), settings=A.SuperpixelSettings(1000), cache=A.SuperpixelCache())
     m["smartpencil_vs_recompute_speedup"] = (time.perf_counter() - t0) / (m["smartpencil_click_ms"] / 1000)
     # SmartFill preview (eyeball, 3 strokes)
     eye = lab == 1
