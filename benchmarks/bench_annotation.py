@@ -93,7 +93,7 @@ def quality(cases, notes):
                 nc = A.next_click(seg, truth, sp)
                 if nc is None:
                     break
-                seg = A.smartpencil_click(a, sp, seg, nc[0], remove=nc[1], n_superpixels=1000, cache=cache).mask
+                seg = A.smartpencil_click(a, sp, seg, nc[0], remove=nc[1], settings=A.SuperpixelSettings(1000), cache=cache).mask
             per["smartpencil"][ORBIT_LABELS[v].name] = A.dice(seg, truth)
         gain, loss = autocorrect_figures(a, sp, lab, side)
         per["autocorrect_gain"].update(gain)
@@ -226,18 +226,18 @@ def latency(full, notes, naive: bool = True):
     truth = lab == 7
     pts = np.argwhere(truth)[:: max(1, int(truth.sum()) // 10)][:10]
     t0 = time.perf_counter()
-    A.superpixel_map(a, sp, 1000, cache=cache)
+    A.superpixel_map(a, sp, A.SuperpixelSettings(1000), cache=cache)
     m["superpixel_precompute_s"] = time.perf_counter() - t0
     seg = np.zeros(a.shape, bool)
     times = []
     for p in pts:
         t0 = time.perf_counter()
-        seg = A.smartpencil_click(a, sp, seg, tuple(p), n_superpixels=1000, cache=cache).mask
+        seg = A.smartpencil_click(a, sp, seg, tuple(p), settings=A.SuperpixelSettings(1000), cache=cache).mask
         times.append(time.perf_counter() - t0)
     m["smartpencil_click_ms"] = 1000 * statistics.median(times)
     # naive: no cache, the superpixels are recomputed for every click
     t0 = time.perf_counter()
-    A.smartpencil_click(a, sp, seg, tuple(pts[0]), n_superpixels=1000, cache=A.SuperpixelCache())
+    A.smartpencil_click(a, sp, seg, tuple(pts[0]), settings=A.SuperpixelSettings(1000), cache=A.SuperpixelCache())
     m["smartpencil_vs_recompute_speedup"] = (time.perf_counter() - t0) / (m["smartpencil_click_ms"] / 1000)
     # SmartFill preview (eyeball, 3 strokes)
     eye = lab == 1

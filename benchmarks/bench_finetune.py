@@ -38,9 +38,10 @@ RANDOM_SEEDS = (1, 2, 3)
 
 def make_case(seed: int, head: int):
     from orbitai.phantoms import orbit_case
-    from orbitai.phantoms.orbit import CONTRASTS
+    from orbitai.phantoms.orbit import CONTRASTS, Rendering
 
-    return orbit_case(seed, "t2", template=head, contrast=CONTRASTS["flair"], spacing=(0.7, 0.7, 5.0))
+    return orbit_case(seed, "t2", template=head, spacing=(0.7, 0.7, 5.0),
+                      rendering=Rendering(contrast=CONTRASTS["flair"]))
 
 
 def mean_dice(cases, model: str) -> tuple[float, dict[str, float]]:
@@ -58,7 +59,7 @@ def main() -> None:
     from orbitai.io import write_volume
     from orbitai.orbit.finetune import Recipe, finetune
     from orbitai.orbit.rank import rank_scans
-    from orbitai.orbit.synth import SynthPool
+    from orbitai.orbit.synth import PoolRecipe, SynthPool
     from orbitai.orbit.models import SEG_MODELS
     from orbitai.engine.inference import SegSpec
 
@@ -84,8 +85,9 @@ def main() -> None:
         recipe = Recipe()
         # the phantom replay pool as finetune builds it, once for every run (its build time is in each timing below)
         t = time.perf_counter()
-        replay = SynthPool.build(SegSpec.from_metadata(base.metadata), anatomies=recipe.replay_anatomies,
-                                 seed=recipe.seed + 7700, templates=(0,), fov_edge=0.2)
+        replay = SynthPool.build(SegSpec.from_metadata(base.metadata),
+                                 PoolRecipe(anatomies=recipe.replay_anatomies, seed=recipe.seed + 7700, templates=(0,),
+                                            fov_edge=0.2))
         replay_s = time.perf_counter() - t
         metrics["replay_pool_seconds"] = round(replay_s, 1)
 

@@ -78,7 +78,7 @@ def figure4(metrics: dict, notes: dict) -> None:
     from orbitai.ivgc.features import WideTable
     from orbitai.ivgc.rois import STRATEGY_NAMES
     from orbitai.ivgc.select import read_selection
-    from orbitai.ivgc.train import case_labels, train_radiomics
+    from orbitai.ivgc.train import TrainingSet, case_labels, train_radiomics
     from orbitai.metrics.classification import binary_classification_metrics
     from orbitai.metrics.figures import roc_figure
 
@@ -95,7 +95,7 @@ def figure4(metrics: dict, notes: dict) -> None:
                 if not selection["strategies"][s]["selected"]:   # nothing passed the selection: no model
                     notes.setdefault("strategies_without_features", sorted({*notes.get("strategies_without_features", []), s}))
                     continue
-                path = train_radiomics(train_cases, tr_table, selection, kind, s, Path(d) / f"{kind}_{s}")
+                path = train_radiomics(TrainingSet(train_cases, tr_table, selection), kind, s, Path(d) / f"{kind}_{s}")
                 bundle, model = load_ivgc_model(str(path))
                 p_tr = model_probabilities(bundle, model, train_cases, tr_table)
                 p_te = model_probabilities(bundle, model, test_cases, te_table)
@@ -221,7 +221,7 @@ def predict_time(metrics: dict, notes: dict) -> None:
     from orbitai.cohort.clinical import IVGC_CLINICAL
     from orbitai.cohort.manifest import read_manifest
     from orbitai.errors import BundleError
-    from orbitai.ivgc.predict import predict_ivgc
+    from orbitai.ivgc.predict import IvgcOptions, predict_ivgc
 
     torch.set_num_threads(1)
     cases = read_manifest(HELDOUT / "manifest.csv")[:3]
@@ -234,7 +234,7 @@ def predict_time(metrics: dict, notes: dict) -> None:
         for c in cases:
             clinical = {n: float(c.row[n]) for n in IVGC_CLINICAL.names}
             t0 = time.perf_counter()
-            predict_ivgc(c.image, c.segmentation, name, clinical=clinical, gradcam=True)
+            predict_ivgc(c.image, c.segmentation, name, clinical=clinical, options=IvgcOptions(gradcam=True))
             times.append(time.perf_counter() - t0)
         metrics[f"predict_s_{KEY[name]}"] = statistics.median(times)
     notes["predict"] = "predict_ivgc (reading, radiomics of the ROI, model, Grad-CAM for image models), 1 thread"

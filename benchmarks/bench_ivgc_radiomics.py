@@ -127,7 +127,7 @@ def speed(metrics: dict, notes: dict, matrix: int | None = None) -> None:
 
 
 def cohort(metrics: dict, notes: dict) -> None:
-    from orbitai.ivgc.features import cohort_inputs, extract_cohort
+    from orbitai.ivgc.features import Compute, cohort_inputs, extract_cohort
     from orbitai.phantoms.cohort import write_cohort
     from orbitai.radiomics.protocol import RadiomicsProtocol
 
@@ -139,7 +139,7 @@ def cohort(metrics: dict, notes: dict) -> None:
         tables, seconds = [], []
         for workers in (0, 2):
             t = time.perf_counter()
-            run = extract_cohort(files, strategies, proto, cache=None, workers=workers, bar=False)
+            run = extract_cohort(files, strategies, proto, cache=None, compute=Compute(workers), bar=False)
             seconds.append(time.perf_counter() - t)
             assert not run.failed and run.table is not None, run.failed
             tables.append(run.table)

@@ -54,17 +54,19 @@ def main() -> None:
     from orbitai.orbit.segment import segment
     from orbitai.phantoms import orbit_case
     from orbitai.phantoms.heads import HELD_OUT
-    from orbitai.phantoms.orbit import CONTRASTS
+    from orbitai.phantoms.orbit import CONTRASTS, Rendering
 
     torch.set_num_threads(2)
     sets = {"t2": lambda s: orbit_case(s, "t2"), "t1": lambda s: orbit_case(s, "t1"),
-            "dr3mm": lambda s: orbit_case(s, "t2", domain_random=True, spacing=(0.7, 0.7, 3.0)),
-            "dr5mm": lambda s: orbit_case(s, "t2", domain_random=True, spacing=(0.7, 0.7, 5.0))}
+            "dr3mm": lambda s: orbit_case(s, "t2", spacing=(0.7, 0.7, 3.0), rendering=Rendering(domain_random=True)),
+            "dr5mm": lambda s: orbit_case(s, "t2", spacing=(0.7, 0.7, 5.0), rendering=Rendering(domain_random=True))}
     cases = {name: [make(SEED + 100 * n + i) for i in range(N)] for n, (name, make) in enumerate(sets.items())}
     heads = {"heads_t1": lambda s, h: orbit_case(s, "t1", template=h),
              "heads_t2": lambda s, h: orbit_case(s, "t2", template=h),
-             "heads_flair": lambda s, h: orbit_case(s, "t2", template=h, contrast=CONTRASTS["flair"]),
-             "heads_dr5mm": lambda s, h: orbit_case(s, "t2", domain_random=True, spacing=(0.7, 0.7, 5.0), template=h)}
+             "heads_flair": lambda s, h: orbit_case(s, "t2", template=h,
+                                                    rendering=Rendering(contrast=CONTRASTS["flair"])),
+             "heads_dr5mm": lambda s, h: orbit_case(s, "t2", spacing=(0.7, 0.7, 5.0), template=h,
+                                                    rendering=Rendering(domain_random=True))}
     cases.update({name: [make(HEAD_SEED + 10 * n + i, h) for i, h in enumerate(HELD_OUT)]
                   for n, (name, make) in enumerate(heads.items())})
     scans = sorted(REAL_MRI.glob("long_patient*_study1_*.nii.gz"))

@@ -47,14 +47,17 @@ def main() -> None:
     from orbitai.orbit.rules import OrbitNotFoundError
     from orbitai.orbit.segment import segment
     from orbitai.phantoms import brain_flair_case, orbit_case
+    from orbitai.phantoms.orbit import Rendering
 
     torch.set_num_threads(2)
     models = {ct: load_seg_model(None, ct, "cpu") for ct in (True, False)}
     sets = {"ct": (True, lambda s: orbit_case(s, "ct"), TEST_SEED, TEST_N),
             "t2": (False, lambda s: orbit_case(s, "t2"), MRI_SEED, MRI_N),
             "t1": (False, lambda s: orbit_case(s, "t1"), MRI_SEED + 100, MRI_N),
-            "dr3mm": (False, lambda s: orbit_case(s, "t2", domain_random=True, spacing=(0.7, 0.7, 3.0)), MRI_SEED + 200, MRI_N),
-            "dr5mm": (False, lambda s: orbit_case(s, "t2", domain_random=True, spacing=(0.7, 0.7, 5.0)), MRI_SEED + 300, MRI_N)}
+            "dr3mm": (False, lambda s: orbit_case(s, "t2", spacing=(0.7, 0.7, 3.0),
+                                                  rendering=Rendering(domain_random=True)), MRI_SEED + 200, MRI_N),
+            "dr5mm": (False, lambda s: orbit_case(s, "t2", spacing=(0.7, 0.7, 5.0),
+                                                  rendering=Rendering(domain_random=True)), MRI_SEED + 300, MRI_N)}
     metrics: dict[str, Any] = {}
     notes: dict[str, Any] = {"models": {("ct" if ct else "mri"): b.name for ct, (b, _, _) in models.items()}}
     everything = []

@@ -31,7 +31,7 @@ def main() -> None:
     from orbitai.orbit.models import load_seg_model
     from orbitai.orbit.rules import OrbitNotFoundError, label_counts
     from orbitai.orbit.segment import segment
-    from orbitai.phantoms.orbit import CONTRASTS, orbit_case
+    from orbitai.phantoms.orbit import CONTRASTS, Rendering, orbit_case
 
     torch.set_num_threads(2)
     bundle, net, spec = load_seg_model(None, False, "cpu")
@@ -42,7 +42,8 @@ def main() -> None:
     for name, (modality, table) in variants.items():
         ratios: dict[str, list[float]] = {k: [] for k in PAIRS}
         for i in range(N):
-            case = orbit_case(SEED + i, modality, spacing=(0.6, 0.6, 3.5), orientation="axial", contrast=table)
+            case = orbit_case(SEED + i, modality, spacing=(0.6, 0.6, 3.5), orientation="axial",
+                              rendering=Rendering(contrast=table))
             pred = segment(case.image, net, spec, "overlap", "cpu").labels
             pc, tc = label_counts(pred), label_counts(case.labels)
             for k, vals in PAIRS.items():

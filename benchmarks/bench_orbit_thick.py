@@ -48,12 +48,13 @@ SHORT = {"superior_rectus_muscle": "sr", "inferior_rectus_muscle": "ir", "medial
 
 def _fine_case(seed: int, head: int, contrast: str):
     from orbitai.phantoms import orbit_case
-    from orbitai.phantoms.orbit import CONTRASTS
+    from orbitai.phantoms.orbit import CONTRASTS, Rendering
 
     sp = float(np.round(np.random.default_rng(seed).uniform(0.4, 0.7), 3))
     n = int(round(FOV_MM / sp / 16) * 16)
     return orbit_case(seed, "t2", template=head, orientation="axial", oblique=False, spacing=(sp, sp, 1.0),
-                      size=(n, n, int(COVER_MM)), contrast=CONTRASTS["flair"] if contrast == "flair" else None)
+                      size=(n, n, int(COVER_MM)),
+                      rendering=Rendering(contrast=CONTRASTS["flair"] if contrast == "flair" else None))
 
 
 def _whole_head_t2(head: int):

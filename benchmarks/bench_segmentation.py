@@ -287,11 +287,12 @@ def mri(tmp: Path, metrics: dict, notes: dict, model: str | None = None, prefix:
     images with 3 and 5 mm slices (axial or coronal), for the default MRI model (or ``model``, its
     metrics named ``prefix``_*)."""
     from orbitai.phantoms import orbit_case
+    from orbitai.phantoms.orbit import Rendering
 
     model = model or mri_model()
     sets = {"t2": lambda s: orbit_case(s, "t2"), "t1": lambda s: orbit_case(s, "t1"),
-            "dr3mm": lambda s: orbit_case(s, "t2", domain_random=True, spacing=(0.7, 0.7, 3.0)),
-            "dr5mm": lambda s: orbit_case(s, "t2", domain_random=True, spacing=(0.7, 0.7, 5.0))}
+            "dr3mm": lambda s: orbit_case(s, "t2", spacing=(0.7, 0.7, 3.0), rendering=Rendering(domain_random=True)),
+            "dr5mm": lambda s: orbit_case(s, "t2", spacing=(0.7, 0.7, 5.0), rendering=Rendering(domain_random=True))}
     for n, (name, make) in enumerate(sets.items()):
         scores = _score_cases([make(MRI_SEED + 100 * n + i) for i in range(MRI_N)], model)
         for s, v in scores.items():

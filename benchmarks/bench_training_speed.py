@@ -212,13 +212,13 @@ def _synthesis_s() -> dict[str, float]:
     from orbitai.cohort.manifest import read_manifest
     from orbitai.neuro import lesionseg_train as L
     from orbitai.orbit.configs import get_config
-    from orbitai.orbit.synth import Building, SynthPool
+    from orbitai.orbit.synth import Building, PoolRecipe, SynthPool
     from orbitai.orbit.train import augment, prepare, sample_patch
     from orbitai.training.checkpoint import cache_folder
 
     out = {}
     cfg = get_config("svnet-demo-mri-ted-thick-globe")
-    pool = SynthPool.build(cfg.spec, **{**cfg.extra["synth"], "anatomies": 4},
+    pool = SynthPool.build(cfg.spec, PoolRecipe(**{**cfg.extra["synth"], "anatomies": 4}),
                            how=Building(cache_folder("synth-heads"), os.cpu_count() or 1))
     rngs = [np.random.default_rng([1, i]) for i in range(20)]
     out["orbit_mri"] = float(np.median([_timed(lambda r=r: pool.sample(r, cfg.spec.patch_dhw, cfg.fg_prob))

@@ -66,7 +66,7 @@ def _fit_all(kind: str, label: Any, fit: Any, metrics: dict[str, Any], notes: di
 
 
 def _tao(metrics: dict[str, Any], notes: dict[str, Any]) -> None:
-    from orbitai.phantoms.orbit import CONTRASTS, orbit_case
+    from orbitai.phantoms.orbit import CONTRASTS, Rendering, orbit_case
     from orbitai.scan import scan_facts
     from orbitai.tao.data import case_label
     from orbitai.tao.predict import predict_tao
@@ -81,7 +81,7 @@ def _tao(metrics: dict[str, Any], notes: dict[str, Any]) -> None:
         pred = predict_tao(case.image.with_array(noise), case.labels, "B", "cpu", maps=False)
         flagged["noise"] += sum(e.flagged for e in pred.eyes)
         brain = orbit_case(seed, "t2", tao="active", orientation="axial",
-                           contrast=CONTRASTS["t2_no_fat_suppression"], spacing=(0.6, 0.6, 3.3))
+                           rendering=Rendering(contrast=CONTRASTS["t2_no_fat_suppression"]), spacing=(0.6, 0.6, 3.3))
         pred = predict_tao(brain.image, brain.labels, "B", "cpu", maps=False)
         flagged["t2_no_fs_distance"] += sum(e.flagged for e in pred.eyes)
         pred.out_of_scope(scan_facts(brain.image, {}, None).breaks(EXPECTS))   # as 'tao predict' does
@@ -96,7 +96,7 @@ def _ivgc(metrics: dict[str, Any], notes: dict[str, Any]) -> None:
 
     from orbitai.io import read_volume, write_volume
     from orbitai.ivgc.data import case_label
-    from orbitai.ivgc.predict import predict_ivgc
+    from orbitai.ivgc.predict import IvgcOptions, predict_ivgc
     from orbitai.ivgc.trust import fit_ivgc_trust
 
     cases = _fit_all("ivgc", case_label, fit_ivgc_trust, metrics, notes, "ivgc_")
@@ -108,7 +108,7 @@ def _ivgc(metrics: dict[str, Any], notes: dict[str, Any]) -> None:
                 noise = np.random.default_rng(len(c.case_id)).normal(float(np.mean(mri.array)), 20,
                                                                       mri.shape).clip(0).astype(np.float32)
                 path = write_volume(mri.with_array(noise), Path(tmp) / "noise.nrrd")
-                flagged += bool(predict_ivgc(path, c.segmentation, kind, gradcam=False).flagged)
+                flagged += bool(predict_ivgc(path, c.segmentation, kind, options=IvgcOptions(gradcam=False)).flagged)
             metrics[f"ivgc_{kind}_noise_flagged_share"] = flagged / 10
 
 

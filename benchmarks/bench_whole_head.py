@@ -79,12 +79,12 @@ def eyeball_cm3(res) -> float:
 def run(vol, net, spec, repeats: int, locate: bool = True) -> dict[str, Any]:
     """Best-of-``repeats`` seconds of one segmentation and its stages (``locate``: the coarse pass that finds the
     orbits first, :mod:`orbitai.orbit.locate`; without it, as before issue 66)."""
-    from orbitai.orbit.segment import segment
+    from orbitai.orbit.segment import OrbitSearch, segment
 
     best: dict[str, Any] = {}
     for _ in range(repeats):
         t0 = time.perf_counter()
-        res = segment(vol, net, spec, "overlap", "cpu", locate=locate)
+        res = segment(vol, net, spec, "overlap", "cpu", search=OrbitSearch(locate=locate))
         total = time.perf_counter() - t0
         if not best or total < best["seconds"]:
             box = res.engine.box if res.engine is not None else None

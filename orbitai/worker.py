@@ -50,6 +50,7 @@ import threading
 import warnings
 from typing import Any, Callable, Optional, TextIO, cast
 
+from orbitai.bundle.core import enable_model_cache
 from orbitai.cli import main as cli_main
 from orbitai.jobs.warm import MARK
 from orbitai.progress import set_cancel_pending
@@ -187,8 +188,6 @@ def _reader(stream: TextIO, jobs: "queue.Queue[Optional[str]]", on_eof: Callable
 
 def serve(stdin: TextIO, preload: bool = True) -> int:
     """Read jobs from ``stdin`` until it ends; returns the worker's exit code."""
-    from orbitai.bundle.core import enable_model_cache
-
     interrupt = _Interrupt()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, interrupt)

@@ -39,7 +39,7 @@ def test_smartpencil_inferior_rectus(orbit):
     seg = np.zeros(truth.shape, bool)
     for _ in range(10):
         nc = A.next_click(seg, truth, sp)
-        seg = A.smartpencil_click(img, sp, seg, nc[0], remove=nc[1], n_superpixels=1000).mask
+        seg = A.smartpencil_click(img, sp, seg, nc[0], remove=nc[1], settings=A.SuperpixelSettings(1000)).mask
     assert A.dice(seg, truth) >= 0.85
 
 

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from orbitai.annotate import AnnotationError, SuperpixelCache, compute_superpixels
+from orbitai.annotate import AnnotationError, SuperpixelCache, SuperpixelSettings, compute_superpixels
 from orbitai.annotate.edits import (drawn_axis, fill_between_slices, kernel_voxels, keep_largest_island,
                                     remove_small_islands, smooth_mask, threshold_mask)
 from orbitai.annotate.superpixels import DEFAULT_SIZE_MM
@@ -90,10 +90,10 @@ def test_superpixels_sized_in_mm_are_the_same_anatomy_at_any_voxel_size():
 def test_a_3d_map_serves_clicks_from_every_view_and_a_cancel_stops_it():
     img = np.random.default_rng(0).normal(0, 1, (24, 24, 24)).astype(np.float32)
     cache = SuperpixelCache()
-    first = cache.get_or_compute(img, (1, 1, 1), 100, axis=0, size_mm=4.0)
-    assert cache.get_or_compute(img, (1, 1, 1), 100, axis=2, size_mm=4.0) is first
+    first = cache.get_or_compute(img, (1, 1, 1), SuperpixelSettings(100, size_mm=4.0, axis=0))
+    assert cache.get_or_compute(img, (1, 1, 1), SuperpixelSettings(100, size_mm=4.0, axis=2)) is first
     assert (cache.hits, cache.misses) == (1, 1)
-    assert cache.get_or_compute(img, (1, 1, 1), 100, axis=2) is not first      # a count is another map
+    assert cache.get_or_compute(img, (1, 1, 1), SuperpixelSettings(100, axis=2)) is not first  # a count is another map
     stop = threading.Event()
     stop.set()
     with pytest.raises(AnnotationError, match="cancelled"):

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from orbitai.annotate import (AnnotationError, SuperpixelCache, compute_superpixels, dice, next_click,
-                              smartpencil_click)
+from orbitai.annotate import (AnnotationError, SuperpixelCache, SuperpixelSettings, compute_superpixels, dice,
+                              next_click, smartpencil_click)
 
 
 def test_superpixel_count_follows_resolution(right_orbit):
@@ -21,14 +21,14 @@ def test_superpixel_count_follows_resolution(right_orbit):
 def test_cache_hits_and_keys(right_orbit):
     image, _ = right_orbit
     cache = SuperpixelCache(max_items=2)
-    a = cache.get_or_compute(image.array, image.spacing, 500)
-    b = cache.get_or_compute(image.array, image.spacing, 500)
+    a = cache.get_or_compute(image.array, image.spacing, SuperpixelSettings(500))
+    b = cache.get_or_compute(image.array, image.spacing, SuperpixelSettings(500))
     assert a is b and cache.hits == 1
-    c = cache.get_or_compute(image.array, image.spacing, 1000)
+    c = cache.get_or_compute(image.array, image.spacing, SuperpixelSettings(1000))
     assert c is not a
     changed = image.array.copy()
     changed[::4, ::4, ::4] += 100
-    d = cache.get_or_compute(changed, image.spacing, 500)
+    d = cache.get_or_compute(changed, image.spacing, SuperpixelSettings(500))
     assert d is not a                                   # a different image is not served from the cache
 
 
@@ -47,11 +47,11 @@ def test_click_adds_and_shift_click_removes(right_orbit):
     image, labels = right_orbit
     seg = np.zeros(image.shape, bool)
     p = tuple(np.argwhere(labels.array == 8)[0])
-    r = smartpencil_click(image.array, image.spacing, seg, p, n_superpixels=1000)
+    r = smartpencil_click(image.array, image.spacing, seg, p, settings=SuperpixelSettings(1000))
     assert r.changed > 0 and r.mask[p] and not seg.any()
-    r2 = smartpencil_click(image.array, image.spacing, r.mask, p, remove=True, n_superpixels=1000)
+    r2 = smartpencil_click(image.array, image.spacing, r.mask, p, remove=True, settings=SuperpixelSettings(1000))
     assert not r2.mask.any()
-    r3 = smartpencil_click(image.array, image.spacing, r2.mask, p, remove=True, n_superpixels=1000)
+    r3 = smartpencil_click(image.array, image.spacing, r2.mask, p, remove=True, settings=SuperpixelSettings(1000))
     assert r3.changed == 0 and "nothing changed" in r3.message
 
 
@@ -62,7 +62,8 @@ def test_smartpencil_rectus_bar(right_orbit):
     seg = np.zeros(truth.shape, bool)
     for _ in range(10):
         nc = next_click(seg, truth, image.spacing)
-        seg = smartpencil_click(image.array, image.spacing, seg, nc[0], remove=nc[1], n_superpixels=1000).mask
+        seg = smartpencil_click(image.array, image.spacing, seg, nc[0], remove=nc[1],
+                                settings=SuperpixelSettings(1000)).mask
     assert dice(seg, truth) >= 0.85
 
 

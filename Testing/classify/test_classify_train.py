@@ -31,7 +31,7 @@ def test_learns_and_writes_csv(tmp_path):
     s = TrainSettings(epochs=25, lr=3e-3, lr_after=1e-3, decay_epoch=20, batch_size=16,
                       conv_weight_decay=0.0, fc_weight_decay=0.0)
     model = _model()
-    train_classifier(model, x, y, s, tmp_path, x_val=x, y_val=y, seed=1)
+    train_classifier(model, x, y, s, tmp_path, val=(x, y), seed=1)
     xt, yt = _data(seed=5)
     acc = float(np.mean(predict_proba(model, xt).argmax(1) == yt))
     assert acc >= 0.9

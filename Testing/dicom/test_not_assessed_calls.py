@@ -20,7 +20,7 @@ from orbitai.cli import main
 from orbitai.io import read_scan, read_volume, write_dicom_series, write_volume
 from orbitai.phantoms import write_cohort
 from orbitai.phantoms.brain import infarct_flair_case
-from orbitai.phantoms.orbit import CONTRASTS, orbit_case
+from orbitai.phantoms.orbit import CONTRASTS, Rendering, orbit_case
 
 pytest.importorskip("highdicom", reason="install orbitai[dicom] (pydicom, highdicom)")
 SEED = 3990123          # the brain-protocol T2 of Testing/tao/test_tao_trust.py
@@ -44,8 +44,8 @@ def runs(tmp_path_factory) -> dict[str, tuple[Path, str, Path]]:
     """task -> (output folder, what the command printed, the input series) of the three out-of-scope runs."""
     root = tmp_path_factory.mktemp("not_assessed")
     done = {}
-    brain_t2 = orbit_case(SEED, "t2", tao="active", orientation="axial", contrast=CONTRASTS["t2_no_fat_suppression"],
-                          spacing=(0.6, 0.6, 3.3))
+    brain_t2 = orbit_case(SEED, "t2", tao="active", orientation="axial", spacing=(0.6, 0.6, 3.3),
+                          rendering=Rendering(contrast=CONTRASTS["t2_no_fat_suppression"]))
     series = write_dicom_series(brain_t2.image, root / "brain_t2", "MR")
     seg = write_volume(brain_t2.labels, root / "brain_t2_seg.nrrd")
     done["tao"] = (root / "tao", _run(["tao", "predict", str(series), "--segmentation", str(seg), "--out",

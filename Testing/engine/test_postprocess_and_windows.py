@@ -13,7 +13,7 @@ from orbitai.preprocess.grid import model_grid
 from orbitai.preprocess.intensity import normalise
 from orbitai.orbit.configs import ORBIT_STRUCTURES, get_config
 from orbitai.orbit.data import to_classes
-from orbitai.engine.windows import sliding_window
+from orbitai.engine.windows import WindowLimits, sliding_window
 
 
 def ball(shape, centre, r):
@@ -103,7 +103,7 @@ def test_overlap_windows_take_as_many_slices_as_the_voxel_budget_allows():
     totals = {}
     for budget in (64 * 32 * 32, 2 ** 23):
         seen: list[int] = []
-        out = sliding_window(x, pointwise, (16, 16, 16), "overlap", max_window_voxels=budget,
+        out = sliding_window(x, pointwise, (16, 16, 16), "overlap", limits=WindowLimits(max_window_voxels=budget),
                              progress=lambda d, t, m, seen=seen: seen.append(t))
         totals[budget] = seen[-1]
         with torch.no_grad():

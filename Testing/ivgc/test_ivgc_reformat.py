@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from orbitai.io import Volume, write_volume
-from orbitai.ivgc.predict import predict_ivgc
+from orbitai.ivgc.predict import IvgcOptions, predict_ivgc
 from orbitai.phantoms import orbit_case
 
 SEED = 7992             # never used for the demo bundles (6000) nor the held-out cohorts (7000, 7990)
@@ -56,7 +56,8 @@ def test_the_axial_helper_keeps_every_voxel_in_its_place(iso):
 
 def test_ivgc_reformats_an_axial_3d_t2_to_coronal_and_matches_the_coronal_one(iso):
     _, paths = iso
-    pred = {name: predict_ivgc(img, lab, "resnet50", gradcam=True) for name, (img, lab) in paths.items()}
+    pred = {name: predict_ivgc(img, lab, "resnet50", options=IvgcOptions(gradcam=True))
+            for name, (img, lab) in paths.items()}
     cor, ax = pred["coronal"].result().data, pred["axial"].result().data
     assert "reformatted" not in cor and ax["reformatted"] == "coronal from axial slices (0.5 mm)"
     assert abs(cor["probability"] - ax["probability"]) < 1e-6 and cor["call"] == ax["call"]

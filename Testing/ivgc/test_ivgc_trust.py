@@ -14,7 +14,7 @@ from orbitai.cohort.manifest import read_manifest
 from orbitai.errors import OrbitAIError
 from orbitai.io import read_volume, write_volume
 from orbitai.ivgc.models import IVGC_MODELS, load_ivgc_model
-from orbitai.ivgc.predict import SCOPE, predict_ivgc
+from orbitai.ivgc.predict import SCOPE, IvgcOptions, predict_ivgc
 from orbitai.phantoms.cohort import write_cohort
 from orbitai.phantoms.orbit import orbit_case
 
@@ -35,14 +35,14 @@ def test_bundled_models_carry_their_trust_statistics(kind):
 
 @pytest.mark.parametrize("kind", ["svm", "resnet50"])
 def test_a_phantom_is_not_flagged_and_noise_is(case, tmp_path, kind):
-    pred = predict_ivgc(case.image, case.segmentation, kind, gradcam=False)
+    pred = predict_ivgc(case.image, case.segmentation, kind, options=IvgcOptions(gradcam=False))
     data = pred.result().data
     assert not pred.flagged and "trust" not in data and data["ood"]["flagged"] is False and data["scope"] == SCOPE
     assert NO_TRUST_WARNING not in pred.warnings
     mri = read_volume(case.image)      # noise of the image's mean level (a faint noise keeps the radiomics quick)
     noise = np.random.default_rng(0).normal(float(np.mean(mri.array)), 20, mri.shape).clip(0).astype(np.float32)
     path = write_volume(mri.with_array(noise), tmp_path / "noise.nrrd")
-    bad = predict_ivgc(path, case.segmentation, kind, gradcam=False)
+    bad = predict_ivgc(path, case.segmentation, kind, options=IvgcOptions(gradcam=False))
     assert bad.flagged and bad.result().data["trust"] == OOD_MESSAGE
     assert any(OOD_MESSAGE in w for w in bad.warnings)
 
@@ -51,7 +51,7 @@ def test_a_ct_is_refused(tmp_path):
     ct = orbit_case(7991, "ct", orientation="coronal")
     image, labels = write_volume(ct.image, tmp_path / "ct.nrrd"), write_volume(ct.labels, tmp_path / "ct_seg.nrrd")
     with pytest.raises(OrbitAIError, match="CT"):
-        predict_ivgc(image, labels, "svm", gradcam=False)
+        predict_ivgc(image, labels, "svm", options=IvgcOptions(gradcam=False))
 
 
 def test_a_bundle_without_the_statistics_loads_with_a_warning(case, tmp_path):
@@ -62,5 +62,5 @@ def test_a_bundle_without_the_statistics_loads_with_a_warning(case, tmp_path):
     meta["name"] = folder.name
     (folder / "metadata.json").write_text(json.dumps(meta))
     (folder / "trust.npz").unlink()
-    pred = predict_ivgc(case.image, case.segmentation, str(folder), gradcam=False)
+    pred = predict_ivgc(case.image, case.segmentation, str(folder), options=IvgcOptions(gradcam=False))
     assert NO_TRUST_WARNING in pred.warnings and "ood" not in pred.result().data

@@ -20,7 +20,7 @@ import torch
 
 from orbitai.bundle import registry
 from orbitai.bundle.core import BUILTIN_DIR, METADATA, WEIGHTS, load_bundle, save_bundle
-from orbitai.bundle.download import DownloadError, download_file
+from orbitai.bundle.download import DownloadError, DownloadLimits, download_file
 from orbitai.bundle.install import install_entry
 from orbitai.cli import main
 from orbitai.cohort.manifest import Case
@@ -54,13 +54,13 @@ def one_error_line(capsys) -> str:
 
 
 def bounded_download(url: str, dest: Path, entry: registry.Entry, **kw) -> BaseException:
-    """``download_file`` on a thread: the error it ended with; a download still going after 20 s is cancelled and
-    the test fails (the bug: it never ended)."""
+    """``download_file`` on a thread with the `DownloadLimits` ``kw``: the error it ended with; a download still going
+    after 20 s is cancelled and the test fails (the bug: it never ended)."""
     cancel, out = threading.Event(), {}
 
     def run() -> None:
         try:
-            download_file(url, dest, entry.sha256, entry.size, cancel=cancel, **kw)
+            download_file(url, dest, entry.sha256, entry.size, cancel=cancel, limits=DownloadLimits(**kw))
             out["error"] = None
         except BaseException as exc:  # noqa: BLE001
             out["error"] = exc

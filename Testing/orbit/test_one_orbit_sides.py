@@ -9,7 +9,7 @@ from orbitai.io import Volume
 from orbitai.labels import ORBIT_LABELS, structure_class, values_for
 from orbitai.orbit.anatomy import check_structures, one_orbit_warning
 from orbitai.orbit.rules import class_values, classes_to_orbit_labels, orbit_midline, structure_volumes
-from orbitai.phantoms.orbit import orbit_case
+from orbitai.phantoms.orbit import Rendering, orbit_case
 
 #: The phantom's first six structures, in the label scheme's order (class c <-> values 2c-1, 2c).
 STRUCTURES = ("eyeball", "optic_nerve", "superior_rectus_muscle", "inferior_rectus_muscle",
@@ -18,7 +18,7 @@ STRUCTURES = ("eyeball", "optic_nerve", "superior_rectus_muscle", "inferior_rect
 
 @pytest.fixture(scope="module")
 def labels() -> Volume:
-    lab = orbit_case(0, "ct", noise=False).labels
+    lab = orbit_case(0, "ct", rendering=Rendering(noise=False)).labels
     arr = lab.array.copy()
     arr[arr > 2 * len(STRUCTURES)] = 0
     return lab.with_array(arr)

@@ -15,7 +15,7 @@ from orbitai.cohort.manifest import read_manifest
 from orbitai.errors import InputError
 from orbitai.phantoms import write_cohort
 from orbitai.orbit.configs import get_config
-from orbitai.orbit.train import train
+from orbitai.orbit.train import TrainRun, train
 from orbitai.testing.damage import flip_bytes, truncate
 from orbitai.staging import training_work_folder
 
@@ -40,7 +40,7 @@ def clean(cases, tmp_path_factory):
 
 @pytest.mark.parametrize("damage", [flip_bytes, truncate])
 def test_corrupt_checkpoint_is_named_and_training_starts_over(cases, clean, tmp_path, caplog, damage):
-    train(cases, replace(CFG, epochs=2), tmp_path / "b", time_limit_s=1e-9)   # cut short after one epoch: the checkpoint stays
+    train(cases, replace(CFG, epochs=2), tmp_path / "b", TrainRun(time_limit_s=1e-9))   # cut short after one epoch: the checkpoint stays
     ckpt = training_work_folder(tmp_path / "b") / "checkpoint.pt"
     damage(ckpt)
     with caplog.at_level(logging.WARNING):
@@ -61,7 +61,7 @@ def test_corrupt_checkpoint_is_named_and_training_starts_over(cases, clean, tmp_
 ])
 def test_refused_fold_arguments_leave_no_work_folder(cases, tmp_path, folds, fold, message):
     with pytest.raises(InputError, match=message):
-        train(cases, replace(CFG, epochs=1), tmp_path / "b", folds=folds, fold=fold)
+        train(cases, replace(CFG, epochs=1), tmp_path / "b", TrainRun(folds=folds, fold=fold))
     assert list(tmp_path.iterdir()) == []
 
 

@@ -12,8 +12,8 @@ from orbitai.labels import values_for
 from orbitai.phantoms import atlas as A
 from orbitai.orbit.configs import get_config
 from orbitai.preprocess.resolution import thick_slices
-from orbitai.orbit.synth import Building, Edge, SynthPool, _open_eyes, render
-from orbitai.orbit.train import train
+from orbitai.orbit.synth import Building, Edge, PoolRecipe, SynthPool, _open_eyes, render
+from orbitai.orbit.train import TrainRun, train
 
 CFG = get_config("svnet-demo-mri")
 SMALL = {"anatomies": 2, "seed": 777, "size": (96, 96, 48)}
@@ -21,11 +21,11 @@ SMALL = {"anatomies": 2, "seed": 777, "size": (96, 96, 48)}
 
 @pytest.fixture(scope="module")
 def pool():
-    return SynthPool.build(CFG.spec, **SMALL)
+    return SynthPool.build(CFG.spec, PoolRecipe(**SMALL))
 
 
 def test_pool_is_deterministic_and_labels_match_the_tissue(pool):
-    again = SynthPool.build(CFG.spec, **SMALL)
+    again = SynthPool.build(CFG.spec, PoolRecipe(**SMALL))
     for a, b in zip(pool.heads, again.heads):
         assert np.array_equal(a.tissue, b.tissue) and np.array_equal(a.classes, b.classes)
     h = pool.heads[0]
@@ -47,21 +47,22 @@ def test_a_cached_pool_built_by_workers_is_the_pool_built_here(pool, tmp_path, m
     process; a damaged cached head is rebuilt; other options or other phantom code never reuse a head."""
     from orbitai.orbit import synth
 
-    built = SynthPool.build(CFG.spec, **SMALL, how=Building(tmp_path, 2))
+    built = SynthPool.build(CFG.spec, PoolRecipe(**SMALL), how=Building(tmp_path, 2))
     _same_heads(pool, built)
     files = sorted(tmp_path.glob("head_*.npz"))
     assert len(files) == 2
     calls = []
     real = synth._build_head
     monkeypatch.setattr(synth, "_build_head", lambda recipe, i: calls.append(i) or real(recipe, i))
-    _same_heads(pool, SynthPool.build(CFG.spec, **SMALL, how=Building(tmp_path)))     # read back: nothing built
+    small = PoolRecipe(**SMALL)
+    _same_heads(pool, SynthPool.build(CFG.spec, small, how=Building(tmp_path)))     # read back: nothing built
     assert calls == []
     files[1].write_bytes(files[1].read_bytes()[:-9] + b"corrupted")
-    _same_heads(pool, SynthPool.build(CFG.spec, **SMALL, how=Building(tmp_path)))     # the damaged one rebuilt
+    _same_heads(pool, SynthPool.build(CFG.spec, small, how=Building(tmp_path)))     # the damaged one rebuilt
     assert len(calls) == 1
-    SynthPool.build(CFG.spec, **{**SMALL, "seed": 778}, how=Building(tmp_path))        # another recipe: its own heads
+    SynthPool.build(CFG.spec, replace(small, seed=778), how=Building(tmp_path))     # another recipe: its own heads
     monkeypatch.setattr(synth, "phantom_code_digest", lambda: "changed")
-    SynthPool.build(CFG.spec, **SMALL, how=Building(tmp_path))                         # changed code: built anew
+    SynthPool.build(CFG.spec, small, how=Building(tmp_path))                        # changed code: built anew
     assert sorted(calls[1:]) == [0, 0, 1, 1] and len(list(tmp_path.glob("head_*.npz"))) == 6
 
 
@@ -149,8 +150,8 @@ def test_ted_heads_have_enlarged_recti_and_clinical_patches_thick_slices():
     3-5 mm slices (neighbouring slices within one thick slice nearly equal), the other patches mostly not."""
     from orbitai.orbit.synth import TED_SCALE
 
-    plain = SynthPool.build(CFG.spec, **SMALL)
-    ted = SynthPool.build(CFG.spec, **SMALL, ted_share=1.0, clinical_thick=1.0)
+    plain = SynthPool.build(CFG.spec, PoolRecipe(**SMALL))
+    ted = SynthPool.build(CFG.spec, PoolRecipe(**SMALL, ted_share=1.0, clinical_thick=1.0))
     recti = [3, 4, 5, 6]                                     # the recti's classes
     for a, b in zip(plain.heads, ted.heads):
         ratio = np.isin(b.classes, recti).sum() / max(1, np.isin(a.classes, recti).sum())
@@ -205,7 +206,7 @@ def test_a_checkpoint_that_has_run_its_epochs_writes_its_bundle_without_building
     import orbitai.orbit.synth as synth
 
     cfg = replace(CFG, iters_per_epoch=1, batch_size=1, extra={"synth": SMALL, "manifest_share": 0.0})
-    cut = train([], replace(cfg, epochs=3), tmp_path / "b", time_limit_s=1e-9, progress=lambda *a: None)
+    cut = train([], replace(cfg, epochs=3), tmp_path / "b", TrainRun(time_limit_s=1e-9), progress=lambda *a: None)
     assert json.loads((cut / "metadata.json").read_text())["training"]["epochs"] == 1     # cut short after epoch 1
     assert (tmp_path / ".b-training" / "checkpoint.pt").is_file()                         # kept for a rerun
 
@@ -229,7 +230,8 @@ def test_a_pool_build_stopped_leaves_no_worker_building(tmp_path):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        SynthPool.build(CFG.spec, **{**SMALL, "anatomies": 4, "seed": 779}, how=Building(tmp_path, 2, stop))
+        SynthPool.build(CFG.spec, PoolRecipe(**{**SMALL, "anatomies": 4, "seed": 779}),
+                        how=Building(tmp_path, 2, stop))
     left = [p for p in psutil.Process().children(recursive=True) if p.pid not in before and p.is_running()
             and p.status() != psutil.STATUS_ZOMBIE]
     assert left == []

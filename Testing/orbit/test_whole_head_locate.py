@@ -14,7 +14,7 @@ from orbitai.io.orient import reorient
 from orbitai.orbit.locate import locate_orbits
 from orbitai.orbit.models import load_seg_model
 from orbitai.orbit.rules import orbit_search_box
-from orbitai.orbit.segment import segment
+from orbitai.orbit.segment import OrbitSearch, segment
 from orbitai.phantoms.heads import MEANS, TISSUES, head_labels, tissue_map
 from orbitai.preprocess.grid import model_grid, resample_onto
 from orbitai.preprocess.intensity import normalise
@@ -101,7 +101,7 @@ def test_a_scan_of_the_orbits_alone_and_one_side_of_a_head_keep_the_search_box(m
 def test_the_located_box_gives_the_whole_search_s_segmentation(model):
     net, spec = model
     vol = t1_head(axial_head())
-    fast, slow = (segment(vol, net, spec, "overlap", "cpu", locate=locate) for locate in (True, False))
+    fast, slow = (segment(vol, net, spec, "overlap", "cpu", search=OrbitSearch(locate=locate)) for locate in (True, False))
     a, b = fast.labels.array, slow.labels.array
     assert a.any() and b.any()
     dice = 2.0 * float(((a == b) & (a > 0)).sum()) / float((a > 0).sum() + (b > 0).sum())

@@ -63,20 +63,20 @@ def test_a_case_drawn_from_the_head_holds_every_structure(model):
 
 def test_the_synthetic_pool_refuses_held_out_heads():
     from orbitai.orbit.configs import get_config
-    from orbitai.orbit.synth import SynthPool
+    from orbitai.orbit.synth import PoolRecipe, SynthPool
 
     with pytest.raises(ConfigError, match="held-out"):
-        SynthPool.build(get_config("svnet-demo-mri-heads").spec, anatomies=1, templates=[0, 17])
+        SynthPool.build(get_config("svnet-demo-mri-heads").spec, PoolRecipe(anatomies=1, templates=[0, 17]))
 
 
 def test_the_synthetic_pool_draws_its_heads_from_the_templates_in_turn(model):
     """A pool over the atlas and a head: the second anatomy is the head's (another globe volume), and both hold
     every class the MRI model learns."""
     from orbitai.orbit.configs import get_config
-    from orbitai.orbit.synth import SynthPool
+    from orbitai.orbit.synth import PoolRecipe, SynthPool
 
     spec = get_config("svnet-demo-mri-heads").spec
-    pool = SynthPool.build(spec, anatomies=2, templates=[0, HEAD], tao_share=0.0, size=(120, 120, 60))
+    pool = SynthPool.build(spec, PoolRecipe(anatomies=2, templates=[0, HEAD], tao_share=0.0, size=(120, 120, 60)))
     eyes = [int((h.classes == 1).sum()) for h in pool.heads]
     assert all(set(range(1, spec.n_classes + 1)) <= set(np.unique(h.classes)) for h in pool.heads)
     assert abs(eyes[0] - eyes[1]) > 0.05 * eyes[0]

@@ -11,6 +11,7 @@ from orbitai.cohort.clinical import IVGC_CLINICAL
 from orbitai.errors import InputError
 from orbitai.orbit.anatomy import RANGES, structure_measures
 from orbitai.phantoms import brain_flair_case, orbit_case, write_cohort
+from orbitai.phantoms.orbit import Rendering
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +72,7 @@ def test_deterministic_and_varied():
 
 
 def test_domain_random_mode():
-    c = orbit_case(3, "ct", domain_random=True, size=(96, 96, 12))
+    c = orbit_case(3, "ct", rendering=Rendering(domain_random=True), size=(96, 96, 12))
     assert c.image.array.dtype == np.float32 and c.info["modality"] == "synth"
     assert c.image.same_geometry(c.labels, tol=0)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import matplotlib.axes
 
-from orbitai.phantoms.orbit import CONTRASTS, orbit_case
+from orbitai.phantoms.orbit import CONTRASTS, Rendering, orbit_case
 from orbitai.tao.figure import save_tao_figure
 from orbitai.tao.predict import predict_tao
 
@@ -27,8 +27,8 @@ def _titles(monkeypatch, pred, labels, path) -> list[str]:
 
 
 def test_a_call_marked_do_not_use_is_titled_not_assessed_without_its_probability(monkeypatch, tmp_path):
-    case = orbit_case(SEED, "t2", tao="active", orientation="axial", contrast=CONTRASTS["t2_no_fat_suppression"],
-                      spacing=(0.6, 0.6, 3.3))
+    case = orbit_case(SEED, "t2", tao="active", orientation="axial", spacing=(0.6, 0.6, 3.3),
+                      rendering=Rendering(contrast=CONTRASTS["t2_no_fat_suppression"]))
     pred = predict_tao(case.image, case.labels, "B", "cpu", maps=False)
     before = _titles(monkeypatch, pred, case.labels, tmp_path / "before.png")
     assert len(before) == 2

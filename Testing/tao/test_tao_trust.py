@@ -7,7 +7,7 @@ import pytest
 
 from orbitai.classify.trust import NO_TRUST_WARNING, OOD_MESSAGE, Trust
 from orbitai.errors import OrbitAIError
-from orbitai.phantoms.orbit import CONTRASTS, orbit_case
+from orbitai.phantoms.orbit import CONTRASTS, Rendering, orbit_case
 from orbitai.tao.models import load_tao_model
 from orbitai.tao.predict import predict_tao
 
@@ -41,8 +41,8 @@ def test_noise_is_flagged_outside_the_training_data(phantom):
 
 
 def test_a_brain_protocol_t2_without_fat_suppression_is_flagged():
-    case = orbit_case(SEED, "t2", tao="active", orientation="axial", contrast=CONTRASTS["t2_no_fat_suppression"],
-                      spacing=(0.6, 0.6, 3.3))
+    case = orbit_case(SEED, "t2", tao="active", orientation="axial", spacing=(0.6, 0.6, 3.3),
+                      rendering=Rendering(contrast=CONTRASTS["t2_no_fat_suppression"]))
     pred = predict_tao(case.image, case.labels, "B", "cpu", maps=False)
     assert any(e.flagged for e in pred.eyes), [(e.ood_distance, e.trust and e.trust.threshold) for e in pred.eyes]
 

@@ -11,7 +11,8 @@ from .graphcut import min_cut
 from .simulate import correction_stroke, interactive_fill, next_click, rough_mask, simulate_strokes
 from .smartfill import FillParameters, FillResult, smartfill, smartfill_full
 from .smartpencil import ClickResult, smartpencil_click, superpixel_map
-from .superpixels import DEFAULT_CACHE, RESOLUTIONS, SuperpixelCache, Superpixels, compute_superpixels
+from .superpixels import (DEFAULT_CACHE, RESOLUTIONS, SuperpixelCache, Superpixels, SuperpixelSettings,
+                          compute_superpixels)
 
 __all__ = [
     "AnnotationError", "dice", "region_around", "autocorrect", "CorrectionParameters", "CorrectionResult",
@@ -19,6 +20,6 @@ __all__ = [
     "min_cut", "next_click", "simulate_strokes", "correction_stroke", "interactive_fill", "rough_mask",
     "smartfill", "smartfill_full", "FillParameters", "FillResult",
     "smartpencil_click", "superpixel_map", "ClickResult", "compute_superpixels", "Superpixels",
-    "SuperpixelCache", "DEFAULT_CACHE", "RESOLUTIONS", "threshold_mask", "keep_largest_island", "remove_small_islands",
+    "SuperpixelSettings", "SuperpixelCache", "DEFAULT_CACHE", "RESOLUTIONS", "threshold_mask", "keep_largest_island", "remove_small_islands",
     "smooth_mask", "fill_between_slices", "SMOOTHING_METHODS",
 ]

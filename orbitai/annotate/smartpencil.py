@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._common import AnnotationError, check_image, check_mask, check_point, normalize_region
-from .superpixels import DEFAULT_CACHE, DEFAULT_COMPACTNESS, Superpixels, SuperpixelCache
+from .superpixels import DEFAULT_CACHE, DEFAULT_SETTINGS, SuperpixelCache, Superpixels, SuperpixelSettings
 
 
 @dataclass
@@ -23,28 +23,24 @@ class ClickResult:
     message: str
 
 
-def superpixel_map(image, spacing, n_superpixels: int = 1000, region=None, mode: str = "3d",
-                   slice_index: int | None = None, axis: int = 0,
-                   compactness: float = DEFAULT_COMPACTNESS, cache: SuperpixelCache | None = None,
-                   key_extra=None, size_mm: float | None = None, abort=None) -> Superpixels:
-    """The superpixel map SmartPencil uses (from the cache; computed on first use). ``size_mm``: superpixel
-    size in mm instead of a number over the region; ``abort``: see `compute_superpixels`."""
+def superpixel_map(image, spacing, settings: SuperpixelSettings = DEFAULT_SETTINGS, region=None,
+                   slice_index: int | None = None, cache: SuperpixelCache | None = None,
+                   key_extra=None, abort=None) -> Superpixels:
+    """The superpixel map SmartPencil uses (from the cache; computed on first use) with ``settings`` (number or
+    size in mm, mode, axis, compactness); ``abort``: see `compute_superpixels`."""
     cache = DEFAULT_CACHE if cache is None else cache
-    return cache.get_or_compute(image, spacing, n_superpixels, region=region, mode=mode,
-                                slice_index=slice_index, axis=axis, compactness=compactness,
-                                key_extra=key_extra, size_mm=size_mm, abort=abort)
+    return cache.get_or_compute(image, spacing, settings, region=region, slice_index=slice_index,
+                                key_extra=key_extra, abort=abort)
 
 
 def smartpencil_click(image, spacing, segment, point, *, remove: bool = False,
-                      n_superpixels: int = 1000, region=None, mode: str = "3d", axis: int = 0,
-                      cache: SuperpixelCache | None = None, key_extra=None,
-                      size_mm: float | None = None) -> ClickResult:
+                      settings: SuperpixelSettings = DEFAULT_SETTINGS, region=None,
+                      cache: SuperpixelCache | None = None, key_extra=None) -> ClickResult:
     """Add (``remove=False``) or remove the superpixel under voxel ``point`` = (k, j, i).
 
-    ``mode='2d'`` uses superpixels of the slice through the point (along ``axis``); ``'3d'`` uses
-    supervoxels of the working ``region`` (None = whole image). ``size_mm``: superpixel size in mm (then
-    ``n_superpixels`` is not used). ``segment`` is not modified. The superpixels' compactness is
-    `DEFAULT_COMPACTNESS` (`superpixel_map` takes another).
+    ``settings.mode='2d'`` uses superpixels of the slice through the point (along ``settings.axis``); ``'3d'`` uses
+    supervoxels of the working ``region`` (None = whole image); ``settings`` also give their number or size in mm
+    and compactness (`SuperpixelSettings`). ``segment`` is not modified.
     """
     a, sp = check_image(image, spacing)
     seg = check_mask(segment, a.shape, "segment")
@@ -53,8 +49,8 @@ def smartpencil_click(image, spacing, segment, point, *, remove: bool = False,
     if not all(s.start <= v < s.stop for v, s in zip(p, reg)):
         raise AnnotationError(f"The point {p} is outside the working region "
                               f"{tuple((s.start, s.stop) for s in reg)}; move the region or click inside it.")
-    spx = superpixel_map(a, sp, n_superpixels, reg, mode, slice_index=p[axis] if mode == "2d" else None,
-                         axis=axis, cache=cache, key_extra=key_extra, size_mm=size_mm)
+    spx = superpixel_map(a, sp, settings, reg, slice_index=p[settings.axis] if settings.mode == "2d" else None,
+                         cache=cache, key_extra=key_extra)
     label = spx.label_at(p)
     box, sub = spx.voxels_of(label)
     modifier = np.zeros(a.shape, bool)

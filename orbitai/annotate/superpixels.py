@@ -32,6 +32,23 @@ DEFAULT_COMPACTNESS = 3.0
 DEFAULT_SIZE_MM = 5.0
 
 
+@dataclass(frozen=True)
+class SuperpixelSettings:
+    """How a superpixel map is made: ``n_superpixels`` over the region, or cells of ``size_mm`` when given (then the
+    number is not used); ``mode`` '3d' (supervoxels of the region) or '2d' (the one slice along ``axis``); SLIC's
+    ``compactness``."""
+
+    n_superpixels: int = 1000
+    size_mm: float | None = None
+    mode: str = "3d"
+    axis: int = 0
+    compactness: float = DEFAULT_COMPACTNESS
+
+
+#: SmartPencil's defaults: 1000 supervoxels over the region.
+DEFAULT_SETTINGS = SuperpixelSettings()
+
+
 @dataclass
 class Superpixels:
     """Superpixel labels over a region of an image.
@@ -111,11 +128,12 @@ class SuperpixelCache:
         self.hits = 0
         self.misses = 0
 
-    def get_or_compute(self, image, spacing, n_superpixels, region=None, mode="3d", slice_index=None,
-                       axis=0, compactness=DEFAULT_COMPACTNESS, key_extra=None, size_mm=None,
-                       abort=None) -> Superpixels:
-        """The cached map, else a new one (kept). ``size_mm``: superpixel size in mm (then ``n_superpixels`` is
-        not used); ``abort``: a `threading.Event` that stops a computation (raises `AnnotationError`)."""
+    def get_or_compute(self, image, spacing, settings: SuperpixelSettings = DEFAULT_SETTINGS, region=None,
+                       slice_index=None, key_extra=None, abort=None) -> Superpixels:
+        """The cached map made with ``settings``, else a new one (kept). ``slice_index``: the slice of a 2D map;
+        ``abort``: a `threading.Event` that stops a computation (raises `AnnotationError`)."""
+        n_superpixels, size_mm, mode = settings.n_superpixels, settings.size_mm, settings.mode
+        axis, compactness = settings.axis, settings.compactness
         a, sp = check_image(image, spacing)
         reg = normalize_region(region, a.shape)
         if mode == "2d":

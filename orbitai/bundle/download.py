@@ -29,6 +29,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, Optional
 
@@ -226,13 +227,25 @@ def _total_time(size: Optional[int]) -> float:
     return 600.0 + size / 20_000 if size is not None else 3600.0
 
 
+@dataclass(frozen=True)
+class DownloadLimits:
+    """The bounds of `download_file`: each read waits at most ``stall_s``; ``retries`` + 1 tries in a row without
+    progress end it; the waiting thread looks at the cancel every ``poll_s``; the whole download takes at most
+    ``total_s`` (None: `_total_time` of its size)."""
+
+    stall_s: float = 30.0
+    retries: int = 3
+    poll_s: float = 0.1
+    total_s: Optional[float] = None
+
+
 def download_file(url: str, dest: Path, sha256: str, size: Optional[int] = None, *,
                   progress: Optional[ProgressCallback] = None, cancel: Optional[threading.Event] = None,
-                  label: str = "", stall_s: float = 30.0, retries: int = 3, poll_s: float = 0.1,
-                  total_s: Optional[float] = None) -> Path:
+                  label: str = "", limits: DownloadLimits = DownloadLimits()) -> Path:
     """Download ``url`` to ``dest`` through ``dest.part`` (resumed where one is left), check its SHA-256, then
-    rename it into place; see the module docstring. Each read waits at most ``stall_s``, the whole download at most
-    ``total_s`` (default `_total_time`). Raises `DownloadError` (one line) or `DownloadCancelled`."""
+    rename it into place; see the module docstring and `DownloadLimits`. Raises `DownloadError` (one line) or
+    `DownloadCancelled`."""
+    stall_s, retries, poll_s, total_s = limits.stall_s, limits.retries, limits.poll_s, limits.total_s
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
@@ -294,4 +307,4 @@ def _progress_text(name: str, state: _Transfer, elapsed: float) -> str:
     return text
 
 
-__all__ = ["DownloadCancelled", "DownloadError", "ProgressCallback", "download_file"]
+__all__ = ["DownloadCancelled", "DownloadError", "DownloadLimits", "ProgressCallback", "download_file"]

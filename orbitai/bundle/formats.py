@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -106,8 +107,6 @@ def load_file(bundle_dir: str | os.PathLike, entry: dict[str, str], role: str = 
             raise BundleError(f"Bundle {folder}: {name} ({role}) is not a plain .npz of numeric arrays and was "
                               f"refused ({exc}).") from None
     if fmt == "torch_state_dict":
-        import pickle
-
         import torch
 
         try:

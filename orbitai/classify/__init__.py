@@ -17,10 +17,11 @@ _WHERE = {**dict.fromkeys(("ArrayDataset", "ClassificationDataset", "FileDataset
                            "read_image"), "data"),
           **dict.fromkeys(("FusionNet", "image_encoder", "vector_encoder"), "fusion"),
           **dict.fromkeys(("TABULAR_KINDS", "tabular_classifier"), "tabular"),
-          **dict.fromkeys(("SampleAugment", "TrainSettings", "fit", "predict_proba", "train_classifier"), "train")}
+          **dict.fromkeys(("SampleAugment", "TrainHooks", "TrainSettings", "fit", "predict_proba", "train_classifier"),
+                          "train")}
 
 __all__ = ["TABULAR_KINDS", "ArrayDataset", "ClassificationDataset", "FileDataset", "FusionNet", "Sample",
-           "SampleAugment", "TrainSettings", "collate", "fit", "image_encoder", "predict_proba", "read_image",
+           "SampleAugment", "TrainHooks", "TrainSettings", "collate", "fit", "image_encoder", "predict_proba", "read_image",
            "tabular_classifier", "train_classifier", "vector_encoder"]
 
 

@@ -117,32 +117,39 @@ def predict_proba(model: torch.nn.Module, data: np.ndarray | ClassificationDatas
     return np.concatenate(out) if out else np.zeros((0, 2), np.float32)
 
 
+@dataclass(frozen=True)
+class TrainHooks:
+    """How a training tells its caller how far it is (``progress``) and learns that it should stop after the epoch
+    it is running (``should_stop``)."""
+
+    progress: Optional[ProgressCallback] = None
+    should_stop: Optional[Callable[[], bool]] = None
+
+
 def train_classifier(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, settings: TrainSettings,
-                     workdir: Path, augment: Optional[Augment] = None, x_val: Optional[np.ndarray] = None,
-                     y_val: Optional[np.ndarray] = None, seed: int = 0, device="cpu",
-                     progress: Optional[ProgressCallback] = None,
-                     should_stop: Optional[Callable[[], bool]] = None) -> dict:
-    """:func:`fit` on in-memory single-input arrays: ``x`` (N, ...) with labels ``y``; ``augment``
-    transforms one input array. Same weights as :func:`fit` on the equivalent
+                     workdir: Path, augment: Optional[Augment] = None,
+                     val: Optional[tuple[np.ndarray, np.ndarray]] = None, seed: int = 0, device="cpu",
+                     hooks: TrainHooks = TrainHooks()) -> dict:
+    """:func:`fit` on in-memory single-input arrays: ``x`` (N, ...) with labels ``y``, ``val`` (inputs, labels)
+    the same way; ``augment`` transforms one input array. Same weights as :func:`fit` on the equivalent
     :class:`~orbitai.classify.data.ArrayDataset`."""
     name = input_names(model)[0]
     sample_augment: Optional[SampleAugment] = None
     if augment is not None:
         def sample_augment(sample: Sample, rng: np.random.Generator) -> Sample:
             return {**sample, name: augment(sample[name], rng)}
-    val = ArrayDataset({name: x_val}, y_val) if x_val is not None and len(x_val) else None
-    return fit(model, ArrayDataset({name: x}, y), settings, workdir, val=val, augment=sample_augment, seed=seed,
-               device=device, progress=progress, should_stop=should_stop)
+    val_set = ArrayDataset({name: val[0]}, val[1]) if val is not None and len(val[0]) else None
+    return fit(model, ArrayDataset({name: x}, y), settings, workdir, val=val_set, augment=sample_augment, seed=seed,
+               device=device, hooks=hooks)
 
 
 def fit(model: torch.nn.Module, train: ClassificationDataset, settings: TrainSettings, workdir: Path, *,
         val: Optional[ClassificationDataset] = None, augment: Optional[SampleAugment] = None, seed: int = 0,
-        device="cpu", num_workers: int = 0, progress: Optional[ProgressCallback] = None,
-        should_stop: Optional[Callable[[], bool]] = None) -> dict:
+        device="cpu", num_workers: int = 0, hooks: TrainHooks = TrainHooks()) -> dict:
     """Train ``model`` in place on ``train`` (samples of named inputs, see :mod:`orbitai.classify.data`);
     returns a summary. ``workdir`` holds ``checkpoint.pt`` and ``epochs.csv``; a rerun with the same
     arguments resumes after the last finished epoch. ``val`` adds validation loss and accuracy per
-    epoch; ``num_workers`` processes read the cases (0: this process)."""
+    epoch; ``num_workers`` processes read the cases (0: this process); ``hooks``: progress and stop (`TrainHooks`)."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     if train.labels is None:
@@ -160,8 +167,8 @@ def fit(model: torch.nn.Module, train: ClassificationDataset, settings: TrainSet
     layout = torch.channels_last if np.ndim(first[names[0]]) == 3 else torch.contiguous_format
     model.to(device=device, memory_format=layout)  # type: ignore[call-overload]
     try:
-        return _train(model, _Fit(train, settings, workdir, val, augment, seed, device, num_workers, progress,
-                                  should_stop, layout))
+        return _train(model, _Fit(train, settings, workdir, val, augment, seed, device, num_workers, hooks.progress,
+                                  hooks.should_stop, layout))
     finally:
         model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
 

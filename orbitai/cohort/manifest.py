@@ -14,6 +14,7 @@ from typing import Callable, Iterator, Optional
 
 from orbitai.errors import InputError
 from orbitai.io import Volume, read_volume
+from orbitai.io.segfile import read_segmentation
 
 
 class ManifestError(InputError):
@@ -194,8 +195,6 @@ def naming_case(case_id: str) -> Iterator[None]:
 def read_labels(path: Path) -> Volume:
     """A case's label map from ``.seg.nrrd`` (Slicer segmentation) or any label volume file."""
     if Path(path).name.endswith(".seg.nrrd"):
-        from orbitai.io.segfile import read_segmentation
-
         return read_segmentation(path)[0]
     return read_volume(path)
 

@@ -16,7 +16,7 @@ from sklearn.preprocessing import StandardScaler
 
 from orbitai.phantoms.brain import brain_flair_case
 from orbitai.phantoms.heads import HELD_OUT, TRAINING, render_scan, store_values
-from orbitai.phantoms.orbit import CONTRASTS, orbit_case
+from orbitai.phantoms.orbit import CONTRASTS, Rendering, orbit_case
 from orbitai.scan import DEFAULT_SURE
 from orbitai.scan.classifier import QUESTIONS, Ensemble, ScanClassifier, save
 from orbitai.scan.features import describe
@@ -64,7 +64,7 @@ def _phantom(args: tuple[str, int]) -> tuple[np.ndarray, dict]:
                  "orbits_in_view": False, "brain_in_view": True}
     else:
         modality, contrast, weighting, fs = ATLAS_KINDS[kind]
-        vol = orbit_case(seed, modality, contrast=CONTRASTS[contrast] if contrast else None).image
+        vol = orbit_case(seed, modality, rendering=Rendering(contrast=CONTRASTS[contrast] if contrast else None)).image
         truth = {"modality": "CT" if modality == "ct" else "MR", "weighting": weighting, "fat_suppressed": fs,
                  "view": "atlas_orbits", "orbits_in_view": True, "brain_in_view": False}
     storage = "as phantom"

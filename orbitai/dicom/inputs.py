@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 from orbitai.dicom.source import ATTRIBUTES_OPTION, parse_attributes, write_derived_series
+from orbitai.dicom.web import fetch_series
 from orbitai.errors import OrbitAIError, UserError
 from orbitai.io import read_volume, require_finite
 from orbitai.io.dicom_folder import SERIES_OPTION, survey_folder
@@ -113,8 +114,6 @@ def resolve_image(value: str, series: str | None, tmp: Path, attributes: dict[st
             return _derived(value, attributes, tmp, stated)
         return value                                     # the command says it does not exist
     if re.match(r"^https?://", value, re.I):
-        from orbitai.dicom.web import fetch_series
-
         root, study, in_url = parse_dicomweb_url(value)
         if in_url and series and in_url != series:
             raise UserError(f"{SERIES_OPTION} {series} differs from the series in the URL {value}; give one.")

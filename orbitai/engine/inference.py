@@ -44,6 +44,9 @@ from orbitai.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
 
+#: The margin (mm) around what the network found within which :func:`predict` maps the classes back.
+BOX_MARGIN_MM = 5.0
+
 
 @dataclass
 class SegSpec:
@@ -155,13 +158,14 @@ def probabilities_on(probs: np.ndarray, grid: sitk.Image, vol: Volume, classes: 
 def predict(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "overlap",
             device: torch.device | str = "cpu", progress: ProgressCallback | None = None,
             sw_batch_size: int = 1, mirror: bool = True, check: bool = True,
-            margin_mm: float = 5.0, focus: Focus | None = None) -> EngineResult:
+            focus: Focus | None = None) -> EngineResult:
     """Class probabilities of a whole scan, mapped back onto the input's grid (see :class:`EngineResult`).
 
     ``mirror`` averages the logits with those of the left-right mirrored scan (twice the window
     time, slightly better masks; classes must be side-agnostic). ``check=False`` skips the input
     checks when the caller has run :func:`orbitai.preprocess.checks.check_input` itself. ``focus``
-    limits the network to where the task's structures can lie (:data:`Focus`)."""
+    limits the network to where the task's structures can lie (:data:`Focus`). The classes are mapped back within
+    `BOX_MARGIN_MM` of what was found."""
     t0 = time.perf_counter()
     warnings = check_input(vol, spec.modality) if check else []
     for w in warnings:
@@ -178,7 +182,7 @@ def predict(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "o
     fg = np.zeros(full_shape, bool)
     fg[crop] = (lg[0] < other).numpy()
     del other
-    box = foreground_box(fg, ref, vol, margin_mm=margin_mm)
+    box = foreground_box(fg, ref, vol, margin_mm=BOX_MARGIN_MM)
     classes, confidence = None, None
     if box is not None:
         # Map back only the region around what was found, each class where it can win (exact argmax),

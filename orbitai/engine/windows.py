@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -26,6 +27,16 @@ from orbitai.progress import ProgressCallback
 #: bundled width-6 SV-nets a 6.7 M-voxel window (a 1 mm head's search box) peaked 1.4 GB above the
 #: loaded model on the CPU (measured with ru_maxrss).
 MAX_WINDOW_VOXELS = 2 ** 23
+
+
+@dataclass(frozen=True)
+class WindowLimits:
+    """How large :func:`sliding_window`'s windows grow: sides a multiple of ``divisor`` (the network's downsampling),
+    at most ``max_inplane`` voxels in-plane and ``max_window_voxels`` in all (``overlap`` mode)."""
+
+    divisor: int = 16
+    max_inplane: int = 256
+    max_window_voxels: int = MAX_WINDOW_VOXELS
 
 
 def _divisible(n: int, d: int) -> int:
@@ -97,16 +108,16 @@ def blend_windows(x: torch.Tensor, roi: tuple[int, ...], predictor: Callable[[to
 
 def sliding_window(x: torch.Tensor, model: torch.nn.Module, patch_dhw, window: str = "overlap",
                    overlap: float = 0.5, sw_batch_size: int = 1, progress: ProgressCallback | None = None,
-                   divisor: int = 16, max_inplane: int = 256,
-                   max_window_voxels: int = MAX_WINDOW_VOXELS, channels_last: bool = False) -> torch.Tensor:
+                   limits: WindowLimits = WindowLimits(), channels_last: bool = False) -> torch.Tensor:
     """Logits for a (1, 1, D, H, W) tensor by sliding-window inference (:func:`blend_windows`).
 
     ``step1`` uses windows spanning the whole slice in-plane and ``patch_dhw[0]`` slices,
     moved one slice at a time with plain averaging (the paper); ``overlap`` uses windows spanning
-    up to ``max_inplane`` voxels in-plane and as many slices as ``max_window_voxels`` allows (at least
+    up to ``limits.max_inplane`` voxels in-plane and as many slices as ``limits.max_window_voxels`` allows (at least
     the bundle's window), half overlapping, blended with Gaussian weights. ``channels_last`` hands the
     network each window in the channels-last layout (for a model converted to it: faster on a CPU).
     """
+    divisor, max_inplane, max_window_voxels = limits.divisor, limits.max_inplane, limits.max_window_voxels
     D, H, W = x.shape[2:]
     roi: tuple[int, ...]
     if window == "step1":

@@ -13,6 +13,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from captum.attr import Occlusion
 
 from orbitai.errors import InputError
 from orbitai.explain.incremental import DEFAULT_BATCH, incremental_occlusion, supports, window_starts
@@ -83,8 +84,6 @@ def occlusion_map(model: torch.nn.Module, x: torch.Tensor, target: int, patch: i
         if can and method != "batched":
             return incremental_occlusion(model, x, int(target), patch, stride, baseline,
                                          int(batch_size or DEFAULT_BATCH))
-        from captum.attr import Occlusion
-
         c = x.shape[1]
         attr = Occlusion(_Prob(model)).attribute(
             x, sliding_window_shapes=(c, *patch), strides=(c, *stride), baselines=baseline, target=int(target),

@@ -253,7 +253,7 @@ def run_train(args: argparse.Namespace) -> int:
     from orbitai.device import select_device
     from orbitai.ivgc.rois import parse_strategies
     from orbitai.ivgc.configs import get_config
-    from orbitai.ivgc.train import DEEP_KINDS, TASK, train_deep, train_radiomics
+    from orbitai.ivgc.train import DEEP_KINDS, TASK, TrainingSet, train_deep, train_radiomics
     from orbitai.result import check_outputs
     from orbitai.training.launch import env_world_size
 
@@ -277,13 +277,13 @@ def run_train(args: argparse.Namespace) -> int:
     data = f"{len(cases)} cases listed in {Path(args.manifest).name}"
     if deep:
         assert cfg is not None
-        out = train_deep(cases, table, selection, get_config(cfg).for_run(args.seed, args.epochs, args.holdout),
-                         strategy, Path(args.out), device=select_device(args.device), training_data=data,
-                         overwrite=args.overwrite)
+        out = train_deep(TrainingSet(cases, table, selection),
+                         get_config(cfg).for_run(args.seed, args.epochs, args.holdout), strategy, Path(args.out),
+                         device=select_device(args.device), training_data=data, overwrite=args.overwrite)
     else:
         assert selection is not None    # read_training_inputs refused a radiomics model without one
-        out = train_radiomics(cases, table, selection, args.model, strategy, Path(args.out), seed=args.seed,
-                              training_data=data, overwrite=args.overwrite)
+        out = train_radiomics(TrainingSet(cases, table, selection), args.model, strategy, Path(args.out),
+                              seed=args.seed, training_data=data, overwrite=args.overwrite)
     print(f"wrote bundle {out}")
     return 0
 
@@ -291,7 +291,7 @@ def run_train(args: argparse.Namespace) -> int:
 def run_cv(args: argparse.Namespace) -> int:
     from orbitai.device import select_device
     from orbitai.ivgc.rois import parse_strategies
-    from orbitai.ivgc.train import CV_FILE, DEEP_KINDS, cross_validate, cv_entries
+    from orbitai.ivgc.train import CV_FILE, DEEP_KINDS, TrainingSet, cross_validate, cv_entries
     from orbitai.result import check_outputs
 
     strategy = parse_strategies([args.strategy])[0].name
@@ -303,8 +303,8 @@ def run_cv(args: argparse.Namespace) -> int:
     cases, table, selection = read_training_inputs(args, need_radiomics=args.model != "resnet50")
     inputs = [args.manifest, args.features, args.selection, *(p for c in cases for p in (c.image, c.segmentation))]
     check_outputs(args.out, inputs, cv_entries(args.folds if args.model in DEEP_KINDS else 0))
-    s = cross_validate(cases, table, selection, args.model, strategy, Path(args.out), args.folds, args.seed, cfg,
-                       args.epochs, select_device(args.device))
+    s = cross_validate(TrainingSet(cases, table, selection), args.model, strategy, Path(args.out), args.folds,
+                       args.seed, cfg, args.epochs, select_device(args.device))
     print(strict_json(s["mean_sd"]), end="")
     print(f"wrote {args.out}/{CV_FILE}")
     return 0

@@ -13,8 +13,8 @@ from typing import NoReturn, Optional
 
 from orbitai.cohort.manifest import read_manifest
 from orbitai.errors import InputError, OrbitAIError, UserError, one_line
-from orbitai.ivgc.features import (SECOND_RATER_COLUMN, CohortRun, WideTable, cache_folder, check_table_files,
-                                   cohort_inputs, extract_cohort)
+from orbitai.ivgc.features import (SECOND_RATER_COLUMN, CohortRun, Compute, WideTable, cache_folder,
+                                   check_table_files, cohort_inputs, extract_cohort)
 from orbitai.ivgc.rois import PERTURBATION, parse_strategies
 from orbitai.ivgc.select import SelectionSettings, check_cohort, select_cohort, write_selection
 from orbitai.progress import emit
@@ -67,7 +67,7 @@ def _extract(manifest: str, cache: Path, strategies: list[str], protocol: dict, 
         column = SECOND_RATER_COLUMN if has_second else "segmentation"
         perturb = not has_second
     files, missing = cohort_inputs(manifest, column)
-    run = extract_cohort(files, strategies, protocol, cache, workers=_workers(args), scheduler=args.scheduler,
+    run = extract_cohort(files, strategies, protocol, cache, Compute(_workers(args), args.scheduler),
                          perturb=perturb, progress=emit, previous=previous,
                          resample_masks=bool(getattr(args, "resample_masks", False)))
     run.failed.update(missing)

@@ -292,17 +292,27 @@ def cohort_inputs(manifest: str | os.PathLike, column: str = "segmentation") -> 
     return files, missing
 
 
+@dataclass(frozen=True)
+class Compute:
+    """Where `extract_cohort` computes: ``workers`` Dask worker processes (``0``: in this process, no Dask), or the
+    Dask cluster at ``scheduler``."""
+
+    workers: int = 2
+    scheduler: Optional[str] = None
+
+
 def extract_cohort(cases: Sequence[CaseFiles], strategies: Sequence[str], protocol: Mapping[str, Any],
-                   cache: Optional[Path], workers: int = 2, scheduler: Optional[str] = None,
-                   perturb: bool = False, progress: Optional[Callable[[int, int, str], None]] = None,
+                   cache: Optional[Path], compute: Compute = Compute(), perturb: bool = False,
+                   progress: Optional[Callable[[int, int, str], None]] = None,
                    bar: bool = True, previous: Optional[WideTable] = None,
                    resample_masks: bool = False) -> CohortRun:
-    """Features of every case with ``workers`` Dask worker processes (``0``: in this process, no
-    Dask), or on the cluster at ``scheduler``. A case whose row in ``previous`` (the last output)
+    """Features of every case, computed as ``compute`` says (`Compute`: Dask worker processes, none, or a
+    cluster). A case whose row in ``previous`` (the last output)
     or whose entry in ``cache`` was computed from the same inputs and settings is reused; every
     finished case is stored in ``cache`` at once (so an interrupted run resumes); failures are
     collected in the result, not raised. ``resample_masks``: a segmentation off its image's grid is
     resampled onto it instead of failing its case (:func:`load_case`)."""
+    workers, scheduler = compute.workers, compute.scheduler
     run = CohortRun(table=None)
     earlier: dict[str, tuple[str, np.ndarray]] = {}
     if previous is not None and previous.keys:

@@ -156,18 +156,15 @@ class IvgcOptions:
 
 
 def predict_ivgc(image: str | Path, segmentation: str | Path, model: Optional[str] = None,
-                 strategy: Optional[str] = None, clinical: Optional[Mapping[str, Any]] = None, gradcam: bool = True,
-                 device: Any = "cpu", progress: Optional[ProgressCallback] = None,
-                 resample_masks: bool = False, modality: Optional[str] = None,
-                 clinical_source: str = "--clinical") -> IvgcPrediction:
-    """Predict one patient (see the module docstring); ``clinical``: ``{feature: value}`` or None;
-    ``resample_masks``: a segmentation off the MRI's grid is resampled onto it (said in ``warnings``)
-    instead of refused; ``modality``: what the scan is when the user says (``--modality``), else its tags and
-    image say (`orbitai.scan.scan_facts`): a scan the paper's models were not made for gets a caveat;
-    ``clinical_source``: where ``clinical`` came from, in messages ("the manifest ..." for a cohort's case).
+                 clinical: Optional[Mapping[str, Any]] = None, options: IvgcOptions = IvgcOptions(),
+                 device: Any = "cpu", progress: Optional[ProgressCallback] = None) -> IvgcPrediction:
+    """Predict one patient (see the module docstring); ``clinical``: ``{feature: value}`` or None; ``options``
+    (`IvgcOptions`): the ROI strategy, the Grad-CAM map, ``resample_masks`` (a segmentation off the MRI's grid is
+    resampled onto it, said in ``warnings``, instead of refused), ``modality`` (what the scan is when the user says,
+    else its tags and image say, `orbitai.scan.scan_facts`: a scan the paper's models were not made for gets a
+    caveat) and ``clinical_source`` (where ``clinical`` came from, in messages).
     The model is loaded for this call; `orbitai.ivgc.predictor.IvgcPredictor` keeps it for every case."""
-    return predict_with_model(lambda: load_ivgc_model(model, device), image, segmentation, clinical,
-                              IvgcOptions(strategy, gradcam, resample_masks, modality, clinical_source), device,
+    return predict_with_model(lambda: load_ivgc_model(model, device), image, segmentation, clinical, options, device,
                               progress)
 
 
@@ -239,7 +236,8 @@ def predict_with_model(load: "Callable[[], tuple[Bundle, Any]]", image: str | Pa
     else:
         from orbitai.ivgc.predict_deep import deep_probability  # torch: not loaded for a radiomics model
 
-        probability, distance, cam = deep_probability(bundle, net, sitk_image, labels, roi, radiomics, clin, options.gradcam,
+        probability, distance, cam = deep_probability(bundle, net, sitk_image, labels, roi,
+                                                      {"radiomics": radiomics, "clinical": clin}, options.gradcam,
                                                       device, report, trust)
         if cam is not None and reformatted:      # the map goes back onto the MRI's own grid
             cam = resample_like(cam, vol, default=0.0)

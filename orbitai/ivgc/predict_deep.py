@@ -2,7 +2,7 @@
 its Grad-CAM map. Its own module so that a radiomics model's prediction loads no torch."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import numpy as np
 import torch
@@ -21,17 +21,18 @@ __all__ = ["deep_probability"]
 
 
 def deep_probability(bundle: Bundle, net: Any, sitk_image: Any, labels: np.ndarray, roi: Any,
-                     radiomics: Optional[np.ndarray], clinical: Optional[np.ndarray], gradcam: bool, device: Any,
-                     report: ProgressCallback, trust: Optional[Trust] = None
-                     ) -> tuple[float, Optional[float], Optional[Volume]]:
+                     vectors: Mapping[str, Optional[np.ndarray]], gradcam: bool, device: Any, report: ProgressCallback,
+                     trust: Optional[Trust] = None) -> tuple[float, Optional[float], Optional[Volume]]:
     """P(responder) of a deep model (ResNet-50, RDINet) on the MRI's ROI crop (calibrated by ``trust`` when given),
     the distance of the case's features to the training data (None without ``trust``) and, with ``gradcam``, its
-    Grad-CAM map on the MRI."""
+    Grad-CAM map on the MRI. ``vectors``: the case's vector inputs by the network's input names (``radiomics``: the
+    selected features, ``clinical``: the clinical values; None where the case has none)."""
     spec = bundle.metadata.get("input") or {}
     mri = Volume.from_sitk(sitk_image)
     x, crop = preprocess(mri, mri.with_array(labels), roi, tuple(spec.get("shape_array", TARGET_SHAPE)),
                          float(spec.get("margin_mm", MARGIN_MM)), bool(spec.get("roi_only", False)))
     inputs: dict[str, np.ndarray] = {"image": x}
+    radiomics, clinical = vectors.get("radiomics"), vectors.get("clinical")
     if "radiomics" in net.input_names:
         if radiomics is None:
             raise InputError(f"Bundle {bundle.name}: RDINet needs the selected radiomics, the bundle lists none.")

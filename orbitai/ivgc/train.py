@@ -31,7 +31,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from orbitai.bundle.core import WEIGHTS, sha256_file, write_bundle
 from orbitai.bundle.formats import save_json, save_sklearn
 from orbitai.classify.tabular import TABULAR_KINDS, TabularKind, tabular_classifier
-from orbitai.classify.train import fit, predict_proba
+from orbitai.classify.train import TrainHooks, fit, predict_proba
 from orbitai.classify.calibration import binary_logits
 from orbitai.classify.trust import fit_on_split, fit_trust, write_trust
 from orbitai.cohort.clinical import IVGC_CLINICAL
@@ -113,13 +113,24 @@ def _protocol() -> dict[str, Any]:
     return RadiomicsProtocol.load("ivgc").to_dict()
 
 
+@dataclass(frozen=True)
+class TrainingSet:
+    """What a model trains on: the ``cases`` (with their labels), the radiomics feature ``table`` (None for a model
+    without radiomics) and the feature ``selection`` (``orbitai ivgc select``'s; None without radiomics)."""
+
+    cases: Sequence[Case]
+    table: Any = None
+    selection: Optional[dict[str, Any]] = None
+
+
 # --------------------------------------------------------------------------------------------- radiomics
-def train_radiomics(cases: Sequence[Case], table: Any, selection: dict[str, Any], kind: str, strategy: str,
-                    out: Path, seed: int = 0, training_data: str = "", protocol: Optional[dict] = None,
-                    cv_folds: int = 5, overwrite: bool = False) -> Path:
+def train_radiomics(data: TrainingSet, kind: str, strategy: str, out: Path, seed: int = 0, training_data: str = "",
+                    protocol: Optional[dict] = None, cv_folds: int = 5, overwrite: bool = False) -> Path:
     """Fit a ``kind`` pipeline (svm, logreg, rf) on the selected features of ``strategy`` over all
-    ``cases`` and write the bundle ``out`` (`orbitai.bundle.core.write_bundle`, ``overwrite``); its stratified
+    ``data.cases`` and write the bundle ``out`` (`orbitai.bundle.core.write_bundle`, ``overwrite``); its stratified
     ``cv_folds``-fold CV AUC goes into the metadata."""
+    cases, table, selection = data.cases, data.table, data.selection
+    assert selection is not None    # a radiomics model takes the selected features (the command refuses none)
     if kind not in TABULAR_KINDS:
         raise ConfigError(f"{kind!r} is not a radiomics model; use one of {', '.join(TABULAR_KINDS)}.")
     t0 = time.perf_counter()
@@ -207,15 +218,16 @@ class _Cohort:
     fill: dict[str, float] = field(default_factory=dict)
 
 
-def train_deep(cases: Sequence[Case], table: Any, selection: Optional[dict[str, Any]], config: IvgcConfig | str,
-               strategy: str, out: Path, device: Any = "cpu", progress: Optional[ProgressCallback] = None,
-               training_data: str = "", num_workers: int = 0, overwrite: bool = False) -> Path:
+def train_deep(data: TrainingSet, config: IvgcConfig | str, strategy: str, out: Path, device: Any = "cpu",
+               progress: Optional[ProgressCallback] = None, training_data: str = "", num_workers: int = 0,
+               overwrite: bool = False) -> Path:
     """Train the deep recipe ``config`` (a name of :data:`orbitai.ivgc.configs.CONFIGS`, or one with its run's seed,
-    epochs and holdout: ``get_config(name).for_run(seed, epochs, holdout)``) on ``cases`` with ``test_fraction``
+    epochs and holdout: ``get_config(name).for_run(seed, epochs, holdout)``) on ``data.cases`` with ``test_fraction``
     of them (stratified, whole patients) set aside for the metadata's held-out metrics;
     checkpoints in ``.<out name>-training`` beside ``out`` (rerun to resume; removed when the bundle is
     written, or when a failure or a cancel comes before the first checkpoint, `orbitai.staging.training_folder`);
     ``overwrite``: see `orbitai.bundle.core.write_bundle`."""
+    cases, table, selection = data.cases, data.table, data.selection
     cfg = get_config(config) if isinstance(config, str) else config
     check_epochs(cfg.settings.epochs)
     seed, holdout = cfg.seed, cfg.test_fraction
@@ -235,8 +247,8 @@ def train_deep(cases: Sequence[Case], table: Any, selection: Optional[dict[str, 
     progress = progress or emit
     t0 = time.perf_counter()
     with training_folder(work):
-        return _train_deep(_Cohort(cases, y, strategy, sel, radiomics, clinical, fill), cfg, tr, te, out, work, device,
-                           progress, training_data, num_workers, t0, overwrite)
+        return _train_deep(_Cohort(cases, y, strategy, sel, radiomics, clinical, fill), cfg, tr, te, work, device,
+                           progress, num_workers, _Writing(out, training_data, overwrite, t0))
 
 
 def _vectors(radiomics: Optional[np.ndarray], clinical: Optional[np.ndarray], idx: Sequence[int]) -> Optional[dict]:
@@ -269,13 +281,24 @@ def _fit_deep(cohort: _Cohort, cfg: IvgcConfig, tr: Sequence[int], te: Sequence[
         model.set_medical_scaling(np.concatenate(parts, 1))
     log.info("%s: %d training cases, %d held out", cfg.name, len(tr), len(te))
     summary = fit(model, train_set, settings, work, val=test_set, augment=ImageAugment(cfg.augment), seed=seed,
-                  device=device, num_workers=num_workers, progress=progress)
+                  device=device, num_workers=num_workers, hooks=TrainHooks(progress))
     return model, summary, test_set, settings
 
 
-def _train_deep(cohort: _Cohort, cfg: IvgcConfig, tr: Sequence[int], te: Sequence[int], out: Path, work: Path,
-                device, progress: ProgressCallback, training_data: str, num_workers: int, t0: float,
-                overwrite: bool = False) -> Path:
+@dataclass(frozen=True)
+class _Writing:
+    """The bundle that :func:`_train_deep` writes: where (``out``, ``overwrite``), its training data as the metadata
+    says it, and when the training began (``t0``, `time.perf_counter`'s: its minutes)."""
+
+    out: Path
+    training_data: str
+    overwrite: bool
+    t0: float
+
+
+def _train_deep(cohort: _Cohort, cfg: IvgcConfig, tr: Sequence[int], te: Sequence[int], work: Path, device,
+                progress: ProgressCallback, num_workers: int, writing: _Writing) -> Path:
+    out, training_data, overwrite, t0 = writing.out, writing.training_data, writing.overwrite, writing.t0
     cases, y, strategy, sel, radiomics, clinical, fill = (cohort.cases, cohort.y, cohort.strategy, cohort.sel,
                                                           cohort.radiomics, cohort.clinical, cohort.fill)
     seed = cfg.seed
@@ -346,13 +369,14 @@ def cv_entries(folds: int) -> tuple[str, ...]:
     return (CV_FILE, *(f"fold{k}" for k in range(max(0, folds))))
 
 
-def cross_validate(cases: Sequence[Case], table: Any, selection: Optional[dict[str, Any]], kind: str, strategy: str,
-                   out: Path, folds: int = 5, seed: int = 0, config: str = "", epochs: Optional[int] = None,
-                   device: Any = "cpu", progress: Optional[ProgressCallback] = None) -> dict[str, Any]:
-    """Stratified ``folds``-fold cross-validation of one model kind in the training cohort (paper 001):
+def cross_validate(data: TrainingSet, kind: str, strategy: str, out: Path, folds: int = 5, seed: int = 0,
+                   config: str = "", epochs: Optional[int] = None, device: Any = "cpu",
+                   progress: Optional[ProgressCallback] = None) -> dict[str, Any]:
+    """Stratified ``folds``-fold cross-validation of one model kind in the training cohort ``data`` (paper 001):
     per fold the model trained on the other folds (radiomics: the pipeline; deep: ``config``, a work folder
     ``fold<k>`` with checkpoints) and its metrics on the fold; ``cv.json`` with the folds and mean +- SD.
     Everything is checked first, written beside ``out`` and moved in whole (`orbitai.staging.staged_folder`)."""
+    cases, table, selection = data.cases, data.table, data.selection
     check_epochs(epochs)
     y = case_labels(cases)
     check_stratified_folds(y.tolist(), folds)

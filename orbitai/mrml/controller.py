@@ -13,6 +13,7 @@ from typing import Any, Callable, Optional, Protocol
 
 from orbitai.bundle.registry import missing_message
 from orbitai.errors import BundleError
+from orbitai.mrml.dependencies import requirement_name, unmet_requirements
 from orbitai.mrml.jobs import JobLogic, ModelOffer, ModuleJob
 
 __all__ = ["JobView", "JobController", "POLL_MS", "CANCELLED"]
@@ -129,8 +130,6 @@ class JobController:
         try:
             # checked until met once: each check reads the installed packages' metadata (0.1 s on the main thread)
             if not self.dependenciesMet and not self.logic.ensureDependencies():
-                from orbitai.mrml.dependencies import requirement_name, unmet_requirements
-
                 missing = ", ".join(requirement_name(r) for r in unmet_requirements(self.logic.requirementLines()))
                 self.say(f"Not started: the Python packages it needs are not installed ({missing}).")
                 return

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-import slicer  # noqa: F401  (vtkImageData comes with slicer-core's VTK)
+import slicer  # vtkImageGrowCutSegment; vtkImageData comes with slicer-core's VTK
 import vtk
 from vtk.util import numpy_support
 
@@ -66,12 +66,6 @@ def grow_from_seeds(image: np.ndarray, spacing: tuple[float, float, float], fg: 
                               "(it grows every painted segment; with the object alone it fills the whole region).")
     if np.any(f & b):
         raise AnnotationError("Object and background seeds overlap; erase one of them where they cross.")
-    try:
-        import slicer
-        from vtk.util import numpy_support
-    except ImportError:
-        raise AnnotationError("Grow from seeds needs 3D Slicer's Python or the PyPI package slicer-core "
-                              "(pip install slicer-core).") from None
     reg = effect_region(f | b) if region is None else normalize_region(region, a.shape)
     if min(s.stop - s.start for s in reg) < 3:
         raise AnnotationError(f"Grow from seeds needs a working region of at least 3 voxels along each axis; got "

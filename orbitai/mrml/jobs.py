@@ -43,7 +43,7 @@ from orbitai.progress import ProgressCallback
 from orbitai.jobs.child import JobError, OrbitaiJob
 from orbitai.jobs.inputs import JobFolder, JobInputs
 from orbitai.jobs.process import JobResult, child_error
-from orbitai.jobs.warm import WarmJob, warm_worker_enabled
+from orbitai.jobs.warm import WarmJob, shared_worker, warm_worker_enabled
 
 if TYPE_CHECKING:  # pragma: no cover
     from orbitai.bundle.core import Bundle
@@ -323,8 +323,6 @@ class JobLogic:
         Called by `start`, the first Apply: opening a module starts no worker (a 547 MB process with torch for
         the rest of the Slicer session, for a user who may never press Apply)."""
         if cls.warm_worker and warm_worker_enabled():
-            from orbitai.jobs.warm import shared_worker
-
             try:
                 shared_worker().start()
             except OSError as exc:   # the job says why when it starts (a one-shot child then)

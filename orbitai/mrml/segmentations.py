@@ -21,6 +21,7 @@ import vtk
 
 from orbitai.errors import InputError
 from orbitai.io import Volume
+from orbitai.labels import ORBIT_LABELS
 from orbitai.mrml.scene import MRMLContext
 from orbitai.mrml.volumes import (
     as_volume,
@@ -81,8 +82,6 @@ def _spec(value: int, entry: Any) -> SegmentSpec:
 def label_table(table: Optional[Mapping] = None) -> dict[int, SegmentSpec]:
     """Normalise a label table (default: the orbit scheme) to ``{value: SegmentSpec}``."""
     if table is None:
-        from orbitai.labels import ORBIT_LABELS
-
         table = ORBIT_LABELS
     out: dict[int, SegmentSpec] = {}
     for key, entry in dict(table).items():

@@ -6,7 +6,9 @@ import numbers
 from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
+import slicer
 import vtk
+from vtk.util import numpy_support
 
 from orbitai.errors import InputError
 from orbitai.mrml.scene import MRMLContext
@@ -84,8 +86,6 @@ def table_column(node, column: str) -> np.ndarray:
         names = [node.GetColumnName(i) for i in range(node.GetNumberOfColumns())]
         raise KeyError(f"No column {column!r} in table '{node.GetName()}'; columns: {', '.join(names)}.")
     if isinstance(arr, vtk.vtkDataArray):
-        from vtk.util import numpy_support
-
         return numpy_support.vtk_to_numpy(arr).copy()
     return np.array([arr.GetValue(i) for i in range(arr.GetNumberOfValues())], dtype=object)
 
@@ -117,10 +117,8 @@ def show_table(ctx: MRMLContext, table_node) -> bool:
     """Show ``table_node`` in the application's table view: in the current layout when it has one, else in the
     four-up layout with a table; False headless (no layout manager), where nothing is shown."""
     try:
-        import slicer
-
         layout = slicer.app.layoutManager()
-    except (ImportError, AttributeError):
+    except AttributeError:
         return False
     if layout is None or ctx.app_logic is None:
         return False

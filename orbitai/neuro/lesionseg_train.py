@@ -39,6 +39,7 @@ from scipy import ndimage as ndi
 import orbitai.phantoms.lesion_maps as lesion_maps
 from orbitai.bundle import load_bundle, save_bundle, write_bundle
 from orbitai.bundle.core import WEIGHTS
+from orbitai.bundle.models import find_task_bundle
 from orbitai.training.checkpoint import resume, save_checkpoint
 from orbitai.training.prefetch import batches_ahead
 from orbitai.training.speed import StepSpeed
@@ -219,8 +220,6 @@ def train(out_bundle: str | Path, work: str | Path, recipe: LesionTrainRecipe, o
     init_state = None
     init_name = None
     if init is not None:
-        from orbitai.bundle.models import find_task_bundle
-
         ib = find_task_bundle(str(init), "lesion_segmentation", "a white-matter lesion segmentation model")
         args, init_state, init_name = ib.arch_args, ib.load_state_dict(), f"{ib.name} ({ib.metadata['weights_sha256'][:12]})"
     seeds = [(s, "ms") for s in ms_seeds] + [(s, "nmosd") for s in nmosd_seeds] + [(s, REAL) for s in real_seeds]

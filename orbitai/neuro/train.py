@@ -24,12 +24,13 @@ import torch
 from sklearn.model_selection import RepeatedStratifiedKFold
 
 from orbitai.classify.tabular import tabular_classifier
-from orbitai.classify.train import TrainSettings, predict_proba, train_classifier
+from orbitai.classify.train import TrainHooks, TrainSettings, predict_proba, train_classifier
 from orbitai.errors import InputError
 from orbitai.metrics.classification import binary_classification_metrics, mean_sd
 from orbitai.models import build_model, count_parameters
 from orbitai.neuro.configs import NeuroConfig
 from orbitai.neuro.data import DEFAULT_MODE, augment, classifier_input
+from orbitai.neuro.nets import TwoViewNet, load_imagenet
 from orbitai.phantoms.cohort import cohort_labels, make_case
 from orbitai.progress import ProgressCallback
 from orbitai.staging import write_json_atomic
@@ -93,13 +94,12 @@ def train_model(cfg: NeuroConfig, x: np.ndarray, y: np.ndarray, workdir: str | o
     model = build(cfg)
     init = {"pretrained": False, "note": "trained from scratch"}
     if cfg.arch == "neuro_twoview" and (cfg.imagenet or imagenet):
-        from orbitai.neuro.nets import TwoViewNet, load_imagenet
         path, sha = imagenet if imagenet else (None, None)
         init = load_imagenet(model if isinstance(model, TwoViewNet) else None, path, sha)  # type: ignore[arg-type]
     settings, recipe = settings_for(cfg, epochs)
     t0 = time.perf_counter()
     summary = train_classifier(model, _channel(x), y, settings, Path(workdir), augment=_augment_channel,
-                               seed=seed, progress=progress, should_stop=should_stop)
+                               seed=seed, hooks=TrainHooks(progress, should_stop))
     minutes = (time.perf_counter() - t0) / 60
     summary.update({"config": cfg.to_dict(), "recipe": recipe, "parameters": count_parameters(model),
                     "minutes_this_run": round(minutes, 2), "init": init, "n_train": int(len(y)),

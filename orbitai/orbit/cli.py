@@ -298,7 +298,7 @@ def run_train(args) -> int:
     from orbitai.cohort.manifest import read_manifest
     from orbitai.device import select_device
     from orbitai.orbit.configs import get_config
-    from orbitai.orbit.train import train
+    from orbitai.orbit.train import TrainRun, train
     from orbitai.result import check_outputs
 
     check_train_options(args)
@@ -315,8 +315,8 @@ def run_train(args) -> int:
     arguments_checked()    # with --nproc: the launcher's check pass ends here, before any rank starts
     out = train(cases, get_config(cfg.name, seed=args.seed, epochs=args.epochs or cfg.epochs, speed=args.speed),
                 Path(args.out),
-                folds=args.folds, fold=args.fold, device=device, resume=not args.no_resume,
-                time_limit_s=args.time_limit * 60 if args.time_limit else None,
+                TrainRun(folds=args.folds, fold=args.fold, resume=not args.no_resume,
+                         time_limit_s=args.time_limit * 60 if args.time_limit else None), device=device,
                 init=args.init, training_data=_training_data(cfg, args.manifest, len(cases)), overwrite=args.overwrite)
     print(f"wrote bundle {out}")
     return 0

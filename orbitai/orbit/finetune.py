@@ -36,7 +36,7 @@ from orbitai.io.checksums import sha256_input
 from orbitai.labels import ORBIT_LABELS
 from orbitai.orbit.configs import SegConfig
 from orbitai.orbit.models import SEG_MODELS
-from orbitai.orbit.synth import Building, SynthPool, patch_window
+from orbitai.orbit.synth import Building, PoolRecipe, SynthPool, patch_window
 from orbitai.orbit.train import Prepared, augment, loss_fn, prepare, validate
 from orbitai.progress import ProgressCallback, emit
 from orbitai.training import finetune as plan_runner
@@ -215,9 +215,10 @@ def finetune(cases: Sequence[Case], out: str | Path | None = None, base: Optiona
         check_prepared(p, spec.structures, patch, spec.spacing)
     if replay is None and recipe.replay_share > 0:
         # the heads kept between fine-tunings (`orbitai.training.checkpoint.cache_folder`): a second one starts at once
-        replay = SynthPool.build(spec, anatomies=recipe.replay_anatomies, seed=recipe.seed + 7700, templates=(0,),
-                                 fov_edge=0.2, how=Building(cache_folder("synth-heads"),
-                                                            progress=lambda d, t, m: progress(0, plan.total_steps(), m)))
+        replay = SynthPool.build(spec, PoolRecipe(anatomies=recipe.replay_anatomies, seed=recipe.seed + 7700,
+                                                  templates=(0,), fov_edge=0.2),
+                                 how=Building(cache_folder("synth-heads"),
+                                              progress=lambda d, t, m: progress(0, plan.total_steps(), m)))
     ctx = RunContext(work, _fingerprint(cases, bundle, recipe), resume, ticker(plan, progress), device)
 
     def run(tag: str, tr: Sequence[int], va: Sequence[int], steps: int, eval_steps: Sequence[int]) -> list[float]:

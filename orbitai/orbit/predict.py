@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
 from orbitai.device import run_with_fallback
+from orbitai.dicom.export import write_dicom_results
+from orbitai.dicom.seg import RESAMPLED_NOTE
 from orbitai.io import read_scan, require_values, write_volume
 from orbitai.orbit.anatomy import DEFAULT_POPULATION, check_structures, checked_range, verdict
 from orbitai.orbit.models import load_seg_model
@@ -78,8 +80,6 @@ def predict(image: str | os.PathLike, out: str | os.PathLike, models: ModelCache
         print(f"note: {note}")
     dicom_out = acquisition.source == "dicom" and _dicom_writer_available()
     if dicom_out and acquisition.resampled is not None:
-        from orbitai.dicom.seg import RESAMPLED_NOTE
-
         acquisition.notes.append(RESAMPLED_NOTE)
     t1 = time.perf_counter()
     progress(0, 1, "loading model")
@@ -124,8 +124,6 @@ def predict(image: str | os.PathLike, out: str | os.PathLike, models: ModelCache
     def write_extra(tmp: Path) -> dict[str, str]:
         files = {"labelmap": write_volume(res.labels, tmp / LABELMAP_FILE).name} if labelmap else {}
         if dicom_out:      # DICOM input: the SEG and TID 1500 SR beside the NRRD results
-            from orbitai.dicom.export import write_dicom_results
-
             files.update(write_dicom_results(image, res.labels, rows, bundle.name,
                                              str(bundle.metadata.get("version", "")), tmp, warnings))
         return files

@@ -27,7 +27,7 @@ from orbitai.orbit.anatomy import check_structures
 from orbitai.orbit.models import load_seg_model
 from orbitai.orbit.result import NOT_RANKED
 from orbitai.orbit.rules import OrbitNotFoundError
-from orbitai.orbit.segment import segment
+from orbitai.orbit.segment import OrbitSearch, segment
 from orbitai.progress import ProgressCallback
 from orbitai.scan import Expects, ScanFacts, scan_facts
 
@@ -108,8 +108,8 @@ def rank_scans(scans: Sequence[tuple[str, str | os.PathLike]], model: Optional[s
             if why:
                 out.append(Ranked(case_id, os.fspath(image), NOT_RANKED_SCORE, 0, 0, None, why))
             else:
-                res = segment(vol, net, spec, "overlap", device, mirror=mirror, facts=facts, locate=locate,
-                              whole_scan=not judge)
+                res = segment(vol, net, spec, "overlap", device, mirror=mirror, facts=facts,
+                              search=OrbitSearch(locate=locate, whole_scan=not judge))
                 checks = check_structures(res.labels, spec.structures, res.confidence)   # one side with one globe
                 score, bad, conf = doubt(checks)
                 out.append(Ranked(case_id, os.fspath(image), score, bad, len(checks), conf))

@@ -28,6 +28,7 @@ from orbitai.orbit.rules import (
 from orbitai.preprocess.checks import check_input
 from orbitai.progress import ProgressCallback
 from orbitai.scan import ScanFacts
+from orbitai.engine.focus import Focus
 from orbitai.engine.inference import SegSpec, predict
 from orbitai.engine.result import EngineResult
 
@@ -61,20 +62,30 @@ class SegResult:
         return {v: (soft.get(v, n * vv) if n else 0.0) for v, n in voxels.items()}
 
 
+@dataclass(frozen=True)
+class OrbitSearch:
+    """Where :func:`segment` looks for the orbits and what it takes for one. ``locate``: in a large scan (a whole
+    head), find the orbits with a coarse pass first and run the network around them only
+    (:mod:`orbitai.orbit.locate`). ``whole_scan``: when no orbit is found in the front of the head, search the whole
+    scan again (off: raise at once; ``seg rank`` scores such a scan as doubtful as can be without the second run).
+    ``min_eyeball_ml``: less eyeball than this is no orbit."""
+
+    locate: bool = True
+    whole_scan: bool = True
+    min_eyeball_ml: float = MIN_EYEBALL_ML
+
+
 def segment(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "overlap",
             device: torch.device | str = "cpu", progress: ProgressCallback | None = None,
-            sw_batch_size: int = 1, min_eyeball_ml: float = MIN_EYEBALL_ML, mirror: bool = True,
-            facts: ScanFacts | None = None, locate: bool = True, whole_scan: bool = True) -> SegResult:
+            sw_batch_size: int = 1, mirror: bool = True, facts: ScanFacts | None = None,
+            search: OrbitSearch = OrbitSearch()) -> SegResult:
     """Segment the orbits of a whole CT/MRI; returns orbit-scheme labels in the input's geometry.
 
     ``mirror`` averages the prediction with that of the left-right mirrored scan (twice the
     window time, slightly better masks; the model's classes are side-agnostic). Raises
-    :class:`~orbitai.orbit.rules.OrbitNotFoundError` when less than ``min_eyeball_ml`` of eyeball is found, or
+    :class:`~orbitai.orbit.rules.OrbitNotFoundError` when less than ``search.min_eyeball_ml`` of eyeball is found, or
     nothing found looks like an eyeball. ``facts``: what the scan is (`orbitai.scan.scan_facts`), read by
-    the input check's warnings. ``locate``: in a large scan (a whole head), find the orbits with a coarse pass first
-    and run the network around them only (:mod:`orbitai.orbit.locate`). ``whole_scan``: when no orbit is found in the
-    front of the head, search the whole scan again (off: raise at once; ``seg rank`` scores such a scan as doubtful
-    as can be without the second run)."""
+    the input check's warnings. ``search``: where the orbits are looked for (`OrbitSearch`)."""
     t0 = time.perf_counter()
     modality_warnings = check_input(vol, spec.modality, facts)     # what the scan is: its facts say
     warnings = field_of_view_warnings(vol) + modality_warnings
@@ -82,7 +93,7 @@ def segment(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "o
         log.warning(w)
     t1 = time.perf_counter()
     focused: list[bool] = []
-    orbits = orbit_focus(model, spec.structures, locate)
+    orbits = orbit_focus(model, spec.structures, search.locate)
 
     def noted(norm, spacing):
         box = orbits(norm, spacing)
@@ -90,27 +101,27 @@ def segment(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str = "o
         return box
     focus = replace(orbits, find=noted)       # the same grid as the orbits' focus; notes whether it found a box
 
+    def labels_within(where: Focus | None) -> tuple[EngineResult, Volume]:
+        res = predict(vol, model, spec, window, device, progress=progress, sw_batch_size=sw_batch_size,
+                      mirror=mirror, check=False, focus=where)
+        return res, _labels(vol, spec, res, search.min_eyeball_ml, facts)
+
     try:
-        res, labels = _labels(vol, model, spec, window, device, progress, sw_batch_size, mirror, focus,
-                              min_eyeball_ml, facts)
+        res, labels = labels_within(focus)
     except OrbitNotFoundError:
-        if not any(focused) or not whole_scan:
+        if not any(focused) or not search.whole_scan:
             raise
         # the head's front was not where the orbits are (an unusual field of view): the whole scan
         log.info("no orbit in the front of the head; searching the whole scan")
-        res, labels = _labels(vol, model, spec, window, device, progress, sw_batch_size, mirror, None,
-                              min_eyeball_ml, facts)
+        res, labels = labels_within(None)
     warnings = warnings + one_orbit_warning(labels, spec.structures)
     return SegResult(labels, warnings, time.perf_counter() - t0, res, res.window_seconds,
                      res.prep_seconds + (t1 - t0))
 
 
-def _labels(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str, device, progress, sw_batch_size: int,
-            mirror: bool, focus, min_eyeball_ml: float,
-            facts: ScanFacts | None = None) -> tuple[EngineResult, Volume]:
-    """The engine's classes turned into orbit-scheme labels on the input grid (raises when no orbit)."""
-    res = predict(vol, model, spec, window, device, progress=progress, sw_batch_size=sw_batch_size,
-                  mirror=mirror, check=False, focus=focus)
+def _labels(vol: Volume, spec: SegSpec, res: EngineResult, min_eyeball_ml: float,
+            facts: ScanFacts | None = None) -> Volume:
+    """The engine's classes ``res`` turned into orbit-scheme labels on the input grid (raises when no orbit)."""
     labels_arr = np.zeros(vol.shape, np.uint8)
     if res.box is not None and res.classes is not None:
         sub = tuple(slice(a, b) for a, b in res.box)
@@ -118,4 +129,4 @@ def _labels(vol: Volume, model: torch.nn.Module, spec: SegSpec, window: str, dev
                                                   eyeball_class=eyeball_class(spec.structures)).array
     labels = vol.with_array(labels_arr)
     require_orbit(labels, spec.structures, min_eyeball_ml, vol, facts)
-    return res, labels
+    return labels

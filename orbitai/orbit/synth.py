@@ -18,7 +18,7 @@ import hashlib
 import inspect
 import json
 import multiprocessing
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -30,18 +30,40 @@ from orbitai.labels import values_for
 from orbitai.orbit.rules import class_lut
 from orbitai.phantoms import atlas as A
 from orbitai.phantoms.heads import HELD_OUT
-from orbitai.phantoms.orbit import TED_SCALE, orbit_anatomy
+from orbitai.phantoms.orbit import TED_SCALE, Acquisition, orbit_anatomy
 from orbitai.preprocess.resolution import thick_slices
 from orbitai.progress import ProgressCallback
 from orbitai.training.checkpoint import load_arrays, save_arrays
 from orbitai.training.prefetch import one_thread
 from orbitai.engine.inference import SegSpec
 
-#: Pool defaults: anatomies, grid size (x, y, z voxels on the model grid), largest head tilt (deg),
-#: share of heads with TAO-enlarged muscles.
-POOL_DEFAULTS: dict[str, Any] = {"anatomies": 96, "seed": 2000, "size": (160, 160, 80), "tilt_deg": 20.0,
-                                 "tao_share": 0.3, "fov_edge": 0.0, "templates": (0,), "ted_share": 0.0,
-                                 "clinical_thick": 0.0, "plain_sclera": 0.0}
+
+@dataclass(frozen=True)
+class PoolRecipe:
+    """What :meth:`SynthPool.build` draws: ``anatomies`` heads from ``seed`` (same seed, same pool) on a grid of
+    ``size`` (x, y, z voxels on the model grid), each tilted up to ``tilt_deg`` about a random axis (a brain-planned
+    scan cuts the orbits obliquely), ``tao_share`` of them with TAO muscles; ``fov_edge`` of the rendered patches are
+    cut by the scan's field of view (see :func:`render`). ``templates``: the anatomies they are drawn from in turn
+    (`orbitai.phantoms.orbit.template_model`: 0 the atlas, 1-16 the SynthSeg training heads; never
+    :data:`orbitai.phantoms.heads.HELD_OUT`). ``ted_share`` of the heads have every rectus enlarged
+    (:data:`TED_SCALE`); ``clinical_thick`` of the patches are rendered as a clinical 2D protocol
+    (:data:`CLINICAL_SLICE_MM`); ``plain_sclera`` of them draw the sclera plain (:data:`PLAIN_SCLERA_LIKE_VITREOUS`).
+    A configuration's ``extra['synth']`` holds some of these fields by name (``PoolRecipe(**extra['synth'])``)."""
+
+    anatomies: int = 96
+    seed: int = 2000
+    size: Sequence[int] = (160, 160, 80)
+    tilt_deg: float = 20.0
+    tao_share: float = 0.3
+    fov_edge: float = 0.0
+    templates: Sequence[int] = (0,)
+    ted_share: float = 0.0
+    clinical_thick: float = 0.0
+    plain_sclera: float = 0.0
+
+
+#: Pool defaults (`PoolRecipe`'s) by name.
+POOL_DEFAULTS: dict[str, Any] = asdict(PoolRecipe())
 #: A clinical 2D protocol (``clinical_thick`` of the patches): slices of 3-5 mm, axial (brain FLAIR and T2) or
 #: coronal (orbit protocols), with the fine in-plane sampling of 0.4-0.7 mm (little in-plane blur on the model grid).
 CLINICAL_SLICE_MM = (3.0, 5.0)
@@ -109,22 +131,12 @@ class SynthPool:
         self.plain_sclera = plain_sclera
 
     @classmethod
-    def build(cls, spec: SegSpec, anatomies: int = POOL_DEFAULTS["anatomies"], seed: int = POOL_DEFAULTS["seed"],
-              size=POOL_DEFAULTS["size"], tilt_deg: float = POOL_DEFAULTS["tilt_deg"],
-              tao_share: float = POOL_DEFAULTS["tao_share"], fov_edge: float = POOL_DEFAULTS["fov_edge"],
-              templates: Sequence[int] = POOL_DEFAULTS["templates"], ted_share: float = POOL_DEFAULTS["ted_share"],
-              clinical_thick: float = POOL_DEFAULTS["clinical_thick"],
-              plain_sclera: float = POOL_DEFAULTS["plain_sclera"], how: Optional[Building] = None) -> SynthPool:
-        """``anatomies`` heads from ``seed`` (same seed, same pool), each tilted up to ``tilt_deg``
-        about a random axis (a brain-planned scan cuts the orbits obliquely), a share with TAO muscles;
-        ``fov_edge`` of the rendered patches are cut by the scan's field of view (see :func:`render`).
-        ``templates``: the anatomies they are drawn from in turn (`orbitai.phantoms.orbit.template_model`: 0 the
-        atlas, 1-16 the SynthSeg training heads; never :data:`orbitai.phantoms.heads.HELD_OUT`). ``ted_share`` of the
-        heads have every rectus enlarged (:data:`TED_SCALE`); ``clinical_thick`` of the patches are rendered as a
-        clinical 2D protocol (:data:`CLINICAL_SLICE_MM`); ``plain_sclera`` of them draw the sclera plain
-        (:data:`PLAIN_SCLERA_LIKE_VITREOUS`).
-
-        ``how``: where the heads are kept, who builds them and whom to tell (:class:`Building`)."""
+    def build(cls, spec: SegSpec, pool: PoolRecipe = PoolRecipe(), how: Optional[Building] = None) -> SynthPool:
+        """The heads and rendering that ``pool`` (:class:`PoolRecipe`) says, on ``spec``'s model grid. ``how``: where
+        the heads are kept, who builds them and whom to tell (:class:`Building`)."""
+        anatomies, seed, size, tilt_deg, tao_share = pool.anatomies, pool.seed, pool.size, pool.tilt_deg, pool.tao_share
+        fov_edge, templates, ted_share = pool.fov_edge, pool.templates, pool.ted_share
+        clinical_thick, plain_sclera = pool.clinical_thick, pool.plain_sclera
         bad = sorted(set(int(t) for t in templates) & set(HELD_OUT))
         if bad or not templates:
             raise ConfigError(f"synthetic-head templates must be 0-16 and not the held-out heads {list(HELD_OUT)}; "
@@ -191,9 +203,9 @@ def _build_head(recipe: dict[str, Any], i: int) -> SynthHead:
     # drawn only when asked, so that pools without TED heads stay the same head for head
     scale = float(rng.uniform(*TED_SCALE)) if ted_share and rng.random() < ted_share else None
     tilt = recipe["tilt_deg"]
-    an = orbit_anatomy(rng, "t2", tao=tao, orientation="axial", size=tuple(recipe["size"]), spacing=spacing,
-                       oblique=float(rng.uniform(-tilt, tilt)), template=int(templates[i % len(templates)]),
-                       muscle_scale=scale)
+    an = orbit_anatomy(rng, "t2", tao=tao, acquisition=Acquisition("axial", tuple(recipe["size"]), spacing,
+                                                                    float(rng.uniform(-tilt, tilt))),
+                       template=int(templates[i % len(templates)]), muscle_scale=scale)
     if rng.random() < 0.7:
         _open_eyes(an.tissue, an.labels, rng, spacing[1])
     classes = lut[an.labels]

@@ -25,6 +25,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 import torch.nn.functional as F
+from monai.losses import DiceCELoss
 from monai.transforms import Rotate
 
 from orbitai.training import distributed
@@ -43,6 +44,7 @@ from orbitai.models import build_model, count_parameters
 from orbitai.orbit.configs import SegConfig
 from orbitai.orbit.data import resample_pair, to_classes
 from orbitai.orbit.rules import class_lut
+from orbitai.orbit.synth import Building, PoolRecipe, SynthPool, template_sources
 from orbitai.preprocess.intensity import normalise
 from orbitai.progress import ProgressCallback, emit
 from orbitai.engine.windows import sliding_window
@@ -133,8 +135,6 @@ def loss_fn(logits: torch.Tensor, target: torch.Tensor, n_channels: int, kind: s
         return bce + dice
     if kind == "ce_dice":  # softmax cross-entropy + soft Dice (nnU-Net's default); converges far
         # faster on thin muscles than per-channel sigmoid CE, so the CPU demo models use it
-        from monai.losses import DiceCELoss
-
         return DiceCELoss(to_onehot_y=True, softmax=True, include_background=False)(logits, target[:, None].long())
     raise ConfigError(f"Unknown loss {kind!r}; use 'bce', 'bce_dice' or 'ce_dice'.")
 
@@ -163,15 +163,27 @@ def validate(model: torch.nn.Module, val: list[Prepared], cfg: SegConfig, device
     return {s: float(np.mean(v)) for s, v in scores.items()}
 
 
-def _epochs(model: torch.nn.Module, net: torch.nn.Module, opt: torch.optim.Optimizer, start: int, cfg: SegConfig,
-            draw: Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]], va: list[Prepared], device,
+@dataclass(frozen=True)
+class _Stepper:
+    """What a training step runs: ``net`` (the model, or its DDP wrapper) with its optimiser ``opt`` on ``device``,
+    in the layout and precision of ``speed`` (`orbitai.training.speed`)."""
+
+    net: torch.nn.Module
+    opt: torch.optim.Optimizer
+    device: Any
+    speed: StepSpeed
+
+
+def _epochs(model: torch.nn.Module, steps: _Stepper, start: int, cfg: SegConfig,
+            draw: Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]], va: list[Prepared],
             files: tuple[Path, Path], progress: ProgressCallback,
-            time_limit_s: Optional[float], speed: StepSpeed) -> tuple[int, dict[str, float]]:
-    """Epochs ``start`` to ``cfg.epochs`` of training ``net`` (``model``, or its DDP wrapper: each process draws its
-    share of every global batch, `orbitai.training.distributed`); returns the epochs run and the last validation Dice.
-    Every patch is drawn from a generator of its own, seeded by (``cfg.seed``, epoch, iteration, place in the batch),
-    so that any number of processes draws the same global batch, and a resumed run the same epochs; ``speed``: the
-    layout and precision of the steps (`orbitai.training.speed`); ``files``: the metrics CSV and the checkpoint."""
+            time_limit_s: Optional[float]) -> tuple[int, dict[str, float]]:
+    """Epochs ``start`` to ``cfg.epochs`` of training ``steps.net`` (``model``, or its DDP wrapper: each process draws
+    its share of every global batch, `orbitai.training.distributed`); returns the epochs run and the last validation
+    Dice. Every patch is drawn from a generator of its own, seeded by (``cfg.seed``, epoch, iteration, place in the
+    batch), so that any number of processes draws the same global batch, and a resumed run the same epochs;
+    ``files``: the metrics CSV and the checkpoint."""
+    net, opt, device, speed = steps.net, steps.opt, steps.device, steps.speed
     epochs, seed = cfg.epochs, cfg.seed
     metrics_path, ckpt_path = files
     t_start = time.perf_counter()
@@ -227,18 +239,31 @@ def _epochs(model: torch.nn.Module, net: torch.nn.Module, opt: torch.optim.Optim
     return done_epochs, last_val
 
 
-def train(cases: list[Case], cfg: SegConfig, out: Path, folds: int = 1, fold: int = 0,
-          device: str | torch.device = "cpu", resume: bool = True, time_limit_s: Optional[float] = None,
-          progress: Optional[ProgressCallback] = None, training_data: str = "", init: Optional[str] = None,
-          overwrite: bool = False) -> Path:
+@dataclass(frozen=True)
+class TrainRun:
+    """How one :func:`train` run goes: fold ``fold`` of ``folds`` of the cases validates (``folds`` 1: none); with
+    ``resume`` it goes on from the work folder's checkpoint; it stops after the epoch that passes ``time_limit_s``
+    (None: none)."""
+
+    folds: int = 1
+    fold: int = 0
+    resume: bool = True
+    time_limit_s: Optional[float] = None
+
+
+def train(cases: list[Case], cfg: SegConfig, out: Path, run: TrainRun = TrainRun(),
+          device: str | torch.device = "cpu", progress: Optional[ProgressCallback] = None, training_data: str = "",
+          init: Optional[str] = None, overwrite: bool = False) -> Path:
     """Train the recipe ``cfg`` (its epochs, at least 1, and its seed: e.g. ``replace(get_config(name), epochs=2,
-    seed=1)``) on ``cases`` and write a bundle to ``out`` (returns its path); the bundle's metadata records the
-    epochs actually run (fewer after ``time_limit_s``).
+    seed=1)``) on ``cases`` as ``run`` says (`TrainRun`: the validation fold, resume, time limit) and write a bundle
+    to ``out`` (returns its path); the bundle's metadata records the epochs actually run (fewer after the time
+    limit).
 
     A configuration with ``extra['synth']`` also renders patches on the fly from a pool of deformed
     atlas heads (:mod:`orbitai.orbit.synth`); the cases then make up ``extra['manifest_share']`` of the
     patches (none are needed). ``init`` starts from a bundle's weights (same architecture). The configuration's
     ``speed`` says how the steps use the CPU (`orbitai.training.speed`)."""
+    folds, fold, resume, time_limit_s = run.folds, run.fold, run.resume, run.time_limit_s
     epochs, seed = cfg.epochs, cfg.seed
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise InputError(f"epochs must be a whole number of at least 1, got {epochs!r}.")
@@ -265,8 +290,6 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, folds: int = 1, fold: in
     tr, va = [data[i] for i in train_idx], [data[i] for i in val_idx]
     init_bundle = _init_bundle(init, cfg) if init else None
     pool = None     # built once the checkpoint says epochs are left (a finished one only writes its bundle)
-    if synth_opts is not None:
-        from orbitai.orbit.synth import Building, SynthPool, template_sources
     share = float(cfg.extra.get("manifest_share", 1.0)) if synth_opts is not None else 1.0
 
     def draw(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -308,8 +331,9 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, folds: int = 1, fold: in
         if synth_opts is not None and start_epoch < epochs:
             log.info("building the synthetic head pool")
             # heads kept on disk between runs (a resumed run reads them back), the missing ones built on every core
-            pool = SynthPool.build(cfg.spec, **synth_opts, how=Building(cache_folder("synth-heads"), os.cpu_count() or 1,
-                                                                        lambda d, t, m: progress(0, 1, m)))
+            pool = SynthPool.build(cfg.spec, PoolRecipe(**synth_opts),
+                                   how=Building(cache_folder("synth-heads"), os.cpu_count() or 1,
+                                                lambda d, t, m: progress(0, 1, m)))
         header = ["epoch", "train_loss", "seconds"] + [f"val_dice_{s}" for s in cfg.spec.structures]
         if start_epoch == 0 or not metrics_path.exists():
             with metrics_path.open("w", newline="") as f:
@@ -321,8 +345,8 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, folds: int = 1, fold: in
             log.info("the checkpoint has already run %d of %d epochs", start_epoch, epochs)
         done_epochs = start_epoch   # what the model has run (a checkpoint may hold more than asked)
         with distributed.wrap(model, device) as net:
-            done_epochs, last_val = _epochs(model, net, opt, start_epoch, cfg, draw, va, device,
-                                            (metrics_path, ckpt_path), progress, time_limit_s, step_speed)
+            done_epochs, last_val = _epochs(model, _Stepper(net, opt, device, step_speed), start_epoch, cfg, draw, va,
+                                            (metrics_path, ckpt_path), progress, time_limit_s)
         step_speed.release(model)     # the bundle's weights in the usual layout
         meta: dict[str, Any] = {
             "name": out.name, "version": "0.1.0", "task": "segmentation",

@@ -3,9 +3,9 @@ FLAIR (from the Lesjak et al. MS template), with TAO, IVGC and MS/NMOSD disease 
 
 Public API::
 
-    orbit_case(seed, modality='ct'|'t2'|'t1', domain_random=False, tao=None|'active'|'inactive',
-               ivgc=None|0|1, orientation=None|'axial'|'coronal', size=None, spacing=None,
-               oblique=None) -> PhantomCase
+    orbit_case(seed, modality='ct'|'t2'|'t1', tao=None|'active'|'inactive', ivgc=None|0|1,
+               orientation=None|'axial'|'coronal', size=None, spacing=None, oblique=None, template=0,
+               rendering=Rendering(domain_random=False, noise=True, contrast=None)) -> PhantomCase
     brain_flair_case(seed, disease='ms'|'nmosd') -> PhantomCase
     write_cohort(kind, n, seed, out_dir) -> Path        # kinds: KINDS
     PhantomCase(image: Volume, labels: Volume, info: dict)
@@ -19,9 +19,9 @@ from typing import Any
 #: Each public name -> its submodule, imported on first use (the command line's parser reads
 #: ``orbitai.phantoms.cohort.KINDS`` without paying for scipy).
 _WHERE = {"brain_flair_case": "brain", "KINDS": "cohort", "write_cohort": "cohort", "PhantomCase": "orbit",
-          "orbit_case": "orbit"}
+          "orbit_case": "orbit", "Rendering": "orbit"}
 
-__all__ = ["orbit_case", "brain_flair_case", "write_cohort", "PhantomCase", "KINDS"]
+__all__ = ["orbit_case", "brain_flair_case", "write_cohort", "PhantomCase", "Rendering", "KINDS"]
 
 
 def __getattr__(name: str) -> Any:

@@ -33,7 +33,7 @@ from orbitai.io.segfile import lesion_table, write_segmentation
 from orbitai.labels import ORBIT_LABELS
 from orbitai.metrics.plotting import pyplot
 from orbitai.phantoms.brain import brain_flair_case
-from orbitai.phantoms.orbit import TED_SCALE, orbit_case, ted_case
+from orbitai.phantoms.orbit import TED_SCALE, Rendering, orbit_case, ted_case
 from orbitai.progress import ProgressCallback
 
 KINDS = ("orbit-ct", "orbit-mri", "orbit-synth", "tao", "ivgc", "brain-flair")
@@ -92,7 +92,7 @@ def make_case(kind: str, seed: int, i: int, label: Optional[int] = None, atypica
                 return ted_case(s, modality, float(pick.uniform(*TED_SCALE)), oblique=None)
         return orbit_case(s, modality)
     if kind == "orbit-synth":  # random intensity per tissue, resolution, bias, noise (for segmentation training)
-        return orbit_case(s, str(rng.choice(["ct", "t2", "t1"])), domain_random=True)
+        return orbit_case(s, str(rng.choice(["ct", "t2", "t1"])), rendering=Rendering(domain_random=True))
     if kind == "tao":
         return orbit_case(s, "t2", tao="active" if label else "inactive", orientation="axial")
     if kind == "ivgc":

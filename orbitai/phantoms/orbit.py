@@ -70,6 +70,29 @@ class PhantomCase:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Acquisition:
+    """What a caller fixes of a case's acquisition (None: drawn, :func:`sample_geometry`): ``orientation``
+    ('axial'/'coronal'), ``size`` (nx, ny, nz), ``spacing`` (x, y, z) mm, ``oblique`` (False: none; True: a drawn
+    tilt; a number: that tilt in degrees)."""
+
+    orientation: str | None = None
+    size: Any = None
+    spacing: Any = None
+    oblique: bool | float | None = None
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """How a case's image is rendered: ``domain_random`` draws a random intensity per tissue, resolution, bias and
+    noise (SynthSeg-style, float image); else the modality's tissue table, or ``contrast`` (MRI only: a tissue ->
+    (mean, texture sd) table replacing it, e.g. a T2 without fat suppression, see :data:`CONTRASTS`), with ``noise``."""
+
+    domain_random: bool = False
+    noise: bool = True
+    contrast: dict[int, tuple[float, float]] | None = None
+
+
 def _smooth_field(rng, shape, n_ctrl, out_shape=None) -> np.ndarray:
     """Smooth random field: normal noise on a coarse control grid, cubic-upsampled."""
     ctrl = rng.standard_normal(n_ctrl).astype(np.float32)
@@ -227,13 +250,14 @@ class Anatomy:
 
 
 def orbit_anatomy(rng: np.random.Generator, modality: str = "ct", domain_random: bool = False,
-                  tao: str | None = None, ivgc: int | None = None, orientation: str | None = None, size=None,
-                  spacing=None, oblique: bool | float | None = None, template: int = 0,
-                  muscle_scale: float | dict[int, float] | None = None) -> Anatomy:
-    """Draw the acquisition and the per-case anatomy (see :func:`orbit_case`) from ``rng``; the
-    tissue map is what label-to-image synthesis renders (:func:`orbit_case`, or random contrasts
+                  tao: str | None = None, ivgc: int | None = None, acquisition: Acquisition = Acquisition(),
+                  template: int = 0, muscle_scale: float | dict[int, float] | None = None) -> Anatomy:
+    """Draw the acquisition (what ``acquisition`` leaves open) and the per-case anatomy (see :func:`orbit_case`) from
+    ``rng``; the tissue map is what label-to-image synthesis renders (:func:`orbit_case`, or random contrasts
     for segmentation training in :mod:`orbitai.orbit.synth`). ``template``: see :func:`template_model`;
     ``muscle_scale``: the recti enlarged to that many times their volume (:func:`ted_case`)."""
+    orientation, size, spacing, oblique = acquisition.orientation, acquisition.size, acquisition.spacing, \
+        acquisition.oblique
     model = template_model(template)
     if domain_random and spacing is None:
         spacing = (rng.uniform(0.4, 1.0),) * 2 + (rng.uniform(0.5, 3.5),)
@@ -319,28 +343,26 @@ def orbit_anatomy(rng: np.random.Generator, modality: str = "ct", domain_random:
                    thick, state, info_local)
 
 
-def orbit_case(seed: int, modality: str = "ct", domain_random: bool = False, tao: str | None = None,
-               ivgc: int | None = None, orientation: str | None = None, size=None, spacing=None,
-               oblique: bool | float | None = None, noise: bool = True,
-               contrast: dict[int, tuple[float, float]] | None = None, template: int = 0) -> PhantomCase:
+def orbit_case(seed: int, modality: str = "ct", tao: str | None = None, ivgc: int | None = None,
+               orientation: str | None = None, size=None, spacing=None, oblique: bool | float | None = None,
+               template: int = 0, rendering: Rendering = Rendering()) -> PhantomCase:
     """Synthesise one orbital case from the deformed atlas (``template`` 0) or head ``template`` (1-20, see
     :func:`template_model`).
 
-    ``modality`` 'ct' (HU), 't2' (fat-suppressed, T2-SPIR-like) or 't1'; ``domain_random`` draws a
-    random intensity per tissue, resolution, bias and noise (SynthSeg-style, float image).
-    ``tao`` 'active'/'inactive' adds TAO muscle enlargement and signal; ``ivgc`` 1/0 adds the
-    responder/non-responder muscle pattern. ``size`` (nx, ny, nz), ``spacing`` (x, y, z) mm and
-    ``orientation`` ('axial'/'coronal') fix the acquisition; otherwise they are drawn. ``contrast``
-    (MRI only): a tissue -> (mean, texture sd) table replacing the modality's (e.g. a T2 without fat
-    suppression, see :data:`CONTRASTS`).
+    ``modality`` 'ct' (HU), 't2' (fat-suppressed, T2-SPIR-like) or 't1'; ``rendering``: a random intensity per
+    tissue, resolution, bias and noise (SynthSeg-style), or the modality's (or another) contrast, with or without
+    noise (:class:`Rendering`). ``tao`` 'active'/'inactive' adds TAO muscle enlargement and signal; ``ivgc`` 1/0 adds
+    the responder/non-responder muscle pattern. ``size`` (nx, ny, nz), ``spacing`` (x, y, z) mm, ``orientation``
+    ('axial'/'coronal') and ``oblique`` fix the acquisition (:class:`Acquisition`); otherwise they are drawn.
     """
     if modality not in MODALITIES:
         raise InputError(f"modality must be one of {MODALITIES}, got {modality!r}")
     if tao not in (None, "active", "inactive"):
         raise InputError(f"tao must be None, 'active' or 'inactive', got {tao!r}")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7007]))
-    an = orbit_anatomy(rng, modality, domain_random, tao, ivgc, orientation, size, spacing, oblique, template)
-    return _case(rng, an, seed, template, modality, domain_random, noise, contrast)
+    an = orbit_anatomy(rng, modality, rendering.domain_random, tao, ivgc,
+                       Acquisition(orientation, size, spacing, oblique), template)
+    return _case(rng, an, seed, template, modality, rendering.domain_random, rendering.noise, rendering.contrast)
 
 
 #: Thyroid eye disease's usual pattern: inferior, medial and superior recti enlarged most, the lateral least.
@@ -363,7 +385,8 @@ def ted_case(seed: int, modality: str = "ct", muscle_scale: float | dict[int, fl
     if modality not in MODALITIES:
         raise InputError(f"modality must be one of {MODALITIES}, got {modality!r}")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 7007]))
-    an = orbit_anatomy(rng, modality, False, None, None, orientation, size, spacing, oblique, template, muscle_scale)
+    an = orbit_anatomy(rng, modality, False, None, None, Acquisition(orientation, size, spacing, oblique), template,
+                       muscle_scale)
     case = _case(rng, an, seed, template, modality, False, True, None)
     case.info["muscle_scale"] = muscle_scale if isinstance(muscle_scale, (int, float)) else dict(muscle_scale)
     return case

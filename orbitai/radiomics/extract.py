@@ -14,6 +14,7 @@ import SimpleITK as sitk
 from orbitai.errors import InputError
 from orbitai.io import read_volume
 from orbitai.radiomics.protocol import RadiomicsProtocol, make_extractor
+from orbitai.radiomics.shared import SharedExtractor
 
 ImageLike = Union[sitk.Image, str, os.PathLike]
 #: ROI name -> the label value, or the label values whose union forms the ROI.
@@ -130,8 +131,6 @@ def extract_features(image: ImageLike, mask: ImageLike, protocol: RadiomicsProto
     (value -> name) or ``label_<value>``. ``shared`` (default) computes each filtered image once
     for all ROIs (:class:`~orbitai.radiomics.shared.SharedExtractor`, pyradiomics' values);
     ``shared=False`` calls pyradiomics' ``execute`` once per ROI and pass (the reference)."""
-    from orbitai.radiomics.shared import SharedExtractor
-
     proto = protocol if isinstance(protocol, RadiomicsProtocol) else RadiomicsProtocol.load(protocol)
     img, lab = _as_image(image), _as_image(mask)
     _check_pair(img, lab)

@@ -19,7 +19,7 @@ from orbitai.training.checkpoint import REBUILDING, discard, load_arrays, save_a
 from orbitai.cohort.manifest import Case, ManifestError, binary_label, naming_case, read_labels
 from orbitai.io import read_volume
 from orbitai.progress import ProgressCallback
-from orbitai.tao.preprocess import CROP_PIXELS, NET_PIXELS, preprocess_eyes
+from orbitai.tao.preprocess import CROP_PIXELS, NET_PIXELS, GivenLabels, preprocess_eyes
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,8 @@ def _case_eyes(case: Case) -> tuple[list[np.ndarray], list[str], int, list[str]]
     label = case_label(case)
     with naming_case(case.case_id):
         crops = preprocess_eyes(read_volume(case.image), read_labels(case.segmentation),
-                                what=f"Case {case.case_id}: the segmentation {Path(case.segmentation).name}", option=None)
+                                given=GivenLabels(what=f"Case {case.case_id}: the segmentation "
+                                                  f"{Path(case.segmentation).name}", option=None))
     return [c.canonical() for c in crops], [c.side for c in crops], label, [w for c in crops for w in c.warnings]
 
 

@@ -20,6 +20,7 @@ from orbitai.staging import staged_folder
 from orbitai.tao.data import case_label
 from orbitai.tao.models import TAO_MODELS
 from orbitai.tao.predict import EyeResult, TaoModels, predict_tao
+from orbitai.tao.preprocess import GivenLabels
 
 #: Files of the cohort report written into ``out``.
 REPORT_FILES = ("predictions.csv", "metrics.json", "report.png")
@@ -58,10 +59,10 @@ def evaluate_tao(manifest: str | Path, model: str, out: Path, device="cpu", use_
     for n, (case, y) in enumerate(zip(cases, truth), start=1):
         with naming_case(case.case_id):
             labels = read_labels(case.segmentation) if case.segmentation is not None else None
+            given = GivenLabels(resample_masks, f"Case {case.case_id}: the segmentation "
+                                                f"{Path(case.segmentation or '').name}")
             pred = predict_tao(read_volume(case.image), labels if use_segmentation else None, model, device,
-                               maps=maps, what=f"Case {case.case_id}: the segmentation "
-                               f"{Path(case.segmentation or '').name}", resample_masks=resample_masks,
-                               models=models)
+                               maps=maps, given=given, models=models)
         for w in pred.warnings:     # a segmentation resampled as --resample-masks asked (other warnings: per eye)
             if w.startswith(f"Case {case.case_id}:"):
                 print(f"warning: {w}", file=sys.stderr)

@@ -24,7 +24,8 @@ from orbitai.progress import ProgressCallback
 from orbitai.scan import ScanFacts
 from orbitai.tao.data import centre_crop
 from orbitai.tao.models import load_tao_model
-from orbitai.tao.preprocess import EyeCrop, axial_input, check_tao_input, preprocess_eyes
+from orbitai.tao.preprocess import (REFUSED_OFF_GRID, EyeCrop, GivenLabels, axial_input, check_tao_input,
+                                    preprocess_eyes)
 from orbitai.tao.result import MAP_KINDS, TaoResult
 from orbitai.tao.spec import SCOPE, TaoInputSpec
 
@@ -170,14 +171,14 @@ def explain_eye(model: torch.nn.Module, x: np.ndarray, target: int, device="cpu"
 
 
 def predict_tao(image: Volume, labels: Optional[Volume], model_name: str = "B", device="cpu",
-                maps: bool = True, threshold: float = 0.5,
-                progress: Optional[ProgressCallback] = None, resample_masks: bool = False,
-                what: str = "the orbit segmentation", facts: Optional[ScanFacts] = None,
+                maps: bool = True, threshold: float = 0.5, progress: Optional[ProgressCallback] = None,
+                given: GivenLabels = REFUSED_OFF_GRID, facts: Optional[ScanFacts] = None,
                 models: Optional[TaoModels] = None) -> TaoPrediction:
     """Classify each eye of an axial T2 MRI (a 3D one in another plane reformatted to axial, said in the result's
     ``reformatted``; maps stay on ``image``'s grid) as active/inactive TAO; ``labels`` (orbit scheme)
     place the crops, else OrbitSegmentation's MRI model finds the orbits. Given ``labels`` off the MRI's
-    grid are refused (naming ``what``) unless ``resample_masks`` (then said in ``warnings``). ``facts``: what the
+    grid are refused (naming ``given.what``) unless ``given.resample_masks`` (then said in ``warnings``,
+    :class:`~orbitai.tao.preprocess.GivenLabels`). ``facts``: what the
     scan is (`orbitai.scan.scan_facts`, judged once by the caller), read by the input checks. ``models``: the
     networks already loaded (a predictor's `TaoModels`; ``model_name`` is then theirs), else loaded here."""
     t0 = time.perf_counter()
@@ -198,7 +199,7 @@ def predict_tao(image: Volume, labels: Optional[Volume], model_name: str = "B", 
     report(2, 4, f"preprocessing ({'N4, ' if spec.bias_field == 'n4' else ''}z-score, orbit crops)")
     crops = preprocess_eyes(image, labels, n4=spec.bias_field == "n4", crop_pixels=spec.crop_pixels,
                             slices=spec.slices, side_mm=spec.crop_side_mm, net_pixels=spec.net_pixels,
-                            resample_masks=resample_masks, what=what, facts=facts)
+                            given=given, facts=facts)
     x = centre_crop(np.stack([c.canonical() for c in crops]), spec.net_pixels)
     if trust is None:
         probs, distances = predict_proba(model, x, device)[:, 1], [None] * len(crops)

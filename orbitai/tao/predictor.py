@@ -17,6 +17,7 @@ from orbitai.result import not_assessed
 from orbitai.scan import ScanFacts, scan_facts
 from orbitai.tao.figure import save_tao_figure
 from orbitai.tao.predict import TaoModels, predict_tao
+from orbitai.tao.preprocess import GivenLabels
 from orbitai.tao.result import FIGURE_FILE, TaoResult, dicom_report
 from orbitai.tao.spec import EXPECTS
 
@@ -51,10 +52,9 @@ class TaoPredictor(Predictor):
         if facts is None:
             facts = scan_facts(image, acquisition.tags, source, options.get("modality"))
         labels = read_labels(Path(segmentation)) if segmentation else None
+        given = GivenLabels(bool(options.get("resample_masks")), f"the segmentation {Path(segmentation or '').name}")
         pred = run_with_fallback(lambda d: predict_tao(image, labels, self.model or "B", d, maps=maps, progress=progress,
-                                                       resample_masks=bool(options.get("resample_masks")),
-                                                       what=f"the segmentation {Path(segmentation or '').name}",
-                                                       facts=facts, models=self.models), self.device)
+                                                       given=given, facts=facts, models=self.models), self.device)
         pred.warnings.extend(facts.notes + facts.caveats(EXPECTS))      # a protocol TAO's network was not made for
         pred.out_of_scope(facts.breaks(EXPECTS))                         # ... and when sure, each call says do not use
 

@@ -185,20 +185,33 @@ def _region_around(image: Volume, grid: Volume, margin_mm: float = 8.0) -> Volum
     return Volume(sub, image.spacing, tuple(image.index_to_physical(lo)), image.direction.copy())
 
 
+@dataclass(frozen=True)
+class GivenLabels:
+    """How a given segmentation is taken when it lies off the MRI's grid: refused in one line starting with ``what``,
+    or with ``resample_masks`` resampled onto it with a warning (:func:`orbitai.io.segmentation_on_image`; ``option``:
+    the command's option asking for that, None for a command without one)."""
+
+    resample_masks: bool = False
+    what: str = "the orbit segmentation"
+    option: Optional[str] = RESAMPLE_OPTION
+
+
+#: The default: a segmentation off the MRI's grid is refused (``--resample-masks`` named).
+REFUSED_OFF_GRID = GivenLabels()
+
+
 def preprocess_eyes(image: Volume, labels: Volume, n4: bool = True, crop_pixels: int = CROP_PIXELS,
-                    slices: int = N_SLICES, side_mm: float = CROP_SIDE_MM,
-                    net_pixels: int = NET_PIXELS, resample_masks: bool = False,
-                    what: str = "the orbit segmentation", option: str | None = RESAMPLE_OPTION,
-                    facts: Optional[ScanFacts] = None) -> list[EyeCrop]:
+                    slices: int = N_SLICES, side_mm: float = CROP_SIDE_MM, net_pixels: int = NET_PIXELS,
+                    given: GivenLabels = REFUSED_OFF_GRID, facts: Optional[ScanFacts] = None) -> list[EyeCrop]:
     """Both eyes' crops (right first). Raises :class:`~orbitai.orbit.rules.OrbitNotFoundError` when
     no eye is usable; an eye that cannot be used is left out with a warning on the other. The crop
     geometry defaults to the paper's; a bundle's input block (`orbitai.tao.spec`) may set it. ``labels``
-    off the MRI's grid are refused in one line starting with ``what``, or with ``resample_masks`` resampled
-    onto it with a warning (:func:`orbitai.io.segmentation_on_image`; ``option``: the command's option asking
-    for that, None for a command without one); ``facts``: what the scan is (:func:`check_tao_input`)."""
+    off the MRI's grid are refused or resampled as ``given`` says (:class:`GivenLabels`); ``facts``: what the scan
+    is (:func:`check_tao_input`)."""
     check_tao_input(image, slices, facts)
     image, moved, _ = axial_input(image, labels)          # a 3D acquisition in another plane: reformatted
-    labels, resampled = segmentation_on_image(image, moved or labels, what, resample_masks, image_name="MRI", option=option)
+    labels, resampled = segmentation_on_image(image, moved or labels, given.what, given.resample_masks,
+                                              image_name="MRI", option=given.option)
     crops, missing = [], []
     flip_i = image.direction[0, 0] < 0     # canonical: axis 2 towards patient left (+x LPS)
     flip_j = image.direction[1, 1] < 0     # canonical: axis 1 towards posterior (+y LPS)

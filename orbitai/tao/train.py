@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Optional
 
@@ -11,7 +11,7 @@ import torch
 
 from orbitai.bundle import save_bundle
 from orbitai.training.checkpoint import SIDECAR_SUFFIX
-from orbitai.classify.train import TrainSettings, predict_proba, train_classifier
+from orbitai.classify.train import TrainHooks, TrainSettings, predict_proba, train_classifier
 from orbitai.classify.trust import fit_on_split, write_trust
 from orbitai.cohort.manifest import Case
 from orbitai.cohort.splits import check_stratified_folds, stratified_holdout, stratified_kfold
@@ -61,9 +61,8 @@ def _fit(samples: EyeSamples, val: Optional[EyeSamples], cfg: TaoConfig, work: P
     model = build_model(cfg.arch, base_channels=cfg.base_channels)
     settings = schedule(cfg, epochs)
     summary = train_classifier(model, samples.x, samples.y, settings, work, augment=augment,
-                               x_val=None if val is None else centre_crop(val.x),
-                               y_val=None if val is None else val.y, seed=seed, device=device,
-                               progress=progress)
+                               val=None if val is None else (centre_crop(val.x), val.y), seed=seed, device=device,
+                               hooks=TrainHooks(progress))
     return model, summary
 
 
@@ -96,7 +95,8 @@ def train_tao(cases: list[Case], cfg: TaoConfig, out: Path, seed: int = 0, holdo
     progress = progress or (lambda d, t, m: emit(d, t, m))
     t0 = time.perf_counter()
     with training_folder(work):
-        return _train_tao(cases, cfg, out, work, held, seed, epochs, device, progress, training_data, t0, overwrite)
+        return _train_tao(cases, cfg, work, held, seed, epochs, device, progress,
+                          _Writing(out, training_data, overwrite, t0))
 
 
 def heldout_cases(cases: list[Case], holdout: float, seed: int) -> set[str]:
@@ -112,9 +112,20 @@ def heldout_cases(cases: list[Case], holdout: float, seed: int) -> set[str]:
     return {cases[i].case_id for i in te}
 
 
-def _train_tao(cases: list[Case], cfg: TaoConfig, out: Path, work: Path, held: set[str], seed: int,
-               epochs: Optional[int], device, progress: ProgressCallback, training_data: str, t0: float,
-               overwrite: bool = False) -> Path:
+@dataclass(frozen=True)
+class _Writing:
+    """The bundle that :func:`_train_tao` writes: where (``out``, ``overwrite``), its training data as the metadata
+    says it, and when the training began (``t0``, `time.perf_counter`'s: its minutes)."""
+
+    out: Path
+    training_data: str
+    overwrite: bool
+    t0: float
+
+
+def _train_tao(cases: list[Case], cfg: TaoConfig, work: Path, held: set[str], seed: int, epochs: Optional[int],
+               device, progress: ProgressCallback, writing: _Writing) -> Path:
+    out, training_data, overwrite, t0 = writing.out, writing.training_data, writing.overwrite, writing.t0
     data = prepare_eyes(cases, progress=lambda d, t, m: progress(d, t, f"preprocessing: {m}"),
                         cache=work / "eyes.npz")
     tr = [i for i, c in enumerate(data.case_ids) if c not in held]

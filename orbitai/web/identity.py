@@ -14,6 +14,10 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
+import pydicom
+
+from orbitai.io.dicom_folder import looks_like_dicom, survey_folder
+
 __all__ = ["FIELDS", "ATTRIBUTE_PREFIX", "read_identity", "series_name", "set_identity", "identity_of",
            "identity_lines", "scan_title", "patient_name"]
 
@@ -32,8 +36,6 @@ def _clean(value: Any) -> str:
 
 def _first_image_file(path: Path) -> Optional[Path]:
     """The first image file of the DICOM series at ``path`` (a folder of one series, or one DICOM file), or None."""
-    from orbitai.io.dicom_folder import looks_like_dicom, survey_folder
-
     if path.is_file():
         return path if looks_like_dicom(path) else None
     if not path.is_dir():
@@ -48,8 +50,6 @@ def read_identity(path: str | os.PathLike, file_name: Optional[str] = None) -> d
     p = Path(path)
     first = _first_image_file(p)
     if first is not None:
-        import pydicom
-
         try:
             ds = pydicom.dcmread(first, stop_before_pixels=True,
                                  specific_tags=[f for f in FIELDS if f != "File"])

@@ -71,8 +71,8 @@ class AnnotationLogic(ModelPriorActions):
             region = self._working_region(point, opts.get("RegionMm"), spacing, src.shape, key)
             axis = slice_axis(slice_to_ras, modifier) if slice_to_ras is not None else 0
             r = _annotate().smartpencil_click(src, spacing, self.segmentMask(reference=modifier), point, remove=remove,
-                                           region=region, mode=opts.get("Mode").lower(), axis=axis, cache=self.cache,
-                                           key_extra=key, **self._superpixel_size())
+                                           settings=self._superpixel_settings(opts.get("Mode").lower(), axis),
+                                           region=region, cache=self.cache, key_extra=key)
             if opts.get("ShowBoundaries"):
                 self._show_overlay(BOUNDARIES_ROLE, "SmartPencil boundaries", modifier,
                                    superpixel_edges(r.superpixels, src.shape), (1.0, 1.0, 0.0), 0.6)
@@ -83,11 +83,13 @@ class AnnotationLogic(ModelPriorActions):
             return OperationResult(True, msg, changed, {"label": r.label})
         return self._run(go)
 
-    def _superpixel_size(self) -> dict:
-        """The superpixels' size from the SmartPencil options: in mm (``SizeMm``), else their number."""
+    def _superpixel_settings(self, mode: str, axis: int = 0) -> Any:
+        """The superpixels' settings (`orbitai.annotate.SuperpixelSettings`) in ``mode`` along ``axis``, their size
+        from the SmartPencil options: in mm (``SizeMm``), else their number."""
         opts = self.params(SMARTPENCIL)
         size = float(opts.get("SizeMm") or 0.0)
-        return {"n_superpixels": opts.get("Superpixels"), "size_mm": size if size > 0 else None}
+        return _annotate().SuperpixelSettings(n_superpixels=opts.get("Superpixels"),
+                                              size_mm=size if size > 0 else None, mode=mode, axis=axis)
 
     def prepare(self, volume_node, priors: Any = None) -> Preparation:
         """Start what the first SmartPencil click and SmartFill preview on ``volume_node`` need, before them (issue
@@ -108,11 +110,11 @@ class AnnotationLogic(ModelPriorActions):
             self._prior_job = prior
         opts = self.params(SMARTPENCIL)
         whole = opts.get("Mode") == "3D" and not opts.get("RegionMm")
-        cache, size = self.cache, self._superpixel_size()
+        cache, settings = self.cache, self._superpixel_settings("3d")
 
         def superpixels(abort=None):
             if whole:
-                cache.get_or_compute(array, spacing, region=None, mode="3d", key_extra=key[0], abort=abort, **size)
+                cache.get_or_compute(array, spacing, settings, region=None, key_extra=key[0], abort=abort)
         return Preparation(volume_node.GetID(), key, superpixels, prior)
 
     def _prior_off(self) -> bool:
