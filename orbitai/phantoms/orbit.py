@@ -20,6 +20,7 @@ from orbitai.errors import InputError
 from orbitai.io import Volume, rotation
 from orbitai.phantoms import atlas as A
 from orbitai.phantoms.head_orbits import head_codes, head_orbit_model
+from orbitai.phantoms.orbit_geometry import Acquisition, sample_geometry
 
 MODALITIES = ("ct", "t2", "t1")
 RECTI_VALUES = {"superior": (5, 6), "inferior": (7, 8), "medial": (9, 10), "lateral": (11, 12)}
@@ -71,18 +72,6 @@ class PhantomCase:
 
 
 @dataclass(frozen=True)
-class Acquisition:
-    """What a caller fixes of a case's acquisition (None: drawn, :func:`sample_geometry`): ``orientation``
-    ('axial'/'coronal'), ``size`` (nx, ny, nz), ``spacing`` (x, y, z) mm, ``oblique`` (False: none; True: a drawn
-    tilt; a number: that tilt in degrees)."""
-
-    orientation: str | None = None
-    size: Any = None
-    spacing: Any = None
-    oblique: bool | float | None = None
-
-
-@dataclass(frozen=True)
 class Rendering:
     """How a case's image is rendered: ``domain_random`` draws a random intensity per tissue, resolution, bias and
     noise (SynthSeg-style, float image); else the modality's tissue table, or ``contrast`` (MRI only: a tissue ->
@@ -99,45 +88,6 @@ def _smooth_field(rng, shape, n_ctrl, out_shape=None) -> np.ndarray:
     out_shape = out_shape or shape
     return ndi.zoom(ctrl, [o / c for o, c in zip(out_shape, n_ctrl)], order=3, mode="nearest",
                     grid_mode=True)[: out_shape[0], : out_shape[1], : out_shape[2]]
-
-
-def sample_geometry(rng, modality: str, orientation: str | None = None, size=None, spacing=None,
-                    oblique: bool | float | None = None):
-    """Draw the acquisition: orientation, voxel spacing, matrix, direction (maybe oblique)."""
-    if orientation is None:
-        orientation = "axial" if (modality == "ct" or rng.random() < 0.5) else "coronal"
-    if spacing is None:
-        if modality == "ct":
-            sp_in = rng.uniform(0.38, 0.5)
-            sp_sl = rng.uniform(0.5, 1.0)
-        else:
-            sp_in = rng.uniform(0.5, 0.9)
-            sp_sl = rng.uniform(2.0, 3.3)
-        spacing = (sp_in, sp_in, sp_sl)
-    spacing = tuple(float(s) for s in spacing)
-    if size is None:
-        fov_in = 110.0 if modality == "ct" else 150.0
-        n_in = int(min(512, max(128, round(fov_in / spacing[0] / 16) * 16)))
-        cover = 48.0 if orientation == "axial" else 60.0
-        size = (n_in, n_in, int(max(8, round(cover / spacing[2]))))
-    size = tuple(int(s) for s in size)
-    if orientation == "axial":   # rows anterior->posterior, slices inferior->superior
-        d = np.array([[1.0, 0, 0], [0, 1, 0], [0, 0, 1]])
-    elif orientation == "coronal":   # rows superior->inferior, slices anterior->posterior
-        d = np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]])
-    else:
-        raise InputError(f"orientation must be 'axial' or 'coronal', got {orientation!r}")
-    if oblique is None:
-        oblique = rng.random() < 0.3
-    ang = 0.0
-    if oblique:
-        ang = float(oblique) if not isinstance(oblique, bool) else float(rng.uniform(4, 12) * rng.choice([-1, 1]))
-        axis = rng.standard_normal(3)
-        axis /= np.linalg.norm(axis)
-        K = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-        t = np.radians(ang)
-        d = (np.eye(3) + np.sin(t) * K + (1 - np.cos(t)) * K @ K) @ d
-    return orientation, spacing, size, d, ang
 
 
 def _params(rng, tao, ivgc):
@@ -249,8 +199,12 @@ class Anatomy:
     local: dict[str, Any]
 
 
+#: An acquisition left wholly to the draw (`sample_geometry`).
+DRAWN = Acquisition()
+
+
 def orbit_anatomy(rng: np.random.Generator, modality: str = "ct", domain_random: bool = False,
-                  tao: str | None = None, ivgc: int | None = None, acquisition: Acquisition = Acquisition(),
+                  tao: str | None = None, ivgc: int | None = None, acquisition: Acquisition = DRAWN,
                   template: int = 0, muscle_scale: float | dict[int, float] | None = None) -> Anatomy:
     """Draw the acquisition (what ``acquisition`` leaves open) and the per-case anatomy (see :func:`orbit_case`) from
     ``rng``; the tissue map is what label-to-image synthesis renders (:func:`orbit_case`, or random contrasts
