@@ -251,7 +251,8 @@ def test_postprocess_choice_maximises_the_issue_measures(monkeypatch, untrained_
     p_heavy[4, 5:35, 5:35] = 0.42
     monkeypatch.setattr(ev, "real_phantom_set", lambda which: cases)
     monkeypatch.setattr(ev, "thick_2d_set", lambda which: ())
-    monkeypatch.setattr(ev, "probabilities", lambda cs, model, device="cpu": [Volume(p_light), Volume(p_heavy)])
+    monkeypatch.setattr(ev, "probabilities",
+                        lambda cs, model, device="cpu", bundle=None: [Volume(p_light), Volume(p_heavy)])
     path = tmp_path / "b"
     shutil.copytree(untrained_bundle, path)
     assert main(["neuro", "tune-lesions", "--bundle", str(path)]) == 0
