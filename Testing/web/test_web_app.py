@@ -70,7 +70,7 @@ def test_orbit_segmentation_shows_segments_and_volumes(page, web_data, downloads
     assert page.state("scene_nodes") > nodes
     # The server's scene holds the segmentation the table describes: its segments' volumes are the table's.
     seg = next(s for s in page.state("segmentations") if s["title"].endswith("orbit segmentation"))
-    _, after = page.new_frame("Red", src)
+    _, after = page.frame_where("Red", src, lambda im: colored(im) > colored(before) + 300)
     assert colored(after) > colored(before) + 300, "the segments do not show in the axial view"
     shot(page, "orbit_segmentation")
     labels, names = read_segmentation(download(page, downloads, seg["value"]))
@@ -92,7 +92,7 @@ def test_tao_activity_shows_the_heat_map_and_both_eyes(page, web_data):
     assert sorted(r["c0"] for r in rows) == ["left", "right"]
     assert [v["title"] for v in page.state("volumes")] == ["tao_0000"]    # the heat map is a result, not an input
     assert all(0.0 <= float(r["c1"]) <= 1.0 and r["c2"] in ("active", "inactive") for r in rows)
-    _, after = page.new_frame("Red", src)
+    _, after = page.frame_where("Red", src, lambda im: colored(im) > colored(before) + 300)
     assert colored(after) > colored(before) + 300, "the heat map does not show"
     shot(page, "tao_activity")
 

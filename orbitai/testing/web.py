@@ -289,6 +289,20 @@ class WebPage:
         self.wait(lambda: self.views()[view][0] not in ("", after_src), timeout_s, f"a new frame of {view}")
         return self.view_image(view)
 
+    def frame_where(self, view: str, after_src: str, ok: Callable[[np.ndarray], bool],
+                    timeout_s: float = 60.0) -> tuple[str, np.ndarray]:
+        """The view's first frame after ``after_src`` whose image ``ok`` accepts: a frame drawn before the change
+        reached the view (a loaded server renders more than once) is passed over. The last frame seen when none is
+        accepted in time, for the caller's assertion to judge."""
+        deadline = time.monotonic() + timeout_s
+        src, img = self.new_frame(view, after_src, timeout_s)
+        while not ok(img) and time.monotonic() < deadline:
+            try:
+                src, img = self.new_frame(view, src, max(0.5, deadline - time.monotonic()))
+            except TimeoutError:
+                break
+        return src, img
+
     def view_element(self, view: str) -> Any:
         from selenium.webdriver.common.by import By
 
