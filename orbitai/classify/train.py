@@ -118,6 +118,17 @@ def predict_proba(model: torch.nn.Module, data: np.ndarray | ClassificationDatas
 
 
 @dataclass(frozen=True)
+class BundleWriting:
+    """The bundle a task's trainer writes once trained: where (``out``, ``overwrite``), its training data as the
+    metadata says it, and when the training began (``t0``, `time.perf_counter`'s: its minutes)."""
+
+    out: Path
+    training_data: str
+    overwrite: bool
+    t0: float
+
+
+@dataclass(frozen=True)
 class TrainHooks:
     """How a training tells its caller how far it is (``progress``) and learns that it should stop after the epoch
     it is running (``should_stop``)."""

@@ -31,7 +31,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from orbitai.bundle.core import WEIGHTS, sha256_file, write_bundle
 from orbitai.bundle.formats import save_json, save_sklearn
 from orbitai.classify.tabular import TABULAR_KINDS, TabularKind, tabular_classifier
-from orbitai.classify.train import TrainHooks, fit, predict_proba
+from orbitai.classify.train import BundleWriting, TrainHooks, fit, predict_proba
 from orbitai.classify.calibration import binary_logits
 from orbitai.classify.trust import fit_on_split, fit_trust, write_trust
 from orbitai.cohort.clinical import IVGC_CLINICAL
@@ -248,7 +248,7 @@ def train_deep(data: TrainingSet, config: IvgcConfig | str, strategy: str, out: 
     t0 = time.perf_counter()
     with training_folder(work):
         return _train_deep(_Cohort(cases, y, strategy, sel, radiomics, clinical, fill), cfg, tr, te, work, device,
-                           progress, num_workers, _Writing(out, training_data, overwrite, t0))
+                           progress, num_workers, BundleWriting(out, training_data, overwrite, t0))
 
 
 def _vectors(radiomics: Optional[np.ndarray], clinical: Optional[np.ndarray], idx: Sequence[int]) -> Optional[dict]:
@@ -285,19 +285,8 @@ def _fit_deep(cohort: _Cohort, cfg: IvgcConfig, tr: Sequence[int], te: Sequence[
     return model, summary, test_set, settings
 
 
-@dataclass(frozen=True)
-class _Writing:
-    """The bundle that :func:`_train_deep` writes: where (``out``, ``overwrite``), its training data as the metadata
-    says it, and when the training began (``t0``, `time.perf_counter`'s: its minutes)."""
-
-    out: Path
-    training_data: str
-    overwrite: bool
-    t0: float
-
-
 def _train_deep(cohort: _Cohort, cfg: IvgcConfig, tr: Sequence[int], te: Sequence[int], work: Path, device,
-                progress: ProgressCallback, num_workers: int, writing: _Writing) -> Path:
+                progress: ProgressCallback, num_workers: int, writing: BundleWriting) -> Path:
     out, training_data, overwrite, t0 = writing.out, writing.training_data, writing.overwrite, writing.t0
     cases, y, strategy, sel, radiomics, clinical, fill = (cohort.cases, cohort.y, cohort.strategy, cohort.sel,
                                                           cohort.radiomics, cohort.clinical, cohort.fill)

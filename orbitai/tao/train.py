@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Optional
 
@@ -11,7 +11,7 @@ import torch
 
 from orbitai.bundle import save_bundle
 from orbitai.training.checkpoint import SIDECAR_SUFFIX
-from orbitai.classify.train import TrainHooks, TrainSettings, predict_proba, train_classifier
+from orbitai.classify.train import BundleWriting, TrainHooks, TrainSettings, predict_proba, train_classifier
 from orbitai.classify.trust import fit_on_split, write_trust
 from orbitai.cohort.manifest import Case
 from orbitai.cohort.splits import check_stratified_folds, stratified_holdout, stratified_kfold
@@ -96,7 +96,7 @@ def train_tao(cases: list[Case], cfg: TaoConfig, out: Path, seed: int = 0, holdo
     t0 = time.perf_counter()
     with training_folder(work):
         return _train_tao(cases, cfg, work, held, seed, epochs, device, progress,
-                          _Writing(out, training_data, overwrite, t0))
+                          BundleWriting(out, training_data, overwrite, t0))
 
 
 def heldout_cases(cases: list[Case], holdout: float, seed: int) -> set[str]:
@@ -112,19 +112,8 @@ def heldout_cases(cases: list[Case], holdout: float, seed: int) -> set[str]:
     return {cases[i].case_id for i in te}
 
 
-@dataclass(frozen=True)
-class _Writing:
-    """The bundle that :func:`_train_tao` writes: where (``out``, ``overwrite``), its training data as the metadata
-    says it, and when the training began (``t0``, `time.perf_counter`'s: its minutes)."""
-
-    out: Path
-    training_data: str
-    overwrite: bool
-    t0: float
-
-
 def _train_tao(cases: list[Case], cfg: TaoConfig, work: Path, held: set[str], seed: int, epochs: Optional[int],
-               device, progress: ProgressCallback, writing: _Writing) -> Path:
+               device, progress: ProgressCallback, writing: BundleWriting) -> Path:
     out, training_data, overwrite, t0 = writing.out, writing.training_data, writing.overwrite, writing.t0
     data = prepare_eyes(cases, progress=lambda d, t, m: progress(d, t, f"preprocessing: {m}"),
                         cache=work / "eyes.npz")
