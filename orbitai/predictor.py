@@ -9,15 +9,16 @@ and the evaluation commands. The predictor reads the case, judges the scan once 
 unless the caller already did and passes ``facts``), runs the task's model(s) and writes the result folder
 (staged, moved in complete), whose ``result.json`` names the predictor that made it (``predictor``).
 
-Slicer-free and light to import (no torch at import time): the task's class is imported on first use.
+Slicer-free, no torch at import time. :meth:`Predictor.shared` keeps one predictor per worker process for each model
+and device (`orbitai.cohort.runner.worker_state`); `orbitai.tasks.predictor_for` gives it by the task's name.
 """
 from __future__ import annotations
 
 import abc
-import importlib
 import os
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Optional
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Optional, TypeVar
 
+from orbitai.cohort.runner import worker_state
 from orbitai.device import select_device
 
 if TYPE_CHECKING:
@@ -27,15 +28,9 @@ if TYPE_CHECKING:
     from orbitai.result import TaskResult
     from orbitai.scan import ScanFacts
 
-__all__ = ["Predictor", "PREDICTORS", "predictor_class", "predictor_for", "predictor_name"]
+__all__ = ["Predictor", "predictor_name"]
 
-#: Each task's predictor class, imported when first asked for ("module:Class").
-PREDICTORS: dict[str, str] = {
-    "seg": "orbitai.orbit.predictor:OrbitPredictor",
-    "tao": "orbitai.tao.predictor:TaoPredictor",
-    "ivgc": "orbitai.ivgc.predictor:IvgcPredictor",
-    "neuro": "orbitai.neuro.predictor:NeuroPredictor",
-}
+P = TypeVar("P", bound="Predictor")
 
 
 class Predictor(abc.ABC):
@@ -49,6 +44,16 @@ class Predictor(abc.ABC):
     def __init__(self, model: Optional[str] = None, device: "str | torch.device | None" = "auto") -> None:
         self.model = model
         self.device = select_device(device)     # an unusable --device: one line before any case is read
+
+    @classmethod
+    def shared(cls: type[P], model: Optional[str] = None, device: "str | torch.device | None" = "auto",
+               **models: Optional[str]) -> P:
+        """This worker process's predictor of this class with ``model``, the task's other ``models`` (neuro's
+        ``lesion_model``) and ``device``: made the first time, the same one (models loaded) for every later case
+        (`orbitai.cohort.runner.worker_state`: a serial cohort's run, a Dask worker's life)."""
+        given = {role: name for role, name in sorted(models.items()) if name is not None}    # None: the default
+        return worker_state((predictor_name(cls), model, str(device), tuple(given.items())),
+                            lambda: cls(model, device, **given))
 
     @abc.abstractmethod
     def predict(self, inputs: Mapping[str, Any], out: str | os.PathLike, options: Mapping[str, Any],
@@ -68,20 +73,3 @@ class Predictor(abc.ABC):
 def predictor_name(cls: type) -> str:
     """The name ``result.json`` gives a predictor class: ``module.Class``."""
     return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def predictor_class(task: str) -> type[Predictor]:
-    """The predictor class of ``task`` (``seg``, ``tao``, ``ivgc``, ``neuro``)."""
-    try:
-        module, name = PREDICTORS[task].split(":")
-    except KeyError:
-        raise ValueError(f"no predictor for the task {task!r}; tasks: {', '.join(PREDICTORS)}") from None
-    cls = getattr(importlib.import_module(module), name)
-    if not (isinstance(cls, type) and issubclass(cls, Predictor)):
-        raise TypeError(f"{PREDICTORS[task]} is not a Predictor")
-    return cls
-
-
-def predictor_for(task: str, model: Optional[str] = None, device: "str | torch.device | None" = "auto") -> Predictor:
-    """A new predictor of ``task`` with ``model`` (None: the bundled default) on ``device``."""
-    return predictor_class(task)(model, device)

@@ -16,11 +16,10 @@ from orbitai.arguments import (
     check_finetune_options,
 )
 from orbitai.cohort.records import CohortCase
-from orbitai.cohort.runner import add_cohort_options, check_cohort_options, worker_state
+from orbitai.cohort.runner import add_cohort_options, check_cohort_options
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import UserError
 from orbitai.orbit.anatomy import DEFAULT_POPULATION, POPULATIONS
-from orbitai.predictor import predictor_for
 from orbitai.training.launch import arguments_checked
 from orbitai.staging import finetune_work_folder, strict_json, training_work_folder
 
@@ -130,14 +129,6 @@ def _add_window_options(p: argparse.ArgumentParser) -> None:
                         "step1: the paper's 32-slice window moved one slice at a time")
 
 
-def _case_files() -> tuple[str, ...]:
-    """What one ``seg predict`` writes into its folder (OUT, or OUT/<case>/ in a batch)."""
-    from orbitai.orbit.result import LABELMAP_FILE, SEGMENTATION_FILE, UNCERTAINTY_FILE, VOLUMES_FILE
-    from orbitai.result import RESULT_FILE
-
-    return RESULT_FILE, SEGMENTATION_FILE, VOLUMES_FILE, UNCERTAINTY_FILE, LABELMAP_FILE
-
-
 def case_name(image: str) -> str:
     """A case's folder name in a batch: the image's file name without its volume suffix (a DICOM
     folder's own name)."""
@@ -208,8 +199,9 @@ def run_prior(args) -> int:
 def predict_case(options: dict, case: CohortCase, folder: Path) -> None:
     """One case of a ``seg predict`` batch into ``folder`` (the cohort runner's per-case step, the same in this
     process and on a Dask worker): the worker's one `OrbitPredictor`, which loads each model once."""
-    worker_state(("seg", options["model"], options["device"]),
-                 lambda: predictor_for("seg", options["model"], options["device"])).predict(case.inputs, folder, options)
+    from orbitai.orbit.predictor import OrbitPredictor
+
+    OrbitPredictor.shared(options["model"], options["device"]).predict(case.inputs, folder, options)
 
 
 def predict_options(args: argparse.Namespace) -> dict:
@@ -224,16 +216,17 @@ def cohort_task(args: argparse.Namespace):
     import functools
 
     from orbitai.cohort.runner import CohortTask
-    from orbitai.orbit.result import SegmentationResult
+    from orbitai.orbit.result import CASE_FILES, SegmentationResult
 
     return CohortTask("seg predict", functools.partial(predict_case, predict_options(args)), SegmentationResult,
-                      _case_files())
+                      CASE_FILES)
 
 
 def run_predict(args) -> int:
     import time
 
     from orbitai.cohort.manifest import folder_key
+    from orbitai.orbit.result import CASE_FILES
     from orbitai.result import check_outputs
 
     t_start = time.perf_counter()
@@ -247,15 +240,16 @@ def run_predict(args) -> int:
         if len(parts) > len(root.parts) + 1 and parts[:len(root.parts)] == root.parts:
             inside[folder_key(parts[len(root.parts)])].append(image)
     single = len(cases) == 1 and not args.manifest
-    out = check_outputs(args.out, [cases[0][1]], _case_files(), task="segmentation") if single else None   # --out = the input: named
+    out = check_outputs(args.out, [cases[0][1]], CASE_FILES, task="segmentation") if single else None   # --out = the input: named
     if Path(args.out).name.lower().endswith(VOLUME_SUFFIXES):
         raise UserError(f"--out takes a folder (OUT/segmentation.seg.nrrd, volumes.csv and result.json are "
                         f"written there); got the file name {args.out}.")
     if single and out is not None:
+        from orbitai.orbit.predictor import OrbitPredictor
         from orbitai.progress import emit
 
-        predictor_for("seg", args.model, args.device).predict({"image": cases[0][1]}, out, predict_options(args),
-                                                              progress=emit)
+        OrbitPredictor(args.model, args.device).predict({"image": cases[0][1]}, out, predict_options(args),
+                                                        progress=emit)
         print(f"timing: command {time.perf_counter() - t_start:.2f} s")
         return 0
     from orbitai.cohort.runner import run_cohort

@@ -15,10 +15,9 @@ from orbitai.arguments import (
     manifest_inputs,
 )
 from orbitai.cohort.records import CohortCase
-from orbitai.cohort.runner import add_cohort_options, check_cohort_options, worker_state
+from orbitai.cohort.runner import add_cohort_options, check_cohort_options
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import UserError
-from orbitai.predictor import predictor_for
 from orbitai.training.launch import arguments_checked
 from orbitai.staging import strict_json, training_work_folder
 
@@ -87,18 +86,12 @@ def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
     cf.set_defaults(func=run_configs)
 
 
-def _outputs() -> tuple[str, ...]:
-    from orbitai.result import RESULT_FILE
-    from orbitai.tao.result import FIGURE_FILE, MAP_KINDS
-
-    return (RESULT_FILE, *(f"{kind}.nrrd" for kind in MAP_KINDS), FIGURE_FILE)
-
-
 def predict_case(options: dict, case: CohortCase, folder: Path) -> None:
     """One case of a ``tao predict --manifest`` cohort (the cohort runner's per-case step): the worker's one
     `TaoPredictor`, which loads each network once."""
-    worker_state(("tao", options["model"], options["device"]),
-                 lambda: predictor_for("tao", options["model"], options["device"])).predict(case.inputs, folder, options)
+    from orbitai.tao.predictor import TaoPredictor
+
+    TaoPredictor.shared(options["model"], options["device"]).predict(case.inputs, folder, options)
 
 
 def run_predict(args) -> int:
@@ -107,16 +100,17 @@ def run_predict(args) -> int:
     from orbitai.cohort.runner import CohortTask, image_cases, run_cohort
     from orbitai.progress import emit
     from orbitai.result import check_outputs
-    from orbitai.tao.result import TaoResult
+    from orbitai.tao.predictor import TaoPredictor
+    from orbitai.tao.result import CASE_FILES, TaoResult
 
     options = {"model": args.model, "device": args.device, "maps": not args.no_maps, "figure": args.figure,
                "resample_masks": args.resample_masks, "modality": getattr(args, "modality", None)}
     if not check_cohort_options(args, "image"):
         if not args.image:
             raise UserError("Give an image to classify, or --manifest CSV with case_id,image[,segmentation].")
-        out = check_outputs(args.out, [args.image, args.segmentation], _outputs(), task=TaoResult.task)
-        predictor_for("tao", args.model, args.device).predict({"image": args.image, "segmentation": args.segmentation},
-                                                              out, options, progress=emit)
+        out = check_outputs(args.out, [args.image, args.segmentation], CASE_FILES, task=TaoResult.task)
+        TaoPredictor(args.model, args.device).predict({"image": args.image, "segmentation": args.segmentation},
+                                                      out, options, progress=emit)
         return 0
     if args.segmentation:
         raise UserError("--segmentation is for one image; a cohort's segmentations are the manifest's "
@@ -125,7 +119,7 @@ def run_predict(args) -> int:
 
     select_device(args.device)
     cases = image_cases(args.manifest)
-    task = CohortTask("tao predict", functools.partial(predict_case, options), TaoResult, _outputs())
+    task = CohortTask("tao predict", functools.partial(predict_case, options), TaoResult, CASE_FILES)
     run_cohort(task, cases, args.out, workers=args.workers or 0, scheduler=args.scheduler, inputs=[args.manifest])
     return 0
 
