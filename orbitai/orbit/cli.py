@@ -101,6 +101,9 @@ def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
     rk.add_argument("--manifest", help="CSV with case_id,image (instead of IMAGEs)")
     rk.add_argument("--model", help="bundle name or folder (default: the bundled MRI model)")
     rk.add_argument("--out", required=True, help="output folder for ranking.csv")
+    rk.add_argument("--no-cache", dest="cache", action="store_false",
+                    help="segment every scan again (by default a scan ranked before by the same model is not: "
+                         "~/.orbitai/cache/rank)")
     add_device_option(rk)
     rk.set_defaults(func=run_rank)
 
@@ -399,7 +402,7 @@ def run_rank(args) -> int:
             return False
     out = check_outputs(args.out, [i for _, i in scans] + ([args.manifest] if args.manifest else []),
                         (RANKING_FILE,), earlier=earlier_ranking)
-    ranked = rank_scans(scans, args.model, str(select_device(args.device)), progress=emit)
+    ranked = rank_scans(scans, args.model, str(select_device(args.device)), progress=emit, cache=args.cache)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(ranked[0].to_row()))
     w.writeheader()

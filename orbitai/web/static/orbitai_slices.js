@@ -274,6 +274,22 @@ holds node IDs and versions only: the voxels come back from triggers on the page
   }
   S.step = (name, steps) => { const v = S.views[name]; if (v) step(v, steps); };
 
+  // window/level from a preset or typed in the toolbar (issue 81.8): drawn at once, then sent to the server's scene
+  S.setWindowLevel = (w, l) => {
+    if (!(w > 0) || !Number.isFinite(l)) return;
+    if (S.vol) { S.window = w; S.level = l; buildLut(); renderAll(); }
+    trigger('orbitai_client_wl', [w, l]);
+  };
+  function presetInPage() {
+    const wl = (st('wl_preset_values') || {})[st('wl_preset')];
+    if (wl && S.vol) { S.window = wl[0]; S.level = wl[1]; buildLut(); renderAll(); }  // the server sets its own
+  }
+  document.addEventListener('change', (e) => {
+    if (!e.target.classList || !e.target.classList.contains('orbitai-wl-input')) return;
+    const value = (name) => parseFloat((document.getElementById('orbitai-wl-' + name + '-input') || {}).value);
+    S.setWindowLevel(value('window'), value('level'));
+  }, true);
+
   // ------------------------------------------------------------------ the user's input
   function listen(v) {
     const c = v.canvas;
@@ -434,6 +450,7 @@ holds node IDs and versions only: the voxels come back from triggers on the page
     watch(['client_overlays'], loadOverlays);
     watch(['segment_rows'], () => { for (const l of S.layers) if (l.kind === 'labels') l.lut = segmentLut(l); renderAll(); });
     watch(['wl_window', 'wl_level'], serverWindow);
+    watch(['wl_preset'], presetInPage);
     watch(['slice_geometry'], followServer);
     watch(['jump_to'], () => { const j = st('jump_to'); if (j && j.length === 3) S.cross = j; renderAll(); });
     watch(['crosshair'], renderAll);
