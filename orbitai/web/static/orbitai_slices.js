@@ -429,9 +429,10 @@ holds node IDs and versions only: the voxels come back from triggers on the page
     for (const v of Object.values(S.views)) {
       // only a move of this view's slice on the server: a geometry published for another view (or a fit) must not
       // take back a slice the page moved and the server has not had yet (a crosshair move moves two at once)
+      if (v.index === null) continue;
       const k = placeSlice(v), moved = k !== v.serverAt;
       v.serverAt = k;
-      if (!moved || v.index === null || Date.now() - v.lastLocal < 4 * SYNC_MS + 500) continue;
+      if (!moved || Date.now() - v.lastLocal < 4 * SYNC_MS + 500) continue;
       // a late echo of a position the page sent (a loaded server answers late) must not take the user back
       if (k === v.index || (v.sent.includes(k) && Date.now() - v.lastLocal < ECHO_MS)) continue;
       v.index = k; v.sent = []; render(v);
