@@ -48,7 +48,9 @@ def one_launch(head: Path, tree: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {"load_before": load1()}
     with browser() as driver:
         t0 = time.time()
-        with web_server(str(head), env={"ORBITAI_WEB_TIMES": "1", **({"PYTHONPATH": tree} if tree else {})},
+        with web_server(str(head), env={"ORBITAI_WEB_TIMES": "1",
+                                             # PYTHONSAFEPATH: the working folder's orbitai does not come first
+                                             **({"PYTHONPATH": tree, "PYTHONSAFEPATH": "1"} if tree else {})},
                         start_timeout_s=120) as srv:
             out["answers"] = time.time() - t0
             page = WebPage(driver, srv.url)
@@ -62,6 +64,14 @@ def one_launch(head: Path, tree: str = "") -> dict[str, Any]:
                 out.setdefault(phase, float(at) - t0)
     out["load_after"] = load1()
     return {k: round(v, 3) for k, v in out.items()}
+
+
+def tree_name(tree: str) -> str:
+    """``tree`` as its commit, and whether it has changes of its own (e.g. the phase lines added to an older commit)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", tree, *args], capture_output=True, text=True).stdout.strip()
+    changed = git("status", "--porcelain", "--untracked-files=no")
+    return f"{tree} at {git('rev-parse', '--short', 'HEAD')}{' with local changes' if changed else ''}"
 
 
 def main() -> Path:
@@ -101,7 +111,8 @@ def main() -> Path:
                 metrics[f"{row}_{phase}_s" if not phase.startswith("load") else f"{row}_{phase}"] = statistics.median(
                     values)
         notes[row] = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "busy_processes": args.busy,
-                      "tree": "this checkout" if row == tag else args.against, "launches": launches}
+                      "tree": tree_name(str(Path(__file__).parents[1]) if row == tag else args.against),
+                      "launches": launches}
     rows = [t for t in notes if t != "what"]         # every row is under load here (see notes.what): issue 81's 10 s
     targets = {**{f"{t}_first_frame_s": "<= 10" for t in rows}, **{f"{t}_listening_s": "<= 2" for t in rows}}
     notes["what"] = (__doc__.split("\n\n")[1].replace("\n", " ") + " Medians per row; the phases of every launch "

@@ -115,6 +115,7 @@ class OrbitWebApp(TrameApp):
             self.mrml.scene.AddObserver(event, self._nodes_changed)
         self.state.change("input_volume")(self._input_changed)
         self.server.trigger("orbitai_open_scan")(self.open_scan)
+        self.server.trigger("orbitai_first_frame")(lambda *_, **__: self.launch_done())   # static/orbitai_launch.js
         self.state.update({"slice_geometry": {}, "jump_to": None})
         self._fit_until = 0.0
         for view in self.slicer_app.view_manager.get_slice_views():
@@ -134,9 +135,9 @@ class OrbitWebApp(TrameApp):
                 lambda **_: asyncio.get_event_loop().call_later(LAUNCH_GRACE_S, self.launch_done))
 
     def launch_done(self) -> None:
-        """The page has the first frame of the launch's scan (`ClientSlices.volume_bytes`), or `LAUNCH_GRACE_S` went
-        by: the scan's annotation is prepared (``--prepare show``) and its whole resolution packed (issue 81: the first
-        frame first, with the cores to itself)."""
+        """The page has drawn the launch's scan (``static/orbitai_launch.js``; or `client_slices.LAUNCH_DRAW_S` after
+        it fetched it, `LAUNCH_GRACE_S` after the server started): the scan's annotation is prepared (``--prepare
+        show``) and its whole resolution packed (issue 81: the first frame first, with the cores to itself)."""
         if self.launched.is_set():
             return
         self.launched.set()
@@ -340,7 +341,8 @@ def serve(data: Optional[str] = None, host: str = "127.0.0.1", port: int = 8080,
     """Build the app and serve it until interrupted (``orbitai web``), behind `orbitai.web.guard.Guard`: the secret
     ``token`` (a random one when None), Host/Origin checks and message and upload limits. ``sock``: a socket bound to
     ``host``:``port`` and listening since the launch began, whose address was printed then (`orbitai.web.cli`); the
-    server serves on it. Without it, the server binds ``host``:``port`` and prints the page's address once it listens."""
+    server serves on it. Without it, the server binds ``host``:``port`` and prints the page's address once it
+    listens."""
     os.environ.setdefault("TRAME_ARGS", "")
     disconnects.install()           # a page gone before its answer: one log line, not tracebacks
     token = token or new_token()

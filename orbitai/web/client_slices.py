@@ -48,8 +48,9 @@ PROGRESSIVE_VOXELS = 4_000_000
 GZIP_LEVEL = 1
 #: Seconds of quiet after a segmentation change before the label maps are packed again (a paint stroke's events).
 OVERLAY_DELAY_S = 0.25
-#: After the page fetched a scan's first step, this long for it to draw it before the server goes on with the rest.
-LAUNCH_DRAW_S = 0.5
+#: After the page fetched a scan's first step, the longest the server waits for the page to say it drew it
+#: (``static/orbitai_launch.js``; a page whose slices the server draws says nothing) before it goes on with the rest.
+LAUNCH_DRAW_S = 5.0
 #: The voxel types the page reads (the names of its typed arrays).
 _DTYPES = {np.dtype(np.uint8): "uint8", np.dtype(np.int16): "int16", np.dtype(np.uint16): "uint16"}
 #: Values `compact` spreads over int16 at a time (one float64 temporary of 2 MB, not a copy of the scan).
@@ -231,7 +232,8 @@ class ClientSlices:
         self._pending: Optional[asyncio.TimerHandle] = None
         self.state.update({"client_slices": True, "client_volume": None, "client_overlays": None})
         app.server.enable_module({"serve": {"__orbitai_static": str(STATIC)},
-                                  "scripts": ["__orbitai_static/orbitai_draw.js", "__orbitai_static/orbitai_slices.js"]})
+                                  "scripts": ["__orbitai_static/orbitai_draw.js", "__orbitai_static/orbitai_slices.js",
+                                              "__orbitai_static/orbitai_launch.js"]})
         for name, f in (("orbitai_client_volume", self.volume_bytes), ("orbitai_client_overlays", self.overlay_layers),
                         ("orbitai_client_slice", self.sync_slice), ("orbitai_client_wl", self.set_window_level),
                         ("orbitai_probe_ras", self.probe), ("orbitai_client_cross", self.set_crosshair)):
@@ -294,7 +296,7 @@ class ClientSlices:
         if not levels or not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(levels):
             return None
         mark("first_pack_sent")
-        asyncio.get_event_loop().call_later(LAUNCH_DRAW_S, self.app.launch_done)    # drawn by then
+        asyncio.get_event_loop().call_later(LAUNCH_DRAW_S, self.app.launch_done)
         return {"key": key, "index": index, **levels[index]}
 
     # ------------------------------------------------------------------ overlays
