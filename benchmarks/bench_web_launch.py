@@ -116,8 +116,9 @@ def main() -> Path:
     rows = [t for t in notes if t != "what"]         # every row is under load here (see notes.what): issue 81's 10 s
     targets = {**{f"{t}_first_frame_s": "<= 10" for t in rows}, **{f"{t}_listening_s": "<= 2" for t in rows}}
     notes["what"] = (__doc__.split("\n\n")[1].replace("\n", " ") + " Medians per row; the phases of every launch "
-                     "under notes.<row>.launches. Load: the 1-minute load average; this machine (2 cores) runs a "
-                     "2-thread training job all the time, so busy0 is 'with the job running', not idle.")
+                     "under notes.<row>.launches, with the checkout it ran (notes.<row>.tree; a row *_against ran "
+                     "alternately with its row, under the same load). Load: the 1-minute load average; a machine "
+                     "whose cores other work keeps busy (a training job) is never idle, and its rows say so.")
     return write_result("web_launch", metrics, targets, notes)
 
 
