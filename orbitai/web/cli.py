@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import re
 import socket
@@ -118,6 +119,9 @@ def run_web(args: argparse.Namespace) -> int:
                         "with at least one letter; unset it for a random secret.")
     if args.data and "://" not in args.data and not os.path.exists(args.data):
         raise UserError(f"{args.data} does not exist; give a scan, a DICOM folder, a folder of scans or a DICOMweb URL.")
+    missing = next((name for name in ("trame", "trame_slicer") if importlib.util.find_spec(name) is None), None)
+    if missing:         # said before an address is printed (found, not imported: the import comes after it)
+        raise UserError(f"orbitai web needs the web extra ({missing} is missing): pip install 'orbitai[web]'.")
     sock = check_listen(args.host, args.port)
     if not is_loopback(args.host):
         print(OTHERS_WARNING.format(host=args.host), flush=True)
