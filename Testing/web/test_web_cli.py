@@ -58,3 +58,43 @@ def test_a_scan_on_the_command_line_opens_in_the_views_and_other_hosts_are_warne
         log = srv.log.read_text()
         assert "listens on 0.0.0.0" in log and f"?secret={srv.token}" in log
         assert page.state("orbit_apply_enabled")
+
+
+def test_the_address_is_printed_before_the_app_is_imported_or_the_scan_read_and_answers(web_tools, web_data):
+    """Issue 81 (a launch in seconds): ``orbitai web SCAN`` prints its address as soon as its socket listens, before it
+    imports the web app's modules, builds the app or reads the scan (the order of its launch's phase lines,
+    ``ORBITAI_WEB_TIMES``; no clock), and that address answers once the page is served (a request made at once waits
+    in the socket's queue rather than being refused)."""
+    import os
+    import secrets
+    import signal
+    import urllib.request
+
+    token = secrets.token_urlsafe(16)
+    proc = subprocess.Popen([sys.executable, "-m", "orbitai", "web", str(web_data / PHANTOMS["orbit-ct"]), "--port",
+                             "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            env={**os.environ, "ORBITAI_WEB_TOKEN": token, "ORBITAI_WEB_TIMES": "1"})
+    lines: list[str] = []
+    try:
+        for line in proc.stdout:
+            lines.append(line.strip())
+            if "orbitai web: open http" in line:
+                break
+        address = lines[-1].split("open ", 1)[1].split()[0]
+        assert address.endswith(f"?secret={token}"), lines
+        with urllib.request.urlopen(address.replace("localhost", "127.0.0.1"), timeout=120) as answer:
+            assert answer.status == 200 and b"<html" in answer.read().lower()
+        for line in proc.stdout:            # until the scan is shown (then stopped)
+            lines.append(line.strip())
+            if "orbitai web: launch scan_shown" in line:
+                break
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        rest, _ = proc.communicate(timeout=30)
+    lines += rest.splitlines()
+    assert not any("Traceback" in line for line in lines), lines
+    phase = {line.split()[3]: i for i, line in enumerate(lines) if line.startswith("orbitai web: launch ")}
+    printed = next(i for i, line in enumerate(lines) if "orbitai web: open http" in line)
+    assert {"imports", "app", "serving", "scan_read", "scan_shown"} <= set(phase), lines
+    assert printed < phase["imports"] < phase["app"] < phase["serving"], lines
+    assert printed < phase["scan_read"] < phase["scan_shown"], lines

@@ -15,7 +15,7 @@ segment editor -- not a second copy of the workflow:
 * `compat` works around defects of the pinned trame-slicer;
 * `names` is the rule for what a client names (a file name is a name; a path lies under DATA);
 * `guard` is the server's gate (Host and Origin, the per-start secret, message and upload limits);
-* `cli` is ``orbitai web``.
+* `cli` is ``orbitai web``; `launch` its launch's phases (the address printed before the app is built).
 
 trame and trame-slicer are imported only here (the optional extra ``orbitai[web]``).
 """

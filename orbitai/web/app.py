@@ -13,6 +13,7 @@ import asyncio
 import os
 import socket
 import time
+from concurrent.futures import Future
 from typing import Any, Optional
 
 from trame.app import TrameApp
@@ -34,7 +35,8 @@ from orbitai.web.annotate import AnnotationPanel
 from orbitai.web.client_slices import ClientSlices, client_canvas
 from orbitai.web.guard import DEFAULT_UPLOAD_MB, Guard, GuardError, listen_error, new_token
 from orbitai.web.identity import identity_lines, scan_title
-from orbitai.web.loading import ScanLoader
+from orbitai.web.launch import mark, page_url, print_address
+from orbitai.web.loading import ScanLoader, read_early
 from orbitai.web.module_panel import ModulePanel
 from orbitai.web.modules import modules
 from orbitai.web.segments import ShownResults
@@ -46,6 +48,9 @@ __all__ = ["OrbitWebApp", "page_url", "serve"]
 TAB_STYLE = {"classes": "text-none px-2", "style": "min-width: 0"}
 #: After a page connects or a volume is shown, resizes within this time fit the slice views to the volume.
 FIT_WINDOW_S = 5.0
+#: The launch's scan's annotation preparation and whole-resolution packing wait for the page's first frame of it, or
+#: this long after the server starts serving (no page opened).
+LAUNCH_GRACE_S = 20.0
 
 
 def _view_ui(server: Any, view_id: str, view: Any) -> None:
@@ -67,14 +72,19 @@ def _view_ui_3d(server: Any, view_id: str, view: Any) -> None:
 class OrbitWebApp(TrameApp):
     """The web app. ``data``: a scan (file, DICOM folder, DICOMweb series URL) to load at start, or a folder whose
     scans the page offers. ``upload_limit``: the most bytes one upload from the page may hold. ``prepare_on``: when the
-    annotation tools of a scan are prepared (`orbitai.web.annotate_prepare`)."""
+    annotation tools of a scan are prepared (`orbitai.web.annotate_prepare`). ``early``: ``data`` being read (and its
+    first resolution step packed for the page) while the app is built (`orbitai.web.loading.read_early`)."""
 
     def __init__(self, server: Any = None, data: Optional[str] = None, rca_encoder: Optional[str] = None,
                  upload_limit: int = DEFAULT_UPLOAD_MB << 20, dicomweb: tuple[str, ...] = (),
-                 prepare_on: str = "show") -> None:
+                 prepare_on: str = "show", early: Optional[Future] = None) -> None:
         super().__init__(server)
-        #: when a scan's annotation is prepared: "show" (as it is shown) or "annotate" (as the Annotate tab opens)
-        self.prepare_on = prepare_on
+        #: when a scan's annotation is prepared: "show" (as it is shown) or "annotate" (as the Annotate tab opens);
+        #: "launch" while the launch's scan waits for its first frame in the page (`launch_done`)
+        self.prepare_on = "launch" if early is not None and prepare_on == "show" else prepare_on
+        self._prepare_after_launch = prepare_on
+        #: set once the page has drawn the launch's scan (`launch_done`): what its first frame does not need waits
+        self.launched = asyncio.Event()
         self.server.enable_module(trame_slicer_module)   # chunked uploads
         self.slicer_app = SlicerApp()
         sa = self.slicer_app
@@ -105,6 +115,7 @@ class OrbitWebApp(TrameApp):
             self.mrml.scene.AddObserver(event, self._nodes_changed)
         self.state.change("input_volume")(self._input_changed)
         self.server.trigger("orbitai_open_scan")(self.open_scan)
+        self.server.trigger("orbitai_first_frame")(lambda *_, **__: self.launch_done())   # static/orbitai_launch.js
         self.state.update({"slice_geometry": {}, "jump_to": None})
         self._fit_until = 0.0
         for view in self.slicer_app.view_manager.get_slice_views():
@@ -115,7 +126,24 @@ class OrbitWebApp(TrameApp):
         self._build_ui()
         self.server.controller.on_server_exited.add(self.shutdown)
         if data and self.loading.data_folder is None:
-            self.server.controller.on_server_ready.add(lambda **_: asyncio.ensure_future(self.loading.load(data)))
+            self.server.controller.on_server_ready.add(
+                lambda **_: asyncio.ensure_future(self.loading.load(data, early=early)))
+        if early is None:
+            self.launched.set()
+        else:
+            self.server.controller.on_server_ready.add(
+                lambda **_: asyncio.get_event_loop().call_later(LAUNCH_GRACE_S, self.launch_done))
+
+    def launch_done(self) -> None:
+        """The page has drawn the launch's scan (``static/orbitai_launch.js``; or `client_slices.LAUNCH_DRAW_S` after
+        it fetched it, `LAUNCH_GRACE_S` after the server started): the scan's annotation is prepared (``--prepare
+        show``) and its whole resolution packed (issue 81: the first frame first, with the cores to itself)."""
+        if self.launched.is_set():
+            return
+        self.launched.set()
+        self.prepare_on = self._prepare_after_launch
+        if self.prepare_on == "show":
+            self.annotation.preparer.start(self.input_node())
 
     def close_scene(self) -> None:
         """Close the scene, as Slicer's File > Close Scene: running jobs are cancelled, every node the user loaded or
@@ -307,29 +335,30 @@ class OrbitWebApp(TrameApp):
         self.loading.build_ui()
 
 
-def page_url(host: str, port: int, token: str) -> str:
-    """The address a user opens: the server's, with its secret (the page reads ``?secret=`` and drops it from the
-    address bar)."""
-    shown = socket.gethostname() if host in ("0.0.0.0", "::", "") else host
-    if ":" in shown:
-        shown = f"[{shown}]"
-    return f"http://{shown}:{port}/?secret={token}"
-
-
 def serve(data: Optional[str] = None, host: str = "127.0.0.1", port: int = 8080, rca_encoder: Optional[str] = None,
           token: Optional[str] = None, upload_mb: int = DEFAULT_UPLOAD_MB, allowed_origins: tuple[str, ...] = (),
-          dicomweb: tuple[str, ...] = (), prepare_on: str = "show") -> None:
+          dicomweb: tuple[str, ...] = (), prepare_on: str = "show", sock: Optional[socket.socket] = None) -> None:
     """Build the app and serve it until interrupted (``orbitai web``), behind `orbitai.web.guard.Guard`: the secret
-    ``token`` (a random one when None), Host/Origin checks and message and upload limits. Prints the page's address
-    once it listens."""
+    ``token`` (a random one when None), Host/Origin checks and message and upload limits. ``sock``: a socket bound to
+    ``host``:``port`` and listening since the launch began, whose address was printed then (`orbitai.web.cli`); the
+    server serves on it. Without it, the server binds ``host``:``port`` and prints the page's address once it
+    listens."""
     os.environ.setdefault("TRAME_ARGS", "")
     disconnects.install()           # a page gone before its answer: one log line, not tracebacks
     token = token or new_token()
-    app = OrbitWebApp(data=data, rca_encoder=rca_encoder, upload_limit=upload_mb << 20, dicomweb=dicomweb,
-                       prepare_on=prepare_on)
+    # a scan file is read (and packed for the page) while the app is built: the first frame comes sooner (issue 81)
+    early = read_early(data)
+    with compat.quiet_views():
+        app = OrbitWebApp(data=data, rca_encoder=rca_encoder, upload_limit=upload_mb << 20, dicomweb=dicomweb,
+                          prepare_on=prepare_on, early=early)
+    mark("app")
     Guard(token, host, upload_mb << 20, allowed_origins).install(app.server)
-    app.server.controller.on_server_ready.add(
-        lambda **_: print(f"orbitai web: open {page_url(host, app.server.port, token)}  (Ctrl+C stops)", flush=True))
+    if sock is None:
+        app.server.controller.on_server_ready.add(lambda **_: print_address(host, app.server.port, token))
+    else:
+        compat.serve_on(sock)
+    app.server.controller.on_server_ready.add(lambda **_: mark("serving"))
+    app.server.controller.on_client_connected.add(lambda **_: mark("page_connected"))
     try:
         app.server.start(host=host, port=port, open_browser=False, timeout=0, show_connection_info=False)
     except GuardError as exc:

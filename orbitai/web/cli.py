@@ -2,16 +2,21 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import re
 import socket
+from typing import Optional
 
 from orbitai.web.guard import listen_error
+from orbitai.web.launch import mark, print_address
 
 __all__ = ["add_parser", "listen_error", "valid_token", "TOKEN_ENV"]
 
 #: The environment variable that gives the server's secret (else a random one per start).
 TOKEN_ENV = "ORBITAI_WEB_TOKEN"
+#: Connections a socket bound at the launch's start holds while the app is built (aiohttp's backlog).
+LISTEN_BACKLOG = 128
 #: Said when the server listens beyond this machine.
 OTHERS_WARNING = ("warning: orbitai web listens on {host}: anyone who can reach it and has the address printed below "
                   "(its secret) can see and change the loaded scans, and over plain http the secret can be read on "
@@ -59,10 +64,12 @@ def valid_token(token: str) -> bool:
     return bool(re.fullmatch(r"[A-Za-z0-9_-]{%d,}" % MIN_TOKEN_CHARS, token)) and bool(re.search(r"[A-Za-z]", token))
 
 
-def check_listen(host: str, port: int) -> None:
-    """Bind ``host``:``port`` as the server will (every address the name resolves to) and let go, so that a busy port
-    or a wrong host is one line naming the option before anything is built. The server binds again (a port taken
-    in between is also one line)."""
+def check_listen(host: str, port: int) -> Optional[socket.socket]:
+    """Bind ``host``:``port`` as the server will (every address the name resolves to), so that a busy port or a wrong
+    host is one line naming the option before anything is built. Where the name is one address (127.0.0.1, 0.0.0.0:
+    the usual case) the bound socket is kept listening and returned: the server serves on it (the page's address can
+    be printed at once, and a browser that opens it waits in its queue until the page is served); else each is let
+    go and None returned (the server binds again; a port taken in between is also one line)."""
     from orbitai.errors import UserError
 
     try:
@@ -70,18 +77,25 @@ def check_listen(host: str, port: int) -> None:
     except (socket.gaierror, UnicodeError, ValueError) as exc:
         raise UserError(listen_error(host, port, exc if isinstance(exc, OSError) else socket.gaierror())) from None
     for family, kind, proto, _name, address in infos:
-        with socket.socket(family, kind, proto) as s:
+        s = socket.socket(family, kind, proto)
+        try:
             if os.name != "nt":
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as aiohttp does: TIME_WAIT is not busy
-            try:
-                s.bind(address)
-            except OSError as exc:
-                raise UserError(listen_error(host, port, exc)) from None
+            s.bind(address)
+            if len(infos) == 1:
+                s.listen(LISTEN_BACKLOG)
+                return s
+        except OSError as exc:
+            s.close()
+            raise UserError(listen_error(host, port, exc)) from None
+        s.close()
+    return None
 
 
 def run_web(args: argparse.Namespace) -> int:
+    mark("cli")
     from orbitai.errors import OrbitAIError, UserError
-    from orbitai.web.guard import DEFAULT_UPLOAD_MB, MIN_TOKEN_CHARS, is_loopback
+    from orbitai.web.guard import DEFAULT_UPLOAD_MB, MIN_TOKEN_CHARS, is_loopback, new_token
 
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port must be between 0 and 65535, got {args.port}.")
@@ -105,14 +119,21 @@ def run_web(args: argparse.Namespace) -> int:
                         "with at least one letter; unset it for a random secret.")
     if args.data and "://" not in args.data and not os.path.exists(args.data):
         raise UserError(f"{args.data} does not exist; give a scan, a DICOM folder, a folder of scans or a DICOMweb URL.")
-    check_listen(args.host, args.port)
+    missing = next((name for name in ("trame", "trame_slicer") if importlib.util.find_spec(name) is None), None)
+    if missing:         # said before an address is printed (found, not imported: the import comes after it)
+        raise UserError(f"orbitai web needs the web extra ({missing} is missing): pip install 'orbitai[web]'.")
+    sock = check_listen(args.host, args.port)
     if not is_loopback(args.host):
         print(OTHERS_WARNING.format(host=args.host), flush=True)
+    if sock is not None:            # the address at once, before the server's modules are imported (issue 81)
+        token = token or new_token()
+        print_address(args.host, sock.getsockname()[1], token)
     os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
     try:
         from orbitai.web.app import serve
+        mark("imports")
     except ImportError as exc:
         raise UserError(f"orbitai web needs the web extra ({exc.name} is missing): pip install 'orbitai[web]'.") from None
     serve(data=args.data, host=args.host, port=args.port, rca_encoder=args.encoder, token=token, upload_mb=upload_mb,
-          allowed_origins=tuple(args.allow_origin), dicomweb=tuple(args.dicomweb), prepare_on=args.prepare)
+          allowed_origins=tuple(args.allow_origin), dicomweb=tuple(args.dicomweb), prepare_on=args.prepare, sock=sock)
     return 0

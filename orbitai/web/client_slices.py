@@ -36,6 +36,7 @@ from orbitai.mrml.overlays import color_samples
 from orbitai.mrml.results import belongs_to, results_of
 from orbitai.mrml.segment_editor import segment_mask
 from orbitai.mrml.volumes import volume_from_volume_node
+from orbitai.web.launch import mark
 
 __all__ = ["ClientSlices", "preview_layers", "packed", "compact", "scan_steps", "scan_level", "client_canvas", "STATIC", "PROGRESSIVE_VOXELS"]
 
@@ -47,6 +48,9 @@ PROGRESSIVE_VOXELS = 4_000_000
 GZIP_LEVEL = 1
 #: Seconds of quiet after a segmentation change before the label maps are packed again (a paint stroke's events).
 OVERLAY_DELAY_S = 0.25
+#: After the page fetched a scan's first step, the longest the server waits for the page to say it drew it
+#: (``static/orbitai_launch.js``; a page whose slices the server draws says nothing) before it goes on with the rest.
+LAUNCH_DRAW_S = 5.0
 #: The voxel types the page reads (the names of its typed arrays).
 _DTYPES = {np.dtype(np.uint8): "uint8", np.dtype(np.int16): "int16", np.dtype(np.uint16): "uint16"}
 #: Values `compact` spreads over int16 at a time (one float64 temporary of 2 MB, not a copy of the scan).
@@ -220,6 +224,7 @@ class ClientSlices:
     def __init__(self, app: Any) -> None:
         self.app, self.state = app, app.state
         self._levels: dict[str, list[dict[str, Any]]] = {}
+        self._adopted: tuple[str, Optional[Volume], list[dict[str, Any]]] = ("", None, [])
         self._overlays: tuple[str, int, list[dict[str, Any]]] = ("", 0, [])
         self._version = 0
         self._foreground: tuple[Any, float] = (None, 0.0)
@@ -227,7 +232,8 @@ class ClientSlices:
         self._pending: Optional[asyncio.TimerHandle] = None
         self.state.update({"client_slices": True, "client_volume": None, "client_overlays": None})
         app.server.enable_module({"serve": {"__orbitai_static": str(STATIC)},
-                                  "scripts": ["__orbitai_static/orbitai_draw.js", "__orbitai_static/orbitai_slices.js"]})
+                                  "scripts": ["__orbitai_static/orbitai_draw.js", "__orbitai_static/orbitai_slices.js",
+                                              "__orbitai_static/orbitai_launch.js"]})
         for name, f in (("orbitai_client_volume", self.volume_bytes), ("orbitai_client_overlays", self.overlay_layers),
                         ("orbitai_client_slice", self.sync_slice), ("orbitai_client_wl", self.set_window_level),
                         ("orbitai_probe_ras", self.probe), ("orbitai_client_cross", self.set_crosshair)):
@@ -239,6 +245,16 @@ class ClientSlices:
             scene.GetNthNodeByClass(i, "vtkMRMLSliceCompositeNode").AddObserver("ModifiedEvent", self._composite)
 
     # ------------------------------------------------------------------ the scan
+    @staticmethod
+    def _key(node: Any) -> str:
+        return f"{node.GetID()}:{node.GetImageData().GetMTime()}"
+
+    def adopt(self, node: Any, vol: Volume, packed: Sequence[dict[str, Any]]) -> None:
+        """``node`` was made from ``vol`` (held by nobody else) and its first resolution steps ``packed`` before it
+        was shown (the launch's scan, while the app was built, `orbitai.web.loading.read_early`): `scan_shown`
+        publishes them at once and packs the rest from ``vol`` (no copy of the scan on the server's loop)."""
+        self._adopted = (self._key(node), vol, list(packed))
+
     def scan_shown(self) -> None:
         """The shown scan changed: its voxels are packed off the main thread, each resolution step published as it is
         ready (``client_volume``)."""
@@ -248,21 +264,28 @@ class ClientSlices:
             self.state.client_volume = None
             self.overlays_changed()
             return
-        key = f"{node.GetID()}:{node.GetImageData().GetMTime()}"
-        vol = volume_from_volume_node(node)           # a copy: the scene may change while the worker packs it
-        self._levels = {key: []}
-        self.state.client_volume = {"key": key, "ready": 0, "steps": len(scan_steps(vol))}
-        asyncio.ensure_future(self._pack_scan(key, vol))
+        key = self._key(node)
+        _, vol, ready = self._adopted if self._adopted[0] == key else ("", None, [])
+        self._adopted = ("", None, [])
+        if vol is None:
+            vol = volume_from_volume_node(node)           # a copy: the scene may change while the worker packs it
+        self._levels = {key: list(ready)}
+        self.state.client_volume = {"key": key, "ready": len(ready), "steps": len(scan_steps(vol))}
+        asyncio.ensure_future(self._pack_scan(key, vol, len(ready)))
         self.overlays_changed()
 
-    async def _pack_scan(self, key: str, vol: Volume) -> None:
-        """Each resolution step packed off the main thread and published as soon as it is ready."""
-        for step in scan_steps(vol):
+    async def _pack_scan(self, key: str, vol: Volume, done: int = 0) -> None:
+        """Each resolution step but the first ``done`` packed off the main thread and published as soon as it is
+        ready (after the launch's first frame, `OrbitWebApp.launch_done`, when a first step was packed before)."""
+        if done:
+            await self.app.launched.wait()
+        for step in scan_steps(vol)[done:]:
             level = await asyncio.get_event_loop().run_in_executor(None, scan_level, vol, step)
             levels = self._levels.get(key)
             if levels is None:
                 return                   # another scan was shown meanwhile
             levels.append(level)
+            mark("first_pack")
             with self.state:
                 self.state.client_volume = {**self.state.client_volume, "ready": len(levels)}
 
@@ -272,6 +295,8 @@ class ClientSlices:
         levels = self._levels.get(key) if isinstance(key, str) else None
         if not levels or not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(levels):
             return None
+        mark("first_pack_sent")
+        asyncio.get_event_loop().call_later(LAUNCH_DRAW_S, self.app.launch_done)
         return {"key": key, "index": index, **levels[index]}
 
     # ------------------------------------------------------------------ overlays

@@ -6,13 +6,26 @@ view factory has stored the view), so ``SegmentationPaintPipeline.SetActive`` fi
 ``AttributeError: 'NoneType' object has no attribute 'paint_interaction_stopped'``. The web app builds its views before
 any effect, and `install` also makes ``SetActive`` look the view up when the brush is activated. Testing/web checks
 that painting strokes works (the SmartFill test), so a trame-slicer upgrade that fixes or changes this is noticed.
+
+wslink (the server under trame) binds its address itself (aiohttp's ``TCPSite``) once the app is built; `serve_on`
+makes it serve on a socket bound and listening since the launch began, so that the page's address is printed at once
+and a browser that opens it waits in the socket's queue (issue 81). `quiet_views` skips the renders trame-slicer makes
+while it builds a view (each of its displayable managers' updates renders the view at once until the view's own
+scheduler is set; ~60 renders a view, nobody sees them): the views render when the page shows them.
 """
 from __future__ import annotations
 
+import contextlib
+import socket
+import types
 from importlib.metadata import version
-from typing import Any
+from typing import Any, Iterator
 
-__all__ = ["install", "AFFECTED_VERSIONS"]
+from aiohttp import web as aiohttp_web
+from trame_slicer.views.render_scheduler import DirectRendering
+from wslink.backends import aiohttp as wslink_aiohttp
+
+__all__ = ["install", "AFFECTED_VERSIONS", "serve_on", "quiet_views"]
 
 #: trame-slicer versions whose brush pipelines can miss their view (1.12.0 to 2.0.0, from the source).
 AFFECTED_VERSIONS = ("1.12.0", "1.12.1", "1.12.2", "1.12.3", "2.0.0")
@@ -45,3 +58,36 @@ def install(view_manager: Any) -> bool:
     SegmentationPaintPipeline.SetActive = SetActive
     _installed = True
     return True
+
+
+class _OnSocket(types.ModuleType):
+    """aiohttp.web as wslink's aiohttp backend sees it, but for ``TCPSite``: a site on the given socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__(aiohttp_web.__name__)
+        self._sock = sock
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(aiohttp_web, name)
+
+    def TCPSite(self, runner: Any, _host: Any = None, _port: Any = None, **options: Any) -> Any:
+        return aiohttp_web.SockSite(runner, self._sock, **options)
+
+
+def serve_on(sock: socket.socket) -> None:
+    """wslink's aiohttp server serves on ``sock`` (bound and listening) instead of binding its host and port."""
+    if not hasattr(wslink_aiohttp, "aiohttp_web"):          # another wslink: it binds again (the address is free)
+        sock.close()
+        return
+    wslink_aiohttp.aiohttp_web = _OnSocket(sock)
+
+
+@contextlib.contextmanager
+def quiet_views() -> Iterator[None]:
+    """Within the block, trame-slicer's views do not render on each update while they are being built."""
+    render = DirectRendering.schedule_render
+    DirectRendering.schedule_render = lambda self: None
+    try:
+        yield
+    finally:
+        DirectRendering.schedule_render = render

@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 from trame.widgets import html
 from trame.widgets import vuetify3 as v3
@@ -26,11 +27,13 @@ from orbitai.io.grids import segmentation_on_image
 from orbitai.io.segfile import read_segmentation
 from orbitai.mrml import segmentation_node_from_labels, volume_from_volume_node, volume_node_from_volume
 from orbitai.mrml.results import mark_results
+from orbitai.web.client_slices import scan_level, scan_steps
 from orbitai.web.identity import read_identity, series_name, set_identity
+from orbitai.web.launch import mark
 from orbitai.web.names import PATH_REFUSED, DicomWebAllowList, client_path, web_url
 from orbitai.web.uploads import Uploads
 
-__all__ = ["ScanLoader", "UPLOAD_TRIGGER", "data_choices", "read_scan_for_page"]
+__all__ = ["ScanLoader", "UPLOAD_TRIGGER", "data_choices", "read_scan_for_page", "read_early"]
 
 #: The trigger the page's upload sends its files to, in groups (trame-slicer's ``load_files_by_chunks``), then ``[]``.
 UPLOAD_TRIGGER = "orbitai_upload"
@@ -79,6 +82,29 @@ def read_scan_for_page(source: str, tmp: Path, upload: bool = False, max_bytes: 
     return vol, name or file_name.split(".")[0] or "volume", identity
 
 
+def _read_and_pack(source: str) -> tuple[Any, str, dict[str, str], list[dict[str, Any]]]:
+    with tempfile.TemporaryDirectory(prefix="orbitai-web-") as tmp:
+        vol, name, identity = read_scan_for_page(source, Path(tmp))
+    mark("scan_read")
+    first = scan_level(vol, scan_steps(vol)[0])
+    mark("first_pack")
+    return vol, name, identity, [first]
+
+
+def read_early(source: Optional[str]) -> Optional[Future]:
+    """The launch's scan ``source`` (a scan file on this machine) read in a thread of its own while the app is built,
+    with its coarsest resolution step packed for the page (`orbitai.web.client_slices.scan_level`): a future of
+    (volume, node name, identity, packed steps) for `ScanLoader.load`. None for anything else (nothing, a folder, a
+    DICOMweb URL, a segmentation): those are loaded as the page asks."""
+    if not source or "://" in source or source.lower().endswith(".seg.nrrd") or not os.path.isfile(source):
+        return None
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="orbitai-launch")
+    try:
+        return pool.submit(_read_and_pack, source)
+    finally:
+        pool.shutdown(wait=False)
+
+
 class ScanLoader:
     """The loads of the app ``app`` (`orbitai.web.app.OrbitWebApp`). ``data``: a scan to load at start or a folder whose
     scans the page offers; ``upload_limit``: the most bytes one upload may hold; ``dicomweb``: the DICOMweb servers the
@@ -120,13 +146,13 @@ class ScanLoader:
         self.state.data_items = data_choices(self.data_folder)
 
     async def load(self, source: str, shown: Optional[str] = None, hidden: Optional[Path] = None,
-                   ticket: str = "") -> None:
+                   ticket: str = "", early: Optional[Future] = None) -> None:
         """Load a scan (a file, a DICOM folder or a DICOMweb series URL) as a new volume node and select it, or a
         segmentation (``.seg.nrrd``) of the input volume. Files are read in a thread (no MRML there); the node is made
         on the server loop. ``source`` is trusted here (the command line's, or checked by the callers); errors name it
         as ``shown`` (e.g. the uploaded file's name), and without the folder ``hidden`` (an upload's). ``ticket``: the
         page that asked (`load_click`), whose Load and Fetch wait for it; other pages' do not (a slow DICOMweb server
-        holds only the page that fetches from it)."""
+        holds only the page that fetches from it). ``early``: ``source`` already being read (`read_early`)."""
         with self.state:
             self._loading += 1
             self.state.load_error, self.state.load_busy = "", True
@@ -139,12 +165,17 @@ class ScanLoader:
                 with self.state:
                     self.add_segmentation(labels, table, Path(source).name[:-len(".seg.nrrd")])
                 return
-            with tempfile.TemporaryDirectory(prefix="orbitai-web-") as tmp:
-                vol, name, identity = await loop.run_in_executor(None, read_scan_for_page, source, Path(tmp),
-                                                                 hidden is not None, *self._decoded_limit(hidden),
-                                                                 self.dicomweb.check)
+            packed: list[dict[str, Any]] = []
+            if early is not None:
+                vol, name, identity, packed = await asyncio.wrap_future(early)
+            else:
+                with tempfile.TemporaryDirectory(prefix="orbitai-web-") as tmp:
+                    vol, name, identity = await loop.run_in_executor(None, read_scan_for_page, source, Path(tmp),
+                                                                     hidden is not None, *self._decoded_limit(hidden),
+                                                                     self.dicomweb.check)
             with self.state:
-                self.add_volume(vol, name, identity)
+                self.add_volume(vol, name, identity, packed)
+            mark("scan_shown")
         except (OrbitAIError, OSError, ValueError, RuntimeError) as exc:
             with self.state:
                 message = f"Could not load {shown or source}: {one_line(exc)}"
@@ -177,11 +208,14 @@ class ScanLoader:
             message = message.replace(path.rstrip(os.sep) + os.sep, name + "/")
         return message
 
-    def add_volume(self, vol: Any, name: str, identity: Optional[dict[str, str]] = None) -> Any:
+    def add_volume(self, vol: Any, name: str, identity: Optional[dict[str, str]] = None,
+                   packed: Sequence[dict[str, Any]] = ()) -> Any:
         """A new volume node of ``vol`` named ``name``, with the patient and series it came from (``identity``:
-        `orbitai.web.identity.read_identity`; none: its name), selected as the input."""
+        `orbitai.web.identity.read_identity`; none: its name), selected as the input. ``packed``: its first resolution
+        steps already packed for the page (`read_early`)."""
         node = volume_node_from_volume(self.app.mrml, vol, name=name)
         set_identity(node, identity or {"File": name})
+        self.app.client_slices.adopt(node, vol, packed)
         self.app.refresh_nodes()
         self.state.input_volume = node.GetID()
         return node
