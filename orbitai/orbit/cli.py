@@ -132,10 +132,9 @@ def _add_window_options(p: argparse.ArgumentParser) -> None:
 
 def _case_files() -> tuple[str, ...]:
     """What one ``seg predict`` writes into its folder (OUT, or OUT/<case>/ in a batch)."""
-    from orbitai.orbit.result import LABELMAP_FILE, SEGMENTATION_FILE, UNCERTAINTY_FILE, VOLUMES_FILE
-    from orbitai.result import RESULT_FILE
+    from orbitai.orbit.predictor import OrbitPredictor
 
-    return RESULT_FILE, SEGMENTATION_FILE, VOLUMES_FILE, UNCERTAINTY_FILE, LABELMAP_FILE
+    return OrbitPredictor.case_files
 
 
 def case_name(image: str) -> str:
@@ -208,8 +207,31 @@ def run_prior(args) -> int:
 def predict_case(options: dict, case: CohortCase, folder: Path) -> None:
     """One case of a ``seg predict`` batch into ``folder`` (the cohort runner's per-case step, the same in this
     process and on a Dask worker): the worker's one `OrbitPredictor`, which loads each model once."""
-    worker_state(("seg", options["model"], options["device"]),
-                 lambda: predictor_for("seg", options["model"], options["device"])).predict(case.inputs, folder, options)
+    tell(worker_state(("seg", options["model"], options["device"]),
+                      lambda: predictor_for("seg", options["model"], options["device"])).predict(case.inputs, folder,
+                                                                                                  options), folder)
+
+
+def tell(result, folder: Path) -> None:
+    """What ``seg predict`` prints of one segmentation (`orbitai.orbit.result.SegmentationResult` as the predictor
+    returns it: with the scan's ``facts`` and the seconds of its ``stages``)."""
+    from orbitai.orbit.result import SOFT_VOLUME_KEY
+
+    data, stages = result.to_json(), result.stages
+    for note in data["acquisition"]["notes"]:
+        print(f"note: {note}")
+    for w in result.warnings:
+        print(f"warning: {w}")
+    print(f"scan: {result.facts.summary()}")
+    print(f"wrote {folder}/result.json ({len(result.volumes)} structures, {data['seconds']:.1f} s, model {result.model})")
+    print(f"timing: window {data['window_seconds']:.2f} s, total {data['seconds']:.2f} s")
+    shown = {"read": stages["read"], "model": stages["model"], "preprocess": stages["preprocess"],
+             "window": stages["window"], "postprocess": stages["run"] - stages["model"] - stages["preprocess"]
+             - stages["window"], "volumes": stages["result"], "write": stages["write"]}
+    print("timing stages: " + ", ".join(f"{k} {v:.2f} s" for k, v in shown.items()))
+    for r in result.volumes:
+        print(f"  {r['name']:<36} {r['volume_cm3']:.3f} cm3 (soft {r[SOFT_VOLUME_KEY]:.3f})"
+              + (f"  [{r['check']}: {r['note']}]" if r["note"] else ""))
 
 
 def predict_options(args: argparse.Namespace) -> dict:
@@ -234,7 +256,6 @@ def run_predict(args) -> int:
     import time
 
     from orbitai.cohort.manifest import folder_key
-    from orbitai.result import check_outputs
 
     t_start = time.perf_counter()
     check_cohort_options(args, "image")
@@ -247,15 +268,16 @@ def run_predict(args) -> int:
         if len(parts) > len(root.parts) + 1 and parts[:len(root.parts)] == root.parts:
             inside[folder_key(parts[len(root.parts)])].append(image)
     single = len(cases) == 1 and not args.manifest
-    out = check_outputs(args.out, [cases[0][1]], _case_files(), task="segmentation") if single else None   # --out = the input: named
-    if Path(args.out).name.lower().endswith(VOLUME_SUFFIXES):
+    # --out = the input: named by the predictor's output check
+    if Path(args.out).name.lower().endswith(VOLUME_SUFFIXES) and not (single and Path(args.out).resolve() ==
+                                                                      Path(cases[0][1]).resolve()):
         raise UserError(f"--out takes a folder (OUT/segmentation.seg.nrrd, volumes.csv and result.json are "
                         f"written there); got the file name {args.out}.")
-    if single and out is not None:
+    if single:
         from orbitai.progress import emit
 
-        predictor_for("seg", args.model, args.device).predict({"image": cases[0][1]}, out, predict_options(args),
-                                                              progress=emit)
+        tell(predictor_for("seg", args.model, args.device).predict({"image": cases[0][1]}, args.out,
+                                                                   predict_options(args), progress=emit), args.out)
         print(f"timing: command {time.perf_counter() - t_start:.2f} s")
         return 0
     from orbitai.cohort.runner import run_cohort

@@ -1,20 +1,35 @@
 """`OrbitPredictor`: the orbit segmentation predictor (task ``seg``) that every front end calls for one case: the
 command line (``orbitai seg predict``, one image or each case of a cohort, serial or on a Dask worker), and through
-it the warm worker, the Logic's child, the Slicer module and the browser."""
+it the warm worker, the Logic's child, the Slicer module and the browser; ``seg evaluate``, ``seg rank`` and the
+annotation tools' model prior run its :meth:`OrbitPredictor.run`. The per-case steps are `orbitai.predictor`'s."""
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Mapping, Optional
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
-from orbitai.orbit.predict import ModelCache, predict
-from orbitai.orbit.result import SegmentationResult
-from orbitai.predictor import Predictor
+from orbitai.dicom.export import DicomReport, dicom_input, writer_available
+from orbitai.dicom.seg import RESAMPLED_NOTE, orbit_segments
+from orbitai.dicom.sr import orbit_findings
+from orbitai.io import require_values, write_volume
+from orbitai.orbit.anatomy import check_structures, verdict
+from orbitai.orbit.predict import ModelCache, SegOptions, SegRun
+from orbitai.orbit.result import (LABELMAP_FILE, SEGMENTATION_FILE, SOFT_VOLUME_KEY, UNCERTAINTY_FILE, VOLUMES_FILE,
+                                  SegmentationResult, check_row)
+from orbitai.orbit.rules import structure_volumes
+from orbitai.orbit.segment import OrbitSearch, segment
+from orbitai.predictor import Case, Predictor
+from orbitai.preprocess.checks import check_spacing
+from orbitai.preprocess.slices import structure_gap_warnings
+from orbitai.result import RESULT_FILE
+from orbitai.scan import ScanFacts
+from orbitai.scan.values import bundled_model_family, check_not_wrapped
 
 if TYPE_CHECKING:
     import torch
 
     from orbitai.progress import ProgressCallback
-    from orbitai.scan import ScanFacts
 
 __all__ = ["OrbitPredictor"]
 
@@ -23,17 +38,92 @@ class OrbitPredictor(Predictor):
     """The segmentation model(s) on a device: the one ``--model`` names, or the bundled default of each modality
     met (a batch mixing CT and MRI loads both), each loaded once for every case this predictor segments.
 
-    ``predict(inputs={"image": path}, out, options)``: ``options`` are ``window`` (overlap or step1), ``mirror``,
-    ``uncertainty``, ``labelmap`` and ``modality`` (the ``--modality`` value), as `orbitai.orbit.predict.predict`
-    reads them."""
+    ``predict(inputs={"image": path}, out, options)``: ``options`` are `SegOptions` (``window``, ``mirror``,
+    ``uncertainty``, ``labelmap``, ``population``, ``modality``) or a mapping of them."""
 
     task = "seg"
+    Options = SegOptions
+    result_task = SegmentationResult.task
+    case_files = (RESULT_FILE, SEGMENTATION_FILE, VOLUMES_FILE, UNCERTAINTY_FILE, LABELMAP_FILE)
 
     def __init__(self, model: Optional[str] = None, device: "str | torch.device | None" = "auto") -> None:
         super().__init__(model, device)
         self.models = ModelCache(model, self.device)
 
-    def predict(self, inputs: Mapping[str, Any], out: str | os.PathLike, options: Mapping[str, Any],
-                facts: "Optional[ScanFacts]" = None,
-                progress: "Optional[ProgressCallback]" = None) -> SegmentationResult:
-        return predict(inputs["image"], out, self.models, options, facts=facts, progress=progress, stamp=self.stamp)
+
+    def read_inputs(self, inputs: Mapping[str, Any], options: SegOptions) -> Case:
+        return Case(inputs["image"], inputs["image"], [inputs["image"]])
+
+    def check_scan(self, case: Case, options: SegOptions, facts: Optional[ScanFacts]) -> None:
+        """Values no model reads (none, wrapped) and a header no step can serve; the values measured once."""
+        require_values(case.volume, "image")
+        check_spacing(case.volume, os.fspath(case.scan))
+        case.values = check_not_wrapped(case.volume if facts is None or facts.values is None else facts.values,
+                                        os.fspath(case.scan))
+
+    def is_ct(self, case: Case) -> bool:
+        """Whether ``case`` takes the bundled CT model: the scan's facts say (refusing what neither fits: 8-bit CT, an
+        image that does not say)."""
+        return bundled_model_family(case.facts, os.fspath(case.scan), case.values) == "CT"
+
+    def run(self, case: Case, options: SegOptions, device: "torch.device",
+            progress: "Optional[ProgressCallback]" = None, search: Optional[OrbitSearch] = None) -> SegRun:
+        """The segmentation of ``case.volume`` (its ``facts`` judged; ``values`` measured, or None) by the model of its
+        family; ``search``: where the orbits are looked for (``seg rank``'s)."""
+        is_ct = not self.models.name and self.is_ct(case)       # a named model reads every scan
+        t0 = time.perf_counter()
+        (progress or (lambda done, total, message: None))(0, 1, "loading model")
+        bundle, model, spec = self.models.get(is_ct)
+        case.stages["model"] = time.perf_counter() - t0
+        res = segment(case.volume, model, spec, options.window, device, progress=progress, mirror=options.mirror,
+                      facts=case.facts, search=search or OrbitSearch())
+        case.stages.update({"preprocess": res.prep_seconds, "window": res.window_seconds})
+        return SegRun(res, bundle, spec)
+
+    def result(self, made: SegRun, case: Case, options: SegOptions) -> SegmentationResult:
+        res, spec, acquisition, facts = made.seg, made.spec, case.acquisition, case.facts
+        if dicom_input(case.given) and writer_available() and acquisition.resampled is not None:
+            acquisition.notes.append(RESAMPLED_NOTE)
+        rows = structure_volumes(res.labels, spec.structures)
+        # partial-volume-aware volumes from the class probabilities: on thick slices the voxel count misses what
+        # lies partly in a voxel
+        soft = res.soft_volumes(spec.structures)
+        # each structure (its soft volume) against the normal adult range and the model's own confidence (the whole
+        # verdict: a warning)
+        checks = {c.label: c for c in check_structures(res.labels, spec.structures, res.confidence,
+                                                       population=options.population, volumes=soft)}
+        for r in rows:
+            r[SOFT_VOLUME_KEY] = round(soft.get(r["label"], r["volume_cm3"]), 4)
+            r.update(check_row(checks[r["label"]]))
+        # structures lying where the acquired slices are too far apart for them: said, not guessed silently
+        gap_warnings = structure_gap_warnings(res.labels.array, res.labels.ijk_to_lps(),
+                                              {r["label"]: r["structure"] for r in rows}, acquisition.positions,
+                                              acquisition.normal)
+        warnings = list(res.warnings) + gap_warnings + facts.notes
+        most = verdict(list(checks.values()))
+        if most:
+            warnings.append(most)
+        uncertainty_map = None
+        if options.uncertainty and res.confidence is not None:
+            uncertainty_map = res.confidence.with_array((1.0 - res.confidence.array).astype("float32"))
+        return SegmentationResult(res.labels, rows, made.bundle.name, warnings, uncertainty_map,
+                                  {"device": str(self.device), "window": options.window,
+                                   "seconds": round(res.seconds, 3), "window_seconds": round(res.window_seconds, 3),
+                                   "population": options.population, "acquisition": acquisition.to_json(),
+                                   "scan": facts.to_json()})
+
+    def extra_files(self, made: SegRun, result: SegmentationResult, case: Case, options: SegOptions
+                    ) -> Optional[Callable[[Path], dict[str, str]]]:
+        if not options.labelmap:
+            return None
+        return lambda tmp: {"labelmap": write_volume(made.seg.labels, tmp / LABELMAP_FILE).name}
+
+    def dicom_report(self, made: SegRun, result: SegmentationResult) -> DicomReport:
+        """The SEG and TID 1500 SR of a DICOM input: each structure and side, its volume."""
+        segments = orbit_segments(result.volumes)
+        return DicomReport(made.bundle.name, str(made.bundle.metadata.get("version", "")),
+                           orbit_findings(result.volumes, segments), made.seg.labels, segments,
+                           "OrbitAI orbit segmentation", "ORBIT", "OrbitAI orbit structure volumes")
+
+    def warnings_of(self, result: SegmentationResult) -> list[str]:
+        return result.warnings

@@ -19,6 +19,7 @@ from orbitai.cohort.runner import add_cohort_options, check_cohort_options, work
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import UserError
 from orbitai.predictor import predictor_for
+from orbitai.result import not_assessed
 from orbitai.training.launch import arguments_checked
 from orbitai.staging import strict_json, training_work_folder
 
@@ -87,18 +88,27 @@ def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
     cf.set_defaults(func=run_configs)
 
 
-def _outputs() -> tuple[str, ...]:
-    from orbitai.result import RESULT_FILE
-    from orbitai.tao.result import FIGURE_FILE, MAP_KINDS
-
-    return (RESULT_FILE, *(f"{kind}.nrrd" for kind in MAP_KINDS), FIGURE_FILE)
-
-
 def predict_case(options: dict, case: CohortCase, folder: Path) -> None:
     """One case of a ``tao predict --manifest`` cohort (the cohort runner's per-case step): the worker's one
     `TaoPredictor`, which loads each network once."""
-    worker_state(("tao", options["model"], options["device"]),
-                 lambda: predictor_for("tao", options["model"], options["device"])).predict(case.inputs, folder, options)
+    tell(worker_state(("tao", options["model"], options["device"]),
+                      lambda: predictor_for("tao", options["model"], options["device"])).predict(case.inputs, folder,
+                                                                                                 options), folder)
+
+
+def tell(result, folder: str | Path) -> None:
+    """What ``tao predict`` prints of one MRI (the `orbitai.tao.result.TaoResult` the predictor returns, with the
+    scan's ``facts``)."""
+    data = result.data
+    for w in data["warnings"]:
+        print(f"warning: {w}")
+    print(f"scan: {result.facts.summary()}")
+    if data.get("reformatted"):
+        print(f"reformatted: {data['reformatted']}")
+    for e in data["eyes"]:      # a call marked do not use reads "not assessed: <reason>", no P (issue 61)
+        print(f"{e['side']:<6} " + (not_assessed(e) or f"P(active) = {e['probability_active']:.3f} -> {e['call']}"))
+    print(f"scope: {data['scope']}")
+    print(f"wrote {folder}/result.json ({data['seconds']:.1f} s, model {data['model']})")
 
 
 def run_predict(args) -> int:
@@ -106,7 +116,7 @@ def run_predict(args) -> int:
 
     from orbitai.cohort.runner import CohortTask, image_cases, run_cohort
     from orbitai.progress import emit
-    from orbitai.result import check_outputs
+    from orbitai.tao.predictor import TaoPredictor
     from orbitai.tao.result import TaoResult
 
     options = {"model": args.model, "device": args.device, "maps": not args.no_maps, "figure": args.figure,
@@ -114,9 +124,8 @@ def run_predict(args) -> int:
     if not check_cohort_options(args, "image"):
         if not args.image:
             raise UserError("Give an image to classify, or --manifest CSV with case_id,image[,segmentation].")
-        out = check_outputs(args.out, [args.image, args.segmentation], _outputs(), task=TaoResult.task)
-        predictor_for("tao", args.model, args.device).predict({"image": args.image, "segmentation": args.segmentation},
-                                                              out, options, progress=emit)
+        tell(predictor_for("tao", args.model, args.device).predict(
+            {"image": args.image, "segmentation": args.segmentation}, args.out, options, progress=emit), args.out)
         return 0
     if args.segmentation:
         raise UserError("--segmentation is for one image; a cohort's segmentations are the manifest's "
@@ -125,7 +134,8 @@ def run_predict(args) -> int:
 
     select_device(args.device)
     cases = image_cases(args.manifest)
-    task = CohortTask("tao predict", functools.partial(predict_case, options), TaoResult, _outputs())
+    task = CohortTask("tao predict", functools.partial(predict_case, options), TaoResult,
+                      TaoPredictor.case_files)
     run_cohort(task, cases, args.out, workers=args.workers or 0, scheduler=args.scheduler, inputs=[args.manifest])
     return 0
 

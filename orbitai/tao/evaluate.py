@@ -12,19 +12,18 @@ import numpy as np
 from orbitai.cohort.manifest import naming_case, read_labels, read_manifest
 from orbitai.errors import InputError
 from orbitai.io import read_volume
-from orbitai.labels import GROUPS, values_for
 from orbitai.metrics.figures import write_cohort_report
 from orbitai.progress import ProgressCallback
 from orbitai.result import check_outputs
 from orbitai.staging import staged_folder
 from orbitai.tao.data import case_label
+from orbitai.tao.figure import EOM_VALUES
 from orbitai.tao.models import TAO_MODELS
 from orbitai.tao.predict import EyeResult, TaoModels, predict_tao
 from orbitai.tao.preprocess import GivenLabels
 
 #: Files of the cohort report written into ``out``.
 REPORT_FILES = ("predictions.csv", "metrics.json", "report.png")
-EOM_VALUES = sorted(v for name in GROUPS["extraocular_muscles"] for v in values_for(name))
 
 
 def occlusion_mass_on(eye: EyeResult, labels, values=EOM_VALUES) -> float:
