@@ -19,23 +19,23 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generic, Mapping, Optional, Sequence, TypeVar, cast
 
 from orbitai.device import run_with_fallback, select_device
-from orbitai.dicom.export import dicom_extra
-from orbitai.io import read_scan
+from orbitai.dicom.export import DicomReport, dicom_extra
+from orbitai.io import Acquisition, read_scan
 from orbitai.result import check_outputs
 from orbitai.scan import scan_facts
 
 if TYPE_CHECKING:
     import torch
 
-    from orbitai.io import Acquisition, Volume
+    from orbitai.io import Volume
     from orbitai.progress import ProgressCallback
     from orbitai.result import TaskResult
     from orbitai.scan import ScanFacts
 
-__all__ = ["Case", "Predictor", "PREDICTORS", "predictor_class", "predictor_for", "predictor_name"]
+__all__ = ["Case", "CaseInputs", "Predictor", "PREDICTORS", "predictor_class", "predictor_for", "predictor_name"]
 
 #: Each task's predictor class, imported when first asked for ("module:Class").
 PREDICTORS: dict[str, str] = {
@@ -47,26 +47,47 @@ PREDICTORS: dict[str, str] = {
 
 
 @dataclass
-class Case:
-    """One case on its way through `Predictor.predict`: what the task's `Predictor.read_inputs` makes of the inputs
-    (``given``: the image as the user gave it, for the DICOM outputs; ``scan``: the file or DICOM folder the model
-    reads; ``reads``: every input path, which no output may overwrite; ``inputs``: the task's other inputs by role),
-    then the scan as the skeleton read it (``volume``, ``acquisition`` with its DICOM tags) and judged it
-    (``facts``); ``values``: the image values' evidence when a task measured it before the judge
-    (`Predictor.check_scan`); ``stages``: seconds per step (the command line's timing lines)."""
+class CaseInputs:
+    """What a task's `Predictor.read_inputs` makes of one case's inputs: ``given``, the image as the user gave it (for
+    the DICOM outputs); ``scan``, the file or DICOM folder the model reads; ``reads``, every input path, which no output
+    may overwrite; ``inputs``, the task's other inputs by role (read, not the scan)."""
 
     given: str | os.PathLike
     scan: str | os.PathLike
     reads: Sequence[Optional[str | os.PathLike]] = ()
     inputs: Mapping[str, Any] = field(default_factory=dict)
-    volume: "Optional[Volume]" = None
-    acquisition: "Optional[Acquisition]" = None
+
+
+@dataclass
+class Case:
+    """One case as the hooks see it: the scan as the skeleton read it (``volume``, its ``acquisition`` with the DICOM
+    tags) and judged it (``facts``; None where a caller of `Predictor.run` does not judge, as ``seg evaluate``), with
+    the `CaseInputs` (``given``, ``scan``, ``inputs``); ``values``: the image values' evidence when a task measured it
+    before the judge (`Predictor.check_scan`); ``stages``: seconds per step (the command line's timing lines)."""
+
+    volume: "Volume"
     facts: "Optional[ScanFacts]" = None
+    acquisition: "Acquisition" = field(default_factory=lambda: Acquisition("file"))
+    given: str | os.PathLike = ""
+    scan: str | os.PathLike = ""
+    inputs: Mapping[str, Any] = field(default_factory=dict)
     values: Any = None
     stages: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def judged(self) -> "ScanFacts":
+        """The scan's facts, for a hook that needs them (the skeleton judges the scan before any hook runs on it)."""
+        if self.facts is None:
+            raise ValueError("the scan of this case was not judged (orbitai.scan.scan_facts)")
+        return self.facts
 
-class Predictor(abc.ABC):
+
+OptionsT = TypeVar("OptionsT")
+MadeT = TypeVar("MadeT")
+ResultT = TypeVar("ResultT", bound="TaskResult")
+
+
+class Predictor(abc.ABC, Generic[OptionsT, MadeT, ResultT]):
     """A task's model(s) on a device, loaded on first use and kept for every case this object predicts.
 
     :meth:`predict` is the one per-case skeleton of every task (as MONAI Label's ``BasicInferTask`` and nnU-Net's
@@ -79,7 +100,7 @@ class Predictor(abc.ABC):
 
     task: ClassVar[str] = ""
     #: The task's options (a frozen dataclass with ``of(mapping)``: a command's options as its parser names them).
-    Options: ClassVar[type] = object
+    Options: ClassVar[Any] = object
     #: The result's task (`orbitai.result.TaskResult.task`) and the files one case may write into its folder.
     result_task: ClassVar[str] = ""
     case_files: ClassVar[tuple[str, ...]] = ()
@@ -93,27 +114,28 @@ class Predictor(abc.ABC):
         if "predict" in vars(cls):
             raise TypeError(f"{cls.__name__} overrides Predictor.predict, the one per-case skeleton; fill its hooks")
 
-    def options(self, options: Any) -> Any:
+    def options(self, options: Any) -> OptionsT:
         """``options`` as this task's :attr:`Options` (a mapping is read by ``Options.of``)."""
-        return options if isinstance(options, self.Options) else self.Options.of(options or {})
+        return cast(OptionsT, options if isinstance(options, self.Options) else self.Options.of(options or {}))
 
     def predict(self, inputs: Mapping[str, Any], out: str | os.PathLike, options: Any,
                 facts: "Optional[ScanFacts]" = None,
-                progress: "Optional[ProgressCallback]" = None) -> "TaskResult":
+                progress: "Optional[ProgressCallback]" = None) -> ResultT:
         """Predict one case into the folder ``out`` and return its result. ``inputs``: the case's files and values
         by role (``image`` or ``flair``, ``segmentation``, ``lesions``, ``clinical``...); ``options``: the task's
         :attr:`Options` or the command's options that decide the result (the same dict a cohort records per case);
         ``facts``: what the scan is, when the caller has judged it already (else judged here, once). Nothing is
         written on an error. The result carries ``facts`` and ``stages`` for the command line (not written)."""
         opts = self.options(options)
-        case = self.read_inputs(inputs, opts)
-        folder = check_outputs(out, case.reads, self.case_files, task=self.result_task)
+        given = self.read_inputs(inputs, opts)
+        folder = check_outputs(out, given.reads, self.case_files, task=self.result_task)
         self.prepare(opts)
         t0 = time.perf_counter()
-        case.volume, case.acquisition = read_scan(case.scan)
+        volume, acquisition = read_scan(given.scan)
+        case = Case(volume, None, acquisition, given.given, given.scan, given.inputs)
         self.check_scan(case, opts, facts)
-        case.facts = facts if facts is not None else scan_facts(case.volume, case.acquisition.tags, case.scan,
-                                                                 opts.modality, values=case.values)
+        case.facts = facts if facts is not None else scan_facts(volume, acquisition.tags, given.scan,
+                                                                 getattr(opts, "modality", None), values=case.values)
         t1 = case.stages["read"] = time.perf_counter() - t0
         made = run_with_fallback(lambda device: self.run(case, opts, device, progress), self.device)
         t2 = time.perf_counter()
@@ -130,41 +152,41 @@ class Predictor(abc.ABC):
 
     # ------------------------------------------------------------------------------------------ the hooks
     @abc.abstractmethod
-    def read_inputs(self, inputs: Mapping[str, Any], options: Any) -> Case:
-        """The case the inputs name (`Case`): its paths checked to exist, its other inputs read (not the scan)."""
+    def read_inputs(self, inputs: Mapping[str, Any], options: OptionsT) -> CaseInputs:
+        """The case the inputs name (`CaseInputs`): its paths checked to exist, its other inputs read (not the scan)."""
 
-    def prepare(self, options: Any) -> None:
+    def prepare(self, options: OptionsT) -> None:
         """What must fail before the scan is read (a bad ``--model``): by default nothing."""
         return None
 
-    def check_scan(self, case: Case, options: Any, facts: "Optional[ScanFacts]") -> None:
+    def check_scan(self, case: Case, options: OptionsT, facts: "Optional[ScanFacts]") -> None:
         """What no model reads, refused before the judge asks what ``case.volume`` is: by default nothing."""
         return None
 
     @abc.abstractmethod
-    def run(self, case: Case, options: Any, device: "torch.device", progress: "Optional[ProgressCallback]" = None
-            ) -> Any:
+    def run(self, case: Case, options: OptionsT, device: "torch.device",
+            progress: "Optional[ProgressCallback]" = None) -> MadeT:
         """The task's model(s) on the judged case on ``device`` (run again on the CPU when a GPU runs out of
         memory): what :meth:`result` makes the result of. Evaluations call it too."""
 
     @abc.abstractmethod
-    def result(self, made: Any, case: Case, options: Any) -> "TaskResult":
+    def result(self, made: MadeT, case: Case, options: OptionsT) -> ResultT:
         """The result of what :meth:`run` made."""
 
-    def extra_files(self, made: Any, result: "TaskResult", case: Case, options: Any
+    def extra_files(self, made: MadeT, result: ResultT, case: Case, options: OptionsT
                     ) -> Optional[Callable[[Path], dict[str, str]]]:
         """The task's optional files (written into the staged folder: ``{role: name}``); None: none."""
         return None
 
-    def dicom_report(self, made: Any, result: "TaskResult") -> Any:
+    def dicom_report(self, made: MadeT, result: ResultT) -> "DicomReport":
         """What a DICOM input gets beside the result (`orbitai.dicom.export.DicomReport`)."""
         raise NotImplementedError(f"{type(self).__name__} writes no DICOM report")
 
-    def warnings_of(self, result: "TaskResult") -> list[str]:
+    def warnings_of(self, result: ResultT) -> list[str]:
         """The result's warnings list, which the DICOM step adds to when it cannot write."""
         return result.data.setdefault("warnings", [])       # type: ignore[attr-defined]
 
-    def stamp(self, result: "TaskResult") -> "TaskResult":
+    def stamp(self, result: ResultT) -> ResultT:
         """Mark ``result`` as made by this predictor (written to ``result.json`` as ``predictor``)."""
         result.made_by = predictor_name(type(self))
         return result

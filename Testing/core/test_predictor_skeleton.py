@@ -100,3 +100,50 @@ def test_nothing_on_the_predict_paths_prints_but_the_command_line():
     printing = {n: sum(1 for c in ast.walk(ast.parse(p.read_text(encoding="utf-8"))) if isinstance(c, ast.Call)
                        and isinstance(c.func, ast.Name) and c.func.id == "print") for n, p in on_path.items()}
     assert {n: k for n, k in printing.items() if k} == {}
+
+
+class _Ran(Exception):
+    """Raised by the spy in place of a model run: the test needs to know who ran it, not what it made."""
+
+
+def _spy(monkeypatch, cls) -> list:
+    ran: list = []
+
+    def run(self, case, options, device, progress=None, **kwargs):
+        ran.append((type(self), options))
+        raise _Ran
+
+    monkeypatch.setattr(cls, "run", run)
+    return ran
+
+
+def test_evaluate_prior_and_rank_run_their_models_through_the_predictor(tmp_path, monkeypatch):
+    """``seg evaluate``, ``seg rank``, the annotation tools' model prior (``seg prior``) and ``tao evaluate`` run their
+    networks by the task's predictor's ``run`` hook (the one the skeleton calls), with its typed options."""
+    from orbitai.io import write_volume
+    from orbitai.orbit.evaluate import evaluate
+    from orbitai.orbit.predict import SegOptions
+    from orbitai.orbit.predictor import OrbitPredictor
+    from orbitai.orbit.prior import compute_prior
+    from orbitai.orbit.rank import rank_scans
+    from orbitai.phantoms import orbit_case
+    from orbitai.tao.evaluate import evaluate_tao
+    from orbitai.tao.predictor import TaoOptions, TaoPredictor
+
+    case = orbit_case(777005, "t2", tao="active", orientation="axial")
+    image, labels = write_volume(case.image, tmp_path / "t2.nrrd"), write_volume(case.labels, tmp_path / "t2_seg.nrrd")
+    (tmp_path / "seg.csv").write_text(f"case_id,image,segmentation\na,{image},{labels}\n")
+    (tmp_path / "tao.csv").write_text(f"case_id,image,segmentation,label\na,{image},{labels},1\nb,{image},{labels},0\n")
+    seg = _spy(monkeypatch, OrbitPredictor)
+    with pytest.raises(_Ran):
+        evaluate(tmp_path / "seg.csv", "orbit_svnet_mri_demo", tmp_path / "evaluation", device="cpu", progress=lambda *a: None)
+    with pytest.raises(_Ran):
+        rank_scans([("a", image)], judge=False)
+    with pytest.raises(_Ran):
+        compute_prior(case.image, "orbit_svnet_mri_demo", mirror=False)
+    assert [(cls, type(options)) for cls, options in seg] == [(OrbitPredictor, SegOptions)] * 3
+    assert [options.prior for _, options in seg] == [False, False, True]
+    tao = _spy(monkeypatch, TaoPredictor)
+    with pytest.raises(_Ran):
+        evaluate_tao(tmp_path / "tao.csv", "B", tmp_path / "tao_evaluation", maps=False)
+    assert [(cls, type(options)) for cls, options in tao] == [(TaoPredictor, TaoOptions)]

@@ -19,13 +19,14 @@ from orbitai.ivgc.features import check_case_image
 from orbitai.ivgc.models import load_ivgc_model
 from orbitai.ivgc.predict import IvgcOptions, IvgcPrediction, predict_on_scan, read_clinical
 from orbitai.ivgc.result import FEATURES_FILE, GRADCAM_FILE, IvgcResult, dicom_report
-from orbitai.predictor import Case, Predictor
+from orbitai.predictor import Case, CaseInputs, Predictor
 from orbitai.result import RESULT_FILE
 
 if TYPE_CHECKING:
     import torch
 
     from orbitai.bundle.core import Bundle
+    from orbitai.dicom.export import DicomReport
     from orbitai.progress import ProgressCallback
     from orbitai.scan import ScanFacts
 
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 CASE_FILES = (RESULT_FILE, FEATURES_FILE, GRADCAM_FILE)
 
 
-class IvgcPredictor(Predictor):
+class IvgcPredictor(Predictor[IvgcOptions, IvgcPrediction, IvgcResult]):
     """An IVGC-response model (a kind, a panel label, a bundle name or folder; None: ``ivgc_svm_demo``) on a device,
     loaded on the first case and kept for the others.
 
@@ -58,7 +59,7 @@ class IvgcPredictor(Predictor):
             self._loaded[key] = load_ivgc_model(self.model, device)
         return self._loaded[key]
 
-    def read_inputs(self, inputs: Mapping[str, Any], options: IvgcOptions) -> Case:
+    def read_inputs(self, inputs: Mapping[str, Any], options: IvgcOptions) -> CaseInputs:
         image, segmentation, clinical = inputs["image"], inputs["segmentation"], inputs.get("clinical")
         clinical_file = clinical if isinstance(clinical, (str, os.PathLike)) else None
         for what, path in (("image", image), ("--segmentation", segmentation)):
@@ -66,8 +67,8 @@ class IvgcPredictor(Predictor):
                 raise InputError(f"The {what} {path} does not exist.")
         values = read_clinical(os.fspath(clinical_file)) if clinical_file is not None else clinical
         # --dicom-attributes never reaches the model (#62.11)
-        return Case(image, model_input(image), [image, segmentation, clinical_file],
-                    {"segmentation": segmentation, "clinical": values})
+        return CaseInputs(image, model_input(image), [image, segmentation, clinical_file],
+                          {"segmentation": segmentation, "clinical": values})
 
     def prepare(self, options: IvgcOptions) -> None:
         self.loaded(self.device)        # a bad --model: before the MRI is read
@@ -77,12 +78,12 @@ class IvgcPredictor(Predictor):
 
     def run(self, case: Case, options: IvgcOptions, device: "torch.device",
             progress: "Optional[ProgressCallback]" = None) -> IvgcPrediction:
-        return predict_on_scan(lambda: self.loaded(device), case.volume, case.facts, case.scan,
+        return predict_on_scan(lambda: self.loaded(device), case.volume, case.judged, os.fspath(case.scan),
                                case.inputs["segmentation"], case.inputs.get("clinical"), options, device, progress)
 
     def result(self, made: IvgcPrediction, case: Case, options: IvgcOptions) -> IvgcResult:
         return made.result()
 
-    def dicom_report(self, made: IvgcPrediction, result: IvgcResult) -> Any:
+    def dicom_report(self, made: IvgcPrediction, result: IvgcResult) -> "DicomReport":
         """A DICOM series also gets an SR of P(response) with the model and ROI strategy (`orbitai.dicom`)."""
         return dicom_report(result.to_json())

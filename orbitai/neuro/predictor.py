@@ -18,11 +18,26 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
 from orbitai.dicom.inputs import model_input
 from orbitai.errors import InputError
 from orbitai.neuro.lesionseg import lesion_bundle, segment_with
-from orbitai.neuro.predict import (Classifier, NeuroLesions, NeuroOptions, NeuroPrediction, check_flair_values,
-                                   classify_lesions, lesions_data, lesions_on)
-from orbitai.neuro.result import (BRAIN_FILE, HEATMAP_FILE, LESIONS_FILE, TABLE_FILE, NeuroResult, dicom_report,
-                                  neuro_result)
-from orbitai.predictor import Case, Predictor
+from orbitai.neuro.predict import (
+    Classifier,
+    NeuroLesions,
+    NeuroOptions,
+    NeuroPrediction,
+    check_flair_values,
+    classify_lesions,
+    lesions_data,
+    lesions_on,
+)
+from orbitai.neuro.result import (
+    BRAIN_FILE,
+    HEATMAP_FILE,
+    LESIONS_FILE,
+    TABLE_FILE,
+    NeuroResult,
+    dicom_report,
+    neuro_result,
+)
+from orbitai.predictor import Case, CaseInputs, Predictor
 from orbitai.result import RESULT_FILE
 from orbitai.scan.geometry import check_spacing
 
@@ -30,6 +45,7 @@ if TYPE_CHECKING:
     import torch
 
     from orbitai.bundle.core import Bundle
+    from orbitai.dicom.export import DicomReport
     from orbitai.io import Volume
     from orbitai.progress import ProgressCallback
     from orbitai.scan import ScanFacts
@@ -38,7 +54,7 @@ if TYPE_CHECKING:
 CASE_FILES = (RESULT_FILE, LESIONS_FILE, TABLE_FILE, BRAIN_FILE, HEATMAP_FILE)
 
 
-class NeuroPredictor(Predictor):
+class NeuroPredictor(Predictor[NeuroOptions, Union[NeuroLesions, NeuroPrediction], NeuroResult]):
     """The NMOSD-vs-MS classifier ``model`` (a bundle name or folder; None: the bundled two-view demo) and the lesion
     network ``lesion_model`` (None: the bundled one) on a device, each loaded on the first case that needs it and
     kept for the others."""
@@ -71,7 +87,7 @@ class NeuroPredictor(Predictor):
         bundle, net = self._lesion_nets[key]
         return segment_with(bundle, net, flair, brain, device)
 
-    def read_inputs(self, inputs: Mapping[str, Any], options: NeuroOptions) -> Case:
+    def read_inputs(self, inputs: Mapping[str, Any], options: NeuroOptions) -> CaseInputs:
         """``flair`` (or ``image``: a file or DICOM folder) and ``lesions`` (or ``segmentation``: its lesion
         segmentation; None: the lesion network's)."""
         flair = inputs["flair"] if "flair" in inputs else inputs["image"]
@@ -79,7 +95,7 @@ class NeuroPredictor(Predictor):
         source = model_input(flair)        # --dicom-attributes never reaches the model (#62.11)
         if not Path(source).exists():
             raise InputError(f"The FLAIR {source} does not exist.")
-        return Case(flair, source, [flair, lesions], {"lesions": lesions})
+        return CaseInputs(flair, source, [flair, lesions], {"lesions": lesions})
 
     def prepare(self, options: NeuroOptions) -> None:
         if options.classify:
@@ -92,7 +108,7 @@ class NeuroPredictor(Predictor):
     def run(self, case: Case, options: NeuroOptions, device: "torch.device",
             progress: "Optional[ProgressCallback]" = None) -> Union[NeuroLesions, NeuroPrediction]:
         classifier = self.classifier(device) if options.classify else None
-        found = lesions_on(case.volume, list(case.acquisition.notes), case.facts, case.inputs.get("lesions"),
+        found = lesions_on(case.volume, list(case.acquisition.notes), case.judged, case.inputs.get("lesions"),
                            self.lesion_model, lambda f, b: self.segment(f, b, device), options, progress,
                            6 if options.classify else 4)
         if classifier is None:
@@ -109,6 +125,6 @@ class NeuroPredictor(Predictor):
                                  pred.heatmap if pred is not None else None)
         return result
 
-    def dicom_report(self, made: Any, result: NeuroResult) -> Any:
+    def dicom_report(self, made: Union[NeuroLesions, NeuroPrediction], result: NeuroResult) -> "DicomReport":
         """A DICOM FLAIR also gets a SEG and an SR (`orbitai.dicom`)."""
         return dicom_report(result.data, result.lesions, result.brain)

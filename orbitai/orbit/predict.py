@@ -1,14 +1,16 @@
 """What `orbitai.orbit.predictor.OrbitPredictor` keeps and reads besides the skeleton of `orbitai.predictor`: the
 segmentation models a run needs (`ModelCache`), the typed options of ``seg predict`` (`SegOptions`) and what one run
-of the network made (`SegRun`)."""
+of the network made (`SegRun`). Light to import (no torch): ``seg evaluate``'s scoring is read on the Slicer side."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 from orbitai.orbit.anatomy import DEFAULT_POPULATION, checked_range
 from orbitai.orbit.models import load_seg_model
-from orbitai.orbit.segment import SegResult
+
+if TYPE_CHECKING:
+    from orbitai.orbit.segment import SegResult
 
 __all__ = ["ModelCache", "SegOptions", "SegRun"]
 
@@ -38,6 +40,7 @@ class SegOptions:
     labelmap: bool = False                   # write a plain label map too
     population: str = DEFAULT_POPULATION     # whose volume ranges the checks use (ted or healthy)
     modality: Optional[str] = None           # what the user says the scan is (``--modality``)
+    prior: bool = False                      # the network's class probabilities (the annotation tools' model prior)
 
     def __post_init__(self) -> None:
         checked_range("eyeball", self.population)       # an unknown population: one line before any work
@@ -54,6 +57,6 @@ class SegOptions:
 class SegRun:
     """What `OrbitPredictor.run` made of one scan: the segmentation and the model that made it."""
 
-    seg: SegResult
+    seg: "SegResult"
     bundle: Any
     spec: Any

@@ -9,17 +9,29 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
+import numpy as np
+
 from orbitai.dicom.export import DicomReport, dicom_input, writer_available
 from orbitai.dicom.seg import RESAMPLED_NOTE, orbit_segments
 from orbitai.dicom.sr import orbit_findings
-from orbitai.io import require_values, write_volume
+from orbitai.engine.inference import model_probabilities
+from orbitai.io import Volume, require_values, write_volume
 from orbitai.orbit.anatomy import check_structures, verdict
+from orbitai.orbit.locate import orbit_focus
 from orbitai.orbit.predict import ModelCache, SegOptions, SegRun
-from orbitai.orbit.result import (LABELMAP_FILE, SEGMENTATION_FILE, SOFT_VOLUME_KEY, UNCERTAINTY_FILE, VOLUMES_FILE,
-                                  SegmentationResult, check_row)
-from orbitai.orbit.rules import structure_volumes
+from orbitai.orbit.prior import ModelPrior, image_key
+from orbitai.orbit.result import (
+    LABELMAP_FILE,
+    SEGMENTATION_FILE,
+    SOFT_VOLUME_KEY,
+    UNCERTAINTY_FILE,
+    VOLUMES_FILE,
+    SegmentationResult,
+    check_row,
+)
+from orbitai.orbit.rules import class_values, eyeball_class, orbit_midline, structure_volumes
 from orbitai.orbit.segment import OrbitSearch, segment
-from orbitai.predictor import Case, Predictor
+from orbitai.predictor import Case, CaseInputs, Predictor
 from orbitai.preprocess.checks import check_spacing
 from orbitai.preprocess.slices import structure_gap_warnings
 from orbitai.result import RESULT_FILE
@@ -34,7 +46,7 @@ if TYPE_CHECKING:
 __all__ = ["OrbitPredictor"]
 
 
-class OrbitPredictor(Predictor):
+class OrbitPredictor(Predictor[SegOptions, "SegRun | ModelPrior", SegmentationResult]):
     """The segmentation model(s) on a device: the one ``--model`` names, or the bundled default of each modality
     met (a batch mixing CT and MRI loads both), each loaded once for every case this predictor segments.
 
@@ -51,8 +63,8 @@ class OrbitPredictor(Predictor):
         self.models = ModelCache(model, self.device)
 
 
-    def read_inputs(self, inputs: Mapping[str, Any], options: SegOptions) -> Case:
-        return Case(inputs["image"], inputs["image"], [inputs["image"]])
+    def read_inputs(self, inputs: Mapping[str, Any], options: SegOptions) -> CaseInputs:
+        return CaseInputs(inputs["image"], inputs["image"], [inputs["image"]])
 
     def check_scan(self, case: Case, options: SegOptions, facts: Optional[ScanFacts]) -> None:
         """Values no model reads (none, wrapped) and a header no step can serve; the values measured once."""
@@ -64,24 +76,30 @@ class OrbitPredictor(Predictor):
     def is_ct(self, case: Case) -> bool:
         """Whether ``case`` takes the bundled CT model: the scan's facts say (refusing what neither fits: 8-bit CT, an
         image that does not say)."""
-        return bundled_model_family(case.facts, os.fspath(case.scan), case.values) == "CT"
+        return bundled_model_family(case.judged, os.fspath(case.scan), case.values) == "CT"
 
     def run(self, case: Case, options: SegOptions, device: "torch.device",
-            progress: "Optional[ProgressCallback]" = None, search: Optional[OrbitSearch] = None) -> SegRun:
+            progress: "Optional[ProgressCallback]" = None, search: Optional[OrbitSearch] = None
+            ) -> "SegRun | ModelPrior":
         """The segmentation of ``case.volume`` (its ``facts`` judged; ``values`` measured, or None) by the model of its
-        family; ``search``: where the orbits are looked for (``seg rank``'s)."""
+        family; ``search``: where the orbits are looked for (``seg rank``'s). With ``options.prior``, the network's
+        class probabilities instead (`orbitai.orbit.prior.ModelPrior`, for ``case.inputs["key"]``)."""
         is_ct = not self.models.name and self.is_ct(case)       # a named model reads every scan
         t0 = time.perf_counter()
         (progress or (lambda done, total, message: None))(0, 1, "loading model")
         bundle, model, spec = self.models.get(is_ct)
         case.stages["model"] = time.perf_counter() - t0
+        if options.prior:
+            return network_prior(case.volume, bundle, model, spec, device, progress, options.mirror,
+                                 case.inputs.get("key"))
         res = segment(case.volume, model, spec, options.window, device, progress=progress, mirror=options.mirror,
                       facts=case.facts, search=search or OrbitSearch())
         case.stages.update({"preprocess": res.prep_seconds, "window": res.window_seconds})
         return SegRun(res, bundle, spec)
 
-    def result(self, made: SegRun, case: Case, options: SegOptions) -> SegmentationResult:
-        res, spec, acquisition, facts = made.seg, made.spec, case.acquisition, case.facts
+    def result(self, made: "SegRun | ModelPrior", case: Case, options: SegOptions) -> SegmentationResult:
+        assert isinstance(made, SegRun), "a prior is no segmentation result"
+        res, spec, acquisition, facts = made.seg, made.spec, case.acquisition, case.judged
         if dicom_input(case.given) and writer_available() and acquisition.resampled is not None:
             acquisition.notes.append(RESAMPLED_NOTE)
         rows = structure_volumes(res.labels, spec.structures)
@@ -112,14 +130,15 @@ class OrbitPredictor(Predictor):
                                    "population": options.population, "acquisition": acquisition.to_json(),
                                    "scan": facts.to_json()})
 
-    def extra_files(self, made: SegRun, result: SegmentationResult, case: Case, options: SegOptions
+    def extra_files(self, made: "SegRun | ModelPrior", result: SegmentationResult, case: Case, options: SegOptions
                     ) -> Optional[Callable[[Path], dict[str, str]]]:
-        if not options.labelmap:
+        if not options.labelmap or not isinstance(made, SegRun):
             return None
         return lambda tmp: {"labelmap": write_volume(made.seg.labels, tmp / LABELMAP_FILE).name}
 
-    def dicom_report(self, made: SegRun, result: SegmentationResult) -> DicomReport:
+    def dicom_report(self, made: "SegRun | ModelPrior", result: SegmentationResult) -> DicomReport:
         """The SEG and TID 1500 SR of a DICOM input: each structure and side, its volume."""
+        assert isinstance(made, SegRun)
         segments = orbit_segments(result.volumes)
         return DicomReport(made.bundle.name, str(made.bundle.metadata.get("version", "")),
                            orbit_findings(result.volumes, segments), made.seg.labels, segments,
@@ -127,3 +146,25 @@ class OrbitPredictor(Predictor):
 
     def warnings_of(self, result: SegmentationResult) -> list[str]:
         return result.warnings
+
+
+def network_prior(image: Volume, bundle: Any, model: Any, spec: Any, device: Any, progress=None, mirror: bool = True,
+                  key: str | None = None) -> ModelPrior:
+    """The prior of ``image`` by the segmentation network ``model`` of ``bundle`` (input ``spec``) on ``device``: the
+    class probabilities `OrbitPredictor.run` makes when asked for the prior (`orbitai.orbit.prior.compute_prior`)."""
+    t0 = time.perf_counter()
+    # where the orbits lie (the front of a head, narrowed to the orbit pair a coarse pass finds: the segmentation of
+    # a 1 mm head fell from 14.6 to 4.3 s so); the whole scan when no eyeball is found there (an unusual field of
+    # view), as `orbitai.orbit.segment.segment` does
+    probs, grid = model_probabilities(image, model, spec, device=device, progress=progress, mirror=mirror,
+                                      focus=orbit_focus(model, spec.structures))
+    centre = None
+    eye = eyeball_class(spec.structures)
+    if eye > 0 and not (probs.argmax(0) == eye).any():
+        probs, grid = model_probabilities(image, model, spec, device=device, progress=progress, mirror=mirror)
+    if eye > 0:
+        classes = Volume(probs.argmax(0).astype(np.uint8), grid.GetSpacing(), grid.GetOrigin(),
+                         np.asarray(grid.GetDirection(), float).reshape(3, 3))
+        centre = orbit_midline(classes, class_values(spec.structures), eye)
+    return ModelPrior(key or image_key(image), bundle.name, tuple(spec.structures), probs, grid, centre,
+                      time.perf_counter() - t0)

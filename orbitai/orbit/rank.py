@@ -24,10 +24,12 @@ import numpy as np
 from orbitai.errors import OrbitAIError, one_line
 from orbitai.io import read_volume
 from orbitai.orbit.anatomy import check_structures
-from orbitai.orbit.models import load_seg_model
+from orbitai.orbit.predict import SegOptions, SegRun
+from orbitai.orbit.predictor import OrbitPredictor
 from orbitai.orbit.result import NOT_RANKED
 from orbitai.orbit.rules import OrbitNotFoundError
-from orbitai.orbit.segment import OrbitSearch, segment
+from orbitai.orbit.segment import OrbitSearch
+from orbitai.predictor import Case
 from orbitai.progress import ProgressCallback
 from orbitai.scan import Expects, ScanFacts, scan_facts
 
@@ -94,7 +96,8 @@ def rank_scans(scans: Sequence[tuple[str, str | os.PathLike]], model: Optional[s
     over the whole scan; with it, a scan whose facts say the orbits are in view (or do not say) but in whose front the
     network finds none scores 1 (nothing to trust) without that second whole-scan run. ``locate``: in a whole head, the network runs on a box around the
     orbits found by a coarse pass (`orbitai.orbit.locate`, the segmentation's default)."""
-    bundle, net, spec = load_seg_model(model or "MR", False, device)
+    predictor = OrbitPredictor(model or "MR", device)      # the task's predictor runs the model on every scan
+    bundle, _, spec = predictor.models.get(False)
     expects = task_expects(spec.modality, f"the model {bundle.name}")
     sides = len(spec.structures) * 2
     out = []
@@ -108,8 +111,10 @@ def rank_scans(scans: Sequence[tuple[str, str | os.PathLike]], model: Optional[s
             if why:
                 out.append(Ranked(case_id, os.fspath(image), NOT_RANKED_SCORE, 0, 0, None, why))
             else:
-                res = segment(vol, net, spec, "overlap", device, mirror=mirror, facts=facts,
-                              search=OrbitSearch(locate=locate, whole_scan=not judge))
+                made = predictor.run(Case(vol, facts, given=image, scan=image), SegOptions(mirror=mirror),
+                                     predictor.device, search=OrbitSearch(locate=locate, whole_scan=not judge))
+                assert isinstance(made, SegRun)
+                res = made.seg
                 checks = check_structures(res.labels, spec.structures, res.confidence)   # one side with one globe
                 score, bad, conf = doubt(checks)
                 out.append(Ranked(case_id, os.fspath(image), score, bad, len(checks), conf))

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 from orbitai.cohort.manifest import read_labels
 from orbitai.dicom.inputs import model_input
-from orbitai.predictor import Case, Predictor
+from orbitai.predictor import Case, CaseInputs, Predictor
 from orbitai.result import RESULT_FILE
 from orbitai.tao.figure import save_tao_figure
 from orbitai.tao.predict import TaoModels, TaoPrediction, predict_tao
@@ -43,7 +43,7 @@ class TaoOptions:
                    options.get("modality"))
 
 
-class TaoPredictor(Predictor):
+class TaoPredictor(Predictor[TaoOptions, TaoPrediction, TaoResult]):
     """The TAO activity network (``model``: A, B or a bundle name/folder; None: the default, B) on a device, and
     OrbitSegmentation's MRI model for a scan given without its segmentation, each loaded once for every case.
 
@@ -59,12 +59,12 @@ class TaoPredictor(Predictor):
         super().__init__(model, device)
         self.models = TaoModels(model)
 
-    def read_inputs(self, inputs: Mapping[str, Any], options: TaoOptions) -> Case:
+    def read_inputs(self, inputs: Mapping[str, Any], options: TaoOptions) -> CaseInputs:
         """The MRI (the user's file, not the series --dicom-attributes made of it) and its orbit segmentation."""
         image, segmentation = inputs["image"], inputs.get("segmentation")
         labels = read_labels(Path(segmentation)) if segmentation else None
-        return Case(image, model_input(image), [image, segmentation],
-                    {"segmentation": segmentation, "labels": labels})
+        return CaseInputs(image, model_input(image), [image, segmentation],
+                          {"segmentation": segmentation, "labels": labels})
 
     def run(self, case: Case, options: TaoOptions, device: "torch.device",
             progress: "Optional[ProgressCallback]" = None) -> TaoPrediction:
@@ -74,7 +74,7 @@ class TaoPredictor(Predictor):
                            progress=progress, given=given, facts=case.facts, models=self.models)
 
     def result(self, made: TaoPrediction, case: Case, options: TaoOptions) -> TaoResult:
-        facts = case.facts
+        facts = case.judged
         made.warnings.extend(facts.notes + facts.caveats(EXPECTS))      # a protocol TAO's network was not made for
         made.out_of_scope(facts.breaks(EXPECTS))                         # ... and when sure, each call says do not use
         result = made.result(case.volume)
