@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generic, Mapping, Optional, Sequence, TypeVar, cast
 
 from orbitai.device import run_with_fallback, select_device
-from orbitai.dicom.export import DicomReport, dicom_extra
 from orbitai.io import Acquisition, read_scan
 from orbitai.result import check_outputs
 from orbitai.scan import scan_facts
@@ -95,8 +94,8 @@ class Predictor(abc.ABC, Generic[OptionsT, MadeT, ResultT]):
     with the device fallback, builds the result, stamps it, adds the DICOM files and writes the folder. A task sets
     :attr:`task`, :attr:`Options` (its typed options), :attr:`result_task` and :attr:`case_files` and fills the
     hooks :meth:`read_inputs`, :meth:`run` and :meth:`result` (and, where it has them, :meth:`prepare`,
-    :meth:`check_scan`, :meth:`extra_files` and :meth:`dicom_report`). Nothing here prints: the command line says
-    what a result holds."""
+    :meth:`check_scan`, :meth:`extra_files`, and ``dicom_report`` through `orbitai.dicom.export.DicomOutputs`).
+    Nothing here prints: the command line says what a result holds."""
 
     task: ClassVar[str] = ""
     #: The task's options (a frozen dataclass with ``of(mapping)``: a command's options as its parser names them).
@@ -141,7 +140,7 @@ class Predictor(abc.ABC, Generic[OptionsT, MadeT, ResultT]):
         t2 = time.perf_counter()
         case.stages["run"] = t2 - t0 - t1
         result = self.stamp(self.result(made, case, opts))
-        dicom = dicom_extra(case.given, lambda: self.dicom_report(made, result), self.warnings_of(result))
+        dicom = self.dicom_files(made, result, case)
         extra = self.extra_files(made, result, case, opts)
         t3 = time.perf_counter()
         case.stages["result"] = t3 - t2
@@ -178,13 +177,11 @@ class Predictor(abc.ABC, Generic[OptionsT, MadeT, ResultT]):
         """The task's optional files (written into the staged folder: ``{role: name}``); None: none."""
         return None
 
-    def dicom_report(self, made: MadeT, result: ResultT) -> "DicomReport":
-        """What a DICOM input gets beside the result (`orbitai.dicom.export.DicomReport`)."""
-        raise NotImplementedError(f"{type(self).__name__} writes no DICOM report")
-
-    def warnings_of(self, result: ResultT) -> list[str]:
-        """The result's warnings list, which the DICOM step adds to when it cannot write."""
-        return result.data.setdefault("warnings", [])       # type: ignore[attr-defined]
+    def dicom_files(self, made: MadeT, result: ResultT, case: Case) -> Optional[Callable[[Path], dict[str, str]]]:
+        """The DICOM files a DICOM input gets beside the result (its SEG and SR; a missing writer or a failure said in
+        the result's warnings); None: none. The one implementation: `orbitai.dicom.export.DicomOutputs`, which a task
+        mixes in and feeds with its ``dicom_report``."""
+        return None
 
     def stamp(self, result: ResultT) -> ResultT:
         """Mark ``result`` as made by this predictor (written to ``result.json`` as ``predictor``)."""

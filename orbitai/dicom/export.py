@@ -20,7 +20,7 @@ from orbitai.dicom.sr import write_sr
 from orbitai.errors import one_line
 from orbitai.io.volume import Volume
 
-__all__ = ["SEG_FILE", "SR_FILE", "DicomReport", "dicom_extra", "dicom_input", "writer_available",
+__all__ = ["SEG_FILE", "SR_FILE", "DicomOutputs", "DicomReport", "dicom_extra", "dicom_input", "writer_available",
            "MISSING_WRITER", "NOT_WRITTEN", "optional_dicom"]
 
 SEG_FILE = "segmentation.dcm"
@@ -91,6 +91,23 @@ def dicom_extra(image: str | os.PathLike | None, report: Callable[[], DicomRepor
         return None
     assert image is not None
     return lambda tmp: optional_dicom(lambda: write_report(image, report(), tmp), tmp, warnings)
+
+
+class DicomOutputs:
+    """The DICOM step of the per-case skeleton (`orbitai.predictor.Predictor.dicom_files`), mixed into a task's
+    predictor: a DICOM input gets the SEG and SR of what the task's :meth:`dicom_report` says, written with the
+    result (`dicom_extra`); a missing writer or a failure is said in the result's warnings (the predictor's
+    ``warnings_of``)."""
+
+    def dicom_files(self, made: Any, result: Any, case: Any) -> Callable[[Path], dict[str, str]] | None:
+        return dicom_extra(case.given, lambda: self.dicom_report(made, result), self.warnings_of(result))
+
+    def dicom_report(self, made: Any, result: Any) -> DicomReport:
+        """What a DICOM input gets beside the result: the task's segments and findings."""
+        raise NotImplementedError(f"{type(self).__name__} says no DICOM report")
+
+    def warnings_of(self, result: Any) -> list[str]:  # pragma: no cover - the predictor's (orbitai.predictor)
+        raise NotImplementedError
 
 
 #: What result.json and the command line say when the optional DICOM SEG/SR could not be made.

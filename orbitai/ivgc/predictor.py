@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Optional
 
+from orbitai.dicom.export import DicomOutputs, DicomReport
 from orbitai.dicom.inputs import model_input
 from orbitai.errors import InputError
 from orbitai.ivgc.features import check_case_image
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     import torch
 
     from orbitai.bundle.core import Bundle
-    from orbitai.dicom.export import DicomReport
     from orbitai.progress import ProgressCallback
     from orbitai.scan import ScanFacts
 
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 CASE_FILES = (RESULT_FILE, FEATURES_FILE, GRADCAM_FILE)
 
 
-class IvgcPredictor(Predictor[IvgcOptions, IvgcPrediction, IvgcResult]):
+class IvgcPredictor(DicomOutputs, Predictor[IvgcOptions, IvgcPrediction, IvgcResult]):
     """An IVGC-response model (a kind, a panel label, a bundle name or folder; None: ``ivgc_svm_demo``) on a device,
     loaded on the first case and kept for the others.
 

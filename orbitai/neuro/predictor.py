@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
 
+from orbitai.dicom.export import DicomOutputs, DicomReport
 from orbitai.dicom.inputs import model_input
 from orbitai.errors import InputError
 from orbitai.neuro.lesionseg import lesion_bundle, segment_with
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
     import torch
 
     from orbitai.bundle.core import Bundle
-    from orbitai.dicom.export import DicomReport
     from orbitai.io import Volume
     from orbitai.progress import ProgressCallback
     from orbitai.scan import ScanFacts
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 CASE_FILES = (RESULT_FILE, LESIONS_FILE, TABLE_FILE, BRAIN_FILE, HEATMAP_FILE)
 
 
-class NeuroPredictor(Predictor[NeuroOptions, Union[NeuroLesions, NeuroPrediction], NeuroResult]):
+class NeuroPredictor(DicomOutputs, Predictor[NeuroOptions, Union[NeuroLesions, NeuroPrediction], NeuroResult]):
     """The NMOSD-vs-MS classifier ``model`` (a bundle name or folder; None: the bundled two-view demo) and the lesion
     network ``lesion_model`` (None: the bundled one) on a device, each loaded on the first case that needs it and
     kept for the others."""

@@ -12,7 +12,7 @@ from orbitai.orbit.models import load_seg_model
 if TYPE_CHECKING:
     from orbitai.orbit.segment import SegResult
 
-__all__ = ["ModelCache", "SegOptions", "SegRun"]
+__all__ = ["ModelCache", "PriorRun", "SegOptions", "SegRun"]
 
 
 class ModelCache:
@@ -60,3 +60,15 @@ class SegRun:
     seg: "SegResult"
     bundle: Any
     spec: Any
+
+
+@dataclass
+class PriorRun:
+    """What `OrbitPredictor.run` made of one scan when asked for the prior (`SegOptions.prior`): the network's class
+    probabilities on its grid and the midline between its eyeballs (`orbitai.orbit.prior.ModelPrior` is made of it)."""
+
+    bundle: str
+    structures: tuple[str, ...]
+    probs: Any                  # (C + 1, k, j, i) on ``grid``, background first
+    grid: Any                   # a SimpleITK image
+    midline_x: Optional[float]  # LPS x between the network's two eyeballs (None: not two found)

@@ -11,15 +11,14 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 import numpy as np
 
-from orbitai.dicom.export import DicomReport, dicom_input, writer_available
+from orbitai.dicom.export import DicomOutputs, DicomReport, dicom_input, writer_available
 from orbitai.dicom.seg import RESAMPLED_NOTE, orbit_segments
 from orbitai.dicom.sr import orbit_findings
 from orbitai.engine.inference import model_probabilities
 from orbitai.io import Volume, require_values, write_volume
 from orbitai.orbit.anatomy import check_structures, verdict
 from orbitai.orbit.locate import orbit_focus
-from orbitai.orbit.predict import ModelCache, SegOptions, SegRun
-from orbitai.orbit.prior import ModelPrior, image_key
+from orbitai.orbit.predict import ModelCache, PriorRun, SegOptions, SegRun
 from orbitai.orbit.result import (
     LABELMAP_FILE,
     SEGMENTATION_FILE,
@@ -46,7 +45,7 @@ if TYPE_CHECKING:
 __all__ = ["OrbitPredictor"]
 
 
-class OrbitPredictor(Predictor[SegOptions, "SegRun | ModelPrior", SegmentationResult]):
+class OrbitPredictor(DicomOutputs, Predictor[SegOptions, "SegRun | PriorRun", SegmentationResult]):
     """The segmentation model(s) on a device: the one ``--model`` names, or the bundled default of each modality
     met (a batch mixing CT and MRI loads both), each loaded once for every case this predictor segments.
 
@@ -80,24 +79,23 @@ class OrbitPredictor(Predictor[SegOptions, "SegRun | ModelPrior", SegmentationRe
 
     def run(self, case: Case, options: SegOptions, device: "torch.device",
             progress: "Optional[ProgressCallback]" = None, search: Optional[OrbitSearch] = None
-            ) -> "SegRun | ModelPrior":
+            ) -> "SegRun | PriorRun":
         """The segmentation of ``case.volume`` (its ``facts`` judged; ``values`` measured, or None) by the model of its
         family; ``search``: where the orbits are looked for (``seg rank``'s). With ``options.prior``, the network's
-        class probabilities instead (`orbitai.orbit.prior.ModelPrior`, for ``case.inputs["key"]``)."""
+        class probabilities instead (`PriorRun`, of which `orbitai.orbit.prior.compute_prior` makes the prior)."""
         is_ct = not self.models.name and self.is_ct(case)       # a named model reads every scan
         t0 = time.perf_counter()
         (progress or (lambda done, total, message: None))(0, 1, "loading model")
         bundle, model, spec = self.models.get(is_ct)
         case.stages["model"] = time.perf_counter() - t0
         if options.prior:
-            return network_prior(case.volume, bundle, model, spec, device, progress, options.mirror,
-                                 case.inputs.get("key"))
+            return network_prior(case.volume, bundle, model, spec, device, progress, options.mirror)
         res = segment(case.volume, model, spec, options.window, device, progress=progress, mirror=options.mirror,
                       facts=case.facts, search=search or OrbitSearch())
         case.stages.update({"preprocess": res.prep_seconds, "window": res.window_seconds})
         return SegRun(res, bundle, spec)
 
-    def result(self, made: "SegRun | ModelPrior", case: Case, options: SegOptions) -> SegmentationResult:
+    def result(self, made: "SegRun | PriorRun", case: Case, options: SegOptions) -> SegmentationResult:
         assert isinstance(made, SegRun), "a prior is no segmentation result"
         res, spec, acquisition, facts = made.seg, made.spec, case.acquisition, case.judged
         if dicom_input(case.given) and writer_available() and acquisition.resampled is not None:
@@ -130,13 +128,13 @@ class OrbitPredictor(Predictor[SegOptions, "SegRun | ModelPrior", SegmentationRe
                                    "population": options.population, "acquisition": acquisition.to_json(),
                                    "scan": facts.to_json()})
 
-    def extra_files(self, made: "SegRun | ModelPrior", result: SegmentationResult, case: Case, options: SegOptions
+    def extra_files(self, made: "SegRun | PriorRun", result: SegmentationResult, case: Case, options: SegOptions
                     ) -> Optional[Callable[[Path], dict[str, str]]]:
         if not options.labelmap or not isinstance(made, SegRun):
             return None
         return lambda tmp: {"labelmap": write_volume(made.seg.labels, tmp / LABELMAP_FILE).name}
 
-    def dicom_report(self, made: "SegRun | ModelPrior", result: SegmentationResult) -> DicomReport:
+    def dicom_report(self, made: "SegRun | PriorRun", result: SegmentationResult) -> DicomReport:
         """The SEG and TID 1500 SR of a DICOM input: each structure and side, its volume."""
         assert isinstance(made, SegRun)
         segments = orbit_segments(result.volumes)
@@ -148,11 +146,10 @@ class OrbitPredictor(Predictor[SegOptions, "SegRun | ModelPrior", SegmentationRe
         return result.warnings
 
 
-def network_prior(image: Volume, bundle: Any, model: Any, spec: Any, device: Any, progress=None, mirror: bool = True,
-                  key: str | None = None) -> ModelPrior:
-    """The prior of ``image`` by the segmentation network ``model`` of ``bundle`` (input ``spec``) on ``device``: the
-    class probabilities `OrbitPredictor.run` makes when asked for the prior (`orbitai.orbit.prior.compute_prior`)."""
-    t0 = time.perf_counter()
+def network_prior(image: Volume, bundle: Any, model: Any, spec: Any, device: Any, progress=None,
+                  mirror: bool = True) -> PriorRun:
+    """The class probabilities of ``image`` by the segmentation network ``model`` of ``bundle`` (input ``spec``) on
+    ``device``: what `OrbitPredictor.run` makes when asked for the prior (`orbitai.orbit.prior.compute_prior`)."""
     # where the orbits lie (the front of a head, narrowed to the orbit pair a coarse pass finds: the segmentation of
     # a 1 mm head fell from 14.6 to 4.3 s so); the whole scan when no eyeball is found there (an unusual field of
     # view), as `orbitai.orbit.segment.segment` does
@@ -166,5 +163,4 @@ def network_prior(image: Volume, bundle: Any, model: Any, spec: Any, device: Any
         classes = Volume(probs.argmax(0).astype(np.uint8), grid.GetSpacing(), grid.GetOrigin(),
                          np.asarray(grid.GetDirection(), float).reshape(3, 3))
         centre = orbit_midline(classes, class_values(spec.structures), eye)
-    return ModelPrior(key or image_key(image), bundle.name, tuple(spec.structures), probs, grid, centre,
-                      time.perf_counter() - t0)
+    return PriorRun(bundle.name, tuple(spec.structures), probs, grid, centre)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,7 @@ import SimpleITK as sitk
 from orbitai.bundle import BundleError
 from orbitai.errors import AnnotationError
 from orbitai.io import Volume
-from orbitai.orbit.predict import SegOptions
+from orbitai.orbit.predict import PriorRun, SegOptions
 from orbitai.orbit.rules import left_of
 from orbitai.predictor import Case
 from orbitai.scan import ScanFacts, scan_facts
@@ -134,8 +134,8 @@ def compute_prior(image: Volume, bundle: str | None = None, device: str = "cpu",
                   progress=None, key: str | None = None, facts: ScanFacts | None = None) -> ModelPrior:
     """Run the segmentation network on ``image`` (the bundle for its modality unless named; ``key``: its
     `image_key` when known; ``facts``: what the scan is, when the caller judged it) by the task's predictor
-    (`orbitai.orbit.predictor.OrbitPredictor.run`, asked for the prior: `orbitai.orbit.predictor.network_prior`). Raises :class:`PriorUnavailable` when no
-    such bundle is installed."""
+    (`orbitai.orbit.predictor.OrbitPredictor.run` asked for the prior, whose `PriorRun` the prior is made of). Raises
+    :class:`PriorUnavailable` when no such bundle is installed."""
     from orbitai.orbit.predictor import OrbitPredictor   # torch: the Slicer side reads priors without it
 
     t0 = time.perf_counter()
@@ -143,12 +143,12 @@ def compute_prior(image: Volume, bundle: str | None = None, device: str = "cpu",
         facts = scan_facts(image)       # judged once per prior, beside a network run that costs far more
     try:
         predictor = OrbitPredictor(bundle or model_family(facts, image), device)
-        prior = predictor.run(Case(image, facts, inputs={"key": key}),
-                              SegOptions(mirror=mirror, prior=True), predictor.device, progress)
+        made = predictor.run(Case(image, facts), SegOptions(mirror=mirror, prior=True), predictor.device, progress)
     except BundleError as exc:
         raise PriorUnavailable(f"No model prior: {exc}; the strokes alone are used.") from None
-    assert isinstance(prior, ModelPrior)
-    return replace(prior, seconds=time.perf_counter() - t0)
+    assert isinstance(made, PriorRun)
+    return ModelPrior(key or image_key(image), made.bundle, made.structures, made.probs, made.grid, made.midline_x,
+                      time.perf_counter() - t0)
 
 
 #: The file ``orbitai seg prior`` writes into its output folder.

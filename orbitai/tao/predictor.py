@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 from orbitai.cohort.manifest import read_labels
+from orbitai.dicom.export import DicomOutputs, DicomReport
 from orbitai.dicom.inputs import model_input
 from orbitai.predictor import Case, CaseInputs, Predictor
 from orbitai.result import RESULT_FILE
@@ -43,7 +44,7 @@ class TaoOptions:
                    options.get("modality"))
 
 
-class TaoPredictor(Predictor[TaoOptions, TaoPrediction, TaoResult]):
+class TaoPredictor(DicomOutputs, Predictor[TaoOptions, TaoPrediction, TaoResult]):
     """The TAO activity network (``model``: A, B or a bundle name/folder; None: the default, B) on a device, and
     OrbitSegmentation's MRI model for a scan given without its segmentation, each loaded once for every case.
 
@@ -92,6 +93,6 @@ class TaoPredictor(Predictor[TaoOptions, TaoPrediction, TaoResult]):
             return {"figure": FIGURE_FILE}
         return write_figure
 
-    def dicom_report(self, made: TaoPrediction, result: TaoResult) -> Any:
+    def dicom_report(self, made: TaoPrediction, result: TaoResult) -> DicomReport:
         """A DICOM series also gets an SR of P(active) per eye (`orbitai.dicom`)."""
         return dicom_report(result.to_json())
