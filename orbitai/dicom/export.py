@@ -106,8 +106,9 @@ class DicomOutputs:
         """What a DICOM input gets beside the result: the task's segments and findings."""
         raise NotImplementedError(f"{type(self).__name__} says no DICOM report")
 
-    def warnings_of(self, result: Any) -> list[str]:  # pragma: no cover - the predictor's (orbitai.predictor)
-        raise NotImplementedError
+    def warnings_of(self, result: Any) -> list[str]:
+        """The result's warnings list, which this step adds to when it cannot write (``data["warnings"]``)."""
+        return result.data.setdefault("warnings", [])
 
 
 #: What result.json and the command line say when the optional DICOM SEG/SR could not be made.
