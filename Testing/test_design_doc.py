@@ -12,9 +12,18 @@ DESIGN = REPO / "docs" / "design.md"
 PATH = re.compile(r"`((?:[A-Za-z_][\w.-]*/)+(?:[\w.-]+\.(?:py|md|json|txt|ui|png))?)`")
 PLACEHOLDER = re.compile(r"<\w+>")
 #: Above the tasks (they dispatch to, preload or self-test a task): may import task folders.
-ABOVE_TASKS = ("cli.py", "__main__.py", "worker.py", "commands", "testing", "web", "app")
-#: A string that is exactly a dotted module name of the package: an import by name.
-MODULE_NAME = re.compile(r"orbitai(?:\.\w+)+")
+ABOVE_TASKS = ("cli.py", "__main__.py", "worker.py", "tasks.py", "commands", "testing", "web", "app")
+#: A string that is exactly a dotted module name of the package, or ``"module:name"`` (an object of it, as the
+#: task table writes a class): an import by name.
+MODULE_NAME = re.compile(r"(orbitai(?:\.\w+)+)(?::\w+)?")
+#: The files that import a module whose name is a variable (``importlib.import_module(name)``), and the table whose
+#: strings, counted as imports by name of that file, say which: a new one is read here before it counts.
+IMPORTS_BY_VARIABLE = {
+    "orbitai/cli.py": "COMMANDS",
+    "orbitai/worker.py": "PRELOAD",
+    "orbitai/models/__init__.py": "ARCHITECTURES (the shared ones; each task registers its own from its folder)",
+    "orbitai/tasks.py": "TASKS",
+}
 
 
 def _named_paths() -> list[str]:
@@ -41,7 +50,10 @@ def test_every_task_and_module_folder_is_in_the_design():
 
 def test_each_task_folder_holds_the_files_the_design_lists_and_its_predictor():
     """The design's "Each has cli.py, configs.py, ..." and "one Predictor class in orbitai/<task>/predictor.py",
-    read from the design itself; `orbitai.predictor.PREDICTORS` names each task folder's predictor."""
+    read from the design itself; the task table (`orbitai.tasks.TASKS`) has one row per task folder, whose strings
+    name that folder's command, predictor, result, case files and options."""
+    from orbitai.tasks import TASKS
+
     text = DESIGN.read_text(encoding="utf-8")
     bullet = re.search(r"\*\*Task folders\*\*(.*?)\n- ", text, re.S)
     listed = re.search(r"Each has ((?:`\w+\.py`(?:, | and )?)+)", bullet.group(1) if bullet else "")
@@ -50,9 +62,16 @@ def test_each_task_folder_holds_the_files_the_design_lists_and_its_predictor():
     files = re.findall(r"`(\w+\.py)`", listed.group(1)) + ["predictor.py"]
     missing = [f"orbitai/{t}/{f}" for t in tasks for f in files if not (REPO / "orbitai" / t / f).is_file()]
     assert len(tasks) == 4 and not missing, f"docs/design.md says every task folder has these files: {missing}"
-    source = (REPO / "orbitai" / "predictor.py").read_text(encoding="utf-8")
-    table = dict(re.findall(r'"(\w+)": "orbitai\.(\w+)\.predictor:\w+Predictor"', source))
-    assert sorted(table.values()) == sorted(tasks), table
+    folders = {}
+    for name, row in TASKS.items():
+        parts = {part: getattr(row, part) for part in ("command", "predictor", "result", "case_files", "options")}
+        named = {part: MODULE_NAME.fullmatch(value or "") for part, value in parts.items()}
+        assert all(named.values()) or (row.options is None and all(v for k, v in named.items() if k != "options")), \
+            f"the task table's row {name} names its parts as 'module:name': {parts}"
+        folders[name] = {m.group(1).split(".")[1] for m in named.values() if m}
+    assert sorted(f for fs in folders.values() for f in fs) == sorted(tasks), \
+        f"one row per task folder, each naming only its folder: {folders}"
+    assert (REPO / "orbitai" / "tasks.py").is_file() and "tasks.py" in ABOVE_TASKS
 
 
 def _is_module(name: str) -> bool:
@@ -82,9 +101,55 @@ def _names_that_are_not_imports(tree: ast.AST) -> set[int]:
     return skip
 
 
+def _is_import_module(node: ast.AST) -> bool:
+    """Whether ``node`` is a call of ``importlib.import_module`` (or ``import_module``)."""
+    return isinstance(node, ast.Call) and (
+        isinstance(node.func, ast.Attribute) and node.func.attr == "import_module"
+        or isinstance(node.func, ast.Name) and node.func.id == "import_module")
+
+
+def _module_level_strings(tree: ast.Module, name: str) -> list[str]:
+    """The string constants of the module-level assignment to ``name`` (a table such as ``_WHERE``)."""
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) \
+            else []
+        if any(isinstance(t, ast.Name) and t.id == name for t in targets) and node.value is not None:
+            return [c.value for c in ast.walk(node.value) if isinstance(c, ast.Constant) and isinstance(c.value, str)]
+    return []
+
+
+def _imported_by_call(call: ast.Call, tree: ast.Module, where: str) -> list[str]:
+    """The modules an ``importlib.import_module(...)`` call may import: a string; an f-string ``"orbitai.x.{...}"``,
+    whose part is a module-level table's value (``_WHERE[name]``: each value of the table) or else any module right
+    under ``orbitai.x``; a variable only in the files of `IMPORTS_BY_VARIABLE`, whose tables' strings are counted as
+    they are (MODULE_NAME)."""
+    arg = call.args[0] if call.args else None
+    if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+        return [arg.value]
+    if isinstance(arg, ast.JoinedStr) and arg.values and isinstance(arg.values[0], ast.Constant):
+        prefix = str(arg.values[0].value)
+        rest = arg.values[1:]
+        table = (rest[0].value.value.id if len(rest) == 1 and isinstance(rest[0], ast.FormattedValue)
+                 and isinstance(rest[0].value, ast.Subscript) and isinstance(rest[0].value.value, ast.Name) else None)
+        names = [f"{prefix}{v}" for v in _module_level_strings(tree, table)] if table else []
+        names = [n for n in names if _is_module(n)]
+        if names:
+            return names
+        folder = REPO.joinpath(*prefix.rstrip(".").split("."))
+        return [f"{prefix}{p.stem}" for p in sorted(folder.glob("*.py")) if p.stem != "__init__"] + \
+               [f"{prefix}{p.parent.name}" for p in sorted(folder.glob("*/__init__.py"))]
+    assert where in IMPORTS_BY_VARIABLE, (
+        f"{where}:{call.lineno} imports a module named by a variable: name its candidates as strings in a table "
+        "and add the file to IMPORTS_BY_VARIABLE")
+    return []
+
+
 def _imported_modules(path: Path, by_name: bool = True) -> list[tuple[int, str]]:
     """(line, module) of every import in ``path``, at module level or inside a function; relative ones resolved;
-    and of every string that is exactly a module name (``"orbitai.x.y"``: imported by name)."""
+    and, ``by_name``, of every import by name: a string that is exactly a module name (``"orbitai.x.y"``) or names
+    an object of one (``"orbitai.x.y:Class"``), and the modules an ``importlib.import_module`` call may import
+    (`_imported_by_call`)."""
+    where = str(path.relative_to(REPO))
     package = ".".join(path.relative_to(REPO).with_suffix("").parts)
     if path.name != "__init__.py":
         package = package.rpartition(".")[0]
@@ -101,9 +166,11 @@ def _imported_modules(path: Path, by_name: bool = True) -> list[tuple[int, str]]
                 base = ".".join(parts[:len(parts) - node.level + 1] + ([node.module] if node.module else []))
             found += [(node.lineno, f"{base}.{a.name}" if base == "orbitai" or _is_module(f"{base}.{a.name}") else base)
                       for a in node.names]
+        elif by_name and _is_import_module(node):
+            found += [(node.lineno, m) for m in _imported_by_call(node, tree, where) if m.startswith("orbitai.")]
         elif (by_name and isinstance(node, ast.Constant) and isinstance(node.value, str)
-              and MODULE_NAME.fullmatch(node.value) and id(node) not in not_imports):
-            found.append((node.lineno, node.value))      # a module named by string (importlib.import_module)
+              and (named := MODULE_NAME.fullmatch(node.value)) and id(node) not in not_imports):
+            found.append((node.lineno, named.group(1)))     # a module named by string (importlib.import_module)
     return found
 
 

@@ -25,6 +25,7 @@ from orbitai import __version__
 from orbitai.errors import OrbitAIError, one_line
 from orbitai.progress import CANCEL_SIGNALS, cancel_on_signals, real_stderr_fd
 from orbitai.staging import disk_full, remove_unfinished
+from orbitai.tasks import TASKS
 
 __all__ = ["main", "build_parser", "COMMANDS", "requested_command", "entry"]
 
@@ -38,11 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                                           "and training data sets"),
     "phantom": ("orbitai.phantoms.cli", "write a synthetic cohort (orbital CT/MRI, domain-randomised, TAO, IVGC, "
                                         "brain FLAIR) with ground truth"),
-    "seg": ("orbitai.orbit.cli", "orbit segmentation: train, predict, evaluate"),
-    "tao": ("orbitai.tao.cli", "TAO activity (active vs inactive) on orbital T2 MRI: train, predict, evaluate"),
-    "ivgc": ("orbitai.ivgc.cli", "IVGC response in thyroid eye disease from coronal T2 MRI: radiomics, selection, "
-                                 "train, predict, evaluate"),
-    "neuro": ("orbitai.neuro.cli", "brain FLAIR: white-matter lesions, lesion table, NMOSD vs MS"),
+    **{name: (task.command, task.help) for name, task in TASKS.items()},     # seg, tao, ivgc, neuro: the task table
     "scan": ("orbitai.commands.scan", "what a scan is: CT or MRI, weighting, fat suppression, what is in view"),
     "dicom": ("orbitai.dicom.cli", "exchange with a PACS over DICOMweb: push results, fetch a series"),
     "web": ("orbitai.web.cli", "the four modules and the annotation tools in a web browser"),

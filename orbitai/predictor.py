@@ -9,18 +9,19 @@ and the evaluation commands. The predictor reads the case, judges the scan once 
 unless the caller already did and passes ``facts``), runs the task's model(s) and writes the result folder
 (staged, moved in complete), whose ``result.json`` names the predictor that made it (``predictor``).
 
-Slicer-free and light to import (no torch at import time): the task's class is imported on first use.
+Slicer-free, no torch at import time. :meth:`Predictor.shared` keeps one predictor per worker process for each model
+and device (`orbitai.cohort.runner.worker_state`); `orbitai.tasks.predictor_for` gives it by the task's name.
 """
 from __future__ import annotations
 
 import abc
-import importlib
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generic, Mapping, Optional, Sequence, TypeVar, cast
 
+from orbitai.cohort.runner import worker_state
 from orbitai.device import run_with_fallback, select_device
 from orbitai.io import Acquisition, read_scan
 from orbitai.result import check_outputs
@@ -34,16 +35,7 @@ if TYPE_CHECKING:
     from orbitai.result import TaskResult
     from orbitai.scan import ScanFacts
 
-__all__ = ["Case", "CaseInputs", "Predictor", "PREDICTORS", "predictor_class", "predictor_for", "predictor_name"]
-
-#: Each task's predictor class, imported when first asked for ("module:Class").
-PREDICTORS: dict[str, str] = {
-    "seg": "orbitai.orbit.predictor:OrbitPredictor",
-    "tao": "orbitai.tao.predictor:TaoPredictor",
-    "ivgc": "orbitai.ivgc.predictor:IvgcPredictor",
-    "neuro": "orbitai.neuro.predictor:NeuroPredictor",
-}
-
+__all__ = ["Case", "CaseInputs", "Predictor", "predictor_name"]
 
 @dataclass
 class CaseInputs:
@@ -81,6 +73,7 @@ class Case:
         return self.facts
 
 
+P = TypeVar("P", bound="Predictor")
 OptionsT = TypeVar("OptionsT")
 MadeT = TypeVar("MadeT")
 ResultT = TypeVar("ResultT", bound="TaskResult")
@@ -107,6 +100,16 @@ class Predictor(abc.ABC, Generic[OptionsT, MadeT, ResultT]):
     def __init__(self, model: Optional[str] = None, device: "str | torch.device | None" = "auto") -> None:
         self.model = model
         self.device = select_device(device)     # an unusable --device: one line before any case is read
+
+    @classmethod
+    def shared(cls: type[P], model: Optional[str] = None, device: "str | torch.device | None" = "auto",
+               **models: Optional[str]) -> P:
+        """This worker process's predictor of this class with ``model``, the task's other ``models`` (neuro's
+        ``lesion_model``) and ``device``: made the first time, the same one (models loaded) for every later case
+        (`orbitai.cohort.runner.worker_state`: a serial cohort's run, a Dask worker's life)."""
+        given = {role: name for role, name in sorted(models.items()) if name is not None}    # None: the default
+        return worker_state((predictor_name(cls), model, str(device), tuple(given.items())),
+                            lambda: cls(model, device, **given))
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -200,20 +203,3 @@ def _both(a: Optional[Callable[[Path], dict[str, str]]], b: Optional[Callable[[P
 def predictor_name(cls: type) -> str:
     """The name ``result.json`` gives a predictor class: ``module.Class``."""
     return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def predictor_class(task: str) -> type[Predictor]:
-    """The predictor class of ``task`` (``seg``, ``tao``, ``ivgc``, ``neuro``)."""
-    try:
-        module, name = PREDICTORS[task].split(":")
-    except KeyError:
-        raise ValueError(f"no predictor for the task {task!r}; tasks: {', '.join(PREDICTORS)}") from None
-    cls = getattr(importlib.import_module(module), name)
-    if not (isinstance(cls, type) and issubclass(cls, Predictor)):
-        raise TypeError(f"{PREDICTORS[task]} is not a Predictor")
-    return cls
-
-
-def predictor_for(task: str, model: Optional[str] = None, device: "str | torch.device | None" = "auto") -> Predictor:
-    """A new predictor of ``task`` with ``model`` (None: the bundled default) on ``device``."""
-    return predictor_class(task)(model, device)

@@ -31,7 +31,7 @@ EFFECTS = Path(__file__).resolve().parents[2] / "OrbitSegmentation" / "OrbitSegm
 def no_model_in_process(monkeypatch):
     """The prior must come from the child: computing it in this process, waiting for the child from a logic
     call, or reading the prior before the child ended fails the test."""
-    import orbitai.app.annotation.priors as prior_module
+    import orbitai.orbit.prior as orbit_prior
 
     def refuse(*args, **kwargs):
         raise AssertionError("the model prior was computed in the calling process")
@@ -46,7 +46,7 @@ def no_model_in_process(monkeypatch):
         assert not running, "the prior was read while its child was still running"
         return real_load(cls, path)
 
-    monkeypatch.setattr(prior_module, "compute_prior", refuse)
+    monkeypatch.setattr(orbit_prior, "compute_prior", refuse)     # the network itself, wherever called from
     monkeypatch.setattr(PriorRequest, "wait", no_wait)
     monkeypatch.setattr(ModelPrior, "load", classmethod(load_after_the_child))
     DEFAULT_PRIORS.clear()

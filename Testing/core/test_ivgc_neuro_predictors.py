@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import orbitai.bundle.core as core
+import orbitai.cohort.runner as runner
 import orbitai.ivgc.predict as ivgc_predict
 import orbitai.ivgc.predictor as ivgc_predictor
 import orbitai.neuro.predict as neuro_predict
@@ -20,8 +21,8 @@ from orbitai.io import Volume, write_volume
 from orbitai.io.dicom_tags import acquisition_tags
 from orbitai.ivgc.predictor import IvgcPredictor
 from orbitai.neuro.predictor import NeuroPredictor
-from orbitai.predictor import predictor_for
 from orbitai.scan import scan_facts
+from orbitai.tasks import predictor_for
 
 SEED = 777005     # never used for training cohorts
 
@@ -63,9 +64,10 @@ def _result(folder: Path) -> dict:
     return json.loads((folder / "result.json").read_text())
 
 
-def test_neuro_classifier_loaded_once_for_lesions_and_predict(flair_files, built, tmp_path, capsys):
-    """Two ``neuro predict`` cases and one ``neuro lesions`` case by one predictor: the classifier is built once;
-    lesions only writes no call; each result.json names the predictor."""
+def test_neuro_classifier_loaded_once_for_lesions_and_predict(flair_files, built, tmp_path, capsys, monkeypatch):
+    """Two ``neuro predict`` cases and one ``neuro lesions`` case by one predictor (the task table's, this worker's):
+    the classifier is built once; lesions only writes no call; each result.json names the predictor."""
+    monkeypatch.setattr(runner, "_STATE", {})      # a fresh worker: no predictor kept by an earlier test
     predictor = predictor_for("neuro", None, "cpu")
     assert type(predictor) is NeuroPredictor
     for name in ("a", "b"):

@@ -1,7 +1,7 @@
-"""Issue 63, "One predictor per task": every front end reaches the task's one predictor (`orbitai.predictor`), and the
-result.json it writes names it (``predictor``): the command line (one case; a cohort, serial and on a Dask worker),
-the warm worker, the Logic's child (a Slicer module's Apply on a real MRML scene) and the browser (``orbitai web``
-on a raw websocket).
+"""Issue 63, "One predictor per task": every front end reaches the task's one predictor (`orbitai.predictor`, named in
+the task table `orbitai.tasks`), and the result.json it writes names it (``predictor``): the command line (one case;
+a cohort, serial and on a Dask worker), the warm worker, the Logic's child (a Slicer module's Apply on a real MRML
+scene) and the browser (``orbitai web`` on a raw websocket).
 
 Table-driven by task (`TASKS`): each row names the task's predictor class, its command, fast CPU options, how to
 write one case's inputs and how to set its Slicer Logic up. The seg and tao rows are A1's; the ivgc and neuro rows
@@ -23,7 +23,9 @@ import pytest
 from orbitai.cli import main
 from orbitai.io import write_volume
 from orbitai.phantoms import orbit_case
-from orbitai.predictor import PREDICTORS, predictor_class, predictor_name
+from orbitai.predictor import predictor_name
+from orbitai.tasks import TASKS as TASK_TABLE
+from orbitai.tasks import predictor_class
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = 777005      # never used for training cohorts
@@ -154,7 +156,7 @@ def route_row(request) -> TaskRow:
 
 def test_the_table_names_each_tasks_registered_predictor(row):
     cls = predictor_class(row.task)
-    assert row.task in PREDICTORS and cls.task == row.task and predictor_name(cls) == row.predictor
+    assert row.task in TASK_TABLE and cls.task == row.task and predictor_name(cls) == row.predictor
 
 
 def test_command_line_one_case_and_cohort_call_the_tasks_predictor(row, tmp_path, monkeypatch, capsys):

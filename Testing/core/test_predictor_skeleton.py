@@ -138,7 +138,7 @@ def test_evaluate_prior_and_rank_run_their_models_through_the_predictor(tmp_path
     with pytest.raises(_Ran):
         evaluate(tmp_path / "seg.csv", "orbit_svnet_mri_demo", tmp_path / "evaluation", device="cpu", progress=lambda *a: None)
     with pytest.raises(_Ran):
-        rank_scans([("a", image)], judge=False)
+        rank_scans([("a", image)], judge=False, cache=False)
     with pytest.raises(_Ran):
         compute_prior(case.image, "orbit_svnet_mri_demo", mirror=False)
     assert [(cls, type(options)) for cls, options in seg] == [(OrbitPredictor, SegOptions)] * 3

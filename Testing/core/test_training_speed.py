@@ -4,6 +4,7 @@ layout changing no value, and the choice refused in one line when misspelt."""
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 import psutil
@@ -93,3 +94,22 @@ def test_the_cores_are_split_by_the_synthesis_share_and_given_back(monkeypatch):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_workers_that_their_pool_ends_leave_no_traceback(capfd):
+    # a forked worker inherited the command's cancel handler: the pool's SIGTERM at its end printed a
+    # KeyboardInterrupt traceback per worker into the training log
+    import multiprocessing
+
+    from orbitai.progress import cancel_on_signals
+    from orbitai.training.prefetch import one_thread
+
+    if not fork_available():
+        pytest.skip("no fork on this platform")
+    with cancel_on_signals():
+        with multiprocessing.get_context("fork").Pool(2, initializer=one_thread) as procs:
+            assert sorted(procs.map(abs, [-1, -2])) == [1, 2]
+            procs.map_async(time.sleep, [30, 30])       # busy when the pool ends, as on a cancel or an error
+            time.sleep(1.0)
+    err = capfd.readouterr().err
+    assert "KeyboardInterrupt" not in err and "Traceback" not in err

@@ -8,7 +8,19 @@ import re
 import pytest
 from web_cases import PHANTOMS
 
+from orbitai.testing.web import web_server
+from orbitai.training.checkpoint import CACHE_ENV
+
 JOB_TIMEOUT_S = 300
+
+
+@pytest.fixture(scope="module")
+def server(web_tools, web_data, tmp_path_factory):
+    """The module's server with a cache folder of its own (issue 81.8: a scan ranked before is not segmented again,
+    `orbitai.orbit.rank_cache`): the cancelled ranking below has scans to segment, whatever ran on this machine before."""
+    with web_server(str(web_data), "--prepare", "annotate",
+                    env={CACHE_ENV: str(tmp_path_factory.mktemp("cache"))}) as srv:
+        yield srv
 
 
 def _open_rank(page) -> None:
@@ -24,6 +36,18 @@ def test_which_scan_next_reports_progress_leaves_out_scans_without_orbits_and_ca
     for kind in ("brain-flair", "orbit-ct", "tao"):
         page.load(PHANTOMS[kind])
     _open_rank(page)
+    # Cancel while it runs (first: a ranking kept from a run is not segmented again): the scene and the table as they
+    # were
+    nodes = page.state("scene_nodes")
+    page.click("orbitai-orbit_rank-apply")
+    page.wait_state("orbit_rank_running", bool, 20)
+    page.wait_state("orbit_rank_status", lambda s: " of 3" in (s or ""), 120)
+    assert page.state("orbit_rank_apply_text") == "Cancel"
+    page.click("orbitai-orbit_rank-apply")
+    page.wait_state("orbit_rank_running", lambda v: not v, 30)
+    assert page.state("orbit_rank_status") == "Cancelled; the scene was not changed."
+    assert page.state("scene_nodes") == nodes and page.state("orbit_rank_table_rows") == []
+
     page.click("orbitai-orbit_rank-apply")
     page.wait_state("orbit_rank_running", bool, 20)
     seen = page.wait_state("orbit_rank_status", lambda s: bool(re.search(r"\bscan [123] of 3\b", s or "")), 120)
@@ -41,14 +65,3 @@ def test_which_scan_next_reports_progress_leaves_out_scans_without_orbits_and_ca
     first = rows[0]["c1"]
     status = page.state("orbit_rank_status")
     assert status.startswith(f"3 scan(s) listed, 2 ranked; correct '{first}' first.") and "1 not ranked" in status, status
-
-    # Cancel while it runs: the scene and the table as they were
-    nodes = page.state("scene_nodes")
-    page.click("orbitai-orbit_rank-apply")
-    page.wait_state("orbit_rank_running", bool, 20)
-    page.wait_state("orbit_rank_status", lambda s: " of 3" in (s or ""), 120)
-    assert page.state("orbit_rank_apply_text") == "Cancel"
-    page.click("orbitai-orbit_rank-apply")
-    page.wait_state("orbit_rank_running", lambda v: not v, 30)
-    assert page.state("orbit_rank_status") == "Cancelled; the scene was not changed."
-    assert page.state("scene_nodes") == nodes and page.state("orbit_rank_table_rows") == rows

@@ -36,6 +36,7 @@ from orbitai.jobs.inputs import JobFolder
 from orbitai.mrml import table_node_from_rows, volume_from_volume_node
 from orbitai.mrml.jobs import JobLogic
 from orbitai.mrml.overlays import is_heat_map
+from orbitai.mrml.scan_identity import patient_line
 from orbitai.mrml.segmentations import segments_by_value
 from orbitai.mrml.results import FINISHED_SCAN, belongs_to, is_result, refuse_other_scan
 from orbitai.mrml.tables import show_table
@@ -268,6 +269,8 @@ class FinetuneLogic(_SceneLogic):
 class RankOutputs:
     table_node: Any
     rows: list[dict[str, Any]]
+    #: the scene's node ID of each row's scan ("" where it is gone): the page's rows open their scan
+    scan_ids: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         if not self.rows:
@@ -303,15 +306,20 @@ class RankLogic(_SceneLogic):
                 ranked = list(csv.DictReader(f))
         except OSError as exc:
             raise JobError(f"The ranking left no {RANKING_FILE} ({exc}).") from None
-        rows = []
+        rows, ids = [], []
         for n, r in enumerate(ranked, 1):
             node = self.ctx.scene.GetNodeByID(r["case_id"])
             ranked_here = float(r["score"]) >= 0.0       # a scan left out (see its note) has no doubt
             rows.append({"rank": n, "scan": node.GetName() if node is not None else r["case_id"],
+                         "patient": patient_line(node),
                          "doubt": float(r["score"]) if ranked_here else NOT_RANKED,
                          "implausible": f"{r['implausible']}/{r['structures']}" if ranked_here else "",
                          "note": r.get("note", "")})
-        return RankOutputs(table_node_from_rows(self.ctx, rows, name="Scans to correct next"), rows)
+            ids.append(node.GetID() if node is not None else "")
+        if not any(row["patient"] for row in rows):       # no DICOM series: no empty column
+            for row in rows:
+                del row["patient"]
+        return RankOutputs(table_node_from_rows(self.ctx, rows, name="Scans to correct next"), rows, ids)
 
     def show(self, outputs: RankOutputs, input_node: Any = None) -> None:
         show_table(self.ctx, outputs.table_node)

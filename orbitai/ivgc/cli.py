@@ -323,14 +323,12 @@ def predict_case(options: dict, case: CohortCase, folder: Path) -> None:
     """One case of an ``ivgc predict --manifest`` cohort (the cohort runner's per-case step): the task's predictor
     (one per worker) on the case's MRI, segmentation and the manifest's clinical values, into ``folder``."""
     from orbitai.cohort.clinical import IVGC_CLINICAL
-    from orbitai.cohort.runner import worker_state
     from orbitai.ivgc.predictor import IvgcPredictor
     from orbitai.progress import emit
 
     clinical = {name: value for name, raw in case.inputs["clinical"].items()
                 if (value := IVGC_CLINICAL[name].parse(raw, case.case_id)) is not None}
-    predictor = worker_state(("ivgc", options["model"], options["device"]),
-                             lambda: IvgcPredictor(options["model"], options["device"]))
+    predictor = IvgcPredictor.shared(options["model"], options["device"])
     source = f"the manifest {options.get('manifest_path') or ''}".rstrip()
     tell(predictor.predict({"image": case.inputs["image"], "segmentation": case.inputs["segmentation"],
                             "clinical": clinical or None}, folder, {**options, "clinical_source": source},

@@ -59,7 +59,10 @@ def result_focus(seg_node: Any) -> Optional[list[float]]:
 
 def segment_rows(seg_nodes: Iterable[Any]) -> list[dict[str, Any]]:
     """One row per segment of ``seg_nodes``: key (``node ID|segment ID``), the node's and segment's names, colour
-    (``#rrggbb``), visibility (the node's and the segment's) and 2D fill opacity."""
+    (``#rrggbb``), visibility (the node's and the segment's), the segment's 2D fill opacity (``opacity``) and the node's
+    factors for the 2D fill (``fill_2d``: its opacity times its 2D fill opacity, Slicer's 0.5 by default; 0 with the
+    fill hidden) and outline (``outline_2d``: the same for the outline times the segment's outline opacity, 1 by
+    default), as Slicer's slice views blend them."""
     rows = []
     for node in seg_nodes:
         node.CreateDefaultDisplayNodes()
@@ -72,8 +75,18 @@ def segment_rows(seg_nodes: Iterable[Any]) -> list[dict[str, Any]]:
             rows.append({"key": f"{node.GetID()}|{sid}", "node": node.GetName(), "name": segment.GetName(),
                          "color": f"#{r:02x}{g:02x}{b:02x}",
                          "visible": bool(display.GetVisibility() and display.GetSegmentVisibility(sid)),
-                         "opacity": round(float(display.GetSegmentOpacity2DFill(sid)), 2)})
+                         "opacity": round(float(display.GetSegmentOpacity2DFill(sid)), 2),
+                         "fill_2d": round(_shown_2d(display, "Fill", sid), 3),
+                         "outline_2d": round(_shown_2d(display, "Outline", sid)
+                                             * float(display.GetSegmentOpacity2DOutline(sid)), 3)})
     return rows
+
+
+def _shown_2d(display: Any, part: str, sid: str) -> float:
+    """The node-level opacity of a segment's 2D ``part`` ("Fill" or "Outline"): the display node's opacity times its
+    2D part's opacity, 0 when that part is hidden (the node's or the segment's switch)."""
+    shown = getattr(display, f"GetVisibility2D{part}")() and getattr(display, f"GetSegmentVisibility2D{part}")(sid)
+    return float(display.GetOpacity()) * float(getattr(display, f"GetOpacity2D{part}")()) if shown else 0.0
 
 
 def set_segment_display(scene: Any, key: str, visible: Optional[bool] = None, opacity: Optional[float] = None) -> bool:

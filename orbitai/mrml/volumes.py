@@ -6,7 +6,7 @@ direction (including oblique rotations) survive a round trip to double precision
 """
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 import slicer
@@ -17,7 +17,7 @@ from orbitai.mrml.scene import MRMLContext
 
 __all__ = [
     "volume_node_from_volume", "volume_from_volume_node", "ijk_to_ras_of", "volume_like_node",
-    "as_volume", "label_array", "geometry_of",
+    "as_volume", "label_array", "geometry_of", "scalar_array",
 ]
 
 _VTK_SAFE_INT: dict[np.dtype, type[np.integer]] = {np.dtype(np.int64): np.int32, np.dtype(np.uint64): np.uint32}
@@ -184,3 +184,14 @@ def as_volume(data, reference=None, what: str = "array") -> Volume:
             "Compute it on the reference grid or resample it first."
         )
     return ref.with_array(array)
+
+
+def scalar_array(node: Any) -> Optional[np.ndarray]:
+    """The voxels of the scalar volume node ``node`` (a read-only view, [k, j, i]); None for no node, no image or
+    one that is not scalar (a colour image)."""
+    if node is None or node.GetImageData() is None:
+        return None
+    try:
+        return volume_from_volume_node(node, copy=False).array
+    except VolumeError:
+        return None

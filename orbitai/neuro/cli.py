@@ -346,12 +346,10 @@ def tell(result, folder: str | Path) -> None:
 def predict_case(options: dict, case: CohortCase, folder: Path) -> None:
     """One case of a ``neuro lesions|predict --manifest`` cohort (the cohort runner's per-case step): the task's
     predictor (one per worker) on the case's FLAIR and lesion segmentation, into ``folder``."""
-    from orbitai.cohort.runner import worker_state
     from orbitai.neuro.predictor import NeuroPredictor
 
-    model, lesion_model, device = options.get("model"), options.get("lesion_model"), options.get("device")
-    predictor = worker_state(("neuro", model, lesion_model, device),
-                             lambda: NeuroPredictor(model, device, lesion_model))
+    predictor = NeuroPredictor.shared(options.get("model"), options.get("device"),
+                                      lesion_model=options.get("lesion_model"))
     _predict(predictor, options, case.inputs["image"], case.inputs.get("segmentation"), folder)
 
 

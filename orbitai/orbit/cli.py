@@ -16,11 +16,10 @@ from orbitai.arguments import (
     check_finetune_options,
 )
 from orbitai.cohort.records import CohortCase
-from orbitai.cohort.runner import add_cohort_options, check_cohort_options, worker_state
+from orbitai.cohort.runner import add_cohort_options, check_cohort_options
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import UserError
 from orbitai.orbit.anatomy import DEFAULT_POPULATION, POPULATIONS
-from orbitai.predictor import predictor_for
 from orbitai.training.launch import arguments_checked
 from orbitai.staging import finetune_work_folder, strict_json, training_work_folder
 
@@ -102,6 +101,9 @@ def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
     rk.add_argument("--manifest", help="CSV with case_id,image (instead of IMAGEs)")
     rk.add_argument("--model", help="bundle name or folder (default: the bundled MRI model)")
     rk.add_argument("--out", required=True, help="output folder for ranking.csv")
+    rk.add_argument("--no-cache", dest="cache", action="store_false",
+                    help="segment every scan again (by default a scan ranked before by the same model is not: "
+                         "~/.orbitai/cache/rank)")
     add_device_option(rk)
     rk.set_defaults(func=run_rank)
 
@@ -128,13 +130,6 @@ def _add_window_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window", default="overlap", choices=("overlap", "step1"),
                    help="overlap: Gaussian-weighted overlapped windows (default, fast); "
                         "step1: the paper's 32-slice window moved one slice at a time")
-
-
-def _case_files() -> tuple[str, ...]:
-    """What one ``seg predict`` writes into its folder (OUT, or OUT/<case>/ in a batch)."""
-    from orbitai.orbit.predictor import OrbitPredictor
-
-    return OrbitPredictor.case_files
 
 
 def case_name(image: str) -> str:
@@ -207,9 +202,9 @@ def run_prior(args) -> int:
 def predict_case(options: dict, case: CohortCase, folder: Path) -> None:
     """One case of a ``seg predict`` batch into ``folder`` (the cohort runner's per-case step, the same in this
     process and on a Dask worker): the worker's one `OrbitPredictor`, which loads each model once."""
-    tell(worker_state(("seg", options["model"], options["device"]),
-                      lambda: predictor_for("seg", options["model"], options["device"])).predict(case.inputs, folder,
-                                                                                                  options), folder)
+    from orbitai.orbit.predictor import OrbitPredictor
+
+    tell(OrbitPredictor.shared(options["model"], options["device"]).predict(case.inputs, folder, options), folder)
 
 
 def tell(result, folder: Path) -> None:
@@ -246,10 +241,10 @@ def cohort_task(args: argparse.Namespace):
     import functools
 
     from orbitai.cohort.runner import CohortTask
-    from orbitai.orbit.result import SegmentationResult
+    from orbitai.orbit.result import CASE_FILES, SegmentationResult
 
     return CohortTask("seg predict", functools.partial(predict_case, predict_options(args)), SegmentationResult,
-                      _case_files())
+                      CASE_FILES)
 
 
 def run_predict(args) -> int:
@@ -274,10 +269,11 @@ def run_predict(args) -> int:
         raise UserError(f"--out takes a folder (OUT/segmentation.seg.nrrd, volumes.csv and result.json are "
                         f"written there); got the file name {args.out}.")
     if single:
+        from orbitai.orbit.predictor import OrbitPredictor
         from orbitai.progress import emit
 
-        tell(predictor_for("seg", args.model, args.device).predict({"image": cases[0][1]}, args.out,
-                                                                   predict_options(args), progress=emit), args.out)
+        tell(OrbitPredictor(args.model, args.device).predict({"image": cases[0][1]}, args.out, predict_options(args),
+                                                             progress=emit), args.out)
         print(f"timing: command {time.perf_counter() - t_start:.2f} s")
         return 0
     from orbitai.cohort.runner import run_cohort
@@ -427,7 +423,7 @@ def run_rank(args) -> int:
             return False
     out = check_outputs(args.out, [i for _, i in scans] + ([args.manifest] if args.manifest else []),
                         (RANKING_FILE,), earlier=earlier_ranking)
-    ranked = rank_scans(scans, args.model, str(select_device(args.device)), progress=emit)
+    ranked = rank_scans(scans, args.model, str(select_device(args.device)), progress=emit, cache=args.cache)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(ranked[0].to_row()))
     w.writeheader()

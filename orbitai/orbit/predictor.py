@@ -19,21 +19,12 @@ from orbitai.io import Volume, require_values, write_volume
 from orbitai.orbit.anatomy import check_structures, verdict
 from orbitai.orbit.locate import orbit_focus
 from orbitai.orbit.predict import ModelCache, PriorRun, SegOptions, SegRun
-from orbitai.orbit.result import (
-    LABELMAP_FILE,
-    SEGMENTATION_FILE,
-    SOFT_VOLUME_KEY,
-    UNCERTAINTY_FILE,
-    VOLUMES_FILE,
-    SegmentationResult,
-    check_row,
-)
+from orbitai.orbit.result import CASE_FILES, LABELMAP_FILE, SOFT_VOLUME_KEY, SegmentationResult, check_row
 from orbitai.orbit.rules import class_values, eyeball_class, orbit_midline, structure_volumes
 from orbitai.orbit.segment import OrbitSearch, segment
 from orbitai.predictor import Case, CaseInputs, Predictor
 from orbitai.preprocess.checks import check_spacing
 from orbitai.preprocess.slices import structure_gap_warnings
-from orbitai.result import RESULT_FILE
 from orbitai.scan import ScanFacts
 from orbitai.scan.values import bundled_model_family, check_not_wrapped
 
@@ -55,7 +46,7 @@ class OrbitPredictor(DicomOutputs, Predictor[SegOptions, "SegRun | PriorRun", Se
     task = "seg"
     Options = SegOptions
     result_task = SegmentationResult.task
-    case_files = (RESULT_FILE, SEGMENTATION_FILE, VOLUMES_FILE, UNCERTAINTY_FILE, LABELMAP_FILE)
+    case_files = CASE_FILES
 
     def __init__(self, model: Optional[str] = None, device: "str | torch.device | None" = "auto") -> None:
         super().__init__(model, device)

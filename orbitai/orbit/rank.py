@@ -11,6 +11,8 @@ against what the task needs (`task_expects`: the orbits in view, the model's mod
 are then handed to the segmentation (judged once). A scan in whose front of the head the network finds no orbit
 scores 1 at once: the whole-scan second search of `orbitai.orbit.segment.segment` (a whole run of the network, most of
 the ranking's time on a scan it fails on) cannot make it less doubtful. Progress is reported per scan ("scan 2 of 6").
+With ``cache`` (``seg rank``, so "Which scan next"), a scan ranked before by the same model is not segmented again
+(`orbitai.orbit.rank_cache`): ranking again after a correction costs the new scans only.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from orbitai.io import read_volume
 from orbitai.orbit.anatomy import check_structures
 from orbitai.orbit.predict import SegOptions, SegRun
 from orbitai.orbit.predictor import OrbitPredictor
+from orbitai.orbit.rank_cache import cached_ranking, keep_ranking, ranking_key
 from orbitai.orbit.result import NOT_RANKED
 from orbitai.orbit.rules import OrbitNotFoundError
 from orbitai.orbit.segment import OrbitSearch
@@ -87,7 +90,7 @@ def left_out_reason(facts: ScanFacts, expects: Expects) -> str:
 
 def rank_scans(scans: Sequence[tuple[str, str | os.PathLike]], model: Optional[str] = None, device: str = "cpu",
                progress: Optional[ProgressCallback] = None, mirror: bool = False, judge: bool = True,
-               locate: bool = True) -> list[Ranked]:
+               locate: bool = True, cache: bool = False) -> list[Ranked]:
     """``scans`` ((case id, image file)) ranked most doubtful first (ties: in the order given), the scans not ranked
     last. ``model``: a bundle (default: the bundled MRI model); every scan is segmented once, without mirroring by
     default (twice as fast; the ranking, not the masks, is what counts here). ``judge``: ask the scan's facts first
@@ -95,17 +98,27 @@ def rank_scans(scans: Sequence[tuple[str, str | os.PathLike]], model: Optional[s
     segmented (as before the facts were asked) and, where no orbit is found in the front of the head, searched again
     over the whole scan; with it, a scan whose facts say the orbits are in view (or do not say) but in whose front the
     network finds none scores 1 (nothing to trust) without that second whole-scan run. ``locate``: in a whole head, the network runs on a box around the
-    orbits found by a coarse pass (`orbitai.orbit.locate`, the segmentation's default)."""
-    predictor = OrbitPredictor(model or "MR", device)      # the task's predictor runs the model on every scan
+    orbits found by a coarse pass (`orbitai.orbit.locate`, the segmentation's default). ``cache``: a scan ranked before
+    by the same model with the same options is not segmented again (`orbitai.orbit.rank_cache`; ``seg rank``'s
+    default). The network runs through the task's predictor (`orbitai.orbit.predictor.OrbitPredictor.run`)."""
+    predictor = OrbitPredictor(model or "MR", device)
     bundle, _, spec = predictor.models.get(False)
     expects = task_expects(spec.modality, f"the model {bundle.name}")
     sides = len(spec.structures) * 2
-    out = []
+    weights = str(bundle.metadata.get("weights_sha256", "")) if cache else ""
+    options = {"mirror": mirror, "judge": judge, "locate": locate}
+    out: list[Ranked] = []
     for n, (case_id, image) in enumerate(scans, 1):
         if progress:
             progress(n - 1, len(scans), f"scan {n} of {len(scans)}")
+        key = None
         try:
             vol = read_volume(image)
+            key = ranking_key(vol, weights, options)
+            kept = cached_ranking(key)
+            if kept is not None:        # ranked before: the same scan, model and options
+                out.append(Ranked(case_id, os.fspath(image), **kept))
+                continue
             facts = scan_facts(vol, path=image) if judge else None
             why = left_out_reason(facts, expects) if facts is not None else ""
             if why:
@@ -120,9 +133,11 @@ def rank_scans(scans: Sequence[tuple[str, str | os.PathLike]], model: Optional[s
                 out.append(Ranked(case_id, os.fspath(image), score, bad, len(checks), conf))
         except OrbitNotFoundError as exc:
             out.append(Ranked(case_id, os.fspath(image), 1.0, sides, sides, None, one_line(exc)))
-        except OrbitAIError as exc:      # an unreadable or unsuitable scan: said, last in the list
+        except OrbitAIError as exc:      # an unreadable or unsuitable scan: said, last in the list (not kept)
             out.append(Ranked(case_id, os.fspath(image), NOT_RANKED_SCORE, 0, 0, None,
                               f"{NOT_RANKED}: {one_line(exc)}"))
+            continue
+        keep_ranking(key, out[-1].to_row())
     if progress:
         progress(len(scans), len(scans), f"{len(scans)} of {len(scans)} scans ranked")
     order = sorted(range(len(out)), key=lambda i: (-out[i].score, i))

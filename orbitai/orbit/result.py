@@ -45,6 +45,8 @@ VOLUMES_FILE = "volumes.csv"
 UNCERTAINTY_FILE = "uncertainty.nrrd"
 #: The plain label map that ``seg predict --labelmap`` adds to OUT.
 LABELMAP_FILE = "labels.nrrd"
+#: What one ``seg predict`` may write into its folder (OUT, or OUT/<case>/ in a batch).
+CASE_FILES = (RESULT_FILE, SEGMENTATION_FILE, VOLUMES_FILE, UNCERTAINTY_FILE, LABELMAP_FILE)
 #: What ``seg rank`` writes into its folder: the scans most worth correcting first (`orbitai.orbit.rank`).
 RANKING_FILE = "ranking.csv"
 #: How a scan of ``seg rank`` that is not ranked (left out, unreadable) is marked: the start of its note.

@@ -15,10 +15,9 @@ from orbitai.arguments import (
     manifest_inputs,
 )
 from orbitai.cohort.records import CohortCase
-from orbitai.cohort.runner import add_cohort_options, check_cohort_options, worker_state
+from orbitai.cohort.runner import add_cohort_options, check_cohort_options
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import UserError
-from orbitai.predictor import predictor_for
 from orbitai.result import not_assessed
 from orbitai.training.launch import arguments_checked
 from orbitai.staging import strict_json, training_work_folder
@@ -91,9 +90,9 @@ def add_parser(sub: argparse._SubParsersAction, help_text: str) -> None:
 def predict_case(options: dict, case: CohortCase, folder: Path) -> None:
     """One case of a ``tao predict --manifest`` cohort (the cohort runner's per-case step): the worker's one
     `TaoPredictor`, which loads each network once."""
-    tell(worker_state(("tao", options["model"], options["device"]),
-                      lambda: predictor_for("tao", options["model"], options["device"])).predict(case.inputs, folder,
-                                                                                                 options), folder)
+    from orbitai.tao.predictor import TaoPredictor
+
+    tell(TaoPredictor.shared(options["model"], options["device"]).predict(case.inputs, folder, options), folder)
 
 
 def tell(result, folder: str | Path) -> None:
@@ -117,15 +116,15 @@ def run_predict(args) -> int:
     from orbitai.cohort.runner import CohortTask, image_cases, run_cohort
     from orbitai.progress import emit
     from orbitai.tao.predictor import TaoPredictor
-    from orbitai.tao.result import TaoResult
+    from orbitai.tao.result import CASE_FILES, TaoResult
 
     options = {"model": args.model, "device": args.device, "maps": not args.no_maps, "figure": args.figure,
                "resample_masks": args.resample_masks, "modality": getattr(args, "modality", None)}
     if not check_cohort_options(args, "image"):
         if not args.image:
             raise UserError("Give an image to classify, or --manifest CSV with case_id,image[,segmentation].")
-        tell(predictor_for("tao", args.model, args.device).predict(
-            {"image": args.image, "segmentation": args.segmentation}, args.out, options, progress=emit), args.out)
+        tell(TaoPredictor(args.model, args.device).predict({"image": args.image, "segmentation": args.segmentation},
+                                                           args.out, options, progress=emit), args.out)
         return 0
     if args.segmentation:
         raise UserError("--segmentation is for one image; a cohort's segmentations are the manifest's "
@@ -134,8 +133,7 @@ def run_predict(args) -> int:
 
     select_device(args.device)
     cases = image_cases(args.manifest)
-    task = CohortTask("tao predict", functools.partial(predict_case, options), TaoResult,
-                      TaoPredictor.case_files)
+    task = CohortTask("tao predict", functools.partial(predict_case, options), TaoResult, CASE_FILES)
     run_cohort(task, cases, args.out, workers=args.workers or 0, scheduler=args.scheduler, inputs=[args.manifest])
     return 0
 

@@ -12,11 +12,10 @@ from orbitai.cohort.manifest import read_labels
 from orbitai.dicom.export import DicomOutputs, DicomReport
 from orbitai.dicom.inputs import model_input
 from orbitai.predictor import Case, CaseInputs, Predictor
-from orbitai.result import RESULT_FILE
 from orbitai.tao.figure import save_tao_figure
 from orbitai.tao.predict import TaoModels, TaoPrediction, predict_tao
 from orbitai.tao.preprocess import GivenLabels
-from orbitai.tao.result import FIGURE_FILE, MAP_KINDS, TaoResult, dicom_report
+from orbitai.tao.result import CASE_FILES, FIGURE_FILE, TaoResult, dicom_report
 from orbitai.tao.spec import EXPECTS
 
 if TYPE_CHECKING:
@@ -54,7 +53,7 @@ class TaoPredictor(DicomOutputs, Predictor[TaoOptions, TaoPrediction, TaoResult]
     task = "tao"
     Options = TaoOptions
     result_task = TaoResult.task
-    case_files = (RESULT_FILE, *(f"{kind}.nrrd" for kind in MAP_KINDS), FIGURE_FILE)
+    case_files = CASE_FILES
 
     def __init__(self, model: Optional[str] = None, device: "str | torch.device | None" = "auto") -> None:
         super().__init__(model, device)

@@ -24,12 +24,14 @@ import numpy as np
 from orbitai.errors import ResultError
 from orbitai.io import Volume, write_volume
 from orbitai.labels import LEFT, RIGHT, Code
-from orbitai.result import TaskResult, check_withheld, not_assessed, withhold_call
+from orbitai.result import RESULT_FILE, TaskResult, check_withheld, not_assessed, withhold_call
 
 #: Heat-map kinds: file stem -> display name.
 MAP_KINDS = {"occlusion": "occlusion", "gradcam": "Grad-CAM"}
 #: The figure that ``predict --figure`` adds to OUT (the inputs with both maps).
 FIGURE_FILE = "tao_maps.png"
+#: What one ``tao predict`` may write into its folder (OUT, or OUT/<case>/ in a cohort).
+CASE_FILES = (RESULT_FILE, *(f"{kind}.nrrd" for kind in MAP_KINDS), FIGURE_FILE)
 
 
 class TaoResultError(ResultError):

@@ -16,6 +16,7 @@ import contextlib
 import math
 import multiprocessing
 import os
+import signal
 from typing import Any, Callable, Generator, Iterator, Sequence, TypeVar
 
 import torch
@@ -90,8 +91,14 @@ def _as_is(batch: Any) -> Any:
 
 
 def one_thread(*_: Any) -> None:
-    """A worker process's initialiser: its numerical libraries on one thread (its share of the cores)."""
+    """A worker process's initialiser: its numerical libraries on one thread (its share of the cores), and the
+    cancel signals back to their defaults: a forked worker inherits the command's cancel handler
+    (`orbitai.progress.cancel_on_signals`), which made every worker that its pool ends (SIGTERM) print a
+    ``KeyboardInterrupt`` traceback into the log; the command itself still cancels."""
     torch.set_num_threads(1)
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None and signal.getsignal(sig) not in (signal.SIG_IGN, None):
+            signal.signal(sig, signal.SIG_DFL)
 
 
 def prefetched(make: Callable[[K], B], keys: Sequence[K], workers: int | None = None, depth: int = 2) -> Generator[B, None, None]:

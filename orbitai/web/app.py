@@ -104,6 +104,7 @@ class OrbitWebApp(TrameApp):
         for event in (self.mrml.scene.NodeAddedEvent, self.mrml.scene.NodeRemovedEvent):
             self.mrml.scene.AddObserver(event, self._nodes_changed)
         self.state.change("input_volume")(self._input_changed)
+        self.server.trigger("orbitai_open_scan")(self.open_scan)
         self.state.update({"slice_geometry": {}, "jump_to": None})
         self._fit_until = 0.0
         for view in self.slicer_app.view_manager.get_slice_views():
@@ -154,6 +155,13 @@ class OrbitWebApp(TrameApp):
     def input_node(self) -> Any:
         node_id = self.state["input_volume"]
         return self.mrml.scene.GetNodeByID(node_id) if node_id else None
+
+    def open_scan(self, node_id: Any = None) -> None:
+        """A table row's scan (the ranking's): shown, when it is a listed scan and no job runs (as the scan list)."""
+        listed = {v["value"] for v in self.state.volumes or []}
+        if isinstance(node_id, str) and node_id in listed and not any(
+                self.state[f"{key}_running"] for key in self.panels):
+            self.state.input_volume = node_id
 
     def _nodes_changed(self, *_: Any) -> None:
         """A node was added or removed: the lists are read once on the next loop turn, not once per node (an import
@@ -280,15 +288,16 @@ class OrbitWebApp(TrameApp):
             layout.footer.hide()        # trame's footer would cover the slice sliders
             trame_client.Style(".orbitai-results td { white-space: nowrap; } .orbitai-results { overflow-x: auto; }")
             with layout.content:
-                with html.Div(style="position: relative; width: 100%; height: calc(100vh - 64px);"):
-                    self.layout_manager.initialize_layout_grid(layout)
-                    # whose scan is shown, over the views (Slicer's corner annotations): patient, study, series
+                with html.Div(style="display: flex; flex-direction: column; width: 100%; height: calc(100vh - 64px);"):
+                    # whose scan is shown (patient, study, series; Slicer's corner annotations): a line of its own
+                    # above the views, so that it covers no view's orientation letter (issue 81: the coronal's top)
                     with html.Div(v_show="scan_identity.length", id="orbitai-scan-identity",
-                                  style="position: absolute; top: 4px; left: 50%; transform: translateX(-50%); "
-                                        "z-index: 5; pointer-events: none; color: #fff; background: rgba(0,0,0,.55);"
-                                        " padding: 2px 8px; border-radius: 4px; font-size: 12px; "
-                                        "text-align: center; white-space: nowrap;"):
-                        html.Div("{{ line }}", v_for="(line, i) in scan_identity", key="i")
+                                  style="flex: none; color: #fff; background: #000; padding: 1px 8px; "
+                                        "font-size: 12px; text-align: center; white-space: nowrap; overflow: hidden; "
+                                        "text-overflow: ellipsis; border-bottom: 1px solid #333;"):
+                        html.Span("{{ i ? ' · ' : '' }}{{ line }}", v_for="(line, i) in scan_identity", key="i")
+                    with html.Div(style="position: relative; flex: 1 1 0; min-height: 0;"):
+                        self.layout_manager.initialize_layout_grid(layout)
         self.ui = layout
 
     def _data_ui(self) -> None:

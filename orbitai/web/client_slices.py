@@ -3,7 +3,11 @@ where ``static/orbitai_slices.js`` draws each slice view on a 2D canvas over tra
 slice of the page's copy through a lookup table: no WebGL, so a GPU-less browser is as fast; docs/web-rendering.md
 says why neither trame-vtklocal nor NiiVue). Slice steps (arrow and Page keys, wheel), window/level (left drag,
 Slicer's semantics: left-right the window, up-down the level), zoom (right drag) and pan (middle drag) are the
-page's alone, so they stay instant while a model job keeps the server's cores busy.
+page's alone, so they stay instant while a model job keeps the server's cores busy; so is the crosshair (Shift + move
+or Shift + click: the other views go to the slices through the point, Slicer's linked cursor), which the server only
+records (`ClientSlices.set_crosshair`). Segments are drawn as Slicer's 2D display draws them (a translucent fill, 0.5 by
+default times the segment's 2D fill opacity, and an opaque outline), the SmartFill preview (`preview_layers`) as an
+outline and a diagonal hatch without fill (``static/orbitai_draw.js``).
 
 The server's MRML scene stays the truth: the page sends its slice positions (`ClientSlices.sync_slice`) and its
 window/level (`ClientSlices.set_window_level`) back, so Slicer's slice nodes, the orientation letters and slice
@@ -33,7 +37,7 @@ from orbitai.mrml.results import belongs_to, results_of
 from orbitai.mrml.segment_editor import segment_mask
 from orbitai.mrml.volumes import volume_from_volume_node
 
-__all__ = ["ClientSlices", "packed", "compact", "scan_steps", "scan_level", "client_canvas", "STATIC", "PROGRESSIVE_VOXELS"]
+__all__ = ["ClientSlices", "preview_layers", "packed", "compact", "scan_steps", "scan_level", "client_canvas", "STATIC", "PROGRESSIVE_VOXELS"]
 
 #: The page's static files (its slice code).
 STATIC = Path(__file__).with_name("static")
@@ -158,6 +162,19 @@ def label_layer(node: Any, scan: Any) -> Optional[dict[str, Any]]:
     return {"kind": "labels", "node": node.GetID(), "segments": ids, "array": labels}
 
 
+def preview_layers(logic: Any, scan: Any) -> list[dict[str, Any]]:
+    """The SmartFill preview of the annotation logic ``logic`` (`orbitai.app.annotation.AnnotationLogic`) as a label
+    map on ``scan``'s grid, with its segments' colours (the page draws it as an outline and a hatch, no fill); none
+    without a preview."""
+    node = getattr(logic, "previewNode", None) if logic is not None else None
+    layer = label_layer(node, scan) if node is not None and node.GetScene() is not None else None
+    if layer is None:
+        return []
+    segmentation = node.GetSegmentation()
+    colors = [[int(round(255 * c)) for c in segmentation.GetSegment(sid).GetColor()] for sid in layer["segments"]]
+    return [{**layer, "kind": "preview", "colors": colors}]
+
+
 def heat_layers(scene: Any, scan: Any) -> list[dict[str, Any]]:
     """The heat map the slice views show over ``scan`` (the slice composite nodes' foreground, when it is one of the
     scan's results), with its display window, colours and opacity; none when the views show no foreground."""
@@ -210,12 +227,13 @@ class ClientSlices:
         self._pending: Optional[asyncio.TimerHandle] = None
         self.state.update({"client_slices": True, "client_volume": None, "client_overlays": None})
         app.server.enable_module({"serve": {"__orbitai_static": str(STATIC)},
-                                  "scripts": ["__orbitai_static/orbitai_slices.js"]})
+                                  "scripts": ["__orbitai_static/orbitai_draw.js", "__orbitai_static/orbitai_slices.js"]})
         for name, f in (("orbitai_client_volume", self.volume_bytes), ("orbitai_client_overlays", self.overlay_layers),
                         ("orbitai_client_slice", self.sync_slice), ("orbitai_client_wl", self.set_window_level),
-                        ("orbitai_probe_ras", self.probe)):
+                        ("orbitai_probe_ras", self.probe), ("orbitai_client_cross", self.set_crosshair)):
             app.server.trigger(name)(f)
         self.state.change("segment_nodes")(self._observe_segmentations)
+        self.state.change("ann_preview", "ann_done")(lambda **_: self.overlays_changed())    # a SmartFill preview
         scene = app.mrml.scene           # a heat map shown, hidden or faded: the views' foreground
         for i in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceCompositeNode")):
             scene.GetNthNodeByClass(i, "vtkMRMLSliceCompositeNode").AddObserver("ModifiedEvent", self._composite)
@@ -293,6 +311,7 @@ class ClientSlices:
             return
         scene = scan.GetScene()
         layers = [layer for node in results_of(scene, scan) if (layer := label_layer(node, scan)) is not None]
+        layers += preview_layers(getattr(getattr(self.app, "annotation", None), "logic", None), scan)
         layers += heat_layers(scene, scan)
         m = volume_from_volume_node(scan, copy=False).ijk_to_ras()
         packed = await asyncio.get_event_loop().run_in_executor(None, _pack, layers, m)
@@ -338,6 +357,12 @@ class ClientSlices:
             return
         display.AutoWindowLevelOff()
         display.SetWindowLevel(float(window), float(level))
+
+    def set_crosshair(self, ras: Any = None) -> None:
+        """The page moved the crosshair to ``ras`` (Shift + move): the scene's crosshair node records it."""
+        point = _point(ras)
+        if point is not None:
+            self.app.layouts.place_crosshair(point)
 
     def probe(self, view: Any = None, ras: Any = None) -> None:
         """``probe_text`` for the RAS point under the page's pointer (the scan's own value, not the page's copy)."""

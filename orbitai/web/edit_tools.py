@@ -3,8 +3,8 @@ and fill between slices, with the semantics of Slicer's effects (`orbitai.annota
 undo history as the brush, eraser and SmartPencil (through `AnnotationLogic` and the panel's `TrameSlicerEditor`);
 the keyboard shortcuts, listed in the page; and the results tables' volumes kept up with each edit.
 
-State: ``ann_thr`` ([minimum, maximum]), ``ann_thr_bounds`` (the shown scan's value range), ``ann_islands_min``
-(voxels), ``ann_smooth_method``, ``ann_smooth_mm``.
+State: ``ann_thr`` ([minimum, maximum]; to start, the brightest few percent of the head), ``ann_thr_bounds`` (the
+shown scan's value range), ``ann_islands_min`` (voxels), ``ann_smooth_method``, ``ann_smooth_mm``.
 """
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from trame.widgets import vuetify3 as v3
 
 from orbitai.annotate.edits import SMOOTHING_METHODS
 from orbitai.mrml.segment_labelmaps import segment_voxel_count
+from orbitai.mrml.volumes import scalar_array
+from orbitai.web.intensity import threshold_default
 
 __all__ = ["EditTools", "KEYS", "KEYS_SCRIPT", "SMOOTHING_LABELS"]
 
@@ -64,13 +66,15 @@ class EditTools:
 
     # ---------------------------------------------------------------- scan and tables
     def scan_shown(self, node: Any) -> None:
-        """The threshold's range: the shown scan's values (a quarter to three quarters of it to start)."""
+        """The threshold's range: the shown scan's values; to start, the brightest few percent of the head
+        (`orbitai.web.intensity.threshold_default`: bone on a CT, not the whole head in one press)."""
         image = None if node is None else node.GetImageData()
         if image is None:
             return
         lo, hi = (float(v) for v in image.GetScalarRange())
         self.state.ann_thr_bounds = [lo, hi]
-        self.state.ann_thr = [round(lo + 0.25 * (hi - lo), 1), round(lo + 0.75 * (hi - lo), 1)]
+        start = threshold_default(scalar_array(node))
+        self.state.ann_thr = list(start) if start is not None else [lo, hi]
 
     def edited(self) -> None:
         """After each edit, Undo or Redo: the segment list and the results tables of the shown scan follow the edited

@@ -17,14 +17,11 @@ from typing import Any, Optional
 import pydicom
 
 from orbitai.io.dicom_folder import looks_like_dicom, survey_folder
+from orbitai.mrml.scan_identity import ATTRIBUTE_PREFIX, FIELDS, identity_of, patient_line, patient_name, set_identity
 
 __all__ = ["FIELDS", "ATTRIBUTE_PREFIX", "read_identity", "series_name", "set_identity", "identity_of",
            "identity_lines", "scan_title", "patient_name"]
 
-#: The header fields kept (DICOM keywords), and ``File`` for a scan that is not DICOM.
-FIELDS = ("PatientName", "PatientID", "StudyDate", "SeriesNumber", "SeriesDescription", "Modality", "File")
-#: Node attribute prefix of the identity fields.
-ATTRIBUTE_PREFIX = "OrbitAI.Identity."
 #: The longest value kept of a field (a 10,000-character description is not echoed whole).
 MAX_FIELD_CHARS = 64
 
@@ -76,34 +73,8 @@ def series_name(identity: dict[str, str]) -> str:
     return ""
 
 
-def patient_name(value: str) -> str:
-    """A DICOM person name (``Family^Given^Middle^Prefix^Suffix``) as read: ``Family, Given Middle``."""
-    parts = [p.strip() for p in value.split("=")[0].split("^")]
-    family, rest = (parts[0] if parts else ""), " ".join(p for p in parts[1:3] if p)
-    return ", ".join(x for x in (family, rest) if x)
-
-
 def _date(value: str) -> str:
     return f"{value[:4]}-{value[4:6]}-{value[6:8]}" if len(value) == 8 and value.isdigit() else value
-
-
-def set_identity(node: Any, identity: dict[str, str]) -> None:
-    """Keep ``identity`` on the volume node (its attributes)."""
-    for field in FIELDS:
-        if identity.get(field):
-            node.SetAttribute(ATTRIBUTE_PREFIX + field, identity[field])
-
-
-def identity_of(node: Any) -> dict[str, str]:
-    """The identity kept on ``node`` (empty for none)."""
-    if node is None:
-        return {}
-    out = {}
-    for field in FIELDS:
-        value = node.GetAttribute(ATTRIBUTE_PREFIX + field)
-        if value:
-            out[field] = value
-    return out
 
 
 def identity_lines(node: Any) -> list[str]:
@@ -115,11 +86,7 @@ def identity_lines(node: Any) -> list[str]:
         return [node.GetName()] if node is not None else []
     if "File" in identity:
         return [identity["File"]]
-    lines = []
-    patient = patient_name(identity.get("PatientName", ""))
-    pid = identity.get("PatientID", "")
-    if patient or pid:
-        lines.append(" ".join(x for x in (patient, f"(ID {pid})" if pid else "") if x))
+    lines = [patient_line(node)] if patient_line(node) else []
     if identity.get("StudyDate"):
         lines.append(f"Study date {_date(identity['StudyDate'])}")
     series = series_name(identity) or node.GetName()

@@ -165,8 +165,11 @@ class ModulePanel:
             self.spec.show(self.logic, outputs, input_node, values)
         rows = rows_from_table_node(self.spec.table_node(outputs))
         names = list(rows[0]) if rows else []
+        ids = list(getattr(outputs, "scan_ids", None) or [])       # rows that open their scan (the ranking's)
+        ids = ids if len(ids) == len(rows) else [""] * len(rows)
         table = ([{"title": n, "key": f"c{i}"} for i, n in enumerate(names)],
-                 [{f"c{i}": _cell(r[n]) for i, n in enumerate(names)} for r in rows])
+                 [{**{f"c{i}": _cell(r[n]) for i, n in enumerate(names)}, **({"scan_id": s} if s else {})}
+                  for r, s in zip(rows, ids)])
         if input_node is not None:
             self.tables[input_node.GetID()] = table
         if current:
@@ -265,7 +268,12 @@ class ModulePanel:
                   id=f"orbitai-{key}-error", click_close=f"{key}_error = ''")
         v3.VDataTable(headers=(f"{key}_table_headers",), items=(f"{key}_table_rows",), density="compact",
                       items_per_page=-1, hide_default_footer=True, v_show=f"{key}_table_rows.length",
-                      classes="orbitai-results", id=f"orbitai-{key}-table")
+                      classes="orbitai-results", id=f"orbitai-{key}-table",
+                      # a row of a scan (the ranking's) opens it (`OrbitWebApp.open_scan`)
+                      raw_attrs=["@click:row=\"(e, r) => r.item.scan_id && trigger('orbitai_open_scan', "
+                                 "[r.item.scan_id])\""],
+                      row_props=("(r) => r.item.scan_id ? {class: 'orbitai-scan-row', style: 'cursor: pointer', "
+                                 "title: 'Open this scan'} : {}",))
 
 
 def _model_name(text: str) -> bool:

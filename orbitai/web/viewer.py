@@ -4,8 +4,10 @@ labels and slice positions, arrow-key scrolling, the value under the pointer and
 Left-drag in a slice view adjusts window/level as in Slicer's "Adjust window/level" mouse mode (the interaction node's
 ``AdjustWindowLevel`` mode drives Slicer's own `vtkMRMLWindowLevelWidget`, which the slice views' scalar-bar
 displayable manager holds); "Navigate" is Slicer's view-transform mode, and an annotation tool takes the mouse
-whatever the mode. The toolbar shows the values and offers Slicer's presets (the volume display node's ``CT-Bone``,
-``CT-Abdomen``, ``CT-Brain``, ``CT-Lung`` numbers) and a soft-tissue window for the orbit.
+whatever the mode. The toolbar offers Slicer's presets (the volume display node's ``CT-Bone``, ``CT-Abdomen``,
+``CT-Brain``, ``CT-Lung`` numbers), a soft-tissue window for the orbit and MRI presets per weighting from the scan's own
+percentiles (`orbitai.web.intensity`), and the window and level as numbers to type; the page applies a preset or a
+typed value at once (``wl_preset_values``) and the server's display node follows.
 """
 from __future__ import annotations
 
@@ -18,18 +20,15 @@ from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
 
 from orbitai.mrml.results import results_of
 from orbitai.mrml.viewer import new_ruler, probe, ruler_rows, set_window_level_mode
+from orbitai.mrml.volumes import scalar_array
+from orbitai.web.intensity import AUTO, CT_PRESETS, MRI_PRESETS, preset_values
 
 __all__ = ["WINDOW_PRESETS", "WindowLevel", "LAYOUTS", "Layouts", "view_labels", "KEYS_SCRIPT", "KEY_STEPS"]
 
-#: Preset name -> (window, level); "Auto": the display node's automatic window (the scan's own range).
+#: Preset name -> (window, level); None: from the shown scan ("Auto": the display node's automatic window; the MRI
+#: presets: the scan's percentiles, `orbitai.web.intensity.preset_values`).
 WINDOW_PRESETS: dict[str, Optional[tuple[float, float]]] = {
-    "Auto": None,
-    "CT soft tissue (W 400 / L 40)": (400.0, 40.0),
-    "CT bone (W 1000 / L 400)": (1000.0, 400.0),
-    "CT brain (W 100 / L 50)": (100.0, 50.0),
-    "CT abdomen (W 350 / L 40)": (350.0, 40.0),
-    "CT lung (W 1400 / L -500)": (1400.0, -500.0),
-}
+    AUTO: None, **CT_PRESETS, **{name: None for name in MRI_PRESETS}}
 
 
 class WindowLevel:
@@ -39,8 +38,8 @@ class WindowLevel:
     def __init__(self, app: Any) -> None:
         self.app, self.state = app, app.state
         self._observed: tuple[Any, int] | None = None
-        self.state.update({"wl_window": None, "wl_level": None, "wl_preset": None,
-                           "wl_presets": list(WINDOW_PRESETS), "mouse_mode": "window_level"})
+        self.state.update({"wl_window": None, "wl_level": None, "wl_preset": None, "wl_presets": list(WINDOW_PRESETS),
+                           "wl_preset_values": preset_values(None), "mouse_mode": "window_level"})
         self.state.change("wl_preset")(self._preset_changed)
         self.state.change("mouse_mode", "ann_tool")(self.apply_mouse_mode)
         self.apply_mouse_mode()
@@ -67,6 +66,7 @@ class WindowLevel:
         if display is not None:
             self._observed = (display, display.AddObserver("ModifiedEvent", lambda *_: self._publish()))
         self.state.wl_preset = None
+        self.state.wl_preset_values = preset_values(scalar_array(self.app.input_node()))
         self._publish()
         self.apply_mouse_mode()     # a closed scene resets the interaction node
 
@@ -82,12 +82,12 @@ class WindowLevel:
         display = self._display()
         if display is None or not isinstance(wl_preset, str) or wl_preset not in WINDOW_PRESETS:
             return
-        values = WINDOW_PRESETS[wl_preset]
-        if values is None:
+        values = (self.state.wl_preset_values or {}).get(wl_preset) or WINDOW_PRESETS[wl_preset]
+        if wl_preset == AUTO:
             display.AutoWindowLevelOn()
-        else:
+        elif values is not None:
             display.AutoWindowLevelOff()
-            display.SetWindowLevel(*values)
+            display.SetWindowLevel(*(float(v) for v in values))
         self._publish()
 
     def build_ui(self) -> None:
@@ -101,9 +101,15 @@ class WindowLevel:
         v3.VSelect(v_model=("wl_preset",), items=("wl_presets",), label="Window/level", density="compact",
                    hide_details=True, style="min-width: 200px; max-width: 250px", classes="mr-2", id="orbitai-wl-preset",
                    disabled=("!input_volume",))
-        html.Div("W {{ wl_window }} L {{ wl_level }}", v_show="wl_window !== null", classes="text-caption mr-4",
-                 id="orbitai-wl-values", title="Left-drag in a view changes the window (left-right) and level "
-                                                "(up-down)")
+        # typed values: the page draws them at once and sends them (orbitai_slices.js, `typedWindow`)
+        with html.Div(v_show="wl_window !== null", classes="text-caption mr-4 d-flex align-center",
+                      id="orbitai-wl-values", title="Left-drag in a view changes the window (left-right) and level "
+                                                     "(up-down); or type them (Enter applies)"):
+            for label, name in (("W", "window"), ("L", "level")):
+                html.Span(label, classes="mx-1")
+                html.Input(type="number", value=(f"wl_{name}",), id=f"orbitai-wl-{name}-input", step="any",
+                           classes="orbitai-wl-input", style="width: 64px; color: inherit; border: 1px solid #888; "
+                                                             "border-radius: 3px; padding: 0 3px;")
 
 
 def _three_slices() -> Layout:

@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 from orbitai.io import Volume
 from orbitai.lru import LRU
-from orbitai.orbit.prior import PRIOR_FILE, ModelPrior, compute_prior, image_key
+from orbitai.orbit.prior import PRIOR_FILE, ModelPrior, image_key
 from orbitai.jobs.inputs import JobInputs
 from orbitai.jobs.process import child_error
 from orbitai.jobs.warm import WarmJob
@@ -180,16 +180,6 @@ class PriorCache:
         """The cached prior of exactly this image (same voxels and geometry; ``key``: its `image_key`
         when known, so that the voxels are not read again), or None."""
         return self._items.get((key or image_key(image), bundle))
-
-    def compute(self, image: Volume, bundle: str | None = None, device: str = "cpu", progress=None,
-                key: str | None = None) -> ModelPrior:
-        """The cached prior, or a new one (kept, the oldest dropped beyond the cache's size)."""
-        key = key or image_key(image)
-        prior = self.get(image, bundle, key)
-        if prior is None:
-            prior = compute_prior(image, bundle, device, progress=progress, key=key)
-            self._items.put((prior.key, bundle), prior)
-        return prior
 
     def clear(self) -> None:
         self.cancel_all()

@@ -1,9 +1,11 @@
 /* OrbitAI web app: the slice views drawn in the page (orbitai/web/client_slices.py says what and why).
 
 The shown scan arrives once (gzip'd voxels, coarse first for a big scan); each slice view is one slice of that copy
-through a window/level lookup table, with the label maps (the segment colours of `segment_rows`) and the shown heat map
-blended over it, drawn on a 2D canvas over the server's view. Slice steps, window/level, zoom and pan are the page's;
-their results go back to the server's scene (slice positions, window/level), which stays the truth. The page's state
+through a window/level lookup table, with the label maps (the segment colours of `segment_rows`, a translucent fill and
+an outline), the SmartFill preview (outline and hatch) and the shown heat map over it (static/orbitai_draw.js), drawn on
+a 2D canvas over the server's view. Slice steps, window/level, zoom, pan and the crosshair (Shift + move or Shift +
+click: the other views go to the slices through the point, Slicer's linked cursor) are the page's; their results go
+back to the server's scene (slice positions, window/level, the crosshair node), which stays the truth. The page's state
 holds node IDs and versions only: the voxels come back from triggers on the page's own websocket.
 */
 (function () {
@@ -56,11 +58,6 @@ holds node IDs and versions only: the voxels come back from triggers on the page
   }
   const apply = (m, p) => [0, 1, 2].map((k) => m[4 * k] * p[0] + m[4 * k + 1] * p[1] + m[4 * k + 2] * p[2] + m[4 * k + 3]);
   const rotate = (m, p) => [0, 1, 2].map((k) => m[4 * k] * p[0] + m[4 * k + 1] * p[1] + m[4 * k + 2] * p[2]);
-  const mul = (a, b) => {
-    const r = new Array(16).fill(0);
-    for (let i = 0; i < 4; i++) for (let j = 0; j < 4; j++) for (let k = 0; k < 4; k++) r[4 * i + j] += a[4 * i + k] * b[4 * k + j];
-    return r;
-  };
 
   async function volumeOf(p) {
     const arr = new TYPES[p.dtype](await inflate(p.data));
@@ -149,46 +146,13 @@ holds node IDs and versions only: the voxels come back from triggers on the page
     S.lut = lut; S.lutOffset = offset;
   }
 
-  function layerSampler(layer, v, W, H) {
-    // voxel (px, py) of the view's image -> the layer's flat index (-1 outside): an affine map, stepped per pixel
-    const vol = S.vol, toLayer = mul(layer.inv, vol.m);
-    const ijk = (px, py) => {
-      const p = [0, 0, 0];
-      p[v.u] = v.su > 0 ? px : W - 1 - px; p[v.w] = v.sw > 0 ? H - 1 - py : py; p[v.n] = v.index;
-      return apply(toLayer, p);
-    };
-    const o = ijk(0, 0), dx = ijk(1, 0).map((c, k) => c - o[k]), dy = ijk(0, 1).map((c, k) => c - o[k]);
-    return { o, dx, dy, dims: layer.dims };
-  }
-
-  function blend(rgba, W, H, v, layer) {
-    const s = layerSampler(layer, v, W, H), [ni, nj, nk] = s.dims, arr = layer.arr, lut = layer.lut;
-    if (!lut) return;
-    for (let py = 0; py < H; py++) {
-      let x = s.o[0] + s.dy[0] * py, y = s.o[1] + s.dy[1] * py, z = s.o[2] + s.dy[2] * py;
-      for (let px = 0, q = py * W * 4; px < W; px++, q += 4, x += s.dx[0], y += s.dx[1], z += s.dx[2]) {
-        const i = Math.round(x), j = Math.round(y), k = Math.round(z);
-        if (i < 0 || j < 0 || k < 0 || i >= ni || j >= nj || k >= nk) continue;
-        let c = arr[i + ni * (j + nj * k)];
-        if (layer.kind === 'heat') c = layer.index(c);
-        if (c <= 0) continue;
-        const a = lut[4 * c + 3];
-        if (!a) continue;
-        const f = a / 255, g = 1 - f;
-        rgba[q] = rgba[q] * g + lut[4 * c] * f;
-        rgba[q + 1] = rgba[q + 1] * g + lut[4 * c + 1] * f;
-        rgba[q + 2] = rgba[q + 2] * g + lut[4 * c + 2] * f;
-      }
-    }
-  }
-
   function render(v) {
     const vol = S.vol;
     if (!vol || !shown(v)) return;
     if (!S.lut) buildLut();
     if (!S.lut) return;
     if (v.u === undefined || v.key !== vol.key) { orientation(v); v.key = vol.key; v.index = null; }
-    if (v.index === null) v.index = placeSlice(v);
+    if (v.index === null) { v.index = placeSlice(v); v.serverAt = v.index; }
     const W = vol.dims[v.u], H = vol.dims[v.w];
     if (v.off.width !== W || v.off.height !== H) { v.off.width = W; v.off.height = H; v.image = null; }
     const octx = v.off.getContext('2d');
@@ -203,7 +167,7 @@ holds node IDs and versions only: the voxels come back from triggers on the page
         rgba[q] = g; rgba[q + 1] = g; rgba[q + 2] = g; rgba[q + 3] = 255;
       }
     }
-    for (const layer of S.layers) blend(rgba, W, H, v, layer);
+    for (const layer of S.layers) window.orbitaiDraw.overlay(rgba, W, H, vol, v, layer);
     octx.putImageData(v.image, 0, 0);
     // the slice fitted to the canvas (Slicer's fit), then the user's zoom and pan
     const c = v.canvas, dpr = window.devicePixelRatio || 1;
@@ -219,12 +183,11 @@ holds node IDs and versions only: the voxels come back from triggers on the page
     ctx.imageSmoothingEnabled = true;
     ctx.drawImage(v.off, x0, y0, dw, dh);
     v.rect = { x0, y0, dw, dh, W, H, dpr };
-    if (st('crosshair') && S.cross) {
-      const p = apply(vol.inv, S.cross);
+    const cross = st('crosshair') && crossPoint();
+    if (cross) {
+      const p = apply(vol.inv, cross);
       const px = v.su > 0 ? p[v.u] : W - 1 - p[v.u], py = v.sw > 0 ? H - 1 - p[v.w] : p[v.w];
-      const X = x0 + (px + 0.5) / W * dw, Y = y0 + (py + 0.5) / H * dh;
-      ctx.strokeStyle = '#ffd400'; ctx.lineWidth = Math.max(1, dpr);
-      ctx.beginPath(); ctx.moveTo(X, 0); ctx.lineTo(X, ch); ctx.moveTo(0, Y); ctx.lineTo(cw, Y); ctx.stroke();
+      window.orbitaiDraw.crosshair(ctx, x0 + (px + 0.5) / W * dw, y0 + (py + 0.5) / H * dh, cw, ch, dpr);
     }
     S.frames[v.name] = (S.frames[v.name] || 0) + 1;
   }
@@ -254,11 +217,11 @@ holds node IDs and versions only: the voxels come back from triggers on the page
     v.syncTimer = setTimeout(() => {
       const args = [v.name, sliceCentre(v)];
       v.sent = [...v.sent.slice(-19), v.index];      // the server's echoes of these are not moves of its own
-      if (S.hold) S.held.push(args); else trigger('orbitai_client_slice', args);
+      if (S.hold) S.held.push(['orbitai_client_slice', args]); else trigger('orbitai_client_slice', args);
     }, SYNC_MS);
   }
 
-  S.release = () => { const held = S.held; S.held = []; S.hold = false; held.forEach((a) => trigger('orbitai_client_slice', a)); };
+  S.release = () => { const held = S.held; S.held = []; S.hold = false; held.forEach(([name, a]) => trigger(name, a)); };
 
   // input to drawn frame inside the page (ms), the last 200: what the page itself adds to an input
   function drawn(e) { S.latency = [...S.latency.slice(-199), performance.now() - e.timeStamp]; }
@@ -273,6 +236,56 @@ holds node IDs and versions only: the voxels come back from triggers on the page
     syncSoon(v);
   }
   S.step = (name, steps) => { const v = S.views[name]; if (v) step(v, steps); };
+  S.renderAll = renderAll;
+
+  // ------------------------------------------------------------------ the crosshair and linked cursor (Slicer's Shift + move)
+  function crossPoint() {        // the crosshair's RAS point: where the user put it, else where the views' slices meet
+    if (S.cross) return S.cross;
+    if (!S.vol) return null;
+    const p = S.vol.dims.map((n) => (n - 1) / 2);
+    for (const v of Object.values(S.views)) if (v.index !== null && v.n !== undefined) p[v.n] = v.index;
+    return apply(S.vol.m, p);
+  }
+
+  function crossAt(v, ras) {      // the crosshair to ras (a point of view v): the other views go to the slices through it
+    S.cross = ras;
+    const p = apply(S.vol.inv, ras);
+    for (const w of Object.values(S.views)) {
+      if (w === v || w.index === null || w.n === undefined) continue;
+      const k = Math.min(Math.max(Math.round(p[w.n]), 0), S.vol.dims[w.n] - 1);
+      if (k !== w.index) { w.index = k; syncSoon(w); }
+    }
+    renderAll();
+    clearTimeout(S.crossTimer);     // the server records it (Slicer's crosshair node) once the pointer rests
+    S.crossTimer = setTimeout(() => {
+      const args = [ras];
+      if (S.hold) S.held.push(['orbitai_client_cross', args]); else trigger('orbitai_client_cross', args);
+    }, SYNC_MS);
+  }
+
+  function crossFrom(v, e) {      // a Shift + move or Shift + click at pointer event e in view v
+    const r = v.canvas.getBoundingClientRect(), ras = S.vol && rasAt(v, e.clientX - r.left, e.clientY - r.top);
+    if (!ras) return false;
+    crossAt(v, ras);
+    drawn(e);
+    return true;
+  }
+
+  // window/level from a preset or typed in the toolbar (issue 81.8): drawn at once, then sent to the server's scene
+  S.setWindowLevel = (w, l) => {
+    if (!(w > 0) || !Number.isFinite(l)) return;
+    if (S.vol) { S.window = w; S.level = l; buildLut(); renderAll(); }
+    trigger('orbitai_client_wl', [w, l]);
+  };
+  function presetInPage() {
+    const wl = (st('wl_preset_values') || {})[st('wl_preset')];
+    if (wl && S.vol) { S.window = wl[0]; S.level = wl[1]; buildLut(); renderAll(); }  // the server sets its own
+  }
+  document.addEventListener('change', (e) => {
+    if (!e.target.classList || !e.target.classList.contains('orbitai-wl-input')) return;
+    const value = (name) => parseFloat((document.getElementById('orbitai-wl-' + name + '-input') || {}).value);
+    S.setWindowLevel(value('window'), value('level'));
+  }, true);
 
   // ------------------------------------------------------------------ the user's input
   function listen(v) {
@@ -284,6 +297,7 @@ holds node IDs and versions only: the voxels come back from triggers on the page
     c.addEventListener('wheel', (e) => { e.preventDefault(); step(v, e.deltaY < 0 ? 1 : -1); drawn(e); }, { passive: false });
     c.addEventListener('pointerdown', (e) => {
       if (!S.vol) return;
+      if (e.button === 0 && e.shiftKey && crossFrom(v, e)) { e.preventDefault(); return; }
       const wl = e.button === 0 && st('mouse_mode') === 'window_level';
       const kind = wl ? 'wl' : e.button === 2 ? 'zoom' : e.button === 1 ? 'pan' : null;
       if (!kind) return;
@@ -309,6 +323,7 @@ holds node IDs and versions only: the voxels come back from triggers on the page
         drawn(e);
         return;
       }
+      if (e.shiftKey) crossFrom(v, e);
       const now = Date.now();
       if (now - v.probeAt > PROBE_MS && S.vol) {
         const r = c.getBoundingClientRect(), ras = rasAt(v, e.clientX - r.left, e.clientY - r.top);
@@ -351,11 +366,13 @@ holds node IDs and versions only: the voxels come back from triggers on the page
         const vol = await volumeOf(r);
         vol.key = cv.key; vol.index = i;
         const keep = S.vol && S.vol.key === cv.key ? Object.values(S.views).map((v) => [v, v.index === null ? null : sliceCentre(v)]) : [];
+        if (!keep.length) S.cross = null;       // another scan: no crosshair of the last one
         S.vol = vol; S.lut = null;
         if (S.window === null || !keep.length) { S.window = st('wl_window'); S.level = st('wl_level'); }
         if (S.window === null) { S.window = vol.hi - vol.lo || 1; S.level = (vol.hi + vol.lo) / 2; }
         for (const v of Object.values(S.views)) { orientation(v); v.key = vol.key; v.index = null; }
         for (const [v, ras] of keep) if (ras) v.index = Math.round(apply(vol.inv, ras)[v.n]);
+        for (const v of Object.values(S.views)) v.serverAt = placeSlice(v);     // in this copy's voxels
         visibility();
         renderAll();
         loadOverlays();
@@ -363,17 +380,30 @@ holds node IDs and versions only: the voxels come back from triggers on the page
     }).catch((err) => console.error('orbitai slices:', err));
   }
 
-  function segmentLut(layer) {
+  function segmentLut(layer) {     // fill colours and alphas (RGBA) and outline alphas of a label map's values
     const rows = {};
     for (const r of st('segment_rows') || []) rows[r.key] = r;
-    const lut = new Uint8Array(4 * (layer.segments.length + 1));
+    const lut = new Uint8Array(4 * (layer.segments.length + 1)), outline = new Uint8Array(layer.segments.length + 1);
     layer.segments.forEach((sid, n) => {
       const r = rows[layer.node + '|' + sid];
-      if (!r) return;
-      const c = r.color || '#ffffff';
+      if (!r || !r.visible) return;
+      const c = r.color || '#ffffff', own = r.opacity === undefined ? 1 : r.opacity;    // Slicer's defaults
+      const fill = r.fill_2d === undefined ? 0.5 : r.fill_2d, edge = r.outline_2d === undefined ? 1 : r.outline_2d;
       lut.set([parseInt(c.slice(1, 3), 16), parseInt(c.slice(3, 5), 16), parseInt(c.slice(5, 7), 16),
-        r.visible ? Math.round(255 * (r.opacity === undefined ? 0.5 : r.opacity)) : 0], 4 * (n + 1));
+        Math.round(255 * own * fill)], 4 * (n + 1));
+      outline[n + 1] = Math.round(255 * edge);
     });
+    layer.outline = outline;
+    return lut;
+  }
+
+  function previewLut(layer) {     // the SmartFill preview: its segment's colour, no fill, an opaque outline and hatch
+    const lut = new Uint8Array(4 * (layer.segments.length + 1)), outline = new Uint8Array(layer.segments.length + 1);
+    layer.segments.forEach((sid, n) => {
+      lut.set([...(layer.colors[n] || [255, 255, 255]), 0], 4 * (n + 1));
+      outline[n + 1] = 255;
+    });
+    layer.outline = outline;
     return lut;
   }
 
@@ -402,7 +432,7 @@ holds node IDs and versions only: the voxels come back from triggers on the page
         const l = await volumeOf(p);
         Object.assign(l, { kind: p.kind, node: p.node, segments: p.segments, colors: p.colors, low: p.low,
           high: p.high, opacity: p.opacity });
-        l.lut = l.kind === 'heat' ? heatLut(l) : segmentLut(l);
+        l.lut = l.kind === 'heat' ? heatLut(l) : l.kind === 'preview' ? previewLut(l) : segmentLut(l);
         layers.push(l);
       }
       S.layers = layers; S.overlayVersion = r.version;
@@ -413,8 +443,12 @@ holds node IDs and versions only: the voxels come back from triggers on the page
   function followServer() {        // the server moved a view's slice (a jump, its slider, a tool): the page follows
     if (!S.vol) return;
     for (const v of Object.values(S.views)) {
-      if (v.index === null || Date.now() - v.lastLocal < 4 * SYNC_MS + 500) continue;
-      const k = placeSlice(v);
+      // only a move of this view's slice on the server: a geometry published for another view (or a fit) must not
+      // take back a slice the page moved and the server has not had yet (a crosshair move moves two at once)
+      if (v.index === null) continue;
+      const k = placeSlice(v), moved = k !== v.serverAt;
+      v.serverAt = k;
+      if (!moved || Date.now() - v.lastLocal < 4 * SYNC_MS + 500) continue;
       // a late echo of a position the page sent (a loaded server answers late) must not take the user back
       if (k === v.index || (v.sent.includes(k) && Date.now() - v.lastLocal < ECHO_MS)) continue;
       v.index = k; v.sent = []; render(v);
@@ -434,6 +468,7 @@ holds node IDs and versions only: the voxels come back from triggers on the page
     watch(['client_overlays'], loadOverlays);
     watch(['segment_rows'], () => { for (const l of S.layers) if (l.kind === 'labels') l.lut = segmentLut(l); renderAll(); });
     watch(['wl_window', 'wl_level'], serverWindow);
+    watch(['wl_preset'], presetInPage);
     watch(['slice_geometry'], followServer);
     watch(['jump_to'], () => { const j = st('jump_to'); if (j && j.length === 3) S.cross = j; renderAll(); });
     watch(['crosshair'], renderAll);
