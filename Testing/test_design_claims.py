@@ -107,7 +107,8 @@ def one_predictor_per_task_in_the_task_table() -> None:
 
     for folder, (name, row) in zip(TASK_FOLDERS, TASKS.items()):
         classes = [n.name for n in _tree(f"orbitai/{folder}/predictor.py").body if isinstance(n, ast.ClassDef)
-                   and any(isinstance(b, ast.Name) and b.id == "Predictor" for b in n.bases)]
+                   and any(isinstance(b, ast.Name) and b.id == "Predictor" for b in
+                           (b.value if isinstance(b, ast.Subscript) else b for b in n.bases))]   # Predictor[...]
         assert len(classes) == 1 and row.predictor == f"orbitai.{folder}.predictor:{classes[0]}", (name, classes)
     assert issubclass(TASKS["seg"].predictor_class(), Predictor)
     assert list(__import__("inspect").signature(predictor_for).parameters)[:3] == ["name", "model", "device"]

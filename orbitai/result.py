@@ -16,7 +16,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterable, Literal, Optional, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Literal, Optional, TypeVar, overload
 
 import numpy as np
 
@@ -24,6 +24,9 @@ from orbitai.bundle.core import check_bundle_folder, refuse_package_folder
 from orbitai.errors import ResultError, UserError
 from orbitai.io import Volume, VolumeError, read_volume
 from orbitai.staging import check_writable, staged_folder, strict_json
+
+if TYPE_CHECKING:
+    from orbitai.scan import ScanFacts
 
 RESULT_FILE = "result.json"
 R = TypeVar("R", bound="TaskResult")
@@ -167,6 +170,10 @@ class TaskResult:
     error: ClassVar[type[ResultError]] = ResultError
     #: The predictor that made this result (`orbitai.predictor.Predictor.stamp`), written as ``predictor``.
     made_by: Optional[str] = None
+    #: What the scan is and the seconds of each step, as the predictor that made this result found them
+    #: (`orbitai.predictor.Predictor.predict`): for the command line's lines, not written.
+    facts: Optional["ScanFacts"] = None
+    stages: Optional[dict[str, float]] = None
 
     # ------------------------------------------------------------------ to implement
     def to_json(self) -> dict[str, Any]:  # pragma: no cover - abstract

@@ -43,7 +43,7 @@ class Task:
     predictor: str                # its `orbitai.predictor.Predictor` class
     result: str                   # its `orbitai.result.TaskResult` class (``result.json``)
     case_files: str               # the names one predicted case may write into its folder
-    options: Optional[str] = None  # the typed options its predictor reads (None: still read from the dict by key)
+    options: Optional[str] = None  # the typed options its predictor reads (its ``Options``)
 
     def predictor_class(self) -> "type[Predictor]":
         cls = resolve(self.predictor)
@@ -65,9 +65,10 @@ class Task:
 TASKS: dict[str, Task] = {t.name: t for t in (
     Task("seg", "orbit segmentation: train, predict, evaluate", "orbitai.orbit.cli",
          "orbitai.orbit.predictor:OrbitPredictor", "orbitai.orbit.result:SegmentationResult",
-         "orbitai.orbit.result:CASE_FILES"),
+         "orbitai.orbit.result:CASE_FILES", "orbitai.orbit.predict:SegOptions"),
     Task("tao", "TAO activity (active vs inactive) on orbital T2 MRI: train, predict, evaluate", "orbitai.tao.cli",
-         "orbitai.tao.predictor:TaoPredictor", "orbitai.tao.result:TaoResult", "orbitai.tao.result:CASE_FILES"),
+         "orbitai.tao.predictor:TaoPredictor", "orbitai.tao.result:TaoResult", "orbitai.tao.result:CASE_FILES",
+         "orbitai.tao.predictor:TaoOptions"),
     Task("ivgc", "IVGC response in thyroid eye disease from coronal T2 MRI: radiomics, selection, train, predict, "
                  "evaluate", "orbitai.ivgc.cli",
          "orbitai.ivgc.predictor:IvgcPredictor", "orbitai.ivgc.result:IvgcResult", "orbitai.ivgc.predictor:CASE_FILES",

@@ -16,6 +16,7 @@ import orbitai.cohort.runner as runner
 import orbitai.ivgc.predict as ivgc_predict
 import orbitai.ivgc.predictor as ivgc_predictor
 import orbitai.neuro.predict as neuro_predict
+import orbitai.predictor as predictor
 from orbitai.io import Volume, write_volume
 from orbitai.io.dicom_tags import acquisition_tags
 from orbitai.ivgc.predictor import IvgcPredictor
@@ -77,8 +78,7 @@ def test_neuro_classifier_loaded_once_for_lesions_and_predict(flair_files, built
     assert a["probability_nmosd"] == b["probability_nmosd"] and a["lesion_source"] == "given"
     assert "applies" not in only and only["lesions"] == a["lesions"] and lesions.data["lesions"] == a["lesions"]
     assert {d["predictor"] for d in (a, b, only)} == {"orbitai.neuro.predictor.NeuroPredictor"}
-    out = capsys.readouterr().out
-    assert out.count("P(NMOSD) = ") == 2 and out.count("wrote ") == 3
+    assert capsys.readouterr().out == ""      # printing is the command line's (issue 82)
 
 
 def test_neuro_lesion_network_loaded_once(built):
@@ -100,6 +100,7 @@ def test_facts_given_are_not_judged_again(flair_files, ivgc_files, monkeypatch, 
     def judged_again(*args, **kwargs):
         raise AssertionError("the scan was judged again")
 
+    monkeypatch.setattr(predictor, "scan_facts", judged_again)       # the skeleton's judge
     monkeypatch.setattr(neuro_predict, "scan_facts", judged_again)
     monkeypatch.setattr(ivgc_predict, "scan_facts", judged_again)
     NeuroPredictor(device="cpu").predict(flair_files, tmp_path / "n", {"classify": False}, facts=facts["flair"])
@@ -136,4 +137,4 @@ def test_ivgc_model_loaded_once_and_clinical_from_a_file_or_values(ivgc_files, m
     file, values = _result(tmp_path / "file"), _result(tmp_path / "values")
     assert {k: v for k, v in file.items() if k != "seconds"} == {k: v for k, v in values.items() if k != "seconds"}
     assert file["predictor"] == "orbitai.ivgc.predictor.IvgcPredictor"
-    assert capsys.readouterr().out.count("P(responder) = ") == 2
+    assert capsys.readouterr().out == ""      # printing is the command line's (issue 82)

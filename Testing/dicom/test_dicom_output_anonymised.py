@@ -94,7 +94,7 @@ def test_failed_dicom_output_keeps_the_result_with_a_warning(tmp_path, monkeypat
     SegmentationResult.read(out)
 
 
-def test_optional_dicom_removes_partial_files_and_warns_on_stderr(tmp_path, capsys):
+def test_optional_dicom_removes_partial_files_and_warns(tmp_path):
     from orbitai.dicom.export import SEG_FILE, SOURCE_FOLDER, SR_FILE, optional_dicom
 
     def write() -> dict[str, str]:
@@ -103,9 +103,8 @@ def test_optional_dicom_removes_partial_files_and_warns_on_stderr(tmp_path, caps
         raise AttributeError("'FileDataset' object has no attribute 'Rows'")
 
     warnings: list[str] = []
-    assert optional_dicom(write, tmp_path, warnings, echo=True) == {}
+    assert optional_dicom(write, tmp_path, warnings) == {}
     assert not (tmp_path / SEG_FILE).exists() and not (tmp_path / SR_FILE).exists()
     assert not (tmp_path / SOURCE_FOLDER).exists()
     assert warnings == ["DICOM SEG and SR not written (AttributeError: 'FileDataset' object has no attribute "
                         "'Rows'); the other results are complete."]
-    assert capsys.readouterr().err == f"warning: {warnings[0]}\n"

@@ -186,9 +186,11 @@ def test_missing_highdicom_is_one_clear_error(monkeypatch):
 
 
 def test_without_highdicom_predict_writes_the_rest_and_warns(series, tmp_path, monkeypatch):
-    from orbitai.orbit import predict as predict_module
+    from orbitai.dicom import export
+    from orbitai.orbit import predictor
 
-    monkeypatch.setattr(predict_module, "_dicom_writer_available", lambda: False)
+    monkeypatch.setattr(export, "writer_available", lambda: False)      # the predictor's DICOM step
+    monkeypatch.setattr(predictor, "writer_available", lambda: False)   # the note of a resampled series
     out = predict(series, tmp_path / "out")
     data = json.loads((out / "result.json").read_text())
     assert "dicom_seg" not in data["files"] and not list(out.glob("*.dcm"))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import orbitai.orbit.rank as rank_module
 from orbitai.cohort.manifest import read_manifest
 from orbitai.io import Volume, read_volume, write_volume
 from orbitai.orbit.rank import rank_scans
@@ -51,7 +50,7 @@ def test_a_scan_ranked_before_is_not_segmented_again(tmp_path, monkeypatch):
                          need_segmentation=False)[0]
     first = rank_scans([("a", case.image)], cache=True)
     assert first[0].ranked and len(list((tmp_path / "cache" / "rank").glob("*.json"))) == 1
-    monkeypatch.setattr(rank_module, "segment", _no_network)
+    monkeypatch.setattr("orbitai.orbit.predictor.segment", _no_network)     # rank's network: OrbitPredictor.run
     again = rank_scans([("b", case.image)], cache=True)           # another name, the same scan: kept
     assert [(r.case_id, r.score, r.implausible, r.structures, r.mean_confidence, r.note) for r in again] == \
         [("b", first[0].score, first[0].implausible, first[0].structures, first[0].mean_confidence, first[0].note)]

@@ -29,9 +29,9 @@ def no_heavy_work(monkeypatch):
     def heavy(*a, **k):
         raise AssertionError("heavy work ran before the coarse scan was refused")
 
-    for target in ("orbitai.neuro.predict.scan_facts", "orbitai.neuro.predict.extract_brain",
-                   "orbitai.neuro.predict.check_flair", "orbitai.orbit.predict.scan_facts",
-                   "orbitai.orbit.predict.segment"):
+    for target in ("orbitai.predictor.scan_facts", "orbitai.neuro.predict.scan_facts",
+                   "orbitai.neuro.predict.extract_brain", "orbitai.neuro.predict.check_flair",
+                   "orbitai.orbit.predictor.segment"):
         monkeypatch.setattr(target, heavy)
 
 

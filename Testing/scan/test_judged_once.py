@@ -20,7 +20,7 @@ from orbitai.scan.classifier import ScanClassifier
 from orbitai.scan.tags import fat_suppressed_from_words, from_file_name
 from orbitai.scan.values import ct_for_an_mr_model, in_hounsfield_units, model_family
 
-import orbitai.orbit.predict  # noqa: F401  (and what it reads the image with: imported before counting)
+import orbitai.orbit.predictor  # noqa: F401  (and what it reads the image with: imported before counting)
 
 SEED = 777063  # never used for training cohorts
 

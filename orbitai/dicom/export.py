@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
@@ -16,13 +15,13 @@ from typing import Any, Callable, Sequence
 
 from orbitai.dicom import DicomExportError
 from orbitai.dicom.inputs import DERIVED_MARKER
-from orbitai.dicom.seg import orbit_segments, read_source_series, write_seg
-from orbitai.dicom.sr import orbit_findings, write_sr
+from orbitai.dicom.seg import read_source_series, write_seg
+from orbitai.dicom.sr import write_sr
 from orbitai.errors import one_line
 from orbitai.io.volume import Volume
 
-__all__ = ["SEG_FILE", "SR_FILE", "DicomReport", "dicom_extra", "dicom_input", "writer_available",
-           "write_dicom_results", "MISSING_WRITER", "NOT_WRITTEN", "optional_dicom"]
+__all__ = ["SEG_FILE", "SR_FILE", "DicomOutputs", "DicomReport", "dicom_extra", "dicom_input", "writer_available",
+           "MISSING_WRITER", "NOT_WRITTEN", "optional_dicom"]
 
 SEG_FILE = "segmentation.dcm"
 SR_FILE = "report.dcm"
@@ -80,31 +79,46 @@ def write_report(source: str | os.PathLike, report: DicomReport, folder: Path) -
 
 
 def dicom_extra(image: str | os.PathLike | None, report: Callable[[], DicomReport],
-                warnings: list[str] | None = None) -> Callable[[Path], dict[str, str]] | None:
+                warnings: list[str]) -> Callable[[Path], dict[str, str]] | None:
     """The ``extra`` hook writing ``report()`` when ``image`` is a DICOM folder and the writer is installed;
-    None otherwise (without the writer, :data:`MISSING_WRITER` is added to ``warnings`` or printed). The DICOM
-    files are optional: when they cannot be made the hook writes none of them and says why (`optional_dicom`)."""
+    None otherwise (without the writer, :data:`MISSING_WRITER` is added to ``warnings``). The DICOM
+    files are optional: when they cannot be made the hook writes none of them and says why in ``warnings``
+    (`optional_dicom`), which the command line prints with the result's."""
     if not dicom_input(image):
         return None
     if not writer_available():
-        if warnings is not None:
-            warnings.append(MISSING_WRITER)
-        else:
-            print(f"warning: {MISSING_WRITER}", file=sys.stderr)
+        warnings.append(MISSING_WRITER)
         return None
     assert image is not None
-    return lambda tmp: optional_dicom(lambda: write_report(image, report(), tmp), tmp, warnings, echo=True)
+    return lambda tmp: optional_dicom(lambda: write_report(image, report(), tmp), tmp, warnings)
+
+
+class DicomOutputs:
+    """The DICOM step of the per-case skeleton (`orbitai.predictor.Predictor.dicom_files`), mixed into a task's
+    predictor: a DICOM input gets the SEG and SR of what the task's :meth:`dicom_report` says, written with the
+    result (`dicom_extra`); a missing writer or a failure is said in the result's warnings (the predictor's
+    ``warnings_of``)."""
+
+    def dicom_files(self, made: Any, result: Any, case: Any) -> Callable[[Path], dict[str, str]] | None:
+        return dicom_extra(case.given, lambda: self.dicom_report(made, result), self.warnings_of(result))
+
+    def dicom_report(self, made: Any, result: Any) -> DicomReport:
+        """What a DICOM input gets beside the result: the task's segments and findings."""
+        raise NotImplementedError(f"{type(self).__name__} says no DICOM report")
+
+    def warnings_of(self, result: Any) -> list[str]:
+        """The result's warnings list, which this step adds to when it cannot write (``data["warnings"]``)."""
+        return result.data.setdefault("warnings", [])
 
 
 #: What result.json and the command line say when the optional DICOM SEG/SR could not be made.
 NOT_WRITTEN = "DICOM SEG and SR not written ({reason}); the other results are complete."
 
 
-def optional_dicom(write: Callable[[], dict[str, str]], folder: Path, warnings: list[str] | None,
-                   echo: bool = False) -> dict[str, str]:
-    """``write()`` (DICOM files into ``folder``), or, when it fails, none of its files and a warning: the DICOM
-    copy is optional and never costs the result it accompanies. The warning goes into ``warnings`` (result.json)
-    and, with ``echo`` or without a list, onto stderr. A cancel (KeyboardInterrupt) still ends the command."""
+def optional_dicom(write: Callable[[], dict[str, str]], folder: Path, warnings: list[str]) -> dict[str, str]:
+    """``write()`` (DICOM files into ``folder``), or, when it fails, none of its files and a warning in ``warnings``
+    (result.json's, which the command line prints): the DICOM copy is optional and never costs the result it
+    accompanies. A cancel (KeyboardInterrupt) still ends the command."""
     try:
         return write()
     except Exception as exc:  # noqa: BLE001 - any failure of the optional copy (highdicom raises many kinds)
@@ -114,22 +128,5 @@ def optional_dicom(write: Callable[[], dict[str, str]], folder: Path, warnings: 
         reason = one_line(exc)
         if not isinstance(exc, DicomExportError):
             reason = f"{type(exc).__name__}: {reason}"
-        message = NOT_WRITTEN.format(reason=reason[:300])
-        if warnings is not None:
-            warnings.append(message)
-        if echo or warnings is None:
-            print(f"warning: {message}", file=sys.stderr)
+        warnings.append(NOT_WRITTEN.format(reason=reason[:300]))
         return {}
-
-
-def write_dicom_results(source: str | os.PathLike, labels: Volume, rows: Sequence[dict[str, Any]], model: str,
-                        version: str, folder: Path, warnings: list[str] | None = None) -> dict[str, str]:
-    """The orbit segmentation's SEG and SR (each structure and side, its volume) into ``folder``; when they cannot
-    be made, neither is written and ``warnings`` says why (`optional_dicom`)."""
-    def write() -> dict[str, str]:
-        segments = orbit_segments(rows)
-        return write_report(source, DicomReport(model, version, orbit_findings(rows, segments), labels, segments,
-                                                "OrbitAI orbit segmentation", "ORBIT",
-                                                "OrbitAI orbit structure volumes"), folder)
-
-    return optional_dicom(write, folder, warnings)

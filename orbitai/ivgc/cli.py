@@ -330,8 +330,28 @@ def predict_case(options: dict, case: CohortCase, folder: Path) -> None:
                 if (value := IVGC_CLINICAL[name].parse(raw, case.case_id)) is not None}
     predictor = IvgcPredictor.shared(options["model"], options["device"])
     source = f"the manifest {options.get('manifest_path') or ''}".rstrip()
-    predictor.predict({"image": case.inputs["image"], "segmentation": case.inputs["segmentation"],
-                       "clinical": clinical or None}, folder, {**options, "clinical_source": source}, progress=emit)
+    tell(predictor.predict({"image": case.inputs["image"], "segmentation": case.inputs["segmentation"],
+                            "clinical": clinical or None}, folder, {**options, "clinical_source": source},
+                           progress=emit), folder)
+
+
+def tell(result, folder: str | Path) -> None:
+    """The lines ``ivgc predict`` prints for one patient (the `orbitai.ivgc.result.IvgcResult` the predictor returns,
+    with the scan's ``facts``)."""
+    from orbitai.result import RESULT_FILE, not_assessed
+
+    data = result.data
+    for w in data["warnings"]:
+        print(f"warning: {w}")
+    if result.facts is not None:
+        print(f"scan: {result.facts.summary()}")
+    if data.get("reformatted"):
+        print(f"reformatted: {data['reformatted']}")
+    # a call marked do not use reads "not assessed: <reason>" in place of the call and P (issue 61)
+    call = not_assessed(data) or f"P(responder) = {data['probability']:.3f} -> {data['call']}"
+    print(f"{call} (model {data['model']}, {data['kind']}, ROI {data['strategy']}, {data['seconds']:.1f} s)")
+    print(f"scope: {data['scope']}")
+    print(f"wrote {folder}/{RESULT_FILE}")
 
 
 def _run_predict_cohort(args: argparse.Namespace) -> int:
@@ -369,9 +389,9 @@ def run_predict(args: argparse.Namespace) -> int:
         return _run_predict_cohort(args)
     if not args.image or not args.segmentation:
         raise UserError("Give an image and --segmentation, or --manifest CSV with case_id,image,segmentation.")
-    IvgcPredictor(args.model, args.device).predict(
+    tell(IvgcPredictor(args.model, args.device).predict(
         {"image": args.image, "segmentation": args.segmentation, "clinical": args.clinical}, args.out, vars(args),
-        progress=emit)
+        progress=emit), args.out)
     return 0
 
 

@@ -59,8 +59,12 @@ MIN_OVERLAP = 0.5
 # --------------------------------------------------------------------------------------------- one case
 def read_case_image(image_path: str | os.PathLike, case_id: str = "") -> Volume:
     """The case's image, read and checked: 3D, finite, not constant (what :func:`load_case` reads first)."""
+    return check_case_image(read_volume(image_path), image_path, case_id)
+
+
+def check_case_image(vol: Volume, image_path: str | os.PathLike, case_id: str = "") -> Volume:
+    """``vol`` (the image ``image_path`` holds) checked as :func:`read_case_image` checks it; returned."""
     who = f"Case {case_id}: " if case_id else ""
-    vol = read_volume(image_path)
     if min(vol.shape) < 3:
         raise InputError(f"{who}the image {Path(image_path).name} is 2D ({' x '.join(map(str, vol.shape))} voxels); "
                          "IVGC radiomics needs a 3D coronal T2 MRI volume.")

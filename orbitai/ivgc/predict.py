@@ -172,8 +172,20 @@ def predict_with_model(load: "Callable[[], tuple[Bundle, Any]]", image: str | Pa
                        clinical: Optional[Mapping[str, Any]], options: IvgcOptions, device: Any = "cpu",
                        progress: Optional[ProgressCallback] = None, facts: Optional[ScanFacts] = None
                        ) -> IvgcPrediction:
-    """:func:`predict_ivgc` with the model that ``load()`` gives (a predictor's, loaded once) and, when the caller
-    has judged the scan already, its ``facts`` (else judged here, once)."""
+    """:func:`predict_ivgc` with the model that ``load()`` gives and, when the caller has judged the scan already,
+    its ``facts`` (else judged here, once)."""
+    vol = read_case_image(image)        # read once; judged (unless the caller did) before load_case's CT check
+    if facts is None:
+        facts = scan_facts(vol, acquisition_tags(image), image, options.modality)
+    return predict_on_scan(load, vol, facts, image, segmentation, clinical, options, device, progress)
+
+
+def predict_on_scan(load: "Callable[[], tuple[Bundle, Any]]", vol: Volume, facts: ScanFacts, image: str | Path,
+                    segmentation: str | Path, clinical: Optional[Mapping[str, Any]], options: IvgcOptions,
+                    device: Any = "cpu", progress: Optional[ProgressCallback] = None) -> IvgcPrediction:
+    """One patient whose MRI ``image`` was read (``vol``, checked by `orbitai.ivgc.features.check_case_image`) and
+    judged (``facts``), by the model that ``load()`` gives (a predictor's, loaded once): the body of
+    `orbitai.ivgc.predictor.IvgcPredictor.run`."""
     t0 = time.perf_counter()
     report = progress or (lambda d, t, m: None)
     report(0, 5, "loading the model")
@@ -194,9 +206,6 @@ def predict_with_model(load: "Callable[[], tuple[Bundle, Any]]", image: str | Pa
         check_clinical(clinical, source=options.clinical_source)   # checked all the same (types, ranges)
         warnings.append(f"model {bundle.name} ({meta.get('kind')}) does not use clinical features; they were ignored")
     report(1, 5, "reading the MRI and the segmentation")
-    vol = read_case_image(image)        # read once; judged (unless the caller did) before load_case's CT check
-    if facts is None:
-        facts = scan_facts(vol, acquisition_tags(image), image, options.modality)
     sitk_image, labels = load_case(image, segmentation, resample_masks=options.resample_masks, warnings=warnings,
                                    facts=facts, volume=vol)
     sitk_image, labels, reformatted = coronal_case(vol, sitk_image, labels)

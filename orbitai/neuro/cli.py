@@ -314,8 +314,33 @@ def _predict(predictor, options: dict, flair: str, lesions: Optional[str], out: 
     """One FLAIR by the task's ``predictor``: ``neuro predict`` (lesions and the call) or ``neuro lesions``."""
     from orbitai.progress import emit
 
-    predictor.predict({"flair": flair, "lesions": lesions}, out,
-                      {**options, "classify": options.get("neuro_command") != "lesions"}, progress=emit)
+    tell(predictor.predict({"flair": flair, "lesions": lesions}, out,
+                           {**options, "classify": options.get("neuro_command") != "lesions"}, progress=emit), out)
+
+
+def tell(result, folder: str | Path) -> None:
+    """The lines ``neuro lesions`` or ``neuro predict`` (a result with a classification) prints for one FLAIR (the
+    `orbitai.neuro.result.NeuroResult` the predictor returns, with the scan's ``facts``)."""
+    from orbitai.result import RESULT_FILE, not_assessed
+
+    data = result.data
+    for w in data["warnings"]:
+        print(f"warning: {w}")
+    for n in data["notes"]:
+        print(f"note: {n}")
+    if result.facts is not None:
+        print(f"scan: {result.facts.summary()}")
+    t = data["lesions"]
+    print(f"{t['count']} lesion(s), {t['total_ml']:.2f} mL ({t['percent_icv']:.2f} % of the intracranial volume "
+          f"{t['icv_ml'] / 1000:.2f} L); " + ", ".join(f"{k} {v}" for k, v in t["counts"].items() if v))
+    if result.classified:
+        if data.get("probability_nmosd") is None:
+            print(f"classifier does not apply: {data['reason']}")
+        else:   # a call marked do not use reads "not assessed: <reason>" in place of the call and P (issue 61)
+            call = not_assessed(data) or f"P(NMOSD) = {data['probability_nmosd']:.3f} -> {data['call']}"
+            print(f"{call} (model {data['model']}, {data['seconds']:.1f} s)")
+        print(f"scope: {data['scope']}")
+    print(f"wrote {folder}/{RESULT_FILE}")
 
 
 def predict_case(options: dict, case: CohortCase, folder: Path) -> None:

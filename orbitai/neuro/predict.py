@@ -176,12 +176,14 @@ class NeuroOptions:
     heatmap: bool = True                  # the occlusion map of the NMOSD/MS call
     resample_masks: bool = False          # a given segmentation off the FLAIR's grid is resampled instead of refused
     modality: Optional[str] = None        # what the user says the scan is (``--modality``)
+    classify: bool = True                 # the NMOSD/MS call too (``neuro predict``; ``neuro lesions``: the lesions)
 
     @classmethod
     def of(cls, options: Mapping[str, Any]) -> "NeuroOptions":
-        """From a command's options as its parser names them (``no_heatmap``, ``resample_masks``, ``modality``)."""
+        """From a command's options as its parser names them (``no_heatmap``, ``resample_masks``, ``modality``,
+        ``classify``)."""
         return cls(not options.get("no_heatmap", False), bool(options.get("resample_masks", False)),
-                   options.get("modality"))
+                   options.get("modality"), bool(options.get("classify", True)))
 
 
 @dataclass(frozen=True)
@@ -223,10 +225,24 @@ def lesions_of(flair_path: str | Path, lesions_path: Optional[str | Path], lesio
     report = progress or (lambda d, t, m: None)
     report(0, steps, "reading the FLAIR")
     flair, notes = read_flair(flair_path)
-    if np.ndim(flair.array) != 3 or min(np.shape(flair.array)) < 8 or not np.all(np.isfinite(flair.array)):
-        check_flair(flair)                 # what no model reads, before asking what the scan is
+    check_flair_values(flair)
     if facts is None:
         facts = scan_facts(flair, acquisition_tags(flair_path), flair_path, options.modality)
+    return lesions_on(flair, notes, facts, lesions_path, lesion_model, segment, options, progress, steps)
+
+
+def check_flair_values(flair: Volume) -> None:
+    """What no model reads (not 3D, too small, values not finite), refused before asking what the scan is."""
+    if np.ndim(flair.array) != 3 or min(np.shape(flair.array)) < 8 or not np.all(np.isfinite(flair.array)):
+        check_flair(flair)
+
+
+def lesions_on(flair: Volume, notes: list[str], facts: ScanFacts, lesions_path: Optional[str | Path],
+               lesion_model: Optional[str], segment: Callable[[Volume, Volume], Volume], options: NeuroOptions,
+               progress: Optional[ProgressCallback] = None, steps: int = 4) -> NeuroLesions:
+    """Steps 2-4 on a FLAIR that was read (``flair``, with its acquisition ``notes``) and judged (``facts``): the body
+    of `orbitai.neuro.predictor.NeuroPredictor.run` and of :func:`lesions_of`."""
+    report = progress or (lambda d, t, m: None)
     disagree = check_flair(flair, facts=facts)        # what the user states wins: a disagreement is a caveat
     warnings: list[str] = facts.notes + facts.caveats(FLAIR_EXPECTS) + disagree
     given = read_lesions(lesions_path, flair, options.resample_masks, warnings) if lesions_path is not None else None

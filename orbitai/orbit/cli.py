@@ -204,7 +204,29 @@ def predict_case(options: dict, case: CohortCase, folder: Path) -> None:
     process and on a Dask worker): the worker's one `OrbitPredictor`, which loads each model once."""
     from orbitai.orbit.predictor import OrbitPredictor
 
-    OrbitPredictor.shared(options["model"], options["device"]).predict(case.inputs, folder, options)
+    tell(OrbitPredictor.shared(options["model"], options["device"]).predict(case.inputs, folder, options), folder)
+
+
+def tell(result, folder: Path) -> None:
+    """What ``seg predict`` prints of one segmentation (`orbitai.orbit.result.SegmentationResult` as the predictor
+    returns it: with the scan's ``facts`` and the seconds of its ``stages``)."""
+    from orbitai.orbit.result import SOFT_VOLUME_KEY
+
+    data, stages = result.to_json(), result.stages
+    for note in data["acquisition"]["notes"]:
+        print(f"note: {note}")
+    for w in result.warnings:
+        print(f"warning: {w}")
+    print(f"scan: {result.facts.summary()}")
+    print(f"wrote {folder}/result.json ({len(result.volumes)} structures, {data['seconds']:.1f} s, model {result.model})")
+    print(f"timing: window {data['window_seconds']:.2f} s, total {data['seconds']:.2f} s")
+    shown = {"read": stages["read"], "model": stages["model"], "preprocess": stages["preprocess"],
+             "window": stages["window"], "postprocess": stages["run"] - stages["model"] - stages["preprocess"]
+             - stages["window"], "volumes": stages["result"], "write": stages["write"]}
+    print("timing stages: " + ", ".join(f"{k} {v:.2f} s" for k, v in shown.items()))
+    for r in result.volumes:
+        print(f"  {r['name']:<36} {r['volume_cm3']:.3f} cm3 (soft {r[SOFT_VOLUME_KEY]:.3f})"
+              + (f"  [{r['check']}: {r['note']}]" if r["note"] else ""))
 
 
 def predict_options(args: argparse.Namespace) -> dict:
@@ -229,8 +251,6 @@ def run_predict(args) -> int:
     import time
 
     from orbitai.cohort.manifest import folder_key
-    from orbitai.orbit.result import CASE_FILES
-    from orbitai.result import check_outputs
 
     t_start = time.perf_counter()
     check_cohort_options(args, "image")
@@ -243,16 +263,17 @@ def run_predict(args) -> int:
         if len(parts) > len(root.parts) + 1 and parts[:len(root.parts)] == root.parts:
             inside[folder_key(parts[len(root.parts)])].append(image)
     single = len(cases) == 1 and not args.manifest
-    out = check_outputs(args.out, [cases[0][1]], CASE_FILES, task="segmentation") if single else None   # --out = the input: named
-    if Path(args.out).name.lower().endswith(VOLUME_SUFFIXES):
+    # --out = the input: named by the predictor's output check
+    if Path(args.out).name.lower().endswith(VOLUME_SUFFIXES) and not (single and Path(args.out).resolve() ==
+                                                                      Path(cases[0][1]).resolve()):
         raise UserError(f"--out takes a folder (OUT/segmentation.seg.nrrd, volumes.csv and result.json are "
                         f"written there); got the file name {args.out}.")
-    if single and out is not None:
+    if single:
         from orbitai.orbit.predictor import OrbitPredictor
         from orbitai.progress import emit
 
-        OrbitPredictor(args.model, args.device).predict({"image": cases[0][1]}, out, predict_options(args),
-                                                        progress=emit)
+        tell(OrbitPredictor(args.model, args.device).predict({"image": cases[0][1]}, args.out, predict_options(args),
+                                                             progress=emit), args.out)
         print(f"timing: command {time.perf_counter() - t_start:.2f} s")
         return 0
     from orbitai.cohort.runner import run_cohort

@@ -13,7 +13,8 @@ from orbitai.device import select_device
 from orbitai.io import Volume, grid_difference, read_volume
 from orbitai.labels import LABEL_BY_NAME, values_for
 from orbitai.metrics.segmentation import Overlap, volume_agreement, volume_cm3
-from orbitai.orbit.models import load_seg_model
+from orbitai.orbit.predict import SegOptions, SegRun
+from orbitai.predictor import Case as PredictorCase
 from orbitai.progress import ProgressCallback, emit
 from orbitai.result import check_outputs
 from orbitai.scan import scan_facts
@@ -78,17 +79,21 @@ def evaluate(manifest: str | Path, model: str, out: Path, device: str = "auto", 
     dev = select_device(device)
     find_task_bundle(model, "segmentation", "a segmentation model")   # a wrong --model before reading any case
     check_cases(cases, progress)
-    from orbitai.orbit.segment import segment   # torch: score_case is read by the Slicer side without it
+    from orbitai.orbit.predictor import OrbitPredictor  # torch: score_case is read by the Slicer side without it
 
     first = read_volume(cases[0].image)
     # without --model the first case's facts choose the bundled model (judged once, not per case)
     family = model_family(scan_facts(first, path=cases[0].image) if model is None else None, first)
-    bundle, net, spec = load_seg_model(model, family == "CT", dev)
+    predictor = OrbitPredictor(model or family, dev)    # the task's predictor runs the model on every case
+    bundle, _, spec = predictor.models.get(family == "CT")
+    options = SegOptions(window=window)
     per_case: list[dict[str, Any]] = []
     for n, c in enumerate(cases, 1):
         vol = read_volume(c.image)
         truth = c.labels()
-        res = segment(vol, net, spec, window, dev)
+        made = predictor.run(PredictorCase(vol, given=c.image, scan=c.image), options, dev)
+        assert isinstance(made, SegRun)
+        res = made.seg
         for row in score_case(res.labels.array, truth.array, spec.structures, vol.spacing):
             per_case.append({"case_id": c.case_id, **row, "seconds": round(res.seconds, 2)})
         progress(n, len(cases), f"evaluated {c.case_id}")

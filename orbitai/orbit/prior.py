@@ -31,8 +31,9 @@ import SimpleITK as sitk
 from orbitai.bundle import BundleError
 from orbitai.errors import AnnotationError
 from orbitai.io import Volume
-from orbitai.orbit.models import load_seg_model
-from orbitai.orbit.rules import class_values, eyeball_class, left_of, orbit_midline
+from orbitai.orbit.predict import PriorRun, SegOptions
+from orbitai.orbit.rules import left_of
+from orbitai.predictor import Case
 from orbitai.scan import ScanFacts, scan_facts
 from orbitai.scan.values import model_family
 
@@ -132,32 +133,21 @@ class ModelPrior:
 def compute_prior(image: Volume, bundle: str | None = None, device: str = "cpu", mirror: bool = True,
                   progress=None, key: str | None = None, facts: ScanFacts | None = None) -> ModelPrior:
     """Run the segmentation network on ``image`` (the bundle for its modality unless named; ``key``: its
-    `image_key` when known; ``facts``: what the scan is, when the caller judged it). Raises
+    `image_key` when known; ``facts``: what the scan is, when the caller judged it) by the task's predictor
+    (`orbitai.orbit.predictor.OrbitPredictor.run` asked for the prior, whose `PriorRun` the prior is made of). Raises
     :class:`PriorUnavailable` when no such bundle is installed."""
+    from orbitai.orbit.predictor import OrbitPredictor   # torch: the Slicer side reads priors without it
+
     t0 = time.perf_counter()
     if bundle is None and facts is None:
         facts = scan_facts(image)       # judged once per prior, beside a network run that costs far more
     try:
-        b, model, spec = load_seg_model(bundle, bundle is None and model_family(facts, image) == "CT", device)
+        predictor = OrbitPredictor(bundle or model_family(facts, image), device)
+        made = predictor.run(Case(image, facts), SegOptions(mirror=mirror, prior=True), predictor.device, progress)
     except BundleError as exc:
         raise PriorUnavailable(f"No model prior: {exc}; the strokes alone are used.") from None
-    from orbitai.engine.inference import model_probabilities   # torch: only where the prior is computed
-    from orbitai.orbit.locate import orbit_focus
-
-    # where the orbits lie (the front of a head, narrowed to the orbit pair a coarse pass finds: the segmentation of
-    # a 1 mm head fell from 14.6 to 4.3 s so); the whole scan when no eyeball is found there (an unusual field of
-    # view), as `orbitai.orbit.segment.segment` does
-    probs, grid = model_probabilities(image, model, spec, device=device, progress=progress, mirror=mirror,
-                                      focus=orbit_focus(model, spec.structures))
-    centre = None
-    eye = eyeball_class(spec.structures)
-    if eye > 0 and not (probs.argmax(0) == eye).any():
-        probs, grid = model_probabilities(image, model, spec, device=device, progress=progress, mirror=mirror)
-    if eye > 0:
-        classes = Volume(probs.argmax(0).astype(np.uint8), grid.GetSpacing(), grid.GetOrigin(),
-                         np.asarray(grid.GetDirection(), float).reshape(3, 3))
-        centre = orbit_midline(classes, class_values(spec.structures), eye)
-    return ModelPrior(key or image_key(image), b.name, tuple(spec.structures), probs, grid, centre,
+    assert isinstance(made, PriorRun)
+    return ModelPrior(key or image_key(image), made.bundle, made.structures, made.probs, made.grid, made.midline_x,
                       time.perf_counter() - t0)
 
 

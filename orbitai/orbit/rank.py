@@ -26,11 +26,13 @@ import numpy as np
 from orbitai.errors import OrbitAIError, one_line
 from orbitai.io import read_volume
 from orbitai.orbit.anatomy import check_structures
-from orbitai.orbit.models import load_seg_model
+from orbitai.orbit.predict import SegOptions, SegRun
+from orbitai.orbit.predictor import OrbitPredictor
 from orbitai.orbit.rank_cache import cached_ranking, keep_ranking, ranking_key
 from orbitai.orbit.result import NOT_RANKED
 from orbitai.orbit.rules import OrbitNotFoundError
-from orbitai.orbit.segment import OrbitSearch, segment
+from orbitai.orbit.segment import OrbitSearch
+from orbitai.predictor import Case
 from orbitai.progress import ProgressCallback
 from orbitai.scan import Expects, ScanFacts, scan_facts
 
@@ -98,8 +100,9 @@ def rank_scans(scans: Sequence[tuple[str, str | os.PathLike]], model: Optional[s
     network finds none scores 1 (nothing to trust) without that second whole-scan run. ``locate``: in a whole head, the network runs on a box around the
     orbits found by a coarse pass (`orbitai.orbit.locate`, the segmentation's default). ``cache``: a scan ranked before
     by the same model with the same options is not segmented again (`orbitai.orbit.rank_cache`; ``seg rank``'s
-    default)."""
-    bundle, net, spec = load_seg_model(model or "MR", False, device)
+    default). The network runs through the task's predictor (`orbitai.orbit.predictor.OrbitPredictor.run`)."""
+    predictor = OrbitPredictor(model or "MR", device)
+    bundle, _, spec = predictor.models.get(False)
     expects = task_expects(spec.modality, f"the model {bundle.name}")
     sides = len(spec.structures) * 2
     weights = str(bundle.metadata.get("weights_sha256", "")) if cache else ""
@@ -121,8 +124,10 @@ def rank_scans(scans: Sequence[tuple[str, str | os.PathLike]], model: Optional[s
             if why:
                 out.append(Ranked(case_id, os.fspath(image), NOT_RANKED_SCORE, 0, 0, None, why))
             else:
-                res = segment(vol, net, spec, "overlap", device, mirror=mirror, facts=facts,
-                              search=OrbitSearch(locate=locate, whole_scan=not judge))
+                made = predictor.run(Case(vol, facts, given=image, scan=image), SegOptions(mirror=mirror),
+                                     predictor.device, search=OrbitSearch(locate=locate, whole_scan=not judge))
+                assert isinstance(made, SegRun)
+                res = made.seg
                 checks = check_structures(res.labels, spec.structures, res.confidence)   # one side with one globe
                 score, bad, conf = doubt(checks)
                 out.append(Ranked(case_id, os.fspath(image), score, bad, len(checks), conf))

@@ -18,6 +18,7 @@ from orbitai.cohort.records import CohortCase
 from orbitai.cohort.runner import add_cohort_options, check_cohort_options
 from orbitai.dicom.inputs import add_image_source_options
 from orbitai.errors import UserError
+from orbitai.result import not_assessed
 from orbitai.training.launch import arguments_checked
 from orbitai.staging import strict_json, training_work_folder
 
@@ -91,7 +92,22 @@ def predict_case(options: dict, case: CohortCase, folder: Path) -> None:
     `TaoPredictor`, which loads each network once."""
     from orbitai.tao.predictor import TaoPredictor
 
-    TaoPredictor.shared(options["model"], options["device"]).predict(case.inputs, folder, options)
+    tell(TaoPredictor.shared(options["model"], options["device"]).predict(case.inputs, folder, options), folder)
+
+
+def tell(result, folder: str | Path) -> None:
+    """What ``tao predict`` prints of one MRI (the `orbitai.tao.result.TaoResult` the predictor returns, with the
+    scan's ``facts``)."""
+    data = result.data
+    for w in data["warnings"]:
+        print(f"warning: {w}")
+    print(f"scan: {result.facts.summary()}")
+    if data.get("reformatted"):
+        print(f"reformatted: {data['reformatted']}")
+    for e in data["eyes"]:      # a call marked do not use reads "not assessed: <reason>", no P (issue 61)
+        print(f"{e['side']:<6} " + (not_assessed(e) or f"P(active) = {e['probability_active']:.3f} -> {e['call']}"))
+    print(f"scope: {data['scope']}")
+    print(f"wrote {folder}/result.json ({data['seconds']:.1f} s, model {data['model']})")
 
 
 def run_predict(args) -> int:
@@ -99,7 +115,6 @@ def run_predict(args) -> int:
 
     from orbitai.cohort.runner import CohortTask, image_cases, run_cohort
     from orbitai.progress import emit
-    from orbitai.result import check_outputs
     from orbitai.tao.predictor import TaoPredictor
     from orbitai.tao.result import CASE_FILES, TaoResult
 
@@ -108,9 +123,8 @@ def run_predict(args) -> int:
     if not check_cohort_options(args, "image"):
         if not args.image:
             raise UserError("Give an image to classify, or --manifest CSV with case_id,image[,segmentation].")
-        out = check_outputs(args.out, [args.image, args.segmentation], CASE_FILES, task=TaoResult.task)
-        TaoPredictor(args.model, args.device).predict({"image": args.image, "segmentation": args.segmentation},
-                                                      out, options, progress=emit)
+        tell(TaoPredictor(args.model, args.device).predict({"image": args.image, "segmentation": args.segmentation},
+                                                           args.out, options, progress=emit), args.out)
         return 0
     if args.segmentation:
         raise UserError("--segmentation is for one image; a cohort's segmentations are the manifest's "

@@ -12,19 +12,19 @@ import numpy as np
 from orbitai.cohort.manifest import naming_case, read_labels, read_manifest
 from orbitai.errors import InputError
 from orbitai.io import read_volume
-from orbitai.labels import GROUPS, values_for
 from orbitai.metrics.figures import write_cohort_report
+from orbitai.predictor import Case
 from orbitai.progress import ProgressCallback
 from orbitai.result import check_outputs
 from orbitai.staging import staged_folder
 from orbitai.tao.data import case_label
+from orbitai.tao.figure import EOM_VALUES
 from orbitai.tao.models import TAO_MODELS
-from orbitai.tao.predict import EyeResult, TaoModels, predict_tao
-from orbitai.tao.preprocess import GivenLabels
+from orbitai.tao.predict import EyeResult
+from orbitai.tao.predictor import TaoOptions, TaoPredictor
 
 #: Files of the cohort report written into ``out``.
 REPORT_FILES = ("predictions.csv", "metrics.json", "report.png")
-EOM_VALUES = sorted(v for name in GROUPS["extraocular_muscles"] for v in values_for(name))
 
 
 def occlusion_mass_on(eye: EyeResult, labels, values=EOM_VALUES) -> float:
@@ -53,16 +53,17 @@ def evaluate_tao(manifest: str | Path, model: str, out: Path, device="cpu", use_
                          "needs both active (1) and inactive (0) cases.")
     out = check_outputs(out, [manifest, *(p for c in cases for p in (c.image, c.segmentation))], REPORT_FILES)
     TAO_MODELS.find(model)   # a wrong --model before any case is read (the names load_tao_model takes)
-    models = TaoModels(model)   # the networks loaded once for the cohort, as a TaoPredictor keeps them
+    predictor = TaoPredictor(model, device)   # the task's predictor: its networks loaded once for the cohort
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     for n, (case, y) in enumerate(zip(cases, truth), start=1):
         with naming_case(case.case_id):
             labels = read_labels(case.segmentation) if case.segmentation is not None else None
-            given = GivenLabels(resample_masks, f"Case {case.case_id}: the segmentation "
-                                                f"{Path(case.segmentation or '').name}")
-            pred = predict_tao(read_volume(case.image), labels if use_segmentation else None, model, device,
-                               maps=maps, given=given, models=models)
+            options = TaoOptions(maps, resample_masks=resample_masks, given=f"Case {case.case_id}: the segmentation "
+                                                                             f"{Path(case.segmentation or '').name}")
+            pred = predictor.run(Case(read_volume(case.image), given=case.image, scan=case.image,
+                                      inputs={"labels": labels if use_segmentation else None}), options,
+                                 predictor.device)
         for w in pred.warnings:     # a segmentation resampled as --resample-masks asked (other warnings: per eye)
             if w.startswith(f"Case {case.case_id}:"):
                 print(f"warning: {w}", file=sys.stderr)

@@ -11,10 +11,13 @@ from typing import Optional
 import numpy as np
 
 from orbitai.io import Volume
+from orbitai.labels import GROUPS, values_for
 from orbitai.metrics.plotting import pyplot
 from orbitai.result import NOT_ASSESSED, not_assessed_reason
 from orbitai.tao.data import centre_crop
-from orbitai.tao.evaluate import EOM_VALUES
+
+#: The label values of the extraocular muscles (the occlusion mass on them: `orbitai.tao.evaluate`).
+EOM_VALUES = sorted(v for name in GROUPS["extraocular_muscles"] for v in values_for(name))
 
 
 def save_tao_figure(pred, path: str | os.PathLike, labels: Optional[Volume] = None, title: str = "") -> Path:
