@@ -315,3 +315,51 @@ def test_no_file_of_the_package_is_over_500_lines():
     long = sorted((n, str(p.relative_to(REPO))) for p in (REPO / "orbitai").rglob("*.py")
                   if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_FILE_LINES)
     assert not long, f"files over {MAX_FILE_LINES} lines (split them by concern): {long[::-1]}"
+
+
+#: Issue 82's bar: the browser's rooms reach the app through `orbitai.web.host.WebHost` and signals, at most this
+#: many ``self.app.`` uses left in orbitai/web/.
+MAX_APP_REACH_BACKS = 20
+#: The rooms of orbitai/web/ and the module each is in: each is built on the host Protocol.
+WEB_ROOMS = {"ScanLoader": "loading", "ShownResults": "segments", "ModulePanel": "module_panel",
+             "AnnotationPanel": "annotate", "WindowLevel": "viewer", "Layouts": "viewer", "ClientSlices": "client_slices"}
+#: The scene's query calls, which the rooms make through `orbitai/mrml/queries.py` and `orbitai/mrml/results.py`.
+SCENE_QUERIES = re.compile(r"\.(GetNodeByID|GetNthNodeByClass|GetNumberOfNodesByClass|GetFirstNodeByClass|GetNthNode|"
+                           r"GetNumberOfNodes)\(")
+
+
+def _first_parameter_annotation(module: str, cls: str) -> str:
+    tree = ast.parse((REPO / "orbitai" / "web" / f"{module}.py").read_text(encoding="utf-8"))
+    klass = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls)
+    init = next(n for n in klass.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+    annotation = init.args.args[1].annotation
+    return ast.unparse(annotation) if annotation is not None else ""
+
+
+def test_the_browser_rooms_reach_the_app_through_the_host_protocol():
+    """Issue 82, point 4: no ``app: Any`` in orbitai/web/; every room is built on `WebHost` (the composition root,
+    ``OrbitWebApp``, provides each of its members and connects the rooms' signals); at most `MAX_APP_REACH_BACKS`
+    ``self.app.`` uses; no scene query called on the scene itself (`orbitai/mrml/queries.py` answers them)."""
+    web = {p.name: p.read_text(encoding="utf-8") for p in sorted((REPO / "orbitai" / "web").glob("*.py"))}
+    untyped = [f"{name}:{n}" for name, text in web.items() for n, line in enumerate(text.splitlines(), 1)
+               if re.search(r"\bapp\s*:\s*Any\b", line)]
+    assert not untyped, f"rooms that take the app as Any (type them against orbitai.web.host.WebHost): {untyped}"
+    reach = {name: text.count("self.app.") for name, text in web.items() if "self.app." in text}
+    assert sum(reach.values()) <= MAX_APP_REACH_BACKS, f"{sum(reach.values())} self.app. uses: {reach}"
+    loose = {room: a for room, module in WEB_ROOMS.items() if (a := _first_parameter_annotation(module, room)) != "WebHost"}
+    assert not loose, f"rooms not built on the host Protocol: {loose}"
+    host = ast.parse(web["host.py"])
+    protocol = next(n for n in host.body if isinstance(n, ast.ClassDef) and n.name == "WebHost")
+    members = {n.name for n in protocol.body if isinstance(n, ast.FunctionDef)}
+    app = web["app.py"]
+    provided = {"state", "server"}      # trame's TrameApp
+    missing = [m for m in sorted(members - provided) if not re.search(rf"(self\.{m}\s*=|def {m}\()", app)]
+    assert not missing, f"OrbitWebApp does not provide these WebHost members: {missing}"
+    assert "def _wire_rooms" in app and "self._wire_rooms()" in app, "the rooms' signals are connected in one place"
+    shadowed = [f"{name}: {signal}" for name, text in web.items()
+                for signal in re.findall(r"^    (\w+) = Signal\(", text, re.M)
+                if re.search(rf"\b_{signal}\b", text)]       # undo_stack keeps signal x in the instance's _x
+    assert not shadowed, f"signals whose instance attribute _<name> is taken: {shadowed}"
+    queries = [f"{name}:{n}" for name, text in web.items() for n, line in enumerate(text.splitlines(), 1)
+               if SCENE_QUERIES.search(line)]
+    assert not queries, f"scene queries in orbitai/web/ (use orbitai.mrml.queries): {queries}"

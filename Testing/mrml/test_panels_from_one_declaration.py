@@ -37,10 +37,9 @@ def _web_panel(key: str, ctx: Any) -> Any:
     from orbitai.web.modules import modules
 
     state = _State(segmentations=[])
-    app = SimpleNamespace(state=state, server=SimpleNamespace(state=state), mrml=ctx, input_node=lambda: None,
-                          loading=SimpleNamespace(private=lambda text: text))
+    host = SimpleNamespace(state=state, server=SimpleNamespace(state=state), mrml=ctx, input_node=lambda: None)
     spec = next(s for m in modules() for s in (m, *m.sections) if s.key == key)
-    return ModulePanel(app, spec)
+    return ModulePanel(host, spec, private=lambda text: text, upload_limit=1 << 20)
 
 
 @pytest.fixture()

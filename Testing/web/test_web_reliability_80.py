@@ -157,7 +157,7 @@ def test_a_probe_far_outside_the_scan_says_so(ctx, ras):
 
     scan = Volume(np.arange(24, dtype=np.int16).reshape(2, 3, 4) + 100, spacing=(0.5, 0.5, 0.5))
     node = volume_node_from_volume(ctx, scan, "ct")   # RAS to IJK doubles: 1e308 becomes an infinite index
-    view = SimpleNamespace(app=SimpleNamespace(input_node=lambda: node), state=_State())
+    view = SimpleNamespace(scan=lambda: node, state=_State())
     Layouts.show_probe(view, (-0.5, -1.0, 0.5))        # voxel (1, 2, 1) of the LPS grid: inside
     assert view.state.probe_text.endswith(": 121")
     Layouts.show_probe(view, ras)
@@ -173,7 +173,7 @@ def test_a_scan_switch_clears_the_probe_and_lists_that_scans_rulers(ctx):
     from orbitai.web.viewer import Layouts
 
     node = volume_node_from_volume(ctx, Volume(np.zeros((2, 3, 4), np.int16)), "t2")
-    view = SimpleNamespace(app=SimpleNamespace(input_node=lambda: node, mrml=ctx), state=_State())
+    view = SimpleNamespace(scan=lambda: node, mrml=ctx, state=_State())
     view.state.probe_text, view.state.rulers = "R 1.0 A 2.0 S 3.0: 121", [{"name": "old scan's ruler"}]
     view.refresh_rulers = lambda: Layouts.refresh_rulers(view)
     Layouts.scan_shown(view)

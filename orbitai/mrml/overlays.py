@@ -12,6 +12,7 @@ import slicer
 
 from orbitai.errors import InputError
 from orbitai.io import Volume, VolumeError
+from orbitai.mrml.queries import nodes_of_class
 from orbitai.mrml.results import results_of, scan_of
 from orbitai.mrml.scene import MRMLContext
 from orbitai.mrml.volumes import as_volume, volume_node_from_volume
@@ -185,11 +186,6 @@ def is_heat_map(node: Any) -> bool:
     return node is not None and node.GetAttribute(OVERLAY) == "1"
 
 
-def _composites(scene: Any) -> list[Any]:
-    return [scene.GetNthNodeByClass(i, "vtkMRMLSliceCompositeNode")
-            for i in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceCompositeNode"))]
-
-
 def _legends(node: Any) -> list[Any]:
     """The colour legend display nodes (Slicer's colour bar) of a volume node."""
     return [d for d in (node.GetNthDisplayNode(i) for i in range(node.GetNumberOfDisplayNodes()))
@@ -231,8 +227,8 @@ def heat_map_rows(scene: Any, scan: Any) -> list[dict[str, Any]]:
     colour legend's title, whether the slice views show it, its opacity, and its colour bar as Slicer's colour legend
     draws it: the colour node's colours (``colors``) from the display window's minimum (``low``) to its maximum
     (``high``), and three tick labels."""
-    shown = {c.GetForegroundVolumeID(): c.GetForegroundOpacity() for c in _composites(scene)
-             if c.GetForegroundVolumeID()}
+    shown = {c.GetForegroundVolumeID(): c.GetForegroundOpacity()
+             for c in nodes_of_class(scene, "vtkMRMLSliceCompositeNode") if c.GetForegroundVolumeID()}
     rows = []
     for node in results_of(scene, scan, "vtkMRMLScalarVolumeNode"):
         display = node.GetDisplayNode()
@@ -256,7 +252,7 @@ def set_heat_map(ctx: MRMLContext, node: Any, shown: Optional[bool] = None, opac
         raise InputError(f"'{node.GetName() if node is not None else None}' is not a heat map.")
     if opacity is not None:
         node.SetAttribute(OVERLAY_OPACITY, f"{min(max(float(opacity), 0.0), 1.0):.3f}")
-    comps = _composites(ctx.scene)
+    comps = nodes_of_class(ctx.scene, "vtkMRMLSliceCompositeNode")
     if shown:
         show_overlay(ctx, node, scan_of(node), _opacity(node))
     elif shown is not None:

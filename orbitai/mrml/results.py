@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Optional
 
 from orbitai.errors import InputError
+from orbitai.mrml.queries import nodes_of_class
 
 __all__ = ["RESULT_OF", "RESULT_OF_NAME", "FINISHED_SCAN", "LEGACY_LINKS", "mark_results", "scan_of", "belongs_to",
            "is_result", "refuse_other_scan", "segmentations_of", "adopt_legacy_links", "watch_imports", "results_of",
@@ -124,7 +125,7 @@ def refuse_other_scan(node: Any, scan: Any, what: str = "segmentation") -> None:
 def segmentations_of(scene: Any, scan: Any) -> list[Any]:
     """The segmentation nodes an option list may offer with ``scan`` as the input: the scan's own and those of no scan
     (loaded as they are), oldest first; editor helpers left out. Without a scan, only those of no scan."""
-    return [n for n in _nodes(scene, "vtkMRMLSegmentationNode")
+    return [n for n in nodes_of_class(scene, "vtkMRMLSegmentationNode")
             if not n.GetHideFromEditors() and (belongs_to(n, scan) if scan is not None else not _has_owner(n))]
 
 
@@ -143,7 +144,7 @@ def adopt_legacy_links(scene: Any, before: Iterable[Any]) -> int:
     kept = {id(n) for n in before}
     # IDs the import renumbered onto: a conflict is always with a node that was there before the import
     renumbered_onto = {scene.GetChangedID(i) for i in old_ids} - {None}
-    imported = {n.GetID(): n for n in _nodes(scene, "vtkMRMLNode") if id(n) not in kept}
+    imported = {n.GetID(): n for n in nodes_of_class(scene, "vtkMRMLNode") if id(n) not in kept}
     converted = 0
     for node in imported.values():
         for attr, role in LEGACY_LINKS.items():
@@ -173,7 +174,7 @@ _BEFORE_IMPORT = "_orbitai_nodes_before_import"
 
 
 def _import_started(scene: Any, _event: Any = None) -> None:
-    setattr(scene, _BEFORE_IMPORT, _nodes(scene, "vtkMRMLNode"))
+    setattr(scene, _BEFORE_IMPORT, nodes_of_class(scene, "vtkMRMLNode"))
 
 
 def _import_ended(scene: Any, _event: Any = None) -> None:
@@ -194,16 +195,12 @@ def watch_imports(scene: Any) -> None:
     setattr(scene, _WATCHED, True)
 
 
-def _nodes(scene: Any, cls: str) -> list[Any]:
-    return [scene.GetNthNodeByClass(i, cls) for i in range(scene.GetNumberOfNodesByClass(cls))]
-
-
 def results_of(scene: Any, input_node: Any, cls: str = "vtkMRMLSegmentationNode") -> list[Any]:
     """The nodes of class ``cls`` that are results of ``input_node``, oldest first (editor helpers left out)."""
     if input_node is None:
         return []
     iid = input_node.GetID()
-    return [n for n in _nodes(scene, cls)
+    return [n for n in nodes_of_class(scene, cls)
             if not n.GetHideFromEditors() and (o := scan_of(n)) is not None and o.GetID() == iid]
 
 
@@ -224,7 +221,7 @@ def show_results_of(scene: Any, input_node: Any, overlays: Optional[dict[str, st
     scans' (untagged ones are left as they are); a heat map of another scan leaves the slice views' foreground. ``overlays`` (scan ID -> heat-map node
     ID) remembers the foreground each scan had, so that switching back shows it again."""
     iid = input_node.GetID() if input_node is not None else None
-    for seg in _nodes(scene, "vtkMRMLSegmentationNode") + _nodes(scene, "vtkMRMLMarkupsNode"):
+    for seg in nodes_of_class(scene, "vtkMRMLSegmentationNode") + nodes_of_class(scene, "vtkMRMLMarkupsNode"):
         owner_node = scan_of(seg)
         owner = owner_node.GetID() if owner_node is not None else None
         if not owner or seg.GetHideFromEditors():
@@ -239,7 +236,7 @@ def show_results_of(scene: Any, input_node: Any, overlays: Optional[dict[str, st
         elif owner == iid and seg.GetAttribute(HIDDEN_WITH_SCAN):
             display.SetVisibility(True)
             seg.RemoveAttribute(HIDDEN_WITH_SCAN)
-    for comp in _nodes(scene, "vtkMRMLSliceCompositeNode"):
+    for comp in nodes_of_class(scene, "vtkMRMLSliceCompositeNode"):
         fg = scene.GetNodeByID(comp.GetForegroundVolumeID() or "")
         owner_node = scan_of(fg) if fg is not None else None
         owner = owner_node.GetID() if owner_node is not None else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 from trame.widgets import html
 from trame.widgets import vuetify3 as v3
@@ -19,6 +19,7 @@ from trame_slicer.segmentation import BrushDiameterMode, SegmentationEffectErase
 from undo_stack import UndoStack
 
 from orbitai.labels import LABEL_BY_NAME, ORBIT_LABELS
+from orbitai.mrml.queries import node_by_id
 from orbitai.mrml.results import belongs_to, mark_results, refuse_other_scan
 from orbitai.app.annotation import options as effect_options
 from orbitai.app.annotation.logic import AnnotationLogic
@@ -30,6 +31,9 @@ from orbitai.web.annotate_editor import SmartPencilEffect, TrameSlicerEditor
 from orbitai.web.annotate_prepare import Preparer
 from orbitai.web.clicks import sending
 from orbitai.web.edit_tools import EditTools
+from orbitai.web.host import Signal, WebHost
+from orbitai.web.module_panel import ModulePanel
+from orbitai.web.segments import ShownResults
 
 __all__ = ["AnnotationPanel", "TOOLS"]
 
@@ -51,14 +55,17 @@ class AnnotationPanel:
     """The Annotate tab: the segmentation and segment edited, the tools, SmartFill's Preview/Accept/Cancel,
     AutoCorrection, the model (prior, start from it), undo/redo and the download of the ``.seg.nrrd``.
 
-    State: ``ann_segmentation`` (node ID), ``ann_segments`` / ``ann_segment``, ``ann_tool`` (and
-    ``ann_tool_active``: the tool once the server's view has it), ``ann_message``,
-    ``ann_ok``, ``ann_busy``, ``ann_done`` (buttons handled), ``ann_preview``, ``ann_can_undo`` / ``ann_can_redo``, ``ann_brush_mm``, ``ann_new_name``,
-    ``ann_prior``."""
+    State: ``ann_segmentation`` (node ID), ``ann_segments`` / ``ann_segment``, ``ann_tool`` (and ``ann_tool_active``:
+    the tool once the server's view has it), ``ann_message``, ``ann_ok``, ``ann_busy``, ``ann_done`` (buttons handled),
+    ``ann_preview``, ``ann_can_undo`` / ``ann_can_redo``, ``ann_brush_mm``, ``ann_new_name``, ``ann_prior``. An edit
+    refreshes ``results``' segments and ``panels``' tables; ``segmentation_created``: a new one, listed before it is
+    chosen."""
+    segmentation_created = Signal(object)
 
-    def __init__(self, app: Any) -> None:
-        self.app, self.state = app, app.state
-        self.se = app.slicer_app.segmentation_editor
+    def __init__(self, host: WebHost, results: ShownResults, panels: Sequence[ModulePanel]) -> None:
+        self.state, self.server, self.mrml, self.scan = host.state, host.server, host.mrml, host.input_node
+        self.results, self.panels, self.host = results, panels, host       # host.prepare_on changes after the launch
+        self.se = host.slicer_app.segmentation_editor
         self.se.set_undo_stack(UndoStack(undo_limit=UNDO_LIMIT))
         self.se.register_effect_type(SmartPencilEffect)
         self.pencil: SmartPencilEffect = self.se.get_effect(SmartPencilEffect)
@@ -70,7 +77,7 @@ class AnnotationPanel:
         self._chosen: Optional[str] = None
         #: the shown scan's superpixels and model prior, computed before the first click (issue 67)
         self.preparer = Preparer(self)
-        app.server.controller.on_server_exited.add(lambda **_: self.preparer.shutdown())
+        host.server.controller.on_server_exited.add(lambda **_: self.preparer.shutdown())
         #: threshold, islands, smoothing, fill between slices and the keyboard (`orbitai.web.edit_tools`)
         self.edits = EditTools(self)
         self.state.update({"ann_segmentation": None, "ann_segments": [], "ann_segment": None, "ann_tool": "none",
@@ -108,12 +115,12 @@ class AnnotationPanel:
     def _module_changed(self, module: Any = None, **_: Any) -> None:
         """The Annotate tab opens: the shown scan is prepared (when it was not yet)."""
         if module == "annotate":
-            self.preparer.start(self.app.input_node())
+            self.preparer.start(self.scan())
 
     def _prepare_now(self) -> bool:
         """Whether the shown scan is prepared now: at once (``orbitai web --prepare show``, the default) or once the
         Annotate tab is open (``--prepare annotate``: a busy shared server spends no core on scans nobody edits)."""
-        return self.app.prepare_on == "show" or self.state.module == "annotate"
+        return self.host.prepare_on == "show" or self.state.module == "annotate"
 
     def scene_closing(self) -> None:
         """The scene closes: the model prior being computed is cancelled and an action waiting for it dropped."""
@@ -135,8 +142,8 @@ class AnnotationPanel:
 
     # ---------------------------------------------------------------- inputs
     def _segmentation_changed(self, ann_segmentation: Optional[str] = None, **_: Any) -> None:
-        node = self.app.mrml.scene.GetNodeByID(ann_segmentation) if isinstance(ann_segmentation, str) else None
-        volume = self.app.input_node()
+        node = node_by_id(self.mrml.scene, ann_segmentation)
+        volume = self.scan()
         if node is not None and volume is not None and not node.IsA("vtkMRMLSegmentationNode"):
             node = None
         if node is not None and volume is not None and not belongs_to(node, volume):
@@ -174,15 +181,15 @@ class AnnotationPanel:
         editor still holds the last scan's: nothing edits it until one of the shown scan's is chosen)."""
         node = self.se.active_segmentation_node
         return (node is not None and node.GetID() == self.state.ann_segmentation
-                and belongs_to(node, self.app.input_node()))
+                and belongs_to(node, self.scan()))
 
-    def scan_shown(self) -> None:
-        """Another scan is shown: a segmentation of the last scan is no longer edited nor offered, and the last scan's
-        message goes."""
-        self.preparer.start(self.app.input_node() if self._prepare_now() else None)
-        self.edits.scan_shown(self.app.input_node())
-        node = self.app.mrml.scene.GetNodeByID(self.state.ann_segmentation) if self.state.ann_segmentation else None
-        if node is not None and belongs_to(node, self.app.input_node()):
+    def scan_shown(self, scan: Any = None) -> None:
+        """Another scan (``scan``) is shown: a segmentation of the last scan is no longer edited nor offered, and the
+        last scan's message goes."""
+        self.preparer.start(scan if self._prepare_now() else None)
+        self.edits.scan_shown(scan)
+        node = node_by_id(self.mrml.scene, self.state.ann_segmentation)
+        if node is not None and belongs_to(node, scan):
             return
         self.logic.smartFillCancel()
         self.se.deactivate_effect()
@@ -199,7 +206,7 @@ class AnnotationPanel:
 
     def new_segmentation(self) -> None:
         """A new, empty segmentation on the input volume, selected for editing."""
-        volume = self.app.input_node()
+        volume = self.scan()
         if volume is None:
             self._say(False, "Load or select an input volume first.")
             return
@@ -207,7 +214,7 @@ class AnnotationPanel:
         node.SetName(f"{volume.GetName()} annotation")
         node.SetReferenceImageGeometryParameterFromVolumeNode(volume)
         mark_results([node], volume)        # shown with its scan, hidden with the others
-        self.app.refresh_nodes()
+        self.segmentation_created.emit(node)        # listed before it is chosen
         self.state.ann_segmentation = node.GetID()
         self._segmentation_changed(node.GetID())
 
@@ -265,8 +272,7 @@ class AnnotationPanel:
             return
         waits = self.preparer.superpixels_running
         with self.state:
-            self.state.ann_busy = True
-            self.state.ann_busy_text = (
+            self.state.ann_busy, self.state.ann_busy_text = True, (
                 "SmartPencil: waiting for the superpixels being prepared for this scan" if waits else
                 "SmartPencil: finding the superpixel under the click (a click after a settings change groups the scan "
                 "into superpixels again: seconds)")
@@ -283,8 +289,7 @@ class AnnotationPanel:
                     self._result(result)
             finally:
                 with self.state:
-                    self.state.ann_busy = False
-                    self.state.ann_busy_text = ""
+                    self.state.ann_busy, self.state.ann_busy_text = False, ""
                     self.state.ann_done += 1
         asyncio.ensure_future(run())
 
@@ -300,16 +305,14 @@ class AnnotationPanel:
                     self._say(False, "Choose or create a segmentation of the shown scan first.")
                 return
             with self.state:
-                self.state.ann_busy = True
-                self.state.ann_busy_text = f"{what}..."
+                self.state.ann_busy, self.state.ann_busy_text = True, f"{what}..."
             await asyncio.sleep(BUSY_FLUSH_S)      # the busy state reaches the page before the loop is held
             try:
                 with self.state:
                     self._result(operation())
             finally:
                 with self.state:
-                    self.state.ann_busy = False
-                    self.state.ann_busy_text = ""
+                    self.state.ann_busy, self.state.ann_busy_text = False, ""
                     self.state.ann_done += 1
         return pressed
 
@@ -418,7 +421,7 @@ class AnnotationPanel:
             with self.state:
                 self._say(False, "Choose or create a segmentation first.")
             return None
-        return self.app.server.protocol.addAttachment(segmentation_file_bytes(node))
+        return self.server.protocol.addAttachment(segmentation_file_bytes(node))
 
     # ---------------------------------------------------------------- page
     def build_ui(self) -> None:
@@ -463,7 +466,7 @@ class AnnotationPanel:
         v3.VBtn("Download .seg.nrrd", size="small", disabled=busy, id="orbitai-ann-download", prepend_icon="mdi-download",
                 click="utils.download(`${(segmentations.find(s => s.value === ann_segmentation) || {title: 'segmentation'})"
                       ".title.replace(/[^A-Za-z0-9._-]+/g, '_')}.seg.nrrd`, "
-                      f"trigger('{self.app.server.trigger_name(self.download)}'), "
+                      f"trigger('{self.server.trigger_name(self.download)}'), "
                       "'application/octet-stream')")
         with html.Div(v_show="ann_busy || ann_waiting", id="orbitai-ann-busy"):
             v3.VProgressLinear(indeterminate=True)

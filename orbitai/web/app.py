@@ -3,7 +3,8 @@
 `OrbitWebApp` holds the scene and the page and puts the rooms together, as trame-slicer's ``viewer_lib`` does: the
 loads (`orbitai.web.loading`), the shown scan's results and segments (`orbitai.web.segments`), each module's panel
 (`orbitai.web.module_panel`), the annotation panel (`orbitai.web.annotate`) and the viewer controls
-(`orbitai.web.viewer`). Construction order matters (see `orbitai.web.compat`): the views are created before anything touches a segment editor
+(`orbitai.web.viewer`). It is their one composition root (`orbitai.web.host`): each room is built on the app as a
+`WebHost` and the rooms' signals are connected here (`OrbitWebApp._wire_rooms`). Construction order matters (see `orbitai.web.compat`): the views are created before anything touches a segment editor
 effect. The scene is adopted as OrbitAI's MRML context (`orbitai.mrml.scene.adopt_context`), so the module Logics and
 `AnnotationLogic` work on it exactly as on Slicer's scene.
 """
@@ -28,12 +29,14 @@ from trame_slicer.app.ui import create_vertical_slice_view_gutter_ui, create_ver
 
 from orbitai.errors import UserError
 from orbitai.mrml import jump_slices, show_volume
+from orbitai.mrml.queries import node_by_id, node_count, scalar_volumes
 from orbitai.mrml.results import is_result, segmentations_of
 from orbitai.mrml.scene import adopt_context
 from orbitai.web import compat, disconnects
 from orbitai.web.annotate import AnnotationPanel
 from orbitai.web.client_slices import ClientSlices, client_canvas
 from orbitai.web.guard import DEFAULT_UPLOAD_MB, Guard, GuardError, listen_error, new_token
+from orbitai.web.host import Signal
 from orbitai.web.identity import identity_lines, scan_title
 from orbitai.web.launch import mark, page_url, print_address
 from orbitai.web.loading import ScanLoader, read_early
@@ -73,7 +76,11 @@ class OrbitWebApp(TrameApp):
     """The web app. ``data``: a scan (file, DICOM folder, DICOMweb series URL) to load at start, or a folder whose
     scans the page offers. ``upload_limit``: the most bytes one upload from the page may hold. ``prepare_on``: when the
     annotation tools of a scan are prepared (`orbitai.web.annotate_prepare`). ``early``: ``data`` being read (and its
-    first resolution step packed for the page) while the app is built (`orbitai.web.loading.read_early`)."""
+    first resolution step packed for the page) while the app is built (`orbitai.web.loading.read_early`). Signal:
+    ``scan_shown`` (the shown scan's node, None when none is), which the rooms follow in the order `_wire_rooms`
+    connects them."""
+
+    scan_shown = Signal(object)
 
     def __init__(self, server: Any = None, data: Optional[str] = None, rca_encoder: Optional[str] = None,
                  upload_limit: int = DEFAULT_UPLOAD_MB << 20, dicomweb: tuple[str, ...] = (),
@@ -101,15 +108,16 @@ class OrbitWebApp(TrameApp):
         #: the loads: DATA's list, DICOMweb fetches, uploads (`orbitai.web.loading`)
         self.loading = ScanLoader(self, data, upload_limit, dicomweb)
         #: the shown scan's results and segments (`orbitai.web.segments`)
-        self.results = ShownResults(self)
+        self.results = ShownResults(self, self.layouts)
         self.state.update({"input_volume": None, "volumes": [], "segmentations": [], "module": "orbit",
                            "scene_nodes": 0, "scan_identity": []})
-        self.panels = {spec.key: ModulePanel(self, spec) for m in modules() for spec in (m, *m.sections)}
-
-        self.annotation = AnnotationPanel(self)
+        self.panels = {spec.key: ModulePanel(self, spec, self.loading.private, self.loading.upload_limit)
+                       for m in modules() for spec in (m, *m.sections)}
+        self.annotation = AnnotationPanel(self, self.results, list(self.panels.values()))
         self.window_level = WindowLevel(self)
         #: the shown scan and its overlays drawn in the page (`orbitai.web.client_slices`)
-        self.client_slices = ClientSlices(self)
+        self.client_slices = ClientSlices(self, self.layouts, self.annotation.logic)
+        self._wire_rooms()
         self._refresh_pending = False
         for event in (self.mrml.scene.NodeAddedEvent, self.mrml.scene.NodeRemovedEvent):
             self.mrml.scene.AddObserver(event, self._nodes_changed)
@@ -179,10 +187,38 @@ class OrbitWebApp(TrameApp):
             if option is not None and option.choices is not None and label in option.choices():
                 self.state[panel.var(option_name)] = label
 
+    def _wire_rooms(self) -> None:
+        """The composition root: each room's signals to the rooms that follow them (`orbitai.web.host`)."""
+        self.loading.scan_loaded.connect(self.client_slices.adopt)
+        self.loading.scan_loaded.connect(self._listed)
+        self.annotation.segmentation_created.connect(self._listed)
+        self.loading.results_imported.connect(self._results_imported)
+        for panel in self.panels.values():
+            panel.results_imported.connect(self._results_imported)
+            panel.model_installed.connect(self.select_model)
+        self.layouts.layout_changed.connect(self.fit_views_soon)
+        self.layouts.ruler_placed.connect(self.window_level.apply_mouse_mode)
+        # a scan shown: its options and annotation first, then the scene's side (`_show_scan`), then the page's copy,
+        # the probe and rulers, and the results tables
+        for slot in (*(p.scan_shown for p in self.panels.values()), self.annotation.scan_shown, self._show_scan,
+                     self.client_slices.scan_shown, self.layouts.scan_shown,
+                     *(p.show_table_of for p in self.panels.values())):
+            self.scan_shown.connect(slot)
+
+    def _listed(self, *_: Any) -> None:
+        """A node a room made (a scan loaded, a segmentation created) is listed before the room selects it."""
+        self.refresh_nodes()
+
+    def _results_imported(self, scan: Any, focus: bool) -> None:
+        """Results were imported (a job's, a loaded segmentation): the lists are read again, and when they are a
+        scan's, only the shown scan's results are visible (with ``focus``, the views on its newest)."""
+        self.refresh_nodes()
+        if scan is not None:
+            self.results.results_shown(focus=focus)
+
     # ---------------------------------------------------------------- scene
     def input_node(self) -> Any:
-        node_id = self.state["input_volume"]
-        return self.mrml.scene.GetNodeByID(node_id) if node_id else None
+        return node_by_id(self.mrml.scene, self.state["input_volume"])
 
     def open_scan(self, node_id: Any = None) -> None:
         """A table row's scan (the ranking's): shown, when it is a listed scan and no job runs (as the scan list)."""
@@ -207,15 +243,14 @@ class OrbitWebApp(TrameApp):
         """The page's node lists: scalar volumes (inputs) and the segmentations a user can pick."""
         scene = self.mrml.scene
         volumes, segmentations = [], []
-        for i in range(scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode")):
-            n = scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode")
-            if not n.IsA("vtkMRMLLabelMapVolumeNode") and not n.GetHideFromEditors() and not is_result(n):
+        for n in scalar_volumes(scene):
+            if not is_result(n):
                 volumes.append({"title": scan_title(n), "value": n.GetID()})   # a heat map is a result, not a scan
         # the shown scan's segmentations and those of no scan: never another patient's (issue 61)
         segmentations = [{"title": n.GetName(), "value": n.GetID()} for n in segmentations_of(scene, self.input_node())]
         self.state.volumes, self.state.segmentations = volumes, segmentations
-        self.state.scene_nodes = scene.GetNumberOfNodes()
-        if self.state.input_volume and not scene.GetNodeByID(self.state.input_volume):
+        self.state.scene_nodes = node_count(scene)
+        if self.state.input_volume and node_by_id(scene, self.state.input_volume) is None:
             self.state.input_volume = None
         self.state.scan_identity = identity_lines(self.input_node())
         self.results.refresh_segments()
@@ -223,9 +258,10 @@ class OrbitWebApp(TrameApp):
     def _input_changed(self, input_volume: Optional[str] = None, **_: Any) -> None:
         node = self.input_node()
         self.refresh_nodes()            # the segmentation lists: the shown scan's
-        for panel in self.panels.values():
-            panel.scan_shown()
-        self.annotation.scan_shown()
+        self.scan_shown.emit(node)      # the rooms follow (`_wire_rooms`)
+
+    def _show_scan(self, node: Any) -> None:
+        """The scene's side of a scan shown: only its results visible, the views on it, its window/level."""
         if node is not None:
             self.results.show_only(node)     # the left scan's heat map noted, then hidden
             show_volume(self.mrml, node)
@@ -233,14 +269,10 @@ class OrbitWebApp(TrameApp):
                 getattr(view, "centre_view", view.reset_view)()
             self._fit_soon()
             self.results.results_shown()        # its own heat map back over it, the views on its newest result
-            self.window_level.scan_shown()
+            self.window_level.scan_shown(node)
         else:
             self.results.show_only(None)
             self.results.refresh_segments()
-        self.client_slices.scan_shown()
-        self.layouts.scan_shown()
-        for panel in self.panels.values():
-            panel.show_table_of(node)
 
     def _fit_soon(self, **_: Any) -> None:
         """Fit the slice views to the volume when they take the page's size (a page was opened or a volume shown

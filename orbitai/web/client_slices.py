@@ -33,10 +33,13 @@ from trame.widgets import vuetify3 as v3
 
 from orbitai.io.volume import Volume
 from orbitai.mrml.overlays import color_samples
+from orbitai.mrml.queries import node_by_id, nodes_of_class
 from orbitai.mrml.results import belongs_to, results_of
 from orbitai.mrml.segment_editor import segment_mask
 from orbitai.mrml.volumes import volume_from_volume_node
+from orbitai.web.host import WebHost
 from orbitai.web.launch import mark
+from orbitai.web.viewer import Layouts
 
 __all__ = ["ClientSlices", "preview_layers", "packed", "compact", "scan_steps", "scan_level", "client_canvas", "STATIC", "PROGRESSIVE_VOXELS"]
 
@@ -171,7 +174,9 @@ def preview_layers(logic: Any, scan: Any) -> list[dict[str, Any]]:
     map on ``scan``'s grid, with its segments' colours (the page draws it as an outline and a hatch, no fill); none
     without a preview."""
     node = getattr(logic, "previewNode", None) if logic is not None else None
-    layer = label_layer(node, scan) if node is not None and node.GetScene() is not None else None
+    if node is None or node.GetScene() is None:
+        return []
+    layer = label_layer(node, scan)
     if layer is None:
         return []
     segmentation = node.GetSegmentation()
@@ -182,8 +187,8 @@ def preview_layers(logic: Any, scan: Any) -> list[dict[str, Any]]:
 def heat_layers(scene: Any, scan: Any) -> list[dict[str, Any]]:
     """The heat map the slice views show over ``scan`` (the slice composite nodes' foreground, when it is one of the
     scan's results), with its display window, colours and opacity; none when the views show no foreground."""
-    composite = scene.GetFirstNodeByClass("vtkMRMLSliceCompositeNode")
-    node = scene.GetNodeByID(composite.GetForegroundVolumeID() or "") if composite is not None else None
+    composite: Any = next(iter(nodes_of_class(scene, "vtkMRMLSliceCompositeNode")), None)
+    node = node_by_id(scene, composite.GetForegroundVolumeID()) if composite is not None else None
     if node is None or node is scan or not belongs_to(node, scan) or node.GetImageData() is None:
         return []
     display = node.GetDisplayNode()
@@ -215,14 +220,18 @@ def client_canvas(view_id: str) -> None:
 
 
 class ClientSlices:
-    """The page's copy of the shown scan and its overlays, for the app ``app`` (`orbitai.web.app.OrbitWebApp`).
+    """The page's copy of the shown scan (``host.input_node``) and its overlays, the SmartFill preview of
+    ``annotation_logic`` (`orbitai.app.annotation.AnnotationLogic`) among them; the crosshair and probe the page sends
+    go to ``layouts``.
 
     State: ``client_slices`` (the user's switch: browser-drawn slices or the server's), ``client_volume`` (the shown
     scan's key and the resolution steps ready to fetch), ``client_overlays`` (the key and version of its label maps
     and heat maps)."""
 
-    def __init__(self, app: Any) -> None:
-        self.app, self.state = app, app.state
+    def __init__(self, host: WebHost, layouts: Layouts, annotation_logic: Any = None) -> None:
+        self.state, self.mrml, self.scan = host.state, host.mrml, host.input_node
+        self.views, self.layouts, self.annotation_logic = host.slicer_app.view_manager, layouts, annotation_logic
+        self.launched, self.launch_done = host.launched, host.launch_done       # the launch's first frame
         self._levels: dict[str, list[dict[str, Any]]] = {}
         self._adopted: tuple[str, Optional[Volume], list[dict[str, Any]]] = ("", None, [])
         self._overlays: tuple[str, int, list[dict[str, Any]]] = ("", 0, [])
@@ -231,18 +240,18 @@ class ClientSlices:
         self._observed: list[tuple[Any, int]] = []
         self._pending: Optional[asyncio.TimerHandle] = None
         self.state.update({"client_slices": True, "client_volume": None, "client_overlays": None})
-        app.server.enable_module({"serve": {"__orbitai_static": str(STATIC)},
-                                  "scripts": ["__orbitai_static/orbitai_draw.js", "__orbitai_static/orbitai_slices.js",
-                                              "__orbitai_static/orbitai_launch.js"]})
+        host.server.enable_module({"serve": {"__orbitai_static": str(STATIC)},
+                                   "scripts": ["__orbitai_static/orbitai_draw.js", "__orbitai_static/orbitai_slices.js",
+                                               "__orbitai_static/orbitai_launch.js"]})
         for name, f in (("orbitai_client_volume", self.volume_bytes), ("orbitai_client_overlays", self.overlay_layers),
                         ("orbitai_client_slice", self.sync_slice), ("orbitai_client_wl", self.set_window_level),
                         ("orbitai_probe_ras", self.probe), ("orbitai_client_cross", self.set_crosshair)):
-            app.server.trigger(name)(f)
+            host.server.trigger(name)(f)
         self.state.change("segment_nodes")(self._observe_segmentations)
         self.state.change("ann_preview", "ann_done")(lambda **_: self.overlays_changed())    # a SmartFill preview
-        scene = app.mrml.scene           # a heat map shown, hidden or faded: the views' foreground
-        for i in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceCompositeNode")):
-            scene.GetNthNodeByClass(i, "vtkMRMLSliceCompositeNode").AddObserver("ModifiedEvent", self._composite)
+        # a heat map shown, hidden or faded: the views' foreground
+        for composite in nodes_of_class(host.mrml.scene, "vtkMRMLSliceCompositeNode"):
+            composite.AddObserver("ModifiedEvent", self._composite)
 
     # ------------------------------------------------------------------ the scan
     @staticmethod
@@ -255,10 +264,9 @@ class ClientSlices:
         publishes them at once and packs the rest from ``vol`` (no copy of the scan on the server's loop)."""
         self._adopted = (self._key(node), vol, list(packed))
 
-    def scan_shown(self) -> None:
-        """The shown scan changed: its voxels are packed off the main thread, each resolution step published as it is
-        ready (``client_volume``)."""
-        node = self.app.input_node()
+    def scan_shown(self, node: Any = None) -> None:
+        """The shown scan ``node`` changed: its voxels are packed off the main thread, each resolution step published
+        as it is ready (``client_volume``)."""
         self._levels.clear()
         if node is None or node.GetImageData() is None:
             self.state.client_volume = None
@@ -278,7 +286,7 @@ class ClientSlices:
         """Each resolution step but the first ``done`` packed off the main thread and published as soon as it is
         ready (after the launch's first frame, `OrbitWebApp.launch_done`, when a first step was packed before)."""
         if done:
-            await self.app.launched.wait()
+            await self.launched.wait()
         for step in scan_steps(vol)[done:]:
             level = await asyncio.get_event_loop().run_in_executor(None, scan_level, vol, step)
             levels = self._levels.get(key)
@@ -296,7 +304,7 @@ class ClientSlices:
         if not levels or not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(levels):
             return None
         mark("first_pack_sent")
-        asyncio.get_event_loop().call_later(LAUNCH_DRAW_S, self.app.launch_done)
+        asyncio.get_event_loop().call_later(LAUNCH_DRAW_S, self.launch_done)
         return {"key": key, "index": index, **levels[index]}
 
     # ------------------------------------------------------------------ overlays
@@ -305,7 +313,7 @@ class ClientSlices:
         for obj, tag in self._observed:
             obj.RemoveObserver(tag)
         self._observed = []
-        for node in results_of(self.app.mrml.scene, self.app.input_node()):
+        for node in results_of(self.mrml.scene, self.scan()):
             seg = node.GetSegmentation()
             for event in (seg.SegmentAdded, seg.SegmentRemoved, seg.SegmentModified, seg.RepresentationModified):
                 self._observed.append((seg, seg.AddObserver(event, lambda *_: self.overlays_changed())))
@@ -326,7 +334,7 @@ class ClientSlices:
 
     async def _pack_overlays(self) -> None:
         self._pending = None
-        scan = self.app.input_node()
+        scan = self.scan()
         self._version += 1
         version = self._version
         if scan is None or scan.GetImageData() is None:
@@ -336,7 +344,7 @@ class ClientSlices:
             return
         scene = scan.GetScene()
         layers = [layer for node in results_of(scene, scan) if (layer := label_layer(node, scan)) is not None]
-        layers += preview_layers(getattr(getattr(self.app, "annotation", None), "logic", None), scan)
+        layers += preview_layers(self.annotation_logic, scan)
         layers += heat_layers(scene, scan)
         m = volume_from_volume_node(scan, copy=False).ijk_to_ras()
         packed = await asyncio.get_event_loop().run_in_executor(None, _pack, layers, m)
@@ -358,7 +366,7 @@ class ClientSlices:
     def _slice_node(self, view: Any) -> Any:
         if not isinstance(view, str):
             return None
-        for v in self.app.slicer_app.view_manager.get_slice_views():
+        for v in self.views.get_slice_views():
             node = v.get_view_node()
             if node.GetSingletonTag() == view:
                 return node
@@ -374,7 +382,7 @@ class ClientSlices:
 
     def set_window_level(self, window: Any = None, level: Any = None) -> None:
         """The page's window/level drag ended: the shown scan's display node takes the values."""
-        node = self.app.input_node()
+        node = self.scan()
         display = node.GetDisplayNode() if node is not None else None
         if display is None or not all(isinstance(v, (int, float)) and np.isfinite(v) for v in (window, level)):
             return
@@ -387,13 +395,13 @@ class ClientSlices:
         """The page moved the crosshair to ``ras`` (Shift + move): the scene's crosshair node records it."""
         point = _point(ras)
         if point is not None:
-            self.app.layouts.place_crosshair(point)
+            self.layouts.place_crosshair(point)
 
     def probe(self, view: Any = None, ras: Any = None) -> None:
         """``probe_text`` for the RAS point under the page's pointer (the scan's own value, not the page's copy)."""
         point = _point(ras)
         if point is not None:
-            self.app.layouts.show_probe(point)
+            self.layouts.show_probe(point)
 
     # ------------------------------------------------------------------ page
     def build_ui(self) -> None:

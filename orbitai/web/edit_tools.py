@@ -57,12 +57,12 @@ class EditTools:
     """The basic edits of the annotation panel ``panel`` (`orbitai.web.annotate.AnnotationPanel`)."""
 
     def __init__(self, panel: Any) -> None:
-        self.panel, self.state, self.app = panel, panel.state, panel.app
+        self.panel, self.state, self.scan = panel, panel.state, panel.scan
         self.state.update({"ann_thr": [0.0, 1.0], "ann_thr_bounds": [0.0, 1.0], "ann_islands_min": 1000,
                            "ann_smooth_method": "MEDIAN", "ann_smooth_mm": 3.0,
                            "ann_smooth_methods": [{"title": SMOOTHING_LABELS[m], "value": m} for m in SMOOTHING_METHODS],
                            "ann_keys": [f"{KEY_NAMES[k]}: {what}" for k, (what, _) in KEYS.items()]})
-        self.app.server.trigger("orbitai_ann_key")(self.key)
+        panel.server.trigger("orbitai_ann_key")(self.key)
 
     # ---------------------------------------------------------------- scan and tables
     def scan_shown(self, node: Any) -> None:
@@ -80,20 +80,18 @@ class EditTools:
         """After each edit, Undo or Redo: the segment list and the results tables of the shown scan follow the edited
         segmentation (a structure's row gets the segment's voxels and volume now)."""
         node = self.panel.se.active_segmentation_node
-        results = getattr(self.app, "results", None)
-        if results is not None:
-            results.refresh_segments()
+        self.panel.results.refresh_segments()
         if node is None:
             return
         segmentation = node.GetSegmentation()
         names = {segmentation.GetNthSegment(i).GetName(): segmentation.GetNthSegmentID(i)
                  for i in range(segmentation.GetNumberOfSegments())}
-        volume = self.app.input_node()
+        volume = self.scan()
         if volume is None:
             return
         sx, sy, sz = volume.GetSpacing()
         voxel_cm3 = sx * sy * sz / 1000.0
-        for panel in getattr(self.app, "panels", {}).values():
+        for panel in self.panel.panels:
             self._update_table(panel, node, names, voxel_cm3)
 
     def _update_table(self, panel: Any, node: Any, names: dict, voxel_cm3: float) -> None:
@@ -119,7 +117,7 @@ class EditTools:
             new_rows.append(updated)
         if new_rows != rows:
             self.state[panel.var("table_rows")] = new_rows
-            scan = self.app.input_node()
+            scan = self.scan()
             if scan is not None and scan.GetID() in panel.tables:
                 panel.tables[scan.GetID()] = (headers, new_rows)
 

@@ -28,6 +28,7 @@ from orbitai.io.segfile import read_segmentation
 from orbitai.mrml import segmentation_node_from_labels, volume_from_volume_node, volume_node_from_volume
 from orbitai.mrml.results import mark_results
 from orbitai.web.client_slices import scan_level, scan_steps
+from orbitai.web.host import Signal, WebHost
 from orbitai.web.identity import read_identity, series_name, set_identity
 from orbitai.web.launch import mark
 from orbitai.web.names import PATH_REFUSED, DicomWebAllowList, client_path, web_url
@@ -106,12 +107,16 @@ def read_early(source: Optional[str]) -> Optional[Future]:
 
 
 class ScanLoader:
-    """The loads of the app ``app`` (`orbitai.web.app.OrbitWebApp`). ``data``: a scan to load at start or a folder whose
+    """The loads of the page of ``host``. ``data``: a scan to load at start or a folder whose
     scans the page offers; ``upload_limit``: the most bytes one upload may hold; ``dicomweb``: the DICOMweb servers the
-    page may fetch from (with DATA's when it is a DICOMweb URL)."""
+    page may fetch from (with DATA's when it is a DICOMweb URL). Signals: ``scan_loaded`` (the new volume node, its
+    volume and its resolution steps packed for the page, before it is selected), ``results_imported`` (a segmentation loaded: its scan, and True: the views go to it)."""
 
-    def __init__(self, app: Any, data: Optional[str], upload_limit: int, dicomweb: tuple[str, ...]) -> None:
-        self.app, self.state, self.server = app, app.state, app.server
+    scan_loaded = Signal(object, object, object)
+    results_imported = Signal(object, bool)
+
+    def __init__(self, host: WebHost, data: Optional[str], upload_limit: int, dicomweb: tuple[str, ...]) -> None:
+        self.state, self.server, self.mrml, self.scan = host.state, host.server, host.mrml, host.input_node
         self.dicomweb = DicomWebAllowList([*dicomweb, *([data] if data and web_url(data) else [])])
         self.data_folder = Path(data) if data and Path(data).is_dir() else None
         self.upload_limit = int(upload_limit)
@@ -213,26 +218,24 @@ class ScanLoader:
         """A new volume node of ``vol`` named ``name``, with the patient and series it came from (``identity``:
         `orbitai.web.identity.read_identity`; none: its name), selected as the input. ``packed``: its first resolution
         steps already packed for the page (`read_early`)."""
-        node = volume_node_from_volume(self.app.mrml, vol, name=name)
+        node = volume_node_from_volume(self.mrml, vol, name=name)
         set_identity(node, identity or {"File": name})
-        self.app.client_slices.adopt(node, vol, packed)
-        self.app.refresh_nodes()
+        self.scan_loaded.emit(node, vol, packed)        # adopted by the page's copy and listed before it is selected
         self.state.input_volume = node.GetID()
         return node
 
     def add_segmentation(self, labels: Any, table: Any, name: str) -> Any:
         """A segmentation of the input volume (on its grid, or a crop of it as Slicer writes them; anything else is
         refused in one line), with its segments' names and colours."""
-        volume = self.app.input_node()
+        volume = self.scan()
         if volume is None:
             raise InputError("load or select the scan it belongs to first")
         on_grid, _ = segmentation_on_image(volume_from_volume_node(volume), labels, f"the segmentation {name}",
                                            image_name="input volume", option=None)
-        node = segmentation_node_from_labels(self.app.mrml, on_grid, reference_node=volume, name=name, table=table)
+        node = segmentation_node_from_labels(self.mrml, on_grid, reference_node=volume, name=name, table=table)
         node.CreateDefaultDisplayNodes()
         mark_results([node], volume)
-        self.app.refresh_nodes()
-        self.app.results.results_shown()
+        self.results_imported.emit(volume, True)
         return node
 
     def load_data_choice(self, ticket: str = "") -> None:

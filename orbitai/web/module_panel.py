@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any
+from typing import Any, Callable
 
 from trame.widgets import html
 from trame.widgets import vuetify3 as v3
@@ -13,9 +13,11 @@ from orbitai.app.panel_spec import Action, Option, PanelSpec
 from orbitai.bundle.core import MODEL_NAME
 from orbitai.errors import InputError, OrbitAIError, one_line
 from orbitai.io.dicom_folder import shown
+from orbitai.mrml.queries import node_by_id
 from orbitai.mrml.results import refuse_other_scan, segmentations_of
 from orbitai.mrml.tables import rows_from_table_node
 from orbitai.web.clicks import sending
+from orbitai.web.host import Signal, WebHost
 from orbitai.web.model_offer import offer_ui
 from orbitai.web.panel import WebJobPanel
 
@@ -26,17 +28,26 @@ MODEL_NAME_OPTIONS = ("name",)
 
 
 class ModulePanel:
-    """A module panel (`PanelSpec`) on the page of ``app`` (`orbitai.web.app.OrbitWebApp`): its options in state (``<key>_<option>``) and its `WebJobPanel`."""
+    """A module panel (`PanelSpec`) on the page of ``host``: its options in state (``<key>_<option>``) and its
+    `WebJobPanel`; ``private``: a message in the page's words without the server's folders
+    (`orbitai.web.loading.ScanLoader.private`); ``upload_limit``: the most bytes a model archive uploaded to the first
+    Apply's offer may hold. Signals: ``results_imported`` (a job's outputs were imported: the scan
+    they belong to, None for a module without input, and whether they are the shown scan's), ``model_installed``
+    (the label of a model a section installed, and the option that offers it)."""
 
-    def __init__(self, app: Any, spec: PanelSpec) -> None:
-        self.app, self.spec, self.state = app, spec, app.state
-        self.logic = spec.logic(app.mrml)
+    results_imported = Signal(object, bool)
+    model_installed = Signal(object, str)
+
+    def __init__(self, host: WebHost, spec: PanelSpec, private: Callable[[str], str], upload_limit: int) -> None:
+        self.spec, self.state, self.mrml, self.scan = spec, host.state, host.mrml, host.input_node
+        self.server, self.upload_limit = host.server, upload_limit
+        self.logic = spec.logic(host.mrml)
         # read once, with the model choices below (reading the bundles on every state change would be slow)
         self.models_installed = spec.logic.modelsAvailable()     # installed, or offered at the first Apply
         labels = {o.name: o.label for o in spec.all_options() if o.kind == "text" and o.name in MODEL_NAME_OPTIONS}
-        self.job = WebJobPanel(app.server, spec.key, self.logic, self.jobInputs, self.showResults, self.whyNotReady,
-                               spec.apply_tip, lambda text: app.loading.private(page_words(text, labels)),
-                               currentScan=app.input_node)
+        self.job = WebJobPanel(host.server, spec.key, self.logic, self.jobInputs, self.showResults, self.whyNotReady,
+                               spec.apply_tip, lambda text: private(page_words(text, labels)),
+                               currentScan=host.input_node)
         for opt in self.options():
             default = opt.default_value()
             if opt.kind == "form":
@@ -110,18 +121,18 @@ class ModulePanel:
         in the words of `refuse_other_scan`, anything else not offered alike."""
         if value is None or value == "":
             return ""
-        scan = self.app.input_node()
-        node = self.app.mrml.scene.GetNodeByID(value) if isinstance(value, str) else None
+        scan = self.scan()
+        node = node_by_id(self.mrml.scene, value)
         if node is not None and node.IsA("vtkMRMLSegmentationNode") and not node.GetHideFromEditors():
             try:
                 refuse_other_scan(node, scan)
             except OrbitAIError as exc:
                 return one_line(exc)
-            if any(n is node for n in segmentations_of(self.app.mrml.scene, scan)):
+            if any(n is node for n in segmentations_of(self.mrml.scene, scan)):
                 return ""
         return "choose one of the listed segmentations, or none."
 
-    def scan_shown(self) -> None:
+    def scan_shown(self, _node: Any = None) -> None:
         """Another scan is shown: a segmentation option holding a segmentation of another scan is emptied."""
         for opt in self.options():
             if opt.kind == "segmentation" and self._segmentation_refusal(self.state[self.var(opt.name)]):
@@ -136,7 +147,7 @@ class ModulePanel:
                                  for name, _l, _t in self.form_rows(opt)}
             elif opt.kind == "segmentation":
                 sid = self.state[self.var(opt.name)]
-                node = self.app.mrml.scene.GetNodeByID(sid) if sid and self._segmentation_choice(sid) else None
+                node = node_by_id(self.mrml.scene, sid) if sid and self._segmentation_choice(sid) else None
                 out[opt.name] = node if node is not None and node.IsA("vtkMRMLSegmentationNode") else None
             elif opt.kind == "text":
                 out[opt.name] = str(self.state[self.var(opt.name)] or "").strip()
@@ -149,16 +160,16 @@ class ModulePanel:
         invalid = self.invalid_option()
         if invalid:
             raise InputError(invalid)
-        return self.app.input_node(), self.spec.start_options(self.values())
+        return self.scan(), self.spec.start_options(self.values())
 
     def whyNotReady(self) -> str:
-        node = self.app.input_node()
+        node = self.scan()
         invalid = self.invalid_option() if node is not None else ""
         return invalid or self.spec.why_not_ready(node, self.values() if node is not None else {}, self.models_installed)
 
     def showResults(self, outputs: Any, input_node: Any) -> None:
         values = self.values()
-        current = input_node is None or input_node is self.app.input_node()
+        current = input_node is None or input_node is self.scan()
         if self.spec.display is not None:
             self.job.controller.shownChoice = values[self.spec.display.name]
         if current:         # a result of a scan the user left is kept, and shown when they come back to it
@@ -174,11 +185,10 @@ class ModulePanel:
             self.tables[input_node.GetID()] = table
         if current:
             self.state[self.var("table_headers")], self.state[self.var("table_rows")] = table
-        self.app.refresh_nodes()
-        if input_node is not None and self.spec.needs_input:
-            self.app.results.results_shown(focus=current)
+        # the lists read again; the scan's results shown (a module without input has none)
+        self.results_imported.emit(input_node if self.spec.needs_input else None, current)
         if hasattr(outputs, "select_model"):     # a model was installed: listed now, chosen when it is better
-            self.app.select_model(outputs.select_model, getattr(outputs, "option", "model"))
+            self.model_installed.emit(outputs.select_model, getattr(outputs, "option", "model"))
 
     def run_action(self, action: Action) -> None:
         """An action's button (`orbitai.app.panel_spec.Action`): its status line, or its error (both the shown
@@ -188,7 +198,7 @@ class ModulePanel:
         try:
             if invalid:
                 raise InputError(invalid)
-            self.job.controller.say(action.run(self.logic, self.app.input_node(), self.values()))
+            self.job.controller.say(action.run(self.logic, self.scan(), self.values()))
         except OrbitAIError as exc:
             self.job.controller.say("")
             self.job.showError(one_line(exc))
@@ -216,9 +226,9 @@ class ModulePanel:
         if self.invalid_option():
             return
         choice = self.state[self.var(self.spec.display.name)]
-        outputs = self.job.controller.outputsToReshow(choice, self.app.input_node())
+        outputs = self.job.controller.outputsToReshow(choice, self.scan())
         if outputs is not None:
-            self.spec.show(self.logic, outputs, self.app.input_node(), self.values())
+            self.spec.show(self.logic, outputs, self.scan(), self.values())
 
     # ---------------------------------------------------------------- page
     def build_ui(self) -> None:
@@ -263,7 +273,7 @@ class ModulePanel:
         v3.VProgressLinear(model_value=(f"{key}_progress",), v_show=f"{key}_progress_visible", height=6,
                            id=f"orbitai-{key}-progress")
         html.Div(f"{{{{ {key}_status }}}}", classes="text-body-2 my-2", id=f"orbitai-{key}-status")
-        offer_ui(self.app.server, key, self.job, self.app.loading.upload_limit)   # the first Apply without its model
+        offer_ui(self.server, key, self.job, self.upload_limit)   # the first Apply without its model
         v3.VAlert(text=(f"{key}_error",), v_if=f"{key}_error", type="error", density="compact", closable=True,
                   id=f"orbitai-{key}-error", click_close=f"{key}_error = ''")
         v3.VDataTable(headers=(f"{key}_table_headers",), items=(f"{key}_table_rows",), density="compact",

@@ -26,7 +26,10 @@ from orbitai.mrml import box_of_roi_node, jump_slices
 from orbitai.mrml.overlays import heat_map_rows, set_heat_map
 from orbitai.mrml.results import results_of, show_results_of
 from orbitai.mrml.viewer import result_focus, segment_rows, set_segment_display
+from orbitai.mrml.queries import node_by_id, nodes_of_class, scene_order
 from orbitai.mrml.segmentation_files import segmentation_file_bytes
+from orbitai.web.host import WebHost
+from orbitai.web.viewer import Layouts
 
 __all__ = ["ShownResults", "seg_file_name", "box_rows", "newest_boxes"]
 
@@ -43,50 +46,47 @@ def box_rows(scene: Any, scan: Any) -> list[dict[str, Any]]:
             for n in results_of(scene, scan, "vtkMRMLMarkupsROINode")]
 
 
-def _scene_order(scene: Any) -> dict[str, int]:
-    """Node ID -> its place in the scene (the order nodes were added)."""
-    return {scene.GetNthNode(i).GetID(): i for i in range(scene.GetNumberOfNodes())}
-
-
 def newest_boxes(scene: Any, scan: Any, segmentations: list[Any]) -> list[Any]:
     """The boxes of ``scan`` added after the newest of ``segmentations`` (all its boxes when there is none), oldest
     first: the views go to them when they are the newest result (TAO's crops after a TAO run)."""
-    order = _scene_order(scene)
+    order = scene_order(scene)
     after = max((order.get(s.GetID(), -1) for s in segmentations), default=-1)
     return [n for n in results_of(scene, scan, "vtkMRMLMarkupsROINode") if order.get(n.GetID(), -1) > after]
 
 
 class ShownResults:
-    """The results of the scan shown in the app ``app`` (`orbitai.web.app.OrbitWebApp`), in its state and views."""
+    """The results of the shown scan (``host.input_node``), in the state and views of ``host``; the crosshair and the
+    3D view of ``layouts``."""
 
-    def __init__(self, app: Any) -> None:
-        self.app, self.state = app, app.state
+    def __init__(self, host: WebHost, layouts: Layouts) -> None:
+        self.state, self.server, self.mrml, self.scan = host.state, host.server, host.mrml, host.input_node
+        self.layouts = layouts
         #: scan node ID -> the heat map it had in the foreground when the user switched away
         self.overlays: dict[str, str] = {}
         self.state.update({"segment_rows": [], "segment_nodes": [], "heat_maps": [], "result_boxes": []})
-        app.server.trigger("orbitai_download_segmentation")(self.download_segmentation)
-        app.server.trigger("orbitai_segment_visible")(self.set_segment_visible)
-        app.server.trigger("orbitai_segment_opacity")(self.set_segment_opacity)
-        app.server.trigger("orbitai_heat_map_shown")(self.set_heat_map_shown)
-        app.server.trigger("orbitai_heat_map_opacity")(self.set_heat_map_opacity)
-        app.server.trigger("orbitai_jump_box")(self.jump_to_box)
+        host.server.trigger("orbitai_download_segmentation")(self.download_segmentation)
+        host.server.trigger("orbitai_segment_visible")(self.set_segment_visible)
+        host.server.trigger("orbitai_segment_opacity")(self.set_segment_opacity)
+        host.server.trigger("orbitai_heat_map_shown")(self.set_heat_map_shown)
+        host.server.trigger("orbitai_heat_map_opacity")(self.set_heat_map_opacity)
+        host.server.trigger("orbitai_jump_box")(self.jump_to_box)
         self._heat_pending = False
         #: the slice views' composite nodes observed (`_observe_views`)
         self._observed: set[str] = set()
 
     def show_only(self, node: Any) -> None:
         """Only the results of the scan ``node`` (None: of no scan) visible; the one left has its heat map noted."""
-        show_results_of(self.app.mrml.scene, node, self.overlays)
+        show_results_of(self.mrml.scene, node, self.overlays)
 
     def results_shown(self, focus: bool = True) -> None:
         """A module's results were added: only the shown scan's are visible; with ``focus`` the views move to the
         shown scan's newest result: the first of its newest boxes (TAO's crop of each eye) when boxes came after its
         segmentations, else its newest segmentation (a whole head's orbits are far from its centre)."""
-        node = self.app.input_node()
+        node = self.scan()
         self.show_only(node)
-        segs = [s for s in results_of(self.app.mrml.scene, node)
+        segs = [s for s in results_of(self.mrml.scene, node)
                 if s.GetDisplayNode() and s.GetDisplayNode().GetVisibility()]
-        boxes = newest_boxes(self.app.mrml.scene, node, segs) if focus else []
+        boxes = newest_boxes(self.mrml.scene, node, segs) if focus else []
         point = None
         if boxes:                   # a box is the newest result (TAO's crops): the views go to the first one
             point = [float(c) for c in box_of_roi_node(boxes[0])[0]]
@@ -94,16 +94,16 @@ class ShownResults:
             point = result_focus(segs[-1])
         if point is not None:
             self._jump(point)
-        self.app.layouts.show_in_3d()
+        self.layouts.show_in_3d()
         self.refresh_segments()
 
     def refresh_segments(self) -> None:
         """``segment_rows``: the segments of the shown scan's segmentations (its results, loaded and drawn ones);
         ``segment_nodes``: those segmentations, each with the file name its download gets."""
-        scene, scan = self.app.mrml.scene, self.app.input_node()
+        scene, scan = self.mrml.scene, self.scan()
         nodes = results_of(scene, scan)
         self.state.segment_rows = segment_rows(nodes)
-        self.app.layouts.refresh_rulers()
+        self.layouts.refresh_rulers()
         self.state.segment_nodes = [{"id": n.GetID(), "name": n.GetName(), "file": seg_file_name(n.GetName())}
                                     for n in nodes]
         self.state.result_boxes = box_rows(scene, scan)
@@ -112,16 +112,14 @@ class ShownResults:
     def refresh_heat_maps(self) -> None:
         """``heat_maps``: the shown scan's heat maps, shown or not, with their colour bars."""
         self._observe_views()
-        rows = heat_map_rows(self.app.mrml.scene, self.app.input_node())
+        rows = heat_map_rows(self.mrml.scene, self.scan())
         if rows != self.state.heat_maps:
             self.state.heat_maps = rows
 
     def _observe_views(self) -> None:
         """A module's "Show map" choice or a scan switch changes the slice views' foreground: the heat-map list follows
         (each view's composite node observed once, when it exists)."""
-        scene = self.app.mrml.scene
-        for i in range(scene.GetNumberOfNodesByClass("vtkMRMLSliceCompositeNode")):
-            comp = scene.GetNthNodeByClass(i, "vtkMRMLSliceCompositeNode")
+        for comp in nodes_of_class(self.mrml.scene, "vtkMRMLSliceCompositeNode"):
             if comp.GetID() not in self._observed:
                 self._observed.add(comp.GetID())
                 comp.AddObserver("ModifiedEvent", self._views_changed)
@@ -137,27 +135,27 @@ class ShownResults:
             self.refresh_heat_maps()
 
     def _jump(self, point: list[float]) -> None:
-        jump_slices(self.app.mrml, point)
-        self.app.layouts.place_crosshair(point)
+        jump_slices(self.mrml, point)
+        self.layouts.place_crosshair(point)
 
     def _shown_node(self, rows: str, node_id: Any) -> Optional[Any]:
         """The node ``node_id`` (an ID the page sends) when the state list ``rows`` of the shown scan holds it."""
         if not isinstance(node_id, str) or node_id not in {r["id"] for r in self.state[rows] or []}:
             return None
-        return self.app.mrml.scene.GetNodeByID(node_id)
+        return node_by_id(self.mrml.scene, node_id)
 
     def set_heat_map_shown(self, node_id: Any = None, shown: Any = None) -> None:
         """The page's show/hide box of a heat map of the shown scan (shown: over the scan, the other heat map hidden)."""
         node = self._shown_node("heat_maps", node_id)
         if node is not None and isinstance(shown, bool):
-            set_heat_map(self.app.mrml, node, shown=shown)
+            set_heat_map(self.mrml, node, shown=shown)
         self.refresh_heat_maps()
 
     def set_heat_map_opacity(self, node_id: Any = None, opacity: Any = None) -> None:
         """The page's opacity slider of a heat map of the shown scan (0-1)."""
         node = self._shown_node("heat_maps", node_id)
         if node is not None and isinstance(opacity, (int, float)) and not isinstance(opacity, bool):
-            set_heat_map(self.app.mrml, node, opacity=float(opacity))
+            set_heat_map(self.mrml, node, opacity=float(opacity))
         self.refresh_heat_maps()
 
     def jump_to_box(self, node_id: Any = None) -> None:
@@ -170,18 +168,18 @@ class ShownResults:
         """A segmentation of the shown scan as Slicer's ``.seg.nrrd`` (an ID the page sends: it must be one it lists)."""
         if not isinstance(node_id, str) or node_id not in {n["id"] for n in self.state.segment_nodes or []}:
             return None
-        return self.app.server.protocol.addAttachment(segmentation_file_bytes(self.app.mrml.scene.GetNodeByID(node_id)))
+        return self.server.protocol.addAttachment(segmentation_file_bytes(node_by_id(self.mrml.scene, node_id)))
 
     def set_segment_visible(self, key: Any = None, visible: Any = None) -> None:
         """The page's visibility box of a segment (a key the page sends: it must name a segment of the shown scan)."""
         if isinstance(visible, bool) and self._shown_segment(key):
-            set_segment_display(self.app.mrml.scene, key, visible=visible)
+            set_segment_display(self.mrml.scene, key, visible=visible)
         self.refresh_segments()
 
     def set_segment_opacity(self, key: Any = None, opacity: Any = None) -> None:
         """The page's opacity slider of a segment (0-1)."""
         if isinstance(opacity, (int, float)) and not isinstance(opacity, bool) and self._shown_segment(key):
-            set_segment_display(self.app.mrml.scene, key, opacity=float(opacity))
+            set_segment_display(self.mrml.scene, key, opacity=float(opacity))
         self.refresh_segments()
 
     def _shown_segment(self, key: Any) -> bool:

@@ -18,9 +18,11 @@ from trame.widgets import client, html
 from trame.widgets import vuetify3 as v3
 from trame_slicer.views import Layout, LayoutDirection, ViewLayoutDefinition
 
+from orbitai.mrml.queries import crosshair_node
 from orbitai.mrml.results import results_of
 from orbitai.mrml.viewer import new_ruler, probe, ruler_rows, set_window_level_mode
 from orbitai.mrml.volumes import scalar_array
+from orbitai.web.host import Signal, WebHost
 from orbitai.web.intensity import AUTO, CT_PRESETS, MRI_PRESETS, preset_values
 
 __all__ = ["WINDOW_PRESETS", "WindowLevel", "LAYOUTS", "Layouts", "view_labels", "KEYS_SCRIPT", "KEY_STEPS"]
@@ -35,8 +37,8 @@ class WindowLevel:
     """Window/level of the shown scan in state: ``wl_window``, ``wl_level`` (its display node's values, kept up to
     date while the user drags), ``wl_preset`` (a `WINDOW_PRESETS` name the page picks)."""
 
-    def __init__(self, app: Any) -> None:
-        self.app, self.state = app, app.state
+    def __init__(self, host: WebHost) -> None:
+        self.state, self.mrml, self.scan = host.state, host.mrml, host.input_node
         self._observed: tuple[Any, int] | None = None
         self.state.update({"wl_window": None, "wl_level": None, "wl_preset": None, "wl_presets": list(WINDOW_PRESETS),
                            "wl_preset_values": preset_values(None), "mouse_mode": "window_level"})
@@ -47,17 +49,17 @@ class WindowLevel:
     def apply_mouse_mode(self, **_: Any) -> None:
         """Left-drag adjusts window/level (``mouse_mode`` "window_level") unless an annotation tool is active; else
         Slicer's view-transform mode."""
-        logic = self.app.mrml.app_logic
+        logic = self.mrml.app_logic
         node = logic.GetInteractionNode() if logic is not None else None
         if node is not None and node.GetCurrentInteractionMode() == node.Place:
             return          # a ruler's ends are being placed: its clicks are the markups'
         set_window_level_mode(logic, self.state.mouse_mode == "window_level" and self.state.ann_tool in (None, "none"))
 
     def _display(self) -> Any:
-        node = self.app.input_node()
+        node = self.scan()
         return node.GetDisplayNode() if node is not None else None
 
-    def scan_shown(self) -> None:
+    def scan_shown(self, _node: Any = None) -> None:
         """The shown scan changed: observe its display node, publish its values, forget the preset picked."""
         if self._observed is not None:
             self._observed[0].RemoveObserver(self._observed[1])
@@ -66,7 +68,7 @@ class WindowLevel:
         if display is not None:
             self._observed = (display, display.AddObserver("ModifiedEvent", lambda *_: self._publish()))
         self.state.wl_preset = None
-        self.state.wl_preset_values = preset_values(scalar_array(self.app.input_node()))
+        self.state.wl_preset_values = preset_values(scalar_array(self.scan()))
         self._publish()
         self.apply_mouse_mode()     # a closed scene resets the interaction node
 
@@ -201,47 +203,54 @@ document.addEventListener('keydown', (e) => {
 
 class Layouts:
     """The view layout (``layout``: a `LAYOUTS` name), the crosshair (``crosshair``) and the slice views' labels
-    (``view_labels``: view name -> orientation letters and slice position)."""
+    (``view_labels``: view name -> orientation letters and slice position). Signals: ``layout_changed`` (the page
+    picked another layout: the views fit it), ``ruler_placed`` (a ruler's ends are placed: the mouse mode comes
+    back)."""
 
-    def __init__(self, app: Any) -> None:
-        self.app, self.state = app, app.state
+    layout_changed = Signal()
+    ruler_placed = Signal()
+
+    def __init__(self, host: WebHost) -> None:
+        self.state, self.mrml, self.scan = host.state, host.mrml, host.input_node
+        self.views, self.layout_manager = host.slicer_app.view_manager, host.layout_manager
+        self.markups = host.slicer_app.markups_logic
         #: Observer callbacks that remove themselves from inside their own call, held here: VTK drops its reference
         #: to a Python observer when it is removed, and a closure freed while it runs reads freed cells (the viewer's
         #: server ended with SIGSEGV in the ruler test of fresh-clone runs).
         self._held: list[Any] = []
         for name, build in LAYOUTS.items():       # views made when first shown (the 3D view costs most on a CPU)
-            app.layout_manager.register_layout(name, build(), lazy_initialization=name != DEFAULT_LAYOUT)
-        app.layout_manager.set_layout(DEFAULT_LAYOUT)
+            self.layout_manager.register_layout(name, build(), lazy_initialization=name != DEFAULT_LAYOUT)
+        self.layout_manager.set_layout(DEFAULT_LAYOUT)
         self.state.update({"layout": DEFAULT_LAYOUT, "layouts": list(LAYOUTS), "crosshair": False,
                            "view_labels": {}, "probe_text": "", "rulers": [],
                            "ruler_placing": False})
-        app.server.trigger("orbitai_probe")(self.probe)
-        self.state.change("layout")(self._layout_changed)
+        host.server.trigger("orbitai_probe")(self.probe)
+        self.state.change("layout")(self._layout_chosen)
         self.state.change("crosshair")(self.apply_crosshair)
-        app.server.trigger("orbitai_slice_step")(self.slice_step)
+        host.server.trigger("orbitai_slice_step")(self.slice_step)
 
     def has_3d(self) -> bool:
-        return bool(self.app.slicer_app.view_manager.get_threed_views()) and "3D" in str(self.state.layout)
+        return bool(self.views.get_threed_views()) and "3D" in str(self.state.layout)
 
-    def _layout_changed(self, layout: Any = None, **_: Any) -> None:
+    def _layout_chosen(self, layout: Any = None, **_: Any) -> None:
         if not isinstance(layout, str) or layout not in LAYOUTS:
             return
-        self.app.layout_manager.set_layout(layout)
-        self.app.fit_views_soon()
+        self.layout_manager.set_layout(layout)
+        self.layout_changed.emit()
         self.show_in_3d()
 
     def show_in_3d(self) -> None:
         """With a 3D view in the layout: the shown scan's segmentations as surfaces, the camera on them."""
         if not self.has_3d():
             return
-        for seg in results_of(self.app.mrml.scene, self.app.input_node()):
+        for seg in results_of(self.mrml.scene, self.scan()):
             seg.CreateClosedSurfaceRepresentation()
-        for view in self.app.slicer_app.view_manager.get_threed_views():
+        for view in self.views.get_threed_views():
             view.reset_camera()
             view.schedule_render()
 
     def crosshair_node(self) -> Any:
-        return self.app.mrml.scene.GetFirstNodeByClass("vtkMRMLCrosshairNode")
+        return crosshair_node(self.mrml.scene)
 
     def apply_crosshair(self, **_: Any) -> None:
         """The crosshair in every view (Slicer's basic crosshair), or none."""
@@ -258,7 +267,7 @@ class Layouts:
         """A key on the page: the slice view named ``view`` moves ``steps`` slices (anything else is ignored)."""
         if not isinstance(view, str) or not isinstance(steps, int) or isinstance(steps, bool) or abs(steps) > 100:
             return
-        for v in self.app.slicer_app.view_manager.get_slice_views():
+        for v in self.views.get_slice_views():
             if v.get_view_node().GetSingletonTag() == view:
                 low, high = v.get_slice_range()
                 value = v.get_slice_value() + steps * v.get_slice_step()
@@ -269,7 +278,7 @@ class Layouts:
         view's image, 0-1 from the top left), as Slicer's Data Probe shows them."""
         if not isinstance(view, str) or not all(isinstance(f, (int, float)) and 0 <= f <= 1 for f in (fx, fy)):
             return
-        for v in self.app.slicer_app.view_manager.get_slice_views():
+        for v in self.views.get_slice_views():
             node = v.get_view_node()
             if node.GetSingletonTag() != view:
                 continue
@@ -278,7 +287,7 @@ class Layouts:
 
     def show_probe(self, ras: Sequence[float]) -> None:
         """``probe_text``: the RAS point ``ras`` and the scan's value there."""
-        value = probe(self.app.input_node(), ras)
+        value = probe(self.scan(), ras)
         where = "  ".join(f"{_LETTERS[a][0 if c >= 0 else 1]} {abs(c):{'.1f' if abs(c) < 1e7 else '.3g'}}"
                           for a, c in enumerate(ras))
         self.state.probe_text = f"{where}: {'outside the scan' if value is None else f'{value:.4g}'}"
@@ -286,13 +295,13 @@ class Layouts:
     def start_ruler(self) -> None:
         """A ruler on the shown scan: the next two clicks in a view place its ends (Slicer's markups line); its
         length is listed in ``rulers`` and follows its ends when they are dragged."""
-        node = self.app.input_node()
+        node = self.scan()
         if node is None:
             return
-        ruler = new_ruler(self.app.mrml.scene, node)
+        ruler = new_ruler(self.mrml.scene, node)
         for event in (ruler.PointPositionDefinedEvent, ruler.PointModifiedEvent, ruler.PointEndInteractionEvent):
             ruler.AddObserver(event, lambda *_: self._ruler_changed())
-        interaction = self.app.mrml.app_logic.GetInteractionNode()
+        interaction = self.mrml.app_logic.GetInteractionNode()
         tag: list[int] = []
 
         def placed(*_: Any) -> None:       # the ends are placed: the user's mouse mode comes back
@@ -303,21 +312,21 @@ class Layouts:
         self._held.append(placed)
         tag.append(interaction.AddObserver(interaction.InteractionModeChangedEvent, placed))
         self.state.ruler_placing = True                 # the server's view takes the two clicks
-        self.app.slicer_app.markups_logic.place_node(ruler)
+        self.markups.place_node(ruler)
 
     def _ruler_changed(self) -> None:
         with self.state:
             self.refresh_rulers()
-            self.app.window_level.apply_mouse_mode()     # placing ended: the mouse mode comes back
+            self.ruler_placed.emit()     # placing ended: the mouse mode comes back
 
-    def scan_shown(self) -> None:
+    def scan_shown(self, _node: Any = None) -> None:
         """A scan was shown: no value of the last one stays under the pointer (issue 81: the probe kept the last
         scan's value after a switch), and the rulers listed are this scan's."""
         self.state.probe_text = ""
         self.refresh_rulers()
 
     def refresh_rulers(self) -> None:
-        self.state.rulers = ruler_rows(self.app.mrml.scene, self.app.input_node())
+        self.state.rulers = ruler_rows(self.mrml.scene, self.scan())
 
     def build_ui(self) -> None:
         """The toolbar's layout list and crosshair switch, and the page's keyboard."""
