@@ -5,7 +5,8 @@ trame server; the views reach the browser as images. This package adds a second 
 panels drive -- `orbitai.mrml.panel.JobController` over each module's `JobLogic`, and `AnnotationLogic` over the
 segment editor -- not a second copy of the workflow:
 
-* `app` builds the server: the scene, the views, the panels and the page;
+* `app` builds the server: the scene, the views, the panels and the page; it is the rooms' one composition root;
+* `host` is the seam: the `WebHost` Protocol every room is built on, and the signals the app connects between rooms;
 * `loading` loads scans: DATA's list, DICOMweb series, uploads (`uploads`: each bounded, removed after);
 * `segments` keeps the shown scan's results visible and lists its segments;
 * `module_panel` is a module's panel on the page, made from its `PanelSpec`;
