@@ -11,7 +11,6 @@ import io
 import time
 
 import numpy as np
-import pytest
 from scipy import ndimage
 from web_cases import PHANTOMS
 
