@@ -18,6 +18,7 @@ from typing import Any, Optional
 import numpy as np
 
 from orbitai.io import Volume
+from orbitai.staging import strict_json
 from orbitai.training.checkpoint import cache_folder
 
 __all__ = ["VERSION", "ranking_key", "cached_ranking", "keep_ranking"]
@@ -54,13 +55,13 @@ def cached_ranking(key: Optional[str]) -> Optional[dict[str, Any]]:
 
 def keep_ranking(key: Optional[str], fields: dict[str, Any]) -> None:
     """Keep ``fields`` (`FIELDS`) as the ranking named ``key``; a folder that cannot be written keeps nothing."""
-    if key is None:
-        return
+    if key is None or any(isinstance(v, float) and not np.isfinite(v) for v in fields.values()):
+        return          # a score that could not be computed is computed again, never read back as null
     path = cache_folder("rank") / f"{key}.json"
     tmp = path.with_name(f"{key}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps({k: fields[k] for k in FIELDS}), encoding="utf-8")
+        tmp.write_text(strict_json({k: fields[k] for k in FIELDS}, indent=None), encoding="utf-8")
         tmp.replace(path)
     except OSError:
         tmp.unlink(missing_ok=True)
