@@ -179,6 +179,14 @@ def _run(argv: list[str], interrupt: _Interrupt) -> int:
         interrupt.running = False
 
 
+def imports_cut_short(modules: Optional[dict[str, Any]] = None) -> list[str]:
+    """Modules whose package is not imported: what an import cut short by a cancel leaves (the package taken out of
+    ``sys.modules``, its submodules kept), on which the next import of that package fails ("partially initialized
+    module 'pydicom' has no attribute 'uid'", seen after a cancelled job in the browser)."""
+    names = set(sys.modules if modules is None else modules)
+    return sorted(n for n in names if "." in n and n.rpartition(".")[0] not in names)
+
+
 def _reader(stream: TextIO, jobs: "queue.Queue[Optional[str]]", on_eof: Callable[[], None]) -> None:
     for line in stream:
         jobs.put(line)
@@ -250,6 +258,8 @@ def serve(stdin: TextIO, preload: bool = True) -> int:
             print(f"{MARK} end {job_id}", file=err, flush=True)
         except OSError:  # BrokenPipeError: the parent is gone
             return 0
+        if rc == 130 and imports_cut_short():
+            return 0        # a cancel cut an import short: the parent starts a fresh worker for the next job
 
 
 def main(argv: Optional[list[str]] = None) -> int:

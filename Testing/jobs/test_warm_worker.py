@@ -325,3 +325,14 @@ def test_a_worker_that_died_is_replaced_without_waiting_on_the_main_thread(monke
     finally:
         if worker._proc is not None:
             worker._proc.close()
+
+
+def test_an_import_cut_short_by_a_cancel_is_noticed():
+    # a cancel inside ``import pydicom`` left pydicom's submodules without their package in a warm worker; its next
+    # job failed with "partially initialized module 'pydicom' has no attribute 'uid'". After a cancelled job with
+    # such leftovers the worker ends, and the parent starts a fresh one for the next job.
+    from orbitai.worker import imports_cut_short
+
+    assert imports_cut_short() == []
+    left = {name: None for name in ("os", "os.path", "pydicom.uid", "pydicom.config")}
+    assert imports_cut_short(left) == ["pydicom.config", "pydicom.uid"]
