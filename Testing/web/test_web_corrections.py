@@ -4,7 +4,7 @@ new model is in the model list at once; "Which scan next" ranks the scans withou
 from __future__ import annotations
 
 import pytest
-from web_cases import PHANTOMS
+from web_cases import PHANTOMS, run_ranking
 
 from orbitai.testing.web import web_server
 
@@ -69,16 +69,7 @@ def test_learn_from_corrections_cancel_resume_and_the_new_model_is_listed(page, 
 
 def test_which_scan_next_in_the_browser(page):
     page.load(PHANTOMS["orbit-ct"])
-    page.set_state("module", "orbit")
-    page.click("orbitai-section-orbit_rank")
-    page.wait(lambda: page.element("orbitai-orbit_rank-apply").is_displayed(), 20, "the section")
-    page.set_state("orbit_rank_device", "cpu")
-    page.wait_state("orbit_rank_apply_enabled", bool, 30)
-    page.click("orbitai-orbit_rank-apply")
-    page.wait_state("orbit_rank_running", bool, 20)
-    page.wait_state("orbit_rank_running", lambda v: not v, JOB_TIMEOUT_S)
-    assert page.state("orbit_rank_error") == "", page.state("orbit_rank_error")
-    rows = page.state("orbit_rank_table_rows")
+    rows = run_ranking(page, JOB_TIMEOUT_S)
     assert [r["c1"] for r in rows] == ["orbit_ct_0000"] and page.state("orbit_rank_status").startswith("1 scan(s)")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 from test_web_annotation_tools import _new_segment, _open_edits, _press
-from web_cases import PHANTOMS
+from web_cases import PHANTOMS, run_ranking
 
 from orbitai.web.intensity import MRI_PRESETS, threshold_default
 
@@ -98,16 +98,7 @@ def test_one_threshold_press_with_the_default_selects_no_whole_head(page, web_da
 
 def test_which_scan_next_rows_open_their_scan(page):
     tao = page.load(PHANTOMS["tao"])
-    page.set_state("module", "orbit")
-    page.click("orbitai-section-orbit_rank")
-    page.wait(lambda: page.element("orbitai-orbit_rank-apply").is_displayed(), 20, "the section")
-    page.set_state("orbit_rank_device", "cpu")
-    page.wait_state("orbit_rank_apply_enabled", bool, 30)
-    page.click("orbitai-orbit_rank-apply")
-    page.wait_state("orbit_rank_running", bool, 20)
-    page.wait_state("orbit_rank_running", lambda v: not v, JOB_TIMEOUT_S)
-    assert page.state("orbit_rank_error") == "", page.state("orbit_rank_error")
-    rows = page.state("orbit_rank_table_rows")
+    rows = run_ranking(page, JOB_TIMEOUT_S)
     assert [(r["c1"], r.get("scan_id")) for r in rows] == [("tao_0000", tao)]
     ct = page.load(PHANTOMS["orbit-ct"])
     assert page.state("input_volume") == ct
