@@ -30,7 +30,6 @@ from orbitai.errors import InputError
 from orbitai.io import Volume, resample_like
 from orbitai.io.dicom_tags import acquisition_tags
 from orbitai.io.orient import in_plane, near_isotropic, reformat_to
-from orbitai.io.values import noise_warning
 from orbitai.ivgc.checks import bundle_strategy, check_clinical, check_clinical_names
 from orbitai.ivgc.features import load_case, read_case_image
 from orbitai.ivgc.models import Selected, load_ivgc_model
@@ -40,6 +39,7 @@ from orbitai.progress import ProgressCallback
 from orbitai.radiomics.protocol import RadiomicsProtocol
 from orbitai.radiomics.shared import SharedExtractor
 from orbitai.scan import Expects, ScanFacts, scan_facts
+from orbitai.scan.noise import noise_warning
 
 if TYPE_CHECKING:
     from orbitai.bundle.core import Bundle

@@ -3,7 +3,7 @@
 The chain, each step one function of its own module:
 
 1. read the FLAIR (file or DICOM folder) and check it is a usable 3D FLAIR of a head
-   (:func:`orbitai.neuro.anatomy.check_flair`);
+   (:func:`orbitai.scan.flair.check_flair`);
 2. brain extraction and intracranial volume, with the location-class map
    (:func:`orbitai.neuro.anatomy.extract_brain`);
 3. the lesions: the user's segmentation (on the FLAIR's grid within half a voxel; on another grid
@@ -32,7 +32,7 @@ from orbitai.errors import InputError
 from orbitai.explain.occlusion import occlusion_map
 from orbitai.io import RESAMPLE_OPTION, Volume, read_scan, segmentation_on_image
 from orbitai.io.dicom_tags import acquisition_tags
-from orbitai.neuro.anatomy import check_flair, check_intracranial_volume, extract_brain
+from orbitai.neuro.anatomy import extract_brain
 from orbitai.neuro.data import classifier_input, heat_to_flair
 from orbitai.neuro.lesion_table import lesion_table
 from orbitai.neuro.lesion_rules import removed_note
@@ -42,6 +42,7 @@ from orbitai.neuro.models import load_neuro_model
 from orbitai.neuro.scope import SCOPE, scope_warning
 from orbitai.progress import ProgressCallback
 from orbitai.scan import Expects, ScanFacts, scan_facts
+from orbitai.scan.flair import check_flair, check_intracranial_volume
 from orbitai.scan.geometry import check_spacing
 
 #: What the lesion model and the NMOSD/MS classifier were made for (paper 003): a brain T2-FLAIR.
@@ -248,7 +249,7 @@ def lesions_on(flair: Volume, notes: list[str], facts: ScanFacts, lesions_path: 
     given = read_lesions(lesions_path, flair, options.resample_masks, warnings) if lesions_path is not None else None
     report(1, steps, "brain extraction")
     extraction = extract_brain(flair)
-    check_intracranial_volume(extraction)      # the FLAIR and its contrast were judged above, once
+    check_intracranial_volume(extraction.icv_ml)      # the FLAIR and its contrast were judged above, once
     notes += list(extraction.notes)
     if given is not None:
         lesions, source = given, "given"
