@@ -163,3 +163,20 @@ def test_the_judge_check_catches_what_it_looks_for():
     assert _judges_outside_scan("neuro/anatomy.py", "CSF_RATIO_T2 = 1.75\n")
     assert _judges_outside_scan("tao/predict.py", "x = 'The MRI looks like noise around the segmented structures'\n")
     assert not _judges_outside_scan("tao/predict.py", "from orbitai.scan.noise import noise_warning\n")
+
+
+def _held_out_head(modality: str, weighting, slice_mm: float, values) -> Volume:
+    r = render_scan(HELD_OUT[0], np.random.default_rng(3), modality, weighting, False, "head", slice_mm=slice_mm)
+    return r.volume.with_array(values(r.volume.array.astype(np.float32)).astype(np.float32))
+
+
+def test_an_mr_of_unsure_weighting_is_read_by_the_mri_model_without_a_question():
+    """Issue 78, point 4: the orbit models ask only CT or MR. A held-out head's FLAIR with its values square-rooted
+    (PD-like: the classifier leans to PD, unsure between the MR weightings, but sure it is no CT) goes to the MRI
+    model without asking for --modality, as `orbitai seg predict` chooses (`OrbitPredictor.check_scan`)."""
+    from orbitai.scan.values import bundled_model_family
+
+    vol = _held_out_head("MR", "FLAIR", 4.0, lambda a: np.sqrt(np.clip(a, 0, None)) * 10)
+    facts = scan_facts(vol, path="series_0003.nii.gz")
+    assert not facts.sure("weighting"), facts.to_json()
+    assert bundled_model_family(facts, "series_0003.nii.gz", vol) == "MR"
