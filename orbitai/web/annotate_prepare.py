@@ -19,7 +19,7 @@ from typing import Any, Optional
 from orbitai.app.annotation.logic import Preparation
 from orbitai.app.annotation.priors import DEFAULT_PRIORS
 from orbitai.errors import OrbitAIError, one_line
-from orbitai.web.host import AnnotationTools
+from orbitai.web.annotate_seam import AnnotationTools
 
 __all__ = ["Preparer", "POLL_S"]
 

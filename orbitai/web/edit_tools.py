@@ -9,7 +9,7 @@ shown scan's value range), ``ann_islands_min`` (voxels), ``ann_smooth_method``, 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import Any, Callable, Optional
 
 from trame.widgets import client, html
 from trame.widgets import vuetify3 as v3
@@ -17,11 +17,9 @@ from trame.widgets import vuetify3 as v3
 from orbitai.annotate.edits import SMOOTHING_METHODS
 from orbitai.mrml.segment_labelmaps import segment_voxel_count
 from orbitai.mrml.volumes import scalar_array
-from orbitai.web.host import AnnotationTools
+from orbitai.web.annotate_seam import AnnotationTools
 from orbitai.web.intensity import threshold_default
-
-if TYPE_CHECKING:
-    from orbitai.web.module_panel import ModulePanel
+from orbitai.web.module_panel import ModulePanel
 
 __all__ = ["EditTools", "KEYS", "KEYS_SCRIPT", "SMOOTHING_LABELS"]
 

@@ -21,7 +21,7 @@ The signals:
 A signal ``x`` keeps its connections in the instance's ``_x`` (``undo_stack.Signal``): a room has no other ``_x``.
 
 The annotation panel's tools (its basic edits, `orbitai.web.edit_tools.EditTools`, and its preparation of the shown
-scan, `orbitai.web.annotate_prepare.Preparer`) are built on the panel as an `AnnotationTools`: what they use of it.
+scan, `orbitai.web.annotate_prepare.Preparer`) are built on the panel as an `orbitai.web.annotate_seam.AnnotationTools`.
 
 Scene queries go through `orbitai.mrml` helpers (`orbitai.mrml.queries`, `orbitai.mrml.results`), not
 ``vtkMRMLScene`` calls.
@@ -29,18 +29,13 @@ Scene queries go through `orbitai.mrml` helpers (`orbitai.mrml.queries`, `orbita
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
+from typing import Any, Protocol
 
 from undo_stack import Signal
 
 from orbitai.mrml.scene import MRMLContext
 
-if TYPE_CHECKING:
-    from orbitai.app.annotation.logic import AnnotationLogic
-    from orbitai.web.module_panel import ModulePanel
-    from orbitai.web.segments import ShownResults
-
-__all__ = ["WebHost", "AnnotationTools", "Signal"]
+__all__ = ["WebHost", "Signal"]
 
 
 class WebHost(Protocol):
@@ -79,43 +74,3 @@ class WebHost(Protocol):
 
     def input_node(self) -> Any:
         """The shown scan's volume node, or None."""
-
-
-class AnnotationTools(Protocol):
-    """What the annotation panel's tools use of it (`orbitai.web.annotate.AnnotationPanel`): nothing else."""
-
-    @property
-    def state(self) -> Any:
-        """trame's shared state."""
-
-    @property
-    def server(self) -> Any:
-        """trame's server: triggers."""
-
-    @property
-    def logic(self) -> AnnotationLogic:
-        """The tools' logic on the panel's editor (`orbitai.app.annotation.logic.AnnotationLogic`)."""
-
-    @property
-    def se(self) -> Any:
-        """trame-slicer's segmentation editor (its active segmentation node)."""
-
-    @property
-    def results(self) -> ShownResults:
-        """The shown scan's results and segments (`orbitai.web.segments.ShownResults`)."""
-
-    @property
-    def panels(self) -> Sequence[ModulePanel]:
-        """The modules' panels, whose results tables follow an edit."""
-
-    def scan(self) -> Any:
-        """The shown scan's volume node, or None."""
-
-    def undo(self) -> Any:
-        """Undo the last edit; its one-line result."""
-
-    def redo(self) -> Any:
-        """Redo the last undone edit; its one-line result."""
-
-    def button_callback(self, operation: Callable[[], Any], what: str) -> Callable[[], Any]:
-        """A button's callback: busy, ``what`` said, ``operation`` run on the server loop, its result shown."""
