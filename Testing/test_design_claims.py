@@ -236,11 +236,14 @@ def engine_soft_volumes() -> None:
     _defines("orbitai/engine/result.py", "EngineResult.soft_volumes")
 
 
-def scan_judges_with_named_exceptions() -> None:
-    """The design names the image checks still outside orbitai/scan: they are where it says."""
-    _defines("orbitai/io/values.py", "noise_warning")
-    _defines("orbitai/neuro/anatomy.py", "check_flair", "extract_brain")
-    assert (REPO / "Testing" / "scan" / "test_one_judge.py").is_file()
+def scan_is_the_only_judge() -> None:
+    """The image checks the design once named as outside orbitai/scan (the noise warning, the FLAIR's checks) are
+    in it; the brain extraction stays with the neuro task; the test that no module outside judges a scan exists."""
+    _defines("orbitai/scan/noise.py", "noise_warning")
+    _defines("orbitai/scan/flair.py", "check_flair", "check_intracranial_volume")
+    _defines("orbitai/neuro/anatomy.py", "extract_brain")
+    judge = (REPO / "Testing" / "scan" / "test_one_judge.py").read_text(encoding="utf-8")
+    assert "def test_no_module_outside_orbitai_scan_decides_a_scan_question_from_its_values" in judge
 
 
 def training_caches_and_cpu() -> None:
@@ -365,10 +368,10 @@ CLAIMS = [
     Claim(23, "a task's bundled models as one TaskModels; each task registers its networks in its folder; "
               "bundle rules registered as orbitai/tao/__init__.py does", bundles_and_networks_by_task),
     Claim(24, "EngineResult.soft_volumes", engine_soft_volumes),
-    Claim(25, "no image check outside orbitai/scan, but for the two the design names",
-          scan_judges_with_named_exceptions,
-          "false: io/values.py:noise_warning and neuro/anatomy.py:check_flair judge images outside orbitai/scan; "
-          "the design names them until issue 82's point 3 moves them"),
+    Claim(25, "no image check outside orbitai/scan: the noise warning and the FLAIR's checks included",
+          scan_is_the_only_judge,
+          "false: io/values.py:noise_warning and neuro/anatomy.py:check_flair judged images outside orbitai/scan; "
+          "issue 82's point 3 moved them into orbitai/scan/noise.py and orbitai/scan/flair.py"),
     Claim(26, "training caches in ~/.orbitai/cache; speed.py, prefetch.py", training_caches_and_cpu),
     Claim(27, "each classifier task's trust command and the shared trust modules", trust_by_task),
     Claim(28, "SCOPE in tao/spec.py and ivgc/predict.py; neuro/scope.py", scopes),

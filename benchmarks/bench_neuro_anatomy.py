@@ -64,6 +64,7 @@ def main() -> None:
     from orbitai.errors import InputError
     from orbitai.io import read_volume
     from orbitai.neuro import anatomy as A
+    from orbitai.scan.flair import check_flair
     from orbitai.neuro.figures import montage
     from orbitai.neuro.lesion_table import LOCATIONS, lesion_table
     from orbitai.phantoms.brain import brain_flair_case
@@ -81,10 +82,10 @@ def main() -> None:
         for p in PATIENTS:
             flair = read_volume(RAW / f"long_{p}_study1_FLAIR.nii.gz")
             t0 = time.perf_counter()
-            A.check_flair(flair)
+            check_flair(flair)
             ext = A.extract_brain(flair)
             dt = time.perf_counter() - t0
-            A.check_flair(flair, ext)
+            check_flair(flair, icv_ml=ext.icv_ml)
             icvs.append(ext.icv_ml)
             secs.append(dt)
             metrics[f"raw_{p}_icv_ml"] = ext.icv_ml
@@ -99,7 +100,7 @@ def main() -> None:
         verdicts = {}
         for f in wrong:
             try:
-                A.check_flair(read_volume(f))
+                check_flair(read_volume(f))
                 verdicts[f.name] = "accepted"
             except InputError as exc:
                 refused += 1

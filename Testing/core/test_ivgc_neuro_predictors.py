@@ -18,7 +18,6 @@ import orbitai.ivgc.predictor as ivgc_predictor
 import orbitai.neuro.predict as neuro_predict
 import orbitai.predictor as predictor
 from orbitai.io import Volume, write_volume
-from orbitai.io.dicom_tags import acquisition_tags
 from orbitai.ivgc.predictor import IvgcPredictor
 from orbitai.neuro.predictor import NeuroPredictor
 from orbitai.scan import scan_facts
@@ -113,8 +112,8 @@ def test_facts_given_are_not_judged_again(flair_files, ivgc_files, monkeypatch, 
 def _read(path: Path):
     from orbitai.io import read_scan
 
-    vol, _ = read_scan(path)
-    return vol, acquisition_tags(path), path
+    vol, acquisition = read_scan(path)
+    return vol, acquisition.tags, path
 
 
 def test_ivgc_model_loaded_once_and_clinical_from_a_file_or_values(ivgc_files, monkeypatch, tmp_path, capsys):

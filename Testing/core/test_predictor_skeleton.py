@@ -18,7 +18,7 @@ TASKS = {"seg": "orbit", "tao": "tao", "ivgc": "ivgc", "neuro": "neuro"}
 #: The skeleton's steps, as the functions or methods that do them: the output check, the scan read (with its tags),
 #: the judge, the device fallback, the stamp, the DICOM step and the write of the result folder.
 STEPS = {"check_outputs", "check_out_dir", "check_own_result", "read_scan", "read_volume", "read_case_image",
-         "read_flair", "acquisition_tags", "scan_facts", "run_with_fallback", "stamp", "dicom_extra", "write",
+         "read_flair", "scan_facts", "run_with_fallback", "stamp", "dicom_extra", "write",
          "write_neuro_result", "staged_folder"}
 #: Where the predict paths may print: nowhere but the command line.
 PATH_ROOTS = ("orbitai/predictor.py", "orbitai/result.py", "orbitai/scan/", "orbitai/io/", "orbitai/dicom/",

@@ -10,6 +10,7 @@ import SimpleITK as sitk
 from orbitai.errors import InputError
 from orbitai.io import Volume, read_volume, resample_spacing, rotation
 from orbitai.neuro import anatomy as A
+from orbitai.scan.flair import check_flair
 
 RAW = Path(__file__).resolve().parents[3] / "shared" / "data" / "ms_flair_raw_lesjak"
 
@@ -81,11 +82,11 @@ def test_moved_and_rotated_skull_stripped_brain_is_registered_back():
 def test_real_raw_flair_downsampled_gives_a_plausible_icv():
     """Real whole-head, oblique, 4 mm-slice FLAIR (patient 01), in-plane 1.5 mm to keep the test fast."""
     flair = resample_spacing(_raw("patient01_study1_FLAIR"), (1.5, 1.5, 4.0))
-    A.check_flair(flair)
+    check_flair(flair)
     e = A.extract_brain(flair)
     assert e.to_template is not None and not e.notes
     assert 1100 < e.icv_ml < 1900
-    A.check_flair(flair, e)
+    check_flair(flair, icv_ml=e.icv_ml)
     m = e.mask.array > 0
     # the mask sits inside the head, off the image border, and holds brain-bright voxels
     assert m.any() and not m[:, 0].any() and not m[:, :, -1].any()
@@ -118,7 +119,7 @@ def test_real_raw_flair_full_resolution(patient):
 def test_real_t1_and_t2_are_refused_as_flair(name, words):
     vol = resample_spacing(_raw(name), (1.5, 1.5, 3.0))
     with pytest.raises(InputError, match=words) as err:
-        A.check_flair(vol)
+        check_flair(vol)
     assert "\n" not in str(err.value)
 
 
@@ -132,14 +133,14 @@ def test_real_skull_stripped_t1_is_refused_as_flair():
     icv = A.extract_brain(flair).mask
     mask = resample_like(icv, t1, label=True).array > 0
     with pytest.raises(InputError, match="T1"):
-        A.check_flair(t1.with_array(np.where(mask, t1.array, 0).astype(np.float32)))
-    A.check_flair(flair.with_array(np.where(icv.array > 0, flair.array, 0).astype(np.float32)))   # FLAIR passes
+        check_flair(t1.with_array(np.where(mask, t1.array, 0).astype(np.float32)))
+    check_flair(flair.with_array(np.where(icv.array > 0, flair.array, 0).astype(np.float32)))   # FLAIR passes
 
 
 def test_real_flairs_and_skull_stripped_inputs_pass():
-    A.check_flair(A.template_volume())
+    check_flair(A.template_volume())
     for name in ("patient03_study1_FLAIR", "patient04_study1_FLAIR"):
-        A.check_flair(resample_spacing(_raw(name), (1.5, 1.5, 3.3)))
+        check_flair(resample_spacing(_raw(name), (1.5, 1.5, 3.3)))
 
 
 def _bad_inputs() -> dict[str, tuple[Volume, str]]:
@@ -163,5 +164,5 @@ def _bad_inputs() -> dict[str, tuple[Volume, str]]:
 def test_bad_inputs_get_one_line_errors(case):
     vol, words = _bad_inputs()[case]
     with pytest.raises(InputError, match=words) as err:
-        A.check_flair(vol)
+        check_flair(vol)
     assert "\n" not in str(err.value)

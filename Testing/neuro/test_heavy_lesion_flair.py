@@ -13,7 +13,7 @@ import pytest
 from orbitai.cli import main
 from orbitai.errors import InputError
 from orbitai.io import read_volume, resample_spacing, write_volume
-from orbitai.neuro import anatomy as A
+from orbitai.scan.flair import check_flair
 from orbitai.phantoms.lesion_maps import FINAL_CHECK_MAP, map_volumes, real_lesion_case
 from orbitai.scan import scan_facts
 
@@ -44,8 +44,8 @@ def heavy_flair(tmp_path_factory):
 def test_the_heavy_lesion_flair_is_not_refused_with_or_without_a_statement(heavy_flair):
     flair, _ = heavy_flair
     assert max(flair.spacing) == pytest.approx(8.0)
-    assert isinstance(A.check_flair(flair), list)       # refused before as a T1: its confluent lesions lie deep
-    assert A.check_flair(flair, facts=scan_facts(flair, stated="FLAIR")) == []
+    assert isinstance(check_flair(flair), list)       # refused before as a T1: its confluent lesions lie deep
+    assert check_flair(flair, facts=scan_facts(flair, stated="FLAIR")) == []
 
 
 def test_a_stated_flair_is_never_refused_for_its_contrast_only_caveated():
@@ -53,8 +53,8 @@ def test_a_stated_flair_is_never_refused_for_its_contrast_only_caveated():
     it is refused as before."""
     t2 = resample_spacing(_raw("patient01_study1_T2W"), (1.5, 1.5, 3.0))
     with pytest.raises(InputError, match="looks like a T2"):
-        A.check_flair(t2, facts=scan_facts(t2))
-    caveats = A.check_flair(t2, facts=scan_facts(t2, stated="FLAIR"))
+        check_flair(t2, facts=scan_facts(t2))
+    caveats = check_flair(t2, facts=scan_facts(t2, stated="FLAIR"))
     assert len(caveats) == 1 and caveats[0].startswith("You said FLAIR; the image looks T2-like (CSF brighter")
     assert "\n" not in caveats[0]
 

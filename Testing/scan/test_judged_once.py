@@ -175,19 +175,19 @@ def test_a_pd_named_by_file_tags_or_statement_is_mr_with_confidence(monkeypatch)
 def test_neuro_lesions_judges_the_flairs_contrast_once(tmp_path, monkeypatch):
     """`neuro lesions` checked the FLAIR (its T2/T1-like contrast verdict) before and again after the brain
     extraction; the second time only the intracranial volume is new."""
-    from orbitai.neuro import anatomy
     from orbitai.neuro.predict import NeuroOptions, lesions_of
+    from orbitai.scan import flair as judge
     from orbitai.phantoms import brain_flair_case
 
     path = write_volume(brain_flair_case(SEED).image, tmp_path / "flair.nii.gz")
     verdicts: list[int] = []
-    original = anatomy.flair_verdict
+    original = judge.flair_verdict
 
     def counted(*args, **kwargs):
         verdicts.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(anatomy, "flair_verdict", counted)
+    monkeypatch.setattr(judge, "flair_verdict", counted)
     found = lesions_of(path, None, None, lambda flair, mask: flair.with_array(np.zeros(flair.shape, np.uint8)),
                        NeuroOptions())
     assert found.extraction.icv_ml > 600

@@ -110,3 +110,73 @@ def test_a_pd_head_is_known_as_pd_mr_without_a_statement(template):
     assert facts.require_modality() == "MR" and facts.modality.source == "image"
     assert facts.sure("weighting") and facts.weighting.value == "PD", facts.to_json()
     assert "MR PD" in facts.summary()
+
+
+#: Issue 82, point 3: the last judges that lived outside orbitai/scan (the noise warning of the TAO and IVGC tasks,
+#: the FLAIR's head-in-view, CSF and intracranial-volume checks of the neuro task), their measures and thresholds.
+SCAN_JUDGES = {"noise_warning", "neighbour_correlation", "MIN_NEIGHBOUR_CORRELATION", "check_flair",
+               "check_intracranial_volume", "flair_verdict", "csf_ratio", "depth_ratios", "rough_masks", "RoughMasks",
+               "CSF_RATIO_T2", "T1_BRIGHT_DEPTH", "T1_DARK_DEPTH", "HEAD_GRID_MM"}
+#: Their verdicts, each written only under orbitai/scan.
+SCAN_VERDICTS = re.compile(r"looks like noise around the segmented|No head found: the foreground|too little\s*\"?\s*"
+                           r"\"?for a head|not an MR FLAIR|implausible intracranial volume|No FLAIR-like brain found")
+
+
+def _judges_outside_scan(rel: str, text: str) -> list[str]:
+    """What the module ``rel`` (outside orbitai/scan) does that only orbitai/scan may: defines a scan judge (a
+    function, class or constant of :data:`SCAN_JUDGES`), imports one from anywhere but orbitai.scan, or writes one of
+    their verdicts."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name in SCAN_JUDGES:
+            found.append(f"{rel}:{node.lineno}: defines {node.name}")
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            found += [f"{rel}:{node.lineno}: defines {t.id}" for t in targets
+                      if isinstance(t, ast.Name) and t.id in SCAN_JUDGES]
+        elif isinstance(node, ast.ImportFrom) and not (node.module or "").startswith("orbitai.scan"):
+            found += [f"{rel}:{node.lineno}: takes {a.name} from {node.module}" for a in node.names
+                      if a.name in SCAN_JUDGES]
+    found += [f"{rel}: writes the verdict {m.group(0)!r}" for m in SCAN_VERDICTS.finditer(text)]
+    return found
+
+
+def test_no_module_outside_orbitai_scan_decides_a_scan_question_from_its_values():
+    """Issue 82, point 3: orbitai/scan is the only judge of scan questions. No module outside it defines a judge
+    of :data:`SCAN_JUDGES` (the noise warning, the FLAIR's checks, their measures and thresholds), takes one from
+    anywhere else, or writes one of their verdicts; the callers (the TAO, IVGC and neuro tasks) ask orbitai/scan."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE).as_posix()
+        if not rel.startswith("scan/"):
+            found += _judges_outside_scan(rel, path.read_text(encoding="utf-8"))
+    assert not found, found
+
+
+def test_the_judge_check_catches_what_it_looks_for():
+    """The check above fails on the old layout: a judge defined in orbitai/io, one taken from orbitai/neuro, a
+    verdict written in a task."""
+    assert _judges_outside_scan("io/values.py", "def noise_warning(image, labels):\n    return None\n")
+    assert _judges_outside_scan("neuro/predict.py", "from orbitai.neuro.anatomy import check_flair\n")
+    assert _judges_outside_scan("neuro/anatomy.py", "CSF_RATIO_T2 = 1.75\n")
+    assert _judges_outside_scan("tao/predict.py", "x = 'The MRI looks like noise around the segmented structures'\n")
+    assert not _judges_outside_scan("tao/predict.py", "from orbitai.scan.noise import noise_warning\n")
+
+
+def _held_out_head(modality: str, weighting, slice_mm: float, values) -> Volume:
+    r = render_scan(HELD_OUT[0], np.random.default_rng(3), modality, weighting, False, "head", slice_mm=slice_mm)
+    return r.volume.with_array(values(r.volume.array.astype(np.float32)).astype(np.float32))
+
+
+def test_an_mr_of_unsure_weighting_is_read_by_the_mri_model_without_a_question():
+    """Issue 78, point 4: the orbit models ask only CT or MR. A held-out head's FLAIR with its values square-rooted
+    (PD-like: the classifier leans to PD, unsure between the MR weightings, but sure it is no CT) goes to the MRI
+    model without asking for --modality, as `orbitai seg predict` chooses (`OrbitPredictor.check_scan`)."""
+    from orbitai.scan.values import bundled_model_family
+
+    vol = _held_out_head("MR", "FLAIR", 4.0, lambda a: np.sqrt(np.clip(a, 0, None)) * 10)
+    facts = scan_facts(vol, path="series_0003.nii.gz")
+    assert not facts.sure("weighting"), facts.to_json()
+    assert bundled_model_family(facts, "series_0003.nii.gz", vol) == "MR"

@@ -34,7 +34,7 @@ class Acquisition:
     they are its slices along the axis with the largest spacing."""
 
     source: str                                   # "dicom" or "file"
-    modality: str | None = None                   # DICOM Modality (e.g. "CT"), None for files
+    modality: str | None = None                   # DICOM Modality (e.g. "CT"); a file's: its header's tags', or None
     positions: np.ndarray = field(default_factory=lambda: np.zeros(0))
     normal: np.ndarray = field(default_factory=lambda: np.array([0.0, 0.0, 1.0]))
     tilt_deg: tuple[float, float] = (0.0, 0.0)    # smallest and largest gantry tilt of the slices
@@ -43,6 +43,8 @@ class Acquisition:
     values: str | None = None                     # how stored values became Hounsfield units
     notes: list[str] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)   # the first slice's ACQUISITION_TAGS (what the scan is)
+    #                                                        (a file's: those its header holds, `header_tags`)
+    first_file: Path | None = None                # the series' first slice (whose scan it is: patient, study, series)
 
     def to_json(self) -> dict[str, Any]:
         return {"source": self.source, "modality": self.modality, "slices": int(len(self.positions)),
@@ -118,7 +120,7 @@ def read_dicom_scan(folder: str | os.PathLike, series_id: str | None = None, max
         raise VolumeError(f"{folder}: the slices cannot be read as one series ({last_line(exc)}).") from None
     acq = Acquisition("dicom", geometry.header.get("0008|0060", "").strip() or None, geometry.positions.copy(),
                       geometry.normal.copy(), tags={k: v for k, v in geometry.header.items()
-                                                    if k in ACQUISITION_TAGS.values()})
+                                                    if k in ACQUISITION_TAGS.values()}, first_file=geometry.files[0])
     if len(geometry.files) > 1:
         gaps = geometry.gaps
         acq.gaps_mm = (float(gaps.min()), geometry.median_spacing, float(gaps.max()))

@@ -1,12 +1,11 @@
 """Reading DICOM headers through SimpleITK (GDCM): ITK's multi-line warnings kept off stderr (`itk_warnings_off`),
 an ITK error in one line (`last_line`), and the tags read from a series' first slice: those that say how stored values
-map to Hounsfield units (`VALUE_TAGS`) and what the scan is (`ACQUISITION_TAGS`, `acquisition_tags`)."""
+map to Hounsfield units (`VALUE_TAGS`) and what the scan is (`ACQUISITION_TAGS`; kept in a job's input file:
+`header_tags`)."""
 from __future__ import annotations
 
 import contextlib
-import os
-from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
 
 import SimpleITK as sitk
 
@@ -40,22 +39,9 @@ ACQUISITION_TAGS = {"Modality": "0008|0060", "SeriesDescription": "0008|103e", "
                     "InversionTime": "0018|0082", "SliceThickness": "0018|0050", "ImageType": "0008|0008"}
 
 
-def acquisition_tags(path: str | os.PathLike) -> dict[str, str]:
-    """The :data:`ACQUISITION_TAGS` of a DICOM folder's first series (its first slice's header); {} for a file or
-    a folder without DICOM (what a command that reads the image on its own passes to :mod:`orbitai.scan`)."""
-    p = Path(path)
-    if not p.is_dir():
-        return {}
-    with itk_warnings_off():
-        ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(p))
-        files = sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(p), ids[0]) if ids else ()
-    if not files:
-        return {}
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(files[0]))
-    try:
-        with itk_warnings_off():
-            reader.ReadImageInformation()
-    except RuntimeError:
-        return {}
-    return {k: reader.GetMetaData(k) for k in ACQUISITION_TAGS.values() if reader.HasMetaDataKey(k)}
+def header_tags(metadata: Mapping[str, str]) -> dict[str, str]:
+    """The :data:`ACQUISITION_TAGS` (by number) an image file's header holds: those a front end keeps with a scan read
+    from a DICOM series and writes into its job's input file (`orbitai.jobs.inputs`, NRRD ``key:=value`` fields),
+    so that the job's judge reads the tags the series had; {} for a file without them."""
+    wanted = set(ACQUISITION_TAGS.values())
+    return {k: str(v) for k, v in metadata.items() if k in wanted and str(v).strip()}

@@ -13,6 +13,7 @@ import SimpleITK as sitk
 
 from orbitai.io.dicom import Acquisition, read_dicom_scan, read_dicom_series
 from orbitai.io.dicom_folder import refuse_non_image_file
+from orbitai.io.dicom_tags import ACQUISITION_TAGS, header_tags
 from orbitai.io.headers import check_image_file
 from orbitai.io.integrity import verify_volume_file
 from orbitai.io.volume import Volume, VolumeError
@@ -46,14 +47,19 @@ def read_scan(path: str | os.PathLike, max_bytes: int | None = None, limit_name:
     """A scan to run a model on and its :class:`Acquisition` (what was corrected, slice positions).
 
     A DICOM folder is read by :func:`read_dicom_scan`; a file's slices are taken along its axis of
-    largest spacing. A scan stored as signed 8-bit values is refused (a CT wrapped into -128..127).
-    ``max_bytes``, ``limit_name``: as for :func:`read_volume`."""
+    largest spacing, and the DICOM tags its header holds (a front end's job input made from a series:
+    :func:`orbitai.io.dicom_tags.header_tags`) are its acquisition's, its Modality kept as a DICOM series' is. A scan
+    stored as signed 8-bit values is refused (a CT wrapped into -128..127). ``max_bytes``, ``limit_name``: as for
+    :func:`read_volume`."""
     p = Path(path)
     if not p.exists():
         raise VolumeError(f"No such file or folder: {p}")
     if p.is_dir():
         return read_dicom_scan(p, max_bytes=max_bytes, limit_name=limit_name)
-    vol = _read_file(p, False, max_bytes, limit_name)
+    vol = _read_file(p, True, max_bytes, limit_name)
+    tags = header_tags(vol.metadata)
+    modality = tags.get(ACQUISITION_TAGS["Modality"], "").strip() or None
+    vol.metadata = {"Modality": modality} if modality else {}
     if vol.array.dtype == np.int8:
         raise VolumeError(f"{p} stores its values as signed 8-bit integers (-128 to 127): no scanner's values fit "
                           "them (a CT's Hounsfield units wrapped around), so no model can read it. Export the scan "
@@ -63,7 +69,7 @@ def read_scan(path: str | os.PathLike, max_bytes: int | None = None, limit_name:
     start = float(np.asarray(vol.origin) @ normal)
     n = vol.size_xyz[axis]
     gap = vol.spacing[axis]
-    return vol, Acquisition("file", None, start + gap * np.arange(n), normal, gaps_mm=(gap, gap, gap))
+    return vol, Acquisition("file", modality, start + gap * np.arange(n), normal, gaps_mm=(gap, gap, gap), tags=tags)
 
 
 def _read_file(p: Path, keep_metadata: bool, max_bytes: int | None = None, limit_name: str = "") -> Volume:

@@ -27,12 +27,10 @@ from orbitai.classify.calibration import binary_logits
 from orbitai.classify.trust import NO_TRUST_WARNING, Trust, do_not_use, scope_message
 from orbitai.cohort.clinical import IVGC_CLINICAL
 from orbitai.errors import InputError
-from orbitai.io import Volume, resample_like
-from orbitai.io.dicom_tags import acquisition_tags
+from orbitai.io import Volume, read_scan, resample_like
 from orbitai.io.orient import in_plane, near_isotropic, reformat_to
-from orbitai.io.values import noise_warning
 from orbitai.ivgc.checks import bundle_strategy, check_clinical, check_clinical_names
-from orbitai.ivgc.features import load_case, read_case_image
+from orbitai.ivgc.features import check_case_image, load_case
 from orbitai.ivgc.models import Selected, load_ivgc_model
 from orbitai.ivgc.result import CALLS, FeatureValue, IvgcResult
 from orbitai.ivgc.rois import parse_strategies, strategy_masks
@@ -40,6 +38,7 @@ from orbitai.progress import ProgressCallback
 from orbitai.radiomics.protocol import RadiomicsProtocol
 from orbitai.radiomics.shared import SharedExtractor
 from orbitai.scan import Expects, ScanFacts, scan_facts
+from orbitai.scan.noise import noise_warning
 
 if TYPE_CHECKING:
     from orbitai.bundle.core import Bundle
@@ -174,9 +173,10 @@ def predict_with_model(load: "Callable[[], tuple[Bundle, Any]]", image: str | Pa
                        ) -> IvgcPrediction:
     """:func:`predict_ivgc` with the model that ``load()`` gives and, when the caller has judged the scan already,
     its ``facts`` (else judged here, once)."""
-    vol = read_case_image(image)        # read once; judged (unless the caller did) before load_case's CT check
+    vol, acquisition = read_scan(image)    # read once, with its tags; judged (unless the caller did) before load_case
+    check_case_image(vol, image)
     if facts is None:
-        facts = scan_facts(vol, acquisition_tags(image), image, options.modality)
+        facts = scan_facts(vol, acquisition.tags, image, options.modality)
     return predict_on_scan(load, vol, facts, image, segmentation, clinical, options, device, progress)
 
 

@@ -59,11 +59,25 @@ _NRRD_TYPES = {"int8": "signed char", "uint8": "uchar", "int16": "short", "uint1
 
 def _nrrd_type(vol) -> Optional[str]:
     """The NRRD type `JobInputWriter` writes ``vol`` as itself; None: the ordinary writer writes it (another voxel
-    type, not 3D, or header fields)."""
+    type, not 3D, or header fields it cannot write: see `_header_fields`)."""
     shape, dtype = (vol.shape, np.dtype(vol.dtype)) if _is_slabs(vol) else (np.shape(vol.array), np.asarray(vol.array).dtype)
-    if len(shape) != 3 or getattr(vol, "metadata", None):
+    if len(shape) != 3 or _header_fields(vol) is None:
         return None
     return _NRRD_TYPES.get(dtype.name)
+
+
+def _header_fields(vol) -> Optional[list[str]]:
+    """``vol``'s metadata (the DICOM tags a scan keeps: `orbitai.io.dicom_tags.header_tags`) as NRRD ``key:=value``
+    lines, escaped as teem reads them back (a backslash doubled, a newline as backslash-n); None where a key or value
+    is not plain ASCII (the ordinary writer writes those)."""
+    lines = []
+    for key, value in (getattr(vol, "metadata", None) or {}).items():
+        text = str(value).replace("\\", "\\\\").replace("\n", "\\n")
+        if not (str(key).isascii() and text.isascii() and str(key).isprintable() and text.isprintable()) \
+                or ":=" in str(key) or not str(key).strip():
+            return None
+        lines.append(f"{key}:={text}")
+    return lines
 
 
 class JobInputWriter:
@@ -119,7 +133,7 @@ class JobInputWriter:
         lines = ["NRRD0004", f"type: {nrrd_type}", "dimension: 3", "space: left-posterior-superior",
                  f"sizes: {shape[2]} {shape[1]} {shape[0]}", f"space directions: {axes}",
                  "kinds: domain domain domain", "endian: little", "encoding: raw",
-                 "space origin: (" + ",".join(repr(float(o)) for o in vol.origin) + ")"]
+                 "space origin: (" + ",".join(repr(float(o)) for o in vol.origin) + ")", *(_header_fields(vol) or [])]
         return "\n".join(lines) + "\n\n"
 
     def step(self) -> bool:

@@ -40,12 +40,13 @@ from orbitai.labels import LABEL_BY_NAME
 from orbitai.metrics.segmentation import lesion_metrics
 from orbitai.neuro import lesion_cases as lc
 from orbitai.neuro import lesionseg_train as lt
-from orbitai.neuro.anatomy import check_flair, extract_brain
+from orbitai.neuro.anatomy import extract_brain
 from orbitai.neuro.lesionseg import Postprocess, bundle_postprocess, lesion_bundle, lesion_probability, model_grid
 from orbitai.neuro.models import LESION_MODELS
 from orbitai.neuro.predict import read_flair, read_lesions
 from orbitai.neuro.seg_configs import brain_stats
 from orbitai.progress import ProgressCallback, emit
+from orbitai.scan.flair import check_flair
 from orbitai.training import finetune as plan_runner
 from orbitai.training.finetune import (FinetuneReport, Install, Plan, RunContext, finetune_and_install,
                                       read_label_values, ticker, train_steps, whole_values, work_folder)

@@ -3,7 +3,7 @@
 The chain, each step one function of its own module:
 
 1. read the FLAIR (file or DICOM folder) and check it is a usable 3D FLAIR of a head
-   (:func:`orbitai.neuro.anatomy.check_flair`);
+   (:func:`orbitai.scan.flair.check_flair`);
 2. brain extraction and intracranial volume, with the location-class map
    (:func:`orbitai.neuro.anatomy.extract_brain`);
 3. the lesions: the user's segmentation (on the FLAIR's grid within half a voxel; on another grid
@@ -30,9 +30,8 @@ from orbitai.classify.trust_features import features_and_logits
 from orbitai.cohort.manifest import read_labels
 from orbitai.errors import InputError
 from orbitai.explain.occlusion import occlusion_map
-from orbitai.io import RESAMPLE_OPTION, Volume, read_scan, segmentation_on_image
-from orbitai.io.dicom_tags import acquisition_tags
-from orbitai.neuro.anatomy import check_flair, check_intracranial_volume, extract_brain
+from orbitai.io import RESAMPLE_OPTION, Acquisition, Volume, read_scan, segmentation_on_image
+from orbitai.neuro.anatomy import extract_brain
 from orbitai.neuro.data import classifier_input, heat_to_flair
 from orbitai.neuro.lesion_table import lesion_table
 from orbitai.neuro.lesion_rules import removed_note
@@ -42,6 +41,7 @@ from orbitai.neuro.models import load_neuro_model
 from orbitai.neuro.scope import SCOPE, scope_warning
 from orbitai.progress import ProgressCallback
 from orbitai.scan import Expects, ScanFacts, scan_facts
+from orbitai.scan.flair import check_flair, check_intracranial_volume
 from orbitai.scan.geometry import check_spacing
 
 #: What the lesion model and the NMOSD/MS classifier were made for (paper 003): a brain T2-FLAIR.
@@ -136,14 +136,14 @@ def lesions_data(found: NeuroLesions, device: str, seconds: float) -> dict[str, 
             **({"scan": found.scan.to_json()} if found.scan is not None else {})}
 
 
-def read_flair(path: str | Path) -> tuple[Volume, list[str]]:
-    """The FLAIR (a file or a DICOM folder, regularised as :func:`orbitai.io.read_scan` does) and the
-    acquisition notes; a missing path is refused in one line."""
+def read_flair(path: str | Path) -> tuple[Volume, Acquisition]:
+    """The FLAIR (a file or a DICOM folder, regularised as :func:`orbitai.io.read_scan` does) and its acquisition
+    (notes, DICOM tags: read once); a missing path is refused in one line."""
     if not Path(path).exists():
         raise InputError(f"The FLAIR {path} does not exist.")
     vol, acq = read_scan(path)
     check_spacing(vol, f"The FLAIR {Path(path).name}")     # a header no step can serve: before any heavy work
-    return vol, list(getattr(acq, "notes", []) or [])
+    return vol, acq
 
 
 def read_lesions(path: str | Path, flair: Volume, resample: bool = False, warnings: Optional[list[str]] = None,
@@ -224,11 +224,11 @@ def lesions_of(flair_path: str | Path, lesions_path: Optional[str | Path], lesio
     already, its ``facts`` (else judged here, once)."""
     report = progress or (lambda d, t, m: None)
     report(0, steps, "reading the FLAIR")
-    flair, notes = read_flair(flair_path)
+    flair, acquisition = read_flair(flair_path)
     check_flair_values(flair)
     if facts is None:
-        facts = scan_facts(flair, acquisition_tags(flair_path), flair_path, options.modality)
-    return lesions_on(flair, notes, facts, lesions_path, lesion_model, segment, options, progress, steps)
+        facts = scan_facts(flair, acquisition.tags, flair_path, options.modality)
+    return lesions_on(flair, list(acquisition.notes), facts, lesions_path, lesion_model, segment, options, progress, steps)
 
 
 def check_flair_values(flair: Volume) -> None:
@@ -248,7 +248,7 @@ def lesions_on(flair: Volume, notes: list[str], facts: ScanFacts, lesions_path: 
     given = read_lesions(lesions_path, flair, options.resample_masks, warnings) if lesions_path is not None else None
     report(1, steps, "brain extraction")
     extraction = extract_brain(flair)
-    check_intracranial_volume(extraction)      # the FLAIR and its contrast were judged above, once
+    check_intracranial_volume(extraction.icv_ml)      # the FLAIR and its contrast were judged above, once
     notes += list(extraction.notes)
     if given is not None:
         lesions, source = given, "given"

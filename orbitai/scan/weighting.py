@@ -1,5 +1,5 @@
 """Whether a brain image has a FLAIR's contrast, from its values (CSF, cortex and white matter), read against the
-scan's facts: the one place that decides it (issue 63; `orbitai.neuro.anatomy.check_flair` asks here).
+scan's facts: the one place that decides it (issue 63; `orbitai.scan.flair.check_flair` asks here).
 
 The evidence: a T2 has CSF brighter than brain tissue (the 99th percentile of the head's core well above its median;
 a FLAIR's 1.2-1.4), a T1 its bright tissue deep (white matter) where a FLAIR's lies at the surface (cortex). Heavy

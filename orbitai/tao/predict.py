@@ -15,13 +15,13 @@ from orbitai.classify.trust import NO_TRUST_WARNING, Trust, do_not_use, scope_me
 from orbitai.classify.trust_features import features_and_logits
 from orbitai.explain import grad_cam, occlusion_map
 from orbitai.io import Volume
-from orbitai.io.values import noise_warning
 from orbitai.labels import ORBIT_LABELS
 from orbitai.orbit.anatomy import check_structures, verdict
 from orbitai.orbit.models import load_seg_model
 from orbitai.orbit.segment import segment
 from orbitai.progress import ProgressCallback
 from orbitai.scan import ScanFacts
+from orbitai.scan.noise import noise_warning
 from orbitai.tao.data import centre_crop
 from orbitai.tao.models import load_tao_model
 from orbitai.tao.preprocess import (REFUSED_OFF_GRID, EyeCrop, GivenLabels, axial_input, check_tao_input,

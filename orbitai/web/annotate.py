@@ -294,7 +294,7 @@ class AnnotationPanel:
         asyncio.ensure_future(run())
 
     # ---------------------------------------------------------------- buttons
-    def _run(self, operation: Callable[[], Any], what: str) -> Callable[[], Any]:
+    def button_callback(self, operation: Callable[[], Any], what: str) -> Callable[[], Any]:
         """A button's callback: the page shows busy and ``what`` runs first, then the operation runs on the server
         loop (it reads and writes MRML), then its one-line result is shown."""
         async def pressed() -> None:
@@ -459,7 +459,7 @@ class AnnotationPanel:
                      "Starting from the model's segment"),
                     ("Undo", self.undo, "undo", "ann_busy || !ann_can_undo", "Undo"),
                     ("Redo", self.redo, "redo", "ann_busy || !ann_can_redo", "Redo")):
-                v3.VBtn(label, click=self._run(fn, what), size="small", disabled=(disabled,),
+                v3.VBtn(label, click=self.button_callback(fn, what), size="small", disabled=(disabled,),
                         id=f"orbitai-ann-{key}")
         self.edits.build_ui()
         self._options_ui()

@@ -19,6 +19,7 @@ from typing import Any, Optional
 from orbitai.app.annotation.logic import Preparation
 from orbitai.app.annotation.priors import DEFAULT_PRIORS
 from orbitai.errors import OrbitAIError, one_line
+from orbitai.web.annotate_seam import AnnotationTools
 
 __all__ = ["Preparer", "POLL_S"]
 
@@ -51,7 +52,7 @@ class Preparer:
 
     State: ``ann_prepare`` (one line: preparing, with seconds so far, or ready, or why not), ``ann_prepare_ready``."""
 
-    def __init__(self, panel: Any) -> None:
+    def __init__(self, panel: AnnotationTools) -> None:
         self.panel, self.state = panel, panel.state
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="orbitai-prepare")
         self.job: Optional[_Job] = None

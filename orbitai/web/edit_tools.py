@@ -17,7 +17,9 @@ from trame.widgets import vuetify3 as v3
 from orbitai.annotate.edits import SMOOTHING_METHODS
 from orbitai.mrml.segment_labelmaps import segment_voxel_count
 from orbitai.mrml.volumes import scalar_array
+from orbitai.web.annotate_seam import AnnotationTools
 from orbitai.web.intensity import threshold_default
+from orbitai.web.module_panel import ModulePanel
 
 __all__ = ["EditTools", "KEYS", "KEYS_SCRIPT", "SMOOTHING_LABELS"]
 
@@ -56,7 +58,7 @@ SMOOTHING_LABELS = {"MEDIAN": "Median", "MORPHOLOGICAL_OPENING": "Opening (remov
 class EditTools:
     """The basic edits of the annotation panel ``panel`` (`orbitai.web.annotate.AnnotationPanel`)."""
 
-    def __init__(self, panel: Any) -> None:
+    def __init__(self, panel: AnnotationTools) -> None:
         self.panel, self.state, self.scan = panel, panel.state, panel.scan
         self.state.update({"ann_thr": [0.0, 1.0], "ann_thr_bounds": [0.0, 1.0], "ann_islands_min": 1000,
                            "ann_smooth_method": "MEDIAN", "ann_smooth_mm": 3.0,
@@ -94,7 +96,7 @@ class EditTools:
         for panel in self.panel.panels:
             self._update_table(panel, node, names, voxel_cm3)
 
-    def _update_table(self, panel: Any, node: Any, names: dict, voxel_cm3: float) -> None:
+    def _update_table(self, panel: ModulePanel, node: Any, names: dict, voxel_cm3: float) -> None:
         """The rows of ``panel``'s shown table (one per structure: `NAME_COLUMNS`, `VOLUME_COLUMNS`) when every
         structure it lists is a segment of the edited segmentation ``node`` (the module's result, or a copy of it
         loaded from its file): each row gets its segment's volume now, and a changed row says "edited" in its note."""
@@ -156,8 +158,8 @@ class EditTools:
 
     def _button(self, fn: Callable[[], Any], what: str, keys: list[str]) -> tuple[Callable[..., Any], str]:
         """``click=`` of a button: the page's values of ``keys`` come with the press (`orbitai.web.clicks`), then the
-        panel's busy state and ``fn`` (`AnnotationPanel._run`)."""
-        run = self.panel._run(fn, what)
+        panel's busy state and ``fn`` (`AnnotationPanel.button_callback`)."""
+        run = self.panel.button_callback(fn, what)
 
         async def pressed(values: Any = None) -> None:
             if isinstance(values, dict):
@@ -177,7 +179,7 @@ class EditTools:
         action: Optional[Callable[[], Any]] = {"undo": self.panel.undo, "redo": self.panel.redo,
                                                "fill-between": self.fill_between}.get(target)
         if action is not None:
-            asyncio.ensure_future(self.panel._run(action, KEYS[name][0])())
+            asyncio.ensure_future(self.panel.button_callback(action, KEYS[name][0])())
 
     # ---------------------------------------------------------------- page
     def build_ui(self) -> None:

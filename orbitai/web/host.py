@@ -20,6 +20,9 @@ The signals:
 
 A signal ``x`` keeps its connections in the instance's ``_x`` (``undo_stack.Signal``): a room has no other ``_x``.
 
+The annotation panel's tools (its basic edits, `orbitai.web.edit_tools.EditTools`, and its preparation of the shown
+scan, `orbitai.web.annotate_prepare.Preparer`) are built on the panel as an `orbitai.web.annotate_seam.AnnotationTools`.
+
 Scene queries go through `orbitai.mrml` helpers (`orbitai.mrml.queries`, `orbitai.mrml.results`), not
 ``vtkMRMLScene`` calls.
 """

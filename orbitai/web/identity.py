@@ -41,11 +41,13 @@ def _first_image_file(path: Path) -> Optional[Path]:
     return survey.series[0].files[0] if survey.series and survey.series[0].files else None
 
 
-def read_identity(path: str | os.PathLike, file_name: Optional[str] = None) -> dict[str, str]:
+def read_identity(path: str | os.PathLike, file_name: Optional[str] = None,
+                  first_file: Optional[Path] = None) -> dict[str, str]:
     """The identity of the scan read from ``path``: the DICOM fields (`FIELDS`) of its first image when it is DICOM,
-    else ``{"File": file_name or its name}``."""
+    else ``{"File": file_name or its name}``. ``first_file``: that image when the series was read already
+    (`orbitai.io.dicom.Acquisition.first_file`: the folder is not surveyed again)."""
     p = Path(path)
-    first = _first_image_file(p)
+    first = first_file if first_file is not None else _first_image_file(p)
     if first is not None:
         try:
             ds = pydicom.dcmread(first, stop_before_pixels=True,

@@ -72,11 +72,14 @@ def read_scan_for_page(source: str, tmp: Path, upload: bool = False, max_bytes: 
     A DICOM series is named as Slicer's DICOM browser names it (`orbitai.web.identity.series_name`), never after the
     folder it was fetched or uploaded into (``upload``: ``source`` is the server's temporary folder). ``redirects``:
     where a DICOMweb server's redirect leads is checked by it before it is followed (the page's allow-list,
-    `DicomWebAllowList.check`)."""
+    `DicomWebAllowList.check`). The volume keeps the DICOM tags that say what the scan is (its ``metadata``: its
+    acquisition's `orbitai.io.dicom.Acquisition.tags`, read with the series): its node keeps them
+    (`orbitai.mrml.volumes.volume_node_from_volume`) and a job's input file carries them to the child's judge."""
     path = resolve_image(source, None, tmp, redirects=redirects)
-    vol, _acquisition = read_scan(path, max_bytes, limit_name)
+    vol, acquisition = read_scan(path, max_bytes, limit_name)
+    vol.metadata.update(acquisition.tags)
     file_name = Path(source.rstrip("/")).name
-    identity = read_identity(path, file_name)
+    identity = read_identity(path, file_name, acquisition.first_file)
     name = series_name(identity)
     if not name and "File" not in identity:         # DICOM without series number or description
         name = f"{identity.get('Modality') or 'DICOM'} series" if upload or "://" in source else file_name

@@ -11,7 +11,7 @@ import pytest
 
 from orbitai.cli import main
 from orbitai.io import read_volume, write_volume
-from orbitai.io.values import MIN_NEIGHBOUR_CORRELATION, neighbour_correlation, noise_warning
+from orbitai.scan.noise import MIN_NEIGHBOUR_CORRELATION, neighbour_correlation, noise_warning
 
 SEED = 777049  # never used for training cohorts
 
