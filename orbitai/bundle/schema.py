@@ -36,6 +36,12 @@ def register_rule(task: str, rule: Callable[[dict[str, Any]], Any]) -> None:
         _RULES[task].append(rule)
 
 
+def checks_key() -> tuple[Any, ...]:
+    """What the check of a metadata file depends on beside the file: whether the full check runs here and each
+    task's registered rules. `orbitai.bundle.core.iter_bundles` checks a file again when this changes."""
+    return jsonschema_available(), tuple((task, tuple(rules)) for task, rules in sorted(_RULES.items()))
+
+
 @lru_cache(maxsize=None)
 def _schema(name: str) -> dict[str, Any]:
     return json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text())
