@@ -33,8 +33,6 @@ from orbitai.mrml.tables import show_table
 from orbitai.orbit.anatomy import DEFAULT_POPULATION, POPULATIONS
 from orbitai.orbit.models import SEG_MODELS
 from orbitai.orbit.result import SegmentationResult
-from orbitai.scan import scan_facts
-from orbitai.scan.values import model_family
 from orbitai.jobs.inputs import JobFolder
 
 #: Model choice that lets the child pick the bundled model for the scan's modality.
@@ -103,11 +101,14 @@ class OrbitSegmentationLogic(JobLogic):
         if input_node is None or input_node.IsA("vtkMRMLLabelMapVolumeNode") or not (
                 model_to_install(ct) or model_to_install(mr)):
             return None          # both installed (a development checkout): nothing to offer, the scan is not read
+        # the scan judge (scipy) on the first Apply only: the panel is built at the browser's launch (issue 81)
+        from orbitai.scan import scan_facts, values as scan_values
+
         try:
             vol = volume_from_volume_node(input_node, copy=False)
             step = max(1, round((vol.array.size / 200_000) ** (1 / 3)))   # a strided sample: no copy of the scan
             sample = Volume(vol.array[::step, ::step, ::step], metadata=dict(vol.metadata))
-            is_ct = model_family(scan_facts(sample, image=False)) == "CT"
+            is_ct = scan_values.model_family(scan_facts(sample, image=False)) == "CT"
         except (ValueError, TypeError, VolumeError):
             return None
         return ct if is_ct else mr

@@ -26,8 +26,6 @@ from orbitai.dicom.web import fetch_series
 from orbitai.errors import OrbitAIError, UserError
 from orbitai.io import read_volume, require_finite
 from orbitai.io.dicom_folder import SERIES_OPTION, survey_folder
-from orbitai.scan import scan_facts
-from orbitai.scan.values import model_family
 
 #: A hidden file marking a folder as a derived series made here: its files go into the result (orbitai.dicom.export).
 DERIVED_MARKER = ".orbitai-derived"
@@ -80,11 +78,14 @@ def _derived(value: str, attributes: dict[str, str], tmp: Path, stated: Optional
     vol = read_volume(path)
     require_finite(vol, f"image {path.name}")     # refused as without the option, before anything is written
     name = path.name.split(".")[0] or "image"
+    # the scan judge (and scipy) only here: `resolve_image` is also the browser's loader, whose launch needs neither
+    from orbitai.scan import scan_facts, values as scan_values
+
     # without the image classifier: the command judges the scan itself, once, from the user's own file
     # (`model_input`); here only the derived series' Modality is named, from the statement, file name and values
     facts = scan_facts(vol, path=path, stated=stated, image=False)
     folder = write_derived_series(vol, tmp / f"derived-{len(list(tmp.iterdir()))}" / name, attributes,
-                                  model_family(facts), path.name)
+                                  scan_values.model_family(facts), path.name)
     (folder / DERIVED_MARKER).write_text(value + "\n")
     return str(folder)
 

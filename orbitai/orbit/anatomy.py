@@ -6,15 +6,16 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 import numpy as np
 
 from orbitai.errors import InputError
 from orbitai.io import Volume
 from orbitai.labels import ORBIT_LABELS
-from orbitai.scan import ScanFacts
-from orbitai.scan.values import in_hounsfield_units
+
+if TYPE_CHECKING:  # pragma: no cover - the scan judge (scipy) is imported where a globe is judged
+    from orbitai.scan import ScanFacts
 
 #: Normal adult volumes (cm3), low and high: eyeball 5.5-9.5 (axial length 22-26 mm as a sphere is 5.6-9.2;
 #: the 35 expert-contoured globes of ../shared/data/tcia_hn_eye_masks have a median of 8.6), rectus muscle
@@ -250,6 +251,8 @@ def implausible_globe(image: Volume, labels: Volume, value: int, facts: Optional
     cm3 = float(mask.sum()) * labels.voxel_volume_mm3() / 1000.0
     if cm3 < MIN_GLOBE_CM3:
         return f"the {side} one measures {cm3:.2f} cm3"
+    from orbitai.scan.values import in_hounsfield_units   # the scan judge: not for the panels' population list
+
     if in_hounsfield_units(facts, image):
         hu = float(np.median(image.array[mask]))
         if not CT_VITREOUS_HU[0] <= hu <= CT_VITREOUS_HU[1]:

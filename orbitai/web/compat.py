@@ -11,7 +11,10 @@ wslink (the server under trame) binds its address itself (aiohttp's ``TCPSite``)
 makes it serve on a socket bound and listening since the launch began, so that the page's address is printed at once
 and a browser that opens it waits in the socket's queue (issue 81). `quiet_views` skips the renders trame-slicer makes
 while it builds a view (each of its displayable managers' updates renders the view at once until the view's own
-scheduler is set; ~60 renders a view, nobody sees them): the views render when the page shows them.
+scheduler is set; ~60 renders a view, nobody sees them): the views render when the page shows them. Within it, a
+view's scheduler also takes its window as it is (trame-rca 2.11's ``window_wrapper`` asks ``isinstance`` of its
+runtime Protocol, which reads the window's ``img_cols_rows`` property: a render and a copy of its pixels, thrown
+away, per view; trame-slicer's window is trame-rca's own `VtkRemoteControlledArea`, which the check returns as is).
 """
 from __future__ import annotations
 
@@ -22,6 +25,8 @@ from importlib.metadata import version
 from typing import Any, Iterator
 
 from aiohttp import web as aiohttp_web
+from trame_rca.rca import VtkRemoteControlledArea
+from trame_rca.schedulers import image_scheduler
 from trame_slicer.views.render_scheduler import DirectRendering
 from wslink.backends import aiohttp as wslink_aiohttp
 
@@ -87,7 +92,13 @@ def quiet_views() -> Iterator[None]:
     """Within the block, trame-slicer's views do not render on each update while they are being built."""
     render = DirectRendering.schedule_render
     DirectRendering.schedule_render = lambda self: None
+    wrap = getattr(image_scheduler, "window_wrapper", None)      # the JPEG/PNG views' scheduler (the default)
+    if wrap is not None:
+        image_scheduler.window_wrapper = lambda window: (window if isinstance(window, VtkRemoteControlledArea)
+                                                         else wrap(window))
     try:
         yield
     finally:
         DirectRendering.schedule_render = render
+        if wrap is not None:
+            image_scheduler.window_wrapper = wrap

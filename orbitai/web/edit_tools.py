@@ -14,7 +14,6 @@ from typing import Any, Callable, Optional
 from trame.widgets import client, html
 from trame.widgets import vuetify3 as v3
 
-from orbitai.annotate.edits import SMOOTHING_METHODS
 from orbitai.mrml.segment_labelmaps import segment_voxel_count
 from orbitai.mrml.volumes import scalar_array
 from orbitai.web.annotate_seam import AnnotationTools
@@ -51,6 +50,8 @@ document.addEventListener('keydown', (e) => {
 #: A results table's structure and volume columns (the orbit module's and ``volumes.csv``'s names).
 NAME_COLUMNS = ("structure", "name")
 VOLUME_COLUMNS = ("volume (cm3)", "volume_cm3")
+#: The smoothing methods the page offers, in `orbitai.annotate.edits.SMOOTHING_METHODS`'s order (a test keeps them
+#: equal; not imported from there: the annotation algorithms and scipy wait for the first edit, issue 81's launch).
 SMOOTHING_LABELS = {"MEDIAN": "Median", "MORPHOLOGICAL_OPENING": "Opening (removes extrusions)",
                     "MORPHOLOGICAL_CLOSING": "Closing (fills holes)"}
 
@@ -62,7 +63,7 @@ class EditTools:
         self.panel, self.state, self.scan = panel, panel.state, panel.scan
         self.state.update({"ann_thr": [0.0, 1.0], "ann_thr_bounds": [0.0, 1.0], "ann_islands_min": 1000,
                            "ann_smooth_method": "MEDIAN", "ann_smooth_mm": 3.0,
-                           "ann_smooth_methods": [{"title": SMOOTHING_LABELS[m], "value": m} for m in SMOOTHING_METHODS],
+                           "ann_smooth_methods": [{"title": label, "value": m} for m, label in SMOOTHING_LABELS.items()],
                            "ann_keys": [f"{KEY_NAMES[k]}: {what}" for k, (what, _) in KEYS.items()]})
         panel.server.trigger("orbitai_ann_key")(self.key)
 

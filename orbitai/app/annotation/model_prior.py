@@ -20,6 +20,7 @@ from orbitai.io import Volume
 from orbitai.labels import STRUCTURE_CODES
 from orbitai.mrml.editors import MODE_SET
 from orbitai.mrml.segment_labelmaps import binary_labelmap
+from orbitai.orbit.prior_file import ModelPrior, PriorUnavailable, split_side
 
 from .editing import OperationResult, SegmentEditing
 
@@ -52,8 +53,6 @@ class ModelPriorActions(SegmentEditing):
     def segmentStructure(self) -> Optional[str]:
         """The selected segment's name when it names an orbit structure (e.g. superior_rectus_muscle_left,
         optic_nerve), else None: only then can the segmentation network help."""
-        from orbitai.orbit.prior import split_side
-
         name = self.segmentationNode.GetSegmentation().GetSegment(self.segmentID).GetName()
         return name if split_side(name)[0] in STRUCTURE_CODES else None
 
@@ -104,8 +103,6 @@ class ModelPriorActions(SegmentEditing):
     def _ready_prior(self):
         """The current image's prior when it is there, None while it is being computed (started if it was
         not). Never waits. Raises `PriorUnavailable` with the reason when there can be none."""
-        from orbitai.orbit.prior import ModelPrior, PriorUnavailable
-
         _, key = self.sourceVolume()
         if self._prior_job is None or self._prior_job.key != key:
             self.startPrior()
@@ -179,8 +176,6 @@ class ModelPriorActions(SegmentEditing):
         effect's prior weight, a note for the status line); (None, 0, why) when the prior is off or
         unavailable: the effect then works exactly as without it. Raises `_PriorPending` while it is
         being computed."""
-        from orbitai.orbit.prior import PriorUnavailable
-
         weight = float(self.params(effect).get("PriorWeight"))
         if weight <= 0:
             return None, 0.0, ""
@@ -206,8 +201,6 @@ class ModelPriorActions(SegmentEditing):
         one undo state; the editable area and masking settings apply), to correct from there. While the
         prior is being computed this returns at once and runs when it arrives (`pollPrior`)."""
         def go():
-            from orbitai.orbit.prior import PriorUnavailable
-
             modifier, _, _ = self._grid()
             name = self.segmentStructure()
             if name is None:

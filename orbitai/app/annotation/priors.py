@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 from orbitai.io import Volume
 from orbitai.lru import LRU
-from orbitai.orbit.prior import PRIOR_FILE, ModelPrior, image_key
+from orbitai.orbit.prior_file import PRIOR_FILE, ModelPrior, image_key
 from orbitai.jobs.inputs import JobInputs
 from orbitai.jobs.process import child_error
 from orbitai.jobs.warm import WarmJob
