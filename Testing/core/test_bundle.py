@@ -279,3 +279,45 @@ def test_radiomics_parameter_file_is_checked(tmp_path):
 
     with pytest.raises(BundleError, match="unknown radiomics parameter sections"):
         save_json({"setting": {}, "features": {}}, tmp_path / "p.json", "radiomics_params")
+
+
+def test_a_listing_checks_each_metadata_file_once_per_text(bundle_dir, monkeypatch):
+    """Issue 81: the web app's panels list the models 18 times as it is built; each bundle's metadata is checked once,
+    and again only when its text changes (even to one of the same size) or the check does (a rule registered); a new
+    folder is listed and a broken one is not, at the next listing."""
+    from orbitai.bundle import core, iter_bundles, schema
+
+    monkeypatch.setenv("ORBITAI_MODEL_PATH", str(bundle_dir.parent))
+    checked: list[str] = []
+    real = core.validate_metadata
+    monkeypatch.setattr(core, "validate_metadata", lambda meta, **kw: (checked.append(meta["name"]), real(meta, **kw)))
+
+    def listed() -> list[str]:
+        return [b.name for b in iter_bundles() if b.path.parent == bundle_dir.parent]
+
+    assert listed() == ["unit_tiny"] and checked.count("unit_tiny") == 1
+    first = next(b for b in iter_bundles() if b.name == "unit_tiny")
+    first.metadata["version"] = "changed by a caller"          # each listing hands out a dict of its own
+    assert listed() == ["unit_tiny"] and checked.count("unit_tiny") == 1
+    assert next(b for b in iter_bundles() if b.name == "unit_tiny").metadata["version"] == META["version"]
+
+    meta_file = bundle_dir / "metadata.json"
+    meta = json.loads(meta_file.read_text())
+    meta_file.write_text(json.dumps({**meta, "version": "0.2.0"}))     # rewritten in place
+    assert [b.metadata["version"] for b in iter_bundles() if b.name == "unit_tiny"] == ["0.2.0"]
+    assert checked.count("unit_tiny") == 2
+
+    rule_saw: list[str] = []
+    try:
+        schema.register_rule(meta["task"], lambda m: rule_saw.append(m["name"]))   # the check changed: again
+        listed()
+        assert checked.count("unit_tiny") == 3 and ("unit_tiny" in rule_saw or not schema.jsonschema_available())
+    finally:
+        schema._RULES[meta["task"]].pop()
+
+    meta_file.write_text(json.dumps({k: v for k, v in meta.items() if k != "task"}))   # broken: left out
+    assert listed() == []
+    copy = bundle_dir.parent / "unit_tiny_copy"
+    copy.mkdir()
+    (copy / "metadata.json").write_text(json.dumps({**meta, "name": "unit_tiny_copy"}))  # a new folder: listed
+    assert listed() == ["unit_tiny_copy"]

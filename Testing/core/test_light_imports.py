@@ -111,7 +111,7 @@ def test_what_the_slicer_side_imports_while_it_runs_needs_no_model_stack():
     that Slicer's modules import lazily; the task's work itself runs in the child, where they are installed."""
     modules = [m for m in _imported_while_running(("orbitai/app", "orbitai/mrml"))
                if not m.startswith(("orbitai.testing", "orbitai.web"))]
-    assert "orbitai.orbit.prior" in modules and "orbitai.orbit.evaluate" in modules
+    assert "orbitai.scan" in modules and "orbitai.orbit.evaluate" in modules
     out = run_blocked(f"""
         import importlib
         for name in {modules!r}:

@@ -98,3 +98,19 @@ def test_the_address_is_printed_before_the_app_is_imported_or_the_scan_read_and_
     assert {"imports", "app", "serving", "scan_read", "scan_shown"} <= set(phase), lines
     assert printed < phase["imports"] < phase["app"] < phase["serving"], lines
     assert printed < phase["scan_read"] < phase["scan_shown"], lines
+
+
+def test_the_web_app_imports_no_model_stack_scan_judge_or_annotation_algorithm(web_tools):
+    """Issue 81 (a launch in seconds): the app's modules, imported before the address answers, leave out what the
+    first frame does not need: torch, the scan judge (scipy.ndimage), the annotation algorithms (``orbitai.annotate``,
+    imported at the first edit or the scan's preparation) and the orbit prior's engine (``orbitai.orbit.prior``; the
+    panels read priors with ``orbitai.orbit.prior_file``). The page's smoothing list is the algorithms' own."""
+    code = ("import sys, orbitai.web.app; print(sorted(m for m in ('torch', 'monai', 'scipy.ndimage', 'orbitai.scan', "
+            "'orbitai.annotate', 'orbitai.orbit.prior', 'orbitai.orbit.predict', 'matplotlib', 'sklearn', 'radiomics') "
+            "if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", (r.stdout, r.stderr[-2000:])
+    from orbitai.annotate.edits import SMOOTHING_METHODS
+    from orbitai.web.edit_tools import SMOOTHING_LABELS
+
+    assert tuple(SMOOTHING_LABELS) == SMOOTHING_METHODS

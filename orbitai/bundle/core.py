@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterator, Optional
 
+from orbitai.bundle import listing
 from orbitai.bundle.schema import checks_key, validate_metadata
 from orbitai.errors import BundleError, UserError
 from orbitai.io.checksums import sha256_file, sha256_input  # noqa: F401  (the bundle API names them)
@@ -237,8 +238,8 @@ def non_finite(state: dict[str, "torch.Tensor"]) -> list[str]:
             if (v.is_floating_point() or v.is_complex()) and v.numel() and not bool(torch.isfinite(v).all())]
 
 
-def load_bundle(path: str | os.PathLike) -> Bundle:
-    """Read and validate a bundle folder's metadata (weights are checked when loaded).
+def load_bundle(path: str | os.PathLike, text: Optional[str] = None) -> Bundle:
+    """Read and validate a bundle folder's metadata (weights are checked when loaded; ``text``: the file's, if read).
 
     Without ``jsonschema`` only the required keys are checked, so bundles can be listed before
     the dependencies are installed; loading a model or file runs the full schema check."""
@@ -249,17 +250,8 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
     if not meta_path.is_file():
         raise BundleError(f"Bundle {p} has no {METADATA}.")
     try:
-        text = meta_path.read_text()
-    except UnicodeDecodeError as exc:
-        raise BundleError(f"Bundle {p}: {METADATA} is not valid JSON ({exc}).") from exc
-    return _checked_bundle(p, text)
-
-
-def _checked_bundle(p: Path, text: str) -> Bundle:
-    """The bundle of folder ``p`` whose ``metadata.json`` holds ``text``, checked (`load_bundle`)."""
-    try:
-        meta = json.loads(text)
-    except json.JSONDecodeError as exc:
+        meta = json.loads(meta_path.read_text() if text is None else text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"Bundle {p}: {METADATA} is not valid JSON ({exc}).") from exc
     validate_metadata(meta, where=f"Bundle {p}: {METADATA}")
     return Bundle(p, meta)
@@ -444,47 +436,27 @@ def search_paths() -> list[Path]:
     return paths
 
 
-#: metadata.json -> (its version: `_version`, its text once checked by `load_bundle`, or None: refused). A panel
-#: lists the models many times (the web app's panels, 18 lists at its build: 270 checks of the same files, ~1 s on
-#: 2 busy cores); each file is read and checked again only when it changes.
-_checked: dict[Path, tuple[tuple[Any, ...], Optional[str]]] = {}
-
-
-def _version(meta: Path, checks: tuple[Any, ...]) -> Optional[tuple[Any, ...]]:
-    """What says that ``meta`` (a metadata.json) is unchanged: its modification and change times, size and inode
-    (a file rewritten or replaced, a bundle folder written anew by `write_bundle`'s rename), with ``checks``: what
-    its check depends on beside the file (`orbitai.bundle.schema.checks_key`: jsonschema installed since, a task's
-    rules registered). None when it cannot be read."""
-    try:
-        st = meta.stat()
-    except OSError:
-        return None
-    return st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, checks
-
-
 def _listed_bundle(meta: Path, checks: tuple[Any, ...]) -> Optional[Bundle]:
-    """`load_bundle` of ``meta``'s folder for the listing (None: refused), checked once per version of the file
-    (`_version`); each call gives a Bundle of its own (its metadata parsed again: nobody shares a dict)."""
-    version = _version(meta, checks)
-    known = _checked.get(meta)
-    if version is not None and known is not None and known[0] == version:
-        return None if known[1] is None else Bundle(meta.parent, json.loads(known[1]))
+    """`load_bundle` of ``meta``'s folder for a listing (None: refused), checked once per text and ``checks``
+    (`orbitai.bundle.listing`); each call gives a Bundle of its own (the text parsed again)."""
     try:
         text = meta.read_text()
-        bundle = _checked_bundle(meta.parent, text)
-    except (FileNotFoundError, NotADirectoryError, UnicodeDecodeError, BundleError):   # as load_bundle's refusals
-        if version is not None:
-            _checked[meta] = (version, None)
+    except (FileNotFoundError, NotADirectoryError, UnicodeDecodeError):   # as load_bundle's refusals
         return None
-    if version is not None:
-        _checked[meta] = (version, text)
+    ok = listing.passed(meta, checks, text)
+    if ok is not None:
+        return Bundle(meta.parent, json.loads(text)) if ok else None
+    try:
+        bundle: Optional[Bundle] = load_bundle(meta.parent, text)
+    except BundleError:
+        bundle = None
+    listing.remember(meta, checks, text, bundle is not None)
     return bundle
 
 
 def iter_bundles() -> Iterator[Bundle]:
-    """The installed bundles on the search paths (`search_paths`: the first of a name wins), each folder's metadata
-    checked as `load_bundle` does; a folder whose metadata does not check is left out. Each file is checked once
-    per version of it in this process (`_listed_bundle`)."""
+    """The installed bundles on the search paths (the first of a name wins), checked as `load_bundle` does (once per
+    text of each file in a process: `_listed_bundle`); a folder whose metadata does not check is left out."""
     seen = set()
     checks = checks_key()
     for root in search_paths():
