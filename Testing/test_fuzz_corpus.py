@@ -64,3 +64,14 @@ def test_a_dicom_element_of_gigabytes_is_refused_before_gdcm_reads_it():
     module = importlib.import_module("fuzz_dicom")
     with pytest.raises(VolumeError, match=r"slice0\.dcm.*\(0002,7310\) declares 1936946035 bytes"):
         module.read((CORPUS / "dicom" / "oom_element_of_gigabytes.bin").read_bytes())
+
+
+def test_a_dicom_header_gdcm_rejects_names_the_slice():
+    """Fuzzing found a slice whose SamplesPerPixel is 15: GDCM's look for the folder's series raised a RuntimeError
+    (its check SamplesPerPixel == 1 || 3 || 4). The series reader names the slice in one line."""
+    from orbitai.io import VolumeError
+
+    module = importlib.import_module("fuzz_dicom")
+    with pytest.raises(VolumeError, match=r"slice0\.dcm cannot be read as DICOM \(truncated or damaged: GDCM's "
+                                          r"check SamplesPerPixel == 1 .* failed\)"):
+        module.read((CORPUS / "dicom" / "crash_gdcm_samples_per_pixel.bin").read_bytes())

@@ -7,7 +7,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -83,8 +83,7 @@ def read_dicom_scan(folder: str | os.PathLike, series_id: str | None = None, max
     # a damaged file's element of gigabytes: GDCM would allocate it while it looks for the series
     refuse_damaged([p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")
                     and looks_like_dicom(p)], folder)
-    with itk_warnings_off():
-        ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    ids = _gdcm_series(folder, lambda: sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
     if chosen is not None:
         series_id = chosen.uid
     else:
@@ -95,8 +94,8 @@ def read_dicom_scan(folder: str | os.PathLike, series_id: str | None = None, max
     if series_id not in ids:
         raise VolumeError(f"Series {shown_text(series_id, quote=False)} not in {folder}; found: "
                           f"{', '.join(shown_text(i, quote=False) for i in ids) or 'none'}")
-    with itk_warnings_off():
-        files = [Path(f) for f in sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series_id)]
+    files = [Path(f) for f in _gdcm_series(
+        folder, lambda: sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series_id))]
     elsewhere = {f for s in survey.series if s is not chosen for f in s.files} | {o.path for o in survey.others}
     bad = _unreadable_dicom_files(folder, set(files) | elsewhere)
     if bad:
@@ -209,6 +208,28 @@ def hounsfield_units(vol: Volume, header: dict[str, str], acq: Acquisition) -> V
                              "units by subtracting 1024")
             return vol.with_array(a.astype(np.int32) - 1024)
     return vol
+
+
+def _gdcm_series(folder: Path, call: Callable[[], Sequence[str]]) -> Sequence[str]:
+    """``call`` (GDCM's look for the folder's series, or for one series' files), its error refused in one line:
+    GDCM stops on a header it cannot accept (a slice whose SamplesPerPixel is 15, found by fuzzing, issue 80:
+    RuntimeError "An invalid logic behavior occurredSamplesPerPixel == 1 || ..."), naming the files it cannot
+    read."""
+    try:
+        with itk_warnings_off():
+            return call()
+    except RuntimeError as exc:
+        why = last_line(exc)
+        broken = "An invalid logic behavior occurred"
+        if why.startswith(broken):
+            why = f"GDCM's check {why[len(broken):].strip()} failed"
+        bad = _unreadable_dicom_files(folder, set())
+        if not bad:
+            raise VolumeError(f"{folder}: GDCM cannot list the DICOM series there ({why}). "
+                              "Re-copy or re-export the series.") from None
+        shown = ", ".join(p.name for p in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise VolumeError(f"{folder}: {shown} cannot be read as DICOM (truncated or damaged: {why}). "
+                          "Re-copy or re-export the series.") from None
 
 
 def _unreadable_dicom_files(folder: Path, series_files: set[Path]) -> list[Path]:
