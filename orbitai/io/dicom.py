@@ -18,7 +18,7 @@ from orbitai.io.dicom_geometry import TILT_TOLERANCE_DEG, SliceGeometry, dicom_s
 from orbitai.io.dicom_lengths import refuse_damaged
 from orbitai.io.dicom_tags import ACQUISITION_TAGS, itk_warnings_off, last_line
 from orbitai.io.headers import check_decoded_size
-from orbitai.io.regrid import regular_grid
+from orbitai.io.regrid import grid_shape, regular_grid
 from orbitai.io.values import offset_ct_evidence
 from orbitai.io.volume import Volume, VolumeError
 from orbitai.progress import interruptible
@@ -108,6 +108,15 @@ def read_dicom_scan(folder: str | os.PathLike, series_id: str | None = None, max
         raise VolumeError(f"{folder}: {problem}. Re-export or re-copy the complete series.")
     check_decoded_size(folder, geometry.decoded_bytes,
                        f"{len(geometry.files)} slices of {geometry.size[0]}x{geometry.size[1]}", max_bytes, limit_name)
+    if not geometry.regular():
+        # the regular grid's float32 planes, the slices sampled in-plane, and about 8 planes of working arrays
+        try:
+            planes, rows, columns = grid_shape(geometry.planes(), _grid_step(geometry))
+        except ValueError as exc:
+            raise _no_grid(geometry, exc) from None
+        check_decoded_size(folder, 4 * rows * columns * (planes + len(geometry.files) + 8),
+                           f"{len(geometry.files)} slices resampled onto a regular {columns}x{rows}x{planes} grid",
+                           max_bytes, limit_name)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames([str(f) for f in geometry.files])      # sorted along the normal
     try:
@@ -131,15 +140,22 @@ def read_dicom_scan(folder: str | os.PathLike, series_id: str | None = None, max
     return vol, acq
 
 
+def _grid_step(geometry: "SliceGeometry") -> float:
+    """The most mm between the regular grid's planes: the smallest slice gap, at least half the median."""
+    return max(float(geometry.gaps.min()), 0.5 * geometry.median_spacing)
+
+
+def _no_grid(geometry: "SliceGeometry", exc: ValueError) -> VolumeError:
+    return VolumeError(f"{geometry.files[0].parent}: {exc}; the series cannot be put on a regular grid. "
+                       "Export it without gantry tilt (or resliced by the scanner).")
+
+
 def _regularised(stack: np.ndarray, geometry: "SliceGeometry", acq: Acquisition) -> Volume:
     """The stack resampled onto a regular grid, with a note saying what was corrected."""
-    gaps = geometry.gaps
-    step = max(float(gaps.min()), 0.5 * geometry.median_spacing)
     try:
-        grid = regular_grid(stack, geometry.planes(), step, float(stack.min()))
+        grid = regular_grid(stack, geometry.planes(), _grid_step(geometry), float(stack.min()))
     except ValueError as exc:
-        raise VolumeError(f"{geometry.files[0].parent}: {exc}; the series cannot be put on a regular grid. "
-                          "Export it without gantry tilt (or resliced by the scanner).") from None
+        raise _no_grid(geometry, exc) from None
     vol = Volume(grid.array, grid.spacing, grid.origin, grid.direction)
     lo, hi = acq.tilt_deg
     what = []
