@@ -16,8 +16,9 @@ import pytest
 import SimpleITK as sitk
 
 from orbitai.cli import main
-from orbitai.io import (Acquisition, Volume, VolumeError, itk_warnings_off, read_dicom_scan, read_scan,
-                        write_dicom_slice, write_volume)
+from orbitai.io import (Acquisition, Volume, VolumeError, dicom_slice_geometry, itk_warnings_off, read_dicom_scan,
+                        read_scan, write_dicom_slice, write_volume)
+from orbitai.io.regrid import grid_shape
 from orbitai.phantoms.clinical_ct import stored_values, write_clinical_series
 from orbitai.phantoms.orbit import PhantomCase, orbit_case
 from orbitai.preprocess.checks import check_spacing
@@ -91,12 +92,20 @@ def test_constant_tilt_is_resampled_along_the_slice_normal(linear_case, tmp_path
     assert np.median(err) > 20
 
 
+def predicted_shape(folder: Path) -> tuple[int, int, int]:
+    """The grid the reader checks against its memory limit before reading any pixel (`grid_shape`)."""
+    geometry = dicom_slice_geometry(sorted(folder.iterdir()))
+    return grid_shape(geometry.planes(), max(float(geometry.gaps.min()), 0.5 * geometry.median_spacing))
+
+
 def test_varying_tilt_is_resampled(linear_case, tmp_path):
     tilts = list(np.linspace(10.0, 25.0, 12))
-    vol, acq = read_dicom_scan(series(linear_case, tmp_path, "varying", [3.0] * 11, tilts))
+    folder = series(linear_case, tmp_path, "varying", [3.0] * 11, tilts)
+    vol, acq = read_dicom_scan(folder)
     assert acq.tilt_deg == pytest.approx((10.0, 25.0), abs=0.01)
     assert "gantry tilt varying from 10.0 to 25.0 degrees" in acq.notes[0]
     assert_matches_field(vol, float(vol.array.min()))
+    assert predicted_shape(folder) == vol.shape
 
 
 def test_uneven_spacing_is_resampled_at_the_finest_gap(linear_case, tmp_path):
@@ -108,9 +117,11 @@ def test_uneven_spacing_is_resampled_at_the_finest_gap(linear_case, tmp_path):
     np.testing.assert_allclose(vol.direction, np.eye(3), atol=1e-9)
     assert_matches_field(vol, float(vol.array.min()))
     # tilt and uneven spacing together
-    vol, acq = read_dicom_scan(series(linear_case, tmp_path, "both", gaps, 15.0))
+    folder = series(linear_case, tmp_path, "both", gaps, 15.0)
+    vol, acq = read_dicom_scan(folder)
     assert "gantry tilt 15.0 degrees and uneven slice spacing" in acq.notes[0]
     assert_matches_field(vol, float(vol.array.min()))
+    assert predicted_shape(folder) == vol.shape
 
 
 def test_regular_series_is_read_as_is(linear_case, tmp_path):

@@ -7,7 +7,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -18,7 +18,7 @@ from orbitai.io.dicom_geometry import TILT_TOLERANCE_DEG, SliceGeometry, dicom_s
 from orbitai.io.dicom_lengths import refuse_damaged
 from orbitai.io.dicom_tags import ACQUISITION_TAGS, itk_warnings_off, last_line
 from orbitai.io.headers import check_decoded_size
-from orbitai.io.regrid import regular_grid
+from orbitai.io.regrid import grid_shape, regular_grid
 from orbitai.io.values import offset_ct_evidence
 from orbitai.io.volume import Volume, VolumeError
 from orbitai.progress import interruptible
@@ -85,8 +85,7 @@ def read_dicom_scan(folder: str | os.PathLike, series_id: str | None = None, max
     # a damaged file's element of gigabytes: GDCM would allocate it while it looks for the series
     refuse_damaged([p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")
                     and looks_like_dicom(p)], folder)
-    with itk_warnings_off():
-        ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    ids = _gdcm_series(folder, lambda: sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
     if chosen is not None:
         series_id = chosen.uid
     else:
@@ -97,8 +96,8 @@ def read_dicom_scan(folder: str | os.PathLike, series_id: str | None = None, max
     if series_id not in ids:
         raise VolumeError(f"Series {shown_text(series_id, quote=False)} not in {folder}; found: "
                           f"{', '.join(shown_text(i, quote=False) for i in ids) or 'none'}")
-    with itk_warnings_off():
-        files = [Path(f) for f in sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series_id)]
+    files = [Path(f) for f in _gdcm_series(
+        folder, lambda: sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series_id))]
     elsewhere = {f for s in survey.series if s is not chosen for f in s.files} | {o.path for o in survey.others}
     bad = _unreadable_dicom_files(folder, set(files) | elsewhere)
     if bad:
@@ -111,6 +110,15 @@ def read_dicom_scan(folder: str | os.PathLike, series_id: str | None = None, max
         raise VolumeError(f"{folder}: {problem}. Re-export or re-copy the complete series.")
     check_decoded_size(folder, geometry.decoded_bytes,
                        f"{len(geometry.files)} slices of {geometry.size[0]}x{geometry.size[1]}", max_bytes, limit_name)
+    if not geometry.regular():
+        # the regular grid's float32 planes, the slices sampled in-plane, and about 8 planes of working arrays
+        try:
+            planes, rows, columns = grid_shape(geometry.planes(), _grid_step(geometry))
+        except ValueError as exc:
+            raise _no_grid(geometry, exc) from None
+        check_decoded_size(folder, 4 * rows * columns * (planes + len(geometry.files) + 8),
+                           f"{len(geometry.files)} slices resampled onto a regular {columns}x{rows}x{planes} grid",
+                           max_bytes, limit_name)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames([str(f) for f in geometry.files])      # sorted along the normal
     try:
@@ -134,15 +142,22 @@ def read_dicom_scan(folder: str | os.PathLike, series_id: str | None = None, max
     return vol, acq
 
 
+def _grid_step(geometry: "SliceGeometry") -> float:
+    """The most mm between the regular grid's planes: the smallest slice gap, at least half the median."""
+    return max(float(geometry.gaps.min()), 0.5 * geometry.median_spacing)
+
+
+def _no_grid(geometry: "SliceGeometry", exc: ValueError) -> VolumeError:
+    return VolumeError(f"{geometry.files[0].parent}: {exc}; the series cannot be put on a regular grid. "
+                       "Export it without gantry tilt (or resliced by the scanner).")
+
+
 def _regularised(stack: np.ndarray, geometry: "SliceGeometry", acq: Acquisition) -> Volume:
     """The stack resampled onto a regular grid, with a note saying what was corrected."""
-    gaps = geometry.gaps
-    step = max(float(gaps.min()), 0.5 * geometry.median_spacing)
     try:
-        grid = regular_grid(stack, geometry.planes(), step, float(stack.min()))
+        grid = regular_grid(stack, geometry.planes(), _grid_step(geometry), float(stack.min()))
     except ValueError as exc:
-        raise VolumeError(f"{geometry.files[0].parent}: {exc}; the series cannot be put on a regular grid. "
-                          "Export it without gantry tilt (or resliced by the scanner).") from None
+        raise _no_grid(geometry, exc) from None
     vol = Volume(grid.array, grid.spacing, grid.origin, grid.direction)
     lo, hi = acq.tilt_deg
     what = []
@@ -211,6 +226,28 @@ def hounsfield_units(vol: Volume, header: dict[str, str], acq: Acquisition) -> V
                              "units by subtracting 1024")
             return vol.with_array(a.astype(np.int32) - 1024)
     return vol
+
+
+def _gdcm_series(folder: Path, call: Callable[[], Sequence[str]]) -> Sequence[str]:
+    """``call`` (GDCM's look for the folder's series, or for one series' files), its error refused in one line:
+    GDCM stops on a header it cannot accept (a slice whose SamplesPerPixel is 15, found by fuzzing, issue 80:
+    RuntimeError "An invalid logic behavior occurredSamplesPerPixel == 1 || ..."), naming the files it cannot
+    read."""
+    try:
+        with itk_warnings_off():
+            return call()
+    except RuntimeError as exc:
+        why = last_line(exc)
+        broken = "An invalid logic behavior occurred"
+        if why.startswith(broken):
+            why = f"GDCM's check {why[len(broken):].strip()} failed"
+        bad = _unreadable_dicom_files(folder, set())
+        if not bad:
+            raise VolumeError(f"{folder}: GDCM cannot list the DICOM series there ({why}). "
+                              "Re-copy or re-export the series.") from None
+        shown = ", ".join(p.name for p in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise VolumeError(f"{folder}: {shown} cannot be read as DICOM (truncated or damaged: {why}). "
+                          "Re-copy or re-export the series.") from None
 
 
 def _unreadable_dicom_files(folder: Path, series_files: set[Path]) -> list[Path]:

@@ -4,8 +4,9 @@ GDCM allocates an element's value at the length its header declares before it re
 1 KB whose bytes happen to declare an element of 1.9 GB made GDCM take 2 GB of memory while it only looked for the
 folder's series (found by fuzzing, issue 80). :func:`overlong_element` walks a file's elements (the file meta
 group, then the data set in its transfer syntax, into sequences and items, over pixel data fragments) and names the
-first one that declares more bytes than the file has left: such a file is truncated or damaged, and is refused
-before GDCM reads it. A file it cannot follow (deflated data set, an ``UN`` of undefined length) is left to the
+first one that declares more bytes than the file has left, or a file meta element (group 0002) that follows elements
+of other groups (GDCM misreads such a file, allocating hundreds of MB each time it reads the header): such a file is
+truncated or damaged, and is refused before GDCM reads it. A file it cannot follow (deflated data set, an ``UN`` of undefined length) is left to the
 readers as before.
 """
 from __future__ import annotations
@@ -70,6 +71,11 @@ class _Walk:
             return None
         group, elem = struct.unpack(self.order + "HH", head[:4])
         name = f"({group:04X},{elem:04X})"
+        if group == 2 and not self.meta:
+            # a file meta element after another group's: GDCM then reads the file as one without a file meta group,
+            # misreads the data set and allocates its text as a length (808 MB, 1.5 s per header read; found by
+            # fuzzing, a first tag of (0008,0000) for (0002,0000))
+            return f"its file meta element {name} follows elements of other groups (the file meta group is damaged)"
         vr = head[4:6] if self.explicit and group != 0xFFFE else b""
         if vr in _VRS and vr in _LONG and len(head) >= 12:
             length, self.pos = struct.unpack(self.order + "I", head[8:12])[0], self.pos + 12

@@ -71,6 +71,51 @@ def normal_positions(planes: Planes, frame: np.ndarray, points: np.ndarray) -> n
     return ((planes.origins @ nk.T).diagonal()[:, None] - nk @ points.T) / (nk @ n)[:, None]
 
 
+def _layout(planes: Planes) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int, np.ndarray]:
+    """Where the regular grid lies: its axes (``frame``), its first column's point on slice 0's plane
+    (``base``), that point and its neighbours along the rows and columns (``lattice``), where the normal lines
+    through them meet each plane (``t3``, (K, 3)), its columns and rows (``nu``, ``nv``), and where the normal
+    lines through its four corner columns meet each plane (``t_corner``, (K, 4))."""
+    frame = planes.frame()
+    r, c = frame[:, 0], frame[:, 1]
+    ref = planes.origins[0]
+    corners = np.concatenate([planes.corners(k) for k in range(len(planes.origins))]) - ref
+    uv = corners @ frame[:, :2]
+    lo, hi = uv.min(0), uv.max(0)
+    sx, sy = planes.pixel
+    with np.errstate(all="ignore"):
+        counts = np.floor((hi - lo) / np.array([sx, sy], float) + 1e-6) + 1
+    if not (np.all(np.isfinite(counts)) and np.all(counts >= 1)):   # a pixel spacing of 1e-300 or below 0
+        raise ValueError(f"the pixel spacing {sx:g} x {sy:g} mm makes no grid")
+    nu, nv = int(counts[0]), int(counts[1])
+    base = ref + lo[0] * r + lo[1] * c             # column (a=0, b=0) on the plane through slice 0's origin
+    # t_k(a, b): where the normal line through column (a, b) meets plane k (affine in a, b)
+    lattice = np.array([base, base + sx * r, base + sy * c])
+    t3 = normal_positions(planes, frame, lattice)                  # (K, 3)
+    t0, ta, tb = t3[:, 0], t3[:, 1] - t3[:, 0], t3[:, 2] - t3[:, 0]
+    ext = np.array([[0, 0], [nu - 1, 0], [0, nv - 1], [nu - 1, nv - 1]], float)
+    t_corner = t0[:, None] + ta[:, None] * ext[:, 0] + tb[:, None] * ext[:, 1]   # (K, 4)
+    return frame, base, lattice, t3, nu, nv, t_corner
+
+
+def _count(s_lo: float, s_hi: float, step: float) -> int:
+    """Grid planes from ``s_lo`` to ``s_hi`` at most ``step`` apart."""
+    with np.errstate(all="ignore"):
+        n = np.ceil(np.float64(s_hi - s_lo) / step - 1e-6) + 1
+    if not np.isfinite(n):
+        raise ValueError(f"the slices span {s_hi - s_lo:g} mm along their normal")
+    return int(n)
+
+
+def grid_shape(planes: Planes, step: float) -> tuple[int, int, int]:
+    """The (planes, rows, columns) of the grid :func:`regular_grid` would make for ``planes`` and ``step``, from the
+    slices' geometry alone: what the resampling will allocate, known before any pixel is read (a few slices of a
+    few pixels, small pixel spacing and far apart in-plane, make a grid of gigabytes; found by fuzzing). Raises
+    ValueError when the geometry makes no grid (a pixel spacing not above 0, or so small the grid is infinite)."""
+    _frame, _base, _lattice, _t3, nu, nv, t_corner = _layout(planes)
+    return max(1, _count(float(t_corner[0].min()), float(t_corner[-1].max()), step)), nv, nu
+
+
 def regular_grid(stack: np.ndarray, planes: Planes, step: float, fill: float) -> RegularGrid:
     """Resample ``stack`` (K, rows, columns) acquired on ``planes`` onto a regular grid whose axes are
     :meth:`Planes.frame`, with the slices' pixel spacing in-plane and at most ``step`` mm along the
@@ -80,22 +125,10 @@ def regular_grid(stack: np.ndarray, planes: Planes, step: float, fill: float) ->
     the normal there)."""
     stack = np.asarray(stack, np.float32)
     K = stack.shape[0]
-    frame = planes.frame()
-    r, c, n = frame[:, 0], frame[:, 1], frame[:, 2]
-    ref = planes.origins[0]
-    corners = np.concatenate([planes.corners(k) for k in range(K)]) - ref
-    uv = corners @ frame[:, :2]
-    lo, hi = uv.min(0), uv.max(0)
+    frame, base, lattice, t3, nu, nv, t_corner = _layout(planes)
+    n = frame[:, 2]
     sx, sy = planes.pixel
-    nu = int(np.floor((hi[0] - lo[0]) / sx + 1e-6)) + 1
-    nv = int(np.floor((hi[1] - lo[1]) / sy + 1e-6)) + 1
-    base = ref + lo[0] * r + lo[1] * c             # column (a=0, b=0) on the plane through slice 0's origin
-    # t_k(a, b): where the normal line through column (a, b) meets plane k (affine in a, b)
-    lattice = np.array([base, base + sx * r, base + sy * c])
-    t3 = normal_positions(planes, frame, lattice)                  # (K, 3)
     t0, ta, tb = t3[:, 0], t3[:, 1] - t3[:, 0], t3[:, 2] - t3[:, 0]
-    ext = np.array([[0, 0], [nu - 1, 0], [0, nv - 1], [nu - 1, nv - 1]], float)
-    t_corner = t0[:, None] + ta[:, None] * ext[:, 0] + tb[:, None] * ext[:, 1]   # (K, 4)
     crossing = np.flatnonzero(np.diff(t_corner, axis=0).min(1) <= 1e-3)
     if len(crossing):
         k = int(crossing[0])
@@ -116,7 +149,7 @@ def regular_grid(stack: np.ndarray, planes: Planes, step: float, fill: float) ->
                                           mode="constant", cval=np.nan, prefilter=False)
     s_lo, s_hi = float(t_corner[0].min()), float(t_corner[-1].max())
     # the step shrinks a little where needed so that the grid ends exactly on the last slice
-    n_out = int(np.ceil((s_hi - s_lo) / step - 1e-6)) + 1
+    n_out = _count(s_lo, s_hi, step)
     step = (s_hi - s_lo) / (n_out - 1) if n_out > 1 else step
     s = s_lo + step * np.arange(n_out)
     out = np.full((n_out, nv, nu), np.nan, np.float32)
