@@ -58,6 +58,10 @@ class ResultError(OrbitAIError, RuntimeError):
     """A prediction's output folder is missing files or does not follow its task's contract."""
 
 
+class TrainingError(OrbitAIError, RuntimeError):
+    """A training run cannot go on (its steps stopped giving finite numbers); the last good checkpoint is kept."""
+
+
 class JobError(OrbitAIError, RuntimeError):
     """A child ``orbitai`` command failed or was cancelled; the message carries its error line."""
 

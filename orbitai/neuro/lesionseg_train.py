@@ -41,6 +41,7 @@ from orbitai.bundle import load_bundle, save_bundle, write_bundle
 from orbitai.bundle.core import WEIGHTS
 from orbitai.bundle.models import find_task_bundle
 from orbitai.training.checkpoint import resume, save_checkpoint
+from orbitai.training.finite import FiniteSteps
 from orbitai.training.prefetch import batches_ahead
 from orbitai.training.speed import StepSpeed
 from orbitai.device import describe as describe_device, select_device
@@ -285,6 +286,7 @@ def train(out_bundle: str | Path, work: str | Path, recipe: LesionTrainRecipe, o
 
     # made ahead by worker processes while the network steps (`orbitai.training.prefetch`): the same batches; the
     # workers end with the block, also on a time limit or an error
+    finite = FiniteSteps(model, what="neuro train-lesions")
     with batches_ahead(batch, range(start, iterations) if cases else [], SYNTHESIS_SHARE) as batches:
         for step in range(start, iterations):
             if recipe.time_limit_min is not None and time.time() - t_run > 60 * recipe.time_limit_min:
@@ -295,6 +297,7 @@ def train(out_bundle: str | Path, work: str | Path, recipe: LesionTrainRecipe, o
             x = speed.inputs(torch.from_numpy(xb).to(device, non_blocking=True))
             lesions = torch.from_numpy(yb).to(device, non_blocking=True)
             opt.zero_grad()
+            finite.begin()
             with speed.autocast(device):
                 logits = model(x)
             logits = logits.float()
@@ -302,9 +305,9 @@ def train(out_bundle: str | Path, work: str | Path, recipe: LesionTrainRecipe, o
             if blob:
                 loss = loss + blob * blob_dice_loss(logits, lesions)
             loss.backward()
-            opt.step()
+            if finite.step(opt, f"step {step + 1}"):      # a non-finite step is skipped, never applied
+                history.append(loss.item())
             sched.step()
-            history.append(loss.item())
             if (step + 1) % 20 == 0:
                 log.info("step %d/%d loss %.4f (%.2f s/step)", step + 1, iterations, np.mean(history[-20:]),
                          (time.time() - t_run) / (step + 1 - start))

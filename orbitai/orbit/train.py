@@ -33,6 +33,7 @@ from orbitai.bundle import save_bundle
 from orbitai.bundle.models import find_task_bundle
 from orbitai.training.checkpoint import resume as resume_checkpoint
 from orbitai.training.checkpoint import cache_folder, save_checkpoint
+from orbitai.training.finite import FiniteSteps
 from orbitai.training.prefetch import batches_ahead
 from orbitai.training.speed import StepSpeed, model_dims
 from orbitai.cohort.manifest import Case
@@ -190,6 +191,7 @@ def _epochs(model: torch.nn.Module, steps: _Stepper, start: int, cfg: SegConfig,
     total_iters = epochs * cfg.iters_per_epoch
     last_val: dict[str, float] = {}
     done_epochs = start
+    finite = FiniteSteps(model, what="seg train")   # a non-finite step is skipped, never applied
     net.train()
 
     def batch(key: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -214,18 +216,21 @@ def _epochs(model: torch.nn.Module, steps: _Stepper, start: int, cfg: SegConfig,
                 x = speed.inputs(torch.from_numpy(xb)[:, None].to(device))
                 y = torch.from_numpy(yb).to(device)
                 opt.zero_grad(set_to_none=True)
+                finite.begin()
                 with speed.autocast(device):
                     logits = net(x)
                 # the mean over the global batch: on several processes, DDP averages their weighted gradients
                 loss = loss_fn(logits.float(), y, cfg.spec.n_classes + 1, cfg.loss) * distributed.loss_weight(
                     len(xb), cfg.batch_size)
                 loss.backward()
-                opt.step()
-                losses.append(float(loss.detach()))
+                if finite.step(opt, f"epoch {epoch + 1} iteration {it + 1}"):
+                    losses.append(float(loss.detach()))
                 done = epoch * cfg.iters_per_epoch + it + 1
                 if it % 5 == 4 or it == cfg.iters_per_epoch - 1:
-                    progress(done, total_iters, f"epoch {epoch + 1}/{epochs} loss {np.mean(losses[-5:]):.4f}")
-            mean_loss = distributed.sum_over_ranks([float(np.sum(losses))])[0] / (len(losses) * distributed.world_size())
+                    progress(done, total_iters, f"epoch {epoch + 1}/{epochs} loss "
+                             f"{np.mean(losses[-5:]) if losses else float('nan'):.4f}")
+            mean_loss = distributed.sum_over_ranks([float(np.sum(losses))])[0] / (max(len(losses), 1)
+                                                                                  * distributed.world_size())
             if va and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == epochs):
                 last_val = validate(model, va, cfg, device)
             with metrics_path.open("a", newline="") as f:

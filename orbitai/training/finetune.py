@@ -40,6 +40,7 @@ from orbitai.result import RESULT_FILE
 from orbitai.staging import finetune_work_folder, training_folder, write_json_atomic
 from orbitai.training.checkpoint import resume as resume_checkpoint
 from orbitai.training.checkpoint import save_checkpoint
+from orbitai.training.finite import FiniteSteps
 
 log = logging.getLogger(__name__)
 
@@ -332,11 +333,13 @@ def train_steps(tag: str, model: torch.nn.Module, opt: torch.optim.Optimizer, st
     if start == 0 and score is not None and 0 in eval_steps:
         curve.append(score(model))
         model.train()
+    finite = FiniteSteps(model, what="fine-tuning")
     for step in range(start, steps):
+        finite.begin()
         loss = step_loss(step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
+        finite.step(opt, f"step {step + 1}")      # a non-finite step is skipped, never applied
         done = step + 1
         scored = score is not None and done in eval_steps
         if scored:
