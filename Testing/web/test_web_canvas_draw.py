@@ -246,6 +246,60 @@ def test_the_smartfill_preview_is_drawn_apart_from_an_accepted_segment(page, web
     assert m > 0 and filled < 0.05, f"{filled:.0%} of the accepted segment's inside is unfilled"
 
 
+def _segment_list(page) -> None:
+    page.click("orbitai-segments")
+    page.wait(lambda: page.driver.execute_script(
+        "const e = document.getElementById('orbitai-segment-visible-0'); return e && e.offsetParent !== null;"),
+        20, "the segment list")
+
+
+def test_a_segments_visibility_and_opacity_are_drawn_by_the_page_alone(page, web_data):
+    """Issue 81: the segment list's box and slider change the page's drawing with the page cut off from the server
+    (every trigger held, no websocket message sent); the server records them once the page is connected again."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    paint_segment(page, web_data, "eyeball_right")
+    zoom_on_layers(page)
+    _segment_list(page)
+    base, drawn = snap(page, [])["Red"], snap(page)["Red"]
+    area = region(drawn["img"], base["img"])
+    depth = ndimage.distance_transform_edt(area)
+    inside = depth > 1.5 * voxel_px(drawn) + 2
+    assert inside.sum() > 50, f"the painted segment covers {area.sum()} pixels, {inside.sum()} inside"
+    [row] = page.state("segment_rows")
+    diff = lambda a, b: np.abs(a["img"].astype(int) - b["img"].astype(int)).max(axis=-1)   # noqa: E731
+
+    def drawn_as(what: str, ok) -> dict:
+        return page.wait(lambda: (lambda v: v if ok(v) else None)(snap(page)["Red"]), 20, what)
+
+    page.cut_off()
+    try:
+        page.driver.execute_script("arguments[0].click();", page.element("orbitai-segment-visible-0"))
+        hidden = drawn_as("the segment hidden", lambda v: diff(v, base)[area].max() <= 3)
+        assert page.sent() == (["orbitai_segment_visible"], 0)
+        page.driver.execute_script("arguments[0].click();", page.element("orbitai-segment-visible-0"))
+        drawn_as("the segment shown again", lambda v: diff(v, drawn)[area].max() <= 3)
+        # the slider at its left end: no fill (the scan as it is inside), the outline stays
+        slider = page.driver.execute_script(
+            "return document.getElementById('orbitai-segment-opacity-0').closest('.v-slider').querySelector("
+            "'.v-slider-track');")
+        ActionChains(page.driver).move_to_element_with_offset(slider, -slider.size["width"] // 2 + 1, 0).click() \
+            .perform()
+        # (the scan as it is inside, but where an unpainted voxel inside the strokes has its own outline)
+        faded = drawn_as("the segment's fill faded out", lambda v: np.mean(diff(v, base)[inside] <= 3) > 0.95)
+        calls, sent = page.sent()
+    finally:
+        page.reconnect()
+    assert sent == 0 and calls == ["orbitai_segment_visible"] * 2 + ["orbitai_segment_opacity"], (calls, sent)
+    assert diff(hidden, drawn)[inside].mean() > 5 and np.mean(diff(drawn, base)[inside] <= 3) < 0.05
+    assert (diff(faded, base)[area & ~inside] > 20).sum() > 4 * voxel_px(drawn), "the outline went with the fill"
+    # the server records them afterwards, and the page then shows the server's values (no change of its own left)
+    page.wait_state("segment_rows", lambda r: r[0]["visible"] and r[0]["opacity"] == 0.0, 20)
+    page.wait_state("overlay_pending", lambda p: p == {}, 20)
+    assert page.state("segment_rows")[0]["key"] == row["key"]
+    assert diff(snap(page)["Red"], faded)[area].max() <= 3
+
+
 # ---------------------------------------------------------------------------------------------- no browser
 def test_segment_rows_carry_slicers_2d_fill_and_outline_and_the_preview_is_a_layer_of_its_own():
     from orbitai.io.volume import Volume

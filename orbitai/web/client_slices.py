@@ -7,7 +7,9 @@ page's alone, so they stay instant while a model job keeps the server's cores bu
 or Shift + click: the other views go to the slices through the point, Slicer's linked cursor), which the server only
 records (`ClientSlices.set_crosshair`). Segments are drawn as Slicer's 2D display draws them (a translucent fill, 0.5 by
 default times the segment's 2D fill opacity, and an opaque outline), the SmartFill preview (`preview_layers`) as an
-outline and a diagonal hatch without fill (``static/orbitai_draw.js``).
+outline and a diagonal hatch without fill (``static/orbitai_draw.js``). Every heat map of the scan is sent, shown or
+not, so a segment's or heat map's visibility and opacity are answered in the page from what it holds (issue 81,
+``static/orbitai_overlays.js``); the server only records them afterwards (`orbitai.web.segments.ShownResults`).
 
 The server's MRML scene stays the truth: the page sends its slice positions (`ClientSlices.sync_slice`) and its
 window/level (`ClientSlices.set_window_level`) back, so Slicer's slice nodes, the orientation letters and slice
@@ -32,9 +34,8 @@ from trame.widgets import html
 from trame.widgets import vuetify3 as v3
 
 from orbitai.io.volume import Volume
-from orbitai.mrml.overlays import color_samples
-from orbitai.mrml.queries import node_by_id, nodes_of_class
-from orbitai.mrml.results import belongs_to, results_of
+from orbitai.mrml.overlays import color_samples, is_heat_map
+from orbitai.mrml.results import results_of
 from orbitai.mrml.segment_editor import segment_mask
 from orbitai.mrml.volumes import volume_from_volume_node
 from orbitai.web.host import WebHost
@@ -185,19 +186,21 @@ def preview_layers(logic: Any, scan: Any) -> list[dict[str, Any]]:
 
 
 def heat_layers(scene: Any, scan: Any) -> list[dict[str, Any]]:
-    """The heat map the slice views show over ``scan`` (the slice composite nodes' foreground, when it is one of the
-    scan's results), with its display window, colours and opacity; none when the views show no foreground."""
-    composite: Any = next(iter(nodes_of_class(scene, "vtkMRMLSliceCompositeNode")), None)
-    node = node_by_id(scene, composite.GetForegroundVolumeID()) if composite is not None else None
-    if node is None or node is scan or not belongs_to(node, scan) or node.GetImageData() is None:
-        return []
-    display = node.GetDisplayNode()
-    vol = volume_from_volume_node(node)
-    lo, hi = ((float(display.GetWindowLevelMin()), float(display.GetWindowLevelMax())) if display is not None
-              else (float(vol.array.min()), float(vol.array.max())))
-    colors = color_samples(display.GetColorNode() if display is not None else None)
-    return [{"kind": "heat", "node": node.GetID(), "array": vol.array, "ijk_to_ras": vol.ijk_to_ras(),
-             "low": lo, "high": hi, "colors": colors, "opacity": float(composite.GetForegroundOpacity())}]
+    """Every heat map of ``scan`` (its results that `is_heat_map`, shown or not), with its display window and colours:
+    the page draws the one ``heat_maps`` (`orbitai.mrml.overlays.heat_map_rows`) says is shown, at its opacity, so
+    showing, hiding or fading one needs no new data (issue 81)."""
+    out = []
+    for node in results_of(scene, scan, "vtkMRMLScalarVolumeNode"):
+        if not is_heat_map(node) or node is scan or node.GetImageData() is None:
+            continue
+        display = node.GetDisplayNode()
+        vol = volume_from_volume_node(node)
+        lo, hi = ((float(display.GetWindowLevelMin()), float(display.GetWindowLevelMax())) if display is not None
+                  else (float(vol.array.min()), float(vol.array.max())))
+        colors = color_samples(display.GetColorNode() if display is not None else None)
+        out.append({"kind": "heat", "node": node.GetID(), "array": vol.array, "ijk_to_ras": vol.ijk_to_ras(),
+                    "low": lo, "high": hi, "colors": colors})
+    return out
 
 
 def _pack(layers: list[dict[str, Any]], ijk_to_ras: np.ndarray) -> list[dict[str, Any]]:
@@ -236,12 +239,13 @@ class ClientSlices:
         self._adopted: tuple[str, Optional[Volume], list[dict[str, Any]]] = ("", None, [])
         self._overlays: tuple[str, int, list[dict[str, Any]]] = ("", 0, [])
         self._version = 0
-        self._foreground: tuple[Any, float] = (None, 0.0)
+        self._heat_ids: tuple[str, ...] = ()
         self._observed: list[tuple[Any, int]] = []
         self._pending: Optional[asyncio.TimerHandle] = None
         self.state.update({"client_slices": True, "client_volume": None, "client_overlays": None})
         host.server.enable_module({"serve": {"__orbitai_static": str(STATIC)},
-                                   "scripts": ["__orbitai_static/orbitai_draw.js", "__orbitai_static/orbitai_slices.js",
+                                   "scripts": ["__orbitai_static/orbitai_draw.js", "__orbitai_static/orbitai_overlays.js",
+                                               "__orbitai_static/orbitai_slices.js",
                                                "__orbitai_static/orbitai_launch.js"]})
         for name, f in (("orbitai_client_volume", self.volume_bytes), ("orbitai_client_overlays", self.overlay_layers),
                         ("orbitai_client_slice", self.sync_slice), ("orbitai_client_wl", self.set_window_level),
@@ -249,9 +253,8 @@ class ClientSlices:
             host.server.trigger(name)(f)
         self.state.change("segment_nodes")(self._observe_segmentations)
         self.state.change("ann_preview", "ann_done")(lambda **_: self.overlays_changed())    # a SmartFill preview
-        # a heat map shown, hidden or faded: the views' foreground
-        for composite in nodes_of_class(host.mrml.scene, "vtkMRMLSliceCompositeNode"):
-            composite.AddObserver("ModifiedEvent", self._composite)
+        # a heat map added or removed (showing, hiding or fading one is the page's: ``heat_maps``)
+        self.state.change("heat_maps")(self._heat_maps)
 
     # ------------------------------------------------------------------ the scan
     @staticmethod
@@ -319,10 +322,10 @@ class ClientSlices:
                 self._observed.append((seg, seg.AddObserver(event, lambda *_: self.overlays_changed())))
         self.overlays_changed()
 
-    def _composite(self, node: Any, _event: Any = None) -> None:
-        foreground = (node.GetForegroundVolumeID(), round(float(node.GetForegroundOpacity()), 3))
-        if foreground != self._foreground:       # slice offsets and the like modify it too
-            self._foreground = foreground
+    def _heat_maps(self, heat_maps: Any = None, **_: Any) -> None:
+        ids = tuple(r["id"] for r in heat_maps or [])
+        if ids != self._heat_ids:         # shown, hidden or faded: the same data, the page draws it so
+            self._heat_ids = ids
             self.overlays_changed()
 
     def overlays_changed(self) -> None:

@@ -1,0 +1,151 @@
+/* OrbitAI web app: the page's copy of the shown scan's label maps, SmartFill preview and heat maps, and how they are
+shown (orbitai/web/client_slices.py says what the server sends; static/orbitai_draw.js draws them).
+
+- Loading: the layers of the version `client_overlays` names, fetched once from the server (`orbitai_client_overlays`).
+- Shown in the page (issue 81): a segment's visibility box and opacity slider and a heat map's show box and opacity
+  slider (orbitai/web/segments.py) call `segment` / `heat` here: the page draws the change at once from the layers it
+  holds (colour tables only, no new data), keeps it in `overlay_pending` (a client-only state key: never sent) so the
+  boxes and sliders show it, and tells the server afterwards, only to record it; the pending value goes once the
+  server's answer (its rows) is in.
+
+`window.orbitaiOverlays` holds these for the page's templates and static/orbitai_slices.js (whose `window.orbitaiSlices`
+holds the layers and draws them).
+*/
+(function () {
+  'use strict';
+  if (window.orbitaiOverlays) return;      // loaded twice (a page script added again): the first copy stays
+  const st = (name) => window.trame.state.get(name);
+  const S = () => window.orbitaiSlices;
+  let seq = 0;
+  const latest = {};                        // pending key -> the number of the last message sent for it
+
+  // ------------------------------------------------------------------ shown in the page
+
+  /** The value the page shows: the user's pending change of ``field`` of ``key``, else the server's ``fallback``. */
+  function value(pending, key, field, fallback) {
+    const p = pending && pending[key];
+    return p && field in p ? p[field] : fallback;
+  }
+
+  function setPending(key, change) {
+    const all = { ...(st('overlay_pending') || {}) };
+    if (change === null) delete all[key]; else all[key] = { ...(all[key] || {}), ...change, at: ++seq };
+    window.trame.state.set('overlay_pending', all);       // client-only: re-renders the boxes, sends nothing
+  }
+
+  function record(key, name, args) {       // the server records the change; the pending value goes with its answer
+    const n = ++seq;
+    latest[key] = n;
+    const done = () => { if (latest[key] === n) { delete latest[key]; setPending(key, null); refresh(); } };
+    Promise.resolve(window.trame.trigger(name, args)).then(done, done);
+  }
+
+  /** A segment's visibility (``field`` 'visible') or 2D fill opacity ('opacity') set to ``v``: drawn now; the server
+   * is told when ``send`` (a slider tells it at the end of its drag). */
+  function segment(key, field, v, send = true) {
+    setPending(key, { [field]: v });
+    refresh();
+    if (send) record(key, field === 'visible' ? 'orbitai_segment_visible' : 'orbitai_segment_opacity', [key, v]);
+  }
+
+  /** A heat map's show box (``field`` 'shown': one heat map at a time) or opacity ('opacity'), as `segment`. */
+  function heat(id, field, v, send = true) {
+    setPending('heat|' + id, { [field]: v });
+    refresh();
+    if (send) record('heat|' + id, field === 'shown' ? 'orbitai_heat_map_shown' : 'orbitai_heat_map_opacity', [id, v]);
+  }
+
+  function segmentRows() {                  // key -> the segment's row with the page's pending changes
+    const rows = {}, pending = st('overlay_pending') || {};
+    for (const r of st('segment_rows') || []) rows[r.key] = { ...r, ...(pending[r.key] || {}) };
+    return rows;
+  }
+
+  function shownHeat(pending = st('overlay_pending') || {}) {   // id -> opacity of the heat map shown (none or one)
+    let best = null;
+    for (const m of st('heat_maps') || []) {
+      const p = pending['heat|' + m.id] || {};
+      const on = 'shown' in p ? p.shown : m.shown, at = 'shown' in p ? p.at : 0;
+      const opacity = 'opacity' in p ? p.opacity : m.opacity;
+      if (on && (!best || at >= best.at)) best = { id: m.id, opacity, at };
+    }
+    return best ? { [best.id]: best.opacity } : {};
+  }
+
+  // ------------------------------------------------------------------ colour tables
+  function segmentLut(layer, rows) {       // fill colours and alphas (RGBA) and outline alphas of a label map's values
+    const lut = new Uint8Array(4 * (layer.segments.length + 1)), outline = new Uint8Array(layer.segments.length + 1);
+    layer.segments.forEach((sid, n) => {
+      const r = rows[layer.node + '|' + sid];
+      if (!r || !r.visible) return;
+      const c = r.color || '#ffffff', own = r.opacity === undefined ? 1 : r.opacity;    // Slicer's defaults
+      const fill = r.fill_2d === undefined ? 0.5 : r.fill_2d, edge = r.outline_2d === undefined ? 1 : r.outline_2d;
+      lut.set([parseInt(c.slice(1, 3), 16), parseInt(c.slice(3, 5), 16), parseInt(c.slice(5, 7), 16),
+        Math.round(255 * own * fill)], 4 * (n + 1));
+      outline[n + 1] = Math.round(255 * edge);
+    });
+    layer.outline = outline;
+    return lut;
+  }
+
+  function previewLut(layer) {     // the SmartFill preview: its segment's colour, no fill, an opaque outline and hatch
+    const lut = new Uint8Array(4 * (layer.segments.length + 1)), outline = new Uint8Array(layer.segments.length + 1);
+    layer.segments.forEach((sid, n) => {
+      lut.set([...(layer.colors[n] || [255, 255, 255]), 0], 4 * (n + 1));
+      outline[n + 1] = 255;
+    });
+    layer.outline = outline;
+    return lut;
+  }
+
+  function heatLut(layer, shown) {          // null (not drawn) unless the heat map is the one shown
+    if (!(layer.node in shown)) return null;
+    const lut = new Uint8Array(4 * 257), alpha = Math.round(255 * shown[layer.node]);
+    layer.colors.forEach((c, n) => lut.set([c[0], c[1], c[2], alpha], 4 * (n + 1)));
+    const span = layer.high - layer.low || 1;
+    layer.index = (raw) => {
+      const v = raw * layer.slope + layer.inter;
+      if (v <= layer.low) return 0;
+      return Math.min(256, 1 + Math.floor((v - layer.low) / span * 255));
+    };
+    return lut;
+  }
+
+  /** Every layer's colour table again from the rows and the pending changes, then every view drawn. */
+  function refresh() {
+    const s = S();
+    if (!s) return;
+    const rows = segmentRows(), shown = shownHeat();
+    for (const l of s.layers) {
+      l.lut = l.kind === 'heat' ? heatLut(l, shown) : l.kind === 'preview' ? previewLut(l) : segmentLut(l, rows);
+    }
+    s.renderAll();
+  }
+
+  // ------------------------------------------------------------------ from the server
+  function load() {
+    const s = S();
+    s.volumeTask = s.volumeTask.then(async () => {
+      const ov = st('client_overlays');
+      if (!ov || !s.vol) { s.layers = []; s.renderAll(); return; }
+      if (s.overlayVersion === ov.version) return;
+      if (ov.key !== s.vol.key) { s.layers = []; return; }     // another scan's: its own are on their way
+      const r = await window.trame.trigger('orbitai_client_overlays', [ov.version]);
+      if (!r || r.key !== s.vol.key) return;
+      const layers = [];
+      for (const p of r.layers) {
+        const l = await s.volumeOf(p);
+        Object.assign(l, { kind: p.kind, node: p.node, segments: p.segments, colors: p.colors, low: p.low,
+          high: p.high });
+        layers.push(l);
+      }
+      s.layers = layers; s.overlayVersion = r.version;
+      refresh();
+    }).catch((err) => console.error('orbitai overlays:', err));
+  }
+
+  /** Whether the page shows heat map ``id`` (its box: showing one hides the others at once, as the server does). */
+  const heatOn = (pending, id) => id in shownHeat(pending || {});
+
+  window.orbitaiOverlays = { value, segment, heat, heatOn, refresh, load };
+})();
