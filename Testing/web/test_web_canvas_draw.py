@@ -300,6 +300,73 @@ def test_a_segments_visibility_and_opacity_are_drawn_by_the_page_alone(page, web
     assert diff(snap(page)["Red"], faded)[area].max() <= 3
 
 
+COPY_JS = """
+// the page's copy of each layer against the server's whole packing of the version the page holds: [kind, voxels that
+// differ (-1: not in the page or another shape), voxels set]
+const done = arguments[arguments.length - 1], S = window.orbitaiSlices;
+(async () => {
+  const r = await window.trame.trigger('orbitai_client_overlays', [S.overlayVersion, null]);
+  if (!r) return done(null);
+  const out = [];
+  for (const p of r.layers) {
+    const whole = await S.volumeOf(p), mine = S.layers.find((l) => l.kind === p.kind && l.node === p.node);
+    let differ = 0, set = 0;
+    if (!mine || mine.arr.length !== whole.arr.length) differ = -1;
+    else for (let i = 0; i < whole.arr.length; i++) { if (mine.arr[i] !== whole.arr[i]) differ++; if (whole.arr[i]) set++; }
+    out.push([p.kind, differ, set]);
+  }
+  done(out);
+})().catch((e) => done(String(e)));"""
+
+
+def _overlay_version(page) -> int:
+    return page.driver.execute_script("return window.orbitaiSlices.overlayVersion || 0;")
+
+
+def _next_overlays(page, after: int) -> dict:
+    """Wait until the page holds a version of the overlays newer than ``after`` and the server's newest; what that
+    update carried (the page's log: whole layers, changed boxes, bytes)."""
+    try:
+        page.wait(lambda: page.driver.execute_script(
+            "const S = window.orbitaiSlices, ov = window.trame.state.get('client_overlays');"
+            "return !!(ov && S.overlayVersion === ov.version && ov.version > arguments[0]);", after), 60,
+            "the page's overlays to follow the edit")
+    except TimeoutError:
+        seen = page.driver.execute_script(
+            "const S = window.orbitaiSlices; return [S.overlayVersion, window.trame.state.get('client_overlays'), "
+            "S.overlayLog, window.trame.state.get('ann_message')];")
+        raise AssertionError(f"the page's overlays did not follow the edit: {seen}") from None
+    return page.driver.execute_script("return window.orbitaiSlices.overlayLog.slice(-1)[0];")
+
+
+def test_edits_reach_the_page_as_the_changed_box_and_its_copy_stays_the_servers(page, web_data):
+    """Issue 81: after a paint stroke, Undo, Redo, a threshold and Undo again the server sends only each edit's changed
+    box and the page writes it into its copy; after every edit its label map equals the server's, voxel for voxel."""
+    paint_segment(page, web_data, "eyeball_right")
+    dims = page.driver.execute_script("return window.orbitaiSlices.vol.dims;")
+    page.click("orbitai-ann-edits")             # the threshold's panel
+    page.wait(lambda: page.element("orbitai-ann-threshold").is_displayed(), 20, "the threshold button")
+
+    def edit(button: str) -> tuple[dict, list]:
+        done, version = page.state("ann_done"), _overlay_version(page)
+        page.click(f"orbitai-ann-{button}")
+        page.wait_state("ann_done", lambda v: v > done, 60)
+        log = _next_overlays(page, version)
+        return log, page.driver.execute_async_script(COPY_JS)
+
+    stroke = {}
+    for button in ("undo", "redo", "threshold", "undo"):
+        log, copy = edit(button)
+        assert log["whole"] == 0 and len(log["boxes"]) == 1, (button, log)
+        assert isinstance(copy, list) and [c[0] for c in copy] == ["labels"] and copy[0][1] == 0, (button, copy)
+        stroke.setdefault(button, []).append((log["boxes"][0], copy[0][2]))
+    # undo and redo of the stroke: its box only, a stroke's few slices; the threshold's, bone all over the head
+    (undone, none), (redone, painted) = stroke["undo"][0], stroke["redo"][0]
+    assert undone == redone and 0 < np.prod(undone) < 0.05 * np.prod(dims) and none == 0 and painted > 0, stroke
+    (bone, boned), (back, again) = stroke["threshold"][0], stroke["undo"][1]
+    assert bone == back and np.prod(bone) > 10 * np.prod(undone) and boned > 10 * painted and again == painted, stroke
+
+
 # ---------------------------------------------------------------------------------------------- no browser
 def test_segment_rows_carry_slicers_2d_fill_and_outline_and_the_preview_is_a_layer_of_its_own():
     from orbitai.io.volume import Volume

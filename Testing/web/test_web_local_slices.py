@@ -148,6 +148,35 @@ def test_label_maps_and_the_scans_heat_maps_on_its_grid():
         ctx.close()
 
 
+def test_an_edit_is_sent_as_its_changed_box_and_the_rest_whole_or_named():
+    from orbitai.web.client_slices import _pack
+    from orbitai.web.overlay_patches import SAME, WHOLE, changed_box, plan
+
+    old = np.zeros((20, 30, 40), np.uint8)
+    new = old.copy()
+    new[3:5, 10:20, 7] = 1
+    new[9, 12, 30] = 2
+    assert changed_box(old, old.copy()) is None
+    assert changed_box(old, new) == (slice(3, 10), slice(10, 20), slice(7, 31))
+    labels = {"kind": "labels", "node": "seg1", "segments": ["a", "b"], "array": old}
+    heat = {"kind": "heat", "node": "heat1", "array": np.zeros((4, 4, 4), np.float32), "ijk_to_ras": np.eye(4),
+            "low": 0.0, "high": 1.0, "colors": [[0, 0, 0], [255, 0, 0]]}
+    previous = {("labels", "seg1"): labels, ("heat", "heat1"): heat}
+    edited = [{**labels, "array": new}, dict(heat)]
+    how = plan(previous, edited)
+    assert how == [changed_box(old, new), SAME]
+    # another segment list, a new layer or a changed heat map: whole
+    assert plan(previous, [{**labels, "array": new, "segments": ["a"]}]) == [WHOLE]
+    assert plan(previous, [{**labels, "node": "seg2"}]) == [WHOLE]
+    assert plan(previous, [{**heat, "array": heat["array"] + 1}]) == [WHOLE]
+    out = _pack(edited, how, np.eye(4))
+    assert out[0]["offset"] == [3, 10, 7] and out[0]["patch"]["shape"] == [7, 10, 24] and "data" not in out[0]
+    assert out[1] == {"kind": "heat", "node": "heat1", "low": 0.0, "high": 1.0, "colors": heat["colors"], "same": True}
+    # the box's voxels as sent: the edited array's, in the box
+    box = np.frombuffer(gzip.decompress(out[0]["patch"]["data"]), np.uint8).reshape(7, 10, 24)
+    assert np.array_equal(box, new[3:10, 10:20, 7:31])
+
+
 # ---------------------------------------------------------------------------------------------- in the browser
 def test_the_page_draws_the_slice_and_window_level_without_the_server(page):
     from selenium.webdriver.common.action_chains import ActionChains

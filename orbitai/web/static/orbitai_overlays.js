@@ -1,7 +1,9 @@
 /* OrbitAI web app: the page's copy of the shown scan's label maps, SmartFill preview and heat maps, and how they are
 shown (orbitai/web/client_slices.py says what the server sends; static/orbitai_draw.js draws them).
 
-- Loading: the layers of the version `client_overlays` names, fetched once from the server (`orbitai_client_overlays`).
+- Loading: the layers of the version `client_overlays` names, fetched from the server (`orbitai_client_overlays`):
+  whole, or, when that version was made from the one the page holds (an edit), only each label map's changed box,
+  written into the page's copy (issue 81).
 - Shown in the page (issue 81): a segment's visibility box and opacity slider and a heat map's show box and opacity
   slider (orbitai/web/segments.py) call `segment` / `heat` here: the page draws the change at once from the layers it
   holds (colour tables only, no new data), keeps it in `overlay_pending` (a client-only state key: never sent) so the
@@ -123,6 +125,42 @@ holds the layers and draws them).
   }
 
   // ------------------------------------------------------------------ from the server
+  // A version made from the one the page holds comes as changed boxes (orbitai/web/overlay_patches.py): each layer
+  // whole, named only (`same`: unchanged) or its changed box (`patch`, at `offset` [k, j, i]) to write into the copy.
+  async function fetchLayers(s, ov, base) {
+    const r = await window.trame.trigger('orbitai_client_overlays', [ov.version, base]);
+    if (!r || r.key !== s.vol.key) return null;
+    const old = {}, layers = [], log = { version: r.version, base: r.base, whole: 0, boxes: [], bytes: 0 };
+    for (const l of s.layers) old[l.kind + '|' + l.node] = l;
+    for (const p of r.layers) {
+      const l = old[p.kind + '|' + p.node];
+      if (p.same || p.patch) {
+        if (!l || r.base !== base) return base === null ? null : fetchLayers(s, ov, null);    // not the page's copy
+        if (p.patch) { await write(s, l, p); log.boxes.push(p.patch.shape); log.bytes += size(p.patch.data); }
+        layers.push(l);
+        continue;
+      }
+      const n = await s.volumeOf(p);
+      Object.assign(n, { kind: p.kind, node: p.node, segments: p.segments, colors: p.colors, low: p.low, high: p.high });
+      log.whole += 1; log.bytes += size(p.data);
+      layers.push(n);
+    }
+    return { r, layers, log };
+  }
+
+  const size = (data) => (data && (data.byteLength || data.size)) || 0;      // gzip'd bytes received
+
+  async function write(s, layer, p) {       // a changed box into the page's copy of a label map
+    const box = await s.volumeOf(p.patch), [bi, bj, bk] = box.dims, [ni, nj] = layer.dims;
+    const [k0, j0, i0] = p.offset, src = box.arr, dst = layer.arr;
+    for (let k = 0; k < bk; k++) {
+      for (let j = 0; j < bj; j++) {
+        const from = (k * bj + j) * bi;
+        dst.set(src.subarray(from, from + bi), ((k0 + k) * nj + j0 + j) * ni + i0);
+      }
+    }
+  }
+
   function load() {
     const s = S();
     s.volumeTask = s.volumeTask.then(async () => {
@@ -130,17 +168,13 @@ holds the layers and draws them).
       if (!ov || !s.vol) { s.layers = []; s.renderAll(); return; }
       if (s.overlayVersion === ov.version) return;
       if (ov.key !== s.vol.key) { s.layers = []; return; }     // another scan's: its own are on their way
-      const r = await window.trame.trigger('orbitai_client_overlays', [ov.version]);
-      if (!r || r.key !== s.vol.key) return;
-      const layers = [];
-      for (const p of r.layers) {
-        const l = await s.volumeOf(p);
-        Object.assign(l, { kind: p.kind, node: p.node, segments: p.segments, colors: p.colors, low: p.low,
-          high: p.high });
-        layers.push(l);
-      }
-      s.layers = layers; s.overlayVersion = r.version;
+      const mine = s.overlayKey === s.vol.key && s.overlayVersion === ov.base ? ov.base : null;
+      const got = await fetchLayers(s, ov, mine);
+      if (!got) return;
+      s.layers = got.layers; s.overlayVersion = got.r.version; s.overlayKey = s.vol.key;
       refresh();
+      got.log.at = performance.now();
+      s.overlayLog = [...(s.overlayLog || []).slice(-49), got.log];     // the last 50 updates: what each carried
     }).catch((err) => console.error('orbitai overlays:', err));
   }
 
