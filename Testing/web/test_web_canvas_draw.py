@@ -298,6 +298,14 @@ def test_a_segments_visibility_and_opacity_are_drawn_by_the_page_alone(page, web
     page.wait_state("overlay_pending", lambda p: p == {}, 20)
     assert page.state("segment_rows")[0]["key"] == row["key"]
     assert diff(snap(page)["Red"], faded)[area].max() <= 3
+    # connected: seven clicks of the box, each while the server's answers and rows to the last ones come in (its rows
+    # come apart from its answers): the page and the server end on the seventh's value, hidden
+    page.driver.execute_async_script(
+        "const done = arguments[arguments.length - 1], box = document.getElementById('orbitai-segment-visible-0');"
+        "let n = 0; const next = () => { box.click(); if (++n < 7) setTimeout(next, 150); else done(); }; next();")
+    page.wait_state("segment_rows", lambda r: not r[0]["visible"], 20)
+    page.wait_state("overlay_pending", lambda p: p == {}, 20)
+    assert np.mean(diff(snap(page)["Red"], base)[area] <= 3) > 0.95, "the page does not show the segment hidden"
 
 
 COPY_JS = """

@@ -53,9 +53,10 @@ STATIC = Path(__file__).with_name("static")
 PROGRESSIVE_VOXELS = 4_000_000
 #: gzip level of what the page is sent: 1 packs a label map 50-100x and a head scan ~2x in a fraction of level 6's time.
 GZIP_LEVEL = 1
-#: Seconds of quiet after a segmentation change before the label maps are packed again (an edit's several events; a
-#: paint stroke's wait for the tool to be put down, `ClientSlices.overlays_changed`).
-OVERLAY_DELAY_S = 0.05
+#: Seconds after a segmentation change before the label maps are packed again: 0, the next turn of the server's loop
+#: (an edit's events come in one turn; a paint stroke's are packed once the tool is put down,
+#: `ClientSlices.overlays_changed`).
+OVERLAY_DELAY_S = 0.0
 #: After the page fetched a scan's first step, the longest the server waits for the page to say it drew it
 #: (``static/orbitai_launch.js``; a page whose slices the server draws says nothing) before it goes on with the rest.
 LAUNCH_DRAW_S = 5.0

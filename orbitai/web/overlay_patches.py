@@ -27,13 +27,12 @@ def changed_box(old: np.ndarray, new: np.ndarray) -> Optional[tuple[slice, slice
     """The smallest box ([k, j, i] slices) holding every voxel where ``new`` differs from ``old`` (same shape), or None
     when none does."""
     diff = old != new
-    axes = []
-    for axis in range(3):
-        hit = np.flatnonzero(diff.any(axis=tuple(a for a in range(3) if a != axis)))
-        if hit.size == 0:
-            return None
-        axes.append(slice(int(hit[0]), int(hit[-1]) + 1))
-    return axes[0], axes[1], axes[2]
+    k = np.flatnonzero(diff.any(axis=(1, 2)))
+    if k.size == 0:
+        return None
+    inside = diff[k[0]:k[-1] + 1]              # the other two axes read in the changed slices only
+    j, i = np.flatnonzero(inside.any(axis=(0, 2))), np.flatnonzero(inside.any(axis=(0, 1)))
+    return slice(int(k[0]), int(k[-1]) + 1), slice(int(j[0]), int(j[-1]) + 1), slice(int(i[0]), int(i[-1]) + 1)
 
 
 def _same_frame(a: dict[str, Any], b: dict[str, Any]) -> bool:

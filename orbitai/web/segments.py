@@ -76,7 +76,7 @@ class ShownResults:
         #: scan node ID -> the heat map it had in the foreground when the user switched away
         self.overlays: dict[str, str] = {}
         self.state.update({"segment_rows": [], "segment_nodes": [], "heat_maps": [], "result_boxes": [],
-                           "overlay_pending": {}})
+                           "overlay_pending": {}, "overlay_recorded": 0})
         # the page's own changes of the boxes and sliders, drawn before the server records them
         # (static/orbitai_overlays.js): never sent to the server
         self.state.client_only("overlay_pending")
@@ -160,19 +160,21 @@ class ShownResults:
             return None
         return node_by_id(self.mrml.scene, node_id)
 
-    def set_heat_map_shown(self, node_id: Any = None, shown: Any = None) -> None:
+    def set_heat_map_shown(self, node_id: Any = None, shown: Any = None) -> int:
         """The page's show/hide box of a heat map of the shown scan (shown: over the scan, the other heat map hidden)."""
         node = self._shown_node("heat_maps", node_id)
         if node is not None and isinstance(shown, bool):
             set_heat_map(self.mrml, node, shown=shown)
         self.refresh_heat_maps()
+        return self._recorded()
 
-    def set_heat_map_opacity(self, node_id: Any = None, opacity: Any = None) -> None:
+    def set_heat_map_opacity(self, node_id: Any = None, opacity: Any = None) -> int:
         """The page's opacity slider of a heat map of the shown scan (0-1)."""
         node = self._shown_node("heat_maps", node_id)
         if node is not None and isinstance(opacity, (int, float)) and not isinstance(opacity, bool):
             set_heat_map(self.mrml, node, opacity=float(opacity))
         self.refresh_heat_maps()
+        return self._recorded()
 
     def jump_to_box(self, node_id: Any = None) -> None:
         """The page's button of a box of the shown scan: the views go to its centre."""
@@ -186,17 +188,26 @@ class ShownResults:
             return None
         return self.server.protocol.addAttachment(segmentation_file_bytes(node_by_id(self.mrml.scene, node_id)))
 
-    def set_segment_visible(self, key: Any = None, visible: Any = None) -> None:
+    def set_segment_visible(self, key: Any = None, visible: Any = None) -> int:
         """The page's visibility box of a segment (a key the page sends: it must name a segment of the shown scan)."""
         if isinstance(visible, bool) and self._shown_segment(key):
             set_segment_display(self.mrml.scene, key, visible=visible)
         self.refresh_segments()
+        return self._recorded()
 
-    def set_segment_opacity(self, key: Any = None, opacity: Any = None) -> None:
+    def set_segment_opacity(self, key: Any = None, opacity: Any = None) -> int:
         """The page's opacity slider of a segment (0-1)."""
         if isinstance(opacity, (int, float)) and not isinstance(opacity, bool) and self._shown_segment(key):
             set_segment_display(self.mrml.scene, key, opacity=float(opacity))
         self.refresh_segments()
+        return self._recorded()
+
+    def _recorded(self) -> int:
+        """One more of the page's display changes answered: its number, in the state with the rows that show it
+        (``overlay_recorded``, the same message), so the page knows which rows come after it (wslink may send the
+        answer before the rows: static/orbitai_overlays.js)."""
+        self.state.overlay_recorded = int(self.state.overlay_recorded or 0) + 1
+        return self.state.overlay_recorded
 
     def _shown_segment(self, key: Any) -> bool:
         return isinstance(key, str) and key in {r["key"] for r in self.state.segment_rows or []}

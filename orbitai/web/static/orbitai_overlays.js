@@ -19,7 +19,10 @@ holds the layers and draws them).
   const st = (name) => window.trame.state.get(name);
   const S = () => window.orbitaiSlices;
   let seq = 0;
-  const latest = {};                        // pending key -> the number of the last message sent for it
+  const latest = {};                        // pending key and field -> the number of the last message sent for it
+  const answered = {};                      // pending key and field -> [key, field, the change's number], answered
+  const resting = {};                       // pending key and field -> the timer that sends a slider's value at rest
+  const REST_MS = 400;
 
   // ------------------------------------------------------------------ shown in the page
 
@@ -29,32 +32,69 @@ holds the layers and draws them).
     return p && field in p ? p[field] : fallback;
   }
 
-  function setPending(key, change) {
+  function setPending(key, change) {        // the user's newest value: no earlier answer settles it
+    for (const field of Object.keys(change)) delete answered[key + '|' + field];
     const all = { ...(st('overlay_pending') || {}) };
-    if (change === null) delete all[key]; else all[key] = { ...(all[key] || {}), ...change, at: ++seq };
+    all[key] = { ...(all[key] || {}), ...change, at: ++seq };
     window.trame.state.set('overlay_pending', all);       // client-only: re-renders the boxes, sends nothing
   }
 
-  function record(key, name, args) {       // the server records the change; the pending value goes with its answer
-    const n = ++seq;
-    latest[key] = n;
-    const done = () => { if (latest[key] === n) { delete latest[key]; setPending(key, null); refresh(); } };
-    Promise.resolve(window.trame.trigger(name, args)).then(done, done);
+  function settled(key, field) {           // the server has recorded ``field`` of ``key``: its rows show it now
+    const all = { ...(st('overlay_pending') || {}) }, rest = { ...(all[key] || {}) };
+    delete rest[field];
+    if (Object.keys(rest).some((k) => k !== 'at')) all[key] = rest; else delete all[key];
+    window.trame.state.set('overlay_pending', all);
+  }
+
+  // The server records the change and answers with its number; the pending value goes once the rows that show that
+  // change are in (`overlay_recorded` comes with them: wslink may send the answer before the rows, and rows of an
+  // earlier change after a later answer's).
+  function record(key, field, name, args) {
+    const n = ++seq, which = key + '|' + field;
+    latest[which] = n;
+    delete answered[which];
+    const done = (count) => {
+      if (latest[which] !== n) return;
+      answered[which] = [key, field, Number.isInteger(count) ? count : 0];
+      reconcile();
+      refresh();
+    };
+    Promise.resolve(window.trame.trigger(name, args)).then(done, () => done(0));
+  }
+
+  function forget(which) {
+    const [key, field] = answered[which];
+    delete answered[which]; delete latest[which];
+    settled(key, field);
+  }
+
+  function reconcile() {                    // answered changes whose rows are in: the rows rule again
+    const recorded = st('overlay_recorded') || 0;
+    for (const [which, [, , count]] of Object.entries(answered)) if (recorded >= count) forget(which);
+  }
+
+  function soon(key, field, send, go) {     // now, or (a slider moving) once it rests: the end of a drag says now
+    const which = key + '|' + field;
+    clearTimeout(resting[which]);
+    if (send) go(); else resting[which] = setTimeout(go, REST_MS);
   }
 
   /** A segment's visibility (``field`` 'visible') or 2D fill opacity ('opacity') set to ``v``: drawn now; the server
-   * is told when ``send`` (a slider tells it at the end of its drag). */
+   * is told now when ``send``, else once the value rests (a slider: the end of its drag, or its keys). */
   function segment(key, field, v, send = true) {
     setPending(key, { [field]: v });
     refresh();
-    if (send) record(key, field === 'visible' ? 'orbitai_segment_visible' : 'orbitai_segment_opacity', [key, v]);
+    soon(key, field, send, () => record(key, field,
+      field === 'visible' ? 'orbitai_segment_visible' : 'orbitai_segment_opacity', [key, v]));
   }
 
   /** A heat map's show box (``field`` 'shown': one heat map at a time) or opacity ('opacity'), as `segment`. */
   function heat(id, field, v, send = true) {
-    setPending('heat|' + id, { [field]: v });
+    const key = 'heat|' + id;
+    setPending(key, { [field]: v });
     refresh();
-    if (send) record('heat|' + id, field === 'shown' ? 'orbitai_heat_map_shown' : 'orbitai_heat_map_opacity', [id, v]);
+    soon(key, field, send, () => record(key, field,
+      field === 'shown' ? 'orbitai_heat_map_shown' : 'orbitai_heat_map_opacity', [id, v]));
   }
 
   function segmentRows() {                  // key -> the segment's row with the page's pending changes
@@ -117,6 +157,7 @@ holds the layers and draws them).
   function refresh() {
     const s = S();
     if (!s) return;
+    reconcile();
     const rows = segmentRows(), shown = shownHeat();
     for (const l of s.layers) {
       l.lut = l.kind === 'heat' ? heatLut(l, shown) : l.kind === 'preview' ? previewLut(l) : segmentLut(l, rows);
@@ -130,7 +171,8 @@ holds the layers and draws them).
   async function fetchLayers(s, ov, base) {
     const r = await window.trame.trigger('orbitai_client_overlays', [ov.version, base]);
     if (!r || r.key !== s.vol.key) return null;
-    const old = {}, layers = [], log = { version: r.version, base: r.base, whole: 0, boxes: [], bytes: 0 };
+    const old = {}, layers = [], log = { version: r.version, base: r.base, whole: 0, boxes: [], bytes: 0,
+      fetched: performance.now() };
     for (const l of s.layers) old[l.kind + '|' + l.node] = l;
     for (const p of r.layers) {
       const l = old[p.kind + '|' + p.node];
@@ -151,8 +193,8 @@ holds the layers and draws them).
   const size = (data) => (data && (data.byteLength || data.size)) || 0;      // gzip'd bytes received
 
   async function write(s, layer, p) {       // a changed box into the page's copy of a label map
-    const box = await s.volumeOf(p.patch), [bi, bj, bk] = box.dims, [ni, nj] = layer.dims;
-    const [k0, j0, i0] = p.offset, src = box.arr, dst = layer.arr;
+    const src = await s.arrayOf(p.patch), [bk, bj, bi] = p.patch.shape, [ni, nj] = layer.dims;
+    const [k0, j0, i0] = p.offset, dst = layer.arr;
     for (let k = 0; k < bk; k++) {
       for (let j = 0; j < bj; j++) {
         const from = (k * bj + j) * bi;
@@ -162,7 +204,7 @@ holds the layers and draws them).
   }
 
   function load() {
-    const s = S();
+    const s = S(), heard = performance.now();
     s.volumeTask = s.volumeTask.then(async () => {
       const ov = st('client_overlays');
       if (!ov || !s.vol) { s.layers = []; s.renderAll(); return; }
@@ -172,9 +214,11 @@ holds the layers and draws them).
       const got = await fetchLayers(s, ov, mine);
       if (!got) return;
       s.layers = got.layers; s.overlayVersion = got.r.version; s.overlayKey = s.vol.key;
+      got.log.written = performance.now();
       refresh();
-      got.log.at = performance.now();
-      s.overlayLog = [...(s.overlayLog || []).slice(-49), got.log];     // the last 50 updates: what each carried
+      // the last 50 updates: what each carried, and when (the page's clock) it was heard of, fetched, written, drawn
+      Object.assign(got.log, { heard, at: performance.now() });
+      s.overlayLog = [...(s.overlayLog || []).slice(-49), got.log];
     }).catch((err) => console.error('orbitai overlays:', err));
   }
 

@@ -59,8 +59,10 @@ holds node IDs and versions only: the voxels come back from triggers on the page
   const apply = (m, p) => [0, 1, 2].map((k) => m[4 * k] * p[0] + m[4 * k + 1] * p[1] + m[4 * k + 2] * p[2] + m[4 * k + 3]);
   const rotate = (m, p) => [0, 1, 2].map((k) => m[4 * k] * p[0] + m[4 * k + 1] * p[1] + m[4 * k + 2] * p[2]);
 
+  const arrayOf = async (p) => new TYPES[p.dtype](await inflate(p.data));     // a packed array's voxels
+
   async function volumeOf(p) {
-    const arr = new TYPES[p.dtype](await inflate(p.data));
+    const arr = await arrayOf(p);
     let lo = Infinity, hi = -Infinity;
     for (let i = 0; i < arr.length; i++) { const v = arr[i]; if (v < lo) lo = v; if (v > hi) hi = v; }
     const [nk, nj, ni] = p.shape;
@@ -237,7 +239,7 @@ holds node IDs and versions only: the voxels come back from triggers on the page
   }
   S.step = (name, steps) => { const v = S.views[name]; if (v) step(v, steps); };
   S.renderAll = renderAll;
-  S.volumeOf = volumeOf;
+  S.volumeOf = volumeOf; S.arrayOf = arrayOf;
 
   // ------------------------------------------------------------------ the crosshair and linked cursor (Slicer's Shift + move)
   function crossPoint() {        // the crosshair's RAS point: where the user put it, else where the views' slices meet
@@ -407,7 +409,7 @@ holds node IDs and versions only: the voxels come back from triggers on the page
     const watch = (keys, f) => window.trame.state.watch(keys, () => f());
     watch(['client_volume'], loadVolume);
     watch(['client_overlays'], () => window.orbitaiOverlays.load());
-    watch(['segment_rows', 'heat_maps'], () => window.orbitaiOverlays.refresh());
+    watch(['segment_rows', 'heat_maps', 'overlay_recorded'], () => window.orbitaiOverlays.refresh());
     watch(['wl_window', 'wl_level'], serverWindow);
     watch(['wl_preset'], presetInPage);
     watch(['slice_geometry'], followServer);
