@@ -181,9 +181,10 @@ def test_smartfill_in_the_browser_equals_the_headless_logic_and_undo_restores(pa
     page.jump(centre)
     for dy in (-3.0, 0.0, 3.0):                             # three strokes across the left eyeball
         stroke = [(centre[0] + dx, centre[1] + dy, centre[2]) for dx in np.linspace(-4.0, 4.0, 6)]
+        before = page.state("ann_voxels") or 0
         page.drag("Red", [page.to_css(p) for p in stroke])
-        page.wait_state("ann_can_undo", bool, 10)
-        time.sleep(0.3)
+        # each stroke in the server's segment before the next (ann_can_undo was true since "Add segment")
+        page.wait_state("ann_voxels", lambda v, n=before: (v or 0) > n, 30)
     page.set_state("ann_tool", "none")
     strokes_file = download(page, downloads, seg_id)
     strokes, _ = read_segmentation(strokes_file)

@@ -246,6 +246,135 @@ def test_the_smartfill_preview_is_drawn_apart_from_an_accepted_segment(page, web
     assert m > 0 and filled < 0.05, f"{filled:.0%} of the accepted segment's inside is unfilled"
 
 
+def _segment_list(page) -> None:
+    page.click("orbitai-segments")
+    page.wait(lambda: page.driver.execute_script(
+        "const e = document.getElementById('orbitai-segment-visible-0'); return e && e.offsetParent !== null;"),
+        20, "the segment list")
+
+
+def test_a_segments_visibility_and_opacity_are_drawn_by_the_page_alone(page, web_data):
+    """Issue 81: the segment list's box and slider change the page's drawing with the page cut off from the server
+    (every trigger held, no websocket message sent); the server records them once the page is connected again."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    paint_segment(page, web_data, "eyeball_right")
+    zoom_on_layers(page)
+    _segment_list(page)
+    base, drawn = snap(page, [])["Red"], snap(page)["Red"]
+    area = region(drawn["img"], base["img"])
+    depth = ndimage.distance_transform_edt(area)
+    inside = depth > 1.5 * voxel_px(drawn) + 2
+    assert inside.sum() > 50, f"the painted segment covers {area.sum()} pixels, {inside.sum()} inside"
+    [row] = page.state("segment_rows")
+    diff = lambda a, b: np.abs(a["img"].astype(int) - b["img"].astype(int)).max(axis=-1)   # noqa: E731
+
+    def drawn_as(what: str, ok) -> dict:
+        return page.wait(lambda: (lambda v: v if ok(v) else None)(snap(page)["Red"]), 20, what)
+
+    page.cut_off()
+    try:
+        page.driver.execute_script("arguments[0].click();", page.element("orbitai-segment-visible-0"))
+        hidden = drawn_as("the segment hidden", lambda v: diff(v, base)[area].max() <= 3)
+        assert page.sent() == (["orbitai_segment_visible"], 0)
+        page.driver.execute_script("arguments[0].click();", page.element("orbitai-segment-visible-0"))
+        drawn_as("the segment shown again", lambda v: diff(v, drawn)[area].max() <= 3)
+        # the slider at its left end: no fill (the scan as it is inside), the outline stays
+        slider = page.driver.execute_script(
+            "return document.getElementById('orbitai-segment-opacity-0').closest('.v-slider').querySelector("
+            "'.v-slider-track');")
+        ActionChains(page.driver).move_to_element_with_offset(slider, -slider.size["width"] // 2 + 1, 0).click() \
+            .perform()
+        # (the scan as it is inside, but where an unpainted voxel inside the strokes has its own outline)
+        faded = drawn_as("the segment's fill faded out", lambda v: np.mean(diff(v, base)[inside] <= 3) > 0.95)
+        calls, sent = page.sent()
+    finally:
+        page.reconnect()
+    assert sent == 0 and calls == ["orbitai_segment_visible"] * 2 + ["orbitai_segment_opacity"], (calls, sent)
+    assert diff(hidden, drawn)[inside].mean() > 5 and np.mean(diff(drawn, base)[inside] <= 3) < 0.05
+    assert (diff(faded, base)[area & ~inside] > 20).sum() > 4 * voxel_px(drawn), "the outline went with the fill"
+    # the server records them afterwards, and the page then shows the server's values (no change of its own left)
+    page.wait_state("segment_rows", lambda r: r[0]["visible"] and r[0]["opacity"] == 0.0, 20)
+    page.wait_state("overlay_pending", lambda p: p == {}, 20)
+    assert page.state("segment_rows")[0]["key"] == row["key"]
+    assert diff(snap(page)["Red"], faded)[area].max() <= 3
+    # connected: seven clicks of the box, each while the server's answers and rows to the last ones come in (its rows
+    # come apart from its answers): the page and the server end on the seventh's value, hidden
+    page.driver.execute_async_script(
+        "const done = arguments[arguments.length - 1], box = document.getElementById('orbitai-segment-visible-0');"
+        "let n = 0; const next = () => { box.click(); if (++n < 7) setTimeout(next, 150); else done(); }; next();")
+    page.wait_state("segment_rows", lambda r: not r[0]["visible"], 20)
+    page.wait_state("overlay_pending", lambda p: p == {}, 20)
+    assert np.mean(diff(snap(page)["Red"], base)[area] <= 3) > 0.95, "the page does not show the segment hidden"
+
+
+COPY_JS = """
+// the page's copy of each layer against the server's whole packing of the version the page holds: [kind, voxels that
+// differ (-1: not in the page or another shape), voxels set]
+const done = arguments[arguments.length - 1], S = window.orbitaiSlices;
+(async () => {
+  const r = await window.trame.trigger('orbitai_client_overlays', [S.overlayVersion, null]);
+  if (!r) return done(null);
+  const out = [];
+  for (const p of r.layers) {
+    const whole = await S.volumeOf(p), mine = S.layers.find((l) => l.kind === p.kind && l.node === p.node);
+    let differ = 0, set = 0;
+    if (!mine || mine.arr.length !== whole.arr.length) differ = -1;
+    else for (let i = 0; i < whole.arr.length; i++) { if (mine.arr[i] !== whole.arr[i]) differ++; if (whole.arr[i]) set++; }
+    out.push([p.kind, differ, set]);
+  }
+  done(out);
+})().catch((e) => done(String(e)));"""
+
+
+def _overlay_version(page) -> int:
+    return page.driver.execute_script("return window.orbitaiSlices.overlayVersion || 0;")
+
+
+def _next_overlays(page, after: int) -> dict:
+    """Wait until the page holds a version of the overlays newer than ``after`` and the server's newest; what that
+    update carried (the page's log: whole layers, changed boxes, bytes)."""
+    try:
+        page.wait(lambda: page.driver.execute_script(
+            "const S = window.orbitaiSlices, ov = window.trame.state.get('client_overlays');"
+            "return !!(ov && S.overlayVersion === ov.version && ov.version > arguments[0]);", after), 60,
+            "the page's overlays to follow the edit")
+    except TimeoutError:
+        seen = page.driver.execute_script(
+            "const S = window.orbitaiSlices; return [S.overlayVersion, window.trame.state.get('client_overlays'), "
+            "S.overlayLog, window.trame.state.get('ann_message')];")
+        raise AssertionError(f"the page's overlays did not follow the edit: {seen}") from None
+    return page.driver.execute_script("return window.orbitaiSlices.overlayLog.slice(-1)[0];")
+
+
+def test_edits_reach_the_page_as_the_changed_box_and_its_copy_stays_the_servers(page, web_data):
+    """Issue 81: after a paint stroke, Undo, Redo, a threshold and Undo again the server sends only each edit's changed
+    box and the page writes it into its copy; after every edit its label map equals the server's, voxel for voxel."""
+    paint_segment(page, web_data, "eyeball_right")
+    dims = page.driver.execute_script("return window.orbitaiSlices.vol.dims;")
+    page.click("orbitai-ann-edits")             # the threshold's panel
+    page.wait(lambda: page.element("orbitai-ann-threshold").is_displayed(), 20, "the threshold button")
+
+    def edit(button: str) -> tuple[dict, list]:
+        done, version = page.state("ann_done"), _overlay_version(page)
+        page.click(f"orbitai-ann-{button}")
+        page.wait_state("ann_done", lambda v: v > done, 60)
+        log = _next_overlays(page, version)
+        return log, page.driver.execute_async_script(COPY_JS)
+
+    stroke = {}
+    for button in ("undo", "redo", "threshold", "undo"):
+        log, copy = edit(button)
+        assert log["whole"] == 0 and len(log["boxes"]) == 1, (button, log)
+        assert isinstance(copy, list) and [c[0] for c in copy] == ["labels"] and copy[0][1] == 0, (button, copy)
+        stroke.setdefault(button, []).append((log["boxes"][0], copy[0][2]))
+    # undo and redo of the stroke: its box only, a stroke's few slices; the threshold's, bone all over the head
+    (undone, none), (redone, painted) = stroke["undo"][0], stroke["redo"][0]
+    assert undone == redone and 0 < np.prod(undone) < 0.05 * np.prod(dims) and none == 0 and painted > 0, stroke
+    (bone, boned), (back, again) = stroke["threshold"][0], stroke["undo"][1]
+    assert bone == back and np.prod(bone) > 10 * np.prod(undone) and boned > 10 * painted and again == painted, stroke
+
+
 # ---------------------------------------------------------------------------------------------- no browser
 def test_segment_rows_carry_slicers_2d_fill_and_outline_and_the_preview_is_a_layer_of_its_own():
     from orbitai.io.volume import Volume

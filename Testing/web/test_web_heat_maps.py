@@ -1,11 +1,13 @@
 """Issue 67.5 in headless Chromium: after a TAO run the shown scan's heat maps are listed with a colour bar (the colour
 node's colours over the display window, with its minimum and maximum), an opacity slider and a show/hide box; the views
-go to TAO's crop box and a button per box moves them to it; another scan shows none of them, and a forged request
+go to TAO's crop box and a button per box moves them to it; the page draws another heat map's box without the server
+(issue 81); another scan shows none of them, and a forged request
 for them while it is shown changes nothing."""
 from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 from web_cases import PHANTOMS
 
@@ -37,6 +39,18 @@ def _settled_colour(page, view: str = "Red") -> int:
         return ok or None
     page.wait(same, 30, "the view to settle", interval_s=0.5)
     return int(last[0])
+
+
+def _page_view(page, view: str = "Red") -> np.ndarray:
+    """The page's own drawing of ``view`` (its canvas), RGB as int."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    url = page.driver.execute_script(
+        "return document.getElementById('orbitai-slice-' + arguments[0]).toDataURL('image/png');", view)
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")).astype(int)
 
 
 @pytest.mark.slow  # a TAO run in the browser (~1-2 min on 2 busy cores); the MRML side: mrml/test_heat_map_list.py
@@ -95,6 +109,19 @@ def test_heat_maps_colour_bar_opacity_hide_and_the_crop_boxes(page):
     faint = page.view_image("Red")[1].astype(int)
     spread = lambda img: float((img.max(axis=2) - img.min(axis=2)).mean())    # noqa: E731 - colour saturation
     assert spread(faint) < spread(strong), "the opacity does not reach the views"
+
+    # in the page alone (issue 81): the other map's box redraws the page's own views with the page cut off from the
+    # server (every trigger held, no websocket message sent); the server records it afterwards
+    before = _page_view(page)
+    page.cut_off()
+    try:
+        page.driver.execute_script("arguments[0].click();", page.element("orbitai-heat-map-shown-1"))
+        page.wait(lambda: np.abs(_page_view(page) - before).max() > 40, 20, "the other heat map drawn by the page")
+        calls, sent = page.sent()
+    finally:
+        page.reconnect()
+    assert calls == ["orbitai_heat_map_shown"] and sent == 0, (calls, sent)
+    page.wait_state("heat_maps", lambda m: m[1]["shown"] and not m[0]["shown"], 20)
 
     # another scan: none of these heat maps or boxes; a forged request for them changes nothing
     page.load(PHANTOMS["brain-flair"])

@@ -109,10 +109,10 @@ def test_a_big_scan_goes_at_half_resolution_first_on_the_same_place():
     assert np.allclose(hm @ [3, 4, 5, 1], m @ [6, 8, 10, 1])
 
 
-def test_label_maps_and_the_shown_heat_map_on_the_scans_grid():
+def test_label_maps_and_the_scans_heat_maps_on_its_grid():
     from orbitai.io.volume import Volume
     from orbitai.mrml import new_scene, volume_node_from_volume
-    from orbitai.mrml.overlays import overlay_node_from_volume, show_overlay
+    from orbitai.mrml.overlays import overlay_node_from_volume
     from orbitai.mrml.results import mark_results
     from orbitai.mrml.segmentations import segmentation_node_from_labels
     from orbitai.web.client_slices import heat_layers, label_layer
@@ -133,20 +133,48 @@ def test_label_maps_and_the_shown_heat_map_on_the_scans_grid():
         for value, sid in enumerate(layer["segments"], start=1):
             label = seg.GetSegmentation().GetSegment(sid).GetLabelValue()
             assert np.array_equal(layer["array"] == value, labels == label)
-        comps = [ctx.scene.AddNewNodeByClass("vtkMRMLSliceCompositeNode") for _ in range(3)]
-        assert heat_layers(ctx.scene, scan) == []              # the views show no heat map
+        assert heat_layers(ctx.scene, scan) == []              # no heat map yet
         heat = overlay_node_from_volume(ctx, grid.with_array(np.linspace(0, 1, labels.size).reshape(labels.shape)),
                                         scan)
         mark_results([heat], scan)
-        show_overlay(ctx, heat, scan, opacity=0.4)
-        assert all(c.GetForegroundVolumeID() == heat.GetID() for c in comps)
+        # every heat map of the scan, shown or not: the page shows, hides and fades them without new data (issue 81)
         [h] = heat_layers(ctx.scene, scan)
-        assert h["node"] == heat.GetID() and h["opacity"] == pytest.approx(0.4) and h["low"] < h["high"]
+        assert h["node"] == heat.GetID() and h["low"] < h["high"] and "opacity" not in h
         assert len(h["colors"]) == 256 and h["colors"][0] != h["colors"][-1]
+        assert np.allclose(h["array"], np.linspace(0, 1, labels.size).reshape(labels.shape), atol=1e-6)
         other = volume_node_from_volume(ctx, grid, name="another patient")
         assert heat_layers(ctx.scene, other) == []             # never another scan's heat map
     finally:
         ctx.close()
+
+
+def test_an_edit_is_sent_as_its_changed_box_and_the_rest_whole_or_named():
+    from orbitai.web.client_slices import _pack
+    from orbitai.web.overlay_patches import SAME, WHOLE, changed_box, plan
+
+    old = np.zeros((20, 30, 40), np.uint8)
+    new = old.copy()
+    new[3:5, 10:20, 7] = 1
+    new[9, 12, 30] = 2
+    assert changed_box(old, old.copy()) is None
+    assert changed_box(old, new) == (slice(3, 10), slice(10, 20), slice(7, 31))
+    labels = {"kind": "labels", "node": "seg1", "segments": ["a", "b"], "array": old}
+    heat = {"kind": "heat", "node": "heat1", "array": np.zeros((4, 4, 4), np.float32), "ijk_to_ras": np.eye(4),
+            "low": 0.0, "high": 1.0, "colors": [[0, 0, 0], [255, 0, 0]]}
+    previous = {("labels", "seg1"): labels, ("heat", "heat1"): heat}
+    edited = [{**labels, "array": new}, dict(heat)]
+    how = plan(previous, edited)
+    assert how == [changed_box(old, new), SAME]
+    # another segment list, a new layer or a changed heat map: whole
+    assert plan(previous, [{**labels, "array": new, "segments": ["a"]}]) == [WHOLE]
+    assert plan(previous, [{**labels, "node": "seg2"}]) == [WHOLE]
+    assert plan(previous, [{**heat, "array": heat["array"] + 1}]) == [WHOLE]
+    out = _pack(edited, how, np.eye(4))
+    assert out[0]["offset"] == [3, 10, 7] and out[0]["patch"]["shape"] == [7, 10, 24] and "data" not in out[0]
+    assert out[1] == {"kind": "heat", "node": "heat1", "low": 0.0, "high": 1.0, "colors": heat["colors"], "same": True}
+    # the box's voxels as sent: the edited array's, in the box
+    box = np.frombuffer(gzip.decompress(out[0]["patch"]["data"]), np.uint8).reshape(7, 10, 24)
+    assert np.array_equal(box, new[3:10, 10:20, 7:31])
 
 
 # ---------------------------------------------------------------------------------------------- in the browser

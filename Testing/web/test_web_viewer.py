@@ -214,7 +214,12 @@ def test_smartfill_first_preview_says_it_waits_for_the_model_prior(page, web_dat
     page.set_state("ann_brush_mm", 2.0)
     page.choose_tool("paint")
     page.drag("Red", [page.to_css([centre[0] + dx, centre[1], centre[2]]) for dx in (-3.0, 0.0, 3.0)])
-    page.wait_state("ann_can_undo", bool, 10)
+    # the stroke in the server's segment before the tool is put down and the preview asked for: "Add segment" already
+    # made ann_can_undo true, so waiting on that went on before the stroke had landed (the page's drag is sent as
+    # events the server takes later); on a busy server (the last test's model prior cancelled, the warm worker starting
+    # again, this scan's superpixels) the stroke then landed after the press: no stroke for the preview, or one that
+    # came while it waited for the model prior, which drops it as "the segment was edited" (no preview in 300 s)
+    page.wait_state("ann_voxels", lambda v: bool(v), 30)
     page.set_state("ann_tool", "none")
     page.driver.execute_script(RECORDER)
     page.click("orbitai-ann-preview")

@@ -329,3 +329,31 @@ class WebPage:
         if shift:
             chain.key_up(Keys.SHIFT)
         chain.perform()
+
+    # ------------------------------------------------------------ the page cut off from the server
+    def cut_off(self) -> None:
+        """Hold every trigger the page sends (answered only at `reconnect`) and count the page's websocket messages
+        (`sent`): what the page draws meanwhile is its own, with no round trip to the server."""
+        self.driver.execute_script(_CUT_OFF_JS)
+
+    def sent(self) -> tuple[list[str], int]:
+        """The triggers held since `cut_off` (their names) and how many websocket messages the page sent since."""
+        return tuple(self.driver.execute_script(
+            "return [window.orbitaiHeld.map((c) => c[0]), window.orbitaiSent];"))
+
+    def reconnect(self) -> None:
+        """Send the held triggers now, in their order (each answered as the server answers it), and stop counting."""
+        self.driver.execute_script(
+            "window.trame.trigger = window.orbitaiTrigger; WebSocket.prototype.send = window.orbitaiSend;"
+            "delete window.orbitaiSend; const held = window.orbitaiHeld; window.orbitaiHeld = [];"
+            "for (const [name, args, answer] of held) window.trame.trigger(name, args).then(answer, answer);")
+
+
+_CUT_OFF_JS = """
+window.orbitaiHeld = []; window.orbitaiSent = 0;
+window.orbitaiTrigger = window.trame.trigger;
+window.trame.trigger = (name, args) => new Promise((answer) => window.orbitaiHeld.push([name, args, answer]));
+if (!window.orbitaiSend) {
+  window.orbitaiSend = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) { window.orbitaiSent += 1; return window.orbitaiSend.call(this, data); };
+}"""

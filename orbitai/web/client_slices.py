@@ -7,13 +7,16 @@ page's alone, so they stay instant while a model job keeps the server's cores bu
 or Shift + click: the other views go to the slices through the point, Slicer's linked cursor), which the server only
 records (`ClientSlices.set_crosshair`). Segments are drawn as Slicer's 2D display draws them (a translucent fill, 0.5 by
 default times the segment's 2D fill opacity, and an opaque outline), the SmartFill preview (`preview_layers`) as an
-outline and a diagonal hatch without fill (``static/orbitai_draw.js``).
+outline and a diagonal hatch without fill (``static/orbitai_draw.js``). Every heat map of the scan is sent, shown or
+not, so a segment's or heat map's visibility and opacity are answered in the page from what it holds (issue 81,
+``static/orbitai_overlays.js``); the server only records them afterwards (`orbitai.web.segments.ShownResults`).
 
 The server's MRML scene stays the truth: the page sends its slice positions (`ClientSlices.sync_slice`) and its
 window/level (`ClientSlices.set_window_level`) back, so Slicer's slice nodes, the orientation letters and slice
 positions, the annotation tools and the ruler work on the slice the user sees; the value under the pointer is the
 server's (`ClientSlices.probe`: the scan's own voxel, while the page's copy of a float scan is quantised to 16 bits).
-After a result or an edit the server sends the label maps again (``client_overlays``' version). An annotation tool or
+After a result or an edit the server sends the page the box of each label map that changed
+(`orbitai.web.overlay_patches`; ``client_overlays``' version and the version it updates). An annotation tool or
 a ruler's placement takes the server's view (the canvas steps aside) until it is done.
 
 Transport: gzip'd voxels with their grid (IJK-to-RAS) returned by trame triggers over the page's authenticated
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -32,13 +36,13 @@ from trame.widgets import html
 from trame.widgets import vuetify3 as v3
 
 from orbitai.io.volume import Volume
-from orbitai.mrml.overlays import color_samples
-from orbitai.mrml.queries import node_by_id, nodes_of_class
-from orbitai.mrml.results import belongs_to, results_of
+from orbitai.mrml.overlays import color_samples, is_heat_map
+from orbitai.mrml.results import results_of
 from orbitai.mrml.segment_editor import segment_mask
 from orbitai.mrml.volumes import volume_from_volume_node
 from orbitai.web.host import WebHost
 from orbitai.web.launch import mark
+from orbitai.web.overlay_patches import SAME, WHOLE, layer_id, plan
 from orbitai.web.viewer import Layouts
 
 __all__ = ["ClientSlices", "preview_layers", "packed", "compact", "scan_steps", "scan_level", "client_canvas", "STATIC", "PROGRESSIVE_VOXELS"]
@@ -49,8 +53,10 @@ STATIC = Path(__file__).with_name("static")
 PROGRESSIVE_VOXELS = 4_000_000
 #: gzip level of what the page is sent: 1 packs a label map 50-100x and a head scan ~2x in a fraction of level 6's time.
 GZIP_LEVEL = 1
-#: Seconds of quiet after a segmentation change before the label maps are packed again (a paint stroke's events).
-OVERLAY_DELAY_S = 0.25
+#: Seconds after a segmentation change before the label maps are packed again: 0, the next turn of the server's loop
+#: (an edit's events come in one turn; a paint stroke's are packed once the tool is put down,
+#: `ClientSlices.overlays_changed`).
+OVERLAY_DELAY_S = 0.0
 #: After the page fetched a scan's first step, the longest the server waits for the page to say it drew it
 #: (``static/orbitai_launch.js``; a page whose slices the server draws says nothing) before it goes on with the rest.
 LAUNCH_DRAW_S = 5.0
@@ -185,30 +191,59 @@ def preview_layers(logic: Any, scan: Any) -> list[dict[str, Any]]:
 
 
 def heat_layers(scene: Any, scan: Any) -> list[dict[str, Any]]:
-    """The heat map the slice views show over ``scan`` (the slice composite nodes' foreground, when it is one of the
-    scan's results), with its display window, colours and opacity; none when the views show no foreground."""
-    composite: Any = next(iter(nodes_of_class(scene, "vtkMRMLSliceCompositeNode")), None)
-    node = node_by_id(scene, composite.GetForegroundVolumeID()) if composite is not None else None
-    if node is None or node is scan or not belongs_to(node, scan) or node.GetImageData() is None:
-        return []
-    display = node.GetDisplayNode()
-    vol = volume_from_volume_node(node)
-    lo, hi = ((float(display.GetWindowLevelMin()), float(display.GetWindowLevelMax())) if display is not None
-              else (float(vol.array.min()), float(vol.array.max())))
-    colors = color_samples(display.GetColorNode() if display is not None else None)
-    return [{"kind": "heat", "node": node.GetID(), "array": vol.array, "ijk_to_ras": vol.ijk_to_ras(),
-             "low": lo, "high": hi, "colors": colors, "opacity": float(composite.GetForegroundOpacity())}]
-
-
-def _pack(layers: list[dict[str, Any]], ijk_to_ras: np.ndarray) -> list[dict[str, Any]]:
-    """The layers as the page takes them (off the main thread: gzip and numpy)."""
+    """Every heat map of ``scan`` (its results that `is_heat_map`, shown or not), with its display window and colours:
+    the page draws the one ``heat_maps`` (`orbitai.mrml.overlays.heat_map_rows`) says is shown, at its opacity, so
+    showing, hiding or fading one needs no new data (issue 81)."""
     out = []
-    for layer in layers:
-        array = layer.pop("array")
-        values, slope, inter = compact(array) if layer["kind"] == "heat" else (array, 1.0, 0.0)
-        out.append({**{k: v for k, v in layer.items() if k != "ijk_to_ras"},
-                    **packed(values, layer.get("ijk_to_ras", ijk_to_ras), slope, inter)})
+    for node in results_of(scene, scan, "vtkMRMLScalarVolumeNode"):
+        if not is_heat_map(node) or node is scan or node.GetImageData() is None:
+            continue
+        display = node.GetDisplayNode()
+        vol = volume_from_volume_node(node)
+        lo, hi = ((float(display.GetWindowLevelMin()), float(display.GetWindowLevelMax())) if display is not None
+                  else (float(vol.array.min()), float(vol.array.max())))
+        colors = color_samples(display.GetColorNode() if display is not None else None)
+        out.append({"kind": "heat", "node": node.GetID(), "array": vol.array, "ijk_to_ras": vol.ijk_to_ras(),
+                    "low": lo, "high": hi, "colors": colors})
     return out
+
+
+def _pack(layers: list[dict[str, Any]], how: list[Any], ijk_to_ras: np.ndarray) -> list[dict[str, Any]]:
+    """The layers as the page takes them, each as `orbitai.web.overlay_patches.plan` says (``how``): whole (a heat
+    map's values spread over 16 bits), ``same`` (named only) or ``patch`` (its changed box, packed, and the box's
+    first voxel, ``offset`` [k, j, i]). Off the server's loop (numpy and gzip)."""
+    out = []
+    for layer, way in zip(layers, how):
+        meta = {k: v for k, v in layer.items() if k not in ("array", "ijk_to_ras")}
+        if way == SAME:
+            out.append({**meta, "same": True})
+        elif way == WHOLE:
+            array = layer["array"]
+            values, slope, inter = compact(array) if layer["kind"] == "heat" else (array, 1.0, 0.0)
+            out.append({**meta, **packed(values, layer.get("ijk_to_ras", ijk_to_ras), slope, inter)})
+        else:
+            out.append({**meta, "offset": [s.start for s in way],
+                        "patch": packed(np.ascontiguousarray(layer["array"][way]), np.eye(4))})
+    return out
+
+
+def _update(previous: dict[tuple[str, str], dict[str, Any]], layers: list[dict[str, Any]],
+            ijk_to_ras: np.ndarray) -> list[dict[str, Any]]:
+    """``layers`` packed as an update of a page that holds ``previous`` (`orbitai.web.overlay_patches.plan`)."""
+    return _pack(layers, plan(previous, layers), ijk_to_ras)
+
+
+@dataclass
+class _Published:
+    """The overlays of one version: for the page that holds version ``base`` (0: none) as ``update`` (changed boxes,
+    unchanged layers named), for any other page ``whole`` (packed when first asked for)."""
+    key: str = ""
+    version: int = 0
+    base: int = 0
+    layers: list = field(default_factory=list)        # with their arrays
+    ijk_to_ras: Any = None
+    update: list = field(default_factory=list)
+    whole: Optional[list] = None
 
 
 def client_canvas(view_id: str) -> None:
@@ -234,14 +269,16 @@ class ClientSlices:
         self.launched, self.launch_done = host.launched, host.launch_done       # the launch's first frame
         self._levels: dict[str, list[dict[str, Any]]] = {}
         self._adopted: tuple[str, Optional[Volume], list[dict[str, Any]]] = ("", None, [])
-        self._overlays: tuple[str, int, list[dict[str, Any]]] = ("", 0, [])
+        self._overlays = _Published()
+        self._deferred = False          # a change while an annotation tool has the views: packed when it is put down
         self._version = 0
-        self._foreground: tuple[Any, float] = (None, 0.0)
+        self._heat_ids: tuple[str, ...] = ()
         self._observed: list[tuple[Any, int]] = []
         self._pending: Optional[asyncio.TimerHandle] = None
         self.state.update({"client_slices": True, "client_volume": None, "client_overlays": None})
         host.server.enable_module({"serve": {"__orbitai_static": str(STATIC)},
-                                   "scripts": ["__orbitai_static/orbitai_draw.js", "__orbitai_static/orbitai_slices.js",
+                                   "scripts": ["__orbitai_static/orbitai_draw.js", "__orbitai_static/orbitai_overlays.js",
+                                               "__orbitai_static/orbitai_slices.js",
                                                "__orbitai_static/orbitai_launch.js"]})
         for name, f in (("orbitai_client_volume", self.volume_bytes), ("orbitai_client_overlays", self.overlay_layers),
                         ("orbitai_client_slice", self.sync_slice), ("orbitai_client_wl", self.set_window_level),
@@ -249,9 +286,9 @@ class ClientSlices:
             host.server.trigger(name)(f)
         self.state.change("segment_nodes")(self._observe_segmentations)
         self.state.change("ann_preview", "ann_done")(lambda **_: self.overlays_changed())    # a SmartFill preview
-        # a heat map shown, hidden or faded: the views' foreground
-        for composite in nodes_of_class(host.mrml.scene, "vtkMRMLSliceCompositeNode"):
-            composite.AddObserver("ModifiedEvent", self._composite)
+        self.state.change("ann_tool_active")(lambda **_: self._deferred and self.overlays_changed())
+        # a heat map added or removed (showing, hiding or fading one is the page's: ``heat_maps``)
+        self.state.change("heat_maps")(self._heat_maps)
 
     # ------------------------------------------------------------------ the scan
     @staticmethod
@@ -319,18 +356,22 @@ class ClientSlices:
                 self._observed.append((seg, seg.AddObserver(event, lambda *_: self.overlays_changed())))
         self.overlays_changed()
 
-    def _composite(self, node: Any, _event: Any = None) -> None:
-        foreground = (node.GetForegroundVolumeID(), round(float(node.GetForegroundOpacity()), 3))
-        if foreground != self._foreground:       # slice offsets and the like modify it too
-            self._foreground = foreground
+    def _heat_maps(self, heat_maps: Any = None, **_: Any) -> None:
+        ids = tuple(r["id"] for r in heat_maps or [])
+        if ids != self._heat_ids:         # shown, hidden or faded: the same data, the page draws it so
+            self._heat_ids = ids
             self.overlays_changed()
 
     def overlays_changed(self) -> None:
-        """Label maps or heat maps changed: packed again once the changes pause (`OVERLAY_DELAY_S`)."""
+        """Label maps or heat maps changed: packed again once the changes pause (`OVERLAY_DELAY_S`), or, while an
+        annotation tool has the views (the page's canvases step aside), once it is put down."""
         if self._pending is not None:
             self._pending.cancel()
-        self._pending = asyncio.get_event_loop().call_later(
-            OVERLAY_DELAY_S, lambda: asyncio.ensure_future(self._pack_overlays()))
+            self._pending = None
+        self._deferred = self.state["ann_tool_active"] not in (None, "none")
+        if not self._deferred:
+            self._pending = asyncio.get_event_loop().call_later(
+                OVERLAY_DELAY_S, lambda: asyncio.ensure_future(self._pack_overlays()))
 
     async def _pack_overlays(self) -> None:
         self._pending = None
@@ -338,7 +379,7 @@ class ClientSlices:
         self._version += 1
         version = self._version
         if scan is None or scan.GetImageData() is None:
-            self._overlays = ("", version, [])
+            self._overlays = _Published(version=version)
             with self.state:
                 self.state.client_overlays = None
             return
@@ -347,20 +388,28 @@ class ClientSlices:
         layers += preview_layers(self.annotation_logic, scan)
         layers += heat_layers(scene, scan)
         m = volume_from_volume_node(scan, copy=False).ijk_to_ras()
-        packed = await asyncio.get_event_loop().run_in_executor(None, _pack, layers, m)
+        key, last = (self.state.client_volume or {}).get("key", ""), self._overlays
+        previous = {layer_id(layer): layer for layer in last.layers} if last.key == key else {}
+        update = await asyncio.get_event_loop().run_in_executor(None, _update, previous, layers, m)
         if version != self._version:
             return                      # changed again meanwhile: the newer packing publishes
-        key = (self.state.client_volume or {}).get("key", "")
-        self._overlays = (key, version, packed)
+        self._overlays = _Published(key, version, last.version if previous else 0, layers, m, update,
+                                    None if previous else update)
         with self.state:
-            self.state.client_overlays = {"key": key, "version": version}
+            self.state.client_overlays = {"key": key, "version": version, "base": self._overlays.base}
 
-    def overlay_layers(self, version: Any = None) -> Optional[dict[str, Any]]:
-        """The page's request: the label maps and heat map of ``version`` (None when a newer one replaced it)."""
-        key, current, layers = self._overlays
-        if version != current:
+    async def overlay_layers(self, version: Any = None, base: Any = None) -> Optional[dict[str, Any]]:
+        """The page's request: the label maps and heat maps of ``version`` (None when a newer one replaced it), as
+        changed boxes for the page that holds ``base`` when ``version`` was made from it, else whole."""
+        pub = self._overlays
+        if version != pub.version or not pub.key:
             return None
-        return {"key": key, "version": current, "layers": layers}
+        if base is not None and base == pub.base:
+            return {"key": pub.key, "version": pub.version, "base": pub.base, "layers": pub.update}
+        if pub.whole is None:
+            pub.whole = await asyncio.get_event_loop().run_in_executor(
+                None, _pack, pub.layers, [WHOLE] * len(pub.layers), pub.ijk_to_ras)
+        return {"key": pub.key, "version": pub.version, "layers": pub.whole}
 
     # ------------------------------------------------------------------ the page's interactions, to the scene
     def _slice_node(self, view: Any) -> Any:

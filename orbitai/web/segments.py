@@ -54,6 +54,18 @@ def newest_boxes(scene: Any, scan: Any, segmentations: list[Any]) -> list[Any]:
     return [n for n in results_of(scene, scan, "vtkMRMLMarkupsROINode") if order.get(n.GetID(), -1) > after]
 
 
+def _shown(key: str, field: str, server: str) -> str:
+    """A box's or slider's value in the page: the user's change not yet recorded by the server
+    (``overlay_pending``), else the server's ``server``."""
+    return f"window.orbitaiOverlays.value(overlay_pending, {key}, '{field}', {server})"
+
+
+def _in_page(kind: str, key: str, field: str, send: bool = True) -> str:
+    """A box's or slider's change: drawn in the page at once, then (``send``) recorded by the server
+    (static/orbitai_overlays.js)."""
+    return f"window.orbitaiOverlays.{kind}({key}, '{field}', $event, {'true' if send else 'false'})"
+
+
 class ShownResults:
     """The results of the shown scan (``host.input_node``), in the state and views of ``host``; the crosshair and the
     3D view of ``layouts``."""
@@ -63,7 +75,11 @@ class ShownResults:
         self.layouts = layouts
         #: scan node ID -> the heat map it had in the foreground when the user switched away
         self.overlays: dict[str, str] = {}
-        self.state.update({"segment_rows": [], "segment_nodes": [], "heat_maps": [], "result_boxes": []})
+        self.state.update({"segment_rows": [], "segment_nodes": [], "heat_maps": [], "result_boxes": [],
+                           "overlay_pending": {}, "overlay_recorded": 0})
+        # the page's own changes of the boxes and sliders, drawn before the server records them
+        # (static/orbitai_overlays.js): never sent to the server
+        self.state.client_only("overlay_pending")
         host.server.trigger("orbitai_download_segmentation")(self.download_segmentation)
         host.server.trigger("orbitai_segment_visible")(self.set_segment_visible)
         host.server.trigger("orbitai_segment_opacity")(self.set_segment_opacity)
@@ -144,19 +160,21 @@ class ShownResults:
             return None
         return node_by_id(self.mrml.scene, node_id)
 
-    def set_heat_map_shown(self, node_id: Any = None, shown: Any = None) -> None:
+    def set_heat_map_shown(self, node_id: Any = None, shown: Any = None) -> int:
         """The page's show/hide box of a heat map of the shown scan (shown: over the scan, the other heat map hidden)."""
         node = self._shown_node("heat_maps", node_id)
         if node is not None and isinstance(shown, bool):
             set_heat_map(self.mrml, node, shown=shown)
         self.refresh_heat_maps()
+        return self._recorded()
 
-    def set_heat_map_opacity(self, node_id: Any = None, opacity: Any = None) -> None:
+    def set_heat_map_opacity(self, node_id: Any = None, opacity: Any = None) -> int:
         """The page's opacity slider of a heat map of the shown scan (0-1)."""
         node = self._shown_node("heat_maps", node_id)
         if node is not None and isinstance(opacity, (int, float)) and not isinstance(opacity, bool):
             set_heat_map(self.mrml, node, opacity=float(opacity))
         self.refresh_heat_maps()
+        return self._recorded()
 
     def jump_to_box(self, node_id: Any = None) -> None:
         """The page's button of a box of the shown scan: the views go to its centre."""
@@ -170,17 +188,26 @@ class ShownResults:
             return None
         return self.server.protocol.addAttachment(segmentation_file_bytes(node_by_id(self.mrml.scene, node_id)))
 
-    def set_segment_visible(self, key: Any = None, visible: Any = None) -> None:
+    def set_segment_visible(self, key: Any = None, visible: Any = None) -> int:
         """The page's visibility box of a segment (a key the page sends: it must name a segment of the shown scan)."""
         if isinstance(visible, bool) and self._shown_segment(key):
             set_segment_display(self.mrml.scene, key, visible=visible)
         self.refresh_segments()
+        return self._recorded()
 
-    def set_segment_opacity(self, key: Any = None, opacity: Any = None) -> None:
+    def set_segment_opacity(self, key: Any = None, opacity: Any = None) -> int:
         """The page's opacity slider of a segment (0-1)."""
         if isinstance(opacity, (int, float)) and not isinstance(opacity, bool) and self._shown_segment(key):
             set_segment_display(self.mrml.scene, key, opacity=float(opacity))
         self.refresh_segments()
+        return self._recorded()
+
+    def _recorded(self) -> int:
+        """One more of the page's display changes answered: its number, in the state with the rows that show it
+        (``overlay_recorded``, the same message), so the page knows which rows come after it (wslink may send the
+        answer before the rows: static/orbitai_overlays.js)."""
+        self.state.overlay_recorded = int(self.state.overlay_recorded or 0) + 1
+        return self.state.overlay_recorded
 
     def _shown_segment(self, key: Any) -> bool:
         return isinstance(key, str) and key in {r["key"] for r in self.state.segment_rows or []}
@@ -194,16 +221,17 @@ class ShownResults:
                 with v3.VExpansionPanelText():
                     with html.Div(v_for="(row, i) in segment_rows", key="row.key",
                                   classes="d-flex align-center orbitai-segment-row"):
-                        v3.VCheckboxBtn(model_value=("row.visible",), density="compact", hide_details=True,
-                                        update_modelValue="trigger('orbitai_segment_visible', [row.key, $event])",
+                        v3.VCheckboxBtn(model_value=(_shown("row.key", "visible", "row.visible"),), density="compact",
+                                        hide_details=True, update_modelValue=_in_page("segment", "row.key", "visible"),
                                         id=("`orbitai-segment-visible-${i}`",), title="Show or hide")
                         html.Span(style=("{ background: row.color, width: '14px', height: '14px', "
                                          "display: 'inline-block', borderRadius: '3px', marginRight: '6px' }",),
                                   classes="orbitai-swatch")
                         html.Span("{{ row.name }}", classes="text-body-2 flex-grow-1", title=("row.node",))
-                        v3.VSlider(model_value=("row.opacity",), min=0, max=1, step=0.05, density="compact",
-                                   hide_details=True, style="max-width: 110px",
-                                   end="trigger('orbitai_segment_opacity', [row.key, $event])",
+                        v3.VSlider(model_value=(_shown("row.key", "opacity", "row.opacity"),), min=0, max=1, step=0.05,
+                                   density="compact", hide_details=True, style="max-width: 110px",
+                                   update_modelValue=_in_page("segment", "row.key", "opacity", send=False),
+                                   end=_in_page("segment", "row.key", "opacity"),
                                    id=("`orbitai-segment-opacity-${i}`",), title="Opacity")
                     v3.VBtn("{{ node.name }}", v_for="(node, i) in segment_nodes", key="node.id", size="small",
                             variant="tonal", prepend_icon="mdi-download", classes="mt-2 mr-2",
@@ -217,16 +245,18 @@ class ShownResults:
         with html.Div(v_show="heat_maps.length || result_boxes.length", classes="mb-2", id="orbitai-heat-maps"):
             with html.Div(v_for="(map, i) in heat_maps", key="map.id", classes="orbitai-heat-map"):
                 with html.Div(classes="d-flex align-center"):
-                    v3.VCheckboxBtn(model_value=("map.shown",), density="compact", hide_details=True,
-                                    update_modelValue="trigger('orbitai_heat_map_shown', [map.id, $event])",
+                    v3.VCheckboxBtn(model_value=("window.orbitaiOverlays.heatOn(overlay_pending, map.id)",),
+                                    density="compact", hide_details=True,
+                                    update_modelValue=_in_page("heat", "map.id", "shown"),
                                     id=("`orbitai-heat-map-shown-${i}`",), title="Show or hide the heat map")
                     html.Span("{{ map.name }}", classes="text-body-2 flex-grow-1", title="Heat map")
-                    v3.VSlider(model_value=("map.opacity",), min=0, max=1, step=0.05, density="compact",
-                               hide_details=True, style="max-width: 110px",
-                               end="trigger('orbitai_heat_map_opacity', [map.id, $event])",
+                    v3.VSlider(model_value=(_shown("'heat|' + map.id", "opacity", "map.opacity"),), min=0, max=1,
+                               step=0.05, density="compact", hide_details=True, style="max-width: 110px",
+                               update_modelValue=_in_page("heat", "map.id", "opacity", send=False),
+                               end=_in_page("heat", "map.id", "opacity"),
                                id=("`orbitai-heat-map-opacity-${i}`",), title="Opacity")
-                with html.Div(v_if="map.shown", classes="px-2 pb-1", id=("`orbitai-heat-map-colorbar-${i}`",),
-                              title=("map.title",)):
+                with html.Div(v_if="window.orbitaiOverlays.heatOn(overlay_pending, map.id)", classes="px-2 pb-1",
+                              id=("`orbitai-heat-map-colorbar-${i}`",), title=("map.title",)):
                     html.Div(classes="orbitai-colorbar",
                              style=("{ height: '12px', borderRadius: '2px', "
                                     "background: 'linear-gradient(to right, ' + map.colors.join(', ') + ')' }",))

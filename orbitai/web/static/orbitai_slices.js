@@ -2,8 +2,8 @@
 
 The shown scan arrives once (gzip'd voxels, coarse first for a big scan); each slice view is one slice of that copy
 through a window/level lookup table, with the label maps (the segment colours of `segment_rows`, a translucent fill and
-an outline), the SmartFill preview (outline and hatch) and the shown heat map over it (static/orbitai_draw.js), drawn on
-a 2D canvas over the server's view. Slice steps, window/level, zoom, pan and the crosshair (Shift + move or Shift +
+an outline), the SmartFill preview (outline and hatch) and the shown heat map over it (static/orbitai_overlays.js holds
+them and how they are shown; static/orbitai_draw.js draws them), drawn on a 2D canvas over the server's view. Slice steps, window/level, zoom, pan and the crosshair (Shift + move or Shift +
 click: the other views go to the slices through the point, Slicer's linked cursor) are the page's; their results go
 back to the server's scene (slice positions, window/level, the crosshair node), which stays the truth. The page's state
 holds node IDs and versions only: the voxels come back from triggers on the page's own websocket.
@@ -59,8 +59,10 @@ holds node IDs and versions only: the voxels come back from triggers on the page
   const apply = (m, p) => [0, 1, 2].map((k) => m[4 * k] * p[0] + m[4 * k + 1] * p[1] + m[4 * k + 2] * p[2] + m[4 * k + 3]);
   const rotate = (m, p) => [0, 1, 2].map((k) => m[4 * k] * p[0] + m[4 * k + 1] * p[1] + m[4 * k + 2] * p[2]);
 
+  const arrayOf = async (p) => new TYPES[p.dtype](await inflate(p.data));     // a packed array's voxels
+
   async function volumeOf(p) {
-    const arr = new TYPES[p.dtype](await inflate(p.data));
+    const arr = await arrayOf(p);
     let lo = Infinity, hi = -Infinity;
     for (let i = 0; i < arr.length; i++) { const v = arr[i]; if (v < lo) lo = v; if (v > hi) hi = v; }
     const [nk, nj, ni] = p.shape;
@@ -237,6 +239,7 @@ holds node IDs and versions only: the voxels come back from triggers on the page
   }
   S.step = (name, steps) => { const v = S.views[name]; if (v) step(v, steps); };
   S.renderAll = renderAll;
+  S.volumeOf = volumeOf; S.arrayOf = arrayOf;
 
   // ------------------------------------------------------------------ the crosshair and linked cursor (Slicer's Shift + move)
   function crossPoint() {        // the crosshair's RAS point: where the user put it, else where the views' slices meet
@@ -375,69 +378,9 @@ holds node IDs and versions only: the voxels come back from triggers on the page
         for (const v of Object.values(S.views)) v.serverAt = placeSlice(v);     // in this copy's voxels
         visibility();
         renderAll();
-        loadOverlays();
+        window.orbitaiOverlays.load();
       }
     }).catch((err) => console.error('orbitai slices:', err));
-  }
-
-  function segmentLut(layer) {     // fill colours and alphas (RGBA) and outline alphas of a label map's values
-    const rows = {};
-    for (const r of st('segment_rows') || []) rows[r.key] = r;
-    const lut = new Uint8Array(4 * (layer.segments.length + 1)), outline = new Uint8Array(layer.segments.length + 1);
-    layer.segments.forEach((sid, n) => {
-      const r = rows[layer.node + '|' + sid];
-      if (!r || !r.visible) return;
-      const c = r.color || '#ffffff', own = r.opacity === undefined ? 1 : r.opacity;    // Slicer's defaults
-      const fill = r.fill_2d === undefined ? 0.5 : r.fill_2d, edge = r.outline_2d === undefined ? 1 : r.outline_2d;
-      lut.set([parseInt(c.slice(1, 3), 16), parseInt(c.slice(3, 5), 16), parseInt(c.slice(5, 7), 16),
-        Math.round(255 * own * fill)], 4 * (n + 1));
-      outline[n + 1] = Math.round(255 * edge);
-    });
-    layer.outline = outline;
-    return lut;
-  }
-
-  function previewLut(layer) {     // the SmartFill preview: its segment's colour, no fill, an opaque outline and hatch
-    const lut = new Uint8Array(4 * (layer.segments.length + 1)), outline = new Uint8Array(layer.segments.length + 1);
-    layer.segments.forEach((sid, n) => {
-      lut.set([...(layer.colors[n] || [255, 255, 255]), 0], 4 * (n + 1));
-      outline[n + 1] = 255;
-    });
-    layer.outline = outline;
-    return lut;
-  }
-
-  function heatLut(layer) {
-    const lut = new Uint8Array(4 * 257);
-    layer.colors.forEach((c, n) => lut.set([c[0], c[1], c[2], Math.round(255 * layer.opacity)], 4 * (n + 1)));
-    const span = layer.high - layer.low || 1;
-    layer.index = (raw) => {
-      const value = raw * layer.slope + layer.inter;
-      if (value <= layer.low) return 0;
-      return Math.min(256, 1 + Math.floor((value - layer.low) / span * 255));
-    };
-    return lut;
-  }
-
-  function loadOverlays() {
-    S.volumeTask = S.volumeTask.then(async () => {
-      const ov = st('client_overlays');
-      if (!ov || !S.vol) { S.layers = []; renderAll(); return; }
-      if (S.overlayVersion === ov.version) return;
-      if (ov.key !== S.vol.key) { S.layers = []; return; }     // another scan's: its own are on their way
-      const r = await trigger('orbitai_client_overlays', [ov.version]);
-      if (!r || r.key !== S.vol.key) return;
-      const layers = [];
-      for (const p of r.layers) {
-        const l = await volumeOf(p);
-        Object.assign(l, { kind: p.kind, node: p.node, segments: p.segments, colors: p.colors, low: p.low,
-          high: p.high, opacity: p.opacity });
-        l.lut = l.kind === 'heat' ? heatLut(l) : l.kind === 'preview' ? previewLut(l) : segmentLut(l);
-        layers.push(l);
-      }
-      S.layers = layers; S.overlayVersion = r.version;
-      renderAll();
-    }).catch((err) => console.error('orbitai overlays:', err));
   }
 
   function followServer() {        // the server moved a view's slice (a jump, its slider, a tool): the page follows
@@ -465,8 +408,8 @@ holds node IDs and versions only: the voxels come back from triggers on the page
   function start() {
     const watch = (keys, f) => window.trame.state.watch(keys, () => f());
     watch(['client_volume'], loadVolume);
-    watch(['client_overlays'], loadOverlays);
-    watch(['segment_rows'], () => { for (const l of S.layers) if (l.kind === 'labels') l.lut = segmentLut(l); renderAll(); });
+    watch(['client_overlays'], () => window.orbitaiOverlays.load());
+    watch(['segment_rows', 'heat_maps', 'overlay_recorded'], () => window.orbitaiOverlays.refresh());
     watch(['wl_window', 'wl_level'], serverWindow);
     watch(['wl_preset'], presetInPage);
     watch(['slice_geometry'], followServer);
