@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from orbitai.cli import main
-from orbitai.io import write_volume
+from orbitai.io import Volume, write_volume
 from orbitai.phantoms.heads import HELD_OUT, render_scan
 from orbitai.preprocess.checks import check_input
 from orbitai.scan import scan_facts

@@ -286,7 +286,7 @@ class ClientSlices:
             host.server.trigger(name)(f)
         self.state.change("segment_nodes")(self._observe_segmentations)
         self.state.change("ann_preview", "ann_done")(lambda **_: self.overlays_changed())    # a SmartFill preview
-        self.state.change("ann_tool_active")(lambda **_: self._deferred and self.overlays_changed())
+        self.state.change("ann_tool_active")(self._tool_put_down)
         # a heat map added or removed (showing, hiding or fading one is the page's: ``heat_maps``)
         self.state.change("heat_maps")(self._heat_maps)
 
@@ -372,6 +372,11 @@ class ClientSlices:
         if not self._deferred:
             self._pending = asyncio.get_event_loop().call_later(
                 OVERLAY_DELAY_S, lambda: asyncio.ensure_future(self._pack_overlays()))
+
+    def _tool_put_down(self, **_: Any) -> None:
+        """An annotation tool put down (or taken up): overlays held back while it had the views are packed now."""
+        if self._deferred:
+            self.overlays_changed()
 
     async def _pack_overlays(self) -> None:
         self._pending = None

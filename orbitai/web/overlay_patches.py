@@ -41,9 +41,13 @@ def _same_frame(a: dict[str, Any], b: dict[str, Any]) -> bool:
     if any(_differs(a.get(k), b.get(k)) for k in keys):
         return False
     ma, mb = a.get("ijk_to_ras"), b.get("ijk_to_ras")
-    if (ma is None) != (mb is None) or (ma is not None and not np.allclose(ma, mb)):
-        return False
-    return a["array"].shape == b["array"].shape and a["array"].dtype == b["array"].dtype
+    if ma is None or mb is None:
+        return ma is None and mb is None and _same_voxels_grid(a, b)
+    return bool(np.allclose(ma, mb)) and _same_voxels_grid(a, b)
+
+
+def _same_voxels_grid(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return bool(a["array"].shape == b["array"].shape and a["array"].dtype == b["array"].dtype)
 
 
 def _differs(x: Any, y: Any) -> bool:
