@@ -13,10 +13,13 @@ libraries on one thread, as DataLoader workers do.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import math
 import multiprocessing
 import os
 import signal
+import sys
 from typing import Any, Callable, Generator, Iterator, Sequence, TypeVar
 
 import torch
@@ -101,25 +104,78 @@ def one_thread(*_: Any) -> None:
             signal.signal(sig, signal.SIG_DFL)
 
 
+#: Linux ``prctl`` option: the signal a process gets when its parent ends.
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: this process is killed when ``parent`` ends (``prctl(PR_SET_PDEATHSIG, SIGKILL)``); elsewhere nothing.
+    (Strictly: when the parent's thread that forked it ends; DataLoader forks from the thread that iterates, which
+    outlives the loop.)"""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent:   # the parent ended before the prctl: no signal will come
+        os._exit(0)
+
+
+def prefetch_worker(parent: int, worker_id: int) -> None:
+    """A prefetch worker's initialiser: `one_thread`, SIGINT ignored, and (Linux) killed when ``parent`` ends.
+
+    Why (a cancel left a worker behind for good, reparented to init): Ctrl-C in a terminal, like ``pkill -INT -f``
+    with the command line, sends SIGINT to the workers too. A worker that took it left torch's worker loop at once,
+    without the parent's "done" event, and so at its exit multiprocessing joined the thread feeding its result queue;
+    that thread sat in a pipe write (a made batch, larger than the pipe, that the parent no longer read). Meanwhile
+    the parent, in DataLoader's shut-down waiting for that worker (5 s), was stopped from outside by
+    `orbitai.cli.stop_when_stuck` (``os._exit(130)``): it said "cancelled" and ended, the worker never terminated,
+    blocked in its exit (three threads: two futex waits and one ``anon_pipe_write``). So only the parent handles a
+    cancel: it ends the workers itself (the done event: a worker then exits without joining its feeder, and
+    DataLoader terminates any that lingers); and should the parent end without that (``os._exit``, SIGKILL, a crash)
+    the kernel kills the workers, which hold nothing but batches in memory."""
+    one_thread()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(parent)
+
+
+def _close(it: Any) -> None:
+    """Ends a DataLoader iterator's workers now (a loop left early), not at collection. However the shut-down ends
+    (a second signal, DataLoader's SIGCHLD handler raising in it), no queue of the parent's is joined at exit:
+    multiprocessing would otherwise wait there for a feeder thread writing into a pipe that no worker reads."""
+    shutdown = getattr(it, "_shutdown_workers", None)
+    try:
+        if shutdown is not None:
+            shutdown()
+    finally:
+        for q in [*getattr(it, "_index_queues", ()), getattr(it, "_worker_result_queue", None)]:
+            if q is not None:
+                with contextlib.suppress(Exception):
+                    q.cancel_join_thread()
+        for w in getattr(it, "_workers", ()):
+            with contextlib.suppress(Exception):
+                if w.is_alive():
+                    w.kill()
+
+
 def prefetched(make: Callable[[K], B], keys: Sequence[K], workers: int | None = None, depth: int = 2) -> Generator[B, None, None]:
     """``make(key)`` for every key in order, made ``depth`` batches ahead by ``workers`` forked processes (None:
     :func:`default_workers`; 0, one key, or no fork: in this process). ``make`` returns numpy arrays or anything
-    picklable; it must depend on its key alone (the key seeds its generator)."""
+    picklable; it must depend on its key alone (the key seeds its generator). The workers ignore SIGINT and end with
+    this process (`prefetch_worker`); a cancel is the parent's to handle."""
     workers = default_workers() if workers is None else workers
     if workers <= 0 or len(keys) <= 1 or not fork_available():
         for k in keys:
             yield make(k)
         return
     loader = DataLoader(_Keyed(keys, make), batch_size=None, shuffle=False, num_workers=workers,
-                        prefetch_factor=max(1, depth), collate_fn=_as_is, worker_init_fn=one_thread,
+                        prefetch_factor=max(1, depth), collate_fn=_as_is,
+                        worker_init_fn=functools.partial(prefetch_worker, os.getpid()),
                         multiprocessing_context="fork", persistent_workers=False)
     it = iter(loader)
     try:
         yield from it
     finally:
-        shutdown = getattr(it, "_shutdown_workers", None)   # a loop left early: workers ended now, not at collection
-        if shutdown is not None:
-            shutdown()
+        _close(it)
 
 
 @contextlib.contextmanager
