@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -17,6 +16,7 @@ from orbitai.io import Volume, read_scan, write_dicom_series
 from orbitai.jobs.inputs import JobFolder, JobInputs
 from orbitai.phantoms.heads import HELD_OUT, render_scan
 from orbitai.scan import scan_facts
+from web_cases import LoaderState
 
 pydicom = pytest.importorskip("pydicom")
 pytest.importorskip("trame")
@@ -24,21 +24,6 @@ pytest.importorskip("trame")
 #: A FLAIR's tags as a scanner writes them (inversion recovery, TI 2500 ms, long TE and TR).
 FLAIR_TAGS = {"SeriesDescription": "AX FLAIR", "ScanningSequence": ["SE", "IR"], "InversionTime": "2500",
               "EchoTime": "120", "RepetitionTime": "9000", "SeriesNumber": "4"}
-
-
-class _State(dict):
-    """What `ScanLoader.load` uses of trame's state: attributes, and ``with state:``."""
-
-    __getattr__ = dict.get
-
-    def __setattr__(self, key: str, value: Any) -> None:
-        self[key] = value
-
-    def __enter__(self) -> "_State":
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        pass
 
 
 def _ambiguous_flair_series(folder: Path) -> Path:
@@ -63,7 +48,7 @@ def test_an_uploaded_series_tags_reach_the_jobs_judge(ctx, tmp_path):
     upload = tmp_path / "orbitai-upload-x"
     series = _ambiguous_flair_series(upload / "series")
     loader = ScanLoader.__new__(ScanLoader)
-    loader.state, loader.data_folder, loader._loading, loader.upload_limit = _State(), None, 0, 1 << 30
+    loader.state, loader.data_folder, loader._loading, loader.upload_limit = LoaderState(), None, 0, 1 << 30
     loader.mrml, loader.dicomweb = ctx, DicomWebAllowList([])
     asyncio.run(loader.load(str(series), "series", hidden=upload))
     assert not loader.state.load_error, loader.state.load_error

@@ -20,6 +20,7 @@ pytest.importorskip("trame_slicer")
 from orbitai.web.client_slices import compact
 from orbitai.web.loading import ScanLoader
 from orbitai.web.names import DicomWebAllowList
+from web_cases import LoaderState
 
 STUDY, SERIES = "1.2.3", "1.2.3.4"
 #: What only the server that is not allowed answers: the page must never show it.
@@ -72,25 +73,10 @@ def _redirect_to(root: str) -> Any:
     return answer
 
 
-class _State(dict):
-    """What `ScanLoader.load` uses of trame's state: attributes, and ``with state:``."""
-
-    __getattr__ = dict.get
-
-    def __setattr__(self, key: str, value: Any) -> None:
-        self[key] = value
-
-    def __enter__(self) -> "_State":
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        pass
-
-
 def _loader(allowed: list[str]) -> ScanLoader:
     """`ScanLoader` with what `load` needs (its allow-list as ``orbitai web --dicomweb`` gives it), no server."""
     loader = ScanLoader.__new__(ScanLoader)
-    loader.state, loader.dicomweb, loader.data_folder = _State(), DicomWebAllowList(allowed), None
+    loader.state, loader.dicomweb, loader.data_folder = LoaderState(), DicomWebAllowList(allowed), None
     loader._loading, loader.upload_limit = 0, 1 << 30
     return loader
 
@@ -157,7 +143,7 @@ def test_a_probe_far_outside_the_scan_says_so(ctx, ras):
 
     scan = Volume(np.arange(24, dtype=np.int16).reshape(2, 3, 4) + 100, spacing=(0.5, 0.5, 0.5))
     node = volume_node_from_volume(ctx, scan, "ct")   # RAS to IJK doubles: 1e308 becomes an infinite index
-    view = SimpleNamespace(scan=lambda: node, state=_State())
+    view = SimpleNamespace(scan=lambda: node, state=LoaderState())
     Layouts.show_probe(view, (-0.5, -1.0, 0.5))        # voxel (1, 2, 1) of the LPS grid: inside
     assert view.state.probe_text.endswith(": 121")
     Layouts.show_probe(view, ras)
@@ -173,7 +159,7 @@ def test_a_scan_switch_clears_the_probe_and_lists_that_scans_rulers(ctx):
     from orbitai.web.viewer import Layouts
 
     node = volume_node_from_volume(ctx, Volume(np.zeros((2, 3, 4), np.int16)), "t2")
-    view = SimpleNamespace(scan=lambda: node, mrml=ctx, state=_State())
+    view = SimpleNamespace(scan=lambda: node, mrml=ctx, state=LoaderState())
     view.state.probe_text, view.state.rulers = "R 1.0 A 2.0 S 3.0: 121", [{"name": "old scan's ruler"}]
     view.refresh_rulers = lambda: Layouts.refresh_rulers(view)
     Layouts.scan_shown(view)
@@ -201,7 +187,7 @@ def _offer_view(tmp_path: Path, monkeypatch: Any) -> Any:
 
     class View(ModelOfferView):
         def __init__(self) -> None:
-            self.state, self.answers = _State(), []
+            self.state, self.answers = LoaderState(), []
 
         def name(self, var: str) -> str:
             return f"orbit_{var}"
