@@ -265,7 +265,7 @@ def test_no_server_path_or_secret_in_the_pages_state(page, server, web_data):
 
 
 def test_an_edit_with_a_known_box_is_compared_there_only_and_a_chain_with_a_gap_is_not_known():
-    from orbitai.web.overlay_patches import NOTHING, SAME, EditBoxes, plan
+    from orbitai.web.overlay_patches import NOTHING, SAME, EditBoxes, plan, work_voxels
 
     # the edits' chain: stamps a -> b -> c with their boxes; b -> c changed nothing
     boxes = EditBoxes()
@@ -294,6 +294,9 @@ def test_an_edit_with_a_known_box_is_compared_there_only_and_a_chain_with_a_gap_
     assert plan(previous, [{**labels, "array": new, "stamp": "b", "box": NOTHING}]) == [SAME]
     # without a box: the whole map
     assert plan(previous, [{**labels, "array": new, "stamp": "b"}]) == [(slice(3, 9), slice(4, 9), slice(5, 9))]
+    # the work: the box's voxels, else the whole map's (a new layer: whole)
+    assert work_voxels(previous, [{**labels, "box": box}]) == 3 * 4 * 5
+    assert work_voxels(previous, [labels]) == 1000 == work_voxels({}, [{**labels, "box": box}])
 
 
 def test_a_label_map_is_read_again_in_the_recorded_box_only_and_whole_after_a_change_nobody_recorded():

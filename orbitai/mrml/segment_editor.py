@@ -78,16 +78,19 @@ class SegmentEditorDriver:
 def segment_mask(segmentation, segment_id: str, reference_volume, box: Any = None) -> np.ndarray:
     """A segment as a bool array [k, j, i] on the reference volume's grid, or on its ``box`` only (three slices
     [k, j, i] of the volume's array, steps of 1)."""
-    lm = slicer.vtkOrientedImageData()
-    slicer.vtkSlicerSegmentationsModuleLogic.GetSegmentBinaryLabelmapRepresentation(segmentation, segment_id, lm, False)
+    segment = segmentation.GetSegmentation().GetSegment(segment_id)
+    lm = segment.GetRepresentation(slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName())
+    if lm is None or box is None:       # a box is read from the segment's own labelmap (no copy of the whole)
+        lm = slicer.vtkOrientedImageData()
+        slicer.vtkSlicerSegmentationsModuleLogic.GetSegmentBinaryLabelmapRepresentation(segmentation, segment_id, lm,
+                                                                                        False)
     ref = slicer.vtkOrientedImageData()
     ext = list(reference_volume.GetImageData().GetExtent())
     if box is not None:         # [k, j, i] slices to a VTK extent (i0, i1, j0, j1, k0, k1)
         ext = [v for axis, s in zip((0, 1, 2), reversed(box)) for v in (ext[2 * axis] + s.start,
                                                                          ext[2 * axis] + s.stop - 1)]
     ref.SetExtent(ext)
-    value = segmentation.GetSegmentation().GetSegment(segment_id).GetLabelValue()
-    return segment_extent_mask(lm, ref, value)
+    return segment_extent_mask(lm, ref, segment.GetLabelValue())
 
 
 def content_stamp(segmentation) -> Any:

@@ -42,7 +42,7 @@ from orbitai.mrml.segment_editor import content_stamp, segment_mask
 from orbitai.mrml.volumes import volume_from_volume_node
 from orbitai.web.host import WebHost
 from orbitai.web.launch import mark
-from orbitai.web.overlay_patches import PRIVATE_KEYS, SAME, WHOLE, EditBoxes, clip, layer_id, plan
+from orbitai.web.overlay_patches import PRIVATE_KEYS, SAME, WHOLE, EditBoxes, clip, layer_id, plan, work_voxels
 from orbitai.web.viewer import Layouts
 
 __all__ = ["ClientSlices", "preview_layers", "packed", "compact", "scan_steps", "scan_level", "client_canvas", "STATIC", "PROGRESSIVE_VOXELS"]
@@ -60,6 +60,9 @@ OVERLAY_DELAY_S = 0.0
 #: After the page fetched a scan's first step, the longest the server waits for the page to say it drew it
 #: (``static/orbitai_launch.js``; a page whose slices the server draws says nothing) before it goes on with the rest.
 LAUNCH_DRAW_S = 5.0
+#: An update that reads at most this many voxels (an edit's box, `orbitai.web.overlay_patches.work_voxels`) is packed
+#: on the server's loop (~10 ms): a worker thread waited up to 0.7 s for the GIL on a loaded machine (issue 81).
+INLINE_VOXELS = 4_000_000
 #: The voxel types the page reads (the names of its typed arrays).
 _DTYPES = {np.dtype(np.uint8): "uint8", np.dtype(np.int16): "int16", np.dtype(np.uint16): "uint16"}
 #: Values `compact` spreads over int16 at a time (one float64 temporary of 2 MB, not a copy of the scan).
@@ -416,7 +419,10 @@ class ClientSlices:
         layers += preview_layers(self.annotation_logic, scan)
         layers += heat_layers(scene, scan)
         m = volume_from_volume_node(scan, copy=False).ijk_to_ras()
-        update = await asyncio.get_event_loop().run_in_executor(None, _update, previous, layers, m)
+        if work_voxels(previous, layers) <= INLINE_VOXELS:
+            update = _update(previous, layers, m)
+        else:
+            update = await asyncio.get_event_loop().run_in_executor(None, _update, previous, layers, m)
         if version != self._version:
             return                      # changed again meanwhile: the newer packing publishes
         self._overlays = _Published(key, version, last.version if previous else 0, layers, m, update,

@@ -15,7 +15,7 @@ from typing import Any, Hashable, Optional, Union
 
 import numpy as np
 
-__all__ = ["layer_id", "changed_box", "box_of", "clip", "union", "EditBoxes", "plan", "WHOLE", "SAME", "NOTHING", "Box", "PRIVATE_KEYS"]
+__all__ = ["layer_id", "changed_box", "box_of", "clip", "union", "EditBoxes", "plan", "WHOLE", "SAME", "NOTHING", "Box", "PRIVATE_KEYS", "work_voxels"]
 
 #: How a layer goes to the page: whole, or named only (unchanged); otherwise its changed box (a tuple of slices).
 WHOLE, SAME = "whole", "same"
@@ -147,3 +147,13 @@ def plan(previous: dict[tuple[str, str], dict[str, Any]], layers: list[dict[str,
         else:
             out.append(box)
     return out
+
+
+def work_voxels(previous: dict[tuple[str, str], dict[str, Any]], layers: list[dict[str, Any]]) -> int:
+    """About how many voxels `plan` and the packing read for ``layers`` over ``previous``: a layer's known ``box``
+    (an edit's), else its whole array."""
+    total = 0
+    for layer in layers:
+        box = layer.get("box") if layer_id(layer) in previous else None
+        total += int(np.prod([s.stop - s.start for s in box])) if box is not None else int(layer["array"].size)
+    return total
