@@ -8,7 +8,7 @@ click into a RAS point (shift-click removes) for the panel (`orbitai.web.annotat
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 from trame_slicer.segmentation import ModificationMode, SegmentationEffect, SegmentationEffectPipeline
 from vtkmodules.vtkCommonCore import vtkCommand
@@ -17,7 +17,7 @@ from vtkmodules.vtkInteractionWidgets import vtkEvent
 from orbitai.errors import AnnotationError
 from orbitai.mrml.editors import MODE_ADD, MODE_REMOVE, MODE_SET
 from orbitai.mrml.segment_editor import content_stamp
-from orbitai.web.overlay_patches import NOTHING, EditBoxes, box_of
+from orbitai.web.overlay_patches import NOTHING, Box, EditBoxes, box_of
 
 __all__ = ["TrameSlicerEditor", "SmartPencilEffect"]
 
@@ -80,18 +80,19 @@ class TrameSlicerEditor:
             return
         node, before, after, command = self._last
         self._last = None
-        box = box_of(changed)
-        if box is not None:
+        found = box_of(changed)
+        box: Union[Box, tuple] = NOTHING
+        if found is not None:
             ext = modifier.GetExtent()
             active = self.se.active_segmentation
             volume = active.volume_node if active is not None else None
             base = volume.GetImageData().GetExtent() if volume is not None and volume.GetImageData() else (0,) * 6
             # the modifier's [k, j, i] to the scan's: VTK extents are (i0, i1, j0, j1, k0, k1)
             shift = [ext[2 * a] - base[2 * a] for a in (2, 1, 0)]
-            box = tuple(slice(s.start + d, s.stop + d) for s, d in zip(box, shift))
-        self.boxes.record(node.GetID(), before, after, box or NOTHING)
+            box = tuple(slice(s.start + d, s.stop + d) for s, d in zip(found, shift))
+        self.boxes.record(node.GetID(), before, after, box)
         if command is not None:
-            command.orbitai_edit = (node, box or NOTHING)
+            command.orbitai_edit = (node, box)
 
     def undo(self) -> bool:
         return self._step("undo")

@@ -52,7 +52,7 @@ def union(a: Union[Box, tuple], b: Union[Box, tuple]) -> Union[Box, tuple]:
     """The smallest box holding the boxes ``a`` and ``b`` (either may be `NOTHING`)."""
     if not a or not b:
         return a or b
-    return tuple(slice(min(x.start, y.start), max(x.stop, y.stop)) for x, y in zip(a, b))   # type: ignore[return-value]
+    return tuple(slice(min(x.start, y.start), max(x.stop, y.stop)) for x, y in zip(a, b))
 
 
 def clip(box: Union[Box, tuple], shape: tuple) -> Union[Box, tuple]:
