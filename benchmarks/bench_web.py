@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
@@ -291,6 +291,15 @@ def _client_frame(driver, view: str, frames: int, before, timeout_s: float = 30.
     raise TimeoutError(f"no changed frame of the page's {view} canvas within {timeout_s:.0f} s")
 
 
+def _timed_frame(driver, act: Callable[[], Any], view: str = "Red") -> float:
+    """Seconds from ``act()`` to the page's ``view`` canvas drawing a frame whose pixels differ from those before it
+    (`_client_frame`; TimeoutError when none comes)."""
+    before, n = _canvas(driver, view), driver.execute_script(_FRAMES_JS, view)
+    t = time.monotonic()
+    act()
+    return _client_frame(driver, view, n, before) - t
+
+
 def _interactions(driver, el) -> dict[str, Any]:
     """Each interaction as (press, act, release, whole): ``act(i)`` is the timed input on the page's canvas; a drag's
     button press before it and its release after it are not timed (the press changes nothing on screen; WebDriver
@@ -361,17 +370,14 @@ def _slices_phase(head: Path) -> dict[str, Any]:
                 if press:
                     press(i)
                     time.sleep(0.1)
-                before, n = _canvas(driver, "Red"), driver.execute_script(_FRAMES_JS, "Red")
-                t = time.monotonic()
-                act(i)
                 try:
-                    seen = _client_frame(driver, "Red", n, before)
+                    took = _timed_frame(driver, lambda a=act, n=i: a(n))
                 except TimeoutError:
                     raise TimeoutError(f"{name}: no changed frame of the page's canvas within 30 s") from None
                 if release:
                     release(i)
                 if i:
-                    client[name].append(seen - t)
+                    client[name].append(took)
                 time.sleep(0.3)
             in_page[name] = [x / 1000.0 for x in driver.execute_script("return window.orbitaiSlices.latency;")]
         out["uptime"].append(_uptime())

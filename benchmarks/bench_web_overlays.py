@@ -14,6 +14,9 @@ One ``orbitai web DATA`` server over a folder of two scans, one page (1600x1000,
   its opacity slider's track (0.2, 0.9), each timed the same way.
 * **Heat-map visibility and opacity**: TAO activity run on the TAO phantom (seed 7), then `REPEATS` clicks of the
   occlusion map's show box and of its opacity slider, timed the same way.
+* Beside each visibility and opacity figure, the page's own time of the same changes (``*_in_page``: the input event
+  to the end of the views' redraw; ``*_in_page_frame``: to the next animation frame; ``*_redraw``: the redraw alone),
+  which WebDriver's figure exceeds by its own round trips and the canvas read.
 
 ``uptime``'s load average is recorded with every phase. Merged into results/web.json as ``overlays_*`` (median and p90
 of each), every sample in ``notes.overlays``.
@@ -27,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_web import _FRAMES_JS, SEED, _canvas, _client_frame, _p90, _stored_web, _uptime, head_volume
+from benchmarks.bench_web import _FRAMES_JS, SEED, _p90, _stored_web, _timed_frame, _uptime, head_volume
 from benchmarks.common import write_result
 
 REPEATS = 15
@@ -58,11 +61,8 @@ def _timed(driver, act, repeats: int) -> list[float]:
     """``act(i)`` ``repeats + 1`` times (the first untimed), each from the call to the axial canvas's changed frame."""
     out = []
     for i in range(repeats + 1):
-        before, n = _canvas(driver, "Red"), driver.execute_script(_FRAMES_JS, "Red")
-        t = time.monotonic()
-        act(i)
         try:
-            seen = _client_frame(driver, "Red", n, before)
+            took = _timed_frame(driver, lambda a=act, n=i: a(n))
         except TimeoutError:
             raise TimeoutError(f"press {i}: no changed frame; the page: " + str(driver.execute_script(
                 "const e = document.getElementById('orbitai-segment-opacity-0'), s = e && e.closest('.v-slider');"
@@ -70,9 +70,24 @@ def _timed(driver, act, repeats: int) -> list[float]:
                 ".map((r) => [r.visible, r.opacity]), s && s.getBoundingClientRect().toJSON(), window.innerHeight,"
                 " window.orbitaiSlices.frames, document.activeElement && document.activeElement.outerHTML.slice(0, 200)];"))) from None
         if i:
-            out.append(seen - t)
+            out.append(took)
         time.sleep(0.3)
     return out
+
+
+def _with_in_page(driver, name: str, act, out: dict[str, Any]) -> None:
+    """``_timed(driver, act, REPEATS)`` into ``out[name]``, and the page's own times of the same changes (its
+    ``overlayLatency``, the untimed first left out) into ``out[name + '_in_page']`` (input event to the end of the
+    views' redraw), ``out[name + '_in_page_frame']`` (to the next animation frame) and ``out[name + '_redraw']`` (the
+    redraw alone)."""
+    driver.execute_script("window.orbitaiSlices.overlayLatency = [];")
+    out[name] = _timed(driver, act, REPEATS)
+    time.sleep(0.2)
+    seen = driver.execute_script("return window.orbitaiSlices.overlayLatency;")[1:]
+    if len(seen) < REPEATS:
+        raise RuntimeError(f"{name}: the page timed {len(seen)} of {REPEATS} changes: {seen}")
+    for suffix, field in (("_in_page", "draw"), ("_in_page_frame", "frame"), ("_redraw", "redraw")):
+        out[name + suffix] = [m[field] / 1000.0 for m in seen]
 
 
 def _js_click(driver, element_id: str) -> None:
@@ -134,9 +149,11 @@ def _segment_toggles(page, driver) -> dict[str, list[float]]:
         "const e = document.getElementById('orbitai-segment-visible-0'); return e && e.offsetParent !== null;"),
         20, "the segment list")
     time.sleep(0.5)
-    return {"segment_visibility": _timed(driver, lambda i: _js_click(driver, "orbitai-segment-visible-0"), REPEATS),
-            "segment_opacity": _timed(driver, lambda i: _slider_click(driver, "orbitai-segment-opacity-0",
-                                                                      0.2 if i % 2 == 0 else 0.9), REPEATS)}
+    out: dict[str, list[float]] = {}
+    _with_in_page(driver, "segment_visibility", lambda i: _js_click(driver, "orbitai-segment-visible-0"), out)
+    _with_in_page(driver, "segment_opacity", lambda i: _slider_click(driver, "orbitai-segment-opacity-0",
+                                                                     0.2 if i % 2 == 0 else 0.9), out)
+    return out
 
 
 def _heat_toggles(page, driver, tao: str) -> dict[str, list[float]]:
@@ -152,9 +169,11 @@ def _heat_toggles(page, driver, tao: str) -> dict[str, list[float]]:
     page.wait(lambda: driver.execute_script(
         "return window.orbitaiSlices.layers.some((l) => l.kind === 'heat' && l.lut);"), 60, "the heat map in the page")
     time.sleep(1.0)
-    return {"heat_visibility": _timed(driver, lambda i: _js_click(driver, "orbitai-heat-map-shown-0"), REPEATS),
-            "heat_opacity": _timed(driver, lambda i: _slider_click(driver, "orbitai-heat-map-opacity-0",
-                                                                   0.2 if i % 2 == 0 else 0.9), REPEATS)}
+    out: dict[str, list[float]] = {}
+    _with_in_page(driver, "heat_visibility", lambda i: _js_click(driver, "orbitai-heat-map-shown-0"), out)
+    _with_in_page(driver, "heat_opacity", lambda i: _slider_click(driver, "orbitai-heat-map-opacity-0",
+                                                                  0.2 if i % 2 == 0 else 0.9), out)
+    return out
 
 
 def main() -> Path:
@@ -198,7 +217,10 @@ def main() -> Path:
                 "the 1 mm head a segment (the page gets the changed box only): _update from the page hearing that the "
                 "edit is done (ann_done) to its drawing of the changed box, on the page's clock; _click from the "
                 "click, the server's Undo/Redo included; segment_*: the segment list's box and slider; heat_*: the "
-                "occlusion map's box and slider after a TAO run on the TAO phantom",
+                "occlusion map's box and slider after a TAO run on the TAO phantom; *_in_page: the page's own time "
+                "of the same changes (orbitai_overlays.js: the input event's timeStamp to the end of the views' "
+                "redraw; _in_page_frame: to the next animation frame; _redraw: the redraw alone), beside the "
+                "WebDriver figure (which adds WebDriver's round trips and the canvas read)",
         "uptime": uptime, "samples_s": {k: [round(x, 3) for x in v] for k, v in samples.items()},
         "edit_updates": [{"whole": u["whole"], "boxes": u["boxes"], "bytes": u["bytes"]} for u in edits["log"]],
         "edit_update_parts_what": "median seconds of each edit's update, on the page's clock: server (ann_done heard "

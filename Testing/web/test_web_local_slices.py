@@ -262,3 +262,79 @@ def test_no_server_path_or_secret_in_the_pages_state(page, server, web_data):
     assert "client_volume" in state and state["client_volume"]["key"].startswith(node + ":")
     assert server.token not in dump
     assert str(web_data) not in dump
+
+
+def test_an_edit_with_a_known_box_is_compared_there_only_and_a_chain_with_a_gap_is_not_known():
+    from orbitai.web.overlay_patches import NOTHING, SAME, EditBoxes, plan, work_voxels
+
+    # the edits' chain: stamps a -> b -> c with their boxes; b -> c changed nothing
+    boxes = EditBoxes()
+    first = (slice(2, 4), slice(0, 5), slice(1, 3))
+    boxes.record("seg1", "a", "b", first)
+    boxes.record("seg1", "b", "c", NOTHING)
+    assert boxes.since("seg1", "a", "a") == NOTHING
+    assert boxes.since("seg1", "a", "b") == first == boxes.since("seg1", "a", "c")
+    boxes.record("seg1", "c", "d", (slice(6, 7), slice(3, 4), slice(0, 9)))
+    assert boxes.since("seg1", "b", "d") == (slice(6, 7), slice(3, 4), slice(0, 9))
+    assert boxes.since("seg1", "a", "d") == (slice(2, 7), slice(0, 5), slice(0, 9))      # their union
+    # a change nobody recorded (stamp e), another node, no stamp: not known
+    assert boxes.since("seg1", "a", "e") is None
+    assert boxes.since("seg2", "a", "b") is None
+    assert boxes.since("seg1", None, "b") is None
+
+    old = np.zeros((10, 10, 10), np.uint8)
+    new = old.copy()
+    new[3, 4, 5] = 1                    # inside the box
+    new[8, 8, 8] = 1                    # outside it: the box is trusted, that voxel is not compared
+    labels = {"kind": "labels", "node": "seg1", "segments": ["a"], "array": old, "stamp": "a"}
+    previous = {("labels", "seg1"): labels}
+    box = (slice(2, 5), slice(2, 6), slice(2, 7))
+    assert plan(previous, [{**labels, "array": new, "stamp": "b", "box": box}]) == [
+        (slice(3, 4), slice(4, 5), slice(5, 6))]
+    assert plan(previous, [{**labels, "array": new, "stamp": "b", "box": NOTHING}]) == [SAME]
+    # without a box: the whole map
+    assert plan(previous, [{**labels, "array": new, "stamp": "b"}]) == [(slice(3, 9), slice(4, 9), slice(5, 9))]
+    # the work: the box's voxels, else the whole map's (a new layer: whole)
+    assert work_voxels(previous, [{**labels, "box": box}]) == 3 * 4 * 5
+    assert work_voxels(previous, [labels]) == 1000 == work_voxels({}, [{**labels, "box": box}])
+
+
+def test_a_label_map_is_read_again_in_the_recorded_box_only_and_whole_after_a_change_nobody_recorded():
+    from orbitai.io.volume import Volume
+    from orbitai.mrml import new_scene, volume_node_from_volume
+    from orbitai.mrml.segment_editor import content_stamp, paint_segment, segment_mask
+    from orbitai.mrml.segmentations import segmentation_node_from_labels
+    from orbitai.web.client_slices import label_layer
+    from orbitai.web.overlay_patches import EditBoxes
+
+    ctx = new_scene()
+    try:
+        scan = volume_node_from_volume(ctx, Volume.from_ijk_to_ras(np.zeros((12, 14, 16), np.float32), np.eye(4)))
+        labels = np.zeros((12, 14, 16), np.uint8)
+        labels[2:6, 3:8, 4:9] = 1
+        labels[9, 10, 11] = 2
+        seg = segmentation_node_from_labels(ctx, labels, scan)
+        boxes = EditBoxes()
+        first = label_layer(seg, scan, None, boxes)
+        assert "box" not in first and first["stamp"] == content_stamp(seg)
+        sid = first["segments"][0]
+
+        def edit(k: int, record: bool) -> None:
+            mask = segment_mask(seg, sid, scan)
+            mask[k, 1, 1] = True
+            before = content_stamp(seg)
+            paint_segment(seg, sid, scan, mask)
+            if record:
+                boxes.record(seg.GetID(), before, content_stamp(seg), (slice(k, k + 1), slice(1, 2), slice(1, 2)))
+
+        edit(10, record=True)
+        second = label_layer(seg, scan, first, boxes)
+        assert second["box"] == (slice(10, 11), slice(1, 2), slice(1, 2))
+        assert np.array_equal(second["array"], label_layer(seg, scan)["array"]) and second["array"][10, 1, 1] == 1
+        assert first["array"][10, 1, 1] == 0             # the layer published before is left as it was
+        # a change that was not recorded: read whole
+        edit(0, record=False)
+        third = label_layer(seg, scan, second, boxes)
+        assert "box" not in third and third["array"][0, 1, 1] == 1
+    finally:
+        ctx.close()

@@ -178,6 +178,28 @@ window.trame.state.watch(['ann_busy', 'ann_busy_text', 'ann_waiting', 'ann_done'
 """
 
 
+def test_a_click_in_a_view_gives_it_the_keys_back_from_a_field_or_box_used_before(page):
+    """Issue 81: a checkbox, slider or field used last keeps the focus, and the views leave keys typed in a field to
+    it: a click in a view lets go of that focus, so the arrow keys step the view again."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    page.load(PHANTOMS["orbit-ct"])
+    page.wait_state("view_labels", lambda v: v and "Red" in v, 20)
+    page.wait_state("wl_window", lambda v: v is not None, 20)
+    field = page.element("orbitai-wl-window-input")
+    field.click()
+    active = "return document.activeElement && document.activeElement.id;"
+    assert page.driver.execute_script(active) == "orbitai-wl-window-input"
+    red = page.view_element("Red")
+    ActionChains(page.driver).move_to_element(red).pause(0.2).click().pause(0.2).perform()
+    assert page.driver.execute_script(active) != "orbitai-wl-window-input"     # the field let go of the focus
+    before = page.state("view_labels")["Red"]["position"]
+    ActionChains(page.driver).move_to_element(red).pause(0.2).send_keys(Keys.ARROW_UP).send_keys(Keys.ARROW_UP) \
+        .perform()
+    page.wait_state("view_labels", lambda v: v["Red"]["position"] != before, 20)
+
+
 def _segment_on_eyeball(page, web_data):
     from orbitai.testing.web import centre_ras
 

@@ -35,6 +35,16 @@ def oriented_image_to_array(image) -> tuple[np.ndarray, tuple[float, float, floa
     return np.array(a.reshape(dims)), (float(sx), float(sy), float(sz))
 
 
+def _scalars_view(image) -> np.ndarray:
+    """The first component of an image's scalars as an array [k, j, i] over its memory (no copy: valid while the
+    image lives and is not changed)."""
+    scalars = image.GetPointData().GetScalars()
+    a = numpy_support.vtk_to_numpy(scalars)
+    if scalars.GetNumberOfComponents() > 1:
+        a = a.reshape(-1, scalars.GetNumberOfComponents())[:, 0]
+    return a.reshape(_dims(image))
+
+
 def fill_oriented_image(image, mask: np.ndarray) -> None:
     """Write a boolean mask (shape matching ``image``'s extent) into ``image`` as 0/1 uint8."""
     dims = _dims(image)
@@ -77,7 +87,7 @@ def segment_extent_mask(labelmap, reference, value: Optional[int] = None) -> np.
     ext = labelmap.GetExtent()
     if ext[1] < ext[0] or ext[3] < ext[2] or ext[5] < ext[4]:
         return out
-    arr, _ = oriented_image_to_array(labelmap)
+    arr = _scalars_view(labelmap)          # read only here: no copy of a whole labelmap for a box of it
     lo = [max(ext[2 * a], ref_ext[2 * a]) for a in range(3)]
     hi = [min(ext[2 * a + 1], ref_ext[2 * a + 1]) for a in range(3)]
     if any(h < low for low, h in zip(lo, hi)):

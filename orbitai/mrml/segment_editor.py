@@ -11,7 +11,7 @@ import vtk
 
 from orbitai.mrml.labelmaps import fill_oriented_image, segment_extent_mask
 
-__all__ = ["SegmentEditorDriver", "finish_pending", "segment_mask", "paint_segment",
+__all__ = ["SegmentEditorDriver", "finish_pending", "segment_mask", "content_stamp", "paint_segment",
            "voxel_to_ras"]
 
 
@@ -75,14 +75,40 @@ class SegmentEditorDriver:
         self.widget.setActiveEffect(None)
 
 
-def segment_mask(segmentation, segment_id: str, reference_volume) -> np.ndarray:
-    """A segment as a bool array [k, j, i] on the reference volume's grid."""
-    lm = slicer.vtkOrientedImageData()
-    slicer.vtkSlicerSegmentationsModuleLogic.GetSegmentBinaryLabelmapRepresentation(segmentation, segment_id, lm, False)
+def segment_mask(segmentation, segment_id: str, reference_volume, box: Any = None) -> np.ndarray:
+    """A segment as a bool array [k, j, i] on the reference volume's grid, or on its ``box`` only (three slices
+    [k, j, i] of the volume's array, steps of 1)."""
+    segment = segmentation.GetSegmentation().GetSegment(segment_id)
+    lm = segment.GetRepresentation(slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName())
+    if lm is None or box is None:       # a box is read from the segment's own labelmap (no copy of the whole)
+        lm = slicer.vtkOrientedImageData()
+        slicer.vtkSlicerSegmentationsModuleLogic.GetSegmentBinaryLabelmapRepresentation(segmentation, segment_id, lm,
+                                                                                        False)
     ref = slicer.vtkOrientedImageData()
-    ref.SetExtent(reference_volume.GetImageData().GetExtent())
-    value = segmentation.GetSegmentation().GetSegment(segment_id).GetLabelValue()
-    return segment_extent_mask(lm, ref, value)
+    ext = list(reference_volume.GetImageData().GetExtent())
+    if box is not None:         # [k, j, i] slices to a VTK extent (i0, i1, j0, j1, k0, k1)
+        ext = [v for axis, s in zip((0, 1, 2), reversed(box)) for v in (ext[2 * axis] + s.start,
+                                                                         ext[2 * axis] + s.stop - 1)]
+    ref.SetExtent(ext)
+    return segment_extent_mask(lm, ref, segment.GetLabelValue())
+
+
+def content_stamp(segmentation) -> Any:
+    """What a segmentation node's label maps hold, as a value that any change of them changes: each segment's ID,
+    label value and binary labelmap (its address and modified time, a global VTK counter); None when its source
+    representation is not the binary labelmap (a conversion may change the labelmap at any time)."""
+    seg = segmentation.GetSegmentation()
+    name = slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName()
+    if seg.GetSourceRepresentationName() != name:
+        return None
+    out = []
+    for n in range(seg.GetNumberOfSegments()):
+        sid = seg.GetNthSegmentID(n)
+        segment = seg.GetSegment(sid)
+        rep = segment.GetRepresentation(name)
+        out.append((sid, segment.GetLabelValue(),
+                    None if rep is None else (rep.GetAddressAsString("vtkObject"), rep.GetMTime())))
+    return tuple(out)
 
 
 def paint_segment(segmentation, segment_id: str, volume, mask: np.ndarray) -> None:

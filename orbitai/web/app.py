@@ -116,7 +116,7 @@ class OrbitWebApp(TrameApp):
         self.annotation = AnnotationPanel(self, self.results, list(self.panels.values()))
         self.window_level = WindowLevel(self)
         #: the shown scan and its overlays drawn in the page (`orbitai.web.client_slices`)
-        self.client_slices = ClientSlices(self, self.layouts, self.annotation.logic)
+        self.client_slices = ClientSlices(self, self.layouts, self.annotation.logic, self.annotation.editor.boxes)
         self._wire_rooms()
         self._refresh_pending = False
         for event in (self.mrml.scene.NodeAddedEvent, self.mrml.scene.NodeRemovedEvent):

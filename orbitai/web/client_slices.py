@@ -38,11 +38,11 @@ from trame.widgets import vuetify3 as v3
 from orbitai.io.volume import Volume
 from orbitai.mrml.overlays import color_samples, is_heat_map
 from orbitai.mrml.results import results_of
-from orbitai.mrml.segment_editor import segment_mask
+from orbitai.mrml.segment_editor import content_stamp, segment_mask
 from orbitai.mrml.volumes import volume_from_volume_node
 from orbitai.web.host import WebHost
 from orbitai.web.launch import mark
-from orbitai.web.overlay_patches import SAME, WHOLE, layer_id, plan
+from orbitai.web.overlay_patches import PRIVATE_KEYS, SAME, WHOLE, EditBoxes, clip, layer_id, plan, work_voxels
 from orbitai.web.viewer import Layouts
 
 __all__ = ["ClientSlices", "preview_layers", "packed", "compact", "scan_steps", "scan_level", "client_canvas", "STATIC", "PROGRESSIVE_VOXELS"]
@@ -60,6 +60,9 @@ OVERLAY_DELAY_S = 0.0
 #: After the page fetched a scan's first step, the longest the server waits for the page to say it drew it
 #: (``static/orbitai_launch.js``; a page whose slices the server draws says nothing) before it goes on with the rest.
 LAUNCH_DRAW_S = 5.0
+#: An update that reads at most this many voxels (an edit's box, `orbitai.web.overlay_patches.work_voxels`) is packed
+#: on the server's loop (~10 ms): a worker thread waited up to 0.7 s for the GIL on a loaded machine (issue 81).
+INLINE_VOXELS = 4_000_000
 #: The voxel types the page reads (the names of its typed arrays).
 _DTYPES = {np.dtype(np.uint8): "uint8", np.dtype(np.int16): "int16", np.dtype(np.uint16): "uint16"}
 #: Values `compact` spreads over int16 at a time (one float64 temporary of 2 MB, not a copy of the scan).
@@ -162,17 +165,35 @@ def scan_level(vol: Volume, step: int) -> dict[str, Any]:
     return packed(values, m, slope, inter)
 
 
-def label_layer(node: Any, scan: Any) -> Optional[dict[str, Any]]:
+def label_layer(node: Any, scan: Any, previous: Optional[dict[str, Any]] = None,
+                boxes: Optional[EditBoxes] = None) -> Optional[dict[str, Any]]:
     """One segmentation node as a label map on ``scan``'s grid (segment ``n`` of the node has the value ``n + 1``):
-    its node ID, segment IDs in value order, and the array; None without segments."""
+    its node ID, segment IDs in value order, the array and the node's content stamp
+    (`orbitai.mrml.segment_editor.content_stamp`); None without segments. When ``boxes`` knows the box that holds
+    every change since ``previous`` (this node's layer before), only that box is read again (the layer's ``box``)."""
     segmentation = node.GetSegmentation()
     ids = [segmentation.GetNthSegmentID(n) for n in range(segmentation.GetNumberOfSegments())]
     if not ids:
         return None
-    labels = np.zeros(tuple(reversed(scan.GetImageData().GetDimensions())), np.uint8 if len(ids) < 256 else np.uint16)
+    shape = tuple(reversed(scan.GetImageData().GetDimensions()))
+    stamp = content_stamp(node)
+    layer = {"kind": "labels", "node": node.GetID(), "segments": ids, "stamp": stamp}
+    box = (boxes.since(node.GetID(), previous.get("stamp"), stamp)
+           if boxes is not None and previous is not None and previous.get("segments") == ids
+           and previous["array"].shape == shape else None)
+    if previous is not None and box is not None:
+        box = clip(box, shape)
+        labels = previous["array"].copy()
+        if box:
+            region = labels[box]
+            region[...] = 0
+            for value, sid in enumerate(ids, start=1):
+                region[segment_mask(node, sid, scan, box)] = value
+        return {**layer, "array": labels, "box": box}
+    labels = np.zeros(shape, np.uint8 if len(ids) < 256 else np.uint16)
     for value, sid in enumerate(ids, start=1):
         labels[segment_mask(node, sid, scan)] = value
-    return {"kind": "labels", "node": node.GetID(), "segments": ids, "array": labels}
+    return {**layer, "array": labels}
 
 
 def preview_layers(logic: Any, scan: Any) -> list[dict[str, Any]]:
@@ -214,7 +235,7 @@ def _pack(layers: list[dict[str, Any]], how: list[Any], ijk_to_ras: np.ndarray) 
     first voxel, ``offset`` [k, j, i]). Off the server's loop (numpy and gzip)."""
     out = []
     for layer, way in zip(layers, how):
-        meta = {k: v for k, v in layer.items() if k not in ("array", "ijk_to_ras")}
+        meta = {k: v for k, v in layer.items() if k not in PRIVATE_KEYS}
         if way == SAME:
             out.append({**meta, "same": True})
         elif way == WHOLE:
@@ -263,8 +284,10 @@ class ClientSlices:
     scan's key and the resolution steps ready to fetch), ``client_overlays`` (the key and version of its label maps
     and heat maps)."""
 
-    def __init__(self, host: WebHost, layouts: Layouts, annotation_logic: Any = None) -> None:
+    def __init__(self, host: WebHost, layouts: Layouts, annotation_logic: Any = None,
+                 edit_boxes: Optional[EditBoxes] = None) -> None:
         self.state, self.mrml, self.scan = host.state, host.mrml, host.input_node
+        self.edit_boxes = edit_boxes        # where the annotation tools' edits changed each segmentation
         self.views, self.layouts, self.annotation_logic = host.slicer_app.view_manager, layouts, annotation_logic
         self.launched, self.launch_done = host.launched, host.launch_done       # the launch's first frame
         self._levels: dict[str, list[dict[str, Any]]] = {}
@@ -389,13 +412,17 @@ class ClientSlices:
                 self.state.client_overlays = None
             return
         scene = scan.GetScene()
-        layers = [layer for node in results_of(scene, scan) if (layer := label_layer(node, scan)) is not None]
+        key, last = (self.state.client_volume or {}).get("key", ""), self._overlays
+        previous = {layer_id(layer): layer for layer in last.layers} if last.key == key else {}
+        layers = [layer for node in results_of(scene, scan)
+                  if (layer := label_layer(node, scan, previous.get(("labels", node.GetID())), self.edit_boxes))]
         layers += preview_layers(self.annotation_logic, scan)
         layers += heat_layers(scene, scan)
         m = volume_from_volume_node(scan, copy=False).ijk_to_ras()
-        key, last = (self.state.client_volume or {}).get("key", ""), self._overlays
-        previous = {layer_id(layer): layer for layer in last.layers} if last.key == key else {}
-        update = await asyncio.get_event_loop().run_in_executor(None, _update, previous, layers, m)
+        if work_voxels(previous, layers) <= INLINE_VOXELS:
+            update = _update(previous, layers, m)
+        else:
+            update = await asyncio.get_event_loop().run_in_executor(None, _update, previous, layers, m)
         if version != self._version:
             return                      # changed again meanwhile: the newer packing publishes
         self._overlays = _Published(key, version, last.version if previous else 0, layers, m, update,

@@ -180,16 +180,27 @@ window.orbitaiPointer = (e) => {
     window.trame.trigger('orbitai_probe', [window.orbitaiView, (e.clientX - r.left) / r.width,
                                            (e.clientY - r.top) / r.height]);
   }
-  let el = e.target;
+  const view = window.orbitaiViewAt(e.target);
+  if (view) window.orbitaiView = view;
+};
+window.orbitaiViewAt = (target) => {      // the view holding ``target`` (its marker's name), or null
+  let el = target;
   for (let i = 0; el && i < 10; i++, el = el.parentElement) {
     const found = el.querySelectorAll ? el.querySelectorAll('.orbitai-view-marker') : [];
-    if (found.length === 1) { window.orbitaiView = found[0].id.replace('orbitai-view-', ''); return; }
-    if (found.length > 1) return;
+    if (found.length === 1) return found[0].id.replace('orbitai-view-', '');
+    if (found.length > 1) return null;
   }
+  return null;
 };
 // capture phase: the views stop their own pointer events from bubbling
 document.addEventListener('pointermove', window.orbitaiPointer, true);
 document.addEventListener('mouseover', window.orbitaiPointer, true);
+// a click in a view gives the keys back to the views: the drawer's checkbox, slider or field used last lets go of
+// the focus (a view's canvas takes no focus of its own, and its drags' preventDefault keeps the old one)
+document.addEventListener('pointerdown', (e) => {
+  const a = document.activeElement;
+  if (a && a !== document.body && a.blur && window.orbitaiViewAt(e.target)) a.blur();
+}, true);
 document.addEventListener('keydown', (e) => {
   const steps = %s;
   const field = document.activeElement && ['INPUT', 'TEXTAREA', 'SELECT'].includes(document.activeElement.tagName);

@@ -156,7 +156,11 @@ class SegmentEditing:
         fill_oriented_image(modifier, mask)
         self.editor.saveStateForUndo()
         self.editor.modifySelectedSegment(modifier, mode)
-        return int(np.count_nonzero(before != self.segmentMask(reference=modifier)))
+        changed = before != self.segmentMask(reference=modifier)
+        noted = getattr(self.editor, "changedVoxels", None)     # an editor that tells others where an edit changed
+        if noted is not None:
+            noted(modifier, changed)
+        return int(np.count_nonzero(changed))
 
     def _run(self, fn: Callable[[], OperationResult]) -> OperationResult:
         why = self._check()

@@ -79,11 +79,25 @@ holds the layers and draws them).
     if (send) go(); else resting[which] = setTimeout(go, REST_MS);
   }
 
+  // In-page time of each change (ms, the last 200, `window.orbitaiSlices.overlayLatency`): from the input event that
+  // made it to the end of the views' redraw (`draw`; `redraw`: the redraw alone) and to the next animation frame's
+  // start (`frame`: the frame that shows it is under way), on the page's clock.
+  function timed(what, change) {
+    const e = window.event, t0 = e && e.timeStamp ? e.timeStamp : performance.now(), s = S();
+    const r0 = performance.now();
+    change();
+    const end = performance.now();
+    if (!s) return;
+    requestAnimationFrame(() => {
+      const m = { what, draw: end - t0, redraw: end - r0, frame: performance.now() - t0 };
+      s.overlayLatency = [...(s.overlayLatency || []).slice(-199), m];
+    });
+  }
+
   /** A segment's visibility (``field`` 'visible') or 2D fill opacity ('opacity') set to ``v``: drawn now; the server
    * is told now when ``send``, else once the value rests (a slider: the end of its drag, or its keys). */
   function segment(key, field, v, send = true) {
-    setPending(key, { [field]: v });
-    refresh();
+    timed('segment ' + field, () => { setPending(key, { [field]: v }); refresh(); });
     soon(key, field, send, () => record(key, field,
       field === 'visible' ? 'orbitai_segment_visible' : 'orbitai_segment_opacity', [key, v]));
   }
@@ -91,8 +105,7 @@ holds the layers and draws them).
   /** A heat map's show box (``field`` 'shown': one heat map at a time) or opacity ('opacity'), as `segment`. */
   function heat(id, field, v, send = true) {
     const key = 'heat|' + id;
-    setPending(key, { [field]: v });
-    refresh();
+    timed('heat ' + field, () => { setPending(key, { [field]: v }); refresh(); });
     soon(key, field, send, () => record(key, field,
       field === 'shown' ? 'orbitai_heat_map_shown' : 'orbitai_heat_map_opacity', [id, v]));
   }
