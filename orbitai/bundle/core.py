@@ -34,10 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterator, Optional
 
-import numpy as np
-
 from orbitai.bundle import listing
 from orbitai.bundle.schema import checks_key, validate_metadata
+from orbitai.bundle.weights import non_finite
 from orbitai.errors import BundleError, UserError
 from orbitai.io.checksums import sha256_file, sha256_input  # noqa: F401  (the bundle API names them)
 from orbitai.staging import looks_like_path, strict_json
@@ -230,24 +229,6 @@ def disable_model_cache() -> None:
     """Drop the cached models and load afresh from now on (the default)."""
     global _model_cache
     _model_cache = None
-
-
-#: The floating-point tensor types NumPy has too (`non_finite` checks those with NumPy).
-_NUMPY_FLOATS = ("torch.float16", "torch.float32", "torch.float64", "torch.complex64", "torch.complex128")
-
-
-def non_finite(state: dict[str, "torch.Tensor"]) -> list[str]:
-    """The names of ``state``'s floating-point tensors holding a NaN or an infinity (float16 ones too). Checked with
-    NumPy where it has the type (one parallel torch call per tensor waited ~3 ms each on 2 busy cores: 0.4 s for a
-    150-tensor network), with torch otherwise (bfloat16)."""
-    import torch
-
-    def finite(v: "torch.Tensor") -> bool:
-        if v.device.type == "cpu" and str(v.dtype) in _NUMPY_FLOATS:
-            return bool(np.isfinite(v.detach().numpy()).all())
-        return bool(torch.isfinite(v).all())
-
-    return [k for k, v in state.items() if (v.is_floating_point() or v.is_complex()) and v.numel() and not finite(v)]
 
 
 def load_bundle(path: str | os.PathLike, text: Optional[str] = None) -> Bundle:
