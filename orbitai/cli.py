@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import importlib
 import logging
 import os
@@ -310,6 +311,10 @@ def entry() -> NoReturn:
             with contextlib.suppress(Exception):
                 stream.flush()
         os._exit(130)
+    # Python's exit collects every object left, torch's many thousands among them: 0.5-0.7 s of a 'seg predict' on
+    # 2 cores spent after the command is done. Frozen, they are left to the process's end (every clean-up still runs:
+    # atexit, threads joined, streams flushed, objects freed by reference count).
+    gc.freeze()
     sys.exit(code)
 
 

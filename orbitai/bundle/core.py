@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterator, Optional
 
 from orbitai.bundle import listing
 from orbitai.bundle.schema import checks_key, validate_metadata
+from orbitai.bundle.weights import non_finite
 from orbitai.errors import BundleError, UserError
 from orbitai.io.checksums import sha256_file, sha256_input  # noqa: F401  (the bundle API names them)
 from orbitai.staging import looks_like_path, strict_json
@@ -228,14 +229,6 @@ def disable_model_cache() -> None:
     """Drop the cached models and load afresh from now on (the default)."""
     global _model_cache
     _model_cache = None
-
-
-def non_finite(state: dict[str, "torch.Tensor"]) -> list[str]:
-    """The names of ``state``'s floating-point tensors holding a NaN or an infinity (float16 ones too)."""
-    import torch
-
-    return [k for k, v in state.items()
-            if (v.is_floating_point() or v.is_complex()) and v.numel() and not bool(torch.isfinite(v).all())]
 
 
 def load_bundle(path: str | os.PathLike, text: Optional[str] = None) -> Bundle:

@@ -34,7 +34,9 @@ def coarse_values(vol: Volume, average: bool = False) -> np.ndarray:
     scan), as a 2 mm acquisition would have measured them. Point samples keep a fine scan's per-voxel noise (8 x a
     2 mm voxel's at 0.5 mm), which made a noisy 0.5 mm orbit T2 look T1-like (issue 66): the weighting is read from
     the averages (:meth:`orbitai.scan.classifier.ScanClassifier.answer`)."""
-    img = sitk.Cast(vol.to_sitk(), sitk.sitkFloat32)
+    img = vol.to_sitk()
+    if img.GetPixelID() != sitk.sitkFloat32:      # (a float32 scan is not copied once more)
+        img = sitk.Cast(img, sitk.sitkFloat32)
     spacing = [max(GRID_MM, s) for s in img.GetSpacing()]
     size = [max(1, int(round(n * s / t))) for n, s, t in zip(img.GetSize(), img.GetSpacing(), spacing)]
     low = float(np.min(vol.array))
@@ -67,13 +69,45 @@ def head_mask(u: np.ndarray) -> np.ndarray:
     mask = ndi.binary_closing(mask, iterations=2)
     filled = np.zeros_like(mask)
     for axis in range(3):                       # fill slice by slice too: a slab has no closed 3D hole
-        filled |= np.stack([ndi.binary_fill_holes(s) for s in np.moveaxis(mask, axis, 0)], axis)
+        filled |= _slice_holes(mask, axis)
     mask = ndi.binary_fill_holes(mask | filled)
     lab, n = ndi.label(mask)
     if n > 1:
         sizes = ndi.sum(mask, lab, range(1, n + 1))
         mask = lab == (1 + int(np.argmax(sizes)))
     return mask
+
+
+def _slice_holes(mask: np.ndarray, axis: int) -> np.ndarray:
+    """``ndi.binary_fill_holes`` of every slice of ``mask`` across ``axis`` in one labelling: the background pieces
+    (4-connected within their slice) that touch no edge of their slice are holes, filled."""
+    structure = np.zeros((3, 3, 3), bool)
+    centre = [1, 1, 1]
+    for other in range(3):
+        if other != axis:
+            for step in (0, 2):
+                at = list(centre)
+                at[other] = step
+                structure[tuple(at)] = True
+    structure[1, 1, 1] = True
+    lab, n = ndi.label(~mask, structure)
+    outside = np.zeros(n + 1, bool)
+    outside[0] = True                           # label 0: the mask itself
+    for other in range(3):
+        if other != axis:
+            for edge in (0, -1):
+                outside[np.take(lab, edge, other)] = True
+    return mask | ~outside[lab]
+
+
+def _box(mask: np.ndarray) -> tuple[slice, ...]:
+    """The slices of ``mask``'s bounding box grown by one voxel (within the array): every voxel of ``mask`` has its
+    nearest outside voxel in it, and a morphological step of one voxel stays in it."""
+    box = []
+    for axis, n in enumerate(mask.shape):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
+        box.append(slice(max(0, int(hit[0]) - 1), min(n, int(hit[-1]) + 2)))
+    return tuple(box)
 
 
 def _depth(mask: np.ndarray) -> np.ndarray:
@@ -183,8 +217,7 @@ def describe(vol: Volume, coarse: np.ndarray | None = None) -> np.ndarray:
     f["hu_bone_share"] = float(np.mean((sample > 400) & (sample < 3100)))
 
     a = (coarse_values(vol) if coarse is None else coarse).astype(np.float64)
-    air = float(np.percentile(a, 0.5))
-    top = float(np.percentile(a, 99.5))
+    air, top = (float(v) for v in np.percentile(a, (0.5, 99.5)))
     span = max(top - air, 1e-9)
     u = (a - air) / span
     mask = head_mask(u)
@@ -204,12 +237,16 @@ def describe(vol: Volume, coarse: np.ndarray | None = None) -> np.ndarray:
         physical = np.abs(vol.direction) @ spans                       # ~ LPS extents
         extents = physical
     f["extent_lr"], f["extent_ap"], f["extent_si"] = (float(x) for x in extents)
+    if mask.any():      # the rest reads the head's voxels alone: its box holds them in their order, and their depths
+        box = _box(mask)
+        u, mask = u[box], mask[box]
     depth = _depth(mask)
     f["depth_max"] = float(depth.max()) if mask.any() else 0.0
     f["thick_mm"] = float(max(vol.spacing))
     f["aniso"] = float(max(vol.spacing) / max(min(vol.spacing), 1e-6))
-    for q in (5, 10, 25, 50, 75, 90, 95, 99):
-        f[f"q{q}"] = float(np.percentile(inside, q))
+    quantiles = (5, 10, 25, 50, 75, 90, 95, 99)
+    for q, v in zip(quantiles, np.percentile(inside, quantiles)):
+        f[f"q{q}"] = float(v)
     hist, _ = np.histogram(np.clip(inside, 0, 1.19), HIST_BINS)
     for i, h in enumerate(hist / max(1, hist.sum())):
         f[f"hist{i}"] = float(h)
@@ -220,7 +257,7 @@ def describe(vol: Volume, coarse: np.ndarray | None = None) -> np.ndarray:
         vals = u[shell]
         f[f"s{lo}_share"] = float(shell.sum() / max(1, mask.sum()))
         if vals.size:
-            f[f"s{lo}_med"], f[f"s{lo}_p90"], f[f"s{lo}_p10"] = (float(np.percentile(vals, q)) for q in (50, 90, 10))
+            f[f"s{lo}_med"], f[f"s{lo}_p90"], f[f"s{lo}_p10"] = (float(v) for v in np.percentile(vals, (50, 90, 10)))
             f[f"s{lo}_top"] = float((brightest & shell).sum() / max(1, (brightest & mask).sum()))
         else:
             f[f"s{lo}_med"] = f[f"s{lo}_p90"] = f[f"s{lo}_p10"] = f[f"s{lo}_top"] = -0.1
@@ -231,7 +268,7 @@ def describe(vol: Volume, coarse: np.ndarray | None = None) -> np.ndarray:
     if d_in.size:
         centre = mask & (depth >= 0.6 * depth.max())
         cv = u[centre]
-        f["centre_med"], f["centre_p95"], f["centre_p5"] = (float(np.percentile(cv, q)) for q in (50, 95, 5))
+        f["centre_med"], f["centre_p95"], f["centre_p5"] = (float(v) for v in np.percentile(cv, (50, 95, 5)))
     else:
         f["centre_med"] = f["centre_p95"] = f["centre_p5"] = 0.0
     # the brain's inside against the head's outer layers: grey matter (outer) against white matter (deep) tells
