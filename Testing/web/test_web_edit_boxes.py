@@ -142,3 +142,20 @@ def test_a_set_or_a_change_on_another_grid_is_not_given_a_box_and_the_annotation
     third = label_layer(seg, scan, second, editor.boxes)
     assert third["box"] == (slice(2, 3), slice(3, 4), slice(4, 6))
     assert np.array_equal(third["array"], label_layer(seg, scan)["array"])
+
+
+def test_a_small_update_of_boxes_comes_with_its_notice_and_a_large_or_whole_one_is_fetched():
+    from orbitai.web.client_slices import NOTICE_BYTES, _pack, _small
+    from orbitai.web.overlay_patches import SAME, WHOLE
+
+    labels = {"kind": "labels", "node": "seg1", "segments": ["a"], "array": np.zeros((40, 40, 40), np.uint8)}
+    other = {**labels, "node": "seg2"}
+    labels["array"][2:5, 3:9, 4:6] = 1
+    box = (slice(2, 5), slice(3, 9), slice(4, 6))
+    assert _small(_pack([labels, other], [box, SAME], np.eye(4)))
+    assert _small(_pack([other], [SAME], np.eye(4)))                 # nothing changed: named only
+    assert not _small(_pack([labels, other], [box, WHOLE], np.eye(4)))
+    # a box whose gzip'd voxels pass the limit (random ones do not pack)
+    noisy = {**labels, "array": np.random.default_rng(0).integers(0, 2, (128, 128, 128), dtype=np.uint8)}
+    update = _pack([noisy], [(slice(0, 128),) * 3], np.eye(4))
+    assert len(update[0]["patch"]["data"]) > NOTICE_BYTES and not _small(update)
