@@ -222,9 +222,11 @@ def main() -> Path:
                 "redraw; _in_page_frame: to the next animation frame; _redraw: the redraw alone), beside the "
                 "WebDriver figure (which adds WebDriver's round trips and the canvas read)",
         "uptime": uptime, "samples_s": {k: [round(x, 3) for x in v] for k, v in samples.items()},
-        "edit_updates": [{"whole": u["whole"], "boxes": u["boxes"], "bytes": u["bytes"]} for u in edits["log"]],
+        "edit_updates": [{"whole": u["whole"], "boxes": u["boxes"], "bytes": u["bytes"], "inline": u.get("inline")}
+                         for u in edits["log"]],
         "edit_update_parts_what": "median seconds of each edit's update, on the page's clock: server (ann_done heard "
-                                  "to the new version heard: the server's packing), fetch (its request answered), "
+                                  "to the new version heard: the server's packing), fetch (its request answered; ~0 "
+                                  "when the update came with its notice, inline), "
                                   "write (the box written into the copy), draw (the three views drawn)",
         "edit_update_parts_s": edits["parts"],
     }

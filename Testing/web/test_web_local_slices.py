@@ -251,6 +251,10 @@ def test_a_painted_segment_appears_in_the_pages_view(page, web_data):
             "if (l.arr[i]) { n++; ks.add(Math.floor(i / (l.dims[0] * l.dims[1]))); } return [n, [...ks]]; }), "
             "dims: S.vol.dims, shown: document.getElementById('orbitai-slice-Red').style.display});")
         raise AssertionError(f"no painted segment in the page's view after 60 s: {seen}") from None
+    # the stroke came as its box with the update's notice (no request for it) and no layer whole (issue 81)
+    log = page.driver.execute_script("return window.orbitaiSlices.overlayLog || [];")
+    boxes = [u for u in log if u["boxes"]]
+    assert boxes and all(u["inline"] and not u["whole"] for u in boxes), log
 
 
 def test_no_server_path_or_secret_in_the_pages_state(page, server, web_data):

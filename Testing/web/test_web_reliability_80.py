@@ -122,11 +122,11 @@ def test_a_scan_far_from_zero_keeps_half_a_16_bit_step(dtype):
 
 def test_compact_in_chunks_is_the_whole_arrays(monkeypatch):
     """A scan spread over int16 a few rows at a time gives the values of one pass (strided views too)."""
-    import orbitai.web.client_slices as client_slices
+    import orbitai.web.voxel_packing as voxel_packing
 
     scan = np.random.default_rng(1).normal(0, 300, (9, 8, 7))[::2, :, ::3]
     whole = compact(scan)
-    monkeypatch.setattr(client_slices, "_CHUNK_VALUES", 10)
+    monkeypatch.setattr(voxel_packing, "_CHUNK_VALUES", 10)
     chunked = compact(scan)
     np.testing.assert_array_equal(whole[0], chunked[0])
     assert whole[1:] == chunked[1:]

@@ -16,7 +16,7 @@ window/level (`ClientSlices.set_window_level`) back, so Slicer's slice nodes, th
 positions, the annotation tools and the ruler work on the slice the user sees; the value under the pointer is the
 server's (`ClientSlices.probe`: the scan's own voxel, while the page's copy of a float scan is quantised to 16 bits).
 After a result or an edit the server sends the page the box of each label map that changed
-(`orbitai.web.overlay_patches`; ``client_overlays``' version and the version it updates). An annotation tool or
+(`orbitai.web.overlay_patches`; ``client_overlays``' version and the version it updates, and a small update itself). An annotation tool or
 a ruler's placement takes the server's view (the canvas steps aside) until it is done.
 
 Transport: gzip'd voxels with their grid (IJK-to-RAS) returned by trame triggers over the page's authenticated
@@ -26,7 +26,6 @@ half resolution (every second voxel), then whole.
 from __future__ import annotations
 
 import asyncio
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -44,6 +43,7 @@ from orbitai.web.host import WebHost
 from orbitai.web.launch import mark
 from orbitai.web.overlay_patches import PRIVATE_KEYS, SAME, WHOLE, EditBoxes, clip, layer_id, plan, work_voxels
 from orbitai.web.viewer import Layouts
+from orbitai.web.voxel_packing import compact, packed
 
 __all__ = ["ClientSlices", "preview_layers", "packed", "compact", "scan_steps", "scan_level", "client_canvas", "STATIC", "PROGRESSIVE_VOXELS"]
 
@@ -51,8 +51,6 @@ __all__ = ["ClientSlices", "preview_layers", "packed", "compact", "scan_steps", 
 STATIC = Path(__file__).with_name("static")
 #: Scans with more voxels than this go to the page first at half resolution (every second voxel), then whole.
 PROGRESSIVE_VOXELS = 4_000_000
-#: gzip level of what the page is sent: 1 packs a label map 50-100x and a head scan ~2x in a fraction of level 6's time.
-GZIP_LEVEL = 1
 #: Seconds after a segmentation change before the label maps are packed again: 0, the next turn of the server's loop
 #: (an edit's events come in one turn; a paint stroke's are packed once the tool is put down,
 #: `ClientSlices.overlays_changed`).
@@ -63,89 +61,9 @@ LAUNCH_DRAW_S = 5.0
 #: An update that reads at most this many voxels (an edit's box, `orbitai.web.overlay_patches.work_voxels`) is packed
 #: on the server's loop (~10 ms): a worker thread waited up to 0.7 s for the GIL on a loaded machine (issue 81).
 INLINE_VOXELS = 4_000_000
-#: The voxel types the page reads (the names of its typed arrays).
-_DTYPES = {np.dtype(np.uint8): "uint8", np.dtype(np.int16): "int16", np.dtype(np.uint16): "uint16"}
-#: Values `compact` spreads over int16 at a time (one float64 temporary of 2 MB, not a copy of the scan).
-_CHUNK_VALUES = 1 << 18
-
-
-def compact(array: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """``(values, slope, intercept)`` with ``array == values * slope + intercept`` (to within half a 16-bit step,
-    ``slope / 2``, for a float array, however far from zero its values lie): integers that fit 8 or 16 bits as they
-    are, anything else spread over int16 (a slope and an intercept, as NIfTI's ``scl_slope`` and ``scl_inter``)."""
-    a = np.asarray(array)
-    if a.size == 0:
-        return a.astype(np.uint8), 1.0, 0.0
-    lo, hi = float(a.min()), float(a.max())
-    integral = a.dtype.kind in "iub" or (np.isfinite(lo) and np.isfinite(hi) and _whole_numbers(a))
-    # as they are when they already have the type (no copy: a scan of 500 MB is not held twice to be packed)
-    if integral and 0 <= lo and hi <= 255:
-        return a.astype(np.uint8, copy=False), 1.0, 0.0
-    if integral and -32768 <= lo and hi <= 32767:
-        return a.astype(np.int16, copy=False), 1.0, 0.0
-    if integral and 0 <= lo and hi <= 65535:
-        return a.astype(np.uint16, copy=False), 1.0, 0.0
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        a = np.nan_to_num(a.astype(np.float64 if a.dtype == np.float64 else np.float32), nan=0.0, posinf=0.0,
-                          neginf=0.0)
-        lo, hi = float(a.min()), float(a.max())
-    slope = (hi - lo) / 65535.0 or 1.0
-    inter = lo + 32768.0 * slope
-    a = np.atleast_1d(a)
-    out = np.empty(a.shape, np.int16)
-    rows = _rows(a)
-    for start in range(0, a.shape[0], rows):
-        # in float64, the offset taken off first: a scan far from zero (1e9) in float32 is off by up to 64 units
-        q = a[start:start + rows].astype(np.float64)
-        q -= inter
-        q /= slope
-        np.clip(np.rint(q, out=q), -32768, 32767, out=q)
-        out[start:start + rows] = q
-    return out.reshape(np.shape(array)), slope, inter
-
-
-def _rows(a: np.ndarray) -> int:
-    """How many rows (first-axis slices) of ``a`` make about `_CHUNK_VALUES` values."""
-    return max(1, _CHUNK_VALUES // max(1, a[:1].size))
-
-
-def _whole_numbers(a: np.ndarray) -> bool:
-    """Whether every value of the float array ``a`` is a whole number (checked a chunk at a time)."""
-    a = np.atleast_1d(a)
-    rows = _rows(a)
-    return all(bool(np.all(np.mod(a[start:start + rows], 1) == 0)) for start in range(0, a.shape[0], rows))
-
-
-def _gzip(a: np.ndarray, level: int) -> bytes:
-    """The gzip file of the C-contiguous array ``a``'s bytes (one axis at least), little-endian, compressed a chunk at a time from the
-    array's own memory (no whole copy of its bytes: ``tobytes`` held a 500 MB scan twice more)."""
-    little = a.dtype.newbyteorder("<")
-    deflate = zlib.compressobj(level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)     # 16+: a gzip header and trailer
-    parts = []
-    rows = _rows(a)
-    for start in range(0, a.shape[0], rows):
-        chunk = a[start:start + rows]
-        if chunk.dtype != little:
-            chunk = chunk.astype(little)
-        parts.append(deflate.compress(np.ascontiguousarray(chunk).data.cast("B")))
-    parts.append(deflate.flush())
-    return b"".join(parts)
-
-
-def packed(array: np.ndarray, ijk_to_ras: np.ndarray, slope: float = 1.0, inter: float = 0.0,
-           level: int = GZIP_LEVEL) -> dict[str, Any]:
-    """What the page takes of a volume: its voxels ([k, j, i] as `orbitai.io.Volume` holds them, so i runs fastest)
-    gzip'd little-endian, their type, the grid's shape [k, j, i], its IJK-to-RAS (row-major) and the value scaling
-    ``value = voxel * slope + inter``."""
-    a = np.ascontiguousarray(array)
-    if a.ndim != 3 or a.dtype not in _DTYPES:
-        raise ValueError(f"a 3D array of {sorted(_DTYPES.values())} is needed, not {a.ndim}D {a.dtype}")
-    m = np.asarray(ijk_to_ras, float).reshape(4, 4)
-    return {"shape": [int(n) for n in a.shape], "dtype": _DTYPES[a.dtype], "ijk_to_ras": m.ravel().tolist(),
-            "slope": float(slope), "inter": float(inter),
-            "data": _gzip(a, level)}
-
-
+#: An update of changed boxes of at most this many gzip'd bytes comes with its version's notice (a 128^3 box of one
+#: segment: ~10 kB); a larger one is fetched (``orbitai_client_overlays``), not pushed into the shared state.
+NOTICE_BYTES = 256 * 1024
 def _level_of(vol: Volume, step: int) -> tuple[np.ndarray, np.ndarray]:
     """Every ``step``-th voxel of ``vol`` and its IJK-to-RAS (the same RAS place for each kept voxel)."""
     if step == 1:
@@ -252,6 +170,14 @@ def _update(previous: dict[tuple[str, str], dict[str, Any]], layers: list[dict[s
             ijk_to_ras: np.ndarray) -> list[dict[str, Any]]:
     """``layers`` packed as an update of a page that holds ``previous`` (`orbitai.web.overlay_patches.plan`)."""
     return _pack(layers, plan(previous, layers), ijk_to_ras)
+
+
+def _small(update: list[dict[str, Any]]) -> bool:
+    """Whether the update ``update`` is changed boxes and unchanged layers only, of `NOTICE_BYTES` at most: sent with
+    its version's notice (``client_overlays``), the page that holds its base needs no request for it."""
+    if not all(layer.get("same") or "patch" in layer for layer in update):
+        return False
+    return sum(len(layer["patch"]["data"]) for layer in update if "patch" in layer) <= NOTICE_BYTES
 
 
 @dataclass
@@ -427,8 +353,9 @@ class ClientSlices:
             return                      # changed again meanwhile: the newer packing publishes
         self._overlays = _Published(key, version, last.version if previous else 0, layers, m, update,
                                     None if previous else update)
+        notice = {"key": key, "version": version, "base": self._overlays.base}
         with self.state:
-            self.state.client_overlays = {"key": key, "version": version, "base": self._overlays.base}
+            self.state.client_overlays = {**notice, "layers": update} if previous and _small(update) else notice
 
     async def overlay_layers(self, version: Any = None, base: Any = None) -> Optional[dict[str, Any]]:
         """The page's request: the label maps and heat maps of ``version`` (None when a newer one replaced it), as

@@ -3,7 +3,7 @@ shown (orbitai/web/client_slices.py says what the server sends; static/orbitai_d
 
 - Loading: the layers of the version `client_overlays` names, fetched from the server (`orbitai_client_overlays`):
   whole, or, when that version was made from the one the page holds (an edit), only each label map's changed box,
-  written into the page's copy (issue 81).
+  written into the page's copy (issue 81); a small update of boxes comes with the notice itself (no request).
 - Shown in the page (issue 81): a segment's visibility box and opacity slider and a heat map's show box and opacity
   slider (orbitai/web/segments.py) call `segment` / `heat` here: the page draws the change at once from the layers it
   holds (colour tables only, no new data), keeps it in `overlay_pending` (a client-only state key: never sent) so the
@@ -181,11 +181,13 @@ holds the layers and draws them).
   // ------------------------------------------------------------------ from the server
   // A version made from the one the page holds comes as changed boxes (orbitai/web/overlay_patches.py): each layer
   // whole, named only (`same`: unchanged) or its changed box (`patch`, at `offset` [k, j, i]) to write into the copy.
+  // A small update comes with its notice (`client_overlays`' layers): the page that holds its base asks for nothing.
   async function fetchLayers(s, ov, base) {
-    const r = await window.trame.trigger('orbitai_client_overlays', [ov.version, base]);
+    const inline = base !== null && ov.base === base && Array.isArray(ov.layers);
+    const r = inline ? ov : await window.trame.trigger('orbitai_client_overlays', [ov.version, base]);
     if (!r || r.key !== s.vol.key) return null;
     const old = {}, layers = [], log = { version: r.version, base: r.base, whole: 0, boxes: [], bytes: 0,
-      fetched: performance.now() };
+      fetched: performance.now(), inline };
     for (const l of s.layers) old[l.kind + '|' + l.node] = l;
     for (const p of r.layers) {
       const l = old[p.kind + '|' + p.node];
