@@ -188,6 +188,9 @@ _add(replace(_SIXTH, name="svnet-demo-mri-ted-cases-long",
 # Issue 78, a ninth stage from the bundled eighth (0.3.0): the seventh's recipe with the sclera drawn plain in 70 % of the
 # synthetic patches instead of 40 % (benchmarks/results/globe_sclera.json: a rim unlike the vitreous taught the network
 # that a globe ends one layer past its vitreous-like inside; at 40 % the 1 mm T1 head globes went 1.21x -> 1.15x).
+# Trained (120 epochs, seed 3, bf16) and not kept: head T1 globes 1.15x -> 1.12x and TED recti 0.862 -> 0.887 of their
+# volume, but the real MRI heads' structure-sides in range 50 -> 46 of 84 and eyeballs 5.5-9.5 cm3 4 -> 1 of 10 (smaller
+# globes on real scans), held-out heads' IR and optic nerve Dice lower (benchmarks/results/*_orbit_svnet_mri_sclera.json).
 _SEVENTH = CONFIGS["svnet-demo-mri-ted-cases-long"]
 _add(replace(_SEVENTH, name="svnet-demo-mri-ted-sclera",
              description="Ninth stage of svnet-demo-mri-heads: the seventh's recipe with the sclera drawn plain in 70 % "
