@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from orbitai.io.dicom_folder import shown
 from orbitai.io.headers import meta_fields, nrrd_fields, text_header
 from orbitai.io.volume import VolumeError
 
@@ -51,9 +52,11 @@ def verify_volume_file(path: str | os.PathLike) -> None:
         return
     if layout is None:
         return
-    name = p if layout.file == p else f"{p} (data file {layout.file.name})"
+    # the data file's name is the header's text: shown escaped, so a control character in it keeps the line one line
+    name = p if layout.file == p else f"{p} (data file {shown(layout.file.name, quote=False)})"
     if not layout.file.is_file():
-        raise VolumeError(f"{name}: the data file {layout.file} is missing. Copy it next to the header.")
+        raise VolumeError(f"{name}: the data file {shown(layout.file, limit=400, quote=False)} is missing. Copy it "
+                          "next to the header.")
     complete = True
     if layout.codec == "raw":
         got = layout.file.stat().st_size - layout.offset
