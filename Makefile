@@ -199,7 +199,11 @@ neuro-lesion-model: $(STAMP)
 	# stage 7: 288 real-map cases, 6000 more steps at half the learning rate
 	$(PY) -m orbitai neuro train-lesions --out $(LESION)_real_long --work $(LESION)_train_real_long --init $(LESION)_real_only --ms-seeds "" --nmosd-seeds "" --real-seeds 20000:20288 --iterations 6000 --batch 16 --lr 0.0005 --seed 96 --lesion-sampling mixed --contrast-min 0.35 --threads 2
 	# stage 8: 432 real-map cases, 6000 more steps at 3e-4 (one thread: 55 min beside another job)
-	$(PY) -m orbitai neuro train-lesions --out $(MODELS)/neuro_lesion_unet_demo --work $(LESION)_train_real8 --init $(LESION)_real_long --ms-seeds "" --nmosd-seeds "" --real-seeds 20000:20432 --iterations 6000 --batch 16 --lr 0.0003 --seed 106 --lesion-sampling mixed --contrast-min 0.35 --threads 1 --overwrite
+	$(PY) -m orbitai neuro train-lesions --out $(LESION)_real8 --work $(LESION)_train_real8 --init $(LESION)_real_long --ms-seeds "" --nmosd-seeds "" --real-seeds 20000:20432 --iterations 6000 --batch 16 --lr 0.0003 --seed 106 --lesion-sampling mixed --contrast-min 0.35 --threads 1
+	# stage 9 (issue 79, model 0.3.0): recall first, blob loss's lesion-wise term and 20 % hard-negative patches, bf16 steps
+	# (31 min on 2 shared cores; 0.3.0 was started from stage 8 as stored in half precision, 0.2.0's weights)
+	$(PY) -m orbitai neuro train-lesions --out $(MODELS)/neuro_lesion_unet_demo --work $(LESION)_blob --init $(LESION)_real8 --ms-seeds "" --nmosd-seeds "" --real-seeds 20000:20144 --iterations 4000 --batch 16 --lr 0.0003 --seed 126 --lesion-sampling mixed --contrast-min 0.35 --blob 1.0 --hard-negative 0.2 --threads 2 --speed bf16 --overwrite
+	$(MAKE) half-precision
 	# threshold and smallest lesion chosen on the held-out real-map validation phantoms (never the real case)
 	$(PY) -m orbitai neuro tune-lesions --bundle $(MODELS)/neuro_lesion_unet_demo --threads 2
 	$(MAKE) neuro-second-look

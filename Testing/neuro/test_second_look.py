@@ -161,3 +161,26 @@ def test_the_tally_scores_a_keep_choice_as_lesion_metrics_scores_its_mask():
         got = tally.figures(keep)
         for k in ("dice", "lesion_f1", "avd_ml"):
             assert got[k] == pytest.approx(want[k]), (k, keep)
+
+
+class _PeakSplit:
+    """A stand-in forest with one split on the candidate's peak probability, as a fitted tree may have near 1.0."""
+
+    classes_ = [0, 1]
+
+    def predict_proba(self, rows: np.ndarray) -> np.ndarray:
+        keep = rows[:, FEATURES.index("peak_prob")] >= 0.99999
+        return np.stack([~keep, keep], axis=1).astype(float)
+
+
+def test_the_second_look_reads_a_probability_as_it_was_fitted_in_float16_or_float32_alike():
+    brain, image = _brain()
+    prob = np.zeros(brain.shape, np.float32)
+    prob[24:30, 18:24, 18:24] = 0.9
+    prob[26:28, 20:22, 20:22] = 0.99997             # float16 holds it as 1.0: the split on the peak sees 1.0
+    vol = Volume(image)
+    look = SecondLook(_PeakSplit(), 0.3, 0.5, 0.65)
+    fresh, dropped_fresh = look.apply(vol.with_array(prob), vol, brain)
+    cached, dropped_cached = look.apply(vol.with_array(prob.astype(np.float16)), vol, brain)
+    assert np.array_equal(fresh, cached) and len(dropped_fresh) == len(dropped_cached) == 0
+    assert fresh.sum() == 6 * 6 * 6
