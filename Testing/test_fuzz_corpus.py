@@ -66,6 +66,17 @@ def test_a_dicom_element_of_gigabytes_is_refused_before_gdcm_reads_it():
         module.read((CORPUS / "dicom" / "oom_element_of_gigabytes.bin").read_bytes())
 
 
+def test_an_upload_gdcm_would_read_without_preamble_or_suffix_is_checked_before_gdcm_reads_it():
+    """Fuzzing the upload protocol found a 110-byte file named ``a,dcm`` (no DICOM suffix, no preamble) starting with
+    (0002,0010) and an unknown VR: GDCM's look for the series read it as DICOM and allocated 2.2 GB. A file that starts
+    with a group 0002 or 0008 tag is checked like any DICOM file, and refused naming the element."""
+    from orbitai.io import VolumeError
+
+    module = importlib.import_module("fuzz_upload")
+    with pytest.raises(VolumeError, match=r"a,dcm cannot be read as DICOM.*\(0002,0010\) declares 1946837362 bytes"):
+        module.read((CORPUS / "upload" / "meta_group_without_preamble_or_suffix.msgpack").read_bytes())
+
+
 def test_a_dicom_header_gdcm_rejects_names_the_slice():
     """Fuzzing found a slice whose SamplesPerPixel is 15: GDCM's look for the folder's series raised a RuntimeError
     (its check SamplesPerPixel == 1 || 3 || 4). The series reader names the slice in one line."""

@@ -15,7 +15,7 @@ import SimpleITK as sitk
 from orbitai.io.dicom_folder import looks_like_dicom, survey_folder
 from orbitai.io.dicom_folder import shown as shown_text
 from orbitai.io.dicom_geometry import TILT_TOLERANCE_DEG, SliceGeometry, dicom_slice_geometry
-from orbitai.io.dicom_lengths import refuse_damaged
+from orbitai.io.dicom_lengths import gdcm_may_read, refuse_damaged
 from orbitai.io.dicom_tags import ACQUISITION_TAGS, itk_warnings_off, last_line
 from orbitai.io.headers import check_decoded_size
 from orbitai.io.regrid import grid_shape, regular_grid
@@ -84,7 +84,7 @@ def read_dicom_scan(folder: str | os.PathLike, series_id: str | None = None, max
     chosen = survey.choose(series_id)        # refuses several series without a choice, or only SEG/SR/...
     # a damaged file's element of gigabytes: GDCM would allocate it while it looks for the series
     refuse_damaged([p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")
-                    and looks_like_dicom(p)], folder)
+                    and (looks_like_dicom(p) or gdcm_may_read(p))], folder)
     ids = _gdcm_series(folder, lambda: sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
     if chosen is not None:
         series_id = chosen.uid

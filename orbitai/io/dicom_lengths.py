@@ -18,7 +18,7 @@ from typing import BinaryIO, Optional, Sequence
 
 from orbitai.io.volume import VolumeError
 
-__all__ = ["overlong_element", "refuse_damaged"]
+__all__ = ["overlong_element", "refuse_damaged", "gdcm_may_read"]
 
 _VRS = frozenset(b"AE AS AT CS DA DS DT FL FD IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN UR US "
                  b"UT UV".split())
@@ -133,6 +133,18 @@ def overlong_element(path: str | os.PathLike, most: int = 100_000) -> Optional[s
             return found[0] if all(found) else None
     except OSError:
         return None
+
+
+def gdcm_may_read(path: Path) -> bool:
+    """True when GDCM's series scan may parse ``path`` as DICOM although it has no preamble and no DICOM suffix: it
+    starts with a group 0002 or 0008 tag (a file meta group, or an ACR-NEMA style data set). A 110-byte upload named
+    ``a,dcm`` starting (0002,0010) with an unknown VR made GDCM allocate 2.2 GB while it looked for the series (found
+    by fuzzing the upload protocol)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(2) in (b"\x02\x00", b"\x08\x00")
+    except OSError:
+        return False
 
 
 def refuse_damaged(paths: Sequence[Path], folder: Path) -> None:
