@@ -53,11 +53,16 @@ def _epochs(metrics_csv: Path) -> int:
     return len(list(csv.DictReader(metrics_csv.open())))
 
 
-def _max_weight_difference(a: Path, b: Path) -> float:
+def _weight_differences(a: Path, b: Path) -> tuple[float, str, float]:
+    """The largest difference between the two bundles' floating-point tensors (and its tensor's name), and between
+    their integer buffers (batch-norm step counters)."""
     from orbitai.bundle.core import load_bundle
 
     sa, sb = load_bundle(a).load_state_dict(), load_bundle(b).load_state_dict()      # checksummed, weights only
-    return max(float((sa[k].float() - sb[k].float()).abs().max()) for k in sa)
+    diffs = {k: float((sa[k].float() - sb[k].float()).abs().max()) for k in sa}
+    floats = {k: d for k, d in diffs.items() if sa[k].is_floating_point()}
+    worst = max(floats, key=lambda k: floats[k])
+    return floats[worst], worst, max((d for k, d in diffs.items() if k not in floats), default=0.0)
 
 
 def main() -> None:
@@ -72,12 +77,13 @@ def main() -> None:
         seconds_b2 = _train(b)                                # the same command goes on from the checkpoint
         dice_a, dice_b = _last_dice(Path(f"{a}-metrics.csv")), _last_dice(Path(f"{b}-metrics.csv"))
         diffs = {s: abs(dice_a[s] - dice_b[s]) for s in dice_a}
-        weights = _max_weight_difference(a, b)
+        weights, worst, counters = _weight_differences(a, b)
         epochs_b = _epochs(Path(f"{b}-metrics.csv"))
     metrics = {"epochs": EPOCHS, "stopped_after_epochs": first_part, "resumed_epochs_total": epochs_b,
                "max_val_dice_difference": max(diffs.values()), "max_weight_difference": weights,
+               "max_counter_difference": counters,
                "uninterrupted_seconds": seconds_a, "stopped_seconds": seconds_b1, "resumed_seconds": seconds_b2}
-    notes = {"config": CONFIG, "val_dice_uninterrupted": dice_a, "val_dice_resumed": dice_b,
+    notes = {"config": CONFIG, "largest_weight_difference_in": worst, "val_dice_uninterrupted": dice_a, "val_dice_resumed": dice_b,
              "what": "orbitai seg train, fold 0 of 6 of the stage's 36 phantoms validating, bf16 steps, seed 5; "
                      "run B stopped by --time-limit after its first epoch, then the same command without it"}
     notes["target"] = "issue 77: a resumed run reaches the uninterrupted run's validation Dice within 0.005"
