@@ -86,3 +86,49 @@ def test_intact_files_multi_member_gzip_and_zero_padding_still_read(tmp_path, ph
     gz.write_bytes(gzip.compress(raw[:half]) + gzip.compress(raw[half:]) + bytes(64))
     verify_volume_file(gz)
     np.testing.assert_array_equal(read_volume(gz).array, phantom.array)
+
+
+def _slices_header(tmp_path: Path, data_file: str, listed: list[str]) -> Path:
+    """A 4x3x2 MET_SHORT MetaImage stored one file a slice (``data_file``: MetaIO's LIST or %d pattern)."""
+    lines = ["ObjectType = Image", "NDims = 3", "BinaryData = True", "BinaryDataByteOrderMSB = False",
+             "CompressedData = False", "ElementSpacing = 1 1 2", "DimSize = 4 3 2", "ElementType = MET_SHORT",
+             f"ElementDataFile = {data_file}", *listed]
+    path = tmp_path / "img.mhd"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("data_file, names", [("LIST", ["s0.raw", "s1.raw"]), ("LIST 2D", ["s0.raw", "s1.raw"]),
+                                               ("s%d.raw 0 1 1", [])])
+def test_a_metaimage_stored_one_file_a_slice_is_read_and_each_file_checked(tmp_path, data_file, names):
+    """MetaIO reads a missing or short slice file as whatever memory held: each one is checked first."""
+    voxels = np.arange(24, dtype="<i2").reshape(2, 3, 4)
+    for z in range(2):
+        (tmp_path / f"s{z}.raw").write_bytes(voxels[z].tobytes())
+    path = _slices_header(tmp_path, data_file, names)
+    assert np.array_equal(read_volume(path).array, voxels)
+    (tmp_path / "s1.raw").write_bytes(voxels[1].tobytes()[:10])
+    with pytest.raises(VolumeError, match=r"data file s1\.raw\).* truncated: 10 of 24 bytes"):
+        read_volume(path)
+    (tmp_path / "s1.raw").unlink()
+    with pytest.raises(VolumeError, match=r"s1\.raw is missing"):
+        read_volume(path)
+
+
+def test_a_metaimage_listing_fewer_files_than_slices_is_refused(tmp_path):
+    (tmp_path / "s0.raw").write_bytes(bytes(24))
+    with pytest.raises(VolumeError, match="names 1 data files for its 2 slices"):
+        read_volume(_slices_header(tmp_path, "LIST", ["s0.raw"]))
+    with pytest.raises(VolumeError, match=r"names 's%d\.raw 0 1'"):
+        read_volume(_slices_header(tmp_path, "s%d.raw 0 1", []))
+
+
+def test_a_header_field_name_that_is_not_text_is_left_out(tmp_path, phantom):
+    """A damaged MetaImage field name (bytes that are not UTF-8) is dropped from the scan's header fields, not a
+    traceback (found by fuzz_metaimage)."""
+    path = write_volume(phantom, tmp_path / "img.mha")
+    data = path.read_bytes().replace(b"ObjectType", b"Obj\xff\xffType", 1)
+    path.write_bytes(data)
+    from orbitai.io.files import read_scan
+    vol, _ = read_scan(path)
+    assert vol.array.shape == phantom.array.shape

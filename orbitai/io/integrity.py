@@ -48,10 +48,18 @@ def verify_volume_file(path: str | os.PathLike) -> None:
     p = Path(path)
     try:
         layout = _data_layout(p)
+    except VolumeError:
+        raise
     except (OSError, ValueError, KeyError, IndexError, struct.error, EOFError, zlib.error):
         return
     if layout is None:
         return
+    for one in layout if isinstance(layout, list) else [layout]:
+        _verify_data(p, one)
+
+
+def _verify_data(p: Path, layout: _DataLayout) -> None:
+    """Raise `VolumeError` when ``layout``'s file is missing, corrupt or shorter than the header promises."""
     # the data file's name is the header's text: shown escaped, so a control character in it keeps the line one line
     name = p if layout.file == p else f"{p} (data file {shown(layout.file.name, quote=False)})"
     if not layout.file.is_file():
@@ -112,7 +120,7 @@ def _decompressed_size(path: Path, offset: int, codec: str) -> tuple[int, bool]:
     return total, inflater.eof
 
 
-def _data_layout(p: Path) -> _DataLayout | None:
+def _data_layout(p: Path) -> _DataLayout | list[_DataLayout] | None:
     name = p.name.lower()
     if name.endswith((".nii", ".nii.gz")):
         return _nifti_layout(p)
@@ -177,18 +185,63 @@ def _nrrd_layout(p: Path) -> _DataLayout | None:
     return _DataLayout(target, offset, codec, expected)
 
 
-def _meta_layout(p: Path) -> _DataLayout | None:
-    lines, offset = text_header(p, lambda line: line.replace(" ", "").startswith("ElementDataFile="))
-    fields, _ = meta_fields(lines)
+def _meta_layout(p: Path) -> _DataLayout | list[_DataLayout] | None:
+    def listing(line: str) -> bool:
+        return _is_meta_data_line(line) and line.split("=", 1)[1].split()[:1] == ["LIST"]
+
+    lines, offset = text_header(p, _is_meta_data_line, listing)
+    fields, listed = meta_fields(lines)
     if "ElementDataFile" not in fields or "DimSize" not in fields:
         return None
     nbytes = _MET_TYPE_BYTES.get(fields.get("ElementType", ""), 0)
     channels = int(fields.get("ElementNumberOfChannels", "1"))
     data_file = fields["ElementDataFile"]
     header_size = int(fields.get("HeaderSize", "0"))
-    if not nbytes or header_size != 0 or data_file.startswith("LIST") or "%" in data_file or " " in data_file:
+    compressed = fields.get("CompressedData", "False").lower() == "true"
+    sizes = [int(s) for s in fields["DimSize"].split()]
+    if not nbytes or header_size != 0:
+        return None
+    if data_file.startswith("LIST") or "%" in data_file:
+        # one file a slice (or slab): MetaIO reads a missing or short one as whatever memory held, so each is checked
+        return None if compressed else _meta_files(p, data_file, listed, sizes, nbytes * channels)
+    if " " in data_file:
         return None
     target = p if data_file == "LOCAL" else p.parent / data_file
-    compressed = fields.get("CompressedData", "False").lower() == "true"
-    expected = int(np.prod([int(s) for s in fields["DimSize"].split()], dtype=np.int64)) * nbytes * channels
+    expected = int(np.prod(sizes, dtype=np.int64)) * nbytes * channels
     return _DataLayout(target, offset if data_file == "LOCAL" else 0, "zlib" if compressed else "raw", expected)
+
+
+def _is_meta_data_line(line: str) -> bool:
+    return line.replace(" ", "").startswith("ElementDataFile=")
+
+
+def _meta_files(p: Path, data_file: str, listed: list[str], sizes: list[int], voxel_bytes: int
+                ) -> list[_DataLayout]:
+    """The data files of a MetaImage stored one file a slice: ``LIST [nD]`` with the names on the lines that follow,
+    or ``name%d first last step`` (MetaIO's two spellings). Each must hold its slab's bytes."""
+    words = data_file.split()
+    bad_pattern = VolumeError(f"{p}: its data file pattern {shown(data_file, limit=200)} is not 'name%d first last "
+                              "step'. Re-export the image as one file (.mha or .nrrd).")
+    if words[0] == "LIST":
+        given = words[1].rstrip("Dd") if len(words) > 1 else ""
+        dims = int(given) if given.isdigit() else len(sizes) - 1
+    else:
+        dims = len(sizes) - 1
+    dims = min(max(dims, 1), len(sizes))
+    slab = int(np.prod(sizes[:dims], dtype=np.int64)) * voxel_bytes
+    needed = int(np.prod(sizes[dims:], dtype=np.int64))
+    if words[0] == "LIST":
+        names = listed
+    else:
+        if len(words) != 4 or not all(w.lstrip("-").isdigit() for w in words[1:]) or int(words[3]) == 0:
+            raise bad_pattern
+        first, last, step = (int(w) for w in words[1:])
+        numbers = range(first, last + (1 if step > 0 else -1), step)[:needed]   # never more names than slices
+        try:
+            names = [words[0] % n for n in numbers]
+        except (TypeError, ValueError):
+            raise bad_pattern from None
+    if len(names) < needed:
+        raise VolumeError(f"{p} names {len(names)} data files for its {needed} slices. Copy the missing files next "
+                          "to the header or re-export the image as one file.")
+    return [_DataLayout(p.parent / name, 0, "raw", slab) for name in names[:needed]]

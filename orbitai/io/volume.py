@@ -135,7 +135,7 @@ class Volume:
             )
         meta = {}
         if keep_metadata:
-            meta = {k: img.GetMetaData(k) for k in img.GetMetaDataKeys()}
+            meta = _text_metadata(img)
         return cls(
             sitk.GetArrayFromImage(img),
             img.GetSpacing(),
@@ -143,6 +143,19 @@ class Volume:
             np.array(img.GetDirection()).reshape(3, 3),
             meta,
         )
+
+
+def _text_metadata(img: sitk.Image) -> dict[str, str]:
+    """The header's fields as text. A field whose name or value is not valid UTF-8 (a damaged or foreign header)
+    is left out: SimpleITK hands such a name back with surrogates that it cannot take again."""
+    meta = {}
+    for key in img.GetMetaDataKeys():
+        try:
+            key.encode("utf-8")
+            meta[key] = img.GetMetaData(key)
+        except (UnicodeError, TypeError):
+            continue
+    return meta
 
 
 def rotation(ax: float, ay: float, az: float) -> np.ndarray:
