@@ -132,3 +132,11 @@ def test_a_header_field_name_that_is_not_text_is_left_out(tmp_path, phantom):
     from orbitai.io.files import read_scan
     vol, _ = read_scan(path)
     assert vol.array.shape == phantom.array.shape
+
+
+def test_a_data_file_name_too_long_for_the_file_system_is_a_missing_file(tmp_path):
+    """A header naming a data file longer than the file system allows gets the one line of a missing file, not
+    OSError (found by fuzz_metaimage)."""
+    path = _slices_header(tmp_path, "L" + "x" * 300 + ".raw", [])
+    with pytest.raises(VolumeError, match="is missing"):
+        read_volume(path)

@@ -62,7 +62,11 @@ def _verify_data(p: Path, layout: _DataLayout) -> None:
     """Raise `VolumeError` when ``layout``'s file is missing, corrupt or shorter than the header promises."""
     # the data file's name is the header's text: shown escaped, so a control character in it keeps the line one line
     name = p if layout.file == p else f"{p} (data file {shown(layout.file.name, quote=False)})"
-    if not layout.file.is_file():
+    try:
+        present = layout.file.is_file()
+    except OSError:            # a header's name too long for the file system, say
+        present = False
+    if not present:
         raise VolumeError(f"{name}: the data file {shown(layout.file, limit=400, quote=False)} is missing. Copy it "
                           "next to the header.")
     complete = True
