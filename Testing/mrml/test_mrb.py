@@ -11,6 +11,7 @@ from orbitai.mrml import (  # noqa: E402
     rows_from_table_node, save_mrb, segment_info, segmentation_node_from_labels, volume_from_volume_node,
     volume_node_from_volume, table_node_from_rows,
 )
+from orbitai.mrml.mrb import SceneError  # noqa: E402
 
 CLASSES = ("vtkMRMLScalarVolumeNode", "vtkMRMLLabelMapVolumeNode", "vtkMRMLSegmentationNode", "vtkMRMLTableNode",
            "vtkMRMLPlotChartNode", "vtkMRMLPlotSeriesNode")
@@ -92,16 +93,47 @@ def test_bad_paths(ctx, tmp_path):
         load_mrb(tmp_path / "missing.mrb", ctx)
     junk = tmp_path / "junk.mrb"
     junk.write_bytes(b"not a zip file")
-    with pytest.raises(OSError, match="Could not load"):
+    with pytest.raises(OSError, match="is not a scene bundle: a .mrb is a zip archive"):
         load_mrb(junk, ctx)
+
+
+def _zip(path, members: dict[str, bytes], link: str | None = None):
+    import stat
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+        if link is not None:
+            info = zipfile.ZipInfo(link)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            z.writestr(info, "/etc")
+    return path
+
+
+@pytest.mark.parametrize("members, link, says", [
+    ({"s/s.mrml": b"<MRML></MRML>", "../../outside.txt": b"x"}, None, "named outside its folder"),
+    ({"s/s.mrml": b"<MRML></MRML>", "/tmp/abs.txt": b"x"}, None, "named outside its folder"),
+    ({"s/s.mrml": b"<MRML></MRML>"}, "s/Data", "holds a link"),
+    ({"s/readme.txt": b"x"}, None, "holds no .mrml scene"),
+])
+def test_a_bundle_is_checked_before_slicer_unpacks_it(ctx, tmp_path, members, link, says):
+    """Slicer's unpacker takes member names as paths: a member outside the bundle's folder or a link is refused by
+    name first, and nothing is written outside (or added to the scene)."""
+    nodes = ctx.scene.GetNumberOfNodes()
+    (tmp_path / "in").mkdir()
+    bundle = _zip(tmp_path / "in" / "b.mrb", members, link)
+    with pytest.raises(SceneError, match=says) as err:
+        load_mrb(bundle, ctx)
+    assert "\n" not in str(err.value) and ctx.scene.GetNumberOfNodes() == nodes
+    assert not (tmp_path / "outside.txt").exists()
 
 
 def test_failed_load_keeps_working_directory(ctx, tmp_path, monkeypatch):
     """A bad .mrb must not leave the process in ReadFromMRB's deleted temporary folder (later child
     processes would start in a folder that no longer exists)."""
     monkeypatch.chdir(tmp_path)
-    junk = tmp_path / "junk.mrb"
-    junk.write_bytes(b"not a zip file")
+    _zip(tmp_path / "junk.mrb", {"junk/junk.mrml": b"not a scene"})
     with pytest.raises(OSError, match="Could not load"):
         load_mrb("junk.mrb", ctx)
     assert os.getcwd() == str(tmp_path)
