@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import math
 import os
 import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from orbitai.io.dicom_folder import shown
 from orbitai.io.headers import meta_fields, nrrd_fields, text_header
@@ -50,7 +50,7 @@ def verify_volume_file(path: str | os.PathLike) -> None:
         layout = _data_layout(p)
     except VolumeError:
         raise
-    except (OSError, ValueError, KeyError, IndexError, struct.error, EOFError, zlib.error):
+    except (OSError, ValueError, KeyError, IndexError, struct.error, EOFError, zlib.error, OverflowError):
         return
     if layout is None:
         return
@@ -157,7 +157,7 @@ def _nifti_layout(p: Path) -> _DataLayout | None:
         return None
     if not 1 <= dims[0] <= 7 or bitpix <= 0:
         return None
-    voxels = int(np.prod([max(1, d) for d in dims[1:dims[0] + 1]], dtype=np.int64))
+    voxels = math.prod(max(1, d) for d in dims[1:dims[0] + 1])
     expected = max(offset, size) + (voxels * bitpix + 7) // 8
     return _DataLayout(p, 0, "gzip" if gz else "raw", expected)
 
@@ -185,7 +185,7 @@ def _nrrd_layout(p: Path) -> _DataLayout | None:
         return None
     else:
         target = p
-    expected = int(np.prod(sizes, dtype=np.int64)) * nbytes + max(byte_skip, 0)
+    expected = math.prod(sizes) * nbytes + max(byte_skip, 0)
     return _DataLayout(target, offset, codec, expected)
 
 
@@ -211,7 +211,7 @@ def _meta_layout(p: Path) -> _DataLayout | list[_DataLayout] | None:
     if " " in data_file:
         return None
     target = p if data_file == "LOCAL" else p.parent / data_file
-    expected = int(np.prod(sizes, dtype=np.int64)) * nbytes * channels
+    expected = math.prod(sizes) * nbytes * channels
     return _DataLayout(target, offset if data_file == "LOCAL" else 0, "zlib" if compressed else "raw", expected)
 
 
@@ -232,8 +232,8 @@ def _meta_files(p: Path, data_file: str, listed: list[str], sizes: list[int], vo
     else:
         dims = len(sizes) - 1
     dims = min(max(dims, 1), len(sizes))
-    slab = int(np.prod(sizes[:dims], dtype=np.int64)) * voxel_bytes
-    needed = int(np.prod(sizes[dims:], dtype=np.int64))
+    slab = math.prod(sizes[:dims]) * voxel_bytes          # Python integers: a header's sizes may be absurd
+    needed = math.prod(sizes[dims:])
     if words[0] == "LIST":
         names = listed
     else:
