@@ -140,3 +140,19 @@ def test_a_data_file_name_too_long_for_the_file_system_is_a_missing_file(tmp_pat
     path = _slices_header(tmp_path, "L" + "x" * 300 + ".raw", [])
     with pytest.raises(VolumeError, match="is missing"):
         read_volume(path)
+
+
+@pytest.mark.parametrize("ndims, dim_size, says", [
+    ("6" * 117 + "4", "4 3 2", "NDims .* is not a number of dimensions"),
+    ("3", "4 3", "DimSize '4 3' is not 3 positive whole numbers"),
+    ("3", "4 3 -2", "DimSize '4 3 -2' is not 3 positive whole numbers"),
+])
+def test_a_metaimage_whose_dimensions_make_no_sense_is_refused_before_simpleitk_reads_it(tmp_path, ndims, dim_size,
+                                                                                          says):
+    """MetaIO reads such a header without complaint, then spins (an NDims of 118 digits kept it busy beyond 16 s,
+    found by fuzz_metaimage)."""
+    path = tmp_path / "img.mha"
+    path.write_bytes(f"ObjectType = Image\nNDims = {ndims}\nDimSize = {dim_size}\nElementType = MET_SHORT\n"
+                     "ElementDataFile = LOCAL\n".encode() + bytes(48))
+    with pytest.raises(VolumeError, match=says):
+        read_volume(path)

@@ -29,6 +29,7 @@ from typing import Callable, Optional
 
 import SimpleITK as sitk
 
+from orbitai.io.dicom_folder import shown
 from orbitai.io.volume import VolumeError
 
 __all__ = ["MAX_HEADER_BYTES", "MAX_HEADER_LINES", "MAX_DECODED_BYTES", "check_image_file", "text_header",
@@ -212,6 +213,26 @@ def _nifti_spacing(p: Path) -> None:
                               "again with its voxel spacing (or set pixdim in its header).")
 
 
+#: MetaIO's most dimensions (``MET_MAX_NUMBER_OF_DIMS`` in ITK's MetaIO).
+_META_MAX_DIMS = 10
+
+
+def _meta_dims(p: Path, fields: dict[str, str]) -> None:
+    """Refuse a MetaImage header whose ``NDims`` is not a count of 1 to 10 or whose ``DimSize`` is not that many
+    positive whole numbers: MetaIO reads such a header without complaint and then spins or reads past its arrays (an
+    ``NDims`` of 118 digits kept SimpleITK's header read busy beyond 16 s, found by fuzz_metaimage)."""
+    if "NDims" not in fields:
+        return
+    words = fields["NDims"].split()
+    if len(words) != 1 or not words[0].isdigit() or not 1 <= int(words[0]) <= _META_MAX_DIMS:
+        raise VolumeError(f"{p}: its header's NDims {shown(fields['NDims'], limit=40)} is not a number of dimensions "
+                          f"(1 to {_META_MAX_DIMS}). Export the image again.")
+    sizes = fields.get("DimSize", "").split()
+    if "DimSize" in fields and (len(sizes) != int(words[0]) or not all(w.isdigit() and int(w) > 0 for w in sizes)):
+        raise VolumeError(f"{p}: its header's DimSize {shown(fields['DimSize'], limit=60)} is not {words[0]} "
+                          "positive whole numbers, one per dimension. Export the image again.")
+
+
 def image_bytes(size, components: int, pixel_id: int) -> int:
     """Bytes an image of ``size`` voxels, ``components`` per voxel, of SimpleITK pixel type ``pixel_id`` takes."""
     text = sitk.GetPixelIDValueAsString(pixel_id)
@@ -267,6 +288,7 @@ def check_image_file(path: str | os.PathLike, max_bytes: Optional[int] = None, l
     elif low.endswith((".mha", ".mhd")):
         lines, _ = text_header(p, _meta_data_line, _meta_list)
         fields, listed = meta_fields(lines)
+        _meta_dims(p, fields)
         if "ElementDataFile" in fields:
             for name in _data_names(fields["ElementDataFile"], listed, ("LOCAL",)):
                 _check_data_name(p, name, "ElementDataFile")
