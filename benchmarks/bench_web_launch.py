@@ -113,8 +113,11 @@ def main() -> Path:
         notes[row] = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "busy_processes": args.busy,
                       "tree": tree_name(str(Path(__file__).parents[1]) if row == tag else args.against),
                       "launches": launches}
-    rows = [t for t in notes if t != "what"]         # every row is under load here (see notes.what): issue 81's 10 s
-    targets = {**{f"{t}_first_frame_s": "<= 10" for t in rows}, **{f"{t}_listening_s": "<= 2" for t in rows}}
+    rows = [t for t in notes if t != "what"]
+    # issue 81: 6 s on a quiet machine (a busy0 row measured with nothing else running: its load_before says), 10 s
+    # with a job running (every other row; the morning's rows ran beside other work)
+    targets = {**{f"{t}_first_frame_s": "<= 6" if t == "busy0" else "<= 10" for t in rows},
+               **{f"{t}_listening_s": "<= 2" for t in rows}}
     notes["what"] = (__doc__.split("\n\n")[1].replace("\n", " ") + " Medians per row; the phases of every launch "
                      "under notes.<row>.launches, with the checkout it ran (notes.<row>.tree; a row *_against ran "
                      "alternately with its row, under the same load). Load: the 1-minute load average; a machine "
