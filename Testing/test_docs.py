@@ -53,6 +53,8 @@ README_FIGURES = [
     ("orbit_mri_ted", "orbit_svnet_mri_gpu_recti_pred_over_truth_median", 3),
     ("orbit_mri_ted", "orbit_svnet_mri_gpu_recti_dice_median", 3),
     ("training_speed", "lesions_speedup", 2),
+    ("training_speed", "orbit_mri_speedup", 2),
+    ("training_speed", "orbit_ct_speedup", 2),
     ("gpu_training", "lesions_gpu_speedup", 1),
     ("gpu_training", "orbit_mri_gpu_speedup", 1),
 ]

@@ -20,13 +20,18 @@ def add_device_option(parser: argparse.ArgumentParser, what: str = "compute devi
                         help=f"{what}: {'|'.join(DEVICE_CHOICES)} or cuda:N (default auto: CUDA, then MPS, then CPU)")
 
 
+#: How training steps may use the CPU (`orbitai.training.speed`; here, without torch, for the command line).
+SPEED_CHOICES = ("auto", "bf16", "compiled", "plain")
+
+
 def add_speed_option(parser: argparse.ArgumentParser) -> None:
     """The one ``--speed`` option of every training command (`orbitai.training.speed`)."""
-    parser.add_argument("--speed", choices=("auto", "bf16", "plain"), default=None,
+    parser.add_argument("--speed", choices=SPEED_CHOICES, default=None,
                         help="how training steps use the CPU: auto (channels-last float32, bit-reproducible), bf16 "
                              "(adds bfloat16 autocast where the CPU has it natively: faster, reproducible within a "
-                             "tolerance) or plain (float32, channels-first, as the bundled models were trained); "
-                             "default $ORBITAI_TRAIN_SPEED, else auto")
+                             "tolerance), compiled (bf16 with the step compiled by torch.compile: faster again after "
+                             "a minute's compiling; needs a C++ compiler) or plain (float32, channels-first, as the "
+                             "bundled models were trained); default $ORBITAI_TRAIN_SPEED, else auto")
 
 
 def add_modality_option(parser: argparse.ArgumentParser) -> None:

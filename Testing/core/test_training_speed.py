@@ -58,7 +58,7 @@ def test_speed_choices(monkeypatch):
     assert StepSpeed.auto("cpu") == StepSpeed()
     assert StepSpeed.auto("cpu", "bf16").channels_last
     monkeypatch.setenv(SPEED_ENV, "fastest")
-    with pytest.raises(ConfigError, match="training speed 'fastest': use one of auto, bf16, plain"):
+    with pytest.raises(ConfigError, match="training speed 'fastest': use one of auto, bf16, compiled, plain"):
         StepSpeed.auto("cpu")
 
 
@@ -113,3 +113,43 @@ def test_workers_that_their_pool_ends_leave_no_traceback(capfd):
             time.sleep(1.0)
     err = capfd.readouterr().err
     assert "KeyboardInterrupt" not in err and "Traceback" not in err
+
+
+def test_compiled_steps_need_a_cxx_compiler_and_step_uncompiled_without_one(monkeypatch):
+    """``compiled``: bf16 (where native) with the step compiled, but only where inductor can build its CPU kernels;
+    without a C++ compiler the step is the network itself, with a warning."""
+    import orbitai.training.speed as S
+
+    monkeypatch.setattr(S.shutil, "which", lambda name: None)
+    speed = StepSpeed.auto("cpu", "compiled")
+    assert speed.channels_last and not speed.compile
+    net = torch.nn.Conv2d(1, 2, 3)
+    assert speed.stepping(net) is net
+    monkeypatch.setattr(S.shutil, "which", lambda name: "/usr/bin/g++")
+    speed = StepSpeed.auto("cpu", "compiled")
+    assert speed.compile and speed.bf16 == S.native_bf16(torch.device("cpu"))
+    assert speed.describe()["compile"] is True
+
+
+@pytest.mark.slow   # inductor compiles C++ kernels: tens of seconds on a fresh machine
+def test_a_compiled_step_gives_the_networks_values_and_gradients(monkeypatch):
+    import shutil
+
+    if not (shutil.which("g++") or shutil.which("c++")):
+        pytest.skip("no C++ compiler")
+    torch.manual_seed(0)
+    # no bias before the batch norm (as in the SV-net): its gradient is zero up to rounding, compared to nothing
+    model = torch.nn.Sequential(torch.nn.Conv3d(1, 4, 3, padding=1, bias=False), torch.nn.BatchNorm3d(4), torch.nn.ReLU(),
+                                torch.nn.Conv3d(4, 2, 1))
+    x = torch.randn(2, 1, 8, 8, 8)
+    expected = model(x)
+    expected.sum().backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    speed = StepSpeed(channels_last=True, compile=True)
+    speed.model(model, 3)
+    got = speed.stepping(model)(speed.inputs(x))
+    got.sum().backward()
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+    for p, g in zip(model.parameters(), grads):
+        torch.testing.assert_close(p.grad, g, rtol=1e-3, atol=1e-4 * float(g.abs().max()))

@@ -269,6 +269,7 @@ def train(out_bundle: str | Path, work: str | Path, recipe: LesionTrainRecipe, o
     speed = StepSpeed.auto(device, recipe.speed)
     log.info("stepping on %s (%s)", describe_device(device), speed.describe()["precision"])
     speed.model(model, 2)       # the layout of the steps (in place: the same parameters)
+    net = speed.stepping(model)   # what a step calls (compiled when chosen)
     t_run = time.time()
     steps_run = start
     if start < iterations and (recipe.time_limit_min is None or recipe.time_limit_min > 0):
@@ -299,7 +300,7 @@ def train(out_bundle: str | Path, work: str | Path, recipe: LesionTrainRecipe, o
             opt.zero_grad()
             finite.begin()
             with speed.autocast(device):
-                logits = model(x)
+                logits = net(x)
             logits = logits.float()
             loss = loss_fn(logits, (lesions > 0).long()[:, None])
             if blob:

@@ -41,7 +41,7 @@ class SegConfig:
     val_every: int = 5
     extra: dict[str, Any] = field(default_factory=dict)
     seed: int = 0                     # the case split, the initial weights and every patch drawn
-    #: How the steps use the CPU (`orbitai.training.speed`: auto, bf16, plain; None: $ORBITAI_TRAIN_SPEED, else auto).
+    #: How the steps use the CPU (`orbitai.training.speed`: auto, bf16, compiled, plain; None: $ORBITAI_TRAIN_SPEED, else auto).
     speed: Optional[str] = None
 
 

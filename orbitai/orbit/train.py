@@ -350,7 +350,8 @@ def train(cases: list[Case], cfg: SegConfig, out: Path, run: TrainRun = TrainRun
             log.info("the checkpoint has already run %d of %d epochs", start_epoch, epochs)
         done_epochs = start_epoch   # what the model has run (a checkpoint may hold more than asked)
         with distributed.wrap(model, device) as net:
-            done_epochs, last_val = _epochs(model, _Stepper(net, opt, device, step_speed), start_epoch, cfg, draw, va,
+            done_epochs, last_val = _epochs(model, _Stepper(step_speed.stepping(net), opt, device, step_speed),
+                                            start_epoch, cfg, draw, va,
                                             (metrics_path, ckpt_path), progress, time_limit_s)
         step_speed.release(model)     # the bundle's weights in the usual layout
         meta: dict[str, Any] = {
