@@ -156,3 +156,4 @@ def test_a_metaimage_whose_dimensions_make_no_sense_is_refused_before_simpleitk_
                      "ElementDataFile = LOCAL\n".encode() + bytes(48))
     with pytest.raises(VolumeError, match=says):
         read_volume(path)
+

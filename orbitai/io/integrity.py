@@ -13,7 +13,7 @@ from pathlib import Path
 
 
 from orbitai.io.dicom_folder import shown
-from orbitai.io.headers import meta_fields, nrrd_fields, text_header
+from orbitai.io.headers import _meta_data_line, _meta_list, meta_fields, nrrd_fields, text_header
 from orbitai.io.volume import VolumeError
 
 
@@ -190,10 +190,7 @@ def _nrrd_layout(p: Path) -> _DataLayout | None:
 
 
 def _meta_layout(p: Path) -> _DataLayout | list[_DataLayout] | None:
-    def listing(line: str) -> bool:
-        return _is_meta_data_line(line) and line.split("=", 1)[1].split()[:1] == ["LIST"]
-
-    lines, offset = text_header(p, _is_meta_data_line, listing)
+    lines, offset = text_header(p, _meta_data_line, _meta_list)
     fields, listed = meta_fields(lines)
     if "ElementDataFile" not in fields or "DimSize" not in fields:
         return None
@@ -215,10 +212,6 @@ def _meta_layout(p: Path) -> _DataLayout | list[_DataLayout] | None:
     return _DataLayout(target, offset if data_file == "LOCAL" else 0, "zlib" if compressed else "raw", expected)
 
 
-def _is_meta_data_line(line: str) -> bool:
-    return line.replace(" ", "").startswith("ElementDataFile=")
-
-
 def _meta_files(p: Path, data_file: str, listed: list[str], sizes: list[int], voxel_bytes: int
                 ) -> list[_DataLayout]:
     """The data files of a MetaImage stored one file a slice: ``LIST [nD]`` with the names on the lines that follow,
@@ -226,20 +219,18 @@ def _meta_files(p: Path, data_file: str, listed: list[str], sizes: list[int], vo
     words = data_file.split()
     bad_pattern = VolumeError(f"{p}: its data file pattern {shown(data_file, limit=200)} is not 'name%d first last "
                               "step'. Re-export the image as one file (.mha or .nrrd).")
-    if words[0] == "LIST":
-        given = words[1].rstrip("Dd") if len(words) > 1 else ""
-        dims = int(given) if given.isdigit() else len(sizes) - 1
-    else:
-        dims = len(sizes) - 1
-    dims = min(max(dims, 1), len(sizes))
+    # the dimensions each file holds: ``LIST 2D`` or a pattern's fifth word; else one less than the image's
+    given = (words[1].rstrip("Dd") if len(words) > 1 else "") if words[0] == "LIST" else \
+        (words[4] if len(words) == 5 else "")
+    dims = min(max(int(given) if given.isdigit() else len(sizes) - 1, 1), len(sizes))
     slab = math.prod(sizes[:dims]) * voxel_bytes          # Python integers: a header's sizes may be absurd
     needed = math.prod(sizes[dims:])
     if words[0] == "LIST":
         names = listed
     else:
-        if len(words) != 4 or not all(w.lstrip("-").isdigit() for w in words[1:]) or int(words[3]) == 0:
+        if len(words) not in (4, 5) or not all(w.lstrip("-").isdigit() for w in words[1:4]) or int(words[3]) == 0:
             raise bad_pattern
-        first, last, step = (int(w) for w in words[1:])
+        first, last, step = (int(w) for w in words[1:4])
         numbers = range(first, last + (1 if step > 0 else -1), step)[:needed]   # never more names than slices
         try:
             names = [words[0] % n for n in numbers]
