@@ -146,6 +146,7 @@ def test_a_data_file_name_too_long_for_the_file_system_is_a_missing_file(tmp_pat
     ("6" * 117 + "4", "4 3 2", "NDims .* is not a number of dimensions"),
     ("3", "4 3", "DimSize '4 3' is not 3 positive whole numbers"),
     ("3", "4 3 -2", "DimSize '4 3 -2' is not 3 positive whole numbers"),
+    ("\u00b90", "4 3 2", "NDims .* is not a number of dimensions"),      # a superscript one: a digit to isdigit
 ])
 def test_a_metaimage_whose_dimensions_make_no_sense_is_refused_before_simpleitk_reads_it(tmp_path, ndims, dim_size,
                                                                                           says):

@@ -215,6 +215,8 @@ def _nifti_spacing(p: Path) -> None:
 
 #: MetaIO's most dimensions (``MET_MAX_NUMBER_OF_DIMS`` in ITK's MetaIO).
 _META_MAX_DIMS = 10
+#: A whole number in ASCII digits (``str.isdigit`` also takes digits that ``int`` refuses, such as superscripts).
+WHOLE_NUMBER = re.compile(r"[0-9]+")
 
 
 def _meta_dims(p: Path, fields: dict[str, str]) -> None:
@@ -224,11 +226,12 @@ def _meta_dims(p: Path, fields: dict[str, str]) -> None:
     if "NDims" not in fields:
         return
     words = fields["NDims"].split()
-    if len(words) != 1 or not words[0].isdigit() or not 1 <= int(words[0]) <= _META_MAX_DIMS:
+    if len(words) != 1 or not WHOLE_NUMBER.fullmatch(words[0]) or not 1 <= int(words[0]) <= _META_MAX_DIMS:
         raise VolumeError(f"{p}: its header's NDims {shown(fields['NDims'], limit=40)} is not a number of dimensions "
                           f"(1 to {_META_MAX_DIMS}). Export the image again.")
     sizes = fields.get("DimSize", "").split()
-    if "DimSize" in fields and (len(sizes) != int(words[0]) or not all(w.isdigit() and int(w) > 0 for w in sizes)):
+    whole = all(WHOLE_NUMBER.fullmatch(w) and int(w) > 0 for w in sizes)
+    if "DimSize" in fields and (len(sizes) != int(words[0]) or not whole):
         raise VolumeError(f"{p}: its header's DimSize {shown(fields['DimSize'], limit=60)} is not {words[0]} "
                           "positive whole numbers, one per dimension. Export the image again.")
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 
 from orbitai.io.dicom_folder import shown
-from orbitai.io.headers import _meta_data_line, _meta_list, meta_fields, nrrd_fields, text_header
+from orbitai.io.headers import (WHOLE_NUMBER, _meta_data_line, _meta_list, meta_fields, nrrd_fields,
+                                text_header)
 from orbitai.io.volume import VolumeError
 
 
@@ -222,13 +223,14 @@ def _meta_files(p: Path, data_file: str, listed: list[str], sizes: list[int], vo
     # the dimensions each file holds: ``LIST 2D`` or a pattern's fifth word; else one less than the image's
     given = (words[1].rstrip("Dd") if len(words) > 1 else "") if words[0] == "LIST" else \
         (words[4] if len(words) == 5 else "")
-    dims = min(max(int(given) if given.isdigit() else len(sizes) - 1, 1), len(sizes))
+    dims = min(max(int(given) if WHOLE_NUMBER.fullmatch(given) else len(sizes) - 1, 1), len(sizes))
     slab = math.prod(sizes[:dims]) * voxel_bytes          # Python integers: a header's sizes may be absurd
     needed = math.prod(sizes[dims:])
     if words[0] == "LIST":
         names = listed
     else:
-        if len(words) not in (4, 5) or not all(w.lstrip("-").isdigit() for w in words[1:4]) or int(words[3]) == 0:
+        numeric = all(WHOLE_NUMBER.fullmatch(w.lstrip("-")) for w in words[1:4])
+        if len(words) not in (4, 5) or not numeric or int(words[3]) == 0:
             raise bad_pattern
         first, last, step = (int(w) for w in words[1:4])
         numbers = range(first, last + (1 if step > 0 else -1), step)[:needed]   # never more names than slices
