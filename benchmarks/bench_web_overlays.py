@@ -107,12 +107,7 @@ def _slider_click(driver, element_id: str, fraction: float) -> None:
 
 
 def _edits(page, driver, centre: list[float], value: float) -> dict[str, Any]:
-    page.set_state("module", "annotate")
-    page.click("orbitai-ann-new")
-    page.wait_state("ann_segmentation", bool, 30)
-    page.set_state("ann_new_name", "block")
-    page.click("orbitai-ann-add")
-    page.wait_state("ann_voxels", lambda v: v == 0, 30)
+    page.new_segment("block")
     page.jump(centre)
     page.click("orbitai-ann-edits")
     page.wait(lambda: page.element("orbitai-ann-threshold").is_displayed(), 20, "the threshold button")

@@ -47,12 +47,7 @@ def one_act(driver: Any, scan: Path, truth: Path, act: str) -> dict[str, Any]:
     with web_server(str(scan), start_timeout_s=120) as srv:
         page = WebPage(driver, srv.url)
         page.wait_views(120)
-        page.set_state("module", "annotate")
-        page.click("orbitai-ann-new")
-        page.wait_state("ann_segmentation", bool, 30)
-        page.set_state("ann_new_name", "eyeball_right")
-        page.click("orbitai-ann-add")
-        page.wait_state("ann_voxels", lambda v: v == 0, 30)
+        page.new_segment("eyeball_right")
         centre = centre_ras(truth, 2)
         page.jump(centre)
         page.steady_geometry("Red")

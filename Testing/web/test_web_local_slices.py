@@ -220,12 +220,7 @@ def test_a_painted_segment_appears_in_the_pages_view(page, web_data):
     node = page.load(PHANTOMS["orbit-ct"])
     client_ready(page, node)
     assert colored(canvas(page)) < 50                      # a grey CT, no segment yet
-    page.set_state("module", "annotate")
-    page.click("orbitai-ann-new")
-    page.wait_state("ann_segmentation", bool, 20)
-    page.set_state("ann_new_name", "eyeball_right")
-    page.click("orbitai-ann-add")
-    page.wait_state("ann_voxels", lambda v: v == 0, 20)
+    page.new_segment("eyeball_right", 20)
     # a structure's name gives the segment the colour the models' results give that structure (a random one was grey
     # on some draws, and the user could not tell it from the scan)
     rows = page.wait_state("segment_rows", lambda r: any(x["name"] == "eyeball_right" for x in r or []), 20)

@@ -204,12 +204,7 @@ def _segment_on_eyeball(page, web_data):
     from orbitai.testing.web import centre_ras
 
     page.load(PHANTOMS["orbit-ct"])
-    page.set_state("module", "annotate")
-    page.click("orbitai-ann-new")
-    page.wait_state("ann_segmentation", bool, 20)
-    page.set_state("ann_new_name", "eyeball_right")
-    page.click("orbitai-ann-add")
-    page.wait_state("ann_voxels", lambda v: v == 0, 20)
+    page.new_segment("eyeball_right", 20)
     centre = centre_ras(web_data / "orbit-ct/segmentations/orbit_ct_0000.seg.nrrd", 2)
     page.jump(centre)
     page.steady_geometry("Red")      # a view fitted late would move the strokes off the eyeball

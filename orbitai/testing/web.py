@@ -238,6 +238,16 @@ class WebPage:
                                f"load_error {self.state('load_error')!r})") from None
 
     # ------------------------------------------------------------ views
+    def new_segment(self, name: str, timeout_s: float = 30.0) -> None:
+        """Open Annotate, make a new segmentation of the shown scan and add an empty segment ``name`` to it, waiting
+        for the server after each step."""
+        self.set_state("module", "annotate")
+        self.click("orbitai-ann-new")
+        self.wait_state("ann_segmentation", bool, timeout_s)
+        self.set_state("ann_new_name", name)
+        self.click("orbitai-ann-add")
+        self.wait_state("ann_voxels", lambda v: v == 0, timeout_s)
+
     def jump(self, ras: list[float], view: str = "Red") -> None:
         """Move the views to a RAS point (``jump_to``) and wait until ``view`` shows the slice through it."""
         self.set_state("jump_to", ras)
