@@ -16,6 +16,7 @@ from typing import Optional
 import slicer
 
 from orbitai.errors import InputError, one_line
+from orbitai.io.dicom_folder import shown
 from orbitai.mrml.results import watch_imports
 from orbitai.mrml.scene import MRMLContext, new_scene
 
@@ -51,10 +52,10 @@ def check_bundle(p: Path) -> None:
         parts = PurePosixPath(name).parts
         if name.startswith("/") or ".." in parts or (parts and ":" in parts[0]):
             raise SceneError(f"{what} that can be opened safely: it holds a file named outside its folder "
-                             f"({one_line(Exception(repr(m.filename)))[:200]}). Open only bundles you trust.")
+                             f"({shown(m.filename, limit=200)}). Open only bundles you trust.")
         if stat.S_ISLNK(m.external_attr >> 16):
             raise SceneError(f"{what} that can be opened safely: it holds a link "
-                             f"({one_line(Exception(repr(m.filename)))[:200]}). Open only bundles you trust.")
+                             f"({shown(m.filename, limit=200)}). Open only bundles you trust.")
         total += m.file_size
     if total > MAX_UNPACKED_BYTES:
         raise SceneError(f"{what} that can be opened here: its files add up to {total / 1024 ** 3:.0f} GiB unpacked "
