@@ -153,14 +153,11 @@ def deferred_cancel() -> Iterator[None]:
         raise KeyboardInterrupt(f"signal {got[0]}")
 
 
-def interruptible(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """``fn(*args, **kwargs)`` run on a daemon thread while the main thread waits for it in short steps, so that a
-    cancel signal (Ctrl-C, SIGTERM: `cancel_on_signals`) stops the command at once even while ``fn`` sits in one long
-    library call (SimpleITK decoding a large gzip image): Python runs signal handlers only between the main
-    thread's bytecodes, so such a call held a cancel until it returned. After a cancel ``fn`` goes on unseen on its
-    thread, which the command's exit does not wait for. Outside the main thread ``fn`` runs directly."""
-    if threading.current_thread() is not threading.main_thread():
-        return fn(*args, **kwargs)
+def started(fn: Callable[..., Any], *args: Any, name: str = "orbitai-background", **kwargs: Any
+            ) -> Callable[[], Any]:
+    """``fn(*args, **kwargs)`` started on a daemon thread; the call returned waits for it in short steps (so that a
+    cancel signal stops the wait at once: `interruptible`) and gives its value or raises its error. A command's exit
+    does not wait for the thread."""
     box: dict[str, Any] = {}
 
     def work() -> None:
@@ -169,10 +166,24 @@ def interruptible(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         except BaseException as exc:  # noqa: BLE001  (handed to the waiting thread, raised there)
             box["error"] = exc
 
-    thread = threading.Thread(target=work, name="orbitai-interruptible", daemon=True)
+    thread = threading.Thread(target=work, name=name, daemon=True)
     thread.start()
-    while thread.is_alive():
-        thread.join(0.05)
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
+
+    def result() -> Any:
+        while thread.is_alive():
+            thread.join(0.05)
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+    return result
+
+
+def interruptible(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` run on a daemon thread while the main thread waits for it in short steps, so that a
+    cancel signal (Ctrl-C, SIGTERM: `cancel_on_signals`) stops the command at once even while ``fn`` sits in one long
+    library call (SimpleITK decoding a large gzip image): Python runs signal handlers only between the main
+    thread's bytecodes, so such a call held a cancel until it returned. After a cancel ``fn`` goes on unseen on its
+    thread, which the command's exit does not wait for. Outside the main thread ``fn`` runs directly."""
+    if threading.current_thread() is not threading.main_thread():
+        return fn(*args, **kwargs)
+    return started(fn, *args, name="orbitai-interruptible", **kwargs)()
