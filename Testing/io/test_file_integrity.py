@@ -158,3 +158,22 @@ def test_a_metaimage_whose_dimensions_make_no_sense_is_refused_before_simpleitk_
     with pytest.raises(VolumeError, match=says):
         read_volume(path)
 
+
+
+def test_a_truncated_gzip_nifti_is_refused_before_the_reader_allocates_its_size(tmp_path, phantom, monkeypatch):
+    """The data check runs beside SimpleITK's read only when the gzip trailer records the promised size: a cut file
+    is refused before SimpleITK is asked to read (and allocate) what its header claims."""
+    import orbitai.io.files as files
+    from orbitai.io.integrity import gzip_looks_whole
+
+    whole = write_volume(phantom, tmp_path / "whole.nii.gz")
+    assert gzip_looks_whole(whole)
+    read_volume(whole)
+    path = cut(write_volume(phantom, tmp_path / "img.nii.gz"), 0.9)
+    assert not gzip_looks_whole(path)
+
+    def never(*args, **kwargs):
+        raise AssertionError("SimpleITK read a truncated file")
+    monkeypatch.setattr(files.sitk, "ReadImage", never)
+    with pytest.raises(VolumeError, match="is truncated"):
+        read_volume(path)

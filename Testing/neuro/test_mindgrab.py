@@ -120,6 +120,7 @@ def test_real_raw_flair_gives_one_plausible_brain():
     assert sizes.max() >= 0.95 * a.sum()
 
 
+@pytest.mark.slow   # ~60 s (two full MindGrab passes): the default suite's 20-minute budget
 def test_bfloat16_option_keeps_the_label_and_its_output():
     """The bfloat16 path gives the float32 path's mask on a brain-sized blob image (144 mm across), on the image's
     grid."""

@@ -125,6 +125,7 @@ def test_refusals_are_one_line_and_leave_nothing(cases, home):
     assert not (home / ".orbitai").exists()
 
 
+@pytest.mark.slow   # ~40 s: the default suite's 20-minute budget; ranking stays in it through test_rank_cache.py and test_rank_scan_facts.py
 def test_rank_puts_the_scan_the_model_cannot_read_first(cases, tmp_path):
     from orbitai.orbit.rank import rank_scans
 

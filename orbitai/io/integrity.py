@@ -59,6 +59,27 @@ def verify_volume_file(path: str | os.PathLike) -> None:
         _verify_data(p, one)
 
 
+def gzip_looks_whole(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a gzip-compressed NIfTI whose gzip trailer records the size its header promises (the
+    uncompressed length modulo 2^32, as the gzip format stores it): a truncated file ends in other bytes. Cheap (its
+    first and last bytes); says nothing of the CRC, which only :func:`verify_volume_file` checks. A reader may then
+    decode such a file while it is verified (a valid file of that size would take the same memory); any other file
+    is verified first, so that a corrupt one is refused before a reader allocates what its header claims."""
+    p = Path(path)
+    if not p.name.lower().endswith(".nii.gz"):
+        return False
+    try:
+        layout = _nifti_layout(p)
+        if layout is None or layout.codec != "gzip":
+            return False
+        with open(p, "rb") as f:
+            f.seek(-4, os.SEEK_END)
+            recorded = struct.unpack("<I", f.read(4))[0]
+    except (OSError, ValueError, struct.error, EOFError, zlib.error, OverflowError):
+        return False
+    return recorded == layout.expected % (1 << 32)
+
+
 def _verify_data(p: Path, layout: _DataLayout) -> None:
     """Raise `VolumeError` when ``layout``'s file is missing, corrupt or shorter than the header promises."""
     # the data file's name is the header's text: shown escaped, so a control character in it keeps the line one line
