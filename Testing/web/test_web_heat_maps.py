@@ -136,3 +136,74 @@ def test_heat_maps_colour_bar_opacity_hide_and_the_crop_boxes(page):
     page.set_state("input_volume", tao)
     page.wait_state("heat_maps", lambda m: len(m) == 2, 20)
     assert len(page.wait_state("result_boxes", lambda b: len(b) == 2, 20)) == 2
+
+
+_VIEWS = ("Red", "Yellow", "Green")
+#: (the page's own slices, an annotation tool active): every way a scan is on screen
+_MODES = ((True, None), (True, "paint"), (False, None), (False, "paint"))
+
+
+def _drawn_in_page(page, view: str) -> bool:
+    return bool(page.driver.execute_script(
+        "const c = document.getElementById('orbitai-slice-' + arguments[0]); return !!c && c.style.display !== 'none';",
+        view))
+
+
+def _on_screen_colour(page, view: str) -> int:
+    """Coloured pixels of what ``view`` shows now: the page's canvas where it draws the view, else the server's frame,
+    once two looks in a row agree (the server has caught up)."""
+    last = [None]
+
+    def same():
+        img = _page_view(page, view) if _drawn_in_page(page, view) else page.view_image(view)[1]
+        n = colored(img)
+        ok = last[0] == n
+        last[0] = n
+        return ok or None
+    page.wait(same, 30, f"{view} to settle", interval_s=0.5)
+    return int(last[0])
+
+
+def _show(page, scan: str, in_page: bool, tool: str | None) -> None:
+    """``scan`` shown with the page's slices on or off and ``tool`` (or none) active."""
+    page.set_state("ann_tool", "none")
+    page.wait_state("ann_tool_active", lambda v: v in (None, "", "none"), 30)
+    if page.state("input_volume") != scan:
+        page.set_state("input_volume", scan)
+    page.wait_state("input_volume", lambda v: v == scan, 30)
+    page.set_state("client_slices", in_page)
+    if tool is not None:
+        page.new_segment("mark")
+        page.choose_tool(tool)
+    elif in_page:
+        page.wait(lambda: all(_drawn_in_page(page, v) for v in _VIEWS), 60, "the page's own slices")
+
+
+@pytest.mark.slow  # a TAO run in the browser (~1-2 min on 2 busy cores)
+def test_a_scan_switch_shows_nothing_of_the_other_scan_in_either_drawing_with_or_without_a_tool(page):
+    """Issue 81, bar 1: after TAO on one scan (two heat maps, a colour legend in the server's views, two crop boxes),
+    another scan shows none of it: browser-drawn and server-drawn views, without and with an annotation tool active
+    (the page's canvas steps aside for a tool, so the server's views are on screen): no heat map, colour bar or box in
+    the page's state and DOM, and no more coloured pixels in any view than that scan showed before TAO ever ran."""
+    ct = page.load(PHANTOMS["orbit-ct"])
+    before = {}
+    for in_page, tool in _MODES:
+        _show(page, ct, in_page, tool)
+        before[(in_page, tool)] = {v: _on_screen_colour(page, v) for v in _VIEWS}
+    tao = page.load(PHANTOMS["tao"])
+    _show(page, tao, True, None)
+    page.set_state("module", "tao")
+    run_job(page, "tao")
+    assert page.state("tao_error") == "", page.state("tao_error")
+    page.wait_state("heat_maps", lambda m: len(m) == 2 and m[0]["shown"], 20)
+    for in_page, tool in _MODES:
+        _show(page, tao, True, None)                      # the TAO scan with its heat map and boxes, then the CT
+        page.wait_state("heat_maps", lambda m: len(m) == 2, 20)
+        _show(page, ct, in_page, tool)
+        page.wait_state("heat_maps", lambda m: m == [], 20)
+        assert page.state("result_boxes") == []
+        assert not page.driver.find_elements("css selector", ".orbitai-colorbar"), "a colour bar over the CT"
+        for view in _VIEWS:
+            got, was = _on_screen_colour(page, view), before[(in_page, tool)][view]
+            assert got <= was + 50, (f"{view}, page slices {in_page}, tool {tool}: {got} coloured pixels on the CT "
+                                     f"after TAO on another scan, {was} before")
