@@ -9,8 +9,9 @@
 * The same heads with a real orbit's contents (issue 78: "find the cause on the head phantoms"): the SynthSeg map
   leaves each orbit one soft-tissue label rendered with muscle's value right up to the vitreous, where a real orbit
   holds fat and the globe its own sclera and lens. :func:`orbitai.phantoms.orbit.whole_head_case` renders each head
-  whole at 1 mm with the atlas's recti, nerves, orbital fat, sclera and lens carried into its orbits (its globes scaled
-  as the training phantoms' are; the truth is the globe with its sclera and lens), T1 and T2, the same crop and model.
+  whole at 1 mm with the atlas's recti, nerves, orbital fat, sclera and lens carried into its orbits, T1 and T2, the
+  same crop and model: with the head's own globes (``anatomical_own``: label 506, the sclera and lens drawn inside it,
+  the truth the first rows use) and with globes scaled as the training phantoms' are (``anatomical``).
 * The training phantoms' globes: every orbit phantom's globe is scaled to the TCIA radiotherapy contours' volume
   (``orbitai.phantoms.head_orbits.target_globe_cm3``: median 8.6 cm3, which includes a margin); the same held-out
   heads as 1 mm T1 orbit phantoms (scaled globes) give the model's predicted / true ratio on what it learnt from.
@@ -112,7 +113,8 @@ def main() -> None:
     model = os.environ.get("ORBITAI_ORBIT_MRI_MODEL") or None        # another MRI bundle folder (a candidate)
     _, net, spec = load_seg_model(model, False, "cpu")
     metrics: dict[str, float] = {}
-    notes: dict[str, Any] = {"heads": {}, "anatomical_heads": {}, "phantoms": {}, "real": {}}
+    notes: dict[str, Any] = {"heads": {}, "anatomical_own_heads": {}, "anatomical_heads": {}, "phantoms": {},
+                             "real": {}}
     ratios: dict[str, list[float]] = {}
     for head in HEADS:
         for weighting in ("T1", "T2"):
@@ -126,19 +128,20 @@ def main() -> None:
                 r = row[side]
                 ratios.setdefault(f"head_{weighting.lower()}_binary", []).append(r["binary_cm3"] / r["truth_cm3"])
                 ratios.setdefault(f"head_{weighting.lower()}_soft", []).append(r["soft_cm3"] / r["truth_cm3"])
-        for weighting in ("T1", "T2"):       # the same head with a real orbit's contents (fat, sclera, lens, recti)
-            case = whole_head_case(head, weighting.lower(), seed=SEED + head)
+        # the same head with a real orbit's contents (fat, sclera, lens, recti), its own globes and scaled ones
+        for (weighting, own) in (("T1", True), ("T2", True), ("T1", False), ("T2", False)):
+            case = whole_head_case(head, weighting.lower(), seed=SEED + head, own_globes=own)
+            kind = "anatomical_own" if own else "anatomical"
             globes = np.isin(case.labels.array, (1, 2))
             marks = case.labels.with_array(np.where(globes, 506, 0).astype(np.int16))   # orbit_crop's eyeball label
             crop, lab = orbit_crop(case.image, marks), orbit_crop(case.labels, marks)
             row = _segment_case(crop, np.isin(lab.array, (1, 2)), None, net, spec)
-            notes["anatomical_heads"][f"{head}_{weighting}"] = row
-            print(f"anatomical head {head} {weighting}: {json.dumps(row)}", flush=True)
+            notes[f"{kind}_heads"][f"{head}_{weighting}"] = row
+            print(f"{kind} head {head} {weighting}: {json.dumps(row)}", flush=True)
             for side in ("left", "right"):
                 r = row[side]
-                ratios.setdefault(f"anatomical_head_{weighting.lower()}_binary", []).append(
-                    r["binary_cm3"] / r["truth_cm3"])
-                ratios.setdefault(f"anatomical_head_{weighting.lower()}_soft", []).append(r["soft_cm3"] / r["truth_cm3"])
+                ratios.setdefault(f"{kind}_head_{weighting.lower()}_binary", []).append(r["binary_cm3"] / r["truth_cm3"])
+                ratios.setdefault(f"{kind}_head_{weighting.lower()}_soft", []).append(r["soft_cm3"] / r["truth_cm3"])
         case = orbit_case(SEED + head, "t1", template=head, orientation="axial", oblique=False, spacing=(1.0, 1.0, 1.0),
                           size=(160, 160, 56))
         truth = np.isin(case.labels.array, (1, 2))
@@ -166,7 +169,7 @@ def main() -> None:
     notes["heads_measured"] = list(HEADS)
     notes["how"] = (f"{model or 'bundled MRI model (orbit_svnet_mri_demo)'}, overlap window, mirrored, CPU; heads: SynthSeg label "
                     "maps 17-20 at 1 mm with the T1/T2 means, own globes (label 506, not scaled), cut to 48 x 150 x "
-                    "150 mm around the eyes; anatomical heads: the same heads whole at 1 mm as orbitai.phantoms.orbit.whole_head_case renders them (its orbits hold the atlas's recti, nerves, orbital fat, sclera and lens carried in; globes scaled to target_globe_cm3, truth = globe with sclera and lens), the same crop; phantoms: orbit_case(t1, template=head, 1 mm, axial), globes scaled to "
+                    "150 mm around the eyes; anatomical heads: the same heads whole at 1 mm as orbitai.phantoms.orbit.whole_head_case renders them (its orbits hold the atlas's recti, nerves, orbital fat, sclera and lens carried in; anatomical_own: the head's own globes, label 506, sclera and lens inside; anatomical: globes scaled to target_globe_cm3), the same crop; phantoms: orbit_case(t1, template=head, 1 mm, axial), globes scaled to "
                     "target_globe_cm3")
     write_result("globe_t1" + (f"_{Path(model).name}" if model else ""), metrics, {}, notes)
 

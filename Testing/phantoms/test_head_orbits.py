@@ -100,3 +100,18 @@ def test_a_whole_head_ct_holds_fat_around_its_globes_and_every_orbit_structure(m
         assert -30 < float(np.median(img[eye])) < 40                 # vitreous
         assert float(np.median(img[shell])) < -40                      # orbital fat, not soft tissue
     assert float(np.median(img[lab == 0])) < -500                      # most of the field of view is air
+
+
+def test_a_heads_own_globes_are_its_label_and_the_scaled_ones_its_target():
+    """``own_globes``: each eyeball is the head's label 506 as drawn (holes filled), not scaled to the expert volumes."""
+    from scipy import ndimage as ndi
+
+    from orbitai.phantoms.head_orbits import head_codes
+
+    label = sitk.GetArrayFromImage(sitk.DICOMOrient(sitk.ReadImage(str(template_path(HEAD))), "LPS")) == 506
+    eyes = np.isin(sitk.GetArrayFromImage(head_codes(HEAD, own_globes=True)), (1, 2))
+    assert not (eyes & ~ndi.binary_fill_holes(label)).any()             # nothing grown
+    assert (label & ~eyes).sum() < 0.01 * label.sum()                    # only stray pieces of the label left out
+    scaled = sitk.GetArrayFromImage(head_codes(HEAD))
+    for value in (1, 2):
+        assert (scaled == value).sum() / 1000 == pytest.approx(target_globe_cm3(HEAD), rel=0.05)

@@ -61,9 +61,10 @@ def _atlas_image(codes: np.ndarray, lo: np.ndarray, spacing: float) -> sitk.Imag
     return as_image(codes, _grid(lo, codes.shape[::-1], spacing))
 
 
-def head_codes(number: int) -> sitk.Image:
+def head_codes(number: int, own_globes: bool = False) -> sitk.Image:
     """Head ``number``'s labels as atlas tissue codes, LPS, 1 mm; the two largest eyeball components become the left
-    (patient's left: larger x) and right eyeball."""
+    (patient's left: larger x) and right eyeball, scaled to :func:`target_globe_cm3` unless ``own_globes`` (then as
+    the head's label has them, holes filled)."""
     img = sitk.DICOMOrient(sitk.ReadImage(str(template_path(number))), "LPS")
     lab = sitk.GetArrayFromImage(img).astype(np.int32)
     lut = np.full(int(lab.max()) + 1, A.SOFT, np.uint8)
@@ -84,7 +85,11 @@ def head_codes(number: int) -> sitk.Image:
     codes[(lab == 506) & ~np.isin(comp, big)] = A.SOFT
     codes[comp == left] = 1
     codes[comp == right] = 2
-    _scale_globes(codes, float(img.GetSpacing()[0]), number)
+    if own_globes:
+        for value in (1, 2):            # a few maps leave unlabelled holes inside a globe
+            codes[ndi.binary_fill_holes(codes == value)] = value
+    else:
+        _scale_globes(codes, float(img.GetSpacing()[0]), number)
     out = sitk.GetImageFromArray(codes)
     out.CopyInformation(img)
     return out
@@ -162,11 +167,11 @@ def _grid(lo_mm: np.ndarray, size_xyz: Sequence[int], spacing: float) -> sitk.Im
 
 
 @functools.lru_cache(maxsize=20)
-def head_orbit_model(number: int) -> A.OrbitModel:
+def head_orbit_model(number: int, own_globes: bool = False) -> A.OrbitModel:
     """Head ``number`` (1-20) as an orbit model with the atlas's muscles and nerves carried into it (see the module
-    docstring)."""
+    docstring); ``own_globes``: the head's globes as labelled, not scaled (:func:`head_codes`)."""
     atlas = A.orbit_model()
-    head = head_codes(number)
+    head = head_codes(number, own_globes)
     centre = 0.5 * (_globe_centre(head, 1) + _globe_centre(head, 2))
     a_centre = 0.5 * (atlas.globe_centre["left"] + atlas.globe_centre["right"])
     # the head's grids: the atlas's boxes placed at the same offset from the globes' centre

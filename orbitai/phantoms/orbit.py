@@ -346,16 +346,17 @@ def ted_case(seed: int, modality: str = "ct", muscle_scale: float | dict[int, fl
     return case
 
 
-def whole_head_case(template: int, modality: str = "ct", seed: int = 0) -> PhantomCase:
+def whole_head_case(template: int, modality: str = "ct", seed: int = 0, own_globes: bool = False) -> PhantomCase:
     """SynthSeg head ``template`` (1-20) whole, at its own 1 mm, rendered in ``modality`` with the orbit phantoms'
     tissue values, its orbits holding what :func:`template_model` carries into them (the atlas's recti, nerves,
     orbital fat, sclera and lens): a real head's field of view and a real orbit's contents. (Rendering the SynthSeg
     labels alone leaves the orbit one soft-tissue label: on CT +50 HU around the globe, where a real orbit holds fat at
-    -100 HU.) Not deformed; labels in the orbit scheme."""
+    -100 HU.) Not deformed; labels in the orbit scheme. The globes are scaled as the training phantoms' are, or, with
+    ``own_globes``, the head's own (its label 506, the sclera and lens drawn inside)."""
     if modality not in MODALITIES:
         raise InputError(f"modality must be one of {MODALITIES}, got {modality!r}")
-    model = template_model(template)
-    head = head_codes(int(template))
+    model = head_orbit_model(int(template), own_globes) if own_globes else template_model(template)
+    head = head_codes(int(template), own_globes)
     grid = Volume.from_sitk(head)                # the head's codes and grid, read from the image once
     tissue = grid.array.astype(np.uint8)
     fine = sitk.GetImageFromArray(model.fine)
@@ -369,7 +370,7 @@ def whole_head_case(template: int, modality: str = "ct", seed: int = 0) -> Phant
     zeros = np.zeros(17)
     img = _render(rng, modality, tissue, np.zeros(tissue.shape, np.float32), 1, grid.spacing, zeros, zeros)
     info = {"seed": int(seed), "template": int(template), "modality": modality, "spacing_mm": list(grid.spacing),
-            "size": list(head.GetSize()), "view": "whole head"}
+            "size": list(head.GetSize()), "view": "whole head", "own_globes": bool(own_globes)}
     return PhantomCase(grid.with_array(img), grid.with_array(A.GT_LUT[tissue]), info)
 
 
