@@ -115,3 +115,34 @@ def test_a_worker_that_does_not_end_is_killed_before_the_scratch_goes(tmpdir_onl
         stuck = subprocess.Popen([sys.executable, "-c", _LATE_WORKER, str(folder), "60"], env=env)
     assert stuck.wait(10) != 0 and not folder.exists()
     assert list(tmpdir_only.iterdir()) == []
+
+
+def test_a_worker_started_by_one_killed_at_the_end_is_killed_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`_ClusterProcesses.end` kills what is left after the grace, and again what those left behind: a worker killed
+    just after it started one of its own (which no scan had seen yet) left that one running past the end, and it
+    made the cluster's scratch folder anew after its removal (CI under load: ``block-ends-orphaned`` above)."""
+    import psutil
+
+    class Fake:
+        def __init__(self, pid: int) -> None:
+            self.pid, self.alive = pid, True
+
+        def is_running(self) -> bool:
+            return self.alive
+
+        def status(self) -> str:
+            return psutil.STATUS_RUNNING if self.alive else psutil.STATUS_ZOMBIE
+
+        def kill(self) -> None:
+            self.alive = False
+
+    first, second = Fake(101), Fake(102)
+
+    def marked(self: object) -> list:
+        # the second is started by the first as the first is killed: seen only once the first is gone
+        return [p for p in (first, second) if p.alive and (p is first or not first.alive)]
+
+    monkeypatch.setattr(cluster, "CHILDREN_GRACE_S", 0.2)
+    monkeypatch.setattr(cluster._ClusterProcesses, "_marked", marked)
+    cluster._ClusterProcesses().end()
+    assert not first.alive and not second.alive

@@ -91,6 +91,8 @@ CLUSTER_MARK = "ORBITAI_DASK_CLUSTER"
 _MP_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
 #: Seconds the processes of a local cluster get to end on their own before they are killed.
 CHILDREN_GRACE_S = 5.0
+#: How many times `_ClusterProcesses.end` kills what is left of a cluster's processes before it gives up.
+_KILL_ROUNDS = 5
 
 
 class _ClusterProcesses:
@@ -133,12 +135,16 @@ class _ClusterProcesses:
                 time.sleep(0.05)
             return left
 
+        # a worker killed just after it started one of its own leaves that one running: kill again until none is
+        # left (bounded: a process that keeps starting others is not followed forever)
         left = wait()
-        for p in left:
-            with contextlib.suppress(psutil.Error):
-                p.kill()
-        if left:
-            wait()
+        for _ in range(_KILL_ROUNDS):
+            if not left:
+                break
+            for p in left:
+                with contextlib.suppress(psutil.Error):
+                    p.kill()
+            left = wait()
 
 
 _ADDRESS = re.compile(r"^(?:(?P<scheme>tcp|tls)://)?\[?(?P<host>[^\]/\s]+?)\]?:(?P<port>\d+)/?$")
