@@ -216,6 +216,23 @@ def _opacity(text: Optional[str], default: float = 0.5) -> float:
     return min(max(value, 0.0), 1.0) if value == value else default      # NaN: the default
 
 
+def _mark_quietly(node: Any, name: str, value: Optional[str]) -> None:
+    """``node``'s attribute ``name`` set to ``value`` (None: removed), bookkeeping only OrbitAI reads, without the
+    node's ModifiedEvent: in the browser
+    each segmentation ever edited keeps trame-slicer's observer of that event (``Segmentation``), and an event on a
+    segmentation of a scan no longer shown ran that observer's chain into a crash of the server (SIGSEGV, found by
+    ``web/test_web_heat_maps.py::test_a_scan_switch_shows_nothing_of_the_other_scan...``)."""
+    was = node.GetDisableModifiedEvent()
+    node.SetDisableModifiedEvent(1)
+    try:
+        if value is None:
+            node.RemoveAttribute(name)
+        else:
+            node.SetAttribute(name, value)
+    finally:
+        node.SetDisableModifiedEvent(was)
+
+
 def show_results_of(scene: Any, input_node: Any, overlays: Optional[dict[str, str]] = None) -> None:
     """Show the segmentations and markups (crop boxes, rulers) that are results of ``input_node`` and hide the other
     scans' (untagged ones are left as they are); a heat map of another scan leaves the slice views' foreground. ``overlays`` (scan ID -> heat-map node
@@ -232,10 +249,10 @@ def show_results_of(scene: Any, input_node: Any, overlays: Optional[dict[str, st
             continue
         if owner != iid and display.GetVisibility():
             display.SetVisibility(False)
-            seg.SetAttribute(HIDDEN_WITH_SCAN, "1")
+            _mark_quietly(seg, HIDDEN_WITH_SCAN, "1")
         elif owner == iid and seg.GetAttribute(HIDDEN_WITH_SCAN):
             display.SetVisibility(True)
-            seg.RemoveAttribute(HIDDEN_WITH_SCAN)
+            _mark_quietly(seg, HIDDEN_WITH_SCAN, None)
     for comp in nodes_of_class(scene, "vtkMRMLSliceCompositeNode"):
         fg = scene.GetNodeByID(comp.GetForegroundVolumeID() or "")
         owner_node = scan_of(fg) if fg is not None else None
