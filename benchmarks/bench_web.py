@@ -342,6 +342,38 @@ def _interactions(driver, el) -> dict[str, Any]:
     }
 
 
+#: A window preset set as the page's select sets it, timed in the page: the state's change to the end of the page's
+#: drawing (the preset is drawn in the same turn: ``presetInPage`` in static/orbitai_slices.js) and to the next frame.
+_PRESET_JS = """const done = arguments[arguments.length - 1], t0 = performance.now();
+window.trame.state.set('wl_preset', arguments[0]);
+const t1 = performance.now();
+requestAnimationFrame(() => done([t1 - t0, performance.now() - t0]));"""
+
+
+def _page_only_interactions(driver, el, presets: list[str]) -> dict[str, Any]:
+    """What only the page's canvas answers, as (press, act, release, whole) with no ``whole``: the crosshair (Shift +
+    move, Slicer's linked cursor; the page records its input-to-frame time) and a window preset (two presets in turn,
+    each timed in the page by `_PRESET_JS` into ``preset_times``)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    preset_times: list[list[float]] = []
+
+    def cross(i: int) -> None:
+        dx, dy = (30, 15) if i % 2 == 0 else (-30, -15)
+        ActionChains(driver, duration=0).key_down(Keys.SHIFT).move_to_element_with_offset(el, dx, dy) \
+            .key_up(Keys.SHIFT).perform()
+
+    def preset(i: int) -> None:
+        preset_times.append(driver.execute_async_script(_PRESET_JS, presets[i % 2]))
+
+    def crosshair_on(i: int) -> None:       # the crosshair shown (the toolbar's toggle), so that a move redraws it
+        driver.execute_script("window.trame.state.set('crosshair', true);")
+
+    return {"crosshair": (crosshair_on, cross, None, None), "window_preset": (None, preset, None, None),
+            "_preset_times": preset_times}
+
+
 def _slices_phase(head: Path) -> dict[str, Any]:
     """One launch of ``orbitai web HEAD``: launch to the server's and to the page's first frame, then every interaction
     `VIEWER_REPEATS` times on the page's canvas, then on the server's view (``client_slices`` off)."""
@@ -363,7 +395,10 @@ def _slices_phase(head: Path) -> dict[str, Any]:
         ActionChains(driver, duration=0).move_to_element(el).perform()
         client: dict[str, list[float]] = {}
         in_page: dict[str, list[float]] = {}
-        for name, (press, act, release, _whole) in _interactions(driver, el).items():
+        presets = [p for p in page.state("wl_presets") if p in page.state("wl_preset_values")][-2:]
+        page_only = _page_only_interactions(driver, el, presets)
+        preset_times = page_only.pop("_preset_times")
+        for name, (press, act, release, _whole) in {**_interactions(driver, el), **page_only}.items():
             client[name] = []
             driver.execute_script("window.orbitaiSlices.latency = [];")
             for i in range(VIEWER_REPEATS + 1):
@@ -380,6 +415,9 @@ def _slices_phase(head: Path) -> dict[str, Any]:
                     client[name].append(took)
                 time.sleep(0.3)
             in_page[name] = [x / 1000.0 for x in driver.execute_script("return window.orbitaiSlices.latency;")]
+        in_page["window_preset"] = [t[0] / 1000.0 for t in preset_times[1:]]         # the first untimed, as above
+        in_page["window_preset_frame"] = [t[1] / 1000.0 for t in preset_times[1:]]
+        out["presets"] = presets
         out["uptime"].append(_uptime())
         page.set_state("client_slices", False)
         page.wait(lambda: not el.is_displayed(), 20, "the server's view back")
