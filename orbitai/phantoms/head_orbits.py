@@ -85,10 +85,9 @@ def head_codes(number: int, own_globes: bool = False) -> sitk.Image:
     codes[(lab == 506) & ~np.isin(comp, big)] = A.SOFT
     codes[comp == left] = 1
     codes[comp == right] = 2
-    if own_globes:
-        for value in (1, 2):            # a few maps leave unlabelled holes inside a globe
-            codes[ndi.binary_fill_holes(codes == value)] = value
-    else:
+    for value in (1, 2):                # a few maps leave unlabelled holes inside a globe
+        codes[ndi.binary_fill_holes(codes == value)] = value
+    if not own_globes:
         _scale_globes(codes, float(img.GetSpacing()[0]), number)
     out = sitk.GetImageFromArray(codes)
     out.CopyInformation(img)
@@ -120,12 +119,12 @@ def target_globe_cm3(number: int) -> float:
 
 
 def _scale_globes(codes: np.ndarray, spacing: float, number: int) -> None:
-    """Grow (or shrink) each eyeball, its holes filled, about its centre to :func:`target_globe_cm3` (in place): into
-    the soft tissue, fat and muscle around it, never into bone, air or brain."""
+    """Grow (or shrink) each eyeball (its holes filled: :func:`head_codes`) about its centre to
+    :func:`target_globe_cm3` (in place): into the soft tissue, fat and muscle around it, never into bone, air or
+    brain."""
     target = target_globe_cm3(number)
     for value in (1, 2):
-        globe = ndi.binary_fill_holes(codes == value)      # a few maps leave unlabelled holes inside a globe
-        codes[globe] = value
+        globe = codes == value
         idx = np.argwhere(globe)
         own = len(idx) * spacing ** 3 / 1000.0
         factor = (target / own) ** (1 / 3)

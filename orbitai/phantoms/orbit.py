@@ -355,7 +355,7 @@ def whole_head_case(template: int, modality: str = "ct", seed: int = 0, own_glob
     ``own_globes``, the head's own (its label 506, the sclera and lens drawn inside)."""
     if modality not in MODALITIES:
         raise InputError(f"modality must be one of {MODALITIES}, got {modality!r}")
-    model = head_orbit_model(int(template), own_globes) if own_globes else template_model(template)
+    model = head_orbit_model(int(template), own_globes)
     head = head_codes(int(template), own_globes)
     grid = Volume.from_sitk(head)                # the head's codes and grid, read from the image once
     tissue = grid.array.astype(np.uint8)
