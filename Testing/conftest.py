@@ -50,6 +50,11 @@ def ctx():
     context.close()
 
 
+#: The hang guard of a slow test (the default suite's is ``timeout`` in pyproject.toml: a hung default test once
+#: held a CI worker 20 minutes, the suite's whole budget).
+SLOW_TIMEOUT_S = 1800
+
+
 def pytest_collection_modifyitems(config, items):
     try:
         import torch
@@ -61,3 +66,5 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords and not has_cuda:
             item.add_marker(skip_gpu)
+        if "slow" in item.keywords and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT_S))

@@ -8,7 +8,6 @@ import hashlib
 import inspect
 import logging
 import math
-import multiprocessing
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ import orbitai.phantoms.lesion_maps as lesion_maps
 from orbitai.neuro.seg_configs import brain_stats
 from orbitai.phantoms.brain import brain_flair_case
 from orbitai.training.checkpoint import load_arrays, save_arrays
-from orbitai.training.prefetch import one_thread
+from orbitai.training.prefetch import fork_available, forked_each
 
 log = logging.getLogger("orbitai.neuro.lesionseg_train")
 
@@ -121,13 +120,15 @@ def prepare_data(work: Path, seeds: Sequence[tuple[int, str]], confluent: float 
     if todo:
         log.info("generating %d phantoms on %d process(es)", len(todo), max(workers, 1))
     done = 0
-    if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
-        # a pool whose exit terminates its workers: a cancel or an error leaves none generating
-        with multiprocessing.get_context("fork").Pool(workers, initializer=one_thread) as procs:
-            jobs = [(task, str(work), confluent, heavy) for task in _tasks(todo, workers)]
-            for n in procs.imap_unordered(_make_and_keep, jobs):
-                done += n
-                log.info("phantoms %d/%d generated", done, len(todo))
+    if workers > 1 and fork_available():
+        def count(n: int) -> None:
+            nonlocal done
+            done += n
+            log.info("phantoms %d/%d generated", done, len(todo))
+
+        # a forked process a task, killed on a cancel or an error: none goes on generating
+        forked_each(_make_and_keep, [(task, str(work), confluent, heavy) for task in _tasks(todo, workers)],
+                    workers, count)
     else:
         for seed, disease in todo:
             _make_and_keep(([(seed, disease)], str(work), confluent, heavy))

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import multiprocessing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -34,7 +33,7 @@ from orbitai.phantoms.orbit import TED_SCALE, Acquisition, orbit_anatomy
 from orbitai.preprocess.resolution import thick_slices
 from orbitai.progress import ProgressCallback
 from orbitai.training.checkpoint import load_arrays, save_arrays
-from orbitai.training.prefetch import one_thread
+from orbitai.training.prefetch import fork_available, forked_each
 from orbitai.engine.inference import SegSpec
 
 
@@ -251,20 +250,23 @@ def _heads(recipe: dict[str, Any], anatomies: int, cache: Optional[Path], worker
                 heads[i] = _head_from_arrays(arrays)
     todo = [i for i in range(anatomies) if heads[i] is None]
     done = anatomies - len(todo)
-    if workers > 0 and len(todo) > 1 and "fork" in multiprocessing.get_all_start_methods():
-        # a multiprocessing pool, whose exit terminates its workers: a cancel (or any error) leaves none building
-        with multiprocessing.get_context("fork").Pool(workers, initializer=one_thread) as procs:
-            jobs = [(recipe, i, None if paths[i] is None else str(paths[i])) for i in todo]
-            for i, head in procs.imap_unordered(_build_and_keep, jobs):
-                if head is None:       # kept in the cache by the worker: read back through its checksum
-                    arrays = load_arrays(str(paths[i]), "synthetic head cache")
-                    if arrays is None:
-                        raise RuntimeError(f"synthetic head {i} could not be read back from {paths[i]}")
-                    head = _head_from_arrays(arrays)
-                heads[i] = head
-                done += 1
-                if progress:
-                    progress(done, anatomies, f"synthetic head {done}/{anatomies}")
+    if workers > 0 and len(todo) > 1 and fork_available():
+        def keep(answer: tuple[int, Optional[SynthHead]]) -> None:
+            nonlocal done
+            i, head = answer
+            if head is None:       # kept in the cache by the worker: read back through its checksum
+                arrays = load_arrays(str(paths[i]), "synthetic head cache")
+                if arrays is None:
+                    raise RuntimeError(f"synthetic head {i} could not be read back from {paths[i]}")
+                head = _head_from_arrays(arrays)
+            heads[i] = head
+            done += 1
+            if progress:
+                progress(done, anatomies, f"synthetic head {done}/{anatomies}")
+
+        # one forked process a head, killed on a cancel or an error: none goes on building
+        forked_each(_build_and_keep, [(recipe, i, None if paths[i] is None else str(paths[i])) for i in todo],
+                    workers, keep)
     else:
         for i in todo:
             heads[i] = _build_head(recipe, i)

@@ -17,6 +17,7 @@ import ctypes
 import functools
 import math
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import sys
@@ -155,6 +156,66 @@ def _close(it: Any) -> None:
             with contextlib.suppress(Exception):
                 if w.is_alive():
                     w.kill()
+
+
+def _forked_one(work: Callable[[K], B], job: K, answer: Any, parent: int) -> None:
+    """A :func:`forked_each` process: ``work(job)`` on one thread, its answer (or its exception) sent back once."""
+    one_thread()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(parent)
+    try:
+        reply: tuple[str, Any] = ("ok", work(job))
+    except BaseException as exc:   # noqa: BLE001 - handed to the parent, which raises it
+        reply = ("error", exc)
+    try:
+        answer.send(reply)
+    except Exception as exc:  # noqa: BLE001 - whatever failed to pickle (the answer, the exception): its words
+        answer.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}")))
+    finally:
+        answer.close()
+
+
+def forked_each(work: Callable[[K], B], jobs: Sequence[K], workers: int, then: Callable[[B], None]) -> None:
+    """``then(work(job))`` for every job, ``work`` run in a forked process of its own (one thread, SIGINT ignored,
+    killed with this process), at most ``workers`` at a time; ``then`` runs here, in the order the jobs end. An
+    exception in ``work`` is raised here; whatever ends the loop early (that, ``then`` raising, a cancel) kills the
+    processes still running before it leaves. ``work``'s answers should be small: large results go to files.
+
+    Written by hand rather than with ``multiprocessing.Pool``: every process here has a pipe of its own and shares no
+    lock with another, whereas a Pool's workers share its result queue's lock, and ``Pool.terminate`` waits forever
+    when it kills a worker that holds it (CI: a cancelled head build hung 20 minutes in ``_handle_tasks``)."""
+    ctx = multiprocessing.get_context("fork")
+    waiting = list(jobs)[::-1]
+    live: dict[Any, Any] = {}           # the answer pipe's end -> its process
+    try:
+        while waiting or live:
+            while waiting and len(live) < max(1, workers):
+                ours, theirs = ctx.Pipe(duplex=False)
+                proc = ctx.Process(target=_forked_one, args=(work, waiting.pop(), theirs, os.getpid()), daemon=True)
+                proc.start()
+                theirs.close()
+                live[ours] = proc
+            for ready in multiprocessing.connection.wait(list(live)):
+                ours = ready  # type: ignore[assignment]   # one of live's pipe ends
+                proc = live.pop(ours)
+                try:
+                    status, value = ours.recv()
+                except EOFError:
+                    proc.join()
+                    raise RuntimeError(f"a worker process ended without its answer (exit code {proc.exitcode})"
+                                       " - was it out of memory?") from None
+                finally:
+                    ours.close()
+                proc.join()
+                if status == "error":
+                    raise value
+                then(value)
+    finally:
+        for proc in live.values():
+            proc.kill()
+        for ours, proc in live.items():
+            proc.join()
+            ours.close()
 
 
 def prefetched(make: Callable[[K], B], keys: Sequence[K], workers: int | None = None, depth: int = 2) -> Generator[B, None, None]:
