@@ -9,10 +9,16 @@ same model weights, this tree's bundled models put first on ``ORBITAI_MODEL_PATH
 prediction, writing), its median over the rounds. Outputs of the last round are compared file by file with
 `compare_file` (`TOLERANCE`). Run on a quiet machine: the figures are ratios of the same commands in one run.
 
+``neuro lesions`` changed on purpose between the two (issue 79's learned second look, read from the lesion bundle,
+which the earlier code does not know): so its outputs are compared a second time like for like, both checkouts on
+a copy of the bundles whose lesion bundle has no second look (its single-threshold path, what the earlier code runs):
+``like_for_like_outside_tolerance``.
+
 ``python -m benchmarks inference_times`` -> ``benchmarks/results/inference_times.json``.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -28,6 +34,19 @@ from benchmarks.common import write_result
 
 BEFORE = os.environ.get("ORBITAI_BEFORE_COMMIT", "d96da2b^")
 ROUNDS = int(os.environ.get("ORBITAI_ROUNDS", "3"))
+
+
+def _without_second_look(models: Path, dest: Path) -> Path:
+    """A copy of ``models`` whose lesion bundle has no second look (`orbitai.neuro.second_look`: such a bundle keeps
+    the single-threshold path)."""
+    shutil.copytree(models, dest)
+    meta_path = dest / "neuro_lesion_unet_demo" / "metadata.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    for f in meta.pop("files", {}).values():
+        (meta_path.parent / f["path"]).unlink()
+    meta.pop("second_look", None)
+    meta_path.write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    return dest
 
 
 def main() -> None:
@@ -67,6 +86,14 @@ def main() -> None:
                                                          work / "outputs_after" / name / f)
                     except (ValueError, OSError, RuntimeError) as exc:
                         compared[name][f] = {"outside": [f"not compared: {exc}"], "n_outside": 1}
+            plain = _without_second_look(models, work / "models_plain")
+            like: dict[str, Any] = {}
+            for label, checkout in (("before", old), ("after", HERE)):
+                like[label] = run_outputs(checkout, work, f"plain_{label}", {"ORBITAI_MODEL_PATH": str(plain)},
+                                          commands=["neuro_lesions"])["neuro_lesions"]
+            like_compared = {f: compare_file(work / "plain_before" / "neuro_lesions" / f,
+                                             work / "plain_after" / "neuro_lesions" / f)
+                             for f in sorted(like["before"].get("files", {}))}
             before_commit = checkout_commit(old)
         finally:
             subprocess.run(["git", "-C", str(HERE), "worktree", "remove", "--force", str(old)], capture_output=True)
@@ -82,12 +109,18 @@ def main() -> None:
                                          / max(sum(medians["before"][n] for n in common), 1e-9), 3),
         "outputs_outside_tolerance": float(outside),
         "commands_failed": float(sum("error" in v for v in compared.values())),
+        "like_for_like_outside_tolerance": float(sum(v.get("n_outside", 0) for v in like_compared.values())
+                                                 + sum("error" in v for v in like.values())),
+        "like_for_like_files": float(len(like_compared)),
     })
     write_result("inference_times", metrics,
-                 {"total_after_over_before": "<= 1.0", "outputs_outside_tolerance": "== 0", "commands_failed": "== 0"},
+                 {"total_after_over_before": "<= 1.0", "like_for_like_outside_tolerance": "== 0", "commands_failed": "== 0"},
                  {"before": before_commit, "after": checkout_commit(HERE), "rounds": ROUNDS,
                   "models": "this tree's bundled models for both (ORBITAI_MODEL_PATH)", "seconds": seconds,
                   "median_seconds": medians, "tolerance": TOLERANCE, "compared": compared,
+                  "like_for_like": {"what": "neuro lesions, both checkouts, the lesion bundle without its second "
+                                            "look", "compared": like_compared,
+                                    "seconds": {k: v.get("seconds") for k, v in like.items()}},
                   "timing": "whole processes (python -m orbitai ...), OMP_NUM_THREADS=2, checkouts alternating"})
 
 
