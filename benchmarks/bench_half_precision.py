@@ -170,6 +170,23 @@ def compare_file(a: Path, b: Path) -> dict[str, Any]:
     return {"derived": True, "identical": a.read_bytes() == b.read_bytes(), "n_outside": 0, "outside": []}
 
 
+def compare_runs(a: dict[str, Any], a_dir: Path, b: dict[str, Any], b_dir: Path) -> dict[str, Any]:
+    """Two `run_outputs` runs (their results and output folders) compared command by command, file by file
+    (:func:`compare_file`); a command that failed on either side is given with both errors."""
+    compared: dict[str, Any] = {}
+    for name in a:
+        if "error" in a[name] or "error" in b.get(name, {"error": "missing"}):
+            compared[name] = {"error": [a[name].get("error"), b.get(name, {}).get("error", "missing")]}
+            continue
+        compared[name] = {}
+        for f in sorted(a[name]["files"]):
+            try:
+                compared[name][f] = compare_file(a_dir / name / f, b_dir / name / f)
+            except (ValueError, OSError, RuntimeError) as exc:      # said in the results, not lost
+                compared[name][f] = {"outside": [f"not compared: {exc}"], "n_outside": 1}
+    return compared
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="orbitai-bench-half-") as tmp:
         work = Path(tmp)
@@ -185,18 +202,7 @@ def main() -> None:
         runs = {}
         for label, models in (("float32", f32), ("float16", f16)):
             runs[label] = run_outputs(HERE, work, f"outputs_{label}", {"ORBITAI_MODEL_PATH": str(models)})
-        compared: dict[str, Any] = {}
-        for name in runs["float32"]:
-            if "error" in runs["float32"][name] or "error" in runs["float16"][name]:
-                compared[name] = {"error": [runs["float32"][name].get("error"), runs["float16"][name].get("error")]}
-                continue
-            folder = work / "outputs_float32" / name
-            compared[name] = {}
-            for f in sorted(runs["float32"][name]["files"]):
-                try:
-                    compared[name][f] = compare_file(folder / f, work / "outputs_float16" / name / f)
-                except (ValueError, OSError, RuntimeError) as exc:      # said in the results, not lost
-                    compared[name][f] = {"outside": [f"not compared: {exc}"], "n_outside": 1}
+        compared = compare_runs(runs["float32"], work / "outputs_float32", runs["float16"], work / "outputs_float16")
     outside = sum(v.get("n_outside", 0) for files in compared.values() if "error" not in files
                   for v in files.values())
     errors = sum("error" in v for v in compared.values())

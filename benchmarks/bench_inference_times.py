@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.bench_half_precision import MODELS, TOLERANCE, compare_file
+from benchmarks.bench_half_precision import MODELS, TOLERANCE, compare_runs
 from benchmarks.bench_outputs import HERE, checkout_commit, run_outputs
 from benchmarks.common import write_result
 
@@ -73,27 +73,14 @@ def main() -> None:
                 print(f"round {r + 1}/{ROUNDS}: " + ", ".join(
                     f"{n} {seconds['before'].get(n, [0])[-1]:.1f}/{seconds['after'].get(n, [0])[-1]:.1f} s"
                     for n in runs["after"]))
-            compared: dict[str, Any] = {}
-            for name in runs["after"]:
-                if "error" in runs["after"][name] or "error" in runs["before"].get(name, {"error": "missing"}):
-                    compared[name] = {"error": [runs["before"].get(name, {}).get("error"),
-                                                runs["after"][name].get("error")]}
-                    continue
-                compared[name] = {}
-                for f in sorted(runs["before"][name]["files"]):
-                    try:
-                        compared[name][f] = compare_file(work / "outputs_before" / name / f,
-                                                         work / "outputs_after" / name / f)
-                    except (ValueError, OSError, RuntimeError) as exc:
-                        compared[name][f] = {"outside": [f"not compared: {exc}"], "n_outside": 1}
+            compared = compare_runs(runs["before"], work / "outputs_before", runs["after"], work / "outputs_after")
             plain = _without_second_look(models, work / "models_plain")
             like: dict[str, Any] = {}
             for label, checkout in (("before", old), ("after", HERE)):
                 like[label] = run_outputs(checkout, work, f"plain_{label}", {"ORBITAI_MODEL_PATH": str(plain)},
                                           commands=["neuro_lesions"])["neuro_lesions"]
-            like_compared = {f: compare_file(work / "plain_before" / "neuro_lesions" / f,
-                                             work / "plain_after" / "neuro_lesions" / f)
-                             for f in sorted(like["before"].get("files", {}))}
+            like_compared = compare_runs({"neuro_lesions": like["before"]}, work / "plain_before",
+                                         {"neuro_lesions": like["after"]}, work / "plain_after")["neuro_lesions"]
             before_commit = checkout_commit(old)
         finally:
             subprocess.run(["git", "-C", str(HERE), "worktree", "remove", "--force", str(old)], capture_output=True)
@@ -109,8 +96,8 @@ def main() -> None:
                                          / max(sum(medians["before"][n] for n in common), 1e-9), 3),
         "outputs_outside_tolerance": float(outside),
         "commands_failed": float(sum("error" in v for v in compared.values())),
-        "like_for_like_outside_tolerance": float(sum(v.get("n_outside", 0) for v in like_compared.values())
-                                                 + sum("error" in v for v in like.values())),
+        "like_for_like_outside_tolerance": 1.0 if "error" in like_compared
+        else float(sum(v.get("n_outside", 0) for v in like_compared.values())),
         "like_for_like_files": float(len(like_compared)),
     })
     write_result("inference_times", metrics,
