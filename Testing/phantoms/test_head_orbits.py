@@ -36,6 +36,7 @@ def test_the_globes_are_the_heads_own_scaled_to_the_real_distribution_and_each_s
     """The eyeballs are the head's labelled globes (where they lie: not the atlas's), scaled to the TCIA quantile of
     their rank; every left structure lies on the patient's left (LPS x above the midline), every right one on the
     right."""
+    assert head_orbit_model(HEAD, False) is model and head_orbit_model(HEAD, own_globes=False) is model   # built once
     lab = sitk.GetArrayFromImage(sitk.ReadImage(str(template_path(HEAD))))
     own = float((lab == 506).sum()) / 2000.0                          # 1 mm voxels -> cm^3 per eye
     vols = structure_volumes(model)

@@ -105,6 +105,21 @@ def test_results_belong_to_their_scan_and_segments_can_be_hidden(page, downloads
     page.set_state("layout", "Three slices")
 
 
+def settled_frame(page, view: str) -> np.ndarray:
+    """The view's picture once three frames in a row (~1 s) are alike in size and mean: a reference that neither a
+    stale frame, repeated while a loaded server catches up, nor a layout still settling (a label line coming or
+    going resizes the view) can be."""
+    frames = [page.view_image(view)[1]]
+
+    def settled() -> bool:
+        frames.append(page.view_image(view)[1])
+        last = frames[-3:]
+        return len(last) == 3 and all(f.shape == last[0].shape for f in last) and \
+            max(float(f.mean()) for f in last) - min(float(f.mean()) for f in last) < 0.5
+    page.wait(settled, 30, "a settled frame", interval_s=0.4)
+    return frames[-1]
+
+
 def test_window_level_by_preset_and_by_drag(page):
     empty = page.views().get("Red", ("",))[0]               # the fresh page's frame, before the CT is shown
     page.load(PHANTOMS["orbit-ct"])
@@ -112,15 +127,7 @@ def test_window_level_by_preset_and_by_drag(page):
     # the slice views drawn with the CT (a frame after the load's) and settled: three frames alike over ~1 s, so that
     # a stale frame of the empty scene, repeated while a loaded server catches up, is never taken for the reference
     page.wait(lambda: page.views_rendered() and page.views()["Red"][0] != empty, 60, "the CT's first frame")
-    frames = [page.view_image("Red")[1]]
-
-    def settled() -> bool:
-        frames.append(page.view_image("Red")[1])
-        last = frames[-3:]
-        return len(last) == 3 and all(f.shape == last[0].shape for f in last) and \
-            max(float(f.mean()) for f in last) - min(float(f.mean()) for f in last) < 0.5
-    page.wait(settled, 30, "a settled frame", interval_s=0.4)
-    before = frames[-1]
+    before = settled_frame(page, "Red")
     page.set_state("wl_preset", "CT bone (W 1000 / L 400)")
     page.wait_state("wl_window", lambda v: v == 1000.0, 20)
     assert page.state("wl_level") == 400.0
@@ -156,13 +163,15 @@ def test_orientation_labels_crosshair_keys_and_a_3d_view(page):
     g = page.state("slice_geometry")["Red"]
     centre = (np.array(g["xy_to_ras"]).reshape(4, 4) @ np.array([g["size"][0] / 2, g["size"][1] / 2, 0, 1]))[:3]
     page.jump([float(x) for x in centre])
-    src, off = page.view_image("Red")
+    off = settled_frame(page, "Red")
     page.click("orbitai-crosshair")
     page.wait_state("crosshair", bool, 10)
 
     def crosshair_drawn():
-        changed = np.count_nonzero(np.abs(page.view_image("Red")[1].astype(int) - off.astype(int)).max(axis=-1) > 40)
-        return changed > 200
+        now = page.view_image("Red")[1]
+        if now.shape != off.shape:            # the view resized: not the picture to compare with
+            return False
+        return np.count_nonzero(np.abs(now.astype(int) - off.astype(int)).max(axis=-1) > 40) > 200
     page.wait(crosshair_drawn, 20, "the crosshair drawn", interval_s=0.5)
     # a layout with a 3D view
     page.set_state("layout", "Four-up with 3D")

@@ -165,10 +165,16 @@ def _grid(lo_mm: np.ndarray, size_xyz: Sequence[int], spacing: float) -> sitk.Im
     return ref
 
 
-@functools.lru_cache(maxsize=20)
 def head_orbit_model(number: int, own_globes: bool = False) -> A.OrbitModel:
     """Head ``number`` (1-20) as an orbit model with the atlas's muscles and nerves carried into it (see the module
-    docstring); ``own_globes``: the head's globes as labelled, not scaled (:func:`head_codes`)."""
+    docstring); ``own_globes``: the head's globes as labelled, not scaled (:func:`head_codes`). Built once per
+    process and arguments, however they are spelled (``(3)`` and ``(3, False)`` are one model: the cache below keys
+    on the arguments as given)."""
+    return _head_orbit_model(int(number), bool(own_globes))
+
+
+@functools.lru_cache(maxsize=20)
+def _head_orbit_model(number: int, own_globes: bool) -> A.OrbitModel:
     atlas = A.orbit_model()
     head = head_codes(number, own_globes)
     centre = 0.5 * (_globe_centre(head, 1) + _globe_centre(head, 2))

@@ -71,9 +71,14 @@ def template_path(number: int) -> Path:
     return data_file("synthseg_label_maps", f"training_seg_{number:02d}.nii.gz")
 
 
-@functools.lru_cache(maxsize=4)
 def head_labels(number: int, step: int = 2) -> Volume:
-    """Head ``number``'s label map, every ``step``-th voxel (2 mm by default), as integers."""
+    """Head ``number``'s label map, every ``step``-th voxel (2 mm by default), as integers (read once per process
+    and arguments, however they are spelled)."""
+    return _head_labels(int(number), int(step))
+
+
+@functools.lru_cache(maxsize=4)
+def _head_labels(number: int, step: int) -> Volume:
     img = sitk.ReadImage(str(template_path(number)))
     vol = Volume.from_sitk(img)
     a = np.rint(vol.array[::step, ::step, ::step]).astype(np.int16)
