@@ -67,6 +67,7 @@ def _history(bundle: Path) -> list[float]:
     return [h["train_loss"] for h in json.loads((bundle / "metadata.json").read_text())["training"]["history"]]
 
 
+@pytest.mark.slow  # ~53 s: the default suite keeps a step on two ranks against the one-process step (above)
 def test_two_processes_train_as_one(tao_cohort, tmp_path):
     """TAO Network B, 3 epochs, 2 processes vs 1 with the same global batch: the losses agree within the stated
     tolerance; rank 0 alone wrote (no scratch or work folder is left, the bundle says 2 processes)."""

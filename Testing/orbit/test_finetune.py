@@ -52,6 +52,8 @@ def clean(cases, tmp_path_factory):
     return report, messages
 
 
+@pytest.mark.slow  # ~46 s (the fine-tuning in `clean`): a fine-tuned bundle is installed and listed in the default suite
+# through mrml/test_learn_from_corrections.py and test_default_folder_is_the_user_model_folder_and_the_model_is_listed
 def test_installs_a_bundle_with_its_provenance_and_figures(clean, cases):
     report, messages = clean
     b = load_bundle(report.bundle)          # checksum checked, weights_only

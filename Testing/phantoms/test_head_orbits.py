@@ -32,6 +32,7 @@ def test_every_structure_is_carried_in_with_volumes_in_the_adult_ranges(model):
     assert all(vols[str(v)] > 0.1 for v in range(13, 17))        # obliques and levator
 
 
+@pytest.mark.slow  # the head's orbit model (`model`): ~60 s of registration, a training-data check
 def test_the_globes_are_the_heads_own_scaled_to_the_real_distribution_and_each_side_its_own(model):
     """The eyeballs are the head's labelled globes (where they lie: not the atlas's), scaled to the TCIA quantile of
     their rank; every left structure lies on the patient's left (LPS x above the midline), every right one on the
@@ -55,6 +56,7 @@ def test_the_globes_are_the_heads_own_scaled_to_the_real_distribution_and_each_s
         assert (xs > mid).mean() > 0.99 if v % 2 == 1 else (xs < mid).mean() > 0.99, v
 
 
+@pytest.mark.slow  # the head's orbit model (`model`): ~60 s of registration, a training-data check
 def test_a_case_drawn_from_the_head_holds_every_structure(model):
     case = orbit_case(46, "t1", template=HEAD, spacing=(0.8, 0.8, 0.8), size=(160, 160, 64))
     assert case.info["template"] == HEAD
@@ -70,6 +72,7 @@ def test_the_synthetic_pool_refuses_held_out_heads():
         SynthPool.build(get_config("svnet-demo-mri-heads").spec, PoolRecipe(anatomies=1, templates=[0, 17]))
 
 
+@pytest.mark.slow  # the head's orbit model (`model`): ~60 s of registration, a training-data check
 def test_the_synthetic_pool_draws_its_heads_from_the_templates_in_turn(model):
     """A pool over the atlas and a head: the second anatomy is the head's (another globe volume), and both hold
     every class the MRI model learns."""
@@ -83,6 +86,7 @@ def test_the_synthetic_pool_draws_its_heads_from_the_templates_in_turn(model):
     assert abs(eyes[0] - eyes[1]) > 0.05 * eyes[0]
 
 
+@pytest.mark.slow  # the head's orbit model (`model`): ~60 s of registration, a training-data check
 def test_a_whole_head_ct_holds_fat_around_its_globes_and_every_orbit_structure(model):
     """`whole_head_case`: the head's whole 1 mm field of view on CT, with the orbit contents carried in; the SynthSeg
     labels alone would leave soft tissue (+50 HU) around the globe, where a real orbit holds fat."""
@@ -116,3 +120,12 @@ def test_a_heads_own_globes_are_its_label_and_the_scaled_ones_its_target():
     scaled = sitk.GetArrayFromImage(head_codes(HEAD))
     for value in (1, 2):
         assert (scaled == value).sum() / 1000 == pytest.approx(target_globe_cm3(HEAD), rel=0.05)
+
+
+def test_the_cached_head_builders_hold_one_entry_however_a_call_is_spelled():
+    """``head_labels(3)`` and ``head_labels(3, 2)`` are one read (and ``head_orbit_model``'s calls one build: the slow
+    globes test above): keyed on the arguments as given, they were two, and a head's orbit model was built twice."""
+    from orbitai.phantoms.heads import head_labels
+
+    first = head_labels(HEAD)
+    assert head_labels(HEAD, 2) is first and head_labels(HEAD, step=2) is first and head_labels(float(HEAD)) is first
