@@ -131,6 +131,30 @@ def test_compiled_steps_need_a_cxx_compiler_and_step_uncompiled_without_one(monk
     assert speed.describe()["compile"] is True
 
 
+def test_a_compiled_step_suppresses_compiler_errors_during_its_calls_only(monkeypatch):
+    """The step's network runs with dynamo's ``suppress_errors`` on (a graph inductor cannot take runs eagerly); the
+    process's own setting is the same before, between and after the calls."""
+    import torch._dynamo
+
+    seen: list[bool] = []
+
+    def compile_(net):                     # what torch.compile returns, minus the compiling: a recording call
+        def call(*args):
+            seen.append(torch._dynamo.config.suppress_errors)
+            return net(*args)
+        return call
+
+    monkeypatch.setattr(torch, "compile", compile_)
+    before = torch._dynamo.config.suppress_errors
+    net = torch.nn.Conv2d(1, 2, 3)
+    step = StepSpeed(compile=True).stepping(net)
+    assert torch._dynamo.config.suppress_errors == before
+    x = torch.randn(1, 1, 5, 5)
+    torch.testing.assert_close(step(x), net(x))
+    step.train()
+    assert seen == [True] and torch._dynamo.config.suppress_errors == before and net.training
+
+
 @pytest.mark.slow   # inductor compiles C++ kernels: tens of seconds on a fresh machine
 def test_a_compiled_step_gives_the_networks_values_and_gradients(monkeypatch):
     import shutil

@@ -68,6 +68,22 @@ def can_compile(device: torch.device) -> bool:
     return False
 
 
+class _Compiled(torch.nn.Module):
+    """``net`` compiled by ``torch.compile``, called with dynamo's ``suppress_errors`` on for the call alone: a graph
+    the compiler cannot take runs eagerly, and the rest of the process (Slicer's, a notebook's compiled code) keeps
+    its own setting."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.compiled = torch.compile(net)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        import torch._dynamo
+
+        with torch._dynamo.config.patch(suppress_errors=True):
+            return self.compiled(*args, **kwargs)
+
+
 @dataclass(frozen=True)
 class StepSpeed:
     """How training steps run: ``channels_last`` layout of activations and weights, ``bf16`` autocast of the
@@ -110,13 +126,8 @@ class StepSpeed:
 
     def stepping(self, net: torch.nn.Module) -> torch.nn.Module:
         """What a training step calls: ``net`` itself, or compiled when chosen (the same parameters; a graph the
-        compiler cannot take runs eagerly, as dynamo's ``suppress_errors`` does)."""
-        if not self.compile:
-            return net
-        import torch._dynamo
-
-        torch._dynamo.config.suppress_errors = True
-        return torch.compile(net)     # type: ignore[return-value]
+        compiler cannot take runs eagerly, as dynamo's ``suppress_errors`` does, during this network's calls only)."""
+        return _Compiled(net) if self.compile else net
 
     @staticmethod
     def release(model: torch.nn.Module) -> None:
