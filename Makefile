@@ -136,8 +136,11 @@ mri-model: $(STAMP)
 # Issue 78 (TED recti on MRI): a sixth MRI stage from the bundled model, a third of its patches from 36 T1/T2 MRI phantoms
 # of which half have every rectus enlarged (the other cases are mri_train's, byte for byte), bfloat16 steps where the CPU
 # has them (docs/cli.md, Training speed). The synthetic heads come from ~/.orbitai/cache when an earlier stage built them.
-mri-ted-stage: $(STAMP)
-	test -f $(COHORTS)/mri_ted_train/manifest.csv || $(PY) -m orbitai phantom orbit-mri --n 36 --seed 2100 --ted 0.5 --out $(COHORTS)/mri_ted_train --montage-cases 0
+# the TED stages' 36 MRI phantoms (half with enlarged recti), made once
+$(COHORTS)/mri_ted_train/manifest.csv: | $(STAMP)
+	$(PY) -m orbitai phantom orbit-mri --n 36 --seed 2100 --ted 0.5 --out $(COHORTS)/mri_ted_train --montage-cases 0
+
+mri-ted-stage: $(COHORTS)/mri_ted_train/manifest.csv
 	$(PY) -m orbitai seg train --manifest $(COHORTS)/mri_ted_train/manifest.csv --config svnet-demo-mri-ted-cases --init $(MODELS)/orbit_svnet_mri_demo --seed 1 --speed bf16 --out build/models/orbit_svnet_mri_ted_cases
 	$(PY) -m orbitai seg train --manifest $(COHORTS)/mri_ted_train/manifest.csv --config svnet-demo-mri-ted-cases-long --init build/models/orbit_svnet_mri_ted_cases --seed 1 --speed bf16 --out build/models/orbit_svnet_mri_ted_long
 	# an eighth stage: the seventh's recipe again from the model it made (seed 2); 115.5 s on a lent H200
@@ -147,8 +150,7 @@ mri-ted-stage: $(STAMP)
 # Issue 78, a ninth stage on 2 CPU cores: the eighth's recipe again from the bundled model (seed 3). Resumable: the same
 # command continues from its last finished epoch (another day, another machine with the same build/ folder); about
 # 70 min on 2 quiet cores. Adopted only where no benchmark of the MRI model gets worse.
-mri-ted-stage-cpu: $(STAMP)
-	test -f $(COHORTS)/mri_ted_train/manifest.csv || $(PY) -m orbitai phantom orbit-mri --n 36 --seed 2100 --ted 0.5 --out $(COHORTS)/mri_ted_train --montage-cases 0
+mri-ted-stage-cpu: $(COHORTS)/mri_ted_train/manifest.csv
 	$(PY) -m orbitai seg train --manifest $(COHORTS)/mri_ted_train/manifest.csv --config svnet-demo-mri-ted-cases-long --init $(MODELS)/orbit_svnet_mri_demo --seed 3 --speed bf16 --out build/models/orbit_svnet_mri_stage9
 
 orbit-heads-edge: $(STAMP)
