@@ -9,6 +9,7 @@ import pytest
 
 from orbitai.cohort.clinical import IVGC_CLINICAL
 from orbitai.errors import InputError
+from orbitai.io import read_volume
 from orbitai.orbit.anatomy import RANGES, structure_measures
 from orbitai.phantoms import brain_flair_case, orbit_case, write_cohort
 from orbitai.phantoms.orbit import Rendering
@@ -228,17 +229,23 @@ def test_a_ted_share_enlarges_the_recti_of_that_share_and_leaves_the_other_cases
 
     recti = [v for s in ("superior_rectus_muscle", "inferior_rectus_muscle", "medial_rectus_muscle",
                          "lateral_rectus_muscle") for v in values_for(s)]
-    manifest = write_cohort("orbit-ct", 6, 1000, tmp_path / "c", montage_cases=0, ted=0.5)
+    manifest = write_cohort("orbit-ct", 3, 1000, tmp_path / "c", montage_cases=0, ted=0.5)
     rows = list(csv.DictReader(manifest.open()))
     scales = [float(r["muscle_scale"]) for r in rows]
-    assert 0 < sum(s > 1 for s in scales) < 6                 # some cases enlarged, not all
-    for i, scale in enumerate(scales):
-        plain, case = make_case("orbit-ct", 1000, i), make_case("orbit-ct", 1000, i, ted=0.5)
+    assert 0 < sum(s > 1 for s in scales) < 3                 # some cases enlarged, not all
+    for i, (row, scale) in enumerate(zip(rows, scales)):
+        # the cohort's files are the cases make_case draws with --ted (read back, not drawn again)
+        plain = make_case("orbit-ct", 1000, i)
+        image, labels = (read_volume(manifest.parent / row[k]).array for k in ("image", "segmentation"))
         if scale == 1.0:                                          # the cases of --ted 0, byte for byte
-            assert np.array_equal(plain.image.array, case.image.array) and "muscle_scale" not in case.info
+            assert np.array_equal(plain.image.array, image) and np.array_equal(plain.labels.array, labels)
             continue
-        assert TED_SCALE[0] <= scale <= TED_SCALE[1] and case.info["muscle_scale"] == pytest.approx(scale, abs=1e-3)
-        before, after = (float(np.isin(c.labels.array, recti).sum()) for c in (plain, case))
+        assert TED_SCALE[0] <= scale <= TED_SCALE[1]
+        before, after = (float(np.isin(a, recti).sum()) for a in (plain.labels.array, labels))
         assert scale * 0.6 < after / before < scale * 1.4
+    case = make_case("orbit-ct", 1000, scales.index(max(scales)), ted=0.5)     # the cohort's scale is the case's
+    assert case.info["muscle_scale"] == pytest.approx(max(scales), abs=1e-3)
+    plain = make_case("orbit-ct", 1000, scales.index(1.0), ted=0.5)
+    assert "muscle_scale" not in plain.info
     with pytest.raises(InputError, match="orbit-ct and orbit-mri"):
         make_case("tao", 1000, 0, label=1, ted=0.5)
