@@ -156,11 +156,18 @@ def test_a_compiled_step_suppresses_compiler_errors_during_its_calls_only(monkey
 
 
 @pytest.mark.slow   # inductor compiles C++ kernels: tens of seconds on a fresh machine
-def test_a_compiled_step_gives_the_networks_values_and_gradients(monkeypatch):
+def test_a_compiled_step_gives_the_networks_values_and_gradients(monkeypatch, request):
+    import locale
     import shutil
 
     if not (shutil.which("g++") or shutil.which("c++")):
         pytest.skip("no C++ compiler")
+    # inductor reads its kernel templates in the locale's encoding: in a full slow-suite run an earlier test of the
+    # same worker process left LC_CTYPE at "C" (ASCII), and the import of inductor failed on a UTF-8 template
+    if locale.getpreferredencoding(False).lower().replace("-", "") != "utf8":
+        before = locale.setlocale(locale.LC_CTYPE)
+        locale.setlocale(locale.LC_CTYPE, "C.UTF-8")
+        request.addfinalizer(lambda: locale.setlocale(locale.LC_CTYPE, before))
     torch.manual_seed(0)
     # no bias before the batch norm (as in the SV-net): its gradient is zero up to rounding, compared to nothing
     model = torch.nn.Sequential(torch.nn.Conv3d(1, 4, 3, padding=1, bias=False), torch.nn.BatchNorm3d(4), torch.nn.ReLU(),
