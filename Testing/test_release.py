@@ -184,6 +184,16 @@ def test_an_existing_folder_is_refused(tmp_path, capsys):
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
+def test_a_dangling_link_as_the_output_is_refused_before_any_work(tmp_path, capsys):
+    """Issue 80: OUT a link to nothing ran the whole release, then ended in a traceback placing it."""
+    out = tmp_path / "rel"
+    out.symlink_to(tmp_path / "gone")
+    assert make_release.main(["--out", str(out), "--no-assets"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "which does not exist" in err, err
+    assert out.is_symlink() and [p.name for p in tmp_path.iterdir()] == ["rel"]
+
+
 # --------------------------------------------------------------------------------- the Extensions Index's own check
 
 def index_setup():

@@ -226,6 +226,9 @@ def release_registry(tree: Path, repository: str, assets: Optional[Path]) -> tup
 
 
 def _fresh(path: Path, what: str) -> None:
+    if path.is_symlink() and not path.exists():     # a dangling link: the release would be placed nowhere at the end
+        raise InputError(f"{what} {path} is a link to {os.readlink(path)}, which does not exist; remove the link or "
+                         "give another folder.")
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise InputError(f"{what} {path} already exists and is not empty; remove it or give another folder.")
 
