@@ -15,7 +15,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 
@@ -35,25 +35,37 @@ def _predict(image: Path, out: Path, model: Optional[str]) -> tuple[dict[str, An
     return json.loads((out / "result.json").read_text()), read_volume(out / "labels.nrrd").array
 
 
-def main() -> None:
+def models() -> dict[str, Optional[str]]:
+    """The bundled MRI model (None) and each bundle folder of ``ORBITAI_ORBIT_MRI_MODEL`` (comma-separated), by name."""
+    found: dict[str, Optional[str]] = {"bundled": None}
+    for path in filter(None, os.environ.get("ORBITAI_ORBIT_MRI_MODEL", "").split(",")):
+        found[Path(path).name] = path
+    return found
+
+
+def predictions(named: dict[str, Optional[str]]) -> Iterator[tuple[str, Any, dict[str, tuple[dict[str, Any], np.ndarray]]]]:
+    """Per case of :data:`CASES`: its label (``"t2 head 17 seed 780101"``), the phantom, and each model's
+    ``seg predict`` result and label map (the scan written once, predicted as a user runs it)."""
     from orbitai.io import write_volume
     from orbitai.phantoms.orbit import ted_case
 
-    models: dict[str, str | None] = {"bundled": None}
-    for path in filter(None, os.environ.get("ORBITAI_ORBIT_MRI_MODEL", "").split(",")):   # candidates, comma-separated
-        models[Path(path).name] = path
-    rows: dict[str, list[dict[str, Any]]] = {m: [] for m in models}
     with tempfile.TemporaryDirectory() as tmp:
         for seed, head, contrast in CASES:
             case = ted_case(seed, contrast, template=head)
             image = write_volume(case.image, Path(tmp) / f"{contrast}_{head}_{seed}.nrrd")
-            for name, model in models.items():
-                data, pred = _predict(image, Path(tmp) / f"out_{name}_{seed}", model)
-                rows[name] += [{"case": f"{contrast} head {head} seed {seed}", "name": n, **r}
-                               for n, r in recti_rows(data, pred, case.labels).items()]
-            print(f"{contrast} head {head}: " + ", ".join(
-                f"{m} {np.median([x['pred_over_truth'] for x in rows[m][-8:] if x['pred_over_truth']]):.2f}"
-                for m in models))
+            yield (f"{contrast} head {head} seed {seed}", case,
+                   {name: _predict(image, Path(tmp) / f"out_{name}_{seed}", model) for name, model in named.items()})
+
+
+def main() -> None:
+    named = models()
+    rows: dict[str, list[dict[str, Any]]] = {m: [] for m in named}
+    for label, case, results in predictions(named):
+        for name, (data, pred) in results.items():
+            rows[name] += [{"case": label, "name": n, **r} for n, r in recti_rows(data, pred, case.labels).items()]
+        print(f"{label}: " + ", ".join(
+            f"{m} {np.median([x['pred_over_truth'] for x in rows[m][-8:] if x['pred_over_truth']]):.2f}"
+            for m in named))
     metrics: dict[str, float] = {}
     targets: dict[str, str] = {}
     for name, rs in rows.items():
@@ -72,7 +84,7 @@ def main() -> None:
                         "what": "ted_case (TED_MUSCLE_SCALE) on the held-out SynthSeg heads; T2 is the phantoms' "
                                 "fat-suppressed T2; 'enlarged_read_share': recti read above the normal adult upper "
                                 "limit of those whose truth lies above it",
-                        "models": {m: (p or "orbit_svnet_mri_demo (bundled)") for m, p in models.items()},
+                        "models": {m: (p or "orbit_svnet_mri_demo (bundled)") for m, p in named.items()},
                         "rows": rows})
 
 

@@ -18,14 +18,11 @@ per model).
 """
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks.bench_orbit_mri_ted import CASES, _predict
+from benchmarks.bench_orbit_mri_ted import CASES, models, predictions
 from benchmarks.common import write_result
 
 
@@ -75,22 +72,13 @@ def miss_rows(image: np.ndarray, pred: np.ndarray, truth: np.ndarray, spacing: A
 
 
 def main() -> None:
-    from orbitai.io import write_volume
-    from orbitai.phantoms.orbit import ted_case
-
-    models: dict[str, str | None] = {"bundled": None}
-    for path in filter(None, os.environ.get("ORBITAI_ORBIT_MRI_MODEL", "").split(",")):
-        models[Path(path).name] = path
-    rows: dict[str, list[dict[str, Any]]] = {m: [] for m in models}
-    with tempfile.TemporaryDirectory() as tmp:
-        for seed, head, contrast in CASES:
-            case = ted_case(seed, contrast, template=head)
-            image = write_volume(case.image, Path(tmp) / f"{contrast}_{head}_{seed}.nrrd")
-            for name, model in models.items():
-                _, pred = _predict(image, Path(tmp) / f"out_{name}_{seed}", model)
-                rows[name] += [{"case": f"{contrast} head {head} seed {seed}", **r} for r in
-                               miss_rows(case.image.array.astype(np.float64), pred, case.labels.array,
-                                         case.labels.spacing)]
+    named = models()
+    rows: dict[str, list[dict[str, Any]]] = {m: [] for m in named}
+    for label, case, results in predictions(named):
+        image = case.image.array.astype(np.float64)
+        for name, (_, pred) in results.items():
+            rows[name] += [{"case": label, **r}
+                           for r in miss_rows(image, pred, case.labels.array, case.labels.spacing)]
     metrics: dict[str, float] = {}
     for name, rs in rows.items():
         share = [r["missed_share"] for r in rs]
@@ -111,7 +99,7 @@ def main() -> None:
                         "what": "enlarged recti (truth above the normal adult upper limit) of bench_orbit_mri_ted's "
                                 "cases: the share of their voxels the model misses, what it calls them, where they "
                                 "lie, and their median intensity with the fat beside the muscle 0 and the hit muscle 1",
-                        "models": {m: (p or "orbit_svnet_mri_demo (bundled)") for m, p in models.items()},
+                        "models": {m: (p or "orbit_svnet_mri_demo (bundled)") for m, p in named.items()},
                         "rows": rows})
 
 
