@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.orbitai-installed
 
-.PHONY: demo lint test web test-all bench models scan-classifier trust tao-trust ivgc-trust neuro-trust ct-ted-stage mri-ted-stage mri-ted-stage-cpu mri-model orbit-heads-edge tao-models ivgc-models neuro-models neuro-lesion-model neuro-second-look half-precision venv clean
+.PHONY: demo lint test web test-all bench models scan-classifier trust tao-trust ivgc-trust neuro-trust ct-ted-stage mri-ted-stage mri-ted-stage-cpu mri-ted-falloff-cpu mri-model orbit-heads-edge tao-models ivgc-models neuro-models neuro-lesion-model neuro-second-look half-precision venv clean
 
 venv: $(STAMP) test-tools
 
@@ -152,6 +152,10 @@ mri-ted-stage: $(COHORTS)/mri_ted_train/manifest.csv
 # 70 min on 2 quiet cores. Adopted only where no benchmark of the MRI model gets worse.
 mri-ted-stage-cpu: $(COHORTS)/mri_ted_train/manifest.csv
 	$(PY) -m orbitai seg train --manifest $(COHORTS)/mri_ted_train/manifest.csv --config svnet-demo-mri-ted-cases-long --init $(MODELS)/orbit_svnet_mri_demo --seed 3 --speed bf16 --out build/models/orbit_svnet_mri_stage9
+
+# Issue 78's tenth MRI stage (the seventh's recipe with a head coil's falloff towards the face), resumable likewise.
+mri-ted-falloff-cpu: $(COHORTS)/mri_ted_train/manifest.csv
+	$(PY) -m orbitai seg train --manifest $(COHORTS)/mri_ted_train/manifest.csv --config svnet-demo-mri-ted-falloff --init $(MODELS)/orbit_svnet_mri_demo --seed 3 --speed bf16 --out build/models/orbit_svnet_mri_falloff
 
 orbit-heads-edge: $(STAMP)
 	$(PY) -m orbitai seg train --manifest $(COHORTS)/mri_train/manifest.csv --config svnet-demo-mri-heads-edge --init $(MODELS)/orbit_svnet_mri_demo --out build/models/orbit_svnet_mri_heads_edge

@@ -115,6 +115,30 @@ def test_a_field_of_view_edge_ends_the_image_and_the_labels_and_dims_towards_it(
         assert not lab[:, rows[0]].any() and not lab[rows[1]].any()
 
 
+def test_a_coil_falloff_dims_towards_the_face_without_ending_the_scan(pool):
+    """Issue 78 (real brain T2 and FLAIR: the front of each globe dim where the head coil's sensitivity falls):
+    ``coil_falloff`` patches are dimmer in front, nothing in them is cut, and their labels are the head's."""
+    rng = np.random.default_rng(4)
+    t = pool.heads[0].tissue[:32, :96, :96]
+    edge = Edge(axis=1, side=0, index=30, falloff=20.0, floor=0.2)
+    img = render(t, rng, (0.8, 0.8, 0.8), edge, cut=False)
+    plain = render(t, np.random.default_rng(4), (0.8, 0.8, 0.8))
+    inside = t[:, :30] > 0                                               # the head in front of the ramp: still drawn
+    assert inside.any() and (img[:, :30][inside] > 0).mean() > 0.9
+    assert img[:, :30].mean() / img[:, 60:].mean() < 0.5 * plain[:, :30].mean() / plain[:, 60:].mean()
+    dim = SynthPool(pool.heads, pool.spacing, pool.n_classes, coil_falloff=1.0)
+    same = SynthPool(pool.heads, pool.spacing, pool.n_classes)
+    for seed in range(6):
+        _, lab = dim.sample(np.random.default_rng(seed), CFG.spec.patch_dhw, fg_prob=1.0)
+        _, ref = same.sample(np.random.default_rng(seed), CFG.spec.patch_dhw, fg_prob=1.0)
+        # the same window, nothing cut away (mirrored or not: the falloff's draws come before the mirror's)
+        assert np.array_equal(lab, ref) or np.array_equal(lab, ref[..., ::-1])
+    # a pool without it draws what it drew before (no random draw spent on the falloff)
+    a, _ = same.sample(np.random.default_rng(9), CFG.spec.patch_dhw)
+    b, _ = pool.sample(np.random.default_rng(9), CFG.spec.patch_dhw)
+    assert np.array_equal(a, b)
+
+
 def test_open_eyes_leaves_air_in_front_of_the_globe_only():
     labels = np.zeros((20, 40, 30), np.uint8)
     tissue = np.full(labels.shape, A.SOFT, np.uint8)

@@ -196,6 +196,14 @@ _add(replace(_SEVENTH, name="svnet-demo-mri-ted-sclera",
              description="Ninth stage of svnet-demo-mri-heads: the seventh's recipe with the sclera drawn plain in 70 % "
                          "of the synthetic patches (demo, not for clinical use).",
              extra={**_SEVENTH.extra, "synth": {**_SEVENTH.extra["synth"], "plain_sclera": 0.7}}))
+# Issue 78 (real brain FLAIR and T2 of ../shared/data: globes read at 3.4-4.9 cm3 where the head coil's sensitivity falls
+# towards the face: the front of each globe dim, the network stopping where the vitreous darkens): a tenth stage, the
+# seventh's recipe with a third of the patches that have no field-of-view edge dimmed towards the face, the scan going on
+# (orbitai.orbit.synth._coil_falloff).
+_add(replace(_SEVENTH, name="svnet-demo-mri-ted-falloff",
+             description="Tenth stage of svnet-demo-mri-heads: the seventh's recipe with a third of the synthetic patches "
+                         "dimmed towards the face as a head coil's sensitivity falls (demo, not for clinical use).",
+             extra={**_SEVENTH.extra, "synth": {**_SEVENTH.extra["synth"], "coil_falloff": 0.33}}))
 _add(SegConfig("sunet-demo-ct", "sunet_volume", {"in_channels": 1, "out_channels": 7, "base_channels": 6},
                _spec(ORBIT_STRUCTURES, (0.8, 0.8, 0.8), (32, 96, 96), CT_WINDOW, "CT"),
                "Width-reduced SU-net (2D baseline) on orbital CT phantoms (demo).", **{**_DEMO, "lr_decay_epoch": 16, "epochs": 20}))

@@ -46,7 +46,8 @@ class PoolRecipe:
     (`orbitai.phantoms.orbit.template_model`: 0 the atlas, 1-16 the SynthSeg training heads; never
     :data:`orbitai.phantoms.heads.HELD_OUT`). ``ted_share`` of the heads have every rectus enlarged
     (:data:`TED_SCALE`); ``clinical_thick`` of the patches are rendered as a clinical 2D protocol
-    (:data:`CLINICAL_SLICE_MM`); ``plain_sclera`` of them draw the sclera plain (:data:`PLAIN_SCLERA_LIKE_VITREOUS`).
+    (:data:`CLINICAL_SLICE_MM`); ``plain_sclera`` of them draw the sclera plain (:data:`PLAIN_SCLERA_LIKE_VITREOUS`);
+    ``coil_falloff`` of those without a field-of-view edge dim towards the face, the scan going on (:func:`_coil_falloff`).
     A configuration's ``extra['synth']`` holds some of these fields by name (``PoolRecipe(**extra['synth'])``)."""
 
     anatomies: int = 96
@@ -59,6 +60,7 @@ class PoolRecipe:
     ted_share: float = 0.0
     clinical_thick: float = 0.0
     plain_sclera: float = 0.0
+    coil_falloff: float = 0.0
 
 
 #: Pool defaults (`PoolRecipe`'s) by name.
@@ -121,13 +123,15 @@ class SynthPool:
     """Deformed atlas heads on the model grid; :meth:`sample` renders a random-contrast patch."""
 
     def __init__(self, heads: list[SynthHead], spacing: tuple[float, float, float], n_classes: int,
-                 fov_edge: float = 0.0, clinical_thick: float = 0.0, plain_sclera: float = 0.0):
+                 fov_edge: float = 0.0, clinical_thick: float = 0.0, plain_sclera: float = 0.0,
+                 coil_falloff: float = 0.0):
         self.heads = heads
         self.spacing = spacing
         self.n_classes = n_classes
         self.fov_edge = fov_edge
         self.clinical_thick = clinical_thick
         self.plain_sclera = plain_sclera
+        self.coil_falloff = coil_falloff
 
     @classmethod
     def build(cls, spec: SegSpec, pool: PoolRecipe = PoolRecipe(), how: Optional[Building] = None) -> SynthPool:
@@ -147,7 +151,7 @@ class SynthPool:
         how = how or Building()
         heads = _heads(recipe, anatomies, how.cache, how.workers, how.progress)
         return cls(heads, (float(spec.spacing[0]), float(spec.spacing[1]), float(spec.spacing[2])), spec.n_classes,
-                   float(fov_edge), float(clinical_thick), float(plain_sclera))
+                   float(fov_edge), float(clinical_thick), float(plain_sclera), float(pool.coil_falloff))
 
     def sample(self, rng: np.random.Generator, patch, fg_prob: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
         """A rendered patch (float32, 0..1) and its classes (uint8): with ``fg_prob`` centred near a
@@ -161,11 +165,15 @@ class SynthPool:
         sl = patch_window(shape, patch, centre, rng)
         tissue, lab = _pad(h.tissue[sl], patch), _pad(h.classes[sl], patch)
         edge = _fov_edge(lab, rng, self.spacing) if rng.random() < self.fov_edge else None
+        # drawn only when asked (as plain_sclera below), so that pools without it render the same patches
+        dim = edge is None and bool(self.coil_falloff) and rng.random() < self.coil_falloff
+        if dim:
+            edge = _coil_falloff(lab, rng, self.spacing)
         clinical = bool(self.clinical_thick) and rng.random() < self.clinical_thick
         # drawn only when asked, so that pools without it render the same patches
         plain = bool(self.plain_sclera) and rng.random() < self.plain_sclera
-        img = render(tissue, rng, self.spacing, edge, clinical, plain)
-        if edge is not None:       # nothing of the head beyond the scan's edge: background there
+        img = render(tissue, rng, self.spacing, edge, clinical, plain, cut=not dim)
+        if edge is not None and not dim:       # nothing of the head beyond the scan's edge: background there
             lab = lab.copy()
             lab[_beyond(lab.shape, edge)] = 0
         if rng.random() < 0.5:      # classes are side-agnostic: a mirrored head is a valid head
@@ -335,6 +343,18 @@ def _fov_edge(lab: np.ndarray, rng: np.random.Generator, spacing) -> Edge:
     return Edge(axis, side, int(rng.integers(lo, hi + 1)), rng.uniform(5.0, 40.0) / vox, rng.uniform(0.15, 1.0))
 
 
+def _coil_falloff(lab: np.ndarray, rng: np.random.Generator, spacing) -> Edge:
+    """The head coil's sensitivity falling towards the face with the scan going on (real brain FLAIR and T2: the
+    front of each globe dim, its vitreous at 0.15-0.6 of its back's brightness, the air and lids in front still in the
+    scan): a gain that rises from ``floor`` (0.1-0.6) at a row between 10 mm in front of the patch's structures and
+    their middle to 1 over 10-50 mm behind it (y low: anterior). An :class:`Edge` that :func:`render` does not cut."""
+    vox = float(spacing[1])
+    rows = np.flatnonzero(lab.any(axis=(0, 2)))
+    lo, hi = (int(rows[0]), int(rows[-1])) if len(rows) else (0, lab.shape[1] - 1)
+    start = int(rng.integers(lo - int(round(10.0 / vox)), (lo + hi) // 2 + 1))
+    return Edge(1, 0, start, rng.uniform(10.0, 50.0) / vox, rng.uniform(0.1, 0.6))
+
+
 def _beyond(shape, edge: Edge) -> tuple[slice, ...]:
     sl = [slice(None)] * len(shape)
     sl[edge.axis] = slice(0, edge.index) if edge.side == 0 else slice(edge.index, None)
@@ -347,12 +367,14 @@ def _pad(a: np.ndarray, shape) -> np.ndarray:
 
 
 def render(tissue: np.ndarray, rng: np.random.Generator, spacing=(0.8, 0.8, 0.8),
-           edge: Optional[Edge] = None, clinical: bool = False, plain_sclera: bool = False) -> np.ndarray:
+           edge: Optional[Edge] = None, clinical: bool = False, plain_sclera: bool = False,
+           cut: bool = True) -> np.ndarray:
     """A random-contrast image of the tissue codes ``tissue`` [z, y, x] on a grid of ``spacing`` mm
     (x, y, z), normalised to 0..1 as the percentile normalisation of a whole scan would; with ``edge``
     the scan ends there (zero beyond, as the inference engine pads a scan) and dims towards it; ``clinical``: a 2D
     protocol's thick slices (:data:`CLINICAL_SLICE_MM`) with fine in-plane sampling; ``plain_sclera``: the sclera
-    like the vitreous or darker (:data:`PLAIN_SCLERA_LIKE_VITREOUS`)."""
+    like the vitreous or darker (:data:`PLAIN_SCLERA_LIKE_VITREOUS`); ``cut`` False: ``edge`` only dims (a coil's
+    falloff, :func:`_coil_falloff`), the image goes on beyond it."""
     mean = rng.uniform(0, 1, 256).astype(np.float32)
     # the two sides of one structure look alike in a scan: pair them (orbit labels odd/even, lens, sclera)
     mean[2:17:2] = mean[1:17:2] * rng.uniform(0.95, 1.05, 8).astype(np.float32)
@@ -396,6 +418,6 @@ def render(tissue: np.ndarray, rng: np.random.Generator, spacing=(0.8, 0.8, 0.8)
     lo, hi = np.percentile(img, [0.5, rng.uniform(97.0, 100.0)])
     lo *= rng.uniform(0, 1)                              # the scan's darkest voxels may lie outside the patch
     out = np.clip((img - lo) / max(float(hi - lo), 1e-6), 0, 1).astype(np.float32)
-    if edge is not None:
+    if edge is not None and cut:
         out[_beyond(out.shape, edge)] = 0.0
     return out
