@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.orbitai-installed
 
-.PHONY: demo lint test web test-all bench models scan-classifier trust tao-trust ivgc-trust neuro-trust ct-ted-stage mri-ted-stage mri-ted-stage-cpu mri-ted-falloff-cpu mri-model orbit-heads-edge tao-models ivgc-models neuro-models neuro-lesion-model neuro-second-look half-precision venv clean
+.PHONY: demo lint test web test-all bench models scan-classifier trust tao-trust ivgc-trust neuro-trust ct-ted-stage mri-ted-stage mri-ted-stage-cpu mri-ted-falloff-cpu mri-ted-falloff-dim-cpu mri-model orbit-heads-edge tao-models ivgc-models neuro-models neuro-lesion-model neuro-second-look half-precision venv clean
 
 venv: $(STAMP) test-tools
 
@@ -156,6 +156,9 @@ mri-ted-stage-cpu: $(COHORTS)/mri_ted_train/manifest.csv
 # Issue 78's tenth MRI stage (the seventh's recipe with a head coil's falloff towards the face), resumable likewise.
 mri-ted-falloff-cpu: $(COHORTS)/mri_ted_train/manifest.csv
 	$(PY) -m orbitai seg train --manifest $(COHORTS)/mri_ted_train/manifest.csv --config svnet-demo-mri-ted-falloff --init $(MODELS)/orbit_svnet_mri_demo --seed 3 --speed bf16 --out build/models/orbit_svnet_mri_falloff
+
+mri-ted-falloff-dim-cpu: $(COHORTS)/mri_ted_train/manifest.csv
+	$(PY) -m orbitai seg train --manifest $(COHORTS)/mri_ted_train/manifest.csv --config svnet-demo-mri-ted-falloff-dim --init build/models/orbit_svnet_mri_falloff --seed 4 --speed bf16 --out build/models/orbit_svnet_mri_falloff_dim
 
 orbit-heads-edge: $(STAMP)
 	$(PY) -m orbitai seg train --manifest $(COHORTS)/mri_train/manifest.csv --config svnet-demo-mri-heads-edge --init $(MODELS)/orbit_svnet_mri_demo --out build/models/orbit_svnet_mri_heads_edge

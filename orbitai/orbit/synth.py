@@ -47,7 +47,8 @@ class PoolRecipe:
     :data:`orbitai.phantoms.heads.HELD_OUT`). ``ted_share`` of the heads have every rectus enlarged
     (:data:`TED_SCALE`); ``clinical_thick`` of the patches are rendered as a clinical 2D protocol
     (:data:`CLINICAL_SLICE_MM`); ``plain_sclera`` of them draw the sclera plain (:data:`PLAIN_SCLERA_LIKE_VITREOUS`);
-    ``coil_falloff`` of those without a field-of-view edge dim towards the face, the scan going on (:func:`_coil_falloff`).
+    ``coil_falloff`` of those without a field-of-view edge dim towards the face, the scan going on (:func:`_coil_falloff`;
+    the gain in front drawn from ``coil_floor``).
     A configuration's ``extra['synth']`` holds some of these fields by name (``PoolRecipe(**extra['synth'])``)."""
 
     anatomies: int = 96
@@ -61,6 +62,7 @@ class PoolRecipe:
     clinical_thick: float = 0.0
     plain_sclera: float = 0.0
     coil_falloff: float = 0.0
+    coil_floor: Sequence[float] = (0.1, 0.6)
 
 
 #: Pool defaults (`PoolRecipe`'s) by name.
@@ -124,7 +126,7 @@ class SynthPool:
 
     def __init__(self, heads: list[SynthHead], spacing: tuple[float, float, float], n_classes: int,
                  fov_edge: float = 0.0, clinical_thick: float = 0.0, plain_sclera: float = 0.0,
-                 coil_falloff: float = 0.0):
+                 coil_falloff: float = 0.0, coil_floor: Sequence[float] = (0.1, 0.6)):
         self.heads = heads
         self.spacing = spacing
         self.n_classes = n_classes
@@ -132,6 +134,7 @@ class SynthPool:
         self.clinical_thick = clinical_thick
         self.plain_sclera = plain_sclera
         self.coil_falloff = coil_falloff
+        self.coil_floor = (float(coil_floor[0]), float(coil_floor[1]))
 
     @classmethod
     def build(cls, spec: SegSpec, pool: PoolRecipe = PoolRecipe(), how: Optional[Building] = None) -> SynthPool:
@@ -151,7 +154,8 @@ class SynthPool:
         how = how or Building()
         heads = _heads(recipe, anatomies, how.cache, how.workers, how.progress)
         return cls(heads, (float(spec.spacing[0]), float(spec.spacing[1]), float(spec.spacing[2])), spec.n_classes,
-                   float(fov_edge), float(clinical_thick), float(plain_sclera), float(pool.coil_falloff))
+                   float(fov_edge), float(clinical_thick), float(plain_sclera), float(pool.coil_falloff),
+                   pool.coil_floor)
 
     def sample(self, rng: np.random.Generator, patch, fg_prob: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
         """A rendered patch (float32, 0..1) and its classes (uint8): with ``fg_prob`` centred near a
@@ -168,7 +172,7 @@ class SynthPool:
         # drawn only when asked (as plain_sclera below), so that pools without it render the same patches
         dim = edge is None and bool(self.coil_falloff) and rng.random() < self.coil_falloff
         if dim:
-            edge = _coil_falloff(lab, rng, self.spacing)
+            edge = _coil_falloff(lab, rng, self.spacing, self.coil_floor)
         clinical = bool(self.clinical_thick) and rng.random() < self.clinical_thick
         # drawn only when asked, so that pools without it render the same patches
         plain = bool(self.plain_sclera) and rng.random() < self.plain_sclera
@@ -343,16 +347,17 @@ def _fov_edge(lab: np.ndarray, rng: np.random.Generator, spacing) -> Edge:
     return Edge(axis, side, int(rng.integers(lo, hi + 1)), rng.uniform(5.0, 40.0) / vox, rng.uniform(0.15, 1.0))
 
 
-def _coil_falloff(lab: np.ndarray, rng: np.random.Generator, spacing) -> Edge:
+def _coil_falloff(lab: np.ndarray, rng: np.random.Generator, spacing,
+                  floor: tuple[float, float] = (0.1, 0.6)) -> Edge:
     """The head coil's sensitivity falling towards the face with the scan going on (real brain FLAIR and T2: the
     front of each globe dim, its vitreous at 0.15-0.6 of its back's brightness, the air and lids in front still in the
-    scan): a gain that rises from ``floor`` (0.1-0.6) at a row between 10 mm in front of the patch's structures and
+    scan): a gain that rises from one drawn in ``floor`` at a row between 10 mm in front of the patch's structures and
     their middle to 1 over 10-50 mm behind it (y low: anterior). An :class:`Edge` that :func:`render` does not cut."""
     vox = float(spacing[1])
     rows = np.flatnonzero(lab.any(axis=(0, 2)))
     lo, hi = (int(rows[0]), int(rows[-1])) if len(rows) else (0, lab.shape[1] - 1)
     start = int(rng.integers(lo - int(round(10.0 / vox)), (lo + hi) // 2 + 1))
-    return Edge(1, 0, start, rng.uniform(10.0, 50.0) / vox, rng.uniform(0.1, 0.6))
+    return Edge(1, 0, start, rng.uniform(10.0, 50.0) / vox, rng.uniform(*floor))
 
 
 def _beyond(shape, edge: Edge) -> tuple[slice, ...]:
