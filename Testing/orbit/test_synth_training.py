@@ -120,8 +120,8 @@ def test_a_coil_falloff_dims_towards_the_face_without_ending_the_scan(pool):
     ``coil_falloff`` patches are dimmer in front, nothing in them is cut, and their labels are the head's."""
     rng = np.random.default_rng(4)
     t = pool.heads[0].tissue[:32, :96, :96]
-    edge = Edge(axis=1, side=0, index=30, falloff=20.0, floor=0.2)
-    img = render(t, rng, (0.8, 0.8, 0.8), edge, cut=False)
+    edge = Edge(axis=1, side=0, index=30, falloff=20.0, floor=0.2, cut=False)
+    img = render(t, rng, (0.8, 0.8, 0.8), edge)
     plain = render(t, np.random.default_rng(4), (0.8, 0.8, 0.8))
     inside = t[:, :30] > 0                                               # the head in front of the ramp: still drawn
     assert inside.any() and (img[:, :30][inside] > 0).mean() > 0.9

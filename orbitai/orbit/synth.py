@@ -170,14 +170,13 @@ class SynthPool:
         tissue, lab = _pad(h.tissue[sl], patch), _pad(h.classes[sl], patch)
         edge = _fov_edge(lab, rng, self.spacing) if rng.random() < self.fov_edge else None
         # drawn only when asked (as plain_sclera below), so that pools without it render the same patches
-        dim = edge is None and bool(self.coil_falloff) and rng.random() < self.coil_falloff
-        if dim:
+        if edge is None and bool(self.coil_falloff) and rng.random() < self.coil_falloff:
             edge = _coil_falloff(lab, rng, self.spacing, self.coil_floor)
         clinical = bool(self.clinical_thick) and rng.random() < self.clinical_thick
         # drawn only when asked, so that pools without it render the same patches
         plain = bool(self.plain_sclera) and rng.random() < self.plain_sclera
-        img = render(tissue, rng, self.spacing, edge, clinical, plain, cut=not dim)
-        if edge is not None and not dim:       # nothing of the head beyond the scan's edge: background there
+        img = render(tissue, rng, self.spacing, edge, clinical, plain)
+        if edge is not None and edge.cut:       # nothing of the head beyond the scan's edge: background there
             lab = lab.copy()
             lab[_beyond(lab.shape, edge)] = 0
         if rng.random() < 0.5:      # classes are side-agnostic: a mirrored head is a valid head
@@ -327,13 +326,15 @@ def _open_eyes(tissue: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
 class Edge:
     """A field-of-view edge in a patch: along ``axis``, the indices below ``index`` (``side`` 0) or from
     it on (``side`` 1) are outside the scan; the receive coil's sensitivity falls to ``floor`` of its
-    value over the last ``falloff`` voxels before the edge."""
+    value over the last ``falloff`` voxels before the edge. ``cut`` False: the scan goes on beyond it, only dimmed
+    (a coil's falloff, :func:`_coil_falloff`)."""
 
     axis: int
     side: int
     index: int
     falloff: float
     floor: float
+    cut: bool = True
 
 
 def _fov_edge(lab: np.ndarray, rng: np.random.Generator, spacing) -> Edge:
@@ -352,12 +353,12 @@ def _coil_falloff(lab: np.ndarray, rng: np.random.Generator, spacing,
     """The head coil's sensitivity falling towards the face with the scan going on (real brain FLAIR and T2: the
     front of each globe dim, its vitreous at 0.15-0.6 of its back's brightness, the air and lids in front still in the
     scan): a gain that rises from one drawn in ``floor`` at a row between 10 mm in front of the patch's structures and
-    their middle to 1 over 10-50 mm behind it (y low: anterior). An :class:`Edge` that :func:`render` does not cut."""
+    their middle to 1 over 10-50 mm behind it (y low: anterior): an :class:`Edge` that does not cut."""
     vox = float(spacing[1])
     rows = np.flatnonzero(lab.any(axis=(0, 2)))
     lo, hi = (int(rows[0]), int(rows[-1])) if len(rows) else (0, lab.shape[1] - 1)
     start = int(rng.integers(lo - int(round(10.0 / vox)), (lo + hi) // 2 + 1))
-    return Edge(1, 0, start, rng.uniform(10.0, 50.0) / vox, rng.uniform(*floor))
+    return Edge(1, 0, start, rng.uniform(10.0, 50.0) / vox, rng.uniform(*floor), cut=False)
 
 
 def _beyond(shape, edge: Edge) -> tuple[slice, ...]:
@@ -372,14 +373,13 @@ def _pad(a: np.ndarray, shape) -> np.ndarray:
 
 
 def render(tissue: np.ndarray, rng: np.random.Generator, spacing=(0.8, 0.8, 0.8),
-           edge: Optional[Edge] = None, clinical: bool = False, plain_sclera: bool = False,
-           cut: bool = True) -> np.ndarray:
+           edge: Optional[Edge] = None, clinical: bool = False, plain_sclera: bool = False) -> np.ndarray:
     """A random-contrast image of the tissue codes ``tissue`` [z, y, x] on a grid of ``spacing`` mm
     (x, y, z), normalised to 0..1 as the percentile normalisation of a whole scan would; with ``edge``
-    the scan ends there (zero beyond, as the inference engine pads a scan) and dims towards it; ``clinical``: a 2D
+    the scan ends there (zero beyond, as the inference engine pads a scan; unless ``edge.cut`` is False) and dims
+    towards it; ``clinical``: a 2D
     protocol's thick slices (:data:`CLINICAL_SLICE_MM`) with fine in-plane sampling; ``plain_sclera``: the sclera
-    like the vitreous or darker (:data:`PLAIN_SCLERA_LIKE_VITREOUS`); ``cut`` False: ``edge`` only dims (a coil's
-    falloff, :func:`_coil_falloff`), the image goes on beyond it."""
+    like the vitreous or darker (:data:`PLAIN_SCLERA_LIKE_VITREOUS`)."""
     mean = rng.uniform(0, 1, 256).astype(np.float32)
     # the two sides of one structure look alike in a scan: pair them (orbit labels odd/even, lens, sclera)
     mean[2:17:2] = mean[1:17:2] * rng.uniform(0.95, 1.05, 8).astype(np.float32)
@@ -423,6 +423,6 @@ def render(tissue: np.ndarray, rng: np.random.Generator, spacing=(0.8, 0.8, 0.8)
     lo, hi = np.percentile(img, [0.5, rng.uniform(97.0, 100.0)])
     lo *= rng.uniform(0, 1)                              # the scan's darkest voxels may lie outside the patch
     out = np.clip((img - lo) / max(float(hi - lo), 1e-6), 0, 1).astype(np.float32)
-    if edge is not None and cut:
+    if edge is not None and edge.cut:
         out[_beyond(out.shape, edge)] = 0.0
     return out
