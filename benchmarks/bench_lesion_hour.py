@@ -1,0 +1,60 @@
+"""Issue 77's bar "same or better model for less time", lesions: the one-hour recipe (``make neuro-lesion-hour``: one
+run from a random start, 16,500 bfloat16 compiled steps, 58 training minutes on 2 cores) against the bundled lesion
+model (nine stages, 26,500 steps over several sessions), each judged by ``orbitai neuro tune-lesions``: post-processing
+chosen on the same 36 held-out validation phantoms (real lesion maps of patients never trained on, on brains never
+trained on) and the validation figures at that choice, as each bundle's metadata records them.
+
+``python -m benchmarks lesion_hour`` -> ``benchmarks/results/lesion_hour.json`` (seconds: it reads the two bundles;
+``ORBITAI_LESION_HOUR`` names the candidate folder, default ``build/models/neuro_lesion_hour``; run ``make
+neuro-lesion-hour`` and ``orbitai neuro tune-lesions --bundle build/models/neuro_lesion_hour`` first). The bundled
+model's figures were chosen on its float16 weights (``make neuro-lesion-model``), the candidate's on float32.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import write_result
+
+REPO = Path(__file__).resolve().parent.parent
+FIGURES = ("all_dice", "all_lesion_f1", "light_dice", "light_lesion_f1", "light_small_recall", "light_avd_percent",
+           "medium_dice", "medium_lesion_f1", "heavy_dice", "heavy_lesion_f1")
+
+
+def _validation(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    meta = json.loads((folder / "metadata.json").read_text())
+    if "postprocess" not in meta:
+        raise SystemExit(f"{folder} has no validation figures: run orbitai neuro tune-lesions --bundle {folder}")
+    return meta["postprocess"], meta["training"]
+
+
+def main() -> None:
+    hour = Path(os.environ.get("ORBITAI_LESION_HOUR", REPO / "build" / "models" / "neuro_lesion_hour"))
+    if not (hour / "metadata.json").exists():
+        print(f"lesion_hour: no candidate at {hour}: run make neuro-lesion-hour and tune-lesions first (skipped)")
+        return
+    bundled = REPO / "orbitai" / "resources" / "models" / "neuro_lesion_unet_demo"
+    (pp_h, tr_h), (pp_b, _) = _validation(hour), _validation(bundled)
+    metrics: dict[str, float] = {}
+    for name, pp in (("hour", pp_h), ("bundled", pp_b)):
+        metrics.update({f"{name}_{k}": float(pp["validation"][k]) for k in FIGURES})
+        metrics[f"{name}_objective"] = float(pp["objective"])
+    metrics["hour_dice_minus_bundled"] = round(metrics["hour_all_dice"] - metrics["bundled_all_dice"], 4)
+    metrics["hour_training_minutes"] = float(tr_h["minutes"])
+    metrics["hour_steps_run"] = float(tr_h.get("steps_run", tr_h["iterations"]))
+    write_result("lesion_hour", metrics, {"hour_dice_minus_bundled": ">= -0.01", "hour_training_minutes": "<= 60"},
+                 notes={"candidate": str(hour.relative_to(REPO) if hour.is_relative_to(REPO) else hour),
+                        "candidate_training": {k: tr_h.get(k) for k in ("iterations", "steps_run", "lr", "seed",
+                                                                         "minutes", "loss", "steps", "initial_weights")},
+                        "bundled_training": "neuro_lesion_unet_demo " + json.loads(
+                            (bundled / "metadata.json").read_text())["version"] + ": make neuro-lesion-model's nine "
+                            "stages (1300 + 1500 + 1500 + 2000 + 1200 + 3000 + 6000 + 6000 + 4000 steps)",
+                        "chosen": {"hour": {k: pp_h[k] for k in ("threshold", "min_size_mm3", "seed")},
+                                   "bundled": {k: pp_b[k] for k in ("threshold", "min_size_mm3", "seed")}},
+                        "chosen_on": pp_h.get("chosen_on")})
+
+
+if __name__ == "__main__":
+    main()
