@@ -2,7 +2,8 @@
 run from a random start, 16,500 bfloat16 compiled steps, 58 training minutes on 2 cores) against the bundled lesion
 model (nine stages, 26,500 steps over several sessions), each judged by ``orbitai neuro tune-lesions``: post-processing
 chosen on the same 36 held-out validation phantoms (real lesion maps of patients never trained on, on brains never
-trained on) and the validation figures at that choice, as each bundle's metadata records them.
+trained on) and the validation figures at that choice, as each bundle's metadata records them; and, where a bundle has
+one, its learned second look's out-of-fold figures on the 52 validation phantoms (``orbitai neuro second-look``).
 
 ``python -m benchmarks lesion_hour`` -> ``benchmarks/results/lesion_hour.json`` (seconds: it reads the two bundles;
 ``ORBITAI_LESION_HOUR`` names the candidate folder, default ``build/models/neuro_lesion_hour``; run ``make
@@ -41,6 +42,13 @@ def main() -> None:
     for name, pp in (("hour", pp_h), ("bundled", pp_b)):
         metrics.update({f"{name}_{k}": float(pp["validation"][k]) for k in FIGURES})
         metrics[f"{name}_objective"] = float(pp["objective"])
+    # each bundle's learned second look (`orbitai neuro second-look`), out of fold on the 52 validation phantoms
+    for name, folder in (("hour", hour), ("bundled", bundled)):
+        look = json.loads((folder / "metadata.json").read_text()).get("second_look")
+        if look:
+            oof = look["validation_out_of_fold"]
+            metrics.update({f"{name}_second_look_{k}": float(oof[k]) for k in FIGURES if k in oof})
+            metrics[f"{name}_second_look_objective"] = float(look["objective"])
     metrics["hour_dice_minus_bundled"] = round(metrics["hour_all_dice"] - metrics["bundled_all_dice"], 4)
     metrics["hour_training_minutes"] = float(tr_h["minutes"])
     metrics["hour_steps_run"] = float(tr_h.get("steps_run", tr_h["iterations"]))
