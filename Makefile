@@ -228,7 +228,8 @@ neuro-lesion-model: $(STAMP)
 # from a random start on the 432 real-map training phantoms, the last stage's loss and sampling (blob term, hard
 # negatives), bfloat16 steps compiled. 16,500 steps are 57 min at this recipe's own rate on 2 quiet cores (0.21 s a
 # step: the blob term and the hard negatives cost more than the benchmark's plain recipe, 0.12 s); --time-limit ends it
-# at one hour of stepping whatever the machine's load. The phantoms are made first (once, cached in the work folder). Resumable: the same command goes on.
+# at one hour of stepping whatever the machine's load. The phantoms are made first (once, cached in the work folder).
+# Resumable: the same command goes on.
 # Judged against the bundled model by `orbitai neuro tune-lesions` on the same validation phantoms; not bundled here.
 neuro-lesion-hour: $(STAMP)
 	$(PY) -m orbitai neuro train-lesions --out build/models/neuro_lesion_hour --work $(LESION)_hour --ms-seeds "" --nmosd-seeds "" --real-seeds 20000:20432 --iterations 16500 --batch 16 --lr 0.001 --seed 136 --lesion-sampling mixed --contrast-min 0.35 --blob 1.0 --hard-negative 0.2 --threads 2 --speed compiled --time-limit 60

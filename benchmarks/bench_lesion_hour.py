@@ -24,11 +24,11 @@ FIGURES = ("all_dice", "all_lesion_f1", "light_dice", "light_lesion_f1", "light_
            "medium_dice", "medium_lesion_f1", "heavy_dice", "heavy_lesion_f1")
 
 
-def _validation(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    meta = json.loads((folder / "metadata.json").read_text())
+def _metadata(folder: Path) -> dict[str, Any]:
+    meta: dict[str, Any] = json.loads((folder / "metadata.json").read_text())
     if "postprocess" not in meta:
         raise SystemExit(f"{folder} has no validation figures: run orbitai neuro tune-lesions --bundle {folder}")
-    return meta["postprocess"], meta["training"]
+    return meta
 
 
 def main() -> None:
@@ -37,14 +37,16 @@ def main() -> None:
         print(f"lesion_hour: no candidate at {hour}: run make neuro-lesion-hour and tune-lesions first (skipped)")
         return
     bundled = REPO / "orbitai" / "resources" / "models" / "neuro_lesion_unet_demo"
-    (pp_h, tr_h), (pp_b, _) = _validation(hour), _validation(bundled)
+    meta = {"hour": _metadata(hour), "bundled": _metadata(bundled)}
+    pp_h, pp_b, tr_h = meta["hour"]["postprocess"], meta["bundled"]["postprocess"], meta["hour"]["training"]
     metrics: dict[str, float] = {}
-    for name, pp in (("hour", pp_h), ("bundled", pp_b)):
+    for name, m in meta.items():
+        pp = m["postprocess"]
         metrics.update({f"{name}_{k}": float(pp["validation"][k]) for k in FIGURES})
         metrics[f"{name}_objective"] = float(pp["objective"])
     # each bundle's learned second look (`orbitai neuro second-look`), out of fold on the 52 validation phantoms
-    for name, folder in (("hour", hour), ("bundled", bundled)):
-        look = json.loads((folder / "metadata.json").read_text()).get("second_look")
+    for name, m in meta.items():
+        look = m.get("second_look")
         if look:
             oof = look["validation_out_of_fold"]
             metrics.update({f"{name}_second_look_{k}": float(oof[k]) for k in FIGURES if k in oof})
@@ -56,9 +58,8 @@ def main() -> None:
                  notes={"candidate": str(hour.relative_to(REPO) if hour.is_relative_to(REPO) else hour),
                         "candidate_training": {k: tr_h.get(k) for k in ("iterations", "steps_run", "lr", "seed",
                                                                          "minutes", "loss", "steps", "initial_weights")},
-                        "bundled_training": "neuro_lesion_unet_demo " + json.loads(
-                            (bundled / "metadata.json").read_text())["version"] + ": make neuro-lesion-model's nine "
-                            "stages (1300 + 1500 + 1500 + 2000 + 1200 + 3000 + 6000 + 6000 + 4000 steps)",
+                        "bundled_training": f"neuro_lesion_unet_demo {meta['bundled']['version']}: make "
+                            "neuro-lesion-model's nine stages (1300 + 1500 + 1500 + 2000 + 1200 + 3000 + 6000 + 6000 + 4000 steps)",
                         "chosen": {"hour": {k: pp_h[k] for k in ("threshold", "min_size_mm3", "seed")},
                                    "bundled": {k: pp_b[k] for k in ("threshold", "min_size_mm3", "seed")}},
                         "chosen_on": pp_h.get("chosen_on")})

@@ -37,6 +37,10 @@ from orbitai.training.prefetch import fork_available, forked_each
 from orbitai.engine.inference import SegSpec
 
 
+#: The range the coil falloff's gain in front is drawn from (``PoolRecipe.coil_floor``'s default, :func:`_coil_falloff`).
+COIL_FLOOR = (0.1, 0.6)
+
+
 @dataclass(frozen=True)
 class PoolRecipe:
     """What :meth:`SynthPool.build` draws: ``anatomies`` heads from ``seed`` (same seed, same pool) on a grid of
@@ -62,7 +66,7 @@ class PoolRecipe:
     clinical_thick: float = 0.0
     plain_sclera: float = 0.0
     coil_falloff: float = 0.0
-    coil_floor: Sequence[float] = (0.1, 0.6)
+    coil_floor: Sequence[float] = COIL_FLOOR
 
 
 #: Pool defaults (`PoolRecipe`'s) by name.
@@ -126,7 +130,7 @@ class SynthPool:
 
     def __init__(self, heads: list[SynthHead], spacing: tuple[float, float, float], n_classes: int,
                  fov_edge: float = 0.0, clinical_thick: float = 0.0, plain_sclera: float = 0.0,
-                 coil_falloff: float = 0.0, coil_floor: Sequence[float] = (0.1, 0.6)):
+                 coil_falloff: float = 0.0, coil_floor: Sequence[float] = COIL_FLOOR):
         self.heads = heads
         self.spacing = spacing
         self.n_classes = n_classes
@@ -349,7 +353,7 @@ def _fov_edge(lab: np.ndarray, rng: np.random.Generator, spacing) -> Edge:
 
 
 def _coil_falloff(lab: np.ndarray, rng: np.random.Generator, spacing,
-                  floor: tuple[float, float] = (0.1, 0.6)) -> Edge:
+                  floor: Sequence[float] = COIL_FLOOR) -> Edge:
     """The head coil's sensitivity falling towards the face with the scan going on (real brain FLAIR and T2: the
     front of each globe dim, its vitreous at 0.15-0.6 of its back's brightness, the air and lids in front still in the
     scan): a gain that rises from one drawn in ``floor`` at a row between 10 mm in front of the patch's structures and
@@ -358,7 +362,7 @@ def _coil_falloff(lab: np.ndarray, rng: np.random.Generator, spacing,
     rows = np.flatnonzero(lab.any(axis=(0, 2)))
     lo, hi = (int(rows[0]), int(rows[-1])) if len(rows) else (0, lab.shape[1] - 1)
     start = int(rng.integers(lo - int(round(10.0 / vox)), (lo + hi) // 2 + 1))
-    return Edge(1, 0, start, rng.uniform(10.0, 50.0) / vox, rng.uniform(*floor), cut=False)
+    return Edge(1, 0, start, rng.uniform(10.0, 50.0) / vox, rng.uniform(floor[0], floor[1]), cut=False)
 
 
 def _beyond(shape, edge: Edge) -> tuple[slice, ...]:
