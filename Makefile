@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.orbitai-installed
 
-.PHONY: demo lint test web test-all bench models scan-classifier trust tao-trust ivgc-trust neuro-trust ct-ted-stage mri-ted-stage mri-ted-stage-cpu mri-ted-falloff-cpu mri-ted-falloff-dim-cpu mri-model orbit-heads-edge tao-models ivgc-models neuro-models neuro-lesion-model neuro-lesion-hour neuro-second-look half-precision venv clean
+.PHONY: demo lint test web test-all bench models scan-classifier trust tao-trust ivgc-trust neuro-trust ct-ted-stage mri-ted-stage mri-ted-stage-cpu mri-ted-falloff-cpu mri-ted-falloff-dim-cpu mri-model orbit-heads-edge tao-models ivgc-models neuro-models neuro-lesion-model neuro-lesion-hour neuro-lesion-hour-regional neuro-second-look half-precision venv clean
 
 venv: $(STAMP) test-tools
 
@@ -233,6 +233,11 @@ neuro-lesion-model: $(STAMP)
 # Judged against the bundled model by `orbitai neuro tune-lesions` on the same validation phantoms; not bundled here.
 neuro-lesion-hour: $(STAMP)
 	$(PY) -m orbitai neuro train-lesions --out build/models/neuro_lesion_hour --work $(LESION)_hour --ms-seeds "" --nmosd-seeds "" --real-seeds 20000:20432 --iterations 16500 --batch 16 --lr 0.001 --seed 136 --lesion-sampling mixed --contrast-min 0.35 --blob 1.0 --hard-negative 0.2 --threads 2 --speed compiled --time-limit 60
+
+# The same hour with a normal FLAIR's regional brightness in the training brains (--regional: brighter grey matter in
+# places, hippocampus, amygdala and hypothalamus brighter than their tissue), against the real FLAIR's false lesions.
+neuro-lesion-hour-regional: $(STAMP)
+	$(PY) -m orbitai neuro train-lesions --out build/models/neuro_lesion_hour_regional --work $(LESION)_hour_regional --ms-seeds "" --nmosd-seeds "" --real-seeds 20000:20432 --iterations 16500 --batch 16 --lr 0.001 --seed 136 --lesion-sampling mixed --contrast-min 0.35 --blob 1.0 --hard-negative 0.2 --regional --threads 2 --speed compiled --time-limit 60
 
 # Issue 79: the lesion bundle's learned second look at each candidate, fitted on the validation split's 52 phantoms
 # (their probabilities cached in ~/.orbitai/cache/lesion-probs; ~15 min on 2 CPU cores the first time, then ~3 min).

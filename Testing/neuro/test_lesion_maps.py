@@ -67,6 +67,45 @@ def test_case_on_a_synthseg_brain_lands_in_its_white_matter():
     assert set(light.info["maps"]) <= set(lm.map_split()["training"])
 
 
+def _toy_template(bright: bool = True) -> lm.BrainTemplate:
+    """A brain template of tissue slabs (no registration): white matter, grey matter with a bright block, ventricle."""
+    import SimpleITK as sitk
+
+    tissue = np.zeros((24, 40, 40), np.uint8)
+    tissue[2:22, 2:38, 2:38] = lm.WM
+    tissue[2:22, 2:12, 2:38] = lm.GM
+    tissue[8:16, 20:28, 16:24] = lm.VENT
+    b = np.zeros(tissue.shape, bool)
+    b[10:14, 4:8, 10:20] = True
+    return lm.BrainTemplate(99, tissue, None, tissue > 0, np.ones(tissue.shape, np.float32), sitk.Image(40, 40, 24,
+                            sitk.sitkUInt8), sitk.Transform(3, sitk.sitkIdentity), b if bright else None)
+
+
+def test_regional_brightness_varies_grey_matter_and_nothing_outside_tissue():
+    """Issue 77: a normal FLAIR's regional brightness (the real FLAIR's false lesions lie in bright grey matter):
+    grey matter uneven, the bright structures brighter, CSF untouched, the same generator the same gain."""
+    t = _toy_template()
+    g = lm._regional(t, np.random.default_rng(3))
+    assert np.array_equal(g, lm._regional(t, np.random.default_rng(3)))
+    assert np.all(g[t.tissue == lm.VENT] == 1) and np.all(g[t.tissue == 0] == 1)
+    grey = g[(t.tissue == lm.GM) & ~t.bright]
+    assert float(grey.std()) > 0.01 and 0.8 <= float(g.min()) and float(g.max()) <= 1.4
+    plain = lm._render_brain(t, np.random.default_rng(5))
+    varied = lm._render_brain(t, np.random.default_rng(5), np.random.default_rng(3))
+    assert np.allclose(plain[t.tissue == 0], 0) and np.allclose(varied[t.tissue == 0], 0)
+    assert float(np.abs(varied - plain)[t.tissue == lm.GM].mean()) > 0.005
+    assert float(np.abs(varied - plain)[t.tissue == lm.VENT].max()) < 0.05     # only blur from the neighbours
+
+
+def test_regional_brightness_leaves_patient26s_brain_and_the_lesions_alone():
+    """Brain 0 is a real FLAIR (its own regional brightness): regional rendering changes nothing there, and a case's
+    lesions are drawn from the same generator with or without it."""
+    a = lm.render_case(5, "training", brain=0, maps=(17,))
+    b = lm.render_case(5, "training", brain=0, maps=(17,), regional=True)
+    assert all(np.array_equal(x, y) for x, y in zip(a[:3], b[:3]))
+    assert b[4]["regional"] and not a[4]["regional"]
+
+
 def test_bad_split_or_load_is_refused():
     with pytest.raises(ValueError, match="split"):
         lm.render_case(1, "nope")
@@ -94,6 +133,8 @@ def test_bundle_says_what_it_was_trained_on():
     assert str(list(lm.map_split()["training"])) in text and "never drawn" in text
     both = training_data_text([1, 2], [3], [5], 0.5, 0.0, 0.5)
     assert "2 MS" in both and "drawn lesions" in both and "real lesion maps" in both
+    assert "regional brightness" in training_data_text([], [], [5], 0.0, 0.0, 0.35, regional=True)
+    assert "regional brightness" not in text
 
 
 @pytest.mark.parametrize("seeds", ["x", "5:1"])

@@ -158,6 +158,9 @@ def _add_train_lesions(s: argparse._SubParsersAction) -> None:
     p.add_argument("--hard-negative", type=float, default=0.0,
                    help="share of the patches not centred on a lesion that are centred on a bright voxel that is no "
                         "lesion (cortex, vessels, septum: what false specks are made of; 0 to 1)")
+    p.add_argument("--regional", action="store_true",
+                   help="real-map phantoms with a normal FLAIR's regional brightness (grey matter brighter in places; "
+                        "hippocampus, amygdala, hypothalamus brighter than their tissue), none of it lesion")
     p.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",
                    help="stop stepping after this many minutes and write the bundle from the weights reached (its "
                         "metadata says how many steps of those planned ran; a rerun goes on from the checkpoint)")

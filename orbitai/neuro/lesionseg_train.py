@@ -92,6 +92,9 @@ class LesionTrainRecipe:
     thick_max: float = 5.5
     #: Share of the patches not centred on a lesion that are centred on a bright voxel that is no lesion.
     hard_negative: float = 0.0
+    #: Real-map phantoms with a normal FLAIR's regional brightness (brighter grey matter in places, the hippocampus,
+    #: amygdala and hypothalamus brighter than their tissue: `orbitai.phantoms.lesion_maps.render_case`).
+    regional: bool = False
     #: Minutes of stepping in this run, after which the bundle is written from the weights reached (None: no limit;
     #: the metadata records the steps run of those planned, and a rerun with a larger limit goes on from the checkpoint).
     time_limit_min: Optional[float] = None
@@ -254,7 +257,8 @@ def train(out_bundle: str | Path, work: str | Path, recipe: LesionTrainRecipe, o
                 or state.get("heavy", 0.0) != heavy or list(state.get("real_seeds", [])) != list(real_seeds)
                 or state.get("per_lesion", float(per_lesion)) != float(per_lesion)
                 or state.get("blob", 0.0) != blob or state.get("thick_max", 5.5) != thick_max
-                or state.get("hard_negative", 0.0) != hard_negative):
+                or state.get("hard_negative", 0.0) != hard_negative
+                or bool(state.get("regional", False)) != recipe.regional):
             raise ValueError("checkpoint of a different training (iterations, seeds or initial weights differ)")
         return int(state["step"])
 
@@ -274,7 +278,7 @@ def train(out_bundle: str | Path, work: str | Path, recipe: LesionTrainRecipe, o
     steps_run = start
     if start < iterations and (recipe.time_limit_min is None or recipe.time_limit_min > 0):
         t_prep = time.time()
-        cases = prepare_data(work, seeds, confluent, heavy)
+        cases = prepare_data(work, seeds, confluent, heavy, regional=recipe.regional)
         log.info("%d phantoms ready in %.0f s", len(cases), time.time() - t_prep)
         t_run += time.time() - t_prep        # the step time and its limit count stepping only
 
@@ -318,7 +322,8 @@ def train(out_bundle: str | Path, work: str | Path, recipe: LesionTrainRecipe, o
                                  "seeds": [s for s, _ in seeds], "history": history, "init": init_name,
                                  "confluent": confluent, "heavy": heavy, "per_lesion": float(per_lesion),
                                  "real_seeds": list(real_seeds), "blob": blob, "thick_max": thick_max,
-                                 "hard_negative": hard_negative, "speed": speed.describe(),
+                                 "hard_negative": hard_negative, "regional": recipe.regional,
+                                 "speed": speed.describe(),
                                  "seconds": seconds + time.time() - t_run}, ckpt)
             steps_run = step + 1
     speed.release(model)     # the bundle's weights in the usual layout
@@ -337,7 +342,8 @@ def _span(s: Sequence[int]) -> str:
 
 
 def training_data_text(ms_seeds: Sequence[int], nmosd_seeds: Sequence[int], real_seeds: Sequence[int],
-                       confluent: float, heavy: float, contrast_min: float, thick_max: float = 5.5) -> str:
+                       confluent: float, heavy: float, contrast_min: float, thick_max: float = 5.5,
+                       regional: bool = False) -> str:
     """What a lesion bundle was trained on, in words (its metadata's ``training_data``)."""
     parts = []
     if ms_seeds or nmosd_seeds:
@@ -358,7 +364,10 @@ def training_data_text(ms_seeds: Sequence[int], nmosd_seeds: Sequence[int], real
             "two mixed or a subset, mirrored, affine-jittered) placed in real brains (SynthSeg heads "
             f"{', '.join(map(str, brains))} and cs_patient26's) through a registration to MNI "
             "(orbitai.phantoms.lesion_maps); the validation and test brains (heads 17-20) and maps "
-            f"({list(split['validation']) + list(split['test'])}) and patient 26's map are never drawn.")
+            f"({list(split['validation']) + list(split['test'])}) and patient 26's map are never drawn."
+            + (" The SynthSeg brains have a normal FLAIR's regional brightness (grey matter brighter in places; "
+               "hippocampus, amygdala and ventral diencephalon brighter than their tissue), never labelled lesion."
+               if regional else ""))
     parts.append(f"Brain = image > 0. Augmentation: lesion contrast x[{contrast_min}, 1] (blend with the lesion-free "
                  f"background), simulated 2.5-{thick_max:g} mm slices (partial volume), gamma 0.7-1.5, linear bias, Rician noise, "
                  "in-plane rotation +-12 deg / scale 0.9-1.1 / flips, normalisation-scale jitter.")
@@ -384,7 +393,7 @@ def bundle_metadata(recipe: LesionTrainRecipe, args: dict[str, Any], seconds: fl
                   "grid": "1 mm, axis-aligned to the patient (LAS), cropped to the brain box"},
         "labels": {"1": "white_matter_lesion"},
         "training_data": training_data_text(recipe.ms_seeds, recipe.nmosd_seeds, recipe.real_seeds, recipe.confluent,
-                                            recipe.heavy, contrast_min, recipe.thick_max),
+                                            recipe.heavy, contrast_min, recipe.thick_max, recipe.regional),
         "training": {"command": "orbitai neuro train-lesions", "iterations": recipe.iterations,
                      "batch_size": recipe.batch, "patch": [len(CONTEXT), PATCH, PATCH], "lr": recipe.lr,
                      "optimizer": "Adam (weight decay 1e-5), 100-step warm-up, cosine decay",
@@ -397,6 +406,7 @@ def bundle_metadata(recipe: LesionTrainRecipe, args: dict[str, Any], seconds: fl
                                             "else each lesion voxel"),
                      "lesion_contrast_min": contrast_min, "minutes": round(seconds / 60, 2),
                      "hard_negative_share": recipe.hard_negative, "thick_slices_mm": [2.5, recipe.thick_max],
+                     "regional_brightness": recipe.regional,
                      "initial_weights": init or "random (MONAI default initialisation)",
                      "final_loss": round(float(np.mean(history[-50:])), 4) if history else None},
         "metrics": {},
@@ -463,7 +473,7 @@ def run(a: argparse.Namespace) -> int:
             tuple(seeds[0]), tuple(seeds[1]), tuple(seeds[2]), a.iterations, a.batch, a.lr, a.seed,
             per_lesion={"voxel": 0.0, "lesion": 1.0, "mixed": 0.5}[a.lesion_sampling], contrast_min=a.contrast_min,
             init=a.init, confluent=a.confluent, heavy=a.heavy, blob=a.blob, thick_max=a.thick_max,
-            hard_negative=a.hard_negative, time_limit_min=a.time_limit, speed=a.speed,
+            hard_negative=a.hard_negative, regional=a.regional, time_limit_min=a.time_limit, speed=a.speed,
             device=getattr(a, "device", "cpu"))
         train(a.out, a.work, recipe, overwrite=a.overwrite)
     finally:

@@ -54,6 +54,10 @@ _WM_LABELS = (2, 41, 7, 46, 16, 28, 60, 25, 57, 85)
 _GM_LABELS = (3, 42, 8, 47, 17, 18, 53, 54)
 _DEEP_LABELS = (10, 49, 11, 50, 12, 51, 13, 52, 26, 58)
 _VENT_LABELS = (4, 5, 43, 44, 14, 15)
+#: SynthSeg labels that a normal FLAIR shows brighter than the rest of their tissue (hippocampus, amygdala, the
+#: ventral diencephalon with the hypothalamus and optic tracts): where real FLAIRs give false lesions (issue 77,
+#: patient 26's false components in the mesial temporal lobe, the insula and around the third ventricle)
+BRIGHT_LABELS = (17, 53, 18, 54, 28, 60)
 
 
 def map_ids() -> tuple[int, ...]:
@@ -100,6 +104,8 @@ class BrainTemplate:
     ventricle_distance: np.ndarray  # mm from the ventricles (float32)
     grid: sitk.Image             # the grid's geometry
     to_mni: sitk.Transform       # brain points -> MNI points
+    #: bool: structures that are brighter than their tissue on a normal FLAIR (:data:`BRIGHT_LABELS`); None for brain 0
+    bright: np.ndarray | None = None
 
 
 def _mni_reference() -> tuple[sitk.Image, dict]:
@@ -145,7 +151,9 @@ def brain_template(number: int) -> BrainTemplate:
     tissue[(a == 24) & ndi.binary_dilation(parenchyma, iterations=2) & ~parenchyma] = CSF
     idx = np.argwhere(tissue > 0)
     lo, hi = np.maximum(idx.min(0) - 4, 0), np.minimum(idx.max(0) + 5, a.shape)
-    tissue = tissue[tuple(slice(int(x), int(y)) for x, y in zip(lo, hi))]
+    box = tuple(slice(int(x), int(y)) for x, y in zip(lo, hi))
+    tissue = tissue[box]
+    bright = np.isin(a[box], BRIGHT_LABELS)
     grid = sitk.RegionOfInterest(img, [int(hi[2] - lo[2]), int(hi[1] - lo[1]), int(hi[0] - lo[0])],
                                  [int(lo[2]), int(lo[1]), int(lo[0])])
     brain = tissue > 0
@@ -159,7 +167,7 @@ def brain_template(number: int) -> BrainTemplate:
     to_mni = demons_refine(as_image(_distance_map(vent, brain), grid),
                            as_image(_distance_map(T["vent"], ndi.binary_fill_holes(T["brain"])), ref), affine)
     return BrainTemplate(number, tissue, None, _allowed(tissue),
-                         ndi.distance_transform_edt(~vent).astype(np.float32), grid, to_mni)
+                         ndi.distance_transform_edt(~vent).astype(np.float32), grid, to_mni, bright)
 
 
 @functools.lru_cache(maxsize=1)
@@ -180,14 +188,34 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: float
     return f / max(float(f.std()), 1e-6)
 
 
-def _render_brain(t: BrainTemplate, rng: np.random.Generator) -> np.ndarray:
-    """A lesion-free FLAIR of the brain, white matter = 1."""
+def _regional(t: BrainTemplate, rng: np.random.Generator) -> np.ndarray:
+    """A normal FLAIR's regional gain (1 = none): grey matter brighter in some regions than in others (the insula and
+    cingulate are, on real FLAIRs), the :data:`BRIGHT_LABELS` structures brighter than their tissue, and a faint
+    unevenness of the white matter (the corticospinal tracts); none of it a lesion. Its own generator ``rng``, so
+    that a case's other draws are those of a plain rendering."""
+    shape = t.tissue.shape
+    gain = np.ones(shape, np.float32)
+    gm = t.tissue == GM
+    gain[gm] += np.float32(rng.uniform(0.04, 0.10)) * _smooth_noise(rng, shape, 5.0)[gm]
+    if t.bright is not None:
+        gain[t.bright] *= np.float32(rng.uniform(1.0, 1.15))
+    wm = t.tissue == WM
+    gain[wm] += np.float32(rng.uniform(0.0, 0.04)) * _smooth_noise(rng, shape, 4.0)[wm]
+    return np.clip(gain, 0.8, 1.4)
+
+
+def _render_brain(t: BrainTemplate, rng: np.random.Generator, regional: np.random.Generator | None = None
+                  ) -> np.ndarray:
+    """A lesion-free FLAIR of the brain, white matter = 1; ``regional``: a generator for a normal FLAIR's regional
+    brightness (:func:`_regional`), None for uniform tissues."""
     if t.background is not None:
         return t.background * np.float32(rng.normal(1.0, 0.02))     # zero outside the brain
     gm = rng.uniform(1.05, 1.3)
     values = np.array([0.0, 1.0, gm, rng.uniform(1.0, min(gm, 1.2)), rng.uniform(0.08, 0.3), 0.0], np.float32)
     values[CSF] = values[VENT] * rng.uniform(0.9, 1.3)
     img = values[t.tissue]
+    if regional is not None:
+        img = img * _regional(t, regional)
     # a bright ependymal lining, fading over a few mm from the ventricles
     lining = rng.uniform(0.0, 0.15) * np.exp(-t.ventricle_distance / rng.uniform(1.5, 3.0))
     img = img * (1 + lining * (t.tissue == WM))
@@ -256,9 +284,11 @@ def case_brain(seed: int, split: str = "training") -> int:
 
 
 def render_case(seed: int, split: str = "training", load: str | None = None, brain: int | None = None,
-                maps: tuple[int, ...] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, sitk.Image, dict]:
+                maps: tuple[int, ...] | None = None, regional: bool = False
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, sitk.Image, dict]:
     """Noise-free (image, lesion-free image, lesion mask, grid, info) of one case; white matter = 1. ``brain`` and
-    ``maps`` fix the brain and the lesion maps (else drawn from ``split``'s)."""
+    ``maps`` fix the brain and the lesion maps (else drawn from ``split``'s); ``regional``: a normal FLAIR's regional
+    brightness in the lesion-free brain (:func:`_regional`; the case's other draws unchanged)."""
     if split not in BRAINS:
         raise ValueError(f"split must be one of {sorted(BRAINS)}, got {split!r}")
     if load not in (None,) + LOADS:
@@ -273,7 +303,7 @@ def render_case(seed: int, split: str = "training", load: str | None = None, bra
     soft = sitk.GetArrayFromImage(sitk.Resample(as_image(mni, ref), t.grid, warp, sitk.sitkLinear, 0.0))
     drawn = soft > 0.5
     label = drawn & t.allowed
-    bg = _render_brain(t, rng)
+    bg = _render_brain(t, rng, np.random.default_rng(np.random.SeedSequence([int(seed), 7712])) if regional else None)
     lab, n = ndi.label(label, np.ones((3, 3, 3), bool))
     gains = real_lesion_gains()
     g = np.concatenate([[0.0], rng.choice(gains, n) * np.exp(rng.normal(0, 0.05, n))]).astype(np.float32)
@@ -287,7 +317,7 @@ def render_case(seed: int, split: str = "training", load: str | None = None, bra
     img = np.where(t.tissue > 0, (1 - p) * bg + p * value, 0).astype(np.float32)
     info = {"seed": int(seed), "split": split, "brain": number, **how, "n_lesions": int(n),
             "lesion_volume_ml": round(float(label.sum()) * 1e-3, 4),
-            "kept_share": round(float(label.sum()) / max(float(drawn.sum()), 1.0), 4)}
+            "kept_share": round(float(label.sum()) / max(float(drawn.sum()), 1.0), 4), "regional": bool(regional)}
     return img, bg, label.astype(np.uint8), t.grid, info
 
 
