@@ -95,7 +95,7 @@ def fitting(untrained_bundle, tmp_path, monkeypatch):  # noqa: F811
     and the copy's path."""
     cases, probs = _cases()
     by_name = {c.name: p for c, p in zip(cases, probs)}
-    monkeypatch.setattr(fit, "fit_cases", lambda: cases)
+    monkeypatch.setattr(fit, "fit_cases", lambda regional=False: cases)
     monkeypatch.setattr(fit, "cached_probability", lambda case, bundle, model: by_name[case.name])
     monkeypatch.setattr(fit, "FOLDS", 3)
     path = tmp_path / "b"

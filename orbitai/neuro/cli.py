@@ -211,13 +211,16 @@ def _add_second_look(s: argparse._SubParsersAction) -> None:
                                  "keeps or drops each one, both thresholds chosen out of fold on the validation "
                                  "split's phantoms (never the test split or the real case). The weights are kept.")
     p.add_argument("--bundle", required=True, help="lesion bundle folder (or name); its weights are not changed")
+    p.add_argument("--regional", action="store_true",
+                   help="fit on the validation phantoms with a normal FLAIR's regional brightness (brighter grey "
+                        "matter in places; the same lesions)")
     p.set_defaults(func=run_second_look)
 
 
 def run_second_look(args: argparse.Namespace) -> int:
     from orbitai.neuro.second_look_fit import fit_second_look
 
-    print(strict_json(fit_second_look(args.bundle), indent=1), end="")
+    print(strict_json(fit_second_look(args.bundle, args.regional), indent=1), end="")
     return 0
 
 

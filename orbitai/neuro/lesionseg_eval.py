@@ -110,34 +110,38 @@ def _load_of(ml: float) -> str:
     return "light" if ml < LIGHT_MAX_ML else "heavy" if ml > HEAVY_MIN_ML else "medium"
 
 
-def _real_case(seed: int, which: str, brain: int, load: str | None = None, maps: tuple[int, ...] | None = None
-               ) -> PhantomCase:
+def _real_case(seed: int, which: str, brain: int, load: str | None = None, maps: tuple[int, ...] | None = None,
+               regional: bool = False) -> PhantomCase:
     rng = np.random.default_rng([seed, 47])
     slice_mm = None if seed % 2 == 0 else float(rng.uniform(3.0, 5.0))
-    c = lesion_maps.real_lesion_case(seed, which, load, noise=True, slice_mm=slice_mm, brain=brain, maps=maps)
+    c = lesion_maps.real_lesion_case(seed, which, load, noise=True, slice_mm=slice_mm, brain=brain, maps=maps,
+                                     regional=regional)
     brain_mask = c.image.with_array((lesion_maps.brain_template(brain).tissue > 0).astype(np.uint8))
     ml = float(c.info["lesion_volume_ml"])
     how = "+".join(str(p) for p in c.info["maps"])
     name = (f"{_load_of(ml)} brain {brain} maps {how} ({c.info['mode']}, {ml:.1f} mL, "
-            f"{'%.1f mm slices' % slice_mm if slice_mm else '1 mm'}) seed {seed}")
-    return PhantomCase(name, _load_of(ml), c.image, brain_mask, c.labels, slice_mm, (seed, which, load, brain, maps))
+            f"{'%.1f mm slices' % slice_mm if slice_mm else '1 mm'}) seed {seed}" + (" regional" if regional else ""))
+    return PhantomCase(name, _load_of(ml), c.image, brain_mask, c.labels, slice_mm,
+                       (seed, which, load, brain, maps, regional))
 
 
-@functools.lru_cache(maxsize=2)
-def real_phantom_set(which: str) -> tuple[PhantomCase, ...]:
-    """The ``validation`` or ``test`` cases with real lesion maps on real brains, generated deterministically."""
+@functools.lru_cache(maxsize=4)
+def real_phantom_set(which: str, regional: bool = False) -> tuple[PhantomCase, ...]:
+    """The ``validation`` or ``test`` cases with real lesion maps on real brains, generated deterministically
+    (``regional``: the brains with a normal FLAIR's regional brightness, `orbitai.phantoms.lesion_maps.render_case`;
+    the same lesions)."""
     if which not in REAL_SEEDS:
         raise ValueError(f"phantom set must be one of {sorted(REAL_SEEDS)}, got {which!r}")
     out: list[PhantomCase] = []
     seed = REAL_SEEDS[which]
     for brain in lesion_maps.BRAINS[which]:
         for m in lesion_maps.map_split()[which]:
-            out.append(_real_case(seed, which, brain, maps=(m,)))
+            out.append(_real_case(seed, which, brain, maps=(m,), regional=regional))
             seed += 1
         for load, n in REAL_EXTRA.items():
             kept = 0
             while kept < n:
-                c = _real_case(seed, which, brain, load=load)
+                c = _real_case(seed, which, brain, load=load, regional=regional)
                 seed += 1
                 if c.load == load:
                     out.append(c)
@@ -190,21 +194,22 @@ def acquire_2d(image: Volume, truth: Volume, brain: Volume, rng: np.random.Gener
     return vol, vol.with_array(les.astype(np.uint8)), vol.with_array(inside.astype(np.uint8))
 
 
-@functools.lru_cache(maxsize=2)
-def thick_2d_set(which: str = "test") -> tuple[PhantomCase, ...]:
+@functools.lru_cache(maxsize=4)
+def thick_2d_set(which: str = "test", regional: bool = False) -> tuple[PhantomCase, ...]:
     """:func:`real_phantom_set`'s brains and lesion maps (the same seeds) acquired as 2D clinical FLAIR
     (:data:`THICK_2D_MM` slices, :data:`INPLANE_2D_MM` in-plane; :func:`acquire_2d`), scored on that grid."""
     out = []
-    for c in real_phantom_set(which):
-        seed, split, load, brain_no, maps = c.source
+    for c in real_phantom_set(which, regional):
+        seed, split, load, brain_no, maps, _ = c.source
         rng = np.random.default_rng([seed, 2020])
         slice_mm, inplane = float(rng.uniform(*THICK_2D_MM)), float(rng.uniform(*INPLANE_2D_MM))
-        clean = lesion_maps.real_lesion_case(seed, split, load, noise=False, brain=brain_no, maps=maps)
+        clean = lesion_maps.real_lesion_case(seed, split, load, noise=False, brain=brain_no, maps=maps,
+                                             regional=regional)
         img, truth, brain = acquire_2d(clean.image, clean.labels, c.brain, rng, slice_mm, inplane)
         ml = float(truth.array.sum()) * img.voxel_volume_mm3() / 1000.0
         how = "+".join(str(p) for p in clean.info["maps"])
         name = (f"{_load_of(ml)} brain {brain_no} maps {how} ({ml:.1f} mL, 2D {slice_mm:.1f} mm slices, "
-                f"{inplane:.2f} mm in-plane) seed {seed}")
+                f"{inplane:.2f} mm in-plane) seed {seed}" + (" regional" if regional else ""))
         out.append(PhantomCase(name, _load_of(ml), img, brain, truth, slice_mm, c.source))
     return tuple(out)
 

@@ -49,19 +49,20 @@ def forest() -> RandomForestClassifier:
                                   max_features=0.5, random_state=0, n_jobs=1)
 
 
-def fit_cases() -> tuple[PhantomCase, ...]:
-    """The validation split's phantoms that the second look is fitted on (deterministic)."""
+def fit_cases(regional: bool = False) -> tuple[PhantomCase, ...]:
+    """The validation split's phantoms that the second look is fitted on (deterministic; ``regional``: their brains
+    with a normal FLAIR's regional brightness, `orbitai.phantoms.lesion_maps.render_case`)."""
     extra: list[PhantomCase] = []
     seed = EXTRA_SEED
     for brain in lesion_maps.BRAINS["validation"]:
         kept = 0
         while kept < EXTRA_LIGHT:
-            c = _real_case(seed, "validation", brain, load="light")
+            c = _real_case(seed, "validation", brain, load="light", regional=regional)
             seed += 1
             if c.load == "light":
                 extra.append(c)
                 kept += 1
-    return real_phantom_set("validation") + thick_2d_set("validation") + tuple(extra)
+    return real_phantom_set("validation", regional) + thick_2d_set("validation", regional) + tuple(extra)
 
 
 def touches(cands: Candidates, truth: np.ndarray) -> np.ndarray:
@@ -143,12 +144,13 @@ def _choose(cases: Sequence[PhantomCase], probs: Sequence[Volume], voxel_thresho
     return best
 
 
-def fit_second_look(bundle: str) -> dict[str, Any]:
-    """Fit the second look of a lesion bundle on :func:`fit_cases` and write it into the bundle (weights kept)."""
+def fit_second_look(bundle: str, regional: bool = False) -> dict[str, Any]:
+    """Fit the second look of a lesion bundle on :func:`fit_cases` (``regional``: see there) and write it into the
+    bundle (weights kept)."""
     b = lesion_bundle(bundle)
     refuse_package_folder(b.path, "--bundle")
     model = b.load_model("cpu")
-    cases = fit_cases()
+    cases = fit_cases(regional)
     probs = [cached_probability(c, b, model) for c in cases]
     voxel_threshold = bundle_postprocess(b).threshold
     best = _choose(cases, probs, voxel_threshold)
@@ -160,8 +162,9 @@ def fit_second_look(bundle: str) -> dict[str, Any]:
             "fitted_on": f"{len(cases)} validation-split phantoms (real lesion maps "
                          f"{list(lesion_maps.map_split()['validation'])} on SynthSeg brains "
                          f"{list(lesion_maps.BRAINS['validation'])}: the real-map validation set, its 2D 5-8 mm "
-                         f"acquisitions, {EXTRA_LIGHT} more light loads per brain from seed {EXTRA_SEED}); "
-                         "never the test split or a real case"}
+                         f"acquisitions, {EXTRA_LIGHT} more light loads per brain from seed {EXTRA_SEED}"
+                         + ("; the brains with a normal FLAIR's regional brightness" if regional else "")
+                         + "); never the test split or a real case", "regional": regional}
     files = dict(b.metadata.get("files") or {})
 
     def write(tmp: Path) -> dict[str, Any]:

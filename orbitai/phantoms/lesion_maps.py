@@ -322,14 +322,14 @@ def render_case(seed: int, split: str = "training", load: str | None = None, bra
 
 
 def real_lesion_case(seed: int, split: str = "training", load: str | None = None, noise: bool = True,
-                     slice_mm: float | None = None, brain: int | None = None, maps: tuple[int, ...] | None = None
-                     ) -> PhantomCase:
+                     slice_mm: float | None = None, brain: int | None = None, maps: tuple[int, ...] | None = None,
+                     regional: bool = False) -> PhantomCase:
     """One FLAIR phantom (brain-extracted, 1 mm) with a real lesion map on a real brain; labels = lesion mask.
 
     ``load`` ``"light"`` draws a subset of one map's lesions (< 5 mL before placement), ``"heavy"`` one or more
     heavy maps together; ``noise`` adds a bias field and Rician noise; ``slice_mm`` simulates axial slices that thick
-    (partial volume, resampled back to 1 mm); ``brain``, ``maps``: see :func:`render_case`."""
-    img, _, label, grid, info = render_case(seed, split, load, brain, maps)
+    (partial volume, resampled back to 1 mm); ``brain``, ``maps``, ``regional``: see :func:`render_case`."""
+    img, _, label, grid, info = render_case(seed, split, load, brain, maps, regional)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 4748]))
     inside = img > 0
     img = img * np.float32(100.0 * rng.uniform(0.7, 1.5))
