@@ -180,7 +180,7 @@ def test_training_can_start_from_a_bundles_verified_weights(untrained_bundle, tm
     ratio[label > 0] = 1.6
     arrays = {"ratio": ratio.astype(np.float16), "background": np.ones_like(ratio, np.float16), "label": label,
               "mad": np.float32(0.1), "seed": np.int64(1), "disease": np.array("ms")}
-    monkeypatch.setattr(lesion_cases, "make_case_arrays", lambda seed, disease, confluent=0.0, heavy=0.0: arrays)
+    monkeypatch.setattr(lesion_cases, "make_case_arrays", lambda seed, disease, confluent=0.0, heavy=0.0, regional=False: arrays)
     # one step at learning rate 0: the parameters stay the initial ones
     out = lt.train(tmp_path / "b", tmp_path / "w",
                    lt.LesionTrainRecipe([1], [], iterations=1, batch=2, lr=0.0, init=untrained_bundle))
@@ -309,7 +309,7 @@ def test_missing_phantoms_are_generated_by_worker_processes_grouped_by_brain(tmp
     from orbitai.neuro import lesion_cases as lt
     from orbitai.phantoms import lesion_maps
 
-    def arrays(seed, disease, confluent=0.0, heavy=0.0):
+    def arrays(seed, disease, confluent=0.0, heavy=0.0, regional=False):
         ratio = np.full((6, 6, 6), 1 + seed % 11, np.float32)
         label = np.zeros(ratio.shape, np.uint8)
         label[2:4, 2:4, 2:4] = 1
