@@ -16,7 +16,8 @@
   0.08-0.3 of white matter, a bright ependymal lining), texture and partial volume; lesions take a contrast drawn
   from patient 26's real lesions (median over each lesion 1.2-1.5 x white matter, measured at run time from the
   shipped FLAIR and mask) with a sharp partial-volume border (the real profile rises from 1.05 to 1.40 across one
-  voxel). A noisy case adds a bias field, Rician noise and, with ``slice_mm``, a thick-slice acquisition.
+  voxel). A noisy case adds a bias field, Rician noise and, with ``slice_mm``, a thick-slice acquisition. With
+  ``regional`` the lesion-free brain has a normal FLAIR's regional brightness too (:func:`_regional`).
 
 Hand-written rather than SynthSeg's generator (TensorFlow, GPU-oriented) so that a phantom is one numpy pass on
 two CPU cores; the registrations use SimpleITK.
