@@ -34,6 +34,11 @@ def _metadata(folder: Path) -> dict[str, Any]:
     return meta
 
 
+def _shown(p: Path) -> str:
+    """``p`` relative to the repository where it lies inside it."""
+    return str(p.relative_to(REPO) if p.is_relative_to(REPO) else p)
+
+
 def main() -> None:
     hour = Path(os.environ.get("ORBITAI_LESION_HOUR", REPO / "build" / "models" / "neuro_lesion_hour"))
     if not (hour / "metadata.json").exists():
@@ -42,7 +47,8 @@ def main() -> None:
     bundled = REPO / "orbitai" / "resources" / "models" / "neuro_lesion_unet_demo"
     meta = {"hour": _metadata(hour), "bundled": _metadata(bundled)}
     # the same hour with the regional FLAIR brightness (make neuro-lesion-hour-regional), where it has been trained
-    regional = Path(os.environ.get("ORBITAI_LESION_HOUR_REGIONAL", REPO / "build" / "models" / "neuro_lesion_hour_regional"))
+    regional = Path(os.environ.get("ORBITAI_LESION_HOUR_REGIONAL",
+                                   REPO / "build" / "models" / "neuro_lesion_hour_regional"))
     if (regional / "metadata.json").exists():
         meta["regional"] = _metadata(regional)
     pp_h, pp_b, tr_h = meta["hour"]["postprocess"], meta["bundled"]["postprocess"], meta["hour"]["training"]
@@ -66,9 +72,8 @@ def main() -> None:
         metrics[f"{name}_steps_run"] = float(tr.get("steps_run", tr["iterations"]))
         targets.update({f"{name}_dice_minus_bundled": ">= -0.01", f"{name}_training_minutes": "<= 60"})
     write_result("lesion_hour", metrics, targets,
-                 notes={"candidate": str(hour.relative_to(REPO) if hour.is_relative_to(REPO) else hour),
-                        "regional": {"path": str(regional.relative_to(REPO) if regional.is_relative_to(REPO)
-                                                 else regional),
+                 notes={"candidate": _shown(hour),
+                        "regional": {"path": _shown(regional),
                                      "regional_brightness": meta["regional"]["training"].get("regional_brightness"),
                                      "chosen": {k: meta["regional"]["postprocess"][k]
                                                 for k in ("threshold", "min_size_mm3", "seed")}}

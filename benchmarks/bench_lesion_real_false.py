@@ -29,11 +29,13 @@ from benchmarks.common import write_result
 BANDS = (-12.0, 8.0)
 
 
-def false_components(mask: np.ndarray, truth: np.ndarray, depth_mm: np.ndarray, z_mm: np.ndarray
-                     ) -> dict[str, float]:
-    """The components (26-connected) of ``mask`` that touch no ``truth`` voxel: how many, mL, how many near the
-    surface (``depth_mm`` < 3 somewhere), how many per MNI height band (their centre's ``z_mm``)."""
-    lab, n = ndi.label(mask, np.ones((3, 3, 3), bool))
+def false_components(mask: np.ndarray, truth: np.ndarray, depth_mm: np.ndarray, grid: Any) -> dict[str, float]:
+    """The components (`orbitai.metrics.segmentation.lesion_components`) of ``mask`` that touch no ``truth`` voxel:
+    how many, mL, how many near the surface (``depth_mm`` < 3 somewhere), how many per MNI height band (the LPS z
+    of their centre on ``grid``, the case's `orbitai.io.Volume`)."""
+    from orbitai.metrics.segmentation import lesion_components
+
+    lab, n = lesion_components(mask)
     if n == 0:
         return {"false": 0.0, "false_ml": 0.0, "false_near_surface": 0.0, "false_low": 0.0, "false_middle": 0.0,
                 "false_high": 0.0}
@@ -41,7 +43,8 @@ def false_components(mask: np.ndarray, truth: np.ndarray, depth_mm: np.ndarray, 
     hit = ndi.maximum(truth, lab, idx) > 0
     size = np.asarray(ndi.sum(mask, lab, idx))
     shallow = np.asarray(ndi.minimum(depth_mm, lab, idx)) < 3.0
-    zc = np.asarray(ndi.mean(z_mm, lab, idx))
+    centres = np.asarray(ndi.center_of_mass(mask, lab, idx), float).reshape(n, 3)
+    zc = grid.index_to_physical(centres[:, ::-1])[:, 2]        # [z, y, x] array index -> (i, j, k) -> LPS z
     f = ~hit
     return {"false": float(f.sum()), "false_ml": float(size[f].sum()) / 1000.0,
             "false_near_surface": float((f & shallow).sum()), "false_low": float((f & (zc < BANDS[0])).sum()),
@@ -60,10 +63,6 @@ def main() -> None:
     flair, brain, truth = _patient26()
     t = np.asarray(truth.array) > 0
     depth = ndi.distance_transform_edt(np.asarray(brain.array) > 0, sampling=flair.spacing[::-1])
-    # MNI z of every voxel: the image's own geometry (LPS z = MNI z)
-    ks = np.arange(flair.shape[0], dtype=float)
-    z_of_k = np.array([flair.to_sitk().TransformContinuousIndexToPhysicalPoint((0.0, 0.0, float(k)))[2] for k in ks])
-    z_mm = np.broadcast_to(z_of_k[:, None, None], flair.shape)
     names = [DEFAULT_BUNDLE] + [s for s in os.environ.get("ORBITAI_LESION_CANDIDATES", "").split(",") if s]
     metrics: dict[str, float] = {}
     notes: dict[str, Any] = {"case": "Lesjak et al. cs_patient26 (real MS FLAIR, MNI, 1 mm; consensus mask)",
@@ -78,7 +77,7 @@ def main() -> None:
                           ("user", lesion_mask(b, prob, flair, brain).array > 0)):
             m = lesion_metrics(mask, t, flair.spacing)
             row = {"dice": m["dice"], "lesion_f1": m["lesion_f1"], "lesion_recall": m["lesion_recall"],
-                   "volume_ml": m["volume_pred_ml"], **false_components(mask, t, depth, z_mm)}
+                   "volume_ml": m["volume_pred_ml"], **false_components(mask, t, depth, flair)}
             metrics.update({f"{tag}_{how}_{k}": float(v) for k, v in row.items()})
     write_result("lesion_real_false", metrics, {}, notes)
 

@@ -110,7 +110,7 @@ def _one_square_lesion(monkeypatch, lt) -> None:
     ratio[label > 0] = 1.6
     arrays = {"ratio": ratio.astype(np.float16), "background": np.ones_like(ratio, np.float16), "label": label,
               "mad": np.float32(0.1), "seed": np.int64(1), "disease": np.array("ms")}
-    monkeypatch.setattr(lesion_cases, "make_case_arrays", lambda seed, disease, confluent=0.0, heavy=0.0, regional=False: arrays)
+    monkeypatch.setattr(lesion_cases, "make_case_arrays", lambda *a, **k: arrays)
 
 def test_a_time_limit_writes_the_bundle_from_the_weights_reached_and_says_how_many_steps_ran(tmp_path, monkeypatch):
     from orbitai.bundle import load_bundle

@@ -180,7 +180,7 @@ def test_training_can_start_from_a_bundles_verified_weights(untrained_bundle, tm
     ratio[label > 0] = 1.6
     arrays = {"ratio": ratio.astype(np.float16), "background": np.ones_like(ratio, np.float16), "label": label,
               "mad": np.float32(0.1), "seed": np.int64(1), "disease": np.array("ms")}
-    monkeypatch.setattr(lesion_cases, "make_case_arrays", lambda seed, disease, confluent=0.0, heavy=0.0, regional=False: arrays)
+    monkeypatch.setattr(lesion_cases, "make_case_arrays", lambda *a, **k: arrays)
     # one step at learning rate 0: the parameters stay the initial ones
     out = lt.train(tmp_path / "b", tmp_path / "w",
                    lt.LesionTrainRecipe([1], [], iterations=1, batch=2, lr=0.0, init=untrained_bundle))
